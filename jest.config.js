@@ -1,0 +1,5 @@
+// One jest run over every project; integration suites start their own etcd member.
+module.exports = {
+  projects: ['<rootDir>/libs/*/jest.config.js', '<rootDir>/apps/*/jest.config.js'],
+  testTimeout: 60000,
+};

@@ -1,0 +1,16 @@
+// Shared jest settings: @swc/jest transforms TypeScript and the ESM-only dependencies
+// (Nest 12, @kubernetes/client-node) so the suites run in CommonJS mode.
+const path = require('node:path');
+const root = __dirname;
+module.exports = (name, dir) => ({
+  displayName: name,
+  rootDir: dir,
+  testEnvironment: 'node',
+  testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
+  transform: {
+    '^.+\\.(t|j|mj)s$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } }],
+  },
+  transformIgnorePatterns: ['node_modules/(?!(@nestjs|@kubernetes/client-node|openid-client|oauth4webapi|jose|file-type|load-esm|uid)/)'],
+  moduleNameMapper: { '^@batchapi/([a-z-]+)$': path.join(root, 'libs/$1/src/index.ts') },
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+});

@@ -1,0 +1,77 @@
+/**
+ * Error codes a user can see. Each has one HTTP status; the code is stable API,
+ * the message is for people and may change.
+ */
+export const ErrorCode = {
+  InvalidArgument: 'invalid_argument',
+  PayloadTooLarge: 'payload_too_large',
+  Unauthenticated: 'unauthenticated',
+  PermissionDenied: 'permission_denied',
+  NotFound: 'not_found',
+  UnknownTenant: 'unknown_tenant',
+  UnknownQueue: 'unknown_queue',
+  ExceedsQuota: 'exceeds_quota',
+  IdempotencyConflict: 'idempotency_conflict',
+  Conflict: 'conflict',
+  RateLimited: 'rate_limited',
+  Unavailable: 'unavailable',
+  Internal: 'internal',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** HTTP status for each code. */
+export const statusOf: Record<ErrorCode, number> = {
+  invalid_argument: 400,
+  payload_too_large: 413,
+  unauthenticated: 401,
+  permission_denied: 403,
+  not_found: 404,
+  unknown_tenant: 422,
+  unknown_queue: 422,
+  exceeds_quota: 422,
+  idempotency_conflict: 409,
+  conflict: 409,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+/** The JSON body of every error answer: `{"error": {...}}`. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+  /** Dotted path of the offending request field, when one field is at fault. */
+  field?: string;
+  /** The id (job, tenant, queue...) the error concerns. */
+  id?: string;
+  /** Seconds after which a retry may succeed (429, 503). */
+  retryAfterSeconds?: number;
+}
+
+/** An error meant for the caller: carries a stable code, a status and the field or id at fault. */
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: { field?: string; id?: string; retryAfterSeconds?: number } = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = statusOf[code];
+  }
+
+  toBody(): { error: ErrorBody } {
+    return { error: { code: this.code, message: this.message, ...this.details } };
+  }
+
+  static fromBody(status: number, body: unknown): ApiError {
+    const e = (body as { error?: ErrorBody } | undefined)?.error;
+    if (e && typeof e.code === 'string' && e.code in statusOfCode) {
+      const { code, message, ...details } = e;
+      return new ApiError(code, message, details);
+    }
+    return new ApiError(status >= 500 ? ErrorCode.Unavailable : ErrorCode.Internal, `HTTP ${status}: ${JSON.stringify(body)}`);
+  }
+}
+const statusOfCode: Record<string, number> = Object.fromEntries(Object.values(ErrorCode).map((c) => [c, statusOf[c]]));

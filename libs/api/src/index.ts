@@ -1,0 +1,7 @@
+export * from './errors';
+export * from './quantity';
+export * from './model';
+export * from './ranges';
+export * from './schemas';
+export * from './views';
+export * from './lifecycle';

@@ -1,0 +1,77 @@
+/**
+ * The job state machine as pure functions: each takes a record and the time, and returns
+ * the next record. Callers write the result with a compare-and-swap.
+ */
+import type { GroupStatus, JobRecord, NodeAllocation, TaskGroup } from './model';
+import { addResources, GPU_MILLI } from './quantity';
+import { TERMINAL_PHASES } from './model';
+import { countTasks, takeTasks } from './ranges';
+
+/** Accounts finished groups into the job's counters and ends the job when every task is terminal. */
+export function applyGroupOutcomes(job: JobRecord, groups: readonly GroupStatus[], now: number): JobRecord {
+  const counts = { ...job.counts };
+  for (const g of groups) {
+    for (const t of g.tasks) {
+      if (t.state === 'Succeeded') counts.succeeded++;
+      else if (t.state === 'Failed') counts.failed++;
+      else if (t.state === 'Cancelled') counts.cancelled++;
+    }
+  }
+  return settle({ ...job, counts }, now);
+}
+
+/**
+ * Asks for a job's cancellation: pending tasks are cancelled at once; live groups are
+ * stopped by their executors, whose reports end the job.
+ */
+export function requestCancel(job: JobRecord, now: number): JobRecord {
+  if (TERMINAL_PHASES.has(job.phase)) return job;
+  const cancelled = countTasks(job.pending);
+  return settle(
+    { ...job, pending: [], cancelRequestedAt: job.cancelRequestedAt ?? now, counts: { ...job.counts, cancelled: job.counts.cancelled + cancelled } },
+    now,
+  );
+}
+
+/** Removes tasks bound by the scheduler from the pending ranges and marks the job running. */
+export function markBound(job: JobRecord, taken: number, now: number): JobRecord {
+  const { rest } = takeTasks(job.pending, taken);
+  return { ...job, pending: rest, phase: 'Running', startedAt: job.startedAt ?? now };
+}
+
+function settle(job: JobRecord, now: number): JobRecord {
+  const { succeeded, failed, cancelled } = job.counts;
+  if (succeeded + failed + cancelled < job.spec.tasks || TERMINAL_PHASES.has(job.phase)) return job;
+  const phase = job.cancelRequestedAt !== undefined ? 'Cancelled' : failed > 0 ? 'Failed' : 'Succeeded';
+  return { ...job, phase, finishedAt: now };
+}
+
+/** Adds a group's reservation to its node's allocation. */
+export function reserveOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllocation {
+  return changeAllocation(alloc, group, 1);
+}
+
+/** Returns a finished group's reservation. */
+export function releaseOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllocation {
+  return changeAllocation(alloc, group, -1);
+}
+
+function changeAllocation(alloc: NodeAllocation, group: TaskGroup, sign: 1 | -1): NodeAllocation {
+  const n = group.end - group.start;
+  const used = addResources(alloc.used, group.resources, sign * n);
+  const devices = { ...alloc.devices };
+  const share = group.resources.gpu ?? 0;
+  for (const perTask of group.devices) {
+    // A whole-GPU task holds each device fully; a fractional one holds `share` of one device.
+    const each = share >= GPU_MILLI ? GPU_MILLI : share;
+    for (const d of perTask) {
+      const next = (devices[d] ?? 0) + sign * each;
+      if (next > 0) devices[d] = next;
+      else delete devices[d];
+    }
+  }
+  return { used, devices };
+}
+
+/** An empty allocation. */
+export const EMPTY_ALLOCATION: NodeAllocation = { used: {}, devices: {} };

@@ -1,0 +1,173 @@
+/**
+ * The records BatchAPI keeps in etcd and returns from its API. Times are epoch milliseconds
+ * in records and ISO-8601 strings in API answers.
+ */
+import type { ResourceVector } from './quantity';
+
+/** Lifecycle of a job. Terminal phases never change again. */
+export const JobPhase = {
+  /** Committed by admission; waiting for the quota service. */
+  Submitted: 'Submitted',
+  /** Admitted into its queue; waiting for placement. */
+  Queued: 'Queued',
+  /** At least one task was bound to a node. */
+  Running: 'Running',
+  Succeeded: 'Succeeded',
+  Failed: 'Failed',
+  Cancelled: 'Cancelled',
+  /** Refused by the quota service; `reason` says why. */
+  Rejected: 'Rejected',
+} as const;
+export type JobPhase = (typeof JobPhase)[keyof typeof JobPhase];
+export const TERMINAL_PHASES: ReadonlySet<JobPhase> = new Set(['Succeeded', 'Failed', 'Cancelled', 'Rejected']);
+
+/** Outcome of one task attempt. */
+export const TaskState = {
+  Bound: 'Bound',
+  Running: 'Running',
+  Succeeded: 'Succeeded',
+  Failed: 'Failed',
+  Cancelled: 'Cancelled',
+} as const;
+export type TaskState = (typeof TaskState)[keyof typeof TaskState];
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+
+/** A half-open range `[start, end)` of task indices of one array job, all at one attempt number. */
+export interface TaskRange {
+  start: number;
+  end: number;
+  /** Attempt number the tasks will run as next (1 for the first run). */
+  attempt: number;
+}
+
+/** What a job runs; normalized from the submit request. */
+export interface JobSpec {
+  name: string;
+  /** argv: the program and its arguments; run without a shell. */
+  command: string[];
+  env: Record<string, string>;
+  /** Per task, normalized (see `quantity.ts`). */
+  resources: ResourceVector;
+  /** Number of identical tasks (an array job). Task `i` sees `BATCH_TASK_INDEX=i`. */
+  tasks: number;
+  /** Higher runs first. */
+  priority: number;
+  labels: Record<string, string>;
+}
+
+/** The job record at `jobs/{id}`: one key per job whatever its task count. */
+export interface JobRecord {
+  id: string;
+  tenant: string;
+  queue: string;
+  spec: JobSpec;
+  phase: JobPhase;
+  reason?: { code: string; message: string };
+  /** Task ranges not yet bound to a node. */
+  pending: TaskRange[];
+  /** Terminal task counters, written by executors' reports. */
+  counts: { succeeded: number; failed: number; cancelled: number };
+  /** W3C traceparent of the submit; every service continues this trace. */
+  traceparent?: string;
+  createdAt: number;
+  queuedAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  /** Set when a cancel was asked for. */
+  cancelRequestedAt?: number;
+}
+
+/** Per-task status inside a task group. */
+export interface TaskStatus {
+  state: TaskState;
+  exitCode?: number;
+  signal?: string;
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+/**
+ * A range of one job's tasks bound to one node at one attempt. The scheduler creates it;
+ * the executor owns it afterwards. Stored twice with one meaning: the run order at
+ * `bindings/{node}/{job}/{start}` (what the executor watches; deleted when the group ends)
+ * and the status at `groups/{job}/{start}` (kept for queries and logs).
+ */
+export interface TaskGroup {
+  jobId: string;
+  tenant: string;
+  queue: string;
+  node: string;
+  start: number;
+  end: number;
+  attempt: number;
+  /** Resources reserved per task. */
+  resources: ResourceVector;
+  /** GPU device indices per task (index `i` is task `start + i`); empty without GPUs. */
+  devices: number[][];
+  boundAt: number;
+  traceparent?: string;
+  /** The scheduler's cycle span, linked from the executor's run span. */
+  cycleSpan?: string;
+}
+
+/** The run order an executor watches. */
+export interface Binding extends TaskGroup {
+  command: string[];
+  env: Record<string, string>;
+  /** Set by a cancel: the executor stops the group's tasks. */
+  cancelRequested?: boolean;
+}
+
+/** The status of a group, kept after it ends. */
+export interface GroupStatus extends TaskGroup {
+  tasks: TaskStatus[];
+}
+
+/** A GPU device found by `nvidia-smi`. */
+export interface GpuDevice {
+  index: number;
+  model: string;
+  memoryMiB: number;
+  uuid: string;
+}
+
+/** A node's inventory at `nodes/{name}`, bound to its executor's lease: it vanishes when the executor dies. */
+export interface NodeRecord {
+  name: string;
+  capacity: ResourceVector;
+  labels: Record<string, string>;
+  taints: Array<{ key: string; value?: string; effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute' }>;
+  gpus: GpuDevice[];
+  /** Base URL of the executor's HTTP server (health, logs). */
+  url: string;
+  registeredAt: number;
+}
+
+/** Resources held on a node by its live groups, at `alloc/{name}`. Every bind and release is a CAS on it. */
+export interface NodeAllocation {
+  used: ResourceVector;
+  /** Milli-GPU in use per device index. */
+  devices: Record<string, number>;
+}
+
+/** A team. */
+export interface Tenant {
+  name: string;
+  /** Fair-share weight. @default 1 */
+  weight: number;
+}
+
+/** A queue of one tenant with a nominal quota. */
+export interface Queue {
+  name: string;
+  tenant: string;
+  /** Most resources the queue's running tasks may hold together (normalized). Absent dimension = no limit. */
+  nominal: ResourceVector;
+  cohort?: string;
+}
+
+/** Who a bearer token speaks for. */
+export interface Principal {
+  tenant: string;
+  role: 'tenant' | 'operator';
+}

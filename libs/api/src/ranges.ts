@@ -1,0 +1,39 @@
+/** Arithmetic on task ranges `[start, end)`, the way array jobs are stored instead of a key per task. */
+import type { TaskRange } from './model';
+
+/** Number of tasks in a list of ranges. */
+export function countTasks(ranges: readonly TaskRange[]): number {
+  let n = 0;
+  for (const r of ranges) n += r.end - r.start;
+  return n;
+}
+
+/**
+ * Takes up to `n` tasks from the front of `ranges`. Returns the taken ranges and what is left;
+ * the input is not changed.
+ */
+export function takeTasks(ranges: readonly TaskRange[], n: number): { taken: TaskRange[]; rest: TaskRange[] } {
+  const taken: TaskRange[] = [];
+  const rest: TaskRange[] = [];
+  let want = n;
+  for (const r of ranges) {
+    if (want <= 0) { rest.push(r); continue; }
+    const k = Math.min(want, r.end - r.start);
+    taken.push({ start: r.start, end: r.start + k, attempt: r.attempt });
+    if (r.start + k < r.end) rest.push({ start: r.start + k, end: r.end, attempt: r.attempt });
+    want -= k;
+  }
+  return { taken, rest };
+}
+
+/** Adds ranges back (e.g. requeued tasks), sorted by start and merged where they touch at the same attempt. */
+export function mergeRanges(a: readonly TaskRange[], b: readonly TaskRange[]): TaskRange[] {
+  const all = [...a, ...b].sort((x, y) => x.start - y.start);
+  const out: TaskRange[] = [];
+  for (const r of all) {
+    const last = out[out.length - 1];
+    if (last && last.end === r.start && last.attempt === r.attempt) last.end = r.end;
+    else out.push({ ...r });
+  }
+  return out;
+}

@@ -1,0 +1,110 @@
+/**
+ * Request schemas (zod). The same schemas validate requests and generate the OpenAPI
+ * document, so the two never disagree.
+ */
+import { z } from 'zod';
+import { ApiError, ErrorCode } from './errors';
+import type { JobSpec } from './model';
+import { parseResources } from './quantity';
+
+/** A name of a tenant, queue or node: lower-case DNS label style. */
+export const NameSchema = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower-case letters, digits and "-"');
+const Quantity = z.union([z.string().max(64), z.number().nonnegative()]);
+const EnvName = z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+const LabelKey = z.string().min(1).max(253).regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/, 'must be a label key');
+
+/** Most tasks in one array job. */
+export const MAX_TASKS = 10_000_000;
+
+/** `POST /v1/jobs` body. */
+export const SubmitJobSchema = z.strictObject({
+  /** Human name. @default "job" */
+  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."').optional(),
+  /** argv: program then arguments; no shell. */
+  command: z.array(z.string().max(4096)).min(1).max(1024).refine((c) => c[0].length > 0, 'command[0] must name a program'),
+  /** Environment variables for every task. @default {} */
+  env: z.record(EnvName, z.string().max(32768)).optional(),
+  /** Per-task resources. @default {"cpu": "1", "memory": "256Mi"} */
+  resources: z.record(z.string(), Quantity).optional(),
+  /** Number of tasks (array job). @default 1 */
+  tasks: z.number().int().min(1).max(MAX_TASKS).optional(),
+  /** Higher runs first. @default 0 */
+  priority: z.number().int().min(-1000).max(1000).optional(),
+  /** Queue name. @default "default" */
+  queue: NameSchema.optional(),
+  /** Tenant; only operators may name a tenant other than their own. @default the token's tenant */
+  tenant: NameSchema.optional(),
+  /** @default {} */
+  labels: z.record(LabelKey, z.string().max(63)).optional(),
+});
+export type SubmitJobRequest = z.infer<typeof SubmitJobSchema>;
+
+/** Per-task resources when a request names none. */
+export const DEFAULT_RESOURCES = { cpu: '1', memory: '256Mi' } as const;
+
+/** Turns a zod failure into `invalid_argument` naming the first bad field. */
+export function schemaError(error: z.ZodError, root = ''): ApiError {
+  const issue = error.issues[0];
+  const path = [root, ...issue.path.map(String)].filter(Boolean).join('.');
+  const field = path || '(body)';
+  return new ApiError(ErrorCode.InvalidArgument, `${field}: ${issue.message}`, { field });
+}
+
+/** Parses any value with a schema or throws `invalid_argument` naming the field. */
+export function parseWith<T>(schema: z.ZodType<T>, value: unknown, root = ''): T {
+  const r = schema.safeParse(value);
+  if (!r.success) throw schemaError(r.error, root);
+  return r.data;
+}
+
+/** Validates a submit body and normalizes it. Throws `ApiError(invalid_argument)` naming the field. */
+export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tenant?: string } {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
+  }
+  const req = parseWith(SubmitJobSchema, body);
+  const spec: JobSpec = {
+    name: req.name ?? 'job',
+    command: req.command,
+    env: req.env ?? {},
+    resources: parseResources(req.resources ?? DEFAULT_RESOURCES),
+    tasks: req.tasks ?? 1,
+    priority: req.priority ?? 0,
+    labels: req.labels ?? {},
+  };
+  return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
+}
+
+/** One entry of the tokens file: a token is stored only as its SHA-256 hex digest. */
+export const TokenEntrySchema = z.strictObject({
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  tenant: NameSchema,
+  role: z.enum(['tenant', 'operator']),
+});
+export const TokensFileSchema = z.strictObject({ tokens: z.array(TokenEntrySchema) });
+export type TokensFile = z.infer<typeof TokensFileSchema>;
+
+/** The quota service's seed file: tenants and queues that must exist. */
+export const ClusterConfigSchema = z.strictObject({
+  tenants: z.array(z.strictObject({ name: NameSchema, weight: z.number().positive().max(1e6).optional() })),
+  queues: z.array(
+    z.strictObject({
+      name: NameSchema,
+      tenant: NameSchema,
+      nominal: z.record(z.string(), Quantity).optional(),
+      cohort: NameSchema.optional(),
+    }),
+  ),
+});
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+/** `GET /v1/jobs` query. */
+export const ListJobsQuerySchema = z.strictObject({
+  state: z.enum(['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected']).optional(),
+  queue: NameSchema.optional(),
+  /** @default 50 */
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Opaque cursor from the previous page's `nextPageToken`. */
+  pageToken: z.string().max(256).optional(),
+});
+export type ListJobsQuery = z.infer<typeof ListJobsQuerySchema>;

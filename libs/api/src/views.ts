@@ -1,0 +1,79 @@
+/** What the API answers about jobs: records turned into the shapes clients read. */
+import type { GroupStatus, JobPhase, JobRecord, TaskState } from './model';
+import { formatResources } from './quantity';
+import { countTasks } from './ranges';
+
+export interface TaskCounts {
+  pending: number;
+  bound: number;
+  running: number;
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+}
+
+/** A job as `GET /v1/jobs/:id` returns it. */
+export interface JobView {
+  id: string;
+  name: string;
+  tenant: string;
+  queue: string;
+  phase: JobPhase;
+  reason?: { code: string; message: string };
+  command: string[];
+  resources: Record<string, string | number>;
+  tasks: number;
+  priority: number;
+  labels: Record<string, string>;
+  taskCounts: TaskCounts;
+  traceId?: string;
+  createdAt: string;
+  queuedAt?: string;
+  startedAt?: string;
+  finishedAt?: string;
+}
+
+const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOString());
+
+/** Trace id out of a W3C traceparent (`00-<trace>-<span>-<flags>`). */
+export function traceIdOf(traceparent?: string): string | undefined {
+  return traceparent?.split('-')[1];
+}
+
+/**
+ * Builds the view of a job from its record and the status of its live groups.
+ * Terminal counts come from the record; bound/running from live groups.
+ */
+export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): JobView {
+  const counts: TaskCounts = { pending: countTasks(job.pending), bound: 0, running: 0, ...job.counts };
+  for (const g of groups) {
+    for (const t of g.tasks) {
+      if (t.state === 'Bound') counts.bound++;
+      else if (t.state === 'Running') counts.running++;
+    }
+  }
+  return {
+    id: job.id,
+    name: job.spec.name,
+    tenant: job.tenant,
+    queue: job.queue,
+    phase: job.phase,
+    reason: job.reason,
+    command: job.spec.command,
+    resources: formatResources(job.spec.resources),
+    tasks: job.spec.tasks,
+    priority: job.spec.priority,
+    labels: job.spec.labels,
+    taskCounts: counts,
+    traceId: traceIdOf(job.traceparent),
+    createdAt: iso(job.createdAt)!,
+    queuedAt: iso(job.queuedAt),
+    startedAt: iso(job.startedAt),
+    finishedAt: iso(job.finishedAt),
+  };
+}
+
+/** Tasks of a group that are not yet terminal. */
+export function liveTaskStates(g: GroupStatus): TaskState[] {
+  return g.tasks.map((t) => t.state).filter((s) => s === 'Bound' || s === 'Running');
+}

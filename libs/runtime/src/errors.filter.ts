@@ -1,0 +1,38 @@
+/** Turns every thrown error into the API's error body with its stable code and status. */
+import { ApiError, ErrorCode } from '@batchapi/api';
+import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
+import type { Logger } from 'pino';
+
+@Catch()
+export class ApiErrorFilter implements ExceptionFilter {
+  constructor(private readonly log: Logger) {}
+
+  catch(err: unknown, host: ArgumentsHost): void {
+    const reply = host.switchToHttp().getResponse();
+    const e = toApiError(err);
+    if (e.code === ErrorCode.Internal) this.log.error({ err }, 'unhandled error');
+    if (e.details.retryAfterSeconds !== undefined) reply.header('Retry-After', String(e.details.retryAfterSeconds));
+    reply.status(e.status).send(e.toBody());
+  }
+}
+
+/** Maps framework and parser errors to API errors; unknown errors become `internal`. */
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  const code = (err as { code?: string })?.code;
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError(ErrorCode.InvalidArgument, 'send the body as application/json', { field: '(body)' });
+  if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new ApiError(ErrorCode.InvalidArgument, 'the body is not valid JSON', { field: '(body)' });
+  }
+  if (err instanceof HttpException) {
+    const status = err.getStatus();
+    if (status === 404) return new ApiError(ErrorCode.NotFound, 'no such route');
+    if (status === 413) return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
+    if (status === 400) return new ApiError(ErrorCode.InvalidArgument, err.message, { field: '(body)' });
+  }
+  const status = (err as { statusCode?: number })?.statusCode;
+  if (status === 413) return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
+  if (status === 400) return new ApiError(ErrorCode.InvalidArgument, (err as Error).message, { field: '(body)' });
+  return new ApiError(ErrorCode.Internal, 'internal error; it was logged');
+}

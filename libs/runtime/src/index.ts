@@ -1,0 +1,3 @@
+export * from './config';
+export * from './errors.filter';
+export * from './service';

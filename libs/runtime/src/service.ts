@@ -1,0 +1,143 @@
+/**
+ * Starts a BatchAPI service: connects to etcd, takes the process lease, registers the
+ * process as a member, and serves its Nest module on Fastify with `/healthz`, `/readyz`
+ * and `/metrics`. Apps stay thin: they pass their module and their readiness check.
+ */
+import 'reflect-metadata';
+import { EtcdStore, type ProcessLease } from '@batchapi/store';
+import { initTracing, shutdownTracing } from '@batchapi/telemetry';
+import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provider, Res } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import pino, { type Logger } from 'pino';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { configFromEnv, type ServiceConfig } from './config';
+import { ApiErrorFilter } from './errors.filter';
+
+/** Injection token of the `ServiceContext`. */
+export const SERVICE = Symbol('ServiceContext');
+
+/** What every part of a service shares. */
+export interface ServiceContext {
+  /** Service name: admission, quota, scheduler or executor. */
+  name: string;
+  config: ServiceConfig;
+  store: EtcdStore;
+  /** The process lease; also binds the member key. */
+  lease: ProcessLease;
+  registry: Registry;
+  log: Logger;
+  /** Extra readiness condition of the service (e.g. "caches synced"). */
+  readiness: { check: () => boolean | Promise<boolean>; reason?: () => string };
+}
+
+@Controller()
+class HealthController {
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {}
+
+  /** Liveness: the process answers. */
+  @Get('healthz')
+  healthz() {
+    return { status: 'ok', service: this.ctx.name, instance: this.ctx.config.instanceId };
+  }
+
+  /** Readiness: the lease holds, etcd answers, and the service's own condition is met. */
+  @Get('readyz')
+  async readyz(@Res() reply: { status(n: number): { send(b: unknown): void } }) {
+    const checks: Record<string, boolean> = { lease: this.ctx.lease.alive() };
+    checks.etcd = await this.ctx.store.get(this.ctx.store.keys.member(this.ctx.name, this.ctx.config.instanceId)).then(() => true, () => false);
+    checks.service = await Promise.resolve(this.ctx.readiness.check()).catch(() => false);
+    const ok = Object.values(checks).every(Boolean);
+    reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks, reason: ok ? undefined : this.ctx.readiness.reason?.() });
+  }
+
+  @Get('metrics')
+  async metrics(@Res() reply: { header(k: string, v: string): unknown; send(b: unknown): void }) {
+    reply.header('Content-Type', this.ctx.registry.contentType);
+    reply.send(await this.ctx.registry.metrics());
+  }
+}
+
+@Global()
+@Module({})
+class RuntimeModule {
+  static forRoot(ctx: ServiceContext): DynamicModule {
+    return { module: RuntimeModule, controllers: [HealthController], providers: [{ provide: SERVICE, useValue: ctx }], exports: [SERVICE] };
+  }
+}
+
+/** Options of `runService`. */
+export interface RunServiceOptions {
+  name: string;
+  /** The service's own controllers and providers. */
+  controllers?: Array<new (...args: never[]) => unknown>;
+  providers?: Provider[];
+  /** Settings; read from the environment when absent. */
+  config?: Partial<ServiceConfig>;
+  /** Largest request body, in bytes. @default 1048576 */
+  bodyLimit?: number;
+}
+
+/** A started service. */
+export interface RunningService {
+  app: NestFastifyApplication;
+  ctx: ServiceContext;
+  /** Base URL it listens on, e.g. `http://127.0.0.1:7070`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts a service and returns once it listens. */
+export async function runService(opts: RunServiceOptions): Promise<RunningService> {
+  const config = { ...configFromEnv(), ...opts.config };
+  initTracing(opts.name);
+  const log = pino({ name: opts.name, level: config.logLevel, base: { service: opts.name, instance: config.instanceId } });
+  const store = new EtcdStore({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix });
+  const lease = await store.grantLease(config.leaseTtlSeconds);
+  lease.lease.on('keepaliveFailed', () => log.warn({ sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
+  const registry = new Registry();
+  registry.setDefaultLabels({ service: opts.name });
+  collectDefaultMetrics({ register: registry });
+  const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true } };
+  await store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() }, lease: lease.id }]);
+
+  @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
+  class ServiceModule {}
+
+  const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, new FastifyAdapter({ bodyLimit: opts.bodyLimit ?? 1024 * 1024 }), { logger: ['error', 'warn'] });
+  app.useGlobalFilters(new ApiErrorFilter(log));
+  await app.listen(config.port, config.host);
+  const addr = app.getHttpServer().address() as { port: number };
+  const url = `http://${config.host}:${addr.port}`;
+  log.info({ url }, `${opts.name} listening`);
+  let closed = false;
+  return {
+    app,
+    ctx,
+    url,
+    async close() {
+      if (closed) return;
+      closed = true;
+      await app.close();
+      await lease.revoke();
+      await store.close();
+    },
+  };
+}
+
+/** Runs a service as the main of its process: stops cleanly on SIGINT/SIGTERM. */
+export async function serviceMain(start: () => Promise<RunningService>): Promise<void> {
+  try {
+    const svc = await start();
+    const stop = async () => {
+      await svc.close().catch(() => undefined);
+      await shutdownTracing();
+      process.exit(0);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  } catch (err) {
+    console.error(err);
+    process.exit(1);
+  }
+}

@@ -1,0 +1,126 @@
+/**
+ * Starts real etcd members on free loopback ports: one for the local cluster and for each
+ * integration suite, three when a test kills members. Uses the `etcd` binary on PATH
+ * (Debian's `etcd-server`).
+ */
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** Options of a local etcd member or cluster. */
+export interface EtcdMemberOptions {
+  /** Data directory; kept when given, else a temp dir removed on stop. */
+  dataDir?: string;
+  /** Members in the cluster. @default 1 */
+  members?: number;
+  /** Path of the etcd binary. @default "etcd" on PATH */
+  binary?: string;
+  /** How long to wait for the cluster to answer, in milliseconds. @default 15000 */
+  startTimeoutMs?: number;
+}
+
+/** A running local etcd. */
+export interface LocalEtcd {
+  /** Client URLs of every member. */
+  endpoints: string[];
+  members: Array<{ name: string; clientUrl: string; process: ChildProcess; dataDir: string; args: string[] }>;
+  /** Kills one member (`SIGKILL` by default). */
+  kill(index: number, signal?: NodeJS.Signals): void;
+  /** Restarts a killed member with its data. */
+  restart(index: number): void;
+  stop(): Promise<void>;
+}
+
+/** Finds a free TCP port on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Says how to get etcd when it is missing. */
+export function etcdBinaryOrExplain(binary = 'etcd'): string {
+  const r = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    throw new Error(`etcd was not found (${binary}). Install it: sudo apt-get install -y etcd-server (Debian/Ubuntu), or put an etcd 3.4+ binary on PATH.`);
+  }
+  return binary;
+}
+
+/** Starts a local etcd of `members` members on loopback and waits until it answers. */
+export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd> {
+  const binary = etcdBinaryOrExplain(opts.binary);
+  const n = opts.members ?? 1;
+  const ownDir = !opts.dataDir;
+  const base = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'batch-etcd-'));
+  const ports = await Promise.all(Array.from({ length: n * 2 }, () => freePort()));
+  const specs = Array.from({ length: n }, (_, i) => ({
+    name: `m${i}`,
+    clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
+    peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+    dataDir: join(base, `m${i}`),
+  }));
+  const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
+  const members = specs.map((s) => {
+    const args = [
+      '--name', s.name, '--data-dir', s.dataDir,
+      '--listen-client-urls', s.clientUrl, '--advertise-client-urls', s.clientUrl,
+      '--listen-peer-urls', s.peerUrl, '--initial-advertise-peer-urls', s.peerUrl,
+      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `batch-${ports[0]}`,
+      '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'error', '--logger', 'zap',
+    ];
+    return { name: s.name, clientUrl: s.clientUrl, dataDir: s.dataDir, args, process: launch(binary, args) };
+  });
+  const local: LocalEtcd = {
+    endpoints: members.map((m) => m.clientUrl),
+    members,
+    kill(i, signal = 'SIGKILL') { members[i].process.kill(signal); },
+    restart(i) { members[i].process = launch(binary, members[i].args.map((a) => (a === 'new' ? 'existing' : a))); },
+    async stop() {
+      await Promise.all(members.map((m) => stopProcess(m.process)));
+      if (ownDir) rmSync(base, { recursive: true, force: true });
+    },
+  };
+  try {
+    await waitHealthy(local.endpoints, opts.startTimeoutMs ?? 15000);
+  } catch (err) {
+    await local.stop();
+    throw err;
+  }
+  return local;
+}
+
+function launch(binary: string, args: string[]): ChildProcess {
+  const p = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  p.stderr?.resume();
+  return p;
+}
+
+async function stopProcess(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => p.kill('SIGKILL'), 3000);
+    p.once('exit', () => { clearTimeout(t); resolve(); });
+    p.kill('SIGTERM');
+  });
+}
+
+async function waitHealthy(endpoints: string[], timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${endpoints[0]}/health`, { signal: AbortSignal.timeout(500) });
+      if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`etcd did not become healthy within ${timeoutMs} ms at ${endpoints.join(',')}`);
+}

@@ -1,0 +1,182 @@
+/**
+ * Binding and reporting task groups: the scheduler's fenced bind of a plan, and the
+ * executor's batched status reports. Both are compare-and-swap transactions, chunked under
+ * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
+ */
+import {
+  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation,
+  releaseOnNode, reserveOnNode, TERMINAL_TASK_STATES,
+} from '@batchapi/api';
+import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
+
+/** All groups one job gets in one cycle, with the job record they were decided from. */
+export interface BindUnit {
+  /** The job as the decision saw it; its mod revision is compared. */
+  job: Versioned<JobRecord>;
+  /** The job after binding (pending ranges removed). */
+  next: JobRecord;
+  bindings: Binding[];
+}
+
+/** What happened to a plan. */
+export interface BindResult {
+  /** Units whose bindings landed. */
+  bound: BindUnit[];
+  /** Units refused by a compare (stale job or node, or a lost fence); redo them next cycle. */
+  refused: BindUnit[];
+  /** Number of transactions sent. */
+  txns: number;
+}
+
+/**
+ * Applies a plan: for each unit, the job record, each group's binding and status, and each
+ * touched node's allocation change in one transaction together with the leader's fence.
+ * `allocs` is the allocation of every touched node as the decision saw it.
+ */
+export async function bindPlan(
+  store: EtcdStore,
+  fence: Compare,
+  units: BindUnit[],
+  allocs: Map<string, Versioned<NodeAllocation> | undefined>,
+): Promise<BindResult> {
+  const result: BindResult = { bound: [], refused: [], txns: 0 };
+  const current = new Map(allocs);
+  let i = 0;
+  while (i < units.length) {
+    // Fill one txn with whole units.
+    const chunk: BindUnit[] = [];
+    const touched = new Map<string, NodeAllocation>();
+    let ops = 0;
+    let bytes = 0;
+    for (; i < units.length; i++) {
+      const u = units[i];
+      const newNodes = new Set(u.bindings.map((b) => b.node).filter((n) => !touched.has(n)));
+      const unitOps = 1 + 2 * u.bindings.length + newNodes.size;
+      const unitBytes = JSON.stringify(u.next).length + 2 * u.bindings.reduce((s, b) => s + JSON.stringify(b).length, 0);
+      if (chunk.length > 0 && (ops + unitOps > MAX_TXN_OPS - 1 || bytes + unitBytes > MAX_TXN_BYTES)) break;
+      chunk.push(u);
+      ops += unitOps;
+      bytes += unitBytes;
+      for (const b of u.bindings) touched.set(b.node, reserveOnNode(touched.get(b.node) ?? current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
+    }
+    const compares: Compare[] = [fence];
+    const writes: Op[] = [];
+    for (const u of chunk) {
+      compares.push({ key: u.job.key, modRevision: u.job.modRevision });
+      writes.push({ put: u.job.key, value: u.next });
+      for (const b of u.bindings) {
+        const { command: _c, env: _e, cancelRequested: _x, ...group } = b;
+        const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
+        compares.push({ key: store.keys.binding(b.node, b.jobId, b.start), absent: true });
+        writes.push({ put: store.keys.binding(b.node, b.jobId, b.start), value: b });
+        writes.push({ put: store.keys.group(b.jobId, b.start), value: status });
+      }
+    }
+    for (const [node, next] of touched) {
+      const key = store.keys.alloc(node);
+      const seen = current.get(node);
+      compares.push(seen ? { key, modRevision: seen.modRevision } : { key, absent: true });
+      writes.push({ put: key, value: next });
+    }
+    result.txns++;
+    const res = await store.txn(compares, writes);
+    if (!res.succeeded) {
+      // Stale view or lost fence: nothing of this chunk landed; the rest is decided on stale allocations too.
+      result.refused.push(...chunk, ...units.slice(i));
+      return result;
+    }
+    result.bound.push(...chunk);
+    for (const [node, next] of touched) current.set(node, { key: store.keys.alloc(node), value: next, modRevision: res.revision, createRevision: current.get(node)?.createRevision ?? res.revision });
+  }
+  return result;
+}
+
+/** One group's new status from its executor. */
+export interface GroupReport {
+  status: GroupStatus;
+  /** Mod revision of the status key the executor last saw or wrote. */
+  statusRevision: string;
+}
+
+/** What happened to a batch of reports. */
+export interface ReportResult {
+  /** New mod revision of each accepted report's status key. */
+  accepted: Map<string, string>;
+  /** Status keys whose report was refused: the group was changed or removed by someone else (an old attempt). */
+  refused: string[];
+  /** False when the executor's own lease no longer holds its node key: it must self-fence. */
+  fenced: boolean;
+}
+
+/**
+ * Writes executors' reports in batched transactions. A running report updates the status;
+ * a terminal one also deletes the binding, releases the node's allocation and adds the
+ * outcome to the job's counters. Every write is fenced by the executor's node lease and
+ * compares the status revision, so a late report of an old attempt is refused.
+ */
+export async function reportGroups(store: EtcdStore, node: string, leaseId: string, reports: GroupReport[], now: number): Promise<ReportResult> {
+  const result: ReportResult = { accepted: new Map(), refused: [], fenced: false };
+  let todo = reports;
+  for (let round = 0; round < 8 && todo.length > 0; round++) {
+    const chunk = takeChunk(todo);
+    todo = todo.slice(chunk.length);
+    const outcome = await reportChunk(store, node, leaseId, chunk, now);
+    if (outcome === 'fenced') { result.fenced = true; return result; }
+    if (outcome === 'conflict') {
+      // Someone changed a job or the allocation in between, or a status is stale: re-read and drop stale ones.
+      const statuses = await store.getMany<GroupStatus>(chunk.map((r) => store.keys.group(r.status.jobId, r.status.start)));
+      const fresh: GroupReport[] = [];
+      chunk.forEach((r, k) => {
+        const s = statuses[k];
+        if (s && s.modRevision === r.statusRevision) fresh.push(r);
+        else result.refused.push(store.keys.group(r.status.jobId, r.status.start));
+      });
+      todo = [...fresh, ...todo];
+      continue;
+    }
+    for (const r of chunk) result.accepted.set(store.keys.group(r.status.jobId, r.status.start), outcome);
+    round = -1; // progress made: reset the conflict budget
+  }
+  for (const r of todo) result.refused.push(store.keys.group(r.status.jobId, r.status.start));
+  return result;
+}
+
+function takeChunk(reports: GroupReport[]): GroupReport[] {
+  // Per report at most: status compare + put, binding delete, job compare + put, alloc once.
+  const perReport = 5;
+  return reports.slice(0, Math.max(1, Math.floor((MAX_TXN_OPS - 2) / perReport)));
+}
+
+async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | string> {
+  const finished = chunk.filter((r) => r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)));
+  const jobIds = [...new Set(finished.map((r) => r.status.jobId))];
+  const [alloc, ...jobs] = await store.getMany<unknown>([store.keys.alloc(node), ...jobIds.map((id) => store.keys.job(id))]);
+  const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
+  const ops: Op[] = [];
+  for (const r of chunk) {
+    const key = store.keys.group(r.status.jobId, r.status.start);
+    compares.push({ key, modRevision: r.statusRevision });
+    ops.push({ put: key, value: r.status });
+  }
+  if (finished.length > 0) {
+    let nextAlloc = (alloc?.value as NodeAllocation | undefined) ?? EMPTY_ALLOCATION;
+    for (const r of finished) {
+      ops.push({ delete: store.keys.binding(node, r.status.jobId, r.status.start) });
+      nextAlloc = releaseOnNode(nextAlloc, r.status);
+    }
+    if (alloc) {
+      compares.push({ key: alloc.key, modRevision: alloc.modRevision });
+      ops.push({ put: alloc.key, value: nextAlloc });
+    }
+    jobIds.forEach((id, k) => {
+      const job = jobs[k] as Versioned<JobRecord> | undefined;
+      if (!job) return;
+      compares.push({ key: job.key, modRevision: job.modRevision });
+      ops.push({ put: job.key, value: applyGroupOutcomes(job.value, finished.filter((r) => r.status.jobId === id).map((r) => r.status), now) });
+    });
+  }
+  const res = await store.txn(compares, ops);
+  if (res.succeeded) return res.revision;
+  const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
+  return leaseOk.succeeded ? 'conflict' : 'fenced';
+}

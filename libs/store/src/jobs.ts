@@ -1,0 +1,139 @@
+/**
+ * Job records: the durable submit with its idempotency key, compare-and-swap updates,
+ * listings, and cancellation that reaches the live bindings.
+ */
+import { createHash } from 'node:crypto';
+import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, TERMINAL_PHASES } from '@batchapi/api';
+import type { Compare, EtcdStore, Op, Versioned } from './etcd';
+
+/** What the idempotency key maps to. */
+interface IdempotencyRecord {
+  jobId: string;
+  /** SHA-256 of the canonical request, so reuse with another body is refused. */
+  requestHash: string;
+  createdAt: number;
+}
+
+/** Most compare-and-swap attempts of an update before giving up with `conflict`. */
+export const MAX_CAS_ATTEMPTS = 16;
+
+export function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+/**
+ * Commits a new job (and its idempotency record) in one transaction before anyone answers.
+ * With an idempotency key, a retry returns the first job (`created: false`) and a reuse
+ * with another request body fails with `idempotency_conflict`; concurrent retries race on
+ * the key's absence, so exactly one job is created.
+ */
+export async function submitJob(
+  store: EtcdStore,
+  job: JobRecord,
+  idempotency?: { key: string; requestHash: string },
+): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
+  const jobKey = store.keys.job(job.id);
+  const compares: Compare[] = [{ key: jobKey, absent: true }];
+  const ops: Op[] = [{ put: jobKey, value: job }];
+  let idemKey: string | undefined;
+  if (idempotency) {
+    idemKey = store.keys.idempotency(job.tenant, sha256(idempotency.key));
+    compares.push({ key: idemKey, absent: true });
+    ops.push({ put: idemKey, value: { jobId: job.id, requestHash: idempotency.requestHash, createdAt: job.createdAt } satisfies IdempotencyRecord });
+  }
+  const res = await store.txn(compares, ops);
+  if (res.succeeded) return { job: { key: jobKey, value: job, modRevision: res.revision, createRevision: res.revision }, created: true };
+  if (!idemKey || !idempotency) throw new ApiError(ErrorCode.Conflict, `job ${job.id} already exists`, { id: job.id });
+  const prior = await store.get<IdempotencyRecord>(idemKey);
+  if (!prior) throw new ApiError(ErrorCode.Conflict, 'the submit raced with another; retry it', { field: 'Idempotency-Key' });
+  if (prior.value.requestHash !== idempotency.requestHash) {
+    throw new ApiError(ErrorCode.IdempotencyConflict, `Idempotency-Key was already used for job ${prior.value.jobId} with a different request; use a new key`, {
+      field: 'Idempotency-Key',
+      id: prior.value.jobId,
+    });
+  }
+  const existing = await store.get<JobRecord>(store.keys.job(prior.value.jobId));
+  if (!existing) throw new ApiError(ErrorCode.Conflict, `job ${prior.value.jobId} of this key is gone`, { id: prior.value.jobId });
+  return { job: existing, created: false };
+}
+
+export async function getJob(store: EtcdStore, id: string): Promise<Versioned<JobRecord> | undefined> {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) return undefined;
+  return store.get<JobRecord>(store.keys.job(id));
+}
+
+/**
+ * Read, change, compare-and-swap, retried on conflict. `change` is pure: it returns the next
+ * record, or `undefined` for "no change". `extra` adds compares and ops to the same txn.
+ */
+export async function updateJob(
+  store: EtcdStore,
+  id: string,
+  change: (job: JobRecord) => JobRecord | undefined,
+  extra: { compares?: Compare[]; ops?: Op[] } = {},
+): Promise<Versioned<JobRecord> | undefined> {
+  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const cur = await getJob(store, id);
+    if (!cur) return undefined;
+    const next = change(cur.value);
+    if (!next) return cur;
+    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }, ...(extra.compares ?? [])], [{ put: cur.key, value: next }, ...(extra.ops ?? [])]);
+    if (res.succeeded) return { ...cur, value: next, modRevision: res.revision };
+  }
+  throw new ApiError(ErrorCode.Conflict, `job ${id} is changing too fast; retry`, { id });
+}
+
+/** Filters of a job listing. */
+export interface JobFilter {
+  /** Only this tenant's jobs; absent for operators. */
+  tenant?: string;
+  phase?: string;
+  queue?: string;
+  /** Page size. @default 50 */
+  limit?: number;
+  /** Key to resume after (from the previous page). */
+  after?: string;
+}
+
+/** Lists jobs in id order (ids are time-ordered), filtered, one page at a time. */
+export async function listJobs(store: EtcdStore, f: JobFilter): Promise<{ jobs: JobRecord[]; nextAfter?: string }> {
+  const limit = f.limit ?? 50;
+  const jobs: JobRecord[] = [];
+  let after = f.after ? store.keys.job(f.after) : undefined;
+  for (;;) {
+    const page = await store.list<JobRecord>(store.keys.jobs(), { limit: 500, startAfter: after });
+    for (const kv of page.items) {
+      const j = kv.value;
+      if ((f.tenant && j.tenant !== f.tenant) || (f.phase && j.phase !== f.phase) || (f.queue && j.queue !== f.queue)) continue;
+      jobs.push(j);
+      if (jobs.length === limit) return { jobs, nextAfter: j.id };
+    }
+    if (!page.more || page.items.length === 0) return { jobs };
+    after = page.items[page.items.length - 1].key;
+  }
+}
+
+/** Status of every group a job has had. */
+export async function listGroups(store: EtcdStore, jobId: string): Promise<Array<Versioned<GroupStatus>>> {
+  return (await store.listAll<GroupStatus>(store.keys.groupsOf(jobId))).items;
+}
+
+/**
+ * Cancels a job: pending tasks end at once; every live binding gets `cancelRequested`, each
+ * by compare-and-swap, so its executor stops the tasks (SIGTERM, then SIGKILL after a grace).
+ */
+export async function cancelJob(store: EtcdStore, id: string, now: number): Promise<Versioned<JobRecord> | undefined> {
+  const job = await updateJob(store, id, (j) => (TERMINAL_PHASES.has(j.phase) || j.cancelRequestedAt ? undefined : requestCancel(j, now)));
+  if (!job) return undefined;
+  for (const g of await listGroups(store, id)) {
+    if (g.value.tasks.every((t) => t.state !== 'Bound' && t.state !== 'Running')) continue;
+    const key = store.keys.binding(g.value.node, id, g.value.start);
+    for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+      const b = await store.get<Binding>(key);
+      if (!b || b.value.cancelRequested) break;
+      const res = await store.txn([{ key, modRevision: b.modRevision }], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
+      if (res.succeeded) break;
+    }
+  }
+  return getJob(store, id);
+}

@@ -1,0 +1,38 @@
+/**
+ * The etcd key layout. Every key BatchAPI writes is built here; `docs/architecture.md`
+ * describes each prefix and who writes it.
+ */
+
+/** Builds keys under one root prefix (default `/batch/`), so clusters can share an etcd. */
+export class Keys {
+  constructor(readonly root = '/batch/') {}
+  tenant(name: string) { return `${this.root}tenants/${name}`; }
+  tenants() { return `${this.root}tenants/`; }
+  queue(name: string) { return `${this.root}queues/${name}`; }
+  queues() { return `${this.root}queues/`; }
+  job(id: string) { return `${this.root}jobs/${id}`; }
+  jobs() { return `${this.root}jobs/`; }
+  /** Idempotency record of a submit: tenant plus a digest of the client's key. */
+  idempotency(tenant: string, keyDigest: string) { return `${this.root}idempotency/${tenant}/${keyDigest}`; }
+  /** Status of a bound task range, kept after it ends. */
+  group(jobId: string, start: number) { return `${this.root}groups/${jobId}/${pad(start)}`; }
+  groupsOf(jobId: string) { return `${this.root}groups/${jobId}/`; }
+  /** A live run order for one node. */
+  binding(node: string, jobId: string, start: number) { return `${this.root}bindings/${node}/${jobId}/${pad(start)}`; }
+  bindingsOf(node: string) { return `${this.root}bindings/${node}/`; }
+  bindings() { return `${this.root}bindings/`; }
+  node(name: string) { return `${this.root}nodes/${name}`; }
+  nodes() { return `${this.root}nodes/`; }
+  alloc(node: string) { return `${this.root}alloc/${node}`; }
+  allocs() { return `${this.root}alloc/`; }
+  /** The key whose create revision fences a leader's writes. */
+  leader(role: string) { return `${this.root}leaders/${role}`; }
+  /** Liveness of every service process, bound to its lease. */
+  member(service: string, id: string) { return `${this.root}members/${service}/${id}`; }
+  members() { return `${this.root}members/`; }
+}
+
+/** Task indices are zero-padded so keys sort in task order. */
+function pad(n: number): string {
+  return String(n).padStart(10, '0');
+}

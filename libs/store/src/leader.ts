@@ -1,0 +1,79 @@
+/**
+ * Leader election with a fence. The leader key is created only if absent, bound to the
+ * campaigner's process lease; its create revision is the fence that every leader write
+ * compares, so a deposed or partitioned leader's writes fail in etcd itself. etcd3's
+ * `Election` helper is not used: its events can name a leader that is not one.
+ */
+import type { Compare, EtcdStore, ProcessLease } from './etcd';
+
+/** Options of a campaign. */
+export interface CampaignOptions {
+  /** How often a standby checks whether the seat is free, in milliseconds. @default 250 */
+  pollMs?: number;
+  /** Stops campaigning when aborted. */
+  signal?: AbortSignal;
+}
+
+/** Held leadership. Writes go through `fence()`; `held()` says whether to keep acting. */
+export class Leadership {
+  private deposed = false;
+
+  constructor(
+    private readonly store: EtcdStore,
+    readonly role: string,
+    readonly identity: string,
+    readonly key: string,
+    /** Create revision of the leader key: the fence. */
+    readonly createRevision: string,
+    private readonly lease: ProcessLease,
+  ) {}
+
+  /** The compare that every leader write carries. */
+  fence(): Compare {
+    return { key: this.key, createRevision: this.createRevision };
+  }
+
+  /** False once a fenced write failed, the key changed, or the lease may have expired (own clock). */
+  held(now = Date.now()): boolean {
+    return !this.deposed && this.lease.alive(now);
+  }
+
+  /** Marks leadership lost (e.g. after a fenced write was refused). */
+  depose(): void {
+    this.deposed = true;
+  }
+
+  /** Checks etcd: is the leader key still ours? */
+  async verify(): Promise<boolean> {
+    const cur = await this.store.get(this.key);
+    if (!cur || cur.createRevision !== this.createRevision) this.deposed = true;
+    return !this.deposed;
+  }
+
+  /** Gives the seat up at once (a standby takes over within its poll interval). */
+  async resign(): Promise<void> {
+    this.deposed = true;
+    await this.store.txn([this.fence()], [{ delete: this.key }]).catch(() => undefined);
+  }
+}
+
+/** Waits until this process holds `role`'s leader key, then returns the fenced leadership. */
+export async function campaign(store: EtcdStore, role: string, identity: string, lease: ProcessLease, opts: CampaignOptions = {}): Promise<Leadership> {
+  const key = store.keys.leader(role);
+  const pollMs = opts.pollMs ?? 250;
+  for (;;) {
+    if (opts.signal?.aborted) throw new Error('campaign aborted');
+    if (lease.alive()) {
+      try {
+        const res = await store.txn([{ key, absent: true }], [{ put: key, value: { identity, since: Date.now() }, lease: lease.id }]);
+        if (res.succeeded) return new Leadership(store, role, identity, key, res.revision, lease);
+        const cur = await store.get<{ identity: string }>(key);
+        // Our own key from before a restart of this object: it is still ours to use.
+        if (cur && cur.value.identity === identity) return new Leadership(store, role, identity, key, cur.createRevision, lease);
+      } catch {
+        // etcd unreachable: keep campaigning.
+      }
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
