@@ -26,6 +26,8 @@ export interface BindResult {
   refused: BindUnit[];
   /** Number of transactions sent. */
   txns: number;
+  /** Revision of the last transaction that landed ("0" if none): caches are current once they reach it. */
+  revision: string;
 }
 
 /**
@@ -39,7 +41,7 @@ export async function bindPlan(
   units: BindUnit[],
   allocs: Map<string, Versioned<NodeAllocation> | undefined>,
 ): Promise<BindResult> {
-  const result: BindResult = { bound: [], refused: [], txns: 0 };
+  const result: BindResult = { bound: [], refused: [], txns: 0, revision: '0' };
   const current = new Map(allocs);
   let i = 0;
   while (i < units.length) {
@@ -86,6 +88,7 @@ export async function bindPlan(
       return result;
     }
     result.bound.push(...chunk);
+    result.revision = res.revision;
     for (const [node, next] of touched) current.set(node, { key: store.keys.alloc(node), value: next, modRevision: res.revision, createRevision: current.get(node)?.createRevision ?? res.revision });
   }
   return result;

@@ -1,0 +1,25 @@
+/** Wires the admission service: the jobs API over the shared runtime. */
+import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
+import { AUTH, JobsController } from './jobs.controller';
+import { JobsService } from './jobs.service';
+import { TokenAuthenticator } from './auth';
+
+/** Options of the admission service. */
+export interface AdmissionOptions {
+  /** Tokens file path (`BATCH_TOKENS_FILE`), or an authenticator (tests). */
+  tokens: string | TokenAuthenticator;
+  /** Largest request body in bytes (`BATCH_MAX_BODY_BYTES`). @default 1048576 */
+  bodyLimit?: number;
+  config?: Partial<ServiceConfig>;
+}
+
+export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
+  const auth = typeof opts.tokens === 'string' ? TokenAuthenticator.fromFile(opts.tokens) : opts.tokens;
+  return runService({
+    name: 'admission',
+    config: opts.config,
+    bodyLimit: opts.bodyLimit,
+    controllers: [JobsController],
+    providers: [JobsService, { provide: AUTH, useValue: auth }],
+  });
+}

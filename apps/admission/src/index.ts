@@ -1,0 +1,3 @@
+export * from './admission';
+export * from './auth';
+export { newJobId, requestDigest } from './jobs.service';

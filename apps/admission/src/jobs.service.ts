@@ -1,0 +1,140 @@
+/** Submit, query, cancel and logs: the admission side of a job's life. */
+import { createHash, randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+import {
+  ApiError, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema, type NodeRecord,
+  parseSubmit, parseWith, type Principal, type Queue, type Tenant,
+} from '@batchapi/api';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { cancelJob, getJob, listGroups, listJobs, submitJob } from '@batchapi/store';
+import { inSpan, traceparentOf } from '@batchapi/telemetry';
+import { Inject, Injectable } from '@nestjs/common';
+import { Counter } from 'prom-client';
+import { z } from 'zod';
+
+/** Job ids sort by creation time: base-36 milliseconds, then randomness. */
+export function newJobId(now: number): string {
+  return `${now.toString(36).padStart(9, '0')}-${randomBytes(6).toString('hex')}`;
+}
+
+/** Digest of a request, independent of key order, to detect idempotency-key reuse with another body. */
+export function requestDigest(tenant: string, body: unknown): string {
+  return createHash('sha256').update(`${tenant}\n${canonicalJson(body)}`).digest('hex');
+}
+
+function canonicalJson(v: unknown): string {
+  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  return JSON.stringify(v);
+}
+
+const IdempotencyKey = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+const LogsQuery = z.strictObject({
+  stream: z.enum(['stdout', 'stderr']).optional(),
+  attempt: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  follow: z.enum(['true', 'false', '1', '0']).optional(),
+});
+
+@Injectable()
+export class JobsService {
+  private readonly submitted: Counter;
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
+    this.submitted = new Counter({ name: 'batch_jobs_submitted_total', help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
+  }
+
+  /** Validates, checks tenant and queue, and commits the job before returning. */
+  async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: JobView; created: boolean }> {
+    const { spec, queue, tenant: asked } = await inSpan('admission.validate', {}, () => parseSubmit(body));
+    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKey, idempotencyKey, 'Idempotency-Key');
+    const tenant = asked ?? principal.tenant;
+    if (tenant !== principal.tenant && principal.role !== 'operator') {
+      throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
+    }
+    const store = this.ctx.store;
+    const [t, q] = await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), store.keys.queue(queue)]);
+    if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
+    if (!q || (q.value as Queue).tenant !== tenant) {
+      throw new ApiError(ErrorCode.UnknownQueue, `queue ${queue} does not exist for tenant ${tenant}; list queues or omit "queue" for the default`, { field: 'queue', id: queue });
+    }
+    const job: JobRecord = {
+      id: newJobId(now),
+      tenant,
+      queue,
+      spec,
+      phase: 'Submitted',
+      pending: [{ start: 0, end: spec.tasks, attempt: 1 }],
+      counts: { succeeded: 0, failed: 0, cancelled: 0 },
+      traceparent: traceparentOf(),
+      createdAt: now,
+    };
+    const res = await inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
+      submitJob(store, job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined),
+    );
+    this.submitted.inc({ created: String(res.created) });
+    return { view: jobView(res.job.value), created: res.created };
+  }
+
+  /** A job the principal may see, with live task counts; 404 for others' and unknown ids alike. */
+  async get(principal: Principal, id: string): Promise<JobView> {
+    const job = await this.visibleJob(principal, id);
+    const groups = (await listGroups(this.ctx.store, id)).map((g) => g.value);
+    return jobView(job, groups);
+  }
+
+  async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
+    const q = parseWith(ListJobsQuerySchema, query);
+    const after = q.pageToken ? decodePageToken(q.pageToken) : undefined;
+    const page = await listJobs(this.ctx.store, {
+      tenant: principal.role === 'operator' ? undefined : principal.tenant,
+      phase: q.state,
+      queue: q.queue,
+      limit: q.limit ?? 50,
+      after,
+    });
+    return { jobs: page.jobs.map((j) => jobView(j)), nextPageToken: page.nextAfter ? Buffer.from(page.nextAfter).toString('base64url') : undefined };
+  }
+
+  async cancel(principal: Principal, id: string, now: number): Promise<JobView> {
+    await this.visibleJob(principal, id);
+    await cancelJob(this.ctx.store, id, now);
+    return this.get(principal, id);
+  }
+
+  /** Opens the log of one task attempt on the executor that ran it. */
+  async logs(principal: Principal, id: string, indexParam: string, query: unknown): Promise<Readable> {
+    const job = await this.visibleJob(principal, id);
+    const q = parseWith(LogsQuery, query);
+    const index = Number(indexParam);
+    if (!/^\d{1,9}$/.test(indexParam) || index >= job.spec.tasks) {
+      throw new ApiError(ErrorCode.NotFound, `task ${indexParam} does not exist in job ${id} (it has ${job.spec.tasks})`, { field: 'index', id });
+    }
+    const groups: GroupStatus[] = (await listGroups(this.ctx.store, id)).map((g) => g.value).filter((g) => g.start <= index && index < g.end);
+    const group = q.attempt ? groups.find((g) => g.attempt === q.attempt) : groups.sort((a, b) => b.attempt - a.attempt)[0];
+    if (!group) throw new ApiError(ErrorCode.NotFound, `task ${index} of job ${id} has not run${q.attempt ? ` attempt ${q.attempt}` : ''} yet`, { id });
+    const node = await this.ctx.store.get<NodeRecord>(this.ctx.store.keys.node(group.node));
+    if (!node) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} that ran task ${index} is not reachable now`, { id, retryAfterSeconds: 5 });
+    const follow = q.follow === 'true' || q.follow === '1';
+    const url = `${node.value.url}/internal/logs/${encodeURIComponent(id)}/${index}/${group.attempt}/${q.stream ?? 'stdout'}${follow ? '?follow=true' : ''}`;
+    const res = await fetch(url).catch((err: Error) => {
+      throw new ApiError(ErrorCode.Unavailable, `node ${group.node} did not answer for logs (${err.message})`, { retryAfterSeconds: 5 });
+    });
+    if (res.status === 404) throw new ApiError(ErrorCode.NotFound, `no ${q.stream ?? 'stdout'} log for task ${index} attempt ${group.attempt}`, { id });
+    if (!res.ok || !res.body) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} answered ${res.status} for logs`, { retryAfterSeconds: 5 });
+    return Readable.fromWeb(res.body as never);
+  }
+
+  private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {
+    const job = await getJob(this.ctx.store, id);
+    if (!job || (principal.role !== 'operator' && job.value.tenant !== principal.tenant)) {
+      throw new ApiError(ErrorCode.NotFound, `job ${id} not found`, { id });
+    }
+    return job.value;
+  }
+}
+
+function decodePageToken(token: string): string {
+  const s = Buffer.from(token, 'base64url').toString();
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(s)) throw new ApiError(ErrorCode.InvalidArgument, 'pageToken is not one this API gave', { field: 'pageToken' });
+  return s;
+}

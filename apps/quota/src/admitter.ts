@@ -1,0 +1,103 @@
+/**
+ * Moves submitted jobs into their queue. Watches jobs, tenants and queues; each submitted
+ * job is admitted (`Queued`) or refused (`Rejected` with a reason) by compare-and-swap, so
+ * several quota replicas can run at once and a job is decided exactly once.
+ */
+import type { JobRecord, Queue, Tenant } from '@batchapi/api';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { admissionRefusal } from '@batchapi/scheduling';
+import { type Informer, updateJob, type WatchEvent } from '@batchapi/store';
+import { inSpan } from '@batchapi/telemetry';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Counter } from 'prom-client';
+
+@Injectable()
+export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly tenants = new Map<string, Tenant>();
+  private readonly queues = new Map<string, Queue>();
+  private readonly submitted = new Set<string>();
+  private informers: Informer[] = [];
+  private synced = false;
+  private running?: Promise<void>;
+  private readonly decided: Counter;
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
+    this.decided = new Counter({ name: 'batch_quota_decisions_total', help: 'Submitted jobs decided by the quota service', labelNames: ['decision'], registers: [ctx.registry] });
+    ctx.readiness = { check: () => this.synced, reason: () => 'caches not synced' };
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const { store } = this.ctx;
+    this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mapInformer(this.tenants, () => this.kick())));
+    this.informers.push(await store.inform<Queue>(store.keys.queues(), mapInformer(this.queues, () => this.kick())));
+    this.informers.push(
+      await store.inform<JobRecord>(store.keys.jobs(), {
+        onSync: (items) => {
+          this.submitted.clear();
+          for (const kv of items) if (kv.value.phase === 'Submitted') this.submitted.add(kv.value.id);
+          this.kick();
+        },
+        onEvent: (ev: WatchEvent<JobRecord>) => {
+          const id = ev.key.slice(store.keys.jobs().length);
+          if (ev.type === 'put' && ev.value?.phase === 'Submitted') this.submitted.add(id);
+          else this.submitted.delete(id);
+          this.kick();
+        },
+      }),
+    );
+    this.synced = true;
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await this.running;
+  }
+
+  /** Decides every submitted job; one pass at a time, another pass if more arrived meanwhile. */
+  private kick(): void {
+    if (this.running) { this.again = true; return; }
+    this.running = this.decideAll().finally(() => {
+      this.running = undefined;
+      if (this.again) { this.again = false; this.kick(); }
+    });
+  }
+  private again = false;
+
+  private async decideAll(): Promise<void> {
+    for (const id of [...this.submitted]) {
+      try {
+        await this.decide(id);
+        this.submitted.delete(id);
+      } catch (err) {
+        this.ctx.log.warn({ err: (err as Error).message, job: id }, 'admission decision failed; will retry');
+        setTimeout(() => this.kick(), 500);
+        return;
+      }
+    }
+  }
+
+  private async decide(id: string): Promise<void> {
+    await updateJob(this.ctx.store, id, (job) => {
+      if (job.phase !== 'Submitted') return undefined;
+      const refusal = admissionRefusal(job, this.tenants.get(job.tenant), this.queues.get(job.queue));
+      return refusal ? { ...job, phase: 'Rejected', reason: refusal, pending: [], finishedAt: Date.now() } : { ...job, phase: 'Queued', queuedAt: Date.now() };
+    }).then(async (res) => {
+      if (!res) return;
+      const job = res.value;
+      await inSpan('quota.admit', { parent: job.traceparent, attributes: { 'batch.job.id': job.id, 'batch.queue': job.queue, 'batch.decision': job.phase } }, () => undefined);
+      this.decided.inc({ decision: job.phase });
+    });
+  }
+}
+
+function mapInformer<T extends { name: string }>(map: Map<string, T>, changed: () => void) {
+  return {
+    onSync: (items: Array<{ value: T }>) => { map.clear(); for (const kv of items) map.set(kv.value.name, kv.value); changed(); },
+    onEvent: (ev: WatchEvent<T>) => {
+      const name = ev.key.slice(ev.key.lastIndexOf('/') + 1);
+      if (ev.type === 'put' && ev.value) map.set(name, ev.value);
+      else map.delete(name);
+      changed();
+    },
+  };
+}

@@ -1,0 +1,17 @@
+/** Wires the quota service: seed tenants and queues, then admit submitted jobs. */
+import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
+import type { ClusterConfig } from '@batchapi/api';
+import { Admitter } from './admitter';
+import { seedCluster } from './cluster-config';
+
+export interface QuotaOptions {
+  /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
+  cluster?: ClusterConfig;
+  config?: Partial<ServiceConfig>;
+}
+
+export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
+  const svc = await runService({ name: 'quota', config: opts.config, providers: [Admitter] });
+  if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
+  return svc;
+}

@@ -1,0 +1,92 @@
+/**
+ * The scheduler's cache, built from informers (list then watch) on jobs, nodes, node
+ * allocations, live bindings and queues. Standbys keep it warm too, so a new leader starts
+ * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
+ */
+import { type Binding, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, addResources, type ResourceVector } from '@batchapi/api';
+import type { EtcdStore, Informer, Versioned, WatchEvent } from '@batchapi/store';
+
+/** A keyed map kept current by one informer. */
+class Mirror<T> {
+  readonly items = new Map<string, Versioned<T>>();
+  informer?: Informer;
+  constructor(private readonly prefix: string, private readonly keep: (v: T) => boolean = () => true) {}
+
+  async start(store: EtcdStore, changed: () => void): Promise<void> {
+    this.informer = await store.inform<T>(this.prefix, {
+      onSync: (items) => {
+        this.items.clear();
+        for (const kv of items) if (this.keep(kv.value)) this.items.set(kv.key, kv);
+        changed();
+      },
+      onEvent: (ev: WatchEvent<T>) => {
+        if (ev.type === 'put' && ev.value !== undefined && this.keep(ev.value)) {
+          const prev = this.items.get(ev.key);
+          this.items.set(ev.key, { key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: prev?.createRevision ?? ev.modRevision });
+        } else this.items.delete(ev.key);
+        changed();
+      },
+    });
+  }
+
+  /** Revision this mirror has seen up to. */
+  get revision(): bigint {
+    return BigInt(this.informer?.revision ?? '0');
+  }
+}
+
+/** True for jobs that have tasks to place. */
+export function wantsPlacement(j: JobRecord): boolean {
+  return (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0;
+}
+
+export class SchedulerCache {
+  readonly jobs: Mirror<JobRecord>;
+  readonly nodes: Mirror<NodeRecord>;
+  readonly allocs: Mirror<NodeAllocation>;
+  readonly bindings: Mirror<Binding>;
+  readonly queues: Mirror<Queue>;
+  /** Set by every change; a cycle clears it. */
+  dirty = true;
+  synced = false;
+
+  constructor(private readonly store: EtcdStore) {
+    const k = store.keys;
+    this.jobs = new Mirror<JobRecord>(k.jobs(), wantsPlacement);
+    this.nodes = new Mirror<NodeRecord>(k.nodes());
+    this.allocs = new Mirror<NodeAllocation>(k.allocs());
+    this.bindings = new Mirror<Binding>(k.bindings());
+    this.queues = new Mirror<Queue>(k.queues());
+  }
+
+  async start(): Promise<void> {
+    const changed = () => { this.dirty = true; };
+    for (const m of this.mirrors()) await m.start(this.store, changed);
+    this.synced = true;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.mirrors().map((m) => m.informer?.stop()));
+  }
+
+  /** True once the caches reflect every write up to `revision` (the scheduler's own last bind). */
+  caughtUp(revision: bigint): boolean {
+    return this.jobs.revision >= revision && this.allocs.revision >= revision;
+  }
+
+  /** Allocation of a node as cached (undefined when the node has none yet). */
+  alloc(node: string): Versioned<NodeAllocation> | undefined {
+    return this.allocs.items.get(this.store.keys.alloc(node));
+  }
+
+  /** Resources held by each queue's live groups. */
+  queueUsage(): Map<string, ResourceVector> {
+    const usage = new Map<string, ResourceVector>();
+    for (const { value: b } of this.bindings.items.values()) usage.set(b.queue, addResources(usage.get(b.queue) ?? {}, b.resources, b.end - b.start));
+    return usage;
+  }
+
+  private mirrors() {
+    return [this.queues, this.nodes, this.allocs, this.bindings, this.jobs];
+  }
+}

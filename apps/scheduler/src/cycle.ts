@@ -1,0 +1,142 @@
+/**
+ * One scheduling cycle, in named phases:
+ *   snapshot → order & place (pure, libs/scheduling) → plan (bind units) → bind (fenced CAS).
+ * Decisions are computed on the cache's snapshot and applied in fenced transactions that
+ * compare every revision they relied on; a refused unit is simply decided again next cycle.
+ */
+import { type Binding, type JobRecord, markBound, type NodeAllocation, takeTasks } from '@batchapi/api';
+import { type NodeSnapshot, type PendingWork, type Placement, placeFirstFit, queueHeadroom } from '@batchapi/scheduling';
+import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, type Versioned } from '@batchapi/store';
+import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
+import { type Span, SpanStatusCode } from '@opentelemetry/api';
+import { countTasks, GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import type { SchedulerCache } from './cache';
+
+/** Everything one cycle decides from. */
+export interface CycleSnapshot {
+  work: PendingWork[];
+  nodes: NodeSnapshot[];
+  jobs: Map<string, Versioned<JobRecord>>;
+  allocs: Map<string, Versioned<NodeAllocation> | undefined>;
+  headroom: Map<string, ResourceVector>;
+}
+
+/** Phase 1 — snapshot: copy what the cache knows into plain values. */
+export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
+  const jobs = new Map<string, Versioned<JobRecord>>();
+  const work: PendingWork[] = [];
+  for (const j of cache.jobs.items.values()) {
+    jobs.set(j.value.id, j);
+    work.push({ jobId: j.value.id, queue: j.value.queue, priority: j.value.spec.priority, createdAt: j.value.createdAt, resources: j.value.spec.resources, tasks: countTasks(j.value.pending) });
+  }
+  const nodes: NodeSnapshot[] = [];
+  const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
+  for (const { value: n } of cache.nodes.items.values()) {
+    const alloc = cache.alloc(n.name);
+    allocs.set(n.name, alloc);
+    nodes.push({
+      name: n.name,
+      capacity: n.capacity,
+      used: alloc?.value.used ?? {},
+      devices: alloc?.value.devices ?? {},
+      gpuCount: Math.floor((n.capacity.gpu ?? 0) / GPU_MILLI),
+      labels: n.labels,
+      taints: n.taints,
+    });
+  }
+  const usage = cache.queueUsage();
+  const headroom = new Map<string, ResourceVector>();
+  for (const { value: q } of cache.queues.items.values()) headroom.set(q.name, queueHeadroom(q.nominal, usage.get(q.name) ?? {}));
+  return { work, nodes, jobs, allocs, headroom };
+}
+
+/** Phase 2 — place: the pure policy. */
+export function place(s: CycleSnapshot, maxTasks: number): Placement[] {
+  return placeFirstFit(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks });
+}
+
+/** Phase 3 — plan: turn placements into bind units (task ranges taken from each job's pending ranges). */
+export function planUnits(s: CycleSnapshot, placements: Placement[], now: number, traceparentFor: (job: JobRecord) => string | undefined): BindUnit[] {
+  const byJob = new Map<string, Placement[]>();
+  for (const p of placements) byJob.set(p.jobId, [...(byJob.get(p.jobId) ?? []), p]);
+  const units: BindUnit[] = [];
+  for (const [jobId, ps] of byJob) {
+    const job = s.jobs.get(jobId)!;
+    const traceparent = traceparentFor(job.value);
+    let pending = job.value.pending;
+    const bindings: Binding[] = [];
+    let total = 0;
+    for (const p of ps) {
+      const { taken, rest } = takeTasks(pending, p.count);
+      pending = rest;
+      let offset = 0;
+      for (const r of taken) {
+        const n = r.end - r.start;
+        bindings.push({
+          jobId, tenant: job.value.tenant, queue: job.value.queue, node: p.node, start: r.start, end: r.end, attempt: r.attempt,
+          resources: job.value.spec.resources, devices: p.devices.slice(offset, offset + n), boundAt: now, traceparent,
+          command: job.value.spec.command, env: job.value.spec.env,
+        });
+        offset += n;
+      }
+      total += p.count;
+    }
+    units.push({ job, next: markBound(job.value, total, now), bindings });
+  }
+  return units;
+}
+
+/** Phase 4 — bind: fenced, compare-and-swap, chunked. */
+export function bind(store: EtcdStore, leadership: Leadership, s: CycleSnapshot, units: BindUnit[]): Promise<BindResult> {
+  return bindPlan(store, leadership.fence(), units, s.allocs);
+}
+
+/** What a cycle did. */
+export interface CycleOutcome {
+  placed: number;
+  units: number;
+  refused: number;
+  txns: number;
+  revision: bigint;
+}
+
+/** Runs the four phases once, in a `schedule.cycle` span linked to every job it placed. */
+export async function runCycle(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000): Promise<CycleOutcome> {
+  const snapshot = takeSnapshot(cache);
+  const placements = place(snapshot, maxTasks);
+  if (placements.length === 0) return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n };
+  const jobs = [...new Set(placements.map((p) => p.jobId))].map((id) => snapshot.jobs.get(id)!.value);
+  return inSpan('schedule.cycle', { links: jobs.flatMap((j) => linkTo(j.traceparent)), attributes: { 'batch.cycle.jobs': jobs.length } }, async (cycleSpan) => {
+    const cycleLinks = linkTo(traceparentOf());
+    // Each job's bind is a span in the job's own trace, linked to the cycle; the executor's run continues it.
+    const bindSpans = new Map<string, Span>();
+    const units = planUnits(snapshot, placements, now, (job) => {
+      const { span, traceparent } = startSpan('schedule.bind', { parent: job.traceparent, links: cycleLinks, attributes: { 'batch.job.id': job.id } });
+      bindSpans.set(job.id, span);
+      return traceparent ?? job.traceparent;
+    });
+    let result: BindResult;
+    try {
+      result = await bind(store, leadership, snapshot, units);
+    } catch (err) {
+      for (const span of bindSpans.values()) { span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message }); span.end(); }
+      throw err;
+    }
+    for (const u of result.bound) endBindSpan(bindSpans.get(u.next.id), u, true);
+    for (const u of result.refused) endBindSpan(bindSpans.get(u.next.id), u, false);
+    const placed = result.bound.reduce((n, u) => n + tasksOf(u), 0);
+    cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length });
+    return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision) };
+  });
+}
+
+function tasksOf(u: BindUnit): number {
+  return u.bindings.reduce((m, b) => m + b.end - b.start, 0);
+}
+
+function endBindSpan(span: Span | undefined, u: BindUnit, landed: boolean): void {
+  if (!span) return;
+  span.setAttributes({ 'batch.groups': u.bindings.length, 'batch.tasks': tasksOf(u), 'batch.nodes': [...new Set(u.bindings.map((b) => b.node))].join(','), 'batch.bind.landed': landed });
+  if (!landed) span.setStatus({ code: SpanStatusCode.ERROR, message: 'bind refused by a compare (stale view or lost fence)' });
+  span.end();
+}

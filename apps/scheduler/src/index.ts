@@ -1,0 +1,4 @@
+export * from './scheduler';
+export * from './scheduler.service';
+export * from './cycle';
+export * from './cache';

@@ -1,0 +1,4 @@
+import { serviceMain } from '@batchapi/runtime';
+import { startScheduler } from './scheduler';
+
+void serviceMain(() => startScheduler());

@@ -1,0 +1,112 @@
+/**
+ * The scheduler process: keeps its cache warm from watches (leader or standby), campaigns
+ * for leadership, and while it leads runs cycles whenever something changed. A refused
+ * bind makes it check its fence; once the fence is gone it stops and campaigns again.
+ */
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { campaign, type Leadership } from '@batchapi/store';
+import { Metric } from '@batchapi/telemetry';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Counter, Gauge, Histogram } from 'prom-client';
+import { SchedulerCache } from './cache';
+import { runCycle } from './cycle';
+
+/** Tuning of the scheduling loop. */
+export interface SchedulerTuning {
+  /** Pause between cycles when nothing changed, in milliseconds. @default 500 */
+  idleMs: number;
+  /** Pause between cycles while work arrives, in milliseconds. @default 20 */
+  busyMs: number;
+  /** Most tasks bound per cycle. @default 100000 */
+  maxTasksPerCycle: number;
+}
+export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
+
+@Injectable()
+export class SchedulerService implements OnApplicationBootstrap, OnApplicationShutdown {
+  readonly cache: SchedulerCache;
+  leadership?: Leadership;
+  private readonly abort = new AbortController();
+  private loop?: Promise<void>;
+  private lastWriteRevision = 0n;
+  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge };
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
+    this.cache = new SchedulerCache(ctx.store);
+    const registers = [ctx.registry];
+    this.m = {
+      isLeader: new Gauge({ name: Metric.schedulerIsLeader, help: '1 while this replica holds the fenced leader key', registers }),
+      cycle: new Histogram({ name: Metric.schedulerCycleDuration, help: 'Duration of scheduling cycles that placed work', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers }),
+      placements: new Counter({ name: Metric.schedulerPlacements, help: 'Tasks bound to nodes', registers }),
+      failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
+      lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
+      pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers }),
+    };
+    ctx.readiness = { check: () => this.cache.synced, reason: () => 'cache not synced' };
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    await this.cache.start();
+    this.loop = this.lead();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.abort.abort();
+    await this.leadership?.resign();
+    await this.loop?.catch(() => undefined);
+    await this.cache.stop();
+  }
+
+  private async lead(): Promise<void> {
+    const { store, lease, config, log } = this.ctx;
+    while (!this.abort.signal.aborted) {
+      try {
+        this.leadership = await campaign(store, 'scheduler', config.instanceId, lease, { signal: this.abort.signal });
+      } catch {
+        return; // aborted
+      }
+      log.info({ fence: this.leadership.createRevision }, 'became scheduler leader');
+      this.m.isLeader.set(1);
+      await this.cycles(this.leadership);
+      this.m.isLeader.set(0);
+      log.warn('lost scheduler leadership');
+      if (!lease.alive()) return; // the process lease is gone: the supervisor restarts this process
+    }
+  }
+
+  private async cycles(leadership: Leadership): Promise<void> {
+    while (!this.abort.signal.aborted && leadership.held()) {
+      if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision)) {
+        await sleep(this.cache.dirty ? this.tuning.busyMs : this.tuning.idleMs / 10);
+        continue;
+      }
+      this.cache.dirty = false;
+      const started = performance.now();
+      try {
+        const out = await runCycle(this.ctx.store, this.cache, leadership, Date.now(), this.tuning.maxTasksPerCycle);
+        this.m.lastCycle.set(Date.now() / 1000);
+        this.m.pending.set(this.cache.jobs.items.size);
+        if (out.units === 0) continue;
+        this.m.cycle.observe((performance.now() - started) / 1000);
+        this.m.placements.inc(out.placed);
+        if (out.revision > this.lastWriteRevision) this.lastWriteRevision = out.revision;
+        if (out.refused > 0) {
+          this.cache.dirty = true;
+          const fenced = !(await leadership.verify().catch(() => false));
+          this.m.failed.inc({ reason: fenced ? 'fenced' : 'conflict' }, out.refused);
+          if (fenced) leadership.depose();
+        }
+        await sleep(this.tuning.busyMs);
+      } catch (err) {
+        this.cache.dirty = true;
+        this.m.failed.inc({ reason: 'error' });
+        this.ctx.log.warn({ err: (err as Error).message }, 'scheduling cycle failed');
+        await sleep(this.tuning.idleMs);
+      }
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,3 @@
+export * from './snapshot';
+export * from './first-fit';
+export * from './admit';

@@ -1,0 +1,38 @@
+/** The read-only view a scheduling decision works on. Built per cycle; never mutated by plugins. */
+import type { ResourceVector } from '@batchapi/api';
+
+/** A node as a cycle sees it. */
+export interface NodeSnapshot {
+  name: string;
+  capacity: ResourceVector;
+  /** Resources held by live groups. */
+  used: ResourceVector;
+  /** Milli-GPU in use per device index (absent = free). */
+  devices: Record<string, number>;
+  /** Number of GPU devices (indices 0..gpuCount-1). */
+  gpuCount: number;
+  labels: Record<string, string>;
+  taints: Array<{ key: string; value?: string; effect: string }>;
+}
+
+/** Work waiting to be placed: the pending tasks of one job, all identical (one equivalence class). */
+export interface PendingWork {
+  jobId: string;
+  queue: string;
+  priority: number;
+  /** Submit time, epoch ms: older first among equal priorities. */
+  createdAt: number;
+  /** Per task. */
+  resources: ResourceVector;
+  /** Tasks still to place. */
+  tasks: number;
+}
+
+/** A decision: `count` tasks of a job go to `node`, with the GPU devices of each task. */
+export interface Placement {
+  jobId: string;
+  node: string;
+  count: number;
+  /** Device indices per task; empty lists when the task takes no GPU. */
+  devices: number[][];
+}

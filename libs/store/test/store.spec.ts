@@ -1,0 +1,111 @@
+/**
+ * The store's invariants against a real etcd member: durable idempotent submits, CAS that
+ * never loses an update, fenced leadership, informers that miss nothing.
+ */
+import type { Binding, JobRecord } from '@batchapi/api';
+import { bindPlan, campaign, EtcdStore, getJob, type LocalEtcd, startEtcd, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
+
+let etcd: LocalEtcd;
+let store: EtcdStore;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/t/' });
+});
+afterAll(async () => {
+  await store.close();
+  await etcd.stop();
+});
+
+function job(id: string, tasks = 4): JobRecord {
+  return {
+    id, tenant: 'a', queue: 'q', phase: 'Queued', createdAt: 1,
+    spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
+    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  };
+}
+
+describe('submitJob', () => {
+  it('creates exactly one job under 20 concurrent retries with one idempotency key', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => submitJob(store, job(`idem-${i}`), { key: 'k-1', requestHash: 'h' })),
+    );
+    expect(results.filter((r) => r.created)).toHaveLength(1);
+    const ids = new Set(results.map((r) => r.job.value.id));
+    expect(ids.size).toBe(1);
+    const all = await store.listAll<JobRecord>(store.keys.jobs());
+    expect(all.items.filter((kv) => kv.value.id.startsWith('idem-'))).toHaveLength(1);
+  });
+
+  it('refuses the same key with a different request as idempotency_conflict and writes nothing', async () => {
+    await submitJob(store, job('first'), { key: 'k-2', requestHash: 'h1' });
+    await expect(submitJob(store, job('second'), { key: 'k-2', requestHash: 'h2' })).rejects.toMatchObject({ code: 'idempotency_conflict', status: 409 });
+    expect(await getJob(store, 'second')).toBeUndefined();
+  });
+});
+
+describe('updateJob', () => {
+  it('loses no update when 10 writers increment the same counter concurrently', async () => {
+    await submitJob(store, job('counter'));
+    await Promise.all(
+      Array.from({ length: 10 }, () => updateJob(store, 'counter', (j) => ({ ...j, counts: { ...j.counts, succeeded: j.counts.succeeded + 1 } }))),
+    );
+    expect((await getJob(store, 'counter'))!.value.counts.succeeded).toBe(10);
+  });
+
+  it('a compare on a stale mod revision fails and leaves the value as it was', async () => {
+    const cur = (await getJob(store, 'counter'))!;
+    await updateJob(store, 'counter', (j) => ({ ...j, spec: { ...j.spec, priority: 5 } }));
+    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: { ...cur.value, spec: { ...cur.value.spec, priority: 9 } } }]);
+    expect(res.succeeded).toBe(false);
+    expect((await getJob(store, 'counter'))!.value.spec.priority).toBe(5);
+  });
+});
+
+describe('leadership', () => {
+  it("refuses a deposed leader's bind and accepts the new leader's", async () => {
+    const leaseA = await store.grantLease(2);
+    const a = await campaign(store, 'sched-test', 'A', leaseA);
+    // A is deposed: its lease is revoked, so its key vanishes and B takes the seat.
+    await leaseA.revoke();
+    const leaseB = await store.grantLease(2);
+    const b = await campaign(store, 'sched-test', 'B', leaseB, { pollMs: 20 });
+    expect(b.createRevision).not.toBe(a.createRevision);
+
+    await submitJob(store, job('fenced', 1));
+    const j = (await getJob(store, 'fenced'))!;
+    const binding: Binding = {
+      jobId: 'fenced', tenant: 'a', queue: 'q', node: 'n1', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {},
+    };
+    const unit = { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [binding] };
+    const old = await bindPlan(store, a.fence(), [unit], new Map([['n1', undefined]]));
+    expect(old.bound).toHaveLength(0);
+    expect(await store.get(store.keys.binding('n1', 'fenced', 0))).toBeUndefined();
+    const cur = await bindPlan(store, b.fence(), [unit], new Map([['n1', undefined]]));
+    expect(cur.bound).toHaveLength(1);
+    expect(await store.get(store.keys.binding('n1', 'fenced', 0))).toBeDefined();
+    await leaseB.revoke();
+  });
+});
+
+describe('informer', () => {
+  it('lists, then sees every later change in order', async () => {
+    await store.txn([], [{ put: '/t/inf/a', value: 1 }]);
+    const seen: string[] = [];
+    let listed: number[] = [];
+    const inf = await store.inform<number>('/t/inf/', {
+      onSync: (items) => { listed = items.map((i) => i.value); },
+      onEvent: (ev: WatchEvent<number>) => seen.push(`${ev.type}:${ev.key}:${ev.value ?? ''}`),
+    });
+    for (let i = 0; i < 50; i++) await store.txn([], [{ put: `/t/inf/k${i}`, value: i }]);
+    await store.txn([], [{ delete: '/t/inf/a' }]);
+    const deadline = Date.now() + 5000;
+    while (seen.length < 51 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await inf.stop();
+    expect(listed).toEqual([1]);
+    expect(seen).toHaveLength(51);
+    expect(seen[0]).toBe('put:/t/inf/k0:0');
+    expect(seen[49]).toBe('put:/t/inf/k49:49');
+    expect(seen[50]).toBe('delete:/t/inf/a:');
+  });
+});
