@@ -6,11 +6,15 @@ module.exports = (name, dir) => ({
   displayName: name,
   rootDir: dir,
   testEnvironment: 'node',
+  testTimeout: 60000,
   testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
   transform: {
     '^.+\\.(t|j|mj)s$': ['@swc/jest', { jsc: { target: 'es2022', parser: { syntax: 'typescript', decorators: true }, transform: { legacyDecorator: true, decoratorMetadata: true } } }],
   },
   transformIgnorePatterns: ['node_modules/(?!(@nestjs|@kubernetes/client-node|openid-client|oauth4webapi|jose|file-type|load-esm|uid)/)'],
-  moduleNameMapper: { '^@batchapi/([a-z-]+)$': path.join(root, 'libs/$1/src/index.ts') },
+  moduleNameMapper: {
+    '^@batchapi/(api|store|scheduling|telemetry|sdk|runtime)$': path.join(root, 'libs/$1/src/index.ts'),
+    '^@batchapi/(admission|quota|scheduler|executor|cli)$': path.join(root, 'apps/$1/src/index.ts'),
+  },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
 });

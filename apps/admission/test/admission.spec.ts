@@ -1,0 +1,201 @@
+/**
+ * The jobs API over real HTTP against a real etcd: each error a user can cause has its own
+ * status and code and changes nothing; tenants see only their own jobs; a 201 is durable.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JobRecord, JobView } from '@batchapi/api';
+import type { RunningService } from '@batchapi/runtime';
+import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { startQuota } from '@batchapi/quota';
+import { startAdmission, TokenAuthenticator } from '../src';
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const TOKENS = {
+  tokens: [
+    { sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' as const },
+    { sha256: sha('token-b'), tenant: 'team-b', role: 'tenant' as const },
+    { sha256: sha('token-ghost'), tenant: 'ghost', role: 'tenant' as const },
+    { sha256: sha('token-op'), tenant: 'ops', role: 'operator' as const },
+  ],
+};
+const CLUSTER = {
+  tenants: [{ name: 'team-a' }, { name: 'team-b' }, { name: 'ops' }],
+  queues: [{ name: 'default', tenant: 'team-a' }, { name: 'b-queue', tenant: 'team-b' }, { name: 'small', tenant: 'team-a', nominal: { cpu: '2' } }],
+};
+
+let etcd: LocalEtcd;
+let store: EtcdStore;
+let quota: RunningService;
+let admission: RunningService;
+let api: string;
+
+async function call(method: string, path: string, token?: string, body?: unknown, headers: Record<string, string> = {}) {
+  const res = await fetch(`${api}${path}`, {
+    method,
+    headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json: any;
+  try { json = JSON.parse(text); } catch { json = text; }
+  return { status: res.status, body: json, headers: res.headers };
+}
+const jobCount = async () => (await store.listAll<JobRecord>(store.keys.jobs())).items.length;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  const config = { etcdEndpoints: etcd.endpoints, port: 0, leaseTtlSeconds: 3, logLevel: 'error' };
+  store = new EtcdStore({ endpoints: etcd.endpoints });
+  quota = await startQuota({ cluster: CLUSTER, config });
+  admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, bodyLimit: 64 * 1024 });
+  api = admission.url;
+});
+afterAll(async () => {
+  await admission?.close();
+  await quota?.close();
+  await store?.close();
+  await etcd?.stop();
+});
+
+const submit = { command: ['echo', 'hi'], tasks: 3, resources: { cpu: '500m', memory: '64Mi' } };
+
+describe('POST /v1/jobs', () => {
+  it('commits the job before answering 201, and the quota service queues it', async () => {
+    const res = await call('POST', '/v1/jobs', 'token-a', submit);
+    expect(res.status).toBe(201);
+    expect(res.headers.get('location')).toBe(`/v1/jobs/${res.body.id}`);
+    const stored = await store.get<JobRecord>(store.keys.job(res.body.id));
+    expect(stored?.value.spec).toMatchObject({ command: ['echo', 'hi'], tasks: 3, resources: { cpu: 500, memory: 64 * 1024 * 1024 } });
+    const deadline = Date.now() + 5000;
+    let phase = '';
+    while (Date.now() < deadline && phase !== 'Queued') {
+      phase = (await call('GET', `/v1/jobs/${res.body.id}`, 'token-a')).body.phase;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(phase).toBe('Queued');
+  });
+
+  it('returns the same job with 200 for a retried Idempotency-Key, also under 20 concurrent retries', async () => {
+    const before = await jobCount();
+    const results = await Promise.all(Array.from({ length: 20 }, () => call('POST', '/v1/jobs', 'token-a', submit, { 'idempotency-key': 'retry-1' })));
+    expect(results.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(results.filter((r) => r.status === 200)).toHaveLength(19);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(await jobCount()).toBe(before + 1);
+  });
+
+  it.each([
+    ['schema error names the field', 'token-a', { ...submit, tasks: 0 }, {}, 400, 'invalid_argument', 'tasks'],
+    ['unknown field is named', 'token-a', { ...submit, colour: 'red' }, {}, 400, 'invalid_argument', '(body)'],
+    ['bad quantity is named', 'token-a', { ...submit, resources: { cpu: 'lots' } }, {}, 400, 'invalid_argument', 'resources.cpu'],
+    ['nested field path', 'token-a', { ...submit, command: ['echo', 7] }, {}, 400, 'invalid_argument', 'command.1'],
+    ['not JSON', 'token-a', '{"command": [', {}, 400, 'invalid_argument', '(body)'],
+    ['oversize body', 'token-a', { ...submit, env: { BIG: 'x'.repeat(70 * 1024) } }, {}, 413, 'payload_too_large', '(body)'],
+    ['missing token', undefined, submit, {}, 401, 'unauthenticated', 'Authorization'],
+    ['bad token', 'nope', submit, {}, 401, 'unauthenticated', 'Authorization'],
+    ['another tenant named by a tenant token', 'token-a', { ...submit, tenant: 'team-b' }, {}, 403, 'permission_denied', 'tenant'],
+    ['unknown tenant', 'token-ghost', submit, {}, 422, 'unknown_tenant', 'tenant'],
+    ['unknown queue', 'token-a', { ...submit, queue: 'nope' }, {}, 422, 'unknown_queue', 'queue'],
+    ['queue of another tenant', 'token-a', { ...submit, queue: 'b-queue' }, {}, 422, 'unknown_queue', 'queue'],
+  ])('%s: its own status and code, nothing written', async (_name, token, body, headers, status, code, field) => {
+    const before = await jobCount();
+    const res = await call('POST', '/v1/jobs', token, body, headers);
+    expect(res.status).toBe(status);
+    expect(res.body.error).toMatchObject({ code, field });
+    expect(typeof res.body.error.message).toBe('string');
+    expect(await jobCount()).toBe(before);
+  });
+
+  it('answers 409 idempotency_conflict when a key is reused with another body, and writes nothing', async () => {
+    await call('POST', '/v1/jobs', 'token-a', submit, { 'idempotency-key': 'reuse' });
+    const before = await jobCount();
+    const res = await call('POST', '/v1/jobs', 'token-a', { ...submit, tasks: 9 }, { 'idempotency-key': 'reuse' });
+    expect(res.status).toBe(409);
+    expect(res.body.error).toMatchObject({ code: 'idempotency_conflict', field: 'Idempotency-Key' });
+    expect(await jobCount()).toBe(before);
+  });
+
+  it('rejects a job whose task cannot fit its queue quota, with the reason', async () => {
+    const res = await call('POST', '/v1/jobs', 'token-a', { ...submit, queue: 'small', resources: { cpu: '3' } });
+    expect(res.status).toBe(201);
+    const deadline = Date.now() + 5000;
+    let view: JobView = res.body;
+    while (Date.now() < deadline && view.phase === 'Submitted') {
+      view = (await call('GET', `/v1/jobs/${res.body.id}`, 'token-a')).body;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(view.phase).toBe('Rejected');
+    expect(view.reason?.code).toBe('exceeds_quota');
+  });
+});
+
+describe('tenant isolation', () => {
+  it("answers 404 (not 403) for another tenant's job, lists only one's own, lets operators see all", async () => {
+    const mine = (await call('POST', '/v1/jobs', 'token-a', submit)).body as JobView;
+    const other = await call('GET', `/v1/jobs/${mine.id}`, 'token-b');
+    expect(other.status).toBe(404);
+    expect(other.body.error.code).toBe('not_found');
+    expect((await call('DELETE', `/v1/jobs/${mine.id}`, 'token-b')).status).toBe(404);
+    expect((await call('GET', `/v1/jobs/${mine.id}/tasks/0/logs`, 'token-b')).status).toBe(404);
+    expect((await call('GET', '/v1/jobs/does-not-exist', 'token-a')).status).toBe(404);
+    const listB = await call('GET', '/v1/jobs', 'token-b');
+    expect(listB.body.jobs.every((j: JobView) => j.tenant === 'team-b')).toBe(true);
+    const listOp = await call('GET', '/v1/jobs?limit=1000', 'token-op');
+    expect(listOp.body.jobs.some((j: JobView) => j.id === mine.id)).toBe(true);
+    expect((await call('GET', `/v1/jobs/${mine.id}`, 'token-op')).status).toBe(200);
+  });
+
+  it('pages a listing with nextPageToken', async () => {
+    const p1 = await call('GET', '/v1/jobs?limit=2', 'token-a');
+    expect(p1.body.jobs).toHaveLength(2);
+    const p2 = await call('GET', `/v1/jobs?limit=2&pageToken=${p1.body.nextPageToken}`, 'token-a');
+    expect(p2.body.jobs[0].id > p1.body.jobs[1].id).toBe(true);
+    expect((await call('GET', '/v1/jobs?limit=0', 'token-a')).body.error).toMatchObject({ code: 'invalid_argument', field: 'limit' });
+  });
+});
+
+describe('accepted means durable', () => {
+  it('a job answered 201 is in etcd even when admission is killed right after', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'adm-'));
+    writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
+    const port = await freePort();
+    const child = spawn(process.execPath, [join(__dirname, '../dist/main.js')], {
+      env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_TOKENS_FILE: join(dir, 'tokens.json'), BATCH_LOG_LEVEL: 'error' },
+      stdio: 'ignore',
+    });
+    try {
+      const url = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 15000;
+      while (Date.now() < deadline) {
+        const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+        if (ok) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' }, body: JSON.stringify(submit) });
+      child.kill('SIGKILL');
+      expect(res.status).toBe(201);
+      const { id } = (await res.json()) as JobView;
+      expect((await store.get<JobRecord>(store.keys.job(id)))?.value.id).toBe(id);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('etcd unavailable', () => {
+  it('answers 503 with Retry-After and writes nothing', async () => {
+    for (let i = 0; i < etcd.members.length; i++) etcd.kill(i, 'SIGSTOP');
+    try {
+      const res = await call('POST', '/v1/jobs', 'token-a', submit);
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('unavailable');
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    } finally {
+      for (let i = 0; i < etcd.members.length; i++) etcd.kill(i, 'SIGCONT');
+    }
+  });
+});
