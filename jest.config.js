@@ -2,4 +2,6 @@
 module.exports = {
   projects: ['<rootDir>/libs/*/jest.config.js', '<rootDir>/apps/*/jest.config.js'],
   testTimeout: 60000,
+  // etcd3's gRPC channels keep timers after close(); suites stop their own processes in afterAll.
+  forceExit: true,
 };

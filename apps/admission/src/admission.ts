@@ -11,6 +11,8 @@ export interface AdmissionOptions {
   /** Largest request body in bytes (`BATCH_MAX_BODY_BYTES`). @default 1048576 */
   bodyLimit?: number;
   config?: Partial<ServiceConfig>;
+  /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
+  onLeaseLost?: () => void;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
@@ -18,6 +20,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
   return runService({
     name: 'admission',
     config: opts.config,
+    onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit,
     controllers: [JobsController],
     providers: [JobsService, { provide: AUTH, useValue: auth }],

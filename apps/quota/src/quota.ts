@@ -8,10 +8,12 @@ export interface QuotaOptions {
   /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
   cluster?: ClusterConfig;
   config?: Partial<ServiceConfig>;
+  /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
+  onLeaseLost?: () => void;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
-  const svc = await runService({ name: 'quota', config: opts.config, providers: [Admitter] });
+  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter] });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;
 }

@@ -1,4 +1,4 @@
 import { serviceMain } from '@batchapi/runtime';
 import { startScheduler } from './scheduler';
 
-void serviceMain(() => startScheduler());
+void serviceMain((onLeaseLost) => startScheduler({ onLeaseLost }));

@@ -5,9 +5,11 @@ import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './sche
 export interface SchedulerOptions {
   tuning?: Partial<SchedulerTuning>;
   config?: Partial<ServiceConfig>;
+  /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
+  onLeaseLost?: () => void;
 }
 
 export async function startScheduler(opts: SchedulerOptions = {}): Promise<RunningService> {
   const tuning: SchedulerTuning = { idleMs: 500, busyMs: 20, maxTasksPerCycle: 100_000, ...opts.tuning };
-  return runService({ name: 'scheduler', config: opts.config, providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }] });
+  return runService({ name: 'scheduler', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }] });
 }

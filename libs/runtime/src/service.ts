@@ -76,6 +76,14 @@ export interface RunServiceOptions {
   config?: Partial<ServiceConfig>;
   /** Largest request body, in bytes. @default 1048576 */
   bodyLimit?: number;
+  /**
+   * Called once when the process lease can no longer be trusted (TTL passed since the last
+   * acknowledged renewal, on this process's clock). `serviceMain` exits the process then,
+   * so its supervisor restarts it with a fresh lease. Without it, the service takes a new
+   * lease and registers again (right for stateless services such as admission).
+   * @default take a new lease
+   */
+  onLeaseLost?: () => void;
 }
 
 /** A started service. */
@@ -99,7 +107,9 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   registry.setDefaultLabels({ service: opts.name });
   collectDefaultMetrics({ register: registry });
   const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true } };
-  await store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() }, lease: lease.id }]);
+  const register = (l: ProcessLease) =>
+    store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() }, lease: l.id }]);
+  await register(lease);
 
   @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
   class ServiceModule {}
@@ -111,6 +121,29 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const url = `http://${config.host}:${addr.port}`;
   log.info({ url }, `${opts.name} listening`);
   let closed = false;
+  let renewing = false;
+  const watchdog = setInterval(() => {
+    if (ctx.lease.alive() || renewing) return;
+    log.error({ sinceRenewalMs: ctx.lease.sinceRenewalMs() }, 'process lease lost');
+    if (opts.onLeaseLost) {
+      clearInterval(watchdog);
+      opts.onLeaseLost();
+      return;
+    }
+    renewing = true;
+    const old = ctx.lease;
+    old.markLost();
+    void store
+      .grantLease(config.leaseTtlSeconds)
+      .then(async (fresh) => {
+        await register(fresh);
+        ctx.lease = fresh;
+        log.info('took a new process lease');
+      })
+      .catch(() => undefined)
+      .finally(() => { renewing = false; });
+  }, 250);
+  watchdog.unref();
   return {
     app,
     ctx,
@@ -118,17 +151,21 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     async close() {
       if (closed) return;
       closed = true;
+      clearInterval(watchdog);
       await app.close();
-      await lease.revoke();
+      await ctx.lease.revoke();
       await store.close();
     },
   };
 }
 
 /** Runs a service as the main of its process: stops cleanly on SIGINT/SIGTERM. */
-export async function serviceMain(start: () => Promise<RunningService>): Promise<void> {
+export async function serviceMain(start: (onLeaseLost: () => void) => Promise<RunningService>): Promise<void> {
   try {
-    const svc = await start();
+    const svc = await start(() => {
+      // Self-fence: stop at once; in-flight work of this process is no longer ours.
+      void shutdownTracing().finally(() => process.exit(75));
+    });
     const stop = async () => {
       await svc.close().catch(() => undefined);
       await shutdownTracing();

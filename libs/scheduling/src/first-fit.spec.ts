@@ -67,6 +67,12 @@ describe('placeFirstFit', () => {
     expect(out[0].count).toBe(3);
   });
 
+  it('treats a dimension absent from the headroom as unlimited', () => {
+    // headroom limits memory only (1Gi / 256Mi = 4); cpu is unlimited → 4 tasks of the 8 asked
+    const out = placeFirstFit([work('j', 8, { cpu: '1', memory: '256Mi' })], [node('n', { cpu: '16', memory: '64Gi' })], { queueHeadroom: new Map([['q', { memory: 2 ** 30 }]]) });
+    expect(out[0].count).toBe(4);
+  });
+
   it('counts resources already used on the node', () => {
     // 8 cores, 6 used → 2 free → 2 tasks
     const out = placeFirstFit([work('j', 5, { cpu: '1' })], [node('n', { cpu: '8' }, { used: { cpu: 6000 } })]);

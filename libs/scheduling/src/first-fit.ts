@@ -29,6 +29,16 @@ export function tasksThatFit(need: ResourceVector, free: ResourceVector): number
   return Math.max(0, n);
 }
 
+/** How many tasks of `need` a queue headroom allows; dimensions absent from the headroom are unlimited. */
+export function tasksWithinHeadroom(need: ResourceVector, room: ResourceVector): number {
+  let n = Number.POSITIVE_INFINITY;
+  for (const [name, limit] of Object.entries(room)) {
+    const amount = need[name] ?? 0;
+    if (amount > 0) n = Math.min(n, Math.floor(limit / amount));
+  }
+  return Math.max(0, n);
+}
+
 /** Picks devices for one task: `share` milli-GPU. Whole GPUs need fully free devices; a fraction shares one device. Returns undefined when none fit. */
 export function pickDevices(devices: Record<string, number>, gpuCount: number, share: number): number[] | undefined {
   if (share <= 0) return [];
@@ -65,7 +75,7 @@ export function placeFirstFit(work: readonly PendingWork[], nodes: readonly Node
   for (const w of order) {
     let left = Math.min(w.tasks, budget);
     const room = headroom.get(w.queue);
-    if (room) left = Math.min(left, tasksThatFit(w.resources, room));
+    if (room) left = Math.min(left, tasksWithinHeadroom(w.resources, room));
     const share = w.resources.gpu ?? 0;
     for (const s of state) {
       if (left <= 0) break;
