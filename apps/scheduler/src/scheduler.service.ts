@@ -4,7 +4,7 @@
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { campaign, type Leadership } from '@batchapi/store';
+import { campaign, type Leadership, reapLostNode } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -19,6 +19,12 @@ export interface SchedulerTuning {
   busyMs: number;
   /** Most tasks bound per cycle. @default 100000 */
   maxTasksPerCycle: number;
+  /**
+   * How long a node must have been gone (its executor's lease expired) before its tasks are
+   * requeued, in milliseconds: the executor's lease TTL plus a grace, so the executor has
+   * certainly killed them on its own clock first (invariant 4). @default lease TTL + 2000
+   */
+  nodeLostAfterMs: number;
 }
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
@@ -29,6 +35,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private lastWriteRevision = 0n;
+  /** When this replica first saw each node with live bindings but no node key (its clock). */
+  private readonly missingSince = new Map<string, number>();
   private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
@@ -74,8 +82,31 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 
+  /** Phase 0 of every cycle — reap: requeue the tasks of nodes gone for longer than `nodeLostAfterMs`. */
+  private async reap(leadership: Leadership, now: number): Promise<void> {
+    const live = new Set<string>();
+    for (const { value: n } of this.cache.nodes.items.values()) live.add(n.name);
+    const orphaned = new Set<string>();
+    for (const { value: b } of this.cache.bindings.items.values()) if (!live.has(b.node)) orphaned.add(b.node);
+    for (const node of [...this.missingSince.keys()]) if (!orphaned.has(node)) this.missingSince.delete(node);
+    for (const node of orphaned) {
+      const since = this.missingSince.get(node) ?? now;
+      this.missingSince.set(node, since);
+      if (now - since < this.tuning.nodeLostAfterMs) continue;
+      try {
+        const groups = await reapLostNode(this.ctx.store, leadership.fence(), node, now);
+        this.ctx.log.warn({ node, groups, goneForMs: now - since }, 'node lost: its tasks were requeued');
+        this.missingSince.delete(node);
+      } catch (err) {
+        this.ctx.log.warn({ node, err: (err as Error).message }, 'reaping a lost node failed; will retry');
+      }
+    }
+  }
+
   private async cycles(leadership: Leadership): Promise<void> {
+    this.missingSince.clear(); // a new leader waits the full time again: later, never earlier
     while (!this.abort.signal.aborted && leadership.held()) {
+      await this.reap(leadership, Date.now());
       if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision)) {
         await sleep(this.cache.dirty ? this.tuning.busyMs : this.tuning.idleMs / 10);
         continue;

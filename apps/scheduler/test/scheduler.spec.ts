@@ -97,3 +97,22 @@ it('gives whole-GPU tasks distinct devices', async () => {
   const devices = bindings.flatMap((b) => b.devices).flat().sort();
   expect(devices).toEqual([0, 1, 2, 3]);
 });
+
+it('requeues the tasks of a lost node only after lease TTL + grace, at the next attempt, onto another node', async () => {
+  const before = await boundTasks('arr');
+  const lostIndices = before.filter((b) => b.node === 'n3').flatMap((b) => Array.from({ length: b.end - b.start }, (_, k) => b.start + k));
+  expect(lostIndices.length).toBeGreaterThan(0);
+  const lostAt = Date.now();
+  await store.txn([], [{ delete: store.keys.node('n3') }]);
+  const rebound = (bs: Binding[]) => bs.filter((b) => b.attempt === 2).reduce((n, b) => n + b.end - b.start, 0);
+  const after = await until(() => boundTasks('arr'), (bs) => rebound(bs) === lostIndices.length, 15000);
+  const waitedMs = Date.now() - lostAt;
+  // default wait: lease TTL 2 s + grace 2 s
+  expect(waitedMs).toBeGreaterThanOrEqual(4000);
+  expect(after.filter((b) => b.node === 'n3')).toHaveLength(0);
+  const moved = after.filter((b) => b.attempt === 2);
+  expect(moved.flatMap((b) => Array.from({ length: b.end - b.start }, (_, k) => b.start + k)).sort()).toEqual([...lostIndices].sort());
+  expect(await store.get(store.keys.alloc('n3'))).toBeUndefined();
+  const status = await store.get<{ tasks: Array<{ state: string; signal?: string }> }>(store.keys.group('arr', before.find((b) => b.node === 'n3')!.start, 1));
+  expect(status?.value.tasks.every((t) => t.state === 'Failed' && t.signal === 'NodeLost')).toBe(true);
+});

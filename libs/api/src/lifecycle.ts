@@ -2,22 +2,37 @@
  * The job state machine as pure functions: each takes a record and the time, and returns
  * the next record. Callers write the result with a compare-and-swap.
  */
-import type { GroupStatus, JobRecord, NodeAllocation, TaskGroup } from './model';
+import type { GroupStatus, JobRecord, NodeAllocation, TaskGroup, TaskRange } from './model';
 import { addResources, GPU_MILLI } from './quantity';
 import { TERMINAL_PHASES } from './model';
-import { countTasks, takeTasks } from './ranges';
+import { countTasks, mergeRanges, takeTasks } from './ranges';
 
-/** Accounts finished groups into the job's counters and ends the job when every task is terminal. */
+/** The signal recorded for tasks whose node was lost (executor lease expired or restarted). */
+export const NODE_LOST = 'NodeLost';
+/** Attempts a task gets when its node is lost under it; the task's own failures do not retry here. */
+export const MAX_NODE_LOST_ATTEMPTS = 3;
+
+/**
+ * Accounts finished groups into the job: terminal counters, and tasks lost with their node
+ * go back to pending at the next attempt number (until `MAX_NODE_LOST_ATTEMPTS`). Ends the
+ * job when every task is terminal.
+ */
 export function applyGroupOutcomes(job: JobRecord, groups: readonly GroupStatus[], now: number): JobRecord {
   const counts = { ...job.counts };
+  const requeue: TaskRange[] = [];
   for (const g of groups) {
-    for (const t of g.tasks) {
+    g.tasks.forEach((t, k) => {
       if (t.state === 'Succeeded') counts.succeeded++;
-      else if (t.state === 'Failed') counts.failed++;
       else if (t.state === 'Cancelled') counts.cancelled++;
-    }
+      else if (t.state === 'Failed') {
+        if (t.signal === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS && job.cancelRequestedAt === undefined) {
+          requeue.push({ start: g.start + k, end: g.start + k + 1, attempt: g.attempt + 1 });
+        } else counts.failed++;
+      }
+    });
   }
-  return settle({ ...job, counts }, now);
+  const pending = requeue.length ? mergeRanges(job.pending, requeue) : job.pending;
+  return settle({ ...job, counts, pending }, now);
 }
 
 /**

@@ -4,7 +4,7 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation,
+  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
   releaseOnNode, reserveOnNode, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
@@ -71,7 +71,7 @@ export async function bindPlan(
         const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start), absent: true });
         writes.push({ put: store.keys.binding(b.node, b.jobId, b.start), value: b });
-        writes.push({ put: store.keys.group(b.jobId, b.start), value: status });
+        writes.push({ put: store.keys.group(b.jobId, b.start, b.attempt), value: status });
       }
     }
     for (const [node, next] of touched) {
@@ -127,20 +127,20 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
     if (outcome === 'fenced') { result.fenced = true; return result; }
     if (outcome === 'conflict') {
       // Someone changed a job or the allocation in between, or a status is stale: re-read and drop stale ones.
-      const statuses = await store.getMany<GroupStatus>(chunk.map((r) => store.keys.group(r.status.jobId, r.status.start)));
+      const statuses = await store.getMany<GroupStatus>(chunk.map((r) => store.keys.group(r.status.jobId, r.status.start, r.status.attempt)));
       const fresh: GroupReport[] = [];
       chunk.forEach((r, k) => {
         const s = statuses[k];
         if (s && s.modRevision === r.statusRevision) fresh.push(r);
-        else result.refused.push(store.keys.group(r.status.jobId, r.status.start));
+        else result.refused.push(store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
       });
       todo = [...fresh, ...todo];
       continue;
     }
-    for (const r of chunk) result.accepted.set(store.keys.group(r.status.jobId, r.status.start), outcome);
+    for (const r of chunk) result.accepted.set(store.keys.group(r.status.jobId, r.status.start, r.status.attempt), outcome);
     round = -1; // progress made: reset the conflict budget
   }
-  for (const r of todo) result.refused.push(store.keys.group(r.status.jobId, r.status.start));
+  for (const r of todo) result.refused.push(store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
   return result;
 }
 
@@ -157,7 +157,7 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
   const ops: Op[] = [];
   for (const r of chunk) {
-    const key = store.keys.group(r.status.jobId, r.status.start);
+    const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
     compares.push({ key, modRevision: r.statusRevision });
     ops.push({ put: key, value: r.status });
   }
@@ -182,4 +182,48 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   if (res.succeeded) return res.revision;
   const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
   return leaseOk.succeeded ? 'conflict' : 'fenced';
+}
+
+/**
+ * Ends the live groups of a node whose executor is gone, once the caller has waited its
+ * lease TTL plus a grace (so the executor has certainly killed them, invariant 4): each
+ * non-terminal task becomes `Failed` with signal `NodeLost` (the job's state machine
+ * requeues it at the next attempt), the bindings and the node's allocation are removed.
+ * Fenced by the caller's leadership; one transaction per job. Returns the groups ended.
+ */
+export async function reapLostNode(store: EtcdStore, fence: Compare, node: string, now: number): Promise<number> {
+  const bindings = (await store.listAll<Binding>(store.keys.bindingsOf(node))).items;
+  const byJob = new Map<string, Array<Versioned<Binding>>>();
+  for (const b of bindings) byJob.set(b.value.jobId, [...(byJob.get(b.value.jobId) ?? []), b]);
+  let ended = 0;
+  for (const [jobId, list] of byJob) {
+    for (let i = 0; i < list.length; i += 30) {
+      const chunk = list.slice(i, i + 30);
+      const [job, ...statuses] = await store.getMany<unknown>([store.keys.job(jobId), ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt))]);
+      const compares: Compare[] = [fence];
+      const ops: Op[] = [];
+      const finished: GroupStatus[] = [];
+      chunk.forEach((b, k) => {
+        compares.push({ key: b.key, modRevision: b.modRevision });
+        ops.push({ delete: b.key });
+        const st = statuses[k] as Versioned<GroupStatus> | undefined;
+        if (!st) return;
+        const next: GroupStatus = { ...st.value, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, signal: NODE_LOST, finishedAt: now })) };
+        compares.push({ key: st.key, modRevision: st.modRevision });
+        ops.push({ put: st.key, value: next });
+        // A live group's outcomes reach the job only when it ends, so all its tasks are applied now.
+        finished.push(next);
+      });
+      if (job) {
+        const j = job as Versioned<JobRecord>;
+        compares.push({ key: j.key, modRevision: j.modRevision });
+        ops.push({ put: j.key, value: applyGroupOutcomes(j.value, finished, now) });
+      }
+      const res = await store.txn(compares, ops);
+      if (!res.succeeded) throw new Error(`reaping node ${node} raced with another writer; retry next cycle`);
+      ended += chunk.length;
+    }
+  }
+  await store.txn([fence], [{ delete: store.keys.alloc(node) }]);
+  return ended;
 }

@@ -1,0 +1,47 @@
+import { applyGroupOutcomes, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, requestCancel } from './lifecycle';
+import type { GroupStatus, JobRecord } from './model';
+
+const job = (tasks: number, extra: Partial<JobRecord> = {}): JobRecord => ({
+  id: 'j', tenant: 't', queue: 'q', phase: 'Running', createdAt: 0,
+  spec: { name: 'j', command: ['x'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
+  pending: [], counts: { succeeded: 0, failed: 0, cancelled: 0 }, ...extra,
+});
+const group = (start: number, attempt: number, tasks: GroupStatus['tasks']): GroupStatus => ({
+  jobId: 'j', tenant: 't', queue: 'q', node: 'n', start, end: start + tasks.length, attempt, resources: {}, devices: [], boundAt: 0, tasks,
+});
+
+describe('applyGroupOutcomes', () => {
+  it('counts outcomes and ends the job Succeeded when all succeeded', () => {
+    const next = applyGroupOutcomes(job(2), [group(0, 1, [{ state: 'Succeeded' }, { state: 'Succeeded' }])], 5);
+    expect(next).toMatchObject({ phase: 'Succeeded', finishedAt: 5, counts: { succeeded: 2, failed: 0, cancelled: 0 } });
+  });
+
+  it('ends Failed when any task failed', () => {
+    const next = applyGroupOutcomes(job(2), [group(0, 1, [{ state: 'Succeeded' }, { state: 'Failed', exitCode: 3 }])], 5);
+    expect(next.phase).toBe('Failed');
+  });
+
+  it('requeues tasks lost with their node at the next attempt, merged into ranges', () => {
+    // tasks 4 and 5 lost at attempt 1 → pending [4,6) at attempt 2; job keeps running
+    const lost = { state: 'Failed' as const, signal: NODE_LOST };
+    const next = applyGroupOutcomes(job(6, { counts: { succeeded: 4, failed: 0, cancelled: 0 } }), [group(4, 1, [lost, lost])], 5);
+    expect(next.pending).toEqual([{ start: 4, end: 6, attempt: 2 }]);
+    expect(next.phase).toBe('Running');
+  });
+
+  it(`counts a node loss as a failure at attempt ${MAX_NODE_LOST_ATTEMPTS}`, () => {
+    const next = applyGroupOutcomes(job(1), [group(0, MAX_NODE_LOST_ATTEMPTS, [{ state: 'Failed', signal: NODE_LOST }])], 5);
+    expect(next).toMatchObject({ phase: 'Failed', pending: [], counts: { failed: 1 } });
+  });
+});
+
+describe('requestCancel and markBound', () => {
+  it('cancels pending tasks at once; the job ends when live groups report', () => {
+    // 10 tasks: 4 bound, 6 pending → 6 cancelled now; still Running until the 4 report
+    const bound = markBound(job(10, { phase: 'Queued', pending: [{ start: 0, end: 10, attempt: 1 }] }), 4, 1);
+    const cancelled = requestCancel(bound, 2);
+    expect(cancelled).toMatchObject({ phase: 'Running', pending: [], counts: { cancelled: 6 }, cancelRequestedAt: 2 });
+    const done = applyGroupOutcomes(cancelled, [group(0, 1, Array.from({ length: 4 }, () => ({ state: 'Cancelled' as const })))], 3);
+    expect(done).toMatchObject({ phase: 'Cancelled', finishedAt: 3, counts: { cancelled: 10 } });
+  });
+});
