@@ -186,6 +186,17 @@ describe('accepted means durable', () => {
   });
 });
 
+describe('operability', () => {
+  it('serves /healthz, /readyz and Prometheus metrics counting requests by route and code', async () => {
+    expect((await call('GET', '/healthz')).body).toMatchObject({ status: 'ok', service: 'admission' });
+    expect((await call('GET', '/readyz')).status).toBe(200);
+    const metrics = (await call('GET', '/metrics')).body as string;
+    expect(metrics).toMatch(/batch_http_requests_total\{route="\/v1\/jobs",method="POST",code="201",service="admission"\} [1-9]/);
+    expect(metrics).toMatch(/batch_http_requests_total\{route="\/v1\/jobs",method="POST",code="400",service="admission"\} [1-9]/);
+    expect(metrics).toContain('batch_http_request_duration_seconds_bucket');
+  });
+});
+
 describe('etcd unavailable', () => {
   it('answers 503 with Retry-After and writes nothing', async () => {
     for (let i = 0; i < etcd.members.length; i++) etcd.kill(i, 'SIGSTOP');

@@ -5,12 +5,12 @@
  */
 import 'reflect-metadata';
 import { EtcdStore, type ProcessLease } from '@batchapi/store';
-import { initTracing, shutdownTracing } from '@batchapi/telemetry';
+import { initTracing, Metric, shutdownTracing } from '@batchapi/telemetry';
 import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provider, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import pino, { type Logger } from 'pino';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { configFromEnv, type ServiceConfig } from './config';
 import { ApiErrorFilter } from './errors.filter';
 
@@ -116,6 +116,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
 
   const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, new FastifyAdapter({ bodyLimit: opts.bodyLimit ?? 1024 * 1024 }), { logger: ['error', 'warn'] });
   app.useGlobalFilters(new ApiErrorFilter(log));
+  instrumentHttp(app, registry);
   await app.listen(config.port, config.host);
   const addr = app.getHttpServer().address() as { port: number };
   const url = `http://${config.host}:${addr.port}`;
@@ -157,6 +158,25 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
       await store.close();
     },
   };
+}
+
+/** Counts requests by route, method and status, and observes their latency. */
+function instrumentHttp(app: NestFastifyApplication, registry: Registry): void {
+  const requests = new Counter({ name: Metric.httpRequests, help: 'HTTP requests by route, method and status code', labelNames: ['route', 'method', 'code'], registers: [registry] });
+  const duration = new Histogram({
+    name: Metric.httpDuration,
+    help: 'HTTP request latency by route and method',
+    labelNames: ['route', 'method'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [registry],
+  });
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.addHook('onResponse', (req, reply, done) => {
+    const route = req.routeOptions?.url ?? 'unmatched';
+    requests.inc({ route, method: req.method, code: String(reply.statusCode) });
+    duration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    done();
+  });
 }
 
 /** Runs a service as the main of its process: stops cleanly on SIGINT/SIGTERM. */
