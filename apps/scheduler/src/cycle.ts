@@ -5,7 +5,7 @@
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
 import { type Binding, type JobRecord, markBound, type NodeAllocation, takeTasks } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, type Placement, placeFirstFit, queueHeadroom } from '@batchapi/scheduling';
+import { type NodeSnapshot, type PendingWork, type Placement, placeTasks, queueHeadroom } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
@@ -27,7 +27,11 @@ export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
   const work: PendingWork[] = [];
   for (const j of cache.jobs.items.values()) {
     jobs.set(j.value.id, j);
-    work.push({ jobId: j.value.id, queue: j.value.queue, priority: j.value.spec.priority, createdAt: j.value.createdAt, resources: j.value.spec.resources, tasks: countTasks(j.value.pending) });
+    const spec = j.value.spec;
+    work.push({
+      jobId: j.value.id, queue: j.value.queue, priority: spec.priority, createdAt: j.value.createdAt, resources: spec.resources, tasks: countTasks(j.value.pending),
+      selector: spec.selector, tolerations: spec.tolerations, gang: spec.gang,
+    });
   }
   const nodes: NodeSnapshot[] = [];
   const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
@@ -50,9 +54,9 @@ export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
   return { work, nodes, jobs, allocs, headroom };
 }
 
-/** Phase 2 — place: the pure policy. */
+/** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
 export function place(s: CycleSnapshot, maxTasks: number): Placement[] {
-  return placeFirstFit(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks });
+  return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks }).placements;
 }
 
 /** Phase 3 — plan: turn placements into bind units (task ranges taken from each job's pending ranges). */

@@ -53,6 +53,12 @@ export interface JobSpec {
   /** Higher runs first. */
   priority: number;
   labels: Record<string, string>;
+  /** Node labels that must match (e.g. `{"gpu.model": "A100"}`). @default {} */
+  selector?: Record<string, string>;
+  /** Node taints this job tolerates. @default [] */
+  tolerations?: Array<{ key: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute' }>;
+  /** All tasks start together or none do. @default false */
+  gang?: boolean;
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */

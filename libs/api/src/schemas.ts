@@ -36,6 +36,15 @@ export const SubmitJobSchema = z.strictObject({
   tenant: NameSchema.optional(),
   /** @default {} */
   labels: z.record(LabelKey, z.string().max(63)).optional(),
+  /** Node labels that must match, e.g. `{"gpu.model": "A100"}`. @default {} */
+  selector: z.record(LabelKey, z.string().max(63)).optional(),
+  /** Taints tolerated. @default [] */
+  tolerations: z
+    .array(z.strictObject({ key: LabelKey, operator: z.enum(['Equal', 'Exists']).optional(), value: z.string().max(63).optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional() }))
+    .max(64)
+    .optional(),
+  /** All tasks start together or none do. @default false */
+  gang: z.boolean().optional(),
 });
 export type SubmitJobRequest = z.infer<typeof SubmitJobSchema>;
 
@@ -71,6 +80,9 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     tasks: req.tasks ?? 1,
     priority: req.priority ?? 0,
     labels: req.labels ?? {},
+    ...(req.selector ? { selector: req.selector } : {}),
+    ...(req.tolerations ? { tolerations: req.tolerations } : {}),
+    ...(req.gang ? { gang: true } : {}),
   };
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
 }

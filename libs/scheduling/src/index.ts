@@ -1,3 +1,5 @@
 export * from './snapshot';
-export * from './first-fit';
+export * from './filters';
+export * from './scores';
+export * from './placement';
 export * from './admit';

@@ -26,6 +26,22 @@ export interface PendingWork {
   resources: ResourceVector;
   /** Tasks still to place. */
   tasks: number;
+  /** Node labels that must match exactly (e.g. `{"gpu.model": "A100"}`). @default {} */
+  selector?: Record<string, string>;
+  /** Taints this work tolerates. @default [] */
+  tolerations?: Toleration[];
+  /** All tasks start together or none do. @default false */
+  gang?: boolean;
+}
+
+/** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */
+export interface Toleration {
+  key: string;
+  /** `Equal` (default) compares the value; `Exists` matches any value. */
+  operator?: 'Equal' | 'Exists';
+  value?: string;
+  /** Absent matches every effect. */
+  effect?: string;
 }
 
 /** A decision: `count` tasks of a job go to `node`, with the GPU devices of each task. */

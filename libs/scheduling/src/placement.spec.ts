@@ -1,5 +1,5 @@
 import { parseResources } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, pickDevices, placeFirstFit, tasksThatFit } from './index';
+import { type NodeSnapshot, type PendingWork, pickDevices, placeFirstFit, placeTasks, tasksThatFit } from './index';
 
 const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
   name, capacity: parseResources(cap), used: {}, devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [], ...extra,
@@ -77,5 +77,53 @@ describe('placeFirstFit', () => {
     // 8 cores, 6 used → 2 free → 2 tasks
     const out = placeFirstFit([work('j', 5, { cpu: '1' })], [node('n', { cpu: '8' }, { used: { cpu: 6000 } })]);
     expect(out[0].count).toBe(2);
+  });
+});
+
+describe('placeTasks (bin-pack)', () => {
+  it('packs onto the fullest node that fits instead of the first by name', () => {
+    // a: 8 cores free of 8; b: 2 free of 8 (6 used). One-core task scores
+    //   a: (0+1)/8 = 0.125, b: (6+1)/8 = 0.875 → b first; b takes 2, then a takes the 3rd
+    const res = placeTasks([work('j', 3, { cpu: '1' })], [node('a', { cpu: '8' }), node('b', { cpu: '8' }, { used: { cpu: 6000 } })]);
+    expect(res.placements.map((p) => [p.node, p.count])).toEqual([['b', 2], ['a', 1]]);
+  });
+
+  it('keeps GPU nodes for GPU work and does not break a free GPU node when a used one fits', () => {
+    // cpu task: gpu node scores −0.5 → goes to the cpu node.
+    // 1-GPU task: full-free 8-GPU node gets −0.25; the node with 4 of 8 in use does not → the used one.
+    const nodes = [
+      node('cpu', { cpu: '32', memory: '64Gi' }),
+      node('gpu-free', { cpu: '32', memory: '64Gi', gpu: 8 }),
+      node('gpu-used', { cpu: '32', memory: '64Gi', gpu: 8 }, { devices: { 0: 1000, 1: 1000, 2: 1000, 3: 1000 }, used: { gpu: 4000 } }),
+    ];
+    const res = placeTasks([work('c', 1, { cpu: '1' }), work('g', 1, { cpu: '1', gpu: 1 })], nodes);
+    expect(Object.fromEntries(res.placements.map((p) => [p.jobId, p.node]))).toEqual({ c: 'cpu', g: 'gpu-used' });
+  });
+
+  it('filters by selector and taints and counts the reasons of what stays pending', () => {
+    const nodes = [
+      node('a100', { cpu: '8', gpu: 1 }, { labels: { 'gpu.model': 'A100' } }),
+      node('h100', { cpu: '8', gpu: 1 }, { labels: { 'gpu.model': 'H100' } }),
+      node('ml', { cpu: '8', gpu: 1 }, { labels: { 'gpu.model': 'A100' }, taints: [{ key: 'dedicated', value: 'ml', effect: 'NoSchedule' }] }),
+    ];
+    // 3 tasks of 1 A100: only a100 passes (h100 wrong label, ml tainted) → 1 placed, 2 pending
+    const res = placeTasks([work('j', 3, { cpu: '1', gpu: 1 }, { selector: { 'gpu.model': 'A100' } })], nodes);
+    expect(res.placements.map((p) => [p.node, p.count])).toEqual([['a100', 1]]);
+    expect(res.unplaced).toEqual([{ jobId: 'j', tasks: 2, filtered: { 'label gpu.model=A100 missing': 1, 'taint dedicated=ml:NoSchedule': 1 }, full: 0, quotaLimited: false, gangBlocked: false }]);
+    // with the toleration the tainted node is used too
+    const tol = placeTasks([work('j', 3, { cpu: '1', gpu: 1 }, { selector: { 'gpu.model': 'A100' }, tolerations: [{ key: 'dedicated', value: 'ml' }] })], nodes);
+    expect(tol.placements.reduce((n, p) => n + p.count, 0)).toBe(2);
+  });
+
+  it('places a gang all together or not at all, leaving room to the next job', () => {
+    // 2 nodes × 4 cores. gang of 10 one-core tasks cannot fit (8) → none placed;
+    // the 6-task job behind it then fits.
+    const nodes = [node('a', { cpu: '4' }), node('b', { cpu: '4' })];
+    const res = placeTasks([work('gang', 10, { cpu: '1' }, { gang: true, createdAt: 0 }), work('after', 6, { cpu: '1' }, { createdAt: 1 })], nodes);
+    expect(res.placements.every((p) => p.jobId === 'after')).toBe(true);
+    expect(res.placements.reduce((n, p) => n + p.count, 0)).toBe(6);
+    expect(res.unplaced.find((u) => u.jobId === 'gang')?.gangBlocked).toBe(true);
+    // a gang of 8 fits exactly
+    expect(placeTasks([work('g8', 8, { cpu: '1' }, { gang: true })], nodes).placements.reduce((n, p) => n + p.count, 0)).toBe(8);
   });
 });

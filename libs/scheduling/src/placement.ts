@@ -1,0 +1,208 @@
+/**
+ * Placement: the pure heart of a scheduling cycle. For each piece of pending work in queue
+ * order (priority, then age, then id), the phases are:
+ *   PreFilter  — the work's per-task request, queue headroom and gang flag (once per job:
+ *                identical tasks form one equivalence class);
+ *   Filter     — plugins drop nodes that can never run it (selector, taints, resource kinds);
+ *   Score      — plugins rank the rest (bin packing, GPU fragmentation), or name order for
+ *                first fit;
+ *   Reserve    — tasks fill the best node, then the next, with GPU devices picked per task;
+ *   Permit     — a gang that cannot place every task releases what it reserved (so two
+ *                half-placed gangs never hold capacity hostage).
+ * Snapshot in, placements and reasons out; no I/O, no clock.
+ */
+import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { DEFAULT_FILTERS, type FilterPlugin } from './filters';
+import { DEFAULT_SCORES, type ScorePlugin } from './scores';
+import type { NodeSnapshot, PendingWork, Placement } from './snapshot';
+
+/** How nodes are ranked. `bin-pack` scores with plugins; `first-fit` takes nodes in name order. */
+export type PlacementPolicy = 'bin-pack' | 'first-fit';
+
+/** Options of one placement pass. */
+export interface PlacementOptions {
+  /** Resources each queue may still take (absent queue or dimension = unlimited). */
+  queueHeadroom?: Map<string, ResourceVector>;
+  /** Most tasks placed in one pass. @default 100000 */
+  maxTasks?: number;
+  /** @default "bin-pack" */
+  policy?: PlacementPolicy;
+  /** @default DEFAULT_FILTERS */
+  filters?: readonly FilterPlugin[];
+  /** @default DEFAULT_SCORES */
+  scores?: readonly ScorePlugin[];
+}
+
+/** Why the tasks of a job that were not placed were not. */
+export interface Unplaced {
+  jobId: string;
+  tasks: number;
+  /** Nodes refused by each filter reason, e.g. `{"taint dedicated=ml:NoSchedule": 40}`. */
+  filtered: Record<string, number>;
+  /** Nodes that pass the filters but lack free room for one more task. */
+  full: number;
+  /** Set when the queue's quota headroom stopped placement. */
+  quotaLimited: boolean;
+  /** Set when a gang could not place every task and placed none. */
+  gangBlocked: boolean;
+}
+
+/** What a placement pass decided. */
+export interface PlacementResult {
+  placements: Placement[];
+  unplaced: Unplaced[];
+}
+
+/** Deterministic queue order: higher priority, then older, then job id. */
+export function queueOrder(a: PendingWork, b: PendingWork): number {
+  return b.priority - a.priority || a.createdAt - b.createdAt || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+}
+
+/** How many tasks of `need` fit in `free` by the non-device dimensions. */
+export function tasksThatFit(need: ResourceVector, free: ResourceVector): number {
+  let n = Number.POSITIVE_INFINITY;
+  for (const [name, amount] of Object.entries(need)) {
+    if (amount <= 0) continue;
+    n = Math.min(n, Math.floor((free[name] ?? 0) / amount));
+  }
+  return Math.max(0, n);
+}
+
+/** How many tasks of `need` a queue headroom allows; dimensions absent from the headroom are unlimited. */
+export function tasksWithinHeadroom(need: ResourceVector, room: ResourceVector): number {
+  let n = Number.POSITIVE_INFINITY;
+  for (const [name, limit] of Object.entries(room)) {
+    const amount = need[name] ?? 0;
+    if (amount > 0) n = Math.min(n, Math.floor(limit / amount));
+  }
+  return Math.max(0, n);
+}
+
+/** Picks devices for one task: `share` milli-GPU. Whole GPUs need fully free devices; a fraction shares one device. Returns undefined when none fit. */
+export function pickDevices(devices: Record<string, number>, gpuCount: number, share: number): number[] | undefined {
+  if (share <= 0) return [];
+  if (share >= GPU_MILLI) {
+    const whole = Math.ceil(share / GPU_MILLI);
+    const free: number[] = [];
+    for (let d = 0; d < gpuCount && free.length < whole; d++) if (!devices[d]) free.push(d);
+    return free.length === whole ? free : undefined;
+  }
+  // Fractional: the fullest device it still fits on, to keep whole devices free.
+  let best: number | undefined;
+  for (let d = 0; d < gpuCount; d++) {
+    const used = devices[d] ?? 0;
+    if (used + share <= GPU_MILLI && (best === undefined || used > (devices[best] ?? 0))) best = d;
+  }
+  return best === undefined ? undefined : [best];
+}
+
+/** Mutable per-pass state of one node. */
+interface NodeState {
+  node: NodeSnapshot;
+  free: ResourceVector;
+  devices: Record<string, number>;
+}
+
+function freeDeviceCount(s: NodeState): number {
+  let n = 0;
+  for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
+  return n;
+}
+
+/** Places pending work on nodes. Inputs are not changed. */
+export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSnapshot[], opts: PlacementOptions = {}): PlacementResult {
+  const filters = opts.filters ?? DEFAULT_FILTERS;
+  const scores = opts.policy === 'first-fit' ? [] : (opts.scores ?? DEFAULT_SCORES);
+  const states: NodeState[] = [...nodes]
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((n) => {
+      const free: ResourceVector = {};
+      for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
+      return { node: n, free, devices: { ...n.devices } };
+    });
+  const headroom = new Map([...(opts.queueHeadroom ?? new Map<string, ResourceVector>())].map(([q, v]) => [q, { ...v }]));
+  let budget = opts.maxTasks ?? 100_000;
+  const placements: Placement[] = [];
+  const unplaced: Unplaced[] = [];
+
+  for (const w of [...work].sort(queueOrder)) {
+    if (budget <= 0) break;
+    // PreFilter
+    const room = headroom.get(w.queue);
+    const allowed = Math.min(w.tasks, room ? tasksWithinHeadroom(w.resources, room) : w.tasks);
+    const why: Unplaced = { jobId: w.jobId, tasks: 0, filtered: {}, full: 0, quotaLimited: allowed < w.tasks, gangBlocked: false };
+    if (w.gang && (allowed < w.tasks || w.tasks > budget)) {
+      unplaced.push({ ...why, tasks: w.tasks, gangBlocked: true });
+      continue;
+    }
+    let left = Math.min(allowed, budget);
+    // Filter + Score
+    const candidates: Array<{ s: NodeState; score: number }> = [];
+    for (const s of states) {
+      let refused: string | undefined;
+      for (const f of filters) if ((refused = f.filter(w, s.node))) break;
+      if (refused) { why.filtered[refused] = (why.filtered[refused] ?? 0) + 1; continue; }
+      if (tasksThatFit(w.resources, s.free) === 0) { why.full++; continue; }
+      let score = 0;
+      if (scores.length) {
+        const fd = freeDeviceCount(s);
+        for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd);
+      }
+      candidates.push({ s, score });
+    }
+    if (scores.length) candidates.sort((a, b) => b.score - a.score || (a.s.node.name < b.s.node.name ? -1 : 1));
+    // Reserve
+    const share = w.resources.gpu ?? 0;
+    const mine: Placement[] = [];
+    const undo: Array<() => void> = [];
+    for (const { s } of candidates) {
+      if (left <= 0) break;
+      let count = Math.min(left, tasksThatFit(w.resources, s.free));
+      const devices: number[][] = [];
+      if (share > 0) {
+        let k = 0;
+        for (; k < count; k++) {
+          const picked = pickDevices(s.devices, s.node.gpuCount, share);
+          if (!picked) break;
+          const each = share >= GPU_MILLI ? GPU_MILLI : share;
+          for (const d of picked) s.devices[d] = (s.devices[d] ?? 0) + each;
+          undo.push(() => { for (const d of picked) s.devices[d] -= each; });
+          devices.push(picked);
+        }
+        count = k;
+        if (count === 0) { why.full++; continue; }
+      } else {
+        for (let k = 0; k < count; k++) devices.push([]);
+      }
+      for (const [name, amount] of Object.entries(w.resources)) {
+        s.free[name] = (s.free[name] ?? 0) - amount * count;
+        if (room && name in room) room[name] -= amount * count;
+      }
+      const c = count;
+      undo.push(() => {
+        for (const [name, amount] of Object.entries(w.resources)) {
+          s.free[name] += amount * c;
+          if (room && name in room) room[name] += amount * c;
+        }
+      });
+      mine.push({ jobId: w.jobId, node: s.node.name, count, devices });
+      left -= count;
+    }
+    const placed = mine.reduce((n, p) => n + p.count, 0);
+    // Permit: a gang places all of its tasks or none.
+    if (w.gang && placed < w.tasks) {
+      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+      unplaced.push({ ...why, tasks: w.tasks, gangBlocked: true });
+      continue;
+    }
+    placements.push(...mine);
+    budget -= placed;
+    if (placed < w.tasks) unplaced.push({ ...why, tasks: w.tasks - placed });
+  }
+  return { placements, unplaced };
+}
+
+/** First fit (nodes in name order), kept as the simple baseline. */
+export function placeFirstFit(work: readonly PendingWork[], nodes: readonly NodeSnapshot[], opts: Omit<PlacementOptions, 'policy'> = {}): Placement[] {
+  return placeTasks(work, nodes, { ...opts, policy: 'first-fit' }).placements;
+}
