@@ -90,7 +90,7 @@ describe('POST /v1/jobs', () => {
 
   it.each([
     ['schema error names the field', 'token-a', { ...submit, tasks: 0 }, {}, 400, 'invalid_argument', 'tasks'],
-    ['unknown field is named', 'token-a', { ...submit, colour: 'red' }, {}, 400, 'invalid_argument', '(body)'],
+    ['unknown field is named', 'token-a', { ...submit, colour: 'red' }, {}, 400, 'invalid_argument', 'colour'],
     ['bad quantity is named', 'token-a', { ...submit, resources: { cpu: 'lots' } }, {}, 400, 'invalid_argument', 'resources.cpu'],
     ['nested field path', 'token-a', { ...submit, command: ['echo', 7] }, {}, 400, 'invalid_argument', 'command.1'],
     ['not JSON', 'token-a', '{"command": [', {}, 400, 'invalid_argument', '(body)'],

@@ -54,7 +54,9 @@ export const DEFAULT_RESOURCES = { cpu: '1', memory: '256Mi' } as const;
 /** Turns a zod failure into `invalid_argument` naming the first bad field. */
 export function schemaError(error: z.ZodError, root = ''): ApiError {
   const issue = error.issues[0];
-  const path = [root, ...issue.path.map(String)].filter(Boolean).join('.');
+  // An unknown key is named itself, not its parent object.
+  const extra = issue.code === 'unrecognized_keys' ? [issue.keys[0]] : [];
+  const path = [root, ...issue.path.map(String), ...extra].filter(Boolean).join('.');
   const field = path || '(body)';
   return new ApiError(ErrorCode.InvalidArgument, `${field}: ${issue.message}`, { field });
 }

@@ -124,9 +124,14 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   let budget = opts.maxTasks ?? 100_000;
   const placements: Placement[] = [];
   const unplaced: Unplaced[] = [];
+  // Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan.
+  const noRoom = new Map<string, Unplaced>();
 
   for (const w of [...work].sort(queueOrder)) {
     if (budget <= 0) break;
+    const shape = shapeOf(w);
+    const known = noRoom.get(shape);
+    if (known) { unplaced.push({ ...known, jobId: w.jobId, tasks: w.tasks, quotaLimited: false, gangBlocked: !!w.gang }); continue; }
     // PreFilter
     const room = headroom.get(w.queue);
     const allowed = Math.min(w.tasks, room ? tasksWithinHeadroom(w.resources, room) : w.tasks);
@@ -198,8 +203,13 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     placements.push(...mine);
     budget -= placed;
     if (placed < w.tasks) unplaced.push({ ...why, tasks: w.tasks - placed });
+    if (placed === 0 && !why.quotaLimited) noRoom.set(shape, why);
   }
   return { placements, unplaced };
+}
+
+function shapeOf(w: PendingWork): string {
+  return JSON.stringify([w.resources, w.selector ?? null, w.tolerations ?? null]);
 }
 
 /** First fit (nodes in name order), kept as the simple baseline. */

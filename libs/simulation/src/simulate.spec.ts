@@ -1,0 +1,68 @@
+import { InputError, parseNodes, parseQueues, parseWorkload, simulate } from './index';
+
+const nodes = (...lines: object[]) => parseNodes(lines.map((l) => JSON.stringify(l)).join('\n'));
+const workload = (...lines: object[]) => parseWorkload(lines.map((l) => JSON.stringify(l)).join('\n'));
+
+describe('simulate', () => {
+  it.each([
+    {
+      name: 'an array job in two waves on one node',
+      // 4 cores, 8 one-core tasks of 10 s: two waves → makespan 20 s; cpu fully used for 20 s → 1.0
+      nodes: [{ name: 'n', capacity: { cpu: '4', memory: '16Gi' } }],
+      work: [{ name: 'a', tasks: 8, resources: { cpu: '1' }, duration: 10 }],
+      expected: { placed: 8, pending: 0, completed: 8, rejected: 0, nodesUsed: 1, makespan: 20, placedByQueue: { default: 8 } },
+      cpu: 1,
+    },
+    {
+      name: 'a late submission on a half-used node',
+      // 2 tasks at t=0 for 10 s and 2 at t=10 for 10 s, on 4 cores: half used for 20 s → 0.5
+      nodes: [{ name: 'n', capacity: { cpu: '4' } }],
+      work: [{ name: 'a', tasks: 2, resources: { cpu: '1' }, duration: 10 }, { name: 'b', submitAt: 10, tasks: 2, resources: { cpu: '1' }, duration: 10 }],
+      expected: { placed: 4, completed: 4, makespan: 20 },
+      cpu: 0.5,
+    },
+    {
+      name: 'tasks that never end and tasks that never fit',
+      // 2 cores: 2 run forever; the third waits; nothing finishes → makespan null, allocation at the end = 2/2
+      nodes: [{ name: 'n', capacity: { cpu: '2' } }],
+      work: [{ name: 'a', tasks: 3, resources: { cpu: '1' } }],
+      expected: { placed: 2, pending: 1, completed: 0, makespan: null },
+      cpu: 1,
+    },
+  ])('$name', ({ nodes: n, work, expected, cpu }) => {
+    const res = simulate(nodes(...n), workload(...work));
+    expect(res).toMatchObject(expected);
+    expect(res.allocation.cpu).toBeCloseTo(cpu, 3);
+  });
+
+  it('shares one GPU between fractional tasks and never past one device', () => {
+    // 1 node, 2 GPUs; tasks of 0.5 GPU: 4 fit at once; 6 tasks of 10 s → makespan 20
+    const res = simulate(nodes({ name: 'g', capacity: { cpu: '64', gpu: 2 } }), workload({ name: 'f', tasks: 6, resources: { cpu: '1', gpu: 0.5 }, duration: 10 }));
+    expect(res).toMatchObject({ placed: 6, completed: 6, makespan: 20 });
+  });
+
+  it('holds a queue to its nominal quota plus borrowing, and rejects a task that can never fit it', () => {
+    const queues = parseQueues(JSON.stringify({ queues: [{ name: 'a', nominal: { cpu: '2' }, borrowingLimit: { cpu: '1' } }] }));
+    const rejected: string[] = [];
+    // 3 cores may be held at once: 6 one-core tasks of 10 s → waves of 3 → makespan 20; a 4-core task is rejected
+    const res = simulate(
+      nodes({ name: 'n', capacity: { cpu: '16' } }),
+      workload({ name: 'x', queue: 'a', tasks: 6, resources: { cpu: '1' }, duration: 10 }, { name: 'big', queue: 'a', resources: { cpu: '4' }, duration: 1 }),
+      { queues, onReject: (s, why) => rejected.push(`${s.name}: ${why}`) },
+    );
+    expect(res).toMatchObject({ placed: 6, rejected: 1, makespan: 20 });
+    expect(rejected[0]).toMatch(/^big: /);
+  });
+});
+
+describe('input errors name the file, line and field', () => {
+  it.each([
+    ['not JSON', () => parseNodes('{"name": "a", "capacity": {}}\n{oops', 'nodes.jsonl'), 'nodes.jsonl:2: (line): not JSON'],
+    ['unknown field', () => parseWorkload('{"name": "a", "resources": {}, "colour": 1}', 'w.jsonl'), 'w.jsonl:1: colour: '],
+    ['bad quantity', () => parseNodes('{"name": "a", "capacity": {"cpu": "lots"}}', 'n.jsonl'), 'n.jsonl:1: capacity.cpu'],
+    ['bad type', () => parseWorkload('{"name": "a", "resources": {}, "tasks": "many"}', 'w.jsonl'), 'w.jsonl:1: tasks'],
+  ])('%s', (_n, run, prefix) => {
+    expect(run).toThrow(InputError);
+    expect(run).toThrow(prefix);
+  });
+});
