@@ -53,9 +53,17 @@ export interface PlacementResult {
   unplaced: Unplaced[];
 }
 
-/** Deterministic queue order: higher priority, then older, then job id. */
+/**
+ * Deterministic queue order: higher priority, then older; among work submitted at the same
+ * instant, larger requests first (decreasing order packs better); then job id.
+ */
 export function queueOrder(a: PendingWork, b: PendingWork): number {
-  return b.priority - a.priority || a.createdAt - b.createdAt || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+  return b.priority - a.priority || a.createdAt - b.createdAt || largerFirst(a.resources, b.resources) || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0);
+}
+
+/** Larger request first: by GPUs, then cores, then memory. */
+function largerFirst(a: ResourceVector, b: ResourceVector): number {
+  return (b.gpu ?? 0) - (a.gpu ?? 0) || (b.cpu ?? 0) - (a.cpu ?? 0) || (b.memory ?? 0) - (a.memory ?? 0);
 }
 
 /** How many tasks of `need` fit in `free` by the non-device dimensions. */

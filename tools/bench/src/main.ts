@@ -1,0 +1,47 @@
+/** The benchmark runner: `npm run -s bench -- NAME [--option value]`. Last stdout line: one JSON object. */
+import { join } from 'node:path';
+import { benchPacking } from './packing';
+import { progress } from './rng';
+import { benchScheduling } from './scheduling';
+
+const DATA = join(__dirname, '../../../../shared/data');
+
+function options(args: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (let i = 0; i < args.length; i++) {
+    const m = /^--([a-z][a-zA-Z-]*)$/.exec(args[i]);
+    if (!m) throw new Error(`unexpected argument ${args[i]}; options look like --name value`);
+    out[m[1]] = args[++i] ?? '';
+  }
+  return out;
+}
+
+function num(o: Record<string, string>, name: string, def: number): number {
+  if (o[name] === undefined) return def;
+  const n = Number(o[name]);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
+  return n;
+}
+
+const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown>> = {
+  scheduling: (o) => benchScheduling({ cpuNodes: num(o, 'cpu-nodes', 9000), gpuNodes: num(o, 'gpu-nodes', 1000), tasks: num(o, 'tasks', 500_000), baselineTasks: num(o, 'baseline-tasks', 2000), seed: num(o, 'seed', 42) }),
+  packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
+};
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || !BENCHES[name]) {
+    process.stderr.write(`usage: npm run -s bench -- NAME [--option value]\nbenchmarks: ${Object.keys(BENCHES).join(', ')}\n`);
+    return 2;
+  }
+  const started = Date.now();
+  const result = BENCHES[name](options(rest));
+  progress(`${name}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  process.stdout.write(`${JSON.stringify({ ...result, machine: machine() })}\n`);
+  return 0;
+}
+
+function machine() {
+  const os = require('node:os') as typeof import('node:os');
+  return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version };
+}
