@@ -1,0 +1,244 @@
+/**
+ * The node agent: registers this node under the process lease, watches its bindings, runs
+ * each bound task as a child process, reports state changes in batches, stops cancelled
+ * work, and self-fences: once its lease can no longer be trusted (TTL passed since the last
+ * acknowledged renewal, on its own clock) it kills every task at once and stops.
+ */
+import { type Binding, type GroupStatus, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { type Informer, reportGroups, type Versioned, type WatchEvent } from '@batchapi/store';
+import { Metric, startSpan } from '@batchapi/telemetry';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { SpanStatusCode } from '@opentelemetry/api';
+import { Counter, Gauge } from 'prom-client';
+import type { ExecutorConfig } from './config';
+import { nodeRecord } from './inventory';
+import { attemptPaths, type ProcessExit, TaskProcess } from './task-process';
+
+/** Injection tokens. */
+export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
+export const EXECUTOR_URL = Symbol('ExecutorUrl');
+
+/** One bound group as this executor runs it. */
+interface GroupRun {
+  key: string;
+  binding: Binding;
+  status: GroupStatus;
+  statusKey: string;
+  statusRevision: string;
+  procs: Map<number, TaskProcess>;
+  cancelling: boolean;
+  dirty: boolean;
+}
+
+@Injectable()
+export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly groups = new Map<string, GroupRun>();
+  private informer?: Informer;
+  private reporter?: NodeJS.Timeout;
+  private flushing?: Promise<void>;
+  private fenced = false;
+  private registered = false;
+  /** Called once when this executor fences itself; the process main exits then. */
+  onFenced: () => void = () => undefined;
+  private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter };
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(EXECUTOR_CONFIG) readonly config: ExecutorConfig) {
+    const registers = [ctx.registry];
+    this.m = {
+      running: new Gauge({ name: Metric.executorRunningAttempts, help: 'Task attempts running on this node', registers }),
+      outcomes: new Counter({ name: Metric.executorOutcomes, help: 'Task attempts ended, by reason', labelNames: ['reason'], registers }),
+      txns: new Counter({ name: Metric.executorReportTxns, help: 'Batched status report calls', registers }),
+      renewFailures: new Counter({ name: Metric.executorLeaseRenewFailures, help: 'Lease keep-alives that failed', registers }),
+    };
+    ctx.lease.lease.on('keepaliveFailed', () => this.m.renewFailures.inc());
+    ctx.readiness = { check: () => this.registered && !this.fenced, reason: () => (this.fenced ? 'self-fenced: lease lost' : 'not registered') };
+  }
+
+  /** Registers the node (the URL is known once the HTTP server listens) and starts watching bindings. */
+  async register(url: string): Promise<void> {
+    const { store, lease } = this.ctx;
+    const node = nodeRecord(this.config, url, Date.now());
+    await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
+    this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
+      onSync: (items) => { for (const kv of items) void this.onBinding(kv, true); },
+      onEvent: (ev) => this.onEvent(ev),
+    });
+    this.reporter = setInterval(() => void this.flush(), this.config.reportIntervalMs);
+    this.registered = true;
+    this.ctx.log.info({ node: node.name, capacity: node.capacity, gpus: node.gpus.length }, 'node registered');
+  }
+
+  private watchdog?: NodeJS.Timeout;
+
+  onApplicationBootstrap(): void {
+    this.watchdog = setInterval(() => {
+      if (!this.ctx.lease.alive()) { clearInterval(this.watchdog); this.selfFence('lease not renewed within its TTL'); }
+    }, 100);
+    this.watchdog.unref();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.watchdog);
+    clearInterval(this.reporter);
+    await this.informer?.stop();
+    for (const g of this.groups.values()) for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
+    await Promise.race([Promise.all([...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited))), sleep(this.config.killGraceMs + 500)]);
+    await this.flush();
+  }
+
+  /** True while the attempt's process runs (logs follow until it ends). */
+  isRunning(jobId: string, index: number, attempt: number): boolean {
+    for (const g of this.groups.values()) {
+      if (g.binding.jobId === jobId && g.binding.attempt === attempt && g.procs.has(index)) return true;
+    }
+    return false;
+  }
+
+  /** Kills every task at once and stops taking work (invariant 4). */
+  selfFence(reason: string): void {
+    if (this.fenced) return;
+    this.fenced = true;
+    this.ctx.log.error({ reason }, 'self-fencing: killing every task');
+    clearInterval(this.reporter);
+    for (const g of this.groups.values()) for (const p of g.procs.values()) p.kill();
+    void this.informer?.stop();
+    this.onFenced();
+  }
+
+  private onEvent(ev: WatchEvent<Binding>): void {
+    if (ev.type === 'delete') {
+      const g = this.groups.get(ev.key);
+      if (g) this.forget(g, 'binding removed');
+      return;
+    }
+    if (ev.value) void this.onBinding({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.modRevision }, false);
+  }
+
+  private async onBinding(kv: Versioned<Binding>, atStart: boolean): Promise<void> {
+    if (this.fenced) return;
+    const known = this.groups.get(kv.key);
+    if (known) {
+      known.binding = kv.value;
+      if (kv.value.cancelRequested && !known.cancelling) this.cancel(known);
+      return;
+    }
+    const b = kv.value;
+    const statusKey = this.ctx.store.keys.group(b.jobId, b.start, b.attempt);
+    const st = await this.ctx.store.get<GroupStatus>(statusKey);
+    if (!st || this.groups.has(kv.key)) return;
+    const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, dirty: false };
+    this.groups.set(kv.key, g);
+    const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound');
+    if (atStart && ranBefore) {
+      // A previous incarnation of this executor started these; their processes died with it.
+      g.status = { ...g.status, tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', signal: NODE_LOST, finishedAt: Date.now() })) };
+      g.dirty = true;
+      return;
+    }
+    if (b.cancelRequested) { this.cancel(g); return; }
+    for (let i = b.start; i < b.end; i++) this.startTask(g, i);
+  }
+
+  private startTask(g: GroupRun, index: number): void {
+    const b = g.binding;
+    const k = index - b.start;
+    const { span, traceparent } = startSpan('task.run', { parent: b.traceparent, attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node } });
+    const devices = b.devices[k] ?? [];
+    const env: Record<string, string> = {
+      ...inheritedEnv(),
+      ...b.env,
+      BATCH_JOB_ID: b.jobId,
+      BATCH_TASK_INDEX: String(index),
+      BATCH_ATTEMPT: String(b.attempt),
+      BATCH_NODE: b.node,
+      ...(traceparent ? { TRACEPARENT: traceparent } : {}),
+      ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
+    };
+    const proc = new TaskProcess(b.command, env, attemptPaths(this.config.dataDir, b.jobId, index, b.attempt));
+    g.procs.set(index, proc);
+    this.setTask(g, k, { state: 'Running', startedAt: Date.now() });
+    this.m.running.inc();
+    void proc.exited.then((exit) => {
+      g.procs.delete(index);
+      this.m.running.dec();
+      const state = g.cancelling ? 'Cancelled' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
+      this.m.outcomes.inc({ reason: state });
+      span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });
+      if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: describe(exit) });
+      span.end();
+      if (!this.groups.has(g.key)) return;
+      this.setTask(g, k, { ...g.status.tasks[k], state, ...exitFields(exit), finishedAt: Date.now() });
+    });
+  }
+
+  private cancel(g: GroupRun): void {
+    g.cancelling = true;
+    g.status.tasks.forEach((t, k) => {
+      if (!g.procs.has(g.binding.start + k) && !TERMINAL_TASK_STATES.has(t.state)) this.setTask(g, k, { state: 'Cancelled', finishedAt: Date.now() });
+    });
+    for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
+  }
+
+  private setTask(g: GroupRun, k: number, t: TaskStatus): void {
+    const tasks = [...g.status.tasks];
+    tasks[k] = t;
+    g.status = { ...g.status, tasks };
+    g.dirty = true;
+  }
+
+  private forget(g: GroupRun, why: string): void {
+    this.groups.delete(g.key);
+    for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
+    if (g.procs.size) this.ctx.log.warn({ group: g.key, why }, 'stopping the tasks of a group that is no longer ours');
+  }
+
+  /** Sends every changed group's status in batched transactions. */
+  async flush(): Promise<void> {
+    if (this.flushing) return this.flushing;
+    this.flushing = this.doFlush().finally(() => { this.flushing = undefined; });
+    return this.flushing;
+  }
+
+  private async doFlush(): Promise<void> {
+    const dirty = [...this.groups.values()].filter((g) => g.dirty);
+    if (dirty.length === 0 || this.fenced) return;
+    for (const g of dirty) g.dirty = false;
+    try {
+      const res = await reportGroups(this.ctx.store, this.config.nodeName, this.ctx.lease.id, dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision })), Date.now());
+      this.m.txns.inc();
+      if (res.fenced) { this.selfFence('the node key is no longer bound to this executor\'s lease'); return; }
+      for (const g of dirty) {
+        const rev = res.accepted.get(g.statusKey);
+        if (rev) {
+          g.statusRevision = rev;
+          if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.groups.delete(g.key);
+        } else if (res.refused.includes(g.statusKey)) {
+          this.forget(g, 'report refused: the group changed under this executor (an old attempt)');
+        } else g.dirty = true;
+      }
+    } catch (err) {
+      for (const g of dirty) g.dirty = true;
+      this.ctx.log.warn({ err: (err as Error).message }, 'status report failed; will retry');
+    }
+  }
+}
+
+function exitFields(exit: ProcessExit): Partial<TaskStatus> {
+  return { ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit.signal ? { signal: exit.signal } : {}) };
+}
+
+function describe(exit: ProcessExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.exitCode}`;
+}
+
+/** The few variables a task inherits from the executor; everything else comes from the job. */
+function inheritedEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['PATH', 'HOME', 'LANG', 'TZ', 'TMPDIR']) if (process.env[k] !== undefined) out[k] = process.env[k]!;
+  return out;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

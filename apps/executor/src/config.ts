@@ -1,0 +1,42 @@
+/** The executor's own settings, from its environment. */
+import { homedir, hostname } from 'node:os';
+import { join } from 'node:path';
+
+/** Settings of one executor. */
+export interface ExecutorConfig {
+  /** Node name (`BATCH_NODE_NAME`). @default the host name */
+  nodeName: string;
+  /** Work and log directory (`BATCH_DATA_DIR`). @default ~/.cache/batchapi/executor/<node> */
+  dataDir: string;
+  /** CPU capacity override (`BATCH_NODE_CPU`, a quantity). @default the OS's CPU count */
+  cpu?: string;
+  /** Memory capacity override (`BATCH_NODE_MEMORY`, a quantity). @default the OS's total memory */
+  memory?: string;
+  /** Node labels (`BATCH_NODE_LABELS`, `k=v,k=v`). @default {} */
+  labels: Record<string, string>;
+  /** SIGTERM → SIGKILL grace when stopping a task, in milliseconds (`BATCH_KILL_GRACE_MS`). @default 10000 */
+  killGraceMs: number;
+  /** How often state changes are reported in one batch, in milliseconds (`BATCH_REPORT_INTERVAL_MS`). @default 100 */
+  reportIntervalMs: number;
+  /** The `nvidia-smi` binary (`BATCH_NVIDIA_SMI`). @default "nvidia-smi" on PATH */
+  nvidiaSmi: string;
+}
+
+export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
+  const nodeName = env.BATCH_NODE_NAME ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const labels: Record<string, string> = {};
+  for (const pair of (env.BATCH_NODE_LABELS ?? '').split(',').filter(Boolean)) {
+    const [k, v = ''] = pair.split('=');
+    labels[k.trim()] = v.trim();
+  }
+  return {
+    nodeName,
+    dataDir: env.BATCH_DATA_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'batchapi', 'executor', nodeName),
+    cpu: env.BATCH_NODE_CPU,
+    memory: env.BATCH_NODE_MEMORY,
+    labels,
+    killGraceMs: Number(env.BATCH_KILL_GRACE_MS ?? 10000),
+    reportIntervalMs: Number(env.BATCH_REPORT_INTERVAL_MS ?? 100),
+    nvidiaSmi: env.BATCH_NVIDIA_SMI ?? 'nvidia-smi',
+  };
+}

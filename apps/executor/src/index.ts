@@ -1,0 +1,5 @@
+export * from './executor';
+export * from './agent';
+export * from './config';
+export * from './inventory';
+export { attemptPaths } from './task-process';

@@ -1,0 +1,104 @@
+/**
+ * One job through the four services in one process, with the SDK's in-memory exporter:
+ * a single trace shows admission → quota → placement → binding → each task's run.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
+import { type RunningExecutor, startExecutor } from '@batchapi/executor';
+import { startQuota } from '@batchapi/quota';
+import type { RunningService } from '@batchapi/runtime';
+import { startScheduler } from '@batchapi/scheduler';
+import { type LocalEtcd, startEtcd } from '@batchapi/store';
+import { initTracing } from '@batchapi/telemetry';
+import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { api, CLUSTER, TOKENS, waitForJob } from './harness';
+
+const exporter = new InMemorySpanExporter();
+let etcd: LocalEtcd;
+let dataDir: string;
+const services: RunningService[] = [];
+let admission: RunningService;
+let executor: RunningExecutor;
+
+beforeAll(async () => {
+  initTracing('e2e', { exporter });
+  etcd = await startEtcd();
+  dataDir = mkdtempSync(join(tmpdir(), 'e2e-exec-'));
+  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 3, logLevel: 'error' };
+  services.push(await startQuota({ cluster: CLUSTER, config }));
+  services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
+  executor = await startExecutor({ config, executor: { nodeName: 'local-0', dataDir, cpu: '4', memory: '8Gi', killGraceMs: 1000, reportIntervalMs: 50 } });
+  services.push(executor);
+  admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config });
+  services.push(admission);
+});
+
+afterAll(async () => {
+  for (const s of services.reverse()) await s.close().catch(() => undefined);
+  await etcd?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+it('runs an array job to completion with one trace across all services', async () => {
+  const submit = await api(admission.url, 'POST', '/v1/jobs', {
+    name: 'traced', tasks: 3, resources: { cpu: '1', memory: '64Mi' },
+    command: ['sh', '-c', 'echo "task $BATCH_TASK_INDEX attempt $BATCH_ATTEMPT"; echo "tp=$TRACEPARENT"'],
+  });
+  expect(submit.status).toBe(201);
+  const job = await waitForJob(admission.url, submit.body.id);
+  expect(job.phase).toBe('Succeeded');
+  expect(job.taskCounts).toMatchObject({ succeeded: 3, failed: 0, pending: 0, running: 0 });
+
+  const logs = await api(admission.url, 'GET', `/v1/jobs/${job.id}/tasks/2/logs`);
+  expect(logs.status).toBe(200);
+  expect(logs.body).toContain('task 2 attempt 1');
+
+  const traceId = submit.body.traceId as string;
+  expect(traceId).toMatch(/^[0-9a-f]{32}$/);
+  expect(logs.body).toContain(`tp=00-${traceId}-`);
+  const spans = exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
+  const named = (n: string) => spans.filter((s) => s.name === n);
+  const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
+  const [submitSpan] = named('job.submit');
+  expect(submitSpan).toBeDefined();
+  for (const child of ['admission.authenticate', 'admission.validate', 'admission.commit']) expect(parentOf(named(child)[0])).toBe(submitSpan.spanContext().spanId);
+  expect(named('quota.admit')).toHaveLength(1);
+  const [bind] = named('schedule.bind');
+  expect(bind.attributes['batch.bind.landed']).toBe(true);
+  const runs = named('task.run');
+  expect(runs.map((r) => r.attributes['batch.task.index']).sort()).toEqual([0, 1, 2]);
+  for (const r of runs) {
+    expect(parentOf(r)).toBe(bind.spanContext().spanId);
+    expect(r.attributes['batch.outcome']).toBe('Succeeded');
+  }
+  // The cycle that placed it is its own trace, linked to the job.
+  const cycle = exporter.getFinishedSpans().find((s) => s.name === 'schedule.cycle' && s.links.some((l) => l.context.traceId === traceId));
+  expect(cycle).toBeDefined();
+});
+
+it('cancels a running job: its task gets SIGTERM and the job ends Cancelled', async () => {
+  const submit = await api(admission.url, 'POST', '/v1/jobs', { name: 'sleeper', tasks: 2, resources: { cpu: '1' }, command: ['sleep', '30'] });
+  const running = await (async () => {
+    for (let i = 0; i < 100; i++) {
+      const { body } = await api(admission.url, 'GET', `/v1/jobs/${submit.body.id}`);
+      if (body.taskCounts.running === 2) return body;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return undefined;
+  })();
+  expect(running?.taskCounts.running).toBe(2);
+  const started = Date.now();
+  expect((await api(admission.url, 'DELETE', `/v1/jobs/${submit.body.id}`)).status).toBe(202);
+  const job = await waitForJob(admission.url, submit.body.id, 10000);
+  expect(job.phase).toBe('Cancelled');
+  expect(job.taskCounts.cancelled).toBe(2);
+  // sleep exits on SIGTERM at once: well within the 1 s grace
+  expect(Date.now() - started).toBeLessThan(5000);
+});
+
+it("hides a job from another tenant's token", async () => {
+  const submit = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, command: ['true'] });
+  expect((await api(admission.url, 'GET', `/v1/jobs/${submit.body.id}`, undefined, 'other-token')).status).toBe(404);
+});
