@@ -13,7 +13,9 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import { Counter, Gauge } from 'prom-client';
 import type { ExecutorConfig } from './config';
 import { nodeRecord } from './inventory';
-import { attemptPaths, type ProcessExit, TaskProcess } from './task-process';
+import { attemptPaths, ProcessGroupLedger, type ProcessExit, TaskProcess } from './task-process';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 
 /** Injection tokens. */
 export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
@@ -38,6 +40,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private reporter?: NodeJS.Timeout;
   private flushing?: Promise<void>;
   private fenced = false;
+  private ledger?: ProcessGroupLedger;
   private registered = false;
   /** Called once when this executor fences itself; the process main exits then. */
   onFenced: () => void = () => undefined;
@@ -58,6 +61,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   /** Registers the node (the URL is known once the HTTP server listens) and starts watching bindings. */
   async register(url: string): Promise<void> {
     const { store, lease } = this.ctx;
+    mkdirSync(this.config.dataDir, { recursive: true });
+    this.ledger = new ProcessGroupLedger(join(this.config.dataDir, 'process-groups'), this.config.nodeName);
+    const leftovers = this.ledger.reapLeftovers();
+    if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
     const node = nodeRecord(this.config, url, Date.now());
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
     this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
@@ -157,6 +164,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     };
     const proc = new TaskProcess(b.command, env, attemptPaths(this.config.dataDir, b.jobId, index, b.attempt));
     g.procs.set(index, proc);
+    if (proc.pid) this.ledger?.record(proc.pid);
     this.setTask(g, k, { state: 'Running', startedAt: Date.now() });
     this.m.running.inc();
     void proc.exited.then((exit) => {

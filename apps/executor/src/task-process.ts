@@ -2,9 +2,19 @@
  * One task attempt as a child process: its own process group (so a stop reaches every
  * process it started), its own work dir, stdout/stderr to per-attempt files.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync, openSync, closeSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+let pdeathsig: boolean | undefined;
+/**
+ * True when util-linux `setpriv --pdeathsig` is available: the task's main process then gets
+ * SIGKILL from the kernel the moment the executor dies, even by `kill -9`.
+ */
+function canUsePdeathsig(): boolean {
+  pdeathsig ??= spawnSync('setpriv', ['--pdeathsig', 'KILL', '--', 'true']).status === 0;
+  return pdeathsig;
+}
 
 /** How an attempt ended. */
 export interface ProcessExit {
@@ -36,7 +46,8 @@ export class TaskProcess {
     const err = openSync(paths.stderr, 'a');
     this.exited = new Promise<ProcessExit>((resolve) => {
       try {
-        this.child = spawn(command[0], command.slice(1), { cwd: paths.workDir, env, detached: true, stdio: ['ignore', out, err] });
+        const argv = canUsePdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...command] : command;
+        this.child = spawn(argv[0], argv.slice(1), { cwd: paths.workDir, env, detached: true, stdio: ['ignore', out, err] });
       } catch {
         resolve({ exitCode: 127 });
         return;
@@ -74,6 +85,40 @@ export class TaskProcess {
       process.kill(-pid, sig);
     } catch {
       try { process.kill(pid, sig); } catch { /* already gone */ }
+    }
+  }
+}
+
+/**
+ * Process groups this executor started, kept in a file so that a restarted executor kills
+ * what a killed one left behind (grandchildren that outlived their parent).
+ */
+export class ProcessGroupLedger {
+  constructor(private readonly file: string, private readonly node: string) {}
+
+  record(pid: number): void {
+    appendFileSync(this.file, `${pid}\n`);
+  }
+
+  /** Kills every recorded group that still runs one of this node's tasks; returns how many. */
+  reapLeftovers(): number {
+    if (!existsSync(this.file)) return 0;
+    let killed = 0;
+    for (const pid of readFileSync(this.file, 'utf8').split('\n').filter(Boolean).map(Number)) {
+      if (!this.isOurs(pid)) continue;
+      try { process.kill(-pid, 'SIGKILL'); killed++; } catch { /* gone */ }
+    }
+    writeFileSync(this.file, '');
+    return killed;
+  }
+
+  /** Guards against pid reuse: the process must carry this node's task environment. */
+  private isOurs(pid: number): boolean {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      return env.includes(`BATCH_NODE=${this.node}`) && env.some((e) => e.startsWith('BATCH_JOB_ID='));
+    } catch {
+      return false;
     }
   }
 }

@@ -1,0 +1,95 @@
+/**
+ * The four services as separate processes (their built mains) against a real etcd: a job
+ * runs to completion, its logs are read through admission; killing the executor with -9
+ * makes the scheduler requeue its tasks after lease TTL + grace onto a second executor,
+ * and no task attempt ever runs in two places at once.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GroupStatus } from '@batchapi/api';
+import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
+
+const ROOT = join(__dirname, '../../..');
+let etcd: LocalEtcd;
+let store: EtcdStore;
+let dir: string;
+const procs = new Map<string, ChildProcess>();
+let base: string;
+
+async function launch(name: string, app: string, env: Record<string, string>): Promise<string> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
+    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  procs.set(name, child);
+  const url = `http://127.0.0.1:${port}`;
+  const ready = await until(() => fetch(`${url}/readyz`).then((r) => r.ok, () => false), 20000);
+  if (!ready) throw new Error(`${name} did not become ready`);
+  return url;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  store = new EtcdStore({ endpoints: etcd.endpoints });
+  dir = mkdtempSync(join(tmpdir(), 'e2e-procs-'));
+  writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
+  writeFileSync(join(dir, 'cluster.json'), JSON.stringify(CLUSTER));
+  await launch('quota', 'quota', { BATCH_CLUSTER_CONFIG: join(dir, 'cluster.json') });
+  await launch('scheduler', 'scheduler', {});
+  await launch('executor-a', 'executor', { BATCH_NODE_NAME: 'node-a', BATCH_DATA_DIR: join(dir, 'a'), BATCH_NODE_CPU: '2', BATCH_KILL_GRACE_MS: '1000' });
+  base = await launch('admission', 'admission', { BATCH_TOKENS_FILE: join(dir, 'tokens.json') });
+}, 60000);
+
+afterAll(async () => {
+  for (const p of procs.values()) p.kill('SIGKILL');
+  await store?.close();
+  await etcd?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('runs a job to completion through four separate service processes', async () => {
+  const submit = await api(base, 'POST', '/v1/jobs', { tasks: 4, resources: { cpu: '1', memory: '32Mi' }, command: ['sh', '-c', 'echo "hello from $BATCH_TASK_INDEX"'] });
+  expect(submit.status).toBe(201);
+  const job = await waitForJob(base, submit.body.id);
+  expect(job).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 4 } });
+  expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/3/logs`)).body).toBe('hello from 3\n');
+  const list = await api(base, 'GET', '/v1/jobs?state=Succeeded');
+  expect(list.body.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
+});
+
+it('requeues the tasks of a killed executor onto another only after TTL + grace, never running an attempt twice', async () => {
+  // Attempt 1 would run for a minute and records its pid; attempt 2 finishes at once.
+  const pidFile = join(dir, 'attempt1-$BATCH_TASK_INDEX.pid');
+  const script = `if [ "$BATCH_ATTEMPT" = 1 ]; then echo $$ > ${pidFile}; exec sleep 60; fi; echo "done $BATCH_TASK_INDEX attempt $BATCH_ATTEMPT"`;
+  const submit = await api(base, 'POST', '/v1/jobs', { tasks: 2, resources: { cpu: '1' }, command: ['sh', '-c', script] });
+  expect(await until(async () => (await api(base, 'GET', `/v1/jobs/${submit.body.id}`)).body.taskCounts?.running === 2)).toBe(true);
+  const pids = await (async () => {
+    await until(() => [0, 1].every((i) => existsSync(join(dir, `attempt1-${i}.pid`))));
+    return [0, 1].map((i) => Number(readFileSync(join(dir, `attempt1-${i}.pid`), 'utf8')));
+  })();
+  expect(pids.every(alive)).toBe(true);
+  const killedAt = Date.now();
+  procs.get('executor-a')!.kill('SIGKILL');
+  // The kernel kills the tasks with their executor (parent-death signal): no second live run later.
+  expect(await until(() => pids.every((p) => !alive(p)), 3000)).toBe(true);
+  await launch('executor-b', 'executor', { BATCH_NODE_NAME: 'node-b', BATCH_DATA_DIR: join(dir, 'b'), BATCH_NODE_CPU: '2' });
+  const job = await waitForJob(base, submit.body.id, 30000);
+  expect(job).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2 } });
+  const groups = (await store.listAll<GroupStatus>(store.keys.groupsOf(job.id))).items.map((g) => g.value);
+  const first = groups.filter((g) => g.attempt === 1);
+  const second = groups.filter((g) => g.attempt === 2);
+  expect(first.every((g) => g.node === 'node-a' && g.tasks.every((t) => t.state === 'Failed' && t.signal === 'NodeLost'))).toBe(true);
+  expect(second.every((g) => g.node === 'node-b' && g.tasks.every((t) => t.state === 'Succeeded'))).toBe(true);
+  // Attempt 2 started only after lease TTL (2 s) + grace (2 s) past the kill.
+  const secondStart = Math.min(...second.flatMap((g) => g.tasks.map((t) => t.startedAt ?? Infinity)));
+  expect(secondStart - killedAt).toBeGreaterThanOrEqual(4000);
+  expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/1/logs`)).body).toBe('done 1 attempt 2\n');
+});
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
