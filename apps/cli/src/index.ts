@@ -1,0 +1,3 @@
+export * from './local-cluster';
+export * from './submit-args';
+export * from './settings';
