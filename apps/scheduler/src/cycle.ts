@@ -126,10 +126,9 @@ export async function runCycle(store: EtcdStore, cache: SchedulerCache, leadersh
       for (const span of bindSpans.values()) { span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message }); span.end(); }
       throw err;
     }
-    for (const u of result.bound) endBindSpan(bindSpans.get(u.next.id), u, true);
-    for (const u of result.refused) endBindSpan(bindSpans.get(u.next.id), u, false);
+    endBindSpans(bindSpans, result);
     const placed = result.bound.reduce((n, u) => n + tasksOf(u), 0);
-    cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length });
+    cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length, 'batch.cycle.txns': result.txns });
     return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision) };
   });
 }
@@ -138,9 +137,21 @@ function tasksOf(u: BindUnit): number {
   return u.bindings.reduce((m, b) => m + b.end - b.start, 0);
 }
 
-function endBindSpan(span: Span | undefined, u: BindUnit, landed: boolean): void {
-  if (!span) return;
-  span.setAttributes({ 'batch.groups': u.bindings.length, 'batch.tasks': tasksOf(u), 'batch.nodes': [...new Set(u.bindings.map((b) => b.node))].join(','), 'batch.bind.landed': landed });
-  if (!landed) span.setStatus({ code: SpanStatusCode.ERROR, message: 'bind refused by a compare (stale view or lost fence)' });
-  span.end();
+/** Ends each job's bind span once, with what landed (a large unit lands in several parts). */
+function endBindSpans(spans: Map<string, Span>, result: BindResult): void {
+  const landed = new Map<string, { groups: number; tasks: number; nodes: Set<string> }>();
+  for (const u of result.bound) {
+    const l = landed.get(u.next.id) ?? { groups: 0, tasks: 0, nodes: new Set<string>() };
+    l.groups += u.bindings.length;
+    l.tasks += tasksOf(u);
+    for (const b of u.bindings) l.nodes.add(b.node);
+    landed.set(u.next.id, l);
+  }
+  const refused = new Set(result.refused.map((u) => u.next.id));
+  for (const [id, span] of spans) {
+    const l = landed.get(id);
+    span.setAttributes({ 'batch.groups': l?.groups ?? 0, 'batch.tasks': l?.tasks ?? 0, 'batch.nodes': [...(l?.nodes ?? [])].slice(0, 20).join(','), 'batch.bind.landed': !refused.has(id) });
+    if (refused.has(id)) span.setStatus({ code: SpanStatusCode.ERROR, message: 'bind refused by a compare (stale view or lost fence)' });
+    span.end();
+  }
 }

@@ -37,3 +37,18 @@ export function mergeRanges(a: readonly TaskRange[], b: readonly TaskRange[]): T
   }
   return out;
 }
+
+/** Removes the given ranges (e.g. just bound) from `ranges`; attempts of what is left are kept. */
+export function subtractRanges(ranges: readonly TaskRange[], remove: ReadonlyArray<{ start: number; end: number }>): TaskRange[] {
+  let out: TaskRange[] = ranges.map((r) => ({ ...r }));
+  for (const cut of remove) {
+    const next: TaskRange[] = [];
+    for (const r of out) {
+      if (cut.end <= r.start || cut.start >= r.end) { next.push(r); continue; }
+      if (r.start < cut.start) next.push({ start: r.start, end: cut.start, attempt: r.attempt });
+      if (cut.end < r.end) next.push({ start: cut.end, end: r.end, attempt: r.attempt });
+    }
+    out = next;
+  }
+  return out;
+}

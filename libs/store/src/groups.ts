@@ -5,7 +5,7 @@
  */
 import {
   applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  releaseOnNode, reserveOnNode, TERMINAL_TASK_STATES,
+  releaseOnNode, reserveOnNode, subtractRanges, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 
@@ -18,11 +18,11 @@ export interface BindUnit {
   bindings: Binding[];
 }
 
-/** What happened to a plan. */
+/** What happened to a plan. A unit too large for one transaction is committed as several parts. */
 export interface BindResult {
-  /** Units whose bindings landed. */
+  /** Units (or parts of units) whose bindings landed. */
   bound: BindUnit[];
-  /** Units refused by a compare (stale job or node, or a lost fence); redo them next cycle. */
+  /** Units (or parts) refused by a compare (stale job or node, or a lost fence); decided again next cycle. */
   refused: BindUnit[];
   /** Number of transactions sent. */
   txns: number;
@@ -43,19 +43,21 @@ export async function bindPlan(
 ): Promise<BindResult> {
   const result: BindResult = { bound: [], refused: [], txns: 0, revision: '0' };
   const current = new Map(allocs);
+  const jobRevision = new Map<string, string>();
+  const parts = units.flatMap(splitUnit);
   let i = 0;
-  while (i < units.length) {
-    // Fill one txn with whole units.
+  while (i < parts.length) {
+    // Fill one txn with whole parts.
     const chunk: BindUnit[] = [];
     const touched = new Map<string, NodeAllocation>();
     let ops = 0;
     let bytes = 0;
-    for (; i < units.length; i++) {
-      const u = units[i];
+    for (; i < parts.length; i++) {
+      const u = parts[i];
       const newNodes = new Set(u.bindings.map((b) => b.node).filter((n) => !touched.has(n)));
       const unitOps = 1 + 2 * u.bindings.length + newNodes.size;
       const unitBytes = JSON.stringify(u.next).length + 2 * u.bindings.reduce((s, b) => s + JSON.stringify(b).length, 0);
-      if (chunk.length > 0 && (ops + unitOps > MAX_TXN_OPS - 1 || bytes + unitBytes > MAX_TXN_BYTES)) break;
+      if (chunk.length > 0 && (ops + unitOps > MAX_TXN_OPS - 1 || bytes + unitBytes > MAX_TXN_BYTES || chunk.some((c) => c.job.key === u.job.key))) break;
       chunk.push(u);
       ops += unitOps;
       bytes += unitBytes;
@@ -64,7 +66,7 @@ export async function bindPlan(
     const compares: Compare[] = [fence];
     const writes: Op[] = [];
     for (const u of chunk) {
-      compares.push({ key: u.job.key, modRevision: u.job.modRevision });
+      compares.push({ key: u.job.key, modRevision: jobRevision.get(u.job.key) ?? u.job.modRevision });
       writes.push({ put: u.job.key, value: u.next });
       for (const b of u.bindings) {
         const { command: _c, env: _e, cancelRequested: _x, ...group } = b;
@@ -83,15 +85,35 @@ export async function bindPlan(
     result.txns++;
     const res = await store.txn(compares, writes);
     if (!res.succeeded) {
-      // Stale view or lost fence: nothing of this chunk landed; the rest is decided on stale allocations too.
-      result.refused.push(...chunk, ...units.slice(i));
+      // Stale view or lost fence: nothing of this chunk landed; the rest was decided on the same view.
+      result.refused.push(...chunk, ...parts.slice(i));
       return result;
     }
     result.bound.push(...chunk);
     result.revision = res.revision;
+    for (const u of chunk) jobRevision.set(u.job.key, res.revision);
     for (const [node, next] of touched) current.set(node, { key: store.keys.alloc(node), value: next, modRevision: res.revision, createRevision: current.get(node)?.createRevision ?? res.revision });
   }
   return result;
+}
+
+/** Most groups of one job in one transaction: each takes up to three ops and two compares. */
+const GROUPS_PER_PART = 40;
+
+/**
+ * Splits a unit whose groups do not fit one transaction into parts, each carrying the job
+ * as it is once that part's ranges are bound; the parts are committed in order, each
+ * comparing the job revision the previous one wrote.
+ */
+function splitUnit(u: BindUnit): BindUnit[] {
+  if (u.bindings.length <= GROUPS_PER_PART) return [u];
+  const parts: BindUnit[] = [];
+  for (let k = 0; k < u.bindings.length; k += GROUPS_PER_PART) {
+    const bound = u.bindings.slice(0, k + GROUPS_PER_PART);
+    const last = k + GROUPS_PER_PART >= u.bindings.length;
+    parts.push({ job: u.job, next: last ? u.next : { ...u.next, pending: subtractRanges(u.job.value.pending, bound) }, bindings: u.bindings.slice(k, k + GROUPS_PER_PART) });
+  }
+  return parts;
 }
 
 /** One group's new status from its executor. */

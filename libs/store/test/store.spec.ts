@@ -109,3 +109,23 @@ describe('informer', () => {
     expect(seen[50]).toBe('delete:/t/inf/a:');
   });
 });
+
+describe('bindPlan', () => {
+  it('commits a unit too large for one transaction in parts, each comparing the revision the last one wrote', async () => {
+    const lease = await store.grantLease(5);
+    const leader = await campaign(store, 'big-bind', 'L', lease);
+    await submitJob(store, job('big', 100));
+    const j = (await getJob(store, 'big'))!;
+    // 100 one-task groups on 100 nodes: 40 groups a part → 3 transactions
+    const bindings: Binding[] = Array.from({ length: 100 }, (_, i) => ({
+      jobId: 'big', tenant: 'a', queue: 'q', node: `bn-${i}`, start: i, end: i + 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {},
+    }));
+    const res = await bindPlan(store, leader.fence(), [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings }], new Map());
+    expect(res.txns).toBe(3);
+    expect(res.refused).toHaveLength(0);
+    expect((await getJob(store, 'big'))!.value.pending).toEqual([]);
+    expect((await store.listAll(store.keys.groupsOf('big'))).items).toHaveLength(100);
+    await lease.revoke();
+  });
+});
+
