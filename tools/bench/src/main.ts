@@ -1,5 +1,6 @@
 /** The benchmark runner: `npm run -s bench -- NAME [--option value]`. Last stdout line: one JSON object. */
 import { join } from 'node:path';
+import { benchE2e } from './e2e';
 import { benchPacking } from './packing';
 import { progress } from './rng';
 import { benchScheduling } from './scheduling';
@@ -23,9 +24,10 @@ function num(o: Record<string, string>, name: string, def: number): number {
   return n;
 }
 
-const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown>> = {
+const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   scheduling: (o) => benchScheduling({ cpuNodes: num(o, 'cpu-nodes', 9000), gpuNodes: num(o, 'gpu-nodes', 1000), tasks: num(o, 'tasks', 500_000), baselineTasks: num(o, 'baseline-tasks', 2000), seed: num(o, 'seed', 42) }),
   packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
+  e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
 };
 
 export async function main(argv: string[]): Promise<number> {
@@ -35,7 +37,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const started = Date.now();
-  const result = BENCHES[name](options(rest));
+  const result = await BENCHES[name](options(rest));
   progress(`${name}: done in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   process.stdout.write(`${JSON.stringify({ ...result, machine: machine() })}\n`);
   return 0;
