@@ -2,11 +2,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  ApiError, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema, type NodeRecord,
-  parseSubmit, parseWith, type Principal, type Queue, type Tenant,
+  addResources, ApiError, type Binding, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
+  type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getJob, listGroups, listJobs, submitJob } from '@batchapi/store';
+import { type Explanation, explainPending, queueHeadroom, queueOrder, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { inSpan, traceparentOf } from '@batchapi/telemetry';
 import { Inject, Injectable } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -26,6 +27,15 @@ function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
   return JSON.stringify(v);
+}
+
+/** `GET /v1/jobs/:id/why`. */
+export interface WhyView extends Explanation {
+  jobId: string;
+  phase: JobRecord['phase'];
+  /** 1 = next in its queue. */
+  position: number;
+  tasksAhead: number;
 }
 
 const IdempotencyKey = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
@@ -122,6 +132,36 @@ export class JobsService {
     if (res.status === 404) throw new ApiError(ErrorCode.NotFound, `no ${q.stream ?? 'stdout'} log for task ${index} attempt ${group.attempt}`, { id });
     if (!res.ok || !res.body) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} answered ${res.status} for logs`, { retryAfterSeconds: 5 });
     return Readable.fromWeb(res.body as never);
+  }
+
+  /** "Why is my job pending?": the placement phases for this job on the cluster as it is now. */
+  async why(principal: Principal, id: string): Promise<WhyView> {
+    const job = await this.visibleJob(principal, id);
+    const pendingTasks = countTasks(job.pending);
+    if (!(job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') || pendingTasks === 0) {
+      return { jobId: id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [] };
+    }
+    const { store } = this.ctx;
+    const [nodes, allocs, bindings, queue, jobs] = await Promise.all([
+      store.listAll<NodeRecord>(store.keys.nodes()),
+      store.listAll<NodeAllocation>(store.keys.allocs()),
+      store.listAll<Binding>(store.keys.bindings()),
+      store.get<Queue>(store.keys.queue(job.queue)),
+      store.listAll<JobRecord>(store.keys.jobs()),
+    ]);
+    const allocOf = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
+    const snapshot = nodes.items.map((n) => toNodeSnapshot(n.value, allocOf.get(n.value.name)));
+    let used: ResourceVector = {};
+    for (const { value: b } of bindings.items) if (b.queue === job.queue) used = addResources(used, b.resources, b.end - b.start);
+    const headroom = queue && Object.keys(queue.value.nominal).length ? queueHeadroom(queue.value.nominal, used) : undefined;
+    const mine = toPendingWork(job);
+    const ahead = jobs.items
+      .map((j) => j.value)
+      .filter((j) => j.id !== id && j.queue === job.queue && (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0)
+      .map(toPendingWork)
+      .filter((w) => queueOrder(w, mine) < 0);
+    const e = explainPending(mine, snapshot, headroom, ahead.reduce((n, w) => n + w.tasks, 0));
+    return { jobId: id, phase: job.phase, position: ahead.length + 1, tasksAhead: ahead.reduce((n, w) => n + w.tasks, 0), ...e };
   }
 
   private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {

@@ -60,6 +60,14 @@ program
     for await (const chunk of client().logs(id, Number(o.task), { stream: o.stderr ? 'stderr' : 'stdout', attempt: o.attempt ? Number(o.attempt) : undefined, follow: !!o.follow })) process.stdout.write(chunk);
   }));
 
+program.command('why').argument('<id>').addOption(output()).description('why are this job\'s tasks pending? blockers and what would let them run').action(run(async (id: string, o: { output: OutputFormat }) => {
+  const w = await client().why(id);
+  if (o.output === 'json') { printJson(w); return; }
+  process.stdout.write(`Job ${w.jobId} (${w.phase}): ${w.pendingTasks} task${w.pendingTasks === 1 ? '' : 's'} pending, position ${w.position} in its queue\n`);
+  for (const m of w.messages) process.stdout.write(`  - ${m}\n`);
+  if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
+}));
+
 program.command('cancel').argument('<id>').addOption(output()).description('cancel a job (running tasks get SIGTERM, then SIGKILL)').action(run(async (id: string, o: { output: OutputFormat }) => {
   const job = await client().cancelJob(id);
   if (o.output === 'json') printJson(job); else process.stdout.write(`${job.id} ${job.phase}${job.phase === 'Cancelled' ? '' : ' (stopping)'}\n`);

@@ -5,11 +5,11 @@
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
 import { type Binding, type JobRecord, markBound, type NodeAllocation, takeTasks } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, type Placement, placeTasks, queueHeadroom } from '@batchapi/scheduling';
+import { type NodeSnapshot, type PendingWork, type Placement, placeTasks, queueHeadroom, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
-import { countTasks, GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import type { ResourceVector } from '@batchapi/api';
 import type { SchedulerCache } from './cache';
 
 /** Everything one cycle decides from. */
@@ -27,26 +27,14 @@ export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
   const work: PendingWork[] = [];
   for (const j of cache.jobs.items.values()) {
     jobs.set(j.value.id, j);
-    const spec = j.value.spec;
-    work.push({
-      jobId: j.value.id, queue: j.value.queue, priority: spec.priority, createdAt: j.value.createdAt, resources: spec.resources, tasks: countTasks(j.value.pending),
-      selector: spec.selector, tolerations: spec.tolerations, gang: spec.gang,
-    });
+    work.push(toPendingWork(j.value));
   }
   const nodes: NodeSnapshot[] = [];
   const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
   for (const { value: n } of cache.nodes.items.values()) {
     const alloc = cache.alloc(n.name);
     allocs.set(n.name, alloc);
-    nodes.push({
-      name: n.name,
-      capacity: n.capacity,
-      used: alloc?.value.used ?? {},
-      devices: alloc?.value.devices ?? {},
-      gpuCount: Math.floor((n.capacity.gpu ?? 0) / GPU_MILLI),
-      labels: n.labels,
-      taints: n.taints,
-    });
+    nodes.push(toNodeSnapshot(n, alloc?.value));
   }
   const usage = cache.queueUsage();
   const headroom = new Map<string, ResourceVector>();

@@ -3,3 +3,4 @@ export * from './filters';
 export * from './scores';
 export * from './placement';
 export * from './admit';
+export * from './explain';

@@ -1,5 +1,5 @@
 /** The read-only view a scheduling decision works on. Built per cycle; never mutated by plugins. */
-import type { ResourceVector } from '@batchapi/api';
+import { countTasks, GPU_MILLI, type JobRecord, type NodeAllocation, type NodeRecord, type ResourceVector } from '@batchapi/api';
 
 /** A node as a cycle sees it. */
 export interface NodeSnapshot {
@@ -51,4 +51,26 @@ export interface Placement {
   count: number;
   /** Device indices per task; empty lists when the task takes no GPU. */
   devices: number[][];
+}
+
+/** A node record and its allocation as a cycle sees them. */
+export function toNodeSnapshot(n: NodeRecord, alloc?: NodeAllocation): NodeSnapshot {
+  return {
+    name: n.name,
+    capacity: n.capacity,
+    used: alloc?.used ?? {},
+    devices: alloc?.devices ?? {},
+    gpuCount: Math.floor((n.capacity.gpu ?? 0) / GPU_MILLI),
+    labels: n.labels,
+    taints: n.taints,
+  };
+}
+
+/** A job's pending tasks as one piece of work (an equivalence class of identical tasks). */
+export function toPendingWork(j: JobRecord): PendingWork {
+  const spec = j.spec;
+  return {
+    jobId: j.id, queue: j.queue, priority: spec.priority, createdAt: j.createdAt, resources: spec.resources, tasks: countTasks(j.pending),
+    selector: spec.selector, tolerations: spec.tolerations, gang: spec.gang,
+  };
 }

@@ -6,6 +6,21 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError, ErrorCode, type JobView, type SubmitJobRequest, TERMINAL_PHASES } from '@batchapi/api';
 
+/** The answer of `GET /v1/jobs/:id/why`. */
+export interface WhyView {
+  jobId: string;
+  phase: JobView['phase'];
+  /** 1 = next in its queue. */
+  position: number;
+  tasksAhead: number;
+  pendingTasks: number;
+  placeableNow: number;
+  blockers: Array<{ reason: string; nodes: number }>;
+  quota?: string;
+  messages: string[];
+  counterfactuals: string[];
+}
+
 /** Options of a `BatchClient`. */
 export interface BatchClientOptions {
   /** Base URL of the admission service, e.g. `http://127.0.0.1:7070`. */
@@ -82,6 +97,11 @@ export class BatchClient {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(opts)) if (v !== undefined) q.set(k, String(v));
     return this.json<JobPage>('GET', `/v1/jobs${q.size ? `?${q}` : ''}`);
+  }
+
+  /** Why a job's tasks are pending: blockers with node counts and changes that would let it run. */
+  why(id: string): Promise<WhyView> {
+    return this.json<WhyView>('GET', `/v1/jobs/${encodeURIComponent(id)}/why`);
   }
 
   cancelJob(id: string): Promise<JobView> {

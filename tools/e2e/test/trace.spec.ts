@@ -101,4 +101,20 @@ it('cancels a running job: its task gets SIGTERM and the job ends Cancelled', as
 it("hides a job from another tenant's token", async () => {
   const submit = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, command: ['true'] });
   expect((await api(admission.url, 'GET', `/v1/jobs/${submit.body.id}`, undefined, 'other-token')).status).toBe(404);
+  expect((await waitForJob(admission.url, submit.body.id)).phase).toBe('Succeeded');
+});
+
+it('explains why a job is pending and what would let it run', async () => {
+  // the only node has 4 cores; tasks ask for 8
+  const submit = await api(admission.url, 'POST', '/v1/jobs', { tasks: 2, resources: { cpu: '8' }, command: ['true'] });
+  let why: any;
+  for (let i = 0; i < 50; i++) {
+    why = (await api(admission.url, 'GET', `/v1/jobs/${submit.body.id}/why`)).body;
+    if (why.phase === 'Queued') break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  expect(why).toMatchObject({ phase: 'Queued', pendingTasks: 2, placeableNow: 0, position: 1 });
+  expect(why.messages).toContain('1 node: capacity of cpu too small');
+  expect(why.counterfactuals).toContain('with 4 cpu instead of 8 cpu: 1 task would fit now');
+  await api(admission.url, 'DELETE', `/v1/jobs/${submit.body.id}`);
 });

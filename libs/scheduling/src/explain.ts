@@ -1,0 +1,116 @@
+/**
+ * "Why is my job pending?": the placement phases run for one job on the current snapshot,
+ * with counts of what blocks it and the smallest changes that would let it run now.
+ * Pure, like the rest of this lib; admission feeds it a snapshot read from etcd.
+ */
+import { formatResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { DEFAULT_FILTERS } from './filters';
+import { placeTasks, tasksThatFit } from './placement';
+import type { NodeSnapshot, PendingWork, Toleration } from './snapshot';
+
+/** The answer to "why pending". */
+export interface Explanation {
+  /** Tasks of this job that could be placed right now. */
+  placeableNow: number;
+  pendingTasks: number;
+  /** Blocking reasons with node counts, most common first. */
+  blockers: Array<{ reason: string; nodes: number }>;
+  /** Set when the queue's quota is what stops it. */
+  quota?: string;
+  /** Lines a person reads, in order. */
+  messages: string[];
+  /** Smallest changes that would let at least one task run now. */
+  counterfactuals: string[];
+}
+
+function describeQuantity(name: string, amount: number): string {
+  const f = formatResources({ [name]: amount })[name];
+  return name === 'gpu' ? `${f} GPU${Number(f) === 1 ? '' : 's'}` : `${f} ${name}`;
+}
+
+/** Counts, per node that passes the filters but has no room, the first resource it lacks. */
+function shortages(work: PendingWork, nodes: readonly NodeSnapshot[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const n of nodes) {
+    if (DEFAULT_FILTERS.some((f) => f.filter(work, n))) continue;
+    const free: ResourceVector = {};
+    for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
+    if (tasksThatFit(work.resources, free) > 0 && fitsDevices(work, n)) continue;
+    const short = Object.entries(work.resources).find(([k, v]) => v > 0 && (free[k] ?? 0) < v) ?? (work.resources.gpu ? ['gpu', work.resources.gpu] : undefined);
+    if (!short) continue;
+    const reason = `lack ${describeQuantity(short[0], short[1])} free${short[0] === 'gpu' && work.selector?.['gpu.model'] ? ` of model ${work.selector['gpu.model']}` : ''}`;
+    out.set(reason, (out.get(reason) ?? 0) + 1);
+  }
+  return out;
+}
+
+function fitsDevices(work: PendingWork, n: NodeSnapshot): boolean {
+  const share = work.resources.gpu ?? 0;
+  if (share === 0) return true;
+  if (share >= GPU_MILLI) {
+    let free = 0;
+    for (let d = 0; d < n.gpuCount; d++) if (!n.devices[d]) free++;
+    return free >= Math.ceil(share / GPU_MILLI);
+  }
+  for (let d = 0; d < n.gpuCount; d++) if ((n.devices[d] ?? 0) + share <= GPU_MILLI) return true;
+  return false;
+}
+
+function placeable(work: PendingWork, nodes: readonly NodeSnapshot[], headroom?: ResourceVector): number {
+  const res = placeTasks([work], nodes, { queueHeadroom: headroom ? new Map([[work.queue, headroom]]) : undefined, maxTasks: work.tasks });
+  return res.placements.reduce((n, p) => n + p.count, 0);
+}
+
+/**
+ * Explains one job's pending tasks. `ahead` is the number of tasks of other work that the
+ * queue order puts before it.
+ */
+export function explainPending(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, ahead: number): Explanation {
+  const res = placeTasks([work], nodes, { queueHeadroom: headroom ? new Map([[work.queue, headroom]]) : undefined, maxTasks: work.tasks });
+  const placeableNow = res.placements.reduce((n, p) => n + p.count, 0);
+  const why = res.unplaced[0];
+  const blockers: Array<{ reason: string; nodes: number }> = [];
+  for (const [reason, n] of Object.entries(why?.filtered ?? {})) blockers.push({ reason, nodes: n });
+  for (const [reason, n] of shortages(work, nodes)) blockers.push({ reason, nodes: n });
+  blockers.sort((a, b) => b.nodes - a.nodes || (a.reason < b.reason ? -1 : 1));
+  const messages: string[] = [];
+  const pending = work.tasks;
+  if (ahead > 0) messages.push(`${ahead} task${ahead === 1 ? '' : 's'} of other jobs come first in queue ${work.queue} (priority, then age)`);
+  if (nodes.length === 0) messages.push('no node is registered: start an executor');
+  let quota: string | undefined;
+  if (why?.quotaLimited && headroom) {
+    const dims = Object.entries(work.resources).filter(([k, v]) => v > 0 && k in headroom && headroom[k] < v);
+    quota = `quota of queue ${work.queue} has ${dims.map(([k]) => describeQuantity(k, headroom[k])).join(', ') || 'too little'} left`;
+    messages.push(quota);
+  }
+  for (const b of blockers) messages.push(`${b.nodes} node${b.nodes === 1 ? '' : 's'}: ${b.reason}`);
+  if (why?.gangBlocked) messages.push(`gang: all ${pending} tasks must start together; ${placeableNow} could start now`);
+  if (placeableNow > 0 && !why?.gangBlocked) messages.push(`${placeableNow} of ${pending} pending tasks fit now and will be placed by the next cycle`);
+  return { placeableNow, pendingTasks: pending, blockers, quota, messages, counterfactuals: placeableNow > 0 ? [] : counterfactuals(work, nodes, headroom, blockers) };
+}
+
+/** Tries the smallest changes, one at a time, on the same snapshot. */
+function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, blockers: Array<{ reason: string }>): string[] {
+  const out: string[] = [];
+  const tryIt = (label: string, w: PendingWork, ignoreQuota = false) => {
+    const n = placeable({ ...w, gang: false }, nodes, ignoreQuota ? undefined : headroom);
+    if (n > 0) out.push(`${label}: ${n} task${n === 1 ? '' : 's'} would fit now`);
+  };
+  for (const [k, v] of Object.entries(work.resources)) {
+    if (v <= 0) continue;
+    const smaller = k === 'gpu' && v > GPU_MILLI ? Math.floor(v / 2 / GPU_MILLI) * GPU_MILLI || GPU_MILLI : Math.floor(v / 2);
+    if (smaller > 0 && smaller < v) tryIt(`with ${describeQuantity(k, smaller)} instead of ${describeQuantity(k, v)}`, { ...work, resources: { ...work.resources, [k]: smaller } });
+  }
+  for (const key of Object.keys(work.selector ?? {})) {
+    const { [key]: _drop, ...rest } = work.selector!;
+    tryIt(`without the selector ${key}=${work.selector![key]}`, { ...work, selector: rest });
+  }
+  for (const b of blockers) {
+    const m = /^taint ([^=:]+)(?:=([^:]*))?:(\w+)$/.exec(b.reason);
+    if (!m) continue;
+    const tol: Toleration = { key: m[1], ...(m[2] !== undefined ? { value: m[2] } : { operator: 'Exists' as const }), effect: m[3] };
+    tryIt(`with the toleration ${m[1]}${m[2] !== undefined ? `=${m[2]}` : ''}:${m[3]}`, { ...work, tolerations: [...(work.tolerations ?? []), tol] });
+  }
+  if (headroom) tryIt('in a queue with free quota', work, true);
+  return out;
+}
