@@ -37,7 +37,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private lastWriteRevision = 0n;
   /** When this replica first saw each node with live bindings but no node key (its clock). */
   private readonly missingSince = new Map<string, number>();
-  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge };
+  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
     this.cache = new SchedulerCache(ctx.store);
@@ -48,7 +48,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       placements: new Counter({ name: Metric.schedulerPlacements, help: 'Tasks bound to nodes', registers }),
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
       lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
-      pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers }),
+      // Both computed from the cache when scraped, so they stay current between cycles.
+      pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers, collect: () => this.m.pending.set(this.cache.jobs.items.size) }),
+      oldest: new Gauge({ name: Metric.queueOldestPendingAge, help: 'Age of the oldest job with pending tasks, per queue', labelNames: ['queue'], registers, collect: () => this.recordPendingAge(Date.now()) }),
     };
     ctx.readiness = { check: () => this.cache.synced, reason: () => 'cache not synced' };
   }
@@ -80,6 +82,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       log.warn('lost scheduler leadership');
       if (!lease.alive()) return; // the process lease is gone: the supervisor restarts this process
     }
+  }
+
+  private recordPendingAge(now: number): void {
+    const oldest = new Map<string, number>();
+    for (const { value: j } of this.cache.jobs.items.values()) oldest.set(j.queue, Math.min(oldest.get(j.queue) ?? now, j.createdAt));
+    this.m.oldest.reset();
+    for (const [queue, t] of oldest) this.m.oldest.set({ queue }, (now - t) / 1000);
   }
 
   /** Phase 0 of every cycle — reap: requeue the tasks of nodes gone for longer than `nodeLostAfterMs`. */
@@ -116,7 +125,6 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       try {
         const out = await runCycle(this.ctx.store, this.cache, leadership, Date.now(), this.tuning.maxTasksPerCycle);
         this.m.lastCycle.set(Date.now() / 1000);
-        this.m.pending.set(this.cache.jobs.items.size);
         if (out.units === 0) continue;
         this.m.cycle.observe((performance.now() - started) / 1000);
         this.m.placements.inc(out.placed);

@@ -116,3 +116,14 @@ it('requeues the tasks of a lost node only after lease TTL + grace, at the next 
   const status = await store.get<{ tasks: Array<{ state: string; signal?: string }> }>(store.keys.group('arr', before.find((b) => b.node === 'n3')!.start, 1));
   expect(status?.value.tasks.every((t) => t.state === 'Failed' && t.signal === 'NodeLost')).toBe(true);
 });
+
+it('exports leadership, placements and the oldest pending age per queue on /metrics', async () => {
+  const leaderKey = await store.get<{ identity: string }>(store.keys.leader('scheduler'));
+  const leader = replicas.find((r) => r.ctx.config.instanceId === leaderKey?.value.identity)!;
+  await queueJob('waits', 1, { cpu: 1_000_000 }); // a thousand cores: never fits
+  await until(async () => (await (await fetch(`${leader.url}/metrics`)).text()).includes('queue="q"'), (ok) => ok);
+  const text = await (await fetch(`${leader.url}/metrics`)).text();
+  expect(text).toMatch(/batch_scheduler_is_leader\{service="scheduler"\} 1/);
+  expect(text).toMatch(/batch_scheduler_placements_total\{service="scheduler"\} [1-9]/);
+  expect(text).toMatch(/batch_queue_oldest_pending_age_seconds\{queue="q",service="scheduler"\} \d/);
+});

@@ -11,6 +11,7 @@ export const Metric = {
   schedulerBindsFailed: 'batch_scheduler_binds_failed_total',
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',
   schedulerPendingTasks: 'batch_scheduler_pending_tasks',
+  queueOldestPendingAge: 'batch_queue_oldest_pending_age_seconds',
   executorRunningAttempts: 'batch_executor_running_attempts',
   executorOutcomes: 'batch_executor_attempt_outcomes_total',
   executorLeaseRenewFailures: 'batch_executor_lease_renew_failures_total',
