@@ -66,7 +66,7 @@ export function planUnits(s: CycleSnapshot, placements: Placement[], now: number
         const n = r.end - r.start;
         bindings.push({
           jobId, tenant: job.value.tenant, queue: job.value.queue, node: p.node, start: r.start, end: r.end, attempt: r.attempt,
-          resources: job.value.spec.resources, devices: p.devices.slice(offset, offset + n), boundAt: now, traceparent,
+          resources: job.value.spec.resources, priority: job.value.spec.priority, devices: p.devices.slice(offset, offset + n), boundAt: now, traceparent,
           command: job.value.spec.command, env: job.value.spec.env,
         });
         offset += n;

@@ -45,3 +45,11 @@ describe('requestCancel and markBound', () => {
     expect(done).toMatchObject({ phase: 'Cancelled', finishedAt: 3, counts: { cancelled: 10 } });
   });
 });
+
+describe('preempted tasks', () => {
+  it('go back to pending at the next attempt and count as nothing', () => {
+    // task 1 of [0,2) preempted at attempt 1 → pending [1,2)@2; task 0 succeeded
+    const next = applyGroupOutcomes(job(2), [group(0, 1, [{ state: 'Succeeded' }, { state: 'Preempted' }])], 5);
+    expect(next).toMatchObject({ phase: 'Running', pending: [{ start: 1, end: 2, attempt: 2 }], counts: { succeeded: 1, failed: 0, cancelled: 0 } });
+  });
+});

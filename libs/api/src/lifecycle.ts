@@ -24,6 +24,11 @@ export function applyGroupOutcomes(job: JobRecord, groups: readonly GroupStatus[
     g.tasks.forEach((t, k) => {
       if (t.state === 'Succeeded') counts.succeeded++;
       else if (t.state === 'Cancelled') counts.cancelled++;
+      else if (t.state === 'Preempted') {
+        // Not the task's fault: it runs again at its next attempt, unless the job is being cancelled.
+        if (job.cancelRequestedAt === undefined) requeue.push({ start: g.start + k, end: g.start + k + 1, attempt: g.attempt + 1 });
+        else counts.cancelled++;
+      }
       else if (t.state === 'Failed') {
         if (t.signal === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS && job.cancelRequestedAt === undefined) {
           requeue.push({ start: g.start + k, end: g.start + k + 1, attempt: g.attempt + 1 });

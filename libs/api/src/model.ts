@@ -28,9 +28,11 @@ export const TaskState = {
   Succeeded: 'Succeeded',
   Failed: 'Failed',
   Cancelled: 'Cancelled',
+  /** Stopped to make room for higher-priority work; the task is requeued at its next attempt. */
+  Preempted: 'Preempted',
 } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
-export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['Succeeded', 'Failed', 'Cancelled', 'Preempted']);
 
 /** A half-open range `[start, end)` of task indices of one array job, all at one attempt number. */
 export interface TaskRange {
@@ -108,6 +110,8 @@ export interface TaskGroup {
   attempt: number;
   /** Resources reserved per task. */
   resources: ResourceVector;
+  /** The job's priority when bound (preemption compares it). @default 0 */
+  priority?: number;
   /** GPU device indices per task (index `i` is task `start + i`); empty without GPUs. */
   devices: number[][];
   boundAt: number;
@@ -122,6 +126,10 @@ export interface Binding extends TaskGroup {
   env: Record<string, string>;
   /** Set by a cancel: the executor stops the group's tasks. */
   cancelRequested?: boolean;
+  /** Task indices the scheduler preempts: the executor stops them (SIGTERM, grace, SIGKILL) as `Preempted`. */
+  preempt?: number[];
+  /** When the scheduler asked for the preemption (epoch ms). */
+  preemptRequestedAt?: number;
 }
 
 /** The status of a group, kept after it ends. */

@@ -4,3 +4,4 @@ export * from './scores';
 export * from './placement';
 export * from './admit';
 export * from './explain';
+export * from './preemption';

@@ -69,7 +69,7 @@ export async function bindPlan(
       compares.push({ key: u.job.key, modRevision: jobRevision.get(u.job.key) ?? u.job.modRevision });
       writes.push({ put: u.job.key, value: u.next });
       for (const b of u.bindings) {
-        const { command: _c, env: _e, cancelRequested: _x, ...group } = b;
+        const { command: _c, env: _e, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, ...group } = b;
         const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start), absent: true });
         writes.push({ put: store.keys.binding(b.node, b.jobId, b.start), value: b });

@@ -1,0 +1,53 @@
+import { parseResources } from '@batchapi/api';
+import { type NodeSnapshot, type PendingWork, planPreemption, type RunningTask } from './index';
+
+const NOW = 1_000_000;
+const node = (name: string, cap: Record<string, string | number>, used: Record<string, string | number> = {}): NodeSnapshot => ({
+  name, capacity: parseResources(cap), used: parseResources(used), devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [],
+});
+const work = (jobId: string, priority: number, res: Record<string, string | number>, tasks = 1, extra: Partial<PendingWork> = {}): PendingWork => ({
+  jobId, queue: 'hi', priority, createdAt: 0, resources: parseResources(res), tasks, ...extra,
+});
+let n = 0;
+const task = (node: string, priority: number, cpu: string, ageMs: number, extra: Partial<RunningTask> = {}): RunningTask => ({
+  jobId: `low-${n}`, queue: 'lo', node, groupStart: 0, index: n++, priority, resources: parseResources({ cpu }), devices: [], boundAt: NOW - ageMs, stopping: false, ...extra,
+});
+
+describe('planPreemption', () => {
+  it('takes the fewest victims, lowest priority first, least lost work first', () => {
+    // a: 4 cores full with two 2-core tasks (prio 0); b: 4 cores full with four 1-core tasks (prio 0).
+    // A 2-core task of prio 10: one victim on a, two on b → a. On a, the more recent task loses less work.
+    const nodes = [node('a', { cpu: '4' }, { cpu: '4' }), node('b', { cpu: '4' }, { cpu: '4' })];
+    const old = task('a', 0, '2', 600_000);
+    const recent = task('a', 0, '2', 120_000);
+    const running = [old, recent, ...[1, 2, 3, 4].map(() => task('b', 0, '1', 120_000))];
+    const v = planPreemption([work('hi', 10, { cpu: '2' })], nodes, running, { now: NOW });
+    expect(v.map((x) => x.task)).toEqual([recent]);
+  });
+
+  it('never preempts equal or higher priority, young tasks, or past the queue budget', () => {
+    const nodes = [node('a', { cpu: '2' }, { cpu: '2' })];
+    const equal = task('a', 10, '1', 600_000);
+    const young = task('a', 0, '1', 1_000); // bound 1 s ago: protected for 60 s
+    expect(planPreemption([work('hi', 10, { cpu: '1' })], nodes, [equal, young], { now: NOW })).toEqual([]);
+    const eligible = task('a', 0, '1', 600_000);
+    expect(planPreemption([work('hi', 10, { cpu: '1' })], nodes, [equal, eligible], { now: NOW, budget: new Map([['lo', 0]]) })).toEqual([]);
+  });
+
+  it('does not preempt again for room that is already being freed', () => {
+    // one 2-core task already stopping frees room for the 2-core preemptor
+    const nodes = [node('a', { cpu: '2' }, { cpu: '2' })];
+    const v = planPreemption([work('hi', 10, { cpu: '2' })], nodes, [task('a', 0, '2', 600_000, { stopping: true }), task('a', 0, '2', 600_000)], { now: NOW });
+    expect(v).toEqual([]);
+  });
+
+  it('frees a whole GPU device for a whole-GPU task', () => {
+    // 2 GPUs: device 0 holds two 0.5 shares (prio 0), device 1 one whole GPU (prio 0, older).
+    // A 1-GPU task: preempting the whole-GPU task frees a device with 1 victim; the shares need 2.
+    const g = { ...node('g', { cpu: '16', gpu: 2 }, { cpu: '3', gpu: 2 }), devices: { 0: 1000, 1: 1000 } };
+    const share = (i: number) => task('g', 0, '1', 120_000 + i, { resources: parseResources({ cpu: '1', gpu: 0.5 }), devices: [0] });
+    const whole = task('g', 0, '1', 900_000, { resources: parseResources({ cpu: '1', gpu: 1 }), devices: [1] });
+    const v = planPreemption([work('hi', 5, { cpu: '1', gpu: 1 })], [g], [share(1), share(2), whole], { now: NOW });
+    expect(v.map((x) => x.task)).toEqual([whole]);
+  });
+});

@@ -1,0 +1,145 @@
+/**
+ * Preemption (the PostFilter phase): when higher-priority work finds no room, choose the
+ * fewest lower-priority tasks to stop on one node — lowest priority first, then the most
+ * recently started (least lost work) — within per-queue budgets, and never a task bound
+ * less than `protectMs` ago (so the same work is not preempted again and again). Pure.
+ */
+import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { DEFAULT_FILTERS, type FilterPlugin } from './filters';
+import { pickDevices, queueOrder, tasksThatFit } from './placement';
+import type { NodeSnapshot, PendingWork } from './snapshot';
+
+/** One running task as preemption sees it. */
+export interface RunningTask {
+  jobId: string;
+  queue: string;
+  node: string;
+  /** Start of its group (the binding), and its own index. */
+  groupStart: number;
+  index: number;
+  priority: number;
+  resources: ResourceVector;
+  devices: number[];
+  /** When it was bound (epoch ms). */
+  boundAt: number;
+  /** Already asked to stop (its resources are on their way back). */
+  stopping: boolean;
+}
+
+/** A task chosen to stop, and for whom. */
+export interface Victim {
+  task: RunningTask;
+  /** The job it makes room for. */
+  forJob: string;
+}
+
+/** Options of a preemption pass. */
+export interface PreemptionOptions {
+  /** Now, epoch ms (time is passed in). */
+  now: number;
+  /** A task bound less than this long ago is never a victim, in milliseconds. @default 60000 */
+  protectMs?: number;
+  /** Victims each queue may still lose in the current window; absent = unlimited. */
+  budget?: Map<string, number>;
+  /** Most victims in one pass. @default 1000 */
+  maxVictims?: number;
+  /** @default DEFAULT_FILTERS */
+  filters?: readonly FilterPlugin[];
+}
+
+interface NodeRoom {
+  node: NodeSnapshot;
+  free: ResourceVector;
+  devices: Record<string, number>;
+  running: RunningTask[];
+}
+
+function release(room: NodeRoom, t: RunningTask): void {
+  for (const [k, v] of Object.entries(t.resources)) room.free[k] = (room.free[k] ?? 0) + v;
+  const share = t.resources.gpu ?? 0;
+  const each = share >= GPU_MILLI ? GPU_MILLI : share;
+  for (const d of t.devices) room.devices[d] = Math.max(0, (room.devices[d] ?? 0) - each);
+}
+
+function fitsOne(w: PendingWork, room: NodeRoom): boolean {
+  return tasksThatFit(w.resources, room.free) >= 1 && pickDevices(room.devices, room.node.gpuCount, w.resources.gpu ?? 0) !== undefined;
+}
+
+function take(w: PendingWork, room: NodeRoom): void {
+  for (const [k, v] of Object.entries(w.resources)) room.free[k] = (room.free[k] ?? 0) - v;
+  const share = w.resources.gpu ?? 0;
+  for (const d of pickDevices(room.devices, room.node.gpuCount, share) ?? []) room.devices[d] = (room.devices[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
+}
+
+/** Fewest victims, then lowest top priority among them, then least lost work, then node name. */
+function cheaper(a: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number; lost: number }, b: typeof a): number {
+  return a.chosen.length - b.chosen.length || a.maxPriority - b.maxPriority || a.lost - b.lost || (a.room.node.name < b.room.node.name ? -1 : 1);
+}
+
+/**
+ * Chooses victims for work that placement left pending. Gangs are not preempted for
+ * (they would need every task's room at once). Inputs are not changed.
+ */
+export function planPreemption(pending: readonly PendingWork[], nodes: readonly NodeSnapshot[], running: readonly RunningTask[], opts: PreemptionOptions): Victim[] {
+  const protectMs = opts.protectMs ?? 60_000;
+  const filters = opts.filters ?? DEFAULT_FILTERS;
+  const budget = new Map(opts.budget ?? []);
+  let left = opts.maxVictims ?? 1000;
+  const rooms = new Map<string, NodeRoom>();
+  for (const n of nodes) {
+    const free: ResourceVector = {};
+    for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
+    rooms.set(n.name, { node: n, free, devices: { ...n.devices }, running: [] });
+  }
+  for (const t of running) {
+    const room = rooms.get(t.node);
+    if (!room) continue;
+    // What is already stopping counts as free: no second victim for the same room.
+    if (t.stopping) release(room, t);
+    else room.running.push(t);
+  }
+  const victims: Victim[] = [];
+  for (const w of [...pending].sort(queueOrder)) {
+    if (w.gang || left <= 0) continue;
+    for (let want = w.tasks; want > 0 && left > 0; want--) {
+      const candidates = [...rooms.values()].filter((r) => !filters.some((f) => f.filter(w, r.node)));
+      // Room that is free already (or on its way) serves first.
+      const ready = candidates.find((r) => fitsOne(w, r));
+      if (ready) { take(w, ready); continue; }
+      let best: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number; lost: number } | undefined;
+      for (const room of candidates) {
+        const eligible = room.running
+          .filter((t) => t.priority < w.priority && opts.now - t.boundAt >= protectMs && (budget.get(t.queue) ?? Infinity) > 0)
+          .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt);
+        const fresh = (): NodeRoom => ({ node: room.node, free: { ...room.free }, devices: { ...room.devices }, running: [] });
+        // One victim that suffices alone beats any set (e.g. a whole-GPU task over two shares).
+        const single = eligible.find((t) => { const r = fresh(); release(r, t); return fitsOne(w, r); });
+        const trial = fresh();
+        const chosen: RunningTask[] = [];
+        const spent = new Map<string, number>();
+        for (const t of single ? [single] : eligible) {
+          if (fitsOne(w, trial)) break;
+          if ((spent.get(t.queue) ?? 0) >= (budget.get(t.queue) ?? Infinity)) continue;
+          release(trial, t);
+          chosen.push(t);
+          spent.set(t.queue, (spent.get(t.queue) ?? 0) + 1);
+        }
+        if (!fitsOne(w, trial) || chosen.length === 0 || chosen.length > left) continue;
+        const maxPriority = Math.max(...chosen.map((t) => t.priority));
+        const lost = chosen.reduce((s, t) => s + (opts.now - t.boundAt), 0);
+        const option = { room, chosen, maxPriority, lost };
+        if (!best || cheaper(option, best) < 0) best = option;
+      }
+      if (!best) break;
+      for (const t of best.chosen) {
+        release(best.room, t);
+        best.room.running = best.room.running.filter((r) => r !== t);
+        budget.set(t.queue, (budget.get(t.queue) ?? Infinity) - 1);
+        victims.push({ task: t, forJob: w.jobId });
+        left--;
+      }
+      take(w, best.room);
+    }
+  }
+  return victims;
+}
