@@ -30,6 +30,8 @@ interface GroupRun {
   statusRevision: string;
   procs: Map<number, TaskProcess>;
   cancelling: boolean;
+  /** Task indices the scheduler preempted. */
+  preempting: Set<number>;
   dirty: boolean;
 }
 
@@ -128,13 +130,14 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (known) {
       known.binding = kv.value;
       if (kv.value.cancelRequested && !known.cancelling) this.cancel(known);
+      this.preempt(known, kv.value.preempt ?? []);
       return;
     }
     const b = kv.value;
     const statusKey = this.ctx.store.keys.group(b.jobId, b.start, b.attempt);
     const st = await this.ctx.store.get<GroupStatus>(statusKey);
     if (!st || this.groups.has(kv.key)) return;
-    const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, dirty: false };
+    const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false };
     this.groups.set(kv.key, g);
     const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound');
     if (atStart && ranBefore) {
@@ -144,7 +147,20 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       return;
     }
     if (b.cancelRequested) { this.cancel(g); return; }
-    for (let i = b.start; i < b.end; i++) this.startTask(g, i);
+    this.preempt(g, b.preempt ?? []);
+    for (let i = b.start; i < b.end; i++) if (!g.preempting.has(i)) this.startTask(g, i);
+  }
+
+  /** Stops preempted tasks (SIGTERM, grace, SIGKILL); they end `Preempted` and are requeued by the job. */
+  private preempt(g: GroupRun, indices: number[]): void {
+    for (const i of indices) {
+      if (g.preempting.has(i)) continue;
+      g.preempting.add(i);
+      const k = i - g.binding.start;
+      const proc = g.procs.get(i);
+      if (proc) proc.stop(this.config.killGraceMs);
+      else if (g.status.tasks[k] && !TERMINAL_TASK_STATES.has(g.status.tasks[k].state)) this.setTask(g, k, { ...g.status.tasks[k], state: 'Preempted', finishedAt: Date.now() });
+    }
   }
 
   private startTask(g: GroupRun, index: number): void {
@@ -170,7 +186,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     void proc.exited.then((exit) => {
       g.procs.delete(index);
       this.m.running.dec();
-      const state = g.cancelling ? 'Cancelled' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
+      const state = g.cancelling ? 'Cancelled' : g.preempting.has(index) ? 'Preempted' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
       this.m.outcomes.inc({ reason: state });
       span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });
       if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: describe(exit) });
@@ -220,6 +236,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
         const rev = res.accepted.get(g.statusKey);
         if (rev) {
           g.statusRevision = rev;
+          // Adopt the `released` marks, keeping any change made while the report was in flight.
+          const written = res.written.get(g.statusKey)!;
+          g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (written.tasks[k]?.released ? { ...t, released: true } : t)) };
           if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.groups.delete(g.key);
         } else if (res.refused.includes(g.statusKey)) {
           this.forget(g, 'report refused: the group changed under this executor (an old attempt)');

@@ -94,7 +94,7 @@ it('runs each task with its index and devices, records exit codes, releases the 
     for (const [i, dev] of [[0, '0'], [1, '1'], [2, '']] as const) {
       expect(readFileSync(attemptPaths(join(dir, 'run-node'), 'arr', i, 1).stdout, 'utf8').trim()).toBe(`idx=${i} dev=${dev} hi`.trim());
     }
-    expect(await store.get(store.keys.binding('run-node', 'arr', 0))).toBeUndefined();
+    expect(await store.get(store.keys.binding('run-node', 'arr', 0, 1))).toBeUndefined();
     expect((await store.get<NodeAllocation>(store.keys.alloc('run-node')))!.value).toEqual({ used: {}, devices: {} });
   } finally {
     await ex.close();

@@ -5,8 +5,8 @@
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
 import { type Binding, type JobRecord, markBound, type NodeAllocation, takeTasks } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, type Placement, placeTasks, queueHeadroom, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
-import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, type Versioned } from '@batchapi/store';
+import { type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, queueHeadroom, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
+import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
 import type { ResourceVector } from '@batchapi/api';
@@ -43,8 +43,51 @@ export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
 }
 
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
-export function place(s: CycleSnapshot, maxTasks: number): Placement[] {
-  return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks }).placements;
+export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
+  return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks });
+}
+
+/** Tuning of the preemption phase. */
+export interface PreemptionTuning {
+  /** A task bound less than this long ago is never preempted, in milliseconds. @default 60000 */
+  protectMs: number;
+  /** Victims a queue may lose per minute. @default 100 */
+  perQueuePerMinute: number;
+}
+
+/** Every task of every live binding, as preemption sees it. */
+export function runningTasks(cache: SchedulerCache): RunningTask[] {
+  const out: RunningTask[] = [];
+  for (const { value: b } of cache.bindings.items.values()) {
+    const stopping = new Set(b.preempt ?? []);
+    for (let i = b.start; i < b.end; i++) {
+      out.push({
+        jobId: b.jobId, queue: b.queue, node: b.node, groupStart: b.start, attempt: b.attempt, index: i, priority: b.priority ?? 0, resources: b.resources,
+        devices: b.devices[i - b.start] ?? [], boundAt: b.boundAt, stopping: !!b.cancelRequested || stopping.has(i),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Phase 5 — preempt (only in a cycle that could place nothing): for higher-priority work left
+ * pending, ask executors to stop the fewest lower-priority tasks; the freed room is placed
+ * by a later cycle, in priority order.
+ */
+export async function preempt(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, s: CycleSnapshot, unplaced: Unplaced[], now: number, budget: Map<string, number>, protectMs: number): Promise<Victim[]> {
+  const byId = new Map(s.work.map((w) => [w.jobId, w]));
+  const candidates = unplaced.filter((u) => !u.quotaLimited && !u.gangBlocked).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
+  if (candidates.length === 0) return [];
+  const running = runningTasks(cache);
+  const lowest = running.reduce((m, t) => Math.min(m, t.priority), Infinity);
+  if (!candidates.some((w) => w.priority > lowest)) return [];
+  const victims = planPreemption(candidates, s.nodes, running, { now, protectMs, budget });
+  if (victims.length === 0) return [];
+  await inSpan('schedule.preempt', { attributes: { 'batch.preempt.victims': victims.length, 'batch.preempt.for': [...new Set(victims.map((v) => v.forJob))].join(',') } }, () =>
+    requestPreemption(store, leadership.fence(), victims.map((v) => ({ node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index })), now),
+  );
+  return victims;
 }
 
 /** Phase 3 — plan: turn placements into bind units (task ranges taken from each job's pending ranges). */
@@ -86,6 +129,8 @@ export function bind(store: EtcdStore, leadership: Leadership, s: CycleSnapshot,
 /** What a cycle did. */
 export interface CycleOutcome {
   placed: number;
+  /** Victims asked to stop (by queue), when the cycle could place nothing. */
+  preempted?: Victim[];
   units: number;
   refused: number;
   txns: number;
@@ -93,10 +138,16 @@ export interface CycleOutcome {
 }
 
 /** Runs the four phases once, in a `schedule.cycle` span linked to every job it placed. */
-export async function runCycle(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000): Promise<CycleOutcome> {
+export async function runCycle(
+  store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000,
+  preemption?: { budget: Map<string, number>; protectMs: number },
+): Promise<CycleOutcome> {
   const snapshot = takeSnapshot(cache);
-  const placements = place(snapshot, maxTasks);
-  if (placements.length === 0) return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n };
+  const { placements, unplaced } = place(snapshot, maxTasks);
+  if (placements.length === 0) {
+    const preempted = preemption && unplaced.length ? await preempt(store, cache, leadership, snapshot, unplaced, now, preemption.budget, preemption.protectMs) : [];
+    return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted };
+  }
   const jobs = [...new Set(placements.map((p) => p.jobId))].map((id) => snapshot.jobs.get(id)!.value);
   return inSpan('schedule.cycle', { links: jobs.flatMap((j) => linkTo(j.traceparent)), attributes: { 'batch.cycle.jobs': jobs.length } }, async (cycleSpan) => {
     const cycleLinks = linkTo(traceparentOf());

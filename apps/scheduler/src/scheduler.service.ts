@@ -9,7 +9,7 @@ import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { SchedulerCache } from './cache';
-import { runCycle } from './cycle';
+import { type PreemptionTuning, runCycle } from './cycle';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -25,6 +25,8 @@ export interface SchedulerTuning {
    * certainly killed them on its own clock first (invariant 4). @default lease TTL + 2000
    */
   nodeLostAfterMs: number;
+  /** Preemption: protection window and per-queue budget. */
+  preemption: PreemptionTuning;
 }
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
@@ -37,7 +39,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private lastWriteRevision = 0n;
   /** When this replica first saw each node with live bindings but no node key (its clock). */
   private readonly missingSince = new Map<string, number>();
-  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge };
+  /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
+  private readonly preemptedAt = new Map<string, number[]>();
+  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
     this.cache = new SchedulerCache(ctx.store);
@@ -47,6 +51,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       cycle: new Histogram({ name: Metric.schedulerCycleDuration, help: 'Duration of scheduling cycles that placed work', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers }),
       placements: new Counter({ name: Metric.schedulerPlacements, help: 'Tasks bound to nodes', registers }),
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
+      preempted: new Counter({ name: Metric.schedulerPreemptions, help: 'Tasks asked to stop for higher-priority work, by their queue', labelNames: ['queue'], registers }),
       lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
       // Both computed from the cache when scraped, so they stay current between cycles.
       pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers, collect: () => this.m.pending.set(this.cache.jobs.items.size) }),
@@ -84,6 +89,17 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 
+  /** Victims each queue may still lose this minute. */
+  private preemptionBudget(now: number): Map<string, number> {
+    const budget = new Map<string, number>();
+    for (const [queue, times] of this.preemptedAt) {
+      const recent = times.filter((t) => now - t < 60_000);
+      this.preemptedAt.set(queue, recent);
+      budget.set(queue, Math.max(0, this.tuning.preemption.perQueuePerMinute - recent.length));
+    }
+    return budget;
+  }
+
   private recordPendingAge(now: number): void {
     const oldest = new Map<string, number>();
     for (const { value: j } of this.cache.jobs.items.values()) oldest.set(j.queue, Math.min(oldest.get(j.queue) ?? now, j.createdAt));
@@ -114,16 +130,25 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   private async cycles(leadership: Leadership): Promise<void> {
     this.missingSince.clear(); // a new leader waits the full time again: later, never earlier
+    let lastCycleAt = 0;
     while (!this.abort.signal.aborted && leadership.held()) {
       await this.reap(leadership, Date.now());
+      // A full cycle now and then even without changes: protection windows and budgets expire with time.
+      if (Date.now() - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
       if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision)) {
         await sleep(this.cache.dirty ? this.tuning.busyMs : this.tuning.idleMs / 10);
         continue;
       }
       this.cache.dirty = false;
+      lastCycleAt = Date.now();
       const started = performance.now();
       try {
-        const out = await runCycle(this.ctx.store, this.cache, leadership, Date.now(), this.tuning.maxTasksPerCycle);
+        const now = Date.now();
+        const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs });
+        for (const v of out.preempted ?? []) {
+          this.preemptedAt.set(v.task.queue, [...(this.preemptedAt.get(v.task.queue) ?? []), now]);
+          this.m.preempted.inc({ queue: v.task.queue });
+        }
         this.m.lastCycle.set(Date.now() / 1000);
         if (out.units === 0) continue;
         this.m.cycle.observe((performance.now() - started) / 1000);

@@ -4,7 +4,7 @@
  */
 import type { GroupStatus, JobRecord, NodeAllocation, TaskGroup, TaskRange } from './model';
 import { addResources, GPU_MILLI } from './quantity';
-import { TERMINAL_PHASES } from './model';
+import { TERMINAL_PHASES, TERMINAL_TASK_STATES } from './model';
 import { countTasks, mergeRanges, takeTasks } from './ranges';
 
 /** The signal recorded for tasks whose node was lost (executor lease expired or restarted). */
@@ -76,12 +76,22 @@ export function releaseOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllo
   return changeAllocation(alloc, group, -1);
 }
 
-function changeAllocation(alloc: NodeAllocation, group: TaskGroup, sign: 1 | -1): NodeAllocation {
-  const n = group.end - group.start;
-  const used = addResources(alloc.used, group.resources, sign * n);
+/**
+ * Returns the reservation of the tasks of a live group that ended and were not released yet
+ * (a task's room goes back when it ends, not when its whole group does). Returns the new
+ * allocation and the indices (offsets in the group) released.
+ */
+export function releaseEndedTasks(alloc: NodeAllocation, group: GroupStatus): { alloc: NodeAllocation; released: number[] } {
+  const released = group.tasks.flatMap((t, k) => (TERMINAL_TASK_STATES.has(t.state) && !t.released ? [k] : []));
+  return { alloc: changeAllocation(alloc, group, -1, released), released };
+}
+
+function changeAllocation(alloc: NodeAllocation, group: TaskGroup, sign: 1 | -1, only?: number[]): NodeAllocation {
+  const offsets = only ?? Array.from({ length: group.end - group.start }, (_, k) => k);
+  const used = addResources(alloc.used, group.resources, sign * offsets.length);
   const devices = { ...alloc.devices };
   const share = group.resources.gpu ?? 0;
-  for (const perTask of group.devices) {
+  for (const perTask of offsets.map((k) => group.devices[k] ?? [])) {
     // A whole-GPU task holds each device fully; a fractional one holds `share` of one device.
     const each = share >= GPU_MILLI ? GPU_MILLI : share;
     for (const d of perTask) {

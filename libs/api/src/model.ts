@@ -92,6 +92,8 @@ export interface TaskStatus {
   signal?: string;
   startedAt?: number;
   finishedAt?: number;
+  /** Set once the task's resources went back to its node (it ended before its group). */
+  released?: boolean;
 }
 
 /**

@@ -10,7 +10,7 @@ const work = (jobId: string, priority: number, res: Record<string, string | numb
 });
 let n = 0;
 const task = (node: string, priority: number, cpu: string, ageMs: number, extra: Partial<RunningTask> = {}): RunningTask => ({
-  jobId: `low-${n}`, queue: 'lo', node, groupStart: 0, index: n++, priority, resources: parseResources({ cpu }), devices: [], boundAt: NOW - ageMs, stopping: false, ...extra,
+  jobId: `low-${n}`, queue: 'lo', node, groupStart: 0, attempt: 1, index: n++, priority, resources: parseResources({ cpu }), devices: [], boundAt: NOW - ageMs, stopping: false, ...extra,
 });
 
 describe('planPreemption', () => {

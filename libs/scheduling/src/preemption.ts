@@ -14,8 +14,9 @@ export interface RunningTask {
   jobId: string;
   queue: string;
   node: string;
-  /** Start of its group (the binding), and its own index. */
+  /** Start and attempt of its group (the binding), and its own index. */
   groupStart: number;
+  attempt: number;
   index: number;
   priority: number;
   resources: ResourceVector;

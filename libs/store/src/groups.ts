@@ -5,7 +5,7 @@
  */
 import {
   applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  releaseOnNode, reserveOnNode, subtractRanges, TERMINAL_TASK_STATES,
+  releaseEndedTasks, reserveOnNode, subtractRanges, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 
@@ -71,8 +71,8 @@ export async function bindPlan(
       for (const b of u.bindings) {
         const { command: _c, env: _e, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, ...group } = b;
         const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
-        compares.push({ key: store.keys.binding(b.node, b.jobId, b.start), absent: true });
-        writes.push({ put: store.keys.binding(b.node, b.jobId, b.start), value: b });
+        compares.push({ key: store.keys.binding(b.node, b.jobId, b.start, b.attempt), absent: true });
+        writes.push({ put: store.keys.binding(b.node, b.jobId, b.start, b.attempt), value: b });
         writes.push({ put: store.keys.group(b.jobId, b.start, b.attempt), value: status });
       }
     }
@@ -131,16 +131,18 @@ export interface ReportResult {
   refused: string[];
   /** False when the executor's own lease no longer holds its node key: it must self-fence. */
   fenced: boolean;
+  /** The status as written for each accepted report (with `released` set on tasks whose room went back). */
+  written: Map<string, GroupStatus>;
 }
 
 /**
- * Writes executors' reports in batched transactions. A running report updates the status;
- * a terminal one also deletes the binding, releases the node's allocation and adds the
- * outcome to the job's counters. Every write is fenced by the executor's node lease and
+ * Writes executors' reports in batched transactions. Each task that ended gives its room back
+ * to the node's allocation at once (marked `released`); a group whose tasks all ended also
+ * deletes its binding and adds its outcomes to the job's counters. Every write is fenced by the executor's node lease and
  * compares the status revision, so a late report of an old attempt is refused.
  */
 export async function reportGroups(store: EtcdStore, node: string, leaseId: string, reports: GroupReport[], now: number): Promise<ReportResult> {
-  const result: ReportResult = { accepted: new Map(), refused: [], fenced: false };
+  const result: ReportResult = { accepted: new Map(), refused: [], fenced: false, written: new Map() };
   let todo = reports;
   for (let round = 0; round < 8 && todo.length > 0; round++) {
     const chunk = takeChunk(todo);
@@ -159,7 +161,11 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
       todo = [...fresh, ...todo];
       continue;
     }
-    for (const r of chunk) result.accepted.set(store.keys.group(r.status.jobId, r.status.start, r.status.attempt), outcome);
+    for (const r of chunk) {
+      const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
+      result.accepted.set(key, outcome.revision);
+      result.written.set(key, outcome.written.get(r)!);
+    }
     round = -1; // progress made: reset the conflict budget
   }
   for (const r of todo) result.refused.push(store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
@@ -167,43 +173,53 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
 }
 
 function takeChunk(reports: GroupReport[]): GroupReport[] {
-  // Per report at most: status compare + put, binding delete, job compare + put, alloc once.
+  // Per report at most: status compare + put, binding delete, job compare + put; the alloc once.
   const perReport = 5;
   return reports.slice(0, Math.max(1, Math.floor((MAX_TXN_OPS - 2) / perReport)));
 }
 
-async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | string> {
-  const finished = chunk.filter((r) => r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)));
-  const jobIds = [...new Set(finished.map((r) => r.status.jobId))];
-  const [alloc, ...jobs] = await store.getMany<unknown>([store.keys.alloc(node), ...jobIds.map((id) => store.keys.job(id))]);
+async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | { revision: string; written: Map<GroupReport, GroupStatus> }> {
+  const alloc = await store.get<NodeAllocation>(store.keys.alloc(node));
+  // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
+  let nextAlloc = alloc?.value ?? EMPTY_ALLOCATION;
+  const written = new Map<GroupReport, GroupStatus>();
+  const outcomes = new Map<string, GroupStatus[]>();
+  for (const r of chunk) {
+    const { alloc: after, released } = releaseEndedTasks(nextAlloc, r.status);
+    written.set(r, released.length ? { ...r.status, tasks: r.status.tasks.map((t, k) => (released.includes(k) ? { ...t, released: true } : t)) } : r.status);
+    if (released.length === 0) continue;
+    nextAlloc = after;
+    outcomes.set(r.status.jobId, [...(outcomes.get(r.status.jobId) ?? []), onlyTasks(r.status, released)]);
+  }
+  const jobIds = [...outcomes.keys()];
+  const jobs = await store.getMany<JobRecord>(jobIds.map((id) => store.keys.job(id)));
   const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
   const ops: Op[] = [];
   for (const r of chunk) {
     const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
     compares.push({ key, modRevision: r.statusRevision });
-    ops.push({ put: key, value: r.status });
+    ops.push({ put: key, value: written.get(r) });
+    if (r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) ops.push({ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) });
   }
-  if (finished.length > 0) {
-    let nextAlloc = (alloc?.value as NodeAllocation | undefined) ?? EMPTY_ALLOCATION;
-    for (const r of finished) {
-      ops.push({ delete: store.keys.binding(node, r.status.jobId, r.status.start) });
-      nextAlloc = releaseOnNode(nextAlloc, r.status);
-    }
-    if (alloc) {
-      compares.push({ key: alloc.key, modRevision: alloc.modRevision });
-      ops.push({ put: alloc.key, value: nextAlloc });
-    }
-    jobIds.forEach((id, k) => {
-      const job = jobs[k] as Versioned<JobRecord> | undefined;
-      if (!job) return;
-      compares.push({ key: job.key, modRevision: job.modRevision });
-      ops.push({ put: job.key, value: applyGroupOutcomes(job.value, finished.filter((r) => r.status.jobId === id).map((r) => r.status), now) });
-    });
+  if (alloc && outcomes.size > 0) {
+    compares.push({ key: alloc.key, modRevision: alloc.modRevision });
+    ops.push({ put: alloc.key, value: nextAlloc });
   }
+  jobIds.forEach((id, k) => {
+    const job = jobs[k];
+    if (!job) return;
+    compares.push({ key: job.key, modRevision: job.modRevision });
+    ops.push({ put: job.key, value: applyGroupOutcomes(job.value, outcomes.get(id)!, now) });
+  });
   const res = await store.txn(compares, ops);
-  if (res.succeeded) return res.revision;
+  if (res.succeeded) return { revision: res.revision, written };
   const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
   return leaseOk.succeeded ? 'conflict' : 'fenced';
+}
+
+/** The group with only the given task offsets visible to the job's state machine (the others read as still running). */
+function onlyTasks(g: GroupStatus, offsets: number[]): GroupStatus {
+  return { ...g, tasks: g.tasks.map((t, k) => (offsets.includes(k) ? t : { state: 'Running' as const })) };
 }
 
 /**
@@ -233,8 +249,8 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
         const next: GroupStatus = { ...st.value, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, signal: NODE_LOST, finishedAt: now })) };
         compares.push({ key: st.key, modRevision: st.modRevision });
         ops.push({ put: st.key, value: next });
-        // A live group's outcomes reach the job only when it ends, so all its tasks are applied now.
-        finished.push(next);
+        // Tasks released earlier already reached the job; the rest do now.
+        finished.push(onlyTasks(next, next.tasks.flatMap((t, k) => (st.value.tasks[k]?.released ? [] : [k]))));
       });
       if (job) {
         const j = job as Versioned<JobRecord>;
@@ -248,4 +264,35 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
   }
   await store.txn([fence], [{ delete: store.keys.alloc(node) }]);
   return ended;
+}
+
+/**
+ * Asks executors to preempt task indices of live bindings: each binding gets the indices in
+ * `preempt` by compare-and-swap, fenced by the scheduler's leadership. Returns how many
+ * bindings were changed; a binding that changed or vanished meanwhile is skipped.
+ */
+export async function requestPreemption(store: EtcdStore, fence: Compare, victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }>, now: number): Promise<number> {
+  const byKey = new Map<string, number[]>();
+  for (const v of victims) {
+    const key = store.keys.binding(v.node, v.jobId, v.start, v.attempt);
+    byKey.set(key, [...(byKey.get(key) ?? []), v.index]);
+  }
+  const keys = [...byKey.keys()];
+  let changed = 0;
+  for (let i = 0; i < keys.length; i += 60) {
+    const chunk = keys.slice(i, i + 60);
+    const current = await store.getMany<Binding>(chunk);
+    const compares: Compare[] = [fence];
+    const ops: Op[] = [];
+    chunk.forEach((key, k) => {
+      const b = current[k];
+      if (!b) return;
+      compares.push({ key, modRevision: b.modRevision });
+      ops.push({ put: key, value: { ...b.value, preempt: [...new Set([...(b.value.preempt ?? []), ...byKey.get(key)!])].sort((x, y) => x - y), preemptRequestedAt: b.value.preemptRequestedAt ?? now } });
+    });
+    if (ops.length === 0) continue;
+    const res = await store.txn(compares, ops);
+    if (res.succeeded) changed += ops.length;
+  }
+  return changed;
 }

@@ -127,7 +127,7 @@ export async function cancelJob(store: EtcdStore, id: string, now: number): Prom
   if (!job) return undefined;
   for (const g of await listGroups(store, id)) {
     if (g.value.tasks.every((t) => t.state !== 'Bound' && t.state !== 'Running')) continue;
-    const key = store.keys.binding(g.value.node, id, g.value.start);
+    const key = store.keys.binding(g.value.node, id, g.value.start, g.value.attempt);
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const b = await store.get<Binding>(key);
       if (!b || b.value.cancelRequested) break;

@@ -17,8 +17,8 @@ export class Keys {
   /** Status of a bound task range at one attempt, kept after it ends (each attempt has its own). */
   group(jobId: string, start: number, attempt: number) { return `${this.root}groups/${jobId}/${pad(start)}/${attempt}`; }
   groupsOf(jobId: string) { return `${this.root}groups/${jobId}/`; }
-  /** A live run order for one node. */
-  binding(node: string, jobId: string, start: number) { return `${this.root}bindings/${node}/${jobId}/${pad(start)}`; }
+  /** A live run order for one node: one range of one job at one attempt. */
+  binding(node: string, jobId: string, start: number, attempt: number) { return `${this.root}bindings/${node}/${jobId}/${pad(start)}/${attempt}`; }
   bindingsOf(node: string) { return `${this.root}bindings/${node}/`; }
   bindings() { return `${this.root}bindings/`; }
   node(name: string) { return `${this.root}nodes/${name}`; }

@@ -80,10 +80,10 @@ describe('leadership', () => {
     const unit = { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [binding] };
     const old = await bindPlan(store, a.fence(), [unit], new Map([['n1', undefined]]));
     expect(old.bound).toHaveLength(0);
-    expect(await store.get(store.keys.binding('n1', 'fenced', 0))).toBeUndefined();
+    expect(await store.get(store.keys.binding('n1', 'fenced', 0, 1))).toBeUndefined();
     const cur = await bindPlan(store, b.fence(), [unit], new Map([['n1', undefined]]));
     expect(cur.bound).toHaveLength(1);
-    expect(await store.get(store.keys.binding('n1', 'fenced', 0))).toBeDefined();
+    expect(await store.get(store.keys.binding('n1', 'fenced', 0, 1))).toBeDefined();
     await leaseB.revoke();
   });
 });

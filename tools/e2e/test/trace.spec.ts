@@ -13,7 +13,7 @@ import { startScheduler } from '@batchapi/scheduler';
 import { type LocalEtcd, startEtcd } from '@batchapi/store';
 import { initTracing } from '@batchapi/telemetry';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { api, CLUSTER, TOKENS, waitForJob } from './harness';
+import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 const exporter = new InMemorySpanExporter();
 let etcd: LocalEtcd;
@@ -28,7 +28,7 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'e2e-exec-'));
   const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 3, logLevel: 'error' };
   services.push(await startQuota({ cluster: CLUSTER, config }));
-  services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
+  services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5, preemption: { protectMs: 0, perQueuePerMinute: 100 } } }));
   executor = await startExecutor({ config, executor: { nodeName: 'local-0', dataDir, cpu: '4', memory: '8Gi', killGraceMs: 1000, reportIntervalMs: 50 } });
   services.push(executor);
   admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config });
@@ -117,4 +117,22 @@ it('explains why a job is pending and what would let it run', async () => {
   expect(why.messages).toContain('1 node: capacity of cpu too small');
   expect(why.counterfactuals).toContain('with 4 cpu instead of 8 cpu: 1 task would fit now');
   await api(admission.url, 'DELETE', `/v1/jobs/${submit.body.id}`);
+});
+
+it('preempts the fewest low-priority tasks for a high-priority job, which then runs; the victims are requeued', async () => {
+  // The node has 4 cores: 4 one-core low-priority tasks fill it; a 2-core task of priority 10 needs 2 of them gone.
+  const low = await api(admission.url, 'POST', '/v1/jobs', { name: 'low', tasks: 4, priority: 0, resources: { cpu: '1' }, command: ['sleep', '60'] });
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.running === 4)).toBe(true);
+  const high = await api(admission.url, 'POST', '/v1/jobs', { name: 'high', tasks: 1, priority: 10, resources: { cpu: '2' }, command: ['sh', '-c', 'echo urgent'] });
+  const done = await waitForJob(admission.url, high.body.id, 20000);
+  expect(done.phase).toBe('Succeeded');
+  // 2 tasks were preempted and went back to pending at attempt 2 at once; 2 kept running; then the
+  // requeued 2 run again on the room the finished high-priority task left.
+  const groups = (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body;
+  expect(groups.taskCounts.failed).toBe(0);
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.running === 4)).toBe(true);
+  const metrics = await (await fetch(`${services[1].url}/metrics`)).text();
+  expect(metrics).toMatch(/batch_scheduler_preemptions_total\{queue="default",service="scheduler"\} 2/);
+  await api(admission.url, 'DELETE', `/v1/jobs/${low.body.id}`);
+  expect((await waitForJob(admission.url, low.body.id, 20000)).phase).toBe('Cancelled');
 });
