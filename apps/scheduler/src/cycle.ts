@@ -4,12 +4,11 @@
  * Decisions are computed on the cache's snapshot and applied in fenced transactions that
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
-import { type Binding, type JobRecord, markBound, type NodeAllocation, takeTasks } from '@batchapi/api';
 import { type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, queueHeadroom, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
-import type { ResourceVector } from '@batchapi/api';
+import { type Binding, countTasks, type JobRecord, markBound, type NodeAllocation, type ResourceVector, takeTasks } from '@batchapi/api';
 import type { SchedulerCache } from './cache';
 
 /** Everything one cycle decides from. */
@@ -45,6 +44,37 @@ export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
 export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
   return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks });
+}
+
+/** A gang waits at most this long to start, unless its job says otherwise, in seconds. */
+export const DEFAULT_GANG_TIMEOUT_SECONDS = 600;
+
+/**
+ * Gangs that could not start within their timeout fail with the reason, so they neither wait
+ * forever nor hold anything (they never reserve room while blocked). Fenced, CAS on the job.
+ */
+export async function expireGangs(store: EtcdStore, leadership: Leadership, s: CycleSnapshot, unplaced: Unplaced[], now: number): Promise<string[]> {
+  const failed: string[] = [];
+  for (const u of unplaced) {
+    if (!u.gangBlocked) continue;
+    const job = s.jobs.get(u.jobId);
+    if (!job) continue;
+    const timeout = (job.value.spec.gangTimeoutSeconds ?? DEFAULT_GANG_TIMEOUT_SECONDS) * 1000;
+    if (now - (job.value.queuedAt ?? job.value.createdAt) < timeout) continue;
+    const reasons = [
+      ...Object.entries(u.filtered).map(([r, n]) => `${n} nodes: ${r}`),
+      ...(u.full ? [`${u.full} nodes without free room`] : []),
+      ...(u.quotaLimited ? ['the queue quota is too small for all tasks at once'] : []),
+    ];
+    const message = `gang of ${job.value.spec.tasks} tasks could not start together within ${timeout / 1000} s${reasons.length ? `: ${reasons.join('; ')}` : ''}`;
+    const next: JobRecord = {
+      ...job.value, phase: 'Failed', pending: [], finishedAt: now, reason: { code: 'gang_unschedulable', message },
+      counts: { ...job.value.counts, failed: job.value.counts.failed + countTasks(job.value.pending) },
+    };
+    const res = await store.txn([leadership.fence(), { key: job.key, modRevision: job.modRevision }], [{ put: job.key, value: next }]);
+    if (res.succeeded) failed.push(job.value.id);
+  }
+  return failed;
 }
 
 /** Tuning of the preemption phase. */
@@ -144,6 +174,7 @@ export async function runCycle(
 ): Promise<CycleOutcome> {
   const snapshot = takeSnapshot(cache);
   const { placements, unplaced } = place(snapshot, maxTasks);
+  await expireGangs(store, leadership, snapshot, unplaced, now);
   if (placements.length === 0) {
     const preempted = preemption && unplaced.length ? await preempt(store, cache, leadership, snapshot, unplaced, now, preemption.budget, preemption.protectMs) : [];
     return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted };

@@ -127,3 +127,17 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
   expect(text).toMatch(/batch_scheduler_placements_total\{service="scheduler"\} [1-9]/);
   expect(text).toMatch(/batch_queue_oldest_pending_age_seconds\{queue="q",service="scheduler"\} \d/);
 });
+
+it('places a gang all together or fails it with the reason after its timeout, holding nothing meanwhile', async () => {
+  // Nodes now: n1 4, n2 2, n4 8, gpu-1 32 cores — busy with earlier tests. A gang of 200 one-core tasks can never fit.
+  const job: JobRecord = {
+    id: 'gang', tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(), queuedAt: Date.now(),
+    spec: { name: 'gang', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 200, priority: 0, labels: {}, gang: true, gangTimeoutSeconds: 1 },
+    pending: [{ start: 0, end: 200, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  };
+  await submitJob(store, job);
+  const failed = await until(() => store.get<JobRecord>(store.keys.job('gang')), (j) => j?.value.phase === 'Failed', 10000);
+  expect(failed?.value.reason?.code).toBe('gang_unschedulable');
+  expect(failed?.value.reason?.message).toMatch(/^gang of 200 tasks could not start together within 1 s/);
+  expect(await boundTasks('gang')).toHaveLength(0);
+});

@@ -61,6 +61,10 @@ export interface JobSpec {
   tolerations?: Array<{ key: string; operator?: 'Equal' | 'Exists'; value?: string; effect?: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute' }>;
   /** All tasks start together or none do. @default false */
   gang?: boolean;
+  /** A gang that cannot start within this many seconds of being queued fails with the reason. @default 600 */
+  gangTimeoutSeconds?: number;
+  /** Prefer the emptiest nodes instead of packing (e.g. for I/O-heavy tasks). @default false */
+  spread?: boolean;
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */

@@ -45,6 +45,10 @@ export const SubmitJobSchema = z.strictObject({
     .optional(),
   /** All tasks start together or none do. @default false */
   gang: z.boolean().optional(),
+  /** Seconds a gang may wait to start before it fails with the reason. @default 600 */
+  gangTimeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+  /** Prefer the emptiest nodes instead of packing. @default false */
+  spread: z.boolean().optional(),
 });
 export type SubmitJobRequest = z.infer<typeof SubmitJobSchema>;
 
@@ -85,6 +89,8 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.selector ? { selector: req.selector } : {}),
     ...(req.tolerations ? { tolerations: req.tolerations } : {}),
     ...(req.gang ? { gang: true } : {}),
+    ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
+    ...(req.spread ? { spread: true } : {}),
   };
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
 }

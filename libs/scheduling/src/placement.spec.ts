@@ -88,6 +88,12 @@ describe('placeTasks (bin-pack)', () => {
     expect(res.placements.map((p) => [p.node, p.count])).toEqual([['b', 2], ['a', 1]]);
   });
 
+  it('spreads when asked: one task per node per round, the emptiest first', () => {
+    // a empty (score −0.125) before b 6/8 used (−0.875); rounds: a, b, a → a 2, b 1
+    const res = placeTasks([work('j', 3, { cpu: '1' }, { spread: true })], [node('a', { cpu: '8' }), node('b', { cpu: '8' }, { used: { cpu: 6000 } })]);
+    expect(res.placements.map((p) => [p.node, p.count])).toEqual([['a', 2], ['b', 1]]);
+  });
+
   it('keeps GPU nodes for GPU work and does not break a free GPU node when a used one fits', () => {
     // cpu task: gpu node scores −0.5 → goes to the cpu node.
     // 1-GPU task: full-free 8-GPU node gets −0.25; the node with 4 of 8 in use does not → the used one.

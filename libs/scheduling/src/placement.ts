@@ -164,43 +164,28 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
       candidates.push({ s, score });
     }
     if (scores.length) candidates.sort((a, b) => b.score - a.score || (a.s.node.name < b.s.node.name ? -1 : 1));
-    // Reserve
-    const share = w.resources.gpu ?? 0;
-    const mine: Placement[] = [];
+    // Reserve: packing fills the best node, then the next; spreading deals one task per node per round.
+    const byNode = new Map<string, Placement>();
     const undo: Array<() => void> = [];
-    for (const { s } of candidates) {
-      if (left <= 0) break;
-      let count = Math.min(left, tasksThatFit(w.resources, s.free));
-      const devices: number[][] = [];
-      if (share > 0) {
-        let k = 0;
-        for (; k < count; k++) {
-          const picked = pickDevices(s.devices, s.node.gpuCount, share);
-          if (!picked) break;
-          const each = share >= GPU_MILLI ? GPU_MILLI : share;
-          for (const d of picked) s.devices[d] = (s.devices[d] ?? 0) + each;
-          undo.push(() => { for (const d of picked) s.devices[d] -= each; });
-          devices.push(picked);
+    for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
+      progress = false;
+      for (const { s } of candidates) {
+        if (left <= 0) break;
+        const fit = Math.min(left, tasksThatFit(w.resources, s.free));
+        const reserved = reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, room, undo);
+        if (reserved === 0) {
+          if (!byNode.has(s.node.name)) why.full++;
+          continue;
         }
-        count = k;
-        if (count === 0) { why.full++; continue; }
-      } else {
-        for (let k = 0; k < count; k++) devices.push([]);
+        const p = byNode.get(s.node.name) ?? { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+        p.count += reserved.length;
+        p.devices.push(...reserved);
+        byNode.set(s.node.name, p);
+        left -= reserved.length;
+        progress = true;
       }
-      for (const [name, amount] of Object.entries(w.resources)) {
-        s.free[name] = (s.free[name] ?? 0) - amount * count;
-        if (room && name in room) room[name] -= amount * count;
-      }
-      const c = count;
-      undo.push(() => {
-        for (const [name, amount] of Object.entries(w.resources)) {
-          s.free[name] += amount * c;
-          if (room && name in room) room[name] += amount * c;
-        }
-      });
-      mine.push({ jobId: w.jobId, node: s.node.name, count, devices });
-      left -= count;
     }
+    const mine = [...byNode.values()];
     const placed = mine.reduce((n, p) => n + p.count, 0);
     // Permit: a gang places all of its tasks or none.
     if (w.gang && placed < w.tasks) {
@@ -214,6 +199,37 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     if (placed === 0 && !why.quotaLimited) noRoom.set(shape, why);
   }
   return { placements, unplaced };
+}
+
+/**
+ * Reserves up to `want` tasks of `w` on one node (devices picked task by task) and records how
+ * to undo it. Returns the devices of each reserved task (empty lists without GPUs), or 0.
+ */
+function reserveOn(s: NodeState, w: PendingWork, want: number, room: ResourceVector | undefined, undo: Array<() => void>): number[][] | 0 {
+  if (want <= 0) return 0;
+  const share = w.resources.gpu ?? 0;
+  const each = share >= GPU_MILLI ? GPU_MILLI : share;
+  const devices: number[][] = [];
+  for (let k = 0; k < want; k++) {
+    const picked = pickDevices(s.devices, s.node.gpuCount, share);
+    if (!picked) break;
+    for (const d of picked) s.devices[d] = (s.devices[d] ?? 0) + each;
+    devices.push(picked);
+  }
+  const count = devices.length;
+  if (count === 0) return 0;
+  for (const [name, amount] of Object.entries(w.resources)) {
+    s.free[name] = (s.free[name] ?? 0) - amount * count;
+    if (room && name in room) room[name] -= amount * count;
+  }
+  undo.push(() => {
+    for (const ds of devices) for (const d of ds) s.devices[d] -= each;
+    for (const [name, amount] of Object.entries(w.resources)) {
+      s.free[name] += amount * count;
+      if (room && name in room) room[name] += amount * count;
+    }
+  });
+  return devices;
 }
 
 function shapeOf(w: PendingWork): string {

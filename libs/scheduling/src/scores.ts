@@ -19,7 +19,7 @@ export const DEFAULT_RESOURCE_WEIGHTS: Readonly<Record<string, number>> = { cpu:
 /**
  * Bin packing: prefer the node that would be fullest after one more task, averaged over the
  * requested resources with their weights, so work packs onto few nodes and whole nodes
- * stay free for large requests.
+ * stay free for large requests. Work that asks to `spread` gets the opposite: the emptiest.
  */
 export function mostAllocated(weights: Record<string, number> = DEFAULT_RESOURCE_WEIGHTS): ScorePlugin {
   return {
@@ -35,7 +35,8 @@ export function mostAllocated(weights: Record<string, number> = DEFAULT_RESOURCE
         sum += (w * (cap - (free[name] ?? 0) + amount)) / cap;
         wsum += w;
       }
-      return wsum ? sum / wsum : 0;
+      const packed = wsum ? sum / wsum : 0;
+      return work.spread ? -packed : packed;
     },
   };
 }

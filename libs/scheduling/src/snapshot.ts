@@ -32,6 +32,8 @@ export interface PendingWork {
   tolerations?: Toleration[];
   /** All tasks start together or none do. @default false */
   gang?: boolean;
+  /** Prefer the emptiest nodes. @default false */
+  spread?: boolean;
 }
 
 /** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */
@@ -71,6 +73,6 @@ export function toPendingWork(j: JobRecord): PendingWork {
   const spec = j.spec;
   return {
     jobId: j.id, queue: j.queue, priority: spec.priority, createdAt: j.createdAt, resources: spec.resources, tasks: countTasks(j.pending),
-    selector: spec.selector, tolerations: spec.tolerations, gang: spec.gang,
+    selector: spec.selector, tolerations: spec.tolerations, gang: spec.gang, spread: spec.spread,
   };
 }
