@@ -5,3 +5,4 @@ export * from './placement';
 export * from './admit';
 export * from './explain';
 export * from './preemption';
+export * from './fill';

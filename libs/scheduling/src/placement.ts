@@ -13,6 +13,7 @@
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_FILTERS, type FilterPlugin } from './filters';
+import { fillTier } from './fill';
 import { DEFAULT_SCORES, type ScorePlugin } from './scores';
 import type { NodeSnapshot, PendingWork, Placement } from './snapshot';
 
@@ -31,6 +32,8 @@ export interface PlacementOptions {
   filters?: readonly FilterPlugin[];
   /** @default DEFAULT_SCORES */
   scores?: readonly ScorePlugin[];
+  /** Pack simultaneous plain work node by node (minimum bin slack) before the per-job pass. @default true for bin-pack */
+  batchFill?: boolean;
 }
 
 /** Why the tasks of a job that were not placed were not. */
@@ -135,8 +138,12 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   // Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan.
   const noRoom = new Map<string, Unplaced>();
 
-  for (const w of [...work].sort(queueOrder)) {
+  const ordered = [...work].sort(queueOrder).map((w) => ({ ...w }));
+  if (opts.policy !== 'first-fit' && opts.batchFill !== false) budget -= batchFill(ordered, states, filters, headroom, placements, budget);
+
+  for (const w of ordered) {
     if (budget <= 0) break;
+    if (w.tasks === 0) continue;
     const shape = shapeOf(w);
     const known = noRoom.get(shape);
     if (known) { unplaced.push({ ...known, jobId: w.jobId, tasks: w.tasks, quotaLimited: false, gangBlocked: !!w.gang }); continue; }
@@ -230,6 +237,37 @@ function reserveOn(s: NodeState, w: PendingWork, want: number, room: ResourceVec
     }
   });
   return devices;
+}
+
+/** Most tasks a batch fill searches over at once. */
+const BATCH_FILL_MAX_TASKS = 20_000;
+
+/**
+ * The leading tier of the queue — work of one priority submitted at one instant, plain enough
+ * (no GPUs, gangs, selectors, tolerations, spreading or quota limit) — is packed node by node
+ * with `fillTier`. Reduces the tasks left in `ordered` and returns how many were placed.
+ */
+function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonly FilterPlugin[], headroom: Map<string, ResourceVector>, placements: Placement[], budget: number): number {
+  const head = ordered[0];
+  if (!head) return 0;
+  const tier: PendingWork[] = [];
+  let tasks = 0;
+  for (const w of ordered) {
+    const plain = !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !headroom.has(w.queue);
+    if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
+    tier.push(w);
+    tasks += w.tasks;
+  }
+  if (tier.length < 2 || tasks > Math.min(budget, BATCH_FILL_MAX_TASKS)) return 0;
+  const filled = fillTier(tier, states, filters);
+  const byId = new Map(tier.map((w) => [w.jobId, w]));
+  let placed = 0;
+  for (const f of filled) {
+    byId.get(f.jobId)!.tasks -= f.count;
+    placements.push({ jobId: f.jobId, node: f.node, count: f.count, devices: Array.from({ length: f.count }, () => []) });
+    placed += f.count;
+  }
+  return placed;
 }
 
 function shapeOf(w: PendingWork): string {
