@@ -136,3 +136,14 @@ it('preempts the fewest low-priority tasks for a high-priority job, which then r
   await api(admission.url, 'DELETE', `/v1/jobs/${low.body.id}`);
   expect((await waitForJob(admission.url, low.body.id, 20000)).phase).toBe('Cancelled');
 });
+
+it('starts a gang only when all its tasks fit, then runs them together', async () => {
+  // 4 cores: a 3-task gang of 2-core tasks can never fit (6 cores) and holds nothing; a 2-task gang of 2 cores runs.
+  const blocked = await api(admission.url, 'POST', '/v1/jobs', { tasks: 3, gang: true, gangTimeoutSeconds: 2, resources: { cpu: '2' }, command: ['true'] });
+  const fits = await api(admission.url, 'POST', '/v1/jobs', { tasks: 2, gang: true, resources: { cpu: '2' }, command: ['sh', '-c', 'echo together'] });
+  expect((await waitForJob(admission.url, fits.body.id, 15000)).phase).toBe('Succeeded');
+  const failed = await waitForJob(admission.url, blocked.body.id, 15000);
+  expect(failed.phase).toBe('Failed');
+  expect(failed.reason?.code).toBe('gang_unschedulable');
+  expect(failed.taskCounts).toMatchObject({ failed: 3, succeeded: 0 });
+});
