@@ -7,9 +7,10 @@ import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { campaign, type Leadership, reapLostNode } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { Counter, Gauge, Histogram } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { allocationRatio, fragmentedGpus } from '@batchapi/scheduling';
 import { SchedulerCache } from './cache';
-import { type PreemptionTuning, runCycle } from './cycle';
+import { type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -57,6 +58,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers, collect: () => this.m.pending.set(this.cache.jobs.items.size) }),
       oldest: new Gauge({ name: Metric.queueOldestPendingAge, help: 'Age of the oldest job with pending tasks, per queue', labelNames: ['queue'], registers, collect: () => this.recordPendingAge(Date.now()) }),
     };
+    this.clusterGauges(registers);
     ctx.readiness = { check: () => this.cache.synced, reason: () => 'cache not synced' };
   }
 
@@ -87,6 +89,27 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       log.warn('lost scheduler leadership');
       if (!lease.alive()) return; // the process lease is gone: the supervisor restarts this process
     }
+  }
+
+  /** Cluster and queue figures, computed from the cache when scraped (every replica, leader or not). */
+  private clusterGauges(registers: Registry[]): void {
+    const snapshot = () => takeSnapshot(this.cache);
+    const allocation = new Gauge({ name: Metric.clusterAllocation, help: 'Share of each resource of all nodes that is allocated (0-1)', labelNames: ['resource'], registers, collect: () => {
+      allocation.reset();
+      for (const [resource, r] of Object.entries(allocationRatio(snapshot().nodes))) allocation.set({ resource }, r);
+    } });
+    const fragmented = new Gauge({ name: Metric.clusterGpuFragmented, help: 'Free GPU devices that no pending GPU request can use', registers, collect: () => {
+      const s = snapshot();
+      fragmented.set(fragmentedGpus(s.nodes, s.work));
+    } });
+    const usage = new Gauge({ name: Metric.queueUsage, help: 'Resources held by a queue\'s live tasks (cpu in millicores, memory in bytes, gpu in milli-GPUs)', labelNames: ['queue', 'resource'], registers, collect: () => {
+      usage.reset();
+      for (const [queue, used] of this.cache.queueUsage()) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
+    } });
+    const nominal = new Gauge({ name: Metric.queueNominal, help: 'Nominal quota of a queue (same units as batch_queue_usage)', labelNames: ['queue', 'resource'], registers, collect: () => {
+      nominal.reset();
+      for (const { value: q } of this.cache.queues.items.values()) for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);
+    } });
   }
 
   /** Victims each queue may still lose this minute. */

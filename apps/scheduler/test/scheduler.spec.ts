@@ -126,6 +126,10 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
   expect(text).toMatch(/batch_scheduler_is_leader\{service="scheduler"\} 1/);
   expect(text).toMatch(/batch_scheduler_placements_total\{service="scheduler"\} [1-9]/);
   expect(text).toMatch(/batch_queue_oldest_pending_age_seconds\{queue="q",service="scheduler"\} \d/);
+  expect(text).toMatch(/batch_cluster_allocation_ratio\{resource="cpu",service="scheduler"\} 0\.\d+/);
+  expect(text).toMatch(/batch_queue_usage\{queue="q",resource="cpu",service="scheduler"\} [1-9]/);
+  expect(text).toMatch(/batch_cluster_gpus_fragmented\{service="scheduler"\} \d/);
+  expect(text).toMatch(/batch_etcd_request_duration_seconds_count\{[^}]*op="txn"[^}]*\} [1-9]/);
 });
 
 it('places a gang all together or fails it with the reason after its timeout, holding nothing meanwhile', async () => {

@@ -9,6 +9,7 @@ import { initTracing, Metric, shutdownTracing } from '@batchapi/telemetry';
 import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provider, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { context, trace } from '@opentelemetry/api';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { configFromEnv, type ServiceConfig } from './config';
@@ -99,13 +100,22 @@ export interface RunningService {
 export async function runService(opts: RunServiceOptions): Promise<RunningService> {
   const config = { ...configFromEnv(), ...opts.config };
   initTracing(opts.name);
-  const log = pino({ name: opts.name, level: config.logLevel, base: { service: opts.name, instance: config.instanceId } });
-  const store = new EtcdStore({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix });
-  const lease = await store.grantLease(config.leaseTtlSeconds);
-  lease.lease.on('keepaliveFailed', () => log.warn({ sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
+  const log = pino({ name: opts.name, level: config.logLevel, base: { service: opts.name, instance: config.instanceId }, mixin: traceFields });
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.name });
   collectDefaultMetrics({ register: registry });
+  const etcdLatency = new Histogram({ name: Metric.etcdRequestDuration, help: 'etcd calls by operation', labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] });
+  const etcdErrors = new Counter({ name: Metric.etcdRequestErrors, help: 'etcd calls that failed (deadline, unavailable), by operation', labelNames: ['op'], registers: [registry] });
+  const store = new EtcdStore({
+    endpoints: config.etcdEndpoints,
+    prefix: config.etcdPrefix,
+    onCall: (op, seconds, ok) => {
+      etcdLatency.observe({ op }, seconds);
+      if (!ok) etcdErrors.inc({ op });
+    },
+  });
+  const lease = await store.grantLease(config.leaseTtlSeconds);
+  lease.lease.on('keepaliveFailed', () => log.warn({ sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
   const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true } };
   const register = (l: ProcessLease) =>
     store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() }, lease: l.id }]);
@@ -158,6 +168,12 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
       await store.close();
     },
   };
+}
+
+/** Trace and span ids of the active span, on every log line written inside one. */
+function traceFields(): Record<string, string> {
+  const sc = trace.getSpanContext(context.active());
+  return sc && sc.traceId !== '00000000000000000000000000000000' ? { trace_id: sc.traceId, span_id: sc.spanId } : {};
 }
 
 /** Counts requests by route, method and status, and observes their latency. */

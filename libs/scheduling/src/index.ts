@@ -6,3 +6,4 @@ export * from './admit';
 export * from './explain';
 export * from './preemption';
 export * from './fill';
+export * from './cluster-stats';

@@ -16,6 +16,8 @@ export interface StoreOptions {
   prefix?: string;
   /** Deadline of each unary call, in milliseconds. @default 2000 */
   callTimeoutMs?: number;
+  /** Observes every call: operation (`range`, `txn`), duration in seconds, success. @default none */
+  onCall?: (op: 'range' | 'txn', seconds: number, ok: boolean) => void;
 }
 
 /** A decoded value with the revisions a compare-and-swap needs. */
@@ -93,9 +95,22 @@ export class EtcdStore {
     this.client.close();
   }
 
+  /** Runs one etcd call: observed, and failures mapped to `unavailable`. */
+  private async call<T>(op: 'range' | 'txn', fn: () => Promise<T>): Promise<T> {
+    const started = performance.now();
+    try {
+      const out = await fn();
+      this.options.onCall?.(op, (performance.now() - started) / 1000, true);
+      return out;
+    } catch (err) {
+      this.options.onCall?.(op, (performance.now() - started) / 1000, false);
+      return unavailable(err);
+    }
+  }
+
   /** Reads one key. */
   async get<T>(key: string): Promise<Versioned<T> | undefined> {
-    const res = await this.client.kv.range({ key: Buffer.from(key) }).catch(unavailable);
+    const res = await this.call('range', () => this.client.kv.range({ key: Buffer.from(key) }));
     return res.kvs[0] ? decode<T>(res.kvs[0]) : undefined;
   }
 
@@ -105,9 +120,7 @@ export class EtcdStore {
     const out: Array<Versioned<T> | undefined> = [];
     for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
       const chunk = keys.slice(i, i + MAX_TXN_OPS);
-      const res = await this.client.kv
-        .txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k) } })) })
-        .catch(unavailable);
+      const res = await this.call('range', () => this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k) } })) }));
       for (const r of res.responses) out.push(r.response_range.kvs[0] ? decode<T>(r.response_range.kvs[0]) : undefined);
     }
     return out;
@@ -117,7 +130,7 @@ export class EtcdStore {
   async list<T>(prefix: string, opts: { limit?: number; startAfter?: string } = {}): Promise<{ items: Array<Versioned<T>>; revision: string; more: boolean }> {
     const end = prefixEnd(prefix);
     const from = opts.startAfter ? Buffer.concat([Buffer.from(opts.startAfter), Buffer.from([0])]) : Buffer.from(prefix);
-    const res = await this.client.kv.range({ key: from, range_end: end, limit: opts.limit ?? 0 }).catch(unavailable);
+    const res = await this.call('range', () => this.client.kv.range({ key: from, range_end: end, limit: opts.limit ?? 0 }));
     return { items: res.kvs.map((kv) => decode<T>(kv)), revision: res.header.revision, more: res.more };
   }
 
@@ -129,9 +142,8 @@ export class EtcdStore {
     let more = first.more;
     while (more) {
       const end = prefixEnd(prefix);
-      const res = await this.client.kv
-        .range({ key: Buffer.concat([Buffer.from(items[items.length - 1].key), Buffer.from([0])]), range_end: end, limit: pageSize, revision: first.revision })
-        .catch(unavailable);
+      const after = Buffer.concat([Buffer.from(items[items.length - 1].key), Buffer.from([0])]);
+      const res = await this.call('range', () => this.client.kv.range({ key: after, range_end: end, limit: pageSize, revision: first.revision }));
       items.push(...res.kvs.map((kv) => decode<T>(kv)));
       more = res.more;
     }
@@ -147,7 +159,7 @@ export class EtcdStore {
     if (req.compare!.length + req.success!.length > MAX_TXN_OPS * 2 || req.success!.length > MAX_TXN_OPS || req.compare!.length > MAX_TXN_OPS) {
       throw new TxnTooLargeError(`transaction of ${req.compare!.length} compares and ${req.success!.length} ops is over ${MAX_TXN_OPS}`);
     }
-    const res = await this.client.kv.txn(req).catch(unavailable);
+    const res = await this.call('txn', () => this.client.kv.txn(req));
     return { succeeded: res.succeeded, revision: res.header.revision };
   }
 

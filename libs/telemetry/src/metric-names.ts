@@ -17,4 +17,10 @@ export const Metric = {
   executorOutcomes: 'batch_executor_attempt_outcomes_total',
   executorLeaseRenewFailures: 'batch_executor_lease_renew_failures_total',
   executorReportTxns: 'batch_executor_report_txns_total',
+  etcdRequestDuration: 'batch_etcd_request_duration_seconds',
+  etcdRequestErrors: 'batch_etcd_request_errors_total',
+  clusterAllocation: 'batch_cluster_allocation_ratio',
+  clusterGpuFragmented: 'batch_cluster_gpus_fragmented',
+  queueUsage: 'batch_queue_usage',
+  queueNominal: 'batch_queue_nominal',
 } as const;
