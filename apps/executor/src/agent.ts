@@ -4,7 +4,8 @@
  * work, and self-fences: once its lease can no longer be trusted (TTL passed since the last
  * acknowledged renewal, on its own clock) it kills every task at once and stops.
  */
-import { type Binding, type GroupStatus, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, type FailureReason, type GroupStatus, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { type Informer, reportGroups, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
@@ -43,6 +44,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private flushing?: Promise<void>;
   private fenced = false;
   private ledger?: ProcessGroupLedger;
+  /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
+  isolation: IsolationKind = 'none';
   private registered = false;
   /** Called once when this executor fences itself; the process main exits then. */
   onFenced: () => void = () => undefined;
@@ -65,7 +68,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const { store, lease } = this.ctx;
     mkdirSync(this.config.dataDir, { recursive: true });
     this.ledger = new ProcessGroupLedger(join(this.config.dataDir, 'process-groups'), this.config.nodeName);
+    this.isolation = this.config.isolation === 'none' ? 'none' : detectIsolation();
     const leftovers = this.ledger.reapLeftovers();
+    sweepCgroups(this.isolation, this.config.nodeName);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
     const node = nodeRecord(this.config, url, Date.now());
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
@@ -75,7 +80,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     });
     this.reporter = setInterval(() => void this.flush(), this.config.reportIntervalMs);
     this.registered = true;
-    this.ctx.log.info({ node: node.name, capacity: node.capacity, gpus: node.gpus.length }, 'node registered');
+    this.ctx.log.info({ node: node.name, capacity: node.capacity, gpus: node.gpus.length, isolation: this.isolation }, 'node registered');
   }
 
   private watchdog?: NodeJS.Timeout;
@@ -142,7 +147,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound');
     if (atStart && ranBefore) {
       // A previous incarnation of this executor started these; their processes died with it.
-      g.status = { ...g.status, tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', signal: NODE_LOST, finishedAt: Date.now() })) };
+      g.status = { ...g.status, tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: Date.now() })) };
       g.dirty = true;
       return;
     }
@@ -178,21 +183,38 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       ...(traceparent ? { TRACEPARENT: traceparent } : {}),
       ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
     };
-    const proc = new TaskProcess(b.command, env, attemptPaths(this.config.dataDir, b.jobId, index, b.attempt));
+    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources);
+    let argv = b.command;
+    try {
+      argv = limits.wrap(b.command);
+    } catch (err) {
+      this.ctx.log.warn({ err: (err as Error).message, job: b.jobId, index }, 'could not set up resource limits; running without them');
+    }
+    const proc = new TaskProcess(argv, env, attemptPaths(this.config.dataDir, b.jobId, index, b.attempt));
     g.procs.set(index, proc);
+    let deadlineHit = false;
+    const deadline = b.timeoutSeconds
+      ? setTimeout(() => { deadlineHit = true; proc.stop(this.config.killGraceMs); }, b.timeoutSeconds * 1000)
+      : undefined;
     if (proc.pid) this.ledger?.record(proc.pid);
     this.setTask(g, k, { state: 'Running', startedAt: Date.now() });
     this.m.running.inc();
     void proc.exited.then((exit) => {
+      clearTimeout(deadline);
       g.procs.delete(index);
       this.m.running.dec();
       const state = g.cancelling ? 'Cancelled' : g.preempting.has(index) ? 'Preempted' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
-      this.m.outcomes.inc({ reason: state });
+      const reason: FailureReason | undefined = state !== 'Failed' ? undefined
+        : deadlineHit ? 'DeadlineExceeded'
+        : limits.oomKilled() ? 'OOMKilled' // the kernel killed a process of this attempt at its memory limit
+        : 'Error';
+      limits.remove();
+      this.m.outcomes.inc({ reason: reason ?? state });
       span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });
-      if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: describe(exit) });
+      if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${reason}: ${describe(exit)}` });
       span.end();
       if (!this.groups.has(g.key)) return;
-      this.setTask(g, k, { ...g.status.tasks[k], state, ...exitFields(exit), finishedAt: Date.now() });
+      this.setTask(g, k, { ...g.status.tasks[k], state, ...(reason ? { reason } : {}), ...exitFields(exit), finishedAt: Date.now() });
     });
   }
 

@@ -20,6 +20,8 @@ export interface ExecutorConfig {
   reportIntervalMs: number;
   /** The `nvidia-smi` binary (`BATCH_NVIDIA_SMI`). @default "nvidia-smi" on PATH */
   nvidiaSmi: string;
+  /** Resource limits of attempts (`BATCH_ISOLATION`): `auto` uses cgroups where writable, else rlimits. @default "auto" */
+  isolation: 'auto' | 'none';
 }
 
 export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -38,5 +40,6 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     killGraceMs: Number(env.BATCH_KILL_GRACE_MS ?? 10000),
     reportIntervalMs: Number(env.BATCH_REPORT_INTERVAL_MS ?? 100),
     nvidiaSmi: env.BATCH_NVIDIA_SMI ?? 'nvidia-smi',
+    isolation: env.BATCH_ISOLATION === 'none' ? 'none' : 'auto',
   };
 }

@@ -3,3 +3,4 @@ export * from './agent';
 export * from './config';
 export * from './inventory';
 export { attemptPaths } from './task-process';
+export { detectIsolation, sweepCgroups } from './isolation';

@@ -37,7 +37,7 @@ async function start(name: string, extra: Record<string, unknown> = {}): Promise
 }
 
 /** Binds `tasks` tasks of a new job to `node`, the way the scheduler does (fenced bindPlan). */
-async function bind(node: string, jobId: string, command: string[], tasks: number, devices: number[][] = [], resources: Record<string, number> = { cpu: 1000 }) {
+async function bind(node: string, jobId: string, command: string[], tasks: number, devices: number[][] = [], resources: Record<string, number> = { cpu: 1000 }, extra: Partial<Binding> = {}) {
   const job: JobRecord = {
     id: jobId, tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(),
     spec: { name: jobId, command, env: { GREETING: 'hi' }, resources, tasks, priority: 0, labels: {} },
@@ -48,7 +48,7 @@ async function bind(node: string, jobId: string, command: string[], tasks: numbe
   const leader = await campaign(store, `test-${jobId}`, 'me', lease);
   const b: Binding = {
     jobId, tenant: 't', queue: 'q', node, start: 0, end: tasks, attempt: 1, resources, boundAt: Date.now(), command, env: job.spec.env,
-    devices: devices.length ? devices : Array.from({ length: tasks }, () => []),
+    devices: devices.length ? devices : Array.from({ length: tasks }, () => []), ...extra,
   };
   const alloc = await store.get<NodeAllocation>(store.keys.alloc(node));
   const res = await bindPlan(store, leader.fence(), [{ job: created.job, next: { ...job, phase: 'Running', pending: [] }, bindings: [b] }], new Map([[node, alloc]]));
@@ -123,3 +123,30 @@ it('self-fences when its lease is gone: kills its tasks at once and stops', asyn
 function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch { return false; }
 }
+
+describe('limits and outcomes', () => {
+  let ex: RunningExecutor;
+  beforeAll(async () => { ex = await start('limit-node'); });
+  afterAll(async () => { await ex.close(); });
+  const status = (id: string) => store.get<GroupStatus>(store.keys.group(id, 0, 1)).then((s) => s?.value.tasks[0]);
+
+  it('stops an attempt past its deadline: DeadlineExceeded', async () => {
+    await bind('limit-node', 'slow', ['sleep', '30'], 1, [], { cpu: 100 }, { timeoutSeconds: 1 });
+    const t = await until(() => status('slow'), (x) => x?.state === 'Failed', 8000);
+    expect(t).toMatchObject({ state: 'Failed', reason: 'DeadlineExceeded', signal: 'SIGTERM' });
+  });
+
+  it('runs each attempt in its own cgroup with its limits, and reports an OOM kill as OOMKilled', async () => {
+    if (ex.agent.isolation !== 'cgroup1' && ex.agent.isolation !== 'cgroup2') {
+      console.warn(`skipped: this machine gives no writable cgroups (isolation: ${ex.agent.isolation})`);
+      return;
+    }
+    await bind('limit-node', 'where', ['cat', '/proc/self/cgroup'], 1, [], { cpu: 500, memory: 64 * 2 ** 20 });
+    await until(() => status('where'), (x) => x?.state === 'Succeeded', 8000);
+    expect(readFileSync(attemptPaths(join(dir, 'limit-node'), 'where', 0, 1).stdout, 'utf8')).toContain('/batchapi/limit-node-where-0-1');
+    // tail keeps all of a newline-free stream in memory: 300 MB against a 32 MiB limit
+    await bind('limit-node', 'hog', ['sh', '-c', 'head -c 300000000 /dev/zero | tail'], 1, [], { cpu: 500, memory: 32 * 2 ** 20 });
+    const t = await until(() => status('hog'), (x) => x?.state === 'Failed', 15000);
+    expect(t).toMatchObject({ state: 'Failed', reason: 'OOMKilled' });
+  });
+});

@@ -113,8 +113,8 @@ it('requeues the tasks of a lost node only after lease TTL + grace, at the next 
   const moved = after.filter((b) => b.attempt === 2);
   expect(moved.flatMap((b) => Array.from({ length: b.end - b.start }, (_, k) => b.start + k)).sort()).toEqual([...lostIndices].sort());
   expect(await store.get(store.keys.alloc('n3'))).toBeUndefined();
-  const status = await store.get<{ tasks: Array<{ state: string; signal?: string }> }>(store.keys.group('arr', before.find((b) => b.node === 'n3')!.start, 1));
-  expect(status?.value.tasks.every((t) => t.state === 'Failed' && t.signal === 'NodeLost')).toBe(true);
+  const status = await store.get<{ tasks: Array<{ state: string; reason?: string }> }>(store.keys.group('arr', before.find((b) => b.node === 'n3')!.start, 1));
+  expect(status?.value.tasks.every((t) => t.state === 'Failed' && t.reason === 'NodeLost')).toBe(true);
 });
 
 it('exports leadership, placements and the oldest pending age per queue on /metrics', async () => {

@@ -23,14 +23,14 @@ describe('applyGroupOutcomes', () => {
 
   it('requeues tasks lost with their node at the next attempt, merged into ranges', () => {
     // tasks 4 and 5 lost at attempt 1 → pending [4,6) at attempt 2; job keeps running
-    const lost = { state: 'Failed' as const, signal: NODE_LOST };
+    const lost = { state: 'Failed' as const, reason: NODE_LOST };
     const next = applyGroupOutcomes(job(6, { counts: { succeeded: 4, failed: 0, cancelled: 0 } }), [group(4, 1, [lost, lost])], 5);
     expect(next.pending).toEqual([{ start: 4, end: 6, attempt: 2 }]);
     expect(next.phase).toBe('Running');
   });
 
   it(`counts a node loss as a failure at attempt ${MAX_NODE_LOST_ATTEMPTS}`, () => {
-    const next = applyGroupOutcomes(job(1), [group(0, MAX_NODE_LOST_ATTEMPTS, [{ state: 'Failed', signal: NODE_LOST }])], 5);
+    const next = applyGroupOutcomes(job(1), [group(0, MAX_NODE_LOST_ATTEMPTS, [{ state: 'Failed', reason: NODE_LOST }])], 5);
     expect(next).toMatchObject({ phase: 'Failed', pending: [], counts: { failed: 1 } });
   });
 });

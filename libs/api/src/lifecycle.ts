@@ -8,7 +8,7 @@ import { TERMINAL_PHASES, TERMINAL_TASK_STATES } from './model';
 import { countTasks, mergeRanges, takeTasks } from './ranges';
 
 /** The signal recorded for tasks whose node was lost (executor lease expired or restarted). */
-export const NODE_LOST = 'NodeLost';
+export const NODE_LOST = 'NodeLost' as const;
 /** Attempts a task gets when its node is lost under it; the task's own failures do not retry here. */
 export const MAX_NODE_LOST_ATTEMPTS = 3;
 
@@ -30,7 +30,7 @@ export function applyGroupOutcomes(job: JobRecord, groups: readonly GroupStatus[
         else counts.cancelled++;
       }
       else if (t.state === 'Failed') {
-        if (t.signal === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS && job.cancelRequestedAt === undefined) {
+        if (t.reason === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS && job.cancelRequestedAt === undefined) {
           requeue.push({ start: g.start + k, end: g.start + k + 1, attempt: g.attempt + 1 });
         } else counts.failed++;
       }

@@ -65,6 +65,8 @@ export interface JobSpec {
   gangTimeoutSeconds?: number;
   /** Prefer the emptiest nodes instead of packing (e.g. for I/O-heavy tasks). @default false */
   spread?: boolean;
+  /** Deadline of each attempt, seconds: then SIGTERM, the grace, SIGKILL, `DeadlineExceeded`. @default none */
+  timeoutSeconds?: number;
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */
@@ -90,8 +92,23 @@ export interface JobRecord {
 }
 
 /** Per-task status inside a task group. */
+/** Why an attempt ended `Failed` beyond its exit code. */
+export const FailureReason = {
+  /** Exited with a non-zero code (`exitCode`) or was killed by a signal (`signal`). */
+  Error: 'Error',
+  /** The kernel killed it at its memory limit. */
+  OOMKilled: 'OOMKilled',
+  /** It ran past its `timeoutSeconds` and was stopped. */
+  DeadlineExceeded: 'DeadlineExceeded',
+  /** Its node's executor died or lost its lease under it. */
+  NodeLost: 'NodeLost',
+} as const;
+export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
+
 export interface TaskStatus {
   state: TaskState;
+  /** Set on `Failed`. */
+  reason?: FailureReason;
   exitCode?: number;
   signal?: string;
   startedAt?: number;
@@ -130,6 +147,8 @@ export interface TaskGroup {
 export interface Binding extends TaskGroup {
   command: string[];
   env: Record<string, string>;
+  /** Deadline of each attempt, seconds. @default none */
+  timeoutSeconds?: number;
   /** Set by a cancel: the executor stops the group's tasks. */
   cancelRequested?: boolean;
   /** Task indices the scheduler preempts: the executor stops them (SIGTERM, grace, SIGKILL) as `Preempted`. */

@@ -49,6 +49,8 @@ export const SubmitJobSchema = z.strictObject({
   gangTimeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
   /** Prefer the emptiest nodes instead of packing. @default false */
   spread: z.boolean().optional(),
+  /** Deadline of each attempt in seconds. @default none */
+  timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
 });
 export type SubmitJobRequest = z.infer<typeof SubmitJobSchema>;
 
@@ -91,6 +93,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.gang ? { gang: true } : {}),
     ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
     ...(req.spread ? { spread: true } : {}),
+    ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
   };
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
 }

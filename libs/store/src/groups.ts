@@ -69,7 +69,7 @@ export async function bindPlan(
       compares.push({ key: u.job.key, modRevision: jobRevision.get(u.job.key) ?? u.job.modRevision });
       writes.push({ put: u.job.key, value: u.next });
       for (const b of u.bindings) {
-        const { command: _c, env: _e, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, ...group } = b;
+        const { command: _c, env: _e, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
         const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start, b.attempt), absent: true });
         writes.push({ put: store.keys.binding(b.node, b.jobId, b.start, b.attempt), value: b });
@@ -246,7 +246,7 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
         ops.push({ delete: b.key });
         const st = statuses[k] as Versioned<GroupStatus> | undefined;
         if (!st) return;
-        const next: GroupStatus = { ...st.value, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, signal: NODE_LOST, finishedAt: now })) };
+        const next: GroupStatus = { ...st.value, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
         compares.push({ key: st.key, modRevision: st.modRevision });
         ops.push({ put: st.key, value: next });
         // Tasks released earlier already reached the job; the rest do now.

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GroupStatus } from '@batchapi/api';
 import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { detectIsolation, sweepCgroups } from '@batchapi/executor';
 import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 const ROOT = join(__dirname, '../../..');
@@ -46,6 +47,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const p of procs.values()) p.kill('SIGKILL');
+  // A killed executor cannot remove its attempts' cgroups; its restart would. Clean up for it.
+  await new Promise((r) => setTimeout(r, 500));
+  const kind = detectIsolation();
+  for (const node of ['node-a', 'node-b']) sweepCgroups(kind, node);
   await store?.close();
   await etcd?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -82,7 +87,7 @@ it('requeues the tasks of a killed executor onto another only after TTL + grace,
   const groups = (await store.listAll<GroupStatus>(store.keys.groupsOf(job.id))).items.map((g) => g.value);
   const first = groups.filter((g) => g.attempt === 1);
   const second = groups.filter((g) => g.attempt === 2);
-  expect(first.every((g) => g.node === 'node-a' && g.tasks.every((t) => t.state === 'Failed' && t.signal === 'NodeLost'))).toBe(true);
+  expect(first.every((g) => g.node === 'node-a' && g.tasks.every((t) => t.state === 'Failed' && t.reason === 'NodeLost'))).toBe(true);
   expect(second.every((g) => g.node === 'node-b' && g.tasks.every((t) => t.state === 'Succeeded'))).toBe(true);
   // Attempt 2 started only after lease TTL (2 s) + grace (2 s) past the kill.
   const secondStart = Math.min(...second.flatMap((g) => g.tasks.map((t) => t.startedAt ?? Infinity)));

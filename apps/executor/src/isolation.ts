@@ -1,0 +1,113 @@
+/**
+ * Resource isolation of task attempts: a cgroup per attempt with its CPU quota and memory
+ * limit (cgroup v2, or v1 as on these machines), else address-space rlimits through
+ * util-linux `prlimit`. The attempt joins its cgroup before its command runs (a tiny shell
+ * prelude writes its own pid, then execs), and an OOM kill is read back from the cgroup.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { ResourceVector } from '@batchapi/api';
+
+/** How attempts are limited on this machine. */
+export type IsolationKind = 'cgroup2' | 'cgroup1' | 'rlimit' | 'none';
+
+const ROOT = '/sys/fs/cgroup';
+/** CFS period, microseconds. */
+const PERIOD_US = 100_000;
+
+/** Finds what this machine allows, trying to create (and remove) a probe group. */
+export function detectIsolation(root = ROOT): IsolationKind {
+  const probe = (dir: string) => {
+    try {
+      const p = join(dir, `batchapi-probe-${process.pid}`);
+      mkdirSync(p);
+      rmdirSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (existsSync(join(root, 'cgroup.controllers')) && probe(root)) return 'cgroup2';
+  if (existsSync(join(root, 'memory', 'memory.limit_in_bytes')) && existsSync(join(root, 'cpu', 'cpu.cfs_quota_us')) && probe(join(root, 'memory')) && probe(join(root, 'cpu'))) return 'cgroup1';
+  if (spawnSync('prlimit', ['--version']).status === 0) return 'rlimit';
+  return 'none';
+}
+
+/** The limits of one attempt, applied around its command. */
+export class AttemptLimits {
+  private readonly dirs: string[] = [];
+
+  constructor(readonly kind: IsolationKind, readonly name: string, readonly resources: ResourceVector, private readonly root = ROOT) {}
+
+  /** Creates the cgroup(s) and returns the argv that runs `command` inside the limits. */
+  wrap(command: string[]): string[] {
+    const memory = this.resources.memory;
+    const cpuQuota = this.resources.cpu ? Math.max(1000, Math.round((this.resources.cpu / 1000) * PERIOD_US)) : undefined;
+    if (this.kind === 'cgroup2') {
+      const dir = join(this.root, 'batchapi', this.name);
+      mkdirSync(dir, { recursive: true });
+      if (memory) writeFileSync(join(dir, 'memory.max'), String(memory));
+      if (cpuQuota) writeFileSync(join(dir, 'cpu.max'), `${cpuQuota} ${PERIOD_US}`);
+      this.dirs.push(dir);
+    } else if (this.kind === 'cgroup1') {
+      const mem = join(this.root, 'memory', 'batchapi', this.name);
+      const cpu = join(this.root, 'cpu', 'batchapi', this.name);
+      mkdirSync(mem, { recursive: true });
+      mkdirSync(cpu, { recursive: true });
+      if (memory) {
+        writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memory));
+        try { writeFileSync(join(mem, 'memory.memsw.limit_in_bytes'), String(memory)); } catch { /* no swap accounting */ }
+      }
+      if (cpuQuota) {
+        writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(PERIOD_US));
+        writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(cpuQuota));
+      }
+      this.dirs.push(mem, cpu);
+    } else if (this.kind === 'rlimit' && memory) {
+      return ['prlimit', `--as=${memory}`, '--', ...command];
+    } else {
+      return command;
+    }
+    // Join the cgroup(s) first, then become the task's command (same pid).
+    const join_ = this.dirs.map((d) => `echo $$ > '${d}/cgroup.procs'`).join(' && ');
+    return ['sh', '-c', `${join_} && exec "$@"`, 'batch-task', ...command];
+  }
+
+  /** True when the kernel's OOM killer killed something in this attempt's cgroup. */
+  oomKilled(): boolean {
+    try {
+      if (this.kind === 'cgroup2') {
+        const kills = /oom_kill (\d+)/.exec(readFileSync(join(this.dirs[0], 'memory.events'), 'utf8'));
+        return !!kills && Number(kills[1]) > 0;
+      }
+      if (this.kind === 'cgroup1') {
+        // `oom_kill` in memory.oom_control exists since Linux 4.13; older kernels cannot tell.
+        const kills = /oom_kill (\d+)/.exec(readFileSync(join(this.dirs[0], 'memory.oom_control'), 'utf8'));
+        return !!kills && Number(kills[1]) > 0;
+      }
+    } catch { /* gone */ }
+    return false;
+  }
+
+  /** Removes the cgroup(s) once the attempt's processes are gone (retried while its last processes die). */
+  remove(tries = 10): void {
+    const busy = this.dirs.filter((d) => {
+      try { rmdirSync(d); return false; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EBUSY'; }
+    });
+    this.dirs.splice(0, this.dirs.length, ...busy);
+    if (busy.length && tries > 0) setTimeout(() => this.remove(tries - 1), 500).unref();
+  }
+}
+
+/** Removes empty cgroups a previous executor of this node left behind. */
+export function sweepCgroups(kind: IsolationKind, node: string, root = ROOT): void {
+  const parents = kind === 'cgroup2' ? [join(root, 'batchapi')] : kind === 'cgroup1' ? [join(root, 'memory', 'batchapi'), join(root, 'cpu', 'batchapi')] : [];
+  for (const parent of parents) {
+    let names: string[] = [];
+    try { names = readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name.startsWith(`${node}-`)).map((e) => e.name); } catch { continue; }
+    for (const n of names) {
+      try { rmdirSync(join(parent, n)); } catch { /* still in use */ }
+    }
+  }
+}
