@@ -154,11 +154,12 @@ export class JobsService {
     let used: ResourceVector = {};
     for (const { value: b } of bindings.items) if (b.queue === job.queue) used = addResources(used, b.resources, b.end - b.start);
     const headroom = queue && Object.keys(queue.value.nominal).length ? queueHeadroom(queue.value.nominal, used) : undefined;
-    const mine = toPendingWork(job);
+    const now = Date.now();
+    const mine = toPendingWork(job, now);
     const ahead = jobs.items
       .map((j) => j.value)
       .filter((j) => j.id !== id && j.queue === job.queue && (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0)
-      .map(toPendingWork)
+      .map((j) => toPendingWork(j, now))
       .filter((w) => queueOrder(w, mine) < 0);
     const e = explainPending(mine, snapshot, headroom, ahead.reduce((n, w) => n + w.tasks, 0));
     return { jobId: id, phase: job.phase, position: ahead.length + 1, tasksAhead: ahead.reduce((n, w) => n + w.tasks, 0), ...e };

@@ -8,7 +8,7 @@ import { type NodeSnapshot, type PendingWork, type Placement, type PlacementResu
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
-import { type Binding, countTasks, type JobRecord, markBound, type NodeAllocation, type ResourceVector, takeTasks } from '@batchapi/api';
+import { type Binding, countTasks, eligibleRanges, type JobRecord, markBound, type NodeAllocation, type ResourceVector, takeTasks, type TaskRange } from '@batchapi/api';
 import type { SchedulerCache } from './cache';
 
 /** Everything one cycle decides from. */
@@ -21,12 +21,13 @@ export interface CycleSnapshot {
 }
 
 /** Phase 1 — snapshot: copy what the cache knows into plain values. */
-export function takeSnapshot(cache: SchedulerCache): CycleSnapshot {
+export function takeSnapshot(cache: SchedulerCache, now = Date.now()): CycleSnapshot {
   const jobs = new Map<string, Versioned<JobRecord>>();
   const work: PendingWork[] = [];
   for (const j of cache.jobs.items.values()) {
     jobs.set(j.value.id, j);
-    work.push(toPendingWork(j.value));
+    const w = toPendingWork(j.value, now);
+    if (w.tasks > 0) work.push(w);
   }
   const nodes: NodeSnapshot[] = [];
   const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
@@ -128,12 +129,13 @@ export function planUnits(s: CycleSnapshot, placements: Placement[], now: number
   for (const [jobId, ps] of byJob) {
     const job = s.jobs.get(jobId)!;
     const traceparent = traceparentFor(job.value);
-    let pending = job.value.pending;
+    let pending = eligibleRanges(job.value.pending, now);
     const bindings: Binding[] = [];
-    let total = 0;
+    const bound: TaskRange[] = [];
     for (const p of ps) {
       const { taken, rest } = takeTasks(pending, p.count);
       pending = rest;
+      bound.push(...taken);
       let offset = 0;
       for (const r of taken) {
         const n = r.end - r.start;
@@ -144,9 +146,8 @@ export function planUnits(s: CycleSnapshot, placements: Placement[], now: number
         });
         offset += n;
       }
-      total += p.count;
     }
-    units.push({ job, next: markBound(job.value, total, now), bindings });
+    units.push({ job, next: markBound(job.value, bound, now), bindings });
   }
   return units;
 }
@@ -172,7 +173,7 @@ export async function runCycle(
   store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000,
   preemption?: { budget: Map<string, number>; protectMs: number },
 ): Promise<CycleOutcome> {
-  const snapshot = takeSnapshot(cache);
+  const snapshot = takeSnapshot(cache, now);
   const { placements, unplaced } = place(snapshot, maxTasks);
   await expireGangs(store, leadership, snapshot, unplaced, now);
   if (placements.length === 0) {

@@ -1,4 +1,4 @@
-import { applyGroupOutcomes, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, requestCancel } from './lifecycle';
+import { applyGroupOutcomes, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, requestCancel, retryDelayMs } from './lifecycle';
 import type { GroupStatus, JobRecord } from './model';
 
 const job = (tasks: number, extra: Partial<JobRecord> = {}): JobRecord => ({
@@ -38,7 +38,7 @@ describe('applyGroupOutcomes', () => {
 describe('requestCancel and markBound', () => {
   it('cancels pending tasks at once; the job ends when live groups report', () => {
     // 10 tasks: 4 bound, 6 pending → 6 cancelled now; still Running until the 4 report
-    const bound = markBound(job(10, { phase: 'Queued', pending: [{ start: 0, end: 10, attempt: 1 }] }), 4, 1);
+    const bound = markBound(job(10, { phase: 'Queued', pending: [{ start: 0, end: 10, attempt: 1 }] }), [{ start: 0, end: 4 }], 1);
     const cancelled = requestCancel(bound, 2);
     expect(cancelled).toMatchObject({ phase: 'Running', pending: [], counts: { cancelled: 6 }, cancelRequestedAt: 2 });
     const done = applyGroupOutcomes(cancelled, [group(0, 1, Array.from({ length: 4 }, () => ({ state: 'Cancelled' as const })))], 3);
@@ -51,5 +51,37 @@ describe('preempted tasks', () => {
     // task 1 of [0,2) preempted at attempt 1 → pending [1,2)@2; task 0 succeeded
     const next = applyGroupOutcomes(job(2), [group(0, 1, [{ state: 'Succeeded' }, { state: 'Preempted' }])], 5);
     expect(next).toMatchObject({ phase: 'Running', pending: [{ start: 1, end: 2, attempt: 2 }], counts: { succeeded: 1, failed: 0, cancelled: 0 } });
+  });
+});
+
+describe('retry policy', () => {
+  const retry = { maxAttempts: 3, backoffSeconds: 10, failFastOnExitCodes: [2] };
+  it.each([
+    // attempt 1 failed with code 1: retried at attempt 2 after 10 s ± 20%
+    ['retries a failure', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 1 }, 1, true],
+    ['stops at maxAttempts', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 1 }, 3, false],
+    ['fails fast on a listed exit code', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 2 }, 1, false],
+    ['retries an OOM kill', { state: 'Failed' as const, reason: 'OOMKilled' as const }, 1, true],
+  ])('%s', (_n, task, attempt, requeued) => {
+    const next = applyGroupOutcomes(job(1, { spec: { ...job(1).spec, retry } }), [group(0, attempt, [task])], 1_000_000);
+    if (requeued) {
+      expect(next.pending).toHaveLength(1);
+      expect(next.pending[0]).toMatchObject({ start: 0, end: 1, attempt: attempt + 1 });
+      // 10 s × 2^(attempt − 1) ± 20%
+      const wait = next.pending[0].notBefore! - 1_000_000;
+      expect(wait).toBeGreaterThanOrEqual(8000 * 2 ** (attempt - 1));
+      expect(wait).toBeLessThanOrEqual(12000 * 2 ** (attempt - 1));
+      expect(next.phase).toBe('Running');
+    } else {
+      expect(next).toMatchObject({ pending: [], phase: 'Failed', counts: { failed: 1 } });
+    }
+  });
+
+  it('caps the backoff and spreads it across tasks', () => {
+    const p = { maxAttempts: 10, backoffSeconds: 10, maxBackoffSeconds: 60 };
+    // attempt 8: 10 × 2^7 = 1280 s, capped at 60 s ± 20%
+    expect(retryDelayMs(p, 8, 'j/0')).toBeLessThanOrEqual(72_000);
+    const delays = new Set(Array.from({ length: 20 }, (_, i) => retryDelayMs(p, 1, `j/${i}`)));
+    expect(delays.size).toBeGreaterThan(10);
   });
 });

@@ -2,10 +2,10 @@
  * The job state machine as pure functions: each takes a record and the time, and returns
  * the next record. Callers write the result with a compare-and-swap.
  */
-import type { GroupStatus, JobRecord, NodeAllocation, TaskGroup, TaskRange } from './model';
+import type { FailureReason, GroupStatus, JobRecord, NodeAllocation, RetryPolicy, TaskGroup, TaskRange, TaskStatus } from './model';
 import { addResources, GPU_MILLI } from './quantity';
 import { TERMINAL_PHASES, TERMINAL_TASK_STATES } from './model';
-import { countTasks, mergeRanges, takeTasks } from './ranges';
+import { countTasks, mergeRanges, subtractRanges } from './ranges';
 
 /** The signal recorded for tasks whose node was lost (executor lease expired or restarted). */
 export const NODE_LOST = 'NodeLost' as const;
@@ -30,8 +30,11 @@ export function applyGroupOutcomes(job: JobRecord, groups: readonly GroupStatus[
         else counts.cancelled++;
       }
       else if (t.state === 'Failed') {
-        if (t.reason === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS && job.cancelRequestedAt === undefined) {
-          requeue.push({ start: g.start + k, end: g.start + k + 1, attempt: g.attempt + 1 });
+        const index = g.start + k;
+        if (job.cancelRequestedAt !== undefined) counts.failed++;
+        else if (t.reason === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS) requeue.push({ start: index, end: index + 1, attempt: g.attempt + 1 });
+        else if (t.reason !== NODE_LOST && retries(job.spec.retry, t, g.attempt)) {
+          requeue.push({ start: index, end: index + 1, attempt: g.attempt + 1, notBefore: now + retryDelayMs(job.spec.retry!, g.attempt, `${job.id}/${index}`) });
         } else counts.failed++;
       }
     });
@@ -53,10 +56,36 @@ export function requestCancel(job: JobRecord, now: number): JobRecord {
   );
 }
 
-/** Removes tasks bound by the scheduler from the pending ranges and marks the job running. */
-export function markBound(job: JobRecord, taken: number, now: number): JobRecord {
-  const { rest } = takeTasks(job.pending, taken);
-  return { ...job, pending: rest, phase: 'Running', startedAt: job.startedAt ?? now };
+/** Removes the ranges the scheduler bound from the pending ones and marks the job running. */
+export function markBound(job: JobRecord, bound: ReadonlyArray<{ start: number; end: number }>, now: number): JobRecord {
+  return { ...job, pending: subtractRanges(job.pending, bound), phase: 'Running', startedAt: job.startedAt ?? now };
+}
+
+/** Default reasons a retry policy retries. */
+const RETRIED_REASONS: readonly FailureReason[] = ['Error', 'OOMKilled', 'DeadlineExceeded'];
+
+/** True when a failed attempt gets another under the job's retry policy. */
+export function retries(policy: RetryPolicy | undefined, t: TaskStatus, attempt: number): boolean {
+  if (!policy || attempt >= policy.maxAttempts) return false;
+  if (!(policy.retryOnReasons ?? RETRIED_REASONS).includes(t.reason ?? 'Error')) return false;
+  if (t.exitCode !== undefined) {
+    if (policy.failFastOnExitCodes?.includes(t.exitCode)) return false;
+    if (policy.retryOnExitCodes && !policy.retryOnExitCodes.includes(t.exitCode)) return false;
+  }
+  return true;
+}
+
+/**
+ * Wait before attempt `attempt + 1`, milliseconds: `backoffSeconds` doubled per retry, capped
+ * at `maxBackoffSeconds`, with ±20% jitter drawn from the task's identity (pure and
+ * repeatable, yet spread across the tasks of an array).
+ */
+export function retryDelayMs(policy: RetryPolicy, attempt: number, seed: string): number {
+  const base = Math.min((policy.backoffSeconds ?? 10) * 2 ** (attempt - 1), policy.maxBackoffSeconds ?? 600) * 1000;
+  let h = 2166136261;
+  for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 16777619);
+  const jitter = ((h >>> 0) / 4294967295) * 0.4 - 0.2;
+  return Math.round(base * (1 + jitter));
 }
 
 function settle(job: JobRecord, now: number): JobRecord {

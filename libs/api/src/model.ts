@@ -40,6 +40,24 @@ export interface TaskRange {
   end: number;
   /** Attempt number the tasks will run as next (1 for the first run). */
   attempt: number;
+  /** Not to be placed before this time (epoch ms): the backoff of a retry. @default placeable now */
+  notBefore?: number;
+}
+
+/** When a failed task runs again. Applied by the control plane, never by the executor. */
+export interface RetryPolicy {
+  /** Attempts in all, the first included; 1 = no retry. @default 1 */
+  maxAttempts: number;
+  /** Wait before the first retry, seconds; doubles at each retry, ±20% jitter. @default 10 */
+  backoffSeconds?: number;
+  /** Longest wait between attempts, seconds. @default 600 */
+  maxBackoffSeconds?: number;
+  /** Retry only these exit codes (absent: any non-zero code). */
+  retryOnExitCodes?: number[];
+  /** Never retry these exit codes (e.g. a usage error). @default [] */
+  failFastOnExitCodes?: number[];
+  /** Retry these failure reasons. @default ["Error", "OOMKilled", "DeadlineExceeded"] */
+  retryOnReasons?: FailureReason[];
 }
 
 /** What a job runs; normalized from the submit request. */
@@ -67,6 +85,8 @@ export interface JobSpec {
   spread?: boolean;
   /** Deadline of each attempt, seconds: then SIGTERM, the grace, SIGKILL, `DeadlineExceeded`. @default none */
   timeoutSeconds?: number;
+  /** Retries of failed tasks. @default no retry */
+  retry?: RetryPolicy;
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */

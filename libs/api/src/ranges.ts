@@ -8,6 +8,11 @@ export function countTasks(ranges: readonly TaskRange[]): number {
   return n;
 }
 
+/** The ranges placeable at `now` (a retry's backoff over). */
+export function eligibleRanges(ranges: readonly TaskRange[], now: number): TaskRange[] {
+  return ranges.filter((r) => r.notBefore === undefined || r.notBefore <= now);
+}
+
 /**
  * Takes up to `n` tasks from the front of `ranges`. Returns the taken ranges and what is left;
  * the input is not changed.
@@ -19,20 +24,20 @@ export function takeTasks(ranges: readonly TaskRange[], n: number): { taken: Tas
   for (const r of ranges) {
     if (want <= 0) { rest.push(r); continue; }
     const k = Math.min(want, r.end - r.start);
-    taken.push({ start: r.start, end: r.start + k, attempt: r.attempt });
-    if (r.start + k < r.end) rest.push({ start: r.start + k, end: r.end, attempt: r.attempt });
+    taken.push({ ...r, end: r.start + k });
+    if (r.start + k < r.end) rest.push({ ...r, start: r.start + k });
     want -= k;
   }
   return { taken, rest };
 }
 
-/** Adds ranges back (e.g. requeued tasks), sorted by start and merged where they touch at the same attempt. */
+/** Adds ranges back (e.g. requeued tasks), sorted by start and merged where they touch at the same attempt and time. */
 export function mergeRanges(a: readonly TaskRange[], b: readonly TaskRange[]): TaskRange[] {
   const all = [...a, ...b].sort((x, y) => x.start - y.start);
   const out: TaskRange[] = [];
   for (const r of all) {
     const last = out[out.length - 1];
-    if (last && last.end === r.start && last.attempt === r.attempt) last.end = r.end;
+    if (last && last.end === r.start && last.attempt === r.attempt && last.notBefore === r.notBefore) last.end = r.end;
     else out.push({ ...r });
   }
   return out;
@@ -45,8 +50,8 @@ export function subtractRanges(ranges: readonly TaskRange[], remove: ReadonlyArr
     const next: TaskRange[] = [];
     for (const r of out) {
       if (cut.end <= r.start || cut.start >= r.end) { next.push(r); continue; }
-      if (r.start < cut.start) next.push({ start: r.start, end: cut.start, attempt: r.attempt });
-      if (cut.end < r.end) next.push({ start: cut.end, end: r.end, attempt: r.attempt });
+      if (r.start < cut.start) next.push({ ...r, end: cut.start });
+      if (cut.end < r.end) next.push({ ...r, start: cut.end });
     }
     out = next;
   }

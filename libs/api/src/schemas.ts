@@ -51,6 +51,17 @@ export const SubmitJobSchema = z.strictObject({
   spread: z.boolean().optional(),
   /** Deadline of each attempt in seconds. @default none */
   timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  /** Retries of failed tasks (see `RetryPolicy`). @default no retry */
+  retry: z
+    .strictObject({
+      maxAttempts: z.number().int().min(1).max(100),
+      backoffSeconds: z.number().min(0).max(86_400).optional(),
+      maxBackoffSeconds: z.number().min(0).max(7 * 86_400).optional(),
+      retryOnExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
+      failFastOnExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
+      retryOnReasons: z.array(z.enum(['Error', 'OOMKilled', 'DeadlineExceeded'])).max(3).optional(),
+    })
+    .optional(),
 });
 export type SubmitJobRequest = z.infer<typeof SubmitJobSchema>;
 
@@ -94,6 +105,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
     ...(req.spread ? { spread: true } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
+    ...(req.retry ? { retry: req.retry } : {}),
   };
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
 }

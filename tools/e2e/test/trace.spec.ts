@@ -147,3 +147,16 @@ it('starts a gang only when all its tasks fit, then runs them together', async (
   expect(failed.reason?.code).toBe('gang_unschedulable');
   expect(failed.taskCounts).toMatchObject({ failed: 3, succeeded: 0 });
 });
+
+it('retries failed tasks with backoff until they succeed, and fails fast on a listed exit code', async () => {
+  const flaky = await api(admission.url, 'POST', '/v1/jobs', {
+    tasks: 2, resources: { cpu: '500m' }, retry: { maxAttempts: 3, backoffSeconds: 0.2, failFastOnExitCodes: [2] },
+    command: ['sh', '-c', 'if [ "$BATCH_ATTEMPT" -lt 3 ]; then exit 1; fi; echo "ok at attempt $BATCH_ATTEMPT"'],
+  });
+  const done = await waitForJob(admission.url, flaky.body.id, 20000);
+  expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2, failed: 0 } });
+  expect((await api(admission.url, 'GET', `/v1/jobs/${flaky.body.id}/tasks/1/logs`)).body).toBe('ok at attempt 3\n');
+  const usage = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, retry: { maxAttempts: 5, failFastOnExitCodes: [2] }, command: ['sh', '-c', 'exit 2'] });
+  const failed = await waitForJob(admission.url, usage.body.id, 10000);
+  expect(failed).toMatchObject({ phase: 'Failed', taskCounts: { failed: 1 } });
+});
