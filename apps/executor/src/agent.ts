@@ -4,19 +4,20 @@
  * work, and self-fences: once its lease can no longer be trusted (TTL passed since the last
  * acknowledged renewal, on its own clock) it kills every task at once and stops.
  */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { type Binding, type FailureReason, type GroupStatus, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
-import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { type Informer, reportGroups, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { Counter, Gauge } from 'prom-client';
+import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import type { ExecutorConfig } from './config';
 import { nodeRecord } from './inventory';
 import { attemptPaths, ProcessGroupLedger, type ProcessExit, TaskProcess } from './task-process';
-import { mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 
 /** Injection tokens. */
 export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
@@ -67,10 +68,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   async register(url: string): Promise<void> {
     const { store, lease } = this.ctx;
     mkdirSync(this.config.dataDir, { recursive: true });
-    this.ledger = new ProcessGroupLedger(join(this.config.dataDir, 'process-groups'), this.config.nodeName);
+    const ledgerFile = join(this.config.dataDir, 'process-groups');
+    this.ledger = new ProcessGroupLedger(ledgerFile, this.config.nodeName);
     this.isolation = this.config.isolation === 'none' ? 'none' : detectIsolation();
     const leftovers = this.ledger.reapLeftovers();
     sweepCgroups(this.isolation, this.config.nodeName);
+    this.startWatchdog(ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
     const node = nodeRecord(this.config, url, Date.now());
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
@@ -94,12 +97,37 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.watchdog);
+    if (this.watchdogPid) try { process.kill(this.watchdogPid, 'SIGTERM'); } catch { /* gone */ }
     clearInterval(this.reporter);
     await this.informer?.stop();
     for (const g of this.groups.values()) for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
     await Promise.race([Promise.all([...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited))), sleep(this.config.killGraceMs + 500)]);
     await this.flush();
   }
+
+  /**
+   * Starts the watchdog (a detached process) and keeps its heartbeat: the time of the last
+   * lease renewal etcd acknowledged. If renewals stop for the TTL — the executor is paused,
+   * hung or cut off — the watchdog kills every task even though this process cannot.
+   */
+  private startWatchdog(ledgerFile: string): void {
+    const heartbeat = join(this.config.dataDir, 'heartbeat');
+    const beat = () => writeFileSync(heartbeat, String(Date.now()));
+    beat();
+    this.ctx.lease.lease.on('keepaliveSucceeded', beat);
+    const ttlMs = this.ctx.lease.ttlSeconds * 1000;
+    const script = join(dirname(require.resolve('@batchapi/executor/package.json')), 'dist', 'watchdog.js');
+    if (!existsSync(script)) {
+      this.ctx.log.warn({ script }, 'no watchdog: build the executor first; a paused executor then cannot be fenced');
+      return;
+    }
+    const child = spawn(process.execPath, [script, heartbeat, ledgerFile, String(ttlMs), String(process.pid), this.config.nodeName], { detached: true, stdio: 'ignore' });
+    child.unref();
+    this.watchdogPid = child.pid;
+  }
+
+  /** Pid of the watchdog process. */
+  watchdogPid?: number;
 
   /** True while the attempt's process runs (logs follow until it ends). */
   isRunning(jobId: string, index: number, attempt: number): boolean {

@@ -100,16 +100,31 @@ export class ProcessGroupLedger {
     appendFileSync(this.file, `${pid}\n`);
   }
 
-  /** Kills every recorded group that still runs one of this node's tasks; returns how many. */
+  /** Kills every recorded group that still runs one of this node's tasks and forgets them all; returns how many. */
   reapLeftovers(): number {
-    if (!existsSync(this.file)) return 0;
+    const killed = this.killAll();
+    if (existsSync(this.file)) writeFileSync(this.file, '');
+    return killed;
+  }
+
+  /** SIGKILLs every recorded group still running one of this node's tasks; returns how many. */
+  killAll(): number {
     let killed = 0;
-    for (const pid of readFileSync(this.file, 'utf8').split('\n').filter(Boolean).map(Number)) {
+    for (const pid of this.pids()) {
       if (!this.isOurs(pid)) continue;
       try { process.kill(-pid, 'SIGKILL'); killed++; } catch { /* gone */ }
     }
-    writeFileSync(this.file, '');
     return killed;
+  }
+
+  /** Recorded groups that still run one of this node's tasks. */
+  liveCount(): number {
+    return this.pids().filter((pid) => this.isOurs(pid)).length;
+  }
+
+  private pids(): number[] {
+    if (!existsSync(this.file)) return [];
+    return readFileSync(this.file, 'utf8').split('\n').filter(Boolean).map(Number);
   }
 
   /** Guards against pid reuse: the process must carry this node's task environment. */

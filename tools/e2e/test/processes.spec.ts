@@ -46,11 +46,11 @@ beforeAll(async () => {
 }, 60000);
 
 afterAll(async () => {
-  for (const p of procs.values()) p.kill('SIGKILL');
+  for (const p of procs.values()) { p.kill('SIGCONT'); p.kill('SIGKILL'); }
   // A killed executor cannot remove its attempts' cgroups; its restart would. Clean up for it.
   await new Promise((r) => setTimeout(r, 500));
   const kind = detectIsolation();
-  for (const node of ['node-a', 'node-b']) sweepCgroups(kind, node);
+  for (const node of ['node-a', 'node-b', 'node-c', 'node-d']) sweepCgroups(kind, node);
   await store?.close();
   await etcd?.stop();
   rmSync(dir, { recursive: true, force: true });
@@ -95,6 +95,34 @@ it('requeues the tasks of a killed executor onto another only after TTL + grace,
   expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/1/logs`)).body).toBe('done 1 attempt 2\n');
 });
 
+/** Running (a zombie — dead but not yet reaped by its stopped parent — does not count). */
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
+  try {
+    return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
+
+it('a paused executor (SIGSTOP) has its tasks killed by its watchdog before they run anywhere else', async () => {
+  await launch('executor-c', 'executor', { BATCH_NODE_NAME: 'node-c', BATCH_DATA_DIR: join(dir, 'c'), BATCH_NODE_CPU: '1' });
+  procs.get('executor-b')!.kill('SIGKILL'); // only node-c (1 core) is left for the job
+  const pidFile = join(dir, 'paused-$BATCH_ATTEMPT.pid');
+  const submit = await api(base, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '1' }, command: ['sh', '-c', `echo $$ > ${pidFile}; exec sleep 60`] });
+  expect(await until(() => existsSync(join(dir, 'paused-1.pid')), 15000)).toBe(true);
+  const pid = Number(readFileSync(join(dir, 'paused-1.pid'), 'utf8'));
+  const stoppedAt = Date.now();
+  procs.get('executor-c')!.kill('SIGSTOP');
+  // Lease TTL is 2 s: the watchdog kills the task about then, while the executor sleeps.
+  expect(await until(() => !alive(pid), 6000)).toBe(true);
+  const killedAfterMs = Date.now() - stoppedAt;
+  await launch('executor-d', 'executor', { BATCH_NODE_NAME: 'node-d', BATCH_DATA_DIR: join(dir, 'd'), BATCH_NODE_CPU: '1' });
+  expect(await until(() => existsSync(join(dir, 'paused-2.pid')), 20000)).toBe(true);
+  const rerunAfterMs = Date.now() - stoppedAt;
+  expect(killedAfterMs).toBeLessThan(rerunAfterMs);
+  // Resumed, the old executor finds its lease gone and fences itself: it exits.
+  const exited = new Promise((r) => procs.get('executor-c')!.once('exit', r));
+  procs.get('executor-c')!.kill('SIGCONT');
+  await exited;
+  await api(base, 'DELETE', `/v1/jobs/${submit.body.id}`);
+}, 60000);

@@ -1,0 +1,31 @@
+/**
+ * The executor's watchdog: a separate, detached process that kills the executor's task
+ * process groups when the executor has not renewed its lease for its TTL — also when the
+ * executor itself is paused (SIGSTOP) or hung and cannot fence itself. With the
+ * scheduler's TTL + grace wait before requeueing, no attempt runs in two places (invariant 4).
+ *
+ * Run as: node watchdog.js <heartbeat file> <process-groups file> <ttl ms> <executor pid> <node>
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { ProcessGroupLedger } from './task-process';
+
+/** One check. Returns false once the watchdog has nothing left to guard. */
+export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = Date.now()): boolean {
+  const last = existsSync(heartbeat) ? Number(readFileSync(heartbeat, 'utf8')) || 0 : 0;
+  const stale = now - last > ttlMs;
+  if (stale) ledger.killAll();
+  const executorAlive = (() => {
+    try { process.kill(executorPid, 0); return true; } catch { return false; }
+  })();
+  return executorAlive || ledger.liveCount() > 0;
+}
+
+function main(argv: string[]): void {
+  const [heartbeat, groups, ttl, pid, node] = argv;
+  const ledger = new ProcessGroupLedger(groups, node);
+  const timer = setInterval(() => {
+    if (!watchOnce(heartbeat, ledger, Number(ttl), Number(pid))) { clearInterval(timer); process.exit(0); }
+  }, 200);
+}
+
+if (require.main === module) main(process.argv.slice(2));
