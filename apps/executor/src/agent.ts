@@ -17,7 +17,7 @@ import { Counter, Gauge } from 'prom-client';
 import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import type { ExecutorConfig } from './config';
 import { nodeRecord } from './inventory';
-import { attemptPaths, ProcessGroupLedger, type ProcessExit, TaskProcess } from './task-process';
+import { attemptPaths, ProcessGroupLedger, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
 
 /** Injection tokens. */
 export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
@@ -82,11 +82,24 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       onEvent: (ev) => this.onEvent(ev),
     });
     this.reporter = setInterval(() => void this.flush(), this.config.reportIntervalMs);
+    this.logRotator = setInterval(() => this.rotateLogs(), 1000);
+    this.logRotator.unref();
     this.registered = true;
     this.ctx.log.info({ node: node.name, capacity: node.capacity, gpus: node.gpus.length, isolation: this.isolation }, 'node registered');
   }
 
   private watchdog?: NodeJS.Timeout;
+  private logRotator?: NodeJS.Timeout;
+
+  /** Rotates the logs of running attempts that passed their cap. */
+  private rotateLogs(): void {
+    for (const g of this.groups.values()) {
+      for (const index of g.procs.keys()) {
+        const p = attemptPaths(this.config.dataDir, g.binding.jobId, index, g.binding.attempt);
+        for (const f of [p.stdout, p.stderr]) if (rotateIfOver(f, this.config.logMaxBytes)) this.ctx.log.info({ file: f }, 'log rotated');
+      }
+    }
+  }
 
   onApplicationBootstrap(): void {
     this.watchdog = setInterval(() => {
@@ -97,6 +110,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
 
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.watchdog);
+    clearInterval(this.logRotator);
     if (this.watchdogPid) try { process.kill(this.watchdogPid, 'SIGTERM'); } catch { /* gone */ }
     clearInterval(this.reporter);
     await this.informer?.stop();

@@ -22,6 +22,8 @@ export interface ExecutorConfig {
   nvidiaSmi: string;
   /** Resource limits of attempts (`BATCH_ISOLATION`): `auto` uses cgroups where writable, else rlimits. @default "auto" */
   isolation: 'auto' | 'none';
+  /** Cap of each attempt's stdout and stderr file, bytes (`BATCH_LOG_MAX_BYTES`); checked each second; past it the file rotates to `.1`. @default 67108864 */
+  logMaxBytes: number;
 }
 
 export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -41,5 +43,6 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     reportIntervalMs: Number(env.BATCH_REPORT_INTERVAL_MS ?? 100),
     nvidiaSmi: env.BATCH_NVIDIA_SMI ?? 'nvidia-smi',
     isolation: env.BATCH_ISOLATION === 'none' ? 'none' : 'auto',
+    logMaxBytes: Number(env.BATCH_LOG_MAX_BYTES ?? 64 * 1024 * 1024),
   };
 }

@@ -3,7 +3,7 @@
  * process it started), its own work dir, stdout/stderr to per-attempt files.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 let pdeathsig: boolean | undefined;
@@ -31,6 +31,20 @@ export function attemptPaths(dataDir: string, jobId: string, index: number, atte
     stderr: join(logDir, `${attempt}.stderr`),
     workDir: join(dataDir, 'work', jobId, String(index), String(attempt)),
   };
+}
+
+/**
+ * Keeps a log file under `maxBytes`: copies it to `<file>.1` and truncates it in place
+ * ("copytruncate": the task keeps writing through its O_APPEND descriptor, now from the
+ * start). Each stream keeps at most twice the cap on disk.
+ */
+export function rotateIfOver(file: string, maxBytes: number): boolean {
+  let size = 0;
+  try { size = statSync(file).size; } catch { return false; }
+  if (size <= maxBytes) return false;
+  copyFileSync(file, `${file}.1`);
+  truncateSync(file, 0);
+  return true;
 }
 
 /** A running attempt. */

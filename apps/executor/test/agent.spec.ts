@@ -150,3 +150,23 @@ describe('limits and outcomes', () => {
     expect(t).toMatchObject({ state: 'Failed', reason: 'OOMKilled' });
   });
 });
+
+describe('logs', () => {
+  it('rotate past their cap (checked each second), so a stream keeps about twice the cap on disk', async () => {
+    const ex = await start('log-node', { logMaxBytes: 10_000 });
+    try {
+      // 30 lines of 2,001 bytes every 0.1 s: ~60 KB over ~3 s, ~20 KB a second
+      await bind('log-node', 'chatty', ['sh', '-c', 'for i in $(seq 1 30); do head -c 2000 /dev/zero | tr "\\0" x; echo; sleep 0.1; done'], 1, [], { cpu: 100 });
+      await until(() => store.get<GroupStatus>(store.keys.group('chatty', 0, 1)).then((s) => s?.value.tasks[0].state), (s) => s === 'Succeeded', 15000);
+      const out = attemptPaths(join(dir, 'log-node'), 'chatty', 0, 1).stdout;
+      const { statSync } = await import('node:fs');
+      // each file stays under the cap plus one second of output: 10,000 + ~20,000
+      expect(statSync(`${out}.1`).size).toBeGreaterThan(10_000);
+      expect(statSync(`${out}.1`).size).toBeLessThan(32_000);
+      expect(statSync(out).size).toBeLessThan(32_000);
+      expect(statSync(`${out}.1`).size + statSync(out).size).toBeLessThan(60_030);
+    } finally {
+      await ex.close();
+    }
+  });
+});
