@@ -1,6 +1,7 @@
 /** Wires the admission service: the jobs API over the shared runtime. */
 import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
 import { AUTH, JobsController } from './jobs.controller';
+import { NodesController } from './nodes.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
 
@@ -22,7 +23,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit,
-    controllers: [JobsController],
+    controllers: [JobsController, NodesController],
     providers: [JobsService, { provide: AUTH, useValue: auth }],
   });
 }

@@ -2,7 +2,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  addResources, ApiError, type Binding, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
+  addResources, ApiError, type Binding, type Cordon, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
   type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -142,15 +142,17 @@ export class JobsService {
       return { jobId: id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [] };
     }
     const { store } = this.ctx;
-    const [nodes, allocs, bindings, queue, jobs] = await Promise.all([
+    const [nodes, allocs, bindings, queue, jobs, cordons] = await Promise.all([
       store.listAll<NodeRecord>(store.keys.nodes()),
       store.listAll<NodeAllocation>(store.keys.allocs()),
       store.listAll<Binding>(store.keys.bindings()),
       store.get<Queue>(store.keys.queue(job.queue)),
       store.listAll<JobRecord>(store.keys.jobs()),
+      store.listAll<Cordon>(store.keys.cordons()),
     ]);
+    const cordoned = new Set(cordons.items.map((c) => c.value.node));
     const allocOf = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
-    const snapshot = nodes.items.map((n) => toNodeSnapshot(n.value, allocOf.get(n.value.name)));
+    const snapshot = nodes.items.filter((n) => !cordoned.has(n.value.name)).map((n) => toNodeSnapshot(n.value, allocOf.get(n.value.name)));
     let used: ResourceVector = {};
     for (const { value: b } of bindings.items) if (b.queue === job.queue) used = addResources(used, b.resources, b.end - b.start);
     const headroom = queue && Object.keys(queue.value.nominal).length ? queueHeadroom(queue.value.nominal, used) : undefined;
@@ -162,6 +164,8 @@ export class JobsService {
       .map((j) => toPendingWork(j, now))
       .filter((w) => queueOrder(w, mine) < 0);
     const e = explainPending(mine, snapshot, headroom, ahead.reduce((n, w) => n + w.tasks, 0));
+    const cordonedNow = nodes.items.filter((n) => cordoned.has(n.value.name)).length;
+    if (cordonedNow) e.messages.push(cordonedNow === 1 ? '1 node is cordoned by an operator and takes no new work' : `${cordonedNow} nodes are cordoned by an operator and take no new work`);
     return { jobId: id, phase: job.phase, position: ahead.length + 1, tasksAhead: ahead.reduce((n, w) => n + w.tasks, 0), ...e };
   }
 

@@ -3,7 +3,7 @@
  * allocations, live bindings and queues. Standbys keep it warm too, so a new leader starts
  * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
  */
-import { type Binding, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, addResources, type ResourceVector } from '@batchapi/api';
+import { type Binding, type Cordon, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, addResources, type ResourceVector } from '@batchapi/api';
 import type { EtcdStore, Informer, Versioned, WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
@@ -46,6 +46,7 @@ export class SchedulerCache {
   readonly allocs: Mirror<NodeAllocation>;
   readonly bindings: Mirror<Binding>;
   readonly queues: Mirror<Queue>;
+  readonly cordons: Mirror<Cordon>;
   /** Set by every change; a cycle clears it. */
   dirty = true;
   synced = false;
@@ -57,6 +58,7 @@ export class SchedulerCache {
     this.allocs = new Mirror<NodeAllocation>(k.allocs());
     this.bindings = new Mirror<Binding>(k.bindings());
     this.queues = new Mirror<Queue>(k.queues());
+    this.cordons = new Mirror<Cordon>(k.cordons());
   }
 
   async start(): Promise<void> {
@@ -79,6 +81,11 @@ export class SchedulerCache {
     return this.allocs.items.get(this.store.keys.alloc(node));
   }
 
+  /** The cordon of a node, if an operator set one. */
+  cordon(node: string): Cordon | undefined {
+    return this.cordons.items.get(this.store.keys.cordon(node))?.value;
+  }
+
   /** Resources held by each queue's live groups. */
   queueUsage(): Map<string, ResourceVector> {
     const usage = new Map<string, ResourceVector>();
@@ -87,6 +94,6 @@ export class SchedulerCache {
   }
 
   private mirrors() {
-    return [this.queues, this.nodes, this.allocs, this.bindings, this.jobs];
+    return [this.queues, this.cordons, this.nodes, this.allocs, this.bindings, this.jobs];
   }
 }

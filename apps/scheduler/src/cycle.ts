@@ -32,6 +32,7 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now()): CycleSnap
   const nodes: NodeSnapshot[] = [];
   const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
   for (const { value: n } of cache.nodes.items.values()) {
+    if (cache.cordon(n.name)) continue; // cordoned: no new work
     const alloc = cache.alloc(n.name);
     allocs.set(n.name, alloc);
     nodes.push(toNodeSnapshot(n, alloc?.value));
@@ -45,6 +46,23 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now()): CycleSnap
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
 export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
   return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks });
+}
+
+/**
+ * Drains: on a cordoned node past its drain deadline, every task still running is preempted
+ * (SIGTERM, grace, SIGKILL) and requeued at its next attempt. Fenced.
+ */
+export async function drainNodes(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number): Promise<number> {
+  const victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }> = [];
+  for (const { value: b } of cache.bindings.items.values()) {
+    const c = cache.cordon(b.node);
+    if (!c?.drainDeadline || c.drainDeadline > now || b.cancelRequested) continue;
+    const already = new Set(b.preempt ?? []);
+    for (let i = b.start; i < b.end; i++) if (!already.has(i)) victims.push({ node: b.node, jobId: b.jobId, start: b.start, attempt: b.attempt, index: i });
+  }
+  if (victims.length === 0) return 0;
+  await requestPreemption(store, leadership.fence(), victims, now);
+  return victims.length;
 }
 
 /** A gang waits at most this long to start, unless its job says otherwise, in seconds. */

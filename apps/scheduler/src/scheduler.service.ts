@@ -10,7 +10,7 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { allocationRatio, fragmentedGpus } from '@batchapi/scheduling';
 import { SchedulerCache } from './cache';
-import { type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
+import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -156,6 +156,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     let lastCycleAt = 0;
     while (!this.abort.signal.aborted && leadership.held()) {
       await this.reap(leadership, Date.now());
+      await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'));
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
       if (Date.now() - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
       if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision)) {

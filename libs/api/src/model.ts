@@ -209,6 +209,17 @@ export interface NodeAllocation {
   devices: Record<string, number>;
 }
 
+/** An operator's mark on a node at `cordons/{node}`: no new work; with a drain, running work stops at the deadline. */
+export interface Cordon {
+  node: string;
+  reason: string;
+  /** Tenant of the operator who set it. */
+  by: string;
+  at: number;
+  /** Drain: running tasks still on the node at this time (epoch ms) are preempted and requeued. */
+  drainDeadline?: number;
+}
+
 /** A team. */
 export interface Tenant {
   name: string;

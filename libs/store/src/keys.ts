@@ -24,6 +24,9 @@ export class Keys {
   node(name: string) { return `${this.root}nodes/${name}`; }
   nodes() { return `${this.root}nodes/`; }
   alloc(node: string) { return `${this.root}alloc/${node}`; }
+  /** An operator's cordon (and drain) of a node; outlives the executor's lease. */
+  cordon(node: string) { return `${this.root}cordons/${node}`; }
+  cordons() { return `${this.root}cordons/`; }
   allocs() { return `${this.root}alloc/`; }
   /** The key whose create revision fences a leader's writes. */
   leader(role: string) { return `${this.root}leaders/${role}`; }

@@ -7,6 +7,7 @@ export const TOKENS = {
   tokens: [
     { sha256: sha('tenant-token'), tenant: 'default', role: 'tenant' as const },
     { sha256: sha('other-token'), tenant: 'other', role: 'tenant' as const },
+    { sha256: sha('operator-token'), tenant: 'default', role: 'operator' as const },
   ],
 };
 export const CLUSTER = { tenants: [{ name: 'default' }, { name: 'other' }], queues: [{ name: 'default', tenant: 'default' }] };

@@ -160,3 +160,29 @@ it('retries failed tasks with backoff until they succeed, and fails fast on a li
   const failed = await waitForJob(admission.url, usage.body.id, 10000);
   expect(failed).toMatchObject({ phase: 'Failed', taskCounts: { failed: 1 } });
 });
+
+it('lets operators (only) cordon a node (no new work) and drain it (running work stops at the deadline and is requeued)', async () => {
+  const op = (method: string, path: string, body?: unknown) => api(admission.url, method, path, body, 'operator-token');
+  expect((await api(admission.url, 'GET', '/v1/nodes')).body.error.code).toBe('permission_denied');
+  expect((await op('GET', '/v1/nodes')).body.nodes.map((n: { name: string }) => n.name)).toEqual(['local-0']);
+  expect((await op('POST', '/v1/nodes/nowhere/cordon', { reason: 'x' })).status).toBe(404);
+  expect((await op('POST', '/v1/nodes/local-0/cordon', {})).body.error).toMatchObject({ code: 'invalid_argument', field: 'reason' });
+
+  expect((await op('POST', '/v1/nodes/local-0/cordon', { reason: 'disk swap' })).body.cordon.reason).toBe('disk swap');
+  const waiting = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '1' }, command: ['true'] });
+  await new Promise((r) => setTimeout(r, 500));
+  const why = (await api(admission.url, 'GET', `/v1/jobs/${waiting.body.id}/why`)).body;
+  expect(why.messages).toContain('1 node is cordoned by an operator and takes no new work');
+  expect((await api(admission.url, 'GET', `/v1/jobs/${waiting.body.id}`)).body.phase).toBe('Queued');
+  await op('DELETE', '/v1/nodes/local-0/cordon');
+  expect((await waitForJob(admission.url, waiting.body.id, 10000)).phase).toBe('Succeeded');
+
+  const long = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '1' }, command: ['sleep', '60'] });
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${long.body.id}`)).body.taskCounts.running === 1)).toBe(true);
+  await op('POST', '/v1/nodes/local-0/drain', { reason: 'kernel upgrade', deadlineSeconds: 0 });
+  // Preempted at the deadline, requeued at attempt 2, and held back while the node stays cordoned.
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${long.body.id}`)).body.taskCounts.pending === 1, 10000)).toBe(true);
+  await op('DELETE', '/v1/nodes/local-0/cordon');
+  await api(admission.url, 'DELETE', `/v1/jobs/${long.body.id}`);
+  expect((await waitForJob(admission.url, long.body.id, 10000)).phase).toBe('Cancelled');
+});
