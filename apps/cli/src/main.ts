@@ -4,7 +4,7 @@ import { ApiError } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Command, Option } from 'commander';
 import { dev } from './dev';
-import { jobDetail, jobRows, type OutputFormat, printJson } from './output';
+import { jobDetail, jobRows, type OutputFormat, printJson, table } from './output';
 import { runSimulate } from './simulate';
 import { resolveSettings } from './settings';
 import { submitRequest, UsageError } from './submit-args';
@@ -66,6 +66,27 @@ program.command('why').argument('<id>').addOption(output()).description('why are
   process.stdout.write(`Job ${w.jobId} (${w.phase}): ${w.pendingTasks} task${w.pendingTasks === 1 ? '' : 's'} pending, position ${w.position} in its queue\n`);
   for (const m of w.messages) process.stdout.write(`  - ${m}\n`);
   if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
+}));
+
+program.command('nodes').addOption(output()).description('list nodes with capacity, allocation and cordons (operator)').action(run(async (o: { output: OutputFormat }) => {
+  const { nodes } = await client().listNodes();
+  if (o.output === 'json') { printJson({ nodes }); return; }
+  process.stdout.write(table(['NAME', 'CAPACITY', 'ALLOCATED', 'GPUS', 'STATUS'], nodes.map((n) => [
+    n.name, JSON.stringify(n.capacity), JSON.stringify(n.allocated), String(n.gpus),
+    n.cordon ? `${n.cordon.drainDeadline ? 'draining' : 'cordoned'}: ${n.cordon.reason}` : 'ready',
+  ])));
+}));
+program.command('cordon').argument('<node>').requiredOption('--reason <text>').description('stop new work on a node (operator)').action(run(async (node: string, o) => {
+  await client().cordonNode(node, o.reason);
+  process.stdout.write(`${node} cordoned\n`);
+}));
+program.command('drain').argument('<node>').requiredOption('--reason <text>').option('--deadline <seconds>', 'time running tasks get before they are preempted and requeued', '300').description('cordon a node and move its work off it (operator)').action(run(async (node: string, o) => {
+  const n = await client().drainNode(node, o.reason, Number(o.deadline));
+  process.stdout.write(`${node} draining until ${n.cordon?.drainDeadline}\n`);
+}));
+program.command('uncordon').argument('<node>').description('let a node take work again (operator)').action(run(async (node: string) => {
+  await client().uncordonNode(node);
+  process.stdout.write(`${node} ready\n`);
 }));
 
 program.command('cancel').argument('<id>').addOption(output()).description('cancel a job (running tasks get SIGTERM, then SIGKILL)').action(run(async (id: string, o: { output: OutputFormat }) => {

@@ -21,6 +21,17 @@ export interface WhyView {
   counterfactuals: string[];
 }
 
+/** A node as `GET /v1/nodes` shows it. */
+export interface NodeView {
+  name: string;
+  capacity: Record<string, string | number>;
+  allocated: Record<string, string | number>;
+  labels: Record<string, string>;
+  taints: Array<{ key: string; value?: string; effect: string }>;
+  gpus: number;
+  cordon?: { reason: string; by: string; at: string; drainDeadline?: string };
+}
+
 /** Options of a `BatchClient`. */
 export interface BatchClientOptions {
   /** Base URL of the admission service, e.g. `http://127.0.0.1:7070`. */
@@ -102,6 +113,26 @@ export class BatchClient {
   /** Why a job's tasks are pending: blockers with node counts and changes that would let it run. */
   why(id: string): Promise<WhyView> {
     return this.json<WhyView>('GET', `/v1/jobs/${encodeURIComponent(id)}/why`);
+  }
+
+  /** Nodes with capacity, allocation and cordons (operator tokens only). */
+  listNodes(): Promise<{ nodes: NodeView[] }> {
+    return this.json('GET', '/v1/nodes');
+  }
+
+  /** Stops new work on a node (operator). */
+  cordonNode(name: string, reason: string): Promise<NodeView> {
+    return this.json('POST', `/v1/nodes/${encodeURIComponent(name)}/cordon`, { reason });
+  }
+
+  /** Cordons a node and stops its running tasks after `deadlineSeconds` (operator). @param deadlineSeconds @default 300 */
+  drainNode(name: string, reason: string, deadlineSeconds?: number): Promise<NodeView> {
+    return this.json('POST', `/v1/nodes/${encodeURIComponent(name)}/drain`, { reason, ...(deadlineSeconds !== undefined ? { deadlineSeconds } : {}) });
+  }
+
+  /** Lets a node take work again (operator). */
+  uncordonNode(name: string): Promise<NodeView> {
+    return this.json('DELETE', `/v1/nodes/${encodeURIComponent(name)}/cordon`);
   }
 
   cancelJob(id: string): Promise<JobView> {
