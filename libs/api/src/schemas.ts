@@ -21,7 +21,7 @@ export const SubmitJobSchema = z.strictObject({
   /** Human name. @default "job" */
   name: z.string().min(1).max(128).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."').optional(),
   /** argv: program then arguments; no shell. */
-  command: z.array(z.string().max(4096)).min(1).max(1024).refine((c) => c[0].length > 0, 'command[0] must name a program'),
+  command: z.array(z.string().max(4096)).min(1).max(1024).refine((c) => (c[0] ?? '').length > 0, 'command[0] must name a program'),
   /** Environment variables for every task. @default {} */
   env: z.record(EnvName, z.string().max(32768)).optional(),
   /** Per-task resources. @default {"cpu": "1", "memory": "256Mi"} */

@@ -10,10 +10,11 @@ import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provi
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { context, trace } from '@opentelemetry/api';
+import type { FastifyReply } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { configFromEnv, type ServiceConfig } from './config';
-import { ApiErrorFilter } from './errors.filter';
+import { ApiErrorFilter, toApiError } from './errors.filter';
 
 /** Injection token of the `ServiceContext`. */
 export const SERVICE = Symbol('ServiceContext');
@@ -124,7 +125,17 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
   class ServiceModule {}
 
-  const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, new FastifyAdapter({ bodyLimit: opts.bodyLimit ?? 1024 * 1024 }), { logger: ['error', 'warn'] });
+  const adapter = new FastifyAdapter({
+    bodyLimit: opts.bodyLimit ?? 1024 * 1024,
+    maxParamLength: 1024,
+    // Errors the router raises before any handler (bad URL encoding, over-long path
+    // parameters) get the same error body and codes as every other error.
+    frameworkErrors: (err: Error, _req: unknown, reply: FastifyReply) => {
+      const e = toApiError(err);
+      void reply.status(e.status).send(e.toBody());
+    },
+  });
+  const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, adapter, { logger: ['error', 'warn'] });
   app.useGlobalFilters(new ApiErrorFilter(log));
   instrumentHttp(app, registry);
   await app.listen(config.port, config.host);
