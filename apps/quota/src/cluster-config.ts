@@ -14,7 +14,7 @@ export function loadClusterConfig(path?: string): ClusterConfig {
 /** Writes each tenant and queue whose stored value differs, each by compare-and-swap. */
 export async function seedCluster(store: EtcdStore, config: ClusterConfig): Promise<void> {
   const tenants: Tenant[] = config.tenants.map((t) => ({ name: t.name, weight: t.weight ?? 1 }));
-  const queues: Queue[] = config.queues.map((q, i) => ({ name: q.name, tenant: q.tenant, nominal: parseResources(q.nominal ?? {}, `queues.${i}.nominal`), ...(q.cohort ? { cohort: q.cohort } : {}) }));
+  const queues: Queue[] = config.queues.map((q, i) => ({ name: q.name, tenant: q.tenant, nominal: parseResources(q.nominal ?? {}, `queues.${i}.nominal`), ...(q.cohort ? { cohort: q.cohort } : {}), ...(q.weight ? { weight: q.weight } : {}) }));
   const entries: Array<[string, unknown]> = [...tenants.map((t) => [store.keys.tenant(t.name), t] as [string, unknown]), ...queues.map((q) => [store.keys.queue(q.name), q] as [string, unknown])];
   for (const [key, value] of entries) {
     for (let attempt = 0; attempt < 8; attempt++) {

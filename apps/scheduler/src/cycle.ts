@@ -4,11 +4,11 @@
  * Decisions are computed on the cache's snapshot and applied in fenced transactions that
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
-import { type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, queueHeadroom, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
+import { type FairShareInput, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, queueHeadroom, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
-import { type Binding, countTasks, eligibleRanges, type JobRecord, markBound, type NodeAllocation, type ResourceVector, takeTasks, type TaskRange } from '@batchapi/api';
+import { addResources, type Binding, countTasks, eligibleRanges, type JobRecord, markBound, type NodeAllocation, type ResourceVector, takeTasks, type TaskRange } from '@batchapi/api';
 import type { SchedulerCache } from './cache';
 
 /** Everything one cycle decides from. */
@@ -18,6 +18,8 @@ export interface CycleSnapshot {
   jobs: Map<string, Versioned<JobRecord>>;
   allocs: Map<string, Versioned<NodeAllocation> | undefined>;
   headroom: Map<string, ResourceVector>;
+  /** Inputs of dominant resource fairness between queues. */
+  fair: FairShareInput;
 }
 
 /** Phase 1 — snapshot: copy what the cache knows into plain values. */
@@ -39,13 +41,18 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now()): CycleSnap
   }
   const usage = cache.queueUsage();
   const headroom = new Map<string, ResourceVector>();
-  for (const { value: q } of cache.queues.items.values()) headroom.set(q.name, queueHeadroom(q.nominal, usage.get(q.name) ?? {}));
-  return { work, nodes, jobs, allocs, headroom };
+  const weights = new Map<string, number>();
+  for (const { value: q } of cache.queues.items.values()) {
+    headroom.set(q.name, queueHeadroom(q.nominal, usage.get(q.name) ?? {}));
+    weights.set(q.name, q.weight ?? 1);
+  }
+  const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, n.capacity), {});
+  return { work, nodes, jobs, allocs, headroom, fair: { capacity, usage, weights } };
 }
 
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
 export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
-  return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks });
+  return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks, fairShare: s.fair });
 }
 
 /**

@@ -234,6 +234,8 @@ export interface Queue {
   /** Most resources the queue's running tasks may hold together (normalized). Absent dimension = no limit. */
   nominal: ResourceVector;
   cohort?: string;
+  /** Fair-share weight against the other queues. @default 1 */
+  weight?: number;
 }
 
 /** Who a bearer token speaks for. */

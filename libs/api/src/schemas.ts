@@ -128,6 +128,8 @@ export const ClusterConfigSchema = z.strictObject({
       tenant: NameSchema,
       nominal: z.record(z.string(), Quantity).optional(),
       cohort: NameSchema.optional(),
+      /** Fair-share weight. @default 1 */
+      weight: z.number().positive().max(1e6).optional(),
     }),
   ),
 });

@@ -133,3 +133,41 @@ describe('placeTasks (bin-pack)', () => {
     expect(placeTasks([work('g8', 8, { cpu: '1' }, { gang: true })], nodes).placements.reduce((n, p) => n + p.count, 0)).toBe(8);
   });
 });
+
+describe('placeTasks with dominant resource fairness', () => {
+  const fair = (capacity: Record<string, string>, weights?: Record<string, number>) => ({
+    capacity: parseResources(capacity), usage: new Map<string, Record<string, number>>(), weights: weights ? new Map(Object.entries(weights)) : undefined,
+  });
+
+  it('gives the textbook split: 9 CPU / 18 GiB, A ⟨1 CPU, 4 GiB⟩, B ⟨3 CPU, 1 GiB⟩ → A 3, B 2', () => {
+    // Per task, A's dominant share is memory 4/18 = 0.222, B's is cpu 3/9 = 0.333.
+    // Progressive filling: A .222, B .333, A .444, B .667, A .667 → cpu 3·1 + 2·3 = 9 full.
+    const nodes = [node('n', { cpu: '9', memory: '18Gi' })];
+    const work = [work_('a', 'qa', 10, { cpu: '1', memory: '4Gi' }), work_('b', 'qb', 10, { cpu: '3', memory: '1Gi' })];
+    const res = placeTasks(work, nodes, { fairShare: fair({ cpu: '9', memory: '18Gi' }), batchFill: false });
+    const byJob = Object.fromEntries(['a', 'b'].map((j) => [j, res.placements.filter((p) => p.jobId === j).reduce((n, p) => n + p.count, 0)]));
+    expect(byJob).toEqual({ a: 3, b: 2 });
+  });
+
+  it('weights shares: a queue of weight 2 gets twice the dominant share', () => {
+    // 12 one-core tasks each from two queues on 12 cores; weight 2 : 1 → 8 : 4
+    const nodes = [node('n', { cpu: '12' })];
+    const res = placeTasks([work_('h', 'heavy', 12, { cpu: '1' }), work_('l', 'light', 12, { cpu: '1' })], nodes, { fairShare: fair({ cpu: '12' }, { heavy: 2 }), batchFill: false });
+    const count = (j: string) => res.placements.filter((p) => p.jobId === j).reduce((n, p) => n + p.count, 0);
+    expect([count('h'), count('l')]).toEqual([8, 4]);
+  });
+
+  it('starts from current usage: a queue already holding much waits behind one holding little', () => {
+    // qa already holds 6 of 8 cores (share .75); qb none. 2 cores are free: qb (share 0, .125 a task)
+    // may take up to (.75 − 0) / .125 = 6 before passing qa, so it takes both at once; qa gets none.
+    const nodes = [node('n', { cpu: '8' }, { used: { cpu: 6000 } })];
+    const f = fair({ cpu: '8' });
+    f.usage.set('qa', { cpu: 6000 });
+    const res = placeTasks([work_('a', 'qa', 4, { cpu: '1' }, 0), work_('b', 'qb', 2, { cpu: '1' }, 5)], nodes, { fairShare: f, batchFill: false });
+    expect(res.placements.map((p) => [p.jobId, p.count])).toEqual([['b', 2]]);
+  });
+});
+
+function work_(jobId: string, queue: string, tasks: number, res: Record<string, string | number>, createdAt = 0): PendingWork {
+  return { jobId, queue, priority: 0, createdAt, resources: parseResources(res), tasks };
+}

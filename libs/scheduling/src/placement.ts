@@ -11,7 +11,7 @@
  *                half-placed gangs never hold capacity hostage).
  * Snapshot in, placements and reasons out; no I/O, no clock.
  */
-import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_FILTERS, type FilterPlugin } from './filters';
 import { fillTier } from './fill';
 import { DEFAULT_SCORES, type ScorePlugin } from './scores';
@@ -34,6 +34,27 @@ export interface PlacementOptions {
   scores?: readonly ScorePlugin[];
   /** Pack simultaneous plain work node by node (minimum bin slack) before the per-job pass. @default true for bin-pack */
   batchFill?: boolean;
+  /**
+   * Dominant resource fairness between queues within each priority: the queue with the lowest
+   * weighted dominant share places next. Without it, work goes in queue order. @default off
+   */
+  fairShare?: FairShareInput;
+}
+
+/** What dominant resource fairness needs. */
+export interface FairShareInput {
+  /** Total capacity the shares are relative to (normalized units). */
+  capacity: ResourceVector;
+  /** What each queue holds now (normalized units). */
+  usage: Map<string, ResourceVector>;
+  /** Weight of each queue. @default 1 */
+  weights?: Map<string, number>;
+  /**
+   * Smallest step of dominant share a queue takes at a time (as a fraction of the cluster):
+   * the bound on how far from exact fairness one decision can be, traded for speed.
+   * @default 0.001
+   */
+  granularity?: number;
 }
 
 /** Why the tasks of a job that were not placed were not. */
@@ -137,31 +158,43 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   const unplaced: Unplaced[] = [];
   // Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan.
   const noRoom = new Map<string, Unplaced>();
+  const filtered = new Map<string, { nodes: NodeState[]; refused: Record<string, number> }>();
 
   const ordered = [...work].sort(queueOrder).map((w) => ({ ...w }));
-  if (opts.policy !== 'first-fit' && opts.batchFill !== false) budget -= batchFill(ordered, states, filters, headroom, placements, budget);
+  if (opts.policy !== 'first-fit' && opts.batchFill !== false) budget -= batchFill(ordered, states, filters, headroom, placements, budget, !!opts.fairShare);
 
-  for (const w of ordered) {
-    if (budget <= 0) break;
-    if (w.tasks === 0) continue;
+  /**
+   * Places up to `limit` tasks of `w` (a gang: all or none). Appends to `placements`, lowers
+   * `w.tasks` and the budget; returns the tasks placed and, when it stopped short of `limit`,
+   * why (already counted in `unplaced` by the caller when the work leaves the pass).
+   */
+  const placeSome = (w: PendingWork, limit: number): { placed: number; blocked: boolean; why: Unplaced } => {
     const shape = shapeOf(w);
     const known = noRoom.get(shape);
-    if (known) { unplaced.push({ ...known, jobId: w.jobId, tasks: w.tasks, quotaLimited: false, gangBlocked: !!w.gang }); continue; }
+    if (known) return { placed: 0, blocked: true, why: { ...known, jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang } };
     // PreFilter
     const room = headroom.get(w.queue);
     const allowed = Math.min(w.tasks, room ? tasksWithinHeadroom(w.resources, room) : w.tasks);
     const why: Unplaced = { jobId: w.jobId, tasks: 0, filtered: {}, full: 0, quotaLimited: allowed < w.tasks, gangBlocked: false };
-    if (w.gang && (allowed < w.tasks || w.tasks > budget)) {
-      unplaced.push({ ...why, tasks: w.tasks, gangBlocked: true });
-      continue;
-    }
-    let left = Math.min(allowed, budget);
+    if (w.gang && (allowed < w.tasks || w.tasks > budget)) return { placed: 0, blocked: true, why: { ...why, gangBlocked: true } };
+    const want = w.gang ? w.tasks : Math.min(allowed, budget, limit);
+    let left = want;
     // Filter + Score
     const candidates: Array<{ s: NodeState; score: number }> = [];
-    for (const s of states) {
-      let refused: string | undefined;
-      for (const f of filters) if ((refused = f.filter(w, s.node))) break;
-      if (refused) { why.filtered[refused] = (why.filtered[refused] ?? 0) + 1; continue; }
+    // Filters do not depend on free room: a job's passing nodes are found once per pass.
+    let passing = filtered.get(w.jobId);
+    if (!passing) {
+      passing = { nodes: [], refused: {} };
+      for (const s of states) {
+        let refused: string | undefined;
+        for (const f of filters) if ((refused = f.filter(w, s.node))) break;
+        if (refused) passing.refused[refused] = (passing.refused[refused] ?? 0) + 1;
+        else passing.nodes.push(s);
+      }
+      filtered.set(w.jobId, passing);
+    }
+    Object.assign(why.filtered, passing.refused);
+    for (const s of passing.nodes) {
       if (tasksThatFit(w.resources, s.free) === 0) { why.full++; continue; }
       let score = 0;
       if (scores.length) {
@@ -170,7 +203,8 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
       }
       candidates.push({ s, score });
     }
-    if (scores.length) candidates.sort((a, b) => b.score - a.score || (a.s.node.name < b.s.node.name ? -1 : 1));
+    const better = (x: { s: NodeState; score: number }, y: { s: NodeState; score: number }) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1);
+    if (scores.length) candidates.sort(better);
     // Reserve: packing fills the best node, then the next; spreading deals one task per node per round.
     const byNode = new Map<string, Placement>();
     const undo: Array<() => void> = [];
@@ -197,13 +231,25 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     // Permit: a gang places all of its tasks or none.
     if (w.gang && placed < w.tasks) {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]();
-      unplaced.push({ ...why, tasks: w.tasks, gangBlocked: true });
-      continue;
+      return { placed: 0, blocked: true, why: { ...why, gangBlocked: true } };
     }
     placements.push(...mine);
     budget -= placed;
-    if (placed < w.tasks) unplaced.push({ ...why, tasks: w.tasks - placed });
+    w.tasks -= placed;
     if (placed === 0 && !why.quotaLimited) noRoom.set(shape, why);
+    // Blocked: it got less than it asked for (no room, quota, or budget), so it leaves this pass.
+    return { placed, blocked: placed < want || want === 0, why };
+  };
+
+  if (!opts.fairShare) {
+    for (const w of ordered) {
+      if (budget <= 0) break;
+      if (w.tasks === 0) continue;
+      const { why } = placeSome(w, w.tasks);
+      if (w.tasks > 0) unplaced.push({ ...why, tasks: w.tasks });
+    }
+  } else {
+    fairPass(ordered, opts.fairShare, () => budget, placeSome, unplaced);
   }
   return { placements, unplaced };
 }
@@ -244,12 +290,15 @@ const BATCH_FILL_MAX_TASKS = 20_000;
 
 /**
  * The leading tier of the queue — work of one priority submitted at one instant, plain enough
- * (no GPUs, gangs, selectors, tolerations, spreading or quota limit) — is packed node by node
+ * (no GPUs, gangs, selectors, tolerations, spreading or quota limit; one queue when fair share
+ * is on) — is packed node by node
  * with `fillTier`. Reduces the tasks left in `ordered` and returns how many were placed.
  */
-function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonly FilterPlugin[], headroom: Map<string, ResourceVector>, placements: Placement[], budget: number): number {
+function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonly FilterPlugin[], headroom: Map<string, ResourceVector>, placements: Placement[], budget: number, fair: boolean): number {
   const head = ordered[0];
   if (!head) return 0;
+  // With fair share on, packing never overrides fairness: only a tier of one queue is filled.
+  if (fair && ordered.some((w) => w.queue !== head.queue && w.priority === head.priority && w.createdAt === head.createdAt)) return 0;
   const tier: PendingWork[] = [];
   let tasks = 0;
   for (const w of ordered) {
@@ -268,6 +317,54 @@ function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonl
     placed += f.count;
   }
   return placed;
+}
+
+/** A queue's dominant share: its largest share of any resource, divided by its weight. */
+export function dominantShare(usage: ResourceVector, capacity: ResourceVector, weight = 1): number {
+  let share = 0;
+  for (const [k, v] of Object.entries(usage)) if (capacity[k] > 0) share = Math.max(share, v / capacity[k]);
+  return share / weight;
+}
+
+/**
+ * Progressive filling, priority level by priority level: the queue with the lowest weighted
+ * dominant share places its oldest work next, as many tasks as keep it at or below the next
+ * queue's share (at least one), until no queue can place more.
+ */
+function fairPass(
+  ordered: PendingWork[],
+  fair: FairShareInput,
+  budget: () => number,
+  placeSome: (w: PendingWork, limit: number) => { placed: number; blocked: boolean; why: Unplaced },
+  unplaced: Unplaced[],
+): void {
+  const usage = new Map([...fair.usage].map(([q, u]) => [q, { ...u }]));
+  const weight = (q: string) => fair.weights?.get(q) ?? 1;
+  const share = (q: string) => dominantShare(usage.get(q) ?? {}, fair.capacity, weight(q));
+  const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
+  for (const level of levels) {
+    // Each queue's work of this level, oldest first (the order is already by age).
+    const lists = new Map<string, PendingWork[]>();
+    for (const w of ordered) if (w.priority === level && w.tasks > 0) lists.set(w.queue, [...(lists.get(w.queue) ?? []), w]);
+    while (lists.size > 0 && budget() > 0) {
+      const queues = [...lists.keys()].sort((x, y) => share(x) - share(y) || (x < y ? -1 : 1));
+      const q = queues[0];
+      const w = lists.get(q)![0];
+      const perTask = dominantShare(w.resources, fair.capacity, weight(q));
+      const next = queues.length > 1 ? share(queues[1]) : Infinity;
+      const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
+      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - share(q)) / perTask)) : w.tasks;
+      const { placed, blocked, why } = placeSome(w, limit);
+      usage.set(q, addResources(usage.get(q) ?? {}, w.resources, placed));
+      if (w.tasks === 0 || blocked) {
+        // Done, or blocked for now: it leaves the pass (blocked work counts as unplaced).
+        if (w.tasks > 0) unplaced.push({ ...why, tasks: w.tasks });
+        lists.get(q)!.shift();
+        if (lists.get(q)!.length === 0) lists.delete(q);
+      }
+    }
+  }
+  for (const w of ordered) if (w.tasks > 0 && !unplaced.some((u) => u.jobId === w.jobId)) unplaced.push({ jobId: w.jobId, tasks: w.tasks, filtered: {}, full: 0, quotaLimited: false, gangBlocked: false });
 }
 
 function shapeOf(w: PendingWork): string {

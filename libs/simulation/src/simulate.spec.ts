@@ -55,6 +55,20 @@ describe('simulate', () => {
   });
 });
 
+describe('fair share', () => {
+  it('splits the textbook cluster by dominant resource fairness: A 3, B 2', () => {
+    // 9 CPU / 18 GiB; A's tasks ⟨1 CPU, 4 GiB⟩ (dominant: memory 4/18), B's ⟨3 CPU, 1 GiB⟩ (dominant: cpu 3/9)
+    const res = simulate(
+      nodes({ name: 'n', capacity: { cpu: '9', memory: '18Gi' } }),
+      workload({ name: 'a', queue: 'a', tenant: 'a', tasks: 10, resources: { cpu: '1', memory: '4Gi' } }, { name: 'b', queue: 'b', tenant: 'b', tasks: 10, resources: { cpu: '3', memory: '1Gi' } }),
+    );
+    expect(res).toMatchObject({ placed: 5, pending: 15, placedByQueue: { a: 3, b: 2 } });
+    // cpu 3·1 + 2·3 = 9 of 9; memory 3·4 + 2·1 = 14 of 18
+    expect(res.allocation.cpu).toBe(1);
+    expect(res.allocation.memory).toBeCloseTo(14 / 18, 3);
+  });
+});
+
 describe('input errors name the file, line and field', () => {
   it.each([
     ['not JSON', () => parseNodes('{"name": "a", "capacity": {}}\n{oops', 'nodes.jsonl'), 'nodes.jsonl:2: (line): not JSON'],

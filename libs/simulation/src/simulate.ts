@@ -30,6 +30,8 @@ export interface SimulationOptions {
   queues?: SimQueue[];
   /** @default "bin-pack" */
   policy?: PlacementPolicy;
+  /** Dominant resource fairness between queues (weights from the queues file, else 1). @default true */
+  fairShare?: boolean;
   /** Called about every `progressEvery` events with the virtual time and counts. */
   onProgress?: (p: { time: number; placed: number; pending: number; running: number; events: number }) => void;
   /** @default 1000 */
@@ -122,7 +124,11 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     if (pending.length === 0) return;
     const headroom = new Map<string, ResourceVector>();
     for (const q of queues.values()) headroom.set(q.name, queueHeadroom(mostOf(q), queueUsed.get(q.name) ?? {}));
-    const { placements } = placeTasks(pending, nodes, { queueHeadroom: headroom, policy: opts.policy, maxTasks: Number.MAX_SAFE_INTEGER });
+    const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
+    const { placements } = placeTasks(pending, nodes, {
+      queueHeadroom: headroom, policy: opts.policy, maxTasks: Number.MAX_SAFE_INTEGER,
+      fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights },
+    });
     if (placements.length === 0) return;
     const jobs = new Map(pending.map((j) => [j.jobId, j]));
     for (const p of placements) {
