@@ -68,6 +68,14 @@ program.command('why').argument('<id>').addOption(output()).description('why are
   if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
 }));
 
+program.command('queues').addOption(output()).description('queues: quota, usage, fair share, pending work').action(run(async (o: { output: OutputFormat }) => {
+  const { queues } = await client().listQueues();
+  if (o.output === 'json') { printJson({ queues }); return; }
+  process.stdout.write(table(['QUEUE', 'TENANT', 'WEIGHT', 'NOMINAL', 'USED', 'SHARE', 'RUNNING', 'PENDING'], queues.map((q) => [
+    q.name, q.tenant, String(q.weight), JSON.stringify(q.nominal), JSON.stringify(q.used), q.fairShare.toFixed(3), String(q.runningTasks), `${q.pendingTasks} (${q.pendingJobs} jobs)`,
+  ])));
+}));
+
 program.command('nodes').addOption(output()).description('list nodes with capacity, allocation and cordons (operator)').action(run(async (o: { output: OutputFormat }) => {
   const { nodes } = await client().listNodes();
   if (o.output === 'json') { printJson({ nodes }); return; }

@@ -21,6 +21,20 @@ export interface WhyView {
   counterfactuals: string[];
 }
 
+/** A queue as `GET /v1/queues` shows it. */
+export interface QueueView {
+  name: string;
+  tenant: string;
+  weight: number;
+  nominal: Record<string, string | number>;
+  used: Record<string, string | number>;
+  /** Weighted dominant share of the cluster held now (0–1). */
+  fairShare: number;
+  pendingTasks: number;
+  pendingJobs: number;
+  runningTasks: number;
+}
+
 /** A node as `GET /v1/nodes` shows it. */
 export interface NodeView {
   name: string;
@@ -113,6 +127,11 @@ export class BatchClient {
   /** Why a job's tasks are pending: blockers with node counts and changes that would let it run. */
   why(id: string): Promise<WhyView> {
     return this.json<WhyView>('GET', `/v1/jobs/${encodeURIComponent(id)}/why`);
+  }
+
+  /** Queues with quota, usage, fair share and what waits (a tenant sees its own). */
+  listQueues(): Promise<{ queues: QueueView[] }> {
+    return this.json('GET', '/v1/queues');
   }
 
   /** Nodes with capacity, allocation and cordons (operator tokens only). */

@@ -186,3 +186,15 @@ it('lets operators (only) cordon a node (no new work) and drain it (running work
   await api(admission.url, 'DELETE', `/v1/jobs/${long.body.id}`);
   expect((await waitForJob(admission.url, long.body.id, 10000)).phase).toBe('Cancelled');
 });
+
+it('shows queues with quota, usage, fair share and pending work; a tenant sees only its own', async () => {
+  const long = await api(admission.url, 'POST', '/v1/jobs', { tasks: 2, resources: { cpu: '1' }, command: ['sleep', '30'] });
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${long.body.id}`)).body.taskCounts.running === 2)).toBe(true);
+  const mine = (await api(admission.url, 'GET', '/v1/queues')).body.queues;
+  expect(mine.map((q: { name: string }) => q.name)).toEqual(['default']);
+  // 2 of the node's 4 cores: dominant share 0.5
+  expect(mine[0]).toMatchObject({ tenant: 'default', used: { cpu: '2' }, runningTasks: 2, fairShare: 0.5 });
+  expect((await api(admission.url, 'GET', '/v1/queues/default', undefined, 'other-token')).status).toBe(404);
+  await api(admission.url, 'DELETE', `/v1/jobs/${long.body.id}`);
+  await waitForJob(admission.url, long.body.id, 10000);
+});
