@@ -16,6 +16,7 @@ export interface DevOptions {
   fresh?: boolean;
   dataDir?: string;
   executors?: string;
+  simulatedNodes?: string;
   verbose?: boolean;
   /** Demo time limit, seconds. */
   timeout?: string;
@@ -32,6 +33,7 @@ export async function dev(o: DevOptions): Promise<number> {
   const cluster = await LocalCluster.start({
     dataDir,
     executors: Number(o.executors ?? 1),
+    simulatedNodes: Number(o.simulatedNodes ?? 0),
     verbose: o.verbose,
     onStep: (s) => say(`• ${s}`),
     onChildExit: (name, code, signal) => { failed = `${name} exited (${signal ?? `code ${code}`})`; wake(); },

@@ -16,6 +16,8 @@ export interface LocalClusterOptions {
   dataDir: string;
   /** Local executors (nodes `local-0`, `local-1`, …). @default 1 */
   executors?: number;
+  /** Simulated nodes (one extra executor process "runs" tasks without processes). @default 0 */
+  simulatedNodes?: number;
   /** Show the services' logs on stderr, prefixed by service. @default false */
   verbose?: boolean;
   /** SIGTERM → SIGKILL grace for task stops, in milliseconds. @default 2000 */
@@ -88,6 +90,10 @@ export class LocalCluster {
         this.step(`starting ${name}`);
         this.urls.set(name, await this.launch(name, service, { ...common, ...extra }));
       }
+    }
+    if (o.simulatedNodes) {
+      this.step(`starting ${o.simulatedNodes} simulated nodes`);
+      this.urls.set('executor-sim', await this.launch('executor-sim', 'executor', { ...common, BATCH_SIMULATE_NODES: String(o.simulatedNodes), BATCH_NODE_NAME: 'sim' }));
     }
     this.apiUrl = this.urls.get('admission')!;
     this.step('all services ready');

@@ -105,7 +105,7 @@ program.command('cancel').argument('<id>').addOption(output()).description('canc
 program
   .command('dev').description('start the all-in-one local cluster (etcd, the four services, a local executor); Ctrl-C stops it')
   .option('--demo', 'run a sample array job, show it, then stop').option('--fresh', 'start from empty data').option('--data-dir <dir>')
-  .option('--executors <n>', 'local executors', '1').option('--verbose', "show the services' logs").option('--timeout <s>', 'demo time limit in seconds', '120')
+  .option('--executors <n>', 'local executors', '1').option('--simulated-nodes <n>', 'also simulate this many nodes (tasks "run" for BATCH_SIM_SECONDS, default 1 s, without processes)', '0').option('--verbose', "show the services' logs").option('--timeout <s>', 'demo time limit in seconds', '120')
   .action(run((o) => dev(o)));
 
 program

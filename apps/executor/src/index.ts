@@ -4,3 +4,4 @@ export * from './config';
 export * from './inventory';
 export { attemptPaths } from './task-process';
 export { detectIsolation, sweepCgroups } from './isolation';
+export * from './simulated-fleet';

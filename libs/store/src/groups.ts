@@ -127,7 +127,7 @@ export interface GroupReport {
 export interface ReportResult {
   /** New mod revision of each accepted report's status key. */
   accepted: Map<string, string>;
-  /** Status keys whose report was refused: the group was changed or removed by someone else (an old attempt). */
+  /** Status keys whose report was refused: the group was changed or removed by someone else (an old attempt). Reports neither accepted nor refused lost races on busy records: send them again. */
   refused: string[];
   /** False when the executor's own lease no longer holds its node key: it must self-fence. */
   fenced: boolean;
@@ -145,6 +145,7 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
   const result: ReportResult = { accepted: new Map(), refused: [], fenced: false, written: new Map() };
   let todo = reports;
   for (let round = 0; round < 8 && todo.length > 0; round++) {
+    if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * round)); // spread racing reporters
     const chunk = takeChunk(todo);
     todo = todo.slice(chunk.length);
     const outcome = await reportChunk(store, node, leaseId, chunk, now);
@@ -167,8 +168,9 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
       result.written.set(key, outcome.written.get(r)!);
     }
     round = -1; // progress made: reset the conflict budget
+    continue;
   }
-  for (const r of todo) result.refused.push(store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
+  // Reports still in `todo` lost every race (busy job records): neither accepted nor refused — send again later.
   return result;
 }
 

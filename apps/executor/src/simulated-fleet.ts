@@ -1,0 +1,154 @@
+/**
+ * Simulated executors: one process registers many simulated nodes under its one lease and
+ * "runs" the tasks bound to them for a while without processes — for the local cluster at
+ * scale and for end-to-end benchmarks. Reports go through the same batched, fenced
+ * `reportGroups` path as real executors.
+ */
+import { type Binding, type GroupStatus, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext } from '@batchapi/runtime';
+import { type Informer, MAX_TXN_OPS, type Op, reportGroups } from '@batchapi/store';
+import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+
+/** Options of a simulated fleet. */
+export interface FleetOptions {
+  /** Nodes to simulate. */
+  nodes: number;
+  /** Node name prefix: nodes are `<prefix>-00000`… @default "sim" */
+  prefix?: string;
+  /** Capacity of each node (quantities). @default {"cpu": "32", "memory": "128Gi"} */
+  capacity?: Record<string, string | number>;
+  /** How long a task "runs" unless its job sets `BATCH_SIM_SECONDS`, milliseconds. @default 1000 */
+  taskMs?: number;
+  /** Report batching interval, milliseconds. @default 100 */
+  reportIntervalMs?: number;
+}
+export const FLEET_OPTIONS = Symbol('FleetOptions');
+
+interface SimGroup {
+  key: string;
+  node: string;
+  status: GroupStatus;
+  revision: string;
+  dirty: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+@Injectable()
+export class SimulatedFleet implements OnApplicationShutdown {
+  private readonly groups = new Map<string, SimGroup>();
+  private informer?: Informer;
+  private reporter?: NodeJS.Timeout;
+  private flushing = false;
+  readonly names: string[];
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(FLEET_OPTIONS) private readonly o: FleetOptions) {
+    this.names = Array.from({ length: o.nodes }, (_, i) => `${o.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
+    let ready = false;
+    ctx.readiness = { check: () => ready, reason: () => 'registering simulated nodes' };
+    this.ready = () => { ready = true; };
+  }
+  private readonly ready: () => void;
+
+  /** Registers every node under the process lease and starts watching their bindings. */
+  async start(url: string): Promise<void> {
+    const { store, lease } = this.ctx;
+    const capacity = parseResources(this.o.capacity ?? { cpu: '32', memory: '128Gi' });
+    for (let i = 0; i < this.names.length; i += MAX_TXN_OPS) {
+      const ops: Op[] = this.names.slice(i, i + MAX_TXN_OPS).map((name) => {
+        const node: NodeRecord = { name, capacity, labels: { simulated: 'true' }, taints: [], gpus: [], url, registeredAt: Date.now() };
+        return { put: store.keys.node(name), value: node, lease: lease.id };
+      });
+      await store.txn([], ops);
+    }
+    const mine = new Set(this.names);
+    const prefix = store.keys.bindings();
+    this.informer = await store.inform<Binding>(prefix, {
+      onSync: (items) => { for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value); },
+      onEvent: (ev) => {
+        if (ev.type === 'put' && ev.value && mine.has(ev.value.node)) void this.onBinding(ev.key, ev.value);
+        else if (ev.type === 'delete') this.forget(ev.key);
+      },
+    });
+    this.reporter = setInterval(() => void this.flush(), this.o.reportIntervalMs ?? 100);
+    this.ready();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    clearInterval(this.reporter);
+    await this.informer?.stop();
+    for (const g of this.groups.values()) clearTimeout(g.timer);
+  }
+
+  private async onBinding(key: string, b: Binding): Promise<void> {
+    const known = this.groups.get(key);
+    if (known) {
+      if (b.cancelRequested || b.preempt?.length) this.finish(known, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
+      return;
+    }
+    const st = await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
+    if (!st || this.groups.has(key)) return;
+    const now = Date.now();
+    const g: SimGroup = { key, node: b.node, status: { ...st.value, tasks: st.value.tasks.map(() => ({ state: 'Running' as const, startedAt: now })) }, revision: st.modRevision, dirty: true };
+    this.groups.set(key, g);
+    const ms = b.env.BATCH_SIM_SECONDS ? Number(b.env.BATCH_SIM_SECONDS) * 1000 : (this.o.taskMs ?? 1000);
+    g.timer = setTimeout(() => this.finish(g, 'Succeeded'), ms);
+  }
+
+  private finish(g: SimGroup, state: 'Succeeded' | 'Cancelled' | 'Preempted', only?: Set<number>): void {
+    const now = Date.now();
+    g.status = {
+      ...g.status,
+      tasks: g.status.tasks.map((t, k) => (TERMINAL_TASK_STATES.has(t.state) || (only?.size && !only.has(g.status.start + k)) ? t : { ...t, state, ...(state === 'Succeeded' ? { exitCode: 0 } : {}), finishedAt: now })),
+    };
+    if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) clearTimeout(g.timer);
+    g.dirty = true;
+  }
+
+  private forget(key: string): void {
+    const g = this.groups.get(key);
+    if (g) clearTimeout(g.timer);
+    this.groups.delete(key);
+  }
+
+  private async flush(): Promise<void> {
+    if (this.flushing) return;
+    this.flushing = true;
+    try {
+      const byNode = new Map<string, SimGroup[]>();
+      for (const g of this.groups.values()) if (g.dirty) byNode.set(g.node, [...(byNode.get(g.node) ?? []), g]);
+      // A few nodes at a time: every report of an array job also updates its one job record.
+      const todo = [...byNode];
+      const lane = async () => {
+        for (let next = todo.shift(); next; next = todo.shift()) await this.report(next[0], next[1]);
+      };
+      await Promise.all([lane(), lane(), lane(), lane()]);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Reports one node's changed groups; fenced by the node key, which lives on this process's lease. */
+  private async report(node: string, groups: SimGroup[]): Promise<void> {
+    const keyOf = (g: SimGroup) => this.ctx.store.keys.group(g.status.jobId, g.status.start, g.status.attempt);
+    for (const g of groups) g.dirty = false;
+    const res = await reportGroups(this.ctx.store, node, this.ctx.lease.id, groups.map((g) => ({ status: g.status, statusRevision: g.revision })), Date.now()).catch(() => undefined);
+    for (const g of groups) {
+      const rev = res?.accepted.get(keyOf(g));
+      if (rev) {
+        g.revision = rev;
+        const written = res!.written.get(keyOf(g))!;
+        g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (written.tasks[k]?.released ? { ...t, released: true } : t)) };
+        if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.forget(g.key);
+      } else if (res?.refused.includes(keyOf(g))) this.forget(g.key);
+      else g.dirty = true; // failed or lost a race: again next flush
+    }
+  }
+}
+
+/** Starts a simulated fleet as a service (health, metrics, one lease). */
+export async function startSimulatedFleet(o: FleetOptions, config?: Partial<ServiceConfig>, onLeaseLost?: () => void): Promise<RunningService & { fleet: SimulatedFleet }> {
+  const svc = await runService({ name: 'executor', config, onLeaseLost, providers: [SimulatedFleet, { provide: FLEET_OPTIONS, useValue: o }] });
+  const fleet = svc.app.get(SimulatedFleet);
+  await fleet.start(svc.url);
+  return Object.assign(svc, { fleet });
+}
