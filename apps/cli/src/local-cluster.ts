@@ -75,7 +75,10 @@ export class LocalCluster {
     const tokensFile = join(o.dataDir, 'tokens.json');
     writeFileSync(tokensFile, JSON.stringify({ tokens: [{ sha256: digest(this.tenantToken), tenant: 'default', role: 'tenant' }, { sha256: digest(this.operatorToken), tenant: 'default', role: 'operator' }] }, null, 2), { mode: 0o600 });
     const clusterFile = join(o.dataDir, 'cluster.json');
-    const nominal = { cpu: String(cpus().length * (o.executors ?? 1)), memory: String(totalmem() * (o.executors ?? 1)) };
+    // The default queue may use the whole local fleet: real executors are this machine, simulated nodes 32 cores / 128 GiB each.
+    const real = o.executors ?? 1;
+    const sim = o.simulatedNodes ?? 0;
+    const nominal = { cpu: String(cpus().length * real + 32 * sim), memory: String(totalmem() * real + 128 * 2 ** 30 * sim) };
     writeFileSync(clusterFile, JSON.stringify({ tenants: [{ name: 'default', weight: 1 }], queues: [{ name: 'default', tenant: 'default', nominal }] }, null, 2));
     const common = { BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_HOST: '127.0.0.1', BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5), BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn' };
     for (const service of SERVICES) {

@@ -83,6 +83,37 @@ export async function updateJob(
   throw new ApiError(ErrorCode.Conflict, `job ${id} is changing too fast; retry`, { id });
 }
 
+/**
+ * `updateJob` for many jobs at once: one read, one transaction comparing every changed job's
+ * revision. If any of them changed meanwhile, each is updated on its own (with retries).
+ * Returns the jobs as written (unchanged ones are left out).
+ */
+export async function updateJobs(store: EtcdStore, ids: string[], change: (job: JobRecord) => JobRecord | undefined): Promise<JobRecord[]> {
+  const written: JobRecord[] = [];
+  for (let i = 0; i < ids.length; i += 60) {
+    const chunk = ids.slice(i, i + 60);
+    const current = await store.getMany<JobRecord>(chunk.map((id) => store.keys.job(id)));
+    const compares: Compare[] = [];
+    const ops: Op[] = [];
+    const next: JobRecord[] = [];
+    for (const cur of current) {
+      if (!cur) continue;
+      const n = change(cur.value);
+      if (!n) continue;
+      compares.push({ key: cur.key, modRevision: cur.modRevision });
+      ops.push({ put: cur.key, value: n });
+      next.push(n);
+    }
+    if (ops.length === 0) continue;
+    if ((await store.txn(compares, ops)).succeeded) { written.push(...next); continue; }
+    for (const id of chunk) {
+      const one = await updateJob(store, id, change);
+      if (one && next.some((n) => n.id === id)) written.push(one.value);
+    }
+  }
+  return written;
+}
+
 /** Filters of a job listing. */
 export interface JobFilter {
   /** Only this tenant's jobs; absent for operators. */

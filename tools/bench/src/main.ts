@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { benchE2e } from './e2e';
 import { benchFailover } from './failover';
+import { benchLatency } from './latency';
 import { benchPacking } from './packing';
 import { progress } from './rng';
 import { benchScheduling } from './scheduling';
@@ -29,6 +30,7 @@ function num(o: Record<string, string>, name: string, def: number): number {
 const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   scheduling: (o) => benchScheduling({ cpuNodes: num(o, 'cpu-nodes', 9000), gpuNodes: num(o, 'gpu-nodes', 1000), tasks: num(o, 'tasks', 500_000), baselineTasks: num(o, 'baseline-tasks', 2000), seed: num(o, 'seed', 42) }),
   packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
+  latency: (o) => benchLatency({ rate: num(o, 'rate', 1000), seconds: num(o, 'seconds', 60), nodes: num(o, 'nodes', 1000) }),
   tracing: (o) => benchTracing({ iterations: num(o, 'iterations', 100_000) }),
   failover: (o) => benchFailover({ ttl: num(o, 'ttl', 5), nodes: num(o, 'nodes', 500), everyMs: num(o, 'every-ms', 20) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),

@@ -1,0 +1,97 @@
+/**
+ * `bench latency`: a bounded load generator on loopback holds a submit rate against the local
+ * cluster (its services as separate processes, 1,000 simulated nodes) and prints submit
+ * latency and submit → bound latency percentiles and the error count.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JobRecord } from '@batchapi/api';
+import { LocalCluster } from '@batchapi/cli';
+import { EtcdStore } from '@batchapi/store';
+import { progress } from './rng';
+
+export interface LatencyBenchOptions {
+  /** Submits per second. @default 1000 */ rate: number;
+  /** Seconds to hold the rate. @default 60 */ seconds: number;
+  /** Simulated nodes. @default 1000 */ nodes: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export async function benchLatency(o: LatencyBenchOptions): Promise<Record<string, unknown>> {
+  const dir = mkdtempSync(join(tmpdir(), 'batch-latency-'));
+  progress(`latency: starting the local cluster with ${o.nodes} simulated nodes`);
+  const cluster = await LocalCluster.start({ dataDir: dir, executors: 0, simulatedNodes: o.nodes, onStep: (s) => progress(`latency: ${s}`) });
+  const store = new EtcdStore({ endpoints: cluster.etcd!.endpoints });
+  try {
+    const submitMs: number[] = [];
+    const ids: string[] = [];
+    let errors = 0;
+    const codes: Record<string, number> = {};
+    const total = o.rate * o.seconds;
+    const started = performance.now();
+    const inflight: Array<Promise<void>> = [];
+    progress(`latency: ${o.rate} submits/s for ${o.seconds} s (${total} jobs, each 1 task of 100m for 1 s)`);
+    for (let i = 0; i < total; i++) {
+      // Open loop: each submit leaves at its scheduled time, whatever the answers do.
+      const due = started + (i * 1000) / o.rate;
+      const wait = due - performance.now();
+      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+      inflight.push((async () => {
+        const t0 = performance.now();
+        try {
+          const res = await fetch(`${cluster.apiUrl}/v1/jobs`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${cluster.tenantToken}`, 'content-type': 'application/json', 'idempotency-key': `lat-${i}` },
+            body: JSON.stringify({ command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: '1' } }),
+            signal: AbortSignal.timeout(10_000),
+          });
+          const ms = performance.now() - t0;
+          codes[res.status] = (codes[res.status] ?? 0) + 1;
+          if (res.status === 201) { submitMs.push(ms); ids.push(((await res.json()) as { id: string }).id); } else { errors++; await res.text(); }
+        } catch {
+          errors++;
+          codes.network = (codes.network ?? 0) + 1;
+        }
+      })());
+      if (i % (o.rate * 5) === 0 && i > 0) progress(`latency: ${i}/${total} sent, ${errors} errors`);
+    }
+    await Promise.all(inflight);
+    const sendSeconds = (performance.now() - started) / 1000;
+    progress('latency: waiting for every job to be bound');
+    const deadline = Date.now() + 60_000;
+    let jobs: JobRecord[] = [];
+    for (;;) {
+      jobs = (await store.listAll<JobRecord>(store.keys.jobs())).items.map((j) => j.value);
+      if (jobs.every((j) => j.startedAt !== undefined) || Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const bound = jobs.filter((j) => j.startedAt !== undefined).map((j) => j.startedAt! - j.createdAt).sort((a, b) => a - b);
+    submitMs.sort((a, b) => a - b);
+    return {
+      bench: 'latency',
+      targetRate: o.rate,
+      achievedRate: Math.round(total / sendSeconds),
+      seconds: o.seconds,
+      submitted: total,
+      accepted: submitMs.length,
+      errors,
+      codes,
+      submitMs: { p50: round(percentile(submitMs, 50)), p99: round(percentile(submitMs, 99)), max: round(submitMs[submitMs.length - 1]) },
+      submitToBoundMs: { p50: percentile(bound, 50), p99: percentile(bound, 99), max: bound[bound.length - 1], bound: bound.length },
+      targets: { submitP99Ms: 50, submitToBoundP99Ms: 1000, errors: 0 },
+    };
+  } finally {
+    await store.close();
+    await cluster.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100;
+}
