@@ -6,10 +6,10 @@ import {
   type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { cancelJob, getJob, listGroups, listJobs, submitJob } from '@batchapi/store';
+import { cancelJob, getJob, type Informer, listGroups, listJobs, mirrorByName, submitJob } from '@batchapi/store';
 import { type Explanation, explainPending, queueHeadroom, queueOrder, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { inSpan, traceparentOf } from '@batchapi/telemetry';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
 
@@ -46,11 +46,24 @@ const LogsQuery = z.strictObject({
 });
 
 @Injectable()
-export class JobsService {
+export class JobsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly submitted: Counter;
+  private readonly tenants = new Map<string, Tenant>();
+  private readonly queues = new Map<string, Queue>();
+  private informers: Informer[] = [];
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
     this.submitted = new Counter({ name: 'batch_jobs_submitted_total', help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const { store } = this.ctx;
+    this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mirrorByName(this.tenants)));
+    this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues)));
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    await Promise.all(this.informers.map((i) => i.stop()));
   }
 
   /** Validates, checks tenant and queue, and commits the job before returning. */
@@ -62,9 +75,12 @@ export class JobsService {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
     }
     const store = this.ctx.store;
-    const [t, q] = await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), store.keys.queue(queue)]);
+    // Tenants and queues come from watches; one unknown to the cache is looked up in etcd (it may be seconds old).
+    let t: { value: Tenant } | undefined = this.tenants.get(tenant) && { value: this.tenants.get(tenant)! };
+    let q: { value: Queue } | undefined = this.queues.get(queue) && { value: this.queues.get(queue)! };
+    if (!t || !q) [t, q] = (await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), store.keys.queue(queue)])) as [{ value: Tenant } | undefined, { value: Queue } | undefined];
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
-    if (!q || (q.value as Queue).tenant !== tenant) {
+    if (!q || q.value.tenant !== tenant) {
       throw new ApiError(ErrorCode.UnknownQueue, `queue ${queue} does not exist for tenant ${tenant}; list queues or omit "queue" for the default`, { field: 'queue', id: queue });
     }
     const job: JobRecord = {

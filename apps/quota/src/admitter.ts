@@ -6,7 +6,7 @@
 import type { JobRecord, Queue, Tenant } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { admissionRefusal } from '@batchapi/scheduling';
-import { type Informer, updateJobs, type WatchEvent } from '@batchapi/store';
+import { type Informer, mirrorByName, updateJobs, type WatchEvent } from '@batchapi/store';
 import { inSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -28,8 +28,8 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
 
   async onApplicationBootstrap(): Promise<void> {
     const { store } = this.ctx;
-    this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mapInformer(this.tenants, () => this.kick())));
-    this.informers.push(await store.inform<Queue>(store.keys.queues(), mapInformer(this.queues, () => this.kick())));
+    this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mirrorByName(this.tenants, () => this.kick())));
+    this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues, () => this.kick())));
     this.informers.push(
       await store.inform<JobRecord>(store.keys.jobs(), {
         onSync: (items) => {
@@ -89,16 +89,4 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     const refusal = admissionRefusal(job, this.tenants.get(job.tenant), this.queues.get(job.queue));
     return refusal ? { ...job, phase: 'Rejected', reason: refusal, pending: [], finishedAt: now } : { ...job, phase: 'Queued', queuedAt: now };
   }
-}
-
-function mapInformer<T extends { name: string }>(map: Map<string, T>, changed: () => void) {
-  return {
-    onSync: (items: Array<{ value: T }>) => { map.clear(); for (const kv of items) map.set(kv.value.name, kv.value); changed(); },
-    onEvent: (ev: WatchEvent<T>) => {
-      const name = ev.key.slice(ev.key.lastIndexOf('/') + 1);
-      if (ev.type === 'put' && ev.value) map.set(name, ev.value);
-      else map.delete(name);
-      changed();
-    },
-  };
 }

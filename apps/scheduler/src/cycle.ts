@@ -60,6 +60,7 @@ export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
  * (SIGTERM, grace, SIGKILL) and requeued at its next attempt. Fenced.
  */
 export async function drainNodes(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number): Promise<number> {
+  if (![...cache.cordons.items.values()].some((c) => c.value.drainDeadline !== undefined && c.value.drainDeadline <= now)) return 0;
   const victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }> = [];
   for (const { value: b } of cache.bindings.items.values()) {
     const c = cache.cordon(b.node);

@@ -301,3 +301,23 @@ function toRequestOp(op: Op): RPC.IRequestOp {
   if ('delete' in op) return { request_delete_range: { key: Buffer.from(op.delete) } };
   return { request_put: { key: Buffer.from(op.put), value: Buffer.from(JSON.stringify(op.value)), lease: op.lease ?? 0 } };
 }
+
+/**
+ * Informer handlers that keep `map` equal to the records under a prefix, keyed by the last
+ * key segment (tenants, queues…). `changed` is called after every sync and event.
+ */
+export function mirrorByName<T>(map: Map<string, T>, changed: () => void = () => undefined): InformerHandlers<T> {
+  const nameOf = (key: string) => key.slice(key.lastIndexOf('/') + 1);
+  return {
+    onSync: (items) => {
+      map.clear();
+      for (const kv of items) map.set(nameOf(kv.key), kv.value);
+      changed();
+    },
+    onEvent: (ev) => {
+      if (ev.type === 'put' && ev.value !== undefined) map.set(nameOf(ev.key), ev.value);
+      else map.delete(nameOf(ev.key));
+      changed();
+    },
+  };
+}
