@@ -104,7 +104,9 @@ export class LocalCluster {
 
   private async launch(name: string, service: string, env: Record<string, string>): Promise<string> {
     const port = await freePort();
-    const child = spawn(process.execPath, [mainOf(service)], {
+    // BATCH_PROFILE_DIR: each service writes a V8 CPU profile there when it exits (for `node --cpu-prof`).
+    const profile = process.env.BATCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATCH_PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+    const child = spawn(process.execPath, [...profile, mainOf(service)], {
       env: { ...process.env, ...env, BATCH_PORT: String(port) },
       stdio: ['ignore', this.options.verbose ? 'pipe' : 'ignore', 'pipe'],
     });

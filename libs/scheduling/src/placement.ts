@@ -128,6 +128,14 @@ export function pickDevices(devices: Record<string, number>, gpuCount: number, s
   return best === undefined ? undefined : [best];
 }
 
+/** The nodes that pass a shape's filters, best first, with why the others do not. */
+interface Ranked {
+  nodes: NodeState[];
+  refused: Record<string, number>;
+  /** Nodes that passed the filters but had no room for one task when ranked. */
+  full: number;
+}
+
 /** Mutable per-pass state of one node. */
 interface NodeState {
   node: NodeSnapshot;
@@ -158,7 +166,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   const unplaced: Unplaced[] = [];
   // Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan.
   const noRoom = new Map<string, Unplaced>();
-  const filtered = new Map<string, { nodes: NodeState[]; refused: Record<string, number> }>();
+  const rankedByShape = new Map<string, Ranked>();
 
   const ordered = [...work].sort(queueOrder).map((w) => ({ ...w }));
   if (opts.policy !== 'first-fit' && opts.batchFill !== false) budget -= batchFill(ordered, states, filters, headroom, placements, budget, !!opts.fairShare);
@@ -179,43 +187,49 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     if (w.gang && (allowed < w.tasks || w.tasks > budget)) return { placed: 0, blocked: true, why: { ...why, gangBlocked: true } };
     const want = w.gang ? w.tasks : Math.min(allowed, budget, limit);
     let left = want;
-    // Filter + Score
-    const candidates: Array<{ s: NodeState; score: number }> = [];
-    // Filters do not depend on free room: a job's passing nodes are found once per pass.
-    let passing = filtered.get(w.jobId);
-    if (!passing) {
-      passing = { nodes: [], refused: {} };
+    // Filter + Score, once per request shape per pass: filters do not depend on free room, and
+    // within a pass room only shrinks, so the ranking stays usable for the next job of the same
+    // shape (a node that can no longer take one task leaves it). Spreading ranks afresh each time.
+    const rank = (): Ranked => {
+      const r: Ranked = { nodes: [], refused: {}, full: 0 };
+      const scored: Array<{ s: NodeState; score: number }> = [];
       for (const s of states) {
         let refused: string | undefined;
         for (const f of filters) if ((refused = f.filter(w, s.node))) break;
-        if (refused) passing.refused[refused] = (passing.refused[refused] ?? 0) + 1;
-        else passing.nodes.push(s);
+        if (refused) { r.refused[refused] = (r.refused[refused] ?? 0) + 1; continue; }
+        if (tasksThatFit(w.resources, s.free) === 0) { r.full++; continue; }
+        let score = 0;
+        if (scores.length) {
+          const fd = freeDeviceCount(s);
+          for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd);
+        }
+        scored.push({ s, score });
       }
-      filtered.set(w.jobId, passing);
+      if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
+      r.nodes = scored.map((c) => c.s);
+      return r;
+    };
+    let ranked = w.spread ? undefined : rankedByShape.get(shape);
+    if (!ranked) {
+      ranked = rank();
+      if (!w.spread) rankedByShape.set(shape, ranked);
     }
-    Object.assign(why.filtered, passing.refused);
-    for (const s of passing.nodes) {
-      if (tasksThatFit(w.resources, s.free) === 0) { why.full++; continue; }
-      let score = 0;
-      if (scores.length) {
-        const fd = freeDeviceCount(s);
-        for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd);
-      }
-      candidates.push({ s, score });
-    }
-    const better = (x: { s: NodeState; score: number }, y: { s: NodeState; score: number }) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1);
-    if (scores.length) candidates.sort(better);
+    Object.assign(why.filtered, ranked.refused);
+    why.full = ranked.full;
+    const candidates = ranked.nodes;
     // Reserve: packing fills the best node, then the next; spreading deals one task per node per round.
     const byNode = new Map<string, Placement>();
     const undo: Array<() => void> = [];
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
-      for (const { s } of candidates) {
-        if (left <= 0) break;
+      for (let i = 0; i < candidates.length && left > 0; i++) {
+        const s = candidates[i];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
         const reserved = reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, room, undo);
         if (reserved === 0) {
           if (!byNode.has(s.node.name)) why.full++;
+          // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
+          if (!w.spread && fit === 0) candidates.splice(i--, 1);
           continue;
         }
         const p = byNode.get(s.node.name) ?? { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
@@ -231,6 +245,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     // Permit: a gang places all of its tasks or none.
     if (w.gang && placed < w.tasks) {
       for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+      rankedByShape.clear(); // room came back: rankings of this pass are stale
       return { placed: 0, blocked: true, why: { ...why, gangBlocked: true } };
     }
     placements.push(...mine);
