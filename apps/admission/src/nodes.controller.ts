@@ -2,7 +2,7 @@
  * `/v1/nodes`: the fleet for operators — inventory and allocation, cordon (no new work) and
  * drain (running tasks stop at a deadline and are requeued elsewhere). Tenants get 403.
  */
-import { ApiError, type Cordon, ErrorCode, formatResources, NameSchema, type NodeAllocation, type NodeRecord, parseWith, type Principal } from '@batchapi/api';
+import { ApiError, type Cordon, ErrorCode, formatResources, NameSchema, type NodeAllocation, type NodeRecord, type NodeView, parseWith, type Principal } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -16,17 +16,6 @@ const DrainBody = z.strictObject({
   /** Seconds running tasks get to finish before they are preempted and requeued. @default 300 */
   deadlineSeconds: z.number().int().min(0).max(7 * 86_400).optional(),
 });
-
-/** A node as `GET /v1/nodes` shows it. */
-export interface NodeView {
-  name: string;
-  capacity: Record<string, string | number>;
-  allocated: Record<string, string | number>;
-  labels: Record<string, string>;
-  taints: NodeRecord['taints'];
-  gpus: number;
-  cordon?: { reason: string; by: string; at: string; drainDeadline?: string };
-}
 
 @Controller('v1/nodes')
 export class NodesController {

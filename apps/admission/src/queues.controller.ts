@@ -3,7 +3,7 @@
  * in it. Tenants see their own queues; operators see all.
  */
 import {
-  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, type NodeRecord, type Principal, type Queue, type ResourceVector,
+  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, type NodeRecord, type Principal, type Queue, type QueueView, type ResourceVector,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { dominantShare } from '@batchapi/scheduling';
@@ -11,21 +11,6 @@ import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
-
-/** A queue as `GET /v1/queues` shows it. */
-export interface QueueView {
-  name: string;
-  tenant: string;
-  weight: number;
-  /** Absent dimension = unlimited. */
-  nominal: Record<string, string | number>;
-  used: Record<string, string | number>;
-  /** Weighted dominant share of the cluster the queue holds now (0–1): lower places first. */
-  fairShare: number;
-  pendingTasks: number;
-  pendingJobs: number;
-  runningTasks: number;
-}
 
 @Controller('v1/queues')
 export class QueuesController {

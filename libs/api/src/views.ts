@@ -77,3 +77,29 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
 export function liveTaskStates(g: GroupStatus): TaskState[] {
   return g.tasks.map((t) => t.state).filter((s) => s === 'Bound' || s === 'Running');
 }
+
+/** A queue as `GET /v1/queues` shows it. */
+export interface QueueView {
+  name: string;
+  tenant: string;
+  weight: number;
+  /** Absent dimension = unlimited. */
+  nominal: Record<string, string | number>;
+  used: Record<string, string | number>;
+  /** Weighted dominant share of the cluster the queue holds now (0–1): lower places first. */
+  fairShare: number;
+  pendingTasks: number;
+  pendingJobs: number;
+  runningTasks: number;
+}
+
+/** A node as `GET /v1/nodes` shows it. */
+export interface NodeView {
+  name: string;
+  capacity: Record<string, string | number>;
+  allocated: Record<string, string | number>;
+  labels: Record<string, string>;
+  taints: Array<{ key: string; value?: string; effect: string }>;
+  gpus: number;
+  cordon?: { reason: string; by: string; at: string; drainDeadline?: string };
+}

@@ -4,7 +4,7 @@
  * sending an `Idempotency-Key`, so its own retries never create a second job.
  */
 import { randomUUID } from 'node:crypto';
-import { ApiError, ErrorCode, type JobView, type SubmitJobRequest, TERMINAL_PHASES } from '@batchapi/api';
+import { ApiError, ErrorCode, type JobView, type NodeView, type QueueView, type SubmitJobRequest, TERMINAL_PHASES } from '@batchapi/api';
 
 /** The answer of `GET /v1/jobs/:id/why`. */
 export interface WhyView {
@@ -19,31 +19,6 @@ export interface WhyView {
   quota?: string;
   messages: string[];
   counterfactuals: string[];
-}
-
-/** A queue as `GET /v1/queues` shows it. */
-export interface QueueView {
-  name: string;
-  tenant: string;
-  weight: number;
-  nominal: Record<string, string | number>;
-  used: Record<string, string | number>;
-  /** Weighted dominant share of the cluster held now (0–1). */
-  fairShare: number;
-  pendingTasks: number;
-  pendingJobs: number;
-  runningTasks: number;
-}
-
-/** A node as `GET /v1/nodes` shows it. */
-export interface NodeView {
-  name: string;
-  capacity: Record<string, string | number>;
-  allocated: Record<string, string | number>;
-  labels: Record<string, string>;
-  taints: Array<{ key: string; value?: string; effect: string }>;
-  gpus: number;
-  cordon?: { reason: string; by: string; at: string; drainDeadline?: string };
 }
 
 /** Options of a `BatchClient`. */

@@ -1,2 +1,2 @@
 export * from './client';
-export { ApiError, ErrorCode, type JobView, type SubmitJobRequest } from '@batchapi/api';
+export { ApiError, ErrorCode, type JobView, type NodeView, type QueueView, type SubmitJobRequest } from '@batchapi/api';
