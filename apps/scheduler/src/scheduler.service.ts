@@ -8,7 +8,8 @@ import { campaign, type Leadership, reapLostNode } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { allocationRatio, fragmentedGpus } from '@batchapi/scheduling';
+import { allocationRatio, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
+import { countTasks } from '@batchapi/api';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
 
@@ -105,6 +106,15 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     const usage = new Gauge({ name: Metric.queueUsage, help: 'Resources held by a queue\'s live tasks (cpu in millicores, memory in bytes, gpu in milli-GPUs)', labelNames: ['queue', 'resource'], registers, collect: () => {
       usage.reset();
       for (const [queue, used] of this.cache.queueUsage()) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
+    } });
+    const fairShare = new Gauge({ name: Metric.queueFairShare, help: 'Weighted dominant share of the cluster a queue holds (0-1); the lowest places next', labelNames: ['queue'], registers, collect: () => {
+      fairShare.reset();
+      const s = snapshot();
+      for (const { value: q } of this.cache.queues.items.values()) fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
+    } });
+    const pendingTasks = new Gauge({ name: Metric.queuePendingTasks, help: 'Tasks waiting for placement, per queue', labelNames: ['queue'], registers, collect: () => {
+      pendingTasks.reset();
+      for (const { value: j } of this.cache.jobs.items.values()) pendingTasks.inc({ queue: j.queue }, countTasks(j.pending));
     } });
     const nominal = new Gauge({ name: Metric.queueNominal, help: 'Nominal quota of a queue (same units as batch_queue_usage)', labelNames: ['queue', 'resource'], registers, collect: () => {
       nominal.reset();

@@ -23,4 +23,6 @@ export const Metric = {
   clusterGpuFragmented: 'batch_cluster_gpus_fragmented',
   queueUsage: 'batch_queue_usage',
   queueNominal: 'batch_queue_nominal',
+  queueFairShare: 'batch_queue_fair_share',
+  queuePendingTasks: 'batch_queue_pending_tasks',
 } as const;
