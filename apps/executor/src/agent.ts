@@ -17,7 +17,8 @@ import { Counter, Gauge } from 'prom-client';
 import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import type { ExecutorConfig } from './config';
 import { nodeRecord } from './inventory';
-import { attemptPaths, ProcessGroupLedger, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
+import { ProcessGroupLedger } from './process-group-ledger';
+import { attemptPaths, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
 
 /** Injection tokens. */
 export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
@@ -40,6 +41,11 @@ interface GroupRun {
 @Injectable()
 export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly groups = new Map<string, GroupRun>();
+  /**
+   * Bindings seen but not yet set up (their status is being read), with their latest value:
+   * a cancel or preempt mark that arrives meanwhile is applied, and a delete drops them.
+   */
+  private readonly arriving = new Map<string, Binding>();
   private informer?: Informer;
   private reporter?: NodeJS.Timeout;
   private flushing?: Promise<void>;
@@ -78,7 +84,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const node = nodeRecord(this.config, url, Date.now());
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
     this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
-      onSync: (items) => { for (const kv of items) void this.onBinding(kv, true); },
+      onSync: (items) => this.onSync(items),
       onEvent: (ev) => this.onEvent(ev),
     });
     this.reporter = setInterval(() => void this.flush(), this.config.reportIntervalMs);
@@ -115,7 +121,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     clearInterval(this.reporter);
     await this.informer?.stop();
     for (const g of this.groups.values()) for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
-    await Promise.race([Promise.all([...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited))), sleep(this.config.killGraceMs + 500)]);
+    const exits = [...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited));
+    if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
     await this.flush();
   }
 
@@ -140,6 +147,15 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.watchdogPid = child.pid;
   }
 
+  private endedSinceCompaction = 0;
+
+  /** Keeps the process-group ledger to the groups that still run: rewritten once every 256 ended attempts. */
+  private maybeCompactLedger(): void {
+    if (++this.endedSinceCompaction < 256 || !this.ledger) return;
+    this.endedSinceCompaction = 0;
+    try { this.ledger.compact(); } catch (err) { this.ctx.log.warn({ err: (err as Error).message }, 'could not compact the process-group ledger'); }
+  }
+
   /** Pid of the watchdog process. */
   watchdogPid?: number;
 
@@ -162,8 +178,20 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.onFenced();
   }
 
+  /**
+   * A (re)listing of this node's bindings: the first is the executor's start; later ones
+   * follow a compaction, and groups missing from them were removed meanwhile.
+   */
+  private onSync(items: Array<Versioned<Binding>>): void {
+    const listed = new Set(items.map((kv) => kv.key));
+    for (const g of [...this.groups.values()]) if (!listed.has(g.key)) this.forget(g, 'binding removed');
+    for (const key of [...this.arriving.keys()]) if (!listed.has(key)) this.arriving.delete(key);
+    for (const kv of items) void this.onBinding(kv, true);
+  }
+
   private onEvent(ev: WatchEvent<Binding>): void {
     if (ev.type === 'delete') {
+      this.arriving.delete(ev.key);
       const g = this.groups.get(ev.key);
       if (g) this.forget(g, 'binding removed');
       return;
@@ -180,10 +208,15 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       this.preempt(known, kv.value.preempt ?? []);
       return;
     }
-    const b = kv.value;
-    const statusKey = this.ctx.store.keys.group(b.jobId, b.start, b.attempt);
-    const st = await this.ctx.store.get<GroupStatus>(statusKey);
-    if (!st || this.groups.has(kv.key)) return;
+    if (this.arriving.has(kv.key)) { this.arriving.set(kv.key, kv.value); return; }
+    this.arriving.set(kv.key, kv.value);
+    const first = kv.value;
+    const statusKey = this.ctx.store.keys.group(first.jobId, first.start, first.attempt);
+    const st = await this.readStatus(statusKey, kv.key);
+    // The latest value of the binding (a cancel may have arrived while reading); gone if it was deleted.
+    const b = this.arriving.get(kv.key);
+    this.arriving.delete(kv.key);
+    if (!st || !b || this.fenced || this.groups.has(kv.key)) return;
     const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false };
     this.groups.set(kv.key, g);
     const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound');
@@ -196,6 +229,19 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (b.cancelRequested) { this.cancel(g); return; }
     this.preempt(g, b.preempt ?? []);
     for (let i = b.start; i < b.end; i++) if (!g.preempting.has(i)) this.startTask(g, i);
+  }
+
+  /** Reads a newly bound group's status, retrying failed reads while the binding stays. */
+  private async readStatus(statusKey: string, bindingKey: string): Promise<Versioned<GroupStatus> | undefined> {
+    for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        return await this.ctx.store.get<GroupStatus>(statusKey);
+      } catch (err) {
+        this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, 'could not read a bound group\'s status; retrying');
+      }
+      await sleep(wait);
+      if (this.fenced || !this.arriving.has(bindingKey)) return undefined;
+    }
   }
 
   /** Stops preempted tasks (SIGTERM, grace, SIGKILL); they end `Preempted` and are requeued by the job. */
@@ -238,12 +284,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const deadline = b.timeoutSeconds
       ? setTimeout(() => { deadlineHit = true; proc.stop(this.config.killGraceMs); }, b.timeoutSeconds * 1000)
       : undefined;
-    if (proc.pid) this.ledger?.record(proc.pid);
+    if (proc.pid && this.ledger && !this.ledger.record(proc.pid)) this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
     this.setTask(g, k, { state: 'Running', startedAt: Date.now() });
     this.m.running.inc();
     void proc.exited.then((exit) => {
       clearTimeout(deadline);
       g.procs.delete(index);
+      this.maybeCompactLedger();
       this.m.running.dec();
       const state = g.cancelling ? 'Cancelled' : g.preempting.has(index) ? 'Preempted' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
@@ -275,10 +322,14 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     g.dirty = true;
   }
 
+  /**
+   * Drops a group that is no longer this executor's (its binding was removed, or a report was
+   * refused): another attempt may already run elsewhere, so its processes die at once.
+   */
   private forget(g: GroupRun, why: string): void {
     this.groups.delete(g.key);
-    for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
-    if (g.procs.size) this.ctx.log.warn({ group: g.key, why }, 'stopping the tasks of a group that is no longer ours');
+    for (const p of g.procs.values()) p.kill();
+    if (g.procs.size) this.ctx.log.warn({ group: g.key, why }, 'killed the tasks of a group that is no longer ours');
   }
 
   /** Sends every changed group's status in batched transactions. */
@@ -330,6 +381,10 @@ function inheritedEnv(): Record<string, string> {
   return out;
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Resolves after `ms`; an unref'd wait does not keep the process alive by itself. */
+function sleep(ms: number, opts: { unref?: boolean } = {}): Promise<void> {
+  return new Promise((r) => {
+    const t = setTimeout(r, ms);
+    if (opts.unref) t.unref();
+  });
 }

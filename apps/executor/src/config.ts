@@ -6,7 +6,7 @@ import { join } from 'node:path';
 export interface ExecutorConfig {
   /** Node name (`BATCH_NODE_NAME`). @default the host name */
   nodeName: string;
-  /** Work and log directory (`BATCH_DATA_DIR`). @default ~/.cache/batchapi/executor/<node> */
+  /** Work and log directory (`BATCH_DATA_DIR`). @default `$XDG_CACHE_HOME` or ~/.cache, then batchapi/executor/<node> */
   dataDir: string;
   /** CPU capacity override (`BATCH_NODE_CPU`, a quantity). @default the OS's CPU count */
   cpu?: string;
@@ -27,11 +27,16 @@ export interface ExecutorConfig {
 }
 
 export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
-  const nodeName = env.BATCH_NODE_NAME ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-');
+  const nodeName = env.BATCH_NODE_NAME ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  // The name is part of etcd keys and of the data dir: no "/" and no "..".
+  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/.test(nodeName) || nodeName.includes('..')) {
+    throw new Error(`BATCH_NODE_NAME=${JSON.stringify(nodeName)} is not a node name: use letters, digits, "-", "_" or "." (at most 253)`);
+  }
   const labels: Record<string, string> = {};
   for (const pair of (env.BATCH_NODE_LABELS ?? '').split(',').filter(Boolean)) {
-    const [k, v = ''] = pair.split('=');
-    labels[k.trim()] = v.trim();
+    const [k, ...rest] = pair.split('=');
+    if (!k.trim()) throw new Error(`BATCH_NODE_LABELS has an entry without a key: ${JSON.stringify(pair)}; write k=v,k=v`);
+    labels[k.trim()] = rest.join('=').trim();
   }
   return {
     nodeName,
@@ -39,10 +44,19 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     cpu: env.BATCH_NODE_CPU,
     memory: env.BATCH_NODE_MEMORY,
     labels,
-    killGraceMs: Number(env.BATCH_KILL_GRACE_MS ?? 10000),
-    reportIntervalMs: Number(env.BATCH_REPORT_INTERVAL_MS ?? 100),
-    nvidiaSmi: env.BATCH_NVIDIA_SMI ?? 'nvidia-smi',
+    killGraceMs: positiveInt(env, 'BATCH_KILL_GRACE_MS', 10000, 0),
+    reportIntervalMs: positiveInt(env, 'BATCH_REPORT_INTERVAL_MS', 100, 1),
+    nvidiaSmi: env.BATCH_NVIDIA_SMI || 'nvidia-smi',
     isolation: env.BATCH_ISOLATION === 'none' ? 'none' : 'auto',
-    logMaxBytes: Number(env.BATCH_LOG_MAX_BYTES ?? 64 * 1024 * 1024),
+    logMaxBytes: positiveInt(env, 'BATCH_LOG_MAX_BYTES', 64 * 1024 * 1024, 1),
   };
+}
+
+/** An integer setting of at least `min`, or its default when unset; anything else stops the start with a message naming the variable. */
+function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${JSON.stringify(raw)} is not an integer of at least ${min}; unset it for the default ${fallback}`);
+  return n;
 }

@@ -1,5 +1,5 @@
 /** What this node has: CPU and memory from the OS (or overrides), GPUs from `nvidia-smi`. */
-import { spawnSync } from 'node:child_process';
+import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { type GpuDevice, GPU_MILLI, type NodeRecord, parseCpu, parseMemory } from '@batchapi/api';
 import type { ExecutorConfig } from './config';
@@ -9,7 +9,12 @@ import type { ExecutorConfig } from './config';
  * No binary, a failure or no output means no GPUs.
  */
 export function detectGpus(nvidiaSmi: string): GpuDevice[] {
-  const r = spawnSync(nvidiaSmi, ['--query-gpu=index,name,memory.total,uuid', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 10_000 });
+  let r: SpawnSyncReturns<string>;
+  try {
+    r = spawnSync(nvidiaSmi, ['--query-gpu=index,name,memory.total,uuid', '--format=csv,noheader,nounits'], { encoding: 'utf8', timeout: 10_000 });
+  } catch {
+    return []; // e.g. an empty binary name
+  }
   if (r.error || r.status !== 0) return [];
   return r.stdout
     .split('\n')

@@ -3,7 +3,7 @@
  * `GET /internal/logs/:jobId/:index/:attempt/:stream[?follow=true]`. With follow, bytes are
  * streamed as they are written until the attempt's process has exited and the file is drained.
  */
-import { createReadStream, existsSync, statSync } from 'node:fs';
+import { createReadStream, existsSync, type ReadStream, statSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { ApiError, ErrorCode } from '@batchapi/api';
 import { Controller, Get, Inject, Param, Query, Res } from '@nestjs/common';
@@ -17,9 +17,10 @@ export class LogsController {
 
   @Get(':jobId/:index/:attempt/:stream')
   read(@Param('jobId') jobId: string, @Param('index') index: string, @Param('attempt') attempt: string, @Param('stream') stream: string, @Query('follow') follow: string | undefined, @Res() reply: FastifyReply) {
-    if (!/^[A-Za-z0-9-]{1,64}$/.test(jobId) || !/^\d{1,9}$/.test(index) || !/^\d{1,6}$/.test(attempt) || (stream !== 'stdout' && stream !== 'stderr')) {
-      throw new ApiError(ErrorCode.InvalidArgument, 'bad log path', { field: 'path' });
-    }
+    checkParam('jobId', jobId, /^[A-Za-z0-9_-]{1,64}$/, 'a job id: letters, digits, "-" or "_"');
+    checkParam('index', index, /^\d{1,9}$/, 'a task index: a number');
+    checkParam('attempt', attempt, /^[1-9]\d{0,5}$/, 'an attempt: a number from 1');
+    checkParam('stream', stream, /^(stdout|stderr)$/, '"stdout" or "stderr"');
     const paths = attemptPaths(this.agent.config.dataDir, jobId, Number(index), Number(attempt));
     const file = stream === 'stdout' ? paths.stdout : paths.stderr;
     if (!existsSync(file)) throw new ApiError(ErrorCode.NotFound, `no ${stream} log for task ${index} attempt ${attempt} of job ${jobId}`, { id: jobId });
@@ -28,17 +29,23 @@ export class LogsController {
     const out = new PassThrough();
     let offset = 0;
     let closed = false;
-    reply.raw.on('close', () => { closed = true; });
+    let reading: ReadStream | undefined;
+    reply.raw.on('close', () => { closed = true; reading?.destroy(); });
     const pump = async () => {
       while (!closed) {
         const running = this.agent.isRunning(jobId, Number(index), Number(attempt));
-        const size = statSync(file).size;
+        let size = 0;
+        try { size = statSync(file).size; } catch { break; }
+        // The file was rotated (copied to `.1` and truncated): follow it from its new start.
+        if (size < offset) offset = 0;
         if (size > offset) {
           await new Promise<void>((resolve) => {
-            const r = createReadStream(file, { start: offset, end: size - 1 });
-            r.on('data', (c) => out.write(c));
-            r.on('end', resolve);
-            r.on('error', () => resolve());
+            // pipe: a slow reader slows the file reads instead of filling memory
+            reading = createReadStream(file, { start: offset, end: size - 1 });
+            reading.on('end', resolve);
+            reading.on('close', resolve);
+            reading.on('error', () => resolve());
+            reading.pipe(out, { end: false });
           });
           offset = size;
         } else if (!running) break;
@@ -49,4 +56,9 @@ export class LogsController {
     void pump();
     return reply.send(out);
   }
+}
+
+/** Path parameters name files: anything but the expected shape (e.g. `..`) is refused before touching the disk. */
+function checkParam(field: string, value: string, shape: RegExp, what: string): void {
+  if (!shape.test(value)) throw new ApiError(ErrorCode.InvalidArgument, `${field} must be ${what}; got ${JSON.stringify(value.slice(0, 80))}`, { field });
 }

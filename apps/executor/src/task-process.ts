@@ -3,7 +3,7 @@
  * process it started), its own work dir, stdout/stderr to per-attempt files.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { appendFileSync, closeSync, copyFileSync, existsSync, mkdirSync, openSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, copyFileSync, mkdirSync, openSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 
 let pdeathsig: boolean | undefined;
@@ -53,11 +53,22 @@ export class TaskProcess {
   private child?: ChildProcess;
   private killTimer?: NodeJS.Timeout;
 
+  /**
+   * Starts the attempt. A command that cannot be started (ENOENT, not executable) ends with
+   * exit code 127; a work dir or log file that cannot be made, with 126.
+   */
   constructor(command: string[], env: Record<string, string>, paths: ReturnType<typeof attemptPaths>) {
-    mkdirSync(paths.logDir, { recursive: true });
-    mkdirSync(paths.workDir, { recursive: true });
-    const out = openSync(paths.stdout, 'a');
-    const err = openSync(paths.stderr, 'a');
+    let out: number;
+    let err: number;
+    try {
+      mkdirSync(paths.logDir, { recursive: true });
+      mkdirSync(paths.workDir, { recursive: true });
+      out = openSync(paths.stdout, 'a');
+      err = openSync(paths.stderr, 'a');
+    } catch {
+      this.exited = Promise.resolve({ exitCode: 126 });
+      return;
+    }
     this.exited = new Promise<ProcessExit>((resolve) => {
       try {
         const argv = canUsePdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...command] : command;
@@ -99,55 +110,6 @@ export class TaskProcess {
       process.kill(-pid, sig);
     } catch {
       try { process.kill(pid, sig); } catch { /* already gone */ }
-    }
-  }
-}
-
-/**
- * Process groups this executor started, kept in a file so that a restarted executor kills
- * what a killed one left behind (grandchildren that outlived their parent).
- */
-export class ProcessGroupLedger {
-  constructor(private readonly file: string, private readonly node: string) {}
-
-  record(pid: number): void {
-    appendFileSync(this.file, `${pid}\n`);
-  }
-
-  /** Kills every recorded group that still runs one of this node's tasks and forgets them all; returns how many. */
-  reapLeftovers(): number {
-    const killed = this.killAll();
-    if (existsSync(this.file)) writeFileSync(this.file, '');
-    return killed;
-  }
-
-  /** SIGKILLs every recorded group still running one of this node's tasks; returns how many. */
-  killAll(): number {
-    let killed = 0;
-    for (const pid of this.pids()) {
-      if (!this.isOurs(pid)) continue;
-      try { process.kill(-pid, 'SIGKILL'); killed++; } catch { /* gone */ }
-    }
-    return killed;
-  }
-
-  /** Recorded groups that still run one of this node's tasks. */
-  liveCount(): number {
-    return this.pids().filter((pid) => this.isOurs(pid)).length;
-  }
-
-  private pids(): number[] {
-    if (!existsSync(this.file)) return [];
-    return readFileSync(this.file, 'utf8').split('\n').filter(Boolean).map(Number);
-  }
-
-  /** Guards against pid reuse: the process must carry this node's task environment. */
-  private isOurs(pid: number): boolean {
-    try {
-      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
-      return env.includes(`BATCH_NODE=${this.node}`) && env.some((e) => e.startsWith('BATCH_JOB_ID='));
-    } catch {
-      return false;
     }
   }
 }

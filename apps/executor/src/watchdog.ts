@@ -7,7 +7,7 @@
  * Run as: node watchdog.js <heartbeat file> <process-groups file> <ttl ms> <executor pid> <node>
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { ProcessGroupLedger } from './task-process';
+import { ProcessGroupLedger } from './process-group-ledger';
 
 /** One check. Returns false once the watchdog has nothing left to guard. */
 export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = Date.now()): boolean {
@@ -17,6 +17,7 @@ export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: 
   const executorAlive = (() => {
     try { process.kill(executorPid, 0); return true; } catch { return false; }
   })();
+  // Only once the executor is gone does the watchdog look for groups still to guard (a /proc scan).
   return executorAlive || ledger.liveCount() > 0;
 }
 

@@ -210,7 +210,9 @@ function instrumentHttp(app: NestFastifyApplication, registry: Registry): void {
 export async function serviceMain(start: (onLeaseLost: () => void) => Promise<RunningService>): Promise<void> {
   try {
     const svc = await start(() => {
-      // Self-fence: stop at once; in-flight work of this process is no longer ours.
+      // Self-fence: stop at once; in-flight work of this process is no longer ours. A hung
+      // trace exporter gets one second, no more.
+      setTimeout(() => process.exit(75), 1000).unref();
       void shutdownTracing().finally(() => process.exit(75));
     });
     const stop = async () => {
