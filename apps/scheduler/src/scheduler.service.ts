@@ -43,7 +43,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly missingSince = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
-  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter };
+  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; nodeLost: Counter };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
     this.cache = new SchedulerCache(ctx.store);
@@ -53,6 +53,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       cycle: new Histogram({ name: Metric.schedulerCycleDuration, help: 'Duration of scheduling cycles that placed work', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers }),
       placements: new Counter({ name: Metric.schedulerPlacements, help: 'Tasks bound to nodes', registers }),
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
+      nodeLost: new Counter({ name: Metric.schedulerNodeLostTasks, help: 'Task attempts ended NodeLost when the leader reaped a node gone for lease TTL + grace', registers }),
       preempted: new Counter({ name: Metric.schedulerPreemptions, help: 'Tasks asked to stop for higher-priority work, by their queue', labelNames: ['queue'], registers }),
       lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
       // Both computed from the cache when scraped, so they stay current between cycles.
@@ -152,8 +153,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       this.missingSince.set(node, since);
       if (now - since < this.tuning.nodeLostAfterMs) continue;
       try {
-        const groups = await reapLostNode(this.ctx.store, leadership.fence(), node, now);
-        this.ctx.log.warn({ node, groups, goneForMs: now - since }, 'node lost: its tasks were requeued');
+        const { groups, tasks } = await reapLostNode(this.ctx.store, leadership.fence(), node, now);
+        this.m.nodeLost.inc(tasks);
+        this.ctx.log.warn({ node, groups, tasks, goneForMs: now - since }, 'node lost: its tasks were requeued');
         this.missingSince.delete(node);
       } catch (err) {
         this.ctx.log.warn({ node, err: (err as Error).message }, 'reaping a lost node failed; will retry');

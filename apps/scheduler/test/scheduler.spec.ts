@@ -115,6 +115,10 @@ it('requeues the tasks of a lost node only after lease TTL + grace, at the next 
   expect(await store.get(store.keys.alloc('n3'))).toBeUndefined();
   const status = await store.get<{ tasks: Array<{ state: string; reason?: string }> }>(store.keys.group('arr', before.find((b) => b.node === 'n3')!.start, 1));
   expect(status?.value.tasks.every((t) => t.state === 'Failed' && t.reason === 'NodeLost')).toBe(true);
+  const leaderId = (await store.get<{ identity: string }>(store.keys.leader('scheduler')))!.value.identity;
+  const leader = replicas.find((r) => r.ctx.config.instanceId === leaderId)!;
+  const metrics = await (await fetch(`${leader.url}/metrics`)).text();
+  expect(metrics).toContain(`batch_scheduler_node_lost_tasks_total{service="scheduler"} ${lostIndices.length}`);
 });
 
 it('exports leadership, placements and the oldest pending age per queue on /metrics', async () => {

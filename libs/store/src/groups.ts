@@ -229,13 +229,15 @@ function onlyTasks(g: GroupStatus, offsets: number[]): GroupStatus {
  * lease TTL plus a grace (so the executor has certainly killed them, invariant 4): each
  * non-terminal task becomes `Failed` with signal `NodeLost` (the job's state machine
  * requeues it at the next attempt), the bindings and the node's allocation are removed.
- * Fenced by the caller's leadership; one transaction per job. Returns the groups ended.
+ * Fenced by the caller's leadership; one transaction per job. Returns the groups ended and
+ * the task attempts that ended `NodeLost`.
  */
-export async function reapLostNode(store: EtcdStore, fence: Compare, node: string, now: number): Promise<number> {
+export async function reapLostNode(store: EtcdStore, fence: Compare, node: string, now: number): Promise<{ groups: number; tasks: number }> {
   const bindings = (await store.listAll<Binding>(store.keys.bindingsOf(node))).items;
   const byJob = new Map<string, Array<Versioned<Binding>>>();
   for (const b of bindings) byJob.set(b.value.jobId, [...(byJob.get(b.value.jobId) ?? []), b]);
   let ended = 0;
+  let lost = 0;
   for (const [jobId, list] of byJob) {
     for (let i = 0; i < list.length; i += 30) {
       const chunk = list.slice(i, i + 30);
@@ -249,6 +251,7 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
         const st = statuses[k] as Versioned<GroupStatus> | undefined;
         if (!st) return;
         const next: GroupStatus = { ...st.value, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
+        lost += st.value.tasks.filter((t) => !TERMINAL_TASK_STATES.has(t.state)).length;
         compares.push({ key: st.key, modRevision: st.modRevision });
         ops.push({ put: st.key, value: next });
         // Tasks released earlier already reached the job; the rest do now.
@@ -265,7 +268,7 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
     }
   }
   await store.txn([fence], [{ delete: store.keys.alloc(node) }]);
-  return ended;
+  return { groups: ended, tasks: lost };
 }
 
 /**

@@ -10,6 +10,7 @@ export const Metric = {
   schedulerPlacements: 'batch_scheduler_placements_total',
   schedulerBindsFailed: 'batch_scheduler_binds_failed_total',
   schedulerPreemptions: 'batch_scheduler_preemptions_total',
+  schedulerNodeLostTasks: 'batch_scheduler_node_lost_tasks_total',
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',
   schedulerPendingTasks: 'batch_scheduler_pending_tasks',
   queueOldestPendingAge: 'batch_queue_oldest_pending_age_seconds',
