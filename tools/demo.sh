@@ -1,23 +1,35 @@
 #!/usr/bin/env bash
-# npm run demo: on a fresh Debian machine, install what is missing, build, start the all-in-one
-# local cluster, run a sample array job to completion, show it, stop, exit 0.
+# npm run demo: on a fresh Debian machine, install what is missing (etcd from Debian when root,
+# npm packages), build, start the all-in-one local cluster, run a sample array job to the end,
+# show it, stop everything. Exits 0 when the job succeeded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if ! command -v node >/dev/null 2>&1; then
+  echo "demo: Node.js 20 is needed (node is not on PATH): see https://nodejs.org/en/download" >&2
+  exit 1
+fi
+
 if ! command -v etcd >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "demo: installing etcd-server from Debian" >&2
+    echo "demo: etcd is not on PATH; installing Debian's etcd-server" >&2
+    export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
+    apt-get install -y -qq --no-install-recommends etcd-server >/dev/null
   else
-    echo "demo: etcd is not installed. Install it with: sudo apt-get install -y etcd-server (or put etcd 3.4+ on PATH), then run npm run demo again." >&2
+    echo "demo: etcd is not on PATH. Install it, then run npm run demo again:" >&2
+    echo "  sudo apt-get update && sudo apt-get install -y etcd-server" >&2
+    echo "(or put an etcd 3.4+ binary on PATH)" >&2
     exit 1
   fi
 fi
-if [ ! -d node_modules/@nestjs/core ]; then
+
+if [ ! -d node_modules ] || [ ! -e node_modules/.bin/tsc ]; then
   echo "demo: npm install" >&2
   npm install --no-audit --no-fund --loglevel=error
 fi
+
 echo "demo: building" >&2
-npx tsc -b tsconfig.build.json
-exec node apps/cli/dist/main.js dev --demo
+npx --no-install tsc -b tsconfig.build.json
+
+exec node apps/cli/dist/main.js dev --demo --fresh

@@ -1,99 +1,213 @@
 /**
- * `batch dev`: starts the local cluster and keeps it until Ctrl-C. With `--demo` it submits
- * a sample array job, shows its progress live, prints a summary and stops.
+ * `batch dev`: starts the local cluster and keeps it until Ctrl-C (exit 0), or until one of its
+ * processes dies (exit 1). With `--demo` it submits a sample array job, shows its progress
+ * live, prints a summary and stops (exit 0 if the job succeeded).
+ *
+ * Progress goes to stderr; what a user copies (URL, tokens, the export line, the demo summary)
+ * to stdout.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { JobView } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
-import { SingleBar } from 'cli-progress';
-import { LocalCluster } from './local-cluster';
+import { Presets, SingleBar } from 'cli-progress';
+import { claimDataDir, LocalCluster } from './local-cluster';
 import { countsLine } from './output';
-import { cacheDir, saveSettings } from './settings';
+import { cacheDir, forgetSettings, saveSettings } from './settings';
 
+/** Flags of `batch dev`, parsed. */
 export interface DevOptions {
+  /** Run the sample job, then stop. @default false */
   demo?: boolean;
+  /** Start from empty data (removes the data directory first). @default false */
   fresh?: boolean;
+  /** @default `${XDG_CACHE_HOME:-~/.cache}/batchapi/dev/cluster`; for a demo a new directory per run, removed after */
   dataDir?: string;
-  executors?: string;
-  simulatedNodes?: string;
+  /** Local executors. @default 1 */
+  executors?: number;
+  /** Simulated nodes. @default 0 */
+  simulatedNodes?: number;
+  /** Show the services' logs. @default false */
   verbose?: boolean;
-  /** Demo time limit, seconds. */
-  timeout?: string;
+  /** Time limit of the whole demo, in seconds. @default 120 */
+  timeout?: number;
 }
 
 const say = (s: string) => process.stderr.write(`${s}\n`);
+/** One Ctrl-C can arrive more than once (the terminal, npm and tools/batch.js each pass it on). */
+const REPEAT_WINDOW_MS = 1500;
 
 export async function dev(o: DevOptions): Promise<number> {
-  const dataDir = o.dataDir ?? join(cacheDir(), 'dev', o.demo ? `demo-${process.pid}` : 'cluster');
-  if (o.fresh || o.demo) rmSync(dataDir, { recursive: true, force: true });
-  let failed: string | undefined;
+  const ownDir = !o.dataDir;
+  const dataDir = o.dataDir ?? join(cacheDir(), 'dev', o.demo ? `demo-${Date.now()}-${process.pid}` : 'cluster');
+
+  // Signals from the very start: a Ctrl-C while starting stops what was started.
+  const interrupted = new AbortController();
+  let cluster: LocalCluster | undefined;
+  let firstSignalAt = 0;
+  let forced = false;
   let wake: () => void = () => undefined;
-  const stopped = new Promise<void>((r) => { wake = r; });
-  const cluster = await LocalCluster.start({
-    dataDir,
-    executors: Number(o.executors ?? 1),
-    simulatedNodes: Number(o.simulatedNodes ?? 0),
-    verbose: o.verbose,
-    onStep: (s) => say(`• ${s}`),
-    onChildExit: (name, code, signal) => { failed = `${name} exited (${signal ?? `code ${code}`})`; wake(); },
-  });
-  const onSignal = () => wake();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  // The demo's cluster lives for one job: other commands keep pointing at `batch dev`'s.
-  const settingsPath = o.demo ? '(not saved for a demo)' : saveSettings({ api: cluster.apiUrl, token: cluster.tenantToken });
-  process.stdout.write(
-    `BatchAPI local cluster is up.\n  API:            ${cluster.apiUrl}\n  tenant token:   ${cluster.tenantToken}\n  operator token: ${cluster.operatorToken}\n  data:           ${dataDir}\n` +
-      `  settings for the other batch commands: ${settingsPath}\n\nexport BATCH_API=${cluster.apiUrl} BATCH_TOKEN=${cluster.tenantToken}\n\n`,
-  );
-  let code = 0;
-  try {
-    if (o.demo) {
-      code = await Promise.race([runDemo(cluster, Number(o.timeout ?? 120)), stopped.then(() => 1)]);
-    } else {
-      say('Ctrl-C stops the cluster.');
-      await stopped;
+  const woken = new Promise<void>((r) => { wake = r; });
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!firstSignalAt) {
+      firstSignalAt = Date.now();
+      say(`• ${signal}: stopping the cluster (Ctrl-C again to kill it at once)`);
+      interrupted.abort();
+      void cluster?.stop(); // from now on, services that exit are stopping, not failing
+      wake();
+    } else if (Date.now() - firstSignalAt > REPEAT_WINDOW_MS && !forced) {
+      forced = true;
+      say('• killing the cluster');
+      cluster?.kill();
     }
+  };
+  const signals: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+  for (const s of signals) process.on(s, onSignal);
+  let failed: string | undefined;
+  try {
+    try {
+      if (o.fresh) {
+        for (const note of await claimDataDir(dataDir)) say(`• ${note}`); // never wipe the data of a cluster that runs
+        rmSync(dataDir, { recursive: true, force: true });
+      }
+      cluster = await LocalCluster.start({
+        dataDir,
+        executors: o.executors ?? 1,
+        simulatedNodes: o.simulatedNodes ?? 0,
+        verbose: o.verbose,
+        signal: interrupted.signal,
+        onStep: (s) => say(`• ${s}`),
+        onChildExit: (name, code, signal, tail) => {
+          const last = tail.trim().split('\n').slice(-5).join('\n  ');
+          if (!failed) say(`• ${name} exited (${signal ?? `code ${code}`})`);
+          failed ??= `${name} exited (${signal ?? `code ${code}`}) while the cluster was running; the cluster was stopped${last ? `. The last lines it wrote on stderr:\n  ${last}` : ''}`;
+          wake();
+        },
+      });
+    } catch (err) {
+      if (interrupted.signal.aborted) {
+        say('• stopped before the cluster was ready');
+        return forced ? 1 : 0;
+      }
+      say(`error: the local cluster did not start: ${(err as Error).message}`);
+      return 1;
+    }
+    const settings = { api: cluster.apiUrl, token: cluster.tenantToken };
+    // A demo's cluster lives for one job: the other commands keep pointing at `batch dev`'s.
+    const settingsPath = o.demo ? '(not saved for a demo)' : saveSettings(settings);
+    process.stdout.write(
+      'BatchAPI local cluster is up.\n' +
+        `  API:            ${cluster.apiUrl}\n` +
+        `  tenant token:   ${cluster.tenantToken}   (tenant "default")\n` +
+        `  operator token: ${cluster.operatorToken}\n` +
+        `  data:           ${dataDir}\n` +
+        `  settings for the other batch commands: ${settingsPath}\n\n` +
+        `export BATCH_API=${cluster.apiUrl} BATCH_TOKEN=${cluster.tenantToken}\n\n`,
+    );
+    let code = 0;
+    try {
+      if (o.demo) {
+        code = await Promise.race([runDemo(cluster, o.timeout ?? 120), woken.then(() => 1)]);
+      } else {
+        say('• Ctrl-C stops the cluster');
+        await woken;
+      }
+    } finally {
+      say('• stopping the cluster');
+      await cluster.stop();
+      if (!o.demo) forgetSettings(settings);
+      say('• stopped');
+    }
+    if (failed) {
+      say(`error: ${failed}`);
+      return 1;
+    }
+    return forced ? 1 : code;
   } finally {
-    say('• stopping the cluster');
-    await cluster.stop();
-    if (o.demo) rmSync(dataDir, { recursive: true, force: true });
+    for (const s of signals) process.off(s, onSignal);
+    if (o.demo && ownDir) rmSync(dataDir, { recursive: true, force: true });
   }
-  if (failed) { say(`error: ${failed}; the cluster was stopped`); return 1; }
-  return code;
 }
 
+/** The four numbers the demo's progress shows: done well, done badly, under way, waiting. */
+function progressCounts(j: JobView): Record<'succeeded' | 'failed' | 'running' | 'pending', number> {
+  const c = j.taskCounts;
+  return { succeeded: c.succeeded, failed: c.failed + c.cancelled, running: c.running + c.bound, pending: c.pending };
+}
+
+/** The demo: one array job from submit to summary, bounded by `timeoutSeconds`. */
 async function runDemo(cluster: LocalCluster, timeoutSeconds: number): Promise<number> {
   const client = new BatchClient({ url: cluster.apiUrl, token: cluster.tenantToken });
   const tasks = 8;
   const started = Date.now();
-  const job = await client.submitJob({
-    name: 'demo-array',
-    tasks,
-    resources: { cpu: '250m', memory: '64Mi' },
-    command: ['sh', '-c', 'echo "task $BATCH_TASK_INDEX of job $BATCH_JOB_ID on $BATCH_NODE (attempt $BATCH_ATTEMPT)"; sleep 1'],
+  let last: JobView | undefined;
+  let bar: SingleBar | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new AbortController();
+  const timedOut = new Promise<number>((resolve) => {
+    timer = setTimeout(() => {
+      deadline.abort();
+      bar?.stop();
+      bar = undefined;
+      say(`error: the demo did not finish within ${timeoutSeconds} s${last ? `: job ${last.id} is ${last.phase} (${countsLine(last)})` : ''}; \`batch dev --verbose --demo\` shows the services' logs`);
+      resolve(1);
+    }, timeoutSeconds * 1000);
   });
-  say(`• submitted job ${job.id}: ${tasks} tasks`);
-  const tty = process.stderr.isTTY;
-  const bar = tty ? new SingleBar({ format: ' {bar} {value}/{total} done | {counts}', hideCursor: true }, undefined) : undefined;
-  bar?.start(tasks, 0, { counts: '' });
-  const done = (j: JobView) => j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled;
-  let final: JobView;
-  try {
-    final = await client.waitForJob(job.id, {
-      intervalMs: 200,
-      timeoutMs: timeoutSeconds * 1000,
-      onUpdate: (j) => (bar ? bar.update(done(j), { counts: countsLine(j) }) : say(`  ${j.phase}: ${countsLine(j)}`)),
+  const demo = async (): Promise<number> => {
+    const job = await client.submitJob({
+      name: 'demo-array',
+      tasks,
+      resources: { cpu: '250m', memory: '64Mi' },
+      command: ['sh', '-c', 'echo "task $BATCH_TASK_INDEX of job $BATCH_JOB_ID on $BATCH_NODE (attempt $BATCH_ATTEMPT)"; sleep 1'],
     });
+    last = job;
+    say(`• submitted job ${job.id}: ${tasks} tasks of 250m CPU, 64Mi each`);
+    if (process.stderr.isTTY) {
+      bar = new SingleBar(
+        { format: '  {bar} {value}/{total} done | {succeeded} succeeded, {failed} failed, {running} running, {pending} pending', stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        Presets.shades_classic,
+      );
+      bar.start(tasks, 0, progressCounts(job));
+    }
+    let final: JobView;
+    try {
+      final = await client.waitForJob(job.id, {
+        intervalMs: 200,
+        signal: deadline.signal,
+        onUpdate: (j) => {
+          last = j;
+          const c = progressCounts(j);
+          if (bar) bar.update(c.succeeded + c.failed, c);
+          else say(`  ${j.phase}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.running} running, ${c.pending} pending`);
+        },
+      });
+    } finally {
+      bar?.stop();
+    }
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    let log = '';
+    try {
+      for await (const chunk of client.logs(job.id, 0)) log += chunk;
+    } catch (err) {
+      log = `(could not read it: ${(err as Error).message})`;
+    }
+    const c = final.taskCounts;
+    const lines = log.trimEnd().split('\n').slice(0, 5);
+    process.stdout.write(
+      `\nDemo job ${final.id}: ${final.phase} in ${seconds} s\n` +
+        `  tasks:    ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.bound} bound, ${c.pending} pending (of ${final.tasks})\n` +
+        (final.reason ? `  reason:   ${final.reason.code}: ${final.reason.message}\n` : '') +
+        `  trace id: ${final.traceId ?? '(none: tracing is off; set OTEL_EXPORTER_OTLP_ENDPOINT to export traces)'}\n` +
+        `  task 0 stdout:\n${lines.map((l) => `    ${l}`).join('\n')}\n\n`,
+    );
+    return final.phase === 'Succeeded' ? 0 : 1;
+  };
+  try {
+    return await Promise.race([demo(), timedOut]);
+  } catch (err) {
+    if (deadline.signal.aborted) return 1; // the timeout already said why
+    throw err;
   } finally {
-    bar?.stop();
+    clearTimeout(timer);
   }
-  let log = '';
-  for await (const chunk of client.logs(job.id, 0)) log += chunk;
-  const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  process.stdout.write(
-    `\nDemo job ${final.id} ${final.phase} in ${seconds} s\n  tasks: ${countsLine(final)}\n  trace: ${final.traceId ?? '(tracing off: set OTEL_EXPORTER_OTLP_ENDPOINT to export)'}\n  task 0 said: ${log.trim().split('\n')[0] ?? ''}\n\n`,
-  );
-  return final.phase === 'Succeeded' ? 0 : 1;
 }

@@ -1,54 +1,87 @@
 /**
  * The all-in-one local cluster: an embedded etcd member and the four services as child
  * processes on loopback, with generated tokens and a default tenant and queue. Used by
- * `batch dev` and by the end-to-end suites.
+ * `batch dev`, the end-to-end suites and the latency benchmark.
+ *
+ * It owns its data directory while it runs (a lock file names its processes), so a second
+ * cluster cannot start on the same data, and processes a crashed one left behind are
+ * stopped before the data is used again.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomBytes, createHash } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { ClusterConfig, TokensFile } from '@batchapi/api';
 import { freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
 
 /** Options of a local cluster. */
 export interface LocalClusterOptions {
-  /** Where etcd data, tokens, config and task logs go. */
+  /** Where etcd data, tokens, config and task logs go; kept after `stop()`. */
   dataDir: string;
-  /** Local executors (nodes `local-0`, `local-1`, …). @default 1 */
+  /** Local executors (nodes `local-0`, `local-1`, …), each running tasks as processes of this machine. @default 1 */
   executors?: number;
   /** Simulated nodes (one extra executor process "runs" tasks without processes). @default 0 */
   simulatedNodes?: number;
-  /** Show the services' logs on stderr, prefixed by service. @default false */
+  /** Show the services' logs on stderr, each line prefixed by `[service]`. @default false */
   verbose?: boolean;
-  /** SIGTERM → SIGKILL grace for task stops, in milliseconds. @default 2000 */
+  /** Grace between SIGTERM and SIGKILL when a task is stopped, in milliseconds. @default 2000 */
   killGraceMs?: number;
   /** Lease TTL of every service, in seconds. @default 5 */
   leaseTtlSeconds?: number;
-  /** Each start step, for progress output. */
+  /** How long each service may take to answer `/readyz` 200, in milliseconds. @default 30000 */
+  readyTimeoutMs?: number;
+  /** Aborting it stops a start under way: `start` then stops what it started and throws. @default never aborted */
+  signal?: AbortSignal;
+  /** Called with each start step (e.g. "starting etcd"), for progress output. */
   onStep?: (step: string) => void;
-  /** A service process exited on its own (the cluster is then unhealthy). */
-  onChildExit?: (name: string, code: number | null, signal: string | null) => void;
+  /** A process of the cluster (a service or etcd) exited on its own: the cluster is no longer whole. */
+  onChildExit?: (name: string, code: number | null, signal: string | null, stderrTail: string) => void;
 }
 
+/** A local cluster could not start: names the step and, for a process, the end of its stderr. */
+export class LocalClusterError extends Error {}
+
+/** Start order: quota seeds tenants and queues before admission answers. */
 const SERVICES = ['quota', 'scheduler', 'executor', 'admission'] as const;
+/** Stop order: the API first (no new work), executors last (they stop running tasks cleanly). */
+const STOP_ORDER = ['admission', 'scheduler', 'quota', 'executor'];
+const LOCK_FILE = 'cluster.lock.json';
+/** How long a service may take to exit after SIGTERM before it gets SIGKILL, in milliseconds. */
+const STOP_GRACE_MS = 10_000;
 
 /** Path of a service's built main. */
 function mainOf(service: string): string {
-  return join(dirname(require.resolve(`@batchapi/${service}/package.json`)), 'dist', 'main.js');
+  const main = join(dirname(require.resolve(`@batchapi/${service}/package.json`)), 'dist', 'main.js');
+  if (!existsSync(main)) throw new LocalClusterError(`the ${service} service is not built (${main} is missing): run npm run build`);
+  return main;
+}
+
+const sha256 = (t: string) => createHash('sha256').update(t).digest('hex');
+const newToken = () => `bt_${randomBytes(24).toString('base64url')}`;
+
+interface Owned {
+  name: string;
+  process: ChildProcess;
+  /** argv as started: proves a pid is still ours before a later cleanup kills it. */
+  argv: string[];
 }
 
 export class LocalCluster {
-  private readonly children = new Map<string, ChildProcess>();
-  private stopping = false;
+  private readonly owned: Owned[] = [];
+  private readonly stderrTail = new Map<string, string>();
+  private stopped?: Promise<void>;
   etcd?: LocalEtcd;
   apiUrl = '';
   tenantToken = '';
   operatorToken = '';
-  /** Base URL of each service by name. */
+  /** Base URL of each service by name (`admission`, `quota`, `scheduler`, `executor-0`, …). */
   readonly urls = new Map<string, string>();
 
   private constructor(readonly options: LocalClusterOptions) {}
 
+  /** Starts etcd and the services and waits until every service is ready; on failure stops what it started and throws. */
   static async start(options: LocalClusterOptions): Promise<LocalCluster> {
     const c = new LocalCluster(options);
     try {
@@ -61,28 +94,41 @@ export class LocalCluster {
   }
 
   private step(s: string): void {
+    this.options.signal?.throwIfAborted();
     this.options.onStep?.(s);
   }
 
   private async boot(): Promise<void> {
     const o = this.options;
     mkdirSync(o.dataDir, { recursive: true });
+    for (const note of await claimDataDir(o.dataDir)) this.step(note); // e.g. processes a crashed cluster left behind
     this.step('starting etcd');
     this.etcd = await startEtcd({ dataDir: join(o.dataDir, 'etcd') });
-    this.tenantToken = `bt_${randomBytes(24).toString('base64url')}`;
-    this.operatorToken = `bt_${randomBytes(24).toString('base64url')}`;
-    const digest = (t: string) => createHash('sha256').update(t).digest('hex');
+    this.etcd.members.forEach((m, i) => this.own(this.etcd!.members.length > 1 ? `etcd-${i}` : 'etcd', m.process, ['etcd', ...m.args]));
+    this.options.signal?.throwIfAborted();
+
+    this.step('writing tokens and the cluster config');
+    this.tenantToken = newToken();
+    this.operatorToken = newToken();
     const tokensFile = join(o.dataDir, 'tokens.json');
-    writeFileSync(tokensFile, JSON.stringify({ tokens: [{ sha256: digest(this.tenantToken), tenant: 'default', role: 'tenant' }, { sha256: digest(this.operatorToken), tenant: 'default', role: 'operator' }] }, null, 2), { mode: 0o600 });
+    const tokens: TokensFile = {
+      tokens: [
+        { sha256: sha256(this.tenantToken), tenant: 'default', role: 'tenant' },
+        { sha256: sha256(this.operatorToken), tenant: 'default', role: 'operator' },
+      ],
+    };
+    writeFileSync(tokensFile, JSON.stringify(tokens, null, 2), { mode: 0o600 });
     const clusterFile = join(o.dataDir, 'cluster.json');
-    // The default queue may use the whole local fleet: real executors are this machine, simulated nodes 32 cores / 128 GiB each.
+    // The default queue may use the whole local fleet: each real executor is this machine, a simulated node 32 cores / 128 GiB.
     const real = o.executors ?? 1;
     const sim = o.simulatedNodes ?? 0;
     const nominal = { cpu: String(cpus().length * real + 32 * sim), memory: String(totalmem() * real + 128 * 2 ** 30 * sim) };
-    writeFileSync(clusterFile, JSON.stringify({ tenants: [{ name: 'default', weight: 1 }], queues: [{ name: 'default', tenant: 'default', nominal }] }, null, 2));
+    const config: ClusterConfig = { tenants: [{ name: 'default', weight: 1 }], queues: [{ name: 'default', tenant: 'default', nominal }] };
+    writeFileSync(clusterFile, JSON.stringify(config, null, 2));
+
     const common = { BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_HOST: '127.0.0.1', BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5), BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn' };
     for (const service of SERVICES) {
-      const count = service === 'executor' ? (o.executors ?? 1) : 1;
+      const count = service === 'executor' ? real : 1;
       for (let i = 0; i < count; i++) {
         const name = service === 'executor' ? `executor-${i}` : service;
         const extra: Record<string, string> =
@@ -94,53 +140,155 @@ export class LocalCluster {
         this.urls.set(name, await this.launch(name, service, { ...common, ...extra }));
       }
     }
-    if (o.simulatedNodes) {
-      this.step(`starting ${o.simulatedNodes} simulated nodes`);
-      this.urls.set('executor-sim', await this.launch('executor-sim', 'executor', { ...common, BATCH_SIMULATE_NODES: String(o.simulatedNodes), BATCH_NODE_NAME: 'sim' }));
+    if (sim) {
+      this.step(`starting ${sim} simulated nodes`);
+      this.urls.set('executor-sim', await this.launch('executor-sim', 'executor', { ...common, BATCH_SIMULATE_NODES: String(sim), BATCH_NODE_NAME: 'sim' }));
     }
     this.apiUrl = this.urls.get('admission')!;
     this.step('all services ready');
+  }
+
+  /** Tracks a child: exits are reported, stderr kept (or shown), and the lock file names it. */
+  private own(name: string, child: ChildProcess, argv: string[]): void {
+    this.owned.push({ name, process: child, argv });
+    writeLock(this.options.dataDir, this.owned);
+    if (child.stderr) {
+      const lines = createInterface({ input: child.stderr, crlfDelay: Infinity });
+      lines.on('line', (l) => {
+        if (this.options.verbose) process.stderr.write(`[${name}] ${l}\n`);
+        this.stderrTail.set(name, `${this.stderrTail.get(name) ?? ''}${l}\n`.slice(-2000));
+      });
+    }
+    if (child.stdout) createInterface({ input: child.stdout, crlfDelay: Infinity }).on('line', (l) => process.stderr.write(`[${name}] ${l}\n`));
+    child.once('exit', (code, signal) => {
+      if (!this.stopped) this.options.onChildExit?.(name, code, signal, this.stderrTail.get(name) ?? '');
+    });
   }
 
   private async launch(name: string, service: string, env: Record<string, string>): Promise<string> {
     const port = await freePort();
     // BATCH_PROFILE_DIR: each service writes a V8 CPU profile there when it exits (for `node --cpu-prof`).
     const profile = process.env.BATCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATCH_PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-    const child = spawn(process.execPath, [...profile, mainOf(service)], {
+    const argv = [process.execPath, ...profile, mainOf(service)];
+    const child = spawn(argv[0], argv.slice(1), {
       env: { ...process.env, ...env, BATCH_PORT: String(port) },
       stdio: ['ignore', this.options.verbose ? 'pipe' : 'ignore', 'pipe'],
     });
-    this.children.set(name, child);
-    const prefix = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).map((l) => `[${name}] ${l}\n`).join('');
-    child.stdout?.on('data', (c: Buffer) => process.stderr.write(prefix(c)));
-    child.stderr?.on('data', (c: Buffer) => { if (this.options.verbose) process.stderr.write(prefix(c)); else this.lastErr.set(name, c.toString().slice(-2000)); });
-    child.once('exit', (code, signal) => {
-      if (!this.stopping) this.options.onChildExit?.(name, code, signal);
-    });
+    this.own(name, child, argv);
     const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 30_000;
+    const timeoutMs = this.options.readyTimeoutMs ?? 30_000;
+    const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
-      if (child.exitCode !== null) throw new Error(`${name} exited with code ${child.exitCode}: ${this.lastErr.get(name) ?? ''}`);
-      if (await fetch(`${url}/readyz`).then((r) => r.ok, () => false)) return url;
+      this.options.signal?.throwIfAborted();
+      if (child.exitCode !== null || child.signalCode !== null) {
+        await new Promise((r) => setImmediate(r)); // let the last stderr lines arrive
+        const tail = (this.stderrTail.get(name) ?? '').trim().split('\n').slice(-10).join('\n  ');
+        throw new LocalClusterError(`${name} exited while starting (${child.signalCode ?? `code ${child.exitCode}`})${tail ? `. The last lines it wrote on stderr:\n  ${tail}` : ''}`);
+      }
+      if (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) return url;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new Error(`${name} did not become ready within 30 s at ${url}`);
+    throw new LocalClusterError(`${name} was not ready within ${timeoutMs / 1000} s (GET ${url}/readyz)${this.options.verbose ? '' : '; --verbose shows its log'}`);
   }
-  private readonly lastErr = new Map<string, string>();
 
-  /** Stops the services (admission first, executors last, so running tasks are stopped cleanly), then etcd. */
-  async stop(): Promise<void> {
-    this.stopping = true;
-    const order = ['admission', 'scheduler', 'quota', ...[...this.children.keys()].filter((n) => n.startsWith('executor'))];
-    for (const name of order) {
-      const child = this.children.get(name);
-      if (!child || child.exitCode !== null || child.signalCode !== null) continue;
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
-        child.once('exit', () => { clearTimeout(t); resolve(); });
-        child.kill('SIGTERM');
-      });
-    }
-    await this.etcd?.stop();
+  /**
+   * Stops the services (admission first, executors last, so running tasks are stopped cleanly),
+   * each with SIGTERM then SIGKILL after 10 s, then etcd; removes the lock. Safe to call again:
+   * later calls wait for the same stop.
+   */
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      const services = this.owned.filter((o) => !o.name.startsWith('etcd'));
+      const rank = (n: string) => STOP_ORDER.findIndex((s) => n.startsWith(s));
+      for (const tier of [...new Set(services.map((s) => rank(s.name)))].sort((a, b) => a - b)) {
+        await Promise.all(services.filter((s) => rank(s.name) === tier).map((s) => stopProcess(s.process, STOP_GRACE_MS)));
+      }
+      await this.etcd?.stop();
+      rmSync(join(this.options.dataDir, LOCK_FILE), { force: true });
+    })();
+    return this.stopped;
   }
+
+  /** SIGKILL to every process of the cluster at once (when a clean stop takes too long); `stop()` then returns promptly. */
+  kill(): void {
+    for (const o of this.owned) if (alive(o.process)) o.process.kill('SIGKILL');
+  }
+}
+
+const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;
+
+async function stopProcess(p: ChildProcess, graceMs: number): Promise<void> {
+  if (!alive(p)) return;
+  await new Promise<void>((resolve) => {
+    const t = setTimeout(() => p.kill('SIGKILL'), graceMs);
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
+    p.kill('SIGTERM');
+  });
+}
+
+interface LockFile {
+  /** The process that runs the cluster (e.g. `batch dev`). */
+  pid: number;
+  processes: Array<{ name: string; pid: number; argv: string[] }>;
+}
+
+function writeLock(dataDir: string, owned: Owned[]): void {
+  const lock: LockFile = { pid: process.pid, processes: owned.filter((o) => o.process.pid).map((o) => ({ name: o.name, pid: o.process.pid!, argv: o.argv })) };
+  writeFileSync(join(dataDir, LOCK_FILE), JSON.stringify(lock, null, 2));
+}
+
+/** Whether `pid` runs; an exited process its parent has not reaped yet (a zombie) does not. */
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return true; // no /proc: kill(0) said it exists
+  }
+}
+
+/** argv of a live process (Linux `/proc`); undefined when it is gone or cannot be read. */
+function argvOf(pid: number): string[] | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').slice(0, -1);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Makes `dataDir` this process's: refuses when another live local cluster owns it; stops the
+ * processes a dead owner left behind (only those whose argv is still the recorded one, so a
+ * reused pid is never touched). Returns what it did, for the user.
+ */
+export async function claimDataDir(dataDir: string): Promise<string[]> {
+  const file = join(dataDir, LOCK_FILE);
+  let lock: LockFile | undefined;
+  try {
+    lock = JSON.parse(readFileSync(file, 'utf8')) as LockFile;
+  } catch {
+    lock = undefined; // none, or unreadable: nobody to protect
+  }
+  const notes: string[] = [];
+  if (lock && lock.pid !== process.pid) {
+    if (pidAlive(lock.pid)) {
+      throw new LocalClusterError(`another local cluster (pid ${lock.pid}) is using ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${lock.pid}), or use another --data-dir`);
+    }
+    const leftovers = (lock.processes ?? []).filter((p) => JSON.stringify(argvOf(p.pid)) === JSON.stringify(p.argv));
+    for (const p of leftovers) process.kill(p.pid, 'SIGKILL');
+    const deadline = Date.now() + 5000;
+    while (leftovers.some((p) => argvOf(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    if (leftovers.length) notes.push(`stopped ${leftovers.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}, left running by an earlier local cluster (pid ${lock.pid}) that did not stop cleanly`);
+  }
+  mkdirSync(dataDir, { recursive: true });
+  writeLock(dataDir, []);
+  return notes;
 }

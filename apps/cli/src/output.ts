@@ -14,12 +14,15 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
-/** One line of task counts: `3 succeeded, 1 running, 4 pending`. */
+/**
+ * One line of task counts: `3 succeeded, 1 running, 4 pending`. A list answer may leave out live
+ * counts (bound, running): then it says how many tasks the job has.
+ */
 export function countsLine(j: JobView): string {
-  return Object.entries(j.taskCounts)
+  return Object.entries(j.taskCounts ?? {})
     .filter(([, n]) => n > 0)
     .map(([k, n]) => `${n} ${k}`)
-    .join(', ') || 'no tasks';
+    .join(', ') || `${j.tasks} task${j.tasks === 1 ? '' : 's'}`;
 }
 
 export function jobRows(jobs: JobView[]): string {

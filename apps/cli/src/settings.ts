@@ -1,5 +1,5 @@
 /** Where the CLI finds the API: flags, then `BATCH_API`/`BATCH_TOKEN`, then the file `batch dev` writes. */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -24,8 +24,9 @@ export function resolveSettings(flags: { api?: string; token?: string }, env: No
   if (existsSync(file)) {
     try { saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<CliSettings>; } catch { /* ignore a broken file */ }
   }
-  const api = flags.api ?? env.BATCH_API ?? saved.api;
-  const token = flags.token ?? env.BATCH_TOKEN ?? saved.token;
+  // An empty variable counts as unset.
+  const api = flags.api || env.BATCH_API || saved.api;
+  const token = flags.token || env.BATCH_TOKEN || saved.token;
   return api && token ? { api, token } : undefined;
 }
 
@@ -34,4 +35,15 @@ export function saveSettings(s: CliSettings, env: NodeJS.ProcessEnv = process.en
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, JSON.stringify(s, null, 2), { mode: 0o600 });
   return file;
+}
+
+/** Removes the settings file if it still holds `s` (another `batch dev` may have written its own since). */
+export function forgetSettings(s: CliSettings, env: NodeJS.ProcessEnv = process.env): void {
+  const file = settingsFile(env);
+  try {
+    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<CliSettings>;
+    if (saved.api === s.api && saved.token === s.token) rmSync(file, { force: true });
+  } catch {
+    /* gone or unreadable: nothing of ours to remove */
+  }
 }

@@ -1,21 +1,46 @@
-import { submitRequest, UsageError } from './submit-args';
+import { parseSubmitArgv, submitRequest, UsageError } from './submit-args';
 
-describe('submitRequest', () => {
-  it.each([
-    ['bare command', ['echo', 'hi'], {}, { command: ['echo', 'hi'] }],
-    ['array job with resources', ['run'], { tasks: '8', cpu: '500m', memory: '1Gi', gpu: '0.5' }, { command: ['run'], tasks: 8, resources: { cpu: '500m', memory: '1Gi', gpu: 0.5 } }],
-    ['env, labels, selector, gang', ['x'], { env: ['A=1', 'B=x=y'], label: ['team=ml'], selector: ['gpu.model=A100'], gang: true, queue: 'q', priority: '-3' },
-      { command: ['x'], env: { A: '1', B: 'x=y' }, labels: { team: 'ml' }, selector: { 'gpu.model': 'A100' }, gang: true, queue: 'q', priority: -3 }],
-  ])('%s', (_n, command, flags, expected) => {
-    expect(submitRequest(command, flags)).toEqual(expected);
+describe('batch submit argv → SubmitJobRequest', () => {
+  it.each<[string, string[], object]>([
+    ['a bare command after --', ['--', 'echo', 'hi'], { command: ['echo', 'hi'] }],
+    ['options of the command stay its own after --', ['--', 'ls', '-la', '--tasks', '3'], { command: ['ls', '-la', '--tasks', '3'] }],
+    ['an array job with resources', ['--tasks', '8', '--cpu', '500m', '--memory', '1Gi', '--', 'run'], { command: ['run'], tasks: 8, resources: { cpu: '500m', memory: '1Gi' } }],
+    ['a GPU share is a number', ['--gpu', '0.5', '--', 'train'], { command: ['train'], resources: { gpu: 0.5 } }],
+    ['--env and --label repeat; a value may hold "="', ['--env', 'A=1', '--env', 'B=x=y', '--label', 'team=ml', '--', 'x'], { command: ['x'], env: { A: '1', B: 'x=y' }, labels: { team: 'ml' } }],
+    ['a variadic option takes several pairs at once', ['--env', 'A=1', 'B=2', '--', 'x'], { command: ['x'], env: { A: '1', B: '2' } }],
+    ['queue, negative priority, name', ['--queue', 'q', '--priority', '-3', '--name', 'nightly', '--', 'x'], { command: ['x'], queue: 'q', priority: -3, name: 'nightly' }],
+    ['placement: selector, gang, spread', ['--selector', 'gpu.model=A100', '--gang', '--spread', '--', 'x'], { command: ['x'], selector: { 'gpu.model': 'A100' }, gang: true, spread: true }],
+    ['retries and deadline', ['--attempts', '3', '--timeout', '600', '--', 'x'], { command: ['x'], retry: { maxAttempts: 3 }, timeoutSeconds: 600 }],
+  ])('%s', (_name, argv, request) => {
+    expect(parseSubmitArgv(argv).request).toEqual(request);
   });
 
-  it.each([
-    ['no command', [], {}, 'give the command'],
-    ['tasks not a number', ['x'], { tasks: 'many' }, '--tasks takes a whole number'],
-    ['env without =', ['x'], { env: ['NOPE'] }, '--env takes KEY=VALUE'],
-  ])('%s is a usage error', (_n, command, flags, message) => {
-    expect(() => submitRequest(command as string[], flags)).toThrow(UsageError);
-    expect(() => submitRequest(command as string[], flags)).toThrow(message);
+  it('carries the idempotency key, --wait and -o json beside the request', () => {
+    expect(parseSubmitArgv(['--idempotency-key', 'k-1', '--wait', '-o', 'json', '--', 'true'])).toEqual({
+      request: { command: ['true'] },
+      idempotencyKey: 'k-1',
+      wait: true,
+      output: 'json',
+    });
+    // defaults: a new key per submit (chosen by the SDK), no wait, a table
+    expect(parseSubmitArgv(['--', 'true'])).toEqual({ request: { command: ['true'] }, idempotencyKey: undefined, wait: false, output: 'table' });
+  });
+
+  it.each<[string, string[], string]>([
+    ['no command', [], "missing required argument 'command'"],
+    ['tasks not a number', ['--tasks', 'many', '--', 'x'], '--tasks takes a whole number, got "many"'],
+    ['priority not whole', ['--priority', '1.5', '--', 'x'], '--priority takes a whole number, got "1.5"'],
+    ['gpu not a number', ['--gpu', 'one', '--', 'x'], '--gpu takes a number of GPUs, got "one"'],
+    ['env without =', ['--env', 'NOPE', '--', 'x'], '--env takes KEY=VALUE, got "NOPE"'],
+    ['label with an empty key', ['--label', '=v', '--', 'x'], '--label takes KEY=VALUE, got "=v"'],
+    ['an unknown option', ['--cpus', '2', '--', 'x'], "unknown option '--cpus'"],
+    ['a bad output format', ['-o', 'yaml', '--', 'x'], "argument 'yaml' is invalid"],
+  ])('%s is a usage error', (_name, argv, message) => {
+    expect(() => parseSubmitArgv(argv)).toThrow(UsageError);
+    expect(() => parseSubmitArgv(argv)).toThrow(message);
+  });
+
+  it('refuses an empty command even when called directly', () => {
+    expect(() => submitRequest([], {})).toThrow('give the command after --');
   });
 });

@@ -1,5 +1,9 @@
-/** Turns `batch submit` flags into a submit request. Pure, so its table tests need no server. */
+/**
+ * `batch submit`: its flags, and how they become a `SubmitJobRequest`. Pure (no I/O), so table
+ * tests cover the whole path from argv to request without a server.
+ */
 import type { SubmitJobRequest } from '@batchapi/api';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 /** Flags of `batch submit`, as commander hands them over. */
 export interface SubmitFlags {
@@ -14,10 +18,46 @@ export interface SubmitFlags {
   label?: string[];
   selector?: string[];
   gang?: boolean;
+  spread?: boolean;
+  attempts?: string;
+  timeout?: string;
 }
 
 /** A usage error: the CLI prints it and exits 2. */
 export class UsageError extends Error {}
+
+/** `-o table|json` of every command that prints a job. */
+export const outputOption = () => new Option('-o, --output <format>', 'table, or json (the API\'s JSON)').choices(['table', 'json']).default('table');
+
+/** Commander parser of a whole number ≥ `min`. */
+export const wholeNumber = (min = 0) => (v: string): number => {
+  if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`must be a whole number${min ? ` ≥ ${min}` : ''}.`);
+  return Number(v);
+};
+
+/** Adds the arguments and options of `batch submit` to `cmd`. */
+export function defineSubmit(cmd: Command): Command {
+  return cmd
+    .description('submit a job: batch submit [options] -- <command> [args...]')
+    .argument('<command...>', 'the program and its arguments (after --; no shell: use sh -c for one)')
+    .option('--name <name>', 'job name (letters, digits, "-", "_", ".")')
+    .option('--tasks <n>', 'number of tasks (an array job; each gets BATCH_TASK_INDEX)')
+    .option('--cpu <q>', 'cores per task, e.g. 500m or 2 (default 1)')
+    .option('--memory <q>', 'memory per task, e.g. 512Mi or 2Gi (default 256Mi)')
+    .option('--gpu <n>', 'GPUs per task (a fraction below 1 shares one)')
+    .option('--queue <name>', 'queue (default "default")')
+    .option('--priority <n>', 'higher runs first, -1000 to 1000 (default 0)')
+    .option('--env <KEY=VALUE...>', 'environment variable of every task (repeatable)')
+    .option('--label <KEY=VALUE...>', 'label of the job (repeatable)')
+    .option('--selector <KEY=VALUE...>', 'node label the tasks require (repeatable)')
+    .option('--gang', 'start all tasks together or none')
+    .option('--spread', 'prefer the emptiest nodes instead of packing')
+    .option('--attempts <n>', 'attempts per task in all, retries included (default 1: no retry)')
+    .option('--timeout <seconds>', 'deadline of each attempt')
+    .option('--idempotency-key <key>', 'retrying with the same key returns the same job (default: a new key)')
+    .option('--wait', 'wait until the job ends; exit 0 only if it succeeded')
+    .addOption(outputOption());
+}
 
 function pairs(list: string[] | undefined, flag: string): Record<string, string> | undefined {
   if (!list?.length) return undefined;
@@ -36,20 +76,24 @@ function int(v: string | undefined, flag: string): number | undefined {
   return Number(v);
 }
 
+/** The request of `batch submit <flags> -- <command>`. Values the API checks (ranges, quantities) are left to it. */
 export function submitRequest(command: string[], f: SubmitFlags): SubmitJobRequest {
   if (command.length === 0) throw new UsageError('give the command after --, e.g. batch submit -- echo hello');
-  const resources: Record<string, string | number> = {};
-  if (f.cpu !== undefined) resources.cpu = f.cpu;
-  if (f.memory !== undefined) resources.memory = f.memory;
-  if (f.gpu !== undefined) resources.gpu = Number.isNaN(Number(f.gpu)) ? f.gpu : Number(f.gpu);
   const req: SubmitJobRequest = { command };
   if (f.name) req.name = f.name;
   const tasks = int(f.tasks, '--tasks');
   if (tasks !== undefined) req.tasks = tasks;
-  const priority = int(f.priority, '--priority');
-  if (priority !== undefined) req.priority = priority;
+  const resources: Record<string, string | number> = {};
+  if (f.cpu !== undefined) resources.cpu = f.cpu;
+  if (f.memory !== undefined) resources.memory = f.memory;
+  if (f.gpu !== undefined) {
+    if (f.gpu === '' || Number.isNaN(Number(f.gpu))) throw new UsageError(`--gpu takes a number of GPUs, got "${f.gpu}"`);
+    resources.gpu = Number(f.gpu);
+  }
   if (Object.keys(resources).length) req.resources = resources;
   if (f.queue) req.queue = f.queue;
+  const priority = int(f.priority, '--priority');
+  if (priority !== undefined) req.priority = priority;
   const env = pairs(f.env, '--env');
   if (env) req.env = env;
   const labels = pairs(f.label, '--label');
@@ -57,5 +101,35 @@ export function submitRequest(command: string[], f: SubmitFlags): SubmitJobReque
   const selector = pairs(f.selector, '--selector');
   if (selector) req.selector = selector;
   if (f.gang) req.gang = true;
+  if (f.spread) req.spread = true;
+  const attempts = int(f.attempts, '--attempts');
+  if (attempts !== undefined) req.retry = { maxAttempts: attempts };
+  const timeout = int(f.timeout, '--timeout');
+  if (timeout !== undefined) req.timeoutSeconds = timeout;
   return req;
+}
+
+/** What `batch submit` will do, from its argv (the words after `submit`). */
+export interface SubmitInvocation {
+  request: SubmitJobRequest;
+  idempotencyKey?: string;
+  wait: boolean;
+  output: 'table' | 'json';
+}
+
+/** Everything commander hands a submit action, as an invocation. */
+export function submitInvocation(command: string[], f: SubmitFlags & { idempotencyKey?: string; wait?: boolean; output?: string }): SubmitInvocation {
+  return { request: submitRequest(command, f), idempotencyKey: f.idempotencyKey, wait: !!f.wait, output: f.output === 'json' ? 'json' : 'table' };
+}
+
+/** Parses `batch submit` argv with the real command definition; bad usage throws `UsageError`. */
+export function parseSubmitArgv(argv: string[]): SubmitInvocation {
+  const cmd = defineSubmit(new Command('submit')).exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
+  try {
+    cmd.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) throw new UsageError(err.message.replace(/^error: /, ''));
+    throw err;
+  }
+  return submitInvocation(cmd.processedArgs[0] as string[], cmd.opts());
 }

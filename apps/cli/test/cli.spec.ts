@@ -1,63 +1,75 @@
 /**
- * The built `batch` command as a real process: `batch dev` starts a working cluster and
- * stops everything on SIGINT; the job commands talk to it; `simulate` keeps its contract.
+ * The built `batch` command as a real process, without a cluster: exit codes of bad usage,
+ * what it says when etcd is missing, the `tools/batch.js` wrapper, and `simulate`'s contract.
  */
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BatchClient } from '@batchapi/sdk';
+import { freePort } from '@batchapi/store';
+import { batch, ROOT } from './dev-process';
 
-const MAIN = join(__dirname, '../dist/main.js');
 let dir: string;
+let env: NodeJS.ProcessEnv;
 
-beforeAll(() => { dir = mkdtempSync(join(tmpdir(), 'cli-test-')); });
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cli-test-'));
+  env = { XDG_CONFIG_HOME: join(dir, 'config'), XDG_CACHE_HOME: join(dir, 'cache'), BATCH_API: '', BATCH_TOKEN: '' };
+});
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-function batch(args: string[], env: Record<string, string> = {}) {
-  return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'config'), ...env }, timeout: 60_000 });
-}
+describe('exit codes', () => {
+  it.each([
+    // args → exit code, a piece of stderr
+    [['submit', '--tasks', 'x', '--', 'true'], 2, 'error: --tasks takes a whole number, got "x"'],
+    [['submit', '--nope', '--', 'true'], 2, "error: unknown option '--nope'"],
+    [['frobnicate'], 2, "error: unknown command 'frobnicate'"],
+    [['get'], 2, "error: missing required argument 'id'"],
+    [['list', '--limit', '0'], 2, "option '--limit <n>' argument '0' is invalid"],
+    [['list', '--state', 'Done'], 2, 'Allowed choices are Submitted, Queued, Running, Succeeded, Failed, Cancelled, Rejected'],
+    [['logs', 'j1', '--task', '-1'], 2, "option '--task <n>' argument '-1' is invalid"],
+    [['get', 'j1'], 2, 'error: no API configured: start one with "batch dev"'],
+    [['--help'], 0, ''],
+  ])('batch %j exits %i', (args, code, stderr) => {
+    const r = batch(args as string[], env);
+    expect(r.stderr).toContain(stderr);
+    expect(r.status).toBe(code);
+  });
 
-describe('batch dev', () => {
-  let devProc: ChildProcess;
-  let out = '';
+  it('an API that does not answer is unavailable, exit 1, naming the URL', async () => {
+    const port = await freePort(); // nothing listens there
+    const r = batch(['get', 'j1', '--api', `http://127.0.0.1:${port}`, '--token', 't'], env);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe(`error: unavailable: GET http://127.0.0.1:${port}/v1/jobs/j1: ECONNREFUSED; is the API running? (tried 4 times)\n`);
+  }, 20_000);
+});
 
-  afterAll(() => { if (devProc.exitCode === null) devProc.kill('SIGKILL'); });
+it('batch dev without etcd says how to install it and exits 1', () => {
+  const r = batch(['dev', '--data-dir', join(dir, 'no-etcd')], { ...env, PATH: join(dir, 'empty-path') });
+  expect(r.status).toBe(1);
+  expect(r.stderr).toContain('error: the local cluster did not start: etcd was not found (etcd). Install it: sudo apt-get install -y etcd-server');
+});
 
-  it('starts the cluster, runs jobs from the CLI, and stops everything on SIGINT', async () => {
-    devProc = spawn(process.execPath, [MAIN, 'dev', '--fresh', '--data-dir', join(dir, 'dev')], { env: { ...process.env, XDG_CONFIG_HOME: join(dir, 'config') }, stdio: ['ignore', 'pipe', 'pipe'] });
-    devProc.stdout!.on('data', (c) => (out += c));
-    const deadline = Date.now() + 60_000;
-    while (!/export BATCH_API=(\S+) BATCH_TOKEN=(\S+)/.test(out) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-    const [, api, token] = /export BATCH_API=(\S+) BATCH_TOKEN=(\S+)/.exec(out)!;
+describe('tools/batch.js', () => {
+  const wrapper = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'tools/batch.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' } });
 
-    // The other commands find the cluster through the settings file batch dev wrote.
-    const submitted = batch(['submit', '--tasks', '2', '--cpu', '100m', '--wait', '-o', 'json', '--', 'sh', '-c', 'echo out-$BATCH_TASK_INDEX']);
-    expect(submitted.status).toBe(0);
-    const job = JSON.parse(submitted.stdout);
-    expect(job).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2 } });
-    expect(batch(['logs', job.id, '--task', '1']).stdout).toBe('out-1\n');
-    expect(batch(['get', job.id]).stdout).toMatch(/Phase:\s+Succeeded/);
-    expect(batch(['list', '-o', 'json']).stdout).toContain(job.id);
-    const missing = batch(['get', 'no-such-job']);
-    expect(missing.status).toBe(1);
-    expect(missing.stderr).toContain('error: not_found');
-    expect(batch(['submit', '--tasks', 'x', '--', 'true']).status).toBe(2);
+  it('runs the CLI with the arguments and passes its output and exit code through', () => {
+    expect(wrapper(['--help'])).toMatchObject({ status: 0, stdout: expect.stringContaining('Usage: batch') });
+    expect(wrapper(['submit', '--tasks', 'x', '--', 'true'])).toMatchObject({ status: 2, stderr: 'error: --tasks takes a whole number, got "x"\n' });
+  });
 
-    const client = new BatchClient({ url: api, token });
-    const exited = new Promise<number | null>((r) => devProc.once('exit', (code) => r(code)));
-    devProc.kill('SIGINT');
-    expect(await exited).toBe(0);
-    // Nothing answers on the API any more.
-    await expect(new BatchClient({ ...client.options, retries: 0, timeoutMs: 2000 }).listJobs()).rejects.toMatchObject({ code: 'unavailable' });
-  }, 90_000);
+  it('builds first: a no-op when the tree is built', () => {
+    const r = spawnSync(process.execPath, [join(ROOT, 'tools/batch.js'), '--help'], { encoding: 'utf8', env: { ...process.env, ...env } });
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe('');
+  }, 60_000);
 });
 
 describe('batch simulate', () => {
   it('prints the result as the last stdout line', () => {
     writeFileSync(join(dir, 'nodes.jsonl'), `${JSON.stringify({ name: 'n1', capacity: { cpu: '4', memory: '8Gi' } })}\n`);
     writeFileSync(join(dir, 'work.jsonl'), `${JSON.stringify({ name: 'a', tasks: 8, resources: { cpu: '1' }, duration: 10 })}\n`);
-    const r = batch(['simulate', '--nodes', join(dir, 'nodes.jsonl'), '--workload', join(dir, 'work.jsonl')]);
+    const r = batch(['simulate', '--nodes', join(dir, 'nodes.jsonl'), '--workload', join(dir, 'work.jsonl')], env);
     expect(r.status).toBe(0);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
     // 8 one-core tasks on 4 cores, 10 s each → two waves → 20 s
@@ -67,7 +79,7 @@ describe('batch simulate', () => {
 
   it('stops on bad input with the file, line and field, exit 1', () => {
     writeFileSync(join(dir, 'bad.jsonl'), `${JSON.stringify({ name: 'n1', capacity: { cpu: '4' } })}\n${JSON.stringify({ name: 'n2', capacity: { cpu: 'four' } })}\n`);
-    const r = batch(['simulate', '--nodes', join(dir, 'bad.jsonl'), '--workload', join(dir, 'work.jsonl')]);
+    const r = batch(['simulate', '--nodes', join(dir, 'bad.jsonl'), '--workload', join(dir, 'work.jsonl')], env);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${join(dir, 'bad.jsonl')}:2: capacity.cpu`);
   });

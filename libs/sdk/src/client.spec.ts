@@ -1,9 +1,11 @@
-/** The SDK against a real HTTP server on loopback (no mocked fetch). */
+/** The SDK against a real HTTP server on loopback (node:http; fetch is not mocked). */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { ApiError, BatchClient, backoff } from './index';
+import type { AddressInfo } from 'node:net';
+import { ApiError, BatchClient, backoff, decodeError, type JobView, retryAfterMs } from './index';
 
 let server: Server;
 let url: string;
+let connections = 0;
 let handler: (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
 beforeAll(async () => {
@@ -12,70 +14,248 @@ beforeAll(async () => {
     req.on('data', (c) => (body += c));
     req.on('end', () => handler(req, res, body));
   });
+  server.on('connection', () => connections++);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
-afterAll(() => new Promise((r) => server.close(r)));
-
-const view = { id: 'j1', phase: 'Queued', taskCounts: { pending: 1 } };
-
-it('retries a 503 after Retry-After with the same Idempotency-Key, then returns the job', async () => {
-  const keys: string[] = [];
-  const times: number[] = [];
-  handler = (req, res) => {
-    keys.push(String(req.headers['idempotency-key']));
-    times.push(Date.now());
-    if (keys.length < 3) {
-      res.writeHead(503, { 'retry-after': '0.2', 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'unavailable', message: 'busy' } }));
-    } else res.writeHead(201, { 'content-type': 'application/json' }).end(JSON.stringify(view));
-  };
-  const client = new BatchClient({ url, token: 't' });
-  expect(await client.submitJob({ command: ['true'] })).toEqual(view);
-  expect(keys).toHaveLength(3);
-  expect(new Set(keys).size).toBe(1);
-  // Retry-After 0.2 s was honored between attempts
-  expect(times[1] - times[0]).toBeGreaterThanOrEqual(180);
+afterAll(() => {
+  server.closeAllConnections();
+  return new Promise((r) => server.close(r));
 });
 
-it('decodes an error body into an ApiError with its code and field, without retrying a 400', async () => {
-  let calls = 0;
-  handler = (_req, res) => {
-    calls++;
-    res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: 'invalid_argument', message: 'tasks: too small', field: 'tasks' } }));
-  };
-  const err = await new BatchClient({ url, token: 't' }).submitJob({ command: ['true'], tasks: 0 }).catch((e) => e);
-  expect(err).toBeInstanceOf(ApiError);
-  expect(err).toMatchObject({ code: 'invalid_argument', status: 400, details: { field: 'tasks' } });
-  expect(calls).toBe(1);
+const view = (over: Partial<JobView> = {}): JobView => ({
+  id: 'j1', name: 'job', tenant: 'default', queue: 'default', phase: 'Queued', command: ['true'], resources: { cpu: '1' }, tasks: 1, priority: 0, labels: {},
+  taskCounts: { pending: 1, bound: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }, createdAt: '2026-01-01T00:00:00.000Z', ...over,
+});
+const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>
+  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+const client = (over: Partial<ConstructorParameters<typeof BatchClient>[0]> = {}) => new BatchClient({ url, token: 't', ...over });
+
+describe('retries', () => {
+  it('retries a 503 after Retry-After with the same Idempotency-Key, so a retried submit is one job', async () => {
+    const keys: string[] = [];
+    const times: number[] = [];
+    handler = (req, res) => {
+      keys.push(String(req.headers['idempotency-key']));
+      times.push(Date.now());
+      if (keys.length < 3) json(res, 503, { error: { code: 'unavailable', message: 'busy' } }, { 'retry-after': '0.2' });
+      else json(res, 201, view());
+    };
+    expect(await client().submitJob({ command: ['true'] })).toEqual(view());
+    expect(keys).toHaveLength(3);
+    expect(new Set(keys).size).toBe(1);
+    expect(keys[0]).toMatch(/^[0-9a-f-]{36}$/);
+    // Retry-After 0.2 s was honored between attempts (timer slack allowed)
+    expect(times[1] - times[0]).toBeGreaterThanOrEqual(180);
+    expect(times[2] - times[1]).toBeGreaterThanOrEqual(180);
+  });
+
+  it("sends the caller's idempotency key as given, and a new one for each submitJob call", async () => {
+    const keys: string[] = [];
+    handler = (req, res) => { keys.push(String(req.headers['idempotency-key'])); json(res, 201, view()); };
+    await client().submitJob({ command: ['true'] }, { idempotencyKey: 'nightly-2026-01-01' });
+    await client().submitJob({ command: ['true'] });
+    await client().submitJob({ command: ['true'] });
+    expect(keys[0]).toBe('nightly-2026-01-01');
+    expect(keys[1]).not.toBe(keys[2]);
+  });
+
+  it('gives up after `retries` retries of a 429 with the last error, its code and retryAfterSeconds', async () => {
+    let calls = 0;
+    handler = (_req, res) => { calls++; json(res, 429, { error: { code: 'rate_limited', message: 'slow down', retryAfterSeconds: 1 } }, { 'retry-after': '0' }); };
+    const err = await client({ retries: 2 }).getJob('j1').catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ code: 'rate_limited', status: 429, message: 'slow down', details: { retryAfterSeconds: 1 } });
+    // 1 try + 2 retries
+    expect(calls).toBe(3);
+  });
+
+  it('never retries other errors: a 400 is decoded with its field, once', async () => {
+    let calls = 0;
+    handler = (_req, res) => { calls++; json(res, 400, { error: { code: 'invalid_argument', message: 'tasks: too small', field: 'tasks' } }); };
+    const err = await client().submitJob({ command: ['true'], tasks: 0 }).catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ code: 'invalid_argument', status: 400, message: 'tasks: too small', details: { field: 'tasks' } });
+    expect(calls).toBe(1);
+  });
+
+  it('answers unavailable, naming the URL, when nothing listens (after retrying)', async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const err = await new BatchClient({ url: `http://127.0.0.1:${port}`, token: 't', retries: 1, maxRetryDelayMs: 10 }).listJobs().catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.code).toBe('unavailable');
+    expect(err.message).toContain(`GET http://127.0.0.1:${port}/v1/jobs: ECONNREFUSED`);
+    expect(err.message).toContain('tried 2 times');
+  });
+
+  it('times out an attempt that gets no answer within timeoutMs', async () => {
+    handler = () => undefined; // never answers
+    const started = Date.now();
+    const err = await client({ timeoutMs: 200, retries: 0 }).getJob('j1').catch((e) => e);
+    expect(err).toMatchObject({ code: 'unavailable' });
+    expect(err.message).toContain('no answer within 200 ms');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
 });
 
-it('sends the bearer token and streams logs chunk by chunk', async () => {
-  handler = (req, res) => {
-    expect(req.headers.authorization).toBe('Bearer secret');
-    expect(req.url).toBe('/v1/jobs/j1/tasks/2/logs?stream=stderr&follow=true');
-    res.writeHead(200, { 'content-type': 'text/plain' });
-    res.write('line 1\n');
-    setTimeout(() => res.end('line 2\n'), 50);
-  };
-  const chunks: string[] = [];
-  for await (const c of new BatchClient({ url, token: 'secret' }).logs('j1', 2, { stream: 'stderr', follow: true })) chunks.push(c);
-  expect(chunks.join('')).toBe('line 1\nline 2\n');
+describe('requests', () => {
+  it('sends the bearer token, method and query of each call, reusing connections', async () => {
+    const seen: string[] = [];
+    handler = (req, res, body) => {
+      expect(req.headers.authorization).toBe('Bearer secret');
+      seen.push(`${req.method} ${req.url} ${body}`);
+      if (req.url?.startsWith('/v1/jobs?')) json(res, 200, { jobs: [view()], nextPageToken: 'p2' });
+      else json(res, req.method === 'DELETE' ? 202 : 200, view({ id: 'a/b' }));
+    };
+    const c = new BatchClient({ url: `${url}/`, token: 'secret' });
+    const before = connections;
+    expect(await c.listJobs({ state: 'Running', queue: 'q1', limit: 10, pageToken: 'x y' })).toEqual({ jobs: [view()], nextPageToken: 'p2' });
+    await c.getJob('a/b');
+    await c.cancelJob('a/b');
+    expect(seen).toEqual(['GET /v1/jobs?state=Running&queue=q1&limit=10&pageToken=x+y ', 'GET /v1/jobs/a%2Fb ', 'DELETE /v1/jobs/a%2Fb ']);
+    for (let i = 0; i < 5; i++) await c.getJob('a/b');
+    // keep-alive: 8 calls, one after the other, over at most 2 connections (undici may open a
+    // second one while the first is being handed back to its pool)
+    expect(connections - before).toBeLessThanOrEqual(2);
+  });
+
+  it('decodes an error body that is not the API envelope by its status', async () => {
+    handler = (_req, res) => res.writeHead(404, { 'content-type': 'text/html' }).end('<h1>Not Found</h1>');
+    await expect(client().getJob('x')).rejects.toMatchObject({ code: 'not_found', status: 404, message: 'HTTP 404: <h1>Not Found</h1>' });
+  });
+
+  it.each([
+    // status, body → code (and why)
+    [404, '{"error":{"code":"not_found","message":"job x not found","id":"x"}}', 'not_found'], // the envelope wins
+    [502, 'Bad Gateway', 'unavailable'], // no code has 502: a 5xx is unavailable
+    [401, '', 'unauthenticated'],
+    [418, '{}', 'internal'], // unknown 4xx without envelope
+  ])('decodeError(%i, %s) has code %s', (status, body, code) => {
+    expect(decodeError(status, body).code).toBe(code);
+  });
 });
 
-it('waits for a terminal phase and reports each change once', async () => {
-  const phases = ['Queued', 'Running', 'Running', 'Succeeded'];
-  let i = 0;
-  handler = (_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...view, phase: phases[Math.min(i++, 3)] }));
-  const seen: string[] = [];
-  const done = await new BatchClient({ url, token: 't' }).waitForJob('j1', { intervalMs: 5, onUpdate: (j) => seen.push(j.phase) });
-  expect(done.phase).toBe('Succeeded');
-  expect(seen).toEqual(['Queued', 'Running', 'Succeeded']);
+describe('logs', () => {
+  it('streams chunks as the server writes them, with stream, attempt and follow in the query', async () => {
+    let finish: () => void = () => undefined;
+    handler = (req, res) => {
+      expect(req.url).toBe('/v1/jobs/j1/tasks/2/logs?stream=stderr&attempt=3&follow=true');
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('line 1\n');
+      finish = () => res.end('line 2\n');
+    };
+    const chunks: string[] = [];
+    for await (const c of client().logs('j1', 2, { stream: 'stderr', attempt: 3, follow: true })) {
+      chunks.push(c);
+      // The server ends only once the first chunk arrived here: the client does not buffer the whole answer.
+      if (chunks.length === 1) finish();
+    }
+    expect(chunks.join('')).toBe('line 1\nline 2\n');
+  });
+
+  it('keeps multi-byte characters whole across chunks', async () => {
+    const bytes = Buffer.from('é€\n');
+    handler = (_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(bytes.subarray(0, 1));
+      setTimeout(() => res.end(bytes.subarray(1)), 20);
+    };
+    let text = '';
+    for await (const c of client().logs('j1', 0)) text += c;
+    expect(text).toBe('é€\n');
+  });
+
+  it('closes the connection when the consumer stops early', async () => {
+    const closed = new Promise<void>((resolve) => {
+      handler = (req, res) => {
+        expect(req.url).toBe('/v1/jobs/j1/tasks/0/logs?stream=stdout&follow=true');
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first\n');
+        res.on('close', resolve);
+      };
+    });
+    for await (const c of client().logs('j1', 0, { follow: true })) {
+      expect(c).toBe('first\n');
+      break;
+    }
+    await closed;
+  });
+
+  it('throws the API error of a log that cannot be read', async () => {
+    handler = (_req, res) => json(res, 404, { error: { code: 'not_found', message: 'job j9 has no task 5', id: 'j9' } });
+    const read = async () => { for await (const _ of client().logs('j9', 5)) { /* nothing */ } };
+    await expect(read()).rejects.toMatchObject({ code: 'not_found', details: { id: 'j9' } });
+  });
 });
 
-it.each([
-  // Retry-After wins when present; capped by maxMs
-  [0, '2', 10_000, 2000],
-  [0, '60', 5_000, 5000],
-])('backoff(attempt %i, Retry-After %s, max %i) = %i ms', (attempt, ra, max, expected) => {
-  expect(backoff(attempt, ra, max)).toBe(expected);
+describe('waitForJob', () => {
+  it('polls until a terminal phase and reports each change once', async () => {
+    const phases = ['Queued', 'Running', 'Running', 'Succeeded'] as const;
+    let i = 0;
+    handler = (_req, res) => json(res, 200, view({ phase: phases[Math.min(i++, 3)] }));
+    const seen: string[] = [];
+    const done = await client().waitForJob('j1', { intervalMs: 5, onUpdate: (j) => seen.push(j.phase) });
+    expect(done.phase).toBe('Succeeded');
+    expect(seen).toEqual(['Queued', 'Running', 'Succeeded']);
+  });
+
+  it('reports a change of task counts in the same phase', async () => {
+    const running = [0, 1, 1, 2];
+    let i = 0;
+    handler = (_req, res) => {
+      const r = running[Math.min(i++, 3)];
+      json(res, 200, view({ phase: i > 4 ? 'Failed' : 'Running', taskCounts: { pending: 2 - r, bound: 0, running: r, succeeded: 0, failed: 0, cancelled: 0 } }));
+    };
+    const counts: number[] = [];
+    await client().waitForJob('j1', { intervalMs: 5, onUpdate: (j) => counts.push(j.taskCounts.running) });
+    expect(counts).toEqual([0, 1, 2, 2]); // the last one is the phase change to Failed
+  });
+
+  it('gives up after timeoutMs, naming the job and its phase', async () => {
+    handler = (_req, res) => json(res, 200, view({ phase: 'Running' }));
+    await expect(client().waitForJob('j1', { intervalMs: 20, timeoutMs: 100 })).rejects.toMatchObject({ code: 'unavailable', message: 'job j1 did not finish within 100 ms (it is Running)' });
+  });
+
+  it('stops waiting when its signal is aborted', async () => {
+    handler = (_req, res) => json(res, 200, view({ phase: 'Queued' }));
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 50);
+    const started = Date.now();
+    await expect(client().waitForJob('j1', { intervalMs: 10_000, signal: ac.signal })).rejects.toMatchObject({ code: 'unavailable', details: { id: 'j1' } });
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});
+
+describe('backoff', () => {
+  it.each([
+    // attempt, Retry-After, max, body retryAfterSeconds → ms
+    [0, '2', 10_000, undefined, 2000], // Retry-After in seconds wins
+    [3, '0.5', 10_000, 9, 500], // the header wins over the body
+    [0, '60', 5_000, undefined, 5000], // capped by max
+    [0, null, 10_000, 1.5, 1500], // no header: the body's retryAfterSeconds
+  ])('backoff(attempt %i, Retry-After %s, max %i, body %s) = %i ms', (attempt, ra, max, body, expected) => {
+    expect(backoff(attempt, ra, max, body)).toBe(expected);
+  });
+
+  it('is exponential from 200 ms with ±50% jitter when the server says nothing', () => {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const ms = backoff(attempt, undefined);
+      // 200 × 2^attempt × [0.5, 1.5)
+      expect(ms).toBeGreaterThanOrEqual(100 * 2 ** attempt);
+      expect(ms).toBeLessThan(300 * 2 ** attempt);
+    }
+  });
+
+  it.each([
+    ['3', 3000],
+    ['Thu, 01 Jan 2026 00:00:05 GMT', 5000], // an HTTP-date 5 s after `now`
+    ['Wed, 31 Dec 2025 23:59:00 GMT', 0], // in the past: now
+    ['soon', undefined],
+    ['', undefined],
+  ])('retryAfterMs(%j) = %s', (header, expected) => {
+    expect(retryAfterMs(header, Date.parse('2026-01-01T00:00:00Z'))).toBe(expected);
+  });
 });

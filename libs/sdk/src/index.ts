@@ -1,2 +1,4 @@
+/** The TypeScript SDK of BatchAPI: `new BatchClient({ url, token })`. */
 export * from './client';
-export { ApiError, ErrorCode, type JobView, type NodeView, type QueueView, type SubmitJobRequest } from '@batchapi/api';
+export { backoff, retryAfterMs } from './retry';
+export { ApiError, ErrorCode, JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, type TaskCounts, TERMINAL_PHASES } from '@batchapi/api';

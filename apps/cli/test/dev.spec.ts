@@ -1,0 +1,141 @@
+/**
+ * `batch dev` as a real process (real etcd, the four built services, real HTTP): it starts a
+ * working cluster, the other commands find it, and a Ctrl-C stops every process of it.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BatchClient } from '@batchapi/sdk';
+import { batch, DevProcess, ROOT, waitGone } from './dev-process';
+
+let dir: string;
+let env: NodeJS.ProcessEnv;
+/** Last resort after a failed test: no process of it may outlive the suite. */
+const cleanups: Array<() => void> = [];
+
+// Each test has its own config and cache homes, so settings and data of one never meet the other's.
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'cli-dev-'));
+  env = { XDG_CONFIG_HOME: join(dir, 'config'), XDG_CACHE_HOME: join(dir, 'cache'), BATCH_API: '', BATCH_TOKEN: '' };
+});
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second one on its data, and stops every process on Ctrl-C', async () => {
+  const dataDir = join(dir, 'data');
+  const dev = new DevProcess(['--fresh', '--data-dir', dataDir], env);
+  cleanups.push(() => dev.killAll());
+  const { api, token } = await dev.up();
+  expect(api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  expect(dev.stdout).toMatch(/operator token: bt_\S+/);
+  // each start step is named on stderr
+  for (const step of ['starting etcd', 'starting quota', 'starting scheduler', 'starting executor-0', 'starting admission', 'all services ready']) expect(dev.stderr).toContain(`• ${step}`);
+
+  // The SDK: submit, wait for Succeeded.
+  const client = new BatchClient({ url: api, token });
+  const job = await client.submitJob({ name: 'sdk-job', tasks: 3, resources: { cpu: '100m', memory: '32Mi' }, command: ['sh', '-c', 'echo "out-$BATCH_TASK_INDEX"'] });
+  const done = await client.waitForJob(job.id, { intervalMs: 100, timeoutMs: 30_000 });
+  expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 3, failed: 0 } });
+
+  // The CLI finds the cluster through the settings file batch dev wrote (BATCH_API/BATCH_TOKEN are empty).
+  const submitted = batch(['submit', '--tasks', '2', '--cpu', '100m', '--wait', '-o', 'json', '--', 'sh', '-c', 'echo out-$BATCH_TASK_INDEX; echo err >&2'], env);
+  expect(submitted.stderr).toBe('');
+  expect(submitted.status).toBe(0);
+  const cliJob = JSON.parse(submitted.stdout);
+  expect(cliJob).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2 } });
+  expect(batch(['logs', cliJob.id, '--task', '1'], env).stdout).toBe('out-1\n');
+  expect(batch(['logs', cliJob.id, '--task', '1', '--stderr', '--attempt', '1'], env).stdout).toBe('err\n');
+  expect(batch(['get', cliJob.id], env).stdout).toMatch(/Phase:\s+Succeeded/);
+  const listed = JSON.parse(batch(['list', '-o', 'json', '--state', 'Succeeded'], env).stdout);
+  expect(listed.jobs.map((j: { id: string }) => j.id)).toEqual(expect.arrayContaining([job.id, cliJob.id]));
+
+  // cancel: a long job ends Cancelled
+  const long = batch(['submit', '--', 'sleep', '60'], env).stdout.trim();
+  expect(batch(['cancel', long], env)).toMatchObject({ status: 0, stdout: expect.stringMatching(new RegExp(`^${long} (Cancelled|\\S+ \\(cancelling\\))\n$`)) });
+  expect((await client.waitForJob(long, { intervalMs: 100, timeoutMs: 20_000 })).phase).toBe('Cancelled');
+
+  // errors: the API's code and message, exit 1; bad usage, exit 2
+  const missing = batch(['get', 'no-such-job'], env);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toMatch(/^error: not_found: .+\n$/);
+  const invalid = batch(['submit', '--cpu', 'lots', '--', 'true'], env);
+  expect(invalid.status).toBe(1);
+  expect(invalid.stderr).toMatch(/^error: invalid_argument: .*\(field resources\.cpu\)\n$/);
+  expect(batch(['submit', '--tasks', 'x', '--', 'true'], env).status).toBe(2);
+
+  // A second cluster on the same data is refused, and changes nothing.
+  const second = new DevProcess(['--fresh', '--data-dir', dataDir], env);
+  cleanups.push(() => second.killAll());
+  expect(await second.exited).toBe(1);
+  expect(second.stderr).toBe(`error: the local cluster did not start: another local cluster (pid ${dev.pid}) is using ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${dev.pid}), or use another --data-dir\n`);
+  expect((await client.getJob(job.id)).phase).toBe('Succeeded');
+
+  // Ctrl-C in a terminal: SIGINT to the whole process group.
+  const pids = dev.clusterPids(dataDir);
+  expect(pids.length).toBeGreaterThanOrEqual(5); // etcd and the four services
+  process.kill(-dev.pid, 'SIGINT');
+  expect(await dev.exited).toBe(0);
+  expect(await waitGone(pids)).toEqual([]);
+  expect(dev.stderr).toContain('• stopped');
+  // The settings it wrote are gone with it, so the other commands say how to get a cluster.
+  expect(existsSync(join(dir, 'config', 'batchapi', 'config.json'))).toBe(false);
+  const orphan = batch(['list'], env);
+  expect(orphan.status).toBe(2);
+  expect(orphan.stderr).toContain('no API configured: start one with "batch dev"');
+  await expect(new BatchClient({ url: api, token, retries: 0, timeoutMs: 2000 }).listJobs()).rejects.toMatchObject({ code: 'unavailable' });
+}, 90_000);
+
+it('npm run -s batch -- dev --demo: runs the sample job to Succeeded, prints the summary, stops, exits 0', async () => {
+  // tools/batch.js without the build (the suite runs on a built tree) and without a TTY: plain progress lines.
+  const demo = spawn(process.execPath, [join(ROOT, 'tools/batch.js'), 'dev', '--demo'], { env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  demo.stdout.on('data', (c) => (stdout += c));
+  demo.stderr.on('data', (c) => (stderr += c));
+  cleanups.push(() => demo.kill('SIGINT'));
+  const code = await new Promise((r) => demo.once('exit', r));
+  expect({ code, stderr }).toMatchObject({ code: 0 });
+  const [, id] = /Demo job (\S+): Succeeded in [\d.]+ s/.exec(stdout) ?? [];
+  expect(id).toBeDefined();
+  expect(stdout).toContain('tasks:    8 succeeded, 0 failed');
+  expect(stdout).toMatch(/trace id: /);
+  expect(stdout).toContain(`task 0 of job ${id} on local-0`);
+  expect(stderr).toMatch(/ {2}Succeeded: 8 succeeded, 0 failed, 0 running, 0 pending/);
+  expect(stderr).toContain('• stopped');
+  // the demo kept nothing: no settings for the other commands, no data left behind
+  expect(existsSync(join(dir, 'config', 'batchapi', 'config.json'))).toBe(false);
+  expect(readdirSync(join(dir, 'cache', 'batchapi', 'dev')).filter((d) => d.startsWith('demo-'))).toEqual([]);
+}, 60_000);
+
+it('npm run -s batch -- dev: one Ctrl-C (that the terminal, npm and tools/batch.js each pass on) stops it cleanly', async () => {
+  const dataDir = join(dir, 'data');
+  const dev = new DevProcess(['--data-dir', dataDir], { ...env, BATCH_SKIP_BUILD: '1' }, ['npm', 'run', '-s', 'batch', '--']);
+  cleanups.push(() => dev.killAll());
+  await dev.up();
+  const pids = dev.clusterPids(dataDir);
+  expect(pids.length).toBeGreaterThanOrEqual(7); // tools/batch.js, the CLI, etcd, four services (and npm's shell)
+  const cli = pids.find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('apps/cli/dist/main.js'));
+  expect(cli).toBeDefined();
+  process.kill(-dev.pid, 'SIGINT');
+  // npm itself ends as a Ctrl-C ends it (by the signal); what matters is what the CLI did.
+  await dev.closed;
+  expect(await waitGone(pids)).toEqual([]);
+  expect(dev.stderr).toContain('• SIGINT: stopping the cluster');
+  expect(dev.stderr).toContain('• stopped');
+  expect(dev.stderr).not.toContain('killing the cluster');
+}, 60_000);
+
+it('tools/batch.js passes a SIGTERM sent to it alone on to batch dev, which stops cleanly', async () => {
+  const dataDir = join(dir, 'data');
+  const dev = new DevProcess(['--data-dir', dataDir], { ...env, BATCH_SKIP_BUILD: '1' }, [process.execPath, join(ROOT, 'tools/batch.js')]);
+  cleanups.push(() => dev.killAll());
+  await dev.up();
+  const pids = dev.clusterPids(dataDir);
+  process.kill(dev.pid, 'SIGTERM'); // the wrapper only
+  expect(await dev.exited).toBe(0);
+  expect(await waitGone(pids)).toEqual([]);
+  expect(dev.stderr).toContain('• SIGTERM: stopping the cluster');
+}, 60_000);
