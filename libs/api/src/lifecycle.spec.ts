@@ -85,3 +85,16 @@ describe('retry policy', () => {
     expect(delays.size).toBeGreaterThan(10);
   });
 });
+
+describe('ApiError.fromBody', () => {
+  it.each([
+    [{ error: { code: 'not_found', message: 'job x not found', id: 'x' } }, 404, 'not_found'],
+    // no envelope (a proxy's page): the code follows the status
+    ['<html>bad gateway</html>', 502, 'unavailable'],
+    ['Forbidden', 403, 'permission_denied'],
+    [{}, 418, 'internal'],
+  ])('%j with %i → %s', async (body, status, code) => {
+    const { ApiError } = await import('./errors');
+    expect(ApiError.fromBody(status, body).code).toBe(code);
+  });
+});
