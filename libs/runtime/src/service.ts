@@ -127,7 +127,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
 
   const adapter = new FastifyAdapter({
     bodyLimit: opts.bodyLimit ?? 1024 * 1024,
-    maxParamLength: 1024,
+    routerOptions: { maxParamLength: 1024 },
     // Errors the router raises before any handler (bad URL encoding, over-long path
     // parameters) get the same error body and codes as every other error.
     frameworkErrors: (err: Error, _req: unknown, reply: FastifyReply) => {
