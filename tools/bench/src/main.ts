@@ -1,5 +1,6 @@
 /** The benchmark runner: `npm run -s bench -- NAME [--option value]`. Last stdout line: one JSON object. */
 import { join } from 'node:path';
+import { benchAlibaba } from './alibaba';
 import { benchE2e } from './e2e';
 import { benchFailover } from './failover';
 import { benchLatency } from './latency';
@@ -29,6 +30,7 @@ function num(o: Record<string, string>, name: string, def: number): number {
 
 const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
   scheduling: (o) => benchScheduling({ cpuNodes: num(o, 'cpu-nodes', 9000), gpuNodes: num(o, 'gpu-nodes', 1000), tasks: num(o, 'tasks', 500_000), baselineTasks: num(o, 'baseline-tasks', 2000), seed: num(o, 'seed', 42) }),
+  alibaba: (o) => benchAlibaba({ data: o.data ?? DATA, trace: o.trace ?? 'default' }),
   packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
   latency: (o) => benchLatency({ rate: num(o, 'rate', 1000), seconds: num(o, 'seconds', 60), nodes: num(o, 'nodes', 1000) }),
   tracing: (o) => benchTracing({ iterations: num(o, 'iterations', 100_000) }),
