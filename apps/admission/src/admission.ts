@@ -2,7 +2,7 @@
 import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
 import { AUTH, JobsController } from './jobs.controller';
 import { NodesController } from './nodes.controller';
-import { QueuesController } from './queues.controller';
+import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
 
@@ -24,7 +24,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit,
-    controllers: [JobsController, NodesController, QueuesController],
+    controllers: [JobsController, NodesController, QueuesController, TenantsController],
     providers: [JobsService, { provide: AUTH, useValue: auth }],
   });
 }

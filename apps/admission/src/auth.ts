@@ -28,4 +28,11 @@ export class TokenAuthenticator {
     if (!found) throw new ApiError(ErrorCode.Unauthenticated, 'the bearer token is not valid', { field: 'Authorization' });
     return found;
   }
+
+  /** As `authenticate`, and the token must be an operator's (else `permission_denied`, naming what needs one). */
+  authenticateOperator(header: string | undefined, what: string): Principal {
+    const p = this.authenticate(header);
+    if (p.role !== 'operator') throw new ApiError(ErrorCode.PermissionDenied, `${what} are managed by operators; use an operator token`);
+    return p;
+  }
 }

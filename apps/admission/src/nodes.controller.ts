@@ -79,9 +79,7 @@ export class NodesController {
   }
 
   private operator(req: FastifyRequest): Principal {
-    const p = this.auth.authenticate(req.headers.authorization);
-    if (p.role !== 'operator') throw new ApiError(ErrorCode.PermissionDenied, 'nodes are managed by operators; use an operator token');
-    return p;
+    return this.auth.authenticateOperator(req.headers.authorization, 'nodes');
   }
 }
 

@@ -3,11 +3,12 @@
  * in it. Tenants see their own queues; operators see all.
  */
 import {
-  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, type NodeRecord, type Principal, type Queue, type QueueView, type ResourceVector,
+  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, NameSchema, type NodeRecord, parseResources, parseWith, type Principal,
+  PutQueueSchema, PutTenantSchema, type Queue, type QueueView, type ResourceVector, type Tenant, TERMINAL_PHASES,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { dominantShare } from '@batchapi/scheduling';
-import { Controller, Get, Inject, Param, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
@@ -28,6 +29,33 @@ export class QueuesController {
     const q = (await this.views()).find((v) => v.name === name);
     if (!q || !visible(p, q)) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
     return q;
+  }
+
+  /** Creates or changes a queue (operators). Admission and quota see it within a watch event. */
+  @Put(':name')
+  async put(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown): Promise<QueueView> {
+    this.auth.authenticateOperator(req.headers.authorization, 'queues');
+    parseWith(NameSchema, name, 'name');
+    const b = parseWith(PutQueueSchema, body);
+    const { store } = this.ctx;
+    if (!(await store.get<Tenant>(store.keys.tenant(b.tenant)))) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${b.tenant} does not exist; create it first`, { field: 'tenant', id: b.tenant });
+    const queue: Queue = { name, tenant: b.tenant, nominal: parseResources(b.nominal ?? {}, 'nominal'), ...(b.cohort ? { cohort: b.cohort } : {}), ...(b.weight ? { weight: b.weight } : {}) };
+    await putVersioned(this.ctx, store.keys.queue(name), queue);
+    return (await this.views()).find((v) => v.name === name)!;
+  }
+
+  /** Removes a queue with no unfinished work (operators); 409 while jobs are in it. */
+  @Delete(':name')
+  async remove(@Req() req: FastifyRequest, @Param('name') name: string): Promise<{ deleted: string }> {
+    this.auth.authenticateOperator(req.headers.authorization, 'queues');
+    const { store } = this.ctx;
+    const cur = await store.get<Queue>(store.keys.queue(name));
+    if (!cur) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
+    const busy = (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => j.value.queue === name && !TERMINAL_PHASES.has(j.value.phase)).length;
+    if (busy) throw new ApiError(ErrorCode.Conflict, `queue ${name} still has ${busy} unfinished job${busy === 1 ? '' : 's'}; cancel or wait for them first`, { id: name });
+    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ delete: cur.key }]);
+    if (!res.succeeded) throw new ApiError(ErrorCode.Conflict, `queue ${name} changed meanwhile; retry`, { id: name });
+    return { deleted: name };
   }
 
   private async views(): Promise<QueueView[]> {
@@ -56,6 +84,32 @@ export class QueuesController {
         runningTasks,
       };
     });
+  }
+}
+
+/** Creates or replaces a record by compare-and-swap on what was read (a concurrent change wins and this one is retried). */
+async function putVersioned(ctx: ServiceContext, key: string, value: unknown): Promise<void> {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const cur = await ctx.store.get(key);
+    const res = await ctx.store.txn([cur ? { key, modRevision: cur.modRevision } : { key, absent: true }], [{ put: key, value }]);
+    if (res.succeeded) return;
+  }
+  throw new ApiError(ErrorCode.Conflict, 'the record is changing too fast; retry', { id: key.slice(key.lastIndexOf('/') + 1) });
+}
+
+/** `PUT /v1/tenants/:name`: creates or changes a tenant (operators). */
+@Controller('v1/tenants')
+export class TenantsController {
+  constructor(@Inject(AUTH) private readonly auth: TokenAuthenticator, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
+
+  @Put(':name')
+  async put(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown): Promise<Tenant> {
+    this.auth.authenticateOperator(req.headers.authorization, 'tenants');
+    parseWith(NameSchema, name, 'name');
+    const b = parseWith(PutTenantSchema, body);
+    const tenant: Tenant = { name, weight: b.weight ?? 1 };
+    await putVersioned(this.ctx, this.ctx.store.keys.tenant(name), tenant);
+    return tenant;
   }
 }
 

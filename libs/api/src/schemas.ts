@@ -135,6 +135,22 @@ export const ClusterConfigSchema = z.strictObject({
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
+/** `PUT /v1/tenants/:name` body. */
+export const PutTenantSchema = z.strictObject({
+  /** Fair-share weight. @default 1 */
+  weight: z.number().positive().max(1e6).optional(),
+});
+
+/** `PUT /v1/queues/:name` body. */
+export const PutQueueSchema = z.strictObject({
+  tenant: NameSchema,
+  /** Most resources the queue's running tasks may hold; an absent resource is unlimited. @default {} */
+  nominal: z.record(z.string(), Quantity).optional(),
+  cohort: NameSchema.optional(),
+  /** Fair-share weight. @default 1 */
+  weight: z.number().positive().max(1e6).optional(),
+});
+
 /** `GET /v1/jobs` query. */
 export const ListJobsQuerySchema = z.strictObject({
   state: z.enum(['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected']).optional(),

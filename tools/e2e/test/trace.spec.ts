@@ -198,3 +198,24 @@ it('shows queues with quota, usage, fair share and pending work; a tenant sees o
   await api(admission.url, 'DELETE', `/v1/jobs/${long.body.id}`);
   await waitForJob(admission.url, long.body.id, 10000);
 });
+
+it('lets operators create tenants and queues (tenants get 403); a job in a new queue runs within its quota; a busy queue cannot be deleted', async () => {
+  const op = (method: string, path: string, body?: unknown) => api(admission.url, method, path, body, 'operator-token');
+  expect((await api(admission.url, 'PUT', '/v1/queues/research', { tenant: 'default' })).body.error.code).toBe('permission_denied');
+  expect((await op('PUT', '/v1/queues/research', { tenant: 'nobody' })).body.error).toMatchObject({ code: 'unknown_tenant', field: 'tenant' });
+  expect((await op('PUT', '/v1/queues/research', { tenant: 'default', nominal: { cpu: 'lots' } })).body.error).toMatchObject({ code: 'invalid_argument', field: 'nominal.cpu' });
+  expect((await op('PUT', '/v1/tenants/default', { weight: 2 })).body).toEqual({ name: 'default', weight: 2 });
+  const q = await op('PUT', '/v1/queues/research', { tenant: 'default', nominal: { cpu: '1' }, weight: 3 });
+  expect(q.body).toMatchObject({ name: 'research', tenant: 'default', weight: 3, nominal: { cpu: '1' } });
+  // The new queue is usable at once; its 1-core quota runs 2 half-core tasks together.
+  const long = await api(admission.url, 'POST', '/v1/jobs', { queue: 'research', tasks: 3, resources: { cpu: '500m' }, command: ['sleep', '30'] });
+  expect(long.status).toBe(201);
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${long.body.id}`)).body.taskCounts.running === 2)).toBe(true);
+  await new Promise((r) => setTimeout(r, 300));
+  expect((await api(admission.url, 'GET', `/v1/jobs/${long.body.id}`)).body.taskCounts).toMatchObject({ running: 2, pending: 1 });
+  expect((await op('DELETE', '/v1/queues/research')).body.error.code).toBe('conflict');
+  await api(admission.url, 'DELETE', `/v1/jobs/${long.body.id}`);
+  await waitForJob(admission.url, long.body.id, 10000);
+  expect((await op('DELETE', '/v1/queues/research')).body).toEqual({ deleted: 'research' });
+  expect((await op('DELETE', '/v1/queues/research')).status).toBe(404);
+});
