@@ -7,7 +7,7 @@ import { ApiError, JobPhase, TERMINAL_PHASES } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Command, CommanderError, Option } from 'commander';
 import { dev } from './dev';
-import { jobDetail, jobRows, type OutputFormat, printJson, table } from './output';
+import { jobDetail, jobRows, type OutputFormat, printJson, queueTable, table } from './output';
 import { resolveSettings } from './settings';
 import { runSimulate } from './simulate';
 import { defineSubmit, outputOption, submitInvocation, UsageError, wholeNumber } from './submit-args';
@@ -86,10 +86,23 @@ program.command('why').description("why are this job's tasks pending? blockers a
 program.command('queues').description('queues: quota, usage, fair share, pending work').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
   const { queues } = await client().listQueues();
   if (o.output === 'json') { printJson({ queues }); return; }
-  process.stdout.write(table(['QUEUE', 'TENANT', 'WEIGHT', 'NOMINAL', 'USED', 'SHARE', 'RUNNING', 'PENDING'], queues.map((q) => [
-    q.name, q.tenant, String(q.weight), JSON.stringify(q.nominal), JSON.stringify(q.used), q.fairShare.toFixed(3), String(q.runningTasks), `${q.pendingTasks} (${q.pendingJobs} jobs)`,
-  ])));
+  process.stdout.write(queueTable(queues));
 }));
+
+program.command('top').description('live per-queue usage, refreshed in the terminal until Ctrl-C').option('--interval <seconds>', 'refresh period', '2').option('--once', 'print one screen and exit')
+  .action(run(async (o: { interval: string; once?: boolean }) => {
+    const seconds = Number(o.interval);
+    if (!(seconds > 0)) throw new UsageError('--interval takes a positive number of seconds');
+    const c = client();
+    for (;;) {
+      const { queues } = await c.listQueues();
+      const screen = `BatchAPI — ${new Date().toISOString()} — every ${seconds} s, Ctrl-C to stop\n\n${queueTable(queues)}`;
+      // Clear and redraw on a terminal; plain successive screens otherwise.
+      process.stdout.write(process.stdout.isTTY && !o.once ? `\x1b[H\x1b[2J${screen}` : screen);
+      if (o.once) return;
+      await new Promise((r) => setTimeout(r, seconds * 1000));
+    }
+  }));
 
 program.command('nodes').description('list nodes with capacity, allocation and cordons (operator)').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
   const { nodes } = await client().listNodes();

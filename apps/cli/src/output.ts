@@ -1,5 +1,5 @@
 /** How the CLI prints: a table for people, the API's JSON with `-o json`. */
-import type { JobView } from '@batchapi/api';
+import type { JobView, QueueView } from '@batchapi/api';
 
 export type OutputFormat = 'table' | 'json';
 
@@ -40,4 +40,11 @@ export function jobDetail(j: JobView): string {
     ['Priority', String(j.priority)], ['Trace', j.traceId], ['Created', j.createdAt], ['Queued', j.queuedAt], ['Started', j.startedAt], ['Finished', j.finishedAt],
   ];
   return rows.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${v}`).join('\n') + '\n';
+}
+
+/** Queues as `batch queues` and `batch top` show them. */
+export function queueTable(queues: QueueView[]): string {
+  return table(['QUEUE', 'TENANT', 'WEIGHT', 'NOMINAL', 'USED', 'SHARE', 'RUNNING', 'PENDING'], queues.map((q) => [
+    q.name, q.tenant, String(q.weight), JSON.stringify(q.nominal), JSON.stringify(q.used), q.fairShare.toFixed(3), String(q.runningTasks), `${q.pendingTasks} (${q.pendingJobs} jobs)`,
+  ]));
 }
