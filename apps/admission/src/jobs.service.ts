@@ -76,11 +76,15 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     const store = this.ctx.store;
     // Tenants and queues come from watches; one unknown to the cache is looked up in etcd (it may be seconds old).
-    let t: { value: Tenant } | undefined = this.tenants.get(tenant) && { value: this.tenants.get(tenant)! };
-    let q: { value: Queue } | undefined = this.queues.get(queue) && { value: this.queues.get(queue)! };
-    if (!t || !q) [t, q] = (await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), store.keys.queue(queue)])) as [{ value: Tenant } | undefined, { value: Queue } | undefined];
+    let t = this.tenants.get(tenant);
+    let q = this.queues.get(queue);
+    if (!t || !q) {
+      const [stored, storedQueue] = await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), store.keys.queue(queue)]);
+      t = stored?.value as Tenant | undefined;
+      q = storedQueue?.value as Queue | undefined;
+    }
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
-    if (!q || q.value.tenant !== tenant) {
+    if (!q || q.tenant !== tenant) {
       throw new ApiError(ErrorCode.UnknownQueue, `queue ${queue} does not exist for tenant ${tenant}; list queues or omit "queue" for the default`, { field: 'queue', id: queue });
     }
     const job: JobRecord = {

@@ -95,7 +95,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   /** Cluster and queue figures, computed from the cache when scraped (every replica, leader or not). */
   private clusterGauges(registers: Registry[]): void {
-    const snapshot = () => takeSnapshot(this.cache);
+    // One snapshot serves all the gauges of a scrape (each collects separately).
+    let last: { at: number; s: ReturnType<typeof takeSnapshot> } | undefined;
+    const snapshot = () => {
+      const now = Date.now();
+      if (!last || now - last.at > 1000) last = { at: now, s: takeSnapshot(this.cache, now) };
+      return last.s;
+    };
     const allocation = new Gauge({ name: Metric.clusterAllocation, help: 'Share of each resource of all nodes that is allocated (0-1)', labelNames: ['resource'], registers, collect: () => {
       allocation.reset();
       for (const [resource, r] of Object.entries(allocationRatio(snapshot().nodes))) allocation.set({ resource }, r);

@@ -1,5 +1,5 @@
 /** What the API answers about jobs: records turned into the shapes clients read. */
-import type { GroupStatus, JobPhase, JobRecord, TaskState } from './model';
+import type { GroupStatus, JobPhase, JobRecord } from './model';
 import { formatResources } from './quantity';
 import { countTasks } from './ranges';
 
@@ -71,11 +71,6 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     startedAt: iso(job.startedAt),
     finishedAt: iso(job.finishedAt),
   };
-}
-
-/** Tasks of a group that are not yet terminal. */
-export function liveTaskStates(g: GroupStatus): TaskState[] {
-  return g.tasks.map((t) => t.state).filter((s) => s === 'Bound' || s === 'Running');
 }
 
 /** A queue as `GET /v1/queues` shows it. */
