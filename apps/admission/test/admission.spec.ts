@@ -48,7 +48,7 @@ const jobCount = async () => (await store.listAll<JobRecord>(store.keys.jobs()))
 
 beforeAll(async () => {
   etcd = await startEtcd();
-  const config = { etcdEndpoints: etcd.endpoints, port: 0, leaseTtlSeconds: 3, logLevel: 'error' };
+  const config = { etcdEndpoints: etcd.endpoints, port: 0, leaseTtlSeconds: 5, logLevel: 'error' };
   store = new EtcdStore({ endpoints: etcd.endpoints });
   quota = await startQuota({ cluster: CLUSTER, config });
   admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, bodyLimit: 64 * 1024 });

@@ -39,8 +39,11 @@ export function useTestbed(): Testbed {
   return tb;
 }
 
-/** Service settings of an in-process executor: a 2 s lease, quiet logs. */
-export const serviceConfig = (tb: Testbed) => ({ etcdEndpoints: tb.etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error' });
+/**
+ * Service settings of an in-process executor: quiet logs and a 5 s lease, long enough that a
+ * loaded 2-core CI machine does not miss renewals (tests of expiry revoke the lease instead).
+ */
+export const serviceConfig = (tb: Testbed) => ({ etcdEndpoints: tb.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' });
 
 /** Starts an executor in this process for node `name` (8 CPUs, 16 GiB, no GPUs unless `nvidiaSmi` says so). */
 export function startNode(tb: Testbed, name: string, extra: Partial<ExecutorConfig> = {}, opts: Omit<ExecutorOptions, 'executor' | 'config'> = {}): Promise<RunningExecutor> {

@@ -26,7 +26,7 @@ beforeAll(async () => {
   initTracing('e2e', { exporter });
   etcd = await startEtcd();
   dataDir = mkdtempSync(join(tmpdir(), 'e2e-exec-'));
-  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 3, logLevel: 'error' };
+  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
   services.push(await startQuota({ cluster: CLUSTER, config }));
   services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5, preemption: { protectMs: 0, perQueuePerMinute: 100 } } }));
   executor = await startExecutor({ config, executor: { nodeName: 'local-0', dataDir, cpu: '4', memory: '8Gi', killGraceMs: 1000, reportIntervalMs: 50 } });
