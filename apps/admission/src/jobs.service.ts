@@ -7,7 +7,7 @@ import {
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getJob, type Informer, listGroups, listJobs, mirrorByName, submitJob } from '@batchapi/store';
-import { type Explanation, explainPending, queueHeadroom, queueOrder, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
+import { type Explanation, explainPending, QuotaLedger, queueOrder, queueUsageOf, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { inSpan, traceparentOf } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -162,20 +162,21 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       return { jobId: id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [] };
     }
     const { store } = this.ctx;
-    const [nodes, allocs, bindings, queue, jobs, cordons] = await Promise.all([
+    const [nodes, allocs, bindings, queues, jobs, cordons] = await Promise.all([
       store.listAll<NodeRecord>(store.keys.nodes()),
       store.listAll<NodeAllocation>(store.keys.allocs()),
       store.listAll<Binding>(store.keys.bindings()),
-      store.get<Queue>(store.keys.queue(job.queue)),
+      store.listAll<Queue>(store.keys.queues()),
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<Cordon>(store.keys.cordons()),
     ]);
     const cordoned = new Set(cordons.items.map((c) => c.value.node));
     const allocOf = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
     const snapshot = nodes.items.filter((n) => !cordoned.has(n.value.name)).map((n) => toNodeSnapshot(n.value, allocOf.get(n.value.name)));
-    let used: ResourceVector = {};
-    for (const { value: b } of bindings.items) if (b.queue === job.queue) used = addResources(used, b.resources, b.end - b.start);
-    const headroom = queue && Object.keys(queue.value.nominal).length ? queueHeadroom(queue.value.nominal, used) : undefined;
+    // The queue's quota room now, borrowing from its cohort included.
+    const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
+    const ledger = new QuotaLedger(queues.items.map((q) => q.value), queueUsageOf(bindings.items.map((b) => b.value), (n) => labels.get(n)));
+    const headroom = ledger.limits(job.queue) ? ledger.room(job.queue) : undefined;
     const now = Date.now();
     const mine = toPendingWork(job, now);
     const ahead = jobs.items

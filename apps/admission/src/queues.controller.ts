@@ -3,11 +3,11 @@
  * in it. Tenants see their own queues; operators see all.
  */
 import {
-  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, NameSchema, type NodeRecord, parseResources, parseWith, type Principal,
-  PutQueueSchema, PutTenantSchema, type Queue, type QueueView, type ResourceVector, type Tenant, TERMINAL_PHASES,
+  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, NameSchema, type NodeRecord, parseWith, type Principal,
+  PutQueueSchema, PutTenantSchema, type Queue, type QueueView, type ResourceVector, type Tenant, TERMINAL_PHASES, toQueue, toTenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { dominantShare } from '@batchapi/scheduling';
+import { chargeOf, dominantShare, queueUsageOf } from '@batchapi/scheduling';
 import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
@@ -39,7 +39,7 @@ export class QueuesController {
     const b = parseWith(PutQueueSchema, body);
     const { store } = this.ctx;
     if (!(await store.get<Tenant>(store.keys.tenant(b.tenant)))) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${b.tenant} does not exist; create it first`, { field: 'tenant', id: b.tenant });
-    const queue: Queue = { name, tenant: b.tenant, nominal: parseResources(b.nominal ?? {}, 'nominal'), ...(b.cohort ? { cohort: b.cohort } : {}), ...(b.weight ? { weight: b.weight } : {}) };
+    const queue = toQueue(name, b);
     await putVersioned(this.ctx, store.keys.queue(name), queue);
     return (await this.views()).find((v) => v.name === name)!;
   }
@@ -66,18 +66,27 @@ export class QueuesController {
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<NodeRecord>(store.keys.nodes()),
     ]);
-    const capacity = nodes.items.reduce<ResourceVector>((acc, n) => addResources(acc, n.value.capacity), {});
+    const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
+    const capacity = nodes.items.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.value.capacity, n.value.labels)), {});
+    const usage = queueUsageOf(bindings.items.map((b) => b.value), (n) => labels.get(n));
     return queues.items.map(({ value: q }) => {
-      let used: ResourceVector = {};
+      const used = usage.get(q.name) ?? {};
       let runningTasks = 0;
-      for (const { value: b } of bindings.items) if (b.queue === q.name) { used = addResources(used, b.resources, b.end - b.start); runningTasks += b.end - b.start; }
+      for (const { value: b } of bindings.items) if (b.queue === q.name) runningTasks += b.end - b.start;
+      const borrowed: ResourceVector = {};
+      for (const [r, nominal] of Object.entries(q.nominal)) if ((used[r] ?? 0) > nominal) borrowed[r] = used[r] - nominal;
       const waiting = jobs.items.map((j) => j.value).filter((j) => j.queue === q.name && (j.phase === 'Queued' || j.phase === 'Running') && countTasks(j.pending) > 0);
       return {
         name: q.name,
         tenant: q.tenant,
         weight: q.weight ?? 1,
         nominal: formatResources(q.nominal),
+        ...(q.cohort ? { cohort: q.cohort } : {}),
+        ...(q.borrowingLimit ? { borrowingLimit: formatResources(q.borrowingLimit) } : {}),
+        ...(q.lendingLimit ? { lendingLimit: formatResources(q.lendingLimit) } : {}),
+        ...(q.maxPendingTasks ? { maxPendingTasks: q.maxPendingTasks } : {}),
         used: formatResources(used),
+        borrowed: formatResources(borrowed),
         fairShare: Math.round(dominantShare(used, capacity, q.weight ?? 1) * 10_000) / 10_000,
         pendingTasks: waiting.reduce((n, j) => n + countTasks(j.pending), 0),
         pendingJobs: waiting.length,
@@ -107,7 +116,7 @@ export class TenantsController {
     this.auth.authenticateOperator(req.headers.authorization, 'tenants');
     parseWith(NameSchema, name, 'name');
     const b = parseWith(PutTenantSchema, body);
-    const tenant: Tenant = { name, weight: b.weight ?? 1 };
+    const tenant = toTenant(name, b);
     await putVersioned(this.ctx, this.ctx.store.keys.tenant(name), tenant);
     return tenant;
   }

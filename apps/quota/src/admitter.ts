@@ -86,7 +86,7 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
   /** Queued, or Rejected with the reason; undefined once decided. Pure given the caches. */
   private decision(job: JobRecord, now: number): JobRecord | undefined {
     if (job.phase !== 'Submitted') return undefined;
-    const refusal = admissionRefusal(job, this.tenants.get(job.tenant), this.queues.get(job.queue));
+    const refusal = admissionRefusal(job, this.tenants.get(job.tenant), this.queues.get(job.queue), this.queues.values());
     return refusal ? { ...job, phase: 'Rejected', reason: refusal, pending: [], finishedAt: now } : { ...job, phase: 'Queued', queuedAt: now };
   }
 }

@@ -1,6 +1,6 @@
 /** Seeds tenants and queues from the cluster config file; without one, a default tenant and queue. */
 import { readFileSync } from 'node:fs';
-import { type ClusterConfig, ClusterConfigSchema, parseResources, parseWith, type Queue, type Tenant } from '@batchapi/api';
+import { type ClusterConfig, ClusterConfigSchema, parseWith, type Queue, type Tenant, toQueue, toTenant } from '@batchapi/api';
 import type { EtcdStore } from '@batchapi/store';
 
 /** What a cluster has when nobody configured it: tenant `default` with queue `default`, no limits. */
@@ -13,8 +13,8 @@ export function loadClusterConfig(path?: string): ClusterConfig {
 
 /** Writes each tenant and queue whose stored value differs, each by compare-and-swap. */
 export async function seedCluster(store: EtcdStore, config: ClusterConfig): Promise<void> {
-  const tenants: Tenant[] = config.tenants.map((t) => ({ name: t.name, weight: t.weight ?? 1 }));
-  const queues: Queue[] = config.queues.map((q, i) => ({ name: q.name, tenant: q.tenant, nominal: parseResources(q.nominal ?? {}, `queues.${i}.nominal`), ...(q.cohort ? { cohort: q.cohort } : {}), ...(q.weight ? { weight: q.weight } : {}) }));
+  const tenants: Tenant[] = config.tenants.map((t) => toTenant(t.name, t));
+  const queues: Queue[] = config.queues.map(({ name, ...q }, i) => toQueue(name, q, `queues.${i}`));
   const entries: Array<[string, unknown]> = [...tenants.map((t) => [store.keys.tenant(t.name), t] as [string, unknown]), ...queues.map((q) => [store.keys.queue(q.name), q] as [string, unknown])];
   for (const [key, value] of entries) {
     for (let attempt = 0; attempt < 8; attempt++) {

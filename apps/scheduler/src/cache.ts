@@ -3,7 +3,8 @@
  * allocations, live bindings and queues. Standbys keep it warm too, so a new leader starts
  * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
  */
-import { type Binding, type Cordon, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, addResources, type ResourceVector } from '@batchapi/api';
+import { type Binding, type Cordon, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector } from '@batchapi/api';
+import { queueUsageOf } from '@batchapi/scheduling';
 import type { EtcdStore, Informer, Versioned, WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
@@ -76,6 +77,11 @@ export class SchedulerCache {
     return this.jobs.revision >= revision && this.allocs.revision >= revision;
   }
 
+  /** A registered node as cached. */
+  node(name: string): NodeRecord | undefined {
+    return this.nodes.items.get(this.store.keys.node(name))?.value;
+  }
+
   /** Allocation of a node as cached (undefined when the node has none yet). */
   alloc(node: string): Versioned<NodeAllocation> | undefined {
     return this.allocs.items.get(this.store.keys.alloc(node));
@@ -86,11 +92,9 @@ export class SchedulerCache {
     return this.cordons.items.get(this.store.keys.cordon(node))?.value;
   }
 
-  /** Resources held by each queue's live groups. */
+  /** Resources held by each queue's live groups, with `gpu:<model>` charged on nodes that name their GPU model. */
   queueUsage(): Map<string, ResourceVector> {
-    const usage = new Map<string, ResourceVector>();
-    for (const { value: b } of this.bindings.items.values()) usage.set(b.queue, addResources(usage.get(b.queue) ?? {}, b.resources, b.end - b.start));
-    return usage;
+    return queueUsageOf([...this.bindings.items.values()].map((b) => b.value), (n) => this.node(n)?.labels);
   }
 
   private mirrors() {

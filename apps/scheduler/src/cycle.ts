@@ -4,7 +4,7 @@
  * Decisions are computed on the cache's snapshot and applied in fenced transactions that
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
-import { type FairShareInput, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, queueHeadroom, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
+import { chargeOf, type FairShareInput, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, planReclaim, type QuotaDemand, QuotaLedger, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
@@ -17,13 +17,18 @@ export interface CycleSnapshot {
   nodes: NodeSnapshot[];
   jobs: Map<string, Versioned<JobRecord>>;
   allocs: Map<string, Versioned<NodeAllocation> | undefined>;
-  headroom: Map<string, ResourceVector>;
+  /** Quota room of every queue and cohort; placement takes from it as it places. */
+  quota: QuotaLedger;
   /** Inputs of dominant resource fairness between queues. */
   fair: FairShareInput;
 }
 
-/** Phase 1 — snapshot: copy what the cache knows into plain values. */
-export function takeSnapshot(cache: SchedulerCache, now = Date.now()): CycleSnapshot {
+/**
+ * Phase 1 — snapshot: copy what the cache knows into plain values. `history` is each queue's
+ * decayed past usage (see `decayUsage`); fair share orders queues by what they hold now plus
+ * it, so a queue that just ran a lot waits behind one that ran little.
+ */
+export function takeSnapshot(cache: SchedulerCache, now = Date.now(), history?: Map<string, ResourceVector>): CycleSnapshot {
   const jobs = new Map<string, Versioned<JobRecord>>();
   const work: PendingWork[] = [];
   for (const j of cache.jobs.items.values()) {
@@ -40,19 +45,42 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now()): CycleSnap
     nodes.push(toNodeSnapshot(n, alloc?.value));
   }
   const usage = cache.queueUsage();
-  const headroom = new Map<string, ResourceVector>();
-  const weights = new Map<string, number>();
-  for (const { value: q } of cache.queues.items.values()) {
-    headroom.set(q.name, queueHeadroom(q.nominal, usage.get(q.name) ?? {}));
-    weights.set(q.name, q.weight ?? 1);
-  }
-  const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, n.capacity), {});
-  return { work, nodes, jobs, allocs, headroom, fair: { capacity, usage, weights } };
+  const queues = [...cache.queues.items.values()].map((q) => q.value);
+  const weights = new Map(queues.map((q) => [q.name, q.weight ?? 1]));
+  const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.capacity, n.labels)), {});
+  const fairUsage = new Map(usage);
+  for (const [q, h] of history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
+  return { work, nodes, jobs, allocs, quota: new QuotaLedger(queues, usage), fair: { capacity, usage: fairUsage, weights } };
 }
 
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
 export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
-  return placeTasks(s.work, s.nodes, { queueHeadroom: s.headroom, maxTasks, fairShare: s.fair });
+  return placeTasks(s.work, s.nodes, { quota: s.quota, maxTasks, fairShare: s.fair });
+}
+
+/**
+ * Phase 4b — reclaim: a queue below its nominal quota whose work quota stopped (because other
+ * queues of its cohort borrowed the capacity) takes it back: the borrowers' newest,
+ * lowest-priority tasks are asked to stop, as few as its waiting tasks need. Runs on the
+ * ledger as placement left it; fenced.
+ */
+export async function reclaim(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, s: CycleSnapshot, unplaced: Unplaced[], now: number, budget: Map<string, number>): Promise<Victim[]> {
+  const byId = new Map(s.work.map((w) => [w.jobId, w]));
+  const demands: QuotaDemand[] = unplaced.filter((u) => u.quotaLimited).map((u) => {
+    const w = byId.get(u.jobId)!;
+    return { jobId: u.jobId, queue: w.queue, charge: w.resources, tasks: u.tasks };
+  });
+  if (demands.length === 0) return [];
+  const running = runningTasks(cache);
+  const chargeFor = (t: RunningTask) => chargeOf(t.resources, cache.node(t.node)?.labels);
+  // Tasks already stopping are on their way out: what they hold is already coming back.
+  for (const t of running) if (t.stopping) s.quota.take(t.queue, chargeFor(t), -1);
+  const victims = planReclaim(s.quota, demands, running, chargeFor, { budget });
+  if (victims.length === 0) return [];
+  await inSpan('schedule.reclaim', { attributes: { 'batch.reclaim.victims': victims.length, 'batch.reclaim.for': [...new Set(victims.map((v) => v.forJob))].join(',') } }, () =>
+    requestPreemption(store, leadership.fence(), victims.map((v) => ({ node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index })), now),
+  );
+  return victims;
 }
 
 /**
@@ -188,6 +216,8 @@ export interface CycleOutcome {
   placed: number;
   /** Victims asked to stop (by queue), when the cycle could place nothing. */
   preempted?: Victim[];
+  /** Borrowed tasks asked to stop so that their lenders get their quota back. */
+  reclaimed?: Victim[];
   units: number;
   refused: number;
   txns: number;
@@ -198,13 +228,15 @@ export interface CycleOutcome {
 export async function runCycle(
   store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000,
   preemption?: { budget: Map<string, number>; protectMs: number },
+  history?: Map<string, ResourceVector>,
 ): Promise<CycleOutcome> {
-  const snapshot = takeSnapshot(cache, now);
+  const snapshot = takeSnapshot(cache, now, history);
   const { placements, unplaced } = place(snapshot, maxTasks);
   await expireGangs(store, leadership, snapshot, unplaced, now);
+  const reclaimed = preemption && unplaced.length ? await reclaim(store, cache, leadership, snapshot, unplaced, now, preemption.budget) : [];
   if (placements.length === 0) {
     const preempted = preemption && unplaced.length ? await preempt(store, cache, leadership, snapshot, unplaced, now, preemption.budget, preemption.protectMs) : [];
-    return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted };
+    return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted, reclaimed };
   }
   const jobs = [...new Set(placements.map((p) => p.jobId))].map((id) => snapshot.jobs.get(id)!.value);
   return inSpan('schedule.cycle', { links: jobs.flatMap((j) => linkTo(j.traceparent)), attributes: { 'batch.cycle.jobs': jobs.length } }, async (cycleSpan) => {
@@ -226,7 +258,7 @@ export async function runCycle(
     endBindSpans(bindSpans, result);
     const placed = result.bound.reduce((n, u) => n + tasksOf(u), 0);
     cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length, 'batch.cycle.txns': result.txns });
-    return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision) };
+    return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision), reclaimed };
   });
 }
 

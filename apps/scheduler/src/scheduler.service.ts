@@ -5,10 +5,11 @@
  */
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { campaign, type Leadership, reapLostNode } from '@batchapi/store';
+import { type ResourceVector } from '@batchapi/api';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { allocationRatio, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
+import { allocationRatio, decayUsage, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
 import { countTasks } from '@batchapi/api';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
@@ -29,6 +30,19 @@ export interface SchedulerTuning {
   nodeLostAfterMs: number;
   /** Preemption: protection window and per-queue budget. */
   preemption: PreemptionTuning;
+  /**
+   * Half-life of the usage history fair share counts (`BATCH_USAGE_HALF_LIFE`, seconds), in
+   * milliseconds; 0 = only what queues hold now. @default 3600000
+   */
+  usageHalfLifeMs: number;
+  /** How often the leader stores the usage history, in milliseconds. @default 10000 */
+  usageSaveMs: number;
+}
+
+/** Decayed usage per queue, as stored at `keys.usage()`. */
+interface StoredUsage {
+  at: number;
+  queues: Record<string, ResourceVector>;
 }
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
@@ -43,7 +57,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly missingSince = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
-  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; nodeLost: Counter };
+  /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
+  private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
+  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; reclaimed: Counter; nodeLost: Counter };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
     this.cache = new SchedulerCache(ctx.store);
@@ -55,6 +71,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
       nodeLost: new Counter({ name: Metric.schedulerNodeLostTasks, help: 'Task attempts ended NodeLost when the leader reaped a node gone for lease TTL + grace', registers }),
       preempted: new Counter({ name: Metric.schedulerPreemptions, help: 'Tasks asked to stop for higher-priority work, by their queue', labelNames: ['queue'], registers }),
+      reclaimed: new Counter({ name: Metric.quotaReclaimed, help: 'Borrowed tasks asked to stop so that a queue below its nominal quota gets it back, by the borrowing queue', labelNames: ['queue'], registers }),
       lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
       // Both computed from the cache when scraped, so they stay current between cycles.
       pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers, collect: () => this.m.pending.set(this.cache.jobs.items.size) }),
@@ -99,7 +116,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     let last: { at: number; s: ReturnType<typeof takeSnapshot> } | undefined;
     const snapshot = () => {
       const now = Date.now();
-      if (!last || now - last.at > 1000) last = { at: now, s: takeSnapshot(this.cache, now) };
+      if (!last || now - last.at > 1000) last = { at: now, s: takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined) };
       return last.s;
     };
     const allocation = new Gauge({ name: Metric.clusterAllocation, help: 'Share of each resource of all nodes that is allocated (0-1)', labelNames: ['resource'], registers, collect: () => {
@@ -114,7 +131,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       usage.reset();
       for (const [queue, used] of this.cache.queueUsage()) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
     } });
-    const fairShare = new Gauge({ name: Metric.queueFairShare, help: 'Weighted dominant share of the cluster a queue holds (0-1); the lowest places next', labelNames: ['queue'], registers, collect: () => {
+    const fairShare = new Gauge({ name: Metric.queueFairShare, help: 'Weighted dominant share of the cluster a queue holds, plus its decayed past usage (0 and up); the lowest places next', labelNames: ['queue'], registers, collect: () => {
       fairShare.reset();
       const s = snapshot();
       for (const { value: q } of this.cache.queues.items.values()) fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
@@ -169,10 +186,38 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     }
   }
 
+  /** Loads the usage history the previous leader stored (none: start from what queues hold). */
+  private async loadHistory(now: number): Promise<void> {
+    const stored = await this.ctx.store.get<StoredUsage>(this.ctx.store.keys.usage()).catch(() => undefined);
+    const usage = new Map(Object.entries(stored?.value.queues ?? {}));
+    this.history = { at: stored?.value.at ?? now, usage, savedAt: now };
+    this.advanceHistory(now);
+  }
+
+  /** Advances the decayed usage to `now` with what each queue holds. */
+  private advanceHistory(now: number): void {
+    const dt = now - this.history.at;
+    if (dt <= 0) return;
+    this.history.usage = decayUsage(this.history.usage, this.cache.queueUsage(), dt, this.tuning.usageHalfLifeMs);
+    this.history.at = now;
+  }
+
+  /** Stores the usage history now and then (fenced: a deposed leader's copy is refused). */
+  private async saveHistory(leadership: Leadership, now: number): Promise<void> {
+    if (now - this.history.savedAt < this.tuning.usageSaveMs) return;
+    this.history.savedAt = now;
+    const { store } = this.ctx;
+    const value: StoredUsage = { at: this.history.at, queues: Object.fromEntries(this.history.usage) };
+    await store.txn([leadership.fence()], [{ put: store.keys.usage(), value }]).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing usage history failed; will retry'));
+  }
+
   private async cycles(leadership: Leadership): Promise<void> {
     this.missingSince.clear(); // a new leader waits the full time again: later, never earlier
+    await this.loadHistory(Date.now());
     let lastCycleAt = 0;
     while (!this.abort.signal.aborted && leadership.held()) {
+      this.advanceHistory(Date.now());
+      await this.saveHistory(leadership, Date.now());
       await this.reap(leadership, Date.now());
       await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'));
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
@@ -186,10 +231,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       const started = performance.now();
       try {
         const now = Date.now();
-        const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs });
-        for (const v of out.preempted ?? []) {
-          this.preemptedAt.set(v.task.queue, [...(this.preemptedAt.get(v.task.queue) ?? []), now]);
-          this.m.preempted.inc({ queue: v.task.queue });
+        const history = this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined;
+        const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs }, history);
+        for (const [victims, counter] of [[out.preempted, this.m.preempted], [out.reclaimed, this.m.reclaimed]] as const) {
+          for (const v of victims ?? []) {
+            this.preemptedAt.set(v.task.queue, [...(this.preemptedAt.get(v.task.queue) ?? []), now]);
+            counter.inc({ queue: v.task.queue });
+          }
         }
         this.m.lastCycle.set(Date.now() / 1000);
         if (out.units === 0) continue;

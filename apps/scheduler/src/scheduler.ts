@@ -11,6 +11,7 @@ export interface SchedulerOptions {
 
 export async function startScheduler(opts: SchedulerOptions = {}): Promise<RunningService> {
   const ttlMs = (opts.config?.leaseTtlSeconds ?? Number(process.env.BATCH_LEASE_TTL ?? 5)) * 1000;
-  const tuning: SchedulerTuning = { idleMs: 500, busyMs: 20, maxTasksPerCycle: 100_000, nodeLostAfterMs: ttlMs + 2000, preemption: { protectMs: 60_000, perQueuePerMinute: 100 }, ...opts.tuning };
+  const tuning: SchedulerTuning = { idleMs: 500, busyMs: 20, maxTasksPerCycle: 100_000, nodeLostAfterMs: ttlMs + 2000, preemption: { protectMs: 60_000, perQueuePerMinute: 100 },
+    usageHalfLifeMs: Number(process.env.BATCH_USAGE_HALF_LIFE ?? 3600) * 1000, usageSaveMs: 10_000, ...opts.tuning };
   return runService({ name: 'scheduler', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }] });
 }

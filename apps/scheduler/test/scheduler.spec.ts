@@ -133,7 +133,7 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
   expect(text).toMatch(/batch_cluster_allocation_ratio\{resource="cpu",service="scheduler"\} 0\.\d+/);
   expect(text).toMatch(/batch_queue_usage\{queue="q",resource="cpu",service="scheduler"\} [1-9]/);
   expect(text).toMatch(/batch_cluster_gpus_fragmented\{service="scheduler"\} \d/);
-  expect(text).toMatch(/batch_queue_fair_share\{queue="q",service="scheduler"\} (1|0\.\d+)\n/);
+  expect(text).toMatch(/batch_queue_fair_share\{queue="q",service="scheduler"\} \d+(\.\d+)?(e-\d+)?\n/);
   expect(text).toMatch(/batch_queue_pending_tasks\{queue="q",service="scheduler"\} [1-9]/);
   expect(text).toMatch(/batch_etcd_request_duration_seconds_count\{[^}]*op="txn"[^}]*\} [1-9]/);
 });

@@ -14,6 +14,12 @@ export const ErrorCode = {
   IdempotencyConflict: 'idempotency_conflict',
   Conflict: 'conflict',
   RateLimited: 'rate_limited',
+  /** The tenant's submit requests per second (token bucket) are spent. */
+  SubmitRateExceeded: 'submit_rate_exceeded',
+  /** The tenant's tasks per second (token bucket) are spent. */
+  TaskRateExceeded: 'task_rate_exceeded',
+  /** The queue holds its most pending tasks. */
+  QueueFull: 'queue_full',
   Unavailable: 'unavailable',
   Internal: 'internal',
 } as const;
@@ -32,6 +38,9 @@ export const statusOf: Record<ErrorCode, number> = {
   idempotency_conflict: 409,
   conflict: 409,
   rate_limited: 429,
+  submit_rate_exceeded: 429,
+  task_rate_exceeded: 429,
+  queue_full: 429,
   unavailable: 503,
   internal: 500,
 };

@@ -220,11 +220,25 @@ export interface Cordon {
   drainDeadline?: number;
 }
 
+/** Per-tenant submit throttles, shared by every admission replica through etcd. */
+export interface TenantLimits {
+  /** Submit requests per second, sustained. @default unlimited */
+  submitsPerSecond?: number;
+  /** Submit requests allowed in a burst. @default max(1, submitsPerSecond) */
+  submitBurst?: number;
+  /** Tasks submitted per second, sustained. @default unlimited */
+  tasksPerSecond?: number;
+  /** Tasks allowed in a burst. @default max(1, tasksPerSecond) */
+  taskBurst?: number;
+}
+
 /** A team. */
 export interface Tenant {
   name: string;
   /** Fair-share weight. @default 1 */
   weight: number;
+  /** Submit throttles. @default none */
+  limits?: TenantLimits;
 }
 
 /** A queue of one tenant with a nominal quota. */
@@ -233,7 +247,14 @@ export interface Queue {
   tenant: string;
   /** Most resources the queue's running tasks may hold together (normalized). Absent dimension = no limit. */
   nominal: ResourceVector;
+  /** Queues of one cohort lend and borrow unused quota. @default none */
   cohort?: string;
+  /** Most the queue may hold beyond its nominal, borrowed from its cohort. @default unlimited within the cohort */
+  borrowingLimit?: ResourceVector;
+  /** Most of its nominal the queue lends to its cohort. @default all of it */
+  lendingLimit?: ResourceVector;
+  /** Most tasks waiting in the queue before submits get 429 `queue_full`. @default unlimited */
+  maxPendingTasks?: number;
   /** Fair-share weight against the other queues. @default 1 */
   weight?: number;
 }

@@ -71,13 +71,27 @@ export function parseResources(q: ResourceQuantities, field = 'resources'): Reso
   return out;
 }
 
+/**
+ * Parses a quota: like `parseResources`, and also `gpu:<model>` keys (GPUs of one model, e.g.
+ * `"gpu:NVIDIA H100 80GB HBM3": 8`), counted like `gpu`.
+ */
+export function parseQuota(q: ResourceQuantities, field: string): ResourceVector {
+  const plain: ResourceQuantities = {};
+  const out: ResourceVector = {};
+  for (const [name, value] of Object.entries(q)) {
+    if (name.startsWith('gpu:') && name.length > 4 && name.length <= 128) out[name] = parseGpu(value, `${field}.${name}`);
+    else plain[name] = value;
+  }
+  return { ...parseResources(plain, field), ...out };
+}
+
 /** Formats a normalized vector back to quantities people read: `{"cpu": "1500m", "memory": "2Gi", "gpu": 0.5}`. */
 export function formatResources(v: ResourceVector): Record<string, string | number> {
   const out: Record<string, string | number> = {};
   for (const [name, n] of Object.entries(v)) {
     if (name === 'cpu') out.cpu = n % 1000 === 0 ? String(n / 1000) : `${n}m`;
     else if (name === 'memory') out.memory = formatBytes(n);
-    else if (name === 'gpu') out.gpu = n / GPU_MILLI;
+    else if (name === 'gpu' || name.startsWith('gpu:')) out[name] = n / GPU_MILLI;
     else out[name] = n;
   }
   return out;

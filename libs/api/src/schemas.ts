@@ -5,7 +5,8 @@
 import { z } from 'zod';
 import { ApiError, ErrorCode } from './errors';
 import type { JobSpec } from './model';
-import { parseResources } from './quantity';
+import { parseQuota, parseResources } from './quantity';
+import type { Queue, Tenant, TenantLimits } from './model';
 
 /** A name of a tenant, queue or node: lower-case DNS label style. */
 export const NameSchema = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower-case letters, digits and "-"');
@@ -119,37 +120,70 @@ export const TokenEntrySchema = z.strictObject({
 export const TokensFileSchema = z.strictObject({ tokens: z.array(TokenEntrySchema) });
 export type TokensFile = z.infer<typeof TokensFileSchema>;
 
-/** The quota service's seed file: tenants and queues that must exist. */
-export const ClusterConfigSchema = z.strictObject({
-  tenants: z.array(z.strictObject({ name: NameSchema, weight: z.number().positive().max(1e6).optional() })),
-  queues: z.array(
-    z.strictObject({
-      name: NameSchema,
-      tenant: NameSchema,
-      nominal: z.record(z.string(), Quantity).optional(),
-      cohort: NameSchema.optional(),
-      /** Fair-share weight. @default 1 */
-      weight: z.number().positive().max(1e6).optional(),
-    }),
-  ),
+/** Per-tenant submit throttles (token buckets shared by every admission replica). */
+export const TenantLimitsSchema = z.strictObject({
+  /** Submit requests per second, sustained. @default unlimited */
+  submitsPerSecond: z.number().positive().max(1e6).optional(),
+  /** Submit requests allowed in a burst. @default max(1, submitsPerSecond) */
+  submitBurst: z.number().int().positive().max(1e7).optional(),
+  /** Tasks submitted per second, sustained (an array job of n tasks counts n). @default unlimited */
+  tasksPerSecond: z.number().positive().max(1e9).optional(),
+  /** Tasks allowed in a burst. @default max(1, tasksPerSecond) */
+  taskBurst: z.number().int().positive().max(1e10).optional(),
 });
-export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 
 /** `PUT /v1/tenants/:name` body. */
 export const PutTenantSchema = z.strictObject({
   /** Fair-share weight. @default 1 */
   weight: z.number().positive().max(1e6).optional(),
+  limits: TenantLimitsSchema.optional(),
 });
 
-/** `PUT /v1/queues/:name` body. */
-export const PutQueueSchema = z.strictObject({
+const QueueFields = {
   tenant: NameSchema,
-  /** Most resources the queue's running tasks may hold; an absent resource is unlimited. @default {} */
+  /** Guaranteed resources of the queue's running tasks (and `gpu:<model>`); an absent resource is unlimited. @default {} */
   nominal: z.record(z.string(), Quantity).optional(),
+  /** Queues of one cohort lend and borrow unused quota. @default none */
   cohort: NameSchema.optional(),
+  /** Most the queue may hold beyond its nominal, borrowed from its cohort. @default unlimited within the cohort */
+  borrowingLimit: z.record(z.string(), Quantity).optional(),
+  /** Most of its nominal the queue lends to its cohort. @default all of it */
+  lendingLimit: z.record(z.string(), Quantity).optional(),
+  /** Most tasks waiting in the queue; a submit beyond it gets 429 `queue_full`. @default unlimited */
+  maxPendingTasks: z.number().int().positive().max(1e10).optional(),
   /** Fair-share weight. @default 1 */
   weight: z.number().positive().max(1e6).optional(),
+};
+
+/** `PUT /v1/queues/:name` body. */
+export const PutQueueSchema = z.strictObject(QueueFields);
+export type PutQueue = z.infer<typeof PutQueueSchema>;
+
+/** The quota service's seed file: tenants and queues that must exist. */
+export const ClusterConfigSchema = z.strictObject({
+  tenants: z.array(z.strictObject({ name: NameSchema, weight: z.number().positive().max(1e6).optional(), limits: TenantLimitsSchema.optional() })),
+  queues: z.array(z.strictObject({ name: NameSchema, ...QueueFields })),
 });
+export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
+
+/** A queue record from its validated description; quantities are normalized (`field` names the body path in errors). */
+export function toQueue(name: string, b: PutQueue, field = ''): Queue {
+  const at = (k: string) => (field ? `${field}.${k}` : k);
+  return {
+    name, tenant: b.tenant, nominal: parseQuota(b.nominal ?? {}, at('nominal')),
+    ...(b.cohort ? { cohort: b.cohort } : {}),
+    ...(b.borrowingLimit ? { borrowingLimit: parseQuota(b.borrowingLimit, at('borrowingLimit')) } : {}),
+    ...(b.lendingLimit ? { lendingLimit: parseQuota(b.lendingLimit, at('lendingLimit')) } : {}),
+    ...(b.maxPendingTasks ? { maxPendingTasks: b.maxPendingTasks } : {}),
+    ...(b.weight ? { weight: b.weight } : {}),
+  };
+}
+
+/** A tenant record from its validated description. */
+export function toTenant(name: string, b: { weight?: number; limits?: TenantLimits }): Tenant {
+  return { name, weight: b.weight ?? 1, ...(b.limits && Object.keys(b.limits).length ? { limits: b.limits } : {}) };
+}
+
 
 /** `GET /v1/jobs` query. */
 export const ListJobsQuerySchema = z.strictObject({

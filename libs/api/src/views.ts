@@ -80,7 +80,14 @@ export interface QueueView {
   weight: number;
   /** Absent dimension = unlimited. */
   nominal: Record<string, string | number>;
+  cohort?: string;
+  borrowingLimit?: Record<string, string | number>;
+  lendingLimit?: Record<string, string | number>;
+  maxPendingTasks?: number;
+  /** What its running tasks hold (with `gpu:<model>` on nodes that name their GPU model). */
   used: Record<string, string | number>;
+  /** What it holds beyond its nominal, borrowed from its cohort. */
+  borrowed: Record<string, string | number>;
   /** Weighted dominant share of the cluster the queue holds now (0–1): lower places first. */
   fairShare: number;
   pendingTasks: number;

@@ -9,15 +9,33 @@ export interface Refusal {
 
 /**
  * Decides whether a submitted job may enter its queue: the tenant and the queue must exist,
- * the queue must belong to the tenant, and one task must fit the queue's nominal quota
- * (else it could never run). Returns the refusal, or undefined to admit.
+ * the queue must belong to the tenant, and one task must fit the most the queue can ever
+ * hold — its nominal quota plus what it may borrow from its cohort (`queues` are every queue,
+ * for the cohort's lendable total) — else it could never run. Returns the refusal, or
+ * undefined to admit.
  */
-export function admissionRefusal(job: JobRecord, tenant: Tenant | undefined, queue: Queue | undefined): Refusal | undefined {
+export function admissionRefusal(job: JobRecord, tenant: Tenant | undefined, queue: Queue | undefined, queues: Iterable<Queue> = []): Refusal | undefined {
   if (!tenant) return { code: 'unknown_tenant', message: `tenant ${job.tenant} does not exist` };
   if (!queue || queue.tenant !== job.tenant) return { code: 'unknown_queue', message: `queue ${job.queue} does not exist for tenant ${job.tenant}` };
-  const over = overNominal(job.spec.resources, queue.nominal);
-  if (over) return { code: 'exceeds_quota', message: `one task asks for ${over.asked} ${over.name} but queue ${queue.name} has a nominal quota of ${over.nominal}` };
+  const over = overNominal(job.spec.resources, mostEver(queue, queues));
+  if (over) return { code: 'exceeds_quota', message: `one task asks for ${over.asked} ${over.name} but queue ${queue.name} can hold at most ${over.nominal} (nominal quota plus what it may borrow)` };
   return undefined;
+}
+
+/**
+ * The most a queue can ever hold per limited resource: its nominal, plus the smaller of its
+ * borrowing limit and what the other queues of its cohort lend at most.
+ */
+export function mostEver(queue: Queue, queues: Iterable<Queue>): ResourceVector {
+  if (!queue.cohort) return queue.nominal;
+  const lent: ResourceVector = {};
+  for (const q of queues) {
+    if (q.cohort !== queue.cohort || q.name === queue.name) continue;
+    for (const [r, n] of Object.entries(q.nominal)) lent[r] = (lent[r] ?? 0) + Math.min(n, q.lendingLimit?.[r] ?? n);
+  }
+  const out: ResourceVector = {};
+  for (const [r, n] of Object.entries(queue.nominal)) out[r] = n + Math.min(queue.borrowingLimit?.[r] ?? Number.POSITIVE_INFINITY, lent[r] ?? 0);
+  return out;
 }
 
 function overNominal(perTask: ResourceVector, nominal: ResourceVector): { name: string; asked: number; nominal: number } | undefined {

@@ -7,3 +7,4 @@ export * from './explain';
 export * from './preemption';
 export * from './fill';
 export * from './cluster-stats';
+export * from './quota';

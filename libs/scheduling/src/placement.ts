@@ -14,6 +14,7 @@
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_FILTERS, type FilterPlugin } from './filters';
 import { fillTier } from './fill';
+import { chargeOf, QuotaLedger } from './quota';
 import { DEFAULT_SCORES, type ScorePlugin } from './scores';
 import type { NodeSnapshot, PendingWork, Placement } from './snapshot';
 
@@ -22,8 +23,10 @@ export type PlacementPolicy = 'bin-pack' | 'first-fit';
 
 /** Options of one placement pass. */
 export interface PlacementOptions {
-  /** Resources each queue may still take (absent queue or dimension = unlimited). */
+  /** Resources each queue may still take (absent queue or dimension = unlimited); ignored when `quota` is given. */
   queueHeadroom?: Map<string, ResourceVector>;
+  /** Quota room of queues and cohorts (borrowing, lending, GPU models); taken from as tasks are placed. @default from `queueHeadroom` */
+  quota?: QuotaLedger;
   /** Most tasks placed in one pass. @default 100000 */
   maxTasks?: number;
   /** @default "bin-pack" */
@@ -100,14 +103,9 @@ export function tasksThatFit(need: ResourceVector, free: ResourceVector): number
   return Math.max(0, n);
 }
 
-/** How many tasks of `need` a queue headroom allows; dimensions absent from the headroom are unlimited. */
-export function tasksWithinHeadroom(need: ResourceVector, room: ResourceVector): number {
-  let n = Number.POSITIVE_INFINITY;
-  for (const [name, limit] of Object.entries(room)) {
-    const amount = need[name] ?? 0;
-    if (amount > 0) n = Math.min(n, Math.floor(limit / amount));
-  }
-  return Math.max(0, n);
+/** A ledger of plain per-queue headrooms (no cohorts): each queue may take what its map entry says. */
+export function headroomLedger(headroom: Map<string, ResourceVector> | undefined): QuotaLedger {
+  return new QuotaLedger([...(headroom ?? [])].map(([name, nominal]) => ({ name, nominal })), new Map());
 }
 
 /** Picks devices for one task: `share` milli-GPU. Whole GPUs need fully free devices; a fraction shares one device. Returns undefined when none fit. */
@@ -160,7 +158,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
       for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
       return { node: n, free, devices: { ...n.devices } };
     });
-  const headroom = new Map([...(opts.queueHeadroom ?? new Map<string, ResourceVector>())].map(([q, v]) => [q, { ...v }]));
+  const ledger = opts.quota ?? headroomLedger(opts.queueHeadroom);
   let budget = opts.maxTasks ?? 100_000;
   const placements: Placement[] = [];
   const unplaced: Unplaced[] = [];
@@ -169,7 +167,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   const rankedByShape = new Map<string, Ranked>();
 
   const ordered = [...work].sort(queueOrder).map((w) => ({ ...w }));
-  if (opts.policy !== 'first-fit' && opts.batchFill !== false) budget -= batchFill(ordered, states, filters, headroom, placements, budget, !!opts.fairShare);
+  if (opts.policy !== 'first-fit' && opts.batchFill !== false) budget -= batchFill(ordered, states, filters, ledger, placements, budget, !!opts.fairShare);
 
   /**
    * Places up to `limit` tasks of `w` (a gang: all or none). Appends to `placements`, lowers
@@ -181,8 +179,8 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     const known = noRoom.get(shape);
     if (known) return { placed: 0, blocked: true, why: { ...known, jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang } };
     // PreFilter
-    const room = headroom.get(w.queue);
-    const allowed = Math.min(w.tasks, room ? tasksWithinHeadroom(w.resources, room) : w.tasks);
+    const limited = ledger.limits(w.queue);
+    const allowed = Math.min(w.tasks, limited ? ledger.allows(w.queue, w.resources) : w.tasks);
     const why: Unplaced = { jobId: w.jobId, tasks: 0, filtered: {}, full: 0, quotaLimited: allowed < w.tasks, gangBlocked: false };
     if (w.gang && (allowed < w.tasks || w.tasks > budget)) return { placed: 0, blocked: true, why: { ...why, gangBlocked: true } };
     const want = w.gang ? w.tasks : Math.min(allowed, budget, limit);
@@ -225,7 +223,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
       for (let i = 0; i < candidates.length && left > 0; i++) {
         const s = candidates[i];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
-        const reserved = reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, room, undo);
+        const reserved = reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, limited ? ledger : undefined, undo);
         if (reserved === 0) {
           if (!byNode.has(s.node.name)) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
@@ -273,7 +271,10 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
  * Reserves up to `want` tasks of `w` on one node (devices picked task by task) and records how
  * to undo it. Returns the devices of each reserved task (empty lists without GPUs), or 0.
  */
-function reserveOn(s: NodeState, w: PendingWork, want: number, room: ResourceVector | undefined, undo: Array<() => void>): number[][] | 0 {
+function reserveOn(s: NodeState, w: PendingWork, want: number, ledger: QuotaLedger | undefined, undo: Array<() => void>): number[][] | 0 {
+  // Quota per node: a GPU task also charges its queue's quota of this node's GPU model.
+  const charge = ledger ? chargeOf(w.resources, s.node.labels) : w.resources;
+  if (ledger) want = Math.min(want, ledger.allows(w.queue, charge));
   if (want <= 0) return 0;
   const share = w.resources.gpu ?? 0;
   const each = share >= GPU_MILLI ? GPU_MILLI : share;
@@ -286,16 +287,12 @@ function reserveOn(s: NodeState, w: PendingWork, want: number, room: ResourceVec
   }
   const count = devices.length;
   if (count === 0) return 0;
-  for (const [name, amount] of Object.entries(w.resources)) {
-    s.free[name] = (s.free[name] ?? 0) - amount * count;
-    if (room && name in room) room[name] -= amount * count;
-  }
+  for (const [name, amount] of Object.entries(w.resources)) s.free[name] = (s.free[name] ?? 0) - amount * count;
+  ledger?.take(w.queue, charge, count);
   undo.push(() => {
     for (const ds of devices) for (const d of ds) s.devices[d] -= each;
-    for (const [name, amount] of Object.entries(w.resources)) {
-      s.free[name] += amount * count;
-      if (room && name in room) room[name] += amount * count;
-    }
+    for (const [name, amount] of Object.entries(w.resources)) s.free[name] += amount * count;
+    ledger?.take(w.queue, charge, -count);
   });
   return devices;
 }
@@ -309,7 +306,7 @@ const BATCH_FILL_MAX_TASKS = 20_000;
  * is on) — is packed node by node
  * with `fillTier`. Reduces the tasks left in `ordered` and returns how many were placed.
  */
-function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonly FilterPlugin[], headroom: Map<string, ResourceVector>, placements: Placement[], budget: number, fair: boolean): number {
+function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonly FilterPlugin[], ledger: QuotaLedger, placements: Placement[], budget: number, fair: boolean): number {
   const head = ordered[0];
   if (!head) return 0;
   // With fair share on, packing never overrides fairness: only a tier of one queue is filled.
@@ -317,7 +314,7 @@ function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonl
   const tier: PendingWork[] = [];
   let tasks = 0;
   for (const w of ordered) {
-    const plain = !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !headroom.has(w.queue);
+    const plain = !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !ledger.limits(w.queue);
     if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
     tier.push(w);
     tasks += w.tasks;

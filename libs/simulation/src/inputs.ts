@@ -50,6 +50,7 @@ const QueuesFile = z.strictObject({
       cohort: z.string().min(1).max(63).optional(),
       nominal: z.record(z.string(), Quantity).optional(),
       borrowingLimit: z.record(z.string(), Quantity).optional(),
+      lendingLimit: z.record(z.string(), Quantity).optional(),
     }),
   ),
 });
@@ -81,7 +82,10 @@ export interface SimQueue {
   cohort: string;
   /** Absent dimension = unlimited. */
   nominal: ResourceVector;
+  /** Absent dimension = unlimited within the cohort's pool. */
   borrowingLimit: ResourceVector;
+  /** Absent dimension = lends all of its nominal. */
+  lendingLimit: ResourceVector;
 }
 
 function lines(text: string, file: string, each: (value: unknown, line: number) => void): void {
@@ -170,5 +174,6 @@ export function parseQueues(text: string, file = 'queues.json'): SimQueue[] {
     cohort: x.cohort ?? 'default',
     nominal: resources(x.nominal ?? {}, file, undefined, `queues.${i}.nominal`),
     borrowingLimit: resources(x.borrowingLimit ?? {}, file, undefined, `queues.${i}.borrowingLimit`),
+    lendingLimit: resources(x.lendingLimit ?? {}, file, undefined, `queues.${i}.lendingLimit`),
   }));
 }

@@ -42,9 +42,10 @@ describe('simulate', () => {
   });
 
   it('holds a queue to its nominal quota plus borrowing, and rejects a task that can never fit it', () => {
-    const queues = parseQueues(JSON.stringify({ queues: [{ name: 'a', nominal: { cpu: '2' }, borrowingLimit: { cpu: '1' } }] }));
+    // b lends its idle 4 cores to the cohort; a may borrow 1 of them beyond its nominal 2
+    const queues = parseQueues(JSON.stringify({ queues: [{ name: 'a', nominal: { cpu: '2' }, borrowingLimit: { cpu: '1' } }, { name: 'b', nominal: { cpu: '4' } }] }));
     const rejected: string[] = [];
-    // 3 cores may be held at once: 6 one-core tasks of 10 s → waves of 3 → makespan 20; a 4-core task is rejected
+    // 2 + 1 = 3 cores may be held at once: 6 one-core tasks of 10 s → waves of 3 → makespan 20; a 4-core task is rejected
     const res = simulate(
       nodes({ name: 'n', capacity: { cpu: '16' } }),
       workload({ name: 'x', queue: 'a', tasks: 6, resources: { cpu: '1' }, duration: 10 }, { name: 'big', queue: 'a', resources: { cpu: '4' }, duration: 1 }),

@@ -4,7 +4,7 @@
  * virtual clock. No etcd, no processes: "what would the cluster do with this?".
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, type PlacementPolicy, placeTasks, queueHeadroom } from '@batchapi/scheduling';
+import { mostEver, type NodeSnapshot, type PendingWork, type PlacementPolicy, placeTasks, QuotaLedger } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
 
@@ -94,7 +94,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     while (next < subs.length && subs[next].submitAt <= t) {
       const s = subs[next++];
       const q = queues.get(s.queue);
-      const over = q && overQuota(s.resources, q);
+      const over = q && overQuota(s.resources, q, queues.values());
       if (over) { rejected++; opts.onReject?.(s, over); continue; }
       pending.push({ jobId: `${s.line}:${s.name}`, queue: s.queue, priority: s.priority, createdAt: s.submitAt, resources: s.resources, tasks: s.tasks, selector: s.selector, tolerations: s.tolerations, gang: s.gang, duration: s.duration });
     }
@@ -122,11 +122,10 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
 
   function cycle(t: number): void {
     if (pending.length === 0) return;
-    const headroom = new Map<string, ResourceVector>();
-    for (const q of queues.values()) headroom.set(q.name, queueHeadroom(mostOf(q), queueUsed.get(q.name) ?? {}));
+    const quota = new QuotaLedger([...queues.values()], queueUsed);
     const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
     const { placements } = placeTasks(pending, nodes, {
-      queueHeadroom: headroom, policy: opts.policy, maxTasks: Number.MAX_SAFE_INTEGER,
+      quota, policy: opts.policy, maxTasks: Number.MAX_SAFE_INTEGER,
       fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights },
     });
     if (placements.length === 0) return;
@@ -158,16 +157,10 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   }
 }
 
-/** Nominal plus borrowing limit, for the dimensions the queue limits at all. */
-function mostOf(q: SimQueue): ResourceVector {
-  const out: ResourceVector = {};
-  for (const [name, limit] of Object.entries(q.nominal)) out[name] = limit + (q.borrowingLimit[name] ?? 0);
-  return out;
-}
-
-function overQuota(perTask: ResourceVector, q: SimQueue): string | undefined {
+function overQuota(perTask: ResourceVector, q: SimQueue, all: Iterable<SimQueue>): string | undefined {
+  const limits = mostEver(q, all);
   for (const [name, amount] of Object.entries(perTask)) {
-    const most = mostOf(q)[name];
+    const most = limits[name];
     if (most === undefined) continue;
     if (amount > most) return `one task asks ${amount} ${name}, more than queue ${q.name} may ever hold (${most})`;
   }

@@ -28,6 +28,8 @@ export class Keys {
   cordon(node: string) { return `${this.root}cordons/${node}`; }
   cordons() { return `${this.root}cordons/`; }
   allocs() { return `${this.root}alloc/`; }
+  /** Each queue's decayed usage, written by the scheduler leader so a successor continues it. */
+  usage() { return `${this.root}usage`; }
   /** The key whose create revision fences a leader's writes. */
   leader(role: string) { return `${this.root}leaders/${role}`; }
   /** Liveness of every service process, bound to its lease. */
