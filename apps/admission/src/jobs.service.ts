@@ -8,7 +8,8 @@ import {
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getJob, type Informer, listGroups, listJobs, mirrorByName, submitJob } from '@batchapi/store';
 import { type Explanation, explainPending, QuotaLedger, queueOrder, queueUsageOf, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
-import { inSpan, traceparentOf } from '@batchapi/telemetry';
+import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
+import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle } from './throttle';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
 import { z } from 'zod';
@@ -51,19 +52,24 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   private readonly tenants = new Map<string, Tenant>();
   private readonly queues = new Map<string, Queue>();
   private informers: Informer[] = [];
+  private readonly pending = new PendingTasks();
+  private readonly throttle: SubmitThrottle;
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
-    this.submitted = new Counter({ name: 'batch_jobs_submitted_total', help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
+    this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
+    const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
+    this.throttle = new SubmitThrottle(ctx.store, this.pending, DEFAULT_THROTTLE, (limit) => throttled.inc({ limit }));
   }
 
   async onApplicationBootstrap(): Promise<void> {
     const { store } = this.ctx;
     this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mirrorByName(this.tenants)));
     this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues)));
+    await this.pending.start(store);
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.informers.map((i) => i.stop()), this.pending.stop()]);
   }
 
   /** Validates, checks tenant and queue, and commits the job before returning. */
@@ -98,8 +104,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       traceparent: traceparentOf(),
       createdAt: now,
     };
-    const res = await inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
-      submitJob(store, job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined),
+    const res = await this.throttle.admit(t, q, spec.tasks, now, () =>
+      inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () => submitJob(store, job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined)),
     );
     this.submitted.inc({ created: String(res.created) });
     return { view: jobView(res.job.value), created: res.created };

@@ -28,6 +28,8 @@ export class Keys {
   cordon(node: string) { return `${this.root}cordons/${node}`; }
   cordons() { return `${this.root}cordons/`; }
   allocs() { return `${this.root}alloc/`; }
+  /** A tenant's shared token bucket (`kind`: submits or tasks). */
+  bucket(tenant: string, kind: string) { return `${this.root}throttle/${tenant}/${kind}`; }
   /** Each queue's decayed usage, written by the scheduler leader so a successor continues it. */
   usage() { return `${this.root}usage`; }
   /** The key whose create revision fences a leader's writes. */
