@@ -140,6 +140,10 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       pendingTasks.reset();
       for (const { value: j } of this.cache.jobs.items.values()) pendingTasks.inc({ queue: j.queue }, countTasks(j.pending));
     } });
+    const slo = new Gauge({ name: Metric.queuePendingAgeSlo, help: 'How long work may wait in the queue before BatchQueuePendingTooLong fires (the queue\'s pendingAgeSloSeconds)', labelNames: ['queue'], registers, collect: () => {
+      slo.reset();
+      for (const { value: q } of this.cache.queues.items.values()) slo.set({ queue: q.name }, q.pendingAgeSloSeconds ?? 3600);
+    } });
     const nominal = new Gauge({ name: Metric.queueNominal, help: 'Nominal quota of a queue (same units as batch_queue_usage)', labelNames: ['queue', 'resource'], registers, collect: () => {
       nominal.reset();
       for (const { value: q } of this.cache.queues.items.values()) for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);

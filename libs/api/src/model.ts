@@ -255,6 +255,8 @@ export interface Queue {
   lendingLimit?: ResourceVector;
   /** Most tasks waiting in the queue before submits get 429 `queue_full`. @default unlimited */
   maxPendingTasks?: number;
+  /** How long work may wait in the queue before BatchQueuePendingTooLong fires, in seconds. @default 3600 */
+  pendingAgeSloSeconds?: number;
   /** Fair-share weight against the other queues. @default 1 */
   weight?: number;
 }

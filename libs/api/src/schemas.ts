@@ -151,6 +151,8 @@ const QueueFields = {
   lendingLimit: z.record(z.string(), Quantity).optional(),
   /** Most tasks waiting in the queue; a submit beyond it gets 429 `queue_full`. @default unlimited */
   maxPendingTasks: z.number().int().positive().max(1e10).optional(),
+  /** How long work may wait before BatchQueuePendingTooLong fires, in seconds. @default 3600 */
+  pendingAgeSloSeconds: z.number().int().positive().max(31_536_000).optional(),
   /** Fair-share weight. @default 1 */
   weight: z.number().positive().max(1e6).optional(),
 };
@@ -175,6 +177,7 @@ export function toQueue(name: string, b: PutQueue, field = ''): Queue {
     ...(b.borrowingLimit ? { borrowingLimit: parseQuota(b.borrowingLimit, at('borrowingLimit')) } : {}),
     ...(b.lendingLimit ? { lendingLimit: parseQuota(b.lendingLimit, at('lendingLimit')) } : {}),
     ...(b.maxPendingTasks ? { maxPendingTasks: b.maxPendingTasks } : {}),
+    ...(b.pendingAgeSloSeconds ? { pendingAgeSloSeconds: b.pendingAgeSloSeconds } : {}),
     ...(b.weight ? { weight: b.weight } : {}),
   };
 }

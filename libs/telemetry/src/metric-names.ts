@@ -12,7 +12,6 @@ export const Metric = {
   schedulerPreemptions: 'batch_scheduler_preemptions_total',
   quotaReclaimed: 'batch_quota_reclaimed_tasks_total',
   admissionThrottled: 'batch_admission_throttled_total',
-  admissionShed: 'batch_admission_shed_total',
   schedulerNodeLostTasks: 'batch_scheduler_node_lost_tasks_total',
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',
   schedulerPendingTasks: 'batch_scheduler_pending_tasks',
@@ -29,4 +28,5 @@ export const Metric = {
   queueNominal: 'batch_queue_nominal',
   queueFairShare: 'batch_queue_fair_share',
   queuePendingTasks: 'batch_queue_pending_tasks',
+  queuePendingAgeSlo: 'batch_queue_pending_age_slo_seconds',
 } as const;
