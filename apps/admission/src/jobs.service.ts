@@ -168,10 +168,9 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       return { jobId: id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [] };
     }
     const { store } = this.ctx;
-    const [nodes, allocs, bindings, queues, jobs, cordons] = await Promise.all([
+    const [nodes, allocs, queues, jobs, cordons] = await Promise.all([
       store.listAll<NodeRecord>(store.keys.nodes()),
       store.listAll<NodeAllocation>(store.keys.allocs()),
-      store.listAll<Binding>(store.keys.bindings()),
       store.listAll<Queue>(store.keys.queues()),
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<Cordon>(store.keys.cordons()),
@@ -181,7 +180,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const snapshot = nodes.items.filter((n) => !cordoned.has(n.value.name)).map((n) => toNodeSnapshot(n.value, allocOf.get(n.value.name)));
     // The queue's quota room now, borrowing from its cohort included.
     const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
-    const ledger = new QuotaLedger(queues.items.map((q) => q.value), queueUsageOf(bindings.items.map((b) => b.value), (n) => labels.get(n)));
+    const ledger = new QuotaLedger(queues.items.map((q) => q.value), queueUsageOf(allocOf, (n) => labels.get(n)));
     const headroom = ledger.limits(job.queue) ? ledger.room(job.queue) : undefined;
     const now = Date.now();
     const mine = toPendingWork(job, now);

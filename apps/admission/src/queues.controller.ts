@@ -3,7 +3,7 @@
  * in it. Tenants see their own queues; operators see all.
  */
 import {
-  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, NameSchema, type NodeRecord, parseWith, type Principal,
+  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, NameSchema, type NodeAllocation, type NodeRecord, parseWith, type Principal,
   PutQueueSchema, PutTenantSchema, type Queue, type QueueView, type ResourceVector, type Tenant, TERMINAL_PHASES, toQueue, toTenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -60,15 +60,16 @@ export class QueuesController {
 
   private async views(): Promise<QueueView[]> {
     const { store } = this.ctx;
-    const [queues, bindings, jobs, nodes] = await Promise.all([
+    const [queues, bindings, jobs, nodes, allocs] = await Promise.all([
       store.listAll<Queue>(store.keys.queues()),
       store.listAll<Binding>(store.keys.bindings()),
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<NodeRecord>(store.keys.nodes()),
+      store.listAll<NodeAllocation>(store.keys.allocs()),
     ]);
     const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
     const capacity = nodes.items.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.value.capacity, n.value.labels)), {});
-    const usage = queueUsageOf(bindings.items.map((b) => b.value), (n) => labels.get(n));
+    const usage = queueUsageOf(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]), (n) => labels.get(n));
     return queues.items.map(({ value: q }) => {
       const used = usage.get(q.name) ?? {};
       let runningTasks = 0;

@@ -92,9 +92,10 @@ export class SchedulerCache {
     return this.cordons.items.get(this.store.keys.cordon(node))?.value;
   }
 
-  /** Resources held by each queue's live groups, with `gpu:<model>` charged on nodes that name their GPU model. */
+  /** Resources held by each queue's live tasks, with `gpu:<model>` charged on nodes that name their GPU model. */
   queueUsage(): Map<string, ResourceVector> {
-    return queueUsageOf([...this.bindings.items.values()].map((b) => b.value), (n) => this.node(n)?.labels);
+    const prefix = this.store.keys.allocs().length;
+    return queueUsageOf([...this.allocs.items.values()].map((a) => [a.key.slice(prefix), a.value]), (n) => this.node(n)?.labels);
   }
 
   private mirrors() {

@@ -118,6 +118,10 @@ export function releaseEndedTasks(alloc: NodeAllocation, group: GroupStatus): { 
 function changeAllocation(alloc: NodeAllocation, group: TaskGroup, sign: 1 | -1, only?: number[]): NodeAllocation {
   const offsets = only ?? Array.from({ length: group.end - group.start }, (_, k) => k);
   const used = addResources(alloc.used, group.resources, sign * offsets.length);
+  const queues = { ...(alloc.queues ?? {}) };
+  const held = addResources(queues[group.queue] ?? {}, group.resources, sign * offsets.length);
+  if (Object.keys(held).length) queues[group.queue] = held;
+  else delete queues[group.queue];
   const devices = { ...alloc.devices };
   const share = group.resources.gpu ?? 0;
   for (const perTask of offsets.map((k) => group.devices[k] ?? [])) {
@@ -129,7 +133,7 @@ function changeAllocation(alloc: NodeAllocation, group: TaskGroup, sign: 1 | -1,
       else delete devices[d];
     }
   }
-  return { used, devices };
+  return { used, devices, ...(Object.keys(queues).length ? { queues } : {}) };
 }
 
 /** An empty allocation. */

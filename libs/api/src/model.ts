@@ -207,6 +207,8 @@ export interface NodeAllocation {
   used: ResourceVector;
   /** Milli-GPU in use per device index. */
   devices: Record<string, number>;
+  /** What each queue's live tasks hold on this node (the sum over queues is `used`): quota usage, exact per task. */
+  queues?: Record<string, ResourceVector>;
 }
 
 /** An operator's mark on a node at `cordons/{node}`: no new work; with a drain, running work stops at the deadline. */

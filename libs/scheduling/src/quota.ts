@@ -19,7 +19,7 @@
  * GPU models: a quota key `gpu:<model>` (e.g. `gpu:NVIDIA H100 80GB HBM3`) limits the GPUs
  * a queue holds on nodes labelled with that `gpu.model`, besides the plain `gpu` total.
  */
-import { addResources, type ResourceVector } from '@batchapi/api';
+import { addResources, type NodeAllocation, type ResourceVector } from '@batchapi/api';
 import type { RunningTask, Victim } from './preemption';
 
 /** The quota settings of one queue (normalized units). */
@@ -258,9 +258,14 @@ export function planReclaim(ledger: QuotaLedger, demands: QuotaDemand[], running
   return victims;
 }
 
-/** What each queue's live groups hold, charged per node (see `chargeOf`). */
-export function queueUsageOf(groups: Iterable<{ queue: string; node: string; start: number; end: number; resources: ResourceVector }>, nodeLabels: (node: string) => Record<string, string> | undefined): Map<string, ResourceVector> {
+/**
+ * What each queue's live tasks hold, summed over the nodes' allocations (each task counts
+ * until it ends), charged per node (see `chargeOf`).
+ */
+export function queueUsageOf(allocs: Iterable<[node: string, alloc: NodeAllocation | undefined]>, nodeLabels: (node: string) => Record<string, string> | undefined): Map<string, ResourceVector> {
   const usage = new Map<string, ResourceVector>();
-  for (const b of groups) usage.set(b.queue, addResources(usage.get(b.queue) ?? {}, chargeOf(b.resources, nodeLabels(b.node)), b.end - b.start));
+  for (const [node, alloc] of allocs) {
+    for (const [queue, held] of Object.entries(alloc?.queues ?? {})) usage.set(queue, addResources(usage.get(queue) ?? {}, chargeOf(held, nodeLabels(node))));
+  }
   return usage;
 }

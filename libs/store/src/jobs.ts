@@ -86,7 +86,8 @@ export async function updateJob(
 /**
  * `updateJob` for many jobs at once: one read, one transaction comparing every changed job's
  * revision. If any of them changed meanwhile, each is updated on its own (with retries).
- * Returns the jobs as written (unchanged ones are left out).
+ * Returns the jobs as this call wrote them (unchanged ones, and ones another writer changed
+ * so that `change` no longer applies, are left out).
  */
 export async function updateJobs(store: EtcdStore, ids: string[], change: (job: JobRecord) => JobRecord | undefined): Promise<JobRecord[]> {
   const written: JobRecord[] = [];
@@ -106,9 +107,12 @@ export async function updateJobs(store: EtcdStore, ids: string[], change: (job: 
     }
     if (ops.length === 0) continue;
     if ((await store.txn(compares, ops)).succeeded) { written.push(...next); continue; }
+    // One by one; only what this call wrote counts (another writer may have changed it first).
     for (const id of chunk) {
-      const one = await updateJob(store, id, change);
-      if (one && next.some((n) => n.id === id)) written.push(one.value);
+      if (!next.some((n) => n.id === id)) continue;
+      let wrote: JobRecord | undefined;
+      await updateJob(store, id, (job) => (wrote = change(job)));
+      if (wrote) written.push(wrote);
     }
   }
   return written;
