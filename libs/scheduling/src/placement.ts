@@ -354,10 +354,16 @@ function fairPass(
   const weight = (q: string) => fair.weights?.get(q) ?? 1;
   const share = (q: string) => dominantShare(usage.get(q) ?? {}, fair.capacity, weight(q));
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
+  const left = new Set<string>();
   for (const level of levels) {
     // Each queue's work of this level, oldest first (the order is already by age).
     const lists = new Map<string, PendingWork[]>();
-    for (const w of ordered) if (w.priority === level && w.tasks > 0) lists.set(w.queue, [...(lists.get(w.queue) ?? []), w]);
+    for (const w of ordered) {
+      if (w.priority !== level || w.tasks === 0) continue;
+      const list = lists.get(w.queue);
+      if (list) list.push(w);
+      else lists.set(w.queue, [w]);
+    }
     while (lists.size > 0 && budget() > 0) {
       const queues = [...lists.keys()].sort((x, y) => share(x) - share(y) || (x < y ? -1 : 1));
       const q = queues[0];
@@ -370,13 +376,14 @@ function fairPass(
       usage.set(q, addResources(usage.get(q) ?? {}, w.resources, placed));
       if (w.tasks === 0 || blocked) {
         // Done, or blocked for now: it leaves the pass (blocked work counts as unplaced).
-        if (w.tasks > 0) unplaced.push({ ...why, tasks: w.tasks });
-        lists.get(q)!.shift();
-        if (lists.get(q)!.length === 0) lists.delete(q);
+        if (w.tasks > 0) { unplaced.push({ ...why, tasks: w.tasks }); left.add(w.jobId); }
+        const list = lists.get(q)!;
+        list.shift();
+        if (list.length === 0) lists.delete(q);
       }
     }
   }
-  for (const w of ordered) if (w.tasks > 0 && !unplaced.some((u) => u.jobId === w.jobId)) unplaced.push({ jobId: w.jobId, tasks: w.tasks, filtered: {}, full: 0, quotaLimited: false, gangBlocked: false });
+  for (const w of ordered) if (w.tasks > 0 && !left.has(w.jobId)) unplaced.push({ jobId: w.jobId, tasks: w.tasks, filtered: {}, full: 0, quotaLimited: false, gangBlocked: false });
 }
 
 function shapeOf(w: PendingWork): string {

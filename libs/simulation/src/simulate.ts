@@ -38,6 +38,11 @@ export interface SimulationOptions {
   progressEvery?: number;
   /** Explains each rejected submission. */
   onReject?: (s: Submission, reason: string) => void;
+  /**
+   * Called after each scheduling cycle with the virtual time, what each queue holds and the
+   * tasks each queue still has waiting (for fairness measurements).
+   */
+  onCycle?: (time: number, held: ReadonlyMap<string, ResourceVector>, waiting: ReadonlyMap<string, number>) => void;
   /** Wall clock for `wallSeconds`, in milliseconds. @default performance.now */
   clock?: () => number;
 }
@@ -99,6 +104,11 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       pending.push({ jobId: `${s.line}:${s.name}`, queue: s.queue, priority: s.priority, createdAt: s.submitAt, resources: s.resources, tasks: s.tasks, selector: s.selector, tolerations: s.tolerations, gang: s.gang, duration: s.duration });
     }
     cycle(t);
+    if (opts.onCycle) {
+      const waiting = new Map<string, number>();
+      for (const j of pending) waiting.set(j.queue, (waiting.get(j.queue) ?? 0) + j.tasks);
+      opts.onCycle(t, queueUsed, waiting);
+    }
     events++;
     if (opts.onProgress && events % (opts.progressEvery ?? 1000) === 0) {
       opts.onProgress({ time: t, placed, pending: pending.reduce((n, j) => n + j.tasks, 0), running: running.size, events });
