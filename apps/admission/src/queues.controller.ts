@@ -7,7 +7,7 @@ import {
   PutQueueSchema, PutTenantSchema, type Queue, type QueueView, type ResourceVector, type Tenant, TERMINAL_PHASES, toQueue, toTenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { chargeOf, dominantShare, queueUsageOf } from '@batchapi/scheduling';
+import { chargeOf, dominantShare, queueOrder, queueUsageOf, toPendingWork } from '@batchapi/scheduling';
 import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
@@ -28,7 +28,18 @@ export class QueuesController {
     const p = this.auth.authenticate(req.headers.authorization);
     const q = (await this.views()).find((v) => v.name === name);
     if (!q || !visible(p, q)) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
-    return q;
+    // Where the caller's jobs stand: the queue's waiting work in the scheduler's order.
+    const now = Date.now();
+    const waiting = (await this.ctx.store.listAll<JobRecord>(this.ctx.store.keys.jobs())).items
+      .map((j) => j.value)
+      .filter((j) => j.queue === name && (j.phase === 'Queued' || j.phase === 'Running') && countTasks(j.pending) > 0)
+      .sort((a, b) => queueOrder(toPendingWork(a, now), toPendingWork(b, now)));
+    const positions = waiting
+      .map((j, i) => ({ job: j, position: i + 1 }))
+      .filter(({ job }) => p.role === 'operator' || job.tenant === p.tenant)
+      .slice(0, 100)
+      .map(({ job, position }) => ({ jobId: job.id, position, pendingTasks: countTasks(job.pending) }));
+    return { ...q, positions };
   }
 
   /** Creates or changes a queue (operators). Admission and quota see it within a watch event. */

@@ -44,7 +44,8 @@ export function jobDetail(j: JobView): string {
 
 /** Queues as `batch queues` and `batch top` show them. */
 export function queueTable(queues: QueueView[]): string {
-  return table(['QUEUE', 'TENANT', 'WEIGHT', 'NOMINAL', 'USED', 'SHARE', 'RUNNING', 'PENDING'], queues.map((q) => [
-    q.name, q.tenant, String(q.weight), JSON.stringify(q.nominal), JSON.stringify(q.used), q.fairShare.toFixed(3), String(q.runningTasks), `${q.pendingTasks} (${q.pendingJobs} jobs)`,
+  return table(['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING'], queues.map((q) => [
+    q.name, q.tenant, q.cohort ?? '-', String(q.weight), JSON.stringify(q.nominal), JSON.stringify(q.used), Object.keys(q.borrowed ?? {}).length ? JSON.stringify(q.borrowed) : '-',
+    q.fairShare.toFixed(3), String(q.runningTasks), `${q.pendingTasks} (${q.pendingJobs} jobs)`,
   ]));
 }

@@ -88,6 +88,11 @@ export interface QueueView {
   used: Record<string, string | number>;
   /** What it holds beyond its nominal, borrowed from its cohort. */
   borrowed: Record<string, string | number>;
+  /**
+   * `GET /v1/queues/:name` only: the caller's waiting jobs (every tenant's for operators) with
+   * their position in the queue's order (priority, then age; 1 = next), at most 100.
+   */
+  positions?: Array<{ jobId: string; position: number; pendingTasks: number }>;
   /** Weighted dominant share of the cluster the queue holds now (0–1): lower places first. */
   fairShare: number;
   pendingTasks: number;

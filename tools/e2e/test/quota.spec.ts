@@ -110,4 +110,6 @@ it('lends idle quota, then reclaims exactly the borrowed tasks the lender needs,
   // the queue view shows what is borrowed
   const q = await api(base, 'GET', '/v1/queues/borrower', undefined, 'other-token');
   expect(q.body).toMatchObject({ cohort: 'shared', nominal: { cpu: '8' }, borrowed: { cpu: '2' } });
+  // and where the caller's waiting job stands: greedy, next in its queue with 10 tasks waiting
+  expect(q.body.positions).toEqual([{ jobId: expect.any(String), position: 1, pendingTasks: 10 }]);
 });
