@@ -23,7 +23,7 @@ export const DEFAULT_THROTTLE: ThrottleTuning = { chunkSeconds: 0.1, holdMs: 100
 export type ThrottleLimit = 'submits_per_second' | 'tasks_per_second' | 'queue_pending_tasks' | 'inflight';
 
 export class SubmitThrottle {
-  private readonly local = new Map<string, { tokens: number; until: number }>();
+  private readonly local = new Map<string, { tokens: number; until: number; emptyUntil: number }>();
   private readonly chains = new Map<string, Promise<unknown>>();
   private inflight = 0;
 
@@ -63,20 +63,34 @@ export class SubmitThrottle {
   /** Spends `want` tokens of a tenant's bucket, topping up the local chunk from etcd when short; one take per bucket at a time. */
   private spend(tenant: string, kind: string, limit: BucketLimit, want: number, now: number, name: ThrottleLimit, code: ErrorCode): Promise<void> {
     const id = `${tenant}/${kind}`;
+    const chunk = Math.max(want, Math.ceil(limit.rate * this.tuning.chunkSeconds));
+    const refuse = (retryAfterMs: number) => {
+      this.refused(name);
+      return new ApiError(code, `tenant ${tenant} is over its ${kind} limit of ${limit.rate}/s (burst ${limit.burst})`, { field: 'tenant', id: tenant, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) });
+    };
     const run = async () => {
       let l = this.local.get(id);
-      if (!l || l.until < now) l = { tokens: 0, until: now + this.tuning.holdMs };
+      if (!l || l.until < now) l = { tokens: 0, until: now + this.tuning.holdMs, emptyUntil: l?.emptyUntil ?? 0 };
       this.local.set(id, l);
       if (l.tokens >= want) { l.tokens -= want; return; }
+      // The shared bucket was short a moment ago: it cannot have refilled before then (other
+      // replicas only take), so refuse without asking etcd again.
+      if (now < l.emptyUntil) throw refuse(l.emptyUntil - now);
       const need = want - l.tokens;
-      const t = await takeTokens(this.store, this.store.keys.bucket(tenant, kind), limit, need, Math.max(need, Math.ceil(limit.rate * this.tuning.chunkSeconds)), now);
+      const t = await takeTokens(this.store, this.store.keys.bucket(tenant, kind), limit, need, chunk, now);
       if (t.granted === 0) {
-        this.refused(name);
-        throw new ApiError(code, `tenant ${tenant} is over its ${kind} limit of ${limit.rate}/s (burst ${limit.burst})`, { field: 'tenant', id: tenant, retryAfterSeconds: Math.max(1, Math.ceil(t.retryAfterMs / 1000)) });
+        l.emptyUntil = now + t.retryAfterMs;
+        throw refuse(t.retryAfterMs);
       }
       l.tokens += t.granted - want;
       l.until = now + this.tuning.holdMs;
+      // The bucket gave less than a chunk: it is about empty. Ask again once a chunk can be
+      // there, so a storm costs about one etcd take per chunk, not one per request.
+      if (t.granted < chunk) l.emptyUntil = now + ((chunk - t.granted) / limit.rate) * 1000;
     };
+    // Fast path: refused locally without waiting behind a take under way.
+    const known = this.local.get(id);
+    if (known && known.tokens < want && now < known.emptyUntil) return Promise.reject(refuse(known.emptyUntil - now));
     const next = (this.chains.get(id) ?? Promise.resolve()).catch(() => undefined).then(run);
     this.chains.set(id, next);
     void next.finally(() => { if (this.chains.get(id) === next) this.chains.delete(id); }).catch(() => undefined);

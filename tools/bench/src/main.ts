@@ -5,6 +5,7 @@ import { benchE2e } from './e2e';
 import { benchFailover } from './failover';
 import { benchFairShare } from './fairshare';
 import { benchLatency } from './latency';
+import { benchOverload } from './overload';
 import { benchPacking } from './packing';
 import { progress } from './rng';
 import { benchScheduling } from './scheduling';
@@ -37,6 +38,7 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
   tracing: (o) => benchTracing({ iterations: num(o, 'iterations', 100_000) }),
   failover: (o) => benchFailover({ ttl: num(o, 'ttl', 5), nodes: num(o, 'nodes', 500), everyMs: num(o, 'every-ms', 20) }),
   fairshare: (o) => benchFairShare({ workloads: num(o, 'workloads', 15_000), queues: num(o, 'queues', 30), cohorts: num(o, 'cohorts', 5), nodes: num(o, 'nodes', 100), seed: num(o, 'seed', 11) }),
+  overload: (o) => benchOverload({ rate: num(o, 'rate', 2000), seconds: num(o, 'seconds', 10), limit: num(o, 'limit', 200), nodes: num(o, 'nodes', 200), warmup: num(o, 'warmup', 10) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
 };
 
