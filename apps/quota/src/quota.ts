@@ -3,6 +3,7 @@ import { runService, type RunningService, type ServiceConfig } from '@batchapi/r
 import type { ClusterConfig } from '@batchapi/api';
 import { Admitter } from './admitter';
 import { seedCluster } from './cluster-config';
+import { RETENTION_TUNING, RetentionService, retentionFromEnv, type RetentionTuning } from './retention.service';
 
 export interface QuotaOptions {
   /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
@@ -10,10 +11,12 @@ export interface QuotaOptions {
   config?: Partial<ServiceConfig>;
   /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
   onLeaseLost?: () => void;
+  /** History retention. @default from `BATCH_JOB_RETENTION` / `BATCH_IDEMPOTENCY_TTL`, else 7 days / 24 h */
+  retention?: Partial<RetentionTuning>;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
-  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter] });
+  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter, RetentionService, { provide: RETENTION_TUNING, useValue: { ...retentionFromEnv(), ...opts.retention } }] });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;
 }

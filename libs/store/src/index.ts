@@ -5,3 +5,4 @@ export * from './jobs';
 export * from './groups';
 export * from './etcd-member';
 export * from './throttle';
+export * from './retention';

@@ -7,7 +7,7 @@ import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, re
 import type { Compare, EtcdStore, Op, Versioned } from './etcd';
 
 /** What the idempotency key maps to. */
-interface IdempotencyRecord {
+export interface IdempotencyRecord {
   jobId: string;
   /** SHA-256 of the canonical request, so reuse with another body is refused. */
   requestHash: string;

@@ -14,6 +14,7 @@ export class Keys {
   jobs() { return `${this.root}jobs/`; }
   /** Idempotency record of a submit: tenant plus a digest of the client's key. */
   idempotency(tenant: string, keyDigest: string) { return `${this.root}idempotency/${tenant}/${keyDigest}`; }
+  idempotencyAll() { return `${this.root}idempotency/`; }
   /** Status of a bound task range at one attempt, kept after it ends (each attempt has its own). */
   group(jobId: string, start: number, attempt: number) { return `${this.root}groups/${jobId}/${pad(start)}/${attempt}`; }
   groupsOf(jobId: string) { return `${this.root}groups/${jobId}/`; }

@@ -1,0 +1,79 @@
+/**
+ * The retention loop: one quota replica, elected as `retention`, deletes expired history
+ * every pass (fenced by its leader key); the others stand by.
+ */
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { campaign, collectHistory, DEFAULT_RETENTION, type Leadership, type RetentionPolicy } from '@batchapi/store';
+import { Metric } from '@batchapi/telemetry';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Counter } from 'prom-client';
+
+/** Retention settings of the quota service. */
+export interface RetentionTuning extends RetentionPolicy {
+  /** Pause between passes, in milliseconds. @default 60000 */
+  intervalMs: number;
+}
+export const RETENTION_TUNING = Symbol('RetentionTuning');
+
+/** From `BATCH_JOB_RETENTION` and `BATCH_IDEMPOTENCY_TTL` (seconds). */
+export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): RetentionTuning {
+  return {
+    ...DEFAULT_RETENTION,
+    intervalMs: 60_000,
+    ...(env.BATCH_JOB_RETENTION ? { jobRetentionMs: Number(env.BATCH_JOB_RETENTION) * 1000 } : {}),
+    ...(env.BATCH_IDEMPOTENCY_TTL ? { idempotencyTtlMs: Number(env.BATCH_IDEMPOTENCY_TTL) * 1000 } : {}),
+  };
+}
+
+@Injectable()
+export class RetentionService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly abort = new AbortController();
+  private loop?: Promise<void>;
+  private leadership?: Leadership;
+  private readonly deleted: Counter;
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(RETENTION_TUNING) private readonly tuning: RetentionTuning) {
+    this.deleted = new Counter({ name: Metric.retentionDeleted, help: 'History records deleted by retention, by kind (job, group, idempotency)', labelNames: ['kind'], registers: [ctx.registry] });
+  }
+
+  onApplicationBootstrap(): void {
+    this.loop = this.run();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.abort.abort();
+    await this.leadership?.resign();
+    await this.loop?.catch(() => undefined);
+  }
+
+  private async run(): Promise<void> {
+    const { store, lease, config, log } = this.ctx;
+    while (!this.abort.signal.aborted) {
+      try {
+        this.leadership = await campaign(store, 'retention', config.instanceId, lease, { signal: this.abort.signal });
+      } catch {
+        return; // aborted
+      }
+      while (!this.abort.signal.aborted && this.leadership.held()) {
+        try {
+          const r = await collectHistory(store, this.leadership.fence(), this.tuning, Date.now());
+          this.deleted.inc({ kind: 'job' }, r.jobs);
+          this.deleted.inc({ kind: 'group' }, r.groups);
+          this.deleted.inc({ kind: 'idempotency' }, r.idempotency);
+          if (r.jobs + r.idempotency > 0) log.info(r, 'retention deleted expired history');
+          if (!(await this.leadership.verify())) break;
+        } catch (err) {
+          log.warn({ err: (err as Error).message }, 'retention pass failed; will retry');
+        }
+        await sleep(this.tuning.intervalMs, this.abort.signal);
+      }
+    }
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+  });
+}
