@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Binding, type FailureReason, type GroupStatus, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { type Informer, reportGroups, type Versioned, type WatchEvent } from '@batchapi/store';
+import { type Informer, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
@@ -339,6 +339,18 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     return this.flushing;
   }
 
+  /** A `task.retry` span in the job's trace (beside the attempt's `task.run`) for each task the control plane sent back to pending. */
+  private traceRequeues(groups: GroupRun[], requeued: ReportResult['requeued']): void {
+    for (const r of requeued) {
+      const g = groups.find((x) => x.binding.jobId === r.jobId && x.binding.start <= r.index && r.index < x.binding.end);
+      const { span } = startSpan('task.retry', {
+        parent: g?.binding.traceparent,
+        attributes: { 'batch.job.id': r.jobId, 'batch.task.index': r.index, 'batch.attempt': r.attempt - 1, 'batch.attempt.next': r.attempt, 'batch.retry.reason': r.reason, ...(r.notBefore ? { 'batch.retry.not_before': new Date(r.notBefore).toISOString() } : {}) },
+      });
+      span.end();
+    }
+  }
+
   private async doFlush(): Promise<void> {
     const dirty = [...this.groups.values()].filter((g) => g.dirty);
     if (dirty.length === 0 || this.fenced) return;
@@ -347,6 +359,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const res = await reportGroups(this.ctx.store, this.config.nodeName, this.ctx.lease.id, dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision })), Date.now());
       this.m.txns.inc();
       if (res.fenced) { this.selfFence('the node key is no longer bound to this executor\'s lease'); return; }
+      this.traceRequeues(dirty, res.requeued);
       for (const g of dirty) {
         const rev = res.accepted.get(g.statusKey);
         if (rev) {

@@ -12,35 +12,56 @@ export const NODE_LOST = 'NodeLost' as const;
 /** Attempts a task gets when its node is lost under it; the task's own failures do not retry here. */
 export const MAX_NODE_LOST_ATTEMPTS = 3;
 
+/** A task that goes back to pending: for another attempt, why, and from when. */
+export interface Requeue {
+  index: number;
+  /** The attempt it runs at next. */
+  attempt: number;
+  /** Why its last attempt ended: `Preempted`, `NodeLost`, or the failure's reason (a retry). */
+  reason: string;
+  /** Not before this time, epoch ms (retry backoff). */
+  notBefore?: number;
+}
+
 /**
  * Accounts finished groups into the job: terminal counters, and tasks lost with their node
  * go back to pending at the next attempt number (until `MAX_NODE_LOST_ATTEMPTS`). Ends the
  * job when every task is terminal.
  */
 export function applyGroupOutcomes(job: JobRecord, groups: readonly GroupStatus[], now: number): JobRecord {
+  return settleOutcomes(job, groups, now).job;
+}
+
+/** `applyGroupOutcomes`, also telling which tasks were requeued (for traces and events). */
+export function settleOutcomes(job: JobRecord, groups: readonly GroupStatus[], now: number): { job: JobRecord; requeued: Requeue[] } {
   const counts = { ...job.counts };
   const requeue: TaskRange[] = [];
+  const requeued: Requeue[] = [];
+  const again = (index: number, attempt: number, reason: string, notBefore?: number) => {
+    requeue.push({ start: index, end: index + 1, attempt, ...(notBefore !== undefined ? { notBefore } : {}) });
+    requeued.push({ index, attempt, reason, ...(notBefore !== undefined ? { notBefore } : {}) });
+  };
   for (const g of groups) {
     g.tasks.forEach((t, k) => {
+      const index = g.start + k;
       if (t.state === 'Succeeded') counts.succeeded++;
       else if (t.state === 'Cancelled') counts.cancelled++;
       else if (t.state === 'Preempted') {
         // Not the task's fault: it runs again at its next attempt, unless the job is being cancelled.
-        if (job.cancelRequestedAt === undefined) requeue.push({ start: g.start + k, end: g.start + k + 1, attempt: g.attempt + 1 });
+        if (job.cancelRequestedAt === undefined) again(index, g.attempt + 1, 'Preempted');
         else counts.cancelled++;
       }
       else if (t.state === 'Failed') {
-        const index = g.start + k;
         if (job.cancelRequestedAt !== undefined) counts.failed++;
-        else if (t.reason === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS) requeue.push({ start: index, end: index + 1, attempt: g.attempt + 1 });
+        else if (t.reason === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS) again(index, g.attempt + 1, NODE_LOST);
         else if (t.reason !== NODE_LOST && retries(job.spec.retry, t, g.attempt)) {
-          requeue.push({ start: index, end: index + 1, attempt: g.attempt + 1, notBefore: now + retryDelayMs(job.spec.retry!, g.attempt, `${job.id}/${index}`) });
+          again(index, g.attempt + 1, t.reason ?? 'Error', now + retryDelayMs(job.spec.retry!, g.attempt, `${job.id}/${index}`));
         } else counts.failed++;
       }
     });
   }
   const pending = requeue.length ? mergeRanges(job.pending, requeue) : job.pending;
-  return settle({ ...job, counts, pending }, now);
+  return { job: settle({ ...job, counts, pending }, now), requeued };
 }
 
 /**

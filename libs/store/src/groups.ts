@@ -4,7 +4,7 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
+  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type Requeue, settleOutcomes, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
   releaseEndedTasks, reserveOnNode, subtractRanges, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
@@ -133,6 +133,8 @@ export interface ReportResult {
   fenced: boolean;
   /** The status as written for each accepted report (with `released` set on tasks whose room went back). */
   written: Map<string, GroupStatus>;
+  /** Tasks the accepted reports sent back to pending (retries, preemptions), per job. */
+  requeued: Array<Requeue & { jobId: string }>;
 }
 
 /**
@@ -142,7 +144,7 @@ export interface ReportResult {
  * compares the status revision, so a late report of an old attempt is refused.
  */
 export async function reportGroups(store: EtcdStore, node: string, leaseId: string, reports: GroupReport[], now: number): Promise<ReportResult> {
-  const result: ReportResult = { accepted: new Map(), refused: [], fenced: false, written: new Map() };
+  const result: ReportResult = { accepted: new Map(), refused: [], fenced: false, written: new Map(), requeued: [] };
   let todo = reports;
   for (let round = 0; round < 8 && todo.length > 0; round++) {
     if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * round)); // spread racing reporters
@@ -167,6 +169,7 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
       result.accepted.set(key, outcome.revision);
       result.written.set(key, outcome.written.get(r)!);
     }
+    result.requeued.push(...outcome.requeued);
     round = -1; // progress made: reset the conflict budget
     continue;
   }
@@ -180,7 +183,7 @@ function takeChunk(reports: GroupReport[]): GroupReport[] {
   return reports.slice(0, Math.max(1, Math.floor((MAX_TXN_OPS - 2) / perReport)));
 }
 
-async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | { revision: string; written: Map<GroupReport, GroupStatus> }> {
+async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | { revision: string; written: Map<GroupReport, GroupStatus>; requeued: Array<Requeue & { jobId: string }> }> {
   const alloc = await store.get<NodeAllocation>(store.keys.alloc(node));
   // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
   let nextAlloc = alloc?.value ?? EMPTY_ALLOCATION;
@@ -207,14 +210,17 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     compares.push({ key: alloc.key, modRevision: alloc.modRevision });
     ops.push({ put: alloc.key, value: nextAlloc });
   }
+  const requeued: Array<Requeue & { jobId: string }> = [];
   jobIds.forEach((id, k) => {
     const job = jobs[k];
     if (!job) return;
+    const settled = settleOutcomes(job.value, outcomes.get(id)!, now);
     compares.push({ key: job.key, modRevision: job.modRevision });
-    ops.push({ put: job.key, value: applyGroupOutcomes(job.value, outcomes.get(id)!, now) });
+    ops.push({ put: job.key, value: settled.job });
+    for (const r of settled.requeued) requeued.push({ ...r, jobId: id });
   });
   const res = await store.txn(compares, ops);
-  if (res.succeeded) return { revision: res.revision, written };
+  if (res.succeeded) return { revision: res.revision, written, requeued };
   const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
   return leaseOk.succeeded ? 'conflict' : 'fenced';
 }

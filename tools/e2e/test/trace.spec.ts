@@ -156,6 +156,12 @@ it('retries failed tasks with backoff until they succeed, and fails fast on a li
   const done = await waitForJob(admission.url, flaky.body.id, 20000);
   expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2, failed: 0 } });
   expect((await api(admission.url, 'GET', `/v1/jobs/${flaky.body.id}/tasks/1/logs`)).body).toBe('ok at attempt 3\n');
+  // The trace shows each retry: 2 tasks × attempts 1 and 2 failed → 4 task.retry spans, beside 6 task.run spans
+  const ofFlaky = (name: string) => exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === flaky.body.traceId && x.name === name);
+  await until(() => ofFlaky('task.run').length === 6 && ofFlaky('task.retry').length === 4);
+  const retries = ofFlaky('task.retry');
+  expect(retries.map((r) => [r.attributes['batch.task.index'], r.attributes['batch.attempt.next'], r.attributes['batch.retry.reason']]).sort()).toEqual([[0, 2, 'Error'], [0, 3, 'Error'], [1, 2, 'Error'], [1, 3, 'Error']]);
+  for (const r of retries) expect(r.attributes['batch.retry.not_before']).toMatch(/^\d{4}-/);
   const usage = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, retry: { maxAttempts: 5, failFastOnExitCodes: [2] }, command: ['sh', '-c', 'exit 2'] });
   const failed = await waitForJob(admission.url, usage.body.id, 10000);
   expect(failed).toMatchObject({ phase: 'Failed', taskCounts: { failed: 1 } });
