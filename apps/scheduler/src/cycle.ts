@@ -4,7 +4,7 @@
  * Decisions are computed on the cache's snapshot and applied in fenced transactions that
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
-import { chargeOf, type FairShareInput, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, planReclaim, type QuotaDemand, QuotaLedger, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
+import { chargeOf, type FairShareInput, packingScores, type RequestShape, requestShapes, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, planReclaim, type QuotaDemand, QuotaLedger, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
@@ -21,6 +21,8 @@ export interface CycleSnapshot {
   quota: QuotaLedger;
   /** Inputs of dominant resource fairness between queues. */
   fair: FairShareInput;
+  /** The request mix (pending and running) that GPU fragmentation is measured against. */
+  shapes: RequestShape[];
 }
 
 /**
@@ -50,12 +52,14 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now(), history?: 
   const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.capacity, n.labels)), {});
   const fairUsage = new Map(usage);
   for (const [q, h] of history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
-  return { work, nodes, jobs, allocs, quota: new QuotaLedger(queues, usage), fair: { capacity, usage: fairUsage, weights } };
+  const running = [...cache.bindings.items.values()].map(({ value: b }) => ({ resources: b.resources, count: b.end - b.start }));
+  const shapes = requestShapes([...work.map((w) => ({ resources: w.resources, count: w.tasks })), ...running]);
+  return { work, nodes, jobs, allocs, quota: new QuotaLedger(queues, usage), fair: { capacity, usage: fairUsage, weights }, shapes };
 }
 
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
 export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
-  return placeTasks(s.work, s.nodes, { quota: s.quota, maxTasks, fairShare: s.fair });
+  return placeTasks(s.work, s.nodes, { quota: s.quota, maxTasks, fairShare: s.fair, scores: packingScores(s.shapes) });
 }
 
 /**

@@ -8,3 +8,4 @@ export * from './preemption';
 export * from './fill';
 export * from './cluster-stats';
 export * from './quota';
+export * from './fragmentation';

@@ -199,7 +199,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
         let score = 0;
         if (scores.length) {
           const fd = freeDeviceCount(s);
-          for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd);
+          for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
         }
         scored.push({ s, score });
       }

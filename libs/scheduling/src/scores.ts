@@ -10,7 +10,8 @@ export interface ScorePlugin {
   name: string;
   /** Weight in the sum. @default 1 */
   weight: number;
-  score(work: PendingWork, node: NodeSnapshot, free: ResourceVector, freeDevices: number): number;
+  /** `devices`: milli-GPU in use per device now (within a pass; defaults to the snapshot's). */
+  score(work: PendingWork, node: NodeSnapshot, free: ResourceVector, freeDevices: number, devices?: Record<string, number>): number;
 }
 
 /** Per-resource weights of `MostAllocated`. @default cpu 1, memory 1, gpu 2 */

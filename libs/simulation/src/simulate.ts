@@ -4,7 +4,7 @@
  * virtual clock. No etcd, no processes: "what would the cluster do with this?".
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
-import { mostEver, type NodeSnapshot, type PendingWork, type PlacementPolicy, placeTasks, QuotaLedger } from '@batchapi/scheduling';
+import { mostEver, type NodeSnapshot, type PendingWork, type PlacementPolicy, packingScores, placeTasks, QuotaLedger, requestShapes, type ScorePlugin } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
 
@@ -30,6 +30,8 @@ export interface SimulationOptions {
   queues?: SimQueue[];
   /** @default "bin-pack" */
   policy?: PlacementPolicy;
+  /** Score plugins of bin packing. @default packingScores of the request mix pending and running (as the live scheduler) */
+  scores?: readonly ScorePlugin[];
   /** Dominant resource fairness between queues (weights from the queues file, else 1). @default true */
   fairShare?: boolean;
   /** Called about every `progressEvery` events with the virtual time and counts. */
@@ -73,6 +75,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const running = new MinHeap<Running>();
   const pending: Job[] = [];
   const queueUsed = new Map<string, ResourceVector>();
+  /** Tasks holding resources, by request shape: with the pending ones, the request mix packing scores against. */
+  const held = new Map<string, { resources: ResourceVector; count: number }>();
   const placedByQueue: Record<string, number> = {};
   const nodesUsed = new Set<string>();
   let allocated: ResourceVector = {};
@@ -135,7 +139,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const quota = new QuotaLedger([...queues.values()], queueUsed);
     const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
     const { placements } = placeTasks(pending, nodes, {
-      quota, policy: opts.policy, maxTasks: Number.MAX_SAFE_INTEGER,
+      quota, policy: opts.policy, scores: opts.scores ?? packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()])), maxTasks: Number.MAX_SAFE_INTEGER,
       fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights },
     });
     if (placements.length === 0) return;
@@ -162,6 +166,11 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     r.node.used = addResources(r.node.used, r.resources, sign * r.count);
     allocated = addResources(allocated, r.resources, sign * r.count);
     queueUsed.set(r.queue, addResources(queueUsed.get(r.queue) ?? {}, r.resources, sign * r.count));
+    const shape = JSON.stringify(r.resources);
+    const h = held.get(shape) ?? { resources: r.resources, count: 0 };
+    h.count += sign * r.count;
+    if (h.count > 0) held.set(shape, h);
+    else held.delete(shape);
     const each = r.share >= GPU_MILLI ? GPU_MILLI : r.share;
     for (const ds of r.devices) for (const d of ds) r.node.devices[d] = (r.node.devices[d] ?? 0) + sign * each;
   }

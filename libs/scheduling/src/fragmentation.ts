@@ -1,0 +1,121 @@
+/**
+ * Fragmentation gradient (after "Beware of Fragmentation", Weng et al., USENIX ATC '23): a
+ * node's GPU fragmentation is the free GPU capacity that the expected workload cannot use
+ * there, weighted by how common each kind of request is; a task goes where placing it grows
+ * that the least. Pure.
+ *
+ * For one request shape on one node, the free GPU it cannot use is:
+ *   - all free GPU, when the shape does not fit the node's free CPU, memory or GPUs at all;
+ *   - for a share s of one device: the free part of every device with less than s free;
+ *   - for k whole devices: the free part of every partly used device;
+ *   - nothing for requests without GPUs (they do not want GPUs).
+ */
+import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { pickDevices } from './placement';
+import { mostAllocated, type ScorePlugin } from './scores';
+
+/** A kind of request and how common it is. */
+export interface RequestShape {
+  /** Per task (normalized units: cpu millicores, memory bytes, gpu milli-devices). */
+  resources: ResourceVector;
+  /** Relative frequency; the weights need not sum to 1. */
+  weight: number;
+}
+
+/**
+ * The most common request shapes of a workload, with their frequencies: requests with the
+ * same GPU ask and CPU are one shape (memory averaged). At most `max` shapes.
+ */
+export function requestShapes(requests: Iterable<{ resources: ResourceVector; count: number }>, max = 20): RequestShape[] {
+  const by = new Map<string, { cpu: number; gpu: number; memory: number; count: number }>();
+  for (const r of requests) {
+    const key = `${r.resources.gpu ?? 0}/${r.resources.cpu ?? 0}`;
+    const s = by.get(key) ?? { cpu: r.resources.cpu ?? 0, gpu: r.resources.gpu ?? 0, memory: 0, count: 0 };
+    s.memory += (r.resources.memory ?? 0) * r.count;
+    s.count += r.count;
+    by.set(key, s);
+  }
+  return [...by.values()]
+    .sort((a, b) => b.count - a.count)
+    .slice(0, max)
+    .map((s) => ({ resources: { cpu: s.cpu, memory: Math.round(s.memory / s.count), ...(s.gpu ? { gpu: s.gpu } : {}) }, weight: s.count }));
+}
+
+/** Free GPU (milli) of a node that the shapes cannot use, weighted by their frequencies. */
+export function fragmentation(shapes: readonly RequestShape[], free: ResourceVector, devices: Record<string, number>, gpuCount: number): number {
+  if (gpuCount === 0) return 0;
+  let freeGpu = 0;
+  let wholeFree = 0;
+  let partialFree = 0;
+  const freeOf: number[] = [];
+  for (let d = 0; d < gpuCount; d++) {
+    const f = GPU_MILLI - (devices[d] ?? 0);
+    freeOf.push(f);
+    freeGpu += f;
+    if (f === GPU_MILLI) wholeFree++;
+    else partialFree += f;
+  }
+  if (freeGpu === 0) return 0;
+  let total = 0;
+  let weights = 0;
+  for (const s of shapes) {
+    weights += s.weight;
+    const gpu = s.resources.gpu ?? 0;
+    if (gpu === 0) continue;
+    const fits = (s.resources.cpu ?? 0) <= (free.cpu ?? 0) && (s.resources.memory ?? 0) <= (free.memory ?? 0);
+    let lost: number;
+    if (!fits) lost = freeGpu;
+    else if (gpu < GPU_MILLI) {
+      lost = 0;
+      let usable = false;
+      for (const f of freeOf) {
+        if (f < gpu) lost += f;
+        else usable = true;
+      }
+      if (!usable) lost = freeGpu;
+    } else lost = wholeFree * GPU_MILLI < gpu ? freeGpu : partialFree;
+    total += s.weight * lost;
+  }
+  return weights > 0 ? total / weights : 0;
+}
+
+/**
+ * Score: minus the growth of the node's fragmentation if one task of the work is placed
+ * there, in GPUs (so one GPU made unusable costs 1). Spread work and nodes without GPUs
+ * score 0.
+ */
+export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlugin {
+  return {
+    name: 'FragmentationGradient',
+    weight: 1,
+    score(work, node, free, _freeDevices, devices = node.devices) {
+      if (node.gpuCount === 0 || shapes.length === 0) return 0;
+      const before = fragmentation(shapes, free, devices, node.gpuCount);
+      const after: ResourceVector = { ...free };
+      for (const [k, v] of Object.entries(work.resources)) after[k] = (after[k] ?? 0) - v;
+      const next = { ...devices };
+      const share = work.resources.gpu ?? 0;
+      if (share > 0) {
+        const picked = pickDevices(next, node.gpuCount, share);
+        if (!picked) return 0;
+        for (const d of picked) next[d] = (next[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
+      }
+      return -(fragmentation(shapes, after, next, node.gpuCount) - before) / GPU_MILLI;
+    },
+  };
+}
+
+/**
+ * The scores of bin packing given the cluster's request mix: work without GPUs packs by
+ * `MostAllocated` and keeps off GPU nodes; GPU work goes where it grows fragmentation least
+ * (ties in node name order, which packs nodes one after another). Measured on the Alibaba
+ * trace in docs/benchmarks.md.
+ */
+export function packingScores(shapes: readonly RequestShape[]): ScorePlugin[] {
+  const most = mostAllocated();
+  const fgd = fragmentationGradient(shapes);
+  return [
+    { name: 'MostAllocated', weight: 1, score: (w, n, f, fd, d) => ((w.resources.gpu ?? 0) > 0 || n.gpuCount > 0 ? 0 : most.score(w, n, f, fd, d)) },
+    { name: 'FragmentationGradient', weight: 1, score: (w, n, f, fd, d) => (w.spread ? 0 : fgd.score(w, n, f, fd, d)) },
+  ];
+}
