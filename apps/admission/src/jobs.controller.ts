@@ -39,6 +39,11 @@ export class JobsController {
     return this.jobs.get(this.auth.authenticate(req.headers.authorization), id);
   }
 
+  @Get(':id/results')
+  results(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.jobs.results(this.auth.authenticate(req.headers.authorization), id);
+  }
+
   @Get(':id/why')
   why(@Req() req: FastifyRequest, @Param('id') id: string) {
     return this.jobs.why(this.auth.authenticate(req.headers.authorization), id);

@@ -6,7 +6,7 @@ import {
   type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { cancelJob, getJob, type Informer, listGroups, listJobs, mirrorByName, submitJob } from '@batchapi/store';
+import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, submitJob } from '@batchapi/store';
 import { type Explanation, explainPending, queueHeadroom, queueOrder, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { inSpan, traceparentOf } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -110,6 +110,12 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const job = await this.visibleJob(principal, id);
     const groups = (await listGroups(this.ctx.store, id)).map((g) => g.value);
     return jobView(job, groups);
+  }
+
+  /** `GET /v1/jobs/:id/results`: what each task returned, only tasks that returned something, by index. */
+  async results(principal: Principal, id: string): Promise<{ results: Array<{ index: number; value: unknown }> }> {
+    await this.visibleJob(principal, id);
+    return { results: (await listResults(this.ctx.store, id)).map((r) => ({ index: r.index, value: r.value })) };
   }
 
   async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {

@@ -3,7 +3,7 @@
  * listings, and cancellation that reaches the live bindings.
  */
 import { createHash } from 'node:crypto';
-import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, TERMINAL_PHASES } from '@batchapi/api';
+import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
 import type { Compare, EtcdStore, Op, Versioned } from './etcd';
 
 /** What the idempotency key maps to. */
@@ -167,4 +167,9 @@ export async function cancelJob(store: EtcdStore, id: string, now: number): Prom
     }
   }
   return getJob(store, id);
+}
+
+/** The results tasks of a job returned (`BATCH_RESULT_PATH`), in task order. */
+export async function listResults(store: EtcdStore, jobId: string): Promise<TaskResult[]> {
+  return (await store.listAll<TaskResult>(store.keys.resultsOf(jobId))).items.map((kv) => kv.value);
 }
