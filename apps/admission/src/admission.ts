@@ -5,6 +5,8 @@ import { NodesController } from './nodes.controller';
 import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
+import { WorkflowsController } from './workflows.controller';
+import { WorkflowsService } from './workflows.service';
 
 /** Options of the admission service. */
 export interface AdmissionOptions {
@@ -24,7 +26,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit,
-    controllers: [JobsController, NodesController, QueuesController, TenantsController],
-    providers: [JobsService, { provide: AUTH, useValue: auth }],
+    controllers: [JobsController, NodesController, QueuesController, TenantsController, WorkflowsController],
+    providers: [JobsService, WorkflowsService, { provide: AUTH, useValue: auth }],
   });
 }

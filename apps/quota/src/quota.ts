@@ -3,6 +3,7 @@ import { runService, type RunningService, type ServiceConfig } from '@batchapi/r
 import type { ClusterConfig } from '@batchapi/api';
 import { Admitter } from './admitter';
 import { seedCluster } from './cluster-config';
+import { WorkflowController } from './workflow-controller';
 
 export interface QuotaOptions {
   /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
@@ -13,7 +14,7 @@ export interface QuotaOptions {
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
-  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter] });
+  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter, WorkflowController] });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;
 }

@@ -4,3 +4,4 @@ export * from './leader';
 export * from './jobs';
 export * from './groups';
 export * from './etcd-member';
+export * from './workflows';

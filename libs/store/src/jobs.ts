@@ -153,8 +153,9 @@ export async function listGroups(store: EtcdStore, jobId: string): Promise<Array
  * Cancels a job: pending tasks end at once; every live binding gets `cancelRequested`, each
  * by compare-and-swap, so its executor stops the tasks (SIGTERM, then SIGKILL after a grace).
  */
-export async function cancelJob(store: EtcdStore, id: string, now: number): Promise<Versioned<JobRecord> | undefined> {
-  const job = await updateJob(store, id, (j) => (TERMINAL_PHASES.has(j.phase) || j.cancelRequestedAt ? undefined : requestCancel(j, now)));
+export async function cancelJob(store: EtcdStore, id: string, now: number, fence?: Compare): Promise<Versioned<JobRecord> | undefined> {
+  const fenced = fence ? { compares: [fence] } : {};
+  const job = await updateJob(store, id, (j) => (TERMINAL_PHASES.has(j.phase) || j.cancelRequestedAt ? undefined : requestCancel(j, now)), fenced);
   if (!job) return undefined;
   for (const g of await listGroups(store, id)) {
     if (g.value.tasks.every((t) => t.state !== 'Bound' && t.state !== 'Running')) continue;
@@ -162,7 +163,7 @@ export async function cancelJob(store: EtcdStore, id: string, now: number): Prom
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const b = await store.get<Binding>(key);
       if (!b || b.value.cancelRequested) break;
-      const res = await store.txn([{ key, modRevision: b.modRevision }], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
+      const res = await store.txn([{ key, modRevision: b.modRevision }, ...(fence ? [fence] : [])], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
       if (res.succeeded) break;
     }
   }
