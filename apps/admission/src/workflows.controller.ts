@@ -3,12 +3,20 @@ import { inSpan, SpanKind } from '@batchapi/telemetry';
 import { Body, Controller, Delete, Get, Headers, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenAuthenticator } from './auth';
+import { EventStreams } from './event-stream';
 import { AUTH } from './jobs.controller';
 import { WorkflowsService } from './workflows.service';
 
 @Controller('v1/workflows')
 export class WorkflowsController {
-  constructor(private readonly workflows: WorkflowsService, @Inject(AUTH) private readonly auth: TokenAuthenticator) {}
+  constructor(private readonly workflows: WorkflowsService, @Inject(AUTH) private readonly auth: TokenAuthenticator, private readonly streams: EventStreams) {}
+
+  /** Server-sent events: the workflow's view now and at every change, until it ends. */
+  @Get(':id/events')
+  async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
+    const principal = this.auth.authenticate(req.headers.authorization);
+    await this.streams.serve(req, reply, { event: 'workflow', prefixes: [this.workflows.keyOf(id)], read: () => this.workflows.eventSnapshot(principal, id) });
+  }
 
   @Post()
   async submit(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Body() body: unknown, @Headers('idempotency-key') key?: string) {

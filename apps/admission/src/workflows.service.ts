@@ -1,8 +1,9 @@
 /** Submit, query and cancel workflows: validation and the durable submit; the controller (quota service) runs them. */
 import {
   ApiError, ErrorCode, parseSubmit, parseWith, type Principal, type Queue, SubmitWorkflowSchema, type Tenant, type WorkflowRecord,
-  type WorkflowStep, type WorkflowView, workflowView,
+  TERMINAL_WORKFLOW_PHASES, type WorkflowStep, type WorkflowView, workflowView,
 } from '@batchapi/api';
+import type { StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
@@ -75,6 +76,17 @@ export class WorkflowsService {
     const wf = await requestWorkflowCancel(this.ctx.store, id, now);
     for (const s of wf?.steps ?? []) if (s.jobId && s.phase === 'Running') await cancelJob(this.ctx.store, s.jobId, now);
     return this.get(principal, id);
+  }
+
+  keyOf(id: string): string {
+    return this.ctx.store.keys.workflow(id);
+  }
+
+  /** The workflow's view for its event stream. */
+  async eventSnapshot(principal: Principal, id: string): Promise<StreamSnapshot> {
+    const wf = await getWorkflow(this.ctx.store, id);
+    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
+    return { view: workflowView(wf.value), revision: BigInt(wf.modRevision), terminal: TERMINAL_WORKFLOW_PHASES.has(wf.value.phase) };
   }
 
   /** A workflow the principal may see; 404 for others' and unknown ids alike. */

@@ -173,3 +173,57 @@ describe('validation', () => {
     expect((await api(base, 'GET', `/v1/workflows/${mine.body.workflows[0].id}`, undefined, 'other-token')).status).toBe(404);
   });
 });
+
+/** Reads a whole event stream (it ends by itself after a terminal phase). */
+async function readEvents(path: string, headers: Record<string, string> = {}): Promise<{ status: number; events: Array<{ id: string; event: string; data: any }> }> {
+  const res = await fetch(`${base}${path}`, { headers: { authorization: 'Bearer tenant-token', ...headers }, signal: AbortSignal.timeout(30000) });
+  if (res.status !== 200) return { status: res.status, events: [] };
+  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const text = await res.text();
+  const events = text.split('\n\n').filter((b) => b.startsWith('id:')).map((b) => {
+    const f = Object.fromEntries(b.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+    return { id: f.id, event: f.event, data: JSON.parse(f.data) };
+  });
+  return { status: res.status, events };
+}
+
+describe('event streams', () => {
+  it('streams a job from its current view to its end, and resumes after the last event id with nothing new', async () => {
+    const job = (await api(base, 'POST', '/v1/jobs', sh('sleep 0.3'))).body;
+    const { events } = await readEvents(`/v1/jobs/${job.id}/events`);
+    expect(events.length).toBeGreaterThanOrEqual(2);
+    expect(events.every((e) => e.event === 'job' && e.data.id === job.id)).toBe(true);
+    expect(events[events.length - 1].data.phase).toBe('Succeeded');
+    const ids = events.map((e) => BigInt(e.id));
+    expect(ids.every((id, k) => k === 0 || id > ids[k - 1])).toBe(true);
+    const resumed = await readEvents(`/v1/jobs/${job.id}/events`, { 'last-event-id': events[events.length - 1].id });
+    expect(resumed).toEqual({ status: 200, events: [] });
+    expect((await readEvents(`/v1/jobs/${job.id}/events`, { authorization: 'Bearer other-token' })).status).toBe(404);
+  });
+
+  it('streams a workflow until it ends', async () => {
+    const wf = (await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'a', job: sh('true') }, { name: 'b', dependsOn: ['a'], job: sh('true') }] })).body;
+    const { events } = await readEvents(`/v1/workflows/${wf.id}/events`);
+    expect(events[0].event).toBe('workflow');
+    expect(events[events.length - 1].data).toMatchObject({ id: wf.id, phase: 'Succeeded' });
+  });
+});
+
+describe('POST /v1/jobs:batch', () => {
+  it('answers each job on its own, in order, and replays idempotent ones', async () => {
+    const body = { jobs: [{ ...sh('true'), idempotencyKey: 'bulk-1' }, { command: [] }, { ...sh('true'), idempotencyKey: 'bulk-3' }] };
+    const first = await api(base, 'POST', '/v1/jobs:batch', body);
+    expect(first.status).toBe(200);
+    expect(first.body.results.map((r: { status: number }) => r.status)).toEqual([201, 400, 201]);
+    expect(first.body.results[1].error).toMatchObject({ code: 'invalid_argument', field: 'jobs[1].command' });
+    const again = await api(base, 'POST', '/v1/jobs:batch', body);
+    expect(again.body.results.map((r: { status: number }) => r.status)).toEqual([200, 400, 200]);
+    expect(again.body.results[0].job.id).toBe(first.body.results[0].job.id);
+  });
+
+  it('refuses more than 1000 jobs', async () => {
+    const res = await api(base, 'POST', '/v1/jobs:batch', { jobs: Array.from({ length: 1001 }, () => ({ command: ['true'] })) });
+    expect(res.status).toBe(400);
+    expect(res.body.error.field).toBe('jobs');
+  });
+});
