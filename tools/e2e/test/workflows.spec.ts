@@ -13,6 +13,7 @@ import { startExecutor } from '@batchapi/executor';
 import { startQuota } from '@batchapi/quota';
 import type { RunningService } from '@batchapi/runtime';
 import { startScheduler } from '@batchapi/scheduler';
+import { BatchClient, JobFailedError } from '@batchapi/sdk';
 import { campaign, createStepJob, EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { api, CLUSTER, TOKENS, until } from './harness';
@@ -225,5 +226,27 @@ describe('POST /v1/jobs:batch', () => {
     const res = await api(base, 'POST', '/v1/jobs:batch', { jobs: Array.from({ length: 1001 }, () => ({ command: ['true'] })) });
     expect(res.status).toBe(400);
     expect(res.body.error.field).toBe('jobs');
+  });
+});
+
+describe('the TypeScript SDK', () => {
+  const client = () => new BatchClient({ url: base, token: 'tenant-token' });
+
+  // BATCH_MAP_ITEM is the item's JSON ("a"); upper-cased it is still JSON ("A").
+  it('maps over items and returns the results through handle.result(), waiting on the event stream', async () => {
+    const handle = await client().jobs.submit({ ...sh('echo "$BATCH_MAP_ITEM" | tr a-z A-Z > "$BATCH_RESULT_PATH"'), items: ['a', 'b', 'c'] });
+    const seen: string[] = [];
+    expect(await handle.result({ onUpdate: (j) => seen.push(j.phase) })).toEqual(['A', 'B', 'C']);
+    expect(seen[seen.length - 1]).toBe('Succeeded');
+    await expect((await client().jobs.submit(sh('exit 1'))).result()).rejects.toBeInstanceOf(JobFailedError);
+  });
+
+  it('submits many jobs at once and runs a workflow to its end', async () => {
+    const many = await client().jobs.submitMany([sh('true'), sh('true')]);
+    expect(many.map((r) => r.status)).toEqual([201, 201]);
+    const wf = await client().workflows.submit({ name: 'sdk', steps: [{ name: 'one', job: sh('true') }, { name: 'two', dependsOn: ['one'], job: sh('true') }] });
+    expect((await wf.wait()).phase).toBe('Succeeded');
+    expect((await client().workflows.list()).some((w) => w.id === wf.id)).toBe(true);
+    await expect(client().workflows.submit({ steps: [{ name: 'a', dependsOn: ['a'], job: sh('true') }] })).rejects.toMatchObject({ code: 'workflow_cycle' });
   });
 });
