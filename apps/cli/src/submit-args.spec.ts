@@ -34,7 +34,7 @@ describe('batch submit argv → SubmitJobRequest', () => {
     ['env without =', ['--env', 'NOPE', '--', 'x'], '--env takes KEY=VALUE, got "NOPE"'],
     ['label with an empty key', ['--label', '=v', '--', 'x'], '--label takes KEY=VALUE, got "=v"'],
     ['an unknown option', ['--cpus', '2', '--', 'x'], "unknown option '--cpus'"],
-    ['a bad output format', ['-o', 'yaml', '--', 'x'], "argument 'yaml' is invalid"],
+    ['a bad output format', ['-o', 'xml', '--', 'x'], "argument 'xml' is invalid"],
   ])('%s is a usage error', (_name, argv, message) => {
     expect(() => parseSubmitArgv(argv)).toThrow(UsageError);
     expect(() => parseSubmitArgv(argv)).toThrow(message);

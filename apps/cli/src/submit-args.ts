@@ -4,6 +4,7 @@
  */
 import type { SubmitJobRequest } from '@batchapi/api';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { OUTPUT_FORMATS, type OutputFormat } from './output';
 
 /** Flags of `batch submit`, as commander hands them over. */
 export interface SubmitFlags {
@@ -26,8 +27,8 @@ export interface SubmitFlags {
 /** A usage error: the CLI prints it and exits 2. */
 export class UsageError extends Error {}
 
-/** `-o table|json` of every command that prints a job. */
-export const outputOption = () => new Option('-o, --output <format>', 'table, or json (the API\'s JSON)').choices(['table', 'json']).default('table');
+/** `-o table|wide|json|yaml` of every command that prints. */
+export const outputOption = () => new Option('-o, --output <format>', 'table, wide (more columns), json or yaml (the API\'s answer)').choices([...OUTPUT_FORMATS]).default('table');
 
 /** Commander parser of a whole number ≥ `min`. */
 export const wholeNumber = (min = 0) => (v: string): number => {
@@ -114,12 +115,12 @@ export interface SubmitInvocation {
   request: SubmitJobRequest;
   idempotencyKey?: string;
   wait: boolean;
-  output: 'table' | 'json';
+  output: OutputFormat;
 }
 
 /** Everything commander hands a submit action, as an invocation. */
 export function submitInvocation(command: string[], f: SubmitFlags & { idempotencyKey?: string; wait?: boolean; output?: string }): SubmitInvocation {
-  return { request: submitRequest(command, f), idempotencyKey: f.idempotencyKey, wait: !!f.wait, output: f.output === 'json' ? 'json' : 'table' };
+  return { request: submitRequest(command, f), idempotencyKey: f.idempotencyKey, wait: !!f.wait, output: OUTPUT_FORMATS.includes(f.output as OutputFormat) ? (f.output as OutputFormat) : 'table' };
 }
 
 /** Parses `batch submit` argv with the real command definition; bad usage throws `UsageError`. */
