@@ -125,6 +125,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       }
       const ids = [...this.dirty];
       this.dirty.clear();
+      let failed = false;
       for (const id of ids) {
         if (!leader.held()) return;
         try {
@@ -132,10 +133,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         } catch (err) {
           this.ctx.log.warn({ err: (err as Error).message, workflow: id }, 'workflow reconcile failed; will retry');
           this.dirty.add(id);
+          failed = true;
           if (!(await leader.verify().catch(() => true))) return;
         }
       }
-      if (this.dirty.size === 0) await new Promise<void>((r) => { this.wake = r; setTimeout(r, TICK_MS).unref(); });
+      // Nothing left, or only failures (etcd trouble): wait for a change or the tick instead of spinning.
+      if (this.dirty.size === 0 || failed) await new Promise<void>((r) => { this.wake = r; setTimeout(r, failed ? 200 : TICK_MS).unref(); });
       this.wake = undefined;
     }
   }
@@ -183,6 +186,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (TERMINAL_WORKFLOW_PHASES.has(next.phase)) {
       this.m.finished.inc({ phase: next.phase });
       this.workflows.delete(id);
+      for (const s of next.steps) if (s.jobId) this.jobs.delete(s.jobId);
     } else this.workflows.set(id, { ...cur, value: next, modRevision: rev });
   }
 
