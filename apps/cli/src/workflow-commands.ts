@@ -3,14 +3,12 @@
  * outcome) and `batch workflow submit|get|list|cancel`. Both follow the API's event
  * streams, so nothing polls.
  */
-import { readFileSync } from 'node:fs';
 import { TERMINAL_WORKFLOW_PHASES, type JobView, type SubmitWorkflowRequest, type WorkflowView } from '@batchapi/api';
 import type { BatchClient } from '@batchapi/sdk';
 import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
-import { load } from 'js-yaml';
 import { countsLine, isData, jobDetail, type OutputFormat, printData, workflowDetail, workflowRows } from './output';
-import { defineSubmit, outputOption, submitInvocation, UsageError, wholeNumber } from './submit-args';
+import { defineSubmit, outputOption, readRequestFile, submitInvocation, wholeNumber } from './submit-args';
 
 type Run = (fn: (...a: any[]) => Promise<number | void>) => (...a: any[]) => Promise<void>;
 
@@ -66,17 +64,7 @@ export function defineRun(program: Command, client: () => BatchClient, run: Run)
 
 /** Reads a workflow file: YAML or JSON (JSON is YAML too). */
 export function readWorkflowFile(path: string): SubmitWorkflowRequest {
-  let text: string;
-  try {
-    text = path === '-' ? readFileSync(0, 'utf8') : readFileSync(path, 'utf8');
-  } catch (err) {
-    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`);
-  }
-  try {
-    return load(text) as SubmitWorkflowRequest;
-  } catch (err) {
-    throw new UsageError(`${path} is not YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
-  }
+  return readRequestFile<SubmitWorkflowRequest>(path);
 }
 
 /** Follows a workflow to its end with a bar over its steps. */
