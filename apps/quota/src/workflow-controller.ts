@@ -1,7 +1,8 @@
 /**
  * The workflow controller: a separately elected role (`leaders/workflows`) hosted by the
  * quota service. Every replica keeps a cache of unfinished workflows and of their step
- * jobs' phases from informers; the leader turns each change into a plan (`advance`, pure)
+ * jobs' phases from informers (one over `workflows/`, and one per unfinished workflow over
+ * the key prefix its step jobs share, so the controller never sees unrelated jobs); the leader turns each change into a plan (`advance`, pure)
  * and applies it with fenced writes: step jobs created only if absent under fixed ids (so a
  * controller killed mid-way never submits a step twice), cancels cascaded to running step
  * jobs, then the workflow record by compare-and-swap.
@@ -13,7 +14,7 @@ import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import {
   campaign, cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned,
 } from '@batchapi/store';
-import { advance, fanOutItems, stepJobId } from '@batchapi/workflows';
+import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 
@@ -33,6 +34,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private readonly jobs = new Map<string, JobPhase>();
   private readonly dirty = new Set<string>();
   private informers: Informer[] = [];
+  /** Per unfinished workflow: the informer over its step jobs (a promise while it starts). */
+  private readonly stepInformers = new Map<string, Promise<Informer | undefined>>();
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private wake?: () => void;
@@ -51,18 +54,15 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const { store } = this.ctx;
     this.informers.push(await store.inform<WorkflowRecord>(store.keys.workflows(), {
       onSync: (items) => {
-        this.workflows.clear();
+        const listed = new Set(items.map((kv) => kv.value.id));
+        for (const id of [...this.workflows.keys()]) if (!listed.has(id)) this.forgetWorkflow(id);
         for (const kv of items) this.onWorkflow(kv);
       },
       onEvent: (ev) => {
         const id = ev.key.slice(store.keys.workflows().length);
-        if (ev.type === 'delete' || !ev.value) { this.workflows.delete(id); return; }
+        if (ev.type === 'delete' || !ev.value) { this.forgetWorkflow(id); return; }
         this.onWorkflow({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.modRevision });
       },
-    }));
-    this.informers.push(await store.inform<JobRecord>(store.keys.jobs(), {
-      onSync: (items) => { for (const kv of items) this.onJob(kv.value); },
-      onEvent: (ev) => { if (ev.type === 'put' && ev.value) this.onJob(ev.value); },
     }));
     this.loop = this.lead();
   }
@@ -73,6 +73,29 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     await this.leadership?.resign();
     await this.loop?.catch(() => undefined);
     await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.stepInformers.keys()].map((id) => this.unwatchSteps(id)));
+  }
+
+  /** Starts following the step jobs of a workflow (once). */
+  private watchSteps(id: string): void {
+    if (this.stepInformers.has(id) || this.abort.signal.aborted) return;
+    const { store } = this.ctx;
+    const started = store.inform<JobRecord>(store.keys.job(stepJobPrefix(id)), {
+      onSync: (items) => { for (const kv of items) this.onJob(kv.value); },
+      onEvent: (ev) => { if (ev.type === 'put' && ev.value) this.onJob(ev.value); },
+    }).catch((err: Error) => {
+      // etcd trouble: forget the attempt; the next event or tick of this workflow tries again.
+      this.ctx.log.warn({ workflow: id, err: err.message }, 'could not watch the step jobs of a workflow; will retry');
+      this.stepInformers.delete(id);
+      return undefined;
+    });
+    this.stepInformers.set(id, started);
+  }
+
+  private async unwatchSteps(id: string): Promise<void> {
+    const started = this.stepInformers.get(id);
+    this.stepInformers.delete(id);
+    await (await started)?.stop();
   }
 
   private onWorkflow(kv: Versioned<WorkflowRecord>): void {
@@ -80,9 +103,18 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const known = this.workflows.get(id);
     // Our own write updated the cache already; an older event must not undo it.
     if (known && BigInt(known.modRevision) > BigInt(kv.modRevision)) return;
-    if (TERMINAL_WORKFLOW_PHASES.has(kv.value.phase)) { this.workflows.delete(id); return; }
+    if (TERMINAL_WORKFLOW_PHASES.has(kv.value.phase)) { this.forgetWorkflow(id); return; }
     this.workflows.set(id, kv);
+    this.watchSteps(id);
     this.kick(id);
+  }
+
+  /** Drops a finished (or deleted) workflow and what follows its step jobs. */
+  private forgetWorkflow(id: string): void {
+    const wf = this.workflows.get(id);
+    this.workflows.delete(id);
+    for (const s of wf?.value.steps ?? []) if (s.jobId) this.jobs.delete(s.jobId);
+    void this.unwatchSteps(id);
   }
 
   private onJob(job: JobRecord): void {
@@ -121,7 +153,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       const now = Date.now();
       if (now - lastTick >= TICK_MS) {
         lastTick = now;
-        for (const id of this.workflows.keys()) this.dirty.add(id);
+        for (const id of this.workflows.keys()) { this.dirty.add(id); this.watchSteps(id); }
       }
       const ids = [...this.dirty];
       this.dirty.clear();
@@ -185,8 +217,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (replan) this.dirty.add(id);
     if (TERMINAL_WORKFLOW_PHASES.has(next.phase)) {
       this.m.finished.inc({ phase: next.phase });
-      this.workflows.delete(id);
-      for (const s of next.steps) if (s.jobId) this.jobs.delete(s.jobId);
+      this.workflows.set(id, { ...cur, value: next, modRevision: rev });
+      this.forgetWorkflow(id);
     } else this.workflows.set(id, { ...cur, value: next, modRevision: rev });
   }
 

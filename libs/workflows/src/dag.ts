@@ -171,5 +171,10 @@ export function fanOutItems(sourceTasks: number, results: ReadonlyArray<{ index:
 
 /** The id of a step's job: fixed by the workflow id and the step's position, so a step is never submitted twice. */
 export function stepJobId(workflowId: string, stepIndex: number): string {
-  return `${workflowId.replace(/^wf-/, '')}-s${stepIndex}`;
+  return `${stepJobPrefix(workflowId)}${stepIndex}`;
+}
+
+/** What every step job id of a workflow starts with (one watch covers all of them). */
+export function stepJobPrefix(workflowId: string): string {
+  return `${workflowId.replace(/^wf-/, '')}-s`;
 }
