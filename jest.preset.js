@@ -13,7 +13,7 @@ module.exports = (name, dir) => ({
   },
   transformIgnorePatterns: ['node_modules/(?!(@nestjs|@kubernetes/client-node|openid-client|oauth4webapi|jose|file-type|load-esm|uid)/)'],
   moduleNameMapper: {
-    '^@batchapi/(api|store|scheduling|simulation|telemetry|sdk|runtime)$': path.join(root, 'libs/$1/src/index.ts'),
+    '^@batchapi/(api|store|scheduling|simulation|telemetry|sdk|runtime|workflows)$': path.join(root, 'libs/$1/src/index.ts'),
     '^@batchapi/(admission|quota|scheduler|executor|cli)$': path.join(root, 'apps/$1/src/index.ts'),
   },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],

@@ -1,10 +1,14 @@
 /** Wires the admission service: the jobs API over the shared runtime. */
 import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
-import { AUTH, JobsController } from './jobs.controller';
+import { AUTH, BulkJobsController, JobsController } from './jobs.controller';
+import { EventStreams } from './event-stream';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { NodesController } from './nodes.controller';
 import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
+import { WorkflowsController } from './workflows.controller';
+import { WorkflowsService } from './workflows.service';
 
 /** Options of the admission service. */
 export interface AdmissionOptions {
@@ -24,7 +28,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit,
-    controllers: [JobsController, NodesController, QueuesController, TenantsController],
-    providers: [JobsService, { provide: AUTH, useValue: auth }],
+    controllers: [BulkJobsController, JobsController, NodesController, QueuesController, TenantsController, WorkflowsController],
+    providers: [JobsService, WorkflowsService, { provide: EventStreams, useFactory: (ctx: ServiceContext) => new EventStreams(ctx.store), inject: [SERVICE] }, { provide: AUTH, useValue: auth }],
   });
 }

@@ -4,6 +4,7 @@ import { inSpan, SpanKind } from '@batchapi/telemetry';
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
+import { EventStreams } from './event-stream';
 import { JobsService } from './jobs.service';
 
 /** Injection token of the authenticator. */
@@ -15,6 +16,7 @@ export class JobsController {
     private readonly jobs: JobsService,
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     @Inject(SERVICE) private readonly ctx: ServiceContext,
+    private readonly streams: EventStreams,
   ) {}
 
   @Post()
@@ -39,6 +41,19 @@ export class JobsController {
     return this.jobs.get(this.auth.authenticate(req.headers.authorization), id);
   }
 
+  /** Server-sent events: the job's view now and at every change, until it ends. */
+  @Get(':id/events')
+  async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
+    const principal = this.auth.authenticate(req.headers.authorization);
+    const { keys } = this.ctx.store;
+    await this.streams.serve(req, reply, { event: 'job', prefixes: [keys.job(id), keys.groupsOf(id)], read: () => this.jobs.eventSnapshot(principal, id) });
+  }
+
+  @Get(':id/results')
+  results(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.jobs.results(this.auth.authenticate(req.headers.authorization), id);
+  }
+
   @Get(':id/why')
   why(@Req() req: FastifyRequest, @Param('id') id: string) {
     return this.jobs.why(this.auth.authenticate(req.headers.authorization), id);
@@ -55,5 +70,17 @@ export class JobsController {
     const stream = await this.jobs.logs(this.auth.authenticate(req.headers.authorization), id, index, query);
     stream.on('error', (err) => this.ctx.log.warn({ err: err.message, job: id }, 'log stream broke'));
     reply.header('Content-Type', 'text/plain; charset=utf-8').send(stream);
+  }
+}
+
+/** `POST /v1/jobs:batch` (a colon in the path, so outside the `v1/jobs` prefix). */
+@Controller()
+export class BulkJobsController {
+  constructor(private readonly jobs: JobsService, @Inject(AUTH) private readonly auth: TokenAuthenticator) {}
+
+  @Post('v1/jobs::batch')
+  @HttpCode(200)
+  submitMany(@Req() req: FastifyRequest, @Body() body: unknown) {
+    return this.jobs.submitMany(this.auth.authenticate(req.headers.authorization), body, Date.now());
   }
 }

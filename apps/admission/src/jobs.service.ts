@@ -3,10 +3,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   addResources, ApiError, type Binding, type Cordon, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
-  type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant,
+  type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant, TERMINAL_PHASES,
 } from '@batchapi/api';
+import type { StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { cancelJob, getJob, type Informer, listGroups, listJobs, mirrorByName, submitJob } from '@batchapi/store';
+import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, submitJob } from '@batchapi/store';
 import { type Explanation, explainPending, QuotaLedger, queueOrder, queueUsageOf, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle } from './throttle';
@@ -38,6 +39,10 @@ export interface WhyView extends Explanation {
   position: number;
   tasksAhead: number;
 }
+
+/** Most jobs in one `POST /v1/jobs:batch`. */
+export const MAX_BULK_JOBS = 1000;
+const BulkSubmitSchema = z.strictObject({ jobs: z.array(z.record(z.string(), z.unknown())).min(1).max(MAX_BULK_JOBS) });
 
 const IdempotencyKey = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 const LogsQuery = z.strictObject({
@@ -116,6 +121,46 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const job = await this.visibleJob(principal, id);
     const groups = (await listGroups(this.ctx.store, id)).map((g) => g.value);
     return jobView(job, groups);
+  }
+
+  /** The job's view for its event stream, with the highest revision it reflects. */
+  async eventSnapshot(principal: Principal, id: string): Promise<StreamSnapshot> {
+    const job = await getJob(this.ctx.store, id);
+    if (!job || (principal.role !== 'operator' && job.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `job ${id} not found`, { id });
+    const groups = await listGroups(this.ctx.store, id);
+    const revision = groups.reduce((m, g) => (BigInt(g.modRevision) > m ? BigInt(g.modRevision) : m), BigInt(job.modRevision));
+    return { view: jobView(job.value, groups.map((g) => g.value)), revision, terminal: TERMINAL_PHASES.has(job.value.phase) };
+  }
+
+  /**
+   * `POST /v1/jobs:batch`: up to 1000 submits, each with its own idempotency key and its own
+   * answer (status and job, or the error), in order. Runs 16 at a time.
+   */
+  async submitMany(principal: Principal, body: unknown, now: number): Promise<{ results: Array<{ status: number; job?: JobView; error?: ReturnType<ApiError['toBody']>['error'] }> }> {
+    const { jobs } = parseWith(BulkSubmitSchema, body);
+    const results: Array<{ status: number; job?: JobView; error?: ReturnType<ApiError['toBody']>['error'] }> = new Array(jobs.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < jobs.length; i = next++) {
+        const { idempotencyKey, ...job } = jobs[i] as Record<string, unknown>;
+        try {
+          if (idempotencyKey !== undefined && typeof idempotencyKey !== 'string') throw new ApiError(ErrorCode.InvalidArgument, 'idempotencyKey: must be a string', { field: 'idempotencyKey' });
+          const { view, created } = await this.submit(principal, job, idempotencyKey, now);
+          results[i] = { status: created ? 201 : 200, job: view };
+        } catch (err) {
+          const e = err instanceof ApiError ? err : new ApiError(ErrorCode.Internal, (err as Error).message);
+          results[i] = { status: e.status, error: { ...e.toBody().error, ...(e.details.field ? { field: `jobs[${i}].${e.details.field === 'Idempotency-Key' ? 'idempotencyKey' : e.details.field}` } : {}) } };
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, jobs.length) }, worker));
+    return { results };
+  }
+
+  /** `GET /v1/jobs/:id/results`: what each task returned, only tasks that returned something, by index. */
+  async results(principal: Principal, id: string): Promise<{ results: Array<{ index: number; value: unknown }> }> {
+    await this.visibleJob(principal, id);
+    return { results: (await listResults(this.ctx.store, id)).map((r) => ({ index: r.index, value: r.value })) };
   }
 
   async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {

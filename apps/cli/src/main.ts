@@ -7,7 +7,9 @@ import { ApiError, JobPhase, TERMINAL_PHASES } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Command, CommanderError, Option } from 'commander';
 import { dev } from './dev';
-import { jobDetail, jobRows, type OutputFormat, printJson, queueTable, table } from './output';
+import { jobDetail, jobRows, type OutputFormat, isData, printData, queueTable, table } from './output';
+import { defineRun, defineWorkflow } from './workflow-commands';
+import { completionScript } from './completion';
 import { resolveSettings } from './settings';
 import { runSimulate } from './simulate';
 import { defineSubmit, outputOption, submitInvocation, UsageError, wholeNumber } from './submit-args';
@@ -34,14 +36,14 @@ defineSubmit(program.command('submit')).action(run(async (command: string[], fla
   const c = client();
   const job = await c.submitJob(inv.request, { idempotencyKey: inv.idempotencyKey });
   const final = inv.wait ? await c.waitForJob(job.id) : job;
-  if (inv.output === 'json') printJson(final);
+  if (isData(inv.output)) printData(final, inv.output);
   else process.stdout.write(inv.wait ? jobDetail(final) : `${job.id}\n`);
   return inv.wait && final.phase !== 'Succeeded' ? 1 : 0;
 }));
 
 program.command('get').description('show a job').argument('<id>').addOption(outputOption()).action(run(async (id: string, o: { output: OutputFormat }) => {
   const job = await client().getJob(id);
-  if (o.output === 'json') printJson(job);
+  if (isData(o.output)) printData(job, o.output);
   else process.stdout.write(jobDetail(job));
 }));
 
@@ -54,8 +56,8 @@ program
   .addOption(outputOption())
   .action(run(async (o) => {
     const page = await client().listJobs({ state: o.state, queue: o.queue, limit: o.limit, pageToken: o.pageToken });
-    if (o.output === 'json') printJson(page);
-    else process.stdout.write(jobRows(page.jobs) + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''));
+    if (isData(o.output)) printData(page, o.output);
+    else process.stdout.write(jobRows(page.jobs, o.output === 'wide') + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''));
   }));
 
 program
@@ -70,14 +72,14 @@ program
 
 program.command('cancel').description('cancel a job (running tasks get SIGTERM, then SIGKILL)').argument('<id>').addOption(outputOption()).action(run(async (id: string, o: { output: OutputFormat }) => {
   const job = await client().cancelJob(id);
-  if (o.output === 'json') printJson(job);
+  if (isData(o.output)) printData(job, o.output);
   // A job that had already ended keeps its phase; a live one stops its tasks and becomes Cancelled.
   else process.stdout.write(`${job.id} ${job.phase}${TERMINAL_PHASES.has(job.phase) ? '' : ' (cancelling)'}\n`);
 }));
 
 program.command('why').description("why are this job's tasks pending? blockers and what would let them run").argument('<id>').addOption(outputOption()).action(run(async (id: string, o: { output: OutputFormat }) => {
   const w = await client().why(id);
-  if (o.output === 'json') { printJson(w); return; }
+  if (isData(o.output)) { printData(w, o.output); return; }
   process.stdout.write(`Job ${w.jobId} (${w.phase}): ${w.pendingTasks} task${w.pendingTasks === 1 ? '' : 's'} pending, position ${w.position} in its queue\n`);
   for (const m of w.messages) process.stdout.write(`  - ${m}\n`);
   if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
@@ -85,7 +87,7 @@ program.command('why').description("why are this job's tasks pending? blockers a
 
 program.command('queues').description('queues: quota, usage, fair share, pending work').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
   const { queues } = await client().listQueues();
-  if (o.output === 'json') { printJson({ queues }); return; }
+  if (isData(o.output)) { printData({ queues }, o.output); return; }
   process.stdout.write(queueTable(queues));
 }));
 
@@ -106,7 +108,7 @@ program.command('top').description('live per-queue usage, refreshed in the termi
 
 program.command('nodes').description('list nodes with capacity, allocation and cordons (operator)').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
   const { nodes } = await client().listNodes();
-  if (o.output === 'json') { printJson({ nodes }); return; }
+  if (isData(o.output)) { printData({ nodes }, o.output); return; }
   process.stdout.write(table(['NAME', 'CAPACITY', 'ALLOCATED', 'GPUS', 'STATUS'], nodes.map((n) => [
     n.name, JSON.stringify(n.capacity), JSON.stringify(n.allocated), String(n.gpus),
     n.cordon ? `${n.cordon.drainDeadline ? 'draining' : 'cordoned'}: ${n.cordon.reason}` : 'ready',
@@ -126,6 +128,14 @@ program.command('uncordon').description('let a node take work again (operator)')
   await client().uncordonNode(node);
   process.stdout.write(`${node} ready\n`);
 }));
+
+defineRun(program, client, run);
+defineWorkflow(program, client, run);
+program.command('completion').description('print a shell completion script: eval "$(batch completion bash)"').argument('<shell>', 'bash (zsh: use bashcompinit)')
+  .action(run(async (shell: string) => {
+    if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`completion supports bash (and zsh through bashcompinit), not "${shell}"`);
+    process.stdout.write(completionScript(program));
+  }));
 
 program
   .command('dev').description('start the all-in-one local cluster (etcd, the four services, a local executor); Ctrl-C stops it')

@@ -1,10 +1,45 @@
-/** How the CLI prints: a table for people, the API's JSON with `-o json`. */
-import type { JobView, QueueView } from '@batchapi/api';
+/** How the CLI prints: a table for people (`-o wide`: more columns), the API's JSON or YAML with `-o json|yaml`. */
+import type { JobView, QueueView, WorkflowView } from '@batchapi/api';
+import { dump } from 'js-yaml';
 
-export type OutputFormat = 'table' | 'json';
+export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['table', 'wide', 'json', 'yaml'];
 
 export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
+}
+
+/** True for the formats that print the API's data as it is (json, yaml). */
+export function isData(format: OutputFormat | undefined): format is 'json' | 'yaml' {
+  return format === 'json' || format === 'yaml';
+}
+
+/** Prints the API's answer as JSON or YAML. */
+export function printData(v: unknown, format: 'json' | 'yaml'): void {
+  if (format === 'yaml') process.stdout.write(dump(v, { noRefs: true, lineWidth: 120 }));
+  else printJson(v);
+}
+
+/** Workflows as `batch workflow list` shows them. */
+export function workflowRows(wfs: WorkflowView[], wide = false): string {
+  const counts = (w: WorkflowView) => {
+    const by = new Map<string, number>();
+    for (const s of w.steps) by.set(s.phase, (by.get(s.phase) ?? 0) + 1);
+    return [...by].map(([p, n]) => `${n} ${p.toLowerCase()}`).join(', ');
+  };
+  const header = ['ID', 'NAME', 'PHASE', 'STEPS', 'CREATED', ...(wide ? ['TENANT', 'QUEUE', 'FINISHED', 'TRACE'] : [])];
+  return table(header, wfs.map((w) => [
+    w.id, w.name, w.phase, counts(w), new Date(w.createdAt).toISOString(),
+    ...(wide ? [w.tenant, w.queue, w.finishedAt ? new Date(w.finishedAt).toISOString() : '-', w.traceId ?? '-'] : []),
+  ]));
+}
+
+/** One workflow with its steps, critical path first. */
+export function workflowDetail(w: WorkflowView): string {
+  const head = `ID:        ${w.id}\nName:      ${w.name}\nPhase:     ${w.phase}\nTenant:    ${w.tenant}\nCreated:   ${new Date(w.createdAt).toISOString()}\n`
+    + (w.finishedAt ? `Finished:  ${new Date(w.finishedAt).toISOString()}\n` : '')
+    + (w.deadlineAt ? `Deadline:  ${new Date(w.deadlineAt).toISOString()}\n` : '') + (w.traceId ? `Trace:     ${w.traceId}\n` : '');
+  return `${head}\n${table(['STEP', 'PHASE', 'WHEN', 'DEPENDS ON', 'CRITICAL PATH', 'JOB'], w.steps.map((s) => [s.name, s.phase, s.when, s.dependsOn.join(',') || '-', String(s.criticalPath), s.jobId ?? '-']))}`;
 }
 
 /** Columns of rows, padded. */
@@ -25,10 +60,10 @@ export function countsLine(j: JobView): string {
     .join(', ') || `${j.tasks} task${j.tasks === 1 ? '' : 's'}`;
 }
 
-export function jobRows(jobs: JobView[]): string {
+export function jobRows(jobs: JobView[], wide = false): string {
   return table(
-    ['ID', 'NAME', 'QUEUE', 'PHASE', 'TASKS', 'CREATED'],
-    jobs.map((j) => [j.id, j.name, j.queue, j.phase, countsLine(j), j.createdAt]),
+    ['ID', 'NAME', 'QUEUE', 'PHASE', 'TASKS', 'CREATED', ...(wide ? ['TENANT', 'PRIORITY', 'RESOURCES', 'FINISHED', 'TRACE'] : [])],
+    jobs.map((j) => [j.id, j.name, j.queue, j.phase, countsLine(j), j.createdAt, ...(wide ? [j.tenant, String(j.priority), JSON.stringify(j.resources), j.finishedAt ?? '-', j.traceId ?? '-'] : [])]),
   );
 }
 

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseSubmitArgv, submitRequest, UsageError } from './submit-args';
 
 describe('batch submit argv → SubmitJobRequest', () => {
@@ -27,17 +30,34 @@ describe('batch submit argv → SubmitJobRequest', () => {
   });
 
   it.each<[string, string[], string]>([
-    ['no command', [], "missing required argument 'command'"],
+    ['no command', [], 'give the command after --'],
+    ['a missing file', ['-f', '/nonexistent/job.yaml'], 'cannot read /nonexistent/job.yaml'],
     ['tasks not a number', ['--tasks', 'many', '--', 'x'], '--tasks takes a whole number, got "many"'],
     ['priority not whole', ['--priority', '1.5', '--', 'x'], '--priority takes a whole number, got "1.5"'],
     ['gpu not a number', ['--gpu', 'one', '--', 'x'], '--gpu takes a number of GPUs, got "one"'],
     ['env without =', ['--env', 'NOPE', '--', 'x'], '--env takes KEY=VALUE, got "NOPE"'],
     ['label with an empty key', ['--label', '=v', '--', 'x'], '--label takes KEY=VALUE, got "=v"'],
     ['an unknown option', ['--cpus', '2', '--', 'x'], "unknown option '--cpus'"],
-    ['a bad output format', ['-o', 'yaml', '--', 'x'], "argument 'yaml' is invalid"],
+    ['a bad output format', ['-o', 'xml', '--', 'x'], "argument 'xml' is invalid"],
   ])('%s is a usage error', (_name, argv, message) => {
     expect(() => parseSubmitArgv(argv)).toThrow(UsageError);
     expect(() => parseSubmitArgv(argv)).toThrow(message);
+  });
+
+  it('takes the request from a YAML or JSON file, flags and a command after -- over it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'submit-f-'));
+    try {
+      writeFileSync(join(dir, 'job.yaml'), 'name: from-file\ncommand: [echo, hi]\ntasks: 4\nresources: { cpu: 500m, memory: 1Gi }\nitems: [a, b, c, d]\n');
+      writeFileSync(join(dir, 'job.json'), JSON.stringify({ command: ['true'], priority: 5 }));
+      writeFileSync(join(dir, 'list.yaml'), '- 1\n');
+      expect(parseSubmitArgv(['-f', join(dir, 'job.yaml')]).request).toEqual({ name: 'from-file', command: ['echo', 'hi'], tasks: 4, resources: { cpu: '500m', memory: '1Gi' }, items: ['a', 'b', 'c', 'd'] });
+      // --cpu overrides one resource and keeps the other; the command after -- replaces the file's.
+      expect(parseSubmitArgv(['-f', join(dir, 'job.yaml'), '--cpu', '2', '--', 'run']).request).toMatchObject({ command: ['run'], resources: { cpu: '2', memory: '1Gi' } });
+      expect(parseSubmitArgv(['-f', join(dir, 'job.json')]).request).toEqual({ command: ['true'], priority: 5 });
+      expect(() => parseSubmitArgv(['-f', join(dir, 'list.yaml')])).toThrow('must hold an object');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses an empty command even when called directly', () => {

@@ -3,7 +3,10 @@
  * tests cover the whole path from argv to request without a server.
  */
 import type { SubmitJobRequest } from '@batchapi/api';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { load } from 'js-yaml';
+import { OUTPUT_FORMATS, type OutputFormat } from './output';
 
 /** Flags of `batch submit`, as commander hands them over. */
 export interface SubmitFlags {
@@ -21,13 +24,15 @@ export interface SubmitFlags {
   spread?: boolean;
   attempts?: string;
   timeout?: string;
+  /** A YAML or JSON file with the request; flags and a command after `--` override it. */
+  file?: string;
 }
 
 /** A usage error: the CLI prints it and exits 2. */
 export class UsageError extends Error {}
 
-/** `-o table|json` of every command that prints a job. */
-export const outputOption = () => new Option('-o, --output <format>', 'table, or json (the API\'s JSON)').choices(['table', 'json']).default('table');
+/** `-o table|wide|json|yaml` of every command that prints. */
+export const outputOption = () => new Option('-o, --output <format>', 'table, wide (more columns), json or yaml (the API\'s answer)').choices([...OUTPUT_FORMATS]).default('table');
 
 /** Commander parser of a whole number ≥ `min`. */
 export const wholeNumber = (min = 0) => (v: string): number => {
@@ -39,7 +44,8 @@ export const wholeNumber = (min = 0) => (v: string): number => {
 export function defineSubmit(cmd: Command): Command {
   return cmd
     .description('submit a job: batch submit [options] -- <command> [args...]')
-    .argument('<command...>', 'the program and its arguments (after --; no shell: use sh -c for one)')
+    .argument('[command...]', 'the program and its arguments (after --; no shell: use sh -c for one)')
+    .option('-f, --file <path>', 'the job as YAML or JSON (the body of POST /v1/jobs; - for stdin); flags and a command after -- override it')
     .option('--name <name>', 'job name (letters, digits, "-", "_", ".")')
     .option('--tasks <n>', 'number of tasks (an array job; each gets BATCH_TASK_INDEX)')
     .option('--cpu <q>', 'cores per task, e.g. 500m or 2 (default 1)')
@@ -77,13 +83,13 @@ function int(v: string | undefined, flag: string): number | undefined {
 }
 
 /** The request of `batch submit <flags> -- <command>`. Values the API checks (ranges, quantities) are left to it. */
-export function submitRequest(command: string[], f: SubmitFlags): SubmitJobRequest {
-  if (command.length === 0) throw new UsageError('give the command after --, e.g. batch submit -- echo hello');
-  const req: SubmitJobRequest = { command };
+export function submitRequest(command: string[], f: SubmitFlags, base?: SubmitJobRequest): SubmitJobRequest {
+  if (command.length === 0 && !base?.command?.length) throw new UsageError('give the command after --, e.g. batch submit -- echo hello (or a file with -f)');
+  const req: SubmitJobRequest = { ...base, command: command.length ? command : base!.command };
   if (f.name) req.name = f.name;
   const tasks = int(f.tasks, '--tasks');
   if (tasks !== undefined) req.tasks = tasks;
-  const resources: Record<string, string | number> = {};
+  const resources: Record<string, string | number> = { ...base?.resources };
   if (f.cpu !== undefined) resources.cpu = f.cpu;
   if (f.memory !== undefined) resources.memory = f.memory;
   if (f.gpu !== undefined) {
@@ -114,12 +120,30 @@ export interface SubmitInvocation {
   request: SubmitJobRequest;
   idempotencyKey?: string;
   wait: boolean;
-  output: 'table' | 'json';
+  output: OutputFormat;
 }
 
 /** Everything commander hands a submit action, as an invocation. */
 export function submitInvocation(command: string[], f: SubmitFlags & { idempotencyKey?: string; wait?: boolean; output?: string }): SubmitInvocation {
-  return { request: submitRequest(command, f), idempotencyKey: f.idempotencyKey, wait: !!f.wait, output: f.output === 'json' ? 'json' : 'table' };
+  return { request: submitRequest(command, f, f.file ? readRequestFile<SubmitJobRequest>(f.file) : undefined), idempotencyKey: f.idempotencyKey, wait: !!f.wait, output: OUTPUT_FORMATS.includes(f.output as OutputFormat) ? (f.output as OutputFormat) : 'table' };
+}
+
+/** Reads a request from a YAML or JSON file (JSON is YAML too); `-` is stdin. Not an object → `UsageError`. */
+export function readRequestFile<T>(path: string): T {
+  let text: string;
+  try {
+    text = readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (err) {
+    throw new UsageError(`cannot read ${path}: ${(err as Error).message}`);
+  }
+  let v: unknown;
+  try {
+    v = load(text);
+  } catch (err) {
+    throw new UsageError(`${path} is not YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new UsageError(`${path} must hold an object (the request body)`);
+  return v as T;
 }
 
 /** Parses `batch submit` argv with the real command definition; bad usage throws `UsageError`. */

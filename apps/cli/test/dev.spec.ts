@@ -52,7 +52,7 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   const listed = JSON.parse(batch(['list', '-o', 'json', '--state', 'Succeeded'], env).stdout);
   expect(listed.jobs.map((j: { id: string }) => j.id)).toEqual(expect.arrayContaining([job.id, cliJob.id]));
   // queues and top: the default queue, one screen
-  expect(batch(['queues'], env).stdout).toMatch(/^QUEUE\s+TENANT[\s\S]*\ndefault\s+default\s+1\s/);
+  expect(batch(['queues'], env).stdout).toMatch(/^QUEUE\s+TENANT\s+COHORT[\s\S]*\ndefault\s+default\s+-\s+1\s/);
   expect(batch(['top', '--once'], env)).toMatchObject({ status: 0, stdout: expect.stringMatching(/every 2 s[\s\S]*\ndefault\s+default/) });
   expect(batch(['top', '--interval', '0'], env).status).toBe(2);
 

@@ -5,9 +5,9 @@
  * acknowledged renewal, on its own clock) it kills every task at once and stops.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Binding, type FailureReason, type GroupStatus, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, type FailureReason, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { type Informer, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
@@ -36,6 +36,8 @@ interface GroupRun {
   /** Task indices the scheduler preempted. */
   preempting: Set<number>;
   dirty: boolean;
+  /** Results of ended tasks not yet in an accepted report. */
+  results: TaskResult[];
 }
 
 @Injectable()
@@ -217,7 +219,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const b = this.arriving.get(kv.key);
     this.arriving.delete(kv.key);
     if (!st || !b || this.fenced || this.groups.has(kv.key)) return;
-    const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false };
+    const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false, results: [] };
     this.groups.set(kv.key, g);
     const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound');
     if (atStart && ranBefore) {
@@ -261,6 +263,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const k = index - b.start;
     const { span, traceparent } = startSpan('task.run', { parent: b.traceparent, attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node } });
     const devices = b.devices[k] ?? [];
+    const paths = attemptPaths(this.config.dataDir, b.jobId, index, b.attempt);
+    rmSync(paths.result, { force: true });
     const env: Record<string, string> = {
       ...inheritedEnv(),
       ...b.env,
@@ -268,6 +272,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       BATCH_TASK_INDEX: String(index),
       BATCH_ATTEMPT: String(b.attempt),
       BATCH_NODE: b.node,
+      BATCH_RESULT_PATH: paths.result,
+      ...(b.items && k < b.items.length ? { BATCH_MAP_ITEM: JSON.stringify(b.items[k] ?? null) } : {}),
       ...(traceparent ? { TRACEPARENT: traceparent } : {}),
       ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
     };
@@ -278,7 +284,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message, job: b.jobId, index }, 'could not set up resource limits; running without them');
     }
-    const proc = new TaskProcess(argv, env, attemptPaths(this.config.dataDir, b.jobId, index, b.attempt));
+    const proc = new TaskProcess(argv, env, paths);
     g.procs.set(index, proc);
     let deadlineHit = false;
     const deadline = b.timeoutSeconds
@@ -292,8 +298,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       g.procs.delete(index);
       this.maybeCompactLedger();
       this.m.running.dec();
-      const state = g.cancelling ? 'Cancelled' : g.preempting.has(index) ? 'Preempted' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
+      let state: TaskStatus['state'] = g.cancelling ? 'Cancelled' : g.preempting.has(index) ? 'Preempted' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
+      const result = state === 'Succeeded' || state === 'Failed' ? this.readResult(paths.result, b.jobId, index) : undefined;
+      if (result === 'too-large' && state === 'Succeeded') state = 'Failed';
+      if (result !== undefined && result !== 'too-large') g.results.push({ index, attempt: b.attempt, value: result.value });
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
+        : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
         : deadlineHit ? 'DeadlineExceeded'
         : limits.oomKilled() ? 'OOMKilled' // the kernel killed a process of this attempt at its memory limit
         : 'Error';
@@ -305,6 +315,25 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       if (!this.groups.has(g.key)) return;
       this.setTask(g, k, { ...g.status.tasks[k], state, ...(reason ? { reason } : {}), ...exitFields(exit), finishedAt: Date.now() });
     });
+  }
+
+  /**
+   * The JSON a task wrote to `BATCH_RESULT_PATH`: absent or not JSON → none (logged);
+   * over `MAX_RESULT_BYTES` → `too-large` (the task fails with `ResultTooLarge`).
+   */
+  private readResult(file: string, jobId: string, index: number): { value: unknown } | 'too-large' | undefined {
+    let size: number;
+    try { size = statSync(file).size; } catch { return undefined; }
+    if (size > MAX_RESULT_BYTES) {
+      this.ctx.log.warn({ job: jobId, index, bytes: size }, `task result over ${MAX_RESULT_BYTES} bytes: the task fails with ResultTooLarge`);
+      return 'too-large';
+    }
+    try {
+      return { value: JSON.parse(readFileSync(file, 'utf8')) };
+    } catch (err) {
+      this.ctx.log.warn({ job: jobId, index, err: (err as Error).message }, 'task result is not valid JSON; ignored');
+      return undefined;
+    }
   }
 
   private cancel(g: GroupRun): void {
@@ -355,8 +384,11 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const dirty = [...this.groups.values()].filter((g) => g.dirty);
     if (dirty.length === 0 || this.fenced) return;
     for (const g of dirty) g.dirty = false;
+    const sent = new Map(dirty.map((g) => [g, g.results]));
+    for (const g of dirty) g.results = [];
+    const putBack = (g: GroupRun) => { g.results = [...(sent.get(g) ?? []), ...g.results]; };
     try {
-      const res = await reportGroups(this.ctx.store, this.config.nodeName, this.ctx.lease.id, dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision })), Date.now());
+      const res = await reportGroups(this.ctx.store, this.config.nodeName, this.ctx.lease.id, dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision, ...(sent.get(g)!.length ? { results: sent.get(g) } : {}) })), Date.now());
       this.m.txns.inc();
       if (res.fenced) { this.selfFence('the node key is no longer bound to this executor\'s lease'); return; }
       this.traceRequeues(dirty, res.requeued);
@@ -370,10 +402,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
           if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.groups.delete(g.key);
         } else if (res.refused.includes(g.statusKey)) {
           this.forget(g, 'report refused: the group changed under this executor (an old attempt)');
-        } else g.dirty = true;
+        } else { g.dirty = true; putBack(g); }
       }
     } catch (err) {
-      for (const g of dirty) g.dirty = true;
+      for (const g of dirty) { g.dirty = true; putBack(g); }
       this.ctx.log.warn({ err: (err as Error).message }, 'status report failed; will retry');
     }
   }

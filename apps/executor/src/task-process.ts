@@ -29,6 +29,8 @@ export function attemptPaths(dataDir: string, jobId: string, index: number, atte
     logDir,
     stdout: join(logDir, `${attempt}.stdout`),
     stderr: join(logDir, `${attempt}.stderr`),
+    /** Where the task may write its JSON result (`BATCH_RESULT_PATH`). */
+    result: join(logDir, `${attempt}.result.json`),
     workDir: join(dataDir, 'work', jobId, String(index), String(attempt)),
   };
 }

@@ -1,2 +1,3 @@
 export * from './quota';
 export * from './cluster-config';
+export * from './workflow-controller';

@@ -4,6 +4,7 @@ import type { ClusterConfig } from '@batchapi/api';
 import { Admitter } from './admitter';
 import { seedCluster } from './cluster-config';
 import { RETENTION_TUNING, RetentionService, retentionFromEnv, type RetentionTuning } from './retention.service';
+import { WorkflowController } from './workflow-controller';
 
 export interface QuotaOptions {
   /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
@@ -16,7 +17,7 @@ export interface QuotaOptions {
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
-  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter, RetentionService, { provide: RETENTION_TUNING, useValue: { ...retentionFromEnv(), ...opts.retention } }] });
+  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter, WorkflowController, RetentionService, { provide: RETENTION_TUNING, useValue: { ...retentionFromEnv(), ...opts.retention } }] });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;
 }

@@ -4,6 +4,8 @@
  */
 export const ErrorCode = {
   InvalidArgument: 'invalid_argument',
+  /** A workflow's steps depend on each other in a cycle. */
+  WorkflowCycle: 'workflow_cycle',
   PayloadTooLarge: 'payload_too_large',
   Unauthenticated: 'unauthenticated',
   PermissionDenied: 'permission_denied',
@@ -28,6 +30,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** HTTP status for each code. */
 export const statusOf: Record<ErrorCode, number> = {
   invalid_argument: 400,
+  workflow_cycle: 400,
   payload_too_large: 413,
   unauthenticated: 401,
   permission_denied: 403,

@@ -5,3 +5,4 @@ export * from './ranges';
 export * from './schemas';
 export * from './views';
 export * from './lifecycle';
+export * from './workflow';

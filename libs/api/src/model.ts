@@ -87,6 +87,8 @@ export interface JobSpec {
   timeoutSeconds?: number;
   /** Retries of failed tasks. @default no retry */
   retry?: RetryPolicy;
+  /** Per-task inputs (length `tasks`): task `i` sees `BATCH_MAP_ITEM` = JSON of `items[i]`. @default none */
+  items?: unknown[];
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */
@@ -122,6 +124,8 @@ export const FailureReason = {
   DeadlineExceeded: 'DeadlineExceeded',
   /** Its node's executor died or lost its lease under it. */
   NodeLost: 'NodeLost',
+  /** It wrote a result over 64 KiB to `BATCH_RESULT_PATH`. */
+  ResultTooLarge: 'ResultTooLarge',
 } as const;
 export type FailureReason = (typeof FailureReason)[keyof typeof FailureReason];
 
@@ -169,6 +173,8 @@ export interface Binding extends TaskGroup {
   env: Record<string, string>;
   /** Deadline of each attempt, seconds. @default none */
   timeoutSeconds?: number;
+  /** The job's `items` for this range (`items[k]` is task `start + k`'s input). @default none */
+  items?: unknown[];
   /** Set by a cancel: the executor stops the group's tasks. */
   cancelRequested?: boolean;
   /** Task indices the scheduler preempts: the executor stops them (SIGTERM, grace, SIGKILL) as `Preempted`. */
@@ -180,6 +186,16 @@ export interface Binding extends TaskGroup {
 /** The status of a group, kept after it ends. */
 export interface GroupStatus extends TaskGroup {
   tasks: TaskStatus[];
+}
+
+/** Largest result a task may return through `BATCH_RESULT_PATH`, in bytes. */
+export const MAX_RESULT_BYTES = 65536;
+
+/** A task's result at `results/{jobId}/{index}`: the JSON its last reporting attempt wrote. */
+export interface TaskResult {
+  index: number;
+  attempt: number;
+  value: unknown;
 }
 
 /** A GPU device found by `nvidia-smi`. */

@@ -16,6 +16,8 @@ const LabelKey = z.string().min(1).max(253).regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*
 
 /** Most tasks in one array job. */
 export const MAX_TASKS = 10_000_000;
+/** Largest `items` of one job, as JSON bytes. */
+export const MAX_ITEMS_BYTES = 1024 * 1024;
 
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
@@ -52,6 +54,11 @@ export const SubmitJobSchema = z.strictObject({
   spread: z.boolean().optional(),
   /** Deadline of each attempt in seconds. @default none */
   timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  /**
+   * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
+   * equal `tasks` (or sets `tasks` when that is absent); at most 1 MiB of JSON. @default none
+   */
+  items: z.array(z.unknown()).max(100_000).optional(),
   /** Retries of failed tasks (see `RetryPolicy`). @default no retry */
   retry: z
     .strictObject({
@@ -92,12 +99,19 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
   }
   const req = parseWith(SubmitJobSchema, body);
+  if (req.items) {
+    if (req.tasks !== undefined && req.tasks !== req.items.length) {
+      throw new ApiError(ErrorCode.InvalidArgument, `items: has ${req.items.length} entries but tasks is ${req.tasks}; they must be equal (or omit tasks)`, { field: 'items' });
+    }
+    if (req.items.length === 0) throw new ApiError(ErrorCode.InvalidArgument, 'items: must not be empty', { field: 'items' });
+    if (JSON.stringify(req.items).length > MAX_ITEMS_BYTES) throw new ApiError(ErrorCode.InvalidArgument, `items: over ${MAX_ITEMS_BYTES} bytes of JSON; pass references (URIs) to large data instead`, { field: 'items' });
+  }
   const spec: JobSpec = {
     name: req.name ?? 'job',
     command: req.command,
     env: req.env ?? {},
     resources: parseResources(req.resources ?? DEFAULT_RESOURCES),
-    tasks: req.tasks ?? 1,
+    tasks: req.tasks ?? req.items?.length ?? 1,
     priority: req.priority ?? 0,
     labels: req.labels ?? {},
     ...(req.selector ? { selector: req.selector } : {}),
@@ -107,6 +121,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.spread ? { spread: true } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
     ...(req.retry ? { retry: req.retry } : {}),
+    ...(req.items ? { items: req.items } : {}),
   };
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
 }

@@ -1,7 +1,7 @@
 /** The SDK against a real HTTP server on loopback (node:http; fetch is not mocked). */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { ApiError, BatchClient, backoff, decodeError, type JobView, retryAfterMs } from './index';
+import { ApiError, BatchClient, backoff, decodeError, JobHandle, type JobView, retryAfterMs } from './index';
 
 let server: Server;
 let url: string;
@@ -257,5 +257,28 @@ describe('backoff', () => {
     ['', undefined],
   ])('retryAfterMs(%j) = %s', (header, expected) => {
     expect(retryAfterMs(header, Date.parse('2026-01-01T00:00:00Z'))).toBe(expected);
+  });
+});
+
+describe('event streams', () => {
+  it('resumes a broken stream with Last-Event-ID and ends at the terminal view', async () => {
+    const lastIds: Array<string | undefined> = [];
+    handler = (req, res) => {
+      if (!req.url!.endsWith('/events')) return json(res, 200, view({ phase: 'Running' })); // the check after a break
+      lastIds.push(req.headers['last-event-id'] as string | undefined);
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      if (lastIds.length === 1) {
+        // First connection: one event, a keep-alive, then the connection breaks.
+        res.write(`id: 7\nevent: job\ndata: ${JSON.stringify(view({ phase: 'Running' }))}\n\n: keepalive\n\n`);
+        setTimeout(() => res.destroy(), 20);
+        return;
+      }
+      res.end(`id: 9\nevent: job\ndata: ${JSON.stringify(view({ phase: 'Succeeded' }))}\n\n`);
+    };
+    const phases: string[] = [];
+    const last = await new JobHandle(client({ maxRetryDelayMs: 10 }), 'j1', view()).wait({ onUpdate: (j) => phases.push(j.phase) });
+    expect(phases).toEqual(['Running', 'Succeeded']);
+    expect(last.phase).toBe('Succeeded');
+    expect(lastIds).toEqual([undefined, '7']);
   });
 });

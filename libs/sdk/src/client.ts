@@ -5,7 +5,10 @@
  * a second job. Connections are reused (the global `fetch` keeps them alive).
  */
 import { randomUUID } from 'node:crypto';
-import { ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, statusOf, TERMINAL_PHASES } from '@batchapi/api';
+import {
+  ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
+  TERMINAL_WORKFLOW_PHASES, type WorkflowView,
+} from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
 
 /** The answer of `GET /v1/jobs/:id/why`. */
@@ -121,9 +124,67 @@ const USER_AGENT = 'batchapi-sdk-ts/0.1.0';
  */
 export class BatchClient {
   private readonly base: string;
+  /** Jobs in the style of a handle: `await (await client.jobs.submit(req)).result()`. */
+  readonly jobs: JobsApi;
+  /** Workflows: DAGs of jobs run by the control plane. */
+  readonly workflows: WorkflowsApi;
 
   constructor(readonly options: BatchClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
+    this.jobs = new JobsApi(this);
+    this.workflows = new WorkflowsApi(this);
+  }
+
+  /**
+   * Server-sent events of one record (`/v1/jobs/:id/events`, `/v1/workflows/:id/events`):
+   * each view as it changes, until `done(view)`. A dropped connection is resumed with
+   * `Last-Event-ID`, so no change is seen twice and none is missed.
+   * @internal used by the handles
+   */
+  async *follow<T>(path: string, done: (view: T) => boolean, signal?: AbortSignal): AsyncGenerator<T, void, undefined> {
+    let lastId: string | undefined;
+    for (let reconnects = 0; ; reconnects++) {
+      if (signal?.aborted) throw new ApiError(ErrorCode.Unavailable, `stopped following ${path}: aborted`);
+      const { res, abort } = await this.attempt('GET', path, undefined, { accept: 'text/event-stream', ...(lastId ? { 'last-event-id': lastId } : {}) }, false);
+      const stop = () => abort();
+      signal?.addEventListener('abort', stop, { once: true });
+      const decoder = new TextDecoder();
+      let buffer = '';
+      let ended = false;
+      try {
+        for await (const chunk of (res.body ?? []) as AsyncIterable<Uint8Array>) {
+          buffer += decoder.decode(chunk, { stream: true });
+          for (let cut = buffer.indexOf('\n\n'); cut >= 0; cut = buffer.indexOf('\n\n')) {
+            const block = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            let data = '';
+            for (const line of block.split('\n')) {
+              if (line.startsWith('id: ')) lastId = line.slice(4);
+              else if (line.startsWith('data: ')) data += line.slice(6);
+            }
+            if (!data) continue; // a keep-alive comment
+            const view = JSON.parse(data) as T;
+            yield view;
+            if (done(view)) { ended = true; return; }
+          }
+        }
+      } catch (err) {
+        if (signal?.aborted) throw new ApiError(ErrorCode.Unavailable, `stopped following ${path}: aborted`);
+        if (reconnects >= (this.options.retries ?? 3)) throw new ApiError(ErrorCode.Unavailable, `the event stream ${path} broke: ${causeOf(err)}`);
+      } finally {
+        signal?.removeEventListener('abort', stop);
+        if (!ended) abort();
+      }
+      // The server ends a stream only after a terminal view; here the connection broke. Done meanwhile?
+      const now = await this.call<T>('GET', path.replace(/\/events$/, ''));
+      if (done(now)) { yield now; return; }
+      await sleep(backoff(Math.min(reconnects, 5), undefined, this.options.maxRetryDelayMs), signal);
+    }
+  }
+
+  /** @internal JSON request with the client's retries (for the namespaced APIs). */
+  request<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    return this.call<T>(method, path, body, headers);
   }
 
   /** Submits a job. Answers once the job is durable (committed in etcd). */
@@ -279,6 +340,153 @@ export class BatchClient {
       }
       throw error;
     }
+  }
+}
+
+/** A job that ended without succeeding, raised by `JobHandle.result()`. */
+export class JobFailedError extends Error {
+  constructor(readonly job: JobView) {
+    super(`job ${job.id} ended ${job.phase}${job.reason ? `: ${job.reason.message}` : ''} (${job.taskCounts.failed} failed, ${job.taskCounts.cancelled} cancelled of ${job.tasks} tasks)`);
+    this.name = 'JobFailedError';
+  }
+}
+
+/** One entry of `jobs.submitMany`. */
+export type BulkSubmitEntry = SubmitJobRequest & {
+  /** As `SubmitOptions.idempotencyKey`. @default a random UUID per entry */
+  idempotencyKey?: string;
+};
+
+/** One answer of `jobs.submitMany`, at the position of its entry. */
+export interface BulkSubmitResult {
+  /** 201 created, 200 an idempotent replay, 4xx refused (see `error`). */
+  status: number;
+  job?: JobView;
+  error?: { code: ErrorCode; message: string; field?: string };
+}
+
+/** Options of waiting through the event stream. */
+export interface FollowOptions<T> {
+  /** Called with the view when first seen and at every change. */
+  onUpdate?: (view: T) => void;
+  /** Stops waiting when aborted, with an `ApiError` `unavailable` (the work goes on). @default never */
+  signal?: AbortSignal;
+}
+
+/** A submitted job: its id and the ways to wait for it without polling. */
+export class JobHandle {
+  constructor(private readonly client: BatchClient, readonly id: string, readonly submitted: JobView) {}
+
+  /** The job's view at each change (server-sent events), until it ends. */
+  events(opts: FollowOptions<JobView> = {}): AsyncGenerator<JobView, void, undefined> {
+    return this.client.follow<JobView>(`/v1/jobs/${encodeURIComponent(this.id)}/events`, (j) => TERMINAL_PHASES.has(j.phase), opts.signal);
+  }
+
+  /** Waits for the job to end and returns its last view (whatever the outcome). */
+  async wait(opts: FollowOptions<JobView> = {}): Promise<JobView> {
+    let last = this.submitted;
+    for await (const j of this.events(opts)) { last = j; opts.onUpdate?.(j); }
+    return last;
+  }
+
+  /**
+   * Waits for the job and returns what its tasks wrote to `BATCH_RESULT_PATH`: the value of a
+   * one-task job (`undefined` if it wrote none), or an array by task index for an array job.
+   * Throws `JobFailedError` when the job did not succeed.
+   */
+  async result<T = unknown>(opts: FollowOptions<JobView> = {}): Promise<T> {
+    const job = await this.wait(opts);
+    if (job.phase !== 'Succeeded') throw new JobFailedError(job);
+    const { results } = await this.client.jobs.results(this.id);
+    if (job.tasks === 1) return results.find((r) => r.index === 0)?.value as T;
+    const out = new Array<unknown>(job.tasks).fill(undefined);
+    for (const r of results) out[r.index] = r.value;
+    return out as T;
+  }
+
+  cancel(): Promise<JobView> {
+    return this.client.cancelJob(this.id);
+  }
+}
+
+/** `client.jobs`. */
+export class JobsApi {
+  constructor(private readonly client: BatchClient) {}
+
+  /** Submits a job (durable before the answer) and returns its handle. */
+  async submit(req: SubmitJobRequest, opts: SubmitOptions = {}): Promise<JobHandle> {
+    const view = await this.client.submitJob(req, opts);
+    return new JobHandle(this.client, view.id, view);
+  }
+
+  /**
+   * Submits up to 1000 jobs in one request; each has its own idempotency key (a random one
+   * unless given, reused by the SDK's retries) and its own answer, in order.
+   */
+  async submitMany(entries: BulkSubmitEntry[]): Promise<BulkSubmitResult[]> {
+    const jobs = entries.map((e) => ({ ...e, idempotencyKey: e.idempotencyKey ?? randomUUID() }));
+    return (await this.client.request<{ results: BulkSubmitResult[] }>('POST', '/v1/jobs:batch', { jobs })).results;
+  }
+
+  /** A handle of an existing job. */
+  async get(id: string): Promise<JobHandle> {
+    return new JobHandle(this.client, id, await this.client.getJob(id));
+  }
+
+  /** What the job's tasks returned so far, by index (only tasks that returned something). */
+  results(id: string): Promise<{ results: Array<{ index: number; value: unknown }> }> {
+    return this.client.request('GET', `/v1/jobs/${encodeURIComponent(id)}/results`);
+  }
+}
+
+/** A submitted workflow. */
+export class WorkflowHandle {
+  constructor(private readonly client: BatchClient, readonly id: string, readonly submitted: WorkflowView) {}
+
+  /** The workflow's view at each change (server-sent events), until it ends. */
+  events(opts: FollowOptions<WorkflowView> = {}): AsyncGenerator<WorkflowView, void, undefined> {
+    return this.client.follow<WorkflowView>(`/v1/workflows/${encodeURIComponent(this.id)}/events`, (w) => TERMINAL_WORKFLOW_PHASES.has(w.phase), opts.signal);
+  }
+
+  /** Waits for the workflow to end and returns its last view. */
+  async wait(opts: FollowOptions<WorkflowView> = {}): Promise<WorkflowView> {
+    let last = this.submitted;
+    for await (const w of this.events(opts)) { last = w; opts.onUpdate?.(w); }
+    return last;
+  }
+
+  cancel(): Promise<WorkflowView> {
+    return this.client.workflows.cancel(this.id);
+  }
+}
+
+/** `client.workflows`. */
+export class WorkflowsApi {
+  constructor(private readonly client: BatchClient) {}
+
+  /** Submits a workflow (validated whole: a cycle is `workflow_cycle`) and returns its handle. */
+  async submit(req: SubmitWorkflowRequest, opts: SubmitOptions = {}): Promise<WorkflowHandle> {
+    const view = await this.client.request<WorkflowView>('POST', '/v1/workflows', req, { 'idempotency-key': opts.idempotencyKey ?? randomUUID() });
+    return new WorkflowHandle(this.client, view.id, view);
+  }
+
+  get(id: string): Promise<WorkflowView> {
+    return this.client.request('GET', `/v1/workflows/${encodeURIComponent(id)}`);
+  }
+
+  /** The token's workflows (all of them for operators), oldest first. @param limit 1 to 1000. @default 100 */
+  async list(limit?: number): Promise<WorkflowView[]> {
+    return (await this.client.request<{ workflows: WorkflowView[] }>('GET', `/v1/workflows${limit ? `?limit=${limit}` : ''}`)).workflows;
+  }
+
+  /** Cancels the workflow: running steps' jobs are cancelled, pending steps never run. */
+  cancel(id: string): Promise<WorkflowView> {
+    return this.client.request('DELETE', `/v1/workflows/${encodeURIComponent(id)}`);
+  }
+
+  /** A handle of an existing workflow. */
+  async handle(id: string): Promise<WorkflowHandle> {
+    return new WorkflowHandle(this.client, id, await this.get(id));
   }
 }
 

@@ -4,8 +4,8 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type Requeue, settleOutcomes, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  releaseEndedTasks, reserveOnNode, subtractRanges, TERMINAL_TASK_STATES,
+  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
+  releaseEndedTasks, type Requeue, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 
@@ -69,7 +69,7 @@ export async function bindPlan(
       compares.push({ key: u.job.key, modRevision: jobRevision.get(u.job.key) ?? u.job.modRevision });
       writes.push({ put: u.job.key, value: u.next });
       for (const b of u.bindings) {
-        const { command: _c, env: _e, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
+        const { command: _c, env: _e, items: _i, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
         const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start, b.attempt), absent: true });
         writes.push({ put: store.keys.binding(b.node, b.jobId, b.start, b.attempt), value: b });
@@ -121,6 +121,8 @@ export interface GroupReport {
   status: GroupStatus;
   /** Mod revision of the status key the executor last saw or wrote. */
   statusRevision: string;
+  /** Results of tasks of this group that ended since the last accepted report. @default none */
+  results?: TaskResult[];
 }
 
 /** What happened to a batch of reports. */
@@ -178,9 +180,47 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
 }
 
 function takeChunk(reports: GroupReport[]): GroupReport[] {
-  // Per report at most: status compare + put, binding delete, job compare + put; the alloc once.
-  const perReport = 5;
-  return reports.slice(0, Math.max(1, Math.floor((MAX_TXN_OPS - 2) / perReport)));
+  // Per report at most: status compare + put, binding delete, job compare + put, one put per result; the alloc once.
+  let ops = 2;
+  let bytes = 0;
+  let n = 0;
+  for (const r of reports) {
+    const rOps = 5 + (r.results?.length ?? 0);
+    const rBytes = JSON.stringify(r.status).length + resultBytes(r);
+    if (n > 0 && (ops + rOps > MAX_TXN_OPS || bytes + rBytes > MAX_TXN_BYTES)) break;
+    ops += rOps;
+    bytes += rBytes;
+    n++;
+  }
+  return reports.slice(0, Math.max(1, n));
+}
+
+function resultBytes(r: GroupReport): number {
+  return (r.results ?? []).reduce((s, x) => s + JSON.stringify(x).length, 0);
+}
+
+/**
+ * Writes the results of one report that are too many for the report's own transaction, in
+ * chunks before it, fenced like the report (node lease and unchanged status: a late report
+ * of an old attempt writes nothing). Readers look at results once the job or task is
+ * terminal, which happens only in the report's transaction after these.
+ */
+async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string, r: GroupReport): Promise<boolean> {
+  const statusKey = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
+  const results = r.results ?? [];
+  for (let i = 0; i < results.length;) {
+    const ops: Op[] = [];
+    let bytes = 0;
+    for (; i < results.length && ops.length < MAX_TXN_OPS - 2; i++) {
+      const b = JSON.stringify(results[i]).length;
+      if (ops.length > 0 && bytes + b > MAX_TXN_BYTES) break;
+      bytes += b;
+      ops.push({ put: store.keys.result(r.status.jobId, results[i].index), value: results[i] });
+    }
+    const res = await store.txn([{ key: store.keys.node(node), lease: leaseId }, { key: statusKey, modRevision: r.statusRevision }], ops);
+    if (!res.succeeded) return false;
+  }
+  return true;
 }
 
 async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | { revision: string; written: Map<GroupReport, GroupStatus>; requeued: Array<Requeue & { jobId: string }> }> {
@@ -200,10 +240,17 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   const jobs = await store.getMany<JobRecord>(jobIds.map((id) => store.keys.job(id)));
   const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
   const ops: Op[] = [];
+  // A lone report whose results do not fit beside it writes them first (see writeResultsAhead).
+  const inline = chunk.length > 1 || 5 + (chunk[0].results?.length ?? 0) <= MAX_TXN_OPS - 2 && resultBytes(chunk[0]) <= MAX_TXN_BYTES - 64 * 1024;
+  if (!inline && !(await writeResultsAhead(store, node, leaseId, chunk[0]))) {
+    const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
+    return leaseOk.succeeded ? 'conflict' : 'fenced';
+  }
   for (const r of chunk) {
     const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
     compares.push({ key, modRevision: r.statusRevision });
     ops.push({ put: key, value: written.get(r) });
+    if (inline) for (const x of r.results ?? []) ops.push({ put: store.keys.result(r.status.jobId, x.index), value: x });
     if (r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) ops.push({ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) });
   }
   if (alloc && outcomes.size > 0) {

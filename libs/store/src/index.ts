@@ -6,3 +6,4 @@ export * from './groups';
 export * from './etcd-member';
 export * from './throttle';
 export * from './retention';
+export * from './workflows';

@@ -3,7 +3,7 @@
  * listings, and cancellation that reaches the live bindings.
  */
 import { createHash } from 'node:crypto';
-import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, TERMINAL_PHASES } from '@batchapi/api';
+import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
 import type { Compare, EtcdStore, Op, Versioned } from './etcd';
 
 /** What the idempotency key maps to. */
@@ -157,8 +157,9 @@ export async function listGroups(store: EtcdStore, jobId: string): Promise<Array
  * Cancels a job: pending tasks end at once; every live binding gets `cancelRequested`, each
  * by compare-and-swap, so its executor stops the tasks (SIGTERM, then SIGKILL after a grace).
  */
-export async function cancelJob(store: EtcdStore, id: string, now: number): Promise<Versioned<JobRecord> | undefined> {
-  const job = await updateJob(store, id, (j) => (TERMINAL_PHASES.has(j.phase) || j.cancelRequestedAt ? undefined : requestCancel(j, now)));
+export async function cancelJob(store: EtcdStore, id: string, now: number, fence?: Compare): Promise<Versioned<JobRecord> | undefined> {
+  const fenced = fence ? { compares: [fence] } : {};
+  const job = await updateJob(store, id, (j) => (TERMINAL_PHASES.has(j.phase) || j.cancelRequestedAt ? undefined : requestCancel(j, now)), fenced);
   if (!job) return undefined;
   for (const g of await listGroups(store, id)) {
     if (g.value.tasks.every((t) => t.state !== 'Bound' && t.state !== 'Running')) continue;
@@ -166,9 +167,14 @@ export async function cancelJob(store: EtcdStore, id: string, now: number): Prom
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const b = await store.get<Binding>(key);
       if (!b || b.value.cancelRequested) break;
-      const res = await store.txn([{ key, modRevision: b.modRevision }], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
+      const res = await store.txn([{ key, modRevision: b.modRevision }, ...(fence ? [fence] : [])], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
       if (res.succeeded) break;
     }
   }
   return getJob(store, id);
+}
+
+/** The results tasks of a job returned (`BATCH_RESULT_PATH`), in task order. */
+export async function listResults(store: EtcdStore, jobId: string): Promise<TaskResult[]> {
+  return (await store.listAll<TaskResult>(store.keys.resultsOf(jobId))).items.map((kv) => kv.value);
 }

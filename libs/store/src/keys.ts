@@ -22,6 +22,12 @@ export class Keys {
   binding(node: string, jobId: string, start: number, attempt: number) { return `${this.root}bindings/${node}/${jobId}/${pad(start)}/${attempt}`; }
   bindingsOf(node: string) { return `${this.root}bindings/${node}/`; }
   bindings() { return `${this.root}bindings/`; }
+  /** A workflow: its DAG, each step's phase and job id. */
+  workflow(id: string) { return `${this.root}workflows/${id}`; }
+  workflows() { return `${this.root}workflows/`; }
+  /** A task's small JSON result (the last attempt that reported one). */
+  result(jobId: string, index: number) { return `${this.root}results/${jobId}/${pad(index)}`; }
+  resultsOf(jobId: string) { return `${this.root}results/${jobId}/`; }
   node(name: string) { return `${this.root}nodes/${name}`; }
   nodes() { return `${this.root}nodes/`; }
   alloc(node: string) { return `${this.root}alloc/${node}`; }

@@ -127,7 +127,7 @@ describe('fuzzing every route', () => {
       { numRuns: 5000 },
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(['GET', ''], ['GET', '/why'], ['GET', '/tasks/0/logs'], ['GET', '/tasks/x/logs?follow=maybe'], ['DELETE', '']), segment, token, async ([method, tail], seg, tok) => {
+      fc.asyncProperty(fc.constantFrom(['GET', ''], ['GET', '/why'], ['GET', '/tasks/0/logs'], ['GET', '/tasks/x/logs?follow=maybe'], ['DELETE', ''], ['GET', '/results'], ['GET', '/events']), segment, token, async ([method, tail], seg, tok) => {
         const path = `/v1/jobs/${encodeURIComponent(seg)}${tail}`;
         check(await send(method, path, tok), `${method} ${path}`);
       }),
@@ -147,10 +147,24 @@ describe('fuzzing every route', () => {
       }),
       { numRuns: 1500 },
     );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(['GET', ''], ['GET', '/events'], ['DELETE', '']), segment, token, async ([method, tail], seg, tok) => {
+        const path = `/v1/workflows/${encodeURIComponent(seg)}${tail}`;
+        check(await send(method, path, tok), `${method} ${path}`);
+      }),
+      { numRuns: 500 },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('/v1/workflows', '/v1/jobs:batch'), anyJson, token, async (path, body, tok) => {
+        check(await send('POST', path, tok, JSON.stringify(body)), `POST ${path} ${JSON.stringify(body).slice(0, 200)}`);
+      }),
+      { numRuns: 500 },
+    );
     console.log(`fuzz: ${tried} requests tried, ${valid201} valid bodies accepted`);
     expect(tried).toBeGreaterThanOrEqual(10_000);
     expect(await jobCount()).toBe(before + valid201);
     expect((await store.listAll(store.keys.cordons())).items).toHaveLength(0);
+    expect((await store.listAll(store.keys.workflows())).items).toHaveLength(0);
   }, 240_000);
 });
 
@@ -165,6 +179,8 @@ describe('authorization matrix', () => {
       ['GET', `/v1/jobs/${id}`, undefined, [401, 200, 404, 200]],
       ['GET', `/v1/jobs/${id}/why`, undefined, [401, 200, 404, 200]],
       ['GET', `/v1/jobs/${id}/tasks/0/logs`, undefined, [401, 200, 404, 200]],
+      ['GET', `/v1/jobs/${id}/results`, undefined, [401, 200, 404, 200]],
+      ['GET', '/v1/workflows', undefined, [401, 200, 200, 200]],
       ['GET', '/v1/jobs', undefined, [401, 200, 200, 200]],
       ['GET', '/v1/nodes', undefined, [401, 403, 403, 200]],
       ['POST', '/v1/nodes/sec-0/cordon', JSON.stringify({ reason: 'matrix' }), [401, 403, 403, 200]],

@@ -1,0 +1,45 @@
+/** `/v1/workflows` routes. Thin: authenticate, delegate, choose the status. */
+import { inSpan, SpanKind } from '@batchapi/telemetry';
+import { Body, Controller, Delete, Get, Headers, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { TokenAuthenticator } from './auth';
+import { EventStreams } from './event-stream';
+import { AUTH } from './jobs.controller';
+import { WorkflowsService } from './workflows.service';
+
+@Controller('v1/workflows')
+export class WorkflowsController {
+  constructor(private readonly workflows: WorkflowsService, @Inject(AUTH) private readonly auth: TokenAuthenticator, private readonly streams: EventStreams) {}
+
+  /** Server-sent events: the workflow's view now and at every change, until it ends. */
+  @Get(':id/events')
+  async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
+    const principal = this.auth.authenticate(req.headers.authorization);
+    await this.streams.serve(req, reply, { event: 'workflow', prefixes: [this.workflows.keyOf(id)], read: () => this.workflows.eventSnapshot(principal, id) });
+  }
+
+  @Post()
+  async submit(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    await inSpan('workflow.submit', { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': '/v1/workflows' } }, async () => {
+      const principal = this.auth.authenticate(req.headers.authorization);
+      const { view, created } = await this.workflows.submit(principal, body, key, Date.now());
+      reply.header('Location', `/v1/workflows/${view.id}`).status(created ? 201 : 200).send(view);
+    });
+  }
+
+  @Get()
+  list(@Req() req: FastifyRequest, @Query() query: unknown) {
+    return this.workflows.list(this.auth.authenticate(req.headers.authorization), query);
+  }
+
+  @Get(':id')
+  get(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.workflows.get(this.auth.authenticate(req.headers.authorization), id);
+  }
+
+  @Delete(':id')
+  cancel(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.workflows.cancel(this.auth.authenticate(req.headers.authorization), id, Date.now());
+  }
+}

@@ -1,0 +1,110 @@
+/** Submit, query and cancel workflows: validation and the durable submit; the controller (quota service) runs them. */
+import {
+  ApiError, ErrorCode, parseSubmit, parseWith, type Principal, type Queue, SubmitWorkflowSchema, type Tenant, type WorkflowRecord,
+  TERMINAL_WORKFLOW_PHASES, type WorkflowStep, type WorkflowView, workflowView,
+} from '@batchapi/api';
+import type { StreamSnapshot } from './event-stream';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow } from '@batchapi/store';
+import { traceparentOf } from '@batchapi/telemetry';
+import { criticalPaths, validateDag } from '@batchapi/workflows';
+import { Inject, Injectable } from '@nestjs/common';
+import { z } from 'zod';
+import { newJobId, requestDigest } from './jobs.service';
+
+const IdempotencyKey = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).optional() });
+
+@Injectable()
+export class WorkflowsService {
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {}
+
+  /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
+  async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: WorkflowView; created: boolean }> {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
+    }
+    const req = parseWith(SubmitWorkflowSchema, body);
+    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKey, idempotencyKey, 'Idempotency-Key');
+    const tenant = req.tenant ?? principal.tenant;
+    if (tenant !== principal.tenant && principal.role !== 'operator') {
+      throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
+    }
+    const queue = req.queue ?? 'default';
+    const dag = req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map }));
+    validateDag(dag);
+    const queues = new Set([queue]);
+    req.steps.forEach((s, i) => {
+      if ('tenant' in s.job) throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, { field: `steps[${i}].job.tenant` });
+      const job = { ...s.job, queue: s.job.queue ?? queue, ...(s.map && 'items' in s.map ? { items: s.map.items } : {}) };
+      if (s.map) delete (job as Record<string, unknown>).tasks;
+      try {
+        queues.add(parseSubmit(job).queue);
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        const field = `steps[${i}].job.${err.details.field ?? ''}`.replace(/\.$/, '');
+        throw new ApiError(err.code, `steps[${i}].job.${err.message}`, { ...err.details, field });
+      }
+    });
+    await this.checkTenantAndQueues(tenant, [...queues]);
+    const cps = criticalPaths(dag);
+    const steps: WorkflowStep[] = req.steps.map((s, i) => ({
+      name: s.name, dependsOn: dag[i].dependsOn, when: dag[i].when, job: s.job, ...(s.map ? { map: s.map } : {}), criticalPath: cps[i], phase: 'Pending',
+    }));
+    const wf: WorkflowRecord = {
+      id: `wf-${newJobId(now)}`, name: req.name ?? 'workflow', tenant, queue, labels: req.labels ?? {}, phase: 'Running', steps, createdAt: now,
+      ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
+      ...(traceparentOf() ? { traceparent: traceparentOf() } : {}),
+    };
+    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
+    return { view: workflowView(res.workflow), created: res.created };
+  }
+
+  async get(principal: Principal, id: string): Promise<WorkflowView> {
+    return workflowView(await this.visible(principal, id));
+  }
+
+  async list(principal: Principal, query: unknown): Promise<{ workflows: WorkflowView[] }> {
+    const q = parseWith(ListQuery, query);
+    const all = await listWorkflows(this.ctx.store, { tenant: principal.role === 'operator' ? undefined : principal.tenant, limit: q.limit ?? 100 });
+    return { workflows: all.map(workflowView) };
+  }
+
+  /** Marks the workflow cancelled and cancels its running step jobs at once (the controller does it too, for steps submitted meanwhile). */
+  async cancel(principal: Principal, id: string, now: number): Promise<WorkflowView> {
+    await this.visible(principal, id);
+    const wf = await requestWorkflowCancel(this.ctx.store, id, now);
+    for (const s of wf?.steps ?? []) if (s.jobId && s.phase === 'Running') await cancelJob(this.ctx.store, s.jobId, now);
+    return this.get(principal, id);
+  }
+
+  keyOf(id: string): string {
+    return this.ctx.store.keys.workflow(id);
+  }
+
+  /** The workflow's view for its event stream. */
+  async eventSnapshot(principal: Principal, id: string): Promise<StreamSnapshot> {
+    const wf = await getWorkflow(this.ctx.store, id);
+    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
+    return { view: workflowView(wf.value), revision: BigInt(wf.modRevision), terminal: TERMINAL_WORKFLOW_PHASES.has(wf.value.phase) };
+  }
+
+  /** A workflow the principal may see; 404 for others' and unknown ids alike. */
+  async visible(principal: Principal, id: string): Promise<WorkflowRecord> {
+    const wf = await getWorkflow(this.ctx.store, id);
+    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant)) {
+      throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
+    }
+    return wf.value;
+  }
+
+  private async checkTenantAndQueues(tenant: string, queues: string[]): Promise<void> {
+    const { store } = this.ctx;
+    const [t, ...qs] = await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), ...queues.map((q) => store.keys.queue(q))]);
+    if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
+    queues.forEach((name, k) => {
+      const q = qs[k]?.value as Queue | undefined;
+      if (!q || q.tenant !== tenant) throw new ApiError(ErrorCode.UnknownQueue, `queue ${name} does not exist for tenant ${tenant}`, { field: 'queue', id: name });
+    });
+  }
+}

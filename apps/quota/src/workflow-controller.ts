@@ -1,0 +1,255 @@
+/**
+ * The workflow controller: a separately elected role (`leaders/workflows`) hosted by the
+ * quota service. Every replica keeps a cache of unfinished workflows and of their step
+ * jobs' phases from informers (one over `workflows/`, and one per unfinished workflow over
+ * the key prefix its step jobs share, so the controller never sees unrelated jobs); the leader turns each change into a plan (`advance`, pure)
+ * and applies it with fenced writes: step jobs created only if absent under fixed ids (so a
+ * controller killed mid-way never submits a step twice), cancels cascaded to running step
+ * jobs, then the workflow record by compare-and-swap.
+ */
+import {
+  type JobPhase, type JobRecord, parseSubmit, type StepPhase, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord, type WorkflowStep,
+} from '@batchapi/api';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import {
+  campaign, cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned,
+} from '@batchapi/store';
+import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Counter, Gauge } from 'prom-client';
+
+/** Label every step job carries: the id of its workflow. */
+export const WORKFLOW_LABEL = 'batch.workflow';
+/** Label every step job carries: its step's name. */
+export const STEP_LABEL = 'batch.step';
+
+/** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
+const TICK_MS = 1000;
+
+@Injectable()
+export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
+  leadership?: Leadership;
+  private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
+  /** Phase of each step job, by job id (only jobs labelled with a workflow). */
+  private readonly jobs = new Map<string, JobPhase>();
+  private readonly dirty = new Set<string>();
+  private informers: Informer[] = [];
+  /** Per unfinished workflow: the informer over its step jobs (a promise while it starts). */
+  private readonly stepInformers = new Map<string, Promise<Informer | undefined>>();
+  private readonly abort = new AbortController();
+  private loop?: Promise<void>;
+  private wake?: () => void;
+  private readonly m: { isLeader: Gauge; submitted: Counter; finished: Counter };
+
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
+    const registers = [ctx.registry];
+    this.m = {
+      isLeader: new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers }),
+      submitted: new Counter({ name: 'batch_workflow_steps_submitted_total', help: 'Workflow steps submitted as jobs', registers }),
+      finished: new Counter({ name: 'batch_workflows_finished_total', help: 'Workflows that reached a terminal phase, by phase', labelNames: ['phase'], registers }),
+    };
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const { store } = this.ctx;
+    this.informers.push(await store.inform<WorkflowRecord>(store.keys.workflows(), {
+      onSync: (items) => {
+        const listed = new Set(items.map((kv) => kv.value.id));
+        for (const id of [...this.workflows.keys()]) if (!listed.has(id)) this.forgetWorkflow(id);
+        for (const kv of items) this.onWorkflow(kv);
+      },
+      onEvent: (ev) => {
+        const id = ev.key.slice(store.keys.workflows().length);
+        if (ev.type === 'delete' || !ev.value) { this.forgetWorkflow(id); return; }
+        this.onWorkflow({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.modRevision });
+      },
+    }));
+    this.loop = this.lead();
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.abort.abort();
+    this.wake?.();
+    await this.leadership?.resign();
+    await this.loop?.catch(() => undefined);
+    await Promise.all(this.informers.map((i) => i.stop()));
+    await Promise.all([...this.stepInformers.keys()].map((id) => this.unwatchSteps(id)));
+  }
+
+  /** Starts following the step jobs of a workflow (once). */
+  private watchSteps(id: string): void {
+    if (this.stepInformers.has(id) || this.abort.signal.aborted) return;
+    const { store } = this.ctx;
+    const started = store.inform<JobRecord>(store.keys.job(stepJobPrefix(id)), {
+      onSync: (items) => { for (const kv of items) this.onJob(kv.value); },
+      onEvent: (ev) => { if (ev.type === 'put' && ev.value) this.onJob(ev.value); },
+    }).catch((err: Error) => {
+      // etcd trouble: forget the attempt; the next event or tick of this workflow tries again.
+      this.ctx.log.warn({ workflow: id, err: err.message }, 'could not watch the step jobs of a workflow; will retry');
+      this.stepInformers.delete(id);
+      return undefined;
+    });
+    this.stepInformers.set(id, started);
+  }
+
+  private async unwatchSteps(id: string): Promise<void> {
+    const started = this.stepInformers.get(id);
+    this.stepInformers.delete(id);
+    await (await started)?.stop();
+  }
+
+  private onWorkflow(kv: Versioned<WorkflowRecord>): void {
+    const id = kv.value.id;
+    const known = this.workflows.get(id);
+    // Our own write updated the cache already; an older event must not undo it.
+    if (known && BigInt(known.modRevision) > BigInt(kv.modRevision)) return;
+    if (TERMINAL_WORKFLOW_PHASES.has(kv.value.phase)) { this.forgetWorkflow(id); return; }
+    this.workflows.set(id, kv);
+    this.watchSteps(id);
+    this.kick(id);
+  }
+
+  /** Drops a finished (or deleted) workflow and what follows its step jobs. */
+  private forgetWorkflow(id: string): void {
+    const wf = this.workflows.get(id);
+    this.workflows.delete(id);
+    for (const s of wf?.value.steps ?? []) if (s.jobId) this.jobs.delete(s.jobId);
+    void this.unwatchSteps(id);
+  }
+
+  private onJob(job: JobRecord): void {
+    const wf = job.spec.labels[WORKFLOW_LABEL];
+    if (!wf) return;
+    if (this.jobs.get(job.id) === job.phase) return;
+    this.jobs.set(job.id, job.phase);
+    this.kick(wf);
+  }
+
+  private kick(id: string): void {
+    this.dirty.add(id);
+    this.wake?.();
+  }
+
+  private async lead(): Promise<void> {
+    const { store, lease, config, log } = this.ctx;
+    while (!this.abort.signal.aborted) {
+      try {
+        this.leadership = await campaign(store, 'workflows', config.instanceId, lease, { signal: this.abort.signal });
+      } catch {
+        return; // aborted
+      }
+      log.info({ fence: this.leadership.createRevision }, 'became workflow controller leader');
+      this.m.isLeader.set(1);
+      await this.reconcileWhileLeader(this.leadership);
+      this.m.isLeader.set(0);
+      log.warn('lost workflow controller leadership');
+      if (!lease.alive()) return;
+    }
+  }
+
+  private async reconcileWhileLeader(leader: Leadership): Promise<void> {
+    let lastTick = 0;
+    while (!this.abort.signal.aborted && leader.held()) {
+      const now = Date.now();
+      if (now - lastTick >= TICK_MS) {
+        lastTick = now;
+        for (const id of this.workflows.keys()) { this.dirty.add(id); this.watchSteps(id); }
+      }
+      const ids = [...this.dirty];
+      this.dirty.clear();
+      let failed = false;
+      for (const id of ids) {
+        if (!leader.held()) return;
+        try {
+          await this.reconcile(leader, id);
+        } catch (err) {
+          this.ctx.log.warn({ err: (err as Error).message, workflow: id }, 'workflow reconcile failed; will retry');
+          this.dirty.add(id);
+          failed = true;
+          if (!(await leader.verify().catch(() => true))) return;
+        }
+      }
+      // Nothing left, or only failures (etcd trouble): wait for a change or the tick instead of spinning.
+      if (this.dirty.size === 0 || failed) await new Promise<void>((r) => { this.wake = r; setTimeout(r, failed ? 200 : TICK_MS).unref(); });
+      this.wake = undefined;
+    }
+  }
+
+  /** Plans one workflow and applies the plan with fenced writes. */
+  private async reconcile(leader: Leadership, id: string): Promise<void> {
+    const cur = this.workflows.get(id);
+    if (!cur) return;
+    const wf = cur.value;
+    const now = Date.now();
+    const plan = advance(wf, this.jobs, now);
+    if (!plan.changed) return;
+    const fence = leader.fence();
+    const phases: Record<string, StepPhase> = { ...plan.phases };
+    const jobIds = new Map<string, string>();
+    for (const name of plan.submit) {
+      const i = wf.steps.findIndex((s) => s.name === name);
+      const made = await this.stepJob(wf, i, now);
+      if (made === 'empty') { phases[name] = 'Succeeded'; continue; }
+      if (made === 'invalid') { phases[name] = 'Failed'; continue; }
+      const outcome = await createStepJob(this.ctx.store, fence, made);
+      if (outcome === 'fenced') { leader.depose(); return; }
+      if (outcome === 'created') this.m.submitted.inc();
+      jobIds.set(name, made.id);
+    }
+    for (const name of plan.cancel) {
+      const jobId = wf.steps.find((s) => s.name === name)?.jobId;
+      if (jobId) await cancelJob(this.ctx.store, jobId, now, fence);
+    }
+    // An empty fan-out or a step that could not be made changes what follows: plan again next pass.
+    const replan = plan.submit.some((n) => phases[n] !== 'Running');
+    const steps: WorkflowStep[] = wf.steps.map((s) => ({ ...s, phase: phases[s.name], ...(jobIds.has(s.name) ? { jobId: jobIds.get(s.name) } : {}) }));
+    const next: WorkflowRecord = { ...wf, steps, ...(replan ? {} : { phase: plan.phase }), ...(!replan && plan.finishedAt !== undefined ? { finishedAt: plan.finishedAt } : {}) };
+    if (JSON.stringify(next) === JSON.stringify(wf)) return;
+    const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next);
+    if (!rev) {
+      // The record changed (a cancel) or the fence is gone: re-read and decide again.
+      if (!(await leader.verify())) return;
+      const fresh = await getWorkflow(this.ctx.store, id);
+      if (fresh) this.onWorkflow(fresh);
+      this.dirty.add(id);
+      return;
+    }
+    if (replan) this.dirty.add(id);
+    if (TERMINAL_WORKFLOW_PHASES.has(next.phase)) {
+      this.m.finished.inc({ phase: next.phase });
+      this.workflows.set(id, { ...cur, value: next, modRevision: rev });
+      this.forgetWorkflow(id);
+    } else this.workflows.set(id, { ...cur, value: next, modRevision: rev });
+  }
+
+  /**
+   * The job of step `i`: its body with the workflow's queue, labels naming the workflow and
+   * step, and the fan-out items; `empty` when a fan-out has nothing to map over, `invalid`
+   * when the items make an invalid job (e.g. over 1 MiB).
+   */
+  private async stepJob(wf: WorkflowRecord, i: number, now: number): Promise<JobRecord | 'empty' | 'invalid'> {
+    const step = wf.steps[i];
+    const body: Record<string, unknown> = { ...step.job, queue: step.job.queue ?? wf.queue, labels: { ...(step.job.labels as Record<string, string> | undefined), [WORKFLOW_LABEL]: wf.id, [STEP_LABEL]: step.name } };
+    if (step.map && 'items' in step.map) body.items = step.map.items;
+    if (step.map && 'fromStep' in step.map) {
+      const from = step.map.fromStep;
+      const source = wf.steps.find((s) => s.name === from);
+      const sourceJob = source?.jobId ? await getJob(this.ctx.store, source.jobId) : undefined;
+      const items = sourceJob ? fanOutItems(sourceJob.value.spec.tasks, await listResults(this.ctx.store, sourceJob.value.id)) : [];
+      if (items.length === 0) return 'empty';
+      body.items = items;
+    }
+    if (body.items) delete body.tasks;
+    try {
+      const { spec, queue } = parseSubmit(body);
+      return {
+        id: stepJobId(wf.id, i), tenant: wf.tenant, queue, spec, phase: 'Submitted',
+        pending: [{ start: 0, end: spec.tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+        ...(wf.traceparent ? { traceparent: wf.traceparent } : {}), createdAt: now,
+      };
+    } catch (err) {
+      this.ctx.log.warn({ workflow: wf.id, step: step.name, err: (err as Error).message }, 'step job is invalid; the step fails');
+      return 'invalid';
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The workflow vocabulary: a DAG of steps, each a job (single or array), with conditions,
+ * fan-out (`map`) and a deadline. The request schema, the record at `workflows/{id}` and
+ * the view the API returns. The DAG logic itself is pure and lives in `@batchapi/workflows`.
+ */
+import { z } from 'zod';
+import { NameSchema } from './schemas';
+
+/** Most steps in one workflow. */
+export const MAX_WORKFLOW_STEPS = 1000;
+
+/** When a step runs, given the outcome of the steps it depends on. */
+export const StepWhen = {
+  /** Every dependency Succeeded (the default). */
+  Success: 'success',
+  /** At least one dependency Failed: a cleanup / on_failure step. */
+  Failure: 'failure',
+  /** Every dependency is terminal, whatever its outcome. */
+  Always: 'always',
+} as const;
+export type StepWhen = (typeof StepWhen)[keyof typeof StepWhen];
+
+export const StepPhase = {
+  Pending: 'Pending',
+  Running: 'Running',
+  Succeeded: 'Succeeded',
+  Failed: 'Failed',
+  /** Its condition can no longer hold; it never ran. */
+  Skipped: 'Skipped',
+  Cancelled: 'Cancelled',
+} as const;
+export type StepPhase = (typeof StepPhase)[keyof typeof StepPhase];
+export const TERMINAL_STEP_PHASES: ReadonlySet<StepPhase> = new Set(['Succeeded', 'Failed', 'Skipped', 'Cancelled']);
+
+export const WorkflowPhase = { Running: 'Running', Succeeded: 'Succeeded', Failed: 'Failed', Cancelled: 'Cancelled' } as const;
+export type WorkflowPhase = (typeof WorkflowPhase)[keyof typeof WorkflowPhase];
+export const TERMINAL_WORKFLOW_PHASES: ReadonlySet<WorkflowPhase> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+
+/** A step name: letters, digits, "-", "_", "." (it becomes a job label value). */
+export const StepNameSchema = z.string().min(1).max(63).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."');
+
+/** One step of a `POST /v1/workflows` body. */
+export const WorkflowStepSchema = z.strictObject({
+  name: StepNameSchema,
+  /** The job, as the body of `POST /v1/jobs` without `tenant` (validated as one). */
+  job: z.record(z.string(), z.unknown()),
+  /** Names of steps that must end first. @default [] */
+  dependsOn: z.array(StepNameSchema).max(MAX_WORKFLOW_STEPS).optional(),
+  /** @default "success" */
+  when: z.enum(['success', 'failure', 'always']).optional(),
+  /** Fan-out: an array job with one task per item, or over the results of a dependency. @default none */
+  map: z.union([z.strictObject({ items: z.array(z.unknown()).min(1).max(100_000) }), z.strictObject({ fromStep: StepNameSchema })]).optional(),
+});
+export type WorkflowStepRequest = z.infer<typeof WorkflowStepSchema>;
+
+/** `POST /v1/workflows` body. */
+export const SubmitWorkflowSchema = z.strictObject({
+  /** @default "workflow" */
+  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."').optional(),
+  /** Queue of steps that name none. @default "default" */
+  queue: NameSchema.optional(),
+  /** Only operators may name a tenant other than their own. @default the token's tenant */
+  tenant: NameSchema.optional(),
+  /** @default {} */
+  labels: z.record(z.string().max(253), z.string().max(63)).optional(),
+  /** The whole workflow fails (running steps are cancelled) this many seconds after submit. @default none */
+  deadlineSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  steps: z.array(WorkflowStepSchema).min(1).max(MAX_WORKFLOW_STEPS),
+});
+export type SubmitWorkflowRequest = z.infer<typeof SubmitWorkflowSchema>;
+
+/** One step as stored in the workflow record. */
+export interface WorkflowStep {
+  name: string;
+  dependsOn: string[];
+  when: StepWhen;
+  /** The validated `POST /v1/jobs` body of the step (without map items). */
+  job: Record<string, unknown>;
+  map?: { items: unknown[] } | { fromStep: string };
+  /** Steps in the longest chain from this one to the end, itself included. */
+  criticalPath: number;
+  phase: StepPhase;
+  /** Set in the same transaction that creates the step's job. */
+  jobId?: string;
+}
+
+/** The record at `workflows/{id}`. Every write compares its mod revision; the controller's writes carry its fence. */
+export interface WorkflowRecord {
+  id: string;
+  name: string;
+  tenant: string;
+  queue: string;
+  labels: Record<string, string>;
+  phase: WorkflowPhase;
+  steps: WorkflowStep[];
+  createdAt: number;
+  /** Epoch ms after which the workflow fails. @default none */
+  deadlineAt?: number;
+  finishedAt?: number;
+  /** Set by a cancel; the controller cascades it to every running step. */
+  cancelRequestedAt?: number;
+  traceparent?: string;
+}
+
+/** A workflow as the API returns it (times in epoch milliseconds). */
+export interface WorkflowView {
+  id: string;
+  name: string;
+  tenant: string;
+  queue: string;
+  labels: Record<string, string>;
+  phase: WorkflowPhase;
+  createdAt: number;
+  finishedAt: number | null;
+  deadlineAt: number | null;
+  traceId?: string;
+  steps: Array<{ name: string; phase: StepPhase; jobId: string | null; dependsOn: string[]; when: StepWhen; criticalPath: number }>;
+}
+
+export function workflowView(w: WorkflowRecord): WorkflowView {
+  return {
+    id: w.id,
+    name: w.name,
+    tenant: w.tenant,
+    queue: w.queue,
+    labels: w.labels,
+    phase: w.phase,
+    createdAt: w.createdAt,
+    finishedAt: w.finishedAt ?? null,
+    deadlineAt: w.deadlineAt ?? null,
+    traceId: w.traceparent?.split('-')[1],
+    steps: w.steps.map((s) => ({ name: s.name, phase: s.phase, jobId: s.jobId ?? null, dependsOn: s.dependsOn, when: s.when, criticalPath: s.criticalPath })),
+  };
+}

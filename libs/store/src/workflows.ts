@@ -1,0 +1,93 @@
+/**
+ * Workflow records at `workflows/{id}`: the durable submit with its idempotency key, CAS
+ * updates, listing, the cancel request, and the controller's fenced writes (step jobs
+ * created only if absent under fixed ids, then the record).
+ */
+import { ApiError, ErrorCode, type JobRecord, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
+import type { Compare, EtcdStore, Versioned } from './etcd';
+import { MAX_CAS_ATTEMPTS, sha256 } from './jobs';
+
+interface WorkflowIdempotencyRecord {
+  workflowId: string;
+  requestHash: string;
+  createdAt: number;
+}
+
+/**
+ * Commits a new workflow before anyone answers. With an idempotency key, a retry returns the
+ * first workflow (`created: false`); the same key with another body is `idempotency_conflict`.
+ */
+export async function submitWorkflow(store: EtcdStore, wf: WorkflowRecord, idempotency?: { key: string; requestHash: string }): Promise<{ workflow: WorkflowRecord; created: boolean }> {
+  const key = store.keys.workflow(wf.id);
+  const compares: Compare[] = [{ key, absent: true }];
+  const idemKey = idempotency ? store.keys.idempotency(wf.tenant, sha256(`workflow\n${idempotency.key}`)) : undefined;
+  const ops = [{ put: key, value: wf as unknown }];
+  if (idemKey && idempotency) {
+    compares.push({ key: idemKey, absent: true });
+    ops.push({ put: idemKey, value: { workflowId: wf.id, requestHash: idempotency.requestHash, createdAt: wf.createdAt } satisfies WorkflowIdempotencyRecord });
+  }
+  const res = await store.txn(compares, ops);
+  if (res.succeeded) return { workflow: wf, created: true };
+  if (!idemKey || !idempotency) throw new ApiError(ErrorCode.Conflict, `workflow ${wf.id} already exists`, { id: wf.id });
+  const prior = await store.get<WorkflowIdempotencyRecord>(idemKey);
+  if (!prior) throw new ApiError(ErrorCode.Conflict, 'the submit raced with another; retry it', { field: 'Idempotency-Key' });
+  if (prior.value.requestHash !== idempotency.requestHash) {
+    throw new ApiError(ErrorCode.IdempotencyConflict, `Idempotency-Key was already used for workflow ${prior.value.workflowId} with a different request; use a new key`, { field: 'Idempotency-Key', id: prior.value.workflowId });
+  }
+  const existing = await getWorkflow(store, prior.value.workflowId);
+  if (!existing) throw new ApiError(ErrorCode.Conflict, `workflow ${prior.value.workflowId} of this key is gone`, { id: prior.value.workflowId });
+  return { workflow: existing.value, created: false };
+}
+
+export async function getWorkflow(store: EtcdStore, id: string): Promise<Versioned<WorkflowRecord> | undefined> {
+  if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) return undefined;
+  return store.get<WorkflowRecord>(store.keys.workflow(id));
+}
+
+/** Lists workflows in id order (time-ordered), optionally one tenant's, at most `limit`. */
+export async function listWorkflows(store: EtcdStore, f: { tenant?: string; limit?: number } = {}): Promise<WorkflowRecord[]> {
+  const out: WorkflowRecord[] = [];
+  const limit = f.limit ?? 100;
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.list<WorkflowRecord>(store.keys.workflows(), { limit: 500, startAfter: after });
+    for (const kv of page.items) {
+      if (f.tenant && kv.value.tenant !== f.tenant) continue;
+      out.push(kv.value);
+      if (out.length === limit) return out;
+    }
+    if (!page.more || page.items.length === 0) return out;
+    after = page.items[page.items.length - 1].key;
+  }
+}
+
+/** Marks a workflow cancelled (CAS); the controller cascades it. Unchanged once finished or already asked. */
+export async function requestWorkflowCancel(store: EtcdStore, id: string, now: number): Promise<WorkflowRecord | undefined> {
+  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const cur = await getWorkflow(store, id);
+    if (!cur) return undefined;
+    if (TERMINAL_WORKFLOW_PHASES.has(cur.value.phase) || cur.value.cancelRequestedAt !== undefined) return cur.value;
+    const next = { ...cur.value, cancelRequestedAt: now };
+    if ((await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }])).succeeded) return next;
+  }
+  throw new ApiError(ErrorCode.Conflict, `workflow ${id} is changing too fast; retry`, { id });
+}
+
+/**
+ * Creates a step's job under its fixed id, fenced by the controller's leadership, only if
+ * absent: `created`, or `exists` when an earlier controller (or this one, before a crash)
+ * already created it — a step is never submitted twice. `fenced` when the fence failed.
+ */
+export async function createStepJob(store: EtcdStore, fence: Compare, job: JobRecord): Promise<'created' | 'exists' | 'fenced'> {
+  const key = store.keys.job(job.id);
+  const res = await store.txn([fence, { key, absent: true }], [{ put: key, value: job }]);
+  if (res.succeeded) return 'created';
+  const fenceOk = await store.txn([fence], []);
+  return fenceOk.succeeded ? 'exists' : 'fenced';
+}
+
+/** The controller's CAS of a workflow record, fenced by its leadership. False when either compare failed. */
+export async function putWorkflowFenced(store: EtcdStore, fence: Compare, cur: Versioned<WorkflowRecord>, next: WorkflowRecord): Promise<string | undefined> {
+  const res = await store.txn([fence, { key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }]);
+  return res.succeeded ? res.revision : undefined;
+}
