@@ -51,10 +51,11 @@ export class WorkflowsService {
     const steps: WorkflowStep[] = req.steps.map((s, i) => ({
       name: s.name, dependsOn: dag[i].dependsOn, when: dag[i].when, job: s.job, ...(s.map ? { map: s.map } : {}), criticalPath: cps[i], phase: 'Pending',
     }));
+    const traceparent = traceparentOf();
     const wf: WorkflowRecord = {
       id: `wf-${newJobId(now)}`, name: req.name ?? 'workflow', tenant, queue, labels: req.labels ?? {}, phase: 'Running', steps, createdAt: now,
       ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
-      ...(traceparentOf() ? { traceparent: traceparentOf() } : {}),
+      ...(traceparent ? { traceparent } : {}),
     };
     const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
     return { view: workflowView(res.workflow), created: res.created };

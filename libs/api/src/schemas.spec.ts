@@ -11,7 +11,7 @@ describe('parseSubmit items', () => {
   it.each([
     ['a length other than tasks', { command: ['x'], tasks: 2, items: [1, 2, 3] }],
     ['no items', { command: ['x'], items: [] }],
-    ['over 1 MiB of JSON', { command: ['x'], items: ['a'.repeat(600_000), 'b'.repeat(600_000)] }],
+    ['over 256 KiB of JSON', { command: ['x'], items: ['a'.repeat(150_000), 'b'.repeat(150_000)] }],
   ])('refuses %s naming the field items', (_name, body) => {
     let err: unknown;
     try { parseSubmit(body); } catch (e) { err = e; }

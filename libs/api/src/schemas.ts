@@ -16,8 +16,11 @@ const LabelKey = z.string().min(1).max(253).regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*
 
 /** Most tasks in one array job. */
 export const MAX_TASKS = 10_000_000;
-/** Largest `items` of one job, as JSON bytes. */
-export const MAX_ITEMS_BYTES = 1024 * 1024;
+/**
+ * Largest `items` of one job, as JSON bytes: the job record and a binding's slice of them
+ * must fit one etcd transaction (≤ 1 MiB) beside everything else a bind or a report writes.
+ */
+export const MAX_ITEMS_BYTES = 256 * 1024;
 
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
@@ -56,7 +59,7 @@ export const SubmitJobSchema = z.strictObject({
   timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
   /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
-   * equal `tasks` (or sets `tasks` when that is absent); at most 1 MiB of JSON. @default none
+   * equal `tasks` (or sets `tasks` when that is absent); at most 256 KiB of JSON. @default none
    */
   items: z.array(z.unknown()).max(100_000).optional(),
   /** Retries of failed tasks (see `RetryPolicy`). @default no retry */

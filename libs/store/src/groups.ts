@@ -148,12 +148,21 @@ export interface ReportResult {
 export async function reportGroups(store: EtcdStore, node: string, leaseId: string, reports: GroupReport[], now: number): Promise<ReportResult> {
   const result: ReportResult = { accepted: new Map(), refused: [], fenced: false, written: new Map(), requeued: [] };
   let todo = reports;
+  let maxReports = MAX_TXN_OPS;
   for (let round = 0; round < 8 && todo.length > 0; round++) {
     if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * round)); // spread racing reporters
-    const chunk = takeChunk(todo);
+    const chunk = takeChunk(todo, maxReports);
     todo = todo.slice(chunk.length);
     const outcome = await reportChunk(store, node, leaseId, chunk, now);
     if (outcome === 'fenced') { result.fenced = true; return result; }
+    if (outcome === 'too-large') {
+      // Large job records (e.g. with `items`) made the chunk too big: send it in halves.
+      const half = Math.ceil(chunk.length / 2);
+      todo = [...chunk.slice(0, half), ...chunk.slice(half), ...todo];
+      maxReports = half;
+      round--;
+      continue;
+    }
     if (outcome === 'conflict') {
       // Someone changed a job or the allocation in between, or a status is stale: re-read and drop stale ones.
       const statuses = await store.getMany<GroupStatus>(chunk.map((r) => store.keys.group(r.status.jobId, r.status.start, r.status.attempt)));
@@ -179,7 +188,7 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
   return result;
 }
 
-function takeChunk(reports: GroupReport[]): GroupReport[] {
+function takeChunk(reports: GroupReport[], maxReports: number): GroupReport[] {
   // Per report at most: status compare + put, binding delete, job compare + put, one put per result; the alloc once.
   let ops = 2;
   let bytes = 0;
@@ -187,7 +196,7 @@ function takeChunk(reports: GroupReport[]): GroupReport[] {
   for (const r of reports) {
     const rOps = 5 + (r.results?.length ?? 0);
     const rBytes = JSON.stringify(r.status).length + resultBytes(r);
-    if (n > 0 && (ops + rOps > MAX_TXN_OPS || bytes + rBytes > MAX_TXN_BYTES)) break;
+    if (n > 0 && (n >= maxReports || ops + rOps > MAX_TXN_OPS || bytes + rBytes > MAX_TXN_BYTES / 2)) break;
     ops += rOps;
     bytes += rBytes;
     n++;
@@ -223,7 +232,7 @@ async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string
   return true;
 }
 
-async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | { revision: string; written: Map<GroupReport, GroupStatus>; requeued: Array<Requeue & { jobId: string }> }> {
+async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | 'too-large' | { revision: string; written: Map<GroupReport, GroupStatus>; requeued: Array<Requeue & { jobId: string }> }> {
   const alloc = await store.get<NodeAllocation>(store.keys.alloc(node));
   // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
   let nextAlloc = alloc?.value ?? EMPTY_ALLOCATION;
@@ -241,7 +250,7 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
   const ops: Op[] = [];
   // A lone report whose results do not fit beside it writes them first (see writeResultsAhead).
-  const inline = chunk.length > 1 || 5 + (chunk[0].results?.length ?? 0) <= MAX_TXN_OPS - 2 && resultBytes(chunk[0]) <= MAX_TXN_BYTES - 64 * 1024;
+  const inline = chunk.length > 1 || 5 + (chunk[0].results?.length ?? 0) <= MAX_TXN_OPS - 2 && resultBytes(chunk[0]) <= MAX_TXN_BYTES / 2;
   if (!inline && !(await writeResultsAhead(store, node, leaseId, chunk[0]))) {
     const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
     return leaseOk.succeeded ? 'conflict' : 'fenced';
@@ -266,6 +275,7 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     ops.push({ put: job.key, value: settled.job });
     for (const r of settled.requeued) requeued.push({ ...r, jobId: id });
   });
+  if (chunk.length > 1 && ops.reduce((n, op) => n + ('put' in op ? JSON.stringify(op.value).length : 0), 0) > MAX_TXN_BYTES) return 'too-large';
   const res = await store.txn(compares, ops);
   if (res.succeeded) return { revision: res.revision, written, requeued };
   const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);

@@ -2,8 +2,8 @@
  * The store's invariants against a real etcd member: durable idempotent submits, CAS that
  * never loses an update, fenced leadership, informers that miss nothing.
  */
-import type { Binding, JobRecord } from '@batchapi/api';
-import { bindPlan, campaign, EtcdStore, getJob, type LocalEtcd, startEtcd, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
+import type { Binding, GroupStatus, JobRecord } from '@batchapi/api';
+import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -129,3 +129,30 @@ describe('bindPlan', () => {
   });
 });
 
+
+describe('reportGroups', () => {
+  it('splits a batch whose job records (with items) are too large for one transaction, and stores each result with its outcome', async () => {
+    const lease = await store.grantLease(5);
+    const leader = await campaign(store, 'report-big', 'L', lease);
+    await store.txn([], [{ put: store.keys.node('rn'), value: { name: 'rn' }, lease: lease.id }]);
+    // 8 one-task jobs of ~200 KB of items each: 8 × 200 KB = 1.6 MB of job records, over etcd's 1.5 MiB request limit: the 8 reports cannot share one txn.
+    const ids = Array.from({ length: 8 }, (_, i) => `rep-${i}`);
+    for (const id of ids) {
+      const j = job(id, 1);
+      await submitJob(store, { ...j, spec: { ...j.spec, items: ['x'.repeat(200_000)] } });
+      const cur = (await getJob(store, id))!;
+      const b: Binding = { jobId: id, tenant: 'a', queue: 'q', node: 'rn', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} };
+      await bindPlan(store, leader.fence(), [{ job: cur, next: { ...cur.value, pending: [], phase: 'Running' }, bindings: [b] }], new Map([['rn', await store.get(store.keys.alloc('rn'))]]));
+    }
+    const statuses = await store.getMany<GroupStatus>(ids.map((id) => store.keys.group(id, 0, 1)));
+    const res = await reportGroups(store, 'rn', lease.id, statuses.map((st, k) => ({
+      status: { ...st!.value, tasks: [{ state: 'Succeeded' as const, exitCode: 0 }] }, statusRevision: st!.modRevision, results: [{ index: 0, attempt: 1, value: { k } }],
+    })), 2);
+    expect(res.accepted.size).toBe(8);
+    for (const [k, id] of ids.entries()) {
+      expect((await getJob(store, id))!.value.phase).toBe('Succeeded');
+      expect(await listResults(store, id)).toEqual([{ index: 0, attempt: 1, value: { k } }]);
+    }
+    await lease.revoke();
+  });
+});
