@@ -3,7 +3,7 @@
  * every pass (fenced by its leader key); the others stand by.
  */
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { campaign, collectHistory, DEFAULT_RETENTION, type Leadership, type RetentionPolicy } from '@batchapi/store';
+import { collectHistory, DEFAULT_RETENTION, type Leadership, type RetentionPolicy, serveWhileElected } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -46,27 +46,29 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     await this.loop?.catch(() => undefined);
   }
 
-  private async run(): Promise<void> {
-    const { store, lease, config, log } = this.ctx;
-    while (!this.abort.signal.aborted) {
+  private run(): Promise<void> {
+    const { store, lease, config } = this.ctx;
+    return serveWhileElected(store, 'retention', config.instanceId, lease, this.abort.signal, {
+      elected: (l) => { this.leadership = l; },
+      lead: (l) => this.collectWhileLeader(l),
+    });
+  }
+
+  /** One pass a minute while leading; stops when the fence is gone. */
+  private async collectWhileLeader(leadership: Leadership): Promise<void> {
+    const { store, log } = this.ctx;
+    while (!this.abort.signal.aborted && leadership.held()) {
       try {
-        this.leadership = await campaign(store, 'retention', config.instanceId, lease, { signal: this.abort.signal });
-      } catch {
-        return; // aborted
+        const r = await collectHistory(store, leadership.fence(), this.tuning, Date.now());
+        this.deleted.inc({ kind: 'job' }, r.jobs);
+        this.deleted.inc({ kind: 'group' }, r.groups);
+        this.deleted.inc({ kind: 'idempotency' }, r.idempotency);
+        if (r.jobs + r.idempotency > 0) log.info(r, 'retention deleted expired history');
+        if (!(await leadership.verify())) return;
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'retention pass failed; will retry');
       }
-      while (!this.abort.signal.aborted && this.leadership.held()) {
-        try {
-          const r = await collectHistory(store, this.leadership.fence(), this.tuning, Date.now());
-          this.deleted.inc({ kind: 'job' }, r.jobs);
-          this.deleted.inc({ kind: 'group' }, r.groups);
-          this.deleted.inc({ kind: 'idempotency' }, r.idempotency);
-          if (r.jobs + r.idempotency > 0) log.info(r, 'retention deleted expired history');
-          if (!(await this.leadership.verify())) break;
-        } catch (err) {
-          log.warn({ err: (err as Error).message }, 'retention pass failed; will retry');
-        }
-        await sleep(this.tuning.intervalMs, this.abort.signal);
-      }
+      await sleep(this.tuning.intervalMs, this.abort.signal);
     }
   }
 }

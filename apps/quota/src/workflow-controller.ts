@@ -12,7 +12,7 @@ import {
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import {
-  campaign, cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned,
+  cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, serveWhileElected, type Versioned,
 } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -130,21 +130,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     this.wake?.();
   }
 
-  private async lead(): Promise<void> {
+  private lead(): Promise<void> {
     const { store, lease, config, log } = this.ctx;
-    while (!this.abort.signal.aborted) {
-      try {
-        this.leadership = await campaign(store, 'workflows', config.instanceId, lease, { signal: this.abort.signal });
-      } catch {
-        return; // aborted
-      }
-      log.info({ fence: this.leadership.createRevision }, 'became workflow controller leader');
-      this.m.isLeader.set(1);
-      await this.reconcileWhileLeader(this.leadership);
-      this.m.isLeader.set(0);
-      log.warn('lost workflow controller leadership');
-      if (!lease.alive()) return;
-    }
+    return serveWhileElected(store, 'workflows', config.instanceId, lease, this.abort.signal, {
+      elected: (l) => { this.leadership = l; log.info({ fence: l.createRevision }, 'became workflow controller leader'); this.m.isLeader.set(1); },
+      lead: (l) => this.reconcileWhileLeader(l),
+      deposed: () => { this.m.isLeader.set(0); log.warn('lost workflow controller leadership'); },
+    });
   }
 
   private async reconcileWhileLeader(leader: Leadership): Promise<void> {

@@ -4,7 +4,7 @@
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { campaign, type Leadership, reapLostNode } from '@batchapi/store';
+import { type Leadership, reapLostNode, serveWhileElected } from '@batchapi/store';
 import { type ResourceVector } from '@batchapi/api';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -93,21 +93,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     await this.cache.stop();
   }
 
-  private async lead(): Promise<void> {
+  private lead(): Promise<void> {
     const { store, lease, config, log } = this.ctx;
-    while (!this.abort.signal.aborted) {
-      try {
-        this.leadership = await campaign(store, 'scheduler', config.instanceId, lease, { signal: this.abort.signal });
-      } catch {
-        return; // aborted
-      }
-      log.info({ fence: this.leadership.createRevision }, 'became scheduler leader');
-      this.m.isLeader.set(1);
-      await this.cycles(this.leadership);
-      this.m.isLeader.set(0);
-      log.warn('lost scheduler leadership');
-      if (!lease.alive()) return; // the process lease is gone: the supervisor restarts this process
-    }
+    return serveWhileElected(store, 'scheduler', config.instanceId, lease, this.abort.signal, {
+      elected: (l) => { this.leadership = l; log.info({ fence: l.createRevision }, 'became scheduler leader'); this.m.isLeader.set(1); },
+      lead: (l) => this.cycles(l),
+      deposed: () => { this.m.isLeader.set(0); log.warn('lost scheduler leadership'); },
+    });
   }
 
   /** Cluster and queue figures, computed from the cache when scraped (every replica, leader or not). */

@@ -77,3 +77,32 @@ export async function campaign(store: EtcdStore, role: string, identity: string,
     await new Promise((r) => setTimeout(r, pollMs));
   }
 }
+
+/** What `serveWhileElected` does around each term of leadership. */
+export interface ElectedRole {
+  /** Runs while this process leads; returns when leadership is lost (or the signal aborts). */
+  lead(leadership: Leadership): Promise<void>;
+  /** Called when a term starts (e.g. to set an is-leader gauge and keep the leadership for `resign`). */
+  elected?(leadership: Leadership): void;
+  /** Called when a term ends. */
+  deposed?(): void;
+}
+
+/**
+ * Campaigns for `role`, leads while elected, and campaigns again after losing it — until the
+ * signal aborts, or the process lease itself is gone (the process is then restarted).
+ */
+export async function serveWhileElected(store: EtcdStore, role: string, identity: string, lease: ProcessLease, signal: AbortSignal, r: ElectedRole): Promise<void> {
+  while (!signal.aborted) {
+    let leadership: Leadership;
+    try {
+      leadership = await campaign(store, role, identity, lease, { signal });
+    } catch {
+      return; // aborted
+    }
+    r.elected?.(leadership);
+    await r.lead(leadership);
+    r.deposed?.();
+    if (!lease.alive()) return;
+  }
+}

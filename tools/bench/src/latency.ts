@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { JobRecord } from '@batchapi/api';
 import { LocalCluster } from '@batchapi/cli';
 import { EtcdStore } from '@batchapi/store';
-import { progress } from './rng';
+import { percentile, progress } from './rng';
 
 export interface LatencyBenchOptions {
   /** Submits per second. @default 1000 */ rate: number;
@@ -17,10 +17,6 @@ export interface LatencyBenchOptions {
   /** Simulated nodes. @default 1000 */ nodes: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
 
 export async function benchLatency(o: LatencyBenchOptions): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'batch-latency-'));

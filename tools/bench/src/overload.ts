@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { JobRecord } from '@batchapi/api';
 import { LocalCluster } from '@batchapi/cli';
 import { EtcdStore } from '@batchapi/store';
-import { progress } from './rng';
+import { percentile, progress } from './rng';
 
 export interface OverloadBenchOptions {
   /** Submits offered per second (open loop). @default 2000 */ rate: number;
@@ -20,9 +20,6 @@ export interface OverloadBenchOptions {
   /** Seconds of warm-up at half the limit before the storm (not counted; fresh processes are slow). @default 10 */ warmup: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
-}
 
 async function admissionRssBytes(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();

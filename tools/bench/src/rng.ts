@@ -23,3 +23,8 @@ export function shuffle<T>(xs: T[], rand: () => number): T[] {
 export function progress(msg: string): void {
   process.stderr.write(`${msg}\n`);
 }
+
+/** The p-th percentile (0–100) of ascending numbers; NaN when there are none. */
+export function percentile(sorted: readonly number[], p: number): number {
+  return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] : NaN;
+}
