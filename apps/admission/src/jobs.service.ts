@@ -69,8 +69,12 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   async onApplicationBootstrap(): Promise<void> {
     const { store } = this.ctx;
     this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mirrorByName(this.tenants)));
-    this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues)));
-    await this.pending.start(store);
+    // The pending-task counts are watched only while some queue caps them.
+    const capped = () => [...this.queues.values()].some((q) => q.maxPendingTasks !== undefined);
+    this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues, () => {
+      this.pending.watchWhile(store, capped()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'watching pending tasks failed'));
+    })));
+    await this.pending.watchWhile(store, capped());
   }
 
   async onApplicationShutdown(): Promise<void> {

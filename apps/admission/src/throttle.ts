@@ -98,11 +98,32 @@ export class SubmitThrottle {
   }
 }
 
-/** Tasks waiting in each queue (unfinished jobs' pending ranges), kept current by a watch on jobs. */
+/**
+ * Tasks waiting in each queue (unfinished jobs' pending ranges), kept current by a watch on
+ * jobs — only while some queue has a pending-task cap, so clusters without caps do not pay
+ * for decoding every job change in admission.
+ */
 export class PendingTasks {
   private readonly byJob = new Map<string, { queue: string; tasks: number }>();
   private readonly byQueue = new Map<string, number>();
   private informer?: Informer;
+  private starting?: Promise<void>;
+
+  /** Starts or stops watching as `needed` says (some queue has `maxPendingTasks`). */
+  async watchWhile(store: EtcdStore, needed: boolean): Promise<void> {
+    await this.starting;
+    if (needed && !this.informer) {
+      this.starting = this.start(store);
+      await this.starting;
+      this.starting = undefined;
+    } else if (!needed && this.informer) {
+      const i = this.informer;
+      this.informer = undefined;
+      await i.stop();
+      this.byJob.clear();
+      this.byQueue.clear();
+    }
+  }
 
   async start(store: EtcdStore): Promise<void> {
     const prefix = store.keys.jobs();
