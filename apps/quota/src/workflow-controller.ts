@@ -15,6 +15,7 @@ import {
   cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, serveWhileElected, type Versioned,
 } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
+import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 
@@ -183,7 +184,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       const made = await this.stepJob(wf, i, now);
       if (made === 'empty') { phases[name] = 'Succeeded'; continue; }
       if (made === 'invalid') { phases[name] = 'Failed'; continue; }
+      // The step is a span of the workflow's trace; the step job's own spans (admit, bind, runs) hang under it.
+      const { span, traceparent } = startSpan('workflow.step', { parent: wf.traceparent, attributes: { 'batch.workflow.id': wf.id, 'batch.workflow.step': name, 'batch.job.id': made.id, 'batch.workflow.critical_path': wf.steps[i].criticalPath } });
+      if (traceparent) made.traceparent = traceparent;
       const outcome = await createStepJob(this.ctx.store, fence, made);
+      span.setAttribute('batch.step.created', outcome === 'created');
+      span.end();
       if (outcome === 'fenced') { leader.depose(); return; }
       if (outcome === 'created') this.m.submitted.inc();
       jobIds.set(name, made.id);

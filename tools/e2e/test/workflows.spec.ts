@@ -15,8 +15,12 @@ import type { RunningService } from '@batchapi/runtime';
 import { startScheduler } from '@batchapi/scheduler';
 import { BatchClient, JobFailedError } from '@batchapi/sdk';
 import { campaign, createStepJob, EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { initTracing } from '@batchapi/telemetry';
 import { stepJobId } from '@batchapi/workflows';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
 import { api, CLUSTER, TOKENS, until } from './harness';
+
+const exporter = new InMemorySpanExporter();
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -27,6 +31,7 @@ let base: string;
 const config = () => ({ etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' });
 
 beforeAll(async () => {
+  initTracing('e2e-workflows', { exporter });
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
   dir = mkdtempSync(join(tmpdir(), 'e2e-wf-'));
@@ -80,6 +85,19 @@ it('runs a DAG with a fan-out over a step\'s result and a fan-in to Succeeded', 
   const results = await api(base, 'GET', `/v1/jobs/${square.jobId}/results`);
   expect(results.body).toEqual({ results: [{ index: 0, value: 1 }, { index: 1, value: 4 }, { index: 2, value: 9 }] });
   expect((await api(base, 'GET', `/v1/jobs/${square.jobId}/results`, undefined, 'other-token')).status).toBe(404);
+  // One trace: workflow.submit → a workflow.step span per step → that step job's bind → its task runs (1 + 3 + 1)
+  const traceId = res.body.traceId as string;
+  const inTrace = (name: string) => exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === traceId && x.name === name);
+  await until(() => inTrace('task.run').length === 5);
+  const [submit] = inTrace('workflow.submit');
+  const steps = inTrace('workflow.step');
+  expect(steps.map((x) => x.attributes['batch.workflow.step']).sort()).toEqual(['prep', 'square', 'total']);
+  for (const st of steps) expect(st.parentSpanContext?.spanId).toBe(submit.spanContext().spanId);
+  const stepIds = new Set(steps.map((x) => x.spanContext().spanId));
+  const binds = inTrace('schedule.bind');
+  expect(binds.length).toBeGreaterThanOrEqual(3);
+  for (const b of binds) expect(stepIds.has(b.parentSpanContext!.spanId)).toBe(true);
+  expect(inTrace('task.run')).toHaveLength(5);
 });
 
 it('runs the failure cleanup when a step fails, skips its dependants, and fails the workflow', async () => {
