@@ -77,8 +77,10 @@ export async function reclaim(store: EtcdStore, cache: SchedulerCache, leadershi
   if (demands.length === 0) return [];
   const running = runningTasks(cache);
   const chargeFor = (t: RunningTask) => chargeOf(t.resources, cache.node(t.node)?.labels);
-  // Tasks already stopping are on their way out: what they hold is already coming back.
-  for (const t of running) if (t.stopping) s.quota.take(t.queue, chargeFor(t), -1);
+  // Tasks asked to stop lately are on their way out: what they hold is already coming back. A
+  // stopped task of a group that still runs keeps its mark but no longer holds anything (the
+  // ledger counts from the nodes' allocations), hence the window: longer than any kill grace.
+  for (const t of running) if (t.stopping && t.stopRequestedAt !== undefined && now - t.stopRequestedAt < STOPPING_WINDOW_MS) s.quota.take(t.queue, chargeFor(t), -1);
   const victims = planReclaim(s.quota, demands, running, chargeFor, { budget });
   if (victims.length === 0) return [];
   await inSpan('schedule.reclaim', { attributes: { 'batch.reclaim.victims': victims.length, 'batch.reclaim.for': [...new Set(victims.map((v) => v.forJob))].join(',') } }, () =>
@@ -144,6 +146,9 @@ export interface PreemptionTuning {
   perQueuePerMinute: number;
 }
 
+/** How long after a stop request a task still counts as on its way out, in milliseconds. */
+export const STOPPING_WINDOW_MS = 60_000;
+
 /** Every task of every live binding, as preemption sees it. */
 export function runningTasks(cache: SchedulerCache): RunningTask[] {
   const out: RunningTask[] = [];
@@ -153,6 +158,7 @@ export function runningTasks(cache: SchedulerCache): RunningTask[] {
       out.push({
         jobId: b.jobId, queue: b.queue, node: b.node, groupStart: b.start, attempt: b.attempt, index: i, priority: b.priority ?? 0, resources: b.resources,
         devices: b.devices[i - b.start] ?? [], boundAt: b.boundAt, stopping: !!b.cancelRequested || stopping.has(i),
+        ...(stopping.has(i) && b.preemptRequestedAt !== undefined ? { stopRequestedAt: b.preemptRequestedAt } : {}),
       });
     }
   }

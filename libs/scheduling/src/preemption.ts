@@ -25,6 +25,8 @@ export interface RunningTask {
   boundAt: number;
   /** Already asked to stop (its resources are on their way back). */
   stopping: boolean;
+  /** When it was asked to stop (epoch ms), if known. */
+  stopRequestedAt?: number;
 }
 
 /** A task chosen to stop, and for whom. */
