@@ -92,6 +92,6 @@ function view(n: NodeRecord, alloc: NodeAllocation | undefined, c: Cordon | unde
     labels: n.labels,
     taints: n.taints,
     gpus: n.gpus.length,
-    ...(c ? { cordon: { reason: c.reason, by: c.by, at: iso(c.at), ...(c.drainDeadline ? { drainDeadline: iso(c.drainDeadline) } : {}) } } : {}),
+    ...(c ? { cordon: { reason: c.reason, by: c.by, at: iso(c.at), ...(c.drainDeadline ? { drainDeadline: iso(c.drainDeadline) } : {}), ...(c.quarantine ? { quarantine: c.quarantine } : {}) } } : {}),
   };
 }

@@ -7,9 +7,9 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Binding, type FailureReason, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, DEFAULT_QUARANTINE, type FailureReason, recordNodeFailure, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { type Informer, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
+import { type Informer, quarantineNode, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
@@ -58,7 +58,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private registered = false;
   /** Called once when this executor fences itself; the process main exits then. */
   onFenced: () => void = () => undefined;
-  private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter };
+  private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter; quarantined: Counter };
+  /** When attempts on this node last failed for node reasons (within the quarantine window). */
+  private nodeFailures: number[] = [];
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(EXECUTOR_CONFIG) readonly config: ExecutorConfig) {
     const registers = [ctx.registry];
@@ -67,6 +69,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       outcomes: new Counter({ name: Metric.executorOutcomes, help: 'Task attempts ended, by reason', labelNames: ['reason'], registers }),
       txns: new Counter({ name: Metric.executorReportTxns, help: 'Batched status report calls', registers }),
       renewFailures: new Counter({ name: Metric.executorLeaseRenewFailures, help: 'Lease keep-alives that failed', registers }),
+      quarantined: new Counter({ name: Metric.nodeQuarantined, help: 'Nodes taken out of scheduling for repeated node failures, by node and cause', labelNames: ['node', 'reason'], registers }),
     };
     ctx.lease.lease.on('keepaliveFailed', () => this.m.renewFailures.inc());
     ctx.readiness = { check: () => this.registered && !this.fenced, reason: () => (this.fenced ? 'self-fenced: lease lost' : 'not registered') };
@@ -170,6 +173,26 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** Kills every task at once and stops taking work (invariant 4). */
+  /**
+   * An attempt could not start because of this node: after `DEFAULT_QUARANTINE.failures` such
+   * failures within its window, the executor quarantines its own node (a cordon with the
+   * cause, written only while it holds the node's lease); the tasks go elsewhere.
+   */
+  private nodeFailed(detail: string): void {
+    const now = Date.now();
+    const { times, quarantine } = recordNodeFailure(this.nodeFailures, now);
+    this.nodeFailures = times;
+    this.ctx.log.warn({ node: this.config.nodeName, failures: times.length, detail }, 'an attempt could not start on this node');
+    if (!quarantine) return;
+    const { store, lease } = this.ctx;
+    const why = `${times.length} attempts could not start on this node within ${DEFAULT_QUARANTINE.windowMs / 60_000} min; last: ${detail}`;
+    quarantineNode(store, { key: store.keys.node(this.config.nodeName), lease: lease.id }, this.config.nodeName, 'node_error', times.length, why, now).then((done) => {
+      if (!done) return;
+      this.m.quarantined.inc({ node: this.config.nodeName, reason: 'node_error' });
+      this.ctx.log.error({ node: this.config.nodeName, reason: why }, 'node quarantined: taken out of scheduling until an operator uncordons it');
+    }, (err: Error) => this.ctx.log.warn({ err: err.message }, 'quarantining this node failed'));
+  }
+
   selfFence(reason: string): void {
     if (this.fenced) return;
     this.fenced = true;
@@ -264,7 +287,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const { span, traceparent } = startSpan('task.run', { parent: b.traceparent, attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node } });
     const devices = b.devices[k] ?? [];
     const paths = attemptPaths(this.config.dataDir, b.jobId, index, b.attempt);
-    rmSync(paths.result, { force: true });
+    // A result left by an earlier run of this attempt's path must not count; a path that cannot be
+    // cleared is the node's problem, reported when the attempt fails to start below.
+    try { rmSync(paths.result, { force: true }); } catch { /* reported by TaskProcess */ }
     const env: Record<string, string> = {
       ...inheritedEnv(),
       ...b.env,
@@ -304,11 +329,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       if (result !== undefined && result !== 'too-large') g.results.push({ index, attempt: b.attempt, value: result.value });
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
         : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
+        : exit.nodeError ? 'NodeError'
         : deadlineHit ? 'DeadlineExceeded'
         : limits.oomKilled() ? 'OOMKilled' // the kernel killed a process of this attempt at its memory limit
         : 'Error';
       limits.remove();
       this.m.outcomes.inc({ reason: reason ?? state });
+      if (exit.nodeError) this.nodeFailed(exit.nodeError);
       span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });
       if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${reason}: ${describe(exit)}` });
       span.end();

@@ -20,7 +20,16 @@ function canUsePdeathsig(): boolean {
 export interface ProcessExit {
   exitCode?: number;
   signal?: string;
+  /** Set when the node, not the command, kept the attempt from starting (what went wrong). */
+  nodeError?: string;
 }
+
+/** Spawn errors that are the command's fault (it does not exist or cannot be run); any other is the node's. */
+const COMMAND_ERRORS = new Set(['ENOENT', 'EACCES', 'ENOTDIR', 'EISDIR', 'ENOEXEC', 'EPERM']);
+const spawnFailure = (err: unknown): ProcessExit => {
+  const code = (err as NodeJS.ErrnoException)?.code;
+  return code && !COMMAND_ERRORS.has(code) ? { exitCode: 127, nodeError: `could not start the process: ${(err as Error).message}` } : { exitCode: 127 };
+};
 
 /** Paths of one attempt's files. */
 export function attemptPaths(dataDir: string, jobId: string, index: number, attempt: number) {
@@ -67,22 +76,22 @@ export class TaskProcess {
       mkdirSync(paths.workDir, { recursive: true });
       out = openSync(paths.stdout, 'a');
       err = openSync(paths.stderr, 'a');
-    } catch {
-      this.exited = Promise.resolve({ exitCode: 126 });
+    } catch (e) {
+      this.exited = Promise.resolve({ exitCode: 126, nodeError: `could not make the attempt's files: ${(e as Error).message}` });
       return;
     }
     this.exited = new Promise<ProcessExit>((resolve) => {
       try {
         const argv = canUsePdeathsig() ? ['setpriv', '--pdeathsig', 'KILL', '--', ...command] : command;
         this.child = spawn(argv[0], argv.slice(1), { cwd: paths.workDir, env, detached: true, stdio: ['ignore', out, err] });
-      } catch {
-        resolve({ exitCode: 127 });
+      } catch (e) {
+        resolve(spawnFailure(e));
         return;
       } finally {
         closeSync(out);
         closeSync(err);
       }
-      this.child.once('error', () => resolve({ exitCode: 127 }));
+      this.child.once('error', (e) => resolve(spawnFailure(e)));
       this.child.once('exit', (code, signal) => {
         clearTimeout(this.killTimer);
         resolve(signal ? { signal } : { exitCode: code ?? 0 });

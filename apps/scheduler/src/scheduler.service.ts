@@ -4,13 +4,12 @@
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { type Leadership, reapLostNode, serveWhileElected } from '@batchapi/store';
-import { type ResourceVector } from '@batchapi/api';
+import { type Leadership, quarantineNode, reapLostNode, serveWhileElected } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { allocationRatio, decayUsage, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
-import { countTasks } from '@batchapi/api';
+import { countTasks, DEFAULT_QUARANTINE, recordNodeFailure, type ResourceVector } from '@batchapi/api';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
 
@@ -53,13 +52,15 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private lastWriteRevision = 0n;
+  /** When each node was last reaped with tasks on it (leader-local, within the quarantine window). */
+  private readonly nodeLostAt = new Map<string, number[]>();
   /** When this replica first saw each node with live bindings but no node key (its clock). */
   private readonly missingSince = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
   private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
-  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; reclaimed: Counter; nodeLost: Counter };
+  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; reclaimed: Counter; nodeLost: Counter; quarantined: Counter };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
     this.cache = new SchedulerCache(ctx.store);
@@ -71,6 +72,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
       nodeLost: new Counter({ name: Metric.schedulerNodeLostTasks, help: 'Task attempts ended NodeLost when the leader reaped a node gone for lease TTL + grace', registers }),
       preempted: new Counter({ name: Metric.schedulerPreemptions, help: 'Tasks asked to stop for higher-priority work, by their queue', labelNames: ['queue'], registers }),
+      quarantined: new Counter({ name: Metric.nodeQuarantined, help: 'Nodes taken out of scheduling for repeated node failures, by node and cause', labelNames: ['node', 'reason'], registers }),
       reclaimed: new Counter({ name: Metric.quotaReclaimed, help: 'Borrowed tasks asked to stop so that a queue below its nominal quota gets it back, by the borrowing queue', labelNames: ['queue'], registers }),
       lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
       // Both computed from the cache when scraped, so they stay current between cycles.
@@ -176,6 +178,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         this.m.nodeLost.inc(tasks);
         this.ctx.log.warn({ node, groups, tasks, goneForMs: now - since }, 'node lost: its tasks were requeued');
         this.missingSince.delete(node);
+        if (tasks > 0) await this.nodeLostAgain(leadership, node, now);
       } catch (err) {
         this.ctx.log.warn({ node, err: (err as Error).message }, 'reaping a lost node failed; will retry');
       }
@@ -205,6 +208,19 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     const { store } = this.ctx;
     const value: StoredUsage = { at: this.history.at, queues: Object.fromEntries(this.history.usage) };
     await store.txn([leadership.fence()], [{ put: store.keys.usage(), value }]).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing usage history failed; will retry'));
+  }
+
+  /** A node that keeps losing its tasks (executor dying or cut off) is quarantined, fenced. */
+  private async nodeLostAgain(leadership: Leadership, node: string, now: number): Promise<void> {
+    const { times, quarantine } = recordNodeFailure(this.nodeLostAt.get(node) ?? [], now);
+    this.nodeLostAt.set(node, times);
+    if (!quarantine) return;
+    const why = `lost with running tasks ${times.length} times within ${DEFAULT_QUARANTINE.windowMs / 60_000} min (executor dying or cut off from etcd)`;
+    if (await quarantineNode(this.ctx.store, leadership.fence(), node, 'node_lost', times.length, why, now)) {
+      this.m.quarantined.inc({ node, reason: 'node_lost' });
+      this.ctx.log.error({ node, reason: why }, 'node quarantined: taken out of scheduling until an operator uncordons it');
+      this.nodeLostAt.delete(node);
+    }
   }
 
   private async cycles(leadership: Leadership): Promise<void> {

@@ -6,3 +6,4 @@ export * from './schemas';
 export * from './views';
 export * from './lifecycle';
 export * from './workflow';
+export * from './quarantine';

@@ -9,6 +9,8 @@ import { countTasks, mergeRanges, subtractRanges } from './ranges';
 
 /** The signal recorded for tasks whose node was lost (executor lease expired or restarted). */
 export const NODE_LOST = 'NodeLost' as const;
+/** The failure reason of an attempt its node could not start. */
+export const NODE_ERROR = 'NodeError' as const;
 /** Attempts a task gets when its node is lost under it; the task's own failures do not retry here. */
 export const MAX_NODE_LOST_ATTEMPTS = 3;
 
@@ -53,8 +55,8 @@ export function settleOutcomes(job: JobRecord, groups: readonly GroupStatus[], n
       }
       else if (t.state === 'Failed') {
         if (job.cancelRequestedAt !== undefined) counts.failed++;
-        else if (t.reason === NODE_LOST && g.attempt < MAX_NODE_LOST_ATTEMPTS) again(index, g.attempt + 1, NODE_LOST);
-        else if (t.reason !== NODE_LOST && retries(job.spec.retry, t, g.attempt)) {
+        else if ((t.reason === NODE_LOST || t.reason === NODE_ERROR) && g.attempt < MAX_NODE_LOST_ATTEMPTS) again(index, g.attempt + 1, t.reason);
+        else if (t.reason !== NODE_LOST && t.reason !== NODE_ERROR && retries(job.spec.retry, t, g.attempt)) {
           again(index, g.attempt + 1, t.reason ?? 'Error', now + retryDelayMs(job.spec.retry!, g.attempt, `${job.id}/${index}`));
         } else counts.failed++;
       }

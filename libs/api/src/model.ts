@@ -124,6 +124,8 @@ export const FailureReason = {
   DeadlineExceeded: 'DeadlineExceeded',
   /** Its node's executor died or lost its lease under it. */
   NodeLost: 'NodeLost',
+  /** The node could not start it (its work dir or log files could not be made, or the process could not be created for a reason other than the command). Not the task's fault: it runs again elsewhere. */
+  NodeError: 'NodeError',
   /** It wrote a result over 64 KiB to `BATCH_RESULT_PATH`. */
   ResultTooLarge: 'ResultTooLarge',
 } as const;
@@ -236,7 +238,12 @@ export interface Cordon {
   at: number;
   /** Drain: running tasks still on the node at this time (epoch ms) are preempted and requeued. */
   drainDeadline?: number;
+  /** Set when the system (not an operator) took the node out: repeated node failures. `batch uncordon` lifts it. */
+  quarantine?: { cause: QuarantineCause; failures: number };
 }
+
+/** Why a node was quarantined: attempts it could not start, or its executor lost again and again. */
+export type QuarantineCause = 'node_error' | 'node_lost';
 
 /** Per-tenant submit throttles, shared by every admission replica through etcd. */
 export interface TenantLimits {

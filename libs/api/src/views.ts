@@ -108,5 +108,6 @@ export interface NodeView {
   labels: Record<string, string>;
   taints: Array<{ key: string; value?: string; effect: string }>;
   gpus: number;
-  cordon?: { reason: string; by: string; at: string; drainDeadline?: string };
+  /** An operator's cordon or drain, or the system's quarantine (with its cause and failure count). */
+  cordon?: { reason: string; by: string; at: string; drainDeadline?: string; quarantine?: { cause: 'node_error' | 'node_lost'; failures: number } };
 }

@@ -7,3 +7,4 @@ export * from './etcd-member';
 export * from './throttle';
 export * from './retention';
 export * from './workflows';
+export * from './nodes';

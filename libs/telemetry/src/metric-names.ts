@@ -21,6 +21,7 @@ export const Metric = {
   executorOutcomes: 'batch_executor_attempt_outcomes_total',
   executorLeaseRenewFailures: 'batch_executor_lease_renew_failures_total',
   executorReportTxns: 'batch_executor_report_txns_total',
+  nodeQuarantined: 'batch_node_quarantined_total',
   etcdRequestDuration: 'batch_etcd_request_duration_seconds',
   etcdRequestErrors: 'batch_etcd_request_errors_total',
   clusterAllocation: 'batch_cluster_allocation_ratio',

@@ -215,7 +215,6 @@ describe('metrics', () => {
   });
 
   it('the expected-not-exported list holds only metrics nobody exports yet (move them to "Exported" once they are)', () => {
-    expect(planned.size).toBeGreaterThan(0);
     expect([...planned].filter((m) => exported.has(m))).toEqual([]);
   });
 
