@@ -71,7 +71,7 @@ export function jobDetail(j: JobView): string {
   const rows: Array<[string, string | undefined]> = [
     ['ID', j.id], ['Name', j.name], ['Tenant', j.tenant], ['Queue', j.queue], ['Phase', j.phase],
     ['Reason', j.reason ? `${j.reason.code}: ${j.reason.message}` : undefined],
-    ['Command', JSON.stringify(j.command)], ['Resources', JSON.stringify(j.resources)], ['Tasks', `${j.tasks} (${countsLine(j)})`],
+    ['Command', JSON.stringify(j.command)], ['Env', j.env && Object.keys(j.env).length ? JSON.stringify(j.env) : undefined], ['Resources', JSON.stringify(j.resources)], ['Tasks', `${j.tasks} (${countsLine(j)})`],
     ['Priority', String(j.priority)], ['Trace', j.traceId], ['Created', j.createdAt], ['Queued', j.queuedAt], ['Started', j.startedAt], ['Finished', j.finishedAt],
   ];
   return rows.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${v}`).join('\n') + '\n';

@@ -21,6 +21,8 @@ export interface JobView {
   phase: JobPhase;
   reason?: { code: string; message: string };
   command: string[];
+  /** The task environment; values of secret-looking names (see `SECRET_ENV_NAME`) show as `***`. */
+  env: Record<string, string>;
   resources: Record<string, string | number>;
   tasks: number;
   priority: number;
@@ -38,6 +40,14 @@ const iso = (t?: number) => (t === undefined ? undefined : new Date(t).toISOStri
 /** Trace id out of a W3C traceparent (`00-<trace>-<span>-<flags>`). */
 export function traceIdOf(traceparent?: string): string | undefined {
   return traceparent?.split('-')[1];
+}
+
+/** Names of environment variables whose values are secrets: shown as `***`, passed to the task as they are. */
+export const SECRET_ENV_NAME = /(SECRET|TOKEN|PASSWORD|PASSWD|PASSPHRASE|CREDENTIAL|PRIVATE|API_?KEY|ACCESS_?KEY|_KEY$|^KEY$)/i;
+
+/** The env with secret-looking values replaced by `***`. */
+export function redactEnv(env: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).map(([k, v]) => [k, SECRET_ENV_NAME.test(k) ? '***' : v]));
 }
 
 /**
@@ -60,6 +70,7 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     phase: job.phase,
     reason: job.reason,
     command: job.spec.command,
+    env: redactEnv(job.spec.env),
     resources: formatResources(job.spec.resources),
     tasks: job.spec.tasks,
     priority: job.spec.priority,

@@ -101,7 +101,11 @@ export interface RunningService {
 export async function runService(opts: RunServiceOptions): Promise<RunningService> {
   const config = { ...configFromEnv(), ...opts.config };
   initTracing(opts.name);
-  const log = pino({ name: opts.name, level: config.logLevel, base: { service: opts.name, instance: config.instanceId }, mixin: traceFields });
+  const log = pino({
+    name: opts.name, level: config.logLevel, base: { service: opts.name, instance: config.instanceId }, mixin: traceFields,
+    // Defence in depth: credentials and task environments never reach the logs, whatever is logged.
+    redact: { paths: ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'token', '*.token', 'env', '*.env', 'spec.env', '*.spec.env'], censor: '***' },
+  });
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.name });
   collectDefaultMetrics({ register: registry });

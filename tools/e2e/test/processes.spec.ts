@@ -5,7 +5,7 @@
  * and no task attempt ever runs in two places at once.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GroupStatus } from '@batchapi/api';
@@ -22,10 +22,13 @@ let base: string;
 
 async function launch(name: string, app: string, env: Record<string, string>): Promise<string> {
   const port = await freePort();
+  // Every line a service logs (debug and up) goes to its file: the secrets test reads them all.
+  const log = openSync(join(dir, `${name}.log`), 'a');
   const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
-    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'debug', ...env },
+    stdio: ['ignore', log, log],
   });
+  closeSync(log);
   procs.set(name, child);
   const url = `http://127.0.0.1:${port}`;
   const ready = await until(() => fetch(`${url}/readyz`).then((r) => r.ok, () => false), 20000);
@@ -64,6 +67,22 @@ it('runs a job to completion through four separate service processes', async () 
   expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/3/logs`)).body).toBe('hello from 3\n');
   const list = await api(base, 'GET', '/v1/jobs?state=Succeeded');
   expect(list.body.jobs.map((j: { id: string }) => j.id)).toContain(job.id);
+});
+
+it('shows secret env values as *** while the task gets them, and no service ever logs a token or a secret', async () => {
+  const secret = 'hunter2-very-secret-value';
+  const submit = await api(base, 'POST', '/v1/jobs', { resources: { cpu: '100m' }, env: { DB_PASSWORD: secret, API_TOKEN: secret, MODE: 'fast' }, command: ['sh', '-c', 'test "$DB_PASSWORD" = "$API_TOKEN" && echo "got ${#DB_PASSWORD} chars, mode $MODE"'] });
+  expect(submit.status).toBe(201);
+  expect(submit.body.env).toEqual({ DB_PASSWORD: '***', API_TOKEN: '***', MODE: 'fast' });
+  const job = await waitForJob(base, submit.body.id);
+  expect(job).toMatchObject({ phase: 'Succeeded', env: { DB_PASSWORD: '***', API_TOKEN: '***', MODE: 'fast' } });
+  expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/0/logs`)).body).toBe(`got ${secret.length} chars, mode fast\n`);
+  // the tokens file holds only digests; a wrong token is refused without echoing it
+  expect((await api(base, 'GET', '/v1/jobs', undefined, 'wrong-token-value')).status).toBe(401);
+  for (const name of procs.keys()) {
+    const text = readFileSync(join(dir, `${name}.log`), 'utf8');
+    for (const leak of [secret, 'tenant-token', 'wrong-token-value']) expect({ name, leaks: text.includes(leak) }).toEqual({ name, leaks: false });
+  }
 });
 
 it('requeues the tasks of a killed executor onto another only after TTL + grace, never running an attempt twice', async () => {
