@@ -15,7 +15,8 @@ import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShut
 import { SpanStatusCode } from '@opentelemetry/api';
 import { Counter, Gauge } from 'prom-client';
 import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
-import type { ExecutorConfig } from './config';
+import { type AttemptExit, KubernetesBackend, type RunningAttempt } from './kubernetes';
+import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
 import { ProcessGroupLedger } from './process-group-ledger';
 import { attemptPaths, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
@@ -31,7 +32,7 @@ interface GroupRun {
   status: GroupStatus;
   statusKey: string;
   statusRevision: string;
-  procs: Map<number, TaskProcess>;
+  procs: Map<number, RunningAttempt>;
   cancelling: boolean;
   /** Task indices the scheduler preempted. */
   preempting: Set<number>;
@@ -56,6 +57,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
   isolation: IsolationKind = 'none';
   private registered = false;
+  /** Set on the Kubernetes backend: attempts run as pods. */
+  private pods?: KubernetesBackend;
   /** Called once when this executor fences itself; the process main exits then. */
   onFenced: () => void = () => undefined;
   private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter; quarantined: Counter };
@@ -86,7 +89,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     sweepCgroups(this.isolation, this.config.nodeName);
     this.startWatchdog(ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
-    const node = nodeRecord(this.config, url, Date.now());
+    let node = nodeRecord(this.config, url, Date.now());
+    if (this.config.backend === 'kubernetes') {
+      // The Kubernetes cluster is this node: its capacity is what the cluster's nodes can allocate.
+      this.pods = new KubernetesBackend({ ...kubernetesConfigFromEnv({}), ...this.config.kubernetes }, this.config.nodeName, this.ctx.log);
+      const inv = await this.pods.inventory();
+      node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
+    }
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
     this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
       onSync: (items) => this.onSync(items),
@@ -128,6 +137,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     for (const g of this.groups.values()) for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
     const exits = [...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited));
     if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
+    this.pods?.close();
     await this.flush();
   }
 
@@ -302,14 +312,15 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       ...(traceparent ? { TRACEPARENT: traceparent } : {}),
       ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
     };
-    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources);
+    // Processes get cgroup (or rlimit) limits here; pods get them from Kubernetes.
+    const limits = this.pods ? undefined : new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources);
     let argv = b.command;
     try {
-      argv = limits.wrap(b.command);
+      if (limits) argv = limits.wrap(b.command);
     } catch (err) {
       this.ctx.log.warn({ err: (err as Error).message, job: b.jobId, index }, 'could not set up resource limits; running without them');
     }
-    const proc = new TaskProcess(argv, env, paths);
+    const proc: RunningAttempt = this.pods ? this.pods.start(b, index, env, paths) : new TaskProcess(argv, env, paths);
     g.procs.set(index, proc);
     let deadlineHit = false;
     const deadline = b.timeoutSeconds
@@ -318,7 +329,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (proc.pid && this.ledger && !this.ledger.record(proc.pid)) this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
     this.setTask(g, k, { state: 'Running', startedAt: Date.now() });
     this.m.running.inc();
-    void proc.exited.then((exit) => {
+    void proc.exited.then((exit: AttemptExit) => {
       clearTimeout(deadline);
       g.procs.delete(index);
       this.maybeCompactLedger();
@@ -330,10 +341,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
         : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
         : exit.nodeError ? 'NodeError'
-        : deadlineHit ? 'DeadlineExceeded'
-        : limits.oomKilled() ? 'OOMKilled' // the kernel killed a process of this attempt at its memory limit
+        : deadlineHit || exit.deadlineExceeded ? 'DeadlineExceeded'
+        : exit.oomKilled || limits?.oomKilled() ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
         : 'Error';
-      limits.remove();
+      limits?.remove();
       this.m.outcomes.inc({ reason: reason ?? state });
       if (exit.nodeError) this.nodeFailed(exit.nodeError);
       span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });

@@ -1,6 +1,7 @@
 /** The executor's own settings, from its environment. */
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
+import type { KubernetesBackendConfig } from './kubernetes';
 
 /** Settings of one executor. */
 export interface ExecutorConfig {
@@ -24,6 +25,21 @@ export interface ExecutorConfig {
   isolation: 'auto' | 'none';
   /** Cap of each attempt's stdout and stderr file, bytes (`BATCH_LOG_MAX_BYTES`); checked each second; past it the file rotates to `.1`. @default 67108864 */
   logMaxBytes: number;
+  /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
+  backend?: 'process' | 'kubernetes';
+  /** Settings of the Kubernetes backend. @default see `KubernetesBackendConfig` */
+  kubernetes?: KubernetesBackendConfig;
+}
+
+/** The Kubernetes backend's settings from `BATCH_K8S_*` and `BATCH_TASK_IMAGE`. */
+export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesBackendConfig {
+  return {
+    namespace: env.BATCH_K8S_NAMESPACE ?? 'batchapi-tasks',
+    image: env.BATCH_TASK_IMAGE ?? 'busybox:1.36',
+    pollMs: Number(env.BATCH_K8S_POLL_MS ?? 1000),
+    ...(env.BATCH_K8S_SERVER ? { server: env.BATCH_K8S_SERVER } : {}),
+    ...(env.BATCH_K8S_TOKEN ? { token: env.BATCH_K8S_TOKEN } : {}),
+  };
 }
 
 export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
@@ -49,6 +65,7 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     nvidiaSmi: env.BATCH_NVIDIA_SMI || 'nvidia-smi',
     isolation: env.BATCH_ISOLATION === 'none' ? 'none' : 'auto',
     logMaxBytes: positiveInt(env, 'BATCH_LOG_MAX_BYTES', 64 * 1024 * 1024, 1),
+    ...(env.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };
 }
 

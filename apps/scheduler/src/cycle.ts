@@ -207,6 +207,7 @@ export function planUnits(s: CycleSnapshot, placements: Placement[], now: number
           jobId, tenant: job.value.tenant, queue: job.value.queue, node: p.node, start: r.start, end: r.end, attempt: r.attempt,
           resources: job.value.spec.resources, priority: job.value.spec.priority, devices: p.devices.slice(offset, offset + n), boundAt: now, traceparent,
           command: job.value.spec.command, env: job.value.spec.env, ...(job.value.spec.timeoutSeconds ? { timeoutSeconds: job.value.spec.timeoutSeconds } : {}),
+          ...(job.value.spec.image ? { image: job.value.spec.image } : {}), ...(job.value.spec.selector && Object.keys(job.value.spec.selector).length ? { selector: job.value.spec.selector } : {}),
           ...(job.value.spec.items ? { items: job.value.spec.items.slice(r.start, r.end) } : {}),
         });
         offset += n;

@@ -85,6 +85,8 @@ export interface JobSpec {
   spread?: boolean;
   /** Deadline of each attempt, seconds: then SIGTERM, the grace, SIGKILL, `DeadlineExceeded`. @default none */
   timeoutSeconds?: number;
+  /** Container image of each task on the Kubernetes backend. @default the executor's BATCH_TASK_IMAGE */
+  image?: string;
   /** Retries of failed tasks. @default no retry */
   retry?: RetryPolicy;
   /** Per-task inputs (length `tasks`): task `i` sees `BATCH_MAP_ITEM` = JSON of `items[i]`. @default none */
@@ -175,6 +177,10 @@ export interface Binding extends TaskGroup {
   env: Record<string, string>;
   /** Deadline of each attempt, seconds. @default none */
   timeoutSeconds?: number;
+  /** Container image (Kubernetes backend). @default the executor's */
+  image?: string;
+  /** The job's node selector (the Kubernetes backend passes it to the pod). @default none */
+  selector?: Record<string, string>;
   /** The job's `items` for this range (`items[k]` is task `start + k`'s input). @default none */
   items?: unknown[];
   /** Set by a cancel: the executor stops the group's tasks. */

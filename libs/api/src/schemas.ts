@@ -57,6 +57,8 @@ export const SubmitJobSchema = z.strictObject({
   spread: z.boolean().optional(),
   /** Deadline of each attempt in seconds. @default none */
   timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  /** Container image of each task on the Kubernetes backend (process executors ignore it). @default the executor's BATCH_TASK_IMAGE */
+  image: z.string().min(1).max(512).regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"').optional(),
   /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
    * equal `tasks` (or sets `tasks` when that is absent); at most 256 KiB of JSON. @default none
@@ -123,6 +125,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
     ...(req.spread ? { spread: true } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
+    ...(req.image ? { image: req.image } : {}),
     ...(req.retry ? { retry: req.retry } : {}),
     ...(req.items ? { items: req.items } : {}),
   };

@@ -28,6 +28,8 @@ const RULE_TESTS = 'deploy/prometheus/alerts.test.yaml';
 const PROM_CONFIG = 'deploy/prometheus/prometheus.yaml';
 const DASHBOARD = 'deploy/grafana/batchapi.json';
 const OPERATIONS = 'docs/operations.md';
+/** Kinds without a namespace. */
+const CLUSTER_SCOPED = ['Namespace', 'ClusterRole', 'ClusterRoleBinding'];
 const RUNBOOKS = 'docs/runbooks';
 const MANIFESTS = [
   ...['deploy/k8s', 'deploy/etcd'].flatMap((d) => readdirSync(join(ROOT, d)).filter((f) => /\.ya?ml$/.test(f)).map((f) => `${d}/${f}`)),
@@ -318,7 +320,7 @@ describe('manifests', () => {
       expect(o.apiVersion).toMatch(/^([a-z0-9.-]+\/)?v\d+(alpha\d+|beta\d+)?$/);
       expect(o.kind).toMatch(/^[A-Z][A-Za-z]+$/);
       expect(o.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-      if (o.kind !== 'Namespace') expect({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }).toEqual({ kind: o.kind, name: o.metadata.name, namespace: 'batchapi' });
+      if (!CLUSTER_SCOPED.includes(o.kind)) expect({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }).toEqual({ kind: o.kind, name: o.metadata.name, namespace: 'batchapi' });
     }
   });
 

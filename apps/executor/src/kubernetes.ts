@@ -1,0 +1,226 @@
+/**
+ * The Kubernetes backend: each attempt runs as a Pod through `@kubernetes/client-node`. The
+ * executor registers the Kubernetes cluster as one BatchAPI node (the sum of its nodes'
+ * allocatable CPU, memory and `nvidia.com/gpu`) and keeps everything else as with processes:
+ * leases, fencing, batched reports, outcomes. The kube-scheduler places each pod within the
+ * cluster; BatchAPI decides what runs there, when and against which quota.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
+import * as k8s from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { attemptPaths, ProcessExit } from './task-process';
+
+/** Settings of the Kubernetes backend. */
+export interface KubernetesBackendConfig {
+  /** Namespace of the task pods (`BATCH_K8S_NAMESPACE`). @default "batchapi-tasks" */
+  namespace: string;
+  /** Image of tasks whose job names none (`BATCH_TASK_IMAGE`). @default "busybox:1.36" */
+  image: string;
+  /** How often the pods' states are listed, in milliseconds (`BATCH_K8S_POLL_MS`). @default 1000 */
+  pollMs: number;
+  /** API server URL (`BATCH_K8S_SERVER`) with `token` (http:// only for a local `kubectl proxy`); absent: in-cluster service account, else the kubeconfig. @default none */
+  server?: string;
+  /** Bearer token for `server` (`BATCH_K8S_TOKEN`). @default none */
+  token?: string;
+}
+
+/** How an attempt on any backend ended, beyond a process's exit. */
+export interface AttemptExit extends ProcessExit {
+  /** The container was killed at its memory limit. */
+  oomKilled?: boolean;
+  /** The backend stopped it at its deadline. */
+  deadlineExceeded?: boolean;
+}
+
+/** A running attempt, whatever runs it. */
+export interface RunningAttempt {
+  readonly exited: Promise<AttemptExit>;
+  readonly pid?: number;
+  /** SIGTERM (or a graceful delete), then SIGKILL after `graceMs`. */
+  stop(graceMs: number): void;
+  /** At once. */
+  kill(): void;
+}
+
+/** Labels of every task pod. */
+export const POD_LABELS = { job: 'batchapi.io/job', task: 'batchapi.io/task', attempt: 'batchapi.io/attempt', tenant: 'batchapi.io/tenant', node: 'batchapi.io/node' } as const;
+
+/** Container waiting reasons that mean the attempt can never start (the job's image or spec). */
+const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
+
+interface Watched {
+  name: string;
+  createdAt: number;
+  stopping: boolean;
+  resolve: (e: AttemptExit) => void;
+  paths: ReturnType<typeof attemptPaths>;
+}
+
+export class KubernetesBackend {
+  private readonly core: k8s.CoreV1Api;
+  private readonly watched = new Map<string, Watched>();
+  private timer?: NodeJS.Timeout;
+  private polling = false;
+
+  constructor(private readonly cfg: KubernetesBackendConfig, private readonly nodeName: string, private readonly log: Logger) {
+    const kc = new k8s.KubeConfig();
+    if (cfg.server) {
+      kc.loadFromOptions({
+        // Plain http (a local `kubectl proxy`, or tests) has no TLS to verify; https is always verified.
+        clusters: [{ name: 'batch', server: cfg.server, skipTLSVerify: cfg.server.startsWith('http://') }],
+        users: [{ name: 'batch', ...(cfg.token ? { token: cfg.token } : {}) }],
+        contexts: [{ name: 'batch', cluster: 'batch', user: 'batch' }],
+        currentContext: 'batch',
+      });
+    } else kc.loadFromDefault();
+    this.core = kc.makeApiClient(k8s.CoreV1Api);
+  }
+
+  /** The cluster as one node: the sum of every schedulable node's allocatable resources. */
+  async inventory(): Promise<{ capacity: ResourceVector; gpus: GpuDevice[]; labels: Record<string, string> }> {
+    const nodes = (await this.core.listNode()).items.filter((n) => !n.spec?.unschedulable);
+    const capacity: ResourceVector = { cpu: 0, memory: 0 };
+    let gpuCount = 0;
+    let model: string | undefined;
+    for (const n of nodes) {
+      const a = n.status?.allocatable ?? {};
+      if (a.cpu) capacity.cpu += parseCpu(a.cpu, `node ${n.metadata?.name} cpu`);
+      if (a.memory) capacity.memory += parseMemory(a.memory, `node ${n.metadata?.name} memory`);
+      const g = Number(a['nvidia.com/gpu'] ?? 0);
+      if (g > 0) { gpuCount += g; model ??= n.metadata?.labels?.['nvidia.com/gpu.product']; }
+    }
+    if (gpuCount > 0) capacity.gpu = gpuCount * GPU_MILLI;
+    const gpus: GpuDevice[] = Array.from({ length: gpuCount }, (_, index) => ({ index, model: model ?? 'nvidia.com/gpu', memoryMiB: 0, uuid: `k8s-${index}` }));
+    return { capacity, gpus, labels: { 'batchapi.io/backend': 'kubernetes', ...(model ? { 'gpu.model': model } : {}) } };
+  }
+
+  /** Creates the attempt's pod; its outcome comes from the pod's phase and container state. */
+  start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): RunningAttempt {
+    const name = podName(b.jobId, index, b.attempt);
+    let resolve!: (e: AttemptExit) => void;
+    const exited = new Promise<AttemptExit>((r) => { resolve = r; });
+    const w: Watched = { name, createdAt: Date.now(), stopping: false, resolve, paths };
+    const settle = (e: AttemptExit) => {
+      if (!this.watched.delete(name)) return;
+      resolve(e);
+    };
+    w.resolve = settle;
+    this.watched.set(name, w);
+    this.core.createNamespacedPod({ namespace: this.cfg.namespace, body: this.podSpec(b, index, env, name) }).then(
+      () => this.ensurePolling(),
+      (err: Error) => settle({ exitCode: 126, nodeError: `could not create pod ${name}: ${errorText(err)}` }),
+    );
+    const remove = (graceSeconds: number) => {
+      w.stopping = true;
+      this.core.deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: graceSeconds }).catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a task pod failed'));
+    };
+    return { exited, stop: (graceMs) => remove(Math.ceil(graceMs / 1000)), kill: () => remove(0) };
+  }
+
+  /** Stops polling; pods of running attempts are left to their deadlines (their executor is going away). */
+  close(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private podSpec(b: Binding, index: number, env: Record<string, string>, name: string): k8s.V1Pod {
+    const requests: Record<string, string> = {};
+    for (const [r, v] of Object.entries(b.resources)) {
+      if (r === 'cpu') requests.cpu = `${v}m`;
+      else if (r === 'memory') requests.memory = String(v);
+      else if (r === 'gpu') requests['nvidia.com/gpu'] = String(Math.ceil(v / GPU_MILLI)); // a share of a GPU takes one whole device here
+      else requests[r] = String(v);
+    }
+    const { CUDA_VISIBLE_DEVICES: _devices, ...taskEnv } = env; // the device plugin assigns devices on Kubernetes
+    return {
+      apiVersion: 'v1', kind: 'Pod',
+      metadata: {
+        name, namespace: this.cfg.namespace,
+        labels: { [POD_LABELS.job]: b.jobId, [POD_LABELS.task]: String(index), [POD_LABELS.attempt]: String(b.attempt), [POD_LABELS.tenant]: b.tenant, [POD_LABELS.node]: this.nodeName, 'app.kubernetes.io/managed-by': 'batchapi' },
+      },
+      spec: {
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        ...(b.timeoutSeconds ? { activeDeadlineSeconds: b.timeoutSeconds } : {}),
+        ...(b.selector ? { nodeSelector: b.selector } : {}),
+        containers: [{
+          name: 'task', image: b.image ?? this.cfg.image, command: b.command,
+          env: Object.entries(taskEnv).map(([k, value]) => ({ name: k, value })),
+          resources: { requests, limits: requests },
+        }],
+      },
+    };
+  }
+
+  private ensurePolling(): void {
+    this.timer ??= setInterval(() => void this.poll(), this.cfg.pollMs);
+  }
+
+  /** Lists this executor's pods and settles every attempt whose pod ended (or vanished). */
+  private async poll(): Promise<void> {
+    if (this.polling) return;
+    this.polling = true;
+    try {
+      if (this.watched.size === 0) { this.close(); return; }
+      const pods = (await this.core.listNamespacedPod({ namespace: this.cfg.namespace, labelSelector: `${POD_LABELS.node}=${this.nodeName}` })).items;
+      const byName = new Map(pods.map((p) => [p.metadata?.name ?? '', p]));
+      for (const w of [...this.watched.values()]) {
+        const pod = byName.get(w.name);
+        if (!pod) {
+          // Deleted by a stop, or by someone else: a stop ends as a signal, anything else is the cluster's doing.
+          if (w.stopping) w.resolve({ signal: 'SIGTERM' });
+          else if (Date.now() - w.createdAt > 10 * this.cfg.pollMs) w.resolve({ exitCode: 126, nodeError: `pod ${w.name} disappeared` });
+          continue;
+        }
+        const exit = podExit(pod);
+        if (!exit) continue;
+        await this.collectLogs(w);
+        this.core.deleteNamespacedPod({ name: w.name, namespace: this.cfg.namespace }).catch(() => undefined);
+        w.resolve(exit);
+      }
+    } catch (err) {
+      this.log.warn({ err: errorText(err as Error) }, 'listing task pods failed; will retry');
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  /** Copies the pod's output to the attempt's stdout file, where `batch logs` reads it. */
+  private async collectLogs(w: Watched): Promise<void> {
+    try {
+      const text = await this.core.readNamespacedPodLog({ name: w.name, namespace: this.cfg.namespace });
+      mkdirSync(w.paths.logDir, { recursive: true });
+      writeFileSync(w.paths.stdout, text);
+    } catch (err) {
+      this.log.warn({ pod: w.name, err: errorText(err as Error) }, 'reading a task pod\'s log failed');
+    }
+  }
+}
+
+/** The attempt's exit when its pod has ended (or can never start); undefined while it runs. Pure. */
+export function podExit(pod: k8s.V1Pod): AttemptExit | undefined {
+  const phase = pod.status?.phase;
+  const state = pod.status?.containerStatuses?.[0]?.state;
+  if (phase === 'Succeeded') return { exitCode: 0 };
+  if (phase === 'Failed') {
+    if (pod.status?.reason === 'DeadlineExceeded') return { deadlineExceeded: true, signal: 'SIGKILL' };
+    const t = state?.terminated;
+    if (t?.reason === 'OOMKilled') return { exitCode: t.exitCode ?? 137, oomKilled: true };
+    return { exitCode: t?.exitCode ?? 1 };
+  }
+  const waiting = state?.waiting?.reason;
+  if (waiting && FATAL_WAITING.has(waiting)) return { exitCode: 125 };
+  return undefined;
+}
+
+/** A pod name for an attempt: DNS-1123, at most 63 characters. */
+export function podName(jobId: string, index: number, attempt: number): string {
+  const tail = `-${index}-a${attempt}`;
+  const head = `batch-${jobId.toLowerCase().replace(/[^a-z0-9-]/g, '-')}`.slice(0, 63 - tail.length).replace(/-+$/, '');
+  return `${head}${tail}`;
+}
+
+function errorText(err: Error & { code?: number; body?: unknown }): string {
+  return err.code ? `HTTP ${err.code}: ${typeof err.body === 'string' ? err.body.slice(0, 200) : err.message}` : err.message;
+}

@@ -1,0 +1,113 @@
+/**
+ * A small fake Kubernetes API server on loopback with the endpoints the Kubernetes backend
+ * uses: list nodes; create, list (label selector), delete pods; read a pod's log. A created
+ * pod moves Pending → Running → its end, decided by its command (the test's script):
+ *   `exit N` → Failed with exit code N (0: Succeeded); `oom` → Failed, OOMKilled, 137;
+ *   `sleep` → Running until deleted or its activeDeadlineSeconds passes (DeadlineExceeded);
+ *   `bad-image` as the image → waiting in ImagePullBackOff.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface FakePod {
+  metadata: { name: string; namespace: string; labels: Record<string, string>; creationTimestamp?: string };
+  spec: { containers: Array<{ name: string; image: string; command: string[]; env?: Array<{ name: string; value: string }>; resources?: unknown }>; activeDeadlineSeconds?: number; nodeSelector?: Record<string, string>; restartPolicy?: string };
+  status: { phase: string; reason?: string; containerStatuses?: unknown[] };
+}
+
+export class FakeKube {
+  readonly pods = new Map<string, FakePod>();
+  /** Every pod ever created, as created (spec checks). */
+  readonly created: FakePod[] = [];
+  readonly deleted: string[] = [];
+  private server!: Server;
+  url = '';
+
+  constructor(private readonly nodes: Array<{ name: string; allocatable: Record<string, string>; labels?: Record<string, string> }>) {}
+
+  async start(): Promise<void> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((r) => this.server.listen(0, '127.0.0.1', r));
+    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise((r) => this.server.close(r));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const send = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': typeof body === 'string' ? 'text/plain' : 'application/json' });
+      res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    };
+    const parts = url.pathname.split('/').filter(Boolean); // api v1 namespaces ns pods [name [log]]
+    if (req.method === 'GET' && url.pathname === '/api/v1/nodes') {
+      return send(200, { kind: 'NodeList', apiVersion: 'v1', metadata: {}, items: this.nodes.map((n) => ({ metadata: { name: n.name, labels: n.labels ?? {} }, spec: {}, status: { allocatable: n.allocatable } })) });
+    }
+    if (parts[0] !== 'api' || parts[2] !== 'namespaces' || parts[4] !== 'pods') return send(404, { kind: 'Status', code: 404, message: 'not found' });
+    const ns = parts[3];
+    const name = parts[5];
+    if (req.method === 'POST' && !name) {
+      const body = JSON.parse(await readBody(req)) as FakePod;
+      const key = `${ns}/${body.metadata.name}`;
+      if (this.pods.has(key)) return send(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'exists' });
+      const pod: FakePod = { ...body, metadata: { ...body.metadata, namespace: ns, creationTimestamp: new Date().toISOString() }, status: { phase: 'Pending' } };
+      this.pods.set(key, pod);
+      this.created.push(JSON.parse(JSON.stringify(pod)));
+      this.run(key, pod);
+      return send(201, pod);
+    }
+    if (req.method === 'GET' && !name) {
+      const selector = Object.fromEntries((url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=')));
+      const items = [...this.pods.values()].filter((p) => p.metadata.namespace === ns && Object.entries(selector).every(([k, v]) => p.metadata.labels[k] === v));
+      return send(200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items });
+    }
+    const key = `${ns}/${name}`;
+    const pod = this.pods.get(key);
+    if (!pod) return send(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `pod ${name} not found` });
+    if (req.method === 'GET' && parts[6] === 'log') return send(200, `log of ${name}: ${pod.spec.containers[0].command.join(' ')}\n`);
+    if (req.method === 'DELETE') {
+      this.pods.delete(key);
+      this.deleted.push(name);
+      return send(200, pod);
+    }
+    return send(405, { kind: 'Status', code: 405, message: 'method not allowed' });
+  }
+
+  /** Moves a pod through its life per its command. */
+  private run(key: string, pod: FakePod): void {
+    const c = pod.spec.containers[0];
+    const script = c.command.join(' ');
+    const alive = () => this.pods.get(key) === pod;
+    if (c.image === 'bad-image') {
+      setTimeout(() => { if (alive()) pod.status = { phase: 'Pending', containerStatuses: [{ name: 'task', state: { waiting: { reason: 'ImagePullBackOff' } } }] }; }, 50);
+      return;
+    }
+    setTimeout(() => {
+      if (!alive()) return;
+      pod.status = { phase: 'Running', containerStatuses: [{ name: 'task', state: { running: {} } }] };
+      if (/\bsleep\b/.test(script)) {
+        if (pod.spec.activeDeadlineSeconds) setTimeout(() => { if (alive()) pod.status = { phase: 'Failed', reason: 'DeadlineExceeded' }; }, pod.spec.activeDeadlineSeconds * 1000);
+        return;
+      }
+      setTimeout(() => {
+        if (!alive()) return;
+        const oom = /\boom\b/.test(script);
+        const code = oom ? 137 : Number(/exit (\d+)/.exec(script)?.[1] ?? 0);
+        pod.status = { phase: code === 0 ? 'Succeeded' : 'Failed', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: code, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' } } }] };
+      }, 100);
+    }, 50);
+  }
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let data = '';
+    req.setEncoding('utf8');
+    req.on('data', (c: string) => { data += c; });
+    req.on('end', () => resolve(data));
+    req.on('error', reject);
+  });
+}

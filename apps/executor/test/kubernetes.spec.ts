@@ -1,0 +1,85 @@
+/**
+ * The Kubernetes backend against a fake API server on loopback and a real etcd: the cluster's
+ * allocatable resources become the node's capacity; each attempt runs as a pod with the
+ * task's resources, env, selector and owner labels; pod phases and container states map to
+ * outcomes (Succeeded, Failed with the exit code, OOMKilled, DeadlineExceeded, a bad image);
+ * a cancel deletes the pod; logs are kept; pods are deleted once done.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { NodeRecord } from '@batchapi/api';
+import { attemptPaths, podExit, podName, type RunningExecutor } from '../src';
+import { FakeKube } from './fake-kube';
+import { bind, groupOf, startNode, until, useTestbed } from './harness';
+
+const tb = useTestbed();
+const kube = new FakeKube([
+  { name: 'k1', allocatable: { cpu: '8', memory: '32Gi', pods: '110' } },
+  { name: 'k2', allocatable: { cpu: '7500m', memory: '16Gi', 'nvidia.com/gpu': '2' }, labels: { 'nvidia.com/gpu.product': 'NVIDIA-A100' } },
+]);
+let ex: RunningExecutor;
+
+beforeAll(async () => {
+  await kube.start();
+  ex = await startNode(tb, 'kube', { backend: 'kubernetes', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', pollMs: 50, server: kube.url } });
+});
+afterAll(async () => {
+  await ex?.close();
+  await kube.stop();
+});
+
+const outcome = async (id: string) => (await until(() => groupOf(tb, id), (g) => !!g && g.tasks.every((t) => ['Succeeded', 'Failed', 'Cancelled'].includes(t.state)), 8000))!.tasks[0];
+
+it('registers the cluster as one node: the sum of its nodes\' allocatable resources and GPUs', async () => {
+  const node = (await tb.store.get<NodeRecord>(tb.store.keys.node('kube')))!.value;
+  // 8 + 7.5 CPUs, 32 + 16 GiB, 2 GPUs
+  expect(node.capacity).toEqual({ cpu: 15_500, memory: 48 * 2 ** 30, gpu: 2000 });
+  expect(node.labels).toMatchObject({ 'batchapi.io/backend': 'kubernetes', 'gpu.model': 'NVIDIA-A100' });
+});
+
+it('runs an attempt as a pod with the task\'s resources, env, selector and labels, keeps its log and deletes the pod', async () => {
+  await bind(tb, 'kube', 'ok-job', ['sh', '-c', 'exit 0'], 1, { resources: { cpu: 1500, memory: 2 ** 30, gpu: 1000 }, binding: { selector: { pool: 'train' }, image: 'python:3.12' } });
+  expect(await outcome('ok-job')).toMatchObject({ state: 'Succeeded', exitCode: 0 });
+  const pod = kube.created.find((p) => p.metadata.name === podName('ok-job', 0, 1))!;
+  expect(pod.metadata.labels).toMatchObject({ 'batchapi.io/job': 'ok-job', 'batchapi.io/task': '0', 'batchapi.io/attempt': '1', 'batchapi.io/tenant': 't', 'app.kubernetes.io/managed-by': 'batchapi' });
+  expect(pod.spec).toMatchObject({ restartPolicy: 'Never', nodeSelector: { pool: 'train' } });
+  const c = pod.spec.containers[0];
+  expect(c).toMatchObject({ image: 'python:3.12', command: ['sh', '-c', 'exit 0'], resources: { requests: { cpu: '1500m', memory: String(2 ** 30), 'nvidia.com/gpu': '1' } } });
+  const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
+  expect(env).toMatchObject({ BATCH_JOB_ID: 'ok-job', BATCH_TASK_INDEX: '0', BATCH_ATTEMPT: '1', GREETING: 'hi' });
+  expect(env.CUDA_VISIBLE_DEVICES).toBeUndefined();
+  expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'ok-job', 0, 1).stdout, 'utf8')).toBe(`log of ${pod.metadata.name}: sh -c exit 0\n`);
+  await until(async () => kube.pods.size, (n) => n === 0, 3000);
+  expect(kube.deleted).toContain(pod.metadata.name);
+});
+
+it.each([
+  // [job, command, binding extras, expected status]
+  ['fail-job', ['sh', '-c', 'exit 3'], {}, { state: 'Failed', reason: 'Error', exitCode: 3 }],
+  ['oom-job', ['sh', '-c', 'oom'], {}, { state: 'Failed', reason: 'OOMKilled', exitCode: 137 }],
+  ['slow-job', ['sh', '-c', 'sleep 600'], { timeoutSeconds: 1 }, { state: 'Failed', reason: 'DeadlineExceeded' }],
+  ['image-job', ['true'], { image: 'bad-image' }, { state: 'Failed', reason: 'Error', exitCode: 125 }],
+])('maps %s to its outcome', async (id, command, binding, want) => {
+  await bind(tb, 'kube', id as string, command as string[], 1, { binding: binding as object });
+  expect(await outcome(id as string)).toMatchObject(want as object);
+});
+
+it('cancels by deleting the pod', async () => {
+  await bind(tb, 'kube', 'cancel-job', ['sh', '-c', 'sleep 600'], 1);
+  const name = podName('cancel-job', 0, 1);
+  await until(async () => kube.pods.get(`tasks/${name}`)?.status.phase, (p) => p === 'Running', 3000);
+  const key = tb.store.keys.binding('kube', 'cancel-job', 0, 1);
+  const cur = (await tb.store.get<object>(key))!;
+  await tb.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: { ...cur.value, cancelRequested: true } }]);
+  expect(await outcome('cancel-job')).toMatchObject({ state: 'Cancelled' });
+  expect(kube.deleted).toContain(name);
+});
+
+it('podExit and podName: the pure mapping', () => {
+  expect(podExit({ status: { phase: 'Running' } })).toBeUndefined();
+  expect(podExit({ status: { phase: 'Succeeded' } })).toEqual({ exitCode: 0 });
+  expect(podExit({ status: { phase: 'Failed', reason: 'DeadlineExceeded' } })).toEqual({ deadlineExceeded: true, signal: 'SIGKILL' });
+  // a 63-character limit, DNS-1123
+  expect(podName('X'.repeat(80), 12, 3)).toMatch(/^batch-x+-12-a3$/);
+  expect(podName('X'.repeat(80), 12, 3).length).toBeLessThanOrEqual(63);
+});
