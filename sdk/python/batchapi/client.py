@@ -1,0 +1,220 @@
+"""The HTTP client: keep-alive connections, typed errors, retries of 429/503 honouring
+Retry-After, a W3C `traceparent` on every call, and waiting on the job event stream."""
+import json
+import os
+import random
+import secrets
+import threading
+import time
+import http.client
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit, quote
+
+from .errors import BatchError, RateLimited, Unavailable, error_from
+
+TERMINAL = {"Succeeded", "Failed", "Cancelled", "Rejected"}
+
+
+def _settings_file() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "batchapi", "config.json")
+
+
+def new_traceparent(trace_id: Optional[str] = None) -> str:
+    """A W3C trace context header: a new span in `trace_id` (a new trace when absent), sampled."""
+    return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+class Client:
+    """A connection to the BatchAPI admission service.
+
+    `api` and `token` default to `BATCH_API` and `BATCH_TOKEN`, else the file `batch dev` writes
+    (`$XDG_CONFIG_HOME/batchapi/config.json`). `retries` bounds the retries of 429 and 503
+    (default 5); `timeout` is per request, in seconds (default 30).
+    """
+
+    def __init__(self, api: Optional[str] = None, token: Optional[str] = None, retries: int = 5, timeout: float = 30.0):
+        saved: Dict[str, str] = {}
+        if not (api or os.environ.get("BATCH_API")) or not (token or os.environ.get("BATCH_TOKEN")):
+            try:
+                with open(_settings_file()) as f:
+                    saved = json.load(f)
+            except (OSError, ValueError):
+                saved = {}
+        self.api = (api or os.environ.get("BATCH_API") or saved.get("api") or "").rstrip("/")
+        self.token = token or os.environ.get("BATCH_TOKEN") or saved.get("token") or ""
+        if not self.api or not self.token:
+            raise ValueError("no API: set BATCH_API and BATCH_TOKEN, pass api= and token=, or start `batch dev`")
+        u = urlsplit(self.api)
+        self._host, self._port, self._https = u.hostname or "127.0.0.1", u.port, u.scheme == "https"
+        self.retries = retries
+        self.timeout = timeout
+        self._local = threading.local()
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _conn(self) -> http.client.HTTPConnection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+            c = cls(self._host, self._port, timeout=self.timeout)
+            self._local.conn = c
+        return c
+
+    def _drop(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+        self._local.conn = None
+
+    def request(self, method: str, path: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
+                traceparent: Optional[str] = None) -> Tuple[int, Any, Dict[str, str]]:
+        """One call with retries of 429/503 (Retry-After, else backoff with jitter) and of a
+        dropped keep-alive connection; raises the typed error of any other failure."""
+        data = None if body is None else json.dumps(body).encode()
+        h = {"authorization": f"Bearer {self.token}", "accept": "application/json", "traceparent": traceparent or new_traceparent()}
+        if data is not None:
+            h["content-type"] = "application/json"
+        h.update(headers or {})
+        attempt = 0
+        while True:
+            try:
+                conn = self._conn()
+                conn.request(method, path, body=data, headers=h)
+                res = conn.getresponse()
+                raw = res.read()
+                status = res.status
+                resp_headers = {k.lower(): v for k, v in res.getheaders()}
+            except (ConnectionError, http.client.HTTPException, OSError):
+                self._drop()
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
+                continue
+            text = raw.decode("utf-8", "replace")
+            try:
+                parsed = json.loads(text) if text else None
+            except ValueError:
+                parsed = text
+            if status < 400:
+                return status, parsed, resp_headers
+            retry_after = _retry_after(resp_headers.get("retry-after"))
+            err = error_from(status, parsed, retry_after)
+            if isinstance(err, (RateLimited, Unavailable)) and attempt < self.retries:
+                attempt += 1
+                time.sleep(retry_after if retry_after is not None else min(10.0, 0.2 * 2 ** attempt) * (0.5 + random.random()))
+                continue
+            raise err
+
+    # -- jobs ------------------------------------------------------------------------------
+
+    def submit_job(self, body: Dict[str, Any], idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> Dict[str, Any]:
+        """POST /v1/jobs; a retried submit with the same key returns the same job."""
+        key = idempotency_key or secrets.token_hex(16)
+        return self.request("POST", "/v1/jobs", body, {"idempotency-key": key}, traceparent)[1]
+
+    def get_job(self, job_id: str) -> Dict[str, Any]:
+        return self.request("GET", f"/v1/jobs/{quote(job_id)}")[1]
+
+    def cancel_job(self, job_id: str) -> Dict[str, Any]:
+        return self.request("DELETE", f"/v1/jobs/{quote(job_id)}")[1]
+
+    def results(self, job_id: str) -> List[Dict[str, Any]]:
+        return self.request("GET", f"/v1/jobs/{quote(job_id)}/results")[1]["results"]
+
+    def wait_job(self, job_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Waits for the job's end on its event stream (resumed after a dropped connection),
+        falling back to polling if the stream is not available."""
+        return self._wait(f"/v1/jobs/{quote(job_id)}", timeout)
+
+    # -- workflows -------------------------------------------------------------------------
+
+    def submit_workflow(self, body: Dict[str, Any], idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> Dict[str, Any]:
+        key = idempotency_key or secrets.token_hex(16)
+        return self.request("POST", "/v1/workflows", body, {"idempotency-key": key}, traceparent)[1]
+
+    def get_workflow(self, wf_id: str) -> Dict[str, Any]:
+        return self.request("GET", f"/v1/workflows/{quote(wf_id)}")[1]
+
+    def cancel_workflow(self, wf_id: str) -> Dict[str, Any]:
+        return self.request("DELETE", f"/v1/workflows/{quote(wf_id)}")[1]
+
+    def wait_workflow(self, wf_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        return self._wait(f"/v1/workflows/{quote(wf_id)}", timeout)
+
+    # -- waiting ---------------------------------------------------------------------------
+
+    def _wait(self, path: str, timeout: Optional[float]) -> Dict[str, Any]:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        last_id: Optional[str] = None
+        view: Optional[Dict[str, Any]] = None
+        while deadline is None or time.monotonic() < deadline:
+            try:
+                for event_id, view in self._events(f"{path}/events", last_id, deadline):
+                    last_id = event_id or last_id
+                    if view.get("phase") in TERMINAL:
+                        return view
+            except NotImplementedError:
+                return self._poll(path, deadline)
+            except (ConnectionError, http.client.HTTPException, OSError, Unavailable):
+                time.sleep(0.2)  # resume from the last event id
+        raise TimeoutError(f"{path} did not end within {timeout} s (last phase {view and view.get('phase')})")
+
+    def _events(self, path: str, last_id: Optional[str], deadline: Optional[float]) -> Iterator[Tuple[Optional[str], Dict[str, Any]]]:
+        """Server-sent events of a stream: (event id, view) pairs."""
+        cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
+        remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
+        conn = cls(self._host, self._port, timeout=min(self.timeout + 20, remaining) if remaining else self.timeout + 20)
+        try:
+            headers = {"authorization": f"Bearer {self.token}", "accept": "text/event-stream", "traceparent": new_traceparent()}
+            if last_id:
+                headers["last-event-id"] = last_id
+            conn.request("GET", path, headers=headers)
+            res = conn.getresponse()
+            if res.status == 404 and path.endswith("/events"):
+                body = res.read().decode("utf-8", "replace")
+                # a missing job is a 404 with the error envelope naming it; a missing route has no id
+                try:
+                    parsed = json.loads(body)
+                except ValueError:
+                    parsed = body
+                err = error_from(404, parsed)
+                if err.id:
+                    raise err
+                raise NotImplementedError
+            if res.status >= 400:
+                raise error_from(res.status, json.loads(res.read() or b"null"))
+            event_id, data = None, []
+            while True:
+                line = res.readline()
+                if not line:
+                    return
+                line = line.decode("utf-8").rstrip("\r\n")
+                if line == "":
+                    if data:
+                        yield event_id, json.loads("\n".join(data))
+                    event_id, data = None, []
+                elif line.startswith("id:"):
+                    event_id = line[3:].strip()
+                elif line.startswith("data:"):
+                    data.append(line[5:].lstrip())
+        finally:
+            conn.close()
+
+    def _poll(self, path: str, deadline: Optional[float]) -> Dict[str, Any]:
+        delay = 0.1
+        while deadline is None or time.monotonic() < deadline:
+            view = self.request("GET", path)[1]
+            if view.get("phase") in TERMINAL:
+                return view
+            time.sleep(delay)
+            delay = min(2.0, delay * 1.5)
+        raise TimeoutError(f"{path} did not end in time")
+
+
+def _retry_after(value: Optional[str]) -> Optional[float]:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
