@@ -68,8 +68,12 @@ export async function campaign(store: EtcdStore, role: string, identity: string,
         const res = await store.txn([{ key, absent: true }], [{ put: key, value: { identity, since: Date.now() }, lease: lease.id }]);
         if (res.succeeded) return new Leadership(store, role, identity, key, res.revision, lease);
         const cur = await store.get<{ identity: string }>(key);
-        // Our own key from before a restart of this object: it is still ours to use.
-        if (cur && cur.value.identity === identity) return new Leadership(store, role, identity, key, cur.createRevision, lease);
+        // Our own key from before a restart of this object — on this very lease — is still ours to
+        // use. A key of the same identity on another lease (a restarted process reusing the name)
+        // is not: it waits for that lease to expire like any standby.
+        if (cur && cur.value.identity === identity && (await store.txn([{ key, lease: lease.id }], [])).succeeded) {
+          return new Leadership(store, role, identity, key, cur.createRevision, lease);
+        }
       } catch {
         // etcd unreachable: keep campaigning.
       }

@@ -63,6 +63,22 @@ describe('updateJob', () => {
 });
 
 describe('leadership', () => {
+  it('a restarted process with the same identity does not adopt the leader key of its predecessor\'s lease', async () => {
+    const before = await store.grantLease(2);
+    const first = await campaign(store, 'same-name', 'S', before);
+    before.lease.release(); // the process died: nobody renews its lease any more
+    // the same identity on a new lease (a restart reusing the name): it must wait for the old lease
+    const after = await store.grantLease(2);
+    const started = Date.now();
+    const second = await campaign(store, 'same-name', 'S', after, { pollMs: 20 });
+    // it got the seat only once the old lease expired (2 s TTL), with a new fence
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(second.createRevision).not.toBe(first.createRevision);
+    // while on the same lease, the seat is still its own (a restart of the object, not the process)
+    const again = await campaign(store, 'same-name', 'S', after);
+    expect(again.createRevision).toBe(second.createRevision);
+  });
+
   it("refuses a deposed leader's bind and accepts the new leader's", async () => {
     const leaseA = await store.grantLease(2);
     const a = await campaign(store, 'sched-test', 'A', leaseA);

@@ -1,0 +1,281 @@
+/**
+ * A fault-test cluster: a 3-member etcd on loopback and two replicas of every service as
+ * separate processes (two process executors), a bounded steady submit load with idempotency
+ * keys and client retries, and the consistency check every scenario ends with. Tasks append
+ * `start` and `end` lines to a shared run log, so overlapping runs of one task show.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
+import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+
+const ROOT = join(__dirname, '../../..');
+const TOKEN = 'fault-tenant-token';
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+/** One row of the table. */
+export interface ScenarioResult {
+  scenario: string;
+  submitted: number;
+  accepted: number;
+  /** Accepted jobs missing from etcd, or not finished after the scenario (must be 0). */
+  lost: number;
+  /** Task runs that overlapped another run of the same task (must be 0). */
+  duplicated: number;
+  /** From the fault until a job submitted after it finished, in milliseconds. */
+  recoverMs: number | null;
+  /** Answers by status during the scenario. */
+  statuses: Record<string, number>;
+  /** Other broken invariants (nodes over capacity, jobs without their key), described. */
+  problems: string[];
+}
+
+interface Service { name: string; app: string; env: Record<string, string>; url: string; proc?: ChildProcess }
+
+export class FaultCluster {
+  etcd!: LocalEtcd;
+  store!: EtcdStore;
+  dir = '';
+  readonly services = new Map<string, Service>();
+  private runsFile = '';
+
+  /** Starts etcd (3 members) and 2 replicas of each service with a lease TTL of `ttl` seconds. */
+  async start(ttl = 2): Promise<void> {
+    this.dir = mkdtempSync(join(tmpdir(), 'faults-'));
+    this.runsFile = join(this.dir, 'runs.log');
+    writeFileSync(this.runsFile, '');
+    this.etcd = await startEtcd({ members: 3 });
+    this.store = new EtcdStore({ endpoints: this.etcd.endpoints });
+    writeFileSync(join(this.dir, 'tokens.json'), JSON.stringify({ tokens: [{ sha256: sha(TOKEN), tenant: 'default', role: 'tenant' }] }));
+    writeFileSync(join(this.dir, 'cluster.json'), JSON.stringify({ tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }));
+    const common = { BATCH_LEASE_TTL: String(ttl) };
+    for (const i of [0, 1]) await this.launch(`quota-${i}`, 'quota', { ...common, BATCH_CLUSTER_CONFIG: join(this.dir, 'cluster.json') });
+    for (const i of [0, 1]) await this.launch(`scheduler-${i}`, 'scheduler', common);
+    for (const i of [0, 1]) await this.launch(`executor-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `node-${i}`, BATCH_DATA_DIR: join(this.dir, `node-${i}`), BATCH_NODE_CPU: '4', BATCH_KILL_GRACE_MS: '500', BATCH_ISOLATION: 'none' });
+    for (const i of [0, 1]) await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') });
+  }
+
+  async stop(): Promise<void> {
+    for (const s of this.services.values()) { s.proc?.kill('SIGCONT'); s.proc?.kill('SIGKILL'); }
+    await this.store?.close().catch(() => undefined);
+    await this.etcd?.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Starts (or restarts) a service process; resolves once it answers /readyz. */
+  async launch(name: string, app: string, env: Record<string, string>): Promise<string> {
+    const port = await freePort();
+    const s: Service = { name, app, env, url: `http://127.0.0.1:${port}` };
+    this.services.set(name, s);
+    this.spawn(s, port);
+    const deadline = Date.now() + 30_000;
+    while (Date.now() < deadline) {
+      if (await fetch(`${s.url}/readyz`).then((r) => r.ok, () => false)) return s.url;
+      await sleep(100);
+    }
+    throw new Error(`${name} did not become ready; see ${join(this.dir, `${name}.log`)}`);
+  }
+
+  private spawn(s: Service, port: number): void {
+    const log = openSync(join(this.dir, `${s.name}.log`), 'a');
+    s.proc = spawn(process.execPath, [join(ROOT, 'apps', s.app, 'dist/main.js')], {
+      env: { ...process.env, BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: 'warn', ...s.env },
+      stdio: ['ignore', log, log],
+    });
+    closeSync(log);
+  }
+
+  /** Restarts a killed service on a new port. */
+  async restart(name: string): Promise<void> {
+    const s = this.services.get(name)!;
+    await this.launch(name, s.app, s.env);
+  }
+
+  signal(name: string, sig: NodeJS.Signals): void {
+    this.services.get(name)!.proc!.kill(sig);
+  }
+
+  /** The scheduler replica holding the fenced leader key. */
+  async schedulerLeader(): Promise<string> {
+    for (let i = 0; i < 100; i++) {
+      const k = await this.store.get<{ identity: string }>(this.store.keys.leader('scheduler')).catch(() => undefined);
+      if (k) return k.value.identity;
+      await sleep(100);
+    }
+    throw new Error('no scheduler leader');
+  }
+
+  /** The etcd member that leads raft now (by its /v3/maintenance/status). */
+  async etcdLeader(): Promise<number> {
+    const statuses = await Promise.all(this.etcd.members.map((m) => fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' }).then((r) => r.json() as Promise<{ header: { member_id: string }; leader: string }>, () => undefined)));
+    const i = statuses.findIndex((s) => s && s.header.member_id === s.leader);
+    if (i < 0) throw new Error('no etcd leader');
+    return i;
+  }
+
+  /**
+   * Runs a scenario: a steady load of one job (2 tasks) every `everyMs` on both admission
+   * replicas, the fault after `faultAfterMs`, the load for `loadMs` in all, then waits until
+   * every accepted job finished (at most `settleMs`) and checks the invariants.
+   */
+  async scenario(name: string, fault: () => Promise<void>, o: { loadMs?: number; faultAfterMs?: number; everyMs?: number; settleMs?: number } = {}): Promise<ScenarioResult> {
+    const load = new Load(this, name);
+    const loadMs = o.loadMs ?? 6000;
+    const stopAt = Date.now() + loadMs;
+    const running = load.run(o.everyMs ?? 100, stopAt);
+    await sleep(o.faultAfterMs ?? 1500);
+    const faultAt = Date.now();
+    load.faultAt = faultAt;
+    await fault();
+    await running;
+    const settled = await this.settle(load.accepted, o.settleMs ?? 60_000);
+    const recoverMs = load.firstDoneAfterFault(settled, faultAt);
+    const problems = await this.invariants();
+    const missing = [...load.accepted.keys()].filter((id) => !settled.has(id) || !['Succeeded'].includes(settled.get(id)!.phase));
+    return {
+      scenario: name, submitted: load.submitted, accepted: load.accepted.size, lost: missing.length, duplicated: this.duplicatedRuns(),
+      recoverMs, statuses: load.statuses, problems: [...problems, ...missing.slice(0, 3).map((id) => `job ${id}: ${settled.get(id)?.phase ?? 'missing'}`)],
+    };
+  }
+
+  /** Waits until every accepted job is terminal; returns what etcd holds for them. */
+  private async settle(accepted: Map<string, number>, ms: number): Promise<Map<string, JobRecord>> {
+    const deadline = Date.now() + ms;
+    let jobs = new Map<string, JobRecord>();
+    while (Date.now() < deadline) {
+      try {
+        jobs = new Map((await this.store.listAll<JobRecord>(this.store.keys.jobs())).items.map((j) => [j.value.id, j.value]));
+        if ([...accepted.keys()].every((id) => ['Succeeded', 'Failed', 'Cancelled', 'Rejected'].includes(jobs.get(id)?.phase ?? ''))) break;
+      } catch { /* etcd recovering */ }
+      await sleep(250);
+    }
+    return jobs;
+  }
+
+  /** Nodes over capacity; jobs without exactly one idempotency record (every submit has a key). */
+  private async invariants(): Promise<string[]> {
+    const out: string[] = [];
+    const nodes = new Map((await this.store.listAll<NodeRecord>(this.store.keys.nodes())).items.map((n) => [n.value.name, n.value]));
+    for (const a of (await this.store.listAll<NodeAllocation>(this.store.keys.allocs())).items) {
+      const node = nodes.get(a.key.slice(this.store.keys.allocs().length));
+      if (node && (a.value.used.cpu ?? 0) > (node.capacity.cpu ?? 0)) out.push(`node ${node.name} over capacity: ${a.value.used.cpu} > ${node.capacity.cpu}`);
+    }
+    const jobs = (await this.store.listAll<JobRecord>(this.store.keys.jobs())).items.length;
+    const keys = (await this.store.listAll(this.store.keys.idempotencyAll())).items.length;
+    if (jobs !== keys) out.push(`${jobs} jobs for ${keys} idempotency keys (a retried submit made a second job)`);
+    return out;
+  }
+
+  /** Task runs (start..end lines of one job and index) that overlap another run of the same task. */
+  duplicatedRuns(): number {
+    const runs = new Map<string, Array<{ attempt: string; start: number; end: number }>>();
+    if (!existsSync(this.runsFile)) return 0;
+    for (const line of readFileSync(this.runsFile, 'utf8').split('\n')) {
+      const [kind, job, index, attempt, ns] = line.split(' ');
+      if (!job) continue;
+      const key = `${job}/${index}`;
+      const list = runs.get(key) ?? [];
+      runs.set(key, list);
+      const t = Number(ns) / 1e6;
+      const run = list.find((r) => r.attempt === attempt);
+      // A killed run ends at its last heartbeat (every 50 ms) plus slack; a finished one at its end line.
+      if (kind === 's') list.push({ attempt, start: t, end: t + 100 });
+      else if (run && kind === 'h') run.end = Math.max(run.end, t + 100);
+      else if (run && kind === 'e') run.end = t;
+    }
+    let dup = 0;
+    for (const list of runs.values()) {
+      for (let i = 0; i < list.length; i++) for (let j = i + 1; j < list.length; j++) if (list[i].start < list[j].end && list[j].start < list[i].end) dup++;
+    }
+    return dup;
+  }
+
+  /** The task command: logs its start, a heartbeat every 50 ms for 300 ms, and its end, with the attempt. */
+  taskCommand(): string[] {
+    const f = this.runsFile;
+    const mark = (k: string) => `echo "${k} $BATCH_JOB_ID $BATCH_TASK_INDEX $BATCH_ATTEMPT $(date +%s%N)" >> ${f}`;
+    return ['sh', '-c', `${mark('s')}; for i in 1 2 3 4 5 6; do sleep 0.05; ${mark('h')}; done; ${mark('e')}`];
+  }
+
+  admissionUrls(): string[] {
+    return [...this.services.values()].filter((s) => s.app === 'admission').map((s) => s.url);
+  }
+
+  dataDir(): string {
+    mkdirSync(this.dir, { recursive: true });
+    return this.dir;
+  }
+}
+
+/** The steady load of one scenario: submits with idempotency keys, retried on 503/429/network. */
+class Load {
+  submitted = 0;
+  /** Accepted job id → when it was submitted. */
+  readonly accepted = new Map<string, number>();
+  readonly statuses: Record<string, number> = {};
+  faultAt = 0;
+
+  constructor(private readonly c: FaultCluster, private readonly name: string) {}
+
+  async run(everyMs: number, stopAt: number): Promise<void> {
+    const inflight: Array<Promise<void>> = [];
+    for (let i = 0; Date.now() < stopAt; i++) {
+      inflight.push(this.submit(`${this.name.replace(/[^A-Za-z0-9]+/g, '-')}-${i}`, i));
+      await sleep(everyMs);
+    }
+    await Promise.all(inflight);
+  }
+
+  /** One job: retried with the same key on another replica until accepted or 30 s passed. */
+  private async submit(key: string, i: number): Promise<void> {
+    this.submitted++;
+    const deadline = Date.now() + 30_000;
+    const at = Date.now();
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      const urls = this.c.admissionUrls();
+      const url = urls[(i + attempt) % urls.length];
+      try {
+        const res = await fetch(`${url}/v1/jobs`, {
+          method: 'POST', signal: AbortSignal.timeout(5000),
+          headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'idempotency-key': key },
+          body: JSON.stringify({ name: `load-${i}`, tasks: 2, resources: { cpu: '100m', memory: '16Mi' }, command: this.c.taskCommand() }),
+        });
+        this.statuses[res.status] = (this.statuses[res.status] ?? 0) + 1;
+        const body = (await res.json()) as { id?: string };
+        if ((res.status === 201 || res.status === 200) && body.id) { this.accepted.set(body.id, at); return; }
+        if (res.status !== 503 && res.status !== 429) return; // a 4xx is final
+        await sleep(Number(res.headers.get('retry-after') ?? 1) * 200);
+      } catch {
+        this.statuses.network = (this.statuses.network ?? 0) + 1;
+        await sleep(200);
+      }
+    }
+  }
+
+  /** Milliseconds from the fault until the first job submitted after it finished. */
+  firstDoneAfterFault(jobs: Map<string, JobRecord>, faultAt: number): number | null {
+    let first = Number.POSITIVE_INFINITY;
+    for (const [id, at] of this.accepted) {
+      const j = jobs.get(id);
+      if (at >= faultAt && j?.phase === 'Succeeded' && j.finishedAt) first = Math.min(first, j.finishedAt);
+    }
+    return Number.isFinite(first) ? Math.max(0, first - faultAt) : null;
+  }
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+/** The table every run prints. */
+export function table(rows: ScenarioResult[]): string {
+  const head = ['scenario', 'submitted', 'accepted', 'lost', 'dup runs', 'recover', 'answers', 'problems'];
+  const body = rows.map((r) => [r.scenario, String(r.submitted), String(r.accepted), String(r.lost), String(r.duplicated),
+    r.recoverMs === null ? '-' : `${(r.recoverMs / 1000).toFixed(1)} s`, Object.entries(r.statuses).map(([k, v]) => `${k}:${v}`).join(' '), r.problems.join('; ') || '-']);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');
+}

@@ -1,0 +1,20 @@
+/** Runs scenarios on one fault cluster as a jest suite and prints the table at the end. */
+import { FaultCluster, type ScenarioResult, table } from './fault-cluster';
+import { type Scenario, TTL } from './scenarios';
+
+export function faultSuite(scenarios: Scenario[]): void {
+  const c = new FaultCluster();
+  const rows: ScenarioResult[] = [];
+  beforeAll(() => c.start(TTL), 120_000);
+  afterAll(async () => {
+    // eslint-disable-next-line no-console
+    console.log(`fault scenarios (lease TTL ${TTL} s, 3-member etcd, 2 replicas of each service):\n${table(rows)}`);
+    await c.stop();
+  });
+  it.each(scenarios.map((s) => [s.name, s] as const))('%s: nothing lost, nothing run twice', async (_name, s) => {
+    const r = await c.scenario(s.name, () => s.fault(c), s.opts);
+    rows.push(r);
+    expect({ lost: r.lost, duplicated: r.duplicated, problems: r.problems, extra: s.expect?.(r) }).toEqual({ lost: 0, duplicated: 0, problems: [], extra: undefined });
+    expect(r.accepted).toBeGreaterThan(0);
+  }, 240_000);
+}
