@@ -18,6 +18,8 @@ export interface ServiceConfig {
   instanceId: string;
   /** Log level (`BATCH_LOG_LEVEL`). @default "info" */
   logLevel: string;
+  /** TLS to etcd: PEM files of the CA (`BATCH_ETCD_CA`), this client's certificate (`BATCH_ETCD_CERT`) and key (`BATCH_ETCD_KEY`). @default none (plain) */
+  etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
 }
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
@@ -29,5 +31,6 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     leaseTtlSeconds: Number(env.BATCH_LEASE_TTL ?? 5),
     instanceId: env.BATCH_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
     logLevel: env.BATCH_LOG_LEVEL ?? 'info',
+    ...(env.BATCH_ETCD_CA ? { etcdTls: { caFile: env.BATCH_ETCD_CA, ...(env.BATCH_ETCD_CERT ? { certFile: env.BATCH_ETCD_CERT } : {}), ...(env.BATCH_ETCD_KEY ? { keyFile: env.BATCH_ETCD_KEY } : {}) } } : {}),
   };
 }

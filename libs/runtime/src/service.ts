@@ -3,6 +3,7 @@
  * process as a member, and serves its Nest module on Fastify with `/healthz`, `/readyz`
  * and `/metrics`. Apps stay thin: they pass their module and their readiness check.
  */
+import { readFileSync } from 'node:fs';
 import 'reflect-metadata';
 import { EtcdStore, type ProcessLease } from '@batchapi/store';
 import { initTracing, Metric, shutdownTracing } from '@batchapi/telemetry';
@@ -111,9 +112,11 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   collectDefaultMetrics({ register: registry });
   const etcdLatency = new Histogram({ name: Metric.etcdRequestDuration, help: 'etcd calls by operation', labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] });
   const etcdErrors = new Counter({ name: Metric.etcdRequestErrors, help: 'etcd calls that failed (deadline, unavailable), by operation', labelNames: ['op'], registers: [registry] });
+  const tls = config.etcdTls;
   const store = new EtcdStore({
     endpoints: config.etcdEndpoints,
     prefix: config.etcdPrefix,
+    ...(tls ? { tls: { ca: readFileSync(tls.caFile), ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}), ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}) } } : {}),
     onCall: (op, seconds, ok) => {
       etcdLatency.observe({ op }, seconds);
       if (!ok) etcdErrors.inc({ op });

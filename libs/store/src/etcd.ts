@@ -18,6 +18,8 @@ export interface StoreOptions {
   callTimeoutMs?: number;
   /** Observes every call: operation (`range`, `txn`), duration in seconds, success. @default none */
   onCall?: (op: 'range' | 'txn', seconds: number, ok: boolean) => void;
+  /** TLS to etcd (`https://` endpoints): the CA that signed etcd's certificate, and this client's certificate and key (PEM) for etcd's client-cert auth. @default plain connections */
+  tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
 
 /** A decoded value with the revisions a compare-and-swap needs. */
@@ -86,6 +88,7 @@ export class EtcdStore {
     this.client = new Etcd3({
       hosts: options.endpoints,
       dialTimeout: timeout,
+      ...(options.tls ? { credentials: { rootCertificate: options.tls.ca, ...(options.tls.cert ? { certChain: options.tls.cert } : {}), ...(options.tls.key ? { privateKey: options.tls.key } : {}) } } : {}),
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
     });
     this.keys = new Keys(options.prefix ?? '/batch/');
