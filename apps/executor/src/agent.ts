@@ -57,6 +57,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
   isolation: IsolationKind = 'none';
   private registered = false;
+  /** The process-group ledger held a previous incarnation's groups at start. */
+  private previousRan = false;
   /** Set on the Kubernetes backend: attempts run as pods. */
   private pods?: KubernetesBackend;
   /** Called once when this executor fences itself; the process main exits then. */
@@ -85,6 +87,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const ledgerFile = join(this.config.dataDir, 'process-groups');
     this.ledger = new ProcessGroupLedger(ledgerFile, this.config.nodeName);
     this.isolation = this.config.isolation === 'none' ? 'none' : detectIsolation();
+    // A previous incarnation that ran tasks here may have started groups whose status never
+    // reached etcd (still "Bound"): those are not started again at the same attempt.
+    this.previousRan = this.ledger.hasRecords();
     const leftovers = this.ledger.reapLeftovers();
     sweepCgroups(this.isolation, this.config.nodeName);
     this.startWatchdog(ledgerFile);
@@ -254,7 +259,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (!st || !b || this.fenced || this.groups.has(kv.key)) return;
     const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false, results: [] };
     this.groups.set(kv.key, g);
-    const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound');
+    const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound') || this.previousRan;
     if (atStart && ranBefore) {
       // A previous incarnation of this executor started these; their processes died with it.
       g.status = { ...g.status, tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: Date.now() })) };
@@ -341,6 +346,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
         : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
         : exit.nodeError ? 'NodeError'
+        // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
+        : exit.signal && !this.ctx.lease.alive() ? NODE_LOST
         : deadlineHit || exit.deadlineExceeded ? 'DeadlineExceeded'
         : exit.oomKilled || limits?.oomKilled() ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
         : 'Error';

@@ -19,6 +19,11 @@ export class ProcessGroupLedger {
     }
   }
 
+  /** True when a previous executor recorded groups here (it ran tasks, whatever became of them). */
+  hasRecords(): boolean {
+    return this.recorded().length > 0;
+  }
+
   /** Kills every recorded group that still runs one of this node's tasks and forgets them all; returns how many. */
   reapLeftovers(): number {
     const killed = this.killAll();

@@ -9,7 +9,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
+import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
 import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
 
 const ROOT = join(__dirname, '../../..');
@@ -62,7 +62,9 @@ export class FaultCluster {
     for (const s of this.services.values()) { s.proc?.kill('SIGCONT'); s.proc?.kill('SIGKILL'); }
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop();
-    rmSync(this.dir, { recursive: true, force: true });
+    // FAULTS_KEEP=1 keeps the services' logs and the run log for a look after a failure.
+    if (process.env.FAULTS_KEEP) process.stderr.write(`fault cluster files kept in ${this.dir}\n`);
+    else rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Starts (or restarts) a service process; resolves once it answers /readyz. */
@@ -135,9 +137,10 @@ export class FaultCluster {
     const recoverMs = load.firstDoneAfterFault(settled, faultAt);
     const problems = await this.invariants();
     const missing = [...load.accepted.keys()].filter((id) => !settled.has(id) || !['Succeeded'].includes(settled.get(id)!.phase));
+    for (const id of missing.slice(0, 3)) problems.push(await this.describeJob(id, settled.get(id)));
     return {
-      scenario: name, submitted: load.submitted, accepted: load.accepted.size, lost: missing.length, duplicated: this.duplicatedRuns(),
-      recoverMs, statuses: load.statuses, problems: [...problems, ...missing.slice(0, 3).map((id) => `job ${id}: ${settled.get(id)?.phase ?? 'missing'}`)],
+      scenario: name, submitted: load.submitted, accepted: load.accepted.size, lost: missing.length, duplicated: this.duplicatedRuns(new Set(load.accepted.keys())),
+      recoverMs, statuses: load.statuses, problems,
     };
   }
 
@@ -155,6 +158,14 @@ export class FaultCluster {
     return jobs;
   }
 
+  /** What became of a job that did not succeed: its phase, reason and each task's end. */
+  private async describeJob(id: string, job: JobRecord | undefined): Promise<string> {
+    if (!job) return `job ${id}: missing`;
+    const groups = (await this.store.listAll<GroupStatus>(this.store.keys.groupsOf(id))).items.map((g) => g.value);
+    const tasks = groups.flatMap((g) => g.tasks.map((t, k) => `${g.start + k}@${g.attempt} on ${g.node}: ${t.state}${t.reason ? `/${t.reason}` : ''}${t.exitCode !== undefined ? ` exit ${t.exitCode}` : ''}`));
+    return `job ${id}: ${job.phase}${job.reason ? ` (${job.reason.code}: ${job.reason.message})` : ''}; ${tasks.join(', ')}`;
+  }
+
   /** Nodes over capacity; jobs without exactly one idempotency record (every submit has a key). */
   private async invariants(): Promise<string[]> {
     const out: string[] = [];
@@ -170,17 +181,17 @@ export class FaultCluster {
   }
 
   /** Task runs (start..end lines of one job and index) that overlap another run of the same task. */
-  duplicatedRuns(): number {
+  duplicatedRuns(jobs: Set<string>): number {
     const runs = new Map<string, Array<{ attempt: string; start: number; end: number }>>();
     if (!existsSync(this.runsFile)) return 0;
     for (const line of readFileSync(this.runsFile, 'utf8').split('\n')) {
       const [kind, job, index, attempt, ns] = line.split(' ');
-      if (!job) continue;
+      if (!job || !jobs.has(job)) continue;
       const key = `${job}/${index}`;
       const list = runs.get(key) ?? [];
       runs.set(key, list);
       const t = Number(ns) / 1e6;
-      const run = list.find((r) => r.attempt === attempt);
+      const run = list.filter((r) => r.attempt === attempt).pop(); // the latest run of this attempt
       // A killed run ends at its last heartbeat (every 50 ms) plus slack; a finished one at its end line.
       if (kind === 's') list.push({ attempt, start: t, end: t + 100 });
       else if (run && kind === 'h') run.end = Math.max(run.end, t + 100);
