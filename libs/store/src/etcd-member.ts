@@ -19,12 +19,16 @@ export interface EtcdMemberOptions {
   binary?: string;
   /** How long to wait for the cluster to answer, in milliseconds. @default 15000 */
   startTimeoutMs?: number;
+  /** Another local address each member also serves clients on (e.g. a veth of a test's network namespace). @default none */
+  extraClientHost?: string;
 }
 
 /** A running local etcd. */
 export interface LocalEtcd {
   /** Client URLs of every member. */
   endpoints: string[];
+  /** Client URLs on `extraClientHost` (empty without it). */
+  extraEndpoints: string[];
   members: Array<{ name: string; clientUrl: string; process: ChildProcess; dataDir: string; args: string[] }>;
   /** Kills one member (`SIGKILL` by default). */
   kill(index: number, signal?: NodeJS.Signals): void;
@@ -72,7 +76,7 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
   const members = specs.map((s) => {
     const args = [
       '--name', s.name, '--data-dir', s.dataDir,
-      '--listen-client-urls', s.clientUrl, '--advertise-client-urls', s.clientUrl,
+      '--listen-client-urls', [s.clientUrl, ...(opts.extraClientHost ? [s.clientUrl.replace('127.0.0.1', opts.extraClientHost)] : [])].join(','), '--advertise-client-urls', s.clientUrl,
       '--listen-peer-urls', s.peerUrl, '--initial-advertise-peer-urls', s.peerUrl,
       '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `batch-${ports[0]}`,
       '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'error', '--logger', 'zap',
@@ -81,6 +85,7 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
   });
   const local: LocalEtcd = {
     endpoints: members.map((m) => m.clientUrl),
+    extraEndpoints: opts.extraClientHost ? members.map((m) => m.clientUrl.replace('127.0.0.1', opts.extraClientHost!)) : [],
     members,
     kill(i, signal = 'SIGKILL') { members[i].process.kill(signal); },
     restart(i) { members[i].process = launch(binary, members[i].args.map((a) => (a === 'new' ? 'existing' : a))); },

@@ -4,7 +4,7 @@
  * keys and client retries, and the consistency check every scenario ends with. Tasks append
  * `start` and `end` lines to a shared run log, so overlapping runs of one task show.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -33,7 +33,33 @@ export interface ScenarioResult {
   problems: string[];
 }
 
-interface Service { name: string; app: string; env: Record<string, string>; url: string; proc?: ChildProcess }
+interface Service { name: string; app: string; env: Record<string, string>; url: string; proc?: ChildProcess; netns?: boolean }
+
+/** A network namespace of the test's own, joined to this one by a veth pair (10.213.0.1 here, 10.213.0.2 there). */
+export interface TestNetns { ns: string; hostIf: string; hostIp: string; nsIp: string }
+
+/** Makes the namespace and the veth pair; undefined (with why) where the machine does not allow it. */
+export function makeNetns(): { netns?: TestNetns; why?: string } {
+  const id = `${process.pid % 100000}`;
+  const n: TestNetns = { ns: `batchf-${id}`, hostIf: `bfh${id}`, hostIp: '10.213.0.1', nsIp: '10.213.0.2' };
+  const steps = [
+    ['ip', 'netns', 'add', n.ns], ['ip', 'link', 'add', n.hostIf, 'type', 'veth', 'peer', 'name', `bfn${id}`], ['ip', 'link', 'set', `bfn${id}`, 'netns', n.ns],
+    ['ip', 'addr', 'add', `${n.hostIp}/30`, 'dev', n.hostIf], ['ip', 'link', 'set', n.hostIf, 'up'],
+    ['ip', 'netns', 'exec', n.ns, 'ip', 'addr', 'add', `${n.nsIp}/30`, 'dev', `bfn${id}`], ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', `bfn${id}`, 'up'],
+    ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', 'lo', 'up'],
+  ];
+  for (const [cmd, ...args] of steps) {
+    try { execFileSync(cmd, args, { stdio: 'pipe' }); } catch (err) {
+      dropNetns(n);
+      return { why: `network namespaces unavailable here (${[cmd, ...args].join(' ')}: ${String((err as { stderr?: Buffer }).stderr ?? err).trim().slice(0, 120)})` };
+    }
+  }
+  return { netns: n };
+}
+
+export function dropNetns(n: TestNetns): void {
+  for (const args of [['link', 'del', n.hostIf], ['netns', 'del', n.ns]]) { try { execFileSync('ip', args, { stdio: 'ignore' }); } catch { /* gone */ } }
+}
 
 export class FaultCluster {
   etcd!: LocalEtcd;
@@ -41,19 +67,26 @@ export class FaultCluster {
   dir = '';
   readonly services = new Map<string, Service>();
   private runsFile = '';
+  /** Set when the machine allows network namespaces: scheduler-1 then runs in one (see `partition`). */
+  netns?: TestNetns;
+  netnsWhy?: string;
 
   /** Starts etcd (3 members) and 2 replicas of each service with a lease TTL of `ttl` seconds. */
   async start(ttl = 2): Promise<void> {
     this.dir = mkdtempSync(join(tmpdir(), 'faults-'));
     this.runsFile = join(this.dir, 'runs.log');
     writeFileSync(this.runsFile, '');
-    this.etcd = await startEtcd({ members: 3 });
+    const made = makeNetns();
+    this.netns = made.netns;
+    this.netnsWhy = made.why;
+    this.etcd = await startEtcd({ members: 3, ...(this.netns ? { extraClientHost: this.netns.hostIp } : {}) });
     this.store = new EtcdStore({ endpoints: this.etcd.endpoints });
     writeFileSync(join(this.dir, 'tokens.json'), JSON.stringify({ tokens: [{ sha256: sha(TOKEN), tenant: 'default', role: 'tenant' }] }));
     writeFileSync(join(this.dir, 'cluster.json'), JSON.stringify({ tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }));
     const common = { BATCH_LEASE_TTL: String(ttl) };
     for (const i of [0, 1]) await this.launch(`quota-${i}`, 'quota', { ...common, BATCH_CLUSTER_CONFIG: join(this.dir, 'cluster.json') });
-    for (const i of [0, 1]) await this.launch(`scheduler-${i}`, 'scheduler', common);
+    await this.launch('scheduler-0', 'scheduler', common);
+    await this.launch('scheduler-1', 'scheduler', common, !!this.netns);
     for (const i of [0, 1]) await this.launch(`executor-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `node-${i}`, BATCH_DATA_DIR: join(this.dir, `node-${i}`), BATCH_NODE_CPU: '4', BATCH_KILL_GRACE_MS: '500', BATCH_ISOLATION: 'none' });
     for (const i of [0, 1]) await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') });
   }
@@ -62,15 +95,17 @@ export class FaultCluster {
     for (const s of this.services.values()) { s.proc?.kill('SIGCONT'); s.proc?.kill('SIGKILL'); }
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop();
+    if (this.netns) dropNetns(this.netns);
     // FAULTS_KEEP=1 keeps the services' logs and the run log for a look after a failure.
     if (process.env.FAULTS_KEEP) process.stderr.write(`fault cluster files kept in ${this.dir}\n`);
     else rmSync(this.dir, { recursive: true, force: true });
   }
 
   /** Starts (or restarts) a service process; resolves once it answers /readyz. */
-  async launch(name: string, app: string, env: Record<string, string>): Promise<string> {
+  async launch(name: string, app: string, env: Record<string, string>, inNetns = false): Promise<string> {
     const port = await freePort();
-    const s: Service = { name, app, env, url: `http://127.0.0.1:${port}` };
+    const host = inNetns ? this.netns!.nsIp : '127.0.0.1';
+    const s: Service = { name, app, env, url: `http://${host}:${port}`, netns: inNetns };
     this.services.set(name, s);
     this.spawn(s, port);
     const deadline = Date.now() + 30_000;
@@ -83,17 +118,28 @@ export class FaultCluster {
 
   private spawn(s: Service, port: number): void {
     const log = openSync(join(this.dir, `${s.name}.log`), 'a');
-    s.proc = spawn(process.execPath, [join(ROOT, 'apps', s.app, 'dist/main.js')], {
-      env: { ...process.env, BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: 'warn', ...s.env },
+    const main = [process.execPath, join(ROOT, 'apps', s.app, 'dist/main.js')];
+    // In the namespace it reaches etcd only over the veth pair, which `partition` cuts.
+    const [cmd, ...args] = s.netns ? ['ip', 'netns', 'exec', this.netns!.ns, ...main] : main;
+    const endpoints = s.netns ? this.etcd.extraEndpoints : this.etcd.endpoints;
+    s.proc = spawn(cmd, args, {
+      env: { ...process.env, BATCH_ETCD_ENDPOINTS: endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: s.netns ? this.netns!.nsIp : '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: 'warn', ...s.env },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
   }
 
-  /** Restarts a killed service on a new port. */
+  /** Restarts a killed service on a new port (in its namespace if it ran in one). */
   async restart(name: string): Promise<void> {
     const s = this.services.get(name)!;
-    await this.launch(name, s.app, s.env);
+    await this.launch(name, s.app, s.env, s.netns);
+  }
+
+  /** Cuts the namespace's veth pair for `ms`, then joins it again. */
+  async partition(ms: number): Promise<void> {
+    execFileSync('ip', ['link', 'set', this.netns!.hostIf, 'down']);
+    await sleep(ms);
+    execFileSync('ip', ['link', 'set', this.netns!.hostIf, 'up']);
   }
 
   signal(name: string, sig: NodeJS.Signals): void {

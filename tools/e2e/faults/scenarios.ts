@@ -15,6 +15,8 @@ export interface Scenario {
   opts?: Parameters<FaultCluster['scenario']>[2];
   /** Extra checks of the row (beyond 0 lost, 0 duplicated, no problems). */
   expect?(r: ScenarioResult): string | undefined;
+  /** Why it cannot run on this machine, if it cannot. */
+  skip?(c: FaultCluster): string | undefined;
 }
 
 /** Restarts a service if its process ended (a self-fenced service exits). */
@@ -115,6 +117,21 @@ export const SCENARIOS: Scenario[] = [
       await reviveIfDead(c, 'executor-1');
     },
     opts: { loadMs: 9000 },
+  },
+  {
+    name: 'network partition of the scheduler leader from etcd (netns)',
+    skip: (c) => (c.netns ? undefined : c.netnsWhy),
+    async fault(c) {
+      // make the replica in the namespace the leader, then cut it off for 2× its lease
+      if ((await c.schedulerLeader()) !== 'scheduler-1') {
+        c.signal('scheduler-0', 'SIGKILL');
+        for (let i = 0; i < 50 && (await c.schedulerLeader()) !== 'scheduler-1'; i++) await sleep(200);
+        await c.restart('scheduler-0');
+      }
+      await c.partition(2 * TTL * 1000 + 1000);
+      await reviveIfDead(c, 'scheduler-1');
+    },
+    opts: { loadMs: 10_000 },
   },
   {
     name: 'admission kill -9 mid-request; clients retry the same key', fast: true,
