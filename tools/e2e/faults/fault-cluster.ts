@@ -5,7 +5,7 @@
  * `start` and `end` lines to a shared run log, so overlapping runs of one task show.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -259,11 +259,6 @@ export class FaultCluster {
 
   admissionUrls(): string[] {
     return [...this.services.values()].filter((s) => s.app === 'admission').map((s) => s.url);
-  }
-
-  dataDir(): string {
-    mkdirSync(this.dir, { recursive: true });
-    return this.dir;
   }
 }
 
