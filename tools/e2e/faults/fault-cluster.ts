@@ -158,10 +158,19 @@ export class FaultCluster {
 
   /** The etcd member that leads raft now (by its /v3/maintenance/status). */
   async etcdLeader(): Promise<number> {
-    const statuses = await Promise.all(this.etcd.members.map((m) => fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}' }).then((r) => r.json() as Promise<{ header: { member_id: string }; leader: string }>, () => undefined)));
-    const i = statuses.findIndex((s) => s && s.header.member_id === s.leader);
-    if (i < 0) throw new Error('no etcd leader');
-    return i;
+    // An election may be under way (a previous scenario): ask again for up to 10 s.
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const statuses = await Promise.all(this.etcd.members.map((m) => fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) }).then((r) => r.json() as Promise<{ header?: { member_id: string }; leader?: string }>, () => undefined)));
+      const i = statuses.findIndex((s) => s?.header && s.header.member_id === s.leader);
+      if (i >= 0) return i;
+      await sleep(200);
+    }
+    throw new Error('no etcd leader');
+  }
+
+  /** Restarts every service whose process ended (a scenario's collateral: a self-fenced replica exits). */
+  async reviveAll(): Promise<void> {
+    for (const [name, s] of this.services) if (s.proc && (s.proc.exitCode !== null || s.proc.signalCode !== null)) await this.restart(name);
   }
 
   /**
