@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { JobRecord } from '@batchapi/api';
 import { LocalCluster } from '@batchapi/cli';
 import { EtcdStore } from '@batchapi/store';
+import { openLoop } from './load';
 import { percentile, progress } from './rng';
 
 export interface LatencyBenchOptions {
@@ -30,58 +31,30 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<Record<strin
     const ids: string[] = [];
     let errors = 0;
     const codes: Record<string, number> = {};
+    const job = { command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: '1' } };
+    const load = { url: cluster.apiUrl, token: cluster.tenantToken, rate: o.rate, job };
     if (o.warmup > 0) {
       progress(`latency: warming up at ${o.rate} submits/s for ${o.warmup} s (not measured)`);
-      const warm: Array<Promise<unknown>> = [];
-      const t0 = performance.now();
-      for (let i = 0; i < o.rate * o.warmup; i++) {
-        const wait = t0 + (i * 1000) / o.rate - performance.now();
-        if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-        warm.push(fetch(`${cluster.apiUrl}/v1/jobs`, {
-          method: 'POST',
-          headers: { authorization: `Bearer ${cluster.tenantToken}`, 'content-type': 'application/json', 'idempotency-key': `warm-${i}` },
-          body: JSON.stringify({ command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: '1' } }),
-          signal: AbortSignal.timeout(10_000),
-        }).then((r) => r.text(), () => undefined));
-      }
-      await Promise.all(warm);
+      await openLoop({ ...load, count: o.rate * o.warmup, key: (i) => `warm-${i}` });
     }
     const total = o.rate * o.seconds;
-    const started = performance.now();
-    const inflight: Array<Promise<void>> = [];
     progress(`latency: ${o.rate} submits/s for ${o.seconds} s (${total} jobs, each 1 task of 100m for 1 s)`);
-    for (let i = 0; i < total; i++) {
-      // Open loop: each submit leaves at its scheduled time, whatever the answers do.
-      const due = started + (i * 1000) / o.rate;
-      const wait = due - performance.now();
-      if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      inflight.push((async () => {
-        const t0 = performance.now();
-        try {
-          const res = await fetch(`${cluster.apiUrl}/v1/jobs`, {
-            method: 'POST',
-            headers: { authorization: `Bearer ${cluster.tenantToken}`, 'content-type': 'application/json', 'idempotency-key': `lat-${i}` },
-            body: JSON.stringify({ command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: '1' } }),
-            signal: AbortSignal.timeout(10_000),
-          });
-          const ms = performance.now() - t0;
-          codes[res.status] = (codes[res.status] ?? 0) + 1;
-          // 200 is a retry answered with the job already created (the same idempotency key): still one job.
-          if (res.status === 201 || res.status === 200) {
-            submitMs.push(ms);
-            const second = Math.floor((t0 - started) / 1000);
-            perSecond.set(second, [...(perSecond.get(second) ?? []), ms]);
-            ids.push(((await res.json()) as { id: string }).id);
-          } else { errors++; await res.text(); }
-        } catch {
-          errors++;
-          codes.network = (codes.network ?? 0) + 1;
-        }
-      })());
-      if (i % (o.rate * 5) === 0 && i > 0) progress(`latency: ${i}/${total} sent, ${errors} errors`);
-    }
-    await Promise.all(inflight);
-    const sendSeconds = (performance.now() - started) / 1000;
+    const sendSeconds = await openLoop({
+      ...load,
+      count: total,
+      key: (i) => `lat-${i}`,
+      onProgress: (sent) => progress(`latency: ${sent}/${total} sent, ${errors} errors`),
+      onAnswer: (a) => {
+        codes[a.status || 'network'] = (codes[a.status || 'network'] ?? 0) + 1;
+        // 200 is a retry answered with the job already created (the same idempotency key): still one job.
+        if ((a.status === 201 || a.status === 200) && a.body?.id) {
+          submitMs.push(a.ms);
+          const second = Math.floor(a.sentAt / 1000);
+          perSecond.set(second, [...(perSecond.get(second) ?? []), a.ms]);
+          ids.push(a.body.id);
+        } else errors++;
+      },
+    });
     progress('latency: waiting for every job to be bound');
     const deadline = Date.now() + 60_000;
     let jobs: JobRecord[] = [];
