@@ -4,7 +4,7 @@
  * scale and for end-to-end benchmarks. Reports go through the same batched, fenced
  * `reportGroups` path as real executors.
  */
-import { type Binding, type GroupStatus, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, boundGroupStatus, type GroupStatus, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext } from '@batchapi/runtime';
 import { type Informer, MAX_TXN_OPS, type Op, reportGroups } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
@@ -63,9 +63,9 @@ export class SimulatedFleet implements OnApplicationShutdown {
     const mine = new Set(this.names);
     const prefix = store.keys.bindings();
     this.informer = await store.inform<Binding>(prefix, {
-      onSync: (items) => { for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value); },
+      onSync: (items) => { for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value, kv.createRevision === kv.modRevision ? kv.modRevision : undefined); },
       onEvent: (ev) => {
-        if (ev.type === 'put' && ev.value && mine.has(ev.value.node)) void this.onBinding(ev.key, ev.value);
+        if (ev.type === 'put' && ev.value && mine.has(ev.value.node)) void this.onBinding(ev.key, ev.value, pristine(ev.value) ? ev.modRevision : undefined);
         else if (ev.type === 'delete') this.forget(ev.key);
       },
     });
@@ -79,13 +79,18 @@ export class SimulatedFleet implements OnApplicationShutdown {
     for (const g of this.groups.values()) clearTimeout(g.timer);
   }
 
-  private async onBinding(key: string, b: Binding): Promise<void> {
+  /**
+   * A new binding starts its group. `boundAt` is the revision of the bind when the binding is
+   * known unchanged since (its status was written beside it then, see `boundGroupStatus`), so
+   * the status need not be read; a report against a status changed meanwhile is refused.
+   */
+  private async onBinding(key: string, b: Binding, boundAt?: string): Promise<void> {
     const known = this.groups.get(key);
     if (known) {
       if (b.cancelRequested || b.preempt?.length) this.finish(known, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
       return;
     }
-    const st = await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
+    const st = boundAt ? { value: boundGroupStatus(b), modRevision: boundAt } : await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
     if (!st || this.groups.has(key)) return;
     const now = Date.now();
     const g: SimGroup = { key, node: b.node, status: { ...st.value, tasks: st.value.tasks.map(() => ({ state: 'Running' as const, startedAt: now })) }, revision: st.modRevision, dirty: true };
@@ -143,6 +148,11 @@ export class SimulatedFleet implements OnApplicationShutdown {
       else g.dirty = true; // failed or lost a race: again next flush
     }
   }
+}
+
+/** A binding as the scheduler wrote it: bindings change only to carry a cancel or a preemption. */
+function pristine(b: Binding): boolean {
+  return !b.cancelRequested && !b.preempt?.length && b.preemptRequestedAt === undefined;
 }
 
 /** Starts a simulated fleet as a service (health, metrics, one lease). */

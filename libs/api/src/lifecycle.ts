@@ -2,7 +2,7 @@
  * The job state machine as pure functions: each takes a record and the time, and returns
  * the next record. Callers write the result with a compare-and-swap.
  */
-import type { FailureReason, GroupStatus, JobRecord, NodeAllocation, RetryPolicy, TaskGroup, TaskRange, TaskStatus } from './model';
+import type { Binding, FailureReason, GroupStatus, JobRecord, NodeAllocation, RetryPolicy, TaskGroup, TaskRange, TaskStatus } from './model';
 import { addResources, GPU_MILLI } from './quantity';
 import { TERMINAL_PHASES, TERMINAL_TASK_STATES } from './model';
 import { countTasks, mergeRanges, subtractRanges } from './ranges';
@@ -126,6 +126,22 @@ export function reserveOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllo
 /** Returns a finished group's reservation. */
 export function releaseOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllocation {
   return changeAllocation(alloc, group, -1);
+}
+
+/**
+ * The status a group gets when it is bound: its binding without what only the executor needs
+ * (command, env, items, cancel and preemption requests, timeout), every task `Bound`. The
+ * scheduler writes it beside the binding in one transaction, so an executor that sees the
+ * binding unchanged since then knows the status (and its revision) without reading it.
+ */
+export function boundGroupStatus(b: Binding): GroupStatus {
+  const { command: _c, env: _e, items: _i, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
+  return { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
+}
+
+/** Whether a report of this group ends some task not yet given back to its node's allocation. */
+export function hasUnreleasedEnd(group: GroupStatus): boolean {
+  return group.tasks.some((t) => TERMINAL_TASK_STATES.has(t.state) && !t.released);
 }
 
 /**

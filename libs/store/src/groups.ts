@@ -4,8 +4,8 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  releaseEndedTasks, type Requeue, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
+  applyGroupOutcomes, type Binding, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
+  hasUnreleasedEnd, releaseEndedTasks, type Requeue, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 
@@ -69,8 +69,7 @@ export async function bindPlan(
       compares.push({ key: u.job.key, modRevision: jobRevision.get(u.job.key) ?? u.job.modRevision });
       writes.push({ put: u.job.key, value: u.next });
       for (const b of u.bindings) {
-        const { command: _c, env: _e, items: _i, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
-        const status: GroupStatus = { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
+        const status = boundGroupStatus(b);
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start, b.attempt), absent: true });
         writes.push({ put: store.keys.binding(b.node, b.jobId, b.start, b.attempt), value: b });
         writes.push({ put: store.keys.group(b.jobId, b.start, b.attempt), value: status });
@@ -233,7 +232,8 @@ async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string
 }
 
 async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | 'too-large' | { revision: string; written: Map<GroupReport, GroupStatus>; requeued: Array<Requeue & { jobId: string }> }> {
-  const alloc = await store.get<NodeAllocation>(store.keys.alloc(node));
+  // The allocation is read only when some task ends now (a report of tasks starting leaves it be).
+  const alloc = chunk.some((r) => hasUnreleasedEnd(r.status)) ? await store.get<NodeAllocation>(store.keys.alloc(node)) : undefined;
   // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
   let nextAlloc = alloc?.value ?? EMPTY_ALLOCATION;
   const written = new Map<GroupReport, GroupStatus>();
