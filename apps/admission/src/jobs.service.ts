@@ -7,7 +7,7 @@ import {
 } from '@batchapi/api';
 import type { StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, submitJob } from '@batchapi/store';
+import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
 import { type Explanation, explainPending, QuotaLedger, queueOrder, queueUsageOf, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle } from './throttle';
@@ -59,10 +59,13 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   private informers: Informer[] = [];
   private readonly pending = new PendingTasks();
   private readonly throttle: SubmitThrottle;
+  /** Submits arriving together are committed together (group commit). */
+  private readonly committer: SubmitCommitter;
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
+    this.committer = new SubmitCommitter(ctx.store);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, DEFAULT_THROTTLE, (limit) => throttled.inc({ limit }));
   }
 
@@ -114,7 +117,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       createdAt: now,
     };
     const res = await this.throttle.admit(t, q, spec.tasks, now, () =>
-      inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () => submitJob(store, job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined)),
+      inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () => this.committer.submit(job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined)),
     );
     this.submitted.inc({ created: String(res.created) });
     return { view: jobView(res.job.value), created: res.created };
@@ -138,7 +141,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
 
   /**
    * `POST /v1/jobs:batch`: up to 1000 submits, each with its own idempotency key and its own
-   * answer (status and job, or the error), in order. Runs 16 at a time.
+   * answer (status and job, or the error), in order. Runs 64 at a time, so their commits group (see SubmitCommitter).
    */
   async submitMany(principal: Principal, body: unknown, now: number): Promise<{ results: Array<{ status: number; job?: JobView; error?: ReturnType<ApiError['toBody']>['error'] }> }> {
     const { jobs } = parseWith(BulkSubmitSchema, body);
@@ -157,7 +160,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(16, jobs.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(64, jobs.length) }, worker));
     return { results };
   }
 

@@ -3,7 +3,7 @@
  * never loses an update, fenced leadership, informers that miss nothing.
  */
 import type { Binding, GroupStatus, JobRecord } from '@batchapi/api';
-import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
+import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, SubmitCommitter, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -41,6 +41,55 @@ describe('submitJob', () => {
     await submitJob(store, job('first'), { key: 'k-2', requestHash: 'h1' });
     await expect(submitJob(store, job('second'), { key: 'k-2', requestHash: 'h2' })).rejects.toMatchObject({ code: 'idempotency_conflict', status: 409 });
     expect(await getJob(store, 'second')).toBeUndefined();
+  });
+});
+
+describe('SubmitCommitter (group commit)', () => {
+  it('commits 100 concurrent submits in fewer transactions than submits, each answered with its own job', async () => {
+    const committer = new SubmitCommitter(store, { maxInflight: 2, maxBatch: 32 });
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => committer.submit(job(`group-${i}`), { key: `gk-${i}`, requestHash: 'h' })));
+    expect(results.every((r, i) => r.created && r.job.value.id === `group-${i}`)).toBe(true);
+    // The first two go alone (nothing waited yet); the other 98 waited and went in batches of at most 32:
+    // 2 + ceil(98 / 32) = 6 transactions, so at most 6 distinct revisions.
+    const revisions = new Set(results.map((r) => r.job.modRevision));
+    expect(revisions.size).toBeLessThanOrEqual(6);
+    const stored = await store.getMany<JobRecord>(results.map((r) => r.job.key));
+    expect(stored.map((kv) => kv?.modRevision)).toEqual(results.map((r) => r.job.modRevision));
+  });
+
+  it('answers a batch with a reused key, a conflicting key and new keys exactly as single submits would', async () => {
+    const first = await submitJob(store, job('reused-first'), { key: 'gk-reused', requestHash: 'h' });
+    await submitJob(store, job('other-first'), { key: 'gk-other', requestHash: 'h1' });
+    const committer = new SubmitCommitter(store, { maxInflight: 1 });
+    // The first submit goes alone; the next four wait and are tried as one batch, which fails on
+    // the reused keys and is retried one by one.
+    const [, retry, conflict, fresh, dup] = await Promise.allSettled([
+      committer.submit(job('lead'), { key: 'gk-lead', requestHash: 'h' }),
+      committer.submit(job('reused-second'), { key: 'gk-reused', requestHash: 'h' }),
+      committer.submit(job('other-second'), { key: 'gk-other', requestHash: 'h2' }),
+      committer.submit(job('fresh'), { key: 'gk-fresh', requestHash: 'h' }),
+      committer.submit(job('fresh-again'), { key: 'gk-fresh', requestHash: 'h' }),
+    ]);
+    expect(retry).toMatchObject({ status: 'fulfilled', value: { created: false, job: { value: { id: first.job.value.id } } } });
+    expect(conflict).toMatchObject({ status: 'rejected', reason: { code: 'idempotency_conflict', status: 409 } });
+    expect(fresh).toMatchObject({ status: 'fulfilled', value: { created: true, job: { value: { id: 'fresh' } } } });
+    // The same key twice in flight: the second waits for the next transaction and finds the first's job.
+    expect(dup).toMatchObject({ status: 'fulfilled', value: { created: false, job: { value: { id: 'fresh' } } } });
+    expect(await getJob(store, 'reused-second')).toBeUndefined();
+    expect(await getJob(store, 'other-second')).toBeUndefined();
+    expect(await getJob(store, 'fresh-again')).toBeUndefined();
+  });
+
+  it('rejects every submit of a batch when etcd cannot be reached, and writes nothing', async () => {
+    const dead = new EtcdStore({ endpoints: ['http://127.0.0.1:1'], prefix: '/t/' });
+    try {
+      const committer = new SubmitCommitter(dead, { maxInflight: 1 });
+      const settled = await Promise.allSettled(Array.from({ length: 3 }, (_, i) => committer.submit(job(`unreachable-${i}`))));
+      expect(settled.every((s) => s.status === 'rejected')).toBe(true);
+      expect(await getJob(store, 'unreachable-1')).toBeUndefined();
+    } finally {
+      await dead.close();
+    }
   });
 });
 
