@@ -1,12 +1,13 @@
 /**
  * Server-sent events of one record (a job, a workflow): the current view first, then one
- * event per change, ended after a terminal phase. Changes come from informers over the
- * record's keys; each change re-reads the view (coalesced, so a burst sends one event),
- * and its id is the highest etcd mod revision it reflects, so `Last-Event-ID` resumes with
- * newer events only. Per connection: a bounded count of open streams, a keep-alive
+ * event per change, ended after a terminal phase. Informers over the record's keys mirror
+ * them in the stream, and each change rebuilds the view from that mirror without reading
+ * etcd again (at most one event per `minIntervalMs`, so a burst of changes to a wide array
+ * sends one event with the latest view). An event's id is the highest etcd mod revision it
+ * reflects, so `Last-Event-ID` resumes with newer events only. Per connection: a bounded count of open streams, a keep-alive
  * comment every 15 s, everything stopped when the client goes away.
  */
-import type { EtcdStore, Informer } from '@batchapi/store';
+import type { EtcdStore, Informer, InformerHandlers } from '@batchapi/store';
 import { ApiError, ErrorCode } from '@batchapi/api';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 
@@ -20,14 +21,24 @@ export interface StreamSnapshot {
   terminal: boolean;
 }
 
+/** A key's value and mod revision as a stream's informers hold it. */
+export interface MirroredValue {
+  value: unknown;
+  modRevision: string;
+}
+
 /** Options of an event stream. */
 export interface EventStreamOptions {
   /** Event name (`event:` line). */
   event: string;
   /** Key prefixes whose changes may change the view. */
   prefixes: string[];
-  /** Reads the view now. */
+  /** Reads the view once, before the stream opens: an unknown or hidden record fails here, before any byte is sent. */
   read(): Promise<StreamSnapshot>;
+  /** The view built from the keys under `prefixes` as mirrored; undefined while the record is absent. */
+  view(keys: ReadonlyMap<string, MirroredValue>): StreamSnapshot | undefined;
+  /** Fewest milliseconds between two events built from changes. @default 100 */
+  minIntervalMs?: number;
   /** Interval of the `: keepalive` comment, in milliseconds. @default 15000 */
   keepaliveMs?: number;
 }
@@ -54,10 +65,12 @@ export class EventStreams {
     const keepalive = setInterval(() => res.write(': keepalive\n\n'), opts.keepaliveMs ?? 15000);
     let finish!: () => void;
     const done = new Promise<void>((r) => { finish = r; });
+    let timer: NodeJS.Timeout | undefined;
     const close = () => {
       if (closed) return;
       closed = true;
       clearInterval(keepalive);
+      clearTimeout(timer);
       for (const i of informers) void i.stop();
       res.end();
       this.open--;
@@ -71,22 +84,36 @@ export class EventStreams {
       }
       if (s.terminal) close();
     };
-    // Coalesced refresh: at most one read in flight, one more queued behind it.
-    let reading: Promise<void> | undefined;
-    let again = false;
+    // The view of the mirrored keys, at most once per interval; the last change is always sent.
+    const mirror = new Map<string, MirroredValue>();
+    const minInterval = opts.minIntervalMs ?? 100;
+    let lastAt = 0;
     const refresh = () => {
-      if (closed) return;
-      if (reading) { again = true; return; }
-      reading = opts.read().then(send, () => undefined).finally(() => {
-        reading = undefined;
-        if (again) { again = false; refresh(); }
-      });
+      if (closed || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        lastAt = Date.now();
+        const s = opts.view(mirror);
+        if (s) send(s);
+      }, Math.max(0, lastAt + minInterval - Date.now()));
     };
+    const handlers = (prefix: string): InformerHandlers<unknown> => ({
+      onSync: (items) => {
+        for (const k of [...mirror.keys()]) if (k.startsWith(prefix)) mirror.delete(k);
+        for (const kv of items) mirror.set(kv.key, { value: kv.value, modRevision: kv.modRevision });
+        refresh();
+      },
+      onEvent: (ev) => {
+        if (ev.type === 'put') mirror.set(ev.key, { value: ev.value, modRevision: ev.modRevision });
+        else mirror.delete(ev.key);
+        refresh();
+      },
+    });
     req.raw.on('close', close);
     send(first);
     if (closed) return done;
     try {
-      for (const prefix of opts.prefixes) informers.push(await this.store.inform(prefix, { onSync: refresh, onEvent: refresh }));
+      for (const prefix of opts.prefixes) informers.push(await this.store.inform(prefix, handlers(prefix)));
       if (closed) for (const i of informers) void i.stop();
     } catch {
       close();

@@ -5,7 +5,7 @@ import {
   addResources, ApiError, type Binding, type Cordon, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
   type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant, TERMINAL_PHASES,
 } from '@batchapi/api';
-import type { StreamSnapshot } from './event-stream';
+import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
 import { type Explanation, explainPending, QuotaLedger, queueOrder, queueUsageOf, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
@@ -137,6 +137,25 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const groups = await listGroups(this.ctx.store, id);
     const revision = groups.reduce((m, g) => (BigInt(g.modRevision) > m ? BigInt(g.modRevision) : m), BigInt(job.modRevision));
     return { view: jobView(job.value, groups.map((g) => g.value)), revision, terminal: TERMINAL_PHASES.has(job.value.phase) };
+  }
+
+  /** Builds a job's stream view from its mirrored record and group statuses (see EventStreams). */
+  streamView(id: string): (keys: ReadonlyMap<string, MirroredValue>) => StreamSnapshot | undefined {
+    const jobKey = this.ctx.store.keys.job(id);
+    const groupsPrefix = this.ctx.store.keys.groupsOf(id);
+    return (keys) => {
+      const job = keys.get(jobKey);
+      if (!job) return undefined;
+      let revision = BigInt(job.modRevision);
+      const groups: GroupStatus[] = [];
+      for (const [k, g] of keys) {
+        if (!k.startsWith(groupsPrefix)) continue;
+        groups.push(g.value as GroupStatus);
+        if (BigInt(g.modRevision) > revision) revision = BigInt(g.modRevision);
+      }
+      const value = job.value as JobRecord;
+      return { view: jobView(value, groups), revision, terminal: TERMINAL_PHASES.has(value.phase) };
+    };
   }
 
   /**

@@ -3,7 +3,7 @@ import {
   ApiError, ErrorCode, parseSubmit, parseWith, type Principal, type Queue, SubmitWorkflowSchema, type Tenant, type WorkflowRecord,
   TERMINAL_WORKFLOW_PHASES, type WorkflowStep, type WorkflowView, workflowView,
 } from '@batchapi/api';
-import type { StreamSnapshot } from './event-stream';
+import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
@@ -88,6 +88,17 @@ export class WorkflowsService {
     const wf = await getWorkflow(this.ctx.store, id);
     if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
     return { view: workflowView(wf.value), revision: BigInt(wf.modRevision), terminal: TERMINAL_WORKFLOW_PHASES.has(wf.value.phase) };
+  }
+
+  /** Builds a workflow's stream view from its mirrored record (see EventStreams). */
+  streamView(id: string): (keys: ReadonlyMap<string, MirroredValue>) => StreamSnapshot | undefined {
+    const key = this.keyOf(id);
+    return (keys) => {
+      const wf = keys.get(key);
+      if (!wf) return undefined;
+      const value = wf.value as WorkflowRecord;
+      return { view: workflowView(value), revision: BigInt(wf.modRevision), terminal: TERMINAL_WORKFLOW_PHASES.has(value.phase) };
+    };
   }
 
   /** A workflow the principal may see; 404 for others' and unknown ids alike. */

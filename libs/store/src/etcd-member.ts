@@ -80,6 +80,8 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
       '--listen-peer-urls', s.peerUrl, '--initial-advertise-peer-urls', s.peerUrl,
       '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `batch-${ports[0]}`,
       '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'error', '--logger', 'zap',
+      // As deploy/etcd: history older than an hour is compacted, so a long-running local cluster does not grow without bound.
+      '--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '1h',
     ];
     return { name: s.name, clientUrl: s.clientUrl, dataDir: s.dataDir, args, process: launch(binary, args) };
   });
