@@ -1,6 +1,7 @@
 /** The benchmark runner: `npm run -s bench -- NAME [--option value]`. Last stdout line: one JSON object. */
 import { join } from 'node:path';
 import { benchAlibaba } from './alibaba';
+import { benchArray } from './array';
 import { benchE2e } from './e2e';
 import { benchFailover } from './failover';
 import { benchFairShare } from './fairshare';
@@ -39,6 +40,7 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
   failover: (o) => benchFailover({ ttl: num(o, 'ttl', 5), nodes: num(o, 'nodes', 500), everyMs: num(o, 'every-ms', 20) }),
   fairshare: (o) => benchFairShare({ workloads: num(o, 'workloads', 15_000), queues: num(o, 'queues', 30), cohorts: num(o, 'cohorts', 5), nodes: num(o, 'nodes', 100), seed: num(o, 'seed', 11) }),
   overload: (o) => benchOverload({ rate: num(o, 'rate', 2000), seconds: num(o, 'seconds', 10), limit: num(o, 'limit', 200), nodes: num(o, 'nodes', 200), warmup: num(o, 'warmup', 10) }),
+  array: (o) => benchArray({ tasks: num(o, 'tasks', 100_000), nodes: num(o, 'nodes', 1000), taskSeconds: num(o, 'task-seconds', 1), timeout: num(o, 'timeout', 300) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
 };
 
