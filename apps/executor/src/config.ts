@@ -36,7 +36,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv = process.env): K
   return {
     namespace: env.BATCH_K8S_NAMESPACE ?? 'batchapi-tasks',
     image: env.BATCH_TASK_IMAGE ?? 'busybox:1.36',
-    pollMs: Number(env.BATCH_K8S_POLL_MS ?? 1000),
+    rewatchMs: Number(env.BATCH_K8S_REWATCH_MS ?? 1000),
     ...(env.BATCH_K8S_SERVER ? { server: env.BATCH_K8S_SERVER } : {}),
     ...(env.BATCH_K8S_TOKEN ? { token: env.BATCH_K8S_TOKEN } : {}),
   };

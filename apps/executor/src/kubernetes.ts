@@ -3,7 +3,9 @@
  * executor registers the Kubernetes cluster as one BatchAPI node (the sum of its nodes'
  * allocatable CPU, memory and `nvidia.com/gpu`) and keeps everything else as with processes:
  * leases, fencing, batched reports, outcomes. The kube-scheduler places each pod within the
- * cluster; BatchAPI decides what runs there, when and against which quota.
+ * cluster; BatchAPI decides what runs there, when and against which quota. Pod states come
+ * from the client library's informer (list, then watch from the list's resource version;
+ * a lost watch resumes, an expired one lists again), so an ended pod is seen at once.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
@@ -17,8 +19,8 @@ export interface KubernetesBackendConfig {
   namespace: string;
   /** Image of tasks whose job names none (`BATCH_TASK_IMAGE`). @default "busybox:1.36" */
   image: string;
-  /** How often the pods' states are listed, in milliseconds (`BATCH_K8S_POLL_MS`). @default 1000 */
-  pollMs: number;
+  /** Wait before watching again after the pod watch failed (API server unreachable, forbidden), in milliseconds (`BATCH_K8S_REWATCH_MS`). @default 1000 */
+  rewatchMs: number;
   /** API server URL (`BATCH_K8S_SERVER`) with `token` (http:// only for a local `kubectl proxy`); absent: in-cluster service account, else the kubeconfig. @default none */
   server?: string;
   /** Bearer token for `server` (`BATCH_K8S_TOKEN`). @default none */
@@ -51,20 +53,24 @@ const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImage
 
 interface Watched {
   name: string;
-  createdAt: number;
   stopping: boolean;
+  /** Its end was seen: logs are being copied; a later delete event is ours. */
+  collecting?: boolean;
   resolve: (e: AttemptExit) => void;
   paths: ReturnType<typeof attemptPaths>;
 }
 
 export class KubernetesBackend {
   private readonly core: k8s.CoreV1Api;
+  private readonly kc = new k8s.KubeConfig();
   private readonly watched = new Map<string, Watched>();
-  private timer?: NodeJS.Timeout;
-  private polling = false;
+  private informer?: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
+  private rewatch?: NodeJS.Timeout;
+  /** Pods of a previous executor of this node, deleted once. */
+  private readonly leftovers = new Set<string>();
 
   constructor(private readonly cfg: KubernetesBackendConfig, private readonly nodeName: string, private readonly log: Logger) {
-    const kc = new k8s.KubeConfig();
+    const kc = this.kc;
     if (cfg.server) {
       kc.loadFromOptions({
         // Plain http (a local `kubectl proxy`, or tests) has no TLS to verify; https is always verified.
@@ -77,8 +83,9 @@ export class KubernetesBackend {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
-  /** The cluster as one node: the sum of every schedulable node's allocatable resources. */
+  /** The cluster as one node: the sum of every schedulable node's allocatable resources. Starts watching this node's pods. */
   async inventory(): Promise<{ capacity: ResourceVector; gpus: GpuDevice[]; labels: Record<string, string> }> {
+    this.watchPods();
     const nodes = (await this.core.listNode()).items.filter((n) => !n.spec?.unschedulable);
     const capacity: ResourceVector = { cpu: 0, memory: 0 };
     let gpuCount = 0;
@@ -100,15 +107,17 @@ export class KubernetesBackend {
     const name = podName(b.jobId, index, b.attempt);
     let resolve!: (e: AttemptExit) => void;
     const exited = new Promise<AttemptExit>((r) => { resolve = r; });
-    const w: Watched = { name, createdAt: Date.now(), stopping: false, resolve, paths };
+    const w: Watched = { name, stopping: false, resolve, paths };
     const settle = (e: AttemptExit) => {
       if (!this.watched.delete(name)) return;
       resolve(e);
     };
     w.resolve = settle;
     this.watched.set(name, w);
+    this.watchPods();
     this.core.createNamespacedPod({ namespace: this.cfg.namespace, body: this.podSpec(b, index, env, name) }).then(
-      () => this.ensurePolling(),
+      // Created: its states come from the watch; one that ended before the watch knew it is in the informer's cache.
+      () => { const pod = this.informer?.get(name, this.cfg.namespace); if (pod) void this.observe(pod); },
       (err: Error) => settle({ exitCode: 126, nodeError: `could not create pod ${name}: ${errorText(err)}` }),
     );
     const remove = (graceSeconds: number) => {
@@ -118,10 +127,11 @@ export class KubernetesBackend {
     return { exited, stop: (graceMs) => remove(Math.ceil(graceMs / 1000)), kill: () => remove(0) };
   }
 
-  /** Stops polling; pods of running attempts are left to their deadlines (their executor is going away). */
+  /** Stops watching; pods of running attempts are left to their deadlines (their executor is going away). */
   close(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    clearTimeout(this.rewatch);
+    void this.informer?.stop();
+    this.informer = undefined;
   }
 
   private podSpec(b: Binding, index: number, env: Record<string, string>, name: string): k8s.V1Pod {
@@ -153,37 +163,54 @@ export class KubernetesBackend {
     };
   }
 
-  private ensurePolling(): void {
-    this.timer ??= setInterval(() => void this.poll(), this.cfg.pollMs);
+  /** Starts the informer over this executor's pods (once; it runs until `close`). */
+  private watchPods(): void {
+    if (this.informer) return;
+    const { namespace } = this.cfg;
+    const selector = `${POD_LABELS.node}=${this.nodeName}`;
+    const informer = k8s.makeInformer(this.kc, `/api/v1/namespaces/${namespace}/pods`, () => this.core.listNamespacedPod({ namespace, labelSelector: selector }), selector);
+    informer.on('add', (pod) => void this.observe(pod));
+    informer.on('update', (pod) => void this.observe(pod));
+    informer.on('delete', (pod) => this.vanished(pod.metadata?.name ?? ''));
+    // The informer stops at an error (not at a watch's normal end, which it resumes): start it again after a pause.
+    informer.on('error', (err) => {
+      this.log.warn({ err: errorText(err as Error) }, 'watching task pods failed; watching again');
+      if (this.informer !== informer) return;
+      clearTimeout(this.rewatch);
+      this.rewatch = setTimeout(() => { if (this.informer === informer) void informer.start(); }, this.cfg.rewatchMs);
+      this.rewatch.unref();
+    });
+    this.informer = informer;
+    void informer.start();
   }
 
-  /** Lists this executor's pods and settles every attempt whose pod ended (or vanished). */
-  private async poll(): Promise<void> {
-    if (this.polling) return;
-    this.polling = true;
-    try {
-      if (this.watched.size === 0) { this.close(); return; }
-      const pods = (await this.core.listNamespacedPod({ namespace: this.cfg.namespace, labelSelector: `${POD_LABELS.node}=${this.nodeName}` })).items;
-      const byName = new Map(pods.map((p) => [p.metadata?.name ?? '', p]));
-      for (const w of [...this.watched.values()]) {
-        const pod = byName.get(w.name);
-        if (!pod) {
-          // Deleted by a stop, or by someone else: a stop ends as a signal, anything else is the cluster's doing.
-          if (w.stopping) w.resolve({ signal: 'SIGTERM' });
-          else if (Date.now() - w.createdAt > 10 * this.cfg.pollMs) w.resolve({ exitCode: 126, nodeError: `pod ${w.name} disappeared` });
-          continue;
-        }
-        const exit = podExit(pod);
-        if (!exit) continue;
-        await this.collectLogs(w);
-        this.core.deleteNamespacedPod({ name: w.name, namespace: this.cfg.namespace }).catch(() => undefined);
-        w.resolve(exit);
+  /** Settles the attempt of a pod that ended (or can never start): logs copied, pod deleted. */
+  private async observe(pod: k8s.V1Pod): Promise<void> {
+    const name = pod.metadata?.name ?? '';
+    const w = this.watched.get(name);
+    if (!w) {
+      // Ours by its node label but no attempt of this process: a previous executor of this node left it (its
+      // attempt was ended NodeLost when this one started), so it must not run on.
+      if (pod.metadata?.deletionTimestamp === undefined && !this.leftovers.has(name)) {
+        this.leftovers.add(name);
+        this.log.warn({ pod: name }, 'deleting a task pod a previous executor of this node left');
+        this.core.deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: 0 }).catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a left-over task pod failed'));
       }
-    } catch (err) {
-      this.log.warn({ err: errorText(err as Error) }, 'listing task pods failed; will retry');
-    } finally {
-      this.polling = false;
+      return;
     }
+    const exit = podExit(pod);
+    if (!exit || w.collecting) return;
+    w.collecting = true;
+    await this.collectLogs(w);
+    this.core.deleteNamespacedPod({ name: w.name, namespace: this.cfg.namespace }).catch(() => undefined);
+    w.resolve(exit);
+  }
+
+  /** A watched pod was deleted: by a stop (it ends as a signal) or by someone else (the cluster's doing: a node error). */
+  private vanished(name: string): void {
+    const w = this.watched.get(name);
+    if (!w || w.collecting) return;
+    w.resolve(w.stopping ? { signal: 'SIGTERM' } : { exitCode: 126, nodeError: `pod ${name} was deleted by someone else (evicted, or its Kubernetes node was lost)` });
   }
 
   /** Copies the pod's output to the attempt's stdout file, where `batch logs` reads it. */

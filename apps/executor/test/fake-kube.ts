@@ -1,6 +1,7 @@
 /**
  * A small fake Kubernetes API server on loopback with the endpoints the Kubernetes backend
- * uses: list nodes; create, list (label selector), delete pods; read a pod's log. A created
+ * uses: list nodes; create, list and watch (label selector, resource versions), delete pods;
+ * read a pod's log. A created
  * pod moves Pending → Running → its end, decided by its command (the test's script):
  *   `exit N` → Failed with exit code N (0: Succeeded); `oom` → Failed, OOMKilled, 137;
  *   `sleep` → Running until deleted or its activeDeadlineSeconds passes (DeadlineExceeded);
@@ -10,7 +11,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 
 export interface FakePod {
-  metadata: { name: string; namespace: string; labels: Record<string, string>; creationTimestamp?: string };
+  metadata: { name: string; namespace: string; labels: Record<string, string>; creationTimestamp?: string; resourceVersion?: string };
   spec: { containers: Array<{ name: string; image: string; command: string[]; env?: Array<{ name: string; value: string }>; resources?: unknown }>; activeDeadlineSeconds?: number; nodeSelector?: Record<string, string>; restartPolicy?: string };
   status: { phase: string; reason?: string; containerStatuses?: unknown[] };
 }
@@ -20,7 +21,13 @@ export class FakeKube {
   /** Every pod ever created, as created (spec checks). */
   readonly created: FakePod[] = [];
   readonly deleted: string[] = [];
+  /** Watch requests served, in order (their query strings). */
+  readonly watches: string[] = [];
   private server!: Server;
+  private version = 0;
+  /** Every change, for watches that resume from a resource version. */
+  private readonly history: Array<{ version: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; pod: FakePod }> = [];
+  private readonly watchers = new Set<{ ns: string; selector: Record<string, string>; res: ServerResponse }>();
   url = '';
 
   constructor(private readonly nodes: Array<{ name: string; allocatable: Record<string, string>; labels?: Record<string, string> }>) {}
@@ -32,6 +39,7 @@ export class FakeKube {
   }
 
   async stop(): Promise<void> {
+    for (const w of this.watchers) w.res.end();
     this.server.closeAllConnections();
     await new Promise((r) => this.server.close(r));
   }
@@ -55,14 +63,16 @@ export class FakeKube {
       if (this.pods.has(key)) return send(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'exists' });
       const pod: FakePod = { ...body, metadata: { ...body.metadata, namespace: ns, creationTimestamp: new Date().toISOString() }, status: { phase: 'Pending' } };
       this.pods.set(key, pod);
+      this.changed('ADDED', pod);
       this.created.push(JSON.parse(JSON.stringify(pod)));
       this.run(key, pod);
       return send(201, pod);
     }
     if (req.method === 'GET' && !name) {
       const selector = Object.fromEntries((url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=')));
-      const items = [...this.pods.values()].filter((p) => p.metadata.namespace === ns && Object.entries(selector).every(([k, v]) => p.metadata.labels[k] === v));
-      return send(200, { kind: 'PodList', apiVersion: 'v1', metadata: {}, items });
+      if (url.searchParams.get('watch') === 'true') return this.watch(ns, selector, Number(url.searchParams.get('resourceVersion') ?? 0), url.search, res);
+      const items = [...this.pods.values()].filter((p) => p.metadata.namespace === ns && matches(selector, p));
+      return send(200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: String(this.version) }, items });
     }
     const key = `${ns}/${name}`;
     const pod = this.pods.get(key);
@@ -70,10 +80,49 @@ export class FakeKube {
     if (req.method === 'GET' && parts[6] === 'log') return send(200, `log of ${name}: ${pod.spec.containers[0].command.join(' ')}\n`);
     if (req.method === 'DELETE') {
       this.pods.delete(key);
+      this.changed('DELETED', pod);
       this.deleted.push(name);
       return send(200, pod);
     }
     return send(405, { kind: 'Status', code: 405, message: 'method not allowed' });
+  }
+
+  /** Ends every open watch from the server's side (as an API server does after its watch timeout). */
+  dropWatches(): void {
+    for (const w of this.watchers) w.res.end();
+  }
+
+  /** Deletes a pod as the cluster would (an eviction), not through the API. */
+  evict(name: string): void {
+    for (const [key, pod] of this.pods) {
+      if (pod.metadata.name !== name) continue;
+      this.pods.delete(key);
+      this.changed('DELETED', pod);
+    }
+  }
+
+  /** Records a change of a pod under a new resource version and tells the watches that select it. */
+  private changed(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: FakePod): void {
+    pod.metadata.resourceVersion = String(++this.version);
+    const snapshot = JSON.parse(JSON.stringify(pod)) as FakePod;
+    this.history.push({ version: this.version, type, pod: snapshot });
+    for (const w of this.watchers) if (w.ns === pod.metadata.namespace && matches(w.selector, pod)) w.res.write(`${JSON.stringify({ type, object: snapshot })}\n`);
+  }
+
+  /** A watch: the changes after `from`, then each change as it happens, one JSON object a line. */
+  private watch(ns: string, selector: Record<string, string>, from: number, query: string, res: ServerResponse): void {
+    this.watches.push(query);
+    res.writeHead(200, { 'content-type': 'application/json' });
+    for (const h of this.history) if (h.version > from && h.pod.metadata.namespace === ns && matches(selector, h.pod)) res.write(`${JSON.stringify({ type: h.type, object: h.pod })}\n`);
+    const w = { ns, selector, res };
+    this.watchers.add(w);
+    res.on('close', () => this.watchers.delete(w));
+  }
+
+  /** Sets a pod's status as its kubelet would. */
+  private setStatus(pod: FakePod, status: FakePod['status']): void {
+    pod.status = status;
+    this.changed('MODIFIED', pod);
   }
 
   /** Moves a pod through its life per its command. */
@@ -82,24 +131,28 @@ export class FakeKube {
     const script = c.command.join(' ');
     const alive = () => this.pods.get(key) === pod;
     if (c.image === 'bad-image') {
-      setTimeout(() => { if (alive()) pod.status = { phase: 'Pending', containerStatuses: [{ name: 'task', state: { waiting: { reason: 'ImagePullBackOff' } } }] }; }, 50);
+      setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Pending', containerStatuses: [{ name: 'task', state: { waiting: { reason: 'ImagePullBackOff' } } }] }); }, 50);
       return;
     }
     setTimeout(() => {
       if (!alive()) return;
-      pod.status = { phase: 'Running', containerStatuses: [{ name: 'task', state: { running: {} } }] };
+      this.setStatus(pod, { phase: 'Running', containerStatuses: [{ name: 'task', state: { running: {} } }] });
       if (/\bsleep\b/.test(script)) {
-        if (pod.spec.activeDeadlineSeconds) setTimeout(() => { if (alive()) pod.status = { phase: 'Failed', reason: 'DeadlineExceeded' }; }, pod.spec.activeDeadlineSeconds * 1000);
+        if (pod.spec.activeDeadlineSeconds) setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Failed', reason: 'DeadlineExceeded' }); }, pod.spec.activeDeadlineSeconds * 1000);
         return;
       }
       setTimeout(() => {
         if (!alive()) return;
         const oom = /\boom\b/.test(script);
         const code = oom ? 137 : Number(/exit (\d+)/.exec(script)?.[1] ?? 0);
-        pod.status = { phase: code === 0 ? 'Succeeded' : 'Failed', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: code, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' } } }] };
+        this.setStatus(pod, { phase: code === 0 ? 'Succeeded' : 'Failed', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: code, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' } } }] });
       }, 100);
     }, 50);
   }
+}
+
+function matches(selector: Record<string, string>, pod: FakePod): boolean {
+  return Object.entries(selector).every(([k, v]) => pod.metadata.labels[k] === v);
 }
 
 function readBody(req: IncomingMessage): Promise<string> {

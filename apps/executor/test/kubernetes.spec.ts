@@ -3,7 +3,8 @@
  * allocatable resources become the node's capacity; each attempt runs as a pod with the
  * task's resources, env, selector and owner labels; pod phases and container states map to
  * outcomes (Succeeded, Failed with the exit code, OOMKilled, DeadlineExceeded, a bad image);
- * a cancel deletes the pod; logs are kept; pods are deleted once done.
+ * a cancel deletes the pod; logs are kept; pods are deleted once done; states come from a
+ * watch that resumes; an evicted pod is a node error; pods a previous executor left are deleted.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ let ex: RunningExecutor;
 
 beforeAll(async () => {
   await kube.start();
-  ex = await startNode(tb, 'kube', { backend: 'kubernetes', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', pollMs: 50, server: kube.url } });
+  ex = await startNode(tb, 'kube', { backend: 'kubernetes', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', rewatchMs: 50, server: kube.url } });
 });
 afterAll(async () => {
   await ex?.close();
@@ -73,6 +74,33 @@ it('cancels by deleting the pod', async () => {
   await tb.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: { ...cur.value, cancelRequested: true } }]);
   expect(await outcome('cancel-job')).toMatchObject({ state: 'Cancelled' });
   expect(kube.deleted).toContain(name);
+});
+
+it('follows pods with a watch on this node\'s label, resumed from its resource version when the server ends it', async () => {
+  expect(kube.watches.some((q) => q.includes('labelSelector=batchapi.io%2Fnode%3Dkube'))).toBe(true);
+  const before = kube.watches.length;
+  kube.dropWatches();
+  await until(async () => kube.watches.length, (n) => n > before, 3000);
+  // The new watch continues from the last version seen, not from the start (no relist).
+  expect(Number(new URLSearchParams(kube.watches[kube.watches.length - 1]).get('resourceVersion'))).toBeGreaterThan(0);
+  await bind(tb, 'kube', 'after-rewatch', ['sh', '-c', 'exit 0'], 1);
+  expect(await outcome('after-rewatch')).toMatchObject({ state: 'Succeeded' });
+});
+
+it('ends an attempt whose pod the cluster deleted (eviction) as a node error, so it is retried', async () => {
+  await bind(tb, 'kube', 'evict-job', ['sh', '-c', 'sleep 600'], 1);
+  const name = podName('evict-job', 0, 1);
+  await until(async () => kube.pods.get(`tasks/${name}`)?.status.phase, (p) => p === 'Running', 3000);
+  kube.evict(name);
+  expect(await outcome('evict-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+});
+
+it('deletes a task pod of this node that no attempt of this executor started (left by a previous one)', async () => {
+  const pod = { metadata: { name: 'batch-left-over-0-a1', labels: { 'batchapi.io/node': 'kube', 'batchapi.io/job': 'left-over' } }, spec: { containers: [{ name: 'task', image: 'busybox:1.36', command: ['sleep', '600'] }] } };
+  const res = await fetch(`${kube.url}/api/v1/namespaces/tasks/pods`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(pod) });
+  expect(res.status).toBe(201);
+  await until(async () => kube.deleted, (d) => d.includes('batch-left-over-0-a1'), 3000);
+  expect(kube.pods.has('tasks/batch-left-over-0-a1')).toBe(false);
 });
 
 it('podExit and podName: the pure mapping', () => {
