@@ -39,6 +39,7 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv = process.env): K
     rewatchMs: Number(env.BATCH_K8S_REWATCH_MS ?? 1000),
     ...(env.BATCH_K8S_SERVER ? { server: env.BATCH_K8S_SERVER } : {}),
     ...(env.BATCH_K8S_TOKEN ? { token: env.BATCH_K8S_TOKEN } : {}),
+    ...(env.BATCH_K8S_NODE ? { kubeNode: env.BATCH_K8S_NODE } : {}),
   };
 }
 

@@ -1,9 +1,15 @@
 /**
- * The Kubernetes backend: each attempt runs as a Pod through `@kubernetes/client-node`. The
- * executor registers the Kubernetes cluster as one BatchAPI node (the sum of its nodes'
- * allocatable CPU, memory and `nvidia.com/gpu`) and keeps everything else as with processes:
- * leases, fencing, batched reports, outcomes. The kube-scheduler places each pod within the
- * cluster; BatchAPI decides what runs there, when and against which quota. Pod states come
+ * The Kubernetes backend: each attempt runs as a Pod through `@kubernetes/client-node`, and
+ * everything else is as with processes: leases, fencing, batched reports, outcomes. Two
+ * shapes:
+ * - per Kubernetes node (`kubeNode` set; an executor per node, e.g. a DaemonSet): the
+ *   BatchAPI node is that Kubernetes node — its allocatable resources, GPUs and labels — and
+ *   each pod is bound to it by `nodeName`, so BatchAPI bin-packs and places, as it does
+ *   with processes;
+ * - the whole cluster as one node (`kubeNode` unset): the sum of every schedulable node's
+ *   allocatable resources, and the kube-scheduler places each pod within the cluster (a
+ *   task larger than any one Kubernetes node then waits in `Pending`).
+ * BatchAPI decides what runs, when and against which quota. Pod states come
  * from the client library's informer (list, then watch from the list's resource version;
  * a lost watch resumes, an expired one lists again), so an ended pod is seen at once.
  */
@@ -25,6 +31,8 @@ export interface KubernetesBackendConfig {
   server?: string;
   /** Bearer token for `server` (`BATCH_K8S_TOKEN`). @default none */
   token?: string;
+  /** The Kubernetes node this executor stands for (`BATCH_K8S_NODE`); unset: the whole cluster as one node. @default none */
+  kubeNode?: string;
 }
 
 /** How an attempt on any backend ended, beyond a process's exit. */
@@ -83,10 +91,14 @@ export class KubernetesBackend {
     this.core = kc.makeApiClient(k8s.CoreV1Api);
   }
 
-  /** The cluster as one node: the sum of every schedulable node's allocatable resources. Starts watching this node's pods. */
+  /**
+   * The node's inventory: the Kubernetes node's allocatable resources, GPUs and labels, or
+   * (the whole cluster as one node) the sum over every schedulable node. Starts watching this
+   * node's pods.
+   */
   async inventory(): Promise<{ capacity: ResourceVector; gpus: GpuDevice[]; labels: Record<string, string> }> {
     this.watchPods();
-    const nodes = (await this.core.listNode()).items.filter((n) => !n.spec?.unschedulable);
+    const nodes = this.cfg.kubeNode ? [await this.core.readNode({ name: this.cfg.kubeNode })] : (await this.core.listNode()).items.filter((n) => !n.spec?.unschedulable);
     const capacity: ResourceVector = { cpu: 0, memory: 0 };
     let gpuCount = 0;
     let model: string | undefined;
@@ -99,7 +111,9 @@ export class KubernetesBackend {
     }
     if (gpuCount > 0) capacity.gpu = gpuCount * GPU_MILLI;
     const gpus: GpuDevice[] = Array.from({ length: gpuCount }, (_, index) => ({ index, model: model ?? 'nvidia.com/gpu', memoryMiB: 0, uuid: `k8s-${index}` }));
-    return { capacity, gpus, labels: { 'batchapi.io/backend': 'kubernetes', ...(model ? { 'gpu.model': model } : {}) } };
+    // One Kubernetes node: its labels too, so job selectors match what they would in Kubernetes.
+    const own = this.cfg.kubeNode ? nodes[0].metadata?.labels ?? {} : {};
+    return { capacity, gpus, labels: { ...own, 'batchapi.io/backend': 'kubernetes', ...(model ? { 'gpu.model': model } : {}) } };
   }
 
   /** Creates the attempt's pod; its outcome comes from the pod's phase and container state. */
@@ -153,6 +167,8 @@ export class KubernetesBackend {
         restartPolicy: 'Never',
         automountServiceAccountToken: false,
         ...(b.timeoutSeconds ? { activeDeadlineSeconds: b.timeoutSeconds } : {}),
+        // Per node, BatchAPI placed the task: bound to the node directly, as a scheduler binds.
+        ...(this.cfg.kubeNode ? { nodeName: this.cfg.kubeNode } : {}),
         ...(b.selector ? { nodeSelector: b.selector } : {}),
         containers: [{
           name: 'task', image: b.image ?? this.cfg.image, command: b.command,
@@ -234,6 +250,9 @@ export function podExit(pod: k8s.V1Pod): AttemptExit | undefined {
     if (pod.status?.reason === 'DeadlineExceeded') return { deadlineExceeded: true, signal: 'SIGKILL' };
     const t = state?.terminated;
     if (t?.reason === 'OOMKilled') return { exitCode: t.exitCode ?? 137, oomKilled: true };
+    // Failed before its container ran or ended by itself: the node refused or dropped it (OutOfcpu,
+    // NodeAffinity, Evicted, Shutdown…), not the task's doing.
+    if (!t && pod.status?.reason) return { exitCode: 126, nodeError: `pod failed: ${pod.status.reason}${pod.status.message ? `: ${pod.status.message}` : ''}` };
     return { exitCode: t?.exitCode ?? 1 };
   }
   const waiting = state?.waiting?.reason;

@@ -5,15 +5,16 @@
  * pod moves Pending → Running → its end, decided by its command (the test's script):
  *   `exit N` → Failed with exit code N (0: Succeeded); `oom` → Failed, OOMKilled, 137;
  *   `sleep` → Running until deleted or its activeDeadlineSeconds passes (DeadlineExceeded);
- *   `bad-image` as the image → waiting in ImagePullBackOff.
+ *   `bad-image` as the image → waiting in ImagePullBackOff; a pod bound to a node (`nodeName`)
+ *   without CPU left there → Failed, OutOfcpu, before it runs (the kubelet's admission).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 export interface FakePod {
   metadata: { name: string; namespace: string; labels: Record<string, string>; creationTimestamp?: string; resourceVersion?: string };
-  spec: { containers: Array<{ name: string; image: string; command: string[]; env?: Array<{ name: string; value: string }>; resources?: unknown }>; activeDeadlineSeconds?: number; nodeSelector?: Record<string, string>; restartPolicy?: string };
-  status: { phase: string; reason?: string; containerStatuses?: unknown[] };
+  spec: { containers: Array<{ name: string; image: string; command: string[]; env?: Array<{ name: string; value: string }>; resources?: { requests?: Record<string, string> } }>; activeDeadlineSeconds?: number; nodeSelector?: Record<string, string>; nodeName?: string; restartPolicy?: string };
+  status: { phase: string; reason?: string; message?: string; containerStatuses?: unknown[] };
 }
 
 export class FakeKube {
@@ -21,6 +22,8 @@ export class FakeKube {
   /** Every pod ever created, as created (spec checks). */
   readonly created: FakePod[] = [];
   readonly deleted: string[] = [];
+  /** Millicores of each node taken by pods that are not BatchAPI's (a kubelet counts them too). */
+  readonly foreignCpu = new Map<string, number>();
   /** Watch requests served, in order (their query strings). */
   readonly watches: string[] = [];
   private server!: Server;
@@ -52,7 +55,12 @@ export class FakeKube {
     };
     const parts = url.pathname.split('/').filter(Boolean); // api v1 namespaces ns pods [name [log]]
     if (req.method === 'GET' && url.pathname === '/api/v1/nodes') {
-      return send(200, { kind: 'NodeList', apiVersion: 'v1', metadata: {}, items: this.nodes.map((n) => ({ metadata: { name: n.name, labels: n.labels ?? {} }, spec: {}, status: { allocatable: n.allocatable } })) });
+      return send(200, { kind: 'NodeList', apiVersion: 'v1', metadata: {}, items: this.nodes.map(nodeObject) });
+    }
+    const nodeRead = /^\/api\/v1\/nodes\/([^/]+)$/.exec(url.pathname);
+    if (req.method === 'GET' && nodeRead) {
+      const n = this.nodes.find((x) => x.name === nodeRead[1]);
+      return n ? send(200, nodeObject(n)) : send(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `node ${nodeRead[1]} not found` });
     }
     if (parts[0] !== 'api' || parts[2] !== 'namespaces' || parts[4] !== 'pods') return send(404, { kind: 'Status', code: 404, message: 'not found' });
     const ns = parts[3];
@@ -101,6 +109,15 @@ export class FakeKube {
     }
   }
 
+  /** Whether a pod bound to a node fits beside the node's other live pods (CPU only). */
+  private admits(pod: FakePod): boolean {
+    const node = this.nodes.find((n) => n.name === pod.spec.nodeName);
+    if (!node) return false;
+    const live = [...this.pods.values()].filter((p) => p !== pod && p.spec.nodeName === node.name && !['Succeeded', 'Failed'].includes(p.status.phase));
+    const used = (this.foreignCpu.get(node.name) ?? 0) + live.reduce((sum, p) => sum + millicores(p.spec.containers[0].resources?.requests?.cpu), 0);
+    return used + millicores(pod.spec.containers[0].resources?.requests?.cpu) <= millicores(node.allocatable.cpu);
+  }
+
   /** Records a change of a pod under a new resource version and tells the watches that select it. */
   private changed(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: FakePod): void {
     pod.metadata.resourceVersion = String(++this.version);
@@ -130,6 +147,11 @@ export class FakeKube {
     const c = pod.spec.containers[0];
     const script = c.command.join(' ');
     const alive = () => this.pods.get(key) === pod;
+    if (pod.spec.nodeName && !this.admits(pod)) {
+      // The kubelet's admission: a pod bound to a node without room fails before it runs.
+      setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Failed', reason: 'OutOfcpu', message: `Node didn't have enough resource: cpu` }); }, 20);
+      return;
+    }
     if (c.image === 'bad-image') {
       setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Pending', containerStatuses: [{ name: 'task', state: { waiting: { reason: 'ImagePullBackOff' } } }] }); }, 50);
       return;
@@ -149,6 +171,16 @@ export class FakeKube {
       }, 100);
     }, 50);
   }
+}
+
+/** A CPU quantity ("1500m", "2") in millicores. */
+function millicores(q: string | undefined): number {
+  if (!q) return 0;
+  return q.endsWith('m') ? Number(q.slice(0, -1)) : Number(q) * 1000;
+}
+
+function nodeObject(n: { name: string; allocatable: Record<string, string>; labels?: Record<string, string> }) {
+  return { metadata: { name: n.name, labels: n.labels ?? {} }, spec: {}, status: { allocatable: n.allocatable } };
 }
 
 function matches(selector: Record<string, string>, pod: FakePod): boolean {

@@ -103,10 +103,45 @@ it('deletes a task pod of this node that no attempt of this executor started (le
   expect(kube.pods.has('tasks/batch-left-over-0-a1')).toBe(false);
 });
 
+describe('one executor per Kubernetes node (BATCH_K8S_NODE)', () => {
+  let perNode: RunningExecutor;
+  beforeAll(async () => {
+    perNode = await startNode(tb, 'k2', { backend: 'kubernetes', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', rewatchMs: 50, server: kube.url, kubeNode: 'k2' } });
+  });
+  afterAll(async () => { await perNode?.close(); });
+
+  it('registers that node: its allocatable resources, GPUs and labels', async () => {
+    const node = (await tb.store.get<NodeRecord>(tb.store.keys.node('k2')))!.value;
+    // k2 alone: 7.5 CPUs, 16 GiB, 2 GPUs
+    expect(node.capacity).toEqual({ cpu: 7_500, memory: 16 * 2 ** 30, gpu: 2000 });
+    expect(node.gpus).toHaveLength(2);
+    expect(node.labels).toMatchObject({ 'nvidia.com/gpu.product': 'NVIDIA-A100', 'gpu.model': 'NVIDIA-A100', 'batchapi.io/backend': 'kubernetes' });
+  });
+
+  it('binds each pod to the node by nodeName (BatchAPI placed it)', async () => {
+    await bind(tb, 'k2', 'k2-job', ['sh', '-c', 'exit 0'], 1);
+    expect(await outcome('k2-job')).toMatchObject({ state: 'Succeeded' });
+    expect(kube.created.find((p) => p.metadata.name === podName('k2-job', 0, 1))!.spec.nodeName).toBe('k2');
+  });
+
+  it('ends an attempt the node refused (OutOfcpu, pods that are not BatchAPI\'s took the room) as a node error', async () => {
+    kube.foreignCpu.set('k2', 7000);
+    try {
+      // 7000m taken of 7500m: a 1-CPU pod does not fit.
+      await bind(tb, 'k2', 'crowded-job', ['sh', '-c', 'exit 0'], 1);
+      expect(await outcome('crowded-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+    } finally {
+      kube.foreignCpu.delete('k2');
+    }
+  });
+});
+
 it('podExit and podName: the pure mapping', () => {
   expect(podExit({ status: { phase: 'Running' } })).toBeUndefined();
   expect(podExit({ status: { phase: 'Succeeded' } })).toEqual({ exitCode: 0 });
   expect(podExit({ status: { phase: 'Failed', reason: 'DeadlineExceeded' } })).toEqual({ deadlineExceeded: true, signal: 'SIGKILL' });
+  expect(podExit({ status: { phase: 'Failed', reason: 'Evicted', message: 'low on memory' } })).toEqual({ exitCode: 126, nodeError: 'pod failed: Evicted: low on memory' });
+  expect(podExit({ status: { phase: 'Failed', reason: 'Evicted', containerStatuses: [{ name: 'task', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 2 } } }] } })).toEqual({ exitCode: 2 });
   // a 63-character limit, DNS-1123
   expect(podName('X'.repeat(80), 12, 3)).toMatch(/^batch-x+-12-a3$/);
   expect(podName('X'.repeat(80), 12, 3).length).toBeLessThanOrEqual(63);
