@@ -13,7 +13,7 @@
  * from the client library's informer (list, then watch from the list's resource version;
  * a lost watch resumes, an expired one lists again), so an ended pod is seen at once.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -64,6 +64,8 @@ interface Watched {
   stopping: boolean;
   /** Its end was seen: logs are being copied; a later delete event is ours. */
   collecting?: boolean;
+  /** The live copy of the pod's log into the attempt's stdout file, from when it runs: resolves true once complete. */
+  following?: { done: Promise<boolean>; stop: () => void };
   resolve: (e: AttemptExit) => void;
   paths: ReturnType<typeof attemptPaths>;
 }
@@ -214,6 +216,7 @@ export class KubernetesBackend {
       }
       return;
     }
+    if (!w.following && pod.status?.phase === 'Running') w.following = this.follow(w);
     const exit = podExit(pod);
     if (!exit || w.collecting) return;
     w.collecting = true;
@@ -226,11 +229,37 @@ export class KubernetesBackend {
   private vanished(name: string): void {
     const w = this.watched.get(name);
     if (!w || w.collecting) return;
+    w.following?.stop();
     w.resolve(w.stopping ? { signal: 'SIGTERM' } : { exitCode: 126, nodeError: `pod ${name} was deleted by someone else (evicted, or its Kubernetes node was lost)` });
   }
 
-  /** Copies the pod's output to the attempt's stdout file, where `batch logs` reads it. */
+  /**
+   * Copies the pod's log into the attempt's stdout file as it is written (`batch logs -f`
+   * follows that file); the copy ends when the container does.
+   */
+  private follow(w: Watched): { done: Promise<boolean>; stop: () => void } {
+    let abort: AbortController | undefined;
+    let stopped = false;
+    const done = new Promise<boolean>((resolve) => {
+      try {
+        mkdirSync(w.paths.logDir, { recursive: true });
+      } catch { resolve(false); return; }
+      const out = createWriteStream(w.paths.stdout);
+      out.on('finish', () => resolve(!stopped));
+      out.on('error', () => resolve(false));
+      new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', out, { follow: true }).then(
+        (ctl) => { abort = ctl; if (stopped) ctl.abort(); },
+        (err: Error) => { this.log.debug({ pod: w.name, err: errorText(err) }, 'following a task pod\'s log failed; it is read when the pod ends'); stopped = true; out.end(); },
+      );
+    });
+    return { done, stop: () => { stopped = true; abort?.abort(); } };
+  }
+
+  /** Completes the attempt's stdout file: the followed copy once it ends, else (no copy, or not ending in time) the whole log read now. */
   private async collectLogs(w: Watched): Promise<void> {
+    const copied = w.following && await Promise.race([w.following.done, new Promise<false>((r) => setTimeout(() => r(false), 2000).unref())]);
+    if (copied) return;
+    w.following?.stop();
     try {
       const text = await this.core.readNamespacedPodLog({ name: w.name, namespace: this.cfg.namespace });
       mkdirSync(w.paths.logDir, { recursive: true });

@@ -30,6 +30,8 @@ export class FakeKube {
   private version = 0;
   /** Every change, for watches that resume from a resource version. */
   private readonly history: Array<{ version: number; type: 'ADDED' | 'MODIFIED' | 'DELETED'; pod: FakePod }> = [];
+  /** Open `follow=true` log reads by pod key, ended when the pod ends. */
+  private readonly followers = new Map<string, ServerResponse[]>();
   private readonly watchers = new Set<{ ns: string; selector: Record<string, string>; res: ServerResponse }>();
   url = '';
 
@@ -85,7 +87,15 @@ export class FakeKube {
     const key = `${ns}/${name}`;
     const pod = this.pods.get(key);
     if (!pod) return send(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `pod ${name} not found` });
-    if (req.method === 'GET' && parts[6] === 'log') return send(200, `log of ${name}: ${pod.spec.containers[0].command.join(' ')}\n`);
+    if (req.method === 'GET' && parts[6] === 'log') {
+      const text = `log of ${name}: ${pod.spec.containers[0].command.join(' ')}\n`;
+      if (url.searchParams.get('follow') !== 'true' || ['Succeeded', 'Failed'].includes(pod.status.phase)) return send(200, text);
+      // Following: what was written so far, then the stream stays open until the container ends.
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write(text);
+      this.followers.set(key, [...(this.followers.get(key) ?? []), res]);
+      return;
+    }
     if (req.method === 'DELETE') {
       this.pods.delete(key);
       this.changed('DELETED', pod);
@@ -121,6 +131,11 @@ export class FakeKube {
   /** Records a change of a pod under a new resource version and tells the watches that select it. */
   private changed(type: 'ADDED' | 'MODIFIED' | 'DELETED', pod: FakePod): void {
     pod.metadata.resourceVersion = String(++this.version);
+    const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
+    if (type === 'DELETED' || ['Succeeded', 'Failed'].includes(pod.status.phase)) {
+      for (const r of this.followers.get(key) ?? []) r.end();
+      this.followers.delete(key);
+    }
     const snapshot = JSON.parse(JSON.stringify(pod)) as FakePod;
     this.history.push({ version: this.version, type, pod: snapshot });
     for (const w of this.watchers) if (w.ns === pod.metadata.namespace && matches(w.selector, pod)) w.res.write(`${JSON.stringify({ type, object: snapshot })}\n`);

@@ -65,6 +65,19 @@ it.each([
   expect(await outcome(id as string)).toMatchObject(want as object);
 });
 
+it('copies a running pod\'s log into the attempt\'s stdout file while it runs (batch logs -f follows it)', async () => {
+  await bind(tb, 'kube', 'follow-job', ['sh', '-c', 'sleep 600'], 1);
+  const name = podName('follow-job', 0, 1);
+  const stdout = attemptPaths(join(tb.dir, 'kube'), 'follow-job', 0, 1).stdout;
+  const read = async () => { try { return readFileSync(stdout, 'utf8'); } catch { return ''; } };
+  expect(await until(read, (t) => t.length > 0, 3000)).toBe(`log of ${name}: sh -c sleep 600\n`);
+  expect(kube.pods.get(`tasks/${name}`)?.status.phase).toBe('Running');
+  const key = tb.store.keys.binding('kube', 'follow-job', 0, 1);
+  const cur = (await tb.store.get<object>(key))!;
+  await tb.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: { ...cur.value, cancelRequested: true } }]);
+  expect(await outcome('follow-job')).toMatchObject({ state: 'Cancelled' });
+});
+
 it('cancels by deleting the pod', async () => {
   await bind(tb, 'kube', 'cancel-job', ['sh', '-c', 'sleep 600'], 1);
   const name = podName('cancel-job', 0, 1);
