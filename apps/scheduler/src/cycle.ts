@@ -172,7 +172,8 @@ export function runningTasks(cache: SchedulerCache): RunningTask[] {
  */
 export async function preempt(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, s: CycleSnapshot, unplaced: Unplaced[], now: number, budget: Map<string, number>, protectMs: number): Promise<Victim[]> {
   const byId = new Map(s.work.map((w) => [w.jobId, w]));
-  const candidates = unplaced.filter((u) => !u.quotaLimited && !u.gangBlocked).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
+  // Quota-limited work waits for its quota, not for victims; a gang asks for all of its tasks (planPreemption keeps it whole).
+  const candidates = unplaced.filter((u) => !u.quotaLimited).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
   if (candidates.length === 0) return [];
   const running = runningTasks(cache);
   const lowest = running.reduce((m, t) => Math.min(m, t.priority), Infinity);

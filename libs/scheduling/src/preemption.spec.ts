@@ -50,4 +50,26 @@ describe('planPreemption', () => {
     const v = planPreemption([work('hi', 5, { cpu: '1', gpu: 1 })], [g], [share(1), share(2), whole], { now: NOW });
     expect(v.map((x) => x.task)).toEqual([whole]);
   });
+
+  it.each([
+    // [case, gang tasks, nodes' running prio-0 tasks, victims expected]
+    // Two nodes of 4 cores, each full with two 2-core tasks; the gang asks 4 cores a task.
+    ['room for every task: one node each, both tasks there stop', 2, 2, 4],
+    // Three tasks of 4 cores cannot fit two 4-core nodes even if everything stops: nobody is stopped.
+    ['no room for the third task: nothing stops', 3, 2, 0],
+  ])('a gang gets victims only with room for all its tasks at once (%s)', (_case, tasks, perNode, expected) => {
+    const nodes = [node('a', { cpu: '4' }, { cpu: '4' }), node('b', { cpu: '4' }, { cpu: '4' })];
+    const running = ['a', 'b'].flatMap((nd) => Array.from({ length: perNode }, () => task(nd, 0, '2', 600_000)));
+    const v = planPreemption([work('gang', 10, { cpu: '4' }, tasks, { gang: true })], nodes, running, { now: NOW });
+    expect(v).toHaveLength(expected);
+    expect(v.every((x) => x.forJob === 'gang')).toBe(true);
+  });
+
+  it('a gang that cannot be served leaves budget and room to the work after it', () => {
+    // The gang (prio 10, 3 × 4 cores) cannot fit 2 nodes; the single task after it (prio 5, 2 cores) takes one victim.
+    const nodes = [node('a', { cpu: '4' }, { cpu: '4' }), node('b', { cpu: '4' }, { cpu: '4' })];
+    const running = ['a', 'b'].flatMap((nd) => [task(nd, 0, '2', 600_000), task(nd, 0, '2', 600_000)]);
+    const v = planPreemption([work('gang', 10, { cpu: '4' }, 3, { gang: true }), work('single', 5, { cpu: '2' })], nodes, running, { now: NOW, budget: new Map([['lo', 1]]) });
+    expect(v.map((x) => x.forJob)).toEqual(['single']);
+  });
 });

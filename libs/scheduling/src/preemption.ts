@@ -79,70 +79,92 @@ function cheaper(a: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number
   return a.chosen.length - b.chosen.length || a.maxPriority - b.maxPriority || a.lost - b.lost || (a.room.node.name < b.room.node.name ? -1 : 1);
 }
 
+/** What a pass has decided so far: rooms as they will be, budgets and victims left. */
+interface PassState {
+  rooms: Map<string, NodeRoom>;
+  budget: Map<string, number>;
+  left: number;
+  victims: Victim[];
+}
+
+function copyState(s: PassState): PassState {
+  const rooms = new Map([...s.rooms].map(([k, r]) => [k, { node: r.node, free: { ...r.free }, devices: { ...r.devices }, running: [...r.running] }]));
+  return { rooms, budget: new Map(s.budget), left: s.left, victims: [...s.victims] };
+}
+
 /**
- * Chooses victims for work that placement left pending. Gangs are not preempted for
- * (they would need every task's room at once). Inputs are not changed.
+ * Chooses victims for work that placement left pending. A gang gets victims only if room
+ * for every one of its tasks can be made at once (planned on a copy, kept or dropped whole),
+ * so no task is stopped for a gang that still could not start. Inputs are not changed.
  */
 export function planPreemption(pending: readonly PendingWork[], nodes: readonly NodeSnapshot[], running: readonly RunningTask[], opts: PreemptionOptions): Victim[] {
-  const protectMs = opts.protectMs ?? 60_000;
   const filters = opts.filters ?? DEFAULT_FILTERS;
-  const budget = new Map(opts.budget ?? []);
-  let left = opts.maxVictims ?? 1000;
-  const rooms = new Map<string, NodeRoom>();
+  let state: PassState = { rooms: new Map(), budget: new Map(opts.budget ?? []), left: opts.maxVictims ?? 1000, victims: [] };
   for (const n of nodes) {
     const free: ResourceVector = {};
     for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
-    rooms.set(n.name, { node: n, free, devices: { ...n.devices }, running: [] });
+    state.rooms.set(n.name, { node: n, free, devices: { ...n.devices }, running: [] });
   }
   for (const t of running) {
-    const room = rooms.get(t.node);
+    const room = state.rooms.get(t.node);
     if (!room) continue;
     // What is already stopping counts as free: no second victim for the same room.
     if (t.stopping) release(room, t);
     else room.running.push(t);
   }
-  const victims: Victim[] = [];
   for (const w of [...pending].sort(queueOrder)) {
-    if (w.gang || left <= 0) continue;
-    for (let want = w.tasks; want > 0 && left > 0; want--) {
-      const candidates = [...rooms.values()].filter((r) => !filters.some((f) => f.filter(w, r.node)));
-      // Room that is free already (or on its way) serves first.
-      const ready = candidates.find((r) => fitsOne(w, r));
-      if (ready) { take(w, ready); continue; }
-      let best: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number; lost: number } | undefined;
-      for (const room of candidates) {
-        const eligible = room.running
-          .filter((t) => t.priority < w.priority && opts.now - t.boundAt >= protectMs && (budget.get(t.queue) ?? Infinity) > 0)
-          .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt);
-        const fresh = (): NodeRoom => ({ node: room.node, free: { ...room.free }, devices: { ...room.devices }, running: [] });
-        // One victim that suffices alone beats any set (e.g. a whole-GPU task over two shares).
-        const single = eligible.find((t) => { const r = fresh(); release(r, t); return fitsOne(w, r); });
-        const trial = fresh();
-        const chosen: RunningTask[] = [];
-        const spent = new Map<string, number>();
-        for (const t of single ? [single] : eligible) {
-          if (fitsOne(w, trial)) break;
-          if ((spent.get(t.queue) ?? 0) >= (budget.get(t.queue) ?? Infinity)) continue;
-          release(trial, t);
-          chosen.push(t);
-          spent.set(t.queue, (spent.get(t.queue) ?? 0) + 1);
-        }
-        if (!fitsOne(w, trial) || chosen.length === 0 || chosen.length > left) continue;
-        const maxPriority = Math.max(...chosen.map((t) => t.priority));
-        const lost = chosen.reduce((s, t) => s + (opts.now - t.boundAt), 0);
-        const option = { room, chosen, maxPriority, lost };
-        if (!best || cheaper(option, best) < 0) best = option;
-      }
-      if (!best) break;
-      for (const t of best.chosen) {
-        release(best.room, t);
-        best.room.running = best.room.running.filter((r) => r !== t);
-        budget.set(t.queue, (budget.get(t.queue) ?? Infinity) - 1);
-        victims.push({ task: t, forJob: w.jobId });
-        left--;
-      }
-      take(w, best.room);
-    }
+    if (state.left <= 0) break;
+    if (!w.gang) { makeRoom(w, state, opts, filters); continue; }
+    const trial = copyState(state);
+    if (makeRoom(w, trial, opts, filters) === w.tasks) state = trial;
   }
-  return victims;
+  return state.victims;
+}
+
+/** Finds room for up to `w.tasks` tasks of `w`, free or made by victims; changes `state`; returns how many got room. */
+function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, filters: readonly FilterPlugin[]): number {
+  const protectMs = opts.protectMs ?? 60_000;
+  const { rooms, budget } = state;
+  let found = 0;
+  for (let want = w.tasks; want > 0 && state.left > 0; want--) {
+    const candidates = [...rooms.values()].filter((r) => !filters.some((f) => f.filter(w, r.node)));
+    // Room that is free already (or on its way) serves first.
+    const ready = candidates.find((r) => fitsOne(w, r));
+    if (ready) { take(w, ready); found++; continue; }
+    let best: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number; lost: number } | undefined;
+    for (const room of candidates) {
+      const eligible = room.running
+        .filter((t) => t.priority < w.priority && opts.now - t.boundAt >= protectMs && (budget.get(t.queue) ?? Infinity) > 0)
+        .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt);
+      const fresh = (): NodeRoom => ({ node: room.node, free: { ...room.free }, devices: { ...room.devices }, running: [] });
+      // One victim that suffices alone beats any set (e.g. a whole-GPU task over two shares).
+      const single = eligible.find((t) => { const r = fresh(); release(r, t); return fitsOne(w, r); });
+      const trial = fresh();
+      const chosen: RunningTask[] = [];
+      const spent = new Map<string, number>();
+      for (const t of single ? [single] : eligible) {
+        if (fitsOne(w, trial)) break;
+        if ((spent.get(t.queue) ?? 0) >= (budget.get(t.queue) ?? Infinity)) continue;
+        release(trial, t);
+        chosen.push(t);
+        spent.set(t.queue, (spent.get(t.queue) ?? 0) + 1);
+      }
+      if (!fitsOne(w, trial) || chosen.length === 0 || chosen.length > state.left) continue;
+      const maxPriority = Math.max(...chosen.map((t) => t.priority));
+      const lost = chosen.reduce((s, t) => s + (opts.now - t.boundAt), 0);
+      const option = { room, chosen, maxPriority, lost };
+      if (!best || cheaper(option, best) < 0) best = option;
+    }
+    if (!best) break;
+    for (const t of best.chosen) {
+      release(best.room, t);
+      best.room.running = best.room.running.filter((r) => r !== t);
+      budget.set(t.queue, (budget.get(t.queue) ?? Infinity) - 1);
+      state.victims.push({ task: t, forJob: w.jobId });
+      state.left--;
+    }
+    take(w, best.room);
+    found++;
+  }
+  return found;
 }

@@ -148,6 +148,20 @@ it('starts a gang only when all its tasks fit, then runs them together', async (
   expect(failed.taskCounts).toMatchObject({ failed: 3, succeeded: 0 });
 });
 
+it('preempts for a high-priority gang only as a whole: every task of it then starts together', async () => {
+  // 4 cores full with 4 one-core low-priority tasks; a gang of 2 two-core tasks at priority 10 needs all 4 gone.
+  const low = await api(admission.url, 'POST', '/v1/jobs', { name: 'low-for-gang', tasks: 4, priority: 0, resources: { cpu: '1' }, command: ['sleep', '60'] });
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.running === 4)).toBe(true);
+  const gang = await api(admission.url, 'POST', '/v1/jobs', { name: 'gang-high', tasks: 2, gang: true, gangTimeoutSeconds: 30, priority: 10, resources: { cpu: '2' }, command: ['sh', '-c', 'echo together'] });
+  const done = await waitForJob(admission.url, gang.body.id, 20000);
+  expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2, failed: 0 } });
+  // The victims went back to pending (not failed) and run again once the gang is done.
+  expect((await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.failed).toBe(0);
+  expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.running === 4)).toBe(true);
+  await api(admission.url, 'DELETE', `/v1/jobs/${low.body.id}`);
+  expect((await waitForJob(admission.url, low.body.id, 20000)).phase).toBe('Cancelled');
+});
+
 it('retries failed tasks with backoff until they succeed, and fails fast on a listed exit code', async () => {
   const flaky = await api(admission.url, 'POST', '/v1/jobs', {
     tasks: 2, resources: { cpu: '500m' }, retry: { maxAttempts: 3, backoffSeconds: 0.2, failFastOnExitCodes: [2] },
