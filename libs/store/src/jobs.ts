@@ -72,11 +72,17 @@ export interface SubmitCommitterOptions {
   maxInflight?: number;
   /** Most submits in one transaction (each takes two compares and two writes). @default 32 */
   maxBatch?: number;
+  /** A submit that waited this long for its turn (etcd slow or down) is answered 503 without being sent, in milliseconds. @default 2000 */
+  maxWaitMs?: number;
+  /** The clock, in milliseconds. @default performance.now */
+  clock?: () => number;
 }
 
 interface PendingSubmit {
   job: JobRecord;
   idempotency?: { key: string; requestHash: string };
+  /** When it arrived (the committer's clock). */
+  at: number;
   resolve: (r: { job: Versioned<JobRecord>; created: boolean }) => void;
   reject: (err: unknown) => void;
 }
@@ -95,16 +101,20 @@ export class SubmitCommitter {
   private inflight = 0;
   private readonly maxInflight: number;
   private readonly maxBatch: number;
+  private readonly maxWaitMs: number;
+  private readonly clock: () => number;
 
   constructor(private readonly store: EtcdStore, o: SubmitCommitterOptions = {}) {
     this.maxInflight = o.maxInflight ?? 2;
+    this.maxWaitMs = o.maxWaitMs ?? 2000;
+    this.clock = o.clock ?? (() => performance.now());
     this.maxBatch = Math.min(o.maxBatch ?? 32, Math.floor(MAX_TXN_OPS / 2));
   }
 
   /** Commits a new job (and its idempotency record); the same answers and errors as `submitJob`. */
   submit(job: JobRecord, idempotency?: { key: string; requestHash: string }): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job, idempotency, resolve, reject });
+      this.queue.push({ job, idempotency, at: this.clock(), resolve, reject });
       this.pump();
     });
   }
@@ -112,6 +122,7 @@ export class SubmitCommitter {
   private pump(): void {
     while (this.inflight < this.maxInflight && this.queue.length > 0) {
       const batch = this.take();
+      if (batch.length === 0) continue; // all it found had waited too long (answered 503)
       this.inflight++;
       void this.commit(batch).finally(() => {
         this.inflight--;
@@ -120,13 +131,23 @@ export class SubmitCommitter {
     }
   }
 
-  /** The next batch: in arrival order, under the op and byte limits, one submit per idempotency key. */
+  /**
+   * The next batch: in arrival order, under the op and byte limits, one submit per idempotency
+   * key. Submits that waited past `maxWaitMs` are answered 503 instead: after an outage the
+   * backlog is not sent late, one deadline after another, to clients that have retried.
+   */
   private take(): PendingSubmit[] {
     const batch: PendingSubmit[] = [];
     const keys = new Set<string>();
     let bytes = 0;
+    const now = this.clock();
     for (let i = 0; i < this.queue.length && batch.length < this.maxBatch;) {
       const p = this.queue[i];
+      if (now - p.at > this.maxWaitMs) {
+        this.queue.splice(i, 1);
+        p.reject(new ApiError(ErrorCode.Unavailable, `the store did not take the submit within ${this.maxWaitMs} ms; retry with the same Idempotency-Key`, { retryAfterSeconds: 1 }));
+        continue;
+      }
       const b = JSON.stringify(p.job).length;
       if (batch.length > 0 && bytes + b > MAX_TXN_BYTES / 2) break;
       // Two submits with one key cannot share a transaction (etcd refuses a key written twice): the later waits.

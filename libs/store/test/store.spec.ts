@@ -80,6 +80,18 @@ describe('SubmitCommitter (group commit)', () => {
     expect(await getJob(store, 'fresh-again')).toBeUndefined();
   });
 
+  it('answers 503 without sending a submit that waited past maxWaitMs behind a slow transaction', async () => {
+    let now = 0;
+    const committer = new SubmitCommitter(store, { maxInflight: 1, maxWaitMs: 2000, clock: () => now });
+    // Both arrive at 0 ms; the first goes at once; by the time its transaction is done the clock says 2,001 ms.
+    const first = committer.submit(job('waited-first')).finally(() => { now = 2001; });
+    const results = await Promise.allSettled([first, committer.submit(job('waited-second'))]);
+    const [, second] = results;
+    expect(results[0]).toMatchObject({ status: 'fulfilled', value: { created: true } });
+    expect(second).toMatchObject({ status: 'rejected', reason: { code: 'unavailable', status: 503 } });
+    expect(await getJob(store, 'waited-second')).toBeUndefined();
+  });
+
   it('rejects every submit of a batch when etcd cannot be reached, and writes nothing', async () => {
     const dead = new EtcdStore({ endpoints: ['http://127.0.0.1:1'], prefix: '/t/' });
     try {
