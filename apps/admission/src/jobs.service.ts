@@ -3,12 +3,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   addResources, ApiError, type Binding, type Cordon, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
-  type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant, TERMINAL_PHASES,
+  type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant, TERMINAL_PHASES, type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
-import { type Explanation, explainPending, QuotaLedger, queueOrder, queueUsageOf, toNodeSnapshot, toPendingWork } from '@batchapi/scheduling';
+import { explainJob } from '@batchapi/scheduling';
+import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle } from './throttle';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -29,15 +30,6 @@ function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
   if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
   return JSON.stringify(v);
-}
-
-/** `GET /v1/jobs/:id/why`. */
-export interface WhyView extends Explanation {
-  jobId: string;
-  phase: JobRecord['phase'];
-  /** 1 = next in its queue. */
-  position: number;
-  tasksAhead: number;
 }
 
 /** Most jobs in one `POST /v1/jobs:batch`. */
@@ -61,11 +53,14 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   private readonly throttle: SubmitThrottle;
   /** Submits arriving together are committed together (group commit). */
   private readonly committer: SubmitCommitter;
+  /** Calls to the scheduler (why pending). */
+  private readonly scheduler: SchedulerCalls;
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
     this.committer = new SubmitCommitter(ctx.store);
+    this.scheduler = new SchedulerCalls(ctx.store);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, DEFAULT_THROTTLE, (limit) => throttled.inc({ limit }));
   }
 
@@ -81,7 +76,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.informers.map((i) => i.stop()), this.pending.stop()]);
+    await Promise.all([...this.informers.map((i) => i.stop()), this.pending.stop(), this.scheduler.close()]);
   }
 
   /** Validates, checks tenant and queue, and commits the job before returning. */
@@ -231,13 +226,18 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return Readable.fromWeb(res.body as never);
   }
 
-  /** "Why is my job pending?": the placement phases for this job on the cluster as it is now. */
+  /**
+   * "Why is my job pending?": the placement phases for this job on the cluster as it is now —
+   * asked of a scheduler replica (its live cache, the view it places from); when none
+   * answers, worked out here from a fresh read of etcd.
+   */
   async why(principal: Principal, id: string): Promise<WhyView> {
     const job = await this.visibleJob(principal, id);
-    const pendingTasks = countTasks(job.pending);
-    if (!(job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') || pendingTasks === 0) {
-      return { jobId: id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [] };
-    }
+    const now = Date.now();
+    const waiting = (job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') && countTasks(job.pending) > 0;
+    if (!waiting) return explainJob({ job, nodes: [], allocs: new Map(), queues: [], jobs: [], cordons: [], now }, 'admission');
+    const fromScheduler = await inSpan('admission.why.call', { attributes: { 'batch.job.id': id } }, () => this.scheduler.why(job));
+    if (fromScheduler) return fromScheduler;
     const { store } = this.ctx;
     const [nodes, allocs, queues, jobs, cordons] = await Promise.all([
       store.listAll<NodeRecord>(store.keys.nodes()),
@@ -246,24 +246,15 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<Cordon>(store.keys.cordons()),
     ]);
-    const cordoned = new Set(cordons.items.map((c) => c.value.node));
-    const allocOf = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
-    const snapshot = nodes.items.filter((n) => !cordoned.has(n.value.name)).map((n) => toNodeSnapshot(n.value, allocOf.get(n.value.name)));
-    // The queue's quota room now, borrowing from its cohort included.
-    const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
-    const ledger = new QuotaLedger(queues.items.map((q) => q.value), queueUsageOf(allocOf, (n) => labels.get(n)));
-    const headroom = ledger.limits(job.queue) ? ledger.room(job.queue) : undefined;
-    const now = Date.now();
-    const mine = toPendingWork(job, now);
-    const ahead = jobs.items
-      .map((j) => j.value)
-      .filter((j) => j.id !== id && j.queue === job.queue && (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0)
-      .map((j) => toPendingWork(j, now))
-      .filter((w) => queueOrder(w, mine) < 0);
-    const e = explainPending(mine, snapshot, headroom, ahead.reduce((n, w) => n + w.tasks, 0));
-    const cordonedNow = nodes.items.filter((n) => cordoned.has(n.value.name)).length;
-    if (cordonedNow) e.messages.push(cordonedNow === 1 ? '1 node is cordoned by an operator and takes no new work' : `${cordonedNow} nodes are cordoned by an operator and take no new work`);
-    return { jobId: id, phase: job.phase, position: ahead.length + 1, tasksAhead: ahead.reduce((n, w) => n + w.tasks, 0), ...e };
+    return explainJob({
+      job,
+      nodes: nodes.items.map((n) => n.value),
+      allocs: new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value])),
+      queues: queues.items.map((q) => q.value),
+      jobs: jobs.items.map((j) => j.value),
+      cordons: cordons.items.map((c) => c.value),
+      now,
+    }, 'admission');
   }
 
   private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {

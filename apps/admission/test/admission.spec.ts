@@ -197,6 +197,28 @@ describe('operability', () => {
   });
 });
 
+describe('why pending', () => {
+  it('is worked out by admission from etcd when no scheduler replica answers (one registered, unreachable)', async () => {
+    const port = await freePort(); // nothing listens there
+    const member = store.keys.member('scheduler', 'gone');
+    await store.txn([], [{ put: member, value: { service: 'scheduler', id: 'gone', pid: 1, startedAt: 0, rpc: `127.0.0.1:${port}` } }]);
+    try {
+      const job = await call('POST', '/v1/jobs', 'token-a', { command: ['true'], resources: { cpu: '1' } });
+      expect(job.status).toBe(201);
+      let why: any;
+      for (let i = 0; i < 50; i++) {
+        why = (await call('GET', `/v1/jobs/${job.body.id}/why`, 'token-a')).body;
+        if (why.phase === 'Queued') break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // No nodes at all: nothing can be placed, and admission says it worked this out itself.
+      expect(why).toMatchObject({ jobId: job.body.id, phase: 'Queued', pendingTasks: 1, placeableNow: 0, explainedBy: 'admission' });
+    } finally {
+      await store.txn([], [{ delete: member }]);
+    }
+  });
+});
+
 describe('etcd unavailable', () => {
   it('answers 503 with Retry-After and writes nothing', async () => {
     for (let i = 0; i < etcd.members.length; i++) etcd.kill(i, 'SIGSTOP');

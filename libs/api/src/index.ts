@@ -7,3 +7,4 @@ export * from './views';
 export * from './lifecycle';
 export * from './workflow';
 export * from './quarantine';
+export * from './rpc';

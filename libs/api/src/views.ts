@@ -12,6 +12,32 @@ export interface TaskCounts {
   cancelled: number;
 }
 
+/** The answer of `GET /v1/jobs/:id/why`: the placement phases run for one job on the cluster as it is now. */
+export interface WhyView {
+  jobId: string;
+  phase: JobPhase;
+  /** 1 = next in its queue. */
+  position: number;
+  /** Tasks of jobs before it in its queue. */
+  tasksAhead: number;
+  pendingTasks: number;
+  /** Tasks of this job that could be placed right now. */
+  placeableNow: number;
+  /** Blocking reasons with node counts, most common first. */
+  blockers: Array<{ reason: string; nodes: number }>;
+  /** Set when the queue's quota is what stops it. */
+  quota?: string;
+  /** Lines a person reads, in order. */
+  messages: string[];
+  /** Smallest changes that would let at least one task run now. */
+  counterfactuals: string[];
+  /**
+   * Who worked it out: `scheduler` — a scheduler replica from its live cache, the view it
+   * places from; `admission` — admission from a fresh read of etcd, when no scheduler answered.
+   */
+  explainedBy: 'scheduler' | 'admission';
+}
+
 /** A job as `GET /v1/jobs/:id` returns it. */
 export interface JobView {
   id: string;

@@ -12,6 +12,10 @@ export interface ServiceConfig {
   host: string;
   /** HTTP port (`BATCH_PORT`); 0 picks a free one. @default 0 */
   port: number;
+  /** Address other processes reach this one at (`BATCH_ADVERTISE_HOST`), written in its member record. @default `host`, or the hostname when `host` is a wildcard */
+  advertiseHost: string;
+  /** TCP port of the service-to-service calls (`BATCH_RPC_PORT`; services that serve them); 0 picks a free one. @default 0 */
+  rpcPort: number;
   /** Process lease TTL in seconds (`BATCH_LEASE_TTL`). @default 5 */
   leaseTtlSeconds: number;
   /** Identity of this process (`BATCH_INSTANCE_ID`). @default hostname-pid-random */
@@ -28,6 +32,8 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
     etcdPrefix: env.BATCH_ETCD_PREFIX ?? '/batch/',
     host: env.BATCH_HOST ?? '127.0.0.1',
     port: Number(env.BATCH_PORT ?? 0),
+    rpcPort: Number(env.BATCH_RPC_PORT ?? 0),
+    advertiseHost: env.BATCH_ADVERTISE_HOST ?? (['0.0.0.0', '::', ''].includes(env.BATCH_HOST ?? '127.0.0.1') ? hostname() : env.BATCH_HOST ?? '127.0.0.1'),
     leaseTtlSeconds: Number(env.BATCH_LEASE_TTL ?? 5),
     instanceId: env.BATCH_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
     logLevel: env.BATCH_LOG_LEVEL ?? 'info',

@@ -4,11 +4,13 @@
  * and `/metrics`. Apps stay thin: they pass their module and their readiness check.
  */
 import { readFileSync } from 'node:fs';
+import type { AddressInfo, Server } from 'node:net';
 import 'reflect-metadata';
 import { EtcdStore, type ProcessLease } from '@batchapi/store';
 import { initTracing, Metric, shutdownTracing } from '@batchapi/telemetry';
 import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provider, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
+import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { context, trace } from '@opentelemetry/api';
 import type { FastifyReply } from 'fastify';
@@ -87,6 +89,24 @@ export interface RunServiceOptions {
    * @default take a new lease
    */
   onLeaseLost?: () => void;
+  /**
+   * Serve this service's `@MessagePattern` handlers to other services over TCP
+   * (`@nestjs/microservices`) on `BATCH_RPC_PORT`; the address goes in the member record
+   * (`members/{service}/{instance}`), where callers find it. @default false
+   */
+  rpc?: boolean;
+}
+
+/** Where a service process is reached: its member record in etcd, on its process lease. */
+export interface MemberRecord {
+  service: string;
+  id: string;
+  pid: number;
+  startedAt: number;
+  /** Base URL of its HTTP API, once it listens. */
+  url?: string;
+  /** `host:port` of its service-to-service calls, when it serves them. */
+  rpc?: string;
 }
 
 /** A started service. */
@@ -125,8 +145,8 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const lease = await store.grantLease(config.leaseTtlSeconds);
   lease.lease.on('keepaliveFailed', () => log.warn({ sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
   const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true } };
-  const register = (l: ProcessLease) =>
-    store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() }, lease: l.id }]);
+  const member: MemberRecord = { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() };
+  const register = (l: ProcessLease) => store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: member, lease: l.id }]);
   await register(lease);
 
   @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
@@ -145,10 +165,17 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, adapter, { logger: ['error', 'warn'] });
   app.useGlobalFilters(new ApiErrorFilter(log));
   instrumentHttp(app, registry);
+  if (opts.rpc) {
+    const rpc = app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.rpcPort } }, { inheritAppConfig: true });
+    await app.startAllMicroservices();
+    member.rpc = `${config.advertiseHost}:${(rpc.unwrap<Server>().address() as AddressInfo).port}`;
+  }
   await app.listen(config.port, config.host);
   const addr = app.getHttpServer().address() as { port: number };
   const url = `http://${config.host}:${addr.port}`;
-  log.info({ url }, `${opts.name} listening`);
+  member.url = `http://${config.advertiseHost}:${addr.port}`;
+  await register(lease);
+  log.info({ url, rpc: member.rpc }, `${opts.name} listening`);
   let closed = false;
   let renewing = false;
   const watchdog = setInterval(() => {

@@ -1,9 +1,13 @@
 /**
  * "Why is my job pending?": the placement phases run for one job on the current snapshot,
  * with counts of what blocks it and the smallest changes that would let it run now.
- * Pure, like the rest of this lib; admission feeds it a snapshot read from etcd.
+ * Pure, like the rest of this lib: a scheduler replica feeds it its live cache, admission
+ * (when no scheduler answers) a snapshot read from etcd.
  */
-import { formatResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { type Cordon, countTasks, formatResources, GPU_MILLI, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector, type WhyView } from '@batchapi/api';
+import { QuotaLedger, queueUsageOf } from './quota';
+import { queueOrder } from './placement';
+import { toNodeSnapshot, toPendingWork } from './snapshot';
 import { DEFAULT_FILTERS } from './filters';
 import { placeTasks, tasksThatFit } from './placement';
 import type { NodeSnapshot, PendingWork, Toleration } from './snapshot';
@@ -113,4 +117,47 @@ function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], head
   }
   if (headroom) tryIt('in a queue with free quota', work, true);
   return out;
+}
+
+/** The cluster as one "why" is worked out on. */
+export interface WhyInput {
+  /** The job asked about. */
+  job: JobRecord;
+  nodes: Iterable<NodeRecord>;
+  /** Allocation of each node by name (absent: nothing allocated). */
+  allocs: ReadonlyMap<string, NodeAllocation>;
+  queues: Iterable<Queue>;
+  /** The jobs with tasks waiting (others may be included; they are skipped). */
+  jobs: Iterable<JobRecord>;
+  cordons: Iterable<Cordon>;
+  /** Now, epoch ms. */
+  now: number;
+}
+
+/**
+ * "Why is my job pending?" for one job: its place in its queue, then `explainPending` on the
+ * uncordoned nodes with the queue's quota room (cohort borrowing included).
+ */
+export function explainJob(i: WhyInput, explainedBy: WhyView['explainedBy']): WhyView {
+  const { job } = i;
+  const pendingTasks = countTasks(job.pending);
+  if (!(job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') || pendingTasks === 0) {
+    return { jobId: job.id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [], explainedBy };
+  }
+  const cordoned = new Set([...i.cordons].map((c) => c.node));
+  const nodes = [...i.nodes];
+  const snapshot = nodes.filter((n) => !cordoned.has(n.name)).map((n) => toNodeSnapshot(n, i.allocs.get(n.name)));
+  const labels = new Map(nodes.map((n) => [n.name, n.labels]));
+  const ledger = new QuotaLedger([...i.queues], queueUsageOf(i.allocs, (n) => labels.get(n)));
+  const headroom = ledger.limits(job.queue) ? ledger.room(job.queue) : undefined;
+  const mine = toPendingWork(job, i.now);
+  const ahead = [...i.jobs]
+    .filter((j) => j.id !== job.id && j.queue === job.queue && (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0)
+    .map((j) => toPendingWork(j, i.now))
+    .filter((w) => queueOrder(w, mine) < 0);
+  const tasksAhead = ahead.reduce((n, w) => n + w.tasks, 0);
+  const e = explainPending(mine, snapshot, headroom, tasksAhead);
+  const cordonedNow = nodes.filter((n) => cordoned.has(n.name)).length;
+  if (cordonedNow) e.messages.push(cordonedNow === 1 ? '1 node is cordoned by an operator and takes no new work' : `${cordonedNow} nodes are cordoned by an operator and take no new work`);
+  return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, explainedBy };
 }

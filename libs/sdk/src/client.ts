@@ -7,24 +7,9 @@
 import { randomUUID } from 'node:crypto';
 import {
   ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
-  TERMINAL_WORKFLOW_PHASES, type WorkflowView,
+  TERMINAL_WORKFLOW_PHASES, type WhyView, type WorkflowView,
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
-
-/** The answer of `GET /v1/jobs/:id/why`. */
-export interface WhyView {
-  jobId: string;
-  phase: JobPhase;
-  /** 1 = next in its queue. */
-  position: number;
-  tasksAhead: number;
-  pendingTasks: number;
-  placeableNow: number;
-  blockers: Array<{ reason: string; nodes: number }>;
-  quota?: string;
-  messages: string[];
-  counterfactuals: string[];
-}
 
 /** Options of a `BatchClient`. */
 export interface BatchClientOptions {

@@ -44,6 +44,8 @@ export class Keys {
   /** Liveness of every service process, bound to its lease. */
   member(service: string, id: string) { return `${this.root}members/${service}/${id}`; }
   members() { return `${this.root}members/`; }
+  /** Members of one service. */
+  membersOf(service: string) { return `${this.root}members/${service}/`; }
 }
 
 /** Task indices are zero-padded so keys sort in task order. */

@@ -1,0 +1,34 @@
+/**
+ * `scheduler.why` (a `@nestjs/microservices` call over TCP): "why is this job pending?"
+ * worked out by this replica from its live cache — the nodes, allocations, queues, cordons
+ * and waiting jobs it places from — instead of admission listing them all from etcd. Any
+ * replica answers (standbys keep their caches warm); admission asks the leader first.
+ */
+import { type Cordon, type NodeAllocation, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse } from '@batchapi/api';
+import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { explainJob } from '@batchapi/scheduling';
+import { Controller, Inject } from '@nestjs/common';
+import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
+import { SchedulerService } from './scheduler.service';
+
+@Controller()
+export class WhyController {
+  constructor(@Inject(SchedulerService) private readonly scheduler: SchedulerService, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
+
+  @MessagePattern(SCHEDULER_WHY)
+  why(@Payload() req: SchedulerWhyRequest): SchedulerWhyResponse {
+    const { cache } = this.scheduler;
+    if (!cache.synced) throw new RpcException('the scheduler cache is not synced yet');
+    const allocPrefix = this.ctx.store.keys.allocs().length;
+    const allocs = new Map<string, NodeAllocation>([...cache.allocs.items.values()].map((a) => [a.key.slice(allocPrefix), a.value]));
+    return explainJob({
+      job: req.job,
+      nodes: [...cache.nodes.items.values()].map((n) => n.value),
+      allocs,
+      queues: [...cache.queues.items.values()].map((q) => q.value),
+      jobs: [...cache.jobs.items.values()].map((j) => j.value),
+      cordons: [...cache.cordons.items.values()].map((c): Cordon => c.value),
+      now: Date.now(),
+    }, 'scheduler');
+  }
+}
