@@ -83,6 +83,7 @@ program.command('why').description("why are this job's tasks pending? blockers a
   process.stdout.write(`Job ${w.jobId} (${w.phase}): ${w.pendingTasks} task${w.pendingTasks === 1 ? '' : 's'} pending, position ${w.position} in its queue\n`);
   for (const m of w.messages) process.stdout.write(`  - ${m}\n`);
   if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
+  if (w.explainedBy === 'admission') process.stdout.write('(worked out by admission from etcd: no scheduler replica answered)\n');
 }));
 
 program.command('queues').description('queues: quota, usage, fair share, pending work').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
