@@ -46,6 +46,7 @@ const LogsQuery = z.strictObject({
 @Injectable()
 export class JobsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly submitted: Counter;
+  private readonly whys: Counter;
   private readonly tenants = new Map<string, Tenant>();
   private readonly queues = new Map<string, Queue>();
   private informers: Informer[] = [];
@@ -58,6 +59,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
+    this.whys = new Counter({ name: Metric.admissionWhy, help: 'Why-pending answers by who worked them out (scheduler, or admission when no scheduler answered)', labelNames: ['explained_by'], registers: [ctx.registry] });
     const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
     this.committer = new SubmitCommitter(ctx.store);
     this.scheduler = new SchedulerCalls(ctx.store);
@@ -237,7 +239,11 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const waiting = (job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') && countTasks(job.pending) > 0;
     if (!waiting) return explainJob({ job, nodes: [], allocs: new Map(), queues: [], jobs: [], cordons: [], now }, 'admission');
     const fromScheduler = await inSpan('admission.why.call', { attributes: { 'batch.job.id': id } }, () => this.scheduler.why(job));
-    if (fromScheduler) return fromScheduler;
+    if (fromScheduler) {
+      this.whys.inc({ explained_by: 'scheduler' });
+      return fromScheduler;
+    }
+    this.whys.inc({ explained_by: 'admission' });
     const { store } = this.ctx;
     const [nodes, allocs, queues, jobs, cordons] = await Promise.all([
       store.listAll<NodeRecord>(store.keys.nodes()),

@@ -12,6 +12,7 @@ export const Metric = {
   schedulerPreemptions: 'batch_scheduler_preemptions_total',
   quotaReclaimed: 'batch_quota_reclaimed_tasks_total',
   admissionThrottled: 'batch_admission_throttled_total',
+  admissionWhy: 'batch_admission_why_total',
   retentionDeleted: 'batch_retention_deleted_total',
   schedulerNodeLostTasks: 'batch_scheduler_node_lost_tasks_total',
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',
