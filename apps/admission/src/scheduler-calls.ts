@@ -1,8 +1,9 @@
 /**
- * Admission's calls to the scheduler (`@nestjs/microservices` over TCP). The leader is asked
- * first — its key in etcd names its instance, whose member record has the address — then any
- * other replica (standbys keep their caches warm too). Each call has a deadline; when no
- * replica answers, the caller works the answer out itself.
+ * Admission's calls to the scheduler (`@nestjs/microservices` over TCP). Standby replicas are
+ * asked first (their informer caches are as fresh as the leader's, and the leader's event loop
+ * is kept for scheduling), the leader last — its key in etcd names its instance, whose member
+ * record has the address. Each call has a deadline; when no replica answers, the caller works
+ * the answer out itself.
  */
 import { type JobRecord, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse } from '@batchapi/api';
 import type { MemberRecord } from '@batchapi/runtime';
@@ -18,11 +19,14 @@ export class SchedulerCalls {
 
   /** "Why pending" from a scheduler replica's live cache; undefined when none answered in time. */
   async why(job: JobRecord): Promise<SchedulerWhyResponse | undefined> {
-    for (const address of await this.addresses().catch(() => [])) {
+    const addresses = await this.addresses().catch(() => undefined);
+    if (addresses) this.prune(addresses);
+    for (const address of addresses ?? []) {
+      const client = this.client(address);
       try {
-        return await firstValueFrom(this.client(address).send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job }).pipe(timeout(this.timeoutMs)));
+        return await firstValueFrom(client.send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job }).pipe(timeout(this.timeoutMs)));
       } catch {
-        this.drop(address); // a replica that is gone or slow: a fresh connection next time
+        this.drop(address, client); // a replica that is gone, slow or failing: a fresh connection next time
       }
     }
     return undefined;
@@ -33,12 +37,12 @@ export class SchedulerCalls {
     this.clients.clear();
   }
 
-  /** Scheduler replicas that serve calls, the leader first. */
+  /** Scheduler replicas that serve calls, standbys first, the leader last. */
   private async addresses(): Promise<string[]> {
     const { keys } = this.store;
     const [leader, members] = await Promise.all([this.store.get<{ identity: string }>(keys.leader('scheduler')), this.store.list<MemberRecord>(keys.membersOf('scheduler'))]);
     const first = leader?.value.identity;
-    return members.items.map((m) => m.value).filter((m) => m.rpc).sort((a, b) => Number(b.id === first) - Number(a.id === first)).map((m) => m.rpc!);
+    return members.items.map((m) => m.value).filter((m) => m.rpc).sort((a, b) => Number(a.id === first) - Number(b.id === first)).map((m) => m.rpc!);
   }
 
   private client(address: string): ClientProxy {
@@ -51,9 +55,16 @@ export class SchedulerCalls {
     return c;
   }
 
-  private drop(address: string): void {
-    const c = this.clients.get(address);
-    this.clients.delete(address);
-    void c?.close();
+  /** Closes the connection a failed call used, unless another call has replaced it already. */
+  private drop(address: string, client: ClientProxy): void {
+    if (this.clients.get(address) === client) this.clients.delete(address);
+    void client.close();
+  }
+
+  /** Closes connections to replicas that are no longer members (a rescheduled pod's old address). */
+  private prune(live: string[]): void {
+    for (const [address, client] of this.clients) {
+      if (!live.includes(address)) this.drop(address, client);
+    }
   }
 }

@@ -2,7 +2,7 @@
  * `scheduler.why` (a `@nestjs/microservices` call over TCP): "why is this job pending?"
  * worked out by this replica from its live cache — the nodes, allocations, queues, cordons
  * and waiting jobs it places from — instead of admission listing them all from etcd. Any
- * replica answers (standbys keep their caches warm); admission asks the leader first.
+ * replica answers (standbys keep their caches warm); admission asks standbys first, the leader last.
  */
 import { type Cordon, type NodeAllocation, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';

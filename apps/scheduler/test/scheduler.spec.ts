@@ -151,3 +151,23 @@ it('places a gang all together or fails it with the reason after its timeout, ho
   expect(failed?.value.reason?.message).toMatch(/^gang of 200 tasks could not start together within 1 s/);
   expect(await boundTasks('gang')).toHaveLength(0);
 });
+
+it('answers "why pending" over its RPC port, and a call it cannot answer gets an error reply rather than silence', async () => {
+  const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
+  const { firstValueFrom } = await import('rxjs');
+  const { SCHEDULER_WHY } = await import('@batchapi/api');
+  const members = await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'));
+  const address = members.items.map((m) => m.value.rpc).find(Boolean)!;
+  const at = address.lastIndexOf(':');
+  const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)) } });
+  try {
+    await queueJob('too-big', 1, { cpu: 1_000_000 });
+    const job = (await store.get<JobRecord>(store.keys.job('too-big')))!.value;
+    const why = await firstValueFrom(client.send(SCHEDULER_WHY, { job }));
+    expect(why).toMatchObject({ jobId: 'too-big', explainedBy: 'scheduler', placeableNow: 0 });
+    // No deadline on this call: before the fix the reply never came and the test timed out.
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: null }))).rejects.toBeDefined();
+  } finally {
+    await client.close();
+  }
+});

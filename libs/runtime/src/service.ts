@@ -166,7 +166,9 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   app.useGlobalFilters(new ApiErrorFilter(log));
   instrumentHttp(app, registry);
   if (opts.rpc) {
-    const rpc = app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.rpcPort } }, { inheritAppConfig: true });
+    // Not inheriting the app's config: its error filter answers HTTP; a failed call gets
+    // Nest's RPC error reply (the caller sees an error at once rather than waiting out its deadline).
+    const rpc = app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.rpcPort } });
     await app.startAllMicroservices();
     member.rpc = `${config.advertiseHost}:${(rpc.unwrap<Server>().address() as AddressInfo).port}`;
   }
