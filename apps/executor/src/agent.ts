@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Binding, DEFAULT_QUARANTINE, type FailureReason, recordNodeFailure, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, DEFAULT_QUARANTINE, type FailureReason, recordNodeFailure, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type NodeRecord, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { type Informer, quarantineNode, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
@@ -61,6 +61,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private previousRan = false;
   /** Set on the Kubernetes backend: attempts run as pods. */
   private pods?: KubernetesBackend;
+  /** A read of the Kubernetes node's capacity under way (after the kubelet refused an attempt for room). */
+  private refreshing?: Promise<void>;
   /** Called once when this executor fences itself; the process main exits then. */
   onFenced: () => void = () => undefined;
   private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter; quarantined: Counter };
@@ -208,6 +210,27 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     }, (err: Error) => this.ctx.log.warn({ err: err.message }, 'quarantining this node failed'));
   }
 
+  /**
+   * The Kubernetes node refused an attempt for lack of room: pods that are not BatchAPI's took
+   * some since the node registered. Its capacity is read again and, if it changed, written to
+   * the node record (fenced by this executor's lease), so the scheduler stops over-placing.
+   */
+  private refreshCapacity(detail: string): void {
+    if (!this.pods || this.refreshing) return;
+    const pods = this.pods;
+    const { store, lease, log } = this.ctx;
+    const key = store.keys.node(this.config.nodeName);
+    this.refreshing = (async () => {
+      const inv = await pods.inventory();
+      const cur = await store.get<NodeRecord>(key);
+      if (!cur || JSON.stringify(cur.value.capacity) === JSON.stringify(inv.capacity)) return;
+      const res = await store.txn([{ key, modRevision: cur.modRevision }, { key, lease: lease.id }], [{ put: key, value: { ...cur.value, capacity: inv.capacity, gpus: inv.gpus }, lease: lease.id }]);
+      if (res.succeeded) log.warn({ node: this.config.nodeName, was: cur.value.capacity, capacity: inv.capacity, detail }, 'node capacity read again: pods that are not BatchAPI\'s changed');
+    })()
+      .catch((err: Error) => log.warn({ err: err.message }, 'reading the node\'s capacity again failed'))
+      .finally(() => { this.refreshing = undefined; });
+  }
+
   selfFence(reason: string): void {
     if (this.fenced) return;
     this.fenced = true;
@@ -353,7 +376,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
         : 'Error';
       limits?.remove();
       this.m.outcomes.inc({ reason: reason ?? state });
-      if (exit.nodeError) this.nodeFailed(exit.nodeError);
+      if (exit.nodeFull) this.refreshCapacity(exit.nodeError ?? 'the node refused an attempt for room');
+      else if (exit.nodeError) this.nodeFailed(exit.nodeError);
       span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });
       if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${reason}: ${describe(exit)}` });
       span.end();

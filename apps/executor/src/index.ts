@@ -5,4 +5,4 @@ export * from './inventory';
 export { attemptPaths } from './task-process';
 export { detectIsolation, sweepCgroups } from './isolation';
 export * from './simulated-fleet';
-export { KubernetesBackend, type KubernetesBackendConfig, podExit, podName, POD_LABELS } from './kubernetes';
+export { KubernetesBackend, type KubernetesBackendConfig, podExit, podName, podRequests, POD_LABELS } from './kubernetes';

@@ -13,7 +13,7 @@
  * from the client library's informer (list, then watch from the list's resource version;
  * a lost watch resumes, an expired one lists again), so an ended pod is seen at once.
  */
-import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { createWriteStream, mkdirSync, type WriteStream, writeFileSync } from 'node:fs';
 import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -41,6 +41,12 @@ export interface AttemptExit extends ProcessExit {
   oomKilled?: boolean;
   /** The backend stopped it at its deadline. */
   deadlineExceeded?: boolean;
+  /**
+   * With `nodeError`: the node refused it for lack of room (the kubelet's `OutOfcpu`, pods that
+   * are not BatchAPI's took it). Requeued like any node error, but not a sign the node is
+   * broken (no quarantine); the node's capacity is read again.
+   */
+  nodeFull?: boolean;
 }
 
 /** A running attempt, whatever runs it. */
@@ -56,6 +62,15 @@ export interface RunningAttempt {
 /** Labels of every task pod. */
 export const POD_LABELS = { job: 'batchapi.io/job', task: 'batchapi.io/task', attempt: 'batchapi.io/attempt', tenant: 'batchapi.io/tenant', node: 'batchapi.io/node' } as const;
 
+/** Pod-level reasons of a failed pod that are the node's doing (pressure eviction, shutdown, lost node, admission), whatever its container's state. */
+const NODE_REASONS = new Set(['Evicted', 'Shutdown', 'NodeShutdown', 'Terminated', 'NodeLost', 'NodeAffinity', 'UnexpectedAdmissionError', 'Preempting']);
+/** The API server ends a watch after this long (the informer resumes it), so a silently dead connection is noticed. In seconds. */
+const WATCH_TIMEOUT_SECONDS = 300;
+/** How many settled pods' names are remembered, so their late events are not taken for a previous executor's pods. */
+const SETTLED_MEMORY = 1000;
+/** How many times a log follow that the server closed early (the container still running) is started again. */
+const FOLLOW_RETRIES = 5;
+
 /** Container waiting reasons that mean the attempt can never start (the job's image or spec). */
 const FATAL_WAITING = new Set(['ErrImagePull', 'ImagePullBackOff', 'InvalidImageName', 'CreateContainerConfigError', 'CreateContainerError']);
 
@@ -66,6 +81,8 @@ interface Watched {
   collecting?: boolean;
   /** The live copy of the pod's log into the attempt's stdout file, from when it runs: resolves true once complete. */
   following?: { done: Promise<boolean>; stop: () => void };
+  /** Its end was seen in a pod event (the container is not running any more). */
+  ended?: boolean;
   resolve: (e: AttemptExit) => void;
   paths: ReturnType<typeof attemptPaths>;
 }
@@ -76,8 +93,10 @@ export class KubernetesBackend {
   private readonly watched = new Map<string, Watched>();
   private informer?: k8s.Informer<k8s.V1Pod> & k8s.ObjectCache<k8s.V1Pod>;
   private rewatch?: NodeJS.Timeout;
-  /** Pods of a previous executor of this node, deleted once. */
+  /** Pods of a previous executor of this node, deleted once (forgotten when their delete is seen). */
   private readonly leftovers = new Set<string>();
+  /** Pods of attempts this executor settled, newest last: their late events are not left-overs. */
+  private readonly settled = new Set<string>();
 
   constructor(private readonly cfg: KubernetesBackendConfig, private readonly nodeName: string, private readonly log: Logger) {
     const kc = this.kc;
@@ -94,9 +113,10 @@ export class KubernetesBackend {
   }
 
   /**
-   * The node's inventory: the Kubernetes node's allocatable resources, GPUs and labels, or
-   * (the whole cluster as one node) the sum over every schedulable node. Starts watching this
-   * node's pods.
+   * The node's inventory: the Kubernetes node's allocatable resources less what the pods on it
+   * that are not BatchAPI's request (DaemonSets, system pods, this executor: the kubelet counts
+   * them), its GPUs and labels; or (the whole cluster as one node) the sum of allocatable over
+   * every schedulable node. Starts watching this node's pods.
    */
   async inventory(): Promise<{ capacity: ResourceVector; gpus: GpuDevice[]; labels: Record<string, string> }> {
     this.watchPods();
@@ -111,11 +131,32 @@ export class KubernetesBackend {
       const g = Number(a['nvidia.com/gpu'] ?? 0);
       if (g > 0) { gpuCount += g; model ??= n.metadata?.labels?.['nvidia.com/gpu.product']; }
     }
+    if (this.cfg.kubeNode) {
+      const foreign = await this.foreignRequests(this.cfg.kubeNode);
+      capacity.cpu = Math.max(0, capacity.cpu - foreign.cpu);
+      capacity.memory = Math.max(0, capacity.memory - foreign.memory);
+      gpuCount = Math.max(0, gpuCount - Math.ceil((foreign.gpu ?? 0) / GPU_MILLI));
+    }
     if (gpuCount > 0) capacity.gpu = gpuCount * GPU_MILLI;
     const gpus: GpuDevice[] = Array.from({ length: gpuCount }, (_, index) => ({ index, model: model ?? 'nvidia.com/gpu', memoryMiB: 0, uuid: `k8s-${index}` }));
     // One Kubernetes node: its labels too, so job selectors match what they would in Kubernetes.
     const own = this.cfg.kubeNode ? nodes[0].metadata?.labels ?? {} : {};
     return { capacity, gpus, labels: { ...own, 'batchapi.io/backend': 'kubernetes', ...(model ? { 'gpu.model': model } : {}) } };
+  }
+
+  /** What the live pods on a Kubernetes node that are not BatchAPI's request. */
+  private async foreignRequests(node: string): Promise<ResourceVector> {
+    const pods = await this.core.listPodForAllNamespaces({ fieldSelector: `spec.nodeName=${node}` });
+    const sum: ResourceVector = { cpu: 0, memory: 0, gpu: 0 };
+    for (const pod of pods.items) {
+      if (pod.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'batchapi') continue; // task pods: BatchAPI's own allocations count them
+      if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
+      const r = podRequests(pod);
+      sum.cpu += r.cpu;
+      sum.memory += r.memory;
+      sum.gpu! += r.gpu ?? 0;
+    }
+    return sum;
   }
 
   /** Creates the attempt's pod; its outcome comes from the pod's phase and container state. */
@@ -126,6 +167,9 @@ export class KubernetesBackend {
     const w: Watched = { name, stopping: false, resolve, paths };
     const settle = (e: AttemptExit) => {
       if (!this.watched.delete(name)) return;
+      w.following?.stop();
+      this.settled.add(name);
+      if (this.settled.size > SETTLED_MEMORY) this.settled.delete(this.settled.values().next().value!);
       resolve(e);
     };
     w.resolve = settle;
@@ -143,9 +187,10 @@ export class KubernetesBackend {
     return { exited, stop: (graceMs) => remove(Math.ceil(graceMs / 1000)), kill: () => remove(0) };
   }
 
-  /** Stops watching; pods of running attempts are left to their deadlines (their executor is going away). */
+  /** Stops watching and following logs; pods of running attempts are left to their deadlines (their executor is going away). */
   close(): void {
     clearTimeout(this.rewatch);
+    for (const w of this.watched.values()) w.following?.stop();
     void this.informer?.stop();
     this.informer = undefined;
   }
@@ -186,10 +231,10 @@ export class KubernetesBackend {
     if (this.informer) return;
     const { namespace } = this.cfg;
     const selector = `${POD_LABELS.node}=${this.nodeName}`;
-    const informer = k8s.makeInformer(this.kc, `/api/v1/namespaces/${namespace}/pods`, () => this.core.listNamespacedPod({ namespace, labelSelector: selector }), selector);
+    const informer = k8s.makeInformer(this.kc, `/api/v1/namespaces/${namespace}/pods?timeoutSeconds=${WATCH_TIMEOUT_SECONDS}`, () => this.core.listNamespacedPod({ namespace, labelSelector: selector }), selector);
     informer.on('add', (pod) => void this.observe(pod));
     informer.on('update', (pod) => void this.observe(pod));
-    informer.on('delete', (pod) => this.vanished(pod.metadata?.name ?? ''));
+    informer.on('delete', (pod) => { this.leftovers.delete(pod.metadata?.name ?? ''); this.vanished(pod.metadata?.name ?? ''); });
     // The informer stops at an error (not at a watch's normal end, which it resumes): start it again after a pause.
     informer.on('error', (err) => {
       this.log.warn({ err: errorText(err as Error) }, 'watching task pods failed; watching again');
@@ -209,7 +254,7 @@ export class KubernetesBackend {
     if (!w) {
       // Ours by its node label but no attempt of this process: a previous executor of this node left it (its
       // attempt was ended NodeLost when this one started), so it must not run on.
-      if (pod.metadata?.deletionTimestamp === undefined && !this.leftovers.has(name)) {
+      if (pod.metadata?.deletionTimestamp === undefined && !this.leftovers.has(name) && !this.settled.has(name)) {
         this.leftovers.add(name);
         this.log.warn({ pod: name }, 'deleting a task pod a previous executor of this node left');
         this.core.deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: 0 }).catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a left-over task pod failed'));
@@ -219,6 +264,7 @@ export class KubernetesBackend {
     if (!w.following && pod.status?.phase === 'Running') w.following = this.follow(w);
     const exit = podExit(pod);
     if (!exit || w.collecting) return;
+    w.ended = true;
     w.collecting = true;
     await this.collectLogs(w);
     this.core.deleteNamespacedPod({ name: w.name, namespace: this.cfg.namespace }).catch(() => undefined);
@@ -235,24 +281,55 @@ export class KubernetesBackend {
 
   /**
    * Copies the pod's log into the attempt's stdout file as it is written (`batch logs -f`
-   * follows that file); the copy ends when the container does.
+   * follows that file); the copy is complete when the stream ends after the container's end
+   * was seen (otherwise the attempt's end reads the whole log). A stream
+   * the server closes early (its idle timeout, an API server restart) while the container runs
+   * is followed again from the start: the log only grows, so the file keeps its prefix and a
+   * reader at any offset reads on.
    */
   private follow(w: Watched): { done: Promise<boolean>; stop: () => void } {
-    let abort: AbortController | undefined;
     let stopped = false;
-    const done = new Promise<boolean>((resolve) => {
-      try {
-        mkdirSync(w.paths.logDir, { recursive: true });
-      } catch { resolve(false); return; }
-      const out = createWriteStream(w.paths.stdout);
-      out.on('finish', () => resolve(!stopped));
-      out.on('error', () => resolve(false));
-      new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', out, { follow: true }).then(
+    let abort: AbortController | undefined;
+    let out: WriteStream | undefined;
+    /** One follow: whether the stream ended by itself, and whether the pod's end had been seen by then. */
+    const once = () => new Promise<{ ended: boolean; afterEnd: boolean }>((resolve) => {
+      const file = createWriteStream(w.paths.stdout);
+      out = file;
+      let finished = false;
+      let afterEnd = false;
+      file.on('finish', () => { finished = true; afterEnd = !!w.ended; });
+      file.on('close', () => resolve({ ended: finished && !stopped, afterEnd }));
+      file.on('error', () => resolve({ ended: false, afterEnd: false }));
+      new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', file, { follow: true }).then(
         (ctl) => { abort = ctl; if (stopped) ctl.abort(); },
-        (err: Error) => { this.log.debug({ pod: w.name, err: errorText(err) }, 'following a task pod\'s log failed; it is read when the pod ends'); stopped = true; out.end(); },
+        (err: Error) => { this.log.debug({ pod: w.name, err: errorText(err) }, 'following a task pod\'s log failed; it is read when the pod ends'); file.destroy(); },
       );
     });
-    return { done, stop: () => { stopped = true; abort?.abort(); } };
+    const done = (async () => {
+      try {
+        mkdirSync(w.paths.logDir, { recursive: true });
+      } catch { return false; }
+      for (let i = 0; i < FOLLOW_RETRIES && !stopped; i++) {
+        const { ended, afterEnd } = await once();
+        if (!ended) return false;
+        // Complete only if the pod's end was seen before the stream ended; a stream that ended
+        // first may have been cut just before the container's end: the whole log is read then.
+        if (afterEnd) return true;
+        if (await this.containerEnded(w.name)) return false;
+      }
+      return false;
+    })();
+    // Stopping closes the file too: a source that errors or is aborted does not end the file it was piped into.
+    return { done, stop: () => { stopped = true; abort?.abort(); out?.destroy(); } };
+  }
+
+  /** Whether a pod's container no longer runs (ended, or the pod is gone). */
+  private async containerEnded(name: string): Promise<boolean> {
+    try {
+      return podExit(await this.core.readNamespacedPod({ name, namespace: this.cfg.namespace })) !== undefined;
+    } catch (err) {
+      return (err as { code?: number }).code === 404;
+    }
   }
 
   /** Completes the attempt's stdout file: the followed copy once it ends, else (no copy, or not ending in time) the whole log read now. */
@@ -276,17 +353,49 @@ export function podExit(pod: k8s.V1Pod): AttemptExit | undefined {
   const state = pod.status?.containerStatuses?.[0]?.state;
   if (phase === 'Succeeded') return { exitCode: 0 };
   if (phase === 'Failed') {
-    if (pod.status?.reason === 'DeadlineExceeded') return { deadlineExceeded: true, signal: 'SIGKILL' };
+    const reason = pod.status?.reason;
+    if (reason === 'DeadlineExceeded') return { deadlineExceeded: true, signal: 'SIGKILL' };
     const t = state?.terminated;
+    const nodeError = `pod failed: ${reason}${pod.status?.message ? `: ${pod.status.message}` : ''}`;
+    // The kubelet refused it for room (OutOfcpu, OutOfmemory, OutOfnvidia.com/gpu…): requeued, the node is not broken.
+    if (reason?.startsWith('OutOf')) return { exitCode: 126, nodeError, nodeFull: true };
+    // Evicted for node pressure, the node shut down or was lost: the node's doing even when the container was killed (137, 143).
+    if (reason && NODE_REASONS.has(reason)) return { exitCode: 126, nodeError };
     if (t?.reason === 'OOMKilled') return { exitCode: t.exitCode ?? 137, oomKilled: true };
-    // Failed before its container ran or ended by itself: the node refused or dropped it (OutOfcpu,
-    // NodeAffinity, Evicted, Shutdown…), not the task's doing.
-    if (!t && pod.status?.reason) return { exitCode: 126, nodeError: `pod failed: ${pod.status.reason}${pod.status.message ? `: ${pod.status.message}` : ''}` };
+    // Failed before its container ran, for a reason of the pod's: not the task's doing.
+    if (!t && reason) return { exitCode: 126, nodeError };
     return { exitCode: t?.exitCode ?? 1 };
   }
   const waiting = state?.waiting?.reason;
   if (waiting && FATAL_WAITING.has(waiting)) return { exitCode: 125 };
   return undefined;
+}
+
+/**
+ * What a pod requests, as the kubelet counts it: per resource the larger of its containers'
+ * sum and its largest init container, plus the pod's overhead. Pure.
+ */
+export function podRequests(pod: k8s.V1Pod): ResourceVector {
+  const of = (res: Record<string, string> | undefined): ResourceVector => ({
+    cpu: res?.cpu ? parseCpu(res.cpu, 'pod cpu') : 0,
+    memory: res?.memory ? parseMemory(res.memory, 'pod memory') : 0,
+    gpu: Number(res?.['nvidia.com/gpu'] ?? 0) * GPU_MILLI,
+  });
+  const total: ResourceVector = { cpu: 0, memory: 0, gpu: 0 };
+  for (const c of pod.spec?.containers ?? []) {
+    const r = of(c.resources?.requests);
+    total.cpu += r.cpu;
+    total.memory += r.memory;
+    total.gpu! += r.gpu!;
+  }
+  for (const c of pod.spec?.initContainers ?? []) {
+    const r = of(c.resources?.requests);
+    total.cpu = Math.max(total.cpu, r.cpu);
+    total.memory = Math.max(total.memory, r.memory);
+    total.gpu = Math.max(total.gpu!, r.gpu!);
+  }
+  const overhead = of(pod.spec?.overhead);
+  return { cpu: total.cpu + overhead.cpu, memory: total.memory + overhead.memory, gpu: total.gpu! + overhead.gpu! };
 }
 
 /** A pod name for an attempt: DNS-1123, at most 63 characters. */

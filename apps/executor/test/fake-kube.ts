@@ -7,6 +7,9 @@
  *   `sleep` → Running until deleted or its activeDeadlineSeconds passes (DeadlineExceeded);
  *   `bad-image` as the image → waiting in ImagePullBackOff; a pod bound to a node (`nodeName`)
  *   without CPU left there → Failed, OutOfcpu, before it runs (the kubelet's admission).
+ * Pods that are not BatchAPI's (`addForeignPod`) run in `kube-system` and are listed across
+ * namespaces by node (`fieldSelector=spec.nodeName=`). A pod's log is one line, and one more
+ * (`end of NAME`) once its container ended.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,8 +25,8 @@ export class FakeKube {
   /** Every pod ever created, as created (spec checks). */
   readonly created: FakePod[] = [];
   readonly deleted: string[] = [];
-  /** Millicores of each node taken by pods that are not BatchAPI's (a kubelet counts them too). */
-  readonly foreignCpu = new Map<string, number>();
+  /** Log reads with `follow=true` served. */
+  followRequests = 0;
   /** Watch requests served, in order (their query strings). */
   readonly watches: string[] = [];
   private server!: Server;
@@ -64,6 +67,11 @@ export class FakeKube {
       const n = this.nodes.find((x) => x.name === nodeRead[1]);
       return n ? send(200, nodeObject(n)) : send(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `node ${nodeRead[1]} not found` });
     }
+    if (req.method === 'GET' && url.pathname === '/api/v1/pods') {
+      const node = /^spec\.nodeName=(.+)$/.exec(url.searchParams.get('fieldSelector') ?? '')?.[1];
+      const items = [...this.pods.values()].filter((p) => !node || p.spec.nodeName === node);
+      return send(200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: String(this.version) }, items });
+    }
     if (parts[0] !== 'api' || parts[2] !== 'namespaces' || parts[4] !== 'pods') return send(404, { kind: 'Status', code: 404, message: 'not found' });
     const ns = parts[3];
     const name = parts[5];
@@ -87,10 +95,13 @@ export class FakeKube {
     const key = `${ns}/${name}`;
     const pod = this.pods.get(key);
     if (!pod) return send(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `pod ${name} not found` });
+    if (req.method === 'GET' && !parts[6]) return send(200, pod);
     if (req.method === 'GET' && parts[6] === 'log') {
-      const text = `log of ${name}: ${pod.spec.containers[0].command.join(' ')}\n`;
-      if (url.searchParams.get('follow') !== 'true' || ['Succeeded', 'Failed'].includes(pod.status.phase)) return send(200, text);
+      const ended = ['Succeeded', 'Failed'].includes(pod.status.phase);
+      const text = `log of ${name}: ${pod.spec.containers[0].command.join(' ')}\n${ended ? `end of ${name}\n` : ''}`;
+      if (url.searchParams.get('follow') !== 'true' || ended) return send(200, text);
       // Following: what was written so far, then the stream stays open until the container ends.
+      this.followRequests++;
       res.writeHead(200, { 'content-type': 'text/plain' });
       res.write(text);
       this.followers.set(key, [...(this.followers.get(key) ?? []), res]);
@@ -110,6 +121,37 @@ export class FakeKube {
     for (const w of this.watchers) w.res.end();
   }
 
+  /** Ends every open log follow from the server's side while its container runs (an idle timeout, an API server restart). */
+  dropFollowers(): void {
+    for (const list of this.followers.values()) for (const r of list) r.end();
+    this.followers.clear();
+  }
+
+  /** A running pod that is not BatchAPI's (a DaemonSet's, say) on a node, requesting `cpu` millicores. */
+  addForeignPod(node: string, name: string, cpu: number): void {
+    const pod: FakePod = {
+      metadata: { name, namespace: 'kube-system', labels: {} },
+      spec: { nodeName: node, containers: [{ name: 'c', image: 'x', command: ['sleep'], resources: { requests: { cpu: `${cpu}m` } } }] },
+      status: { phase: 'Running' },
+    };
+    this.pods.set(`kube-system/${name}`, pod);
+    this.changed('ADDED', pod);
+  }
+
+  /** Ends a running pod's container with exit code 0, as if its command finished. */
+  complete(name: string): void {
+    for (const pod of this.pods.values()) {
+      if (pod.metadata.name === name) this.setStatus(pod, { phase: 'Succeeded', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: 0, reason: 'Completed' } } }] });
+    }
+  }
+
+  /** Evicts a running pod for node pressure as a kubelet does: the pod stays, Failed/Evicted, its container killed (137). */
+  evictForPressure(name: string): void {
+    for (const pod of this.pods.values()) {
+      if (pod.metadata.name === name) this.setStatus(pod, { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: 137, reason: 'Error' } } }] });
+    }
+  }
+
   /** Deletes a pod as the cluster would (an eviction), not through the API. */
   evict(name: string): void {
     for (const [key, pod] of this.pods) {
@@ -124,7 +166,7 @@ export class FakeKube {
     const node = this.nodes.find((n) => n.name === pod.spec.nodeName);
     if (!node) return false;
     const live = [...this.pods.values()].filter((p) => p !== pod && p.spec.nodeName === node.name && !['Succeeded', 'Failed'].includes(p.status.phase));
-    const used = (this.foreignCpu.get(node.name) ?? 0) + live.reduce((sum, p) => sum + millicores(p.spec.containers[0].resources?.requests?.cpu), 0);
+    const used = live.reduce((sum, p) => sum + millicores(p.spec.containers[0].resources?.requests?.cpu), 0);
     return used + millicores(pod.spec.containers[0].resources?.requests?.cpu) <= millicores(node.allocatable.cpu);
   }
 
@@ -133,7 +175,7 @@ export class FakeKube {
     pod.metadata.resourceVersion = String(++this.version);
     const key = `${pod.metadata.namespace}/${pod.metadata.name}`;
     if (type === 'DELETED' || ['Succeeded', 'Failed'].includes(pod.status.phase)) {
-      for (const r of this.followers.get(key) ?? []) r.end();
+      for (const r of this.followers.get(key) ?? []) r.end(type === 'DELETED' ? undefined : `end of ${pod.metadata.name}\n`);
       this.followers.delete(key);
     }
     const snapshot = JSON.parse(JSON.stringify(pod)) as FakePod;

@@ -4,12 +4,13 @@
  * task's resources, env, selector and owner labels; pod phases and container states map to
  * outcomes (Succeeded, Failed with the exit code, OOMKilled, DeadlineExceeded, a bad image);
  * a cancel deletes the pod; logs are kept; pods are deleted once done; states come from a
- * watch that resumes; an evicted pod is a node error; pods a previous executor left are deleted.
+ * watch that resumes; an evicted pod is a node error; pods a previous executor left are deleted;
+ * per Kubernetes node, pods that are not BatchAPI's are left out of the capacity.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeRecord } from '@batchapi/api';
-import { attemptPaths, podExit, podName, type RunningExecutor } from '../src';
+import { attemptPaths, podExit, podName, podRequests, type RunningExecutor } from '../src';
 import { FakeKube } from './fake-kube';
 import { bind, groupOf, startNode, until, useTestbed } from './harness';
 
@@ -49,7 +50,7 @@ it('runs an attempt as a pod with the task\'s resources, env, selector and label
   const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
   expect(env).toMatchObject({ BATCH_JOB_ID: 'ok-job', BATCH_TASK_INDEX: '0', BATCH_ATTEMPT: '1', GREETING: 'hi' });
   expect(env.CUDA_VISIBLE_DEVICES).toBeUndefined();
-  expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'ok-job', 0, 1).stdout, 'utf8')).toBe(`log of ${pod.metadata.name}: sh -c exit 0\n`);
+  expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'ok-job', 0, 1).stdout, 'utf8')).toBe(`log of ${pod.metadata.name}: sh -c exit 0\nend of ${pod.metadata.name}\n`);
   await until(async () => kube.pods.size, (n) => n === 0, 3000);
   expect(kube.deleted).toContain(pod.metadata.name);
 });
@@ -76,6 +77,21 @@ it('copies a running pod\'s log into the attempt\'s stdout file while it runs (b
   const cur = (await tb.store.get<object>(key))!;
   await tb.store.txn([{ key, modRevision: cur.modRevision }], [{ put: key, value: { ...cur.value, cancelRequested: true } }]);
   expect(await outcome('follow-job')).toMatchObject({ state: 'Cancelled' });
+});
+
+it('follows a pod\'s log again when the server closes the stream while the container runs, and keeps the whole log', async () => {
+  await bind(tb, 'kube', 'refollow-job', ['sh', '-c', 'sleep 600'], 1);
+  const name = podName('refollow-job', 0, 1);
+  const stdout = attemptPaths(join(tb.dir, 'kube'), 'refollow-job', 0, 1).stdout;
+  const read = async () => { try { return readFileSync(stdout, 'utf8'); } catch { return ''; } };
+  await until(read, (t) => t.length > 0, 3000);
+  const follows = kube.followRequests;
+  kube.dropFollowers();
+  // the container ends once the log is being followed again
+  await until(async () => kube.followRequests, (n) => n > follows, 3000);
+  kube.complete(name);
+  expect(await outcome('refollow-job')).toMatchObject({ state: 'Succeeded' });
+  expect(await read()).toBe(`log of ${name}: sh -c sleep 600\nend of ${name}\n`);
 });
 
 it('cancels by deleting the pod', async () => {
@@ -108,6 +124,14 @@ it('ends an attempt whose pod the cluster deleted (eviction) as a node error, so
   expect(await outcome('evict-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
 });
 
+it('ends an attempt whose pod the kubelet evicted for node pressure (the pod stays, its container killed) as a node error', async () => {
+  await bind(tb, 'kube', 'pressure-job', ['sh', '-c', 'sleep 600'], 1);
+  const name = podName('pressure-job', 0, 1);
+  await until(async () => kube.pods.get(`tasks/${name}`)?.status.phase, (p) => p === 'Running', 3000);
+  kube.evictForPressure(name);
+  expect(await outcome('pressure-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+});
+
 it('deletes a task pod of this node that no attempt of this executor started (left by a previous one)', async () => {
   const pod = { metadata: { name: 'batch-left-over-0-a1', labels: { 'batchapi.io/node': 'kube', 'batchapi.io/job': 'left-over' } }, spec: { containers: [{ name: 'task', image: 'busybox:1.36', command: ['sleep', '600'] }] } };
   const res = await fetch(`${kube.url}/api/v1/namespaces/tasks/pods`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(pod) });
@@ -119,14 +143,15 @@ it('deletes a task pod of this node that no attempt of this executor started (le
 describe('one executor per Kubernetes node (BATCH_K8S_NODE)', () => {
   let perNode: RunningExecutor;
   beforeAll(async () => {
+    kube.addForeignPod('k2', 'daemon-k2', 500);
     perNode = await startNode(tb, 'k2', { backend: 'kubernetes', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', rewatchMs: 50, server: kube.url, kubeNode: 'k2' } });
   });
   afterAll(async () => { await perNode?.close(); });
 
-  it('registers that node: its allocatable resources, GPUs and labels', async () => {
+  it('registers that node: its allocatable resources less what pods that are not BatchAPI\'s request, GPUs and labels', async () => {
     const node = (await tb.store.get<NodeRecord>(tb.store.keys.node('k2')))!.value;
-    // k2 alone: 7.5 CPUs, 16 GiB, 2 GPUs
-    expect(node.capacity).toEqual({ cpu: 7_500, memory: 16 * 2 ** 30, gpu: 2000 });
+    // k2 alone: 7.5 CPUs less a DaemonSet pod's 0.5 = 7 CPUs; 16 GiB, 2 GPUs
+    expect(node.capacity).toEqual({ cpu: 7_000, memory: 16 * 2 ** 30, gpu: 2000 });
     expect(node.gpus).toHaveLength(2);
     expect(node.labels).toMatchObject({ 'nvidia.com/gpu.product': 'NVIDIA-A100', 'gpu.model': 'NVIDIA-A100', 'batchapi.io/backend': 'kubernetes' });
   });
@@ -137,14 +162,20 @@ describe('one executor per Kubernetes node (BATCH_K8S_NODE)', () => {
     expect(kube.created.find((p) => p.metadata.name === podName('k2-job', 0, 1))!.spec.nodeName).toBe('k2');
   });
 
-  it('ends an attempt the node refused (OutOfcpu, pods that are not BatchAPI\'s took the room) as a node error', async () => {
-    kube.foreignCpu.set('k2', 7000);
+  it('ends an attempt the node refused for room (OutOfcpu) as a node error, reads its capacity again, and does not count it toward quarantine', async () => {
+    kube.addForeignPod('k2', 'late-k2', 6500);
     try {
-      // 7000m taken of 7500m: a 1-CPU pod does not fit.
-      await bind(tb, 'k2', 'crowded-job', ['sh', '-c', 'exit 0'], 1);
-      expect(await outcome('crowded-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+      // 500m + 6500m taken of 7500m: a 1-CPU pod does not fit. Three refusals: as many as would quarantine a broken node.
+      for (const id of ['crowded-0', 'crowded-1', 'crowded-2']) {
+        await bind(tb, 'k2', id, ['sh', '-c', 'exit 0'], 1);
+        expect(await outcome(id)).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+      }
+      expect(await tb.store.get(tb.store.keys.cordon('k2'))).toBeUndefined();
+      // 7500 - 500 - 6500 = 500 millicores left for BatchAPI
+      const node = await until(async () => (await tb.store.get<NodeRecord>(tb.store.keys.node('k2')))!.value, (n) => n.capacity.cpu === 500, 3000);
+      expect(node.capacity).toMatchObject({ cpu: 500, memory: 16 * 2 ** 30, gpu: 2000 });
     } finally {
-      kube.foreignCpu.delete('k2');
+      kube.evict('late-k2');
     }
   });
 });
@@ -154,7 +185,20 @@ it('podExit and podName: the pure mapping', () => {
   expect(podExit({ status: { phase: 'Succeeded' } })).toEqual({ exitCode: 0 });
   expect(podExit({ status: { phase: 'Failed', reason: 'DeadlineExceeded' } })).toEqual({ deadlineExceeded: true, signal: 'SIGKILL' });
   expect(podExit({ status: { phase: 'Failed', reason: 'Evicted', message: 'low on memory' } })).toEqual({ exitCode: 126, nodeError: 'pod failed: Evicted: low on memory' });
-  expect(podExit({ status: { phase: 'Failed', reason: 'Evicted', containerStatuses: [{ name: 'task', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 2 } } }] } })).toEqual({ exitCode: 2 });
+  const terminated = (exitCode: number, reason?: string) => [{ name: 'task', image: 'x', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode, reason } } }];
+  // evicted for node pressure: its container was killed, still the node's doing
+  expect(podExit({ status: { phase: 'Failed', reason: 'Evicted', containerStatuses: terminated(137) } })).toEqual({ exitCode: 126, nodeError: 'pod failed: Evicted' });
+  expect(podExit({ status: { phase: 'Failed', reason: 'Shutdown', containerStatuses: terminated(143) } })).toEqual({ exitCode: 126, nodeError: 'pod failed: Shutdown' });
+  expect(podExit({ status: { phase: 'Failed', reason: 'OutOfcpu' } })).toEqual({ exitCode: 126, nodeError: 'pod failed: OutOfcpu', nodeFull: true });
+  expect(podExit({ status: { phase: 'Failed', containerStatuses: terminated(137, 'OOMKilled') } })).toEqual({ exitCode: 137, oomKilled: true });
+  expect(podExit({ status: { phase: 'Failed', containerStatuses: terminated(2) } })).toEqual({ exitCode: 2 });
+  // requests as the kubelet counts them: max(containers 250m + 750m, init 2000m) + overhead 100m = 2100m;
+  // memory max(1 GiB + 1 GiB, 1 GiB) = 2 GiB; 1 GPU
+  expect(podRequests({ spec: {
+    containers: [{ name: 'a', resources: { requests: { cpu: '250m', memory: '1Gi', 'nvidia.com/gpu': '1' } } }, { name: 'b', resources: { requests: { cpu: '750m', memory: '1Gi' } } }],
+    initContainers: [{ name: 'i', resources: { requests: { cpu: '2', memory: '1Gi' } } }],
+    overhead: { cpu: '100m' },
+  } })).toEqual({ cpu: 2100, memory: 2 * 2 ** 30, gpu: 1000 });
   // a 63-character limit, DNS-1123
   expect(podName('X'.repeat(80), 12, 3)).toMatch(/^batch-x+-12-a3$/);
   expect(podName('X'.repeat(80), 12, 3).length).toBeLessThanOrEqual(63);
