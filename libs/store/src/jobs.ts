@@ -52,7 +52,13 @@ function submitWrites(store: EtcdStore, job: JobRecord, idempotency?: { key: str
 
 /** Why a submit's compares failed: the key's first job (a retry), or the error to answer. */
 async function submitRefused(store: EtcdStore, job: JobRecord, idempotency: { key: string; requestHash: string } | undefined, idemKey: string | undefined): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
-  if (!idemKey || !idempotency) throw new ApiError(ErrorCode.Conflict, `job ${job.id} already exists`, { id: job.id });
+  if (!idemKey || !idempotency) {
+    // Job ids are drawn at random per submit: a record under this id that is this very job was
+    // written by an earlier try of this submit whose answer was lost (a deadline after the commit).
+    const same = await store.get<JobRecord>(store.keys.job(job.id));
+    if (same && JSON.stringify(same.value) === JSON.stringify(job)) return { job: same, created: true };
+    throw new ApiError(ErrorCode.Conflict, `job ${job.id} already exists`, { id: job.id });
+  }
   const prior = await store.get<IdempotencyRecord>(idemKey);
   if (!prior) throw new ApiError(ErrorCode.Conflict, 'the submit raced with another; retry it', { field: 'Idempotency-Key' });
   if (prior.value.requestHash !== idempotency.requestHash) {
@@ -66,13 +72,16 @@ async function submitRefused(store: EtcdStore, job: JobRecord, idempotency: { ke
   return { job: existing, created: false };
 }
 
+/** Bytes a submit adds to a transaction besides its job record: the idempotency record and both keys. */
+const SUBMIT_OVERHEAD_BYTES = 512;
+
 /** Tuning of a `SubmitCommitter`. */
 export interface SubmitCommitterOptions {
   /** Transactions under way at once; submits arriving meanwhile wait and go together in the next. @default 2 */
   maxInflight?: number;
   /** Most submits in one transaction (each takes two compares and two writes). @default 32 */
   maxBatch?: number;
-  /** A submit that waited this long for its turn (etcd slow or down) is answered 503 without being sent, in milliseconds. @default 2000 */
+  /** A submit that waited this long for its turn (etcd slow or down) is answered 503 without being sent, checked at least this often, in milliseconds. @default 2000 */
   maxWaitMs?: number;
   /** The clock, in milliseconds. @default performance.now */
   clock?: () => number;
@@ -103,6 +112,8 @@ export class SubmitCommitter {
   private readonly maxBatch: number;
   private readonly maxWaitMs: number;
   private readonly clock: () => number;
+  /** Answers submits that wait past `maxWaitMs` while every transaction slot is taken. */
+  private expiry?: NodeJS.Timeout;
 
   constructor(private readonly store: EtcdStore, o: SubmitCommitterOptions = {}) {
     this.maxInflight = o.maxInflight ?? 2;
@@ -116,7 +127,28 @@ export class SubmitCommitter {
     return new Promise((resolve, reject) => {
       this.queue.push({ job, idempotency, at: this.clock(), resolve, reject });
       this.pump();
+      this.armExpiry();
     });
+  }
+
+  /** While submits wait, a timer answers those past `maxWaitMs` even if no slot frees meanwhile. */
+  private armExpiry(): void {
+    if (this.expiry || this.queue.length === 0) return;
+    const wait = Math.max(0, this.queue[0].at + this.maxWaitMs - this.clock()) + 1;
+    this.expiry = setTimeout(() => {
+      this.expiry = undefined;
+      const now = this.clock();
+      for (let i = 0; i < this.queue.length;) {
+        if (now - this.queue[i].at > this.maxWaitMs) this.reject503(this.queue.splice(i, 1)[0]);
+        else i++;
+      }
+      this.armExpiry();
+    }, wait);
+    this.expiry.unref();
+  }
+
+  private reject503(p: PendingSubmit): void {
+    p.reject(new ApiError(ErrorCode.Unavailable, `the store did not take the submit within ${this.maxWaitMs} ms; retry with the same Idempotency-Key`, { retryAfterSeconds: 1 }));
   }
 
   private pump(): void {
@@ -145,10 +177,11 @@ export class SubmitCommitter {
       const p = this.queue[i];
       if (now - p.at > this.maxWaitMs) {
         this.queue.splice(i, 1);
-        p.reject(new ApiError(ErrorCode.Unavailable, `the store did not take the submit within ${this.maxWaitMs} ms; retry with the same Idempotency-Key`, { retryAfterSeconds: 1 }));
+        this.reject503(p);
         continue;
       }
-      const b = JSON.stringify(p.job).length;
+      // Bytes as etcd counts them (UTF-8), with room for the idempotency record and the keys.
+      const b = Buffer.byteLength(JSON.stringify(p.job)) + SUBMIT_OVERHEAD_BYTES;
       if (batch.length > 0 && bytes + b > MAX_TXN_BYTES / 2) break;
       // Two submits with one key cannot share a transaction (etcd refuses a key written twice): the later waits.
       if (p.idempotency && keys.has(p.idempotency.key)) { i++; continue; }
@@ -170,8 +203,10 @@ export class SubmitCommitter {
     let res: { succeeded: boolean; revision: string };
     try {
       res = await this.store.txn(writes.flatMap((w) => w.compares), writes.flatMap((w) => w.ops));
-    } catch (err) {
-      for (const p of batch) p.reject(err);
+    } catch {
+      // Refused whole (too large, say) or its outcome unknown (a deadline after the commit?): each
+      // submit on its own, which also tells one that was committed from one that was not.
+      await Promise.all(batch.map((p) => submitJob(this.store, p.job, p.idempotency).then(p.resolve, p.reject)));
       return;
     }
     if (res.succeeded) {

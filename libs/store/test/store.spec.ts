@@ -2,6 +2,7 @@
  * The store's invariants against a real etcd member: durable idempotent submits, CAS that
  * never loses an update, fenced leadership, informers that miss nothing.
  */
+import { createServer, type AddressInfo } from 'node:net';
 import type { Binding, GroupStatus, JobRecord } from '@batchapi/api';
 import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, SubmitCommitter, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
 
@@ -35,6 +36,13 @@ describe('submitJob', () => {
     expect(ids.size).toBe(1);
     const all = await store.listAll<JobRecord>(store.keys.jobs());
     expect(all.items.filter((kv) => kv.value.id.startsWith('idem-'))).toHaveLength(1);
+  });
+
+  it('answers a submit tried again after its answer was lost (no key) with its own job, and another job under the same id as a conflict', async () => {
+    const j = job('lost-answer');
+    await submitJob(store, j);
+    await expect(submitJob(store, j)).resolves.toMatchObject({ created: true, job: { value: { id: 'lost-answer' } } });
+    await expect(submitJob(store, { ...j, createdAt: j.createdAt + 1 })).rejects.toMatchObject({ code: 'conflict', status: 409 });
   });
 
   it('refuses the same key with a different request as idempotency_conflict and writes nothing', async () => {
@@ -90,6 +98,24 @@ describe('SubmitCommitter (group commit)', () => {
     expect(results[0]).toMatchObject({ status: 'fulfilled', value: { created: true } });
     expect(second).toMatchObject({ status: 'rejected', reason: { code: 'unavailable', status: 503 } });
     expect(await getJob(store, 'waited-second')).toBeUndefined();
+  });
+
+  it('answers a waiting submit 503 once it has waited maxWaitMs, while the transaction ahead of it is still under way', async () => {
+    // An endpoint that takes connections and never answers: the first submit's transaction hangs until its deadline.
+    const silent = createServer(() => undefined);
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+    const stuck = new EtcdStore({ endpoints: [`http://127.0.0.1:${(silent.address() as AddressInfo).port}`], prefix: '/t/' });
+    try {
+      const committer = new SubmitCommitter(stuck, { maxInflight: 1, maxWaitMs: 200 });
+      const order: string[] = [];
+      const first = committer.submit(job('stuck-first')).catch(() => order.push('first'));
+      const second = committer.submit(job('stuck-second')).catch((err: { code?: string }) => order.push(`second:${err.code}`));
+      await Promise.all([first, second]);
+      expect(order).toEqual(['second:unavailable', 'first']);
+    } finally {
+      await stuck.close();
+      silent.close();
+    }
   });
 
   it('rejects every submit of a batch when etcd cannot be reached, and writes nothing', async () => {
