@@ -86,12 +86,16 @@ export class EventStreams {
     };
     // The view of the mirrored keys, at most once per interval; the last change is always sent.
     const mirror = new Map<string, MirroredValue>();
+    // No view until every prefix has been listed: a view of a job before its groups are in would
+    // be sent with their revision's id, and the complete view, at the same revision, never after.
+    const synced = new Set<string>();
     const minInterval = opts.minIntervalMs ?? 100;
     let lastAt = 0;
     const refresh = () => {
       if (closed || timer) return;
       timer = setTimeout(() => {
         timer = undefined;
+        if (synced.size < opts.prefixes.length) return; // the last prefix's sync refreshes again
         lastAt = Date.now();
         const s = opts.view(mirror);
         if (s) send(s);
@@ -101,6 +105,7 @@ export class EventStreams {
       onSync: (items) => {
         for (const k of [...mirror.keys()]) if (k.startsWith(prefix)) mirror.delete(k);
         for (const kv of items) mirror.set(kv.key, { value: kv.value, modRevision: kv.modRevision });
+        synced.add(prefix);
         refresh();
       },
       onEvent: (ev) => {
