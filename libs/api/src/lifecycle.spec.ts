@@ -1,5 +1,5 @@
-import { applyGroupOutcomes, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, requestCancel, retryDelayMs } from './lifecycle';
-import type { GroupStatus, JobRecord } from './model';
+import { applyGroupOutcomes, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, onlyReleased, requestCancel, retryDelayMs } from './lifecycle';
+import type { GroupStatus, JobRecord, NodeAllocation } from './model';
 
 const job = (tasks: number, extra: Partial<JobRecord> = {}): JobRecord => ({
   id: 'j', tenant: 't', queue: 'q', phase: 'Running', createdAt: 0,
@@ -96,5 +96,20 @@ describe('ApiError.fromBody', () => {
   ])('%j with %i → %s', async (body, status, code) => {
     const { ApiError } = await import('./errors');
     expect(ApiError.fromBody(status, body).code).toBe(code);
+  });
+});
+
+describe('onlyReleased', () => {
+  const a = (cpu: number, gpu0 = 0): NodeAllocation => ({ used: { cpu, memory: 0 }, devices: gpu0 ? { '0': gpu0 } : {} });
+  it.each([
+    // [seen, now, a decision on seen still fits on now]
+    ['nothing changed', a(2000), a(2000), true],
+    ['a task gave 1 core back: 2000 → 1000', a(2000), a(1000), true],
+    ['someone took a core: 2000 → 3000', a(2000), a(3000), false],
+    ['a GPU share given back: device 0 500 → 0', a(1000, 500), a(1000), true],
+    ['a GPU share taken: device 0 0 → 500', a(1000), a(1000, 500), false],
+    ['a resource not used before is now: memory 0 → 1', a(1000), { used: { cpu: 1000, memory: 1 }, devices: {} }, false],
+  ])('%s', (_name, seen, now, want) => {
+    expect(onlyReleased(seen, now)).toBe(want);
   });
 });

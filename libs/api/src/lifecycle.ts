@@ -123,6 +123,16 @@ export function reserveOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllo
   return changeAllocation(alloc, group, 1);
 }
 
+/**
+ * Whether a node's allocation changed from `seen` to `now` only by giving room back (no
+ * resource or device is more used): a placement decided on `seen` still fits on `now`. Pure.
+ */
+export function onlyReleased(seen: NodeAllocation, now: NodeAllocation): boolean {
+  for (const [r, v] of Object.entries(now.used)) if (v > ((seen.used as Record<string, number>)[r] ?? 0)) return false;
+  for (const [d, v] of Object.entries(now.devices)) if (v > (seen.devices[d] ?? 0)) return false;
+  return true;
+}
+
 /** Returns a finished group's reservation. */
 export function releaseOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllocation {
   return changeAllocation(alloc, group, -1);

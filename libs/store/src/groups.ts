@@ -5,7 +5,7 @@
  */
 import {
   applyGroupOutcomes, type Binding, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  hasUnreleasedEnd, releaseEndedTasks, type Requeue, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
+  hasUnreleasedEnd, onlyReleased, releaseEndedTasks, type Requeue, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 
@@ -44,7 +44,11 @@ export async function bindPlan(
   const result: BindResult = { bound: [], refused: [], txns: 0, revision: '0' };
   const current = new Map(allocs);
   const jobRevision = new Map<string, string>();
-  const parts = units.flatMap(splitUnit);
+  let parts = units.flatMap(splitUnit);
+  // Found changed since the decision (by a refused transaction): units on them are decided again next cycle.
+  const staleJobs = new Set<string>();
+  const staleNodes = new Set<string>();
+  let refusals = 0;
   let i = 0;
   while (i < parts.length) {
     // Fill one txn with whole parts.
@@ -54,6 +58,13 @@ export async function bindPlan(
     let bytes = 0;
     for (; i < parts.length; i++) {
       const u = parts[i];
+      // A later part of a job one of whose parts was refused must not land either: its pending
+      // ranges assume the earlier parts' bindings.
+      if (staleJobs.has(u.job.key) || u.bindings.some((b) => staleNodes.has(b.node))) {
+        staleJobs.add(u.job.key);
+        result.refused.push(u);
+        continue;
+      }
       const newNodes = new Set(u.bindings.map((b) => b.node).filter((n) => !touched.has(n)));
       const unitOps = 1 + 2 * u.bindings.length + newNodes.size;
       const unitBytes = JSON.stringify(u.next).length + 2 * u.bindings.reduce((s, b) => s + JSON.stringify(b).length, 0);
@@ -81,12 +92,32 @@ export async function bindPlan(
       compares.push(seen ? { key, modRevision: seen.modRevision } : { key, absent: true });
       writes.push({ put: key, value: next });
     }
+    if (chunk.length === 0) break;
     result.txns++;
     const res = await store.txn(compares, writes);
     if (!res.succeeded) {
-      // Stale view or lost fence: nothing of this chunk landed; the rest was decided on the same view.
-      result.refused.push(...chunk, ...parts.slice(i));
-      return result;
+      // Nothing of this chunk landed. Find which jobs and nodes changed since the decision (an
+      // executor released room, a job was cancelled); only units on them are refused, and the
+      // others go again — one stale node must not cost the whole cycle's plan.
+      // A node that only got room back (an executor released ended tasks) keeps its units: they
+      // are reserved again on top of its allocation as it is now.
+      const found = await staleOf(store, chunk, touched, current, jobRevision);
+      for (const k of found.jobs) staleJobs.add(k);
+      for (const [n, now] of found.nodes) {
+        const seen = current.get(n)?.value ?? EMPTY_ALLOCATION;
+        if (now && onlyReleased(seen, now.value)) {
+          current.set(n, now);
+        } else staleNodes.add(n);
+      }
+      if (++refusals > MAX_BIND_REFUSALS || (found.jobs.length === 0 && found.nodes.size === 0)) {
+        // Nothing of ours changed (the fence: leadership lost; or a binding exists already), or
+        // the view keeps moving: the rest is decided again next cycle.
+        result.refused.push(...chunk, ...parts.slice(i));
+        return result;
+      }
+      parts = [...chunk, ...parts.slice(i)];
+      i = 0;
+      continue;
     }
     result.bound.push(...chunk);
     result.revision = res.revision;
@@ -95,6 +126,27 @@ export async function bindPlan(
   }
   return result;
 }
+
+/** The jobs and nodes of a refused chunk whose records are no longer as the chunk compared them. */
+async function staleOf(
+  store: EtcdStore,
+  chunk: BindUnit[],
+  touched: Map<string, NodeAllocation>,
+  current: Map<string, Versioned<NodeAllocation> | undefined>,
+  jobRevision: Map<string, string>,
+): Promise<{ jobs: string[]; nodes: Map<string, Versioned<NodeAllocation> | undefined> }> {
+  const jobKeys = [...new Set(chunk.map((u) => u.job.key))];
+  const expectedJob = new Map(chunk.map((u) => [u.job.key, jobRevision.get(u.job.key) ?? u.job.modRevision]));
+  const nodes = [...touched.keys()];
+  const [jobsNow, allocsNow] = await Promise.all([store.getMany<JobRecord>(jobKeys), store.getMany<NodeAllocation>(nodes.map((n) => store.keys.alloc(n)))]);
+  const jobs = jobKeys.filter((k, j) => jobsNow[j]?.modRevision !== expectedJob.get(k));
+  const changed = new Map<string, Versioned<NodeAllocation> | undefined>();
+  nodes.forEach((n, j) => { if (allocsNow[j]?.modRevision !== current.get(n)?.modRevision) changed.set(n, allocsNow[j]); });
+  return { jobs, nodes: changed };
+}
+
+/** Refused transactions one plan may retry (after dropping or rebasing what changed) before the rest waits for the next cycle. */
+const MAX_BIND_REFUSALS = 8;
 
 /** Most groups of one job in one transaction: each takes up to three ops and two compares. */
 const GROUPS_PER_PART = 40;

@@ -3,8 +3,8 @@
  * never loses an update, fenced leadership, informers that miss nothing.
  */
 import { createServer, type AddressInfo } from 'node:net';
-import type { Binding, GroupStatus, JobRecord } from '@batchapi/api';
-import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, SubmitCommitter, submitJob, updateJob, type WatchEvent } from '@batchapi/store';
+import { type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation } from '@batchapi/api';
+import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, SubmitCommitter, submitJob, updateJob, type Versioned, type WatchEvent } from '@batchapi/store';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -229,6 +229,54 @@ describe('bindPlan', () => {
     expect((await getJob(store, 'big'))!.value.pending).toEqual([]);
     expect((await store.listAll(store.keys.groupsOf('big'))).items).toHaveLength(100);
     await lease.revoke();
+  });
+
+  it('refuses only the units on a node that lost room or a job that changed since the decision; a node that only got room back keeps its units', async () => {
+    const lease = await store.grantLease(5);
+    const leader = await campaign(store, 'stale-bind', 'L', lease);
+    const one = (id: string, node: string): Binding => ({ jobId: id, tenant: 'a', queue: 'q', node, start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} });
+    // 5 one-task jobs on nodes sn-0..4 (2 of 32 cores used on each), decided on allocations as they
+    // were; then, before the plan is applied: an executor gives 1 core back on sn-1, someone takes
+    // 3 more cores on sn-2, and job sb-4 is cancelled.
+    const used = (cpu: number): NodeAllocation => ({ ...EMPTY_ALLOCATION, used: { cpu, memory: 0 } });
+    const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
+    for (let k = 0; k < 5; k++) {
+      await store.txn([], [{ put: store.keys.alloc(`sn-${k}`), value: used(2000) }]);
+      allocs.set(`sn-${k}`, await store.get<NodeAllocation>(store.keys.alloc(`sn-${k}`)));
+      await submitJob(store, job(`sb-${k}`, 1));
+    }
+    const units = [];
+    for (let k = 0; k < 5; k++) {
+      const j = (await getJob(store, `sb-${k}`))!;
+      units.push({ job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [one(`sb-${k}`, `sn-${k}`)] });
+    }
+    await store.txn([], [{ put: store.keys.alloc('sn-1'), value: used(1000) }]);
+    await store.txn([], [{ put: store.keys.alloc('sn-2'), value: used(5000) }]);
+    await updateJob(store, 'sb-4', (j) => ({ ...j, cancelRequestedAt: 1 }));
+    const res = await bindPlan(store, leader.fence(), units, allocs);
+    // one transaction refused (sn-1, sn-2 and sb-4 changed), then the other three in one
+    expect(res.bound.map((u) => u.next.id)).toEqual(['sb-0', 'sb-1', 'sb-3']);
+    expect(res.refused.map((u) => u.next.id).sort()).toEqual(['sb-2', 'sb-4']);
+    expect(res.txns).toBe(2);
+    expect((await store.listAll(store.keys.groupsOf('sb-2'))).items).toHaveLength(0);
+    expect((await getJob(store, 'sb-3'))!.value.phase).toBe('Running');
+    // sn-1's task is reserved on the allocation as it is now: 1000 + 1000 = 2000 millicores
+    expect((await store.get<NodeAllocation>(store.keys.alloc('sn-1')))!.value.used.cpu).toBe(2000);
+    expect((await store.get<NodeAllocation>(store.keys.alloc('sn-2')))!.value.used.cpu).toBe(5000);
+    await lease.revoke();
+  });
+
+  it('refuses the whole plan when the fence fails (leadership lost)', async () => {
+    const lease = await store.grantLease(5);
+    const leader = await campaign(store, 'fenced-bind', 'L', lease);
+    await submitJob(store, job('fb-0', 1));
+    const j = (await getJob(store, 'fb-0'))!;
+    await lease.revoke();
+    const b: Binding = { jobId: 'fb-0', tenant: 'a', queue: 'q', node: 'fn', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} };
+    const res = await bindPlan(store, leader.fence(), [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings: [b] }], new Map([['fn', undefined]]));
+    expect(res).toMatchObject({ bound: [], txns: 1 });
+    expect(res.refused).toHaveLength(1);
+    expect(await store.get(store.keys.binding('fn', 'fb-0', 0, 1))).toBeUndefined();
   });
 });
 
