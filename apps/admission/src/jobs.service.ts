@@ -1,5 +1,5 @@
 /** Submit, query, cancel and logs: the admission side of a job's life. */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
   addResources, ApiError, type Binding, type Cordon, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
@@ -18,7 +18,8 @@ import { z } from 'zod';
 
 /** Job ids sort by creation time: base-36 milliseconds, then randomness. */
 export function newJobId(now: number): string {
-  return `${now.toString(36).padStart(9, '0')}-${randomBytes(6).toString('hex')}`;
+  // The last 12 hex digits of a v4 UUID are random (48 bits); randomUUID draws from a cached entropy pool, not a syscall per id.
+  return `${now.toString(36).padStart(9, '0')}-${randomUUID().slice(24)}`;
 }
 
 /** Digest of a request, independent of key order, to detect idempotency-key reuse with another body. */
