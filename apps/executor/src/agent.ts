@@ -223,7 +223,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.refreshing = (async () => {
       const inv = await pods.inventory();
       const cur = await store.get<NodeRecord>(key);
-      if (!cur || JSON.stringify(cur.value.capacity) === JSON.stringify(inv.capacity)) return;
+      if (!cur) return;
+      if (JSON.stringify(cur.value.capacity) === JSON.stringify(inv.capacity)) {
+        // Nothing that explains the refusal: counted like any attempt this node could not start.
+        this.nodeFailed(detail);
+        return;
+      }
       const res = await store.txn([{ key, modRevision: cur.modRevision }, { key, lease: lease.id }], [{ put: key, value: { ...cur.value, capacity: inv.capacity, gpus: inv.gpus }, lease: lease.id }]);
       if (res.succeeded) log.warn({ node: this.config.nodeName, was: cur.value.capacity, capacity: inv.capacity, detail }, 'node capacity read again: pods that are not BatchAPI\'s changed');
     })()

@@ -14,6 +14,7 @@
  * a lost watch resumes, an expired one lists again), so an ended pod is seen at once.
  */
 import { createWriteStream, mkdirSync, type WriteStream, writeFileSync } from 'node:fs';
+import { Transform } from 'node:stream';
 import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -64,6 +65,8 @@ export const POD_LABELS = { job: 'batchapi.io/job', task: 'batchapi.io/task', at
 
 /** Pod-level reasons of a failed pod that are the node's doing (pressure eviction, shutdown, lost node, admission), whatever its container's state. */
 const NODE_REASONS = new Set(['Evicted', 'Shutdown', 'NodeShutdown', 'Terminated', 'NodeLost', 'NodeAffinity', 'UnexpectedAdmissionError', 'Preempting']);
+/** Kubelet refusals for room in a resource BatchAPI models (others — OutOfpods, ephemeral storage — are plain node errors). */
+const NODE_FULL_REASONS = new Set(['OutOfcpu', 'OutOfmemory', 'OutOfnvidia.com/gpu']);
 /** The API server ends a watch after this long (the informer resumes it), so a silently dead connection is noticed. In seconds. */
 const WATCH_TIMEOUT_SECONDS = 300;
 /** How many settled pods' names are remembered, so their late events are not taken for a previous executor's pods. */
@@ -151,7 +154,13 @@ export class KubernetesBackend {
     for (const pod of pods.items) {
       if (pod.metadata?.labels?.['app.kubernetes.io/managed-by'] === 'batchapi') continue; // task pods: BatchAPI's own allocations count them
       if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') continue;
-      const r = podRequests(pod);
+      let r: ResourceVector;
+      try {
+        r = podRequests(pod);
+      } catch (err) {
+        this.log.warn({ pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, err: (err as Error).message }, 'could not read what a pod on this node requests; left out of the capacity');
+        continue;
+      }
       sum.cpu += r.cpu;
       sum.memory += r.memory;
       sum.gpu! += r.gpu ?? 0;
@@ -165,10 +174,11 @@ export class KubernetesBackend {
     let resolve!: (e: AttemptExit) => void;
     const exited = new Promise<AttemptExit>((r) => { resolve = r; });
     const w: Watched = { name, stopping: false, resolve, paths };
-    const settle = (e: AttemptExit) => {
+    /** `remember`: its pod's late events are ours (not a previous executor's left-over). */
+    const settle = (e: AttemptExit, remember = true) => {
       if (!this.watched.delete(name)) return;
       w.following?.stop();
-      this.settled.add(name);
+      if (remember) this.settled.add(name);
       if (this.settled.size > SETTLED_MEMORY) this.settled.delete(this.settled.values().next().value!);
       resolve(e);
     };
@@ -178,7 +188,9 @@ export class KubernetesBackend {
     this.core.createNamespacedPod({ namespace: this.cfg.namespace, body: this.podSpec(b, index, env, name) }).then(
       // Created: its states come from the watch; one that ended before the watch knew it is in the informer's cache.
       () => { const pod = this.informer?.get(name, this.cfg.namespace); if (pod) void this.observe(pod); },
-      (err: Error) => settle({ exitCode: 126, nodeError: `could not create pod ${name}: ${errorText(err)}` }),
+      // A create that failed on our side (a timeout, a reset) may still have made the pod: not
+      // remembered as settled, so if it shows up it is deleted as a left-over, not left running beside the retry.
+      (err: Error) => settle({ exitCode: 126, nodeError: `could not create pod ${name}: ${errorText(err)}` }, false),
     );
     const remove = (graceSeconds: number) => {
       w.stopping = true;
@@ -284,25 +296,40 @@ export class KubernetesBackend {
    * follows that file); the copy is complete when the stream ends after the container's end
    * was seen (otherwise the attempt's end reads the whole log). A stream
    * the server closes early (its idle timeout, an API server restart) while the container runs
-   * is followed again from the start: the log only grows, so the file keeps its prefix and a
-   * reader at any offset reads on.
+   * is followed again: the bytes already copied are skipped (the log only grows) and the rest
+   * appended, so a reader at any offset reads on.
    */
   private follow(w: Watched): { done: Promise<boolean>; stop: () => void } {
     let stopped = false;
     let abort: AbortController | undefined;
     let out: WriteStream | undefined;
+    let skipper: Transform | undefined;
+    /** Bytes of the log already in the file: a follow again skips them and appends the rest. */
+    let copied = 0;
     /** One follow: whether the stream ended by itself, and whether the pod's end had been seen by then. */
     const once = () => new Promise<{ ended: boolean; afterEnd: boolean }>((resolve) => {
-      const file = createWriteStream(w.paths.stdout);
+      const file = createWriteStream(w.paths.stdout, { flags: copied > 0 ? 'a' : 'w' });
+      let skip = copied;
+      const skip1 = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          if (skip >= chunk.length) { skip -= chunk.length; cb(); return; }
+          const rest = chunk.subarray(skip);
+          skip = 0;
+          copied += rest.length;
+          cb(null, rest);
+        },
+      });
+      skip1.pipe(file);
       out = file;
+      skipper = skip1;
       let finished = false;
       let afterEnd = false;
       file.on('finish', () => { finished = true; afterEnd = !!w.ended; });
       file.on('close', () => resolve({ ended: finished && !stopped, afterEnd }));
       file.on('error', () => resolve({ ended: false, afterEnd: false }));
-      new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', file, { follow: true }).then(
+      new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', skip1, { follow: true }).then(
         (ctl) => { abort = ctl; if (stopped) ctl.abort(); },
-        (err: Error) => { this.log.debug({ pod: w.name, err: errorText(err) }, 'following a task pod\'s log failed; it is read when the pod ends'); file.destroy(); },
+        (err: Error) => { this.log.debug({ pod: w.name, err: errorText(err) }, 'following a task pod\'s log failed; it is read when the pod ends'); skip1.destroy(); file.destroy(); },
       );
     });
     const done = (async () => {
@@ -320,7 +347,7 @@ export class KubernetesBackend {
       return false;
     })();
     // Stopping closes the file too: a source that errors or is aborted does not end the file it was piped into.
-    return { done, stop: () => { stopped = true; abort?.abort(); out?.destroy(); } };
+    return { done, stop: () => { stopped = true; abort?.abort(); skipper?.destroy(); out?.destroy(); } };
   }
 
   /** Whether a pod's container no longer runs (ended, or the pod is gone). */
@@ -358,7 +385,7 @@ export function podExit(pod: k8s.V1Pod): AttemptExit | undefined {
     const t = state?.terminated;
     const nodeError = `pod failed: ${reason}${pod.status?.message ? `: ${pod.status.message}` : ''}`;
     // The kubelet refused it for room (OutOfcpu, OutOfmemory, OutOfnvidia.com/gpu…): requeued, the node is not broken.
-    if (reason?.startsWith('OutOf')) return { exitCode: 126, nodeError, nodeFull: true };
+    if (reason && NODE_FULL_REASONS.has(reason)) return { exitCode: 126, nodeError, nodeFull: true };
     // Evicted for node pressure, the node shut down or was lost: the node's doing even when the container was killed (137, 143).
     if (reason && NODE_REASONS.has(reason)) return { exitCode: 126, nodeError };
     if (t?.reason === 'OOMKilled') return { exitCode: t.exitCode ?? 137, oomKilled: true };
@@ -373,7 +400,8 @@ export function podExit(pod: k8s.V1Pod): AttemptExit | undefined {
 
 /**
  * What a pod requests, as the kubelet counts it: per resource the larger of its containers'
- * sum and its largest init container, plus the pod's overhead. Pure.
+ * sum (with sidecars, init containers with `restartPolicy: Always`) and its largest init
+ * container, plus the pod's overhead. Pure; throws on a quantity it cannot read.
  */
 export function podRequests(pod: k8s.V1Pod): ResourceVector {
   const of = (res: Record<string, string> | undefined): ResourceVector => ({
@@ -382,13 +410,15 @@ export function podRequests(pod: k8s.V1Pod): ResourceVector {
     gpu: Number(res?.['nvidia.com/gpu'] ?? 0) * GPU_MILLI,
   });
   const total: ResourceVector = { cpu: 0, memory: 0, gpu: 0 };
-  for (const c of pod.spec?.containers ?? []) {
+  const sidecars = (pod.spec?.initContainers ?? []).filter((c) => c.restartPolicy === 'Always');
+  for (const c of [...(pod.spec?.containers ?? []), ...sidecars]) {
     const r = of(c.resources?.requests);
     total.cpu += r.cpu;
     total.memory += r.memory;
     total.gpu! += r.gpu!;
   }
   for (const c of pod.spec?.initContainers ?? []) {
+    if (c.restartPolicy === 'Always') continue;
     const r = of(c.resources?.requests);
     total.cpu = Math.max(total.cpu, r.cpu);
     total.memory = Math.max(total.memory, r.memory);

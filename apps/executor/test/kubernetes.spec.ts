@@ -190,6 +190,8 @@ it('podExit and podName: the pure mapping', () => {
   expect(podExit({ status: { phase: 'Failed', reason: 'Evicted', containerStatuses: terminated(137) } })).toEqual({ exitCode: 126, nodeError: 'pod failed: Evicted' });
   expect(podExit({ status: { phase: 'Failed', reason: 'Shutdown', containerStatuses: terminated(143) } })).toEqual({ exitCode: 126, nodeError: 'pod failed: Shutdown' });
   expect(podExit({ status: { phase: 'Failed', reason: 'OutOfcpu' } })).toEqual({ exitCode: 126, nodeError: 'pod failed: OutOfcpu', nodeFull: true });
+  // a resource BatchAPI does not model: re-reading the capacity would not help, a plain node error
+  expect(podExit({ status: { phase: 'Failed', reason: 'OutOfpods' } })).toEqual({ exitCode: 126, nodeError: 'pod failed: OutOfpods' });
   expect(podExit({ status: { phase: 'Failed', containerStatuses: terminated(137, 'OOMKilled') } })).toEqual({ exitCode: 137, oomKilled: true });
   expect(podExit({ status: { phase: 'Failed', containerStatuses: terminated(2) } })).toEqual({ exitCode: 2 });
   // requests as the kubelet counts them: max(containers 250m + 750m, init 2000m) + overhead 100m = 2100m;
@@ -199,6 +201,11 @@ it('podExit and podName: the pure mapping', () => {
     initContainers: [{ name: 'i', resources: { requests: { cpu: '2', memory: '1Gi' } } }],
     overhead: { cpu: '100m' },
   } })).toEqual({ cpu: 2100, memory: 2 * 2 ** 30, gpu: 1000 });
+  // a sidecar (an init container that keeps running) adds to the containers: 500m + 100m = 600m
+  expect(podRequests({ spec: {
+    containers: [{ name: 'a', resources: { requests: { cpu: '500m' } } }],
+    initContainers: [{ name: 'proxy', restartPolicy: 'Always', resources: { requests: { cpu: '100m' } } }],
+  } })).toEqual({ cpu: 600, memory: 0, gpu: 0 });
   // a 63-character limit, DNS-1123
   expect(podName('X'.repeat(80), 12, 3)).toMatch(/^batch-x+-12-a3$/);
   expect(podName('X'.repeat(80), 12, 3).length).toBeLessThanOrEqual(63);

@@ -55,8 +55,10 @@ async function submitRefused(store: EtcdStore, job: JobRecord, idempotency: { ke
   if (!idemKey || !idempotency) {
     // Job ids are drawn at random per submit: a record under this id that is this very job was
     // written by an earlier try of this submit whose answer was lost (a deadline after the commit).
+    // What never changes after a submit is compared (the scheduler may have bound it since).
     const same = await store.get<JobRecord>(store.keys.job(job.id));
-    if (same && JSON.stringify(same.value) === JSON.stringify(job)) return { job: same, created: true };
+    const fixed = (j: JobRecord) => JSON.stringify([j.tenant, j.queue, j.createdAt, j.spec]);
+    if (same && fixed(same.value) === fixed(job)) return { job: same, created: true };
     throw new ApiError(ErrorCode.Conflict, `job ${job.id} already exists`, { id: job.id });
   }
   const prior = await store.get<IdempotencyRecord>(idemKey);
