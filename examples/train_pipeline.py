@@ -8,6 +8,7 @@ The local cluster has no GPUs, so the workers ask for CPU here; on a GPU cluster
 """
 import json
 import os
+import sys
 import tempfile
 
 import batchapi as batch
@@ -72,6 +73,20 @@ if __name__ == "__main__":
         wf.step(cleanup, WORK, after=[reg], when="failure", name="cleanup")
     view = wf.wait(timeout=240)
     phases = {s["name"]: s["phase"] for s in view["steps"]}
+    if view["phase"] != "Succeeded":
+        # What each failed step's job says, for whoever reads the failure.
+        for s in view["steps"]:
+            if s["phase"] == "Failed" and s["jobId"]:
+                job = batch.client().get_job(s["jobId"])
+                print(f"{s['name']}: {job.get('reason')} {job.get('taskCounts')}", file=sys.stderr)
+                try:
+                    print(f"  results: {batch.client().results(s['jobId'])}", file=sys.stderr)
+                    _, err, _ = batch.client().request("GET", f"/v1/jobs/{s['jobId']}/tasks/0/logs?stream=stderr")
+                    print(f"  stderr of task 0: {err}", file=sys.stderr)
+                except batch.BatchError as e:
+                    print(f"  results or log: {e}", file=sys.stderr)
+        if phases.get("evaluate") == "Succeeded":
+            print(f"evaluate's model: {wf.result(ev)}", file=sys.stderr)
     assert view["phase"] == "Succeeded", phases
     assert phases["cleanup"] == "Skipped", phases
     model = wf.result(ev)
