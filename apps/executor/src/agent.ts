@@ -19,6 +19,7 @@ import { type AttemptExit, KubernetesBackend, type RunningAttempt } from './kube
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
 import { ProcessGroupLedger } from './process-group-ledger';
+import { killedMarker } from './watchdog';
 import { attemptPaths, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
 
 /** Injection tokens. */
@@ -61,6 +62,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private previousRan = false;
   /** Set on the Kubernetes backend: attempts run as pods. */
   private pods?: KubernetesBackend;
+  /** The watchdog's heartbeat file (its kill marker beside it); unset until the watchdog starts. */
+  private heartbeatFile?: string;
   /** A read of the Kubernetes node's capacity under way (after the kubelet refused an attempt for room). */
   private refreshing?: Promise<void>;
   /** Called once when this executor fences itself; the process main exits then. */
@@ -155,6 +158,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    */
   private startWatchdog(ledgerFile: string): void {
     const heartbeat = join(this.config.dataDir, 'heartbeat');
+    this.heartbeatFile = heartbeat;
     const beat = () => writeFileSync(heartbeat, String(Date.now()));
     beat();
     this.ctx.lease.lease.on('keepaliveSucceeded', beat);
@@ -234,6 +238,16 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     })()
       .catch((err: Error) => log.warn({ err: err.message }, 'reading the node\'s capacity again failed'))
       .finally(() => { this.refreshing = undefined; });
+  }
+
+  /** Whether the watchdog killed tasks at or after `since` (epoch ms). */
+  private watchdogKilledSince(since: number): boolean {
+    if (!this.heartbeatFile) return false;
+    try {
+      return Number(readFileSync(killedMarker(this.heartbeatFile), 'utf8')) >= since;
+    } catch {
+      return false;
+    }
   }
 
   selfFence(reason: string): void {
@@ -360,7 +374,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       ? setTimeout(() => { deadlineHit = true; proc.stop(this.config.killGraceMs); }, b.timeoutSeconds * 1000)
       : undefined;
     if (proc.pid && this.ledger && !this.ledger.record(proc.pid)) this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
-    this.setTask(g, k, { state: 'Running', startedAt: Date.now() });
+    const startedAt = Date.now();
+    this.setTask(g, k, { state: 'Running', startedAt });
     this.m.running.inc();
     void proc.exited.then((exit: AttemptExit) => {
       clearTimeout(deadline);
@@ -375,7 +390,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
         : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
         : exit.nodeError ? 'NodeError'
         // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
-        : exit.signal && !this.ctx.lease.alive() ? NODE_LOST
+        // or by the watchdog while this process stalled, even if the lease was renewed since
+        : exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedAt)) ? NODE_LOST
         : deadlineHit || exit.deadlineExceeded ? 'DeadlineExceeded'
         : exit.oomKilled || limits?.oomKilled() ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
         : 'Error';

@@ -6,14 +6,23 @@
  *
  * Run as: node watchdog.js <heartbeat file> <process-groups file> <ttl ms> <executor pid> <node>
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { ProcessGroupLedger } from './process-group-ledger';
+
+/**
+ * Where the watchdog notes when it last killed tasks (epoch ms). An executor that was only
+ * stalled (its lease renewed again by the time it sees the exits) reads it and reports those
+ * attempts `NodeLost` (run again), not `Error`: the node killed them, not their command.
+ */
+export function killedMarker(heartbeat: string): string {
+  return `${heartbeat}.killed`;
+}
 
 /** One check. Returns false once the watchdog has nothing left to guard. */
 export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = Date.now()): boolean {
   const last = existsSync(heartbeat) ? Number(readFileSync(heartbeat, 'utf8')) || 0 : 0;
   const stale = now - last > ttlMs;
-  if (stale) ledger.killAll();
+  if (stale && ledger.killAll() > 0) writeFileSync(killedMarker(heartbeat), String(now));
   const executorAlive = (() => {
     try { process.kill(executorPid, 0); return true; } catch { return false; }
   })();
