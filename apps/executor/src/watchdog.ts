@@ -22,7 +22,11 @@ export function killedMarker(heartbeat: string): string {
 export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = Date.now()): boolean {
   const last = existsSync(heartbeat) ? Number(readFileSync(heartbeat, 'utf8')) || 0 : 0;
   const stale = now - last > ttlMs;
-  if (stale && ledger.killAll() > 0) writeFileSync(killedMarker(heartbeat), String(now));
+  // The time is noted before the kill: an executor that sees a task's exit at once must find it.
+  if (stale && ledger.liveCount() > 0) {
+    writeFileSync(killedMarker(heartbeat), String(now));
+    ledger.killAll();
+  }
   const executorAlive = (() => {
     try { process.kill(executorPid, 0); return true; } catch { return false; }
   })();
