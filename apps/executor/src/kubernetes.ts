@@ -44,8 +44,8 @@ export interface AttemptExit extends ProcessExit {
   deadlineExceeded?: boolean;
   /**
    * With `nodeError`: the node refused it for lack of room (the kubelet's `OutOfcpu`, pods that
-   * are not BatchAPI's took it). Requeued like any node error, but not a sign the node is
-   * broken (no quarantine); the node's capacity is read again.
+   * are not BatchAPI's took it). Requeued like any node error; the node's capacity is read
+   * again, and only a refusal the new capacity does not explain counts toward quarantine.
    */
   nodeFull?: boolean;
 }
