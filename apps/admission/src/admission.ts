@@ -1,9 +1,14 @@
 /** Wires the admission service: the jobs API over the shared runtime. */
 import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
 import { AUTH, BulkJobsController, JobsController } from './jobs.controller';
-import { EventStreams } from './event-stream';
+import { type EventStreamLimits, EventStreams } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { Metric } from '@batchapi/telemetry';
+import { APP_GUARD } from '@nestjs/core';
+import { Counter } from 'prom-client';
+import { READ_LIMITER, ReadLimiter, type ReadLimits, readLimitsFromEnv, ReadRateGuard, READS_REFUSED } from './read-limit';
 import { NodesController } from './nodes.controller';
+import { OpenApiController } from './openapi.controller';
 import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
@@ -19,6 +24,10 @@ export interface AdmissionOptions {
   config?: Partial<ServiceConfig>;
   /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
   onLeaseLost?: () => void;
+  /** Read budgets per tenant and operator tenant (see `ReadLimits`). @default from the environment */
+  reads?: Partial<ReadLimits>;
+  /** Caps of event streams and their stall timeout (see `EventStreamLimits`). @default from the environment */
+  streams?: Partial<EventStreamLimits>;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
@@ -28,7 +37,20 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit,
-    controllers: [BulkJobsController, JobsController, NodesController, QueuesController, TenantsController, WorkflowsController],
-    providers: [JobsService, WorkflowsService, { provide: EventStreams, useFactory: (ctx: ServiceContext) => new EventStreams(ctx.store), inject: [SERVICE] }, { provide: AUTH, useValue: auth }],
+    controllers: [BulkJobsController, JobsController, NodesController, OpenApiController, QueuesController, TenantsController, WorkflowsController],
+    providers: [
+      JobsService, WorkflowsService, { provide: AUTH, useValue: auth },
+      {
+        provide: READS_REFUSED,
+        inject: [SERVICE],
+        useFactory: (ctx: ServiceContext) => {
+          const refused = new Counter({ name: Metric.admissionReadsRefused, help: 'Reads (429) and event streams (429, 503, or closed as slow consumers) refused by a limit, by limit', labelNames: ['limit'], registers: [ctx.registry] });
+          return (limit: string) => refused.inc({ limit });
+        },
+      },
+      { provide: EventStreams, useFactory: (ctx: ServiceContext, refused: (l: string) => void) => new EventStreams(ctx.store, opts.streams, ctx.registry, refused), inject: [SERVICE, READS_REFUSED] },
+      { provide: READ_LIMITER, useValue: new ReadLimiter({ ...readLimitsFromEnv(), ...opts.reads }) },
+      { provide: APP_GUARD, useClass: ReadRateGuard },
+    ],
   });
 }

@@ -4,12 +4,21 @@
  * them in the stream, and each change rebuilds the view from that mirror without reading
  * etcd again (at most one event per `minIntervalMs`, so a burst of changes to a wide array
  * sends one event with the latest view). An event's id is the highest etcd mod revision it
- * reflects, so `Last-Event-ID` resumes with newer events only. Per connection: a bounded count of open streams, a keep-alive
- * comment every 15 s, everything stopped when the client goes away.
+ * reflects, so `Last-Event-ID` resumes with newer events only.
+ *
+ * Bounds: streams open on the replica and per tenant (429 `too_many_streams` past a tenant's
+ * cap, 503 past the replica's); a keep-alive comment every 15 s; everything stopped when the
+ * client goes away. Backpressure: a view is written only while the socket takes it (`write`
+ * returned true, or 'drain' came since); meanwhile only the latest view waits (each is whole,
+ * so the ones in between are dropped, never queued). A client that reads nothing for
+ * `stallMs` while a view waits gets a final `stream-closed` event (`slow_consumer`) and the
+ * stream is closed; it resumes with `Last-Event-ID`.
  */
 import type { EtcdStore, Informer, InformerHandlers } from '@batchapi/store';
-import { ApiError, ErrorCode } from '@batchapi/api';
+import { ApiError, ErrorCode, type Principal } from '@batchapi/api';
+import { Metric } from '@batchapi/telemetry';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Gauge, type Registry } from 'prom-client';
 
 /** One read of the streamed record. */
 export interface StreamSnapshot {
@@ -29,6 +38,8 @@ export interface MirroredValue {
 
 /** Options of an event stream. */
 export interface EventStreamOptions {
+  /** Who follows: the stream counts against its tenant's cap (operators: only the replica's). */
+  principal: Principal;
   /** Event name (`event:` line). */
   event: string;
   /** Key prefixes whose changes may change the view. */
@@ -43,26 +54,115 @@ export interface EventStreamOptions {
   keepaliveMs?: number;
 }
 
-/** Counts open streams so one admission replica holds a bounded number of watches. */
+/** Limits of the event streams of one admission replica. */
+export interface EventStreamLimits {
+  /** Most streams open at once on the replica (`BATCH_MAX_EVENT_STREAMS`); then 503 `unavailable`. @default 1000 */
+  maxStreams: number;
+  /**
+   * Most streams one tenant's tokens hold open at once on the replica
+   * (`BATCH_MAX_EVENT_STREAMS_PER_TENANT`); then 429 `too_many_streams`. Operators are held
+   * only by `maxStreams`. @default 100
+   */
+  maxStreamsPerTenant: number;
+  /**
+   * How long a view may wait for a client that reads nothing before the stream is closed as a
+   * slow consumer, in milliseconds (`BATCH_EVENT_STREAM_STALL_MS`). @default 30000
+   */
+  stallMs: number;
+}
+
+/** The limits from the environment, defaults for what is unset. */
+export function eventStreamLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): EventStreamLimits {
+  return {
+    maxStreams: Number(env.BATCH_MAX_EVENT_STREAMS ?? 1000),
+    maxStreamsPerTenant: Number(env.BATCH_MAX_EVENT_STREAMS_PER_TENANT ?? 100),
+    stallMs: Number(env.BATCH_EVENT_STREAM_STALL_MS ?? 30_000),
+  };
+}
+
+/** The limit that refused or closed a stream: the label of `batch_admission_reads_refused_total`. */
+export type StreamLimit = 'streams_per_replica' | 'streams_per_tenant' | 'slow_consumer';
+
+/** A stream's client stopped reading: the close is not the client's doing, so it lingers this long for the final event, in milliseconds. */
+const FINAL_EVENT_GRACE_MS = 5000;
+
+/** Counts open streams, per tenant and on the replica, so one admission replica holds a bounded number of watches. */
 export class EventStreams {
   private open = 0;
-  /** @param max most streams open at once on this replica. @default 1000 */
-  constructor(private readonly store: EtcdStore, readonly max = 1000) {}
+  private readonly byTenant = new Map<string, number>();
+  private readonly sockets = new Set<{ writableLength: number }>();
+  readonly limits: EventStreamLimits;
 
-  /** Serves one stream until the record is terminal or the client leaves. */
+  /**
+   * @param limits the caps and the stall timeout (see `EventStreamLimits`). @default from the environment
+   * @param registry where the open streams and their unread bytes are exported, when given.
+   * @param refused called with the limit each time a stream is refused or closed by one.
+   */
+  constructor(private readonly store: EtcdStore, limits: Partial<EventStreamLimits> = {}, registry?: Registry, private readonly refused: (limit: StreamLimit) => void = () => undefined) {
+    this.limits = { ...eventStreamLimitsFromEnv(), ...limits };
+    if (registry) {
+      const self = this;
+      new Gauge({ name: Metric.admissionEventStreams, help: 'Event streams open on this replica', registers: [registry], collect() { this.set(self.open); } });
+      new Gauge({
+        name: Metric.admissionEventStreamBuffered,
+        help: 'Bytes event streams hold unread in their sockets\' buffers (one view at most beyond the high-water mark each)',
+        registers: [registry],
+        collect() { this.set([...self.sockets].reduce((n, s) => n + s.writableLength, 0)); },
+      });
+    }
+  }
+
+  /** Takes a stream slot for the principal or throws the refusal; the returned function gives it back (once). */
+  private reserve(p: Principal): () => void {
+    if (this.open >= this.limits.maxStreams) {
+      this.refused('streams_per_replica');
+      throw new ApiError(ErrorCode.Unavailable, `this replica serves ${this.limits.maxStreams} event streams already; retry later or poll`, { retryAfterSeconds: 5 });
+    }
+    const counted = p.role !== 'operator';
+    const mine = this.byTenant.get(p.tenant) ?? 0;
+    if (counted && mine >= this.limits.maxStreamsPerTenant) {
+      this.refused('streams_per_tenant');
+      throw new ApiError(ErrorCode.TooManyStreams, `tenant ${p.tenant} has ${mine} event streams open on this replica, its most; close one, or poll`, { id: p.tenant, retryAfterSeconds: 5 });
+    }
+    this.open++;
+    if (counted) this.byTenant.set(p.tenant, mine + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.open--;
+      if (!counted) return;
+      const left = (this.byTenant.get(p.tenant) ?? 1) - 1;
+      if (left > 0) this.byTenant.set(p.tenant, left);
+      else this.byTenant.delete(p.tenant);
+    };
+  }
+
+  /** Serves one stream until the record is terminal, the client leaves, or it stops reading. */
   async serve(req: FastifyRequest, reply: FastifyReply, opts: EventStreamOptions): Promise<void> {
-    if (this.open >= this.max) throw new ApiError(ErrorCode.Unavailable, `this replica serves ${this.max} event streams already; retry later or poll`, { retryAfterSeconds: 5 });
+    const release = this.reserve(opts.principal); // before the read: concurrent opens cannot pass the cap together
     const lastHeader = req.headers['last-event-id'];
     const resumeFrom = typeof lastHeader === 'string' && /^\d{1,20}$/.test(lastHeader) ? BigInt(lastHeader) : -1n;
-    const first = await opts.read(); // an unknown record fails here, before any byte is sent
-    this.open++;
+    let first: StreamSnapshot;
+    try {
+      first = await opts.read(); // an unknown record fails here, before any byte is sent
+    } catch (err) {
+      release();
+      throw err;
+    }
     reply.hijack();
     const res = reply.raw;
+    this.sockets.add(res);
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     let sent = resumeFrom;
     let closed = false;
     const informers: Informer[] = [];
-    const keepalive = setInterval(() => res.write(': keepalive\n\n'), opts.keepaliveMs ?? 15000);
+    /** Set while the socket holds more than it wants (`write` returned false, no 'drain' yet). */
+    let blocked = false;
+    /** The latest view not yet written because the socket was blocked. */
+    let waiting: StreamSnapshot | undefined;
+    let stall: NodeJS.Timeout | undefined;
+    const keepalive = setInterval(() => { if (!blocked) write(': keepalive\n\n'); }, opts.keepaliveMs ?? 15000);
     let finish!: () => void;
     const done = new Promise<void>((r) => { finish = r; });
     let timer: NodeJS.Timeout | undefined;
@@ -71,16 +171,46 @@ export class EventStreams {
       closed = true;
       clearInterval(keepalive);
       clearTimeout(timer);
+      clearTimeout(stall);
       for (const i of informers) void i.stop();
       res.end();
-      this.open--;
+      this.sockets.delete(res);
+      release();
       finish();
+    };
+    const write = (text: string) => {
+      if (res.write(text) || blocked) return;
+      blocked = true;
+      stall = setTimeout(closeSlow, this.limits.stallMs);
+      res.once('drain', () => {
+        blocked = false;
+        clearTimeout(stall);
+        const next = waiting;
+        waiting = undefined;
+        if (next) send(next);
+      });
+    };
+    // The client read nothing for stallMs: tell it why (it reads this once it reads again), then close.
+    const closeSlow = () => {
+      if (closed) return;
+      this.refused('slow_consumer');
+      const e = new ApiError(ErrorCode.SlowConsumer, `the client read nothing for ${this.limits.stallMs} ms while events waited; reconnect with Last-Event-ID to resume`, { retryAfterSeconds: 1 });
+      res.write(`event: stream-closed\ndata: ${JSON.stringify(e.toBody())}\n\n`);
+      close();
+      // A client that never reads would hold the socket (and its buffer) open: cut it after a grace.
+      const cut = setTimeout(() => res.destroy(), FINAL_EVENT_GRACE_MS);
+      cut.unref();
+      res.once('close', () => clearTimeout(cut));
     };
     const send = (s: StreamSnapshot) => {
       if (closed) return;
+      if (blocked) {
+        if (s.revision > sent || s.terminal) waiting = s; // each view is whole: the newest replaces the one waiting
+        return;
+      }
       if (s.revision > sent) {
         sent = s.revision;
-        res.write(`id: ${s.revision}\nevent: ${opts.event}\ndata: ${JSON.stringify(s.view)}\n\n`);
+        write(`id: ${s.revision}\nevent: ${opts.event}\ndata: ${JSON.stringify(s.view)}\n\n`);
       }
       if (s.terminal) close();
     };

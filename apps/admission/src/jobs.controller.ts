@@ -46,7 +46,7 @@ export class JobsController {
   async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
     const principal = this.auth.authenticate(req.headers.authorization);
     const { keys } = this.ctx.store;
-    await this.streams.serve(req, reply, { event: 'job', prefixes: [keys.job(id), keys.groupsOf(id)], read: () => this.jobs.eventSnapshot(principal, id), view: this.jobs.streamView(id) });
+    await this.streams.serve(req, reply, { principal, event: 'job', prefixes: [keys.job(id), keys.groupsOf(id)], read: () => this.jobs.eventSnapshot(principal, id), view: this.jobs.streamView(id) });
   }
 
   @Get(':id/results')

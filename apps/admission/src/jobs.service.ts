@@ -2,7 +2,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  addResources, ApiError, type Binding, type Cordon, countTasks, ErrorCode, type GroupStatus, type JobRecord, type JobView, jobView, ListJobsQuerySchema,
+  addResources, ApiError, type Binding, BulkSubmitSchema, type Cordon, countTasks, ErrorCode, type GroupStatus, IdempotencyKeySchema, type JobRecord, type JobView, jobView, ListJobsQuerySchema, LogsQuerySchema,
   type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant, TERMINAL_PHASES, type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
@@ -14,7 +14,6 @@ import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle } from './throttle';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
-import { z } from 'zod';
 
 /** Job ids sort by creation time: base-36 milliseconds, then randomness. */
 export function newJobId(now: number): string {
@@ -33,16 +32,6 @@ function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
-/** Most jobs in one `POST /v1/jobs:batch`. */
-export const MAX_BULK_JOBS = 1000;
-const BulkSubmitSchema = z.strictObject({ jobs: z.array(z.record(z.string(), z.unknown())).min(1).max(MAX_BULK_JOBS) });
-
-const IdempotencyKey = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
-const LogsQuery = z.strictObject({
-  stream: z.enum(['stdout', 'stderr']).optional(),
-  attempt: z.coerce.number().int().min(1).max(1_000_000).optional(),
-  follow: z.enum(['true', 'false', '1', '0']).optional(),
-});
 
 @Injectable()
 export class JobsService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -63,7 +52,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     this.whys = new Counter({ name: Metric.admissionWhy, help: 'Why-pending answers by who worked them out (scheduler, or admission when no scheduler answered)', labelNames: ['explained_by'], registers: [ctx.registry] });
     const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
     this.committer = new SubmitCommitter(ctx.store);
-    this.scheduler = new SchedulerCalls(ctx.store);
+    this.scheduler = new SchedulerCalls(ctx.store, ctx.credential);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, DEFAULT_THROTTLE, (limit) => throttled.inc({ limit }));
   }
 
@@ -85,7 +74,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Validates, checks tenant and queue, and commits the job before returning. */
   async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: JobView; created: boolean }> {
     const { spec, queue, tenant: asked } = await inSpan('admission.validate', {}, () => parseSubmit(body));
-    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKey, idempotencyKey, 'Idempotency-Key');
+    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
     const tenant = asked ?? principal.tenant;
     if (tenant !== principal.tenant && principal.role !== 'operator') {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
@@ -209,7 +198,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Opens the log of one task attempt on the executor that ran it. */
   async logs(principal: Principal, id: string, indexParam: string, query: unknown): Promise<Readable> {
     const job = await this.visibleJob(principal, id);
-    const q = parseWith(LogsQuery, query);
+    const q = parseWith(LogsQuerySchema, query);
     const index = Number(indexParam);
     if (!/^\d{1,9}$/.test(indexParam) || index >= job.spec.tasks) {
       throw new ApiError(ErrorCode.NotFound, `task ${indexParam} does not exist in job ${id} (it has ${job.spec.tasks})`, { field: 'index', id });
@@ -221,10 +210,12 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     if (!node) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} that ran task ${index} is not reachable now`, { id, retryAfterSeconds: 5 });
     const follow = q.follow === 'true' || q.follow === '1';
     const url = `${node.value.url}/internal/logs/${encodeURIComponent(id)}/${index}/${group.attempt}/${q.stream ?? 'stdout'}${follow ? '?follow=true' : ''}`;
-    const res = await fetch(url).catch((err: Error) => {
+    // The executor serves logs only to callers with the service credential (task pods may share its network).
+    const res = await fetch(url, { headers: { authorization: this.ctx.credential.authorization() } }).catch((err: Error) => {
       throw new ApiError(ErrorCode.Unavailable, `node ${group.node} did not answer for logs (${err.message})`, { retryAfterSeconds: 5 });
     });
     if (res.status === 404) throw new ApiError(ErrorCode.NotFound, `no ${q.stream ?? 'stdout'} log for task ${index} attempt ${group.attempt}`, { id });
+    if (res.status === 401) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} refused this replica's service credential: every admission, scheduler and executor must share one BATCH_SERVICE_TOKEN_FILE`, { retryAfterSeconds: 5 });
     if (!res.ok || !res.body) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} answered ${res.status} for logs`, { retryAfterSeconds: 5 });
     return Readable.fromWeb(res.body as never);
   }

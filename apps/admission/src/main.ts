@@ -1,5 +1,8 @@
-import { serviceMain } from '@batchapi/runtime';
+import { requireServiceToken, serviceMain } from '@batchapi/runtime';
 import { startAdmission } from './admission';
+
+// Internal calls carry the cluster's service credential; without one this process could serve or make none.
+requireServiceToken('admission');
 
 const tokens = process.env.BATCH_TOKENS_FILE;
 if (!tokens) {

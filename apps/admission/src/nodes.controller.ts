@@ -2,20 +2,12 @@
  * `/v1/nodes`: the fleet for operators — inventory and allocation, cordon (no new work) and
  * drain (running tasks stop at a deadline and are requeued elsewhere). Tenants get 403.
  */
-import { ApiError, type Cordon, ErrorCode, formatResources, NameSchema, type NodeAllocation, type NodeRecord, type NodeView, parseWith, type Principal } from '@batchapi/api';
+import { ApiError, type Cordon, CordonSchema, DrainSchema, ErrorCode, formatResources, NameSchema, type NodeAllocation, type NodeRecord, type NodeView, parseWith, type Principal } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { z } from 'zod';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
-
-const CordonBody = z.strictObject({ reason: z.string().min(1).max(512) });
-const DrainBody = z.strictObject({
-  reason: z.string().min(1).max(512),
-  /** Seconds running tasks get to finish before they are preempted and requeued. @default 300 */
-  deadlineSeconds: z.number().int().min(0).max(7 * 86_400).optional(),
-});
 
 @Controller('v1/nodes')
 export class NodesController {
@@ -39,7 +31,7 @@ export class NodesController {
   @HttpCode(200)
   async cordon(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown) {
     const p = this.operator(req);
-    const { reason } = parseWith(CordonBody, body);
+    const { reason } = parseWith(CordonSchema, body);
     return this.mark(name, { node: name, reason, by: p.tenant, at: Date.now() });
   }
 
@@ -47,7 +39,7 @@ export class NodesController {
   @HttpCode(200)
   async drain(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown) {
     const p = this.operator(req);
-    const { reason, deadlineSeconds } = parseWith(DrainBody, body);
+    const { reason, deadlineSeconds } = parseWith(DrainSchema, body);
     const now = Date.now();
     return this.mark(name, { node: name, reason, by: p.tenant, at: now, drainDeadline: now + (deadlineSeconds ?? 300) * 1000 });
   }

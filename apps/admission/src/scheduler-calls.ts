@@ -2,11 +2,12 @@
  * Admission's calls to the scheduler (`@nestjs/microservices` over TCP). Standby replicas are
  * asked first (their informer caches are as fresh as the leader's, and the leader's event loop
  * is kept for scheduling), the leader last — its key in etcd names its instance, whose member
- * record has the address. Each call has a deadline; when no replica answers, the caller works
- * the answer out itself.
+ * record has the address. Each call has a deadline and carries the service credential and only
+ * the job's placement fields (never its env); when no replica answers, the caller works the
+ * answer out itself.
  */
-import { type JobRecord, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse } from '@batchapi/api';
-import type { MemberRecord } from '@batchapi/runtime';
+import { type JobRecord, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse, whyJobOf } from '@batchapi/api';
+import { authorizeCalls, type MemberRecord, RPC_FRAMING, type ServiceCredential } from '@batchapi/runtime';
 import type { EtcdStore } from '@batchapi/store';
 import { type ClientProxy, ClientProxyFactory, Transport } from '@nestjs/microservices';
 import { firstValueFrom, timeout } from 'rxjs';
@@ -14,8 +15,11 @@ import { firstValueFrom, timeout } from 'rxjs';
 export class SchedulerCalls {
   private readonly clients = new Map<string, ClientProxy>();
 
-  /** @param timeoutMs deadline of one call to one replica, in milliseconds. @default 1000 */
-  constructor(private readonly store: EtcdStore, private readonly timeoutMs = 1000) {}
+  /**
+   * @param credential the cluster's service credential, sent with every call.
+   * @param timeoutMs deadline of one call to one replica, in milliseconds. @default 1000
+   */
+  constructor(private readonly store: EtcdStore, private readonly credential: ServiceCredential, private readonly timeoutMs = 1000) {}
 
   /** "Why pending" from a scheduler replica's live cache; undefined when none answered in time. */
   async why(job: JobRecord): Promise<SchedulerWhyResponse | undefined> {
@@ -24,7 +28,7 @@ export class SchedulerCalls {
     for (const address of addresses ?? []) {
       const client = this.client(address);
       try {
-        return await firstValueFrom(client.send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job }).pipe(timeout(this.timeoutMs)));
+        return await firstValueFrom(client.send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job: whyJobOf(job) }).pipe(timeout(this.timeoutMs)));
       } catch {
         this.drop(address, client); // a replica that is gone, slow or failing: a fresh connection next time
       }
@@ -49,7 +53,8 @@ export class SchedulerCalls {
     let c = this.clients.get(address);
     if (!c) {
       const at = address.lastIndexOf(':');
-      c = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)) } });
+      c = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)), ...RPC_FRAMING } });
+      authorizeCalls(c, this.credential);
       this.clients.set(address, c);
     }
     return c;

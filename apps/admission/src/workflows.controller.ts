@@ -15,7 +15,7 @@ export class WorkflowsController {
   @Get(':id/events')
   async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
     const principal = this.auth.authenticate(req.headers.authorization);
-    await this.streams.serve(req, reply, { event: 'workflow', prefixes: [this.workflows.keyOf(id)], read: () => this.workflows.eventSnapshot(principal, id), view: this.workflows.streamView(id) });
+    await this.streams.serve(req, reply, { principal, event: 'workflow', prefixes: [this.workflows.keyOf(id)], read: () => this.workflows.eventSnapshot(principal, id), view: this.workflows.streamView(id) });
   }
 
   @Post()

@@ -1,7 +1,7 @@
 /** Submit, query and cancel workflows: validation and the durable submit; the controller (quota service) runs them. */
 import {
-  ApiError, ErrorCode, parseSubmit, parseWith, type Principal, type Queue, SubmitWorkflowSchema, type Tenant, type WorkflowRecord,
-  TERMINAL_WORKFLOW_PHASES, type WorkflowStep, type WorkflowView, workflowView,
+  ApiError, ErrorCode, IdempotencyKeySchema, ListWorkflowsQuerySchema, parseSubmit, parseWith, type Principal, type Queue, STEP_LABEL, SubmitWorkflowSchema, type Tenant, type WorkflowRecord,
+  TERMINAL_WORKFLOW_PHASES, WORKFLOW_LABEL, type WorkflowStep, type WorkflowView, workflowView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -9,11 +9,8 @@ import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWor
 import { traceparentOf } from '@batchapi/telemetry';
 import { criticalPaths, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable } from '@nestjs/common';
-import { z } from 'zod';
 import { newJobId, requestDigest } from './jobs.service';
 
-const IdempotencyKey = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
-const ListQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(1000).optional() });
 
 @Injectable()
 export class WorkflowsService {
@@ -25,7 +22,7 @@ export class WorkflowsService {
       throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
     }
     const req = parseWith(SubmitWorkflowSchema, body);
-    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKey, idempotencyKey, 'Idempotency-Key');
+    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
     const tenant = req.tenant ?? principal.tenant;
     if (tenant !== principal.tenant && principal.role !== 'operator') {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
@@ -36,7 +33,12 @@ export class WorkflowsService {
     const queues = new Set([queue]);
     req.steps.forEach((s, i) => {
       if ('tenant' in s.job) throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, { field: `steps[${i}].job.tenant` });
-      const job = { ...s.job, queue: s.job.queue ?? queue, ...(s.map && 'items' in s.map ? { items: s.map.items } : {}) };
+      // Validated as the controller will submit it: with the labels naming the workflow and step (counted in the label and size limits).
+      const labels = s.job.labels;
+      const job = {
+        ...s.job, queue: s.job.queue ?? queue, ...(s.map && 'items' in s.map ? { items: s.map.items } : {}),
+        ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels)) ? { labels: { ...labels, [WORKFLOW_LABEL]: `wf-${newJobId(now)}`, [STEP_LABEL]: s.name } } : {}),
+      };
       if (s.map) delete (job as Record<string, unknown>).tasks;
       try {
         queues.add(parseSubmit(job).queue);
@@ -66,7 +68,7 @@ export class WorkflowsService {
   }
 
   async list(principal: Principal, query: unknown): Promise<{ workflows: WorkflowView[] }> {
-    const q = parseWith(ListQuery, query);
+    const q = parseWith(ListWorkflowsQuerySchema, query);
     const all = await listWorkflows(this.ctx.store, { tenant: principal.role === 'operator' ? undefined : principal.tenant, limit: q.limit ?? 100 });
     return { workflows: all.map(workflowView) };
   }

@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobRecord, JobView } from '@batchapi/api';
-import type { RunningService } from '@batchapi/runtime';
+import { newServiceToken, type RunningService } from '@batchapi/runtime';
 import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { startQuota } from '@batchapi/quota';
 import { startAdmission, TokenAuthenticator } from '../src';
@@ -164,7 +164,7 @@ describe('accepted means durable', () => {
     writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
     const port = await freePort();
     const child = spawn(process.execPath, [join(__dirname, '../dist/main.js')], {
-      env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_TOKENS_FILE: join(dir, 'tokens.json'), BATCH_LOG_LEVEL: 'error' },
+      env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_TOKENS_FILE: join(dir, 'tokens.json'), BATCH_SERVICE_TOKEN: newServiceToken(), BATCH_LOG_LEVEL: 'error' },
       stdio: 'ignore',
     });
     try {

@@ -118,6 +118,9 @@ export class LocalCluster {
       ],
     };
     writeFileSync(tokensFile, JSON.stringify(tokens, null, 2), { mode: 0o600 });
+    // The services' shared credential for their internal calls (admission → executor logs, → scheduler RPC).
+    const serviceTokenFile = join(o.dataDir, 'service-token');
+    writeFileSync(serviceTokenFile, newToken(), { mode: 0o600 });
     const clusterFile = join(o.dataDir, 'cluster.json');
     // The default queue may use the whole local fleet: each real executor is this machine, a simulated node 32 cores / 128 GiB.
     const real = o.executors ?? 1;
@@ -126,7 +129,7 @@ export class LocalCluster {
     const config: ClusterConfig = { tenants: [{ name: 'default', weight: 1 }], queues: [{ name: 'default', tenant: 'default', nominal }] };
     writeFileSync(clusterFile, JSON.stringify(config, null, 2));
 
-    const common = { BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_HOST: '127.0.0.1', BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5), BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn' };
+    const common = { BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_SERVICE_TOKEN_FILE: serviceTokenFile, BATCH_HOST: '127.0.0.1', BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5), BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn' };
     for (const service of SERVICES) {
       const count = service === 'executor' ? real : 1;
       for (let i = 0; i < count; i++) {

@@ -60,6 +60,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private registered = false;
   /** The process-group ledger held a previous incarnation's groups at start. */
   private previousRan = false;
+  /**
+   * Bindings of the first listing when a previous incarnation ran tasks here: the only ones that
+   * may be left over from it. Each is decided once; bindings listed later are this incarnation's.
+   */
+  private leftByPrevious?: Set<string>;
+  /** Set when a graceful stop began: tasks stopped from now on end `NodeLost` (requeued, no retry charged). */
+  private stopping = false;
   /** Set on the Kubernetes backend: attempts run as pods. */
   private pods?: KubernetesBackend;
   /** The watchdog's heartbeat file (its kill marker beside it); unset until the watchdog starts. */
@@ -81,7 +88,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       renewFailures: new Counter({ name: Metric.executorLeaseRenewFailures, help: 'Lease keep-alives that failed', registers }),
       quarantined: new Counter({ name: Metric.nodeQuarantined, help: 'Nodes taken out of scheduling for repeated node failures, by node and cause', labelNames: ['node', 'reason'], registers }),
     };
-    ctx.lease.lease.on('keepaliveFailed', () => this.m.renewFailures.inc());
+    ctx.lease.onRenewalFailed(() => this.m.renewFailures.inc());
     ctx.readiness = { check: () => this.registered && !this.fenced, reason: () => (this.fenced ? 'self-fenced: lease lost' : 'not registered') };
   }
 
@@ -144,10 +151,14 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (this.watchdogPid) try { process.kill(this.watchdogPid, 'SIGTERM'); } catch { /* gone */ }
     clearInterval(this.reporter);
     await this.informer?.stop();
+    // The node goes away, not the tasks' fault: they end NodeLost and run again elsewhere.
+    this.stopping = true;
     for (const g of this.groups.values()) for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
     const exits = [...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited));
     if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
     this.pods?.close();
+    // A report in flight carries none of these ends: let it finish, then send what is left.
+    await this.flushing?.catch(() => undefined);
     await this.flush();
   }
 
@@ -159,9 +170,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private startWatchdog(ledgerFile: string): void {
     const heartbeat = join(this.config.dataDir, 'heartbeat');
     this.heartbeatFile = heartbeat;
-    const beat = () => writeFileSync(heartbeat, String(Date.now()));
+    // The send time of each renewal, as the lease's own fence counts it (a reply read late must not look fresh).
+    const beat = (sentAt = Date.now()) => writeFileSync(heartbeat, String(sentAt));
     beat();
-    this.ctx.lease.lease.on('keepaliveSucceeded', beat);
+    this.ctx.lease.onRenewed(beat);
     const ttlMs = this.ctx.lease.ttlSeconds * 1000;
     const script = join(dirname(require.resolve('@batchapi/executor/package.json')), 'dist', 'watchdog.js');
     if (!existsSync(script)) {
@@ -266,6 +278,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    */
   private onSync(items: Array<Versioned<Binding>>): void {
     const listed = new Set(items.map((kv) => kv.key));
+    this.leftByPrevious ??= this.previousRan ? new Set(listed) : new Set();
     for (const g of [...this.groups.values()]) if (!listed.has(g.key)) this.forget(g, 'binding removed');
     for (const key of [...this.arriving.keys()]) if (!listed.has(key)) this.arriving.delete(key);
     for (const kv of items) void this.onBinding(kv, true);
@@ -298,10 +311,11 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     // The latest value of the binding (a cancel may have arrived while reading); gone if it was deleted.
     const b = this.arriving.get(kv.key);
     this.arriving.delete(kv.key);
-    if (!st || !b || this.fenced || this.groups.has(kv.key)) return;
+    if (!st || !b || this.fenced || this.stopping || this.groups.has(kv.key)) return;
     const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false, results: [] };
     this.groups.set(kv.key, g);
-    const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound') || this.previousRan;
+    const leftOver = this.leftByPrevious?.delete(kv.key) ?? false;
+    const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound') || leftOver;
     if (atStart && ranBefore) {
       // A previous incarnation of this executor started these; their processes died with it.
       g.status = { ...g.status, tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: Date.now() })) };
@@ -389,6 +403,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
         : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
         : exit.nodeError ? 'NodeError'
+        // stopped by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault
+        : this.stopping ? NODE_LOST
         // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
         // or by the watchdog while this process stalled, even if the lease was renewed since
         : exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedAt)) ? NODE_LOST
@@ -442,8 +458,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /**
-   * Drops a group that is no longer this executor's (its binding was removed, or a report was
-   * refused): another attempt may already run elsewhere, so its processes die at once.
+   * Drops a group that is no longer this executor's (its binding was removed; a report refused
+   * only once its binding is gone too): another attempt may already run elsewhere, so its
+   * processes die at once. Never for a report that lost a race or whose answer was lost.
    */
   private forget(g: GroupRun, why: string): void {
     this.groups.delete(g.key);
@@ -491,10 +508,15 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
           g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (written.tasks[k]?.released ? { ...t, released: true } : t)) };
           if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.groups.delete(g.key);
         } else if (res.refused.includes(g.statusKey)) {
-          this.forget(g, 'report refused: the group changed under this executor (an old attempt)');
+          // Refused means another writer ended the group and its binding is gone (a report that
+          // merely lost a race, or whose answer was lost, is neither accepted nor refused).
+          this.forget(g, 'report refused: the group was ended by another writer and its binding is gone');
         } else { g.dirty = true; putBack(g); }
       }
     } catch (err) {
+      // A report whose outcome could not be settled (the re-read failed too) keeps its old
+      // revision: if it did land, the next report's compare fails, and the status it re-reads
+      // carries this process's lease token, so that report is rebased on it, not refused.
       for (const g of dirty) { g.dirty = true; putBack(g); }
       this.ctx.log.warn({ err: (err as Error).message }, 'status report failed; will retry');
     }

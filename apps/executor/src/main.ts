@@ -1,6 +1,9 @@
-import { serviceMain } from '@batchapi/runtime';
+import { requireServiceToken, serviceMain } from '@batchapi/runtime';
 import { startExecutor } from './executor';
 import { startSimulatedFleet } from './simulated-fleet';
+
+// Internal calls carry the cluster's service credential; without one this process could serve or make none.
+requireServiceToken('executor');
 
 // BATCH_SIMULATE_NODES=N runs N simulated nodes instead of one real one (see simulated-fleet.ts).
 const simulated = Number(process.env.BATCH_SIMULATE_NODES ?? 0);

@@ -145,7 +145,9 @@ export class SimulatedFleet implements OnApplicationShutdown {
         g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (written.tasks[k]?.released ? { ...t, released: true } : t)) };
         if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.forget(g.key);
       } else if (res?.refused.includes(keyOf(g))) this.forget(g.key);
-      else g.dirty = true; // failed or lost a race: again next flush
+      // Failed, lost a race or its answer was lost: again next flush, which recognises a report of
+      // this process that did land by its token (rebased, never refused).
+      else g.dirty = true;
     }
   }
 }

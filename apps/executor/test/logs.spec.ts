@@ -1,7 +1,8 @@
 /**
  * The executor's internal log endpoint over real HTTP: a whole file, a followed stream that
  * ends once the attempt has exited and its file is drained, 404 for a log that does not
- * exist, and 400 for parameters that are not ids (no path traversal).
+ * exist, and 400 for parameters that are not ids (no path traversal). Only callers with the
+ * service credential are answered (task pods may share the executor's network).
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ let ex: RunningExecutor;
 beforeAll(async () => { ex = await startNode(tb, 'log-node'); });
 afterAll(async () => { await ex?.close(); });
 
-const logs = (path: string) => fetch(`${ex.url}/internal/logs/${path}`);
+const logs = (path: string, authorization = ex.ctx.credential.authorization()) => fetch(`${ex.url}/internal/logs/${path}`, { headers: { authorization } });
 
 it('returns a finished attempt\'s stdout and stderr as text', async () => {
   await bind(tb, 'log-node', 'done', ['sh', '-c', 'echo "out $BATCH_TASK_INDEX"; echo "err $BATCH_TASK_INDEX" >&2'], 2, { resources: { cpu: 100 } });
@@ -77,3 +78,27 @@ it.each([
   expect(res.status).toBe(400);
   expect((await res.json()).error).toMatchObject({ code: 'invalid_argument', field });
 });
+
+it.each([
+  ['no credential', ''],
+  ['a tenant\'s bearer token', 'Bearer tenant-token'],
+  ['a wrong service token', 'Bearer not-the-service-token-of-this-cluster-at-all'],
+  ['the right token in another scheme', () => ex.ctx.credential.authorization().replace('Bearer', 'Basic')],
+])('refuses a log to a caller with %s: 401 before any file is read, counted', async (_what, header) => {
+  const authorization = typeof header === 'function' ? header() : header;
+  const before = await refusals();
+  for (const path of ['done/1/1/stdout', 'done/0/1/stderr', 'nosuchjob/0/1/stdout', '..%2F..%2Fetc/0/1/stdout']) {
+    const res = await fetch(`${ex.url}/internal/logs/${path}`, { headers: authorization ? { authorization } : {} });
+    const body = await res.text();
+    expect({ path, status: res.status, code: JSON.parse(body).error.code, field: JSON.parse(body).error.field }).toEqual({ path, status: 401, code: 'unauthenticated', field: 'Authorization' });
+    expect(body).not.toMatch(/out 1|err 0/);
+  }
+  expect((await refusals()) - before).toBe(4);
+});
+
+/** Refused internal calls so far, as the executor's /metrics says. */
+async function refusals(): Promise<number> {
+  const text = await (await fetch(`${ex.url}/metrics`)).text();
+  return [...text.matchAll(/^batch_internal_calls_refused_total\{surface="http"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+}
+

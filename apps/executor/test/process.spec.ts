@@ -8,6 +8,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAllocation, NodeRecord } from '@batchapi/api';
+import { newServiceToken } from '@batchapi/runtime';
 import { freePort } from '@batchapi/store';
 import { attemptPaths } from '../src';
 import { bind, groupAlive, groupOf, jobOf, readOrEmpty, until, useTestbed } from './harness';
@@ -37,6 +38,7 @@ async function launch(node: string, env: Record<string, string> = {}): Promise<L
       BATCH_ETCD_ENDPOINTS: tb.etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'warn',
       BATCH_NODE_NAME: node, BATCH_DATA_DIR: join(tb.dir, node), BATCH_NODE_CPU: '4', BATCH_NODE_MEMORY: '8Gi', BATCH_KILL_GRACE_MS: '1000',
       BATCH_NVIDIA_SMI: join(tb.dir, 'absent'),
+      BATCH_SERVICE_TOKEN: newServiceToken(), // the executor refuses to start without the cluster's service credential
       ...env,
     },
     stdio: ['ignore', 'ignore', 'inherit'],
@@ -92,6 +94,21 @@ it('after kill -9 and a restart, reports what the previous incarnation ran as Fa
   expect((await tb.store.get<NodeAllocation>(tb.store.keys.alloc('crash-node')))!.value.used).toEqual({});
   // The control plane decides what happens next (a node loss requeues at the next attempt).
   expect((await jobOf(tb, 'orphan'))?.pending).toEqual([{ start: 0, end: 1, attempt: 2 }]);
+});
+
+it('on a graceful stop (SIGTERM) ends its running tasks NodeLost, so they are requeued without using a retry', async () => {
+  const ex = await launch('term-node', { BATCH_SERVICE_TOKEN: newServiceToken() });
+  await bind(tb, 'term-node', 'drained', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
+  const out = attemptPaths(join(tb.dir, 'term-node'), 'drained', 0, 1).stdout;
+  const pgid = Number((await until(() => readOrEmpty(out), (s) => s.trim().length > 0)).trim());
+  await until(() => groupOf(tb, 'drained'), (g) => g?.tasks[0].state === 'Running');
+  ex.child.kill('SIGTERM');
+  expect(await ex.exited).toBe(0);
+  // Reported before the process exited, not left for the reaper to find after the lease expired.
+  expect((await groupOf(tb, 'drained'))?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost', signal: 'SIGTERM' });
+  expect(groupAlive(pgid)).toBe(false);
+  // Back to pending at the next attempt, with no failure counted against the job.
+  expect(await jobOf(tb, 'drained')).toMatchObject({ pending: [{ start: 0, end: 1, attempt: 2 }], counts: { failed: 0 } });
 });
 
 it('self-fences when its lease is revoked: kills its running task and exits non-zero', async () => {

@@ -2,8 +2,8 @@
  * The retention loop: one quota replica, elected as `retention`, deletes expired history
  * every pass (fenced by its leader key); the others stand by.
  */
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { collectHistory, DEFAULT_RETENTION, type Leadership, type RetentionPolicy, serveWhileElected } from '@batchapi/store';
+import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
+import { collectHistory, DEFAULT_RETENTION, type Leadership, type RetentionPolicy } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -47,8 +47,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private run(): Promise<void> {
-    const { store, lease, config } = this.ctx;
-    return serveWhileElected(store, 'retention', config.instanceId, lease, this.abort.signal, {
+    return serveElectedRole(this.ctx, 'retention', this.abort.signal, {
       elected: (l) => { this.leadership = l; },
       lead: (l) => this.collectWhileLeader(l),
     });

@@ -8,21 +8,19 @@
  * jobs, then the workflow record by compare-and-swap.
  */
 import {
-  type JobPhase, type JobRecord, parseSubmit, type StepPhase, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord, type WorkflowStep,
+  type JobPhase, type JobRecord, parseSubmit, STEP_LABEL, type StepPhase, TERMINAL_WORKFLOW_PHASES, WORKFLOW_LABEL, type WorkflowRecord, type WorkflowStep,
 } from '@batchapi/api';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
 import {
-  cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, serveWhileElected, type Versioned,
+  cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned,
 } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 
-/** Label every step job carries: the id of its workflow. */
-export const WORKFLOW_LABEL = 'batch.workflow';
-/** Label every step job carries: its step's name. */
-export const STEP_LABEL = 'batch.step';
+// The labels every step job carries belong to the workflow vocabulary (admission validates steps with them).
+export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
 
 /** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
 const TICK_MS = 1000;
@@ -132,8 +130,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   }
 
   private lead(): Promise<void> {
-    const { store, lease, config, log } = this.ctx;
-    return serveWhileElected(store, 'workflows', config.instanceId, lease, this.abort.signal, {
+    const { log } = this.ctx;
+    return serveElectedRole(this.ctx, 'workflows', this.abort.signal, {
       elected: (l) => { this.leadership = l; log.info({ fence: l.createRevision }, 'became workflow controller leader'); this.m.isLeader.set(1); },
       lead: (l) => this.reconcileWhileLeader(l),
       deposed: () => { this.m.isLeader.set(0); log.warn('lost workflow controller leadership'); },

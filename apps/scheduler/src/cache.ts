@@ -5,13 +5,15 @@
  */
 import { type Binding, type Cordon, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector } from '@batchapi/api';
 import { queueUsageOf } from '@batchapi/scheduling';
-import type { EtcdStore, Informer, Versioned, WatchEvent } from '@batchapi/store';
+import { type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
 class Mirror<T> {
   readonly items = new Map<string, Versioned<T>>();
   informer?: Informer;
-  constructor(private readonly prefix: string, private readonly keep: (v: T) => boolean = () => true) {}
+  /** A revision up to which etcd confirmed that the prefix did not change beyond the informer's view. */
+  private vouched = 0n;
+  constructor(readonly prefix: string, private readonly keep: (v: T) => boolean = () => true) {}
 
   async start(store: EtcdStore, changed: () => void): Promise<void> {
     this.informer = await store.inform<T>(this.prefix, {
@@ -30,9 +32,30 @@ class Mirror<T> {
     });
   }
 
-  /** Revision this mirror has seen up to. */
+  /** Revision up to which this mirror's view is complete: its informer's, or a later one vouched for by etcd. */
   get revision(): bigint {
-    return BigInt(this.informer?.revision ?? '0');
+    const seen = BigInt(this.informer?.revision ?? '0');
+    return seen > this.vouched ? seen : this.vouched;
+  }
+
+  /**
+   * Resolves once the view is complete up to `upTo`: at once when etcd confirms that the prefix
+   * did not change after the informer's revision (an idle prefix), else when the informer has
+   * delivered every change up to it (an event, or a progress notification) — or, at the latest,
+   * after `pollMs`, for the caller to ask again. Throws when etcd does not answer.
+   */
+  async catchUp(store: EtcdStore, upTo: bigint, pollMs: number, signal: AbortSignal): Promise<void> {
+    const seen = this.revision;
+    if (seen >= upTo) return;
+    if (await prefixUnchangedBetween(store, this.prefix, seen, upTo)) {
+      if (upTo > this.vouched) this.vouched = upTo;
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.informer?.waitForRevision(upTo, signal).catch(() => undefined),
+      new Promise((r) => { timer = setTimeout(r, pollMs); }),
+    ]).finally(() => clearTimeout(timer));
   }
 }
 
@@ -72,6 +95,33 @@ export class SchedulerCache {
     await Promise.all(this.mirrors().map((m) => m.informer?.stop()));
   }
 
+  /**
+   * Waits until every mirror's view is complete up to `revision` — a new leader's election
+   * revision, so that it decides nothing from a view without the last writes of the leader before
+   * it (a queue's quota is a sum over all nodes; a bind compares only the nodes it touches).
+   * Returns false, without waiting longer, once `keepWaiting` says so (leadership lost, shutdown).
+   * @param pollMs how often to check `keepWaiting` and ask etcd again, in milliseconds
+   */
+  async catchUpTo(revision: bigint, keepWaiting: () => boolean, pollMs: number): Promise<boolean> {
+    const stop = new AbortController();
+    try {
+      for (;;) {
+        const behind = this.mirrors().filter((m) => m.revision < revision);
+        if (behind.length === 0) return true;
+        if (!keepWaiting()) return false;
+        // etcd unreachable: the next round asks again (or leadership is lost meanwhile).
+        await Promise.all(behind.map((m) => m.catchUp(this.store, revision, pollMs, stop.signal))).catch(() => sleep(pollMs));
+      }
+    } finally {
+      stop.abort();
+    }
+  }
+
+  /** Each mirror's revision, by key prefix. */
+  revisions(): Record<string, bigint> {
+    return Object.fromEntries(this.mirrors().map((m) => [m.prefix, m.revision]));
+  }
+
   /** True once the caches reflect every write up to `revision` (the scheduler's own last bind). */
   caughtUp(revision: bigint): boolean {
     return this.jobs.revision >= revision && this.allocs.revision >= revision;
@@ -101,4 +151,8 @@ export class SchedulerCache {
   private mirrors() {
     return [this.queues, this.cordons, this.nodes, this.allocs, this.bindings, this.jobs];
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }

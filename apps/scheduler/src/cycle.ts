@@ -269,6 +269,9 @@ export async function runCycle(
       throw err;
     }
     endBindSpans(bindSpans, result);
+    // A transaction's answer was lost or the store failed: the plan stopped (what was not sent is
+    // refused). The cycle fails visibly; the caches show what landed and the next cycle decides again.
+    if (result.interrupted) throw result.interrupted;
     const placed = result.bound.reduce((n, u) => n + tasksOf(u), 0);
     cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length, 'batch.cycle.txns': result.txns });
     return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision), reclaimed };
@@ -289,11 +292,11 @@ function endBindSpans(spans: Map<string, Span>, result: BindResult): void {
     for (const b of u.bindings) l.nodes.add(b.node);
     landed.set(u.next.id, l);
   }
-  const refused = new Set(result.refused.map((u) => u.next.id));
+  const refused = new Set([...result.refused, ...result.tooLarge].map((u) => u.next.id));
   for (const [id, span] of spans) {
     const l = landed.get(id);
     span.setAttributes({ 'batch.groups': l?.groups ?? 0, 'batch.tasks': l?.tasks ?? 0, 'batch.nodes': [...(l?.nodes ?? [])].slice(0, 20).join(','), 'batch.bind.landed': !refused.has(id) });
-    if (refused.has(id)) span.setStatus({ code: SpanStatusCode.ERROR, message: 'bind refused by a compare (stale view or lost fence)' });
+    if (refused.has(id)) span.setStatus({ code: SpanStatusCode.ERROR, message: result.tooLarge.some((u) => u.next.id === id) ? 'job too large to bind: failed (bind_too_large)' : 'bind refused by a compare (stale view or lost fence)' });
     span.end();
   }
 }

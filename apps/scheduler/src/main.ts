@@ -1,4 +1,7 @@
-import { serviceMain } from '@batchapi/runtime';
+import { requireServiceToken, serviceMain } from '@batchapi/runtime';
 import { startScheduler } from './scheduler';
+
+// Internal calls carry the cluster's service credential; without one this process could serve or make none.
+requireServiceToken('scheduler');
 
 void serviceMain((onLeaseLost) => startScheduler({ onLeaseLost }));

@@ -3,8 +3,8 @@
  * for leadership, and while it leads runs cycles whenever something changed. A refused
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { type Leadership, quarantineNode, reapLostNode, serveWhileElected } from '@batchapi/store';
+import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
+import { type Leadership, quarantineNode, reapLostNode } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -49,6 +49,11 @@ export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 export class SchedulerService implements OnApplicationBootstrap, OnApplicationShutdown {
   readonly cache: SchedulerCache;
   leadership?: Leadership;
+  /**
+   * Called when a term's caches have reached the revision it was won at, just before its first
+   * cycle, with that revision and each cache's (by key prefix). For tests and diagnostics. @default none
+   */
+  onTermReady?: (term: { wonAt: bigint; caches: Record<string, bigint> }) => void;
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private lastWriteRevision = 0n;
@@ -96,8 +101,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private lead(): Promise<void> {
-    const { store, lease, config, log } = this.ctx;
-    return serveWhileElected(store, 'scheduler', config.instanceId, lease, this.abort.signal, {
+    const { log } = this.ctx;
+    return serveElectedRole(this.ctx, 'scheduler', this.abort.signal, {
       elected: (l) => { this.leadership = l; log.info({ fence: l.createRevision }, 'became scheduler leader'); this.m.isLeader.set(1); },
       lead: (l) => this.cycles(l),
       deposed: () => { this.m.isLeader.set(0); log.warn('lost scheduler leadership'); },
@@ -168,6 +173,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     for (const { value: n } of this.cache.nodes.items.values()) live.add(n.name);
     const orphaned = new Set<string>();
     for (const { value: b } of this.cache.bindings.items.values()) if (!live.has(b.node)) orphaned.add(b.node);
+    // An allocation left after its bindings were reaped (the reap stopped before deleting it) still counts against its queues.
+    const allocPrefix = this.ctx.store.keys.allocs().length;
+    for (const a of this.cache.allocs.items.values()) if (!live.has(a.key.slice(allocPrefix))) orphaned.add(a.key.slice(allocPrefix));
     for (const node of [...this.missingSince.keys()]) if (!orphaned.has(node)) this.missingSince.delete(node);
     for (const node of orphaned) {
       const since = this.missingSince.get(node) ?? now;
@@ -225,6 +233,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   private async cycles(leadership: Leadership): Promise<void> {
     this.missingSince.clear(); // a new leader waits the full time again: later, never earlier
+    // Nothing is decided — no reap, no drain, no cycle — until every cache holds the writes of the
+    // leaders before this one: they are all at or below the revision this term was won at.
+    const wonAt = BigInt(leadership.wonAt);
+    const waitStarted = Date.now();
+    if (!(await this.cache.catchUpTo(wonAt, () => !this.abort.signal.aborted && leadership.held(), this.tuning.idleMs))) return;
+    this.ctx.log.info({ wonAt: leadership.wonAt, waitedMs: Date.now() - waitStarted }, 'caches caught up with the election revision');
+    this.onTermReady?.({ wonAt, caches: this.cache.revisions() });
     await this.loadHistory(Date.now());
     let lastCycleAt = 0;
     while (!this.abort.signal.aborted && leadership.held()) {

@@ -3,8 +3,11 @@
  * worked out by this replica from its live cache — the nodes, allocations, queues, cordons
  * and waiting jobs it places from — instead of admission listing them all from etcd. Any
  * replica answers (standbys keep their caches warm); admission asks standbys first, the leader last.
+ * The runtime's guard has checked the caller's service credential before this runs; the
+ * payload is validated here (bounded like an API request) and a bad one gets an
+ * `invalid_argument` reply naming the field.
  */
-import { type Cordon, type NodeAllocation, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse } from '@batchapi/api';
+import { type Cordon, type NodeAllocation, parseWith, SCHEDULER_WHY, SchedulerWhyRequestSchema, type SchedulerWhyResponse } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { explainJob } from '@batchapi/scheduling';
 import { Controller, Inject } from '@nestjs/common';
@@ -16,7 +19,8 @@ export class WhyController {
   constructor(@Inject(SchedulerService) private readonly scheduler: SchedulerService, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
 
   @MessagePattern(SCHEDULER_WHY)
-  why(@Payload() req: SchedulerWhyRequest): SchedulerWhyResponse {
+  why(@Payload() payload: unknown): SchedulerWhyResponse {
+    const req = parseWith(SchedulerWhyRequestSchema, payload);
     const { cache } = this.scheduler;
     if (!cache.synced) throw new RpcException('the scheduler cache is not synced yet');
     const allocPrefix = this.ctx.store.keys.allocs().length;

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
+import { newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, freePort, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { Etcd3 } from 'etcd3';
 
@@ -15,11 +16,12 @@ let etcd: LocalEtcd;
 let store: EtcdStore;
 const procs = new Map<string, { child: ChildProcess; url: string }>();
 let seq = 0;
+const SERVICE_TOKEN = newServiceToken();
 
 async function launch(id: string) {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: String(TTL), BATCH_INSTANCE_ID: id, BATCH_LOG_LEVEL: 'error' },
+    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: String(TTL), BATCH_INSTANCE_ID: id, BATCH_SERVICE_TOKEN: SERVICE_TOKEN, BATCH_LOG_LEVEL: 'error' },
     stdio: 'ignore',
   });
   procs.set(id, { child, url: `http://127.0.0.1:${port}` });

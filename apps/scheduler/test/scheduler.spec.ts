@@ -155,19 +155,66 @@ it('places a gang all together or fails it with the reason after its timeout, ho
 it('answers "why pending" over its RPC port, and a call it cannot answer gets an error reply rather than silence', async () => {
   const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
   const { firstValueFrom } = await import('rxjs');
-  const { SCHEDULER_WHY } = await import('@batchapi/api');
+  const { SCHEDULER_WHY, whyJobOf } = await import('@batchapi/api');
+  const { authorizeCalls } = await import('@batchapi/runtime');
   const members = await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'));
   const address = members.items.map((m) => m.value.rpc).find(Boolean)!;
   const at = address.lastIndexOf(':');
   const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)) } });
+  authorizeCalls(client, replicas[0].ctx.credential); // in-process replicas share their process's credential
   try {
     await queueJob('too-big', 1, { cpu: 1_000_000 });
     const job = (await store.get<JobRecord>(store.keys.job('too-big')))!.value;
-    const why = await firstValueFrom(client.send(SCHEDULER_WHY, { job }));
+    const why = await firstValueFrom(client.send(SCHEDULER_WHY, { job: whyJobOf(job) }));
     expect(why).toMatchObject({ jobId: 'too-big', explainedBy: 'scheduler', placeableNow: 0 });
-    // No deadline on this call: before the fix the reply never came and the test timed out.
-    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: null }))).rejects.toBeDefined();
+    // No deadline on these calls: before the fix the reply never came and the test timed out.
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: null }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job' });
   } finally {
     await client.close();
   }
+});
+
+it('validates and bounds every call: unknown fields, too many selector entries and an oversized frame are refused, and nothing is explained without the service credential', async () => {
+  const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
+  const { firstValueFrom } = await import('rxjs');
+  const { SCHEDULER_WHY, whyJobOf, MAX_SELECTOR_ENTRIES } = await import('@batchapi/api');
+  const { authorizeCalls, RPC_MAX_FRAME_CHARS } = await import('@batchapi/runtime');
+  const { connect } = await import('node:net');
+  const address = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
+  const host = address.slice(0, address.lastIndexOf(':'));
+  const port = Number(address.slice(address.lastIndexOf(':') + 1));
+  await queueJob('why-bounds', 1, { cpu: 1_000_000 });
+  const job = whyJobOf((await store.get<JobRecord>(store.keys.job('why-bounds')))!.value);
+  const anonymous = ClientProxyFactory.create({ transport: Transport.TCP, options: { host, port } });
+  const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host, port } });
+  authorizeCalls(client, replicas[0].ctx.credential);
+  try {
+    await expect(firstValueFrom(anonymous.send(SCHEDULER_WHY, { job }))).rejects.toMatchObject({ code: 'unauthenticated', field: 'metadata.authorization' });
+    const full = (await store.get<JobRecord>(store.keys.job('why-bounds')))!.value; // command, env, counts: not part of a why
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: full }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job.spec.name', message: expect.stringMatching(/unrecognized key/i) });
+    const selector = Object.fromEntries(Array.from({ length: MAX_SELECTOR_ENTRIES + 1 }, (_, i) => [`k${i}`, 'v']));
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: { ...job, spec: { ...job.spec, selector } } }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job.spec.selector' });
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: { ...job, pending: [{ start: 0, end: 1e12, attempt: 1 }] } }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job.pending.0.end' });
+    // The same replica still answers a valid call on the same connection.
+    expect(await firstValueFrom(client.send(SCHEDULER_WHY, { job }))).toMatchObject({ jobId: 'why-bounds', explainedBy: 'scheduler' });
+  } finally {
+    await client.close();
+    await anonymous.close();
+  }
+  // A frame over the limit: the connection is closed at once (with Nest's default of 512 MB the
+  // replica buffered it and waited 30 s for the rest).
+  const socket = connect(port, host);
+  const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(Date.now())));
+  socket.on('error', () => undefined);
+  const size = 4 * RPC_MAX_FRAME_CHARS;
+  socket.write(`${size}#{"pattern":"scheduler.why","id":"1","data":"`);
+  let written = 0;
+  const chunk = 'x'.repeat(64 * 1024);
+  while (written < size && !socket.destroyed) {
+    if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r).once('close', r));
+    written += chunk.length;
+  }
+  const closedAt = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(-1), 5000))]);
+  socket.destroy();
+  expect(closedAt).toBeGreaterThan(0);
 });

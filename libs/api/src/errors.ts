@@ -22,6 +22,12 @@ export const ErrorCode = {
   TaskRateExceeded: 'task_rate_exceeded',
   /** The queue holds its most pending tasks. */
   QueueFull: 'queue_full',
+  /** The caller's reads per second (token bucket, per admission replica) are spent. */
+  ReadRateExceeded: 'read_rate_exceeded',
+  /** The tenant has its most event streams open at once. */
+  TooManyStreams: 'too_many_streams',
+  /** An event stream was closed because its client stopped reading (final `stream-closed` event). */
+  SlowConsumer: 'slow_consumer',
   Unavailable: 'unavailable',
   Internal: 'internal',
 } as const;
@@ -44,6 +50,9 @@ export const statusOf: Record<ErrorCode, number> = {
   submit_rate_exceeded: 429,
   task_rate_exceeded: 429,
   queue_full: 429,
+  read_rate_exceeded: 429,
+  too_many_streams: 429,
+  slow_consumer: 429,
   unavailable: 503,
   internal: 500,
 };

@@ -1,4 +1,5 @@
-import { applyGroupOutcomes, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, onlyReleased, requestCancel, retryDelayMs } from './lifecycle';
+import { applyGroupOutcomes, failPending, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, onlyReleased, requestCancel, retryDelayMs, retryNotBefore } from './lifecycle';
+import { jsonBytes } from './limits';
 import type { GroupStatus, JobRecord, NodeAllocation } from './model';
 
 const job = (tasks: number, extra: Partial<JobRecord> = {}): JobRecord => ({
@@ -57,7 +58,7 @@ describe('preempted tasks', () => {
 describe('retry policy', () => {
   const retry = { maxAttempts: 3, backoffSeconds: 10, failFastOnExitCodes: [2] };
   it.each([
-    // attempt 1 failed with code 1: retried at attempt 2 after 10 s ± 20%
+    // attempt 1 failed with code 1: retried at attempt 2 after 10 s ± 20%, rounded up to a 1 s grid
     ['retries a failure', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 1 }, 1, true],
     ['stops at maxAttempts', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 1 }, 3, false],
     ['fails fast on a listed exit code', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 2 }, 1, false],
@@ -67,22 +68,71 @@ describe('retry policy', () => {
     if (requeued) {
       expect(next.pending).toHaveLength(1);
       expect(next.pending[0]).toMatchObject({ start: 0, end: 1, attempt: attempt + 1 });
-      // 10 s × 2^(attempt − 1) ± 20%
+      // 10 s × 2^(attempt − 1) ± 20%, then up to one grid step (a tenth of the delay, ≥ 1 s) later
       const wait = next.pending[0].notBefore! - 1_000_000;
       expect(wait).toBeGreaterThanOrEqual(8000 * 2 ** (attempt - 1));
-      expect(wait).toBeLessThanOrEqual(12000 * 2 ** (attempt - 1));
+      expect(wait).toBeLessThanOrEqual(12000 * 2 ** (attempt - 1) + Math.max(1000, 1200 * 2 ** (attempt - 1)));
       expect(next.phase).toBe('Running');
     } else {
       expect(next).toMatchObject({ pending: [], phase: 'Failed', counts: { failed: 1 } });
     }
   });
 
-  it('caps the backoff and spreads it across tasks', () => {
+  it('caps the backoff and spreads it across jobs', () => {
     const p = { maxAttempts: 10, backoffSeconds: 10, maxBackoffSeconds: 60 };
     // attempt 8: 10 × 2^7 = 1280 s, capped at 60 s ± 20%
     expect(retryDelayMs(p, 8, 'j/0')).toBeLessThanOrEqual(72_000);
     const delays = new Set(Array.from({ length: 20 }, (_, i) => retryDelayMs(p, 1, `j/${i}`)));
     expect(delays.size).toBeGreaterThan(10);
+  });
+
+  it.each([
+    // [what, offsets of the two failures from a grid boundary (minus the job's delay), ms between their notBefore]
+    // both land in (boundary, boundary + 301 ms] once the delay is added: one 1 s grid step → the same time
+    ['two tasks failing 300 ms apart within one grid step share a time', [1, 301], 0],
+    // 100 ms before and 200 ms after a boundary: consecutive steps → 1 s apart
+    ['two tasks failing 300 ms apart across a grid boundary are one step apart', [-100, 200], 1000],
+  ] as const)('retryNotBefore: %s', (_name, [a, b], apart) => {
+    const p = { maxAttempts: 3, backoffSeconds: 10 };
+    // job j, attempt 1: delay 10 s ± 20% drawn from "j/1"; grid step: 1 s (the largest of 60/15/5/1 s ≤ delay / 10 ≈ 1 s)
+    const delay = retryDelayMs(p, 1, 'j/1');
+    const boundary = 2_000_000;
+    const [x, y] = [retryNotBefore(p, 1, 'j', boundary - delay + a), retryNotBefore(p, 1, 'j', boundary - delay + b)];
+    expect(y - x).toBe(apart);
+    expect(x % 1000).toBe(0);
+  });
+
+  it('keeps the record of a job with 15,000 retried tasks small: their pending ranges merge instead of one range per task', () => {
+    const retry = { maxAttempts: 3, backoffSeconds: 10 };
+    // 15,000 tasks in 150 groups of 100, every task fails attempt 1; one group reports every 10 ms (1.5 s in all)
+    const fail = Array.from({ length: 100 }, () => ({ state: 'Failed' as const, reason: 'Error' as const, exitCode: 1 }));
+    let j = job(15_000, { spec: { ...job(15_000).spec, retry } });
+    const t0 = 1_000_000;
+    for (let k = 0; k < 150; k++) j = applyGroupOutcomes(j, [group(k * 100, 1, fail)], t0 + k * 10);
+    // one job and attempt: one delay (10 s ± 20%) on a 1 s grid; 1.5 s of reports cross at most 2 grid
+    // boundaries → at most 3 ranges (per-task jitter gave 15,000 ranges, ~900 KB of record)
+    expect(j.pending.length).toBeLessThanOrEqual(3);
+    expect(j.pending.reduce((n, r) => n + r.end - r.start, 0)).toBe(15_000);
+    expect(jsonBytes(j)).toBeLessThan(1024);
+    // once their backoff is over, the next write merges them into one: [0, 15000) at attempt 2
+    const later = applyGroupOutcomes({ ...j, spec: { ...j.spec, tasks: 15_001 }, pending: [...j.pending] }, [group(15_000, 1, [fail[0]])], t0 + 60_000);
+    expect(later.pending[0]).toEqual({ start: 0, end: 15_000, attempt: 2 });
+  });
+});
+
+describe('failPending', () => {
+  const reason = { code: 'bind_too_large', message: 'too large' };
+  it.each([
+    // [what, job, expected]
+    // 4 pending, nothing running: all 4 fail → Failed now
+    ['a queued job', job(4, { phase: 'Queued', pending: [{ start: 0, end: 4, attempt: 1 }] }), { phase: 'Failed', pending: [], finishedAt: 7, reason, counts: { failed: 4 } }],
+    // 10 tasks: 3 succeeded, 3 running, 4 pending → 4 fail now; Running until the 3 report
+    ['a job with running tasks', job(10, { pending: [{ start: 6, end: 10, attempt: 1 }], counts: { succeeded: 3, failed: 0, cancelled: 0 } }), { phase: 'Running', pending: [], reason, counts: { succeeded: 3, failed: 4 } }],
+    ['a finished job (unchanged)', job(1, { phase: 'Succeeded', counts: { succeeded: 1, failed: 0, cancelled: 0 } }), { phase: 'Succeeded', counts: { succeeded: 1, failed: 0 } }],
+  ])('%s', (_name, j, want) => {
+    const next = failPending(j, reason, 7);
+    expect(next).toMatchObject(want);
+    if (want.phase === 'Running') expect(next.finishedAt).toBeUndefined();
   });
 });
 

@@ -57,12 +57,13 @@ export function settleOutcomes(job: JobRecord, groups: readonly GroupStatus[], n
         if (job.cancelRequestedAt !== undefined) counts.failed++;
         else if ((t.reason === NODE_LOST || t.reason === NODE_ERROR) && g.attempt < MAX_NODE_LOST_ATTEMPTS) again(index, g.attempt + 1, t.reason);
         else if (t.reason !== NODE_LOST && t.reason !== NODE_ERROR && retries(job.spec.retry, t, g.attempt)) {
-          again(index, g.attempt + 1, t.reason ?? 'Error', now + retryDelayMs(job.spec.retry!, g.attempt, `${job.id}/${index}`));
+          again(index, g.attempt + 1, t.reason ?? 'Error', retryNotBefore(job.spec.retry!, g.attempt, job.id, now));
         } else counts.failed++;
       }
     });
   }
-  const pending = requeue.length ? mergeRanges(job.pending, requeue) : job.pending;
+  // Ranges whose backoff is over drop their time, so they merge with their neighbours again.
+  const pending = requeue.length ? mergeRanges(job.pending.map((r) => (r.notBefore !== undefined && r.notBefore <= now ? withoutNotBefore(r) : r)), requeue) : job.pending;
   return { job: settle({ ...job, counts, pending }, now), requeued };
 }
 
@@ -98,10 +99,28 @@ export function retries(policy: RetryPolicy | undefined, t: TaskStatus, attempt:
   return true;
 }
 
+/** Grid steps of retry times, largest first, in milliseconds. */
+const RETRY_GRID_MS = [60_000, 15_000, 5_000, 1_000] as const;
+
+/**
+ * When tasks of job `jobId` that failed attempt `attempt` at `now` may run again, epoch ms:
+ * `now` plus `retryDelayMs` (its jitter drawn from the job and attempt, not the task), rounded
+ * up to a grid of whole seconds: the largest of 60, 15, 5 and 1 s that is at most a tenth of
+ * the delay (1 s for the default 10 s backoff). Every task of a job that
+ * fails the same attempt within one grid step gets the same time, so their pending ranges
+ * merge: 15,000 retried tasks stay a few ranges, not 15,000 (each ~60 bytes of the job record).
+ * Jobs still spread apart (their jitter differs). Pure.
+ */
+export function retryNotBefore(policy: RetryPolicy, attempt: number, jobId: string, now: number): number {
+  const delay = retryDelayMs(policy, attempt, `${jobId}/${attempt}`);
+  const step = RETRY_GRID_MS.find((g) => g <= delay / 10) ?? 1000;
+  return Math.ceil((now + delay) / step) * step;
+}
+
 /**
  * Wait before attempt `attempt + 1`, milliseconds: `backoffSeconds` doubled per retry, capped
- * at `maxBackoffSeconds`, with ±20% jitter drawn from the task's identity (pure and
- * repeatable, yet spread across the tasks of an array).
+ * at `maxBackoffSeconds`, with ±20% jitter drawn from `seed` (pure and repeatable, yet spread
+ * across seeds: `retryNotBefore` seeds it with the job and attempt).
  */
 export function retryDelayMs(policy: RetryPolicy, attempt: number, seed: string): number {
   const base = Math.min((policy.backoffSeconds ?? 10) * 2 ** (attempt - 1), policy.maxBackoffSeconds ?? 600) * 1000;
@@ -109,6 +128,25 @@ export function retryDelayMs(policy: RetryPolicy, attempt: number, seed: string)
   for (let i = 0; i < seed.length; i++) h = Math.imul(h ^ seed.charCodeAt(i), 16777619);
   const jitter = ((h >>> 0) / 4294967295) * 0.4 - 0.2;
   return Math.round(base * (1 + jitter));
+}
+
+function withoutNotBefore(r: TaskRange): TaskRange {
+  const { notBefore: _n, ...rest } = r;
+  return rest;
+}
+
+/** Reason code of a job failed because its smallest bind (record and one task's binding) cannot fit one etcd transaction. */
+export const BIND_TOO_LARGE = 'bind_too_large' as const;
+
+/**
+ * Fails every pending task of a job with a reason the API shows (e.g. `bind_too_large`): they
+ * count as failed and leave the pending ranges; the job ends `Failed` now if nothing of it
+ * still runs, else when its running tasks end. Callers write it with a compare-and-swap. Pure.
+ */
+export function failPending(job: JobRecord, reason: { code: string; message: string }, now: number): JobRecord {
+  if (TERMINAL_PHASES.has(job.phase)) return job;
+  const failed = countTasks(job.pending);
+  return settle({ ...job, pending: [], reason, counts: { ...job.counts, failed: job.counts.failed + failed } }, now);
 }
 
 function settle(job: JobRecord, now: number): JobRecord {

@@ -48,7 +48,7 @@ export interface TaskRange {
 export interface RetryPolicy {
   /** Attempts in all, the first included; 1 = no retry. @default 1 */
   maxAttempts: number;
-  /** Wait before the first retry, seconds; doubles at each retry, ±20% jitter. @default 10 */
+  /** Wait before the first retry, seconds; doubles at each retry, ±20% jitter per job, rounded up to a whole-second grid (`retryNotBefore`). @default 10 */
   backoffSeconds?: number;
   /** Longest wait between attempts, seconds. @default 600 */
   maxBackoffSeconds?: number;
@@ -191,9 +191,23 @@ export interface Binding extends TaskGroup {
   preemptRequestedAt?: number;
 }
 
+/**
+ * Who wrote a group status: the executor process's lease and a sequence number it raises
+ * with each report. A report whose answer was lost re-reads the status: its own token there
+ * means it landed; another lease's token (or none) means someone else changed the group.
+ */
+export interface ReporterToken {
+  /** Lease id of the reporting process (one lease per process). */
+  lease: string;
+  /** Increases with every report transaction the process sends. */
+  seq: number;
+}
+
 /** The status of a group, kept after it ends. */
 export interface GroupStatus extends TaskGroup {
   tasks: TaskStatus[];
+  /** The report that wrote this status; absent when the scheduler wrote it (bind, node lost). @default none */
+  reporter?: ReporterToken;
 }
 
 /** Largest result a task may return through `BATCH_RESULT_PATH`, in bytes. */

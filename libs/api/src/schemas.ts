@@ -7,6 +7,10 @@ import { ApiError, ErrorCode } from './errors';
 import type { JobSpec } from './model';
 import { parseQuota, parseResources } from './quantity';
 import type { Queue, Tenant, TenantLimits } from './model';
+import {
+  checkJobRecordSize, jsonBytes, MAX_COMMAND_ARGS, MAX_ENV_ENTRIES, MAX_ENV_VALUE_BYTES, MAX_ITEMS, MAX_ITEMS_BYTES, MAX_LABELS, MAX_SELECTOR_ENTRIES,
+  MAX_TOLERATIONS, utf8Bytes,
+} from './limits';
 
 /** A name of a tenant, queue or node: lower-case DNS label style. */
 export const NameSchema = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower-case letters, digits and "-"');
@@ -16,20 +20,28 @@ const LabelKey = z.string().min(1).max(253).regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*
 
 /** Most tasks in one array job. */
 export const MAX_TASKS = 10_000_000;
-/**
- * Largest `items` of one job, as JSON bytes: the job record and a binding's slice of them
- * must fit one etcd transaction (≤ 1 MiB) beside everything else a bind or a report writes.
- */
-export const MAX_ITEMS_BYTES = 256 * 1024;
+
+/** A map of at most `n` entries (a job's env, labels, selector): each is copied into records etcd must hold. */
+const atMostEntries = (n: number, what: string) => [(r: Record<string, string>) => Object.keys(r).length <= n, `at most ${n} ${what}`] as const;
+
+/** A job's node selector (also checked on `scheduler.why` calls): at most `MAX_SELECTOR_ENTRIES` pairs. */
+export const SelectorSchema = z.record(LabelKey, z.string().max(63)).refine(...atMostEntries(MAX_SELECTOR_ENTRIES, 'selector entries'));
+/** A job's tolerations (also checked on `scheduler.why` calls): at most `MAX_TOLERATIONS`. */
+export const TolerationsSchema = z
+  .array(z.strictObject({ key: LabelKey, operator: z.enum(['Equal', 'Exists']).optional(), value: z.string().max(63).optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional() }))
+  .max(MAX_TOLERATIONS);
 
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
   /** Human name. @default "job" */
   name: z.string().min(1).max(128).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."').optional(),
   /** argv: program then arguments; no shell. */
-  command: z.array(z.string().max(4096)).min(1).max(1024).refine((c) => (c[0] ?? '').length > 0, 'command[0] must name a program'),
-  /** Environment variables for every task. @default {} */
-  env: z.record(EnvName, z.string().max(32768)).optional(),
+  command: z.array(z.string().max(4096)).min(1).max(MAX_COMMAND_ARGS).refine((c) => (c[0] ?? '').length > 0, 'command[0] must name a program'),
+  /** Environment variables for every task: at most `MAX_ENV_ENTRIES` (512), each value at most 32 KiB of UTF-8. @default {} */
+  env: z
+    .record(EnvName, z.string().max(MAX_ENV_VALUE_BYTES, `must be at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8); pass larger values through a file`).refine((v) => utf8Bytes(v) <= MAX_ENV_VALUE_BYTES, `must be at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8); pass larger values through a file`))
+    .refine(...atMostEntries(MAX_ENV_ENTRIES, 'variables; pass more through a file the task reads'))
+    .optional(),
   /** Per-task resources. @default {"cpu": "1", "memory": "256Mi"} */
   resources: z.record(z.string(), Quantity).optional(),
   /** Number of tasks (array job). @default 1 */
@@ -40,15 +52,12 @@ export const SubmitJobSchema = z.strictObject({
   queue: NameSchema.optional(),
   /** Tenant; only operators may name a tenant other than their own. @default the token's tenant */
   tenant: NameSchema.optional(),
-  /** @default {} */
-  labels: z.record(LabelKey, z.string().max(63)).optional(),
-  /** Node labels that must match, e.g. `{"gpu.model": "A100"}`. @default {} */
-  selector: z.record(LabelKey, z.string().max(63)).optional(),
+  /** At most `MAX_LABELS` (64). @default {} */
+  labels: z.record(LabelKey, z.string().max(63)).refine(...atMostEntries(MAX_LABELS, 'labels')).optional(),
+  /** Node labels that must match, e.g. `{"gpu.model": "A100"}`; at most `MAX_SELECTOR_ENTRIES` (32). @default {} */
+  selector: SelectorSchema.optional(),
   /** Taints tolerated. @default [] */
-  tolerations: z
-    .array(z.strictObject({ key: LabelKey, operator: z.enum(['Equal', 'Exists']).optional(), value: z.string().max(63).optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional() }))
-    .max(64)
-    .optional(),
+  tolerations: TolerationsSchema.optional(),
   /** All tasks start together or none do. @default false */
   gang: z.boolean().optional(),
   /** Seconds a gang may wait to start before it fails with the reason. @default 600 */
@@ -61,9 +70,10 @@ export const SubmitJobSchema = z.strictObject({
   image: z.string().min(1).max(512).regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"').optional(),
   /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
-   * equal `tasks` (or sets `tasks` when that is absent); at most 256 KiB of JSON. @default none
+   * equal `tasks` (or sets `tasks` when that is absent); at most `MAX_ITEMS` (100,000) entries and
+   * 256 KiB of JSON (UTF-8). @default none
    */
-  items: z.array(z.unknown()).max(100_000).optional(),
+  items: z.array(z.unknown()).max(MAX_ITEMS).optional(),
   /** Retries of failed tasks (see `RetryPolicy`). @default no retry */
   retry: z
     .strictObject({
@@ -98,7 +108,10 @@ export function parseWith<T>(schema: z.ZodType<T>, value: unknown, root = ''): T
   return r.data;
 }
 
-/** Validates a submit body and normalizes it. Throws `ApiError(invalid_argument)` naming the field. */
+/**
+ * Validates a submit body and normalizes it. Throws `ApiError(invalid_argument)` naming the
+ * field, or `payload_too_large` when the job's stored record would be over `MAX_JOB_RECORD_BYTES`.
+ */
 export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tenant?: string } {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
@@ -109,7 +122,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
       throw new ApiError(ErrorCode.InvalidArgument, `items: has ${req.items.length} entries but tasks is ${req.tasks}; they must be equal (or omit tasks)`, { field: 'items' });
     }
     if (req.items.length === 0) throw new ApiError(ErrorCode.InvalidArgument, 'items: must not be empty', { field: 'items' });
-    if (JSON.stringify(req.items).length > MAX_ITEMS_BYTES) throw new ApiError(ErrorCode.InvalidArgument, `items: over ${MAX_ITEMS_BYTES} bytes of JSON; pass references (URIs) to large data instead`, { field: 'items' });
+    if (jsonBytes(req.items) > MAX_ITEMS_BYTES) throw new ApiError(ErrorCode.InvalidArgument, `items: over ${MAX_ITEMS_BYTES} bytes of JSON; pass references (URIs) to large data instead`, { field: 'items' });
   }
   const spec: JobSpec = {
     name: req.name ?? 'job',
@@ -129,6 +142,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.retry ? { retry: req.retry } : {}),
     ...(req.items ? { items: req.items } : {}),
   };
+  checkJobRecordSize(spec);
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
 }
 
@@ -219,3 +233,40 @@ export const ListJobsQuerySchema = z.strictObject({
   pageToken: z.string().max(256).optional(),
 });
 export type ListJobsQuery = z.infer<typeof ListJobsQuerySchema>;
+
+/** The `Idempotency-Key` header of `POST /v1/jobs` and `POST /v1/workflows` (and `idempotencyKey` of a bulk entry). */
+export const IdempotencyKeySchema = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+
+/** Most jobs in one `POST /v1/jobs:batch`. */
+export const MAX_BULK_JOBS = 1000;
+/**
+ * `POST /v1/jobs:batch` body. Each entry is a `POST /v1/jobs` body plus an optional
+ * `idempotencyKey`, validated on its own so that each gets its own answer (a bad entry is a
+ * 400 in its slot of the results, not a refusal of the whole request).
+ */
+export const BulkSubmitSchema = z.strictObject({ jobs: z.array(z.record(z.string(), z.unknown())).min(1).max(MAX_BULK_JOBS) });
+
+/** `GET /v1/jobs/:id/tasks/:index/logs` query. */
+export const LogsQuerySchema = z.strictObject({
+  /** @default "stdout" */
+  stream: z.enum(['stdout', 'stderr']).optional(),
+  /** @default the latest attempt */
+  attempt: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  /** Keep the answer open and send what the task writes next, until the attempt ends. @default false */
+  follow: z.enum(['true', 'false', '1', '0']).optional(),
+});
+
+/** `GET /v1/workflows` query. */
+export const ListWorkflowsQuerySchema = z.strictObject({
+  /** @default 100 */
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+});
+
+/** `POST /v1/nodes/:name/cordon` body. */
+export const CordonSchema = z.strictObject({ reason: z.string().min(1).max(512) });
+/** `POST /v1/nodes/:name/drain` body. */
+export const DrainSchema = z.strictObject({
+  reason: z.string().min(1).max(512),
+  /** Seconds running tasks get to finish before they are preempted and requeued. @default 300 */
+  deadlineSeconds: z.number().int().min(0).max(7 * 86_400).optional(),
+});

@@ -8,6 +8,10 @@ import { NameSchema } from './schemas';
 
 /** Most steps in one workflow. */
 export const MAX_WORKFLOW_STEPS = 1000;
+/** Label every step job carries: the id of its workflow. */
+export const WORKFLOW_LABEL = 'batch.workflow';
+/** Label every step job carries: its step's name. */
+export const STEP_LABEL = 'batch.step';
 
 /** When a step runs, given the outcome of the steps it depends on. */
 export const StepWhen = {

@@ -27,7 +27,13 @@ export function toApiError(err: unknown): ApiError {
     return new ApiError(ErrorCode.InvalidArgument, 'the body is not valid JSON', { field: '(body)' });
   }
   if (err instanceof HttpException) {
+    // Nest's Fastify adapter wraps Fastify's own errors (e.g. an unsupported Content-Type): map the original.
+    if (err.cause !== undefined) {
+      const inner = toApiError(err.cause);
+      if (inner.code !== ErrorCode.Internal) return inner;
+    }
     const status = err.getStatus();
+    if (status === 415) return new ApiError(ErrorCode.InvalidArgument, 'send the body as application/json', { field: '(body)' });
     if (status === 404) return new ApiError(ErrorCode.NotFound, 'no such route');
     if (status === 413) return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
     if (status === 400) return new ApiError(ErrorCode.InvalidArgument, err.message, { field: '(body)' });

@@ -1,3 +1,5 @@
 export * from './config';
 export * from './errors.filter';
 export * from './service';
+export * from './rpc-server';
+export * from './service-credential';

@@ -6,11 +6,12 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import 'reflect-metadata';
-import { EtcdStore, type ProcessLease } from '@batchapi/store';
+import { ApiError, ErrorCode } from '@batchapi/api';
+import { type ElectedRole, EtcdStore, type ProcessLease, serveWhileElected } from '@batchapi/store';
 import { initTracing, Metric, shutdownTracing } from '@batchapi/telemetry';
 import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provider, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { type MicroserviceOptions, Transport } from '@nestjs/microservices';
+import { type MicroserviceOptions, type NestMicroservice, Transport } from '@nestjs/microservices';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { context, trace } from '@opentelemetry/api';
 import type { FastifyReply } from 'fastify';
@@ -18,6 +19,8 @@ import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { configFromEnv, type ServiceConfig } from './config';
 import { ApiErrorFilter, toApiError } from './errors.filter';
+import { RPC_FRAMING, RPC_MAX_CONNECTIONS, RpcApiErrorFilter, ServiceCredentialGuard } from './rpc-server';
+import { type CredentialRefusal, ServiceCredential } from './service-credential';
 
 /** Injection token of the `ServiceContext`. */
 export const SERVICE = Symbol('ServiceContext');
@@ -34,6 +37,8 @@ export interface ServiceContext {
   log: Logger;
   /** Extra readiness condition of the service (e.g. "caches synced"). */
   readiness: { check: () => boolean | Promise<boolean>; reason?: () => string };
+  /** The cluster's service credential: sent on this service's internal calls, required on those it serves. */
+  credential: ServiceCredential;
 }
 
 @Controller()
@@ -109,12 +114,20 @@ export interface MemberRecord {
   rpc?: string;
 }
 
+/** One HTTP route of a service: method and Fastify path (`/v1/jobs/:id`). */
+export interface ServiceRoute {
+  method: string;
+  url: string;
+}
+
 /** A started service. */
 export interface RunningService {
   app: NestFastifyApplication;
   ctx: ServiceContext;
   /** Base URL it listens on, e.g. `http://127.0.0.1:7070`. */
   url: string;
+  /** Every HTTP route it serves, as registered with Fastify (the automatic HEAD of each GET included). */
+  routes: readonly ServiceRoute[];
   close(): Promise<void>;
 }
 
@@ -143,8 +156,8 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     },
   });
   const lease = await store.grantLease(config.leaseTtlSeconds);
-  lease.lease.on('keepaliveFailed', () => log.warn({ sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
-  const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true } };
+  lease.onRenewalFailed((err) => log.warn({ err: err.message, sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
+  const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true }, credential: ServiceCredential.fromEnv() };
   const member: MemberRecord = { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() };
   const register = (l: ProcessLease) => store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: member, lease: l.id }]);
   await register(lease);
@@ -163,14 +176,28 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     },
   });
   const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, adapter, { logger: ['error', 'warn'] });
+  // Nest adds its routes when the app starts listening, after this hook is in place.
+  const routes: ServiceRoute[] = [];
+  app.getHttpAdapter().getInstance().addHook('onRoute', (r) => {
+    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+  });
   app.useGlobalFilters(new ApiErrorFilter(log));
   instrumentHttp(app, registry);
+  const refusedCalls = new Counter({ name: Metric.internalCallsRefused, help: 'Internal calls refused for a missing or wrong service credential, by surface (http, rpc) and reason', labelNames: ['surface', 'reason'], registers: [registry] });
+  guardInternalRoutes(app, ctx.credential, (reason) => refusedCalls.inc({ surface: 'http', reason }));
   if (opts.rpc) {
-    // Not inheriting the app's config: its error filter answers HTTP; a failed call gets
-    // Nest's RPC error reply (the caller sees an error at once rather than waiting out its deadline).
-    const rpc = app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.rpcPort } });
+    // Not inheriting the app's config: its error filter answers HTTP; a failed call gets an
+    // error reply with a stable code at once (the caller does not wait out its deadline).
+    // Listeners deferred until the guard and filter are in place (they are read when the
+    // listeners are made); the app's own init hooks have run already and must not run twice.
+    const rpc = app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.rpcPort, ...RPC_FRAMING } }, { deferInitialization: true });
+    (rpc as NestMicroservice).setIsInitHookCalled(true);
+    rpc.useGlobalGuards(new ServiceCredentialGuard(ctx.credential, (reason) => refusedCalls.inc({ surface: 'rpc', reason })));
+    rpc.useGlobalFilters(new RpcApiErrorFilter(log));
     await app.startAllMicroservices();
-    member.rpc = `${config.advertiseHost}:${(rpc.unwrap<Server>().address() as AddressInfo).port}`;
+    const server = rpc.unwrap<Server>();
+    server.maxConnections = RPC_MAX_CONNECTIONS;
+    member.rpc = `${config.advertiseHost}:${(server.address() as AddressInfo).port}`;
   }
   await app.listen(config.port, config.host);
   const addr = app.getHttpServer().address() as { port: number };
@@ -191,6 +218,11 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     renewing = true;
     const old = ctx.lease;
     old.markLost();
+    // Give the old lease up in etcd too: it may still live there (a new raft leader extends every
+    // lease, e.g. after a quorum loss), and with it this process's leader keys, which would keep
+    // every replica — this one, on its new lease, included — out of those roles for good. If etcd
+    // cannot be reached, its keep-alive stops at least, so it expires within its TTL.
+    void old.revoke();
     void store
       .grantLease(config.leaseTtlSeconds)
       .then(async (fresh) => {
@@ -206,6 +238,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     app,
     ctx,
     url,
+    routes,
     async close() {
       if (closed) return;
       closed = true;
@@ -217,10 +250,37 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   };
 }
 
+/**
+ * Serves an elected role of this service (`serveWhileElected`, identity = the instance id) on
+ * whichever process lease the service holds at the moment. After a lease loss the runtime
+ * takes a new lease (unless `onLeaseLost` ends the process) and the role campaigns again on
+ * it, so no elected role stops for good while its replica still reports ready. Every elected
+ * role goes through here rather than handing a lease of its own to `serveWhileElected`.
+ */
+export function serveElectedRole(ctx: ServiceContext, role: string, signal: AbortSignal, r: ElectedRole): Promise<void> {
+  return serveWhileElected(ctx.store, role, ctx.config.instanceId, () => ctx.lease, signal, r);
+}
+
 /** Trace and span ids of the active span, on every log line written inside one. */
 function traceFields(): Record<string, string> {
   const sc = trace.getSpanContext(context.active());
   return sc && sc.traceId !== '00000000000000000000000000000000' ? { trace_id: sc.traceId, span_id: sc.spanId } : {};
+}
+
+/**
+ * Every `/internal/` route of every service answers only callers with the service credential
+ * (`Authorization: Bearer <service token>`): 401 `unauthenticated` otherwise, before any handler runs.
+ */
+function guardInternalRoutes(app: NestFastifyApplication, credential: ServiceCredential, refused: (reason: CredentialRefusal) => void): void {
+  app.getHttpAdapter().getInstance().addHook('onRequest', (req, reply, done) => {
+    // The matched route, not the raw URL: an encoded or oddly cased path cannot slip past.
+    if (!req.routeOptions.url?.startsWith('/internal/')) return done();
+    const refusal = credential.refusal(req.headers.authorization);
+    if (!refusal) return done();
+    refused(refusal);
+    const e = new ApiError(ErrorCode.Unauthenticated, 'internal routes need the cluster\'s service credential: "Authorization: Bearer <service token>"', { field: 'Authorization' });
+    void reply.status(e.status).send(e.toBody());
+  });
 }
 
 /** Counts requests by route, method and status, and observes their latency. */

@@ -1,5 +1,5 @@
 import { parseResources } from '@batchapi/api';
-import { explainPending, type NodeSnapshot, type PendingWork } from './index';
+import { explainPending, MAX_COUNTERFACTUALS_PER_KIND, type NodeSnapshot, type PendingWork } from './index';
 
 const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
   name, capacity: parseResources(cap), used: {}, devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [], ...extra,
@@ -46,4 +46,28 @@ describe('explainPending', () => {
     // 2 cores, 1-core tasks: 2 of the 4 fit now; the node is then full
     expect(e.messages).toEqual(['2 of 4 pending tasks fit now and will be placed by the next cycle']);
   });
+
+  it('bounds the work of its counterfactuals by the selector entries times the nodes, not their square', () => {
+    // K selector entries; node i has every label but k{K-1-i}: each node reads ~K labels before
+    // it misses, and each of the last N entries alone keeps one node out.
+    const K = 400;
+    const N = 20;
+    let lookups = 0;
+    const counted = (labels: Record<string, string>) => new Proxy(labels, { get: (t, k) => { lookups++; return t[k as string]; } });
+    const selector = Object.fromEntries(Array.from({ length: K }, (_, k) => [`k${k}`, 'v']));
+    const nodes = Array.from({ length: N }, (_, i) => {
+      const { [`k${K - 1 - i}`]: _missing, ...labels } = selector;
+      return node(`n${String(i).padStart(2, '0')}`, { cpu: '4' }, { labels: counted(labels) });
+    });
+    const e = explainPending(work({ cpu: '1' }, { selector }), nodes, undefined, 0);
+    expect(e.placeableNow).toBe(0);
+    // Dropping k399 lets n00 in (4 tasks of 1 core), k398 n01, …: one node each, so ties, by key name.
+    expect(e.counterfactuals).toEqual(['k380', 'k381', 'k382', 'k383'].map((k) => `without the selector ${k}=v: 4 tasks would fit now`));
+    expect(e.counterfactuals).toHaveLength(MAX_COUNTERFACTUALS_PER_KIND);
+    // One pass costs at most K·N label reads; the explanation makes a bounded number of passes
+    // (placement, shortages, the sole-miss scan, ≤ 4 selector tries): ≤ 8·K·N = 64,000 reads.
+    // Trying every entry read ~K²·N = 3,200,000.
+    expect(lookups).toBeLessThanOrEqual(8 * K * N);
+  });
 });
+

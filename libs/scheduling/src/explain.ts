@@ -4,11 +4,11 @@
  * Pure, like the rest of this lib: a scheduler replica feeds it its live cache, admission
  * (when no scheduler answers) a snapshot read from etcd.
  */
-import { type Cordon, countTasks, formatResources, GPU_MILLI, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector, type WhyView } from '@batchapi/api';
+import { type Cordon, countTasks, formatResources, GPU_MILLI, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector, type WhyJob, type WhyView } from '@batchapi/api';
 import { QuotaLedger, queueUsageOf } from './quota';
 import { queueOrder } from './placement';
 import { toNodeSnapshot, toPendingWork } from './snapshot';
-import { DEFAULT_FILTERS } from './filters';
+import { DEFAULT_FILTERS, NodeSelector } from './filters';
 import { placeTasks, tasksThatFit } from './placement';
 import type { NodeSnapshot, PendingWork, Toleration } from './snapshot';
 
@@ -93,25 +93,38 @@ export function explainPending(work: PendingWork, nodes: readonly NodeSnapshot[]
   return { placeableNow, pendingTasks: pending, blockers, quota, messages, counterfactuals: placeableNow > 0 ? [] : counterfactuals(work, nodes, headroom, blockers) };
 }
 
-/** Tries the smallest changes, one at a time, on the same snapshot. */
+/**
+ * Most changes of one kind (smaller resources, one selector entry dropped, one toleration
+ * added) an explanation tries. Each try is a placement pass over the nodes, O(selector
+ * entries × nodes); without a bound, trying every selector entry made one `/why` cost
+ * O(entries² × nodes), with the entries chosen by whoever submitted the job.
+ */
+export const MAX_COUNTERFACTUALS_PER_KIND = 4;
+
+/**
+ * Tries the smallest changes, one at a time, on the same snapshot: at most
+ * `MAX_COUNTERFACTUALS_PER_KIND` of each kind and the quota, so at most 13 placement passes
+ * whatever the job carries.
+ */
 function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, blockers: Array<{ reason: string }>): string[] {
   const out: string[] = [];
   const tryIt = (label: string, w: PendingWork, ignoreQuota = false) => {
     const n = placeable({ ...w, gang: false }, nodes, ignoreQuota ? undefined : headroom);
     if (n > 0) out.push(`${label}: ${n} task${n === 1 ? '' : 's'} would fit now`);
   };
-  for (const [k, v] of Object.entries(work.resources)) {
-    if (v <= 0) continue;
-    const smaller = k === 'gpu' && v > GPU_MILLI ? Math.floor(v / 2 / GPU_MILLI) * GPU_MILLI || GPU_MILLI : Math.floor(v / 2);
-    if (smaller > 0 && smaller < v) tryIt(`with ${describeQuantity(k, smaller)} instead of ${describeQuantity(k, v)}`, { ...work, resources: { ...work.resources, [k]: smaller } });
+  const smaller = Object.entries(work.resources).flatMap(([k, v]): Array<[string, number, number]> => {
+    const half = k === 'gpu' && v > GPU_MILLI ? Math.floor(v / 2 / GPU_MILLI) * GPU_MILLI || GPU_MILLI : Math.floor(v / 2);
+    return v > 0 && half > 0 && half < v ? [[k, v, half]] : [];
+  });
+  for (const [k, v, half] of smaller.slice(0, MAX_COUNTERFACTUALS_PER_KIND)) {
+    tryIt(`with ${describeQuantity(k, half)} instead of ${describeQuantity(k, v)}`, { ...work, resources: { ...work.resources, [k]: half } });
   }
-  for (const key of Object.keys(work.selector ?? {})) {
+  for (const [key] of soleSelectorMisses(work, nodes).slice(0, MAX_COUNTERFACTUALS_PER_KIND)) {
     const { [key]: _drop, ...rest } = work.selector!;
     tryIt(`without the selector ${key}=${work.selector![key]}`, { ...work, selector: rest });
   }
-  for (const b of blockers) {
-    const m = /^taint ([^=:]+)(?:=([^:]*))?:(\w+)$/.exec(b.reason);
-    if (!m) continue;
+  const taints = blockers.map((b) => /^taint ([^=:]+)(?:=([^:]*))?:(\w+)$/.exec(b.reason)).filter((m): m is RegExpExecArray => m !== null);
+  for (const m of taints.slice(0, MAX_COUNTERFACTUALS_PER_KIND)) {
     const tol: Toleration = { key: m[1], ...(m[2] !== undefined ? { value: m[2] } : { operator: 'Exists' as const }), effect: m[3] };
     tryIt(`with the toleration ${m[1]}${m[2] !== undefined ? `=${m[2]}` : ''}:${m[3]}`, { ...work, tolerations: [...(work.tolerations ?? []), tol] });
   }
@@ -119,10 +132,34 @@ function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], head
   return out;
 }
 
+/**
+ * The selector entries that alone keep a node out (the node misses no other entry and passes
+ * the other filters), with the number of such nodes, most first (ties by key). Only these can
+ * let a task in when dropped one at a time. One pass: O(selector entries × nodes).
+ */
+function soleSelectorMisses(work: PendingWork, nodes: readonly NodeSnapshot[]): Array<[string, number]> {
+  const selector = Object.entries(work.selector ?? {});
+  if (selector.length === 0) return [];
+  const others = DEFAULT_FILTERS.filter((f) => f !== NodeSelector);
+  const misses = new Map<string, number>();
+  for (const n of nodes) {
+    let missed: string | undefined;
+    let count = 0;
+    for (const [k, v] of selector) {
+      if (n.labels[k] === v) continue;
+      missed = k;
+      if (++count > 1) break;
+    }
+    if (count !== 1 || others.some((f) => f.filter(work, n))) continue;
+    misses.set(missed!, (misses.get(missed!) ?? 0) + 1);
+  }
+  return [...misses].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+}
+
 /** The cluster as one "why" is worked out on. */
 export interface WhyInput {
-  /** The job asked about. */
-  job: JobRecord;
+  /** The job asked about (its placement fields are enough). */
+  job: WhyJob;
   nodes: Iterable<NodeRecord>;
   /** Allocation of each node by name (absent: nothing allocated). */
   allocs: ReadonlyMap<string, NodeAllocation>;

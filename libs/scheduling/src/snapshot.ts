@@ -1,5 +1,5 @@
 /** The read-only view a scheduling decision works on. Built per cycle; never mutated by plugins. */
-import { countTasks, eligibleRanges, GPU_MILLI, type JobRecord, type NodeAllocation, type NodeRecord, type ResourceVector } from '@batchapi/api';
+import { countTasks, eligibleRanges, GPU_MILLI, type NodeAllocation, type NodeRecord, type ResourceVector, type WhyJob } from '@batchapi/api';
 
 /** A node as a cycle sees it. */
 export interface NodeSnapshot {
@@ -68,8 +68,11 @@ export function toNodeSnapshot(n: NodeRecord, alloc?: NodeAllocation): NodeSnaps
   };
 }
 
-/** A job's tasks placeable at `now` (retries past their backoff) as one piece of work: an equivalence class of identical tasks. */
-export function toPendingWork(j: JobRecord, now: number): PendingWork {
+/**
+ * A job's tasks placeable at `now` (retries past their backoff) as one piece of work: an
+ * equivalence class of identical tasks. Reads only the placement fields (a `JobRecord` is one).
+ */
+export function toPendingWork(j: WhyJob, now: number): PendingWork {
   const spec = j.spec;
   return {
     jobId: j.id, queue: j.queue, priority: spec.priority, createdAt: j.createdAt, resources: spec.resources, tasks: countTasks(eligibleRanges(j.pending, now)),

@@ -143,11 +143,14 @@ export class BatchClient {
             const block = buffer.slice(0, cut);
             buffer = buffer.slice(cut + 2);
             let data = '';
+            let event = '';
             for (const line of block.split('\n')) {
               if (line.startsWith('id: ')) lastId = line.slice(4);
+              else if (line.startsWith('event: ')) event = line.slice(7);
               else if (line.startsWith('data: ')) data += line.slice(6);
             }
             if (!data) continue; // a keep-alive comment
+            if (event === 'stream-closed') continue; // the server closes the stream next (e.g. slow_consumer): resumed below from lastId
             const view = JSON.parse(data) as T;
             yield view;
             if (done(view)) { ended = true; return; }

@@ -2,11 +2,16 @@
  * The etcd client: reads, compare-and-swap transactions in batches, informers (list then
  * watch, resumed from the last revision) and the process lease. Every unary call carries
  * a deadline; etcd failures surface as `ApiError(unavailable)` so callers answer 503.
+ * The client never re-sends a call by itself: reads are retried here (they are idempotent),
+ * and a write whose answer was lost throws `OutcomeUnknownError` — it may have committed,
+ * so a caller re-reads (a token of its own in what it wrote tells its write from another's)
+ * or retries an idempotent operation later; it never reads it as a refusal.
  */
 import { ApiError, ErrorCode } from '@batchapi/api';
-import { Etcd3, type IKeyValue, type Lease, type Watcher } from 'etcd3';
+import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCAlreadyExistsError, GRPCFailedPreconditionError, GRPCInvalidArgumentError, GRPCNotFoundError, GRPCNotImplementedError, GRPCOutOfRangeError, GRPCResourceExhastedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, type IKeyValue, isRecoverableError, type Lease, type Watcher } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
 import { Keys } from './keys';
+import { LeaseFence, RenewalOutcome } from './lease-fence';
 
 /** Options of a store connection. */
 export interface StoreOptions {
@@ -49,6 +54,22 @@ export const MAX_TXN_BYTES = 1024 * 1024;
 
 export class TxnTooLargeError extends Error {}
 
+/**
+ * A write was sent but its answer was lost (deadline exceeded, member unavailable or
+ * connection reset after sending…): it may or may not have committed, and may still commit.
+ * Never a refusal: re-read what was written (look for your own token), or retry an
+ * idempotent operation later. Reaching the API it answers 503 `unavailable`.
+ */
+export class OutcomeUnknownError extends ApiError {
+  constructor(override readonly cause: unknown) {
+    super(ErrorCode.Unavailable, `the store did not answer whether a write was applied (${describeError(cause)}); read the record again, or retry with the same Idempotency-Key`, { retryAfterSeconds: 1 });
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
+/** Retries of a failed read (re-sent at once, most likely to another member). */
+export const READ_RETRIES = 3;
+
 /** An event of an informer. */
 export interface WatchEvent<T> {
   type: 'put' | 'delete';
@@ -59,9 +80,14 @@ export interface WatchEvent<T> {
 
 /** Handlers of an informer. */
 export interface InformerHandlers<T> {
-  /** The full listing at `revision`; called first and again after any resync. */
+  /** The full listing at `revision`; called once, first. */
   onSync(items: Array<Versioned<T>>, revision: string): void;
-  /** One change after the listing, in revision order. */
+  /**
+   * One change after the listing. In revision order as watched; a relist (after a compaction,
+   * and periodically) delivers what the view lacked as events too, so for one key revisions
+   * only go up, but a relist's correction may carry an older revision than another key's
+   * event already delivered.
+   */
   onEvent(event: WatchEvent<T>): void;
 }
 
@@ -72,15 +98,57 @@ export function decode<T>(kv: IKeyValue): Versioned<T> {
 /** Maps client failures to `unavailable` (503, retry after 1 s); anything else is rethrown. */
 export function unavailable(err: unknown): never {
   if (err instanceof ApiError) throw err;
-  const name = (err as Error)?.constructor?.name ?? 'Error';
-  throw new ApiError(ErrorCode.Unavailable, `the store is unavailable (${name}: ${(err as Error)?.message ?? err}); retry later`, { retryAfterSeconds: 1 });
+  throw new ApiError(ErrorCode.Unavailable, `the store is unavailable (${describeError(err)}); retry later`, { retryAfterSeconds: 1 });
 }
+
+function describeError(err: unknown): string {
+  return `${(err as Error)?.constructor?.name ?? 'Error'}: ${(err as Error)?.message ?? err}`;
+}
+
+/**
+ * Errors that prove a write was not applied: it never left this process (every member's
+ * circuit open, client closed), or etcd answered with a refusal that applies nothing
+ * (bad request, too large, no space, permission, unknown lease). Anything else — deadline,
+ * unavailable, cancelled, reset, an unrecognised error — leaves the outcome unknown.
+ */
+const NOT_APPLIED = [ClientClosedError, GRPCInvalidArgumentError, GRPCResourceExhastedError, GRPCFailedPreconditionError, GRPCOutOfRangeError, GRPCNotFoundError, GRPCAlreadyExistsError, GRPCNotImplementedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, EtcdLeaseInvalidError];
+
+/** True when `err` proves the call was not applied (see `NOT_APPLIED`). */
+export function certainlyNotApplied(err: unknown): boolean {
+  if (err instanceof Error && 'isBrokenCircuitError' in err) return true; // blocked before sending (cockatiel's circuit breaker)
+  return NOT_APPLIED.some((c) => err instanceof c);
+}
+
+/**
+ * The client's global fault policy: run each call once. Its default re-sends a call that
+ * failed as unavailable or deadline-exceeded, up to 3 times, to another member: a txn that
+ * had committed then fails its own compare and reads as a conflict.
+ */
+const sendOnce = { execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => Promise.resolve().then(() => fn({ signal: new AbortController().signal })) };
+
+/** A call as the test seam sees it: a txn's compares and ops, or a read. */
+export interface SeamCall {
+  op: 'range' | 'txn';
+  /** True for a txn with ops (sent once; a lost answer is `OutcomeUnknownError`). */
+  writes: boolean;
+  compares?: Compare[];
+  ops?: Op[];
+}
+
+/**
+ * Test seam around every unary call: `send` sends it to etcd. A test can send it and then
+ * throw (the commit landed, the answer was lost), send it twice (what the client's own retry
+ * did), or throw without sending (a member down). Production code never sets it.
+ */
+export type CallSeam = <T>(call: SeamCall, send: () => Promise<T>) => Promise<T>;
 
 /** The one connection a process has to etcd. */
 export class EtcdStore {
   readonly client: Etcd3;
   readonly keys: Keys;
   readonly callTimeoutMs: number;
+  /** Test seam around every call (see `CallSeam`). @default none: each call is sent as it is */
+  seam?: CallSeam;
 
   constructor(readonly options: StoreOptions) {
     this.callTimeoutMs = options.callTimeoutMs ?? 2000;
@@ -90,6 +158,12 @@ export class EtcdStore {
       dialTimeout: timeout,
       ...(options.tls ? { credentials: { rootCertificate: options.tls.ca, ...(options.tls.cert ? { certChain: options.tls.cert } : {}), ...(options.tls.key ? { privateKey: options.tls.key } : {}) } } : {}),
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      // A watch stream on a member that stopped answering (paused, partitioned) would otherwise
+      // hang unnoticed: a ping every 10 s (etcd refuses pings closer than its 5 s
+      // --grpc-keepalive-min-time) unanswered for 5 s closes the channel, and informers resume
+      // from their own revision on another member.
+      grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
+      faultHandling: { global: sendOnce as unknown as NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['global'] },
     });
     this.keys = new Keys(options.prefix ?? '/batch/');
   }
@@ -98,16 +172,24 @@ export class EtcdStore {
     this.client.close();
   }
 
-  /** Runs one etcd call: observed, and failures mapped to `unavailable`. */
-  private async call<T>(op: 'range' | 'txn', fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs one etcd call, observed. A read (`range`, or a txn that writes nothing) is re-sent
+   * up to `READ_RETRIES` times on a recoverable failure, then mapped to `unavailable`. A
+   * write is sent once: a failure that does not prove it unapplied throws `OutcomeUnknownError`.
+   */
+  private async call<T>(op: 'range' | 'txn', fn: () => Promise<T>, writes = op === 'txn', txn?: { compares: Compare[]; ops: Op[] }): Promise<T> {
     const started = performance.now();
-    try {
-      const out = await fn();
-      this.options.onCall?.(op, (performance.now() - started) / 1000, true);
-      return out;
-    } catch (err) {
-      this.options.onCall?.(op, (performance.now() - started) / 1000, false);
-      return unavailable(err);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const out = await (this.seam ? this.seam({ op, writes, ...txn }, fn) : fn());
+        this.options.onCall?.(op, (performance.now() - started) / 1000, true);
+        return out;
+      } catch (err) {
+        if (!writes && attempt < READ_RETRIES && err instanceof Error && isRecoverableError(err)) continue;
+        this.options.onCall?.(op, (performance.now() - started) / 1000, false);
+        if (writes && !certainlyNotApplied(err)) throw new OutcomeUnknownError(err);
+        return unavailable(err);
+      }
     }
   }
 
@@ -156,110 +238,394 @@ export class EtcdStore {
   /**
    * Commits one transaction: all compares hold and every op applies, or nothing does.
    * Returns `false` when a compare failed (the caller lost a race and must re-read).
+   * Throws `OutcomeUnknownError` when a txn with ops was sent and its answer lost, and
+   * `ApiError(unavailable)` when it certainly did not apply. A txn without ops is a read.
    */
   async txn(compares: Compare[], ops: Op[]): Promise<{ succeeded: boolean; revision: string }> {
     const req: RPC.ITxnRequest = { compare: compares.map(toCompare), success: ops.map(toRequestOp) };
     if (req.compare!.length + req.success!.length > MAX_TXN_OPS * 2 || req.success!.length > MAX_TXN_OPS || req.compare!.length > MAX_TXN_OPS) {
       throw new TxnTooLargeError(`transaction of ${req.compare!.length} compares and ${req.success!.length} ops is over ${MAX_TXN_OPS}`);
     }
-    const res = await this.call('txn', () => this.client.kv.txn(req));
+    const res = await this.call('txn', () => this.client.kv.txn(req), ops.length > 0, { compares, ops });
     return { succeeded: res.succeeded, revision: res.header.revision };
   }
 
   /**
-   * Starts an informer over a prefix: lists it, then watches from the listing's revision so
-   * no event is missed; the client resumes the watch from its last revision after a
-   * disconnect, and a compaction or cancel triggers a fresh listing (`onSync` again).
+   * Starts an informer over a prefix: lists it (`onSync`), then watches from the listing's
+   * revision so no event is missed. After a disconnect the watch resumes from the informer's
+   * own last revision + 1; after a compaction past it, and periodically, the prefix is listed
+   * again and what the view lacked is delivered as events (see `Informer`).
    */
-  async inform<T>(prefix: string, handlers: InformerHandlers<T>): Promise<Informer> {
-    const informer = new Informer(this, prefix, handlers as InformerHandlers<unknown>);
+  async inform<T>(prefix: string, handlers: InformerHandlers<T>, options: InformerOptions = {}): Promise<Informer> {
+    const informer = new Informer(this, prefix, handlers as InformerHandlers<unknown>, options);
     await informer.start();
     return informer;
   }
 
-  /** Grants the process lease (one per process) and keeps it alive. */
-  async grantLease(ttlSeconds: number): Promise<ProcessLease> {
-    const lease = new ProcessLease(this.client.lease(ttlSeconds, { autoKeepAlive: true }), ttlSeconds);
+  /** Grants the process lease (one per process) and keeps it alive (see `ProcessLease`). */
+  async grantLease(ttlSeconds: number, options: ProcessLeaseOptions = {}): Promise<ProcessLease> {
+    // The TTL is counted from before the grant is sent: the client sends it as the lease is created.
+    const grantSentAt = (options.clock ?? Date.now)();
+    const lease = new ProcessLease(this.client.lease(ttlSeconds, { autoKeepAlive: false }), ttlSeconds, grantSentAt, options);
     await lease.ready();
     return lease;
   }
 }
 
-/** List-then-watch over one prefix. */
-export class Informer {
-  private watcher?: Watcher;
-  private stopped = false;
-  /** Revision of the last event or listing seen. */
-  revision = '0';
+/** Options of an informer. */
+export interface InformerOptions {
+  /**
+   * Period of the safety relist, in milliseconds, jittered by ±20%: the prefix is listed
+   * again and whatever the view lacks is delivered as events. A backstop for a watch that
+   * failed without saying so (e.g. a stream to a member that stopped answering). 0 turns it off.
+   * @default 300000 (5 minutes)
+   */
+  relistEveryMs?: number;
+  /**
+   * How long a (re)created watch may wait for etcd's acknowledgement, in milliseconds, before
+   * it is dropped and created again (possibly on another member): a member that accepts
+   * connections but does not answer.
+   * @default 5000
+   */
+  watchAckTimeoutMs?: number;
+}
 
-  constructor(private readonly store: EtcdStore, readonly prefix: string, private readonly handlers: InformerHandlers<unknown>) {}
-
-  async start(): Promise<void> {
-    const { items, revision } = await this.store.listAll<unknown>(this.prefix);
-    this.revision = revision;
-    this.handlers.onSync(items, revision);
-    const w = await this.store.client.watch().prefix(this.prefix).startRevision(String(BigInt(revision) + 1n)).create();
-    if (this.stopped) { await w.cancel(); return; }
-    this.watcher = w;
-    w.on('data', (res: RPC.IWatchResponse) => {
-      for (const ev of res.events) {
-        const kv = ev.kv;
-        this.revision = kv.mod_revision;
-        this.handlers.onEvent({
-          type: String(ev.type).toLowerCase() === 'delete' ? 'delete' : 'put',
-          key: kv.key.toString(),
-          value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined,
-          modRevision: kv.mod_revision,
-        });
-      }
-    });
-    w.on('error', () => void this.resync());
-  }
-
-  private async resync(): Promise<void> {
-    if (this.stopped) return;
-    await this.watcher?.cancel().catch(() => undefined);
-    this.watcher = undefined;
-    for (let delay = 200; !this.stopped; delay = Math.min(delay * 2, 5000)) {
-      try { await this.start(); return; } catch { await new Promise((r) => setTimeout(r, delay)); }
-    }
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.watcher?.cancel().catch(() => undefined);
+/** `waitForRevision` of an informer that was stopped. */
+export class InformerStoppedError extends Error {
+  constructor(readonly prefix: string) {
+    super(`the informer of ${prefix} was stopped`);
+    this.name = 'InformerStoppedError';
   }
 }
 
+const FIRST_BACKOFF_MS = 200;
+const MAX_BACKOFF_MS = 5000;
+
 /**
- * The one lease of a process. `alive(now)` is the self-fence: it turns false once the TTL
- * has passed since the last keep-alive etcd acknowledged, measured on this process's clock,
- * without waiting for the client's late `lost` event.
+ * List-then-watch over one prefix. The watch always resumes from this informer's own
+ * revision + 1 (never from the client's idea of it: etcd3 resumes from the header revision of
+ * the last reply, `created` replies included, which skips events a catching-up watch had not
+ * sent yet). A watch that is cancelled by etcd (compaction past its revision) and the periodic
+ * safety relist list the prefix again and deliver the difference from the view as events, so
+ * handlers see `onSync` once, then only events whose revisions never go back for a key.
+ */
+export class Informer {
+  private rev = 0n;
+  /** Mod revision of every key in the view: what a relist compares against. */
+  private readonly known = new Map<string, bigint>();
+  private watcher?: Watcher;
+  /** Bumped whenever the current watch is dropped: callbacks of an older watch are ignored. */
+  private generation = 0;
+  private stopped = false;
+  private relisting?: Promise<void>;
+  private relistTimer?: NodeJS.Timeout;
+  private ackTimer?: NodeJS.Timeout;
+  private backoffMs = FIRST_BACKOFF_MS;
+  /** Pending backoff sleeps: `stop()` ends them at once. */
+  private readonly sleepers = new Set<() => void>();
+  private readonly waiters = new Set<{ revision: bigint; resolve: () => void; reject: (err: Error) => void }>();
+  private readonly relistEveryMs: number;
+  private readonly watchAckTimeoutMs: number;
+
+  constructor(private readonly store: EtcdStore, readonly prefix: string, private readonly handlers: InformerHandlers<unknown>, options: InformerOptions = {}) {
+    this.relistEveryMs = options.relistEveryMs ?? 300_000;
+    this.watchAckTimeoutMs = options.watchAckTimeoutMs ?? 5000;
+  }
+
+  /**
+   * The revision up to which the view delivered to the handlers is complete: every change of
+   * the prefix at or below it has been delivered (as part of a listing or as an event). It
+   * advances with each listing, each batch of events (to the last event's revision, not the
+   * reply header's, which can run ahead of events etcd has yet to send), and each progress
+   * notification of the watch — etcd sends those only to a watch that has caught up, every
+   * `--experimental-watch-progress-notify-interval` (our etcd members: 2 s; etcd's default
+   * 10 min), so the revision of an idle prefix advances too. Never decreases.
+   */
+  get revision(): string {
+    return String(this.rev);
+  }
+
+  /** Lists the prefix (`onSync`), then watches from the listing's revision + 1. */
+  async start(): Promise<void> {
+    const { items, revision } = await this.store.listAll<unknown>(this.prefix);
+    if (this.stopped) return;
+    for (const kv of items) this.known.set(kv.key, BigInt(kv.modRevision));
+    this.handlers.onSync(items, revision);
+    this.advance(BigInt(revision));
+    this.openWatch();
+    this.scheduleRelist();
+  }
+
+  /**
+   * Resolves once the view is complete up to `revision` (see `revision`). Rejects with
+   * `InformerStoppedError` when the informer stops first, or with the signal's reason.
+   */
+  waitForRevision(revision: string | bigint, signal?: AbortSignal): Promise<void> {
+    const target = BigInt(revision);
+    if (this.rev >= target) return Promise.resolve();
+    if (this.stopped) return Promise.reject(new InformerStoppedError(this.prefix));
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise((resolve, reject) => {
+      const onAbort = () => { this.waiters.delete(waiter); reject(signal!.reason); };
+      const waiter = {
+        revision: target,
+        resolve: () => { signal?.removeEventListener('abort', onAbort); resolve(); },
+        reject: (err: Error) => { signal?.removeEventListener('abort', onAbort); reject(err); },
+      };
+      this.waiters.add(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Stops at once: no handler runs after this returns, even while etcd does not answer. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    clearTimeout(this.relistTimer);
+    this.dropWatch(true);
+    for (const wake of [...this.sleepers]) wake();
+    for (const w of [...this.waiters]) w.reject(new InformerStoppedError(this.prefix));
+    this.waiters.clear();
+  }
+
+  private openWatch(): void {
+    if (this.stopped) return;
+    const gen = ++this.generation;
+    // `watcher()`, not `create()`: listeners are in place before any reply can arrive.
+    const w = this.store.client.watch().prefix(this.prefix).startRevision(String(this.rev + 1n)).watcher();
+    this.watcher = w;
+    const current = () => gen === this.generation && !this.stopped;
+    this.ackTimer = setTimeout(() => { if (current()) this.rewatch(); }, this.watchAckTimeoutMs);
+    this.ackTimer.unref();
+    w.on('connected', () => {
+      if (!current()) return;
+      clearTimeout(this.ackTimer);
+      this.backoffMs = FIRST_BACKOFF_MS;
+    });
+    w.on('data', (res: RPC.IWatchResponse) => { if (current()) this.apply(res); });
+    // The client would re-attach this watcher from the revision it tracks itself: replace it.
+    w.on('disconnected', () => { if (current()) this.rewatch(); });
+    // etcd cancelled the watch (its revision was compacted, or another reason): relist.
+    // The client has already dropped it, so no cancel is sent.
+    w.on('error', () => {
+      if (!current()) return;
+      this.dropWatch(false);
+      void this.relist();
+    });
+  }
+
+  /** Drops the current watch; its callbacks are ignored from now on. */
+  private dropWatch(cancel: boolean): void {
+    this.generation++;
+    clearTimeout(this.ackTimer);
+    const w = this.watcher;
+    this.watcher = undefined;
+    // Not awaited: a cancel sent to a member that stopped answering never completes.
+    if (w && cancel) void w.cancel().catch(() => undefined);
+  }
+
+  /** Replaces the watch, after a backoff, by one from this informer's own revision + 1. */
+  private rewatch(): void {
+    this.dropWatch(true);
+    const delay = this.nextBackoff();
+    void this.sleep(delay).then(() => {
+      if (!this.stopped && !this.watcher && !this.relisting) this.openWatch();
+    });
+  }
+
+  private apply(res: RPC.IWatchResponse): void {
+    if (res.events.length === 0) {
+      // A progress notification: etcd sends it only to a watch that has delivered every event
+      // up to the header's revision.
+      if (!res.created && !res.canceled) this.advance(BigInt(res.header.revision));
+      return;
+    }
+    const from = this.rev;
+    let last = from;
+    for (const ev of res.events) {
+      const kv = ev.kv;
+      const at = BigInt(kv.mod_revision);
+      if (at <= from) continue; // already in the view (delivered by a relist)
+      const key = kv.key.toString();
+      const type = String(ev.type).toLowerCase() === 'delete' ? 'delete' : 'put';
+      if (type === 'delete') this.known.delete(key);
+      else this.known.set(key, at);
+      this.handlers.onEvent({ type, key, value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined, modRevision: kv.mod_revision });
+      if (at > last) last = at;
+    }
+    this.advance(last);
+  }
+
+  /**
+   * Lists the prefix again with no watch running, delivers the difference from the view as
+   * events, then watches from the listing's revision + 1. With no watch, nothing newer than
+   * the listing can have been delivered, so the view never goes back.
+   */
+  private relist(): Promise<void> {
+    if (this.relisting) return this.relisting;
+    clearTimeout(this.relistTimer);
+    this.dropWatch(true);
+    this.relisting = (async () => {
+      while (!this.stopped) {
+        let listing: { items: Array<Versioned<unknown>>; revision: string };
+        try {
+          listing = await this.store.listAll<unknown>(this.prefix);
+        } catch {
+          await this.sleep(this.nextBackoff());
+          continue;
+        }
+        if (this.stopped) return;
+        // A linearizable listing sent after the last delivered event is never older than it.
+        if (BigInt(listing.revision) < this.rev) continue;
+        this.deliverDifference(listing.items, BigInt(listing.revision));
+        this.backoffMs = FIRST_BACKOFF_MS;
+        this.openWatch();
+        return;
+      }
+    })().finally(() => {
+      this.relisting = undefined;
+      this.scheduleRelist();
+    });
+    return this.relisting;
+  }
+
+  /**
+   * The events that turn the view into `items` (a listing at `revision`), in revision order.
+   * A key missing from the listing was deleted at some revision up to `revision`: its delete
+   * event carries `revision`, the first one at which the deletion is known.
+   */
+  private deliverDifference(items: Array<Versioned<unknown>>, revision: bigint): void {
+    const changes: Array<WatchEvent<unknown>> = [];
+    const listed = new Set<string>();
+    for (const kv of items) {
+      listed.add(kv.key);
+      if (this.known.get(kv.key) !== BigInt(kv.modRevision)) changes.push({ type: 'put', key: kv.key, value: kv.value, modRevision: kv.modRevision });
+    }
+    for (const key of this.known.keys()) if (!listed.has(key)) changes.push({ type: 'delete', key, modRevision: String(revision) });
+    changes.sort((a, b) => (BigInt(a.modRevision) < BigInt(b.modRevision) ? -1 : BigInt(a.modRevision) > BigInt(b.modRevision) ? 1 : 0));
+    for (const ev of changes) {
+      if (ev.type === 'delete') this.known.delete(ev.key);
+      else this.known.set(ev.key, BigInt(ev.modRevision));
+      this.handlers.onEvent(ev);
+    }
+    this.advance(revision);
+  }
+
+  private advance(revision: bigint): void {
+    if (revision <= this.rev) return;
+    this.rev = revision;
+    for (const w of [...this.waiters]) {
+      if (w.revision > revision) continue;
+      this.waiters.delete(w);
+      w.resolve();
+    }
+  }
+
+  private scheduleRelist(): void {
+    clearTimeout(this.relistTimer);
+    if (this.stopped || this.relistEveryMs <= 0) return;
+    this.relistTimer = setTimeout(() => void this.relist(), this.relistEveryMs * (0.8 + 0.4 * Math.random()));
+    this.relistTimer.unref();
+  }
+
+  private nextBackoff(): number {
+    const ms = this.backoffMs * (0.5 + Math.random() / 2);
+    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    return ms;
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => { clearTimeout(t); this.sleepers.delete(done); resolve(); };
+      const t = setTimeout(done, ms);
+      t.unref();
+      this.sleepers.add(done);
+    });
+  }
+}
+
+/** Options of the process lease. */
+export interface ProcessLeaseOptions {
+  /** The clock the self-fence is kept on, in milliseconds (tests pass a fake one). @default Date.now */
+  clock?: () => number;
+  /** Period of keep-alives, in milliseconds. @default TTL / 3, as etcd's own clients */
+  keepAliveEveryMs?: number;
+}
+
+/**
+ * The one lease of a process. `alive(now)` is the self-fence: it turns false once the TTL has
+ * passed since the *send time* of the last renewal (grant or keep-alive) etcd acknowledged,
+ * measured on this process's clock, without waiting for the client's late `lost` event. Each
+ * keep-alive is its own request with its own send time (`keepaliveOnce`), so a reply is always
+ * matched to the request it answers; see `LeaseFence` for why send times.
  */
 export class ProcessLease {
-  private lastRenewedAt = Date.now();
+  private readonly fence: LeaseFence;
+  private readonly clock: () => number;
+  private readonly keepAliveEveryMs: number;
+  private timer?: NodeJS.Timeout;
   private lostHandlers: Array<() => void> = [];
+  private renewedHandlers: Array<(sentAt: number) => void> = [];
+  private failedHandlers: Array<(err: Error) => void> = [];
   private isLost = false;
   id = '';
 
-  constructor(readonly lease: Lease, readonly ttlSeconds: number) {
-    lease.on('keepaliveSucceeded', () => { this.lastRenewedAt = Date.now(); });
+  /** @param grantSentAt when the grant was sent (the client sends it as `lease` is created), on `options.clock` */
+  constructor(readonly lease: Lease, readonly ttlSeconds: number, grantSentAt: number, options: ProcessLeaseOptions = {}) {
+    this.clock = options.clock ?? Date.now;
+    this.keepAliveEveryMs = options.keepAliveEveryMs ?? (ttlSeconds * 1000) / 3;
+    this.fence = new LeaseFence(grantSentAt, ttlSeconds * 1000);
     lease.on('lost', () => this.markLost());
   }
 
+  /** Waits for the grant, then keeps the lease alive. */
   async ready(): Promise<void> {
     this.id = await this.lease.grant().catch(unavailable);
-    this.lastRenewedAt = Date.now();
+    if (this.isLost) return;
+    this.timer = setInterval(() => this.renew(), this.keepAliveEveryMs);
+    this.timer.unref();
   }
 
-  /** True while the lease is certainly held: less than TTL since the last acknowledged renewal. */
-  alive(now = Date.now()): boolean {
-    return !this.isLost && now - this.lastRenewedAt < this.ttlSeconds * 1000;
+  /** Sends one keep-alive, stamped with its send time; its reply (or failure) settles on its own. */
+  private renew(): void {
+    // Released or revoked through the client's lease (e.g. a test standing in for a dead process): stop renewing.
+    if (this.lease.revoked()) clearInterval(this.timer);
+    if (this.isLost || this.lease.revoked()) return;
+    const sentAt = this.clock();
+    // As the client's own loop: this far past the TTL no renewal can be in time.
+    if (this.fence.sinceRenewalMs(sentAt) > 2 * this.ttlSeconds * 1000) { this.markLost(); return; }
+    // The deadline ends a keep-alive stream to a member that stopped answering; its reply would be too late to count anyway.
+    this.lease.keepaliveOnce({ deadline: Date.now() + this.ttlSeconds * 1000 }).then(
+      (res) => {
+        const outcome = this.fence.acknowledged(sentAt, Number(res.TTL));
+        if (outcome === RenewalOutcome.Gone) this.markLost();
+        else if (outcome === RenewalOutcome.Renewed && !this.isLost) for (const fn of this.renewedHandlers) fn(sentAt);
+      },
+      (err: Error) => {
+        if (err instanceof EtcdLeaseInvalidError) { this.markLost(); return; }
+        if (!this.isLost) for (const fn of this.failedHandlers) fn(err);
+      },
+    );
   }
 
-  /** Milliseconds since the last acknowledged renewal. */
-  sinceRenewalMs(now = Date.now()): number {
-    return now - this.lastRenewedAt;
+  /** True while the lease is certainly held: less than TTL since the send time of the last acknowledged renewal. */
+  alive(now = this.clock()): boolean {
+    return !this.isLost && this.fence.alive(now);
+  }
+
+  /** Milliseconds since the send time of the last acknowledged renewal. */
+  sinceRenewalMs(now = this.clock()): number {
+    return this.fence.sinceRenewalMs(now);
+  }
+
+  /** Calls `fn` with the send time (on the lease's clock) of each renewal that extended the fence. */
+  onRenewed(fn: (sentAt: number) => void): void {
+    this.renewedHandlers.push(fn);
+  }
+
+  /** Calls `fn` when a keep-alive failed (no answer within the TTL, member unavailable…); the next one is tried anyway. */
+  onRenewalFailed(fn: (err: Error) => void): void {
+    this.failedHandlers.push(fn);
   }
 
   onLost(fn: () => void): void {
@@ -269,11 +635,13 @@ export class ProcessLease {
   markLost(): void {
     if (this.isLost) return;
     this.isLost = true;
+    clearInterval(this.timer);
     for (const fn of this.lostHandlers) fn();
   }
 
   async revoke(): Promise<void> {
     this.isLost = true;
+    clearInterval(this.timer);
     await this.lease.revoke().catch(() => undefined);
   }
 }

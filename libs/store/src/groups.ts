@@ -4,10 +4,11 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, type Binding, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  hasUnreleasedEnd, onlyReleased, releaseEndedTasks, type Requeue, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
+  applyGroupOutcomes, BIND_TOO_LARGE, type Binding, failPending, jsonBytes, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
+  hasUnreleasedEnd, onlyReleased, releaseEndedTasks, type Requeue, type ReporterToken, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
-import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
+import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
+import { addTxnSizes, chunkBySize, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, isTxnTooLarge, TxnBudget, type TxnLimits, type TxnSize, txnSize } from './chunks';
 
 /** All groups one job gets in one cycle, with the job record they were decided from. */
 export interface BindUnit {
@@ -22,42 +23,80 @@ export interface BindUnit {
 export interface BindResult {
   /** Units (or parts of units) whose bindings landed. */
   bound: BindUnit[];
-  /** Units (or parts) refused by a compare (stale job or node, or a lost fence); decided again next cycle. */
+  /** Units (or parts) refused by a compare (stale job or node, or a lost fence), or not sent because the plan stopped; decided again next cycle. */
   refused: BindUnit[];
+  /**
+   * Units that can never commit: the job record with one task's binding is over one
+   * transaction. Never sent; their job was failed with `bind_too_large` (when its compare held;
+   * else it is isolated again next cycle).
+   */
+  tooLarge: BindUnit[];
   /** Number of transactions sent. */
   txns: number;
   /** Revision of the last transaction that landed ("0" if none): caches are current once they reach it. */
   revision: string;
+  /**
+   * Why the plan stopped before its end: a transaction whose answer was lost
+   * (`OutcomeUnknownError`: it may have landed) or a store failure. What was not sent is in
+   * `refused`; the caches show what landed, and the next cycle decides again. @default none
+   */
+  interrupted?: Error;
+}
+
+/** Options of `bindPlan`. */
+export interface BindOptions {
+  /** Time of the decision, epoch ms (when a job too large to bind fails). @default the units' `boundAt` */
+  now?: number;
+  /** Limits of one transaction. @default DEFAULT_TXN_LIMITS */
+  limits?: TxnLimits;
 }
 
 /**
  * Applies a plan: for each unit, the job record, each group's binding and status, and each
  * touched node's allocation change in one transaction together with the leader's fence.
- * `allocs` is the allocation of every touched node as the decision saw it.
+ * `allocs` is the allocation of every touched node as the decision saw it. A unit that can
+ * never fit one transaction is isolated (its job fails with the reason) and the rest goes on;
+ * a transaction that throws stops the plan without losing track of what was not sent.
  */
 export async function bindPlan(
   store: EtcdStore,
   fence: Compare,
   units: BindUnit[],
   allocs: Map<string, Versioned<NodeAllocation> | undefined>,
+  opts: BindOptions = {},
 ): Promise<BindResult> {
-  const result: BindResult = { bound: [], refused: [], txns: 0, revision: '0' };
+  const result: BindResult = { bound: [], refused: [], tooLarge: [], txns: 0, revision: '0' };
+  const limits = opts.limits ?? DEFAULT_TXN_LIMITS;
+  const base = txnSize([fence], []);
   const current = new Map(allocs);
-  const jobRevision = new Map<string, string>();
-  let parts = units.flatMap(splitUnit);
+  // The job as this plan last wrote it: later parts compare it, and a failure is written on it.
+  const written = new Map<string, Versioned<JobRecord>>();
+  const isolate = async (u: BindUnit) => {
+    result.tooLarge.push(u);
+    await failTooLarge(store, fence, written.get(u.job.key) ?? u.job, u, limits, opts.now ?? u.bindings[0]?.boundAt ?? Date.now());
+  };
+  let parts: BindUnit[] = [];
+  for (const u of units) {
+    const split = splitUnit(store, u, current, base, limits);
+    if (split === 'too-large') await isolate(u);
+    else parts.push(...split);
+  }
   // Found changed since the decision (by a refused transaction): units on them are decided again next cycle.
   const staleJobs = new Set<string>();
   const staleNodes = new Set<string>();
+  // Jobs isolated when etcd itself found a lone part too large: their remaining parts are not sent.
+  const dropped = new Set<string>();
+  let maxUnits = Infinity;
   let refusals = 0;
   let i = 0;
   while (i < parts.length) {
     // Fill one txn with whole parts.
     const chunk: BindUnit[] = [];
     const touched = new Map<string, NodeAllocation>();
-    let ops = 0;
-    let bytes = 0;
-    for (; i < parts.length; i++) {
+    const budget = new TxnBudget(base, limits);
+    for (; i < parts.length && chunk.length < maxUnits; i++) {
       const u = parts[i];
+      if (dropped.has(u.job.key)) continue;
       // A later part of a job one of whose parts was refused must not land either: its pending
       // ranges assume the earlier parts' bindings.
       if (staleJobs.has(u.job.key) || u.bindings.some((b) => staleNodes.has(b.node))) {
@@ -65,25 +104,29 @@ export async function bindPlan(
         result.refused.push(u);
         continue;
       }
-      const newNodes = new Set(u.bindings.map((b) => b.node).filter((n) => !touched.has(n)));
-      const unitOps = 1 + 2 * u.bindings.length + newNodes.size;
-      const unitBytes = JSON.stringify(u.next).length + 2 * u.bindings.reduce((s, b) => s + JSON.stringify(b).length, 0);
-      if (chunk.length > 0 && (ops + unitOps > MAX_TXN_OPS - 1 || bytes + unitBytes > MAX_TXN_BYTES || chunk.some((c) => c.job.key === u.job.key))) break;
+      if (chunk.some((c) => c.job.key === u.job.key)) break;
+      const size = partSize(store, u, current, touched);
+      if (!budget.fits(size)) {
+        if (!budget.empty) break;
+        // Fitted alone when split; an allocation that grew since cannot make it fit: next cycle.
+        staleJobs.add(u.job.key);
+        result.refused.push(u);
+        continue;
+      }
+      budget.add(size);
       chunk.push(u);
-      ops += unitOps;
-      bytes += unitBytes;
       for (const b of u.bindings) touched.set(b.node, reserveOnNode(touched.get(b.node) ?? current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
     }
+    if (chunk.length === 0) break;
     const compares: Compare[] = [fence];
     const writes: Op[] = [];
     for (const u of chunk) {
-      compares.push({ key: u.job.key, modRevision: jobRevision.get(u.job.key) ?? u.job.modRevision });
+      compares.push({ key: u.job.key, modRevision: written.get(u.job.key)?.modRevision ?? u.job.modRevision });
       writes.push({ put: u.job.key, value: u.next });
       for (const b of u.bindings) {
-        const status = boundGroupStatus(b);
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start, b.attempt), absent: true });
         writes.push({ put: store.keys.binding(b.node, b.jobId, b.start, b.attempt), value: b });
-        writes.push({ put: store.keys.group(b.jobId, b.start, b.attempt), value: status });
+        writes.push({ put: store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b) });
       }
     }
     for (const [node, next] of touched) {
@@ -92,16 +135,36 @@ export async function bindPlan(
       compares.push(seen ? { key, modRevision: seen.modRevision } : { key, absent: true });
       writes.push({ put: key, value: next });
     }
-    if (chunk.length === 0) break;
     result.txns++;
-    const res = await store.txn(compares, writes);
+    let res: { succeeded: boolean; revision: string };
+    try {
+      res = await store.txn(compares, writes);
+    } catch (err) {
+      if (isTxnTooLarge(err)) {
+        // etcd found it too large after all (nothing applied): fewer parts a txn, and a lone part is isolated.
+        if (chunk.length > 1) {
+          maxUnits = Math.ceil(chunk.length / 2);
+          parts = [...chunk, ...parts.slice(i)];
+          i = 0;
+          continue;
+        }
+        dropped.add(chunk[0].job.key);
+        await isolate(chunk[0]);
+        continue;
+      }
+      // The answer was lost (it may have landed) or the store failed: do not guess. The caches
+      // will show what landed; everything not known to have landed is decided again next cycle.
+      result.refused.push(...chunk, ...parts.slice(i).filter((u) => !dropped.has(u.job.key)));
+      result.interrupted = err as Error;
+      return result;
+    }
     if (!res.succeeded) {
       // Nothing of this chunk landed. Find which jobs and nodes changed since the decision (an
       // executor released room, a job was cancelled); only units on them are refused, and the
       // others go again — one stale node must not cost the whole cycle's plan.
       // A node that only got room back (an executor released ended tasks) keeps its units: they
       // are reserved again on top of its allocation as it is now.
-      const found = await staleOf(store, chunk, touched, current, jobRevision);
+      const found = await staleOf(store, chunk, touched, current, written);
       for (const k of found.jobs) staleJobs.add(k);
       for (const [n, now] of found.nodes) {
         const seen = current.get(n)?.value ?? EMPTY_ALLOCATION;
@@ -112,7 +175,7 @@ export async function bindPlan(
       if (++refusals > MAX_BIND_REFUSALS || (found.jobs.length === 0 && found.nodes.size === 0)) {
         // Nothing of ours changed (the fence: leadership lost; or a binding exists already), or
         // the view keeps moving: the rest is decided again next cycle.
-        result.refused.push(...chunk, ...parts.slice(i));
+        result.refused.push(...chunk, ...parts.slice(i).filter((u) => !dropped.has(u.job.key)));
         return result;
       }
       parts = [...chunk, ...parts.slice(i)];
@@ -121,7 +184,7 @@ export async function bindPlan(
     }
     result.bound.push(...chunk);
     result.revision = res.revision;
-    for (const u of chunk) jobRevision.set(u.job.key, res.revision);
+    for (const u of chunk) written.set(u.job.key, { ...u.job, value: u.next, modRevision: res.revision });
     for (const [node, next] of touched) current.set(node, { key: store.keys.alloc(node), value: next, modRevision: res.revision, createRevision: current.get(node)?.createRevision ?? res.revision });
   }
   return result;
@@ -133,10 +196,10 @@ async function staleOf(
   chunk: BindUnit[],
   touched: Map<string, NodeAllocation>,
   current: Map<string, Versioned<NodeAllocation> | undefined>,
-  jobRevision: Map<string, string>,
+  written: Map<string, Versioned<JobRecord>>,
 ): Promise<{ jobs: string[]; nodes: Map<string, Versioned<NodeAllocation> | undefined> }> {
   const jobKeys = [...new Set(chunk.map((u) => u.job.key))];
-  const expectedJob = new Map(chunk.map((u) => [u.job.key, jobRevision.get(u.job.key) ?? u.job.modRevision]));
+  const expectedJob = new Map(chunk.map((u) => [u.job.key, written.get(u.job.key)?.modRevision ?? u.job.modRevision]));
   const nodes = [...touched.keys()];
   const [jobsNow, allocsNow] = await Promise.all([store.getMany<JobRecord>(jobKeys), store.getMany<NodeAllocation>(nodes.map((n) => store.keys.alloc(n)))]);
   const jobs = jobKeys.filter((k, j) => jobsNow[j]?.modRevision !== expectedJob.get(k));
@@ -148,23 +211,113 @@ async function staleOf(
 /** Refused transactions one plan may retry (after dropping or rebasing what changed) before the rest waits for the next cycle. */
 const MAX_BIND_REFUSALS = 8;
 
-/** Most groups of one job in one transaction: each takes up to three ops and two compares. */
-const GROUPS_PER_PART = 40;
+/** What one part takes in a transaction: its job (compare, put), each binding (absent compare, binding and status puts), and the allocation of each node not yet in `touched`. */
+function partSize(store: EtcdStore, u: BindUnit, current: Map<string, Versioned<NodeAllocation> | undefined>, touched: ReadonlyMap<string, NodeAllocation>): TxnSize {
+  const nodes = new Map<string, NodeAllocation>();
+  for (const b of u.bindings) if (!touched.has(b.node)) nodes.set(b.node, reserveOnNode(nodes.get(b.node) ?? current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
+  return addTxnSizes(
+    jobSize(store, u.next),
+    ...u.bindings.map((b) => bindingSize(store, b)),
+    ...[...nodes].map(([n, a]) => txnSize([{ key: store.keys.alloc(n), absent: true }], [{ put: store.keys.alloc(n), value: a }])),
+  );
+}
+
+function jobSize(store: EtcdStore, job: JobRecord): TxnSize {
+  const key = store.keys.job(job.id);
+  return txnSize([{ key, modRevision: '0' }], [{ put: key, value: job }]);
+}
+
+function bindingSize(store: EtcdStore, b: Binding): TxnSize {
+  const key = store.keys.binding(b.node, b.jobId, b.start, b.attempt);
+  return txnSize([{ key, absent: true }], [{ put: key, value: b }, { put: store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b) }]);
+}
 
 /**
- * Splits a unit whose groups do not fit one transaction into parts, each carrying the job
- * as it is once that part's ranges are bound; the parts are committed in order, each
- * comparing the job revision the previous one wrote.
+ * Splits a unit into parts that each fit one transaction beside the fence, each carrying the
+ * job as it is once that part's ranges are bound; the parts are committed in order, each
+ * comparing the job revision the previous one wrote. A binding of so many tasks that it does
+ * not fit by itself (its status has an entry per task) is cut into smaller ranges on the same
+ * node. `too-large` when even one task's binding and the job record do not fit: the unit can
+ * never commit.
  */
-function splitUnit(u: BindUnit): BindUnit[] {
-  if (u.bindings.length <= GROUPS_PER_PART) return [u];
-  const parts: BindUnit[] = [];
-  for (let k = 0; k < u.bindings.length; k += GROUPS_PER_PART) {
-    const bound = u.bindings.slice(0, k + GROUPS_PER_PART);
-    const last = k + GROUPS_PER_PART >= u.bindings.length;
-    parts.push({ job: u.job, next: last ? u.next : { ...u.next, pending: subtractRanges(u.job.value.pending, bound) }, bindings: u.bindings.slice(k, k + GROUPS_PER_PART) });
+function splitUnit(store: EtcdStore, u: BindUnit, current: Map<string, Versioned<NodeAllocation> | undefined>, base: TxnSize, limits: TxnLimits = DEFAULT_TXN_LIMITS): BindUnit[] | 'too-large' {
+  // Each part writes the job once; a part's record differs from `next` only in its pending
+  // ranges, which a cut can lengthen by one range per binding (`RANGE_BYTES` each).
+  const job = jobSize(store, u.next);
+  const jobPart = { ...job, bytes: Math.max(job.bytes, jobSize(store, u.job.value).bytes) + RANGE_BYTES * u.bindings.length };
+  const allocSize = (b: Binding) => {
+    const key = store.keys.alloc(b.node);
+    return txnSize([{ key, absent: true }], [{ put: key, value: reserveOnNode(current.get(b.node)?.value ?? EMPTY_ALLOCATION, b) }]);
+  };
+  const alone = (b: Binding) => new TxnBudget(base, limits).fitsAlone(addTxnSizes(jobPart, bindingSize(store, b), allocSize(b)));
+  const cut = (b: Binding): Binding[] | undefined => {
+    if (alone(b)) return [b];
+    if (b.end - b.start <= 1) return undefined;
+    const mid = b.start + Math.floor((b.end - b.start) / 2);
+    const left = cut(rangeOf(b, b.start, mid));
+    const right = left && cut(rangeOf(b, mid, b.end));
+    return left && right ? [...left, ...right] : undefined;
+  };
+  const bindings: Binding[] = [];
+  for (const b of u.bindings) {
+    const pieces = cut(b);
+    if (!pieces) return 'too-large';
+    bindings.push(...pieces);
   }
+  const groups: Binding[][] = [];
+  let budget = new TxnBudget(addTxnSizes(base, jobPart), limits);
+  let group: Binding[] = [];
+  const seen = new Set<string>();
+  for (const b of bindings) {
+    const size = addTxnSizes(bindingSize(store, b), seen.has(b.node) ? EMPTY_TXN_SIZE : allocSize(b));
+    if (!budget.fits(size) && group.length > 0) {
+      groups.push(group);
+      group = [];
+      seen.clear();
+      budget = new TxnBudget(addTxnSizes(base, jobPart), limits);
+    }
+    budget.add(size);
+    group.push(b);
+    seen.add(b.node);
+  }
+  if (group.length) groups.push(group);
+  if (groups.length === 1 && bindings.length === u.bindings.length) return [u];
+  const parts: BindUnit[] = [];
+  let bound: Binding[] = [];
+  groups.forEach((g, k) => {
+    bound = [...bound, ...g];
+    const last = k === groups.length - 1;
+    parts.push({ job: u.job, next: last ? u.next : { ...u.next, pending: subtractRanges(u.job.value.pending, bound) }, bindings: g });
+  });
   return parts;
+}
+
+/** Bytes one more pending range can add to a job record (`{"start":…,"end":…,"attempt":…,"notBefore":…}`), an upper bound. */
+const RANGE_BYTES = 96;
+
+/** The tasks `[start, end)` of a binding, with their devices and items. */
+function rangeOf(b: Binding, start: number, end: number): Binding {
+  const from = start - b.start;
+  const to = end - b.start;
+  return { ...b, start, end, devices: b.devices.slice(from, to), ...(b.items ? { items: b.items.slice(from, to) } : {}) };
+}
+
+/**
+ * Fails a job whose smallest bind can never commit: its pending tasks fail with
+ * `bind_too_large` (fenced CAS on the job record as this plan last saw it). A compare that
+ * fails (the job changed) or a store error leaves it for the next cycle, which isolates it again.
+ */
+async function failTooLarge(store: EtcdStore, fence: Compare, job: Versioned<JobRecord>, u: BindUnit, limits: TxnLimits, now: number): Promise<boolean> {
+  const one = u.bindings[0] ? rangeOf(u.bindings[0], u.bindings[0].start, u.bindings[0].start + 1) : undefined;
+  const recordBytes = jsonBytes(job.value);
+  const bindingBytes = one ? jsonBytes(one) : 0;
+  const message = `the job cannot be bound: its record (${recordBytes} bytes) and one task's binding (${bindingBytes} bytes: command, env, selector, items) do not fit the ${limits.maxBytes} bytes of one etcd transaction; make them smaller (pass large values by reference: a file or URI the task reads) and submit again`;
+  const next = failPending(job.value, { code: BIND_TOO_LARGE, message }, now);
+  try {
+    return (await store.txn([fence, { key: job.key, modRevision: job.modRevision }], [{ put: job.key, value: next }])).succeeded;
+  } catch {
+    return false;
+  }
 }
 
 /** One group's new status from its executor. */
@@ -180,7 +333,11 @@ export interface GroupReport {
 export interface ReportResult {
   /** New mod revision of each accepted report's status key. */
   accepted: Map<string, string>;
-  /** Status keys whose report was refused: the group was changed or removed by someone else (an old attempt). Reports neither accepted nor refused lost races on busy records: send them again. */
+  /**
+   * Status keys whose group is no longer this executor's: another writer changed or removed
+   * its status and its binding is gone. Reports neither accepted nor refused (lost races on
+   * busy records, answers lost, a status changed while the binding stays) are sent again.
+   */
   refused: string[];
   /** False when the executor's own lease no longer holds its node key: it must self-fence. */
   fenced: boolean;
@@ -190,11 +347,21 @@ export interface ReportResult {
   requeued: Array<Requeue & { jobId: string }>;
 }
 
+/** Sequence of this process's report transactions (each carries the next one in its token). */
+let reportSeq = 0;
+
 /**
  * Writes executors' reports in batched transactions. Each task that ended gives its room back
  * to the node's allocation at once (marked `released`); a group whose tasks all ended also
  * deletes its binding and adds its outcomes to the job's counters. Every write is fenced by the executor's node lease and
  * compares the status revision, so a late report of an old attempt is refused.
+ *
+ * Each transaction writes a token (`leaseId`, a sequence of this process) into the statuses it
+ * puts. After a failed compare or a lost answer the statuses are read again: this token means
+ * the transaction landed (accepted, its job and allocation changes applied once, with it); an
+ * earlier token of the same lease means an earlier report whose answer was lost landed — the
+ * report is rebased on it (its revision and `released` marks) and sent again. Only a status
+ * changed by another writer with its binding gone is refused.
  */
 export async function reportGroups(store: EtcdStore, node: string, leaseId: string, reports: GroupReport[], now: number): Promise<ReportResult> {
   const result: ReportResult = { accepted: new Map(), refused: [], fenced: false, written: new Map(), requeued: [] };
@@ -204,7 +371,8 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
     if (round > 0) await new Promise((r) => setTimeout(r, Math.random() * 10 * round)); // spread racing reporters
     const chunk = takeChunk(todo, maxReports);
     todo = todo.slice(chunk.length);
-    const outcome = await reportChunk(store, node, leaseId, chunk, now);
+    const token: ReporterToken = { lease: leaseId, seq: ++reportSeq };
+    const outcome = await reportChunk(store, node, leaseId, chunk, now, token);
     if (outcome === 'fenced') { result.fenced = true; return result; }
     if (outcome === 'too-large') {
       // Large job records (e.g. with `items`) made the chunk too big: send it in halves.
@@ -214,29 +382,62 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
       round--;
       continue;
     }
-    if (outcome === 'conflict') {
-      // Someone changed a job or the allocation in between, or a status is stale: re-read and drop stale ones.
-      const statuses = await store.getMany<GroupStatus>(chunk.map((r) => store.keys.group(r.status.jobId, r.status.start, r.status.attempt)));
-      const fresh: GroupReport[] = [];
-      chunk.forEach((r, k) => {
-        const s = statuses[k];
-        if (s && s.modRevision === r.statusRevision) fresh.push(r);
-        else result.refused.push(store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
-      });
-      todo = [...fresh, ...todo];
-      continue;
+    let landed: { revision: string } | undefined = 'revision' in outcome ? outcome : undefined;
+    if (!landed) {
+      // A compare failed (someone changed a job or the allocation, or a status is stale), or the
+      // answer was lost: the statuses tell which.
+      const seen = await settleChunk(store, node, leaseId, chunk, token);
+      if (seen.landed) landed = seen.landed;
+      else {
+        result.refused.push(...seen.refused);
+        todo = [...seen.again, ...todo];
+        continue;
+      }
     }
     for (const r of chunk) {
       const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
-      result.accepted.set(key, outcome.revision);
+      result.accepted.set(key, landed.revision);
       result.written.set(key, outcome.written.get(r)!);
     }
     result.requeued.push(...outcome.requeued);
     round = -1; // progress made: reset the conflict budget
-    continue;
   }
   // Reports still in `todo` lost every race (busy job records): neither accepted nor refused — send again later.
   return result;
+}
+
+/**
+ * Reads the statuses (and bindings) of a chunk whose transaction failed its compare or lost its
+ * answer: `landed` when they carry the chunk's token (one transaction: all or none carry it);
+ * else the reports to send again (unchanged, or rebased on an earlier landed report of the same
+ * lease) and the ones refused. A read that fails throws: the caller keeps its reports and the
+ * next report resolves them the same way.
+ */
+async function settleChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], token: ReporterToken): Promise<{ landed?: { revision: string }; again: GroupReport[]; refused: string[] }> {
+  const keys = chunk.map((r) => store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
+  const statuses = await store.getMany<GroupStatus>(keys);
+  const mine = statuses.find((s) => s?.value.reporter?.lease === token.lease && s.value.reporter.seq === token.seq);
+  if (mine) return { landed: { revision: mine.modRevision }, again: [], refused: [] };
+  const bindings = await store.getMany<Binding>(chunk.map((r) => store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt)));
+  const out = { again: [] as GroupReport[], refused: [] as string[] };
+  chunk.forEach((r, k) => {
+    const s = statuses[k];
+    if (s && s.modRevision === r.statusRevision) out.again.push(r);
+    else if (s && s.value.reporter?.lease === leaseId) out.again.push(rebase(r, s));
+    else if (!bindings[k]) out.refused.push(keys[k]);
+    // else: changed by another writer while the binding stays; sent again next flush, refused once the binding goes.
+  });
+  return out;
+}
+
+/**
+ * A report on top of an earlier report of this process that landed though its answer was
+ * lost: it compares that write's revision and keeps its `released` marks, so the room and
+ * outcomes that write already gave back are not given twice.
+ */
+function rebase(r: GroupReport, landed: Versioned<GroupStatus>): GroupReport {
+  const tasks = r.status.tasks.map((t, k) => (landed.value.tasks[k]?.released && !t.released ? { ...t, released: true } : t));
+  return { ...r, statusRevision: landed.modRevision, status: { ...r.status, tasks } };
 }
 
 function takeChunk(reports: GroupReport[], maxReports: number): GroupReport[] {
@@ -246,7 +447,7 @@ function takeChunk(reports: GroupReport[], maxReports: number): GroupReport[] {
   let n = 0;
   for (const r of reports) {
     const rOps = 5 + (r.results?.length ?? 0);
-    const rBytes = JSON.stringify(r.status).length + resultBytes(r);
+    const rBytes = jsonBytes(r.status) + resultBytes(r);
     if (n > 0 && (n >= maxReports || ops + rOps > MAX_TXN_OPS || bytes + rBytes > MAX_TXN_BYTES / 2)) break;
     ops += rOps;
     bytes += rBytes;
@@ -256,7 +457,7 @@ function takeChunk(reports: GroupReport[], maxReports: number): GroupReport[] {
 }
 
 function resultBytes(r: GroupReport): number {
-  return (r.results ?? []).reduce((s, x) => s + JSON.stringify(x).length, 0);
+  return (r.results ?? []).reduce((s, x) => s + jsonBytes(x), 0);
 }
 
 /**
@@ -277,13 +478,24 @@ async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string
       bytes += b;
       ops.push({ put: store.keys.result(r.status.jobId, results[i].index), value: results[i] });
     }
+    // Results are puts of the same values: one whose answer was lost is simply written again.
     const res = await store.txn([{ key: store.keys.node(node), lease: leaseId }, { key: statusKey, modRevision: r.statusRevision }], ops);
     if (!res.succeeded) return false;
   }
   return true;
 }
 
-async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number): Promise<'fenced' | 'conflict' | 'too-large' | { revision: string; written: Map<GroupReport, GroupStatus>; requeued: Array<Requeue & { jobId: string }> }> {
+/** A chunk's transaction as prepared: what each status becomes and what it requeues. */
+interface PreparedChunk {
+  written: Map<GroupReport, GroupStatus>;
+  requeued: Array<Requeue & { jobId: string }>;
+}
+
+/**
+ * Sends one chunk of reports with `token` in each status it puts: `revision` once it landed;
+ * `unsettled` when a compare failed or the answer was lost (the caller reads the statuses to tell which).
+ */
+async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number, token: ReporterToken): Promise<'fenced' | 'too-large' | (PreparedChunk & ({ revision: string } | { unsettled: true }))> {
   // The allocation is read only when some task ends now (a report of tasks starting leaves it be).
   const alloc = chunk.some((r) => hasUnreleasedEnd(r.status)) ? await store.get<NodeAllocation>(store.keys.alloc(node)) : undefined;
   // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
@@ -292,7 +504,7 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   const outcomes = new Map<string, GroupStatus[]>();
   for (const r of chunk) {
     const { alloc: after, released } = releaseEndedTasks(nextAlloc, r.status);
-    written.set(r, released.length ? { ...r.status, tasks: r.status.tasks.map((t, k) => (released.includes(k) ? { ...t, released: true } : t)) } : r.status);
+    written.set(r, { ...r.status, tasks: released.length ? r.status.tasks.map((t, k) => (released.includes(k) ? { ...t, released: true } : t)) : r.status.tasks, reporter: token });
     if (released.length === 0) continue;
     nextAlloc = after;
     outcomes.set(r.status.jobId, [...(outcomes.get(r.status.jobId) ?? []), onlyTasks(r.status, released)]);
@@ -303,9 +515,17 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   const ops: Op[] = [];
   // A lone report whose results do not fit beside it writes them first (see writeResultsAhead).
   const inline = chunk.length > 1 || 5 + (chunk[0].results?.length ?? 0) <= MAX_TXN_OPS - 2 && resultBytes(chunk[0]) <= MAX_TXN_BYTES / 2;
-  if (!inline && !(await writeResultsAhead(store, node, leaseId, chunk[0]))) {
+  // A failed compare: fenced when the lease no longer holds the node key, else for the caller to settle.
+  const compareFailed = async (): Promise<'fenced' | (PreparedChunk & { unsettled: true })> => {
     const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
-    return leaseOk.succeeded ? 'conflict' : 'fenced';
+    return leaseOk.succeeded ? { written, requeued, unsettled: true } : 'fenced';
+  };
+  const requeued: Array<Requeue & { jobId: string }> = [];
+  try {
+    if (!inline && !(await writeResultsAhead(store, node, leaseId, chunk[0]))) return await compareFailed();
+  } catch (err) {
+    if (err instanceof OutcomeUnknownError) return { written, requeued, unsettled: true };
+    throw err;
   }
   for (const r of chunk) {
     const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
@@ -318,7 +538,6 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     compares.push({ key: alloc.key, modRevision: alloc.modRevision });
     ops.push({ put: alloc.key, value: nextAlloc });
   }
-  const requeued: Array<Requeue & { jobId: string }> = [];
   jobIds.forEach((id, k) => {
     const job = jobs[k];
     if (!job) return;
@@ -328,10 +547,14 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     for (const r of settled.requeued) requeued.push({ ...r, jobId: id });
   });
   if (chunk.length > 1 && ops.reduce((n, op) => n + ('put' in op ? JSON.stringify(op.value).length : 0), 0) > MAX_TXN_BYTES) return 'too-large';
-  const res = await store.txn(compares, ops);
-  if (res.succeeded) return { revision: res.revision, written, requeued };
-  const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
-  return leaseOk.succeeded ? 'conflict' : 'fenced';
+  try {
+    const res = await store.txn(compares, ops);
+    if (res.succeeded) return { revision: res.revision, written, requeued };
+  } catch (err) {
+    if (err instanceof OutcomeUnknownError) return { written, requeued, unsettled: true };
+    throw err;
+  }
+  return compareFailed();
 }
 
 /** The group with only the given task offsets visible to the job's state machine (the others read as still running). */
@@ -339,80 +562,146 @@ function onlyTasks(g: GroupStatus, offsets: number[]): GroupStatus {
   return { ...g, tasks: g.tasks.map((t, k) => (offsets.includes(k) ? t : { state: 'Running' as const })) };
 }
 
+/** The reaper found the node's key again: its executor is back, so its groups are its own. */
+export class NodeReturnedError extends Error {
+  constructor(readonly node: string) {
+    super(`node ${node} registered again while being reaped; its groups are left to its executor`);
+    this.name = 'NodeReturnedError';
+  }
+}
+
+/** The reaper's leadership fence no longer holds: a newer leader reaps instead. */
+export class ReapFencedError extends Error {
+  constructor(readonly node: string) {
+    super(`reaping node ${node} stopped: this scheduler is no longer the leader`);
+    this.name = 'ReapFencedError';
+  }
+}
+
+/** Listings of a lost node's bindings one reap goes through before the rest waits for the next cycle. */
+const MAX_REAP_ROUNDS = 8;
+
 /**
  * Ends the live groups of a node whose executor is gone, once the caller has waited its
  * lease TTL plus a grace (so the executor has certainly killed them, invariant 4): each
  * non-terminal task becomes `Failed` with signal `NodeLost` (the job's state machine
  * requeues it at the next attempt), the bindings and the node's allocation are removed.
- * Fenced by the caller's leadership; one transaction per job. Returns the groups ended and
- * the task attempts that ended `NodeLost`.
+ * Fenced by the caller's leadership and by the node key being absent (a node that came back
+ * is not reaped: `NodeReturnedError`); one transaction per job chunk. A transaction refused
+ * by a busy job record, or whose answer was lost, is settled by listing the bindings again:
+ * a binding gone is a group ended (the reap is idempotent). Returns the groups ended and the
+ * task attempts that ended `NodeLost`; throws when bindings remain after `MAX_REAP_ROUNDS`
+ * listings (the next cycle goes on) — the allocation is deleted only once none remain.
  */
 export async function reapLostNode(store: EtcdStore, fence: Compare, node: string, now: number): Promise<{ groups: number; tasks: number }> {
-  const bindings = (await store.listAll<Binding>(store.keys.bindingsOf(node))).items;
-  const byJob = new Map<string, Array<Versioned<Binding>>>();
-  for (const b of bindings) byJob.set(b.value.jobId, [...(byJob.get(b.value.jobId) ?? []), b]);
+  const gone: Compare = { key: store.keys.node(node), absent: true };
   let ended = 0;
   let lost = 0;
-  for (const [jobId, list] of byJob) {
-    for (let i = 0; i < list.length; i += 30) {
-      const chunk = list.slice(i, i + 30);
-      const [job, ...statuses] = await store.getMany<unknown>([store.keys.job(jobId), ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt))]);
-      const compares: Compare[] = [fence];
-      const ops: Op[] = [];
-      const finished: GroupStatus[] = [];
-      chunk.forEach((b, k) => {
-        compares.push({ key: b.key, modRevision: b.modRevision });
-        ops.push({ delete: b.key });
-        const st = statuses[k] as Versioned<GroupStatus> | undefined;
-        if (!st) return;
-        const next: GroupStatus = { ...st.value, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
-        lost += st.value.tasks.filter((t) => !TERMINAL_TASK_STATES.has(t.state)).length;
-        compares.push({ key: st.key, modRevision: st.modRevision });
-        ops.push({ put: st.key, value: next });
-        // Tasks released earlier already reached the job; the rest do now.
-        finished.push(onlyTasks(next, next.tasks.flatMap((t, k) => (st.value.tasks[k]?.released ? [] : [k]))));
-      });
-      if (job) {
-        const j = job as Versioned<JobRecord>;
-        compares.push({ key: j.key, modRevision: j.modRevision });
-        ops.push({ put: j.key, value: applyGroupOutcomes(j.value, finished, now) });
+  // Chunks refused or whose answer was lost: counted once the next listing shows their bindings
+  // gone (a lost node's bindings are deleted by nobody else; a refused re-send may have landed).
+  let unsettled: Array<{ keys: string[]; tasks: number }> = [];
+  for (let round = 0; ; round++) {
+    const bindings = (await store.listAll<Binding>(store.keys.bindingsOf(node))).items;
+    const listed = new Set(bindings.map((b) => b.key));
+    for (const u of unsettled) if (u.keys.every((k) => !listed.has(k))) { ended += u.keys.length; lost += u.tasks; }
+    unsettled = [];
+    if (bindings.length === 0) break;
+    if (round >= MAX_REAP_ROUNDS) throw new Error(`reaping node ${node}: ${bindings.length} bindings remain after ${round} rounds of busy job records; retry next cycle`);
+    const byJob = new Map<string, Array<Versioned<Binding>>>();
+    for (const b of bindings) byJob.set(b.value.jobId, [...(byJob.get(b.value.jobId) ?? []), b]);
+    for (const [jobId, list] of byJob) {
+      for (let i = 0; i < list.length; i += 30) {
+        const chunk = list.slice(i, i + 30);
+        const txn = await reapTxn(store, [fence, gone], jobId, chunk, now);
+        try {
+          if ((await store.txn(txn.compares, txn.ops)).succeeded) { ended += chunk.length; lost += txn.tasks; continue; }
+        } catch (err) {
+          if (!(err instanceof OutcomeUnknownError)) throw err;
+          unsettled.push({ keys: chunk.map((b) => b.key), tasks: txn.tasks });
+          continue;
+        }
+        unsettled.push({ keys: chunk.map((b) => b.key), tasks: txn.tasks });
+        await whyReapRefused(store, fence, node);
+        // Else a binding, status or job record changed (reports of the job's other groups): listed again next round.
       }
-      const res = await store.txn(compares, ops);
-      if (!res.succeeded) throw new Error(`reaping node ${node} raced with another writer; retry next cycle`);
-      ended += chunk.length;
     }
   }
-  await store.txn([fence], [{ delete: store.keys.alloc(node) }]);
+  // The allocation goes once no binding is left. Deleting is idempotent: a lost answer is sent again.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      if ((await store.txn([fence, gone], [{ delete: store.keys.alloc(node) }])).succeeded) break;
+      await whyReapRefused(store, fence, node);
+    } catch (err) {
+      if (!(err instanceof OutcomeUnknownError) || attempt >= 2) throw err;
+    }
+  }
   return { groups: ended, tasks: lost };
+}
+
+/** One reap transaction: the chunk's bindings deleted, their statuses ended `NodeLost`, the job's outcomes applied. */
+async function reapTxn(store: EtcdStore, fences: Compare[], jobId: string, chunk: Array<Versioned<Binding>>, now: number): Promise<{ compares: Compare[]; ops: Op[]; tasks: number }> {
+  const [job, ...statuses] = await store.getMany<unknown>([store.keys.job(jobId), ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt))]);
+  const compares: Compare[] = [...fences];
+  const ops: Op[] = [];
+  const finished: GroupStatus[] = [];
+  let tasks = 0;
+  chunk.forEach((b, k) => {
+    compares.push({ key: b.key, modRevision: b.modRevision });
+    ops.push({ delete: b.key });
+    const st = statuses[k] as Versioned<GroupStatus> | undefined;
+    if (!st) return;
+    // Written by the scheduler, not by the executor: without its report token.
+    const { reporter: _executor, ...status } = st.value;
+    const next: GroupStatus = { ...status, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
+    tasks += st.value.tasks.filter((t) => !TERMINAL_TASK_STATES.has(t.state)).length;
+    compares.push({ key: st.key, modRevision: st.modRevision });
+    ops.push({ put: st.key, value: next });
+    // Tasks released earlier already reached the job; the rest do now.
+    finished.push(onlyTasks(next, next.tasks.flatMap((t, k) => (st.value.tasks[k]?.released ? [] : [k]))));
+  });
+  if (job) {
+    const j = job as Versioned<JobRecord>;
+    compares.push({ key: j.key, modRevision: j.modRevision });
+    ops.push({ put: j.key, value: applyGroupOutcomes(j.value, finished, now) });
+  }
+  return { compares, ops, tasks };
+}
+
+/** After a refused reap txn: throws when the node is back or the fence is gone (else a record just changed). */
+async function whyReapRefused(store: EtcdStore, fence: Compare, node: string): Promise<void> {
+  if (await store.get(store.keys.node(node))) throw new NodeReturnedError(node);
+  if (!(await store.txn([fence], [])).succeeded) throw new ReapFencedError(node);
 }
 
 /**
  * Asks executors to preempt task indices of live bindings: each binding gets the indices in
- * `preempt` by compare-and-swap, fenced by the scheduler's leadership. Returns how many
- * bindings were changed; a binding that changed or vanished meanwhile is skipped.
+ * `preempt` by compare-and-swap, fenced by the scheduler's leadership, in transactions chunked
+ * by count and UTF-8 bytes (a binding carries its job's command and env). Returns how many
+ * bindings were changed; a binding that changed or vanished meanwhile is skipped (with the
+ * rest of its transaction: decided again next cycle).
  */
-export async function requestPreemption(store: EtcdStore, fence: Compare, victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }>, now: number): Promise<number> {
+export async function requestPreemption(
+  store: EtcdStore, fence: Compare, victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }>, now: number, limits: TxnLimits = DEFAULT_TXN_LIMITS,
+): Promise<number> {
   const byKey = new Map<string, number[]>();
   for (const v of victims) {
     const key = store.keys.binding(v.node, v.jobId, v.start, v.attempt);
     byKey.set(key, [...(byKey.get(key) ?? []), v.index]);
   }
   const keys = [...byKey.keys()];
+  const current = await store.getMany<Binding>(keys);
+  const changes = keys.flatMap((key, k) => {
+    const b = current[k];
+    if (!b) return [];
+    const value: Binding = { ...b.value, preempt: [...new Set([...(b.value.preempt ?? []), ...byKey.get(key)!])].sort((x, y) => x - y), preemptRequestedAt: b.value.preemptRequestedAt ?? now };
+    return [{ compare: { key, modRevision: b.modRevision } as Compare, op: { put: key, value } as Op }];
+  });
+  // A binding too large to rewrite alone cannot exist (it was written with its job in one transaction); none is sent.
+  const { chunks } = chunkBySize(changes, (c) => txnSize([c.compare], [c.op]), { base: txnSize([fence], []), limits });
   let changed = 0;
-  for (let i = 0; i < keys.length; i += 60) {
-    const chunk = keys.slice(i, i + 60);
-    const current = await store.getMany<Binding>(chunk);
-    const compares: Compare[] = [fence];
-    const ops: Op[] = [];
-    chunk.forEach((key, k) => {
-      const b = current[k];
-      if (!b) return;
-      compares.push({ key, modRevision: b.modRevision });
-      ops.push({ put: key, value: { ...b.value, preempt: [...new Set([...(b.value.preempt ?? []), ...byKey.get(key)!])].sort((x, y) => x - y), preemptRequestedAt: b.value.preemptRequestedAt ?? now } });
-    });
-    if (ops.length === 0) continue;
-    const res = await store.txn(compares, ops);
-    if (res.succeeded) changed += ops.length;
+  for (const chunk of chunks) {
+    const res = await store.txn([fence, ...chunk.map((c) => c.compare)], chunk.map((c) => c.op));
+    if (res.succeeded) changed += chunk.length;
   }
   return changed;
 }

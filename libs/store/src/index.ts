@@ -1,6 +1,8 @@
 export * from './keys';
 export * from './etcd';
+export * from './chunks';
 export * from './leader';
+export * from './revisions';
 export * from './jobs';
 export * from './groups';
 export * from './etcd-member';
@@ -8,3 +10,4 @@ export * from './throttle';
 export * from './retention';
 export * from './workflows';
 export * from './nodes';
+export * from './lease-fence';

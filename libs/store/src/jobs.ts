@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
-import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
+import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
 
 /** What the idempotency key maps to. */
 export interface IdempotencyRecord {
@@ -33,9 +33,25 @@ export async function submitJob(
   idempotency?: { key: string; requestHash: string },
 ): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
   const { compares, ops, idemKey } = submitWrites(store, job, idempotency);
-  const res = await store.txn(compares, ops);
+  let res: { succeeded: boolean; revision: string };
+  try {
+    res = await store.txn(compares, ops);
+  } catch (err) {
+    if (!(err instanceof OutcomeUnknownError)) throw err;
+    // The job id is drawn per submit: a record under it that is this very job means the write landed.
+    // Else it may still land: unknown (503), and a retry with the same Idempotency-Key tells.
+    const same = await store.get<JobRecord>(store.keys.job(job.id)).catch(() => undefined);
+    if (same && sameSubmit(same.value, job)) return { job: same, created: true };
+    throw err;
+  }
   if (res.succeeded) return { job: { key: store.keys.job(job.id), value: job, modRevision: res.revision, createRevision: res.revision }, created: true };
   return submitRefused(store, job, idempotency, idemKey);
+}
+
+/** Whether a stored job is this submit's: what never changes after a submit is compared (the scheduler may have bound it since). */
+function sameSubmit(stored: JobRecord, submitted: JobRecord): boolean {
+  const fixed = (j: JobRecord) => JSON.stringify([j.tenant, j.queue, j.createdAt, j.spec]);
+  return fixed(stored) === fixed(submitted);
 }
 
 /** The compares and writes of one submit: the job and its idempotency record, both new. */
@@ -55,10 +71,8 @@ async function submitRefused(store: EtcdStore, job: JobRecord, idempotency: { ke
   if (!idemKey || !idempotency) {
     // Job ids are drawn at random per submit: a record under this id that is this very job was
     // written by an earlier try of this submit whose answer was lost (a deadline after the commit).
-    // What never changes after a submit is compared (the scheduler may have bound it since).
     const same = await store.get<JobRecord>(store.keys.job(job.id));
-    const fixed = (j: JobRecord) => JSON.stringify([j.tenant, j.queue, j.createdAt, j.spec]);
-    if (same && fixed(same.value) === fixed(job)) return { job: same, created: true };
+    if (same && sameSubmit(same.value, job)) return { job: same, created: true };
     throw new ApiError(ErrorCode.Conflict, `job ${job.id} already exists`, { id: job.id });
   }
   const prior = await store.get<IdempotencyRecord>(idemKey);

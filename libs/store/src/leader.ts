@@ -26,6 +26,13 @@ export class Leadership {
     /** Create revision of the leader key: the fence. */
     readonly createRevision: string,
     private readonly lease: ProcessLease,
+    /**
+     * Revision at which this term was won (the header revision of the winning txn): every
+     * write of an earlier leader that ever lands is at or below it, since later ones fail the
+     * fence. A new leader's caches must reach it before they decide anything.
+     * @default createRevision
+     */
+    readonly wonAt: string = createRevision,
   ) {}
 
   /** The compare that every leader write carries. */
@@ -57,12 +64,17 @@ export class Leadership {
   }
 }
 
-/** Waits until this process holds `role`'s leader key, then returns the fenced leadership. */
-export async function campaign(store: EtcdStore, role: string, identity: string, lease: ProcessLease, opts: CampaignOptions = {}): Promise<Leadership> {
+/**
+ * Waits until this process holds `role`'s leader key, then returns the fenced leadership.
+ * `currentLease` may be a function giving the process lease of the moment: a campaign that
+ * outlives a lease (the runtime takes a new one after a loss) then goes on with the new one.
+ */
+export async function campaign(store: EtcdStore, role: string, identity: string, currentLease: ProcessLease | (() => ProcessLease), opts: CampaignOptions = {}): Promise<Leadership> {
   const key = store.keys.leader(role);
   const pollMs = opts.pollMs ?? 250;
   for (;;) {
     if (opts.signal?.aborted) throw new Error('campaign aborted');
+    const lease = typeof currentLease === 'function' ? currentLease() : currentLease;
     if (lease.alive()) {
       try {
         const res = await store.txn([{ key, absent: true }], [{ put: key, value: { identity, since: Date.now() }, lease: lease.id }]);
@@ -71,9 +83,8 @@ export async function campaign(store: EtcdStore, role: string, identity: string,
         // Our own key from before a restart of this object — on this very lease — is still ours to
         // use. A key of the same identity on another lease (a restarted process reusing the name)
         // is not: it waits for that lease to expire like any standby.
-        if (cur && cur.value.identity === identity && (await store.txn([{ key, lease: lease.id }], [])).succeeded) {
-          return new Leadership(store, role, identity, key, cur.createRevision, lease);
-        }
+        const own = cur && cur.value.identity === identity ? await store.txn([{ key, lease: lease.id }], []) : undefined;
+        if (cur && own?.succeeded) return new Leadership(store, role, identity, key, cur.createRevision, lease, own.revision);
       } catch {
         // etcd unreachable: keep campaigning.
       }
@@ -94,19 +105,21 @@ export interface ElectedRole {
 
 /**
  * Campaigns for `role`, leads while elected, and campaigns again after losing it — until the
- * signal aborts, or the process lease itself is gone (the process is then restarted).
+ * signal aborts. A lost process lease ends a term like any deposition: `currentLease` gives
+ * the lease of the moment, so the next campaign runs on the one the runtime took in its place
+ * (or waits, if the process is about to exit instead). Services call it through the runtime's
+ * `serveElectedRole`, which passes the service's current lease.
  */
-export async function serveWhileElected(store: EtcdStore, role: string, identity: string, lease: ProcessLease, signal: AbortSignal, r: ElectedRole): Promise<void> {
+export async function serveWhileElected(store: EtcdStore, role: string, identity: string, currentLease: () => ProcessLease, signal: AbortSignal, r: ElectedRole): Promise<void> {
   while (!signal.aborted) {
     let leadership: Leadership;
     try {
-      leadership = await campaign(store, role, identity, lease, { signal });
+      leadership = await campaign(store, role, identity, currentLease, { signal });
     } catch {
       return; // aborted
     }
     r.elected?.(leadership);
     await r.lead(leadership);
     r.deposed?.();
-    if (!lease.alive()) return;
   }
 }

@@ -13,6 +13,14 @@ export const Metric = {
   quotaReclaimed: 'batch_quota_reclaimed_tasks_total',
   admissionThrottled: 'batch_admission_throttled_total',
   admissionWhy: 'batch_admission_why_total',
+  /** Reads (GET) and event streams refused by a limit, by limit. */
+  admissionReadsRefused: 'batch_admission_reads_refused_total',
+  /** Event streams open on the replica. */
+  admissionEventStreams: 'batch_admission_event_streams',
+  /** Bytes event streams hold in their sockets' buffers, unread by their clients. */
+  admissionEventStreamBuffered: 'batch_admission_event_stream_buffered_bytes',
+  /** Internal calls (`/internal/*`, RPC) refused for a missing or wrong service credential, by surface and reason. */
+  internalCallsRefused: 'batch_internal_calls_refused_total',
   retentionDeleted: 'batch_retention_deleted_total',
   schedulerNodeLostTasks: 'batch_scheduler_node_lost_tasks_total',
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',

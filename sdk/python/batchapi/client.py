@@ -185,18 +185,21 @@ class Client:
                 raise NotImplementedError
             if res.status >= 400:
                 raise error_from(res.status, json.loads(res.read() or b"null"))
-            event_id, data = None, []
+            event_id, event, data = None, None, []
             while True:
                 line = res.readline()
                 if not line:
                     return
                 line = line.decode("utf-8").rstrip("\r\n")
                 if line == "":
-                    if data:
+                    # "stream-closed" (e.g. slow_consumer) says why the server ends the stream next; the caller resumes
+                    if data and event != "stream-closed":
                         yield event_id, json.loads("\n".join(data))
-                    event_id, data = None, []
+                    event_id, event, data = None, None, []
                 elif line.startswith("id:"):
                     event_id = line[3:].strip()
+                elif line.startswith("event:"):
+                    event = line[6:].strip()
                 elif line.startswith("data:"):
                     data.append(line[5:].lstrip())
         finally:

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { type Binding, type JobRecord, type NodeRecord, parseResources } from '@batchapi/api';
+import { newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, freePort, MAX_TXN_OPS, type Op, startEtcd, submitJob } from '@batchapi/store';
 import { progress } from './rng';
 
@@ -32,9 +33,10 @@ export async function benchFailover(o: FailoverBenchOptions): Promise<Record<str
     }
     await store.txn([], [{ put: store.keys.queue('default'), value: { name: 'default', tenant: 'bench', nominal: {} } }]);
     const main = join(dirname(require.resolve('@batchapi/scheduler/package.json')), 'dist/main.js');
+    const serviceToken = newServiceToken();
     for (const id of ['sched-a', 'sched-b']) {
       const port = await freePort();
-      procs.set(id, spawn(process.execPath, [main], { env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: String(o.ttl), BATCH_INSTANCE_ID: id, BATCH_LOG_LEVEL: 'error' }, stdio: 'ignore' }));
+      procs.set(id, spawn(process.execPath, [main], { env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: String(o.ttl), BATCH_INSTANCE_ID: id, BATCH_SERVICE_TOKEN: serviceToken, BATCH_LOG_LEVEL: 'error' }, stdio: 'ignore' }));
     }
     // Watch every binding as it lands, with its time.
     const binds: Array<{ at: number; b: Binding }> = [];

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
+import { newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
 
 const ROOT = join(__dirname, '../../..');
@@ -33,20 +34,30 @@ export interface ScenarioResult {
   problems: string[];
 }
 
-interface Service { name: string; app: string; env: Record<string, string>; url: string; proc?: ChildProcess; netns?: boolean }
+interface Service { name: string; app: string; env: Record<string, string>; url: string; proc?: ChildProcess; netns?: boolean; ns?: TestNetns }
 
-/** A network namespace of the test's own, joined to this one by a veth pair (10.213.0.1 here, 10.213.0.2 there). */
+/**
+ * A network namespace of the test's own, joined to this one by a veth pair (10.N.k.1 here,
+ * 10.N.k.2 there; N from the test's pid, so two suites running at once do not share addresses).
+ */
 export interface TestNetns { ns: string; hostIf: string; hostIp: string; nsIp: string }
 
-/** Makes the namespace and the veth pair; undefined (with why) where the machine does not allow it. */
-export function makeNetns(): { netns?: TestNetns; why?: string } {
-  const id = `${process.pid % 100000}`;
-  const n: TestNetns = { ns: `batchf-${id}`, hostIf: `bfh${id}`, hostIp: '10.213.0.1', nsIp: '10.213.0.2' };
+/**
+ * Makes namespace `k` and its veth pair; undefined (with why) where the machine does not allow
+ * it. Namespace 0's host address is where etcd also serves; a namespace `k > 0` reaches it
+ * through its own veth (a default route to its host end), so cutting one namespace's veth
+ * leaves the others connected.
+ */
+export function makeNetns(k = 0): { netns?: TestNetns; why?: string } {
+  const id = `${process.pid % 100000}${k ? `n${k}` : ''}`;
+  const net = `10.${200 + (process.pid % 50)}.${k}`;
+  const n: TestNetns = { ns: `batchf-${id}`, hostIf: `bfh${id}`, hostIp: `${net}.1`, nsIp: `${net}.2` };
   const steps = [
     ['ip', 'netns', 'add', n.ns], ['ip', 'link', 'add', n.hostIf, 'type', 'veth', 'peer', 'name', `bfn${id}`], ['ip', 'link', 'set', `bfn${id}`, 'netns', n.ns],
     ['ip', 'addr', 'add', `${n.hostIp}/30`, 'dev', n.hostIf], ['ip', 'link', 'set', n.hostIf, 'up'],
     ['ip', 'netns', 'exec', n.ns, 'ip', 'addr', 'add', `${n.nsIp}/30`, 'dev', `bfn${id}`], ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', `bfn${id}`, 'up'],
     ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', 'lo', 'up'],
+    ...(k ? [['ip', 'netns', 'exec', n.ns, 'ip', 'route', 'add', 'default', 'via', n.hostIp]] : []),
   ];
   for (const [cmd, ...args] of steps) {
     try { execFileSync(cmd, args, { stdio: 'pipe' }); } catch (err) {
@@ -61,6 +72,24 @@ export function dropNetns(n: TestNetns): void {
   for (const args of [['link', 'del', n.hostIf], ['netns', 'del', n.ns]]) { try { execFileSync('ip', args, { stdio: 'ignore' }); } catch { /* gone */ } }
 }
 
+/** What `FaultCluster.start` starts beside the suite's defaults (the nemesis uses them). */
+export interface ClusterOptions {
+  /** Process executors `executor-<i>` (node `node-<i>`, 4 CPUs each). @default 2 */
+  processExecutors?: number;
+  /** `BATCH_NODE_LABELS` of the process executors' nodes, e.g. `kind=process`. @default none */
+  processLabels?: string;
+  /** Simulated fleets `fleet-<i>`, each an executor process of `simulatedNodes` nodes labelled `simulated=true`. @default 0 */
+  fleets?: number;
+  /** Nodes per simulated fleet (32 CPUs each). @default 50 */
+  simulatedNodes?: number;
+  /** The quota service's cluster config (tenant `default` must be in it). @default tenant and queue `default`, no quota */
+  clusterConfig?: { tenants: Array<{ name: string }>; queues: Array<{ name: string; tenant: string } & Record<string, unknown>> };
+  /** Services run in a network namespace of their own beside `scheduler-1` (cut one with `partition(ms, name)`). @default none */
+  isolate?: string[];
+  /** Extra environment of each service, by name (e.g. a preloaded clock offset). @default none */
+  envFor?: (name: string) => Record<string, string>;
+}
+
 export class FaultCluster {
   etcd!: LocalEtcd;
   store!: EtcdStore;
@@ -71,30 +100,45 @@ export class FaultCluster {
   netns?: TestNetns;
   netnsWhy?: string;
 
+  /** Namespaces of the services in `ClusterOptions.isolate`, by service name. */
+  readonly isolated = new Map<string, TestNetns>();
+  private envFor?: (name: string) => Record<string, string>;
+
   /** Starts etcd (3 members) and 2 replicas of each service with a lease TTL of `ttl` seconds. */
-  async start(ttl = 2): Promise<void> {
+  async start(ttl = 2, o: ClusterOptions = {}): Promise<void> {
+    this.envFor = o.envFor;
     this.dir = mkdtempSync(join(tmpdir(), 'faults-'));
     this.runsFile = join(this.dir, 'runs.log');
     writeFileSync(this.runsFile, '');
     const made = makeNetns();
     this.netns = made.netns;
     this.netnsWhy = made.why;
+    for (const [k, name] of (this.netns ? o.isolate ?? [] : []).entries()) {
+      const other = makeNetns(k + 1);
+      if (other.netns) this.isolated.set(name, other.netns);
+      else this.netnsWhy = other.why;
+    }
     this.etcd = await startEtcd({ members: 3, ...(this.netns ? { extraClientHost: this.netns.hostIp } : {}) });
     this.store = new EtcdStore({ endpoints: this.etcd.endpoints });
     writeFileSync(join(this.dir, 'tokens.json'), JSON.stringify({ tokens: [{ sha256: sha(TOKEN), tenant: 'default', role: 'tenant' }] }));
-    writeFileSync(join(this.dir, 'cluster.json'), JSON.stringify({ tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }));
+    // The services' shared credential for their internal calls (logs, the scheduler RPC).
+    writeFileSync(join(this.dir, 'service-token'), newServiceToken(), { mode: 0o600 });
+    writeFileSync(join(this.dir, 'cluster.json'), JSON.stringify(o.clusterConfig ?? { tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }));
     const common = { BATCH_LEASE_TTL: String(ttl) };
     for (const i of [0, 1]) await this.launch(`quota-${i}`, 'quota', { ...common, BATCH_CLUSTER_CONFIG: join(this.dir, 'cluster.json') });
     await this.launch('scheduler-0', 'scheduler', common);
     await this.launch('scheduler-1', 'scheduler', common, !!this.netns);
-    for (const i of [0, 1]) await this.launch(`executor-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `node-${i}`, BATCH_DATA_DIR: join(this.dir, `node-${i}`), BATCH_NODE_CPU: '4', BATCH_KILL_GRACE_MS: '500', BATCH_ISOLATION: 'none' });
-    for (const i of [0, 1]) await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') });
+    const ns = (name: string) => this.isolated.get(name) ?? false;
+    for (let i = 0; i < (o.processExecutors ?? 2); i++) await this.launch(`executor-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `node-${i}`, BATCH_DATA_DIR: join(this.dir, `node-${i}`), BATCH_NODE_CPU: '4', BATCH_KILL_GRACE_MS: '500', BATCH_ISOLATION: 'none', ...(o.processLabels ? { BATCH_NODE_LABELS: o.processLabels } : {}) }, ns(`executor-${i}`));
+    for (let i = 0; i < (o.fleets ?? 0); i++) await this.launch(`fleet-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `sim${i}`, BATCH_SIMULATE_NODES: String(o.simulatedNodes ?? 50) }, ns(`fleet-${i}`));
+    for (const i of [0, 1]) await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') }, ns(`admission-${i}`));
   }
 
   async stop(): Promise<void> {
     for (const s of this.services.values()) { s.proc?.kill('SIGCONT'); s.proc?.kill('SIGKILL'); }
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop();
+    for (const n of this.isolated.values()) dropNetns(n);
     if (this.netns) dropNetns(this.netns);
     // FAULTS_KEEP=1 keeps the services' logs and the run log for a look after a failure.
     if (process.env.FAULTS_KEEP) process.stderr.write(`fault cluster files kept in ${this.dir}\n`);
@@ -102,10 +146,11 @@ export class FaultCluster {
   }
 
   /** Starts (or restarts) a service process; resolves once it answers /readyz. */
-  async launch(name: string, app: string, env: Record<string, string>, inNetns = false): Promise<string> {
+  async launch(name: string, app: string, env: Record<string, string>, inNetns: boolean | TestNetns = false): Promise<string> {
     const port = await freePort();
-    const host = inNetns ? this.netns!.nsIp : '127.0.0.1';
-    const s: Service = { name, app, env, url: `http://${host}:${port}`, netns: inNetns };
+    const ns = inNetns === true ? this.netns! : inNetns || undefined;
+    const host = ns ? ns.nsIp : '127.0.0.1';
+    const s: Service = { name, app, env, url: `http://${host}:${port}`, netns: !!ns, ns };
     this.services.set(name, s);
     this.spawn(s, port);
     const deadline = Date.now() + 30_000;
@@ -120,10 +165,10 @@ export class FaultCluster {
     const log = openSync(join(this.dir, `${s.name}.log`), 'a');
     const main = [process.execPath, join(ROOT, 'apps', s.app, 'dist/main.js')];
     // In the namespace it reaches etcd only over the veth pair, which `partition` cuts.
-    const [cmd, ...args] = s.netns ? ['ip', 'netns', 'exec', this.netns!.ns, ...main] : main;
+    const [cmd, ...args] = s.ns ? ['ip', 'netns', 'exec', s.ns.ns, ...main] : main;
     const endpoints = s.netns ? this.etcd.extraEndpoints : this.etcd.endpoints;
     s.proc = spawn(cmd, args, {
-      env: { ...process.env, BATCH_ETCD_ENDPOINTS: endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: s.netns ? this.netns!.nsIp : '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: 'warn', ...s.env },
+      env: { ...process.env, BATCH_ETCD_ENDPOINTS: endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: s.ns ? s.ns.nsIp : '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: 'warn', BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'), ...this.envFor?.(s.name), ...s.env },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
@@ -132,14 +177,15 @@ export class FaultCluster {
   /** Restarts a killed service on a new port (in its namespace if it ran in one). */
   async restart(name: string): Promise<void> {
     const s = this.services.get(name)!;
-    await this.launch(name, s.app, s.env, s.netns);
+    await this.launch(name, s.app, s.env, s.ns ?? false);
   }
 
-  /** Cuts the namespace's veth pair for `ms`, then joins it again. */
-  async partition(ms: number): Promise<void> {
-    execFileSync('ip', ['link', 'set', this.netns!.hostIf, 'down']);
+  /** Cuts the veth pair of the namespace (scheduler-1's, or the one `service` runs in) for `ms`, then joins it again. */
+  async partition(ms: number, service?: string): Promise<void> {
+    const n = service ? this.services.get(service)!.ns! : this.netns!;
+    execFileSync('ip', ['link', 'set', n.hostIf, 'down']);
     await sleep(ms);
-    execFileSync('ip', ['link', 'set', this.netns!.hostIf, 'up']);
+    execFileSync('ip', ['link', 'set', n.hostIf, 'up']);
   }
 
   signal(name: string, sig: NodeJS.Signals): void {
@@ -264,6 +310,37 @@ export class FaultCluster {
     const f = this.runsFile;
     const mark = (k: string) => `echo "${k} $BATCH_JOB_ID $BATCH_TASK_INDEX $BATCH_ATTEMPT $(date +%s%N)" >> ${f}`;
     return ['sh', '-c', `${mark('s')}; for i in 1 2 3 4 5 6; do sleep 0.05; ${mark('h')}; done; ${mark('e')}`];
+  }
+
+  /**
+   * Submits a two-step workflow (`first` → `second`) through admission and waits for it to end:
+   * a problem, described, unless it Succeeded within `ms`. It proves that the elected workflow
+   * controller (a quota replica) serves after a fault, not only that the replicas answer ready.
+   */
+  async workflowCompletes(ms = 60_000): Promise<string | undefined> {
+    const step = (name: string, dependsOn: string[]) => ({ name, dependsOn, job: { tasks: 1, resources: { cpu: '100m', memory: '16Mi' }, command: ['true'] } });
+    const body = JSON.stringify({ name: 'after-fault', steps: [step('first', []), step('second', ['first'])] });
+    const headers = { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'idempotency-key': `wf-${Date.now()}` };
+    const deadline = Date.now() + ms;
+    let id: string | undefined;
+    let phase = 'not accepted';
+    for (let i = 0; Date.now() < deadline; i++) {
+      const url = this.admissionUrls()[i % this.admissionUrls().length];
+      try {
+        if (!id) {
+          const res = await fetch(`${url}/v1/workflows`, { method: 'POST', headers, body, signal: AbortSignal.timeout(5000) });
+          if (res.status === 201 || res.status === 200) id = ((await res.json()) as { id: string }).id;
+          else if (res.status !== 503 && res.status !== 429) return `a workflow submitted after the fault was answered ${res.status}`;
+        } else {
+          const res = await fetch(`${url}/v1/workflows/${id}`, { headers, signal: AbortSignal.timeout(5000) });
+          if (res.ok) phase = ((await res.json()) as { phase: string }).phase;
+          if (phase === 'Succeeded') return undefined;
+          if (['Failed', 'Cancelled'].includes(phase)) break;
+        }
+      } catch { /* a replica restarting: ask again */ }
+      await sleep(250);
+    }
+    return `a workflow submitted after the fault ${id ? `is ${phase}` : 'was never accepted'} after ${ms / 1000} s (the elected workflow controller does not serve)`;
   }
 
   admissionUrls(): string[] {

@@ -20,6 +20,8 @@ export function faultSuite(scenarios: Scenario[]): void {
     }
     const r = await c.scenario(s.name, () => s.fault(c), s.opts);
     rows.push(r);
+    const after = await s.after?.(c);
+    if (after) r.problems.push(after);
     await c.reviveAll(); // the next scenario starts with every replica
     expect({ lost: r.lost, duplicated: r.duplicated, problems: r.problems, extra: s.expect?.(r) }).toEqual({ lost: 0, duplicated: 0, problems: [], extra: undefined });
     expect(r.accepted).toBeGreaterThan(0);

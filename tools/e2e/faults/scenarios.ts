@@ -15,6 +15,8 @@ export interface Scenario {
   opts?: Parameters<FaultCluster['scenario']>[2];
   /** Extra checks of the row (beyond 0 lost, 0 duplicated, no problems). */
   expect?(r: ScenarioResult): string | undefined;
+  /** A check once the scenario settled, on the whole cluster again (e.g. a workflow still completes). */
+  after?(c: FaultCluster): Promise<string | undefined>;
   /** Why it cannot run on this machine, if it cannot. */
   skip?(c: FaultCluster): string | undefined;
 }
@@ -90,6 +92,8 @@ export const SCENARIOS: Scenario[] = [
     },
     opts: { loadMs: 10_000, settleMs: 90_000 },
     expect: (r) => ((r.statuses['503'] ?? 0) + (r.statuses.network ?? 0) > 0 ? undefined : 'no submit saw 503 while etcd had no quorum'),
+    // Every quota replica lost its lease: its elected roles must campaign again on the new one.
+    after: (c) => c.workflowCompletes(),
   },
   {
     name: 'etcd member restart with its data (SIGTERM)',

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import type { GroupStatus } from '@batchapi/api';
 import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { detectIsolation, sweepCgroups } from '@batchapi/executor';
+import { newServiceToken, RPC_AUTHORIZATION } from '@batchapi/runtime';
 import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 const ROOT = join(__dirname, '../../..');
@@ -18,14 +19,16 @@ let etcd: LocalEtcd;
 let store: EtcdStore;
 let dir: string;
 const procs = new Map<string, ChildProcess>();
+const urls = new Map<string, string>();
 let base: string;
+const SERVICE_TOKEN = newServiceToken();
 
 async function launch(name: string, app: string, env: Record<string, string>): Promise<string> {
   const port = await freePort();
   // Every line a service logs (debug and up) goes to its file: the secrets test reads them all.
   const log = openSync(join(dir, `${name}.log`), 'a');
   const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
-    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'debug', ...env },
+    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'debug', BATCH_SERVICE_TOKEN_FILE: join(dir, 'service-token'), ...env },
     stdio: ['ignore', log, log],
   });
   closeSync(log);
@@ -33,6 +36,7 @@ async function launch(name: string, app: string, env: Record<string, string>): P
   const url = `http://127.0.0.1:${port}`;
   const ready = await until(() => fetch(`${url}/readyz`).then((r) => r.ok, () => false), 20000);
   if (!ready) throw new Error(`${name} did not become ready`);
+  urls.set(name, url);
   return url;
 }
 
@@ -42,6 +46,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'e2e-procs-'));
   writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
   writeFileSync(join(dir, 'cluster.json'), JSON.stringify(CLUSTER));
+  writeFileSync(join(dir, 'service-token'), SERVICE_TOKEN, { mode: 0o600 });
   await launch('quota', 'quota', { BATCH_CLUSTER_CONFIG: join(dir, 'cluster.json') });
   await launch('scheduler', 'scheduler', {});
   await launch('executor-a', 'executor', { BATCH_NODE_NAME: 'node-a', BATCH_DATA_DIR: join(dir, 'a'), BATCH_NODE_CPU: '2', BATCH_KILL_GRACE_MS: '1000' });
@@ -81,7 +86,55 @@ it('shows secret env values as *** while the task gets them, and no service ever
   expect((await api(base, 'GET', '/v1/jobs', undefined, 'wrong-token-value')).status).toBe(401);
   for (const name of procs.keys()) {
     const text = readFileSync(join(dir, `${name}.log`), 'utf8');
-    for (const leak of [secret, 'tenant-token', 'wrong-token-value']) expect({ name, leaks: text.includes(leak) }).toEqual({ name, leaks: false });
+    for (const leak of [secret, 'tenant-token', 'wrong-token-value', SERVICE_TOKEN]) expect({ name, leaks: text.includes(leak) }).toEqual({ name, leaks: false });
+  }
+});
+
+it('serves internal calls only with the service credential: executor logs 401 and scheduler RPC refused without it, each refusal counted', async () => {
+  const submit = await api(base, 'POST', '/v1/jobs', { resources: { cpu: '100m' }, command: ['sh', '-c', 'echo internal-ok'] });
+  const job = await waitForJob(base, submit.body.id);
+  expect(job.phase).toBe('Succeeded');
+  // Admission reads the log from the executor with the credential.
+  expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/0/logs`)).body).toBe('internal-ok\n');
+  // Anyone else on the network (a task pod of the Kubernetes backend) gets 401 and no bytes.
+  const logUrl = `${urls.get('executor-a')}/internal/logs/${job.id}/0/1/stdout`;
+  for (const headers of [{}, { authorization: 'Bearer tenant-token' }, { authorization: `Bearer ${SERVICE_TOKEN.slice(0, -1)}x` }] as Array<Record<string, string>>) {
+    const res = await fetch(logUrl, { headers });
+    const text = await res.text();
+    expect({ status: res.status, code: JSON.parse(text).error?.code, leaked: text.includes('internal-ok') }).toEqual({ status: 401, code: 'unauthenticated', leaked: false });
+  }
+  expect((await fetch(logUrl, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } }).then((r) => r.text()))).toBe('internal-ok\n');
+  const executorMetrics = await (await fetch(`${urls.get('executor-a')}/metrics`)).text();
+  expect(executorMetrics).toMatch(/batch_internal_calls_refused_total\{surface="http",reason="missing",service="executor"\} 1\n/);
+  expect(executorMetrics).toMatch(/batch_internal_calls_refused_total\{surface="http",reason="invalid",service="executor"\} 2\n/);
+
+  // The scheduler's RPC: without the credential in the packet metadata, an unauthenticated reply at once.
+  const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
+  const { firstValueFrom } = await import('rxjs');
+  const member = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
+  const at = member.lastIndexOf(':');
+  const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: member.slice(0, at), port: Number(member.slice(at + 1)) } });
+  try {
+    const record = (await store.get<any>(store.keys.job(job.id)))!.value;
+    await expect(firstValueFrom(client.send('scheduler.why', { job: record }))).rejects.toMatchObject({ code: 'unauthenticated', field: `metadata.${RPC_AUTHORIZATION}` });
+    client.setOnDispatchHook((p) => { p.metadata = { [RPC_AUTHORIZATION]: 'Bearer not-the-service-token-but-long-enough' }; });
+    await expect(firstValueFrom(client.send('scheduler.why', { job: record }))).rejects.toMatchObject({ code: 'unauthenticated' });
+  } finally {
+    await client.close();
+  }
+  const schedulerMetrics = await (await fetch(`${urls.get('scheduler')}/metrics`)).text();
+  expect(schedulerMetrics).toMatch(/batch_internal_calls_refused_total\{surface="rpc",reason="missing",service="scheduler"\} 1\n/);
+  expect(schedulerMetrics).toMatch(/batch_internal_calls_refused_total\{surface="rpc",reason="invalid",service="scheduler"\} 1\n/);
+});
+
+it('refuses to start a service without the service credential, naming the variable to set', async () => {
+  for (const app of ['admission', 'scheduler', 'executor']) {
+    const { BATCH_SERVICE_TOKEN: _t, BATCH_SERVICE_TOKEN_FILE: _f, ...env } = process.env;
+    const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], { env: { ...env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_TOKENS_FILE: join(dir, 'tokens.json') }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => { stderr += d; });
+    const code = await new Promise((r) => child.once('exit', r));
+    expect({ app, code, stderr }).toEqual({ app, code: 2, stderr: expect.stringContaining(`${app}: set BATCH_SERVICE_TOKEN_FILE`) });
   }
 });
 

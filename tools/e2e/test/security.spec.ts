@@ -194,6 +194,13 @@ describe('authorization matrix', () => {
       for (const p of principals) got.push((await send(method, path, p, body)).status);
       expect([method, path, got]).toEqual([method, path, expected]);
     }
+    // The executor's internal routes answer no API token, operators' included: only the service credential.
+    const executor = services.find((s) => s.ctx.name === 'executor')!;
+    for (const p of principals) {
+      const res = await fetch(`${executor.url}/internal/logs/${id}/0/1/stdout`, { headers: p ? { authorization: `Bearer ${p}` } : {} });
+      const text = await res.text();
+      expect([p, res.status, JSON.parse(text).error.code, text.includes('secret-of-a')]).toEqual([p, 401, 'unauthenticated', false]);
+    }
     // B never sees A's job in a listing, nor its log text anywhere.
     const listB = await send('GET', '/v1/jobs?limit=1000', 'token-b');
     expect(listB.json.jobs.some((j: { id: string }) => j.id === id)).toBe(false);

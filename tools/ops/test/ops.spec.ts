@@ -412,14 +412,14 @@ describe('manifests', () => {
       const names = (c().env ?? []).map((e) => e.name);
       expect(new Set(names).size).toBe(names.length);
       const required = ['BATCH_ETCD_ENDPOINTS', 'BATCH_PORT', 'BATCH_HOST', 'BATCH_LEASE_TTL', 'BATCH_LOG_LEVEL',
-        ...({ admission: ['BATCH_TOKENS_FILE'], quota: ['BATCH_CLUSTER_CONFIG'], scheduler: [], executor: ['BATCH_NODE_NAME', 'BATCH_DATA_DIR'] } as const)[svc]];
+        ...({ admission: ['BATCH_TOKENS_FILE', 'BATCH_SERVICE_TOKEN_FILE'], quota: ['BATCH_CLUSTER_CONFIG'], scheduler: ['BATCH_SERVICE_TOKEN_FILE'], executor: ['BATCH_NODE_NAME', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE'] } as const)[svc]];
       for (const n of required) expect(names).toContain(n);
       expect(env().get('BATCH_PORT')?.value).toBe(String(c().ports![0].containerPort));
       const host = env().get('BATCH_HOST')!;
       expect(host.value === '0.0.0.0' || host.valueFrom?.fieldRef?.fieldPath === 'status.podIP').toBe(true);
       if (svc === 'executor') expect(env().get('BATCH_NODE_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('spec.nodeName');
       // files the service reads sit on a mounted volume
-      for (const n of ['BATCH_TOKENS_FILE', 'BATCH_CLUSTER_CONFIG', 'BATCH_DATA_DIR']) {
+      for (const n of ['BATCH_TOKENS_FILE', 'BATCH_CLUSTER_CONFIG', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE']) {
         const path = env().get(n)?.value;
         if (path) expect((c().volumeMounts ?? []).some((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))).toBe(true);
       }

@@ -1,0 +1,39 @@
+/**
+ * An executor restarted on a node where its previous incarnation ran tasks treats as left over
+ * (ended `NodeLost`, not run again at the same attempt) only the bindings that existed when it
+ * started — never one bound to it later, even when that binding reaches it through a relisting
+ * of its bindings (a watch that was down) rather than a watch event (issue 13, defect 9).
+ */
+import type { Binding } from '@batchapi/api';
+import type { Versioned } from '@batchapi/store';
+import type { RunningExecutor } from '../src';
+import { bind, groupOf, jobOf, startNode, until, useTestbed } from './harness';
+
+const tb = useTestbed();
+let ex: RunningExecutor | undefined;
+afterAll(async () => { await ex?.close(); });
+
+/** What the agent's informer hands it: the handler of a (re)listing, and the informer itself. */
+interface AgentInternals {
+  informer?: { stop(): Promise<void> };
+  onSync(items: Array<Versioned<Binding>>): void;
+}
+
+it('runs a binding that arrives in a relisting after a restart, instead of ending it NodeLost', async () => {
+  // The first incarnation runs a task: the node's process-group ledger now has records.
+  const first = await startNode(tb, 'reborn');
+  await bind(tb, 'reborn', 'before', ['true'], 1, { resources: { cpu: 100 } });
+  expect(await until(() => jobOf(tb, 'before'), (j) => j?.phase === 'Succeeded')).toMatchObject({ phase: 'Succeeded' });
+  await first.close();
+
+  ex = await startNode(tb, 'reborn');
+  const agent = ex.agent as unknown as AgentInternals;
+  // Its watch goes down; meanwhile the scheduler binds new work here; then its bindings are listed again.
+  await agent.informer?.stop();
+  await bind(tb, 'reborn', 'after', ['true'], 1, { resources: { cpu: 100 } });
+  agent.onSync((await tb.store.listAll<Binding>(tb.store.keys.bindingsOf('reborn'))).items);
+
+  const done = await until(() => jobOf(tb, 'after'), (j) => j?.phase === 'Succeeded' || j?.phase === 'Failed' || (j?.pending[0]?.attempt ?? 1) > 1);
+  expect((await groupOf(tb, 'after'))?.tasks[0]).toMatchObject({ state: 'Succeeded', exitCode: 0 });
+  expect(done).toMatchObject({ phase: 'Succeeded', counts: { succeeded: 1 } });
+});

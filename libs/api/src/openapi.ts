@@ -1,0 +1,312 @@
+/**
+ * The OpenAPI 3.1 document of the HTTP API, generated from the zod schemas that validate the
+ * requests (`schemas.ts`, `workflow.ts`) and describe the answers (`responses.ts`). Owns the
+ * table of operations: path, method, who may call it, its parameters, its answers, and the
+ * error codes it can answer with (each under its status from `statusOf`). Admission serves it
+ * at `GET /openapi.json`; a test compares its paths with the routes the service registers.
+ */
+import { z } from 'zod';
+import { type ErrorCode, statusOf } from './errors';
+import {
+  BulkSubmitAnswerSchema, ErrorBodySchema, HealthSchema, JobListSchema, JobResultsSchema, JobViewSchema, NodeListSchema, NodeViewSchema,
+  QueueDeletedSchema, QueueListSchema, QueueViewSchema, ReadinessSchema, TenantSchema, WhyViewSchema, WorkflowListSchema, WorkflowViewSchema,
+} from './responses';
+import {
+  BulkSubmitSchema, CordonSchema, DrainSchema, IdempotencyKeySchema, ListJobsQuerySchema, ListWorkflowsQuerySchema, LogsQuerySchema, NameSchema, PutQueueSchema,
+  PutTenantSchema, SubmitJobSchema,
+} from './schemas';
+import { SubmitWorkflowSchema } from './workflow';
+
+/** A JSON Schema or OpenAPI object, as plain JSON. */
+type Json = Record<string, unknown>;
+
+/** Who may call an operation. */
+export type Caller = 'anyone' | 'tenant' | 'operator';
+
+/** One answer of an operation other than an error. */
+interface Answer {
+  description: string;
+  /** The JSON body; absent for a non-JSON body (see `mediaType`). */
+  schema?: z.ZodType;
+  /** A `text/event-stream` answer: the event name and the schema of each event's JSON `data`. */
+  events?: { name: string; data: z.ZodType };
+  /** @default "application/json" */
+  mediaType?: string;
+  /** Response headers: name → description (all optional). */
+  headers?: Record<string, string>;
+  /** Operations reachable with values of this answer (stateful testing, clients). */
+  links?: Record<string, { operationId: string; parameters: Record<string, string> }>;
+}
+
+/** One operation of the API. */
+export interface ApiOperation {
+  method: 'get' | 'post' | 'put' | 'delete';
+  /** OpenAPI path, e.g. `/v1/jobs/{id}`. */
+  path: string;
+  operationId: string;
+  summary: string;
+  tag: string;
+  caller: Caller;
+  /** Path parameters by name, in path order. */
+  pathParams?: Record<string, z.ZodType>;
+  /** The query schema (a strict object: an unknown parameter is a 400). */
+  query?: z.ZodObject;
+  /** Request headers other than Authorization: name → schema. */
+  headers?: Record<string, { schema: z.ZodType; description: string }>;
+  body?: z.ZodType;
+  answers: Record<number, Answer>;
+  /** Error codes it may answer with; the common ones of its caller kind are added. */
+  errors: ErrorCode[];
+}
+
+/** A job id or workflow id as submit returned it; any other value is a 404. Fastify refuses a path segment over 1,024 characters (400). */
+const IdParam = z.string().min(1).max(1024);
+const TaskIndexParam = z.coerce.number().int().min(0).max(999_999_999);
+const idempotencyHeader = {
+  'Idempotency-Key': { schema: IdempotencyKeySchema, description: 'A retry with the same key and body gets 200 and the first answer; the same key with another body gets 409 `idempotency_conflict`.' },
+};
+const lastEventIdHeader = {
+  'Last-Event-ID': { schema: z.string(), description: 'Resume after this event id (an etcd revision): only newer events are sent. A value that is not 1 to 20 digits is ignored.' },
+};
+const jobLinks = (from: string) => ({
+  GetJob: { operationId: 'getJob', parameters: { id: from } },
+  WhyJob: { operationId: 'whyJob', parameters: { id: from } },
+  JobResults: { operationId: 'getJobResults', parameters: { id: from } },
+  CancelJob: { operationId: 'cancelJob', parameters: { id: from } },
+});
+const workflowLinks = {
+  GetWorkflow: { operationId: 'getWorkflow', parameters: { id: '$response.body#/id' } },
+  CancelWorkflow: { operationId: 'cancelWorkflow', parameters: { id: '$response.body#/id' } },
+};
+const queueLinks = {
+  GetQueue: { operationId: 'getQueue', parameters: { name: '$request.path.name' } },
+  DeleteQueue: { operationId: 'deleteQueue', parameters: { name: '$request.path.name' } },
+};
+const SUBMIT_ERRORS: ErrorCode[] = ['payload_too_large', 'permission_denied', 'unknown_tenant', 'unknown_queue', 'idempotency_conflict', 'conflict', 'submit_rate_exceeded', 'task_rate_exceeded', 'queue_full'];
+
+/** Every operation of the API. */
+export const API_OPERATIONS: readonly ApiOperation[] = [
+  { method: 'post', path: '/v1/jobs', operationId: 'submitJob', tag: 'jobs', caller: 'tenant', summary: 'Submit a job (an array job when `tasks` > 1); committed before the answer',
+    headers: idempotencyHeader, body: SubmitJobSchema, errors: SUBMIT_ERRORS,
+    answers: {
+      201: { description: 'Created', schema: JobViewSchema, headers: { Location: 'The job: /v1/jobs/{id}' }, links: jobLinks('$response.body#/id') },
+      200: { description: 'A retry with the same Idempotency-Key and body: the job the first submit created', schema: JobViewSchema, headers: { Location: 'The job: /v1/jobs/{id}' }, links: jobLinks('$response.body#/id') },
+    } },
+  { method: 'get', path: '/v1/jobs', operationId: 'listJobs', tag: 'jobs', caller: 'tenant', summary: "The caller's jobs (every tenant's for operators), newest first, a page at a time",
+    query: ListJobsQuerySchema, errors: [], answers: { 200: { description: 'A page of jobs', schema: JobListSchema } } },
+  { method: 'post', path: '/v1/jobs:batch', operationId: 'submitJobs', tag: 'jobs', caller: 'tenant', summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
+    body: BulkSubmitSchema, errors: ['payload_too_large'], answers: { 200: { description: 'One answer per job, in order: its status and the job, or the error', schema: BulkSubmitAnswerSchema } } },
+  { method: 'get', path: '/v1/jobs/{id}', operationId: 'getJob', tag: 'jobs', caller: 'tenant', summary: 'A job with its live task counts',
+    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The job', schema: JobViewSchema } } },
+  { method: 'delete', path: '/v1/jobs/{id}', operationId: 'cancelJob', tag: 'jobs', caller: 'tenant', summary: 'Cancel a job: pending tasks at once, running ones are stopped; the job stays readable',
+    pathParams: { id: IdParam }, errors: ['not_found', 'conflict'], answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } } },
+  { method: 'get', path: '/v1/jobs/{id}/why', operationId: 'whyJob', tag: 'jobs', caller: 'tenant', summary: 'Why the job is pending: blockers with node counts and what would let it run',
+    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The explanation', schema: WhyViewSchema } } },
+  { method: 'get', path: '/v1/jobs/{id}/results', operationId: 'getJobResults', tag: 'jobs', caller: 'tenant', summary: 'What tasks wrote to $BATCH_RESULT_PATH',
+    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'Results by task index', schema: JobResultsSchema } } },
+  { method: 'get', path: '/v1/jobs/{id}/events', operationId: 'jobEvents', tag: 'jobs', caller: 'tenant', summary: "Server-sent events: the job's view now and at every change, until it ends",
+    pathParams: { id: IdParam }, headers: lastEventIdHeader, errors: ['not_found', 'too_many_streams'],
+    answers: { 200: { description: 'An event stream: `event: job`, `id:` the revision, `data:` the job as `getJob` answers it', mediaType: 'text/event-stream', events: { name: 'job', data: JobViewSchema } } } },
+  { method: 'get', path: '/v1/jobs/{id}/tasks/{index}/logs', operationId: 'getTaskLogs', tag: 'jobs', caller: 'tenant', summary: "A task attempt's stdout or stderr (followed with follow=true)",
+    pathParams: { id: IdParam, index: TaskIndexParam }, query: LogsQuerySchema, errors: ['not_found'],
+    answers: { 200: { description: 'The log text', mediaType: 'text/plain' } } },
+
+  { method: 'post', path: '/v1/workflows', operationId: 'submitWorkflow', tag: 'workflows', caller: 'tenant', summary: 'Submit a workflow: a DAG of jobs',
+    headers: idempotencyHeader, body: SubmitWorkflowSchema, errors: [...SUBMIT_ERRORS, 'workflow_cycle'],
+    answers: {
+      201: { description: 'Created', schema: WorkflowViewSchema, headers: { Location: 'The workflow: /v1/workflows/{id}' }, links: workflowLinks },
+      200: { description: 'A retry with the same Idempotency-Key and body', schema: WorkflowViewSchema, headers: { Location: 'The workflow: /v1/workflows/{id}' }, links: workflowLinks },
+    } },
+  { method: 'get', path: '/v1/workflows', operationId: 'listWorkflows', tag: 'workflows', caller: 'tenant', summary: "The caller's workflows",
+    query: ListWorkflowsQuerySchema, errors: [], answers: { 200: { description: 'Workflows', schema: WorkflowListSchema } } },
+  { method: 'get', path: '/v1/workflows/{id}', operationId: 'getWorkflow', tag: 'workflows', caller: 'tenant', summary: 'A workflow and its steps',
+    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The workflow', schema: WorkflowViewSchema } } },
+  { method: 'delete', path: '/v1/workflows/{id}', operationId: 'cancelWorkflow', tag: 'workflows', caller: 'tenant', summary: 'Cancel a workflow and its running steps; it stays readable',
+    pathParams: { id: IdParam }, errors: ['not_found', 'conflict'], answers: { 200: { description: 'The workflow as it is now', schema: WorkflowViewSchema } } },
+  { method: 'get', path: '/v1/workflows/{id}/events', operationId: 'workflowEvents', tag: 'workflows', caller: 'tenant', summary: "Server-sent events: the workflow's view now and at every change, until it ends",
+    pathParams: { id: IdParam }, headers: lastEventIdHeader, errors: ['not_found', 'too_many_streams'],
+    answers: { 200: { description: 'An event stream: `event: workflow`, `id:` the revision, `data:` the workflow as `getWorkflow` answers it', mediaType: 'text/event-stream', events: { name: 'workflow', data: WorkflowViewSchema } } } },
+
+  { method: 'get', path: '/v1/queues', operationId: 'listQueues', tag: 'queues', caller: 'tenant', summary: "The caller's queues (all for operators): quota, usage, fair share, pending work",
+    errors: [], answers: { 200: { description: 'Queues', schema: QueueListSchema } } },
+  { method: 'get', path: '/v1/queues/{name}', operationId: 'getQueue', tag: 'queues', caller: 'tenant', summary: "A queue, with the caller's waiting jobs and their positions",
+    pathParams: { name: NameSchema }, errors: ['not_found'], answers: { 200: { description: 'The queue', schema: QueueViewSchema } } },
+  { method: 'put', path: '/v1/queues/{name}', operationId: 'putQueue', tag: 'queues', caller: 'operator', summary: 'Create or change a queue',
+    pathParams: { name: NameSchema }, body: PutQueueSchema, errors: ['payload_too_large', 'unknown_tenant', 'conflict'],
+    answers: { 200: { description: 'The queue as it is now', schema: QueueViewSchema, links: queueLinks } } },
+  { method: 'delete', path: '/v1/queues/{name}', operationId: 'deleteQueue', tag: 'queues', caller: 'operator', summary: 'Remove a queue with no unfinished work',
+    pathParams: { name: NameSchema }, errors: ['not_found', 'conflict'], answers: { 200: { description: 'Removed', schema: QueueDeletedSchema } } },
+  { method: 'put', path: '/v1/tenants/{name}', operationId: 'putTenant', tag: 'tenants', caller: 'operator', summary: 'Create or change a tenant',
+    pathParams: { name: NameSchema }, body: PutTenantSchema, errors: ['payload_too_large', 'conflict'], answers: { 200: { description: 'The tenant as it is now', schema: TenantSchema } } },
+
+  { method: 'get', path: '/v1/nodes', operationId: 'listNodes', tag: 'nodes', caller: 'operator', summary: 'Nodes: capacity, allocation, cordons',
+    errors: [], answers: { 200: { description: 'Nodes', schema: NodeListSchema } } },
+  { method: 'post', path: '/v1/nodes/{name}/cordon', operationId: 'cordonNode', tag: 'nodes', caller: 'operator', summary: 'No new work on the node',
+    pathParams: { name: NameSchema }, body: CordonSchema, errors: ['payload_too_large', 'not_found'], answers: { 200: { description: 'The node', schema: NodeViewSchema } } },
+  { method: 'delete', path: '/v1/nodes/{name}/cordon', operationId: 'uncordonNode', tag: 'nodes', caller: 'operator', summary: "Lift a node's cordon, drain or quarantine",
+    pathParams: { name: NameSchema }, errors: ['not_found'], answers: { 200: { description: 'The node', schema: NodeViewSchema } } },
+  { method: 'post', path: '/v1/nodes/{name}/drain', operationId: 'drainNode', tag: 'nodes', caller: 'operator', summary: 'Cordon, and stop running tasks at a deadline (they are requeued elsewhere)',
+    pathParams: { name: NameSchema }, body: DrainSchema, errors: ['payload_too_large', 'not_found'], answers: { 200: { description: 'The node', schema: NodeViewSchema } } },
+
+  { method: 'get', path: '/openapi.json', operationId: 'getOpenApi', tag: 'service', caller: 'anyone', summary: 'This document', errors: [],
+    answers: { 200: { description: 'The OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) } } },
+  { method: 'get', path: '/healthz', operationId: 'healthz', tag: 'service', caller: 'anyone', summary: 'Liveness: the process answers', errors: [],
+    answers: { 200: { description: 'Alive', schema: HealthSchema } } },
+  { method: 'get', path: '/readyz', operationId: 'readyz', tag: 'service', caller: 'anyone', summary: 'Readiness: the lease holds, etcd answers, the caches are synced', errors: [],
+    answers: { 200: { description: 'Ready', schema: ReadinessSchema }, 503: { description: 'Not ready: `checks` says what fails', schema: ReadinessSchema } } },
+  { method: 'get', path: '/metrics', operationId: 'metrics', tag: 'service', caller: 'anyone', summary: 'Prometheus metrics', errors: [],
+    answers: { 200: { description: 'Prometheus text exposition format', mediaType: 'text/plain' } } },
+];
+
+/**
+ * Codes every operation of a kind may answer: a malformed path (400), overload or etcd trouble
+ * (429, 503), a defect (500); and for authenticated ones a missing or unknown token (401),
+ * and for operator ones a tenant's token (403).
+ */
+const COMMON_ERRORS: Record<Caller, ErrorCode[]> = {
+  anyone: ['invalid_argument', 'internal'],
+  tenant: ['invalid_argument', 'unauthenticated', 'rate_limited', 'unavailable', 'internal'],
+  operator: ['invalid_argument', 'unauthenticated', 'permission_denied', 'rate_limited', 'unavailable', 'internal'],
+};
+
+/** Tag of the operations that need an operator's token. */
+export const OPERATOR_TAG = 'operator';
+
+const stripDialect = (s: Json): Json => {
+  const { $schema: _schema, $id: _id, ...rest } = s;
+  return rest;
+};
+
+/** A JSON Schema of one value as the API reads it (request side). */
+function inputSchema(schema: z.ZodType, refs: Map<z.ZodType, string>): Json {
+  const named = refs.get(schema);
+  if (named) return { $ref: `#/components/schemas/${named}` };
+  return stripDialect(z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as Json);
+}
+
+function parameters(op: ApiOperation, refs: Map<z.ZodType, string>): Json[] {
+  const out: Json[] = [];
+  for (const [name, schema] of Object.entries(op.pathParams ?? {})) out.push({ name, in: 'path', required: true, schema: inputSchema(schema, refs) });
+  for (const [name, schema] of Object.entries(op.query?.shape ?? {}) as Array<[string, z.ZodType]>) {
+    out.push({ name, in: 'query', required: !schema.safeParse(undefined).success, schema: inputSchema(schema, refs), ...describe(schema) });
+  }
+  for (const [name, h] of Object.entries(op.headers ?? {})) out.push({ name, in: 'header', required: false, description: h.description, schema: inputSchema(h.schema, refs) });
+  return out;
+}
+
+function describe(schema: z.ZodType): Json {
+  return schema.description ? { description: schema.description } : {};
+}
+
+/** A JSON Schema of one value as the API answers it (response side). */
+function outputSchema(schema: z.ZodType, refs: Map<z.ZodType, string>): Json {
+  const named = refs.get(schema);
+  if (named) return { $ref: `#/components/schemas/${named}` };
+  return stripDialect(z.toJSONSchema(schema, { io: 'output', unrepresentable: 'any' }) as Json);
+}
+
+/**
+ * One server-sent event (OpenAPI 3.1 reads a `text/event-stream` schema as the schema of each
+ * event): its name, its id (the etcd revision it reflects) and its `data`, JSON of `data`.
+ */
+function sseEvent(name: string, data: Json): Json {
+  return {
+    type: 'object', required: ['event', 'data'],
+    properties: { event: { const: name }, id: { type: 'string', pattern: '^[0-9]+$' }, data: { type: 'string', contentMediaType: 'application/json', contentSchema: data } },
+  };
+}
+
+/** The error answer of one status, its `code` narrowed to the codes the operation may give with that status. */
+function errorAnswer(codes: ErrorCode[]): Json {
+  const retry = codes.some((c) => statusOf[c] === 429 || statusOf[c] === 503);
+  return {
+    description: `\`error.code\`: ${codes.map((c) => `\`${c}\``).join(', ')}`,
+    ...(retry ? { headers: { 'Retry-After': { description: 'Seconds after which a retry may succeed', schema: { type: 'integer', minimum: 0 } } } } : {}),
+    content: {
+      'application/json': {
+        schema: {
+          type: 'object', required: ['error'], additionalProperties: false,
+          properties: { error: { allOf: [{ $ref: '#/components/schemas/ErrorBody' }, { properties: { code: { enum: codes } } }] } },
+        },
+      },
+    },
+  };
+}
+
+function responses(op: ApiOperation, outputRefs: Map<z.ZodType, string>): Json {
+  const out: Json = {};
+  for (const [status, a] of Object.entries(op.answers)) {
+    const mediaType = a.mediaType ?? 'application/json';
+    const schema = a.events ? sseEvent(a.events.name, outputSchema(a.events.data, outputRefs)) : a.schema ? outputSchema(a.schema, outputRefs) : { type: 'string' };
+    out[status] = {
+      description: a.description,
+      ...(a.headers ? { headers: Object.fromEntries(Object.entries(a.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }])) } : {}),
+      content: { [mediaType]: { schema } },
+      ...(a.links ? { links: a.links } : {}),
+    };
+  }
+  // Reads by a token are rate-limited per caller.
+  const reads: ErrorCode[] = op.method === 'get' && op.caller !== 'anyone' ? ['read_rate_exceeded'] : [];
+  const codes = [...new Set([...COMMON_ERRORS[op.caller], ...reads, ...op.errors])];
+  const byStatus = new Map<number, ErrorCode[]>();
+  for (const c of codes) byStatus.set(statusOf[c], [...(byStatus.get(statusOf[c]) ?? []), c]);
+  for (const [status, cs] of [...byStatus].sort(([a], [b]) => a - b)) out[String(status)] = errorAnswer(cs);
+  return out;
+}
+
+/** Named request schemas (components, read as input) and answer schemas (read as output). */
+const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
+  SubmitJob: SubmitJobSchema, SubmitJobs: BulkSubmitSchema, SubmitWorkflow: SubmitWorkflowSchema, PutQueue: PutQueueSchema, PutTenant: PutTenantSchema,
+  Cordon: CordonSchema, Drain: DrainSchema,
+};
+const ANSWER_COMPONENTS: Record<string, z.ZodType> = {
+  ErrorBody: ErrorBodySchema, Job: JobViewSchema, JobList: JobListSchema, SubmitJobsAnswer: BulkSubmitAnswerSchema, JobResults: JobResultsSchema, Why: WhyViewSchema,
+  Workflow: WorkflowViewSchema, WorkflowList: WorkflowListSchema, Queue: QueueViewSchema, QueueList: QueueListSchema, QueueDeleted: QueueDeletedSchema,
+  Tenant: TenantSchema, Node: NodeViewSchema, NodeList: NodeListSchema,
+};
+
+function components(named: Record<string, z.ZodType>, io: 'input' | 'output'): { schemas: Json; refs: Map<z.ZodType, string> } {
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(named)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, { io, unrepresentable: 'any', uri: (id) => `#/components/schemas/${id}` }) as { schemas: Record<string, Json> };
+  return {
+    schemas: Object.fromEntries(Object.entries(schemas).map(([id, s]) => [id, stripDialect(s)])),
+    refs: new Map(Object.entries(named).map(([id, s]) => [s, id])),
+  };
+}
+
+/** Builds the OpenAPI 3.1 document of the API. Pure; the same input gives the same document. */
+export function openApiDocument(info: { version: string } = { version: '1' }): Json {
+  const req = components(REQUEST_COMPONENTS, 'input');
+  const ans = components(ANSWER_COMPONENTS, 'output');
+  const paths: Record<string, Json> = {};
+  for (const op of API_OPERATIONS) {
+    const params = parameters(op, req.refs);
+    paths[op.path] ??= {};
+    paths[op.path][op.method] = {
+      operationId: op.operationId,
+      summary: op.summary,
+      tags: op.caller === 'operator' ? [op.tag, OPERATOR_TAG] : [op.tag],
+      ...(op.caller === 'anyone' ? { security: [] } : {}),
+      ...(params.length ? { parameters: params } : {}),
+      ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: inputSchema(op.body, req.refs) } } } } : {}),
+      responses: responses(op, ans.refs),
+    };
+  }
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'BatchAPI',
+      version: info.version,
+      description: 'Multi-tenant batch compute: jobs, array jobs, workflows, queues and nodes. Every error answer is `{"error": {"code", "message", "field"?, "id"?, "retryAfterSeconds"?}}`; each code has one status (see `x-error-codes`).',
+    },
+    'x-error-codes': Object.fromEntries(Object.entries(statusOf)),
+    tags: [...new Set(API_OPERATIONS.map((o) => o.tag)), OPERATOR_TAG].map((name) => ({ name, ...(name === OPERATOR_TAG ? { description: 'Needs an operator token; a tenant token gets 403 permission_denied' } : {}) })),
+    security: [{ bearer: [] }],
+    paths,
+    components: {
+      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant or operator token from the tokens file (`Authorization: Bearer <token>`)' } },
+      schemas: { ...req.schemas, ...ans.schemas },
+    },
+  };
+}

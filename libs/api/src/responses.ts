@@ -1,0 +1,167 @@
+/**
+ * Schemas (zod) of every answer body of the HTTP API. The code builds its answers from the
+ * interfaces in `views.ts`, `workflow.ts` and `model.ts`; each schema here is proved at compile
+ * time to describe exactly that interface (`Exact` below), so the OpenAPI document generated
+ * from them (`openapi.ts`) cannot drift from what the handlers return.
+ */
+import { z } from 'zod';
+import { ErrorCode, type ErrorBody } from './errors';
+import { JobPhase, type Tenant } from './model';
+import type { JobView, NodeView, QueueView, TaskCounts, WhyView } from './views';
+import { type WorkflowView } from './workflow';
+
+/** A quantity as answers show it: `"500m"`, `"2Gi"`, or a number (GPUs, `domain/name` resources). */
+const Quantity = z.union([z.string(), z.number()]);
+const Resources = z.record(z.string(), Quantity);
+const StringMap = z.record(z.string(), z.string());
+/** An instant in an answer: ISO-8601 in UTC. */
+const Instant = z.iso.datetime();
+
+export const ErrorBodySchema = z.strictObject({
+  code: z.enum(Object.values(ErrorCode) as [ErrorCode, ...ErrorCode[]]),
+  message: z.string(),
+  /** Dotted path of the offending request field, when one field is at fault. */
+  field: z.string().optional(),
+  /** The id (job, tenant, queue...) the error concerns. */
+  id: z.string().optional(),
+  /** Seconds after which a retry may succeed (429, 503). */
+  retryAfterSeconds: z.number().optional(),
+});
+/** Every error answer: `{"error": {...}}`. */
+export const ErrorAnswerSchema = z.strictObject({ error: ErrorBodySchema });
+
+export const TaskCountsSchema = z.strictObject({
+  pending: z.number().int(), bound: z.number().int(), running: z.number().int(),
+  succeeded: z.number().int(), failed: z.number().int(), cancelled: z.number().int(),
+});
+
+export const JobViewSchema = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  tenant: z.string(),
+  queue: z.string(),
+  phase: z.enum(JobPhase),
+  reason: z.strictObject({ code: z.string(), message: z.string() }).optional(),
+  command: z.array(z.string()),
+  /** The task environment; values of secret-looking names show as `***`. */
+  env: StringMap,
+  resources: Resources,
+  tasks: z.number().int(),
+  priority: z.number().int(),
+  labels: StringMap,
+  taskCounts: TaskCountsSchema,
+  traceId: z.string().optional(),
+  createdAt: Instant,
+  queuedAt: Instant.optional(),
+  startedAt: Instant.optional(),
+  finishedAt: Instant.optional(),
+});
+
+export const JobListSchema = z.strictObject({
+  jobs: z.array(JobViewSchema),
+  /** Pass as `pageToken` for the next page; absent on the last page. */
+  nextPageToken: z.string().optional(),
+});
+
+/** `POST /v1/jobs:batch`: one answer per submitted job, in order. */
+export const BulkSubmitAnswerSchema = z.strictObject({
+  results: z.array(z.strictObject({ status: z.number().int(), job: JobViewSchema.optional(), error: ErrorBodySchema.optional() })),
+});
+
+export const JobResultsSchema = z.strictObject({
+  /** Only tasks that wrote a result, by index. */
+  results: z.array(z.strictObject({ index: z.number().int(), value: z.unknown() })),
+});
+
+export const WhyViewSchema = z.strictObject({
+  jobId: z.string(),
+  phase: z.enum(JobPhase),
+  position: z.number().int(),
+  tasksAhead: z.number().int(),
+  pendingTasks: z.number().int(),
+  placeableNow: z.number().int(),
+  blockers: z.array(z.strictObject({ reason: z.string(), nodes: z.number().int() })),
+  quota: z.string().optional(),
+  messages: z.array(z.string()),
+  counterfactuals: z.array(z.string()),
+  explainedBy: z.enum(['scheduler', 'admission']),
+});
+
+export const QueueViewSchema = z.strictObject({
+  name: z.string(),
+  tenant: z.string(),
+  weight: z.number(),
+  nominal: Resources,
+  cohort: z.string().optional(),
+  borrowingLimit: Resources.optional(),
+  lendingLimit: Resources.optional(),
+  maxPendingTasks: z.number().int().optional(),
+  used: Resources,
+  borrowed: Resources,
+  positions: z.array(z.strictObject({ jobId: z.string(), position: z.number().int(), pendingTasks: z.number().int() })).optional(),
+  fairShare: z.number(),
+  pendingTasks: z.number().int(),
+  pendingJobs: z.number().int(),
+  runningTasks: z.number().int(),
+});
+export const QueueListSchema = z.strictObject({ queues: z.array(QueueViewSchema) });
+export const QueueDeletedSchema = z.strictObject({ deleted: z.string() });
+
+export const TenantSchema = z.strictObject({
+  name: z.string(),
+  weight: z.number(),
+  limits: z.strictObject({ submitsPerSecond: z.number().optional(), submitBurst: z.number().optional(), tasksPerSecond: z.number().optional(), taskBurst: z.number().optional() }).optional(),
+});
+
+export const NodeViewSchema = z.strictObject({
+  name: z.string(),
+  capacity: Resources,
+  allocated: Resources,
+  labels: StringMap,
+  taints: z.array(z.strictObject({ key: z.string(), value: z.string().optional(), effect: z.string() })),
+  gpus: z.number().int(),
+  cordon: z.strictObject({
+    reason: z.string(), by: z.string(), at: Instant, drainDeadline: Instant.optional(),
+    quarantine: z.strictObject({ cause: z.enum(['node_error', 'node_lost']), failures: z.number().int() }).optional(),
+  }).optional(),
+});
+export const NodeListSchema = z.strictObject({ nodes: z.array(NodeViewSchema) });
+
+export const WorkflowViewSchema = z.strictObject({
+  id: z.string(),
+  name: z.string(),
+  tenant: z.string(),
+  queue: z.string(),
+  labels: StringMap,
+  phase: z.enum(['Running', 'Succeeded', 'Failed', 'Cancelled']),
+  /** Epoch milliseconds. */
+  createdAt: z.number(),
+  finishedAt: z.number().nullable(),
+  deadlineAt: z.number().nullable(),
+  traceId: z.string().optional(),
+  steps: z.array(z.strictObject({
+    name: z.string(),
+    phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled']),
+    jobId: z.string().nullable(),
+    dependsOn: z.array(z.string()),
+    when: z.enum(['success', 'failure', 'always']),
+    criticalPath: z.number().int(),
+  })),
+});
+export const WorkflowListSchema = z.strictObject({ workflows: z.array(WorkflowViewSchema) });
+
+/** `GET /healthz`. */
+export const HealthSchema = z.strictObject({ status: z.literal('ok'), service: z.string(), instance: z.string() });
+/** `GET /readyz` (200 when ready, 503 when not). */
+export const ReadinessSchema = z.strictObject({ status: z.enum(['ready', 'not ready']), checks: z.record(z.string(), z.boolean()), reason: z.string().optional() });
+
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+/** Holds only when `S` parses to exactly `T`: each assignable to the other, and the same keys (an optional field missing from one is caught). */
+type Exact<S extends z.ZodType, T> = Same<z.infer<S>, T> extends true ? Same<keyof z.infer<S>, keyof T> : false;
+// Compile-time: a view interface that gains, loses or retypes a field fails the build here.
+const proofs: [
+  Exact<typeof ErrorBodySchema, ErrorBody>, Exact<typeof TaskCountsSchema, TaskCounts>, Exact<typeof JobViewSchema, JobView>,
+  Exact<typeof WhyViewSchema, WhyView>, Exact<typeof QueueViewSchema, QueueView>, Exact<typeof NodeViewSchema, NodeView>,
+  Exact<typeof WorkflowViewSchema, WorkflowView>, Exact<typeof TenantSchema, Tenant>,
+] = [true, true, true, true, true, true, true, true];
+void proofs;

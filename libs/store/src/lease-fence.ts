@@ -1,0 +1,78 @@
+/**
+ * The self-fence of a lease holder, kept on its own clock and free of I/O (the process lease
+ * feeds it; tests drive it with a fake clock).
+ *
+ * etcd starts a lease's TTL afresh when it *processes* a grant or keep-alive, which is some
+ * time after the request was sent and some time before its reply is read here. Only the send
+ * time is a bound this process knows: counting the TTL from it can only end the fence early,
+ * never late. Counting from when the reply is read (what the client's own keep-alive does)
+ * is wrong after any stall of this process or of the path back: a reply that sat in the
+ * socket for longer than the TTL would announce a fresh TTL for a lease etcd has already
+ * expired, and the holder would keep acting without it.
+ */
+
+/** What one acknowledged renewal did to the fence. */
+export const RenewalOutcome = {
+  /** The renewal extends the fence: it was sent after the one the fence counted from. */
+  Renewed: 'renewed',
+  /** An older renewal than the one the fence counts from (replies can overtake each other): nothing changes. */
+  Stale: 'stale',
+  /** etcd answered with no TTL left: the lease is gone, for good. */
+  Gone: 'gone',
+} as const;
+export type RenewalOutcome = (typeof RenewalOutcome)[keyof typeof RenewalOutcome];
+
+/** The time a lease is certainly held until, from the send times of acknowledged renewals. */
+export class LeaseFence {
+  /** Send time of the grant or keep-alive the fence counts from, in ms of the holder's clock. */
+  private renewedAt: number;
+  /** How long after `renewedAt` the lease is held, in ms. */
+  private validMs: number;
+  private gone = false;
+
+  /**
+   * @param grantSentAt when the grant request was sent, in ms of the holder's clock
+   * @param ttlMs the TTL asked for, in ms; a longer TTL granted by etcd is not relied on
+   */
+  constructor(grantSentAt: number, private readonly ttlMs: number) {
+    this.renewedAt = grantSentAt;
+    this.validMs = ttlMs;
+  }
+
+  /**
+   * Records etcd's reply to a keep-alive sent at `sentAt` (ms, holder's clock) that granted
+   * `grantedTtlSeconds`. A TTL of 0 or less means etcd no longer knows the lease.
+   */
+  acknowledged(sentAt: number, grantedTtlSeconds: number): RenewalOutcome {
+    if (!(grantedTtlSeconds > 0)) {
+      this.gone = true;
+      return RenewalOutcome.Gone;
+    }
+    if (this.gone) return RenewalOutcome.Stale;
+    const validMs = Math.min(this.ttlMs, grantedTtlSeconds * 1000);
+    if (sentAt + validMs <= this.renewedAt + this.validMs) return RenewalOutcome.Stale;
+    this.renewedAt = sentAt;
+    this.validMs = validMs;
+    return RenewalOutcome.Renewed;
+  }
+
+  /** True while the lease is certainly held at `now` (ms, holder's clock). */
+  alive(now: number): boolean {
+    return !this.gone && now - this.renewedAt < this.validMs;
+  }
+
+  /** Milliseconds from the send time of the renewal the fence counts from to `now`. */
+  sinceRenewalMs(now: number): number {
+    return now - this.renewedAt;
+  }
+
+  /** Send time (ms, holder's clock) of the renewal the fence counts from. */
+  get lastRenewalSentAt(): number {
+    return this.renewedAt;
+  }
+
+  /** True once etcd said the lease is gone. */
+  get isGone(): boolean {
+    return this.gone;
+  }
+}

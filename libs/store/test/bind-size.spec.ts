@@ -1,0 +1,129 @@
+/**
+ * Transactions sized in UTF-8 bytes against a real etcd member (issue 13, defect 3): a job too
+ * large to ever bind is isolated and failed with a reason while the rest of the plan binds; a
+ * group of very many tasks is cut into ranges that fit; a transaction whose answer is lost
+ * stops the plan without throwing away what was not sent; preemption requests are chunked by
+ * bytes, not by count.
+ */
+import { type Binding, type JobRecord, type NodeAllocation } from '@batchapi/api';
+import { bindPlan, type BindUnit, campaign, EtcdStore, getJob, type Leadership, type LocalEtcd, OutcomeUnknownError, type ProcessLease, requestPreemption, startEtcd, submitJob, type Versioned } from '@batchapi/store';
+import { GRPCDeadlineExceededError } from 'etcd3';
+
+let etcd: LocalEtcd;
+let store: EtcdStore;
+let lease: ProcessLease;
+let leader: Leadership;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/bs/' });
+  lease = await store.grantLease(5);
+  leader = await campaign(store, 'bind-size', 'L', lease);
+});
+afterEach(() => { store.seam = undefined; });
+afterAll(async () => {
+  await lease.revoke();
+  await store.close();
+  await etcd.stop();
+});
+
+/** What a job of a plan carries: `env` entries of `value`, `tasks` tasks bound as one group on node `node`. */
+interface JobShape { id: string; tasks?: number; envEntries?: number; value?: string; node?: string }
+
+/** Writes the job straight into etcd (as a record made large behind admission's back would be) and plans all its tasks on its node. */
+async function unitOf(s: JobShape): Promise<BindUnit> {
+  const tasks = s.tasks ?? 1;
+  const env = Object.fromEntries(Array.from({ length: s.envEntries ?? 0 }, (_, k) => [`V${k}`, s.value ?? '']));
+  const record: JobRecord = {
+    id: s.id, tenant: 'a', queue: 'q', phase: 'Queued', createdAt: 1,
+    spec: { name: 'j', command: ['true'], env, resources: { cpu: 1 }, tasks, priority: 0, labels: {} },
+    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  };
+  const { job } = await submitJob(store, record);
+  const node = s.node ?? `node-${s.id}`;
+  const b: Binding = { jobId: s.id, tenant: 'a', queue: 'q', node, start: 0, end: tasks, attempt: 1, resources: { cpu: 1 }, devices: Array.from({ length: tasks }, () => []), boundAt: 5, command: ['true'], env };
+  return { job, next: { ...job.value, pending: [], phase: 'Running', startedAt: 5 }, bindings: [b] };
+}
+
+const allocsOf = (units: BindUnit[]) => new Map<string, Versioned<NodeAllocation> | undefined>(units.flatMap((u) => u.bindings.map((b) => [b.node, undefined] as const)));
+const boundTasks = async (id: string) => (await store.listAll<{ start: number; end: number }>(store.keys.groupsOf(id))).items.reduce((n, g) => n + g.value.end - g.value.start, 0);
+
+describe('bindPlan isolates what can never commit', () => {
+  it.each([
+    // [what, jobs of the plan in order, jobs that bind, jobs failed as too large, bind transactions sent, limits]
+    // 30 × 32,000 chars = 960,000 bytes of env: record ≈ 960 KB + binding ≈ 960 KB > 1 MiB; the
+    // small job after it binds (before: the first chunk held the big unit alone, etcd refused it, the plan threw)
+    ['a job whose env makes one task\'s bind over 1 MiB, then a normal job', [{ id: 'huge-env', envEntries: 30, value: 'x'.repeat(32_000) }, { id: 'small-1', tasks: 2 }], ['small-1'], ['huge-env'], 1, undefined],
+    // 30 × 11,000 "€" = 330,000 UTF-16 units but 990,000 bytes: record + binding ≈ 1.98 MB, over by
+    // bytes though JSON.stringify().length counted ~660,000 and let it through
+    ['a job whose env is small in UTF-16 units but large in UTF-8 bytes', [{ id: 'euro-env', envEntries: 30, value: '€'.repeat(11_000) }, { id: 'small-2' }], ['small-2'], ['euro-env'], 1, undefined],
+    // 60,000 tasks on one node: the status alone has 60,000 × 18 bytes ({"state":"Bound"},) ≈ 1.08 MB;
+    // the group is cut in halves of 30,000 (≈ 540 KB of status + 90 KB of devices each), one a transaction
+    ['a group of 60,000 tasks on one node', [{ id: 'wide', tasks: 60_000 }], ['wide'], [], 2, undefined],
+    // limits above etcd's own (3 MiB): three units of ≈ 700 KB (350 KB record + 350 KB binding) make
+    // one 2.1 MB chunk, which etcd refuses (over 1.5 MiB); then 2 a txn (1.4 MB) and the last alone: 3 txns
+    ['etcd refuses a chunk as too large: the plan sends fewer parts a transaction', [0, 1, 2].map((k) => ({ id: `mid-${k}`, envEntries: 10, value: 'm'.repeat(35_000) })), ['mid-0', 'mid-1', 'mid-2'], [], 3, { maxOps: 128, maxBytes: 3 * 1024 * 1024 }],
+    // limits above etcd's own: the chunk of both (≈ 1.9 MB) is refused, then the big one alone is
+    // refused too and isolated, and the small one binds: 3 txns
+    ['etcd refuses a lone part as too large: its job fails, the next binds', [{ id: 'over-etcd', envEntries: 30, value: 'o'.repeat(32_000) }, { id: 'small-3' }], ['small-3'], ['over-etcd'], 3, { maxOps: 128, maxBytes: 3 * 1024 * 1024 }],
+  ])('%s', async (_name, shapes, bound, tooLarge, txns, limits) => {
+    const units: BindUnit[] = [];
+    for (const s of shapes) units.push(await unitOf(s));
+    const res = await bindPlan(store, leader.fence(), units, allocsOf(units), { now: 7, ...(limits ? { limits } : {}) });
+    expect(res.interrupted).toBeUndefined();
+    expect([...new Set(res.bound.map((u) => u.next.id))].sort()).toEqual([...bound].sort());
+    expect(res.tooLarge.map((u) => u.next.id)).toEqual(tooLarge);
+    expect(res.refused).toEqual([]);
+    expect(res.txns).toBe(txns);
+    for (const s of shapes) {
+      const stored = (await getJob(store, s.id))!.value;
+      if (bound.includes(s.id)) {
+        expect(stored).toMatchObject({ phase: 'Running', pending: [] });
+        expect(await boundTasks(s.id)).toBe(s.tasks ?? 1);
+      } else {
+        // failed with a reason the API shows; nothing of it was bound
+        expect(stored).toMatchObject({ phase: 'Failed', pending: [], finishedAt: 7, counts: { failed: s.tasks ?? 1 }, reason: { code: 'bind_too_large' } });
+        expect(stored.reason!.message).toMatch(/do not fit the \d+ bytes of one etcd transaction/);
+        expect(await boundTasks(s.id)).toBe(0);
+      }
+    }
+  });
+});
+
+describe('bindPlan when a transaction\'s answer is lost', () => {
+  it('stops the plan without throwing: the rest is refused for the next cycle, nothing is guessed', async () => {
+    const units = [await unitOf({ id: 'lost-0', envEntries: 1, value: 'v'.repeat(3000) }), await unitOf({ id: 'lost-1', envEntries: 1, value: 'v'.repeat(3000) })];
+    // one unit a transaction (≈ 6.5 KB each against a 10 KB limit); the first commits, its answer is lost
+    let sent = 0;
+    store.seam = async (call, send) => {
+      if (!call.writes || sent++ > 0) return send();
+      await send();
+      throw new GRPCDeadlineExceededError('answer lost after commit (test seam)');
+    };
+    const res = await bindPlan(store, leader.fence(), units, allocsOf(units), { limits: { maxOps: 128, maxBytes: 10_000 } });
+    expect(res.interrupted).toBeInstanceOf(OutcomeUnknownError);
+    expect(res.bound).toEqual([]);
+    expect(res.refused.map((u) => u.next.id)).toEqual(['lost-0', 'lost-1']);
+    expect(res.txns).toBe(1);
+    // what landed is what etcd shows: the caches will see lost-0 bound; lost-1 was never sent
+    expect((await getJob(store, 'lost-0'))!.value.phase).toBe('Running');
+    expect((await getJob(store, 'lost-1'))!.value.phase).toBe('Queued');
+  });
+});
+
+describe('requestPreemption', () => {
+  it('chunks by bytes: six bindings of ~300 KB each are marked in transactions under the limit', async () => {
+    // 6 × ~300 KB = 1.8 MB: one transaction (as when chunked 60 by count) is over etcd's 1.5 MiB
+    const env = { BIG: 'p'.repeat(300_000) };
+    const victims = [];
+    for (let k = 0; k < 6; k++) {
+      const b: Binding = { jobId: `pre-${k}`, tenant: 'a', queue: 'q', node: 'pn', start: 0, end: 2, attempt: 1, resources: { cpu: 1 }, devices: [[], []], boundAt: 1, command: ['true'], env };
+      await store.txn([], [{ put: store.keys.binding('pn', b.jobId, 0, 1), value: b }]);
+      victims.push({ node: 'pn', jobId: b.jobId, start: 0, attempt: 1, index: 1 });
+    }
+    expect(await requestPreemption(store, leader.fence(), victims, 9)).toBe(6);
+    for (let k = 0; k < 6; k++) {
+      expect((await store.get<Binding>(store.keys.binding('pn', `pre-${k}`, 0, 1)))!.value).toMatchObject({ preempt: [1], preemptRequestedAt: 9 });
+    }
+  });
+});

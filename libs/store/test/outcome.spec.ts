@@ -1,0 +1,228 @@
+/**
+ * Writes whose answer is lost (issue 13, defects 1 and 7) against real etcd: the client never
+ * re-sends a txn by itself; an executor report that landed is recognised by its token and
+ * never read as a refusal; the node reaper settles a lost answer by listing again, always
+ * ends with the allocation deleted, and leaves a node that came back alone.
+ *
+ * "Commit, then lose the answer" is injected through the store's test seam (`EtcdStore.seam`):
+ * the txn is really sent and committed, and its caller sees a deadline instead.
+ */
+import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation, type TaskStatus } from '@batchapi/api';
+import {
+  bindPlan, campaign, type CallSeam, EtcdStore, getJob, type Leadership, type LocalEtcd, NodeReturnedError, OutcomeUnknownError, type ProcessLease, reapLostNode, reportGroups, startEtcd, submitJob,
+} from '@batchapi/store';
+import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
+import { ConnectionPool } from 'etcd3/lib/connection-pool';
+
+function job(id: string, tasks: number): JobRecord {
+  return {
+    id, tenant: 'a', queue: 'q', phase: 'Queued', createdAt: 1,
+    spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
+    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  };
+}
+
+/** Seam: the first write txn that `matches` is sent (and commits), then its answer is replaced by `after(send)`. */
+function onFirstWrite(matches: (ops: string[]) => boolean, after: <T>(send: () => Promise<T>) => Promise<T>): { seam: CallSeam; hits: () => number } {
+  let hits = 0;
+  const seam: CallSeam = (call, send) => {
+    const keys = (call.ops ?? []).map((op) => ('put' in op ? op.put : op.delete));
+    if (!call.writes || hits > 0 || !matches(keys)) return send();
+    hits++;
+    return after(send);
+  };
+  return { seam, hits: () => hits };
+}
+
+/** The answer of a committed txn is lost: the caller sees a deadline. */
+const loseAnswer = async <T>(send: () => Promise<T>): Promise<T> => {
+  await send();
+  throw new GRPCDeadlineExceededError('deadline exceeded (answer lost after commit, test seam)');
+};
+/** What the etcd3 client's own retry did: the txn is sent again after a commit whose answer was lost; the re-send's compare fails. */
+const resend = async <T>(send: () => Promise<T>): Promise<T> => {
+  await send();
+  return send();
+};
+
+describe('on one member', () => {
+  let etcd: LocalEtcd;
+  let store: EtcdStore;
+  let lease: ProcessLease;
+  let leader: Leadership;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/o/' });
+    lease = await store.grantLease(5);
+    leader = await campaign(store, 'outcome', 'L', lease);
+  });
+  afterEach(() => { store.seam = undefined; });
+  afterAll(async () => {
+    await lease.revoke();
+    await store.close();
+    await etcd.stop();
+  });
+
+  /** A job of `tasks` tasks bound as one group on `node` (registered on the test's lease unless `register` is false). */
+  async function bound(node: string, id: string, tasks: number, register = true): Promise<{ status: string; binding: string }> {
+    if (register) await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
+    const created = await submitJob(store, job(id, tasks));
+    const b: Binding = { jobId: id, tenant: 'a', queue: 'q', node, start: 0, end: tasks, attempt: 1, resources: { cpu: 1000 }, devices: Array.from({ length: tasks }, () => []), boundAt: 1, command: ['true'], env: {} };
+    const res = await bindPlan(store, leader.fence(), [{ job: created.job, next: { ...created.job.value, pending: [], phase: 'Running' }, bindings: [b] }], new Map([[node, await store.get<NodeAllocation>(store.keys.alloc(node))]]));
+    expect(res.bound).toHaveLength(1);
+    return { status: store.keys.group(id, 0, 1), binding: store.keys.binding(node, id, 0, 1) };
+  }
+
+  const report = async (node: string, key: string, tasks: TaskStatus[], statusRevision?: string) => {
+    const st = (await store.get<GroupStatus>(key))!;
+    return reportGroups(store, node, lease.id, [{ status: { ...st.value, tasks }, statusRevision: statusRevision ?? st.modRevision }], 2);
+  };
+  const done: TaskStatus[] = [{ state: 'Succeeded', exitCode: 0 }, { state: 'Succeeded', exitCode: 0 }];
+
+  describe('reportGroups', () => {
+    it.each([
+      ['its answer is lost after the commit', loseAnswer],
+      ['the client re-sends it after the commit and the re-send fails its compare', resend],
+    ])('accepts a report whose txn landed though %s, and applies its outcomes once', async (_, after) => {
+      const node = `rn-${after.name}`;
+      const id = `landed-${after.name}`;
+      const { status, binding } = await bound(node, id, 2);
+      const seam = onFirstWrite((keys) => keys.includes(status), after);
+      store.seam = seam.seam;
+      const res = await report(node, status, done);
+      expect(seam.hits()).toBe(1);
+      const now = (await store.get<GroupStatus>(status))!;
+      expect(res.refused).toEqual([]);
+      expect(res.accepted.get(status)).toBe(now.modRevision);
+      expect(now.value.reporter?.lease).toBe(lease.id);
+      expect((await getJob(store, id))!.value).toMatchObject({ phase: 'Succeeded', counts: { succeeded: 2, failed: 0 } });
+      expect(await store.get(binding)).toBeUndefined();
+      expect((await store.get<NodeAllocation>(store.keys.alloc(node)))!.value).toEqual({ used: {}, devices: {} });
+    });
+
+    it('settles a report whose answer and re-read were both lost with the next report: rebased on its own landed write, never refused, outcomes counted once', async () => {
+      const node = 'rn-rebase';
+      const id = 'rebase';
+      const { status } = await bound(node, id, 2);
+      const first = (await store.get<GroupStatus>(status))!;
+      // Task 0 ends (its room and outcome go back in this txn); the answer is lost, and so are the next reads (a member down).
+      let armed = true;
+      let readsDown = 0;
+      store.seam = (call, send) => {
+        if (!call.writes && readsDown > 0) { readsDown--; return Promise.reject(new GRPCUnavailableError('unavailable (test seam)')); }
+        if (!call.writes || !armed || !call.ops!.some((op) => 'put' in op && op.put === status)) return send();
+        armed = false;
+        readsDown = 4; // the settling read and its 3 retries
+        return loseAnswer(send);
+      };
+      await expect(report(node, status, [{ state: 'Succeeded', exitCode: 0 }, { state: 'Running' }], first.modRevision)).rejects.toMatchObject({ code: 'unavailable' });
+      store.seam = undefined;
+      // The executor kept its old revision; the status in etcd is its own landed write.
+      expect((await store.get<GroupStatus>(status))!.modRevision).not.toBe(first.modRevision);
+      const res = await report(node, status, done, first.modRevision);
+      expect(res.refused).toEqual([]);
+      expect(res.accepted.get(status)).toBe((await store.get<GroupStatus>(status))!.modRevision);
+      // 2 tasks, 2 successes: task 0's outcome and room went back once, in the lost txn.
+      expect((await getJob(store, id))!.value).toMatchObject({ phase: 'Succeeded', counts: { succeeded: 2, failed: 0 } });
+      expect((await store.get<NodeAllocation>(store.keys.alloc(node)))!.value).toEqual({ used: {}, devices: {} });
+    });
+
+    it('refuses a report only once another writer changed the status and the binding is gone', async () => {
+      const node = 'rn-other';
+      const { status, binding } = await bound(node, 'other', 2);
+      const st = (await store.get<GroupStatus>(status))!;
+      // Another writer changes the status and leaves the binding: not refused (sent again later).
+      await store.txn([], [{ put: status, value: { ...st.value, tasks: st.value.tasks } }]);
+      const kept = await report(node, status, done, st.modRevision);
+      expect(kept.refused).toEqual([]);
+      expect(kept.accepted.size).toBe(0);
+      // The binding goes too: refused.
+      await store.txn([], [{ delete: binding }]);
+      const gone = await report(node, status, done, st.modRevision);
+      expect(gone.refused).toEqual([status]);
+    });
+  });
+
+  describe('reapLostNode', () => {
+    it.each([
+      ['its answer is lost after the commit', loseAnswer],
+      ['the client re-sends it after the commit and the re-send fails its compare', resend],
+    ])('ends the groups and deletes the allocation of a lost node when a reap txn landed though %s', async (_, after) => {
+      const node = `lost-${after.name}`;
+      const id = `reaped-${after.name}`;
+      const { status, binding } = await bound(node, id, 2, false);
+      expect(await store.get(store.keys.alloc(node))).toBeDefined();
+      const seam = onFirstWrite((keys) => keys.includes(binding), after);
+      store.seam = seam.seam;
+      const res = await reapLostNode(store, leader.fence(), node, 5);
+      expect(seam.hits()).toBe(1);
+      expect(res).toEqual({ groups: 1, tasks: 2 });
+      expect(await store.get(binding)).toBeUndefined();
+      expect((await store.get<GroupStatus>(status))!.value.tasks.map((t) => t.reason)).toEqual(['NodeLost', 'NodeLost']);
+      // Requeued once, at the next attempt; the dead node's usage no longer counts.
+      expect((await getJob(store, id))!.value.pending).toMatchObject([{ start: 0, end: 2, attempt: 2 }]);
+      expect(await store.get(store.keys.alloc(node))).toBeUndefined();
+    });
+
+    it('refuses to reap a node whose key exists again (its executor came back), and changes nothing', async () => {
+      const node = 'back';
+      const { status, binding } = await bound(node, 'back', 1, false);
+      const before = await store.getMany([status, binding, store.keys.alloc(node), store.keys.job('back')]);
+      // The reaper's cache still says "gone"; the executor registered again meanwhile.
+      await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
+      await expect(reapLostNode(store, leader.fence(), node, 5)).rejects.toBeInstanceOf(NodeReturnedError);
+      expect((await store.getMany([status, binding, store.keys.alloc(node), store.keys.job('back')])).map((kv) => kv?.modRevision)).toEqual(before.map((kv) => kv?.modRevision));
+    });
+  });
+});
+
+describe('on three members, one of them paused', () => {
+  let etcd: LocalEtcd;
+  let paused = -1;
+  beforeAll(async () => {
+    etcd = await startEtcd({ members: 3 });
+    // A follower: pausing it keeps the quorum, so a txn re-sent elsewhere would commit.
+    const leaderId = await memberStatus(etcd.endpoints[0]).then((s) => s.leader);
+    for (const [i, url] of etcd.endpoints.entries()) if (paused < 0 && (await memberStatus(url)).header.member_id !== leaderId) paused = i;
+    ConnectionPool.deterministicOrder = true; // the last endpoint is tried first
+  });
+  afterAll(async () => {
+    ConnectionPool.deterministicOrder = false;
+    if (paused >= 0) etcd.kill(paused, 'SIGCONT');
+    await etcd.stop();
+  });
+
+  it('sends a txn to the paused member once and answers OutcomeUnknownError (no re-send to a live member); a read is retried on the live member', async () => {
+    const live = etcd.endpoints.find((_, i) => i !== paused)!;
+    const store = new EtcdStore({ endpoints: [live, etcd.endpoints[paused]], prefix: '/p/', callTimeoutMs: 500 });
+    const direct = new EtcdStore({ endpoints: [live], prefix: '/p/' });
+    try {
+      await direct.txn([], [{ put: 'k', value: 'before' }]);
+      const before = (await direct.get<string>('k'))!;
+      etcd.kill(paused, 'SIGSTOP');
+      const txnsBefore = await startedTxns(live);
+      await expect(store.txn([{ key: 'k', modRevision: before.modRevision }], [{ put: 'k', value: 'mine' }])).rejects.toBeInstanceOf(OutcomeUnknownError);
+      // Not re-sent: the live member saw no txn, and the value is as it was.
+      expect(await startedTxns(live)).toBe(txnsBefore);
+      expect((await direct.get<string>('k'))!.value).toBe('before');
+      // A read is idempotent: retried on the live member.
+      await expect(store.get<string>('k')).resolves.toMatchObject({ value: 'before' });
+    } finally {
+      etcd.kill(paused, 'SIGCONT');
+      await store.close();
+      await direct.close();
+    }
+  });
+});
+
+async function memberStatus(url: string): Promise<{ header: { member_id: string }; leader: string }> {
+  const res = await fetch(`${url}/v3/maintenance/status`, { method: 'POST', body: '{}' });
+  return (await res.json()) as { header: { member_id: string }; leader: string };
+}
+
+/** Txn calls a member has started serving (its gRPC metrics). */
+async function startedTxns(url: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith('grpc_server_started_total{') && l.includes('grpc_method="Txn"'));
+  return Number(line?.split(' ').pop() ?? 0);
+}

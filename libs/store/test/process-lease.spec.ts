@@ -1,0 +1,68 @@
+/**
+ * The process lease's self-fence against a real etcd member, with the path between them
+ * stalled by a proxy: a renewal reply read late must not make the lease look alive.
+ */
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { TcpProxy } from './tcp-proxy';
+
+let etcd: LocalEtcd;
+let proxy: TcpProxy;
+let direct: EtcdStore;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  proxy = await TcpProxy.start(etcd.endpoints[0]);
+  direct = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/pl/' });
+});
+afterAll(async () => {
+  await direct.close();
+  await proxy.close();
+  await etcd.stop();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('ProcessLease', () => {
+  it('stays fenced when renewal replies that etcd sent before the lease expired are read after it expired', async () => {
+    const store = new EtcdStore({ endpoints: [proxy.url], prefix: '/pl/' });
+    const lease = await store.grantLease(2);
+    // A key on the lease tells, through a direct connection, when etcd has expired it.
+    await direct.txn([], [{ put: '/pl/probe', value: 1, lease: lease.id }]);
+    await sleep(800);
+    expect(lease.alive()).toBe(true);
+
+    // Replies stop coming back; keep-alives still reach etcd (which renews and answers) for
+    // longer than the keep-alive period (TTL/3 ≈ 667 ms), so at least one answer is held.
+    proxy.holdDownstream();
+    await sleep(900);
+    // Now nothing reaches etcd: its last renewal is behind us and the lease expires there.
+    proxy.holdUpstream();
+    const deadline = Date.now() + 10_000;
+    while ((await direct.get('/pl/probe')) !== undefined && Date.now() < deadline) await sleep(50);
+    expect(await direct.get('/pl/probe')).toBeUndefined();
+
+    // The held replies (renewals etcd made before the lease expired) now arrive.
+    proxy.releaseDownstream();
+    const alive: boolean[] = [];
+    for (let i = 0; i < 30; i++) { alive.push(lease.alive()); await sleep(20); }
+    expect(alive.filter(Boolean)).toHaveLength(0);
+    expect(lease.sinceRenewalMs()).toBeGreaterThan(2000);
+    await lease.revoke();
+    await store.close();
+  });
+
+  it('keeps a healthy lease alive and reports each renewal by its send time', async () => {
+    const store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/pl/' });
+    const lease = await store.grantLease(2);
+    const renewals: Array<{ sentAt: number; readAt: number }> = [];
+    lease.onRenewed((sentAt) => renewals.push({ sentAt, readAt: Date.now() }));
+    const samples: boolean[] = [];
+    for (let i = 0; i < 30; i++) { samples.push(lease.alive()); await sleep(100); }
+    expect(samples.every(Boolean)).toBe(true);
+    // 3 s at one keep-alive per 667 ms: at least 3 renewals, each sent before its reply was read
+    expect(renewals.length).toBeGreaterThanOrEqual(3);
+    for (const r of renewals) expect(r.sentAt).toBeLessThanOrEqual(r.readAt);
+    await lease.revoke();
+    await store.close();
+  });
+});
