@@ -65,8 +65,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    * may be left over from it. Each is decided once; bindings listed later are this incarnation's.
    */
   private leftByPrevious?: Set<string>;
-  /** Set when a graceful stop began: tasks stopped from now on end `NodeLost` (requeued, no retry charged). */
+  /** Set when a graceful stop began: no group starts from now on. */
   private stopping = false;
+  /**
+   * Attempts this graceful stop asked to stop: those that die of its signal end `NodeLost`
+   * (requeued, no retry charged); an attempt that ends otherwise ended on its own.
+   */
+  private readonly stoppedForShutdown = new WeakSet<RunningAttempt>();
   /** Set on the Kubernetes backend: attempts run as pods. */
   private pods?: KubernetesBackend;
   /** The watchdog's heartbeat file (its kill marker beside it); unset until the watchdog starts. */
@@ -153,7 +158,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     await this.informer?.stop();
     // The node goes away, not the tasks' fault: they end NodeLost and run again elsewhere.
     this.stopping = true;
-    for (const g of this.groups.values()) for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
+    for (const g of this.groups.values()) {
+      for (const p of g.procs.values()) {
+        this.stoppedForShutdown.add(p);
+        p.stop(this.config.killGraceMs);
+      }
+    }
     const exits = [...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited));
     if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
     this.pods?.close();
@@ -403,8 +413,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const reason: FailureReason | undefined = state !== 'Failed' ? undefined
         : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
         : exit.nodeError ? 'NodeError'
-        // stopped by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault
-        : this.stopping ? NODE_LOST
+        // killed by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault
+        : this.stoppedForShutdown.has(proc) && diedOfStop(exit) ? NODE_LOST
         // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
         // or by the watchdog while this process stalled, even if the lease was renewed since
         : exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedAt)) ? NODE_LOST
@@ -525,6 +535,15 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
 
 function exitFields(exit: ProcessExit): Partial<TaskStatus> {
   return { ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit.signal ? { signal: exit.signal } : {}) };
+}
+
+/**
+ * Whether an attempt asked to stop died of it: killed by the stop's SIGTERM or SIGKILL, or
+ * exited with the code a shell gives for them (128 + 15, 128 + 9). An attempt that outlived the
+ * SIGTERM and exited with a code of its own (a crash during the grace) ended on its own.
+ */
+function diedOfStop(exit: ProcessExit): boolean {
+  return exit.signal === 'SIGTERM' || exit.signal === 'SIGKILL' || exit.exitCode === 143 || exit.exitCode === 137;
 }
 
 function describe(exit: ProcessExit): string {

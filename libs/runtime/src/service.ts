@@ -131,6 +131,9 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** Sends of the member record on a new process lease before that lease is given up. */
+const REGISTER_ATTEMPTS = 3;
+
 /** Starts a service and returns once it listens. */
 export async function runService(opts: RunServiceOptions): Promise<RunningService> {
   const config = { ...configFromEnv(), ...opts.config };
@@ -160,6 +163,16 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true }, credential: ServiceCredential.fromEnv() };
   const member: MemberRecord = { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() };
   const register = (l: ProcessLease) => store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: member, lease: l.id }]);
+  /** `register`, sent again while its outcome is unknown (an idempotent put) and the lease holds. */
+  const registerAgain = async (l: ProcessLease) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await register(l);
+      } catch (err) {
+        if (attempt >= REGISTER_ATTEMPTS || !l.alive() || !(err instanceof ApiError && err.code === ErrorCode.Unavailable)) throw err;
+      }
+    }
+  };
   await register(lease);
 
   @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
@@ -226,11 +239,17 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     void store
       .grantLease(config.leaseTtlSeconds)
       .then(async (fresh) => {
-        await register(fresh);
+        try {
+          await registerAgain(fresh);
+        } catch (err) {
+          // Not left alive unused: the next watchdog tick tries again with another lease.
+          await fresh.revoke();
+          throw err;
+        }
         ctx.lease = fresh;
         log.info('took a new process lease');
       })
-      .catch(() => undefined)
+      .catch((err: Error) => log.warn({ err: err.message }, 'could not take a new process lease; trying again'))
       .finally(() => { renewing = false; });
   }, 250);
   watchdog.unref();

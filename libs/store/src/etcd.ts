@@ -3,12 +3,13 @@
  * watch, resumed from the last revision) and the process lease. Every unary call carries
  * a deadline; etcd failures surface as `ApiError(unavailable)` so callers answer 503.
  * The client never re-sends a call by itself: reads are retried here (they are idempotent),
+ * so is a write that certainly never left (no connection to its member, `neverSent`),
  * and a write whose answer was lost throws `OutcomeUnknownError` — it may have committed,
  * so a caller re-reads (a token of its own in what it wrote tells its write from another's)
  * or retries an idempotent operation later; it never reads it as a refusal.
  */
 import { ApiError, ErrorCode } from '@batchapi/api';
-import { ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCAlreadyExistsError, GRPCFailedPreconditionError, GRPCInvalidArgumentError, GRPCNotFoundError, GRPCNotImplementedError, GRPCOutOfRangeError, GRPCResourceExhastedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, type IKeyValue, isRecoverableError, type Lease, type Watcher } from 'etcd3';
+import { castGrpcError, ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCAlreadyExistsError, GRPCFailedPreconditionError, GRPCInvalidArgumentError, GRPCNotFoundError, GRPCNotImplementedError, GRPCOutOfRangeError, GRPCResourceExhastedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, type IKeyValue, isRecoverableError, type Watcher } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
 import { Keys } from './keys';
 import { LeaseFence, RenewalOutcome } from './lease-fence';
@@ -69,6 +70,12 @@ export class OutcomeUnknownError extends ApiError {
 
 /** Retries of a failed read (re-sent at once, most likely to another member). */
 export const READ_RETRIES = 3;
+/**
+ * Retries of a write or lease grant that was never sent (`neverSent`). The pool picks a member at
+ * random for each call and opens a member's circuit after 3 failures in a row, so the 4th send
+ * at the latest goes to another member.
+ */
+export const UNSENT_RETRIES = 3;
 
 /** An event of an informer. */
 export interface WatchEvent<T> {
@@ -113,10 +120,24 @@ function describeError(err: unknown): string {
  */
 const NOT_APPLIED = [ClientClosedError, GRPCInvalidArgumentError, GRPCResourceExhastedError, GRPCFailedPreconditionError, GRPCOutOfRangeError, GRPCNotFoundError, GRPCAlreadyExistsError, GRPCNotImplementedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, EtcdLeaseInvalidError];
 
-/** True when `err` proves the call was not applied (see `NOT_APPLIED`). */
+/**
+ * grpc-js's own words for a call that never had a connection to go out on: the member refused
+ * or dropped the connection before the call was sent (`14 UNAVAILABLE: No connection
+ * established. Last error: … ECONNREFUSED …`), or the deadline passed while the call still
+ * waited for a connection (`4 DEADLINE_EXCEEDED: … Waiting for LB pick`, a paused member).
+ */
+const NEVER_SENT = [/^14 UNAVAILABLE: (?:\w+: )?No connection established/, /^4 DEADLINE_EXCEEDED: .*Waiting for LB pick/];
+
+/** True when `err` says the call never left this process for want of a connection (see `NEVER_SENT`): safe to send again to another member. */
+export function neverSent(err: unknown): boolean {
+  const message = (err as Error)?.message;
+  return typeof message === 'string' && NEVER_SENT.some((re) => re.test(message));
+}
+
+/** True when `err` proves the call was not applied (see `NOT_APPLIED` and `neverSent`). */
 export function certainlyNotApplied(err: unknown): boolean {
   if (err instanceof Error && 'isBrokenCircuitError' in err) return true; // blocked before sending (cockatiel's circuit breaker)
-  return NOT_APPLIED.some((c) => err instanceof c);
+  return NOT_APPLIED.some((c) => err instanceof c) || neverSent(err);
 }
 
 /**
@@ -125,6 +146,8 @@ export function certainlyNotApplied(err: unknown): boolean {
  * had committed then fails its own compare and reads as a conflict.
  */
 const sendOnce = { execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => Promise.resolve().then(() => fn({ signal: new AbortController().signal })) };
+
+type FaultPolicy = NonNullable<NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['global']>;
 
 /** A call as the test seam sees it: a txn's compares and ops, or a read. */
 export interface SeamCall {
@@ -152,20 +175,30 @@ export class EtcdStore {
 
   constructor(readonly options: StoreOptions) {
     this.callTimeoutMs = options.callTimeoutMs ?? 2000;
+    this.client = this.connect(options.endpoints);
+    this.keys = new Keys(options.prefix ?? '/batch/');
+  }
+
+  /**
+   * A client of `hosts` with this store's TLS, deadlines and fault policy: every call sent once.
+   * With `ownCircuit: false` a member is never skipped after failures (a client of one member,
+   * whose caller handles each failure, wants a restarted member used at once).
+   */
+  connect(hosts: string[], { ownCircuit = true } = {}): Etcd3 {
+    const { tls } = this.options;
     const timeout = this.callTimeoutMs;
-    this.client = new Etcd3({
-      hosts: options.endpoints,
+    return new Etcd3({
+      hosts,
       dialTimeout: timeout,
-      ...(options.tls ? { credentials: { rootCertificate: options.tls.ca, ...(options.tls.cert ? { certChain: options.tls.cert } : {}), ...(options.tls.key ? { privateKey: options.tls.key } : {}) } } : {}),
+      ...(tls ? { credentials: { rootCertificate: tls.ca, ...(tls.cert ? { certChain: tls.cert } : {}), ...(tls.key ? { privateKey: tls.key } : {}) } } : {}),
       defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
       // A watch stream on a member that stopped answering (paused, partitioned) would otherwise
       // hang unnoticed: a ping every 10 s (etcd refuses pings closer than its 5 s
       // --grpc-keepalive-min-time) unanswered for 5 s closes the channel, and informers resume
       // from their own revision on another member.
       grpcOptions: { 'grpc.keepalive_time_ms': 10_000, 'grpc.keepalive_timeout_ms': 5_000 },
-      faultHandling: { global: sendOnce as unknown as NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['global'] },
+      faultHandling: { global: sendOnce as unknown as FaultPolicy, ...(ownCircuit ? {} : { host: () => sendOnce as unknown as FaultPolicy }) },
     });
-    this.keys = new Keys(options.prefix ?? '/batch/');
   }
 
   async close(): Promise<void> {
@@ -175,7 +208,8 @@ export class EtcdStore {
   /**
    * Runs one etcd call, observed. A read (`range`, or a txn that writes nothing) is re-sent
    * up to `READ_RETRIES` times on a recoverable failure, then mapped to `unavailable`. A
-   * write is sent once: a failure that does not prove it unapplied throws `OutcomeUnknownError`.
+   * write is sent again only when it never left (`neverSent`, up to `UNSENT_RETRIES` times: a
+   * member is down); a failure that does not prove it unapplied throws `OutcomeUnknownError`.
    */
   private async call<T>(op: 'range' | 'txn', fn: () => Promise<T>, writes = op === 'txn', txn?: { compares: Compare[]; ops: Op[] }): Promise<T> {
     const started = performance.now();
@@ -185,7 +219,7 @@ export class EtcdStore {
         this.options.onCall?.(op, (performance.now() - started) / 1000, true);
         return out;
       } catch (err) {
-        if (!writes && attempt < READ_RETRIES && err instanceof Error && isRecoverableError(err)) continue;
+        if (writes ? attempt < UNSENT_RETRIES && neverSent(err) : attempt < READ_RETRIES && err instanceof Error && isRecoverableError(err)) continue;
         this.options.onCall?.(op, (performance.now() - started) / 1000, false);
         if (writes && !certainlyNotApplied(err)) throw new OutcomeUnknownError(err);
         return unavailable(err);
@@ -199,13 +233,12 @@ export class EtcdStore {
     return res.kvs[0] ? decode<T>(res.kvs[0]) : undefined;
   }
 
-  /** Reads many keys at one revision. */
-  async getMany<T>(keys: string[]): Promise<Array<Versioned<T> | undefined>> {
-    if (keys.length === 0) return [];
+  /** Reads many keys at one revision: `revision`, or the current one when absent (`MAX_TXN_OPS` keys per request). */
+  async getMany<T>(keys: string[], revision?: string): Promise<Array<Versioned<T> | undefined>> {
     const out: Array<Versioned<T> | undefined> = [];
     for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
       const chunk = keys.slice(i, i + MAX_TXN_OPS);
-      const res = await this.call('range', () => this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k) } })) }));
+      const res = await this.call('range', () => this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k), ...(revision ? { revision } : {}) } })) }));
       for (const r of res.responses) out.push(r.response_range.kvs[0] ? decode<T>(r.response_range.kvs[0]) : undefined);
     }
     return out;
@@ -233,6 +266,15 @@ export class EtcdStore {
       more = res.more;
     }
     return { items, revision: first.revision };
+  }
+
+  /**
+   * Keys (no values) and their mod revisions in `[from, end)`, at most `limit`, at `revision`
+   * (a linearizable read at the current revision when absent).
+   */
+  async keysAt(from: Buffer, end: Buffer, limit: number, revision?: string): Promise<{ keys: Array<{ key: string; modRevision: string }>; revision: string; more: boolean }> {
+    const res = await this.call('range', () => this.client.kv.range({ key: from, range_end: end, limit, keys_only: true, ...(revision ? { revision } : {}) }));
+    return { keys: res.kvs.map((kv) => ({ key: kv.key.toString(), modRevision: kv.mod_revision })), revision: res.header.revision, more: res.more };
   }
 
   /**
@@ -264,9 +306,7 @@ export class EtcdStore {
 
   /** Grants the process lease (one per process) and keeps it alive (see `ProcessLease`). */
   async grantLease(ttlSeconds: number, options: ProcessLeaseOptions = {}): Promise<ProcessLease> {
-    // The TTL is counted from before the grant is sent: the client sends it as the lease is created.
-    const grantSentAt = (options.clock ?? Date.now)();
-    const lease = new ProcessLease(this.client.lease(ttlSeconds, { autoKeepAlive: false }), ttlSeconds, grantSentAt, options);
+    const lease = new ProcessLease(this, ttlSeconds, options);
     await lease.ready();
     return lease;
   }
@@ -283,7 +323,8 @@ export interface InformerOptions {
   relistEveryMs?: number;
   /**
    * How long a (re)created watch may wait for etcd's acknowledgement, in milliseconds, before
-   * it is dropped and created again (possibly on another member): a member that accepts
+   * the client's watch stream is torn down (its channel to that member closed) and the watch
+   * created again on a new stream, possibly on another member: a member that accepts
    * connections but does not answer.
    * @default 5000
    */
@@ -298,6 +339,10 @@ export class InformerStoppedError extends Error {
   }
 }
 
+/** etcd3's `WatchManager` state when it has a stream (its `State.Connected`). */
+const WATCH_STREAM_CONNECTED = 2;
+/** Keys per page of a relist. */
+const RELIST_PAGE = 5000;
 const FIRST_BACKOFF_MS = 200;
 const MAX_BACKOFF_MS = 5000;
 
@@ -395,7 +440,7 @@ export class Informer {
     const w = this.store.client.watch().prefix(this.prefix).startRevision(String(this.rev + 1n)).watcher();
     this.watcher = w;
     const current = () => gen === this.generation && !this.stopped;
-    this.ackTimer = setTimeout(() => { if (current()) this.rewatch(); }, this.watchAckTimeoutMs);
+    this.ackTimer = setTimeout(() => { if (current()) this.ackTimedOut(); }, this.watchAckTimeoutMs);
     this.ackTimer.unref();
     w.on('connected', () => {
       if (!current()) return;
@@ -422,6 +467,20 @@ export class Informer {
     this.watcher = undefined;
     // Not awaited: a cancel sent to a member that stopped answering never completes.
     if (w && cancel) void w.cancel().catch(() => undefined);
+  }
+
+  /**
+   * etcd did not acknowledge the watch in time. etcd3 carries every watcher of the client on one
+   * stream and creates them one at a time, so a new watcher would only queue behind this one on
+   * the same stuck stream (and cancelling a watcher etcd never acknowledged waits for the stream
+   * too). The stream is torn down instead: its error resets the client's channel to that member,
+   * every watcher of the client is told `disconnected` (this one re-watches from there, each from
+   * its own revision), and the client opens a new stream, on whichever member its pool picks.
+   */
+  private ackTimedOut(): void {
+    const manager = (this.store.client as unknown as { watchManager?: { state: number; stream?: { cancel(): void } } }).watchManager;
+    if (manager?.state === WATCH_STREAM_CONNECTED && manager.stream) manager.stream.cancel();
+    else this.rewatch();
   }
 
   /** Replaces the watch, after a backoff, by one from this informer's own revision + 1. */
@@ -467,17 +526,14 @@ export class Informer {
     this.dropWatch(true);
     this.relisting = (async () => {
       while (!this.stopped) {
-        let listing: { items: Array<Versioned<unknown>>; revision: string };
+        let revision: bigint;
         try {
-          listing = await this.store.listAll<unknown>(this.prefix);
+          revision = await this.listDifference();
         } catch {
           await this.sleep(this.nextBackoff());
           continue;
         }
         if (this.stopped) return;
-        // A linearizable listing sent after the last delivered event is never older than it.
-        if (BigInt(listing.revision) < this.rev) continue;
-        this.deliverDifference(listing.items, BigInt(listing.revision));
         this.backoffMs = FIRST_BACKOFF_MS;
         this.openWatch();
         return;
@@ -490,18 +546,56 @@ export class Informer {
   }
 
   /**
-   * The events that turn the view into `items` (a listing at `revision`), in revision order.
-   * A key missing from the listing was deleted at some revision up to `revision`: its delete
-   * event carries `revision`, the first one at which the deletion is known.
+   * Lists the prefix at one revision, `RELIST_PAGE` keys at a time and keys only, fetches the
+   * values of the keys whose mod revision differs from the view, and delivers the difference
+   * as events (see `deliverDifference`). Returns the listing's revision. The view's entries move
+   * to a new map as their keys are listed, so what is left in the old one was deleted, and the
+   * relist never holds a second copy of the prefix; a failed listing moves them back.
    */
-  private deliverDifference(items: Array<Versioned<unknown>>, revision: bigint): void {
-    const changes: Array<WatchEvent<unknown>> = [];
-    const listed = new Set<string>();
-    for (const kv of items) {
-      listed.add(kv.key);
-      if (this.known.get(kv.key) !== BigInt(kv.modRevision)) changes.push({ type: 'put', key: kv.key, value: kv.value, modRevision: kv.modRevision });
+  private async listDifference(): Promise<bigint> {
+    const listed = new Map<string, bigint>();
+    const changed: Array<Versioned<unknown>> = [];
+    try {
+      let revision: string | undefined;
+      let from = Buffer.from(this.prefix);
+      const end = prefixEnd(this.prefix);
+      for (let more = true; more;) {
+        const page = await this.store.keysAt(from, end, RELIST_PAGE, revision);
+        revision ??= page.revision;
+        const stale: string[] = [];
+        for (const { key, modRevision } of page.keys) {
+          const had = this.known.get(key);
+          this.known.delete(key);
+          // The entry moves with the value the view had: deliverDifference updates it.
+          if (had !== undefined) listed.set(key, had);
+          if (had !== BigInt(modRevision)) stale.push(key);
+        }
+        if (stale.length) changed.push(...(await this.store.getMany<unknown>(stale, revision)).filter((kv): kv is Versioned<unknown> => kv !== undefined));
+        more = page.more;
+        if (page.keys.length) from = Buffer.concat([Buffer.from(page.keys[page.keys.length - 1].key), Buffer.from([0])]);
+      }
+      // A linearizable listing sent after the last delivered event is never older than it.
+      if (BigInt(revision!) < this.rev) throw new Error('listing older than the view');
+      const deleted = [...this.known.keys()];
+      this.known.clear();
+      for (const [key, rev] of listed) this.known.set(key, rev);
+      listed.clear();
+      this.deliverDifference(changed, deleted, BigInt(revision!));
+      return BigInt(revision!);
+    } finally {
+      for (const [key, rev] of listed) this.known.set(key, rev);
     }
-    for (const key of this.known.keys()) if (!listed.has(key)) changes.push({ type: 'delete', key, modRevision: String(revision) });
+  }
+
+  /**
+   * Delivers, in revision order, the events that turn the view into a listing at `revision`:
+   * `changed` (keys whose mod revision differs from the view's) as puts, `deleted` (keys of the
+   * view not in the listing) as deletes. A deleted key was deleted at some revision up to
+   * `revision`: its delete event carries `revision`, the first one at which the deletion is known.
+   */
+  private deliverDifference(changed: Array<Versioned<unknown>>, deleted: string[], revision: bigint): void {
+    const changes: Array<WatchEvent<unknown>> = changed.map((kv) => ({ type: 'put', key: kv.key, value: kv.value, modRevision: kv.modRevision }));
+    for (const key of deleted) changes.push({ type: 'delete', key, modRevision: String(revision) });
     changes.sort((a, b) => (BigInt(a.modRevision) < BigInt(b.modRevision) ? -1 : BigInt(a.modRevision) > BigInt(b.modRevision) ? 1 : 0));
     for (const ev of changes) {
       if (ev.type === 'delete') this.known.delete(ev.key);
@@ -548,64 +642,138 @@ export class Informer {
 export interface ProcessLeaseOptions {
   /** The clock the self-fence is kept on, in milliseconds (tests pass a fake one). @default Date.now */
   clock?: () => number;
-  /** Period of keep-alives, in milliseconds. @default TTL / 3, as etcd's own clients */
+  /**
+   * Period of keep-alives, in milliseconds. Each one goes to every member at once, so one
+   * member down or paused costs nothing; a short period leaves the most margin for a raft
+   * election (a keep-alive waits for the new leader, and its send time is what counts).
+   * @default TTL / 5
+   */
   keepAliveEveryMs?: number;
 }
+
+/** A keep-alive stream as grpc-js gives it (etcd3's `leaseKeepAlive`). */
+type KeepAliveStream = Awaited<ReturnType<Etcd3['leaseClient']['leaseKeepAlive']>>;
 
 /**
  * The one lease of a process. `alive(now)` is the self-fence: it turns false once the TTL has
  * passed since the *send time* of the last renewal (grant or keep-alive) etcd acknowledged,
- * measured on this process's clock, without waiting for the client's late `lost` event. Each
- * keep-alive is its own request with its own send time (`keepaliveOnce`), so a reply is always
- * matched to the request it answers; see `LeaseFence` for why send times.
+ * measured on this process's clock, without waiting for anything from etcd (see `LeaseFence`).
+ *
+ * Keep-alives are hedged: every `keepAliveEveryMs` one keep-alive, stamped with its send time,
+ * goes to *every* member over a client of that member alone, each on its own stream with a
+ * deadline of one TTL, ended after its reply or error. Any acknowledged reply renews the fence
+ * (the newest send time wins); a reply with no TTL left means the lease is gone. So a member
+ * killed or paused costs nothing — the others answer — and during a raft election the
+ * keep-alives sent to followers wait for the new leader and then count from their send time.
+ * One keep-alive at a time to a member picked at random (the client's pool) lost the lease
+ * whenever two picks in a row were the dead member.
+ *
+ * 2×TTL after the last acknowledged send, the lease is given up only once etcd confirms it
+ * (`leaseTimeToLive` on every member: none answers with TTL left).
  */
 export class ProcessLease {
-  private readonly fence: LeaseFence;
+  private fence: LeaseFence;
   private readonly clock: () => number;
   private readonly keepAliveEveryMs: number;
+  private readonly ttlMs: number;
   private timer?: NodeJS.Timeout;
+  /** One client per member, for keep-alives and the loss check; closed when the lease ends. */
+  private members: Etcd3[] = [];
+  private readonly streams = new Set<KeepAliveStream>();
   private lostHandlers: Array<() => void> = [];
   private renewedHandlers: Array<(sentAt: number) => void> = [];
   private failedHandlers: Array<(err: Error) => void> = [];
   private isLost = false;
+  private confirming = false;
   id = '';
 
-  /** @param grantSentAt when the grant was sent (the client sends it as `lease` is created), on `options.clock` */
-  constructor(readonly lease: Lease, readonly ttlSeconds: number, grantSentAt: number, options: ProcessLeaseOptions = {}) {
+  constructor(private readonly store: EtcdStore, readonly ttlSeconds: number, options: ProcessLeaseOptions = {}) {
     this.clock = options.clock ?? Date.now;
-    this.keepAliveEveryMs = options.keepAliveEveryMs ?? (ttlSeconds * 1000) / 3;
-    this.fence = new LeaseFence(grantSentAt, ttlSeconds * 1000);
-    lease.on('lost', () => this.markLost());
+    this.ttlMs = ttlSeconds * 1000;
+    this.keepAliveEveryMs = options.keepAliveEveryMs ?? this.ttlMs / 5;
+    this.fence = new LeaseFence(this.clock(), this.ttlMs);
   }
 
-  /** Waits for the grant, then keeps the lease alive. */
+  /**
+   * Grants the lease, then keeps it alive. A grant whose answer is lost is sent again (up to
+   * `UNSENT_RETRIES` times): a lease granted without an answer has no keys and no keep-alive,
+   * and expires by itself within its TTL.
+   */
   async ready(): Promise<void> {
-    this.id = await this.lease.grant().catch(unavailable);
+    for (let attempt = 0; ; attempt++) {
+      // The TTL counts from before the grant that was acknowledged was sent.
+      const sentAt = this.clock();
+      try {
+        const res = await this.store.client.leaseClient.leaseGrant({ TTL: this.ttlSeconds }, { deadline: Date.now() + this.store.callTimeoutMs });
+        this.id = res.ID;
+        this.fence = new LeaseFence(sentAt, this.ttlMs);
+        break;
+      } catch (err) {
+        if (attempt < UNSENT_RETRIES && err instanceof Error && isRecoverableError(err)) continue;
+        unavailable(err);
+      }
+    }
     if (this.isLost) return;
+    this.members = this.store.options.endpoints.map((endpoint) => this.store.connect([endpoint], { ownCircuit: false }));
     this.timer = setInterval(() => this.renew(), this.keepAliveEveryMs);
     this.timer.unref();
   }
 
-  /** Sends one keep-alive, stamped with its send time; its reply (or failure) settles on its own. */
+  /** Sends one keep-alive, stamped with its send time, to every member; each reply settles on its own. */
   private renew(): void {
-    // Released or revoked through the client's lease (e.g. a test standing in for a dead process): stop renewing.
-    if (this.lease.revoked()) clearInterval(this.timer);
-    if (this.isLost || this.lease.revoked()) return;
+    if (this.isLost) return;
     const sentAt = this.clock();
-    // As the client's own loop: this far past the TTL no renewal can be in time.
-    if (this.fence.sinceRenewalMs(sentAt) > 2 * this.ttlSeconds * 1000) { this.markLost(); return; }
-    // The deadline ends a keep-alive stream to a member that stopped answering; its reply would be too late to count anyway.
-    this.lease.keepaliveOnce({ deadline: Date.now() + this.ttlSeconds * 1000 }).then(
-      (res) => {
-        const outcome = this.fence.acknowledged(sentAt, Number(res.TTL));
-        if (outcome === RenewalOutcome.Gone) this.markLost();
-        else if (outcome === RenewalOutcome.Renewed && !this.isLost) for (const fn of this.renewedHandlers) fn(sentAt);
-      },
-      (err: Error) => {
-        if (err instanceof EtcdLeaseInvalidError) { this.markLost(); return; }
-        if (!this.isLost) for (const fn of this.failedHandlers) fn(err);
-      },
+    if (this.fence.sinceRenewalMs(sentAt) > 2 * this.ttlMs) this.confirmLoss();
+    let unanswered = this.members.length;
+    const failed = (err: Error) => {
+      if (err instanceof EtcdLeaseInvalidError) { this.markLost(); return; }
+      // A renewal failed when no member acknowledged this round's keep-alive.
+      if (--unanswered === 0 && !this.isLost) for (const fn of this.failedHandlers) fn(err);
+    };
+    for (const member of this.members) {
+      // The deadline ends a stream to a member that stopped answering; its reply would be too late to count anyway.
+      member.leaseClient.leaseKeepAlive({ deadline: Date.now() + this.ttlMs }).then((stream) => {
+        if (this.isLost) { stream.cancel(); return; }
+        this.streams.add(stream);
+        let settled = false;
+        const settle = () => {
+          settled = true;
+          this.streams.delete(stream);
+        };
+        stream.on('data', (res: RPC.ILeaseKeepAliveResponse) => {
+          if (settled) return;
+          settle();
+          stream.end();
+          unanswered = -1; // answered: no failure to report for this round
+          this.acknowledged(sentAt, Number(res.TTL));
+        });
+        stream.on('error', (err: Error) => { if (!settled) { settle(); failed(castGrpcError(err)); } });
+        stream.on('end', () => { if (!settled) { settle(); failed(new Error('the keep-alive stream ended without a reply')); } });
+        stream.write({ ID: this.id });
+      }, failed);
+    }
+  }
+
+  private acknowledged(sentAt: number, ttlSeconds: number): void {
+    const outcome = this.fence.acknowledged(sentAt, ttlSeconds);
+    if (outcome === RenewalOutcome.Gone) this.markLost();
+    else if (outcome === RenewalOutcome.Renewed && !this.isLost) for (const fn of this.renewedHandlers) fn(sentAt);
+  }
+
+  /**
+   * 2×TTL without an acknowledged renewal: asks every member for the lease's TTL once, and
+   * gives it up when none answers with TTL left (gone, not found, or no answer).
+   */
+  private confirmLoss(): void {
+    if (this.confirming) return;
+    this.confirming = true;
+    const asks = this.members.map((member) =>
+      member.leaseClient.leaseTimeToLive({ ID: this.id }, { deadline: Date.now() + this.store.callTimeoutMs }).then((res) => Number(res.TTL) > 0, () => false),
     );
+    void Promise.all(asks).then((held) => {
+      this.confirming = false;
+      if (!held.some(Boolean)) this.markLost();
+    });
   }
 
   /** True while the lease is certainly held: less than TTL since the send time of the last acknowledged renewal. */
@@ -623,7 +791,7 @@ export class ProcessLease {
     this.renewedHandlers.push(fn);
   }
 
-  /** Calls `fn` when a keep-alive failed (no answer within the TTL, member unavailable…); the next one is tried anyway. */
+  /** Calls `fn` when no member acknowledged a round of keep-alives (no answer within the TTL, members unavailable…); the next round is sent anyway. */
   onRenewalFailed(fn: (err: Error) => void): void {
     this.failedHandlers.push(fn);
   }
@@ -634,15 +802,37 @@ export class ProcessLease {
 
   markLost(): void {
     if (this.isLost) return;
-    this.isLost = true;
-    clearInterval(this.timer);
+    this.stopRenewing();
     for (const fn of this.lostHandlers) fn();
   }
 
+  /** Stops renewing without telling etcd, which expires the lease after its TTL (a process that died). */
+  release(): void {
+    this.stopRenewing();
+  }
+
+  /** Stops renewing and revokes the lease in etcd (a lease already gone there is fine). */
   async revoke(): Promise<void> {
+    this.stopRenewing();
+    if (!this.id) return;
+    for (let attempt = 0; attempt <= UNSENT_RETRIES; attempt++) {
+      try {
+        await this.store.client.leaseClient.leaseRevoke({ ID: this.id }, { deadline: Date.now() + this.store.callTimeoutMs });
+        return;
+      } catch (err) {
+        // Idempotent: sent again after any failure that may pass; unknown lease means done.
+        if (!(err instanceof Error && isRecoverableError(err))) return;
+      }
+    }
+  }
+
+  private stopRenewing(): void {
     this.isLost = true;
     clearInterval(this.timer);
-    await this.lease.revoke().catch(() => undefined);
+    for (const stream of this.streams) stream.cancel();
+    this.streams.clear();
+    for (const member of this.members) member.close();
+    this.members = [];
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import {
   applyGroupOutcomes, BIND_TOO_LARGE, type Binding, failPending, jsonBytes, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  hasUnreleasedEnd, onlyReleased, releaseEndedTasks, type Requeue, type ReporterToken, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
+  hasUnreleasedEnd, onlyReleased, releaseEndedTasks, releaseOnNode, type Requeue, type ReporterToken, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
 import { addTxnSizes, chunkBySize, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, isTxnTooLarge, TxnBudget, type TxnLimits, type TxnSize, txnSize } from './chunks';
@@ -27,8 +27,9 @@ export interface BindResult {
   refused: BindUnit[];
   /**
    * Units that can never commit: the job record with one task's binding is over one
-   * transaction. Never sent; their job was failed with `bind_too_large` (when its compare held;
-   * else it is isolated again next cycle).
+   * transaction. Never sent; their job was failed with `bind_too_large` (a failure that did not
+   * certainly land — a failed compare, a lost answer, a store error — lists the unit in
+   * `refused` instead: it is isolated again next cycle).
    */
   tooLarge: BindUnit[];
   /** Number of transactions sent. */
@@ -71,9 +72,10 @@ export async function bindPlan(
   const current = new Map(allocs);
   // The job as this plan last wrote it: later parts compare it, and a failure is written on it.
   const written = new Map<string, Versioned<JobRecord>>();
+  // Listed in `tooLarge` only once its job certainly failed; else refused, and isolated again next cycle.
   const isolate = async (u: BindUnit) => {
-    result.tooLarge.push(u);
-    await failTooLarge(store, fence, written.get(u.job.key) ?? u.job, u, limits, opts.now ?? u.bindings[0]?.boundAt ?? Date.now());
+    const failed = await failTooLarge(store, fence, written.get(u.job.key) ?? u.job, u, limits, opts.now ?? u.bindings[0]?.boundAt ?? Date.now());
+    (failed ? result.tooLarge : result.refused).push(u);
   };
   let parts: BindUnit[] = [];
   for (const u of units) {
@@ -304,8 +306,10 @@ function rangeOf(b: Binding, start: number, end: number): Binding {
 
 /**
  * Fails a job whose smallest bind can never commit: its pending tasks fail with
- * `bind_too_large` (fenced CAS on the job record as this plan last saw it). A compare that
- * fails (the job changed) or a store error leaves it for the next cycle, which isolates it again.
+ * `bind_too_large` (fenced CAS on the job record as this plan last saw it). True only when the
+ * failure certainly landed: a compare that fails (the job changed), an answer that was lost
+ * (`OutcomeUnknownError`: it may or may not have landed) or a store error leave it for the next
+ * cycle, which sees the job as it is and isolates it again if it still needs it.
  */
 async function failTooLarge(store: EtcdStore, fence: Compare, job: Versioned<JobRecord>, u: BindUnit, limits: TxnLimits, now: number): Promise<boolean> {
   const one = u.bindings[0] ? rangeOf(u.bindings[0], u.bindings[0].start, u.bindings[0].start + 1) : undefined;
@@ -316,6 +320,7 @@ async function failTooLarge(store: EtcdStore, fence: Compare, job: Versioned<Job
   try {
     return (await store.txn([fence, { key: job.key, modRevision: job.modRevision }], [{ put: job.key, value: next }])).succeeded;
   } catch {
+    // Not certainly landed, whatever the error (an unknown outcome included): not reported as failed.
     return false;
   }
 }
@@ -461,29 +466,24 @@ function resultBytes(r: GroupReport): number {
 }
 
 /**
- * Writes the results of one report that are too many for the report's own transaction, in
- * chunks before it, fenced like the report (node lease and unchanged status: a late report
- * of an old attempt writes nothing). Readers look at results once the job or task is
- * terminal, which happens only in the report's transaction after these.
+ * Writes the results of one lone report that do not fit beside it, in transactions before it
+ * (sized by the store's chunker), fenced like the report (node lease and unchanged status: a
+ * late report of an old attempt writes nothing). Readers look at results once the job or task
+ * is terminal, which happens only in the report's transaction after these.
  */
-async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string, r: GroupReport): Promise<boolean> {
-  const statusKey = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
-  const results = r.results ?? [];
-  for (let i = 0; i < results.length;) {
-    const ops: Op[] = [];
-    let bytes = 0;
-    for (; i < results.length && ops.length < MAX_TXN_OPS - 2; i++) {
-      const b = JSON.stringify(results[i]).length;
-      if (ops.length > 0 && bytes + b > MAX_TXN_BYTES) break;
-      bytes += b;
-      ops.push({ put: store.keys.result(r.status.jobId, results[i].index), value: results[i] });
-    }
+async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string, r: GroupReport, results: readonly Op[]): Promise<boolean> {
+  const fences: Compare[] = [{ key: store.keys.node(node), lease: leaseId }, { key: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), modRevision: r.statusRevision }];
+  // A result is at most MAX_RESULT_BYTES: one alone always fits.
+  const { chunks } = chunkBySize(results, (op) => txnSize([], [op]), { base: txnSize(fences, []) });
+  for (const ops of chunks) {
     // Results are puts of the same values: one whose answer was lost is simply written again.
-    const res = await store.txn([{ key: store.keys.node(node), lease: leaseId }, { key: statusKey, modRevision: r.statusRevision }], ops);
-    if (!res.succeeded) return false;
+    if (!(await store.txn(fences, ops)).succeeded) return false;
   }
   return true;
 }
+
+/** Reason code of a job whose record and one report of its tasks cannot fit one etcd transaction. */
+export const REPORT_TOO_LARGE = 'report_too_large' as const;
 
 /** A chunk's transaction as prepared: what each status becomes and what it requeues. */
 interface PreparedChunk {
@@ -493,7 +493,10 @@ interface PreparedChunk {
 
 /**
  * Sends one chunk of reports with `token` in each status it puts: `revision` once it landed;
- * `unsettled` when a compare failed or the answer was lost (the caller reads the statuses to tell which).
+ * `unsettled` when a compare failed or the answer was lost (the caller reads the statuses to
+ * tell which); `too-large` when a chunk of several reports does not fit one transaction (the
+ * caller halves it). A lone report never answers `too-large`: its results go ahead, and if its
+ * status and job record still cannot fit, it ends its job instead (see `endOversizedReport`).
  */
 async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number, token: ReporterToken): Promise<'fenced' | 'too-large' | (PreparedChunk & ({ revision: string } | { unsettled: true }))> {
   // The allocation is read only when some task ends now (a report of tasks starting leaves it be).
@@ -511,42 +514,53 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   }
   const jobIds = [...outcomes.keys()];
   const jobs = await store.getMany<JobRecord>(jobIds.map((id) => store.keys.job(id)));
-  const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
-  const ops: Op[] = [];
-  // A lone report whose results do not fit beside it writes them first (see writeResultsAhead).
-  const inline = chunk.length > 1 || 5 + (chunk[0].results?.length ?? 0) <= MAX_TXN_OPS - 2 && resultBytes(chunk[0]) <= MAX_TXN_BYTES / 2;
+  let requeued: Array<Requeue & { jobId: string }> = [];
   // A failed compare: fenced when the lease no longer holds the node key, else for the caller to settle.
   const compareFailed = async (): Promise<'fenced' | (PreparedChunk & { unsettled: true })> => {
     const leaseOk = await store.txn([{ key: store.keys.node(node), lease: leaseId }], []);
     return leaseOk.succeeded ? { written, requeued, unsettled: true } : 'fenced';
   };
-  const requeued: Array<Requeue & { jobId: string }> = [];
-  try {
-    if (!inline && !(await writeResultsAhead(store, node, leaseId, chunk[0]))) return await compareFailed();
-  } catch (err) {
-    if (err instanceof OutcomeUnknownError) return { written, requeued, unsettled: true };
-    throw err;
-  }
-  for (const r of chunk) {
-    const key = store.keys.group(r.status.jobId, r.status.start, r.status.attempt);
-    compares.push({ key, modRevision: r.statusRevision });
-    ops.push({ put: key, value: written.get(r) });
-    if (inline) for (const x of r.results ?? []) ops.push({ put: store.keys.result(r.status.jobId, x.index), value: x });
-    if (r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) ops.push({ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) });
-  }
+  const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
+  const statusOps = (statusOf: (r: GroupReport) => GroupStatus): Op[] => chunk.flatMap((r) => [
+    { put: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), value: statusOf(r) },
+    ...(r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) ? [{ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) }] : []),
+  ]);
+  for (const r of chunk) compares.push({ key: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), modRevision: r.statusRevision });
+  const allocOps: Op[] = [];
   if (alloc && outcomes.size > 0) {
     compares.push({ key: alloc.key, modRevision: alloc.modRevision });
-    ops.push({ put: alloc.key, value: nextAlloc });
+    allocOps.push({ put: alloc.key, value: nextAlloc });
   }
+  const settledJobs: Array<{ job: Versioned<JobRecord>; next: JobRecord }> = [];
   jobIds.forEach((id, k) => {
     const job = jobs[k];
     if (!job) return;
     const settled = settleOutcomes(job.value, outcomes.get(id)!, now);
     compares.push({ key: job.key, modRevision: job.modRevision });
-    ops.push({ put: job.key, value: settled.job });
+    settledJobs.push({ job, next: settled.job });
     for (const r of settled.requeued) requeued.push({ ...r, jobId: id });
   });
-  if (chunk.length > 1 && ops.reduce((n, op) => n + ('put' in op ? JSON.stringify(op.value).length : 0), 0) > MAX_TXN_BYTES) return 'too-large';
+  const jobOps = (jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord): Op[] => settledJobs.map((j) => ({ put: j.job.key, value: jobOf(j) }));
+  const resultOps: Op[] = chunk.flatMap((r) => (r.results ?? []).map((x) => ({ put: store.keys.result(r.status.jobId, x.index), value: x })));
+  const budget = new TxnBudget();
+  let ops: Op[] = [...statusOps((r) => written.get(r)!), ...allocOps, ...jobOps((j) => j.next)];
+  try {
+    if (budget.fits(txnSize(compares, [...ops, ...resultOps]))) ops = [...ops, ...resultOps];
+    else if (chunk.length > 1) return 'too-large';
+    else {
+      // A lone report: its results go ahead in their own transactions, then the rest must fit alone.
+      if (resultOps.length > 0 && !(await writeResultsAhead(store, node, leaseId, chunk[0], resultOps))) return await compareFailed();
+      if (!budget.fits(txnSize(compares, ops))) {
+        const ended = endOversizedReport(chunk[0], written.get(chunk[0])!, settledJobs, now, (statusOf, jobOf) => txnSize(compares, [...statusOps(statusOf), ...allocOps, ...jobOps(jobOf)]), budget);
+        written.set(chunk[0], ended.status);
+        requeued = [];
+        ops = [...statusOps(() => ended.status), ...allocOps, ...jobOps(ended.jobOf)];
+      }
+    }
+  } catch (err) {
+    if (err instanceof OutcomeUnknownError) return { written, requeued, unsettled: true };
+    throw err;
+  }
   try {
     const res = await store.txn(compares, ops);
     if (res.succeeded) return { revision: res.revision, written, requeued };
@@ -555,6 +569,48 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     throw err;
   }
   return compareFailed();
+}
+
+/**
+ * A lone report whose status and job record cannot fit one transaction (a job record from
+ * before the submit caps, or a group whose per-task fields grew past what the bind-time split
+ * sized) would be refused by etcd every time it is sent, and its job would stay `Running`.
+ * It ends instead, in one fenced transaction like any report: the status keeps only each task's
+ * state, reason, exit code and `released` mark; the job's pending tasks fail with
+ * `report_too_large`; and if the record is still too large, the inputs only a new attempt
+ * would need (env, items, labels, selector, tolerations) are dropped from it. Throws when even
+ * that cannot fit.
+ */
+function endOversizedReport(
+  r: GroupReport,
+  status: GroupStatus,
+  jobs: ReadonlyArray<{ job: Versioned<JobRecord>; next: JobRecord }>,
+  now: number,
+  sizeOf: (statusOf: () => GroupStatus, jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord) => TxnSize,
+  budget: TxnBudget,
+): { status: GroupStatus; jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord } {
+  const compact: GroupStatus = { ...status, tasks: status.tasks.map((t) => ({ state: t.state, ...(t.reason ? { reason: t.reason } : {}), ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}), ...(t.released ? { released: true } : {}) })) };
+  const reasonOf = (job: JobRecord, trimmed: boolean) => ({
+    code: REPORT_TOO_LARGE,
+    message: `a report of tasks ${r.status.start}–${r.status.end - 1} cannot be written: the job's record (${jsonBytes(job)} bytes) and the group's status (${jsonBytes(status)} bytes) do not fit the ${budget.limits.maxBytes} bytes of one etcd transaction, so its pending tasks fail${trimmed ? ' and its env, items, labels, selector and tolerations were dropped from the stored record' : ''}; submit it again smaller (pass large values by reference: a file or URI the task reads)`,
+  });
+  const failed = (job: JobRecord, trimmed: boolean): JobRecord => {
+    const reason = reasonOf(job, trimmed);
+    const next = failPending(job, reason, now);
+    const out = next.reason ? next : { ...next, reason };
+    return trimmed ? { ...out, spec: { ...withoutTaskInputs(out.spec) } } : out;
+  };
+  for (const trimmed of [false, true]) {
+    const jobOf = (j: { job: Versioned<JobRecord>; next: JobRecord }) => failed(j.next, trimmed);
+    if (budget.fits(sizeOf(() => compact, jobOf))) return { status: compact, jobOf };
+  }
+  throw new Error(`the report of group ${r.status.jobId}/${r.status.start} cannot fit one etcd transaction even with its status compacted and its job record trimmed`);
+}
+
+/** A job spec without what only a new attempt would need. */
+function withoutTaskInputs(spec: JobRecord['spec']): JobRecord['spec'] {
+  const { items: _items, selector: _selector, tolerations: _tolerations, ...rest } = spec;
+  return { ...rest, env: {}, labels: {} };
 }
 
 /** The group with only the given task offsets visible to the job's state machine (the others read as still running). */
@@ -580,6 +636,8 @@ export class ReapFencedError extends Error {
 
 /** Listings of a lost node's bindings one reap goes through before the rest waits for the next cycle. */
 const MAX_REAP_ROUNDS = 8;
+/** Sends of the final allocation delete one reap makes before it throws (the next cycle reaps again). */
+const MAX_ALLOC_DELETES = 3;
 
 /**
  * Ends the live groups of a node whose executor is gone, once the caller has waited its
@@ -612,7 +670,7 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
     for (const [jobId, list] of byJob) {
       for (let i = 0; i < list.length; i += 30) {
         const chunk = list.slice(i, i + 30);
-        const txn = await reapTxn(store, [fence, gone], jobId, chunk, now);
+        const txn = await reapTxn(store, [fence, gone], node, jobId, chunk, now);
         try {
           if ((await store.txn(txn.compares, txn.ops)).succeeded) { ended += chunk.length; lost += txn.tasks; continue; }
         } catch (err) {
@@ -626,39 +684,61 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
       }
     }
   }
-  // The allocation goes once no binding is left. Deleting is idempotent: a lost answer is sent again.
-  for (let attempt = 0; ; attempt++) {
+  // What is left of the allocation goes once no binding is left (each reap txn already took its
+  // groups' reservations out). Deleting is idempotent: a lost answer is sent again; a refusal the
+  // node and the fence do not explain is tried again, a bounded number of times.
+  for (let attempt = 1; ; attempt++) {
     try {
       if ((await store.txn([fence, gone], [{ delete: store.keys.alloc(node) }])).succeeded) break;
       await whyReapRefused(store, fence, node);
+      if (attempt >= MAX_ALLOC_DELETES) throw new Error(`reaping node ${node}: deleting its allocation was refused ${attempt} times; retry next cycle`);
     } catch (err) {
-      if (!(err instanceof OutcomeUnknownError) || attempt >= 2) throw err;
+      if (!(err instanceof OutcomeUnknownError) || attempt >= MAX_ALLOC_DELETES) throw err;
     }
   }
   return { groups: ended, tasks: lost };
 }
 
-/** One reap transaction: the chunk's bindings deleted, their statuses ended `NodeLost`, the job's outcomes applied. */
-async function reapTxn(store: EtcdStore, fences: Compare[], jobId: string, chunk: Array<Versioned<Binding>>, now: number): Promise<{ compares: Compare[]; ops: Op[]; tasks: number }> {
-  const [job, ...statuses] = await store.getMany<unknown>([store.keys.job(jobId), ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt))]);
+/**
+ * One reap transaction: the chunk's bindings deleted, their statuses ended `NodeLost`, the job's
+ * outcomes applied, and the tasks' reservations taken out of the node's allocation (compared
+ * at its revision), so a reap that stops half-way (the node came back) leaves no reservation of
+ * a reaped group behind.
+ */
+async function reapTxn(store: EtcdStore, fences: Compare[], node: string, jobId: string, chunk: Array<Versioned<Binding>>, now: number): Promise<{ compares: Compare[]; ops: Op[]; tasks: number }> {
+  const allocKey = store.keys.alloc(node);
+  const [job, alloc, ...statuses] = await store.getMany<unknown>([store.keys.job(jobId), allocKey, ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt))]);
   const compares: Compare[] = [...fences];
   const ops: Op[] = [];
   const finished: GroupStatus[] = [];
+  let nextAlloc = (alloc as Versioned<NodeAllocation> | undefined)?.value;
   let tasks = 0;
   chunk.forEach((b, k) => {
     compares.push({ key: b.key, modRevision: b.modRevision });
     ops.push({ delete: b.key });
     const st = statuses[k] as Versioned<GroupStatus> | undefined;
-    if (!st) return;
+    if (!st) {
+      // No status to tell which tasks gave their room back already: the whole group's goes.
+      if (nextAlloc) nextAlloc = releaseOnNode(nextAlloc, b.value);
+      return;
+    }
     // Written by the scheduler, not by the executor: without its report token.
     const { reporter: _executor, ...status } = st.value;
-    const next: GroupStatus = { ...status, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
+    const ended: GroupStatus = { ...status, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
+    // Every task not released yet gives its room back now (the same arithmetic as a report's).
+    const { alloc: after, released } = releaseEndedTasks(nextAlloc ?? EMPTY_ALLOCATION, ended);
+    if (nextAlloc) nextAlloc = after;
+    const next: GroupStatus = { ...ended, tasks: ended.tasks.map((t, j) => (released.includes(j) ? { ...t, released: true } : t)) };
     tasks += st.value.tasks.filter((t) => !TERMINAL_TASK_STATES.has(t.state)).length;
     compares.push({ key: st.key, modRevision: st.modRevision });
     ops.push({ put: st.key, value: next });
     // Tasks released earlier already reached the job; the rest do now.
-    finished.push(onlyTasks(next, next.tasks.flatMap((t, k) => (st.value.tasks[k]?.released ? [] : [k]))));
+    finished.push(onlyTasks(ended, released));
   });
+  if (alloc) {
+    compares.push({ key: allocKey, modRevision: (alloc as Versioned<NodeAllocation>).modRevision });
+    ops.push({ put: allocKey, value: nextAlloc });
+  } else compares.push({ key: allocKey, absent: true });
   if (job) {
     const j = job as Versioned<JobRecord>;
     compares.push({ key: j.key, modRevision: j.modRevision });

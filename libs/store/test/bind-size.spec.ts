@@ -5,8 +5,10 @@
  * stops the plan without throwing away what was not sent; preemption requests are chunked by
  * bytes, not by count.
  */
-import { type Binding, type JobRecord, type NodeAllocation } from '@batchapi/api';
-import { bindPlan, type BindUnit, campaign, EtcdStore, getJob, type Leadership, type LocalEtcd, OutcomeUnknownError, type ProcessLease, requestPreemption, startEtcd, submitJob, type Versioned } from '@batchapi/store';
+import { type Binding, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation, reserveOnNode, type TaskResult } from '@batchapi/api';
+import {
+  bindPlan, type BindUnit, campaign, EtcdStore, getJob, type Leadership, type LocalEtcd, OutcomeUnknownError, type ProcessLease, reportGroups, requestPreemption, startEtcd, submitJob, type Versioned,
+} from '@batchapi/store';
 import { GRPCDeadlineExceededError } from 'etcd3';
 
 let etcd: LocalEtcd;
@@ -87,6 +89,64 @@ describe('bindPlan isolates what can never commit', () => {
         expect(await boundTasks(s.id)).toBe(0);
       }
     }
+  });
+});
+
+describe('bindPlan when failing a job too large to bind does not certainly land', () => {
+  it('lists the unit as refused, not as failed, when the failure\'s answer is lost', async () => {
+    const units = [await unitOf({ id: 'huge-unknown', envEntries: 30, value: 'u'.repeat(32_000) })];
+    // the failure's CAS (a put of the job record alone) times out before reaching etcd
+    store.seam = (call, send) => {
+      if (!call.writes || !(call.ops ?? []).some((op) => 'put' in op && op.put === store.keys.job('huge-unknown'))) return send();
+      return Promise.reject(new GRPCDeadlineExceededError('deadline exceeded (test seam)'));
+    };
+    const res = await bindPlan(store, leader.fence(), units, allocsOf(units), { now: 7 });
+    // before: listed in tooLarge (every error was swallowed and the unit reported as failed)
+    expect(res.tooLarge).toEqual([]);
+    expect(res.refused.map((u) => u.next.id)).toEqual(['huge-unknown']);
+    expect((await getJob(store, 'huge-unknown'))!.value.phase).toBe('Queued');
+  });
+});
+
+describe('a lone report too large for one transaction', () => {
+  it('ends its job with a reason (results written ahead, record trimmed) instead of being refused by etcd on every flush', async () => {
+    const node = 'big-report-node';
+    await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
+    // A job record of ≈ 1.25 MB (40 env entries of 31,250 bytes), written behind admission's back
+    // (as a record from before the submit caps): 8 tasks, 6 bound as one group, 2 still pending.
+    const env = Object.fromEntries(Array.from({ length: 40 }, (_, k) => [`V${k}`, 'e'.repeat(31_250)]));
+    const record: JobRecord = {
+      id: 'big-report', tenant: 'a', queue: 'q', phase: 'Running', createdAt: 1, startedAt: 2,
+      spec: { name: 'j', command: ['true'], env, resources: { cpu: 1 }, tasks: 8, priority: 0, labels: { team: 'x' } },
+      pending: [{ start: 6, end: 8, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    };
+    const b: Binding = { jobId: record.id, tenant: 'a', queue: 'q', node, start: 0, end: 6, attempt: 1, resources: { cpu: 1 }, devices: Array.from({ length: 6 }, () => []), boundAt: 2, command: ['true'], env: {} };
+    const statusKey = store.keys.group(record.id, 0, 1);
+    await store.txn([], [
+      { put: store.keys.job(record.id), value: record },
+      { put: store.keys.binding(node, record.id, 0, 1), value: b },
+      { put: statusKey, value: boundGroupStatus(b) },
+      { put: store.keys.alloc(node), value: reserveOnNode(EMPTY_ALLOCATION, b) },
+    ]);
+    const st = (await store.get<GroupStatus>(statusKey))!;
+    // Every task succeeded with a 60,000-byte result: 6 × 60 KB of results + the 1.25 MB record is
+    // ≈ 1.61 MB in one txn, over etcd's 1.5 MiB request limit (before: sent as is, refused, thrown, every flush)
+    const results: TaskResult[] = Array.from({ length: 6 }, (_, index) => ({ index, attempt: 1, value: 'r'.repeat(60_000) }));
+    const tasks = st.value.tasks.map(() => ({ state: 'Succeeded' as const, exitCode: 0, startedAt: 3, finishedAt: 4 }));
+    const res = await reportGroups(store, node, lease.id, [{ status: { ...st.value, tasks }, statusRevision: st.modRevision, results }], 9);
+    expect(res.fenced).toBe(false);
+    expect(res.refused).toEqual([]);
+    expect(res.accepted.has(statusKey)).toBe(true);
+    const job = (await getJob(store, record.id))!.value;
+    // the 6 reported successes count; the 2 pending tasks fail with the reason: the job is terminal
+    expect(job).toMatchObject({ phase: 'Failed', pending: [], finishedAt: 9, counts: { succeeded: 6, failed: 2 }, reason: { code: 'report_too_large' } });
+    expect(job.reason!.message).toMatch(/do not fit the \d+ bytes of one etcd transaction.*env, items, labels, selector and tolerations were dropped/);
+    expect(job.spec).toMatchObject({ env: {}, labels: {}, command: ['true'], tasks: 8 });
+    // its group ended: results in place, binding gone, room given back
+    expect((await store.listAll(store.keys.resultsOf(record.id))).items).toHaveLength(6);
+    expect((await store.get<GroupStatus>(statusKey))!.value.tasks.every((t) => t.state === 'Succeeded' && t.released)).toBe(true);
+    expect(await store.get(store.keys.binding(node, record.id, 0, 1))).toBeUndefined();
+    expect((await store.get<NodeAllocation>(store.keys.alloc(node)))!.value.used).toEqual({});
   });
 });
 

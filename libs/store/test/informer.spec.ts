@@ -4,6 +4,7 @@
  * stopping never waits on a member that does not answer.
  */
 import { Watcher } from 'etcd3';
+import { TcpProxy } from './tcp-proxy';
 import { EtcdStore, type Informer, type Op, type InformerHandlers, type LocalEtcd, startEtcd, type Versioned, type WatchEvent } from '@batchapi/store';
 
 let etcd: LocalEtcd;
@@ -149,6 +150,59 @@ describe('Informer', () => {
     }
     await until('the 10 keys written during the pause', () => v.view.size === 10);
     await staying.stop();
+    await store.close();
+  });
+
+  it('re-watches on a new stream when its member takes connections but does not answer: watchers do not pile up, and it resumes once the member answers', async () => {
+    // The client reaches member 0 only, through a proxy that can drop its connections.
+    const proxy = await TcpProxy.start(etcd.endpoints[0]);
+    const store = new EtcdStore({ endpoints: [proxy.url], prefix: '/inf/' });
+    const manager = (store.client as unknown as { watchManager: { watchers: unknown[] } }).watchManager;
+    const v = viewOf();
+    const informer = await store.inform('/inf/stuck/', v.handlers, { watchAckTimeoutMs: 300 });
+    etcd.kill(0, 'SIGSTOP');
+    let most = 0;
+    const sampler = setInterval(() => { most = Math.max(most, manager.watchers.length); }, 20);
+    try {
+      // The watch is lost with its connection; every new one goes to the paused member and is never acknowledged.
+      proxy.dropConnections();
+      for (let i = 0; i < 5; i++) await write([{ put: `/inf/stuck/k${i}`, value: i }]);
+      await sleep(5000);
+    } finally {
+      etcd.kill(0, 'SIGCONT');
+    }
+    await until('the 5 keys written during the pause', () => v.view.size === 5, 15_000);
+    clearInterval(sampler);
+    // One informer, one watcher: an unacknowledged one is never left queued behind a new one.
+    expect(most).toBeLessThanOrEqual(1);
+    await informer.stop();
+    await store.close();
+    await proxy.close();
+  });
+
+  it('relists page by page, keys only, and fetches the values of only the keys whose revision differs from its view', async () => {
+    const store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/inf/' });
+    const keys = Array.from({ length: 6000 }, (_, i) => `/inf/many/k${String(i).padStart(5, '0')}`);
+    for (let i = 0; i < keys.length; i += 128) await write(keys.slice(i, i + 128).map((k) => ({ put: k, value: k })));
+    const events: Array<WatchEvent<unknown>> = [];
+    const informer = await store.inform('/inf/many/', { onSync: () => undefined, onEvent: (ev) => events.push(ev) }, { relistEveryMs: 200 });
+    const pages = jest.spyOn(store, 'keysAt');
+    const fetched = jest.spyOn(store, 'getMany');
+    // The view goes wrong three ways, as after missed events: a stale revision, a key missing, a key that is gone.
+    const known = (informer as unknown as { known: Map<string, bigint> }).known;
+    known.set(keys[0], 1n);
+    known.delete(keys[5999]);
+    known.set('/inf/many/gone', 5n);
+    await until('the relist corrected the view', () => events.length >= 3);
+    const relists = pages.mock.calls.length;
+    await until('two more relists', () => pages.mock.calls.length >= relists + 4);
+    await informer.stop();
+    expect(events.map((e) => [e.type, e.key])).toEqual(expect.arrayContaining([['put', keys[0]], ['put', keys[5999]], ['delete', '/inf/many/gone']]));
+    expect(events).toHaveLength(3);
+    expect(events.find((e) => e.key === keys[0])!.value).toBe(keys[0]);
+    // 6,000 keys in pages of 5,000 without values; values only of the two keys that differed.
+    expect(pages.mock.calls.every(([, , limit]) => limit === 5000)).toBe(true);
+    expect(fetched.mock.calls.flatMap(([ks]) => ks).sort()).toEqual([keys[0], keys[5999]]);
     await store.close();
   });
 

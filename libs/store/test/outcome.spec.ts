@@ -164,6 +164,46 @@ describe('on one member', () => {
       expect(await store.get(store.keys.alloc(node))).toBeUndefined();
     });
 
+    it('takes each reaped group\'s reservation out of the allocation in its own txn: a reap stopped half-way by the node coming back leaves only the unreaped group\'s', async () => {
+      const node = 'half';
+      // two jobs of 2 tasks × 1 CPU on the lost node: 4 CPUs reserved, one reap txn per job
+      await bound(node, 'half-a', 2, false);
+      const b = await bound(node, 'half-b', 2, false);
+      expect((await store.get<NodeAllocation>(store.keys.alloc(node)))!.value.used).toEqual({ cpu: 4000 });
+      // half-a's reap txn lands, then the executor registers again under the same name: half-b's is refused
+      store.seam = onFirstWrite((keys) => keys.includes(store.keys.binding(node, 'half-a', 0, 1)), async (send) => {
+        const res = await send();
+        await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
+        return res;
+      }).seam;
+      await expect(reapLostNode(store, leader.fence(), node, 5)).rejects.toBeInstanceOf(NodeReturnedError);
+      store.seam = undefined;
+      expect((await store.get<GroupStatus>(store.keys.group('half-a', 0, 1)))!.value.tasks).toMatchObject([{ reason: 'NodeLost', released: true }, { reason: 'NodeLost', released: true }]);
+      expect(await store.get(b.binding)).toBeDefined();
+      // before: 4000 (the allocation was only ever deleted at the end, which the returned node stops)
+      const alloc = (await store.get<NodeAllocation>(store.keys.alloc(node)))!.value;
+      expect(alloc.used).toEqual({ cpu: 2000 });
+      expect(alloc.queues).toEqual({ q: { cpu: 2000 } });
+    });
+
+    it('stops after a bounded number of refused allocation deletes and throws, so the caller retries next cycle', async () => {
+      const node = 'stuck-alloc';
+      await bound(node, 'stuck-alloc', 1, false);
+      // every delete of the allocation is refused though the node is gone and the fence holds (before: sent forever)
+      let deletes = 0;
+      store.seam = (call, send) => {
+        if (!call.writes || !(call.ops ?? []).some((op) => 'delete' in op && op.delete === store.keys.alloc(node))) return send();
+        deletes++;
+        return Promise.resolve({ succeeded: false, header: { revision: '0' }, responses: [] } as never);
+      };
+      await expect(reapLostNode(store, leader.fence(), node, 5)).rejects.toThrow(/deleting its allocation was refused 3 times; retry next cycle/);
+      expect(deletes).toBe(3);
+      // the groups were reaped; what was left of the allocation (nothing) is deleted by the next cycle's reap
+      store.seam = undefined;
+      expect(await reapLostNode(store, leader.fence(), node, 5)).toEqual({ groups: 0, tasks: 0 });
+      expect(await store.get(store.keys.alloc(node))).toBeUndefined();
+    });
+
     it('refuses to reap a node whose key exists again (its executor came back), and changes nothing', async () => {
       const node = 'back';
       const { status, binding } = await bound(node, 'back', 1, false);
@@ -199,6 +239,9 @@ describe('on three members, one of them paused', () => {
     try {
       await direct.txn([], [{ put: 'k', value: 'before' }]);
       const before = (await direct.get<string>('k'))!;
+      // Connected to the paused member first (it is tried first): the txn is really sent to it.
+      // Without a connection it would wait for one, never leave, and rightly go to the live member.
+      await store.get('k');
       etcd.kill(paused, 'SIGSTOP');
       const txnsBefore = await startedTxns(live);
       await expect(store.txn([{ key: 'k', modRevision: before.modRevision }], [{ put: 'k', value: 'mine' }])).rejects.toBeInstanceOf(OutcomeUnknownError);

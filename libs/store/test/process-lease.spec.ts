@@ -51,6 +51,29 @@ describe('ProcessLease', () => {
     await store.close();
   });
 
+  it('after 2×TTL without an acknowledged renewal, gives the lease up only once etcd says it is gone', async () => {
+    // The lease's clock jumps 5 s ahead (a stall of this process looks the same): 2×TTL have
+    // passed on it since the last acknowledged send, while etcd still holds the lease.
+    let offset = 0;
+    const store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/pl/' });
+    const lease = await store.grantLease(2, { clock: () => Date.now() + offset });
+    let lost = 0;
+    lease.onLost(() => lost++);
+    offset = 5000;
+    expect(lease.alive()).toBe(false); // the self-fence holds at once
+    await sleep(1500);
+    // etcd answered that it still holds the lease, and the renewals sent since count again.
+    expect(lost).toBe(0);
+    expect(lease.alive()).toBe(true);
+    // Gone in etcd: now it is given up.
+    await direct.client.leaseClient.leaseRevoke({ ID: lease.id });
+    await sleep(1000);
+    expect(lost).toBe(1);
+    expect(lease.alive()).toBe(false);
+    await lease.revoke();
+    await store.close();
+  });
+
   it('keeps a healthy lease alive and reports each renewal by its send time', async () => {
     const store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/pl/' });
     const lease = await store.grantLease(2);

@@ -155,7 +155,7 @@ describe('leadership', () => {
   it('a restarted process with the same identity does not adopt the leader key of its predecessor\'s lease', async () => {
     const before = await store.grantLease(2);
     const first = await campaign(store, 'same-name', 'S', before);
-    before.lease.release(); // the process died: nobody renews its lease any more
+    before.release(); // the process died: nobody renews its lease any more
     // the same identity on a new lease (a restart reusing the name): it must wait for the old lease
     const after = await store.grantLease(2);
     const started = Date.now();

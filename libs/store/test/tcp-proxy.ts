@@ -45,6 +45,11 @@ export class TcpProxy {
     for (const p of this.pairs) p.server.resume();
   }
 
+  /** Closes every connection made so far (clients see them reset); new ones are accepted as before. */
+  dropConnections(): void {
+    for (const p of this.pairs.splice(0)) { p.client.destroy(); p.server.destroy(); }
+  }
+
   async close(): Promise<void> {
     for (const p of this.pairs) { p.client.destroy(); p.server.destroy(); }
     await new Promise<void>((resolve) => this.listener.close(() => resolve()));
