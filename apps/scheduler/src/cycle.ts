@@ -4,7 +4,7 @@
  * Decisions are computed on the cache's snapshot and applied in fenced transactions that
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
-import { chargeOf, type FairShareInput, packingScores, type RequestShape, requestShapes, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, planReclaim, type QuotaDemand, QuotaLedger, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
+import { boundWork, chargeOf, type FairShareInput, packingScores, type RequestShape, requestShapes, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, planReclaim, type QuotaDemand, QuotaLedger, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
@@ -106,6 +106,9 @@ export async function drainNodes(store: EtcdStore, cache: SchedulerCache, leader
   await requestPreemption(store, leadership.fence(), victims, now);
   return victims.length;
 }
+
+/** Most pending jobs one cycle considers unless tuned otherwise (see `boundWork`). */
+export const DEFAULT_MAX_JOBS_PER_CYCLE = 2000;
 
 /** A gang waits at most this long to start, unless its job says otherwise, in seconds. */
 export const DEFAULT_GANG_TIMEOUT_SECONDS = 600;
@@ -235,32 +238,82 @@ export interface CycleOutcome {
   refused: number;
   txns: number;
   revision: bigint;
+  /** Pending jobs this cycle considered (at most `maxJobs`). */
+  considered: number;
+  /** Pending jobs this cycle did not consider (over `maxJobsPerCycle`): the next cycle should come soon. */
+  deferred: number;
+  /** Where the next cycle's rotating window over the deferred work starts (see `boundWork`). */
+  cursor: number;
+  /** The longest synchronous phase of the cycle (snapshot, place or plan; it yields between them), in milliseconds. */
+  longestPhaseMs: number;
 }
 
-/** Runs the four phases once, in a `schedule.cycle` span linked to every job it placed. */
+/** The per-cycle bound on pending work (see `boundWork`). */
+export interface BacklogBound {
+  /** Most pending jobs one cycle considers. */
+  maxJobs: number;
+  /** Start of the rotating window: the previous cycle's `cursor`. @default 0 */
+  cursor?: number;
+}
+
+/**
+ * Lets timers and I/O run between a cycle's phases (the lease keep-alive, its self-fence check,
+ * watch events): `setImmediate` runs after the pending I/O callbacks and expired timers.
+ */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}
+
+/** The longest of a cycle's synchronous phases (snapshot, bound, place, plan), in milliseconds. */
+class PhaseTimer {
+  longestMs = 0;
+  run<T>(phase: () => T): T {
+    const started = performance.now();
+    try {
+      return phase();
+    } finally {
+      this.longestMs = Math.max(this.longestMs, performance.now() - started);
+    }
+  }
+}
+
+/**
+ * Runs the four phases once, in a `schedule.cycle` span linked to every job it placed. It yields
+ * to the event loop between phases, and considers at most `backlog.maxJobs` pending jobs, so no
+ * synchronous stretch grows with the backlog (the process lease's keep-alive must keep firing).
+ */
 export async function runCycle(
   store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000,
   preemption?: { budget: Map<string, number>; protectMs: number },
   history?: Map<string, ResourceVector>,
+  backlog: BacklogBound = { maxJobs: DEFAULT_MAX_JOBS_PER_CYCLE },
 ): Promise<CycleOutcome> {
-  const snapshot = takeSnapshot(cache, now, history);
-  const { placements, unplaced } = place(snapshot, maxTasks);
+  const phases = new PhaseTimer();
+  const snapshot = phases.run(() => takeSnapshot(cache, now, history));
+  await yieldToEventLoop();
+  const window = phases.run(() => boundWork(snapshot.work, backlog.maxJobs, backlog.cursor));
+  snapshot.work = window.work;
+  const bounded = { considered: window.work.length, deferred: window.deferred, cursor: window.cursor };
+  await yieldToEventLoop();
+  const { placements, unplaced } = phases.run(() => place(snapshot, maxTasks));
+  await yieldToEventLoop();
   await expireGangs(store, leadership, snapshot, unplaced, now);
   const reclaimed = preemption && unplaced.length ? await reclaim(store, cache, leadership, snapshot, unplaced, now, preemption.budget) : [];
+  await yieldToEventLoop();
   if (placements.length === 0) {
     const preempted = preemption && unplaced.length ? await preempt(store, cache, leadership, snapshot, unplaced, now, preemption.budget, preemption.protectMs) : [];
-    return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted, reclaimed };
+    return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted, reclaimed, ...bounded, longestPhaseMs: phases.longestMs };
   }
   const jobs = [...new Set(placements.map((p) => p.jobId))].map((id) => snapshot.jobs.get(id)!.value);
   return inSpan('schedule.cycle', { links: jobs.flatMap((j) => linkTo(j.traceparent)), attributes: { 'batch.cycle.jobs': jobs.length } }, async (cycleSpan) => {
     const cycleLinks = linkTo(traceparentOf());
     // Each job's bind is a span in the job's own trace, linked to the cycle; the executor's run continues it.
     const bindSpans = new Map<string, Span>();
-    const units = planUnits(snapshot, placements, now, (job) => {
+    const units = phases.run(() => planUnits(snapshot, placements, now, (job) => {
       const { span, traceparent } = startSpan('schedule.bind', { parent: job.traceparent, links: cycleLinks, attributes: { 'batch.job.id': job.id } });
       bindSpans.set(job.id, span);
       return traceparent ?? job.traceparent;
-    });
+    }));
     let result: BindResult;
     try {
       result = await bind(store, leadership, snapshot, units);
@@ -274,7 +327,7 @@ export async function runCycle(
     if (result.interrupted) throw result.interrupted;
     const placed = result.bound.reduce((n, u) => n + tasksOf(u), 0);
     cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length, 'batch.cycle.txns': result.txns });
-    return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision), reclaimed };
+    return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision), reclaimed, ...bounded, longestPhaseMs: phases.longestMs };
   });
 }
 

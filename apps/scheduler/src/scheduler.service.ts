@@ -22,6 +22,12 @@ export interface SchedulerTuning {
   /** Most tasks bound per cycle. @default 100000 */
   maxTasksPerCycle: number;
   /**
+   * Most pending jobs one cycle considers (the heads of all queues, plus a window rotating over
+   * the rest, see `boundWork`), so that a cycle's synchronous phases stay short whatever the
+   * backlog: the process lease's keep-alive runs on this event loop. @default 2000
+   */
+  maxJobsPerCycle: number;
+  /**
    * How long a node must have been gone (its executor's lease expired) before its tasks are
    * requeued, in milliseconds: the executor's lease TTL plus a grace, so the executor has
    * certainly killed them on its own clock first (invariant 4). @default lease TTL + 2000
@@ -65,7 +71,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly preemptedAt = new Map<string, number[]>();
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
   private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
-  private readonly m: { isLeader: Gauge; cycle: Histogram; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; reclaimed: Counter; nodeLost: Counter; quarantined: Counter };
+  /** Cycles run as leader, the durations of the last ones (ms) and the longest synchronous slice of any. */
+  private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
+  /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
+  private backlogCursor = 0;
+  private readonly m: { isLeader: Gauge; cycle: Histogram; phase: Histogram; deferred: Gauge; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; reclaimed: Counter; nodeLost: Counter; quarantined: Counter };
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
     this.cache = new SchedulerCache(ctx.store);
@@ -73,6 +83,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     this.m = {
       isLeader: new Gauge({ name: Metric.schedulerIsLeader, help: '1 while this replica holds the fenced leader key', registers }),
       cycle: new Histogram({ name: Metric.schedulerCycleDuration, help: 'Duration of scheduling cycles that placed work', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers }),
+      phase: new Histogram({ name: Metric.schedulerCyclePhase, help: 'Longest synchronous phase (snapshot, place, plan) of each cycle: the event loop, and the lease keep-alive on it, waits this long', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
+      deferred: new Gauge({ name: Metric.schedulerDeferredJobs, help: 'Pending jobs the last cycle did not consider (over maxJobsPerCycle); later cycles take them in turn', registers }),
       placements: new Counter({ name: Metric.schedulerPlacements, help: 'Tasks bound to nodes', registers }),
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
       nodeLost: new Counter({ name: Metric.schedulerNodeLostTasks, help: 'Task attempts ended NodeLost when the leader reaped a node gone for lease TTL + grace', registers }),
@@ -149,6 +161,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     } });
   }
 
+  /** Cycles run as leader so far, the durations of the last 1,000 (ms), and the longest synchronous phase of any (ms). For benchmarks and tests. */
+  cycleStats(): { count: number; recent: readonly number[]; longestPhaseMs: number } {
+    return { count: this.stats.count, recent: [...this.stats.recent], longestPhaseMs: this.stats.longestPhaseMs };
+  }
+
   /** Victims each queue may still lose this minute. */
   private preemptionBudget(now: number): Map<string, number> {
     const budget = new Map<string, number>();
@@ -158,6 +175,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       budget.set(queue, Math.max(0, this.tuning.preemption.perQueuePerMinute - recent.length));
     }
     return budget;
+  }
+
+  private recordCycle(ms: number, longestPhaseMs: number): void {
+    this.stats.count++;
+    this.stats.longestPhaseMs = Math.max(this.stats.longestPhaseMs, longestPhaseMs);
+    this.stats.recent.push(ms);
+    if (this.stats.recent.length > 1000) this.stats.recent.shift();
   }
 
   private recordPendingAge(now: number): void {
@@ -259,7 +283,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       try {
         const now = Date.now();
         const history = this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined;
-        const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs }, history);
+        const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs }, history,
+          { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor });
+        this.backlogCursor = out.cursor;
+        this.m.deferred.set(out.deferred);
+        this.m.phase.observe(out.longestPhaseMs / 1000);
+        // Work left out of this cycle is considered by the next ones, without waiting for a change.
+        if (out.deferred > 0) this.cache.dirty = true;
         for (const [victims, counter] of [[out.preempted, this.m.preempted], [out.reclaimed, this.m.reclaimed]] as const) {
           for (const v of victims ?? []) {
             this.preemptedAt.set(v.task.queue, [...(this.preemptedAt.get(v.task.queue) ?? []), now]);
@@ -267,7 +297,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
           }
         }
         this.m.lastCycle.set(Date.now() / 1000);
-        if (out.units === 0) continue;
+        this.recordCycle(performance.now() - started, out.longestPhaseMs);
+        if (out.units === 0) {
+          if (out.deferred > 0) await sleep(this.tuning.busyMs); // the next window, without spinning
+          continue;
+        }
         this.m.cycle.observe((performance.now() - started) / 1000);
         this.m.placements.inc(out.placed);
         if (out.revision > this.lastWriteRevision) this.lastWriteRevision = out.revision;

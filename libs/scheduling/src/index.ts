@@ -9,3 +9,4 @@ export * from './fill';
 export * from './cluster-stats';
 export * from './quota';
 export * from './fragmentation';
+export * from './backlog';

@@ -174,8 +174,11 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
    * `w.tasks` and the budget; returns the tasks placed and, when it stopped short of `limit`,
    * why (already counted in `unplaced` by the caller when the work leaves the pass).
    */
+  // A piece of work comes back to `placeSome` many times under fair share: its shape key is computed once.
+  const shapes = new Map<PendingWork, string>();
   const placeSome = (w: PendingWork, limit: number): { placed: number; blocked: boolean; why: Unplaced } => {
-    const shape = shapeOf(w);
+    let shape = shapes.get(w);
+    if (shape === undefined) shapes.set(w, (shape = shapeOf(w)));
     const known = noRoom.get(shape);
     if (known) return { placed: 0, blocked: true, why: { ...known, jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang } };
     // PreFilter

@@ -225,33 +225,47 @@ export function planReclaim(ledger: QuotaLedger, demands: QuotaDemand[], running
   const victims: Victim[] = [];
   const max = opts.maxVictims ?? 1000;
   const budget = new Map(opts.budget ?? []);
-  const taken = new Set<RunningTask>();
   const order = [...running].filter((t) => !t.stopping).sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt || (a.jobId < b.jobId ? -1 : 1) || a.index - b.index);
+  // The victims of a queue are always a prefix of its tasks in `order` (a queue that may lose a
+  // task while a demand scans `order` may lose every earlier one too), so each queue keeps a
+  // cursor into its own list: a demand then costs O(queues) per victim, not a scan of every
+  // running task — O(demands × running) was seconds of blocked event loop under a backlog.
+  const byQueue = new Map<string, { tasks: RunningTask[]; next: number }>();
+  for (const t of order) {
+    const q = byQueue.get(t.queue) ?? { tasks: [], next: 0 };
+    q.tasks.push(t);
+    byQueue.set(t.queue, q);
+  }
+  const rank = new Map(order.map((t, i) => [t, i]));
   for (const d of demands) {
     const q = ledger.queue(d.queue);
     if (!q?.cohort) continue;
-    // Tasks the queue could run within its own nominal: only those justify reclaiming.
     const used = ledger.usage(d.queue);
     const withinNominal: ResourceVector = {};
     for (const [r, nominal] of Object.entries(q.nominal)) withinNominal[r] = Math.max(0, nominal - (used[r] ?? 0));
     const target = Math.min(d.tasks, tasksIn(d.charge, withinNominal));
     if (target === 0) continue;
-    for (const t of order) {
-      if (ledger.allows(d.queue, d.charge) >= target || victims.length >= max) break;
-      if (taken.has(t) || t.queue === d.queue) continue;
-      const owner = ledger.queue(t.queue);
-      if (owner?.cohort !== q.cohort) continue;
-      // The owner must be borrowing in a resource the demand needs; stop once it is back at nominal.
-      const borrowed = ledger.borrowed(t.queue);
-      if (!Object.keys(d.charge).some((r) => (d.charge[r] ?? 0) > 0 && (borrowed[r] ?? 0) > 0)) continue;
+    // A queue may lose a task now when it is another queue of the cohort that borrows what the demand needs, within its budget.
+    const mayLose = (name: string): boolean => {
+      if (name === d.queue || ledger.queue(name)?.cohort !== q.cohort) return false;
+      const borrowed = ledger.borrowed(name);
+      if (!Object.keys(d.charge).some((r) => (d.charge[r] ?? 0) > 0 && (borrowed[r] ?? 0) > 0)) return false;
+      const left = budget.get(name);
+      return left === undefined || left > 0;
+    };
+    while (ledger.allows(d.queue, d.charge) < target && victims.length < max) {
+      let from: { tasks: RunningTask[]; next: number } | undefined;
+      for (const [name, list] of byQueue) {
+        if (list.next >= list.tasks.length || !mayLose(name)) continue;
+        if (!from || rank.get(list.tasks[list.next])! < rank.get(from.tasks[from.next])!) from = list;
+      }
+      if (!from) break;
+      const t = from.tasks[from.next++];
       const left = budget.get(t.queue);
-      if (left !== undefined && left <= 0) continue;
       if (left !== undefined) budget.set(t.queue, left - 1);
-      taken.add(t);
       ledger.take(t.queue, chargeFor(t), -1);
       victims.push({ task: t, forJob: d.jobId });
     }
-    // The room reclaimed is the demand's: account it so the next demand does not count it again.
     const granted = Math.min(target, ledger.allows(d.queue, d.charge));
     if (Number.isFinite(granted) && granted > 0) ledger.take(d.queue, d.charge, granted);
   }

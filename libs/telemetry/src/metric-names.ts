@@ -7,6 +7,8 @@ export const Metric = {
   jobsRejected: 'batch_jobs_rejected_total',
   schedulerIsLeader: 'batch_scheduler_is_leader',
   schedulerCycleDuration: 'batch_scheduler_cycle_duration_seconds',
+  schedulerCyclePhase: 'batch_scheduler_cycle_longest_phase_seconds',
+  schedulerDeferredJobs: 'batch_scheduler_deferred_jobs',
   schedulerPlacements: 'batch_scheduler_placements_total',
   schedulerBindsFailed: 'batch_scheduler_binds_failed_total',
   schedulerPreemptions: 'batch_scheduler_preemptions_total',

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { benchAlibaba } from './alibaba';
 import { benchArray } from './array';
+import { benchBacklog } from './backlog';
 import { benchE2e } from './e2e';
 import { benchFailover } from './failover';
 import { benchFairShare } from './fairshare';
@@ -41,6 +42,7 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
   fairshare: (o) => benchFairShare({ workloads: num(o, 'workloads', 15_000), queues: num(o, 'queues', 30), cohorts: num(o, 'cohorts', 5), nodes: num(o, 'nodes', 100), seed: num(o, 'seed', 11) }),
   overload: (o) => benchOverload({ rate: num(o, 'rate', 2000), seconds: num(o, 'seconds', 10), limit: num(o, 'limit', 200), nodes: num(o, 'nodes', 200), warmup: num(o, 'warmup', 10) }),
   array: (o) => benchArray({ tasks: num(o, 'tasks', 100_000), nodes: num(o, 'nodes', 1000), taskSeconds: num(o, 'task-seconds', 1), timeout: num(o, 'timeout', 300) }),
+  backlog: (o) => benchBacklog({ jobs: num(o, 'jobs', 5000), nodes: num(o, 'nodes', 100), seconds: num(o, 'seconds', 20), seed: num(o, 'seed', 11), profile: o.profile, maxJobs: o['max-jobs'] === undefined ? undefined : num(o, 'max-jobs', 0) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
 };
 
