@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { dirname, join } from 'node:path';
 import { type Binding, DEFAULT_QUARANTINE, type FailureReason, recordNodeFailure, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type NodeRecord, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { type Informer, quarantineNode, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
+import { type Informer, monotonicMs, quarantineNode, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
@@ -180,8 +180,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private startWatchdog(ledgerFile: string): void {
     const heartbeat = join(this.config.dataDir, 'heartbeat');
     this.heartbeatFile = heartbeat;
-    // The send time of each renewal, as the lease's own fence counts it (a reply read late must not look fresh).
-    const beat = (sentAt = Date.now()) => writeFileSync(heartbeat, String(sentAt));
+    // The send time of each renewal, as the lease's own fence counts it (a reply read late must not
+    // look fresh), on CLOCK_MONOTONIC — the lease's clock, and one the watchdog process reads too.
+    const beat = (sentAt = monotonicMs()) => writeFileSync(heartbeat, String(sentAt));
     beat();
     this.ctx.lease.onRenewed(beat);
     const ttlMs = this.ctx.lease.ttlSeconds * 1000;
@@ -262,7 +263,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       .finally(() => { this.refreshing = undefined; });
   }
 
-  /** Whether the watchdog killed tasks at or after `since` (epoch ms). */
+  /** Whether the watchdog killed tasks at or after `since` (ms of `monotonicMs`). */
   private watchdogKilledSince(since: number): boolean {
     if (!this.heartbeatFile) return false;
     try {
@@ -399,6 +400,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       : undefined;
     if (proc.pid && this.ledger && !this.ledger.record(proc.pid)) this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
     const startedAt = Date.now();
+    const startedMono = monotonicMs();
     this.setTask(g, k, { state: 'Running', startedAt });
     this.m.running.inc();
     void proc.exited.then((exit: AttemptExit) => {
@@ -417,7 +419,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
         : this.stoppedForShutdown.has(proc) && diedOfStop(exit) ? NODE_LOST
         // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
         // or by the watchdog while this process stalled, even if the lease was renewed since
-        : exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedAt)) ? NODE_LOST
+        : exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedMono)) ? NODE_LOST
         : deadlineHit || exit.deadlineExceeded ? 'DeadlineExceeded'
         : exit.oomKilled || limits?.oomKilled() ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
         : 'Error';

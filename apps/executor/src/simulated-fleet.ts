@@ -4,9 +4,9 @@
  * scale and for end-to-end benchmarks. Reports go through the same batched, fenced
  * `reportGroups` path as real executors.
  */
-import { type Binding, boundGroupStatus, type GroupStatus, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, boundGroupStatus, type GroupStatus, NODE_LOST, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext } from '@batchapi/runtime';
-import { type Informer, MAX_TXN_OPS, type Op, reportGroups } from '@batchapi/store';
+import { type Informer, MAX_TXN_OPS, type Op, reportGroups, type Versioned } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
 
 /** Options of a simulated fleet. */
@@ -36,6 +36,9 @@ interface SimGroup {
 @Injectable()
 export class SimulatedFleet implements OnApplicationShutdown {
   private readonly groups = new Map<string, SimGroup>();
+  /** Bindings whose status is being read, with their latest value (a delete drops them). */
+  private readonly arriving = new Map<string, Binding>();
+  private stopped = false;
   private informer?: Informer;
   private reporter?: NodeJS.Timeout;
   private flushing = false;
@@ -63,10 +66,12 @@ export class SimulatedFleet implements OnApplicationShutdown {
     const mine = new Set(this.names);
     const prefix = store.keys.bindings();
     this.informer = await store.inform<Binding>(prefix, {
-      onSync: (items) => { for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value, kv.createRevision === kv.modRevision ? kv.modRevision : undefined); },
+      // The first listing may hold groups a previous incarnation of these nodes started: their
+      // statuses are read (a pristine binding's status may have moved on by its reports).
+      onSync: (items) => { for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value, undefined, true); },
       onEvent: (ev) => {
-        if (ev.type === 'put' && ev.value && mine.has(ev.value.node)) void this.onBinding(ev.key, ev.value, pristine(ev.value) ? ev.modRevision : undefined);
-        else if (ev.type === 'delete') this.forget(ev.key);
+        if (ev.type === 'put' && ev.value && mine.has(ev.value.node)) void this.onBinding(ev.key, ev.value, pristine(ev.value) ? ev.modRevision : undefined, false);
+        else if (ev.type === 'delete') { this.arriving.delete(ev.key); this.forget(ev.key); }
       },
     });
     this.reporter = setInterval(() => void this.flush(), this.o.reportIntervalMs ?? 100);
@@ -74,6 +79,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.reporter);
     await this.informer?.stop();
     for (const g of this.groups.values()) clearTimeout(g.timer);
@@ -82,21 +88,54 @@ export class SimulatedFleet implements OnApplicationShutdown {
   /**
    * A new binding starts its group. `boundAt` is the revision of the bind when the binding is
    * known unchanged since (its status was written beside it then, see `boundGroupStatus`), so
-   * the status need not be read; a report against a status changed meanwhile is refused.
+   * the status need not be read. A group of the first listing whose status shows it started
+   * (`atStart`) was started by a previous incarnation of this fleet: its tasks end `Failed`
+   * with `NodeLost` (requeued at the next attempt), as the process executor does.
    */
-  private async onBinding(key: string, b: Binding, boundAt?: string): Promise<void> {
+  private async onBinding(key: string, b: Binding, boundAt: string | undefined, atStart: boolean): Promise<void> {
     const known = this.groups.get(key);
     if (known) {
       if (b.cancelRequested || b.preempt?.length) this.finish(known, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
       return;
     }
-    const st = boundAt ? { value: boundGroupStatus(b), modRevision: boundAt } : await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
-    if (!st || this.groups.has(key)) return;
+    let st: Versioned<GroupStatus> | undefined;
+    if (boundAt) st = { key: this.ctx.store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b), modRevision: boundAt, createRevision: boundAt };
+    else {
+      if (this.arriving.has(key)) { this.arriving.set(key, b); return; }
+      this.arriving.set(key, b);
+      st = await this.readStatus(b, key);
+      // The binding's latest value (a cancel may have come meanwhile); gone when it was deleted.
+      const latest = this.arriving.get(key);
+      this.arriving.delete(key);
+      if (!latest) return;
+      b = latest;
+    }
+    if (!st || this.groups.has(key) || this.stopped) return;
     const now = Date.now();
+    const startedBefore = atStart && st.value.tasks.some((t) => t.state !== 'Bound');
+    if (startedBefore) {
+      const g: SimGroup = { key, node: b.node, status: lostByPredecessor(st.value, now), revision: st.modRevision, dirty: true };
+      this.groups.set(key, g);
+      return;
+    }
     const g: SimGroup = { key, node: b.node, status: { ...st.value, tasks: st.value.tasks.map(() => ({ state: 'Running' as const, startedAt: now })) }, revision: st.modRevision, dirty: true };
     this.groups.set(key, g);
+    if (b.cancelRequested || b.preempt?.length) this.finish(g, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
     const ms = b.env.BATCH_SIM_SECONDS ? Number(b.env.BATCH_SIM_SECONDS) * 1000 : (this.o.taskMs ?? 1000);
-    g.timer = setTimeout(() => this.finish(g, 'Succeeded'), ms);
+    if (!g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) g.timer = setTimeout(() => this.finish(g, 'Succeeded'), ms);
+  }
+
+  /** Reads a bound group's status, retrying failed reads while the binding stays (a failed read must not drop the group). */
+  private async readStatus(b: Binding, bindingKey: string): Promise<Versioned<GroupStatus> | undefined> {
+    for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
+      try {
+        return await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
+      } catch (err) {
+        this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, 'could not read a bound group\'s status; retrying');
+      }
+      await new Promise((r) => setTimeout(r, wait));
+      if (this.stopped || !this.arriving.has(bindingKey)) return undefined;
+    }
   }
 
   private finish(g: SimGroup, state: 'Succeeded' | 'Cancelled' | 'Preempted', only?: Set<number>): void {
@@ -136,6 +175,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private async report(node: string, groups: SimGroup[]): Promise<void> {
     const keyOf = (g: SimGroup) => this.ctx.store.keys.group(g.status.jobId, g.status.start, g.status.attempt);
     for (const g of groups) g.dirty = false;
+    const stale: SimGroup[] = [];
     const res = await reportGroups(this.ctx.store, node, this.ctx.lease.id, groups.map((g) => ({ status: g.status, statusRevision: g.revision })), Date.now()).catch(() => undefined);
     for (const g of groups) {
       const rev = res?.accepted.get(keyOf(g));
@@ -147,9 +187,42 @@ export class SimulatedFleet implements OnApplicationShutdown {
       } else if (res?.refused.includes(keyOf(g))) this.forget(g.key);
       // Failed, lost a race or its answer was lost: again next flush, which recognises a report of
       // this process that did land by its token (rebased, never refused).
-      else g.dirty = true;
+      else {
+        g.dirty = true;
+        if (res) stale.push(g);
+      }
     }
+    if (stale.length) await this.settleStale(stale);
   }
+
+  /**
+   * Reports neither accepted nor refused although etcd answered: a lost race on a busy record
+   * (sent again as they are), or a status another writer changed while the binding stays. The
+   * only such writer is a previous incarnation of these nodes (another lease): the group was
+   * started by it, so its tasks end `Failed` with `NodeLost` on top of the status as it is now —
+   * never left compared against a revision that cannot come back. A read that fails is tried
+   * again after the next refusal.
+   */
+  private async settleStale(groups: SimGroup[]): Promise<void> {
+    const keys = groups.map((g) => this.ctx.store.keys.group(g.status.jobId, g.status.start, g.status.attempt));
+    const now = await this.ctx.store.getMany<GroupStatus>(keys).catch(() => undefined);
+    if (!now) return;
+    groups.forEach((g, k) => {
+      const s = now[k];
+      if (!s || s.modRevision === g.revision || s.value.reporter?.lease === this.ctx.lease.id || this.groups.get(g.key) !== g) return;
+      clearTimeout(g.timer);
+      g.status = lostByPredecessor(s.value, Date.now());
+      g.revision = s.modRevision;
+      g.dirty = true;
+      this.ctx.log.warn({ group: g.key, reporter: s.value.reporter?.lease }, 'a group\'s status was moved on by a previous incarnation of its node: its tasks end NodeLost');
+    });
+  }
+}
+
+/** A group a previous incarnation of its node started: every task not ended is lost with that incarnation (requeued at the next attempt). */
+function lostByPredecessor(status: GroupStatus, now: number): GroupStatus {
+  const { reporter: _previous, ...rest } = status;
+  return { ...rest, tasks: status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
 }
 
 /** A binding as the scheduler wrote it: bindings change only to carry a cancel or a preemption. */

@@ -7,10 +7,11 @@
  * Run as: node watchdog.js <heartbeat file> <process-groups file> <ttl ms> <executor pid> <node>
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { monotonicMs } from '@batchapi/store';
 import { ProcessGroupLedger } from './process-group-ledger';
 
 /**
- * Where the watchdog notes when it last killed tasks (epoch ms). An executor that was only
+ * Where the watchdog notes when it last killed tasks (ms of CLOCK_MONOTONIC, `monotonicMs`). An executor that was only
  * stalled (its lease renewed again by the time it sees the exits) reads it and reports those
  * attempts `NodeLost` (run again), not `Error`: the node killed them, not their command.
  */
@@ -18,8 +19,12 @@ export function killedMarker(heartbeat: string): string {
   return `${heartbeat}.killed`;
 }
 
-/** One check. Returns false once the watchdog has nothing left to guard. */
-export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = Date.now()): boolean {
+/**
+ * One check. Returns false once the watchdog has nothing left to guard. The heartbeat and `now`
+ * are on CLOCK_MONOTONIC (`monotonicMs`, one clock for every process of the machine): a step of
+ * the wall clock neither kills tasks of a live executor nor spares those of a stalled one.
+ */
+export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = monotonicMs()): boolean {
   const last = existsSync(heartbeat) ? Number(readFileSync(heartbeat, 'utf8')) || 0 : 0;
   const stale = now - last > ttlMs;
   // The time is noted before the kill: an executor that sees a task's exit at once must find it.

@@ -157,6 +157,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
       etcdLatency.observe({ op }, seconds);
       if (!ok) etcdErrors.inc({ op });
     },
+    onWatchStreamFault: (err) => log.warn({ err: err.message }, 'etcd watch stream out of step with its watchers: opened again, every watch resumes from its own revision'),
   });
   const lease = await store.grantLease(config.leaseTtlSeconds);
   lease.onRenewalFailed((err) => log.warn({ err: err.message, sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));

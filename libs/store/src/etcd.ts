@@ -12,7 +12,7 @@ import { ApiError, ErrorCode } from '@batchapi/api';
 import { castGrpcError, ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCAlreadyExistsError, GRPCFailedPreconditionError, GRPCInvalidArgumentError, GRPCNotFoundError, GRPCNotImplementedError, GRPCOutOfRangeError, GRPCResourceExhastedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, type IKeyValue, isRecoverableError, type Watcher } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
 import { Keys } from './keys';
-import { LeaseFence, RenewalOutcome } from './lease-fence';
+import { LeaseFence, monotonicMs, RenewalOutcome } from './lease-fence';
 
 /** Options of a store connection. */
 export interface StoreOptions {
@@ -24,6 +24,12 @@ export interface StoreOptions {
   callTimeoutMs?: number;
   /** Observes every call: operation (`range`, `txn`), duration in seconds, success. @default none */
   onCall?: (op: 'range' | 'txn', seconds: number, ok: boolean) => void;
+  /**
+   * Told when the client's shared watch stream fell out of step with its watchers (a reply for a
+   * watch it no longer knows: see `guardWatchStream`); the stream is then torn down and every
+   * watcher resumes from its own revision. @default a warning on stderr
+   */
+  onWatchStreamFault?: (err: Error) => void;
   /** TLS to etcd (`https://` endpoints): the CA that signed etcd's certificate, and this client's certificate and key (PEM) for etcd's client-cert auth. @default plain connections */
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
 }
@@ -176,6 +182,7 @@ export class EtcdStore {
   constructor(readonly options: StoreOptions) {
     this.callTimeoutMs = options.callTimeoutMs ?? 2000;
     this.client = this.connect(options.endpoints);
+    guardWatchStream(this.client, options.onWatchStreamFault ?? ((err) => console.warn(`etcd watch stream resynced: ${err.message}`)));
     this.keys = new Keys(options.prefix ?? '/batch/');
   }
 
@@ -310,6 +317,62 @@ export class EtcdStore {
     await lease.ready();
     return lease;
   }
+}
+
+/** The parts of etcd3's `WatchManager` (one per client: every watcher of the client on one stream) that `guardWatchStream` touches. */
+interface WatchManagerInternals {
+  state: number;
+  stream?: NodeJS.EventEmitter;
+  client: { watch(...args: unknown[]): Promise<NodeJS.EventEmitter> };
+  handleResponse(res: RPC.IWatchResponse): void;
+  handleCreatedResponse(res: RPC.IWatchResponse): void;
+  handleError(err: Error): void;
+}
+
+/**
+ * Keeps etcd3's watch stream handler from throwing out of a stream event (an uncaught
+ * exception: the process dies). Its `WatchManager` looks each reply's watcher up by watch id and
+ * throws ("Failed to find watcher for IWatchResponse", "Could not find watcher corresponding to
+ * create response") when there is none, which legitimately happens:
+ * - after a stream error (a watch the informer cancelled as unacknowledged tears the stream
+ *   down; a member went away), grpc-js still emits the replies already read from the old stream,
+ *   while the manager has forgotten every watch id (and, once a new stream is up, has given the
+ *   same ids — they count from 0 per stream — to other watchers, which would get another
+ *   prefix's events). Replies of a stream that is not the manager's current one are dropped:
+ *   its watchers were told `disconnected` and resume from their own revision.
+ * - on the current stream, a reply for a watch the client no longer knows (a cancel racing
+ *   with etcd's replies). The reply is reported (`onFault`) and the stream torn down as if it
+ *   had failed: every watcher is told `disconnected` and resumes (an informer from its own
+ *   revision + 1), so nothing is skipped and nothing is swallowed silently.
+ */
+function guardWatchStream(client: Etcd3, onFault: (err: Error) => void): void {
+  const manager = (client as unknown as { watchManager?: WatchManagerInternals }).watchManager;
+  if (!manager || typeof manager.handleResponse !== 'function' || typeof manager.client?.watch !== 'function') return;
+  const rpc = manager.client;
+  const watch = rpc.watch.bind(rpc);
+  rpc.watch = async (...args: unknown[]) => {
+    const stream = await watch(...args);
+    const emit = stream.emit.bind(stream);
+    stream.emit = (event: string | symbol, ...rest: unknown[]) => {
+      // A reply read from a stream the manager has left: not this stream's watchers' any more.
+      if (event === 'data' && (manager.stream !== stream || manager.state !== WATCH_STREAM_CONNECTED)) return false;
+      return emit(event, ...rest);
+    };
+    return stream;
+  };
+  const guard = (name: 'handleResponse' | 'handleCreatedResponse') => {
+    const handle = manager[name].bind(manager);
+    manager[name] = (res: RPC.IWatchResponse) => {
+      try {
+        handle(res);
+      } catch (err) {
+        onFault(new Error(`${(err as Error).message} (watch id ${res.watch_id}, revision ${res.header?.revision}); the watch stream is opened again and every watch resumes`));
+        if (manager.state === WATCH_STREAM_CONNECTED) manager.handleError(err as Error);
+      }
+    };
+  };
+  guard('handleResponse');
+  guard('handleCreatedResponse');
 }
 
 /** Options of an informer. */
@@ -640,7 +703,11 @@ export class Informer {
 
 /** Options of the process lease. */
 export interface ProcessLeaseOptions {
-  /** The clock the self-fence is kept on, in milliseconds (tests pass a fake one). @default Date.now */
+  /**
+   * The clock the self-fence is kept on, in milliseconds (tests pass a fake one). Monotonic: a
+   * wall-clock step must neither fence the holder nor stretch its fence.
+   * @default monotonicMs (CLOCK_MONOTONIC)
+   */
   clock?: () => number;
   /**
    * Period of keep-alives, in milliseconds. Each one goes to every member at once, so one
@@ -688,7 +755,7 @@ export class ProcessLease {
   id = '';
 
   constructor(private readonly store: EtcdStore, readonly ttlSeconds: number, options: ProcessLeaseOptions = {}) {
-    this.clock = options.clock ?? Date.now;
+    this.clock = options.clock ?? monotonicMs;
     this.ttlMs = ttlSeconds * 1000;
     this.keepAliveEveryMs = options.keepAliveEveryMs ?? this.ttlMs / 5;
     this.fence = new LeaseFence(this.clock(), this.ttlMs);
@@ -786,7 +853,7 @@ export class ProcessLease {
     return this.fence.sinceRenewalMs(now);
   }
 
-  /** Calls `fn` with the send time (on the lease's clock) of each renewal that extended the fence. */
+  /** Calls `fn` with the send time (on the lease's clock: `monotonicMs` unless a test passed one) of each renewal that extended the fence. */
   onRenewed(fn: (sentAt: number) => void): void {
     this.renewedHandlers.push(fn);
   }

@@ -40,8 +40,8 @@ export class Leadership {
     return { key: this.key, createRevision: this.createRevision };
   }
 
-  /** False once a fenced write failed, the key changed, or the lease may have expired (own clock). */
-  held(now = Date.now()): boolean {
+  /** False once a fenced write failed, the key changed, or the lease may have expired (on the lease's monotonic clock; `now` only from tests). */
+  held(now?: number): boolean {
     return !this.deposed && this.lease.alive(now);
   }
 

@@ -11,6 +11,19 @@
  * expired, and the holder would keep acting without it.
  */
 
+/**
+ * The clock every fence and TTL is measured on: CLOCK_MONOTONIC (`process.hrtime`) in
+ * milliseconds. It never steps when the wall clock is set (NTP, an operator, a VM restore), so
+ * a step forward cannot fence a holder early and a step back cannot stretch a fence past its
+ * TTL; and it is one clock for the whole machine on Linux, so the executor and its watchdog
+ * process compare its readings (a heartbeat written by one, read by the other). It keeps counting
+ * while a process is stopped (SIGSTOP), as a fence must. Not a time of day: wall time
+ * (`Date.now`) stays for the timestamps users see.
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1000n) / 1000;
+}
+
 /** What one acknowledged renewal did to the fence. */
 export const RenewalOutcome = {
   /** The renewal extends the fence: it was sent after the one the fence counted from. */

@@ -2,7 +2,7 @@
  * The process lease's self-fence against a real etcd member, with the path between them
  * stalled by a proxy: a renewal reply read late must not make the lease look alive.
  */
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, monotonicMs, startEtcd } from '@batchapi/store';
 import { TcpProxy } from './tcp-proxy';
 
 let etcd: LocalEtcd;
@@ -78,7 +78,7 @@ describe('ProcessLease', () => {
     const store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/pl/' });
     const lease = await store.grantLease(2);
     const renewals: Array<{ sentAt: number; readAt: number }> = [];
-    lease.onRenewed((sentAt) => renewals.push({ sentAt, readAt: Date.now() }));
+    lease.onRenewed((sentAt) => renewals.push({ sentAt, readAt: monotonicMs() }));
     const samples: boolean[] = [];
     for (let i = 0; i < 30; i++) { samples.push(lease.alive()); await sleep(100); }
     expect(samples.every(Boolean)).toBe(true);
