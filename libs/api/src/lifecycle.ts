@@ -11,8 +11,14 @@ import { countTasks, mergeRanges, subtractRanges } from './ranges';
 export const NODE_LOST = 'NodeLost' as const;
 /** The failure reason of an attempt its node could not start. */
 export const NODE_ERROR = 'NodeError' as const;
-/** Attempts a task gets when its node is lost under it; the task's own failures do not retry here. */
-export const MAX_NODE_LOST_ATTEMPTS = 3;
+/**
+ * The attempt number up to which a task whose node was lost under it (or could not start it)
+ * runs again; the task's own failures do not retry here. Infrastructure faults are not the
+ * user's: the bound only stops a task that takes down every node it lands on (quarantine
+ * catches the node side). 3 was too few: the nemesis saw 4–8 s tasks on executors cut off
+ * three times in two minutes fail their jobs, with no defect of theirs.
+ */
+export const MAX_NODE_LOST_ATTEMPTS = 10;
 
 /** A task that goes back to pending: for another attempt, why, and from when. */
 export interface Requeue {
