@@ -174,7 +174,8 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
       }
     }
   };
-  await register(lease);
+  // A lease lost this early is replaced once the service runs (see below), not a failed start.
+  await registerAgain(lease).catch((err: unknown) => { if (lease.alive()) throw err; });
 
   @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
   class ServiceModule {}
@@ -217,7 +218,15 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const addr = app.getHttpServer().address() as { port: number };
   const url = `http://${config.host}:${addr.port}`;
   member.url = `http://${config.advertiseHost}:${addr.port}`;
-  await register(lease);
+  // The lease may have lapsed while the app was built (a slow start on a loaded machine: its
+  // keep-alives wait for the same event loop). Its loss is then handled like any later one, by
+  // the watchdog below (a new lease and the member record on it, or `onLeaseLost`); it is not a
+  // failed start: the process used to exit here, and a restarted replica never came up.
+  try {
+    await registerAgain(ctx.lease);
+  } catch (err) {
+    if (ctx.lease.alive()) throw err;
+  }
   log.info({ url, rpc: member.rpc }, `${opts.name} listening`);
   let closed = false;
   let renewing = false;

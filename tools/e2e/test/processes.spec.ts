@@ -61,7 +61,8 @@ afterAll(async () => {
   for (const node of ['node-a', 'node-b', 'node-c', 'node-d']) sweepCgroups(kind, node);
   await store?.close();
   await etcd?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  if (process.env.E2E_KEEP) console.log(`e2e-procs: logs kept in ${dir}`);
+  else rmSync(dir, { recursive: true, force: true });
 });
 
 it('runs a job to completion through four separate service processes', async () => {
