@@ -5,7 +5,7 @@
  * A call that certainly never left is sent again to another member.
  */
 import { runService } from '@batchapi/runtime';
-import { type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { ConnectionPool } from 'etcd3/lib/connection-pool';
 
 let etcd: LocalEtcd;
@@ -13,6 +13,19 @@ let etcd: LocalEtcd;
 beforeAll(async () => {
   etcd = await startEtcd({ members: 3 });
   etcd.kill(2);
+  // What is tested is a member down, not an election under way: if the killed member led raft,
+  // wait until the other two have a leader (a write through them lands) before the service starts.
+  const survivors = new EtcdStore({ endpoints: etcd.endpoints.slice(0, 2) });
+  try {
+    for (let i = 0; ; i++) {
+      const ok = await survivors.txn([], [{ put: '/md-probe', value: i }]).then(() => true, () => false);
+      if (ok) break;
+      if (i > 50) throw new Error('the two remaining etcd members never elected a leader');
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await survivors.close();
+  }
 });
 afterAll(async () => {
   ConnectionPool.deterministicOrder = false;
