@@ -9,6 +9,7 @@
  * only on the seed; the answers are recorded for the checker.
  */
 import { Pool } from 'undici';
+import { rng } from '../../bench/src/rng';
 import type { SubmitRecord, WorkKind } from './checker';
 
 /** Options of the load. */
@@ -42,17 +43,8 @@ export interface NemesisLoadOptions {
  */
 export const DEFAULT_MIX: Record<WorkKind, number> = { single: 0.83, process: 0.05, array: 0.001, gang: 0.059, workflow: 0.06 };
 
-/** A seeded PRNG (mulberry32): the same seed gives the same load and fault schedule. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The benchmarks' seeded PRNG (mulberry32): the same seed gives the same load and fault schedule. */
+export { rng };
 
 interface Pending { rec: SubmitRecord; path: string; body: string }
 
