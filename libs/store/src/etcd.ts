@@ -793,7 +793,9 @@ export class ProcessLease {
     if (this.fence.sinceRenewalMs(sentAt) > 2 * this.ttlMs) this.confirmLoss();
     let unanswered = this.members.length;
     const failed = (err: Error) => {
-      if (err instanceof EtcdLeaseInvalidError) { this.markLost(); return; }
+      // One member's "not found" is only a hint (a member whose apply lags behind a new leader's
+      // log can say so of a live lease): ask every member before giving the lease up.
+      if (err instanceof EtcdLeaseInvalidError) this.confirmLoss();
       // A renewal failed when no member acknowledged this round's keep-alive.
       if (--unanswered === 0 && !this.isLost) for (const fn of this.failedHandlers) fn(err);
     };
@@ -822,14 +824,18 @@ export class ProcessLease {
   }
 
   private acknowledged(sentAt: number, ttlSeconds: number): void {
+    // No TTL left, from one member: confirmed with every member first (see `failed` in renew).
+    // The fence is not extended meanwhile, so a lease that is really gone still ends it at TTL.
+    if (!(ttlSeconds > 0)) { this.confirmLoss(); return; }
     const outcome = this.fence.acknowledged(sentAt, ttlSeconds);
     if (outcome === RenewalOutcome.Gone) this.markLost();
     else if (outcome === RenewalOutcome.Renewed && !this.isLost) for (const fn of this.renewedHandlers) fn(sentAt);
   }
 
   /**
-   * 2×TTL without an acknowledged renewal: asks every member for the lease's TTL once, and
-   * gives it up when none answers with TTL left (gone, not found, or no answer).
+   * 2×TTL without an acknowledged renewal, or one member said the lease is gone: asks every
+   * member for the lease's TTL once, and gives it up when none answers with TTL left (gone, not
+   * found, or no answer).
    */
   private confirmLoss(): void {
     if (this.confirming) return;
