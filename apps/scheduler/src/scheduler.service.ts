@@ -63,6 +63,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private lastWriteRevision = 0n;
+  /** Revision of the last cycle's stop requests (preemption, reclaim): the next cycle waits until the bindings cache shows them. */
+  private lastStopRevision = 0n;
   /** When each node was last reaped with tasks on it (leader-local, within the quarantine window). */
   private readonly nodeLostAt = new Map<string, number[]>();
   /** When this replica first saw each node with live bindings but no node key (its clock). */
@@ -273,7 +275,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'));
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
       if (Date.now() - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
-      if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision)) {
+      // Nor before the cache shows the stop requests of the last cycle: a cycle that still saw the
+      // victims running would ask more of them to stop (a lender got 8 borrowed tasks back for 6).
+      if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) {
         await sleep(this.cache.dirty ? this.tuning.busyMs : this.tuning.idleMs / 10);
         continue;
       }
@@ -286,6 +290,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs }, history,
           { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor });
         this.backlogCursor = out.cursor;
+        if ((out.preempted?.length ?? 0) + (out.reclaimed?.length ?? 0) > 0) this.lastStopRevision = this.ctx.store.lastCommittedRevision;
         this.m.deferred.set(out.deferred);
         this.m.phase.observe(out.longestPhaseMs / 1000);
         // Work left out of this cycle is considered by the next ones, without waiting for a change.

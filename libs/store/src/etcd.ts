@@ -296,8 +296,15 @@ export class EtcdStore {
       throw new TxnTooLargeError(`transaction of ${req.compare!.length} compares and ${req.success!.length} ops is over ${MAX_TXN_OPS}`);
     }
     const res = await this.call('txn', () => this.client.kv.txn(req), ops.length > 0, { compares, ops });
+    if (res.succeeded && ops.length > 0 && BigInt(res.header.revision) > this.lastCommittedRevision) this.lastCommittedRevision = BigInt(res.header.revision);
     return { succeeded: res.succeeded, revision: res.header.revision };
   }
+
+  /**
+   * Revision of the newest write this connection committed ("0" before any): a decision made
+   * after writes (a scheduler that asked tasks to stop) waits until its caches reach it.
+   */
+  lastCommittedRevision = 0n;
 
   /**
    * Starts an informer over a prefix: lists it (`onSync`), then watches from the listing's
