@@ -841,18 +841,25 @@ export class ProcessLease {
 
   /**
    * 2×TTL without an acknowledged renewal, or one member said the lease is gone: asks every
-   * member for the lease's TTL once, and gives it up when none answers with TTL left (gone, not
-   * found, or no answer).
+   * member for the lease's TTL once, and gives it up when a majority answers it is gone (no TTL
+   * left, not found) and none that it is held. No answer decides nothing: the fence has ended at
+   * TTL anyway, and the next round asks again.
    */
   private confirmLoss(): void {
     if (this.confirming) return;
     this.confirming = true;
+    // Each member answers held, gone, or nothing (down, or no leader during an election: not an
+    // answer about the lease). Gone needs a majority saying so and none saying held.
     const asks = this.members.map((member) =>
-      member.leaseClient.leaseTimeToLive({ ID: this.id }, { deadline: Date.now() + this.store.callTimeoutMs }).then((res) => Number(res.TTL) > 0, () => false),
+      member.leaseClient.leaseTimeToLive({ ID: this.id }, { deadline: Date.now() + this.store.callTimeoutMs }).then(
+        (res) => (Number(res.TTL) > 0 ? 'held' : 'gone'),
+        (err: unknown) => (castGrpcError(err as Error) instanceof EtcdLeaseInvalidError ? 'gone' : 'unknown'),
+      ),
     );
-    void Promise.all(asks).then((held) => {
+    void Promise.all(asks).then((answers) => {
       this.confirming = false;
-      if (!held.some(Boolean)) this.markLost();
+      const gone = answers.filter((a) => a === 'gone').length;
+      if (!answers.includes('held') && gone > this.members.length / 2) this.markLost();
     });
   }
 
