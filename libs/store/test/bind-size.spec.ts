@@ -7,27 +7,19 @@
  */
 import { type Binding, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation, reserveOnNode, type TaskResult } from '@batchapi/api';
 import {
-  bindPlan, type BindUnit, campaign, EtcdStore, getJob, type Leadership, type LocalEtcd, OutcomeUnknownError, type ProcessLease, reportGroups, requestPreemption, startEtcd, submitJob, type Versioned,
+  bindPlan, type BindUnit, type EtcdStore, getJob, type Leadership, type LocalEtcd, OutcomeUnknownError, type ProcessLease, reportGroups, requestPreemption, submitJob, type Versioned,
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError } from 'etcd3';
+import { startLeaderStore, stopLeaderStore } from './leader-fixture';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
 let lease: ProcessLease;
 let leader: Leadership;
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/bs/' });
-  lease = await store.grantLease(5);
-  leader = await campaign(store, 'bind-size', 'L', lease);
-});
+beforeAll(async () => ({ etcd, store, lease, leader } = await startLeaderStore('/bs/', 'bind-size')));
 afterEach(() => { store.seam = undefined; });
-afterAll(async () => {
-  await lease.revoke();
-  await store.close();
-  await etcd.stop();
-});
+afterAll(() => stopLeaderStore({ etcd, store, lease }));
 
 /** What a job of a plan carries: `env` entries of `value`, `tasks` tasks bound as one group on node `node`. */
 interface JobShape { id: string; tasks?: number; envEntries?: number; value?: string; node?: string }

@@ -13,6 +13,7 @@ import {
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool';
+import { startLeaderStore, stopLeaderStore } from './leader-fixture';
 
 function job(id: string, tasks: number): JobRecord {
   return {
@@ -50,18 +51,9 @@ describe('on one member', () => {
   let store: EtcdStore;
   let lease: ProcessLease;
   let leader: Leadership;
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/o/' });
-    lease = await store.grantLease(5);
-    leader = await campaign(store, 'outcome', 'L', lease);
-  });
+  beforeAll(async () => ({ etcd, store, lease, leader } = await startLeaderStore('/o/', 'outcome')));
   afterEach(() => { store.seam = undefined; });
-  afterAll(async () => {
-    await lease.revoke();
-    await store.close();
-    await etcd.stop();
-  });
+  afterAll(() => stopLeaderStore({ etcd, store, lease }));
 
   /** A job of `tasks` tasks bound as one group on `node` (registered on the test's lease unless `register` is false). */
   async function bound(node: string, id: string, tasks: number, register = true): Promise<{ status: string; binding: string }> {
