@@ -144,6 +144,9 @@ function withoutNotBefore(r: TaskRange): TaskRange {
 /** Reason code of a job failed because its smallest bind (record and one task's binding) cannot fit one etcd transaction. */
 export const BIND_TOO_LARGE = 'bind_too_large' as const;
 
+/** Reason code of a job whose record and one report of its tasks cannot fit one etcd transaction. */
+export const REPORT_TOO_LARGE = 'report_too_large' as const;
+
 /**
  * Fails every pending task of a job with a reason the API shows (e.g. `bind_too_large`): they
  * count as failed and leave the pending ranges; the job ends `Failed` now if nothing of it

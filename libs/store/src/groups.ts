@@ -4,7 +4,7 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, BIND_TOO_LARGE, type Binding, failPending, jsonBytes, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
+  applyGroupOutcomes, BIND_TOO_LARGE, REPORT_TOO_LARGE, type Binding, failPending, jsonBytes, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
   hasUnreleasedEnd, onlyReleased, releaseEndedTasks, releaseOnNode, type Requeue, type ReporterToken, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
@@ -482,8 +482,6 @@ async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string
   return true;
 }
 
-/** Reason code of a job whose record and one report of its tasks cannot fit one etcd transaction. */
-export const REPORT_TOO_LARGE = 'report_too_large' as const;
 
 /** A chunk's transaction as prepared: what each status becomes and what it requeues. */
 interface PreparedChunk {
