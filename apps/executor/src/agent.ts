@@ -19,7 +19,7 @@ import { type AttemptExit, KubernetesBackend, type RunningAttempt } from './kube
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
 import { ProcessGroupLedger } from './process-group-ledger';
-import { killedMarker } from './watchdog';
+import { killedMarker, stopPreviousWatchdog, WATCHDOG_PID_FILE, writeHeartbeat } from './watchdog';
 import { attemptPaths, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
 
 /** Injection tokens. */
@@ -78,8 +78,16 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private heartbeatFile?: string;
   /** A read of the Kubernetes node's capacity under way (after the kubelet refused an attempt for room). */
   private refreshing?: Promise<void>;
-  /** Called once when this executor fences itself; the process main exits then. */
-  onFenced: () => void = () => undefined;
+  private onFencedHandler: () => void = () => undefined;
+
+  /**
+   * What to call once this executor fences itself (the process main exits then). Set after
+   * the service started: a fence that came before is passed on at once, not lost.
+   */
+  set onFenced(handler: () => void) {
+    this.onFencedHandler = handler;
+    if (this.fenced) handler();
+  }
   private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter; quarantined: Counter };
   /** When attempts on this node last failed for node reasons (within the quarantine window). */
   private nodeFailures: number[] = [];
@@ -100,15 +108,20 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   /** Registers the node (the URL is known once the HTTP server listens) and starts watching bindings. */
   async register(url: string): Promise<void> {
     const { store, lease } = this.ctx;
+    if (this.fenced) throw new Error('the executor fenced itself before it registered (its lease was lost)');
     mkdirSync(this.config.dataDir, { recursive: true });
     const ledgerFile = join(this.config.dataDir, 'process-groups');
     this.ledger = new ProcessGroupLedger(ledgerFile, this.config.nodeName);
     this.isolation = this.config.isolation === 'none' ? 'none' : detectIsolation();
     // A previous incarnation that ran tasks here may have started groups whose status never
     // reached etcd (still "Bound"): those are not started again at the same attempt.
-    this.previousRan = this.ledger.hasRecords();
-    const leftovers = this.ledger.reapLeftovers();
+    // Its tasks are found by their environment as well as by its records: one started just as it
+    // died may not be recorded. None may live on when their attempts are settled below.
+    const recorded = this.ledger.hasRecords();
+    const leftovers = await this.ledger.reapLeftovers();
+    this.previousRan = recorded || leftovers > 0;
     sweepCgroups(this.isolation, this.config.nodeName);
+    stopPreviousWatchdog(this.config.dataDir);
     this.startWatchdog(ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
     let node = nodeRecord(this.config, url, Date.now());
@@ -182,7 +195,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.heartbeatFile = heartbeat;
     // The send time of each renewal, as the lease's own fence counts it (a reply read late must not
     // look fresh), on CLOCK_MONOTONIC — the lease's clock, and one the watchdog process reads too.
-    const beat = (sentAt = monotonicMs()) => writeFileSync(heartbeat, String(sentAt));
+    const beat = (sentAt = monotonicMs()) => writeHeartbeat(heartbeat, sentAt);
     beat();
     this.ctx.lease.onRenewed(beat);
     const ttlMs = this.ctx.lease.ttlSeconds * 1000;
@@ -194,6 +207,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const child = spawn(process.execPath, [script, heartbeat, ledgerFile, String(ttlMs), String(process.pid), this.config.nodeName], { detached: true, stdio: 'ignore' });
     child.unref();
     this.watchdogPid = child.pid;
+    if (child.pid) writeFileSync(join(this.config.dataDir, WATCHDOG_PID_FILE), String(child.pid));
   }
 
   private endedSinceCompaction = 0;
@@ -280,7 +294,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     clearInterval(this.reporter);
     for (const g of this.groups.values()) for (const p of g.procs.values()) p.kill();
     void this.informer?.stop();
-    this.onFenced();
+    this.onFencedHandler();
   }
 
   /**

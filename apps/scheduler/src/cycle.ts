@@ -17,6 +17,8 @@ export interface CycleSnapshot {
   nodes: NodeSnapshot[];
   jobs: Map<string, Versioned<JobRecord>>;
   allocs: Map<string, Versioned<NodeAllocation> | undefined>;
+  /** The create revision of each node's key: a bind compares it (the node's executor is still the one seen). */
+  nodeRevisions: Map<string, string>;
   /** Quota room of every queue and cohort; placement takes from it as it places. */
   quota: QuotaLedger;
   /** Inputs of dominant resource fairness between queues. */
@@ -40,8 +42,10 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now(), history?: 
   }
   const nodes: NodeSnapshot[] = [];
   const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
-  for (const { value: n } of cache.nodes.items.values()) {
+  const nodeRevisions = new Map<string, string>();
+  for (const { value: n, createRevision } of cache.nodes.items.values()) {
     if (cache.cordon(n.name)) continue; // cordoned: no new work
+    nodeRevisions.set(n.name, createRevision);
     const alloc = cache.alloc(n.name);
     allocs.set(n.name, alloc);
     nodes.push(toNodeSnapshot(n, alloc?.value));
@@ -54,7 +58,7 @@ export function takeSnapshot(cache: SchedulerCache, now = Date.now(), history?: 
   for (const [q, h] of history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
   const running = [...cache.bindings.items.values()].map(({ value: b }) => ({ resources: b.resources, count: b.end - b.start }));
   const shapes = requestShapes([...work.map((w) => ({ resources: w.resources, count: w.tasks })), ...running]);
-  return { work, nodes, jobs, allocs, quota: new QuotaLedger(queues, usage), fair: { capacity, usage: fairUsage, weights }, shapes };
+  return { work, nodes, jobs, allocs, nodeRevisions, quota: new QuotaLedger(queues, usage), fair: { capacity, usage: fairUsage, weights }, shapes };
 }
 
 /** Phase 2 — place: the pure policy (PreFilter, Filter, Score, Reserve, Permit in `libs/scheduling`). */
@@ -224,7 +228,7 @@ export function planUnits(s: CycleSnapshot, placements: Placement[], now: number
 
 /** Phase 4 — bind: fenced, compare-and-swap, chunked. */
 export function bind(store: EtcdStore, leadership: Leadership, s: CycleSnapshot, units: BindUnit[]): Promise<BindResult> {
-  return bindPlan(store, leadership.fence(), units, s.allocs);
+  return bindPlan(store, leadership.fence(), units, s.allocs, { nodes: s.nodeRevisions });
 }
 
 /** What a cycle did. */

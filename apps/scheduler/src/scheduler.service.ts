@@ -4,7 +4,7 @@
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
 import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
-import { type Leadership, quarantineNode, reapLostNode } from '@batchapi/store';
+import { type Leadership, monotonicMs, quarantineNode, reapLostNode } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -67,7 +67,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private lastStopRevision = 0n;
   /** When each node was last reaped with tasks on it (leader-local, within the quarantine window). */
   private readonly nodeLostAt = new Map<string, number[]>();
-  /** When this replica first saw each node with live bindings but no node key (its clock). */
+  /** When this replica first saw each node with live bindings but no node key (ms of CLOCK_MONOTONIC). */
   private readonly missingSince = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
@@ -193,8 +193,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     for (const [queue, t] of oldest) this.m.oldest.set({ queue }, (now - t) / 1000);
   }
 
-  /** Phase 0 of every cycle — reap: requeue the tasks of nodes gone for longer than `nodeLostAfterMs`. */
-  private async reap(leadership: Leadership, now: number): Promise<void> {
+  /** Phase 0 of every cycle — reap: requeue the tasks of nodes gone for longer than `nodeLostAfterMs` (counted on CLOCK_MONOTONIC, `mono`: a step of the wall clock must not cut the wait short). */
+  private async reap(leadership: Leadership, now: number, mono: number): Promise<void> {
     const live = new Set<string>();
     for (const { value: n } of this.cache.nodes.items.values()) live.add(n.name);
     const orphaned = new Set<string>();
@@ -204,13 +204,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     for (const a of this.cache.allocs.items.values()) if (!live.has(a.key.slice(allocPrefix))) orphaned.add(a.key.slice(allocPrefix));
     for (const node of [...this.missingSince.keys()]) if (!orphaned.has(node)) this.missingSince.delete(node);
     for (const node of orphaned) {
-      const since = this.missingSince.get(node) ?? now;
+      const since = this.missingSince.get(node) ?? mono;
       this.missingSince.set(node, since);
-      if (now - since < this.tuning.nodeLostAfterMs) continue;
+      if (mono - since < this.tuning.nodeLostAfterMs) continue;
       try {
         const { groups, tasks } = await reapLostNode(this.ctx.store, leadership.fence(), node, now);
         this.m.nodeLost.inc(tasks);
-        this.ctx.log.warn({ node, groups, tasks, goneForMs: now - since }, 'node lost: its tasks were requeued');
+        this.ctx.log.warn({ node, groups, tasks, goneForMs: Math.round(mono - since) }, 'node lost: its tasks were requeued');
         this.missingSince.delete(node);
         if (tasks > 0) await this.nodeLostAgain(leadership, node, now);
       } catch (err) {
@@ -271,7 +271,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     while (!this.abort.signal.aborted && leadership.held()) {
       this.advanceHistory(Date.now());
       await this.saveHistory(leadership, Date.now());
-      await this.reap(leadership, Date.now());
+      await this.reap(leadership, Date.now(), monotonicMs());
       await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'));
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
       if (Date.now() - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;

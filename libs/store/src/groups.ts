@@ -50,6 +50,12 @@ export interface BindOptions {
   now?: number;
   /** Limits of one transaction. @default DEFAULT_TXN_LIMITS */
   limits?: TxnLimits;
+  /**
+   * The create revision of each node's key (`nodes/{node}`) as the decision saw it. A touched
+   * node listed here is compared, so nothing is bound to a node whose executor's lease has
+   * expired (its key deleted, or made again by a new executor) since the decision. @default none: not compared
+   */
+  nodes?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -136,6 +142,8 @@ export async function bindPlan(
       const seen = current.get(node);
       compares.push(seen ? { key, modRevision: seen.modRevision } : { key, absent: true });
       writes.push({ put: key, value: next });
+      const created = opts.nodes?.get(node);
+      if (created) compares.push({ key: store.keys.node(node), createRevision: created });
     }
     result.txns++;
     let res: { succeeded: boolean; revision: string };
@@ -220,8 +228,14 @@ function partSize(store: EtcdStore, u: BindUnit, current: Map<string, Versioned<
   return addTxnSizes(
     jobSize(store, u.next),
     ...u.bindings.map((b) => bindingSize(store, b)),
-    ...[...nodes].map(([n, a]) => txnSize([{ key: store.keys.alloc(n), absent: true }], [{ put: store.keys.alloc(n), value: a }])),
+    ...[...nodes].map(([n, a]) => nodeWriteSize(store, n, a)),
   );
+}
+
+/** A touched node's part of a transaction: its allocation's compare and write, and its key's compare. */
+function nodeWriteSize(store: EtcdStore, node: string, alloc: NodeAllocation): TxnSize {
+  const key = store.keys.alloc(node);
+  return txnSize([{ key, absent: true }, { key: store.keys.node(node), createRevision: '0' }], [{ put: key, value: alloc }]);
 }
 
 function jobSize(store: EtcdStore, job: JobRecord): TxnSize {
@@ -247,10 +261,7 @@ function splitUnit(store: EtcdStore, u: BindUnit, current: Map<string, Versioned
   // ranges, which a cut can lengthen by one range per binding (`RANGE_BYTES` each).
   const job = jobSize(store, u.next);
   const jobPart = { ...job, bytes: Math.max(job.bytes, jobSize(store, u.job.value).bytes) + RANGE_BYTES * u.bindings.length };
-  const allocSize = (b: Binding) => {
-    const key = store.keys.alloc(b.node);
-    return txnSize([{ key, absent: true }], [{ put: key, value: reserveOnNode(current.get(b.node)?.value ?? EMPTY_ALLOCATION, b) }]);
-  };
+  const allocSize = (b: Binding) => nodeWriteSize(store, b.node, reserveOnNode(current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
   const alone = (b: Binding) => new TxnBudget(base, limits).fitsAlone(addTxnSizes(jobPart, bindingSize(store, b), allocSize(b)));
   const cut = (b: Binding): Binding[] | undefined => {
     if (alone(b)) return [b];

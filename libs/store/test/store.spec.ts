@@ -280,6 +280,36 @@ describe('bindPlan', () => {
     expect(res.refused).toHaveLength(1);
     expect(await store.get(store.keys.binding('fn', 'fb-0', 0, 1))).toBeUndefined();
   });
+
+  it('binds nothing to a node whose executor is gone since the decision (its key deleted, or made again by a new executor)', async () => {
+    const lease = await store.grantLease(5);
+    const leader = await campaign(store, 'gone-node-bind', 'L', lease);
+    const executor = await store.grantLease(5);
+    await store.txn([], [{ put: store.keys.node('gn'), value: { name: 'gn' }, lease: executor.id }]);
+    const seen = (await store.get(store.keys.node('gn')))!.createRevision;
+    const unitOf = async (id: string) => {
+      await submitJob(store, job(id, 1));
+      const j = (await getJob(store, id))!;
+      const b: Binding = { jobId: id, tenant: 'a', queue: 'q', node: 'gn', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} };
+      return { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [b] };
+    };
+    // the executor's lease expired: its node key is gone
+    await executor.revoke();
+    const gone = await bindPlan(store, leader.fence(), [await unitOf('gn-0')], new Map([['gn', undefined]]), { nodes: new Map([['gn', seen]]) });
+    expect(gone.bound).toHaveLength(0);
+    expect(await store.get(store.keys.binding('gn', 'gn-0', 0, 1))).toBeUndefined();
+    // a new executor registered the node again: not the incarnation the decision saw
+    const again = await store.grantLease(5);
+    await store.txn([], [{ put: store.keys.node('gn'), value: { name: 'gn' }, lease: again.id }]);
+    const reborn = await bindPlan(store, leader.fence(), [await unitOf('gn-1')], new Map([['gn', undefined]]), { nodes: new Map([['gn', seen]]) });
+    expect(reborn.bound).toHaveLength(0);
+    // decided on what is there now, it binds
+    const now = (await store.get(store.keys.node('gn')))!.createRevision;
+    const fresh = await bindPlan(store, leader.fence(), [await unitOf('gn-2')], new Map([['gn', undefined]]), { nodes: new Map([['gn', now]]) });
+    expect(fresh.bound).toHaveLength(1);
+    await again.revoke();
+    await lease.revoke();
+  });
 });
 
 
