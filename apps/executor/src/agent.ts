@@ -316,7 +316,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       if (g) this.forget(g, 'binding removed');
       return;
     }
-    if (ev.value) void this.onBinding({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.modRevision }, false);
+    if (ev.value) void this.onBinding({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? ev.modRevision }, false);
   }
 
   private async onBinding(kv: Versioned<Binding>, atStart: boolean): Promise<void> {

@@ -60,7 +60,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       onEvent: (ev) => {
         const id = ev.key.slice(store.keys.workflows().length);
         if (ev.type === 'delete' || !ev.value) { this.forgetWorkflow(id); return; }
-        this.onWorkflow({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.modRevision });
+        this.onWorkflow({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? ev.modRevision });
       },
     }));
     this.loop = this.lead();

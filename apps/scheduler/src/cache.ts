@@ -25,7 +25,7 @@ class Mirror<T> {
       onEvent: (ev: WatchEvent<T>) => {
         if (ev.type === 'put' && ev.value !== undefined && this.keep(ev.value)) {
           const prev = this.items.get(ev.key);
-          this.items.set(ev.key, { key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: prev?.createRevision ?? ev.modRevision });
+          this.items.set(ev.key, { key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? prev?.createRevision ?? ev.modRevision });
         } else this.items.delete(ev.key);
         changed();
       },

@@ -159,6 +159,12 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     },
     onWatchStreamFault: (err) => log.warn({ err: err.message }, 'etcd watch stream out of step with its watchers: opened again, every watch resumes from its own revision'),
   });
+  new Counter({
+    name: Metric.etcdWatchStreamResets,
+    help: 'Times an informer tore the etcd watch stream down because it answered nothing for the watch acknowledgement timeout',
+    registers: [registry],
+    collect() { this.reset(); this.inc(store.watchStreamResets); },
+  });
   const lease = await store.grantLease(config.leaseTtlSeconds);
   lease.onRenewalFailed((err) => log.warn({ err: err.message, sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
   const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true }, credential: ServiceCredential.fromEnv() };

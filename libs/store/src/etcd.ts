@@ -89,6 +89,8 @@ export interface WatchEvent<T> {
   key: string;
   value?: T;
   modRevision: string;
+  /** The key's create revision (a put's); a key deleted and made again has a new one. */
+  createRevision?: string;
 }
 
 /** Handlers of an informer. */
@@ -175,6 +177,16 @@ export type CallSeam = <T>(call: SeamCall, send: () => Promise<T>) => Promise<T>
 export class EtcdStore {
   readonly client: Etcd3;
   readonly keys: Keys;
+  /**
+   * When the client's watch stream last answered anything (a watch created, events, progress),
+   * ms of CLOCK_MONOTONIC; -Infinity before it ever did. An informer whose watch is not yet
+   * acknowledged tears the stream down only if the stream has not answered for its timeout: a
+   * stream that answers is alive, and its watch is only queued behind others (etcd3 creates
+   * watches one at a time) — hundreds of informers re-watching at once must not reset it in turn.
+   */
+  watchStreamAnsweredAt = Number.NEGATIVE_INFINITY;
+  /** How many times an informer tore the client's watch stream down because it did not answer (see `InformerOptions.watchAckTimeoutMs`). */
+  watchStreamResets = 0;
   readonly callTimeoutMs: number;
   /** Test seam around every call (see `CallSeam`). @default none: each call is sent as it is */
   seam?: CallSeam;
@@ -182,7 +194,11 @@ export class EtcdStore {
   constructor(readonly options: StoreOptions) {
     this.callTimeoutMs = options.callTimeoutMs ?? 2000;
     this.client = this.connect(options.endpoints);
-    guardWatchStream(this.client, options.onWatchStreamFault ?? ((err) => console.warn(`etcd watch stream resynced: ${err.message}`)));
+    guardWatchStream(
+      this.client,
+      options.onWatchStreamFault ?? ((err) => console.warn(`etcd watch stream resynced: ${err.message}`)),
+      () => { this.watchStreamAnsweredAt = monotonicMs(); },
+    );
     this.keys = new Keys(options.prefix ?? '/batch/');
   }
 
@@ -352,7 +368,7 @@ interface WatchManagerInternals {
  *   had failed: every watcher is told `disconnected` and resumes (an informer from its own
  *   revision + 1), so nothing is skipped and nothing is swallowed silently.
  */
-function guardWatchStream(client: Etcd3, onFault: (err: Error) => void): void {
+function guardWatchStream(client: Etcd3, onFault: (err: Error) => void, onAnswer: () => void): void {
   const manager = (client as unknown as { watchManager?: WatchManagerInternals }).watchManager;
   if (!manager || typeof manager.handleResponse !== 'function' || typeof manager.client?.watch !== 'function') return;
   const rpc = manager.client;
@@ -370,6 +386,7 @@ function guardWatchStream(client: Etcd3, onFault: (err: Error) => void): void {
   const guard = (name: 'handleResponse' | 'handleCreatedResponse') => {
     const handle = manager[name].bind(manager);
     manager[name] = (res: RPC.IWatchResponse) => {
+      onAnswer();
       try {
         handle(res);
       } catch (err) {
@@ -510,8 +527,7 @@ export class Informer {
     const w = this.store.client.watch().prefix(this.prefix).startRevision(String(this.rev + 1n)).watcher();
     this.watcher = w;
     const current = () => gen === this.generation && !this.stopped;
-    this.ackTimer = setTimeout(() => { if (current()) this.ackTimedOut(); }, this.watchAckTimeoutMs);
-    this.ackTimer.unref();
+    this.armAckTimer(current, monotonicMs());
     w.on('connected', () => {
       if (!current()) return;
       clearTimeout(this.ackTimer);
@@ -527,6 +543,22 @@ export class Informer {
       this.dropWatch(false);
       void this.relist();
     });
+  }
+
+  /**
+   * Waits for the watch's acknowledgement until `watchAckTimeoutMs` after `since` and after the
+   * stream's last answer, whichever is later: a stream that keeps answering others is alive.
+   */
+  private armAckTimer(current: () => boolean, since: number): void {
+    const due = Math.max(since, this.store.watchStreamAnsweredAt) + this.watchAckTimeoutMs;
+    // Decided after the poll phase (setImmediate): a timer that fires late, after the event loop
+    // was busy, must first see the answers already waiting on the socket.
+    this.ackTimer = setTimeout(() => setImmediate(() => {
+      if (!current()) return;
+      if (Math.max(since, this.store.watchStreamAnsweredAt) + this.watchAckTimeoutMs > monotonicMs()) this.armAckTimer(current, since);
+      else this.ackTimedOut();
+    }), Math.max(1, due - monotonicMs()));
+    this.ackTimer.unref();
   }
 
   /** Drops the current watch; its callbacks are ignored from now on. */
@@ -549,7 +581,10 @@ export class Informer {
    */
   private ackTimedOut(): void {
     const manager = (this.store.client as unknown as { watchManager?: { state: number; stream?: { cancel(): void } } }).watchManager;
-    if (manager?.state === WATCH_STREAM_CONNECTED && manager.stream) manager.stream.cancel();
+    if (manager?.state === WATCH_STREAM_CONNECTED && manager.stream) {
+      this.store.watchStreamResets++;
+      manager.stream.cancel();
+    }
     else this.rewatch();
   }
 
@@ -579,7 +614,7 @@ export class Informer {
       const type = String(ev.type).toLowerCase() === 'delete' ? 'delete' : 'put';
       if (type === 'delete') this.known.delete(key);
       else this.known.set(key, at);
-      this.handlers.onEvent({ type, key, value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined, modRevision: kv.mod_revision });
+      this.handlers.onEvent({ type, key, value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined, modRevision: kv.mod_revision, ...(type === 'put' ? { createRevision: kv.create_revision } : {}) });
       if (at > last) last = at;
     }
     this.advance(last);
@@ -664,7 +699,7 @@ export class Informer {
    * `revision`: its delete event carries `revision`, the first one at which the deletion is known.
    */
   private deliverDifference(changed: Array<Versioned<unknown>>, deleted: string[], revision: bigint): void {
-    const changes: Array<WatchEvent<unknown>> = changed.map((kv) => ({ type: 'put', key: kv.key, value: kv.value, modRevision: kv.modRevision }));
+    const changes: Array<WatchEvent<unknown>> = changed.map((kv) => ({ type: 'put', key: kv.key, value: kv.value, modRevision: kv.modRevision, createRevision: kv.createRevision }));
     for (const key of deleted) changes.push({ type: 'delete', key, modRevision: String(revision) });
     changes.sort((a, b) => (BigInt(a.modRevision) < BigInt(b.modRevision) ? -1 : BigInt(a.modRevision) > BigInt(b.modRevision) ? 1 : 0));
     for (const ev of changes) {

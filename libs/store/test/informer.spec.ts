@@ -180,6 +180,37 @@ describe('Informer', () => {
     await proxy.close();
   });
 
+  it('does not tear down a watch stream that is answering while hundreds of informers re-watch on it at once (their acknowledgements queue)', async () => {
+    // etcd3 creates a client's watches one at a time on its one stream: after the stream is lost,
+    // 1,000 informers re-watching queue behind each other for longer than one's acknowledgement
+    // timeout. A nemesis run saw the stream torn down again and again (hundreds of workflows, one
+    // informer each), and workflows waited on step jobs long finished.
+    const proxy = await TcpProxy.start(etcd.endpoints[0]);
+    const store = new EtcdStore({ endpoints: [proxy.url], prefix: '/inf/' });
+    const views = Array.from({ length: 1000 }, () => viewOf());
+    const informers = await Promise.all(views.map((v, i) => store.inform(`/inf/many/${i}/`, v.handlers, { watchAckTimeoutMs: 250, relistEveryMs: 0 })));
+    try {
+      const writeAll = async (key: string) => {
+        for (let i = 0; i < 1000; i += 100) await write(views.slice(i, i + 100).map((_, k) => ({ put: `/inf/many/${i + k}/${key}`, value: i + k })));
+      };
+      // all 1,000 watching before the stream is lost
+      await writeAll('a');
+      await until('every informer to see its first key', () => views.every((v) => v.view.size === 1), 30_000);
+      store.watchStreamResets = 0;
+      proxy.dropConnections();
+      // every informer has re-watched once this write reaches all of them
+      await sleep(1000);
+      await writeAll('b');
+      await until('every informer to see its second key', () => views.every((v) => v.view.size === 2), 30_000);
+      // The stream made after the drop is the only one: no informer tore it down while it answered.
+      expect(store.watchStreamResets).toBe(0);
+    } finally {
+      await Promise.all(informers.map((i) => i.stop()));
+      await store.close();
+      await proxy.close();
+    }
+  });
+
   it('relists page by page, keys only, and fetches the values of only the keys whose revision differs from its view', async () => {
     const store = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/inf/' });
     const keys = Array.from({ length: 6000 }, (_, i) => `/inf/many/k${String(i).padStart(5, '0')}`);

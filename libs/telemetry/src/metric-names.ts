@@ -35,6 +35,7 @@ export const Metric = {
   nodeQuarantined: 'batch_node_quarantined_total',
   etcdRequestDuration: 'batch_etcd_request_duration_seconds',
   etcdRequestErrors: 'batch_etcd_request_errors_total',
+  etcdWatchStreamResets: 'batch_etcd_watch_stream_resets_total',
   clusterAllocation: 'batch_cluster_allocation_ratio',
   clusterGpuFragmented: 'batch_cluster_gpus_fragmented',
   queueUsage: 'batch_queue_usage',
