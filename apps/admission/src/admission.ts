@@ -5,7 +5,8 @@ import { type EventStreamLimits, EventStreams } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { Metric } from '@batchapi/telemetry';
 import { APP_GUARD } from '@nestjs/core';
-import { Counter } from 'prom-client';
+import { Counter, Gauge } from 'prom-client';
+import { OverloadGuard, type OverloadLimits, overloadLimitsFromEnv, SUBMIT_LOAD, SubmitLoad } from './overload';
 import { READ_LIMITER, ReadLimiter, type ReadLimits, readLimitsFromEnv, ReadRateGuard, READS_REFUSED } from './read-limit';
 import { NodesController } from './nodes.controller';
 import { OpenApiController } from './openapi.controller';
@@ -26,6 +27,8 @@ export interface AdmissionOptions {
   onLeaseLost?: () => void;
   /** Read budgets per tenant and operator tenant (see `ReadLimits`). @default from the environment */
   reads?: Partial<ReadLimits>;
+  /** Capacity for submits before they are shed 503 `overloaded` (see `OverloadLimits`). @default from the environment */
+  overload?: Partial<OverloadLimits>;
   /** Caps of event streams and their stall timeout (see `EventStreamLimits`). @default from the environment */
   streams?: Partial<EventStreamLimits>;
 }
@@ -51,6 +54,17 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       { provide: EventStreams, useFactory: (ctx: ServiceContext, refused: (l: string) => void) => new EventStreams(ctx.store, opts.streams, ctx.registry, refused), inject: [SERVICE, READS_REFUSED] },
       { provide: READ_LIMITER, useValue: new ReadLimiter({ ...readLimitsFromEnv(), ...opts.reads }) },
       { provide: APP_GUARD, useClass: ReadRateGuard },
+      {
+        provide: SUBMIT_LOAD,
+        inject: [SERVICE],
+        useFactory: (ctx: ServiceContext) => {
+          const shed = new Counter({ name: Metric.admissionSubmitsShed, help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (inflight, event_loop_delay)', labelNames: ['reason'], registers: [ctx.registry] });
+          const load = new SubmitLoad({ ...overloadLimitsFromEnv(), ...opts.overload }, (reason) => shed.inc({ reason }));
+          new Gauge({ name: Metric.admissionSubmitsInflight, help: 'Submit requests this replica is handling now', registers: [ctx.registry], collect() { this.set(load.inflight); } });
+          return load;
+        },
+      },
+      { provide: APP_GUARD, useClass: OverloadGuard },
     ],
   });
 }

@@ -82,7 +82,7 @@ const queueLinks = {
   GetQueue: { operationId: 'getQueue', parameters: { name: '$request.path.name' } },
   DeleteQueue: { operationId: 'deleteQueue', parameters: { name: '$request.path.name' } },
 };
-const SUBMIT_ERRORS: ErrorCode[] = ['payload_too_large', 'permission_denied', 'unknown_tenant', 'unknown_queue', 'idempotency_conflict', 'conflict', 'submit_rate_exceeded', 'task_rate_exceeded', 'queue_full'];
+const SUBMIT_ERRORS: ErrorCode[] = ['payload_too_large', 'permission_denied', 'unknown_tenant', 'unknown_queue', 'idempotency_conflict', 'conflict', 'submit_rate_exceeded', 'task_rate_exceeded', 'queue_full', 'overloaded'];
 
 /** Every operation of the API. */
 export const API_OPERATIONS: readonly ApiOperation[] = [
@@ -95,7 +95,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'get', path: '/v1/jobs', operationId: 'listJobs', tag: 'jobs', caller: 'tenant', summary: "The caller's jobs (every tenant's for operators), newest first, a page at a time",
     query: ListJobsQuerySchema, errors: [], answers: { 200: { description: 'A page of jobs', schema: JobListSchema } } },
   { method: 'post', path: '/v1/jobs:batch', operationId: 'submitJobs', tag: 'jobs', caller: 'tenant', summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
-    body: BulkSubmitSchema, errors: ['payload_too_large'], answers: { 200: { description: 'One answer per job, in order: its status and the job, or the error', schema: BulkSubmitAnswerSchema } } },
+    body: BulkSubmitSchema, errors: ['payload_too_large', 'overloaded'], answers: { 200: { description: 'One answer per job, in order: its status and the job, or the error', schema: BulkSubmitAnswerSchema } } },
   { method: 'get', path: '/v1/jobs/{id}', operationId: 'getJob', tag: 'jobs', caller: 'tenant', summary: 'A job with its live task counts',
     pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The job', schema: JobViewSchema } } },
   { method: 'delete', path: '/v1/jobs/{id}', operationId: 'cancelJob', tag: 'jobs', caller: 'tenant', summary: 'Cancel a job: pending tasks at once, running ones are stopped; the job stays readable',

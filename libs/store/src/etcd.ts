@@ -448,6 +448,8 @@ export class Informer {
   private watcher?: Watcher;
   /** Bumped whenever the current watch is dropped: callbacks of an older watch are ignored. */
   private generation = 0;
+  /** The generation of the last watch etcd acknowledged (created). */
+  private acknowledged = -1;
   private stopped = false;
   private relisting?: Promise<void>;
   private relistTimer?: NodeJS.Timeout;
@@ -530,6 +532,7 @@ export class Informer {
     this.armAckTimer(current, monotonicMs());
     w.on('connected', () => {
       if (!current()) return;
+      this.acknowledged = gen;
       clearTimeout(this.ackTimer);
       this.backoffMs = FIRST_BACKOFF_MS;
     });
@@ -554,7 +557,8 @@ export class Informer {
     // Decided after the poll phase (setImmediate): a timer that fires late, after the event loop
     // was busy, must first see the answers already waiting on the socket.
     this.ackTimer = setTimeout(() => setImmediate(() => {
-      if (!current()) return;
+      // (the acknowledgement may have come between the timer and this check)
+      if (!current() || this.acknowledged === this.generation) return;
       if (Math.max(since, this.store.watchStreamAnsweredAt) + this.watchAckTimeoutMs > monotonicMs()) this.armAckTimer(current, since);
       else this.ackTimedOut();
     }), Math.max(1, due - monotonicMs()));

@@ -49,8 +49,9 @@ export interface TestNetns { ns: string; hostIf: string; hostIp: string; nsIp: s
  * leaves the others connected.
  */
 export function makeNetns(k = 0): { netns?: TestNetns; why?: string } {
+  if (k === 0) dropStaleNetns();
   const id = `${process.pid % 100000}${k ? `n${k}` : ''}`;
-  const net = `10.${200 + (process.pid % 50)}.${k}`;
+  const net = `10.${subnetOctet()}.${k}`;
   const n: TestNetns = { ns: `batchf-${id}`, hostIf: `bfh${id}`, hostIp: `${net}.1`, nsIp: `${net}.2` };
   const steps = [
     ['ip', 'netns', 'add', n.ns], ['ip', 'link', 'add', n.hostIf, 'type', 'veth', 'peer', 'name', `bfn${id}`], ['ip', 'link', 'set', `bfn${id}`, 'netns', n.ns],
@@ -66,6 +67,35 @@ export function makeNetns(k = 0): { netns?: TestNetns; why?: string } {
     }
   }
   return { netns: n };
+}
+
+/**
+ * Deletes the namespaces (and with them their veth pairs) of test processes that are gone: a
+ * suite killed by a signal cannot drop its own, and one left holding a subnet routes that
+ * subnet's traffic to a dead end for the next suite that picks it.
+ */
+function dropStaleNetns(): void {
+  let names: string[] = [];
+  try { names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith('batchf-')); } catch { return; }
+  for (const ns of names) {
+    const pid = Number(/^batchf-(\d+)/.exec(ns)?.[1]);
+    if (!pid || pid === process.pid % 100000) continue;
+    try { process.kill(pid, 0); continue; } catch { /* its test process is gone */ }
+    try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone meanwhile */ }
+  }
+}
+
+/** The second octet of this process's subnets: from its pid, moved past any that another live suite's interfaces hold. */
+let octet: number | undefined;
+function subnetOctet(): number {
+  if (octet !== undefined) return octet;
+  let used = '';
+  try { used = execFileSync('ip', ['-br', 'addr'], { encoding: 'utf8' }); } catch { /* none known */ }
+  for (let i = 0; i < 50; i++) {
+    const candidate = 200 + ((process.pid + i) % 50);
+    if (!used.includes(` 10.${candidate}.`)) return (octet = candidate);
+  }
+  return (octet = 200 + (process.pid % 50));
 }
 
 export function dropNetns(n: TestNetns): void {
@@ -168,7 +198,7 @@ export class FaultCluster {
     const [cmd, ...args] = s.ns ? ['ip', 'netns', 'exec', s.ns.ns, ...main] : main;
     const endpoints = s.netns ? this.etcd.extraEndpoints : this.etcd.endpoints;
     s.proc = spawn(cmd, args, {
-      env: { ...process.env, BATCH_ETCD_ENDPOINTS: endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: s.ns ? s.ns.nsIp : '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: 'warn', BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'), ...this.envFor?.(s.name), ...s.env },
+      env: { ...process.env, BATCH_ETCD_ENDPOINTS: endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: s.ns ? s.ns.nsIp : '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: process.env.FAULTS_LOG_LEVEL ?? 'warn', BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'), ...this.envFor?.(s.name), ...s.env },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
