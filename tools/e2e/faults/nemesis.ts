@@ -489,7 +489,7 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
     const view = await readEtcd(c);
     const report = summarize({ seed: o.seed, minutes: o.minutes, submitRate: load.rate(), faults }, load.submits.values(), view, readFileSync(runLog, 'utf8'), n.samples);
     const evidence = [...report.problems];
-    if (moving.size) evidence.push(`stuck but still changing in the last 30 s of the wait (a backlog draining, not a hang): ${moving.size} of ${report.row.stuck}`);
+    if (moving.size && report.row.stuck > 0) evidence.push(`stuck but still changing in the last 30 s of the wait (a backlog draining, not a hang): ${moving.size} of ${report.row.stuck}`);
     if (load.statuses.network) evidence.push(`requests without an answer, by replica and error: ${JSON.stringify(load.networkErrors)}`);
     for (const id of report.suspects) {
       evidence.push(await (id.startsWith('wf-') ? describeWorkflow(c, id) : describeJob(c, id)).catch((e) => `${id}: ${e}`));
