@@ -5,7 +5,8 @@ import { type EventStreamLimits, EventStreams } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { Metric } from '@batchapi/telemetry';
 import { APP_GUARD } from '@nestjs/core';
-import { Counter, Gauge } from 'prom-client';
+import { Counter } from 'prom-client';
+import { THROTTLE_TUNING, type ThrottleTuning } from './throttle';
 import { OverloadGuard, type OverloadLimits, overloadLimitsFromEnv, SUBMIT_LOAD, SubmitLoad } from './overload';
 import { READ_LIMITER, ReadLimiter, type ReadLimits, readLimitsFromEnv, ReadRateGuard, READS_REFUSED } from './read-limit';
 import { NodesController } from './nodes.controller';
@@ -29,6 +30,8 @@ export interface AdmissionOptions {
   reads?: Partial<ReadLimits>;
   /** Capacity for submits before they are shed 503 `overloaded` (see `OverloadLimits`). @default from the environment */
   overload?: Partial<OverloadLimits>;
+  /** Submit throttle tuning, over `DEFAULT_THROTTLE` (e.g. `maxInflight`). @default from the environment */
+  throttle?: Partial<ThrottleTuning>;
   /** Caps of event streams and their stall timeout (see `EventStreamLimits`). @default from the environment */
   streams?: Partial<EventStreamLimits>;
 }
@@ -42,7 +45,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     bodyLimit: opts.bodyLimit,
     controllers: [BulkJobsController, JobsController, NodesController, OpenApiController, QueuesController, TenantsController, WorkflowsController],
     providers: [
-      JobsService, WorkflowsService, { provide: AUTH, useValue: auth },
+      JobsService, WorkflowsService, { provide: AUTH, useValue: auth }, { provide: THROTTLE_TUNING, useValue: opts.throttle ?? {} },
       {
         provide: READS_REFUSED,
         inject: [SERVICE],
@@ -58,10 +61,8 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
         provide: SUBMIT_LOAD,
         inject: [SERVICE],
         useFactory: (ctx: ServiceContext) => {
-          const shed = new Counter({ name: Metric.admissionSubmitsShed, help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (inflight, event_loop_delay)', labelNames: ['reason'], registers: [ctx.registry] });
-          const load = new SubmitLoad({ ...overloadLimitsFromEnv(), ...opts.overload }, (reason) => shed.inc({ reason }));
-          new Gauge({ name: Metric.admissionSubmitsInflight, help: 'Submit requests this replica is handling now', registers: [ctx.registry], collect() { this.set(load.inflight); } });
-          return load;
+          const shed = new Counter({ name: Metric.admissionSubmitsShed, help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (event_loop_delay)', labelNames: ['reason'], registers: [ctx.registry] });
+          return new SubmitLoad({ ...overloadLimitsFromEnv(), ...opts.overload }, (reason) => shed.inc({ reason }));
         },
       },
       { provide: APP_GUARD, useClass: OverloadGuard },

@@ -11,8 +11,8 @@ import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mi
 import { explainJob } from '@batchapi/scheduling';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
-import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle } from './throttle';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 
 /** Job ids sort by creation time: base-36 milliseconds, then randomness. */
@@ -47,13 +47,13 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Calls to the scheduler (why pending). */
   private readonly scheduler: SchedulerCalls;
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
+  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Optional() @Inject(THROTTLE_TUNING) tuning?: Partial<ThrottleTuning>) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({ name: Metric.admissionWhy, help: 'Why-pending answers by who worked them out (scheduler, or admission when no scheduler answered)', labelNames: ['explained_by'], registers: [ctx.registry] });
     const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
     this.committer = new SubmitCommitter(ctx.store);
     this.scheduler = new SchedulerCalls(ctx.store, ctx.credential);
-    this.throttle = new SubmitThrottle(ctx.store, this.pending, DEFAULT_THROTTLE, (limit) => throttled.inc({ limit }));
+    this.throttle = new SubmitThrottle(ctx.store, this.pending, { ...DEFAULT_THROTTLE, ...tuning }, (limit) => throttled.inc({ limit }));
   }
 
   async onApplicationBootstrap(): Promise<void> {

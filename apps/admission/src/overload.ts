@@ -6,19 +6,18 @@
  * saw both replicas stop answering within seconds and never recover). Shed requests cost
  * nothing downstream, so the cluster keeps completing what it accepted.
  *
- * Two signals, either of which sheds: submits in flight on this replica, and the delay of its
- * event loop (p99 over the last second) — a replica starved of CPU answers late whatever its
- * queue. Reads, cancels and operator calls are never shed here (reads have their own limit).
+ * The signal is the delay of the replica's event loop (p99 over the last second): a replica
+ * starved of CPU answers late whatever its queue. (Submits in flight are capped by the submit
+ * throttle, `BATCH_MAX_INFLIGHT_SUBMITS`.) Reads, cancels and operator calls are never shed here
+ * (reads have their own limit).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ApiError, ErrorCode } from '@batchapi/api';
 import { type CanActivate, type ExecutionContext, Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 
 /** Capacity of one admission replica for submits. */
 export interface OverloadLimits {
-  /** Submit requests handled at once; past it, 503 `overloaded` (`BATCH_MAX_INFLIGHT_SUBMITS`). 0 turns it off. @default 256 */
-  maxInflight: number;
   /** Event-loop delay, p99 over the last second, in ms, past which submits are shed (`BATCH_MAX_EVENT_LOOP_DELAY_MS`). 0 turns it off. @default 2000 */
   maxLoopDelayMs: number;
 }
@@ -32,19 +31,16 @@ export function overloadLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): Ove
     if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a number of 0 or more (got ${JSON.stringify(raw)})`);
     return n;
   };
-  return { maxInflight: num('BATCH_MAX_INFLIGHT_SUBMITS', 256), maxLoopDelayMs: num('BATCH_MAX_EVENT_LOOP_DELAY_MS', 2000) };
+  return { maxLoopDelayMs: num('BATCH_MAX_EVENT_LOOP_DELAY_MS', 2000) };
 }
 
 /** Why a submit is shed, or undefined to take it. Pure: the caller passes the replica's state. */
-export function shedReason(limits: OverloadLimits, inflight: number, loopDelayMs: number): 'inflight' | 'event_loop_delay' | undefined {
-  if (limits.maxInflight > 0 && inflight >= limits.maxInflight) return 'inflight';
-  if (limits.maxLoopDelayMs > 0 && loopDelayMs > limits.maxLoopDelayMs) return 'event_loop_delay';
-  return undefined;
+export function shedReason(limits: OverloadLimits, loopDelayMs: number): 'event_loop_delay' | undefined {
+  return limits.maxLoopDelayMs > 0 && loopDelayMs > limits.maxLoopDelayMs ? 'event_loop_delay' : undefined;
 }
 
-/** The replica's submit load: what is in flight, and its event loop's recent delay. */
+/** The replica's submit load: its event loop's recent delay. */
 export class SubmitLoad implements OnModuleDestroy {
-  inflight = 0;
   /** p99 event-loop delay of the last full second, ms. */
   loopDelayMs = 0;
   private readonly histogram: IntervalHistogram;
@@ -60,21 +56,12 @@ export class SubmitLoad implements OnModuleDestroy {
     this.timer.unref();
   }
 
-  /** Takes a submit (counted in flight until `done`), or throws 503 `overloaded`. */
-  enter(): () => void {
-    const reason = shedReason(this.limits, this.inflight, this.loopDelayMs);
-    if (reason) {
-      this.onShed(reason);
-      const why = reason === 'inflight' ? `${this.inflight} submits in flight (most ${this.limits.maxInflight})` : `its event loop is ${Math.round(this.loopDelayMs)} ms behind`;
-      throw new ApiError(ErrorCode.Overloaded, `this admission replica is over its capacity for submits (${why}); retry after Retry-After seconds, on any replica`, { retryAfterSeconds: 1 });
-    }
-    this.inflight++;
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      this.inflight--;
-    };
+  /** Takes a submit, or throws 503 `overloaded`. */
+  enter(): void {
+    const reason = shedReason(this.limits, this.loopDelayMs);
+    if (!reason) return;
+    this.onShed(reason);
+    throw new ApiError(ErrorCode.Overloaded, `this admission replica is over its capacity for submits (its event loop is ${Math.round(this.loopDelayMs)} ms behind); retry after Retry-After seconds, on any replica`, { retryAfterSeconds: 1 });
   }
 
   onModuleDestroy(): void {
@@ -89,10 +76,7 @@ export const SUBMIT_LOAD = Symbol('SubmitLoad');
 /** Routes whose requests are submits (shed under overload). */
 const SUBMIT_ROUTES = new Set(['/v1/jobs', '/v1/jobs::batch', '/v1/jobs:batch', '/v1/workflows']);
 
-/**
- * Sheds submits past the replica's capacity (a global guard; it runs before the body is
- * validated or anything is read). A submit taken is counted in flight until its answer is sent.
- */
+/** Sheds submits past the replica's capacity (a global guard; it runs before the body is validated or anything is read). */
 @Injectable()
 export class OverloadGuard implements CanActivate {
   constructor(@Inject(SUBMIT_LOAD) private readonly load: SubmitLoad) {}
@@ -101,10 +85,7 @@ export class OverloadGuard implements CanActivate {
     if (ctx.getType() !== 'http') return true;
     const req = ctx.switchToHttp().getRequest<FastifyRequest>();
     if (req.method !== 'POST' || !SUBMIT_ROUTES.has(req.routeOptions.url ?? '')) return true;
-    const done = this.load.enter();
-    const reply = ctx.switchToHttp().getResponse<FastifyReply>();
-    reply.raw.once('close', done);
-    reply.raw.once('finish', done);
+    this.load.enter();
     return true;
   }
 }

@@ -13,13 +13,16 @@ export interface ThrottleTuning {
   chunkSeconds: number;
   /** Tokens a replica took but did not spend expire after this long, in milliseconds. @default 1000 */
   holdMs: number;
-  /** Most submits one replica handles at once before answering 503 (`BATCH_MAX_INFLIGHT_SUBMITS`). @default 256 */
+  /** Most submits one replica handles at once before answering 503 `overloaded` (`BATCH_MAX_INFLIGHT_SUBMITS`); 0 turns it off. @default 256 */
   maxInflight: number;
 }
 
 export const DEFAULT_THROTTLE: ThrottleTuning = { chunkSeconds: 0.1, holdMs: 1000, maxInflight: Number(process.env.BATCH_MAX_INFLIGHT_SUBMITS ?? 256) };
 
 /** The limit that refused a submit: the label of `batch_admission_throttled_total`. */
+/** Injection token of overrides of `DEFAULT_THROTTLE` (tests, embedders). */
+export const THROTTLE_TUNING = Symbol('ThrottleTuning');
+
 export type ThrottleLimit = 'submits_per_second' | 'tasks_per_second' | 'queue_pending_tasks' | 'inflight';
 
 export class SubmitThrottle {
@@ -34,9 +37,9 @@ export class SubmitThrottle {
    * pending cap allow `tasks` more tasks; else throws the 429/503.
    */
   async admit<T>(tenant: Tenant, queue: Queue, tasks: number, now: number, submit: () => Promise<T>): Promise<T> {
-    if (this.inflight >= this.tuning.maxInflight) {
+    if (this.tuning.maxInflight > 0 && this.inflight >= this.tuning.maxInflight) {
       this.refused('inflight');
-      throw new ApiError(ErrorCode.Unavailable, `admission is handling ${this.inflight} submits at once; retry shortly`, { retryAfterSeconds: 1 });
+      throw new ApiError(ErrorCode.Overloaded, `this admission replica is handling ${this.inflight} submits at once (its most); retry after Retry-After seconds, on any replica`, { retryAfterSeconds: 1 });
     }
     this.inflight++;
     try {

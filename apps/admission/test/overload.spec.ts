@@ -1,7 +1,7 @@
 /**
  * Submits past a replica's capacity are shed at once — 503 `overloaded` with Retry-After —
- * rather than queued: by submits in flight (etcd paused, so two hang) and by the replica's
- * event-loop delay; reads are never shed; a replica back under its capacity takes submits again.
+ * rather than queued: past its most submits in flight (etcd paused, so two hang; the submit
+ * throttle's cap) and while its event loop is behind; reads are never shed; a replica back under its capacity takes submits again.
  */
 import { createHash } from 'node:crypto';
 import type { RunningService } from '@batchapi/runtime';
@@ -10,20 +10,18 @@ import { startAdmission, TokenAuthenticator } from '../src';
 import { type OverloadLimits, shedReason } from '../src/overload';
 
 describe('shedReason', () => {
-  const limits: OverloadLimits = { maxInflight: 4, maxLoopDelayMs: 500 };
+  const limits: OverloadLimits = { maxLoopDelayMs: 500 };
   it.each([
-    // in flight 3 < 4, delay 100 ≤ 500: taken
-    [limits, 3, 100, undefined],
-    // in flight 4 = most 4: a fifth is shed
-    [limits, 4, 0, 'inflight'],
-    // delay 501 > 500
-    [limits, 0, 501, 'event_loop_delay'],
-    // both over: in flight is named first
-    [limits, 9, 900, 'inflight'],
-    // 0 turns either limit off
-    [{ maxInflight: 0, maxLoopDelayMs: 0 }, 10_000, 10_000, undefined],
-  ])('%o with %d in flight and %d ms of delay: %s', (l, inflight, delay, want) => {
-    expect(shedReason(l, inflight, delay)).toBe(want);
+    // delay 100 ≤ 500: taken
+    [limits, 100, undefined],
+    // delay 500 = the most: still taken
+    [limits, 500, undefined],
+    // delay 501 > 500: shed
+    [limits, 501, 'event_loop_delay'],
+    // 0 turns the limit off
+    [{ maxLoopDelayMs: 0 }, 10_000, undefined],
+  ])('%o with %d ms of delay: %s', (l, delay, want) => {
+    expect(shedReason(l, delay)).toBe(want);
   });
 });
 
@@ -45,7 +43,8 @@ describe('an admission replica over its capacity', () => {
     admission = await startAdmission({
       tokens: new TokenAuthenticator({ tokens: [{ sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' }] }),
       config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 10, logLevel: 'error' },
-      overload: { maxInflight: 2, maxLoopDelayMs: 300 },
+      overload: { maxLoopDelayMs: 300 },
+      throttle: { maxInflight: 2 },
     });
   });
   afterAll(async () => {

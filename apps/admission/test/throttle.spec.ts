@@ -101,7 +101,7 @@ it('sheds load with 503 and Retry-After when a replica already handles its most 
   const queue: Queue = { name: 'q', tenant: 't', nominal: {} };
   let release!: () => void;
   const first = throttle.admit(tenant, queue, 1, Date.now(), () => new Promise<void>((r) => { release = r; }));
-  await expect(throttle.admit(tenant, queue, 1, Date.now(), async () => undefined)).rejects.toMatchObject({ status: 503, code: 'unavailable', details: { retryAfterSeconds: 1 } });
+  await expect(throttle.admit(tenant, queue, 1, Date.now(), async () => undefined)).rejects.toMatchObject({ status: 503, code: 'overloaded', details: { retryAfterSeconds: 1 } });
   release();
   await first;
   await expect(throttle.admit(tenant, queue, 1, Date.now(), async () => 'ok')).resolves.toBe('ok');

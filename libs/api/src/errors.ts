@@ -28,9 +28,9 @@ export const ErrorCode = {
   TooManyStreams: 'too_many_streams',
   /** An event stream was closed because its client stopped reading (final `stream-closed` event). */
   SlowConsumer: 'slow_consumer',
+  Unavailable: 'unavailable',
   /** This admission replica is past its capacity for submits (too many at once, or its event loop is behind): retry after `Retry-After`. */
   Overloaded: 'overloaded',
-  Unavailable: 'unavailable',
   Internal: 'internal',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
@@ -55,8 +55,8 @@ export const statusOf: Record<ErrorCode, number> = {
   read_rate_exceeded: 429,
   too_many_streams: 429,
   slow_consumer: 429,
-  overloaded: 503,
   unavailable: 503,
+  overloaded: 503,
   internal: 500,
 };
 

@@ -36,7 +36,6 @@ export const Metric = {
   etcdRequestDuration: 'batch_etcd_request_duration_seconds',
   etcdRequestErrors: 'batch_etcd_request_errors_total',
   admissionSubmitsShed: 'batch_admission_submits_shed_total',
-  admissionSubmitsInflight: 'batch_admission_submits_inflight',
   etcdWatchStreamResets: 'batch_etcd_watch_stream_resets_total',
   clusterAllocation: 'batch_cluster_allocation_ratio',
   clusterGpuFragmented: 'batch_cluster_gpus_fragmented',
