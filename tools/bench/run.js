@@ -11,7 +11,12 @@ if (process.env.BATCH_SKIP_BUILD !== '1') {
     process.exit(b.status ?? 1);
   }
 }
-require('./dist/main.js').main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
-  (err) => { console.error(err?.stack ?? err); process.exit(1); },
-);
+require('./dist/main.js')
+  .main(process.argv.slice(2))
+  .then(
+    (code) => process.exit(code),
+    (err) => {
+      console.error(err?.stack ?? err);
+      process.exit(1);
+    },
+  );

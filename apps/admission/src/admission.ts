@@ -45,23 +45,40 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     bodyLimit: opts.bodyLimit,
     controllers: [BulkJobsController, JobsController, NodesController, OpenApiController, QueuesController, TenantsController, WorkflowsController],
     providers: [
-      JobsService, WorkflowsService, { provide: AUTH, useValue: auth }, { provide: THROTTLE_TUNING, useValue: opts.throttle ?? {} },
+      JobsService,
+      WorkflowsService,
+      { provide: AUTH, useValue: auth },
+      { provide: THROTTLE_TUNING, useValue: opts.throttle ?? {} },
       {
         provide: READS_REFUSED,
         inject: [SERVICE],
         useFactory: (ctx: ServiceContext) => {
-          const refused = new Counter({ name: Metric.admissionReadsRefused, help: 'Reads (429) and event streams (429, 503, or closed as slow consumers) refused by a limit, by limit', labelNames: ['limit'], registers: [ctx.registry] });
+          const refused = new Counter({
+            name: Metric.admissionReadsRefused,
+            help: 'Reads (429) and event streams (429, 503, or closed as slow consumers) refused by a limit, by limit',
+            labelNames: ['limit'],
+            registers: [ctx.registry],
+          });
           return (limit: string) => refused.inc({ limit });
         },
       },
-      { provide: EventStreams, useFactory: (ctx: ServiceContext, refused: (l: string) => void) => new EventStreams(ctx.store, opts.streams, ctx.registry, refused), inject: [SERVICE, READS_REFUSED] },
+      {
+        provide: EventStreams,
+        useFactory: (ctx: ServiceContext, refused: (l: string) => void) => new EventStreams(ctx.store, opts.streams, ctx.registry, refused),
+        inject: [SERVICE, READS_REFUSED],
+      },
       { provide: READ_LIMITER, useValue: new ReadLimiter({ ...readLimitsFromEnv(), ...opts.reads }) },
       { provide: APP_GUARD, useClass: ReadRateGuard },
       {
         provide: SUBMIT_LOAD,
         inject: [SERVICE],
         useFactory: (ctx: ServiceContext) => {
-          const shed = new Counter({ name: Metric.admissionSubmitsShed, help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (event_loop_delay)', labelNames: ['reason'], registers: [ctx.registry] });
+          const shed = new Counter({
+            name: Metric.admissionSubmitsShed,
+            help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (event_loop_delay)',
+            labelNames: ['reason'],
+            registers: [ctx.registry],
+          });
           return new SubmitLoad({ ...overloadLimitsFromEnv(), ...opts.overload }, (reason) => shed.inc({ reason }));
         },
       },

@@ -98,16 +98,30 @@ export class EventStreams {
    * @param registry where the open streams and their unread bytes are exported, when given.
    * @param refused called with the limit each time a stream is refused or closed by one.
    */
-  constructor(private readonly store: EtcdStore, limits: Partial<EventStreamLimits> = {}, registry?: Registry, private readonly refused: (limit: StreamLimit) => void = () => undefined) {
+  constructor(
+    private readonly store: EtcdStore,
+    limits: Partial<EventStreamLimits> = {},
+    registry?: Registry,
+    private readonly refused: (limit: StreamLimit) => void = () => undefined,
+  ) {
     this.limits = { ...eventStreamLimitsFromEnv(), ...limits };
     if (registry) {
       const self = this;
-      new Gauge({ name: Metric.admissionEventStreams, help: 'Event streams open on this replica', registers: [registry], collect() { this.set(self.open); } });
+      new Gauge({
+        name: Metric.admissionEventStreams,
+        help: 'Event streams open on this replica',
+        registers: [registry],
+        collect() {
+          this.set(self.open);
+        },
+      });
       new Gauge({
         name: Metric.admissionEventStreamBuffered,
-        help: 'Bytes event streams hold unread in their sockets\' buffers (one view at most beyond the high-water mark each)',
+        help: "Bytes event streams hold unread in their sockets' buffers (one view at most beyond the high-water mark each)",
         registers: [registry],
-        collect() { this.set([...self.sockets].reduce((n, s) => n + s.writableLength, 0)); },
+        collect() {
+          this.set([...self.sockets].reduce((n, s) => n + s.writableLength, 0));
+        },
       });
     }
   }
@@ -116,13 +130,18 @@ export class EventStreams {
   private reserve(p: Principal): () => void {
     if (this.open >= this.limits.maxStreams) {
       this.refused('streams_per_replica');
-      throw new ApiError(ErrorCode.Unavailable, `this replica serves ${this.limits.maxStreams} event streams already; retry later or poll`, { retryAfterSeconds: 5 });
+      throw new ApiError(ErrorCode.Unavailable, `this replica serves ${this.limits.maxStreams} event streams already; retry later or poll`, {
+        retryAfterSeconds: 5,
+      });
     }
     const counted = p.role !== 'operator';
     const mine = this.byTenant.get(p.tenant) ?? 0;
     if (counted && mine >= this.limits.maxStreamsPerTenant) {
       this.refused('streams_per_tenant');
-      throw new ApiError(ErrorCode.TooManyStreams, `tenant ${p.tenant} has ${mine} event streams open on this replica, its most; close one, or poll`, { id: p.tenant, retryAfterSeconds: 5 });
+      throw new ApiError(ErrorCode.TooManyStreams, `tenant ${p.tenant} has ${mine} event streams open on this replica, its most; close one, or poll`, {
+        id: p.tenant,
+        retryAfterSeconds: 5,
+      });
     }
     this.open++;
     if (counted) this.byTenant.set(p.tenant, mine + 1);
@@ -153,7 +172,12 @@ export class EventStreams {
     reply.hijack();
     const res = reply.raw;
     this.sockets.add(res);
-    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-accel-buffering': 'no',
+    });
     let sent = resumeFrom;
     let closed = false;
     const informers: Informer[] = [];
@@ -162,9 +186,13 @@ export class EventStreams {
     /** The latest view not yet written because the socket was blocked. */
     let waiting: StreamSnapshot | undefined;
     let stall: NodeJS.Timeout | undefined;
-    const keepalive = setInterval(() => { if (!blocked) write(': keepalive\n\n'); }, opts.keepaliveMs ?? 15000);
+    const keepalive = setInterval(() => {
+      if (!blocked) write(': keepalive\n\n');
+    }, opts.keepaliveMs ?? 15000);
     let finish!: () => void;
-    const done = new Promise<void>((r) => { finish = r; });
+    const done = new Promise<void>((r) => {
+      finish = r;
+    });
     let timer: NodeJS.Timeout | undefined;
     const close = () => {
       if (closed) return;
@@ -194,7 +222,11 @@ export class EventStreams {
     const closeSlow = () => {
       if (closed) return;
       this.refused('slow_consumer');
-      const e = new ApiError(ErrorCode.SlowConsumer, `the client read nothing for ${this.limits.stallMs} ms while events waited; reconnect with Last-Event-ID to resume`, { retryAfterSeconds: 1 });
+      const e = new ApiError(
+        ErrorCode.SlowConsumer,
+        `the client read nothing for ${this.limits.stallMs} ms while events waited; reconnect with Last-Event-ID to resume`,
+        { retryAfterSeconds: 1 },
+      );
       res.write(`event: stream-closed\ndata: ${JSON.stringify(e.toBody())}\n\n`);
       close();
       // A client that never reads would hold the socket (and its buffer) open: cut it after a grace.
@@ -223,13 +255,16 @@ export class EventStreams {
     let lastAt = 0;
     const refresh = () => {
       if (closed || timer) return;
-      timer = setTimeout(() => {
-        timer = undefined;
-        if (synced.size < opts.prefixes.length) return; // the last prefix's sync refreshes again
-        lastAt = Date.now();
-        const s = opts.view(mirror);
-        if (s) send(s);
-      }, Math.max(0, lastAt + minInterval - Date.now()));
+      timer = setTimeout(
+        () => {
+          timer = undefined;
+          if (synced.size < opts.prefixes.length) return; // the last prefix's sync refreshes again
+          lastAt = Date.now();
+          const s = opts.view(mirror);
+          if (s) send(s);
+        },
+        Math.max(0, lastAt + minInterval - Date.now()),
+      );
     };
     const handlers = (prefix: string): InformerHandlers<unknown> => ({
       onSync: (items) => {

@@ -27,7 +27,10 @@ export class JobsController {
       span.setAttribute('batch.tenant', principal.tenant);
       const { view, created } = await this.jobs.submit(principal, body, key, Date.now());
       span.setAttribute('batch.job.id', view.id);
-      reply.header('Location', `/v1/jobs/${view.id}`).status(created ? 201 : 200).send(view);
+      reply
+        .header('Location', `/v1/jobs/${view.id}`)
+        .status(created ? 201 : 200)
+        .send(view);
     });
   }
 
@@ -46,7 +49,13 @@ export class JobsController {
   async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
     const principal = this.auth.authenticate(req.headers.authorization);
     const { keys } = this.ctx.store;
-    await this.streams.serve(req, reply, { principal, event: 'job', prefixes: [keys.job(id), keys.groupsOf(id)], read: () => this.jobs.eventSnapshot(principal, id), view: this.jobs.streamView(id) });
+    await this.streams.serve(req, reply, {
+      principal,
+      event: 'job',
+      prefixes: [keys.job(id), keys.groupsOf(id)],
+      read: () => this.jobs.eventSnapshot(principal, id),
+      view: this.jobs.streamView(id),
+    });
   }
 
   @Get(':id/results')
@@ -76,7 +85,10 @@ export class JobsController {
 /** `POST /v1/jobs:batch` (a colon in the path, so outside the `v1/jobs` prefix). */
 @Controller()
 export class BulkJobsController {
-  constructor(private readonly jobs: JobsService, @Inject(AUTH) private readonly auth: TokenAuthenticator) {}
+  constructor(
+    private readonly jobs: JobsService,
+    @Inject(AUTH) private readonly auth: TokenAuthenticator,
+  ) {}
 
   @Post('v1/jobs::batch')
   @HttpCode(200)

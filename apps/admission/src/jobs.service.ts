@@ -2,8 +2,30 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  addResources, ApiError, type Binding, BulkSubmitSchema, type Cordon, countTasks, ErrorCode, type GroupStatus, IdempotencyKeySchema, type JobRecord, type JobView, jobView, ListJobsQuerySchema, LogsQuerySchema,
-  type NodeAllocation, type NodeRecord, parseSubmit, parseWith, type Principal, type Queue, type ResourceVector, type Tenant, TERMINAL_PHASES, type WhyView,
+  addResources,
+  ApiError,
+  type Binding,
+  BulkSubmitSchema,
+  type Cordon,
+  countTasks,
+  ErrorCode,
+  type GroupStatus,
+  IdempotencyKeySchema,
+  type JobRecord,
+  type JobView,
+  jobView,
+  ListJobsQuerySchema,
+  LogsQuerySchema,
+  type NodeAllocation,
+  type NodeRecord,
+  parseSubmit,
+  parseWith,
+  type Principal,
+  type Queue,
+  type ResourceVector,
+  type Tenant,
+  TERMINAL_PHASES,
+  type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -23,15 +45,20 @@ export function newJobId(now: number): string {
 
 /** Digest of a request, independent of key order, to detect idempotency-key reuse with another body. */
 export function requestDigest(tenant: string, body: unknown): string {
-  return createHash('sha256').update(`${tenant}\n${canonicalJson(body)}`).digest('hex');
+  return createHash('sha256')
+    .update(`${tenant}\n${canonicalJson(body)}`)
+    .digest('hex');
 }
 
 function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object') return `{${Object.keys(v).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`).join(',')}}`;
+  if (v && typeof v === 'object')
+    return `{${Object.keys(v)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
-
 
 @Injectable()
 export class JobsService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -47,10 +74,23 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   /** Calls to the scheduler (why pending). */
   private readonly scheduler: SchedulerCalls;
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Optional() @Inject(THROTTLE_TUNING) tuning?: Partial<ThrottleTuning>) {
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Optional() @Inject(THROTTLE_TUNING) tuning?: Partial<ThrottleTuning>,
+  ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
-    this.whys = new Counter({ name: Metric.admissionWhy, help: 'Why-pending answers by who worked them out (scheduler, or admission when no scheduler answered)', labelNames: ['explained_by'], registers: [ctx.registry] });
-    const throttled = new Counter({ name: Metric.admissionThrottled, help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit', labelNames: ['limit'], registers: [ctx.registry] });
+    this.whys = new Counter({
+      name: Metric.admissionWhy,
+      help: 'Why-pending answers by who worked them out (scheduler, or admission when no scheduler answered)',
+      labelNames: ['explained_by'],
+      registers: [ctx.registry],
+    });
+    const throttled = new Counter({
+      name: Metric.admissionThrottled,
+      help: 'Submits refused by a limit (429, or 503 when this replica is saturated), by limit',
+      labelNames: ['limit'],
+      registers: [ctx.registry],
+    });
     this.committer = new SubmitCommitter(ctx.store);
     this.scheduler = new SchedulerCalls(ctx.store, ctx.credential);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, { ...DEFAULT_THROTTLE, ...tuning }, (limit) => throttled.inc({ limit }));
@@ -61,9 +101,14 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mirrorByName(this.tenants)));
     // The pending-task counts are watched only while some queue caps them.
     const capped = () => [...this.queues.values()].some((q) => q.maxPendingTasks !== undefined);
-    this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues, () => {
-      this.pending.watchWhile(store, capped()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'watching pending tasks failed'));
-    })));
+    this.informers.push(
+      await store.inform<Queue>(
+        store.keys.queues(),
+        mirrorByName(this.queues, () => {
+          this.pending.watchWhile(store, capped()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'watching pending tasks failed'));
+        }),
+      ),
+    );
     await this.pending.watchWhile(store, capped());
   }
 
@@ -90,7 +135,10 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
     if (!q || q.tenant !== tenant) {
-      throw new ApiError(ErrorCode.UnknownQueue, `queue ${queue} does not exist for tenant ${tenant}; list queues or omit "queue" for the default`, { field: 'queue', id: queue });
+      throw new ApiError(ErrorCode.UnknownQueue, `queue ${queue} does not exist for tenant ${tenant}; list queues or omit "queue" for the default`, {
+        field: 'queue',
+        id: queue,
+      });
     }
     const job: JobRecord = {
       id: newJobId(now),
@@ -104,7 +152,9 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       createdAt: now,
     };
     const res = await this.throttle.admit(t, q, spec.tasks, now, () =>
-      inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () => this.committer.submit(job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined)),
+      inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
+        this.committer.submit(job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined),
+      ),
     );
     this.submitted.inc({ created: String(res.created) });
     return { view: jobView(res.job.value), created: res.created };
@@ -123,7 +173,14 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     if (!job || (principal.role !== 'operator' && job.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `job ${id} not found`, { id });
     const groups = await listGroups(this.ctx.store, id);
     const revision = groups.reduce((m, g) => (BigInt(g.modRevision) > m ? BigInt(g.modRevision) : m), BigInt(job.modRevision));
-    return { view: jobView(job.value, groups.map((g) => g.value)), revision, terminal: TERMINAL_PHASES.has(job.value.phase) };
+    return {
+      view: jobView(
+        job.value,
+        groups.map((g) => g.value),
+      ),
+      revision,
+      terminal: TERMINAL_PHASES.has(job.value.phase),
+    };
   }
 
   /** Builds a job's stream view from its mirrored record and group statuses (see EventStreams). */
@@ -149,7 +206,11 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
    * `POST /v1/jobs:batch`: up to 1000 submits, each with its own idempotency key and its own
    * answer (status and job, or the error), in order. Runs 64 at a time, so their commits group (see SubmitCommitter).
    */
-  async submitMany(principal: Principal, body: unknown, now: number): Promise<{ results: Array<{ status: number; job?: JobView; error?: ReturnType<ApiError['toBody']>['error'] }> }> {
+  async submitMany(
+    principal: Principal,
+    body: unknown,
+    now: number,
+  ): Promise<{ results: Array<{ status: number; job?: JobView; error?: ReturnType<ApiError['toBody']>['error'] }> }> {
     const { jobs } = parseWith(BulkSubmitSchema, body);
     const results: Array<{ status: number; job?: JobView; error?: ReturnType<ApiError['toBody']>['error'] }> = new Array(jobs.length);
     let next = 0;
@@ -157,12 +218,19 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       for (let i = next++; i < jobs.length; i = next++) {
         const { idempotencyKey, ...job } = jobs[i] as Record<string, unknown>;
         try {
-          if (idempotencyKey !== undefined && typeof idempotencyKey !== 'string') throw new ApiError(ErrorCode.InvalidArgument, 'idempotencyKey: must be a string', { field: 'idempotencyKey' });
+          if (idempotencyKey !== undefined && typeof idempotencyKey !== 'string')
+            throw new ApiError(ErrorCode.InvalidArgument, 'idempotencyKey: must be a string', { field: 'idempotencyKey' });
           const { view, created } = await this.submit(principal, job, idempotencyKey, now);
           results[i] = { status: created ? 201 : 200, job: view };
         } catch (err) {
           const e = err instanceof ApiError ? err : new ApiError(ErrorCode.Internal, (err as Error).message);
-          results[i] = { status: e.status, error: { ...e.toBody().error, ...(e.details.field ? { field: `jobs[${i}].${e.details.field === 'Idempotency-Key' ? 'idempotencyKey' : e.details.field}` } : {}) } };
+          results[i] = {
+            status: e.status,
+            error: {
+              ...e.toBody().error,
+              ...(e.details.field ? { field: `jobs[${i}].${e.details.field === 'Idempotency-Key' ? 'idempotencyKey' : e.details.field}` } : {}),
+            },
+          };
         }
       }
     };
@@ -215,7 +283,12 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       throw new ApiError(ErrorCode.Unavailable, `node ${group.node} did not answer for logs (${err.message})`, { retryAfterSeconds: 5 });
     });
     if (res.status === 404) throw new ApiError(ErrorCode.NotFound, `no ${q.stream ?? 'stdout'} log for task ${index} attempt ${group.attempt}`, { id });
-    if (res.status === 401) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} refused this replica's service credential: every admission, scheduler and executor must share one BATCH_SERVICE_TOKEN_FILE`, { retryAfterSeconds: 5 });
+    if (res.status === 401)
+      throw new ApiError(
+        ErrorCode.Unavailable,
+        `node ${group.node} refused this replica's service credential: every admission, scheduler and executor must share one BATCH_SERVICE_TOKEN_FILE`,
+        { retryAfterSeconds: 5 },
+      );
     if (!res.ok || !res.body) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} answered ${res.status} for logs`, { retryAfterSeconds: 5 });
     return Readable.fromWeb(res.body as never);
   }
@@ -244,15 +317,18 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<Cordon>(store.keys.cordons()),
     ]);
-    return explainJob({
-      job,
-      nodes: nodes.items.map((n) => n.value),
-      allocs: new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value])),
-      queues: queues.items.map((q) => q.value),
-      jobs: jobs.items.map((j) => j.value),
-      cordons: cordons.items.map((c) => c.value),
-      now,
-    }, 'admission');
+    return explainJob(
+      {
+        job,
+        nodes: nodes.items.map((n) => n.value),
+        allocs: new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value])),
+        queues: queues.items.map((q) => q.value),
+        jobs: jobs.items.map((j) => j.value),
+        cordons: cordons.items.map((c) => c.value),
+        now,
+      },
+      'admission',
+    );
   }
 
   private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {

@@ -2,7 +2,20 @@
  * `/v1/nodes`: the fleet for operators — inventory and allocation, cordon (no new work) and
  * drain (running tasks stop at a deadline and are requeued elsewhere). Tenants get 403.
  */
-import { ApiError, type Cordon, CordonSchema, DrainSchema, ErrorCode, formatResources, NameSchema, type NodeAllocation, type NodeRecord, type NodeView, parseWith, type Principal } from '@batchapi/api';
+import {
+  ApiError,
+  type Cordon,
+  CordonSchema,
+  DrainSchema,
+  ErrorCode,
+  formatResources,
+  NameSchema,
+  type NodeAllocation,
+  type NodeRecord,
+  type NodeView,
+  parseWith,
+  type Principal,
+} from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -11,7 +24,10 @@ import { AUTH } from './jobs.controller';
 
 @Controller('v1/nodes')
 export class NodesController {
-  constructor(@Inject(AUTH) private readonly auth: TokenAuthenticator, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
+  constructor(
+    @Inject(AUTH) private readonly auth: TokenAuthenticator,
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+  ) {}
 
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ nodes: NodeView[] }> {
@@ -84,6 +100,16 @@ function view(n: NodeRecord, alloc: NodeAllocation | undefined, c: Cordon | unde
     labels: n.labels,
     taints: n.taints,
     gpus: n.gpus.length,
-    ...(c ? { cordon: { reason: c.reason, by: c.by, at: iso(c.at), ...(c.drainDeadline ? { drainDeadline: iso(c.drainDeadline) } : {}), ...(c.quarantine ? { quarantine: c.quarantine } : {}) } } : {}),
+    ...(c
+      ? {
+          cordon: {
+            reason: c.reason,
+            by: c.by,
+            at: iso(c.at),
+            ...(c.drainDeadline ? { drainDeadline: iso(c.drainDeadline) } : {}),
+            ...(c.quarantine ? { quarantine: c.quarantine } : {}),
+          },
+        }
+      : {}),
   };
 }

@@ -46,7 +46,10 @@ export class SubmitLoad implements OnModuleDestroy {
   private readonly histogram: IntervalHistogram;
   private readonly timer: NodeJS.Timeout;
 
-  constructor(readonly limits: OverloadLimits, private readonly onShed: (reason: string) => void = () => undefined) {
+  constructor(
+    readonly limits: OverloadLimits,
+    private readonly onShed: (reason: string) => void = () => undefined,
+  ) {
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
     this.timer = setInterval(() => {
@@ -61,7 +64,11 @@ export class SubmitLoad implements OnModuleDestroy {
     const reason = shedReason(this.limits, this.loopDelayMs);
     if (!reason) return;
     this.onShed(reason);
-    throw new ApiError(ErrorCode.Overloaded, `this admission replica is over its capacity for submits (its event loop is ${Math.round(this.loopDelayMs)} ms behind); retry after Retry-After seconds, on any replica`, { retryAfterSeconds: 1 });
+    throw new ApiError(
+      ErrorCode.Overloaded,
+      `this admission replica is over its capacity for submits (its event loop is ${Math.round(this.loopDelayMs)} ms behind); retry after Retry-After seconds, on any replica`,
+      { retryAfterSeconds: 1 },
+    );
   }
 
   onModuleDestroy(): void {

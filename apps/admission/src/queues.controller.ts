@@ -3,8 +3,27 @@
  * in it. Tenants see their own queues; operators see all.
  */
 import {
-  addResources, ApiError, type Binding, countTasks, ErrorCode, formatResources, type JobRecord, NameSchema, type NodeAllocation, type NodeRecord, parseWith, type Principal,
-  PutQueueSchema, PutTenantSchema, type Queue, type QueueView, type ResourceVector, type Tenant, TERMINAL_PHASES, toQueue, toTenant,
+  addResources,
+  ApiError,
+  type Binding,
+  countTasks,
+  ErrorCode,
+  formatResources,
+  type JobRecord,
+  NameSchema,
+  type NodeAllocation,
+  type NodeRecord,
+  parseWith,
+  type Principal,
+  PutQueueSchema,
+  PutTenantSchema,
+  type Queue,
+  type QueueView,
+  type ResourceVector,
+  type Tenant,
+  TERMINAL_PHASES,
+  toQueue,
+  toTenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { chargeOf, dominantShare, queueOrder, queueUsageOf, toPendingWork } from '@batchapi/scheduling';
@@ -15,7 +34,10 @@ import { AUTH } from './jobs.controller';
 
 @Controller('v1/queues')
 export class QueuesController {
-  constructor(@Inject(AUTH) private readonly auth: TokenAuthenticator, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
+  constructor(
+    @Inject(AUTH) private readonly auth: TokenAuthenticator,
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+  ) {}
 
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ queues: QueueView[] }> {
@@ -49,7 +71,8 @@ export class QueuesController {
     parseWith(NameSchema, name, 'name');
     const b = parseWith(PutQueueSchema, body);
     const { store } = this.ctx;
-    if (!(await store.get<Tenant>(store.keys.tenant(b.tenant)))) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${b.tenant} does not exist; create it first`, { field: 'tenant', id: b.tenant });
+    if (!(await store.get<Tenant>(store.keys.tenant(b.tenant))))
+      throw new ApiError(ErrorCode.UnknownTenant, `tenant ${b.tenant} does not exist; create it first`, { field: 'tenant', id: b.tenant });
     const queue = toQueue(name, b);
     await putVersioned(this.ctx, store.keys.queue(name), queue);
     return (await this.views()).find((v) => v.name === name)!;
@@ -63,7 +86,10 @@ export class QueuesController {
     const cur = await store.get<Queue>(store.keys.queue(name));
     if (!cur) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
     const busy = (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => j.value.queue === name && !TERMINAL_PHASES.has(j.value.phase)).length;
-    if (busy) throw new ApiError(ErrorCode.Conflict, `queue ${name} still has ${busy} unfinished job${busy === 1 ? '' : 's'}; cancel or wait for them first`, { id: name });
+    if (busy)
+      throw new ApiError(ErrorCode.Conflict, `queue ${name} still has ${busy} unfinished job${busy === 1 ? '' : 's'}; cancel or wait for them first`, {
+        id: name,
+      });
     const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ delete: cur.key }]);
     if (!res.succeeded) throw new ApiError(ErrorCode.Conflict, `queue ${name} changed meanwhile; retry`, { id: name });
     return { deleted: name };
@@ -80,14 +106,19 @@ export class QueuesController {
     ]);
     const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
     const capacity = nodes.items.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.value.capacity, n.value.labels)), {});
-    const usage = queueUsageOf(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]), (n) => labels.get(n));
+    const usage = queueUsageOf(
+      allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]),
+      (n) => labels.get(n),
+    );
     return queues.items.map(({ value: q }) => {
       const used = usage.get(q.name) ?? {};
       let runningTasks = 0;
       for (const { value: b } of bindings.items) if (b.queue === q.name) runningTasks += b.end - b.start;
       const borrowed: ResourceVector = {};
       for (const [r, nominal] of Object.entries(q.nominal)) if ((used[r] ?? 0) > nominal) borrowed[r] = used[r] - nominal;
-      const waiting = jobs.items.map((j) => j.value).filter((j) => j.queue === q.name && (j.phase === 'Queued' || j.phase === 'Running') && countTasks(j.pending) > 0);
+      const waiting = jobs.items
+        .map((j) => j.value)
+        .filter((j) => j.queue === q.name && (j.phase === 'Queued' || j.phase === 'Running') && countTasks(j.pending) > 0);
       return {
         name: q.name,
         tenant: q.tenant,
@@ -121,7 +152,10 @@ async function putVersioned(ctx: ServiceContext, key: string, value: unknown): P
 /** `PUT /v1/tenants/:name`: creates or changes a tenant (operators). */
 @Controller('v1/tenants')
 export class TenantsController {
-  constructor(@Inject(AUTH) private readonly auth: TokenAuthenticator, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
+  constructor(
+    @Inject(AUTH) private readonly auth: TokenAuthenticator,
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+  ) {}
 
   @Put(':name')
   async put(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown): Promise<Tenant> {

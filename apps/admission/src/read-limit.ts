@@ -46,7 +46,9 @@ export class ReadLimiter {
   /** Spends one read of the principal's bucket, or throws 429 `read_rate_exceeded` with the seconds until one is there. */
   take(p: Principal, now: number): void {
     const operator = p.role === 'operator';
-    const limit: BucketLimit = operator ? { rate: this.limits.operatorRate, burst: this.limits.operatorBurst } : { rate: this.limits.tenantRate, burst: this.limits.tenantBurst };
+    const limit: BucketLimit = operator
+      ? { rate: this.limits.operatorRate, burst: this.limits.operatorBurst }
+      : { rate: this.limits.tenantRate, burst: this.limits.tenantBurst };
     if (!(limit.rate > 0)) return;
     const id = `${p.role}/${p.tenant}`;
     const tokens = refill(this.buckets.get(id), limit, now);

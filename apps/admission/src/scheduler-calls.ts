@@ -19,7 +19,11 @@ export class SchedulerCalls {
    * @param credential the cluster's service credential, sent with every call.
    * @param timeoutMs deadline of one call to one replica, in milliseconds. @default 1000
    */
-  constructor(private readonly store: EtcdStore, private readonly credential: ServiceCredential, private readonly timeoutMs = 1000) {}
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly credential: ServiceCredential,
+    private readonly timeoutMs = 1000,
+  ) {}
 
   /** "Why pending" from a scheduler replica's live cache; undefined when none answered in time. */
   async why(job: JobRecord): Promise<SchedulerWhyResponse | undefined> {
@@ -28,7 +32,9 @@ export class SchedulerCalls {
     for (const address of addresses ?? []) {
       const client = this.client(address);
       try {
-        return await firstValueFrom(client.send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job: whyJobOf(job) }).pipe(timeout(this.timeoutMs)));
+        return await firstValueFrom(
+          client.send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job: whyJobOf(job) }).pipe(timeout(this.timeoutMs)),
+        );
       } catch {
         this.drop(address, client); // a replica that is gone, slow or failing: a fresh connection next time
       }
@@ -44,9 +50,16 @@ export class SchedulerCalls {
   /** Scheduler replicas that serve calls, standbys first, the leader last. */
   private async addresses(): Promise<string[]> {
     const { keys } = this.store;
-    const [leader, members] = await Promise.all([this.store.get<{ identity: string }>(keys.leader('scheduler')), this.store.list<MemberRecord>(keys.membersOf('scheduler'))]);
+    const [leader, members] = await Promise.all([
+      this.store.get<{ identity: string }>(keys.leader('scheduler')),
+      this.store.list<MemberRecord>(keys.membersOf('scheduler')),
+    ]);
     const first = leader?.value.identity;
-    return members.items.map((m) => m.value).filter((m) => m.rpc).sort((a, b) => Number(a.id === first) - Number(b.id === first)).map((m) => m.rpc!);
+    return members.items
+      .map((m) => m.value)
+      .filter((m) => m.rpc)
+      .sort((a, b) => Number(a.id === first) - Number(b.id === first))
+      .map((m) => m.rpc!);
   }
 
   private client(address: string): ClientProxy {

@@ -30,7 +30,12 @@ export class SubmitThrottle {
   private readonly chains = new Map<string, Promise<unknown>>();
   private inflight = 0;
 
-  constructor(private readonly store: EtcdStore, private readonly pending: PendingTasks, private readonly tuning: ThrottleTuning, private readonly refused: (limit: ThrottleLimit) => void) {}
+  constructor(
+    private readonly store: EtcdStore,
+    private readonly pending: PendingTasks,
+    private readonly tuning: ThrottleTuning,
+    private readonly refused: (limit: ThrottleLimit) => void,
+  ) {}
 
   /**
    * Runs `submit` if the replica is not saturated and the tenant's buckets and the queue's
@@ -39,18 +44,34 @@ export class SubmitThrottle {
   async admit<T>(tenant: Tenant, queue: Queue, tasks: number, now: number, submit: () => Promise<T>): Promise<T> {
     if (this.tuning.maxInflight > 0 && this.inflight >= this.tuning.maxInflight) {
       this.refused('inflight');
-      throw new ApiError(ErrorCode.Overloaded, `this admission replica is handling ${this.inflight} submits at once (its most); retry after Retry-After seconds, on any replica`, { retryAfterSeconds: 1 });
+      throw new ApiError(
+        ErrorCode.Overloaded,
+        `this admission replica is handling ${this.inflight} submits at once (its most); retry after Retry-After seconds, on any replica`,
+        { retryAfterSeconds: 1 },
+      );
     }
     this.inflight++;
     try {
       const max = queue.maxPendingTasks;
       if (max !== undefined && this.pending.of(queue.name) + tasks > max) {
         this.refused('queue_pending_tasks');
-        throw new ApiError(ErrorCode.QueueFull, `queue ${queue.name} holds ${this.pending.of(queue.name)} waiting tasks; its cap is ${max}`, { field: 'queue', id: queue.name, retryAfterSeconds: 5 });
+        throw new ApiError(ErrorCode.QueueFull, `queue ${queue.name} holds ${this.pending.of(queue.name)} waiting tasks; its cap is ${max}`, {
+          field: 'queue',
+          id: queue.name,
+          retryAfterSeconds: 5,
+        });
       }
       const l = tenant.limits;
       if (l?.submitsPerSecond) {
-        await this.spend(tenant.name, 'submits', { rate: l.submitsPerSecond, burst: l.submitBurst ?? Math.max(1, Math.ceil(l.submitsPerSecond)) }, 1, now, 'submits_per_second', ErrorCode.SubmitRateExceeded);
+        await this.spend(
+          tenant.name,
+          'submits',
+          { rate: l.submitsPerSecond, burst: l.submitBurst ?? Math.max(1, Math.ceil(l.submitsPerSecond)) },
+          1,
+          now,
+          'submits_per_second',
+          ErrorCode.SubmitRateExceeded,
+        );
       }
       if (l?.tasksPerSecond) {
         const limit = { rate: l.tasksPerSecond, burst: l.taskBurst ?? Math.max(1, Math.ceil(l.tasksPerSecond)) };
@@ -69,13 +90,20 @@ export class SubmitThrottle {
     const chunk = Math.max(want, Math.ceil(limit.rate * this.tuning.chunkSeconds));
     const refuse = (retryAfterMs: number) => {
       this.refused(name);
-      return new ApiError(code, `tenant ${tenant} is over its ${kind} limit of ${limit.rate}/s (burst ${limit.burst})`, { field: 'tenant', id: tenant, retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)) });
+      return new ApiError(code, `tenant ${tenant} is over its ${kind} limit of ${limit.rate}/s (burst ${limit.burst})`, {
+        field: 'tenant',
+        id: tenant,
+        retryAfterSeconds: Math.max(1, Math.ceil(retryAfterMs / 1000)),
+      });
     };
     const run = async () => {
       let l = this.local.get(id);
       if (!l || l.until < now) l = { tokens: 0, until: now + this.tuning.holdMs, emptyUntil: l?.emptyUntil ?? 0 };
       this.local.set(id, l);
-      if (l.tokens >= want) { l.tokens -= want; return; }
+      if (l.tokens >= want) {
+        l.tokens -= want;
+        return;
+      }
       // The shared bucket was short a moment ago: it cannot have refilled before then (other
       // replicas only take), so refuse without asking etcd again.
       if (now < l.emptyUntil) throw refuse(l.emptyUntil - now);
@@ -96,7 +124,11 @@ export class SubmitThrottle {
     if (known && known.tokens < want && now < known.emptyUntil) return Promise.reject(refuse(known.emptyUntil - now));
     const next = (this.chains.get(id) ?? Promise.resolve()).catch(() => undefined).then(run);
     this.chains.set(id, next);
-    void next.finally(() => { if (this.chains.get(id) === next) this.chains.delete(id); }).catch(() => undefined);
+    void next
+      .finally(() => {
+        if (this.chains.get(id) === next) this.chains.delete(id);
+      })
+      .catch(() => undefined);
     return next;
   }
 }

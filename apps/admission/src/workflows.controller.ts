@@ -9,13 +9,23 @@ import { WorkflowsService } from './workflows.service';
 
 @Controller('v1/workflows')
 export class WorkflowsController {
-  constructor(private readonly workflows: WorkflowsService, @Inject(AUTH) private readonly auth: TokenAuthenticator, private readonly streams: EventStreams) {}
+  constructor(
+    private readonly workflows: WorkflowsService,
+    @Inject(AUTH) private readonly auth: TokenAuthenticator,
+    private readonly streams: EventStreams,
+  ) {}
 
   /** Server-sent events: the workflow's view now and at every change, until it ends. */
   @Get(':id/events')
   async events(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string) {
     const principal = this.auth.authenticate(req.headers.authorization);
-    await this.streams.serve(req, reply, { principal, event: 'workflow', prefixes: [this.workflows.keyOf(id)], read: () => this.workflows.eventSnapshot(principal, id), view: this.workflows.streamView(id) });
+    await this.streams.serve(req, reply, {
+      principal,
+      event: 'workflow',
+      prefixes: [this.workflows.keyOf(id)],
+      read: () => this.workflows.eventSnapshot(principal, id),
+      view: this.workflows.streamView(id),
+    });
   }
 
   @Post()
@@ -24,7 +34,10 @@ export class WorkflowsController {
     await inSpan('workflow.submit', { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': '/v1/workflows' } }, async () => {
       const principal = this.auth.authenticate(req.headers.authorization);
       const { view, created } = await this.workflows.submit(principal, body, key, Date.now());
-      reply.header('Location', `/v1/workflows/${view.id}`).status(created ? 201 : 200).send(view);
+      reply
+        .header('Location', `/v1/workflows/${view.id}`)
+        .status(created ? 201 : 200)
+        .send(view);
     });
   }
 

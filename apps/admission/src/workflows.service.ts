@@ -1,7 +1,22 @@
 /** Submit, query and cancel workflows: validation and the durable submit; the controller (quota service) runs them. */
 import {
-  ApiError, ErrorCode, IdempotencyKeySchema, ListWorkflowsQuerySchema, parseSubmit, parseWith, type Principal, type Queue, STEP_LABEL, SubmitWorkflowSchema, type Tenant, type WorkflowRecord,
-  TERMINAL_WORKFLOW_PHASES, WORKFLOW_LABEL, type WorkflowStep, type WorkflowView, workflowView,
+  ApiError,
+  ErrorCode,
+  IdempotencyKeySchema,
+  ListWorkflowsQuerySchema,
+  parseSubmit,
+  parseWith,
+  type Principal,
+  type Queue,
+  STEP_LABEL,
+  SubmitWorkflowSchema,
+  type Tenant,
+  type WorkflowRecord,
+  TERMINAL_WORKFLOW_PHASES,
+  WORKFLOW_LABEL,
+  type WorkflowStep,
+  type WorkflowView,
+  workflowView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -10,7 +25,6 @@ import { traceparentOf } from '@batchapi/telemetry';
 import { criticalPaths, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable } from '@nestjs/common';
 import { newJobId, requestDigest } from './jobs.service';
-
 
 @Injectable()
 export class WorkflowsService {
@@ -32,12 +46,19 @@ export class WorkflowsService {
     validateDag(dag);
     const queues = new Set([queue]);
     req.steps.forEach((s, i) => {
-      if ('tenant' in s.job) throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, { field: `steps[${i}].job.tenant` });
+      if ('tenant' in s.job)
+        throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, {
+          field: `steps[${i}].job.tenant`,
+        });
       // Validated as the controller will submit it: with the labels naming the workflow and step (counted in the label and size limits).
       const labels = s.job.labels;
       const job = {
-        ...s.job, queue: s.job.queue ?? queue, ...(s.map && 'items' in s.map ? { items: s.map.items } : {}),
-        ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels)) ? { labels: { ...labels, [WORKFLOW_LABEL]: `wf-${newJobId(now)}`, [STEP_LABEL]: s.name } } : {}),
+        ...s.job,
+        queue: s.job.queue ?? queue,
+        ...(s.map && 'items' in s.map ? { items: s.map.items } : {}),
+        ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels))
+          ? { labels: { ...labels, [WORKFLOW_LABEL]: `wf-${newJobId(now)}`, [STEP_LABEL]: s.name } }
+          : {}),
       };
       if (s.map) delete (job as Record<string, unknown>).tasks;
       try {
@@ -51,11 +72,24 @@ export class WorkflowsService {
     await this.checkTenantAndQueues(tenant, [...queues]);
     const cps = criticalPaths(dag);
     const steps: WorkflowStep[] = req.steps.map((s, i) => ({
-      name: s.name, dependsOn: dag[i].dependsOn, when: dag[i].when, job: s.job, ...(s.map ? { map: s.map } : {}), criticalPath: cps[i], phase: 'Pending',
+      name: s.name,
+      dependsOn: dag[i].dependsOn,
+      when: dag[i].when,
+      job: s.job,
+      ...(s.map ? { map: s.map } : {}),
+      criticalPath: cps[i],
+      phase: 'Pending',
     }));
     const traceparent = traceparentOf();
     const wf: WorkflowRecord = {
-      id: `wf-${newJobId(now)}`, name: req.name ?? 'workflow', tenant, queue, labels: req.labels ?? {}, phase: 'Running', steps, createdAt: now,
+      id: `wf-${newJobId(now)}`,
+      name: req.name ?? 'workflow',
+      tenant,
+      queue,
+      labels: req.labels ?? {},
+      phase: 'Running',
+      steps,
+      createdAt: now,
       ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
       ...(traceparent ? { traceparent } : {}),
     };
@@ -88,7 +122,8 @@ export class WorkflowsService {
   /** The workflow's view for its event stream. */
   async eventSnapshot(principal: Principal, id: string): Promise<StreamSnapshot> {
     const wf = await getWorkflow(this.ctx.store, id);
-    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
+    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant))
+      throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
     return { view: workflowView(wf.value), revision: BigInt(wf.modRevision), terminal: TERMINAL_WORKFLOW_PHASES.has(wf.value.phase) };
   }
 
@@ -118,7 +153,8 @@ export class WorkflowsService {
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
     queues.forEach((name, k) => {
       const q = qs[k]?.value as Queue | undefined;
-      if (!q || q.tenant !== tenant) throw new ApiError(ErrorCode.UnknownQueue, `queue ${name} does not exist for tenant ${tenant}`, { field: 'queue', id: name });
+      if (!q || q.tenant !== tenant)
+        throw new ApiError(ErrorCode.UnknownQueue, `queue ${name} does not exist for tenant ${tenant}`, { field: 'queue', id: name });
     });
   }
 }

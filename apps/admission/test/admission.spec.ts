@@ -24,7 +24,11 @@ const TOKENS = {
 };
 const CLUSTER = {
   tenants: [{ name: 'team-a' }, { name: 'team-b' }, { name: 'ops' }],
-  queues: [{ name: 'default', tenant: 'team-a' }, { name: 'b-queue', tenant: 'team-b' }, { name: 'small', tenant: 'team-a', nominal: { cpu: '2' } }],
+  queues: [
+    { name: 'default', tenant: 'team-a' },
+    { name: 'b-queue', tenant: 'team-b' },
+    { name: 'small', tenant: 'team-a', nominal: { cpu: '2' } },
+  ],
 };
 
 let etcd: LocalEtcd;
@@ -41,7 +45,11 @@ async function call(method: string, path: string, token?: string, body?: unknown
   });
   const text = await res.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = text; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = text;
+  }
   return { status: res.status, body: json, headers: res.headers };
 }
 const jobCount = async () => (await store.listAll<JobRecord>(store.keys.jobs())).items.length;
@@ -164,18 +172,32 @@ describe('accepted means durable', () => {
     writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
     const port = await freePort();
     const child = spawn(process.execPath, [join(__dirname, '../dist/main.js')], {
-      env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_TOKENS_FILE: join(dir, 'tokens.json'), BATCH_SERVICE_TOKEN: newServiceToken(), BATCH_LOG_LEVEL: 'error' },
+      env: {
+        ...process.env,
+        BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+        BATCH_PORT: String(port),
+        BATCH_TOKENS_FILE: join(dir, 'tokens.json'),
+        BATCH_SERVICE_TOKEN: newServiceToken(),
+        BATCH_LOG_LEVEL: 'error',
+      },
       stdio: 'ignore',
     });
     try {
       const url = `http://127.0.0.1:${port}`;
       const deadline = Date.now() + 15000;
       while (Date.now() < deadline) {
-        const ok = await fetch(`${url}/readyz`).then((r) => r.ok, () => false);
+        const ok = await fetch(`${url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        );
         if (ok) break;
         await new Promise((r) => setTimeout(r, 100));
       }
-      const res = await fetch(`${url}/v1/jobs`, { method: 'POST', headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' }, body: JSON.stringify(submit) });
+      const res = await fetch(`${url}/v1/jobs`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' },
+        body: JSON.stringify(submit),
+      });
       child.kill('SIGKILL');
       expect(res.status).toBe(201);
       const { id } = (await res.json()) as JobView;

@@ -23,16 +23,29 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
-type Operation = { requestBody?: unknown; parameters?: Array<{ in: string; name: string }>; responses: Record<string, { content?: Record<string, { schema?: { properties?: { error?: { allOf: Array<{ properties?: { code?: { enum: string[] } } }> } } } }> }> };
+type Operation = {
+  requestBody?: unknown;
+  parameters?: Array<{ in: string; name: string }>;
+  responses: Record<
+    string,
+    { content?: Record<string, { schema?: { properties?: { error?: { allOf: Array<{ properties?: { code?: { enum: string[] } } }> } } } }> }
+  >;
+};
 const doc = openApiDocument() as { paths: Record<string, Record<string, Operation>> };
 /** `/v1/jobs/:id` and `/v1/jobs::batch` (Fastify) as OpenAPI writes them: `/v1/jobs/{id}`, `/v1/jobs:batch`. */
-const toOpenApiPath = (url: string) => url.replace(/::/g, '\u0000').replace(/:([A-Za-z_]\w*)/g, '{$1}').replace(/\u0000/g, ':');
+const toOpenApiPath = (url: string) =>
+  url
+    .replace(/::/g, '\u0000')
+    .replace(/:([A-Za-z_]\w*)/g, '{$1}')
+    .replace(/\u0000/g, ':');
 
 describe('GET /openapi.json', () => {
   it('has an operation for every route the service registers, and no operation without a route', () => {
     // HEAD is Fastify's automatic twin of each GET: it answers as the GET without a body.
     const served = [...new Set(admission.routes.filter((r) => r.method !== 'HEAD').map((r) => `${r.method} ${toOpenApiPath(r.url)}`))].sort();
-    const documented = Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)).sort();
+    const documented = Object.entries(doc.paths)
+      .flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`))
+      .sort();
     expect(served.length).toBeGreaterThan(20);
     expect(served).toEqual(documented);
   });
@@ -41,7 +54,14 @@ describe('GET /openapi.json', () => {
     for (const [path, ops] of Object.entries(doc.paths)) {
       const inPath = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
       for (const [method, op] of Object.entries(ops)) {
-        expect([method, path, (op.parameters ?? []).filter((p) => p.in === 'path').map((p) => p.name).sort()]).toEqual([method, path, inPath]);
+        expect([
+          method,
+          path,
+          (op.parameters ?? [])
+            .filter((p) => p.in === 'path')
+            .map((p) => p.name)
+            .sort(),
+        ]).toEqual([method, path, inPath]);
         if (method === 'post' || method === 'put') expect([method, path, op.requestBody !== undefined]).toEqual([method, path, true]);
       }
     }
@@ -61,7 +81,8 @@ describe('GET /openapi.json', () => {
     // Codes that are never an answer's status: exceeds_quota is a rejected job's `reason.code` (the quota
     // service decides it after the 201); slow_consumer is the last event of a stream its client stopped reading.
     const notAnswers = new Set<string>(['exceeds_quota', 'slow_consumer']);
-    for (const code of Object.values(ErrorCode).filter((c) => !notAnswers.has(c))) expect([code, [...(seen.get(code) ?? [])]]).toEqual([code, [String(statusOf[code])]]);
+    for (const code of Object.values(ErrorCode).filter((c) => !notAnswers.has(c)))
+      expect([code, [...(seen.get(code) ?? [])]]).toEqual([code, [String(statusOf[code])]]);
   });
 
   it('is served without a token, as generated', async () => {
@@ -74,8 +95,18 @@ describe('GET /openapi.json', () => {
 
 // Defects schemathesis found (tools/e2e/test/schemathesis.spec.ts), each kept here as a fast regression test.
 describe('answers the documented statuses to what schemathesis sends', () => {
-  it.each(['multipart/form-data', 'multipart/form-data; boundary=x', 'application/xml', 'invalid'])('a body sent as %s is a 400 invalid_argument, not a 500', async (contentType) => {
-    const res = await fetch(`${admission.url}/v1/jobs`, { method: 'POST', headers: { authorization: 'Bearer t', 'content-type': contentType }, body: contentType.startsWith('multipart') ? undefined : '<x/>' });
-    expect([res.status, (await res.json()).error]).toEqual([400, { code: 'invalid_argument', message: 'send the body as application/json', field: '(body)' }]);
-  });
+  it.each(['multipart/form-data', 'multipart/form-data; boundary=x', 'application/xml', 'invalid'])(
+    'a body sent as %s is a 400 invalid_argument, not a 500',
+    async (contentType) => {
+      const res = await fetch(`${admission.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer t', 'content-type': contentType },
+        body: contentType.startsWith('multipart') ? undefined : '<x/>',
+      });
+      expect([res.status, (await res.json()).error]).toEqual([
+        400,
+        { code: 'invalid_argument', message: 'send the body as application/json', field: '(body)' },
+      ]);
+    },
+  );
 });

@@ -30,16 +30,23 @@ describe('an admission replica over its capacity', () => {
   let etcd: LocalEtcd;
   let store: EtcdStore;
   let admission: RunningService;
-  const submit = (name: string) => fetch(`${admission.url}/v1/jobs`, {
-    method: 'POST',
-    headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' },
-    body: JSON.stringify({ name, command: ['true'], resources: { cpu: '100m' } }),
-  });
+  const submit = (name: string) =>
+    fetch(`${admission.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' },
+      body: JSON.stringify({ name, command: ['true'], resources: { cpu: '100m' } }),
+    });
 
   beforeAll(async () => {
     etcd = await startEtcd();
     store = new EtcdStore({ endpoints: etcd.endpoints });
-    await store.txn([], [{ put: store.keys.tenant('team-a'), value: { name: 'team-a' } }, { put: store.keys.queue('default'), value: { name: 'default', tenant: 'team-a' } }]);
+    await store.txn(
+      [],
+      [
+        { put: store.keys.tenant('team-a'), value: { name: 'team-a' } },
+        { put: store.keys.queue('default'), value: { name: 'default', tenant: 'team-a' } },
+      ],
+    );
     admission = await startAdmission({
       tokens: new TokenAuthenticator({ tokens: [{ sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' }] }),
       config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 10, logLevel: 'error' },
@@ -62,7 +69,14 @@ describe('an admission replica over its capacity', () => {
       // two submits wait on the paused etcd (answered 503 unavailable after the committer's wait)
       held = [submit('held-1'), submit('held-2')];
       let heldAnswered = false;
-      void Promise.race(held).then(() => { heldAnswered = true; }, () => { heldAnswered = true; });
+      void Promise.race(held).then(
+        () => {
+          heldAnswered = true;
+        },
+        () => {
+          heldAnswered = true;
+        },
+      );
       await new Promise((r) => setTimeout(r, 300));
       const shed = await submit('third');
       expect(shed.status).toBe(503);
@@ -82,7 +96,9 @@ describe('an admission replica over its capacity', () => {
   it('sheds submits while its event loop is behind, and takes them again once it caught up', async () => {
     // the event loop blocked for 1,000 ms: the last second's p99 delay is far over 300 ms
     const end = Date.now() + 1000;
-    while (Date.now() < end) { /* busy */ }
+    while (Date.now() < end) {
+      /* busy */
+    }
     await new Promise((r) => setTimeout(r, 50));
     const shed = await submit('late');
     expect(shed.status).toBe(503);

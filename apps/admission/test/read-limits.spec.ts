@@ -29,16 +29,25 @@ let admission: RunningService;
 let api: string;
 
 const job = (id: string, tenant: string, env: Record<string, string> = {}): JobRecord => ({
-  id, tenant, queue: 'default', phase: 'Queued', createdAt: Date.now(),
+  id,
+  tenant,
+  queue: 'default',
+  phase: 'Queued',
+  createdAt: Date.now(),
   spec: { name: id, command: ['true'], env, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: [{ start: 0, end: 1, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  pending: [{ start: 0, end: 1, attempt: 1 }],
+  counts: { succeeded: 0, failed: 0, cancelled: 0 },
 });
 
 async function get(path: string, token?: string) {
   const res = await fetch(`${api}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
   const text = await res.text();
   let body: any = text;
-  try { body = JSON.parse(text); } catch { /* text */ }
+  try {
+    body = JSON.parse(text);
+  } catch {
+    /* text */
+  }
   return { status: res.status, body, retryAfter: res.headers.get('retry-after') };
 }
 
@@ -70,9 +79,19 @@ async function until(ok: () => Promise<boolean>, ms = 10_000): Promise<boolean> 
 beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' }, reads: READS, streams: STREAMS });
+  admission = await startAdmission({
+    tokens: new TokenAuthenticator(TOKENS),
+    config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' },
+    reads: READS,
+    streams: STREAMS,
+  });
   api = admission.url;
-  for (const [id, tenant] of [['a1', 'team-a'], ['a2', 'team-a'], ['b1', 'team-b']]) await submitJob(store, job(id, tenant));
+  for (const [id, tenant] of [
+    ['a1', 'team-a'],
+    ['a2', 'team-a'],
+    ['b1', 'team-b'],
+  ])
+    await submitJob(store, job(id, tenant));
 });
 afterAll(async () => {
   await admission?.close();
@@ -84,7 +103,13 @@ describe('read rate limits', () => {
   it('gives a tenant its burst, then 429 read_rate_exceeded with Retry-After; other tenants and operators keep their own budgets', async () => {
     const refusedBefore = await metric(/batch_admission_reads_refused_total\{limit="reads_per_second",service="admission"\}/);
     // burst 5: five reads of any kind pass at once
-    const first = [await get('/v1/jobs/a1', 'token-a'), await get('/v1/jobs', 'token-a'), await get('/v1/jobs/a1/why', 'token-a'), await get('/v1/queues', 'token-a'), await get('/v1/jobs/a2', 'token-a')];
+    const first = [
+      await get('/v1/jobs/a1', 'token-a'),
+      await get('/v1/jobs', 'token-a'),
+      await get('/v1/jobs/a1/why', 'token-a'),
+      await get('/v1/queues', 'token-a'),
+      await get('/v1/jobs/a2', 'token-a'),
+    ];
     expect(first.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
     const over = await get('/v1/jobs/a1', 'token-a');
     expect(over.status).toBe(429);
@@ -113,9 +138,11 @@ describe('read rate limits', () => {
 });
 
 describe('event streams per tenant', () => {
-  beforeAll(async () => { await new Promise((r) => setTimeout(r, 3000)); }); // team-a's read bucket refills
+  beforeAll(async () => {
+    await new Promise((r) => setTimeout(r, 3000));
+  }); // team-a's read bucket refills
 
-  it('caps a tenant\'s open streams (429 too_many_streams) without holding other tenants or operators, and frees a slot when a stream ends', async () => {
+  it("caps a tenant's open streams (429 too_many_streams) without holding other tenants or operators, and frees a slot when a stream ends", async () => {
     const a = [await openStream('/v1/jobs/a1/events', 'token-a'), await openStream('/v1/jobs/a2/events', 'token-a')];
     expect(a.map((s) => s.status)).toEqual([200, 200]);
     const third = await openStream('/v1/jobs/a1/events', 'token-a');
@@ -123,7 +150,11 @@ describe('event streams per tenant', () => {
     expect(third.body.error).toMatchObject({ code: 'too_many_streams', id: 'team-a', retryAfterSeconds: 5 });
     expect(third.retryAfter).toBe('5');
     const b = await openStream('/v1/jobs/b1/events', 'token-b');
-    const ops = [await openStream('/v1/jobs/a1/events', 'token-op'), await openStream('/v1/jobs/a2/events', 'token-op'), await openStream('/v1/jobs/b1/events', 'token-op')];
+    const ops = [
+      await openStream('/v1/jobs/a1/events', 'token-op'),
+      await openStream('/v1/jobs/a2/events', 'token-op'),
+      await openStream('/v1/jobs/b1/events', 'token-op'),
+    ];
     expect([b.status, ...ops.map((s) => s.status)]).toEqual([200, 200, 200, 200]);
     expect(await metric(/batch_admission_event_streams\{service="admission"\}/)).toBe(6);
     // A stream refused for an unknown job takes no slot.
@@ -144,7 +175,9 @@ describe('event streams per tenant', () => {
     const socket: Socket = connect(Number(new URL(api).port), '127.0.0.1');
     let received = '';
     socket.setEncoding('utf8');
-    socket.on('data', (d: string) => { received += d; });
+    socket.on('data', (d: string) => {
+      received += d;
+    });
     socket.write(`GET /v1/jobs/big/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer token-b\r\n\r\n`);
     expect(await until(async () => received.includes('event: job'))).toBe(true);
     socket.pause(); // the client stops reading
@@ -153,7 +186,10 @@ describe('event streams per tenant', () => {
     const closedAt = Date.now() + 30_000;
     while (Date.now() < closedAt && (await metric(/batch_admission_event_streams\{service="admission"\}/)) > 0) {
       const cur = (await store.get<JobRecord>(store.keys.job('big')))!;
-      await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: { ...cur.value, counts: { ...cur.value.counts, failed: ++views } } }]);
+      await store.txn(
+        [{ key: cur.key, modRevision: cur.modRevision }],
+        [{ put: cur.key, value: { ...cur.value, counts: { ...cur.value.counts, failed: ++views } } }],
+      );
       maxBuffered = Math.max(maxBuffered, await metric(/batch_admission_event_stream_buffered_bytes\{service="admission"\}/));
       await new Promise((r) => setTimeout(r, 120));
     }

@@ -34,8 +34,16 @@ let quota: RunningService;
 const replicas: RunningService[] = [];
 
 async function submit(replica: number, token: string, body: Record<string, unknown>) {
-  const res = await fetch(`${replicas[replica].url}/v1/jobs`, { method: 'POST', headers: { authorization: `Bearer token-${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ command: ['true'], ...body }) });
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { id?: string; error?: { code: string; field?: string } } };
+  const res = await fetch(`${replicas[replica].url}/v1/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer token-${token}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ command: ['true'], ...body }),
+  });
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    body: (await res.json()) as { id?: string; error?: { code: string; field?: string } },
+  };
 }
 const jobsOf = async (queue: string) => (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => j.value.queue === queue).map((j) => j.value.id);
 
@@ -100,8 +108,21 @@ it('sheds load with 503 and Retry-After when a replica already handles its most 
   const tenant: Tenant = { name: 't', weight: 1 };
   const queue: Queue = { name: 'q', tenant: 't', nominal: {} };
   let release!: () => void;
-  const first = throttle.admit(tenant, queue, 1, Date.now(), () => new Promise<void>((r) => { release = r; }));
-  await expect(throttle.admit(tenant, queue, 1, Date.now(), async () => undefined)).rejects.toMatchObject({ status: 503, code: 'overloaded', details: { retryAfterSeconds: 1 } });
+  const first = throttle.admit(
+    tenant,
+    queue,
+    1,
+    Date.now(),
+    () =>
+      new Promise<void>((r) => {
+        release = r;
+      }),
+  );
+  await expect(throttle.admit(tenant, queue, 1, Date.now(), async () => undefined)).rejects.toMatchObject({
+    status: 503,
+    code: 'overloaded',
+    details: { retryAfterSeconds: 1 },
+  });
   release();
   await first;
   await expect(throttle.admit(tenant, queue, 1, Date.now(), async () => 'ok')).resolves.toBe('ok');

@@ -31,7 +31,10 @@ _batch_complete() {
   for w in "\${COMP_WORDS[@]:1:COMP_CWORD-1}"; do
     [[ "$w" == -* ]] && continue
     case "\${path:+$path }$w" in
-${cases.map((c) => `      "${c.trim().split('"')[1]}") path="\${path:+$path }$w" ;;`).filter((l) => !l.includes('"")')).join('\n')}
+${cases
+  .map((c) => `      "${c.trim().split('"')[1]}") path="\${path:+$path }$w" ;;`)
+  .filter((l) => !l.includes('"")'))
+  .join('\n')}
     esac
   done
   case "$path" in

@@ -47,7 +47,9 @@ export async function dev(o: DevOptions): Promise<number> {
   let firstSignalAt = 0;
   let forced = false;
   let wake: () => void = () => undefined;
-  const woken = new Promise<void>((r) => { wake = r; });
+  const woken = new Promise<void>((r) => {
+    wake = r;
+  });
   const onSignal = (signal: NodeJS.Signals) => {
     if (!firstSignalAt) {
       firstSignalAt = Date.now();
@@ -149,7 +151,9 @@ async function runDemo(cluster: LocalCluster, timeoutSeconds: number): Promise<n
       deadline.abort();
       bar?.stop();
       bar = undefined;
-      say(`error: the demo did not finish within ${timeoutSeconds} s${last ? `: job ${last.id} is ${last.phase} (${countsLine(last)})` : ''}; \`batch dev --verbose --demo\` shows the services' logs`);
+      say(
+        `error: the demo did not finish within ${timeoutSeconds} s${last ? `: job ${last.id} is ${last.phase} (${countsLine(last)})` : ''}; \`batch dev --verbose --demo\` shows the services' logs`,
+      );
       resolve(1);
     }, timeoutSeconds * 1000);
   });
@@ -164,7 +168,12 @@ async function runDemo(cluster: LocalCluster, timeoutSeconds: number): Promise<n
     say(`• submitted job ${job.id}: ${tasks} tasks of 250m CPU, 64Mi each`);
     if (process.stderr.isTTY) {
       bar = new SingleBar(
-        { format: '  {bar} {value}/{total} done | {succeeded} succeeded, {failed} failed, {running} running, {pending} pending', stream: process.stderr, hideCursor: true, clearOnComplete: false },
+        {
+          format: '  {bar} {value}/{total} done | {succeeded} succeeded, {failed} failed, {running} running, {pending} pending',
+          stream: process.stderr,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
         Presets.shades_classic,
       );
       bar.start(tasks, 0, progressCounts(job));

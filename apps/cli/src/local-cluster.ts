@@ -129,16 +129,25 @@ export class LocalCluster {
     const config: ClusterConfig = { tenants: [{ name: 'default', weight: 1 }], queues: [{ name: 'default', tenant: 'default', nominal }] };
     writeFileSync(clusterFile, JSON.stringify(config, null, 2));
 
-    const common = { BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','), BATCH_SERVICE_TOKEN_FILE: serviceTokenFile, BATCH_HOST: '127.0.0.1', BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5), BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn' };
+    const common = {
+      BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','),
+      BATCH_SERVICE_TOKEN_FILE: serviceTokenFile,
+      BATCH_HOST: '127.0.0.1',
+      BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5),
+      BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn',
+    };
     for (const service of SERVICES) {
       const count = service === 'executor' ? real : 1;
       for (let i = 0; i < count; i++) {
         const name = service === 'executor' ? `executor-${i}` : service;
         const extra: Record<string, string> =
-          service === 'admission' ? { BATCH_TOKENS_FILE: tokensFile }
-          : service === 'quota' ? { BATCH_CLUSTER_CONFIG: clusterFile }
-          : service === 'executor' ? { BATCH_NODE_NAME: `local-${i}`, BATCH_DATA_DIR: join(o.dataDir, `executor-${i}`), BATCH_KILL_GRACE_MS: String(o.killGraceMs ?? 2000) }
-          : {};
+          service === 'admission'
+            ? { BATCH_TOKENS_FILE: tokensFile }
+            : service === 'quota'
+              ? { BATCH_CLUSTER_CONFIG: clusterFile }
+              : service === 'executor'
+                ? { BATCH_NODE_NAME: `local-${i}`, BATCH_DATA_DIR: join(o.dataDir, `executor-${i}`), BATCH_KILL_GRACE_MS: String(o.killGraceMs ?? 2000) }
+                : {};
         this.step(`starting ${name}`);
         this.urls.set(name, await this.launch(name, service, { ...common, ...extra }));
       }
@@ -171,7 +180,9 @@ export class LocalCluster {
   private async launch(name: string, service: string, env: Record<string, string>): Promise<string> {
     const port = await freePort();
     // BATCH_PROFILE_DIR: each service writes a V8 CPU profile there when it exits (for `node --cpu-prof`).
-    const profile = process.env.BATCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATCH_PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+    const profile = process.env.BATCH_PROFILE_DIR
+      ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATCH_PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`]
+      : [];
     const argv = [process.execPath, ...profile, mainOf(service)];
     const child = spawn(argv[0], argv.slice(1), {
       env: { ...process.env, ...env, BATCH_PORT: String(port) },
@@ -186,12 +197,22 @@ export class LocalCluster {
       if (child.exitCode !== null || child.signalCode !== null) {
         await new Promise((r) => setImmediate(r)); // let the last stderr lines arrive
         const tail = (this.stderrTail.get(name) ?? '').trim().split('\n').slice(-10).join('\n  ');
-        throw new LocalClusterError(`${name} exited while starting (${child.signalCode ?? `code ${child.exitCode}`})${tail ? `. The last lines it wrote on stderr:\n  ${tail}` : ''}`);
+        throw new LocalClusterError(
+          `${name} exited while starting (${child.signalCode ?? `code ${child.exitCode}`})${tail ? `. The last lines it wrote on stderr:\n  ${tail}` : ''}`,
+        );
       }
-      if (await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false)) return url;
+      if (
+        await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return url;
       await new Promise((r) => setTimeout(r, 100));
     }
-    throw new LocalClusterError(`${name} was not ready within ${timeoutMs / 1000} s (GET ${url}/readyz)${this.options.verbose ? '' : '; --verbose shows its log'}`);
+    throw new LocalClusterError(
+      `${name} was not ready within ${timeoutMs / 1000} s (GET ${url}/readyz)${this.options.verbose ? '' : '; --verbose shows its log'}`,
+    );
   }
 
   /**
@@ -283,13 +304,18 @@ export async function claimDataDir(dataDir: string): Promise<string[]> {
   const notes: string[] = [];
   if (lock && lock.pid !== process.pid) {
     if (pidAlive(lock.pid)) {
-      throw new LocalClusterError(`another local cluster (pid ${lock.pid}) is using ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${lock.pid}), or use another --data-dir`);
+      throw new LocalClusterError(
+        `another local cluster (pid ${lock.pid}) is using ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${lock.pid}), or use another --data-dir`,
+      );
     }
     const leftovers = (lock.processes ?? []).filter((p) => JSON.stringify(argvOf(p.pid)) === JSON.stringify(p.argv));
     for (const p of leftovers) process.kill(p.pid, 'SIGKILL');
     const deadline = Date.now() + 5000;
     while (leftovers.some((p) => argvOf(p.pid)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (leftovers.length) notes.push(`stopped ${leftovers.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}, left running by an earlier local cluster (pid ${lock.pid}) that did not stop cleanly`);
+    if (leftovers.length)
+      notes.push(
+        `stopped ${leftovers.map((p) => `${p.name} (pid ${p.pid})`).join(', ')}, left running by an earlier local cluster (pid ${lock.pid}) that did not stop cleanly`,
+      );
   }
   mkdirSync(dataDir, { recursive: true });
   writeLock(dataDir, []);

@@ -29,120 +29,220 @@ function client(): BatchClient {
 }
 
 let exitCode = 0;
-const run = (fn: (...a: any[]) => Promise<number | void>) => async (...a: any[]) => { exitCode = (await fn(...a)) ?? 0; };
+const run =
+  (fn: (...a: any[]) => Promise<number | void>) =>
+  async (...a: any[]) => {
+    exitCode = (await fn(...a)) ?? 0;
+  };
 
-defineSubmit(program.command('submit')).action(run(async (command: string[], flags) => {
-  const inv = submitInvocation(command, flags);
-  const c = client();
-  const job = await c.submitJob(inv.request, { idempotencyKey: inv.idempotencyKey });
-  const final = inv.wait ? await c.waitForJob(job.id) : job;
-  if (isData(inv.output)) printData(final, inv.output);
-  else process.stdout.write(inv.wait ? jobDetail(final) : `${job.id}\n`);
-  return inv.wait && final.phase !== 'Succeeded' ? 1 : 0;
-}));
-
-program.command('get').description('show a job').argument('<id>').addOption(outputOption()).action(run(async (id: string, o: { output: OutputFormat }) => {
-  const job = await client().getJob(id);
-  if (isData(o.output)) printData(job, o.output);
-  else process.stdout.write(jobDetail(job));
-}));
+defineSubmit(program.command('submit')).action(
+  run(async (command: string[], flags) => {
+    const inv = submitInvocation(command, flags);
+    const c = client();
+    const job = await c.submitJob(inv.request, { idempotencyKey: inv.idempotencyKey });
+    const final = inv.wait ? await c.waitForJob(job.id) : job;
+    if (isData(inv.output)) printData(final, inv.output);
+    else process.stdout.write(inv.wait ? jobDetail(final) : `${job.id}\n`);
+    return inv.wait && final.phase !== 'Succeeded' ? 1 : 0;
+  }),
+);
 
 program
-  .command('list').description('list jobs, newest first')
+  .command('get')
+  .description('show a job')
+  .argument('<id>')
+  .addOption(outputOption())
+  .action(
+    run(async (id: string, o: { output: OutputFormat }) => {
+      const job = await client().getJob(id);
+      if (isData(o.output)) printData(job, o.output);
+      else process.stdout.write(jobDetail(job));
+    }),
+  );
+
+program
+  .command('list')
+  .description('list jobs, newest first')
   .addOption(new Option('--state <phase>', 'only jobs in this phase').choices(Object.values(JobPhase)))
   .option('--queue <name>', 'only jobs of this queue')
   .option('--limit <n>', 'jobs per page (1–1000)', wholeNumber(1), 50)
   .option('--page-token <t>', 'the next page, as the previous one said')
   .addOption(outputOption())
-  .action(run(async (o) => {
-    const page = await client().listJobs({ state: o.state, queue: o.queue, limit: o.limit, pageToken: o.pageToken });
-    if (isData(o.output)) printData(page, o.output);
-    else process.stdout.write(jobRows(page.jobs, o.output === 'wide') + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''));
-  }));
+  .action(
+    run(async (o) => {
+      const page = await client().listJobs({ state: o.state, queue: o.queue, limit: o.limit, pageToken: o.pageToken });
+      if (isData(o.output)) printData(page, o.output);
+      else process.stdout.write(jobRows(page.jobs, o.output === 'wide') + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''));
+    }),
+  );
 
 program
-  .command('logs').description("print a task's log (stdout unless --stderr)").argument('<id>')
+  .command('logs')
+  .description("print a task's log (stdout unless --stderr)")
+  .argument('<id>')
   .option('--task <n>', 'task index', wholeNumber(0), 0)
   .option('--attempt <n>', 'attempt number (default: the latest)', wholeNumber(1))
   .option('--stderr', 'stderr instead of stdout')
   .option('-f, --follow', 'keep printing until the task ends')
-  .action(run(async (id: string, o) => {
-    for await (const chunk of client().logs(id, o.task, { stream: o.stderr ? 'stderr' : 'stdout', attempt: o.attempt, follow: !!o.follow })) process.stdout.write(chunk);
-  }));
+  .action(
+    run(async (id: string, o) => {
+      for await (const chunk of client().logs(id, o.task, { stream: o.stderr ? 'stderr' : 'stdout', attempt: o.attempt, follow: !!o.follow }))
+        process.stdout.write(chunk);
+    }),
+  );
 
-program.command('cancel').description('cancel a job (running tasks get SIGTERM, then SIGKILL)').argument('<id>').addOption(outputOption()).action(run(async (id: string, o: { output: OutputFormat }) => {
-  const job = await client().cancelJob(id);
-  if (isData(o.output)) printData(job, o.output);
-  // A job that had already ended keeps its phase; a live one stops its tasks and becomes Cancelled.
-  else process.stdout.write(`${job.id} ${job.phase}${TERMINAL_PHASES.has(job.phase) ? '' : ' (cancelling)'}\n`);
-}));
+program
+  .command('cancel')
+  .description('cancel a job (running tasks get SIGTERM, then SIGKILL)')
+  .argument('<id>')
+  .addOption(outputOption())
+  .action(
+    run(async (id: string, o: { output: OutputFormat }) => {
+      const job = await client().cancelJob(id);
+      if (isData(o.output)) printData(job, o.output);
+      // A job that had already ended keeps its phase; a live one stops its tasks and becomes Cancelled.
+      else process.stdout.write(`${job.id} ${job.phase}${TERMINAL_PHASES.has(job.phase) ? '' : ' (cancelling)'}\n`);
+    }),
+  );
 
-program.command('why').description("why are this job's tasks pending? blockers and what would let them run").argument('<id>').addOption(outputOption()).action(run(async (id: string, o: { output: OutputFormat }) => {
-  const w = await client().why(id);
-  if (isData(o.output)) { printData(w, o.output); return; }
-  process.stdout.write(`Job ${w.jobId} (${w.phase}): ${w.pendingTasks} task${w.pendingTasks === 1 ? '' : 's'} pending, position ${w.position} in its queue\n`);
-  for (const m of w.messages) process.stdout.write(`  - ${m}\n`);
-  if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
-  if (w.explainedBy === 'admission') process.stdout.write('(worked out by admission from etcd: no scheduler replica answered)\n');
-}));
+program
+  .command('why')
+  .description("why are this job's tasks pending? blockers and what would let them run")
+  .argument('<id>')
+  .addOption(outputOption())
+  .action(
+    run(async (id: string, o: { output: OutputFormat }) => {
+      const w = await client().why(id);
+      if (isData(o.output)) {
+        printData(w, o.output);
+        return;
+      }
+      process.stdout.write(
+        `Job ${w.jobId} (${w.phase}): ${w.pendingTasks} task${w.pendingTasks === 1 ? '' : 's'} pending, position ${w.position} in its queue\n`,
+      );
+      for (const m of w.messages) process.stdout.write(`  - ${m}\n`);
+      if (w.counterfactuals.length) process.stdout.write(`It would run now:\n${w.counterfactuals.map((c) => `  - ${c}\n`).join('')}`);
+      if (w.explainedBy === 'admission') process.stdout.write('(worked out by admission from etcd: no scheduler replica answered)\n');
+    }),
+  );
 
-program.command('queues').description('queues: quota, usage, fair share, pending work').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
-  const { queues } = await client().listQueues();
-  if (isData(o.output)) { printData({ queues }, o.output); return; }
-  process.stdout.write(queueTable(queues));
-}));
+program
+  .command('queues')
+  .description('queues: quota, usage, fair share, pending work')
+  .addOption(outputOption())
+  .action(
+    run(async (o: { output: OutputFormat }) => {
+      const { queues } = await client().listQueues();
+      if (isData(o.output)) {
+        printData({ queues }, o.output);
+        return;
+      }
+      process.stdout.write(queueTable(queues));
+    }),
+  );
 
-program.command('top').description('live per-queue usage, refreshed in the terminal until Ctrl-C').option('--interval <seconds>', 'refresh period', '2').option('--once', 'print one screen and exit')
-  .action(run(async (o: { interval: string; once?: boolean }) => {
-    const seconds = Number(o.interval);
-    if (!(seconds > 0)) throw new UsageError('--interval takes a positive number of seconds');
-    const c = client();
-    for (;;) {
-      const { queues } = await c.listQueues();
-      const screen = `BatchAPI — ${new Date().toISOString()} — every ${seconds} s, Ctrl-C to stop\n\n${queueTable(queues)}`;
-      // Clear and redraw on a terminal; plain successive screens otherwise.
-      process.stdout.write(process.stdout.isTTY && !o.once ? `\x1b[H\x1b[2J${screen}` : screen);
-      if (o.once) return;
-      await new Promise((r) => setTimeout(r, seconds * 1000));
-    }
-  }));
+program
+  .command('top')
+  .description('live per-queue usage, refreshed in the terminal until Ctrl-C')
+  .option('--interval <seconds>', 'refresh period', '2')
+  .option('--once', 'print one screen and exit')
+  .action(
+    run(async (o: { interval: string; once?: boolean }) => {
+      const seconds = Number(o.interval);
+      if (!(seconds > 0)) throw new UsageError('--interval takes a positive number of seconds');
+      const c = client();
+      for (;;) {
+        const { queues } = await c.listQueues();
+        const screen = `BatchAPI — ${new Date().toISOString()} — every ${seconds} s, Ctrl-C to stop\n\n${queueTable(queues)}`;
+        // Clear and redraw on a terminal; plain successive screens otherwise.
+        process.stdout.write(process.stdout.isTTY && !o.once ? `\x1b[H\x1b[2J${screen}` : screen);
+        if (o.once) return;
+        await new Promise((r) => setTimeout(r, seconds * 1000));
+      }
+    }),
+  );
 
-program.command('nodes').description('list nodes with capacity, allocation and cordons (operator)').addOption(outputOption()).action(run(async (o: { output: OutputFormat }) => {
-  const { nodes } = await client().listNodes();
-  if (isData(o.output)) { printData({ nodes }, o.output); return; }
-  process.stdout.write(table(['NAME', 'CAPACITY', 'ALLOCATED', 'GPUS', 'STATUS'], nodes.map((n) => [
-    n.name, JSON.stringify(n.capacity), JSON.stringify(n.allocated), String(n.gpus),
-    n.cordon ? `${n.cordon.drainDeadline ? 'draining' : 'cordoned'}: ${n.cordon.reason}` : 'ready',
-  ])));
-}));
-program.command('cordon').description('stop new work on a node (operator)').argument('<node>').requiredOption('--reason <text>').action(run(async (node: string, o) => {
-  await client().cordonNode(node, o.reason);
-  process.stdout.write(`${node} cordoned\n`);
-}));
-program.command('drain').description('cordon a node and move its work off it (operator)').argument('<node>').requiredOption('--reason <text>')
+program
+  .command('nodes')
+  .description('list nodes with capacity, allocation and cordons (operator)')
+  .addOption(outputOption())
+  .action(
+    run(async (o: { output: OutputFormat }) => {
+      const { nodes } = await client().listNodes();
+      if (isData(o.output)) {
+        printData({ nodes }, o.output);
+        return;
+      }
+      process.stdout.write(
+        table(
+          ['NAME', 'CAPACITY', 'ALLOCATED', 'GPUS', 'STATUS'],
+          nodes.map((n) => [
+            n.name,
+            JSON.stringify(n.capacity),
+            JSON.stringify(n.allocated),
+            String(n.gpus),
+            n.cordon ? `${n.cordon.drainDeadline ? 'draining' : 'cordoned'}: ${n.cordon.reason}` : 'ready',
+          ]),
+        ),
+      );
+    }),
+  );
+program
+  .command('cordon')
+  .description('stop new work on a node (operator)')
+  .argument('<node>')
+  .requiredOption('--reason <text>')
+  .action(
+    run(async (node: string, o) => {
+      await client().cordonNode(node, o.reason);
+      process.stdout.write(`${node} cordoned\n`);
+    }),
+  );
+program
+  .command('drain')
+  .description('cordon a node and move its work off it (operator)')
+  .argument('<node>')
+  .requiredOption('--reason <text>')
   .option('--deadline <seconds>', 'time running tasks get before they are preempted and requeued', wholeNumber(0), 300)
-  .action(run(async (node: string, o) => {
-    const n = await client().drainNode(node, o.reason, o.deadline);
-    process.stdout.write(`${node} draining until ${n.cordon?.drainDeadline}\n`);
-  }));
-program.command('uncordon').description('let a node take work again (operator)').argument('<node>').action(run(async (node: string) => {
-  await client().uncordonNode(node);
-  process.stdout.write(`${node} ready\n`);
-}));
+  .action(
+    run(async (node: string, o) => {
+      const n = await client().drainNode(node, o.reason, o.deadline);
+      process.stdout.write(`${node} draining until ${n.cordon?.drainDeadline}\n`);
+    }),
+  );
+program
+  .command('uncordon')
+  .description('let a node take work again (operator)')
+  .argument('<node>')
+  .action(
+    run(async (node: string) => {
+      await client().uncordonNode(node);
+      process.stdout.write(`${node} ready\n`);
+    }),
+  );
 
 defineRun(program, client, run);
 defineWorkflow(program, client, run);
-program.command('completion').description('print a shell completion script: eval "$(batch completion bash)"').argument('<shell>', 'bash (zsh: use bashcompinit)')
-  .action(run(async (shell: string) => {
-    if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`completion supports bash (and zsh through bashcompinit), not "${shell}"`);
-    process.stdout.write(completionScript(program));
-  }));
+program
+  .command('completion')
+  .description('print a shell completion script: eval "$(batch completion bash)"')
+  .argument('<shell>', 'bash (zsh: use bashcompinit)')
+  .action(
+    run(async (shell: string) => {
+      if (shell !== 'bash' && shell !== 'zsh') throw new UsageError(`completion supports bash (and zsh through bashcompinit), not "${shell}"`);
+      process.stdout.write(completionScript(program));
+    }),
+  );
 
 program
-  .command('dev').description('start the all-in-one local cluster (etcd, the four services, a local executor); Ctrl-C stops it')
+  .command('dev')
+  .description('start the all-in-one local cluster (etcd, the four services, a local executor); Ctrl-C stops it')
   .option('--demo', 'run a sample array job, show it, then stop (exit 0 if it succeeded)')
   .option('--fresh', 'start from empty data')
-  .option('--data-dir <dir>', 'where the cluster keeps its data (default: ${XDG_CACHE_HOME:-~/.cache}/batchapi/dev/cluster; a demo uses a new directory and removes it)')
+  .option(
+    '--data-dir <dir>',
+    'where the cluster keeps its data (default: ${XDG_CACHE_HOME:-~/.cache}/batchapi/dev/cluster; a demo uses a new directory and removes it)',
+  )
   .option('--executors <n>', 'local executors (nodes local-0, local-1, …)', wholeNumber(0), 1)
   .option('--simulated-nodes <n>', 'also simulate this many nodes (tasks "run" for BATCH_SIM_SECONDS, default 1 s, without processes)', wholeNumber(0), 0)
   .option('--verbose', "show the services' logs on stderr, prefixed by service")
@@ -150,8 +250,12 @@ program
   .action(run((o) => dev(o)));
 
 program
-  .command('simulate').description('replay a workload on a node inventory with the live scheduling code (SIMULATOR.md)')
-  .requiredOption('--nodes <file>', 'nodes.jsonl').requiredOption('--workload <file>', 'workload.jsonl').option('--queues <file>', 'queues.json').option('--policy <p>', 'bin-pack or first-fit', 'bin-pack')
+  .command('simulate')
+  .description('replay a workload on a node inventory with the live scheduling code (SIMULATOR.md)')
+  .requiredOption('--nodes <file>', 'nodes.jsonl')
+  .requiredOption('--workload <file>', 'workload.jsonl')
+  .option('--queues <file>', 'queues.json')
+  .option('--policy <p>', 'bin-pack or first-fit', 'bin-pack')
   .action(run(async (o) => runSimulate(o)));
 
 program.parseAsync(process.argv).then(

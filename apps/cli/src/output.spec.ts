@@ -3,8 +3,22 @@ import { queueTable } from './output';
 
 describe('queueTable', () => {
   it('lines up one row per queue with its share to three places', () => {
-    const q: QueueView = { name: 'ml', tenant: 'perception', cohort: 'research', weight: 2, nominal: { cpu: '64' }, used: { cpu: '72' }, borrowed: { cpu: '8' }, fairShare: 0.0625, pendingTasks: 12, pendingJobs: 3, runningTasks: 8 };
-    const lines = queueTable([q, { ...q, name: 'etl', fairShare: 0.5, pendingTasks: 0, pendingJobs: 0 }]).trimEnd().split('\n');
+    const q: QueueView = {
+      name: 'ml',
+      tenant: 'perception',
+      cohort: 'research',
+      weight: 2,
+      nominal: { cpu: '64' },
+      used: { cpu: '72' },
+      borrowed: { cpu: '8' },
+      fairShare: 0.0625,
+      pendingTasks: 12,
+      pendingJobs: 3,
+      runningTasks: 8,
+    };
+    const lines = queueTable([q, { ...q, name: 'etl', fairShare: 0.5, pendingTasks: 0, pendingJobs: 0 }])
+      .trimEnd()
+      .split('\n');
     expect(lines[0].split(/\s{2,}/)).toEqual(['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING']);
     expect(lines[1].split(/\s{2,}/)).toEqual(['ml', 'perception', 'research', '2', '{"cpu":"64"}', '{"cpu":"72"}', '{"cpu":"8"}', '0.063', '8', '12 (3 jobs)']);
     expect(lines[2]).toContain('0.500');

@@ -28,24 +28,40 @@ export function workflowRows(wfs: WorkflowView[], wide = false): string {
     return [...by].map(([p, n]) => `${n} ${p.toLowerCase()}`).join(', ');
   };
   const header = ['ID', 'NAME', 'PHASE', 'STEPS', 'CREATED', ...(wide ? ['TENANT', 'QUEUE', 'FINISHED', 'TRACE'] : [])];
-  return table(header, wfs.map((w) => [
-    w.id, w.name, w.phase, counts(w), new Date(w.createdAt).toISOString(),
-    ...(wide ? [w.tenant, w.queue, w.finishedAt ? new Date(w.finishedAt).toISOString() : '-', w.traceId ?? '-'] : []),
-  ]));
+  return table(
+    header,
+    wfs.map((w) => [
+      w.id,
+      w.name,
+      w.phase,
+      counts(w),
+      new Date(w.createdAt).toISOString(),
+      ...(wide ? [w.tenant, w.queue, w.finishedAt ? new Date(w.finishedAt).toISOString() : '-', w.traceId ?? '-'] : []),
+    ]),
+  );
 }
 
 /** One workflow with its steps, critical path first. */
 export function workflowDetail(w: WorkflowView): string {
-  const head = `ID:        ${w.id}\nName:      ${w.name}\nPhase:     ${w.phase}\nTenant:    ${w.tenant}\nCreated:   ${new Date(w.createdAt).toISOString()}\n`
-    + (w.finishedAt ? `Finished:  ${new Date(w.finishedAt).toISOString()}\n` : '')
-    + (w.deadlineAt ? `Deadline:  ${new Date(w.deadlineAt).toISOString()}\n` : '') + (w.traceId ? `Trace:     ${w.traceId}\n` : '');
-  return `${head}\n${table(['STEP', 'PHASE', 'WHEN', 'DEPENDS ON', 'CRITICAL PATH', 'JOB'], w.steps.map((s) => [s.name, s.phase, s.when, s.dependsOn.join(',') || '-', String(s.criticalPath), s.jobId ?? '-']))}`;
+  const head =
+    `ID:        ${w.id}\nName:      ${w.name}\nPhase:     ${w.phase}\nTenant:    ${w.tenant}\nCreated:   ${new Date(w.createdAt).toISOString()}\n` +
+    (w.finishedAt ? `Finished:  ${new Date(w.finishedAt).toISOString()}\n` : '') +
+    (w.deadlineAt ? `Deadline:  ${new Date(w.deadlineAt).toISOString()}\n` : '') +
+    (w.traceId ? `Trace:     ${w.traceId}\n` : '');
+  return `${head}\n${table(
+    ['STEP', 'PHASE', 'WHEN', 'DEPENDS ON', 'CRITICAL PATH', 'JOB'],
+    w.steps.map((s) => [s.name, s.phase, s.when, s.dependsOn.join(',') || '-', String(s.criticalPath), s.jobId ?? '-']),
+  )}`;
 }
 
 /** Columns of rows, padded. */
 export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (c ?? '').padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)].join('\n') + '\n';
 }
 
@@ -54,33 +70,71 @@ export function table(header: string[], rows: string[][]): string {
  * counts (bound, running): then it says how many tasks the job has.
  */
 export function countsLine(j: JobView): string {
-  return Object.entries(j.taskCounts ?? {})
-    .filter(([, n]) => n > 0)
-    .map(([k, n]) => `${n} ${k}`)
-    .join(', ') || `${j.tasks} task${j.tasks === 1 ? '' : 's'}`;
+  return (
+    Object.entries(j.taskCounts ?? {})
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${n} ${k}`)
+      .join(', ') || `${j.tasks} task${j.tasks === 1 ? '' : 's'}`
+  );
 }
 
 export function jobRows(jobs: JobView[], wide = false): string {
   return table(
     ['ID', 'NAME', 'QUEUE', 'PHASE', 'TASKS', 'CREATED', ...(wide ? ['TENANT', 'PRIORITY', 'RESOURCES', 'FINISHED', 'TRACE'] : [])],
-    jobs.map((j) => [j.id, j.name, j.queue, j.phase, countsLine(j), j.createdAt, ...(wide ? [j.tenant, String(j.priority), JSON.stringify(j.resources), j.finishedAt ?? '-', j.traceId ?? '-'] : [])]),
+    jobs.map((j) => [
+      j.id,
+      j.name,
+      j.queue,
+      j.phase,
+      countsLine(j),
+      j.createdAt,
+      ...(wide ? [j.tenant, String(j.priority), JSON.stringify(j.resources), j.finishedAt ?? '-', j.traceId ?? '-'] : []),
+    ]),
   );
 }
 
 export function jobDetail(j: JobView): string {
   const rows: Array<[string, string | undefined]> = [
-    ['ID', j.id], ['Name', j.name], ['Tenant', j.tenant], ['Queue', j.queue], ['Phase', j.phase],
+    ['ID', j.id],
+    ['Name', j.name],
+    ['Tenant', j.tenant],
+    ['Queue', j.queue],
+    ['Phase', j.phase],
     ['Reason', j.reason ? `${j.reason.code}: ${j.reason.message}` : undefined],
-    ['Command', JSON.stringify(j.command)], ['Env', j.env && Object.keys(j.env).length ? JSON.stringify(j.env) : undefined], ['Resources', JSON.stringify(j.resources)], ['Tasks', `${j.tasks} (${countsLine(j)})`],
-    ['Priority', String(j.priority)], ['Trace', j.traceId], ['Created', j.createdAt], ['Queued', j.queuedAt], ['Started', j.startedAt], ['Finished', j.finishedAt],
+    ['Command', JSON.stringify(j.command)],
+    ['Env', j.env && Object.keys(j.env).length ? JSON.stringify(j.env) : undefined],
+    ['Resources', JSON.stringify(j.resources)],
+    ['Tasks', `${j.tasks} (${countsLine(j)})`],
+    ['Priority', String(j.priority)],
+    ['Trace', j.traceId],
+    ['Created', j.createdAt],
+    ['Queued', j.queuedAt],
+    ['Started', j.startedAt],
+    ['Finished', j.finishedAt],
   ];
-  return rows.filter(([, v]) => v !== undefined).map(([k, v]) => `${`${k}:`.padEnd(11)}${v}`).join('\n') + '\n';
+  return (
+    rows
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${`${k}:`.padEnd(11)}${v}`)
+      .join('\n') + '\n'
+  );
 }
 
 /** Queues as `batch queues` and `batch top` show them. */
 export function queueTable(queues: QueueView[]): string {
-  return table(['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING'], queues.map((q) => [
-    q.name, q.tenant, q.cohort ?? '-', String(q.weight), JSON.stringify(q.nominal), JSON.stringify(q.used), Object.keys(q.borrowed ?? {}).length ? JSON.stringify(q.borrowed) : '-',
-    q.fairShare.toFixed(3), String(q.runningTasks), `${q.pendingTasks} (${q.pendingJobs} jobs)`,
-  ]));
+  return table(
+    ['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING'],
+    queues.map((q) => [
+      q.name,
+      q.tenant,
+      q.cohort ?? '-',
+      String(q.weight),
+      JSON.stringify(q.nominal),
+      JSON.stringify(q.used),
+      Object.keys(q.borrowed ?? {}).length ? JSON.stringify(q.borrowed) : '-',
+      q.fairShare.toFixed(3),
+      String(q.runningTasks),
+      `${q.pendingTasks} (${q.pendingJobs} jobs)`,
+    ]),
+  );
 }

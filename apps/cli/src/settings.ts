@@ -22,7 +22,11 @@ export function resolveSettings(flags: { api?: string; token?: string }, env: No
   let saved: Partial<CliSettings> = {};
   const file = settingsFile(env);
   if (existsSync(file)) {
-    try { saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<CliSettings>; } catch { /* ignore a broken file */ }
+    try {
+      saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<CliSettings>;
+    } catch {
+      /* ignore a broken file */
+    }
   }
   // An empty variable counts as unset.
   const api = flags.api || env.BATCH_API || saved.api;

@@ -13,7 +13,11 @@ export interface SimulateFlags {
 export function runSimulate(f: SimulateFlags): number {
   try {
     const read = (p: string) => {
-      try { return readFileSync(p, 'utf8'); } catch (err) { throw new InputError(p, undefined, '(file)', (err as Error).message); }
+      try {
+        return readFileSync(p, 'utf8');
+      } catch (err) {
+        throw new InputError(p, undefined, '(file)', (err as Error).message);
+      }
     };
     const nodes = parseNodes(read(f.nodes), f.nodes);
     const workload = parseWorkload(read(f.workload), f.workload);

@@ -7,12 +7,28 @@ describe('batch submit argv → SubmitJobRequest', () => {
   it.each<[string, string[], object]>([
     ['a bare command after --', ['--', 'echo', 'hi'], { command: ['echo', 'hi'] }],
     ['options of the command stay its own after --', ['--', 'ls', '-la', '--tasks', '3'], { command: ['ls', '-la', '--tasks', '3'] }],
-    ['an array job with resources', ['--tasks', '8', '--cpu', '500m', '--memory', '1Gi', '--', 'run'], { command: ['run'], tasks: 8, resources: { cpu: '500m', memory: '1Gi' } }],
+    [
+      'an array job with resources',
+      ['--tasks', '8', '--cpu', '500m', '--memory', '1Gi', '--', 'run'],
+      { command: ['run'], tasks: 8, resources: { cpu: '500m', memory: '1Gi' } },
+    ],
     ['a GPU share is a number', ['--gpu', '0.5', '--', 'train'], { command: ['train'], resources: { gpu: 0.5 } }],
-    ['--env and --label repeat; a value may hold "="', ['--env', 'A=1', '--env', 'B=x=y', '--label', 'team=ml', '--', 'x'], { command: ['x'], env: { A: '1', B: 'x=y' }, labels: { team: 'ml' } }],
+    [
+      '--env and --label repeat; a value may hold "="',
+      ['--env', 'A=1', '--env', 'B=x=y', '--label', 'team=ml', '--', 'x'],
+      { command: ['x'], env: { A: '1', B: 'x=y' }, labels: { team: 'ml' } },
+    ],
     ['a variadic option takes several pairs at once', ['--env', 'A=1', 'B=2', '--', 'x'], { command: ['x'], env: { A: '1', B: '2' } }],
-    ['queue, negative priority, name', ['--queue', 'q', '--priority', '-3', '--name', 'nightly', '--', 'x'], { command: ['x'], queue: 'q', priority: -3, name: 'nightly' }],
-    ['placement: selector, gang, spread', ['--selector', 'gpu.model=A100', '--gang', '--spread', '--', 'x'], { command: ['x'], selector: { 'gpu.model': 'A100' }, gang: true, spread: true }],
+    [
+      'queue, negative priority, name',
+      ['--queue', 'q', '--priority', '-3', '--name', 'nightly', '--', 'x'],
+      { command: ['x'], queue: 'q', priority: -3, name: 'nightly' },
+    ],
+    [
+      'placement: selector, gang, spread',
+      ['--selector', 'gpu.model=A100', '--gang', '--spread', '--', 'x'],
+      { command: ['x'], selector: { 'gpu.model': 'A100' }, gang: true, spread: true },
+    ],
     ['retries and deadline', ['--attempts', '3', '--timeout', '600', '--', 'x'], { command: ['x'], retry: { maxAttempts: 3 }, timeoutSeconds: 600 }],
   ])('%s', (_name, argv, request) => {
     expect(parseSubmitArgv(argv).request).toEqual(request);
@@ -50,9 +66,18 @@ describe('batch submit argv → SubmitJobRequest', () => {
       writeFileSync(join(dir, 'job.yaml'), 'name: from-file\ncommand: [echo, hi]\ntasks: 4\nresources: { cpu: 500m, memory: 1Gi }\nitems: [a, b, c, d]\n');
       writeFileSync(join(dir, 'job.json'), JSON.stringify({ command: ['true'], priority: 5 }));
       writeFileSync(join(dir, 'list.yaml'), '- 1\n');
-      expect(parseSubmitArgv(['-f', join(dir, 'job.yaml')]).request).toEqual({ name: 'from-file', command: ['echo', 'hi'], tasks: 4, resources: { cpu: '500m', memory: '1Gi' }, items: ['a', 'b', 'c', 'd'] });
+      expect(parseSubmitArgv(['-f', join(dir, 'job.yaml')]).request).toEqual({
+        name: 'from-file',
+        command: ['echo', 'hi'],
+        tasks: 4,
+        resources: { cpu: '500m', memory: '1Gi' },
+        items: ['a', 'b', 'c', 'd'],
+      });
       // --cpu overrides one resource and keeps the other; the command after -- replaces the file's.
-      expect(parseSubmitArgv(['-f', join(dir, 'job.yaml'), '--cpu', '2', '--', 'run']).request).toMatchObject({ command: ['run'], resources: { cpu: '2', memory: '1Gi' } });
+      expect(parseSubmitArgv(['-f', join(dir, 'job.yaml'), '--cpu', '2', '--', 'run']).request).toMatchObject({
+        command: ['run'],
+        resources: { cpu: '2', memory: '1Gi' },
+      });
       expect(parseSubmitArgv(['-f', join(dir, 'job.json')]).request).toEqual({ command: ['true'], priority: 5 });
       expect(() => parseSubmitArgv(['-f', join(dir, 'list.yaml')])).toThrow('must hold an object');
     } finally {

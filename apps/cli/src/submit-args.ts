@@ -32,13 +32,16 @@ export interface SubmitFlags {
 export class UsageError extends Error {}
 
 /** `-o table|wide|json|yaml` of every command that prints. */
-export const outputOption = () => new Option('-o, --output <format>', 'table, wide (more columns), json or yaml (the API\'s answer)').choices([...OUTPUT_FORMATS]).default('table');
+export const outputOption = () =>
+  new Option('-o, --output <format>', "table, wide (more columns), json or yaml (the API's answer)").choices([...OUTPUT_FORMATS]).default('table');
 
 /** Commander parser of a whole number ≥ `min`. */
-export const wholeNumber = (min = 0) => (v: string): number => {
-  if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`must be a whole number${min ? ` ≥ ${min}` : ''}.`);
-  return Number(v);
-};
+export const wholeNumber =
+  (min = 0) =>
+  (v: string): number => {
+    if (!/^\d+$/.test(v) || Number(v) < min) throw new InvalidArgumentError(`must be a whole number${min ? ` ≥ ${min}` : ''}.`);
+    return Number(v);
+  };
 
 /** Adds the arguments and options of `batch submit` to `cmd`. */
 export function defineSubmit(cmd: Command): Command {
@@ -125,7 +128,12 @@ export interface SubmitInvocation {
 
 /** Everything commander hands a submit action, as an invocation. */
 export function submitInvocation(command: string[], f: SubmitFlags & { idempotencyKey?: string; wait?: boolean; output?: string }): SubmitInvocation {
-  return { request: submitRequest(command, f, f.file ? readRequestFile<SubmitJobRequest>(f.file) : undefined), idempotencyKey: f.idempotencyKey, wait: !!f.wait, output: OUTPUT_FORMATS.includes(f.output as OutputFormat) ? (f.output as OutputFormat) : 'table' };
+  return {
+    request: submitRequest(command, f, f.file ? readRequestFile<SubmitJobRequest>(f.file) : undefined),
+    idempotencyKey: f.idempotencyKey,
+    wait: !!f.wait,
+    output: OUTPUT_FORMATS.includes(f.output as OutputFormat) ? (f.output as OutputFormat) : 'table',
+  };
 }
 
 /** Reads a request from a YAML or JSON file (JSON is YAML too); `-` is stdin. Not an object → `UsageError`. */
@@ -148,7 +156,9 @@ export function readRequestFile<T>(path: string): T {
 
 /** Parses `batch submit` argv with the real command definition; bad usage throws `UsageError`. */
 export function parseSubmitArgv(argv: string[]): SubmitInvocation {
-  const cmd = defineSubmit(new Command('submit')).exitOverride().configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
+  const cmd = defineSubmit(new Command('submit'))
+    .exitOverride()
+    .configureOutput({ writeOut: () => undefined, writeErr: () => undefined });
   try {
     cmd.parse(argv, { from: 'user' });
   } catch (err) {

@@ -21,16 +21,25 @@ class Progress {
   private last = '';
   private readonly started = Date.now();
 
-  constructor(private readonly total: number, private readonly unit: string) {
+  constructor(
+    private readonly total: number,
+    private readonly unit: string,
+  ) {
     if (process.stderr.isTTY) {
-      this.bar = new SingleBar({ format: `{bar} {value}/{total} ${unit} | {counts} | {rate}/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+      this.bar = new SingleBar(
+        { format: `{bar} {value}/{total} ${unit} | {counts} | {rate}/s | ETA {eta_formatted}`, stream: process.stderr, hideCursor: true },
+        Presets.shades_classic,
+      );
       this.bar.start(total, 0, { counts: '', rate: '0.0' });
     }
   }
 
   update(done: number, counts: string): void {
     const rate = (done / Math.max(0.001, (Date.now() - this.started) / 1000)).toFixed(1);
-    if (this.bar) { this.bar.update(done, { counts, rate }); return; }
+    if (this.bar) {
+      this.bar.update(done, { counts, rate });
+      return;
+    }
     const line = `${done}/${this.total} ${this.unit} | ${counts}`;
     if (line !== this.last) process.stderr.write(`${line}\n`);
     this.last = line;
@@ -45,21 +54,23 @@ class Progress {
 export function defineRun(program: Command, client: () => BatchClient, run: Run): void {
   defineSubmit(program.command('run'))
     .description('submit a job and follow it with a progress bar: batch run [options] -- <command> [args...]; exits 0 only if it succeeded')
-    .action(run(async (command: string[], flags) => {
-      const inv = submitInvocation(command, flags);
-      const handle = await client().jobs.submit(inv.request, { idempotencyKey: inv.idempotencyKey });
-      if (!isData(inv.output)) process.stderr.write(`${handle.id} submitted\n`);
-      const progress = new Progress(handle.submitted.tasks, 'tasks');
-      let final: JobView;
-      try {
-        final = await handle.wait({ onUpdate: (j) => progress.update(j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled, countsLine(j)) });
-      } finally {
-        progress.stop();
-      }
-      if (isData(inv.output)) printData(final, inv.output);
-      else process.stdout.write(jobDetail(final));
-      return exitCodeOf(final.phase);
-    }));
+    .action(
+      run(async (command: string[], flags) => {
+        const inv = submitInvocation(command, flags);
+        const handle = await client().jobs.submit(inv.request, { idempotencyKey: inv.idempotencyKey });
+        if (!isData(inv.output)) process.stderr.write(`${handle.id} submitted\n`);
+        const progress = new Progress(handle.submitted.tasks, 'tasks');
+        let final: JobView;
+        try {
+          final = await handle.wait({ onUpdate: (j) => progress.update(j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled, countsLine(j)) });
+        } finally {
+          progress.stop();
+        }
+        if (isData(inv.output)) printData(final, inv.output);
+        else process.stdout.write(jobDetail(final));
+        return exitCodeOf(final.phase);
+      }),
+    );
 }
 
 /** Reads a workflow file: YAML or JSON (JSON is YAML too). */
@@ -77,7 +88,9 @@ async function follow(c: BatchClient, id: string, first: WorkflowView): Promise<
     return [...by].map(([p, n]) => `${n} ${p.toLowerCase()}`).join(', ');
   };
   try {
-    return await handle.wait({ onUpdate: (w) => progress.update(w.steps.filter((s) => ['Succeeded', 'Failed', 'Skipped', 'Cancelled'].includes(s.phase)).length, summary(w)) });
+    return await handle.wait({
+      onUpdate: (w) => progress.update(w.steps.filter((s) => ['Succeeded', 'Failed', 'Skipped', 'Cancelled'].includes(s.phase)).length, summary(w)),
+    });
   } finally {
     progress.stop();
   }
@@ -88,40 +101,59 @@ const show = (w: WorkflowView, output: OutputFormat) => (isData(output) ? printD
 /** `batch workflow submit|get|list|cancel`. */
 export function defineWorkflow(program: Command, client: () => BatchClient, run: Run): void {
   const wf = program.command('workflow').description('workflows: DAGs of jobs (docs/workflows.md)');
-  wf.command('submit').description('submit a workflow from a YAML or JSON file (- for stdin)')
+  wf.command('submit')
+    .description('submit a workflow from a YAML or JSON file (- for stdin)')
     .requiredOption('-f, --file <path>', 'the workflow (the body of POST /v1/workflows)')
     .option('--idempotency-key <key>', 'retrying with the same key returns the same workflow')
     .option('--wait', 'follow it to its end with a progress bar; exit 0 only if it succeeded')
     .addOption(outputOption())
-    .action(run(async (o: { file: string; idempotencyKey?: string; wait?: boolean; output: OutputFormat }) => {
-      const c = client();
-      const handle = await c.workflows.submit(readWorkflowFile(o.file), { idempotencyKey: o.idempotencyKey });
-      if (!o.wait) {
-        if (isData(o.output)) printData(handle.submitted, o.output);
-        else process.stdout.write(`${handle.id}\n`);
-        return 0;
-      }
-      const final = TERMINAL_WORKFLOW_PHASES.has(handle.submitted.phase) ? handle.submitted : await follow(c, handle.id, handle.submitted);
-      show(final, o.output);
-      return exitCodeOf(final.phase);
-    }));
-  wf.command('get').description('show a workflow and its steps').argument('<id>').option('-w, --watch', 'follow it to its end').addOption(outputOption())
-    .action(run(async (id: string, o: { watch?: boolean; output: OutputFormat }) => {
-      const c = client();
-      let w = await c.workflows.get(id);
-      if (o.watch && !TERMINAL_WORKFLOW_PHASES.has(w.phase)) w = await follow(c, id, w);
-      show(w, o.output);
-    }));
-  wf.command('list').description('list workflows').option('--limit <n>', 'at most this many (1–1000)', wholeNumber(1), 100).addOption(outputOption())
-    .action(run(async (o: { limit: number; output: OutputFormat }) => {
-      const workflows = await client().workflows.list(o.limit);
-      if (isData(o.output)) printData({ workflows }, o.output);
-      else process.stdout.write(workflowRows(workflows, o.output === 'wide'));
-    }));
-  wf.command('cancel').description('cancel a workflow: its running steps are cancelled, pending ones never run').argument('<id>').addOption(outputOption())
-    .action(run(async (id: string, o: { output: OutputFormat }) => {
-      const w = await client().workflows.cancel(id);
-      if (isData(o.output)) printData(w, o.output);
-      else process.stdout.write(`${w.id} ${w.phase}${TERMINAL_WORKFLOW_PHASES.has(w.phase) ? '' : ' (cancelling)'}\n`);
-    }));
+    .action(
+      run(async (o: { file: string; idempotencyKey?: string; wait?: boolean; output: OutputFormat }) => {
+        const c = client();
+        const handle = await c.workflows.submit(readWorkflowFile(o.file), { idempotencyKey: o.idempotencyKey });
+        if (!o.wait) {
+          if (isData(o.output)) printData(handle.submitted, o.output);
+          else process.stdout.write(`${handle.id}\n`);
+          return 0;
+        }
+        const final = TERMINAL_WORKFLOW_PHASES.has(handle.submitted.phase) ? handle.submitted : await follow(c, handle.id, handle.submitted);
+        show(final, o.output);
+        return exitCodeOf(final.phase);
+      }),
+    );
+  wf.command('get')
+    .description('show a workflow and its steps')
+    .argument('<id>')
+    .option('-w, --watch', 'follow it to its end')
+    .addOption(outputOption())
+    .action(
+      run(async (id: string, o: { watch?: boolean; output: OutputFormat }) => {
+        const c = client();
+        let w = await c.workflows.get(id);
+        if (o.watch && !TERMINAL_WORKFLOW_PHASES.has(w.phase)) w = await follow(c, id, w);
+        show(w, o.output);
+      }),
+    );
+  wf.command('list')
+    .description('list workflows')
+    .option('--limit <n>', 'at most this many (1–1000)', wholeNumber(1), 100)
+    .addOption(outputOption())
+    .action(
+      run(async (o: { limit: number; output: OutputFormat }) => {
+        const workflows = await client().workflows.list(o.limit);
+        if (isData(o.output)) printData({ workflows }, o.output);
+        else process.stdout.write(workflowRows(workflows, o.output === 'wide'));
+      }),
+    );
+  wf.command('cancel')
+    .description('cancel a workflow: its running steps are cancelled, pending ones never run')
+    .argument('<id>')
+    .addOption(outputOption())
+    .action(
+      run(async (id: string, o: { output: OutputFormat }) => {
+        const w = await client().workflows.cancel(id);
+        if (isData(o.output)) printData(w, o.output);
+        else process.stdout.write(`${w.id} ${w.phase}${TERMINAL_WORKFLOW_PHASES.has(w.phase) ? '' : ' (cancelling)'}\n`);
+      }),
+    );
 }

@@ -51,7 +51,8 @@ it('batch dev without etcd says how to install it and exits 1', () => {
 });
 
 describe('tools/batch.js', () => {
-  const wrapper = (args: string[]) => spawnSync(process.execPath, [join(ROOT, 'tools/batch.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' } });
+  const wrapper = (args: string[]) =>
+    spawnSync(process.execPath, [join(ROOT, 'tools/batch.js'), ...args], { encoding: 'utf8', env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' } });
 
   it('runs the CLI with the arguments and passes its output and exit code through', () => {
     expect(wrapper(['--help'])).toMatchObject({ status: 0, stdout: expect.stringContaining('Usage: batch') });
@@ -78,7 +79,10 @@ describe('batch simulate', () => {
   });
 
   it('stops on bad input with the file, line and field, exit 1', () => {
-    writeFileSync(join(dir, 'bad.jsonl'), `${JSON.stringify({ name: 'n1', capacity: { cpu: '4' } })}\n${JSON.stringify({ name: 'n2', capacity: { cpu: 'four' } })}\n`);
+    writeFileSync(
+      join(dir, 'bad.jsonl'),
+      `${JSON.stringify({ name: 'n1', capacity: { cpu: '4' } })}\n${JSON.stringify({ name: 'n2', capacity: { cpu: 'four' } })}\n`,
+    );
     const r = batch(['simulate', '--nodes', join(dir, 'bad.jsonl'), '--workload', join(dir, 'work.jsonl')], env);
     expect(r.status).toBe(1);
     expect(r.stderr).toContain(`${join(dir, 'bad.jsonl')}:2: capacity.cpu`);

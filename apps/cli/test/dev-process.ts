@@ -23,7 +23,12 @@ export class DevProcess {
 
   /** `launcher`: what runs `batch` (default: node on the built CLI), e.g. `['npm', 'run', '-s', 'batch', '--']`. */
   constructor(args: string[], env: NodeJS.ProcessEnv, launcher: string[] = [process.execPath, MAIN]) {
-    this.child = spawn(launcher[0], [...launcher.slice(1), 'dev', ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    this.child = spawn(launcher[0], [...launcher.slice(1), 'dev', ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.child.stdout!.on('data', (c) => (this.stdout += c));
     this.child.stderr!.on('data', (c) => (this.stderr += c));
     this.exited = new Promise((r) => this.child.once('exit', (code) => r(code)));
@@ -40,7 +45,8 @@ export class DevProcess {
     for (;;) {
       const m = re.exec(this.stdout);
       if (m) return m;
-      if (Date.now() > deadline || this.child.exitCode !== null) throw new Error(`no ${re} in the output of batch dev (exit ${this.child.exitCode}):\n${this.stdout}\n${this.stderr}`);
+      if (Date.now() > deadline || this.child.exitCode !== null)
+        throw new Error(`no ${re} in the output of batch dev (exit ${this.child.exitCode}):\n${this.stdout}\n${this.stderr}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -69,7 +75,10 @@ export class DevProcess {
 
 /** Pids of the live processes of this machine, this one excepted (Linux /proc). */
 function livePids(): number[] {
-  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).map(Number).filter((p) => p !== process.pid && alive(p));
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .map(Number)
+    .filter((p) => p !== process.pid && alive(p));
 }
 
 /** `/proc/<pid>/stat` fields after the command name: state, ppid, pgrp, … */

@@ -32,16 +32,25 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   expect(api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(dev.stdout).toMatch(/operator token: bt_\S+/);
   // each start step is named on stderr
-  for (const step of ['starting etcd', 'starting quota', 'starting scheduler', 'starting executor-0', 'starting admission', 'all services ready']) expect(dev.stderr).toContain(`• ${step}`);
+  for (const step of ['starting etcd', 'starting quota', 'starting scheduler', 'starting executor-0', 'starting admission', 'all services ready'])
+    expect(dev.stderr).toContain(`• ${step}`);
 
   // The SDK: submit, wait for Succeeded.
   const client = new BatchClient({ url: api, token });
-  const job = await client.submitJob({ name: 'sdk-job', tasks: 3, resources: { cpu: '100m', memory: '32Mi' }, command: ['sh', '-c', 'echo "out-$BATCH_TASK_INDEX"'] });
+  const job = await client.submitJob({
+    name: 'sdk-job',
+    tasks: 3,
+    resources: { cpu: '100m', memory: '32Mi' },
+    command: ['sh', '-c', 'echo "out-$BATCH_TASK_INDEX"'],
+  });
   const done = await client.waitForJob(job.id, { intervalMs: 100, timeoutMs: 30_000 });
   expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 3, failed: 0 } });
 
   // The CLI finds the cluster through the settings file batch dev wrote (BATCH_API/BATCH_TOKEN are empty).
-  const submitted = batch(['submit', '--tasks', '2', '--cpu', '100m', '--wait', '-o', 'json', '--', 'sh', '-c', 'echo out-$BATCH_TASK_INDEX; echo err >&2'], env);
+  const submitted = batch(
+    ['submit', '--tasks', '2', '--cpu', '100m', '--wait', '-o', 'json', '--', 'sh', '-c', 'echo out-$BATCH_TASK_INDEX; echo err >&2'],
+    env,
+  );
   expect(submitted.stderr).toBe('');
   expect(submitted.status).toBe(0);
   const cliJob = JSON.parse(submitted.stdout);
@@ -74,7 +83,9 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   const second = new DevProcess(['--fresh', '--data-dir', dataDir], env);
   cleanups.push(() => second.killAll());
   expect(await second.exited).toBe(1);
-  expect(second.stderr).toBe(`error: the local cluster did not start: another local cluster (pid ${dev.pid}) is using ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${dev.pid}), or use another --data-dir\n`);
+  expect(second.stderr).toBe(
+    `error: the local cluster did not start: another local cluster (pid ${dev.pid}) is using ${dataDir}: stop it first (Ctrl-C in its terminal, or kill -INT ${dev.pid}), or use another --data-dir\n`,
+  );
   expect((await client.getJob(job.id)).phase).toBe('Succeeded');
 
   // Ctrl-C in a terminal: SIGINT to the whole process group.
@@ -94,7 +105,10 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
 
 it('npm run -s batch -- dev --demo: runs the sample job to Succeeded, prints the summary, stops, exits 0', async () => {
   // tools/batch.js without the build (the suite runs on a built tree) and without a TTY: plain progress lines.
-  const demo = spawn(process.execPath, [join(ROOT, 'tools/batch.js'), 'dev', '--demo'], { env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const demo = spawn(process.execPath, [join(ROOT, 'tools/batch.js'), 'dev', '--demo'], {
+    env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   demo.stdout.on('data', (c) => (stdout += c));

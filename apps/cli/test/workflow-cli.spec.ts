@@ -27,7 +27,20 @@ beforeAll(async () => {
   const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
   services.push(await startQuota({ config, cluster: DEFAULT_CLUSTER }));
   services.push(await startScheduler({ config, tuning: { idleMs: 50, busyMs: 5 } }));
-  services.push(await startExecutor({ config, executor: { nodeName: 'cli-node', dataDir: join(dir, 'node'), cpu: '4', memory: '8Gi', killGraceMs: 300, reportIntervalMs: 50, nvidiaSmi: join(dir, 'absent') } }));
+  services.push(
+    await startExecutor({
+      config,
+      executor: {
+        nodeName: 'cli-node',
+        dataDir: join(dir, 'node'),
+        cpu: '4',
+        memory: '8Gi',
+        killGraceMs: 300,
+        reportIntervalMs: 50,
+        nvidiaSmi: join(dir, 'absent'),
+      },
+    }),
+  );
   const tokens = { tokens: [{ sha256: createHash('sha256').update('cli-token').digest('hex'), tenant: 'default', role: 'tenant' as const }] };
   const admission = await startAdmission({ tokens: new TokenAuthenticator(tokens), config });
   services.push(admission);
@@ -48,7 +61,10 @@ function batch(args: string[]): Promise<{ status: number | null; stdout: string;
     child.stdout.on('data', (c) => (stdout += c));
     child.stderr.on('data', (c) => (stderr += c));
     const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (status) => { clearTimeout(t); resolve({ status, stdout, stderr }); });
+    child.on('close', (status) => {
+      clearTimeout(t);
+      resolve({ status, stdout, stderr });
+    });
   });
 }
 
@@ -65,17 +81,20 @@ it('batch run follows a job to its end and exits with its outcome', async () => 
 
 it('batch workflow submit -f a YAML file --wait, then get, list (yaml, wide) and cancel', async () => {
   const file = join(dir, 'wf.yaml');
-  writeFileSync(file, [
-    'name: cli-flow',
-    'steps:',
-    '  - name: make',
-    '    job: { command: [sh, -c, "echo [10,20] > $BATCH_RESULT_PATH"], resources: { cpu: 100m, memory: 16Mi } }',
-    '  - name: each',
-    '    dependsOn: [make]',
-    '    map: { fromStep: make }',
-    '    job: { command: [sh, -c, "test $BATCH_MAP_ITEM -gt 5"], resources: { cpu: 100m, memory: 16Mi } }',
-    '',
-  ].join('\n'));
+  writeFileSync(
+    file,
+    [
+      'name: cli-flow',
+      'steps:',
+      '  - name: make',
+      '    job: { command: [sh, -c, "echo [10,20] > $BATCH_RESULT_PATH"], resources: { cpu: 100m, memory: 16Mi } }',
+      '  - name: each',
+      '    dependsOn: [make]',
+      '    map: { fromStep: make }',
+      '    job: { command: [sh, -c, "test $BATCH_MAP_ITEM -gt 5"], resources: { cpu: 100m, memory: 16Mi } }',
+      '',
+    ].join('\n'),
+  );
   const sub = await batch(['workflow', 'submit', '-f', file, '--wait', '-o', 'json']);
   expect(sub.status).toBe(0);
   const wf = JSON.parse(sub.stdout);

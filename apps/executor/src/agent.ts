@@ -7,7 +7,19 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Binding, DEFAULT_QUARANTINE, type FailureReason, recordNodeFailure, type GroupStatus, MAX_RESULT_BYTES, NODE_LOST, type NodeRecord, type TaskResult, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import {
+  type Binding,
+  DEFAULT_QUARANTINE,
+  type FailureReason,
+  recordNodeFailure,
+  type GroupStatus,
+  MAX_RESULT_BYTES,
+  NODE_LOST,
+  type NodeRecord,
+  type TaskResult,
+  type TaskStatus,
+  TERMINAL_TASK_STATES,
+} from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { type Informer, monotonicMs, quarantineNode, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
@@ -92,14 +104,22 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   /** When attempts on this node last failed for node reasons (within the quarantine window). */
   private nodeFailures: number[] = [];
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(EXECUTOR_CONFIG) readonly config: ExecutorConfig) {
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Inject(EXECUTOR_CONFIG) readonly config: ExecutorConfig,
+  ) {
     const registers = [ctx.registry];
     this.m = {
       running: new Gauge({ name: Metric.executorRunningAttempts, help: 'Task attempts running on this node', registers }),
       outcomes: new Counter({ name: Metric.executorOutcomes, help: 'Task attempts ended, by reason', labelNames: ['reason'], registers }),
       txns: new Counter({ name: Metric.executorReportTxns, help: 'Batched status report calls', registers }),
       renewFailures: new Counter({ name: Metric.executorLeaseRenewFailures, help: 'Lease keep-alives that failed', registers }),
-      quarantined: new Counter({ name: Metric.nodeQuarantined, help: 'Nodes taken out of scheduling for repeated node failures, by node and cause', labelNames: ['node', 'reason'], registers }),
+      quarantined: new Counter({
+        name: Metric.nodeQuarantined,
+        help: 'Nodes taken out of scheduling for repeated node failures, by node and cause',
+        labelNames: ['node', 'reason'],
+        registers,
+      }),
     };
     ctx.lease.onRenewalFailed(() => this.m.renewFailures.inc());
     ctx.readiness = { check: () => this.registered && !this.fenced, reason: () => (this.fenced ? 'self-fenced: lease lost' : 'not registered') };
@@ -158,7 +178,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
 
   onApplicationBootstrap(): void {
     this.watchdog = setInterval(() => {
-      if (!this.ctx.lease.alive()) { clearInterval(this.watchdog); this.selfFence('lease not renewed within its TTL'); }
+      if (!this.ctx.lease.alive()) {
+        clearInterval(this.watchdog);
+        this.selfFence('lease not renewed within its TTL');
+      }
     }, 100);
     this.watchdog.unref();
   }
@@ -166,7 +189,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.watchdog);
     clearInterval(this.logRotator);
-    if (this.watchdogPid) try { process.kill(this.watchdogPid, 'SIGTERM'); } catch { /* gone */ }
+    if (this.watchdogPid)
+      try {
+        process.kill(this.watchdogPid, 'SIGTERM');
+      } catch {
+        /* gone */
+      }
     clearInterval(this.reporter);
     await this.informer?.stop();
     // The node goes away, not the tasks' fault: they end NodeLost and run again elsewhere.
@@ -204,7 +232,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       this.ctx.log.warn({ script }, 'no watchdog: build the executor first; a paused executor then cannot be fenced');
       return;
     }
-    const child = spawn(process.execPath, [script, heartbeat, ledgerFile, String(ttlMs), String(process.pid), this.config.nodeName], { detached: true, stdio: 'ignore' });
+    const child = spawn(process.execPath, [script, heartbeat, ledgerFile, String(ttlMs), String(process.pid), this.config.nodeName], {
+      detached: true,
+      stdio: 'ignore',
+    });
     child.unref();
     this.watchdogPid = child.pid;
     if (child.pid) writeFileSync(join(this.config.dataDir, WATCHDOG_PID_FILE), String(child.pid));
@@ -216,7 +247,11 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private maybeCompactLedger(): void {
     if (++this.endedSinceCompaction < 256 || !this.ledger) return;
     this.endedSinceCompaction = 0;
-    try { this.ledger.compact(); } catch (err) { this.ctx.log.warn({ err: (err as Error).message }, 'could not compact the process-group ledger'); }
+    try {
+      this.ledger.compact();
+    } catch (err) {
+      this.ctx.log.warn({ err: (err as Error).message }, 'could not compact the process-group ledger');
+    }
   }
 
   /** Pid of the watchdog process. */
@@ -244,11 +279,14 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (!quarantine) return;
     const { store, lease } = this.ctx;
     const why = `${times.length} attempts could not start on this node within ${DEFAULT_QUARANTINE.windowMs / 60_000} min; last: ${detail}`;
-    quarantineNode(store, { key: store.keys.node(this.config.nodeName), lease: lease.id }, this.config.nodeName, 'node_error', times.length, why, now).then((done) => {
-      if (!done) return;
-      this.m.quarantined.inc({ node: this.config.nodeName, reason: 'node_error' });
-      this.ctx.log.error({ node: this.config.nodeName, reason: why }, 'node quarantined: taken out of scheduling until an operator uncordons it');
-    }, (err: Error) => this.ctx.log.warn({ err: err.message }, 'quarantining this node failed'));
+    quarantineNode(store, { key: store.keys.node(this.config.nodeName), lease: lease.id }, this.config.nodeName, 'node_error', times.length, why, now).then(
+      (done) => {
+        if (!done) return;
+        this.m.quarantined.inc({ node: this.config.nodeName, reason: 'node_error' });
+        this.ctx.log.error({ node: this.config.nodeName, reason: why }, 'node quarantined: taken out of scheduling until an operator uncordons it');
+      },
+      (err: Error) => this.ctx.log.warn({ err: err.message }, 'quarantining this node failed'),
+    );
   }
 
   /**
@@ -270,11 +308,23 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
         this.nodeFailed(detail);
         return;
       }
-      const res = await store.txn([{ key, modRevision: cur.modRevision }, { key, lease: lease.id }], [{ put: key, value: { ...cur.value, capacity: inv.capacity, gpus: inv.gpus }, lease: lease.id }]);
-      if (res.succeeded) log.warn({ node: this.config.nodeName, was: cur.value.capacity, capacity: inv.capacity, detail }, 'node capacity read again: pods that are not BatchAPI\'s changed');
+      const res = await store.txn(
+        [
+          { key, modRevision: cur.modRevision },
+          { key, lease: lease.id },
+        ],
+        [{ put: key, value: { ...cur.value, capacity: inv.capacity, gpus: inv.gpus }, lease: lease.id }],
+      );
+      if (res.succeeded)
+        log.warn(
+          { node: this.config.nodeName, was: cur.value.capacity, capacity: inv.capacity, detail },
+          "node capacity read again: pods that are not BatchAPI's changed",
+        );
     })()
-      .catch((err: Error) => log.warn({ err: err.message }, 'reading the node\'s capacity again failed'))
-      .finally(() => { this.refreshing = undefined; });
+      .catch((err: Error) => log.warn({ err: err.message }, "reading the node's capacity again failed"))
+      .finally(() => {
+        this.refreshing = undefined;
+      });
   }
 
   /** Whether the watchdog killed tasks at or after `since` (ms of `monotonicMs`). */
@@ -316,7 +366,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       if (g) this.forget(g, 'binding removed');
       return;
     }
-    if (ev.value) void this.onBinding({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? ev.modRevision }, false);
+    if (ev.value)
+      void this.onBinding({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? ev.modRevision }, false);
   }
 
   private async onBinding(kv: Versioned<Binding>, atStart: boolean): Promise<void> {
@@ -328,7 +379,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       this.preempt(known, kv.value.preempt ?? []);
       return;
     }
-    if (this.arriving.has(kv.key)) { this.arriving.set(kv.key, kv.value); return; }
+    if (this.arriving.has(kv.key)) {
+      this.arriving.set(kv.key, kv.value);
+      return;
+    }
     this.arriving.set(kv.key, kv.value);
     const first = kv.value;
     const statusKey = this.ctx.store.keys.group(first.jobId, first.start, first.attempt);
@@ -337,17 +391,34 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const b = this.arriving.get(kv.key);
     this.arriving.delete(kv.key);
     if (!st || !b || this.fenced || this.stopping || this.groups.has(kv.key)) return;
-    const g: GroupRun = { key: kv.key, binding: b, status: st.value, statusKey, statusRevision: st.modRevision, procs: new Map(), cancelling: false, preempting: new Set(), dirty: false, results: [] };
+    const g: GroupRun = {
+      key: kv.key,
+      binding: b,
+      status: st.value,
+      statusKey,
+      statusRevision: st.modRevision,
+      procs: new Map(),
+      cancelling: false,
+      preempting: new Set(),
+      dirty: false,
+      results: [],
+    };
     this.groups.set(kv.key, g);
     const leftOver = this.leftByPrevious?.delete(kv.key) ?? false;
     const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound') || leftOver;
     if (atStart && ranBefore) {
       // A previous incarnation of this executor started these; their processes died with it.
-      g.status = { ...g.status, tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: Date.now() })) };
+      g.status = {
+        ...g.status,
+        tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: Date.now() })),
+      };
       g.dirty = true;
       return;
     }
-    if (b.cancelRequested) { this.cancel(g); return; }
+    if (b.cancelRequested) {
+      this.cancel(g);
+      return;
+    }
     this.preempt(g, b.preempt ?? []);
     for (let i = b.start; i < b.end; i++) if (!g.preempting.has(i)) this.startTask(g, i);
   }
@@ -358,7 +429,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       try {
         return await this.ctx.store.get<GroupStatus>(statusKey);
       } catch (err) {
-        this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, 'could not read a bound group\'s status; retrying');
+        this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, "could not read a bound group's status; retrying");
       }
       await sleep(wait);
       if (this.fenced || !this.arriving.has(bindingKey)) return undefined;
@@ -373,19 +444,27 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const k = i - g.binding.start;
       const proc = g.procs.get(i);
       if (proc) proc.stop(this.config.killGraceMs);
-      else if (g.status.tasks[k] && !TERMINAL_TASK_STATES.has(g.status.tasks[k].state)) this.setTask(g, k, { ...g.status.tasks[k], state: 'Preempted', finishedAt: Date.now() });
+      else if (g.status.tasks[k] && !TERMINAL_TASK_STATES.has(g.status.tasks[k].state))
+        this.setTask(g, k, { ...g.status.tasks[k], state: 'Preempted', finishedAt: Date.now() });
     }
   }
 
   private startTask(g: GroupRun, index: number): void {
     const b = g.binding;
     const k = index - b.start;
-    const { span, traceparent } = startSpan('task.run', { parent: b.traceparent, attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node } });
+    const { span, traceparent } = startSpan('task.run', {
+      parent: b.traceparent,
+      attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node },
+    });
     const devices = b.devices[k] ?? [];
     const paths = attemptPaths(this.config.dataDir, b.jobId, index, b.attempt);
     // A result left by an earlier run of this attempt's path must not count; a path that cannot be
     // cleared is the node's problem, reported when the attempt fails to start below.
-    try { rmSync(paths.result, { force: true }); } catch { /* reported by TaskProcess */ }
+    try {
+      rmSync(paths.result, { force: true });
+    } catch {
+      /* reported by TaskProcess */
+    }
     const env: Record<string, string> = {
       ...inheritedEnv(),
       ...b.env,
@@ -410,9 +489,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     g.procs.set(index, proc);
     let deadlineHit = false;
     const deadline = b.timeoutSeconds
-      ? setTimeout(() => { deadlineHit = true; proc.stop(this.config.killGraceMs); }, b.timeoutSeconds * 1000)
+      ? setTimeout(() => {
+          deadlineHit = true;
+          proc.stop(this.config.killGraceMs);
+        }, b.timeoutSeconds * 1000)
       : undefined;
-    if (proc.pid && this.ledger && !this.ledger.record(proc.pid)) this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
+    if (proc.pid && this.ledger && !this.ledger.record(proc.pid))
+      this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
     const startedAt = Date.now();
     const startedMono = monotonicMs();
     this.setTask(g, k, { state: 'Running', startedAt });
@@ -426,22 +509,34 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const result = state === 'Succeeded' || state === 'Failed' ? this.readResult(paths.result, b.jobId, index) : undefined;
       if (result === 'too-large' && state === 'Succeeded') state = 'Failed';
       if (result !== undefined && result !== 'too-large') g.results.push({ index, attempt: b.attempt, value: result.value });
-      const reason: FailureReason | undefined = state !== 'Failed' ? undefined
-        : result === 'too-large' && exit.exitCode === 0 ? 'ResultTooLarge'
-        : exit.nodeError ? 'NodeError'
-        // killed by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault
-        : this.stoppedForShutdown.has(proc) && diedOfStop(exit) ? NODE_LOST
-        // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
-        // or by the watchdog while this process stalled, even if the lease was renewed since
-        : exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedMono)) ? NODE_LOST
-        : deadlineHit || exit.deadlineExceeded ? 'DeadlineExceeded'
-        : exit.oomKilled || limits?.oomKilled() ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
-        : 'Error';
+      const reason: FailureReason | undefined =
+        state !== 'Failed'
+          ? undefined
+          : result === 'too-large' && exit.exitCode === 0
+            ? 'ResultTooLarge'
+            : exit.nodeError
+              ? 'NodeError'
+              : // killed by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault
+                this.stoppedForShutdown.has(proc) && diedOfStop(exit)
+                ? NODE_LOST
+                : // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
+                  // or by the watchdog while this process stalled, even if the lease was renewed since
+                  exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedMono))
+                  ? NODE_LOST
+                  : deadlineHit || exit.deadlineExceeded
+                    ? 'DeadlineExceeded'
+                    : exit.oomKilled || limits?.oomKilled()
+                      ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
+                      : 'Error';
       limits?.remove();
       this.m.outcomes.inc({ reason: reason ?? state });
       if (exit.nodeFull) this.refreshCapacity(exit.nodeError ?? 'the node refused an attempt for room');
       else if (exit.nodeError) this.nodeFailed(exit.nodeError);
-      span.setAttributes({ 'batch.outcome': state, ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}), ...(exit.signal ? { 'process.signal': exit.signal } : {}) });
+      span.setAttributes({
+        'batch.outcome': state,
+        ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}),
+        ...(exit.signal ? { 'process.signal': exit.signal } : {}),
+      });
       if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${reason}: ${describe(exit)}` });
       span.end();
       if (!this.groups.has(g.key)) return;
@@ -455,7 +550,11 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    */
   private readResult(file: string, jobId: string, index: number): { value: unknown } | 'too-large' | undefined {
     let size: number;
-    try { size = statSync(file).size; } catch { return undefined; }
+    try {
+      size = statSync(file).size;
+    } catch {
+      return undefined;
+    }
     if (size > MAX_RESULT_BYTES) {
       this.ctx.log.warn({ job: jobId, index, bytes: size }, `task result over ${MAX_RESULT_BYTES} bytes: the task fails with ResultTooLarge`);
       return 'too-large';
@@ -497,7 +596,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   /** Sends every changed group's status in batched transactions. */
   async flush(): Promise<void> {
     if (this.flushing) return this.flushing;
-    this.flushing = this.doFlush().finally(() => { this.flushing = undefined; });
+    this.flushing = this.doFlush().finally(() => {
+      this.flushing = undefined;
+    });
     return this.flushing;
   }
 
@@ -507,7 +608,14 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const g = groups.find((x) => x.binding.jobId === r.jobId && x.binding.start <= r.index && r.index < x.binding.end);
       const { span } = startSpan('task.retry', {
         parent: g?.binding.traceparent,
-        attributes: { 'batch.job.id': r.jobId, 'batch.task.index': r.index, 'batch.attempt': r.attempt - 1, 'batch.attempt.next': r.attempt, 'batch.retry.reason': r.reason, ...(r.notBefore ? { 'batch.retry.not_before': new Date(r.notBefore).toISOString() } : {}) },
+        attributes: {
+          'batch.job.id': r.jobId,
+          'batch.task.index': r.index,
+          'batch.attempt': r.attempt - 1,
+          'batch.attempt.next': r.attempt,
+          'batch.retry.reason': r.reason,
+          ...(r.notBefore ? { 'batch.retry.not_before': new Date(r.notBefore).toISOString() } : {}),
+        },
       });
       span.end();
     }
@@ -519,11 +627,22 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     for (const g of dirty) g.dirty = false;
     const sent = new Map(dirty.map((g) => [g, g.results]));
     for (const g of dirty) g.results = [];
-    const putBack = (g: GroupRun) => { g.results = [...(sent.get(g) ?? []), ...g.results]; };
+    const putBack = (g: GroupRun) => {
+      g.results = [...(sent.get(g) ?? []), ...g.results];
+    };
     try {
-      const res = await reportGroups(this.ctx.store, this.config.nodeName, this.ctx.lease.id, dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision, ...(sent.get(g)!.length ? { results: sent.get(g) } : {}) })), Date.now());
+      const res = await reportGroups(
+        this.ctx.store,
+        this.config.nodeName,
+        this.ctx.lease.id,
+        dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision, ...(sent.get(g)!.length ? { results: sent.get(g) } : {}) })),
+        Date.now(),
+      );
       this.m.txns.inc();
-      if (res.fenced) { this.selfFence('the node key is no longer bound to this executor\'s lease'); return; }
+      if (res.fenced) {
+        this.selfFence("the node key is no longer bound to this executor's lease");
+        return;
+      }
       this.traceRequeues(dirty, res.requeued);
       for (const g of dirty) {
         const rev = res.accepted.get(g.statusKey);
@@ -537,13 +656,19 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
           // Refused means another writer ended the group and its binding is gone (a report that
           // merely lost a race, or whose answer was lost, is neither accepted nor refused).
           this.forget(g, 'report refused: the group was ended by another writer and its binding is gone');
-        } else { g.dirty = true; putBack(g); }
+        } else {
+          g.dirty = true;
+          putBack(g);
+        }
       }
     } catch (err) {
       // A report whose outcome could not be settled (the re-read failed too) keeps its old
       // revision: if it did land, the next report's compare fails, and the status it re-reads
       // carries this process's lease token, so that report is rebased on it, not refused.
-      for (const g of dirty) { g.dirty = true; putBack(g); }
+      for (const g of dirty) {
+        g.dirty = true;
+        putBack(g);
+      }
       this.ctx.log.warn({ err: (err as Error).message }, 'status report failed; will retry');
     }
   }

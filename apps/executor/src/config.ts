@@ -44,7 +44,12 @@ export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv = process.env): K
 }
 
 export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
-  const nodeName = env.BATCH_NODE_NAME ?? hostname().toLowerCase().replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  const nodeName =
+    env.BATCH_NODE_NAME ??
+    hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9-]/g, '-')
+      .replace(/^-+|-+$/g, '');
   // The name is part of etcd keys and of the data dir: no "/" and no "..".
   if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/.test(nodeName) || nodeName.includes('..')) {
     throw new Error(`BATCH_NODE_NAME=${JSON.stringify(nodeName)} is not a node name: use letters, digits, "-", "_" or "." (at most 253)`);
@@ -75,6 +80,7 @@ function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, min
   const raw = env[name];
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${name}=${JSON.stringify(raw)} is not an integer of at least ${min}; unset it for the default ${fallback}`);
+  if (!Number.isInteger(n) || n < min)
+    throw new Error(`${name}=${JSON.stringify(raw)} is not an integer of at least ${min}; unset it for the default ${fallback}`);
   return n;
 }

@@ -29,7 +29,13 @@ export function detectIsolation(root = ROOT): IsolationKind {
     }
   };
   if (existsSync(join(root, 'cgroup.controllers')) && probe(root)) return 'cgroup2';
-  if (existsSync(join(root, 'memory', 'memory.limit_in_bytes')) && existsSync(join(root, 'cpu', 'cpu.cfs_quota_us')) && probe(join(root, 'memory')) && probe(join(root, 'cpu'))) return 'cgroup1';
+  if (
+    existsSync(join(root, 'memory', 'memory.limit_in_bytes')) &&
+    existsSync(join(root, 'cpu', 'cpu.cfs_quota_us')) &&
+    probe(join(root, 'memory')) &&
+    probe(join(root, 'cpu'))
+  )
+    return 'cgroup1';
   if (spawnSync('prlimit', ['--version']).status === 0) return 'rlimit';
   return 'none';
 }
@@ -38,7 +44,12 @@ export function detectIsolation(root = ROOT): IsolationKind {
 export class AttemptLimits {
   private readonly dirs: string[] = [];
 
-  constructor(readonly kind: IsolationKind, readonly name: string, readonly resources: ResourceVector, private readonly root = ROOT) {}
+  constructor(
+    readonly kind: IsolationKind,
+    readonly name: string,
+    readonly resources: ResourceVector,
+    private readonly root = ROOT,
+  ) {}
 
   /** Creates the cgroup(s) and returns the argv that runs `command` inside the limits. */
   wrap(command: string[]): string[] {
@@ -57,7 +68,11 @@ export class AttemptLimits {
       mkdirSync(cpu, { recursive: true });
       if (memory) {
         writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memory));
-        try { writeFileSync(join(mem, 'memory.memsw.limit_in_bytes'), String(memory)); } catch { /* no swap accounting */ }
+        try {
+          writeFileSync(join(mem, 'memory.memsw.limit_in_bytes'), String(memory));
+        } catch {
+          /* no swap accounting */
+        }
       }
       if (cpuQuota) {
         writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(PERIOD_US));
@@ -86,14 +101,21 @@ export class AttemptLimits {
         const kills = /oom_kill (\d+)/.exec(readFileSync(join(this.dirs[0], 'memory.oom_control'), 'utf8'));
         return !!kills && Number(kills[1]) > 0;
       }
-    } catch { /* gone */ }
+    } catch {
+      /* gone */
+    }
     return false;
   }
 
   /** Removes the cgroup(s) once the attempt's processes are gone (retried while its last processes die). */
   remove(tries = 10): void {
     const busy = this.dirs.filter((d) => {
-      try { rmdirSync(d); return false; } catch (err) { return (err as NodeJS.ErrnoException).code === 'EBUSY'; }
+      try {
+        rmdirSync(d);
+        return false;
+      } catch (err) {
+        return (err as NodeJS.ErrnoException).code === 'EBUSY';
+      }
     });
     this.dirs.splice(0, this.dirs.length, ...busy);
     if (busy.length && tries > 0) setTimeout(() => this.remove(tries - 1), 500).unref();
@@ -105,9 +127,19 @@ export function sweepCgroups(kind: IsolationKind, node: string, root = ROOT): vo
   const parents = kind === 'cgroup2' ? [join(root, 'batchapi')] : kind === 'cgroup1' ? [join(root, 'memory', 'batchapi'), join(root, 'cpu', 'batchapi')] : [];
   for (const parent of parents) {
     let names: string[] = [];
-    try { names = readdirSync(parent, { withFileTypes: true }).filter((e) => e.isDirectory() && e.name.startsWith(`${node}-`)).map((e) => e.name); } catch { continue; }
+    try {
+      names = readdirSync(parent, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && e.name.startsWith(`${node}-`))
+        .map((e) => e.name);
+    } catch {
+      continue;
+    }
     for (const n of names) {
-      try { rmdirSync(join(parent, n)); } catch { /* still in use */ }
+      try {
+        rmdirSync(join(parent, n));
+      } catch {
+        /* still in use */
+      }
     }
   }
 }

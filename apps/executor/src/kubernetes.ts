@@ -61,7 +61,13 @@ export interface RunningAttempt {
 }
 
 /** Labels of every task pod. */
-export const POD_LABELS = { job: 'batchapi.io/job', task: 'batchapi.io/task', attempt: 'batchapi.io/attempt', tenant: 'batchapi.io/tenant', node: 'batchapi.io/node' } as const;
+export const POD_LABELS = {
+  job: 'batchapi.io/job',
+  task: 'batchapi.io/task',
+  attempt: 'batchapi.io/attempt',
+  tenant: 'batchapi.io/tenant',
+  node: 'batchapi.io/node',
+} as const;
 
 /** Pod-level reasons of a failed pod that are the node's doing (pressure eviction, shutdown, lost node, admission), whatever its container's state. */
 const NODE_REASONS = new Set(['Evicted', 'Shutdown', 'NodeShutdown', 'Terminated', 'NodeLost', 'NodeAffinity', 'UnexpectedAdmissionError', 'Preempting']);
@@ -101,7 +107,11 @@ export class KubernetesBackend {
   /** Pods of attempts this executor settled, newest last: their late events are not left-overs. */
   private readonly settled = new Set<string>();
 
-  constructor(private readonly cfg: KubernetesBackendConfig, private readonly nodeName: string, private readonly log: Logger) {
+  constructor(
+    private readonly cfg: KubernetesBackendConfig,
+    private readonly nodeName: string,
+    private readonly log: Logger,
+  ) {
     const kc = this.kc;
     if (cfg.server) {
       kc.loadFromOptions({
@@ -123,7 +133,9 @@ export class KubernetesBackend {
    */
   async inventory(): Promise<{ capacity: ResourceVector; gpus: GpuDevice[]; labels: Record<string, string> }> {
     this.watchPods();
-    const nodes = this.cfg.kubeNode ? [await this.core.readNode({ name: this.cfg.kubeNode })] : (await this.core.listNode()).items.filter((n) => !n.spec?.unschedulable);
+    const nodes = this.cfg.kubeNode
+      ? [await this.core.readNode({ name: this.cfg.kubeNode })]
+      : (await this.core.listNode()).items.filter((n) => !n.spec?.unschedulable);
     const capacity: ResourceVector = { cpu: 0, memory: 0 };
     let gpuCount = 0;
     let model: string | undefined;
@@ -132,7 +144,10 @@ export class KubernetesBackend {
       if (a.cpu) capacity.cpu += parseCpu(a.cpu, `node ${n.metadata?.name} cpu`);
       if (a.memory) capacity.memory += parseMemory(a.memory, `node ${n.metadata?.name} memory`);
       const g = Number(a['nvidia.com/gpu'] ?? 0);
-      if (g > 0) { gpuCount += g; model ??= n.metadata?.labels?.['nvidia.com/gpu.product']; }
+      if (g > 0) {
+        gpuCount += g;
+        model ??= n.metadata?.labels?.['nvidia.com/gpu.product'];
+      }
     }
     if (this.cfg.kubeNode) {
       const foreign = await this.foreignRequests(this.cfg.kubeNode);
@@ -143,7 +158,7 @@ export class KubernetesBackend {
     if (gpuCount > 0) capacity.gpu = gpuCount * GPU_MILLI;
     const gpus: GpuDevice[] = Array.from({ length: gpuCount }, (_, index) => ({ index, model: model ?? 'nvidia.com/gpu', memoryMiB: 0, uuid: `k8s-${index}` }));
     // One Kubernetes node: its labels too, so job selectors match what they would in Kubernetes.
-    const own = this.cfg.kubeNode ? nodes[0].metadata?.labels ?? {} : {};
+    const own = this.cfg.kubeNode ? (nodes[0].metadata?.labels ?? {}) : {};
     return { capacity, gpus, labels: { ...own, 'batchapi.io/backend': 'kubernetes', ...(model ? { 'gpu.model': model } : {}) } };
   }
 
@@ -158,7 +173,10 @@ export class KubernetesBackend {
       try {
         r = podRequests(pod);
       } catch (err) {
-        this.log.warn({ pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, err: (err as Error).message }, 'could not read what a pod on this node requests; left out of the capacity');
+        this.log.warn(
+          { pod: `${pod.metadata?.namespace}/${pod.metadata?.name}`, err: (err as Error).message },
+          'could not read what a pod on this node requests; left out of the capacity',
+        );
         continue;
       }
       sum.cpu += r.cpu;
@@ -172,7 +190,9 @@ export class KubernetesBackend {
   start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): RunningAttempt {
     const name = podName(b.jobId, index, b.attempt);
     let resolve!: (e: AttemptExit) => void;
-    const exited = new Promise<AttemptExit>((r) => { resolve = r; });
+    const exited = new Promise<AttemptExit>((r) => {
+      resolve = r;
+    });
     const w: Watched = { name, stopping: false, resolve, paths };
     /** `remember`: its pod's late events are ours (not a previous executor's left-over). */
     const settle = (e: AttemptExit, remember = true) => {
@@ -187,14 +207,19 @@ export class KubernetesBackend {
     this.watchPods();
     this.core.createNamespacedPod({ namespace: this.cfg.namespace, body: this.podSpec(b, index, env, name) }).then(
       // Created: its states come from the watch; one that ended before the watch knew it is in the informer's cache.
-      () => { const pod = this.informer?.get(name, this.cfg.namespace); if (pod) void this.observe(pod); },
+      () => {
+        const pod = this.informer?.get(name, this.cfg.namespace);
+        if (pod) void this.observe(pod);
+      },
       // A create that failed on our side (a timeout, a reset) may still have made the pod: not
       // remembered as settled, so if it shows up it is deleted as a left-over, not left running beside the retry.
       (err: Error) => settle({ exitCode: 126, nodeError: `could not create pod ${name}: ${errorText(err)}` }, false),
     );
     const remove = (graceSeconds: number) => {
       w.stopping = true;
-      this.core.deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: graceSeconds }).catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a task pod failed'));
+      this.core
+        .deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: graceSeconds })
+        .catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a task pod failed'));
     };
     return { exited, stop: (graceMs) => remove(Math.ceil(graceMs / 1000)), kill: () => remove(0) };
   }
@@ -212,15 +237,25 @@ export class KubernetesBackend {
     for (const [r, v] of Object.entries(b.resources)) {
       if (r === 'cpu') requests.cpu = `${v}m`;
       else if (r === 'memory') requests.memory = String(v);
-      else if (r === 'gpu') requests['nvidia.com/gpu'] = String(Math.ceil(v / GPU_MILLI)); // a share of a GPU takes one whole device here
+      else if (r === 'gpu')
+        requests['nvidia.com/gpu'] = String(Math.ceil(v / GPU_MILLI)); // a share of a GPU takes one whole device here
       else requests[r] = String(v);
     }
     const { CUDA_VISIBLE_DEVICES: _devices, ...taskEnv } = env; // the device plugin assigns devices on Kubernetes
     return {
-      apiVersion: 'v1', kind: 'Pod',
+      apiVersion: 'v1',
+      kind: 'Pod',
       metadata: {
-        name, namespace: this.cfg.namespace,
-        labels: { [POD_LABELS.job]: b.jobId, [POD_LABELS.task]: String(index), [POD_LABELS.attempt]: String(b.attempt), [POD_LABELS.tenant]: b.tenant, [POD_LABELS.node]: this.nodeName, 'app.kubernetes.io/managed-by': 'batchapi' },
+        name,
+        namespace: this.cfg.namespace,
+        labels: {
+          [POD_LABELS.job]: b.jobId,
+          [POD_LABELS.task]: String(index),
+          [POD_LABELS.attempt]: String(b.attempt),
+          [POD_LABELS.tenant]: b.tenant,
+          [POD_LABELS.node]: this.nodeName,
+          'app.kubernetes.io/managed-by': 'batchapi',
+        },
       },
       spec: {
         restartPolicy: 'Never',
@@ -229,11 +264,15 @@ export class KubernetesBackend {
         // Per node, BatchAPI placed the task: bound to the node directly, as a scheduler binds.
         ...(this.cfg.kubeNode ? { nodeName: this.cfg.kubeNode } : {}),
         ...(b.selector ? { nodeSelector: b.selector } : {}),
-        containers: [{
-          name: 'task', image: b.image ?? this.cfg.image, command: b.command,
-          env: Object.entries(taskEnv).map(([k, value]) => ({ name: k, value })),
-          resources: { requests, limits: requests },
-        }],
+        containers: [
+          {
+            name: 'task',
+            image: b.image ?? this.cfg.image,
+            command: b.command,
+            env: Object.entries(taskEnv).map(([k, value]) => ({ name: k, value })),
+            resources: { requests, limits: requests },
+          },
+        ],
       },
     };
   }
@@ -243,16 +282,26 @@ export class KubernetesBackend {
     if (this.informer) return;
     const { namespace } = this.cfg;
     const selector = `${POD_LABELS.node}=${this.nodeName}`;
-    const informer = k8s.makeInformer(this.kc, `/api/v1/namespaces/${namespace}/pods?timeoutSeconds=${WATCH_TIMEOUT_SECONDS}`, () => this.core.listNamespacedPod({ namespace, labelSelector: selector }), selector);
+    const informer = k8s.makeInformer(
+      this.kc,
+      `/api/v1/namespaces/${namespace}/pods?timeoutSeconds=${WATCH_TIMEOUT_SECONDS}`,
+      () => this.core.listNamespacedPod({ namespace, labelSelector: selector }),
+      selector,
+    );
     informer.on('add', (pod) => void this.observe(pod));
     informer.on('update', (pod) => void this.observe(pod));
-    informer.on('delete', (pod) => { this.leftovers.delete(pod.metadata?.name ?? ''); this.vanished(pod.metadata?.name ?? ''); });
+    informer.on('delete', (pod) => {
+      this.leftovers.delete(pod.metadata?.name ?? '');
+      this.vanished(pod.metadata?.name ?? '');
+    });
     // The informer stops at an error (not at a watch's normal end, which it resumes): start it again after a pause.
     informer.on('error', (err) => {
       this.log.warn({ err: errorText(err as Error) }, 'watching task pods failed; watching again');
       if (this.informer !== informer) return;
       clearTimeout(this.rewatch);
-      this.rewatch = setTimeout(() => { if (this.informer === informer) void informer.start(); }, this.cfg.rewatchMs);
+      this.rewatch = setTimeout(() => {
+        if (this.informer === informer) void informer.start();
+      }, this.cfg.rewatchMs);
       this.rewatch.unref();
     });
     this.informer = informer;
@@ -269,7 +318,9 @@ export class KubernetesBackend {
       if (pod.metadata?.deletionTimestamp === undefined && !this.leftovers.has(name) && !this.settled.has(name)) {
         this.leftovers.add(name);
         this.log.warn({ pod: name }, 'deleting a task pod a previous executor of this node left');
-        this.core.deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: 0 }).catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a left-over task pod failed'));
+        this.core
+          .deleteNamespacedPod({ name, namespace: this.cfg.namespace, gracePeriodSeconds: 0 })
+          .catch((err: Error) => this.log.warn({ pod: name, err: errorText(err) }, 'deleting a left-over task pod failed'));
       }
       return;
     }
@@ -288,7 +339,9 @@ export class KubernetesBackend {
     const w = this.watched.get(name);
     if (!w || w.collecting) return;
     w.following?.stop();
-    w.resolve(w.stopping ? { signal: 'SIGTERM' } : { exitCode: 126, nodeError: `pod ${name} was deleted by someone else (evicted, or its Kubernetes node was lost)` });
+    w.resolve(
+      w.stopping ? { signal: 'SIGTERM' } : { exitCode: 126, nodeError: `pod ${name} was deleted by someone else (evicted, or its Kubernetes node was lost)` },
+    );
   }
 
   /**
@@ -307,35 +360,52 @@ export class KubernetesBackend {
     /** Bytes of the log already in the file: a follow again skips them and appends the rest. */
     let copied = 0;
     /** One follow: whether the stream ended by itself, and whether the pod's end had been seen by then. */
-    const once = () => new Promise<{ ended: boolean; afterEnd: boolean }>((resolve) => {
-      const file = createWriteStream(w.paths.stdout, { flags: copied > 0 ? 'a' : 'w' });
-      let skip = copied;
-      const skip1 = new Transform({
-        transform(chunk: Buffer, _enc, cb) {
-          if (skip >= chunk.length) { skip -= chunk.length; cb(); return; }
-          const rest = chunk.subarray(skip);
-          skip = 0;
-          copied += rest.length;
-          cb(null, rest);
-        },
+    const once = () =>
+      new Promise<{ ended: boolean; afterEnd: boolean }>((resolve) => {
+        const file = createWriteStream(w.paths.stdout, { flags: copied > 0 ? 'a' : 'w' });
+        let skip = copied;
+        const skip1 = new Transform({
+          transform(chunk: Buffer, _enc, cb) {
+            if (skip >= chunk.length) {
+              skip -= chunk.length;
+              cb();
+              return;
+            }
+            const rest = chunk.subarray(skip);
+            skip = 0;
+            copied += rest.length;
+            cb(null, rest);
+          },
+        });
+        skip1.pipe(file);
+        out = file;
+        skipper = skip1;
+        let finished = false;
+        let afterEnd = false;
+        file.on('finish', () => {
+          finished = true;
+          afterEnd = !!w.ended;
+        });
+        file.on('close', () => resolve({ ended: finished && !stopped, afterEnd }));
+        file.on('error', () => resolve({ ended: false, afterEnd: false }));
+        new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', skip1, { follow: true }).then(
+          (ctl) => {
+            abort = ctl;
+            if (stopped) ctl.abort();
+          },
+          (err: Error) => {
+            this.log.debug({ pod: w.name, err: errorText(err) }, "following a task pod's log failed; it is read when the pod ends");
+            skip1.destroy();
+            file.destroy();
+          },
+        );
       });
-      skip1.pipe(file);
-      out = file;
-      skipper = skip1;
-      let finished = false;
-      let afterEnd = false;
-      file.on('finish', () => { finished = true; afterEnd = !!w.ended; });
-      file.on('close', () => resolve({ ended: finished && !stopped, afterEnd }));
-      file.on('error', () => resolve({ ended: false, afterEnd: false }));
-      new k8s.Log(this.kc).log(this.cfg.namespace, w.name, 'task', skip1, { follow: true }).then(
-        (ctl) => { abort = ctl; if (stopped) ctl.abort(); },
-        (err: Error) => { this.log.debug({ pod: w.name, err: errorText(err) }, 'following a task pod\'s log failed; it is read when the pod ends'); skip1.destroy(); file.destroy(); },
-      );
-    });
     const done = (async () => {
       try {
         mkdirSync(w.paths.logDir, { recursive: true });
-      } catch { return false; }
+      } catch {
+        return false;
+      }
       for (let i = 0; i < FOLLOW_RETRIES && !stopped; i++) {
         const { ended, afterEnd } = await once();
         if (!ended) return false;
@@ -347,7 +417,15 @@ export class KubernetesBackend {
       return false;
     })();
     // Stopping closes the file too: a source that errors or is aborted does not end the file it was piped into.
-    return { done, stop: () => { stopped = true; abort?.abort(); skipper?.destroy(); out?.destroy(); } };
+    return {
+      done,
+      stop: () => {
+        stopped = true;
+        abort?.abort();
+        skipper?.destroy();
+        out?.destroy();
+      },
+    };
   }
 
   /** Whether a pod's container no longer runs (ended, or the pod is gone). */
@@ -361,7 +439,7 @@ export class KubernetesBackend {
 
   /** Completes the attempt's stdout file: the followed copy once it ends, else (no copy, or not ending in time) the whole log read now. */
   private async collectLogs(w: Watched): Promise<void> {
-    const copied = w.following && await Promise.race([w.following.done, new Promise<false>((r) => setTimeout(() => r(false), 2000).unref())]);
+    const copied = w.following && (await Promise.race([w.following.done, new Promise<false>((r) => setTimeout(() => r(false), 2000).unref())]));
     if (copied) return;
     w.following?.stop();
     try {
@@ -369,7 +447,7 @@ export class KubernetesBackend {
       mkdirSync(w.paths.logDir, { recursive: true });
       writeFileSync(w.paths.stdout, text);
     } catch (err) {
-      this.log.warn({ pod: w.name, err: errorText(err as Error) }, 'reading a task pod\'s log failed');
+      this.log.warn({ pod: w.name, err: errorText(err as Error) }, "reading a task pod's log failed");
     }
   }
 }

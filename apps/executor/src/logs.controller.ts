@@ -16,7 +16,14 @@ export class LogsController {
   constructor(@Inject(ExecutorAgent) private readonly agent: ExecutorAgent) {}
 
   @Get(':jobId/:index/:attempt/:stream')
-  read(@Param('jobId') jobId: string, @Param('index') index: string, @Param('attempt') attempt: string, @Param('stream') stream: string, @Query('follow') follow: string | undefined, @Res() reply: FastifyReply) {
+  read(
+    @Param('jobId') jobId: string,
+    @Param('index') index: string,
+    @Param('attempt') attempt: string,
+    @Param('stream') stream: string,
+    @Query('follow') follow: string | undefined,
+    @Res() reply: FastifyReply,
+  ) {
     checkParam('jobId', jobId, /^[A-Za-z0-9_-]{1,64}$/, 'a job id: letters, digits, "-" or "_"');
     checkParam('index', index, /^\d{1,9}$/, 'a task index: a number');
     checkParam('attempt', attempt, /^[1-9]\d{0,5}$/, 'an attempt: a number from 1');
@@ -30,12 +37,19 @@ export class LogsController {
     let offset = 0;
     let closed = false;
     let reading: ReadStream | undefined;
-    reply.raw.on('close', () => { closed = true; reading?.destroy(); });
+    reply.raw.on('close', () => {
+      closed = true;
+      reading?.destroy();
+    });
     const pump = async () => {
       while (!closed) {
         const running = this.agent.isRunning(jobId, Number(index), Number(attempt));
         let size = 0;
-        try { size = statSync(file).size; } catch { break; }
+        try {
+          size = statSync(file).size;
+        } catch {
+          break;
+        }
         // The file was rotated (copied to `.1` and truncated): follow it from its new start.
         if (size < offset) offset = 0;
         if (size > offset) {

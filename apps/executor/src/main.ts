@@ -9,7 +9,11 @@ requireServiceToken('executor');
 const simulated = Number(process.env.BATCH_SIMULATE_NODES ?? 0);
 if (simulated > 0) {
   void serviceMain((onLeaseLost) =>
-    startSimulatedFleet({ nodes: simulated, prefix: process.env.BATCH_NODE_NAME ?? 'sim', taskMs: Number(process.env.BATCH_SIM_TASK_MS ?? 1000) }, undefined, onLeaseLost),
+    startSimulatedFleet(
+      { nodes: simulated, prefix: process.env.BATCH_NODE_NAME ?? 'sim', taskMs: Number(process.env.BATCH_SIM_TASK_MS ?? 1000) },
+      undefined,
+      onLeaseLost,
+    ),
   );
 } else {
   // On self-fencing the process exits (its tasks are already killed); the supervisor restarts it.

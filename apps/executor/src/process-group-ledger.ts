@@ -23,7 +23,11 @@ export class ProcessGroupLedger {
    * @param node this executor's node name
    * @param dataDir this executor's data directory, where its tasks' result paths are. @default the directory of `file`
    */
-  constructor(private readonly file: string, private readonly node: string, dataDir = dirname(file)) {
+  constructor(
+    private readonly file: string,
+    private readonly node: string,
+    dataDir = dirname(file),
+  ) {
     this.resultPrefix = `BATCH_RESULT_PATH=${dataDir.endsWith(sep) ? dataDir : dataDir + sep}`;
   }
 
@@ -66,7 +70,12 @@ export class ProcessGroupLedger {
   killAll(): number {
     let killed = 0;
     for (const pgid of this.liveGroups()) {
-      try { process.kill(-pgid, 'SIGKILL'); killed++; } catch { /* gone */ }
+      try {
+        process.kill(-pgid, 'SIGKILL');
+        killed++;
+      } catch {
+        /* gone */
+      }
     }
     return killed;
   }
@@ -80,7 +89,13 @@ export class ProcessGroupLedger {
   compact(): void {
     const live = new Set(this.liveGroups());
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, this.recorded().filter((g) => live.has(g)).map((g) => `${g}\n`).join(''));
+    writeFileSync(
+      tmp,
+      this.recorded()
+        .filter((g) => live.has(g))
+        .map((g) => `${g}\n`)
+        .join(''),
+    );
     renameSync(tmp, this.file);
   }
 
@@ -99,7 +114,11 @@ export class ProcessGroupLedger {
 
   private recorded(): number[] {
     if (!existsSync(this.file)) return [];
-    return readFileSync(this.file, 'utf8').split('\n').filter(Boolean).map(Number).filter((n) => Number.isInteger(n) && n > 1);
+    return readFileSync(this.file, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map(Number)
+      .filter((n) => Number.isInteger(n) && n > 1);
   }
 
   private runsOurTask(pid: number): boolean {
@@ -116,7 +135,11 @@ export class ProcessGroupLedger {
 function liveProcesses(): Array<{ pid: number; pgrp: number }> {
   const out: Array<{ pid: number; pgrp: number }> = [];
   let entries: string[] = [];
-  try { entries = readdirSync('/proc'); } catch { return out; }
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
   for (const entry of entries) {
     if (!/^\d+$/.test(entry)) continue;
     try {
@@ -124,7 +147,9 @@ function liveProcesses(): Array<{ pid: number; pgrp: number }> {
       // after "(comm) ": state ppid pgrp ... (comm may itself contain ") ")
       const [state, , pgrp] = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
       if (state !== 'Z' && state !== 'X') out.push({ pid: Number(entry), pgrp: Number(pgrp) });
-    } catch { /* exited meanwhile */ }
+    } catch {
+      /* exited meanwhile */
+    }
   }
   return out;
 }

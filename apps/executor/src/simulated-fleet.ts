@@ -44,11 +44,16 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private flushing = false;
   readonly names: string[];
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(FLEET_OPTIONS) private readonly o: FleetOptions) {
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Inject(FLEET_OPTIONS) private readonly o: FleetOptions,
+  ) {
     this.names = Array.from({ length: o.nodes }, (_, i) => `${o.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
     let ready = false;
     ctx.readiness = { check: () => ready, reason: () => 'registering simulated nodes' };
-    this.ready = () => { ready = true; };
+    this.ready = () => {
+      ready = true;
+    };
   }
   private readonly ready: () => void;
 
@@ -68,10 +73,16 @@ export class SimulatedFleet implements OnApplicationShutdown {
     this.informer = await store.inform<Binding>(prefix, {
       // The first listing may hold groups a previous incarnation of these nodes started: their
       // statuses are read (a pristine binding's status may have moved on by its reports).
-      onSync: (items) => { for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value, undefined, true); },
+      onSync: (items) => {
+        for (const kv of items) if (mine.has(kv.value.node)) void this.onBinding(kv.key, kv.value, undefined, true);
+      },
       onEvent: (ev) => {
-        if (ev.type === 'put' && ev.value && mine.has(ev.value.node)) void this.onBinding(ev.key, ev.value, pristine(ev.value) ? ev.modRevision : undefined, false);
-        else if (ev.type === 'delete') { this.arriving.delete(ev.key); this.forget(ev.key); }
+        if (ev.type === 'put' && ev.value && mine.has(ev.value.node))
+          void this.onBinding(ev.key, ev.value, pristine(ev.value) ? ev.modRevision : undefined, false);
+        else if (ev.type === 'delete') {
+          this.arriving.delete(ev.key);
+          this.forget(ev.key);
+        }
       },
     });
     this.reporter = setInterval(() => void this.flush(), this.o.reportIntervalMs ?? 100);
@@ -99,9 +110,13 @@ export class SimulatedFleet implements OnApplicationShutdown {
       return;
     }
     let st: Versioned<GroupStatus> | undefined;
-    if (boundAt) st = { key: this.ctx.store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b), modRevision: boundAt, createRevision: boundAt };
+    if (boundAt)
+      st = { key: this.ctx.store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b), modRevision: boundAt, createRevision: boundAt };
     else {
-      if (this.arriving.has(key)) { this.arriving.set(key, b); return; }
+      if (this.arriving.has(key)) {
+        this.arriving.set(key, b);
+        return;
+      }
       this.arriving.set(key, b);
       st = await this.readStatus(b, key);
       // The binding's latest value (a cancel may have come meanwhile); gone when it was deleted.
@@ -118,7 +133,13 @@ export class SimulatedFleet implements OnApplicationShutdown {
       this.groups.set(key, g);
       return;
     }
-    const g: SimGroup = { key, node: b.node, status: { ...st.value, tasks: st.value.tasks.map(() => ({ state: 'Running' as const, startedAt: now })) }, revision: st.modRevision, dirty: true };
+    const g: SimGroup = {
+      key,
+      node: b.node,
+      status: { ...st.value, tasks: st.value.tasks.map(() => ({ state: 'Running' as const, startedAt: now })) },
+      revision: st.modRevision,
+      dirty: true,
+    };
     this.groups.set(key, g);
     if (b.cancelRequested || b.preempt?.length) this.finish(g, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
     const ms = b.env.BATCH_SIM_SECONDS ? Number(b.env.BATCH_SIM_SECONDS) * 1000 : (this.o.taskMs ?? 1000);
@@ -131,7 +152,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
       try {
         return await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
       } catch (err) {
-        this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, 'could not read a bound group\'s status; retrying');
+        this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, "could not read a bound group's status; retrying");
       }
       await new Promise((r) => setTimeout(r, wait));
       if (this.stopped || !this.arriving.has(bindingKey)) return undefined;
@@ -142,7 +163,11 @@ export class SimulatedFleet implements OnApplicationShutdown {
     const now = Date.now();
     g.status = {
       ...g.status,
-      tasks: g.status.tasks.map((t, k) => (TERMINAL_TASK_STATES.has(t.state) || (only?.size && !only.has(g.status.start + k)) ? t : { ...t, state, ...(state === 'Succeeded' ? { exitCode: 0 } : {}), finishedAt: now })),
+      tasks: g.status.tasks.map((t, k) =>
+        TERMINAL_TASK_STATES.has(t.state) || (only?.size && !only.has(g.status.start + k))
+          ? t
+          : { ...t, state, ...(state === 'Succeeded' ? { exitCode: 0 } : {}), finishedAt: now },
+      ),
     };
     if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) clearTimeout(g.timer);
     g.dirty = true;
@@ -176,7 +201,13 @@ export class SimulatedFleet implements OnApplicationShutdown {
     const keyOf = (g: SimGroup) => this.ctx.store.keys.group(g.status.jobId, g.status.start, g.status.attempt);
     for (const g of groups) g.dirty = false;
     const stale: SimGroup[] = [];
-    const res = await reportGroups(this.ctx.store, node, this.ctx.lease.id, groups.map((g) => ({ status: g.status, statusRevision: g.revision })), Date.now()).catch(() => undefined);
+    const res = await reportGroups(
+      this.ctx.store,
+      node,
+      this.ctx.lease.id,
+      groups.map((g) => ({ status: g.status, statusRevision: g.revision })),
+      Date.now(),
+    ).catch(() => undefined);
     for (const g of groups) {
       const rev = res?.accepted.get(keyOf(g));
       if (rev) {
@@ -214,7 +245,10 @@ export class SimulatedFleet implements OnApplicationShutdown {
       g.status = lostByPredecessor(s.value, Date.now());
       g.revision = s.modRevision;
       g.dirty = true;
-      this.ctx.log.warn({ group: g.key, reporter: s.value.reporter?.lease }, 'a group\'s status was moved on by a previous incarnation of its node: its tasks end NodeLost');
+      this.ctx.log.warn(
+        { group: g.key, reporter: s.value.reporter?.lease },
+        "a group's status was moved on by a previous incarnation of its node: its tasks end NodeLost",
+      );
     });
   }
 }
@@ -222,7 +256,10 @@ export class SimulatedFleet implements OnApplicationShutdown {
 /** A group a previous incarnation of its node started: every task not ended is lost with that incarnation (requeued at the next attempt). */
 function lostByPredecessor(status: GroupStatus, now: number): GroupStatus {
   const { reporter: _previous, ...rest } = status;
-  return { ...rest, tasks: status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
+  return {
+    ...rest,
+    tasks: status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })),
+  };
 }
 
 /** A binding as the scheduler wrote it: bindings change only to carry a cancel or a preemption. */
@@ -231,7 +268,11 @@ function pristine(b: Binding): boolean {
 }
 
 /** Starts a simulated fleet as a service (health, metrics, one lease). */
-export async function startSimulatedFleet(o: FleetOptions, config?: Partial<ServiceConfig>, onLeaseLost?: () => void): Promise<RunningService & { fleet: SimulatedFleet }> {
+export async function startSimulatedFleet(
+  o: FleetOptions,
+  config?: Partial<ServiceConfig>,
+  onLeaseLost?: () => void,
+): Promise<RunningService & { fleet: SimulatedFleet }> {
   const svc = await runService({ name: 'executor', config, onLeaseLost, providers: [SimulatedFleet, { provide: FLEET_OPTIONS, useValue: o }] });
   const fleet = svc.app.get(SimulatedFleet);
   await fleet.start(svc.url);

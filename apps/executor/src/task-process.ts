@@ -51,7 +51,11 @@ export function attemptPaths(dataDir: string, jobId: string, index: number, atte
  */
 export function rotateIfOver(file: string, maxBytes: number): boolean {
   let size = 0;
-  try { size = statSync(file).size; } catch { return false; }
+  try {
+    size = statSync(file).size;
+  } catch {
+    return false;
+  }
   if (size <= maxBytes) return false;
   copyFileSync(file, `${file}.1`);
   truncateSync(file, 0);
@@ -120,7 +124,11 @@ export class TaskProcess {
     try {
       process.kill(-pid, sig);
     } catch {
-      try { process.kill(pid, sig); } catch { /* already gone */ }
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
     }
   }
 }

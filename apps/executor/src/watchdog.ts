@@ -74,7 +74,14 @@ export interface WatchState {
  * the wall clock neither kills tasks of a live executor nor spares those of a stalled one. A
  * heartbeat file that cannot be read counts as the last one read (`state.lastBeat`), not as 0.
  */
-export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: number, executorPid: number, now = monotonicMs(), state: WatchState = { lastBeat: 0 }): boolean {
+export function watchOnce(
+  heartbeat: string,
+  ledger: ProcessGroupLedger,
+  ttlMs: number,
+  executorPid: number,
+  now = monotonicMs(),
+  state: WatchState = { lastBeat: 0 },
+): boolean {
   const last = readHeartbeat(heartbeat) ?? state.lastBeat;
   state.lastBeat = last;
   const stale = now - last > ttlMs;
@@ -84,7 +91,12 @@ export function watchOnce(heartbeat: string, ledger: ProcessGroupLedger, ttlMs: 
     ledger.killAll();
   }
   const executorAlive = (() => {
-    try { process.kill(executorPid, 0); return true; } catch { return false; }
+    try {
+      process.kill(executorPid, 0);
+      return true;
+    } catch {
+      return false;
+    }
   })();
   // Only once the executor is gone does the watchdog look for groups still to guard (a /proc scan).
   return executorAlive || ledger.liveCount() > 0;
@@ -96,7 +108,10 @@ function main(argv: string[]): void {
   // Until a heartbeat is read, the watchdog's own start counts as one (the executor wrote one just before).
   const state: WatchState = { lastBeat: monotonicMs() };
   const timer = setInterval(() => {
-    if (!watchOnce(heartbeat, ledger, Number(ttl), Number(pid), monotonicMs(), state)) { clearInterval(timer); process.exit(0); }
+    if (!watchOnce(heartbeat, ledger, Number(ttl), Number(pid), monotonicMs(), state)) {
+      clearInterval(timer);
+      process.exit(0);
+    }
   }, 200);
 }
 

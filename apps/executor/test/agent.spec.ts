@@ -33,12 +33,26 @@ it('runs each task with its index and devices, records exit codes, releases the 
   const ex = await start('run-node', { nvidiaSmi: tb.fakeSmi });
   try {
     // task i exits with code i: 0 succeeds, 1 and 2 fail
-    await bind(tb, 'run-node', 'arr', ['sh', '-c', 'echo "idx=$BATCH_TASK_INDEX dev=$CUDA_VISIBLE_DEVICES $GREETING"; exit $BATCH_TASK_INDEX'], 3, { devices: [[0], [1], []], resources: { cpu: 1000, gpu: 1000 } });
-    const done = await until(() => jobOf(tb, 'arr'), (j) => j?.phase === 'Failed');
+    await bind(tb, 'run-node', 'arr', ['sh', '-c', 'echo "idx=$BATCH_TASK_INDEX dev=$CUDA_VISIBLE_DEVICES $GREETING"; exit $BATCH_TASK_INDEX'], 3, {
+      devices: [[0], [1], []],
+      resources: { cpu: 1000, gpu: 1000 },
+    });
+    const done = await until(
+      () => jobOf(tb, 'arr'),
+      (j) => j?.phase === 'Failed',
+    );
     expect(done).toMatchObject({ phase: 'Failed', counts: { succeeded: 1, failed: 2, cancelled: 0 } });
     const status = (await groupOf(tb, 'arr'))!;
-    expect(status.tasks.map((t) => [t.state, t.exitCode])).toEqual([['Succeeded', 0], ['Failed', 1], ['Failed', 2]]);
-    for (const [i, dev] of [[0, '0'], [1, '1'], [2, '']] as const) {
+    expect(status.tasks.map((t) => [t.state, t.exitCode])).toEqual([
+      ['Succeeded', 0],
+      ['Failed', 1],
+      ['Failed', 2],
+    ]);
+    for (const [i, dev] of [
+      [0, '0'],
+      [1, '1'],
+      [2, ''],
+    ] as const) {
       expect(readFileSync(attemptPaths(join(tb.dir, 'run-node'), 'arr', i, 1).stdout, 'utf8').trim()).toBe(`idx=${i} dev=${dev} hi`.trim());
     }
     expect(await tb.store.get(tb.store.keys.binding('run-node', 'arr', 0, 1))).toBeUndefined();
@@ -50,17 +64,41 @@ it('runs each task with its index and devices, records exit codes, releases the 
 
 it('self-fences when its lease is gone: kills its tasks at once and stops', async () => {
   let fenced = false;
-  const ex = await startNode(tb, 'fence-node', {}, { onFenced: () => { fenced = true; } });
+  const ex = await startNode(
+    tb,
+    'fence-node',
+    {},
+    {
+      onFenced: () => {
+        fenced = true;
+      },
+    },
+  );
   try {
     await bind(tb, 'fence-node', 'long', ['sh', '-c', 'echo $$; sleep 60'], 1);
     const out = attemptPaths(join(tb.dir, 'fence-node'), 'long', 0, 1).stdout;
-    await until(() => readOrEmpty(out), (s) => s.trim().length > 0);
+    await until(
+      () => readOrEmpty(out),
+      (s) => s.trim().length > 0,
+    );
     const pid = Number(readFileSync(out, 'utf8').trim());
     expect(alive(pid)).toBe(true);
     // The lease is revoked behind the executor's back (as if etcd expired it): its node key vanishes.
     await ex.ctx.store.client.leaseClient.leaseRevoke({ ID: ex.ctx.lease.id });
-    expect(await until(async () => fenced, (f) => f, 5000)).toBe(true);
-    expect(await until(async () => alive(pid), (a) => !a, 3000)).toBe(false);
+    expect(
+      await until(
+        async () => fenced,
+        (f) => f,
+        5000,
+      ),
+    ).toBe(true);
+    expect(
+      await until(
+        async () => alive(pid),
+        (a) => !a,
+        3000,
+      ),
+    ).toBe(false);
     expect((await fetch(`${ex.url}/readyz`)).status).toBe(503);
   } finally {
     await ex.close();
@@ -69,19 +107,31 @@ it('self-fences when its lease is gone: kills its tasks at once and stops', asyn
 
 describe('limits and outcomes', () => {
   let ex: RunningExecutor;
-  beforeAll(async () => { ex = await start('limit-node'); });
-  afterAll(async () => { await ex.close(); });
+  beforeAll(async () => {
+    ex = await start('limit-node');
+  });
+  afterAll(async () => {
+    await ex.close();
+  });
   const status = (id: string) => groupOf(tb, id).then((s) => s?.tasks[0]);
 
   it('ends a command that cannot be started as Failed with exit code 127', async () => {
     await bind(tb, 'limit-node', 'nocmd', ['/nonexistent/command', 'x'], 1, { resources: { cpu: 100 } });
-    const t = await until(() => status('nocmd'), (x) => x?.state === 'Failed', 8000);
+    const t = await until(
+      () => status('nocmd'),
+      (x) => x?.state === 'Failed',
+      8000,
+    );
     expect(t).toMatchObject({ state: 'Failed', reason: 'Error', exitCode: 127 });
   });
 
   it('stops an attempt past its deadline: DeadlineExceeded', async () => {
     await bind(tb, 'limit-node', 'slow', ['sleep', '30'], 1, { resources: { cpu: 100 }, binding: { timeoutSeconds: 1 } });
-    const t = await until(() => status('slow'), (x) => x?.state === 'Failed', 8000);
+    const t = await until(
+      () => status('slow'),
+      (x) => x?.state === 'Failed',
+      8000,
+    );
     expect(t).toMatchObject({ state: 'Failed', reason: 'DeadlineExceeded', signal: 'SIGTERM' });
   });
 
@@ -91,11 +141,19 @@ describe('limits and outcomes', () => {
       return;
     }
     await bind(tb, 'limit-node', 'where', ['cat', '/proc/self/cgroup'], 1, { resources: { cpu: 500, memory: 64 * 2 ** 20 } });
-    await until(() => status('where'), (x) => x?.state === 'Succeeded', 8000);
+    await until(
+      () => status('where'),
+      (x) => x?.state === 'Succeeded',
+      8000,
+    );
     expect(readFileSync(attemptPaths(join(tb.dir, 'limit-node'), 'where', 0, 1).stdout, 'utf8')).toContain('/batchapi/limit-node-where-0-1');
     // tail keeps all of a newline-free stream in memory: 300 MB against a 32 MiB limit
     await bind(tb, 'limit-node', 'hog', ['sh', '-c', 'head -c 300000000 /dev/zero | tail'], 1, { resources: { cpu: 500, memory: 32 * 2 ** 20 } });
-    const t = await until(() => status('hog'), (x) => x?.state === 'Failed', 15000);
+    const t = await until(
+      () => status('hog'),
+      (x) => x?.state === 'Failed',
+      15000,
+    );
     expect(t).toMatchObject({ state: 'Failed', reason: 'OOMKilled' });
   });
 });
@@ -105,8 +163,14 @@ describe('logs', () => {
     const ex = await start('log-node', { logMaxBytes: 10_000 });
     try {
       // 30 lines of 2,001 bytes every 0.1 s: ~60 KB over ~3 s, ~20 KB a second
-      await bind(tb, 'log-node', 'chatty', ['sh', '-c', 'for i in $(seq 1 30); do head -c 2000 /dev/zero | tr "\\0" x; echo; sleep 0.1; done'], 1, { resources: { cpu: 100 } });
-      await until(() => groupOf(tb, 'chatty').then((s) => s?.tasks[0].state), (s) => s === 'Succeeded', 15000);
+      await bind(tb, 'log-node', 'chatty', ['sh', '-c', 'for i in $(seq 1 30); do head -c 2000 /dev/zero | tr "\\0" x; echo; sleep 0.1; done'], 1, {
+        resources: { cpu: 100 },
+      });
+      await until(
+        () => groupOf(tb, 'chatty').then((s) => s?.tasks[0].state),
+        (s) => s === 'Succeeded',
+        15000,
+      );
       const out = attemptPaths(join(tb.dir, 'log-node'), 'chatty', 0, 1).stdout;
       // each file stays under the cap plus one second of output: 10,000 + ~20,000
       expect(statSync(`${out}.1`).size).toBeGreaterThan(10_000);

@@ -23,7 +23,10 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'clock-step-'));
 });
 afterAll(async () => {
-  if (child?.pid && child.exitCode === null && child.signalCode === null) { child.kill('SIGCONT'); child.kill('SIGKILL'); }
+  if (child?.pid && child.exitCode === null && child.signalCode === null) {
+    child.kill('SIGCONT');
+    child.kill('SIGKILL');
+  }
   await store?.close();
   await etcd?.stop();
   if (dir) rmSync(dir, { recursive: true, force: true });
@@ -49,7 +52,9 @@ it('is not fenced by a wall-clock step of ±60 s, and is fenced by a real stall 
     },
   });
   let stderr = '';
-  child.stderr!.on('data', (d) => { stderr += String(d); });
+  child.stderr!.on('data', (d) => {
+    stderr += String(d);
+  });
   const exited = new Promise<number | null>((r) => child!.once('exit', (code) => r(code)));
   const nodeKey = store.keys.node('stepped-00000');
   for (let i = 0; i < 200 && !(await store.get<NodeRecord>(nodeKey)); i++) await sleep(100);

@@ -21,12 +21,28 @@ it('defaults every setting when the environment is empty', () => {
 
 it('reads every variable', () => {
   const c = executorConfigFromEnv({
-    BATCH_NODE_NAME: 'gpu-7', BATCH_DATA_DIR: '/data', BATCH_NODE_CPU: '16', BATCH_NODE_MEMORY: '64Gi', BATCH_NODE_LABELS: 'zone=eu-1, pool = gpu,expr=a=b',
-    BATCH_KILL_GRACE_MS: '0', BATCH_REPORT_INTERVAL_MS: '250', BATCH_NVIDIA_SMI: '/opt/nv/nvidia-smi', BATCH_ISOLATION: 'none', BATCH_LOG_MAX_BYTES: '1024',
+    BATCH_NODE_NAME: 'gpu-7',
+    BATCH_DATA_DIR: '/data',
+    BATCH_NODE_CPU: '16',
+    BATCH_NODE_MEMORY: '64Gi',
+    BATCH_NODE_LABELS: 'zone=eu-1, pool = gpu,expr=a=b',
+    BATCH_KILL_GRACE_MS: '0',
+    BATCH_REPORT_INTERVAL_MS: '250',
+    BATCH_NVIDIA_SMI: '/opt/nv/nvidia-smi',
+    BATCH_ISOLATION: 'none',
+    BATCH_LOG_MAX_BYTES: '1024',
   });
   expect(c).toMatchObject({
-    nodeName: 'gpu-7', dataDir: '/data', cpu: '16', memory: '64Gi', labels: { zone: 'eu-1', pool: 'gpu', expr: 'a=b' },
-    killGraceMs: 0, reportIntervalMs: 250, nvidiaSmi: '/opt/nv/nvidia-smi', isolation: 'none', logMaxBytes: 1024,
+    nodeName: 'gpu-7',
+    dataDir: '/data',
+    cpu: '16',
+    memory: '64Gi',
+    labels: { zone: 'eu-1', pool: 'gpu', expr: 'a=b' },
+    killGraceMs: 0,
+    reportIntervalMs: 250,
+    nvidiaSmi: '/opt/nv/nvidia-smi',
+    isolation: 'none',
+    logMaxBytes: 1024,
   });
 });
 

@@ -16,7 +16,19 @@ import type { AddressInfo } from 'node:net';
 
 export interface FakePod {
   metadata: { name: string; namespace: string; labels: Record<string, string>; creationTimestamp?: string; resourceVersion?: string };
-  spec: { containers: Array<{ name: string; image: string; command: string[]; env?: Array<{ name: string; value: string }>; resources?: { requests?: Record<string, string> } }>; activeDeadlineSeconds?: number; nodeSelector?: Record<string, string>; nodeName?: string; restartPolicy?: string };
+  spec: {
+    containers: Array<{
+      name: string;
+      image: string;
+      command: string[];
+      env?: Array<{ name: string; value: string }>;
+      resources?: { requests?: Record<string, string> };
+    }>;
+    activeDeadlineSeconds?: number;
+    nodeSelector?: Record<string, string>;
+    nodeName?: string;
+    restartPolicy?: string;
+  };
   status: { phase: string; reason?: string; message?: string; containerStatuses?: unknown[] };
 }
 
@@ -79,7 +91,11 @@ export class FakeKube {
       const body = JSON.parse(await readBody(req)) as FakePod;
       const key = `${ns}/${body.metadata.name}`;
       if (this.pods.has(key)) return send(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: 'exists' });
-      const pod: FakePod = { ...body, metadata: { ...body.metadata, namespace: ns, creationTimestamp: new Date().toISOString() }, status: { phase: 'Pending' } };
+      const pod: FakePod = {
+        ...body,
+        metadata: { ...body.metadata, namespace: ns, creationTimestamp: new Date().toISOString() },
+        status: { phase: 'Pending' },
+      };
       this.pods.set(key, pod);
       this.changed('ADDED', pod);
       this.created.push(JSON.parse(JSON.stringify(pod)));
@@ -87,7 +103,12 @@ export class FakeKube {
       return send(201, pod);
     }
     if (req.method === 'GET' && !name) {
-      const selector = Object.fromEntries((url.searchParams.get('labelSelector') ?? '').split(',').filter(Boolean).map((kv) => kv.split('=')));
+      const selector = Object.fromEntries(
+        (url.searchParams.get('labelSelector') ?? '')
+          .split(',')
+          .filter(Boolean)
+          .map((kv) => kv.split('=')),
+      );
       if (url.searchParams.get('watch') === 'true') return this.watch(ns, selector, Number(url.searchParams.get('resourceVersion') ?? 0), url.search, res);
       const items = [...this.pods.values()].filter((p) => p.metadata.namespace === ns && matches(selector, p));
       return send(200, { kind: 'PodList', apiVersion: 'v1', metadata: { resourceVersion: String(this.version) }, items });
@@ -141,14 +162,21 @@ export class FakeKube {
   /** Ends a running pod's container with exit code 0, as if its command finished. */
   complete(name: string): void {
     for (const pod of this.pods.values()) {
-      if (pod.metadata.name === name) this.setStatus(pod, { phase: 'Succeeded', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: 0, reason: 'Completed' } } }] });
+      if (pod.metadata.name === name)
+        this.setStatus(pod, { phase: 'Succeeded', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: 0, reason: 'Completed' } } }] });
     }
   }
 
   /** Evicts a running pod for node pressure as a kubelet does: the pod stays, Failed/Evicted, its container killed (137). */
   evictForPressure(name: string): void {
     for (const pod of this.pods.values()) {
-      if (pod.metadata.name === name) this.setStatus(pod, { phase: 'Failed', reason: 'Evicted', message: 'The node was low on resource: memory.', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: 137, reason: 'Error' } } }] });
+      if (pod.metadata.name === name)
+        this.setStatus(pod, {
+          phase: 'Failed',
+          reason: 'Evicted',
+          message: 'The node was low on resource: memory.',
+          containerStatuses: [{ name: 'task', state: { terminated: { exitCode: 137, reason: 'Error' } } }],
+        });
     }
   }
 
@@ -180,14 +208,16 @@ export class FakeKube {
     }
     const snapshot = JSON.parse(JSON.stringify(pod)) as FakePod;
     this.history.push({ version: this.version, type, pod: snapshot });
-    for (const w of this.watchers) if (w.ns === pod.metadata.namespace && matches(w.selector, pod)) w.res.write(`${JSON.stringify({ type, object: snapshot })}\n`);
+    for (const w of this.watchers)
+      if (w.ns === pod.metadata.namespace && matches(w.selector, pod)) w.res.write(`${JSON.stringify({ type, object: snapshot })}\n`);
   }
 
   /** A watch: the changes after `from`, then each change as it happens, one JSON object a line. */
   private watch(ns: string, selector: Record<string, string>, from: number, query: string, res: ServerResponse): void {
     this.watches.push(query);
     res.writeHead(200, { 'content-type': 'application/json' });
-    for (const h of this.history) if (h.version > from && h.pod.metadata.namespace === ns && matches(selector, h.pod)) res.write(`${JSON.stringify({ type: h.type, object: h.pod })}\n`);
+    for (const h of this.history)
+      if (h.version > from && h.pod.metadata.namespace === ns && matches(selector, h.pod)) res.write(`${JSON.stringify({ type: h.type, object: h.pod })}\n`);
     const w = { ns, selector, res };
     this.watchers.add(w);
     res.on('close', () => this.watchers.delete(w));
@@ -206,25 +236,35 @@ export class FakeKube {
     const alive = () => this.pods.get(key) === pod;
     if (pod.spec.nodeName && !this.admits(pod)) {
       // The kubelet's admission: a pod bound to a node without room fails before it runs.
-      setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Failed', reason: 'OutOfcpu', message: `Node didn't have enough resource: cpu` }); }, 20);
+      setTimeout(() => {
+        if (alive()) this.setStatus(pod, { phase: 'Failed', reason: 'OutOfcpu', message: `Node didn't have enough resource: cpu` });
+      }, 20);
       return;
     }
     if (c.image === 'bad-image') {
-      setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Pending', containerStatuses: [{ name: 'task', state: { waiting: { reason: 'ImagePullBackOff' } } }] }); }, 50);
+      setTimeout(() => {
+        if (alive()) this.setStatus(pod, { phase: 'Pending', containerStatuses: [{ name: 'task', state: { waiting: { reason: 'ImagePullBackOff' } } }] });
+      }, 50);
       return;
     }
     setTimeout(() => {
       if (!alive()) return;
       this.setStatus(pod, { phase: 'Running', containerStatuses: [{ name: 'task', state: { running: {} } }] });
       if (/\bsleep\b/.test(script)) {
-        if (pod.spec.activeDeadlineSeconds) setTimeout(() => { if (alive()) this.setStatus(pod, { phase: 'Failed', reason: 'DeadlineExceeded' }); }, pod.spec.activeDeadlineSeconds * 1000);
+        if (pod.spec.activeDeadlineSeconds)
+          setTimeout(() => {
+            if (alive()) this.setStatus(pod, { phase: 'Failed', reason: 'DeadlineExceeded' });
+          }, pod.spec.activeDeadlineSeconds * 1000);
         return;
       }
       setTimeout(() => {
         if (!alive()) return;
         const oom = /\boom\b/.test(script);
         const code = oom ? 137 : Number(/exit (\d+)/.exec(script)?.[1] ?? 0);
-        this.setStatus(pod, { phase: code === 0 ? 'Succeeded' : 'Failed', containerStatuses: [{ name: 'task', state: { terminated: { exitCode: code, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' } } }] });
+        this.setStatus(pod, {
+          phase: code === 0 ? 'Succeeded' : 'Failed',
+          containerStatuses: [{ name: 'task', state: { terminated: { exitCode: code, reason: oom ? 'OOMKilled' : code === 0 ? 'Completed' : 'Error' } } }],
+        });
       }, 100);
     }, 50);
   }
@@ -248,7 +288,9 @@ function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     let data = '';
     req.setEncoding('utf8');
-    req.on('data', (c: string) => { data += c; });
+    req.on('data', (c: string) => {
+      data += c;
+    });
     req.on('end', () => resolve(data));
     req.on('error', reject);
   });

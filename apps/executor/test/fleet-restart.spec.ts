@@ -12,26 +12,42 @@ import { bind, groupOf, jobOf, serviceConfig, until, useTestbed } from './harnes
 
 const tb = useTestbed();
 const fleets: RunningService[] = [];
-afterAll(async () => { for (const f of fleets) await f.close().catch(() => undefined); });
+afterAll(async () => {
+  for (const f of fleets) await f.close().catch(() => undefined);
+});
 
-const fleet = (taskMs: number) => startSimulatedFleet({ nodes: 1, prefix: 'reborn', capacity: { cpu: '8', memory: '16Gi' }, taskMs, reportIntervalMs: 50 }, serviceConfig(tb));
+const fleet = (taskMs: number) =>
+  startSimulatedFleet({ nodes: 1, prefix: 'reborn', capacity: { cpu: '8', memory: '16Gi' }, taskMs, reportIntervalMs: 50 }, serviceConfig(tb));
 
 it('ends NodeLost the groups its predecessor started, and runs the next attempt', async () => {
   const first = await fleet(60_000);
   fleets.push(first);
   await bind(tb, 'reborn-00000', 'inherited', ['true'], 2, { resources: { cpu: 100 } });
   // The predecessor's report of the start lands (the binding stays as the scheduler wrote it).
-  expect(await until(() => groupOf(tb, 'inherited'), (g) => g?.tasks.every((t) => t.state === 'Running') ?? false)).toBeDefined();
+  expect(
+    await until(
+      () => groupOf(tb, 'inherited'),
+      (g) => g?.tasks.every((t) => t.state === 'Running') ?? false,
+    ),
+  ).toBeDefined();
   // It stops without a word (as after SIGSTOP past its lease, then exit): its tasks never end.
   await (first.fleet as unknown as { onApplicationShutdown(): Promise<void> }).onApplicationShutdown();
 
   const second = await fleet(200);
   fleets.push(second);
-  const ended = await until(() => groupOf(tb, 'inherited'), (g) => g?.tasks.every((t) => t.state === 'Failed') ?? false, 8000);
+  const ended = await until(
+    () => groupOf(tb, 'inherited'),
+    (g) => g?.tasks.every((t) => t.state === 'Failed') ?? false,
+    8000,
+  );
   expect(ended?.tasks.map((t: GroupStatus['tasks'][number]) => t.reason)).toEqual(['NodeLost', 'NodeLost']);
   expect(await tb.store.get<Binding>(tb.store.keys.binding('reborn-00000', 'inherited', 0, 1))).toBeUndefined();
   // Requeued at attempt 2 (not a failure of the job).
-  const job = await until(() => jobOf(tb, 'inherited'), (j) => j?.pending.some((r) => r.attempt === 2) ?? false, 5000);
+  const job = await until(
+    () => jobOf(tb, 'inherited'),
+    (j) => j?.pending.some((r) => r.attempt === 2) ?? false,
+    5000,
+  );
   expect(job?.pending).toEqual([expect.objectContaining({ start: 0, end: 2, attempt: 2 })]);
   expect(job?.phase).not.toBe('Failed');
 });
@@ -48,7 +64,12 @@ it('settles a report against a status another incarnation moved on, instead of r
   await bind(tb, 'reborn-00000', 'moved', ['true'], 1, { resources: { cpu: 100 }, binding: { env: { BATCH_SIM_SECONDS: '60' } } });
   const bindingKey = tb.store.keys.binding('reborn-00000', 'moved', 0, 1);
   const binding = (await tb.store.get<Binding>(bindingKey))!;
-  expect(await until(() => groupOf(tb, 'moved'), (g) => g?.tasks[0].state === 'Running')).toBeDefined();
+  expect(
+    await until(
+      () => groupOf(tb, 'moved'),
+      (g) => g?.tasks[0].state === 'Running',
+    ),
+  ).toBeDefined();
   // The fleet loses track of it, and the status moves on under another lease while the binding
   // stays (a predecessor's late report); then the pristine binding reaches the fleet again.
   const g = internals.groups.get(bindingKey);
@@ -59,7 +80,11 @@ it('settles a report against a status another incarnation moved on, instead of r
   await tb.store.txn([], [{ put: key, value: { ...st.value, reporter: { lease: 'a-predecessor', seq: 7 } } }]);
   await internals.onBinding(bindingKey, binding.value, binding.modRevision, false);
 
-  const ended = await until(() => groupOf(tb, 'moved'), (s) => s?.tasks[0].state === 'Failed', 8000);
+  const ended = await until(
+    () => groupOf(tb, 'moved'),
+    (s) => s?.tasks[0].state === 'Failed',
+    8000,
+  );
   expect(ended?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost' });
   expect(await tb.store.get<Binding>(bindingKey)).toBeUndefined();
 });

@@ -14,8 +14,14 @@ const tb = useTestbed();
 /** Binds a one-task job that prints its pid (= its process group) and runs `rest`; returns the pid once it runs. */
 async function runLong(node: string, jobId: string, rest: string): Promise<number> {
   await bind(tb, node, jobId, ['sh', '-c', `echo $$; ${rest}`], 1, { resources: { cpu: 100 } });
-  const text = await until(() => readOrEmpty(attemptPaths(join(tb.dir, node), jobId, 0, 1).stdout), (s) => s.trim().length > 0);
-  await until(() => groupOf(tb, jobId), (g) => g?.tasks[0].state === 'Running');
+  const text = await until(
+    () => readOrEmpty(attemptPaths(join(tb.dir, node), jobId, 0, 1).stdout),
+    (s) => s.trim().length > 0,
+  );
+  await until(
+    () => groupOf(tb, jobId),
+    (g) => g?.tasks[0].state === 'Running',
+  );
   return Number(text.trim());
 }
 
@@ -27,7 +33,13 @@ it('ends NodeLost only the task its stop killed; a task that exits 3 by itself d
   await runLong('drain-node', 'crashed-alone', `trap '' TERM; while [ ! -f ${crashNow} ]; do sleep 0.05; done; exit 3`);
   const closing = ex.close();
   // The first task dying of SIGTERM means the stop has begun; the second crashes only now, within the 3 s grace.
-  expect(await until(() => groupAlive(killed), (a) => !a, 5000)).toBe(false);
+  expect(
+    await until(
+      () => groupAlive(killed),
+      (a) => !a,
+      5000,
+    ),
+  ).toBe(false);
   writeFileSync(crashNow, '');
   await closing;
   expect((await groupOf(tb, 'killed-by-stop'))?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost', signal: 'SIGTERM' });

@@ -46,11 +46,25 @@ export function useTestbed(): Testbed {
 export const serviceConfig = (tb: Testbed) => ({ etcdEndpoints: tb.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' });
 
 /** Starts an executor in this process for node `name` (8 CPUs, 16 GiB, no GPUs unless `nvidiaSmi` says so). */
-export function startNode(tb: Testbed, name: string, extra: Partial<ExecutorConfig> = {}, opts: Omit<ExecutorOptions, 'executor' | 'config'> = {}): Promise<RunningExecutor> {
+export function startNode(
+  tb: Testbed,
+  name: string,
+  extra: Partial<ExecutorConfig> = {},
+  opts: Omit<ExecutorOptions, 'executor' | 'config'> = {},
+): Promise<RunningExecutor> {
   return startExecutor({
     ...opts,
     config: serviceConfig(tb),
-    executor: { nodeName: name, dataDir: join(tb.dir, name), cpu: '8', memory: '16Gi', killGraceMs: 500, reportIntervalMs: 50, nvidiaSmi: join(tb.dir, 'absent'), ...extra },
+    executor: {
+      nodeName: name,
+      dataDir: join(tb.dir, name),
+      cpu: '8',
+      memory: '16Gi',
+      killGraceMs: 500,
+      reportIntervalMs: 50,
+      nvidiaSmi: join(tb.dir, 'absent'),
+      ...extra,
+    },
   });
 }
 
@@ -69,19 +83,40 @@ export async function bind(tb: Testbed, node: string, jobId: string, command: st
   const { store } = tb;
   const resources = o.resources ?? { cpu: 1000 };
   const job: JobRecord = {
-    id: jobId, tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(),
+    id: jobId,
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: Date.now(),
     spec: { name: jobId, command, env: { GREETING: 'hi' }, resources, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
   const created = await submitJob(store, job);
   const lease = await store.grantLease(5);
   const leader = await campaign(store, `test-${jobId}`, 'me', lease);
   const b: Binding = {
-    jobId, tenant: 't', queue: 'q', node, start: 0, end: tasks, attempt: 1, resources, boundAt: Date.now(), command, env: job.spec.env,
-    devices: o.devices?.length ? o.devices : Array.from({ length: tasks }, () => []), ...o.binding,
+    jobId,
+    tenant: 't',
+    queue: 'q',
+    node,
+    start: 0,
+    end: tasks,
+    attempt: 1,
+    resources,
+    boundAt: Date.now(),
+    command,
+    env: job.spec.env,
+    devices: o.devices?.length ? o.devices : Array.from({ length: tasks }, () => []),
+    ...o.binding,
   };
   const alloc = await store.get<NodeAllocation>(store.keys.alloc(node));
-  const res = await bindPlan(store, leader.fence(), [{ job: created.job, next: { ...job, phase: 'Running', pending: [] }, bindings: [b] }], new Map([[node, alloc]]));
+  const res = await bindPlan(
+    store,
+    leader.fence(),
+    [{ job: created.job, next: { ...job, phase: 'Running', pending: [] }, bindings: [b] }],
+    new Map([[node, alloc]]),
+  );
   await lease.revoke();
   if (res.bound.length !== 1) throw new Error(`binding ${jobId} to ${node} was refused`);
   return b;
@@ -103,7 +138,11 @@ export const groupOf = (tb: Testbed, id: string, attempt = 1) => tb.store.get<Gr
 
 /** The file's text, or "" while it does not exist. */
 export function readOrEmpty(file: string): string {
-  try { return readFileSync(file, 'utf8'); } catch { return ''; }
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** Running (a zombie — dead but not yet reaped — does not count). */
@@ -124,7 +163,9 @@ export function groupAlive(pgid: number): boolean {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const [state, , pgrp] = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
       if (Number(pgrp) === pgid && state !== 'Z') return true;
-    } catch { /* gone meanwhile */ }
+    } catch {
+      /* gone meanwhile */
+    }
   }
   return false;
 }

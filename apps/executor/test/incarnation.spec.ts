@@ -14,7 +14,9 @@ import { bind, groupAlive, groupOf, jobOf, startNode, until, useTestbed } from '
 
 const tb = useTestbed();
 let ex: RunningExecutor | undefined;
-afterAll(async () => { await ex?.close(); });
+afterAll(async () => {
+  await ex?.close();
+});
 
 /** What the agent's informer hands it: the handler of a (re)listing, and the informer itself. */
 interface AgentInternals {
@@ -26,7 +28,12 @@ it('runs a binding that arrives in a relisting after a restart, instead of endin
   // The first incarnation runs a task: the node's process-group ledger now has records.
   const first = await startNode(tb, 'reborn');
   await bind(tb, 'reborn', 'before', ['true'], 1, { resources: { cpu: 100 } });
-  expect(await until(() => jobOf(tb, 'before'), (j) => j?.phase === 'Succeeded')).toMatchObject({ phase: 'Succeeded' });
+  expect(
+    await until(
+      () => jobOf(tb, 'before'),
+      (j) => j?.phase === 'Succeeded',
+    ),
+  ).toMatchObject({ phase: 'Succeeded' });
   await first.close();
 
   ex = await startNode(tb, 'reborn');
@@ -36,7 +43,10 @@ it('runs a binding that arrives in a relisting after a restart, instead of endin
   await bind(tb, 'reborn', 'after', ['true'], 1, { resources: { cpu: 100 } });
   agent.onSync((await tb.store.listAll<Binding>(tb.store.keys.bindingsOf('reborn'))).items);
 
-  const done = await until(() => jobOf(tb, 'after'), (j) => j?.phase === 'Succeeded' || j?.phase === 'Failed' || (j?.pending[0]?.attempt ?? 1) > 1);
+  const done = await until(
+    () => jobOf(tb, 'after'),
+    (j) => j?.phase === 'Succeeded' || j?.phase === 'Failed' || (j?.pending[0]?.attempt ?? 1) > 1,
+  );
   expect((await groupOf(tb, 'after'))?.tasks[0]).toMatchObject({ state: 'Succeeded', exitCode: 0 });
   expect(done).toMatchObject({ phase: 'Succeeded', counts: { succeeded: 1 } });
 });
@@ -48,22 +58,41 @@ it('kills a task its previous incarnation started but never recorded, and ends i
   const node = 'orphan-node';
   await bind(tb, node, 'orphaned', ['true'], 1, { resources: { cpu: 100 } });
   const resultPath = join(tb.dir, node, 'logs', 'orphaned', '0', '1.result.json');
-  const orphan = spawn('sleep', ['60'], { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH, BATCH_NODE: node, BATCH_JOB_ID: 'orphaned', BATCH_RESULT_PATH: resultPath } });
+  const orphan = spawn('sleep', ['60'], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH, BATCH_NODE: node, BATCH_JOB_ID: 'orphaned', BATCH_RESULT_PATH: resultPath },
+  });
   const died = new Promise<string | null>((r) => orphan.once('exit', (_code, signal) => r(signal)));
   // A task of the same node name under another executor's data directory is not this one's.
-  const stranger = spawn('sleep', ['60'], { detached: true, stdio: 'ignore', env: { PATH: process.env.PATH, BATCH_NODE: node, BATCH_JOB_ID: 'x', BATCH_RESULT_PATH: join(tb.dir, 'elsewhere', 'r.json') } });
+  const stranger = spawn('sleep', ['60'], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH, BATCH_NODE: node, BATCH_JOB_ID: 'x', BATCH_RESULT_PATH: join(tb.dir, 'elsewhere', 'r.json') },
+  });
   try {
     const restarted = await startNode(tb, node);
     try {
       expect(await died).toBe('SIGKILL');
-      const group = await until(() => groupOf(tb, 'orphaned'), (g) => g?.tasks[0]?.state === 'Failed');
+      const group = await until(
+        () => groupOf(tb, 'orphaned'),
+        (g) => g?.tasks[0]?.state === 'Failed',
+      );
       expect(group?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost' });
       expect(groupAlive(stranger.pid!)).toBe(true);
     } finally {
       await restarted.close();
     }
   } finally {
-    try { process.kill(-stranger.pid!, 'SIGKILL'); } catch { /* gone */ }
-    try { process.kill(-orphan.pid!, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-stranger.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
+    try {
+      process.kill(-orphan.pid!, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 });

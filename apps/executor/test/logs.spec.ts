@@ -11,14 +11,21 @@ import { bind, groupOf, startNode, until, useTestbed } from './harness';
 
 const tb = useTestbed();
 let ex: RunningExecutor;
-beforeAll(async () => { ex = await startNode(tb, 'log-node'); });
-afterAll(async () => { await ex?.close(); });
+beforeAll(async () => {
+  ex = await startNode(tb, 'log-node');
+});
+afterAll(async () => {
+  await ex?.close();
+});
 
 const logs = (path: string, authorization = ex.ctx.credential.authorization()) => fetch(`${ex.url}/internal/logs/${path}`, { headers: { authorization } });
 
-it('returns a finished attempt\'s stdout and stderr as text', async () => {
+it("returns a finished attempt's stdout and stderr as text", async () => {
   await bind(tb, 'log-node', 'done', ['sh', '-c', 'echo "out $BATCH_TASK_INDEX"; echo "err $BATCH_TASK_INDEX" >&2'], 2, { resources: { cpu: 100 } });
-  await until(() => groupOf(tb, 'done'), (g) => !!g?.tasks.every((t) => t.state === 'Succeeded'));
+  await until(
+    () => groupOf(tb, 'done'),
+    (g) => !!g?.tasks.every((t) => t.state === 'Succeeded'),
+  );
   const out = await logs('done/1/1/stdout');
   expect(out.status).toBe(200);
   expect(out.headers.get('content-type')).toMatch(/^text\/plain/);
@@ -29,7 +36,10 @@ it('returns a finished attempt\'s stdout and stderr as text', async () => {
 it('follows a running attempt: bytes arrive as written, and the stream ends once the process exited', async () => {
   // five lines 300 ms apart, then exit
   await bind(tb, 'log-node', 'tail', ['sh', '-c', 'for i in 1 2 3 4 5; do echo "line $i"; sleep 0.3; done'], 1, { resources: { cpu: 100 } });
-  await until(() => groupOf(tb, 'tail'), (g) => g?.tasks[0].state === 'Running');
+  await until(
+    () => groupOf(tb, 'tail'),
+    (g) => g?.tasks[0].state === 'Running',
+  );
   const res = await logs('tail/0/1/stdout?follow=true');
   expect(res.status).toBe(200);
   const reader = res.body!.getReader();
@@ -47,9 +57,12 @@ it('follows a running attempt: bytes arrive as written, and the stream ends once
   expect(ex.agent.isRunning('tail', 0, 1)).toBe(false);
 });
 
-it('follows a log across a rotation (copy-and-truncate) from the file\'s new start', async () => {
+it("follows a log across a rotation (copy-and-truncate) from the file's new start", async () => {
   await bind(tb, 'log-node', 'rotated', ['sh', '-c', 'echo first-line-of-output; sleep 1; echo after'], 1, { resources: { cpu: 100 } });
-  await until(() => groupOf(tb, 'rotated'), (g) => g?.tasks[0].state === 'Running');
+  await until(
+    () => groupOf(tb, 'rotated'),
+    (g) => g?.tasks[0].state === 'Running',
+  );
   const file = attemptPaths(join(tb.dir, 'log-node'), 'rotated', 0, 1).stdout;
   const res = await logs('rotated/0/1/stdout?follow=true');
   const reader = res.body!.getReader();
@@ -81,7 +94,7 @@ it.each([
 
 it.each([
   ['no credential', ''],
-  ['a tenant\'s bearer token', 'Bearer tenant-token'],
+  ["a tenant's bearer token", 'Bearer tenant-token'],
   ['a wrong service token', 'Bearer not-the-service-token-of-this-cluster-at-all'],
   ['the right token in another scheme', () => ex.ctx.credential.authorization().replace('Bearer', 'Basic')],
 ])('refuses a log to a caller with %s: 401 before any file is read, counted', async (_what, header) => {
@@ -90,7 +103,12 @@ it.each([
   for (const path of ['done/1/1/stdout', 'done/0/1/stderr', 'nosuchjob/0/1/stdout', '..%2F..%2Fetc/0/1/stdout']) {
     const res = await fetch(`${ex.url}/internal/logs/${path}`, { headers: authorization ? { authorization } : {} });
     const body = await res.text();
-    expect({ path, status: res.status, code: JSON.parse(body).error.code, field: JSON.parse(body).error.field }).toEqual({ path, status: 401, code: 'unauthenticated', field: 'Authorization' });
+    expect({ path, status: res.status, code: JSON.parse(body).error.code, field: JSON.parse(body).error.field }).toEqual({
+      path,
+      status: 401,
+      code: 'unauthenticated',
+      field: 'Authorization',
+    });
     expect(body).not.toMatch(/out 1|err 0/);
   }
   expect((await refusals()) - before).toBe(4);
@@ -101,4 +119,3 @@ async function refusals(): Promise<number> {
   const text = await (await fetch(`${ex.url}/metrics`)).text();
   return [...text.matchAll(/^batch_internal_calls_refused_total\{surface="http"[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
 }
-

@@ -19,7 +19,15 @@ const children: ChildProcess[] = [];
 
 afterAll(async () => {
   const running = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  await Promise.all(running.map((c) => new Promise((r) => { c.once('exit', r); c.kill('SIGKILL'); })));
+  await Promise.all(
+    running.map(
+      (c) =>
+        new Promise((r) => {
+          c.once('exit', r);
+          c.kill('SIGKILL');
+        }),
+    ),
+  );
 });
 
 interface Launched {
@@ -35,8 +43,15 @@ async function launch(node: string, env: Record<string, string> = {}): Promise<L
   const child = spawn(process.execPath, [MAIN], {
     env: {
       ...process.env,
-      BATCH_ETCD_ENDPOINTS: tb.etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'warn',
-      BATCH_NODE_NAME: node, BATCH_DATA_DIR: join(tb.dir, node), BATCH_NODE_CPU: '4', BATCH_NODE_MEMORY: '8Gi', BATCH_KILL_GRACE_MS: '1000',
+      BATCH_ETCD_ENDPOINTS: tb.etcd.endpoints.join(','),
+      BATCH_PORT: String(port),
+      BATCH_LEASE_TTL: '2',
+      BATCH_LOG_LEVEL: 'warn',
+      BATCH_NODE_NAME: node,
+      BATCH_DATA_DIR: join(tb.dir, node),
+      BATCH_NODE_CPU: '4',
+      BATCH_NODE_MEMORY: '8Gi',
+      BATCH_KILL_GRACE_MS: '1000',
       BATCH_NVIDIA_SMI: join(tb.dir, 'absent'),
       BATCH_SERVICE_TOKEN: newServiceToken(), // the executor refuses to start without the cluster's service credential
       ...env,
@@ -46,7 +61,15 @@ async function launch(node: string, env: Record<string, string> = {}): Promise<L
   children.push(child);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const url = `http://127.0.0.1:${port}`;
-  const ready = await until(() => fetch(`${url}/readyz`).then((r) => r.ok, () => false), (ok) => ok || child.exitCode !== null, 15000);
+  const ready = await until(
+    () =>
+      fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    (ok) => ok || child.exitCode !== null,
+    15000,
+  );
   if (!ready) throw new Error(`executor ${node} did not become ready`);
   return { child, url, exited };
 }
@@ -81,15 +104,34 @@ it('after kill -9 and a restart, reports what the previous incarnation ran as Fa
   const first = await launch('crash-node');
   await bind(tb, 'crash-node', 'orphan', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
   const out = attemptPaths(join(tb.dir, 'crash-node'), 'orphan', 0, 1).stdout;
-  const pgid = Number((await until(() => readOrEmpty(out), (s) => s.trim().length > 0)).trim());
-  await until(() => groupOf(tb, 'orphan'), (g) => g?.tasks[0].state === 'Running');
+  const pgid = Number(
+    (
+      await until(
+        () => readOrEmpty(out),
+        (s) => s.trim().length > 0,
+      )
+    ).trim(),
+  );
+  await until(
+    () => groupOf(tb, 'orphan'),
+    (g) => g?.tasks[0].state === 'Running',
+  );
   first.child.kill('SIGKILL');
   await first.exited;
   await launch('crash-node');
-  const g = await until(() => groupOf(tb, 'orphan'), (x) => x?.tasks[0].state === 'Failed');
+  const g = await until(
+    () => groupOf(tb, 'orphan'),
+    (x) => x?.tasks[0].state === 'Failed',
+  );
   expect(g?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost' });
   // Nothing of the old attempt runs: its main process died with the executor, the rest was reaped.
-  expect(await until(() => groupAlive(pgid), (a) => !a, 3000)).toBe(false);
+  expect(
+    await until(
+      () => groupAlive(pgid),
+      (a) => !a,
+      3000,
+    ),
+  ).toBe(false);
   expect(await tb.store.get(tb.store.keys.binding('crash-node', 'orphan', 0, 1))).toBeUndefined();
   expect((await tb.store.get<NodeAllocation>(tb.store.keys.alloc('crash-node')))!.value.used).toEqual({});
   // The control plane decides what happens next (a node loss requeues at the next attempt).
@@ -100,8 +142,18 @@ it('on a graceful stop (SIGTERM) ends its running tasks NodeLost, so they are re
   const ex = await launch('term-node', { BATCH_SERVICE_TOKEN: newServiceToken() });
   await bind(tb, 'term-node', 'drained', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
   const out = attemptPaths(join(tb.dir, 'term-node'), 'drained', 0, 1).stdout;
-  const pgid = Number((await until(() => readOrEmpty(out), (s) => s.trim().length > 0)).trim());
-  await until(() => groupOf(tb, 'drained'), (g) => g?.tasks[0].state === 'Running');
+  const pgid = Number(
+    (
+      await until(
+        () => readOrEmpty(out),
+        (s) => s.trim().length > 0,
+      )
+    ).trim(),
+  );
+  await until(
+    () => groupOf(tb, 'drained'),
+    (g) => g?.tasks[0].state === 'Running',
+  );
   ex.child.kill('SIGTERM');
   expect(await ex.exited).toBe(0);
   // Reported before the process exited, not left for the reaper to find after the lease expired.
@@ -115,14 +167,32 @@ it('self-fences when its lease is revoked: kills its running task and exits non-
   const ex = await launch('fence-proc');
   await bind(tb, 'fence-proc', 'doomed', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
   const out = attemptPaths(join(tb.dir, 'fence-proc'), 'doomed', 0, 1).stdout;
-  const pgid = Number((await until(() => readOrEmpty(out), (s) => s.trim().length > 0)).trim());
+  const pgid = Number(
+    (
+      await until(
+        () => readOrEmpty(out),
+        (s) => s.trim().length > 0,
+      )
+    ).trim(),
+  );
   expect(groupAlive(pgid)).toBe(true);
   const lease = await nodeLease('fence-proc');
   await tb.store.client.leaseClient.leaseRevoke({ ID: lease });
   // TTL (2 s) at most after the revoke; here at the first failed keep-alive.
   let timer: NodeJS.Timeout | undefined;
-  const code = await Promise.race([ex.exited, new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), 5000); })]);
+  const code = await Promise.race([
+    ex.exited,
+    new Promise<'timeout'>((r) => {
+      timer = setTimeout(() => r('timeout'), 5000);
+    }),
+  ]);
   clearTimeout(timer);
   expect(code).toBe(75);
-  expect(await until(() => groupAlive(pgid), (a) => !a, 2000)).toBe(false);
+  expect(
+    await until(
+      () => groupAlive(pgid),
+      (a) => !a,
+      2000,
+    ),
+  ).toBe(false);
 });

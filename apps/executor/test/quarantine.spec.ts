@@ -18,12 +18,24 @@ it('reports attempts the node cannot start as NodeError, requeues them, and quar
   const ex = await startNode(tb, 'broken-node', { dataDir });
   try {
     await bind(tb, 'broken-node', 'cannot-start', ['true'], 3, { resources: { cpu: 100 } });
-    const group = await until(() => groupOf(tb, "cannot-start"), (g) => !!g && g.tasks.every((t) => t.state === "Failed"), 8000);
+    const group = await until(
+      () => groupOf(tb, 'cannot-start'),
+      (g) => !!g && g.tasks.every((t) => t.state === 'Failed'),
+      8000,
+    );
     expect(group!.tasks.map((t) => t.reason)).toEqual(['NodeError', 'NodeError', 'NodeError']);
     // not the tasks' fault: all three wait for attempt 2 elsewhere, none counted failed
-    const job = await until(() => jobOf(tb, 'cannot-start'), (j) => (j?.pending.length ?? 0) > 0, 5000);
+    const job = await until(
+      () => jobOf(tb, 'cannot-start'),
+      (j) => (j?.pending.length ?? 0) > 0,
+      5000,
+    );
     expect(job).toMatchObject({ counts: { failed: 0 }, pending: [{ start: 0, end: 3, attempt: 2 }] });
-    const cordon = await until(() => tb.store.get<Cordon>(tb.store.keys.cordon('broken-node')), (c) => !!c, 5000);
+    const cordon = await until(
+      () => tb.store.get<Cordon>(tb.store.keys.cordon('broken-node')),
+      (c) => !!c,
+      5000,
+    );
     expect(cordon!.value).toMatchObject({ node: 'broken-node', by: 'batchapi', quarantine: { cause: 'node_error', failures: 3 } });
     expect(cordon!.value.reason).toMatch(/^quarantined: 3 attempts could not start on this node within 10 min; last: could not make the attempt's files/);
     const metrics = await (await fetch(`${ex.url}/metrics`)).text();

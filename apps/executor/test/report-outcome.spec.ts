@@ -16,7 +16,9 @@ function firstRunningReport(jobId: string, tamper: <T>(send: () => Promise<T>) =
   let hit = false;
   const seam: CallSeam = (call, send) => {
     const statusKey = tb.store.keys.group(jobId, 0, 1);
-    const report = call.writes && call.ops?.some((op) => 'put' in op && op.put === statusKey && (op.value as { tasks: Array<{ state: string }> }).tasks.some((t) => t.state === 'Running'));
+    const report =
+      call.writes &&
+      call.ops?.some((op) => 'put' in op && op.put === statusKey && (op.value as { tasks: Array<{ state: string }> }).tasks.some((t) => t.state === 'Running'));
     if (hit || !report) return send();
     hit = true;
     return tamper(send);
@@ -27,10 +29,17 @@ function firstRunningReport(jobId: string, tamper: <T>(send: () => Promise<T>) =
 it('keeps running a group whose report landed though the client re-sent it and the re-send failed its compare; the job finishes', async () => {
   const ex = await startNode(tb, 'resent-node');
   try {
-    const tamper = firstRunningReport('resent', async (send) => { await send(); return send(); });
+    const tamper = firstRunningReport('resent', async (send) => {
+      await send();
+      return send();
+    });
     ex.ctx.store.seam = tamper.seam;
     await bind(tb, 'resent-node', 'resent', ['sh', '-c', 'sleep 1'], 1);
-    const job = await until(() => jobOf(tb, 'resent'), (j) => j?.phase === 'Succeeded', 15000);
+    const job = await until(
+      () => jobOf(tb, 'resent'),
+      (j) => j?.phase === 'Succeeded',
+      15000,
+    );
     expect(tamper.hit()).toBe(true);
     expect(job?.phase).toBe('Succeeded');
     expect((await groupOf(tb, 'resent'))!.tasks).toMatchObject([{ state: 'Succeeded', exitCode: 0 }]);
@@ -49,11 +58,18 @@ it('settles a report whose answer was lost after the commit (a deadline, and the
       throw new GRPCDeadlineExceededError('deadline exceeded after commit (test seam)');
     });
     ex.ctx.store.seam = (call, send) => {
-      if (!call.writes && readsDown > 0) { readsDown--; return Promise.reject(new GRPCUnavailableError('unavailable (test seam)')); }
+      if (!call.writes && readsDown > 0) {
+        readsDown--;
+        return Promise.reject(new GRPCUnavailableError('unavailable (test seam)'));
+      }
       return tamper.seam(call, send);
     };
     await bind(tb, 'deadline-node', 'deadline', ['sh', '-c', 'sleep 1'], 1);
-    const job = await until(() => jobOf(tb, 'deadline'), (j) => j?.phase === 'Succeeded', 15000);
+    const job = await until(
+      () => jobOf(tb, 'deadline'),
+      (j) => j?.phase === 'Succeeded',
+      15000,
+    );
     expect(tamper.hit()).toBe(true);
     expect(readsDown).toBe(0);
     expect(job).toMatchObject({ phase: 'Succeeded', counts: { succeeded: 1, failed: 0 } });

@@ -15,7 +15,10 @@ it('passes each task its item and stores the results it writes, in task order', 
     // Task i doubles its item; task 2 writes nothing, so it has no result.
     const script = 'if [ "$BATCH_TASK_INDEX" != 2 ]; then echo "{\\"in\\": $BATCH_MAP_ITEM, \\"i\\": $BATCH_TASK_INDEX}" > "$BATCH_RESULT_PATH"; fi';
     await bind(tb, 'res-node', 'mapped', ['sh', '-c', script], 3, { binding: { items: [{ a: 1 }, 'two', 3] } });
-    const done = await until(() => jobOf(tb, 'mapped'), (j) => j?.phase === 'Succeeded');
+    const done = await until(
+      () => jobOf(tb, 'mapped'),
+      (j) => j?.phase === 'Succeeded',
+    );
     expect(done?.phase).toBe('Succeeded');
     const results = await listResults(tb.store, 'mapped');
     expect(results).toEqual<TaskResult[]>([
@@ -31,11 +34,18 @@ it('fails a task whose result is over 64 KiB with ResultTooLarge, and ignores a 
   const ex = await startNode(tb, 'big-node');
   try {
     // Task 0: 70000 bytes > 65536. Task 1: not JSON, still Succeeded.
-    const script = 'if [ "$BATCH_TASK_INDEX" = 0 ]; then head -c 70000 /dev/zero | tr "\\0" 1 > "$BATCH_RESULT_PATH"; else echo "not json" > "$BATCH_RESULT_PATH"; fi';
+    const script =
+      'if [ "$BATCH_TASK_INDEX" = 0 ]; then head -c 70000 /dev/zero | tr "\\0" 1 > "$BATCH_RESULT_PATH"; else echo "not json" > "$BATCH_RESULT_PATH"; fi';
     await bind(tb, 'big-node', 'big', ['sh', '-c', script], 2);
-    await until(() => jobOf(tb, 'big'), (j) => j?.phase === 'Failed');
+    await until(
+      () => jobOf(tb, 'big'),
+      (j) => j?.phase === 'Failed',
+    );
     const status = (await groupOf(tb, 'big'))!;
-    expect(status.tasks.map((t) => [t.state, t.reason])).toEqual([['Failed', 'ResultTooLarge'], ['Succeeded', undefined]]);
+    expect(status.tasks.map((t) => [t.state, t.reason])).toEqual([
+      ['Failed', 'ResultTooLarge'],
+      ['Succeeded', undefined],
+    ]);
     expect(await listResults(tb.store, 'big')).toEqual([]);
   } finally {
     await ex.close();

@@ -14,15 +14,25 @@ import { bind, groupAlive, groupOf, jobOf, readOrEmpty, startNode, until, useTes
 const tb = useTestbed();
 const GRACE_MS = 1500;
 let ex: RunningExecutor;
-beforeAll(async () => { ex = await startNode(tb, 'stop-node', { killGraceMs: GRACE_MS }); });
-afterAll(async () => { await ex?.close(); });
+beforeAll(async () => {
+  ex = await startNode(tb, 'stop-node', { killGraceMs: GRACE_MS });
+});
+afterAll(async () => {
+  await ex?.close();
+});
 
 /** Binds a one-task job that prints its pid (= its process group) and runs `rest`; returns the pid once it runs. */
 async function runLong(jobId: string, rest: string): Promise<number> {
   await bind(tb, 'stop-node', jobId, ['sh', '-c', `echo $$; ${rest}`], 1, { resources: { cpu: 100 } });
   const out = attemptPaths(join(tb.dir, 'stop-node'), jobId, 0, 1).stdout;
-  const text = await until(() => readOrEmpty(out), (s) => s.trim().length > 0);
-  await until(() => groupOf(tb, jobId), (g) => g?.tasks[0].state === 'Running');
+  const text = await until(
+    () => readOrEmpty(out),
+    (s) => s.trim().length > 0,
+  );
+  await until(
+    () => groupOf(tb, jobId),
+    (g) => g?.tasks[0].state === 'Running',
+  );
   return Number(text.trim());
 }
 
@@ -30,11 +40,20 @@ it('cancels a running task: SIGTERM to its process group, Cancelled well within 
   const pid = await runLong('cancel-me', 'sleep 30');
   const cancelledAt = Date.now();
   await cancelJob(tb.store, 'cancel-me', cancelledAt);
-  const g = await until(() => groupOf(tb, 'cancel-me'), (x) => x?.tasks[0].state === 'Cancelled', 5000);
+  const g = await until(
+    () => groupOf(tb, 'cancel-me'),
+    (x) => x?.tasks[0].state === 'Cancelled',
+    5000,
+  );
   expect(g?.tasks[0]).toMatchObject({ state: 'Cancelled', signal: 'SIGTERM' });
   expect(g!.tasks[0].finishedAt! - cancelledAt).toBeLessThan(GRACE_MS);
   expect(groupAlive(pid)).toBe(false);
-  expect(await until(() => jobOf(tb, 'cancel-me'), (j) => j?.phase === 'Cancelled')).toMatchObject({ phase: 'Cancelled', counts: { cancelled: 1 } });
+  expect(
+    await until(
+      () => jobOf(tb, 'cancel-me'),
+      (j) => j?.phase === 'Cancelled',
+    ),
+  ).toMatchObject({ phase: 'Cancelled', counts: { cancelled: 1 } });
   expect(await tb.store.get(tb.store.keys.binding('stop-node', 'cancel-me', 0, 1))).toBeUndefined();
 });
 
@@ -43,7 +62,11 @@ it('SIGKILLs a task that ignores SIGTERM once the grace has passed', async () =>
   const pid = await runLong('stubborn', "trap '' TERM; while :; do sleep 0.1; done");
   const cancelledAt = Date.now();
   await cancelJob(tb.store, 'stubborn', cancelledAt);
-  const g = await until(() => groupOf(tb, 'stubborn'), (x) => x?.tasks[0].state === 'Cancelled', GRACE_MS + 5000);
+  const g = await until(
+    () => groupOf(tb, 'stubborn'),
+    (x) => x?.tasks[0].state === 'Cancelled',
+    GRACE_MS + 5000,
+  );
   expect(g?.tasks[0]).toMatchObject({ state: 'Cancelled', signal: 'SIGKILL' });
   expect(g!.tasks[0].finishedAt! - cancelledAt).toBeGreaterThanOrEqual(GRACE_MS);
   expect(groupAlive(pid)).toBe(false);
@@ -51,17 +74,32 @@ it('SIGKILLs a task that ignores SIGTERM once the grace has passed', async () =>
 
 it('ends the tasks of a binding that arrives cancelled without starting them', async () => {
   await bind(tb, 'stop-node', 'never', ['sh', '-c', 'echo ran'], 2, { resources: { cpu: 100 }, binding: { cancelRequested: true } });
-  const g = await until(() => groupOf(tb, 'never'), (x) => !!x?.tasks.every((t) => t.state === 'Cancelled'));
-  expect(g?.tasks.map((t) => [t.state, t.startedAt])).toEqual([['Cancelled', undefined], ['Cancelled', undefined]]);
+  const g = await until(
+    () => groupOf(tb, 'never'),
+    (x) => !!x?.tasks.every((t) => t.state === 'Cancelled'),
+  );
+  expect(g?.tasks.map((t) => [t.state, t.startedAt])).toEqual([
+    ['Cancelled', undefined],
+    ['Cancelled', undefined],
+  ]);
   expect(existsSync(attemptPaths(join(tb.dir, 'stop-node'), 'never', 0, 1).stdout)).toBe(false);
-  expect(await until(() => jobOf(tb, 'never'), (j) => j?.counts.cancelled === 2)).toMatchObject({ counts: { cancelled: 2 } });
+  expect(
+    await until(
+      () => jobOf(tb, 'never'),
+      (j) => j?.counts.cancelled === 2,
+    ),
+  ).toMatchObject({ counts: { cancelled: 2 } });
 });
 
 it('applies a cancel that lands while the binding is still being set up', async () => {
   // The cancel follows the bind by one etcd round trip: it may reach the executor while it reads the group's status.
   await bind(tb, 'stop-node', 'quick-cancel', ['sleep', '30'], 1, { resources: { cpu: 100 } });
   await cancelJob(tb.store, 'quick-cancel', Date.now());
-  const g = await until(() => groupOf(tb, 'quick-cancel'), (x) => x?.tasks[0].state === 'Cancelled', 5000);
+  const g = await until(
+    () => groupOf(tb, 'quick-cancel'),
+    (x) => x?.tasks[0].state === 'Cancelled',
+    5000,
+  );
   expect(g?.tasks[0].state).toBe('Cancelled');
 });
 
@@ -71,7 +109,13 @@ it('kills at once the tasks of a binding removed under it (its node was reaped)'
   const b = (await tb.store.get<Binding>(key))!;
   const removedAt = Date.now();
   await tb.store.txn([{ key, modRevision: b.modRevision }], [{ delete: key }]);
-  expect(await until(() => groupAlive(pid), (a) => !a, GRACE_MS)).toBe(false);
+  expect(
+    await until(
+      () => groupAlive(pid),
+      (a) => !a,
+      GRACE_MS,
+    ),
+  ).toBe(false);
   expect(Date.now() - removedAt).toBeLessThan(GRACE_MS);
   expect(ex.agent.isRunning('reaped', 0, 1)).toBe(false);
 });

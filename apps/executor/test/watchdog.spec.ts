@@ -13,12 +13,18 @@ import { killedMarker, watchOnce, writeHeartbeat } from '../src/watchdog';
 import { groupAlive } from './harness';
 
 let dir: string;
-beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'watchdog-')); });
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'watchdog-'));
+});
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A task as an executor with data directory `dataDir` (default: the test's) starts it. */
 function task(node: string, dataDir = dir) {
-  const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore', env: { ...process.env, BATCH_NODE: node, BATCH_JOB_ID: 'j', BATCH_RESULT_PATH: join(dataDir, 'logs', 'j', '0', '1.result.json') } });
+  const child = spawn('sleep', ['30'], {
+    detached: true,
+    stdio: 'ignore',
+    env: { ...process.env, BATCH_NODE: node, BATCH_JOB_ID: 'j', BATCH_RESULT_PATH: join(dataDir, 'logs', 'j', '0', '1.result.json') },
+  });
   const exited = new Promise<string | null>((r) => child.once('exit', (_code, signal) => r(signal)));
   return { pid: child.pid!, exited };
 }
@@ -44,7 +50,7 @@ it('notes nothing when a stale heartbeat finds no task group to kill', () => {
   expect(existsSync(killedMarker(heartbeat))).toBe(false);
 });
 
-it('kills a task group nobody recorded (its executor died between starting and recording it), and leaves other executors\' tasks', async () => {
+it("kills a task group nobody recorded (its executor died between starting and recording it), and leaves other executors' tasks", async () => {
   const heartbeat = join(dir, 'heartbeat');
   const ledger = new ProcessGroupLedger(join(dir, 'groups'), 'wd-node');
   const unrecorded = task('wd-node');
@@ -61,7 +67,12 @@ it('kills a task group nobody recorded (its executor died between starting and r
     expect(ledger.liveCount()).toBe(0);
     expect(groupAlive(otherExecutors.pid) && groupAlive(otherNode.pid)).toBe(true);
   } finally {
-    for (const t of [otherExecutors, otherNode]) try { process.kill(-t.pid, 'SIGKILL'); } catch { /* gone */ }
+    for (const t of [otherExecutors, otherNode])
+      try {
+        process.kill(-t.pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
     rmSync(otherDir, { recursive: true, force: true });
   }
 });
@@ -80,7 +91,11 @@ it('reads an empty or half-written heartbeat as the last one it read, not as tim
     expect(existsSync(killedMarker(heartbeat))).toBe(false);
     expect(groupAlive(t.pid)).toBe(true);
   } finally {
-    try { process.kill(-t.pid, 'SIGKILL'); } catch { /* gone */ }
+    try {
+      process.kill(-t.pid, 'SIGKILL');
+    } catch {
+      /* gone */
+    }
   }
 });
 

@@ -22,14 +22,29 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly decided: Counter;
 
   constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
-    this.decided = new Counter({ name: 'batch_quota_decisions_total', help: 'Submitted jobs decided by the quota service', labelNames: ['decision'], registers: [ctx.registry] });
+    this.decided = new Counter({
+      name: 'batch_quota_decisions_total',
+      help: 'Submitted jobs decided by the quota service',
+      labelNames: ['decision'],
+      registers: [ctx.registry],
+    });
     ctx.readiness = { check: () => this.synced, reason: () => 'caches not synced' };
   }
 
   async onApplicationBootstrap(): Promise<void> {
     const { store } = this.ctx;
-    this.informers.push(await store.inform<Tenant>(store.keys.tenants(), mirrorByName(this.tenants, () => this.kick())));
-    this.informers.push(await store.inform<Queue>(store.keys.queues(), mirrorByName(this.queues, () => this.kick())));
+    this.informers.push(
+      await store.inform<Tenant>(
+        store.keys.tenants(),
+        mirrorByName(this.tenants, () => this.kick()),
+      ),
+    );
+    this.informers.push(
+      await store.inform<Queue>(
+        store.keys.queues(),
+        mirrorByName(this.queues, () => this.kick()),
+      ),
+    );
     this.informers.push(
       await store.inform<JobRecord>(store.keys.jobs(), {
         onSync: (items) => {
@@ -55,10 +70,16 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
 
   /** Decides every submitted job; one pass at a time, another pass if more arrived meanwhile. */
   private kick(): void {
-    if (this.running) { this.again = true; return; }
+    if (this.running) {
+      this.again = true;
+      return;
+    }
     this.running = this.decideAll().finally(() => {
       this.running = undefined;
-      if (this.again) { this.again = false; this.kick(); }
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
     });
   }
   private again = false;
@@ -72,7 +93,11 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
         const decided = await updateJobs(this.ctx.store, batch, (job) => this.decision(job, Date.now()));
         for (const id of batch) this.submitted.delete(id);
         for (const job of decided) {
-          await inSpan('quota.admit', { parent: job.traceparent, attributes: { 'batch.job.id': job.id, 'batch.queue': job.queue, 'batch.decision': job.phase } }, () => undefined);
+          await inSpan(
+            'quota.admit',
+            { parent: job.traceparent, attributes: { 'batch.job.id': job.id, 'batch.queue': job.queue, 'batch.decision': job.phase } },
+            () => undefined,
+          );
           this.decided.inc({ decision: job.phase });
         }
       } catch (err) {

@@ -15,7 +15,10 @@ export function loadClusterConfig(path?: string): ClusterConfig {
 export async function seedCluster(store: EtcdStore, config: ClusterConfig): Promise<void> {
   const tenants: Tenant[] = config.tenants.map((t) => toTenant(t.name, t));
   const queues: Queue[] = config.queues.map(({ name, ...q }, i) => toQueue(name, q, `queues.${i}`));
-  const entries: Array<[string, unknown]> = [...tenants.map((t) => [store.keys.tenant(t.name), t] as [string, unknown]), ...queues.map((q) => [store.keys.queue(q.name), q] as [string, unknown])];
+  const entries: Array<[string, unknown]> = [
+    ...tenants.map((t) => [store.keys.tenant(t.name), t] as [string, unknown]),
+    ...queues.map((q) => [store.keys.queue(q.name), q] as [string, unknown]),
+  ];
   for (const [key, value] of entries) {
     for (let attempt = 0; attempt < 8; attempt++) {
       const cur = await store.get(key);

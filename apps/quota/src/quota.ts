@@ -17,7 +17,12 @@ export interface QuotaOptions {
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
-  const svc = await runService({ name: 'quota', config: opts.config, onLeaseLost: opts.onLeaseLost, providers: [Admitter, WorkflowController, RetentionService, { provide: RETENTION_TUNING, useValue: { ...retentionFromEnv(), ...opts.retention } }] });
+  const svc = await runService({
+    name: 'quota',
+    config: opts.config,
+    onLeaseLost: opts.onLeaseLost,
+    providers: [Admitter, WorkflowController, RetentionService, { provide: RETENTION_TUNING, useValue: { ...retentionFromEnv(), ...opts.retention } }],
+  });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;
 }

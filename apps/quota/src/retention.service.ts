@@ -32,8 +32,16 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
   private leadership?: Leadership;
   private readonly deleted: Counter;
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(RETENTION_TUNING) private readonly tuning: RetentionTuning) {
-    this.deleted = new Counter({ name: Metric.retentionDeleted, help: 'History records deleted by retention, by kind (job, group, idempotency)', labelNames: ['kind'], registers: [ctx.registry] });
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Inject(RETENTION_TUNING) private readonly tuning: RetentionTuning,
+  ) {
+    this.deleted = new Counter({
+      name: Metric.retentionDeleted,
+      help: 'History records deleted by retention, by kind (job, group, idempotency)',
+      labelNames: ['kind'],
+      registers: [ctx.registry],
+    });
   }
 
   onApplicationBootstrap(): void {
@@ -48,7 +56,9 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
 
   private run(): Promise<void> {
     return serveElectedRole(this.ctx, 'retention', this.abort.signal, {
-      elected: (l) => { this.leadership = l; },
+      elected: (l) => {
+        this.leadership = l;
+      },
       lead: (l) => this.collectWhileLeader(l),
     });
   }
@@ -75,6 +85,13 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

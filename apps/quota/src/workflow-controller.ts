@@ -8,12 +8,18 @@
  * jobs, then the workflow record by compare-and-swap.
  */
 import {
-  type JobPhase, type JobRecord, parseSubmit, STEP_LABEL, type StepPhase, TERMINAL_WORKFLOW_PHASES, WORKFLOW_LABEL, type WorkflowRecord, type WorkflowStep,
+  type JobPhase,
+  type JobRecord,
+  parseSubmit,
+  STEP_LABEL,
+  type StepPhase,
+  TERMINAL_WORKFLOW_PHASES,
+  WORKFLOW_LABEL,
+  type WorkflowRecord,
+  type WorkflowStep,
 } from '@batchapi/api';
 import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
-import {
-  cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned,
-} from '@batchapi/store';
+import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
@@ -45,24 +51,34 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     this.m = {
       isLeader: new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers }),
       submitted: new Counter({ name: 'batch_workflow_steps_submitted_total', help: 'Workflow steps submitted as jobs', registers }),
-      finished: new Counter({ name: 'batch_workflows_finished_total', help: 'Workflows that reached a terminal phase, by phase', labelNames: ['phase'], registers }),
+      finished: new Counter({
+        name: 'batch_workflows_finished_total',
+        help: 'Workflows that reached a terminal phase, by phase',
+        labelNames: ['phase'],
+        registers,
+      }),
     };
   }
 
   async onApplicationBootstrap(): Promise<void> {
     const { store } = this.ctx;
-    this.informers.push(await store.inform<WorkflowRecord>(store.keys.workflows(), {
-      onSync: (items) => {
-        const listed = new Set(items.map((kv) => kv.value.id));
-        for (const id of [...this.workflows.keys()]) if (!listed.has(id)) this.forgetWorkflow(id);
-        for (const kv of items) this.onWorkflow(kv);
-      },
-      onEvent: (ev) => {
-        const id = ev.key.slice(store.keys.workflows().length);
-        if (ev.type === 'delete' || !ev.value) { this.forgetWorkflow(id); return; }
-        this.onWorkflow({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? ev.modRevision });
-      },
-    }));
+    this.informers.push(
+      await store.inform<WorkflowRecord>(store.keys.workflows(), {
+        onSync: (items) => {
+          const listed = new Set(items.map((kv) => kv.value.id));
+          for (const id of [...this.workflows.keys()]) if (!listed.has(id)) this.forgetWorkflow(id);
+          for (const kv of items) this.onWorkflow(kv);
+        },
+        onEvent: (ev) => {
+          const id = ev.key.slice(store.keys.workflows().length);
+          if (ev.type === 'delete' || !ev.value) {
+            this.forgetWorkflow(id);
+            return;
+          }
+          this.onWorkflow({ key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? ev.modRevision });
+        },
+      }),
+    );
     this.loop = this.lead();
   }
 
@@ -79,15 +95,21 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private watchSteps(id: string): void {
     if (this.stepInformers.has(id) || this.abort.signal.aborted) return;
     const { store } = this.ctx;
-    const started = store.inform<JobRecord>(store.keys.job(stepJobPrefix(id)), {
-      onSync: (items) => { for (const kv of items) this.onJob(kv.value); },
-      onEvent: (ev) => { if (ev.type === 'put' && ev.value) this.onJob(ev.value); },
-    }).catch((err: Error) => {
-      // etcd trouble: forget the attempt; the next event or tick of this workflow tries again.
-      this.ctx.log.warn({ workflow: id, err: err.message }, 'could not watch the step jobs of a workflow; will retry');
-      this.stepInformers.delete(id);
-      return undefined;
-    });
+    const started = store
+      .inform<JobRecord>(store.keys.job(stepJobPrefix(id)), {
+        onSync: (items) => {
+          for (const kv of items) this.onJob(kv.value);
+        },
+        onEvent: (ev) => {
+          if (ev.type === 'put' && ev.value) this.onJob(ev.value);
+        },
+      })
+      .catch((err: Error) => {
+        // etcd trouble: forget the attempt; the next event or tick of this workflow tries again.
+        this.ctx.log.warn({ workflow: id, err: err.message }, 'could not watch the step jobs of a workflow; will retry');
+        this.stepInformers.delete(id);
+        return undefined;
+      });
     this.stepInformers.set(id, started);
   }
 
@@ -102,7 +124,10 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const known = this.workflows.get(id);
     // Our own write updated the cache already; an older event must not undo it.
     if (known && BigInt(known.modRevision) > BigInt(kv.modRevision)) return;
-    if (TERMINAL_WORKFLOW_PHASES.has(kv.value.phase)) { this.forgetWorkflow(id); return; }
+    if (TERMINAL_WORKFLOW_PHASES.has(kv.value.phase)) {
+      this.forgetWorkflow(id);
+      return;
+    }
     this.workflows.set(id, kv);
     this.watchSteps(id);
     this.kick(id);
@@ -132,9 +157,16 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private lead(): Promise<void> {
     const { log } = this.ctx;
     return serveElectedRole(this.ctx, 'workflows', this.abort.signal, {
-      elected: (l) => { this.leadership = l; log.info({ fence: l.createRevision }, 'became workflow controller leader'); this.m.isLeader.set(1); },
+      elected: (l) => {
+        this.leadership = l;
+        log.info({ fence: l.createRevision }, 'became workflow controller leader');
+        this.m.isLeader.set(1);
+      },
       lead: (l) => this.reconcileWhileLeader(l),
-      deposed: () => { this.m.isLeader.set(0); log.warn('lost workflow controller leadership'); },
+      deposed: () => {
+        this.m.isLeader.set(0);
+        log.warn('lost workflow controller leadership');
+      },
     });
   }
 
@@ -144,7 +176,10 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       const now = Date.now();
       if (now - lastTick >= TICK_MS) {
         lastTick = now;
-        for (const id of this.workflows.keys()) { this.dirty.add(id); this.watchSteps(id); }
+        for (const id of this.workflows.keys()) {
+          this.dirty.add(id);
+          this.watchSteps(id);
+        }
       }
       const ids = [...this.dirty];
       this.dirty.clear();
@@ -161,7 +196,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         }
       }
       // Nothing left, or only failures (etcd trouble): wait for a change or the tick instead of spinning.
-      if (this.dirty.size === 0 || failed) await new Promise<void>((r) => { this.wake = r; setTimeout(r, failed ? 200 : TICK_MS).unref(); });
+      if (this.dirty.size === 0 || failed)
+        await new Promise<void>((r) => {
+          this.wake = r;
+          setTimeout(r, failed ? 200 : TICK_MS).unref();
+        });
       this.wake = undefined;
     }
   }
@@ -180,15 +219,32 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     for (const name of plan.submit) {
       const i = wf.steps.findIndex((s) => s.name === name);
       const made = await this.stepJob(wf, i, now);
-      if (made === 'empty') { phases[name] = 'Succeeded'; continue; }
-      if (made === 'invalid') { phases[name] = 'Failed'; continue; }
+      if (made === 'empty') {
+        phases[name] = 'Succeeded';
+        continue;
+      }
+      if (made === 'invalid') {
+        phases[name] = 'Failed';
+        continue;
+      }
       // The step is a span of the workflow's trace; the step job's own spans (admit, bind, runs) hang under it.
-      const { span, traceparent } = startSpan('workflow.step', { parent: wf.traceparent, attributes: { 'batch.workflow.id': wf.id, 'batch.workflow.step': name, 'batch.job.id': made.id, 'batch.workflow.critical_path': wf.steps[i].criticalPath } });
+      const { span, traceparent } = startSpan('workflow.step', {
+        parent: wf.traceparent,
+        attributes: {
+          'batch.workflow.id': wf.id,
+          'batch.workflow.step': name,
+          'batch.job.id': made.id,
+          'batch.workflow.critical_path': wf.steps[i].criticalPath,
+        },
+      });
       if (traceparent) made.traceparent = traceparent;
       const outcome = await createStepJob(this.ctx.store, fence, made);
       span.setAttribute('batch.step.created', outcome === 'created');
       span.end();
-      if (outcome === 'fenced') { leader.depose(); return; }
+      if (outcome === 'fenced') {
+        leader.depose();
+        return;
+      }
       if (outcome === 'created') this.m.submitted.inc();
       jobIds.set(name, made.id);
     }
@@ -199,7 +255,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     // An empty fan-out or a step that could not be made changes what follows: plan again next pass.
     const replan = plan.submit.some((n) => phases[n] !== 'Running');
     const steps: WorkflowStep[] = wf.steps.map((s) => ({ ...s, phase: phases[s.name], ...(jobIds.has(s.name) ? { jobId: jobIds.get(s.name) } : {}) }));
-    const next: WorkflowRecord = { ...wf, steps, ...(replan ? {} : { phase: plan.phase }), ...(!replan && plan.finishedAt !== undefined ? { finishedAt: plan.finishedAt } : {}) };
+    const next: WorkflowRecord = {
+      ...wf,
+      steps,
+      ...(replan ? {} : { phase: plan.phase }),
+      ...(!replan && plan.finishedAt !== undefined ? { finishedAt: plan.finishedAt } : {}),
+    };
     if (JSON.stringify(next) === JSON.stringify(wf)) return;
     const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next);
     if (!rev) {
@@ -225,7 +286,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
    */
   private async stepJob(wf: WorkflowRecord, i: number, now: number): Promise<JobRecord | 'empty' | 'invalid'> {
     const step = wf.steps[i];
-    const body: Record<string, unknown> = { ...step.job, queue: step.job.queue ?? wf.queue, labels: { ...(step.job.labels as Record<string, string> | undefined), [WORKFLOW_LABEL]: wf.id, [STEP_LABEL]: step.name } };
+    const body: Record<string, unknown> = {
+      ...step.job,
+      queue: step.job.queue ?? wf.queue,
+      labels: { ...(step.job.labels as Record<string, string> | undefined), [WORKFLOW_LABEL]: wf.id, [STEP_LABEL]: step.name },
+    };
     if (step.map && 'items' in step.map) body.items = step.map.items;
     if (step.map && 'fromStep' in step.map) {
       const from = step.map.fromStep;
@@ -239,9 +304,15 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     try {
       const { spec, queue } = parseSubmit(body);
       return {
-        id: stepJobId(wf.id, i), tenant: wf.tenant, queue, spec, phase: 'Submitted',
-        pending: [{ start: 0, end: spec.tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
-        ...(wf.traceparent ? { traceparent: wf.traceparent } : {}), createdAt: now,
+        id: stepJobId(wf.id, i),
+        tenant: wf.tenant,
+        queue,
+        spec,
+        phase: 'Submitted',
+        pending: [{ start: 0, end: spec.tasks, attempt: 1 }],
+        counts: { succeeded: 0, failed: 0, cancelled: 0 },
+        ...(wf.traceparent ? { traceparent: wf.traceparent } : {}),
+        createdAt: now,
       };
     } catch (err) {
       this.ctx.log.warn({ workflow: wf.id, step: step.name, err: (err as Error).message }, 'step job is invalid; the step fails');

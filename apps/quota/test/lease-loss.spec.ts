@@ -40,37 +40,75 @@ async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000
 }
 
 const finishedJob = (id: string): JobRecord => ({
-  id, tenant: 'default', queue: 'default', phase: 'Succeeded', createdAt: Date.now() - 120_000, finishedAt: Date.now() - 60_000,
+  id,
+  tenant: 'default',
+  queue: 'default',
+  phase: 'Succeeded',
+  createdAt: Date.now() - 120_000,
+  finishedAt: Date.now() - 60_000,
   spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: [], counts: { succeeded: 1, failed: 0, cancelled: 0 },
+  pending: [],
+  counts: { succeeded: 1, failed: 0, cancelled: 0 },
 });
 
 const workflow = (id: string): WorkflowRecord => ({
-  id, name: id, tenant: 'default', queue: 'default', labels: {}, phase: 'Running', createdAt: Date.now(),
-  steps: [{ name: 'only', dependsOn: [], when: 'success', job: { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } }, criticalPath: 1, phase: 'Pending' }],
+  id,
+  name: id,
+  tenant: 'default',
+  queue: 'default',
+  labels: {},
+  phase: 'Running',
+  createdAt: Date.now(),
+  steps: [
+    { name: 'only', dependsOn: [], when: 'success', job: { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } }, criticalPath: 1, phase: 'Pending' },
+  ],
 });
 
 it('serves the workflow controller and the retention loop again on the new lease after its lease is revoked', async () => {
-  quota = await startQuota({ config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error', instanceId: 'quota-a' }, retention: { jobRetentionMs: 10_000, idempotencyTtlMs: 10_000, intervalMs: 100 } });
+  quota = await startQuota({
+    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error', instanceId: 'quota-a' },
+    retention: { jobRetentionMs: 10_000, idempotencyTtlMs: 10_000, intervalMs: 100 },
+  });
   const member = store.keys.member('quota', 'quota-a');
   const roles = [store.keys.leader('workflows'), store.keys.leader('retention')];
   const first = (await leaseOf(member))!;
-  expect(await until(() => Promise.all(roles.map(leaseOf)), (ls) => ls.every((l) => l === first))).toEqual([first, first]);
+  expect(
+    await until(
+      () => Promise.all(roles.map(leaseOf)),
+      (ls) => ls.every((l) => l === first),
+    ),
+  ).toEqual([first, first]);
 
   await store.client.leaseClient.leaseRevoke({ ID: first });
 
   // The runtime registers again on a new lease; both roles follow it.
-  const second = await until(() => leaseOf(member), (l) => l !== undefined && l !== first);
+  const second = await until(
+    () => leaseOf(member),
+    (l) => l !== undefined && l !== first,
+  );
   expect(second).toBeDefined();
   expect(second).not.toBe(first);
-  expect(await until(() => Promise.all(roles.map(leaseOf)), (ls) => ls.every((l) => l === second))).toEqual([second, second]);
+  expect(
+    await until(
+      () => Promise.all(roles.map(leaseOf)),
+      (ls) => ls.every((l) => l === second),
+    ),
+  ).toEqual([second, second]);
 
   // And they act: a workflow submitted now gets its step job; an expired job is collected.
   await submitWorkflow(store, workflow('wf-after-loss'));
   await submitJob(store, finishedJob('expired-after-loss'));
-  const step = await until(() => store.get<JobRecord>(store.keys.job(stepJobId('wf-after-loss', 0))), (j) => j !== undefined);
+  const step = await until(
+    () => store.get<JobRecord>(store.keys.job(stepJobId('wf-after-loss', 0))),
+    (j) => j !== undefined,
+  );
   expect(step?.value.spec.labels).toMatchObject({ 'batch.workflow': 'wf-after-loss', 'batch.step': 'only' });
-  expect(await until(() => store.get(store.keys.job('expired-after-loss')), (j) => j === undefined)).toBeUndefined();
+  expect(
+    await until(
+      () => store.get(store.keys.job('expired-after-loss')),
+      (j) => j === undefined,
+    ),
+  ).toBeUndefined();
   const metrics = await (await fetch(`${quota.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_workflow_controller_is_leader\{service="quota"\} 1\n/);
 }, 60_000);

@@ -23,9 +23,14 @@ afterAll(async () => {
 });
 
 const job = (id: string, phase: JobRecord['phase'], finishedAgoMs?: number): JobRecord => ({
-  id, tenant: 'default', queue: 'default', phase, createdAt: Date.now() - 60_000,
+  id,
+  tenant: 'default',
+  queue: 'default',
+  phase,
+  createdAt: Date.now() - 60_000,
   spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 2, priority: 0, labels: {} },
-  pending: [], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  pending: [],
+  counts: { succeeded: 0, failed: 0, cancelled: 0 },
   ...(finishedAgoMs !== undefined ? { finishedAt: Date.now() - finishedAgoMs } : {}),
 });
 
@@ -39,7 +44,10 @@ it('deletes expired finished jobs with their groups and stale idempotency record
   const idem = (await store.listAll<{ createdAt: number }>(store.keys.idempotencyAll())).items[0];
   await store.txn([], [{ put: idem.key, value: { ...idem.value, createdAt: Date.now() - 60_000 } }]);
 
-  quota = await startQuota({ config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' }, retention: { jobRetentionMs: 10_000, idempotencyTtlMs: 10_000, intervalMs: 100 } });
+  quota = await startQuota({
+    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
+    retention: { jobRetentionMs: 10_000, idempotencyTtlMs: 10_000, intervalMs: 100 },
+  });
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline && (await store.get(store.keys.job('old-done')))) await new Promise((r) => setTimeout(r, 100));
 

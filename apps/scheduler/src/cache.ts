@@ -13,7 +13,10 @@ class Mirror<T> {
   informer?: Informer;
   /** A revision up to which etcd confirmed that the prefix did not change beyond the informer's view. */
   private vouched = 0n;
-  constructor(readonly prefix: string, private readonly keep: (v: T) => boolean = () => true) {}
+  constructor(
+    readonly prefix: string,
+    private readonly keep: (v: T) => boolean = () => true,
+  ) {}
 
   async start(store: EtcdStore, changed: () => void): Promise<void> {
     this.informer = await store.inform<T>(this.prefix, {
@@ -25,7 +28,12 @@ class Mirror<T> {
       onEvent: (ev: WatchEvent<T>) => {
         if (ev.type === 'put' && ev.value !== undefined && this.keep(ev.value)) {
           const prev = this.items.get(ev.key);
-          this.items.set(ev.key, { key: ev.key, value: ev.value, modRevision: ev.modRevision, createRevision: ev.createRevision ?? prev?.createRevision ?? ev.modRevision });
+          this.items.set(ev.key, {
+            key: ev.key,
+            value: ev.value,
+            modRevision: ev.modRevision,
+            createRevision: ev.createRevision ?? prev?.createRevision ?? ev.modRevision,
+          });
         } else this.items.delete(ev.key);
         changed();
       },
@@ -54,7 +62,9 @@ class Mirror<T> {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       this.informer?.waitForRevision(upTo, signal).catch(() => undefined),
-      new Promise((r) => { timer = setTimeout(r, pollMs); }),
+      new Promise((r) => {
+        timer = setTimeout(r, pollMs);
+      }),
     ]).finally(() => clearTimeout(timer));
   }
 }
@@ -86,7 +96,9 @@ export class SchedulerCache {
   }
 
   async start(): Promise<void> {
-    const changed = () => { this.dirty = true; };
+    const changed = () => {
+      this.dirty = true;
+    };
     for (const m of this.mirrors()) await m.start(this.store, changed);
     this.synced = true;
   }
@@ -145,7 +157,10 @@ export class SchedulerCache {
   /** Resources held by each queue's live tasks, with `gpu:<model>` charged on nodes that name their GPU model. */
   queueUsage(): Map<string, ResourceVector> {
     const prefix = this.store.keys.allocs().length;
-    return queueUsageOf([...this.allocs.items.values()].map((a) => [a.key.slice(prefix), a.value]), (n) => this.node(n)?.labels);
+    return queueUsageOf(
+      [...this.allocs.items.values()].map((a) => [a.key.slice(prefix), a.value]),
+      (n) => this.node(n)?.labels,
+    );
   }
 
   private mirrors() {

@@ -4,11 +4,43 @@
  * Decisions are computed on the cache's snapshot and applied in fenced transactions that
  * compare every revision they relied on; a refused unit is simply decided again next cycle.
  */
-import { boundWork, chargeOf, type FairShareInput, packingScores, type RequestShape, requestShapes, type NodeSnapshot, type PendingWork, type Placement, type PlacementResult, placeTasks, planPreemption, planReclaim, type QuotaDemand, QuotaLedger, type RunningTask, toNodeSnapshot, toPendingWork, type Unplaced, type Victim } from '@batchapi/scheduling';
+import {
+  boundWork,
+  chargeOf,
+  type FairShareInput,
+  packingScores,
+  type RequestShape,
+  requestShapes,
+  type NodeSnapshot,
+  type PendingWork,
+  type Placement,
+  type PlacementResult,
+  placeTasks,
+  planPreemption,
+  planReclaim,
+  type QuotaDemand,
+  QuotaLedger,
+  type RunningTask,
+  toNodeSnapshot,
+  toPendingWork,
+  type Unplaced,
+  type Victim,
+} from '@batchapi/scheduling';
 import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption, type Versioned } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
-import { addResources, type Binding, countTasks, eligibleRanges, type JobRecord, markBound, type NodeAllocation, type ResourceVector, takeTasks, type TaskRange } from '@batchapi/api';
+import {
+  addResources,
+  type Binding,
+  countTasks,
+  eligibleRanges,
+  type JobRecord,
+  markBound,
+  type NodeAllocation,
+  type ResourceVector,
+  takeTasks,
+  type TaskRange,
+} from '@batchapi/api';
 import type { SchedulerCache } from './cache';
 
 /** Everything one cycle decides from. */
@@ -72,23 +104,42 @@ export function place(s: CycleSnapshot, maxTasks: number): PlacementResult {
  * lowest-priority tasks are asked to stop, as few as its waiting tasks need. Runs on the
  * ledger as placement left it; fenced.
  */
-export async function reclaim(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, s: CycleSnapshot, unplaced: Unplaced[], now: number, budget: Map<string, number>): Promise<Victim[]> {
+export async function reclaim(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  s: CycleSnapshot,
+  unplaced: Unplaced[],
+  now: number,
+  budget: Map<string, number>,
+): Promise<Victim[]> {
   const byId = new Map(s.work.map((w) => [w.jobId, w]));
-  const demands: QuotaDemand[] = unplaced.filter((u) => u.quotaLimited).map((u) => {
-    const w = byId.get(u.jobId)!;
-    return { jobId: u.jobId, queue: w.queue, charge: w.resources, tasks: u.tasks };
-  });
+  const demands: QuotaDemand[] = unplaced
+    .filter((u) => u.quotaLimited)
+    .map((u) => {
+      const w = byId.get(u.jobId)!;
+      return { jobId: u.jobId, queue: w.queue, charge: w.resources, tasks: u.tasks };
+    });
   if (demands.length === 0) return [];
   const running = runningTasks(cache);
   const chargeFor = (t: RunningTask) => chargeOf(t.resources, cache.node(t.node)?.labels);
   // Tasks asked to stop lately are on their way out: what they hold is already coming back. A
   // stopped task of a group that still runs keeps its mark but no longer holds anything (the
   // ledger counts from the nodes' allocations), hence the window: longer than any kill grace.
-  for (const t of running) if (t.stopping && t.stopRequestedAt !== undefined && now - t.stopRequestedAt < STOPPING_WINDOW_MS) s.quota.take(t.queue, chargeFor(t), -1);
+  for (const t of running)
+    if (t.stopping && t.stopRequestedAt !== undefined && now - t.stopRequestedAt < STOPPING_WINDOW_MS) s.quota.take(t.queue, chargeFor(t), -1);
   const victims = planReclaim(s.quota, demands, running, chargeFor, { budget });
   if (victims.length === 0) return [];
-  await inSpan('schedule.reclaim', { attributes: { 'batch.reclaim.victims': victims.length, 'batch.reclaim.for': [...new Set(victims.map((v) => v.forJob))].join(',') } }, () =>
-    requestPreemption(store, leadership.fence(), victims.map((v) => ({ node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index })), now),
+  await inSpan(
+    'schedule.reclaim',
+    { attributes: { 'batch.reclaim.victims': victims.length, 'batch.reclaim.for': [...new Set(victims.map((v) => v.forJob))].join(',') } },
+    () =>
+      requestPreemption(
+        store,
+        leadership.fence(),
+        victims.map((v) => ({ node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index })),
+        now,
+      ),
   );
   return victims;
 }
@@ -136,7 +187,11 @@ export async function expireGangs(store: EtcdStore, leadership: Leadership, s: C
     ];
     const message = `gang of ${job.value.spec.tasks} tasks could not start together within ${timeout / 1000} s${reasons.length ? `: ${reasons.join('; ')}` : ''}`;
     const next: JobRecord = {
-      ...job.value, phase: 'Failed', pending: [], finishedAt: now, reason: { code: 'gang_unschedulable', message },
+      ...job.value,
+      phase: 'Failed',
+      pending: [],
+      finishedAt: now,
+      reason: { code: 'gang_unschedulable', message },
       counts: { ...job.value.counts, failed: job.value.counts.failed + countTasks(job.value.pending) },
     };
     const res = await store.txn([leadership.fence(), { key: job.key, modRevision: job.modRevision }], [{ put: job.key, value: next }]);
@@ -163,8 +218,17 @@ export function runningTasks(cache: SchedulerCache): RunningTask[] {
     const stopping = new Set(b.preempt ?? []);
     for (let i = b.start; i < b.end; i++) {
       out.push({
-        jobId: b.jobId, queue: b.queue, node: b.node, groupStart: b.start, attempt: b.attempt, index: i, priority: b.priority ?? 0, resources: b.resources,
-        devices: b.devices[i - b.start] ?? [], boundAt: b.boundAt, stopping: !!b.cancelRequested || stopping.has(i),
+        jobId: b.jobId,
+        queue: b.queue,
+        node: b.node,
+        groupStart: b.start,
+        attempt: b.attempt,
+        index: i,
+        priority: b.priority ?? 0,
+        resources: b.resources,
+        devices: b.devices[i - b.start] ?? [],
+        boundAt: b.boundAt,
+        stopping: !!b.cancelRequested || stopping.has(i),
         ...(stopping.has(i) && b.preemptRequestedAt !== undefined ? { stopRequestedAt: b.preemptRequestedAt } : {}),
       });
     }
@@ -177,7 +241,16 @@ export function runningTasks(cache: SchedulerCache): RunningTask[] {
  * pending, ask executors to stop the fewest lower-priority tasks; the freed room is placed
  * by a later cycle, in priority order.
  */
-export async function preempt(store: EtcdStore, cache: SchedulerCache, leadership: Leadership, s: CycleSnapshot, unplaced: Unplaced[], now: number, budget: Map<string, number>, protectMs: number): Promise<Victim[]> {
+export async function preempt(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  s: CycleSnapshot,
+  unplaced: Unplaced[],
+  now: number,
+  budget: Map<string, number>,
+  protectMs: number,
+): Promise<Victim[]> {
   const byId = new Map(s.work.map((w) => [w.jobId, w]));
   // Quota-limited work waits for its quota, not for victims; a gang asks for all of its tasks (planPreemption keeps it whole).
   const candidates = unplaced.filter((u) => !u.quotaLimited).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
@@ -187,8 +260,16 @@ export async function preempt(store: EtcdStore, cache: SchedulerCache, leadershi
   if (!candidates.some((w) => w.priority > lowest)) return [];
   const victims = planPreemption(candidates, s.nodes, running, { now, protectMs, budget });
   if (victims.length === 0) return [];
-  await inSpan('schedule.preempt', { attributes: { 'batch.preempt.victims': victims.length, 'batch.preempt.for': [...new Set(victims.map((v) => v.forJob))].join(',') } }, () =>
-    requestPreemption(store, leadership.fence(), victims.map((v) => ({ node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index })), now),
+  await inSpan(
+    'schedule.preempt',
+    { attributes: { 'batch.preempt.victims': victims.length, 'batch.preempt.for': [...new Set(victims.map((v) => v.forJob))].join(',') } },
+    () =>
+      requestPreemption(
+        store,
+        leadership.fence(),
+        victims.map((v) => ({ node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index })),
+        now,
+      ),
   );
   return victims;
 }
@@ -212,10 +293,23 @@ export function planUnits(s: CycleSnapshot, placements: Placement[], now: number
       for (const r of taken) {
         const n = r.end - r.start;
         bindings.push({
-          jobId, tenant: job.value.tenant, queue: job.value.queue, node: p.node, start: r.start, end: r.end, attempt: r.attempt,
-          resources: job.value.spec.resources, priority: job.value.spec.priority, devices: p.devices.slice(offset, offset + n), boundAt: now, traceparent,
-          command: job.value.spec.command, env: job.value.spec.env, ...(job.value.spec.timeoutSeconds ? { timeoutSeconds: job.value.spec.timeoutSeconds } : {}),
-          ...(job.value.spec.image ? { image: job.value.spec.image } : {}), ...(job.value.spec.selector && Object.keys(job.value.spec.selector).length ? { selector: job.value.spec.selector } : {}),
+          jobId,
+          tenant: job.value.tenant,
+          queue: job.value.queue,
+          node: p.node,
+          start: r.start,
+          end: r.end,
+          attempt: r.attempt,
+          resources: job.value.spec.resources,
+          priority: job.value.spec.priority,
+          devices: p.devices.slice(offset, offset + n),
+          boundAt: now,
+          traceparent,
+          command: job.value.spec.command,
+          env: job.value.spec.env,
+          ...(job.value.spec.timeoutSeconds ? { timeoutSeconds: job.value.spec.timeoutSeconds } : {}),
+          ...(job.value.spec.image ? { image: job.value.spec.image } : {}),
+          ...(job.value.spec.selector && Object.keys(job.value.spec.selector).length ? { selector: job.value.spec.selector } : {}),
           ...(job.value.spec.items ? { items: job.value.spec.items.slice(r.start, r.end) } : {}),
         });
         offset += n;
@@ -287,7 +381,11 @@ class PhaseTimer {
  * synchronous stretch grows with the backlog (the process lease's keep-alive must keep firing).
  */
 export async function runCycle(
-  store: EtcdStore, cache: SchedulerCache, leadership: Leadership, now: number, maxTasks = 100_000,
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  maxTasks = 100_000,
   preemption?: { budget: Map<string, number>; protectMs: number },
   history?: Map<string, ResourceVector>,
   backlog: BacklogBound = { maxJobs: DEFAULT_MAX_JOBS_PER_CYCLE },
@@ -305,7 +403,8 @@ export async function runCycle(
   const reclaimed = preemption && unplaced.length ? await reclaim(store, cache, leadership, snapshot, unplaced, now, preemption.budget) : [];
   await yieldToEventLoop();
   if (placements.length === 0) {
-    const preempted = preemption && unplaced.length ? await preempt(store, cache, leadership, snapshot, unplaced, now, preemption.budget, preemption.protectMs) : [];
+    const preempted =
+      preemption && unplaced.length ? await preempt(store, cache, leadership, snapshot, unplaced, now, preemption.budget, preemption.protectMs) : [];
     return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, preempted, reclaimed, ...bounded, longestPhaseMs: phases.longestMs };
   }
   const jobs = [...new Set(placements.map((p) => p.jobId))].map((id) => snapshot.jobs.get(id)!.value);
@@ -313,16 +412,21 @@ export async function runCycle(
     const cycleLinks = linkTo(traceparentOf());
     // Each job's bind is a span in the job's own trace, linked to the cycle; the executor's run continues it.
     const bindSpans = new Map<string, Span>();
-    const units = phases.run(() => planUnits(snapshot, placements, now, (job) => {
-      const { span, traceparent } = startSpan('schedule.bind', { parent: job.traceparent, links: cycleLinks, attributes: { 'batch.job.id': job.id } });
-      bindSpans.set(job.id, span);
-      return traceparent ?? job.traceparent;
-    }));
+    const units = phases.run(() =>
+      planUnits(snapshot, placements, now, (job) => {
+        const { span, traceparent } = startSpan('schedule.bind', { parent: job.traceparent, links: cycleLinks, attributes: { 'batch.job.id': job.id } });
+        bindSpans.set(job.id, span);
+        return traceparent ?? job.traceparent;
+      }),
+    );
     let result: BindResult;
     try {
       result = await bind(store, leadership, snapshot, units);
     } catch (err) {
-      for (const span of bindSpans.values()) { span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message }); span.end(); }
+      for (const span of bindSpans.values()) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (err as Error).message });
+        span.end();
+      }
       throw err;
     }
     endBindSpans(bindSpans, result);
@@ -331,7 +435,16 @@ export async function runCycle(
     if (result.interrupted) throw result.interrupted;
     const placed = result.bound.reduce((n, u) => n + tasksOf(u), 0);
     cycleSpan.setAttributes({ 'batch.cycle.placed': placed, 'batch.cycle.refused': result.refused.length, 'batch.cycle.txns': result.txns });
-    return { placed, units: units.length, refused: result.refused.length, txns: result.txns, revision: BigInt(result.revision), reclaimed, ...bounded, longestPhaseMs: phases.longestMs };
+    return {
+      placed,
+      units: units.length,
+      refused: result.refused.length,
+      txns: result.txns,
+      revision: BigInt(result.revision),
+      reclaimed,
+      ...bounded,
+      longestPhaseMs: phases.longestMs,
+    };
   });
 }
 
@@ -352,8 +465,19 @@ function endBindSpans(spans: Map<string, Span>, result: BindResult): void {
   const refused = new Set([...result.refused, ...result.tooLarge].map((u) => u.next.id));
   for (const [id, span] of spans) {
     const l = landed.get(id);
-    span.setAttributes({ 'batch.groups': l?.groups ?? 0, 'batch.tasks': l?.tasks ?? 0, 'batch.nodes': [...(l?.nodes ?? [])].slice(0, 20).join(','), 'batch.bind.landed': !refused.has(id) });
-    if (refused.has(id)) span.setStatus({ code: SpanStatusCode.ERROR, message: result.tooLarge.some((u) => u.next.id === id) ? 'job too large to bind: failed (bind_too_large)' : 'bind refused by a compare (stale view or lost fence)' });
+    span.setAttributes({
+      'batch.groups': l?.groups ?? 0,
+      'batch.tasks': l?.tasks ?? 0,
+      'batch.nodes': [...(l?.nodes ?? [])].slice(0, 20).join(','),
+      'batch.bind.landed': !refused.has(id),
+    });
+    if (refused.has(id))
+      span.setStatus({
+        code: SpanStatusCode.ERROR,
+        message: result.tooLarge.some((u) => u.next.id === id)
+          ? 'job too large to bind: failed (bind_too_large)'
+          : 'bind refused by a compare (stale view or lost fence)',
+      });
     span.end();
   }
 }

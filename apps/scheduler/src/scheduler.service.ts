@@ -77,26 +77,87 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
   /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
   private backlogCursor = 0;
-  private readonly m: { isLeader: Gauge; cycle: Histogram; phase: Histogram; deferred: Gauge; placements: Counter; failed: Counter; lastCycle: Gauge; pending: Gauge; oldest: Gauge; preempted: Counter; reclaimed: Counter; nodeLost: Counter; quarantined: Counter };
+  private readonly m: {
+    isLeader: Gauge;
+    cycle: Histogram;
+    phase: Histogram;
+    deferred: Gauge;
+    placements: Counter;
+    failed: Counter;
+    lastCycle: Gauge;
+    pending: Gauge;
+    oldest: Gauge;
+    preempted: Counter;
+    reclaimed: Counter;
+    nodeLost: Counter;
+    quarantined: Counter;
+  };
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext, @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning) {
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning,
+  ) {
     this.cache = new SchedulerCache(ctx.store);
     const registers = [ctx.registry];
     this.m = {
       isLeader: new Gauge({ name: Metric.schedulerIsLeader, help: '1 while this replica holds the fenced leader key', registers }),
-      cycle: new Histogram({ name: Metric.schedulerCycleDuration, help: 'Duration of scheduling cycles that placed work', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5], registers }),
-      phase: new Histogram({ name: Metric.schedulerCyclePhase, help: 'Longest synchronous phase (snapshot, place, plan) of each cycle: the event loop, and the lease keep-alive on it, waits this long', buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers }),
-      deferred: new Gauge({ name: Metric.schedulerDeferredJobs, help: 'Pending jobs the last cycle did not consider (over maxJobsPerCycle); later cycles take them in turn', registers }),
+      cycle: new Histogram({
+        name: Metric.schedulerCycleDuration,
+        help: 'Duration of scheduling cycles that placed work',
+        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+        registers,
+      }),
+      phase: new Histogram({
+        name: Metric.schedulerCyclePhase,
+        help: 'Longest synchronous phase (snapshot, place, plan) of each cycle: the event loop, and the lease keep-alive on it, waits this long',
+        buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+        registers,
+      }),
+      deferred: new Gauge({
+        name: Metric.schedulerDeferredJobs,
+        help: 'Pending jobs the last cycle did not consider (over maxJobsPerCycle); later cycles take them in turn',
+        registers,
+      }),
       placements: new Counter({ name: Metric.schedulerPlacements, help: 'Tasks bound to nodes', registers }),
       failed: new Counter({ name: Metric.schedulerBindsFailed, help: 'Bind units refused, by reason', labelNames: ['reason'], registers }),
-      nodeLost: new Counter({ name: Metric.schedulerNodeLostTasks, help: 'Task attempts ended NodeLost when the leader reaped a node gone for lease TTL + grace', registers }),
-      preempted: new Counter({ name: Metric.schedulerPreemptions, help: 'Tasks asked to stop for higher-priority work, by their queue', labelNames: ['queue'], registers }),
-      quarantined: new Counter({ name: Metric.nodeQuarantined, help: 'Nodes taken out of scheduling for repeated node failures, by node and cause', labelNames: ['node', 'reason'], registers }),
-      reclaimed: new Counter({ name: Metric.quotaReclaimed, help: 'Borrowed tasks asked to stop so that a queue below its nominal quota gets it back, by the borrowing queue', labelNames: ['queue'], registers }),
+      nodeLost: new Counter({
+        name: Metric.schedulerNodeLostTasks,
+        help: 'Task attempts ended NodeLost when the leader reaped a node gone for lease TTL + grace',
+        registers,
+      }),
+      preempted: new Counter({
+        name: Metric.schedulerPreemptions,
+        help: 'Tasks asked to stop for higher-priority work, by their queue',
+        labelNames: ['queue'],
+        registers,
+      }),
+      quarantined: new Counter({
+        name: Metric.nodeQuarantined,
+        help: 'Nodes taken out of scheduling for repeated node failures, by node and cause',
+        labelNames: ['node', 'reason'],
+        registers,
+      }),
+      reclaimed: new Counter({
+        name: Metric.quotaReclaimed,
+        help: 'Borrowed tasks asked to stop so that a queue below its nominal quota gets it back, by the borrowing queue',
+        labelNames: ['queue'],
+        registers,
+      }),
       lastCycle: new Gauge({ name: Metric.schedulerLastCycle, help: 'Unix time of the last cycle run as leader', registers }),
       // Both computed from the cache when scraped, so they stay current between cycles.
-      pending: new Gauge({ name: Metric.schedulerPendingTasks, help: 'Jobs with tasks waiting for placement, as cached', registers, collect: () => this.m.pending.set(this.cache.jobs.items.size) }),
-      oldest: new Gauge({ name: Metric.queueOldestPendingAge, help: 'Age of the oldest job with pending tasks, per queue', labelNames: ['queue'], registers, collect: () => this.recordPendingAge(Date.now()) }),
+      pending: new Gauge({
+        name: Metric.schedulerPendingTasks,
+        help: 'Jobs with tasks waiting for placement, as cached',
+        registers,
+        collect: () => this.m.pending.set(this.cache.jobs.items.size),
+      }),
+      oldest: new Gauge({
+        name: Metric.queueOldestPendingAge,
+        help: 'Age of the oldest job with pending tasks, per queue',
+        labelNames: ['queue'],
+        registers,
+        collect: () => this.recordPendingAge(Date.now()),
+      }),
     };
     this.clusterGauges(registers);
     ctx.readiness = { check: () => this.cache.synced, reason: () => 'cache not synced' };
@@ -117,9 +178,16 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private lead(): Promise<void> {
     const { log } = this.ctx;
     return serveElectedRole(this.ctx, 'scheduler', this.abort.signal, {
-      elected: (l) => { this.leadership = l; log.info({ fence: l.createRevision }, 'became scheduler leader'); this.m.isLeader.set(1); },
+      elected: (l) => {
+        this.leadership = l;
+        log.info({ fence: l.createRevision }, 'became scheduler leader');
+        this.m.isLeader.set(1);
+      },
       lead: (l) => this.cycles(l),
-      deposed: () => { this.m.isLeader.set(0); log.warn('lost scheduler leadership'); },
+      deposed: () => {
+        this.m.isLeader.set(0);
+        log.warn('lost scheduler leadership');
+      },
     });
   }
 
@@ -132,35 +200,78 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       if (!last || now - last.at > 1000) last = { at: now, s: takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined) };
       return last.s;
     };
-    const allocation = new Gauge({ name: Metric.clusterAllocation, help: 'Share of each resource of all nodes that is allocated (0-1)', labelNames: ['resource'], registers, collect: () => {
-      allocation.reset();
-      for (const [resource, r] of Object.entries(allocationRatio(snapshot().nodes))) allocation.set({ resource }, r);
-    } });
-    const fragmented = new Gauge({ name: Metric.clusterGpuFragmented, help: 'Free GPU devices that no pending GPU request can use', registers, collect: () => {
-      const s = snapshot();
-      fragmented.set(fragmentedGpus(s.nodes, s.work));
-    } });
-    const usage = new Gauge({ name: Metric.queueUsage, help: 'Resources held by a queue\'s live tasks (cpu in millicores, memory in bytes, gpu in milli-GPUs)', labelNames: ['queue', 'resource'], registers, collect: () => {
-      usage.reset();
-      for (const [queue, used] of this.cache.queueUsage()) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
-    } });
-    const fairShare = new Gauge({ name: Metric.queueFairShare, help: 'Weighted dominant share of the cluster a queue holds, plus its decayed past usage (0 and up); the lowest places next', labelNames: ['queue'], registers, collect: () => {
-      fairShare.reset();
-      const s = snapshot();
-      for (const { value: q } of this.cache.queues.items.values()) fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
-    } });
-    const pendingTasks = new Gauge({ name: Metric.queuePendingTasks, help: 'Tasks waiting for placement, per queue', labelNames: ['queue'], registers, collect: () => {
-      pendingTasks.reset();
-      for (const { value: j } of this.cache.jobs.items.values()) pendingTasks.inc({ queue: j.queue }, countTasks(j.pending));
-    } });
-    const slo = new Gauge({ name: Metric.queuePendingAgeSlo, help: 'How long work may wait in the queue before BatchQueuePendingTooLong fires (the queue\'s pendingAgeSloSeconds)', labelNames: ['queue'], registers, collect: () => {
-      slo.reset();
-      for (const { value: q } of this.cache.queues.items.values()) slo.set({ queue: q.name }, q.pendingAgeSloSeconds ?? 3600);
-    } });
-    const nominal = new Gauge({ name: Metric.queueNominal, help: 'Nominal quota of a queue (same units as batch_queue_usage)', labelNames: ['queue', 'resource'], registers, collect: () => {
-      nominal.reset();
-      for (const { value: q } of this.cache.queues.items.values()) for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);
-    } });
+    const allocation = new Gauge({
+      name: Metric.clusterAllocation,
+      help: 'Share of each resource of all nodes that is allocated (0-1)',
+      labelNames: ['resource'],
+      registers,
+      collect: () => {
+        allocation.reset();
+        for (const [resource, r] of Object.entries(allocationRatio(snapshot().nodes))) allocation.set({ resource }, r);
+      },
+    });
+    const fragmented = new Gauge({
+      name: Metric.clusterGpuFragmented,
+      help: 'Free GPU devices that no pending GPU request can use',
+      registers,
+      collect: () => {
+        const s = snapshot();
+        fragmented.set(fragmentedGpus(s.nodes, s.work));
+      },
+    });
+    const usage = new Gauge({
+      name: Metric.queueUsage,
+      help: "Resources held by a queue's live tasks (cpu in millicores, memory in bytes, gpu in milli-GPUs)",
+      labelNames: ['queue', 'resource'],
+      registers,
+      collect: () => {
+        usage.reset();
+        for (const [queue, used] of this.cache.queueUsage()) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
+      },
+    });
+    const fairShare = new Gauge({
+      name: Metric.queueFairShare,
+      help: 'Weighted dominant share of the cluster a queue holds, plus its decayed past usage (0 and up); the lowest places next',
+      labelNames: ['queue'],
+      registers,
+      collect: () => {
+        fairShare.reset();
+        const s = snapshot();
+        for (const { value: q } of this.cache.queues.items.values())
+          fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
+      },
+    });
+    const pendingTasks = new Gauge({
+      name: Metric.queuePendingTasks,
+      help: 'Tasks waiting for placement, per queue',
+      labelNames: ['queue'],
+      registers,
+      collect: () => {
+        pendingTasks.reset();
+        for (const { value: j } of this.cache.jobs.items.values()) pendingTasks.inc({ queue: j.queue }, countTasks(j.pending));
+      },
+    });
+    const slo = new Gauge({
+      name: Metric.queuePendingAgeSlo,
+      help: "How long work may wait in the queue before BatchQueuePendingTooLong fires (the queue's pendingAgeSloSeconds)",
+      labelNames: ['queue'],
+      registers,
+      collect: () => {
+        slo.reset();
+        for (const { value: q } of this.cache.queues.items.values()) slo.set({ queue: q.name }, q.pendingAgeSloSeconds ?? 3600);
+      },
+    });
+    const nominal = new Gauge({
+      name: Metric.queueNominal,
+      help: 'Nominal quota of a queue (same units as batch_queue_usage)',
+      labelNames: ['queue', 'resource'],
+      registers,
+      collect: () => {
+        nominal.reset();
+        for (const { value: q } of this.cache.queues.items.values())
+          for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);
+      },
+    });
   }
 
   /** Cycles run as leader so far, the durations of the last 1,000 (ms), and the longest synchronous phase of any (ms). For benchmarks and tests. */
@@ -241,7 +352,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     this.history.savedAt = now;
     const { store } = this.ctx;
     const value: StoredUsage = { at: this.history.at, queues: Object.fromEntries(this.history.usage) };
-    await store.txn([leadership.fence()], [{ put: store.keys.usage(), value }]).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing usage history failed; will retry'));
+    await store
+      .txn([leadership.fence()], [{ put: store.keys.usage(), value }])
+      .catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing usage history failed; will retry'));
   }
 
   /** A node that keeps losing its tasks (executor dying or cut off) is quarantined, fenced. */
@@ -272,7 +385,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       this.advanceHistory(Date.now());
       await this.saveHistory(leadership, Date.now());
       await this.reap(leadership, Date.now(), monotonicMs());
-      await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'));
+      await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) =>
+        this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'),
+      );
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
       if (Date.now() - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
       // Nor before the cache shows the stop requests of the last cycle: a cycle that still saw the
@@ -287,15 +402,26 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       try {
         const now = Date.now();
         const history = this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined;
-        const out = await runCycle(this.ctx.store, this.cache, leadership, now, this.tuning.maxTasksPerCycle, { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs }, history,
-          { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor });
+        const out = await runCycle(
+          this.ctx.store,
+          this.cache,
+          leadership,
+          now,
+          this.tuning.maxTasksPerCycle,
+          { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs },
+          history,
+          { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor },
+        );
         this.backlogCursor = out.cursor;
         if ((out.preempted?.length ?? 0) + (out.reclaimed?.length ?? 0) > 0) this.lastStopRevision = this.ctx.store.lastCommittedRevision;
         this.m.deferred.set(out.deferred);
         this.m.phase.observe(out.longestPhaseMs / 1000);
         // Work left out of this cycle is considered by the next ones, without waiting for a change.
         if (out.deferred > 0) this.cache.dirty = true;
-        for (const [victims, counter] of [[out.preempted, this.m.preempted], [out.reclaimed, this.m.reclaimed]] as const) {
+        for (const [victims, counter] of [
+          [out.preempted, this.m.preempted],
+          [out.reclaimed, this.m.reclaimed],
+        ] as const) {
           for (const v of victims ?? []) {
             this.preemptedAt.set(v.task.queue, [...(this.preemptedAt.get(v.task.queue) ?? []), now]);
             counter.inc({ queue: v.task.queue });

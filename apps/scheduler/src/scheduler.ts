@@ -13,7 +13,23 @@ export interface SchedulerOptions {
 
 export async function startScheduler(opts: SchedulerOptions = {}): Promise<RunningService> {
   const ttlMs = (opts.config?.leaseTtlSeconds ?? Number(process.env.BATCH_LEASE_TTL ?? 5)) * 1000;
-  const tuning: SchedulerTuning = { idleMs: 500, busyMs: 20, maxTasksPerCycle: 100_000, maxJobsPerCycle: DEFAULT_MAX_JOBS_PER_CYCLE, nodeLostAfterMs: ttlMs + 2000, preemption: { protectMs: 60_000, perQueuePerMinute: 100 },
-    usageHalfLifeMs: Number(process.env.BATCH_USAGE_HALF_LIFE ?? 3600) * 1000, usageSaveMs: 10_000, ...opts.tuning };
-  return runService({ name: 'scheduler', config: opts.config, onLeaseLost: opts.onLeaseLost, rpc: true, controllers: [WhyController], providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }] });
+  const tuning: SchedulerTuning = {
+    idleMs: 500,
+    busyMs: 20,
+    maxTasksPerCycle: 100_000,
+    maxJobsPerCycle: DEFAULT_MAX_JOBS_PER_CYCLE,
+    nodeLostAfterMs: ttlMs + 2000,
+    preemption: { protectMs: 60_000, perQueuePerMinute: 100 },
+    usageHalfLifeMs: Number(process.env.BATCH_USAGE_HALF_LIFE ?? 3600) * 1000,
+    usageSaveMs: 10_000,
+    ...opts.tuning,
+  };
+  return runService({
+    name: 'scheduler',
+    config: opts.config,
+    onLeaseLost: opts.onLeaseLost,
+    rpc: true,
+    controllers: [WhyController],
+    providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }],
+  });
 }

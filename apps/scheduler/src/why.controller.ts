@@ -16,7 +16,10 @@ import { SchedulerService } from './scheduler.service';
 
 @Controller()
 export class WhyController {
-  constructor(@Inject(SchedulerService) private readonly scheduler: SchedulerService, @Inject(SERVICE) private readonly ctx: ServiceContext) {}
+  constructor(
+    @Inject(SchedulerService) private readonly scheduler: SchedulerService,
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+  ) {}
 
   @MessagePattern(SCHEDULER_WHY)
   why(@Payload() payload: unknown): SchedulerWhyResponse {
@@ -25,14 +28,17 @@ export class WhyController {
     if (!cache.synced) throw new RpcException('the scheduler cache is not synced yet');
     const allocPrefix = this.ctx.store.keys.allocs().length;
     const allocs = new Map<string, NodeAllocation>([...cache.allocs.items.values()].map((a) => [a.key.slice(allocPrefix), a.value]));
-    return explainJob({
-      job: req.job,
-      nodes: [...cache.nodes.items.values()].map((n) => n.value),
-      allocs,
-      queues: [...cache.queues.items.values()].map((q) => q.value),
-      jobs: [...cache.jobs.items.values()].map((j) => j.value),
-      cordons: [...cache.cordons.items.values()].map((c): Cordon => c.value),
-      now: Date.now(),
-    }, 'scheduler');
+    return explainJob(
+      {
+        job: req.job,
+        nodes: [...cache.nodes.items.values()].map((n) => n.value),
+        allocs,
+        queues: [...cache.queues.items.values()].map((q) => q.value),
+        jobs: [...cache.jobs.items.values()].map((j) => j.value),
+        cordons: [...cache.cordons.items.values()].map((c): Cordon => c.value),
+        now: Date.now(),
+      },
+      'scheduler',
+    );
   }
 }

@@ -18,9 +18,14 @@ let leadership: Leadership;
 function job(i: number): JobRecord {
   const id = `bk-${String(i).padStart(5, '0')}`;
   return {
-    id, tenant: 't', queue: 'q', phase: 'Queued', createdAt: 1_000_000 + i,
+    id,
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: 1_000_000 + i,
     spec: { name: id, command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 1, priority: 0, labels: {} },
-    pending: [{ start: 0, end: 1, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: 1, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
 }
 
@@ -30,8 +35,19 @@ beforeAll(async () => {
   // Queue q has no quota left (nominal 0 CPUs, no cohort): every job stays pending, and a cycle
   // does no I/O at all — no bind, no reclaim, no preemption — so only its own yields give the
   // event loop a turn.
-  const node: NodeRecord = { name: 'n1', capacity: { cpu: 64_000, memory: 2 ** 38 }, labels: {}, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: 0 };
-  const ops: Op[] = [{ put: store.keys.node('n1'), value: node }, { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: { cpu: 0 } } }];
+  const node: NodeRecord = {
+    name: 'n1',
+    capacity: { cpu: 64_000, memory: 2 ** 38 },
+    labels: {},
+    taints: [],
+    gpus: [],
+    url: 'http://127.0.0.1:1',
+    registeredAt: 0,
+  };
+  const ops: Op[] = [
+    { put: store.keys.node('n1'), value: node },
+    { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: { cpu: 0 } } },
+  ];
   for (let i = 0; i < BACKLOG; i++) ops.push({ put: store.keys.job(job(i).id), value: job(i) });
   for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await store.txn([], ops.slice(i, i + MAX_TXN_OPS));
   cache = new SchedulerCache(store);
@@ -48,7 +64,10 @@ it('yields to the event loop between the phases of a cycle over a backlog', asyn
   expect(cache.jobs.items.size).toBe(BACKLOG);
   let turns = 0;
   let ticking = true;
-  const tick = () => { turns++; if (ticking) setImmediate(tick); };
+  const tick = () => {
+    turns++;
+    if (ticking) setImmediate(tick);
+  };
   setImmediate(tick);
   const out = await runCycle(store, cache, leadership, Date.now(), 100_000, { budget: new Map(), protectMs: 60_000 }, undefined, { maxJobs: BACKLOG });
   ticking = false;

@@ -25,9 +25,14 @@ afterAll(async () => {
 });
 
 const job = (id: string, cpu: number): JobRecord => ({
-  id, tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(),
+  id,
+  tenant: 't',
+  queue: 'q',
+  phase: 'Queued',
+  createdAt: Date.now(),
   spec: { name: id, command: ['true'], env: {}, resources: { cpu }, tasks: 1, priority: 0, labels: {} },
-  pending: [{ start: 0, end: 1, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  pending: [{ start: 0, end: 1, attempt: 1 }],
+  counts: { succeeded: 0, failed: 0, cancelled: 0 },
 });
 
 async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
@@ -41,12 +46,29 @@ async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15
 }
 
 it('runs its first cycle only once every cache reached the revision it won at, and never over-commits the queue', async () => {
-  const node: NodeRecord = { name: 'big', capacity: { cpu: 64_000, memory: 2 ** 40 }, labels: {}, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: 0 };
+  const node: NodeRecord = {
+    name: 'big',
+    capacity: { cpu: 64_000, memory: 2 ** 40 },
+    labels: {},
+    taints: [],
+    gpus: [],
+    url: 'http://127.0.0.1:1',
+    registeredAt: 0,
+  };
   // Queue q may hold one core in all; nothing else changes under queues/, nodes/ or cordons/ from here on.
-  await store.txn([], [{ put: store.keys.node('big'), value: node }, { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: { cpu: 1000 } } }]);
+  await store.txn(
+    [],
+    [
+      { put: store.keys.node('big'), value: node },
+      { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: { cpu: 1000 } } },
+    ],
+  );
   const oldLease = await store.grantLease(5);
   const old = await campaign(store, 'scheduler', 'old-leader', oldLease);
-  scheduler = await startScheduler({ config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error', instanceId: 'new-leader' }, tuning: { idleMs: 100, busyMs: 5 } });
+  scheduler = await startScheduler({
+    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error', instanceId: 'new-leader' },
+    tuning: { idleMs: 100, busyMs: 5 },
+  });
   const svc = scheduler.app.get(SchedulerService);
   const terms: Array<{ wonAt: bigint; caches: Record<string, bigint> }> = [];
   svc.onTermReady = (t) => terms.push(t);
@@ -54,22 +76,44 @@ it('runs its first cycle only once every cache reached the revision it won at, a
   // The old leader's last bind fills the queue's quota; then work that would need more arrives.
   const filler = (await submitJob(store, job('filler', 1000))).job;
   const binding: Binding = {
-    jobId: 'filler', tenant: 't', queue: 'q', node: 'big', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, boundAt: Date.now(), command: ['true'], env: {}, devices: [[]],
+    jobId: 'filler',
+    tenant: 't',
+    queue: 'q',
+    node: 'big',
+    start: 0,
+    end: 1,
+    attempt: 1,
+    resources: { cpu: 1000 },
+    boundAt: Date.now(),
+    command: ['true'],
+    env: {},
+    devices: [[]],
   };
-  const bound = await bindPlan(store, old.fence(), [{ job: filler, next: { ...filler.value, phase: 'Running', pending: [] }, bindings: [binding] }], new Map([['big', undefined]]));
+  const bound = await bindPlan(
+    store,
+    old.fence(),
+    [{ job: filler, next: { ...filler.value, phase: 'Running', pending: [] }, bindings: [binding] }],
+    new Map([['big', undefined]]),
+  );
   expect(bound.bound).toHaveLength(1);
   await submitJob(store, job('over-quota', 500));
   const lastOldWrite = BigInt((await store.get<NodeAllocation>(store.keys.alloc('big')))!.modRevision);
 
   await oldLease.revoke();
-  expect(await until(() => terms.length, (n) => n > 0)).toBe(1);
+  expect(
+    await until(
+      () => terms.length,
+      (n) => n > 0,
+    ),
+  ).toBe(1);
   const [term] = terms;
   expect(term.wonAt).toBeGreaterThan(lastOldWrite);
   // Every cache — idle prefixes (queues, nodes, cordons) included — was complete up to the election when the first cycle began.
   for (const [prefix, revision] of Object.entries(term.caches)) expect({ prefix, caughtUp: revision >= term.wonAt }).toEqual({ prefix, caughtUp: true });
 
   // A cycle of the new term has run (its timestamp metric moved), and it left the queue within its quota.
-  const cycled = async () => Number(/batch_scheduler_last_cycle_timestamp_seconds\{[^}]*\} (\S+)/.exec(await (await fetch(`${scheduler!.url}/metrics`)).text())?.[1] ?? 0);
+  const cycled = async () =>
+    Number(/batch_scheduler_last_cycle_timestamp_seconds\{[^}]*\} (\S+)/.exec(await (await fetch(`${scheduler!.url}/metrics`)).text())?.[1] ?? 0);
   const readyAt = Date.now() / 1000;
   expect(await until(cycled, (t) => t > readyAt)).toBeGreaterThan(readyAt);
   expect((await store.get<JobRecord>(store.keys.job('over-quota')))?.value.pending).toEqual([{ start: 0, end: 1, attempt: 1 }]);

@@ -21,7 +21,15 @@ const SERVICE_TOKEN = newServiceToken();
 async function launch(id: string) {
   const port = await freePort();
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: String(TTL), BATCH_INSTANCE_ID: id, BATCH_SERVICE_TOKEN: SERVICE_TOKEN, BATCH_LOG_LEVEL: 'error' },
+    env: {
+      ...process.env,
+      BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+      BATCH_PORT: String(port),
+      BATCH_LEASE_TTL: String(TTL),
+      BATCH_INSTANCE_ID: id,
+      BATCH_SERVICE_TOKEN: SERVICE_TOKEN,
+      BATCH_LOG_LEVEL: 'error',
+    },
     stdio: 'ignore',
   });
   procs.set(id, { child, url: `http://127.0.0.1:${port}` });
@@ -30,9 +38,14 @@ async function launch(id: string) {
 async function queueJob(tasks = 2) {
   const id = `job-${String(seq++).padStart(4, '0')}`;
   const job: JobRecord = {
-    id, tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(),
+    id,
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: Date.now(),
     spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
   await submitJob(store, job);
   return id;
@@ -52,11 +65,12 @@ async function doubleBindings(): Promise<number> {
   const groups = (await store.listAll<Binding>(store.keys.bindings())).items.map((b) => b.value);
   const seen = new Set<string>();
   let doubles = 0;
-  for (const b of groups) for (let i = b.start; i < b.end; i++) {
-    const k = `${b.jobId}/${i}`;
-    if (seen.has(k)) doubles++;
-    seen.add(k);
-  }
+  for (const b of groups)
+    for (let i = b.start; i < b.end; i++) {
+      const k = `${b.jobId}/${i}`;
+      if (seen.has(k)) doubles++;
+      seen.add(k);
+    }
   return doubles;
 }
 
@@ -65,14 +79,31 @@ const leaderId = async () => (await store.get<{ identity: string }>(store.keys.l
 beforeAll(async () => {
   etcd = await startEtcd({ members: 3 });
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  const node: NodeRecord = { name: 'big', capacity: { cpu: 1_000_000, memory: 2 ** 40 }, labels: {}, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: 0 };
-  await store.txn([], [{ put: store.keys.node('big'), value: node }, { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: {} } }]);
+  const node: NodeRecord = {
+    name: 'big',
+    capacity: { cpu: 1_000_000, memory: 2 ** 40 },
+    labels: {},
+    taints: [],
+    gpus: [],
+    url: 'http://127.0.0.1:1',
+    registeredAt: 0,
+  };
+  await store.txn(
+    [],
+    [
+      { put: store.keys.node('big'), value: node },
+      { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: {} } },
+    ],
+  );
   await launch('s1');
   await launch('s2');
 });
 
 afterAll(async () => {
-  for (const p of procs.values()) { p.child.kill('SIGCONT'); p.child.kill('SIGKILL'); }
+  for (const p of procs.values()) {
+    p.child.kill('SIGCONT');
+    p.child.kill('SIGKILL');
+  }
   await store.close();
   await etcd.stop();
 });
@@ -120,6 +151,11 @@ async function raftLeaderIndex(): Promise<number> {
 
 async function retry<T>(fn: () => Promise<T>): Promise<T> {
   for (let i = 0; ; i++) {
-    try { return await fn(); } catch (err) { if (i > 20) throw err; await new Promise((r) => setTimeout(r, 250)); }
+    try {
+      return await fn();
+    } catch (err) {
+      if (i > 20) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
   }
 }

@@ -15,15 +15,28 @@ const replicas: RunningService[] = [];
 const config = () => ({ etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' });
 
 async function addNode(name: string, cpu: number, gpus = 0) {
-  const node: NodeRecord = { name, capacity: { cpu: cpu * 1000, memory: 64 * 2 ** 30, ...(gpus ? { gpu: gpus * 1000 } : {}) }, labels: {}, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: 0 };
+  const node: NodeRecord = {
+    name,
+    capacity: { cpu: cpu * 1000, memory: 64 * 2 ** 30, ...(gpus ? { gpu: gpus * 1000 } : {}) },
+    labels: {},
+    taints: [],
+    gpus: [],
+    url: 'http://127.0.0.1:1',
+    registeredAt: 0,
+  };
   await store.txn([], [{ put: store.keys.node(name), value: node }]);
 }
 
 async function queueJob(id: string, tasks: number, resources: Record<string, number>) {
   const job: JobRecord = {
-    id, tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(),
+    id,
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: Date.now(),
     spec: { name: id, command: ['true'], env: {}, resources, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
   await submitJob(store, job);
 }
@@ -61,7 +74,10 @@ it('binds an array job across nodes without over-booking any node', async () => 
   await addNode('n2', 2);
   // 4 + 2 cores, one core per task: 6 of the 10 tasks fit
   await queueJob('arr', 10, { cpu: 1000 });
-  const bindings = await until(() => boundTasks('arr'), (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 6);
+  const bindings = await until(
+    () => boundTasks('arr'),
+    (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 6,
+  );
   const perNode = new Map<string, number>();
   for (const b of bindings) perNode.set(b.node, (perNode.get(b.node) ?? 0) + b.end - b.start);
   expect(Object.fromEntries(perNode)).toEqual({ n1: 4, n2: 2 });
@@ -79,13 +95,20 @@ it('hands leadership to the standby when the leader stops, and the standby binds
   const stoppedAt = Date.now();
   await leader.close();
   await addNode('n3', 8);
-  const bindings = await until(() => boundTasks('arr'), (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 10);
+  const bindings = await until(
+    () => boundTasks('arr'),
+    (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 10,
+  );
   const tookMs = Date.now() - stoppedAt;
   const now = await store.get<{ identity: string }>(store.keys.leader('scheduler'));
   expect(now?.value.identity).toBe(standby.ctx.config.instanceId);
   // Every task index bound exactly once.
   const seen = new Set<number>();
-  for (const b of bindings) for (let i = b.start; i < b.end; i++) { expect(seen.has(i)).toBe(false); seen.add(i); }
+  for (const b of bindings)
+    for (let i = b.start; i < b.end; i++) {
+      expect(seen.has(i)).toBe(false);
+      seen.add(i);
+    }
   expect(seen.size).toBe(10);
   expect(tookMs).toBeLessThan(10000);
 });
@@ -93,8 +116,14 @@ it('hands leadership to the standby when the leader stops, and the standby binds
 it('gives whole-GPU tasks distinct devices', async () => {
   await addNode('gpu-1', 32, 4);
   await queueJob('gpus', 2, { cpu: 1000, gpu: 2000 });
-  const bindings = await until(() => boundTasks('gpus'), (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 2);
-  const devices = bindings.flatMap((b) => b.devices).flat().sort();
+  const bindings = await until(
+    () => boundTasks('gpus'),
+    (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 2,
+  );
+  const devices = bindings
+    .flatMap((b) => b.devices)
+    .flat()
+    .sort();
   expect(devices).toEqual([0, 1, 2, 3]);
 });
 
@@ -105,7 +134,11 @@ it('requeues the tasks of a lost node only after lease TTL + grace, at the next 
   const lostAt = Date.now();
   await store.txn([], [{ delete: store.keys.node('n3') }]);
   const rebound = (bs: Binding[]) => bs.filter((b) => b.attempt === 2).reduce((n, b) => n + b.end - b.start, 0);
-  const after = await until(() => boundTasks('arr'), (bs) => rebound(bs) === lostIndices.length, 15000);
+  const after = await until(
+    () => boundTasks('arr'),
+    (bs) => rebound(bs) === lostIndices.length,
+    15000,
+  );
   const waitedMs = Date.now() - lostAt;
   // default wait: lease TTL 2 s + grace 2 s
   expect(waitedMs).toBeGreaterThanOrEqual(4000);
@@ -125,7 +158,10 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
   const leaderKey = await store.get<{ identity: string }>(store.keys.leader('scheduler'));
   const leader = replicas.find((r) => r.ctx.config.instanceId === leaderKey?.value.identity)!;
   await queueJob('waits', 1, { cpu: 1_000_000 }); // a thousand cores: never fits
-  await until(async () => (await (await fetch(`${leader.url}/metrics`)).text()).includes('queue="q"'), (ok) => ok);
+  await until(
+    async () => (await (await fetch(`${leader.url}/metrics`)).text()).includes('queue="q"'),
+    (ok) => ok,
+  );
   const text = await (await fetch(`${leader.url}/metrics`)).text();
   expect(text).toMatch(/batch_scheduler_is_leader\{service="scheduler"\} 1/);
   expect(text).toMatch(/batch_scheduler_placements_total\{service="scheduler"\} [1-9]/);
@@ -141,12 +177,22 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
 it('places a gang all together or fails it with the reason after its timeout, holding nothing meanwhile', async () => {
   // Nodes now: n1 4, n2 2, n4 8, gpu-1 32 cores — busy with earlier tests. A gang of 200 one-core tasks can never fit.
   const job: JobRecord = {
-    id: 'gang', tenant: 't', queue: 'q', phase: 'Queued', createdAt: Date.now(), queuedAt: Date.now(),
+    id: 'gang',
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: Date.now(),
+    queuedAt: Date.now(),
     spec: { name: 'gang', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 200, priority: 0, labels: {}, gang: true, gangTimeoutSeconds: 1 },
-    pending: [{ start: 0, end: 200, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: 200, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
   await submitJob(store, job);
-  const failed = await until(() => store.get<JobRecord>(store.keys.job('gang')), (j) => j?.value.phase === 'Failed', 10000);
+  const failed = await until(
+    () => store.get<JobRecord>(store.keys.job('gang')),
+    (j) => j?.value.phase === 'Failed',
+    10000,
+  );
   expect(failed?.value.reason?.code).toBe('gang_unschedulable');
   expect(failed?.value.reason?.message).toMatch(/^gang of 200 tasks could not start together within 1 s/);
   expect(await boundTasks('gang')).toHaveLength(0);
@@ -191,10 +237,20 @@ it('validates and bounds every call: unknown fields, too many selector entries a
   try {
     await expect(firstValueFrom(anonymous.send(SCHEDULER_WHY, { job }))).rejects.toMatchObject({ code: 'unauthenticated', field: 'metadata.authorization' });
     const full = (await store.get<JobRecord>(store.keys.job('why-bounds')))!.value; // command, env, counts: not part of a why
-    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: full }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job.spec.name', message: expect.stringMatching(/unrecognized key/i) });
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: full }))).rejects.toMatchObject({
+      code: 'invalid_argument',
+      field: 'job.spec.name',
+      message: expect.stringMatching(/unrecognized key/i),
+    });
     const selector = Object.fromEntries(Array.from({ length: MAX_SELECTOR_ENTRIES + 1 }, (_, i) => [`k${i}`, 'v']));
-    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: { ...job, spec: { ...job.spec, selector } } }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job.spec.selector' });
-    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: { ...job, pending: [{ start: 0, end: 1e12, attempt: 1 }] } }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'job.pending.0.end' });
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: { ...job, spec: { ...job.spec, selector } } }))).rejects.toMatchObject({
+      code: 'invalid_argument',
+      field: 'job.spec.selector',
+    });
+    await expect(firstValueFrom(client.send(SCHEDULER_WHY, { job: { ...job, pending: [{ start: 0, end: 1e12, attempt: 1 }] } }))).rejects.toMatchObject({
+      code: 'invalid_argument',
+      field: 'job.pending.0.end',
+    });
     // The same replica still answers a valid call on the same connection.
     expect(await firstValueFrom(client.send(SCHEDULER_WHY, { job }))).toMatchObject({ jobId: 'why-bounds', explainedBy: 'scheduler' });
   } finally {

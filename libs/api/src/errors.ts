@@ -96,7 +96,18 @@ export class ApiError extends Error {
       return new ApiError(code, message, details);
     }
     // No error envelope (e.g. a proxy answered): the closest code for the status.
-    const byStatus: Record<number, ErrorCode> = { 400: 'invalid_argument', 401: 'unauthenticated', 403: 'permission_denied', 404: 'not_found', 409: 'conflict', 413: 'payload_too_large', 429: 'rate_limited', 502: 'unavailable', 503: 'unavailable', 504: 'unavailable' };
+    const byStatus: Record<number, ErrorCode> = {
+      400: 'invalid_argument',
+      401: 'unauthenticated',
+      403: 'permission_denied',
+      404: 'not_found',
+      409: 'conflict',
+      413: 'payload_too_large',
+      429: 'rate_limited',
+      502: 'unavailable',
+      503: 'unavailable',
+      504: 'unavailable',
+    };
     return new ApiError(byStatus[status] ?? ErrorCode.Internal, `HTTP ${status}: ${JSON.stringify(body)}`);
   }
 }

@@ -1,14 +1,40 @@
-import { applyGroupOutcomes, failPending, MAX_NODE_LOST_ATTEMPTS, markBound, NODE_LOST, onlyReleased, requestCancel, retryDelayMs, retryNotBefore } from './lifecycle';
+import {
+  applyGroupOutcomes,
+  failPending,
+  MAX_NODE_LOST_ATTEMPTS,
+  markBound,
+  NODE_LOST,
+  onlyReleased,
+  requestCancel,
+  retryDelayMs,
+  retryNotBefore,
+} from './lifecycle';
 import { jsonBytes } from './limits';
 import type { GroupStatus, JobRecord, NodeAllocation } from './model';
 
 const job = (tasks: number, extra: Partial<JobRecord> = {}): JobRecord => ({
-  id: 'j', tenant: 't', queue: 'q', phase: 'Running', createdAt: 0,
+  id: 'j',
+  tenant: 't',
+  queue: 'q',
+  phase: 'Running',
+  createdAt: 0,
   spec: { name: 'j', command: ['x'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
-  pending: [], counts: { succeeded: 0, failed: 0, cancelled: 0 }, ...extra,
+  pending: [],
+  counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  ...extra,
 });
 const group = (start: number, attempt: number, tasks: GroupStatus['tasks']): GroupStatus => ({
-  jobId: 'j', tenant: 't', queue: 'q', node: 'n', start, end: start + tasks.length, attempt, resources: {}, devices: [], boundAt: 0, tasks,
+  jobId: 'j',
+  tenant: 't',
+  queue: 'q',
+  node: 'n',
+  start,
+  end: start + tasks.length,
+  attempt,
+  resources: {},
+  devices: [],
+  boundAt: 0,
+  tasks,
 });
 
 describe('applyGroupOutcomes', () => {
@@ -42,7 +68,17 @@ describe('requestCancel and markBound', () => {
     const bound = markBound(job(10, { phase: 'Queued', pending: [{ start: 0, end: 10, attempt: 1 }] }), [{ start: 0, end: 4 }], 1);
     const cancelled = requestCancel(bound, 2);
     expect(cancelled).toMatchObject({ phase: 'Running', pending: [], counts: { cancelled: 6 }, cancelRequestedAt: 2 });
-    const done = applyGroupOutcomes(cancelled, [group(0, 1, Array.from({ length: 4 }, () => ({ state: 'Cancelled' as const })))], 3);
+    const done = applyGroupOutcomes(
+      cancelled,
+      [
+        group(
+          0,
+          1,
+          Array.from({ length: 4 }, () => ({ state: 'Cancelled' as const })),
+        ),
+      ],
+      3,
+    );
     expect(done).toMatchObject({ phase: 'Cancelled', finishedAt: 3, counts: { cancelled: 10 } });
   });
 });
@@ -125,10 +161,22 @@ describe('failPending', () => {
   it.each([
     // [what, job, expected]
     // 4 pending, nothing running: all 4 fail → Failed now
-    ['a queued job', job(4, { phase: 'Queued', pending: [{ start: 0, end: 4, attempt: 1 }] }), { phase: 'Failed', pending: [], finishedAt: 7, reason, counts: { failed: 4 } }],
+    [
+      'a queued job',
+      job(4, { phase: 'Queued', pending: [{ start: 0, end: 4, attempt: 1 }] }),
+      { phase: 'Failed', pending: [], finishedAt: 7, reason, counts: { failed: 4 } },
+    ],
     // 10 tasks: 3 succeeded, 3 running, 4 pending → 4 fail now; Running until the 3 report
-    ['a job with running tasks', job(10, { pending: [{ start: 6, end: 10, attempt: 1 }], counts: { succeeded: 3, failed: 0, cancelled: 0 } }), { phase: 'Running', pending: [], reason, counts: { succeeded: 3, failed: 4 } }],
-    ['a finished job (unchanged)', job(1, { phase: 'Succeeded', counts: { succeeded: 1, failed: 0, cancelled: 0 } }), { phase: 'Succeeded', counts: { succeeded: 1, failed: 0 } }],
+    [
+      'a job with running tasks',
+      job(10, { pending: [{ start: 6, end: 10, attempt: 1 }], counts: { succeeded: 3, failed: 0, cancelled: 0 } }),
+      { phase: 'Running', pending: [], reason, counts: { succeeded: 3, failed: 4 } },
+    ],
+    [
+      'a finished job (unchanged)',
+      job(1, { phase: 'Succeeded', counts: { succeeded: 1, failed: 0, cancelled: 0 } }),
+      { phase: 'Succeeded', counts: { succeeded: 1, failed: 0 } },
+    ],
   ])('%s', (_name, j, want) => {
     const next = failPending(j, reason, 7);
     expect(next).toMatchObject(want);

@@ -58,8 +58,7 @@ export function settleOutcomes(job: JobRecord, groups: readonly GroupStatus[], n
         // Not the task's fault: it runs again at its next attempt, unless the job is being cancelled.
         if (job.cancelRequestedAt === undefined) again(index, g.attempt + 1, 'Preempted');
         else counts.cancelled++;
-      }
-      else if (t.state === 'Failed') {
+      } else if (t.state === 'Failed') {
         if (job.cancelRequestedAt !== undefined) counts.failed++;
         else if ((t.reason === NODE_LOST || t.reason === NODE_ERROR) && g.attempt < MAX_NODE_LOST_ATTEMPTS) again(index, g.attempt + 1, t.reason);
         else if (t.reason !== NODE_LOST && t.reason !== NODE_ERROR && retries(job.spec.retry, t, g.attempt)) {
@@ -69,7 +68,12 @@ export function settleOutcomes(job: JobRecord, groups: readonly GroupStatus[], n
     });
   }
   // Ranges whose backoff is over drop their time, so they merge with their neighbours again.
-  const pending = requeue.length ? mergeRanges(job.pending.map((r) => (r.notBefore !== undefined && r.notBefore <= now ? withoutNotBefore(r) : r)), requeue) : job.pending;
+  const pending = requeue.length
+    ? mergeRanges(
+        job.pending.map((r) => (r.notBefore !== undefined && r.notBefore <= now ? withoutNotBefore(r) : r)),
+        requeue,
+      )
+    : job.pending;
   return { job: settle({ ...job, counts, pending }, now), requeued };
 }
 

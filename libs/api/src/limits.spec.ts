@@ -24,7 +24,11 @@ describe('parseSubmit limits', () => {
     ['a command of 410 KB', { command: Array.from({ length: 1024 }, () => 'c'.repeat(400)) }, 413, 'payload_too_large', 'command'],
   ])('refuses %s', (_name, body, status, code, field) => {
     let err: unknown;
-    try { parseSubmit(body); } catch (e) { err = e; }
+    try {
+      parseSubmit(body);
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(ApiError);
     expect({ status: (err as ApiError).status, code: (err as ApiError).code, field: (err as ApiError).details.field }).toEqual({ status, code, field });
   });

@@ -56,9 +56,15 @@ const SIZED_FIELDS = ['command', 'env', 'items', 'labels', 'selector', 'tolerati
  */
 export function storedJobBytes(spec: JobSpec): number {
   const widest: JobRecord = {
-    id: 'x'.repeat(64), tenant: 'x'.repeat(63), queue: 'x'.repeat(63), spec, phase: 'Submitted',
-    pending: [{ start: 0, end: spec.tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
-    traceparent: `00-${'0'.repeat(32)}-${'0'.repeat(16)}-01`, createdAt: 8_640_000_000_000,
+    id: 'x'.repeat(64),
+    tenant: 'x'.repeat(63),
+    queue: 'x'.repeat(63),
+    spec,
+    phase: 'Submitted',
+    pending: [{ start: 0, end: spec.tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    traceparent: `00-${'0'.repeat(32)}-${'0'.repeat(16)}-01`,
+    createdAt: 8_640_000_000_000,
   };
   return jsonBytes(widest);
 }

@@ -8,12 +8,35 @@
 import { z } from 'zod';
 import { type ErrorCode, statusOf } from './errors';
 import {
-  BulkSubmitAnswerSchema, ErrorBodySchema, HealthSchema, JobListSchema, JobResultsSchema, JobViewSchema, NodeListSchema, NodeViewSchema,
-  QueueDeletedSchema, QueueListSchema, QueueViewSchema, ReadinessSchema, TenantSchema, WhyViewSchema, WorkflowListSchema, WorkflowViewSchema,
+  BulkSubmitAnswerSchema,
+  ErrorBodySchema,
+  HealthSchema,
+  JobListSchema,
+  JobResultsSchema,
+  JobViewSchema,
+  NodeListSchema,
+  NodeViewSchema,
+  QueueDeletedSchema,
+  QueueListSchema,
+  QueueViewSchema,
+  ReadinessSchema,
+  TenantSchema,
+  WhyViewSchema,
+  WorkflowListSchema,
+  WorkflowViewSchema,
 } from './responses';
 import {
-  BulkSubmitSchema, CordonSchema, DrainSchema, IdempotencyKeySchema, ListJobsQuerySchema, ListWorkflowsQuerySchema, LogsQuerySchema, NameSchema, PutQueueSchema,
-  PutTenantSchema, SubmitJobSchema,
+  BulkSubmitSchema,
+  CordonSchema,
+  DrainSchema,
+  IdempotencyKeySchema,
+  ListJobsQuerySchema,
+  ListWorkflowsQuerySchema,
+  LogsQuerySchema,
+  NameSchema,
+  PutQueueSchema,
+  PutTenantSchema,
+  SubmitJobSchema,
 } from './schemas';
 import { SubmitWorkflowSchema } from './workflow';
 
@@ -63,10 +86,16 @@ export interface ApiOperation {
 const IdParam = z.string().min(1).max(1024);
 const TaskIndexParam = z.coerce.number().int().min(0).max(999_999_999);
 const idempotencyHeader = {
-  'Idempotency-Key': { schema: IdempotencyKeySchema, description: 'A retry with the same key and body gets 200 and the first answer; the same key with another body gets 409 `idempotency_conflict`.' },
+  'Idempotency-Key': {
+    schema: IdempotencyKeySchema,
+    description: 'A retry with the same key and body gets 200 and the first answer; the same key with another body gets 409 `idempotency_conflict`.',
+  },
 };
 const lastEventIdHeader = {
-  'Last-Event-ID': { schema: z.string(), description: 'Resume after this event id (an etcd revision): only newer events are sent. A value that is not 1 to 20 digits is ignored.' },
+  'Last-Event-ID': {
+    schema: z.string(),
+    description: 'Resume after this event id (an etcd revision): only newer events are sent. A value that is not 1 to 20 digits is ignored.',
+  },
 };
 const jobLinks = (from: string) => ({
   GetJob: { operationId: 'getJob', parameters: { id: from } },
@@ -82,80 +111,353 @@ const queueLinks = {
   GetQueue: { operationId: 'getQueue', parameters: { name: '$request.path.name' } },
   DeleteQueue: { operationId: 'deleteQueue', parameters: { name: '$request.path.name' } },
 };
-const SUBMIT_ERRORS: ErrorCode[] = ['payload_too_large', 'permission_denied', 'unknown_tenant', 'unknown_queue', 'idempotency_conflict', 'conflict', 'submit_rate_exceeded', 'task_rate_exceeded', 'queue_full', 'overloaded'];
+const SUBMIT_ERRORS: ErrorCode[] = [
+  'payload_too_large',
+  'permission_denied',
+  'unknown_tenant',
+  'unknown_queue',
+  'idempotency_conflict',
+  'conflict',
+  'submit_rate_exceeded',
+  'task_rate_exceeded',
+  'queue_full',
+  'overloaded',
+];
 
 /** Every operation of the API. */
 export const API_OPERATIONS: readonly ApiOperation[] = [
-  { method: 'post', path: '/v1/jobs', operationId: 'submitJob', tag: 'jobs', caller: 'tenant', summary: 'Submit a job (an array job when `tasks` > 1); committed before the answer',
-    headers: idempotencyHeader, body: SubmitJobSchema, errors: SUBMIT_ERRORS,
+  {
+    method: 'post',
+    path: '/v1/jobs',
+    operationId: 'submitJob',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: 'Submit a job (an array job when `tasks` > 1); committed before the answer',
+    headers: idempotencyHeader,
+    body: SubmitJobSchema,
+    errors: SUBMIT_ERRORS,
     answers: {
       201: { description: 'Created', schema: JobViewSchema, headers: { Location: 'The job: /v1/jobs/{id}' }, links: jobLinks('$response.body#/id') },
-      200: { description: 'A retry with the same Idempotency-Key and body: the job the first submit created', schema: JobViewSchema, headers: { Location: 'The job: /v1/jobs/{id}' }, links: jobLinks('$response.body#/id') },
-    } },
-  { method: 'get', path: '/v1/jobs', operationId: 'listJobs', tag: 'jobs', caller: 'tenant', summary: "The caller's jobs (every tenant's for operators), newest first, a page at a time",
-    query: ListJobsQuerySchema, errors: [], answers: { 200: { description: 'A page of jobs', schema: JobListSchema } } },
-  { method: 'post', path: '/v1/jobs:batch', operationId: 'submitJobs', tag: 'jobs', caller: 'tenant', summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
-    body: BulkSubmitSchema, errors: ['payload_too_large', 'overloaded'], answers: { 200: { description: 'One answer per job, in order: its status and the job, or the error', schema: BulkSubmitAnswerSchema } } },
-  { method: 'get', path: '/v1/jobs/{id}', operationId: 'getJob', tag: 'jobs', caller: 'tenant', summary: 'A job with its live task counts',
-    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The job', schema: JobViewSchema } } },
-  { method: 'delete', path: '/v1/jobs/{id}', operationId: 'cancelJob', tag: 'jobs', caller: 'tenant', summary: 'Cancel a job: pending tasks at once, running ones are stopped; the job stays readable',
-    pathParams: { id: IdParam }, errors: ['not_found', 'conflict'], answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } } },
-  { method: 'get', path: '/v1/jobs/{id}/why', operationId: 'whyJob', tag: 'jobs', caller: 'tenant', summary: 'Why the job is pending: blockers with node counts and what would let it run',
-    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The explanation', schema: WhyViewSchema } } },
-  { method: 'get', path: '/v1/jobs/{id}/results', operationId: 'getJobResults', tag: 'jobs', caller: 'tenant', summary: 'What tasks wrote to $BATCH_RESULT_PATH',
-    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'Results by task index', schema: JobResultsSchema } } },
-  { method: 'get', path: '/v1/jobs/{id}/events', operationId: 'jobEvents', tag: 'jobs', caller: 'tenant', summary: "Server-sent events: the job's view now and at every change, until it ends",
-    pathParams: { id: IdParam }, headers: lastEventIdHeader, errors: ['not_found', 'too_many_streams'],
-    answers: { 200: { description: 'An event stream: `event: job`, `id:` the revision, `data:` the job as `getJob` answers it', mediaType: 'text/event-stream', events: { name: 'job', data: JobViewSchema } } } },
-  { method: 'get', path: '/v1/jobs/{id}/tasks/{index}/logs', operationId: 'getTaskLogs', tag: 'jobs', caller: 'tenant', summary: "A task attempt's stdout or stderr (followed with follow=true)",
-    pathParams: { id: IdParam, index: TaskIndexParam }, query: LogsQuerySchema, errors: ['not_found'],
-    answers: { 200: { description: 'The log text', mediaType: 'text/plain' } } },
+      200: {
+        description: 'A retry with the same Idempotency-Key and body: the job the first submit created',
+        schema: JobViewSchema,
+        headers: { Location: 'The job: /v1/jobs/{id}' },
+        links: jobLinks('$response.body#/id'),
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs',
+    operationId: 'listJobs',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: "The caller's jobs (every tenant's for operators), newest first, a page at a time",
+    query: ListJobsQuerySchema,
+    errors: [],
+    answers: { 200: { description: 'A page of jobs', schema: JobListSchema } },
+  },
+  {
+    method: 'post',
+    path: '/v1/jobs:batch',
+    operationId: 'submitJobs',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
+    body: BulkSubmitSchema,
+    errors: ['payload_too_large', 'overloaded'],
+    answers: { 200: { description: 'One answer per job, in order: its status and the job, or the error', schema: BulkSubmitAnswerSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/{id}',
+    operationId: 'getJob',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: 'A job with its live task counts',
+    pathParams: { id: IdParam },
+    errors: ['not_found'],
+    answers: { 200: { description: 'The job', schema: JobViewSchema } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/jobs/{id}',
+    operationId: 'cancelJob',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: 'Cancel a job: pending tasks at once, running ones are stopped; the job stays readable',
+    pathParams: { id: IdParam },
+    errors: ['not_found', 'conflict'],
+    answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/{id}/why',
+    operationId: 'whyJob',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: 'Why the job is pending: blockers with node counts and what would let it run',
+    pathParams: { id: IdParam },
+    errors: ['not_found'],
+    answers: { 200: { description: 'The explanation', schema: WhyViewSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/{id}/results',
+    operationId: 'getJobResults',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: 'What tasks wrote to $BATCH_RESULT_PATH',
+    pathParams: { id: IdParam },
+    errors: ['not_found'],
+    answers: { 200: { description: 'Results by task index', schema: JobResultsSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/{id}/events',
+    operationId: 'jobEvents',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: "Server-sent events: the job's view now and at every change, until it ends",
+    pathParams: { id: IdParam },
+    headers: lastEventIdHeader,
+    errors: ['not_found', 'too_many_streams'],
+    answers: {
+      200: {
+        description: 'An event stream: `event: job`, `id:` the revision, `data:` the job as `getJob` answers it',
+        mediaType: 'text/event-stream',
+        events: { name: 'job', data: JobViewSchema },
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/jobs/{id}/tasks/{index}/logs',
+    operationId: 'getTaskLogs',
+    tag: 'jobs',
+    caller: 'tenant',
+    summary: "A task attempt's stdout or stderr (followed with follow=true)",
+    pathParams: { id: IdParam, index: TaskIndexParam },
+    query: LogsQuerySchema,
+    errors: ['not_found'],
+    answers: { 200: { description: 'The log text', mediaType: 'text/plain' } },
+  },
 
-  { method: 'post', path: '/v1/workflows', operationId: 'submitWorkflow', tag: 'workflows', caller: 'tenant', summary: 'Submit a workflow: a DAG of jobs',
-    headers: idempotencyHeader, body: SubmitWorkflowSchema, errors: [...SUBMIT_ERRORS, 'workflow_cycle'],
+  {
+    method: 'post',
+    path: '/v1/workflows',
+    operationId: 'submitWorkflow',
+    tag: 'workflows',
+    caller: 'tenant',
+    summary: 'Submit a workflow: a DAG of jobs',
+    headers: idempotencyHeader,
+    body: SubmitWorkflowSchema,
+    errors: [...SUBMIT_ERRORS, 'workflow_cycle'],
     answers: {
       201: { description: 'Created', schema: WorkflowViewSchema, headers: { Location: 'The workflow: /v1/workflows/{id}' }, links: workflowLinks },
-      200: { description: 'A retry with the same Idempotency-Key and body', schema: WorkflowViewSchema, headers: { Location: 'The workflow: /v1/workflows/{id}' }, links: workflowLinks },
-    } },
-  { method: 'get', path: '/v1/workflows', operationId: 'listWorkflows', tag: 'workflows', caller: 'tenant', summary: "The caller's workflows",
-    query: ListWorkflowsQuerySchema, errors: [], answers: { 200: { description: 'Workflows', schema: WorkflowListSchema } } },
-  { method: 'get', path: '/v1/workflows/{id}', operationId: 'getWorkflow', tag: 'workflows', caller: 'tenant', summary: 'A workflow and its steps',
-    pathParams: { id: IdParam }, errors: ['not_found'], answers: { 200: { description: 'The workflow', schema: WorkflowViewSchema } } },
-  { method: 'delete', path: '/v1/workflows/{id}', operationId: 'cancelWorkflow', tag: 'workflows', caller: 'tenant', summary: 'Cancel a workflow and its running steps; it stays readable',
-    pathParams: { id: IdParam }, errors: ['not_found', 'conflict'], answers: { 200: { description: 'The workflow as it is now', schema: WorkflowViewSchema } } },
-  { method: 'get', path: '/v1/workflows/{id}/events', operationId: 'workflowEvents', tag: 'workflows', caller: 'tenant', summary: "Server-sent events: the workflow's view now and at every change, until it ends",
-    pathParams: { id: IdParam }, headers: lastEventIdHeader, errors: ['not_found', 'too_many_streams'],
-    answers: { 200: { description: 'An event stream: `event: workflow`, `id:` the revision, `data:` the workflow as `getWorkflow` answers it', mediaType: 'text/event-stream', events: { name: 'workflow', data: WorkflowViewSchema } } } },
+      200: {
+        description: 'A retry with the same Idempotency-Key and body',
+        schema: WorkflowViewSchema,
+        headers: { Location: 'The workflow: /v1/workflows/{id}' },
+        links: workflowLinks,
+      },
+    },
+  },
+  {
+    method: 'get',
+    path: '/v1/workflows',
+    operationId: 'listWorkflows',
+    tag: 'workflows',
+    caller: 'tenant',
+    summary: "The caller's workflows",
+    query: ListWorkflowsQuerySchema,
+    errors: [],
+    answers: { 200: { description: 'Workflows', schema: WorkflowListSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/workflows/{id}',
+    operationId: 'getWorkflow',
+    tag: 'workflows',
+    caller: 'tenant',
+    summary: 'A workflow and its steps',
+    pathParams: { id: IdParam },
+    errors: ['not_found'],
+    answers: { 200: { description: 'The workflow', schema: WorkflowViewSchema } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/workflows/{id}',
+    operationId: 'cancelWorkflow',
+    tag: 'workflows',
+    caller: 'tenant',
+    summary: 'Cancel a workflow and its running steps; it stays readable',
+    pathParams: { id: IdParam },
+    errors: ['not_found', 'conflict'],
+    answers: { 200: { description: 'The workflow as it is now', schema: WorkflowViewSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/workflows/{id}/events',
+    operationId: 'workflowEvents',
+    tag: 'workflows',
+    caller: 'tenant',
+    summary: "Server-sent events: the workflow's view now and at every change, until it ends",
+    pathParams: { id: IdParam },
+    headers: lastEventIdHeader,
+    errors: ['not_found', 'too_many_streams'],
+    answers: {
+      200: {
+        description: 'An event stream: `event: workflow`, `id:` the revision, `data:` the workflow as `getWorkflow` answers it',
+        mediaType: 'text/event-stream',
+        events: { name: 'workflow', data: WorkflowViewSchema },
+      },
+    },
+  },
 
-  { method: 'get', path: '/v1/queues', operationId: 'listQueues', tag: 'queues', caller: 'tenant', summary: "The caller's queues (all for operators): quota, usage, fair share, pending work",
-    errors: [], answers: { 200: { description: 'Queues', schema: QueueListSchema } } },
-  { method: 'get', path: '/v1/queues/{name}', operationId: 'getQueue', tag: 'queues', caller: 'tenant', summary: "A queue, with the caller's waiting jobs and their positions",
-    pathParams: { name: NameSchema }, errors: ['not_found'], answers: { 200: { description: 'The queue', schema: QueueViewSchema } } },
-  { method: 'put', path: '/v1/queues/{name}', operationId: 'putQueue', tag: 'queues', caller: 'operator', summary: 'Create or change a queue',
-    pathParams: { name: NameSchema }, body: PutQueueSchema, errors: ['payload_too_large', 'unknown_tenant', 'conflict'],
-    answers: { 200: { description: 'The queue as it is now', schema: QueueViewSchema, links: queueLinks } } },
-  { method: 'delete', path: '/v1/queues/{name}', operationId: 'deleteQueue', tag: 'queues', caller: 'operator', summary: 'Remove a queue with no unfinished work',
-    pathParams: { name: NameSchema }, errors: ['not_found', 'conflict'], answers: { 200: { description: 'Removed', schema: QueueDeletedSchema } } },
-  { method: 'put', path: '/v1/tenants/{name}', operationId: 'putTenant', tag: 'tenants', caller: 'operator', summary: 'Create or change a tenant',
-    pathParams: { name: NameSchema }, body: PutTenantSchema, errors: ['payload_too_large', 'conflict'], answers: { 200: { description: 'The tenant as it is now', schema: TenantSchema } } },
+  {
+    method: 'get',
+    path: '/v1/queues',
+    operationId: 'listQueues',
+    tag: 'queues',
+    caller: 'tenant',
+    summary: "The caller's queues (all for operators): quota, usage, fair share, pending work",
+    errors: [],
+    answers: { 200: { description: 'Queues', schema: QueueListSchema } },
+  },
+  {
+    method: 'get',
+    path: '/v1/queues/{name}',
+    operationId: 'getQueue',
+    tag: 'queues',
+    caller: 'tenant',
+    summary: "A queue, with the caller's waiting jobs and their positions",
+    pathParams: { name: NameSchema },
+    errors: ['not_found'],
+    answers: { 200: { description: 'The queue', schema: QueueViewSchema } },
+  },
+  {
+    method: 'put',
+    path: '/v1/queues/{name}',
+    operationId: 'putQueue',
+    tag: 'queues',
+    caller: 'operator',
+    summary: 'Create or change a queue',
+    pathParams: { name: NameSchema },
+    body: PutQueueSchema,
+    errors: ['payload_too_large', 'unknown_tenant', 'conflict'],
+    answers: { 200: { description: 'The queue as it is now', schema: QueueViewSchema, links: queueLinks } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/queues/{name}',
+    operationId: 'deleteQueue',
+    tag: 'queues',
+    caller: 'operator',
+    summary: 'Remove a queue with no unfinished work',
+    pathParams: { name: NameSchema },
+    errors: ['not_found', 'conflict'],
+    answers: { 200: { description: 'Removed', schema: QueueDeletedSchema } },
+  },
+  {
+    method: 'put',
+    path: '/v1/tenants/{name}',
+    operationId: 'putTenant',
+    tag: 'tenants',
+    caller: 'operator',
+    summary: 'Create or change a tenant',
+    pathParams: { name: NameSchema },
+    body: PutTenantSchema,
+    errors: ['payload_too_large', 'conflict'],
+    answers: { 200: { description: 'The tenant as it is now', schema: TenantSchema } },
+  },
 
-  { method: 'get', path: '/v1/nodes', operationId: 'listNodes', tag: 'nodes', caller: 'operator', summary: 'Nodes: capacity, allocation, cordons',
-    errors: [], answers: { 200: { description: 'Nodes', schema: NodeListSchema } } },
-  { method: 'post', path: '/v1/nodes/{name}/cordon', operationId: 'cordonNode', tag: 'nodes', caller: 'operator', summary: 'No new work on the node',
-    pathParams: { name: NameSchema }, body: CordonSchema, errors: ['payload_too_large', 'not_found'], answers: { 200: { description: 'The node', schema: NodeViewSchema } } },
-  { method: 'delete', path: '/v1/nodes/{name}/cordon', operationId: 'uncordonNode', tag: 'nodes', caller: 'operator', summary: "Lift a node's cordon, drain or quarantine",
-    pathParams: { name: NameSchema }, errors: ['not_found'], answers: { 200: { description: 'The node', schema: NodeViewSchema } } },
-  { method: 'post', path: '/v1/nodes/{name}/drain', operationId: 'drainNode', tag: 'nodes', caller: 'operator', summary: 'Cordon, and stop running tasks at a deadline (they are requeued elsewhere)',
-    pathParams: { name: NameSchema }, body: DrainSchema, errors: ['payload_too_large', 'not_found'], answers: { 200: { description: 'The node', schema: NodeViewSchema } } },
+  {
+    method: 'get',
+    path: '/v1/nodes',
+    operationId: 'listNodes',
+    tag: 'nodes',
+    caller: 'operator',
+    summary: 'Nodes: capacity, allocation, cordons',
+    errors: [],
+    answers: { 200: { description: 'Nodes', schema: NodeListSchema } },
+  },
+  {
+    method: 'post',
+    path: '/v1/nodes/{name}/cordon',
+    operationId: 'cordonNode',
+    tag: 'nodes',
+    caller: 'operator',
+    summary: 'No new work on the node',
+    pathParams: { name: NameSchema },
+    body: CordonSchema,
+    errors: ['payload_too_large', 'not_found'],
+    answers: { 200: { description: 'The node', schema: NodeViewSchema } },
+  },
+  {
+    method: 'delete',
+    path: '/v1/nodes/{name}/cordon',
+    operationId: 'uncordonNode',
+    tag: 'nodes',
+    caller: 'operator',
+    summary: "Lift a node's cordon, drain or quarantine",
+    pathParams: { name: NameSchema },
+    errors: ['not_found'],
+    answers: { 200: { description: 'The node', schema: NodeViewSchema } },
+  },
+  {
+    method: 'post',
+    path: '/v1/nodes/{name}/drain',
+    operationId: 'drainNode',
+    tag: 'nodes',
+    caller: 'operator',
+    summary: 'Cordon, and stop running tasks at a deadline (they are requeued elsewhere)',
+    pathParams: { name: NameSchema },
+    body: DrainSchema,
+    errors: ['payload_too_large', 'not_found'],
+    answers: { 200: { description: 'The node', schema: NodeViewSchema } },
+  },
 
-  { method: 'get', path: '/openapi.json', operationId: 'getOpenApi', tag: 'service', caller: 'anyone', summary: 'This document', errors: [],
-    answers: { 200: { description: 'The OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) } } },
-  { method: 'get', path: '/healthz', operationId: 'healthz', tag: 'service', caller: 'anyone', summary: 'Liveness: the process answers', errors: [],
-    answers: { 200: { description: 'Alive', schema: HealthSchema } } },
-  { method: 'get', path: '/readyz', operationId: 'readyz', tag: 'service', caller: 'anyone', summary: 'Readiness: the lease holds, etcd answers, the caches are synced', errors: [],
-    answers: { 200: { description: 'Ready', schema: ReadinessSchema }, 503: { description: 'Not ready: `checks` says what fails', schema: ReadinessSchema } } },
-  { method: 'get', path: '/metrics', operationId: 'metrics', tag: 'service', caller: 'anyone', summary: 'Prometheus metrics', errors: [],
-    answers: { 200: { description: 'Prometheus text exposition format', mediaType: 'text/plain' } } },
+  {
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'getOpenApi',
+    tag: 'service',
+    caller: 'anyone',
+    summary: 'This document',
+    errors: [],
+    answers: { 200: { description: 'The OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) } },
+  },
+  {
+    method: 'get',
+    path: '/healthz',
+    operationId: 'healthz',
+    tag: 'service',
+    caller: 'anyone',
+    summary: 'Liveness: the process answers',
+    errors: [],
+    answers: { 200: { description: 'Alive', schema: HealthSchema } },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    operationId: 'readyz',
+    tag: 'service',
+    caller: 'anyone',
+    summary: 'Readiness: the lease holds, etcd answers, the caches are synced',
+    errors: [],
+    answers: { 200: { description: 'Ready', schema: ReadinessSchema }, 503: { description: 'Not ready: `checks` says what fails', schema: ReadinessSchema } },
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'metrics',
+    tag: 'service',
+    caller: 'anyone',
+    summary: 'Prometheus metrics',
+    errors: [],
+    answers: { 200: { description: 'Prometheus text exposition format', mediaType: 'text/plain' } },
+  },
 ];
 
 /**
@@ -190,7 +492,8 @@ function parameters(op: ApiOperation, refs: Map<z.ZodType, string>): Json[] {
   for (const [name, schema] of Object.entries(op.query?.shape ?? {}) as Array<[string, z.ZodType]>) {
     out.push({ name, in: 'query', required: !schema.safeParse(undefined).success, schema: inputSchema(schema, refs), ...describe(schema) });
   }
-  for (const [name, h] of Object.entries(op.headers ?? {})) out.push({ name, in: 'header', required: false, description: h.description, schema: inputSchema(h.schema, refs) });
+  for (const [name, h] of Object.entries(op.headers ?? {}))
+    out.push({ name, in: 'header', required: false, description: h.description, schema: inputSchema(h.schema, refs) });
   return out;
 }
 
@@ -211,8 +514,13 @@ function outputSchema(schema: z.ZodType, refs: Map<z.ZodType, string>): Json {
  */
 function sseEvent(name: string, data: Json): Json {
   return {
-    type: 'object', required: ['event', 'data'],
-    properties: { event: { const: name }, id: { type: 'string', pattern: '^[0-9]+$' }, data: { type: 'string', contentMediaType: 'application/json', contentSchema: data } },
+    type: 'object',
+    required: ['event', 'data'],
+    properties: {
+      event: { const: name },
+      id: { type: 'string', pattern: '^[0-9]+$' },
+      data: { type: 'string', contentMediaType: 'application/json', contentSchema: data },
+    },
   };
 }
 
@@ -225,7 +533,9 @@ function errorAnswer(codes: ErrorCode[]): Json {
     content: {
       'application/json': {
         schema: {
-          type: 'object', required: ['error'], additionalProperties: false,
+          type: 'object',
+          required: ['error'],
+          additionalProperties: false,
           properties: { error: { allOf: [{ $ref: '#/components/schemas/ErrorBody' }, { properties: { code: { enum: codes } } }] } },
         },
       },
@@ -237,7 +547,11 @@ function responses(op: ApiOperation, outputRefs: Map<z.ZodType, string>): Json {
   const out: Json = {};
   for (const [status, a] of Object.entries(op.answers)) {
     const mediaType = a.mediaType ?? 'application/json';
-    const schema = a.events ? sseEvent(a.events.name, outputSchema(a.events.data, outputRefs)) : a.schema ? outputSchema(a.schema, outputRefs) : { type: 'string' };
+    const schema = a.events
+      ? sseEvent(a.events.name, outputSchema(a.events.data, outputRefs))
+      : a.schema
+        ? outputSchema(a.schema, outputRefs)
+        : { type: 'string' };
     out[status] = {
       description: a.description,
       ...(a.headers ? { headers: Object.fromEntries(Object.entries(a.headers).map(([h, d]) => [h, { description: d, schema: { type: 'string' } }])) } : {}),
@@ -256,13 +570,29 @@ function responses(op: ApiOperation, outputRefs: Map<z.ZodType, string>): Json {
 
 /** Named request schemas (components, read as input) and answer schemas (read as output). */
 const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
-  SubmitJob: SubmitJobSchema, SubmitJobs: BulkSubmitSchema, SubmitWorkflow: SubmitWorkflowSchema, PutQueue: PutQueueSchema, PutTenant: PutTenantSchema,
-  Cordon: CordonSchema, Drain: DrainSchema,
+  SubmitJob: SubmitJobSchema,
+  SubmitJobs: BulkSubmitSchema,
+  SubmitWorkflow: SubmitWorkflowSchema,
+  PutQueue: PutQueueSchema,
+  PutTenant: PutTenantSchema,
+  Cordon: CordonSchema,
+  Drain: DrainSchema,
 };
 const ANSWER_COMPONENTS: Record<string, z.ZodType> = {
-  ErrorBody: ErrorBodySchema, Job: JobViewSchema, JobList: JobListSchema, SubmitJobsAnswer: BulkSubmitAnswerSchema, JobResults: JobResultsSchema, Why: WhyViewSchema,
-  Workflow: WorkflowViewSchema, WorkflowList: WorkflowListSchema, Queue: QueueViewSchema, QueueList: QueueListSchema, QueueDeleted: QueueDeletedSchema,
-  Tenant: TenantSchema, Node: NodeViewSchema, NodeList: NodeListSchema,
+  ErrorBody: ErrorBodySchema,
+  Job: JobViewSchema,
+  JobList: JobListSchema,
+  SubmitJobsAnswer: BulkSubmitAnswerSchema,
+  JobResults: JobResultsSchema,
+  Why: WhyViewSchema,
+  Workflow: WorkflowViewSchema,
+  WorkflowList: WorkflowListSchema,
+  Queue: QueueViewSchema,
+  QueueList: QueueListSchema,
+  QueueDeleted: QueueDeletedSchema,
+  Tenant: TenantSchema,
+  Node: NodeViewSchema,
+  NodeList: NodeListSchema,
 };
 
 function components(named: Record<string, z.ZodType>, io: 'input' | 'output'): { schemas: Json; refs: Map<z.ZodType, string> } {
@@ -298,14 +628,20 @@ export function openApiDocument(info: { version: string } = { version: '1' }): J
     info: {
       title: 'BatchAPI',
       version: info.version,
-      description: 'Multi-tenant batch compute: jobs, array jobs, workflows, queues and nodes. Every error answer is `{"error": {"code", "message", "field"?, "id"?, "retryAfterSeconds"?}}`; each code has one status (see `x-error-codes`).',
+      description:
+        'Multi-tenant batch compute: jobs, array jobs, workflows, queues and nodes. Every error answer is `{"error": {"code", "message", "field"?, "id"?, "retryAfterSeconds"?}}`; each code has one status (see `x-error-codes`).',
     },
     'x-error-codes': Object.fromEntries(Object.entries(statusOf)),
-    tags: [...new Set(API_OPERATIONS.map((o) => o.tag)), OPERATOR_TAG].map((name) => ({ name, ...(name === OPERATOR_TAG ? { description: 'Needs an operator token; a tenant token gets 403 permission_denied' } : {}) })),
+    tags: [...new Set(API_OPERATIONS.map((o) => o.tag)), OPERATOR_TAG].map((name) => ({
+      name,
+      ...(name === OPERATOR_TAG ? { description: 'Needs an operator token; a tenant token gets 403 permission_denied' } : {}),
+    })),
     security: [{ bearer: [] }],
     paths,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'A tenant or operator token from the tokens file (`Authorization: Bearer <token>`)' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'A tenant or operator token from the tokens file (`Authorization: Bearer <token>`)' },
+      },
       schemas: { ...req.schemas, ...ans.schemas },
     },
   };

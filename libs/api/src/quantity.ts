@@ -12,8 +12,18 @@ export type ResourceVector = Record<string, number>;
 export type ResourceQuantities = Record<string, string | number>;
 
 const MEMORY_SUFFIX: Record<string, number> = {
-  '': 1, K: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, k: 1e3,
-  Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, Pi: 1024 ** 5,
+  '': 1,
+  K: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  k: 1e3,
+  Ki: 1024,
+  Mi: 1024 ** 2,
+  Gi: 1024 ** 3,
+  Ti: 1024 ** 4,
+  Pi: 1024 ** 5,
 };
 const EXTENDED = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?\/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 /** Milli-units in one GPU device. */
@@ -98,7 +108,12 @@ export function formatResources(v: ResourceVector): Record<string, string | numb
 }
 
 function formatBytes(n: number): string {
-  for (const [suffix, size] of [['Ti', 1024 ** 4], ['Gi', 1024 ** 3], ['Mi', 1024 ** 2], ['Ki', 1024]] as const) {
+  for (const [suffix, size] of [
+    ['Ti', 1024 ** 4],
+    ['Gi', 1024 ** 3],
+    ['Mi', 1024 ** 2],
+    ['Ki', 1024],
+  ] as const) {
     if (n >= size && n % size === 0) return `${n / size}${suffix}`;
   }
   return String(n);

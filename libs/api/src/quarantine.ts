@@ -17,7 +17,11 @@ export const DEFAULT_QUARANTINE: QuarantinePolicy = { failures: 3, windowMs: 600
  * Adds a node failure at `now` to the node's recent failure times (dropping those older than
  * the window) and says whether the node now crosses the threshold.
  */
-export function recordNodeFailure(times: readonly number[], now: number, policy: QuarantinePolicy = DEFAULT_QUARANTINE): { times: number[]; quarantine: boolean } {
+export function recordNodeFailure(
+  times: readonly number[],
+  now: number,
+  policy: QuarantinePolicy = DEFAULT_QUARANTINE,
+): { times: number[]; quarantine: boolean } {
   const recent = [...times.filter((t) => now - t < policy.windowMs), now];
   return { times: recent, quarantine: recent.length >= policy.failures };
 }

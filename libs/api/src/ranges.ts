@@ -22,7 +22,10 @@ export function takeTasks(ranges: readonly TaskRange[], n: number): { taken: Tas
   const rest: TaskRange[] = [];
   let want = n;
   for (const r of ranges) {
-    if (want <= 0) { rest.push(r); continue; }
+    if (want <= 0) {
+      rest.push(r);
+      continue;
+    }
     const k = Math.min(want, r.end - r.start);
     taken.push({ ...r, end: r.start + k });
     if (r.start + k < r.end) rest.push({ ...r, start: r.start + k });
@@ -49,7 +52,10 @@ export function subtractRanges(ranges: readonly TaskRange[], remove: ReadonlyArr
   for (const cut of remove) {
     const next: TaskRange[] = [];
     for (const r of out) {
-      if (cut.end <= r.start || cut.start >= r.end) { next.push(r); continue; }
+      if (cut.end <= r.start || cut.start >= r.end) {
+        next.push(r);
+        continue;
+      }
       if (r.start < cut.start) next.push({ ...r, end: cut.start });
       if (cut.end < r.end) next.push({ ...r, start: cut.end });
     }

@@ -31,8 +31,12 @@ export const ErrorBodySchema = z.strictObject({
 export const ErrorAnswerSchema = z.strictObject({ error: ErrorBodySchema });
 
 export const TaskCountsSchema = z.strictObject({
-  pending: z.number().int(), bound: z.number().int(), running: z.number().int(),
-  succeeded: z.number().int(), failed: z.number().int(), cancelled: z.number().int(),
+  pending: z.number().int(),
+  bound: z.number().int(),
+  running: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  cancelled: z.number().int(),
 });
 
 export const JobViewSchema = z.strictObject({
@@ -110,7 +114,14 @@ export const QueueDeletedSchema = z.strictObject({ deleted: z.string() });
 export const TenantSchema = z.strictObject({
   name: z.string(),
   weight: z.number(),
-  limits: z.strictObject({ submitsPerSecond: z.number().optional(), submitBurst: z.number().optional(), tasksPerSecond: z.number().optional(), taskBurst: z.number().optional() }).optional(),
+  limits: z
+    .strictObject({
+      submitsPerSecond: z.number().optional(),
+      submitBurst: z.number().optional(),
+      tasksPerSecond: z.number().optional(),
+      taskBurst: z.number().optional(),
+    })
+    .optional(),
 });
 
 export const NodeViewSchema = z.strictObject({
@@ -120,10 +131,15 @@ export const NodeViewSchema = z.strictObject({
   labels: StringMap,
   taints: z.array(z.strictObject({ key: z.string(), value: z.string().optional(), effect: z.string() })),
   gpus: z.number().int(),
-  cordon: z.strictObject({
-    reason: z.string(), by: z.string(), at: Instant, drainDeadline: Instant.optional(),
-    quarantine: z.strictObject({ cause: z.enum(['node_error', 'node_lost']), failures: z.number().int() }).optional(),
-  }).optional(),
+  cordon: z
+    .strictObject({
+      reason: z.string(),
+      by: z.string(),
+      at: Instant,
+      drainDeadline: Instant.optional(),
+      quarantine: z.strictObject({ cause: z.enum(['node_error', 'node_lost']), failures: z.number().int() }).optional(),
+    })
+    .optional(),
 });
 export const NodeListSchema = z.strictObject({ nodes: z.array(NodeViewSchema) });
 
@@ -139,29 +155,40 @@ export const WorkflowViewSchema = z.strictObject({
   finishedAt: z.number().nullable(),
   deadlineAt: z.number().nullable(),
   traceId: z.string().optional(),
-  steps: z.array(z.strictObject({
-    name: z.string(),
-    phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled']),
-    jobId: z.string().nullable(),
-    dependsOn: z.array(z.string()),
-    when: z.enum(['success', 'failure', 'always']),
-    criticalPath: z.number().int(),
-  })),
+  steps: z.array(
+    z.strictObject({
+      name: z.string(),
+      phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled']),
+      jobId: z.string().nullable(),
+      dependsOn: z.array(z.string()),
+      when: z.enum(['success', 'failure', 'always']),
+      criticalPath: z.number().int(),
+    }),
+  ),
 });
 export const WorkflowListSchema = z.strictObject({ workflows: z.array(WorkflowViewSchema) });
 
 /** `GET /healthz`. */
 export const HealthSchema = z.strictObject({ status: z.literal('ok'), service: z.string(), instance: z.string() });
 /** `GET /readyz` (200 when ready, 503 when not). */
-export const ReadinessSchema = z.strictObject({ status: z.enum(['ready', 'not ready']), checks: z.record(z.string(), z.boolean()), reason: z.string().optional() });
+export const ReadinessSchema = z.strictObject({
+  status: z.enum(['ready', 'not ready']),
+  checks: z.record(z.string(), z.boolean()),
+  reason: z.string().optional(),
+});
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 /** Holds only when `S` parses to exactly `T`: each assignable to the other, and the same keys (an optional field missing from one is caught). */
 type Exact<S extends z.ZodType, T> = Same<z.infer<S>, T> extends true ? Same<keyof z.infer<S>, keyof T> : false;
 // Compile-time: a view interface that gains, loses or retypes a field fails the build here.
 const proofs: [
-  Exact<typeof ErrorBodySchema, ErrorBody>, Exact<typeof TaskCountsSchema, TaskCounts>, Exact<typeof JobViewSchema, JobView>,
-  Exact<typeof WhyViewSchema, WhyView>, Exact<typeof QueueViewSchema, QueueView>, Exact<typeof NodeViewSchema, NodeView>,
-  Exact<typeof WorkflowViewSchema, WorkflowView>, Exact<typeof TenantSchema, Tenant>,
+  Exact<typeof ErrorBodySchema, ErrorBody>,
+  Exact<typeof TaskCountsSchema, TaskCounts>,
+  Exact<typeof JobViewSchema, JobView>,
+  Exact<typeof WhyViewSchema, WhyView>,
+  Exact<typeof QueueViewSchema, QueueView>,
+  Exact<typeof NodeViewSchema, NodeView>,
+  Exact<typeof WorkflowViewSchema, WorkflowView>,
+  Exact<typeof TenantSchema, Tenant>,
 ] = [true, true, true, true, true, true, true, true];
 void proofs;

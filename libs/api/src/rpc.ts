@@ -26,10 +26,23 @@ export type WhyJob = Pick<JobRecord, 'id' | 'tenant' | 'queue' | 'phase' | 'pend
 export function whyJobOf(j: JobRecord): WhyJob {
   const { resources, tasks, priority, selector, tolerations, gang, spread } = j.spec;
   return {
-    id: j.id, tenant: j.tenant, queue: j.queue, phase: j.phase, pending: j.pending, createdAt: j.createdAt,
+    id: j.id,
+    tenant: j.tenant,
+    queue: j.queue,
+    phase: j.phase,
+    pending: j.pending,
+    createdAt: j.createdAt,
     ...(j.queuedAt !== undefined ? { queuedAt: j.queuedAt } : {}),
     ...(j.cancelRequestedAt !== undefined ? { cancelRequestedAt: j.cancelRequestedAt } : {}),
-    spec: { resources, tasks, priority, ...(selector ? { selector } : {}), ...(tolerations ? { tolerations } : {}), ...(gang !== undefined ? { gang } : {}), ...(spread !== undefined ? { spread } : {}) },
+    spec: {
+      resources,
+      tasks,
+      priority,
+      ...(selector ? { selector } : {}),
+      ...(tolerations ? { tolerations } : {}),
+      ...(gang !== undefined ? { gang } : {}),
+      ...(spread !== undefined ? { spread } : {}),
+    },
   };
 }
 
@@ -48,12 +61,16 @@ export const WhyJobSchema = z.strictObject({
   tenant: NameSchema,
   queue: NameSchema,
   phase: z.enum(Object.values(JobPhase) as [JobPhase, ...JobPhase[]]),
-  pending: z.array(z.strictObject({ start: Count, end: Count, attempt: z.number().int().min(1).max(1_000_000), notBefore: Time.optional() })).max(MAX_WHY_PENDING_RANGES),
+  pending: z
+    .array(z.strictObject({ start: Count, end: Count, attempt: z.number().int().min(1).max(1_000_000), notBefore: Time.optional() }))
+    .max(MAX_WHY_PENDING_RANGES),
   createdAt: Time,
   queuedAt: Time.optional(),
   cancelRequestedAt: Time.optional(),
   spec: z.strictObject({
-    resources: z.record(z.string().min(1).max(64), z.number().finite().min(0)).refine((r) => Object.keys(r).length <= MAX_RESOURCE_KINDS, `at most ${MAX_RESOURCE_KINDS} resource kinds`),
+    resources: z
+      .record(z.string().min(1).max(64), z.number().finite().min(0))
+      .refine((r) => Object.keys(r).length <= MAX_RESOURCE_KINDS, `at most ${MAX_RESOURCE_KINDS} resource kinds`),
     tasks: Count,
     priority: z.number().int().min(-1000).max(1000),
     selector: SelectorSchema.optional(),

@@ -14,7 +14,11 @@ describe('parseSubmit items', () => {
     ['over 256 KiB of JSON', { command: ['x'], items: ['a'.repeat(150_000), 'b'.repeat(150_000)] }],
   ])('refuses %s naming the field items', (_name, body) => {
     let err: unknown;
-    try { parseSubmit(body); } catch (e) { err = e; }
+    try {
+      parseSubmit(body);
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(ApiError);
     expect((err as ApiError).details.field).toBe('items');
   });

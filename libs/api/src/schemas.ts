@@ -8,15 +8,36 @@ import type { JobSpec } from './model';
 import { parseQuota, parseResources } from './quantity';
 import type { Queue, Tenant, TenantLimits } from './model';
 import {
-  checkJobRecordSize, jsonBytes, MAX_COMMAND_ARGS, MAX_ENV_ENTRIES, MAX_ENV_VALUE_BYTES, MAX_ITEMS, MAX_ITEMS_BYTES, MAX_LABELS, MAX_SELECTOR_ENTRIES,
-  MAX_TOLERATIONS, utf8Bytes,
+  checkJobRecordSize,
+  jsonBytes,
+  MAX_COMMAND_ARGS,
+  MAX_ENV_ENTRIES,
+  MAX_ENV_VALUE_BYTES,
+  MAX_ITEMS,
+  MAX_ITEMS_BYTES,
+  MAX_LABELS,
+  MAX_SELECTOR_ENTRIES,
+  MAX_TOLERATIONS,
+  utf8Bytes,
 } from './limits';
 
 /** A name of a tenant, queue or node: lower-case DNS label style. */
-export const NameSchema = z.string().min(1).max(63).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower-case letters, digits and "-"');
+export const NameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be lower-case letters, digits and "-"');
 const Quantity = z.union([z.string().max(64), z.number().nonnegative()]);
-const EnvName = z.string().min(1).max(256).regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
-const LabelKey = z.string().min(1).max(253).regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/, 'must be a label key');
+const EnvName = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+const LabelKey = z
+  .string()
+  .min(1)
+  .max(253)
+  .regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/, 'must be a label key');
 
 /** Most tasks in one array job. */
 export const MAX_TASKS = 10_000_000;
@@ -28,18 +49,40 @@ const atMostEntries = (n: number, what: string) => [(r: Record<string, string>) 
 export const SelectorSchema = z.record(LabelKey, z.string().max(63)).refine(...atMostEntries(MAX_SELECTOR_ENTRIES, 'selector entries'));
 /** A job's tolerations (also checked on `scheduler.why` calls): at most `MAX_TOLERATIONS`. */
 export const TolerationsSchema = z
-  .array(z.strictObject({ key: LabelKey, operator: z.enum(['Equal', 'Exists']).optional(), value: z.string().max(63).optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional() }))
+  .array(
+    z.strictObject({
+      key: LabelKey,
+      operator: z.enum(['Equal', 'Exists']).optional(),
+      value: z.string().max(63).optional(),
+      effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+    }),
+  )
   .max(MAX_TOLERATIONS);
 
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
   /** Human name. @default "job" */
-  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."').optional(),
+  name: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."')
+    .optional(),
   /** argv: program then arguments; no shell. */
-  command: z.array(z.string().max(4096)).min(1).max(MAX_COMMAND_ARGS).refine((c) => (c[0] ?? '').length > 0, 'command[0] must name a program'),
+  command: z
+    .array(z.string().max(4096))
+    .min(1)
+    .max(MAX_COMMAND_ARGS)
+    .refine((c) => (c[0] ?? '').length > 0, 'command[0] must name a program'),
   /** Environment variables for every task: at most `MAX_ENV_ENTRIES` (512), each value at most 32 KiB of UTF-8. @default {} */
   env: z
-    .record(EnvName, z.string().max(MAX_ENV_VALUE_BYTES, `must be at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8); pass larger values through a file`).refine((v) => utf8Bytes(v) <= MAX_ENV_VALUE_BYTES, `must be at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8); pass larger values through a file`))
+    .record(
+      EnvName,
+      z
+        .string()
+        .max(MAX_ENV_VALUE_BYTES, `must be at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8); pass larger values through a file`)
+        .refine((v) => utf8Bytes(v) <= MAX_ENV_VALUE_BYTES, `must be at most ${MAX_ENV_VALUE_BYTES} bytes (UTF-8); pass larger values through a file`),
+    )
     .refine(...atMostEntries(MAX_ENV_ENTRIES, 'variables; pass more through a file the task reads'))
     .optional(),
   /** Per-task resources. @default {"cpu": "1", "memory": "256Mi"} */
@@ -53,7 +96,10 @@ export const SubmitJobSchema = z.strictObject({
   /** Tenant; only operators may name a tenant other than their own. @default the token's tenant */
   tenant: NameSchema.optional(),
   /** At most `MAX_LABELS` (64). @default {} */
-  labels: z.record(LabelKey, z.string().max(63)).refine(...atMostEntries(MAX_LABELS, 'labels')).optional(),
+  labels: z
+    .record(LabelKey, z.string().max(63))
+    .refine(...atMostEntries(MAX_LABELS, 'labels'))
+    .optional(),
   /** Node labels that must match, e.g. `{"gpu.model": "A100"}`; at most `MAX_SELECTOR_ENTRIES` (32). @default {} */
   selector: SelectorSchema.optional(),
   /** Taints tolerated. @default [] */
@@ -61,13 +107,28 @@ export const SubmitJobSchema = z.strictObject({
   /** All tasks start together or none do. @default false */
   gang: z.boolean().optional(),
   /** Seconds a gang may wait to start before it fails with the reason. @default 600 */
-  gangTimeoutSeconds: z.number().int().min(1).max(7 * 24 * 3600).optional(),
+  gangTimeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .optional(),
   /** Prefer the emptiest nodes instead of packing. @default false */
   spread: z.boolean().optional(),
   /** Deadline of each attempt in seconds. @default none */
-  timeoutSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  timeoutSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .optional(),
   /** Container image of each task on the Kubernetes backend (process executors ignore it). @default the executor's BATCH_TASK_IMAGE */
-  image: z.string().min(1).max(512).regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"').optional(),
+  image: z
+    .string()
+    .min(1)
+    .max(512)
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"')
+    .optional(),
   /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
    * equal `tasks` (or sets `tasks` when that is absent); at most `MAX_ITEMS` (100,000) entries and
@@ -79,10 +140,17 @@ export const SubmitJobSchema = z.strictObject({
     .strictObject({
       maxAttempts: z.number().int().min(1).max(100),
       backoffSeconds: z.number().min(0).max(86_400).optional(),
-      maxBackoffSeconds: z.number().min(0).max(7 * 86_400).optional(),
+      maxBackoffSeconds: z
+        .number()
+        .min(0)
+        .max(7 * 86_400)
+        .optional(),
       retryOnExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
       failFastOnExitCodes: z.array(z.number().int().min(1).max(255)).max(255).optional(),
-      retryOnReasons: z.array(z.enum(['Error', 'OOMKilled', 'DeadlineExceeded'])).max(3).optional(),
+      retryOnReasons: z
+        .array(z.enum(['Error', 'OOMKilled', 'DeadlineExceeded']))
+        .max(3)
+        .optional(),
     })
     .optional(),
 });
@@ -119,10 +187,15 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
   const req = parseWith(SubmitJobSchema, body);
   if (req.items) {
     if (req.tasks !== undefined && req.tasks !== req.items.length) {
-      throw new ApiError(ErrorCode.InvalidArgument, `items: has ${req.items.length} entries but tasks is ${req.tasks}; they must be equal (or omit tasks)`, { field: 'items' });
+      throw new ApiError(ErrorCode.InvalidArgument, `items: has ${req.items.length} entries but tasks is ${req.tasks}; they must be equal (or omit tasks)`, {
+        field: 'items',
+      });
     }
     if (req.items.length === 0) throw new ApiError(ErrorCode.InvalidArgument, 'items: must not be empty', { field: 'items' });
-    if (jsonBytes(req.items) > MAX_ITEMS_BYTES) throw new ApiError(ErrorCode.InvalidArgument, `items: over ${MAX_ITEMS_BYTES} bytes of JSON; pass references (URIs) to large data instead`, { field: 'items' });
+    if (jsonBytes(req.items) > MAX_ITEMS_BYTES)
+      throw new ApiError(ErrorCode.InvalidArgument, `items: over ${MAX_ITEMS_BYTES} bytes of JSON; pass references (URIs) to large data instead`, {
+        field: 'items',
+      });
   }
   const spec: JobSpec = {
     name: req.name ?? 'job',
@@ -207,7 +280,9 @@ export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
 export function toQueue(name: string, b: PutQueue, field = ''): Queue {
   const at = (k: string) => (field ? `${field}.${k}` : k);
   return {
-    name, tenant: b.tenant, nominal: parseQuota(b.nominal ?? {}, at('nominal')),
+    name,
+    tenant: b.tenant,
+    nominal: parseQuota(b.nominal ?? {}, at('nominal')),
     ...(b.cohort ? { cohort: b.cohort } : {}),
     ...(b.borrowingLimit ? { borrowingLimit: parseQuota(b.borrowingLimit, at('borrowingLimit')) } : {}),
     ...(b.lendingLimit ? { lendingLimit: parseQuota(b.lendingLimit, at('lendingLimit')) } : {}),
@@ -222,7 +297,6 @@ export function toTenant(name: string, b: { weight?: number; limits?: TenantLimi
   return { name, weight: b.weight ?? 1, ...(b.limits && Object.keys(b.limits).length ? { limits: b.limits } : {}) };
 }
 
-
 /** `GET /v1/jobs` query. */
 export const ListJobsQuerySchema = z.strictObject({
   state: z.enum(['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected']).optional(),
@@ -235,7 +309,11 @@ export const ListJobsQuerySchema = z.strictObject({
 export type ListJobsQuery = z.infer<typeof ListJobsQuerySchema>;
 
 /** The `Idempotency-Key` header of `POST /v1/jobs` and `POST /v1/workflows` (and `idempotencyKey` of a bulk entry). */
-export const IdempotencyKeySchema = z.string().min(1).max(256).regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
+export const IdempotencyKeySchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces');
 
 /** Most jobs in one `POST /v1/jobs:batch`. */
 export const MAX_BULK_JOBS = 1000;
@@ -268,5 +346,10 @@ export const CordonSchema = z.strictObject({ reason: z.string().min(1).max(512) 
 export const DrainSchema = z.strictObject({
   reason: z.string().min(1).max(512),
   /** Seconds running tasks get to finish before they are preempted and requeued. @default 300 */
-  deadlineSeconds: z.number().int().min(0).max(7 * 86_400).optional(),
+  deadlineSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(7 * 86_400)
+    .optional(),
 });

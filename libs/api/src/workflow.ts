@@ -41,7 +41,11 @@ export type WorkflowPhase = (typeof WorkflowPhase)[keyof typeof WorkflowPhase];
 export const TERMINAL_WORKFLOW_PHASES: ReadonlySet<WorkflowPhase> = new Set(['Succeeded', 'Failed', 'Cancelled']);
 
 /** A step name: letters, digits, "-", "_", "." (it becomes a job label value). */
-export const StepNameSchema = z.string().min(1).max(63).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."');
+export const StepNameSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."');
 
 /** One step of a `POST /v1/workflows` body. */
 export const WorkflowStepSchema = z.strictObject({
@@ -60,7 +64,12 @@ export type WorkflowStepRequest = z.infer<typeof WorkflowStepSchema>;
 /** `POST /v1/workflows` body. */
 export const SubmitWorkflowSchema = z.strictObject({
   /** @default "workflow" */
-  name: z.string().min(1).max(128).regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."').optional(),
+  name: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."')
+    .optional(),
   /** Queue of steps that name none. @default "default" */
   queue: NameSchema.optional(),
   /** Only operators may name a tenant other than their own. @default the token's tenant */
@@ -68,7 +77,12 @@ export const SubmitWorkflowSchema = z.strictObject({
   /** @default {} */
   labels: z.record(z.string().max(253), z.string().max(63)).optional(),
   /** The whole workflow fails (running steps are cancelled) this many seconds after submit. @default none */
-  deadlineSeconds: z.number().int().min(1).max(30 * 24 * 3600).optional(),
+  deadlineSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .max(30 * 24 * 3600)
+    .optional(),
   steps: z.array(WorkflowStepSchema).min(1).max(MAX_WORKFLOW_STEPS),
 });
 export type SubmitWorkflowRequest = z.infer<typeof SubmitWorkflowSchema>;

@@ -28,15 +28,26 @@ export interface ServiceConfig {
 
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
   return {
-    etcdEndpoints: (env.BATCH_ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379').split(',').map((s) => s.trim()).filter(Boolean),
+    etcdEndpoints: (env.BATCH_ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
     etcdPrefix: env.BATCH_ETCD_PREFIX ?? '/batch/',
     host: env.BATCH_HOST ?? '127.0.0.1',
     port: Number(env.BATCH_PORT ?? 0),
     rpcPort: Number(env.BATCH_RPC_PORT ?? 0),
-    advertiseHost: env.BATCH_ADVERTISE_HOST ?? (['0.0.0.0', '::', ''].includes(env.BATCH_HOST ?? '127.0.0.1') ? hostname() : env.BATCH_HOST ?? '127.0.0.1'),
+    advertiseHost: env.BATCH_ADVERTISE_HOST ?? (['0.0.0.0', '::', ''].includes(env.BATCH_HOST ?? '127.0.0.1') ? hostname() : (env.BATCH_HOST ?? '127.0.0.1')),
     leaseTtlSeconds: Number(env.BATCH_LEASE_TTL ?? 5),
     instanceId: env.BATCH_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
     logLevel: env.BATCH_LOG_LEVEL ?? 'info',
-    ...(env.BATCH_ETCD_CA ? { etcdTls: { caFile: env.BATCH_ETCD_CA, ...(env.BATCH_ETCD_CERT ? { certFile: env.BATCH_ETCD_CERT } : {}), ...(env.BATCH_ETCD_KEY ? { keyFile: env.BATCH_ETCD_KEY } : {}) } } : {}),
+    ...(env.BATCH_ETCD_CA
+      ? {
+          etcdTls: {
+            caFile: env.BATCH_ETCD_CA,
+            ...(env.BATCH_ETCD_CERT ? { certFile: env.BATCH_ETCD_CERT } : {}),
+            ...(env.BATCH_ETCD_KEY ? { keyFile: env.BATCH_ETCD_KEY } : {}),
+          },
+        }
+      : {}),
   };
 }

@@ -21,7 +21,8 @@ export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   const code = (err as { code?: string })?.code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
-  if (code === 'FST_ERR_BAD_URL' || code === 'FST_ERR_MAX_PARAM_LENGTH') return new ApiError(ErrorCode.InvalidArgument, 'the request path is malformed or too long', { field: 'path' });
+  if (code === 'FST_ERR_BAD_URL' || code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return new ApiError(ErrorCode.InvalidArgument, 'the request path is malformed or too long', { field: 'path' });
   if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return new ApiError(ErrorCode.InvalidArgument, 'send the body as application/json', { field: '(body)' });
   if (code === 'FST_ERR_CTP_EMPTY_JSON_BODY' || err instanceof SyntaxError || code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return new ApiError(ErrorCode.InvalidArgument, 'the body is not valid JSON', { field: '(body)' });

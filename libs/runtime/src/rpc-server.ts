@@ -41,7 +41,11 @@ export type RpcErrorReply = ErrorBody & { status: 'error' };
 export function rpcError(err: unknown): ApiError {
   const e = err as Partial<RpcErrorReply> | undefined;
   if (e && typeof e.code === 'string' && typeof e.message === 'string' && (Object.values(ErrorCode) as string[]).includes(e.code)) {
-    return new ApiError(e.code, e.message, { ...(e.field ? { field: e.field } : {}), ...(e.id ? { id: e.id } : {}), ...(e.retryAfterSeconds !== undefined ? { retryAfterSeconds: e.retryAfterSeconds } : {}) });
+    return new ApiError(e.code, e.message, {
+      ...(e.field ? { field: e.field } : {}),
+      ...(e.id ? { id: e.id } : {}),
+      ...(e.retryAfterSeconds !== undefined ? { retryAfterSeconds: e.retryAfterSeconds } : {}),
+    });
   }
   return new ApiError(ErrorCode.Internal, `the call failed: ${err instanceof Error ? err.message : JSON.stringify(err)}`);
 }
@@ -55,14 +59,19 @@ export function authorizeCalls(client: { setOnDispatchHook(hook: (packet: ReadPa
 
 /** Refuses every call whose packet does not carry the service credential. */
 export class ServiceCredentialGuard implements CanActivate {
-  constructor(private readonly credential: ServiceCredential, private readonly refused: (reason: CredentialRefusal) => void) {}
+  constructor(
+    private readonly credential: ServiceCredential,
+    private readonly refused: (reason: CredentialRefusal) => void,
+  ) {}
 
   canActivate(ctx: ExecutionContext): boolean {
     const rpc = ctx.switchToRpc().getContext<unknown>();
     const refusal = this.credential.refusal(rpc instanceof TcpContext ? rpc.getMetadata()?.[RPC_AUTHORIZATION] : undefined);
     if (!refusal) return true;
     this.refused(refusal);
-    throw new ApiError(ErrorCode.Unauthenticated, 'internal calls need the cluster\'s service credential (BATCH_SERVICE_TOKEN_FILE) in the packet metadata', { field: `metadata.${RPC_AUTHORIZATION}` });
+    throw new ApiError(ErrorCode.Unauthenticated, "internal calls need the cluster's service credential (BATCH_SERVICE_TOKEN_FILE) in the packet metadata", {
+      field: `metadata.${RPC_AUTHORIZATION}`,
+    });
   }
 }
 

@@ -52,7 +52,9 @@ export function serviceTokenFromEnv(env: NodeJS.ProcessEnv = process.env): strin
   } else token = env.BATCH_SERVICE_TOKEN;
   if (token === undefined) return undefined;
   if (token.length < MIN_SERVICE_TOKEN_LENGTH || !TOKEN_SHAPE.test(token)) {
-    throw new ServiceTokenError(`the service token in ${from} must be at least ${MIN_SERVICE_TOKEN_LENGTH} printable ASCII characters without spaces; make one with \`openssl rand -base64 32\``);
+    throw new ServiceTokenError(
+      `the service token in ${from} must be at least ${MIN_SERVICE_TOKEN_LENGTH} printable ASCII characters without spaces; make one with \`openssl rand -base64 32\``,
+    );
   }
   return token;
 }
@@ -65,7 +67,9 @@ export function requireServiceToken(service: string, env: NodeJS.ProcessEnv = pr
   try {
     const token = serviceTokenFromEnv(env);
     if (token) return token;
-    console.error(`${service}: set BATCH_SERVICE_TOKEN_FILE (or BATCH_SERVICE_TOKEN) to the cluster's shared service token; every admission, scheduler and executor needs the same one (see docs/security.md)`);
+    console.error(
+      `${service}: set BATCH_SERVICE_TOKEN_FILE (or BATCH_SERVICE_TOKEN) to the cluster's shared service token; every admission, scheduler and executor needs the same one (see docs/security.md)`,
+    );
   } catch (err) {
     console.error(`${service}: ${(err as Error).message}`);
   }

@@ -55,7 +55,10 @@ class HealthController {
   @Get('readyz')
   async readyz(@Res() reply: { status(n: number): { send(b: unknown): void } }) {
     const checks: Record<string, boolean> = { lease: this.ctx.lease.alive() };
-    checks.etcd = await this.ctx.store.get(this.ctx.store.keys.member(this.ctx.name, this.ctx.config.instanceId)).then(() => true, () => false);
+    checks.etcd = await this.ctx.store.get(this.ctx.store.keys.member(this.ctx.name, this.ctx.config.instanceId)).then(
+      () => true,
+      () => false,
+    );
     checks.service = await Promise.resolve(this.ctx.readiness.check()).catch(() => false);
     const ok = Object.values(checks).every(Boolean);
     reply.status(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not ready', checks, reason: ok ? undefined : this.ctx.readiness.reason?.() });
@@ -139,35 +142,84 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const config = { ...configFromEnv(), ...opts.config };
   initTracing(opts.name);
   const log = pino({
-    name: opts.name, level: config.logLevel, base: { service: opts.name, instance: config.instanceId }, mixin: traceFields,
+    name: opts.name,
+    level: config.logLevel,
+    base: { service: opts.name, instance: config.instanceId },
+    mixin: traceFields,
     // Defence in depth: credentials and task environments never reach the logs, whatever is logged.
-    redact: { paths: ['authorization', '*.authorization', 'headers.authorization', '*.headers.authorization', 'token', '*.token', 'env', '*.env', 'spec.env', '*.spec.env'], censor: '***' },
+    redact: {
+      paths: [
+        'authorization',
+        '*.authorization',
+        'headers.authorization',
+        '*.headers.authorization',
+        'token',
+        '*.token',
+        'env',
+        '*.env',
+        'spec.env',
+        '*.spec.env',
+      ],
+      censor: '***',
+    },
   });
   const registry = new Registry();
   registry.setDefaultLabels({ service: opts.name });
   collectDefaultMetrics({ register: registry });
-  const etcdLatency = new Histogram({ name: Metric.etcdRequestDuration, help: 'etcd calls by operation', labelNames: ['op'], buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2], registers: [registry] });
-  const etcdErrors = new Counter({ name: Metric.etcdRequestErrors, help: 'etcd calls that failed (deadline, unavailable), by operation', labelNames: ['op'], registers: [registry] });
+  const etcdLatency = new Histogram({
+    name: Metric.etcdRequestDuration,
+    help: 'etcd calls by operation',
+    labelNames: ['op'],
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2],
+    registers: [registry],
+  });
+  const etcdErrors = new Counter({
+    name: Metric.etcdRequestErrors,
+    help: 'etcd calls that failed (deadline, unavailable), by operation',
+    labelNames: ['op'],
+    registers: [registry],
+  });
   const tls = config.etcdTls;
   const store = new EtcdStore({
     endpoints: config.etcdEndpoints,
     prefix: config.etcdPrefix,
-    ...(tls ? { tls: { ca: readFileSync(tls.caFile), ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}), ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}) } } : {}),
+    ...(tls
+      ? {
+          tls: {
+            ca: readFileSync(tls.caFile),
+            ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+            ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+          },
+        }
+      : {}),
     onCall: (op, seconds, ok) => {
       etcdLatency.observe({ op }, seconds);
       if (!ok) etcdErrors.inc({ op });
     },
-    onWatchStreamFault: (err) => log.warn({ err: err.message }, 'etcd watch stream out of step with its watchers: opened again, every watch resumes from its own revision'),
+    onWatchStreamFault: (err) =>
+      log.warn({ err: err.message }, 'etcd watch stream out of step with its watchers: opened again, every watch resumes from its own revision'),
   });
   new Counter({
     name: Metric.etcdWatchStreamResets,
     help: 'Times an informer tore the etcd watch stream down because it answered nothing for the watch acknowledgement timeout',
     registers: [registry],
-    collect() { this.reset(); this.inc(store.watchStreamResets); },
+    collect() {
+      this.reset();
+      this.inc(store.watchStreamResets);
+    },
   });
   const lease = await store.grantLease(config.leaseTtlSeconds);
   lease.onRenewalFailed((err) => log.warn({ err: err.message, sinceRenewalMs: lease.sinceRenewalMs() }, 'lease keep-alive failed'));
-  const ctx: ServiceContext = { name: opts.name, config, store, lease, registry, log, readiness: { check: () => true }, credential: ServiceCredential.fromEnv() };
+  const ctx: ServiceContext = {
+    name: opts.name,
+    config,
+    store,
+    lease,
+    registry,
+    log,
+    readiness: { check: () => true },
+    credential: ServiceCredential.fromEnv(),
+  };
   const member: MemberRecord = { service: opts.name, id: config.instanceId, pid: process.pid, startedAt: Date.now() };
   const register = (l: ProcessLease) => store.txn([], [{ put: store.keys.member(opts.name, config.instanceId), value: member, lease: l.id }]);
   /** `register`, sent again while its outcome is unknown (an idempotent put) and the lease holds. */
@@ -181,7 +233,9 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     }
   };
   // A lease lost this early is replaced once the service runs (see below), not a failed start.
-  await registerAgain(lease).catch((err: unknown) => { if (lease.alive()) throw err; });
+  await registerAgain(lease).catch((err: unknown) => {
+    if (lease.alive()) throw err;
+  });
 
   @Module({ imports: [RuntimeModule.forRoot(ctx)], controllers: opts.controllers ?? [], providers: opts.providers ?? [] })
   class ServiceModule {}
@@ -199,19 +253,30 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   const app = await NestFactory.create<NestFastifyApplication>(ServiceModule, adapter, { logger: ['error', 'warn'] });
   // Nest adds its routes when the app starts listening, after this hook is in place.
   const routes: ServiceRoute[] = [];
-  app.getHttpAdapter().getInstance().addHook('onRoute', (r) => {
-    for (const method of [r.method].flat()) routes.push({ method, url: r.url });
-  });
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRoute', (r) => {
+      for (const method of [r.method].flat()) routes.push({ method, url: r.url });
+    });
   app.useGlobalFilters(new ApiErrorFilter(log));
   instrumentHttp(app, registry);
-  const refusedCalls = new Counter({ name: Metric.internalCallsRefused, help: 'Internal calls refused for a missing or wrong service credential, by surface (http, rpc) and reason', labelNames: ['surface', 'reason'], registers: [registry] });
+  const refusedCalls = new Counter({
+    name: Metric.internalCallsRefused,
+    help: 'Internal calls refused for a missing or wrong service credential, by surface (http, rpc) and reason',
+    labelNames: ['surface', 'reason'],
+    registers: [registry],
+  });
   guardInternalRoutes(app, ctx.credential, (reason) => refusedCalls.inc({ surface: 'http', reason }));
   if (opts.rpc) {
     // Not inheriting the app's config: its error filter answers HTTP; a failed call gets an
     // error reply with a stable code at once (the caller does not wait out its deadline).
     // Listeners deferred until the guard and filter are in place (they are read when the
     // listeners are made); the app's own init hooks have run already and must not run twice.
-    const rpc = app.connectMicroservice<MicroserviceOptions>({ transport: Transport.TCP, options: { host: config.host, port: config.rpcPort, ...RPC_FRAMING } }, { deferInitialization: true });
+    const rpc = app.connectMicroservice<MicroserviceOptions>(
+      { transport: Transport.TCP, options: { host: config.host, port: config.rpcPort, ...RPC_FRAMING } },
+      { deferInitialization: true },
+    );
     (rpc as NestMicroservice).setIsInitHookCalled(true);
     rpc.useGlobalGuards(new ServiceCredentialGuard(ctx.credential, (reason) => refusedCalls.inc({ surface: 'rpc', reason })));
     rpc.useGlobalFilters(new RpcApiErrorFilter(log));
@@ -266,7 +331,9 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
         log.info('took a new process lease');
       })
       .catch((err: Error) => log.warn({ err: err.message }, 'could not take a new process lease; trying again'))
-      .finally(() => { renewing = false; });
+      .finally(() => {
+        renewing = false;
+      });
   }, 250);
   watchdog.unref();
   return {
@@ -307,20 +374,30 @@ function traceFields(): Record<string, string> {
  * (`Authorization: Bearer <service token>`): 401 `unauthenticated` otherwise, before any handler runs.
  */
 function guardInternalRoutes(app: NestFastifyApplication, credential: ServiceCredential, refused: (reason: CredentialRefusal) => void): void {
-  app.getHttpAdapter().getInstance().addHook('onRequest', (req, reply, done) => {
-    // The matched route, not the raw URL: an encoded or oddly cased path cannot slip past.
-    if (!req.routeOptions.url?.startsWith('/internal/')) return done();
-    const refusal = credential.refusal(req.headers.authorization);
-    if (!refusal) return done();
-    refused(refusal);
-    const e = new ApiError(ErrorCode.Unauthenticated, 'internal routes need the cluster\'s service credential: "Authorization: Bearer <service token>"', { field: 'Authorization' });
-    void reply.status(e.status).send(e.toBody());
-  });
+  app
+    .getHttpAdapter()
+    .getInstance()
+    .addHook('onRequest', (req, reply, done) => {
+      // The matched route, not the raw URL: an encoded or oddly cased path cannot slip past.
+      if (!req.routeOptions.url?.startsWith('/internal/')) return done();
+      const refusal = credential.refusal(req.headers.authorization);
+      if (!refusal) return done();
+      refused(refusal);
+      const e = new ApiError(ErrorCode.Unauthenticated, 'internal routes need the cluster\'s service credential: "Authorization: Bearer <service token>"', {
+        field: 'Authorization',
+      });
+      void reply.status(e.status).send(e.toBody());
+    });
 }
 
 /** Counts requests by route, method and status, and observes their latency. */
 function instrumentHttp(app: NestFastifyApplication, registry: Registry): void {
-  const requests = new Counter({ name: Metric.httpRequests, help: 'HTTP requests by route, method and status code', labelNames: ['route', 'method', 'code'], registers: [registry] });
+  const requests = new Counter({
+    name: Metric.httpRequests,
+    help: 'HTTP requests by route, method and status code',
+    labelNames: ['route', 'method', 'code'],
+    registers: [registry],
+  });
   const duration = new Histogram({
     name: Metric.httpDuration,
     help: 'HTTP request latency by route and method',

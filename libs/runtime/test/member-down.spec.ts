@@ -18,7 +18,10 @@ beforeAll(async () => {
   const survivors = new EtcdStore({ endpoints: etcd.endpoints.slice(0, 2) });
   try {
     for (let i = 0; ; i++) {
-      const ok = await survivors.txn([], [{ put: '/md-probe', value: i }]).then(() => true, () => false);
+      const ok = await survivors.txn([], [{ put: '/md-probe', value: i }]).then(
+        () => true,
+        () => false,
+      );
       if (ok) break;
       if (i > 50) throw new Error('the two remaining etcd members never elected a leader');
       await new Promise((r) => setTimeout(r, 200));
@@ -36,7 +39,10 @@ describe('runService with one etcd member down', () => {
   it('takes its lease, registers and answers ready when the dead member is the first one its client tries', async () => {
     // Every call tries the last endpoint first: the dead member.
     ConnectionPool.deterministicOrder = true;
-    const svc = await runService({ name: 'probe', config: { etcdEndpoints: etcd.endpoints, etcdPrefix: '/md/', port: 0, host: '127.0.0.1', advertiseHost: '127.0.0.1', logLevel: 'silent' } });
+    const svc = await runService({
+      name: 'probe',
+      config: { etcdEndpoints: etcd.endpoints, etcdPrefix: '/md/', port: 0, host: '127.0.0.1', advertiseHost: '127.0.0.1', logLevel: 'silent' },
+    });
     try {
       const res = await fetch(`${svc.url}/readyz`);
       expect(res.status).toBe(200);

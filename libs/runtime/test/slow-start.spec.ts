@@ -24,7 +24,9 @@ afterAll(async () => {
 class SlowToStart implements OnModuleInit {
   onModuleInit(): void {
     const until = Date.now() + 3500;
-    while (Date.now() < until) { /* a slow, synchronous start */ }
+    while (Date.now() < until) {
+      /* a slow, synchronous start */
+    }
   }
 }
 
@@ -32,7 +34,15 @@ it('comes up, on a new lease with its member record, when its lease expired whil
   const svc = await runService({
     name: 'slow',
     providers: [SlowToStart],
-    config: { etcdEndpoints: etcd.endpoints, etcdPrefix: '/slow/', port: 0, host: '127.0.0.1', advertiseHost: '127.0.0.1', logLevel: 'silent', leaseTtlSeconds: 2 },
+    config: {
+      etcdEndpoints: etcd.endpoints,
+      etcdPrefix: '/slow/',
+      port: 0,
+      host: '127.0.0.1',
+      advertiseHost: '127.0.0.1',
+      logLevel: 'silent',
+      leaseTtlSeconds: 2,
+    },
   });
   try {
     const { store } = svc.ctx;

@@ -2,7 +2,13 @@ import type { JobRecord } from '@batchapi/api';
 import { admissionRefusal, queueHeadroom } from './admit';
 
 const job = (resources: Record<string, number>): JobRecord => ({
-  id: 'j', tenant: 't', queue: 'q', phase: 'Submitted', createdAt: 0, pending: [], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  id: 'j',
+  tenant: 't',
+  queue: 'q',
+  phase: 'Submitted',
+  createdAt: 0,
+  pending: [],
+  counts: { succeeded: 0, failed: 0, cancelled: 0 },
   spec: { name: 'j', command: ['x'], env: {}, resources, tasks: 1, priority: 0, labels: {} },
 });
 

@@ -18,7 +18,11 @@ export function admissionRefusal(job: JobRecord, tenant: Tenant | undefined, que
   if (!tenant) return { code: 'unknown_tenant', message: `tenant ${job.tenant} does not exist` };
   if (!queue || queue.tenant !== job.tenant) return { code: 'unknown_queue', message: `queue ${job.queue} does not exist for tenant ${job.tenant}` };
   const over = overNominal(job.spec.resources, mostEver(queue, queues));
-  if (over) return { code: 'exceeds_quota', message: `one task asks for ${over.asked} ${over.name} but queue ${queue.name} can hold at most ${over.nominal} (nominal quota plus what it may borrow)` };
+  if (over)
+    return {
+      code: 'exceeds_quota',
+      message: `one task asks for ${over.asked} ${over.name} but queue ${queue.name} can hold at most ${over.nominal} (nominal quota plus what it may borrow)`,
+    };
   return undefined;
 }
 

@@ -2,7 +2,14 @@ import { boundWork } from './backlog';
 import { queueOrder } from './placement';
 import type { PendingWork } from './snapshot';
 
-const work = (queue: string, i: number, priority = 0): PendingWork => ({ jobId: `${queue}-${String(i).padStart(4, '0')}`, queue, priority, createdAt: i, resources: { cpu: 1000 }, tasks: 1 });
+const work = (queue: string, i: number, priority = 0): PendingWork => ({
+  jobId: `${queue}-${String(i).padStart(4, '0')}`,
+  queue,
+  priority,
+  createdAt: i,
+  resources: { cpu: 1000 },
+  tasks: 1,
+});
 
 describe('boundWork: the pending jobs one cycle considers', () => {
   it('keeps all work, as given, when it fits in the bound', () => {

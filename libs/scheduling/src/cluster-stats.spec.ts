@@ -2,14 +2,32 @@ import { parseResources } from '@batchapi/api';
 import { allocationRatio, fragmentedGpus, type NodeSnapshot, type PendingWork } from './index';
 
 const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
-  name, capacity: parseResources(cap), used: {}, devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [], ...extra,
+  name,
+  capacity: parseResources(cap),
+  used: {},
+  devices: {},
+  gpuCount: Number(cap.gpu ?? 0),
+  labels: {},
+  taints: [],
+  ...extra,
 });
-const gpuWork = (gpu: number, extra: Partial<PendingWork> = {}): PendingWork => ({ jobId: 'j', queue: 'q', priority: 0, createdAt: 0, resources: parseResources({ cpu: '4', gpu }), tasks: 1, ...extra });
+const gpuWork = (gpu: number, extra: Partial<PendingWork> = {}): PendingWork => ({
+  jobId: 'j',
+  queue: 'q',
+  priority: 0,
+  createdAt: 0,
+  resources: parseResources({ cpu: '4', gpu }),
+  tasks: 1,
+  ...extra,
+});
 
 describe('cluster stats', () => {
   it('allocation ratio per resource', () => {
     // cpu: (6 + 2) / (8 + 8) = 0.5; memory: 0 / 32Gi
-    const r = allocationRatio([node('a', { cpu: '8', memory: '16Gi' }, { used: { cpu: 6000 } }), node('b', { cpu: '8', memory: '16Gi' }, { used: { cpu: 2000 } })]);
+    const r = allocationRatio([
+      node('a', { cpu: '8', memory: '16Gi' }, { used: { cpu: 6000 } }),
+      node('b', { cpu: '8', memory: '16Gi' }, { used: { cpu: 2000 } }),
+    ]);
     expect(r).toEqual({ cpu: 0.5, memory: 0 });
   });
 

@@ -11,7 +11,11 @@ export function allocationRatio(nodes: readonly NodeSnapshot[]): Record<string, 
     for (const [k, v] of Object.entries(n.capacity)) cap[k] = (cap[k] ?? 0) + v;
     for (const [k, v] of Object.entries(n.used)) used[k] = (used[k] ?? 0) + v;
   }
-  return Object.fromEntries(Object.entries(cap).filter(([, c]) => c > 0).map(([k, c]) => [k, (used[k] ?? 0) / c]));
+  return Object.fromEntries(
+    Object.entries(cap)
+      .filter(([, c]) => c > 0)
+      .map(([k, c]) => [k, (used[k] ?? 0) / c]),
+  );
 }
 
 /**
@@ -29,9 +33,13 @@ export function fragmentedGpus(nodes: readonly NodeSnapshot[], pending: readonly
     if (free === 0) continue;
     const room: Record<string, number> = {};
     for (const [k, v] of Object.entries(n.capacity)) room[k] = v - (n.used[k] ?? 0);
-    const usable = gpuWork.some((w) => !DEFAULT_FILTERS.some((f) => f.filter(w, n)) && tasksThatFit(w.resources, room) > 0 && pickDevices(n.devices, n.gpuCount, w.resources.gpu ?? 0) !== undefined);
+    const usable = gpuWork.some(
+      (w) =>
+        !DEFAULT_FILTERS.some((f) => f.filter(w, n)) &&
+        tasksThatFit(w.resources, room) > 0 &&
+        pickDevices(n.devices, n.gpuCount, w.resources.gpu ?? 0) !== undefined,
+    );
     if (!usable) fragmented += free;
   }
   return fragmented;
 }
-

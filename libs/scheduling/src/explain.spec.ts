@@ -2,9 +2,24 @@ import { parseResources } from '@batchapi/api';
 import { explainPending, MAX_COUNTERFACTUALS_PER_KIND, type NodeSnapshot, type PendingWork } from './index';
 
 const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
-  name, capacity: parseResources(cap), used: {}, devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [], ...extra,
+  name,
+  capacity: parseResources(cap),
+  used: {},
+  devices: {},
+  gpuCount: Number(cap.gpu ?? 0),
+  labels: {},
+  taints: [],
+  ...extra,
 });
-const work = (res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork => ({ jobId: 'j', queue: 'q', priority: 0, createdAt: 0, resources: parseResources(res), tasks: 4, ...extra });
+const work = (res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork => ({
+  jobId: 'j',
+  queue: 'q',
+  priority: 0,
+  createdAt: 0,
+  resources: parseResources(res),
+  tasks: 4,
+  ...extra,
+});
 const busy = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, d) => [d, 1000]));
 
 describe('explainPending', () => {
@@ -17,11 +32,7 @@ describe('explainPending', () => {
     ];
     const e = explainPending(work({ cpu: '4', gpu: 2 }, { selector: { 'gpu.model': 'A100' } }), nodes, undefined, 0);
     expect(e.placeableNow).toBe(0);
-    expect(e.messages).toEqual([
-      '3 nodes: lack 2 GPUs free of model A100',
-      '1 node: label gpu.model=A100 missing',
-      '1 node: taint dedicated=ml:NoSchedule',
-    ]);
+    expect(e.messages).toEqual(['3 nodes: lack 2 GPUs free of model A100', '1 node: label gpu.model=A100 missing', '1 node: taint dedicated=ml:NoSchedule']);
     expect(e.counterfactuals).toEqual([
       // 1 GPU instead of 2: each of the 3 A100 nodes has 1 free → 3 tasks
       'with 1 GPU instead of 2 GPUs: 3 tasks would fit now',
@@ -53,7 +64,13 @@ describe('explainPending', () => {
     const K = 400;
     const N = 20;
     let lookups = 0;
-    const counted = (labels: Record<string, string>) => new Proxy(labels, { get: (t, k) => { lookups++; return t[k as string]; } });
+    const counted = (labels: Record<string, string>) =>
+      new Proxy(labels, {
+        get: (t, k) => {
+          lookups++;
+          return t[k as string];
+        },
+      });
     const selector = Object.fromEntries(Array.from({ length: K }, (_, k) => [`k${k}`, 'v']));
     const nodes = Array.from({ length: N }, (_, i) => {
       const { [`k${K - 1 - i}`]: _missing, ...labels } = selector;
@@ -70,4 +87,3 @@ describe('explainPending', () => {
     expect(lookups).toBeLessThanOrEqual(8 * K * N);
   });
 });
-

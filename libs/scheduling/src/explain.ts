@@ -4,7 +4,19 @@
  * Pure, like the rest of this lib: a scheduler replica feeds it its live cache, admission
  * (when no scheduler answers) a snapshot read from etcd.
  */
-import { type Cordon, countTasks, formatResources, GPU_MILLI, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector, type WhyJob, type WhyView } from '@batchapi/api';
+import {
+  type Cordon,
+  countTasks,
+  formatResources,
+  GPU_MILLI,
+  type JobRecord,
+  type NodeAllocation,
+  type NodeRecord,
+  type Queue,
+  type ResourceVector,
+  type WhyJob,
+  type WhyView,
+} from '@batchapi/api';
 import { QuotaLedger, queueUsageOf } from './quota';
 import { queueOrder } from './placement';
 import { toNodeSnapshot, toPendingWork } from './snapshot';
@@ -40,7 +52,8 @@ function shortages(work: PendingWork, nodes: readonly NodeSnapshot[]): Map<strin
     const free: ResourceVector = {};
     for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
     if (tasksThatFit(work.resources, free) > 0 && fitsDevices(work, n)) continue;
-    const short = Object.entries(work.resources).find(([k, v]) => v > 0 && (free[k] ?? 0) < v) ?? (work.resources.gpu ? ['gpu', work.resources.gpu] : undefined);
+    const short =
+      Object.entries(work.resources).find(([k, v]) => v > 0 && (free[k] ?? 0) < v) ?? (work.resources.gpu ? ['gpu', work.resources.gpu] : undefined);
     if (!short) continue;
     const reason = `lack ${describeQuantity(short[0], short[1])} free${short[0] === 'gpu' && work.selector?.['gpu.model'] ? ` of model ${work.selector['gpu.model']}` : ''}`;
     out.set(reason, (out.get(reason) ?? 0) + 1);
@@ -90,7 +103,14 @@ export function explainPending(work: PendingWork, nodes: readonly NodeSnapshot[]
   for (const b of blockers) messages.push(`${b.nodes} node${b.nodes === 1 ? '' : 's'}: ${b.reason}`);
   if (why?.gangBlocked) messages.push(`gang: all ${pending} tasks must start together; ${placeableNow} could start now`);
   if (placeableNow > 0 && !why?.gangBlocked) messages.push(`${placeableNow} of ${pending} pending tasks fit now and will be placed by the next cycle`);
-  return { placeableNow, pendingTasks: pending, blockers, quota, messages, counterfactuals: placeableNow > 0 ? [] : counterfactuals(work, nodes, headroom, blockers) };
+  return {
+    placeableNow,
+    pendingTasks: pending,
+    blockers,
+    quota,
+    messages,
+    counterfactuals: placeableNow > 0 ? [] : counterfactuals(work, nodes, headroom, blockers),
+  };
 }
 
 /**
@@ -106,7 +126,12 @@ export const MAX_COUNTERFACTUALS_PER_KIND = 4;
  * `MAX_COUNTERFACTUALS_PER_KIND` of each kind and the quota, so at most 13 placement passes
  * whatever the job carries.
  */
-function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, blockers: Array<{ reason: string }>): string[] {
+function counterfactuals(
+  work: PendingWork,
+  nodes: readonly NodeSnapshot[],
+  headroom: ResourceVector | undefined,
+  blockers: Array<{ reason: string }>,
+): string[] {
   const out: string[] = [];
   const tryIt = (label: string, w: PendingWork, ignoreQuota = false) => {
     const n = placeable({ ...w, gang: false }, nodes, ignoreQuota ? undefined : headroom);
@@ -179,22 +204,46 @@ export function explainJob(i: WhyInput, explainedBy: WhyView['explainedBy']): Wh
   const { job } = i;
   const pendingTasks = countTasks(job.pending);
   if (!(job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') || pendingTasks === 0) {
-    return { jobId: job.id, phase: job.phase, pendingTasks, position: 0, tasksAhead: 0, placeableNow: 0, blockers: [], messages: [`job is ${job.phase} with no task waiting for a node`], counterfactuals: [], explainedBy };
+    return {
+      jobId: job.id,
+      phase: job.phase,
+      pendingTasks,
+      position: 0,
+      tasksAhead: 0,
+      placeableNow: 0,
+      blockers: [],
+      messages: [`job is ${job.phase} with no task waiting for a node`],
+      counterfactuals: [],
+      explainedBy,
+    };
   }
   const cordoned = new Set([...i.cordons].map((c) => c.node));
   const nodes = [...i.nodes];
   const snapshot = nodes.filter((n) => !cordoned.has(n.name)).map((n) => toNodeSnapshot(n, i.allocs.get(n.name)));
   const labels = new Map(nodes.map((n) => [n.name, n.labels]));
-  const ledger = new QuotaLedger([...i.queues], queueUsageOf(i.allocs, (n) => labels.get(n)));
+  const ledger = new QuotaLedger(
+    [...i.queues],
+    queueUsageOf(i.allocs, (n) => labels.get(n)),
+  );
   const headroom = ledger.limits(job.queue) ? ledger.room(job.queue) : undefined;
   const mine = toPendingWork(job, i.now);
   const ahead = [...i.jobs]
-    .filter((j) => j.id !== job.id && j.queue === job.queue && (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0)
+    .filter(
+      (j) =>
+        j.id !== job.id &&
+        j.queue === job.queue &&
+        (j.phase === 'Queued' || j.phase === 'Running') &&
+        j.cancelRequestedAt === undefined &&
+        countTasks(j.pending) > 0,
+    )
     .map((j) => toPendingWork(j, i.now))
     .filter((w) => queueOrder(w, mine) < 0);
   const tasksAhead = ahead.reduce((n, w) => n + w.tasks, 0);
   const e = explainPending(mine, snapshot, headroom, tasksAhead);
   const cordonedNow = nodes.filter((n) => cordoned.has(n.name)).length;
-  if (cordonedNow) e.messages.push(cordonedNow === 1 ? '1 node is cordoned by an operator and takes no new work' : `${cordonedNow} nodes are cordoned by an operator and take no new work`);
+  if (cordonedNow)
+    e.messages.push(
+      cordonedNow === 1 ? '1 node is cordoned by an operator and takes no new work' : `${cordonedNow} nodes are cordoned by an operator and take no new work`,
+    );
   return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, explainedBy };
 }

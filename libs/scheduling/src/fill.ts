@@ -41,10 +41,19 @@ function weight(need: ResourceVector, cap: ResourceVector): number {
  * GPUs, gangs, selectors or spreading). Returns tasks placed per job per node, and changes
  * `nodes[].free`.
  */
-export function fillTier(tier: readonly PendingWork[], nodes: FillNode[], filters: readonly FilterPlugin[], steps = FILL_STEPS_PER_NODE): Array<{ jobId: string; node: string; count: number }> {
+export function fillTier(
+  tier: readonly PendingWork[],
+  nodes: FillNode[],
+  filters: readonly FilterPlugin[],
+  steps = FILL_STEPS_PER_NODE,
+): Array<{ jobId: string; node: string; count: number }> {
   const shapes = new Map<string, Shape>();
   for (const w of tier) {
-    const key = JSON.stringify(Object.entries(w.resources).filter(([, v]) => v > 0).sort());
+    const key = JSON.stringify(
+      Object.entries(w.resources)
+        .filter(([, v]) => v > 0)
+        .sort(),
+    );
     const s = shapes.get(key) ?? { resources: w.resources, jobs: [], count: 0 };
     s.jobs.push({ jobId: w.jobId, left: w.tasks });
     s.count += w.tasks;
@@ -64,7 +73,10 @@ export function fillTier(tier: readonly PendingWork[], nodes: FillNode[], filter
     let budget = steps;
     const free = { ...n.free };
     const search = (i: number, fill: number): boolean => {
-      if (fill > bestFill) { bestFill = fill; for (let k = 0; k < cands.length; k++) best[k] = cur[k]; }
+      if (fill > bestFill) {
+        bestFill = fill;
+        for (let k = 0; k < cands.length; k++) best[k] = cur[k];
+      }
       if (bestFill >= target - 1e-9 || --budget <= 0) return true;
       if (i === cands.length) return false;
       const s = cands[i];

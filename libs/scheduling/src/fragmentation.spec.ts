@@ -3,20 +3,39 @@ import { fragmentation, packingScores, requestShapes } from './fragmentation';
 import { placeTasks } from './placement';
 
 const gpuNode = (name: string, devices: Record<string, number> = {}, cpu = 64_000): NodeSnapshot => ({
-  name, capacity: { cpu: 64_000, memory: 256 * 2 ** 30, gpu: 8000 }, used: { cpu: 64_000 - cpu }, devices, gpuCount: 8, labels: {}, taints: [],
+  name,
+  capacity: { cpu: 64_000, memory: 256 * 2 ** 30, gpu: 8000 },
+  used: { cpu: 64_000 - cpu },
+  devices,
+  gpuCount: 8,
+  labels: {},
+  taints: [],
 });
 
 describe('fragmentation', () => {
   const free = { cpu: 64_000, memory: 256 * 2 ** 30 };
   it.each([
     // one device half used (500 free): a 0.6 share cannot use its 500; 7 free devices are usable → 500
-    { name: 'shares larger than a device\'s free part', shapes: [{ resources: { cpu: 1000, gpu: 600 }, weight: 1 }], devices: { 0: 500 }, want: 500 },
+    { name: "shares larger than a device's free part", shapes: [{ resources: { cpu: 1000, gpu: 600 }, weight: 1 }], devices: { 0: 500 }, want: 500 },
     // whole-GPU requests cannot use partly used devices: 500 lost
     { name: 'whole GPUs cannot use partly used devices', shapes: [{ resources: { cpu: 1000, gpu: 1000 }, weight: 1 }], devices: { 0: 500 }, want: 500 },
     // 8-GPU requests with one device busy: none of the 7 free GPUs usable → 7000
-    { name: 'a request larger than the whole devices left loses them all', shapes: [{ resources: { cpu: 1000, gpu: 8000 }, weight: 1 }], devices: { 0: 1000 }, want: 7000 },
+    {
+      name: 'a request larger than the whole devices left loses them all',
+      shapes: [{ resources: { cpu: 1000, gpu: 8000 }, weight: 1 }],
+      devices: { 0: 1000 },
+      want: 7000,
+    },
     // mix 3:1 of 0.6-shares (lose 500) and 8-GPU (lose 7500): (3·500 + 1·7500)/4 = 2250
-    { name: 'weights average the shapes', shapes: [{ resources: { cpu: 1000, gpu: 600 }, weight: 3 }, { resources: { cpu: 1000, gpu: 8000 }, weight: 1 }], devices: { 0: 500 }, want: 2250 },
+    {
+      name: 'weights average the shapes',
+      shapes: [
+        { resources: { cpu: 1000, gpu: 600 }, weight: 3 },
+        { resources: { cpu: 1000, gpu: 8000 }, weight: 1 },
+      ],
+      devices: { 0: 500 },
+      want: 2250,
+    },
     // requests without GPUs lose nothing
     { name: 'CPU-only requests do not count', shapes: [{ resources: { cpu: 1000 }, weight: 1 }], devices: { 0: 500 }, want: 0 },
   ])('$name', ({ shapes, devices, want }) => {
@@ -29,7 +48,14 @@ describe('fragmentation', () => {
   });
 
   it('requestShapes keeps the most common shapes with their counts', () => {
-    const shapes = requestShapes([{ resources: { cpu: 1000, gpu: 500 }, count: 5 }, { resources: { cpu: 1000, gpu: 500 }, count: 2 }, { resources: { cpu: 2000 }, count: 3 }], 1);
+    const shapes = requestShapes(
+      [
+        { resources: { cpu: 1000, gpu: 500 }, count: 5 },
+        { resources: { cpu: 1000, gpu: 500 }, count: 2 },
+        { resources: { cpu: 2000 }, count: 3 },
+      ],
+      1,
+    );
     expect(shapes).toEqual([{ resources: { cpu: 1000, memory: 0, gpu: 500 }, weight: 7 }]);
   });
 });
@@ -37,13 +63,24 @@ describe('fragmentation', () => {
 describe('packingScores', () => {
   it('keeps a free 8-GPU node whole for 8-GPU work: a 1-GPU task goes to the partly used node', () => {
     const nodes = [gpuNode('a-free'), gpuNode('b-partial', { 0: 1000, 1: 1000 })];
-    const shapes = requestShapes([{ resources: { cpu: 1000, gpu: 1000 }, count: 10 }, { resources: { cpu: 1000, gpu: 8000 }, count: 5 }]);
+    const shapes = requestShapes([
+      { resources: { cpu: 1000, gpu: 1000 }, count: 10 },
+      { resources: { cpu: 1000, gpu: 8000 }, count: 5 },
+    ]);
     const work: PendingWork[] = [{ jobId: 'j', queue: 'q', priority: 0, createdAt: 0, resources: { cpu: 1000, gpu: 1000 }, tasks: 1 }];
     expect(placeTasks(work, nodes, { scores: packingScores(shapes) }).placements).toEqual([{ jobId: 'j', node: 'b-partial', count: 1, devices: [[2]] }]);
   });
 
-  it('puts CPU work on CPU nodes, not on the CPU that GPU nodes\' free GPUs need', () => {
-    const cpuNode: NodeSnapshot = { name: 'z-cpu', capacity: { cpu: 32_000, memory: 128 * 2 ** 30 }, used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [] };
+  it("puts CPU work on CPU nodes, not on the CPU that GPU nodes' free GPUs need", () => {
+    const cpuNode: NodeSnapshot = {
+      name: 'z-cpu',
+      capacity: { cpu: 32_000, memory: 128 * 2 ** 30 },
+      used: {},
+      devices: {},
+      gpuCount: 0,
+      labels: {},
+      taints: [],
+    };
     const shapes = requestShapes([{ resources: { cpu: 8000, gpu: 1000 }, count: 10 }]);
     const work: PendingWork[] = [{ jobId: 'c', queue: 'q', priority: 0, createdAt: 0, resources: { cpu: 4000 }, tasks: 1 }];
     // the GPU node has 10 CPUs free: 4 more taken would leave 6 < 8 for a GPU task → every free GPU lost; the CPU node wins

@@ -2,10 +2,23 @@ import { parseResources } from '@batchapi/api';
 import { type NodeSnapshot, type PendingWork, pickDevices, placeFirstFit, placeTasks, tasksThatFit } from './index';
 
 const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
-  name, capacity: parseResources(cap), used: {}, devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [], ...extra,
+  name,
+  capacity: parseResources(cap),
+  used: {},
+  devices: {},
+  gpuCount: Number(cap.gpu ?? 0),
+  labels: {},
+  taints: [],
+  ...extra,
 });
 const work = (jobId: string, tasks: number, res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork => ({
-  jobId, queue: 'q', priority: 0, createdAt: 0, resources: parseResources(res), tasks, ...extra,
+  jobId,
+  queue: 'q',
+  priority: 0,
+  createdAt: 0,
+  resources: parseResources(res),
+  tasks,
+  ...extra,
 });
 
 describe('tasksThatFit', () => {
@@ -39,13 +52,20 @@ describe('placeFirstFit', () => {
   it('fills nodes in name order and splits an array job across them', () => {
     // a: 4 cores → 4 one-core tasks; b: 2 cores → 2; 7 asked → 6 placed, 1 left
     const out = placeFirstFit([work('j', 7, { cpu: '1' })], [node('b', { cpu: '2' }), node('a', { cpu: '4' })]);
-    expect(out.map((p) => [p.node, p.count])).toEqual([['a', 4], ['b', 2]]);
+    expect(out.map((p) => [p.node, p.count])).toEqual([
+      ['a', 4],
+      ['b', 2],
+    ]);
   });
 
   it('orders by priority, then age, then id', () => {
     // one node of 2 cores, three one-core-per-task jobs of 1 task each wanting 1 core: the two first in order win
     const out = placeFirstFit(
-      [work('old-low', 1, { cpu: '1' }, { createdAt: 1 }), work('new-high', 1, { cpu: '1' }, { priority: 5, createdAt: 9 }), work('old-low-2', 1, { cpu: '1' }, { createdAt: 1 })],
+      [
+        work('old-low', 1, { cpu: '1' }, { createdAt: 1 }),
+        work('new-high', 1, { cpu: '1' }, { priority: 5, createdAt: 9 }),
+        work('old-low-2', 1, { cpu: '1' }, { createdAt: 1 }),
+      ],
       [node('n', { cpu: '2' })],
     );
     expect(out.map((p) => p.jobId)).toEqual(['new-high', 'old-low']);
@@ -69,7 +89,9 @@ describe('placeFirstFit', () => {
 
   it('treats a dimension absent from the headroom as unlimited', () => {
     // headroom limits memory only (1Gi / 256Mi = 4); cpu is unlimited → 4 tasks of the 8 asked
-    const out = placeFirstFit([work('j', 8, { cpu: '1', memory: '256Mi' })], [node('n', { cpu: '16', memory: '64Gi' })], { queueHeadroom: new Map([['q', { memory: 2 ** 30 }]]) });
+    const out = placeFirstFit([work('j', 8, { cpu: '1', memory: '256Mi' })], [node('n', { cpu: '16', memory: '64Gi' })], {
+      queueHeadroom: new Map([['q', { memory: 2 ** 30 }]]),
+    });
     expect(out[0].count).toBe(4);
   });
 
@@ -85,13 +107,19 @@ describe('placeTasks (bin-pack)', () => {
     // a: 8 cores free of 8; b: 2 free of 8 (6 used). One-core task scores
     //   a: (0+1)/8 = 0.125, b: (6+1)/8 = 0.875 → b first; b takes 2, then a takes the 3rd
     const res = placeTasks([work('j', 3, { cpu: '1' })], [node('a', { cpu: '8' }), node('b', { cpu: '8' }, { used: { cpu: 6000 } })]);
-    expect(res.placements.map((p) => [p.node, p.count])).toEqual([['b', 2], ['a', 1]]);
+    expect(res.placements.map((p) => [p.node, p.count])).toEqual([
+      ['b', 2],
+      ['a', 1],
+    ]);
   });
 
   it('spreads when asked: one task per node per round, the emptiest first', () => {
     // a empty (score −0.125) before b 6/8 used (−0.875); rounds: a, b, a → a 2, b 1
     const res = placeTasks([work('j', 3, { cpu: '1' }, { spread: true })], [node('a', { cpu: '8' }), node('b', { cpu: '8' }, { used: { cpu: 6000 } })]);
-    expect(res.placements.map((p) => [p.node, p.count])).toEqual([['a', 2], ['b', 1]]);
+    expect(res.placements.map((p) => [p.node, p.count])).toEqual([
+      ['a', 2],
+      ['b', 1],
+    ]);
   });
 
   it('keeps GPU nodes for GPU work and does not break a free GPU node when a used one fits', () => {
@@ -115,9 +143,21 @@ describe('placeTasks (bin-pack)', () => {
     // 3 tasks of 1 A100: only a100 passes (h100 wrong label, ml tainted) → 1 placed, 2 pending
     const res = placeTasks([work('j', 3, { cpu: '1', gpu: 1 }, { selector: { 'gpu.model': 'A100' } })], nodes);
     expect(res.placements.map((p) => [p.node, p.count])).toEqual([['a100', 1]]);
-    expect(res.unplaced).toEqual([{ jobId: 'j', tasks: 2, filtered: { 'label gpu.model=A100 missing': 1, 'taint dedicated=ml:NoSchedule': 1 }, full: 0, quotaLimited: false, gangBlocked: false }]);
+    expect(res.unplaced).toEqual([
+      {
+        jobId: 'j',
+        tasks: 2,
+        filtered: { 'label gpu.model=A100 missing': 1, 'taint dedicated=ml:NoSchedule': 1 },
+        full: 0,
+        quotaLimited: false,
+        gangBlocked: false,
+      },
+    ]);
     // with the toleration the tainted node is used too
-    const tol = placeTasks([work('j', 3, { cpu: '1', gpu: 1 }, { selector: { 'gpu.model': 'A100' }, tolerations: [{ key: 'dedicated', value: 'ml' }] })], nodes);
+    const tol = placeTasks(
+      [work('j', 3, { cpu: '1', gpu: 1 }, { selector: { 'gpu.model': 'A100' }, tolerations: [{ key: 'dedicated', value: 'ml' }] })],
+      nodes,
+    );
     expect(tol.placements.reduce((n, p) => n + p.count, 0)).toBe(2);
   });
 
@@ -136,7 +176,9 @@ describe('placeTasks (bin-pack)', () => {
 
 describe('placeTasks with dominant resource fairness', () => {
   const fair = (capacity: Record<string, string>, weights?: Record<string, number>) => ({
-    capacity: parseResources(capacity), usage: new Map<string, Record<string, number>>(), weights: weights ? new Map(Object.entries(weights)) : undefined,
+    capacity: parseResources(capacity),
+    usage: new Map<string, Record<string, number>>(),
+    weights: weights ? new Map(Object.entries(weights)) : undefined,
   });
 
   it('gives the textbook split: 9 CPU / 18 GiB, A ⟨1 CPU, 4 GiB⟩, B ⟨3 CPU, 1 GiB⟩ → A 3, B 2', () => {
@@ -152,7 +194,10 @@ describe('placeTasks with dominant resource fairness', () => {
   it('weights shares: a queue of weight 2 gets twice the dominant share', () => {
     // 12 one-core tasks each from two queues on 12 cores; weight 2 : 1 → 8 : 4
     const nodes = [node('n', { cpu: '12' })];
-    const res = placeTasks([work_('h', 'heavy', 12, { cpu: '1' }), work_('l', 'light', 12, { cpu: '1' })], nodes, { fairShare: fair({ cpu: '12' }, { heavy: 2 }), batchFill: false });
+    const res = placeTasks([work_('h', 'heavy', 12, { cpu: '1' }), work_('l', 'light', 12, { cpu: '1' })], nodes, {
+      fairShare: fair({ cpu: '12' }, { heavy: 2 }),
+      batchFill: false,
+    });
     const count = (j: string) => res.placements.filter((p) => p.jobId === j).reduce((n, p) => n + p.count, 0);
     expect([count('h'), count('l')]).toEqual([8, 4]);
   });

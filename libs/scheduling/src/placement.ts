@@ -105,7 +105,10 @@ export function tasksThatFit(need: ResourceVector, free: ResourceVector): number
 
 /** A ledger of plain per-queue headrooms (no cohorts): each queue may take what its map entry says. */
 export function headroomLedger(headroom: Map<string, ResourceVector> | undefined): QuotaLedger {
-  return new QuotaLedger([...(headroom ?? [])].map(([name, nominal]) => ({ name, nominal })), new Map());
+  return new QuotaLedger(
+    [...(headroom ?? [])].map(([name, nominal]) => ({ name, nominal })),
+    new Map(),
+  );
 }
 
 /** Picks devices for one task: `share` milli-GPU. Whole GPUs need fully free devices; a fraction shares one device. Returns undefined when none fit. */
@@ -197,8 +200,14 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
       for (const s of states) {
         let refused: string | undefined;
         for (const f of filters) if ((refused = f.filter(w, s.node))) break;
-        if (refused) { r.refused[refused] = (r.refused[refused] ?? 0) + 1; continue; }
-        if (tasksThatFit(w.resources, s.free) === 0) { r.full++; continue; }
+        if (refused) {
+          r.refused[refused] = (r.refused[refused] ?? 0) + 1;
+          continue;
+        }
+        if (tasksThatFit(w.resources, s.free) === 0) {
+          r.full++;
+          continue;
+        }
         let score = 0;
         if (scores.length) {
           const fd = freeDeviceCount(s);
@@ -309,7 +318,15 @@ const BATCH_FILL_MAX_TASKS = 20_000;
  * is on) — is packed node by node
  * with `fillTier`. Reduces the tasks left in `ordered` and returns how many were placed.
  */
-function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonly FilterPlugin[], ledger: QuotaLedger, placements: Placement[], budget: number, fair: boolean): number {
+function batchFill(
+  ordered: PendingWork[],
+  states: NodeState[],
+  filters: readonly FilterPlugin[],
+  ledger: QuotaLedger,
+  placements: Placement[],
+  budget: number,
+  fair: boolean,
+): number {
   const head = ordered[0];
   if (!head) return 0;
   // With fair share on, packing never overrides fairness: only a tier of one queue is filled.
@@ -317,7 +334,8 @@ function batchFill(ordered: PendingWork[], states: NodeState[], filters: readonl
   const tier: PendingWork[] = [];
   let tasks = 0;
   for (const w of ordered) {
-    const plain = !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !ledger.limits(w.queue);
+    const plain =
+      !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !ledger.limits(w.queue);
     if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
     tier.push(w);
     tasks += w.tasks;
@@ -379,14 +397,18 @@ function fairPass(
       usage.set(q, addResources(usage.get(q) ?? {}, w.resources, placed));
       if (w.tasks === 0 || blocked) {
         // Done, or blocked for now: it leaves the pass (blocked work counts as unplaced).
-        if (w.tasks > 0) { unplaced.push({ ...why, tasks: w.tasks }); left.add(w.jobId); }
+        if (w.tasks > 0) {
+          unplaced.push({ ...why, tasks: w.tasks });
+          left.add(w.jobId);
+        }
         const list = lists.get(q)!;
         list.shift();
         if (list.length === 0) lists.delete(q);
       }
     }
   }
-  for (const w of ordered) if (w.tasks > 0 && !left.has(w.jobId)) unplaced.push({ jobId: w.jobId, tasks: w.tasks, filtered: {}, full: 0, quotaLimited: false, gangBlocked: false });
+  for (const w of ordered)
+    if (w.tasks > 0 && !left.has(w.jobId)) unplaced.push({ jobId: w.jobId, tasks: w.tasks, filtered: {}, full: 0, quotaLimited: false, gangBlocked: false });
 }
 
 function shapeOf(w: PendingWork): string {

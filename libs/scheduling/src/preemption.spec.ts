@@ -3,14 +3,37 @@ import { type NodeSnapshot, type PendingWork, planPreemption, type RunningTask }
 
 const NOW = 1_000_000;
 const node = (name: string, cap: Record<string, string | number>, used: Record<string, string | number> = {}): NodeSnapshot => ({
-  name, capacity: parseResources(cap), used: parseResources(used), devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [],
+  name,
+  capacity: parseResources(cap),
+  used: parseResources(used),
+  devices: {},
+  gpuCount: Number(cap.gpu ?? 0),
+  labels: {},
+  taints: [],
 });
 const work = (jobId: string, priority: number, res: Record<string, string | number>, tasks = 1, extra: Partial<PendingWork> = {}): PendingWork => ({
-  jobId, queue: 'hi', priority, createdAt: 0, resources: parseResources(res), tasks, ...extra,
+  jobId,
+  queue: 'hi',
+  priority,
+  createdAt: 0,
+  resources: parseResources(res),
+  tasks,
+  ...extra,
 });
 let n = 0;
 const task = (node: string, priority: number, cpu: string, ageMs: number, extra: Partial<RunningTask> = {}): RunningTask => ({
-  jobId: `low-${n}`, queue: 'lo', node, groupStart: 0, attempt: 1, index: n++, priority, resources: parseResources({ cpu }), devices: [], boundAt: NOW - ageMs, stopping: false, ...extra,
+  jobId: `low-${n}`,
+  queue: 'lo',
+  node,
+  groupStart: 0,
+  attempt: 1,
+  index: n++,
+  priority,
+  resources: parseResources({ cpu }),
+  devices: [],
+  boundAt: NOW - ageMs,
+  stopping: false,
+  ...extra,
 });
 
 describe('planPreemption', () => {
@@ -69,7 +92,10 @@ describe('planPreemption', () => {
     // The gang (prio 10, 3 × 4 cores) cannot fit 2 nodes; the single task after it (prio 5, 2 cores) takes one victim.
     const nodes = [node('a', { cpu: '4' }, { cpu: '4' }), node('b', { cpu: '4' }, { cpu: '4' })];
     const running = ['a', 'b'].flatMap((nd) => [task(nd, 0, '2', 600_000), task(nd, 0, '2', 600_000)]);
-    const v = planPreemption([work('gang', 10, { cpu: '4' }, 3, { gang: true }), work('single', 5, { cpu: '2' })], nodes, running, { now: NOW, budget: new Map([['lo', 1]]) });
+    const v = planPreemption([work('gang', 10, { cpu: '4' }, 3, { gang: true }), work('single', 5, { cpu: '2' })], nodes, running, {
+      now: NOW,
+      budget: new Map([['lo', 1]]),
+    });
     expect(v.map((x) => x.forJob)).toEqual(['single']);
   });
 });

@@ -71,7 +71,8 @@ function fitsOne(w: PendingWork, room: NodeRoom): boolean {
 function take(w: PendingWork, room: NodeRoom): void {
   for (const [k, v] of Object.entries(w.resources)) room.free[k] = (room.free[k] ?? 0) - v;
   const share = w.resources.gpu ?? 0;
-  for (const d of pickDevices(room.devices, room.node.gpuCount, share) ?? []) room.devices[d] = (room.devices[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
+  for (const d of pickDevices(room.devices, room.node.gpuCount, share) ?? [])
+    room.devices[d] = (room.devices[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
 }
 
 /** Fewest victims, then lowest top priority among them, then least lost work, then node name. */
@@ -97,7 +98,12 @@ function copyState(s: PassState): PassState {
  * for every one of its tasks can be made at once (planned on a copy, kept or dropped whole),
  * so no task is stopped for a gang that still could not start. Inputs are not changed.
  */
-export function planPreemption(pending: readonly PendingWork[], nodes: readonly NodeSnapshot[], running: readonly RunningTask[], opts: PreemptionOptions): Victim[] {
+export function planPreemption(
+  pending: readonly PendingWork[],
+  nodes: readonly NodeSnapshot[],
+  running: readonly RunningTask[],
+  opts: PreemptionOptions,
+): Victim[] {
   const filters = opts.filters ?? DEFAULT_FILTERS;
   let state: PassState = { rooms: new Map(), budget: new Map(opts.budget ?? []), left: opts.maxVictims ?? 1000, victims: [] };
   for (const n of nodes) {
@@ -114,7 +120,10 @@ export function planPreemption(pending: readonly PendingWork[], nodes: readonly 
   }
   for (const w of [...pending].sort(queueOrder)) {
     if (state.left <= 0) break;
-    if (!w.gang) { makeRoom(w, state, opts, filters); continue; }
+    if (!w.gang) {
+      makeRoom(w, state, opts, filters);
+      continue;
+    }
     const trial = copyState(state);
     if (makeRoom(w, trial, opts, filters) === w.tasks) state = trial;
   }
@@ -130,7 +139,11 @@ function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, fil
     const candidates = [...rooms.values()].filter((r) => !filters.some((f) => f.filter(w, r.node)));
     // Room that is free already (or on its way) serves first.
     const ready = candidates.find((r) => fitsOne(w, r));
-    if (ready) { take(w, ready); found++; continue; }
+    if (ready) {
+      take(w, ready);
+      found++;
+      continue;
+    }
     let best: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number; lost: number } | undefined;
     for (const room of candidates) {
       const eligible = room.running
@@ -138,7 +151,11 @@ function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, fil
         .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt);
       const fresh = (): NodeRoom => ({ node: room.node, free: { ...room.free }, devices: { ...room.devices }, running: [] });
       // One victim that suffices alone beats any set (e.g. a whole-GPU task over two shares).
-      const single = eligible.find((t) => { const r = fresh(); release(r, t); return fitsOne(w, r); });
+      const single = eligible.find((t) => {
+        const r = fresh();
+        release(r, t);
+        return fitsOne(w, r);
+      });
       const trial = fresh();
       const chosen: RunningTask[] = [];
       const spent = new Map<string, number>();

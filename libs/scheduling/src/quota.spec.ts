@@ -13,28 +13,50 @@ describe('QuotaLedger: room with cohorts, borrowing and lending limits', () => {
     {
       // no cohort: room = nominal − used = 10 − 4 = 6
       name: 'a queue alone has its nominal minus what it holds',
-      queues: [{ name: 'a', nominal: cpu(10) }], used: { a: 4 }, room: { a: 6 },
+      queues: [{ name: 'a', nominal: cpu(10) }],
+      used: { a: 4 },
+      room: { a: 6 },
     },
     {
       // pool = 10 + 10 = 20, poolUsed = 4 + 0; a: min(∞, 0 + 20 − 4) = 16; b: 20 − 4 = 16
       name: 'a cohort lends idle nominal to its members',
-      queues: [{ name: 'a', cohort: 'c', nominal: cpu(10) }, { name: 'b', cohort: 'c', nominal: cpu(10) }], used: { a: 4 }, room: { a: 16, b: 16 },
+      queues: [
+        { name: 'a', cohort: 'c', nominal: cpu(10) },
+        { name: 'b', cohort: 'c', nominal: cpu(10) },
+      ],
+      used: { a: 4 },
+      room: { a: 16, b: 16 },
     },
     {
       // a: min(10 + 3 − 4, 16) = 9 (borrowing limit 3); b: 16
       name: 'a borrowing limit caps what a queue takes beyond its nominal',
-      queues: [{ name: 'a', cohort: 'c', nominal: cpu(10), borrowingLimit: cpu(3) }, { name: 'b', cohort: 'c', nominal: cpu(10) }], used: { a: 4 }, room: { a: 9, b: 16 },
+      queues: [
+        { name: 'a', cohort: 'c', nominal: cpu(10), borrowingLimit: cpu(3) },
+        { name: 'b', cohort: 'c', nominal: cpu(10) },
+      ],
+      used: { a: 4 },
+      room: { a: 9, b: 16 },
     },
     {
       // b lends 2: guaranteed(b) = 8; pool = 10 + 2 = 12; poolUsed = max(0, 4 − 0) = 4
       // a: 0 + 12 − 4 = 8; b: max(0, 8 − 0) + 12 − 4 = 16
-      name: 'a lending limit keeps the rest of a queue\'s nominal for itself',
-      queues: [{ name: 'a', cohort: 'c', nominal: cpu(10) }, { name: 'b', cohort: 'c', nominal: cpu(10), lendingLimit: cpu(2) }], used: { a: 4 }, room: { a: 8, b: 16 },
+      name: "a lending limit keeps the rest of a queue's nominal for itself",
+      queues: [
+        { name: 'a', cohort: 'c', nominal: cpu(10) },
+        { name: 'b', cohort: 'c', nominal: cpu(10), lendingLimit: cpu(2) },
+      ],
+      used: { a: 4 },
+      room: { a: 8, b: 16 },
     },
     {
       // a borrowed all of b's idle 10: pool 20, poolUsed 20 → a: 0; b: 0 + 20 − 20 = 0 (b must reclaim)
       name: 'capacity borrowed away leaves the lender no room until it reclaims',
-      queues: [{ name: 'a', cohort: 'c', nominal: cpu(10) }, { name: 'b', cohort: 'c', nominal: cpu(10) }], used: { a: 20 }, room: { a: 0, b: 0 },
+      queues: [
+        { name: 'a', cohort: 'c', nominal: cpu(10) },
+        { name: 'b', cohort: 'c', nominal: cpu(10) },
+      ],
+      used: { a: 20 },
+      room: { a: 0, b: 0 },
     },
   ];
   it.each(table)('$name', ({ queues, used, room }) => {
@@ -43,7 +65,13 @@ describe('QuotaLedger: room with cohorts, borrowing and lending limits', () => {
   });
 
   it('takes and gives back, keeping the cohort pool consistent', () => {
-    const l = new QuotaLedger([{ name: 'a', cohort: 'c', nominal: cpu(10) }, { name: 'b', cohort: 'c', nominal: cpu(10) }], new Map());
+    const l = new QuotaLedger(
+      [
+        { name: 'a', cohort: 'c', nominal: cpu(10) },
+        { name: 'b', cohort: 'c', nominal: cpu(10) },
+      ],
+      new Map(),
+    );
     l.take('a', cpu(1), 15); // a borrows 5 of b's
     expect(l.room('b').cpu).toBe(5000);
     expect(l.borrowed('a').cpu).toBe(5000);
@@ -54,7 +82,15 @@ describe('QuotaLedger: room with cohorts, borrowing and lending limits', () => {
   it('limits GPUs per model on nodes labelled with it, besides the plain gpu total', () => {
     // queue: 8 GPUs in all, of which at most 2 H100; nodes: 4 H100 and 4 A100
     const l = new QuotaLedger([{ name: 'q', nominal: { gpu: 8000, 'gpu:H100': 2000 } }], new Map());
-    const nodes: NodeSnapshot[] = ['H100', 'A100'].map((model) => ({ name: model, capacity: { cpu: 64_000, gpu: 4000 }, used: {}, devices: {}, gpuCount: 4, labels: { 'gpu.model': model }, taints: [] }));
+    const nodes: NodeSnapshot[] = ['H100', 'A100'].map((model) => ({
+      name: model,
+      capacity: { cpu: 64_000, gpu: 4000 },
+      used: {},
+      devices: {},
+      gpuCount: 4,
+      labels: { 'gpu.model': model },
+      taints: [],
+    }));
     const work: PendingWork[] = [{ jobId: 'j', queue: 'q', priority: 0, createdAt: 0, resources: { cpu: 1000, gpu: 1000 }, tasks: 8 }];
     const { placements } = placeTasks(work, nodes, { quota: l });
     const on = (n: string) => placements.filter((p) => p.node === n).reduce((s, p) => s + p.count, 0);
@@ -99,8 +135,24 @@ describe('decayUsage', () => {
 
 describe('planReclaim', () => {
   const running = (queue: string, n: number, priority: number, boundAt: number): RunningTask[] =>
-    Array.from({ length: n }, (_, i) => ({ jobId: `${queue}-${priority}-${boundAt}`, queue, node: 'n', groupStart: 0, attempt: 1, index: i, priority, resources: cpu(1), devices: [], boundAt, stopping: false }));
-  const cohort = (): QuotaQueue[] => [{ name: 'lender', cohort: 'c', nominal: cpu(10) }, { name: 'borrower', cohort: 'c', nominal: cpu(10) }, { name: 'other', cohort: 'x', nominal: cpu(10) }];
+    Array.from({ length: n }, (_, i) => ({
+      jobId: `${queue}-${priority}-${boundAt}`,
+      queue,
+      node: 'n',
+      groupStart: 0,
+      attempt: 1,
+      index: i,
+      priority,
+      resources: cpu(1),
+      devices: [],
+      boundAt,
+      stopping: false,
+    }));
+  const cohort = (): QuotaQueue[] => [
+    { name: 'lender', cohort: 'c', nominal: cpu(10) },
+    { name: 'borrower', cohort: 'c', nominal: cpu(10) },
+    { name: 'other', cohort: 'x', nominal: cpu(10) },
+  ];
 
   it('stops only as many borrowed tasks as the lender needs, lowest priority then newest first', () => {
     // borrower holds 18 (8 borrowed): 6 at priority 5 bound at t=1, 6 at priority 0 bound at t=1, 6 at priority 0 bound at t=2
@@ -111,7 +163,7 @@ describe('planReclaim', () => {
     expect(victims.map((v) => v.task.jobId)).toEqual(['borrower-0-2', 'borrower-0-2', 'borrower-0-2']);
   });
 
-  it('never reclaims for work beyond the demanding queue\'s own nominal, nor from queues within theirs', () => {
+  it("never reclaims for work beyond the demanding queue's own nominal, nor from queues within theirs", () => {
     // lender already holds 10 (its whole nominal): its further work would borrow → no victims
     const ledger: Ledger = new QuotaLedger(cohort(), usage({ borrower: 10, lender: 10 }));
     expect(planReclaim(ledger, [{ jobId: 'w', queue: 'lender', charge: cpu(1), tasks: 3 }], running('borrower', 10, 0, 1), (t) => t.resources)).toEqual([]);
@@ -119,7 +171,9 @@ describe('planReclaim', () => {
 
   it('respects the per-queue budget', () => {
     const ledger = new QuotaLedger(cohort(), usage({ borrower: 20 }));
-    const victims = planReclaim(ledger, [{ jobId: 'w', queue: 'lender', charge: cpu(1), tasks: 10 }], running('borrower', 20, 0, 1), (t) => t.resources, { budget: new Map([['borrower', 4]]) });
+    const victims = planReclaim(ledger, [{ jobId: 'w', queue: 'lender', charge: cpu(1), tasks: 10 }], running('borrower', 20, 0, 1), (t) => t.resources, {
+      budget: new Map([['borrower', 4]]),
+    });
     expect(victims).toHaveLength(4);
   });
 });
@@ -139,14 +193,20 @@ describe('property: no sequence of admissions and completions puts a queue over 
     fc.assert(
       fc.property(fc.array(queue, { minLength: 4, maxLength: 4 }), fc.array(step, { maxLength: 40 }), (qs, steps) => {
         const queues: QuotaQueue[] = qs.map((q, i) => ({
-          name: `q${i}`, nominal: cpu(q.nominal), ...(q.cohort ? { cohort: q.cohort } : {}),
-          ...(q.borrow !== undefined ? { borrowingLimit: cpu(q.borrow) } : {}), ...(q.lend !== undefined ? { lendingLimit: cpu(q.lend) } : {}),
+          name: `q${i}`,
+          nominal: cpu(q.nominal),
+          ...(q.cohort ? { cohort: q.cohort } : {}),
+          ...(q.borrow !== undefined ? { borrowingLimit: cpu(q.borrow) } : {}),
+          ...(q.lend !== undefined ? { lendingLimit: cpu(q.lend) } : {}),
         }));
         const nodes: NodeSnapshot[] = [{ name: 'n', capacity: cpu(1000), used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [] }];
         const held = new Map<string, number[]>(queues.map((q) => [q.name, []])); // per-task cores
         for (const s of steps) {
           const name = `q${s.q}`;
-          if (s.kind === 'finish') { held.get(name)!.splice(0, s.tasks); continue; }
+          if (s.kind === 'finish') {
+            held.get(name)!.splice(0, s.tasks);
+            continue;
+          }
           const used = new Map(queues.map((q) => [q.name, cpu(held.get(q.name)!.reduce((a, b) => a + b, 0))]));
           const work: PendingWork[] = [{ jobId: 'j', queue: name, priority: 0, createdAt: 0, resources: cpu(s.size), tasks: s.tasks }];
           const { placements } = placeTasks(work, nodes, { quota: new QuotaLedger(queues, used) });
@@ -178,17 +238,27 @@ describe('property: no sequence of admissions and completions puts a queue over 
  * task (O(demands × running), seconds of blocked event loop under a backlog). Kept here as the
  * reference the cursor version must agree with, victim for victim.
  */
-function planReclaimByScan(ledger: QuotaLedger, demands: Parameters<typeof planReclaim>[1], running: RunningTask[], chargeFor: (t: RunningTask) => ResourceVector, budgetIn?: Map<string, number>, max = 1000) {
+function planReclaimByScan(
+  ledger: QuotaLedger,
+  demands: Parameters<typeof planReclaim>[1],
+  running: RunningTask[],
+  chargeFor: (t: RunningTask) => ResourceVector,
+  budgetIn?: Map<string, number>,
+  max = 1000,
+) {
   const victims: Array<{ task: RunningTask; forJob: string }> = [];
   const budget = new Map(budgetIn ?? []);
   const taken = new Set<RunningTask>();
-  const order = [...running].filter((t) => !t.stopping).sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt || (a.jobId < b.jobId ? -1 : 1) || a.index - b.index);
+  const order = [...running]
+    .filter((t) => !t.stopping)
+    .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt || (a.jobId < b.jobId ? -1 : 1) || a.index - b.index);
   for (const d of demands) {
     const q = ledger.queue(d.queue);
     if (!q?.cohort) continue;
     const used = ledger.usage(d.queue);
     let target = d.tasks;
-    for (const [r, amount] of Object.entries(d.charge)) if (amount > 0 && r in q.nominal) target = Math.min(target, Math.floor(Math.max(0, q.nominal[r] - (used[r] ?? 0)) / amount));
+    for (const [r, amount] of Object.entries(d.charge))
+      if (amount > 0 && r in q.nominal) target = Math.min(target, Math.floor(Math.max(0, q.nominal[r] - (used[r] ?? 0)) / amount));
     if (target === 0) continue;
     for (const t of order) {
       if (ledger.allows(d.queue, d.charge) >= target || victims.length >= max) break;
@@ -214,14 +284,49 @@ describe('property: planReclaim picks exactly the victims of a full scan of the 
     const names = ['a', 'b', 'c', 'd'];
     fc.assert(
       fc.property(
-        fc.array(fc.record({ cohort: fc.constantFrom('x', 'y', undefined), nominal: fc.integer({ min: 0, max: 12 }), borrow: fc.option(fc.integer({ min: 0, max: 8 })) }), { minLength: 4, maxLength: 4 }),
-        fc.array(fc.record({ queue: fc.constantFrom(...names), priority: fc.integer({ min: 0, max: 2 }), boundAt: fc.integer({ min: 0, max: 5 }), cores: fc.integer({ min: 1, max: 2 }), stopping: fc.boolean() }), { maxLength: 40 }),
-        fc.array(fc.record({ queue: fc.constantFrom(...names), cores: fc.integer({ min: 1, max: 3 }), tasks: fc.integer({ min: 1, max: 8 }) }), { maxLength: 6 }),
+        fc.array(
+          fc.record({
+            cohort: fc.constantFrom('x', 'y', undefined),
+            nominal: fc.integer({ min: 0, max: 12 }),
+            borrow: fc.option(fc.integer({ min: 0, max: 8 })),
+          }),
+          { minLength: 4, maxLength: 4 },
+        ),
+        fc.array(
+          fc.record({
+            queue: fc.constantFrom(...names),
+            priority: fc.integer({ min: 0, max: 2 }),
+            boundAt: fc.integer({ min: 0, max: 5 }),
+            cores: fc.integer({ min: 1, max: 2 }),
+            stopping: fc.boolean(),
+          }),
+          { maxLength: 40 },
+        ),
+        fc.array(fc.record({ queue: fc.constantFrom(...names), cores: fc.integer({ min: 1, max: 3 }), tasks: fc.integer({ min: 1, max: 8 }) }), {
+          maxLength: 6,
+        }),
         fc.option(fc.dictionary(fc.constantFrom(...names), fc.integer({ min: 0, max: 5 }))),
         fc.integer({ min: 1, max: 30 }),
         (qs, tasks, ds, budget, max) => {
-          const queues: QuotaQueue[] = qs.map((q, i) => ({ name: names[i], ...(q.cohort ? { cohort: q.cohort } : {}), nominal: cpu(q.nominal), ...(q.borrow !== null ? { borrowingLimit: cpu(q.borrow) } : {}) }));
-          const running: RunningTask[] = tasks.map((t, i) => ({ jobId: `j${i % 7}`, queue: t.queue, node: 'n', groupStart: 0, attempt: 1, index: i, priority: t.priority, resources: cpu(t.cores), devices: [], boundAt: t.boundAt, stopping: t.stopping }));
+          const queues: QuotaQueue[] = qs.map((q, i) => ({
+            name: names[i],
+            ...(q.cohort ? { cohort: q.cohort } : {}),
+            nominal: cpu(q.nominal),
+            ...(q.borrow !== null ? { borrowingLimit: cpu(q.borrow) } : {}),
+          }));
+          const running: RunningTask[] = tasks.map((t, i) => ({
+            jobId: `j${i % 7}`,
+            queue: t.queue,
+            node: 'n',
+            groupStart: 0,
+            attempt: 1,
+            index: i,
+            priority: t.priority,
+            resources: cpu(t.cores),
+            devices: [],
+            boundAt: t.boundAt,
+            stopping: t.stopping,
+          }));
           const held = new Map<string, ResourceVector>();
           for (const t of running) held.set(t.queue, { cpu: (held.get(t.queue)?.cpu ?? 0) + (t.resources.cpu ?? 0) });
           const demands = ds.map((d, i) => ({ jobId: `w${i}`, queue: d.queue, charge: cpu(d.cores), tasks: d.tasks }));

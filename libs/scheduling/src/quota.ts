@@ -113,7 +113,10 @@ export class QuotaLedger {
     const out: ResourceVector = {};
     for (const [r, nominal] of Object.entries(q.nominal)) {
       const u = used[r] ?? 0;
-      if (!c) { out[r] = Math.max(0, nominal - u); continue; }
+      if (!c) {
+        out[r] = Math.max(0, nominal - u);
+        continue;
+      }
       const borrow = q.borrowingLimit?.[r];
       const own = borrow === undefined ? Number.POSITIVE_INFINITY : nominal + borrow - u;
       const guaranteed = nominal - this.lendable(q, r);
@@ -180,7 +183,12 @@ export class QuotaLedger {
  *
  *   next = prev · 2^(−dt/h) + held · (1 − 2^(−dt/h))
  */
-export function decayUsage(prev: Map<string, ResourceVector>, held: Map<string, ResourceVector>, dtMs: number, halfLifeMs: number): Map<string, ResourceVector> {
+export function decayUsage(
+  prev: Map<string, ResourceVector>,
+  held: Map<string, ResourceVector>,
+  dtMs: number,
+  halfLifeMs: number,
+): Map<string, ResourceVector> {
   const keep = halfLifeMs > 0 ? Math.pow(2, -Math.max(0, dtMs) / halfLifeMs) : 0;
   const out = new Map<string, ResourceVector>();
   for (const q of new Set([...prev.keys(), ...held.keys()])) {
@@ -221,11 +229,19 @@ export interface ReclaimOptions {
  * only as many as needed for the demand's tasks that fit within the demanding queue's nominal.
  * Work that would itself borrow never reclaims.
  */
-export function planReclaim(ledger: QuotaLedger, demands: QuotaDemand[], running: RunningTask[], chargeFor: (t: RunningTask) => ResourceVector, opts: ReclaimOptions = {}): Victim[] {
+export function planReclaim(
+  ledger: QuotaLedger,
+  demands: QuotaDemand[],
+  running: RunningTask[],
+  chargeFor: (t: RunningTask) => ResourceVector,
+  opts: ReclaimOptions = {},
+): Victim[] {
   const victims: Victim[] = [];
   const max = opts.maxVictims ?? 1000;
   const budget = new Map(opts.budget ?? []);
-  const order = [...running].filter((t) => !t.stopping).sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt || (a.jobId < b.jobId ? -1 : 1) || a.index - b.index);
+  const order = [...running]
+    .filter((t) => !t.stopping)
+    .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt || (a.jobId < b.jobId ? -1 : 1) || a.index - b.index);
   // The victims of a queue are always a prefix of its tasks in `order` (a queue that may lose a
   // task while a demand scans `order` may lose every earlier one too), so each queue keeps a
   // cursor into its own list: a demand then costs O(queues) per victim, not a scan of every
@@ -276,7 +292,10 @@ export function planReclaim(ledger: QuotaLedger, demands: QuotaDemand[], running
  * What each queue's live tasks hold, summed over the nodes' allocations (each task counts
  * until it ends), charged per node (see `chargeOf`).
  */
-export function queueUsageOf(allocs: Iterable<[node: string, alloc: NodeAllocation | undefined]>, nodeLabels: (node: string) => Record<string, string> | undefined): Map<string, ResourceVector> {
+export function queueUsageOf(
+  allocs: Iterable<[node: string, alloc: NodeAllocation | undefined]>,
+  nodeLabels: (node: string) => Record<string, string> | undefined,
+): Map<string, ResourceVector> {
   const usage = new Map<string, ResourceVector>();
   for (const [node, alloc] of allocs) {
     for (const [queue, held] of Object.entries(alloc?.queues ?? {})) usage.set(queue, addResources(usage.get(queue) ?? {}, chargeOf(held, nodeLabels(node))));

@@ -75,7 +75,15 @@ export function toNodeSnapshot(n: NodeRecord, alloc?: NodeAllocation): NodeSnaps
 export function toPendingWork(j: WhyJob, now: number): PendingWork {
   const spec = j.spec;
   return {
-    jobId: j.id, queue: j.queue, priority: spec.priority, createdAt: j.createdAt, resources: spec.resources, tasks: countTasks(eligibleRanges(j.pending, now)),
-    selector: spec.selector, tolerations: spec.tolerations, gang: spec.gang, spread: spec.spread,
+    jobId: j.id,
+    queue: j.queue,
+    priority: spec.priority,
+    createdAt: j.createdAt,
+    resources: spec.resources,
+    tasks: countTasks(eligibleRanges(j.pending, now)),
+    selector: spec.selector,
+    tolerations: spec.tolerations,
+    gang: spec.gang,
+    spread: spec.spread,
   };
 }

@@ -9,7 +9,12 @@ import { z } from 'zod';
 
 /** An input error: `file:line: field: message`. */
 export class InputError extends Error {
-  constructor(readonly file: string, readonly line: number | undefined, readonly field: string, message: string) {
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly field: string,
+    message: string,
+  ) {
     super(`${file}${line !== undefined ? `:${line}` : ''}: ${field}: ${message}`);
     this.name = 'InputError';
   }
@@ -18,7 +23,12 @@ export class InputError extends Error {
 const Quantity = z.union([z.string().max(64), z.number().nonnegative()]);
 const Labels = z.record(z.string().min(1).max(253), z.string().max(63));
 const TaintSchema = z.strictObject({ key: z.string().min(1), value: z.string().optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']) });
-const TolerationSchema = z.strictObject({ key: z.string().min(1), operator: z.enum(['Equal', 'Exists']).optional(), value: z.string().optional(), effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional() });
+const TolerationSchema = z.strictObject({
+  key: z.string().min(1),
+  operator: z.enum(['Equal', 'Exists']).optional(),
+  value: z.string().optional(),
+  effect: z.enum(['NoSchedule', 'PreferNoSchedule', 'NoExecute']).optional(),
+});
 
 const NodeLine = z.strictObject({
   name: z.string().min(1).max(253),

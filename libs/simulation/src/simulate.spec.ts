@@ -17,7 +17,10 @@ describe('simulate', () => {
       name: 'a late submission on a half-used node',
       // 2 tasks at t=0 for 10 s and 2 at t=10 for 10 s, on 4 cores: half used for 20 s → 0.5
       nodes: [{ name: 'n', capacity: { cpu: '4' } }],
-      work: [{ name: 'a', tasks: 2, resources: { cpu: '1' }, duration: 10 }, { name: 'b', submitAt: 10, tasks: 2, resources: { cpu: '1' }, duration: 10 }],
+      work: [
+        { name: 'a', tasks: 2, resources: { cpu: '1' }, duration: 10 },
+        { name: 'b', submitAt: 10, tasks: 2, resources: { cpu: '1' }, duration: 10 },
+      ],
       expected: { placed: 4, completed: 4, makespan: 20 },
       cpu: 0.5,
     },
@@ -37,13 +40,23 @@ describe('simulate', () => {
 
   it('shares one GPU between fractional tasks and never past one device', () => {
     // 1 node, 2 GPUs; tasks of 0.5 GPU: 4 fit at once; 6 tasks of 10 s → makespan 20
-    const res = simulate(nodes({ name: 'g', capacity: { cpu: '64', gpu: 2 } }), workload({ name: 'f', tasks: 6, resources: { cpu: '1', gpu: 0.5 }, duration: 10 }));
+    const res = simulate(
+      nodes({ name: 'g', capacity: { cpu: '64', gpu: 2 } }),
+      workload({ name: 'f', tasks: 6, resources: { cpu: '1', gpu: 0.5 }, duration: 10 }),
+    );
     expect(res).toMatchObject({ placed: 6, completed: 6, makespan: 20 });
   });
 
   it('holds a queue to its nominal quota plus borrowing, and rejects a task that can never fit it', () => {
     // b lends its idle 4 cores to the cohort; a may borrow 1 of them beyond its nominal 2
-    const queues = parseQueues(JSON.stringify({ queues: [{ name: 'a', nominal: { cpu: '2' }, borrowingLimit: { cpu: '1' } }, { name: 'b', nominal: { cpu: '4' } }] }));
+    const queues = parseQueues(
+      JSON.stringify({
+        queues: [
+          { name: 'a', nominal: { cpu: '2' }, borrowingLimit: { cpu: '1' } },
+          { name: 'b', nominal: { cpu: '4' } },
+        ],
+      }),
+    );
     const rejected: string[] = [];
     // 2 + 1 = 3 cores may be held at once: 6 one-core tasks of 10 s → waves of 3 → makespan 20; a 4-core task is rejected
     const res = simulate(
@@ -61,7 +74,10 @@ describe('fair share', () => {
     // 9 CPU / 18 GiB; A's tasks ⟨1 CPU, 4 GiB⟩ (dominant: memory 4/18), B's ⟨3 CPU, 1 GiB⟩ (dominant: cpu 3/9)
     const res = simulate(
       nodes({ name: 'n', capacity: { cpu: '9', memory: '18Gi' } }),
-      workload({ name: 'a', queue: 'a', tenant: 'a', tasks: 10, resources: { cpu: '1', memory: '4Gi' } }, { name: 'b', queue: 'b', tenant: 'b', tasks: 10, resources: { cpu: '3', memory: '1Gi' } }),
+      workload(
+        { name: 'a', queue: 'a', tenant: 'a', tasks: 10, resources: { cpu: '1', memory: '4Gi' } },
+        { name: 'b', queue: 'b', tenant: 'b', tasks: 10, resources: { cpu: '3', memory: '1Gi' } },
+      ),
     );
     expect(res).toMatchObject({ placed: 5, pending: 15, placedByQueue: { a: 3, b: 2 } });
     // cpu 3·1 + 2·3 = 9 of 9; memory 3·4 + 2·1 = 14 of 18

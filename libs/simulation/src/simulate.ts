@@ -4,7 +4,17 @@
  * virtual clock. No etcd, no processes: "what would the cluster do with this?".
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
-import { mostEver, type NodeSnapshot, type PendingWork, type PlacementPolicy, packingScores, placeTasks, QuotaLedger, requestShapes, type ScorePlugin } from '@batchapi/scheduling';
+import {
+  mostEver,
+  type NodeSnapshot,
+  type PendingWork,
+  type PlacementPolicy,
+  packingScores,
+  placeTasks,
+  QuotaLedger,
+  requestShapes,
+  type ScorePlugin,
+} from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
 
@@ -81,8 +91,14 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const nodesUsed = new Set<string>();
   let allocated: ResourceVector = {};
   const integral: ResourceVector = {};
-  let placed = 0, completed = 0, rejected = 0, forever = 0, events = 0;
-  let now = 0, lastFinish = 0, next = 0;
+  let placed = 0,
+    completed = 0,
+    rejected = 0,
+    forever = 0,
+    events = 0;
+  let now = 0,
+    lastFinish = 0,
+    next = 0;
 
   const advance = (to: number) => {
     for (const [k, v] of Object.entries(allocated)) integral[k] = (integral[k] ?? 0) + v * (to - now);
@@ -104,8 +120,23 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       const s = subs[next++];
       const q = queues.get(s.queue);
       const over = q && overQuota(s.resources, q, queues.values());
-      if (over) { rejected++; opts.onReject?.(s, over); continue; }
-      pending.push({ jobId: `${s.line}:${s.name}`, queue: s.queue, priority: s.priority, createdAt: s.submitAt, resources: s.resources, tasks: s.tasks, selector: s.selector, tolerations: s.tolerations, gang: s.gang, duration: s.duration });
+      if (over) {
+        rejected++;
+        opts.onReject?.(s, over);
+        continue;
+      }
+      pending.push({
+        jobId: `${s.line}:${s.name}`,
+        queue: s.queue,
+        priority: s.priority,
+        createdAt: s.submitAt,
+        resources: s.resources,
+        tasks: s.tasks,
+        selector: s.selector,
+        tolerations: s.tolerations,
+        gang: s.gang,
+        duration: s.duration,
+      });
     }
     cycle(t);
     if (opts.onCycle) {
@@ -130,8 +161,16 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   for (const k of ['cpu', 'memory', 'gpu']) allocation[k] ??= 0;
   const wallSeconds = (clock() - started) / 1000;
   return {
-    placed, pending: pendingTasks, completed, rejected, nodesUsed: nodesUsed.size, makespan, placedByQueue, allocation,
-    wallSeconds: round(wallSeconds), decisionsPerSecond: wallSeconds > 0 ? Math.round(placed / wallSeconds) : placed,
+    placed,
+    pending: pendingTasks,
+    completed,
+    rejected,
+    nodesUsed: nodesUsed.size,
+    makespan,
+    placedByQueue,
+    allocation,
+    wallSeconds: round(wallSeconds),
+    decisionsPerSecond: wallSeconds > 0 ? Math.round(placed / wallSeconds) : placed,
   };
 
   function cycle(t: number): void {
@@ -139,7 +178,10 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const quota = new QuotaLedger([...queues.values()], queueUsed);
     const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
     const { placements } = placeTasks(pending, nodes, {
-      quota, policy: opts.policy, scores: opts.scores ?? packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()])), maxTasks: Number.MAX_SAFE_INTEGER,
+      quota,
+      policy: opts.policy,
+      scores: opts.scores ?? packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()])),
+      maxTasks: Number.MAX_SAFE_INTEGER,
       fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights },
     });
     if (placements.length === 0) return;
@@ -148,7 +190,15 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       const job = jobs.get(p.jobId)!;
       const node = byName.get(p.node)!;
       const share = job.resources.gpu ?? 0;
-      const r: Running = { at: job.duration === null ? Infinity : t + job.duration, node, resources: job.resources, devices: p.devices, queue: job.queue, share, count: p.count };
+      const r: Running = {
+        at: job.duration === null ? Infinity : t + job.duration,
+        node,
+        resources: job.resources,
+        devices: p.devices,
+        queue: job.queue,
+        share,
+        count: p.count,
+      };
       hold(r);
       job.tasks -= p.count;
       placed += p.count;
@@ -160,8 +210,12 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     for (let i = pending.length - 1; i >= 0; i--) if (pending[i].tasks === 0) pending.splice(i, 1);
   }
 
-  function hold(r: Running): void { change(r, 1); }
-  function release(r: Running): void { change(r, -1); }
+  function hold(r: Running): void {
+    change(r, 1);
+  }
+  function release(r: Running): void {
+    change(r, -1);
+  }
   function change(r: Running, sign: 1 | -1): void {
     r.node.used = addResources(r.node.used, r.resources, sign * r.count);
     allocated = addResources(allocated, r.resources, sign * r.count);

@@ -41,9 +41,22 @@ describe('chunkBySize', () => {
     // 600 bytes fit an empty transaction, but not beside a 500-byte base
     ['a unit that fits only without the base is too large', ['a'.repeat(600)], 500, [], [0]],
     // 4 ops a transaction: 6 tiny units → 4 + 2
-    ['ops: at most maxOps a transaction', ['a', 'b', 'c', 'd', 'e', 'f'], 0, [[0, 1, 2, 3], [4, 5]], []],
+    [
+      'ops: at most maxOps a transaction',
+      ['a', 'b', 'c', 'd', 'e', 'f'],
+      0,
+      [
+        [0, 1, 2, 3],
+        [4, 5],
+      ],
+      [],
+    ],
   ])('%s', (_name, units, baseBytes, chunks, tooLarge) => {
-    const out = chunkBySize(units.map((u, i) => ({ u, i })), (x) => size(x.u), { limits, base: { compares: 1, ops: 0, bytes: baseBytes } });
+    const out = chunkBySize(
+      units.map((u, i) => ({ u, i })),
+      (x) => size(x.u),
+      { limits, base: { compares: 1, ops: 0, bytes: baseBytes } },
+    );
     expect(out.chunks.map((c) => c.map((x) => x.i))).toEqual(chunks);
     expect(out.tooLarge.map((x) => x.i)).toEqual(tooLarge);
   });

@@ -59,7 +59,10 @@ export class TxnBudget {
   private size: TxnSize;
   private units = 0;
 
-  constructor(readonly base: TxnSize = EMPTY_TXN_SIZE, readonly limits: TxnLimits = DEFAULT_TXN_LIMITS) {
+  constructor(
+    readonly base: TxnSize = EMPTY_TXN_SIZE,
+    readonly limits: TxnLimits = DEFAULT_TXN_LIMITS,
+  ) {
     this.size = base;
   }
 
@@ -94,14 +97,21 @@ export class TxnBudget {
  * included. A unit that alone can never fit is left out of every chunk and returned in
  * `tooLarge`, for the caller to isolate (fail it with a reason) instead of sending it.
  */
-export function chunkBySize<T>(units: readonly T[], sizeOf: (u: T) => TxnSize, opts: { base?: TxnSize; limits?: TxnLimits } = {}): { chunks: T[][]; tooLarge: T[] } {
+export function chunkBySize<T>(
+  units: readonly T[],
+  sizeOf: (u: T) => TxnSize,
+  opts: { base?: TxnSize; limits?: TxnLimits } = {},
+): { chunks: T[][]; tooLarge: T[] } {
   const chunks: T[][] = [];
   const tooLarge: T[] = [];
   let budget = new TxnBudget(opts.base, opts.limits);
   let chunk: T[] = [];
   for (const u of units) {
     const size = sizeOf(u);
-    if (!budget.fitsAlone(size)) { tooLarge.push(u); continue; }
+    if (!budget.fitsAlone(size)) {
+      tooLarge.push(u);
+      continue;
+    }
     if (!budget.fits(size)) {
       chunks.push(chunk);
       chunk = [];

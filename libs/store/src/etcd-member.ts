@@ -75,15 +75,40 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
   const members = specs.map((s) => {
     const args = [
-      '--name', s.name, '--data-dir', s.dataDir,
-      '--listen-client-urls', [s.clientUrl, ...(opts.extraClientHost ? [s.clientUrl.replace('127.0.0.1', opts.extraClientHost)] : [])].join(','), '--advertise-client-urls', s.clientUrl,
-      '--listen-peer-urls', s.peerUrl, '--initial-advertise-peer-urls', s.peerUrl,
-      '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', `batch-${ports[0]}`,
-      '--heartbeat-interval', '50', '--election-timeout', '500', '--log-level', 'error', '--logger', 'zap',
+      '--name',
+      s.name,
+      '--data-dir',
+      s.dataDir,
+      '--listen-client-urls',
+      [s.clientUrl, ...(opts.extraClientHost ? [s.clientUrl.replace('127.0.0.1', opts.extraClientHost)] : [])].join(','),
+      '--advertise-client-urls',
+      s.clientUrl,
+      '--listen-peer-urls',
+      s.peerUrl,
+      '--initial-advertise-peer-urls',
+      s.peerUrl,
+      '--initial-cluster',
+      initialCluster,
+      '--initial-cluster-state',
+      'new',
+      '--initial-cluster-token',
+      `batch-${ports[0]}`,
+      '--heartbeat-interval',
+      '50',
+      '--election-timeout',
+      '500',
+      '--log-level',
+      'error',
+      '--logger',
+      'zap',
       // As deploy/etcd: history older than an hour is compacted, so a long-running local cluster does not grow without bound.
-      '--auto-compaction-mode', 'periodic', '--auto-compaction-retention', '1h',
+      '--auto-compaction-mode',
+      'periodic',
+      '--auto-compaction-retention',
+      '1h',
       // As deploy/etcd: progress notifications advance an informer's revision on an idle prefix.
-      '--experimental-watch-progress-notify-interval', '2s',
+      '--experimental-watch-progress-notify-interval',
+      '2s',
     ];
     return { name: s.name, clientUrl: s.clientUrl, dataDir: s.dataDir, args, process: launch(binary, args) };
   });
@@ -91,8 +116,15 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
     endpoints: members.map((m) => m.clientUrl),
     extraEndpoints: opts.extraClientHost ? members.map((m) => m.clientUrl.replace('127.0.0.1', opts.extraClientHost!)) : [],
     members,
-    kill(i, signal = 'SIGKILL') { members[i].process.kill(signal); },
-    restart(i) { members[i].process = launch(binary, members[i].args.map((a) => (a === 'new' ? 'existing' : a))); },
+    kill(i, signal = 'SIGKILL') {
+      members[i].process.kill(signal);
+    },
+    restart(i) {
+      members[i].process = launch(
+        binary,
+        members[i].args.map((a) => (a === 'new' ? 'existing' : a)),
+      );
+    },
     async stop() {
       await Promise.all(members.map((m) => stopProcess(m.process)));
       if (ownDir) rmSync(base, { recursive: true, force: true });
@@ -117,7 +149,10 @@ async function stopProcess(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return;
   await new Promise<void>((resolve) => {
     const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-    p.once('exit', () => { clearTimeout(t); resolve(); });
+    p.once('exit', () => {
+      clearTimeout(t);
+      resolve();
+    });
     p.kill('SIGTERM');
   });
 }
@@ -128,7 +163,9 @@ async function waitHealthy(endpoints: string[], timeoutMs: number): Promise<void
     try {
       const res = await fetch(`${endpoints[0]}/health`, { signal: AbortSignal.timeout(500) });
       if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
-    } catch { /* not up yet */ }
+    } catch {
+      /* not up yet */
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`etcd did not become healthy within ${timeoutMs} ms at ${endpoints.join(',')}`);

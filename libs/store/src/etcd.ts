@@ -9,7 +9,24 @@
  * or retries an idempotent operation later; it never reads it as a refusal.
  */
 import { ApiError, ErrorCode } from '@batchapi/api';
-import { castGrpcError, ClientClosedError, Etcd3, EtcdLeaseInvalidError, GRPCAlreadyExistsError, GRPCFailedPreconditionError, GRPCInvalidArgumentError, GRPCNotFoundError, GRPCNotImplementedError, GRPCOutOfRangeError, GRPCResourceExhastedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, type IKeyValue, isRecoverableError, type Watcher } from 'etcd3';
+import {
+  castGrpcError,
+  ClientClosedError,
+  Etcd3,
+  EtcdLeaseInvalidError,
+  GRPCAlreadyExistsError,
+  GRPCFailedPreconditionError,
+  GRPCInvalidArgumentError,
+  GRPCNotFoundError,
+  GRPCNotImplementedError,
+  GRPCOutOfRangeError,
+  GRPCResourceExhastedError,
+  GRPCUnauthenticatedError,
+  EtcdPermissionDeniedError,
+  type IKeyValue,
+  isRecoverableError,
+  type Watcher,
+} from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
 import { Keys } from './keys';
 import { LeaseFence, monotonicMs, RenewalOutcome } from './lease-fence';
@@ -69,7 +86,11 @@ export class TxnTooLargeError extends Error {}
  */
 export class OutcomeUnknownError extends ApiError {
   constructor(override readonly cause: unknown) {
-    super(ErrorCode.Unavailable, `the store did not answer whether a write was applied (${describeError(cause)}); read the record again, or retry with the same Idempotency-Key`, { retryAfterSeconds: 1 });
+    super(
+      ErrorCode.Unavailable,
+      `the store did not answer whether a write was applied (${describeError(cause)}); read the record again, or retry with the same Idempotency-Key`,
+      { retryAfterSeconds: 1 },
+    );
     this.name = 'OutcomeUnknownError';
   }
 }
@@ -126,7 +147,19 @@ function describeError(err: unknown): string {
  * (bad request, too large, no space, permission, unknown lease). Anything else — deadline,
  * unavailable, cancelled, reset, an unrecognised error — leaves the outcome unknown.
  */
-const NOT_APPLIED = [ClientClosedError, GRPCInvalidArgumentError, GRPCResourceExhastedError, GRPCFailedPreconditionError, GRPCOutOfRangeError, GRPCNotFoundError, GRPCAlreadyExistsError, GRPCNotImplementedError, GRPCUnauthenticatedError, EtcdPermissionDeniedError, EtcdLeaseInvalidError];
+const NOT_APPLIED = [
+  ClientClosedError,
+  GRPCInvalidArgumentError,
+  GRPCResourceExhastedError,
+  GRPCFailedPreconditionError,
+  GRPCOutOfRangeError,
+  GRPCNotFoundError,
+  GRPCAlreadyExistsError,
+  GRPCNotImplementedError,
+  GRPCUnauthenticatedError,
+  EtcdPermissionDeniedError,
+  EtcdLeaseInvalidError,
+];
 
 /**
  * grpc-js's own words for a call that never had a connection to go out on: the member refused
@@ -153,7 +186,10 @@ export function certainlyNotApplied(err: unknown): boolean {
  * failed as unavailable or deadline-exceeded, up to 3 times, to another member: a txn that
  * had committed then fails its own compare and reads as a conflict.
  */
-const sendOnce = { execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> => Promise.resolve().then(() => fn({ signal: new AbortController().signal })) };
+const sendOnce = {
+  execute: <T>(fn: (ctx: { signal: AbortSignal }) => PromiseLike<T> | T): Promise<T> =>
+    Promise.resolve().then(() => fn({ signal: new AbortController().signal })),
+};
 
 type FaultPolicy = NonNullable<NonNullable<NonNullable<ConstructorParameters<typeof Etcd3>[0]>['faultHandling']>['global']>;
 
@@ -194,11 +230,9 @@ export class EtcdStore {
   constructor(readonly options: StoreOptions) {
     this.callTimeoutMs = options.callTimeoutMs ?? 2000;
     this.client = this.connect(options.endpoints);
-    guardWatchStream(
-      this.client,
-      options.onWatchStreamFault ?? ((err) => console.warn(`etcd watch stream resynced: ${err.message}`)),
-      () => { this.watchStreamAnsweredAt = monotonicMs(); },
-    );
+    guardWatchStream(this.client, options.onWatchStreamFault ?? ((err) => console.warn(`etcd watch stream resynced: ${err.message}`)), () => {
+      this.watchStreamAnsweredAt = monotonicMs();
+    });
     this.keys = new Keys(options.prefix ?? '/batch/');
   }
 
@@ -261,7 +295,9 @@ export class EtcdStore {
     const out: Array<Versioned<T> | undefined> = [];
     for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
       const chunk = keys.slice(i, i + MAX_TXN_OPS);
-      const res = await this.call('range', () => this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k), ...(revision ? { revision } : {}) } })) }));
+      const res = await this.call('range', () =>
+        this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k), ...(revision ? { revision } : {}) } })) }),
+      );
       for (const r of res.responses) out.push(r.response_range.kvs[0] ? decode<T>(r.response_range.kvs[0]) : undefined);
     }
     return out;
@@ -295,7 +331,12 @@ export class EtcdStore {
    * Keys (no values) and their mod revisions in `[from, end)`, at most `limit`, at `revision`
    * (a linearizable read at the current revision when absent).
    */
-  async keysAt(from: Buffer, end: Buffer, limit: number, revision?: string): Promise<{ keys: Array<{ key: string; modRevision: string }>; revision: string; more: boolean }> {
+  async keysAt(
+    from: Buffer,
+    end: Buffer,
+    limit: number,
+    revision?: string,
+  ): Promise<{ keys: Array<{ key: string; modRevision: string }>; revision: string; more: boolean }> {
     const res = await this.call('range', () => this.client.kv.range({ key: from, range_end: end, limit, keys_only: true, ...(revision ? { revision } : {}) }));
     return { keys: res.kvs.map((kv) => ({ key: kv.key.toString(), modRevision: kv.mod_revision })), revision: res.header.revision, more: res.more };
   }
@@ -390,7 +431,11 @@ function guardWatchStream(client: Etcd3, onFault: (err: Error) => void, onAnswer
       try {
         handle(res);
       } catch (err) {
-        onFault(new Error(`${(err as Error).message} (watch id ${res.watch_id}, revision ${res.header?.revision}); the watch stream is opened again and every watch resumes`));
+        onFault(
+          new Error(
+            `${(err as Error).message} (watch id ${res.watch_id}, revision ${res.header?.revision}); the watch stream is opened again and every watch resumes`,
+          ),
+        );
         if (manager.state === WATCH_STREAM_CONNECTED) manager.handleError(err as Error);
       }
     };
@@ -461,7 +506,12 @@ export class Informer {
   private readonly relistEveryMs: number;
   private readonly watchAckTimeoutMs: number;
 
-  constructor(private readonly store: EtcdStore, readonly prefix: string, private readonly handlers: InformerHandlers<unknown>, options: InformerOptions = {}) {
+  constructor(
+    private readonly store: EtcdStore,
+    readonly prefix: string,
+    private readonly handlers: InformerHandlers<unknown>,
+    options: InformerOptions = {},
+  ) {
     this.relistEveryMs = options.relistEveryMs ?? 300_000;
     this.watchAckTimeoutMs = options.watchAckTimeoutMs ?? 5000;
   }
@@ -500,11 +550,20 @@ export class Informer {
     if (this.stopped) return Promise.reject(new InformerStoppedError(this.prefix));
     if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise((resolve, reject) => {
-      const onAbort = () => { this.waiters.delete(waiter); reject(signal!.reason); };
+      const onAbort = () => {
+        this.waiters.delete(waiter);
+        reject(signal!.reason);
+      };
       const waiter = {
         revision: target,
-        resolve: () => { signal?.removeEventListener('abort', onAbort); resolve(); },
-        reject: (err: Error) => { signal?.removeEventListener('abort', onAbort); reject(err); },
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (err: Error) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
       };
       this.waiters.add(waiter);
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -526,7 +585,11 @@ export class Informer {
     if (this.stopped) return;
     const gen = ++this.generation;
     // `watcher()`, not `create()`: listeners are in place before any reply can arrive.
-    const w = this.store.client.watch().prefix(this.prefix).startRevision(String(this.rev + 1n)).watcher();
+    const w = this.store.client
+      .watch()
+      .prefix(this.prefix)
+      .startRevision(String(this.rev + 1n))
+      .watcher();
     this.watcher = w;
     const current = () => gen === this.generation && !this.stopped;
     this.armAckTimer(current, monotonicMs());
@@ -536,9 +599,13 @@ export class Informer {
       clearTimeout(this.ackTimer);
       this.backoffMs = FIRST_BACKOFF_MS;
     });
-    w.on('data', (res: RPC.IWatchResponse) => { if (current()) this.apply(res); });
+    w.on('data', (res: RPC.IWatchResponse) => {
+      if (current()) this.apply(res);
+    });
     // The client would re-attach this watcher from the revision it tracks itself: replace it.
-    w.on('disconnected', () => { if (current()) this.rewatch(); });
+    w.on('disconnected', () => {
+      if (current()) this.rewatch();
+    });
     // etcd cancelled the watch (its revision was compacted, or another reason): relist.
     // The client has already dropped it, so no cancel is sent.
     w.on('error', () => {
@@ -556,12 +623,16 @@ export class Informer {
     const due = Math.max(since, this.store.watchStreamAnsweredAt) + this.watchAckTimeoutMs;
     // Decided after the poll phase (setImmediate): a timer that fires late, after the event loop
     // was busy, must first see the answers already waiting on the socket.
-    this.ackTimer = setTimeout(() => setImmediate(() => {
-      // (the acknowledgement may have come between the timer and this check)
-      if (!current() || this.acknowledged === this.generation) return;
-      if (Math.max(since, this.store.watchStreamAnsweredAt) + this.watchAckTimeoutMs > monotonicMs()) this.armAckTimer(current, since);
-      else this.ackTimedOut();
-    }), Math.max(1, due - monotonicMs()));
+    this.ackTimer = setTimeout(
+      () =>
+        setImmediate(() => {
+          // (the acknowledgement may have come between the timer and this check)
+          if (!current() || this.acknowledged === this.generation) return;
+          if (Math.max(since, this.store.watchStreamAnsweredAt) + this.watchAckTimeoutMs > monotonicMs()) this.armAckTimer(current, since);
+          else this.ackTimedOut();
+        }),
+      Math.max(1, due - monotonicMs()),
+    );
     this.ackTimer.unref();
   }
 
@@ -588,8 +659,7 @@ export class Informer {
     if (manager?.state === WATCH_STREAM_CONNECTED && manager.stream) {
       this.store.watchStreamResets++;
       manager.stream.cancel();
-    }
-    else this.rewatch();
+    } else this.rewatch();
   }
 
   /** Replaces the watch, after a backoff, by one from this informer's own revision + 1. */
@@ -618,7 +688,13 @@ export class Informer {
       const type = String(ev.type).toLowerCase() === 'delete' ? 'delete' : 'put';
       if (type === 'delete') this.known.delete(key);
       else this.known.set(key, at);
-      this.handlers.onEvent({ type, key, value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined, modRevision: kv.mod_revision, ...(type === 'put' ? { createRevision: kv.create_revision } : {}) });
+      this.handlers.onEvent({
+        type,
+        key,
+        value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined,
+        modRevision: kv.mod_revision,
+        ...(type === 'put' ? { createRevision: kv.create_revision } : {}),
+      });
       if (at > last) last = at;
     }
     this.advance(last);
@@ -703,7 +779,13 @@ export class Informer {
    * `revision`: its delete event carries `revision`, the first one at which the deletion is known.
    */
   private deliverDifference(changed: Array<Versioned<unknown>>, deleted: string[], revision: bigint): void {
-    const changes: Array<WatchEvent<unknown>> = changed.map((kv) => ({ type: 'put', key: kv.key, value: kv.value, modRevision: kv.modRevision, createRevision: kv.createRevision }));
+    const changes: Array<WatchEvent<unknown>> = changed.map((kv) => ({
+      type: 'put',
+      key: kv.key,
+      value: kv.value,
+      modRevision: kv.modRevision,
+      createRevision: kv.createRevision,
+    }));
     for (const key of deleted) changes.push({ type: 'delete', key, modRevision: String(revision) });
     changes.sort((a, b) => (BigInt(a.modRevision) < BigInt(b.modRevision) ? -1 : BigInt(a.modRevision) > BigInt(b.modRevision) ? 1 : 0));
     for (const ev of changes) {
@@ -739,7 +821,11 @@ export class Informer {
 
   private sleep(ms: number): Promise<void> {
     return new Promise((resolve) => {
-      const done = () => { clearTimeout(t); this.sleepers.delete(done); resolve(); };
+      const done = () => {
+        clearTimeout(t);
+        this.sleepers.delete(done);
+        resolve();
+      };
       const t = setTimeout(done, ms);
       t.unref();
       this.sleepers.add(done);
@@ -800,7 +886,11 @@ export class ProcessLease {
   private confirming = false;
   id = '';
 
-  constructor(private readonly store: EtcdStore, readonly ttlSeconds: number, options: ProcessLeaseOptions = {}) {
+  constructor(
+    private readonly store: EtcdStore,
+    readonly ttlSeconds: number,
+    options: ProcessLeaseOptions = {},
+  ) {
     this.clock = options.clock ?? monotonicMs;
     this.ttlMs = ttlSeconds * 1000;
     this.keepAliveEveryMs = options.keepAliveEveryMs ?? this.ttlMs / 5;
@@ -848,7 +938,10 @@ export class ProcessLease {
     for (const member of this.members) {
       // The deadline ends a stream to a member that stopped answering; its reply would be too late to count anyway.
       member.leaseClient.leaseKeepAlive({ deadline: Date.now() + this.ttlMs }).then((stream) => {
-        if (this.isLost) { stream.cancel(); return; }
+        if (this.isLost) {
+          stream.cancel();
+          return;
+        }
         this.streams.add(stream);
         let settled = false;
         const settle = () => {
@@ -862,8 +955,18 @@ export class ProcessLease {
           unanswered = -1; // answered: no failure to report for this round
           this.acknowledged(sentAt, Number(res.TTL));
         });
-        stream.on('error', (err: Error) => { if (!settled) { settle(); failed(castGrpcError(err)); } });
-        stream.on('end', () => { if (!settled) { settle(); failed(new Error('the keep-alive stream ended without a reply')); } });
+        stream.on('error', (err: Error) => {
+          if (!settled) {
+            settle();
+            failed(castGrpcError(err));
+          }
+        });
+        stream.on('end', () => {
+          if (!settled) {
+            settle();
+            failed(new Error('the keep-alive stream ended without a reply'));
+          }
+        });
         stream.write({ ID: this.id });
       }, failed);
     }
@@ -872,7 +975,10 @@ export class ProcessLease {
   private acknowledged(sentAt: number, ttlSeconds: number): void {
     // No TTL left, from one member: confirmed with every member first (see `failed` in renew).
     // The fence is not extended meanwhile, so a lease that is really gone still ends it at TTL.
-    if (!(ttlSeconds > 0)) { this.confirmLoss(); return; }
+    if (!(ttlSeconds > 0)) {
+      this.confirmLoss();
+      return;
+    }
     const outcome = this.fence.acknowledged(sentAt, ttlSeconds);
     if (outcome === RenewalOutcome.Gone) this.markLost();
     else if (outcome === RenewalOutcome.Renewed && !this.isLost) for (const fn of this.renewedHandlers) fn(sentAt);
@@ -965,7 +1071,11 @@ export class ProcessLease {
 function prefixEnd(prefix: string): Buffer {
   const b = Buffer.from(prefix);
   for (let i = b.length - 1; i >= 0; i--) {
-    if (b[i] < 0xff) { const out = Buffer.from(b.subarray(0, i + 1)); out[i]++; return out; }
+    if (b[i] < 0xff) {
+      const out = Buffer.from(b.subarray(0, i + 1));
+      out[i]++;
+      return out;
+    }
   }
   return Buffer.from([0]);
 }

@@ -4,8 +4,29 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
-  applyGroupOutcomes, BIND_TOO_LARGE, REPORT_TOO_LARGE, type Binding, failPending, jsonBytes, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, NODE_LOST, type NodeAllocation,
-  hasUnreleasedEnd, onlyReleased, releaseEndedTasks, releaseOnNode, type Requeue, type ReporterToken, reserveOnNode, settleOutcomes, subtractRanges, type TaskResult, TERMINAL_TASK_STATES,
+  applyGroupOutcomes,
+  BIND_TOO_LARGE,
+  REPORT_TOO_LARGE,
+  type Binding,
+  failPending,
+  jsonBytes,
+  boundGroupStatus,
+  EMPTY_ALLOCATION,
+  type GroupStatus,
+  type JobRecord,
+  NODE_LOST,
+  type NodeAllocation,
+  hasUnreleasedEnd,
+  onlyReleased,
+  releaseEndedTasks,
+  releaseOnNode,
+  type Requeue,
+  type ReporterToken,
+  reserveOnNode,
+  settleOutcomes,
+  subtractRanges,
+  type TaskResult,
+  TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
 import { addTxnSizes, chunkBySize, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, isTxnTooLarge, TxnBudget, type TxnLimits, type TxnSize, txnSize } from './chunks';
@@ -195,7 +216,13 @@ export async function bindPlan(
     result.bound.push(...chunk);
     result.revision = res.revision;
     for (const u of chunk) written.set(u.job.key, { ...u.job, value: u.next, modRevision: res.revision });
-    for (const [node, next] of touched) current.set(node, { key: store.keys.alloc(node), value: next, modRevision: res.revision, createRevision: current.get(node)?.createRevision ?? res.revision });
+    for (const [node, next] of touched)
+      current.set(node, {
+        key: store.keys.alloc(node),
+        value: next,
+        modRevision: res.revision,
+        createRevision: current.get(node)?.createRevision ?? res.revision,
+      });
   }
   return result;
 }
@@ -214,7 +241,9 @@ async function staleOf(
   const [jobsNow, allocsNow] = await Promise.all([store.getMany<JobRecord>(jobKeys), store.getMany<NodeAllocation>(nodes.map((n) => store.keys.alloc(n)))]);
   const jobs = jobKeys.filter((k, j) => jobsNow[j]?.modRevision !== expectedJob.get(k));
   const changed = new Map<string, Versioned<NodeAllocation> | undefined>();
-  nodes.forEach((n, j) => { if (allocsNow[j]?.modRevision !== current.get(n)?.modRevision) changed.set(n, allocsNow[j]); });
+  nodes.forEach((n, j) => {
+    if (allocsNow[j]?.modRevision !== current.get(n)?.modRevision) changed.set(n, allocsNow[j]);
+  });
   return { jobs, nodes: changed };
 }
 
@@ -222,20 +251,28 @@ async function staleOf(
 const MAX_BIND_REFUSALS = 8;
 
 /** What one part takes in a transaction: its job (compare, put), each binding (absent compare, binding and status puts), and the allocation of each node not yet in `touched`. */
-function partSize(store: EtcdStore, u: BindUnit, current: Map<string, Versioned<NodeAllocation> | undefined>, touched: ReadonlyMap<string, NodeAllocation>): TxnSize {
+function partSize(
+  store: EtcdStore,
+  u: BindUnit,
+  current: Map<string, Versioned<NodeAllocation> | undefined>,
+  touched: ReadonlyMap<string, NodeAllocation>,
+): TxnSize {
   const nodes = new Map<string, NodeAllocation>();
-  for (const b of u.bindings) if (!touched.has(b.node)) nodes.set(b.node, reserveOnNode(nodes.get(b.node) ?? current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
-  return addTxnSizes(
-    jobSize(store, u.next),
-    ...u.bindings.map((b) => bindingSize(store, b)),
-    ...[...nodes].map(([n, a]) => nodeWriteSize(store, n, a)),
-  );
+  for (const b of u.bindings)
+    if (!touched.has(b.node)) nodes.set(b.node, reserveOnNode(nodes.get(b.node) ?? current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
+  return addTxnSizes(jobSize(store, u.next), ...u.bindings.map((b) => bindingSize(store, b)), ...[...nodes].map(([n, a]) => nodeWriteSize(store, n, a)));
 }
 
 /** A touched node's part of a transaction: its allocation's compare and write, and its key's compare. */
 function nodeWriteSize(store: EtcdStore, node: string, alloc: NodeAllocation): TxnSize {
   const key = store.keys.alloc(node);
-  return txnSize([{ key, absent: true }, { key: store.keys.node(node), createRevision: '0' }], [{ put: key, value: alloc }]);
+  return txnSize(
+    [
+      { key, absent: true },
+      { key: store.keys.node(node), createRevision: '0' },
+    ],
+    [{ put: key, value: alloc }],
+  );
 }
 
 function jobSize(store: EtcdStore, job: JobRecord): TxnSize {
@@ -245,7 +282,13 @@ function jobSize(store: EtcdStore, job: JobRecord): TxnSize {
 
 function bindingSize(store: EtcdStore, b: Binding): TxnSize {
   const key = store.keys.binding(b.node, b.jobId, b.start, b.attempt);
-  return txnSize([{ key, absent: true }], [{ put: key, value: b }, { put: store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b) }]);
+  return txnSize(
+    [{ key, absent: true }],
+    [
+      { put: key, value: b },
+      { put: store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b) },
+    ],
+  );
 }
 
 /**
@@ -256,7 +299,13 @@ function bindingSize(store: EtcdStore, b: Binding): TxnSize {
  * node. `too-large` when even one task's binding and the job record do not fit: the unit can
  * never commit.
  */
-function splitUnit(store: EtcdStore, u: BindUnit, current: Map<string, Versioned<NodeAllocation> | undefined>, base: TxnSize, limits: TxnLimits = DEFAULT_TXN_LIMITS): BindUnit[] | 'too-large' {
+function splitUnit(
+  store: EtcdStore,
+  u: BindUnit,
+  current: Map<string, Versioned<NodeAllocation> | undefined>,
+  base: TxnSize,
+  limits: TxnLimits = DEFAULT_TXN_LIMITS,
+): BindUnit[] | 'too-large' {
   // Each part writes the job once; a part's record differs from `next` only in its pending
   // ranges, which a cut can lengthen by one range per binding (`RANGE_BYTES` each).
   const job = jobSize(store, u.next);
@@ -389,7 +438,10 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
     todo = todo.slice(chunk.length);
     const token: ReporterToken = { lease: leaseId, seq: ++reportSeq };
     const outcome = await reportChunk(store, node, leaseId, chunk, now, token);
-    if (outcome === 'fenced') { result.fenced = true; return result; }
+    if (outcome === 'fenced') {
+      result.fenced = true;
+      return result;
+    }
     if (outcome === 'too-large') {
       // Large job records (e.g. with `items`) made the chunk too big: send it in halves.
       const half = Math.ceil(chunk.length / 2);
@@ -429,7 +481,13 @@ export async function reportGroups(store: EtcdStore, node: string, leaseId: stri
  * lease) and the ones refused. A read that fails throws: the caller keeps its reports and the
  * next report resolves them the same way.
  */
-async function settleChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], token: ReporterToken): Promise<{ landed?: { revision: string }; again: GroupReport[]; refused: string[] }> {
+async function settleChunk(
+  store: EtcdStore,
+  node: string,
+  leaseId: string,
+  chunk: GroupReport[],
+  token: ReporterToken,
+): Promise<{ landed?: { revision: string }; again: GroupReport[]; refused: string[] }> {
   const keys = chunk.map((r) => store.keys.group(r.status.jobId, r.status.start, r.status.attempt));
   const statuses = await store.getMany<GroupStatus>(keys);
   const mine = statuses.find((s) => s?.value.reporter?.lease === token.lease && s.value.reporter.seq === token.seq);
@@ -483,7 +541,10 @@ function resultBytes(r: GroupReport): number {
  * is terminal, which happens only in the report's transaction after these.
  */
 async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string, r: GroupReport, results: readonly Op[]): Promise<boolean> {
-  const fences: Compare[] = [{ key: store.keys.node(node), lease: leaseId }, { key: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), modRevision: r.statusRevision }];
+  const fences: Compare[] = [
+    { key: store.keys.node(node), lease: leaseId },
+    { key: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), modRevision: r.statusRevision },
+  ];
   // A result is at most MAX_RESULT_BYTES: one alone always fits.
   const { chunks } = chunkBySize(results, (op) => txnSize([], [op]), { base: txnSize(fences, []) });
   for (const ops of chunks) {
@@ -492,7 +553,6 @@ async function writeResultsAhead(store: EtcdStore, node: string, leaseId: string
   }
   return true;
 }
-
 
 /** A chunk's transaction as prepared: what each status becomes and what it requeues. */
 interface PreparedChunk {
@@ -507,7 +567,14 @@ interface PreparedChunk {
  * caller halves it). A lone report never answers `too-large`: its results go ahead, and if its
  * status and job record still cannot fit, it ends its job instead (see `endOversizedReport`).
  */
-async function reportChunk(store: EtcdStore, node: string, leaseId: string, chunk: GroupReport[], now: number, token: ReporterToken): Promise<'fenced' | 'too-large' | (PreparedChunk & ({ revision: string } | { unsettled: true }))> {
+async function reportChunk(
+  store: EtcdStore,
+  node: string,
+  leaseId: string,
+  chunk: GroupReport[],
+  now: number,
+  token: ReporterToken,
+): Promise<'fenced' | 'too-large' | (PreparedChunk & ({ revision: string } | { unsettled: true }))> {
   // The allocation is read only when some task ends now (a report of tasks starting leaves it be).
   const alloc = chunk.some((r) => hasUnreleasedEnd(r.status)) ? await store.get<NodeAllocation>(store.keys.alloc(node)) : undefined;
   // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
@@ -516,7 +583,11 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
   const outcomes = new Map<string, GroupStatus[]>();
   for (const r of chunk) {
     const { alloc: after, released } = releaseEndedTasks(nextAlloc, r.status);
-    written.set(r, { ...r.status, tasks: released.length ? r.status.tasks.map((t, k) => (released.includes(k) ? { ...t, released: true } : t)) : r.status.tasks, reporter: token });
+    written.set(r, {
+      ...r.status,
+      tasks: released.length ? r.status.tasks.map((t, k) => (released.includes(k) ? { ...t, released: true } : t)) : r.status.tasks,
+      reporter: token,
+    });
     if (released.length === 0) continue;
     nextAlloc = after;
     outcomes.set(r.status.jobId, [...(outcomes.get(r.status.jobId) ?? []), onlyTasks(r.status, released)]);
@@ -530,10 +601,13 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     return leaseOk.succeeded ? { written, requeued, unsettled: true } : 'fenced';
   };
   const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
-  const statusOps = (statusOf: (r: GroupReport) => GroupStatus): Op[] => chunk.flatMap((r) => [
-    { put: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), value: statusOf(r) },
-    ...(r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) ? [{ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) }] : []),
-  ]);
+  const statusOps = (statusOf: (r: GroupReport) => GroupStatus): Op[] =>
+    chunk.flatMap((r) => [
+      { put: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), value: statusOf(r) },
+      ...(r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))
+        ? [{ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) }]
+        : []),
+    ]);
   for (const r of chunk) compares.push({ key: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), modRevision: r.statusRevision });
   const allocOps: Op[] = [];
   if (alloc && outcomes.size > 0) {
@@ -549,7 +623,8 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
     settledJobs.push({ job, next: settled.job });
     for (const r of settled.requeued) requeued.push({ ...r, jobId: id });
   });
-  const jobOps = (jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord): Op[] => settledJobs.map((j) => ({ put: j.job.key, value: jobOf(j) }));
+  const jobOps = (jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord): Op[] =>
+    settledJobs.map((j) => ({ put: j.job.key, value: jobOf(j) }));
   const resultOps: Op[] = chunk.flatMap((r) => (r.results ?? []).map((x) => ({ put: store.keys.result(r.status.jobId, x.index), value: x })));
   const budget = new TxnBudget();
   let ops: Op[] = [...statusOps((r) => written.get(r)!), ...allocOps, ...jobOps((j) => j.next)];
@@ -560,7 +635,14 @@ async function reportChunk(store: EtcdStore, node: string, leaseId: string, chun
       // A lone report: its results go ahead in their own transactions, then the rest must fit alone.
       if (resultOps.length > 0 && !(await writeResultsAhead(store, node, leaseId, chunk[0], resultOps))) return await compareFailed();
       if (!budget.fits(txnSize(compares, ops))) {
-        const ended = endOversizedReport(chunk[0], written.get(chunk[0])!, settledJobs, now, (statusOf, jobOf) => txnSize(compares, [...statusOps(statusOf), ...allocOps, ...jobOps(jobOf)]), budget);
+        const ended = endOversizedReport(
+          chunk[0],
+          written.get(chunk[0])!,
+          settledJobs,
+          now,
+          (statusOf, jobOf) => txnSize(compares, [...statusOps(statusOf), ...allocOps, ...jobOps(jobOf)]),
+          budget,
+        );
         written.set(chunk[0], ended.status);
         requeued = [];
         ops = [...statusOps(() => ended.status), ...allocOps, ...jobOps(ended.jobOf)];
@@ -598,7 +680,15 @@ function endOversizedReport(
   sizeOf: (statusOf: () => GroupStatus, jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord) => TxnSize,
   budget: TxnBudget,
 ): { status: GroupStatus; jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord } {
-  const compact: GroupStatus = { ...status, tasks: status.tasks.map((t) => ({ state: t.state, ...(t.reason ? { reason: t.reason } : {}), ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}), ...(t.released ? { released: true } : {}) })) };
+  const compact: GroupStatus = {
+    ...status,
+    tasks: status.tasks.map((t) => ({
+      state: t.state,
+      ...(t.reason ? { reason: t.reason } : {}),
+      ...(t.exitCode !== undefined ? { exitCode: t.exitCode } : {}),
+      ...(t.released ? { released: true } : {}),
+    })),
+  };
   const reasonOf = (job: JobRecord, trimmed: boolean) => ({
     code: REPORT_TOO_LARGE,
     message: `a report of tasks ${r.status.start}–${r.status.end - 1} cannot be written: the job's record (${jsonBytes(job)} bytes) and the group's status (${jsonBytes(status)} bytes) do not fit the ${budget.limits.maxBytes} bytes of one etcd transaction, so its pending tasks fail${trimmed ? ' and its env, items, labels, selector and tolerations were dropped from the stored record' : ''}; submit it again smaller (pass large values by reference: a file or URI the task reads)`,
@@ -613,7 +703,9 @@ function endOversizedReport(
     const jobOf = (j: { job: Versioned<JobRecord>; next: JobRecord }) => failed(j.next, trimmed);
     if (budget.fits(sizeOf(() => compact, jobOf))) return { status: compact, jobOf };
   }
-  throw new Error(`the report of group ${r.status.jobId}/${r.status.start} cannot fit one etcd transaction even with its status compacted and its job record trimmed`);
+  throw new Error(
+    `the report of group ${r.status.jobId}/${r.status.start} cannot fit one etcd transaction even with its status compacted and its job record trimmed`,
+  );
 }
 
 /** A job spec without what only a new attempt would need. */
@@ -670,10 +762,15 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
   for (let round = 0; ; round++) {
     const bindings = (await store.listAll<Binding>(store.keys.bindingsOf(node))).items;
     const listed = new Set(bindings.map((b) => b.key));
-    for (const u of unsettled) if (u.keys.every((k) => !listed.has(k))) { ended += u.keys.length; lost += u.tasks; }
+    for (const u of unsettled)
+      if (u.keys.every((k) => !listed.has(k))) {
+        ended += u.keys.length;
+        lost += u.tasks;
+      }
     unsettled = [];
     if (bindings.length === 0) break;
-    if (round >= MAX_REAP_ROUNDS) throw new Error(`reaping node ${node}: ${bindings.length} bindings remain after ${round} rounds of busy job records; retry next cycle`);
+    if (round >= MAX_REAP_ROUNDS)
+      throw new Error(`reaping node ${node}: ${bindings.length} bindings remain after ${round} rounds of busy job records; retry next cycle`);
     const byJob = new Map<string, Array<Versioned<Binding>>>();
     for (const b of bindings) byJob.set(b.value.jobId, [...(byJob.get(b.value.jobId) ?? []), b]);
     for (const [jobId, list] of byJob) {
@@ -681,7 +778,11 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
         const chunk = list.slice(i, i + 30);
         const txn = await reapTxn(store, [fence, gone], node, jobId, chunk, now);
         try {
-          if ((await store.txn(txn.compares, txn.ops)).succeeded) { ended += chunk.length; lost += txn.tasks; continue; }
+          if ((await store.txn(txn.compares, txn.ops)).succeeded) {
+            ended += chunk.length;
+            lost += txn.tasks;
+            continue;
+          }
         } catch (err) {
           if (!(err instanceof OutcomeUnknownError)) throw err;
           unsettled.push({ keys: chunk.map((b) => b.key), tasks: txn.tasks });
@@ -714,9 +815,20 @@ export async function reapLostNode(store: EtcdStore, fence: Compare, node: strin
  * at its revision), so a reap that stops half-way (the node came back) leaves no reservation of
  * a reaped group behind.
  */
-async function reapTxn(store: EtcdStore, fences: Compare[], node: string, jobId: string, chunk: Array<Versioned<Binding>>, now: number): Promise<{ compares: Compare[]; ops: Op[]; tasks: number }> {
+async function reapTxn(
+  store: EtcdStore,
+  fences: Compare[],
+  node: string,
+  jobId: string,
+  chunk: Array<Versioned<Binding>>,
+  now: number,
+): Promise<{ compares: Compare[]; ops: Op[]; tasks: number }> {
   const allocKey = store.keys.alloc(node);
-  const [job, alloc, ...statuses] = await store.getMany<unknown>([store.keys.job(jobId), allocKey, ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt))]);
+  const [job, alloc, ...statuses] = await store.getMany<unknown>([
+    store.keys.job(jobId),
+    allocKey,
+    ...chunk.map((b) => store.keys.group(jobId, b.value.start, b.value.attempt)),
+  ]);
   const compares: Compare[] = [...fences];
   const ops: Op[] = [];
   const finished: GroupStatus[] = [];
@@ -733,7 +845,10 @@ async function reapTxn(store: EtcdStore, fences: Compare[], node: string, jobId:
     }
     // Written by the scheduler, not by the executor: without its report token.
     const { reporter: _executor, ...status } = st.value;
-    const ended: GroupStatus = { ...status, tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })) };
+    const ended: GroupStatus = {
+      ...status,
+      tasks: st.value.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })),
+    };
     // Every task not released yet gives its room back now (the same arithmetic as a report's).
     const { alloc: after, released } = releaseEndedTasks(nextAlloc ?? EMPTY_ALLOCATION, ended);
     if (nextAlloc) nextAlloc = after;
@@ -770,7 +885,11 @@ async function whyReapRefused(store: EtcdStore, fence: Compare, node: string): P
  * rest of its transaction: decided again next cycle).
  */
 export async function requestPreemption(
-  store: EtcdStore, fence: Compare, victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }>, now: number, limits: TxnLimits = DEFAULT_TXN_LIMITS,
+  store: EtcdStore,
+  fence: Compare,
+  victims: Array<{ node: string; jobId: string; start: number; attempt: number; index: number }>,
+  now: number,
+  limits: TxnLimits = DEFAULT_TXN_LIMITS,
 ): Promise<number> {
   const byKey = new Map<string, number[]>();
   for (const v of victims) {
@@ -782,14 +901,21 @@ export async function requestPreemption(
   const changes = keys.flatMap((key, k) => {
     const b = current[k];
     if (!b) return [];
-    const value: Binding = { ...b.value, preempt: [...new Set([...(b.value.preempt ?? []), ...byKey.get(key)!])].sort((x, y) => x - y), preemptRequestedAt: b.value.preemptRequestedAt ?? now };
+    const value: Binding = {
+      ...b.value,
+      preempt: [...new Set([...(b.value.preempt ?? []), ...byKey.get(key)!])].sort((x, y) => x - y),
+      preemptRequestedAt: b.value.preemptRequestedAt ?? now,
+    };
     return [{ compare: { key, modRevision: b.modRevision } as Compare, op: { put: key, value } as Op }];
   });
   // A binding too large to rewrite alone cannot exist (it was written with its job in one transaction); none is sent.
   const { chunks } = chunkBySize(changes, (c) => txnSize([c.compare], [c.op]), { base: txnSize([fence], []), limits });
   let changed = 0;
   for (const chunk of chunks) {
-    const res = await store.txn([fence, ...chunk.map((c) => c.compare)], chunk.map((c) => c.op));
+    const res = await store.txn(
+      [fence, ...chunk.map((c) => c.compare)],
+      chunk.map((c) => c.op),
+    );
     if (res.succeeded) changed += chunk.length;
   }
   return changed;

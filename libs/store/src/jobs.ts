@@ -55,7 +55,11 @@ function sameSubmit(stored: JobRecord, submitted: JobRecord): boolean {
 }
 
 /** The compares and writes of one submit: the job and its idempotency record, both new. */
-function submitWrites(store: EtcdStore, job: JobRecord, idempotency?: { key: string; requestHash: string }): { compares: Compare[]; ops: Op[]; idemKey?: string } {
+function submitWrites(
+  store: EtcdStore,
+  job: JobRecord,
+  idempotency?: { key: string; requestHash: string },
+): { compares: Compare[]; ops: Op[]; idemKey?: string } {
   const jobKey = store.keys.job(job.id);
   const compares: Compare[] = [{ key: jobKey, absent: true }];
   const ops: Op[] = [{ put: jobKey, value: job }];
@@ -67,7 +71,12 @@ function submitWrites(store: EtcdStore, job: JobRecord, idempotency?: { key: str
 }
 
 /** Why a submit's compares failed: the key's first job (a retry), or the error to answer. */
-async function submitRefused(store: EtcdStore, job: JobRecord, idempotency: { key: string; requestHash: string } | undefined, idemKey: string | undefined): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
+async function submitRefused(
+  store: EtcdStore,
+  job: JobRecord,
+  idempotency: { key: string; requestHash: string } | undefined,
+  idemKey: string | undefined,
+): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
   if (!idemKey || !idempotency) {
     // Job ids are drawn at random per submit: a record under this id that is this very job was
     // written by an earlier try of this submit whose answer was lost (a deadline after the commit).
@@ -131,7 +140,10 @@ export class SubmitCommitter {
   /** Answers submits that wait past `maxWaitMs` while every transaction slot is taken. */
   private expiry?: NodeJS.Timeout;
 
-  constructor(private readonly store: EtcdStore, o: SubmitCommitterOptions = {}) {
+  constructor(
+    private readonly store: EtcdStore,
+    o: SubmitCommitterOptions = {},
+  ) {
     this.maxInflight = o.maxInflight ?? 2;
     this.maxWaitMs = o.maxWaitMs ?? 2000;
     this.clock = o.clock ?? (() => performance.now());
@@ -164,7 +176,11 @@ export class SubmitCommitter {
   }
 
   private reject503(p: PendingSubmit): void {
-    p.reject(new ApiError(ErrorCode.Unavailable, `the store did not take the submit within ${this.maxWaitMs} ms; retry with the same Idempotency-Key`, { retryAfterSeconds: 1 }));
+    p.reject(
+      new ApiError(ErrorCode.Unavailable, `the store did not take the submit within ${this.maxWaitMs} ms; retry with the same Idempotency-Key`, {
+        retryAfterSeconds: 1,
+      }),
+    );
   }
 
   private pump(): void {
@@ -200,7 +216,10 @@ export class SubmitCommitter {
       const b = Buffer.byteLength(JSON.stringify(p.job)) + SUBMIT_OVERHEAD_BYTES;
       if (batch.length > 0 && bytes + b > MAX_TXN_BYTES / 2) break;
       // Two submits with one key cannot share a transaction (etcd refuses a key written twice): the later waits.
-      if (p.idempotency && keys.has(p.idempotency.key)) { i++; continue; }
+      if (p.idempotency && keys.has(p.idempotency.key)) {
+        i++;
+        continue;
+      }
       if (p.idempotency) keys.add(p.idempotency.key);
       bytes += b;
       batch.push(p);
@@ -218,7 +237,10 @@ export class SubmitCommitter {
     const writes = batch.map((p) => submitWrites(this.store, p.job, p.idempotency));
     let res: { succeeded: boolean; revision: string };
     try {
-      res = await this.store.txn(writes.flatMap((w) => w.compares), writes.flatMap((w) => w.ops));
+      res = await this.store.txn(
+        writes.flatMap((w) => w.compares),
+        writes.flatMap((w) => w.ops),
+      );
     } catch {
       // Refused whole (too large, say) or its outcome unknown (a deadline after the commit?): each
       // submit on its own, which also tells one that was committed from one that was not.
@@ -226,7 +248,8 @@ export class SubmitCommitter {
       return;
     }
     if (res.succeeded) {
-      for (const p of batch) p.resolve({ job: { key: this.store.keys.job(p.job.id), value: p.job, modRevision: res.revision, createRevision: res.revision }, created: true });
+      for (const p of batch)
+        p.resolve({ job: { key: this.store.keys.job(p.job.id), value: p.job, modRevision: res.revision, createRevision: res.revision }, created: true });
       return;
     }
     // Some compare failed, and so nothing of the batch was written: each submit on its own.
@@ -254,7 +277,10 @@ export async function updateJob(
     if (!cur) return undefined;
     const next = change(cur.value);
     if (!next) return cur;
-    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }, ...(extra.compares ?? [])], [{ put: cur.key, value: next }, ...(extra.ops ?? [])]);
+    const res = await store.txn(
+      [{ key: cur.key, modRevision: cur.modRevision }, ...(extra.compares ?? [])],
+      [{ put: cur.key, value: next }, ...(extra.ops ?? [])],
+    );
     if (res.succeeded) return { ...cur, value: next, modRevision: res.revision };
   }
   throw new ApiError(ErrorCode.Conflict, `job ${id} is changing too fast; retry`, { id });
@@ -283,7 +309,10 @@ export async function updateJobs(store: EtcdStore, ids: string[], change: (job: 
       next.push(n);
     }
     if (ops.length === 0) continue;
-    if ((await store.txn(compares, ops)).succeeded) { written.push(...next); continue; }
+    if ((await store.txn(compares, ops)).succeeded) {
+      written.push(...next);
+      continue;
+    }
     // One by one; only what this call wrote counts (another writer may have changed it first).
     for (const id of chunk) {
       if (!next.some((n) => n.id === id)) continue;
@@ -344,7 +373,10 @@ export async function cancelJob(store: EtcdStore, id: string, now: number, fence
     for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
       const b = await store.get<Binding>(key);
       if (!b || b.value.cancelRequested) break;
-      const res = await store.txn([{ key, modRevision: b.modRevision }, ...(fence ? [fence] : [])], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
+      const res = await store.txn(
+        [{ key, modRevision: b.modRevision }, ...(fence ? [fence] : [])],
+        [{ put: key, value: { ...b.value, cancelRequested: true } }],
+      );
       if (res.succeeded) break;
     }
   }

@@ -6,46 +6,104 @@
 /** Builds keys under one root prefix (default `/batch/`), so clusters can share an etcd. */
 export class Keys {
   constructor(readonly root = '/batch/') {}
-  tenant(name: string) { return `${this.root}tenants/${name}`; }
-  tenants() { return `${this.root}tenants/`; }
-  queue(name: string) { return `${this.root}queues/${name}`; }
-  queues() { return `${this.root}queues/`; }
-  job(id: string) { return `${this.root}jobs/${id}`; }
-  jobs() { return `${this.root}jobs/`; }
+  tenant(name: string) {
+    return `${this.root}tenants/${name}`;
+  }
+  tenants() {
+    return `${this.root}tenants/`;
+  }
+  queue(name: string) {
+    return `${this.root}queues/${name}`;
+  }
+  queues() {
+    return `${this.root}queues/`;
+  }
+  job(id: string) {
+    return `${this.root}jobs/${id}`;
+  }
+  jobs() {
+    return `${this.root}jobs/`;
+  }
   /** Idempotency record of a submit: tenant plus a digest of the client's key. */
-  idempotency(tenant: string, keyDigest: string) { return `${this.root}idempotency/${tenant}/${keyDigest}`; }
-  idempotencyAll() { return `${this.root}idempotency/`; }
+  idempotency(tenant: string, keyDigest: string) {
+    return `${this.root}idempotency/${tenant}/${keyDigest}`;
+  }
+  idempotencyAll() {
+    return `${this.root}idempotency/`;
+  }
   /** Status of a bound task range at one attempt, kept after it ends (each attempt has its own). */
-  group(jobId: string, start: number, attempt: number) { return `${this.root}groups/${jobId}/${pad(start)}/${attempt}`; }
-  groupsOf(jobId: string) { return `${this.root}groups/${jobId}/`; }
+  group(jobId: string, start: number, attempt: number) {
+    return `${this.root}groups/${jobId}/${pad(start)}/${attempt}`;
+  }
+  groupsOf(jobId: string) {
+    return `${this.root}groups/${jobId}/`;
+  }
   /** A live run order for one node: one range of one job at one attempt. */
-  binding(node: string, jobId: string, start: number, attempt: number) { return `${this.root}bindings/${node}/${jobId}/${pad(start)}/${attempt}`; }
-  bindingsOf(node: string) { return `${this.root}bindings/${node}/`; }
-  bindings() { return `${this.root}bindings/`; }
+  binding(node: string, jobId: string, start: number, attempt: number) {
+    return `${this.root}bindings/${node}/${jobId}/${pad(start)}/${attempt}`;
+  }
+  bindingsOf(node: string) {
+    return `${this.root}bindings/${node}/`;
+  }
+  bindings() {
+    return `${this.root}bindings/`;
+  }
   /** A workflow: its DAG, each step's phase and job id. */
-  workflow(id: string) { return `${this.root}workflows/${id}`; }
-  workflows() { return `${this.root}workflows/`; }
+  workflow(id: string) {
+    return `${this.root}workflows/${id}`;
+  }
+  workflows() {
+    return `${this.root}workflows/`;
+  }
   /** A task's small JSON result (the last attempt that reported one). */
-  result(jobId: string, index: number) { return `${this.root}results/${jobId}/${pad(index)}`; }
-  resultsOf(jobId: string) { return `${this.root}results/${jobId}/`; }
-  node(name: string) { return `${this.root}nodes/${name}`; }
-  nodes() { return `${this.root}nodes/`; }
-  alloc(node: string) { return `${this.root}alloc/${node}`; }
+  result(jobId: string, index: number) {
+    return `${this.root}results/${jobId}/${pad(index)}`;
+  }
+  resultsOf(jobId: string) {
+    return `${this.root}results/${jobId}/`;
+  }
+  node(name: string) {
+    return `${this.root}nodes/${name}`;
+  }
+  nodes() {
+    return `${this.root}nodes/`;
+  }
+  alloc(node: string) {
+    return `${this.root}alloc/${node}`;
+  }
   /** An operator's cordon (and drain) of a node; outlives the executor's lease. */
-  cordon(node: string) { return `${this.root}cordons/${node}`; }
-  cordons() { return `${this.root}cordons/`; }
-  allocs() { return `${this.root}alloc/`; }
+  cordon(node: string) {
+    return `${this.root}cordons/${node}`;
+  }
+  cordons() {
+    return `${this.root}cordons/`;
+  }
+  allocs() {
+    return `${this.root}alloc/`;
+  }
   /** A tenant's shared token bucket (`kind`: submits or tasks). */
-  bucket(tenant: string, kind: string) { return `${this.root}throttle/${tenant}/${kind}`; }
+  bucket(tenant: string, kind: string) {
+    return `${this.root}throttle/${tenant}/${kind}`;
+  }
   /** Each queue's decayed usage, written by the scheduler leader so a successor continues it. */
-  usage() { return `${this.root}usage`; }
+  usage() {
+    return `${this.root}usage`;
+  }
   /** The key whose create revision fences a leader's writes. */
-  leader(role: string) { return `${this.root}leaders/${role}`; }
+  leader(role: string) {
+    return `${this.root}leaders/${role}`;
+  }
   /** Liveness of every service process, bound to its lease. */
-  member(service: string, id: string) { return `${this.root}members/${service}/${id}`; }
-  members() { return `${this.root}members/`; }
+  member(service: string, id: string) {
+    return `${this.root}members/${service}/${id}`;
+  }
+  members() {
+    return `${this.root}members/`;
+  }
   /** Members of one service. */
-  membersOf(service: string) { return `${this.root}members/${service}/`; }
+  membersOf(service: string) {
+    return `${this.root}members/${service}/`;
+  }
 }
 
 /** Task indices are zero-padded so keys sort in task order. */

@@ -69,7 +69,13 @@ export class Leadership {
  * `currentLease` may be a function giving the process lease of the moment: a campaign that
  * outlives a lease (the runtime takes a new one after a loss) then goes on with the new one.
  */
-export async function campaign(store: EtcdStore, role: string, identity: string, currentLease: ProcessLease | (() => ProcessLease), opts: CampaignOptions = {}): Promise<Leadership> {
+export async function campaign(
+  store: EtcdStore,
+  role: string,
+  identity: string,
+  currentLease: ProcessLease | (() => ProcessLease),
+  opts: CampaignOptions = {},
+): Promise<Leadership> {
   const key = store.keys.leader(role);
   const pollMs = opts.pollMs ?? 250;
   for (;;) {
@@ -110,7 +116,14 @@ export interface ElectedRole {
  * (or waits, if the process is about to exit instead). Services call it through the runtime's
  * `serveElectedRole`, which passes the service's current lease.
  */
-export async function serveWhileElected(store: EtcdStore, role: string, identity: string, currentLease: () => ProcessLease, signal: AbortSignal, r: ElectedRole): Promise<void> {
+export async function serveWhileElected(
+  store: EtcdStore,
+  role: string,
+  identity: string,
+  currentLease: () => ProcessLease,
+  signal: AbortSignal,
+  r: ElectedRole,
+): Promise<void> {
   while (!signal.aborted) {
     let leadership: Leadership;
     try {

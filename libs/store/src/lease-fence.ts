@@ -47,7 +47,10 @@ export class LeaseFence {
    * @param grantSentAt when the grant request was sent, in ms of the holder's clock
    * @param ttlMs the TTL asked for, in ms; a longer TTL granted by etcd is not relied on
    */
-  constructor(grantSentAt: number, private readonly ttlMs: number) {
+  constructor(
+    grantSentAt: number,
+    private readonly ttlMs: number,
+  ) {
     this.renewedAt = grantSentAt;
     this.validMs = ttlMs;
   }

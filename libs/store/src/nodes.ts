@@ -8,7 +8,15 @@ import type { Compare, EtcdStore } from './etcd';
  * scheduler writes it; an executor quarantining its own node passes its node-lease compare.
  * Returns whether this call quarantined the node.
  */
-export async function quarantineNode(store: EtcdStore, fence: Compare, node: string, cause: QuarantineCause, failures: number, detail: string, now: number): Promise<boolean> {
+export async function quarantineNode(
+  store: EtcdStore,
+  fence: Compare,
+  node: string,
+  cause: QuarantineCause,
+  failures: number,
+  detail: string,
+  now: number,
+): Promise<boolean> {
   const key = store.keys.cordon(node);
   const cordon: Cordon = { node, reason: `quarantined: ${detail}`, by: 'batchapi', at: now, quarantine: { cause, failures } };
   const res = await store.txn([fence, { key, absent: true }], [{ put: key, value: cordon }]);

@@ -34,13 +34,23 @@ export interface RetentionResult {
 /** One retention pass: deletes expired jobs with their groups, then expired idempotency records. */
 export async function collectHistory(store: EtcdStore, fence: Compare, policy: RetentionPolicy, now: number): Promise<RetentionResult> {
   const out: RetentionResult = { jobs: 0, groups: 0, idempotency: 0 };
-  const expired = (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => isExpired(j.value, now, policy.jobRetentionMs)).slice(0, policy.maxJobsPerPass);
+  const expired = (await store.listAll<JobRecord>(store.keys.jobs())).items
+    .filter((j) => isExpired(j.value, now, policy.jobRetentionMs))
+    .slice(0, policy.maxJobsPerPass);
   for (const job of expired) {
     // Groups first (a crash in between leaves the job with fewer groups, never groups without a job), then the job if unchanged.
     const groups = (await store.listAll<unknown>(store.keys.groupsOf(job.value.id))).items;
     for (let i = 0; i < groups.length; i += MAX_TXN_OPS - 1) {
       const part = groups.slice(i, i + MAX_TXN_OPS - 1);
-      if ((await store.txn([fence], part.map((g): Op => ({ delete: g.key })))).succeeded) out.groups += part.length;
+      if (
+        (
+          await store.txn(
+            [fence],
+            part.map((g): Op => ({ delete: g.key })),
+          )
+        ).succeeded
+      )
+        out.groups += part.length;
       else return out; // fence lost
     }
     if ((await store.txn([fence, { key: job.key, modRevision: job.modRevision }], [{ delete: job.key }])).succeeded) out.jobs++;
@@ -48,7 +58,15 @@ export async function collectHistory(store: EtcdStore, fence: Compare, policy: R
   const stale = (await store.listAll<IdempotencyRecord>(store.keys.idempotencyAll())).items.filter((r) => now - r.value.createdAt > policy.idempotencyTtlMs);
   for (let i = 0; i < stale.length; i += (MAX_TXN_OPS >> 1) - 1) {
     const part = stale.slice(i, i + (MAX_TXN_OPS >> 1) - 1);
-    if ((await store.txn([fence, ...part.map((r): Compare => ({ key: r.key, modRevision: r.modRevision }))], part.map((r): Op => ({ delete: r.key })))).succeeded) out.idempotency += part.length;
+    if (
+      (
+        await store.txn(
+          [fence, ...part.map((r): Compare => ({ key: r.key, modRevision: r.modRevision }))],
+          part.map((r): Op => ({ delete: r.key })),
+        )
+      ).succeeded
+    )
+      out.idempotency += part.length;
   }
   return out;
 }

@@ -6,7 +6,6 @@
 import { GRPCOutOfRangeError, Range } from 'etcd3';
 import type { EtcdStore } from './etcd';
 
-
 /**
  * True when nothing under `prefix` changed in the revisions (`after`, `upTo`]: no key was
  * created, updated or deleted. Two small reads: at `upTo`, the key count and the newest mod

@@ -17,7 +17,11 @@ interface WorkflowIdempotencyRecord {
  * Commits a new workflow before anyone answers. With an idempotency key, a retry returns the
  * first workflow (`created: false`); the same key with another body is `idempotency_conflict`.
  */
-export async function submitWorkflow(store: EtcdStore, wf: WorkflowRecord, idempotency?: { key: string; requestHash: string }): Promise<{ workflow: WorkflowRecord; created: boolean }> {
+export async function submitWorkflow(
+  store: EtcdStore,
+  wf: WorkflowRecord,
+  idempotency?: { key: string; requestHash: string },
+): Promise<{ workflow: WorkflowRecord; created: boolean }> {
   const key = store.keys.workflow(wf.id);
   const compares: Compare[] = [{ key, absent: true }];
   const idemKey = idempotency ? store.keys.idempotency(wf.tenant, sha256(`workflow\n${idempotency.key}`)) : undefined;
@@ -32,7 +36,11 @@ export async function submitWorkflow(store: EtcdStore, wf: WorkflowRecord, idemp
   const prior = await store.get<WorkflowIdempotencyRecord>(idemKey);
   if (!prior) throw new ApiError(ErrorCode.Conflict, 'the submit raced with another; retry it', { field: 'Idempotency-Key' });
   if (prior.value.requestHash !== idempotency.requestHash) {
-    throw new ApiError(ErrorCode.IdempotencyConflict, `Idempotency-Key was already used for workflow ${prior.value.workflowId} with a different request; use a new key`, { field: 'Idempotency-Key', id: prior.value.workflowId });
+    throw new ApiError(
+      ErrorCode.IdempotencyConflict,
+      `Idempotency-Key was already used for workflow ${prior.value.workflowId} with a different request; use a new key`,
+      { field: 'Idempotency-Key', id: prior.value.workflowId },
+    );
   }
   const existing = await getWorkflow(store, prior.value.workflowId);
   if (!existing) throw new ApiError(ErrorCode.Conflict, `workflow ${prior.value.workflowId} of this key is gone`, { id: prior.value.workflowId });

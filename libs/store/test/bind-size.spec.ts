@@ -5,9 +5,29 @@
  * stops the plan without throwing away what was not sent; preemption requests are chunked by
  * bytes, not by count.
  */
-import { type Binding, boundGroupStatus, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation, reserveOnNode, type TaskResult } from '@batchapi/api';
 import {
-  bindPlan, type BindUnit, type EtcdStore, getJob, type Leadership, type LocalEtcd, OutcomeUnknownError, type ProcessLease, reportGroups, requestPreemption, submitJob, type Versioned,
+  type Binding,
+  boundGroupStatus,
+  EMPTY_ALLOCATION,
+  type GroupStatus,
+  type JobRecord,
+  type NodeAllocation,
+  reserveOnNode,
+  type TaskResult,
+} from '@batchapi/api';
+import {
+  bindPlan,
+  type BindUnit,
+  type EtcdStore,
+  getJob,
+  type Leadership,
+  type LocalEtcd,
+  OutcomeUnknownError,
+  type ProcessLease,
+  reportGroups,
+  requestPreemption,
+  submitJob,
+  type Versioned,
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError } from 'etcd3';
 import { startLeaderStore, stopLeaderStore } from './leader-fixture';
@@ -18,48 +38,107 @@ let lease: ProcessLease;
 let leader: Leadership;
 
 beforeAll(async () => ({ etcd, store, lease, leader } = await startLeaderStore('/bs/', 'bind-size')));
-afterEach(() => { store.seam = undefined; });
+afterEach(() => {
+  store.seam = undefined;
+});
 afterAll(() => stopLeaderStore({ etcd, store, lease }));
 
 /** What a job of a plan carries: `env` entries of `value`, `tasks` tasks bound as one group on node `node`. */
-interface JobShape { id: string; tasks?: number; envEntries?: number; value?: string; node?: string }
+interface JobShape {
+  id: string;
+  tasks?: number;
+  envEntries?: number;
+  value?: string;
+  node?: string;
+}
 
 /** Writes the job straight into etcd (as a record made large behind admission's back would be) and plans all its tasks on its node. */
 async function unitOf(s: JobShape): Promise<BindUnit> {
   const tasks = s.tasks ?? 1;
   const env = Object.fromEntries(Array.from({ length: s.envEntries ?? 0 }, (_, k) => [`V${k}`, s.value ?? '']));
   const record: JobRecord = {
-    id: s.id, tenant: 'a', queue: 'q', phase: 'Queued', createdAt: 1,
+    id: s.id,
+    tenant: 'a',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: 1,
     spec: { name: 'j', command: ['true'], env, resources: { cpu: 1 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
   const { job } = await submitJob(store, record);
   const node = s.node ?? `node-${s.id}`;
-  const b: Binding = { jobId: s.id, tenant: 'a', queue: 'q', node, start: 0, end: tasks, attempt: 1, resources: { cpu: 1 }, devices: Array.from({ length: tasks }, () => []), boundAt: 5, command: ['true'], env };
+  const b: Binding = {
+    jobId: s.id,
+    tenant: 'a',
+    queue: 'q',
+    node,
+    start: 0,
+    end: tasks,
+    attempt: 1,
+    resources: { cpu: 1 },
+    devices: Array.from({ length: tasks }, () => []),
+    boundAt: 5,
+    command: ['true'],
+    env,
+  };
   return { job, next: { ...job.value, pending: [], phase: 'Running', startedAt: 5 }, bindings: [b] };
 }
 
-const allocsOf = (units: BindUnit[]) => new Map<string, Versioned<NodeAllocation> | undefined>(units.flatMap((u) => u.bindings.map((b) => [b.node, undefined] as const)));
-const boundTasks = async (id: string) => (await store.listAll<{ start: number; end: number }>(store.keys.groupsOf(id))).items.reduce((n, g) => n + g.value.end - g.value.start, 0);
+const allocsOf = (units: BindUnit[]) =>
+  new Map<string, Versioned<NodeAllocation> | undefined>(units.flatMap((u) => u.bindings.map((b) => [b.node, undefined] as const)));
+const boundTasks = async (id: string) =>
+  (await store.listAll<{ start: number; end: number }>(store.keys.groupsOf(id))).items.reduce((n, g) => n + g.value.end - g.value.start, 0);
 
 describe('bindPlan isolates what can never commit', () => {
   it.each([
     // [what, jobs of the plan in order, jobs that bind, jobs failed as too large, bind transactions sent, limits]
     // 30 × 32,000 chars = 960,000 bytes of env: record ≈ 960 KB + binding ≈ 960 KB > 1 MiB; the
     // small job after it binds (before: the first chunk held the big unit alone, etcd refused it, the plan threw)
-    ['a job whose env makes one task\'s bind over 1 MiB, then a normal job', [{ id: 'huge-env', envEntries: 30, value: 'x'.repeat(32_000) }, { id: 'small-1', tasks: 2 }], ['small-1'], ['huge-env'], 1, undefined],
+    [
+      "a job whose env makes one task's bind over 1 MiB, then a normal job",
+      [
+        { id: 'huge-env', envEntries: 30, value: 'x'.repeat(32_000) },
+        { id: 'small-1', tasks: 2 },
+      ],
+      ['small-1'],
+      ['huge-env'],
+      1,
+      undefined,
+    ],
     // 30 × 11,000 "€" = 330,000 UTF-16 units but 990,000 bytes: record + binding ≈ 1.98 MB, over by
     // bytes though JSON.stringify().length counted ~660,000 and let it through
-    ['a job whose env is small in UTF-16 units but large in UTF-8 bytes', [{ id: 'euro-env', envEntries: 30, value: '€'.repeat(11_000) }, { id: 'small-2' }], ['small-2'], ['euro-env'], 1, undefined],
+    [
+      'a job whose env is small in UTF-16 units but large in UTF-8 bytes',
+      [{ id: 'euro-env', envEntries: 30, value: '€'.repeat(11_000) }, { id: 'small-2' }],
+      ['small-2'],
+      ['euro-env'],
+      1,
+      undefined,
+    ],
     // 60,000 tasks on one node: the status alone has 60,000 × 18 bytes ({"state":"Bound"},) ≈ 1.08 MB;
     // the group is cut in halves of 30,000 (≈ 540 KB of status + 90 KB of devices each), one a transaction
     ['a group of 60,000 tasks on one node', [{ id: 'wide', tasks: 60_000 }], ['wide'], [], 2, undefined],
     // limits above etcd's own (3 MiB): three units of ≈ 700 KB (350 KB record + 350 KB binding) make
     // one 2.1 MB chunk, which etcd refuses (over 1.5 MiB); then 2 a txn (1.4 MB) and the last alone: 3 txns
-    ['etcd refuses a chunk as too large: the plan sends fewer parts a transaction', [0, 1, 2].map((k) => ({ id: `mid-${k}`, envEntries: 10, value: 'm'.repeat(35_000) })), ['mid-0', 'mid-1', 'mid-2'], [], 3, { maxOps: 128, maxBytes: 3 * 1024 * 1024 }],
+    [
+      'etcd refuses a chunk as too large: the plan sends fewer parts a transaction',
+      [0, 1, 2].map((k) => ({ id: `mid-${k}`, envEntries: 10, value: 'm'.repeat(35_000) })),
+      ['mid-0', 'mid-1', 'mid-2'],
+      [],
+      3,
+      { maxOps: 128, maxBytes: 3 * 1024 * 1024 },
+    ],
     // limits above etcd's own: the chunk of both (≈ 1.9 MB) is refused, then the big one alone is
     // refused too and isolated, and the small one binds: 3 txns
-    ['etcd refuses a lone part as too large: its job fails, the next binds', [{ id: 'over-etcd', envEntries: 30, value: 'o'.repeat(32_000) }, { id: 'small-3' }], ['small-3'], ['over-etcd'], 3, { maxOps: 128, maxBytes: 3 * 1024 * 1024 }],
+    [
+      'etcd refuses a lone part as too large: its job fails, the next binds',
+      [{ id: 'over-etcd', envEntries: 30, value: 'o'.repeat(32_000) }, { id: 'small-3' }],
+      ['small-3'],
+      ['over-etcd'],
+      3,
+      { maxOps: 128, maxBytes: 3 * 1024 * 1024 },
+    ],
   ])('%s', async (_name, shapes, bound, tooLarge, txns, limits) => {
     const units: BindUnit[] = [];
     for (const s of shapes) units.push(await unitOf(s));
@@ -85,7 +164,7 @@ describe('bindPlan isolates what can never commit', () => {
 });
 
 describe('bindPlan when failing a job too large to bind does not certainly land', () => {
-  it('lists the unit as refused, not as failed, when the failure\'s answer is lost', async () => {
+  it("lists the unit as refused, not as failed, when the failure's answer is lost", async () => {
     const units = [await unitOf({ id: 'huge-unknown', envEntries: 30, value: 'u'.repeat(32_000) })];
     // the failure's CAS (a put of the job record alone) times out before reaching etcd
     store.seam = (call, send) => {
@@ -108,18 +187,40 @@ describe('a lone report too large for one transaction', () => {
     // (as a record from before the submit caps): 8 tasks, 6 bound as one group, 2 still pending.
     const env = Object.fromEntries(Array.from({ length: 40 }, (_, k) => [`V${k}`, 'e'.repeat(31_250)]));
     const record: JobRecord = {
-      id: 'big-report', tenant: 'a', queue: 'q', phase: 'Running', createdAt: 1, startedAt: 2,
+      id: 'big-report',
+      tenant: 'a',
+      queue: 'q',
+      phase: 'Running',
+      createdAt: 1,
+      startedAt: 2,
       spec: { name: 'j', command: ['true'], env, resources: { cpu: 1 }, tasks: 8, priority: 0, labels: { team: 'x' } },
-      pending: [{ start: 6, end: 8, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+      pending: [{ start: 6, end: 8, attempt: 1 }],
+      counts: { succeeded: 0, failed: 0, cancelled: 0 },
     };
-    const b: Binding = { jobId: record.id, tenant: 'a', queue: 'q', node, start: 0, end: 6, attempt: 1, resources: { cpu: 1 }, devices: Array.from({ length: 6 }, () => []), boundAt: 2, command: ['true'], env: {} };
+    const b: Binding = {
+      jobId: record.id,
+      tenant: 'a',
+      queue: 'q',
+      node,
+      start: 0,
+      end: 6,
+      attempt: 1,
+      resources: { cpu: 1 },
+      devices: Array.from({ length: 6 }, () => []),
+      boundAt: 2,
+      command: ['true'],
+      env: {},
+    };
     const statusKey = store.keys.group(record.id, 0, 1);
-    await store.txn([], [
-      { put: store.keys.job(record.id), value: record },
-      { put: store.keys.binding(node, record.id, 0, 1), value: b },
-      { put: statusKey, value: boundGroupStatus(b) },
-      { put: store.keys.alloc(node), value: reserveOnNode(EMPTY_ALLOCATION, b) },
-    ]);
+    await store.txn(
+      [],
+      [
+        { put: store.keys.job(record.id), value: record },
+        { put: store.keys.binding(node, record.id, 0, 1), value: b },
+        { put: statusKey, value: boundGroupStatus(b) },
+        { put: store.keys.alloc(node), value: reserveOnNode(EMPTY_ALLOCATION, b) },
+      ],
+    );
     const st = (await store.get<GroupStatus>(statusKey))!;
     // Every task succeeded with a 60,000-byte result: 6 × 60 KB of results + the 1.25 MB record is
     // ≈ 1.61 MB in one txn, over etcd's 1.5 MiB request limit (before: sent as is, refused, thrown, every flush)
@@ -142,9 +243,12 @@ describe('a lone report too large for one transaction', () => {
   });
 });
 
-describe('bindPlan when a transaction\'s answer is lost', () => {
+describe("bindPlan when a transaction's answer is lost", () => {
   it('stops the plan without throwing: the rest is refused for the next cycle, nothing is guessed', async () => {
-    const units = [await unitOf({ id: 'lost-0', envEntries: 1, value: 'v'.repeat(3000) }), await unitOf({ id: 'lost-1', envEntries: 1, value: 'v'.repeat(3000) })];
+    const units = [
+      await unitOf({ id: 'lost-0', envEntries: 1, value: 'v'.repeat(3000) }),
+      await unitOf({ id: 'lost-1', envEntries: 1, value: 'v'.repeat(3000) }),
+    ];
     // one unit a transaction (≈ 6.5 KB each against a 10 KB limit); the first commits, its answer is lost
     let sent = 0;
     store.seam = async (call, send) => {
@@ -169,7 +273,20 @@ describe('requestPreemption', () => {
     const env = { BIG: 'p'.repeat(300_000) };
     const victims = [];
     for (let k = 0; k < 6; k++) {
-      const b: Binding = { jobId: `pre-${k}`, tenant: 'a', queue: 'q', node: 'pn', start: 0, end: 2, attempt: 1, resources: { cpu: 1 }, devices: [[], []], boundAt: 1, command: ['true'], env };
+      const b: Binding = {
+        jobId: `pre-${k}`,
+        tenant: 'a',
+        queue: 'q',
+        node: 'pn',
+        start: 0,
+        end: 2,
+        attempt: 1,
+        resources: { cpu: 1 },
+        devices: [[], []],
+        boundAt: 1,
+        command: ['true'],
+        env,
+      };
       await store.txn([], [{ put: store.keys.binding('pn', b.jobId, 0, 1), value: b }]);
       victims.push({ node: 'pn', jobId: b.jobId, start: 0, attempt: 1, index: 1 });
     }

@@ -32,7 +32,12 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function write(ops: Op[]): Promise<{ revision: string }> {
   const deadline = Date.now() + 30_000;
   for (;;) {
-    try { return await writer.txn([], ops); } catch (err) { if (Date.now() > deadline) throw err; await sleep(100); }
+    try {
+      return await writer.txn([], ops);
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(100);
+    }
   }
 }
 
@@ -48,7 +53,11 @@ async function until(what: string, ok: () => boolean | Promise<boolean>, timeout
 async function restarted(i: number): Promise<void> {
   etcd.restart(i);
   await until(`member ${i} to answer`, async () => {
-    try { return (await fetch(`${etcd.endpoints[i]}/health`, { signal: AbortSignal.timeout(500) })).ok; } catch { return false; }
+    try {
+      return (await fetch(`${etcd.endpoints[i]}/health`, { signal: AbortSignal.timeout(500) })).ok;
+    } catch {
+      return false;
+    }
   });
 }
 
@@ -67,7 +76,13 @@ function viewOf(): { view: Map<string, unknown>; syncs: number; perKey: Map<stri
       v.perKey.set(ev.key, [...(v.perKey.get(ev.key) ?? []), BigInt(ev.modRevision)]);
     },
   };
-  return { ...v, handlers, get syncs() { return v.syncs; } } as never;
+  return {
+    ...v,
+    handlers,
+    get syncs() {
+      return v.syncs;
+    },
+  } as never;
 }
 
 async function compactNow(): Promise<string> {
@@ -93,7 +108,10 @@ describe('Informer', () => {
     const emit = Watcher.prototype.emit;
     let armed = true;
     Watcher.prototype.emit = function (this: Watcher, event: string | symbol, ...args: unknown[]) {
-      if (armed && event === 'connected') { armed = false; etcd.kill(0); }
+      if (armed && event === 'connected') {
+        armed = false;
+        etcd.kill(0);
+      }
       return emit.call(this, event, ...args);
     } as typeof emit;
     try {
@@ -110,7 +128,11 @@ describe('Informer', () => {
   });
 
   it('relists after a compaction past its revision while it was disconnected, and its view is right', async () => {
-    await write([{ put: '/inf/compact/stays', value: 0 }, { put: '/inf/compact/goes', value: 0 }, { put: '/inf/compact/changes', value: 0 }]);
+    await write([
+      { put: '/inf/compact/stays', value: 0 },
+      { put: '/inf/compact/goes', value: 0 },
+      { put: '/inf/compact/changes', value: 0 },
+    ]);
     const store = new EtcdStore({ endpoints: [etcd.endpoints[0]], prefix: '/inf/' });
     const v = viewOf();
     const informer = await store.inform('/inf/compact/', v.handlers);
@@ -162,7 +184,9 @@ describe('Informer', () => {
     const informer = await store.inform('/inf/stuck/', v.handlers, { watchAckTimeoutMs: 300 });
     etcd.kill(0, 'SIGSTOP');
     let most = 0;
-    const sampler = setInterval(() => { most = Math.max(most, manager.watchers.length); }, 20);
+    const sampler = setInterval(() => {
+      most = Math.max(most, manager.watchers.length);
+    }, 20);
     try {
       // The watch is lost with its connection; every new one goes to the paused member and is never acknowledged.
       proxy.dropConnections();
@@ -228,7 +252,13 @@ describe('Informer', () => {
     const relists = pages.mock.calls.length;
     await until('two more relists', () => pages.mock.calls.length >= relists + 4);
     await informer.stop();
-    expect(events.map((e) => [e.type, e.key])).toEqual(expect.arrayContaining([['put', keys[0]], ['put', keys[5999]], ['delete', '/inf/many/gone']]));
+    expect(events.map((e) => [e.type, e.key])).toEqual(
+      expect.arrayContaining([
+        ['put', keys[0]],
+        ['put', keys[5999]],
+        ['delete', '/inf/many/gone'],
+      ]),
+    );
     expect(events).toHaveLength(3);
     expect(events.find((e) => e.key === keys[0])!.value).toBe(keys[0]);
     // 6,000 keys in pages of 5,000 without values; values only of the two keys that differed.

@@ -1,7 +1,12 @@
 /** A store test's usual set-up: one etcd member, a store under `prefix`, a process lease and an elected role on it. */
 import { campaign, EtcdStore, type Leadership, type LocalEtcd, type ProcessLease, startEtcd } from '@batchapi/store';
 
-export interface LeaderStore { etcd: LocalEtcd; store: EtcdStore; lease: ProcessLease; leader: Leadership }
+export interface LeaderStore {
+  etcd: LocalEtcd;
+  store: EtcdStore;
+  lease: ProcessLease;
+  leader: Leadership;
+}
 
 /** Starts the member and wins `role` as identity `L` on a 5 s lease. */
 export async function startLeaderStore(prefix: string, role: string): Promise<LeaderStore> {

@@ -9,7 +9,8 @@ import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { Etcd3 } from 'etcd3';
 
 /** A client of member `i` alone, every call with a 1 s deadline. */
-const memberClient = (i: number) => new Etcd3({ hosts: [etcd.endpoints[i]], defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1000 }) });
+const memberClient = (i: number) =>
+  new Etcd3({ hosts: [etcd.endpoints[i]], defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1000 }) });
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -33,7 +34,11 @@ async function leaderIndex(): Promise<number> {
       try {
         const status = await c.maintenance.status();
         if (status.leader !== '0' && status.leader === status.header.member_id) return i;
-      } catch { /* down or not answering */ } finally { c.close(); }
+      } catch {
+        /* down or not answering */
+      } finally {
+        c.close();
+      }
     }
     await sleep(50);
   }
@@ -44,9 +49,16 @@ async function answers(i: number): Promise<void> {
   const c = memberClient(i);
   try {
     for (;;) {
-      try { await c.get('/lmf/probe'); return; } catch { await sleep(100); }
+      try {
+        await c.get('/lmf/probe');
+        return;
+      } catch {
+        await sleep(100);
+      }
     }
-  } finally { c.close(); }
+  } finally {
+    c.close();
+  }
 }
 
 describe('ProcessLease under member faults', () => {
@@ -57,7 +69,9 @@ describe('ProcessLease under member faults', () => {
     const dead: Array<{ at: string; sinceRenewalMs: number }> = [];
     let fault = 'none';
     // The first few samples that found the lease not alive, with the fault under way.
-    const sampler = setInterval(() => { if (!lease.alive() && dead.length < 5) dead.push({ at: fault, sinceRenewalMs: lease.sinceRenewalMs() }); }, 50);
+    const sampler = setInterval(() => {
+      if (!lease.alive() && dead.length < 5) dead.push({ at: fault, sinceRenewalMs: lease.sinceRenewalMs() });
+    }, 50);
     try {
       for (let round = 0; round < 3; round++) {
         const leader = await leaderIndex();

@@ -9,7 +9,20 @@
  */
 import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation, type TaskStatus } from '@batchapi/api';
 import {
-  bindPlan, campaign, type CallSeam, EtcdStore, getJob, type Leadership, type LocalEtcd, NodeReturnedError, OutcomeUnknownError, type ProcessLease, reapLostNode, reportGroups, startEtcd, submitJob,
+  bindPlan,
+  campaign,
+  type CallSeam,
+  EtcdStore,
+  getJob,
+  type Leadership,
+  type LocalEtcd,
+  NodeReturnedError,
+  OutcomeUnknownError,
+  type ProcessLease,
+  reapLostNode,
+  reportGroups,
+  startEtcd,
+  submitJob,
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool';
@@ -17,9 +30,14 @@ import { startLeaderStore, stopLeaderStore } from './leader-fixture';
 
 function job(id: string, tasks: number): JobRecord {
   return {
-    id, tenant: 'a', queue: 'q', phase: 'Queued', createdAt: 1,
+    id,
+    tenant: 'a',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: 1,
     spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
 }
 
@@ -52,15 +70,35 @@ describe('on one member', () => {
   let lease: ProcessLease;
   let leader: Leadership;
   beforeAll(async () => ({ etcd, store, lease, leader } = await startLeaderStore('/o/', 'outcome')));
-  afterEach(() => { store.seam = undefined; });
+  afterEach(() => {
+    store.seam = undefined;
+  });
   afterAll(() => stopLeaderStore({ etcd, store, lease }));
 
   /** A job of `tasks` tasks bound as one group on `node` (registered on the test's lease unless `register` is false). */
   async function bound(node: string, id: string, tasks: number, register = true): Promise<{ status: string; binding: string }> {
     if (register) await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
     const created = await submitJob(store, job(id, tasks));
-    const b: Binding = { jobId: id, tenant: 'a', queue: 'q', node, start: 0, end: tasks, attempt: 1, resources: { cpu: 1000 }, devices: Array.from({ length: tasks }, () => []), boundAt: 1, command: ['true'], env: {} };
-    const res = await bindPlan(store, leader.fence(), [{ job: created.job, next: { ...created.job.value, pending: [], phase: 'Running' }, bindings: [b] }], new Map([[node, await store.get<NodeAllocation>(store.keys.alloc(node))]]));
+    const b: Binding = {
+      jobId: id,
+      tenant: 'a',
+      queue: 'q',
+      node,
+      start: 0,
+      end: tasks,
+      attempt: 1,
+      resources: { cpu: 1000 },
+      devices: Array.from({ length: tasks }, () => []),
+      boundAt: 1,
+      command: ['true'],
+      env: {},
+    };
+    const res = await bindPlan(
+      store,
+      leader.fence(),
+      [{ job: created.job, next: { ...created.job.value, pending: [], phase: 'Running' }, bindings: [b] }],
+      new Map([[node, await store.get<NodeAllocation>(store.keys.alloc(node))]]),
+    );
     expect(res.bound).toHaveLength(1);
     return { status: store.keys.group(id, 0, 1), binding: store.keys.binding(node, id, 0, 1) };
   }
@@ -69,7 +107,10 @@ describe('on one member', () => {
     const st = (await store.get<GroupStatus>(key))!;
     return reportGroups(store, node, lease.id, [{ status: { ...st.value, tasks }, statusRevision: statusRevision ?? st.modRevision }], 2);
   };
-  const done: TaskStatus[] = [{ state: 'Succeeded', exitCode: 0 }, { state: 'Succeeded', exitCode: 0 }];
+  const done: TaskStatus[] = [
+    { state: 'Succeeded', exitCode: 0 },
+    { state: 'Succeeded', exitCode: 0 },
+  ];
 
   describe('reportGroups', () => {
     it.each([
@@ -101,13 +142,18 @@ describe('on one member', () => {
       let armed = true;
       let readsDown = 0;
       store.seam = (call, send) => {
-        if (!call.writes && readsDown > 0) { readsDown--; return Promise.reject(new GRPCUnavailableError('unavailable (test seam)')); }
+        if (!call.writes && readsDown > 0) {
+          readsDown--;
+          return Promise.reject(new GRPCUnavailableError('unavailable (test seam)'));
+        }
         if (!call.writes || !armed || !call.ops!.some((op) => 'put' in op && op.put === status)) return send();
         armed = false;
         readsDown = 4; // the settling read and its 3 retries
         return loseAnswer(send);
       };
-      await expect(report(node, status, [{ state: 'Succeeded', exitCode: 0 }, { state: 'Running' }], first.modRevision)).rejects.toMatchObject({ code: 'unavailable' });
+      await expect(report(node, status, [{ state: 'Succeeded', exitCode: 0 }, { state: 'Running' }], first.modRevision)).rejects.toMatchObject({
+        code: 'unavailable',
+      });
       store.seam = undefined;
       // The executor kept its old revision; the status in etcd is its own landed write.
       expect((await store.get<GroupStatus>(status))!.modRevision).not.toBe(first.modRevision);
@@ -156,21 +202,27 @@ describe('on one member', () => {
       expect(await store.get(store.keys.alloc(node))).toBeUndefined();
     });
 
-    it('takes each reaped group\'s reservation out of the allocation in its own txn: a reap stopped half-way by the node coming back leaves only the unreaped group\'s', async () => {
+    it("takes each reaped group's reservation out of the allocation in its own txn: a reap stopped half-way by the node coming back leaves only the unreaped group's", async () => {
       const node = 'half';
       // two jobs of 2 tasks × 1 CPU on the lost node: 4 CPUs reserved, one reap txn per job
       await bound(node, 'half-a', 2, false);
       const b = await bound(node, 'half-b', 2, false);
       expect((await store.get<NodeAllocation>(store.keys.alloc(node)))!.value.used).toEqual({ cpu: 4000 });
       // half-a's reap txn lands, then the executor registers again under the same name: half-b's is refused
-      store.seam = onFirstWrite((keys) => keys.includes(store.keys.binding(node, 'half-a', 0, 1)), async (send) => {
-        const res = await send();
-        await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
-        return res;
-      }).seam;
+      store.seam = onFirstWrite(
+        (keys) => keys.includes(store.keys.binding(node, 'half-a', 0, 1)),
+        async (send) => {
+          const res = await send();
+          await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
+          return res;
+        },
+      ).seam;
       await expect(reapLostNode(store, leader.fence(), node, 5)).rejects.toBeInstanceOf(NodeReturnedError);
       store.seam = undefined;
-      expect((await store.get<GroupStatus>(store.keys.group('half-a', 0, 1)))!.value.tasks).toMatchObject([{ reason: 'NodeLost', released: true }, { reason: 'NodeLost', released: true }]);
+      expect((await store.get<GroupStatus>(store.keys.group('half-a', 0, 1)))!.value.tasks).toMatchObject([
+        { reason: 'NodeLost', released: true },
+        { reason: 'NodeLost', released: true },
+      ]);
       expect(await store.get(b.binding)).toBeDefined();
       // before: 4000 (the allocation was only ever deleted at the end, which the returned node stops)
       const alloc = (await store.get<NodeAllocation>(store.keys.alloc(node)))!.value;
@@ -203,7 +255,9 @@ describe('on one member', () => {
       // The reaper's cache still says "gone"; the executor registered again meanwhile.
       await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
       await expect(reapLostNode(store, leader.fence(), node, 5)).rejects.toBeInstanceOf(NodeReturnedError);
-      expect((await store.getMany([status, binding, store.keys.alloc(node), store.keys.job('back')])).map((kv) => kv?.modRevision)).toEqual(before.map((kv) => kv?.modRevision));
+      expect((await store.getMany([status, binding, store.keys.alloc(node), store.keys.job('back')])).map((kv) => kv?.modRevision)).toEqual(
+        before.map((kv) => kv?.modRevision),
+      );
     });
   });
 });

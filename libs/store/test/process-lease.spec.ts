@@ -44,7 +44,10 @@ describe('ProcessLease', () => {
     // The held replies (renewals etcd made before the lease expired) now arrive.
     proxy.releaseDownstream();
     const alive: boolean[] = [];
-    for (let i = 0; i < 30; i++) { alive.push(lease.alive()); await sleep(20); }
+    for (let i = 0; i < 30; i++) {
+      alive.push(lease.alive());
+      await sleep(20);
+    }
     expect(alive.filter(Boolean)).toHaveLength(0);
     expect(lease.sinceRenewalMs()).toBeGreaterThan(2000);
     await lease.revoke();
@@ -80,7 +83,10 @@ describe('ProcessLease', () => {
     const renewals: Array<{ sentAt: number; readAt: number }> = [];
     lease.onRenewed((sentAt) => renewals.push({ sentAt, readAt: monotonicMs() }));
     const samples: boolean[] = [];
-    for (let i = 0; i < 30; i++) { samples.push(lease.alive()); await sleep(100); }
+    for (let i = 0; i < 30; i++) {
+      samples.push(lease.alive());
+      await sleep(100);
+    }
     expect(samples.every(Boolean)).toBe(true);
     // 3 s at one keep-alive per 667 ms: at least 3 renewals, each sent before its reply was read
     expect(renewals.length).toBeGreaterThanOrEqual(3);

@@ -4,7 +4,21 @@
  */
 import { createServer, type AddressInfo } from 'node:net';
 import { type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation } from '@batchapi/api';
-import { bindPlan, campaign, EtcdStore, getJob, listResults, type LocalEtcd, reportGroups, startEtcd, SubmitCommitter, submitJob, updateJob, type Versioned, type WatchEvent } from '@batchapi/store';
+import {
+  bindPlan,
+  campaign,
+  EtcdStore,
+  getJob,
+  listResults,
+  type LocalEtcd,
+  reportGroups,
+  startEtcd,
+  SubmitCommitter,
+  submitJob,
+  updateJob,
+  type Versioned,
+  type WatchEvent,
+} from '@batchapi/store';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -20,17 +34,20 @@ afterAll(async () => {
 
 function job(id: string, tasks = 4): JobRecord {
   return {
-    id, tenant: 'a', queue: 'q', phase: 'Queued', createdAt: 1,
+    id,
+    tenant: 'a',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: 1,
     spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
 }
 
 describe('submitJob', () => {
   it('creates exactly one job under 20 concurrent retries with one idempotency key', async () => {
-    const results = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => submitJob(store, job(`idem-${i}`), { key: 'k-1', requestHash: 'h' })),
-    );
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => submitJob(store, job(`idem-${i}`), { key: 'k-1', requestHash: 'h' })));
     expect(results.filter((r) => r.created)).toHaveLength(1);
     const ids = new Set(results.map((r) => r.job.value.id));
     expect(ids.size).toBe(1);
@@ -94,7 +111,9 @@ describe('SubmitCommitter (group commit)', () => {
     let now = 0;
     const committer = new SubmitCommitter(store, { maxInflight: 1, maxWaitMs: 2000, clock: () => now });
     // Both arrive at 0 ms; the first goes at once; by the time its transaction is done the clock says 2,001 ms.
-    const first = committer.submit(job('waited-first')).finally(() => { now = 2001; });
+    const first = committer.submit(job('waited-first')).finally(() => {
+      now = 2001;
+    });
     const results = await Promise.allSettled([first, committer.submit(job('waited-second'))]);
     const [, second] = results;
     expect(results[0]).toMatchObject({ status: 'fulfilled', value: { created: true } });
@@ -145,14 +164,17 @@ describe('updateJob', () => {
   it('a compare on a stale mod revision fails and leaves the value as it was', async () => {
     const cur = (await getJob(store, 'counter'))!;
     await updateJob(store, 'counter', (j) => ({ ...j, spec: { ...j.spec, priority: 5 } }));
-    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: { ...cur.value, spec: { ...cur.value.spec, priority: 9 } } }]);
+    const res = await store.txn(
+      [{ key: cur.key, modRevision: cur.modRevision }],
+      [{ put: cur.key, value: { ...cur.value, spec: { ...cur.value.spec, priority: 9 } } }],
+    );
     expect(res.succeeded).toBe(false);
     expect((await getJob(store, 'counter'))!.value.spec.priority).toBe(5);
   });
 });
 
 describe('leadership', () => {
-  it('a restarted process with the same identity does not adopt the leader key of its predecessor\'s lease', async () => {
+  it("a restarted process with the same identity does not adopt the leader key of its predecessor's lease", async () => {
     const before = await store.grantLease(2);
     const first = await campaign(store, 'same-name', 'S', before);
     before.release(); // the process died: nobody renews its lease any more
@@ -180,7 +202,18 @@ describe('leadership', () => {
     await submitJob(store, job('fenced', 1));
     const j = (await getJob(store, 'fenced'))!;
     const binding: Binding = {
-      jobId: 'fenced', tenant: 'a', queue: 'q', node: 'n1', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {},
+      jobId: 'fenced',
+      tenant: 'a',
+      queue: 'q',
+      node: 'n1',
+      start: 0,
+      end: 1,
+      attempt: 1,
+      resources: { cpu: 1000 },
+      devices: [[]],
+      boundAt: 1,
+      command: ['true'],
+      env: {},
     };
     const unit = { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [binding] };
     const old = await bindPlan(store, a.fence(), [unit], new Map([['n1', undefined]]));
@@ -199,7 +232,9 @@ describe('informer', () => {
     const seen: string[] = [];
     let listed: number[] = [];
     const inf = await store.inform<number>('/t/inf/', {
-      onSync: (items) => { listed = items.map((i) => i.value); },
+      onSync: (items) => {
+        listed = items.map((i) => i.value);
+      },
       onEvent: (ev: WatchEvent<number>) => seen.push(`${ev.type}:${ev.key}:${ev.value ?? ''}`),
     });
     for (let i = 0; i < 50; i++) await store.txn([], [{ put: `/t/inf/k${i}`, value: i }]);
@@ -223,7 +258,18 @@ describe('bindPlan', () => {
     const j = (await getJob(store, 'big'))!;
     // 100 one-task groups on 100 nodes: 40 groups a part → 3 transactions
     const bindings: Binding[] = Array.from({ length: 100 }, (_, i) => ({
-      jobId: 'big', tenant: 'a', queue: 'q', node: `bn-${i}`, start: i, end: i + 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {},
+      jobId: 'big',
+      tenant: 'a',
+      queue: 'q',
+      node: `bn-${i}`,
+      start: i,
+      end: i + 1,
+      attempt: 1,
+      resources: { cpu: 1000 },
+      devices: [[]],
+      boundAt: 1,
+      command: ['true'],
+      env: {},
     }));
     const res = await bindPlan(store, leader.fence(), [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings }], new Map());
     expect(res.txns).toBe(3);
@@ -236,7 +282,20 @@ describe('bindPlan', () => {
   it('refuses only the units on a node that lost room or a job that changed since the decision; a node that only got room back keeps its units', async () => {
     const lease = await store.grantLease(5);
     const leader = await campaign(store, 'stale-bind', 'L', lease);
-    const one = (id: string, node: string): Binding => ({ jobId: id, tenant: 'a', queue: 'q', node, start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} });
+    const one = (id: string, node: string): Binding => ({
+      jobId: id,
+      tenant: 'a',
+      queue: 'q',
+      node,
+      start: 0,
+      end: 1,
+      attempt: 1,
+      resources: { cpu: 1000 },
+      devices: [[]],
+      boundAt: 1,
+      command: ['true'],
+      env: {},
+    });
     // 5 one-task jobs on nodes sn-0..4 (2 of 32 cores used on each), decided on allocations as they
     // were; then, before the plan is applied: an executor gives 1 core back on sn-1, someone takes
     // 3 more cores on sn-2, and job sb-4 is cancelled.
@@ -274,8 +333,26 @@ describe('bindPlan', () => {
     await submitJob(store, job('fb-0', 1));
     const j = (await getJob(store, 'fb-0'))!;
     await lease.revoke();
-    const b: Binding = { jobId: 'fb-0', tenant: 'a', queue: 'q', node: 'fn', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} };
-    const res = await bindPlan(store, leader.fence(), [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings: [b] }], new Map([['fn', undefined]]));
+    const b: Binding = {
+      jobId: 'fb-0',
+      tenant: 'a',
+      queue: 'q',
+      node: 'fn',
+      start: 0,
+      end: 1,
+      attempt: 1,
+      resources: { cpu: 1000 },
+      devices: [[]],
+      boundAt: 1,
+      command: ['true'],
+      env: {},
+    };
+    const res = await bindPlan(
+      store,
+      leader.fence(),
+      [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings: [b] }],
+      new Map([['fn', undefined]]),
+    );
     expect(res).toMatchObject({ bound: [], txns: 1 });
     expect(res.refused).toHaveLength(1);
     expect(await store.get(store.keys.binding('fn', 'fb-0', 0, 1))).toBeUndefined();
@@ -290,7 +367,20 @@ describe('bindPlan', () => {
     const unitOf = async (id: string) => {
       await submitJob(store, job(id, 1));
       const j = (await getJob(store, id))!;
-      const b: Binding = { jobId: id, tenant: 'a', queue: 'q', node: 'gn', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} };
+      const b: Binding = {
+        jobId: id,
+        tenant: 'a',
+        queue: 'q',
+        node: 'gn',
+        start: 0,
+        end: 1,
+        attempt: 1,
+        resources: { cpu: 1000 },
+        devices: [[]],
+        boundAt: 1,
+        command: ['true'],
+        env: {},
+      };
       return { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [b] };
     };
     // the executor's lease expired: its node key is gone
@@ -312,7 +402,6 @@ describe('bindPlan', () => {
   });
 });
 
-
 describe('reportGroups', () => {
   it('splits a batch whose job records (with items) are too large for one transaction, and stores each result with its outcome', async () => {
     const lease = await store.grantLease(5);
@@ -324,13 +413,39 @@ describe('reportGroups', () => {
       const j = job(id, 1);
       await submitJob(store, { ...j, spec: { ...j.spec, items: ['x'.repeat(200_000)] } });
       const cur = (await getJob(store, id))!;
-      const b: Binding = { jobId: id, tenant: 'a', queue: 'q', node: 'rn', start: 0, end: 1, attempt: 1, resources: { cpu: 1000 }, devices: [[]], boundAt: 1, command: ['true'], env: {} };
-      await bindPlan(store, leader.fence(), [{ job: cur, next: { ...cur.value, pending: [], phase: 'Running' }, bindings: [b] }], new Map([['rn', await store.get(store.keys.alloc('rn'))]]));
+      const b: Binding = {
+        jobId: id,
+        tenant: 'a',
+        queue: 'q',
+        node: 'rn',
+        start: 0,
+        end: 1,
+        attempt: 1,
+        resources: { cpu: 1000 },
+        devices: [[]],
+        boundAt: 1,
+        command: ['true'],
+        env: {},
+      };
+      await bindPlan(
+        store,
+        leader.fence(),
+        [{ job: cur, next: { ...cur.value, pending: [], phase: 'Running' }, bindings: [b] }],
+        new Map([['rn', await store.get(store.keys.alloc('rn'))]]),
+      );
     }
     const statuses = await store.getMany<GroupStatus>(ids.map((id) => store.keys.group(id, 0, 1)));
-    const res = await reportGroups(store, 'rn', lease.id, statuses.map((st, k) => ({
-      status: { ...st!.value, tasks: [{ state: 'Succeeded' as const, exitCode: 0 }] }, statusRevision: st!.modRevision, results: [{ index: 0, attempt: 1, value: { k } }],
-    })), 2);
+    const res = await reportGroups(
+      store,
+      'rn',
+      lease.id,
+      statuses.map((st, k) => ({
+        status: { ...st!.value, tasks: [{ state: 'Succeeded' as const, exitCode: 0 }] },
+        statusRevision: st!.modRevision,
+        results: [{ index: 0, attempt: 1, value: { k } }],
+      })),
+      2,
+    );
     expect(res.accepted.size).toBe(8);
     for (const [k, id] of ids.entries()) {
       expect((await getJob(store, id))!.value.phase).toBe('Succeeded');

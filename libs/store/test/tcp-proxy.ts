@@ -47,11 +47,17 @@ export class TcpProxy {
 
   /** Closes every connection made so far (clients see them reset); new ones are accepted as before. */
   dropConnections(): void {
-    for (const p of this.pairs.splice(0)) { p.client.destroy(); p.server.destroy(); }
+    for (const p of this.pairs.splice(0)) {
+      p.client.destroy();
+      p.server.destroy();
+    }
   }
 
   async close(): Promise<void> {
-    for (const p of this.pairs) { p.client.destroy(); p.server.destroy(); }
+    for (const p of this.pairs) {
+      p.client.destroy();
+      p.server.destroy();
+    }
     await new Promise<void>((resolve) => this.listener.close(() => resolve()));
   }
 
@@ -62,7 +68,10 @@ export class TcpProxy {
     server.on('data', (d) => client.write(d));
     if (this.upHeld) client.pause();
     if (this.downHeld) server.pause();
-    const end = () => { client.destroy(); server.destroy(); };
+    const end = () => {
+      client.destroy();
+      server.destroy();
+    };
     client.on('close', end).on('error', end);
     server.on('close', end).on('error', end);
   }

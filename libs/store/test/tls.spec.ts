@@ -9,7 +9,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdStore, etcdBinaryOrExplain, freePort } from '@batchapi/store';
 
-const hasOpenssl = (() => { try { execFileSync('openssl', ['version']); return true; } catch { return false; } })();
+const hasOpenssl = (() => {
+  try {
+    execFileSync('openssl', ['version']);
+    return true;
+  } catch {
+    return false;
+  }
+})();
 let dir: string;
 let etcd: ChildProcess;
 let url: string;
@@ -19,10 +26,42 @@ function makeCerts(d: string): void {
   ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=batchapi-test-ca');
   writeFileSync(join(d, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=etcd');
-  ssl('x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'server.pem', '-days', '1', '-extfile', 'server.ext');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'server.ext',
+  );
   writeFileSync(join(d, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
   ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=batchapi-service');
-  ssl('x509', '-req', '-in', 'client.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'client.pem', '-days', '1', '-extfile', 'client.ext');
+  ssl(
+    'x509',
+    '-req',
+    '-in',
+    'client.csr',
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'client.pem',
+    '-days',
+    '1',
+    '-extfile',
+    'client.ext',
+  );
 }
 
 (hasOpenssl ? describe : describe.skip)('etcd over TLS (openssl on PATH)', () => {
@@ -31,14 +70,43 @@ function makeCerts(d: string): void {
     makeCerts(dir);
     const [client, peer] = [await freePort(), await freePort()];
     url = `https://127.0.0.1:${client}`;
-    etcd = spawn(etcdBinaryOrExplain(), [
-      '--name', 'tls', '--data-dir', join(dir, 'data'), '--listen-client-urls', url, '--advertise-client-urls', url,
-      '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`, '--initial-cluster', `tls=http://127.0.0.1:${peer}`,
-      '--cert-file', join(dir, 'server.pem'), '--key-file', join(dir, 'server.key'), '--trusted-ca-file', join(dir, 'ca.pem'), '--client-cert-auth',
-    ], { stdio: 'ignore' });
+    etcd = spawn(
+      etcdBinaryOrExplain(),
+      [
+        '--name',
+        'tls',
+        '--data-dir',
+        join(dir, 'data'),
+        '--listen-client-urls',
+        url,
+        '--advertise-client-urls',
+        url,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-cluster',
+        `tls=http://127.0.0.1:${peer}`,
+        '--cert-file',
+        join(dir, 'server.pem'),
+        '--key-file',
+        join(dir, 'server.key'),
+        '--trusted-ca-file',
+        join(dir, 'ca.pem'),
+        '--client-cert-auth',
+      ],
+      { stdio: 'ignore' },
+    );
     const store = new EtcdStore({ endpoints: [url], tls: tlsFiles(true) });
     const deadline = Date.now() + 15_000;
-    while (Date.now() < deadline && !(await store.get('/probe').then(() => true, () => false))) await new Promise((r) => setTimeout(r, 200));
+    while (
+      Date.now() < deadline &&
+      !(await store.get('/probe').then(
+        () => true,
+        () => false,
+      ))
+    )
+      await new Promise((r) => setTimeout(r, 200));
     await store.close();
   }, 30_000);
   afterAll(() => {
@@ -46,7 +114,10 @@ function makeCerts(d: string): void {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const tlsFiles = (withClientCert: boolean) => ({ ca: readFileSync(join(dir, 'ca.pem')), ...(withClientCert ? { cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) } : {}) });
+  const tlsFiles = (withClientCert: boolean) => ({
+    ca: readFileSync(join(dir, 'ca.pem')),
+    ...(withClientCert ? { cert: readFileSync(join(dir, 'client.pem')), key: readFileSync(join(dir, 'client.key')) } : {}),
+  });
 
   it('works with the CA and a client certificate', async () => {
     const store = new EtcdStore({ endpoints: [url], tls: tlsFiles(true) });

@@ -30,12 +30,23 @@ afterAll(async () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-interface Manager { state: number; stream?: EventEmitter; watchers: Array<{ id: string | null }> }
+interface Manager {
+  state: number;
+  stream?: EventEmitter;
+  watchers: Array<{ id: string | null }>;
+}
 const managerOf = (s: EtcdStore) => (s.client as unknown as { watchManager: Manager }).watchManager;
 
 async function informed(prefix: string): Promise<string[]> {
   const seen: string[] = [];
-  informers.push(await store.inform<string>(prefix, { onSync: () => undefined, onEvent: (ev: WatchEvent<string>) => { if (ev.type === 'put') seen.push(ev.key); } }));
+  informers.push(
+    await store.inform<string>(prefix, {
+      onSync: () => undefined,
+      onEvent: (ev: WatchEvent<string>) => {
+        if (ev.type === 'put') seen.push(ev.key);
+      },
+    }),
+  );
   return seen;
 }
 
@@ -49,8 +60,15 @@ async function connected(): Promise<Manager> {
 /** A reply as etcd sends it for watch `id`: one put under `/wsr/a/`. */
 function reply(id: string, key: string): unknown {
   return {
-    header: { revision: '999999' }, watch_id: id, created: false, canceled: false, compact_revision: '0', cancel_reason: '',
-    events: [{ type: 'Put', kv: { key: Buffer.from(key), value: Buffer.from('"x"'), mod_revision: '999999', create_revision: '999999', version: '1', lease: '0' } }],
+    header: { revision: '999999' },
+    watch_id: id,
+    created: false,
+    canceled: false,
+    compact_revision: '0',
+    cancel_reason: '',
+    events: [
+      { type: 'Put', kv: { key: Buffer.from(key), value: Buffer.from('"x"'), mod_revision: '999999', create_revision: '999999', version: '1', lease: '0' } },
+    ],
   };
 }
 
@@ -66,7 +84,13 @@ it('drops the replies of a torn-down stream instead of throwing, and the informe
   // Once the client is on a new stream (watch ids count from 0 again), an old reply must not reach a new watcher.
   for (let i = 0; i < 100 && !(m.state === 2 && m.stream !== old && m.watchers.every((w) => w.id !== null)); i++) await sleep(50);
   expect(() => old.emit('data', reply(ids[1], '/wsr/a/misrouted'))).not.toThrow();
-  await writer.txn([], [{ put: '/wsr/a/1', value: 1 }, { put: '/wsr/b/1', value: 1 }]);
+  await writer.txn(
+    [],
+    [
+      { put: '/wsr/a/1', value: 1 },
+      { put: '/wsr/b/1', value: 1 },
+    ],
+  );
   for (let i = 0; i < 100 && !(a.includes('/wsr/a/1') && b.includes('/wsr/b/1')); i++) await sleep(50);
   expect(a).toEqual(['/wsr/a/1']);
   expect(b).toEqual(['/wsr/b/1']);

@@ -44,7 +44,10 @@ export function initTracing(serviceName: string, opts: TracingOptions = {}): boo
   if (!processor) return false;
   // Several services in one process (tests) share the first provider.
   if (provider) return true;
-  provider = new NodeTracerProvider({ resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? serviceName }), spanProcessors: [processor] });
+  provider = new NodeTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': env.OTEL_SERVICE_NAME ?? serviceName }),
+    spanProcessors: [processor],
+  });
   provider.register();
   return true;
 }
@@ -99,7 +102,10 @@ export async function inSpan<T>(
 export { SpanKind };
 
 /** Starts a span the caller ends: for spans that must exist before the work they name is written (their traceparent goes into it). */
-export function startSpan(name: string, opts: { parent?: string; attributes?: Record<string, string | number | boolean>; links?: Link[] }): { span: Span; traceparent?: string } {
+export function startSpan(
+  name: string,
+  opts: { parent?: string; attributes?: Record<string, string | number | boolean>; links?: Link[] },
+): { span: Span; traceparent?: string } {
   const parentCtx = opts.parent ? contextFrom(opts.parent) : context.active();
   const span = trace.getTracer(TRACER).startSpan(name, { attributes: opts.attributes, links: opts.links }, parentCtx);
   return { span, traceparent: traceparentOf(trace.setSpan(parentCtx, span)) };

@@ -2,15 +2,34 @@ import { ApiError, type JobPhase, type StepPhase, type WorkflowRecord, type Work
 import { advance, criticalPaths, type DagStep, fanOutItems, stepJobId, validateDag } from './dag';
 
 const step = (name: string, dependsOn: string[] = [], extra: Partial<DagStep> = {}): DagStep => ({ name, dependsOn, ...extra });
-const errorOf = (f: () => unknown): ApiError => { try { f(); } catch (e) { return e as ApiError; } throw new Error('no error'); };
+const errorOf = (f: () => unknown): ApiError => {
+  try {
+    f();
+  } catch (e) {
+    return e as ApiError;
+  }
+  throw new Error('no error');
+};
 
 describe('validateDag', () => {
   it.each([
     ['a duplicate name', [step('a'), step('a')], 'invalid_argument', 'steps[1].name', /already the name of steps\[0\]/],
     ['an unknown dependency', [step('a'), step('b', ['x'])], 'invalid_argument', 'steps[1].dependsOn', /"x"/],
-    ['a map over a step that is not a dependency', [step('a'), step('b', [], { map: { fromStep: 'a' } })], 'invalid_argument', 'steps[1].map.fromStep', /dependsOn/],
+    [
+      'a map over a step that is not a dependency',
+      [step('a'), step('b', [], { map: { fromStep: 'a' } })],
+      'invalid_argument',
+      'steps[1].map.fromStep',
+      /dependsOn/,
+    ],
     ['a self-dependency', [step('a', ['a'])], 'workflow_cycle', 'steps[0].dependsOn', /a → a/],
-    ['a three-step cycle, named in dependency order', [step('a', ['c']), step('b', ['a']), step('c', ['b']), step('d')], 'workflow_cycle', 'steps[0].dependsOn', /a → b → c → a/],
+    [
+      'a three-step cycle, named in dependency order',
+      [step('a', ['c']), step('b', ['a']), step('c', ['b']), step('d')],
+      'workflow_cycle',
+      'steps[0].dependsOn',
+      /a → b → c → a/,
+    ],
   ])('refuses %s', (_n, steps, code, field, message) => {
     const e = errorOf(() => validateDag(steps));
     expect(e.code).toBe(code);
@@ -41,7 +60,15 @@ describe('criticalPaths', () => {
 /** A workflow record with the given steps (phase, when, job) and their critical paths. */
 function wf(steps: Array<DagStep & { phase?: StepPhase; jobId?: string }>, extra: Partial<WorkflowRecord> = {}): WorkflowRecord {
   const cps = criticalPaths(steps);
-  const full: WorkflowStep[] = steps.map((s, i) => ({ name: s.name, dependsOn: [...s.dependsOn], when: s.when ?? 'success', job: {}, criticalPath: cps[i], phase: s.phase ?? 'Pending', ...(s.jobId ? { jobId: s.jobId } : {}) }));
+  const full: WorkflowStep[] = steps.map((s, i) => ({
+    name: s.name,
+    dependsOn: [...s.dependsOn],
+    when: s.when ?? 'success',
+    job: {},
+    criticalPath: cps[i],
+    phase: s.phase ?? 'Pending',
+    ...(s.jobId ? { jobId: s.jobId } : {}),
+  }));
   return { id: 'wf-1', name: 'w', tenant: 't', queue: 'q', labels: {}, phase: 'Running', steps: full, createdAt: 0, ...extra };
 }
 const jobs = (o: Record<string, JobPhase>) => new Map(Object.entries(o));
@@ -75,8 +102,11 @@ describe('advance', () => {
     expect(plan.submit.sort()).toEqual(['cleanup', 'report']);
     expect(plan.phase).toBe('Running');
     const after = wf([
-      step('prep', [], { phase: 'Failed', jobId: 'j1' }), step('train', ['prep'], { phase: 'Skipped' }), step('eval', ['train'], { phase: 'Skipped' }),
-      step('cleanup', ['prep'], { when: 'failure', phase: 'Running', jobId: 'j2' }), step('report', ['eval'], { when: 'always', phase: 'Running', jobId: 'j3' }),
+      step('prep', [], { phase: 'Failed', jobId: 'j1' }),
+      step('train', ['prep'], { phase: 'Skipped' }),
+      step('eval', ['train'], { phase: 'Skipped' }),
+      step('cleanup', ['prep'], { when: 'failure', phase: 'Running', jobId: 'j2' }),
+      step('report', ['eval'], { when: 'always', phase: 'Running', jobId: 'j3' }),
     ]);
     const end = advance(after, jobs({ j2: 'Succeeded', j3: 'Succeeded' }), 20);
     expect(end).toMatchObject({ phase: 'Failed', finishedAt: 20 });
@@ -116,8 +146,16 @@ describe('advance', () => {
 
 describe('fanOutItems', () => {
   it.each([
-    ['the results in index order', 3, [{ index: 2, value: 'c' }, { index: 0, value: 'a' }], ['a', 'c']],
-    ['the elements of the one task\'s array result', 1, [{ index: 0, value: [1, 2, 3] }], [1, 2, 3]],
+    [
+      'the results in index order',
+      3,
+      [
+        { index: 2, value: 'c' },
+        { index: 0, value: 'a' },
+      ],
+      ['a', 'c'],
+    ],
+    ["the elements of the one task's array result", 1, [{ index: 0, value: [1, 2, 3] }], [1, 2, 3]],
     ['an array result of one of several tasks as one item', 2, [{ index: 0, value: [1, 2] }], [[1, 2]]],
   ])('%s', (_n, tasks, results, expected) => {
     expect(fanOutItems(tasks, results)).toEqual(expected);

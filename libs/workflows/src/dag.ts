@@ -4,7 +4,14 @@
  * phases of its step jobs and the time. No I/O, no clock: the controller applies the plan.
  */
 import {
-  ApiError, ErrorCode, type JobPhase, type StepPhase, type StepWhen, TERMINAL_STEP_PHASES, type WorkflowPhase, type WorkflowRecord,
+  ApiError,
+  ErrorCode,
+  type JobPhase,
+  type StepPhase,
+  type StepWhen,
+  TERMINAL_STEP_PHASES,
+  type WorkflowPhase,
+  type WorkflowRecord,
 } from '@batchapi/api';
 
 /** The shape of a step the DAG functions need. */
@@ -24,7 +31,12 @@ export interface DagStep {
 export function validateDag(steps: readonly DagStep[]): number[] {
   const index = new Map<string, number>();
   steps.forEach((s, i) => {
-    if (index.has(s.name)) throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].name: "${s.name}" is already the name of steps[${index.get(s.name)}]; step names must be unique`, { field: `steps[${i}].name` });
+    if (index.has(s.name))
+      throw new ApiError(
+        ErrorCode.InvalidArgument,
+        `steps[${i}].name: "${s.name}" is already the name of steps[${index.get(s.name)}]; step names must be unique`,
+        { field: `steps[${i}].name` },
+      );
     index.set(s.name, i);
   });
   steps.forEach((s, i) => {
@@ -32,7 +44,9 @@ export function validateDag(steps: readonly DagStep[]): number[] {
       if (!index.has(d)) throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].dependsOn: no step is named "${d}"`, { field: `steps[${i}].dependsOn` });
     }
     if (s.map && 'fromStep' in s.map && !s.dependsOn.includes(s.map.fromStep)) {
-      throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].map.fromStep: "${s.map.fromStep}" must also be in dependsOn (its results must exist first)`, { field: `steps[${i}].map.fromStep` });
+      throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].map.fromStep: "${s.map.fromStep}" must also be in dependsOn (its results must exist first)`, {
+        field: `steps[${i}].map.fromStep`,
+      });
     }
   });
   // Depth-first search; a grey node met again closes a cycle, named from its first step.
@@ -46,7 +60,9 @@ export function validateDag(steps: readonly DagStep[]): number[] {
       const j = index.get(d)!;
       if (colour[j] === 1) {
         const cycle = [...path.slice(path.indexOf(j)), j].reverse().map((k) => steps[k].name);
-        throw new ApiError(ErrorCode.WorkflowCycle, `the steps depend on each other in a cycle: ${cycle.join(' → ')}; remove one of these dependencies`, { field: `steps[${j}].dependsOn` });
+        throw new ApiError(ErrorCode.WorkflowCycle, `the steps depend on each other in a cycle: ${cycle.join(' → ')}; remove one of these dependencies`, {
+          field: `steps[${j}].dependsOn`,
+        });
       }
       if (colour[j] === 0) visit(j);
     }
@@ -65,7 +81,9 @@ export function validateDag(steps: readonly DagStep[]): number[] {
 export function criticalPaths(steps: readonly DagStep[]): number[] {
   const index = new Map(steps.map((s, i) => [s.name, i]));
   const dependants: number[][] = steps.map(() => []);
-  steps.forEach((s, i) => { for (const d of s.dependsOn) dependants[index.get(d)!].push(i); });
+  steps.forEach((s, i) => {
+    for (const d of s.dependsOn) dependants[index.get(d)!].push(i);
+  });
   const out = new Array<number>(steps.length).fill(0);
   // Reverse topological order: every dependant is computed before its dependency.
   for (const i of validateDag(steps).reverse()) out[i] = 1 + Math.max(0, ...dependants[i].map((j) => out[j]));
@@ -75,11 +93,15 @@ export function criticalPaths(steps: readonly DagStep[]): number[] {
 /** What a step's job phase means for the step (`undefined`: the job is not known yet). */
 export function stepPhaseOfJob(phase: JobPhase | undefined): StepPhase {
   switch (phase) {
-    case 'Succeeded': return 'Succeeded';
+    case 'Succeeded':
+      return 'Succeeded';
     case 'Failed':
-    case 'Rejected': return 'Failed';
-    case 'Cancelled': return 'Cancelled';
-    default: return 'Running';
+    case 'Rejected':
+      return 'Failed';
+    case 'Cancelled':
+      return 'Cancelled';
+    default:
+      return 'Running';
   }
 }
 
@@ -137,11 +159,19 @@ export function advance(wf: WorkflowRecord, jobs: ReadonlyMap<string, JobPhase>,
       const anyFailed = deps.some((p) => p === 'Failed' || p === 'Cancelled');
       let decision: 'run' | 'skip' | 'wait';
       switch (s.when) {
-        case 'failure': decision = anyFailed ? 'run' : allDone ? 'skip' : 'wait'; break;
-        case 'always': decision = allDone ? 'run' : 'wait'; break;
-        default: decision = deps.every((p) => p === 'Succeeded') ? 'run' : deps.some((p) => TERMINAL_STEP_PHASES.has(p) && p !== 'Succeeded') ? 'skip' : 'wait';
+        case 'failure':
+          decision = anyFailed ? 'run' : allDone ? 'skip' : 'wait';
+          break;
+        case 'always':
+          decision = allDone ? 'run' : 'wait';
+          break;
+        default:
+          decision = deps.every((p) => p === 'Succeeded') ? 'run' : deps.some((p) => TERMINAL_STEP_PHASES.has(p) && p !== 'Succeeded') ? 'skip' : 'wait';
       }
-      if (decision === 'skip') { phases[s.name] = 'Skipped'; plan.skip.push(s.name); }
+      if (decision === 'skip') {
+        phases[s.name] = 'Skipped';
+        plan.skip.push(s.name);
+      }
       if (decision === 'run') ready.push({ name: s.name, cp: s.criticalPath, i });
     }
     ready.sort((a, b) => b.cp - a.cp || a.i - b.i);
@@ -149,9 +179,12 @@ export function advance(wf: WorkflowRecord, jobs: ReadonlyMap<string, JobPhase>,
     for (const r of ready) phases[r.name] = 'Running';
   }
   if (wf.steps.every((s) => TERMINAL_STEP_PHASES.has(phases[s.name]))) {
-    plan.phase = wf.cancelRequestedAt !== undefined ? 'Cancelled'
-      : expired || wf.steps.some((s) => (s.when ?? 'success') === 'success' && (phases[s.name] === 'Failed' || phases[s.name] === 'Cancelled')) ? 'Failed'
-      : 'Succeeded';
+    plan.phase =
+      wf.cancelRequestedAt !== undefined
+        ? 'Cancelled'
+        : expired || wf.steps.some((s) => (s.when ?? 'success') === 'success' && (phases[s.name] === 'Failed' || phases[s.name] === 'Cancelled'))
+          ? 'Failed'
+          : 'Succeeded';
     plan.finishedAt = now;
   }
   plan.changed = plan.phase !== wf.phase || plan.submit.length > 0 || plan.cancel.length > 0 || wf.steps.some((s) => phases[s.name] !== s.phase);

@@ -14,14 +14,23 @@ import { progress } from './rng';
 
 /** Nodes of `openb_node_list_all_node.csv` (sn,cpu_milli,memory_mib,gpu,model). */
 export function traceNodes(csv: string): NodeSnapshot[] {
-  return csv.trim().split('\n').slice(1).map((line) => {
-    const [sn, cpu, mem, gpu, model] = line.split(',');
-    const gpus = Number(gpu);
-    return {
-      name: sn, capacity: { cpu: Number(cpu), memory: Number(mem) * 2 ** 20, ...(gpus ? { gpu: gpus * GPU_MILLI } : {}) },
-      used: {}, devices: {}, gpuCount: gpus, labels: (model?.trim() ? { 'gpu.model': model.trim() } : {}) as Record<string, string>, taints: [],
-    };
-  });
+  return csv
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((line) => {
+      const [sn, cpu, mem, gpu, model] = line.split(',');
+      const gpus = Number(gpu);
+      return {
+        name: sn,
+        capacity: { cpu: Number(cpu), memory: Number(mem) * 2 ** 20, ...(gpus ? { gpu: gpus * GPU_MILLI } : {}) },
+        used: {},
+        devices: {},
+        gpuCount: gpus,
+        labels: (model?.trim() ? { 'gpu.model': model.trim() } : {}) as Record<string, string>,
+        taints: [],
+      };
+    });
 }
 
 /**
@@ -32,17 +41,29 @@ export function traceNodes(csv: string): NodeSnapshot[] {
  * otherwise each runs as long as it did in the trace.
  */
 export function tracePods(csv: string, keep = true): Submission[] {
-  const rows = csv.trim().split('\n').slice(1).map((l) => l.split(','));
+  const rows = csv
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(','));
   const t0 = Math.min(...rows.map((r) => Number(r[8])));
   return rows.map((r, i) => {
     const [name, cpu, mem, numGpu, gpuMilli, spec, , , created, deleted, scheduled] = r;
     const gpu = Number(numGpu) === 0 ? 0 : Number(gpuMilli) < GPU_MILLI ? Number(gpuMilli) : Number(numGpu) * GPU_MILLI;
     const start = Number(scheduled) || Number(created);
     return {
-      name, tenant: 'default', queue: 'default', submitAt: Number(created) - t0, tasks: 1,
+      name,
+      tenant: 'default',
+      queue: 'default',
+      submitAt: Number(created) - t0,
+      tasks: 1,
       resources: { cpu: Number(cpu), memory: Number(mem) * 2 ** 20, ...(gpu ? { gpu } : {}) },
-      duration: keep ? null : Math.max(1, Number(deleted) - start), priority: 0, gang: false,
-      selector: (spec ? { 'gpu.model': spec.split('|')[0] } : {}) as Record<string, string>, tolerations: [], line: i + 2,
+      duration: keep ? null : Math.max(1, Number(deleted) - start),
+      priority: 0,
+      gang: false,
+      selector: (spec ? { 'gpu.model': spec.split('|')[0] } : {}) as Record<string, string>,
+      tolerations: [],
+      line: i + 2,
     };
   });
 }
@@ -72,8 +93,21 @@ export function benchAlibaba(o: { data: string; trace: string }): Record<string,
     ['first-fit', { policy: 'first-fit' }],
   ];
   for (const [policy, opts] of policies) {
-    const r = simulate(nodes, pods, { ...opts, onProgress: (p) => progress(`alibaba(${policy}): t=${Math.round(p.time)} s placed=${p.placed} pending=${p.pending}`), progressEvery: 4000 });
-    result[policy] = { placed: r.placed, pending: r.pending, completed: r.completed, nodesUsed: r.nodesUsed, makespanSeconds: r.makespan, allocation: r.allocation, wallSeconds: r.wallSeconds, decisionsPerSecond: r.decisionsPerSecond };
+    const r = simulate(nodes, pods, {
+      ...opts,
+      onProgress: (p) => progress(`alibaba(${policy}): t=${Math.round(p.time)} s placed=${p.placed} pending=${p.pending}`),
+      progressEvery: 4000,
+    });
+    result[policy] = {
+      placed: r.placed,
+      pending: r.pending,
+      completed: r.completed,
+      nodesUsed: r.nodesUsed,
+      makespanSeconds: r.makespan,
+      allocation: r.allocation,
+      wallSeconds: r.wallSeconds,
+      decisionsPerSecond: r.decisionsPerSecond,
+    };
   }
   return result;
 }

@@ -29,7 +29,13 @@ export async function benchArray(o: ArrayBenchOptions): Promise<Record<string, u
     const res = await fetch(`${cluster.apiUrl}/v1/jobs`, {
       method: 'POST',
       headers: { authorization: `Bearer ${cluster.tenantToken}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'wide-array', tasks: o.tasks, command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: String(o.taskSeconds) } }),
+      body: JSON.stringify({
+        name: 'wide-array',
+        tasks: o.tasks,
+        command: ['true'],
+        resources: { cpu: '100m', memory: '64Mi' },
+        env: { BATCH_SIM_SECONDS: String(o.taskSeconds) },
+      }),
     });
     if (res.status !== 201) throw new Error(`submit failed: ${res.status} ${await res.text()}`);
     const { id } = (await res.json()) as { id: string };
@@ -38,8 +44,13 @@ export async function benchArray(o: ArrayBenchOptions): Promise<Record<string, u
     let writes = 0;
     let last: JobRecord | undefined;
     const informer = await store.inform<JobRecord>(store.keys.job(id), {
-      onSync: (items) => { last = items[0]?.value; },
-      onEvent: (ev) => { writes++; if (ev.value) last = ev.value; },
+      onSync: (items) => {
+        last = items[0]?.value;
+      },
+      onEvent: (ev) => {
+        writes++;
+        if (ev.value) last = ev.value;
+      },
     });
     const perSecond: number[] = [];
     let done = 0;

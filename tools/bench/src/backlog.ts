@@ -28,13 +28,16 @@ const GI = 2 ** 30;
 
 function job(id: string, createdAt: number, kind: 'single' | 'gang' | 'array' | 'process', tasks: number): JobRecord {
   const sim = { command: ['true'], env: { BATCH_SIM_SECONDS: '1' }, selector: { simulated: 'true' }, resources: { cpu: 1000, memory: GI } };
-  const spec = kind === 'process'
-    ? { command: ['true'], env: {}, selector: { kind: 'process' }, resources: { cpu: 100, memory: 16 * 2 ** 20 } }
-    : sim;
+  const spec = kind === 'process' ? { command: ['true'], env: {}, selector: { kind: 'process' }, resources: { cpu: 100, memory: 16 * 2 ** 20 } } : sim;
   return {
-    id, tenant: 'default', queue: kind === 'array' ? 'bulk' : 'default', phase: 'Queued', createdAt,
+    id,
+    tenant: 'default',
+    queue: kind === 'array' ? 'bulk' : 'default',
+    phase: 'Queued',
+    createdAt,
     spec: { name: kind, ...spec, tasks, priority: 0, labels: {}, ...(kind === 'gang' ? { gang: true } : {}) },
-    pending: [{ start: 0, end: tasks, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   } as JobRecord;
 }
 
@@ -42,13 +45,33 @@ export async function benchBacklog(o: BacklogBenchOptions): Promise<Record<strin
   const etcd = await startEtcd();
   const store = new EtcdStore({ endpoints: etcd.endpoints });
   const rand = rng(o.seed);
-  const put = async (ops: Op[]) => { for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await store.txn([], ops.slice(i, i + MAX_TXN_OPS)); };
+  const put = async (ops: Op[]) => {
+    for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await store.txn([], ops.slice(i, i + MAX_TXN_OPS));
+  };
   let scheduler: Awaited<ReturnType<typeof startScheduler>> | undefined;
   let leaseLost = 0;
   try {
     const nodes: NodeRecord[] = [];
-    for (let i = 0; i < o.nodes; i++) nodes.push({ name: `sim-${String(i).padStart(4, '0')}`, capacity: { cpu: 32_000, memory: 128 * GI }, labels: { simulated: 'true' }, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: 0 });
-    for (let i = 0; i < 4; i++) nodes.push({ name: `proc-${i}`, capacity: { cpu: 4000, memory: 16 * GI }, labels: { kind: 'process' }, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: 0 });
+    for (let i = 0; i < o.nodes; i++)
+      nodes.push({
+        name: `sim-${String(i).padStart(4, '0')}`,
+        capacity: { cpu: 32_000, memory: 128 * GI },
+        labels: { simulated: 'true' },
+        taints: [],
+        gpus: [],
+        url: 'http://127.0.0.1:1',
+        registeredAt: 0,
+      });
+    for (let i = 0; i < 4; i++)
+      nodes.push({
+        name: `proc-${i}`,
+        capacity: { cpu: 4000, memory: 16 * GI },
+        labels: { kind: 'process' },
+        taints: [],
+        gpus: [],
+        url: 'http://127.0.0.1:1',
+        registeredAt: 0,
+      });
     // The nemesis quota: two queues of one cohort, 1,600 CPUs between them (half the simulated fleet).
     const queues: Queue[] = [
       { name: 'default', tenant: 'default', cohort: 'nemesis', nominal: { cpu: 1_000_000 }, borrowingLimit: { cpu: 400_000 } },
@@ -71,7 +94,13 @@ export async function benchBacklog(o: BacklogBenchOptions): Promise<Record<strin
     const tasks = backlog.reduce((s, j) => s + j.spec.tasks, 0);
     progress(`backlog: ${o.jobs} jobs (${tasks} tasks) queued on ${o.nodes} simulated nodes + 4 process nodes`);
 
-    scheduler = await startScheduler({ config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error' }, tuning: { idleMs: 200, busyMs: 20, ...(o.maxJobs ? { maxJobsPerCycle: o.maxJobs } : {}) }, onLeaseLost: () => { leaseLost++; } });
+    scheduler = await startScheduler({
+      config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error' },
+      tuning: { idleMs: 200, busyMs: 20, ...(o.maxJobs ? { maxJobsPerCycle: o.maxJobs } : {}) },
+      onLeaseLost: () => {
+        leaseLost++;
+      },
+    });
     const service = scheduler.app.get(SchedulerService);
     const deadline = Date.now() + 60_000;
     while (!service.leadership && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -81,7 +110,11 @@ export async function benchBacklog(o: BacklogBenchOptions): Promise<Record<strin
     const h = monitorEventLoopDelay({ resolution: 10 });
     let maxGap = 0;
     let last = performance.now();
-    const gapTimer = setInterval(() => { const t = performance.now(); maxGap = Math.max(maxGap, t - last); last = t; }, 5);
+    const gapTimer = setInterval(() => {
+      const t = performance.now();
+      maxGap = Math.max(maxGap, t - last);
+      last = t;
+    }, 5);
     let trickling = true;
     const trickle = (async () => {
       while (trickling) {
@@ -91,8 +124,14 @@ export async function benchBacklog(o: BacklogBenchOptions): Promise<Record<strin
       }
     })();
     const session = o.profile ? new Session() : undefined;
-    const post = (method: string, params?: object) => new Promise<any>((res, rej) => session!.post(method, params ?? {}, (err, out) => (err ? rej(err) : res(out))));
-    if (session) { session.connect(); await post('Profiler.enable'); await post('Profiler.setSamplingInterval', { interval: 200 }); await post('Profiler.start'); }
+    const post = (method: string, params?: object) =>
+      new Promise<any>((res, rej) => session!.post(method, params ?? {}, (err, out) => (err ? rej(err) : res(out))));
+    if (session) {
+      session.connect();
+      await post('Profiler.enable');
+      await post('Profiler.setSamplingInterval', { interval: 200 });
+      await post('Profiler.start');
+    }
     const cycles0 = service.cycleStats?.().count ?? 0;
     h.enable();
     last = performance.now();
@@ -101,17 +140,33 @@ export async function benchBacklog(o: BacklogBenchOptions): Promise<Record<strin
     clearInterval(gapTimer);
     trickling = false;
     await trickle;
-    if (session) { const { profile } = await post('Profiler.stop'); writeFileSync(o.profile!, JSON.stringify(profile)); session.disconnect(); progress(`backlog: CPU profile written to ${o.profile}`); }
+    if (session) {
+      const { profile } = await post('Profiler.stop');
+      writeFileSync(o.profile!, JSON.stringify(profile));
+      session.disconnect();
+      progress(`backlog: CPU profile written to ${o.profile}`);
+    }
     const stats = service.cycleStats?.();
     const durations = [...(stats?.recent ?? [])].sort((a, b) => a - b);
     const bound = (await store.listAll(store.keys.bindings())).items.length;
     return {
-      bench: 'backlog', jobs: o.jobs, maxJobsPerCycle: o.maxJobs ?? 'default', tasks, nodes: o.nodes, seconds: o.seconds,
-      eventLoopMaxMs: Math.round(h.max / 1e6), eventLoopP99Ms: Math.round(h.percentile(99) / 1e6), timerMaxGapMs: Math.round(maxGap),
+      bench: 'backlog',
+      jobs: o.jobs,
+      maxJobsPerCycle: o.maxJobs ?? 'default',
+      tasks,
+      nodes: o.nodes,
+      seconds: o.seconds,
+      eventLoopMaxMs: Math.round(h.max / 1e6),
+      eventLoopP99Ms: Math.round(h.percentile(99) / 1e6),
+      timerMaxGapMs: Math.round(maxGap),
       cycles: stats ? stats.count - cycles0 : undefined,
-      cycleP50Ms: durations.length ? Math.round(percentile(durations, 50)) : undefined, cycleMaxMs: durations.length ? Math.round(durations[durations.length - 1]) : undefined, cycleTopMs: durations.slice(-5).map(Math.round),
+      cycleP50Ms: durations.length ? Math.round(percentile(durations, 50)) : undefined,
+      cycleMaxMs: durations.length ? Math.round(durations[durations.length - 1]) : undefined,
+      cycleTopMs: durations.slice(-5).map(Math.round),
       cycleLongestPhaseMs: stats ? Math.round(stats.longestPhaseMs) : undefined,
-      bindings: bound, leaseLost, stillLeader: service.leadership?.held() ?? false,
+      bindings: bound,
+      leaseLost,
+      stillLeader: service.leadership?.held() ?? false,
     };
   } finally {
     await scheduler?.close().catch(() => undefined);

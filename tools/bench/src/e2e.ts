@@ -25,13 +25,15 @@ async function rawWriteRate(store: EtcdStore, txns: number, concurrency: number)
   const value = { x: 'y'.repeat(200) };
   const started = performance.now();
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < txns) {
-      const t = next++;
-      const ops: Op[] = Array.from({ length: MAX_TXN_OPS }, (_, i) => ({ put: `/raw/${t}/${i}`, value }));
-      await store.txn([], ops);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < txns) {
+        const t = next++;
+        const ops: Op[] = Array.from({ length: MAX_TXN_OPS }, (_, i) => ({ put: `/raw/${t}/${i}`, value }));
+        await store.txn([], ops);
+      }
+    }),
+  );
   return (txns * MAX_TXN_OPS) / ((performance.now() - started) / 1000);
 }
 
@@ -50,7 +52,15 @@ export async function benchE2e(o: E2eBenchOptions): Promise<Record<string, unkno
     for (let i = 0; i < o.nodes; i += MAX_TXN_OPS) {
       const ops: Op[] = [];
       for (let k = i; k < Math.min(o.nodes, i + MAX_TXN_OPS); k++) {
-        const node: NodeRecord = { name: `sim-${String(k).padStart(5, '0')}`, capacity, labels: {}, taints: [], gpus: [], url: 'http://127.0.0.1:1', registeredAt: Date.now() };
+        const node: NodeRecord = {
+          name: `sim-${String(k).padStart(5, '0')}`,
+          capacity,
+          labels: {},
+          taints: [],
+          gpus: [],
+          url: 'http://127.0.0.1:1',
+          registeredAt: Date.now(),
+        };
         ops.push({ put: store.keys.node(node.name), value: node });
       }
       await store.txn([], ops);
@@ -60,7 +70,10 @@ export async function benchE2e(o: E2eBenchOptions): Promise<Record<string, unkno
     const scheduler = await startScheduler({ config, tuning: { idleMs: 50, busyMs: 0 } });
     services.push(scheduler);
     const token = 'bench-token';
-    const admission = await startAdmission({ config, tokens: new TokenAuthenticator({ tokens: [{ sha256: createHash('sha256').update(token).digest('hex'), tenant: 'bench', role: 'tenant' }] }) });
+    const admission = await startAdmission({
+      config,
+      tokens: new TokenAuthenticator({ tokens: [{ sha256: createHash('sha256').update(token).digest('hex'), tenant: 'bench', role: 'tenant' }] }),
+    });
     services.push(admission);
     // Wait until the scheduler's cache has every node.
     const svc = scheduler.app.get((await import('@batchapi/scheduler')).SchedulerService);
@@ -82,7 +95,10 @@ export async function benchE2e(o: E2eBenchOptions): Promise<Record<string, unkno
       const job = (await store.get<JobRecord>(store.keys.job(id)))!.value;
       bound = o.tasks - job.pending.reduce((n, r) => n + r.end - r.start, 0);
       const elapsed = (performance.now() - t0) / 1000;
-      if (elapsed - lastReport >= 2) { progress(`e2e: ${bound}/${o.tasks} bound after ${elapsed.toFixed(1)} s (${job.phase})`); lastReport = elapsed; }
+      if (elapsed - lastReport >= 2) {
+        progress(`e2e: ${bound}/${o.tasks} bound after ${elapsed.toFixed(1)} s (${job.phase})`);
+        lastReport = elapsed;
+      }
       if (bound >= o.tasks || elapsed > o.timeout) break;
       await new Promise((r) => setTimeout(r, 50));
     }
@@ -102,7 +118,10 @@ export async function benchE2e(o: E2eBenchOptions): Promise<Record<string, unkno
       check,
       etcdRevisionAfter: Number(groups),
       rawEtcd: { putsPerSecondSerial: Math.round(serialRate), putsPerSecond4InFlight: Math.round(parallelRate), putsPerTxn: MAX_TXN_OPS },
-      bindsFailed: metrics.split('\n').filter((l) => l.startsWith('batch_scheduler_binds_failed_total')).map((l) => l.replace('batch_scheduler_binds_failed_total', '').trim()),
+      bindsFailed: metrics
+        .split('\n')
+        .filter((l) => l.startsWith('batch_scheduler_binds_failed_total'))
+        .map((l) => l.replace('batch_scheduler_binds_failed_total', '').trim()),
       target: '< 60 s',
     };
   } finally {
@@ -117,7 +136,11 @@ async function consistency(store: EtcdStore, capacity: Record<string, number>) {
   const bindings = (await store.listAll<Binding>(store.keys.bindings())).items.map((b) => b.value);
   const seen = new Set<number>();
   let duplicates = 0;
-  for (const b of bindings) for (let i = b.start; i < b.end; i++) { if (seen.has(i)) duplicates++; seen.add(i); }
+  for (const b of bindings)
+    for (let i = b.start; i < b.end; i++) {
+      if (seen.has(i)) duplicates++;
+      seen.add(i);
+    }
   const allocs = (await store.listAll<NodeAllocation>(store.keys.allocs())).items;
   const overCapacity = allocs.filter((a) => Object.entries(a.value.used).some(([k, v]) => v > (capacity[k] ?? 0))).length;
   return { groups: bindings.length, tasksBound: seen.size, duplicateBindings: duplicates, nodesUsed: allocs.length, nodesOverCapacity: overCapacity };

@@ -36,22 +36,43 @@ export async function benchFailover(o: FailoverBenchOptions): Promise<Record<str
     const serviceToken = newServiceToken();
     for (const id of ['sched-a', 'sched-b']) {
       const port = await freePort();
-      procs.set(id, spawn(process.execPath, [main], { env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: String(o.ttl), BATCH_INSTANCE_ID: id, BATCH_SERVICE_TOKEN: serviceToken, BATCH_LOG_LEVEL: 'error' }, stdio: 'ignore' }));
+      procs.set(
+        id,
+        spawn(process.execPath, [main], {
+          env: {
+            ...process.env,
+            BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+            BATCH_PORT: String(port),
+            BATCH_LEASE_TTL: String(o.ttl),
+            BATCH_INSTANCE_ID: id,
+            BATCH_SERVICE_TOKEN: serviceToken,
+            BATCH_LOG_LEVEL: 'error',
+          },
+          stdio: 'ignore',
+        }),
+      );
     }
     // Watch every binding as it lands, with its time.
     const binds: Array<{ at: number; b: Binding }> = [];
     const informer = await store.inform<Binding>(store.keys.bindings(), {
       onSync: () => undefined,
-      onEvent: (ev) => { if (ev.type === 'put' && ev.value) binds.push({ at: Date.now(), b: ev.value }); },
+      onEvent: (ev) => {
+        if (ev.type === 'put' && ev.value) binds.push({ at: Date.now(), b: ev.value });
+      },
     });
     let n = 0;
     const submitter = (async () => {
       while (submitting) {
         const id = `job-${String(n++).padStart(6, '0')}`;
         const job: JobRecord = {
-          id, tenant: 'bench', queue: 'default', phase: 'Queued', createdAt: Date.now(),
+          id,
+          tenant: 'bench',
+          queue: 'default',
+          phase: 'Queued',
+          createdAt: Date.now(),
           spec: { name: id, command: ['true'], env: {}, resources: parseResources({ cpu: '1', memory: '1Gi' }), tasks: 10, priority: 0, labels: {} },
-          pending: [{ start: 0, end: 10, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+          pending: [{ start: 0, end: 10, attempt: 1 }],
+          counts: { succeeded: 0, failed: 0, cancelled: 0 },
         };
         await submitJob(store, job).catch(() => undefined);
         await new Promise((r) => setTimeout(r, o.everyMs));
@@ -75,11 +96,12 @@ export async function benchFailover(o: FailoverBenchOptions): Promise<Record<str
     // Double bindings: one task index bound twice at one attempt.
     const seen = new Set<string>();
     let doubles = 0;
-    for (const { b } of binds) for (let i = b.start; i < b.end; i++) {
-      const k = `${b.jobId}/${i}/${b.attempt}`;
-      if (seen.has(k)) doubles++;
-      seen.add(k);
-    }
+    for (const { b } of binds)
+      for (let i = b.start; i < b.end; i++) {
+        const k = `${b.jobId}/${i}/${b.attempt}`;
+        if (seen.has(k)) doubles++;
+        seen.add(k);
+      }
     const failover = firstBindAfter ? (firstBindAfter - killedAt) / 1000 : null;
     progress(`failover: new leader ${newLeader} bound its first task ${failover ?? 'never'} s after the kill`);
     return {

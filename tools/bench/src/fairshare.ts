@@ -21,36 +21,66 @@ export interface FairShareBenchOptions {
 
 export function benchFairShare(o: FairShareBenchOptions): Record<string, unknown> {
   const nodes: NodeSnapshot[] = Array.from({ length: o.nodes }, (_, i) => ({
-    name: `n${String(i).padStart(4, '0')}`, capacity: parseResources({ cpu: '32', memory: '128Gi' }), used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [],
+    name: `n${String(i).padStart(4, '0')}`,
+    capacity: parseResources({ cpu: '32', memory: '128Gi' }),
+    used: {},
+    devices: {},
+    gpuCount: 0,
+    labels: {},
+    taints: [],
   }));
   const capacity = nodes.reduce<ResourceVector>((acc, n) => ({ cpu: (acc.cpu ?? 0) + n.capacity.cpu, memory: (acc.memory ?? 0) + n.capacity.memory }), {});
   const perQueue = Math.floor(capacity.cpu / o.queues);
   const queues: SimQueue[] = Array.from({ length: o.queues }, (_, i) => ({
-    name: `q${String(i).padStart(2, '0')}`, tenant: `t${i}`, weight: 1, cohort: `c${i % o.cohorts}`,
-    nominal: { cpu: perQueue, memory: Math.floor(capacity.memory / o.queues) }, borrowingLimit: {}, lendingLimit: {},
+    name: `q${String(i).padStart(2, '0')}`,
+    tenant: `t${i}`,
+    weight: 1,
+    cohort: `c${i % o.cohorts}`,
+    nominal: { cpu: perQueue, memory: Math.floor(capacity.memory / o.queues) },
+    borrowingLimit: {},
+    lendingLimit: {},
   }));
   const rand = rng(o.seed);
   const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
   // Mixed sizes: 1–8 tasks of ⟨1–4 CPU, 1–16 GiB⟩ running 30–120 s (in 10 s steps).
   const workload: Submission[] = Array.from({ length: o.workloads }, (_, i) => ({
-    name: `w${i}`, tenant: queues[i % o.queues].tenant, queue: queues[i % o.queues].name, submitAt: 0, tasks: 1 + Math.floor(rand() * 8),
-    resources: parseResources({ cpu: pick(['1', '2', '3', '4']), memory: pick(['1Gi', '2Gi', '4Gi', '8Gi', '16Gi']) }), duration: 30 + 10 * Math.floor(rand() * 10),
-    priority: 0, gang: false, selector: {}, tolerations: [], line: i + 1,
+    name: `w${i}`,
+    tenant: queues[i % o.queues].tenant,
+    queue: queues[i % o.queues].name,
+    submitAt: 0,
+    tasks: 1 + Math.floor(rand() * 8),
+    resources: parseResources({ cpu: pick(['1', '2', '3', '4']), memory: pick(['1Gi', '2Gi', '4Gi', '8Gi', '16Gi']) }),
+    duration: 30 + 10 * Math.floor(rand() * 10),
+    priority: 0,
+    gang: false,
+    selector: {},
+    tolerations: [],
+    line: i + 1,
   }));
 
   // The state after each cycle holds until the next one: integrate usage while work waits,
   // and each queue's deviation from 1/30 of the cluster while every queue has work waiting.
   const fair = 1 / o.queues;
   let prev = { t: 0, used: 0, waiting: false, deviation: -1 };
-  let waitingSpan = 0, usedWhileWaiting = 0, contendedSpan = 0, deviationArea = 0, worst = 0;
+  let waitingSpan = 0,
+    usedWhileWaiting = 0,
+    contendedSpan = 0,
+    deviationArea = 0,
+    worst = 0;
   const res = simulate(nodes, workload, {
     queues,
     onProgress: (p) => progress(`fairshare: t=${p.time}s placed ${p.placed}, pending ${p.pending}`),
     progressEvery: 50,
     onCycle: (t, held, waiting) => {
       const dt = t - prev.t;
-      if (prev.waiting) { waitingSpan += dt; usedWhileWaiting += prev.used * dt; }
-      if (prev.deviation >= 0) { contendedSpan += dt; deviationArea += prev.deviation * dt; }
+      if (prev.waiting) {
+        waitingSpan += dt;
+        usedWhileWaiting += prev.used * dt;
+      }
+      if (prev.deviation >= 0) {
+        contendedSpan += dt;
+        deviationArea += prev.deviation * dt;
+      }
       let used = 0;
       for (const v of held.values()) used += v.cpu ?? 0;
       let deviation = -1;
@@ -62,7 +92,12 @@ export function benchFairShare(o: FairShareBenchOptions): Record<string, unknown
     },
   });
   return {
-    workloads: o.workloads, queues: o.queues, cohorts: o.cohorts, nodes: o.nodes, placed: res.placed, makespanSeconds: res.makespan,
+    workloads: o.workloads,
+    queues: o.queues,
+    cohorts: o.cohorts,
+    nodes: o.nodes,
+    placed: res.placed,
+    makespanSeconds: res.makespan,
     wallSeconds: res.wallSeconds,
     averageUsage: res.allocation.cpu,
     usageWhileWorkWaits: round(waitingSpan ? usedWhileWaiting / waitingSpan : 0),

@@ -19,7 +19,6 @@ export interface LatencyBenchOptions {
   /** Seconds at the same rate before the measured window (fresh processes are slow; 0 measures from a cold start). @default 10 */ warmup: number;
 }
 
-
 export async function benchLatency(o: LatencyBenchOptions): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'batch-latency-'));
   progress(`latency: starting the local cluster with ${o.nodes} simulated nodes`);
@@ -64,10 +63,19 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<Record<strin
       if (jobs.every((j) => j.startedAt !== undefined) || Date.now() > deadline) break;
       await new Promise((r) => setTimeout(r, 500));
     }
-    const bound = jobs.filter((j) => j.startedAt !== undefined).map((j) => j.startedAt! - j.createdAt).sort((a, b) => a - b);
+    const bound = jobs
+      .filter((j) => j.startedAt !== undefined)
+      .map((j) => j.startedAt! - j.createdAt)
+      .sort((a, b) => a - b);
     // Where the time to bound goes: quota's admission (created → queued), then placement and binding (queued → bound).
-    const admitted = jobs.filter((j) => j.queuedAt !== undefined).map((j) => j.queuedAt! - j.createdAt).sort((a, b) => a - b);
-    const placed = jobs.filter((j) => j.queuedAt !== undefined && j.startedAt !== undefined).map((j) => j.startedAt! - j.queuedAt!).sort((a, b) => a - b);
+    const admitted = jobs
+      .filter((j) => j.queuedAt !== undefined)
+      .map((j) => j.queuedAt! - j.createdAt)
+      .sort((a, b) => a - b);
+    const placed = jobs
+      .filter((j) => j.queuedAt !== undefined && j.startedAt !== undefined)
+      .map((j) => j.startedAt! - j.queuedAt!)
+      .sort((a, b) => a - b);
     submitMs.sort((a, b) => a - b);
     return {
       bench: 'latency',
@@ -80,7 +88,16 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<Record<strin
       errors,
       codes,
       submitMs: { p50: round(percentile(submitMs, 50)), p99: round(percentile(submitMs, 99)), max: round(submitMs[submitMs.length - 1]) },
-      submitP99MsBySecond: [...perSecond].sort((a, b) => a[0] - b[0]).map(([, v]) => round(percentile(v.sort((a, b) => a - b), 99))),
+      submitP99MsBySecond: [...perSecond]
+        .sort((a, b) => a[0] - b[0])
+        .map(([, v]) =>
+          round(
+            percentile(
+              v.sort((a, b) => a - b),
+              99,
+            ),
+          ),
+        ),
       submitToBoundMs: { p50: percentile(bound, 50), p99: percentile(bound, 99), max: bound[bound.length - 1], bound: bound.length },
       submitToQueuedMs: { p50: percentile(admitted, 50), p99: percentile(admitted, 99) },
       queuedToBoundMs: { p50: percentile(placed, 50), p99: percentile(placed, 99) },

@@ -48,7 +48,12 @@ export interface OpenLoopOptions {
  * answer is in. Returns the seconds the sending took.
  */
 export async function openLoop(o: OpenLoopOptions): Promise<number> {
-  const pool = new Pool(o.url, { connections: o.connections ?? 64, keepAliveTimeout: 30_000, headersTimeout: o.timeoutMs ?? 10_000, bodyTimeout: o.timeoutMs ?? 10_000 });
+  const pool = new Pool(o.url, {
+    connections: o.connections ?? 64,
+    keepAliveTimeout: 30_000,
+    headersTimeout: o.timeoutMs ?? 10_000,
+    bodyTimeout: o.timeoutMs ?? 10_000,
+  });
   const body = JSON.stringify(o.job);
   const inflight: Array<Promise<void>> = [];
   const started = performance.now();
@@ -58,15 +63,27 @@ export async function openLoop(o: OpenLoopOptions): Promise<number> {
       const wait = due - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
       const t0 = performance.now();
-      inflight.push(pool.request({
-        path: '/v1/jobs',
-        method: 'POST',
-        headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json', 'idempotency-key': o.key(i) },
-        body,
-      }).then(async (res) => {
-        const text = await res.body.text();
-        o.onAnswer?.({ status: res.statusCode, ms: performance.now() - t0, body: text ? JSON.parse(text) as { id?: string } : undefined, sentAt: t0 - started }, i);
-      }, () => { o.onAnswer?.({ status: 0, ms: performance.now() - t0, sentAt: t0 - started }, i); }));
+      inflight.push(
+        pool
+          .request({
+            path: '/v1/jobs',
+            method: 'POST',
+            headers: { authorization: `Bearer ${o.token}`, 'content-type': 'application/json', 'idempotency-key': o.key(i) },
+            body,
+          })
+          .then(
+            async (res) => {
+              const text = await res.body.text();
+              o.onAnswer?.(
+                { status: res.statusCode, ms: performance.now() - t0, body: text ? (JSON.parse(text) as { id?: string }) : undefined, sentAt: t0 - started },
+                i,
+              );
+            },
+            () => {
+              o.onAnswer?.({ status: 0, ms: performance.now() - t0, sentAt: t0 - started }, i);
+            },
+          ),
+      );
       if (i > 0 && i % (o.rate * 5) === 0) o.onProgress?.(i);
     }
     const sendSeconds = (performance.now() - started) / 1000;

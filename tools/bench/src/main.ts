@@ -33,16 +33,46 @@ function num(o: Record<string, string>, name: string, def: number): number {
 }
 
 const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
-  scheduling: (o) => benchScheduling({ cpuNodes: num(o, 'cpu-nodes', 9000), gpuNodes: num(o, 'gpu-nodes', 1000), tasks: num(o, 'tasks', 500_000), baselineTasks: num(o, 'baseline-tasks', 2000), seed: num(o, 'seed', 42) }),
+  scheduling: (o) =>
+    benchScheduling({
+      cpuNodes: num(o, 'cpu-nodes', 9000),
+      gpuNodes: num(o, 'gpu-nodes', 1000),
+      tasks: num(o, 'tasks', 500_000),
+      baselineTasks: num(o, 'baseline-tasks', 2000),
+      seed: num(o, 'seed', 42),
+    }),
   alibaba: (o) => benchAlibaba({ data: o.data ?? DATA, trace: o.trace ?? 'default' }),
   packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
   latency: (o) => benchLatency({ rate: num(o, 'rate', 1000), seconds: num(o, 'seconds', 60), nodes: num(o, 'nodes', 1000), warmup: num(o, 'warmup', 10) }),
   tracing: (o) => benchTracing({ iterations: num(o, 'iterations', 100_000) }),
   failover: (o) => benchFailover({ ttl: num(o, 'ttl', 5), nodes: num(o, 'nodes', 500), everyMs: num(o, 'every-ms', 20) }),
-  fairshare: (o) => benchFairShare({ workloads: num(o, 'workloads', 15_000), queues: num(o, 'queues', 30), cohorts: num(o, 'cohorts', 5), nodes: num(o, 'nodes', 100), seed: num(o, 'seed', 11) }),
-  overload: (o) => benchOverload({ rate: num(o, 'rate', 2000), seconds: num(o, 'seconds', 10), limit: num(o, 'limit', 200), nodes: num(o, 'nodes', 200), warmup: num(o, 'warmup', 10) }),
-  array: (o) => benchArray({ tasks: num(o, 'tasks', 100_000), nodes: num(o, 'nodes', 1000), taskSeconds: num(o, 'task-seconds', 1), timeout: num(o, 'timeout', 300) }),
-  backlog: (o) => benchBacklog({ jobs: num(o, 'jobs', 5000), nodes: num(o, 'nodes', 100), seconds: num(o, 'seconds', 20), seed: num(o, 'seed', 11), profile: o.profile, maxJobs: o['max-jobs'] === undefined ? undefined : num(o, 'max-jobs', 0) }),
+  fairshare: (o) =>
+    benchFairShare({
+      workloads: num(o, 'workloads', 15_000),
+      queues: num(o, 'queues', 30),
+      cohorts: num(o, 'cohorts', 5),
+      nodes: num(o, 'nodes', 100),
+      seed: num(o, 'seed', 11),
+    }),
+  overload: (o) =>
+    benchOverload({
+      rate: num(o, 'rate', 2000),
+      seconds: num(o, 'seconds', 10),
+      limit: num(o, 'limit', 200),
+      nodes: num(o, 'nodes', 200),
+      warmup: num(o, 'warmup', 10),
+    }),
+  array: (o) =>
+    benchArray({ tasks: num(o, 'tasks', 100_000), nodes: num(o, 'nodes', 1000), taskSeconds: num(o, 'task-seconds', 1), timeout: num(o, 'timeout', 300) }),
+  backlog: (o) =>
+    benchBacklog({
+      jobs: num(o, 'jobs', 5000),
+      nodes: num(o, 'nodes', 100),
+      seconds: num(o, 'seconds', 20),
+      seed: num(o, 'seed', 11),
+      profile: o.profile,
+      maxJobs: o['max-jobs'] === undefined ? undefined : num(o, 'max-jobs', 0),
+    }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
 };
 

@@ -20,7 +20,6 @@ export interface OverloadBenchOptions {
   /** Seconds of warm-up at half the limit before the storm (not counted; fresh processes are slow). @default 10 */ warmup: number;
 }
 
-
 async function admissionRssBytes(url: string): Promise<number> {
   const text = await (await fetch(`${url}/metrics`)).text();
   return Number(/^process_resident_memory_bytes\{[^}]*\} (\d+)/m.exec(text)?.[1] ?? NaN);
@@ -33,23 +32,30 @@ export async function benchOverload(o: OverloadBenchOptions): Promise<Record<str
   const store = new EtcdStore({ endpoints: cluster.etcd!.endpoints });
   try {
     const put = await fetch(`${cluster.apiUrl}/v1/tenants/default`, {
-      method: 'PUT', headers: { authorization: `Bearer ${cluster.operatorToken}`, 'content-type': 'application/json' },
+      method: 'PUT',
+      headers: { authorization: `Bearer ${cluster.operatorToken}`, 'content-type': 'application/json' },
       body: JSON.stringify({ limits: { submitsPerSecond: o.limit, submitBurst: o.limit } }),
     });
     if (!put.ok) throw new Error(`setting the tenant's limits failed: ${put.status} ${await put.text()}`);
     await new Promise((r) => setTimeout(r, 500)); // admission's tenant watch
-    const post = (key: string) => fetch(`${cluster.apiUrl}/v1/jobs`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${cluster.tenantToken}`, 'content-type': 'application/json', 'idempotency-key': key },
-      body: JSON.stringify({ command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: '0.5' } }),
-      signal: AbortSignal.timeout(10_000),
-    });
+    const post = (key: string) =>
+      fetch(`${cluster.apiUrl}/v1/jobs`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${cluster.tenantToken}`, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ command: ['true'], resources: { cpu: '100m', memory: '64Mi' }, env: { BATCH_SIM_SECONDS: '0.5' } }),
+        signal: AbortSignal.timeout(10_000),
+      });
     progress(`overload: warming up for ${o.warmup} s at ${o.limit / 2}/s`);
     const warm: Array<Promise<unknown>> = [];
     for (let i = 0, t0 = performance.now(); i < (o.limit / 2) * o.warmup; i++) {
       const wait = t0 + (i * 2000) / o.limit - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      warm.push(post(`warm-${i}`).then((r) => r.text(), () => undefined));
+      warm.push(
+        post(`warm-${i}`).then(
+          (r) => r.text(),
+          () => undefined,
+        ),
+      );
     }
     await Promise.all(warm);
     await new Promise((r) => setTimeout(r, 1000)); // let the bucket refill to its burst
@@ -65,22 +71,24 @@ export async function benchOverload(o: OverloadBenchOptions): Promise<Record<str
     for (let i = 0; i < total; i++) {
       const wait = started + (i * 1000) / o.rate - performance.now();
       if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-      inflight.push((async () => {
-        const t0 = performance.now();
-        try {
-          const res = await post(`storm-${i}`);
-          codes[res.status] = (codes[res.status] ?? 0) + 1;
-          if (res.status === 201) {
-            acceptedMs.push(performance.now() - t0);
-            accepted.push(((await res.json()) as { id: string }).id);
-          } else {
-            if ((res.status === 429 || res.status === 503) && !res.headers.get('retry-after')) withoutRetryAfter++;
-            await res.text();
+      inflight.push(
+        (async () => {
+          const t0 = performance.now();
+          try {
+            const res = await post(`storm-${i}`);
+            codes[res.status] = (codes[res.status] ?? 0) + 1;
+            if (res.status === 201) {
+              acceptedMs.push(performance.now() - t0);
+              accepted.push(((await res.json()) as { id: string }).id);
+            } else {
+              if ((res.status === 429 || res.status === 503) && !res.headers.get('retry-after')) withoutRetryAfter++;
+              await res.text();
+            }
+          } catch {
+            codes.network = (codes.network ?? 0) + 1;
           }
-        } catch {
-          codes.network = (codes.network ?? 0) + 1;
-        }
-      })());
+        })(),
+      );
       if (i % o.rate === 0 && i > 0) progress(`overload: ${i}/${total} sent, ${accepted.length} accepted`);
     }
     await Promise.all(inflight);
@@ -89,11 +97,20 @@ export async function benchOverload(o: OverloadBenchOptions): Promise<Record<str
     const stored = new Set((await store.listAll<JobRecord>(store.keys.jobs())).items.map((j) => j.value.id));
     const sorted = acceptedMs.sort((a, b) => a - b);
     return {
-      offered: total, offeredPerSecond: o.rate, limitPerSecond: o.limit, seconds: Math.round(seconds * 10) / 10,
-      accepted: accepted.length, acceptedPerSecond: Math.round(accepted.length / seconds), throttled429: codes[429] ?? 0, shed503: codes[503] ?? 0,
-      otherStatuses: Object.fromEntries(Object.entries(codes).filter(([c]) => !['201', '429', '503'].includes(c))), withoutRetryAfter,
-      acceptedP50Ms: Math.round(percentile(sorted, 50) * 10) / 10, acceptedP99Ms: Math.round(percentile(sorted, 99) * 10) / 10,
-      admissionRssMiBBefore: Math.round(rssBefore / 2 ** 20), admissionRssMiBAfter: Math.round(rssAfter / 2 ** 20),
+      offered: total,
+      offeredPerSecond: o.rate,
+      limitPerSecond: o.limit,
+      seconds: Math.round(seconds * 10) / 10,
+      accepted: accepted.length,
+      acceptedPerSecond: Math.round(accepted.length / seconds),
+      throttled429: codes[429] ?? 0,
+      shed503: codes[503] ?? 0,
+      otherStatuses: Object.fromEntries(Object.entries(codes).filter(([c]) => !['201', '429', '503'].includes(c))),
+      withoutRetryAfter,
+      acceptedP50Ms: Math.round(percentile(sorted, 50) * 10) / 10,
+      acceptedP99Ms: Math.round(percentile(sorted, 99) * 10) / 10,
+      admissionRssMiBBefore: Math.round(rssBefore / 2 ** 20),
+      admissionRssMiBAfter: Math.round(rssAfter / 2 ** 20),
       lost: accepted.filter((id) => !stored.has(id)).length,
     };
   } finally {

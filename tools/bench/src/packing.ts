@@ -53,7 +53,10 @@ export function cutInstance(name: string, bins: number, capacity: number[], seed
       const cuts = new Set<number>();
       while (cuts.size < pieces - 1) cuts.add(1 + Math.floor(rand() * (cap - 1)));
       const pts = [0, ...[...cuts].sort((x, y) => x - y), cap];
-      return shuffle(pts.slice(1).map((p, j) => p - pts[j]), rand);
+      return shuffle(
+        pts.slice(1).map((p, j) => p - pts[j]),
+        rand,
+      );
     });
     for (let p = 0; p < pieces; p++) items.push(capacity.map((_, d) => perDim[d][p]));
   }
@@ -64,11 +67,27 @@ export function cutInstance(name: string, bins: number, capacity: number[], seed
 export function packInstance(inst: Instance, policy: PlacementPolicy): number {
   const capacity = Object.fromEntries(inst.capacity.map((c, d) => [DIMS[d], c]));
   const nodes: NodeSnapshot[] = Array.from({ length: inst.items.length }, (_, i) => ({
-    name: `bin-${String(i).padStart(5, '0')}`, capacity, used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [],
+    name: `bin-${String(i).padStart(5, '0')}`,
+    capacity,
+    used: {},
+    devices: {},
+    gpuCount: 0,
+    labels: {},
+    taints: [],
   }));
   const workload: Submission[] = inst.items.map((item, i) => ({
-    name: `item-${i}`, tenant: 'default', queue: 'default', submitAt: 0, tasks: 1,
-    resources: Object.fromEntries(item.map((v, d) => [DIMS[d], v])), duration: null, priority: 0, gang: false, selector: {}, tolerations: [], line: i + 1,
+    name: `item-${i}`,
+    tenant: 'default',
+    queue: 'default',
+    submitAt: 0,
+    tasks: 1,
+    resources: Object.fromEntries(item.map((v, d) => [DIMS[d], v])),
+    duration: null,
+    priority: 0,
+    gang: false,
+    selector: {},
+    tolerations: [],
+    line: i + 1,
   }));
   return simulate(nodes, workload, { policy }).nodesUsed;
 }
@@ -84,8 +103,23 @@ export function benchPacking(o: PackingBenchOptions): Record<string, unknown> {
   const instances: Instance[] = [];
   const orlib = join(o.data, 'bpp1d/orlib');
   if (existsSync(join(o.data, 'optima.csv')) && existsSync(orlib)) {
-    const optima = new Map(readFileSync(join(o.data, 'optima.csv'), 'utf8').split('\n').slice(1).filter(Boolean).map((l) => { const c = l.split(','); return [c[0], Number(c[3])] as [string, number]; }));
-    for (const [file, family] of [['binpack1.txt', 'u120'], ['binpack2.txt', 'u250'], ['binpack4.txt', 'u1000'], ['binpack5.txt', 't60'], ['binpack8.txt', 't501']]) {
+    const optima = new Map(
+      readFileSync(join(o.data, 'optima.csv'), 'utf8')
+        .split('\n')
+        .slice(1)
+        .filter(Boolean)
+        .map((l) => {
+          const c = l.split(',');
+          return [c[0], Number(c[3])] as [string, number];
+        }),
+    );
+    for (const [file, family] of [
+      ['binpack1.txt', 'u120'],
+      ['binpack2.txt', 'u250'],
+      ['binpack4.txt', 'u1000'],
+      ['binpack5.txt', 't60'],
+      ['binpack8.txt', 't501'],
+    ]) {
       const p = join(orlib, file);
       if (existsSync(p)) instances.push(...parseOrLib(readFileSync(p, 'utf8'), optima, family));
     }
@@ -109,7 +143,14 @@ export function benchPacking(o: PackingBenchOptions): Record<string, unknown> {
   let sumOver = 0;
   for (const [name, f] of families) {
     const over = f.binPack / f.optimum - 1;
-    byFamily[name] = { instances: f.instances, optimumBins: f.optimum, binPackBins: f.binPack, firstFitBins: f.firstFit, overOptimum: pct(over), firstFitOverOptimum: pct(f.firstFit / f.optimum - 1) };
+    byFamily[name] = {
+      instances: f.instances,
+      optimumBins: f.optimum,
+      binPackBins: f.binPack,
+      firstFitBins: f.firstFit,
+      overOptimum: pct(over),
+      firstFitOverOptimum: pct(f.firstFit / f.optimum - 1),
+    };
     sumOver += over;
   }
   return { bench: 'packing', instances: instances.length, families: byFamily, meanOverOptimum: pct(sumOver / families.size), target: '≤ 5%' };

@@ -4,7 +4,17 @@
  * (the kube-scheduler way), so the ratio shows.
  */
 import { GPU_MILLI, parseResources, type ResourceVector } from '@batchapi/api';
-import { DEFAULT_FILTERS, DEFAULT_SCORES, type NodeSnapshot, packingScores, type PendingWork, placeTasks, requestShapes, tasksThatFit, pickDevices } from '@batchapi/scheduling';
+import {
+  DEFAULT_FILTERS,
+  DEFAULT_SCORES,
+  type NodeSnapshot,
+  packingScores,
+  type PendingWork,
+  placeTasks,
+  requestShapes,
+  tasksThatFit,
+  pickDevices,
+} from '@batchapi/scheduling';
 import { progress, rng } from './rng';
 
 /** Options of the scheduling benchmark. */
@@ -19,11 +29,27 @@ export interface SchedulingBenchOptions {
 export function makeCluster(cpuNodes: number, gpuNodes: number): NodeSnapshot[] {
   const nodes: NodeSnapshot[] = [];
   for (let i = 0; i < cpuNodes; i++) {
-    nodes.push({ name: `cpu-${String(i).padStart(5, '0')}`, capacity: parseResources({ cpu: '32', memory: '128Gi' }), used: {}, devices: {}, gpuCount: 0, labels: { zone: `z${i % 3}` }, taints: [] });
+    nodes.push({
+      name: `cpu-${String(i).padStart(5, '0')}`,
+      capacity: parseResources({ cpu: '32', memory: '128Gi' }),
+      used: {},
+      devices: {},
+      gpuCount: 0,
+      labels: { zone: `z${i % 3}` },
+      taints: [],
+    });
   }
   for (let i = 0; i < gpuNodes; i++) {
     const model = i % 2 ? 'H100' : 'A100';
-    nodes.push({ name: `gpu-${String(i).padStart(5, '0')}`, capacity: parseResources({ cpu: '96', memory: '768Gi', gpu: 8 }), used: {}, devices: {}, gpuCount: 8, labels: { 'gpu.model': model, zone: `z${i % 3}` }, taints: [] });
+    nodes.push({
+      name: `gpu-${String(i).padStart(5, '0')}`,
+      capacity: parseResources({ cpu: '96', memory: '768Gi', gpu: 8 }),
+      used: {},
+      devices: {},
+      gpuCount: 8,
+      labels: { 'gpu.model': model, zone: `z${i % 3}` },
+      taints: [],
+    });
   }
   return nodes;
 }
@@ -50,7 +76,16 @@ export function makeBacklog(totalTasks: number, seed: number): PendingWork[] {
       n = 1 + Math.floor(rand() * 256);
     }
     n = Math.min(n, totalTasks - tasks);
-    work.push({ jobId: `job-${String(i).padStart(6, '0')}`, queue: `q${i % 8}`, priority: rand() < 0.1 ? 10 : 0, createdAt: i, resources, tasks: n, selector, gang: rand() < 0.05 && n <= 64 });
+    work.push({
+      jobId: `job-${String(i).padStart(6, '0')}`,
+      queue: `q${i % 8}`,
+      priority: rand() < 0.1 ? 10 : 0,
+      createdAt: i,
+      resources,
+      tasks: n,
+      selector,
+      gang: rand() < 0.05 && n <= 64,
+    });
     tasks += n;
   }
   return work;
@@ -58,7 +93,11 @@ export function makeBacklog(totalTasks: number, seed: number): PendingWork[] {
 
 /** The kube-scheduler way: for each task, filter and score every node, bind to the best. */
 export function naivePlace(work: readonly PendingWork[], nodes: readonly NodeSnapshot[], maxTasks: number): number {
-  const state = nodes.map((n) => ({ node: n, free: Object.fromEntries(Object.entries(n.capacity).map(([k, v]) => [k, v - (n.used[k] ?? 0)])) as ResourceVector, devices: { ...n.devices } }));
+  const state = nodes.map((n) => ({
+    node: n,
+    free: Object.fromEntries(Object.entries(n.capacity).map(([k, v]) => [k, v - (n.used[k] ?? 0)])) as ResourceVector,
+    devices: { ...n.devices },
+  }));
   let placed = 0;
   for (const w of work) {
     for (let t = 0; t < w.tasks && placed < maxTasks; t++) {
@@ -71,7 +110,10 @@ export function naivePlace(work: readonly PendingWork[], nodes: readonly NodeSna
         let score = 0;
         const fd = Array.from({ length: s.node.gpuCount }, (_, d) => d).filter((d) => !s.devices[d]).length;
         for (const p of DEFAULT_SCORES) score += p.weight * p.score(w, s.node, s.free, fd);
-        if (score > bestScore) { bestScore = score; best = s; }
+        if (score > bestScore) {
+          bestScore = score;
+          best = s;
+        }
       }
       if (!best) break;
       for (const [k, v] of Object.entries(w.resources)) best.free[k] -= v;
@@ -93,7 +135,10 @@ export function benchScheduling(o: SchedulingBenchOptions): Record<string, unkno
   placeTasks(work.slice(0, 50), nodes); // JIT warm-up on a small slice
   // As the live scheduler runs it: dominant resource fairness between the 8 queues, and
   // packing scores against the request mix (the mix is computed inside the timed part, as a cycle does).
-  const capacity = nodes.reduce<ResourceVector>((acc, n) => { for (const [k, v] of Object.entries(n.capacity)) acc[k] = (acc[k] ?? 0) + v; return acc; }, {});
+  const capacity = nodes.reduce<ResourceVector>((acc, n) => {
+    for (const [k, v] of Object.entries(n.capacity)) acc[k] = (acc[k] ?? 0) + v;
+    return acc;
+  }, {});
   const t0 = performance.now();
   const scores = packingScores(requestShapes(work.map((w) => ({ resources: w.resources, count: w.tasks }))));
   const res = placeTasks(work, nodes, { maxTasks: Number.MAX_SAFE_INTEGER, fairShare: { capacity, usage: new Map() }, scores });

@@ -30,7 +30,13 @@ describe('scheduling bench inputs', () => {
 
   it('the naive baseline places tasks on a small cluster', () => {
     // 2 CPU nodes of 32 cores, tasks of ≤ 4 cores: the first 10 tasks all fit
-    expect(naivePlace(makeBacklog(1000, 2).filter((w) => !w.resources.gpu), makeCluster(2, 0), 10)).toBe(10);
+    expect(
+      naivePlace(
+        makeBacklog(1000, 2).filter((w) => !w.resources.gpu),
+        makeCluster(2, 0),
+        10,
+      ),
+    ).toBe(10);
   });
 });
 
@@ -43,7 +49,10 @@ describe('alibaba trace', () => {
     const header = 'name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n';
     const pods = tracePods(`${header}p0,12000,16384,1,460,,LS,Running,100,500,100\np1,88000,327680,8,1000,V100M32|T4,BE,Succeeded,160,900,170\n`);
     // 460 milli of one device; 8 whole devices; submitAt relative to the first creation (100 s)
-    expect(pods.map((p) => [p.resources.gpu, p.submitAt, p.selector, p.duration])).toEqual([[460, 0, {}, null], [8000, 60, { 'gpu.model': 'V100M32' }, null]]);
+    expect(pods.map((p) => [p.resources.gpu, p.submitAt, p.selector, p.duration])).toEqual([
+      [460, 0, {}, null],
+      [8000, 60, { 'gpu.model': 'V100M32' }, null],
+    ]);
     expect(tracePods(`${header}p0,1000,1024,0,0,,LS,Running,100,500,130\n`, false)[0].duration).toBe(370);
   });
 });

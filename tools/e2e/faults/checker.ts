@@ -102,7 +102,11 @@ export interface NemesisReport {
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Cancelled', 'Rejected']);
 
 /** One task run in the run log: start to its end line (or its last heartbeat plus slack, if killed). */
-interface Run { attempt: string; start: number; end: number }
+interface Run {
+  attempt: string;
+  start: number;
+  end: number;
+}
 
 /**
  * Overlapping runs of one task in the run log. Lines are `s|h|e <job> <index> <attempt> <epoch
@@ -127,9 +131,10 @@ export function overlappingRuns(log: string, slackMs = 150): Array<{ job: string
   const out: Array<{ job: string; index: string; attempts: [string, string] }> = [];
   for (const [key, list] of runs) {
     const [job, index] = key.split(' ');
-    for (let i = 0; i < list.length; i++) for (let j = i + 1; j < list.length; j++) {
-      if (list[i].start < list[j].end && list[j].start < list[i].end) out.push({ job, index, attempts: [list[i].attempt, list[j].attempt] });
-    }
+    for (let i = 0; i < list.length; i++)
+      for (let j = i + 1; j < list.length; j++) {
+        if (list[i].start < list[j].end && list[j].start < list[i].end) out.push({ job, index, attempts: [list[i].attempt, list[j].attempt] });
+      }
   }
   return out;
 }
@@ -157,11 +162,12 @@ export function quotaViolations(queues: Queue[], allocs: Iterable<NodeAllocation
 /** Each queue's usage: the sum of every node allocation's share for it (as the scheduler counts it). */
 export function queueUsage(allocs: Iterable<NodeAllocation>): Map<string, ResourceVector> {
   const used = new Map<string, ResourceVector>();
-  for (const a of allocs) for (const [q, v] of Object.entries(a.queues ?? {})) {
-    const u = used.get(q) ?? {};
-    for (const [r, n] of Object.entries(v)) u[r] = (u[r] ?? 0) + n;
-    used.set(q, u);
-  }
+  for (const a of allocs)
+    for (const [q, v] of Object.entries(a.queues ?? {})) {
+      const u = used.get(q) ?? {};
+      for (const [r, n] of Object.entries(v)) u[r] = (u[r] ?? 0) + n;
+      used.set(q, u);
+    }
   return used;
 }
 
@@ -172,7 +178,7 @@ export function quotaViolationsOf(queues: Queue[], used: Map<string, ResourceVec
   for (const q of queues) {
     const u = used.get(q.name) ?? {};
     for (const [r, nominal] of Object.entries(q.nominal)) {
-      const limit = nominal + (q.cohort ? q.borrowingLimit?.[r] ?? Number.POSITIVE_INFINITY : 0);
+      const limit = nominal + (q.cohort ? (q.borrowingLimit?.[r] ?? Number.POSITIVE_INFINITY) : 0);
       if ((u[r] ?? 0) > limit) out.push(`queue ${q.name} ${r} ${u[r]} > ${limit}`);
     }
     if (!q.cohort) continue;
@@ -181,13 +187,27 @@ export function quotaViolationsOf(queues: Queue[], used: Map<string, ResourceVec
     for (const [r, n] of Object.entries(q.nominal)) c.nominal[r] = (c.nominal[r] ?? 0) + n;
     for (const [r, n] of Object.entries(u)) c.used[r] = (c.used[r] ?? 0) + n;
   }
-  for (const [name, c] of cohorts) for (const [r, nominal] of Object.entries(c.nominal)) if ((c.used[r] ?? 0) > nominal) out.push(`cohort ${name} ${r} ${c.used[r]} > ${nominal}`);
+  for (const [name, c] of cohorts)
+    for (const [r, nominal] of Object.entries(c.nominal)) if ((c.used[r] ?? 0) > nominal) out.push(`cohort ${name} ${r} ${c.used[r]} > ${nominal}`);
   return out;
 }
 
 /** The verdict of a run. `limit` caps the evidence lines of each column. */
 export function summarize(facts: RunFacts, submits: Iterable<SubmitRecord>, etcd: EtcdView, runLog: string, samples: Samples, limit = 5): NemesisReport {
-  const row: NemesisRow = { ...facts, accepted: 0, completed: 0, lost: 0, failed: 0, dupRuns: 0, stuck: 0, overCapacity: 0, overQuota: 0, doubleLeaders: 0, keyMismatches: 0, notAccepted: 0 };
+  const row: NemesisRow = {
+    ...facts,
+    accepted: 0,
+    completed: 0,
+    lost: 0,
+    failed: 0,
+    dupRuns: 0,
+    stuck: 0,
+    overCapacity: 0,
+    overQuota: 0,
+    doubleLeaders: 0,
+    keyMismatches: 0,
+    notAccepted: 0,
+  };
   const byKind: Record<string, [number, number]> = {};
   const problems: Record<string, string[]> = {};
   const suspects: string[] = [];
@@ -256,12 +276,20 @@ export function summarize(facts: RunFacts, submits: Iterable<SubmitRecord>, etcd
   }
   const instants = (column: string, list: string[][]) => {
     let n = 0;
-    list.forEach((s, i) => { if (s.length) { n++; note(column, `sample ${i}: ${s.join('; ')}`); } });
+    list.forEach((s, i) => {
+      if (s.length) {
+        n++;
+        note(column, `sample ${i}: ${s.join('; ')}`);
+      }
+    });
     return n;
   };
   row.overCapacity = instants('over capacity', samples.capacity);
   row.overQuota = instants('over quota', samples.quota);
-  row.doubleLeaders = instants('double leaders', samples.leaders.map((l) => (l.length > 1 ? l : [])));
+  row.doubleLeaders = instants(
+    'double leaders',
+    samples.leaders.map((l) => (l.length > 1 ? l : [])),
+  );
   return { row, byKind, problems: Object.values(problems).flat(), suspects: [...new Set(suspects)] };
 }
 

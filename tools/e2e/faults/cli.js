@@ -19,8 +19,14 @@ const opts = { nemesis: false };
 const rest = [];
 for (let i = 0; i < args.length; i++) {
   const m = /^--(nemesis|minutes|seed|rate)(?:=(.*))?$/.exec(args[i]);
-  if (!m) { rest.push(args[i]); continue; }
-  if (m[1] === 'nemesis') { opts.nemesis = true; continue; }
+  if (!m) {
+    rest.push(args[i]);
+    continue;
+  }
+  if (m[1] === 'nemesis') {
+    opts.nemesis = true;
+    continue;
+  }
   const value = m[2] ?? args[++i];
   if (value === undefined || !/^\d+(\.\d+)?$/.test(value)) {
     console.error(`test:faults: --${m[1]} needs a number, e.g. --${m[1]} ${m[1] === 'rate' ? 200 : 10}`);

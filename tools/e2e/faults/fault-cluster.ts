@@ -34,13 +34,26 @@ export interface ScenarioResult {
   problems: string[];
 }
 
-interface Service { name: string; app: string; env: Record<string, string>; url: string; proc?: ChildProcess; netns?: boolean; ns?: TestNetns }
+interface Service {
+  name: string;
+  app: string;
+  env: Record<string, string>;
+  url: string;
+  proc?: ChildProcess;
+  netns?: boolean;
+  ns?: TestNetns;
+}
 
 /**
  * A network namespace of the test's own, joined to this one by a veth pair (10.N.k.1 here,
  * 10.N.k.2 there; N from the test's pid, so two suites running at once do not share addresses).
  */
-export interface TestNetns { ns: string; hostIf: string; hostIp: string; nsIp: string }
+export interface TestNetns {
+  ns: string;
+  hostIf: string;
+  hostIp: string;
+  nsIp: string;
+}
 
 /**
  * Makes namespace `k` and its veth pair; undefined (with why) where the machine does not allow
@@ -54,16 +67,26 @@ export function makeNetns(k = 0): { netns?: TestNetns; why?: string } {
   const net = `10.${subnetOctet()}.${k}`;
   const n: TestNetns = { ns: `batchf-${id}`, hostIf: `bfh${id}`, hostIp: `${net}.1`, nsIp: `${net}.2` };
   const steps = [
-    ['ip', 'netns', 'add', n.ns], ['ip', 'link', 'add', n.hostIf, 'type', 'veth', 'peer', 'name', `bfn${id}`], ['ip', 'link', 'set', `bfn${id}`, 'netns', n.ns],
-    ['ip', 'addr', 'add', `${n.hostIp}/30`, 'dev', n.hostIf], ['ip', 'link', 'set', n.hostIf, 'up'],
-    ['ip', 'netns', 'exec', n.ns, 'ip', 'addr', 'add', `${n.nsIp}/30`, 'dev', `bfn${id}`], ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', `bfn${id}`, 'up'],
+    ['ip', 'netns', 'add', n.ns],
+    ['ip', 'link', 'add', n.hostIf, 'type', 'veth', 'peer', 'name', `bfn${id}`],
+    ['ip', 'link', 'set', `bfn${id}`, 'netns', n.ns],
+    ['ip', 'addr', 'add', `${n.hostIp}/30`, 'dev', n.hostIf],
+    ['ip', 'link', 'set', n.hostIf, 'up'],
+    ['ip', 'netns', 'exec', n.ns, 'ip', 'addr', 'add', `${n.nsIp}/30`, 'dev', `bfn${id}`],
+    ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', `bfn${id}`, 'up'],
     ['ip', 'netns', 'exec', n.ns, 'ip', 'link', 'set', 'lo', 'up'],
     ...(k ? [['ip', 'netns', 'exec', n.ns, 'ip', 'route', 'add', 'default', 'via', n.hostIp]] : []),
   ];
   for (const [cmd, ...args] of steps) {
-    try { execFileSync(cmd, args, { stdio: 'pipe' }); } catch (err) {
+    try {
+      execFileSync(cmd, args, { stdio: 'pipe' });
+    } catch (err) {
       dropNetns(n);
-      return { why: `network namespaces unavailable here (${[cmd, ...args].join(' ')}: ${String((err as { stderr?: Buffer }).stderr ?? err).trim().slice(0, 120)})` };
+      return {
+        why: `network namespaces unavailable here (${[cmd, ...args].join(' ')}: ${String((err as { stderr?: Buffer }).stderr ?? err)
+          .trim()
+          .slice(0, 120)})`,
+      };
     }
   }
   return { netns: n };
@@ -76,12 +99,28 @@ export function makeNetns(k = 0): { netns?: TestNetns; why?: string } {
  */
 function dropStaleNetns(): void {
   let names: string[] = [];
-  try { names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }).split('\n').map((l) => l.split(' ')[0]).filter((n) => n.startsWith('batchf-')); } catch { return; }
+  try {
+    names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
+      .split('\n')
+      .map((l) => l.split(' ')[0])
+      .filter((n) => n.startsWith('batchf-'));
+  } catch {
+    return;
+  }
   for (const ns of names) {
     const pid = Number(/^batchf-(\d+)/.exec(ns)?.[1]);
     if (!pid || pid === process.pid % 100000) continue;
-    try { process.kill(pid, 0); continue; } catch { /* its test process is gone */ }
-    try { execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' }); } catch { /* gone meanwhile */ }
+    try {
+      process.kill(pid, 0);
+      continue;
+    } catch {
+      /* its test process is gone */
+    }
+    try {
+      execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    } catch {
+      /* gone meanwhile */
+    }
   }
 }
 
@@ -90,7 +129,11 @@ let octet: number | undefined;
 function subnetOctet(): number {
   if (octet !== undefined) return octet;
   let used = '';
-  try { used = execFileSync('ip', ['-br', 'addr'], { encoding: 'utf8' }); } catch { /* none known */ }
+  try {
+    used = execFileSync('ip', ['-br', 'addr'], { encoding: 'utf8' });
+  } catch {
+    /* none known */
+  }
   for (let i = 0; i < 50; i++) {
     const candidate = 200 + ((process.pid + i) % 50);
     if (!used.includes(` 10.${candidate}.`)) return (octet = candidate);
@@ -99,7 +142,16 @@ function subnetOctet(): number {
 }
 
 export function dropNetns(n: TestNetns): void {
-  for (const args of [['link', 'del', n.hostIf], ['netns', 'del', n.ns]]) { try { execFileSync('ip', args, { stdio: 'ignore' }); } catch { /* gone */ } }
+  for (const args of [
+    ['link', 'del', n.hostIf],
+    ['netns', 'del', n.ns],
+  ]) {
+    try {
+      execFileSync('ip', args, { stdio: 'ignore' });
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 /** What `FaultCluster.start` starts beside the suite's defaults (the nemesis uses them). */
@@ -143,7 +195,7 @@ export class FaultCluster {
     const made = makeNetns();
     this.netns = made.netns;
     this.netnsWhy = made.why;
-    for (const [k, name] of (this.netns ? o.isolate ?? [] : []).entries()) {
+    for (const [k, name] of (this.netns ? (o.isolate ?? []) : []).entries()) {
       const other = makeNetns(k + 1);
       if (other.netns) this.isolated.set(name, other.netns);
       else this.netnsWhy = other.why;
@@ -153,19 +205,46 @@ export class FaultCluster {
     writeFileSync(join(this.dir, 'tokens.json'), JSON.stringify({ tokens: [{ sha256: sha(TOKEN), tenant: 'default', role: 'tenant' }] }));
     // The services' shared credential for their internal calls (logs, the scheduler RPC).
     writeFileSync(join(this.dir, 'service-token'), newServiceToken(), { mode: 0o600 });
-    writeFileSync(join(this.dir, 'cluster.json'), JSON.stringify(o.clusterConfig ?? { tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }));
+    writeFileSync(
+      join(this.dir, 'cluster.json'),
+      JSON.stringify(o.clusterConfig ?? { tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }),
+    );
     const common = { BATCH_LEASE_TTL: String(ttl) };
     for (const i of [0, 1]) await this.launch(`quota-${i}`, 'quota', { ...common, BATCH_CLUSTER_CONFIG: join(this.dir, 'cluster.json') });
     await this.launch('scheduler-0', 'scheduler', common);
     await this.launch('scheduler-1', 'scheduler', common, !!this.netns);
     const ns = (name: string) => this.isolated.get(name) ?? false;
-    for (let i = 0; i < (o.processExecutors ?? 2); i++) await this.launch(`executor-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `node-${i}`, BATCH_DATA_DIR: join(this.dir, `node-${i}`), BATCH_NODE_CPU: '4', BATCH_KILL_GRACE_MS: '500', BATCH_ISOLATION: 'none', ...(o.processLabels ? { BATCH_NODE_LABELS: o.processLabels } : {}) }, ns(`executor-${i}`));
-    for (let i = 0; i < (o.fleets ?? 0); i++) await this.launch(`fleet-${i}`, 'executor', { ...common, BATCH_NODE_NAME: `sim${i}`, BATCH_SIMULATE_NODES: String(o.simulatedNodes ?? 50) }, ns(`fleet-${i}`));
-    for (const i of [0, 1]) await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') }, ns(`admission-${i}`));
+    for (let i = 0; i < (o.processExecutors ?? 2); i++)
+      await this.launch(
+        `executor-${i}`,
+        'executor',
+        {
+          ...common,
+          BATCH_NODE_NAME: `node-${i}`,
+          BATCH_DATA_DIR: join(this.dir, `node-${i}`),
+          BATCH_NODE_CPU: '4',
+          BATCH_KILL_GRACE_MS: '500',
+          BATCH_ISOLATION: 'none',
+          ...(o.processLabels ? { BATCH_NODE_LABELS: o.processLabels } : {}),
+        },
+        ns(`executor-${i}`),
+      );
+    for (let i = 0; i < (o.fleets ?? 0); i++)
+      await this.launch(
+        `fleet-${i}`,
+        'executor',
+        { ...common, BATCH_NODE_NAME: `sim${i}`, BATCH_SIMULATE_NODES: String(o.simulatedNodes ?? 50) },
+        ns(`fleet-${i}`),
+      );
+    for (const i of [0, 1])
+      await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') }, ns(`admission-${i}`));
   }
 
   async stop(): Promise<void> {
-    for (const s of this.services.values()) { s.proc?.kill('SIGCONT'); s.proc?.kill('SIGKILL'); }
+    for (const s of this.services.values()) {
+      s.proc?.kill('SIGCONT');
+      s.proc?.kill('SIGKILL');
+    }
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop();
     for (const n of this.isolated.values()) dropNetns(n);
@@ -185,7 +264,13 @@ export class FaultCluster {
     this.spawn(s, port);
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
-      if (await fetch(`${s.url}/readyz`).then((r) => r.ok, () => false)) return s.url;
+      if (
+        await fetch(`${s.url}/readyz`).then(
+          (r) => r.ok,
+          () => false,
+        )
+      )
+        return s.url;
       await sleep(100);
     }
     throw new Error(`${name} did not become ready; see ${join(this.dir, `${name}.log`)}`);
@@ -198,7 +283,17 @@ export class FaultCluster {
     const [cmd, ...args] = s.ns ? ['ip', 'netns', 'exec', s.ns.ns, ...main] : main;
     const endpoints = s.netns ? this.etcd.extraEndpoints : this.etcd.endpoints;
     s.proc = spawn(cmd, args, {
-      env: { ...process.env, BATCH_ETCD_ENDPOINTS: endpoints.join(','), BATCH_PORT: String(port), BATCH_HOST: s.ns ? s.ns.nsIp : '127.0.0.1', BATCH_INSTANCE_ID: s.name, BATCH_LOG_LEVEL: process.env.FAULTS_LOG_LEVEL ?? 'warn', BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'), ...this.envFor?.(s.name), ...s.env },
+      env: {
+        ...process.env,
+        BATCH_ETCD_ENDPOINTS: endpoints.join(','),
+        BATCH_PORT: String(port),
+        BATCH_HOST: s.ns ? s.ns.nsIp : '127.0.0.1',
+        BATCH_INSTANCE_ID: s.name,
+        BATCH_LOG_LEVEL: process.env.FAULTS_LOG_LEVEL ?? 'warn',
+        BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'),
+        ...this.envFor?.(s.name),
+        ...s.env,
+      },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
@@ -236,7 +331,14 @@ export class FaultCluster {
   async etcdLeader(): Promise<number> {
     // An election may be under way (a previous scenario): ask again for up to 10 s.
     for (let attempt = 0; attempt < 50; attempt++) {
-      const statuses = await Promise.all(this.etcd.members.map((m) => fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) }).then((r) => r.json() as Promise<{ header?: { member_id: string }; leader?: string }>, () => undefined)));
+      const statuses = await Promise.all(
+        this.etcd.members.map((m) =>
+          fetch(`${m.clientUrl}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) }).then(
+            (r) => r.json() as Promise<{ header?: { member_id: string }; leader?: string }>,
+            () => undefined,
+          ),
+        ),
+      );
       const i = statuses.findIndex((s) => s?.header && s.header.member_id === s.leader);
       if (i >= 0) return i;
       await sleep(200);
@@ -254,7 +356,11 @@ export class FaultCluster {
    * replicas, the fault after `faultAfterMs`, the load for `loadMs` in all, then waits until
    * every accepted job finished (at most `settleMs`) and checks the invariants.
    */
-  async scenario(name: string, fault: () => Promise<void>, o: { loadMs?: number; faultAfterMs?: number; everyMs?: number; settleMs?: number } = {}): Promise<ScenarioResult> {
+  async scenario(
+    name: string,
+    fault: () => Promise<void>,
+    o: { loadMs?: number; faultAfterMs?: number; everyMs?: number; settleMs?: number } = {},
+  ): Promise<ScenarioResult> {
     const load = new Load(this, name);
     const loadMs = o.loadMs ?? 6000;
     const stopAt = Date.now() + loadMs;
@@ -270,8 +376,14 @@ export class FaultCluster {
     const missing = [...load.accepted.keys()].filter((id) => !settled.has(id) || !['Succeeded'].includes(settled.get(id)!.phase));
     for (const id of missing.slice(0, 3)) problems.push(await this.describeJob(id, settled.get(id)));
     return {
-      scenario: name, submitted: load.submitted, accepted: load.accepted.size, lost: missing.length, duplicated: this.duplicatedRuns(new Set(load.accepted.keys())),
-      recoverMs, statuses: load.statuses, problems,
+      scenario: name,
+      submitted: load.submitted,
+      accepted: load.accepted.size,
+      lost: missing.length,
+      duplicated: this.duplicatedRuns(new Set(load.accepted.keys())),
+      recoverMs,
+      statuses: load.statuses,
+      problems,
     };
   }
 
@@ -283,7 +395,9 @@ export class FaultCluster {
       try {
         jobs = new Map((await this.store.listAll<JobRecord>(this.store.keys.jobs())).items.map((j) => [j.value.id, j.value]));
         if ([...accepted.keys()].every((id) => ['Succeeded', 'Failed', 'Cancelled', 'Rejected'].includes(jobs.get(id)?.phase ?? ''))) break;
-      } catch { /* etcd recovering */ }
+      } catch {
+        /* etcd recovering */
+      }
       await sleep(250);
     }
     return jobs;
@@ -293,7 +407,12 @@ export class FaultCluster {
   private async describeJob(id: string, job: JobRecord | undefined): Promise<string> {
     if (!job) return `job ${id}: missing`;
     const groups = (await this.store.listAll<GroupStatus>(this.store.keys.groupsOf(id))).items.map((g) => g.value);
-    const tasks = groups.flatMap((g) => g.tasks.map((t, k) => `${g.start + k}@${g.attempt} on ${g.node}: ${t.state}${t.reason ? `/${t.reason}` : ''}${t.exitCode !== undefined ? ` exit ${t.exitCode}` : ''}`));
+    const tasks = groups.flatMap((g) =>
+      g.tasks.map(
+        (t, k) =>
+          `${g.start + k}@${g.attempt} on ${g.node}: ${t.state}${t.reason ? `/${t.reason}` : ''}${t.exitCode !== undefined ? ` exit ${t.exitCode}` : ''}`,
+      ),
+    );
     return `job ${id}: ${job.phase}${job.reason ? ` (${job.reason.code}: ${job.reason.message})` : ''}; ${tasks.join(', ')}`;
   }
 
@@ -367,7 +486,9 @@ export class FaultCluster {
           if (phase === 'Succeeded') return undefined;
           if (['Failed', 'Cancelled'].includes(phase)) break;
         }
-      } catch { /* a replica restarting: ask again */ }
+      } catch {
+        /* a replica restarting: ask again */
+      }
       await sleep(250);
     }
     return `a workflow submitted after the fault ${id ? `is ${phase}` : 'was never accepted'} after ${ms / 1000} s (the elected workflow controller does not serve)`;
@@ -386,7 +507,10 @@ class Load {
   readonly statuses: Record<string, number> = {};
   faultAt = 0;
 
-  constructor(private readonly c: FaultCluster, private readonly name: string) {}
+  constructor(
+    private readonly c: FaultCluster,
+    private readonly name: string,
+  ) {}
 
   async run(everyMs: number, stopAt: number): Promise<void> {
     const inflight: Array<Promise<void>> = [];
@@ -407,13 +531,17 @@ class Load {
       const url = urls[(i + attempt) % urls.length];
       try {
         const res = await fetch(`${url}/v1/jobs`, {
-          method: 'POST', signal: AbortSignal.timeout(5000),
+          method: 'POST',
+          signal: AbortSignal.timeout(5000),
           headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'idempotency-key': key },
           body: JSON.stringify({ name: `load-${i}`, tasks: 2, resources: { cpu: '100m', memory: '16Mi' }, command: this.c.taskCommand() }),
         });
         this.statuses[res.status] = (this.statuses[res.status] ?? 0) + 1;
         const body = (await res.json()) as { id?: string };
-        if ((res.status === 201 || res.status === 200) && body.id) { this.accepted.set(body.id, at); return; }
+        if ((res.status === 201 || res.status === 200) && body.id) {
+          this.accepted.set(body.id, at);
+          return;
+        }
         if (res.status !== 503 && res.status !== 429) return; // a 4xx is final
         await sleep(Number(res.headers.get('retry-after') ?? 1) * 200);
       } catch {
@@ -441,8 +569,18 @@ export function sleep(ms: number): Promise<void> {
 /** The table every run prints. */
 export function table(rows: ScenarioResult[]): string {
   const head = ['scenario', 'submitted', 'accepted', 'lost', 'dup runs', 'recover', 'answers', 'problems'];
-  const body = rows.map((r) => [r.scenario, String(r.submitted), String(r.accepted), String(r.lost), String(r.duplicated),
-    r.recoverMs === null ? '-' : `${(r.recoverMs / 1000).toFixed(1)} s`, Object.entries(r.statuses).map(([k, v]) => `${k}:${v}`).join(' '), r.problems.join('; ') || '-']);
+  const body = rows.map((r) => [
+    r.scenario,
+    String(r.submitted),
+    String(r.accepted),
+    String(r.lost),
+    String(r.duplicated),
+    r.recoverMs === null ? '-' : `${(r.recoverMs / 1000).toFixed(1)} s`,
+    Object.entries(r.statuses)
+      .map(([k, v]) => `${k}:${v}`)
+      .join(' '),
+    r.problems.join('; ') || '-',
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
   return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)].join('\n');

@@ -46,7 +46,11 @@ export const DEFAULT_MIX: Record<WorkKind, number> = { single: 0.83, process: 0.
 /** The benchmarks' seeded PRNG (mulberry32): the same seed gives the same load and fault schedule. */
 export { rng };
 
-interface Pending { rec: SubmitRecord; path: string; body: string }
+interface Pending {
+  rec: SubmitRecord;
+  path: string;
+  body: string;
+}
 
 export class NemesisLoad {
   /** Every key submitted, by key. */
@@ -130,7 +134,12 @@ export class NemesisLoad {
     const key = `n${this.o.seed}-${i}`;
     const labels = { nkey: key };
     const simSeconds = (lo: number, hi: number) => (lo + this.rand() * (hi - lo)).toFixed(2);
-    const sim = (seconds: string) => ({ command: ['true'], resources: { cpu: '1', memory: '1Gi' }, selector: { simulated: 'true' }, env: { BATCH_SIM_SECONDS: seconds } });
+    const sim = (seconds: string) => ({
+      command: ['true'],
+      resources: { cpu: '1', memory: '1Gi' },
+      selector: { simulated: 'true' },
+      env: { BATCH_SIM_SECONDS: seconds },
+    });
     let body: Record<string, unknown>;
     let tasks = 1;
     switch (kind) {
@@ -140,7 +149,15 @@ export class NemesisLoad {
         // node's lease (and overlaps its rerun elsewhere) shows in the run log
         const long = this.rand() < 0.2;
         const command = long ? this.taskCommand(40 + Math.floor(this.rand() * 41), 0.1) : this.taskCommand(6, 0.05);
-        body = { name: long ? 'proc-long' : 'proc', tasks, command, resources: { cpu: '100m', memory: '16Mi' }, selector: { kind: 'process' }, env: { LC_ALL: 'C' }, labels };
+        body = {
+          name: long ? 'proc-long' : 'proc',
+          tasks,
+          command,
+          resources: { cpu: '100m', memory: '16Mi' },
+          selector: { kind: 'process' },
+          env: { LC_ALL: 'C' },
+          labels,
+        };
         break;
       }
       case 'array':
@@ -184,17 +201,34 @@ export class NemesisLoad {
     return p;
   }
 
-  private async request(url: string, method: string, path: string, key?: string, body?: string): Promise<{ status: number; json?: { id?: string }; retryAfter?: number }> {
+  private async request(
+    url: string,
+    method: string,
+    path: string,
+    key?: string,
+    body?: string,
+  ): Promise<{ status: number; json?: { id?: string }; retryAfter?: number }> {
     this.requests++;
     try {
       const res = await this.pool(url).request({
-        path, method, body, signal: AbortSignal.timeout(6000),
-        headers: { authorization: `Bearer ${this.o.token}`, ...(body ? { 'content-type': 'application/json' } : {}), ...(key ? { 'idempotency-key': key } : {}) },
+        path,
+        method,
+        body,
+        signal: AbortSignal.timeout(6000),
+        headers: {
+          authorization: `Bearer ${this.o.token}`,
+          ...(body ? { 'content-type': 'application/json' } : {}),
+          ...(key ? { 'idempotency-key': key } : {}),
+        },
       });
       const text = await res.body.text();
       this.statuses[res.statusCode] = (this.statuses[res.statusCode] ?? 0) + 1;
       let json: { id?: string } | undefined;
-      try { json = text ? JSON.parse(text) : undefined; } catch { /* not JSON */ }
+      try {
+        json = text ? JSON.parse(text) : undefined;
+      } catch {
+        /* not JSON */
+      }
       return { status: res.statusCode, json, retryAfter: Number(res.headers['retry-after'] ?? 1) };
     } catch (err) {
       this.statuses.network = (this.statuses.network ?? 0) + 1;

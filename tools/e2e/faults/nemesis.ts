@@ -14,7 +14,17 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord, Queue, WorkflowRecord } from '@batchapi/api';
 import { FaultCluster, sleep } from './fault-cluster';
-import { capacityViolations, type EtcdView, failures, nemesisTable, type NemesisReport, queueUsage, quotaViolationsOf, type Samples, summarize } from './checker';
+import {
+  capacityViolations,
+  type EtcdView,
+  failures,
+  nemesisTable,
+  type NemesisReport,
+  queueUsage,
+  quotaViolationsOf,
+  type Samples,
+  summarize,
+} from './checker';
 import { NemesisLoad, rng } from './nemesis-load';
 
 /** Lease TTL of every service, seconds (as in the scenario suite). */
@@ -38,9 +48,23 @@ export interface NemesisOptions {
 
 /** Every fault the nemesis knows. */
 export const FAULTS = [
-  'scheduler-kill', 'scheduler-stop', 'scheduler-partition', 'quota-kill', 'admission-kill', 'admission-partition',
-  'executor-kill', 'executor-stop', 'executor-partition',
-  'etcd-follower-kill', 'etcd-leader-kill', 'etcd-quorum-loss', 'etcd-restart', 'etcd-pause', 'etcd-slow-disk', 'etcd-compact', 'clock-jump',
+  'scheduler-kill',
+  'scheduler-stop',
+  'scheduler-partition',
+  'quota-kill',
+  'admission-kill',
+  'admission-partition',
+  'executor-kill',
+  'executor-stop',
+  'executor-partition',
+  'etcd-follower-kill',
+  'etcd-leader-kill',
+  'etcd-quorum-loss',
+  'etcd-restart',
+  'etcd-pause',
+  'etcd-slow-disk',
+  'etcd-compact',
+  'clock-jump',
   'clock-back-stop',
 ] as const;
 export type FaultName = (typeof FAULTS)[number];
@@ -81,26 +105,76 @@ export function faultSchedule(seed: number, ms: number, only: readonly FaultName
     const gapMs = between(1000, 5000);
     const p: PlannedFault = { gapMs, fault, ms: 0 };
     switch (fault) {
-      case 'scheduler-kill': p.ms = 300; break;
-      case 'scheduler-stop': p.ms = 2 * NEMESIS_TTL * 1000; break;
-      case 'scheduler-partition': p.target = 'scheduler-1'; p.ms = 2 * NEMESIS_TTL * 1000 + 1000; break;
-      case 'quota-kill': p.target = pick(['quota-0', 'quota-1']); p.ms = 500; break;
-      case 'admission-kill': p.target = pick(['admission-0', 'admission-1']); p.ms = 1000; break;
-      case 'admission-partition': p.target = 'admission-1'; p.ms = between(2000, 5000); break;
-      case 'executor-kill': p.target = pick(EXECUTORS); p.ms = (NEMESIS_TTL + 3) * 1000; break;
+      case 'scheduler-kill':
+        p.ms = 300;
+        break;
+      case 'scheduler-stop':
+        p.ms = 2 * NEMESIS_TTL * 1000;
+        break;
+      case 'scheduler-partition':
+        p.target = 'scheduler-1';
+        p.ms = 2 * NEMESIS_TTL * 1000 + 1000;
+        break;
+      case 'quota-kill':
+        p.target = pick(['quota-0', 'quota-1']);
+        p.ms = 500;
+        break;
+      case 'admission-kill':
+        p.target = pick(['admission-0', 'admission-1']);
+        p.ms = 1000;
+        break;
+      case 'admission-partition':
+        p.target = 'admission-1';
+        p.ms = between(2000, 5000);
+        break;
+      case 'executor-kill':
+        p.target = pick(EXECUTORS);
+        p.ms = (NEMESIS_TTL + 3) * 1000;
+        break;
       // below the lease (nothing may happen) or past it (the node is lost, its tasks requeued once)
-      case 'executor-stop': p.target = pick(EXECUTORS); p.ms = between(1000, 2 * NEMESIS_TTL * 1000 + 1000); break;
-      case 'executor-partition': p.target = 'executor-1'; p.ms = between(1000, 2 * NEMESIS_TTL * 1000 + 1000); break;
-      case 'etcd-follower-kill': case 'etcd-leader-kill': p.ms = 2000; break;
-      case 'etcd-quorum-loss': p.ms = 4000; break;
-      case 'etcd-restart': p.target = String(between(0, 2)); p.ms = 1000; break;
-      case 'etcd-pause': p.target = String(between(0, 2)); p.ms = between(1000, 3000); break;
-      case 'etcd-slow-disk': p.target = String(between(0, 2)); p.ms = between(3000, 6000); break;
-      case 'etcd-compact': p.withKill = rand() < 0.5; p.ms = p.withKill ? 2000 : 0; break;
-      case 'clock-jump': p.target = pick(CLOCK_TARGETS); p.offsetMs = (rand() < 0.5 ? -1 : 1) * between(5000, 60_000); p.ms = between(5000, 10_000); break;
+      case 'executor-stop':
+        p.target = pick(EXECUTORS);
+        p.ms = between(1000, 2 * NEMESIS_TTL * 1000 + 1000);
+        break;
+      case 'executor-partition':
+        p.target = 'executor-1';
+        p.ms = between(1000, 2 * NEMESIS_TTL * 1000 + 1000);
+        break;
+      case 'etcd-follower-kill':
+      case 'etcd-leader-kill':
+        p.ms = 2000;
+        break;
+      case 'etcd-quorum-loss':
+        p.ms = 4000;
+        break;
+      case 'etcd-restart':
+        p.target = String(between(0, 2));
+        p.ms = 1000;
+        break;
+      case 'etcd-pause':
+        p.target = String(between(0, 2));
+        p.ms = between(1000, 3000);
+        break;
+      case 'etcd-slow-disk':
+        p.target = String(between(0, 2));
+        p.ms = between(3000, 6000);
+        break;
+      case 'etcd-compact':
+        p.withKill = rand() < 0.5;
+        p.ms = p.withKill ? 2000 : 0;
+        break;
+      case 'clock-jump':
+        p.target = pick(CLOCK_TARGETS);
+        p.offsetMs = (rand() < 0.5 ? -1 : 1) * between(5000, 60_000);
+        p.ms = between(5000, 10_000);
+        break;
       // the wall clock steps back, then the process stalls past its lease: a self-fence kept on
       // the wall clock would believe the lease still fresh when it resumes
-      case 'clock-back-stop': p.target = pick(['scheduler-leader', 'executor-0', 'executor-1']); p.offsetMs = -between(10_000, 60_000); p.ms = 2 * NEMESIS_TTL * 1000 + 1000; break;
+      case 'clock-back-stop':
+        p.target = pick(['scheduler-leader', 'executor-0', 'executor-1']);
+        p.offsetMs = -between(10_000, 60_000);
+        p.ms = 2 * NEMESIS_TTL * 1000 + 1000;
+        break;
     }
     out.push(p);
     t += gapMs + p.ms + 1500; // + the time a fault takes to find its target and restart what it killed
@@ -110,7 +184,15 @@ export function faultSchedule(seed: number, ms: number, only: readonly FaultName
 
 /** One line of the printed schedule. */
 export function describeFault(p: PlannedFault): string {
-  const what = [p.fault, p.target && `on ${p.target}`, p.ms && `for ${p.ms} ms`, p.offsetMs && `offset ${p.offsetMs > 0 ? '+' : ''}${p.offsetMs} ms`, p.withKill && 'while a follower is down'].filter(Boolean).join(' ');
+  const what = [
+    p.fault,
+    p.target && `on ${p.target}`,
+    p.ms && `for ${p.ms} ms`,
+    p.offsetMs && `offset ${p.offsetMs > 0 ? '+' : ''}${p.offsetMs} ms`,
+    p.withKill && 'while a follower is down',
+  ]
+    .filter(Boolean)
+    .join(' ');
   return `+${p.gapMs} ms: ${what}`;
 }
 
@@ -136,7 +218,11 @@ class Nemesis {
   private done = false;
   private readonly loops: Array<Promise<void>> = [];
 
-  constructor(readonly c: FaultCluster, private readonly say: (l: string) => void, private readonly queues: Queue[]) {}
+  constructor(
+    readonly c: FaultCluster,
+    private readonly say: (l: string) => void,
+    private readonly queues: Queue[],
+  ) {}
 
   running(name: string): boolean {
     const p = this.c.services.get(name)?.proc;
@@ -150,33 +236,50 @@ class Nemesis {
 
   /** The supervisor (restarts what exited unless a fault holds it down) and the samplers. */
   startLoops(): void {
-    this.loops.push(this.every(1000, async () => {
-      for (const [name, s] of this.c.services) {
-        if (this.held.has(name) || !s.proc || (s.proc.exitCode === null && s.proc.signalCode === null)) continue;
-        this.note(`supervisor: ${name} exited (${s.proc.exitCode ?? s.proc.signalCode}); restarting`);
-        this.held.add(name);
-        await this.c.restart(name).catch((err) => this.note(`supervisor: ${name} not ready yet: ${(err as Error).message}`)).finally(() => this.held.delete(name));
-      }
-    }));
-    this.loops.push(this.every(500, async () => {
-      const { store } = this.c;
-      const [nodes, allocs] = await Promise.all([store.list<NodeRecord>(store.keys.nodes(), { limit: 10_000 }), store.list<NodeAllocation>(store.keys.allocs(), { limit: 10_000 })]).catch(() => [undefined, undefined]);
-      if (!nodes || !allocs) return; // etcd unavailable: no sample
-      const byName = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
-      this.samples.capacity.push(capacityViolations(new Map(nodes.items.map((n) => [n.value.name, n.value.capacity])), byName));
-      const usage = queueUsage(byName.values());
-      for (const [q, u] of usage) this.peakCpu.set(q, Math.max(this.peakCpu.get(q) ?? 0, u.cpu ?? 0));
-      this.samples.quota.push(quotaViolationsOf(this.queues, usage));
-    }));
-    this.loops.push(this.every(500, async () => {
-      const replicas = ['scheduler-0', 'scheduler-1'].filter((n) => this.running(n));
-      const answers = await Promise.all(replicas.map(async (n) => {
-        const text = await fetch(`${this.c.services.get(n)!.url}/metrics`, { signal: AbortSignal.timeout(400) }).then((r) => r.text(), () => '');
-        // still running (not stopped or killed meanwhile) when it answered
-        return /^batch_scheduler_is_leader(\{[^}]*\})? 1$/m.test(text) && this.running(n) ? n : undefined;
-      }));
-      this.samples.leaders.push(answers.filter((a): a is string => !!a));
-    }));
+    this.loops.push(
+      this.every(1000, async () => {
+        for (const [name, s] of this.c.services) {
+          if (this.held.has(name) || !s.proc || (s.proc.exitCode === null && s.proc.signalCode === null)) continue;
+          this.note(`supervisor: ${name} exited (${s.proc.exitCode ?? s.proc.signalCode}); restarting`);
+          this.held.add(name);
+          await this.c
+            .restart(name)
+            .catch((err) => this.note(`supervisor: ${name} not ready yet: ${(err as Error).message}`))
+            .finally(() => this.held.delete(name));
+        }
+      }),
+    );
+    this.loops.push(
+      this.every(500, async () => {
+        const { store } = this.c;
+        const [nodes, allocs] = await Promise.all([
+          store.list<NodeRecord>(store.keys.nodes(), { limit: 10_000 }),
+          store.list<NodeAllocation>(store.keys.allocs(), { limit: 10_000 }),
+        ]).catch(() => [undefined, undefined]);
+        if (!nodes || !allocs) return; // etcd unavailable: no sample
+        const byName = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
+        this.samples.capacity.push(capacityViolations(new Map(nodes.items.map((n) => [n.value.name, n.value.capacity])), byName));
+        const usage = queueUsage(byName.values());
+        for (const [q, u] of usage) this.peakCpu.set(q, Math.max(this.peakCpu.get(q) ?? 0, u.cpu ?? 0));
+        this.samples.quota.push(quotaViolationsOf(this.queues, usage));
+      }),
+    );
+    this.loops.push(
+      this.every(500, async () => {
+        const replicas = ['scheduler-0', 'scheduler-1'].filter((n) => this.running(n));
+        const answers = await Promise.all(
+          replicas.map(async (n) => {
+            const text = await fetch(`${this.c.services.get(n)!.url}/metrics`, { signal: AbortSignal.timeout(400) }).then(
+              (r) => r.text(),
+              () => '',
+            );
+            // still running (not stopped or killed meanwhile) when it answered
+            return /^batch_scheduler_is_leader(\{[^}]*\})? 1$/m.test(text) && this.running(n) ? n : undefined;
+          }),
+        );
+        this.samples.leaders.push(answers.filter((a): a is string => !!a));
+      }),
+    );
   }
 
   async stopLoops(): Promise<void> {
@@ -214,7 +317,12 @@ class Nemesis {
     const pid = this.c.services.get(name)?.proc?.pid;
     const dataDir = this.c.services.get(name)?.env.BATCH_DATA_DIR;
     const pids = [pid, ...(dataDir ? watchdogPids(dataDir) : [])].filter((p): p is number => !!p);
-    for (const p of pids) try { process.kill(p, 'SIGUSR2'); } catch { /* gone */ }
+    for (const p of pids)
+      try {
+        process.kill(p, 'SIGUSR2');
+      } catch {
+        /* gone */
+      }
   }
 
   /** Kills a service, keeps it down `ms`, then restarts it. */
@@ -235,17 +343,31 @@ class Nemesis {
   async run(p: PlannedFault): Promise<void> {
     const { c } = this;
     const member = (i: number) => c.etcd.members[i].process;
-    const etcdStop = (i: number, ms: number) => { member(i).kill('SIGSTOP'); return sleep(ms).then(() => { member(i).kill('SIGCONT'); }); };
+    const etcdStop = (i: number, ms: number) => {
+      member(i).kill('SIGSTOP');
+      return sleep(ms).then(() => {
+        member(i).kill('SIGCONT');
+      });
+    };
     switch (p.fault) {
-      case 'scheduler-kill': return this.killFor(await c.schedulerLeader(), p.ms);
-      case 'scheduler-stop': return this.pause(await c.schedulerLeader(), p.ms);
-      case 'quota-kill': case 'admission-kill': return this.killFor(p.target!, p.ms);
-      case 'executor-kill': return this.killFor(p.target!, p.ms);
-      case 'executor-stop': return this.pause(p.target!, p.ms);
-      case 'scheduler-partition': case 'admission-partition': case 'executor-partition':
+      case 'scheduler-kill':
+        return this.killFor(await c.schedulerLeader(), p.ms);
+      case 'scheduler-stop':
+        return this.pause(await c.schedulerLeader(), p.ms);
+      case 'quota-kill':
+      case 'admission-kill':
+        return this.killFor(p.target!, p.ms);
+      case 'executor-kill':
+        return this.killFor(p.target!, p.ms);
+      case 'executor-stop':
+        return this.pause(p.target!, p.ms);
+      case 'scheduler-partition':
+      case 'admission-partition':
+      case 'executor-partition':
         if (!c.services.get(p.target!)?.ns) return this.note(`  skipped: ${p.target} does not run in a network namespace (${c.netnsWhy ?? 'not isolated'})`);
         return c.partition(p.ms, p.target === 'scheduler-1' ? undefined : p.target);
-      case 'etcd-follower-kill': case 'etcd-leader-kill': {
+      case 'etcd-follower-kill':
+      case 'etcd-leader-kill': {
         const leader = await c.etcdLeader();
         const i = p.fault === 'etcd-leader-kill' ? leader : [0, 1, 2].filter((k) => k !== leader)[Math.floor(Math.random() * 2)];
         this.note(`  etcd member ${i}${i === leader ? ' (raft leader)' : ''}`);
@@ -267,7 +389,8 @@ class Nemesis {
         await sleep(p.ms);
         return c.etcd.restart(i);
       }
-      case 'etcd-pause': return etcdStop(Number(p.target), p.ms);
+      case 'etcd-pause':
+        return etcdStop(Number(p.target), p.ms);
       case 'etcd-slow-disk': {
         // Many short stops: its raft messages and fsyncs stall the way a slow disk stalls them.
         const i = Number(p.target);
@@ -336,7 +459,9 @@ function watchdogPids(dataDir: string): number[] {
     try {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
       if (cmd.includes('watchdog.js') && cmd.includes(`${dataDir}/`)) out.push(Number(entry));
-    } catch { /* ended */ }
+    } catch {
+      /* ended */
+    }
   }
   return out;
 }
@@ -355,7 +480,12 @@ async function readEtcd(c: FaultCluster): Promise<EtcdView> {
     }
   };
   for await (const items of pages<JobRecord>(store.keys.jobs())) {
-    for (const { value: j } of items) work.set(j.id, { phase: j.phase, ...(j.reason ? { reason: `${j.reason.code}: ${j.reason.message}` } : {}), ...(j.spec.labels?.nkey ? { key: j.spec.labels.nkey } : {}) });
+    for (const { value: j } of items)
+      work.set(j.id, {
+        phase: j.phase,
+        ...(j.reason ? { reason: `${j.reason.code}: ${j.reason.message}` } : {}),
+        ...(j.spec.labels?.nkey ? { key: j.spec.labels.nkey } : {}),
+      });
   }
   for await (const items of pages<WorkflowRecord>(store.keys.workflows())) {
     for (const { value: w } of items) work.set(w.id, { phase: w.phase, ...(w.labels?.nkey ? { key: w.labels.nkey } : {}) });
@@ -363,11 +493,19 @@ async function readEtcd(c: FaultCluster): Promise<EtcdView> {
   const succeededTwice: EtcdView['succeededTwice'] = [];
   let job = '';
   let seen = new Map<number, string[]>();
-  const flush = () => { for (const [index, groups] of seen) if (groups.length > 1) succeededTwice.push({ job, index, groups }); };
+  const flush = () => {
+    for (const [index, groups] of seen) if (groups.length > 1) succeededTwice.push({ job, index, groups });
+  };
   for await (const items of pages<GroupStatus>(store.keys.groupsOf(''))) {
     for (const { key, value: g } of items) {
-      if (g.jobId !== job) { flush(); job = g.jobId; seen = new Map(); }
-      g.tasks.forEach((t, k) => { if (t.state === 'Succeeded') seen.set(g.start + k, [...(seen.get(g.start + k) ?? []), key.slice(store.keys.groupsOf('').length)]); });
+      if (g.jobId !== job) {
+        flush();
+        job = g.jobId;
+        seen = new Map();
+      }
+      g.tasks.forEach((t, k) => {
+        if (t.state === 'Succeeded') seen.set(g.start + k, [...(seen.get(g.start + k) ?? []), key.slice(store.keys.groupsOf('').length)]);
+      });
     }
   }
   flush();
@@ -387,7 +525,9 @@ async function settle(c: FaultCluster, ids: string[], ms: number, say: (l: strin
     const still: string[] = [];
     for (let i = 0; i < open.length; i += 500) {
       const chunk = open.slice(i, i + 500);
-      const got = await c.store.getMany<{ phase: string }>(chunk.map((id) => (id.startsWith('wf-') ? c.store.keys.workflow(id) : c.store.keys.job(id)))).catch(() => undefined);
+      const got = await c.store
+        .getMany<{ phase: string }>(chunk.map((id) => (id.startsWith('wf-') ? c.store.keys.workflow(id) : c.store.keys.job(id))))
+        .catch(() => undefined);
       chunk.forEach((id, k) => {
         if (got && ['Succeeded', 'Failed', 'Cancelled', 'Rejected'].includes(got[k]?.value.phase ?? '')) return;
         still.push(id);
@@ -412,15 +552,24 @@ async function describeJob(c: FaultCluster, id: string): Promise<string> {
   const j = (await store.get<JobRecord>(store.keys.job(id)))?.value;
   if (!j) return `job ${id}: missing`;
   const groups = (await store.listAll<GroupStatus>(store.keys.groupsOf(id))).items.map((g) => g.value);
-  const parts = await Promise.all(groups.map(async (g) => {
-    const states = new Map<string, number>();
-    for (const t of g.tasks) { const k = `${t.state}${t.reason ? `/${t.reason}` : ''}`; states.set(k, (states.get(k) ?? 0) + 1); }
-    const open = g.tasks.some((t) => !['Succeeded', 'Failed', 'Cancelled', 'Preempted'].includes(t.state));
-    const live = open ? `; binding ${(await store.get(store.keys.binding(g.node, g.jobId, g.start, g.attempt))) ? 'present' : 'gone'}, node ${(await store.get(store.keys.node(g.node))) ? 'up' : 'gone'}` : '';
-    return `[${g.start},${g.end})@${g.attempt} on ${g.node}: ${[...states].map(([k, n]) => `${n} ${k}`).join(', ')}${live}`;
-  }));
-  return `job ${id} (${j.spec.name}, ${j.spec.tasks} tasks, queue ${j.queue}): ${j.phase}${j.reason ? ` (${j.reason.code}: ${j.reason.message})` : ''}${j.cancelRequestedAt ? ', cancel requested' : ''}; `
-    + `counts ${JSON.stringify(j.counts)}; pending ${JSON.stringify(j.pending)}; groups ${parts.join(' | ') || 'none'}`;
+  const parts = await Promise.all(
+    groups.map(async (g) => {
+      const states = new Map<string, number>();
+      for (const t of g.tasks) {
+        const k = `${t.state}${t.reason ? `/${t.reason}` : ''}`;
+        states.set(k, (states.get(k) ?? 0) + 1);
+      }
+      const open = g.tasks.some((t) => !['Succeeded', 'Failed', 'Cancelled', 'Preempted'].includes(t.state));
+      const live = open
+        ? `; binding ${(await store.get(store.keys.binding(g.node, g.jobId, g.start, g.attempt))) ? 'present' : 'gone'}, node ${(await store.get(store.keys.node(g.node))) ? 'up' : 'gone'}`
+        : '';
+      return `[${g.start},${g.end})@${g.attempt} on ${g.node}: ${[...states].map(([k, n]) => `${n} ${k}`).join(', ')}${live}`;
+    }),
+  );
+  return (
+    `job ${id} (${j.spec.name}, ${j.spec.tasks} tasks, queue ${j.queue}): ${j.phase}${j.reason ? ` (${j.reason.code}: ${j.reason.message})` : ''}${j.cancelRequestedAt ? ', cancel requested' : ''}; ` +
+    `counts ${JSON.stringify(j.counts)}; pending ${JSON.stringify(j.pending)}; groups ${parts.join(' | ') || 'none'}`
+  );
 }
 
 /** What a workflow's steps became, for the evidence of a suspect workflow. */
@@ -440,11 +589,17 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
   const unknown = (o.faults ?? []).filter((f) => !FAULTS.includes(f) && (f as string) !== 'none');
   if (unknown.length) throw new Error(`unknown faults ${unknown.join(', ')}; known: ${FAULTS.join(', ')} (or none)`);
   const schedule = none ? [] : faultSchedule(o.seed, loadMs - 5000, o.faults?.length ? o.faults : FAULTS);
-  say(`nemesis seed ${o.seed}: ${o.minutes} min at ${o.rate ?? 200} submits/s; fault schedule (${schedule.length}):\n${schedule.map((p, i) => `  ${i + 1}. ${describeFault(p)}`).join('\n')}`);
+  say(
+    `nemesis seed ${o.seed}: ${o.minutes} min at ${o.rate ?? 200} submits/s; fault schedule (${schedule.length}):\n${schedule.map((p, i) => `  ${i + 1}. ${describeFault(p)}`).join('\n')}`,
+  );
   const c = new FaultCluster();
   const clockJs = join(__dirname, 'clock-offset.js');
   await c.start(NEMESIS_TTL, {
-    processExecutors: 2, processLabels: 'kind=process', fleets: 2, simulatedNodes: 50, clusterConfig: NEMESIS_CLUSTER,
+    processExecutors: 2,
+    processLabels: 'kind=process',
+    fleets: 2,
+    simulatedNodes: 50,
+    clusterConfig: NEMESIS_CLUSTER,
     isolate: ['executor-1', 'admission-1'],
     // NEMESIS_PROFILE=scheduler: a CPU profile of each process of that service, written to <dir>/prof when it exits (cpu-profile.js)
     envFor: (name) => {
@@ -467,7 +622,13 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
     n.startLoops();
     const load = new NemesisLoad({ seed: o.seed, rate: o.rate ?? 200, urls: () => c.admissionUrls(), token: TOKEN, runLog, fifo });
     const loadDone = load.run(Date.now() + loadMs);
-    const progress = setInterval(() => say(`load: ${load.submitted} submits, ${[...load.submits.values()].filter((s) => s.ids.length).length} accepted, answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `, no answer ${JSON.stringify(load.networkErrors)}` : ''}`), 15_000);
+    const progress = setInterval(
+      () =>
+        say(
+          `load: ${load.submitted} submits, ${[...load.submits.values()].filter((s) => s.ids.length).length} accepted, answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `, no answer ${JSON.stringify(load.networkErrors)}` : ''}`,
+        ),
+      15_000,
+    );
     const faultsEnd = Date.now() + loadMs - 5000;
     let faults = 0;
     for (const p of schedule) {
@@ -482,21 +643,36 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
     await loadDone;
     clearInterval(progress);
     const loadEnd = Date.now();
-    say(`load stopped: ${load.submitted} submits in ${load.seconds.toFixed(0)} s (${load.rate().toFixed(1)}/s), ${load.resubmits} resubmits, ${load.cancels} cancels, ${load.requests} requests; answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `; no answer: ${JSON.stringify(load.networkErrors)}` : ''}`);
+    say(
+      `load stopped: ${load.submitted} submits in ${load.seconds.toFixed(0)} s (${load.rate().toFixed(1)}/s), ${load.resubmits} resubmits, ${load.cancels} cancels, ${load.requests} requests; answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `; no answer: ${JSON.stringify(load.networkErrors)}` : ''}`,
+    );
     const accepted = [...load.submits.values()].filter((s) => s.ids.length).map((s) => s.ids[0]);
     const moving = await settle(c, accepted, Math.max(0, (o.settleMs ?? 60_000) - (Date.now() - loadEnd)), say);
     await n.stopLoops();
     const view = await readEtcd(c);
-    const report = summarize({ seed: o.seed, minutes: o.minutes, submitRate: load.rate(), faults }, load.submits.values(), view, readFileSync(runLog, 'utf8'), n.samples);
+    const report = summarize(
+      { seed: o.seed, minutes: o.minutes, submitRate: load.rate(), faults },
+      load.submits.values(),
+      view,
+      readFileSync(runLog, 'utf8'),
+      n.samples,
+    );
     const evidence = [...report.problems];
-    if (moving.size && report.row.stuck > 0) evidence.push(`stuck but still changing in the last 30 s of the wait (a backlog draining, not a hang): ${moving.size} of ${report.row.stuck}`);
+    if (moving.size && report.row.stuck > 0)
+      evidence.push(`stuck but still changing in the last 30 s of the wait (a backlog draining, not a hang): ${moving.size} of ${report.row.stuck}`);
     if (load.statuses.network) evidence.push(`requests without an answer, by replica and error: ${JSON.stringify(load.networkErrors)}`);
     for (const id of report.suspects) {
       evidence.push(await (id.startsWith('wf-') ? describeWorkflow(c, id) : describeJob(c, id)).catch((e) => `${id}: ${e}`));
     }
     const table = nemesisTable([report.row]);
     const { capacity, quota, leaders } = n.samples;
-    say(`\nnemesis seed ${o.seed} (${o.minutes} min, ${faults} faults; accepted/completed by kind: ${Object.entries(report.byKind).map(([k, [a, d]]) => `${k} ${a}/${d}`).join(', ')}; samples: ${capacity.length} capacity, ${quota.length} quota, ${leaders.length} leader (${[0, 1, 2].map((k) => `${leaders.filter((l) => l.length === k).length} with ${k}`).join(', ')}); peak CPUs held: ${[...n.peakCpu].map(([q, m]) => `${q} ${Math.round(m / 1000)}`).join(', ')}):\n${table}${evidence.length ? `\n${evidence.join('\n')}` : ''}`);
+    say(
+      `\nnemesis seed ${o.seed} (${o.minutes} min, ${faults} faults; accepted/completed by kind: ${Object.entries(report.byKind)
+        .map(([k, [a, d]]) => `${k} ${a}/${d}`)
+        .join(
+          ', ',
+        )}; samples: ${capacity.length} capacity, ${quota.length} quota, ${leaders.length} leader (${[0, 1, 2].map((k) => `${leaders.filter((l) => l.length === k).length} with ${k}`).join(', ')}); peak CPUs held: ${[...n.peakCpu].map(([q, m]) => `${q} ${Math.round(m / 1000)}`).join(', ')}):\n${table}${evidence.length ? `\n${evidence.join('\n')}` : ''}`,
+    );
     if (failures(report.row).length) say(`nemesis: cluster files ${process.env.FAULTS_KEEP ? `kept in ${c.dir}` : 'removed (FAULTS_KEEP=1 keeps them)'}`);
     return { report, table, evidence };
   } finally {

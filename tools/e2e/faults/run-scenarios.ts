@@ -11,19 +11,28 @@ export function faultSuite(scenarios: Scenario[]): void {
     console.log(`fault scenarios (lease TTL ${TTL} s, 3-member etcd, 2 replicas of each service):\n${table(rows)}`);
     await c.stop();
   });
-  it.each(scenarios.map((s) => [s.name, s] as const))('%s: nothing lost, nothing run twice', async (_name, s) => {
-    const why = s.skip?.(c);
-    if (why) {
-      // eslint-disable-next-line no-console
-      console.log(`skipped "${s.name}": ${why}`);
-      return;
-    }
-    const r = await c.scenario(s.name, () => s.fault(c), s.opts);
-    rows.push(r);
-    const after = await s.after?.(c);
-    if (after) r.problems.push(after);
-    await c.reviveAll(); // the next scenario starts with every replica
-    expect({ lost: r.lost, duplicated: r.duplicated, problems: r.problems, extra: s.expect?.(r) }).toEqual({ lost: 0, duplicated: 0, problems: [], extra: undefined });
-    expect(r.accepted).toBeGreaterThan(0);
-  }, 240_000);
+  it.each(scenarios.map((s) => [s.name, s] as const))(
+    '%s: nothing lost, nothing run twice',
+    async (_name, s) => {
+      const why = s.skip?.(c);
+      if (why) {
+        // eslint-disable-next-line no-console
+        console.log(`skipped "${s.name}": ${why}`);
+        return;
+      }
+      const r = await c.scenario(s.name, () => s.fault(c), s.opts);
+      rows.push(r);
+      const after = await s.after?.(c);
+      if (after) r.problems.push(after);
+      await c.reviveAll(); // the next scenario starts with every replica
+      expect({ lost: r.lost, duplicated: r.duplicated, problems: r.problems, extra: s.expect?.(r) }).toEqual({
+        lost: 0,
+        duplicated: 0,
+        problems: [],
+        extra: undefined,
+      });
+      expect(r.accepted).toBeGreaterThan(0);
+    },
+    240_000,
+  );
 }

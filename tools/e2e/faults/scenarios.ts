@@ -30,7 +30,8 @@ async function reviveIfDead(c: FaultCluster, name: string): Promise<void> {
 
 export const SCENARIOS: Scenario[] = [
   {
-    name: 'scheduler leader kill -9 mid-burst', fast: true,
+    name: 'scheduler leader kill -9 mid-burst',
+    fast: true,
     async fault(c) {
       const leader = await c.schedulerLeader();
       c.signal(leader, 'SIGKILL');
@@ -61,7 +62,8 @@ export const SCENARIOS: Scenario[] = [
     opts: { loadMs: 12_000 },
   },
   {
-    name: 'etcd follower kill -9, restart', fast: true,
+    name: 'etcd follower kill -9, restart',
+    fast: true,
     async fault(c) {
       const leader = await c.etcdLeader();
       const follower = [0, 1, 2].find((i) => i !== leader)!;
@@ -138,7 +140,8 @@ export const SCENARIOS: Scenario[] = [
     opts: { loadMs: 10_000 },
   },
   {
-    name: 'admission kill -9 mid-request; clients retry the same key', fast: true,
+    name: 'admission kill -9 mid-request; clients retry the same key',
+    fast: true,
     async fault(c) {
       c.signal('admission-0', 'SIGKILL');
       await sleep(1000);

@@ -20,7 +20,11 @@ export async function api(base: string, method: string, path: string, body?: unk
   });
   const text = await res.text();
   let json: any = text;
-  try { json = JSON.parse(text); } catch { /* text */ }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    /* text */
+  }
   return { status: res.status, body: json };
 }
 

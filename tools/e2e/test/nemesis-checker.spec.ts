@@ -4,12 +4,25 @@
  * always gives the same fault schedule.
  */
 import type { NodeAllocation, Queue } from '@batchapi/api';
-import { capacityViolations, type EtcdView, failures, nemesisTable, overlappingRuns, quotaViolations, type Samples, type SubmitRecord, summarize } from '../faults/checker';
+import {
+  capacityViolations,
+  type EtcdView,
+  failures,
+  nemesisTable,
+  overlappingRuns,
+  quotaViolations,
+  type Samples,
+  type SubmitRecord,
+  summarize,
+} from '../faults/checker';
 import { FAULTS, faultSchedule } from '../faults/nemesis';
 
 const facts = { seed: 7, minutes: 1, submitRate: 200, faults: 3 };
 const noSamples: Samples = { capacity: [], quota: [], leaders: [] };
-const view = (work: Record<string, { phase: string; key?: string; reason?: string }>, succeededTwice: EtcdView['succeededTwice'] = []): EtcdView => ({ work: new Map(Object.entries(work)), succeededTwice });
+const view = (work: Record<string, { phase: string; key?: string; reason?: string }>, succeededTwice: EtcdView['succeededTwice'] = []): EtcdView => ({
+  work: new Map(Object.entries(work)),
+  succeededTwice,
+});
 const sub = (key: string, ids: string[], extra: Partial<SubmitRecord> = {}): SubmitRecord => ({ kind: 'single', key, ids, tasks: 1, ...extra });
 
 describe('overlappingRuns', () => {
@@ -32,7 +45,10 @@ describe('overlappingRuns', () => {
 });
 
 describe('capacityViolations', () => {
-  const nodes = new Map<string, Record<string, number>>([['n1', { cpu: 4000, memory: 100 }], ['n2', { cpu: 4000 }]]);
+  const nodes = new Map<string, Record<string, number>>([
+    ['n1', { cpu: 4000, memory: 100 }],
+    ['n2', { cpu: 4000 }],
+  ]);
   const alloc = (used: Record<string, number>): NodeAllocation => ({ used, devices: {} });
   it.each([
     ['at capacity', { n1: alloc({ cpu: 4000, memory: 100 }) }, []],
@@ -48,15 +64,34 @@ describe('capacityViolations', () => {
 
 describe('quotaViolations', () => {
   const q = (name: string, nominal: number, extra: Partial<Queue> = {}): Queue => ({ name, tenant: 't', nominal: { cpu: nominal }, ...extra });
-  const held = (queues: Record<string, number>): NodeAllocation => ({ used: {}, devices: {}, queues: Object.fromEntries(Object.entries(queues).map(([k, v]) => [k, { cpu: v }])) });
+  const held = (queues: Record<string, number>): NodeAllocation => ({
+    used: {},
+    devices: {},
+    queues: Object.fromEntries(Object.entries(queues).map(([k, v]) => [k, { cpu: v }])),
+  });
   it.each([
     ['no cohort: at nominal', [q('a', 1000)], [held({ a: 600 }), held({ a: 400 })], []],
     ['no cohort: over nominal (summed over nodes)', [q('a', 1000)], [held({ a: 600 }), held({ a: 401 })], ['queue a cpu 1001 > 1000']],
     // cohort: a may borrow up to 400 beyond its 1000, while the cohort stays within 1000 + 600
-    ['cohort: borrowing within the limit', [q('a', 1000, { cohort: 'c', borrowingLimit: { cpu: 400 } }), q('b', 600, { cohort: 'c', borrowingLimit: { cpu: 400 } })], [held({ a: 1400, b: 200 })], []],
-    ['cohort: over the borrowing limit', [q('a', 1000, { cohort: 'c', borrowingLimit: { cpu: 400 } }), q('b', 600, { cohort: 'c' })], [held({ a: 1401 })], ['queue a cpu 1401 > 1400']],
+    [
+      'cohort: borrowing within the limit',
+      [q('a', 1000, { cohort: 'c', borrowingLimit: { cpu: 400 } }), q('b', 600, { cohort: 'c', borrowingLimit: { cpu: 400 } })],
+      [held({ a: 1400, b: 200 })],
+      [],
+    ],
+    [
+      'cohort: over the borrowing limit',
+      [q('a', 1000, { cohort: 'c', borrowingLimit: { cpu: 400 } }), q('b', 600, { cohort: 'c' })],
+      [held({ a: 1401 })],
+      ['queue a cpu 1401 > 1400'],
+    ],
     // each queue within nominal + borrowing (1400 and 1000) but together 1700 > 1600
-    ['cohort: over the sum of nominal', [q('a', 1000, { cohort: 'c', borrowingLimit: { cpu: 400 } }), q('b', 600, { cohort: 'c', borrowingLimit: { cpu: 400 } })], [held({ a: 1300, b: 400 })], ['cohort c cpu 1700 > 1600']],
+    [
+      'cohort: over the sum of nominal',
+      [q('a', 1000, { cohort: 'c', borrowingLimit: { cpu: 400 } }), q('b', 600, { cohort: 'c', borrowingLimit: { cpu: 400 } })],
+      [held({ a: 1300, b: 400 })],
+      ['cohort c cpu 1700 > 1600'],
+    ],
     ['a resource without nominal is unlimited', [q('a', 1000)], [{ used: {}, devices: {}, queues: { a: { memory: 1e12 } } }], []],
   ])('%s', (_name, queues, allocs, expected) => {
     expect(quotaViolations(queues, allocs)).toEqual(expected);
@@ -72,30 +107,71 @@ describe('summarize', () => {
     ['Cancelled without a cancel: lost', [sub('k1', ['j1'])], { j1: { phase: 'Cancelled' } }, { accepted: 1, lost: 1 }],
     ['Rejected: lost', [sub('k1', ['j1'])], { j1: { phase: 'Rejected' } }, { accepted: 1, lost: 1 }],
     ['Cancelled after a cancel: completed', [sub('k1', ['j1'], { cancelled: true })], { j1: { phase: 'Cancelled' } }, { accepted: 1, completed: 1 }],
-    ['Succeeded although cancelled (it finished first): completed', [sub('k1', ['j1'], { cancelled: true })], { j1: { phase: 'Succeeded' } }, { accepted: 1, completed: 1 }],
+    [
+      'Succeeded although cancelled (it finished first): completed',
+      [sub('k1', ['j1'], { cancelled: true })],
+      { j1: { phase: 'Succeeded' } },
+      { accepted: 1, completed: 1 },
+    ],
     ['Failed: failed, not lost', [sub('k1', ['j1'])], { j1: { phase: 'Failed' } }, { accepted: 1, failed: 1 }],
     ['Running at the check: stuck', [sub('k1', ['j1'])], { j1: { phase: 'Running' } }, { accepted: 1, stuck: 1 }],
     ['resubmit answered the same id', [sub('k1', ['j1', 'j1'])], { j1: { phase: 'Succeeded', key: 'k1' } }, { accepted: 1, completed: 1 }],
-    ['resubmit answered another id', [sub('k1', ['j1', 'j2'])], { j1: { phase: 'Succeeded' }, j2: { phase: 'Succeeded' } }, { accepted: 1, completed: 1, keyMismatches: 1 }],
+    [
+      'resubmit answered another id',
+      [sub('k1', ['j1', 'j2'])],
+      { j1: { phase: 'Succeeded' }, j2: { phase: 'Succeeded' } },
+      { accepted: 1, completed: 1, keyMismatches: 1 },
+    ],
     ['resubmit refused', [sub('k1', ['j1'], { resubmitRefused: '409 {}' })], { j1: { phase: 'Succeeded' } }, { accepted: 1, completed: 1, keyMismatches: 1 }],
     // the load saw one id, but etcd holds a second job with its key (an answer it never got)
-    ['two jobs of one key in etcd', [sub('k1', ['j1'])], { j1: { phase: 'Succeeded', key: 'k1' }, j2: { phase: 'Succeeded', key: 'k1' } }, { accepted: 1, completed: 1, keyMismatches: 1 }],
+    [
+      'two jobs of one key in etcd',
+      [sub('k1', ['j1'])],
+      { j1: { phase: 'Succeeded', key: 'k1' }, j2: { phase: 'Succeeded', key: 'k1' } },
+      { accepted: 1, completed: 1, keyMismatches: 1 },
+    ],
   ])('%s', (_name, submits, work, counts) => {
     const { row } = summarize(facts, submits, view(work), '', noSamples);
     const zero = { accepted: 0, completed: 0 };
-    expect(row).toEqual({ ...facts, ...zero, lost: 0, failed: 0, dupRuns: 0, stuck: 0, overCapacity: 0, overQuota: 0, doubleLeaders: 0, keyMismatches: 0, notAccepted: 0, ...counts });
+    expect(row).toEqual({
+      ...facts,
+      ...zero,
+      lost: 0,
+      failed: 0,
+      dupRuns: 0,
+      stuck: 0,
+      overCapacity: 0,
+      overQuota: 0,
+      doubleLeaders: 0,
+      keyMismatches: 0,
+      notAccepted: 0,
+      ...counts,
+    });
   });
 
   it('counts duplicate runs from the run log (accepted jobs only) and from etcd', () => {
     const log = 's j1 0 1 1.0\ne j1 0 1 1.3\ns j1 0 2 1.1\ne j1 0 2 1.4\ns other 0 1 1.0\ns other 0 2 1.0';
-    const { row, problems, suspects } = summarize(facts, [sub('k1', ['j1']), sub('k2', ['j2'])], view({ j1: { phase: 'Succeeded' }, j2: { phase: 'Succeeded' } }, [{ job: 'j2', index: 5, groups: ['j2/5/1', 'j2/5/2'] }]), log, noSamples);
+    const { row, problems, suspects } = summarize(
+      facts,
+      [sub('k1', ['j1']), sub('k2', ['j2'])],
+      view({ j1: { phase: 'Succeeded' }, j2: { phase: 'Succeeded' } }, [{ job: 'j2', index: 5, groups: ['j2/5/1', 'j2/5/2'] }]),
+      log,
+      noSamples,
+    );
     expect(row.dupRuns).toBe(2);
-    expect(problems).toEqual(['dup runs: job j1 task 0: runs of attempts 1 and 2 overlapped in the run log', 'dup runs: job j2 task 5 Succeeded in 2 groups: j2/5/1, j2/5/2']);
+    expect(problems).toEqual([
+      'dup runs: job j1 task 0: runs of attempts 1 and 2 overlapped in the run log',
+      'dup runs: job j2 task 5 Succeeded in 2 groups: j2/5/1, j2/5/2',
+    ]);
     expect(suspects).toEqual(['j1', 'j2']);
   });
 
   it('counts instants: over capacity, over quota, and two leaders (one leader is fine)', () => {
-    const samples: Samples = { capacity: [[], ['n1 cpu 5 > 4'], []], quota: [['queue a cpu 2 > 1'], ['queue a cpu 2 > 1']], leaders: [['scheduler-0'], ['scheduler-0', 'scheduler-1'], [], ['scheduler-1']] };
+    const samples: Samples = {
+      capacity: [[], ['n1 cpu 5 > 4'], []],
+      quota: [['queue a cpu 2 > 1'], ['queue a cpu 2 > 1']],
+      leaders: [['scheduler-0'], ['scheduler-0', 'scheduler-1'], [], ['scheduler-1']],
+    };
     const { row } = summarize(facts, [], view({}), '', samples);
     expect([row.overCapacity, row.overQuota, row.doubleLeaders]).toEqual([1, 2, 1]);
     expect(failures(row)).toEqual(['overCapacity 1', 'overQuota 2', 'doubleLeaders 1']);
@@ -104,8 +180,15 @@ describe('summarize', () => {
   it('prints one table row with the seed', () => {
     const { row } = summarize(facts, [sub('k1', ['j1'])], view({ j1: { phase: 'Succeeded' } }), '', noSamples);
     const [head, , line] = nemesisTable([row]).split('\n');
-    expect(head).toMatch(/^\| seed \| min \| submits\/s \| faults \| accepted \| completed \| lost \| failed \| dup runs \| stuck \| over cap \| over quota \| 2 leaders \| key mismatch \| not accepted \|$/);
-    expect(line.split('|').map((c) => c.trim()).filter(Boolean)).toEqual(['7', '1', '200', '3', '1', '1', '0', '0', '0', '0', '0', '0', '0', '0', '0']);
+    expect(head).toMatch(
+      /^\| seed \| min \| submits\/s \| faults \| accepted \| completed \| lost \| failed \| dup runs \| stuck \| over cap \| over quota \| 2 leaders \| key mismatch \| not accepted \|$/,
+    );
+    expect(
+      line
+        .split('|')
+        .map((c) => c.trim())
+        .filter(Boolean),
+    ).toEqual(['7', '1', '200', '3', '1', '1', '0', '0', '0', '0', '0', '0', '0', '0', '0']);
   });
 });
 

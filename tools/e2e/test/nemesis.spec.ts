@@ -20,10 +20,19 @@ import { type FaultName, runNemesis } from '../faults/nemesis';
 const seed = process.env.NEMESIS_SEED === 'random' ? randomInt(1, 2 ** 31) : Number(process.env.NEMESIS_SEED ?? 11);
 const rate = Number(process.env.NEMESIS_RATE ?? 100);
 
-it(`nemesis (seed ${seed}, 2 min at ${rate} submits/s): 0 lost, 0 duplicate runs, 0 stuck, 0 over quota, 0 over capacity, 0 double leaders`, async () => {
-  const { report, evidence } = await runNemesis({ seed, minutes: 2, rate, faults: process.env.NEMESIS_FAULTS?.split(',').filter(Boolean) as FaultName[] | undefined });
-  // eslint-disable-next-line no-console
-  if (evidence.length) console.log(`nemesis seed ${seed}:\n${evidence.join('\n')}`);
-  expect(failures(report.row)).toEqual([]);
-  expect(report.row.accepted).toBeGreaterThan(0);
-}, 10 * 60_000);
+it(
+  `nemesis (seed ${seed}, 2 min at ${rate} submits/s): 0 lost, 0 duplicate runs, 0 stuck, 0 over quota, 0 over capacity, 0 double leaders`,
+  async () => {
+    const { report, evidence } = await runNemesis({
+      seed,
+      minutes: 2,
+      rate,
+      faults: process.env.NEMESIS_FAULTS?.split(',').filter(Boolean) as FaultName[] | undefined,
+    });
+    // eslint-disable-next-line no-console
+    if (evidence.length) console.log(`nemesis seed ${seed}:\n${evidence.join('\n')}`);
+    expect(failures(report.row)).toEqual([]);
+    expect(report.row.accepted).toBeGreaterThan(0);
+  },
+  10 * 60_000,
+);

@@ -16,7 +16,10 @@ import { api, TOKENS, until, waitForJob } from './harness';
 
 const CLUSTER = {
   tenants: [{ name: 'default' }, { name: 'other' }],
-  queues: [{ name: 'default', tenant: 'default' }, { name: 'other-q', tenant: 'other' }],
+  queues: [
+    { name: 'default', tenant: 'default' },
+    { name: 'other-q', tenant: 'other' },
+  ],
 };
 
 let etcd: LocalEtcd;
@@ -52,17 +55,52 @@ describe('submit caps', () => {
     // 960,000 bytes of env: stored record ≈ 960 KB > 384 KiB (MAX_JOB_RECORD_BYTES)
     ['a job with 30 env entries of 32,000 characters', '/v1/jobs', { command: ['true'], env: HUGE_ENV }, 413, 'payload_too_large', 'env'],
     // 513 > MAX_ENV_ENTRIES (512)
-    ['a job with 513 env entries', '/v1/jobs', { command: ['true'], env: Object.fromEntries(Array.from({ length: 513 }, (_, k) => [`E${k}`, '1'])) }, 400, 'invalid_argument', 'env'],
+    [
+      'a job with 513 env entries',
+      '/v1/jobs',
+      { command: ['true'], env: Object.fromEntries(Array.from({ length: 513 }, (_, k) => [`E${k}`, '1'])) },
+      400,
+      'invalid_argument',
+      'env',
+    ],
     // 11,000 "€" = 33,000 bytes > 32 KiB (32,768) though 11,000 characters
     ['an env value over 32 KiB in UTF-8 bytes', '/v1/jobs', { command: ['true'], env: { A: '€'.repeat(11_000) } }, 400, 'invalid_argument', 'env.A'],
     // 65 > MAX_LABELS (64)
-    ['a job with 65 labels', '/v1/jobs', { command: ['true'], labels: Object.fromEntries(Array.from({ length: 65 }, (_, k) => [`l${k}`, 'v'])) }, 400, 'invalid_argument', 'labels'],
+    [
+      'a job with 65 labels',
+      '/v1/jobs',
+      { command: ['true'], labels: Object.fromEntries(Array.from({ length: 65 }, (_, k) => [`l${k}`, 'v'])) },
+      400,
+      'invalid_argument',
+      'labels',
+    ],
     // 33 > MAX_SELECTOR_ENTRIES (32)
-    ['a job with 33 selector entries', '/v1/jobs', { command: ['true'], selector: Object.fromEntries(Array.from({ length: 33 }, (_, k) => [`s${k}`, 'v'])) }, 400, 'invalid_argument', 'selector'],
+    [
+      'a job with 33 selector entries',
+      '/v1/jobs',
+      { command: ['true'], selector: Object.fromEntries(Array.from({ length: 33 }, (_, k) => [`s${k}`, 'v'])) },
+      400,
+      'invalid_argument',
+      'selector',
+    ],
     // a step's job is validated as a job, with the labels the controller adds
-    ['a workflow step with the huge env', '/v1/workflows', { steps: [{ name: 'a', job: { command: ['true'], env: HUGE_ENV } }] }, 413, 'payload_too_large', 'steps[0].job.env'],
+    [
+      'a workflow step with the huge env',
+      '/v1/workflows',
+      { steps: [{ name: 'a', job: { command: ['true'], env: HUGE_ENV } }] },
+      413,
+      'payload_too_large',
+      'steps[0].job.env',
+    ],
     // 63 of the user's + the 2 a step job gets (batch.workflow, batch.step) = 65 > 64
-    ['a workflow step with 63 labels (65 with the workflow\'s)', '/v1/workflows', { steps: [{ name: 'a', job: { command: ['true'], labels: Object.fromEntries(Array.from({ length: 63 }, (_, k) => [`l${k}`, 'v'])) } }] }, 400, 'invalid_argument', 'steps[0].job.labels'],
+    [
+      "a workflow step with 63 labels (65 with the workflow's)",
+      '/v1/workflows',
+      { steps: [{ name: 'a', job: { command: ['true'], labels: Object.fromEntries(Array.from({ length: 63 }, (_, k) => [`l${k}`, 'v'])) } }] },
+      400,
+      'invalid_argument',
+      'steps[0].job.labels',
+    ],
   ])('refuses %s naming the field, and writes nothing', async (_name, path, body, status, code, field) => {
     const [jobs, workflows] = [await jobCount(), (await store.listAll(store.keys.workflows())).items.length];
     const res = await api(base, 'POST', path, body);
@@ -80,12 +118,18 @@ describe('submit caps', () => {
   });
 });
 
-it('fails a job record made too large to bind behind admission, while another tenant\'s 2-task job binds and succeeds', async () => {
+it("fails a job record made too large to bind behind admission, while another tenant's 2-task job binds and succeeds", async () => {
   // Written straight into etcd (no admission caps): tenant "other", already Queued, 960 KB of env.
   const big: JobRecord = {
-    id: '000000001-bigbigbigbig', tenant: 'other', queue: 'other-q', phase: 'Queued', createdAt: 1, queuedAt: 1,
+    id: '000000001-bigbigbigbig',
+    tenant: 'other',
+    queue: 'other-q',
+    phase: 'Queued',
+    createdAt: 1,
+    queuedAt: 1,
     spec: { name: 'big', command: ['true'], env: HUGE_ENV, resources: { cpu: 100, memory: 1024 * 1024 }, tasks: 2, priority: 0, labels: {} },
-    pending: [{ start: 0, end: 2, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    pending: [{ start: 0, end: 2, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
   await submitJob(store, big);
   const res = await api(base, 'POST', '/v1/jobs', { command: ['true'], tasks: 2, resources: { cpu: '100m', memory: '64Mi' } });

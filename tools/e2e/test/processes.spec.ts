@@ -28,13 +28,28 @@ async function launch(name: string, app: string, env: Record<string, string>): P
   // Every line a service logs (debug and up) goes to its file: the secrets test reads them all.
   const log = openSync(join(dir, `${name}.log`), 'a');
   const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
-    env: { ...process.env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_PORT: String(port), BATCH_LEASE_TTL: '2', BATCH_LOG_LEVEL: 'debug', BATCH_SERVICE_TOKEN_FILE: join(dir, 'service-token'), ...env },
+    env: {
+      ...process.env,
+      BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','),
+      BATCH_PORT: String(port),
+      BATCH_LEASE_TTL: '2',
+      BATCH_LOG_LEVEL: 'debug',
+      BATCH_SERVICE_TOKEN_FILE: join(dir, 'service-token'),
+      ...env,
+    },
     stdio: ['ignore', log, log],
   });
   closeSync(log);
   procs.set(name, child);
   const url = `http://127.0.0.1:${port}`;
-  const ready = await until(() => fetch(`${url}/readyz`).then((r) => r.ok, () => false), 20000);
+  const ready = await until(
+    () =>
+      fetch(`${url}/readyz`).then(
+        (r) => r.ok,
+        () => false,
+      ),
+    20000,
+  );
   if (!ready) throw new Error(`${name} did not become ready`);
   urls.set(name, url);
   return url;
@@ -54,7 +69,10 @@ beforeAll(async () => {
 }, 60000);
 
 afterAll(async () => {
-  for (const p of procs.values()) { p.kill('SIGCONT'); p.kill('SIGKILL'); }
+  for (const p of procs.values()) {
+    p.kill('SIGCONT');
+    p.kill('SIGKILL');
+  }
   // A killed executor cannot remove its attempts' cgroups; its restart would. Clean up for it.
   await new Promise((r) => setTimeout(r, 500));
   const kind = detectIsolation();
@@ -66,7 +84,11 @@ afterAll(async () => {
 });
 
 it('runs a job to completion through four separate service processes', async () => {
-  const submit = await api(base, 'POST', '/v1/jobs', { tasks: 4, resources: { cpu: '1', memory: '32Mi' }, command: ['sh', '-c', 'echo "hello from $BATCH_TASK_INDEX"'] });
+  const submit = await api(base, 'POST', '/v1/jobs', {
+    tasks: 4,
+    resources: { cpu: '1', memory: '32Mi' },
+    command: ['sh', '-c', 'echo "hello from $BATCH_TASK_INDEX"'],
+  });
   expect(submit.status).toBe(201);
   const job = await waitForJob(base, submit.body.id);
   expect(job).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 4 } });
@@ -77,7 +99,11 @@ it('runs a job to completion through four separate service processes', async () 
 
 it('shows secret env values as *** while the task gets them, and no service ever logs a token or a secret', async () => {
   const secret = 'hunter2-very-secret-value';
-  const submit = await api(base, 'POST', '/v1/jobs', { resources: { cpu: '100m' }, env: { DB_PASSWORD: secret, API_TOKEN: secret, MODE: 'fast' }, command: ['sh', '-c', 'test "$DB_PASSWORD" = "$API_TOKEN" && echo "got ${#DB_PASSWORD} chars, mode $MODE"'] });
+  const submit = await api(base, 'POST', '/v1/jobs', {
+    resources: { cpu: '100m' },
+    env: { DB_PASSWORD: secret, API_TOKEN: secret, MODE: 'fast' },
+    command: ['sh', '-c', 'test "$DB_PASSWORD" = "$API_TOKEN" && echo "got ${#DB_PASSWORD} chars, mode $MODE"'],
+  });
   expect(submit.status).toBe(201);
   expect(submit.body.env).toEqual({ DB_PASSWORD: '***', API_TOKEN: '***', MODE: 'fast' });
   const job = await waitForJob(base, submit.body.id);
@@ -87,7 +113,8 @@ it('shows secret env values as *** while the task gets them, and no service ever
   expect((await api(base, 'GET', '/v1/jobs', undefined, 'wrong-token-value')).status).toBe(401);
   for (const name of procs.keys()) {
     const text = readFileSync(join(dir, `${name}.log`), 'utf8');
-    for (const leak of [secret, 'tenant-token', 'wrong-token-value', SERVICE_TOKEN]) expect({ name, leaks: text.includes(leak) }).toEqual({ name, leaks: false });
+    for (const leak of [secret, 'tenant-token', 'wrong-token-value', SERVICE_TOKEN])
+      expect({ name, leaks: text.includes(leak) }).toEqual({ name, leaks: false });
   }
 });
 
@@ -99,12 +126,18 @@ it('serves internal calls only with the service credential: executor logs 401 an
   expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/0/logs`)).body).toBe('internal-ok\n');
   // Anyone else on the network (a task pod of the Kubernetes backend) gets 401 and no bytes.
   const logUrl = `${urls.get('executor-a')}/internal/logs/${job.id}/0/1/stdout`;
-  for (const headers of [{}, { authorization: 'Bearer tenant-token' }, { authorization: `Bearer ${SERVICE_TOKEN.slice(0, -1)}x` }] as Array<Record<string, string>>) {
+  for (const headers of [{}, { authorization: 'Bearer tenant-token' }, { authorization: `Bearer ${SERVICE_TOKEN.slice(0, -1)}x` }] as Array<
+    Record<string, string>
+  >) {
     const res = await fetch(logUrl, { headers });
     const text = await res.text();
-    expect({ status: res.status, code: JSON.parse(text).error?.code, leaked: text.includes('internal-ok') }).toEqual({ status: 401, code: 'unauthenticated', leaked: false });
+    expect({ status: res.status, code: JSON.parse(text).error?.code, leaked: text.includes('internal-ok') }).toEqual({
+      status: 401,
+      code: 'unauthenticated',
+      leaked: false,
+    });
   }
-  expect((await fetch(logUrl, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } }).then((r) => r.text()))).toBe('internal-ok\n');
+  expect(await fetch(logUrl, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } }).then((r) => r.text())).toBe('internal-ok\n');
   const executorMetrics = await (await fetch(`${urls.get('executor-a')}/metrics`)).text();
   expect(executorMetrics).toMatch(/batch_internal_calls_refused_total\{surface="http",reason="missing",service="executor"\} 1\n/);
   expect(executorMetrics).toMatch(/batch_internal_calls_refused_total\{surface="http",reason="invalid",service="executor"\} 2\n/);
@@ -117,8 +150,13 @@ it('serves internal calls only with the service credential: executor logs 401 an
   const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: member.slice(0, at), port: Number(member.slice(at + 1)) } });
   try {
     const record = (await store.get<any>(store.keys.job(job.id)))!.value;
-    await expect(firstValueFrom(client.send('scheduler.why', { job: record }))).rejects.toMatchObject({ code: 'unauthenticated', field: `metadata.${RPC_AUTHORIZATION}` });
-    client.setOnDispatchHook((p) => { p.metadata = { [RPC_AUTHORIZATION]: 'Bearer not-the-service-token-but-long-enough' }; });
+    await expect(firstValueFrom(client.send('scheduler.why', { job: record }))).rejects.toMatchObject({
+      code: 'unauthenticated',
+      field: `metadata.${RPC_AUTHORIZATION}`,
+    });
+    client.setOnDispatchHook((p) => {
+      p.metadata = { [RPC_AUTHORIZATION]: 'Bearer not-the-service-token-but-long-enough' };
+    });
     await expect(firstValueFrom(client.send('scheduler.why', { job: record }))).rejects.toMatchObject({ code: 'unauthenticated' });
   } finally {
     await client.close();
@@ -131,9 +169,14 @@ it('serves internal calls only with the service credential: executor logs 401 an
 it('refuses to start a service without the service credential, naming the variable to set', async () => {
   for (const app of ['admission', 'scheduler', 'executor']) {
     const { BATCH_SERVICE_TOKEN: _t, BATCH_SERVICE_TOKEN_FILE: _f, ...env } = process.env;
-    const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], { env: { ...env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_TOKENS_FILE: join(dir, 'tokens.json') }, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
+      env: { ...env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_TOKENS_FILE: join(dir, 'tokens.json') },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
-    child.stderr!.on('data', (d) => { stderr += d; });
+    child.stderr!.on('data', (d) => {
+      stderr += d;
+    });
     const code = await new Promise((r) => child.once('exit', r));
     expect({ app, code, stderr }).toEqual({ app, code: 2, stderr: expect.stringContaining(`${app}: set BATCH_SERVICE_TOKEN_FILE`) });
   }

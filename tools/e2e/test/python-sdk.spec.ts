@@ -15,10 +15,13 @@ const hasPython = spawnSync('python3', ['-c', 'import sys; sys.exit(sys.version_
 let dir: string;
 let cluster: LocalCluster;
 
-const python = (args: string[], cwd: string) => spawnSync('python3', args, {
-  cwd, encoding: 'utf8', timeout: 240_000,
-  env: { ...process.env, BATCH_API: cluster.apiUrl, BATCH_TOKEN: cluster.tenantToken, PYTHONPATH: SDK, PYTHONDONTWRITEBYTECODE: '1' },
-});
+const python = (args: string[], cwd: string) =>
+  spawnSync('python3', args, {
+    cwd,
+    encoding: 'utf8',
+    timeout: 240_000,
+    env: { ...process.env, BATCH_API: cluster.apiUrl, BATCH_TOKEN: cluster.tenantToken, PYTHONPATH: SDK, PYTHONDONTWRITEBYTECODE: '1' },
+  });
 
 (hasPython ? describe : describe.skip)('Python SDK (python3 >= 3.9)', () => {
   beforeAll(async () => {
@@ -38,10 +41,16 @@ const python = (args: string[], cwd: string) => spawnSync('python3', args, {
     expect(r.stderr).not.toMatch(/skipped/);
   }, 300_000);
 
-  const examples = readdirSync(join(ROOT, 'examples')).filter((f) => f.endsWith('.py')).sort();
-  it.each(examples)('runs examples/%s to success', (file) => {
-    const r = python([join(ROOT, 'examples', file)], join(ROOT, 'examples'));
-    if (r.status !== 0) throw new Error(`${file} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
-    expect(r.stdout).toMatch(/^ok: /m);
-  }, 300_000);
+  const examples = readdirSync(join(ROOT, 'examples'))
+    .filter((f) => f.endsWith('.py'))
+    .sort();
+  it.each(examples)(
+    'runs examples/%s to success',
+    (file) => {
+      const r = python([join(ROOT, 'examples', file)], join(ROOT, 'examples'));
+      if (r.status !== 0) throw new Error(`${file} failed (${r.status}):\n${r.stderr}\n${r.stdout}`);
+      expect(r.stdout).toMatch(/^ok: /m);
+    },
+    300_000,
+  );
 });

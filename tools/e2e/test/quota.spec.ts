@@ -61,26 +61,43 @@ async function held(): Promise<Record<string, number>> {
 async function until<T>(what: () => Promise<T>, ok: (v: T) => boolean, ms = 20_000): Promise<T> {
   const deadline = Date.now() + ms;
   let v = await what();
-  while (!ok(v) && Date.now() < deadline) { await new Promise((r) => setTimeout(r, 100)); v = await what(); }
+  while (!ok(v) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    v = await what();
+  }
   return v;
 }
 
 it('three quota replicas decide 30 concurrent submits exactly once each', async () => {
-  const submits = await Promise.all(Array.from({ length: 30 }, (_, i) => api(base, 'POST', '/v1/jobs', { name: `tiny-${i}`, queue: 'lender', command: ['true'], resources: { cpu: '100m' }, env: { BATCH_SIM_SECONDS: '0.1' } })));
+  const submits = await Promise.all(
+    Array.from({ length: 30 }, (_, i) =>
+      api(base, 'POST', '/v1/jobs', { name: `tiny-${i}`, queue: 'lender', command: ['true'], resources: { cpu: '100m' }, env: { BATCH_SIM_SECONDS: '0.1' } }),
+    ),
+  );
   expect(submits.every((s) => s.status === 201)).toBe(true);
   const ids = new Set(submits.map((s) => s.body.id as string));
-  const jobs = await until(async () => (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => ids.has(j.value.id)), (js) => js.every((j) => j.value.phase === 'Succeeded'));
+  const jobs = await until(
+    async () => (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => ids.has(j.value.id)),
+    (js) => js.every((j) => j.value.phase === 'Succeeded'),
+  );
   expect(jobs.map((j) => j.value.phase)).toEqual(Array(30).fill('Succeeded'));
   const metrics = await Promise.all(services.slice(0, 3).map(async (q) => (await fetch(`${q.url}/metrics`)).text()));
   // each job decided once in all: the Queued decisions of the three replicas add up to 30
-  const queued = metrics.map((m) => Number(/batch_quota_decisions_total\{decision="Queued",service="quota"\} (\d+)/.exec(m)?.[1] ?? 0)).reduce((a, b) => a + b, 0);
+  const queued = metrics
+    .map((m) => Number(/batch_quota_decisions_total\{decision="Queued",service="quota"\} (\d+)/.exec(m)?.[1] ?? 0))
+    .reduce((a, b) => a + b, 0);
   expect(queued).toBe(30);
 });
 
 it('lends idle quota, then reclaims exactly the borrowed tasks the lender needs, never over quota', async () => {
   const samples: Array<Record<string, number>> = [];
   let sampling = true;
-  const sampler = (async () => { while (sampling) { samples.push(await held()); await new Promise((r) => setTimeout(r, 50)); } })();
+  const sampler = (async () => {
+    while (sampling) {
+      samples.push(await held());
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  })();
   try {
     // the borrower asks for 20 one-core tasks: 8 nominal + 8 borrowed run, 4 wait
     const b = await api(base, 'POST', '/v1/jobs', { name: 'greedy', queue: 'borrower', tasks: 20, command: ['true'], resources: { cpu: '1' } }, 'other-token');

@@ -45,11 +45,16 @@ const RUN_LIMIT_S = 240;
 function findSt(): string | undefined {
   const py = spawnSync('python3', ['-c', 'import sysconfig, site; print(sysconfig.get_path("scripts")); print(site.getuserbase())'], { encoding: 'utf8' });
   const [scripts, userBase] = py.status === 0 ? py.stdout.trim().split('\n') : [];
-  const dirs = [...(process.env.PATH ?? '').split(delimiter), scripts, userBase && join(userBase, 'bin'), join(homedir(), '.local/bin')].filter(Boolean) as string[];
+  const dirs = [...(process.env.PATH ?? '').split(delimiter), scripts, userBase && join(userBase, 'bin'), join(homedir(), '.local/bin')].filter(
+    Boolean,
+  ) as string[];
   return dirs.map((d) => join(d, 'st')).find((p) => existsSync(p));
 }
 
-interface HarEntry { request: { method: string; url: string }; response: { status: number; content: { text?: string } } }
+interface HarEntry {
+  request: { method: string; url: string };
+  response: { status: number; content: { text?: string } };
+}
 
 let dir: string;
 let cluster: LocalCluster;
@@ -76,14 +81,35 @@ function schemathesis(name: string, filter: string[], maxExamples: number): { ca
   if (!st) throw new Error(`schemathesis is not installed: python3 -m pip install schemathesis==${SCHEMATHESIS} (.ci/run does it)`);
   const har = join(dir, `${name}.har`);
   const args = [
-    '--config-file', CONFIG, '--no-color', 'run', `${cluster.apiUrl}/openapi.json`, ...filter,
-    '--checks', 'all', '--exclude-checks', 'positive_data_acceptance,use_after_free,unsupported_method',
-    '--seed', SEED, '--workers', '1', '--max-examples', String(maxExamples),
-    '--report', 'har', '--report-har-path', har, '--output-sanitize', 'false',
+    '--config-file',
+    CONFIG,
+    '--no-color',
+    'run',
+    `${cluster.apiUrl}/openapi.json`,
+    ...filter,
+    '--checks',
+    'all',
+    '--exclude-checks',
+    'positive_data_acceptance,use_after_free,unsupported_method',
+    '--seed',
+    SEED,
+    '--workers',
+    '1',
+    '--max-examples',
+    String(maxExamples),
+    '--report',
+    'har',
+    '--report-har-path',
+    har,
+    '--output-sanitize',
+    'false',
   ];
   const started = Date.now();
   const r = spawnSync(st, args, {
-    cwd: dir, encoding: 'utf8', timeout: RUN_LIMIT_S * 1000, maxBuffer: 64 * 1024 * 1024,
+    cwd: dir,
+    encoding: 'utf8',
+    timeout: RUN_LIMIT_S * 1000,
+    maxBuffer: 64 * 1024 * 1024,
     env: { ...process.env, BATCH_TENANT_TOKEN: cluster.tenantToken, BATCH_OPERATOR_TOKEN: cluster.operatorToken, PYTHONDONTWRITEBYTECODE: '1' },
   });
   const out = `${r.stdout}\n${r.stderr}`;
@@ -98,47 +124,75 @@ function schemathesis(name: string, filter: string[], maxExamples: number): { ca
 const byName = <T extends { name: string }>(items: Array<{ value: T }>) => new Map(items.map((i) => [i.value.name, i.value]));
 
 describe('schemathesis against the local cluster', () => {
-  it('finds no 5xx, no answer outside the document, and no change made by a refused request', async () => {
-    const [tenantsBefore, queuesBefore] = await Promise.all([store.listAll<Tenant>(store.keys.tenants()), store.listAll<Queue>(store.keys.queues())]);
-    // Tenant routes first, with the tenant token; then the operator routes (which may delete the default queue).
-    const tenantRun = schemathesis('tenant', ['--exclude-tag', 'operator'], 150);
-    const operatorRun = schemathesis('operator', ['--include-tag', 'operator'], 150);
-    const cases = tenantRun.cases + operatorRun.cases;
-    console.log(`schemathesis: ${cases} generated cases in all (${tenantRun.cases} tenant, ${operatorRun.cases} operator)`);
-    expect(cases).toBeGreaterThanOrEqual(5000);
+  it(
+    'finds no 5xx, no answer outside the document, and no change made by a refused request',
+    async () => {
+      const [tenantsBefore, queuesBefore] = await Promise.all([store.listAll<Tenant>(store.keys.tenants()), store.listAll<Queue>(store.keys.queues())]);
+      // Tenant routes first, with the tenant token; then the operator routes (which may delete the default queue).
+      const tenantRun = schemathesis('tenant', ['--exclude-tag', 'operator'], 150);
+      const operatorRun = schemathesis('operator', ['--include-tag', 'operator'], 150);
+      const cases = tenantRun.cases + operatorRun.cases;
+      console.log(`schemathesis: ${cases} generated cases in all (${tenantRun.cases} tenant, ${operatorRun.cases} operator)`);
+      expect(cases).toBeGreaterThanOrEqual(5000);
 
-    // What accepted requests did, from the HAR of both runs.
-    const accepted = { jobs: new Set<string>(), cancelled: new Set<string>(), workflows: new Set<string>(), queues: new Set<string>(), removedQueues: new Set<string>(), tenants: new Set<string>(), cordoned: new Set<string>() };
-    for (const { request, response } of [...tenantRun.entries, ...operatorRun.entries]) {
-      if (response.status < 200 || response.status >= 300) continue;
-      const path = new URL(request.url).pathname.split('/').map(decodeURIComponent);
-      const route = `${request.method} ${path.slice(1, 3).join('/')}${path.length > 4 ? `/*/${path[4]}` : path.length > 3 ? '/*' : ''}`;
-      const body = (() => { try { return JSON.parse(response.content.text ?? ''); } catch { return undefined; } })();
-      if (route === 'POST v1/jobs') accepted.jobs.add(body.id);
-      else if (route === 'POST v1/jobs:batch') {
-        for (const r of body.results) if (r.job) accepted.jobs.add(r.job.id);
-      } else if (route === 'DELETE v1/jobs/*') accepted.cancelled.add(path[3]);
-      else if (route === 'POST v1/workflows') accepted.workflows.add(body.id);
-      else if (route === 'PUT v1/queues/*') accepted.queues.add(path[3]);
-      else if (route === 'DELETE v1/queues/*') accepted.removedQueues.add(path[3]);
-      else if (route === 'PUT v1/tenants/*') accepted.tenants.add(path[3]);
-      else if (route === 'POST v1/nodes/*/cordon' || route === 'POST v1/nodes/*/drain') accepted.cordoned.add(path[3]);
-    }
-    console.log(`accepted: ${accepted.jobs.size} jobs, ${accepted.cancelled.size} cancels, ${accepted.workflows.size} workflows, ${accepted.queues.size} queue puts, ${accepted.removedQueues.size} queue deletes, ${accepted.tenants.size} tenant puts, ${accepted.cordoned.size} cordons`);
+      // What accepted requests did, from the HAR of both runs.
+      const accepted = {
+        jobs: new Set<string>(),
+        cancelled: new Set<string>(),
+        workflows: new Set<string>(),
+        queues: new Set<string>(),
+        removedQueues: new Set<string>(),
+        tenants: new Set<string>(),
+        cordoned: new Set<string>(),
+      };
+      for (const { request, response } of [...tenantRun.entries, ...operatorRun.entries]) {
+        if (response.status < 200 || response.status >= 300) continue;
+        const path = new URL(request.url).pathname.split('/').map(decodeURIComponent);
+        const route = `${request.method} ${path.slice(1, 3).join('/')}${path.length > 4 ? `/*/${path[4]}` : path.length > 3 ? '/*' : ''}`;
+        const body = (() => {
+          try {
+            return JSON.parse(response.content.text ?? '');
+          } catch {
+            return undefined;
+          }
+        })();
+        if (route === 'POST v1/jobs') accepted.jobs.add(body.id);
+        else if (route === 'POST v1/jobs:batch') {
+          for (const r of body.results) if (r.job) accepted.jobs.add(r.job.id);
+        } else if (route === 'DELETE v1/jobs/*') accepted.cancelled.add(path[3]);
+        else if (route === 'POST v1/workflows') accepted.workflows.add(body.id);
+        else if (route === 'PUT v1/queues/*') accepted.queues.add(path[3]);
+        else if (route === 'DELETE v1/queues/*') accepted.removedQueues.add(path[3]);
+        else if (route === 'PUT v1/tenants/*') accepted.tenants.add(path[3]);
+        else if (route === 'POST v1/nodes/*/cordon' || route === 'POST v1/nodes/*/drain') accepted.cordoned.add(path[3]);
+      }
+      console.log(
+        `accepted: ${accepted.jobs.size} jobs, ${accepted.cancelled.size} cancels, ${accepted.workflows.size} workflows, ${accepted.queues.size} queue puts, ${accepted.removedQueues.size} queue deletes, ${accepted.tenants.size} tenant puts, ${accepted.cordoned.size} cordons`,
+      );
 
-    const [jobs, workflows, queues, tenants, cordons] = await Promise.all([
-      store.listAll<JobRecord>(store.keys.jobs()), store.listAll<WorkflowRecord>(store.keys.workflows()), store.listAll<Queue>(store.keys.queues()),
-      store.listAll<Tenant>(store.keys.tenants()), store.listAll<Cordon>(store.keys.cordons()),
-    ]);
-    const own = jobs.items.map((j) => j.value).filter((j) => !(WORKFLOW_LABEL in j.spec.labels));
-    expect(own.filter((j) => !accepted.jobs.has(j.id)).map((j) => j.id)).toEqual([]);
-    expect(own.filter((j) => j.phase === 'Cancelled' && !accepted.cancelled.has(j.id)).map((j) => j.id)).toEqual([]);
-    expect(workflows.items.map((w) => w.value.id).filter((id) => !accepted.workflows.has(id))).toEqual([]);
-    const [qBefore, qAfter, tBefore, tAfter] = [byName(queuesBefore.items), byName(queues.items), byName(tenantsBefore.items), byName(tenants.items)];
-    expect([...qAfter].filter(([n, q]) => !accepted.queues.has(n) && JSON.stringify(q) !== JSON.stringify(qBefore.get(n))).map(([n]) => n)).toEqual([]);
-    expect([...qBefore.keys()].filter((n) => !qAfter.has(n) && !accepted.removedQueues.has(n))).toEqual([]);
-    expect([...tAfter].filter(([n, t]) => !accepted.tenants.has(n) && JSON.stringify(t) !== JSON.stringify(tBefore.get(n))).map(([n]) => n)).toEqual([]);
-    // Quarantines are the system's own cordons, not a request's.
-    expect(cordons.items.map((c) => c.value).filter((c) => !c.quarantine && !accepted.cordoned.has(c.node)).map((c) => c.node)).toEqual([]);
-  }, 2 * RUN_LIMIT_S * 1000 + 60_000);
+      const [jobs, workflows, queues, tenants, cordons] = await Promise.all([
+        store.listAll<JobRecord>(store.keys.jobs()),
+        store.listAll<WorkflowRecord>(store.keys.workflows()),
+        store.listAll<Queue>(store.keys.queues()),
+        store.listAll<Tenant>(store.keys.tenants()),
+        store.listAll<Cordon>(store.keys.cordons()),
+      ]);
+      const own = jobs.items.map((j) => j.value).filter((j) => !(WORKFLOW_LABEL in j.spec.labels));
+      expect(own.filter((j) => !accepted.jobs.has(j.id)).map((j) => j.id)).toEqual([]);
+      expect(own.filter((j) => j.phase === 'Cancelled' && !accepted.cancelled.has(j.id)).map((j) => j.id)).toEqual([]);
+      expect(workflows.items.map((w) => w.value.id).filter((id) => !accepted.workflows.has(id))).toEqual([]);
+      const [qBefore, qAfter, tBefore, tAfter] = [byName(queuesBefore.items), byName(queues.items), byName(tenantsBefore.items), byName(tenants.items)];
+      expect([...qAfter].filter(([n, q]) => !accepted.queues.has(n) && JSON.stringify(q) !== JSON.stringify(qBefore.get(n))).map(([n]) => n)).toEqual([]);
+      expect([...qBefore.keys()].filter((n) => !qAfter.has(n) && !accepted.removedQueues.has(n))).toEqual([]);
+      expect([...tAfter].filter(([n, t]) => !accepted.tenants.has(n) && JSON.stringify(t) !== JSON.stringify(tBefore.get(n))).map(([n]) => n)).toEqual([]);
+      // Quarantines are the system's own cordons, not a request's.
+      expect(
+        cordons.items
+          .map((c) => c.value)
+          .filter((c) => !c.quarantine && !accepted.cordoned.has(c.node))
+          .map((c) => c.node),
+      ).toEqual([]);
+    },
+    2 * RUN_LIMIT_S * 1000 + 60_000,
+  );
 });

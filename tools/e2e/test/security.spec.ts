@@ -24,7 +24,13 @@ const TOKENS = {
     { sha256: sha('token-op'), tenant: 'ops', role: 'operator' as const },
   ],
 };
-const CLUSTER = { tenants: [{ name: 'team-a' }, { name: 'team-b' }, { name: 'ops' }], queues: [{ name: 'default', tenant: 'team-a' }, { name: 'b', tenant: 'team-b' }] };
+const CLUSTER = {
+  tenants: [{ name: 'team-a' }, { name: 'team-b' }, { name: 'ops' }],
+  queues: [
+    { name: 'default', tenant: 'team-a' },
+    { name: 'b', tenant: 'team-b' },
+  ],
+};
 const CODES = new Set<string>(Object.values(ErrorCode));
 
 let etcd: LocalEtcd;
@@ -41,7 +47,11 @@ async function send(method: string, path: string, token: string | undefined, bod
   });
   const text = await res.text();
   let json: any;
-  try { json = JSON.parse(text); } catch { json = undefined; }
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
   return { status: res.status, json, text };
 }
 
@@ -52,7 +62,9 @@ beforeAll(async () => {
   const config = { etcdEndpoints: etcd.endpoints, logLevel: 'fatal', leaseTtlSeconds: 5 };
   services.push(await startQuota({ cluster: CLUSTER, config }));
   services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
-  services.push(await startExecutor({ config, executor: { nodeName: 'sec-0', dataDir: dir, cpu: '2', memory: '4Gi', killGraceMs: 500, reportIntervalMs: 50 } }));
+  services.push(
+    await startExecutor({ config, executor: { nodeName: 'sec-0', dataDir: dir, cpu: '2', memory: '4Gi', killGraceMs: 500, reportIntervalMs: 50 } }),
+  );
   const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, bodyLimit: 64 * 1024 });
   services.push(admission);
   base = admission.url;
@@ -86,12 +98,17 @@ const BAD: Record<string, unknown[]> = {
 };
 const VALID = { command: ['true'], tasks: 2, resources: { cpu: '100m' } };
 
-const corrupted = fc.constantFrom(...Object.keys(BAD)).chain((field) =>
-  fc.constantFrom(...BAD[field]).map((bad) => ({ ...VALID, [field]: bad })),
-);
-const unknownKey = fc.string({ minLength: 1, maxLength: 12 }).filter((k) => !(k in BAD) && k !== '__proto__').map((k) => ({ ...VALID, [k]: 1 }));
+const corrupted = fc.constantFrom(...Object.keys(BAD)).chain((field) => fc.constantFrom(...BAD[field]).map((bad) => ({ ...VALID, [field]: bad })));
+const unknownKey = fc
+  .string({ minLength: 1, maxLength: 12 })
+  .filter((k) => !(k in BAD) && k !== '__proto__')
+  .map((k) => ({ ...VALID, [k]: 1 }));
 const anyJson = fc.jsonValue({ maxDepth: 4 });
-const deep = fc.integer({ min: 50, max: 400 }).map((d) => { let v: unknown = 1; for (let i = 0; i < d; i++) v = { command: v }; return v; });
+const deep = fc.integer({ min: 50, max: 400 }).map((d) => {
+  let v: unknown = 1;
+  for (let i = 0; i < d; i++) v = { command: v };
+  return v;
+});
 const bodyText = fc.oneof(
   { weight: 4, arbitrary: corrupted.map((b) => JSON.stringify(b)) },
   { weight: 1, arbitrary: unknownKey.map((b) => JSON.stringify(b)) },
@@ -127,16 +144,32 @@ describe('fuzzing every route', () => {
       { numRuns: 5000 },
     );
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom(['GET', ''], ['GET', '/why'], ['GET', '/tasks/0/logs'], ['GET', '/tasks/x/logs?follow=maybe'], ['DELETE', ''], ['GET', '/results'], ['GET', '/events']), segment, token, async ([method, tail], seg, tok) => {
-        const path = `/v1/jobs/${encodeURIComponent(seg)}${tail}`;
-        check(await send(method, path, tok), `${method} ${path}`);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom(
+          ['GET', ''],
+          ['GET', '/why'],
+          ['GET', '/tasks/0/logs'],
+          ['GET', '/tasks/x/logs?follow=maybe'],
+          ['DELETE', ''],
+          ['GET', '/results'],
+          ['GET', '/events'],
+        ),
+        segment,
+        token,
+        async ([method, tail], seg, tok) => {
+          const path = `/v1/jobs/${encodeURIComponent(seg)}${tail}`;
+          check(await send(method, path, tok), `${method} ${path}`);
+        },
+      ),
       { numRuns: 3000 },
     );
     await fc.assert(
       fc.asyncProperty(fc.dictionary(fc.constantFrom('state', 'queue', 'limit', 'pageToken', 'x'), fc.string({ maxLength: 20 })), token, async (q, tok) => {
         const r = await send('GET', `/v1/jobs?${new URLSearchParams(q)}`, tok);
-        if (r.status === 200) { tried++; return; } // a valid filter
+        if (r.status === 200) {
+          tried++;
+          return;
+        } // a valid filter
         check(r, `GET /v1/jobs?${new URLSearchParams(q)}`);
       }),
       { numRuns: 1500 },

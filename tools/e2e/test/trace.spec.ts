@@ -43,7 +43,9 @@ afterAll(async () => {
 
 it('runs an array job to completion with one trace across all services', async () => {
   const submit = await api(admission.url, 'POST', '/v1/jobs', {
-    name: 'traced', tasks: 3, resources: { cpu: '1', memory: '64Mi' },
+    name: 'traced',
+    tasks: 3,
+    resources: { cpu: '1', memory: '64Mi' },
     command: ['sh', '-c', 'echo "task $BATCH_TASK_INDEX attempt $BATCH_ATTEMPT"; echo "tp=$TRACEPARENT"'],
   });
   expect(submit.status).toBe(201);
@@ -63,7 +65,8 @@ it('runs an array job to completion with one trace across all services', async (
   const parentOf = (s: ReadableSpan) => s.parentSpanContext?.spanId;
   const [submitSpan] = named('job.submit');
   expect(submitSpan).toBeDefined();
-  for (const child of ['admission.authenticate', 'admission.validate', 'admission.commit']) expect(parentOf(named(child)[0])).toBe(submitSpan.spanContext().spanId);
+  for (const child of ['admission.authenticate', 'admission.validate', 'admission.commit'])
+    expect(parentOf(named(child)[0])).toBe(submitSpan.spanContext().spanId);
   expect(named('quota.admit')).toHaveLength(1);
   const [bind] = named('schedule.bind');
   expect(bind.attributes['batch.bind.landed']).toBe(true);
@@ -124,7 +127,13 @@ it('preempts the fewest low-priority tasks for a high-priority job, which then r
   // The node has 4 cores: 4 one-core low-priority tasks fill it; a 2-core task of priority 10 needs 2 of them gone.
   const low = await api(admission.url, 'POST', '/v1/jobs', { name: 'low', tasks: 4, priority: 0, resources: { cpu: '1' }, command: ['sleep', '60'] });
   expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.running === 4)).toBe(true);
-  const high = await api(admission.url, 'POST', '/v1/jobs', { name: 'high', tasks: 1, priority: 10, resources: { cpu: '2' }, command: ['sh', '-c', 'echo urgent'] });
+  const high = await api(admission.url, 'POST', '/v1/jobs', {
+    name: 'high',
+    tasks: 1,
+    priority: 10,
+    resources: { cpu: '2' },
+    command: ['sh', '-c', 'echo urgent'],
+  });
   const done = await waitForJob(admission.url, high.body.id, 20000);
   expect(done.phase).toBe('Succeeded');
   // 2 tasks were preempted and went back to pending at attempt 2 at once; 2 kept running; then the
@@ -153,7 +162,15 @@ it('preempts for a high-priority gang only as a whole: every task of it then sta
   // 4 cores full with 4 one-core low-priority tasks; a gang of 2 two-core tasks at priority 10 needs all 4 gone.
   const low = await api(admission.url, 'POST', '/v1/jobs', { name: 'low-for-gang', tasks: 4, priority: 0, resources: { cpu: '1' }, command: ['sleep', '60'] });
   expect(await until(async () => (await api(admission.url, 'GET', `/v1/jobs/${low.body.id}`)).body.taskCounts.running === 4)).toBe(true);
-  const gang = await api(admission.url, 'POST', '/v1/jobs', { name: 'gang-high', tasks: 2, gang: true, gangTimeoutSeconds: 30, priority: 10, resources: { cpu: '2' }, command: ['sh', '-c', 'echo together'] });
+  const gang = await api(admission.url, 'POST', '/v1/jobs', {
+    name: 'gang-high',
+    tasks: 2,
+    gang: true,
+    gangTimeoutSeconds: 30,
+    priority: 10,
+    resources: { cpu: '2' },
+    command: ['sh', '-c', 'echo together'],
+  });
   const done = await waitForJob(admission.url, gang.body.id, 20000);
   expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2, failed: 0 } });
   // The victims went back to pending (not failed) and run again once the gang is done.
@@ -165,7 +182,9 @@ it('preempts for a high-priority gang only as a whole: every task of it then sta
 
 it('retries failed tasks with backoff until they succeed, and fails fast on a listed exit code', async () => {
   const flaky = await api(admission.url, 'POST', '/v1/jobs', {
-    tasks: 2, resources: { cpu: '500m' }, retry: { maxAttempts: 3, backoffSeconds: 0.2, failFastOnExitCodes: [2] },
+    tasks: 2,
+    resources: { cpu: '500m' },
+    retry: { maxAttempts: 3, backoffSeconds: 0.2, failFastOnExitCodes: [2] },
     command: ['sh', '-c', 'if [ "$BATCH_ATTEMPT" -lt 3 ]; then exit 1; fi; echo "ok at attempt $BATCH_ATTEMPT"'],
   });
   const done = await waitForJob(admission.url, flaky.body.id, 20000);
@@ -175,9 +194,18 @@ it('retries failed tasks with backoff until they succeed, and fails fast on a li
   const ofFlaky = (name: string) => exporter.getFinishedSpans().filter((x) => x.spanContext().traceId === flaky.body.traceId && x.name === name);
   await until(() => ofFlaky('task.run').length === 6 && ofFlaky('task.retry').length === 4);
   const retries = ofFlaky('task.retry');
-  expect(retries.map((r) => [r.attributes['batch.task.index'], r.attributes['batch.attempt.next'], r.attributes['batch.retry.reason']]).sort()).toEqual([[0, 2, 'Error'], [0, 3, 'Error'], [1, 2, 'Error'], [1, 3, 'Error']]);
+  expect(retries.map((r) => [r.attributes['batch.task.index'], r.attributes['batch.attempt.next'], r.attributes['batch.retry.reason']]).sort()).toEqual([
+    [0, 2, 'Error'],
+    [0, 3, 'Error'],
+    [1, 2, 'Error'],
+    [1, 3, 'Error'],
+  ]);
   for (const r of retries) expect(r.attributes['batch.retry.not_before']).toMatch(/^\d{4}-/);
-  const usage = await api(admission.url, 'POST', '/v1/jobs', { tasks: 1, retry: { maxAttempts: 5, failFastOnExitCodes: [2] }, command: ['sh', '-c', 'exit 2'] });
+  const usage = await api(admission.url, 'POST', '/v1/jobs', {
+    tasks: 1,
+    retry: { maxAttempts: 5, failFastOnExitCodes: [2] },
+    command: ['sh', '-c', 'exit 2'],
+  });
   const failed = await waitForJob(admission.url, usage.body.id, 10000);
   expect(failed).toMatchObject({ phase: 'Failed', taskCounts: { failed: 1 } });
 });
@@ -224,7 +252,10 @@ it('lets operators create tenants and queues (tenants get 403); a job in a new q
   const op = (method: string, path: string, body?: unknown) => api(admission.url, method, path, body, 'operator-token');
   expect((await api(admission.url, 'PUT', '/v1/queues/research', { tenant: 'default' })).body.error.code).toBe('permission_denied');
   expect((await op('PUT', '/v1/queues/research', { tenant: 'nobody' })).body.error).toMatchObject({ code: 'unknown_tenant', field: 'tenant' });
-  expect((await op('PUT', '/v1/queues/research', { tenant: 'default', nominal: { cpu: 'lots' } })).body.error).toMatchObject({ code: 'invalid_argument', field: 'nominal.cpu' });
+  expect((await op('PUT', '/v1/queues/research', { tenant: 'default', nominal: { cpu: 'lots' } })).body.error).toMatchObject({
+    code: 'invalid_argument',
+    field: 'nominal.cpu',
+  });
   expect((await op('PUT', '/v1/tenants/default', { weight: 2 })).body).toEqual({ name: 'default', weight: 2 });
   const q = await op('PUT', '/v1/queues/research', { tenant: 'default', nominal: { cpu: '1' }, weight: 3 });
   expect(q.body).toMatchObject({ name: 'research', tenant: 'default', weight: 3, nominal: { cpu: '1' } });

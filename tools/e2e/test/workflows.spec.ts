@@ -37,7 +37,20 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'e2e-wf-'));
   quota = await startQuota({ cluster: CLUSTER, config: config() });
   services.push(await startScheduler({ config: config(), tuning: { idleMs: 50, busyMs: 5 } }));
-  services.push(await startExecutor({ config: config(), executor: { nodeName: 'wf-node', dataDir: join(dir, 'node'), cpu: '8', memory: '16Gi', killGraceMs: 300, reportIntervalMs: 50, nvidiaSmi: join(dir, 'absent') } }));
+  services.push(
+    await startExecutor({
+      config: config(),
+      executor: {
+        nodeName: 'wf-node',
+        dataDir: join(dir, 'node'),
+        cpu: '8',
+        memory: '16Gi',
+        killGraceMs: 300,
+        reportIntervalMs: 50,
+        nvidiaSmi: join(dir, 'absent'),
+      },
+    }),
+  );
   const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config: config() });
   services.push(admission);
   base = admission.url;
@@ -62,9 +75,10 @@ async function waitWorkflow(id: string, ms = 30000): Promise<WorkflowView> {
   return last!;
 }
 const phases = (w: WorkflowView) => Object.fromEntries(w.steps.map((s) => [s.name, s.phase]));
-const jobsOf = async (wfId: string) => (await store.listAll<JobRecord>(store.keys.jobs())).items.map((j) => j.value).filter((j) => j.spec.labels['batch.workflow'] === wfId);
+const jobsOf = async (wfId: string) =>
+  (await store.listAll<JobRecord>(store.keys.jobs())).items.map((j) => j.value).filter((j) => j.spec.labels['batch.workflow'] === wfId);
 
-it('runs a DAG with a fan-out over a step\'s result and a fan-in to Succeeded', async () => {
+it("runs a DAG with a fan-out over a step's result and a fan-in to Succeeded", async () => {
   const res = await api(base, 'POST', '/v1/workflows', {
     name: 'squares',
     steps: [
@@ -83,7 +97,13 @@ it('runs a DAG with a fan-out over a step\'s result and a fan-in to Succeeded', 
   const square = done.steps.find((s) => s.name === 'square')!;
   expect(square.jobId).toBe(stepJobId(done.id, 1));
   const results = await api(base, 'GET', `/v1/jobs/${square.jobId}/results`);
-  expect(results.body).toEqual({ results: [{ index: 0, value: 1 }, { index: 1, value: 4 }, { index: 2, value: 9 }] });
+  expect(results.body).toEqual({
+    results: [
+      { index: 0, value: 1 },
+      { index: 1, value: 4 },
+      { index: 2, value: 9 },
+    ],
+  });
   expect((await api(base, 'GET', `/v1/jobs/${square.jobId}/results`, undefined, 'other-token')).status).toBe(404);
   // One trace: workflow.submit → a workflow.step span per step → that step job's bind → its task runs (1 + 3 + 1)
   const traceId = res.body.traceId as string;
@@ -117,7 +137,12 @@ it('runs the failure cleanup when a step fails, skips its dependants, and fails 
 });
 
 it('cascades a cancel to the running step job and skips what was pending', async () => {
-  const res = await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'long', job: sh('sleep 30') }, { name: 'after', dependsOn: ['long'], job: sh('true') }] });
+  const res = await api(base, 'POST', '/v1/workflows', {
+    steps: [
+      { name: 'long', job: sh('sleep 30') },
+      { name: 'after', dependsOn: ['long'], job: sh('true') },
+    ],
+  });
   const id = res.body.id;
   await until(async () => (await api(base, 'GET', `/v1/workflows/${id}`)).body.steps[0].jobId !== null);
   const jobId = (await api(base, 'GET', `/v1/workflows/${id}`)).body.steps[0].jobId;
@@ -135,7 +160,11 @@ it('never submits a step twice when the controller dies mid-way or is replaced',
   const standby = await startQuota({ config: config() });
   try {
     const res = await api(base, 'POST', '/v1/workflows', {
-      steps: [{ name: 'a', job: sh('sleep 0.5') }, { name: 'b', dependsOn: ['a'], job: sh('sleep 0.5') }, { name: 'c', dependsOn: ['b'], job: sh('true') }],
+      steps: [
+        { name: 'a', job: sh('sleep 0.5') },
+        { name: 'b', dependsOn: ['a'], job: sh('sleep 0.5') },
+        { name: 'c', dependsOn: ['b'], job: sh('true') },
+      ],
     });
     const id = res.body.id;
     await until(async () => (await api(base, 'GET', `/v1/workflows/${id}`)).body.steps[0].phase === 'Running');
@@ -158,8 +187,22 @@ it('adopts a step job that a crashed controller created before recording it', as
   const lease = await store.grantLease(2);
   const crashed = await campaign(store, 'workflows', 'crashed-controller', lease);
   const job: JobRecord = {
-    id: stepJobId(id, 0), tenant: 'default', queue: 'default', phase: 'Submitted', createdAt: Date.now(), pending: [{ start: 0, end: 1, attempt: 1 }], counts: { succeeded: 0, failed: 0, cancelled: 0 },
-    spec: { name: 'only', command: ['true'], env: {}, resources: { cpu: 100, memory: 16 * 2 ** 20 }, tasks: 1, priority: 0, labels: { 'batch.workflow': id, 'batch.step': 'only' } },
+    id: stepJobId(id, 0),
+    tenant: 'default',
+    queue: 'default',
+    phase: 'Submitted',
+    createdAt: Date.now(),
+    pending: [{ start: 0, end: 1, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    spec: {
+      name: 'only',
+      command: ['true'],
+      env: {},
+      resources: { cpu: 100, memory: 16 * 2 ** 20 },
+      tasks: 1,
+      priority: 0,
+      labels: { 'batch.workflow': id, 'batch.step': 'only' },
+    },
   };
   expect(await createStepJob(store, crashed.fence(), job)).toBe('created');
   await lease.revoke();
@@ -172,8 +215,28 @@ it('adopts a step job that a crashed controller created before recording it', as
 
 describe('validation', () => {
   it.each([
-    ['a cycle', { steps: [{ name: 'a', dependsOn: ['b'], job: sh('true') }, { name: 'b', dependsOn: ['a'], job: sh('true') }] }, 'workflow_cycle', 'steps[0].dependsOn'],
-    ['a duplicate step name', { steps: [{ name: 'a', job: sh('true') }, { name: 'a', job: sh('true') }] }, 'invalid_argument', 'steps[1].name'],
+    [
+      'a cycle',
+      {
+        steps: [
+          { name: 'a', dependsOn: ['b'], job: sh('true') },
+          { name: 'b', dependsOn: ['a'], job: sh('true') },
+        ],
+      },
+      'workflow_cycle',
+      'steps[0].dependsOn',
+    ],
+    [
+      'a duplicate step name',
+      {
+        steps: [
+          { name: 'a', job: sh('true') },
+          { name: 'a', job: sh('true') },
+        ],
+      },
+      'invalid_argument',
+      'steps[1].name',
+    ],
     ['an unknown dependency', { steps: [{ name: 'a', dependsOn: ['zz'], job: sh('true') }] }, 'invalid_argument', 'steps[0].dependsOn'],
     ['a bad step job', { steps: [{ name: 'a', job: { command: [] } }] }, 'invalid_argument', 'steps[0].job.command'],
     ['a step naming a tenant', { steps: [{ name: 'a', job: { ...sh('true'), tenant: 'other' } }] }, 'invalid_argument', 'steps[0].job.tenant'],
@@ -185,7 +248,7 @@ describe('validation', () => {
     expect((await store.listAll(store.keys.workflows())).items.length).toBe(before);
   });
 
-  it('lists only the tenant\'s workflows and hides others\' (404)', async () => {
+  it("lists only the tenant's workflows and hides others' (404)", async () => {
     const mine = await api(base, 'GET', '/v1/workflows');
     expect(mine.body.workflows.length).toBeGreaterThan(0);
     expect((await api(base, 'GET', '/v1/workflows', undefined, 'other-token')).body.workflows).toEqual([]);
@@ -194,15 +257,21 @@ describe('validation', () => {
 });
 
 /** Reads a whole event stream (it ends by itself after a terminal phase). */
-async function readEvents(path: string, headers: Record<string, string> = {}): Promise<{ status: number; events: Array<{ id: string; event: string; data: any }> }> {
+async function readEvents(
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; events: Array<{ id: string; event: string; data: any }> }> {
   const res = await fetch(`${base}${path}`, { headers: { authorization: 'Bearer tenant-token', ...headers }, signal: AbortSignal.timeout(30000) });
   if (res.status !== 200) return { status: res.status, events: [] };
   expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
   const text = await res.text();
-  const events = text.split('\n\n').filter((b) => b.startsWith('id:')).map((b) => {
-    const f = Object.fromEntries(b.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
-    return { id: f.id, event: f.event, data: JSON.parse(f.data) };
-  });
+  const events = text
+    .split('\n\n')
+    .filter((b) => b.startsWith('id:'))
+    .map((b) => {
+      const f = Object.fromEntries(b.split('\n').map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 2)]));
+      return { id: f.id, event: f.event, data: JSON.parse(f.data) };
+    });
   return { status: res.status, events };
 }
 
@@ -221,7 +290,14 @@ describe('event streams', () => {
   });
 
   it('streams a workflow until it ends', async () => {
-    const wf = (await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'a', job: sh('true') }, { name: 'b', dependsOn: ['a'], job: sh('true') }] })).body;
+    const wf = (
+      await api(base, 'POST', '/v1/workflows', {
+        steps: [
+          { name: 'a', job: sh('true') },
+          { name: 'b', dependsOn: ['a'], job: sh('true') },
+        ],
+      })
+    ).body;
     const { events } = await readEvents(`/v1/workflows/${wf.id}/events`);
     expect(events[0].event).toBe('workflow');
     expect(events[events.length - 1].data).toMatchObject({ id: wf.id, phase: 'Succeeded' });
@@ -262,7 +338,13 @@ describe('the TypeScript SDK', () => {
   it('submits many jobs at once and runs a workflow to its end', async () => {
     const many = await client().jobs.submitMany([sh('true'), sh('true')]);
     expect(many.map((r) => r.status)).toEqual([201, 201]);
-    const wf = await client().workflows.submit({ name: 'sdk', steps: [{ name: 'one', job: sh('true') }, { name: 'two', dependsOn: ['one'], job: sh('true') }] });
+    const wf = await client().workflows.submit({
+      name: 'sdk',
+      steps: [
+        { name: 'one', job: sh('true') },
+        { name: 'two', dependsOn: ['one'], job: sh('true') },
+      ],
+    });
     expect((await wf.wait()).phase).toBe('Succeeded');
     expect((await client().workflows.list()).some((w) => w.id === wf.id)).toBe(true);
     await expect(client().workflows.submit({ steps: [{ name: 'a', dependsOn: ['a'], job: sh('true') }] })).rejects.toMatchObject({ code: 'workflow_cycle' });

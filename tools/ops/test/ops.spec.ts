@@ -32,7 +32,11 @@ const OPERATIONS = 'docs/operations.md';
 const CLUSTER_SCOPED = ['Namespace', 'ClusterRole', 'ClusterRoleBinding'];
 const RUNBOOKS = 'docs/runbooks';
 const MANIFESTS = [
-  ...['deploy/k8s', 'deploy/etcd'].flatMap((d) => readdirSync(join(ROOT, d)).filter((f) => /\.ya?ml$/.test(f)).map((f) => `${d}/${f}`)),
+  ...['deploy/k8s', 'deploy/etcd'].flatMap((d) =>
+    readdirSync(join(ROOT, d))
+      .filter((f) => /\.ya?ml$/.test(f))
+      .map((f) => `${d}/${f}`),
+  ),
   'deploy/prometheus/podmonitors.yaml',
 ];
 const SERVICES = ['admission', 'quota', 'scheduler', 'executor'] as const;
@@ -43,7 +47,7 @@ const has = (bin: string, args: string[]) => {
 };
 const hasPromtool = has('promtool', ['--version']);
 const hasEtcd = has('etcd', ['--version']) && has('etcdctl', ['version']);
-if (!hasPromtool) console.warn("promtool is absent (Debian package `prometheus`): the promtool checks are skipped");
+if (!hasPromtool) console.warn('promtool is absent (Debian package `prometheus`): the promtool checks are skipped');
 if (!hasEtcd) console.warn('etcd/etcdctl are absent (Debian packages etcd-server, etcd-client): the backup/restore check is skipped');
 
 type Rule = { alert: string; expr: string; for?: string; labels: Record<string, string>; annotations: Record<string, string> };
@@ -65,7 +69,10 @@ function exportedMetrics(): Set<string> {
   const walk = (dir: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true })) {
       const p = join(dir, e.name);
-      if (e.isDirectory()) { if (e.name !== 'node_modules' && e.name !== 'dist') walk(p); continue; }
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules' && e.name !== 'dist') walk(p);
+        continue;
+      }
       if (!e.name.endsWith('.ts') || e.name.endsWith('.spec.ts') || e.name.endsWith('.d.ts')) continue;
       const src = readFileSync(p, 'utf8');
       for (const m of src.matchAll(/name:\s*'(batch_[a-z0-9_]+)'/g)) names.add(m[1]);
@@ -107,9 +114,19 @@ describe('alert rules', () => {
 
   it('covers the alerts issue 8 asks for', () => {
     for (const a of [
-      'BatchSchedulerNoLeader', 'BatchSchedulingStalled', 'BatchQueuePendingTooLong', 'BatchEtcdSlowFsync', 'BatchEtcdRequestErrors', 'BatchEtcdNoLeader',
-      'BatchExecutorLeaseRenewFailures', 'BatchNodeQuarantineSpike', 'BatchAdmission5xxHigh', 'BatchQueueStarved', 'BatchEtcdDbNearQuota',
-    ]) expect(alertNames).toContain(a);
+      'BatchSchedulerNoLeader',
+      'BatchSchedulingStalled',
+      'BatchQueuePendingTooLong',
+      'BatchEtcdSlowFsync',
+      'BatchEtcdRequestErrors',
+      'BatchEtcdNoLeader',
+      'BatchExecutorLeaseRenewFailures',
+      'BatchNodeQuarantineSpike',
+      'BatchAdmission5xxHigh',
+      'BatchQueueStarved',
+      'BatchEtcdDbNearQuota',
+    ])
+      expect(alertNames).toContain(a);
   });
 
   it('every alert has a unit test where it fires and one where it must not', () => {
@@ -177,7 +194,7 @@ describe('runbooks', () => {
     for (const m of text.matchAll(/\]\(([A-Za-z0-9]+)\.md\)/g)) expect(files).toContain(`${m[1]}.md`);
   });
 
-  (hasPromtool ? it : it.skip)("every PromQL query in the runbooks and docs/operations.md parses (promtool)", () => {
+  (hasPromtool ? it : it.skip)('every PromQL query in the runbooks and docs/operations.md parses (promtool)', () => {
     const texts = [...files.map((f) => readFileSync(join(ROOT, RUNBOOKS, f), 'utf8')), read(OPERATIONS)];
     const exprs = texts.flatMap((t) => [...t.matchAll(/promtool query instant \$PROM '([^']+)'/g)].map((m) => m[1]));
     expect(exprs.length).toBeGreaterThan(alertNames.length);
@@ -205,7 +222,13 @@ describe('metrics', () => {
   const planned = new Set([...expectedSection.matchAll(/^\| `(batch_[a-z0-9_]+)/gm)].map((m) => m[1]));
 
   it('the services register the metrics the foundation promised', () => {
-    for (const m of ['batch_http_requests_total', 'batch_scheduler_is_leader', 'batch_scheduler_last_cycle_timestamp_seconds', 'batch_scheduler_pending_tasks', 'batch_executor_lease_renew_failures_total']) {
+    for (const m of [
+      'batch_http_requests_total',
+      'batch_scheduler_is_leader',
+      'batch_scheduler_last_cycle_timestamp_seconds',
+      'batch_scheduler_pending_tasks',
+      'batch_executor_lease_renew_failures_total',
+    ]) {
       expect(exported).toContain(m);
     }
   });
@@ -227,9 +250,18 @@ describe('metrics', () => {
 
 describe('dashboard', () => {
   const dash = JSON.parse(read(DASHBOARD)) as {
-    uid: string; title: string; schemaVersion: number;
+    uid: string;
+    title: string;
+    schemaVersion: number;
     templating: { list: Array<{ name: string; type: string }> };
-    panels: Array<{ id: number; type: string; title: string; gridPos: { x: number; y: number; w: number; h: number }; datasource?: { uid: string }; targets?: Array<{ refId: string; expr: string }> }>;
+    panels: Array<{
+      id: number;
+      type: string;
+      title: string;
+      gridPos: { x: number; y: number; w: number; h: number };
+      datasource?: { uid: string };
+      targets?: Array<{ refId: string; expr: string }>;
+    }>;
   };
 
   it('is a Grafana dashboard with a data source variable and unique panel ids laid out on the 24-column grid', () => {
@@ -240,10 +272,11 @@ describe('dashboard', () => {
     const cells = new Set<string>();
     for (const p of dash.panels) {
       expect(p.gridPos.x + p.gridPos.w).toBeLessThanOrEqual(24);
-      for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++) for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
-        expect(cells.has(`${x},${y}`) ? `${p.title} overlaps at ${x},${y}` : 'ok').toBe('ok');
-        cells.add(`${x},${y}`);
-      }
+      for (let x = p.gridPos.x; x < p.gridPos.x + p.gridPos.w; x++)
+        for (let y = p.gridPos.y; y < p.gridPos.y + p.gridPos.h; y++) {
+          expect(cells.has(`${x},${y}`) ? `${p.title} overlaps at ${x},${y}` : 'ok').toBe('ok');
+          cells.add(`${x},${y}`);
+        }
       if (p.type === 'row') continue;
       expect(p.datasource?.uid).toBe('${datasource}');
       expect(p.targets?.length).toBeGreaterThan(0);
@@ -251,21 +284,35 @@ describe('dashboard', () => {
   });
 
   it('shows what issue 8 asks for', () => {
-    const exprs = dash.panels.flatMap((p) => p.targets ?? []).map((t) => t.expr).join('\n');
+    const exprs = dash.panels
+      .flatMap((p) => p.targets ?? [])
+      .map((t) => t.expr)
+      .join('\n');
     for (const m of [
-      'batch_http_requests_total', 'batch_http_request_duration_seconds_bucket', 'batch_scheduler_is_leader', 'batch_scheduler_cycle_duration_seconds_bucket',
-      'batch_scheduler_placements_total', 'batch_scheduler_binds_failed_total', 'batch_executor_running_attempts', 'batch_executor_attempt_outcomes_total',
-      'etcd_server_has_leader', 'etcd_mvcc_db_total_size_in_bytes', 'etcd_disk_wal_fsync_duration_seconds_bucket',
-    ]) expect(exprs).toContain(m);
+      'batch_http_requests_total',
+      'batch_http_request_duration_seconds_bucket',
+      'batch_scheduler_is_leader',
+      'batch_scheduler_cycle_duration_seconds_bucket',
+      'batch_scheduler_placements_total',
+      'batch_scheduler_binds_failed_total',
+      'batch_executor_running_attempts',
+      'batch_executor_attempt_outcomes_total',
+      'etcd_server_has_leader',
+      'etcd_mvcc_db_total_size_in_bytes',
+      'etcd_disk_wal_fsync_duration_seconds_bucket',
+    ])
+      expect(exprs).toContain(m);
   });
 
   (hasPromtool ? it : it.skip)('every query is valid PromQL (checked by promtool as recording rules)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ops-dash-'));
     try {
-      const records = dash.panels.flatMap((p) => (p.targets ?? []).map((t) => ({
-        record: `dashboard:panel_${p.id}:${t.refId}`,
-        expr: t.expr.replaceAll('$__rate_interval', '5m').replaceAll('$queue', '.*'),
-      })));
+      const records = dash.panels.flatMap((p) =>
+        (p.targets ?? []).map((t) => ({
+          record: `dashboard:panel_${p.id}:${t.refId}`,
+          expr: t.expr.replaceAll('$__rate_interval', '5m').replaceAll('$queue', '.*'),
+        })),
+      );
       writeFileSync(join(dir, 'dash.yaml'), dump({ groups: [{ name: 'dashboard', rules: records }] }));
       expect(promtool(['check', 'rules', join(dir, 'dash.yaml')])).toContain(`SUCCESS: ${records.length} rules found`);
     } finally {
@@ -276,14 +323,34 @@ describe('dashboard', () => {
 
 // ------------------------------------------------------------------------------------------- manifests
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; spec?: any; data?: Record<string, string>; stringData?: Record<string, string> };
-type Container = { name: string; image: string; command?: string[]; args?: string[]; env?: Array<{ name: string; value?: string; valueFrom?: any }>; ports?: Array<{ name?: string; containerPort: number }>; livenessProbe?: any; readinessProbe?: any; startupProbe?: any; resources?: any; volumeMounts?: Array<{ name: string; mountPath: string }> };
+type Obj = {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec?: any;
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+};
+type Container = {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  env?: Array<{ name: string; value?: string; valueFrom?: any }>;
+  ports?: Array<{ name?: string; containerPort: number }>;
+  livenessProbe?: any;
+  readinessProbe?: any;
+  startupProbe?: any;
+  resources?: any;
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
+};
 const docs: Array<{ file: string; obj: Obj }> = MANIFESTS.flatMap((file) => (loadAll(read(file)) as Obj[]).filter(Boolean).map((obj) => ({ file, obj })));
 const objs = docs.map((d) => d.obj);
 const find = (kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
 const WORKLOADS = ['Deployment', 'DaemonSet', 'StatefulSet'];
 const podSpec = (o: Obj): any => (o.kind === 'CronJob' ? o.spec?.jobTemplate?.spec?.template?.spec : o.spec?.template?.spec);
-const podLabels = (o: Obj): Record<string, string> => (o.kind === 'CronJob' ? o.spec?.jobTemplate?.spec?.template?.metadata?.labels : o.spec?.template?.metadata?.labels) ?? {};
+const podLabels = (o: Obj): Record<string, string> =>
+  (o.kind === 'CronJob' ? o.spec?.jobTemplate?.spec?.template?.metadata?.labels : o.spec?.template?.metadata?.labels) ?? {};
 const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
 
 /** Checks a value against the @kubernetes/client-node model `type`: unknown fields and wrong primitive types. */
@@ -291,16 +358,30 @@ function schemaErrors(value: unknown, type: string, path: string, out: string[])
   if (value === null || value === undefined || type === 'any' || type === 'object') return out;
   const arr = type.match(/^Array<(.+)>$/);
   const map = type.match(/^\{ \[key: string\]: (.+); \}$/);
-  if (type === 'string' || type === 'Date') { if (typeof value !== 'string') out.push(`${path}: expected a string, got ${JSON.stringify(value)}`); }
-  else if (type === 'number') { if (typeof value !== 'number') out.push(`${path}: expected a number, got ${JSON.stringify(value)}`); }
-  else if (type === 'boolean') { if (typeof value !== 'boolean') out.push(`${path}: expected a boolean, got ${JSON.stringify(value)}`); }
-  else if (type === 'IntOrString') { if (typeof value !== 'string' && typeof value !== 'number') out.push(`${path}: expected an int or a string`); }
-  else if (arr) { if (!Array.isArray(value)) out.push(`${path}: expected a list`); else value.forEach((v, i) => schemaErrors(v, arr[1], `${path}[${i}]`, out)); }
-  else if (map) { if (typeof value !== 'object' || Array.isArray(value)) out.push(`${path}: expected a map`); else for (const [k, v] of Object.entries(value)) schemaErrors(v, map[1], `${path}.${k}`, out); }
-  else {
+  if (type === 'string' || type === 'Date') {
+    if (typeof value !== 'string') out.push(`${path}: expected a string, got ${JSON.stringify(value)}`);
+  } else if (type === 'number') {
+    if (typeof value !== 'number') out.push(`${path}: expected a number, got ${JSON.stringify(value)}`);
+  } else if (type === 'boolean') {
+    if (typeof value !== 'boolean') out.push(`${path}: expected a boolean, got ${JSON.stringify(value)}`);
+  } else if (type === 'IntOrString') {
+    if (typeof value !== 'string' && typeof value !== 'number') out.push(`${path}: expected an int or a string`);
+  } else if (arr) {
+    if (!Array.isArray(value)) out.push(`${path}: expected a list`);
+    else value.forEach((v, i) => schemaErrors(v, arr[1], `${path}[${i}]`, out));
+  } else if (map) {
+    if (typeof value !== 'object' || Array.isArray(value)) out.push(`${path}: expected a map`);
+    else for (const [k, v] of Object.entries(value)) schemaErrors(v, map[1], `${path}.${k}`, out);
+  } else {
     const model = (k8s as unknown as Record<string, { getAttributeTypeMap?: () => Array<{ baseName: string; type: string }> }>)[type];
-    if (!model?.getAttributeTypeMap) { out.push(`${path}: no model ${type} in @kubernetes/client-node`); return out; }
-    if (typeof value !== 'object' || Array.isArray(value)) { out.push(`${path}: expected an object (${type})`); return out; }
+    if (!model?.getAttributeTypeMap) {
+      out.push(`${path}: no model ${type} in @kubernetes/client-node`);
+      return out;
+    }
+    if (typeof value !== 'object' || Array.isArray(value)) {
+      out.push(`${path}: expected an object (${type})`);
+      return out;
+    }
     const attrs = model.getAttributeTypeMap();
     for (const [k, v] of Object.entries(value)) {
       const a = attrs.find((x) => x.baseName === k);
@@ -310,7 +391,8 @@ function schemaErrors(value: unknown, type: string, path: string, out: string[])
   }
   return out;
 }
-const modelOf = (o: Obj) => (/^([a-z.]+\/)?v\d+$/.test(o.apiVersion) && !o.apiVersion.includes('.') ? `${o.apiVersion.split('/').pop()!.toUpperCase()}${o.kind}` : undefined);
+const modelOf = (o: Obj) =>
+  /^([a-z.]+\/)?v\d+$/.test(o.apiVersion) && !o.apiVersion.includes('.') ? `${o.apiVersion.split('/').pop()!.toUpperCase()}${o.kind}` : undefined;
 
 describe('manifests', () => {
   it.each(MANIFESTS)('%s parses into named, namespaced objects', (file) => {
@@ -320,7 +402,12 @@ describe('manifests', () => {
       expect(o.apiVersion).toMatch(/^([a-z0-9.-]+\/)?v\d+(alpha\d+|beta\d+)?$/);
       expect(o.kind).toMatch(/^[A-Z][A-Za-z]+$/);
       expect(o.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-      if (!CLUSTER_SCOPED.includes(o.kind)) expect({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }).toEqual({ kind: o.kind, name: o.metadata.name, namespace: 'batchapi' });
+      if (!CLUSTER_SCOPED.includes(o.kind))
+        expect({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }).toEqual({
+          kind: o.kind,
+          name: o.metadata.name,
+          namespace: 'batchapi',
+        });
     }
   });
 
@@ -335,9 +422,19 @@ describe('manifests', () => {
   });
 
   it('the schema check does catch a misspelt field', () => {
-    expect(schemaErrors({ apiVersion: 'apps/v1', kind: 'Deployment', metadata: { name: 'x' }, spec: { template: { spec: { containers: [{ name: 'c', readinesProbe: {} }] } } } }, 'V1Deployment', 'x', [])).toEqual([
-      'x.spec.template.spec.containers[0].readinesProbe: unknown field of V1Container',
-    ]);
+    expect(
+      schemaErrors(
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'x' },
+          spec: { template: { spec: { containers: [{ name: 'c', readinesProbe: {} }] } } },
+        },
+        'V1Deployment',
+        'x',
+        [],
+      ),
+    ).toEqual(['x.spec.template.spec.containers[0].readinesProbe: unknown field of V1Container']);
   });
 
   it('every long-running container has liveness and readiness probes on its own ports; every container has cpu and memory requests', () => {
@@ -364,10 +461,15 @@ describe('manifests', () => {
       const ports = (podSpec(target!).containers as Container[]).flatMap((c) => c.ports ?? []);
       for (const p of s.spec.ports) {
         const tp = p.targetPort ?? p.port;
-        expect({ service: s.metadata.name, tp, ok: ports.some((cp) => cp.name === tp || cp.containerPort === tp) }).toEqual({ service: s.metadata.name, tp, ok: true });
+        expect({ service: s.metadata.name, tp, ok: ports.some((cp) => cp.name === tp || cp.containerPort === tp) }).toEqual({
+          service: s.metadata.name,
+          tp,
+          ok: true,
+        });
       }
     }
-    for (const p of objs.filter((o) => o.kind === 'PodDisruptionBudget')) expect(workloads.some((w) => matches(p.spec.selector.matchLabels, podLabels(w)))).toBe(true);
+    for (const p of objs.filter((o) => o.kind === 'PodDisruptionBudget'))
+      expect(workloads.some((w) => matches(p.spec.selector.matchLabels, podLabels(w)))).toBe(true);
   });
 
   it('volumes mount what exists: every mount names a volume, every ConfigMap, Secret and claim is defined', () => {
@@ -375,7 +477,8 @@ describe('manifests', () => {
       const spec = podSpec(o);
       const volumes = new Map<string, any>((spec.volumes ?? []).map((v: any) => [v.name, v]));
       for (const t of o.spec.volumeClaimTemplates ?? []) volumes.set(t.metadata.name, { claimTemplate: true });
-      for (const c of spec.containers as Container[]) for (const m of c.volumeMounts ?? []) expect(volumes.has(m.name) ? m.name : `${o.metadata.name}: no volume ${m.name}`).toBe(m.name);
+      for (const c of spec.containers as Container[])
+        for (const m of c.volumeMounts ?? []) expect(volumes.has(m.name) ? m.name : `${o.metadata.name}: no volume ${m.name}`).toBe(m.name);
       for (const v of volumes.values()) {
         if (v.configMap) expect(find('ConfigMap', v.configMap.name)).toBeDefined();
         if (v.secret) expect(find('Secret', v.secret.secretName)).toBeDefined();
@@ -411,8 +514,21 @@ describe('manifests', () => {
     it('sets the environment the service reads, each variable once', () => {
       const names = (c().env ?? []).map((e) => e.name);
       expect(new Set(names).size).toBe(names.length);
-      const required = ['BATCH_ETCD_ENDPOINTS', 'BATCH_PORT', 'BATCH_HOST', 'BATCH_LEASE_TTL', 'BATCH_LOG_LEVEL',
-        ...({ admission: ['BATCH_TOKENS_FILE', 'BATCH_SERVICE_TOKEN_FILE'], quota: ['BATCH_CLUSTER_CONFIG'], scheduler: ['BATCH_SERVICE_TOKEN_FILE'], executor: ['BATCH_NODE_NAME', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE'] } as const)[svc]];
+      const required = [
+        'BATCH_ETCD_ENDPOINTS',
+        'BATCH_PORT',
+        'BATCH_HOST',
+        'BATCH_LEASE_TTL',
+        'BATCH_LOG_LEVEL',
+        ...(
+          {
+            admission: ['BATCH_TOKENS_FILE', 'BATCH_SERVICE_TOKEN_FILE'],
+            quota: ['BATCH_CLUSTER_CONFIG'],
+            scheduler: ['BATCH_SERVICE_TOKEN_FILE'],
+            executor: ['BATCH_NODE_NAME', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE'],
+          } as const
+        )[svc],
+      ];
       for (const n of required) expect(names).toContain(n);
       expect(env().get('BATCH_PORT')?.value).toBe(String(c().ports![0].containerPort));
       const host = env().get('BATCH_HOST')!;
@@ -437,12 +553,19 @@ describe('manifests', () => {
     const walk = (dir: string) => {
       for (const e of readdirSync(dir, { withFileTypes: true })) {
         const p = join(dir, e.name);
-        if (e.isDirectory()) { if (e.name !== 'node_modules' && e.name !== 'dist') walk(p); } else if (e.name.endsWith('.ts') && !e.name.endsWith('.spec.ts')) sources.push(readFileSync(p, 'utf8'));
+        if (e.isDirectory()) {
+          if (e.name !== 'node_modules' && e.name !== 'dist') walk(p);
+        } else if (e.name.endsWith('.ts') && !e.name.endsWith('.spec.ts')) sources.push(readFileSync(p, 'utf8'));
       }
     };
     for (const top of ['apps', 'libs']) walk(join(ROOT, top));
     const code = sources.join('\n');
-    const set = new Set(objs.filter((o) => WORKLOADS.includes(o.kind)).flatMap((o) => (podSpec(o).containers as Container[]).flatMap((c) => (c.env ?? []).map((e) => e.name))).filter((n) => n.startsWith('BATCH_')));
+    const set = new Set(
+      objs
+        .filter((o) => WORKLOADS.includes(o.kind))
+        .flatMap((o) => (podSpec(o).containers as Container[]).flatMap((c) => (c.env ?? []).map((e) => e.name)))
+        .filter((n) => n.startsWith('BATCH_')),
+    );
     expect([...set].filter((n) => !code.includes(n))).toEqual([]);
   });
 
@@ -467,7 +590,9 @@ describe('manifests', () => {
     expect(matches(anti.labelSelector.matchLabels, podLabels(sts))).toBe(true);
     const args: string[] = sts.spec.template.spec.containers[0].args;
     const flag = (n: string) => args.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
-    expect(flag('initial-cluster')?.split(',')).toEqual(Array.from({ length: 3 }, (_, i) => `batchapi-etcd-${i}=http://batchapi-etcd-${i}.batchapi-etcd.batchapi.svc:2380`));
+    expect(flag('initial-cluster')?.split(',')).toEqual(
+      Array.from({ length: 3 }, (_, i) => `batchapi-etcd-${i}=http://batchapi-etcd-${i}.batchapi-etcd.batchapi.svc:2380`),
+    );
     expect(flag('name')).toBe('$(POD_NAME)');
     expect(flag('data-dir')?.startsWith(`${sts.spec.template.spec.containers[0].volumeMounts[0].mountPath}/`)).toBe(true);
     expect(find('PodDisruptionBudget', 'batchapi-etcd')?.spec.maxUnavailable).toBe(1);
@@ -486,7 +611,10 @@ function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => { const { port } = s.address() as { port: number }; s.close(() => resolve(port)); });
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
   });
 }
 
@@ -494,12 +622,20 @@ function freePort(): Promise<number> {
 async function startMember(name: string, dataDir: string, peer?: number): Promise<{ proc: ChildProcess; endpoint: string }> {
   const client = await freePort();
   const peerUrl = `http://127.0.0.1:${peer ?? (await freePort())}`;
-  const proc = spawn('etcd', [
-    `--name=${name}`, `--data-dir=${dataDir}`,
-    `--listen-client-urls=http://127.0.0.1:${client}`, `--advertise-client-urls=http://127.0.0.1:${client}`,
-    `--listen-peer-urls=${peerUrl}`, `--initial-advertise-peer-urls=${peerUrl}`,
-    `--initial-cluster=${name}=${peerUrl}`, '--initial-cluster-token=batchapi',
-  ], { stdio: 'ignore' });
+  const proc = spawn(
+    'etcd',
+    [
+      `--name=${name}`,
+      `--data-dir=${dataDir}`,
+      `--listen-client-urls=http://127.0.0.1:${client}`,
+      `--advertise-client-urls=http://127.0.0.1:${client}`,
+      `--listen-peer-urls=${peerUrl}`,
+      `--initial-advertise-peer-urls=${peerUrl}`,
+      `--initial-cluster=${name}=${peerUrl}`,
+      '--initial-cluster-token=batchapi',
+    ],
+    { stdio: 'ignore' },
+  );
   const endpoint = `http://127.0.0.1:${client}`;
   for (let i = 0; i < 100; i++) {
     if (etcdctl(endpoint, ['endpoint', 'health']).status === 0) return { proc, endpoint };
@@ -508,7 +644,8 @@ async function startMember(name: string, dataDir: string, peer?: number): Promis
   proc.kill('SIGKILL');
   throw new Error(`etcd in ${dataDir} did not become healthy`);
 }
-const etcdctl = (endpoint: string, args: string[]) => spawnSync('etcdctl', [`--endpoints=${endpoint}`, '--command-timeout=5s', ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+const etcdctl = (endpoint: string, args: string[]) =>
+  spawnSync('etcdctl', [`--endpoints=${endpoint}`, '--command-timeout=5s', ...args], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
 
 (hasEtcd ? describe : describe.skip)('etcd backup and restore (the commands of docs/operations.md)', () => {
   let dir = '';
@@ -539,11 +676,20 @@ const etcdctl = (endpoint: string, args: string[]) => spawnSync('etcdctl', [`--e
     // docs: "etcdutl snapshot restore" (etcd 3.5; `etcdctl snapshot restore` with the same flags on 3.4)
     const peer = await freePort();
     const restoreTool = has('etcdutl', ['version']) ? 'etcdutl' : 'etcdctl';
-    const restored = spawnSync(restoreTool, [
-      'snapshot', 'restore', snap, '--name=batchapi-etcd-0', `--data-dir=${join(dir, 'b', 'data')}`,
-      `--initial-cluster=batchapi-etcd-0=http://127.0.0.1:${peer}`, '--initial-cluster-token=batchapi',
-      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
-    ], { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } });
+    const restored = spawnSync(
+      restoreTool,
+      [
+        'snapshot',
+        'restore',
+        snap,
+        '--name=batchapi-etcd-0',
+        `--data-dir=${join(dir, 'b', 'data')}`,
+        `--initial-cluster=batchapi-etcd-0=http://127.0.0.1:${peer}`,
+        '--initial-cluster-token=batchapi',
+        `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, ETCDCTL_API: '3' } },
+    );
     expect(`${restored.status} ${restored.stderr}`).toMatch(/^0 /);
 
     const b = await startMember('batchapi-etcd-0', join(dir, 'b', 'data'), peer);
@@ -554,4 +700,3 @@ const etcdctl = (endpoint: string, args: string[]) => spawnSync('etcdctl', [`--e
     b.proc.kill('SIGKILL');
   });
 });
-
