@@ -7,8 +7,9 @@ import { Metric } from '@batchapi/telemetry';
 import { APP_GUARD } from '@nestjs/core';
 import { Counter } from 'prom-client';
 import { THROTTLE_TUNING, type ThrottleTuning } from './throttle';
-import { OverloadGuard, type OverloadLimits, overloadLimitsFromEnv, SUBMIT_LOAD, SubmitLoad } from './overload';
-import { READ_LIMITER, ReadLimiter, type ReadLimits, readLimitsFromEnv, ReadRateGuard, READS_REFUSED } from './read-limit';
+import { OverloadGuard, type OverloadLimits, SUBMIT_LOAD, SubmitLoad } from './overload';
+import { READ_LIMITER, ReadLimiter, type ReadLimits, ReadRateGuard, READS_REFUSED } from './read-limit';
+import { admissionConfigFromEnv } from './config';
 import { NodesController } from './nodes.controller';
 import { OpenApiController } from './openapi.controller';
 import { QueuesController, TenantsController } from './queues.controller';
@@ -21,7 +22,7 @@ import { WorkflowsService } from './workflows.service';
 export interface AdmissionOptions {
   /** Tokens file path (`BATCH_TOKENS_FILE`), or an authenticator (tests). */
   tokens: string | TokenAuthenticator;
-  /** Largest request body in bytes (`BATCH_MAX_BODY_BYTES`). @default 1048576 */
+  /** Largest request body in bytes. @default `BATCH_MAX_BODY_BYTES`, else 1048576 */
   bodyLimit?: number;
   config?: Partial<ServiceConfig>;
   /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
@@ -37,18 +38,20 @@ export interface AdmissionOptions {
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
+  // Read at start, not at import: a bad value stops here with a message naming its variable.
+  const env = admissionConfigFromEnv();
   const auth = typeof opts.tokens === 'string' ? TokenAuthenticator.fromFile(opts.tokens) : opts.tokens;
   return runService({
     name: 'admission',
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
-    bodyLimit: opts.bodyLimit,
+    bodyLimit: opts.bodyLimit ?? env.bodyLimit,
     controllers: [BulkJobsController, JobsController, NodesController, OpenApiController, QueuesController, TenantsController, WorkflowsController],
     providers: [
       JobsService,
       WorkflowsService,
       { provide: AUTH, useValue: auth },
-      { provide: THROTTLE_TUNING, useValue: opts.throttle ?? {} },
+      { provide: THROTTLE_TUNING, useValue: { maxInflight: env.maxInflightSubmits, ...opts.throttle } },
       {
         provide: READS_REFUSED,
         inject: [SERVICE],
@@ -64,10 +67,11 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       },
       {
         provide: EventStreams,
-        useFactory: (ctx: ServiceContext, refused: (l: string) => void) => new EventStreams(ctx.store, opts.streams, ctx.registry, refused),
+        useFactory: (ctx: ServiceContext, refused: (l: string) => void) =>
+          new EventStreams(ctx.store, { ...env.streams, ...opts.streams }, ctx.registry, refused),
         inject: [SERVICE, READS_REFUSED],
       },
-      { provide: READ_LIMITER, useValue: new ReadLimiter({ ...readLimitsFromEnv(), ...opts.reads }) },
+      { provide: READ_LIMITER, useValue: new ReadLimiter({ ...env.reads, ...opts.reads }) },
       { provide: APP_GUARD, useClass: ReadRateGuard },
       {
         provide: SUBMIT_LOAD,
@@ -79,7 +83,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
             labelNames: ['reason'],
             registers: [ctx.registry],
           });
-          return new SubmitLoad({ ...overloadLimitsFromEnv(), ...opts.overload }, (reason) => shed.inc({ reason }));
+          return new SubmitLoad({ ...env.overload, ...opts.overload }, (reason) => shed.inc({ reason }));
         },
       },
       { provide: APP_GUARD, useClass: OverloadGuard },

@@ -71,15 +71,6 @@ export interface EventStreamLimits {
   stallMs: number;
 }
 
-/** The limits from the environment, defaults for what is unset. */
-export function eventStreamLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): EventStreamLimits {
-  return {
-    maxStreams: Number(env.BATCH_MAX_EVENT_STREAMS ?? 1000),
-    maxStreamsPerTenant: Number(env.BATCH_MAX_EVENT_STREAMS_PER_TENANT ?? 100),
-    stallMs: Number(env.BATCH_EVENT_STREAM_STALL_MS ?? 30_000),
-  };
-}
-
 /** The limit that refused or closed a stream: the label of `batch_admission_reads_refused_total`. */
 export type StreamLimit = 'streams_per_replica' | 'streams_per_tenant' | 'slow_consumer';
 
@@ -94,25 +85,26 @@ export class EventStreams {
   readonly limits: EventStreamLimits;
 
   /**
-   * @param limits the caps and the stall timeout (see `EventStreamLimits`). @default from the environment
+   * @param limits the caps and the stall timeout (see `EventStreamLimits`; `admissionConfigFromEnv` reads them).
    * @param registry where the open streams and their unread bytes are exported, when given.
    * @param refused called with the limit each time a stream is refused or closed by one.
    */
   constructor(
     private readonly store: EtcdStore,
-    limits: Partial<EventStreamLimits> = {},
+    limits: EventStreamLimits,
     registry?: Registry,
     private readonly refused: (limit: StreamLimit) => void = () => undefined,
   ) {
-    this.limits = { ...eventStreamLimitsFromEnv(), ...limits };
+    this.limits = limits;
     if (registry) {
-      const self = this;
+      const open = () => this.open;
+      const buffered = () => [...this.sockets].reduce((n, s) => n + s.writableLength, 0);
       new Gauge({
         name: Metric.admissionEventStreams,
         help: 'Event streams open on this replica',
         registers: [registry],
         collect() {
-          this.set(self.open);
+          this.set(open());
         },
       });
       new Gauge({
@@ -120,7 +112,7 @@ export class EventStreams {
         help: "Bytes event streams hold unread in their sockets' buffers (one view at most beyond the high-water mark each)",
         registers: [registry],
         collect() {
-          this.set([...self.sockets].reduce((n, s) => n + s.writableLength, 0));
+          this.set(buffered());
         },
       });
     }

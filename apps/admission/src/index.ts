@@ -1,3 +1,4 @@
 export * from './admission';
 export * from './auth';
 export { newJobId, requestDigest } from './jobs.service';
+export * from './config';

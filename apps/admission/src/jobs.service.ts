@@ -2,9 +2,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  addResources,
   ApiError,
-  type Binding,
   BulkSubmitSchema,
   type Cordon,
   countTasks,
@@ -22,7 +20,6 @@ import {
   parseWith,
   type Principal,
   type Queue,
-  type ResourceVector,
   type Tenant,
   TERMINAL_PHASES,
   type WhyView,
@@ -34,7 +31,7 @@ import { explainJob } from '@batchapi/scheduling';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
 
 /** Job ids sort by creation time: base-36 milliseconds, then randomness. */
@@ -76,7 +73,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
-    @Optional() @Inject(THROTTLE_TUNING) tuning?: Partial<ThrottleTuning>,
+    @Inject(THROTTLE_TUNING) tuning: Partial<ThrottleTuning> & Pick<ThrottleTuning, 'maxInflight'>,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({

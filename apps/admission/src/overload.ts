@@ -22,18 +22,6 @@ export interface OverloadLimits {
   maxLoopDelayMs: number;
 }
 
-/** The limits from the environment, defaults for what is unset. */
-export function overloadLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): OverloadLimits {
-  const num = (name: string, dflt: number) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return dflt;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n < 0) throw new Error(`${name} must be a number of 0 or more (got ${JSON.stringify(raw)})`);
-    return n;
-  };
-  return { maxLoopDelayMs: num('BATCH_MAX_EVENT_LOOP_DELAY_MS', 2000) };
-}
-
 /** Why a submit is shed, or undefined to take it. Pure: the caller passes the replica's state. */
 export function shedReason(limits: OverloadLimits, loopDelayMs: number): 'event_loop_delay' | undefined {
   return limits.maxLoopDelayMs > 0 && loopDelayMs > limits.maxLoopDelayMs ? 'event_loop_delay' : undefined;

@@ -27,16 +27,6 @@ export interface ReadLimits {
   operatorBurst: number;
 }
 
-/** The limits from the environment, defaults for what is unset. */
-export function readLimitsFromEnv(env: NodeJS.ProcessEnv = process.env): ReadLimits {
-  return {
-    tenantRate: Number(env.BATCH_READS_PER_SECOND ?? 50),
-    tenantBurst: Number(env.BATCH_READ_BURST ?? 100),
-    operatorRate: Number(env.BATCH_OPERATOR_READS_PER_SECOND ?? 500),
-    operatorBurst: Number(env.BATCH_OPERATOR_READ_BURST ?? 1000),
-  };
-}
-
 /** Token buckets of reads, one per tenant and one per operator tenant. */
 export class ReadLimiter {
   private readonly buckets = new Map<string, BucketRecord>();

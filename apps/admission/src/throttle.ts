@@ -17,7 +17,8 @@ export interface ThrottleTuning {
   maxInflight: number;
 }
 
-export const DEFAULT_THROTTLE: ThrottleTuning = { chunkSeconds: 0.1, holdMs: 1000, maxInflight: Number(process.env.BATCH_MAX_INFLIGHT_SUBMITS ?? 256) };
+/** The tuning that is not configured by a variable (`maxInflight` comes from `BATCH_MAX_INFLIGHT_SUBMITS`, see `admissionConfigFromEnv`). */
+export const DEFAULT_THROTTLE: Omit<ThrottleTuning, 'maxInflight'> = { chunkSeconds: 0.1, holdMs: 1000 };
 
 /** The limit that refused a submit: the label of `batch_admission_throttled_total`. */
 /** Injection token of overrides of `DEFAULT_THROTTLE` (tests, embedders). */

@@ -64,7 +64,7 @@ describe('an admission replica over its capacity', () => {
   it('sheds a submit past its most in flight at once, and takes submits again when they are answered', async () => {
     expect((await submit('before')).status).toBe(201);
     etcd.members[0].process.kill('SIGSTOP');
-    let held: Array<Promise<Response>> = [];
+    let held: Array<Promise<Response>>;
     try {
       // two submits wait on the paused etcd (answered 503 unavailable after the committer's wait)
       held = [submit('held-1'), submit('held-2')];
@@ -102,7 +102,7 @@ describe('an admission replica over its capacity', () => {
     await new Promise((r) => setTimeout(r, 50));
     const shed = await submit('late');
     expect(shed.status).toBe(503);
-    expect((await shed.json()).error.message).toMatch(/event loop/);
+    expect(((await shed.json()) as { error: { message: string } }).error.message).toMatch(/event loop/);
     // once a second without the block is measured, submits are taken again
     let status = 0;
     for (let i = 0; i < 50 && status !== 201; i++) {

@@ -147,7 +147,7 @@ describe('event streams per tenant', () => {
     expect(a.map((s) => s.status)).toEqual([200, 200]);
     const third = await openStream('/v1/jobs/a1/events', 'token-a');
     expect(third.status).toBe(429);
-    expect(third.body.error).toMatchObject({ code: 'too_many_streams', id: 'team-a', retryAfterSeconds: 5 });
+    expect((third.body as { error: unknown }).error).toMatchObject({ code: 'too_many_streams', id: 'team-a', retryAfterSeconds: 5 });
     expect(third.retryAfter).toBe('5');
     const b = await openStream('/v1/jobs/b1/events', 'token-b');
     const ops = [

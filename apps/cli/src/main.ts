@@ -30,10 +30,13 @@ function client(): BatchClient {
 
 let exitCode = 0;
 const run =
+  // commander hands each action its own argument list
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
   (fn: (...a: any[]) => Promise<number | void>) =>
-  async (...a: any[]) => {
-    exitCode = (await fn(...a)) ?? 0;
-  };
+    // eslint-disable-next-line @typescript-eslint/no-explicit-any
+    async (...a: any[]) => {
+      exitCode = (await fn(...a)) ?? 0;
+    };
 
 defineSubmit(program.command('submit')).action(
   run(async (command: string[], flags) => {

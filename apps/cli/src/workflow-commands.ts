@@ -10,6 +10,8 @@ import type { Command } from 'commander';
 import { countsLine, isData, jobDetail, type OutputFormat, printData, workflowDetail, workflowRows } from './output';
 import { defineSubmit, outputOption, readRequestFile, submitInvocation, wholeNumber } from './submit-args';
 
+// commander hands each action its own argument list
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Run = (fn: (...a: any[]) => Promise<number | void>) => (...a: any[]) => Promise<void>;
 
 /** Exit code of `batch run` and `workflow submit --wait`: 0 when it succeeded, else 1. */

@@ -10,48 +10,41 @@ import { dirname, join } from 'node:path';
 import {
   type Binding,
   DEFAULT_QUARANTINE,
-  type FailureReason,
   recordNodeFailure,
   type GroupStatus,
   MAX_RESULT_BYTES,
   NODE_LOST,
   type NodeRecord,
-  type TaskResult,
   type TaskStatus,
   TERMINAL_TASK_STATES,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { type Informer, monotonicMs, quarantineNode, reportGroups, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
+import { type Informer, monotonicMs, quarantineNode, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { Counter, Gauge } from 'prom-client';
-import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
-import { type AttemptExit, KubernetesBackend, type RunningAttempt } from './kubernetes';
+import { type AttemptBackend, type AttemptExit, KubernetesAttemptBackend, ProcessBackend, type RunningAttempt, type StartedAttempt } from './attempt-backend';
+import { classifyExit } from './classify-exit';
+import type { IsolationKind } from './isolation';
+import { KubernetesBackend } from './kubernetes';
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
-import { ProcessGroupLedger } from './process-group-ledger';
+import { type ReportedGroup, Reporter } from './reporter';
 import { killedMarker, stopPreviousWatchdog, WATCHDOG_PID_FILE, writeHeartbeat } from './watchdog';
-import { attemptPaths, type ProcessExit, rotateIfOver, TaskProcess } from './task-process';
+import { attemptPaths, type ProcessExit, rotateIfOver } from './task-process';
 
 /** Injection tokens. */
 export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
 export const EXECUTOR_URL = Symbol('ExecutorUrl');
 
 /** One bound group as this executor runs it. */
-interface GroupRun {
-  key: string;
+interface GroupRun extends ReportedGroup {
   binding: Binding;
-  status: GroupStatus;
-  statusKey: string;
-  statusRevision: string;
-  procs: Map<number, RunningAttempt>;
+  procs: Map<number, StartedAttempt>;
   cancelling: boolean;
   /** Task indices the scheduler preempted. */
   preempting: Set<number>;
-  dirty: boolean;
-  /** Results of ended tasks not yet in an accepted report. */
-  results: TaskResult[];
 }
 
 @Injectable()
@@ -63,12 +56,11 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    */
   private readonly arriving = new Map<string, Binding>();
   private informer?: Informer;
-  private reporter?: NodeJS.Timeout;
-  private flushing?: Promise<void>;
+  private reportTimer?: NodeJS.Timeout;
+  private readonly reports: Reporter<GroupRun>;
   private fenced = false;
-  private ledger?: ProcessGroupLedger;
-  /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
-  isolation: IsolationKind = 'none';
+  /** Runs the attempts: processes or Kubernetes pods, picked at registration. */
+  private backend?: AttemptBackend;
   private registered = false;
   /** The process-group ledger held a previous incarnation's groups at start. */
   private previousRan = false;
@@ -84,8 +76,6 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    * (requeued, no retry charged); an attempt that ends otherwise ended on its own.
    */
   private readonly stoppedForShutdown = new WeakSet<RunningAttempt>();
-  /** Set on the Kubernetes backend: attempts run as pods. */
-  private pods?: KubernetesBackend;
   /** The watchdog's heartbeat file (its kill marker beside it); unset until the watchdog starts. */
   private heartbeatFile?: string;
   /** A read of the Kubernetes node's capacity under way (after the kubelet refused an attempt for room). */
@@ -123,6 +113,29 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     };
     ctx.lease.onRenewalFailed(() => this.m.renewFailures.inc());
     ctx.readiness = { check: () => this.registered && !this.fenced, reason: () => (this.fenced ? 'self-fenced: lease lost' : 'not registered') };
+    this.reports = new Reporter(ctx.store, () => ctx.lease.id, {
+      groups: () => this.groups.values(),
+      halted: () => this.fenced,
+      answered: (res, groups) => {
+        this.m.txns.inc();
+        if (res.fenced) {
+          this.selfFence("the node key is no longer bound to this executor's lease");
+          return false;
+        }
+        this.traceRequeues(groups, res.requeued);
+        return true;
+      },
+      done: (g) => this.groups.delete(g.key),
+      // Refused means another writer ended the group and its binding is gone (a report that
+      // merely lost a race, or whose answer was lost, is neither accepted nor refused).
+      refused: (g) => this.forget(g, 'report refused: the group was ended by another writer and its binding is gone'),
+      failed: (err) => this.ctx.log.warn({ err: err.message }, 'status report failed; will retry'),
+    });
+  }
+
+  /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none); `none` until registered. */
+  get isolation(): IsolationKind {
+    return this.backend?.isolation ?? 'none';
   }
 
   /** Registers the node (the URL is known once the HTTP server listens) and starts watching bindings. */
@@ -130,33 +143,32 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const { store, lease } = this.ctx;
     if (this.fenced) throw new Error('the executor fenced itself before it registered (its lease was lost)');
     mkdirSync(this.config.dataDir, { recursive: true });
-    const ledgerFile = join(this.config.dataDir, 'process-groups');
-    this.ledger = new ProcessGroupLedger(ledgerFile, this.config.nodeName);
-    this.isolation = this.config.isolation === 'none' ? 'none' : detectIsolation();
+    const machine = new ProcessBackend({ dataDir: this.config.dataDir, nodeName: this.config.nodeName, isolation: this.config.isolation, log: this.ctx.log });
+    const backend: AttemptBackend =
+      this.config.backend === 'kubernetes'
+        ? new KubernetesAttemptBackend(
+            machine,
+            () => new KubernetesBackend({ ...kubernetesConfigFromEnv({}), ...this.config.kubernetes }, this.config.nodeName, this.ctx.log),
+          )
+        : machine;
+    this.backend = backend;
     // A previous incarnation that ran tasks here may have started groups whose status never
     // reached etcd (still "Bound"): those are not started again at the same attempt.
-    // Its tasks are found by their environment as well as by its records: one started just as it
-    // died may not be recorded. None may live on when their attempts are settled below.
-    const recorded = this.ledger.hasRecords();
-    const leftovers = await this.ledger.reapLeftovers();
-    this.previousRan = recorded || leftovers > 0;
-    sweepCgroups(this.isolation, this.config.nodeName);
+    // None of its tasks may live on when their attempts are settled below.
+    const { previousRan, leftovers } = await backend.reclaim();
+    this.previousRan = previousRan;
     stopPreviousWatchdog(this.config.dataDir);
-    this.startWatchdog(ledgerFile);
+    this.startWatchdog(backend.ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
     let node = nodeRecord(this.config, url, Date.now());
-    if (this.config.backend === 'kubernetes') {
-      // The Kubernetes cluster is this node: its capacity is what the cluster's nodes can allocate.
-      this.pods = new KubernetesBackend({ ...kubernetesConfigFromEnv({}), ...this.config.kubernetes }, this.config.nodeName, this.ctx.log);
-      const inv = await this.pods.inventory();
-      node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
-    }
+    const inv = await backend.inventory();
+    if (inv) node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
     this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
       onSync: (items) => this.onSync(items),
       onEvent: (ev) => this.onEvent(ev),
     });
-    this.reporter = setInterval(() => void this.flush(), this.config.reportIntervalMs);
+    this.reportTimer = setInterval(() => void this.flush(), this.config.reportIntervalMs);
     this.logRotator = setInterval(() => this.rotateLogs(), 1000);
     this.logRotator.unref();
     this.registered = true;
@@ -195,7 +207,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       } catch {
         /* gone */
       }
-    clearInterval(this.reporter);
+    clearInterval(this.reportTimer);
     await this.informer?.stop();
     // The node goes away, not the tasks' fault: they end NodeLost and run again elsewhere.
     this.stopping = true;
@@ -207,9 +219,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     }
     const exits = [...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited));
     if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
-    this.pods?.close();
+    this.backend?.close();
     // A report in flight carries none of these ends: let it finish, then send what is left.
-    await this.flushing?.catch(() => undefined);
+    await this.reports.inFlight?.catch(() => undefined);
     await this.flush();
   }
 
@@ -239,19 +251,6 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     child.unref();
     this.watchdogPid = child.pid;
     if (child.pid) writeFileSync(join(this.config.dataDir, WATCHDOG_PID_FILE), String(child.pid));
-  }
-
-  private endedSinceCompaction = 0;
-
-  /** Keeps the process-group ledger to the groups that still run: rewritten once every 256 ended attempts. */
-  private maybeCompactLedger(): void {
-    if (++this.endedSinceCompaction < 256 || !this.ledger) return;
-    this.endedSinceCompaction = 0;
-    try {
-      this.ledger.compact();
-    } catch (err) {
-      this.ctx.log.warn({ err: (err as Error).message }, 'could not compact the process-group ledger');
-    }
   }
 
   /** Pid of the watchdog process. */
@@ -295,12 +294,14 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    * the node record (fenced by this executor's lease), so the scheduler stops over-placing.
    */
   private refreshCapacity(detail: string): void {
-    if (!this.pods || this.refreshing) return;
-    const pods = this.pods;
+    const backend = this.backend;
+    if (!backend || this.refreshing) return;
     const { store, lease, log } = this.ctx;
     const key = store.keys.node(this.config.nodeName);
     this.refreshing = (async () => {
-      const inv = await pods.inventory();
+      const inv = await backend.inventory();
+      // A node the configuration describes is not read again.
+      if (!inv) return;
       const cur = await store.get<NodeRecord>(key);
       if (!cur) return;
       if (JSON.stringify(cur.value.capacity) === JSON.stringify(inv.capacity)) {
@@ -341,7 +342,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (this.fenced) return;
     this.fenced = true;
     this.ctx.log.error({ reason }, 'self-fencing: killing every task');
-    clearInterval(this.reporter);
+    clearInterval(this.reportTimer);
     for (const g of this.groups.values()) for (const p of g.procs.values()) p.kill();
     void this.informer?.stop();
     this.onFencedHandler();
@@ -393,6 +394,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (!st || !b || this.fenced || this.stopping || this.groups.has(kv.key)) return;
     const g: GroupRun = {
       key: kv.key,
+      node: this.config.nodeName,
       binding: b,
       status: st.value,
       statusKey,
@@ -477,15 +479,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       ...(traceparent ? { TRACEPARENT: traceparent } : {}),
       ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
     };
-    // Processes get cgroup (or rlimit) limits here; pods get them from Kubernetes.
-    const limits = this.pods ? undefined : new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources);
-    let argv = b.command;
-    try {
-      if (limits) argv = limits.wrap(b.command);
-    } catch (err) {
-      this.ctx.log.warn({ err: (err as Error).message, job: b.jobId, index }, 'could not set up resource limits; running without them');
-    }
-    const proc: RunningAttempt = this.pods ? this.pods.start(b, index, env, paths) : new TaskProcess(argv, env, paths);
+    // Processes get cgroup (or rlimit) limits from the backend; pods get them from Kubernetes.
+    const proc = this.backend!.start(b, index, env, paths);
     g.procs.set(index, proc);
     let deadlineHit = false;
     const deadline = b.timeoutSeconds
@@ -494,8 +489,6 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
           proc.stop(this.config.killGraceMs);
         }, b.timeoutSeconds * 1000)
       : undefined;
-    if (proc.pid && this.ledger && !this.ledger.record(proc.pid))
-      this.ctx.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
     const startedAt = Date.now();
     const startedMono = monotonicMs();
     this.setTask(g, k, { state: 'Running', startedAt });
@@ -503,32 +496,26 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     void proc.exited.then((exit: AttemptExit) => {
       clearTimeout(deadline);
       g.procs.delete(index);
-      this.maybeCompactLedger();
       this.m.running.dec();
-      let state: TaskStatus['state'] = g.cancelling ? 'Cancelled' : g.preempting.has(index) ? 'Preempted' : exit.exitCode === 0 ? 'Succeeded' : 'Failed';
-      const result = state === 'Succeeded' || state === 'Failed' ? this.readResult(paths.result, b.jobId, index) : undefined;
-      if (result === 'too-large' && state === 'Succeeded') state = 'Failed';
+      const cancelling = g.cancelling;
+      const preempting = g.preempting.has(index);
+      // A result counts only for an attempt that ran to its end (not cancelled or preempted).
+      const result = cancelling || preempting ? undefined : this.readResult(paths.result, b.jobId, index);
       if (result !== undefined && result !== 'too-large') g.results.push({ index, attempt: b.attempt, value: result.value });
-      const reason: FailureReason | undefined =
-        state !== 'Failed'
-          ? undefined
-          : result === 'too-large' && exit.exitCode === 0
-            ? 'ResultTooLarge'
-            : exit.nodeError
-              ? 'NodeError'
-              : // killed by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault
-                this.stoppedForShutdown.has(proc) && diedOfStop(exit)
-                ? NODE_LOST
-                : // killed by the fence (the watchdog or the self-fence) while the lease was not held: the node's fault, run again
-                  // or by the watchdog while this process stalled, even if the lease was renewed since
-                  exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedMono))
-                  ? NODE_LOST
-                  : deadlineHit || exit.deadlineExceeded
-                    ? 'DeadlineExceeded'
-                    : exit.oomKilled || limits?.oomKilled()
-                      ? 'OOMKilled' // killed at its memory limit (the kernel in its cgroup, or its container)
-                      : 'Error';
-      limits?.remove();
+      const { state, reason } = classifyExit({
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        nodeError: exit.nodeError,
+        cancelling,
+        preempting,
+        resultTooLarge: result === 'too-large',
+        stoppedForShutdown: this.stoppedForShutdown.has(proc),
+        // The fence (the watchdog or the self-fence) while the lease was not held, or the watchdog while this process stalled.
+        fenceKilled: !!exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedMono)),
+        deadlineHit: deadlineHit || !!exit.deadlineExceeded,
+        oomKilled: !!exit.oomKilled || proc.oomKilled(),
+      });
+      proc.release();
       this.m.outcomes.inc({ reason: reason ?? state });
       if (exit.nodeFull) this.refreshCapacity(exit.nodeError ?? 'the node refused an attempt for room');
       else if (exit.nodeError) this.nodeFailed(exit.nodeError);
@@ -594,12 +581,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** Sends every changed group's status in batched transactions. */
-  async flush(): Promise<void> {
-    if (this.flushing) return this.flushing;
-    this.flushing = this.doFlush().finally(() => {
-      this.flushing = undefined;
-    });
-    return this.flushing;
+  flush(): Promise<void> {
+    return this.reports.flush();
   }
 
   /** A `task.retry` span in the job's trace (beside the attempt's `task.run`) for each task the control plane sent back to pending. */
@@ -620,71 +603,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       span.end();
     }
   }
-
-  private async doFlush(): Promise<void> {
-    const dirty = [...this.groups.values()].filter((g) => g.dirty);
-    if (dirty.length === 0 || this.fenced) return;
-    for (const g of dirty) g.dirty = false;
-    const sent = new Map(dirty.map((g) => [g, g.results]));
-    for (const g of dirty) g.results = [];
-    const putBack = (g: GroupRun) => {
-      g.results = [...(sent.get(g) ?? []), ...g.results];
-    };
-    try {
-      const res = await reportGroups(
-        this.ctx.store,
-        this.config.nodeName,
-        this.ctx.lease.id,
-        dirty.map((g) => ({ status: g.status, statusRevision: g.statusRevision, ...(sent.get(g)!.length ? { results: sent.get(g) } : {}) })),
-        Date.now(),
-      );
-      this.m.txns.inc();
-      if (res.fenced) {
-        this.selfFence("the node key is no longer bound to this executor's lease");
-        return;
-      }
-      this.traceRequeues(dirty, res.requeued);
-      for (const g of dirty) {
-        const rev = res.accepted.get(g.statusKey);
-        if (rev) {
-          g.statusRevision = rev;
-          // Adopt the `released` marks, keeping any change made while the report was in flight.
-          const written = res.written.get(g.statusKey)!;
-          g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (written.tasks[k]?.released ? { ...t, released: true } : t)) };
-          if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.groups.delete(g.key);
-        } else if (res.refused.includes(g.statusKey)) {
-          // Refused means another writer ended the group and its binding is gone (a report that
-          // merely lost a race, or whose answer was lost, is neither accepted nor refused).
-          this.forget(g, 'report refused: the group was ended by another writer and its binding is gone');
-        } else {
-          g.dirty = true;
-          putBack(g);
-        }
-      }
-    } catch (err) {
-      // A report whose outcome could not be settled (the re-read failed too) keeps its old
-      // revision: if it did land, the next report's compare fails, and the status it re-reads
-      // carries this process's lease token, so that report is rebased on it, not refused.
-      for (const g of dirty) {
-        g.dirty = true;
-        putBack(g);
-      }
-      this.ctx.log.warn({ err: (err as Error).message }, 'status report failed; will retry');
-    }
-  }
 }
 
 function exitFields(exit: ProcessExit): Partial<TaskStatus> {
   return { ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit.signal ? { signal: exit.signal } : {}) };
-}
-
-/**
- * Whether an attempt asked to stop died of it: killed by the stop's SIGTERM or SIGKILL, or
- * exited with the code a shell gives for them (128 + 15, 128 + 9). An attempt that outlived the
- * SIGTERM and exited with a code of its own (a crash during the grace) ended on its own.
- */
-function diedOfStop(exit: ProcessExit): boolean {
-  return exit.signal === 'SIGTERM' || exit.signal === 'SIGKILL' || exit.exitCode === 143 || exit.exitCode === 137;
 }
 
 function describe(exit: ProcessExit): string {

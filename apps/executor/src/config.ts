@@ -1,6 +1,8 @@
-/** The executor's own settings, from its environment. */
+/** The executor's own settings: their schema over the environment (`EXECUTOR_ENV`) and the parsed `ExecutorConfig`. */
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError, envEnum, envNumber, envString, parseEnv } from '@batchapi/runtime';
+import { z } from 'zod';
 import type { KubernetesBackendConfig } from './kubernetes';
 
 /** Settings of one executor. */
@@ -23,7 +25,7 @@ export interface ExecutorConfig {
   nvidiaSmi: string;
   /** Resource limits of attempts (`BATCH_ISOLATION`): `auto` uses cgroups where writable, else rlimits. @default "auto" */
   isolation: 'auto' | 'none';
-  /** Cap of each attempt's stdout and stderr file, bytes (`BATCH_LOG_MAX_BYTES`); checked each second; past it the file rotates to `.1`. @default 67108864 */
+  /** Cap of each attempt's stdout and stderr file, in bytes (`BATCH_LOG_MAX_BYTES`); checked each second; past it the file rotates to `.1`. @default 67108864 */
   logMaxBytes: number;
   /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
   backend?: 'process' | 'kubernetes';
@@ -31,56 +33,151 @@ export interface ExecutorConfig {
   kubernetes?: KubernetesBackendConfig;
 }
 
+/** Why `name` cannot be a node name, or undefined: it is part of etcd keys and of the data dir, so no "/" and no "..". */
+function nodeNameProblem(name: string): string | undefined {
+  return /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/.test(name) && !name.includes('..')
+    ? undefined
+    : 'must be a node name: letters, digits, "-", "_" or "." (at most 253), starting and ending with a letter or digit';
+}
+
+/** Why a `k=v,k=v` list is malformed, or undefined. */
+function labelsProblem(list: string): string | undefined {
+  const bad = list
+    .split(',')
+    .filter(Boolean)
+    .find((pair) => !pair.split('=')[0].trim());
+  return bad === undefined ? undefined : `must be k=v pairs separated by commas; the entry ${JSON.stringify(bad)} has no key`;
+}
+
+/** The variables of an executor (docs/configuration.md, "executor"). */
+export const EXECUTOR_ENV = z.object({
+  BATCH_NODE_NAME: envString({
+    check: nodeNameProblem,
+    defaultText: 'the host name (simulated fleet: `sim`)',
+    doc: 'Name of the node this executor registers; with `BATCH_SIMULATE_NODES`, the prefix of the simulated nodes.',
+  }),
+  BATCH_DATA_DIR: envString({ type: 'path', defaultText: '`$XDG_CACHE_HOME`/batchapi/executor/<node>', doc: "Work and log directory of the node's attempts." }),
+  XDG_CACHE_HOME: envString({ type: 'path', defaultText: '~/.cache', doc: 'Where the default `BATCH_DATA_DIR` is made.' }),
+  BATCH_NODE_CPU: envString({ type: 'quantity', defaultText: "the OS's CPU count", doc: 'CPU capacity the node offers, e.g. `16` or `15500m`.' }),
+  BATCH_NODE_MEMORY: envString({ type: 'quantity', defaultText: "the OS's total memory", doc: 'Memory capacity the node offers, e.g. `64Gi`.' }),
+  BATCH_NODE_LABELS: envString({
+    type: 'k=v list',
+    check: labelsProblem,
+    defaultText: 'none',
+    doc: 'Labels of the node, which jobs select nodes by: `k=v,k=v`.',
+  }),
+  BATCH_KILL_GRACE_MS: envNumber({ default: 10_000, min: 0, unit: 'ms', doc: 'Grace between SIGTERM and SIGKILL when stopping a task.' }),
+  BATCH_REPORT_INTERVAL_MS: envNumber({ default: 100, min: 1, unit: 'ms', doc: 'How often state changes of attempts are reported, in one batch.' }),
+  BATCH_NVIDIA_SMI: envString({
+    type: 'path',
+    default: 'nvidia-smi',
+    blankIsUnset: true,
+    doc: 'The `nvidia-smi` binary that finds GPUs (on PATH unless a path).',
+  }),
+  BATCH_ISOLATION: envEnum(['auto', 'none'], {
+    default: 'auto',
+    doc: 'Resource limits of attempts: `auto` uses cgroups where writable, else rlimits; `none` sets none.',
+  }),
+  BATCH_LOG_MAX_BYTES: envNumber({
+    default: 64 * 1024 * 1024,
+    min: 1,
+    unit: 'bytes',
+    doc: "Cap of each attempt's stdout and stderr file, checked each second; past it the file rotates to `.1`.",
+  }),
+  BATCH_EXECUTOR_BACKEND: envEnum(['process', 'kubernetes'], {
+    default: 'process',
+    doc: 'Where attempts run: processes of this machine, or pods of a Kubernetes cluster.',
+  }),
+  BATCH_K8S_NAMESPACE: envString({ default: 'batchapi-tasks', doc: 'Kubernetes backend: namespace of the task pods.' }),
+  BATCH_TASK_IMAGE: envString({ default: 'busybox:1.36', doc: 'Kubernetes backend: image of tasks whose job names none.' }),
+  BATCH_K8S_REWATCH_MS: envNumber({ default: 1000, min: 0, unit: 'ms', doc: 'Kubernetes backend: wait before watching pods again after the watch failed.' }),
+  BATCH_K8S_SERVER: envString({
+    blankIsUnset: true,
+    defaultText: 'in-cluster service account, else the kubeconfig',
+    doc: 'Kubernetes backend: API server URL, used with `BATCH_K8S_TOKEN` (http:// only for a local `kubectl proxy`).',
+  }),
+  BATCH_K8S_TOKEN: envString({ blankIsUnset: true, doc: 'Kubernetes backend: bearer token for `BATCH_K8S_SERVER`.' }),
+  BATCH_K8S_NODE: envString({
+    blankIsUnset: true,
+    defaultText: 'none: the whole cluster as one node',
+    doc: 'Kubernetes backend: the Kubernetes node this executor stands for.',
+  }),
+  BATCH_SIMULATE_NODES: envNumber({
+    default: 0,
+    min: 0,
+    unit: 'nodes',
+    doc: 'Runs this many simulated nodes instead of one real one (load tests); 0 runs a real node.',
+  }),
+  BATCH_SIM_TASK_MS: envNumber({ default: 1000, min: 0, unit: 'ms', doc: 'Simulated nodes: how long a task "runs" unless its job sets `BATCH_SIM_SECONDS`.' }),
+});
+
+const KUBERNETES_ENV = EXECUTOR_ENV.pick({
+  BATCH_K8S_NAMESPACE: true,
+  BATCH_TASK_IMAGE: true,
+  BATCH_K8S_REWATCH_MS: true,
+  BATCH_K8S_SERVER: true,
+  BATCH_K8S_TOKEN: true,
+  BATCH_K8S_NODE: true,
+});
+
 /** The Kubernetes backend's settings from `BATCH_K8S_*` and `BATCH_TASK_IMAGE`. */
 export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesBackendConfig {
+  const e = parseEnv(KUBERNETES_ENV, env);
   return {
-    namespace: env.BATCH_K8S_NAMESPACE ?? 'batchapi-tasks',
-    image: env.BATCH_TASK_IMAGE ?? 'busybox:1.36',
-    rewatchMs: Number(env.BATCH_K8S_REWATCH_MS ?? 1000),
-    ...(env.BATCH_K8S_SERVER ? { server: env.BATCH_K8S_SERVER } : {}),
-    ...(env.BATCH_K8S_TOKEN ? { token: env.BATCH_K8S_TOKEN } : {}),
-    ...(env.BATCH_K8S_NODE ? { kubeNode: env.BATCH_K8S_NODE } : {}),
+    namespace: e.BATCH_K8S_NAMESPACE,
+    image: e.BATCH_TASK_IMAGE,
+    rewatchMs: e.BATCH_K8S_REWATCH_MS,
+    ...(e.BATCH_K8S_SERVER ? { server: e.BATCH_K8S_SERVER } : {}),
+    ...(e.BATCH_K8S_TOKEN ? { token: e.BATCH_K8S_TOKEN } : {}),
+    ...(e.BATCH_K8S_NODE ? { kubeNode: e.BATCH_K8S_NODE } : {}),
   };
 }
 
+/** The executor's settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
 export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): ExecutorConfig {
+  const e = parseEnv(EXECUTOR_ENV, env);
   const nodeName =
-    env.BATCH_NODE_NAME ??
+    e.BATCH_NODE_NAME ??
     hostname()
       .toLowerCase()
       .replace(/[^a-z0-9-]/g, '-')
       .replace(/^-+|-+$/g, '');
-  // The name is part of etcd keys and of the data dir: no "/" and no "..".
-  if (!/^[A-Za-z0-9]([-A-Za-z0-9_.]{0,251}[A-Za-z0-9])?$/.test(nodeName) || nodeName.includes('..')) {
-    throw new Error(`BATCH_NODE_NAME=${JSON.stringify(nodeName)} is not a node name: use letters, digits, "-", "_" or "." (at most 253)`);
-  }
+  const problem = nodeNameProblem(nodeName);
+  if (problem) throw new ConfigError([`BATCH_NODE_NAME is unset and the host name ${JSON.stringify(nodeName)} ${problem}: set BATCH_NODE_NAME`]);
   const labels: Record<string, string> = {};
-  for (const pair of (env.BATCH_NODE_LABELS ?? '').split(',').filter(Boolean)) {
+  for (const pair of (e.BATCH_NODE_LABELS ?? '').split(',').filter(Boolean)) {
     const [k, ...rest] = pair.split('=');
-    if (!k.trim()) throw new Error(`BATCH_NODE_LABELS has an entry without a key: ${JSON.stringify(pair)}; write k=v,k=v`);
     labels[k.trim()] = rest.join('=').trim();
   }
   return {
     nodeName,
-    dataDir: env.BATCH_DATA_DIR ?? join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'batchapi', 'executor', nodeName),
-    cpu: env.BATCH_NODE_CPU,
-    memory: env.BATCH_NODE_MEMORY,
+    dataDir: e.BATCH_DATA_DIR ?? join(e.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'batchapi', 'executor', nodeName),
+    cpu: e.BATCH_NODE_CPU,
+    memory: e.BATCH_NODE_MEMORY,
     labels,
-    killGraceMs: positiveInt(env, 'BATCH_KILL_GRACE_MS', 10000, 0),
-    reportIntervalMs: positiveInt(env, 'BATCH_REPORT_INTERVAL_MS', 100, 1),
-    nvidiaSmi: env.BATCH_NVIDIA_SMI || 'nvidia-smi',
-    isolation: env.BATCH_ISOLATION === 'none' ? 'none' : 'auto',
-    logMaxBytes: positiveInt(env, 'BATCH_LOG_MAX_BYTES', 64 * 1024 * 1024, 1),
-    ...(env.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
+    killGraceMs: e.BATCH_KILL_GRACE_MS,
+    reportIntervalMs: e.BATCH_REPORT_INTERVAL_MS,
+    nvidiaSmi: e.BATCH_NVIDIA_SMI,
+    isolation: e.BATCH_ISOLATION,
+    logMaxBytes: e.BATCH_LOG_MAX_BYTES,
+    ...(e.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };
 }
 
-/** An integer setting of at least `min`, or its default when unset; anything else stops the start with a message naming the variable. */
-function positiveInt(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < min)
-    throw new Error(`${name}=${JSON.stringify(raw)} is not an integer of at least ${min}; unset it for the default ${fallback}`);
-  return n;
+/** How a process runs simulated nodes instead of a real one (`BATCH_SIMULATE_NODES` > 0). */
+export interface SimulationConfig {
+  /** Simulated nodes to run (`BATCH_SIMULATE_NODES`); 0 runs a real node. @default 0 */
+  nodes: number;
+  /** Prefix of their names (`BATCH_NODE_NAME`). @default "sim" */
+  prefix: string;
+  /** How long a task "runs", in milliseconds (`BATCH_SIM_TASK_MS`). @default 1000 */
+  taskMs: number;
+}
+
+const SIMULATION_ENV = EXECUTOR_ENV.pick({ BATCH_SIMULATE_NODES: true, BATCH_NODE_NAME: true, BATCH_SIM_TASK_MS: true });
+
+/** The simulated fleet's settings from the environment; a bad value throws `ConfigError` naming the variable. */
+export function simulationConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SimulationConfig {
+  const e = parseEnv(SIMULATION_ENV, env);
+  return { nodes: e.BATCH_SIMULATE_NODES, prefix: e.BATCH_NODE_NAME ?? 'sim', taskMs: e.BATCH_SIM_TASK_MS };
 }

@@ -126,7 +126,7 @@ export class AttemptLimits {
 export function sweepCgroups(kind: IsolationKind, node: string, root = ROOT): void {
   const parents = kind === 'cgroup2' ? [join(root, 'batchapi')] : kind === 'cgroup1' ? [join(root, 'memory', 'batchapi'), join(root, 'cpu', 'batchapi')] : [];
   for (const parent of parents) {
-    let names: string[] = [];
+    let names: string[];
     try {
       names = readdirSync(parent, { withFileTypes: true })
         .filter((e) => e.isDirectory() && e.name.startsWith(`${node}-`))

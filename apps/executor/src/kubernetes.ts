@@ -18,7 +18,8 @@ import { Transform } from 'node:stream';
 import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
-import type { attemptPaths, ProcessExit } from './task-process';
+import type { AttemptExit, RunningAttempt } from './attempt-backend';
+import type { attemptPaths } from './task-process';
 
 /** Settings of the Kubernetes backend. */
 export interface KubernetesBackendConfig {
@@ -34,30 +35,6 @@ export interface KubernetesBackendConfig {
   token?: string;
   /** The Kubernetes node this executor stands for (`BATCH_K8S_NODE`); unset: the whole cluster as one node. @default none */
   kubeNode?: string;
-}
-
-/** How an attempt on any backend ended, beyond a process's exit. */
-export interface AttemptExit extends ProcessExit {
-  /** The container was killed at its memory limit. */
-  oomKilled?: boolean;
-  /** The backend stopped it at its deadline. */
-  deadlineExceeded?: boolean;
-  /**
-   * With `nodeError`: the node refused it for lack of room (the kubelet's `OutOfcpu`, pods that
-   * are not BatchAPI's took it). Requeued like any node error; the node's capacity is read
-   * again, and only a refusal the new capacity does not explain counts toward quarantine.
-   */
-  nodeFull?: boolean;
-}
-
-/** A running attempt, whatever runs it. */
-export interface RunningAttempt {
-  readonly exited: Promise<AttemptExit>;
-  readonly pid?: number;
-  /** SIGTERM (or a graceful delete), then SIGKILL after `graceMs`. */
-  stop(graceMs: number): void;
-  /** At once. */
-  kill(): void;
 }
 
 /** Labels of every task pod. */

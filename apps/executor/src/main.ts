@@ -1,4 +1,5 @@
-import { requireServiceToken, serviceMain } from '@batchapi/runtime';
+import { configOrExit, requireServiceToken, serviceMain } from '@batchapi/runtime';
+import { simulationConfigFromEnv } from './config';
 import { startExecutor } from './executor';
 import { startSimulatedFleet } from './simulated-fleet';
 
@@ -6,15 +7,9 @@ import { startSimulatedFleet } from './simulated-fleet';
 requireServiceToken('executor');
 
 // BATCH_SIMULATE_NODES=N runs N simulated nodes instead of one real one (see simulated-fleet.ts).
-const simulated = Number(process.env.BATCH_SIMULATE_NODES ?? 0);
-if (simulated > 0) {
-  void serviceMain((onLeaseLost) =>
-    startSimulatedFleet(
-      { nodes: simulated, prefix: process.env.BATCH_NODE_NAME ?? 'sim', taskMs: Number(process.env.BATCH_SIM_TASK_MS ?? 1000) },
-      undefined,
-      onLeaseLost,
-    ),
-  );
+const simulation = configOrExit(() => simulationConfigFromEnv());
+if (simulation.nodes > 0) {
+  void serviceMain((onLeaseLost) => startSimulatedFleet(simulation, undefined, onLeaseLost));
 } else {
   // On self-fencing the process exits (its tasks are already killed); the supervisor restarts it.
   void serviceMain((onLeaseLost) => startExecutor({ onFenced: onLeaseLost }));

@@ -134,7 +134,7 @@ export class ProcessGroupLedger {
 /** Every live (non-zombie) process with its process group, from `/proc`. */
 function liveProcesses(): Array<{ pid: number; pgrp: number }> {
   const out: Array<{ pid: number; pgrp: number }> = [];
-  let entries: string[] = [];
+  let entries: string[];
   try {
     entries = readdirSync('/proc');
   } catch {

@@ -1,13 +1,14 @@
 /**
  * Simulated executors: one process registers many simulated nodes under its one lease and
  * "runs" the tasks bound to them for a while without processes — for the local cluster at
- * scale and for end-to-end benchmarks. Reports go through the same batched, fenced
- * `reportGroups` path as real executors.
+ * scale and for end-to-end benchmarks. Reports go through the same `Reporter` (batched, fenced
+ * `reportGroups`) as real executors.
  */
 import { type Binding, boundGroupStatus, type GroupStatus, NODE_LOST, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext } from '@batchapi/runtime';
-import { type Informer, MAX_TXN_OPS, type Op, reportGroups, type Versioned } from '@batchapi/store';
+import { type Informer, MAX_TXN_OPS, type Op, type Versioned } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { type ReportedGroup, Reporter } from './reporter';
 
 /** Options of a simulated fleet. */
 export interface FleetOptions {
@@ -24,12 +25,7 @@ export interface FleetOptions {
 }
 export const FLEET_OPTIONS = Symbol('FleetOptions');
 
-interface SimGroup {
-  key: string;
-  node: string;
-  status: GroupStatus;
-  revision: string;
-  dirty: boolean;
+interface SimGroup extends ReportedGroup {
   timer?: NodeJS.Timeout;
 }
 
@@ -40,8 +36,8 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private readonly arriving = new Map<string, Binding>();
   private stopped = false;
   private informer?: Informer;
-  private reporter?: NodeJS.Timeout;
-  private flushing = false;
+  private reportTimer?: NodeJS.Timeout;
+  private readonly reports: Reporter<SimGroup>;
   readonly names: string[];
 
   constructor(
@@ -54,6 +50,18 @@ export class SimulatedFleet implements OnApplicationShutdown {
     this.ready = () => {
       ready = true;
     };
+    // A few nodes at a time: every report of an array job also updates its one job record.
+    this.reports = new Reporter(
+      ctx.store,
+      () => ctx.lease.id,
+      {
+        groups: () => this.groups.values(),
+        done: (g) => this.forget(g.key),
+        refused: (g) => this.forget(g.key),
+        stale: (groups) => this.settleStale(groups),
+      },
+      { lanes: 4 },
+    );
   }
   private readonly ready: () => void;
 
@@ -85,13 +93,13 @@ export class SimulatedFleet implements OnApplicationShutdown {
         }
       },
     });
-    this.reporter = setInterval(() => void this.flush(), this.o.reportIntervalMs ?? 100);
+    this.reportTimer = setInterval(() => void this.reports.flush(), this.o.reportIntervalMs ?? 100);
     this.ready();
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
-    clearInterval(this.reporter);
+    clearInterval(this.reportTimer);
     await this.informer?.stop();
     for (const g of this.groups.values()) clearTimeout(g.timer);
   }
@@ -129,16 +137,26 @@ export class SimulatedFleet implements OnApplicationShutdown {
     const now = Date.now();
     const startedBefore = atStart && st.value.tasks.some((t) => t.state !== 'Bound');
     if (startedBefore) {
-      const g: SimGroup = { key, node: b.node, status: lostByPredecessor(st.value, now), revision: st.modRevision, dirty: true };
+      const g: SimGroup = {
+        key,
+        statusKey: this.ctx.store.keys.group(b.jobId, b.start, b.attempt),
+        node: b.node,
+        status: lostByPredecessor(st.value, now),
+        statusRevision: st.modRevision,
+        dirty: true,
+        results: [],
+      };
       this.groups.set(key, g);
       return;
     }
     const g: SimGroup = {
       key,
+      statusKey: this.ctx.store.keys.group(b.jobId, b.start, b.attempt),
       node: b.node,
       status: { ...st.value, tasks: st.value.tasks.map(() => ({ state: 'Running' as const, startedAt: now })) },
-      revision: st.modRevision,
+      statusRevision: st.modRevision,
       dirty: true,
+      results: [],
     };
     this.groups.set(key, g);
     if (b.cancelRequested || b.preempt?.length) this.finish(g, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
@@ -179,53 +197,6 @@ export class SimulatedFleet implements OnApplicationShutdown {
     this.groups.delete(key);
   }
 
-  private async flush(): Promise<void> {
-    if (this.flushing) return;
-    this.flushing = true;
-    try {
-      const byNode = new Map<string, SimGroup[]>();
-      for (const g of this.groups.values()) if (g.dirty) byNode.set(g.node, [...(byNode.get(g.node) ?? []), g]);
-      // A few nodes at a time: every report of an array job also updates its one job record.
-      const todo = [...byNode];
-      const lane = async () => {
-        for (let next = todo.shift(); next; next = todo.shift()) await this.report(next[0], next[1]);
-      };
-      await Promise.all([lane(), lane(), lane(), lane()]);
-    } finally {
-      this.flushing = false;
-    }
-  }
-
-  /** Reports one node's changed groups; fenced by the node key, which lives on this process's lease. */
-  private async report(node: string, groups: SimGroup[]): Promise<void> {
-    const keyOf = (g: SimGroup) => this.ctx.store.keys.group(g.status.jobId, g.status.start, g.status.attempt);
-    for (const g of groups) g.dirty = false;
-    const stale: SimGroup[] = [];
-    const res = await reportGroups(
-      this.ctx.store,
-      node,
-      this.ctx.lease.id,
-      groups.map((g) => ({ status: g.status, statusRevision: g.revision })),
-      Date.now(),
-    ).catch(() => undefined);
-    for (const g of groups) {
-      const rev = res?.accepted.get(keyOf(g));
-      if (rev) {
-        g.revision = rev;
-        const written = res!.written.get(keyOf(g))!;
-        g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (written.tasks[k]?.released ? { ...t, released: true } : t)) };
-        if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state)) && !g.dirty) this.forget(g.key);
-      } else if (res?.refused.includes(keyOf(g))) this.forget(g.key);
-      // Failed, lost a race or its answer was lost: again next flush, which recognises a report of
-      // this process that did land by its token (rebased, never refused).
-      else {
-        g.dirty = true;
-        if (res) stale.push(g);
-      }
-    }
-    if (stale.length) await this.settleStale(stale);
-  }
-
   /**
    * Reports neither accepted nor refused although etcd answered: a lost race on a busy record
    * (sent again as they are), or a status another writer changed while the binding stays. The
@@ -235,15 +206,14 @@ export class SimulatedFleet implements OnApplicationShutdown {
    * again after the next refusal.
    */
   private async settleStale(groups: SimGroup[]): Promise<void> {
-    const keys = groups.map((g) => this.ctx.store.keys.group(g.status.jobId, g.status.start, g.status.attempt));
-    const now = await this.ctx.store.getMany<GroupStatus>(keys).catch(() => undefined);
+    const now = await this.ctx.store.getMany<GroupStatus>(groups.map((g) => g.statusKey)).catch(() => undefined);
     if (!now) return;
     groups.forEach((g, k) => {
       const s = now[k];
-      if (!s || s.modRevision === g.revision || s.value.reporter?.lease === this.ctx.lease.id || this.groups.get(g.key) !== g) return;
+      if (!s || s.modRevision === g.statusRevision || s.value.reporter?.lease === this.ctx.lease.id || this.groups.get(g.key) !== g) return;
       clearTimeout(g.timer);
       g.status = lostByPredecessor(s.value, Date.now());
-      g.revision = s.modRevision;
+      g.statusRevision = s.modRevision;
       g.dirty = true;
       this.ctx.log.warn(
         { group: g.key, reporter: s.value.reporter?.lease },

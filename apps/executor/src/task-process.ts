@@ -50,7 +50,7 @@ export function attemptPaths(dataDir: string, jobId: string, index: number, atte
  * start). Each stream keeps at most twice the cap on disk.
  */
 export function rotateIfOver(file: string, maxBytes: number): boolean {
-  let size = 0;
+  let size: number;
   try {
     size = statSync(file).size;
   } catch {

@@ -1,7 +1,7 @@
 /** The executor's settings from its environment: defaults, parsing, and refusals that name the variable. */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { executorConfigFromEnv } from '../src';
+import { executorConfigFromEnv, kubernetesConfigFromEnv, simulationConfigFromEnv } from '../src';
 
 it('defaults every setting when the environment is empty', () => {
   const c = executorConfigFromEnv({ BATCH_NODE_NAME: 'n1' });
@@ -47,12 +47,27 @@ it('reads every variable', () => {
 });
 
 it.each([
-  [{ BATCH_KILL_GRACE_MS: '10s' }, /BATCH_KILL_GRACE_MS="10s" is not an integer of at least 0/],
-  [{ BATCH_REPORT_INTERVAL_MS: '0' }, /BATCH_REPORT_INTERVAL_MS="0" is not an integer of at least 1/],
-  [{ BATCH_LOG_MAX_BYTES: '-1' }, /BATCH_LOG_MAX_BYTES/],
-  [{ BATCH_NODE_LABELS: '=x' }, /BATCH_NODE_LABELS has an entry without a key/],
-  [{ BATCH_NODE_NAME: '../etc' }, /BATCH_NODE_NAME="..\/etc" is not a node name/],
-  [{ BATCH_NODE_NAME: 'a/b' }, /is not a node name/],
+  [{ BATCH_KILL_GRACE_MS: '10s' }, 'BATCH_KILL_GRACE_MS must be an integer ≥ 0 (got "10s")'],
+  [{ BATCH_REPORT_INTERVAL_MS: '0' }, 'BATCH_REPORT_INTERVAL_MS must be an integer ≥ 1 (got "0")'],
+  [{ BATCH_LOG_MAX_BYTES: '-1' }, 'BATCH_LOG_MAX_BYTES must be an integer ≥ 1 (got "-1")'],
+  [{ BATCH_NODE_LABELS: '=x' }, 'BATCH_NODE_LABELS must be k=v pairs separated by commas; the entry "=x" has no key (got "=x")'],
+  [{ BATCH_NODE_NAME: '../etc' }, /^BATCH_NODE_NAME must be a node name: .* \(got "\.\.\/etc"\)$/],
+  [{ BATCH_NODE_NAME: 'a/b' }, /BATCH_NODE_NAME must be a node name/],
+  [{ BATCH_ISOLATION: 'strict' }, 'BATCH_ISOLATION must be one of "auto", "none" (got "strict")'],
+  [{ BATCH_EXECUTOR_BACKEND: 'k8s' }, 'BATCH_EXECUTOR_BACKEND must be one of "process", "kubernetes" (got "k8s")'],
 ])('refuses %j', (env, message) => {
   expect(() => executorConfigFromEnv({ BATCH_NODE_NAME: 'n1', ...env })).toThrow(message);
+});
+
+it('reads the Kubernetes backend and the simulated fleet', () => {
+  expect(executorConfigFromEnv({ BATCH_NODE_NAME: 'n1', BATCH_EXECUTOR_BACKEND: 'kubernetes', BATCH_K8S_REWATCH_MS: '250', BATCH_K8S_NODE: '' })).toMatchObject(
+    {
+      backend: 'kubernetes',
+      kubernetes: { namespace: 'batchapi-tasks', image: 'busybox:1.36', rewatchMs: 250 },
+    },
+  );
+  expect(kubernetesConfigFromEnv({})).toEqual({ namespace: 'batchapi-tasks', image: 'busybox:1.36', rewatchMs: 1000 });
+  expect(simulationConfigFromEnv({})).toEqual({ nodes: 0, prefix: 'sim', taskMs: 1000 });
+  expect(simulationConfigFromEnv({ BATCH_SIMULATE_NODES: '500', BATCH_SIM_TASK_MS: '' })).toEqual({ nodes: 500, prefix: 'sim', taskMs: 1000 });
+  expect(() => simulationConfigFromEnv({ BATCH_SIMULATE_NODES: 'many' })).toThrow('BATCH_SIMULATE_NODES must be an integer ≥ 0 (got "many")');
 });

@@ -77,7 +77,7 @@ it("follows a log across a rotation (copy-and-truncate) from the file's new star
 it('answers 404 with not_found for a log that does not exist', async () => {
   const res = await logs('nosuchjob/0/1/stdout');
   expect(res.status).toBe(404);
-  expect((await res.json()).error).toMatchObject({ code: 'not_found', id: 'nosuchjob' });
+  expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: 'not_found', id: 'nosuchjob' });
 });
 
 it.each([
@@ -89,7 +89,7 @@ it.each([
 ])('refuses %s/%s/%s/%s with 400 naming %s, before touching the disk', async (job, index, attempt, stream, field) => {
   const res = await logs(`${job}/${index}/${attempt}/${stream}`);
   expect(res.status).toBe(400);
-  expect((await res.json()).error).toMatchObject({ code: 'invalid_argument', field });
+  expect(((await res.json()) as { error: unknown }).error).toMatchObject({ code: 'invalid_argument', field });
 });
 
 it.each([

@@ -1,3 +1,4 @@
 export * from './quota';
 export * from './cluster-config';
 export * from './workflow-controller';
+export * from './config';

@@ -3,7 +3,8 @@ import { runService, type RunningService, type ServiceConfig } from '@batchapi/r
 import type { ClusterConfig } from '@batchapi/api';
 import { Admitter } from './admitter';
 import { seedCluster } from './cluster-config';
-import { RETENTION_TUNING, RetentionService, retentionFromEnv, type RetentionTuning } from './retention.service';
+import { quotaConfigFromEnv } from './config';
+import { RETENTION_TUNING, RetentionService, type RetentionTuning } from './retention.service';
 import { WorkflowController } from './workflow-controller';
 
 export interface QuotaOptions {
@@ -17,11 +18,13 @@ export interface QuotaOptions {
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
+  // Read at start, not at import: a bad value stops here with a message naming its variable.
+  const env = quotaConfigFromEnv();
   const svc = await runService({
     name: 'quota',
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
-    providers: [Admitter, WorkflowController, RetentionService, { provide: RETENTION_TUNING, useValue: { ...retentionFromEnv(), ...opts.retention } }],
+    providers: [Admitter, WorkflowController, RetentionService, { provide: RETENTION_TUNING, useValue: { ...env.retention, ...opts.retention } }],
   });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;

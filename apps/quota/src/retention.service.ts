@@ -3,7 +3,7 @@
  * every pass (fenced by its leader key); the others stand by.
  */
 import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
-import { collectHistory, DEFAULT_RETENTION, type Leadership, type RetentionPolicy } from '@batchapi/store';
+import { collectHistory, type Leadership, type RetentionPolicy } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -14,16 +14,6 @@ export interface RetentionTuning extends RetentionPolicy {
   intervalMs: number;
 }
 export const RETENTION_TUNING = Symbol('RetentionTuning');
-
-/** From `BATCH_JOB_RETENTION` and `BATCH_IDEMPOTENCY_TTL` (seconds). */
-export function retentionFromEnv(env: NodeJS.ProcessEnv = process.env): RetentionTuning {
-  return {
-    ...DEFAULT_RETENTION,
-    intervalMs: 60_000,
-    ...(env.BATCH_JOB_RETENTION ? { jobRetentionMs: Number(env.BATCH_JOB_RETENTION) * 1000 } : {}),
-    ...(env.BATCH_IDEMPOTENCY_TTL ? { idempotencyTtlMs: Number(env.BATCH_IDEMPOTENCY_TTL) * 1000 } : {}),
-  };
-}
 
 @Injectable()
 export class RetentionService implements OnApplicationBootstrap, OnApplicationShutdown {

@@ -104,7 +104,7 @@ export class SchedulerCache {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.mirrors().map((m) => m.informer?.stop()));
+    await Promise.all(this.mirrors().map(async (m) => m.informer?.stop()));
   }
 
   /**

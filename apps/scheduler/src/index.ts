@@ -2,3 +2,4 @@ export * from './scheduler';
 export * from './scheduler.service';
 export * from './cycle';
 export * from './cache';
+export * from './config';

@@ -3,6 +3,7 @@ import { runService, type RunningService, type ServiceConfig } from '@batchapi/r
 import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './scheduler.service';
 import { WhyController } from './why.controller';
 import { DEFAULT_MAX_JOBS_PER_CYCLE } from './cycle';
+import { schedulerConfigFromEnv } from './config';
 
 export interface SchedulerOptions {
   tuning?: Partial<SchedulerTuning>;
@@ -12,7 +13,9 @@ export interface SchedulerOptions {
 }
 
 export async function startScheduler(opts: SchedulerOptions = {}): Promise<RunningService> {
-  const ttlMs = (opts.config?.leaseTtlSeconds ?? Number(process.env.BATCH_LEASE_TTL ?? 5)) * 1000;
+  // Read at start, not at import: a bad value stops here with a message naming its variable.
+  const env = schedulerConfigFromEnv();
+  const ttlMs = (opts.config?.leaseTtlSeconds ?? env.leaseTtlSeconds) * 1000;
   const tuning: SchedulerTuning = {
     idleMs: 500,
     busyMs: 20,
@@ -20,7 +23,7 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     maxJobsPerCycle: DEFAULT_MAX_JOBS_PER_CYCLE,
     nodeLostAfterMs: ttlMs + 2000,
     preemption: { protectMs: 60_000, perQueuePerMinute: 100 },
-    usageHalfLifeMs: Number(process.env.BATCH_USAGE_HALF_LIFE ?? 3600) * 1000,
+    usageHalfLifeMs: env.usageHalfLifeMs,
     usageSaveMs: 10_000,
     ...opts.tuning,
   };

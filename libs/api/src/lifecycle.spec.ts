@@ -1,3 +1,4 @@
+import { ApiError } from './errors';
 import {
   applyGroupOutcomes,
   failPending,
@@ -192,7 +193,6 @@ describe('ApiError.fromBody', () => {
     ['Forbidden', 403, 'permission_denied'],
     [{}, 418, 'internal'],
   ])('%j with %i → %s', async (body, status, code) => {
-    const { ApiError } = await import('./errors');
     expect(ApiError.fromBody(status, body).code).toBe(code);
   });
 });

@@ -1,6 +1,8 @@
-/** Settings every service reads from its environment. */
+/** Settings every service reads from its environment: their schema (`SERVICE_ENV`) and the parsed `ServiceConfig`. */
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
+import { z } from 'zod';
+import { envEnum, envList, envNumber, envString, parseEnv } from './env';
 
 /** What a service process needs to start. */
 export interface ServiceConfig {
@@ -16,7 +18,7 @@ export interface ServiceConfig {
   advertiseHost: string;
   /** TCP port of the service-to-service calls (`BATCH_RPC_PORT`; services that serve them); 0 picks a free one. @default 0 */
   rpcPort: number;
-  /** Process lease TTL in seconds (`BATCH_LEASE_TTL`). @default 5 */
+  /** Process lease TTL, in seconds (`BATCH_LEASE_TTL`). @default 5 */
   leaseTtlSeconds: number;
   /** Identity of this process (`BATCH_INSTANCE_ID`). @default hostname-pid-random */
   instanceId: string;
@@ -26,26 +28,52 @@ export interface ServiceConfig {
   etcdTls?: { caFile: string; certFile?: string; keyFile?: string };
 }
 
+/** Host values that listen on every interface: other processes cannot reach them there. */
+const WILDCARD_HOSTS = ['0.0.0.0', '::', ''];
+
+/** The variables every service reads (docs/configuration.md, "Every service"). */
+export const SERVICE_ENV = z.object({
+  BATCH_ETCD_ENDPOINTS: envList({ default: ['http://127.0.0.1:2379'], doc: 'etcd client URLs.' }),
+  BATCH_ETCD_PREFIX: envString({ default: '/batch/', doc: 'Root prefix of every key this cluster writes in etcd.' }),
+  BATCH_ETCD_CA: envString({ type: 'path', doc: 'PEM file of the CA of etcd: set, the etcd client uses TLS.' }),
+  BATCH_ETCD_CERT: envString({ type: 'path', doc: "PEM file of this client's certificate to etcd (with `BATCH_ETCD_CA`)." }),
+  BATCH_ETCD_KEY: envString({ type: 'path', doc: "PEM file of this client's private key to etcd (with `BATCH_ETCD_CA`)." }),
+  BATCH_HOST: envString({ default: '127.0.0.1', doc: 'HTTP listen address.' }),
+  BATCH_PORT: envNumber({ default: 0, min: 0, doc: 'HTTP port; 0 picks a free one.' }),
+  BATCH_ADVERTISE_HOST: envString({
+    defaultText: '`BATCH_HOST`, or the host name when that is a wildcard',
+    doc: 'Address other processes reach this one at, written in its member record.',
+  }),
+  BATCH_RPC_PORT: envNumber({ default: 0, min: 0, doc: 'TCP port of service-to-service calls (services that serve them); 0 picks a free one.' }),
+  BATCH_LEASE_TTL: envNumber({ default: 5, min: 1, unit: 'seconds', doc: "TTL of the process's etcd lease: how soon others see it gone." }),
+  BATCH_INSTANCE_ID: envString({ defaultText: 'host-pid-random', doc: 'Identity of this process.' }),
+  BATCH_LOG_LEVEL: envEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', doc: 'Log level.' }),
+  BATCH_SERVICE_TOKEN_FILE: envString({
+    type: 'path',
+    doc: "File holding the cluster's shared service token (preferred over `BATCH_SERVICE_TOKEN`); admission, scheduler and executor refuse to start without a token.",
+  }),
+  BATCH_SERVICE_TOKEN: envString({ doc: "The cluster's shared service token (at least 32 printable characters), when `BATCH_SERVICE_TOKEN_FILE` is unset." }),
+});
+
+/** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
 export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConfig {
+  const e = parseEnv(SERVICE_ENV, env);
   return {
-    etcdEndpoints: (env.BATCH_ETCD_ENDPOINTS ?? 'http://127.0.0.1:2379')
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-    etcdPrefix: env.BATCH_ETCD_PREFIX ?? '/batch/',
-    host: env.BATCH_HOST ?? '127.0.0.1',
-    port: Number(env.BATCH_PORT ?? 0),
-    rpcPort: Number(env.BATCH_RPC_PORT ?? 0),
-    advertiseHost: env.BATCH_ADVERTISE_HOST ?? (['0.0.0.0', '::', ''].includes(env.BATCH_HOST ?? '127.0.0.1') ? hostname() : (env.BATCH_HOST ?? '127.0.0.1')),
-    leaseTtlSeconds: Number(env.BATCH_LEASE_TTL ?? 5),
-    instanceId: env.BATCH_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
-    logLevel: env.BATCH_LOG_LEVEL ?? 'info',
-    ...(env.BATCH_ETCD_CA
+    etcdEndpoints: e.BATCH_ETCD_ENDPOINTS,
+    etcdPrefix: e.BATCH_ETCD_PREFIX,
+    host: e.BATCH_HOST,
+    port: e.BATCH_PORT,
+    rpcPort: e.BATCH_RPC_PORT,
+    advertiseHost: e.BATCH_ADVERTISE_HOST ?? (WILDCARD_HOSTS.includes(e.BATCH_HOST) ? hostname() : e.BATCH_HOST),
+    leaseTtlSeconds: e.BATCH_LEASE_TTL,
+    instanceId: e.BATCH_INSTANCE_ID ?? `${hostname()}-${process.pid}-${randomUUID().slice(0, 8)}`,
+    logLevel: e.BATCH_LOG_LEVEL,
+    ...(e.BATCH_ETCD_CA
       ? {
           etcdTls: {
-            caFile: env.BATCH_ETCD_CA,
-            ...(env.BATCH_ETCD_CERT ? { certFile: env.BATCH_ETCD_CERT } : {}),
-            ...(env.BATCH_ETCD_KEY ? { keyFile: env.BATCH_ETCD_KEY } : {}),
+            caFile: e.BATCH_ETCD_CA,
+            ...(e.BATCH_ETCD_CERT ? { certFile: e.BATCH_ETCD_CERT } : {}),
+            ...(e.BATCH_ETCD_KEY ? { keyFile: e.BATCH_ETCD_KEY } : {}),
           },
         }
       : {}),

@@ -3,3 +3,4 @@ export * from './errors.filter';
 export * from './service';
 export * from './rpc-server';
 export * from './service-credential';
+export * from './env';

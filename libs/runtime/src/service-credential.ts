@@ -13,10 +13,14 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { SERVICE_ENV } from './config';
+import { parseEnv } from './env';
 
 /** Fewest characters of a service token: guessing must stay out of reach (the generated ones have 43). */
 export const MIN_SERVICE_TOKEN_LENGTH = 32;
 const TOKEN_SHAPE = /^[\x21-\x7e]+$/;
+/** The variables naming the token (documented with the other `SERVICE_ENV` variables). */
+const TOKEN_ENV = SERVICE_ENV.pick({ BATCH_SERVICE_TOKEN_FILE: true, BATCH_SERVICE_TOKEN: true });
 
 /** The service token is missing or malformed; names the variable to set. */
 export class ServiceTokenError extends Error {
@@ -40,16 +44,17 @@ export function newServiceToken(): string {
  * printable ASCII throws `ServiceTokenError`.
  */
 export function serviceTokenFromEnv(env: NodeJS.ProcessEnv = process.env): string | undefined {
+  const e = parseEnv(TOKEN_ENV, env);
   let token: string | undefined;
   let from = 'BATCH_SERVICE_TOKEN';
-  if (env.BATCH_SERVICE_TOKEN_FILE) {
-    from = `the file ${env.BATCH_SERVICE_TOKEN_FILE} (BATCH_SERVICE_TOKEN_FILE)`;
+  if (e.BATCH_SERVICE_TOKEN_FILE) {
+    from = `the file ${e.BATCH_SERVICE_TOKEN_FILE} (BATCH_SERVICE_TOKEN_FILE)`;
     try {
-      token = readFileSync(env.BATCH_SERVICE_TOKEN_FILE, 'utf8').trim();
+      token = readFileSync(e.BATCH_SERVICE_TOKEN_FILE, 'utf8').trim();
     } catch (err) {
       throw new ServiceTokenError(`cannot read the service token from ${from}: ${(err as Error).message}`);
     }
-  } else token = env.BATCH_SERVICE_TOKEN;
+  } else token = e.BATCH_SERVICE_TOKEN;
   if (token === undefined) return undefined;
   if (token.length < MIN_SERVICE_TOKEN_LENGTH || !TOKEN_SHAPE.test(token)) {
     throw new ServiceTokenError(

@@ -18,6 +18,7 @@ import type { FastifyReply } from 'fastify';
 import pino, { type Logger } from 'pino';
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { configFromEnv, type ServiceConfig } from './config';
+import { ConfigError, exitOnConfigError } from './env';
 import { ApiErrorFilter, toApiError } from './errors.filter';
 import { RPC_FRAMING, RPC_MAX_CONNECTIONS, RpcApiErrorFilter, ServiceCredentialGuard } from './rpc-server';
 import { type CredentialRefusal, ServiceCredential } from './service-credential';
@@ -431,6 +432,8 @@ export async function serviceMain(start: (onLeaseLost: () => void) => Promise<Ru
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   } catch (err) {
+    // A bad variable: its message says which and what to set, a stack trace would only hide it.
+    if (err instanceof ConfigError) return exitOnConfigError(err);
     console.error(err);
     process.exit(1);
   }

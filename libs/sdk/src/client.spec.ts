@@ -24,7 +24,7 @@ afterAll(() => {
 });
 
 const view = (over: Partial<JobView> = {}): JobView => ({
-  id: 'j1', name: 'job', tenant: 'default', queue: 'default', phase: 'Queued', command: ['true'], resources: { cpu: '1' }, tasks: 1, priority: 0, labels: {},
+  id: 'j1', name: 'job', tenant: 'default', queue: 'default', phase: 'Queued', command: ['true'], env: {}, resources: { cpu: '1' }, tasks: 1, priority: 0, labels: {},
   taskCounts: { pending: 1, bound: 0, running: 0, succeeded: 0, failed: 0, cancelled: 0 }, createdAt: '2026-01-01T00:00:00.000Z', ...over,
 });
 const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) =>

@@ -277,7 +277,7 @@ export class BatchClient {
 
   /** A request whose JSON answer is read within the deadline; retried when safe. */
   private async call<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-    const { res, text } = await this.attempt(method, path, body, headers, true);
+    const { text } = await this.attempt(method, path, body, headers, true);
     return JSON.parse(text) as T;
   }
 

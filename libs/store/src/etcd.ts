@@ -711,9 +711,8 @@ export class Informer {
     this.dropWatch(true);
     this.relisting = (async () => {
       while (!this.stopped) {
-        let revision: bigint;
         try {
-          revision = await this.listDifference();
+          await this.listDifference();
         } catch {
           await this.sleep(this.nextBackoff());
           continue;

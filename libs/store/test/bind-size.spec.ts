@@ -139,7 +139,7 @@ describe('bindPlan isolates what can never commit', () => {
       3,
       { maxOps: 128, maxBytes: 3 * 1024 * 1024 },
     ],
-  ])('%s', async (_name, shapes, bound, tooLarge, txns, limits) => {
+  ])('%s', async (_name, shapes: JobShape[], bound, tooLarge, txns, limits) => {
     const units: BindUnit[] = [];
     for (const s of shapes) units.push(await unitOf(s));
     const res = await bindPlan(store, leader.fence(), units, allocsOf(units), { now: 7, ...(limits ? { limits } : {}) });

@@ -10,7 +10,6 @@
 import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation, type TaskStatus } from '@batchapi/api';
 import {
   bindPlan,
-  campaign,
   type CallSeam,
   EtcdStore,
   getJob,

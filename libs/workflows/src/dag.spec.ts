@@ -1,7 +1,8 @@
 import { ApiError, type JobPhase, type StepPhase, type WorkflowRecord, type WorkflowStep } from '@batchapi/api';
 import { advance, criticalPaths, type DagStep, fanOutItems, stepJobId, validateDag } from './dag';
 
-const step = (name: string, dependsOn: string[] = [], extra: Partial<DagStep> = {}): DagStep => ({ name, dependsOn, ...extra });
+type TestStep = DagStep & { phase?: StepPhase; jobId?: string };
+const step = (name: string, dependsOn: string[] = [], extra: Partial<TestStep> = {}): TestStep => ({ name, dependsOn, ...extra });
 const errorOf = (f: () => unknown): ApiError => {
   try {
     f();

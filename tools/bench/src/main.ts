@@ -90,6 +90,7 @@ export async function main(argv: string[]): Promise<number> {
 }
 
 function machine() {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const os = require('node:os') as typeof import('node:os');
   return { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version };
 }

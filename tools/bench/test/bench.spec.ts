@@ -1,3 +1,4 @@
+import { traceNodes, tracePods } from '../src/alibaba';
 import { cutInstance, packInstance, parseOrLib } from '../src/packing';
 import { makeBacklog, makeCluster, naivePlace } from '../src/scheduling';
 
@@ -42,7 +43,6 @@ describe('scheduling bench inputs', () => {
 
 describe('alibaba trace', () => {
   it('reads nodes and pods: fractional shares, whole devices, model selectors, creation order', async () => {
-    const { traceNodes, tracePods } = await import('../src/alibaba');
     const nodes = traceNodes('sn,cpu_milli,memory_mib,gpu,model\nn0,32000,262144,0,\nn1,96000,786432,8,V100M32\n');
     expect(nodes[1]).toMatchObject({ capacity: { cpu: 96000, memory: 786432 * 2 ** 20, gpu: 8000 }, gpuCount: 8, labels: { 'gpu.model': 'V100M32' } });
     expect(nodes[0].labels).toEqual({});

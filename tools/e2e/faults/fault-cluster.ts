@@ -98,7 +98,7 @@ export function makeNetns(k = 0): { netns?: TestNetns; why?: string } {
  * subnet's traffic to a dead end for the next suite that picks it.
  */
 function dropStaleNetns(): void {
-  let names: string[] = [];
+  let names: string[];
   try {
     names = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
       .split('\n')

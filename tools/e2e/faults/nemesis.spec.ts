@@ -18,7 +18,6 @@ it(
       rate,
       faults: process.env.NEMESIS_FAULTS?.split(',').filter(Boolean) as FaultName[] | undefined,
     });
-    // eslint-disable-next-line no-console
     console.log(`nemesis seed ${seed}:\n${evidence.join('\n') || 'no problems'}`);
     expect(failures(report.row)).toEqual([]);
     expect(report.row.accepted).toBeGreaterThan(0);

@@ -7,7 +7,6 @@ export function faultSuite(scenarios: Scenario[]): void {
   const rows: ScenarioResult[] = [];
   beforeAll(() => c.start(TTL), 120_000);
   afterAll(async () => {
-    // eslint-disable-next-line no-console
     console.log(`fault scenarios (lease TTL ${TTL} s, 3-member etcd, 2 replicas of each service):\n${table(rows)}`);
     await c.stop();
   });
@@ -16,7 +15,6 @@ export function faultSuite(scenarios: Scenario[]): void {
     async (_name, s) => {
       const why = s.skip?.(c);
       if (why) {
-        // eslint-disable-next-line no-console
         console.log(`skipped "${s.name}": ${why}`);
         return;
       }

@@ -29,7 +29,6 @@ it(
       rate,
       faults: process.env.NEMESIS_FAULTS?.split(',').filter(Boolean) as FaultName[] | undefined,
     });
-    // eslint-disable-next-line no-console
     if (evidence.length) console.log(`nemesis seed ${seed}:\n${evidence.join('\n')}`);
     expect(failures(report.row)).toEqual([]);
     expect(report.row.accepted).toBeGreaterThan(0);

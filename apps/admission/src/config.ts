@@ -1,0 +1,105 @@
+/** The admission service's own settings: their schema over the environment (`ADMISSION_ENV`) and the parsed `AdmissionConfig`. */
+import { envNumber, envString, parseEnv } from '@batchapi/runtime';
+import { z } from 'zod';
+import type { EventStreamLimits } from './event-stream';
+import type { OverloadLimits } from './overload';
+import type { ReadLimits } from './read-limit';
+
+/** The variables of an admission replica (docs/configuration.md, "admission"). */
+export const ADMISSION_ENV = z.object({
+  BATCH_TOKENS_FILE: envString({
+    type: 'path',
+    doc: 'The tokens file: who may call the API, as which tenant and role. Required by `admission` (see docs/architecture.md).',
+  }),
+  BATCH_MAX_BODY_BYTES: envNumber({
+    min: 1,
+    unit: 'bytes',
+    defaultText: "1048576 (the runtime's)",
+    doc: 'Largest request body; larger requests are answered 413.',
+  }),
+  BATCH_MAX_INFLIGHT_SUBMITS: envNumber({
+    default: 256,
+    min: 0,
+    unit: 'submits',
+    doc: 'Most submits one replica handles at once before answering 503 `overloaded`; 0 turns the cap off.',
+  }),
+  BATCH_MAX_EVENT_LOOP_DELAY_MS: envNumber({
+    default: 2000,
+    min: 0,
+    int: false,
+    unit: 'ms',
+    doc: 'Event-loop delay (p99 over the last second) past which submits are shed 503 `overloaded`; 0 turns it off.',
+  }),
+  BATCH_READS_PER_SECOND: envNumber({
+    default: 50,
+    min: 0,
+    int: false,
+    unit: 'reads/s',
+    doc: "Reads per second of one tenant's tokens on one replica; 0 turns the limit off.",
+  }),
+  BATCH_READ_BURST: envNumber({ default: 100, min: 0, int: false, unit: 'reads', doc: 'Reads a tenant may make at once before its rate holds it.' }),
+  BATCH_OPERATOR_READS_PER_SECOND: envNumber({
+    default: 500,
+    min: 0,
+    int: false,
+    unit: 'reads/s',
+    doc: "Reads per second of one operator tenant's tokens on one replica; 0 turns the limit off.",
+  }),
+  BATCH_OPERATOR_READ_BURST: envNumber({ default: 1000, min: 0, int: false, unit: 'reads', doc: 'Reads an operator tenant may make at once.' }),
+  BATCH_MAX_EVENT_STREAMS: envNumber({
+    default: 1000,
+    min: 0,
+    unit: 'streams',
+    doc: 'Most event streams open at once on the replica; then 503 `unavailable`.',
+  }),
+  BATCH_MAX_EVENT_STREAMS_PER_TENANT: envNumber({
+    default: 100,
+    min: 0,
+    unit: 'streams',
+    doc: "Most event streams one tenant's tokens hold open at once on the replica; then 429 `too_many_streams` (operators are held only by `BATCH_MAX_EVENT_STREAMS`).",
+  }),
+  BATCH_EVENT_STREAM_STALL_MS: envNumber({
+    default: 30_000,
+    min: 0,
+    unit: 'ms',
+    doc: 'How long a view may wait for a client that reads nothing before its stream is closed as a slow consumer.',
+  }),
+});
+
+/** An admission replica's settings, as read from its environment. */
+export interface AdmissionConfig {
+  /** Tokens file path (`BATCH_TOKENS_FILE`). @default none: `admission` refuses to start */
+  tokensFile?: string;
+  /** Largest request body, in bytes (`BATCH_MAX_BODY_BYTES`). @default the runtime's, 1048576 */
+  bodyLimit?: number;
+  /** Most submits handled at once (`BATCH_MAX_INFLIGHT_SUBMITS`); 0 turns it off. @default 256 */
+  maxInflightSubmits: number;
+  /** Shedding of submits (`BATCH_MAX_EVENT_LOOP_DELAY_MS`). @default see `OverloadLimits` */
+  overload: OverloadLimits;
+  /** Read budgets (`BATCH_READS_PER_SECOND`, `BATCH_READ_BURST`, `BATCH_OPERATOR_*`). @default see `ReadLimits` */
+  reads: ReadLimits;
+  /** Event stream caps and stall timeout (`BATCH_MAX_EVENT_STREAMS*`, `BATCH_EVENT_STREAM_STALL_MS`). @default see `EventStreamLimits` */
+  streams: EventStreamLimits;
+}
+
+/** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
+export function admissionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): AdmissionConfig {
+  const e = parseEnv(ADMISSION_ENV, env);
+  return {
+    tokensFile: e.BATCH_TOKENS_FILE || undefined,
+    bodyLimit: e.BATCH_MAX_BODY_BYTES,
+    maxInflightSubmits: e.BATCH_MAX_INFLIGHT_SUBMITS,
+    overload: { maxLoopDelayMs: e.BATCH_MAX_EVENT_LOOP_DELAY_MS },
+    reads: {
+      tenantRate: e.BATCH_READS_PER_SECOND,
+      tenantBurst: e.BATCH_READ_BURST,
+      operatorRate: e.BATCH_OPERATOR_READS_PER_SECOND,
+      operatorBurst: e.BATCH_OPERATOR_READ_BURST,
+    },
+    streams: {
+      maxStreams: e.BATCH_MAX_EVENT_STREAMS,
+      maxStreamsPerTenant: e.BATCH_MAX_EVENT_STREAMS_PER_TENANT,
+      stallMs: e.BATCH_EVENT_STREAM_STALL_MS,
+    },
+  };
+}

@@ -1,0 +1,205 @@
+/**
+ * What runs this node's attempts: child processes (limited by cgroups or rlimits, their process
+ * groups recorded for the watchdog) or Kubernetes pods. The agent picks one at registration and
+ * speaks only to this interface. Owns the backend-neutral `RunningAttempt`/`AttemptExit`.
+ */
+import { join } from 'node:path';
+import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
+import type { Logger } from 'pino';
+import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
+import type { KubernetesBackend } from './kubernetes';
+import { ProcessGroupLedger } from './process-group-ledger';
+import { type attemptPaths, type ProcessExit, TaskProcess } from './task-process';
+
+/** How an attempt on any backend ended, beyond a process's exit. */
+export interface AttemptExit extends ProcessExit {
+  /** The container was killed at its memory limit. */
+  oomKilled?: boolean;
+  /** The backend stopped it at its deadline. */
+  deadlineExceeded?: boolean;
+  /**
+   * With `nodeError`: the node refused it for lack of room (the kubelet's `OutOfcpu`, pods that
+   * are not BatchAPI's took it). Requeued like any node error; the node's capacity is read
+   * again, and only a refusal the new capacity does not explain counts toward quarantine.
+   */
+  nodeFull?: boolean;
+}
+
+/** A running attempt, whatever runs it. */
+export interface RunningAttempt {
+  readonly exited: Promise<AttemptExit>;
+  readonly pid?: number;
+  /** SIGTERM (or a graceful delete), then SIGKILL after `graceMs`. */
+  stop(graceMs: number): void;
+  /** At once. */
+  kill(): void;
+}
+
+/** An attempt as its backend started it: what the agent asks of it once it ended. */
+export interface StartedAttempt extends RunningAttempt {
+  /** Once ended: the backend's own sign that it was killed at its memory limit (its cgroup's OOM kills). */
+  oomKilled(): boolean;
+  /** Once ended and classified: frees what the backend set up for it (its cgroups). */
+  release(): void;
+}
+
+/** A node's resources as its backend sees them, when they are not the executor's configuration. */
+export interface NodeInventory {
+  capacity: ResourceVector;
+  gpus: GpuDevice[];
+  labels: Record<string, string>;
+}
+
+/** What a previous executor on this machine left, found (and killed) at start. */
+export interface Reclaimed {
+  /** A previous incarnation ran tasks here: its bindings of the first listing may be left over. */
+  previousRan: boolean;
+  /** Task process groups it left running, now killed. */
+  leftovers: number;
+}
+
+/** Runs attempts for the agent. */
+export interface AttemptBackend {
+  /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
+  readonly isolation: IsolationKind;
+  /** The process-group ledger file the watchdog kills every task from when the lease is lost. */
+  readonly ledgerFile: string;
+  /** Kills what a previous executor of this node left on this machine and tells whether it ran tasks. Once, before anything starts. */
+  reclaim(): Promise<Reclaimed>;
+  /** The node's resources, read from the backend (and again after it refused an attempt for room); `undefined`: the configuration's. */
+  inventory(): Promise<NodeInventory | undefined>;
+  /** Starts one attempt; a start that fails shows as its exit (`nodeError` when it is the node's fault). */
+  start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt;
+  /** Stops watching; running attempts are left to the fence and their deadlines. */
+  close(): void;
+}
+
+/** Where the process backend keeps its state. */
+export interface ProcessBackendOptions {
+  /** The executor's data directory: the ledger is `<dataDir>/process-groups`. */
+  dataDir: string;
+  nodeName: string;
+  /** `none` turns resource limits off; `auto` uses the best this machine offers. */
+  isolation: 'auto' | 'none';
+  log: Logger;
+}
+
+/** Ended attempts between two compactions of the process-group ledger. */
+const COMPACT_EVERY = 256;
+
+/**
+ * Attempts as child processes: each in its own process group, recorded in the ledger the
+ * watchdog kills from, limited by a cgroup (or rlimits) of its resources.
+ */
+export class ProcessBackend implements AttemptBackend {
+  readonly isolation: IsolationKind;
+  readonly ledgerFile: string;
+  private readonly ledger: ProcessGroupLedger;
+  private endedSinceCompaction = 0;
+
+  constructor(private readonly o: ProcessBackendOptions) {
+    this.ledgerFile = join(o.dataDir, 'process-groups');
+    this.ledger = new ProcessGroupLedger(this.ledgerFile, o.nodeName);
+    this.isolation = o.isolation === 'none' ? 'none' : detectIsolation();
+  }
+
+  /**
+   * Its tasks are found by their environment as well as by the ledger: one started just as it
+   * died may not be recorded. Empty cgroups it left are removed.
+   */
+  async reclaim(): Promise<Reclaimed> {
+    const recorded = this.ledger.hasRecords();
+    const leftovers = await this.ledger.reapLeftovers();
+    sweepCgroups(this.isolation, this.o.nodeName);
+    return { previousRan: recorded || leftovers > 0, leftovers };
+  }
+
+  /** The node is what the executor's configuration says. */
+  async inventory(): Promise<undefined> {
+    return undefined;
+  }
+
+  start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
+    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources);
+    let argv = b.command;
+    try {
+      argv = limits.wrap(b.command);
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message, job: b.jobId, index }, 'could not set up resource limits; running without them');
+    }
+    const proc = new TaskProcess(argv, env, paths);
+    if (proc.pid && !this.ledger.record(proc.pid))
+      this.o.log.warn({ pid: proc.pid, job: b.jobId, index }, 'could not record a task process group; the watchdog cannot kill it');
+    return {
+      exited: proc.exited,
+      get pid() {
+        return proc.pid;
+      },
+      stop: (graceMs) => proc.stop(graceMs),
+      kill: () => proc.kill(),
+      oomKilled: () => limits.oomKilled(),
+      release: () => {
+        limits.remove();
+        this.attemptEnded();
+      },
+    };
+  }
+
+  close(): void {
+    /* nothing watched */
+  }
+
+  /** Keeps the process-group ledger to the groups that still run: rewritten once every `COMPACT_EVERY` ended attempts. */
+  attemptEnded(): void {
+    if (++this.endedSinceCompaction < COMPACT_EVERY) return;
+    this.endedSinceCompaction = 0;
+    try {
+      this.ledger.compact();
+    } catch (err) {
+      this.o.log.warn({ err: (err as Error).message }, 'could not compact the process-group ledger');
+    }
+  }
+}
+
+/**
+ * Attempts as Kubernetes pods, which get their limits from Kubernetes; their left-overs are
+ * deleted by `KubernetesBackend` as its watch sees them. This machine's process groups and
+ * cgroups (a process executor may have used this data directory; the watchdog reads its ledger)
+ * are still reclaimed through `machine`. The client is made at the first inventory.
+ */
+export class KubernetesAttemptBackend implements AttemptBackend {
+  private pods?: KubernetesBackend;
+
+  constructor(
+    private readonly machine: ProcessBackend,
+    private readonly connect: () => KubernetesBackend,
+  ) {}
+
+  get isolation(): IsolationKind {
+    return this.machine.isolation;
+  }
+
+  get ledgerFile(): string {
+    return this.machine.ledgerFile;
+  }
+
+  reclaim(): Promise<Reclaimed> {
+    return this.machine.reclaim();
+  }
+
+  /** The Kubernetes cluster is this node: its capacity is what the cluster's nodes can allocate. */
+  inventory(): Promise<NodeInventory> {
+    this.pods ??= this.connect();
+    return this.pods.inventory();
+  }
+
+  start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
+    this.pods ??= this.connect();
+    const pod = this.pods.start(b, index, env, paths);
+    return { ...pod, oomKilled: () => false, release: () => this.machine.attemptEnded() };
+  }
+
+  close(): void {
+    this.pods?.close();
+  }
+}

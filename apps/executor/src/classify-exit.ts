@@ -1,0 +1,71 @@
+/**
+ * How an ended attempt is reported: its state and, when it failed, why. Pure: every input is a
+ * plain value the agent read when the attempt ended (its exit, the group's marks, the fence's).
+ */
+import { type FailureReason, NODE_LOST, type TaskStatus } from '@batchapi/api';
+
+/** What is known of an attempt once it ended. */
+export interface EndedAttempt {
+  /** Exit code of its process or container; absent when a signal killed it. */
+  exitCode?: number;
+  /** The signal that killed it (`SIGTERM`, `SIGKILL`…); absent when it exited. */
+  signal?: string;
+  /** Set when the node, not the command, kept it from starting (what went wrong). @default none */
+  nodeError?: string;
+  /** Its group is being cancelled. */
+  cancelling: boolean;
+  /** The scheduler preempted this task. */
+  preempting: boolean;
+  /** It wrote a result over `MAX_RESULT_BYTES` (only read when neither cancelled nor preempted). */
+  resultTooLarge: boolean;
+  /** This executor's graceful stop asked it to stop. */
+  stoppedForShutdown: boolean;
+  /**
+   * The fence may have killed it: this executor's lease is not held now, or the watchdog killed
+   * tasks at or after the attempt started (it stalled, even if its lease was renewed since).
+   */
+  fenceKilled: boolean;
+  /** It ran past its `timeoutSeconds`: the agent's deadline stopped it, or its backend did. */
+  deadlineHit: boolean;
+  /** It was killed at its memory limit (its container, or the kernel in its cgroup). */
+  oomKilled: boolean;
+}
+
+/** The state an ended attempt is reported with; `reason` only with `Failed`. */
+export interface AttemptOutcome {
+  state: Extract<TaskStatus['state'], 'Succeeded' | 'Failed' | 'Cancelled' | 'Preempted'>;
+  reason?: FailureReason;
+}
+
+/**
+ * The state and reason of an ended attempt. A cancel or preemption decides the state whatever
+ * the exit; otherwise exit code 0 succeeds unless its result was too large. The first reason that
+ * applies wins: the result, the node, the executor's own stop, the fence, the deadline, memory.
+ */
+export function classifyExit(a: EndedAttempt): AttemptOutcome {
+  if (a.cancelling) return { state: 'Cancelled' };
+  if (a.preempting) return { state: 'Preempted' };
+  if (a.exitCode === 0 && !a.resultTooLarge) return { state: 'Succeeded' };
+  return { state: 'Failed', reason: failureReason(a) };
+}
+
+function failureReason(a: EndedAttempt): FailureReason {
+  if (a.resultTooLarge && a.exitCode === 0) return 'ResultTooLarge';
+  if (a.nodeError) return 'NodeError';
+  // Killed by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault.
+  if (a.stoppedForShutdown && diedOfStop(a)) return NODE_LOST;
+  // Killed by the fence (the watchdog or the self-fence): the node's fault, run again.
+  if (a.signal && a.fenceKilled) return NODE_LOST;
+  if (a.deadlineHit) return 'DeadlineExceeded';
+  if (a.oomKilled) return 'OOMKilled';
+  return 'Error';
+}
+
+/**
+ * Whether an attempt asked to stop died of it: killed by the stop's SIGTERM or SIGKILL, or
+ * exited with the code a shell gives for them (128 + 15, 128 + 9). An attempt that outlived the
+ * SIGTERM and exited with a code of its own (a crash during the grace) ended on its own.
+ */
+export function diedOfStop(exit: { exitCode?: number; signal?: string }): boolean {
+  return exit.signal === 'SIGTERM' || exit.signal === 'SIGKILL' || exit.exitCode === 143 || exit.exitCode === 137;
+}

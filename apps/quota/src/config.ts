@@ -1,0 +1,53 @@
+/** The quota service's own settings: their schema over the environment (`QUOTA_ENV`) and the parsed `QuotaConfig`. */
+import { envNumber, envString, parseEnv } from '@batchapi/runtime';
+import { DEFAULT_RETENTION } from '@batchapi/store';
+import { z } from 'zod';
+import type { RetentionTuning } from './retention.service';
+
+/** The variables of a quota replica (docs/configuration.md, "quota"). */
+export const QUOTA_ENV = z.object({
+  BATCH_CLUSTER_CONFIG: envString({
+    type: 'path',
+    defaultText: 'none: tenant `default` with queue `default`',
+    doc: 'JSON file of the tenants and queues to create or update at start.',
+  }),
+  BATCH_JOB_RETENTION: envNumber({
+    default: DEFAULT_RETENTION.jobRetentionMs / 1000,
+    min: 0,
+    int: false,
+    unit: 'seconds',
+    doc: 'How long a finished job, its tasks and logs index are kept before retention deletes them.',
+  }),
+  BATCH_IDEMPOTENCY_TTL: envNumber({
+    default: DEFAULT_RETENTION.idempotencyTtlMs / 1000,
+    min: 0,
+    int: false,
+    unit: 'seconds',
+    doc: 'How long an idempotency key is remembered: a submit sent again within it returns the first job.',
+  }),
+});
+
+/** A quota replica's settings, as read from its environment. */
+export interface QuotaConfig {
+  /** Cluster config file (`BATCH_CLUSTER_CONFIG`). @default none: `DEFAULT_CLUSTER` */
+  clusterConfigFile?: string;
+  /** History retention (`BATCH_JOB_RETENTION`, `BATCH_IDEMPOTENCY_TTL`, in seconds). @default 7 days / 24 h, a pass every 60 s */
+  retention: RetentionTuning;
+}
+
+/** Pause between retention passes, in milliseconds (not configurable by a variable). */
+const RETENTION_INTERVAL_MS = 60_000;
+
+/** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
+export function quotaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QuotaConfig {
+  const e = parseEnv(QUOTA_ENV, env);
+  return {
+    clusterConfigFile: e.BATCH_CLUSTER_CONFIG || undefined,
+    retention: {
+      ...DEFAULT_RETENTION,
+      intervalMs: RETENTION_INTERVAL_MS,
+      jobRetentionMs: e.BATCH_JOB_RETENTION * 1000,
+      idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
+    },
+  };
+}

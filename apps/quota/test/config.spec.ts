@@ -1,0 +1,18 @@
+/** The quota settings from its environment: defaults, coercion, and refusals that name the variable. */
+import { quotaConfigFromEnv } from '../src';
+
+it('defaults every setting when the environment is empty', () => {
+  expect(quotaConfigFromEnv({})).toEqual({
+    clusterConfigFile: undefined,
+    retention: { jobRetentionMs: 7 * 86_400_000, idempotencyTtlMs: 86_400_000, maxJobsPerPass: 1000, intervalMs: 60_000 },
+  });
+});
+
+it('coerces seconds from their text into milliseconds', () => {
+  const c = quotaConfigFromEnv({ BATCH_JOB_RETENTION: '3600', BATCH_IDEMPOTENCY_TTL: '0.5', BATCH_CLUSTER_CONFIG: '/etc/cluster.json' });
+  expect(c).toMatchObject({ clusterConfigFile: '/etc/cluster.json', retention: { jobRetentionMs: 3_600_000, idempotencyTtlMs: 500 } });
+});
+
+it('refuses a bad value with a message naming the variable', () => {
+  expect(() => quotaConfigFromEnv({ BATCH_JOB_RETENTION: '7d' })).toThrow('BATCH_JOB_RETENTION must be a number ≥ 0 (got "7d")');
+});
