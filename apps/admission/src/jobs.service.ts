@@ -25,8 +25,8 @@ import {
   type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
+import { SERVICE, type ServiceContext, storeApiError } from '@batchapi/runtime';
+import { allocationsByNode, cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
 import { explainJob } from '@batchapi/scheduling';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
@@ -220,7 +220,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
           const { view, created } = await this.submit(principal, job, idempotencyKey, now);
           results[i] = { status: created ? 201 : 200, job: view };
         } catch (err) {
-          const e = err instanceof ApiError ? err : new ApiError(ErrorCode.Internal, (err as Error).message);
+          const e = err instanceof ApiError ? err : (storeApiError(err) ?? new ApiError(ErrorCode.Internal, (err as Error).message));
           results[i] = {
             status: e.status,
             error: {
@@ -318,7 +318,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       {
         job,
         nodes: nodes.items.map((n) => n.value),
-        allocs: new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value])),
+        allocs: allocationsByNode(store.keys, allocs.items),
         queues: queues.items.map((q) => q.value),
         jobs: jobs.items.map((j) => j.value),
         cordons: cordons.items.map((c) => c.value),

@@ -17,6 +17,7 @@ import {
   type Principal,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { allocationsByNode } from '@batchapi/store';
 import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
@@ -38,7 +39,7 @@ export class NodesController {
       store.listAll<NodeAllocation>(store.keys.allocs()),
       store.listAll<Cordon>(store.keys.cordons()),
     ]);
-    const alloc = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
+    const alloc = allocationsByNode(store.keys, allocs.items);
     const cordon = new Map(cordons.items.map((c) => [c.value.node, c.value]));
     return { nodes: nodes.items.map(({ value: n }) => view(n, alloc.get(n.name), cordon.get(n.name))) };
   }

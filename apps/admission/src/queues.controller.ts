@@ -26,6 +26,7 @@ import {
   toTenant,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { allocationsByNode } from '@batchapi/store';
 import { chargeOf, dominantShare, queueOrder, queueUsageOf, toPendingWork } from '@batchapi/scheduling';
 import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
@@ -106,10 +107,7 @@ export class QueuesController {
     ]);
     const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
     const capacity = nodes.items.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.value.capacity, n.value.labels)), {});
-    const usage = queueUsageOf(
-      allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]),
-      (n) => labels.get(n),
-    );
+    const usage = queueUsageOf(allocationsByNode(store.keys, allocs.items), (n) => labels.get(n));
     return queues.items.map(({ value: q }) => {
       const used = usage.get(q.name) ?? {};
       let runningTasks = 0;

@@ -162,14 +162,13 @@ export class PendingTasks {
   }
 
   async start(store: EtcdStore): Promise<void> {
-    const prefix = store.keys.jobs();
-    this.informer = await store.inform<JobRecord>(prefix, {
+    this.informer = await store.inform<JobRecord>(store.keys.jobs(), {
       onSync: (items) => {
         this.byJob.clear();
         this.byQueue.clear();
-        for (const kv of items) this.set(kv.key.slice(prefix.length), kv.value);
+        for (const kv of items) this.set(store.keys.jobIdOfJob(kv.key), kv.value);
       },
-      onEvent: (ev: WatchEvent<JobRecord>) => this.set(ev.key.slice(prefix.length), ev.type === 'put' ? ev.value : undefined),
+      onEvent: (ev: WatchEvent<JobRecord>) => this.set(store.keys.jobIdOfJob(ev.key), ev.type === 'put' ? ev.value : undefined),
     });
   }
 
@@ -182,7 +181,9 @@ export class PendingTasks {
     return this.byQueue.get(queue) ?? 0;
   }
 
-  private set(id: string, job: JobRecord | undefined): void {
+  /** Counts what a job has waiting (`id` undefined: the key was no job's, nothing to count). */
+  private set(id: string | undefined, job: JobRecord | undefined): void {
+    if (id === undefined) return;
     const prev = this.byJob.get(id);
     if (prev) this.byQueue.set(prev.queue, (this.byQueue.get(prev.queue) ?? 0) - prev.tasks);
     const tasks = job && !TERMINAL_PHASES.has(job.phase) ? countTasks(job.pending) : 0;

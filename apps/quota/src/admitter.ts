@@ -53,7 +53,8 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
           this.kick();
         },
         onEvent: (ev: WatchEvent<JobRecord>) => {
-          const id = ev.key.slice(store.keys.jobs().length);
+          const id = store.keys.jobIdOfJob(ev.key);
+          if (id === undefined) return;
           if (ev.type === 'put' && ev.value?.phase === 'Submitted') this.submitted.add(id);
           else this.submitted.delete(id);
           this.kick();

@@ -70,7 +70,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
           for (const kv of items) this.onWorkflow(kv);
         },
         onEvent: (ev) => {
-          const id = ev.key.slice(store.keys.workflows().length);
+          const id = store.keys.workflowIdOf(ev.key);
+          if (id === undefined) return;
           if (ev.type === 'delete' || !ev.value) {
             this.forgetWorkflow(id);
             return;

@@ -5,7 +5,7 @@
  */
 import { type Binding, type Cordon, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector } from '@batchapi/api';
 import { queueUsageOf } from '@batchapi/scheduling';
-import { type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
+import { allocationsByNode, type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
 class Mirror<T> {
@@ -156,11 +156,7 @@ export class SchedulerCache {
 
   /** Resources held by each queue's live tasks, with `gpu:<model>` charged on nodes that name their GPU model. */
   queueUsage(): Map<string, ResourceVector> {
-    const prefix = this.store.keys.allocs().length;
-    return queueUsageOf(
-      [...this.allocs.items.values()].map((a) => [a.key.slice(prefix), a.value]),
-      (n) => this.node(n)?.labels,
-    );
+    return queueUsageOf(allocationsByNode(this.store.keys, this.allocs.items.values()), (n) => this.node(n)?.labels);
   }
 
   private mirrors() {

@@ -60,11 +60,12 @@ export interface CycleSnapshot {
 }
 
 /**
- * Phase 1 — snapshot: copy what the cache knows into plain values. `history` is each queue's
+ * Phase 1 — snapshot: copy what the cache knows into plain values, as of `now` (wall time, ms
+ * since the epoch: the cycle's instant, read once by its caller). `history` is each queue's
  * decayed past usage (see `decayUsage`); fair share orders queues by what they hold now plus
  * it, so a queue that just ran a lot waits behind one that ran little.
  */
-export function takeSnapshot(cache: SchedulerCache, now = Date.now(), history?: Map<string, ResourceVector>): CycleSnapshot {
+export function takeSnapshot(cache: SchedulerCache, now: number, history?: Map<string, ResourceVector>): CycleSnapshot {
   const jobs = new Map<string, Versioned<JobRecord>>();
   const work: PendingWork[] = [];
   for (const j of cache.jobs.items.values()) {

@@ -3,10 +3,10 @@
  * for leadership, and while it leads runs cycles whenever something changed. A refused
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
-import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
-import { type Leadership, monotonicMs, quarantineNode, reapLostNode } from '@batchapi/store';
+import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { allocationsByNode, type Leadership, quarantineNode, reapLostNode } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { allocationRatio, decayUsage, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
 import { countTasks, DEFAULT_QUARANTINE, recordNodeFailure, type ResourceVector } from '@batchapi/api';
@@ -96,6 +96,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     @Inject(SCHEDULER_TUNING) private readonly tuning: SchedulerTuning,
+    /** What every wall-clock and monotonic reading of this service comes from. @default systemClock */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     this.cache = new SchedulerCache(ctx.store);
     const registers = [ctx.registry];
@@ -156,7 +158,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         help: 'Age of the oldest job with pending tasks, per queue',
         labelNames: ['queue'],
         registers,
-        collect: () => this.recordPendingAge(Date.now()),
+        collect: () => this.recordPendingAge(this.clock.now()),
       }),
     };
     this.clusterGauges(registers);
@@ -196,7 +198,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     // One snapshot serves all the gauges of a scrape (each collects separately).
     let last: { at: number; s: ReturnType<typeof takeSnapshot> } | undefined;
     const snapshot = () => {
-      const now = Date.now();
+      const now = this.clock.now();
       if (!last || now - last.at > 1000) last = { at: now, s: takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined) };
       return last.s;
     };
@@ -311,8 +313,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     const orphaned = new Set<string>();
     for (const { value: b } of this.cache.bindings.items.values()) if (!live.has(b.node)) orphaned.add(b.node);
     // An allocation left after its bindings were reaped (the reap stopped before deleting it) still counts against its queues.
-    const allocPrefix = this.ctx.store.keys.allocs().length;
-    for (const a of this.cache.allocs.items.values()) if (!live.has(a.key.slice(allocPrefix))) orphaned.add(a.key.slice(allocPrefix));
+    for (const node of allocationsByNode(this.ctx.store.keys, this.cache.allocs.items.values()).keys()) if (!live.has(node)) orphaned.add(node);
     for (const node of [...this.missingSince.keys()]) if (!orphaned.has(node)) this.missingSince.delete(node);
     for (const node of orphaned) {
       const since = this.missingSince.get(node) ?? mono;
@@ -375,21 +376,23 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     // Nothing is decided — no reap, no drain, no cycle — until every cache holds the writes of the
     // leaders before this one: they are all at or below the revision this term was won at.
     const wonAt = BigInt(leadership.wonAt);
-    const waitStarted = Date.now();
+    const waitStarted = this.clock.monotonic();
     if (!(await this.cache.catchUpTo(wonAt, () => !this.abort.signal.aborted && leadership.held(), this.tuning.idleMs))) return;
-    this.ctx.log.info({ wonAt: leadership.wonAt, waitedMs: Date.now() - waitStarted }, 'caches caught up with the election revision');
+    this.ctx.log.info({ wonAt: leadership.wonAt, waitedMs: this.clock.monotonic() - waitStarted }, 'caches caught up with the election revision');
     this.onTermReady?.({ wonAt, caches: this.cache.revisions() });
-    await this.loadHistory(Date.now());
+    await this.loadHistory(this.clock.now());
     let lastCycleAt = 0;
     while (!this.abort.signal.aborted && leadership.held()) {
-      this.advanceHistory(Date.now());
-      await this.saveHistory(leadership, Date.now());
-      await this.reap(leadership, Date.now(), monotonicMs());
-      await drainNodes(this.ctx.store, this.cache, leadership, Date.now()).catch((err: Error) =>
+      // Housekeeping (usage history, reap, drain) is one instant: read the clocks once for all of it.
+      const at = this.clock.now();
+      this.advanceHistory(at);
+      await this.saveHistory(leadership, at);
+      await this.reap(leadership, at, this.clock.monotonic());
+      await drainNodes(this.ctx.store, this.cache, leadership, at).catch((err: Error) =>
         this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'),
       );
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
-      if (Date.now() - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
+      if (at - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
       // Nor before the cache shows the stop requests of the last cycle: a cycle that still saw the
       // victims running would ask more of them to stop (a lender got 8 borrowed tasks back for 6).
       if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) {
@@ -397,10 +400,11 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         continue;
       }
       this.cache.dirty = false;
-      lastCycleAt = Date.now();
+      // The cycle decides at one instant; its duration is measured apart, on the process's own timer.
+      const now = this.clock.now();
+      lastCycleAt = now;
       const started = performance.now();
       try {
-        const now = Date.now();
         const history = this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined;
         const out = await runCycle(
           this.ctx.store,
@@ -427,7 +431,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
             counter.inc({ queue: v.task.queue });
           }
         }
-        this.m.lastCycle.set(Date.now() / 1000);
+        this.m.lastCycle.set(this.clock.now() / 1000);
         this.recordCycle(performance.now() - started, out.longestPhaseMs);
         if (out.units === 0) {
           if (out.deferred > 0) await sleep(this.tuning.busyMs); // the next window, without spinning

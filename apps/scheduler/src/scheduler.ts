@@ -1,5 +1,5 @@
 /** Wires the scheduler service. */
-import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
+import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './scheduler.service';
 import { WhyController } from './why.controller';
 import { DEFAULT_MAX_JOBS_PER_CYCLE } from './cycle';
@@ -10,6 +10,8 @@ export interface SchedulerOptions {
   config?: Partial<ServiceConfig>;
   /** Called when the process lease is lost (see `RunServiceOptions.onLeaseLost`). */
   onLeaseLost?: () => void;
+  /** The clocks the scheduler reads (tests pass a fake one to skip waits). @default systemClock */
+  clock?: Clock;
 }
 
 export async function startScheduler(opts: SchedulerOptions = {}): Promise<RunningService> {
@@ -33,6 +35,6 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     onLeaseLost: opts.onLeaseLost,
     rpc: true,
     controllers: [WhyController],
-    providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }],
+    providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }, { provide: CLOCK, useValue: opts.clock ?? systemClock }],
   });
 }

@@ -7,10 +7,11 @@
  * payload is validated here (bounded like an API request) and a bad one gets an
  * `invalid_argument` reply naming the field.
  */
-import { type Cordon, type NodeAllocation, parseWith, SCHEDULER_WHY, SchedulerWhyRequestSchema, type SchedulerWhyResponse } from '@batchapi/api';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { type Cordon, parseWith, SCHEDULER_WHY, SchedulerWhyRequestSchema, type SchedulerWhyResponse } from '@batchapi/api';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { allocationsByNode } from '@batchapi/store';
 import { explainJob } from '@batchapi/scheduling';
-import { Controller, Inject } from '@nestjs/common';
+import { Controller, Inject, Optional } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { SchedulerService } from './scheduler.service';
 
@@ -19,6 +20,7 @@ export class WhyController {
   constructor(
     @Inject(SchedulerService) private readonly scheduler: SchedulerService,
     @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   @MessagePattern(SCHEDULER_WHY)
@@ -26,8 +28,7 @@ export class WhyController {
     const req = parseWith(SchedulerWhyRequestSchema, payload);
     const { cache } = this.scheduler;
     if (!cache.synced) throw new RpcException('the scheduler cache is not synced yet');
-    const allocPrefix = this.ctx.store.keys.allocs().length;
-    const allocs = new Map<string, NodeAllocation>([...cache.allocs.items.values()].map((a) => [a.key.slice(allocPrefix), a.value]));
+    const allocs = allocationsByNode(this.ctx.store.keys, cache.allocs.items.values());
     return explainJob(
       {
         job: req.job,
@@ -36,7 +37,7 @@ export class WhyController {
         queues: [...cache.queues.items.values()].map((q) => q.value),
         jobs: [...cache.jobs.items.values()].map((j) => j.value),
         cordons: [...cache.cordons.items.values()].map((c): Cordon => c.value),
-        now: Date.now(),
+        now: this.clock.now(),
       },
       'scheduler',
     );

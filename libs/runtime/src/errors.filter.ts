@@ -1,5 +1,6 @@
 /** Turns every thrown error into the API's error body with its stable code and status. */
 import { ApiError, ErrorCode } from '@batchapi/api';
+import { CasConflictError, FencedError, IdempotencyConflictError, OutcomeUnknownError, StoreUnavailableError } from '@batchapi/store';
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
 import type { Logger } from 'pino';
 
@@ -16,9 +17,11 @@ export class ApiErrorFilter implements ExceptionFilter {
   }
 }
 
-/** Maps framework and parser errors to API errors; unknown errors become `internal`. */
+/** Maps store, framework and parser errors to API errors; unknown errors become `internal`. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
+  const stored = storeApiError(err);
+  if (stored) return stored;
   const code = (err as { code?: string })?.code;
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
   if (code === 'FST_ERR_BAD_URL' || code === 'FST_ERR_MAX_PARAM_LENGTH')
@@ -43,4 +46,29 @@ export function toApiError(err: unknown): ApiError {
   if (status === 413) return new ApiError(ErrorCode.PayloadTooLarge, 'the request body is over the size limit', { field: '(body)' });
   if (status === 400) return new ApiError(ErrorCode.InvalidArgument, (err as Error).message, { field: '(body)' });
   return new ApiError(ErrorCode.Internal, 'internal error; it was logged');
+}
+
+/**
+ * The API error a store error answers, with the advice the store leaves out: the one place
+ * store failures become status codes. `undefined` when `err` is not a store error.
+ */
+export function storeApiError(err: unknown): ApiError | undefined {
+  if (err instanceof StoreUnavailableError)
+    return new ApiError(ErrorCode.Unavailable, `${err.message}; retry later`, { retryAfterSeconds: err.retryAfterSeconds });
+  if (err instanceof OutcomeUnknownError) {
+    return new ApiError(ErrorCode.Unavailable, `${err.message}; read the record again, or retry with the same Idempotency-Key`, {
+      retryAfterSeconds: err.retryAfterSeconds,
+    });
+  }
+  if (err instanceof IdempotencyConflictError) {
+    if (err.reason === 'raced') return new ApiError(ErrorCode.Conflict, `${err.message}; retry it`, { field: 'Idempotency-Key' });
+    return new ApiError(ErrorCode.IdempotencyConflict, `${err.message}; use a new Idempotency-Key`, {
+      field: 'Idempotency-Key',
+      ...(err.id ? { id: err.id } : {}),
+    });
+  }
+  if (err instanceof CasConflictError) return new ApiError(ErrorCode.Conflict, `${err.message}; retry`, err.id ? { id: err.id } : {});
+  // A leader's write reaches a client only through a call that raced a leadership change: the new leader answers.
+  if (err instanceof FencedError) return new ApiError(ErrorCode.Unavailable, `${err.message}; retry later`, { retryAfterSeconds: 1 });
+  return undefined;
 }

@@ -4,3 +4,4 @@ export * from './service';
 export * from './rpc-server';
 export * from './service-credential';
 export * from './env';
+export * from './clock';

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import 'reflect-metadata';
 import { ApiError, ErrorCode } from '@batchapi/api';
-import { type ElectedRole, EtcdStore, type ProcessLease, serveWhileElected } from '@batchapi/store';
+import { type ElectedRole, EtcdStore, OutcomeUnknownError, type ProcessLease, serveWhileElected, StoreUnavailableError } from '@batchapi/store';
 import { initTracing, Metric, shutdownTracing } from '@batchapi/telemetry';
 import { Controller, type DynamicModule, Get, Global, Inject, Module, type Provider, Res } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -229,7 +229,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
       try {
         return await register(l);
       } catch (err) {
-        if (attempt >= REGISTER_ATTEMPTS || !l.alive() || !(err instanceof ApiError && err.code === ErrorCode.Unavailable)) throw err;
+        if (attempt >= REGISTER_ATTEMPTS || !l.alive() || !(err instanceof OutcomeUnknownError || err instanceof StoreUnavailableError)) throw err;
       }
     }
   };

@@ -7,7 +7,8 @@
  * sent); `chunkBySize` splits a list in one go.
  */
 import { jsonBytes } from '@batchapi/api';
-import { type Compare, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, TxnTooLargeError } from './etcd';
+import { type Compare, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, TxnTooLargeError } from './etcd';
+import { OutcomeUnknownError } from './errors';
 
 /** What part of a transaction something takes. */
 export interface TxnSize {

@@ -1,14 +1,13 @@
 /**
  * The etcd client: reads, compare-and-swap transactions in batches, informers (list then
  * watch, resumed from the last revision) and the process lease. Every unary call carries
- * a deadline; etcd failures surface as `ApiError(unavailable)` so callers answer 503.
+ * a deadline; etcd failures surface as `StoreUnavailableError` (see errors.ts; the API answers 503).
  * The client never re-sends a call by itself: reads are retried here (they are idempotent),
  * so is a write that certainly never left (no connection to its member, `neverSent`),
  * and a write whose answer was lost throws `OutcomeUnknownError` — it may have committed,
  * so a caller re-reads (a token of its own in what it wrote tells its write from another's)
  * or retries an idempotent operation later; it never reads it as a refusal.
  */
-import { ApiError, ErrorCode } from '@batchapi/api';
 import {
   castGrpcError,
   ClientClosedError,
@@ -28,6 +27,7 @@ import {
   type Watcher,
 } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
+import { describeError, OutcomeUnknownError, StoreError, StoreUnavailableError } from './errors';
 import { Keys } from './keys';
 import { LeaseFence, monotonicMs, RenewalOutcome } from './lease-fence';
 
@@ -78,23 +78,6 @@ export const MAX_TXN_BYTES = 1024 * 1024;
 
 export class TxnTooLargeError extends Error {}
 
-/**
- * A write was sent but its answer was lost (deadline exceeded, member unavailable or
- * connection reset after sending…): it may or may not have committed, and may still commit.
- * Never a refusal: re-read what was written (look for your own token), or retry an
- * idempotent operation later. Reaching the API it answers 503 `unavailable`.
- */
-export class OutcomeUnknownError extends ApiError {
-  constructor(override readonly cause: unknown) {
-    super(
-      ErrorCode.Unavailable,
-      `the store did not answer whether a write was applied (${describeError(cause)}); read the record again, or retry with the same Idempotency-Key`,
-      { retryAfterSeconds: 1 },
-    );
-    this.name = 'OutcomeUnknownError';
-  }
-}
-
 /** Retries of a failed read (re-sent at once, most likely to another member). */
 export const READ_RETRIES = 3;
 /**
@@ -131,14 +114,10 @@ export function decode<T>(kv: IKeyValue): Versioned<T> {
   return { key: kv.key.toString(), value: JSON.parse(kv.value.toString()) as T, modRevision: kv.mod_revision, createRevision: kv.create_revision };
 }
 
-/** Maps client failures to `unavailable` (503, retry after 1 s); anything else is rethrown. */
+/** Throws a client failure as `StoreUnavailableError` (retry after 1 s); a `StoreError` is rethrown as it is. */
 export function unavailable(err: unknown): never {
-  if (err instanceof ApiError) throw err;
-  throw new ApiError(ErrorCode.Unavailable, `the store is unavailable (${describeError(err)}); retry later`, { retryAfterSeconds: 1 });
-}
-
-function describeError(err: unknown): string {
-  return `${(err as Error)?.constructor?.name ?? 'Error'}: ${(err as Error)?.message ?? err}`;
+  if (err instanceof StoreError) throw err;
+  throw new StoreUnavailableError(`the store is unavailable (${describeError(err)})`, err);
 }
 
 /**
@@ -264,7 +243,7 @@ export class EtcdStore {
 
   /**
    * Runs one etcd call, observed. A read (`range`, or a txn that writes nothing) is re-sent
-   * up to `READ_RETRIES` times on a recoverable failure, then mapped to `unavailable`. A
+   * up to `READ_RETRIES` times on a recoverable failure, then throws `StoreUnavailableError`. A
    * write is sent again only when it never left (`neverSent`, up to `UNSENT_RETRIES` times: a
    * member is down); a failure that does not prove it unapplied throws `OutcomeUnknownError`.
    */
@@ -345,7 +324,7 @@ export class EtcdStore {
    * Commits one transaction: all compares hold and every op applies, or nothing does.
    * Returns `false` when a compare failed (the caller lost a race and must re-read).
    * Throws `OutcomeUnknownError` when a txn with ops was sent and its answer lost, and
-   * `ApiError(unavailable)` when it certainly did not apply. A txn without ops is a read.
+   * `StoreUnavailableError` when it certainly did not apply. A txn without ops is a read.
    */
   async txn(compares: Compare[], ops: Op[]): Promise<{ succeeded: boolean; revision: string }> {
     const req: RPC.ITxnRequest = { compare: compares.map(toCompare), success: ops.map(toRequestOp) };

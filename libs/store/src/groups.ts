@@ -28,7 +28,8 @@ import {
   type TaskResult,
   TERMINAL_TASK_STATES,
 } from '@batchapi/api';
-import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
+import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
+import { FencedError, OutcomeUnknownError } from './errors';
 import { addTxnSizes, chunkBySize, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, isTxnTooLarge, TxnBudget, type TxnLimits, type TxnSize, txnSize } from './chunks';
 
 /** All groups one job gets in one cycle, with the job record they were decided from. */
@@ -728,7 +729,7 @@ export class NodeReturnedError extends Error {
 }
 
 /** The reaper's leadership fence no longer holds: a newer leader reaps instead. */
-export class ReapFencedError extends Error {
+export class ReapFencedError extends FencedError {
   constructor(readonly node: string) {
     super(`reaping node ${node} stopped: this scheduler is no longer the leader`);
     this.name = 'ReapFencedError';

@@ -1,5 +1,6 @@
 export * from './keys';
 export * from './etcd';
+export { CasConflictError, FencedError, IdempotencyConflictError, OutcomeUnknownError, StoreError, StoreUnavailableError } from './errors';
 export * from './chunks';
 export * from './leader';
 export * from './revisions';

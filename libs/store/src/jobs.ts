@@ -3,8 +3,9 @@
  * listings, and cancellation that reaches the live bindings.
  */
 import { createHash } from 'node:crypto';
-import { ApiError, ErrorCode, type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
-import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, OutcomeUnknownError, type Versioned } from './etcd';
+import { type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
+import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
+import { CasConflictError, IdempotencyConflictError, OutcomeUnknownError, StoreUnavailableError } from './errors';
 
 /** What the idempotency key maps to. */
 export interface IdempotencyRecord {
@@ -14,7 +15,7 @@ export interface IdempotencyRecord {
   createdAt: number;
 }
 
-/** Most compare-and-swap attempts of an update before giving up with `conflict`. */
+/** Most compare-and-swap attempts of an update before giving up with `CasConflictError`. */
 export const MAX_CAS_ATTEMPTS = 16;
 
 export function sha256(s: string): string {
@@ -24,8 +25,9 @@ export function sha256(s: string): string {
 /**
  * Commits a new job (and its idempotency record) in one transaction before anyone answers.
  * With an idempotency key, a retry returns the first job (`created: false`) and a reuse
- * with another request body fails with `idempotency_conflict`; concurrent retries race on
- * the key's absence, so exactly one job is created.
+ * with another request body fails with `IdempotencyConflictError`; concurrent retries race on
+ * the key's absence, so exactly one job is created. A job id taken by another job, or a key
+ * whose job is gone, is a `CasConflictError`.
  */
 export async function submitJob(
   store: EtcdStore,
@@ -82,18 +84,19 @@ async function submitRefused(
     // written by an earlier try of this submit whose answer was lost (a deadline after the commit).
     const same = await store.get<JobRecord>(store.keys.job(job.id));
     if (same && sameSubmit(same.value, job)) return { job: same, created: true };
-    throw new ApiError(ErrorCode.Conflict, `job ${job.id} already exists`, { id: job.id });
+    throw new CasConflictError(`job ${job.id} already exists`, job.id);
   }
   const prior = await store.get<IdempotencyRecord>(idemKey);
-  if (!prior) throw new ApiError(ErrorCode.Conflict, 'the submit raced with another; retry it', { field: 'Idempotency-Key' });
+  if (!prior) throw new IdempotencyConflictError('the submit raced with another on its idempotency key', 'raced');
   if (prior.value.requestHash !== idempotency.requestHash) {
-    throw new ApiError(ErrorCode.IdempotencyConflict, `Idempotency-Key was already used for job ${prior.value.jobId} with a different request; use a new key`, {
-      field: 'Idempotency-Key',
-      id: prior.value.jobId,
-    });
+    throw new IdempotencyConflictError(
+      `the idempotency key was already used for job ${prior.value.jobId} with a different request`,
+      'differentRequest',
+      prior.value.jobId,
+    );
   }
   const existing = await store.get<JobRecord>(store.keys.job(prior.value.jobId));
-  if (!existing) throw new ApiError(ErrorCode.Conflict, `job ${prior.value.jobId} of this key is gone`, { id: prior.value.jobId });
+  if (!existing) throw new CasConflictError(`job ${prior.value.jobId} of this idempotency key is gone`, prior.value.jobId);
   return { job: existing, created: false };
 }
 
@@ -176,11 +179,7 @@ export class SubmitCommitter {
   }
 
   private reject503(p: PendingSubmit): void {
-    p.reject(
-      new ApiError(ErrorCode.Unavailable, `the store did not take the submit within ${this.maxWaitMs} ms; retry with the same Idempotency-Key`, {
-        retryAfterSeconds: 1,
-      }),
-    );
+    p.reject(new StoreUnavailableError(`the store did not take the submit within ${this.maxWaitMs} ms`));
   }
 
   private pump(): void {
@@ -283,7 +282,7 @@ export async function updateJob(
     );
     if (res.succeeded) return { ...cur, value: next, modRevision: res.revision };
   }
-  throw new ApiError(ErrorCode.Conflict, `job ${id} is changing too fast; retry`, { id });
+  throw new CasConflictError(`job ${id} changed on each of ${MAX_CAS_ATTEMPTS} compare-and-swap attempts`, id);
 }
 
 /**

@@ -24,6 +24,10 @@ export class Keys {
   jobs() {
     return `${this.root}jobs/`;
   }
+  /** The job id of a `job(id)` key; undefined for any other key. */
+  jobIdOfJob(key: string): string | undefined {
+    return segmentAfter(this.jobs(), key);
+  }
   /** Idempotency record of a submit: tenant plus a digest of the client's key. */
   idempotency(tenant: string, keyDigest: string) {
     return `${this.root}idempotency/${tenant}/${keyDigest}`;
@@ -55,6 +59,10 @@ export class Keys {
   workflows() {
     return `${this.root}workflows/`;
   }
+  /** The workflow id of a `workflow(id)` key; undefined for any other key. */
+  workflowIdOf(key: string): string | undefined {
+    return segmentAfter(this.workflows(), key);
+  }
   /** A task's small JSON result (the last attempt that reported one). */
   result(jobId: string, index: number) {
     return `${this.root}results/${jobId}/${pad(index)}`;
@@ -81,6 +89,10 @@ export class Keys {
   allocs() {
     return `${this.root}alloc/`;
   }
+  /** The node name of an `alloc(node)` key; undefined for any other key. */
+  nodeOfAlloc(key: string): string | undefined {
+    return segmentAfter(this.allocs(), key);
+  }
   /** A tenant's shared token bucket (`kind`: submits or tasks). */
   bucket(tenant: string, kind: string) {
     return `${this.root}throttle/${tenant}/${kind}`;
@@ -104,6 +116,16 @@ export class Keys {
   membersOf(service: string) {
     return `${this.root}members/${service}/`;
   }
+}
+
+/**
+ * The one path segment of `key` after `prefix`; undefined for a key outside the prefix, the
+ * prefix itself, or a key deeper under it (ids and node names never hold a "/").
+ */
+function segmentAfter(prefix: string, key: string): string | undefined {
+  if (!key.startsWith(prefix)) return undefined;
+  const rest = key.slice(prefix.length);
+  return rest === '' || rest.includes('/') ? undefined : rest;
 }
 
 /** Task indices are zero-padded so keys sort in task order. */

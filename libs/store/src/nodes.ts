@@ -1,6 +1,20 @@
-/** Node records the system writes itself: quarantine. */
-import type { Cordon, QuarantineCause } from '@batchapi/api';
+/** Node records the system writes itself (quarantine), and reading nodes' allocations by name. */
+import type { Cordon, NodeAllocation, QuarantineCause } from '@batchapi/api';
 import type { Compare, EtcdStore } from './etcd';
+import type { Keys } from './keys';
+
+/**
+ * Each node's allocation by node name, from key-values listed or watched under `keys.allocs()`;
+ * a key that is not an `alloc(node)` key is left out.
+ */
+export function allocationsByNode(keys: Keys, items: Iterable<{ key: string; value: NodeAllocation }>): Map<string, NodeAllocation> {
+  const byNode = new Map<string, NodeAllocation>();
+  for (const { key, value } of items) {
+    const node = keys.nodeOfAlloc(key);
+    if (node !== undefined) byNode.set(node, value);
+  }
+  return byNode;
+}
 
 /**
  * Takes a node out of scheduling for repeated node failures: writes its cordon, only if it has

@@ -3,8 +3,9 @@
  * updates, listing, the cancel request, and the controller's fenced writes (step jobs
  * created only if absent under fixed ids, then the record).
  */
-import { ApiError, ErrorCode, type JobRecord, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
+import { type JobRecord, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
 import type { Compare, EtcdStore, Versioned } from './etcd';
+import { CasConflictError, IdempotencyConflictError } from './errors';
 import { MAX_CAS_ATTEMPTS, sha256 } from './jobs';
 
 interface WorkflowIdempotencyRecord {
@@ -15,7 +16,7 @@ interface WorkflowIdempotencyRecord {
 
 /**
  * Commits a new workflow before anyone answers. With an idempotency key, a retry returns the
- * first workflow (`created: false`); the same key with another body is `idempotency_conflict`.
+ * first workflow (`created: false`); the same key with another body is `IdempotencyConflictError`.
  */
 export async function submitWorkflow(
   store: EtcdStore,
@@ -32,18 +33,18 @@ export async function submitWorkflow(
   }
   const res = await store.txn(compares, ops);
   if (res.succeeded) return { workflow: wf, created: true };
-  if (!idemKey || !idempotency) throw new ApiError(ErrorCode.Conflict, `workflow ${wf.id} already exists`, { id: wf.id });
+  if (!idemKey || !idempotency) throw new CasConflictError(`workflow ${wf.id} already exists`, wf.id);
   const prior = await store.get<WorkflowIdempotencyRecord>(idemKey);
-  if (!prior) throw new ApiError(ErrorCode.Conflict, 'the submit raced with another; retry it', { field: 'Idempotency-Key' });
+  if (!prior) throw new IdempotencyConflictError('the submit raced with another on its idempotency key', 'raced');
   if (prior.value.requestHash !== idempotency.requestHash) {
-    throw new ApiError(
-      ErrorCode.IdempotencyConflict,
-      `Idempotency-Key was already used for workflow ${prior.value.workflowId} with a different request; use a new key`,
-      { field: 'Idempotency-Key', id: prior.value.workflowId },
+    throw new IdempotencyConflictError(
+      `the idempotency key was already used for workflow ${prior.value.workflowId} with a different request`,
+      'differentRequest',
+      prior.value.workflowId,
     );
   }
   const existing = await getWorkflow(store, prior.value.workflowId);
-  if (!existing) throw new ApiError(ErrorCode.Conflict, `workflow ${prior.value.workflowId} of this key is gone`, { id: prior.value.workflowId });
+  if (!existing) throw new CasConflictError(`workflow ${prior.value.workflowId} of this idempotency key is gone`, prior.value.workflowId);
   return { workflow: existing.value, created: false };
 }
 
@@ -78,7 +79,7 @@ export async function requestWorkflowCancel(store: EtcdStore, id: string, now: n
     const next = { ...cur.value, cancelRequestedAt: now };
     if ((await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }])).succeeded) return next;
   }
-  throw new ApiError(ErrorCode.Conflict, `workflow ${id} is changing too fast; retry`, { id });
+  throw new CasConflictError(`workflow ${id} changed on each of ${MAX_CAS_ATTEMPTS} compare-and-swap attempts`, id);
 }
 
 /**

@@ -21,6 +21,7 @@ import {
   reapLostNode,
   reportGroups,
   startEtcd,
+  StoreUnavailableError,
   submitJob,
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
@@ -150,9 +151,9 @@ describe('on one member', () => {
         readsDown = 4; // the settling read and its 3 retries
         return loseAnswer(send);
       };
-      await expect(report(node, status, [{ state: 'Succeeded', exitCode: 0 }, { state: 'Running' }], first.modRevision)).rejects.toMatchObject({
-        code: 'unavailable',
-      });
+      await expect(report(node, status, [{ state: 'Succeeded', exitCode: 0 }, { state: 'Running' }], first.modRevision)).rejects.toBeInstanceOf(
+        StoreUnavailableError,
+      );
       store.seam = undefined;
       // The executor kept its old revision; the status in etcd is its own landed write.
       expect((await store.get<GroupStatus>(status))!.modRevision).not.toBe(first.modRevision);

@@ -7,12 +7,15 @@ import { type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type 
 import {
   bindPlan,
   campaign,
+  CasConflictError,
   EtcdStore,
   getJob,
+  IdempotencyConflictError,
   listResults,
   type LocalEtcd,
   reportGroups,
   startEtcd,
+  StoreUnavailableError,
   SubmitCommitter,
   submitJob,
   updateJob,
@@ -61,12 +64,16 @@ describe('submitJob', () => {
     // bound since the first try: the record changed, what the submit said did not
     await updateJob(store, 'lost-answer', (x) => ({ ...x, phase: 'Running', pending: [] }));
     await expect(submitJob(store, j)).resolves.toMatchObject({ created: true, job: { value: { id: 'lost-answer', phase: 'Running' } } });
-    await expect(submitJob(store, { ...j, createdAt: j.createdAt + 1 })).rejects.toMatchObject({ code: 'conflict', status: 409 });
+    const other = submitJob(store, { ...j, createdAt: j.createdAt + 1 });
+    await expect(other).rejects.toBeInstanceOf(CasConflictError);
+    await expect(other).rejects.toMatchObject({ code: 'cas_conflict', id: 'lost-answer' });
   });
 
-  it('refuses the same key with a different request as idempotency_conflict and writes nothing', async () => {
+  it('refuses the same key with a different request as IdempotencyConflictError and writes nothing', async () => {
     await submitJob(store, job('first'), { key: 'k-2', requestHash: 'h1' });
-    await expect(submitJob(store, job('second'), { key: 'k-2', requestHash: 'h2' })).rejects.toMatchObject({ code: 'idempotency_conflict', status: 409 });
+    const refused = submitJob(store, job('second'), { key: 'k-2', requestHash: 'h2' });
+    await expect(refused).rejects.toBeInstanceOf(IdempotencyConflictError);
+    await expect(refused).rejects.toMatchObject({ code: 'idempotency_conflict', reason: 'differentRequest' });
     expect(await getJob(store, 'second')).toBeUndefined();
   });
 });
@@ -98,7 +105,7 @@ describe('SubmitCommitter (group commit)', () => {
       committer.submit(job('fresh-again'), { key: 'gk-fresh', requestHash: 'h' }),
     ]);
     expect(retry).toMatchObject({ status: 'fulfilled', value: { created: false, job: { value: { id: first.job.value.id } } } });
-    expect(conflict).toMatchObject({ status: 'rejected', reason: { code: 'idempotency_conflict', status: 409 } });
+    expect(conflict).toMatchObject({ status: 'rejected', reason: { code: 'idempotency_conflict', reason: 'differentRequest' } });
     expect(fresh).toMatchObject({ status: 'fulfilled', value: { created: true, job: { value: { id: 'fresh' } } } });
     // The same key twice in flight: the second waits for the next transaction and finds the first's job.
     expect(dup).toMatchObject({ status: 'fulfilled', value: { created: false, job: { value: { id: 'fresh' } } } });
@@ -107,7 +114,7 @@ describe('SubmitCommitter (group commit)', () => {
     expect(await getJob(store, 'fresh-again')).toBeUndefined();
   });
 
-  it('answers 503 without sending a submit that waited past maxWaitMs behind a slow transaction', async () => {
+  it('answers StoreUnavailableError (503) without sending a submit that waited past maxWaitMs behind a slow transaction', async () => {
     let now = 0;
     const committer = new SubmitCommitter(store, { maxInflight: 1, maxWaitMs: 2000, clock: () => now });
     // Both arrive at 0 ms; the first goes at once; by the time its transaction is done the clock says 2,001 ms.
@@ -117,7 +124,8 @@ describe('SubmitCommitter (group commit)', () => {
     const results = await Promise.allSettled([first, committer.submit(job('waited-second'))]);
     const [, second] = results;
     expect(results[0]).toMatchObject({ status: 'fulfilled', value: { created: true } });
-    expect(second).toMatchObject({ status: 'rejected', reason: { code: 'unavailable', status: 503 } });
+    expect(second).toMatchObject({ status: 'rejected', reason: expect.any(StoreUnavailableError) });
+    expect(second).toMatchObject({ reason: { code: 'store_unavailable', retryAfterSeconds: 1 } });
     expect(await getJob(store, 'waited-second')).toBeUndefined();
   });
 
@@ -132,7 +140,7 @@ describe('SubmitCommitter (group commit)', () => {
       const first = committer.submit(job('stuck-first')).catch(() => order.push('first'));
       const second = committer.submit(job('stuck-second')).catch((err: { code?: string }) => order.push(`second:${err.code}`));
       await Promise.all([first, second]);
-      expect(order).toEqual(['second:unavailable', 'first']);
+      expect(order).toEqual(['second:store_unavailable', 'first']);
     } finally {
       await stuck.close();
       silent.close();

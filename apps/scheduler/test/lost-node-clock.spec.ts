@@ -1,0 +1,106 @@
+/**
+ * The scheduler reads time only from its injected `Clock`: the lost-node reap waits
+ * `nodeLostAfterMs` on the clock's monotonic reading, so a test skips the wait by advancing a
+ * fake clock instead of sleeping through it (here an hour, skipped in a moment).
+ */
+import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
+import { type Clock, type RunningService, systemClock } from '@batchapi/runtime';
+import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { startScheduler } from '../src';
+
+/** The machine's clocks plus whatever time the test skipped (both clocks jump together). */
+class SkippingClock implements Clock {
+  private skippedMs = 0;
+  now(): number {
+    return systemClock.now() + this.skippedMs;
+  }
+  monotonic(): number {
+    return systemClock.monotonic() + this.skippedMs;
+  }
+  skip(ms: number): void {
+    this.skippedMs += ms;
+  }
+}
+
+const HOUR_MS = 60 * 60_000;
+let etcd: LocalEtcd;
+let store: EtcdStore;
+let scheduler: RunningService;
+const clock = new SkippingClock();
+
+async function addNode(name: string, cpu: number) {
+  const node: NodeRecord = {
+    name,
+    capacity: { cpu: cpu * 1000, memory: 2 ** 36 },
+    labels: {},
+    taints: [],
+    gpus: [],
+    url: 'http://127.0.0.1:1',
+    registeredAt: 0,
+  };
+  await store.txn([], [{ put: store.keys.node(name), value: node }]);
+}
+
+async function bindings(): Promise<Binding[]> {
+  return (await store.listAll<Binding>(store.keys.bindings())).items.map((kv) => kv.value);
+}
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let v = await fn();
+  while (!ok(v) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+    v = await fn();
+  }
+  return v;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  store = new EtcdStore({ endpoints: etcd.endpoints });
+  await store.txn([], [{ put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: {} } }]);
+  scheduler = await startScheduler({
+    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' },
+    tuning: { idleMs: 100, busyMs: 5, nodeLostAfterMs: HOUR_MS },
+    clock,
+  });
+});
+afterAll(async () => {
+  await scheduler?.close().catch(() => undefined);
+  await store?.close();
+  await etcd?.stop();
+});
+
+it('requeues a lost node’s tasks once nodeLostAfterMs has passed on its clock, not on the real one', async () => {
+  await addNode('n1', 2);
+  const job: JobRecord = {
+    id: 'j',
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    createdAt: clock.now(),
+    spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 2, priority: 0, labels: {} },
+    pending: [{ start: 0, end: 2, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
+  };
+  await submitJob(store, job);
+  const tasksOn = (bs: Binding[], node: string, attempt: number) =>
+    bs.filter((b) => b.node === node && b.attempt === attempt).reduce((n, b) => n + b.end - b.start, 0);
+  expect(tasksOn(await until(bindings, (bs) => tasksOn(bs, 'n1', 1) === 2), 'n1', 1)).toBe(2);
+
+  // n1 goes (its executor's lease expired); n2 has room for its tasks.
+  await addNode('n2', 2);
+  await store.txn([], [{ delete: store.keys.node('n1') }]);
+  // A second of real time is about a hundred reap passes (one per idleMs / 10): none requeues,
+  // since an hour has not passed on the scheduler's clock.
+  await new Promise((r) => setTimeout(r, 1000));
+  expect(tasksOn(await bindings(), 'n1', 1)).toBe(2);
+  expect(tasksOn(await bindings(), 'n2', 2)).toBe(0);
+
+  const skippedAt = Date.now();
+  clock.skip(HOUR_MS);
+  const after = await until(bindings, (bs) => tasksOn(bs, 'n2', 2) === 2);
+  expect(tasksOn(after, 'n2', 2)).toBe(2);
+  expect(tasksOn(after, 'n1', 1)).toBe(0);
+  expect(Date.now() - skippedAt).toBeLessThan(10_000);
+});
