@@ -2,6 +2,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
+  type Binding,
   ApiError,
   BulkSubmitSchema,
   type Cordon,
@@ -27,7 +28,7 @@ import {
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext, storeApiError } from '@batchapi/runtime';
 import { allocationsByNode, cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
-import { explainJob } from '@batchapi/scheduling';
+import { buildSnapshot, explainJob } from '@batchapi/scheduling';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
@@ -299,33 +300,36 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const job = await this.visibleJob(principal, id);
     const now = Date.now();
     const waiting = (job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') && countTasks(job.pending) > 0;
-    if (!waiting) return explainJob({ job, nodes: [], allocs: new Map(), queues: [], jobs: [], cordons: [], now }, 'admission');
+    const empty = { jobs: [], nodes: [], allocs: new Map(), queues: [], bindings: [], cordons: [] };
+    if (!waiting) return explainJob(buildSnapshot(empty, now), job, 'admission');
     const fromScheduler = await inSpan('admission.why.call', { attributes: { 'batch.job.id': id } }, () => this.scheduler.why(job));
     if (fromScheduler) {
       this.whys.inc({ explained_by: 'scheduler' });
       return fromScheduler;
     }
     this.whys.inc({ explained_by: 'admission' });
+    // No scheduler answered: the same builder and explanation on a fresh read of etcd (no usage history).
     const { store } = this.ctx;
-    const [nodes, allocs, queues, jobs, cordons] = await Promise.all([
+    const [nodes, allocs, queues, jobs, cordons, bindings] = await Promise.all([
       store.listAll<NodeRecord>(store.keys.nodes()),
       store.listAll<NodeAllocation>(store.keys.allocs()),
       store.listAll<Queue>(store.keys.queues()),
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<Cordon>(store.keys.cordons()),
+      store.listAll<Binding>(store.keys.bindings()),
     ]);
-    return explainJob(
+    const snapshot = buildSnapshot(
       {
-        job,
         nodes: nodes.items.map((n) => n.value),
         allocs: allocationsByNode(store.keys, allocs.items),
         queues: queues.items.map((q) => q.value),
         jobs: jobs.items.map((j) => j.value),
         cordons: cordons.items.map((c) => c.value),
-        now,
+        bindings: bindings.items.map((b) => b.value),
       },
-      'admission',
+      now,
     );
+    return explainJob(snapshot, job, 'admission');
   }
 
   private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {

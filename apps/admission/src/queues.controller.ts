@@ -3,9 +3,9 @@
  * in it. Tenants see their own queues; operators see all.
  */
 import {
-  addResources,
   ApiError,
   type Binding,
+  type Cordon,
   countTasks,
   ErrorCode,
   formatResources,
@@ -27,7 +27,7 @@ import {
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { allocationsByNode } from '@batchapi/store';
-import { chargeOf, dominantShare, queueOrder, queueUsageOf, toPendingWork } from '@batchapi/scheduling';
+import { buildSnapshot, type ClusterSnapshot, dominantShare, queueOrder, waitingIn } from '@batchapi/scheduling';
 import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
@@ -52,12 +52,7 @@ export class QueuesController {
     const q = (await this.views()).find((v) => v.name === name);
     if (!q || !visible(p, q)) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
     // Where the caller's jobs stand: the queue's waiting work in the scheduler's order.
-    const now = Date.now();
-    const waiting = (await this.ctx.store.listAll<JobRecord>(this.ctx.store.keys.jobs())).items
-      .map((j) => j.value)
-      .filter((j) => j.queue === name && (j.phase === 'Queued' || j.phase === 'Running') && countTasks(j.pending) > 0)
-      .sort((a, b) => queueOrder(toPendingWork(a, now), toPendingWork(b, now)));
-    const positions = waiting
+    const positions = waitingIn(await this.snapshot(), name, queueOrder)
       .map((j, i) => ({ job: j, position: i + 1 }))
       .filter(({ job }) => p.role === 'operator' || job.tenant === p.tenant)
       .slice(0, 100)
@@ -96,27 +91,39 @@ export class QueuesController {
     return { deleted: name };
   }
 
-  private async views(): Promise<QueueView[]> {
+  /** The cluster as the scheduler's snapshot builder sees it, from a fresh read of etcd (no usage history: fair share of what queues hold now). */
+  private async snapshot(): Promise<ClusterSnapshot> {
     const { store } = this.ctx;
-    const [queues, bindings, jobs, nodes, allocs] = await Promise.all([
+    const [queues, bindings, jobs, nodes, allocs, cordons] = await Promise.all([
       store.listAll<Queue>(store.keys.queues()),
       store.listAll<Binding>(store.keys.bindings()),
       store.listAll<JobRecord>(store.keys.jobs()),
       store.listAll<NodeRecord>(store.keys.nodes()),
       store.listAll<NodeAllocation>(store.keys.allocs()),
+      store.listAll<Cordon>(store.keys.cordons()),
     ]);
-    const labels = new Map(nodes.items.map((n) => [n.value.name, n.value.labels]));
-    const capacity = nodes.items.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.value.capacity, n.value.labels)), {});
-    const usage = queueUsageOf(allocationsByNode(store.keys, allocs.items), (n) => labels.get(n));
-    return queues.items.map(({ value: q }) => {
-      const used = usage.get(q.name) ?? {};
+    return buildSnapshot(
+      {
+        queues: queues.items.map((q) => q.value),
+        bindings: bindings.items.map((b) => b.value),
+        jobs: jobs.items.map((j) => j.value),
+        nodes: nodes.items.map((n) => n.value),
+        allocs: allocationsByNode(store.keys, allocs.items),
+        cordons: cordons.items.map((c) => c.value),
+      },
+      Date.now(),
+    );
+  }
+
+  private async views(): Promise<QueueView[]> {
+    const s = await this.snapshot();
+    return s.queues.map((q) => {
+      const used = s.usage.get(q.name) ?? {};
       let runningTasks = 0;
-      for (const { value: b } of bindings.items) if (b.queue === q.name) runningTasks += b.end - b.start;
+      for (const b of s.bindings) if (b.queue === q.name) runningTasks += b.end - b.start;
       const borrowed: ResourceVector = {};
       for (const [r, nominal] of Object.entries(q.nominal)) if ((used[r] ?? 0) > nominal) borrowed[r] = used[r] - nominal;
-      const waiting = jobs.items
-        .map((j) => j.value)
-        .filter((j) => j.queue === q.name && (j.phase === 'Queued' || j.phase === 'Running') && countTasks(j.pending) > 0);
+      const waiting = [...s.jobs.values()].filter((j) => j.queue === q.name);
       return {
         name: q.name,
         tenant: q.tenant,
@@ -128,7 +135,7 @@ export class QueuesController {
         ...(q.maxPendingTasks ? { maxPendingTasks: q.maxPendingTasks } : {}),
         used: formatResources(used),
         borrowed: formatResources(borrowed),
-        fairShare: Math.round(dominantShare(used, capacity, q.weight ?? 1) * 10_000) / 10_000,
+        fairShare: Math.round(dominantShare(used, s.fair.capacity, q.weight ?? 1) * 10_000) / 10_000,
         pendingTasks: waiting.reduce((n, j) => n + countTasks(j.pending), 0),
         pendingJobs: waiting.length,
         runningTasks,

@@ -3,8 +3,8 @@
  * allocations, live bindings and queues. Standbys keep it warm too, so a new leader starts
  * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
  */
-import { type Binding, type Cordon, countTasks, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, type ResourceVector } from '@batchapi/api';
-import { queueUsageOf } from '@batchapi/scheduling';
+import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, ResourceVector } from '@batchapi/api';
+import { type ClusterState, queueUsageOf, wantsPlacement } from '@batchapi/scheduling';
 import { allocationsByNode, type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
@@ -69,9 +69,12 @@ class Mirror<T> {
   }
 }
 
-/** True for jobs that have tasks to place. */
-export function wantsPlacement(j: JobRecord): boolean {
-  return (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0;
+/** The revisions a cycle's writes compare: what its snapshot was built from. */
+export interface CycleVersions {
+  jobs: Map<string, Versioned<JobRecord>>;
+  allocs: Map<string, Versioned<NodeAllocation> | undefined>;
+  /** The create revision of each node's key: a bind compares it (the node's executor is still the one seen). */
+  nodeRevisions: Map<string, string>;
 }
 
 export class SchedulerCache {
@@ -152,6 +155,29 @@ export class SchedulerCache {
   /** The cordon of a node, if an operator set one. */
   cordon(node: string): Cordon | undefined {
     return this.cordons.items.get(this.store.keys.cordon(node))?.value;
+  }
+
+  /** The cached records, as `buildSnapshot` takes them, and the revisions of the same records (read in one synchronous stretch: they agree). */
+  state(): { state: ClusterState; versions: CycleVersions } {
+    const jobs = new Map<string, Versioned<JobRecord>>();
+    for (const j of this.jobs.items.values()) jobs.set(j.value.id, j);
+    const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
+    const nodeRevisions = new Map<string, string>();
+    for (const { value: n, createRevision } of this.nodes.items.values()) {
+      nodeRevisions.set(n.name, createRevision);
+      allocs.set(n.name, this.alloc(n.name));
+    }
+    return {
+      state: {
+        jobs: [...jobs.values()].map((j) => j.value),
+        nodes: [...this.nodes.items.values()].map((n) => n.value),
+        allocs: allocationsByNode(this.store.keys, this.allocs.items.values()),
+        queues: [...this.queues.items.values()].map((q) => q.value),
+        bindings: [...this.bindings.items.values()].map((b) => b.value),
+        cordons: [...this.cordons.items.values()].map((c) => c.value),
+      },
+      versions: { jobs, allocs, nodeRevisions },
+    };
   }
 
   /** Resources held by each queue's live tasks, with `gpu:<model>` charged on nodes that name their GPU model. */

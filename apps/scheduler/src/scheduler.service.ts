@@ -8,7 +8,7 @@ import { allocationsByNode, type Leadership, quarantineNode, reapLostNode } from
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { allocationRatio, decayUsage, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
+import { allocationRatio, type ClusterSnapshot, decayUsage, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
 import { countTasks, DEFAULT_QUARANTINE, recordNodeFailure, type ResourceVector } from '@batchapi/api';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
@@ -195,12 +195,15 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   /** Cluster and queue figures, computed from the cache when scraped (every replica, leader or not). */
   private clusterGauges(registers: Registry[]): void {
-    // One snapshot serves all the gauges of a scrape (each collects separately).
-    let last: { at: number; s: ReturnType<typeof takeSnapshot> } | undefined;
-    const snapshot = () => {
-      const now = this.clock.now();
-      if (!last || now - last.at > 1000) last = { at: now, s: takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined) };
-      return last.s;
+    // One snapshot serves all the gauges of a scrape: prom-client collects them one after another
+    // within microtasks, so the snapshot is dropped on the next turn of the event loop.
+    let current: ClusterSnapshot | undefined;
+    const snapshot = (): ClusterSnapshot => {
+      if (!current) {
+        current = this.snapshotAt(this.clock.now());
+        setImmediate(() => (current = undefined));
+      }
+      return current;
     };
     const allocation = new Gauge({
       name: Metric.clusterAllocation,
@@ -228,7 +231,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       registers,
       collect: () => {
         usage.reset();
-        for (const [queue, used] of this.cache.queueUsage()) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
+        for (const [queue, used] of snapshot().usage) for (const [resource, v] of Object.entries(used)) usage.set({ queue, resource }, v);
       },
     });
     const fairShare = new Gauge({
@@ -239,8 +242,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       collect: () => {
         fairShare.reset();
         const s = snapshot();
-        for (const { value: q } of this.cache.queues.items.values())
-          fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
+        for (const q of s.queues) fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
       },
     });
     const pendingTasks = new Gauge({
@@ -250,7 +252,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       registers,
       collect: () => {
         pendingTasks.reset();
-        for (const { value: j } of this.cache.jobs.items.values()) pendingTasks.inc({ queue: j.queue }, countTasks(j.pending));
+        for (const j of snapshot().jobs.values()) pendingTasks.inc({ queue: j.queue }, countTasks(j.pending));
       },
     });
     const slo = new Gauge({
@@ -260,7 +262,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       registers,
       collect: () => {
         slo.reset();
-        for (const { value: q } of this.cache.queues.items.values()) slo.set({ queue: q.name }, q.pendingAgeSloSeconds ?? 3600);
+        for (const q of snapshot().queues) slo.set({ queue: q.name }, q.pendingAgeSloSeconds ?? 3600);
       },
     });
     const nominal = new Gauge({
@@ -270,10 +272,14 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       registers,
       collect: () => {
         nominal.reset();
-        for (const { value: q } of this.cache.queues.items.values())
-          for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);
+        for (const q of snapshot().queues) for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);
       },
     });
+  }
+
+  /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
+  snapshotAt(now: number): ClusterSnapshot {
+    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined).snapshot;
   }
 
   /** Cycles run as leader so far, the durations of the last 1,000 (ms), and the longest synchronous phase of any (ms). For benchmarks and tests. */

@@ -1,5 +1,5 @@
 import { boundWork } from './backlog';
-import { queueOrder } from './placement';
+import { queueOrder } from './plugins/queue-sort';
 import type { PendingWork } from './snapshot';
 
 const work = (queue: string, i: number, priority = 0): PendingWork => ({

@@ -7,7 +7,7 @@
  * the rest from cycle to cycle, so that work behind a blocked head (a gang that cannot start,
  * a selector nothing matches) still gets its turn. When the backlog fits, nothing changes.
  */
-import { queueOrder } from './placement';
+import { queueOrder } from './plugins/queue-sort';
 import type { PendingWork } from './snapshot';
 
 /** The work one cycle considers. */

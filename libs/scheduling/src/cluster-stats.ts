@@ -1,6 +1,6 @@
 /** Cluster-wide figures for dashboards: allocation and GPU fragmentation. Pure. */
-import { DEFAULT_FILTERS } from './filters';
-import { pickDevices, tasksThatFit } from './placement';
+import { DEFAULT_FILTERS } from './framework/profile';
+import { pickDevices, tasksThatFit } from './plugins/resource-fit';
 import type { NodeSnapshot, PendingWork } from './snapshot';
 
 /** Share of each resource's total capacity that is allocated, 0–1. */

@@ -4,33 +4,23 @@
  * Pure, like the rest of this lib: a scheduler replica feeds it its live cache, admission
  * (when no scheduler answers) a snapshot read from etcd.
  */
-import {
-  type Cordon,
-  countTasks,
-  formatResources,
-  GPU_MILLI,
-  type JobRecord,
-  type NodeAllocation,
-  type NodeRecord,
-  type Queue,
-  type ResourceVector,
-  type WhyJob,
-  type WhyView,
-} from '@batchapi/api';
-import { QuotaLedger, queueUsageOf } from './quota';
-import { queueOrder } from './placement';
-import { toNodeSnapshot, toPendingWork } from './snapshot';
-import { DEFAULT_FILTERS, NodeSelector } from './filters';
-import { placeTasks, tasksThatFit } from './placement';
-import type { NodeSnapshot, PendingWork, Toleration } from './snapshot';
+import { countTasks, formatResources, GPU_MILLI, type ResourceVector, type WhyJob, type WhyView } from '@batchapi/api';
+import { DEFAULT_FILTERS } from './framework/profile';
+import { placeSnapshot } from './framework/schedule';
+import type { ClusterSnapshot } from './framework/snapshot-builder';
+import type { StatusDetail } from './framework/status';
+import { placeTasks, type Unplaced } from './placement';
+import { NodeSelector } from './plugins/node-selector';
+import { tasksThatFit } from './plugins/resource-fit';
+import { type NodeSnapshot, type PendingWork, type Toleration, toPendingWork } from './snapshot';
 
 /** The answer to "why pending". */
 export interface Explanation {
   /** Tasks of this job that could be placed right now. */
   placeableNow: number;
   pendingTasks: number;
-  /** Blocking reasons with node counts, most common first. */
-  blockers: Array<{ reason: string; nodes: number }>;
+  /** Blocking reasons with node counts, most common first (`detail` when a Filter plugin said it). */
+  blockers: Array<{ reason: string; nodes: number; detail?: StatusDetail }>;
   /** Set when the queue's quota is what stops it. */
   quota?: string;
   /** Lines a person reads, in order. */
@@ -73,21 +63,37 @@ function fitsDevices(work: PendingWork, n: NodeSnapshot): boolean {
   return false;
 }
 
-function placeable(work: PendingWork, nodes: readonly NodeSnapshot[], headroom?: ResourceVector): number {
+function alone(work: PendingWork, nodes: readonly NodeSnapshot[], headroom?: ResourceVector): PassOutcome {
   const res = placeTasks([work], nodes, { queueHeadroom: headroom ? new Map([[work.queue, headroom]]) : undefined, maxTasks: work.tasks });
-  return res.placements.reduce((n, p) => n + p.count, 0);
+  return { placed: res.placements.reduce((n, p) => n + p.count, 0), unplaced: res.unplaced[0] };
+}
+
+function placeable(work: PendingWork, nodes: readonly NodeSnapshot[], headroom?: ResourceVector): number {
+  return alone(work, nodes, headroom).placed;
+}
+
+/** What the placement pass decided for one job: the tasks it placed, and why the rest were not. */
+export interface PassOutcome {
+  placed: number;
+  unplaced?: Unplaced;
 }
 
 /**
  * Explains one job's pending tasks. `ahead` is the number of tasks of other work that the
- * queue order puts before it.
+ * queue order puts before it. `outcome` is what the cycle's placement pass decides for it on
+ * the whole snapshot (see `explainJob`); without it, a pass of this job alone on `nodes`.
  */
-export function explainPending(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, ahead: number): Explanation {
-  const res = placeTasks([work], nodes, { queueHeadroom: headroom ? new Map([[work.queue, headroom]]) : undefined, maxTasks: work.tasks });
-  const placeableNow = res.placements.reduce((n, p) => n + p.count, 0);
-  const why = res.unplaced[0];
-  const blockers: Array<{ reason: string; nodes: number }> = [];
-  for (const [reason, n] of Object.entries(why?.filtered ?? {})) blockers.push({ reason, nodes: n });
+export function explainPending(
+  work: PendingWork,
+  nodes: readonly NodeSnapshot[],
+  headroom: ResourceVector | undefined,
+  ahead: number,
+  outcome: PassOutcome = alone(work, nodes, headroom),
+): Explanation {
+  const placeableNow = outcome.placed;
+  const why = outcome.unplaced;
+  const blockers: Explanation['blockers'] = [];
+  for (const r of why?.filtered ?? []) blockers.push({ reason: r.status.reason, nodes: r.nodes, ...(r.status.detail ? { detail: r.status.detail } : {}) });
   for (const [reason, n] of shortages(work, nodes)) blockers.push({ reason, nodes: n });
   blockers.sort((a, b) => b.nodes - a.nodes || (a.reason < b.reason ? -1 : 1));
   const messages: string[] = [];
@@ -126,12 +132,7 @@ export const MAX_COUNTERFACTUALS_PER_KIND = 4;
  * `MAX_COUNTERFACTUALS_PER_KIND` of each kind and the quota, so at most 13 placement passes
  * whatever the job carries.
  */
-function counterfactuals(
-  work: PendingWork,
-  nodes: readonly NodeSnapshot[],
-  headroom: ResourceVector | undefined,
-  blockers: Array<{ reason: string }>,
-): string[] {
+function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, blockers: Explanation['blockers']): string[] {
   const out: string[] = [];
   const tryIt = (label: string, w: PendingWork, ignoreQuota = false) => {
     const n = placeable({ ...w, gang: false }, nodes, ignoreQuota ? undefined : headroom);
@@ -148,10 +149,13 @@ function counterfactuals(
     const { [key]: _drop, ...rest } = work.selector!;
     tryIt(`without the selector ${key}=${work.selector![key]}`, { ...work, selector: rest });
   }
-  const taints = blockers.map((b) => /^taint ([^=:]+)(?:=([^:]*))?:(\w+)$/.exec(b.reason)).filter((m): m is RegExpExecArray => m !== null);
-  for (const m of taints.slice(0, MAX_COUNTERFACTUALS_PER_KIND)) {
-    const tol: Toleration = { key: m[1], ...(m[2] !== undefined ? { value: m[2] } : { operator: 'Exists' as const }), effect: m[3] };
-    tryIt(`with the toleration ${m[1]}${m[2] !== undefined ? `=${m[2]}` : ''}:${m[3]}`, { ...work, tolerations: [...(work.tolerations ?? []), tol] });
+  const taints = blockers.flatMap((b) => (b.detail?.kind === 'taint' ? [b.detail] : []));
+  for (const t of taints.slice(0, MAX_COUNTERFACTUALS_PER_KIND)) {
+    const tol: Toleration = { key: t.key, ...(t.value !== undefined ? { value: t.value } : { operator: 'Exists' as const }), effect: t.effect };
+    tryIt(`with the toleration ${t.key}${t.value !== undefined ? `=${t.value}` : ''}:${t.effect}`, {
+      ...work,
+      tolerations: [...(work.tolerations ?? []), tol],
+    });
   }
   if (headroom) tryIt('in a queue with free quota', work, true);
   return out;
@@ -181,27 +185,13 @@ function soleSelectorMisses(work: PendingWork, nodes: readonly NodeSnapshot[]): 
   return [...misses].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
 }
 
-/** The cluster as one "why" is worked out on. */
-export interface WhyInput {
-  /** The job asked about (its placement fields are enough). */
-  job: WhyJob;
-  nodes: Iterable<NodeRecord>;
-  /** Allocation of each node by name (absent: nothing allocated). */
-  allocs: ReadonlyMap<string, NodeAllocation>;
-  queues: Iterable<Queue>;
-  /** The jobs with tasks waiting (others may be included; they are skipped). */
-  jobs: Iterable<JobRecord>;
-  cordons: Iterable<Cordon>;
-  /** Now, epoch ms. */
-  now: number;
-}
-
 /**
- * "Why is my job pending?" for one job: its place in its queue, then `explainPending` on the
- * uncordoned nodes with the queue's quota room (cohort borrowing included).
+ * "Why is my job pending?" for one job, on the snapshot a cycle would place from: the cycle's
+ * own placement pass (every waiting job of the snapshot, the profile, quota, fair share) is run
+ * and this job's outcome read from it, so the verdict is what placement would do; then its place
+ * in its queue, the blocking reasons, and the counterfactuals (passes of this job alone).
  */
-export function explainJob(i: WhyInput, explainedBy: WhyView['explainedBy']): WhyView {
-  const { job } = i;
+export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView['explainedBy']): WhyView {
   const pendingTasks = countTasks(job.pending);
   if (!(job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') || pendingTasks === 0) {
     return {
@@ -217,33 +207,25 @@ export function explainJob(i: WhyInput, explainedBy: WhyView['explainedBy']): Wh
       explainedBy,
     };
   }
-  const cordoned = new Set([...i.cordons].map((c) => c.node));
-  const nodes = [...i.nodes];
-  const snapshot = nodes.filter((n) => !cordoned.has(n.name)).map((n) => toNodeSnapshot(n, i.allocs.get(n.name)));
-  const labels = new Map(nodes.map((n) => [n.name, n.labels]));
-  const ledger = new QuotaLedger(
-    [...i.queues],
-    queueUsageOf(i.allocs, (n) => labels.get(n)),
-  );
-  const headroom = ledger.limits(job.queue) ? ledger.room(job.queue) : undefined;
-  const mine = toPendingWork(job, i.now);
-  const ahead = [...i.jobs]
-    .filter(
-      (j) =>
-        j.id !== job.id &&
-        j.queue === job.queue &&
-        (j.phase === 'Queued' || j.phase === 'Running') &&
-        j.cancelRequestedAt === undefined &&
-        countTasks(j.pending) > 0,
-    )
-    .map((j) => toPendingWork(j, i.now))
-    .filter((w) => queueOrder(w, mine) < 0);
+  const mine = toPendingWork(job, s.now);
+  // A job not in the snapshot (just submitted, not yet queued) is explained as if it were.
+  const work = s.work.some((w) => w.jobId === job.id) ? s.work : [...s.work, mine];
+  const { placements, unplaced, profile } = placeSnapshot(s, work);
+  const outcome: PassOutcome = {
+    placed: placements.reduce((n, p) => (p.jobId === job.id ? n + p.count : n), 0),
+    unplaced: unplaced.find((u) => u.jobId === job.id),
+  };
+  const quota = s.ledger();
+  const headroom = quota.limits(job.queue) ? quota.room(job.queue) : undefined;
+  const ahead = s.work.filter((w) => w.jobId !== job.id && w.queue === job.queue && profile.queueSort.compare(w, mine) < 0);
   const tasksAhead = ahead.reduce((n, w) => n + w.tasks, 0);
-  const e = explainPending(mine, snapshot, headroom, tasksAhead);
-  const cordonedNow = nodes.filter((n) => cordoned.has(n.name)).length;
-  if (cordonedNow)
+  const e = explainPending(mine, s.nodes, headroom, tasksAhead, outcome);
+  if (s.cordonedNodes)
     e.messages.push(
-      cordonedNow === 1 ? '1 node is cordoned by an operator and takes no new work' : `${cordonedNow} nodes are cordoned by an operator and take no new work`,
+      s.cordonedNodes === 1
+        ? '1 node is cordoned by an operator and takes no new work'
+        : `${s.cordonedNodes} nodes are cordoned by an operator and take no new work`,
     );
-  return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, explainedBy };
+  const blockers = e.blockers.map(({ reason, nodes }) => ({ reason, nodes }));
+  return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, blockers, explainedBy };
 }

@@ -147,10 +147,30 @@ describe('placeTasks (bin-pack)', () => {
       {
         jobId: 'j',
         tasks: 2,
-        filtered: { 'label gpu.model=A100 missing': 1, 'taint dedicated=ml:NoSchedule': 1 },
+        filtered: [
+          {
+            nodes: 1,
+            status: {
+              code: 'Unschedulable',
+              plugin: 'NodeSelector',
+              reason: 'label gpu.model=A100 missing',
+              detail: { kind: 'label', key: 'gpu.model', value: 'A100' },
+            },
+          },
+          {
+            nodes: 1,
+            status: {
+              code: 'Unschedulable',
+              plugin: 'TaintToleration',
+              reason: 'taint dedicated=ml:NoSchedule',
+              detail: { kind: 'taint', key: 'dedicated', value: 'ml', effect: 'NoSchedule' },
+            },
+          },
+        ],
         full: 0,
         quotaLimited: false,
         gangBlocked: false,
+        statuses: [],
       },
     ]);
     // with the toleration the tainted node is used too

@@ -1,6 +1,6 @@
-import type { NodeSnapshot, PendingWork } from './snapshot';
-import { fragmentation, packingScores, requestShapes } from './fragmentation';
-import { placeTasks } from './placement';
+import type { NodeSnapshot, PendingWork } from '../../index';
+import { fragmentation, packingScores, requestShapes } from '../../index';
+import { placeTasks } from '../../index';
 
 const gpuNode = (name: string, devices: Record<string, number> = {}, cpu = 64_000): NodeSnapshot => ({
   name,

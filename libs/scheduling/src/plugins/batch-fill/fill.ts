@@ -5,8 +5,8 @@
  * node best — minimum bin slack — with a bounded search. Pure.
  */
 import type { ResourceVector } from '@batchapi/api';
-import type { FilterPlugin } from './filters';
-import type { NodeSnapshot, PendingWork } from './snapshot';
+import type { FilterPlugin } from '../../framework/extension-points';
+import type { NodeSnapshot, PendingWork } from '../../snapshot';
 
 /** A node's mutable state during a pass. */
 export interface FillNode {

@@ -5,9 +5,11 @@
  * less than `protectMs` ago (so the same work is not preempted again and again). Pure.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
-import { DEFAULT_FILTERS, type FilterPlugin } from './filters';
-import { pickDevices, queueOrder, tasksThatFit } from './placement';
-import type { NodeSnapshot, PendingWork } from './snapshot';
+import type { FilterPlugin } from '../../framework/extension-points';
+import { DEFAULT_FILTERS } from '../../framework/profile';
+import { queueOrder } from '../queue-sort';
+import { pickDevices, tasksThatFit } from '../resource-fit';
+import type { NodeSnapshot, PendingWork } from '../../snapshot';
 
 /** One running task as preemption sees it. */
 export interface RunningTask {

@@ -1,9 +1,9 @@
 import fc from 'fast-check';
 import type { ResourceVector } from '@batchapi/api';
-import { placeTasks } from './placement';
-import type { RunningTask } from './preemption';
-import { chargeOf, decayUsage, planReclaim, type QuotaLedger as Ledger, QuotaLedger, type QuotaQueue } from './quota';
-import type { NodeSnapshot, PendingWork } from './snapshot';
+import { placeTasks } from '../../index';
+import type { RunningTask } from '../../index';
+import { chargeOf, decayUsage, planReclaim, type QuotaLedger as Ledger, QuotaLedger, type QuotaQueue } from '../../index';
+import type { NodeSnapshot, PendingWork } from '../../index';
 
 const cpu = (n: number): ResourceVector => ({ cpu: n * 1000 });
 const usage = (entries: Record<string, number>) => new Map(Object.entries(entries).map(([q, n]) => [q, cpu(n)]));

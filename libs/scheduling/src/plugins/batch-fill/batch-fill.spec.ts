@@ -1,5 +1,5 @@
 import { parseResources } from '@batchapi/api';
-import { DEFAULT_FILTERS, type NodeSnapshot, placeTasks, type PendingWork } from './index';
+import { DEFAULT_FILTERS, type NodeSnapshot, placeTasks, type PendingWork } from '../../index';
 
 const bin = (name: string): NodeSnapshot => ({ name, capacity: parseResources({ cpu: '100' }), used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [] });
 const item = (i: number, cores: number, createdAt = 0): PendingWork => ({

@@ -1,5 +1,5 @@
 import { parseResources } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, planPreemption, type RunningTask } from './index';
+import { type NodeSnapshot, type PendingWork, planPreemption, type RunningTask } from '../../index';
 
 const NOW = 1_000_000;
 const node = (name: string, cap: Record<string, string | number>, used: Record<string, string | number> = {}): NodeSnapshot => ({

@@ -11,8 +11,9 @@
  *   - nothing for requests without GPUs (they do not want GPUs).
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
-import { pickDevices } from './placement';
-import { mostAllocated, type ScorePlugin } from './scores';
+import { pickDevices } from '../resource-fit';
+import type { ScorePlugin } from '../../framework/extension-points';
+import { mostAllocated } from '../most-allocated';
 
 /** A kind of request and how common it is. */
 export interface RequestShape {

@@ -1,0 +1,76 @@
+/**
+ * The extension points of a placement pass, as interfaces (after the Kubernetes scheduler
+ * framework). Each plugin is pure: inputs in, a number or a `Status` out, no I/O, no clock.
+ *
+ *   QueueSort  — the order pending work is tried in (within a priority, fair share may interleave queues);
+ *   PreFilter  — once per piece of work: how many of its tasks may be tried at all (quota, gang);
+ *   Filter     — can this node ever run a task of it (selector, taints, resource kinds)?
+ *   Score      — among the nodes that can, which first (bin packing, GPU fragmentation)?
+ *   Reserve    — take a node's room for some tasks (quota per node), and give it back (Unreserve);
+ *   Permit     — accept what was reserved for the work, or refuse it all (a gang places all or none);
+ *   PostFilter — after the pass, for work left pending: stop tasks to make room (preemption,
+ *                reclaim) or give up on it (gang timeout). These produce entries of the `Plan`.
+ */
+import type { ResourceVector } from '@batchapi/api';
+import type { NodeSnapshot, PendingWork } from '../snapshot';
+import type { QuotaLedger } from '../plugins/quota/ledger';
+import type { Status } from './status';
+
+/** What plugins of one pass share: the quota room as placement takes from it, and the task budget left. */
+export interface PassContext {
+  readonly ledger: QuotaLedger;
+  /** Tasks this pass may still place. */
+  readonly budget: number;
+}
+
+/** Orders pending work: negative when `a` goes first. */
+export interface QueueSortPlugin {
+  name: string;
+  compare(a: PendingWork, b: PendingWork): number;
+}
+
+/** What a PreFilter allows of one piece of work. */
+export interface PreFilterResult {
+  /** Tasks that may be tried (at most `work.tasks`). */
+  allowed: number;
+  /** Set when the plugin limited or refused the work. */
+  status?: Status;
+}
+
+/** Runs once per piece of work per pass, before any node is looked at. `allowed` is what earlier PreFilters allowed. */
+export interface PreFilterPlugin {
+  name: string;
+  preFilter(work: PendingWork, allowed: number, ctx: PassContext): PreFilterResult;
+}
+
+/** Can this node run a task of this work at all? `undefined` to pass, or the refusal. */
+export interface FilterPlugin {
+  name: string;
+  filter(work: PendingWork, node: NodeSnapshot): Status | undefined;
+}
+
+/** A score plugin: a number, usually in [-1, 1], weighted and summed with the others; higher is better. */
+export interface ScorePlugin {
+  name: string;
+  /** Weight in the sum. @default 1 */
+  weight: number;
+  /** `devices`: milli-GPU in use per device now (within a pass; defaults to the snapshot's). */
+  score(work: PendingWork, node: NodeSnapshot, free: ResourceVector, freeDevices: number, devices?: Record<string, number>): number;
+}
+
+/** Takes a node's room for tasks, and gives it back when the work is not permitted. */
+export interface ReservePlugin {
+  name: string;
+  /** How many of `want` tasks this plugin lets the node take (≤ want). */
+  admit(work: PendingWork, node: NodeSnapshot, want: number, ctx: PassContext): number;
+  /** `count` tasks were reserved on the node. */
+  reserve(work: PendingWork, node: NodeSnapshot, count: number, ctx: PassContext): void;
+  /** Undo of `reserve`. */
+  unreserve(work: PendingWork, node: NodeSnapshot, count: number, ctx: PassContext): void;
+}
+
+/** Accepts or refuses what was reserved for one piece of work. */
+export interface PermitPlugin {
+  name: string;
+  permit(work: PendingWork, placed: number): Status | undefined;
+}

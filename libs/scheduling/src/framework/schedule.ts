@@ -1,0 +1,227 @@
+/**
+ * `schedule(snapshot, options): Plan` — one scheduling cycle's decisions, pure (Nomad's
+ * plan/apply): bound the backlog, place (the profile's plugins), turn placements into bind
+ * units, then the PostFilters for what stayed pending — gang timeout, reclaim, and, when
+ * nothing could be placed, preemption. Nothing is written here; a `Planner` applies the plan
+ * (the scheduler's is fenced etcd transactions; `MemoryPlanner` applies it to records in memory).
+ */
+import { type Binding, eligibleRanges, type JobRecord, markBound, type TaskRange, takeTasks } from '@batchapi/api';
+import { boundWork } from '../backlog';
+import { type PlacementResult, placeTasks, type Unplaced } from '../placement';
+import type { StopRequest } from '../plugins/drain';
+import { packingScores } from '../plugins/fragmentation-gradient';
+import { expiredGangs, type GangFailure } from '../plugins/gang-timeout';
+import { planPreemption, type RunningTask, type Victim } from '../plugins/preemption';
+import { chargeOf, type QuotaLedger } from '../plugins/quota/ledger';
+import { planReclaim, type QuotaDemand } from '../plugins/reclaim';
+import type { PendingWork, Placement } from '../snapshot';
+import { DEFAULT_PROFILE, type Profile } from './profile';
+import type { ClusterSnapshot } from './snapshot-builder';
+
+/** Most pending jobs one cycle considers unless tuned otherwise (see `boundWork`). */
+export const DEFAULT_MAX_JOBS_PER_CYCLE = 2000;
+
+/** How long after a stop request a task still counts as on its way out, in milliseconds: longer than any kill grace. */
+export const STOPPING_WINDOW_MS = 60_000;
+
+/** Options of one cycle's decisions. */
+export interface ScheduleOptions {
+  /** The plugins. @default DEFAULT_PROFILE with `packingScores` of the snapshot's request mix */
+  profile?: Profile;
+  /** Most tasks placed. @default 100000 */
+  maxTasks?: number;
+  /** Most pending jobs considered, and where the rotating window over the rest starts (see `boundWork`). @default 2000 from 0 */
+  backlog?: { maxJobs: number; cursor?: number };
+  /** Reclaim and preemption; both off when absent. */
+  preemption?: {
+    /** Victims each queue may still lose this minute. */
+    budget: Map<string, number>;
+    /** A task bound less than this long ago is never preempted, in milliseconds. */
+    protectMs: number;
+  };
+  /** Dominant resource fairness between queues. @default true */
+  fairShare?: boolean;
+}
+
+/** `count` tasks of a job bound: the job after binding, and its new bindings. */
+export interface BindIntent {
+  jobId: string;
+  /** The job after binding (pending ranges removed, phase Running). */
+  next: JobRecord;
+  bindings: Binding[];
+}
+
+/** A stop request and why it is asked. */
+export interface PlannedStop extends StopRequest {
+  cause: 'preempt' | 'reclaim' | 'drain';
+}
+
+/** What a cycle decided. Applied by a `Planner`; nothing in it has been written yet. */
+export interface Plan {
+  /** The instant it was decided at (the snapshot's `now`, epoch ms): bind and stop times. */
+  at: number;
+  binds: BindIntent[];
+  stops: PlannedStop[];
+  gangFailures: GangFailure[];
+  /** The victims behind `stops` (for metrics and budgets). */
+  preempted: Victim[];
+  reclaimed: Victim[];
+  placements: Placement[];
+  unplaced: Unplaced[];
+  /** Pending jobs considered and left for later cycles, and the next window's start. */
+  considered: number;
+  deferred: number;
+  cursor: number;
+}
+
+/** Applies plans. Every write is fenced and compares what the plan was decided on; a refused part is decided again next cycle. */
+export interface Planner<R = unknown> {
+  apply(plan: Plan): Promise<R>;
+}
+
+/**
+ * The cycle's decisions, as a generator that yields between its synchronous phases (bound,
+ * place, plan, post-filter) so a caller on an event loop can let timers run; `schedule` runs it
+ * through. Returns the plan.
+ */
+export function* scheduleSteps(s: ClusterSnapshot, opts: ScheduleOptions = {}): Generator<string, Plan, void> {
+  const window = boundWork(s.work, opts.backlog?.maxJobs ?? DEFAULT_MAX_JOBS_PER_CYCLE, opts.backlog?.cursor);
+  yield 'bound';
+  const { ledger, ...placed } = placeSnapshot(s, window.work, opts);
+  yield 'place';
+  const binds = bindIntents(s, placed.placements);
+  yield 'plan';
+  const gangFailures = expiredGangs(placed.unplaced, s.jobs, s.now);
+  const reclaimed = opts.preemption && placed.unplaced.length ? reclaim(s, ledger, placed.unplaced, opts.preemption.budget) : [];
+  const preempted =
+    opts.preemption && placed.placements.length === 0 && placed.unplaced.length
+      ? preempt(s, placed.unplaced, opts.preemption.budget, opts.preemption.protectMs)
+      : [];
+  const stops: PlannedStop[] = [...reclaimed.map((v) => stopOf(v, 'reclaim')), ...preempted.map((v) => stopOf(v, 'preempt'))];
+  return {
+    at: s.now,
+    binds,
+    stops,
+    gangFailures,
+    preempted,
+    reclaimed,
+    placements: placed.placements,
+    unplaced: placed.unplaced,
+    considered: window.work.length,
+    deferred: window.deferred,
+    cursor: window.cursor,
+  };
+}
+
+/**
+ * The placement pass of a cycle on `work` (the snapshot's, or a window of it): the profile
+ * (default: packing scores of the snapshot's request mix), a fresh quota ledger, fair share.
+ * Returns the ledger as placement left it (reclaim continues from it) and the profile used.
+ */
+export function placeSnapshot(
+  s: ClusterSnapshot,
+  work: readonly PendingWork[],
+  opts: ScheduleOptions = {},
+): PlacementResult & { ledger: QuotaLedger; profile: Profile } {
+  const ledger = s.ledger();
+  const profile = opts.profile ?? { ...DEFAULT_PROFILE, scores: packingScores(s.shapes) };
+  const placed = placeTasks(work, s.nodes, {
+    quota: ledger,
+    maxTasks: opts.maxTasks ?? 100_000,
+    profile,
+    ...(opts.fairShare === false ? {} : { fairShare: s.fair }),
+  });
+  return { ...placed, ledger, profile };
+}
+
+/** One cycle's decisions on `s`, in one synchronous call. */
+export function schedule(s: ClusterSnapshot, opts: ScheduleOptions = {}): Plan {
+  const steps = scheduleSteps(s, opts);
+  for (;;) {
+    const r = steps.next();
+    if (r.done) return r.value;
+  }
+}
+
+function stopOf(v: Victim, cause: PlannedStop['cause']): PlannedStop {
+  return { node: v.task.node, jobId: v.task.jobId, start: v.task.groupStart, attempt: v.task.attempt, index: v.task.index, cause };
+}
+
+/** Placements → bind units: task ranges taken from each job's eligible pending ranges, in placement order. */
+export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]): BindIntent[] {
+  const byJob = new Map<string, Placement[]>();
+  for (const p of placements) byJob.set(p.jobId, [...(byJob.get(p.jobId) ?? []), p]);
+  const out: BindIntent[] = [];
+  for (const [jobId, ps] of byJob) {
+    const job = s.jobs.get(jobId)!;
+    let pending = eligibleRanges(job.pending, s.now);
+    const bindings: Binding[] = [];
+    const bound: TaskRange[] = [];
+    for (const p of ps) {
+      const { taken, rest } = takeTasks(pending, p.count);
+      pending = rest;
+      bound.push(...taken);
+      let offset = 0;
+      for (const r of taken) {
+        const n = r.end - r.start;
+        bindings.push({
+          jobId,
+          tenant: job.tenant,
+          queue: job.queue,
+          node: p.node,
+          start: r.start,
+          end: r.end,
+          attempt: r.attempt,
+          resources: job.spec.resources,
+          priority: job.spec.priority,
+          devices: p.devices.slice(offset, offset + n),
+          boundAt: s.now,
+          traceparent: job.traceparent,
+          command: job.spec.command,
+          env: job.spec.env,
+          ...(job.spec.timeoutSeconds ? { timeoutSeconds: job.spec.timeoutSeconds } : {}),
+          ...(job.spec.image ? { image: job.spec.image } : {}),
+          ...(job.spec.selector && Object.keys(job.spec.selector).length ? { selector: job.spec.selector } : {}),
+          ...(job.spec.items ? { items: job.spec.items.slice(r.start, r.end) } : {}),
+        });
+        offset += n;
+      }
+    }
+    out.push({ jobId, next: markBound(job, bound, s.now), bindings });
+  }
+  return out;
+}
+
+/**
+ * Reclaim for quota-limited work, on the ledger as placement left it. Tasks asked to stop lately
+ * are on their way out: what they hold is already coming back. A stopped task of a group that
+ * still runs keeps its mark but no longer holds anything (the ledger counts from the nodes'
+ * allocations), hence the window.
+ */
+function reclaim(s: ClusterSnapshot, ledger: QuotaLedger, unplaced: readonly Unplaced[], budget: Map<string, number>): Victim[] {
+  const byId = new Map(s.work.map((w) => [w.jobId, w]));
+  const demands: QuotaDemand[] = unplaced
+    .filter((u) => u.quotaLimited)
+    .map((u) => {
+      const w = byId.get(u.jobId)!;
+      return { jobId: u.jobId, queue: w.queue, charge: w.resources, tasks: u.tasks };
+    });
+  if (demands.length === 0) return [];
+  const running = s.running();
+  const chargeFor = (t: RunningTask) => chargeOf(t.resources, s.labels.get(t.node));
+  for (const t of running)
+    if (t.stopping && t.stopRequestedAt !== undefined && s.now - t.stopRequestedAt < STOPPING_WINDOW_MS) ledger.take(t.queue, chargeFor(t), -1);
+  return planReclaim(ledger, demands, running, chargeFor, { budget });
+}
+
+/** Preemption (only in a cycle that could place nothing): the fewest lower-priority tasks for higher-priority work left pending. */
+function preempt(s: ClusterSnapshot, unplaced: readonly Unplaced[], budget: Map<string, number>, protectMs: number): Victim[] {
+  const byId = new Map(s.work.map((w) => [w.jobId, w]));
+  // Quota-limited work waits for its quota, not for victims; a gang asks for all of its tasks (planPreemption keeps it whole).
+  const candidates = unplaced.filter((u) => !u.quotaLimited).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
+  if (candidates.length === 0) return [];
+  const running = s.running();
+  const lowest = running.reduce((m, t) => Math.min(m, t.priority), Infinity);
+  if (!candidates.some((w) => w.priority > lowest)) return [];
+  return planPreemption(candidates, s.nodes, running, { now: s.now, protectMs, budget });
+}

@@ -1,0 +1,162 @@
+/**
+ * The one snapshot builder. Everything that decides or explains placement — the scheduler's
+ * cycle, "why pending" (the scheduler's RPC and admission's fallback), the queue views and the
+ * cluster gauges — builds its view of the cluster here, from the same records, with the same
+ * predicates, so an explanation is made on exactly what a cycle would see.
+ */
+import {
+  addResources,
+  type Binding,
+  type Cordon,
+  countTasks,
+  type JobRecord,
+  type NodeAllocation,
+  type NodeRecord,
+  type Queue,
+  type ResourceVector,
+} from '@batchapi/api';
+import { type FairShareInput } from '../plugins/fair-share';
+import { type RequestShape, requestShapes } from '../plugins/fragmentation-gradient';
+import type { RunningTask } from '../plugins/preemption';
+import { chargeOf, QuotaLedger, queueUsageOf } from '../plugins/quota/ledger';
+import { type NodeSnapshot, type PendingWork, toNodeSnapshot, toPendingWork } from '../snapshot';
+
+/** The records a snapshot is built from: what the scheduler's cache holds, or a fresh read of etcd. */
+export interface ClusterState {
+  /** Jobs; those not waiting for placement (see `wantsPlacement`) are skipped. */
+  jobs: Iterable<JobRecord>;
+  nodes: Iterable<NodeRecord>;
+  /** Each node's allocation, by node name (absent: nothing allocated). Nodes gone with an allocation left still count against their queues. */
+  allocs: ReadonlyMap<string, NodeAllocation | undefined>;
+  queues: Iterable<Queue>;
+  /** Live bindings (running work). */
+  bindings: Iterable<Binding>;
+  cordons: Iterable<Cordon>;
+}
+
+/** Options of `buildSnapshot`. */
+export interface SnapshotOptions {
+  /** Each queue's decayed past usage (see `decayUsage`), added to what it holds now for fair share. @default none */
+  history?: ReadonlyMap<string, ResourceVector>;
+}
+
+/** Everything a scheduling decision is made from, as of `now`. Read-only: placement copies what it changes. */
+export interface ClusterSnapshot {
+  /** The instant the snapshot is of (epoch ms): retries still in backoff are not placeable yet. */
+  now: number;
+  /** Every job waiting for placement, by id. */
+  jobs: ReadonlyMap<string, JobRecord>;
+  /** Their tasks placeable at `now`, one piece per job with at least one. */
+  work: PendingWork[];
+  /** The nodes that take new work (not cordoned). */
+  nodes: NodeSnapshot[];
+  /** Labels of every registered node, cordoned ones too (a task's charge depends on its node's GPU model). */
+  labels: ReadonlyMap<string, Record<string, string>>;
+  /** Cordons by node. */
+  cordons: ReadonlyMap<string, Cordon>;
+  /** Registered nodes that are cordoned. */
+  cordonedNodes: number;
+  queues: readonly Queue[];
+  /** What each queue's live tasks hold now, charged per node. */
+  usage: ReadonlyMap<string, ResourceVector>;
+  /** Inputs of dominant resource fairness between queues (capacity of the nodes that take work; usage plus history). */
+  fair: FairShareInput;
+  /** The request mix (pending and running) that GPU fragmentation is measured against. */
+  shapes: RequestShape[];
+  bindings: readonly Binding[];
+  /** Every task of every live binding (computed on first use: a large array has many). */
+  running(): RunningTask[];
+  /** A fresh quota ledger over `queues` and `usage` (placement takes from its own copy). */
+  ledger(): QuotaLedger;
+}
+
+/** True for jobs with tasks to place: queued or running, not being cancelled, with pending tasks. */
+export function wantsPlacement(j: JobRecord): boolean {
+  return (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0;
+}
+
+/** Builds the snapshot of `state` as of `now`. */
+export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOptions = {}): ClusterSnapshot {
+  const jobs = new Map<string, JobRecord>();
+  const work: PendingWork[] = [];
+  for (const j of state.jobs) {
+    if (!wantsPlacement(j)) continue;
+    jobs.set(j.id, j);
+    const w = toPendingWork(j, now);
+    if (w.tasks > 0) work.push(w);
+  }
+  const cordons = new Map<string, Cordon>();
+  for (const c of state.cordons) cordons.set(c.node, c);
+  const nodes: NodeSnapshot[] = [];
+  const labels = new Map<string, Record<string, string>>();
+  let cordonedNodes = 0;
+  for (const n of state.nodes) {
+    labels.set(n.name, n.labels);
+    if (cordons.has(n.name)) {
+      cordonedNodes++;
+      continue;
+    }
+    nodes.push(toNodeSnapshot(n, state.allocs.get(n.name)));
+  }
+  const queues = [...state.queues];
+  const usage = queueUsageOf(state.allocs, (n) => labels.get(n));
+  const fairUsage = new Map(usage);
+  for (const [q, h] of opts.history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
+  const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.capacity, n.labels)), {});
+  const bindings = [...state.bindings];
+  const shapes = requestShapes([
+    ...work.map((w) => ({ resources: w.resources, count: w.tasks })),
+    ...bindings.map((b) => ({ resources: b.resources, count: b.end - b.start })),
+  ]);
+  let running: RunningTask[] | undefined;
+  return {
+    now,
+    jobs,
+    work,
+    nodes,
+    labels,
+    cordons,
+    cordonedNodes,
+    queues,
+    usage,
+    fair: { capacity, usage: fairUsage, weights: new Map(queues.map((q) => [q.name, q.weight ?? 1])) },
+    shapes,
+    bindings,
+    running: () => (running ??= runningTasks(bindings)),
+    ledger: () => new QuotaLedger(queues, usage),
+  };
+}
+
+/** Every task of every live binding, as preemption and reclaim see it. */
+export function runningTasks(bindings: Iterable<Binding>): RunningTask[] {
+  const out: RunningTask[] = [];
+  for (const b of bindings) {
+    const stopping = new Set(b.preempt ?? []);
+    for (let i = b.start; i < b.end; i++) {
+      out.push({
+        jobId: b.jobId,
+        queue: b.queue,
+        node: b.node,
+        groupStart: b.start,
+        attempt: b.attempt,
+        index: i,
+        priority: b.priority ?? 0,
+        resources: b.resources,
+        devices: b.devices[i - b.start] ?? [],
+        boundAt: b.boundAt,
+        stopping: !!b.cancelRequested || stopping.has(i),
+        ...(stopping.has(i) && b.preemptRequestedAt !== undefined ? { stopRequestedAt: b.preemptRequestedAt } : {}),
+      });
+    }
+  }
+  return out;
+}
+
+/** The jobs of `queue` waiting for placement, in the order the cycle tries them (`queueOrder` of their pending work at the snapshot's instant). */
+export function waitingIn(s: ClusterSnapshot, queue: string, compare: (a: PendingWork, b: PendingWork) => number): JobRecord[] {
+  return [...s.jobs.values()]
+    .filter((j) => j.queue === queue)
+    .map((j) => ({ j, w: toPendingWork(j, s.now) }))
+    .sort((a, b) => compare(a.w, b.w))
+    .map(({ j }) => j);
+}

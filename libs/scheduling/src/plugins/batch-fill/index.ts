@@ -1,0 +1,50 @@
+/**
+ * Batch fill (run before the per-job pass): the leading tier of the queue — work of one
+ * priority submitted at one instant, plain enough (no GPUs, gangs, selectors, tolerations,
+ * spreading or quota limit; one queue when fair share is on) — is packed node by node with
+ * `fillTier` (minimum bin slack) instead of one job at a time.
+ */
+import type { FilterPlugin } from '../../framework/extension-points';
+import type { QuotaLedger } from '../quota/ledger';
+import type { PendingWork, Placement } from '../../snapshot';
+import { type FillNode, fillTier } from './fill';
+
+export * from './fill';
+
+/** Most tasks a batch fill searches over at once. */
+export const BATCH_FILL_MAX_TASKS = 20_000;
+
+/** Reduces the tasks left in `ordered` (in queue order), appends to `placements`, and returns how many were placed. */
+export function batchFill(
+  ordered: PendingWork[],
+  states: FillNode[],
+  filters: readonly FilterPlugin[],
+  ledger: QuotaLedger,
+  placements: Placement[],
+  budget: number,
+  fair: boolean,
+): number {
+  const head = ordered[0];
+  if (!head) return 0;
+  // With fair share on, packing never overrides fairness: only a tier of one queue is filled.
+  if (fair && ordered.some((w) => w.queue !== head.queue && w.priority === head.priority && w.createdAt === head.createdAt)) return 0;
+  const tier: PendingWork[] = [];
+  let tasks = 0;
+  for (const w of ordered) {
+    const plain =
+      !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !ledger.limits(w.queue);
+    if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
+    tier.push(w);
+    tasks += w.tasks;
+  }
+  if (tier.length < 2 || tasks > Math.min(budget, BATCH_FILL_MAX_TASKS)) return 0;
+  const filled = fillTier(tier, states, filters);
+  const byId = new Map(tier.map((w) => [w.jobId, w]));
+  let placed = 0;
+  for (const f of filled) {
+    byId.get(f.jobId)!.tasks -= f.count;
+    placements.push({ jobId: f.jobId, node: f.node, count: f.count, devices: Array.from({ length: f.count }, () => []) });
+    placed += f.count;
+  }
+  return placed;
+}

@@ -1,0 +1,20 @@
+/**
+ * Score: keep GPU nodes for GPU work (−0.5 for work without GPUs on a GPU node), and do not
+ * break a node whose devices are all free for a request that needs fewer than all of them
+ * (−0.25). The simple rule used without a request mix; `fragmentationGradient` is the measured one.
+ */
+import { GPU_MILLI } from '@batchapi/api';
+import type { ScorePlugin } from '../../framework/extension-points';
+
+export const GpuFragmentation: ScorePlugin = {
+  name: 'GpuFragmentation',
+  weight: 1,
+  score(work, node, _free, freeDevices) {
+    const share = work.resources.gpu ?? 0;
+    if (node.gpuCount === 0) return 0;
+    if (share === 0) return -0.5;
+    const wholeNeeded = Math.ceil(share / GPU_MILLI);
+    if (freeDevices === node.gpuCount && wholeNeeded < node.gpuCount) return -0.25;
+    return 0;
+  },
+};
