@@ -28,6 +28,7 @@ export function expiredGangs(unplaced: readonly Unplaced[], jobs: ReadonlyMap<st
     const timeout = (job.spec.gangTimeoutSeconds ?? DEFAULT_GANG_TIMEOUT_SECONDS) * 1000;
     if (now - (job.queuedAt ?? job.createdAt) < timeout) continue;
     const reasons = [
+      ...u.statuses.filter((st) => st.plugin !== 'Quota').map((st) => st.reason),
       ...u.filtered.map((r) => `${r.nodes} nodes: ${r.status.reason}`),
       ...(u.full ? [`${u.full} nodes without free room`] : []),
       ...(u.quotaLimited ? ['the queue quota is too small for all tasks at once'] : []),

@@ -8,8 +8,9 @@
 import type { PermitPlugin, PreFilterPlugin } from '../../framework/extension-points';
 import type { Status } from '../../framework/status';
 
-function blocked(tasks: number): Status {
-  return { code: 'GangBlocked', plugin: 'Gang', reason: `gang: all ${tasks} tasks must start together`, detail: { kind: 'gang', tasks } };
+function blocked(tasks: number, placed?: number): Status {
+  const reason = placed === undefined ? `gang: all ${tasks} tasks must start together` : `gang: only ${placed} of ${tasks} tasks fit at once`;
+  return { code: 'GangBlocked', plugin: 'Gang', reason, detail: { kind: 'gang', tasks } };
 }
 
 export const GangPreFilter: PreFilterPlugin = {
@@ -23,6 +24,6 @@ export const GangPreFilter: PreFilterPlugin = {
 export const GangPermit: PermitPlugin = {
   name: 'Gang',
   permit(work, placed) {
-    return work.gang && placed < work.tasks ? blocked(work.tasks) : undefined;
+    return work.gang && placed < work.tasks ? blocked(work.tasks, placed) : undefined;
   },
 };

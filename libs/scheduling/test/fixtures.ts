@@ -1,0 +1,53 @@
+/** Record builders for whole-cycle tests of the framework (plain values; no store). */
+import { type Binding, type Cordon, type JobRecord, type NodeRecord, parseResources, type Queue } from '@batchapi/api';
+
+export const T0 = 1_800_000_000_000;
+
+export function nodeRecord(name: string, cap: Record<string, string | number>, extra: Partial<NodeRecord> = {}): NodeRecord {
+  const capacity = parseResources(cap);
+  const gpus = Math.floor((capacity.gpu ?? 0) / 1000);
+  return {
+    name,
+    capacity,
+    labels: {},
+    taints: [],
+    gpus: Array.from({ length: gpus }, (_, i) => ({ index: i, uuid: `${name}-gpu-${i}`, model: 'fake', memoryMiB: 0 })),
+    url: `http://127.0.0.1:0/${name}`,
+    registeredAt: T0,
+    ...extra,
+  };
+}
+
+export function jobRecord(
+  id: string,
+  tasks: number,
+  res: Record<string, string | number>,
+  extra: Partial<JobRecord> & { spec?: Partial<JobRecord['spec']> } = {},
+): JobRecord {
+  const { spec, ...rest } = extra;
+  return {
+    id,
+    tenant: 't',
+    queue: 'q',
+    phase: 'Queued',
+    pending: [{ start: 0, end: tasks, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    createdAt: T0,
+    queuedAt: T0,
+    ...rest,
+    spec: { name: id, command: ['true'], env: {}, resources: parseResources(res), tasks, priority: 0, labels: {}, ...spec },
+  };
+}
+
+export function queue(name: string, nominal: Record<string, string | number> = {}, extra: Partial<Queue> = {}): Queue {
+  return { name, tenant: 't', nominal: parseResources(nominal), ...extra } as Queue;
+}
+
+export function cordon(node: string, extra: Partial<Cordon> = {}): Cordon {
+  return { node, reason: 'test', by: 'ops', at: T0, ...extra };
+}
+
+/** Tasks of a job that the bindings hold. */
+export function boundTasks(bindings: readonly Binding[], jobId: string): number {
+  return bindings.filter((b) => b.jobId === jobId).reduce((n, b) => n + b.end - b.start, 0);
+}
