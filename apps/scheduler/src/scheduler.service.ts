@@ -8,7 +8,7 @@ import { allocationsByNode, type Leadership, quarantineNode, reapLostNode } from
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { allocationRatio, type ClusterSnapshot, decayUsage, dominantShare, fragmentedGpus } from '@batchapi/scheduling';
+import { allocationRatio, type ClusterSnapshot, decayUsage, dominantShare, fragmentedGpus, lostNodes, preemptionBudget } from '@batchapi/scheduling';
 import { countTasks, DEFAULT_QUARANTINE, recordNodeFailure, type ResourceVector } from '@batchapi/api';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
@@ -68,7 +68,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   /** When each node was last reaped with tasks on it (leader-local, within the quarantine window). */
   private readonly nodeLostAt = new Map<string, number[]>();
   /** When this replica first saw each node with live bindings but no node key (ms of CLOCK_MONOTONIC). */
-  private readonly missingSince = new Map<string, number>();
+  private missingSince = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
@@ -289,12 +289,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   /** Victims each queue may still lose this minute. */
   private preemptionBudget(now: number): Map<string, number> {
-    const budget = new Map<string, number>();
-    for (const [queue, times] of this.preemptedAt) {
-      const recent = times.filter((t) => now - t < 60_000);
-      this.preemptedAt.set(queue, recent);
-      budget.set(queue, Math.max(0, this.tuning.preemption.perQueuePerMinute - recent.length));
-    }
+    const { budget, recent } = preemptionBudget(this.preemptedAt, now, this.tuning.preemption.perQueuePerMinute);
+    for (const [queue, times] of recent) this.preemptedAt.set(queue, times);
     return budget;
   }
 
@@ -316,19 +312,18 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private async reap(leadership: Leadership, now: number, mono: number): Promise<void> {
     const live = new Set<string>();
     for (const { value: n } of this.cache.nodes.items.values()) live.add(n.name);
-    const orphaned = new Set<string>();
-    for (const { value: b } of this.cache.bindings.items.values()) if (!live.has(b.node)) orphaned.add(b.node);
-    // An allocation left after its bindings were reaped (the reap stopped before deleting it) still counts against its queues.
-    for (const node of allocationsByNode(this.ctx.store.keys, this.cache.allocs.items.values()).keys()) if (!live.has(node)) orphaned.add(node);
-    for (const node of [...this.missingSince.keys()]) if (!orphaned.has(node)) this.missingSince.delete(node);
-    for (const node of orphaned) {
-      const since = this.missingSince.get(node) ?? mono;
-      this.missingSince.set(node, since);
-      if (mono - since < this.tuning.nodeLostAfterMs) continue;
+    // Nodes with live bindings, or an allocation left after its bindings were reaped (the reap stopped before deleting it: it still counts against its queues).
+    const holding = [
+      ...[...this.cache.bindings.items.values()].map((b) => b.value.node),
+      ...allocationsByNode(this.ctx.store.keys, this.cache.allocs.items.values()).keys(),
+    ];
+    const decision = lostNodes(live, holding, this.missingSince, mono, this.tuning.nodeLostAfterMs);
+    this.missingSince = decision.missingSince;
+    for (const { node, goneForMs } of decision.lost) {
       try {
         const { groups, tasks } = await reapLostNode(this.ctx.store, leadership.fence(), node, now);
         this.m.nodeLost.inc(tasks);
-        this.ctx.log.warn({ node, groups, tasks, goneForMs: Math.round(mono - since) }, 'node lost: its tasks were requeued');
+        this.ctx.log.warn({ node, groups, tasks, goneForMs: Math.round(goneForMs) }, 'node lost: its tasks were requeued');
         this.missingSince.delete(node);
         if (tasks > 0) await this.nodeLostAgain(leadership, node, now);
       } catch (err) {

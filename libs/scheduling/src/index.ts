@@ -25,3 +25,4 @@ export * from './framework/schedule';
 export * from './plugins/gang-timeout';
 export * from './plugins/drain';
 export * from './framework/memory-planner';
+export * from './plugins/node-lost';

@@ -187,3 +187,4 @@ function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, fil
   }
   return found;
 }
+export * from './budget';
