@@ -22,7 +22,7 @@ export function jobRecord(
   id: string,
   tasks: number,
   res: Record<string, string | number>,
-  extra: Partial<JobRecord> & { spec?: Partial<JobRecord['spec']> } = {},
+  extra: Omit<Partial<JobRecord>, 'spec'> & { spec?: Partial<JobRecord['spec']> } = {},
 ): JobRecord {
   const { spec, ...rest } = extra;
   return {
