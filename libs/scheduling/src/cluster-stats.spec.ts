@@ -1,25 +1,8 @@
-import { parseResources } from '@batchapi/api';
-import { allocationRatio, fragmentedGpus, type NodeSnapshot, type PendingWork } from './index';
+import { nodeSnapshot, pendingWork } from '../test/fixtures';
+import { allocationRatio, fragmentedGpus, type PendingWork } from './index';
 
-const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
-  name,
-  capacity: parseResources(cap),
-  used: {},
-  devices: {},
-  gpuCount: Number(cap.gpu ?? 0),
-  labels: {},
-  taints: [],
-  ...extra,
-});
-const gpuWork = (gpu: number, extra: Partial<PendingWork> = {}): PendingWork => ({
-  jobId: 'j',
-  queue: 'q',
-  priority: 0,
-  createdAt: 0,
-  resources: parseResources({ cpu: '4', gpu }),
-  tasks: 1,
-  ...extra,
-});
+const node = nodeSnapshot;
+const gpuWork = (gpu: number, extra: Partial<PendingWork> = {}): PendingWork => pendingWork('j', 1, { cpu: '4', gpu }, extra);
 
 describe('cluster stats', () => {
   it('allocation ratio per resource', () => {

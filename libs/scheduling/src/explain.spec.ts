@@ -1,25 +1,8 @@
-import { parseResources } from '@batchapi/api';
-import { explainPending, MAX_COUNTERFACTUALS_PER_KIND, type NodeSnapshot, type PendingWork } from './index';
+import { nodeSnapshot, pendingWork } from '../test/fixtures';
+import { explainPending, MAX_COUNTERFACTUALS_PER_KIND, type PendingWork } from './index';
 
-const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
-  name,
-  capacity: parseResources(cap),
-  used: {},
-  devices: {},
-  gpuCount: Number(cap.gpu ?? 0),
-  labels: {},
-  taints: [],
-  ...extra,
-});
-const work = (res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork => ({
-  jobId: 'j',
-  queue: 'q',
-  priority: 0,
-  createdAt: 0,
-  resources: parseResources(res),
-  tasks: 4,
-  ...extra,
-});
+const node = nodeSnapshot;
+const work = (res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork => pendingWork('j', 4, res, extra);
 const busy = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, d) => [d, 1000]));
 
 describe('explainPending', () => {

@@ -1,25 +1,9 @@
+import { nodeSnapshot, pendingWork } from '../test/fixtures';
 import { parseResources } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, pickDevices, placeFirstFit, placeTasks, tasksThatFit } from './index';
+import { type PendingWork, pickDevices, placeFirstFit, placeTasks, tasksThatFit } from './index';
 
-const node = (name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot => ({
-  name,
-  capacity: parseResources(cap),
-  used: {},
-  devices: {},
-  gpuCount: Number(cap.gpu ?? 0),
-  labels: {},
-  taints: [],
-  ...extra,
-});
-const work = (jobId: string, tasks: number, res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork => ({
-  jobId,
-  queue: 'q',
-  priority: 0,
-  createdAt: 0,
-  resources: parseResources(res),
-  tasks,
-  ...extra,
-});
+const node = nodeSnapshot;
+const work = pendingWork;
 
 describe('tasksThatFit', () => {
   it.each([

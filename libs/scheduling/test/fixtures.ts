@@ -1,5 +1,6 @@
 /** Record builders for whole-cycle tests of the framework (plain values; no store). */
 import { type Binding, type Cordon, type JobRecord, type NodeRecord, parseResources, type Queue } from '@batchapi/api';
+import type { NodeSnapshot, PendingWork } from '@batchapi/scheduling';
 
 export const T0 = 1_800_000_000_000;
 
@@ -50,4 +51,14 @@ export function cordon(node: string, extra: Partial<Cordon> = {}): Cordon {
 /** Tasks of a job that the bindings hold. */
 export function boundTasks(bindings: readonly Binding[], jobId: string): number {
   return bindings.filter((b) => b.jobId === jobId).reduce((n, b) => n + b.end - b.start, 0);
+}
+
+/** A node as placement sees it: `cap` in the API's quantities (`{ cpu: '8', memory: '32Gi', gpu: 2 }`), nothing used. */
+export function nodeSnapshot(name: string, cap: Record<string, string | number>, extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
+  return { name, capacity: parseResources(cap), used: {}, devices: {}, gpuCount: Number(cap.gpu ?? 0), labels: {}, taints: [], ...extra };
+}
+
+/** `tasks` identical tasks of job `jobId` in queue `q`, priority 0, created at 0. */
+export function pendingWork(jobId: string, tasks: number, res: Record<string, string | number>, extra: Partial<PendingWork> = {}): PendingWork {
+  return { jobId, queue: 'q', priority: 0, createdAt: 0, resources: parseResources(res), tasks, ...extra };
 }

@@ -1,25 +1,10 @@
+import { nodeSnapshot, pendingWork } from '../../../test/fixtures';
 import type { NodeSnapshot, PendingWork } from '../../snapshot';
 import { NodeSelector } from './index';
 
-const node = (labels: Record<string, string>): NodeSnapshot => ({
-  name: 'n1',
-  capacity: { cpu: 8000, memory: 32 * 2 ** 30 },
-  used: {},
-  devices: {},
-  gpuCount: 0,
-  labels,
-  taints: [],
-});
+const node = (labels: Record<string, string>): NodeSnapshot => nodeSnapshot('n1', { cpu: 8, memory: '32Gi' }, { labels });
 
-const work = (selector?: Record<string, string>): PendingWork => ({
-  jobId: 'j1',
-  queue: 'default',
-  priority: 0,
-  createdAt: 0,
-  resources: { cpu: 1000 },
-  tasks: 1,
-  ...(selector ? { selector } : {}),
-});
+const work = (selector?: Record<string, string>): PendingWork => pendingWork('j1', 1, { cpu: 1 }, { queue: 'default', ...(selector ? { selector } : {}) });
 
 type Refusal = ReturnType<typeof NodeSelector.filter>;
 

@@ -1,27 +1,12 @@
+import { nodeSnapshot, pendingWork } from '../../../test/fixtures';
 import type { NodeSnapshot, PendingWork, Toleration } from '../../snapshot';
 import { TaintToleration, tolerates } from './index';
 
 type Taint = NodeSnapshot['taints'][number];
 
-const node = (taints: Taint[]): NodeSnapshot => ({
-  name: 'n1',
-  capacity: { cpu: 8000, memory: 32 * 2 ** 30 },
-  used: {},
-  devices: {},
-  gpuCount: 0,
-  labels: {},
-  taints,
-});
+const node = (taints: Taint[]): NodeSnapshot => nodeSnapshot('n1', { cpu: 8, memory: '32Gi' }, { taints });
 
-const work = (tolerations?: Toleration[]): PendingWork => ({
-  jobId: 'j1',
-  queue: 'default',
-  priority: 0,
-  createdAt: 0,
-  resources: { cpu: 1000 },
-  tasks: 1,
-  ...(tolerations ? { tolerations } : {}),
-});
+const work = (tolerations?: Toleration[]): PendingWork => pendingWork('j1', 1, { cpu: 1 }, { queue: 'default', ...(tolerations ? { tolerations } : {}) });
 
 const dedicated: Taint = { key: 'dedicated', value: 'ml', effect: 'NoSchedule' };
 
