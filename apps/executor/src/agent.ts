@@ -18,10 +18,10 @@ import {
   type TaskStatus,
   TERMINAL_TASK_STATES,
 } from '@batchapi/api';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { type Informer, monotonicMs, quarantineNode, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { Counter, Gauge } from 'prom-client';
 import { type AttemptBackend, type AttemptExit, KubernetesAttemptBackend, ProcessBackend, type RunningAttempt, type StartedAttempt } from './attempt-backend';
@@ -91,12 +91,17 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (this.fenced) handler();
   }
   private readonly m: { running: Gauge; outcomes: Counter; txns: Counter; renewFailures: Counter; quarantined: Counter };
-  /** When attempts on this node last failed for node reasons (within the quarantine window). */
+  /** When attempts on this node last failed for node reasons (within the quarantine window), ms of `clock.monotonic()`. */
   private nodeFailures: number[] = [];
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     @Inject(EXECUTOR_CONFIG) readonly config: ExecutorConfig,
+    /**
+     * What this agent's wall-clock readings, its quarantine window and its wait for leftover processes come from (the
+     * watchdog's heartbeat stays on the machine's CLOCK_MONOTONIC: another process reads it). @default systemClock
+     */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     const registers = [ctx.registry];
     this.m = {
@@ -143,7 +148,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const { store, lease } = this.ctx;
     if (this.fenced) throw new Error('the executor fenced itself before it registered (its lease was lost)');
     mkdirSync(this.config.dataDir, { recursive: true });
-    const machine = new ProcessBackend({ dataDir: this.config.dataDir, nodeName: this.config.nodeName, isolation: this.config.isolation, log: this.ctx.log });
+    const machine = new ProcessBackend({
+      dataDir: this.config.dataDir,
+      nodeName: this.config.nodeName,
+      isolation: this.config.isolation,
+      log: this.ctx.log,
+      clock: this.clock,
+    });
     const backend: AttemptBackend =
       this.config.backend === 'kubernetes'
         ? new KubernetesAttemptBackend(
@@ -160,7 +171,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     stopPreviousWatchdog(this.config.dataDir);
     this.startWatchdog(backend.ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
-    let node = nodeRecord(this.config, url, Date.now());
+    let node = nodeRecord(this.config, url, this.clock.now());
     const inv = await backend.inventory();
     if (inv) node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
     await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
@@ -271,14 +282,22 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
    * cause, written only while it holds the node's lease); the tasks go elsewhere.
    */
   private nodeFailed(detail: string): void {
-    const now = Date.now();
-    const { times, quarantine } = recordNodeFailure(this.nodeFailures, now);
+    // The window is a duration (monotonic: a step of the wall clock must not stretch or cut it); the cordon records the wall time.
+    const { times, quarantine } = recordNodeFailure(this.nodeFailures, this.clock.monotonic());
     this.nodeFailures = times;
     this.ctx.log.warn({ node: this.config.nodeName, failures: times.length, detail }, 'an attempt could not start on this node');
     if (!quarantine) return;
     const { store, lease } = this.ctx;
     const why = `${times.length} attempts could not start on this node within ${DEFAULT_QUARANTINE.windowMs / 60_000} min; last: ${detail}`;
-    quarantineNode(store, { key: store.keys.node(this.config.nodeName), lease: lease.id }, this.config.nodeName, 'node_error', times.length, why, now).then(
+    quarantineNode(
+      store,
+      { key: store.keys.node(this.config.nodeName), lease: lease.id },
+      this.config.nodeName,
+      'node_error',
+      times.length,
+      why,
+      this.clock.now(),
+    ).then(
       (done) => {
         if (!done) return;
         this.m.quarantined.inc({ node: this.config.nodeName, reason: 'node_error' });
@@ -412,7 +431,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       // A previous incarnation of this executor started these; their processes died with it.
       g.status = {
         ...g.status,
-        tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: Date.now() })),
+        tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: this.clock.now() })),
       };
       g.dirty = true;
       return;
@@ -447,7 +466,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       const proc = g.procs.get(i);
       if (proc) proc.stop(this.config.killGraceMs);
       else if (g.status.tasks[k] && !TERMINAL_TASK_STATES.has(g.status.tasks[k].state))
-        this.setTask(g, k, { ...g.status.tasks[k], state: 'Preempted', finishedAt: Date.now() });
+        this.setTask(g, k, { ...g.status.tasks[k], state: 'Preempted', finishedAt: this.clock.now() });
     }
   }
 
@@ -489,7 +508,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
           proc.stop(this.config.killGraceMs);
         }, b.timeoutSeconds * 1000)
       : undefined;
-    const startedAt = Date.now();
+    const startedAt = this.clock.now();
     const startedMono = monotonicMs();
     this.setTask(g, k, { state: 'Running', startedAt });
     this.m.running.inc();
@@ -527,7 +546,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${reason}: ${describe(exit)}` });
       span.end();
       if (!this.groups.has(g.key)) return;
-      this.setTask(g, k, { ...g.status.tasks[k], state, ...(reason ? { reason } : {}), ...exitFields(exit), finishedAt: Date.now() });
+      this.setTask(g, k, { ...g.status.tasks[k], state, ...(reason ? { reason } : {}), ...exitFields(exit), finishedAt: this.clock.now() });
     });
   }
 
@@ -557,7 +576,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private cancel(g: GroupRun): void {
     g.cancelling = true;
     g.status.tasks.forEach((t, k) => {
-      if (!g.procs.has(g.binding.start + k) && !TERMINAL_TASK_STATES.has(t.state)) this.setTask(g, k, { state: 'Cancelled', finishedAt: Date.now() });
+      if (!g.procs.has(g.binding.start + k) && !TERMINAL_TASK_STATES.has(t.state)) this.setTask(g, k, { state: 'Cancelled', finishedAt: this.clock.now() });
     });
     for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
   }

@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
+import type { Clock } from '@batchapi/runtime';
 import type { Logger } from 'pino';
 import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import type { KubernetesBackend } from './kubernetes';
@@ -82,6 +83,8 @@ export interface ProcessBackendOptions {
   /** `none` turns resource limits off; `auto` uses the best this machine offers. */
   isolation: 'auto' | 'none';
   log: Logger;
+  /** What the wait for a previous executor's leftover processes is measured on. @default the machine's CLOCK_MONOTONIC */
+  clock?: Pick<Clock, 'monotonic'>;
 }
 
 /** Ended attempts between two compactions of the process-group ledger. */
@@ -99,7 +102,7 @@ export class ProcessBackend implements AttemptBackend {
 
   constructor(private readonly o: ProcessBackendOptions) {
     this.ledgerFile = join(o.dataDir, 'process-groups');
-    this.ledger = new ProcessGroupLedger(this.ledgerFile, o.nodeName);
+    this.ledger = new ProcessGroupLedger(this.ledgerFile, o.nodeName, undefined, o.clock);
     this.isolation = o.isolation === 'none' ? 'none' : detectIsolation();
   }
 

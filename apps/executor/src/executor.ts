@@ -1,5 +1,5 @@
 /** Wires the executor service: the node agent and its internal log endpoint. */
-import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
+import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import { EXECUTOR_CONFIG, ExecutorAgent } from './agent';
 import { type ExecutorConfig, executorConfigFromEnv } from './config';
 import { LogsController } from './logs.controller';
@@ -10,6 +10,8 @@ export interface ExecutorOptions {
   config?: Partial<ServiceConfig>;
   /** Called when the executor fences itself (lease lost); the process main exits then. @default none */
   onFenced?: () => void;
+  /** The clocks the agent reads (tests pass a fake one). @default systemClock */
+  clock?: Clock;
 }
 
 export interface RunningExecutor extends RunningService {
@@ -25,7 +27,7 @@ export async function startExecutor(opts: ExecutorOptions = {}): Promise<Running
     // The executor never takes a new lease under running work: it fences itself instead.
     onLeaseLost: () => agent?.selfFence('process lease lost'),
     controllers: [LogsController],
-    providers: [ExecutorAgent, { provide: EXECUTOR_CONFIG, useValue: executor }],
+    providers: [ExecutorAgent, { provide: EXECUTOR_CONFIG, useValue: executor }, { provide: CLOCK, useValue: opts.clock ?? systemClock }],
   });
   const a = svc.app.get(ExecutorAgent);
   agent = a;

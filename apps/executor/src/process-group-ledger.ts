@@ -14,6 +14,14 @@
 import { appendFileSync, existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, sep } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Clock } from '@batchapi/runtime';
+import { monotonicMs } from '@batchapi/store';
+
+/**
+ * The machine's CLOCK_MONOTONIC. Not `systemClock`: the watchdog process loads this module and
+ * must stay small, so it does not load the service runtime (the `Clock` import is a type only).
+ */
+const machineMonotonic: Pick<Clock, 'monotonic'> = { monotonic: monotonicMs };
 
 export class ProcessGroupLedger {
   private readonly resultPrefix: string;
@@ -22,11 +30,13 @@ export class ProcessGroupLedger {
    * @param file where started groups are recorded (one leader pid a line)
    * @param node this executor's node name
    * @param dataDir this executor's data directory, where its tasks' result paths are. @default the directory of `file`
+   * @param clock what the wait for killed groups to be gone is measured on. @default the machine's CLOCK_MONOTONIC
    */
   constructor(
     private readonly file: string,
     private readonly node: string,
     dataDir = dirname(file),
+    private readonly clock: Pick<Clock, 'monotonic'> = machineMonotonic,
   ) {
     this.resultPrefix = `BATCH_RESULT_PATH=${dataDir.endsWith(sep) ? dataDir : dataDir + sep}`;
   }
@@ -52,13 +62,14 @@ export class ProcessGroupLedger {
    * the records. Resolves to how many groups were killed; rejects when some still live after
    * `timeoutMs` — their attempts must not be run again while they do.
    *
-   * @param timeoutMs how long to wait for the killed groups to be gone. @default 10,000 ms
+   * @param timeoutMs how long to wait for the killed groups to be gone, on the monotonic clock (a
+   *   step of the wall clock neither cuts the wait short nor stretches it). @default 10,000 ms
    */
   async reapLeftovers(timeoutMs = 10_000): Promise<number> {
     const killed = this.killAll();
-    const deadline = Date.now() + timeoutMs;
+    const deadline = this.clock.monotonic() + timeoutMs;
     for (let live = this.liveCount(); live > 0; live = this.liveCount()) {
-      if (Date.now() > deadline) throw new Error(`${live} task process group(s) of a previous executor still live after SIGKILL`);
+      if (this.clock.monotonic() > deadline) throw new Error(`${live} task process group(s) of a previous executor still live after SIGKILL`);
       await sleep(50);
       this.killAll();
     }

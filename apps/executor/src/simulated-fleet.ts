@@ -5,9 +5,9 @@
  * `reportGroups`) as real executors.
  */
 import { type Binding, boundGroupStatus, type GroupStatus, NODE_LOST, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
-import { runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext } from '@batchapi/runtime';
+import { CLOCK, type Clock, runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { type Informer, MAX_TXN_OPS, type Op, type Versioned } from '@batchapi/store';
-import { Inject, Injectable, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { type ReportedGroup, Reporter } from './reporter';
 
 /** Options of a simulated fleet. */
@@ -43,6 +43,8 @@ export class SimulatedFleet implements OnApplicationShutdown {
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     @Inject(FLEET_OPTIONS) private readonly o: FleetOptions,
+    /** What the registration, start and end times it reports come from. @default systemClock */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     this.names = Array.from({ length: o.nodes }, (_, i) => `${o.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
     let ready = false;
@@ -71,7 +73,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
     const capacity = parseResources(this.o.capacity ?? { cpu: '32', memory: '128Gi' });
     for (let i = 0; i < this.names.length; i += MAX_TXN_OPS) {
       const ops: Op[] = this.names.slice(i, i + MAX_TXN_OPS).map((name) => {
-        const node: NodeRecord = { name, capacity, labels: { simulated: 'true' }, taints: [], gpus: [], url, registeredAt: Date.now() };
+        const node: NodeRecord = { name, capacity, labels: { simulated: 'true' }, taints: [], gpus: [], url, registeredAt: this.clock.now() };
         return { put: store.keys.node(name), value: node, lease: lease.id };
       });
       await store.txn([], ops);
@@ -134,7 +136,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
       b = latest;
     }
     if (!st || this.groups.has(key) || this.stopped) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const startedBefore = atStart && st.value.tasks.some((t) => t.state !== 'Bound');
     if (startedBefore) {
       const g: SimGroup = {
@@ -178,7 +180,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
   }
 
   private finish(g: SimGroup, state: 'Succeeded' | 'Cancelled' | 'Preempted', only?: Set<number>): void {
-    const now = Date.now();
+    const now = this.clock.now();
     g.status = {
       ...g.status,
       tasks: g.status.tasks.map((t, k) =>
@@ -212,7 +214,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
       const s = now[k];
       if (!s || s.modRevision === g.statusRevision || s.value.reporter?.lease === this.ctx.lease.id || this.groups.get(g.key) !== g) return;
       clearTimeout(g.timer);
-      g.status = lostByPredecessor(s.value, Date.now());
+      g.status = lostByPredecessor(s.value, this.clock.now());
       g.statusRevision = s.modRevision;
       g.dirty = true;
       this.ctx.log.warn(
@@ -237,13 +239,23 @@ function pristine(b: Binding): boolean {
   return !b.cancelRequested && !b.preempt?.length && b.preemptRequestedAt === undefined;
 }
 
-/** Starts a simulated fleet as a service (health, metrics, one lease). */
+/**
+ * Starts a simulated fleet as a service (health, metrics, one lease).
+ *
+ * @param clock the clocks the fleet reads (tests pass a fake one). @default systemClock
+ */
 export async function startSimulatedFleet(
   o: FleetOptions,
   config?: Partial<ServiceConfig>,
   onLeaseLost?: () => void,
+  clock: Clock = systemClock,
 ): Promise<RunningService & { fleet: SimulatedFleet }> {
-  const svc = await runService({ name: 'executor', config, onLeaseLost, providers: [SimulatedFleet, { provide: FLEET_OPTIONS, useValue: o }] });
+  const svc = await runService({
+    name: 'executor',
+    config,
+    onLeaseLost,
+    providers: [SimulatedFleet, { provide: FLEET_OPTIONS, useValue: o }, { provide: CLOCK, useValue: clock }],
+  });
   const fleet = svc.app.get(SimulatedFleet);
   await fleet.start(svc.url);
   return Object.assign(svc, { fleet });

@@ -4,11 +4,11 @@
  * several quota replicas can run at once and a job is decided exactly once.
  */
 import type { JobRecord, Queue, Tenant } from '@batchapi/api';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { admissionRefusal } from '@batchapi/scheduling';
 import { type Informer, mirrorByName, updateJobs, type WatchEvent } from '@batchapi/store';
 import { inSpan } from '@batchapi/telemetry';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 
 @Injectable()
@@ -21,7 +21,11 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
   private running?: Promise<void>;
   private readonly decided: Counter;
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    /** What the time of each decision (`queuedAt`, `finishedAt`) comes from. @default systemClock */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+  ) {
     this.decided = new Counter({
       name: 'batch_quota_decisions_total',
       help: 'Submitted jobs decided by the quota service',
@@ -91,7 +95,7 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     for (let i = 0; i < ids.length; i += 60) {
       const batch = ids.slice(i, i + 60);
       try {
-        const decided = await updateJobs(this.ctx.store, batch, (job) => this.decision(job, Date.now()));
+        const decided = await updateJobs(this.ctx.store, batch, (job) => this.decision(job, this.clock.now()));
         for (const id of batch) this.submitted.delete(id);
         for (const job of decided) {
           await inSpan(

@@ -1,5 +1,5 @@
 /** Wires the quota service: seed tenants and queues, then admit submitted jobs. */
-import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
+import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import type { ClusterConfig } from '@batchapi/api';
 import { Admitter } from './admitter';
 import { seedCluster } from './cluster-config';
@@ -15,6 +15,8 @@ export interface QuotaOptions {
   onLeaseLost?: () => void;
   /** History retention. @default from `BATCH_JOB_RETENTION` / `BATCH_IDEMPOTENCY_TTL`, else 7 days / 24 h */
   retention?: Partial<RetentionTuning>;
+  /** The clocks the admitter, workflow controller and retention read (tests pass a fake one). @default systemClock */
+  clock?: Clock;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
@@ -24,7 +26,13 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
     name: 'quota',
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
-    providers: [Admitter, WorkflowController, RetentionService, { provide: RETENTION_TUNING, useValue: { ...env.retention, ...opts.retention } }],
+    providers: [
+      Admitter,
+      WorkflowController,
+      RetentionService,
+      { provide: RETENTION_TUNING, useValue: { ...env.retention, ...opts.retention } },
+      { provide: CLOCK, useValue: opts.clock ?? systemClock },
+    ],
   });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);
   return svc;

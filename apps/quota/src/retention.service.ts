@@ -2,10 +2,10 @@
  * The retention loop: one quota replica, elected as `retention`, deletes expired history
  * every pass (fenced by its leader key); the others stand by.
  */
-import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { collectHistory, type Leadership, type RetentionPolicy } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 
 /** Retention settings of the quota service. */
@@ -25,6 +25,8 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     @Inject(RETENTION_TUNING) private readonly tuning: RetentionTuning,
+    /** What a record's age is measured against (wall time: records keep wall timestamps). @default systemClock */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     this.deleted = new Counter({
       name: Metric.retentionDeleted,
@@ -58,7 +60,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
     const { store, log } = this.ctx;
     while (!this.abort.signal.aborted && leadership.held()) {
       try {
-        const r = await collectHistory(store, leadership.fence(), this.tuning, Date.now());
+        const r = await collectHistory(store, leadership.fence(), this.tuning, this.clock.now());
         this.deleted.inc({ kind: 'job' }, r.jobs);
         this.deleted.inc({ kind: 'group' }, r.groups);
         this.deleted.inc({ kind: 'idempotency' }, r.idempotency);

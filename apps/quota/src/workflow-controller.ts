@@ -18,11 +18,11 @@ import {
   type WorkflowRecord,
   type WorkflowStep,
 } from '@batchapi/api';
-import { SERVICE, serveElectedRole, type ServiceContext } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 
 // The labels every step job carries belong to the workflow vocabulary (admission validates steps with them).
@@ -46,7 +46,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private wake?: () => void;
   private readonly m: { isLeader: Gauge; submitted: Counter; finished: Counter };
 
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    /** What step deadlines and record times (wall) and the re-plan tick (monotonic) are read from. @default systemClock */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+  ) {
     const registers = [ctx.registry];
     this.m = {
       isLeader: new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers }),
@@ -172,11 +176,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   }
 
   private async reconcileWhileLeader(leader: Leadership): Promise<void> {
-    let lastTick = 0;
+    // The tick is a wait (monotonic: a step of the wall clock must not skip or stall it); the first pass ticks at once.
+    let lastTick = -Infinity;
     while (!this.abort.signal.aborted && leader.held()) {
-      const now = Date.now();
-      if (now - lastTick >= TICK_MS) {
-        lastTick = now;
+      const mono = this.clock.monotonic();
+      if (mono - lastTick >= TICK_MS) {
+        lastTick = mono;
         for (const id of this.workflows.keys()) {
           this.dirty.add(id);
           this.watchSteps(id);
@@ -211,7 +216,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const cur = this.workflows.get(id);
     if (!cur) return;
     const wf = cur.value;
-    const now = Date.now();
+    const now = this.clock.now();
     const plan = advance(wf, this.jobs, now);
     if (!plan.changed) return;
     const fence = leader.fence();

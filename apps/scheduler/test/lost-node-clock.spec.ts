@@ -4,29 +4,16 @@
  * fake clock instead of sleeping through it (here an hour, skipped in a moment).
  */
 import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
-import { type Clock, type RunningService, systemClock } from '@batchapi/runtime';
+import { FakeClock, type RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startScheduler } from '../src';
-
-/** The machine's clocks plus whatever time the test skipped (both clocks jump together). */
-class SkippingClock implements Clock {
-  private skippedMs = 0;
-  now(): number {
-    return systemClock.now() + this.skippedMs;
-  }
-  monotonic(): number {
-    return systemClock.monotonic() + this.skippedMs;
-  }
-  skip(ms: number): void {
-    this.skippedMs += ms;
-  }
-}
 
 const HOUR_MS = 60 * 60_000;
 let etcd: LocalEtcd;
 let store: EtcdStore;
 let scheduler: RunningService;
-const clock = new SkippingClock();
+// Stands still unless the test advances it: only the test moves the scheduler's time.
+const clock = new FakeClock(Date.now());
 
 async function addNode(name: string, cpu: number) {
   const node: NodeRecord = {
@@ -98,7 +85,7 @@ it('requeues a lost node’s tasks once nodeLostAfterMs has passed on its clock,
   expect(tasksOn(await bindings(), 'n2', 2)).toBe(0);
 
   const skippedAt = Date.now();
-  clock.skip(HOUR_MS);
+  clock.advance(HOUR_MS);
   const after = await until(bindings, (bs) => tasksOn(bs, 'n2', 2) === 2);
   expect(tasksOn(after, 'n2', 2)).toBe(2);
   expect(tasksOn(after, 'n1', 1)).toBe(0);

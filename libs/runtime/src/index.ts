@@ -5,3 +5,4 @@ export * from './rpc-server';
 export * from './service-credential';
 export * from './env';
 export * from './clock';
+export * from './fake-clock';
