@@ -4,28 +4,16 @@
  * both held on to the dead lease and stopped for good while the replica still reported ready.
  */
 import type { JobRecord, WorkflowRecord } from '@batchapi/api';
-import type { RunningService } from '@batchapi/runtime';
-import { EtcdStore, type LocalEtcd, startEtcd, submitJob, submitWorkflow } from '@batchapi/store';
+import { submitJob, submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { startQuota } from '../src';
+import { finishedJob, quotaSuite } from './harness';
 
-let etcd: LocalEtcd;
-let store: EtcdStore;
-let quota: RunningService;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-});
-afterAll(async () => {
-  await quota?.close();
-  await store?.close();
-  await etcd?.stop();
-});
+const suite = quotaSuite();
 
 /** The lease a key is bound to ('0' for none), or undefined when the key is absent. */
 async function leaseOf(key: string): Promise<string | undefined> {
-  const res = await store.client.get(key).exec();
+  const res = await suite.store.client.get(key).exec();
   return res.kvs[0]?.lease;
 }
 
@@ -38,18 +26,6 @@ async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000
   }
   return v;
 }
-
-const finishedJob = (id: string): JobRecord => ({
-  id,
-  tenant: 'default',
-  queue: 'default',
-  phase: 'Succeeded',
-  createdAt: Date.now() - 120_000,
-  finishedAt: Date.now() - 60_000,
-  spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: [],
-  counts: { succeeded: 1, failed: 0, cancelled: 0 },
-});
 
 const workflow = (id: string): WorkflowRecord => ({
   id,
@@ -65,12 +41,12 @@ const workflow = (id: string): WorkflowRecord => ({
 });
 
 it('serves the workflow controller and the retention loop again on the new lease after its lease is revoked', async () => {
-  quota = await startQuota({
-    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error', instanceId: 'quota-a' },
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 2, logLevel: 'error', instanceId: 'quota-a' },
     retention: { jobRetentionMs: 10_000, idempotencyTtlMs: 10_000, intervalMs: 100 },
   });
-  const member = store.keys.member('quota', 'quota-a');
-  const roles = [store.keys.leader('workflows'), store.keys.leader('retention')];
+  const member = suite.store.keys.member('quota', 'quota-a');
+  const roles = [suite.store.keys.leader('workflows'), suite.store.keys.leader('retention')];
   const first = (await leaseOf(member))!;
   expect(
     await until(
@@ -79,7 +55,7 @@ it('serves the workflow controller and the retention loop again on the new lease
     ),
   ).toEqual([first, first]);
 
-  await store.client.leaseClient.leaseRevoke({ ID: first });
+  await suite.store.client.leaseClient.leaseRevoke({ ID: first });
 
   // The runtime registers again on a new lease; both roles follow it.
   const second = await until(
@@ -96,19 +72,19 @@ it('serves the workflow controller and the retention loop again on the new lease
   ).toEqual([second, second]);
 
   // And they act: a workflow submitted now gets its step job; an expired job is collected.
-  await submitWorkflow(store, workflow('wf-after-loss'));
-  await submitJob(store, finishedJob('expired-after-loss'));
+  await submitWorkflow(suite.store, workflow('wf-after-loss'));
+  await submitJob(suite.store, finishedJob('expired-after-loss', Date.now() - 60_000));
   const step = await until(
-    () => store.get<JobRecord>(store.keys.job(stepJobId('wf-after-loss', 0))),
+    () => suite.store.get<JobRecord>(suite.store.keys.job(stepJobId('wf-after-loss', 0))),
     (j) => j !== undefined,
   );
   expect(step?.value.spec.labels).toMatchObject({ 'batch.workflow': 'wf-after-loss', 'batch.step': 'only' });
   expect(
     await until(
-      () => store.get(store.keys.job('expired-after-loss')),
+      () => suite.store.get(suite.store.keys.job('expired-after-loss')),
       (j) => j === undefined,
     ),
   ).toBeUndefined();
-  const metrics = await (await fetch(`${quota.url}/metrics`)).text();
+  const metrics = await (await fetch(`${suite.quota!.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_workflow_controller_is_leader\{service="quota"\} 1\n/);
 }, 60_000);

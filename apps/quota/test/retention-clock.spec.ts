@@ -3,37 +3,13 @@
  * outlives any number of passes until a fake clock is advanced past its retention, so an hour's
  * retention is tested in moments, without sleeping through it or back-dating the job.
  */
-import type { JobRecord } from '@batchapi/api';
-import { FakeClock, type RunningService } from '@batchapi/runtime';
-import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { FakeClock } from '@batchapi/runtime';
+import { submitJob } from '@batchapi/store';
 import { startQuota } from '../src';
+import { finishedJob, quotaSuite } from './harness';
 
 const HOUR_MS = 60 * 60_000;
-let etcd: LocalEtcd;
-let store: EtcdStore;
-let quota: RunningService;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-});
-afterAll(async () => {
-  await quota?.close();
-  await store?.close();
-  await etcd?.stop();
-});
-
-const finishedJob = (id: string, finishedAt: number): JobRecord => ({
-  id,
-  tenant: 'default',
-  queue: 'default',
-  phase: 'Succeeded',
-  createdAt: finishedAt - 1_000,
-  spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: [],
-  counts: { succeeded: 1, failed: 0, cancelled: 0 },
-  finishedAt,
-});
+const suite = quotaSuite();
 
 /** Polls `ok` every 20 ms for up to 10 s of real time; resolves to its last answer. */
 async function until(ok: () => Promise<boolean>): Promise<boolean> {
@@ -44,7 +20,7 @@ async function until(ok: () => Promise<boolean>): Promise<boolean> {
 
 /** Retention passes the service has finished (a pass records its job count, 0 included). */
 async function passesDone(): Promise<boolean> {
-  const metrics = await (await fetch(`${quota.url}/metrics`)).text();
+  const metrics = await (await fetch(`${suite.quota!.url}/metrics`)).text();
   return /batch_retention_deleted_total\{kind="job",service="quota"\} \d+\n/.test(metrics);
 }
 
@@ -53,9 +29,9 @@ it('deletes a finished job only once its clock has passed the retention period',
   // read it instead of the injected clock would delete the job at its first pass.
   const clock = new FakeClock(Date.UTC(2026, 0, 1));
   // finished at the clock's start: kept for an hour of the clock's time
-  await submitJob(store, finishedJob('done', clock.now()));
-  quota = await startQuota({
-    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
+  await submitJob(suite.store, finishedJob('done', clock.now()));
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
     retention: { jobRetentionMs: HOUR_MS, idempotencyTtlMs: HOUR_MS, intervalMs: 20 },
     clock,
   });
@@ -64,14 +40,14 @@ it('deletes a finished job only once its clock has passed the retention period',
   // no time passed on the service's clock.
   expect(await until(passesDone)).toBe(true);
   await new Promise((r) => setTimeout(r, 200));
-  expect(await store.get(store.keys.job('done'))).toBeDefined();
+  expect(await suite.store.get(suite.store.keys.job('done'))).toBeDefined();
 
   // Exactly the retention: still kept (a job expires once its age is past the retention, 1 h > 1 h is false).
   clock.advance(HOUR_MS);
   await new Promise((r) => setTimeout(r, 200));
-  expect(await store.get(store.keys.job('done'))).toBeDefined();
+  expect(await suite.store.get(suite.store.keys.job('done'))).toBeDefined();
 
   // A millisecond past it (age 1 h + 1 ms): deleted at the next pass.
   clock.advance(1);
-  expect(await until(async () => (await store.get(store.keys.job('done'))) === undefined)).toBe(true);
+  expect(await until(async () => (await suite.store.get(suite.store.keys.job('done'))) === undefined)).toBe(true);
 });

@@ -4,23 +4,11 @@
  * keeps unfinished jobs and recent history.
  */
 import type { JobRecord } from '@batchapi/api';
-import type { RunningService } from '@batchapi/runtime';
-import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { submitJob } from '@batchapi/store';
 import { startQuota } from '../src';
+import { quotaSuite } from './harness';
 
-let etcd: LocalEtcd;
-let store: EtcdStore;
-let quota: RunningService;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-});
-afterAll(async () => {
-  await quota?.close();
-  await store?.close();
-  await etcd?.stop();
-});
+const suite = quotaSuite();
 
 const job = (id: string, phase: JobRecord['phase'], finishedAgoMs?: number): JobRecord => ({
   id,
@@ -36,28 +24,29 @@ const job = (id: string, phase: JobRecord['phase'], finishedAgoMs?: number): Job
 
 it('deletes expired finished jobs with their groups and stale idempotency records, keeping everything else', async () => {
   // retention 10 s for jobs, 10 s for idempotency records
-  await submitJob(store, job('old-done', 'Succeeded', 60_000), { key: 'k-old', requestHash: 'h' });
-  await submitJob(store, job('new-done', 'Failed', 1_000));
-  await submitJob(store, job('running', 'Running'));
-  for (const id of ['old-done', 'new-done']) for (const start of [0, 1]) await store.txn([], [{ put: store.keys.group(id, start, 1), value: { start } }]);
+  await submitJob(suite.store, job('old-done', 'Succeeded', 60_000), { key: 'k-old', requestHash: 'h' });
+  await submitJob(suite.store, job('new-done', 'Failed', 1_000));
+  await submitJob(suite.store, job('running', 'Running'));
+  for (const id of ['old-done', 'new-done'])
+    for (const start of [0, 1]) await suite.store.txn([], [{ put: suite.store.keys.group(id, start, 1), value: { start } }]);
   // the idempotency record of old-done was written now: make it as old as its job
-  const idem = (await store.listAll<{ createdAt: number }>(store.keys.idempotencyAll())).items[0];
-  await store.txn([], [{ put: idem.key, value: { ...idem.value, createdAt: Date.now() - 60_000 } }]);
+  const idem = (await suite.store.listAll<{ createdAt: number }>(suite.store.keys.idempotencyAll())).items[0];
+  await suite.store.txn([], [{ put: idem.key, value: { ...idem.value, createdAt: Date.now() - 60_000 } }]);
 
-  quota = await startQuota({
-    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
     retention: { jobRetentionMs: 10_000, idempotencyTtlMs: 10_000, intervalMs: 100 },
   });
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline && (await store.get(store.keys.job('old-done')))) await new Promise((r) => setTimeout(r, 100));
+  while (Date.now() < deadline && (await suite.store.get(suite.store.keys.job('old-done')))) await new Promise((r) => setTimeout(r, 100));
 
-  expect(await store.get(store.keys.job('old-done'))).toBeUndefined();
-  expect((await store.listAll(store.keys.groupsOf('old-done'))).items).toEqual([]);
-  expect((await store.listAll(store.keys.idempotencyAll())).items).toEqual([]);
-  expect(await store.get(store.keys.job('new-done'))).toBeDefined();
-  expect((await store.listAll(store.keys.groupsOf('new-done'))).items).toHaveLength(2);
-  expect(await store.get(store.keys.job('running'))).toBeDefined();
-  const metrics = await (await fetch(`${quota.url}/metrics`)).text();
+  expect(await suite.store.get(suite.store.keys.job('old-done'))).toBeUndefined();
+  expect((await suite.store.listAll(suite.store.keys.groupsOf('old-done'))).items).toEqual([]);
+  expect((await suite.store.listAll(suite.store.keys.idempotencyAll())).items).toEqual([]);
+  expect(await suite.store.get(suite.store.keys.job('new-done'))).toBeDefined();
+  expect((await suite.store.listAll(suite.store.keys.groupsOf('new-done'))).items).toHaveLength(2);
+  expect(await suite.store.get(suite.store.keys.job('running'))).toBeDefined();
+  const metrics = await (await fetch(`${suite.quota!.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_retention_deleted_total\{kind="job",service="quota"\} 1\n/);
   expect(metrics).toMatch(/batch_retention_deleted_total\{kind="group",service="quota"\} 2\n/);
 });
