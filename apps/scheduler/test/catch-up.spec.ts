@@ -9,6 +9,7 @@ import type { Binding, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/a
 import { bindPlan, campaign, EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { type RunningService } from '@batchapi/runtime';
 import { SchedulerService, startScheduler } from '../src';
+import { queuedJob, until } from './harness';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -24,26 +25,7 @@ afterAll(async () => {
   await etcd.stop();
 });
 
-const job = (id: string, cpu: number): JobRecord => ({
-  id,
-  tenant: 't',
-  queue: 'q',
-  phase: 'Queued',
-  createdAt: Date.now(),
-  spec: { name: id, command: ['true'], env: {}, resources: { cpu }, tasks: 1, priority: 0, labels: {} },
-  pending: [{ start: 0, end: 1, attempt: 1 }],
-  counts: { succeeded: 0, failed: 0, cancelled: 0 },
-});
-
-async function until<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await fn();
-  }
-  return v;
-}
+const job = (id: string, cpu: number): JobRecord => queuedJob(id, 1, { cpu });
 
 it('runs its first cycle only once every cache reached the revision it won at, and never over-commits the queue', async () => {
   const node: NodeRecord = {

@@ -3,10 +3,11 @@
  * `nodeLostAfterMs` on the clock's monotonic reading, so a test skips the wait by advancing a
  * fake clock instead of sleeping through it (here an hour, skipped in a moment).
  */
-import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
+import type { Binding } from '@batchapi/api';
 import { FakeClock, type RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startScheduler } from '../src';
+import { allBindings, nodeRecord, putNode, queuedJob, until } from './harness';
 
 const HOUR_MS = 60 * 60_000;
 let etcd: LocalEtcd;
@@ -16,30 +17,11 @@ let scheduler: RunningService;
 const clock = new FakeClock(Date.now());
 
 async function addNode(name: string, cpu: number) {
-  const node: NodeRecord = {
-    name,
-    capacity: { cpu: cpu * 1000, memory: 2 ** 36 },
-    labels: {},
-    taints: [],
-    gpus: [],
-    url: 'http://127.0.0.1:1',
-    registeredAt: 0,
-  };
-  await store.txn([], [{ put: store.keys.node(name), value: node }]);
+  await putNode(store, nodeRecord(name, cpu, 0, 2 ** 36));
 }
 
-async function bindings(): Promise<Binding[]> {
-  return (await store.listAll<Binding>(store.keys.bindings())).items.map((kv) => kv.value);
-}
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await fn();
-  }
-  return v;
+function bindings(): Promise<Binding[]> {
+  return allBindings(store);
 }
 
 beforeAll(async () => {
@@ -60,17 +42,7 @@ afterAll(async () => {
 
 it('requeues a lost node’s tasks once nodeLostAfterMs has passed on its clock, not on the real one', async () => {
   await addNode('n1', 2);
-  const job: JobRecord = {
-    id: 'j',
-    tenant: 't',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: clock.now(),
-    spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 2, priority: 0, labels: {} },
-    pending: [{ start: 0, end: 2, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
-  await submitJob(store, job);
+  await submitJob(store, { ...queuedJob('j', 2, { cpu: 1000 }), createdAt: clock.now() });
   const tasksOn = (bs: Binding[], node: string, attempt: number) =>
     bs.filter((b) => b.node === node && b.attempt === attempt).reduce((n, b) => n + b.end - b.start, 0);
   expect(tasksOn(await until(bindings, (bs) => tasksOn(bs, 'n1', 1) === 2), 'n1', 1)).toBe(2);

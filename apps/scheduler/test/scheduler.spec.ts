@@ -3,10 +3,11 @@
  * without over-booking a node; when the leader stops, the standby takes over and binds
  * the rest; a job's tasks are bound exactly once.
  */
-import type { Binding, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
+import type { Binding, JobRecord, NodeAllocation } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startScheduler } from '../src';
+import { allBindings, nodeRecord, putNode, queuedJob, until } from './harness';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -15,45 +16,15 @@ const replicas: RunningService[] = [];
 const config = () => ({ etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' });
 
 async function addNode(name: string, cpu: number, gpus = 0) {
-  const node: NodeRecord = {
-    name,
-    capacity: { cpu: cpu * 1000, memory: 64 * 2 ** 30, ...(gpus ? { gpu: gpus * 1000 } : {}) },
-    labels: {},
-    taints: [],
-    gpus: [],
-    url: 'http://127.0.0.1:1',
-    registeredAt: 0,
-  };
-  await store.txn([], [{ put: store.keys.node(name), value: node }]);
+  await putNode(store, nodeRecord(name, cpu, gpus));
 }
 
 async function queueJob(id: string, tasks: number, resources: Record<string, number>) {
-  const job: JobRecord = {
-    id,
-    tenant: 't',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: Date.now(),
-    spec: { name: id, command: ['true'], env: {}, resources, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
-  await submitJob(store, job);
+  await submitJob(store, queuedJob(id, tasks, resources));
 }
 
 async function boundTasks(jobId: string): Promise<Binding[]> {
-  const all = await store.listAll<Binding>(store.keys.bindings());
-  return all.items.map((kv) => kv.value).filter((b) => b.jobId === jobId);
-}
-
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 10000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await fn();
-  }
-  return v;
+  return (await allBindings(store)).filter((b) => b.jobId === jobId);
 }
 
 beforeAll(async () => {
