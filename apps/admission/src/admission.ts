@@ -1,5 +1,5 @@
 /** Wires the admission service: the jobs API over the shared runtime. */
-import { runService, type RunningService, type ServiceConfig } from '@batchapi/runtime';
+import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import { AUTH, BulkJobsController, JobsController } from './jobs.controller';
 import { type EventStreamLimits, EventStreams } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -35,12 +35,15 @@ export interface AdmissionOptions {
   throttle?: Partial<ThrottleTuning>;
   /** Caps of event streams and their stall timeout (see `EventStreamLimits`). @default from the environment */
   streams?: Partial<EventStreamLimits>;
+  /** The clock requests are stamped and limited by (tests pass a fake one). @default systemClock */
+  clock?: Clock;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
   // Read at start, not at import: a bad value stops here with a message naming its variable.
   const env = admissionConfigFromEnv();
   const auth = typeof opts.tokens === 'string' ? TokenAuthenticator.fromFile(opts.tokens) : opts.tokens;
+  const clock = opts.clock ?? systemClock;
   return runService({
     name: 'admission',
     config: opts.config,
@@ -51,6 +54,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       JobsService,
       WorkflowsService,
       { provide: AUTH, useValue: auth },
+      { provide: CLOCK, useValue: clock },
       { provide: THROTTLE_TUNING, useValue: { maxInflight: env.maxInflightSubmits, ...opts.throttle } },
       {
         provide: READS_REFUSED,
@@ -68,7 +72,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       {
         provide: EventStreams,
         useFactory: (ctx: ServiceContext, refused: (l: string) => void) =>
-          new EventStreams(ctx.store, { ...env.streams, ...opts.streams }, ctx.registry, refused),
+          new EventStreams(ctx.store, { ...env.streams, ...opts.streams }, ctx.registry, refused, clock),
         inject: [SERVICE, READS_REFUSED],
       },
       { provide: READ_LIMITER, useValue: new ReadLimiter({ ...env.reads, ...opts.reads }) },

@@ -14,6 +14,7 @@
  * `stallMs` while a view waits gets a final `stream-closed` event (`slow_consumer`) and the
  * stream is closed; it resumes with `Last-Event-ID`.
  */
+import { type Clock, systemClock } from '@batchapi/runtime';
 import type { EtcdStore, Informer, InformerHandlers } from '@batchapi/store';
 import { ApiError, ErrorCode, type Principal } from '@batchapi/api';
 import { Metric } from '@batchapi/telemetry';
@@ -88,12 +89,14 @@ export class EventStreams {
    * @param limits the caps and the stall timeout (see `EventStreamLimits`; `admissionConfigFromEnv` reads them).
    * @param registry where the open streams and their unread bytes are exported, when given.
    * @param refused called with the limit each time a stream is refused or closed by one.
+   * @param clock the clock events are spaced by (`minIntervalMs`, on its monotonic reading). @default systemClock
    */
   constructor(
     private readonly store: EtcdStore,
     limits: EventStreamLimits,
     registry?: Registry,
     private readonly refused: (limit: StreamLimit) => void = () => undefined,
+    private readonly clock: Clock = systemClock,
   ) {
     this.limits = limits;
     if (registry) {
@@ -244,18 +247,18 @@ export class EventStreams {
     // be sent with their revision's id, and the complete view, at the same revision, never after.
     const synced = new Set<string>();
     const minInterval = opts.minIntervalMs ?? 100;
-    let lastAt = 0;
+    let lastAt = Number.NEGATIVE_INFINITY;
     const refresh = () => {
       if (closed || timer) return;
       timer = setTimeout(
         () => {
           timer = undefined;
           if (synced.size < opts.prefixes.length) return; // the last prefix's sync refreshes again
-          lastAt = Date.now();
+          lastAt = this.clock.monotonic();
           const s = opts.view(mirror);
           if (s) send(s);
         },
-        Math.max(0, lastAt + minInterval - Date.now()),
+        Math.max(0, lastAt + minInterval - this.clock.monotonic()),
       );
     };
     const handlers = (prefix: string): InformerHandlers<unknown> => ({

@@ -1,7 +1,7 @@
 /** `/v1/jobs` routes. Thin: authenticate, delegate, choose the status. */
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { inSpan, SpanKind } from '@batchapi/telemetry';
-import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Optional, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { EventStreams } from './event-stream';
@@ -17,6 +17,7 @@ export class JobsController {
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     private readonly streams: EventStreams,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   @Post()
@@ -25,7 +26,7 @@ export class JobsController {
     await inSpan('job.submit', { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': '/v1/jobs' } }, async (span) => {
       const principal = await inSpan('admission.authenticate', {}, () => this.auth.authenticate(req.headers.authorization));
       span.setAttribute('batch.tenant', principal.tenant);
-      const { view, created } = await this.jobs.submit(principal, body, key, Date.now());
+      const { view, created } = await this.jobs.submit(principal, body, key, this.clock.now());
       span.setAttribute('batch.job.id', view.id);
       reply
         .header('Location', `/v1/jobs/${view.id}`)
@@ -71,7 +72,7 @@ export class JobsController {
   @Delete(':id')
   @HttpCode(202)
   cancel(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return this.jobs.cancel(this.auth.authenticate(req.headers.authorization), id, Date.now());
+    return this.jobs.cancel(this.auth.authenticate(req.headers.authorization), id, this.clock.now());
   }
 
   @Get(':id/tasks/:index/logs')
@@ -88,11 +89,12 @@ export class BulkJobsController {
   constructor(
     private readonly jobs: JobsService,
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   @Post('v1/jobs::batch')
   @HttpCode(200)
   submitMany(@Req() req: FastifyRequest, @Body() body: unknown) {
-    return this.jobs.submitMany(this.auth.authenticate(req.headers.authorization), body, Date.now());
+    return this.jobs.submitMany(this.auth.authenticate(req.headers.authorization), body, this.clock.now());
   }
 }

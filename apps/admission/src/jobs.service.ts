@@ -2,10 +2,8 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import {
-  type Binding,
   ApiError,
   BulkSubmitSchema,
-  type Cordon,
   countTasks,
   ErrorCode,
   type GroupStatus,
@@ -15,8 +13,6 @@ import {
   jobView,
   ListJobsQuerySchema,
   LogsQuerySchema,
-  type NodeAllocation,
-  type NodeRecord,
   parseSubmit,
   parseWith,
   type Principal,
@@ -26,13 +22,25 @@ import {
   type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
-import { SERVICE, type ServiceContext, storeApiError } from '@batchapi/runtime';
-import { allocationsByNode, cancelJob, getJob, type Informer, listGroups, listJobs, listResults, mirrorByName, SubmitCommitter } from '@batchapi/store';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
+import {
+  cancelJob,
+  getJob,
+  getNode,
+  type Informer,
+  listGroups,
+  listJobs,
+  listResults,
+  mirrorByName,
+  readCluster,
+  SubmitCommitter,
+  tenantAndQueues,
+} from '@batchapi/store';
 import { buildSnapshot, explainJob } from '@batchapi/scheduling';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 
 /** Job ids sort by creation time: base-36 milliseconds, then randomness. */
@@ -75,6 +83,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     @Inject(THROTTLE_TUNING) tuning: Partial<ThrottleTuning> & Pick<ThrottleTuning, 'maxInflight'>,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -122,14 +131,13 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     if (tenant !== principal.tenant && principal.role !== 'operator') {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
     }
-    const store = this.ctx.store;
     // Tenants and queues come from watches; one unknown to the cache is looked up in etcd (it may be seconds old).
     let t = this.tenants.get(tenant);
     let q = this.queues.get(queue);
     if (!t || !q) {
-      const [stored, storedQueue] = await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), store.keys.queue(queue)]);
-      t = stored?.value as Tenant | undefined;
-      q = storedQueue?.value as Queue | undefined;
+      const stored = await tenantAndQueues(this.ctx.store, tenant, [queue]);
+      t = stored.tenant;
+      q = stored.queues[0];
     }
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
     if (!q || q.tenant !== tenant) {
@@ -272,10 +280,10 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     const groups: GroupStatus[] = (await listGroups(this.ctx.store, id)).map((g) => g.value).filter((g) => g.start <= index && index < g.end);
     const group = q.attempt ? groups.find((g) => g.attempt === q.attempt) : groups.sort((a, b) => b.attempt - a.attempt)[0];
     if (!group) throw new ApiError(ErrorCode.NotFound, `task ${index} of job ${id} has not run${q.attempt ? ` attempt ${q.attempt}` : ''} yet`, { id });
-    const node = await this.ctx.store.get<NodeRecord>(this.ctx.store.keys.node(group.node));
+    const node = await getNode(this.ctx.store, group.node);
     if (!node) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} that ran task ${index} is not reachable now`, { id, retryAfterSeconds: 5 });
     const follow = q.follow === 'true' || q.follow === '1';
-    const url = `${node.value.url}/internal/logs/${encodeURIComponent(id)}/${index}/${group.attempt}/${q.stream ?? 'stdout'}${follow ? '?follow=true' : ''}`;
+    const url = `${node.url}/internal/logs/${encodeURIComponent(id)}/${index}/${group.attempt}/${q.stream ?? 'stdout'}${follow ? '?follow=true' : ''}`;
     // The executor serves logs only to callers with the service credential (task pods may share its network).
     const res = await fetch(url, { headers: { authorization: this.ctx.credential.authorization() } }).catch((err: Error) => {
       throw new ApiError(ErrorCode.Unavailable, `node ${group.node} did not answer for logs (${err.message})`, { retryAfterSeconds: 5 });
@@ -298,7 +306,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
    */
   async why(principal: Principal, id: string): Promise<WhyView> {
     const job = await this.visibleJob(principal, id);
-    const now = Date.now();
+    const now = this.clock.now();
     const waiting = (job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') && countTasks(job.pending) > 0;
     const empty = { jobs: [], nodes: [], allocs: new Map(), queues: [], bindings: [], cordons: [] };
     if (!waiting) return explainJob(buildSnapshot(empty, now), job, 'admission');
@@ -309,26 +317,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     this.whys.inc({ explained_by: 'admission' });
     // No scheduler answered: the same builder and explanation on a fresh read of etcd (no usage history).
-    const { store } = this.ctx;
-    const [nodes, allocs, queues, jobs, cordons, bindings] = await Promise.all([
-      store.listAll<NodeRecord>(store.keys.nodes()),
-      store.listAll<NodeAllocation>(store.keys.allocs()),
-      store.listAll<Queue>(store.keys.queues()),
-      store.listAll<JobRecord>(store.keys.jobs()),
-      store.listAll<Cordon>(store.keys.cordons()),
-      store.listAll<Binding>(store.keys.bindings()),
-    ]);
-    const snapshot = buildSnapshot(
-      {
-        nodes: nodes.items.map((n) => n.value),
-        allocs: allocationsByNode(store.keys, allocs.items),
-        queues: queues.items.map((q) => q.value),
-        jobs: jobs.items.map((j) => j.value),
-        cordons: cordons.items.map((c) => c.value),
-        bindings: bindings.items.map((b) => b.value),
-      },
-      now,
-    );
+    const snapshot = buildSnapshot(await readCluster(this.ctx.store), now);
     return explainJob(snapshot, job, 'admission');
   }
 

@@ -16,9 +16,9 @@ import {
   parseWith,
   type Principal,
 } from '@batchapi/api';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { allocationsByNode } from '@batchapi/store';
-import { Body, Controller, Delete, Get, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { clearCordon, getAllocation, getNode, readFleet, setCordon } from '@batchapi/store';
+import { Body, Controller, Delete, Get, HttpCode, Inject, Optional, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
@@ -28,20 +28,15 @@ export class NodesController {
   constructor(
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ nodes: NodeView[] }> {
     this.operator(req);
-    const { store } = this.ctx;
-    const [nodes, allocs, cordons] = await Promise.all([
-      store.listAll<NodeRecord>(store.keys.nodes()),
-      store.listAll<NodeAllocation>(store.keys.allocs()),
-      store.listAll<Cordon>(store.keys.cordons()),
-    ]);
-    const alloc = allocationsByNode(store.keys, allocs.items);
-    const cordon = new Map(cordons.items.map((c) => [c.value.node, c.value]));
-    return { nodes: nodes.items.map(({ value: n }) => view(n, alloc.get(n.name), cordon.get(n.name))) };
+    const fleet = await readFleet(this.ctx.store);
+    const cordon = new Map(fleet.cordons.map((c) => [c.node, c]));
+    return { nodes: fleet.nodes.map((n) => view(n, fleet.allocs.get(n.name), cordon.get(n.name))) };
   }
 
   @Post(':name/cordon')
@@ -49,7 +44,7 @@ export class NodesController {
   async cordon(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown) {
     const p = this.operator(req);
     const { reason } = parseWith(CordonSchema, body);
-    return this.mark(name, { node: name, reason, by: p.tenant, at: Date.now() });
+    return this.mark(name, { node: name, reason, by: p.tenant, at: this.clock.now() });
   }
 
   @Post(':name/drain')
@@ -57,34 +52,30 @@ export class NodesController {
   async drain(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown) {
     const p = this.operator(req);
     const { reason, deadlineSeconds } = parseWith(DrainSchema, body);
-    const now = Date.now();
+    const now = this.clock.now();
     return this.mark(name, { node: name, reason, by: p.tenant, at: now, drainDeadline: now + (deadlineSeconds ?? 300) * 1000 });
   }
 
   @Delete(':name/cordon')
   async uncordon(@Req() req: FastifyRequest, @Param('name') name: string) {
     this.operator(req);
-    const { store } = this.ctx;
     const node = await this.known(name);
-    await store.txn([], [{ delete: store.keys.cordon(name) }]);
-    const alloc = await store.get<NodeAllocation>(store.keys.alloc(name));
-    return view(node, alloc?.value, undefined);
+    await clearCordon(this.ctx.store, name);
+    return view(node, await getAllocation(this.ctx.store, name), undefined);
   }
 
   private async mark(name: string, c: Cordon): Promise<NodeView> {
-    const { store } = this.ctx;
     const node = await this.known(name);
     // Last writer wins by design: a newer cordon or drain replaces the older one.
-    await store.txn([], [{ put: store.keys.cordon(name), value: c }]);
-    const alloc = await store.get<NodeAllocation>(store.keys.alloc(name));
-    return view(node, alloc?.value, c);
+    await setCordon(this.ctx.store, c);
+    return view(node, await getAllocation(this.ctx.store, name), c);
   }
 
   private async known(name: string): Promise<NodeRecord> {
     parseWith(NameSchema, name, 'name');
-    const node = await this.ctx.store.get<NodeRecord>(this.ctx.store.keys.node(name));
+    const node = await getNode(this.ctx.store, name);
     if (!node) throw new ApiError(ErrorCode.NotFound, `node ${name} is not registered`, { id: name });
-    return node.value;
+    return node;
   }
 
   private operator(req: FastifyRequest): Principal {

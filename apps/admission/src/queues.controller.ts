@@ -4,31 +4,24 @@
  */
 import {
   ApiError,
-  type Binding,
-  type Cordon,
   countTasks,
   ErrorCode,
   formatResources,
-  type JobRecord,
   NameSchema,
-  type NodeAllocation,
-  type NodeRecord,
   parseWith,
   type Principal,
   PutQueueSchema,
   PutTenantSchema,
-  type Queue,
   type QueueView,
   type ResourceVector,
   type Tenant,
-  TERMINAL_PHASES,
   toQueue,
   toTenant,
 } from '@batchapi/api';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { allocationsByNode } from '@batchapi/store';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { deleteQueue, getTenant, putQueue, putTenant, readCluster } from '@batchapi/store';
 import { buildSnapshot, type ClusterSnapshot, dominantShare, queueOrder, waitingIn } from '@batchapi/scheduling';
-import { Body, Controller, Delete, Get, Inject, Param, Put, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Inject, Optional, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
@@ -38,6 +31,7 @@ export class QueuesController {
   constructor(
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   @Get()
@@ -66,11 +60,9 @@ export class QueuesController {
     this.auth.authenticateOperator(req.headers.authorization, 'queues');
     parseWith(NameSchema, name, 'name');
     const b = parseWith(PutQueueSchema, body);
-    const { store } = this.ctx;
-    if (!(await store.get<Tenant>(store.keys.tenant(b.tenant))))
+    if (!(await getTenant(this.ctx.store, b.tenant)))
       throw new ApiError(ErrorCode.UnknownTenant, `tenant ${b.tenant} does not exist; create it first`, { field: 'tenant', id: b.tenant });
-    const queue = toQueue(name, b);
-    await putVersioned(this.ctx, store.keys.queue(name), queue);
+    await putQueue(this.ctx.store, toQueue(name, b));
     return (await this.views()).find((v) => v.name === name)!;
   }
 
@@ -78,41 +70,21 @@ export class QueuesController {
   @Delete(':name')
   async remove(@Req() req: FastifyRequest, @Param('name') name: string): Promise<{ deleted: string }> {
     this.auth.authenticateOperator(req.headers.authorization, 'queues');
-    const { store } = this.ctx;
-    const cur = await store.get<Queue>(store.keys.queue(name));
-    if (!cur) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
-    const busy = (await store.listAll<JobRecord>(store.keys.jobs())).items.filter((j) => j.value.queue === name && !TERMINAL_PHASES.has(j.value.phase)).length;
-    if (busy)
+    // A queue changed between the read and the delete is a CasConflictError: 409, retry.
+    const res = await deleteQueue(this.ctx.store, name);
+    if (res.outcome === 'absent') throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
+    if (res.outcome === 'busy') {
+      const busy = res.unfinishedJobs;
       throw new ApiError(ErrorCode.Conflict, `queue ${name} still has ${busy} unfinished job${busy === 1 ? '' : 's'}; cancel or wait for them first`, {
         id: name,
       });
-    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ delete: cur.key }]);
-    if (!res.succeeded) throw new ApiError(ErrorCode.Conflict, `queue ${name} changed meanwhile; retry`, { id: name });
+    }
     return { deleted: name };
   }
 
   /** The cluster as the scheduler's snapshot builder sees it, from a fresh read of etcd (no usage history: fair share of what queues hold now). */
   private async snapshot(): Promise<ClusterSnapshot> {
-    const { store } = this.ctx;
-    const [queues, bindings, jobs, nodes, allocs, cordons] = await Promise.all([
-      store.listAll<Queue>(store.keys.queues()),
-      store.listAll<Binding>(store.keys.bindings()),
-      store.listAll<JobRecord>(store.keys.jobs()),
-      store.listAll<NodeRecord>(store.keys.nodes()),
-      store.listAll<NodeAllocation>(store.keys.allocs()),
-      store.listAll<Cordon>(store.keys.cordons()),
-    ]);
-    return buildSnapshot(
-      {
-        queues: queues.items.map((q) => q.value),
-        bindings: bindings.items.map((b) => b.value),
-        jobs: jobs.items.map((j) => j.value),
-        nodes: nodes.items.map((n) => n.value),
-        allocs: allocationsByNode(store.keys, allocs.items),
-        cordons: cordons.items.map((c) => c.value),
-      },
-      Date.now(),
-    );
+    return buildSnapshot(await readCluster(this.ctx.store), this.clock.now());
   }
 
   private async views(): Promise<QueueView[]> {
@@ -144,16 +116,6 @@ export class QueuesController {
   }
 }
 
-/** Creates or replaces a record by compare-and-swap on what was read (a concurrent change wins and this one is retried). */
-async function putVersioned(ctx: ServiceContext, key: string, value: unknown): Promise<void> {
-  for (let attempt = 0; attempt < 8; attempt++) {
-    const cur = await ctx.store.get(key);
-    const res = await ctx.store.txn([cur ? { key, modRevision: cur.modRevision } : { key, absent: true }], [{ put: key, value }]);
-    if (res.succeeded) return;
-  }
-  throw new ApiError(ErrorCode.Conflict, 'the record is changing too fast; retry', { id: key.slice(key.lastIndexOf('/') + 1) });
-}
-
 /** `PUT /v1/tenants/:name`: creates or changes a tenant (operators). */
 @Controller('v1/tenants')
 export class TenantsController {
@@ -168,7 +130,7 @@ export class TenantsController {
     parseWith(NameSchema, name, 'name');
     const b = parseWith(PutTenantSchema, body);
     const tenant = toTenant(name, b);
-    await putVersioned(this.ctx, this.ctx.store.keys.tenant(name), tenant);
+    await putTenant(this.ctx.store, tenant);
     return tenant;
   }
 }

@@ -10,7 +10,8 @@
  */
 import { ApiError, ErrorCode, type Principal } from '@batchapi/api';
 import { type BucketLimit, type BucketRecord, refill } from '@batchapi/store';
-import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { CLOCK, type Clock, systemClock } from '@batchapi/runtime';
+import { type CanActivate, type ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
@@ -69,6 +70,7 @@ export class ReadRateGuard implements CanActivate {
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     @Inject(READ_LIMITER) private readonly limiter: ReadLimiter,
     @Inject(READS_REFUSED) private readonly refused: (limit: 'reads_per_second') => void,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   canActivate(ctx: ExecutionContext): boolean {
@@ -82,7 +84,7 @@ export class ReadRateGuard implements CanActivate {
       return true;
     }
     try {
-      this.limiter.take(principal, Date.now());
+      this.limiter.take(principal, this.clock.now());
     } catch (err) {
       this.refused('reads_per_second');
       throw err;

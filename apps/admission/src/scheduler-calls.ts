@@ -8,7 +8,7 @@
  */
 import { type JobRecord, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse, whyJobOf } from '@batchapi/api';
 import { authorizeCalls, type MemberRecord, RPC_FRAMING, type ServiceCredential } from '@batchapi/runtime';
-import type { EtcdStore } from '@batchapi/store';
+import { type EtcdStore, getLeader, listMembers } from '@batchapi/store';
 import { type ClientProxy, ClientProxyFactory, Transport } from '@nestjs/microservices';
 import { firstValueFrom, timeout } from 'rxjs';
 
@@ -49,14 +49,8 @@ export class SchedulerCalls {
 
   /** Scheduler replicas that serve calls, standbys first, the leader last. */
   private async addresses(): Promise<string[]> {
-    const { keys } = this.store;
-    const [leader, members] = await Promise.all([
-      this.store.get<{ identity: string }>(keys.leader('scheduler')),
-      this.store.list<MemberRecord>(keys.membersOf('scheduler')),
-    ]);
-    const first = leader?.value.identity;
-    return members.items
-      .map((m) => m.value)
+    const [first, members] = await Promise.all([getLeader(this.store, 'scheduler'), listMembers<MemberRecord>(this.store, 'scheduler')]);
+    return members
       .filter((m) => m.rpc)
       .sort((a, b) => Number(a.id === first) - Number(b.id === first))
       .map((m) => m.rpc!);

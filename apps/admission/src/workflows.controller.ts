@@ -1,6 +1,7 @@
 /** `/v1/workflows` routes. Thin: authenticate, delegate, choose the status. */
+import { CLOCK, type Clock, systemClock } from '@batchapi/runtime';
 import { inSpan, SpanKind } from '@batchapi/telemetry';
-import { Body, Controller, Delete, Get, Headers, Inject, Param, Post, Query, Req, Res } from '@nestjs/common';
+import { Body, Controller, Delete, Get, Headers, Inject, Optional, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenAuthenticator } from './auth';
 import { EventStreams } from './event-stream';
@@ -13,6 +14,7 @@ export class WorkflowsController {
     private readonly workflows: WorkflowsService,
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     private readonly streams: EventStreams,
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
   /** Server-sent events: the workflow's view now and at every change, until it ends. */
@@ -33,7 +35,7 @@ export class WorkflowsController {
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
     await inSpan('workflow.submit', { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': '/v1/workflows' } }, async () => {
       const principal = this.auth.authenticate(req.headers.authorization);
-      const { view, created } = await this.workflows.submit(principal, body, key, Date.now());
+      const { view, created } = await this.workflows.submit(principal, body, key, this.clock.now());
       reply
         .header('Location', `/v1/workflows/${view.id}`)
         .status(created ? 201 : 200)
@@ -53,6 +55,6 @@ export class WorkflowsController {
 
   @Delete(':id')
   cancel(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return this.workflows.cancel(this.auth.authenticate(req.headers.authorization), id, Date.now());
+    return this.workflows.cancel(this.auth.authenticate(req.headers.authorization), id, this.clock.now());
   }
 }

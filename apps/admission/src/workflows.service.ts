@@ -7,10 +7,8 @@ import {
   parseSubmit,
   parseWith,
   type Principal,
-  type Queue,
   STEP_LABEL,
   SubmitWorkflowSchema,
-  type Tenant,
   type WorkflowRecord,
   TERMINAL_WORKFLOW_PHASES,
   WORKFLOW_LABEL,
@@ -20,7 +18,7 @@ import {
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow } from '@batchapi/store';
+import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow, tenantAndQueues } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
 import { criticalPaths, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable } from '@nestjs/common';
@@ -148,11 +146,10 @@ export class WorkflowsService {
   }
 
   private async checkTenantAndQueues(tenant: string, queues: string[]): Promise<void> {
-    const { store } = this.ctx;
-    const [t, ...qs] = await store.getMany<Tenant | Queue>([store.keys.tenant(tenant), ...queues.map((q) => store.keys.queue(q))]);
+    const { tenant: t, queues: qs } = await tenantAndQueues(this.ctx.store, tenant, queues);
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
     queues.forEach((name, k) => {
-      const q = qs[k]?.value as Queue | undefined;
+      const q = qs[k];
       if (!q || q.tenant !== tenant)
         throw new ApiError(ErrorCode.UnknownQueue, `queue ${name} does not exist for tenant ${tenant}`, { field: 'queue', id: name });
     });

@@ -6,7 +6,7 @@
  * refused part is decided again by a later cycle on a fresher snapshot.
  */
 import type { Plan, PlannedStop, Planner } from '@batchapi/scheduling';
-import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, requestPreemption } from '@batchapi/store';
+import { type BindResult, type BindUnit, bindPlan, type EtcdStore, type Leadership, replaceJob, requestPreemption } from '@batchapi/store';
 import { inSpan, linkTo, startSpan, traceparentOf } from '@batchapi/telemetry';
 import { type Span, SpanStatusCode } from '@opentelemetry/api';
 import type { CycleVersions } from './cache';
@@ -32,8 +32,7 @@ export class EtcdPlanner implements Planner<AppliedPlan> {
     for (const g of plan.gangFailures) {
       const job = this.versions.jobs.get(g.jobId);
       if (!job) continue;
-      const res = await this.store.txn([this.leadership.fence(), { key: job.key, modRevision: job.modRevision }], [{ put: job.key, value: g.next }]);
-      if (res.succeeded) failedGangs.push(g.jobId);
+      if (await replaceJob(this.store, this.leadership.fence(), job, g.next)) failedGangs.push(g.jobId);
     }
     for (const cause of ['reclaim', 'preempt', 'drain'] as const) await this.stop(plan, cause);
     if (plan.binds.length === 0) return { failedGangs };

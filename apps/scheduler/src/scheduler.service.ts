@@ -4,7 +4,7 @@
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
 import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
-import { allocationsByNode, type Leadership, quarantineNode, reapLostNode } from '@batchapi/store';
+import { allocationsByNode, type Leadership, loadUsageHistory, quarantineNode, reapLostNode, saveUsageHistory, type UsageHistory } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
@@ -44,11 +44,6 @@ export interface SchedulerTuning {
   usageSaveMs: number;
 }
 
-/** Decayed usage per queue, as stored at `keys.usage()`. */
-interface StoredUsage {
-  at: number;
-  queues: Record<string, ResourceVector>;
-}
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
 @Injectable()
@@ -334,9 +329,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   /** Loads the usage history the previous leader stored (none: start from what queues hold). */
   private async loadHistory(now: number): Promise<void> {
-    const stored = await this.ctx.store.get<StoredUsage>(this.ctx.store.keys.usage()).catch(() => undefined);
-    const usage = new Map(Object.entries(stored?.value.queues ?? {}));
-    this.history = { at: stored?.value.at ?? now, usage, savedAt: now };
+    const stored = await loadUsageHistory(this.ctx.store).catch(() => undefined);
+    const usage = new Map(Object.entries(stored?.queues ?? {}));
+    this.history = { at: stored?.at ?? now, usage, savedAt: now };
     this.advanceHistory(now);
   }
 
@@ -352,11 +347,10 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private async saveHistory(leadership: Leadership, now: number): Promise<void> {
     if (now - this.history.savedAt < this.tuning.usageSaveMs) return;
     this.history.savedAt = now;
-    const { store } = this.ctx;
-    const value: StoredUsage = { at: this.history.at, queues: Object.fromEntries(this.history.usage) };
-    await store
-      .txn([leadership.fence()], [{ put: store.keys.usage(), value }])
-      .catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing usage history failed; will retry'));
+    const value: UsageHistory = { at: this.history.at, queues: Object.fromEntries(this.history.usage) };
+    await saveUsageHistory(this.ctx.store, leadership.fence(), value).catch((err: Error) =>
+      this.ctx.log.warn({ err: err.message }, 'storing usage history failed; will retry'),
+    );
   }
 
   /** A node that keeps losing its tasks (executor dying or cut off) is quarantined, fenced. */

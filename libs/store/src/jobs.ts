@@ -286,6 +286,16 @@ export async function updateJob(
 }
 
 /**
+ * Replaces a job record as it was read (`cur`) with `next`, fenced by the leader's compare: one
+ * try, no retry (the caller decides again on a fresher read). False when the job changed
+ * meanwhile or the fence failed; nothing was written then.
+ */
+export async function replaceJob(store: EtcdStore, fence: Compare, cur: Versioned<JobRecord>, next: JobRecord): Promise<boolean> {
+  const res = await store.txn([fence, { key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }]);
+  return res.succeeded;
+}
+
+/**
  * `updateJob` for many jobs at once: one read, one transaction comparing every changed job's
  * revision. If any of them changed meanwhile, each is updated on its own (with retries).
  * Returns the jobs as this call wrote them (unchanged ones, and ones another writer changed

@@ -99,6 +99,11 @@ export async function campaign(
   }
 }
 
+/** Identity of the process that holds `role`'s leader key now; undefined when the seat is free. */
+export async function getLeader(store: EtcdStore, role: string): Promise<string | undefined> {
+  return (await store.get<{ identity: string }>(store.keys.leader(role)))?.value.identity;
+}
+
 /** What `serveWhileElected` does around each term of leadership. */
 export interface ElectedRole {
   /** Runs while this process leads; returns when leadership is lost (or the signal aborts). */

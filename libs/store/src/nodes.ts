@@ -1,5 +1,5 @@
-/** Node records the system writes itself (quarantine), and reading nodes' allocations by name. */
-import type { Cordon, NodeAllocation, QuarantineCause } from '@batchapi/api';
+/** Node records the system writes itself (quarantine), and reading nodes and their allocations by name. */
+import type { Cordon, NodeAllocation, NodeRecord, QuarantineCause } from '@batchapi/api';
 import type { Compare, EtcdStore } from './etcd';
 import type { Keys } from './keys';
 
@@ -14,6 +14,16 @@ export function allocationsByNode(keys: Keys, items: Iterable<{ key: string; val
     if (node !== undefined) byNode.set(node, value);
   }
   return byNode;
+}
+
+/** A registered node by name; undefined when none is (its executor's lease ended, or it never ran). */
+export async function getNode(store: EtcdStore, name: string): Promise<NodeRecord | undefined> {
+  return (await store.get<NodeRecord>(store.keys.node(name)))?.value;
+}
+
+/** What a node has allocated; undefined when nothing ever was. */
+export async function getAllocation(store: EtcdStore, node: string): Promise<NodeAllocation | undefined> {
+  return (await store.get<NodeAllocation>(store.keys.alloc(node)))?.value;
 }
 
 /**

@@ -1,0 +1,48 @@
+/**
+ * One fresh read of the cluster from etcd, as plain values: what a snapshot is built from when
+ * no informer cache is at hand (admission's why-pending and queue views, the node listing).
+ * Each prefix is listed at its own revision: a view for people, not for decisions that write.
+ */
+import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue } from '@batchapi/api';
+import type { EtcdStore } from './etcd';
+import { allocationsByNode } from './nodes';
+
+/** The nodes, with what each has allocated and the cordons on them. */
+export interface Fleet {
+  nodes: NodeRecord[];
+  /** Each node's allocation by node name (absent: nothing allocated). */
+  allocs: Map<string, NodeAllocation>;
+  cordons: Cordon[];
+}
+
+/** The whole cluster: the fleet, the queues, every job and every live binding. */
+export interface ClusterRead extends Fleet {
+  queues: Queue[];
+  jobs: JobRecord[];
+  bindings: Binding[];
+}
+
+/** Reads every node, allocation and cordon. */
+export async function readFleet(store: EtcdStore): Promise<Fleet> {
+  const [nodes, allocs, cordons] = await Promise.all([
+    store.listAll<NodeRecord>(store.keys.nodes()),
+    store.listAll<NodeAllocation>(store.keys.allocs()),
+    store.listAll<Cordon>(store.keys.cordons()),
+  ]);
+  return { nodes: values(nodes.items), allocs: allocationsByNode(store.keys, allocs.items), cordons: values(cordons.items) };
+}
+
+/** Reads the whole cluster (see `ClusterRead`): fit for `buildSnapshot` as it is. */
+export async function readCluster(store: EtcdStore): Promise<ClusterRead> {
+  const [fleet, queues, jobs, bindings] = await Promise.all([
+    readFleet(store),
+    store.listAll<Queue>(store.keys.queues()),
+    store.listAll<JobRecord>(store.keys.jobs()),
+    store.listAll<Binding>(store.keys.bindings()),
+  ]);
+  return { ...fleet, queues: values(queues.items), jobs: values(jobs.items), bindings: values(bindings.items) };
+}
+
+function values<T>(items: Array<{ value: T }>): T[] {
+  return items.map((kv) => kv.value);
+}

@@ -1,0 +1,24 @@
+/**
+ * The scheduler leader's usage history at `usage`: each queue's decayed usage, stored now and
+ * then so that a successor continues fair share where the last leader left it.
+ */
+import type { ResourceVector } from '@batchapi/api';
+import type { Compare, EtcdStore } from './etcd';
+
+/** Decayed usage per queue as of `at`. */
+export interface UsageHistory {
+  /** When the usage was last advanced, in ms since the epoch. */
+  at: number;
+  /** Each queue's decayed usage, by queue name. */
+  queues: Record<string, ResourceVector>;
+}
+
+/** The usage history the last leader stored; undefined when none ever did. */
+export async function loadUsageHistory(store: EtcdStore): Promise<UsageHistory | undefined> {
+  return (await store.get<UsageHistory>(store.keys.usage()))?.value;
+}
+
+/** Stores the usage history, fenced by the leader's compare. False when the fence failed (a deposed leader's copy is refused). */
+export async function saveUsageHistory(store: EtcdStore, fence: Compare, history: UsageHistory): Promise<boolean> {
+  return (await store.txn([fence], [{ put: store.keys.usage(), value: history }])).succeeded;
+}
