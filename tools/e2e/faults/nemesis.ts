@@ -38,7 +38,10 @@ export interface NemesisOptions {
   minutes: number;
   /** Submits per second. @default 200 */
   rate?: number;
-  /** How long the checker waits after the load for accepted work to end, milliseconds. @default 60000 */
+  /**
+   * How long the checker waits after the load for accepted work to end, milliseconds; past it, it
+   * keeps waiting while some open job still changes within 30 s, up to five times as long. @default 60000
+   */
   settleMs?: number;
   /** Progress lines. @default stderr */
   log?: (line: string) => void;
@@ -513,15 +516,22 @@ async function readEtcd(c: FaultCluster): Promise<EtcdView> {
 }
 
 /**
- * Waits until every accepted job and workflow is terminal or `ms` passed, reading only those
- * not yet finished. Returns the ones still open that changed in the last 30 s of the wait (a
- * backlog still draining, not a hang).
+ * Waits until every accepted job and workflow is terminal, judging by progress: at least `ms`,
+ * then for as long as some open one still changed within the last 30 s (a backlog draining is
+ * not a hang), but at most `maxMs` in all. Reads only those not yet finished. Returns the ones
+ * still open that changed in the last 30 s of the wait.
  */
-async function settle(c: FaultCluster, ids: string[], ms: number, say: (l: string) => void): Promise<Set<string>> {
-  const deadline = Date.now() + ms;
+async function settle(c: FaultCluster, ids: string[], ms: number, maxMs: number, say: (l: string) => void): Promise<Set<string>> {
+  const started = Date.now();
   const seen = new Map<string, { rev: string; at: number }>();
+  let lastChange = started;
   let open = ids;
-  while (open.length && Date.now() < deadline) {
+  const waiting = () => {
+    const now = Date.now();
+    if (now - started >= maxMs) return false;
+    return now - started < ms || now - lastChange < 30_000;
+  };
+  while (open.length && waiting()) {
     const still: string[] = [];
     for (let i = 0; i < open.length; i += 500) {
       const chunk = open.slice(i, i + 500);
@@ -532,14 +542,21 @@ async function settle(c: FaultCluster, ids: string[], ms: number, say: (l: strin
         if (got && ['Succeeded', 'Failed', 'Cancelled', 'Rejected'].includes(got[k]?.value.phase ?? '')) return;
         still.push(id);
         const rev = got?.[k]?.modRevision;
-        if (rev && seen.get(id)?.rev !== rev) seen.set(id, { rev, at: Date.now() });
+        if (rev && seen.get(id)?.rev !== rev) {
+          seen.set(id, { rev, at: Date.now() });
+          lastChange = Date.now();
+        }
       });
     }
-    if (still.length !== open.length) say(`settle: ${still.length} of ${ids.length} accepted not finished yet`);
+    if (still.length !== open.length) {
+      lastChange = Date.now();
+      say(`settle: ${still.length} of ${ids.length} accepted not finished yet`);
+    }
     open = still;
     if (open.length) await sleep(1000);
   }
-  return new Set(open.filter((id) => (seen.get(id)?.at ?? 0) > deadline - 30_000));
+  const end = Date.now();
+  return new Set(open.filter((id) => (seen.get(id)?.at ?? 0) > end - 30_000));
 }
 
 /**
@@ -647,7 +664,8 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
       `load stopped: ${load.submitted} submits in ${load.seconds.toFixed(0)} s (${load.rate().toFixed(1)}/s), ${load.resubmits} resubmits, ${load.cancels} cancels, ${load.requests} requests; answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `; no answer: ${JSON.stringify(load.networkErrors)}` : ''}`,
     );
     const accepted = [...load.submits.values()].filter((s) => s.ids.length).map((s) => s.ids[0]);
-    const moving = await settle(c, accepted, Math.max(0, (o.settleMs ?? 60_000) - (Date.now() - loadEnd)), say);
+    const settleMs = Math.max(0, (o.settleMs ?? 60_000) - (Date.now() - loadEnd));
+    const moving = await settle(c, accepted, settleMs, settleMs * 5, say);
     await n.stopLoops();
     const view = await readEtcd(c);
     const report = summarize(
