@@ -1,55 +1,36 @@
 /**
- * The node agent: registers this node under the process lease, watches its bindings, runs
- * each bound task as a child process, reports state changes in batches, stops cancelled
- * work, and self-fences: once its lease can no longer be trusted (TTL passed since the last
- * acknowledged renewal, on its own clock) it kills every task at once and stops.
+ * The node agent: registers this node under the process lease (its inventory from the backend),
+ * watches its bindings and hands each bound group to a `GroupRunner` (which runs its tasks through
+ * the `AttemptBackend`), reports state changes in batches through the `Reporter`, quarantines the
+ * node after repeated node failures, and self-fences: once its lease can no longer be trusted (TTL
+ * passed since the last acknowledged renewal, on its own clock) it kills every task at once and stops.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import {
-  type Binding,
-  DEFAULT_QUARANTINE,
-  recordNodeFailure,
-  type GroupStatus,
-  MAX_RESULT_BYTES,
-  NODE_LOST,
-  type NodeRecord,
-  type TaskStatus,
-  TERMINAL_TASK_STATES,
-} from '@batchapi/api';
+import { type Binding, DEFAULT_QUARANTINE, recordNodeFailure, type GroupStatus, type NodeRecord } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { type Informer, monotonicMs, quarantineNode, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
-import { SpanStatusCode } from '@opentelemetry/api';
 import { Counter, Gauge } from 'prom-client';
-import { type AttemptBackend, type AttemptExit, KubernetesAttemptBackend, ProcessBackend, type RunningAttempt, type StartedAttempt } from './attempt-backend';
-import { classifyExit } from './classify-exit';
+import { type AttemptBackend, KubernetesAttemptBackend, ProcessBackend } from './attempt-backend';
+import { GroupRunner, type GroupRunnerContext } from './group-runner';
 import type { IsolationKind } from './isolation';
 import { KubernetesBackend } from './kubernetes';
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
-import { type ReportedGroup, Reporter } from './reporter';
+import { Reporter } from './reporter';
 import { killedMarker, stopPreviousWatchdog, WATCHDOG_PID_FILE, writeHeartbeat } from './watchdog';
-import { attemptPaths, type ProcessExit, rotateIfOver } from './task-process';
 
 /** Injection tokens. */
 export const EXECUTOR_CONFIG = Symbol('ExecutorConfig');
 export const EXECUTOR_URL = Symbol('ExecutorUrl');
 
-/** One bound group as this executor runs it. */
-interface GroupRun extends ReportedGroup {
-  binding: Binding;
-  procs: Map<number, StartedAttempt>;
-  cancelling: boolean;
-  /** Task indices the scheduler preempted. */
-  preempting: Set<number>;
-}
-
 @Injectable()
 export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly groups = new Map<string, GroupRun>();
+  /** The groups bound here, by binding key: each run by its own `GroupRunner`. */
+  private readonly groups = new Map<string, GroupRunner>();
   /**
    * Bindings seen but not yet set up (their status is being read), with their latest value:
    * a cancel or preempt mark that arrives meanwhile is applied, and a delete drops them.
@@ -57,7 +38,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private readonly arriving = new Map<string, Binding>();
   private informer?: Informer;
   private reportTimer?: NodeJS.Timeout;
-  private readonly reports: Reporter<GroupRun>;
+  private readonly reports: Reporter<GroupRunner>;
+  /** What every `GroupRunner` of this node shares; set at registration, with the backend. */
+  private runnerContext?: GroupRunnerContext;
   private fenced = false;
   /** Runs the attempts: processes or Kubernetes pods, picked at registration. */
   private backend?: AttemptBackend;
@@ -71,11 +54,6 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private leftByPrevious?: Set<string>;
   /** Set when a graceful stop began: no group starts from now on. */
   private stopping = false;
-  /**
-   * Attempts this graceful stop asked to stop: those that die of its signal end `NodeLost`
-   * (requeued, no retry charged); an attempt that ends otherwise ended on its own.
-   */
-  private readonly stoppedForShutdown = new WeakSet<RunningAttempt>();
   /** The watchdog's heartbeat file (its kill marker beside it); unset until the watchdog starts. */
   private heartbeatFile?: string;
   /** A read of the Kubernetes node's capacity under way (after the kubelet refused an attempt for room). */
@@ -130,7 +108,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
         this.traceRequeues(groups, res.requeued);
         return true;
       },
-      done: (g) => this.groups.delete(g.key),
+      done: (g) => {
+        g.retire();
+        this.groups.delete(g.key);
+      },
       // Refused means another writer ended the group and its binding is gone (a report that
       // merely lost a race, or whose answer was lost, is neither accepted nor refused).
       refused: (g) => this.forget(g, 'report refused: the group was ended by another writer and its binding is gone'),
@@ -163,13 +144,23 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
           )
         : machine;
     this.backend = backend;
+    this.runnerContext = {
+      backend,
+      dataDir: this.config.dataDir,
+      killGraceMs: this.config.killGraceMs,
+      clock: this.clock,
+      log: this.ctx.log,
+      metrics: this.m,
+      fenceKilled: (startedMono) => !this.ctx.lease.alive() || this.watchdogKilledSince(startedMono),
+      nodeFailed: (detail, full) => (full ? this.refreshCapacity(detail) : this.nodeFailed(detail)),
+    };
     // A previous incarnation that ran tasks here may have started groups whose status never
     // reached etcd (still "Bound"): those are not started again at the same attempt.
     // None of its tasks may live on when their attempts are settled below.
     const { previousRan, leftovers } = await backend.reclaim();
     this.previousRan = previousRan;
     stopPreviousWatchdog(this.config.dataDir);
-    this.startWatchdog(backend.ledgerFile);
+    this.startWatchdog(machine.ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
     let node = nodeRecord(this.config, url, this.clock.now());
     const inv = await backend.inventory();
@@ -191,12 +182,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
 
   /** Rotates the logs of running attempts that passed their cap. */
   private rotateLogs(): void {
-    for (const g of this.groups.values()) {
-      for (const index of g.procs.keys()) {
-        const p = attemptPaths(this.config.dataDir, g.binding.jobId, index, g.binding.attempt);
-        for (const f of [p.stdout, p.stderr]) if (rotateIfOver(f, this.config.logMaxBytes)) this.ctx.log.info({ file: f }, 'log rotated');
-      }
-    }
+    for (const g of this.groups.values()) g.rotateLogs(this.config.logMaxBytes);
   }
 
   onApplicationBootstrap(): void {
@@ -222,13 +208,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     await this.informer?.stop();
     // The node goes away, not the tasks' fault: they end NodeLost and run again elsewhere.
     this.stopping = true;
-    for (const g of this.groups.values()) {
-      for (const p of g.procs.values()) {
-        this.stoppedForShutdown.add(p);
-        p.stop(this.config.killGraceMs);
-      }
-    }
-    const exits = [...this.groups.values()].flatMap((g) => [...g.procs.values()].map((p) => p.exited));
+    const exits = [...this.groups.values()].flatMap((g) => g.stopForShutdown());
     if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
     this.backend?.close();
     // A report in flight carries none of these ends: let it finish, then send what is left.
@@ -269,13 +249,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
 
   /** True while the attempt's process runs (logs follow until it ends). */
   isRunning(jobId: string, index: number, attempt: number): boolean {
-    for (const g of this.groups.values()) {
-      if (g.binding.jobId === jobId && g.binding.attempt === attempt && g.procs.has(index)) return true;
-    }
+    for (const g of this.groups.values()) if (g.runs(jobId, index, attempt)) return true;
     return false;
   }
 
-  /** Kills every task at once and stops taking work (invariant 4). */
   /**
    * An attempt could not start because of this node: after `DEFAULT_QUARANTINE.failures` such
    * failures within its window, the executor quarantines its own node (a cordon with the
@@ -357,12 +334,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
+  /** Kills every task at once and stops taking work (invariant 4). */
   selfFence(reason: string): void {
     if (this.fenced) return;
     this.fenced = true;
     this.ctx.log.error({ reason }, 'self-fencing: killing every task');
     clearInterval(this.reportTimer);
-    for (const g of this.groups.values()) for (const p of g.procs.values()) p.kill();
+    for (const g of this.groups.values()) g.killAll();
     void this.informer?.stop();
     this.onFencedHandler();
   }
@@ -394,9 +372,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     if (this.fenced) return;
     const known = this.groups.get(kv.key);
     if (known) {
-      known.binding = kv.value;
-      if (kv.value.cancelRequested && !known.cancelling) this.cancel(known);
-      this.preempt(known, kv.value.preempt ?? []);
+      known.update(kv.value);
       return;
     }
     if (this.arriving.has(kv.key)) {
@@ -410,38 +386,17 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     // The latest value of the binding (a cancel may have arrived while reading); gone if it was deleted.
     const b = this.arriving.get(kv.key);
     this.arriving.delete(kv.key);
-    if (!st || !b || this.fenced || this.stopping || this.groups.has(kv.key)) return;
-    const g: GroupRun = {
+    if (!st || !b || this.fenced || this.stopping || this.groups.has(kv.key) || !this.runnerContext) return;
+    const g = new GroupRunner(this.runnerContext, {
       key: kv.key,
       node: this.config.nodeName,
       binding: b,
       status: st.value,
       statusKey,
       statusRevision: st.modRevision,
-      procs: new Map(),
-      cancelling: false,
-      preempting: new Set(),
-      dirty: false,
-      results: [],
-    };
+    });
     this.groups.set(kv.key, g);
-    const leftOver = this.leftByPrevious?.delete(kv.key) ?? false;
-    const ranBefore = st.value.tasks.some((t) => t.state !== 'Bound') || leftOver;
-    if (atStart && ranBefore) {
-      // A previous incarnation of this executor started these; their processes died with it.
-      g.status = {
-        ...g.status,
-        tasks: g.status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed', reason: NODE_LOST, finishedAt: this.clock.now() })),
-      };
-      g.dirty = true;
-      return;
-    }
-    if (b.cancelRequested) {
-      this.cancel(g);
-      return;
-    }
-    this.preempt(g, b.preempt ?? []);
-    for (let i = b.start; i < b.end; i++) if (!g.preempting.has(i)) this.startTask(g, i);
+    g.begin(atStart, this.leftByPrevious?.delete(kv.key) ?? false);
   }
 
   /** Reads a newly bound group's status, retrying failed reads while the binding stays. */
@@ -457,146 +412,10 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     }
   }
 
-  /** Stops preempted tasks (SIGTERM, grace, SIGKILL); they end `Preempted` and are requeued by the job. */
-  private preempt(g: GroupRun, indices: number[]): void {
-    for (const i of indices) {
-      if (g.preempting.has(i)) continue;
-      g.preempting.add(i);
-      const k = i - g.binding.start;
-      const proc = g.procs.get(i);
-      if (proc) proc.stop(this.config.killGraceMs);
-      else if (g.status.tasks[k] && !TERMINAL_TASK_STATES.has(g.status.tasks[k].state))
-        this.setTask(g, k, { ...g.status.tasks[k], state: 'Preempted', finishedAt: this.clock.now() });
-    }
-  }
-
-  private startTask(g: GroupRun, index: number): void {
-    const b = g.binding;
-    const k = index - b.start;
-    const { span, traceparent } = startSpan('task.run', {
-      parent: b.traceparent,
-      attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node },
-    });
-    const devices = b.devices[k] ?? [];
-    const paths = attemptPaths(this.config.dataDir, b.jobId, index, b.attempt);
-    // A result left by an earlier run of this attempt's path must not count; a path that cannot be
-    // cleared is the node's problem, reported when the attempt fails to start below.
-    try {
-      rmSync(paths.result, { force: true });
-    } catch {
-      /* reported by TaskProcess */
-    }
-    const env: Record<string, string> = {
-      ...inheritedEnv(),
-      ...b.env,
-      BATCH_JOB_ID: b.jobId,
-      BATCH_TASK_INDEX: String(index),
-      BATCH_ATTEMPT: String(b.attempt),
-      BATCH_NODE: b.node,
-      BATCH_RESULT_PATH: paths.result,
-      ...(b.items && k < b.items.length ? { BATCH_MAP_ITEM: JSON.stringify(b.items[k] ?? null) } : {}),
-      ...(traceparent ? { TRACEPARENT: traceparent } : {}),
-      ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
-    };
-    // Processes get cgroup (or rlimit) limits from the backend; pods get them from Kubernetes.
-    const proc = this.backend!.start(b, index, env, paths);
-    g.procs.set(index, proc);
-    let deadlineHit = false;
-    const deadline = b.timeoutSeconds
-      ? setTimeout(() => {
-          deadlineHit = true;
-          proc.stop(this.config.killGraceMs);
-        }, b.timeoutSeconds * 1000)
-      : undefined;
-    const startedAt = this.clock.now();
-    const startedMono = monotonicMs();
-    this.setTask(g, k, { state: 'Running', startedAt });
-    this.m.running.inc();
-    void proc.exited.then((exit: AttemptExit) => {
-      clearTimeout(deadline);
-      g.procs.delete(index);
-      this.m.running.dec();
-      const cancelling = g.cancelling;
-      const preempting = g.preempting.has(index);
-      // A result counts only for an attempt that ran to its end (not cancelled or preempted).
-      const result = cancelling || preempting ? undefined : this.readResult(paths.result, b.jobId, index);
-      if (result !== undefined && result !== 'too-large') g.results.push({ index, attempt: b.attempt, value: result.value });
-      const { state, reason } = classifyExit({
-        exitCode: exit.exitCode,
-        signal: exit.signal,
-        nodeError: exit.nodeError,
-        cancelling,
-        preempting,
-        resultTooLarge: result === 'too-large',
-        stoppedForShutdown: this.stoppedForShutdown.has(proc),
-        // The fence (the watchdog or the self-fence) while the lease was not held, or the watchdog while this process stalled.
-        fenceKilled: !!exit.signal && (!this.ctx.lease.alive() || this.watchdogKilledSince(startedMono)),
-        deadlineHit: deadlineHit || !!exit.deadlineExceeded,
-        oomKilled: !!exit.oomKilled || proc.oomKilled(),
-      });
-      proc.release();
-      this.m.outcomes.inc({ reason: reason ?? state });
-      if (exit.nodeFull) this.refreshCapacity(exit.nodeError ?? 'the node refused an attempt for room');
-      else if (exit.nodeError) this.nodeFailed(exit.nodeError);
-      span.setAttributes({
-        'batch.outcome': state,
-        ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}),
-        ...(exit.signal ? { 'process.signal': exit.signal } : {}),
-      });
-      if (state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${reason}: ${describe(exit)}` });
-      span.end();
-      if (!this.groups.has(g.key)) return;
-      this.setTask(g, k, { ...g.status.tasks[k], state, ...(reason ? { reason } : {}), ...exitFields(exit), finishedAt: this.clock.now() });
-    });
-  }
-
-  /**
-   * The JSON a task wrote to `BATCH_RESULT_PATH`: absent or not JSON → none (logged);
-   * over `MAX_RESULT_BYTES` → `too-large` (the task fails with `ResultTooLarge`).
-   */
-  private readResult(file: string, jobId: string, index: number): { value: unknown } | 'too-large' | undefined {
-    let size: number;
-    try {
-      size = statSync(file).size;
-    } catch {
-      return undefined;
-    }
-    if (size > MAX_RESULT_BYTES) {
-      this.ctx.log.warn({ job: jobId, index, bytes: size }, `task result over ${MAX_RESULT_BYTES} bytes: the task fails with ResultTooLarge`);
-      return 'too-large';
-    }
-    try {
-      return { value: JSON.parse(readFileSync(file, 'utf8')) };
-    } catch (err) {
-      this.ctx.log.warn({ job: jobId, index, err: (err as Error).message }, 'task result is not valid JSON; ignored');
-      return undefined;
-    }
-  }
-
-  private cancel(g: GroupRun): void {
-    g.cancelling = true;
-    g.status.tasks.forEach((t, k) => {
-      if (!g.procs.has(g.binding.start + k) && !TERMINAL_TASK_STATES.has(t.state)) this.setTask(g, k, { state: 'Cancelled', finishedAt: this.clock.now() });
-    });
-    for (const p of g.procs.values()) p.stop(this.config.killGraceMs);
-  }
-
-  private setTask(g: GroupRun, k: number, t: TaskStatus): void {
-    const tasks = [...g.status.tasks];
-    tasks[k] = t;
-    g.status = { ...g.status, tasks };
-    g.dirty = true;
-  }
-
-  /**
-   * Drops a group that is no longer this executor's (its binding was removed; a report refused
-   * only once its binding is gone too): another attempt may already run elsewhere, so its
-   * processes die at once. Never for a report that lost a race or whose answer was lost.
-   */
-  private forget(g: GroupRun, why: string): void {
+  /** Drops a group that is no longer this executor's: its tasks die at once (`GroupRunner.forget`). */
+  private forget(g: GroupRunner, why: string): void {
     this.groups.delete(g.key);
-    for (const p of g.procs.values()) p.kill();
-    if (g.procs.size) this.ctx.log.warn({ group: g.key, why }, 'killed the tasks of a group that is no longer ours');
+    g.forget(why);
   }
 
   /** Sends every changed group's status in batched transactions. */
@@ -605,7 +424,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   /** A `task.retry` span in the job's trace (beside the attempt's `task.run`) for each task the control plane sent back to pending. */
-  private traceRequeues(groups: GroupRun[], requeued: ReportResult['requeued']): void {
+  private traceRequeues(groups: GroupRunner[], requeued: ReportResult['requeued']): void {
     for (const r of requeued) {
       const g = groups.find((x) => x.binding.jobId === r.jobId && x.binding.start <= r.index && r.index < x.binding.end);
       const { span } = startSpan('task.retry', {
@@ -622,21 +441,6 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       span.end();
     }
   }
-}
-
-function exitFields(exit: ProcessExit): Partial<TaskStatus> {
-  return { ...(exit.exitCode !== undefined ? { exitCode: exit.exitCode } : {}), ...(exit.signal ? { signal: exit.signal } : {}) };
-}
-
-function describe(exit: ProcessExit): string {
-  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.exitCode}`;
-}
-
-/** The few variables a task inherits from the executor; everything else comes from the job. */
-function inheritedEnv(): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const k of ['PATH', 'HOME', 'LANG', 'TZ', 'TMPDIR']) if (process.env[k] !== undefined) out[k] = process.env[k]!;
-  return out;
 }
 
 /** Resolves after `ms`; an unref'd wait does not keep the process alive by itself. */

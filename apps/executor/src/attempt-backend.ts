@@ -1,7 +1,9 @@
 /**
  * What runs this node's attempts: child processes (limited by cgroups or rlimits, their process
- * groups recorded for the watchdog) or Kubernetes pods. The agent picks one at registration and
- * speaks only to this interface. Owns the backend-neutral `RunningAttempt`/`AttemptExit`.
+ * groups recorded for the watchdog) or Kubernetes pods; simulated attempts (`SimulatedBackend`,
+ * timers for simulated fleets) implement the same interface. The agent picks one at registration
+ * and its `GroupRunner`s speak only to this interface. Owns the backend-neutral
+ * `RunningAttempt`/`AttemptExit`.
  */
 import { join } from 'node:path';
 import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
@@ -63,8 +65,8 @@ export interface Reclaimed {
 export interface AttemptBackend {
   /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
   readonly isolation: IsolationKind;
-  /** The process-group ledger file the watchdog kills every task from when the lease is lost. */
-  readonly ledgerFile: string;
+  /** The process-group ledger file the watchdog kills every task from when the lease is lost; none when no process runs (simulated). */
+  readonly ledgerFile?: string;
   /** Kills what a previous executor of this node left on this machine and tells whether it ran tasks. Once, before anything starts. */
   reclaim(): Promise<Reclaimed>;
   /** The node's resources, read from the backend (and again after it refused an attempt for room); `undefined`: the configuration's. */

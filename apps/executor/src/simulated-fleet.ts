@@ -1,14 +1,19 @@
 /**
  * Simulated executors: one process registers many simulated nodes under its one lease and
  * "runs" the tasks bound to them for a while without processes — for the local cluster at
- * scale and for end-to-end benchmarks. Reports go through the same `Reporter` (batched, fenced
- * `reportGroups`) as real executors.
+ * scale and for end-to-end benchmarks. Attempts run on the `SimulatedBackend` (the same
+ * `AttemptBackend` interface as processes and pods); reports go through the same `Reporter`
+ * (batched, fenced `reportGroups`) as real executors.
  */
-import { type Binding, boundGroupStatus, type GroupStatus, NODE_LOST, type NodeRecord, parseResources, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, boundGroupStatus, type GroupStatus, type NodeRecord, parseResources, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { CLOCK, type Clock, runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { type Informer, MAX_TXN_OPS, type Op, type Versioned } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import type { StartedAttempt } from './attempt-backend';
+import { classifyExit } from './classify-exit';
+import { endedTask, lostTasks, planGroupStart } from './group-events';
 import { type ReportedGroup, Reporter } from './reporter';
+import { SimulatedBackend } from './simulated-backend';
 
 /** Options of a simulated fleet. */
 export interface FleetOptions {
@@ -26,7 +31,8 @@ export interface FleetOptions {
 export const FLEET_OPTIONS = Symbol('FleetOptions');
 
 interface SimGroup extends ReportedGroup {
-  timer?: NodeJS.Timeout;
+  /** Its attempts still running, by task index. */
+  attempts: Map<number, StartedAttempt>;
 }
 
 @Injectable()
@@ -38,6 +44,8 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private informer?: Informer;
   private reportTimer?: NodeJS.Timeout;
   private readonly reports: Reporter<SimGroup>;
+  /** Runs every node's attempts, as timers. */
+  private readonly backend: SimulatedBackend;
   readonly names: string[];
 
   constructor(
@@ -46,6 +54,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
     /** What the registration, start and end times it reports come from. @default systemClock */
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
+    this.backend = new SimulatedBackend({ taskMs: o.taskMs });
     this.names = Array.from({ length: o.nodes }, (_, i) => `${o.prefix ?? 'sim'}-${String(i).padStart(5, '0')}`);
     let ready = false;
     ctx.readiness = { check: () => ready, reason: () => 'registering simulated nodes' };
@@ -103,7 +112,8 @@ export class SimulatedFleet implements OnApplicationShutdown {
     this.stopped = true;
     clearInterval(this.reportTimer);
     await this.informer?.stop();
-    for (const g of this.groups.values()) clearTimeout(g.timer);
+    // Its attempts never end (a report could not go out anyway): as if its processes lived on.
+    this.backend.close();
   }
 
   /**
@@ -137,8 +147,9 @@ export class SimulatedFleet implements OnApplicationShutdown {
     }
     if (!st || this.groups.has(key) || this.stopped) return;
     const now = this.clock.now();
-    const startedBefore = atStart && st.value.tasks.some((t) => t.state !== 'Bound');
-    if (startedBefore) {
+    // Only whether a predecessor started it is decided as the agent does; a simulated group then
+    // starts every task and ends the cancelled or preempted ones at once (see `finish`).
+    if (planGroupStart({ binding: b, tasks: st.value.tasks, atStart, leftOver: false }).kind === 'lost') {
       const g: SimGroup = {
         key,
         statusKey: this.ctx.store.keys.group(b.jobId, b.start, b.attempt),
@@ -147,6 +158,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
         statusRevision: st.modRevision,
         dirty: true,
         results: [],
+        attempts: new Map(),
       };
       this.groups.set(key, g);
       return;
@@ -159,11 +171,39 @@ export class SimulatedFleet implements OnApplicationShutdown {
       statusRevision: st.modRevision,
       dirty: true,
       results: [],
+      attempts: new Map(),
     };
     this.groups.set(key, g);
+    for (let i = b.start; i < b.end; i++) this.startAttempt(g, b, i);
     if (b.cancelRequested || b.preempt?.length) this.finish(g, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
-    const ms = b.env.BATCH_SIM_SECONDS ? Number(b.env.BATCH_SIM_SECONDS) * 1000 : (this.o.taskMs ?? 1000);
-    if (!g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) g.timer = setTimeout(() => this.finish(g, 'Succeeded'), ms);
+  }
+
+  /** Starts task `index`'s simulated attempt; when it runs to its end the task `Succeeded` (exit code 0). */
+  private startAttempt(g: SimGroup, b: Binding, index: number): void {
+    const attempt = this.backend.start(b, index);
+    g.attempts.set(index, attempt);
+    void attempt.exited.then((exit) => {
+      g.attempts.delete(index);
+      const k = index - g.status.start;
+      const t = g.status.tasks[k];
+      // Stopped by `finish`, `forget` or `settleStale`, which set the task's state themselves.
+      if (this.groups.get(g.key) !== g || !t || TERMINAL_TASK_STATES.has(t.state)) return;
+      const outcome = classifyExit({
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        cancelling: false,
+        preempting: false,
+        resultTooLarge: false,
+        stoppedForShutdown: false,
+        fenceKilled: false,
+        deadlineHit: false,
+        oomKilled: false,
+      });
+      const tasks = [...g.status.tasks];
+      tasks[k] = endedTask(t, outcome, exit, this.clock.now());
+      g.status = { ...g.status, tasks };
+      g.dirty = true;
+    });
   }
 
   /** Reads a bound group's status, retrying failed reads while the binding stays (a failed read must not drop the group). */
@@ -179,24 +219,23 @@ export class SimulatedFleet implements OnApplicationShutdown {
     }
   }
 
-  private finish(g: SimGroup, state: 'Succeeded' | 'Cancelled' | 'Preempted', only?: Set<number>): void {
+  /**
+   * Ends the group's tasks not ended yet — only the indices in `only` when it has any — as
+   * `state`, at once, and stops their attempts (whose ends then change nothing).
+   */
+  private finish(g: SimGroup, state: 'Cancelled' | 'Preempted', only?: Set<number>): void {
     const now = this.clock.now();
-    g.status = {
-      ...g.status,
-      tasks: g.status.tasks.map((t, k) =>
-        TERMINAL_TASK_STATES.has(t.state) || (only?.size && !only.has(g.status.start + k))
-          ? t
-          : { ...t, state, ...(state === 'Succeeded' ? { exitCode: 0 } : {}), finishedAt: now },
-      ),
-    };
-    if (g.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))) clearTimeout(g.timer);
+    const ending = (t: TaskStatus, i: number) => !TERMINAL_TASK_STATES.has(t.state) && !(only?.size && !only.has(i));
+    const stopped = g.status.tasks.flatMap((t, k) => (ending(t, g.status.start + k) ? [g.status.start + k] : []));
+    g.status = { ...g.status, tasks: g.status.tasks.map((t, k) => (ending(t, g.status.start + k) ? { ...t, state, finishedAt: now } : t)) };
+    for (const i of stopped) g.attempts.get(i)?.stop(0);
     g.dirty = true;
   }
 
   private forget(key: string): void {
     const g = this.groups.get(key);
-    if (g) clearTimeout(g.timer);
     this.groups.delete(key);
+    if (g) for (const a of g.attempts.values()) a.kill();
   }
 
   /**
@@ -213,8 +252,8 @@ export class SimulatedFleet implements OnApplicationShutdown {
     groups.forEach((g, k) => {
       const s = now[k];
       if (!s || s.modRevision === g.statusRevision || s.value.reporter?.lease === this.ctx.lease.id || this.groups.get(g.key) !== g) return;
-      clearTimeout(g.timer);
       g.status = lostByPredecessor(s.value, this.clock.now());
+      for (const a of g.attempts.values()) a.kill();
       g.statusRevision = s.modRevision;
       g.dirty = true;
       this.ctx.log.warn(
@@ -228,10 +267,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
 /** A group a previous incarnation of its node started: every task not ended is lost with that incarnation (requeued at the next attempt). */
 function lostByPredecessor(status: GroupStatus, now: number): GroupStatus {
   const { reporter: _previous, ...rest } = status;
-  return {
-    ...rest,
-    tasks: status.tasks.map((t) => (TERMINAL_TASK_STATES.has(t.state) ? t : { ...t, state: 'Failed' as const, reason: NODE_LOST, finishedAt: now })),
-  };
+  return { ...rest, tasks: lostTasks(status.tasks, now) };
 }
 
 /** A binding as the scheduler wrote it: bindings change only to carry a cancel or a preemption. */

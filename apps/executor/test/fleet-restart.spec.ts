@@ -54,7 +54,7 @@ it('ends NodeLost the groups its predecessor started, and runs the next attempt'
 
 /** The fleet's handler of a binding and its groups, reached the way a relisting or a watch event reaches them. */
 interface FleetInternals {
-  groups: Map<string, { timer?: NodeJS.Timeout }>;
+  groups: Map<string, { attempts: Map<number, { kill(): void }> }>;
   onBinding(key: string, b: Binding, boundAt: string | undefined, atStart: boolean): Promise<void>;
 }
 
@@ -73,8 +73,8 @@ it('settles a report against a status another incarnation moved on, instead of r
   // The fleet loses track of it, and the status moves on under another lease while the binding
   // stays (a predecessor's late report); then the pristine binding reaches the fleet again.
   const g = internals.groups.get(bindingKey);
-  clearTimeout(g?.timer);
   internals.groups.delete(bindingKey);
+  for (const a of g?.attempts.values() ?? []) a.kill();
   const key = tb.store.keys.group('moved', 0, 1);
   const st = (await tb.store.get<GroupStatus>(key))!;
   await tb.store.txn([], [{ put: key, value: { ...st.value, reporter: { lease: 'a-predecessor', seq: 7 } } }]);

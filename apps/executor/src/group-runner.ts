@@ -1,0 +1,318 @@
+/**
+ * One bound group as its executor runs it: how it begins (`planGroupStart`), its tasks' attempts
+ * started through the node's `AttemptBackend` (environment, deadline, `task.run` span), the state
+ * each task is set to, preemption of indices, cancel, the result file an ended attempt wrote, and
+ * forgetting the group. The agent keeps the node (lease, bindings, fence, shutdown) and one
+ * `GroupRunner` per binding; the `Reporter` reports the runner as a `ReportedGroup`.
+ */
+import { readFileSync, rmSync, statSync } from 'node:fs';
+import { type Binding, type GroupStatus, MAX_RESULT_BYTES, type TaskResult, type TaskStatus } from '@batchapi/api';
+import type { Clock } from '@batchapi/runtime';
+import { monotonicMs } from '@batchapi/store';
+import { startSpan } from '@batchapi/telemetry';
+import { SpanStatusCode } from '@opentelemetry/api';
+import type { Logger } from 'pino';
+import type { AttemptBackend, AttemptExit, RunningAttempt, StartedAttempt } from './attempt-backend';
+import { classifyExit } from './classify-exit';
+import { endedTask, endWithoutAttempt, lostTasks, planGroupStart } from './group-events';
+import type { ReportedGroup } from './reporter';
+import { attemptPaths, type ProcessExit, rotateIfOver } from './task-process';
+
+/** What every group of a node shares: its backend, its settings and what the agent is told of ended attempts. */
+export interface GroupRunnerContext {
+  /** Runs the attempts. */
+  backend: AttemptBackend;
+  /** The executor's data directory: attempts' logs, work dirs and result files are under it (`attemptPaths`). */
+  dataDir: string;
+  /** Between SIGTERM and SIGKILL when an attempt is stopped (cancel, preemption, deadline), milliseconds. */
+  killGraceMs: number;
+  /** What start and end times are read from. */
+  clock: Clock;
+  log: Logger;
+  /** Attempts running on this node (up at a start, down at an end) and ended attempts by reason. */
+  metrics: { running: { inc(): void; dec(): void }; outcomes: { inc(labels: { reason: string }): void } };
+  /**
+   * Whether the fence may have killed an attempt that died of a signal: the lease is not held now,
+   * or the watchdog killed tasks at or after `startedMono` (ms of `monotonicMs`).
+   */
+  fenceKilled(startedMono: number): boolean;
+  /** An attempt could not start for the node's sake (`full`: the node refused it for lack of room). */
+  nodeFailed(detail: string, full: boolean): void;
+}
+
+/** A group as bound and read: its binding and its status as etcd holds it. */
+export interface GroupRunnerInit {
+  /** Key of its binding. */
+  key: string;
+  /** This executor's node. */
+  node: string;
+  binding: Binding;
+  status: GroupStatus;
+  statusKey: string;
+  statusRevision: string;
+}
+
+/** One bound group as this executor runs it, reported by the agent's `Reporter`. */
+export class GroupRunner implements ReportedGroup {
+  readonly key: string;
+  readonly node: string;
+  readonly statusKey: string;
+  status: GroupStatus;
+  statusRevision: string;
+  dirty = false;
+  results: TaskResult[] = [];
+  /** The binding's latest value (a cancel or preemption arrives as a change of it). */
+  binding: Binding;
+  /** Running attempts by task index. */
+  private readonly procs = new Map<number, StartedAttempt>();
+  private cancelling = false;
+  /** Task indices the scheduler preempted. */
+  private readonly preempting = new Set<number>();
+  /**
+   * Attempts this executor's graceful stop asked to stop: those that die of its signal end
+   * `NodeLost` (requeued, no retry charged); an attempt that ends otherwise ended on its own.
+   */
+  private readonly stoppedForShutdown = new WeakSet<RunningAttempt>();
+  /** No longer tracked (done, or forgotten): an attempt that ends later changes nothing. */
+  private retired = false;
+
+  constructor(
+    private readonly ctx: GroupRunnerContext,
+    init: GroupRunnerInit,
+  ) {
+    this.key = init.key;
+    this.node = init.node;
+    this.binding = init.binding;
+    this.status = init.status;
+    this.statusKey = init.statusKey;
+    this.statusRevision = init.statusRevision;
+  }
+
+  /** Begins the group as `planGroupStart` decides (see `BoundGroup` for `atStart` and `leftOver`). */
+  begin(atStart: boolean, leftOver: boolean): void {
+    const plan = planGroupStart({ binding: this.binding, tasks: this.status.tasks, atStart, leftOver });
+    if (plan.kind === 'lost') {
+      // A previous incarnation of this executor started these; their processes died with it.
+      this.status = { ...this.status, tasks: lostTasks(this.status.tasks, this.ctx.clock.now()) };
+      this.dirty = true;
+      return;
+    }
+    if (plan.kind === 'cancel') {
+      this.cancel();
+      return;
+    }
+    this.preempt(plan.preempt);
+    for (const i of plan.start) this.startTask(i);
+  }
+
+  /** The binding changed: a cancel or preemption marked on it is carried out (once each). */
+  update(b: Binding): void {
+    this.binding = b;
+    if (b.cancelRequested && !this.cancelling) this.cancel();
+    this.preempt(b.preempt ?? []);
+  }
+
+  /** True while an attempt of task `index` of `jobId` at `attempt` runs here. */
+  runs(jobId: string, index: number, attempt: number): boolean {
+    return this.binding.jobId === jobId && this.binding.attempt === attempt && this.procs.has(index);
+  }
+
+  /** Rotates the logs of its running attempts that passed `maxBytes` (`rotateIfOver`). */
+  rotateLogs(maxBytes: number): void {
+    for (const index of this.procs.keys()) {
+      const p = attemptPaths(this.ctx.dataDir, this.binding.jobId, index, this.binding.attempt);
+      for (const f of [p.stdout, p.stderr]) if (rotateIfOver(f, maxBytes)) this.ctx.log.info({ file: f }, 'log rotated');
+    }
+  }
+
+  /** The executor stops gracefully: each attempt is stopped (SIGTERM, the grace, SIGKILL) and ends `NodeLost` if it dies of it. */
+  stopForShutdown(): Array<Promise<AttemptExit>> {
+    for (const p of this.procs.values()) {
+      this.stoppedForShutdown.add(p);
+      p.stop(this.ctx.killGraceMs);
+    }
+    return [...this.procs.values()].map((p) => p.exited);
+  }
+
+  /** Kills every attempt at once (the executor fences itself); the group stays tracked. */
+  killAll(): void {
+    for (const p of this.procs.values()) p.kill();
+  }
+
+  /** Accepted with every task ended: no longer tracked. */
+  retire(): void {
+    this.retired = true;
+  }
+
+  /**
+   * Drops a group that is no longer this executor's (its binding was removed; a report refused
+   * only once its binding is gone too): another attempt may already run elsewhere, so its
+   * processes die at once. Never for a report that lost a race or whose answer was lost.
+   */
+  forget(why: string): void {
+    this.retired = true;
+    for (const p of this.procs.values()) p.kill();
+    if (this.procs.size) this.ctx.log.warn({ group: this.key, why }, 'killed the tasks of a group that is no longer ours');
+  }
+
+  /** Stops preempted tasks (SIGTERM, grace, SIGKILL); they end `Preempted` and are requeued by the job. */
+  private preempt(indices: number[]): void {
+    for (const i of indices) {
+      if (this.preempting.has(i)) continue;
+      this.preempting.add(i);
+      const k = i - this.binding.start;
+      const proc = this.procs.get(i);
+      if (proc) proc.stop(this.ctx.killGraceMs);
+      else this.setTask(k, endWithoutAttempt(this.status.tasks[k], 'preempt', this.ctx.clock.now()));
+    }
+  }
+
+  private cancel(): void {
+    this.cancelling = true;
+    const now = this.ctx.clock.now();
+    this.status.tasks.forEach((t, k) => {
+      if (!this.procs.has(this.binding.start + k)) this.setTask(k, endWithoutAttempt(t, 'cancel', now));
+    });
+    for (const p of this.procs.values()) p.stop(this.ctx.killGraceMs);
+  }
+
+  private startTask(index: number): void {
+    const { ctx } = this;
+    const b = this.binding;
+    const k = index - b.start;
+    const { span, traceparent } = startSpan('task.run', {
+      parent: b.traceparent,
+      attributes: { 'batch.job.id': b.jobId, 'batch.task.index': index, 'batch.attempt': b.attempt, 'batch.node': b.node },
+    });
+    const paths = attemptPaths(ctx.dataDir, b.jobId, index, b.attempt);
+    // A result left by an earlier run of this attempt's path must not count; a path that cannot be
+    // cleared is the node's problem, reported when the attempt fails to start below.
+    try {
+      rmSync(paths.result, { force: true });
+    } catch {
+      /* reported by TaskProcess */
+    }
+    const env = attemptEnv(b, index, paths.result, traceparent, inheritedEnv());
+    // Processes get cgroup (or rlimit) limits from the backend; pods get them from Kubernetes.
+    const proc = ctx.backend.start(b, index, env, paths);
+    this.procs.set(index, proc);
+    let deadlineHit = false;
+    const deadline = b.timeoutSeconds
+      ? setTimeout(() => {
+          deadlineHit = true;
+          proc.stop(ctx.killGraceMs);
+        }, b.timeoutSeconds * 1000)
+      : undefined;
+    const startedAt = ctx.clock.now();
+    const startedMono = monotonicMs();
+    this.setTask(k, { state: 'Running', startedAt });
+    ctx.metrics.running.inc();
+    void proc.exited.then((exit: AttemptExit) => {
+      clearTimeout(deadline);
+      this.procs.delete(index);
+      ctx.metrics.running.dec();
+      const cancelling = this.cancelling;
+      const preempting = this.preempting.has(index);
+      // A result counts only for an attempt that ran to its end (not cancelled or preempted).
+      const result = cancelling || preempting ? undefined : this.readResult(paths.result, b.jobId, index);
+      if (result !== undefined && result !== 'too-large') this.results.push({ index, attempt: b.attempt, value: result.value });
+      const outcome = classifyExit({
+        exitCode: exit.exitCode,
+        signal: exit.signal,
+        nodeError: exit.nodeError,
+        cancelling,
+        preempting,
+        resultTooLarge: result === 'too-large',
+        stoppedForShutdown: this.stoppedForShutdown.has(proc),
+        // The fence (the watchdog or the self-fence) while the lease was not held, or the watchdog while this process stalled.
+        fenceKilled: !!exit.signal && ctx.fenceKilled(startedMono),
+        deadlineHit: deadlineHit || !!exit.deadlineExceeded,
+        oomKilled: !!exit.oomKilled || proc.oomKilled(),
+      });
+      proc.release();
+      ctx.metrics.outcomes.inc({ reason: outcome.reason ?? outcome.state });
+      if (exit.nodeFull) ctx.nodeFailed(exit.nodeError ?? 'the node refused an attempt for room', true);
+      else if (exit.nodeError) ctx.nodeFailed(exit.nodeError, false);
+      span.setAttributes({
+        'batch.outcome': outcome.state,
+        ...(exit.exitCode !== undefined ? { 'process.exit.code': exit.exitCode } : {}),
+        ...(exit.signal ? { 'process.signal': exit.signal } : {}),
+      });
+      if (outcome.state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${outcome.reason}: ${describe(exit)}` });
+      span.end();
+      if (this.retired) return;
+      this.setTask(k, endedTask(this.status.tasks[k], outcome, exit, ctx.clock.now()));
+    });
+  }
+
+  /**
+   * The JSON a task wrote to `BATCH_RESULT_PATH`: absent or not JSON → none (logged);
+   * over `MAX_RESULT_BYTES` → `too-large` (the task fails with `ResultTooLarge`).
+   */
+  private readResult(file: string, jobId: string, index: number): { value: unknown } | 'too-large' | undefined {
+    let size: number;
+    try {
+      size = statSync(file).size;
+    } catch {
+      return undefined;
+    }
+    if (size > MAX_RESULT_BYTES) {
+      this.ctx.log.warn({ job: jobId, index, bytes: size }, `task result over ${MAX_RESULT_BYTES} bytes: the task fails with ResultTooLarge`);
+      return 'too-large';
+    }
+    try {
+      return { value: JSON.parse(readFileSync(file, 'utf8')) };
+    } catch (err) {
+      this.ctx.log.warn({ job: jobId, index, err: (err as Error).message }, 'task result is not valid JSON; ignored');
+      return undefined;
+    }
+  }
+
+  /** Sets task `k` (an offset in the group) to `t`; `undefined` leaves it as it is. */
+  private setTask(k: number, t: TaskStatus | undefined): void {
+    if (!t) return;
+    const tasks = [...this.status.tasks];
+    tasks[k] = t;
+    this.status = { ...this.status, tasks };
+    this.dirty = true;
+  }
+}
+
+/**
+ * The environment of task `index`'s attempt: `inherited` (the few variables a task takes from the
+ * executor), the job's env, then the `BATCH_*` variables, `TRACEPARENT` and `CUDA_VISIBLE_DEVICES`
+ * (the devices the scheduler chose), which the job cannot override.
+ */
+export function attemptEnv(
+  b: Binding,
+  index: number,
+  resultPath: string,
+  traceparent: string | undefined,
+  inherited: Record<string, string>,
+): Record<string, string> {
+  const k = index - b.start;
+  const devices = b.devices[k] ?? [];
+  return {
+    ...inherited,
+    ...b.env,
+    BATCH_JOB_ID: b.jobId,
+    BATCH_TASK_INDEX: String(index),
+    BATCH_ATTEMPT: String(b.attempt),
+    BATCH_NODE: b.node,
+    BATCH_RESULT_PATH: resultPath,
+    ...(b.items && k < b.items.length ? { BATCH_MAP_ITEM: JSON.stringify(b.items[k] ?? null) } : {}),
+    ...(traceparent ? { TRACEPARENT: traceparent } : {}),
+    ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),
+  };
+}
+
+function describe(exit: ProcessExit): string {
+  return exit.signal ? `killed by ${exit.signal}` : `exit code ${exit.exitCode}`;
+}
+
+/** The few variables a task inherits from the executor; everything else comes from the job. */
+function inheritedEnv(): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const k of ['PATH', 'HOME', 'LANG', 'TZ', 'TMPDIR']) if (process.env[k] !== undefined) out[k] = process.env[k]!;
+  return out;
+}
