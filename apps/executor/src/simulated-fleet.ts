@@ -126,7 +126,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private async onBinding(key: string, b: Binding, boundAt: string | undefined, atStart: boolean): Promise<void> {
     const known = this.groups.get(key);
     if (known) {
-      if (b.cancelRequested || b.preempt?.length) this.finish(known, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
+      if (b.cancelRequested || b.preempt?.length) this.stopAsAsked(known, b);
       return;
     }
     let st: Versioned<GroupStatus> | undefined;
@@ -175,7 +175,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
     };
     this.groups.set(key, g);
     for (let i = b.start; i < b.end; i++) this.startAttempt(g, b, i);
-    if (b.cancelRequested || b.preempt?.length) this.finish(g, b.cancelRequested ? 'Cancelled' : 'Preempted', new Set(b.preempt ?? []));
+    if (b.cancelRequested || b.preempt?.length) this.stopAsAsked(g, b);
   }
 
   /** Starts task `index`'s simulated attempt; when it runs to its end the task `Succeeded` (exit code 0). */
@@ -223,6 +223,12 @@ export class SimulatedFleet implements OnApplicationShutdown {
    * Ends the group's tasks not ended yet — only the indices in `only` when it has any — as
    * `state`, at once, and stops their attempts (whose ends then change nothing).
    */
+  /** A cancel ends every task still running; a preemption only the indices it names. */
+  private stopAsAsked(g: SimGroup, b: Binding): void {
+    if (b.cancelRequested) this.finish(g, 'Cancelled');
+    else this.finish(g, 'Preempted', new Set(b.preempt ?? []));
+  }
+
   private finish(g: SimGroup, state: 'Cancelled' | 'Preempted', only?: Set<number>): void {
     const now = this.clock.now();
     const ending = (t: TaskStatus, i: number) => !TERMINAL_TASK_STATES.has(t.state) && !(only?.size && !only.has(i));
