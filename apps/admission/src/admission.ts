@@ -1,5 +1,6 @@
 /** Wires the admission service: the jobs API over the shared runtime. */
-import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
+import { HistoryStore } from '@batchapi/history';
+import { CLOCK, type Clock, HISTORY, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import { AUTH, BulkJobsController, JobsController } from './jobs.controller';
 import { type EventStreamLimits, EventStreams } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -37,6 +38,8 @@ export interface AdmissionOptions {
   streams?: Partial<EventStreamLimits>;
   /** The clock requests are stamped and limited by (tests pass a fake one). @default systemClock */
   clock?: Clock;
+  /** History store URL: jobs no longer in etcd (archived) are read from it. @default `BATCH_HISTORY_URL`, else none */
+  historyUrl?: string;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
@@ -44,6 +47,9 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
   const env = admissionConfigFromEnv();
   const auth = typeof opts.tokens === 'string' ? TokenAuthenticator.fromFile(opts.tokens) : opts.tokens;
   const clock = opts.clock ?? systemClock;
+  const historyUrl = opts.historyUrl ?? env.historyUrl;
+  // Read only: the quota service migrates the schema and writes.
+  const history = historyUrl ? [{ provide: HISTORY, useValue: HistoryStore.connect(historyUrl) }] : [];
   return runService({
     name: 'admission',
     config: opts.config,
@@ -55,6 +61,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       WorkflowsService,
       { provide: AUTH, useValue: auth },
       { provide: CLOCK, useValue: clock },
+      ...history,
       { provide: THROTTLE_TUNING, useValue: { maxInflight: env.maxInflightSubmits, ...opts.throttle } },
       {
         provide: READS_REFUSED,

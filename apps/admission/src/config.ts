@@ -1,5 +1,5 @@
 /** The admission service's own settings: their schema over the environment (`ADMISSION_ENV`) and the parsed `AdmissionConfig`. */
-import { envNumber, envString, parseEnv } from '@batchapi/runtime';
+import { envNumber, envString, historyUrlFromEnv, parseEnv } from '@batchapi/runtime';
 import { z } from 'zod';
 import type { EventStreamLimits } from './event-stream';
 import type { OverloadLimits } from './overload';
@@ -80,6 +80,8 @@ export interface AdmissionConfig {
   reads: ReadLimits;
   /** Event stream caps and stall timeout (`BATCH_MAX_EVENT_STREAMS*`, `BATCH_EVENT_STREAM_STALL_MS`). @default see `EventStreamLimits` */
   streams: EventStreamLimits;
+  /** History store URL (`BATCH_HISTORY_URL`): set, jobs no longer in etcd are read from it. @default none */
+  historyUrl?: string;
 }
 
 /** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
@@ -87,6 +89,7 @@ export function admissionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ad
   const e = parseEnv(ADMISSION_ENV, env);
   return {
     tokensFile: e.BATCH_TOKENS_FILE || undefined,
+    ...historyUrlFromEnv(env),
     bodyLimit: e.BATCH_MAX_BODY_BYTES,
     maxInflightSubmits: e.BATCH_MAX_INFLIGHT_SUBMITS,
     overload: { maxLoopDelayMs: e.BATCH_MAX_EVENT_LOOP_DELAY_MS },

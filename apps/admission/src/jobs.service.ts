@@ -22,10 +22,12 @@ import {
   type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
-import { CLOCK, type Clock, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
+import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
+import { type HistoryStore, isUnavailable, MAX_PAGE_SIZE } from '@batchapi/history';
 import {
   cancelJob,
   getJob,
+  IdempotentJobGoneError,
   getNode,
   type Informer,
   listGroups,
@@ -84,6 +86,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     @Inject(THROTTLE_TUNING) tuning: Partial<ThrottleTuning> & Pick<ThrottleTuning, 'maxInflight'>,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Where finished jobs go once archived out of etcd. @default none: a job gone from etcd is not found */
+    @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -157,26 +161,40 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       traceparent: traceparentOf(),
       createdAt: now,
     };
-    const res = await this.throttle.admit(t, q, spec.tasks, now, () =>
-      inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
-        this.committer.submit(job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined),
-      ),
-    );
+    let res;
+    try {
+      res = await this.throttle.admit(t, q, spec.tasks, now, () =>
+        inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
+          this.committer.submit(job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined),
+        ),
+      );
+    } catch (err) {
+      // A retry whose first submit's job finished and was archived: the same job, from history.
+      const archived = err instanceof IdempotentJobGoneError ? await this.fromHistory((h) => h.getJob(err.jobId)) : undefined;
+      if (!archived) throw err;
+      this.submitted.inc({ created: 'false' });
+      return { view: jobView(archived), created: false };
+    }
     this.submitted.inc({ created: String(res.created) });
     return { view: jobView(res.job.value), created: res.created };
   }
 
   /** A job the principal may see, with live task counts; 404 for others' and unknown ids alike. */
   async get(principal: Principal, id: string): Promise<JobView> {
-    const job = await this.visibleJob(principal, id);
-    const groups = (await listGroups(this.ctx.store, id)).map((g) => g.value);
-    return jobView(job, groups);
+    const { job, live } = await this.findJob(principal, id);
+    // An archived job is terminal: its counters are final and no group is live.
+    return jobView(job, live ? (await listGroups(this.ctx.store, id)).map((g) => g.value) : []);
   }
 
   /** The job's view for its event stream, with the highest revision it reflects. */
   async eventSnapshot(principal: Principal, id: string): Promise<StreamSnapshot> {
     const job = await getJob(this.ctx.store, id);
-    if (!job || (principal.role !== 'operator' && job.value.tenant !== principal.tenant)) throw new ApiError(ErrorCode.NotFound, `job ${id} not found`, { id });
+    if (!job) {
+      // Archived: one final view, and the stream ends.
+      const { job: archived } = await this.findJob(principal, id);
+      return { view: jobView(archived), revision: 0n, terminal: true };
+    }
+    if (principal.role !== 'operator' && job.value.tenant !== principal.tenant) throw new ApiError(ErrorCode.NotFound, `job ${id} not found`, { id });
     const groups = await listGroups(this.ctx.store, id);
     const revision = groups.reduce((m, g) => (BigInt(g.modRevision) > m ? BigInt(g.modRevision) : m), BigInt(job.modRevision));
     return {
@@ -246,8 +264,15 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
 
   /** `GET /v1/jobs/:id/results`: what each task returned, only tasks that returned something, by index. */
   async results(principal: Principal, id: string): Promise<{ results: Array<{ index: number; value: unknown }> }> {
-    await this.visibleJob(principal, id);
-    return { results: (await listResults(this.ctx.store, id)).map((r) => ({ index: r.index, value: r.value })) };
+    const { live } = await this.findJob(principal, id);
+    if (live || !this.history) return { results: (await listResults(this.ctx.store, id)).map((r) => ({ index: r.index, value: r.value })) };
+    const results: Array<{ index: number; value: unknown }> = [];
+    for (let cursor: string | undefined, first = true; first || cursor; first = false) {
+      const page = (await this.fromHistory((h) => h.listResults(id, { cursor, limit: MAX_PAGE_SIZE })))!;
+      results.push(...page.results.map((r) => ({ index: r.index, value: r.value })));
+      cursor = page.nextCursor;
+    }
+    return { results };
   }
 
   async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
@@ -264,7 +289,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   async cancel(principal: Principal, id: string, now: number): Promise<JobView> {
-    await this.visibleJob(principal, id);
+    // An archived job has finished: cancelling it changes nothing.
+    if (!(await this.findJob(principal, id)).live) return this.get(principal, id);
     await cancelJob(this.ctx.store, id, now);
     return this.get(principal, id);
   }
@@ -322,11 +348,32 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {
-    const job = await getJob(this.ctx.store, id);
-    if (!job || (principal.role !== 'operator' && job.value.tenant !== principal.tenant)) {
+    return (await this.findJob(principal, id)).job;
+  }
+
+  /** A read of the history store (undefined without one); PostgreSQL down or slow is a 503 `unavailable` with `Retry-After`. */
+  private async fromHistory<T>(read: (h: HistoryStore) => Promise<T>): Promise<T | undefined> {
+    if (!this.history) return undefined;
+    try {
+      return await read(this.history);
+    } catch (err) {
+      if (isUnavailable(err))
+        throw new ApiError(ErrorCode.Unavailable, `the history store did not answer: ${(err as Error).message}`, { retryAfterSeconds: 5 });
+      throw err;
+    }
+  }
+
+  /**
+   * A job the principal may see: live from etcd, else (with a history store) archived; 404 for
+   * others' and unknown ids alike. `live` says which.
+   */
+  private async findJob(principal: Principal, id: string): Promise<{ job: JobRecord; live: boolean }> {
+    const stored = await getJob(this.ctx.store, id);
+    const job = stored?.value ?? (await this.fromHistory((h) => h.getJob(id)));
+    if (!job || (principal.role !== 'operator' && job.tenant !== principal.tenant)) {
       throw new ApiError(ErrorCode.NotFound, `job ${id} not found`, { id });
     }
-    return job.value;
+    return { job, live: stored !== undefined };
   }
 }
 

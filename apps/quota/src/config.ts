@@ -1,7 +1,8 @@
 /** The quota service's own settings: their schema over the environment (`QUOTA_ENV`) and the parsed `QuotaConfig`. */
-import { envNumber, envString, parseEnv } from '@batchapi/runtime';
+import { envNumber, envString, historyUrlFromEnv, parseEnv } from '@batchapi/runtime';
 import { DEFAULT_RETENTION } from '@batchapi/store';
 import { z } from 'zod';
+import { type ArchiveTuning, DEFAULT_ARCHIVE } from './archiver.service';
 import type { RetentionTuning } from './retention.service';
 
 /** The variables of a quota replica (docs/configuration.md, "quota"). */
@@ -25,6 +26,13 @@ export const QUOTA_ENV = z.object({
     unit: 'seconds',
     doc: 'How long an idempotency key is remembered: a submit sent again within it returns the first job.',
   }),
+  BATCH_ARCHIVE_AFTER: envNumber({
+    default: DEFAULT_ARCHIVE.afterMs / 1000,
+    min: 0,
+    int: false,
+    unit: 'seconds',
+    doc: 'With `BATCH_HISTORY_URL`: how long after it finished a job is moved from etcd to the history store.',
+  }),
 });
 
 /** A quota replica's settings, as read from its environment. */
@@ -33,6 +41,10 @@ export interface QuotaConfig {
   clusterConfigFile?: string;
   /** History retention (`BATCH_JOB_RETENTION`, `BATCH_IDEMPOTENCY_TTL`, in seconds). @default 7 days / 24 h, a pass every 60 s */
   retention: RetentionTuning;
+  /** History store URL (`BATCH_HISTORY_URL`): set, the elected archiver moves finished jobs there. @default none (no archiving) */
+  historyUrl?: string;
+  /** Archiving (`BATCH_ARCHIVE_AFTER`, seconds). @default 60 s after the end, batches of 500, a pass every 5 s when idle */
+  archive: ArchiveTuning;
 }
 
 /** Pause between retention passes, in milliseconds (not configurable by a variable). */
@@ -49,5 +61,7 @@ export function quotaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QuotaC
       jobRetentionMs: e.BATCH_JOB_RETENTION * 1000,
       idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
     },
+    ...historyUrlFromEnv(env),
+    archive: { ...DEFAULT_ARCHIVE, afterMs: e.BATCH_ARCHIVE_AFTER * 1000 },
   };
 }

@@ -1,10 +1,12 @@
 /** Wires the quota service: seed tenants and queues, then admit submitted jobs. */
-import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
+import { CLOCK, type Clock, HISTORY, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import type { ClusterConfig } from '@batchapi/api';
 import { Admitter } from './admitter';
 import { seedCluster } from './cluster-config';
 import { quotaConfigFromEnv } from './config';
 import { RETENTION_TUNING, RetentionService, type RetentionTuning } from './retention.service';
+import { ARCHIVE_TUNING, ArchiverService, type ArchiveTuning } from './archiver.service';
+import { HistoryStore, migrate } from '@batchapi/history';
 import { WorkflowController } from './workflow-controller';
 
 export interface QuotaOptions {
@@ -17,11 +19,25 @@ export interface QuotaOptions {
   retention?: Partial<RetentionTuning>;
   /** The clocks the admitter, workflow controller and retention read (tests pass a fake one). @default systemClock */
   clock?: Clock;
+  /** History store URL: set, the schema is migrated at start and the elected archiver moves finished jobs there. @default `BATCH_HISTORY_URL`, else none */
+  historyUrl?: string;
+  /** Archiving. @default from `BATCH_ARCHIVE_AFTER`, else 60 s after the end */
+  archive?: Partial<ArchiveTuning>;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
   // Read at start, not at import: a bad value stops here with a message naming its variable.
   const env = quotaConfigFromEnv();
+  const historyUrl = opts.historyUrl ?? env.historyUrl;
+  // The schema first (node-pg-migrate takes an advisory lock: replicas starting together migrate once).
+  if (historyUrl) await migrate(historyUrl);
+  const history = historyUrl
+    ? [
+        ArchiverService,
+        { provide: HISTORY, useValue: HistoryStore.connect(historyUrl) },
+        { provide: ARCHIVE_TUNING, useValue: { ...env.archive, ...opts.archive } },
+      ]
+    : [];
   const svc = await runService({
     name: 'quota',
     config: opts.config,
@@ -32,6 +48,7 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
       RetentionService,
       { provide: RETENTION_TUNING, useValue: { ...env.retention, ...opts.retention } },
       { provide: CLOCK, useValue: opts.clock ?? systemClock },
+      ...history,
     ],
   });
   if (opts.cluster) await seedCluster(svc.ctx.store, opts.cluster);

@@ -2,7 +2,7 @@
  * The retention loop: one quota replica, elected as `retention`, deletes expired history
  * every pass (fenced by its leader key); the others stand by.
  */
-import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, sleepUnlessAborted, systemClock } from '@batchapi/runtime';
 import { collectHistory, type Leadership, type RetentionPolicy } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
@@ -69,21 +69,7 @@ export class RetentionService implements OnApplicationBootstrap, OnApplicationSh
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'retention pass failed; will retry');
       }
-      await sleep(this.tuning.intervalMs, this.abort.signal);
+      await sleepUnlessAborted(this.tuning.intervalMs, this.abort.signal);
     }
   }
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        resolve();
-      },
-      { once: true },
-    );
-  });
 }

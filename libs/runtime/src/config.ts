@@ -79,3 +79,21 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ServiceConf
       : {}),
   };
 }
+
+/** The variable of the services that read or write the history store (admission, quota). */
+export const HISTORY_ENV = z.object({
+  BATCH_HISTORY_URL: envString({
+    type: 'postgres URL',
+    blankIsUnset: true,
+    doc: 'PostgreSQL connection URL of the history store (finished jobs, their tasks and results). Unset: no history; finished jobs stay in etcd until retention deletes them.',
+  }),
+});
+
+/** `{ historyUrl }` from `BATCH_HISTORY_URL`, or nothing when it is unset. */
+export function historyUrlFromEnv(env: NodeJS.ProcessEnv = process.env): { historyUrl?: string } {
+  const e = parseEnv(HISTORY_ENV, env);
+  return e.BATCH_HISTORY_URL ? { historyUrl: e.BATCH_HISTORY_URL } : {};
+}
+
+/** Nest provider token of the history store (`HistoryStore` of `@batchapi/history`), provided only when `BATCH_HISTORY_URL` is set. */
+export const HISTORY = Symbol('HistoryStore');

@@ -6,3 +6,4 @@ export * from './service-credential';
 export * from './env';
 export * from './clock';
 export * from './fake-clock';
+export * from './sleep';

@@ -109,3 +109,15 @@ export class FencedError extends StoreError {
 export function describeError(err: unknown): string {
   return `${(err as Error)?.constructor?.name ?? 'Error'}: ${(err as Error)?.message ?? err}`;
 }
+
+/**
+ * A submit's idempotency key names a job that etcd no longer holds (it finished and was
+ * archived, or retention deleted it). A 409 `conflict` unless the caller finds the job in the
+ * history store and answers with it.
+ */
+export class IdempotentJobGoneError extends CasConflictError {
+  constructor(readonly jobId: string) {
+    super(`job ${jobId} of this idempotency key is no longer live`, jobId);
+    this.name = 'IdempotentJobGoneError';
+  }
+}

@@ -1,6 +1,14 @@
 export * from './keys';
 export * from './etcd';
-export { CasConflictError, FencedError, IdempotencyConflictError, OutcomeUnknownError, StoreError, StoreUnavailableError } from './errors';
+export {
+  CasConflictError,
+  FencedError,
+  IdempotencyConflictError,
+  IdempotentJobGoneError,
+  OutcomeUnknownError,
+  StoreError,
+  StoreUnavailableError,
+} from './errors';
 export * from './chunks';
 export * from './leader';
 export * from './revisions';
@@ -18,3 +26,4 @@ export * from './cordons';
 export * from './cluster';
 export * from './usage';
 export * from './members';
+export * from './archive';

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
-import { CasConflictError, IdempotencyConflictError, OutcomeUnknownError, StoreUnavailableError } from './errors';
+import { CasConflictError, IdempotencyConflictError, IdempotentJobGoneError, OutcomeUnknownError, StoreUnavailableError } from './errors';
 
 /** What the idempotency key maps to. */
 export interface IdempotencyRecord {
@@ -96,7 +96,7 @@ async function submitRefused(
     );
   }
   const existing = await store.get<JobRecord>(store.keys.job(prior.value.jobId));
-  if (!existing) throw new CasConflictError(`job ${prior.value.jobId} of this idempotency key is gone`, prior.value.jobId);
+  if (!existing) throw new IdempotentJobGoneError(prior.value.jobId);
   return { job: existing, created: false };
 }
 

@@ -24,6 +24,16 @@ export const Metric = {
   /** Internal calls (`/internal/*`, RPC) refused for a missing or wrong service credential, by surface and reason. */
   internalCallsRefused: 'batch_internal_calls_refused_total',
   retentionDeleted: 'batch_retention_deleted_total',
+  /** Finished jobs moved from etcd to the history store (written there, then removed from etcd). */
+  archiveJobs: 'batch_archive_jobs_total',
+  /** Seconds from a job's end to its removal from etcd by the archiver. */
+  archiveLag: 'batch_archive_lag_seconds',
+  /** Finished jobs etcd still holds (waiting for the archiver), as of its last pass. */
+  archivePending: 'batch_archive_pending_jobs',
+  /** Age of the oldest finished job etcd still holds, as of the archiver's last pass (0 when none). */
+  archiveOldest: 'batch_archive_oldest_finished_seconds',
+  /** Archiver passes that failed, by reason (`history_unavailable`, `error`). */
+  archiveFailures: 'batch_archive_failures_total',
   schedulerNodeLostTasks: 'batch_scheduler_node_lost_tasks_total',
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',
   schedulerPendingTasks: 'batch_scheduler_pending_tasks',

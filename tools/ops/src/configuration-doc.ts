@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ADMISSION_ENV } from '@batchapi/admission';
 import { EXECUTOR_ENV } from '@batchapi/executor';
 import { QUOTA_ENV } from '@batchapi/quota';
-import { describeEnv, type EnvVarDoc, SERVICE_ENV } from '@batchapi/runtime';
+import { describeEnv, type EnvVarDoc, HISTORY_ENV, SERVICE_ENV } from '@batchapi/runtime';
 import { SCHEDULER_ENV } from '@batchapi/scheduler';
 
 /** The page, relative to the repository root. */
@@ -18,6 +18,11 @@ export const REGENERATE_COMMAND = 'npm run -s docs:config';
 
 const SECTIONS = [
   { title: 'Every service', schema: SERVICE_ENV, note: 'Read by admission, quota, scheduler and executor (`configFromEnv`, libs/runtime/src/config.ts).' },
+  {
+    title: 'History store',
+    schema: HISTORY_ENV,
+    note: 'Read by admission (reads) and quota (migrates, archives) (`historyUrlFromEnv`, libs/runtime/src/config.ts).',
+  },
   { title: 'admission', schema: ADMISSION_ENV, note: '`admissionConfigFromEnv`, apps/admission/src/config.ts.' },
   { title: 'quota', schema: QUOTA_ENV, note: '`quotaConfigFromEnv`, apps/quota/src/config.ts.' },
   { title: 'scheduler', schema: SCHEDULER_ENV, note: '`schedulerConfigFromEnv`, apps/scheduler/src/config.ts.' },

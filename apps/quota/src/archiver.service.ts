@@ -1,0 +1,118 @@
+/**
+ * The archiver: one quota replica, elected as `archiver`, moves finished jobs out of etcd into
+ * the history store (PostgreSQL) — a batch at a time, each job once it has been finished for
+ * `afterMs` (like Slurm's MinJobAge) and is not a step of a workflow still running. Each pass:
+ * read the batch (job, groups, results) → upsert it into history in one transaction → remove it
+ * from etcd, fenced by the leader key and comparing each job's revision. A crash or a lost fence
+ * between the two leaves the jobs in etcd; the next pass archives them again (history upserts
+ * by job id): nothing lost, nothing archived twice. History down: the pass fails, etcd keeps the
+ * finished jobs, and the next pass tries again (`BatchArchiveBacklog` alerts on the backlog).
+ */
+import { type HistoryStore, isUnavailable } from '@batchapi/history';
+import { CLOCK, type Clock, HISTORY, SERVICE, serveElectedRole, type ServiceContext, sleepUnlessAborted, systemClock } from '@batchapi/runtime';
+import { archivableJobs, type Leadership, readArchiveBatch, removeArchived } from '@batchapi/store';
+import { inSpan, Metric } from '@batchapi/telemetry';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import { Counter, Gauge, Histogram } from 'prom-client';
+
+/** Tuning of the archiver. */
+export interface ArchiveTuning {
+  /** A finished job leaves etcd this long after it finished, in milliseconds (`BATCH_ARCHIVE_AFTER`, seconds). @default 60000 */
+  afterMs: number;
+  /** Pause between passes when the last one left nothing ready, in milliseconds. @default 5000 */
+  intervalMs: number;
+  /** Most jobs archived per pass (one history transaction). @default 500 */
+  batchSize: number;
+}
+
+export const DEFAULT_ARCHIVE: ArchiveTuning = { afterMs: 60_000, intervalMs: 5_000, batchSize: 500 };
+export const ARCHIVE_TUNING = Symbol('ArchiveTuning');
+
+@Injectable()
+export class ArchiverService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly abort = new AbortController();
+  private loop?: Promise<void>;
+  private leadership?: Leadership;
+  private readonly m: { archived: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter };
+
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    @Inject(HISTORY) private readonly history: HistoryStore,
+    @Inject(ARCHIVE_TUNING) private readonly tuning: ArchiveTuning,
+    /** What a job's age is measured against (wall time: records keep wall timestamps). @default systemClock */
+    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+  ) {
+    const registers = [ctx.registry];
+    this.m = {
+      archived: new Counter({ name: Metric.archiveJobs, help: 'Finished jobs moved from etcd to the history store', registers }),
+      lag: new Histogram({
+        name: Metric.archiveLag,
+        help: "Seconds from a job's end to its removal from etcd by the archiver",
+        buckets: [1, 5, 10, 30, 60, 120, 300, 900, 3600],
+        registers,
+      }),
+      pending: new Gauge({ name: Metric.archivePending, help: 'Finished jobs etcd still holds, as of the last archiver pass', registers }),
+      oldest: new Gauge({
+        name: Metric.archiveOldest,
+        help: 'Age of the oldest finished job etcd still holds, as of the last archiver pass (0 when none)',
+        registers,
+      }),
+      failures: new Counter({ name: Metric.archiveFailures, help: 'Archiver passes that failed, by reason', labelNames: ['reason'], registers }),
+    };
+  }
+
+  onApplicationBootstrap(): void {
+    this.loop = serveElectedRole(this.ctx, 'archiver', this.abort.signal, {
+      elected: (l) => {
+        this.leadership = l;
+      },
+      lead: (l) => this.archiveWhileLeader(l),
+    });
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    this.abort.abort();
+    await this.leadership?.resign();
+    await this.loop?.catch(() => undefined);
+    await this.history.close();
+  }
+
+  private async archiveWhileLeader(leadership: Leadership): Promise<void> {
+    const { log } = this.ctx;
+    while (!this.abort.signal.aborted && leadership.held()) {
+      let full = false;
+      try {
+        full = await this.pass(leadership);
+        if (!(await leadership.verify())) return;
+      } catch (err) {
+        const reason = isUnavailable(err) ? 'history_unavailable' : 'error';
+        this.m.failures.inc({ reason });
+        log.warn({ err: (err as Error).message, reason }, 'archive pass failed; finished jobs stay in etcd until the next one');
+      }
+      // A full batch: more are ready, go on at once; else wait for jobs to finish.
+      if (!full) await sleepUnlessAborted(this.tuning.intervalMs, this.abort.signal);
+    }
+  }
+
+  /** One batch: returns true when it was full (more may be ready). */
+  private async pass(leadership: Leadership): Promise<boolean> {
+    const { store } = this.ctx;
+    const now = this.clock.now();
+    const ready = await archivableJobs(store, now, this.tuning.afterMs, this.tuning.batchSize);
+    this.m.pending.set(ready.finished);
+    this.m.oldest.set(ready.oldestFinishedAt === undefined ? 0 : Math.max(0, (now - ready.oldestFinishedAt) / 1000));
+    if (ready.jobs.length === 0) return false;
+    return inSpan('archive.batch', { attributes: { 'batch.archive.jobs': ready.jobs.length } }, async () => {
+      const entries = await readArchiveBatch(store, ready.jobs);
+      await this.history.archiveJobs(entries.map((e) => ({ job: e.job.value, groups: e.groups.map((g) => g.value), results: e.results.map((r) => r.value) })));
+      const removed = await removeArchived(store, leadership.fence(), entries);
+      this.m.archived.inc(removed.jobs.length);
+      const at = this.clock.now();
+      const gone = new Set(removed.jobs);
+      for (const e of entries) if (gone.has(e.job.value.id)) this.m.lag.observe(Math.max(0, (at - e.job.value.finishedAt!) / 1000));
+      if (removed.kept)
+        this.ctx.log.info({ kept: removed.kept }, 'archived jobs changed or the fence was lost before removal; a later pass archives them again');
+      return ready.jobs.length === this.tuning.batchSize;
+    });
+  }
+}

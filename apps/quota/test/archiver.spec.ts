@@ -1,0 +1,146 @@
+/**
+ * The archiver against a real etcd and a real PostgreSQL: a finished job leaves etcd (with its
+ * groups and results) once `afterMs` has passed and is in history with one row per task attempt;
+ * running jobs and steps of a running workflow stay; a job already in history from a pass that
+ * crashed before its etcd delete is archived once; with PostgreSQL down the finished job stays in
+ * etcd and a failure is counted, and it is archived once PostgreSQL is back.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { GroupStatus, JobRecord, TaskResult, WorkflowRecord } from '@batchapi/api';
+import { createDatabase, HistoryStore, type LocalPostgres, migrate, startPostgres } from '@batchapi/history';
+import { submitJob, submitWorkflow } from '@batchapi/store';
+import { startQuota } from '../src';
+import { finishedJob, quotaSuite } from './harness';
+
+const suite = quotaSuite();
+let pgDir: string;
+let pg: LocalPostgres;
+let url: string;
+let history: HistoryStore;
+
+beforeAll(async () => {
+  pgDir = mkdtempSync(join(tmpdir(), 'batch-archiver-pg-'));
+  pg = await startPostgres({ dataDir: pgDir, ephemeral: true });
+  url = await createDatabase(pg.url, 'archiver');
+  await migrate(url);
+  history = HistoryStore.connect(url, { connectTimeoutMs: 1000 });
+});
+afterAll(async () => {
+  await suite.quota?.close();
+  suite.quota = undefined;
+  await history?.close();
+  await pg?.stop();
+});
+
+async function until(ok: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await ok()) return true;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return ok();
+}
+const inEtcd = async (id: string) => (await suite.store.get(suite.store.keys.job(id))) !== undefined;
+
+const group = (job: JobRecord, node: string): GroupStatus => ({
+  jobId: job.id,
+  tenant: job.tenant,
+  queue: job.queue,
+  node,
+  start: 0,
+  end: 2,
+  attempt: 1,
+  resources: { cpu: 100 },
+  devices: [[], []],
+  boundAt: job.finishedAt! - 2000,
+  tasks: [
+    { state: 'Succeeded', exitCode: 0, startedAt: job.finishedAt! - 1500, finishedAt: job.finishedAt! - 10 },
+    { state: 'Succeeded', exitCode: 0, startedAt: job.finishedAt! - 1500, finishedAt: job.finishedAt! },
+  ],
+});
+
+it('moves a finished job with its groups and results to history, and leaves live work in etcd', async () => {
+  const now = Date.now();
+  const done: JobRecord = {
+    ...finishedJob('done', now - 5_000),
+    spec: { ...finishedJob('done', 0).spec, tasks: 2 },
+    counts: { succeeded: 2, failed: 0, cancelled: 0 },
+  };
+  await submitJob(suite.store, done);
+  const { store } = suite;
+  await store.txn(
+    [],
+    [
+      { put: store.keys.group('done', 0, 1), value: group(done, 'n1') },
+      { put: store.keys.result('done', 1), value: { index: 1, attempt: 1, value: { answer: 42 } } satisfies TaskResult },
+    ],
+  );
+  // Live: a running job, and a finished step of a workflow that still runs.
+  await submitJob(store, { ...finishedJob('running', now), phase: 'Running', finishedAt: undefined });
+  // Its first step ran (job "step", finished); its second waits on it and then never ends (no scheduler here).
+  const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
+  const wf: WorkflowRecord = {
+    id: 'wf-live',
+    name: 'wf-live',
+    tenant: 'default',
+    queue: 'default',
+    labels: {},
+    phase: 'Running',
+    createdAt: now,
+    steps: [
+      { name: 'first', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Running', jobId: 'step' },
+      { name: 'second', dependsOn: ['first'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+    ],
+  };
+  await submitWorkflow(store, wf);
+  const step = finishedJob('step', now - 5_000);
+  await submitJob(store, { ...step, spec: { ...step.spec, labels: { 'batch.workflow': 'wf-live' } } });
+
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
+    historyUrl: url,
+    archive: { afterMs: 1_000, intervalMs: 50 },
+  });
+  expect(await until(async () => !(await inEtcd('done')))).toBe(true);
+  expect(await history.getJob('done')).toEqual(done);
+  const tasks = await history.listTasks('done');
+  expect(tasks.tasks.map((t) => [t.index, t.attempt, t.node, t.state, t.exitCode])).toEqual([
+    [0, 1, 'n1', 'Succeeded', 0],
+    [1, 1, 'n1', 'Succeeded', 0],
+  ]);
+  expect((await history.listResults('done')).results).toEqual([{ index: 1, attempt: 1, value: { answer: 42 } }]);
+  expect((await store.listAll(store.keys.groupsOf('done'))).items).toEqual([]);
+  expect((await store.listAll(store.keys.resultsOf('done'))).items).toEqual([]);
+  expect(await inEtcd('running')).toBe(true);
+  expect(await inEtcd('step')).toBe(true);
+  const metrics = await (await fetch(`${suite.quota.url}/metrics`)).text();
+  expect(metrics).toMatch(/batch_archive_jobs_total\{service="quota"\} [1-9]/);
+  expect(metrics).toMatch(/batch_archive_lag_seconds_count\{service="quota"\} [1-9]/);
+});
+
+it('archives once a job a crashed pass had already written to history', async () => {
+  const j = finishedJob('half-done', Date.now() - 5_000);
+  // A previous archiver wrote it to history, then died before its etcd delete.
+  await history.archiveJobs([{ job: j, groups: [], results: [] }]);
+  await submitJob(suite.store, j);
+  expect(await until(async () => !(await inEtcd('half-done')))).toBe(true);
+  const listed = await history.listJobs({ namePrefix: 'half-done' });
+  expect(listed.jobs.map((x) => x.id)).toEqual(['half-done']);
+});
+
+it('keeps finished jobs in etcd while PostgreSQL is down, counts the failure, and archives them once it is back', async () => {
+  const port = pg.port;
+  await pg.stop();
+  await submitJob(suite.store, finishedJob('while-down', Date.now() - 5_000));
+  const failures = async () => {
+    const text = await (await fetch(`${suite.quota!.url}/metrics`)).text();
+    return Number(/batch_archive_failures_total\{reason="history_unavailable",service="quota"\} (\d+)/.exec(text)?.[1] ?? 0);
+  };
+  expect(await until(async () => (await failures()) > 0)).toBe(true);
+  expect(await inEtcd('while-down')).toBe(true);
+  pg = await startPostgres({ dataDir: pgDir, port, ephemeral: true });
+  expect(await until(async () => !(await inEtcd('while-down')), 30_000)).toBe(true);
+  expect((await history.getJob('while-down'))?.phase).toBe('Succeeded');
+});

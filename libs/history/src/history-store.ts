@@ -1,0 +1,534 @@
+/**
+ * The history of finished work in PostgreSQL: what the archiver writes when a job leaves etcd,
+ * and what the API reads once it is no longer live. Writes are idempotent upserts in one
+ * transaction per batch, so an archiver that crashed between its insert and its etcd delete
+ * archives the same jobs again harmlessly. Reads are index range scans paged by opaque cursors.
+ *
+ * Rows go in as one JSON parameter per statement (`json_to_recordset`): a batch of any size is a
+ * fixed handful of statements with no 65,535-parameter limit, and nothing is spliced into SQL.
+ */
+import {
+  type FailureReason,
+  type GroupStatus,
+  type JobPhase,
+  type JobRecord,
+  type TaskResult,
+  type TaskState,
+  WORKFLOW_LABEL,
+  type WorkflowRecord,
+} from '@batchapi/api';
+import pg from 'pg';
+import { InvalidHistoryRequestError, asHistoryError } from './errors';
+import { ensurePartitionsFor } from './partitions';
+import { inTransaction } from './transaction';
+
+/** A finished job as the archiver reads it from etcd: its record, every group status of every attempt, its results. */
+export interface ArchivedJob {
+  /** The job, in a terminal phase: `finishedAt` is required (it is the partition key). */
+  job: JobRecord;
+  /** Every group of the job (`groups/{jobId}/…`), all attempts: one task row per (index, attempt). */
+  groups: GroupStatus[];
+  /** What its tasks returned (`results/{jobId}/…`). */
+  results: TaskResult[];
+}
+
+/** One attempt of one task of a finished job, as `listTasks` returns it. Times are epoch milliseconds. */
+export interface TaskAttempt {
+  jobId: string;
+  index: number;
+  attempt: number;
+  node: string;
+  state: TaskState;
+  /** Set on `Failed`. */
+  reason?: FailureReason;
+  exitCode?: number;
+  signal?: string;
+  /** When the scheduler bound the attempt's group to its node. */
+  boundAt?: number;
+  startedAt?: number;
+  endedAt?: number;
+}
+
+/** Filters of `listJobs`; every given filter must hold (AND). */
+export interface JobHistoryFilter {
+  tenant?: string;
+  queue?: string;
+  /** One phase or any of several. @default any */
+  phase?: JobPhase | readonly JobPhase[];
+  /** Labels the job carries with exactly these values (others may be there too). @default none */
+  labels?: Record<string, string>;
+  /** The job's name starts with this (case-sensitive). @default none */
+  namePrefix?: string;
+  /** Finished at or after this time, epoch milliseconds. @default no bound */
+  finishedFrom?: number;
+  /** Finished before this time, epoch milliseconds. @default no bound */
+  finishedBefore?: number;
+  /** Steps of this workflow (its `batch.workflow` label). @default none */
+  workflowId?: string;
+}
+
+/** Paging of a list: the cursor of the previous page's answer and a page size. */
+export interface PageRequest {
+  /** `nextCursor` of the previous page; absent for the first page. */
+  cursor?: string;
+  /** Most items in the page, 1 to `MAX_PAGE_SIZE`. @default DEFAULT_PAGE_SIZE (100) */
+  limit?: number;
+}
+
+/** Default page size of the history's lists. */
+export const DEFAULT_PAGE_SIZE = 100;
+/** Largest page size of the history's lists. */
+export const MAX_PAGE_SIZE = 1000;
+
+/** Options of a `HistoryStore`. */
+export interface HistoryStoreOptions {
+  /** Task or result rows per INSERT statement when archiving (a million-task job is written in slices of this many). @default 5000 */
+  rowsPerStatement?: number;
+}
+
+/** Options of the connection pool `HistoryStore.connect` makes. */
+export interface HistoryPoolOptions {
+  /** Most connections open at once. @default 10 */
+  maxConnections?: number;
+  /** How long to wait for a connection before the call fails with `HistoryUnavailableError`, in milliseconds. @default 5000 */
+  connectTimeoutMs?: number;
+  /** Server-side limit of one statement, in milliseconds (past it the call fails with `HistoryUnavailableError`). @default 30000 */
+  statementTimeoutMs?: number;
+  /** How long an idle connection stays open, in milliseconds. @default 10000 */
+  idleTimeoutMs?: number;
+}
+
+/**
+ * A pool for the history: with timeouts, so that a PostgreSQL that is down or stuck fails calls
+ * instead of hanging them, and an error listener, so that a connection lost while idle (a server
+ * restart) is dropped from the pool instead of crashing the process.
+ */
+export function createHistoryPool(url: string, opts: HistoryPoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.maxConnections ?? 10,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 5000,
+    idleTimeoutMillis: opts.idleTimeoutMs ?? 10000,
+    statement_timeout: opts.statementTimeoutMs ?? 30000,
+  });
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+const JOB_COLUMNS = `id, tenant, queue, name, phase, reason_code, reason_message, labels, spec, pending, succeeded, failed, cancelled, tasks,
+  workflow_id, traceparent, created_at, queued_at, started_at, finished_at, cancel_requested_at`;
+const JOB_TYPES = `id text, tenant text, queue text, name text, phase text, reason_code text, reason_message text, labels jsonb, spec jsonb,
+  pending jsonb, succeeded integer, failed integer, cancelled integer, tasks integer, workflow_id text, traceparent text,
+  created_at timestamptz, queued_at timestamptz, started_at timestamptz, finished_at timestamptz, cancel_requested_at timestamptz`;
+const TASK_COLUMNS = 'job_id, finished_at, index, attempt, node, state, exit_code, reason, signal, bound_at, started_at, ended_at';
+const TASK_TYPES = `job_id text, finished_at timestamptz, index integer, attempt integer, node text, state text, exit_code integer, reason text,
+  signal text, bound_at timestamptz, started_at timestamptz, ended_at timestamptz`;
+
+/** `col = EXCLUDED.col` for every column but the key: a re-archived row takes the newer copy. */
+const updateAll = (columns: string, key: string[]) =>
+  columns
+    .split(',')
+    .map((c) => c.trim())
+    .filter((c) => !key.includes(c))
+    .map((c) => `${c} = EXCLUDED.${c}`)
+    .join(', ');
+
+const UPSERT_JOBS = `INSERT INTO jobs (${JOB_COLUMNS})
+  SELECT ${JOB_COLUMNS} FROM json_to_recordset($1::json) AS r(${JOB_TYPES})
+  ON CONFLICT (id, finished_at) DO UPDATE SET ${updateAll(JOB_COLUMNS, ['id', 'finished_at'])}`;
+const UPSERT_TASKS = `INSERT INTO tasks (${TASK_COLUMNS})
+  SELECT ${TASK_COLUMNS} FROM json_to_recordset($1::json) AS r(${TASK_TYPES})
+  ON CONFLICT (job_id, finished_at, index, attempt) DO UPDATE SET ${updateAll(TASK_COLUMNS, ['job_id', 'finished_at', 'index', 'attempt'])}`;
+const UPSERT_RESULTS = `INSERT INTO results (job_id, finished_at, index, attempt, value)
+  SELECT job_id, finished_at, index, attempt, value FROM json_to_recordset($1::json) AS r(job_id text, finished_at timestamptz, index integer, attempt integer, value jsonb)
+  ON CONFLICT (job_id, finished_at, index) DO UPDATE SET attempt = EXCLUDED.attempt, value = EXCLUDED.value`;
+const UPSERT_WORKFLOWS = `INSERT INTO workflows (id, tenant, queue, name, phase, record, created_at, finished_at)
+  SELECT id, tenant, queue, name, phase, record, created_at, finished_at FROM json_to_recordset($1::json)
+    AS r(id text, tenant text, queue text, name text, phase text, record jsonb, created_at timestamptz, finished_at timestamptz)
+  ON CONFLICT (id, finished_at) DO UPDATE SET tenant = EXCLUDED.tenant, queue = EXCLUDED.queue, name = EXCLUDED.name, phase = EXCLUDED.phase,
+    record = EXCLUDED.record, created_at = EXCLUDED.created_at`;
+
+/**
+ * Finished jobs, their task attempts and results, and finished workflows, in PostgreSQL. Every
+ * method fails with `HistoryUnavailableError` when PostgreSQL cannot be reached, and with
+ * `InvalidHistoryRequestError` for an input it refuses before sending anything.
+ */
+export class HistoryStore {
+  private readonly rowsPerStatement: number;
+
+  /**
+   * @param pool - the connection pool (see `createHistoryPool`); the store owns it from now on: `close()` ends it
+   * @param options - see `HistoryStoreOptions`
+   */
+  constructor(
+    private readonly pool: pg.Pool,
+    options: HistoryStoreOptions = {},
+  ) {
+    this.rowsPerStatement = options.rowsPerStatement ?? 5000;
+  }
+
+  /** A store over a new pool to `url` (see `createHistoryPool`). The schema must be migrated (`migrate`). */
+  static connect(url: string, options: HistoryStoreOptions & HistoryPoolOptions = {}): HistoryStore {
+    return new HistoryStore(createHistoryPool(url, options), options);
+  }
+
+  /**
+   * Writes finished jobs with their task attempts and results, in one transaction: all of the
+   * batch or none of it. Idempotent: a job already archived (same id and `finishedAt`) is
+   * overwritten by the copy given, so archiving a batch twice leaves one row per job, task
+   * attempt and result. Creates the months' partitions first when they are missing. Meant for
+   * batches of up to ~500 jobs; a job's tasks may be millions (written in slices).
+   * @throws InvalidHistoryRequestError when a job has no `finishedAt`
+   */
+  async archiveJobs(batch: readonly ArchivedJob[]): Promise<void> {
+    // The last copy of a job in the batch wins: one statement may not upsert one row twice.
+    const byId = new Map<string, ArchivedJob>();
+    batch.forEach((a, i) => {
+      if (typeof a.job.finishedAt !== 'number') {
+        throw new InvalidHistoryRequestError(`job ${a.job.id} has no finishedAt: only finished jobs are archived`, `batch[${i}].job.finishedAt`);
+      }
+      byId.set(a.job.id, a);
+    });
+    if (byId.size === 0) return;
+    const jobs = [...byId.values()].sort((a, b) => (a.job.id < b.job.id ? -1 : 1));
+    const jobRows = jobs.map((a) => jobRow(a.job));
+    const tasks = jobs.flatMap((a) => taskRows(a.job, a.groups));
+    const results = jobs.flatMap((a) => resultRows(a.job, a.results));
+    await this.run('archiving jobs', async () => {
+      await ensurePartitionsFor(
+        this.pool,
+        jobs.map((a) => a.job.finishedAt!),
+      );
+      await inTransaction(this.pool, async (client) => {
+        await client.query(UPSERT_JOBS, [JSON.stringify(jobRows)]);
+        for (const slice of slices(tasks, this.rowsPerStatement)) await client.query(UPSERT_TASKS, [JSON.stringify(slice)]);
+        for (const slice of slices(results, this.rowsPerStatement)) await client.query(UPSERT_RESULTS, [JSON.stringify(slice)]);
+      });
+    });
+  }
+
+  /** The archived record of job `id`, as it was in etcd when it was archived; undefined when the history does not have it. */
+  async getJob(id: string): Promise<JobRecord | undefined> {
+    const { rows } = await this.run('reading a job', () =>
+      this.pool.query<JobRow>(`SELECT ${JOB_COLUMNS} FROM jobs WHERE id = $1 ORDER BY finished_at DESC LIMIT 1`, [id]),
+    );
+    return rows[0] && jobRecord(rows[0]);
+  }
+
+  /**
+   * Archived jobs matching `filter`, most recently finished first (ties by id, descending), a
+   * page at a time: pass the answer's `nextCursor` back for the next page; it is absent on the
+   * last page. The cursor is the last item's (finishedAt, id), so jobs archived between two pages
+   * never make an item of a later page repeat or go missing.
+   * @throws InvalidHistoryRequestError for a cursor this method did not make or a limit out of range
+   */
+  async listJobs(filter: JobHistoryFilter & PageRequest = {}): Promise<{ jobs: JobRecord[]; nextCursor?: string }> {
+    const limit = pageSize(filter.limit);
+    const params: unknown[] = [];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const where: string[] = [];
+    if (filter.tenant !== undefined) where.push(`tenant = ${p(filter.tenant)}`);
+    if (filter.queue !== undefined) where.push(`queue = ${p(filter.queue)}`);
+    if (typeof filter.phase === 'string') where.push(`phase = ${p(filter.phase)}`);
+    else if (filter.phase) where.push(`phase = ANY (${p(filter.phase)}::text[])`);
+    if (filter.labels && Object.keys(filter.labels).length > 0) where.push(`labels @> ${p(JSON.stringify(filter.labels))}::jsonb`);
+    if (filter.namePrefix) where.push(`name LIKE ${p(`${filter.namePrefix.replace(/[\\%_]/g, '\\$&')}%`)}`);
+    if (filter.finishedFrom !== undefined) where.push(`finished_at >= ${p(isoTime(filter.finishedFrom, 'finishedFrom'))}::timestamptz`);
+    if (filter.finishedBefore !== undefined) where.push(`finished_at < ${p(isoTime(filter.finishedBefore, 'finishedBefore'))}::timestamptz`);
+    if (filter.workflowId !== undefined) where.push(`workflow_id = ${p(filter.workflowId)}`);
+    if (filter.cursor !== undefined) {
+      const [finishedAt, id] = decodeCursor(
+        filter.cursor,
+        (v): v is [number, string] => v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string',
+      );
+      where.push(`(finished_at, id) < (${p(new Date(finishedAt).toISOString())}::timestamptz, ${p(id)})`);
+    }
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY finished_at DESC, id DESC LIMIT ${p(limit + 1)}`;
+    const { rows } = await this.run('listing jobs', () => this.pool.query<JobRow>(sql, params));
+    const jobs = rows.slice(0, limit).map(jobRecord);
+    const last = jobs[jobs.length - 1];
+    return rows.length > limit ? { jobs, nextCursor: encodeCursor([last.finishedAt!, last.id]) } : { jobs };
+  }
+
+  /**
+   * The task attempts of archived job `jobId`, one row per (index, attempt), by index then
+   * attempt, a page at a time; only those in `state` when given (e.g. `Failed`: which tasks
+   * failed, and why). Empty when the history does not have the job.
+   * @throws InvalidHistoryRequestError for a cursor this method did not make or a limit out of range
+   */
+  async listTasks(
+    jobId: string,
+    opts: { state?: TaskState | readonly TaskState[] } & PageRequest = {},
+  ): Promise<{ tasks: TaskAttempt[]; nextCursor?: string }> {
+    const limit = pageSize(opts.limit);
+    const params: unknown[] = [jobId];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    // Pinning the job's finished_at confines the scan to its partition and lets the primary key give the order.
+    const where = ['job_id = $1', 'finished_at = (SELECT max(finished_at) FROM jobs WHERE id = $1)'];
+    if (typeof opts.state === 'string') where.push(`state = ${p(opts.state)}`);
+    else if (opts.state) where.push(`state = ANY (${p(opts.state)}::text[])`);
+    if (opts.cursor !== undefined) {
+      const [index, attempt] = decodeCursor(opts.cursor, (v): v is [number, number] => v.length === 2 && v.every((n) => Number.isSafeInteger(n)));
+      where.push(`(index, attempt) > (${p(index)}::integer, ${p(attempt)}::integer)`);
+    }
+    const sql = `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${where.join(' AND ')} ORDER BY index, attempt LIMIT ${p(limit + 1)}`;
+    const { rows } = await this.run('listing tasks', () => this.pool.query<TaskRow>(sql, params));
+    const tasks = rows.slice(0, limit).map(taskAttempt);
+    const last = tasks[tasks.length - 1];
+    return rows.length > limit ? { tasks, nextCursor: encodeCursor([last.index, last.attempt]) } : { tasks };
+  }
+
+  /**
+   * What the tasks of archived job `jobId` returned, by index, a page at a time (only tasks that
+   * returned something). Empty when the history does not have the job.
+   * @throws InvalidHistoryRequestError for a cursor this method did not make or a limit out of range
+   */
+  async listResults(jobId: string, page: PageRequest = {}): Promise<{ results: TaskResult[]; nextCursor?: string }> {
+    const limit = pageSize(page.limit);
+    const params: unknown[] = [jobId];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const where = ['job_id = $1', 'finished_at = (SELECT max(finished_at) FROM jobs WHERE id = $1)'];
+    if (page.cursor !== undefined) {
+      const [index] = decodeCursor(page.cursor, (v): v is [number] => v.length === 1 && Number.isSafeInteger(v[0]));
+      where.push(`index > ${p(index)}::integer`);
+    }
+    const sql = `SELECT index, attempt, value FROM results WHERE ${where.join(' AND ')} ORDER BY index LIMIT ${p(limit + 1)}`;
+    const { rows } = await this.run('listing results', () => this.pool.query<TaskResult>(sql, params));
+    const results = rows.slice(0, limit).map((r) => ({ index: r.index, attempt: r.attempt, value: r.value }));
+    return rows.length > limit ? { results, nextCursor: encodeCursor([results[results.length - 1].index]) } : { results };
+  }
+
+  /**
+   * Writes finished workflows, in one transaction; idempotent as `archiveJobs` (by id and
+   * `finishedAt`). Their step jobs are archived by `archiveJobs`.
+   * @throws InvalidHistoryRequestError when a workflow has no `finishedAt`
+   */
+  async archiveWorkflows(batch: readonly WorkflowRecord[]): Promise<void> {
+    const byId = new Map<string, WorkflowRecord>();
+    batch.forEach((w, i) => {
+      if (typeof w.finishedAt !== 'number') {
+        throw new InvalidHistoryRequestError(`workflow ${w.id} has no finishedAt: only finished workflows are archived`, `batch[${i}].finishedAt`);
+      }
+      byId.set(w.id, w);
+    });
+    if (byId.size === 0) return;
+    const rows = [...byId.values()].map((w) => ({
+      id: w.id,
+      tenant: w.tenant,
+      queue: w.queue,
+      name: w.name,
+      phase: w.phase,
+      record: w,
+      created_at: iso(w.createdAt),
+      finished_at: iso(w.finishedAt),
+    }));
+    await this.run('archiving workflows', async () => {
+      await ensurePartitionsFor(
+        this.pool,
+        rows.map((r) => Date.parse(r.finished_at!)),
+      );
+      await this.pool.query(UPSERT_WORKFLOWS, [JSON.stringify(rows)]);
+    });
+  }
+
+  /** The archived record of workflow `id`; undefined when the history does not have it. */
+  async getWorkflow(id: string): Promise<WorkflowRecord | undefined> {
+    const { rows } = await this.run('reading a workflow', () =>
+      this.pool.query<{ record: WorkflowRecord }>('SELECT record FROM workflows WHERE id = $1 ORDER BY finished_at DESC LIMIT 1', [id]),
+    );
+    return rows[0]?.record;
+  }
+
+  /** Ends the pool's connections; the store cannot be used after. */
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw asHistoryError(err, what);
+    }
+  }
+}
+
+/** A row of `jobs` as node-postgres returns it (timestamptz → Date, jsonb → parsed). */
+interface JobRow {
+  id: string;
+  tenant: string;
+  queue: string;
+  name: string;
+  phase: JobPhase;
+  reason_code: string | null;
+  reason_message: string | null;
+  labels: Record<string, string>;
+  spec: JobRecord['spec'];
+  pending: JobRecord['pending'];
+  succeeded: number;
+  failed: number;
+  cancelled: number;
+  tasks: number;
+  workflow_id: string | null;
+  traceparent: string | null;
+  created_at: Date;
+  queued_at: Date | null;
+  started_at: Date | null;
+  finished_at: Date;
+  cancel_requested_at: Date | null;
+}
+
+interface TaskRow {
+  job_id: string;
+  index: number;
+  attempt: number;
+  node: string;
+  state: TaskState;
+  exit_code: number | null;
+  reason: FailureReason | null;
+  signal: string | null;
+  bound_at: Date | null;
+  started_at: Date | null;
+  ended_at: Date | null;
+}
+
+function jobRow(job: JobRecord) {
+  return {
+    id: job.id,
+    tenant: job.tenant,
+    queue: job.queue,
+    name: job.spec.name,
+    phase: job.phase,
+    reason_code: job.reason?.code ?? null,
+    reason_message: job.reason?.message ?? null,
+    labels: job.spec.labels ?? {},
+    spec: job.spec,
+    pending: job.pending ?? [],
+    succeeded: job.counts.succeeded,
+    failed: job.counts.failed,
+    cancelled: job.counts.cancelled,
+    tasks: job.spec.tasks,
+    workflow_id: job.spec.labels?.[WORKFLOW_LABEL] ?? null,
+    traceparent: job.traceparent ?? null,
+    created_at: iso(job.createdAt),
+    queued_at: iso(job.queuedAt),
+    started_at: iso(job.startedAt),
+    finished_at: iso(job.finishedAt),
+    cancel_requested_at: iso(job.cancelRequestedAt),
+  };
+}
+
+/**
+ * One row per (index, attempt) of the job's groups. A group is `[start, end)` of the job on one
+ * node at one attempt, its `tasks[i]` the status of task `start + i`. Should two groups hold
+ * the same task at the same attempt, the one bound last wins.
+ */
+function taskRows(job: JobRecord, groups: readonly GroupStatus[]) {
+  const rows = new Map<string, { boundAt: number; row: ReturnType<typeof taskRow> }>();
+  for (const g of groups) {
+    for (let i = 0; i < g.tasks.length && g.start + i < g.end; i++) {
+      const key = `${g.start + i}/${g.attempt}`;
+      const prior = rows.get(key);
+      if (!prior || prior.boundAt <= g.boundAt) rows.set(key, { boundAt: g.boundAt, row: taskRow(job, g, i) });
+    }
+  }
+  return [...rows.values()].map((r) => r.row);
+}
+
+function taskRow(job: JobRecord, g: GroupStatus, i: number) {
+  const t = g.tasks[i];
+  return {
+    job_id: job.id,
+    finished_at: iso(job.finishedAt),
+    index: g.start + i,
+    attempt: g.attempt,
+    node: g.node,
+    state: t.state,
+    exit_code: t.exitCode ?? null,
+    reason: t.reason ?? null,
+    signal: t.signal ?? null,
+    bound_at: iso(g.boundAt),
+    started_at: iso(t.startedAt),
+    ended_at: iso(t.finishedAt),
+  };
+}
+
+function resultRows(job: JobRecord, results: readonly TaskResult[]) {
+  const byIndex = new Map(results.map((r) => [r.index, r]));
+  return [...byIndex.values()].map((r) => ({ job_id: job.id, finished_at: iso(job.finishedAt), index: r.index, attempt: r.attempt, value: r.value ?? null }));
+}
+
+function jobRecord(r: JobRow): JobRecord {
+  const job: JobRecord = {
+    id: r.id,
+    tenant: r.tenant,
+    queue: r.queue,
+    spec: r.spec,
+    phase: r.phase,
+    pending: r.pending,
+    counts: { succeeded: r.succeeded, failed: r.failed, cancelled: r.cancelled },
+    createdAt: r.created_at.getTime(),
+    finishedAt: r.finished_at.getTime(),
+  };
+  if (r.reason_code !== null) job.reason = { code: r.reason_code, message: r.reason_message ?? '' };
+  if (r.traceparent !== null) job.traceparent = r.traceparent;
+  if (r.queued_at) job.queuedAt = r.queued_at.getTime();
+  if (r.started_at) job.startedAt = r.started_at.getTime();
+  if (r.cancel_requested_at) job.cancelRequestedAt = r.cancel_requested_at.getTime();
+  return job;
+}
+
+function taskAttempt(r: TaskRow): TaskAttempt {
+  const t: TaskAttempt = { jobId: r.job_id, index: r.index, attempt: r.attempt, node: r.node, state: r.state };
+  if (r.reason !== null) t.reason = r.reason;
+  if (r.exit_code !== null) t.exitCode = r.exit_code;
+  if (r.signal !== null) t.signal = r.signal;
+  if (r.bound_at) t.boundAt = r.bound_at.getTime();
+  if (r.started_at) t.startedAt = r.started_at.getTime();
+  if (r.ended_at) t.endedAt = r.ended_at.getTime();
+  return t;
+}
+
+/** Epoch milliseconds as an ISO-8601 UTC string (exact: timestamptz keeps microseconds); null when absent. */
+function iso(ms: number | undefined): string | null {
+  return ms === undefined ? null : new Date(ms).toISOString();
+}
+
+function isoTime(ms: number, field: string): string {
+  if (!Number.isFinite(ms)) throw new InvalidHistoryRequestError(`${field} must be a time in epoch milliseconds, got ${ms}`, field);
+  return new Date(ms).toISOString();
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+    throw new InvalidHistoryRequestError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${limit}`, 'limit');
+  }
+  return limit;
+}
+
+/** A cursor is the sort key of the last item of a page, as base64url JSON: opaque to callers, checked on the way back. */
+function encodeCursor(key: unknown[]): string {
+  return Buffer.from(JSON.stringify(key)).toString('base64url');
+}
+
+function decodeCursor<T extends unknown[]>(cursor: string, valid: (v: unknown[]) => v is T): T {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+  } catch {
+    value = undefined;
+  }
+  if (!Array.isArray(value) || !valid(value)) {
+    throw new InvalidHistoryRequestError(
+      'cursor is not one this list returned: pass the nextCursor of the previous page unchanged, or none for the first page',
+      'cursor',
+    );
+  }
+  return value;
+}
+
+function* slices<T>(items: T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}

@@ -1,0 +1,288 @@
+/**
+ * HistoryStore on a real PostgreSQL: idempotent archiving of jobs with their task attempts and
+ * results, the job record round trip, every list filter, cursor paging, per-attempt task rows
+ * with the state filter, and the typed errors (unavailable, invalid request).
+ */
+import type { JobRecord } from '@batchapi/api';
+import { createHistoryPool, HistoryStore, HistoryUnavailableError, InvalidHistoryRequestError, type JobHistoryFilter, migrate } from '@batchapi/history';
+import { createServer } from 'node:net';
+import pg from 'pg';
+import { archived, finishedJob, group, T0, usePostgres } from './history-fixture';
+
+const postgres = usePostgres();
+let url: string;
+let history: HistoryStore;
+
+beforeAll(async () => {
+  url = await postgres.freshDatabase();
+  await migrate(url);
+  history = HistoryStore.connect(url);
+});
+afterAll(async () => {
+  await history?.close();
+});
+
+const HOUR = 3_600_000;
+
+async function count(table: string, jobId: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const col = table === 'jobs' ? 'id' : 'job_id';
+    return Number((await client.query(`SELECT count(*) AS n FROM ${table} WHERE ${col} = $1`, [jobId])).rows[0].n);
+  } finally {
+    await client.end();
+  }
+}
+
+describe('archiveJobs', () => {
+  it('is idempotent: the same batch archived twice leaves one row per job, task attempt and result', async () => {
+    const batch = [archived(finishedJob('idem-1', { tasks: 3 })), archived(finishedJob('idem-2'))];
+    await history.archiveJobs(batch);
+    await history.archiveJobs(batch);
+    expect(await Promise.all(['jobs', 'tasks', 'results'].map((t) => count(t, 'idem-1')))).toEqual([1, 3, 3]);
+    expect(await Promise.all(['jobs', 'tasks', 'results'].map((t) => count(t, 'idem-2')))).toEqual([1, 1, 1]);
+  });
+
+  it('keeps the newer copy when a job is archived again with changed counters', async () => {
+    const job = finishedJob('idem-3', { phase: 'Failed', counts: { succeeded: 0, failed: 1, cancelled: 0 } });
+    await history.archiveJobs([archived(job)]);
+    const later = { ...job, counts: { succeeded: 0, failed: 1, cancelled: 1 } };
+    await history.archiveJobs([archived(later)]);
+    expect((await history.getJob('idem-3'))?.counts).toEqual({ succeeded: 0, failed: 1, cancelled: 1 });
+    expect(await count('jobs', 'idem-3')).toBe(1);
+  });
+
+  it('refuses a job that has not finished, writing nothing of the batch', async () => {
+    const running: JobRecord = { ...finishedJob('unfinished'), phase: 'Running', finishedAt: undefined };
+    await expect(history.archiveJobs([archived(finishedJob('with-unfinished')), archived(running)])).rejects.toMatchObject({
+      code: 'invalid_history_request',
+      field: 'batch[1].job.finishedAt',
+    });
+    expect(await history.getJob('with-unfinished')).toBeUndefined();
+  });
+
+  it('writes a million-task job in slices of rowsPerStatement', async () => {
+    const sliced = new HistoryStore(createHistoryPool(url), { rowsPerStatement: 7 });
+    try {
+      const job = finishedJob('sliced', { tasks: 50 });
+      await sliced.archiveJobs([archived(job)]);
+      expect(await Promise.all(['tasks', 'results'].map((t) => count(t, 'sliced')))).toEqual([50, 50]);
+    } finally {
+      await sliced.close();
+    }
+  });
+});
+
+describe('getJob', () => {
+  it('returns the archived record exactly as it was in etcd', async () => {
+    const job = finishedJob('round-trip', {
+      phase: 'Cancelled',
+      reason: { code: 'cancelled', message: 'cancelled by team-a' },
+      pending: [{ start: 5, end: 8, attempt: 1 }],
+      counts: { succeeded: 3, failed: 1, cancelled: 1 },
+      cancelRequestedAt: T0 - 1000,
+      labels: { team: 'vision', 'batch.workflow': 'wf-7' },
+      tasks: 8,
+    });
+    job.spec.retry = { maxAttempts: 3, backoffSeconds: 10 };
+    job.spec.items = [{ lr: 0.1 }, null, 'x'];
+    await history.archiveJobs([archived(job, [group(job, 0, 5, 1, 'node-1')], [])]);
+    expect(await history.getJob('round-trip')).toEqual(job);
+  });
+
+  it('answers undefined for a job the history does not have', async () => {
+    expect(await history.getJob('never-archived')).toBeUndefined();
+  });
+});
+
+describe('listJobs', () => {
+  // Seven jobs finished an hour apart on 2026-07-01, newest first: L7 (07:00) … L1 (01:00).
+  const DAY = Date.UTC(2026, 6, 1);
+  const at = (hour: number) => DAY + hour * HOUR;
+  const jobs = [
+    finishedJob('L1', { finishedAt: at(1), tenant: 'acme', queue: 'gpu', name: 'train-resnet', labels: { team: 'vision', env: 'prod' } }),
+    finishedJob('L2', { finishedAt: at(2), tenant: 'acme', queue: 'cpu', name: 'train-bert', phase: 'Failed', labels: { team: 'nlp' } }),
+    finishedJob('L3', { finishedAt: at(3), tenant: 'acme', queue: 'gpu', name: 'eval_resnet', labels: { team: 'vision', env: 'dev' } }),
+    finishedJob('L4', { finishedAt: at(4), tenant: 'globex', queue: 'gpu', name: 'train-resnet', phase: 'Cancelled' }),
+    finishedJob('L5', { finishedAt: at(5), tenant: 'globex', queue: 'cpu', name: 'etl%daily', labels: { 'batch.workflow': 'wf-1', 'batch.step': 'extract' } }),
+    finishedJob('L6', { finishedAt: at(6), tenant: 'acme', queue: 'cpu', name: 'etl-daily', phase: 'Failed', labels: { 'batch.workflow': 'wf-2' } }),
+    finishedJob('L7', { finishedAt: at(7), tenant: 'acme', queue: 'gpu', name: 'train-gpt', labels: { team: 'nlp', env: 'prod' } }),
+  ];
+
+  beforeAll(async () => {
+    await history.archiveJobs(jobs.map((j) => archived(j)));
+  });
+
+  // Every case is bounded to that day, so the other tests' jobs do not show.
+  const day = { finishedFrom: DAY, finishedBefore: DAY + 24 * HOUR };
+  it.each<{ name: string; filter: JobHistoryFilter; ids: string[] }>([
+    { name: 'nothing more: all of them, newest first', filter: {}, ids: ['L7', 'L6', 'L5', 'L4', 'L3', 'L2', 'L1'] },
+    { name: 'tenant', filter: { tenant: 'globex' }, ids: ['L5', 'L4'] },
+    { name: 'queue', filter: { queue: 'cpu' }, ids: ['L6', 'L5', 'L2'] },
+    { name: 'one phase', filter: { phase: 'Failed' }, ids: ['L6', 'L2'] },
+    { name: 'several phases', filter: { phase: ['Failed', 'Cancelled'] }, ids: ['L6', 'L4', 'L2'] },
+    { name: 'one label', filter: { labels: { team: 'vision' } }, ids: ['L3', 'L1'] },
+    { name: 'two labels, both matching', filter: { labels: { team: 'nlp', env: 'prod' } }, ids: ['L7'] },
+    { name: 'name prefix', filter: { namePrefix: 'train-' }, ids: ['L7', 'L4', 'L2', 'L1'] },
+    // `%` and `_` are characters of the prefix, not LIKE wildcards: 'etl%' is not 'etl-daily'
+    { name: 'name prefix holding a %', filter: { namePrefix: 'etl%' }, ids: ['L5'] },
+    { name: 'name prefix holding an _', filter: { namePrefix: 'eval_' }, ids: ['L3'] },
+    { name: 'workflow', filter: { workflowId: 'wf-1' }, ids: ['L5'] },
+    // from 03:00 included to 05:00 excluded: L3 and L4
+    { name: 'finished time range', filter: { finishedFrom: at(3), finishedBefore: at(5) }, ids: ['L4', 'L3'] },
+    { name: 'tenant, queue and label together', filter: { tenant: 'acme', queue: 'gpu', labels: { env: 'prod' } }, ids: ['L7', 'L1'] },
+  ])('filters by $name', async ({ filter, ids }) => {
+    const { jobs: page, nextCursor } = await history.listJobs({ ...day, ...filter });
+    expect(page.map((j) => j.id)).toEqual(ids);
+    expect(nextCursor).toBeUndefined();
+  });
+
+  it('pages of 2 over 5 jobs give all 5 once, newest first, and no cursor after the last page', async () => {
+    // L3..L7 (from 03:00): pages [L7 L6] [L5 L4] [L3]
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await history.listJobs({ ...day, finishedFrom: at(3), limit: 2, cursor });
+      pages.push(page.jobs.map((j) => j.id));
+      cursor = page.nextCursor;
+      // a job archived between two pages, finished later than the first page: no page repeats or skips because of it
+      if (pages.length === 1) await history.archiveJobs([archived(finishedJob('L8', { finishedAt: at(8) }))]);
+    } while (cursor);
+    expect(pages).toEqual([['L7', 'L6'], ['L5', 'L4'], ['L3']]);
+  });
+
+  it('orders jobs that finished in the same millisecond by id, across pages', async () => {
+    const same = Date.UTC(2026, 6, 2);
+    await history.archiveJobs(['S1', 'S2', 'S3', 'S4', 'S5'].map((id) => archived(finishedJob(id, { finishedAt: same }))));
+    const pages: string[][] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await history.listJobs({ finishedFrom: same, finishedBefore: same + 1, limit: 2, cursor });
+      pages.push(page.jobs.map((j) => j.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    expect(pages).toEqual([['S5', 'S4'], ['S3', 'S2'], ['S1']]);
+  });
+
+  it.each([
+    { name: 'a limit over 1000', request: { limit: 1001 }, field: 'limit' },
+    { name: 'a limit of 0', request: { limit: 0 }, field: 'limit' },
+    { name: 'a cursor it did not make', request: { cursor: 'bm90LWEtY3Vyc29y' }, field: 'cursor' },
+    { name: 'a cursor of the task list', request: { cursor: Buffer.from('[3,1]').toString('base64url') }, field: 'cursor' },
+  ])('refuses $name', async ({ request, field }) => {
+    const err = await history.listJobs(request).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(InvalidHistoryRequestError);
+    expect(err).toMatchObject({ code: 'invalid_history_request', field });
+  });
+});
+
+describe('listTasks', () => {
+  // 4 tasks: task 1 failed at attempt 1 on node-1 and succeeded at attempt 2 on node-2; task 3 failed twice.
+  const job = finishedJob('T', { phase: 'Failed', tasks: 4, counts: { succeeded: 3, failed: 1, cancelled: 0 } });
+  const groups = [
+    group(job, 0, 4, 1, 'node-1', [
+      {},
+      { state: 'Failed', exitCode: 3, reason: 'Error' },
+      {},
+      { state: 'Failed', reason: 'OOMKilled', signal: 'SIGKILL', exitCode: undefined },
+    ]),
+    group(job, 1, 2, 2, 'node-2'),
+    group(job, 3, 4, 2, 'node-2', [{ state: 'Failed', exitCode: 1, reason: 'Error' }]),
+  ];
+
+  beforeAll(async () => {
+    await history.archiveJobs([archived(job, groups)]);
+  });
+
+  it('returns one row per task attempt, by index then attempt, with node, outcome and times', async () => {
+    const { tasks, nextCursor } = await history.listTasks('T');
+    expect(tasks.map((t) => [t.index, t.attempt, t.node, t.state])).toEqual([
+      [0, 1, 'node-1', 'Succeeded'],
+      [1, 1, 'node-1', 'Failed'],
+      [1, 2, 'node-2', 'Succeeded'],
+      [2, 1, 'node-1', 'Succeeded'],
+      [3, 1, 'node-1', 'Failed'],
+      [3, 2, 'node-2', 'Failed'],
+    ]);
+    expect(tasks[4]).toEqual({
+      jobId: 'T',
+      index: 3,
+      attempt: 1,
+      node: 'node-1',
+      state: 'Failed',
+      reason: 'OOMKilled',
+      signal: 'SIGKILL',
+      boundAt: groups[0].boundAt,
+      startedAt: groups[0].tasks[3].startedAt,
+      endedAt: groups[0].tasks[3].finishedAt,
+    });
+    expect(nextCursor).toBeUndefined();
+  });
+
+  it('filters by state: which attempts failed, and why', async () => {
+    const { tasks } = await history.listTasks('T', { state: 'Failed' });
+    expect(tasks.map((t) => ({ index: t.index, attempt: t.attempt, exitCode: t.exitCode, reason: t.reason }))).toEqual([
+      { index: 1, attempt: 1, exitCode: 3, reason: 'Error' },
+      { index: 3, attempt: 1, exitCode: undefined, reason: 'OOMKilled' },
+      { index: 3, attempt: 2, exitCode: 1, reason: 'Error' },
+    ]);
+  });
+
+  it('pages by (index, attempt) with the state filter kept', async () => {
+    const first = await history.listTasks('T', { state: 'Failed', limit: 2 });
+    const second = await history.listTasks('T', { state: 'Failed', limit: 2, cursor: first.nextCursor });
+    expect([first.tasks, second.tasks].map((p) => p.map((t) => `${t.index}/${t.attempt}`))).toEqual([['1/1', '3/1'], ['3/2']]);
+    expect(second.nextCursor).toBeUndefined();
+  });
+
+  it('is empty for a job the history does not have', async () => {
+    expect(await history.listTasks('never-archived')).toEqual({ tasks: [] });
+  });
+
+  it('lists the results by index', async () => {
+    const { results } = await history.listResults('T', { limit: 3 });
+    expect(results).toEqual([0, 1, 2].map((i) => ({ index: i, attempt: 1, value: { i } })));
+  });
+});
+
+describe('archiveWorkflows', () => {
+  it('round-trips a finished workflow record, idempotently', async () => {
+    const wf = {
+      id: 'wf-9',
+      name: 'nightly',
+      tenant: 'acme',
+      queue: 'default',
+      labels: {},
+      phase: 'Succeeded' as const,
+      steps: [],
+      createdAt: T0 - HOUR,
+      finishedAt: T0,
+    };
+    await history.archiveWorkflows([wf]);
+    await history.archiveWorkflows([wf]);
+    expect(await history.getWorkflow('wf-9')).toEqual(wf);
+  });
+});
+
+describe('when PostgreSQL cannot be reached', () => {
+  it('fails reads and writes with HistoryUnavailableError', async () => {
+    // a port nothing listens on
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const down = HistoryStore.connect(`postgres://postgres@127.0.0.1:${port}/postgres`, { connectTimeoutMs: 1000 });
+    try {
+      for (const call of [() => down.getJob('x'), () => down.listJobs(), () => down.archiveJobs([archived(finishedJob('x'))])]) {
+        const err = await call().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(HistoryUnavailableError);
+        expect(err).toMatchObject({ code: 'history_unavailable', retryAfterSeconds: 5 });
+      }
+    } finally {
+      await down.close();
+    }
+  });
+});

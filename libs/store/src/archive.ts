@@ -1,0 +1,107 @@
+/**
+ * The etcd side of archiving: which finished jobs may leave etcd, what of them is read for the
+ * history store (the job, its task groups, its results), and their fenced removal once history
+ * holds them. The archiver (an elected role) writes to history between `readArchiveBatch` and
+ * `removeArchived`; a crash in between leaves the job in etcd, and the next pass archives it
+ * again (history upserts by job id), so nothing is lost and nothing archived twice.
+ */
+import {
+  type GroupStatus,
+  type JobRecord,
+  type TaskResult,
+  TERMINAL_PHASES,
+  TERMINAL_WORKFLOW_PHASES,
+  WORKFLOW_LABEL,
+  type WorkflowRecord,
+} from '@batchapi/api';
+import { MAX_TXN_OPS, type Compare, type EtcdStore, type Op, type Versioned } from './etcd';
+
+/** A finished job as read for archiving: the record as compared on removal, its groups and results. */
+export interface ArchiveEntry {
+  job: Versioned<JobRecord>;
+  groups: Array<Versioned<GroupStatus>>;
+  results: Array<Versioned<TaskResult>>;
+}
+
+/**
+ * True when `job` may be archived at `now`: terminal, finished at least `afterMs` ago, and not a
+ * step of a workflow that is still running (its controller reads its step jobs from etcd).
+ *   now − finishedAt ≥ afterMs
+ */
+export function isArchivable(job: JobRecord, now: number, afterMs: number, liveWorkflows: ReadonlySet<string>): boolean {
+  if (!TERMINAL_PHASES.has(job.phase) || job.finishedAt === undefined || now - job.finishedAt < afterMs) return false;
+  const wf = job.spec.labels?.[WORKFLOW_LABEL];
+  return wf === undefined || !liveWorkflows.has(wf);
+}
+
+/** What waits for archiving: the jobs archivable now (oldest finished first, at most `max`), and how many finished jobs etcd holds in all. */
+export async function archivableJobs(
+  store: EtcdStore,
+  now: number,
+  afterMs: number,
+  max: number,
+): Promise<{ jobs: Array<Versioned<JobRecord>>; finished: number; oldestFinishedAt?: number }> {
+  const [jobs, workflows] = await Promise.all([store.listAll<JobRecord>(store.keys.jobs()), store.listAll<WorkflowRecord>(store.keys.workflows())]);
+  const live = new Set(workflows.items.filter((w) => !TERMINAL_WORKFLOW_PHASES.has(w.value.phase)).map((w) => w.value.id));
+  const finished = jobs.items.filter((j) => TERMINAL_PHASES.has(j.value.phase));
+  const ready = finished.filter((j) => isArchivable(j.value, now, afterMs, live)).sort((a, b) => a.value.finishedAt! - b.value.finishedAt!);
+  const oldest = finished.reduce<number | undefined>(
+    (m, j) => (j.value.finishedAt !== undefined && (m === undefined || j.value.finishedAt < m) ? j.value.finishedAt : m),
+    undefined,
+  );
+  return { jobs: ready.slice(0, max), finished: finished.length, ...(oldest !== undefined ? { oldestFinishedAt: oldest } : {}) };
+}
+
+/** Reads each job's groups and results (at most `parallel` jobs at a time). */
+export async function readArchiveBatch(store: EtcdStore, jobs: ReadonlyArray<Versioned<JobRecord>>, parallel = 16): Promise<ArchiveEntry[]> {
+  const out: ArchiveEntry[] = new Array(jobs.length);
+  for (let i = 0; i < jobs.length; i += parallel) {
+    await Promise.all(
+      jobs.slice(i, i + parallel).map(async (job, k) => {
+        const [groups, results] = await Promise.all([
+          store.listAll<GroupStatus>(store.keys.groupsOf(job.value.id)),
+          store.listAll<TaskResult>(store.keys.resultsOf(job.value.id)),
+        ]);
+        out[i + k] = { job, groups: groups.items, results: results.items };
+      }),
+    );
+  }
+  return out;
+}
+
+/** What `removeArchived` did. */
+export interface RemovedArchive {
+  /** Jobs removed from etcd, by id. */
+  jobs: string[];
+  /** Jobs left because they changed since they were read (archived again by a later pass) or the fence was lost. */
+  kept: number;
+}
+
+/**
+ * Removes archived jobs from etcd, fenced: for each, its groups and results first (a crash in
+ * between leaves a job with fewer groups, never groups without a job), then the job if it is
+ * unchanged since it was read. Stops at a lost fence.
+ */
+export async function removeArchived(store: EtcdStore, fence: Compare, entries: readonly ArchiveEntry[]): Promise<RemovedArchive> {
+  const out: RemovedArchive = { jobs: [], kept: 0 };
+  for (const e of entries) {
+    const children = [...e.groups, ...e.results];
+    for (let i = 0; i < children.length; i += MAX_TXN_OPS - 1) {
+      const part = children.slice(i, i + MAX_TXN_OPS - 1);
+      if (
+        !(
+          await store.txn(
+            [fence],
+            part.map((c): Op => ({ delete: c.key })),
+          )
+        ).succeeded
+      ) {
+        out.kept += entries.length - out.jobs.length;
+        return out;
+      }
+    }
+    if ((await store.txn([fence, { key: e.job.key, modRevision: e.job.modRevision }], [{ delete: e.job.key }])).succeeded) out.jobs.push(e.job.value.id);
+    else out.kept++;
+  }
+  return out;
+}

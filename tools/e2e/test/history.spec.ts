@@ -1,0 +1,78 @@
+/**
+ * Live state in etcd, history in PostgreSQL, end to end: jobs run on simulated nodes through the
+ * real quota service (with its archiver), scheduler and admission; once finished they leave etcd
+ * (job, groups, results), and the API answers for them from history — the job, its results, its
+ * event stream, a cancel (a no-op), and a submit retried with the same Idempotency-Key.
+ */
+import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
+import { startSimulatedFleet } from '@batchapi/executor';
+import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
+import { startQuota } from '@batchapi/quota';
+import type { RunningService } from '@batchapi/runtime';
+import { startScheduler } from '@batchapi/scheduler';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
+
+let etcd: LocalEtcd;
+let pg: LocalPostgres;
+let store: EtcdStore;
+const services: RunningService[] = [];
+let base: string;
+
+beforeAll(async () => {
+  [etcd, pg] = await Promise.all([startEtcd(), startPostgres({ ephemeral: true })]);
+  const historyUrl = await createDatabase(pg.url, 'history');
+  store = new EtcdStore({ endpoints: etcd.endpoints });
+  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
+  services.push(await startQuota({ cluster: CLUSTER, config, historyUrl, archive: { afterMs: 500, intervalMs: 100 } }));
+  services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
+  services.push(await startSimulatedFleet({ nodes: 4, capacity: { cpu: '4', memory: '16Gi' }, taskMs: 100 }, config));
+  const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl });
+  services.push(admission);
+  base = admission.url;
+});
+afterAll(async () => {
+  for (const s of services.reverse()) await s.close().catch(() => undefined);
+  await store?.close();
+  await etcd?.stop();
+  await pg?.stop().catch(() => undefined);
+});
+
+const gone = async (id: string) => (await store.get(store.keys.job(id))) === undefined && (await store.listAll(store.keys.groupsOf(id))).items.length === 0;
+
+it('answers for a finished job from history once it has left etcd', async () => {
+  const body = { tasks: 6, resources: { cpu: '1', memory: '1Gi' }, command: ['true'] };
+  const submit = await fetch(`${base}/v1/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer tenant-token`, 'content-type': 'application/json', 'idempotency-key': 'history-e2e-1' },
+    body: JSON.stringify(body),
+  });
+  expect(submit.status).toBe(201);
+  const id = ((await submit.json()) as { id: string }).id;
+  const done = await waitForJob(base, id, 30_000);
+  expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 6 } });
+
+  expect(await until(() => gone(id), 20_000)).toBe(true);
+  const got = await api(base, 'GET', `/v1/jobs/${id}`);
+  expect(got.status).toBe(200);
+  expect(got.body).toMatchObject({ id, phase: 'Succeeded', taskCounts: { succeeded: 6, failed: 0, pending: 0, running: 0 } });
+  // Another tenant still gets 404 for it.
+  expect((await api(base, 'GET', `/v1/jobs/${id}`, undefined, 'other-token')).status).toBe(404);
+  expect((await api(base, 'GET', `/v1/jobs/${id}/results`)).body).toEqual({ results: [] });
+  expect((await api(base, 'DELETE', `/v1/jobs/${id}`)).body).toMatchObject({ id, phase: 'Succeeded' });
+  // The same submit again: the same job, 200, not a new one.
+  const again = await fetch(`${base}/v1/jobs`, {
+    method: 'POST',
+    headers: { authorization: `Bearer tenant-token`, 'content-type': 'application/json', 'idempotency-key': 'history-e2e-1' },
+    body: JSON.stringify(body),
+  });
+  expect(again.status).toBe(200);
+  expect(await again.json()).toMatchObject({ id, phase: 'Succeeded' });
+
+  // PostgreSQL down: the archived job is a 503 to retry, never a 404 or a 500.
+  await pg.stop();
+  const down = await fetch(`${base}/v1/jobs/${id}`, { headers: { authorization: 'Bearer tenant-token' } });
+  expect(down.status).toBe(503);
+  expect(down.headers.get('retry-after')).toBe('5');
+  expect(((await down.json()) as { error: { code: string } }).error.code).toBe('unavailable');
+});
