@@ -29,16 +29,18 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'type:vocabulary', onlyDependOnLibsWithTags: ['type:vocabulary'] },
             { sourceTag: 'type:telemetry', onlyDependOnLibsWithTags: ['type:telemetry'] },
-            { sourceTag: 'type:pure', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:pure'] },
-            { sourceTag: 'type:store', onlyDependOnLibsWithTags: ['type:vocabulary'] },
+            { sourceTag: 'type:lifecycle', onlyDependOnLibsWithTags: ['type:vocabulary'] },
+            { sourceTag: 'type:pure', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:pure'] },
+            { sourceTag: 'type:store', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle'] },
             { sourceTag: 'type:history', onlyDependOnLibsWithTags: ['type:vocabulary'] },
-            { sourceTag: 'type:simulation', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:pure'] },
+            { sourceTag: 'type:simulation', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:pure'] },
             { sourceTag: 'type:sdk', onlyDependOnLibsWithTags: ['type:vocabulary'] },
-            { sourceTag: 'type:runtime', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:store', 'type:history', 'type:telemetry'] },
+            { sourceTag: 'type:runtime', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:store', 'type:history', 'type:telemetry'] },
             {
               sourceTag: 'type:app',
               onlyDependOnLibsWithTags: [
                 'type:vocabulary',
+                'type:lifecycle',
                 'type:pure',
                 'type:store',
                 'type:history',
@@ -52,6 +54,7 @@ export default tseslint.config(
             // only the store imports the etcd client; pure libraries do no I/O
             { sourceTag: 'type:app', bannedExternalImports: ['etcd3'] },
             { sourceTag: 'type:pure', bannedExternalImports: ['etcd3', 'node:fs', 'node:child_process', 'node:net', 'node:http'] },
+            { sourceTag: 'type:lifecycle', bannedExternalImports: ['etcd3', 'node:fs', 'node:child_process', 'node:net', 'node:http'] },
             { sourceTag: 'type:runtime', bannedExternalImports: ['etcd3'] },
           ],
         },

@@ -8,7 +8,8 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Binding, DEFAULT_QUARANTINE, recordNodeFailure, type GroupStatus, type NodeRecord } from '@batchapi/api';
+import { type Binding, type GroupStatus, type NodeRecord } from '@batchapi/api';
+import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { type Informer, monotonicMs, quarantineNode, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';

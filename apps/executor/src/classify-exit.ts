@@ -2,7 +2,8 @@
  * How an ended attempt is reported: its state and, when it failed, why. Pure: every input is a
  * plain value the agent read when the attempt ended (its exit, the group's marks, the fence's).
  */
-import { type FailureReason, NODE_LOST, type TaskStatus } from '@batchapi/api';
+import { type FailureReason, type TaskStatus } from '@batchapi/api';
+import { NODE_LOST } from '@batchapi/lifecycle';
 
 /** What is known of an attempt once it ended. */
 export interface EndedAttempt {

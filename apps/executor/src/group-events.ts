@@ -4,7 +4,8 @@
  * a previous incarnation of its node. Pure: time and every mark are passed in; `GroupRunner`
  * (and the simulated fleet, for the shared parts) applies the answers.
  */
-import { type Binding, NODE_LOST, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { NODE_LOST } from '@batchapi/lifecycle';
 import type { AttemptOutcome } from './classify-exit';
 import type { ProcessExit } from './task-process';
 

@@ -5,7 +5,8 @@
  * `AttemptBackend` interface as processes and pods); reports go through the same `Reporter`
  * (batched, fenced `reportGroups`) as real executors.
  */
-import { type Binding, boundGroupStatus, type GroupStatus, type NodeRecord, parseResources, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { type Binding, type GroupStatus, type NodeRecord, parseResources, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
+import { boundGroupStatus } from '@batchapi/lifecycle';
 import { CLOCK, type Clock, runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { type Informer, MAX_TXN_OPS, type Op, type Versioned } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';

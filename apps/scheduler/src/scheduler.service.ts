@@ -9,7 +9,8 @@ import { Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { allocationRatio, type ClusterSnapshot, decayUsage, dominantShare, fragmentedGpus, lostNodes, preemptionBudget } from '@batchapi/scheduling';
-import { countTasks, DEFAULT_QUARANTINE, recordNodeFailure, type ResourceVector } from '@batchapi/api';
+import { countTasks, type ResourceVector } from '@batchapi/api';
+import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
 

@@ -4,30 +4,32 @@
  * etcd's limits; a chunk's writes all carry that txn's revision, which later chunks compare.
  */
 import {
+  type Binding,
+  jsonBytes,
+  type GroupStatus,
+  type JobRecord,
+  type NodeAllocation,
+  type ReporterToken,
+  subtractRanges,
+  type TaskResult,
+  TERMINAL_TASK_STATES,
+} from '@batchapi/api';
+import {
   applyGroupOutcomes,
   BIND_TOO_LARGE,
   REPORT_TOO_LARGE,
-  type Binding,
   failPending,
-  jsonBytes,
   boundGroupStatus,
   EMPTY_ALLOCATION,
-  type GroupStatus,
-  type JobRecord,
   NODE_LOST,
-  type NodeAllocation,
   hasUnreleasedEnd,
   onlyReleased,
   releaseEndedTasks,
   releaseOnNode,
   type Requeue,
-  type ReporterToken,
   reserveOnNode,
   settleOutcomes,
-  subtractRanges,
-  type TaskResult,
-  TERMINAL_TASK_STATES,
-} from '@batchapi/api';
+} from '@batchapi/lifecycle';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 import { FencedError, OutcomeUnknownError } from './errors';
 import { addTxnSizes, chunkBySize, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, isTxnTooLarge, TxnBudget, type TxnLimits, type TxnSize, txnSize } from './chunks';

@@ -3,7 +3,8 @@
  * listings, and cancellation that reaches the live bindings.
  */
 import { createHash } from 'node:crypto';
-import { type Binding, type GroupStatus, type JobRecord, requestCancel, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
+import { type Binding, type GroupStatus, type JobRecord, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
+import { requestCancel } from '@batchapi/lifecycle';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 import { CasConflictError, IdempotencyConflictError, IdempotentJobGoneError, OutcomeUnknownError, StoreUnavailableError } from './errors';
 

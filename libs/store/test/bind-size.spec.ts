@@ -5,16 +5,8 @@
  * stops the plan without throwing away what was not sent; preemption requests are chunked by
  * bytes, not by count.
  */
-import {
-  type Binding,
-  boundGroupStatus,
-  EMPTY_ALLOCATION,
-  type GroupStatus,
-  type JobRecord,
-  type NodeAllocation,
-  reserveOnNode,
-  type TaskResult,
-} from '@batchapi/api';
+import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation, type TaskResult } from '@batchapi/api';
+import { boundGroupStatus, EMPTY_ALLOCATION, reserveOnNode } from '@batchapi/lifecycle';
 import {
   bindPlan,
   type BindUnit,

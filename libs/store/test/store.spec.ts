@@ -3,7 +3,8 @@
  * never loses an update, fenced leadership, informers that miss nothing.
  */
 import { createServer, type AddressInfo } from 'node:net';
-import { type Binding, EMPTY_ALLOCATION, type GroupStatus, type JobRecord, type NodeAllocation } from '@batchapi/api';
+import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation } from '@batchapi/api';
+import { EMPTY_ALLOCATION } from '@batchapi/lifecycle';
 import {
   bindPlan,
   campaign,

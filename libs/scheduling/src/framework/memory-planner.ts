@@ -3,7 +3,8 @@
  * (job after binding, bindings, node allocations, stop requests, failed gangs), without
  * revisions or fences. For tests of whole cycles that run in milliseconds, and simulations.
  */
-import { type Binding, type Cordon, type JobRecord, type NodeAllocation, type NodeRecord, type Queue, releaseOnNode, reserveOnNode } from '@batchapi/api';
+import { type Binding, type Cordon, type JobRecord, type NodeAllocation, type NodeRecord, type Queue } from '@batchapi/api';
+import { releaseOnNode, reserveOnNode } from '@batchapi/lifecycle';
 import type { Plan, Planner } from './schedule';
 import type { ClusterState } from './snapshot-builder';
 

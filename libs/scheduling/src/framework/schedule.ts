@@ -5,7 +5,8 @@
  * nothing could be placed, preemption. Nothing is written here; a `Planner` applies the plan
  * (the scheduler's is fenced etcd transactions; `MemoryPlanner` applies it to records in memory).
  */
-import { type Binding, eligibleRanges, type JobRecord, markBound, type TaskRange, takeTasks } from '@batchapi/api';
+import { type Binding, eligibleRanges, type JobRecord, type TaskRange, takeTasks } from '@batchapi/api';
+import { markBound } from '@batchapi/lifecycle';
 import { boundWork } from '../backlog';
 import { type PlacementResult, placeTasks, type Unplaced } from '../placement';
 import type { StopRequest } from '../plugins/drain';

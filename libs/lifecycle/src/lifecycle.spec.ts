@@ -1,4 +1,4 @@
-import { ApiError } from './errors';
+import { ApiError, type GroupStatus, type JobRecord, jsonBytes, type NodeAllocation } from '@batchapi/api';
 import {
   applyGroupOutcomes,
   failPending,
@@ -10,8 +10,6 @@ import {
   retryDelayMs,
   retryNotBefore,
 } from './lifecycle';
-import { jsonBytes } from './limits';
-import type { GroupStatus, JobRecord, NodeAllocation } from './model';
 
 const job = (tasks: number, extra: Partial<JobRecord> = {}): JobRecord => ({
   id: 'j',

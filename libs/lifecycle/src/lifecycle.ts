@@ -2,10 +2,24 @@
  * The job state machine as pure functions: each takes a record and the time, and returns
  * the next record. Callers write the result with a compare-and-swap.
  */
-import type { Binding, FailureReason, GroupStatus, JobRecord, NodeAllocation, RetryPolicy, TaskGroup, TaskRange, TaskStatus } from './model';
-import { addResources, GPU_MILLI } from './quantity';
-import { TERMINAL_PHASES, TERMINAL_TASK_STATES } from './model';
-import { countTasks, mergeRanges, subtractRanges } from './ranges';
+import {
+  addResources,
+  type Binding,
+  countTasks,
+  type FailureReason,
+  GPU_MILLI,
+  type GroupStatus,
+  type JobRecord,
+  mergeRanges,
+  type NodeAllocation,
+  type RetryPolicy,
+  subtractRanges,
+  type TaskGroup,
+  type TaskRange,
+  type TaskStatus,
+  TERMINAL_PHASES,
+  TERMINAL_TASK_STATES,
+} from '@batchapi/api';
 
 /** The signal recorded for tasks whose node was lost (executor lease expired or restarted). */
 export const NODE_LOST = 'NodeLost' as const;
