@@ -22,6 +22,7 @@ import {
   type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
+import { mergeJobPages } from './job-list';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
 import { type HistoryStore, isUnavailable, MAX_PAGE_SIZE } from '@batchapi/history';
 import {
@@ -278,13 +279,14 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
     const q = parseWith(ListJobsQuerySchema, query);
     const after = q.pageToken ? decodePageToken(q.pageToken) : undefined;
-    const page = await listJobs(this.ctx.store, {
-      tenant: principal.role === 'operator' ? undefined : principal.tenant,
-      phase: q.state,
-      queue: q.queue,
-      limit: q.limit ?? 50,
-      after,
-    });
+    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, phase: q.state, queue: q.queue };
+    const limit = q.limit ?? 50;
+    // Live jobs from etcd and, with a history store, archived ones: one list in id order.
+    const [live, archived] = await Promise.all([
+      listJobs(this.ctx.store, { ...filter, limit, after }),
+      this.fromHistory((h) => h.listJobsById({ ...filter, afterId: after, limit })),
+    ]);
+    const page = mergeJobPages({ jobs: live.jobs, more: live.nextAfter !== undefined }, { jobs: archived ?? [], more: archived?.length === limit }, limit);
     return { jobs: page.jobs.map((j) => jobView(j)), nextPageToken: page.nextAfter ? Buffer.from(page.nextAfter).toString('base64url') : undefined };
   }
 

@@ -148,6 +148,21 @@ const UPSERT_WORKFLOWS = `INSERT INTO workflows (id, tenant, queue, name, phase,
   ON CONFLICT (id, finished_at) DO UPDATE SET tenant = EXCLUDED.tenant, queue = EXCLUDED.queue, name = EXCLUDED.name, phase = EXCLUDED.phase,
     record = EXCLUDED.record, created_at = EXCLUDED.created_at`;
 
+/** The WHERE terms of a job filter; `p` adds a parameter and returns its placeholder. */
+function jobFilter(filter: JobHistoryFilter, p: (v: unknown) => string): string[] {
+  const where: string[] = [];
+  if (filter.tenant !== undefined) where.push(`tenant = ${p(filter.tenant)}`);
+  if (filter.queue !== undefined) where.push(`queue = ${p(filter.queue)}`);
+  if (typeof filter.phase === 'string') where.push(`phase = ${p(filter.phase)}`);
+  else if (filter.phase) where.push(`phase = ANY (${p(filter.phase)}::text[])`);
+  if (filter.labels && Object.keys(filter.labels).length > 0) where.push(`labels @> ${p(JSON.stringify(filter.labels))}::jsonb`);
+  if (filter.namePrefix) where.push(`name LIKE ${p(`${filter.namePrefix.replace(/[\\%_]/g, '\\$&')}%`)}`);
+  if (filter.finishedFrom !== undefined) where.push(`finished_at >= ${p(isoTime(filter.finishedFrom, 'finishedFrom'))}::timestamptz`);
+  if (filter.finishedBefore !== undefined) where.push(`finished_at < ${p(isoTime(filter.finishedBefore, 'finishedBefore'))}::timestamptz`);
+  if (filter.workflowId !== undefined) where.push(`workflow_id = ${p(filter.workflowId)}`);
+  return where;
+}
+
 /**
  * Finished jobs, their task attempts and results, and finished workflows, in PostgreSQL. Every
  * method fails with `HistoryUnavailableError` when PostgreSQL cannot be reached, and with
@@ -226,16 +241,7 @@ export class HistoryStore {
     const limit = pageSize(filter.limit);
     const params: unknown[] = [];
     const p = (v: unknown) => `$${params.push(v)}`;
-    const where: string[] = [];
-    if (filter.tenant !== undefined) where.push(`tenant = ${p(filter.tenant)}`);
-    if (filter.queue !== undefined) where.push(`queue = ${p(filter.queue)}`);
-    if (typeof filter.phase === 'string') where.push(`phase = ${p(filter.phase)}`);
-    else if (filter.phase) where.push(`phase = ANY (${p(filter.phase)}::text[])`);
-    if (filter.labels && Object.keys(filter.labels).length > 0) where.push(`labels @> ${p(JSON.stringify(filter.labels))}::jsonb`);
-    if (filter.namePrefix) where.push(`name LIKE ${p(`${filter.namePrefix.replace(/[\\%_]/g, '\\$&')}%`)}`);
-    if (filter.finishedFrom !== undefined) where.push(`finished_at >= ${p(isoTime(filter.finishedFrom, 'finishedFrom'))}::timestamptz`);
-    if (filter.finishedBefore !== undefined) where.push(`finished_at < ${p(isoTime(filter.finishedBefore, 'finishedBefore'))}::timestamptz`);
-    if (filter.workflowId !== undefined) where.push(`workflow_id = ${p(filter.workflowId)}`);
+    const where = jobFilter(filter, p);
     if (filter.cursor !== undefined) {
       const [finishedAt, id] = decodeCursor(
         filter.cursor,
@@ -249,6 +255,24 @@ export class HistoryStore {
     const jobs = rows.slice(0, limit).map(jobRecord);
     const last = jobs[jobs.length - 1];
     return rows.length > limit ? { jobs, nextCursor: encodeCursor([last.finishedAt!, last.id]) } : { jobs };
+  }
+
+  /**
+   * Archived jobs matching `filter` in job id order (bytes, as etcd orders keys), the ids after `afterId` (exclusive), at most
+   * `limit` (1 to `MAX_PAGE_SIZE`): the order etcd lists live jobs in, so the API can merge both
+   * into one list paged by the last id — a job archived between two pages keeps its place.
+   * @throws InvalidHistoryRequestError for a limit out of range
+   */
+  async listJobsById(filter: JobHistoryFilter & { afterId?: string; limit?: number } = {}): Promise<JobRecord[]> {
+    const limit = pageSize(filter.limit);
+    const params: unknown[] = [];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const where = jobFilter(filter, p);
+    // Byte order (COLLATE "C"), as etcd orders keys, whatever the database's collation.
+    if (filter.afterId !== undefined) where.push(`id COLLATE "C" > ${p(filter.afterId)}`);
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id COLLATE "C" LIMIT ${p(limit)}`;
+    const { rows } = await this.run('listing jobs by id', () => this.pool.query<JobRow>(sql, params));
+    return rows.map(jobRecord);
   }
 
   /**

@@ -4,6 +4,9 @@
  * (job, groups, results), and the API answers for them from history — the job, its results, its
  * event stream, a cancel (a no-op), and a submit retried with the same Idempotency-Key.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
 import { startSimulatedFleet } from '@batchapi/executor';
 import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
@@ -15,12 +18,15 @@ import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 let etcd: LocalEtcd;
 let pg: LocalPostgres;
+let pgDir: string;
+let pgStopped = false;
 let store: EtcdStore;
 const services: RunningService[] = [];
 let base: string;
 
 beforeAll(async () => {
-  [etcd, pg] = await Promise.all([startEtcd(), startPostgres({ ephemeral: true })]);
+  pgDir = mkdtempSync(join(tmpdir(), 'batch-history-e2e-'));
+  [etcd, pg] = await Promise.all([startEtcd(), startPostgres({ dataDir: pgDir, ephemeral: true })]);
   const historyUrl = await createDatabase(pg.url, 'history');
   store = new EtcdStore({ endpoints: etcd.endpoints });
   const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
@@ -35,8 +41,16 @@ afterAll(async () => {
   for (const s of services.reverse()) await s.close().catch(() => undefined);
   await store?.close();
   await etcd?.stop();
-  await pg?.stop().catch(() => undefined);
+  if (!pgStopped) await pg?.stop().catch(() => undefined);
+  rmSync(pgDir, { recursive: true, force: true });
 });
+
+/** Starts PostgreSQL again on its data dir and port after a test stopped it. */
+async function restartPostgresIfStopped(): Promise<void> {
+  if (!pgStopped) return;
+  pg = await startPostgres({ dataDir: pgDir, port: pg.port, ephemeral: true });
+  pgStopped = false;
+}
 
 const gone = async (id: string) => (await store.get(store.keys.job(id))) === undefined && (await store.listAll(store.keys.groupsOf(id))).items.length === 0;
 
@@ -71,8 +85,36 @@ it('answers for a finished job from history once it has left etcd', async () => 
 
   // PostgreSQL down: the archived job is a 503 to retry, never a 404 or a 500.
   await pg.stop();
+  pgStopped = true;
   const down = await fetch(`${base}/v1/jobs/${id}`, { headers: { authorization: 'Bearer tenant-token' } });
   expect(down.status).toBe(503);
   expect(down.headers.get('retry-after')).toBe('5');
   expect(((await down.json()) as { error: { code: string } }).error.code).toBe('unavailable');
+});
+
+it('lists live and archived jobs as one list in id order, each once, page by page', async () => {
+  await restartPostgresIfStopped();
+  const submitted: string[] = [];
+  for (let i = 0; i < 3; i++) {
+    const r = await api(base, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '1', memory: '1Gi' }, command: ['true'] }, 'operator-token');
+    submitted.push(r.body.id);
+  }
+  for (const id of submitted) await waitForJob(base, id, 30_000);
+  expect(await until(async () => (await Promise.all(submitted.map(gone))).every(Boolean), 20_000)).toBe(true);
+  // One that stays live: more cores than any node has, so it waits Queued.
+  const waiting = (await api(base, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '64', memory: '1Gi' }, command: ['true'] }, 'operator-token')).body.id;
+  const seen: string[] = [];
+  let token: string | undefined;
+  do {
+    const page = await api(base, 'GET', `/v1/jobs?limit=2${token ? `&pageToken=${token}` : ''}`, undefined, 'operator-token');
+    expect(page.status).toBe(200);
+    seen.push(...(page.body.jobs as Array<{ id: string }>).map((j) => j.id));
+    token = page.body.nextPageToken;
+  } while (token);
+  expect(new Set(seen).size).toBe(seen.length);
+  expect(seen).toEqual([...seen].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  for (const id of [...submitted, waiting]) expect(seen).toContain(id);
+  // A tenant's list holds only its own jobs, archived ones included.
+  const other = await api(base, 'GET', '/v1/jobs?limit=100', undefined, 'other-token');
+  expect(other.body.jobs).toEqual([]);
 });
