@@ -59,6 +59,11 @@ export class JobsController {
     });
   }
 
+  @Get(':id/tasks')
+  tasks(@Req() req: FastifyRequest, @Param('id') id: string, @Query() query: unknown) {
+    return this.jobs.tasks(this.auth.authenticate(req.headers.authorization), id, query);
+  }
+
   @Get(':id/results')
   results(@Req() req: FastifyRequest, @Param('id') id: string) {
     return this.jobs.results(this.auth.authenticate(req.headers.authorization), id);

@@ -12,6 +12,8 @@ import {
   type JobView,
   jobView,
   ListJobsQuerySchema,
+  ListTasksQuerySchema,
+  type TaskView,
   LogsQuerySchema,
   parseSubmit,
   parseWith,
@@ -23,6 +25,7 @@ import {
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { mergeJobPages } from './job-list';
+import { liveTaskPage, type TaskCursor } from './task-list';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
 import { type HistoryStore, isUnavailable, MAX_PAGE_SIZE } from '@batchapi/history';
 import {
@@ -276,6 +279,41 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return { results };
   }
 
+  /**
+   * `GET /v1/jobs/:id/tasks`: one row per task attempt, by index then attempt — from the job's
+   * groups and pending ranges while it is live, from history once archived (where tasks that never
+   * ran are not rows: a finished job has no pending task).
+   */
+  async tasks(principal: Principal, id: string, query: unknown): Promise<{ tasks: TaskView[]; nextPageToken?: string }> {
+    const q = parseWith(ListTasksQuerySchema, query);
+    const after = q.pageToken ? decodeTaskToken(q.pageToken) : undefined;
+    const limit = q.limit ?? 100;
+    const { job, live } = await this.findJob(principal, id);
+    if (live) {
+      const page = liveTaskPage(
+        job,
+        (await listGroups(this.ctx.store, id)).map((g) => g.value),
+        { state: q.state, after, limit },
+      );
+      return { tasks: page.tasks, ...(page.next ? { nextPageToken: encodeTaskToken(page.next) } : {}) };
+    }
+    const state = q.state;
+    if (state === 'Pending') return { tasks: [] };
+    const page = (await this.fromHistory((h) => h.listTasks(id, { ...(state ? { state } : {}), ...(after ? { after } : {}), limit })))!;
+    const tasks = page.tasks.map((t): TaskView => {
+      const row: TaskView = { index: t.index, attempt: t.attempt, state: t.state, node: t.node };
+      if (t.exitCode !== undefined) row.exitCode = t.exitCode;
+      if (t.reason !== undefined) row.reason = t.reason;
+      if (t.signal !== undefined) row.signal = t.signal;
+      if (t.boundAt !== undefined) row.boundAt = new Date(t.boundAt).toISOString();
+      if (t.startedAt !== undefined) row.startedAt = new Date(t.startedAt).toISOString();
+      if (t.endedAt !== undefined) row.endedAt = new Date(t.endedAt).toISOString();
+      return row;
+    });
+    const last = tasks[tasks.length - 1];
+    return { tasks, ...(page.nextCursor && last ? { nextPageToken: encodeTaskToken(last) } : {}) };
+  }
+
   async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
     const q = parseWith(ListJobsQuerySchema, query);
     const after = q.pageToken ? decodePageToken(q.pageToken) : undefined;
@@ -377,6 +415,16 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     return { job, live: stored !== undefined };
   }
+}
+
+function encodeTaskToken(c: TaskCursor): string {
+  return Buffer.from(`${c.index}.${c.attempt}`).toString('base64url');
+}
+
+function decodeTaskToken(token: string): TaskCursor {
+  const m = /^(\d{1,9})\.(\d{1,6})$/.exec(Buffer.from(token, 'base64url').toString());
+  if (!m) throw new ApiError(ErrorCode.InvalidArgument, 'pageToken is not one this API gave', { field: 'pageToken' });
+  return { index: Number(m[1]), attempt: Number(m[2]) };
 }
 
 function decodePageToken(token: string): string {

@@ -3,7 +3,7 @@
  * The `batch` command. Exit codes: 0 done, 1 the API or the cluster said no (printed as
  * `error: <code>: <message>`), 2 bad usage.
  */
-import { ApiError, JobPhase, TERMINAL_PHASES } from '@batchapi/api';
+import { ApiError, JobPhase, TASK_LIST_STATES, TERMINAL_PHASES } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Command, CommanderError, Option } from 'commander';
 import { dev } from './dev';
@@ -65,7 +65,7 @@ program
 
 program
   .command('list')
-  .description('list jobs, newest first')
+  .description('list jobs, live and finished, oldest first (by submit time)')
   .addOption(new Option('--state <phase>', 'only jobs in this phase').choices(Object.values(JobPhase)))
   .option('--queue <name>', 'only jobs of this queue')
   .option('--limit <n>', 'jobs per page (1–1000)', wholeNumber(1), 50)
@@ -76,6 +76,37 @@ program
       const page = await client().listJobs({ state: o.state, queue: o.queue, limit: o.limit, pageToken: o.pageToken });
       if (isData(o.output)) printData(page, o.output);
       else process.stdout.write(jobRows(page.jobs, o.output === 'wide') + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''));
+    }),
+  );
+
+program
+  .command('tasks')
+  .description("list a job's task attempts by index: state, node, exit code, reason (--state Failed: which failed)")
+  .argument('<id>')
+  .addOption(new Option('--state <state>', 'only attempts in this state').choices([...TASK_LIST_STATES]))
+  .option('--limit <n>', 'rows per page (1–1000)', wholeNumber(1), 100)
+  .option('--page-token <t>', 'the next page, as the previous one said')
+  .addOption(outputOption())
+  .action(
+    run(async (id: string, o) => {
+      const page = await client().listTasks(id, { state: o.state, limit: o.limit, pageToken: o.pageToken });
+      if (isData(o.output)) printData(page, o.output);
+      else
+        process.stdout.write(
+          table(
+            ['INDEX', 'ATTEMPT', 'STATE', 'NODE', 'EXIT', 'REASON', 'STARTED', 'ENDED'],
+            page.tasks.map((t) => [
+              String(t.index),
+              String(t.attempt),
+              t.state,
+              t.node ?? '',
+              t.exitCode === undefined ? '' : String(t.exitCode),
+              t.reason ?? t.signal ?? '',
+              t.startedAt ?? '',
+              t.endedAt ?? '',
+            ]),
+          ) + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''),
+        );
     }),
   );
 

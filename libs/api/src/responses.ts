@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { ErrorCode, type ErrorBody } from './errors';
 import { JobPhase, type Tenant } from './model';
-import type { JobView, NodeView, QueueView, TaskCounts, WhyView } from './views';
+import { type JobView, type NodeView, type QueueView, TASK_LIST_STATES, type TaskCounts, type TaskView, type WhyView } from './views';
 import { type WorkflowView } from './workflow';
 
 /** A quantity as answers show it: `"500m"`, `"2Gi"`, or a number (GPUs, `domain/name` resources). */
@@ -75,6 +75,25 @@ export const BulkSubmitAnswerSchema = z.strictObject({
 export const JobResultsSchema = z.strictObject({
   /** Only tasks that wrote a result, by index. */
   results: z.array(z.strictObject({ index: z.number().int(), value: z.unknown() })),
+});
+
+export const TaskViewSchema = z.strictObject({
+  index: z.number().int(),
+  attempt: z.number().int(),
+  state: z.enum(TASK_LIST_STATES),
+  node: z.string().optional(),
+  exitCode: z.number().int().optional(),
+  reason: z.string().optional(),
+  signal: z.string().optional(),
+  boundAt: Instant.optional(),
+  startedAt: Instant.optional(),
+  endedAt: Instant.optional(),
+});
+export const TaskListSchema = z.strictObject({
+  /** By task index, then attempt. */
+  tasks: z.array(TaskViewSchema),
+  /** Pass as `pageToken` for the next page; absent on the last page. */
+  nextPageToken: z.string().optional(),
 });
 
 export const WhyViewSchema = z.strictObject({
@@ -190,5 +209,6 @@ const proofs: [
   Exact<typeof NodeViewSchema, NodeView>,
   Exact<typeof WorkflowViewSchema, WorkflowView>,
   Exact<typeof TenantSchema, Tenant>,
-] = [true, true, true, true, true, true, true, true];
+  Exact<typeof TaskViewSchema, TaskView>,
+] = [true, true, true, true, true, true, true, true, true];
 void proofs;

@@ -7,6 +7,7 @@ import { ApiError, ErrorCode } from './errors';
 import type { JobSpec } from './model';
 import { parseQuota, parseResources } from './quantity';
 import type { Queue, Tenant, TenantLimits } from './model';
+import { TASK_LIST_STATES } from './views';
 import {
   checkJobRecordSize,
   jsonBytes,
@@ -307,6 +308,17 @@ export const ListJobsQuerySchema = z.strictObject({
   pageToken: z.string().max(256).optional(),
 });
 export type ListJobsQuery = z.infer<typeof ListJobsQuerySchema>;
+
+/** Query of `GET /v1/jobs/:id/tasks`. */
+export const ListTasksQuerySchema = z.strictObject({
+  /** Only attempts in this state (`Failed`: which tasks failed, and why). @default any */
+  state: z.enum(TASK_LIST_STATES).optional(),
+  /** @default 100 */
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Opaque cursor from the previous page's `nextPageToken`. */
+  pageToken: z.string().max(256).optional(),
+});
+export type ListTasksQuery = z.infer<typeof ListTasksQuerySchema>;
 
 /** The `Idempotency-Key` header of `POST /v1/jobs` and `POST /v1/workflows` (and `idempotencyKey` of a bulk entry). */
 export const IdempotencyKeySchema = z

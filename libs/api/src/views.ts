@@ -148,3 +148,23 @@ export interface NodeView {
   /** An operator's cordon or drain, or the system's quarantine (with its cause and failure count). */
   cordon?: { reason: string; by: string; at: string; drainDeadline?: string; quarantine?: { cause: 'node_error' | 'node_lost'; failures: number } };
 }
+
+/** States a task is listed in: a task attempt's state, or `Pending` for one not yet bound (waiting, or retrying after its backoff). */
+export const TASK_LIST_STATES = ['Pending', 'Bound', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Preempted'] as const;
+export type TaskListState = (typeof TASK_LIST_STATES)[number];
+
+/** One attempt of one task, as `GET /v1/jobs/:id/tasks` lists it (times ISO 8601). */
+export interface TaskView {
+  index: number;
+  attempt: number;
+  state: TaskListState;
+  /** The node it was bound to (absent while pending). */
+  node?: string;
+  exitCode?: number;
+  /** Why it failed beyond its exit code (`FailureReason`). */
+  reason?: string;
+  signal?: string;
+  boundAt?: string;
+  startedAt?: string;
+  endedAt?: string;
+}

@@ -278,12 +278,13 @@ export class HistoryStore {
   /**
    * The task attempts of archived job `jobId`, one row per (index, attempt), by index then
    * attempt, a page at a time; only those in `state` when given (e.g. `Failed`: which tasks
-   * failed, and why). Empty when the history does not have the job.
+   * failed, and why). Empty when the history does not have the job. Continue with the answer's
+   * `nextCursor`, or with `after`: the (index, attempt) of the last row seen.
    * @throws InvalidHistoryRequestError for a cursor this method did not make or a limit out of range
    */
   async listTasks(
     jobId: string,
-    opts: { state?: TaskState | readonly TaskState[] } & PageRequest = {},
+    opts: { state?: TaskState | readonly TaskState[]; after?: { index: number; attempt: number } } & PageRequest = {},
   ): Promise<{ tasks: TaskAttempt[]; nextCursor?: string }> {
     const limit = pageSize(opts.limit);
     const params: unknown[] = [jobId];
@@ -295,6 +296,8 @@ export class HistoryStore {
     if (opts.cursor !== undefined) {
       const [index, attempt] = decodeCursor(opts.cursor, (v): v is [number, number] => v.length === 2 && v.every((n) => Number.isSafeInteger(n)));
       where.push(`(index, attempt) > (${p(index)}::integer, ${p(attempt)}::integer)`);
+    } else if (opts.after !== undefined) {
+      where.push(`(index, attempt) > (${p(opts.after.index)}::integer, ${p(opts.after.attempt)}::integer)`);
     }
     const sql = `SELECT ${TASK_COLUMNS} FROM tasks WHERE ${where.join(' AND ')} ORDER BY index, attempt LIMIT ${p(limit + 1)}`;
     const { rows } = await this.run('listing tasks', () => this.pool.query<TaskRow>(sql, params));

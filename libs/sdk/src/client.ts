@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
-  TERMINAL_WORKFLOW_PHASES, type WhyView, type WorkflowView,
+  TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type WhyView, type WorkflowView,
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
 
@@ -57,6 +57,23 @@ export interface JobPage {
 }
 
 /** Filters of `listJobs`. */
+/** Options of `listTasks`. */
+export interface TaskListOptions {
+  /** Only attempts in this state (`Pending` for tasks not bound yet). @default every state */
+  state?: TaskListState;
+  /** Rows per page, 1 to 1000. @default 100 */
+  limit?: number;
+  /** `nextPageToken` of the previous page. @default the first page */
+  pageToken?: string;
+}
+
+/** A page of task attempts. */
+export interface TaskPage {
+  tasks: TaskView[];
+  /** Pass as `pageToken` for the next page; absent on the last page. */
+  nextPageToken?: string;
+}
+
 export interface ListOptions {
   /** Only jobs in this phase. @default every phase */
   state?: JobPhase;
@@ -186,6 +203,17 @@ export class BatchClient {
   }
 
   /** One page of jobs, newest first; follow `nextPageToken` for more. */
+  /**
+   * One page of a job's task attempts, by index then attempt (state, node, exit code, reason,
+   * times) — live or archived alike; `state: 'Failed'` lists which tasks failed, and why.
+   */
+  listTasks(id: string, opts: TaskListOptions = {}): Promise<TaskPage> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined && v !== '') q.set(k, String(v));
+    const query = q.toString();
+    return this.call<TaskPage>('GET', `/v1/jobs/${encodeURIComponent(id)}/tasks${query ? `?${query}` : ''}`);
+  }
+
   listJobs(opts: ListOptions = {}): Promise<JobPage> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(opts)) if (v !== undefined && v !== '') q.set(k, String(v));

@@ -73,6 +73,15 @@ it('answers for a finished job from history once it has left etcd', async () => 
   // Another tenant still gets 404 for it.
   expect((await api(base, 'GET', `/v1/jobs/${id}`, undefined, 'other-token')).status).toBe(404);
   expect((await api(base, 'GET', `/v1/jobs/${id}/results`)).body).toEqual({ results: [] });
+  // Its tasks, one row per attempt, from history, page by page.
+  const first = await api(base, 'GET', `/v1/jobs/${id}/tasks?limit=4`);
+  expect(first.status).toBe(200);
+  expect(first.body.tasks.map((t: { index: number }) => t.index)).toEqual([0, 1, 2, 3]);
+  expect(first.body.tasks.every((t: { state: string; node?: string }) => t.state === 'Succeeded' && t.node?.startsWith('sim-'))).toBe(true);
+  const second = await api(base, 'GET', `/v1/jobs/${id}/tasks?limit=4&pageToken=${first.body.nextPageToken}`);
+  expect(second.body.tasks.map((t: { index: number }) => t.index)).toEqual([4, 5]);
+  expect(second.body.nextPageToken).toBeUndefined();
+  expect((await api(base, 'GET', `/v1/jobs/${id}/tasks?state=Failed`)).body).toEqual({ tasks: [] });
   expect((await api(base, 'DELETE', `/v1/jobs/${id}`)).body).toMatchObject({ id, phase: 'Succeeded' });
   // The same submit again: the same job, 200, not a new one.
   const again = await fetch(`${base}/v1/jobs`, {
@@ -103,6 +112,10 @@ it('lists live and archived jobs as one list in id order, each once, page by pag
   expect(await until(async () => (await Promise.all(submitted.map(gone))).every(Boolean), 20_000)).toBe(true);
   // One that stays live: more cores than any node has, so it waits Queued.
   const waiting = (await api(base, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '64', memory: '1Gi' }, command: ['true'] }, 'operator-token')).body.id;
+  // Its one task is listed live, waiting.
+  expect((await api(base, 'GET', `/v1/jobs/${waiting}/tasks`, undefined, 'operator-token')).body).toEqual({
+    tasks: [{ index: 0, attempt: 1, state: 'Pending' }],
+  });
   const seen: string[] = [];
   let token: string | undefined;
   do {
