@@ -304,7 +304,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
   let renewing = false;
   const watchdog = setInterval(() => {
     if (ctx.lease.alive() || renewing) return;
-    log.error({ sinceRenewalMs: ctx.lease.sinceRenewalMs() }, 'process lease lost');
+    log.error({ sinceRenewalMs: ctx.lease.sinceRenewalMs(), reason: ctx.lease.lostReason ?? 'no renewal acknowledged within its TTL' }, 'process lease lost');
     if (opts.onLeaseLost) {
       clearInterval(watchdog);
       opts.onLeaseLost();
@@ -312,7 +312,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     }
     renewing = true;
     const old = ctx.lease;
-    old.markLost();
+    old.markLost('no renewal acknowledged within its TTL: a new lease is taken');
     // Give the old lease up in etcd too: it may still live there (a new raft leader extends every
     // lease, e.g. after a quorum loss), and with it this process's leader keys, which would keep
     // every replica — this one, on its new lease, included — out of those roles for good. If etcd

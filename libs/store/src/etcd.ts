@@ -958,7 +958,7 @@ export class ProcessLease {
       return;
     }
     const outcome = this.fence.acknowledged(sentAt, ttlSeconds);
-    if (outcome === RenewalOutcome.Gone) this.markLost();
+    if (outcome === RenewalOutcome.Gone) this.markLost('etcd answered a keep-alive with no TTL left');
     else if (outcome === RenewalOutcome.Renewed && !this.isLost) for (const fn of this.renewedHandlers) fn(sentAt);
   }
 
@@ -982,7 +982,10 @@ export class ProcessLease {
     void Promise.all(asks).then((answers) => {
       this.confirming = false;
       const gone = answers.filter((a) => a === 'gone').length;
-      if (!answers.includes('held') && gone > this.members.length / 2) this.markLost();
+      if (!answers.includes('held') && gone > this.members.length / 2)
+        this.markLost(
+          `the members answered ${answers.join(', ')} for the lease, ${Math.round(this.fence.sinceRenewalMs(this.clock()))} ms after its last renewal`,
+        );
     });
   }
 
@@ -1010,8 +1013,13 @@ export class ProcessLease {
     this.lostHandlers.push(fn);
   }
 
-  markLost(): void {
+  /** Why the lease was given up (set once it is): for logs, and for tests that must say why. */
+  lostReason?: string;
+
+  /** Gives the lease up: stops renewing and tells `onLost` handlers. @param reason what showed it was lost (kept in `lostReason`) */
+  markLost(reason = 'given up by its holder'): void {
     if (this.isLost) return;
+    this.lostReason = reason;
     this.stopRenewing();
     for (const fn of this.lostHandlers) fn();
   }

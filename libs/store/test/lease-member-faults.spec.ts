@@ -66,11 +66,11 @@ describe('ProcessLease under member faults', () => {
     const lease = await store.grantLease(2);
     let lost = 0;
     lease.onLost(() => lost++);
-    const dead: Array<{ at: string; sinceRenewalMs: number }> = [];
+    const dead: Array<{ at: string; sinceRenewalMs: number; lostReason?: string }> = [];
     let fault = 'none';
     // The first few samples that found the lease not alive, with the fault under way.
     const sampler = setInterval(() => {
-      if (!lease.alive() && dead.length < 5) dead.push({ at: fault, sinceRenewalMs: lease.sinceRenewalMs() });
+      if (!lease.alive() && dead.length < 5) dead.push({ at: fault, sinceRenewalMs: lease.sinceRenewalMs(), lostReason: lease.lostReason });
     }, 50);
     try {
       for (let round = 0; round < 3; round++) {
