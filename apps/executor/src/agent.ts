@@ -8,10 +8,20 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { type Binding, type GroupStatus, type NodeRecord } from '@batchapi/api';
+import { type Binding, type GroupStatus } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
-import { type Informer, monotonicMs, quarantineNode, type ReportResult, type Versioned, type WatchEvent } from '@batchapi/store';
+import {
+  getGroupStatuses,
+  type Informer,
+  monotonicMs,
+  quarantineNode,
+  registerNodes,
+  type ReportResult,
+  updateNodeRecord,
+  type Versioned,
+  type WatchEvent,
+} from '@batchapi/store';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
@@ -166,7 +176,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     let node = nodeRecord(this.config, url, this.clock.now());
     const inv = await backend.inventory();
     if (inv) node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
-    await store.txn([], [{ put: store.keys.node(node.name), value: node, lease: lease.id }]);
+    await registerNodes(store, [node], lease.id);
     this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
       onSync: (items) => this.onSync(items),
       onEvent: (ev) => this.onEvent(ev),
@@ -294,28 +304,20 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const backend = this.backend;
     if (!backend || this.refreshing) return;
     const { store, lease, log } = this.ctx;
-    const key = store.keys.node(this.config.nodeName);
     this.refreshing = (async () => {
       const inv = await backend.inventory();
       // A node the configuration describes is not read again.
       if (!inv) return;
-      const cur = await store.get<NodeRecord>(key);
-      if (!cur) return;
-      if (JSON.stringify(cur.value.capacity) === JSON.stringify(inv.capacity)) {
-        // Nothing that explains the refusal: counted like any attempt this node could not start.
-        this.nodeFailed(detail);
-        return;
-      }
-      const res = await store.txn(
-        [
-          { key, modRevision: cur.modRevision },
-          { key, lease: lease.id },
-        ],
-        [{ put: key, value: { ...cur.value, capacity: inv.capacity, gpus: inv.gpus }, lease: lease.id }],
-      );
-      if (res.succeeded)
+      let unchanged = false;
+      const res = await updateNodeRecord(store, this.config.nodeName, lease.id, (cur) => {
+        unchanged = JSON.stringify(cur.capacity) === JSON.stringify(inv.capacity);
+        return unchanged ? undefined : { ...cur, capacity: inv.capacity, gpus: inv.gpus };
+      });
+      // Nothing that explains the refusal: counted like any attempt this node could not start.
+      if (unchanged) this.nodeFailed(detail);
+      if (res?.updated)
         log.warn(
-          { node: this.config.nodeName, was: cur.value.capacity, capacity: inv.capacity, detail },
+          { node: this.config.nodeName, was: res.was.capacity, capacity: inv.capacity, detail },
           "node capacity read again: pods that are not BatchAPI's changed",
         );
     })()
@@ -404,7 +406,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private async readStatus(statusKey: string, bindingKey: string): Promise<Versioned<GroupStatus> | undefined> {
     for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
       try {
-        return await this.ctx.store.get<GroupStatus>(statusKey);
+        return (await getGroupStatuses(this.ctx.store, [statusKey]))[0];
       } catch (err) {
         this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, "could not read a bound group's status; retrying");
       }

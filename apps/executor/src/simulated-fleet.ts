@@ -8,7 +8,7 @@
 import { type Binding, type GroupStatus, type NodeRecord, parseResources, type TaskStatus, TERMINAL_TASK_STATES } from '@batchapi/api';
 import { boundGroupStatus } from '@batchapi/lifecycle';
 import { CLOCK, type Clock, runService, type RunningService, SERVICE, type ServiceConfig, type ServiceContext, systemClock } from '@batchapi/runtime';
-import { type Informer, MAX_TXN_OPS, type Op, type Versioned } from '@batchapi/store';
+import { getGroupStatuses, type Informer, registerNodes, type Versioned } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import type { StartedAttempt } from './attempt-backend';
 import { classifyExit } from './classify-exit';
@@ -81,13 +81,12 @@ export class SimulatedFleet implements OnApplicationShutdown {
   async start(url: string): Promise<void> {
     const { store, lease } = this.ctx;
     const capacity = parseResources(this.o.capacity ?? { cpu: '32', memory: '128Gi' });
-    for (let i = 0; i < this.names.length; i += MAX_TXN_OPS) {
-      const ops: Op[] = this.names.slice(i, i + MAX_TXN_OPS).map((name) => {
-        const node: NodeRecord = { name, capacity, labels: { simulated: 'true' }, taints: [], gpus: [], url, registeredAt: this.clock.now() };
-        return { put: store.keys.node(name), value: node, lease: lease.id };
-      });
-      await store.txn([], ops);
-    }
+    const registeredAt = this.clock.now();
+    await registerNodes(
+      store,
+      this.names.map((name): NodeRecord => ({ name, capacity, labels: { simulated: 'true' }, taints: [], gpus: [], url, registeredAt })),
+      lease.id,
+    );
     const mine = new Set(this.names);
     const prefix = store.keys.bindings();
     this.informer = await store.inform<Binding>(prefix, {
@@ -211,7 +210,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private async readStatus(b: Binding, bindingKey: string): Promise<Versioned<GroupStatus> | undefined> {
     for (let wait = 200; ; wait = Math.min(wait * 2, 5000)) {
       try {
-        return await this.ctx.store.get<GroupStatus>(this.ctx.store.keys.group(b.jobId, b.start, b.attempt));
+        return (await getGroupStatuses(this.ctx.store, [this.ctx.store.keys.group(b.jobId, b.start, b.attempt)]))[0];
       } catch (err) {
         this.ctx.log.warn({ err: (err as Error).message, binding: bindingKey }, "could not read a bound group's status; retrying");
       }
@@ -254,7 +253,10 @@ export class SimulatedFleet implements OnApplicationShutdown {
    * again after the next refusal.
    */
   private async settleStale(groups: SimGroup[]): Promise<void> {
-    const now = await this.ctx.store.getMany<GroupStatus>(groups.map((g) => g.statusKey)).catch(() => undefined);
+    const now = await getGroupStatuses(
+      this.ctx.store,
+      groups.map((g) => g.statusKey),
+    ).catch(() => undefined);
     if (!now) return;
     groups.forEach((g, k) => {
       const s = now[k];

@@ -364,6 +364,11 @@ export async function listJobs(store: EtcdStore, f: JobFilter): Promise<{ jobs: 
   }
 }
 
+/** The statuses of groups by key (`keys.group(…)`), in order; undefined where a group has none. */
+export function getGroupStatuses(store: EtcdStore, statusKeys: readonly string[]): Promise<Array<Versioned<GroupStatus> | undefined>> {
+  return store.getMany<GroupStatus>([...statusKeys]);
+}
+
 /** Status of every group a job has had. */
 export async function listGroups(store: EtcdStore, jobId: string): Promise<Array<Versioned<GroupStatus>>> {
   return (await store.listAll<GroupStatus>(store.keys.groupsOf(jobId))).items;

@@ -1,6 +1,6 @@
 /** Node records the system writes itself (quarantine), and reading nodes and their allocations by name. */
 import type { Cordon, NodeAllocation, NodeRecord, QuarantineCause } from '@batchapi/api';
-import type { Compare, EtcdStore } from './etcd';
+import { type Compare, type EtcdStore, MAX_TXN_OPS, type Op } from './etcd';
 import type { Keys } from './keys';
 
 /**
@@ -45,4 +45,41 @@ export async function quarantineNode(
   const cordon: Cordon = { node, reason: `quarantined: ${detail}`, by: 'batchapi', at: now, quarantine: { cause, failures } };
   const res = await store.txn([fence, { key, absent: true }], [{ put: key, value: cordon }]);
   return res.succeeded;
+}
+
+/** Registers nodes on an executor's lease (they vanish with it), in transactions of at most `MAX_TXN_OPS` puts. */
+export async function registerNodes(store: EtcdStore, nodes: readonly NodeRecord[], leaseId: string): Promise<void> {
+  for (let i = 0; i < nodes.length; i += MAX_TXN_OPS) {
+    await store.txn(
+      [],
+      nodes.slice(i, i + MAX_TXN_OPS).map((node): Op => ({ put: store.keys.node(node.name), value: node, lease: leaseId })),
+    );
+  }
+}
+
+/**
+ * Changes a registered node's record by compare-and-swap, fenced by the executor's lease: the
+ * change lands only if the record is still the one read and still attached to `leaseId`.
+ * Returns the record as it was when `change` decided, and whether the write landed; undefined
+ * when the node is not registered or `change` returns undefined (nothing to write).
+ */
+export async function updateNodeRecord(
+  store: EtcdStore,
+  name: string,
+  leaseId: string,
+  change: (node: NodeRecord) => NodeRecord | undefined,
+): Promise<{ was: NodeRecord; updated: boolean } | undefined> {
+  const key = store.keys.node(name);
+  const cur = await store.get<NodeRecord>(key);
+  if (!cur) return undefined;
+  const next = change(cur.value);
+  if (!next) return undefined;
+  const res = await store.txn(
+    [
+      { key, modRevision: cur.modRevision },
+      { key, lease: leaseId },
+    ],
+    [{ put: key, value: next, lease: leaseId }],
+  );
+  return { was: cur.value, updated: res.succeeded };
 }

@@ -22,11 +22,13 @@ import {
   putVersioned,
   readCluster,
   readFleet,
+  registerNodes,
   replaceJob,
   saveUsageHistory,
   setCordon,
   startEtcd,
   tenantAndQueues,
+  updateNodeRecord,
 } from '@batchapi/store';
 
 let etcd: LocalEtcd;
@@ -220,5 +222,32 @@ describe('fenced writes of the scheduler leader', () => {
     } finally {
       await lease.revoke();
     }
+  });
+});
+
+describe('node records of an executor', () => {
+  const node = (name: string): NodeRecord => ({ name, url: `http://${name}`, capacity: { cpu: 8000 }, labels: {}, taints: [], gpus: [], registeredAt: 1 });
+
+  it('registers nodes on a lease (they vanish with it), and changes one only while it is as read and on that lease', async () => {
+    const lease = await store.grantLease(5);
+    const names = Array.from({ length: 130 }, (_, i) => `reg-${String(i).padStart(3, '0')}`);
+    // 130 nodes: two transactions of at most 128 puts
+    await registerNodes(store, names.map(node), lease.id);
+    expect((await readFleet(store)).nodes.filter((n) => n.name.startsWith('reg-'))).toHaveLength(130);
+
+    const grown = await updateNodeRecord(store, 'reg-000', lease.id, (n) => ({ ...n, capacity: { cpu: 16000 } }));
+    expect(grown).toEqual({ was: node('reg-000'), updated: true });
+    expect((await getNode(store, 'reg-000'))?.capacity).toEqual({ cpu: 16000 });
+    // nothing to change: nothing written
+    expect(await updateNodeRecord(store, 'reg-000', lease.id, () => undefined)).toBeUndefined();
+    expect(await updateNodeRecord(store, 'absent', lease.id, (n) => n)).toBeUndefined();
+    // another lease (an executor that is not this node's) cannot change it
+    const stranger = await store.grantLease(5);
+    expect(await updateNodeRecord(store, 'reg-001', stranger.id, (n) => ({ ...n, capacity: { cpu: 1 } }))).toEqual({ was: node('reg-001'), updated: false });
+    expect((await getNode(store, 'reg-001'))?.capacity).toEqual({ cpu: 8000 });
+    await stranger.revoke();
+
+    await lease.revoke();
+    expect((await readFleet(store)).nodes.filter((n) => n.name.startsWith('reg-'))).toEqual([]);
   });
 });
