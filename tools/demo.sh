@@ -10,6 +10,16 @@ if ! command -v node >/dev/null 2>&1; then
   exit 1
 fi
 
+# PostgreSQL keeps the history of finished jobs (optional: without it the cluster runs, history off).
+if ! command -v initdb >/dev/null 2>&1 && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "demo: PostgreSQL is not installed; installing Debian's postgresql for the history store" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null || echo "demo: could not install postgresql: running without history" >&2
+  else
+    echo "demo: PostgreSQL is not installed: running without history (apt-get install postgresql to keep finished jobs there)" >&2
+  fi
+fi
+
 if ! command -v etcd >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "demo: etcd is not on PATH; installing Debian's etcd-server" >&2

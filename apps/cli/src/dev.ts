@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import type { JobView } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Presets, SingleBar } from 'cli-progress';
-import { claimDataDir, LocalCluster } from './local-cluster';
+import { claimDataDir, LocalCluster, postgresDataDir } from './local-cluster';
 import { countsLine } from './output';
 import { cacheDir, forgetSettings, saveSettings } from './settings';
 
@@ -31,6 +31,8 @@ export interface DevOptions {
   verbose?: boolean;
   /** Time limit of the whole demo, in seconds. @default 120 */
   timeout?: number;
+  /** Run PostgreSQL as the history store (commander's `--no-history` sets it false). @default true */
+  history?: boolean;
 }
 
 const say = (s: string) => process.stderr.write(`${s}\n`);
@@ -71,12 +73,14 @@ export async function dev(o: DevOptions): Promise<number> {
       if (o.fresh) {
         for (const note of await claimDataDir(dataDir)) say(`• ${note}`); // never wipe the data of a cluster that runs
         rmSync(dataDir, { recursive: true, force: true });
+        rmSync(postgresDataDir(dataDir), { recursive: true, force: true });
       }
       cluster = await LocalCluster.start({
         dataDir,
         executors: o.executors ?? 1,
         simulatedNodes: o.simulatedNodes ?? 0,
         verbose: o.verbose,
+        history: o.history !== false,
         signal: interrupted.signal,
         onStep: (s) => say(`• ${s}`),
         onChildExit: (name, code, signal, tail) => {
@@ -103,6 +107,7 @@ export async function dev(o: DevOptions): Promise<number> {
         `  tenant token:   ${cluster.tenantToken}   (tenant "default")\n` +
         `  operator token: ${cluster.operatorToken}\n` +
         `  data:           ${dataDir}\n` +
+        `  history:        ${cluster.historyUrl ? `${cluster.historyUrl} (finished jobs move here a minute after they end)` : `off (${o.history === false ? '--no-history' : 'PostgreSQL did not start, see above'}): finished jobs stay in etcd`}\n` +
         `  settings for the other batch commands: ${settingsPath}\n\n` +
         `export BATCH_API=${cluster.apiUrl} BATCH_TOKEN=${cluster.tenantToken}\n\n`,
     );
@@ -127,7 +132,7 @@ export async function dev(o: DevOptions): Promise<number> {
     return forced ? 1 : code;
   } finally {
     for (const s of signals) process.off(s, onSignal);
-    if (o.demo && ownDir) rmSync(dataDir, { recursive: true, force: true });
+    if (o.demo && ownDir) for (const d of [dataDir, postgresDataDir(dataDir)]) rmSync(d, { recursive: true, force: true });
   }
 }
 

@@ -10,11 +10,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ClusterConfig, TokensFile } from '@batchapi/api';
 import { freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { ensureDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 
 /** Options of a local cluster. */
 export interface LocalClusterOptions {
@@ -36,6 +37,8 @@ export interface LocalClusterOptions {
   signal?: AbortSignal;
   /** Called with each start step (e.g. "starting etcd"), for progress output. */
   onStep?: (step: string) => void;
+  /** Run a PostgreSQL beside etcd as the history store (finished jobs leave etcd a minute after they end). @default true, when PostgreSQL is installed */
+  history?: boolean;
   /** A process of the cluster (a service or etcd) exited on its own: the cluster is no longer whole. */
   onChildExit?: (name: string, code: number | null, signal: string | null, stderrTail: string) => void;
 }
@@ -45,6 +48,17 @@ export class LocalClusterError extends Error {}
 
 /** Start order: quota seeds tenants and queues before admission answers. */
 const SERVICES = ['quota', 'scheduler', 'executor', 'admission'] as const;
+/**
+ * Where a local cluster keeps its PostgreSQL data: under its data dir — or, run as root, under
+ * /tmp (keyed by the data dir), since PostgreSQL runs as the `postgres` user and cannot enter
+ * root's home. Removing a cluster's data removes this too.
+ */
+export function postgresDataDir(dataDir: string): string {
+  return process.getuid?.() === 0
+    ? join(tmpdir(), `batchapi-dev-pg-${createHash('sha256').update(dataDir).digest('hex').slice(0, 12)}`)
+    : join(dataDir, 'postgres');
+}
+
 /** Stop order: the API first (no new work), executors last (they stop running tasks cleanly). */
 const STOP_ORDER = ['admission', 'scheduler', 'quota', 'executor'];
 const LOCK_FILE = 'cluster.lock.json';
@@ -73,6 +87,10 @@ export class LocalCluster {
   private readonly stderrTail = new Map<string, string>();
   private stopped?: Promise<void>;
   etcd?: LocalEtcd;
+  /** The history store's server, when one runs. */
+  postgres?: LocalPostgres;
+  /** URL of the history database (`BATCH_HISTORY_URL` of quota and admission), when one runs. */
+  historyUrl?: string;
   apiUrl = '';
   tenantToken = '';
   operatorToken = '';
@@ -106,6 +124,7 @@ export class LocalCluster {
     this.etcd = await startEtcd({ dataDir: join(o.dataDir, 'etcd') });
     this.etcd.members.forEach((m, i) => this.own(this.etcd!.members.length > 1 ? `etcd-${i}` : 'etcd', m.process, ['etcd', ...m.args]));
     this.options.signal?.throwIfAborted();
+    const historyUrl = await this.startHistory();
 
     this.step('writing tokens and the cluster config');
     this.tenantToken = newToken();
@@ -136,15 +155,16 @@ export class LocalCluster {
       BATCH_LEASE_TTL: String(o.leaseTtlSeconds ?? 5),
       BATCH_LOG_LEVEL: o.verbose ? 'info' : 'warn',
     };
+    const history: Record<string, string> = historyUrl ? { BATCH_HISTORY_URL: historyUrl } : {};
     for (const service of SERVICES) {
       const count = service === 'executor' ? real : 1;
       for (let i = 0; i < count; i++) {
         const name = service === 'executor' ? `executor-${i}` : service;
         const extra: Record<string, string> =
           service === 'admission'
-            ? { BATCH_TOKENS_FILE: tokensFile }
+            ? { BATCH_TOKENS_FILE: tokensFile, ...history }
             : service === 'quota'
-              ? { BATCH_CLUSTER_CONFIG: clusterFile }
+              ? { BATCH_CLUSTER_CONFIG: clusterFile, ...history }
               : service === 'executor'
                 ? { BATCH_NODE_NAME: `local-${i}`, BATCH_DATA_DIR: join(o.dataDir, `executor-${i}`), BATCH_KILL_GRACE_MS: String(o.killGraceMs ?? 2000) }
                 : {};
@@ -158,6 +178,30 @@ export class LocalCluster {
     }
     this.apiUrl = this.urls.get('admission')!;
     this.step('all services ready');
+  }
+
+  /**
+   * The history store: a PostgreSQL server beside etcd (data in `postgresDataDir`) and its
+   * `batch` database; finished jobs move there a minute after they end.
+   * Without PostgreSQL (not installed) the cluster runs without history, and says so.
+   */
+  private async startHistory(): Promise<string | undefined> {
+    const o = this.options;
+    if (o.history === false) return undefined;
+    this.step('starting PostgreSQL (history)');
+    const dataDir = postgresDataDir(o.dataDir);
+    try {
+      this.postgres = await startPostgres({ dataDir });
+      this.own('postgres', this.postgres.process, this.postgres.argv);
+      const url = await ensureDatabase(this.postgres.url, 'batch');
+      this.historyUrl = url;
+      return url;
+    } catch (err) {
+      await this.postgres?.stop().catch(() => undefined);
+      this.postgres = undefined;
+      this.step(`no history: ${(err as Error).message.split('\n')[0]} (finished jobs stay in etcd)`);
+      return undefined;
+    }
   }
 
   /** Tracks a child: exits are reported, stderr kept (or shown), and the lock file names it. */
@@ -222,11 +266,12 @@ export class LocalCluster {
    */
   stop(): Promise<void> {
     this.stopped ??= (async () => {
-      const services = this.owned.filter((o) => !o.name.startsWith('etcd'));
+      const services = this.owned.filter((o) => !o.name.startsWith('etcd') && o.name !== 'postgres');
       const rank = (n: string) => STOP_ORDER.findIndex((s) => n.startsWith(s));
       for (const tier of [...new Set(services.map((s) => rank(s.name)))].sort((a, b) => a - b)) {
         await Promise.all(services.filter((s) => rank(s.name) === tier).map((s) => stopProcess(s.process, STOP_GRACE_MS)));
       }
+      await this.postgres?.stop();
       await this.etcd?.stop();
       rmSync(join(this.options.dataDir, LOCK_FILE), { force: true });
     })();

@@ -280,6 +280,7 @@ program
   .option('--executors <n>', 'local executors (nodes local-0, local-1, …)', wholeNumber(0), 1)
   .option('--simulated-nodes <n>', 'also simulate this many nodes (tasks "run" for BATCH_SIM_SECONDS, default 1 s, without processes)', wholeNumber(0), 0)
   .option('--verbose', "show the services' logs on stderr, prefixed by service")
+  .option('--no-history', 'no PostgreSQL history store: finished jobs stay in etcd')
   .option('--timeout <seconds>', 'time limit of the whole demo', wholeNumber(1), 120)
   .action(run((o) => dev(o)));
 

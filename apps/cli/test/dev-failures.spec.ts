@@ -3,11 +3,12 @@
  * leaves processes that the next start on the same data stops; a service that dies stops the
  * whole cluster with exit 1 and its name.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BatchClient } from '@batchapi/sdk';
 import { alive, DevProcess, pidsMentioning, waitGone } from './dev-process';
+import { postgresDataDir } from '../src/local-cluster';
 
 let dir: string;
 let env: NodeJS.ProcessEnv;
@@ -87,3 +88,16 @@ it('a demo that runs out of time says so, stops the cluster and exits 1', async 
   expect(dev.stderr).toContain('• stopped');
   expect(pidsMentioning(join(dir, 'cache'))).toEqual([]);
 }, 60_000);
+
+it('a demo with history runs PostgreSQL beside etcd, says where, and leaves neither a server nor its data behind', async () => {
+  const dev = new DevProcess(['--demo', '--history'], env);
+  running.push(dev);
+  expect(await dev.exited).toBe(0);
+  expect(dev.stderr).toContain('• starting PostgreSQL (history)');
+  const url = /history: {8}(postgres:\/\/\S+)/.exec(dev.stdout)?.[1];
+  expect(url).toMatch(/^postgres:\/\/postgres@127\.0\.0\.1:\d+\/batch$/);
+  // the server is gone, and so is a root-run cluster's data under /tmp
+  const dataDir = /data: {11}(\S+)/.exec(dev.stdout)![1];
+  expect(existsSync(postgresDataDir(dataDir))).toBe(false);
+  expect(pidsMentioning(postgresDataDir(dataDir))).toEqual([]);
+}, 90_000);

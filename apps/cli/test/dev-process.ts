@@ -23,7 +23,9 @@ export class DevProcess {
 
   /** `launcher`: what runs `batch` (default: node on the built CLI), e.g. `['npm', 'run', '-s', 'batch', '--']`. */
   constructor(args: string[], env: NodeJS.ProcessEnv, launcher: string[] = [process.execPath, MAIN]) {
-    this.child = spawn(launcher[0], [...launcher.slice(1), 'dev', ...args], {
+    // No PostgreSQL unless a test asks for history (--history): it is started, and removed, by the suites that test it.
+    const history = args.includes('--history') ? [] : ['--no-history'];
+    this.child = spawn(launcher[0], [...launcher.slice(1), 'dev', ...history, ...args.filter((a) => a !== '--history')], {
       cwd: ROOT,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

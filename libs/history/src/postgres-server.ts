@@ -39,6 +39,9 @@ export interface LocalPostgres {
   dataDir: string;
   /** Fast shutdown (rolls back open transactions, then exits); removes the data dir when it was a temp dir. */
   stop(): Promise<void>;
+  /** The server process and its command line (a supervisor records them to stop a server its crashed owner left). */
+  process: ChildProcess;
+  argv: string[];
 }
 
 /** The superuser `initdb` creates, and the OS user the server runs as when this process is root. */
@@ -133,6 +136,8 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<L
         url,
         port,
         dataDir,
+        process: server.process,
+        argv: server.argv,
         async stop() {
           await stopServer(server.process);
           if (removeOnStop) rmSync(removeOnStop, { recursive: true, force: true });
@@ -143,6 +148,22 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<L
     if (removeOnStop) rmSync(removeOnStop, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Creates database `name` on the server of `url` unless it exists, and returns its URL (a local cluster's history, kept across restarts). */
+export async function ensureDatabase(url: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  let exists: boolean;
+  try {
+    exists = (await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rowCount === 1;
+  } finally {
+    await client.end();
+  }
+  if (!exists) return createDatabase(url, name);
+  const u = new URL(url);
+  u.pathname = `/${name}`;
+  return u.toString();
 }
 
 /** Creates database `name` on the server of `url` and returns its URL: a fresh database per suite. */
@@ -191,6 +212,7 @@ function initCluster(binDir: string, dataDir: string, ephemeral: boolean, user: 
 
 interface Server {
   process: ChildProcess;
+  argv: string[];
   /** The last lines the server wrote to stderr. */
   log(): string;
 }
@@ -212,7 +234,7 @@ function launch(binDir: string, dataDir: string, port: number, opts: PostgresSer
     lines.push(...chunk.split('\n').filter(Boolean));
     lines.splice(0, Math.max(0, lines.length - 20));
   });
-  return { process: p, log: () => lines.join('\n') };
+  return { process: p, argv: [join(binDir, 'postgres'), ...args], log: () => lines.join('\n') };
 }
 
 async function waitReady(url: string, server: Server, timeoutMs: number): Promise<void> {

@@ -26,7 +26,7 @@ const python = (args: string[], cwd: string) =>
 (hasPython ? describe : describe.skip)('Python SDK (python3 >= 3.9)', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'py-sdk-'));
-    cluster = await LocalCluster.start({ dataDir: dir, executors: 1, killGraceMs: 500 });
+    cluster = await LocalCluster.start({ dataDir: dir, executors: 1, killGraceMs: 500, history: false });
   }, 120_000);
   afterAll(async () => {
     await cluster?.stop();
