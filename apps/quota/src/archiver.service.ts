@@ -23,9 +23,19 @@ export interface ArchiveTuning {
   intervalMs: number;
   /** Most jobs archived per pass (one history transaction). @default 500 */
   batchSize: number;
+  /** History is kept this long, in milliseconds (`BATCH_HISTORY_RETENTION`, days): older months are dropped whole. @default 90 days */
+  historyRetentionMs: number;
+  /** How often the archiver applies history retention, in milliseconds. @default 3600000 */
+  retentionEveryMs: number;
 }
 
-export const DEFAULT_ARCHIVE: ArchiveTuning = { afterMs: 60_000, intervalMs: 5_000, batchSize: 500 };
+export const DEFAULT_ARCHIVE: ArchiveTuning = {
+  afterMs: 60_000,
+  intervalMs: 5_000,
+  batchSize: 500,
+  historyRetentionMs: 90 * 86_400_000,
+  retentionEveryMs: 3_600_000,
+};
 export const ARCHIVE_TUNING = Symbol('ArchiveTuning');
 
 @Injectable()
@@ -33,7 +43,9 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private leadership?: Leadership;
-  private readonly m: { archived: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter };
+  private readonly m: { archived: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter; dropped: Counter };
+  /** When retention last ran (CLOCK_MONOTONIC ms); it runs on the first pass of a term, then every `retentionEveryMs`. */
+  private retainedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -58,6 +70,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
         registers,
       }),
       failures: new Counter({ name: Metric.archiveFailures, help: 'Archiver passes that failed, by reason', labelNames: ['reason'], registers }),
+      dropped: new Counter({ name: Metric.historyPartitionsDropped, help: 'Monthly history partitions dropped by retention', registers }),
     };
   }
 
@@ -82,6 +95,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     while (!this.abort.signal.aborted && leadership.held()) {
       let full = false;
       try {
+        await this.retain();
         full = await this.pass(leadership);
         if (!(await leadership.verify())) return;
       } catch (err) {
@@ -92,6 +106,16 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
       // A full batch: more are ready, go on at once; else wait for jobs to finish.
       if (!full) await sleepUnlessAborted(this.tuning.intervalMs, this.abort.signal);
     }
+  }
+
+  /** History retention, now and then: drops the months older than `historyRetentionMs` (whole partitions). */
+  private async retain(): Promise<void> {
+    const mono = this.clock.monotonic();
+    if (mono - this.retainedAt < this.tuning.retentionEveryMs) return;
+    this.retainedAt = mono;
+    const dropped = await this.history.dropHistoryBefore(this.clock.now() - this.tuning.historyRetentionMs);
+    this.m.dropped.inc(dropped.length);
+    if (dropped.length) this.ctx.log.info({ dropped: dropped.map((p) => p.name) }, 'history retention dropped old months');
   }
 
   /** One batch: returns true when it was full (more may be ready). */

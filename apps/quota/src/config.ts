@@ -33,6 +33,12 @@ export const QUOTA_ENV = z.object({
     unit: 'seconds',
     doc: 'With `BATCH_HISTORY_URL`: how long after it finished a job is moved from etcd to the history store.',
   }),
+  BATCH_HISTORY_RETENTION: envNumber({
+    default: DEFAULT_ARCHIVE.historyRetentionMs / 86_400_000,
+    min: 1,
+    unit: 'days',
+    doc: 'With `BATCH_HISTORY_URL`: how long history is kept; older months are dropped whole (a month more at most).',
+  }),
 });
 
 /** A quota replica's settings, as read from its environment. */
@@ -43,7 +49,7 @@ export interface QuotaConfig {
   retention: RetentionTuning;
   /** History store URL (`BATCH_HISTORY_URL`): set, the elected archiver moves finished jobs there. @default none (no archiving) */
   historyUrl?: string;
-  /** Archiving (`BATCH_ARCHIVE_AFTER`, seconds). @default 60 s after the end, batches of 500, a pass every 5 s when idle */
+  /** Archiving (`BATCH_ARCHIVE_AFTER`, seconds) and history retention (`BATCH_HISTORY_RETENTION`, days). @default 60 s after the end, batches of 500, a pass every 5 s when idle; 90 days, applied hourly */
   archive: ArchiveTuning;
 }
 
@@ -62,6 +68,6 @@ export function quotaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QuotaC
       idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
     },
     ...historyUrlFromEnv(env),
-    archive: { ...DEFAULT_ARCHIVE, afterMs: e.BATCH_ARCHIVE_AFTER * 1000 },
+    archive: { ...DEFAULT_ARCHIVE, afterMs: e.BATCH_ARCHIVE_AFTER * 1000, historyRetentionMs: e.BATCH_HISTORY_RETENTION * 86_400_000 },
   };
 }

@@ -101,7 +101,7 @@ it('moves a finished job with its groups and results to history, and leaves live
   suite.quota = await startQuota({
     config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
     historyUrl: url,
-    archive: { afterMs: 1_000, intervalMs: 50 },
+    archive: { afterMs: 1_000, intervalMs: 50, retentionEveryMs: 100 },
   });
   expect(await until(async () => !(await inEtcd('done')))).toBe(true);
   expect(await history.getJob('done')).toEqual(done);
@@ -128,6 +128,19 @@ it('archives once a job a crashed pass had already written to history', async ()
   expect(await until(async () => !(await inEtcd('half-done')))).toBe(true);
   const listed = await history.listJobs({ namePrefix: 'half-done' });
   expect(listed.jobs.map((x) => x.id)).toEqual(['half-done']);
+});
+
+it('drops months of history older than the retention (90 days), whole, and keeps the recent ones', async () => {
+  const old = finishedJob('long-ago', Date.now() - 200 * 86_400_000);
+  const recent = finishedJob('recent', Date.now() - 86_400_000);
+  await history.archiveJobs([
+    { job: old, groups: [], results: [] },
+    { job: recent, groups: [], results: [] },
+  ]);
+  expect(await until(async () => (await history.getJob('long-ago')) === undefined)).toBe(true);
+  expect((await history.getJob('recent'))?.id).toBe('recent');
+  const metrics = await (await fetch(`${suite.quota!.url}/metrics`)).text();
+  expect(metrics).toMatch(/batch_history_partitions_dropped_total\{service="quota"\} [1-9]/);
 });
 
 it('keeps finished jobs in etcd while PostgreSQL is down, counts the failure, and archives them once it is back', async () => {

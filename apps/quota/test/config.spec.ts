@@ -5,13 +5,13 @@ it('defaults every setting when the environment is empty', () => {
   expect(quotaConfigFromEnv({})).toEqual({
     clusterConfigFile: undefined,
     retention: { jobRetentionMs: 7 * 86_400_000, idempotencyTtlMs: 86_400_000, maxJobsPerPass: 1000, intervalMs: 60_000 },
-    archive: { afterMs: 60_000, intervalMs: 5_000, batchSize: 500 },
+    archive: { afterMs: 60_000, intervalMs: 5_000, batchSize: 500, historyRetentionMs: 90 * 86_400_000, retentionEveryMs: 3_600_000 },
   });
 });
 
 it('archives to the history store only with BATCH_HISTORY_URL, after BATCH_ARCHIVE_AFTER seconds', () => {
-  const c = quotaConfigFromEnv({ BATCH_HISTORY_URL: 'postgres://h/db', BATCH_ARCHIVE_AFTER: '30' });
-  expect(c).toMatchObject({ historyUrl: 'postgres://h/db', archive: { afterMs: 30_000 } });
+  const c = quotaConfigFromEnv({ BATCH_HISTORY_URL: 'postgres://h/db', BATCH_ARCHIVE_AFTER: '30', BATCH_HISTORY_RETENTION: '7' });
+  expect(c).toMatchObject({ historyUrl: 'postgres://h/db', archive: { afterMs: 30_000, historyRetentionMs: 7 * 86_400_000 } });
   expect(quotaConfigFromEnv({ BATCH_HISTORY_URL: ' ' }).historyUrl).toBeUndefined();
   expect(() => quotaConfigFromEnv({ BATCH_ARCHIVE_AFTER: '-1' })).toThrow('BATCH_ARCHIVE_AFTER must be a number ≥ 0 (got "-1")');
 });

@@ -19,7 +19,7 @@ import {
 } from '@batchapi/api';
 import pg from 'pg';
 import { InvalidHistoryRequestError, asHistoryError } from './errors';
-import { ensurePartitionsFor } from './partitions';
+import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from './partitions';
 import { inTransaction } from './transaction';
 
 /** A finished job as the archiver reads it from etcd: its record, every group status of every attempt, its results. */
@@ -220,6 +220,14 @@ export class HistoryStore {
         for (const slice of slices(results, this.rowsPerStatement)) await client.query(UPSERT_RESULTS, [JSON.stringify(slice)]);
       });
     });
+  }
+
+  /**
+   * History retention: drops every month of history that ended before `before` (epoch ms; the
+   * month holding it is kept) — whole partitions, never rows (see `dropPartitionsBefore`).
+   */
+  dropHistoryBefore(before: number): Promise<HistoryPartition[]> {
+    return dropPartitionsBefore(this.pool, before);
   }
 
   /** The archived record of job `id`, as it was in etcd when it was archived; undefined when the history does not have it. */

@@ -32,6 +32,8 @@ export const Metric = {
   archivePending: 'batch_archive_pending_jobs',
   /** Age of the oldest finished job etcd still holds, as of the archiver's last pass (0 when none). */
   archiveOldest: 'batch_archive_oldest_finished_seconds',
+  /** Monthly history partitions dropped by retention (`BATCH_HISTORY_RETENTION`). */
+  historyPartitionsDropped: 'batch_history_partitions_dropped_total',
   /** Archiver passes that failed, by reason (`history_unavailable`, `error`). */
   archiveFailures: 'batch_archive_failures_total',
   schedulerNodeLostTasks: 'batch_scheduler_node_lost_tasks_total',
