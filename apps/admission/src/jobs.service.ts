@@ -27,7 +27,8 @@ import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { mergeJobPages } from './job-list';
 import { liveTaskPage, type TaskCursor } from './task-list';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
-import { type HistoryStore, isUnavailable, MAX_PAGE_SIZE } from '@batchapi/history';
+import { type HistoryStore, MAX_PAGE_SIZE } from '@batchapi/history';
+import { fromHistory } from './history-reads';
 import {
   cancelJob,
   getJob,
@@ -391,16 +392,9 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return (await this.findJob(principal, id)).job;
   }
 
-  /** A read of the history store (undefined without one); PostgreSQL down or slow is a 503 `unavailable` with `Retry-After`. */
-  private async fromHistory<T>(read: (h: HistoryStore) => Promise<T>): Promise<T | undefined> {
-    if (!this.history) return undefined;
-    try {
-      return await read(this.history);
-    } catch (err) {
-      if (isUnavailable(err))
-        throw new ApiError(ErrorCode.Unavailable, `the history store did not answer: ${(err as Error).message}`, { retryAfterSeconds: 5 });
-      throw err;
-    }
+  /** A read of the history store (see `fromHistory`). */
+  private fromHistory<T>(read: (h: HistoryStore) => Promise<T>): Promise<T | undefined> {
+    return fromHistory(this.history, read);
   }
 
   /**

@@ -17,16 +17,22 @@ import {
   workflowView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
-import { SERVICE, type ServiceContext } from '@batchapi/runtime';
+import { HISTORY, SERVICE, type ServiceContext } from '@batchapi/runtime';
+import type { HistoryStore } from '@batchapi/history';
+import { fromHistory } from './history-reads';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow, tenantAndQueues } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
 import { criticalPaths, validateDag } from '@batchapi/workflows';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { newJobId, requestDigest } from './jobs.service';
 
 @Injectable()
 export class WorkflowsService {
-  constructor(@Inject(SERVICE) private readonly ctx: ServiceContext) {}
+  constructor(
+    @Inject(SERVICE) private readonly ctx: ServiceContext,
+    /** Where finished workflows go once archived out of etcd. @default none: a workflow gone from etcd is not found */
+    @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
+  ) {}
 
   /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
   async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: WorkflowView; created: boolean }> {
@@ -99,15 +105,22 @@ export class WorkflowsService {
     return workflowView(await this.visible(principal, id));
   }
 
+  /** Live workflows (etcd, in id order), then archived ones, most recently finished first, at most `limit` in all. */
   async list(principal: Principal, query: unknown): Promise<{ workflows: WorkflowView[] }> {
     const q = parseWith(ListWorkflowsQuerySchema, query);
-    const all = await listWorkflows(this.ctx.store, { tenant: principal.role === 'operator' ? undefined : principal.tenant, limit: q.limit ?? 100 });
-    return { workflows: all.map(workflowView) };
+    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, limit: q.limit ?? 100 };
+    const live = await listWorkflows(this.ctx.store, filter);
+    const archived =
+      live.length < filter.limit ? ((await fromHistory(this.history, (h) => h.listWorkflows({ ...filter, limit: filter.limit - live.length }))) ?? []) : [];
+    const seen = new Set(live.map((w) => w.id));
+    return { workflows: [...live, ...archived.filter((w) => !seen.has(w.id))].map(workflowView) };
   }
 
   /** Marks the workflow cancelled and cancels its running step jobs at once (the controller does it too, for steps submitted meanwhile). */
   async cancel(principal: Principal, id: string, now: number): Promise<WorkflowView> {
-    await this.visible(principal, id);
+    const found = await this.visible(principal, id);
+    // An archived workflow has finished: cancelling it changes nothing.
+    if (TERMINAL_WORKFLOW_PHASES.has(found.phase) && !(await getWorkflow(this.ctx.store, id))) return workflowView(found);
     const wf = await requestWorkflowCancel(this.ctx.store, id, now);
     for (const s of wf?.steps ?? []) if (s.jobId && s.phase === 'Running') await cancelJob(this.ctx.store, s.jobId, now);
     return this.get(principal, id);
@@ -120,8 +133,9 @@ export class WorkflowsService {
   /** The workflow's view for its event stream. */
   async eventSnapshot(principal: Principal, id: string): Promise<StreamSnapshot> {
     const wf = await getWorkflow(this.ctx.store, id);
-    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant))
-      throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
+    // Archived: one final view, and the stream ends.
+    if (!wf) return { view: workflowView(await this.visible(principal, id)), revision: 0n, terminal: true };
+    if (principal.role !== 'operator' && wf.value.tenant !== principal.tenant) throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
     return { view: workflowView(wf.value), revision: BigInt(wf.modRevision), terminal: TERMINAL_WORKFLOW_PHASES.has(wf.value.phase) };
   }
 
@@ -136,13 +150,15 @@ export class WorkflowsService {
     };
   }
 
-  /** A workflow the principal may see; 404 for others' and unknown ids alike. */
+  /** A workflow the principal may see — live from etcd, else archived in history; 404 for others' and unknown ids alike. */
   async visible(principal: Principal, id: string): Promise<WorkflowRecord> {
-    const wf = await getWorkflow(this.ctx.store, id);
-    if (!wf || (principal.role !== 'operator' && wf.value.tenant !== principal.tenant)) {
+    const wf =
+      (await getWorkflow(this.ctx.store, id))?.value ??
+      (/^[A-Za-z0-9-]{1,64}$/.test(id) ? await fromHistory(this.history, (h) => h.getWorkflow(id)) : undefined);
+    if (!wf || (principal.role !== 'operator' && wf.tenant !== principal.tenant)) {
       throw new ApiError(ErrorCode.NotFound, `workflow ${id} not found`, { id });
     }
-    return wf.value;
+    return wf;
   }
 
   private async checkTenantAndQueues(tenant: string, queues: string[]): Promise<void> {

@@ -10,7 +10,7 @@
  */
 import { type HistoryStore, isUnavailable } from '@batchapi/history';
 import { CLOCK, type Clock, HISTORY, SERVICE, serveElectedRole, type ServiceContext, sleepUnlessAborted, systemClock } from '@batchapi/runtime';
-import { archivableJobs, type Leadership, readArchiveBatch, removeArchived } from '@batchapi/store';
+import { archivableJobs, archivableWorkflows, type Leadership, readArchiveBatch, removeArchived, removeArchivedWorkflows } from '@batchapi/store';
 import { inSpan, Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -43,7 +43,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private leadership?: Leadership;
-  private readonly m: { archived: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter; dropped: Counter };
+  private readonly m: { archived: Counter; workflows: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter; dropped: Counter };
   /** When retention last ran (CLOCK_MONOTONIC ms); it runs on the first pass of a term, then every `retentionEveryMs`. */
   private retainedAt = Number.NEGATIVE_INFINITY;
 
@@ -57,6 +57,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     const registers = [ctx.registry];
     this.m = {
       archived: new Counter({ name: Metric.archiveJobs, help: 'Finished jobs moved from etcd to the history store', registers }),
+      workflows: new Counter({ name: Metric.archiveWorkflows, help: 'Finished workflows moved from etcd to the history store', registers }),
       lag: new Histogram({
         name: Metric.archiveLag,
         help: "Seconds from a job's end to its removal from etcd by the archiver",
@@ -97,6 +98,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
       try {
         await this.retain();
         full = await this.pass(leadership);
+        await this.passWorkflows(leadership);
         if (!(await leadership.verify())) return;
       } catch (err) {
         const reason = isUnavailable(err) ? 'history_unavailable' : 'error';
@@ -116,6 +118,18 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     const dropped = await this.history.dropHistoryBefore(this.clock.now() - this.tuning.historyRetentionMs);
     this.m.dropped.inc(dropped.length);
     if (dropped.length) this.ctx.log.info({ dropped: dropped.map((p) => p.name) }, 'history retention dropped old months');
+  }
+
+  /**
+   * Finished workflows, once finished for `afterMs`: into history, then out of etcd (fenced, each
+   * only if unchanged). Their step jobs leave etcd by the job passes once the workflow is gone.
+   */
+  private async passWorkflows(leadership: Leadership): Promise<void> {
+    const { store } = this.ctx;
+    const ready = await archivableWorkflows(store, this.clock.now(), this.tuning.afterMs, this.tuning.batchSize);
+    if (ready.length === 0) return;
+    await this.history.archiveWorkflows(ready.map((w) => w.value));
+    this.m.workflows.inc((await removeArchivedWorkflows(store, leadership.fence(), ready)).length);
   }
 
   /** One batch: returns true when it was full (more may be ready). */

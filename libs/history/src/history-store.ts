@@ -375,6 +375,17 @@ export class HistoryStore {
     return rows[0]?.record;
   }
 
+  /** Archived workflows, most recently finished first, one tenant's when given, at most `limit` (1 to `MAX_PAGE_SIZE`). */
+  async listWorkflows(filter: { tenant?: string; limit?: number } = {}): Promise<WorkflowRecord[]> {
+    const limit = pageSize(filter.limit);
+    const params: unknown[] = [];
+    const p = (v: unknown) => `$${params.push(v)}`;
+    const where = filter.tenant !== undefined ? `WHERE tenant = ${p(filter.tenant)}` : '';
+    const sql = `SELECT record FROM workflows ${where} ORDER BY finished_at DESC, id DESC LIMIT ${p(limit)}`;
+    const { rows } = await this.run('listing workflows', () => this.pool.query<{ record: WorkflowRecord }>(sql, params));
+    return rows.map((r) => r.record);
+  }
+
   /** Ends the pool's connections; the store cannot be used after. */
   async close(): Promise<void> {
     await this.pool.end();

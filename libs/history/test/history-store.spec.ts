@@ -177,6 +177,17 @@ describe('listJobs', () => {
   });
 });
 
+describe('listJobsById', () => {
+  it('lists in byte order of the id, as etcd orders keys, whatever the database collation, after a given id', async () => {
+    // bytes: '-' 0x2d < '0' 0x30 < 'B' 0x42 < 'a' 0x61 (a linguistic collation would put '-' and case elsewhere)
+    const ids = ['zz-a', 'zz-B', 'zz--x', 'zz-0'];
+    await history.archiveJobs(ids.map((id) => archived(finishedJob(id, { tenant: 'byid' }))));
+    const all = await history.listJobsById({ tenant: 'byid', limit: 10 });
+    expect(all.map((j) => j.id)).toEqual(['zz--x', 'zz-0', 'zz-B', 'zz-a']);
+    expect((await history.listJobsById({ tenant: 'byid', afterId: 'zz-0', limit: 1 })).map((j) => j.id)).toEqual(['zz-B']);
+  });
+});
+
 describe('listTasks', () => {
   // 4 tasks: task 1 failed at attempt 1 on node-1 and succeeded at attempt 2 on node-2; task 3 failed twice.
   const job = finishedJob('T', { phase: 'Failed', tasks: 4, counts: { succeeded: 3, failed: 1, cancelled: 0 } });

@@ -105,3 +105,27 @@ export async function removeArchived(store: EtcdStore, fence: Compare, entries: 
   }
   return out;
 }
+
+/** True when workflow `w` may be archived at `now`: finished at least `afterMs` ago.   now − finishedAt ≥ afterMs */
+export function isWorkflowArchivable(w: WorkflowRecord, now: number, afterMs: number): boolean {
+  return TERMINAL_WORKFLOW_PHASES.has(w.phase) && w.finishedAt !== undefined && now - w.finishedAt >= afterMs;
+}
+
+/** The workflows archivable now, oldest finished first, at most `max`. */
+export async function archivableWorkflows(store: EtcdStore, now: number, afterMs: number, max: number): Promise<Array<Versioned<WorkflowRecord>>> {
+  const all = await store.listAll<WorkflowRecord>(store.keys.workflows());
+  return all.items
+    .filter((w) => isWorkflowArchivable(w.value, now, afterMs))
+    .sort((a, b) => a.value.finishedAt! - b.value.finishedAt!)
+    .slice(0, max);
+}
+
+/** Removes archived workflows from etcd, each fenced and only if unchanged since read; returns the ids removed. Stops at a lost fence. */
+export async function removeArchivedWorkflows(store: EtcdStore, fence: Compare, workflows: ReadonlyArray<Versioned<WorkflowRecord>>): Promise<string[]> {
+  const removed: string[] = [];
+  for (const w of workflows) {
+    const res = await store.txn([fence, { key: w.key, modRevision: w.modRevision }], [{ delete: w.key }]);
+    if (res.succeeded) removed.push(w.value.id);
+  }
+  return removed;
+}

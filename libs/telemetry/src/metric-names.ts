@@ -26,6 +26,8 @@ export const Metric = {
   retentionDeleted: 'batch_retention_deleted_total',
   /** Finished jobs moved from etcd to the history store (written there, then removed from etcd). */
   archiveJobs: 'batch_archive_jobs_total',
+  /** Finished workflows moved from etcd to the history store. */
+  archiveWorkflows: 'batch_archive_workflows_total',
   /** Seconds from a job's end to its removal from etcd by the archiver. */
   archiveLag: 'batch_archive_lag_seconds',
   /** Finished jobs etcd still holds (waiting for the archiver), as of its last pass. */

@@ -131,3 +131,34 @@ it('lists live and archived jobs as one list in id order, each once, page by pag
   const other = await api(base, 'GET', '/v1/jobs?limit=100', undefined, 'other-token');
   expect(other.body.jobs).toEqual([]);
 });
+
+it('moves a finished workflow and its step jobs to history, and answers for them from there', async () => {
+  await restartPostgresIfStopped();
+  const job = { resources: { cpu: '1', memory: '1Gi' }, command: ['true'] };
+  const res = await api(base, 'POST', '/v1/workflows', {
+    name: 'archived-flow',
+    steps: [
+      { name: 'a', job },
+      { name: 'b', dependsOn: ['a'], job },
+    ],
+  });
+  expect(res.status).toBe(201);
+  const id = res.body.id as string;
+  const done = await until(async () => (await api(base, 'GET', `/v1/workflows/${id}`)).body.phase === 'Succeeded', 30_000);
+  expect(done).toBe(true);
+  const steps = (await api(base, 'GET', `/v1/workflows/${id}`)).body.steps as Array<{ jobId: string }>;
+  // The workflow leaves etcd, then its step jobs.
+  expect(
+    await until(
+      async () => (await store.get(store.keys.workflow(id))) === undefined && (await Promise.all(steps.map((s) => gone(s.jobId)))).every(Boolean),
+      20_000,
+    ),
+  ).toBe(true);
+  const got = await api(base, 'GET', `/v1/workflows/${id}`);
+  expect(got.status).toBe(200);
+  expect(got.body).toMatchObject({ id, name: 'archived-flow', phase: 'Succeeded' });
+  for (const s of steps) expect((await api(base, 'GET', `/v1/jobs/${s.jobId}`)).body.phase).toBe('Succeeded');
+  expect((await api(base, 'GET', '/v1/workflows')).body.workflows.map((w: { id: string }) => w.id)).toContain(id);
+  expect((await api(base, 'GET', `/v1/workflows/${id}`, undefined, 'other-token')).status).toBe(404);
+  expect((await api(base, 'DELETE', `/v1/workflows/${id}`)).body).toMatchObject({ id, phase: 'Succeeded' });
+});
