@@ -153,6 +153,7 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<L
 /** Creates database `name` on the server of `url` unless it exists, and returns its URL (a local cluster's history, kept across restarts). */
 export async function ensureDatabase(url: string, name: string): Promise<string> {
   const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined); // a server ending the connection fails the query in flight too
   await client.connect();
   let exists: boolean;
   try {
@@ -172,6 +173,7 @@ export async function createDatabase(url: string, name: string): Promise<string>
     throw new Error(`database name must be lowercase letters, digits and underscores (at most 63, not starting with a digit), got "${name}"`);
   }
   const client = new pg.Client({ connectionString: url });
+  client.on('error', () => undefined); // a server ending the connection fails the query in flight too
   await client.connect();
   try {
     await client.query(`CREATE DATABASE ${name}`);
