@@ -28,7 +28,7 @@ export const ADMISSION_ENV = z.object({
     min: 0,
     int: false,
     unit: 'ms',
-    doc: 'Event-loop delay (p99 over the last second) past which submits are shed 503 `overloaded`; 0 turns it off.',
+    doc: 'Event-loop delay (the longest within the last second) past which submits are shed 503 `overloaded`; 0 turns it off.',
   }),
   BATCH_READS_PER_SECOND: envNumber({
     default: 50,

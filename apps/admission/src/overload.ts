@@ -6,19 +6,20 @@
  * saw both replicas stop answering within seconds and never recover). Shed requests cost
  * nothing downstream, so the cluster keeps completing what it accepted.
  *
- * The signal is the delay of the replica's event loop (p99 over the last second): a replica
- * starved of CPU answers late whatever its queue. (Submits in flight are capped by the submit
+ * The signal is the delay of the replica's event loop — the longest it was behind within the
+ * last second, or is behind right now: a replica starved of CPU answers late whatever its queue.
+ * (A p99 of event-loop delay samples missed a stall: one second blocked is one sample among a
+ * hundred, and its sample could land in the next window after the first submit was taken.) (Submits in flight are capped by the submit
  * throttle, `BATCH_MAX_INFLIGHT_SUBMITS`.) Reads, cancels and operator calls are never shed here
  * (reads have their own limit).
  */
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { ApiError, ErrorCode } from '@batchapi/api';
 import { type CanActivate, type ExecutionContext, Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 
 /** Capacity of one admission replica for submits. */
 export interface OverloadLimits {
-  /** Event-loop delay, p99 over the last second, in ms, past which submits are shed (`BATCH_MAX_EVENT_LOOP_DELAY_MS`). 0 turns it off. @default 2000 */
+  /** Event-loop delay (the longest within the last second, or now), in ms, past which submits are shed (`BATCH_MAX_EVENT_LOOP_DELAY_MS`). 0 turns it off. @default 2000 */
   maxLoopDelayMs: number;
 }
 
@@ -27,41 +28,58 @@ export function shedReason(limits: OverloadLimits, loopDelayMs: number): 'event_
   return limits.maxLoopDelayMs > 0 && loopDelayMs > limits.maxLoopDelayMs ? 'event_loop_delay' : undefined;
 }
 
-/** The replica's submit load: its event loop's recent delay. */
+/** How often the event loop's delay is sampled, in milliseconds. */
+const TICK_MS = 20;
+/** How far back a delay still counts, in milliseconds. */
+const WINDOW_MS = 1000;
+
+/** The replica's submit load: how far behind its event loop has been lately. */
 export class SubmitLoad implements OnModuleDestroy {
-  /** p99 event-loop delay of the last full second, ms. */
-  loopDelayMs = 0;
-  private readonly histogram: IntervalHistogram;
+  /** Each tick's lateness (ms) with when it ran (ms, `performance.now`), the last second's. */
+  private readonly samples: Array<{ at: number; lateMs: number }> = [];
+  private lastTick = performance.now();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
     readonly limits: OverloadLimits,
     private readonly onShed: (reason: string) => void = () => undefined,
   ) {
-    this.histogram = monitorEventLoopDelay({ resolution: 10 });
-    this.histogram.enable();
     this.timer = setInterval(() => {
-      this.loopDelayMs = this.histogram.percentile(99) / 1e6;
-      this.histogram.reset();
-    }, 1000);
+      const now = performance.now();
+      this.samples.push({ at: now, lateMs: Math.max(0, now - this.lastTick - TICK_MS) });
+      this.lastTick = now;
+      while (this.samples.length && this.samples[0].at < now - WINDOW_MS) this.samples.shift();
+    }, TICK_MS);
     this.timer.unref();
+  }
+
+  /**
+   * How far behind the event loop is, in ms: the longest lateness of a tick within the last second,
+   * or, when the next tick is overdue right now (the loop was just blocked and this request runs
+   * before the tick), how overdue it is.
+   */
+  get loopDelayMs(): number {
+    const now = performance.now();
+    let worst = Math.max(0, now - this.lastTick - TICK_MS);
+    for (const s of this.samples) if (s.at >= now - WINDOW_MS && s.lateMs > worst) worst = s.lateMs;
+    return worst;
   }
 
   /** Takes a submit, or throws 503 `overloaded`. */
   enter(): void {
-    const reason = shedReason(this.limits, this.loopDelayMs);
+    const delay = this.loopDelayMs;
+    const reason = shedReason(this.limits, delay);
     if (!reason) return;
     this.onShed(reason);
     throw new ApiError(
       ErrorCode.Overloaded,
-      `this admission replica is over its capacity for submits (its event loop is ${Math.round(this.loopDelayMs)} ms behind); retry after Retry-After seconds, on any replica`,
+      `this admission replica is over its capacity for submits (its event loop was ${Math.round(delay)} ms behind); retry after Retry-After seconds, on any replica`,
       { retryAfterSeconds: 1 },
     );
   }
 
   onModuleDestroy(): void {
     clearInterval(this.timer);
-    this.histogram.disable();
   }
 }
 
