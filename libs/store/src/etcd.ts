@@ -862,6 +862,8 @@ export class ProcessLease {
   private failedHandlers: Array<(err: Error) => void> = [];
   private isLost = false;
   private confirming = false;
+  /** A loss check put off until the fence ends (see `confirmLoss`). */
+  private recheck?: NodeJS.Timeout;
   id = '';
 
   constructor(
@@ -964,9 +966,10 @@ export class ProcessLease {
 
   /**
    * 2×TTL without an acknowledged renewal, or one member said the lease is gone: asks every
-   * member for the lease's TTL once, and gives it up when a majority answers it is gone (no TTL
-   * left, not found) and none that it is held. No answer decides nothing: the fence has ended at
-   * TTL anyway, and the next round asks again.
+   * member for the lease's TTL once, and gives it up when every member answers it is gone (no TTL
+   * left, not found) — or a majority does, none says it is held, and its own fence has ended too
+   * (before that, it asks again when the fence ends). No answer decides nothing: the fence ends at TTL anyway, and
+   * the next round asks again.
    */
   private confirmLoss(): void {
     if (this.confirming) return;
@@ -982,10 +985,19 @@ export class ProcessLease {
     void Promise.all(asks).then((answers) => {
       this.confirming = false;
       const gone = answers.filter((a) => a === 'gone').length;
-      if (!answers.includes('held') && gone > this.members.length / 2)
-        this.markLost(
-          `the members answered ${answers.join(', ')} for the lease, ${Math.round(this.fence.sinceRenewalMs(this.clock()))} ms after its last renewal`,
-        );
+      if (answers.includes('held') || gone <= this.members.length / 2 || this.isLost) return;
+      const now = this.clock();
+      // With a member silent, the others can answer "gone" for a lease a keep-alive renewed a
+      // moment ago (seen 1.6 s into a 2 s TTL, right after the raft leader was killed: "unknown,
+      // gone, gone"). Unless every member says gone, a lease whose fence still runs is not given
+      // up: asked again once the fence has ended, when renewals that land meanwhile extend it.
+      if (gone < this.members.length && this.fence.alive(now)) {
+        clearTimeout(this.recheck);
+        this.recheck = setTimeout(() => this.confirmLoss(), Math.max(10, this.ttlMs - this.fence.sinceRenewalMs(now)) + 10);
+        this.recheck.unref?.();
+        return;
+      }
+      this.markLost(`the members answered ${answers.join(', ')} for the lease, ${Math.round(this.fence.sinceRenewalMs(now))} ms after its last renewal`);
     });
   }
 
@@ -1046,6 +1058,7 @@ export class ProcessLease {
 
   private stopRenewing(): void {
     this.isLost = true;
+    clearTimeout(this.recheck);
     clearInterval(this.timer);
     for (const stream of this.streams) stream.cancel();
     this.streams.clear();
