@@ -29,18 +29,23 @@ export default tseslint.config(
           depConstraints: [
             { sourceTag: 'type:vocabulary', onlyDependOnLibsWithTags: ['type:vocabulary'] },
             { sourceTag: 'type:telemetry', onlyDependOnLibsWithTags: ['type:telemetry'] },
+            { sourceTag: 'type:proc', onlyDependOnLibsWithTags: [] },
             { sourceTag: 'type:lifecycle', onlyDependOnLibsWithTags: ['type:vocabulary'] },
             { sourceTag: 'type:pure', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:pure'] },
-            { sourceTag: 'type:store', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle'] },
-            { sourceTag: 'type:history', onlyDependOnLibsWithTags: ['type:vocabulary'] },
+            { sourceTag: 'type:store', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:proc'] },
+            { sourceTag: 'type:history', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:proc'] },
             { sourceTag: 'type:simulation', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:pure'] },
             { sourceTag: 'type:sdk', onlyDependOnLibsWithTags: ['type:vocabulary'] },
-            { sourceTag: 'type:runtime', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:store', 'type:history', 'type:telemetry'] },
+            {
+              sourceTag: 'type:runtime',
+              onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:proc', 'type:store', 'type:history', 'type:telemetry'],
+            },
             {
               sourceTag: 'type:app',
               onlyDependOnLibsWithTags: [
                 'type:vocabulary',
                 'type:lifecycle',
+                'type:proc',
                 'type:pure',
                 'type:store',
                 'type:history',

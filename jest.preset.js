@@ -16,7 +16,7 @@ module.exports = (name, dir) => ({
   },
   transformIgnorePatterns: ['node_modules/(?!(@nestjs|@kubernetes/client-node|openid-client|oauth4webapi|jose|file-type|load-esm|uid|node-pg-migrate)/)'],
   moduleNameMapper: {
-    '^@batchapi/(api|lifecycle|store|history|scheduling|simulation|telemetry|sdk|runtime|workflows)$': path.join(root, 'libs/$1/src/index.ts'),
+    '^@batchapi/(api|lifecycle|proc|store|history|scheduling|simulation|telemetry|sdk|runtime|workflows)$': path.join(root, 'libs/$1/src/index.ts'),
     '^@batchapi/(admission|quota|scheduler|executor|cli)$': path.join(root, 'apps/$1/src/index.ts'),
   },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { JobRecord, JobView } from '@batchapi/api';
 import { newServiceToken, type RunningService } from '@batchapi/runtime';
-import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { startQuota } from '@batchapi/quota';
 import { startAdmission, TokenAuthenticator } from '../src';
 

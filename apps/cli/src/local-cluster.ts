@@ -14,7 +14,8 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ClusterConfig, TokensFile } from '@batchapi/api';
-import { freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { type LocalEtcd, startEtcd } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { ensureDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 
 /** Options of a local cluster. */

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { batch, ROOT } from './dev-process';
 
 let dir: string;

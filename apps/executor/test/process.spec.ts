@@ -9,7 +9,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAllocation, NodeRecord } from '@batchapi/api';
 import { newServiceToken } from '@batchapi/runtime';
-import { freePort } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { attemptPaths } from '../src';
 import { bind, groupAlive, groupOf, jobOf, readOrEmpty, until, useTestbed } from './harness';
 

@@ -7,7 +7,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
 import { newServiceToken } from '@batchapi/runtime';
-import { EtcdStore, freePort, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { Etcd3 } from 'etcd3';
 
 const MAIN = join(__dirname, '../dist/main.js');

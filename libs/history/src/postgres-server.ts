@@ -7,9 +7,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
+import { freePort, stopProcess } from '@batchapi/proc';
 import pg from 'pg';
 
 /** Options of a local PostgreSQL server. */
@@ -78,19 +78,6 @@ function debianBinDirs(): string[] {
     .map((v) => join(base, v, 'bin'));
 }
 
-/** Finds a free TCP port on 127.0.0.1 (as libs/store's `freePort`, which this library may not import). */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 /** The uid and gid to run the server as: none (this process's) unless this process is root. */
 function serverUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
@@ -128,7 +115,7 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<L
       try {
         await waitReady(url, server, timeoutMs);
       } catch (err) {
-        await stopServer(server.process);
+        await stopProcess(server.process, { signal: 'SIGINT', graceMs: 10_000 });
         if (!opts.port && attempt < 3 && /could not bind|Address already in use|could not create any TCP\/IP sockets/i.test(server.log())) continue;
         throw err;
       }
@@ -139,7 +126,7 @@ export async function startPostgres(opts: PostgresServerOptions = {}): Promise<L
         process: server.process,
         argv: server.argv,
         async stop() {
-          await stopServer(server.process);
+          await stopProcess(server.process, { signal: 'SIGINT', graceMs: 10_000 });
           if (removeOnStop) rmSync(removeOnStop, { recursive: true, force: true });
         },
       };
@@ -260,17 +247,4 @@ async function waitReady(url: string, server: Server, timeoutMs: number): Promis
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`postgres did not accept connections within ${timeoutMs} ms at ${url} (${(last as Error)?.message}): ${server.log()}`);
-}
-
-/** Fast shutdown (SIGINT), then SIGKILL after 10 s. */
-async function stopServer(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 10000);
-    p.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    p.kill('SIGINT');
-  });
 }

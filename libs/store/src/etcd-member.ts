@@ -5,9 +5,9 @@
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, stopProcess } from '@batchapi/proc';
 
 /** Options of a local etcd member or cluster. */
 export interface EtcdMemberOptions {
@@ -35,19 +35,6 @@ export interface LocalEtcd {
   /** Restarts a killed member with its data. */
   restart(index: number): void;
   stop(): Promise<void>;
-}
-
-/** Finds a free TCP port on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Says how to get etcd when it is missing. */
@@ -143,18 +130,6 @@ function launch(binary: string, args: string[]): ChildProcess {
   const p = spawn(binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr?.resume();
   return p;
-}
-
-async function stopProcess(p: ChildProcess): Promise<void> {
-  if (p.exitCode !== null || p.signalCode !== null) return;
-  await new Promise<void>((resolve) => {
-    const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-    p.once('exit', () => {
-      clearTimeout(t);
-      resolve();
-    });
-    p.kill('SIGTERM');
-  });
 }
 
 async function waitHealthy(endpoints: string[], timeoutMs: number): Promise<void> {

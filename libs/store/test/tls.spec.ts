@@ -7,7 +7,8 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EtcdStore, etcdBinaryOrExplain, freePort } from '@batchapi/store';
+import { EtcdStore, etcdBinaryOrExplain } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 
 const hasOpenssl = (() => {
   try {

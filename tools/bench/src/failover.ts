@@ -7,7 +7,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { type Binding, type JobRecord, type NodeRecord, parseResources } from '@batchapi/api';
 import { newServiceToken } from '@batchapi/runtime';
-import { EtcdStore, freePort, MAX_TXN_OPS, type Op, startEtcd, submitJob } from '@batchapi/store';
+import { EtcdStore, MAX_TXN_OPS, type Op, startEtcd, submitJob } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { progress } from './rng';
 
 export interface FailoverBenchOptions {

@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
 import { newServiceToken } from '@batchapi/runtime';
-import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 
 const ROOT = join(__dirname, '../../..');
 const TOKEN = 'fault-tenant-token';

@@ -9,7 +9,8 @@ import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, wri
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GroupStatus } from '@batchapi/api';
-import { EtcdStore, freePort, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { freePort } from '@batchapi/proc';
 import { detectIsolation, sweepCgroups } from '@batchapi/executor';
 import { newServiceToken, RPC_AUTHORIZATION } from '@batchapi/runtime';
 import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
