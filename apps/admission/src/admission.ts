@@ -16,6 +16,7 @@ import { OpenApiController } from './openapi.controller';
 import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
+import { UsageController } from './usage.controller';
 import { WorkflowsController } from './workflows.controller';
 import { WorkflowsService } from './workflows.service';
 
@@ -55,7 +56,16 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit ?? env.bodyLimit,
-    controllers: [BulkJobsController, JobsController, NodesController, OpenApiController, QueuesController, TenantsController, WorkflowsController],
+    controllers: [
+      BulkJobsController,
+      JobsController,
+      NodesController,
+      OpenApiController,
+      QueuesController,
+      TenantsController,
+      UsageController,
+      WorkflowsController,
+    ],
     providers: [
       JobsService,
       WorkflowsService,

@@ -16,6 +16,8 @@ import {
   type TaskView,
   LogsQuerySchema,
   parseSubmit,
+  type JobSort,
+  parseLabelSelector,
   parseWith,
   type Principal,
   type Queue,
@@ -24,7 +26,7 @@ import {
   type WhyView,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
-import { mergeJobPages } from './job-list';
+import { decodeJobPageToken, encodeJobPageToken, isAfter, type JobListCriteria, jobMatcher, jobOrder, mergeJobPages, type SourcePage } from './job-list';
 import { liveTaskPage, type TaskCursor } from './task-list';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
 import { type HistoryStore, MAX_PAGE_SIZE } from '@batchapi/history';
@@ -315,18 +317,56 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return { tasks, ...(page.nextCursor && last ? { nextPageToken: encodeTaskToken(last) } : {}) };
   }
 
+  /**
+   * `GET /v1/jobs`: live jobs from etcd and, with a history store, archived ones, as one list in
+   * the asked order, filtered alike on both sides (history in SQL, live jobs by `jobMatcher`).
+   */
   async list(principal: Principal, query: unknown): Promise<{ jobs: JobView[]; nextPageToken?: string }> {
     const q = parseWith(ListJobsQuerySchema, query);
-    const after = q.pageToken ? decodePageToken(q.pageToken) : undefined;
-    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, phase: q.state, queue: q.queue };
+    if (q.tenant !== undefined && principal.role !== 'operator' && q.tenant !== principal.tenant) {
+      throw new ApiError(ErrorCode.PermissionDenied, `a tenant lists only its own jobs, not tenant ${q.tenant}'s`, { field: 'tenant', id: q.tenant });
+    }
+    const sort: JobSort = q.sort ?? 'submitted';
+    const after = q.pageToken ? decodeJobPageToken(q.pageToken, sort) : undefined;
     const limit = q.limit ?? 50;
-    // Live jobs from etcd and, with a history store, archived ones: one list in id order.
-    const [live, archived] = await Promise.all([
-      listJobs(this.ctx.store, { ...filter, limit, after }),
-      this.fromHistory((h) => h.listJobsById({ ...filter, afterId: after, limit })),
-    ]);
-    const page = mergeJobPages({ jobs: live.jobs, more: live.nextAfter !== undefined }, { jobs: archived ?? [], more: archived?.length === limit }, limit);
-    return { jobs: page.jobs.map((j) => jobView(j)), nextPageToken: page.nextAfter ? Buffer.from(page.nextAfter).toString('base64url') : undefined };
+    const indexed = { tenant: principal.role === 'operator' ? q.tenant : principal.tenant, phase: q.state, queue: q.queue };
+    const ms = (t: string | undefined) => (t === undefined ? undefined : Date.parse(t));
+    const criteria: JobListCriteria = {
+      ...(q.labelSelector ? { selector: parseLabelSelector(q.labelSelector) } : {}),
+      namePrefix: q.namePrefix,
+      workflowId: q.workflow,
+      submittedFrom: ms(q.submittedSince),
+      submittedBefore: ms(q.submittedBefore),
+      finishedFrom: ms(q.finishedSince),
+      finishedBefore: ms(q.finishedBefore),
+      finishedOnly: sort.endsWith('finished'),
+    };
+    const matches = jobMatcher(criteria);
+    const descending = sort.startsWith('-');
+    let live: SourcePage;
+    let archived: SourcePage | undefined;
+    if (sort.endsWith('submitted')) {
+      // Both stores hold jobs in id order: each reads just past the position.
+      const [l, a] = await Promise.all([
+        listJobs(this.ctx.store, { ...indexed, match: matches, limit, after: after?.id, descending }),
+        this.fromHistory((h) => h.listJobsById({ ...indexed, ...criteria, afterId: after?.id, limit, descending })),
+      ]);
+      live = { jobs: l.jobs, more: l.nextAfter !== undefined };
+      archived = a && { jobs: a, more: a.length === limit };
+    } else {
+      // By end: etcd has no such order, but its finished jobs are few (the archiver moves them
+      // out within BATCH_ARCHIVE_AFTER): read them all and order them here.
+      const [l, a] = await Promise.all([
+        listJobs(this.ctx.store, { ...indexed, match: (j) => matches(j) && (!after || isAfter(j, after, sort)), limit: Number.MAX_SAFE_INTEGER }),
+        this.fromHistory((h) =>
+          h.listJobs({ ...indexed, ...criteria, ascending: !descending, limit, ...(after ? { after: { id: after.id, finishedAt: after.finishedAt! } } : {}) }),
+        ),
+      ]);
+      live = { jobs: l.jobs.sort(jobOrder(sort)).slice(0, limit + 1), more: false };
+      archived = a && { jobs: a.jobs, more: a.nextCursor !== undefined };
+    }
+    const page = mergeJobPages(live, archived ?? { jobs: [], more: false }, limit, sort);
+    return { jobs: page.jobs.map((j) => jobView(j)), nextPageToken: page.next ? encodeJobPageToken(sort, page.next) : undefined };
   }
 
   async cancel(principal: Principal, id: string, now: number): Promise<JobView> {
@@ -419,10 +459,4 @@ function decodeTaskToken(token: string): TaskCursor {
   const m = /^(\d{1,9})\.(\d{1,6})$/.exec(Buffer.from(token, 'base64url').toString());
   if (!m) throw new ApiError(ErrorCode.InvalidArgument, 'pageToken is not one this API gave', { field: 'pageToken' });
   return { index: Number(m[1]), attempt: Number(m[2]) };
-}
-
-function decodePageToken(token: string): string {
-  const s = Buffer.from(token, 'base64url').toString();
-  if (!/^[A-Za-z0-9-]{1,64}$/.test(s)) throw new ApiError(ErrorCode.InvalidArgument, 'pageToken is not one this API gave', { field: 'pageToken' });
-  return s;
 }

@@ -16,21 +16,13 @@ import {
   parseWith,
   type Principal,
 } from '@batchapi/api';
-import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { clearCordon, getAllocation, getNode, readFleet, setCordon } from '@batchapi/store';
-import { Body, Controller, Delete, Get, HttpCode, Inject, Optional, Param, Post, Req } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Post, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { TokenAuthenticator } from './auth';
-import { AUTH } from './jobs.controller';
+import { ClusterStateController } from './queues.controller';
 
 @Controller('v1/nodes')
-export class NodesController {
-  constructor(
-    @Inject(AUTH) private readonly auth: TokenAuthenticator,
-    @Inject(SERVICE) private readonly ctx: ServiceContext,
-    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
-  ) {}
-
+export class NodesController extends ClusterStateController {
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ nodes: NodeView[] }> {
     this.operator(req);

@@ -26,14 +26,20 @@ import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
 import { AUTH } from './jobs.controller';
 
-@Controller('v1/queues')
-export class QueuesController {
+/**
+ * What the controllers of cluster state (queues, tenants, nodes) are built with: the token
+ * authenticator, the service's store and the clock that stamps what they write.
+ */
+export abstract class ClusterStateController {
   constructor(
-    @Inject(AUTH) private readonly auth: TokenAuthenticator,
-    @Inject(SERVICE) private readonly ctx: ServiceContext,
-    @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    @Inject(AUTH) protected readonly auth: TokenAuthenticator,
+    @Inject(SERVICE) protected readonly ctx: ServiceContext,
+    @Optional() @Inject(CLOCK) protected readonly clock: Clock = systemClock,
   ) {}
+}
 
+@Controller('v1/queues')
+export class QueuesController extends ClusterStateController {
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ queues: QueueView[] }> {
     const p = this.auth.authenticate(req.headers.authorization);
@@ -118,12 +124,7 @@ export class QueuesController {
 
 /** `PUT /v1/tenants/:name`: creates or changes a tenant (operators). */
 @Controller('v1/tenants')
-export class TenantsController {
-  constructor(
-    @Inject(AUTH) private readonly auth: TokenAuthenticator,
-    @Inject(SERVICE) private readonly ctx: ServiceContext,
-  ) {}
-
+export class TenantsController extends ClusterStateController {
   @Put(':name')
   async put(@Req() req: FastifyRequest, @Param('name') name: string, @Body() body: unknown): Promise<Tenant> {
     this.auth.authenticateOperator(req.headers.authorization, 'tenants');

@@ -3,14 +3,15 @@
  * The `batch` command. Exit codes: 0 done, 1 the API or the cluster said no (printed as
  * `error: <code>: <message>`), 2 bad usage.
  */
-import { ApiError, JobPhase, TASK_LIST_STATES, TERMINAL_PHASES } from '@batchapi/api';
+import { ApiError, JOB_SORTS, JobPhase, TASK_LIST_STATES, TERMINAL_PHASES } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Command, CommanderError, Option } from 'commander';
 import { dev } from './dev';
-import { jobDetail, jobRows, type OutputFormat, isData, printData, queueTable, table } from './output';
+import { jobDetail, jobRows, type OutputFormat, isData, printData, queueTable, table, usageTable } from './output';
 import { defineRun, defineWorkflow } from './workflow-commands';
 import { completionScript } from './completion';
 import { resolveSettings } from './settings';
+import { pastTime } from './times';
 import { runSimulate } from './simulate';
 import { defineSubmit, outputOption, submitInvocation, UsageError, wholeNumber } from './submit-args';
 
@@ -65,15 +66,36 @@ program
 
 program
   .command('list')
-  .description('list jobs, live and finished, oldest first (by submit time)')
+  .description('list jobs, live and finished, oldest first (by submit time) unless --sort says otherwise')
   .addOption(new Option('--state <phase>', 'only jobs in this phase').choices(Object.values(JobPhase)))
   .option('--queue <name>', 'only jobs of this queue')
+  .option('--tenant <name>', "only this tenant's jobs (operators)")
+  .option('-l, --selector <selector>', 'label selector: team=ml,env!=dev,tier in (a,b),gpu,!spot')
+  .option('--name <prefix>', 'only jobs whose name starts with this')
+  .option('--workflow <id>', 'only the step jobs of this workflow')
+  .option('--since <when>', 'submitted at or after: a time ago (30m, 12h, 7d) or an RFC 3339 time', (v: string) => pastTime(v))
+  .option('--before <when>', 'submitted before: a time ago or an RFC 3339 time', (v: string) => pastTime(v))
+  .option('--finished-since <when>', 'finished at or after: a time ago or an RFC 3339 time (finished jobs only)', (v: string) => pastTime(v))
+  .addOption(new Option('--sort <order>', 'submitted, finished (finished jobs only); -submitted, -finished for newest first').choices([...JOB_SORTS]))
   .option('--limit <n>', 'jobs per page (1–1000)', wholeNumber(1), 50)
   .option('--page-token <t>', 'the next page, as the previous one said')
   .addOption(outputOption())
   .action(
     run(async (o) => {
-      const page = await client().listJobs({ state: o.state, queue: o.queue, limit: o.limit, pageToken: o.pageToken });
+      const page = await client().listJobs({
+        state: o.state,
+        queue: o.queue,
+        tenant: o.tenant,
+        labelSelector: o.selector,
+        namePrefix: o.name,
+        workflow: o.workflow,
+        submittedSince: o.since,
+        submittedBefore: o.before,
+        finishedSince: o.finishedSince,
+        sort: o.sort,
+        limit: o.limit,
+        pageToken: o.pageToken,
+      });
       if (isData(o.output)) printData(page, o.output);
       else process.stdout.write(jobRows(page.jobs, o.output === 'wide') + (page.nextPageToken ? `(more: --page-token ${page.nextPageToken})\n` : ''));
     }),
@@ -172,6 +194,26 @@ program
         return;
       }
       process.stdout.write(queueTable(queues));
+    }),
+  );
+
+program
+  .command('usage')
+  .description('CPU-, memory- and GPU-hours, attempts and queue waits over a window, by tenant, queue, GPU model or label (finished work)')
+  .option('--since <when>', 'attempts that ended at or after: a time ago (30m, 12h, 7d) or an RFC 3339 time', (v: string) => pastTime(v), undefined)
+  .option('--until <when>', 'attempts that ended before: a time ago or an RFC 3339 time (default now)', (v: string) => pastTime(v))
+  .option('--by <what>', 'tenant, queue, gpuModel or label:<key>', 'tenant')
+  .option('--tenant <name>', "only this tenant's jobs (operators)")
+  .option('--queue <name>', "only this queue's jobs")
+  .addOption(outputOption())
+  .action(
+    run(async (o) => {
+      const u = await client().usage({ from: o.since ?? pastTime('7d'), to: o.until, groupBy: o.by, tenant: o.tenant, queue: o.queue });
+      if (isData(o.output)) {
+        printData(u, o.output);
+        return;
+      }
+      process.stdout.write(usageTable(u));
     }),
   );
 

@@ -1,5 +1,5 @@
 /** How the CLI prints: a table for people (`-o wide`: more columns), the API's JSON or YAML with `-o json|yaml`. */
-import type { JobView, QueueView, WorkflowView } from '@batchapi/api';
+import type { JobView, QueueView, UsageView, WorkflowView } from '@batchapi/api';
 import { dump } from 'js-yaml';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
@@ -137,4 +137,23 @@ export function queueTable(queues: QueueView[]): string {
       `${q.pendingTasks} (${q.pendingJobs} jobs)`,
     ]),
   );
+}
+
+/** `batch usage`: one row per group, then the window. Hours to 2 decimals; waits in seconds. */
+export function usageTable(u: UsageView): string {
+  const hours = (h: number) => h.toFixed(2);
+  const secs = (s: number | undefined) => (s === undefined ? '-' : `${s.toFixed(1)}s`);
+  const rows = u.groups.map((g) => [
+    g.key ?? '(none)',
+    hours(g.cpuCoreHours),
+    hours(g.memoryGiBHours),
+    hours(g.gpuHours),
+    String(g.attempts),
+    String(g.failed),
+    String(g.preempted),
+    secs(g.queueWaitP50Seconds),
+    secs(g.queueWaitP99Seconds),
+  ]);
+  const head = [u.groupBy.toUpperCase(), 'CPU-H', 'MEM-GIB-H', 'GPU-H', 'ATTEMPTS', 'FAILED', 'PREEMPTED', 'WAIT-P50', 'WAIT-P99'];
+  return table(head, rows) + `(attempts that ended from ${u.from} to ${u.to}${u.truncated ? '; more groups were left out' : ''})\n`;
 }

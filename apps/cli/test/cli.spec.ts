@@ -28,6 +28,9 @@ describe('exit codes', () => {
     [['list', '--limit', '0'], 2, "option '--limit <n>' argument '0' is invalid"],
     [['list', '--state', 'Done'], 2, 'Allowed choices are Submitted, Queued, Running, Succeeded, Failed, Cancelled, Rejected'],
     [['logs', 'j1', '--task', '-1'], 2, "option '--task <n>' argument '-1' is invalid"],
+    [['list', '--since', 'yesterday'], 2, "option '--since <when>' argument 'yesterday' is invalid. must be a time ago (30m, 12h, 7d)"],
+    [['list', '--sort', 'name'], 2, 'Allowed choices are submitted, -submitted, finished, -finished'],
+    [['usage', '--until', 'soon'], 2, "option '--until <when>' argument 'soon' is invalid"],
     [['get', 'j1'], 2, 'error: no API configured: start one with "batch dev"'],
     [['--help'], 0, ''],
   ])('batch %j exits %i', (args, code, stderr) => {

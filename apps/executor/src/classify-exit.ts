@@ -32,6 +32,24 @@ export interface EndedAttempt {
   oomKilled: boolean;
 }
 
+/**
+ * What is known of an attempt that ended with no mark of the executor's on it: not cancelled,
+ * preempted, stopped for shutdown, fenced, past its deadline or out of memory, and no result
+ * over the cap; only its exit counts.
+ */
+export function unmarkedEnd(exit: Pick<EndedAttempt, 'exitCode' | 'signal' | 'nodeError'>): EndedAttempt {
+  return {
+    ...exit,
+    cancelling: false,
+    preempting: false,
+    resultTooLarge: false,
+    stoppedForShutdown: false,
+    fenceKilled: false,
+    deadlineHit: false,
+    oomKilled: false,
+  };
+}
+
 /** The state an ended attempt is reported with; `reason` only with `Failed`. */
 export interface AttemptOutcome {
   state: Extract<TaskStatus['state'], 'Succeeded' | 'Failed' | 'Cancelled' | 'Preempted'>;

@@ -11,7 +11,7 @@ import { CLOCK, type Clock, runService, type RunningService, SERVICE, type Servi
 import { getGroupStatuses, type Informer, registerNodes, type Versioned } from '@batchapi/store';
 import { Inject, Injectable, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import type { StartedAttempt } from './attempt-backend';
-import { classifyExit } from './classify-exit';
+import { classifyExit, unmarkedEnd } from './classify-exit';
 import { endedTask, lostTasks, planGroupStart } from './group-events';
 import { type ReportedGroup, Reporter } from './reporter';
 import { SimulatedBackend } from './simulated-backend';
@@ -188,17 +188,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
       const t = g.status.tasks[k];
       // Stopped by `finish`, `forget` or `settleStale`, which set the task's state themselves.
       if (this.groups.get(g.key) !== g || !t || TERMINAL_TASK_STATES.has(t.state)) return;
-      const outcome = classifyExit({
-        exitCode: exit.exitCode,
-        signal: exit.signal,
-        cancelling: false,
-        preempting: false,
-        resultTooLarge: false,
-        stoppedForShutdown: false,
-        fenceKilled: false,
-        deadlineHit: false,
-        oomKilled: false,
-      });
+      const outcome = classifyExit(unmarkedEnd({ exitCode: exit.exitCode, signal: exit.signal }));
       const tasks = [...g.status.tasks];
       tasks[k] = endedTask(t, outcome, exit, this.clock.now());
       g.status = { ...g.status, tasks };

@@ -7,7 +7,8 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAllocation, NodeRecord } from '@batchapi/api';
 import { attemptPaths, type RunningExecutor } from '../src';
-import { alive, bind, groupOf, jobOf, readOrEmpty, startNode, until, useTestbed } from './harness';
+import { waitFor, waitUntil } from '@batchapi/proc';
+import { alive, bind, groupOf, jobOf, runLong, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 const start = (name: string, extra = {}) => startNode(tb, name, extra);
@@ -37,7 +38,7 @@ it('runs each task with its index and devices, records exit codes, releases the 
       devices: [[0], [1], []],
       resources: { cpu: 1000, gpu: 1000 },
     });
-    const done = await until(
+    const done = await waitFor(
       () => jobOf(tb, 'arr'),
       (j) => j?.phase === 'Failed',
     );
@@ -75,30 +76,12 @@ it('self-fences when its lease is gone: kills its tasks at once and stops', asyn
     },
   );
   try {
-    await bind(tb, 'fence-node', 'long', ['sh', '-c', 'echo $$; sleep 60'], 1);
-    const out = attemptPaths(join(tb.dir, 'fence-node'), 'long', 0, 1).stdout;
-    await until(
-      () => readOrEmpty(out),
-      (s) => s.trim().length > 0,
-    );
-    const pid = Number(readFileSync(out, 'utf8').trim());
+    const pid = await runLong(tb, 'fence-node', 'long', 'sleep 60', { cpu: 1000 });
     expect(alive(pid)).toBe(true);
     // The lease is revoked behind the executor's back (as if etcd expired it): its node key vanishes.
     await ex.ctx.store.client.leaseClient.leaseRevoke({ ID: ex.ctx.lease.id });
-    expect(
-      await until(
-        async () => fenced,
-        (f) => f,
-        5000,
-      ),
-    ).toBe(true);
-    expect(
-      await until(
-        async () => alive(pid),
-        (a) => !a,
-        3000,
-      ),
-    ).toBe(false);
+    expect(await waitUntil(() => fenced, { timeoutMs: 5000 })).toBe(true);
+    expect(await waitUntil(() => !alive(pid), { timeoutMs: 3000 })).toBe(true);
     expect((await fetch(`${ex.url}/readyz`)).status).toBe(503);
   } finally {
     await ex.close();
@@ -117,20 +100,20 @@ describe('limits and outcomes', () => {
 
   it('ends a command that cannot be started as Failed with exit code 127', async () => {
     await bind(tb, 'limit-node', 'nocmd', ['/nonexistent/command', 'x'], 1, { resources: { cpu: 100 } });
-    const t = await until(
+    const t = await waitFor(
       () => status('nocmd'),
       (x) => x?.state === 'Failed',
-      8000,
+      { timeoutMs: 8000 },
     );
     expect(t).toMatchObject({ state: 'Failed', reason: 'Error', exitCode: 127 });
   });
 
   it('stops an attempt past its deadline: DeadlineExceeded', async () => {
     await bind(tb, 'limit-node', 'slow', ['sleep', '30'], 1, { resources: { cpu: 100 }, binding: { timeoutSeconds: 1 } });
-    const t = await until(
+    const t = await waitFor(
       () => status('slow'),
       (x) => x?.state === 'Failed',
-      8000,
+      { timeoutMs: 8000 },
     );
     expect(t).toMatchObject({ state: 'Failed', reason: 'DeadlineExceeded', signal: 'SIGTERM' });
   });
@@ -141,18 +124,18 @@ describe('limits and outcomes', () => {
       return;
     }
     await bind(tb, 'limit-node', 'where', ['cat', '/proc/self/cgroup'], 1, { resources: { cpu: 500, memory: 64 * 2 ** 20 } });
-    await until(
+    await waitFor(
       () => status('where'),
       (x) => x?.state === 'Succeeded',
-      8000,
+      { timeoutMs: 8000 },
     );
     expect(readFileSync(attemptPaths(join(tb.dir, 'limit-node'), 'where', 0, 1).stdout, 'utf8')).toContain('/batchapi/limit-node-where-0-1');
     // tail keeps all of a newline-free stream in memory: 300 MB against a 32 MiB limit
     await bind(tb, 'limit-node', 'hog', ['sh', '-c', 'head -c 300000000 /dev/zero | tail'], 1, { resources: { cpu: 500, memory: 32 * 2 ** 20 } });
-    const t = await until(
+    const t = await waitFor(
       () => status('hog'),
       (x) => x?.state === 'Failed',
-      15000,
+      { timeoutMs: 15000 },
     );
     expect(t).toMatchObject({ state: 'Failed', reason: 'OOMKilled' });
   });
@@ -166,10 +149,10 @@ describe('logs', () => {
       await bind(tb, 'log-node', 'chatty', ['sh', '-c', 'for i in $(seq 1 30); do head -c 2000 /dev/zero | tr "\\0" x; echo; sleep 0.1; done'], 1, {
         resources: { cpu: 100 },
       });
-      await until(
+      await waitFor(
         () => groupOf(tb, 'chatty').then((s) => s?.tasks[0].state),
         (s) => s === 'Succeeded',
-        15000,
+        { timeoutMs: 15000 },
       );
       const out = attemptPaths(join(tb.dir, 'log-node'), 'chatty', 0, 1).stdout;
       // each file stays under the cap plus one second of output: 10,000 + ~20,000

@@ -3,19 +3,10 @@
  * exit; a failure's reason is the first that applies (result, node, graceful stop, fence,
  * deadline, memory, else the task's own error).
  */
-import { type AttemptOutcome, classifyExit, type EndedAttempt } from '../src/classify-exit';
+import { type AttemptOutcome, classifyExit, type EndedAttempt, unmarkedEnd } from '../src/classify-exit';
 
 /** An attempt that exited 0 with nothing else known. */
-const base: EndedAttempt = {
-  exitCode: 0,
-  cancelling: false,
-  preempting: false,
-  resultTooLarge: false,
-  stoppedForShutdown: false,
-  fenceKilled: false,
-  deadlineHit: false,
-  oomKilled: false,
-};
+const base: EndedAttempt = unmarkedEnd({ exitCode: 0 });
 const killed = (signal: string): Partial<EndedAttempt> => ({ exitCode: undefined, signal });
 
 const cases: Array<[string, Partial<EndedAttempt>, AttemptOutcome]> = [

@@ -6,7 +6,8 @@
 import type { Binding } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { startSimulatedFleet } from '../src';
-import { bind, groupOf, serviceConfig, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, serviceConfig, useTestbed } from './harness';
 
 const tb = useTestbed();
 let fleet: RunningService | undefined;
@@ -21,12 +22,12 @@ it('cancels the tasks a preemption left running when the job is cancelled', asyn
   );
   await bind(tb, 'sim-00000', 'mixed', ['true'], 3, { resources: { cpu: 100 } });
   const running = (g: Awaited<ReturnType<typeof groupOf>>) => g?.tasks.every((t) => t.state === 'Running') ?? false;
-  expect(running(await until(() => groupOf(tb, 'mixed'), running))).toBe(true);
+  expect(running(await waitFor(() => groupOf(tb, 'mixed'), running))).toBe(true);
   const key = tb.store.keys.binding('sim-00000', 'mixed', 0, 1);
   const b = (await tb.store.get<Binding>(key))!;
   // Task 0 preempted...
   await tb.store.txn([], [{ put: key, value: { ...b.value, preempt: [0], preemptRequestedAt: Date.now() } }]);
-  const preempted = await until(
+  const preempted = await waitFor(
     () => groupOf(tb, 'mixed'),
     (g) => g?.tasks[0].state === 'Preempted',
   );
@@ -34,10 +35,10 @@ it('cancels the tasks a preemption left running when the job is cancelled', asyn
   // ...then the job is cancelled: tasks 1 and 2 end Cancelled at once, not Succeeded a minute later.
   const now = (await tb.store.get<Binding>(key))!;
   await tb.store.txn([], [{ put: key, value: { ...now.value, cancelRequested: true } }]);
-  const ended = await until(
+  const ended = await waitFor(
     () => groupOf(tb, 'mixed'),
     (g) => g?.tasks.slice(1).every((t) => t.state !== 'Running') ?? false,
-    5000,
+    { timeoutMs: 5000 },
   );
   expect(ended?.tasks.map((t) => t.state)).toEqual(['Preempted', 'Cancelled', 'Cancelled']);
 });

@@ -8,7 +8,8 @@
 import type { Binding, GroupStatus } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { startSimulatedFleet } from '../src';
-import { bind, groupOf, jobOf, serviceConfig, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, jobOf, serviceConfig, useTestbed } from './harness';
 
 const tb = useTestbed();
 const fleets: RunningService[] = [];
@@ -25,7 +26,7 @@ it('ends NodeLost the groups its predecessor started, and runs the next attempt'
   await bind(tb, 'reborn-00000', 'inherited', ['true'], 2, { resources: { cpu: 100 } });
   // The predecessor's report of the start lands (the binding stays as the scheduler wrote it).
   expect(
-    await until(
+    await waitFor(
       () => groupOf(tb, 'inherited'),
       (g) => g?.tasks.every((t) => t.state === 'Running') ?? false,
     ),
@@ -35,18 +36,18 @@ it('ends NodeLost the groups its predecessor started, and runs the next attempt'
 
   const second = await fleet(200);
   fleets.push(second);
-  const ended = await until(
+  const ended = await waitFor(
     () => groupOf(tb, 'inherited'),
     (g) => g?.tasks.every((t) => t.state === 'Failed') ?? false,
-    8000,
+    { timeoutMs: 8000 },
   );
   expect(ended?.tasks.map((t: GroupStatus['tasks'][number]) => t.reason)).toEqual(['NodeLost', 'NodeLost']);
   expect(await tb.store.get<Binding>(tb.store.keys.binding('reborn-00000', 'inherited', 0, 1))).toBeUndefined();
   // Requeued at attempt 2 (not a failure of the job).
-  const job = await until(
+  const job = await waitFor(
     () => jobOf(tb, 'inherited'),
     (j) => j?.pending.some((r) => r.attempt === 2) ?? false,
-    5000,
+    { timeoutMs: 5000 },
   );
   expect(job?.pending).toEqual([expect.objectContaining({ start: 0, end: 2, attempt: 2 })]);
   expect(job?.phase).not.toBe('Failed');
@@ -65,7 +66,7 @@ it('settles a report against a status another incarnation moved on, instead of r
   const bindingKey = tb.store.keys.binding('reborn-00000', 'moved', 0, 1);
   const binding = (await tb.store.get<Binding>(bindingKey))!;
   expect(
-    await until(
+    await waitFor(
       () => groupOf(tb, 'moved'),
       (g) => g?.tasks[0].state === 'Running',
     ),
@@ -80,10 +81,10 @@ it('settles a report against a status another incarnation moved on, instead of r
   await tb.store.txn([], [{ put: key, value: { ...st.value, reporter: { lease: 'a-predecessor', seq: 7 } } }]);
   await internals.onBinding(bindingKey, binding.value, binding.modRevision, false);
 
-  const ended = await until(
+  const ended = await waitFor(
     () => groupOf(tb, 'moved'),
     (s) => s?.tasks[0].state === 'Failed',
-    8000,
+    { timeoutMs: 8000 },
   );
   expect(ended?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost' });
   expect(await tb.store.get<Binding>(bindingKey)).toBeUndefined();

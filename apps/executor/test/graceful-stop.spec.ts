@@ -6,40 +6,20 @@
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { attemptPaths } from '../src';
-import { bind, groupAlive, groupOf, jobOf, readOrEmpty, startNode, until, useTestbed } from './harness';
+import { waitUntil } from '@batchapi/proc';
+import { groupAlive, groupOf, jobOf, runLong, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
-
-/** Binds a one-task job that prints its pid (= its process group) and runs `rest`; returns the pid once it runs. */
-async function runLong(node: string, jobId: string, rest: string): Promise<number> {
-  await bind(tb, node, jobId, ['sh', '-c', `echo $$; ${rest}`], 1, { resources: { cpu: 100 } });
-  const text = await until(
-    () => readOrEmpty(attemptPaths(join(tb.dir, node), jobId, 0, 1).stdout),
-    (s) => s.trim().length > 0,
-  );
-  await until(
-    () => groupOf(tb, jobId),
-    (g) => g?.tasks[0].state === 'Running',
-  );
-  return Number(text.trim());
-}
 
 it('ends NodeLost only the task its stop killed; a task that exits 3 by itself during the stop ends Failed/Error, charged', async () => {
   const ex = await startNode(tb, 'drain-node', { killGraceMs: 3000 });
   const crashNow = join(tb.dir, 'crash-now');
-  const killed = await runLong('drain-node', 'killed-by-stop', 'sleep 60');
+  const killed = await runLong(tb, 'drain-node', 'killed-by-stop', 'sleep 60');
   // Ignores the stop's SIGTERM (so it outlives it) and crashes with code 3 when told to by the test.
-  await runLong('drain-node', 'crashed-alone', `trap '' TERM; while [ ! -f ${crashNow} ]; do sleep 0.05; done; exit 3`);
+  await runLong(tb, 'drain-node', 'crashed-alone', `trap '' TERM; while [ ! -f ${crashNow} ]; do sleep 0.05; done; exit 3`);
   const closing = ex.close();
   // The first task dying of SIGTERM means the stop has begun; the second crashes only now, within the 3 s grace.
-  expect(
-    await until(
-      () => groupAlive(killed),
-      (a) => !a,
-      5000,
-    ),
-  ).toBe(false);
+  expect(await waitUntil(() => !groupAlive(killed), { timeoutMs: 5000 })).toBe(true);
   writeFileSync(crashNow, '');
   await closing;
   expect((await groupOf(tb, 'killed-by-stop'))?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost', signal: 'SIGTERM' });

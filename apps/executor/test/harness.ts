@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Binding, GroupStatus, JobRecord, NodeAllocation } from '@batchapi/api';
 import { bindPlan, campaign, EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
-import { type ExecutorConfig, type ExecutorOptions, type RunningExecutor, startExecutor } from '../src';
+import { waitFor } from '@batchapi/proc';
+import { attemptPaths, type ExecutorConfig, type ExecutorOptions, type RunningExecutor, startExecutor } from '../src';
 
 /** One test file's etcd, store and temp dir; filled in `beforeAll`. */
 export interface Testbed {
@@ -122,19 +123,25 @@ export async function bind(tb: Testbed, node: string, jobId: string, command: st
   return b;
 }
 
-/** Polls `fn` every 50 ms until `ok` holds or `ms` pass; returns the last value. */
-export async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, ms = 10000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await fn();
-  }
-  return v;
-}
-
 export const jobOf = (tb: Testbed, id: string) => tb.store.get<JobRecord>(tb.store.keys.job(id)).then((j) => j?.value);
 export const groupOf = (tb: Testbed, id: string, attempt = 1) => tb.store.get<GroupStatus>(tb.store.keys.group(id, 0, attempt)).then((g) => g?.value);
+
+/**
+ * Binds a one-task job to `node` whose shell prints its pid (= its process group: each attempt
+ * runs in a group of its own) and then runs `rest`; returns that pid once the task is Running.
+ */
+export async function runLong(tb: Testbed, node: string, jobId: string, rest = 'sleep 60', resources = { cpu: 100 }): Promise<number> {
+  await bind(tb, node, jobId, ['sh', '-c', `echo $$; ${rest}`], 1, { resources });
+  const pid = await waitFor(
+    () => readOrEmpty(attemptPaths(join(tb.dir, node), jobId, 0, 1).stdout),
+    (s) => s.trim().length > 0,
+  );
+  await waitFor(
+    () => groupOf(tb, jobId),
+    (g) => g?.tasks[0].state === 'Running',
+  );
+  return Number(pid.trim());
+}
 
 /** The file's text, or "" while it does not exist. */
 export function readOrEmpty(file: string): string {

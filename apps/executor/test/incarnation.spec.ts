@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import type { Binding } from '@batchapi/api';
 import type { Versioned } from '@batchapi/store';
 import type { RunningExecutor } from '../src';
-import { bind, groupAlive, groupOf, jobOf, startNode, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupAlive, groupOf, jobOf, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 let ex: RunningExecutor | undefined;
@@ -29,7 +30,7 @@ it('runs a binding that arrives in a relisting after a restart, instead of endin
   const first = await startNode(tb, 'reborn');
   await bind(tb, 'reborn', 'before', ['true'], 1, { resources: { cpu: 100 } });
   expect(
-    await until(
+    await waitFor(
       () => jobOf(tb, 'before'),
       (j) => j?.phase === 'Succeeded',
     ),
@@ -43,7 +44,7 @@ it('runs a binding that arrives in a relisting after a restart, instead of endin
   await bind(tb, 'reborn', 'after', ['true'], 1, { resources: { cpu: 100 } });
   agent.onSync((await tb.store.listAll<Binding>(tb.store.keys.bindingsOf('reborn'))).items);
 
-  const done = await until(
+  const done = await waitFor(
     () => jobOf(tb, 'after'),
     (j) => j?.phase === 'Succeeded' || j?.phase === 'Failed' || (j?.pending[0]?.attempt ?? 1) > 1,
   );
@@ -74,7 +75,7 @@ it('kills a task its previous incarnation started but never recorded, and ends i
     const restarted = await startNode(tb, node);
     try {
       expect(await died).toBe('SIGKILL');
-      const group = await until(
+      const group = await waitFor(
         () => groupOf(tb, 'orphaned'),
         (g) => g?.tasks[0]?.state === 'Failed',
       );

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import type { NodeRecord } from '@batchapi/api';
 import { attemptPaths, podExit, podName, podRequests, type RunningExecutor } from '../src';
 import { FakeKube } from './fake-kube';
-import { bind, groupOf, startNode, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 const kube = new FakeKube([
@@ -31,10 +32,10 @@ afterAll(async () => {
 });
 
 const outcome = async (id: string) =>
-  (await until(
+  (await waitFor(
     () => groupOf(tb, id),
     (g) => !!g && g.tasks.every((t) => ['Succeeded', 'Failed', 'Cancelled'].includes(t.state)),
-    8000,
+    { timeoutMs: 8000 },
   ))!.tasks[0];
 
 it("registers the cluster as one node: the sum of its nodes' allocatable resources and GPUs", async () => {
@@ -71,10 +72,10 @@ it("runs an attempt as a pod with the task's resources, env, selector and labels
   expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'ok-job', 0, 1).stdout, 'utf8')).toBe(
     `log of ${pod.metadata.name}: sh -c exit 0\nend of ${pod.metadata.name}\n`,
   );
-  await until(
+  await waitFor(
     async () => kube.pods.size,
     (n) => n === 0,
-    3000,
+    { timeoutMs: 3000 },
   );
   expect(kube.deleted).toContain(pod.metadata.name);
 });
@@ -101,7 +102,7 @@ it("copies a running pod's log into the attempt's stdout file while it runs (bat
       return '';
     }
   };
-  expect(await until(read, (t) => t.length > 0, 3000)).toBe(`log of ${name}: sh -c sleep 600\n`);
+  expect(await waitFor(read, (t) => t.length > 0, { timeoutMs: 3000 })).toBe(`log of ${name}: sh -c sleep 600\n`);
   expect(kube.pods.get(`tasks/${name}`)?.status.phase).toBe('Running');
   const key = tb.store.keys.binding('kube', 'follow-job', 0, 1);
   const cur = (await tb.store.get<object>(key))!;
@@ -120,14 +121,14 @@ it("follows a pod's log again when the server closes the stream while the contai
       return '';
     }
   };
-  await until(read, (t) => t.length > 0, 3000);
+  await waitFor(read, (t) => t.length > 0, { timeoutMs: 3000 });
   const follows = kube.followRequests;
   kube.dropFollowers();
   // the container ends once the log is being followed again
-  await until(
+  await waitFor(
     async () => kube.followRequests,
     (n) => n > follows,
-    3000,
+    { timeoutMs: 3000 },
   );
   kube.complete(name);
   expect(await outcome('refollow-job')).toMatchObject({ state: 'Succeeded' });
@@ -137,10 +138,10 @@ it("follows a pod's log again when the server closes the stream while the contai
 it('cancels by deleting the pod', async () => {
   await bind(tb, 'kube', 'cancel-job', ['sh', '-c', 'sleep 600'], 1);
   const name = podName('cancel-job', 0, 1);
-  await until(
+  await waitFor(
     async () => kube.pods.get(`tasks/${name}`)?.status.phase,
     (p) => p === 'Running',
-    3000,
+    { timeoutMs: 3000 },
   );
   const key = tb.store.keys.binding('kube', 'cancel-job', 0, 1);
   const cur = (await tb.store.get<object>(key))!;
@@ -153,10 +154,10 @@ it("follows pods with a watch on this node's label, resumed from its resource ve
   expect(kube.watches.some((q) => q.includes('labelSelector=batchapi.io%2Fnode%3Dkube'))).toBe(true);
   const before = kube.watches.length;
   kube.dropWatches();
-  await until(
+  await waitFor(
     async () => kube.watches.length,
     (n) => n > before,
-    3000,
+    { timeoutMs: 3000 },
   );
   // The new watch continues from the last version seen, not from the start (no relist).
   expect(Number(new URLSearchParams(kube.watches[kube.watches.length - 1]).get('resourceVersion'))).toBeGreaterThan(0);
@@ -167,10 +168,10 @@ it("follows pods with a watch on this node's label, resumed from its resource ve
 it('ends an attempt whose pod the cluster deleted (eviction) as a node error, so it is retried', async () => {
   await bind(tb, 'kube', 'evict-job', ['sh', '-c', 'sleep 600'], 1);
   const name = podName('evict-job', 0, 1);
-  await until(
+  await waitFor(
     async () => kube.pods.get(`tasks/${name}`)?.status.phase,
     (p) => p === 'Running',
-    3000,
+    { timeoutMs: 3000 },
   );
   kube.evict(name);
   expect(await outcome('evict-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
@@ -179,10 +180,10 @@ it('ends an attempt whose pod the cluster deleted (eviction) as a node error, so
 it('ends an attempt whose pod the kubelet evicted for node pressure (the pod stays, its container killed) as a node error', async () => {
   await bind(tb, 'kube', 'pressure-job', ['sh', '-c', 'sleep 600'], 1);
   const name = podName('pressure-job', 0, 1);
-  await until(
+  await waitFor(
     async () => kube.pods.get(`tasks/${name}`)?.status.phase,
     (p) => p === 'Running',
-    3000,
+    { timeoutMs: 3000 },
   );
   kube.evictForPressure(name);
   expect(await outcome('pressure-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
@@ -199,10 +200,10 @@ it('deletes a task pod of this node that no attempt of this executor started (le
     body: JSON.stringify(pod),
   });
   expect(res.status).toBe(201);
-  await until(
+  await waitFor(
     async () => kube.deleted,
     (d) => d.includes('batch-left-over-0-a1'),
-    3000,
+    { timeoutMs: 3000 },
   );
   expect(kube.pods.has('tasks/batch-left-over-0-a1')).toBe(false);
 });
@@ -244,10 +245,10 @@ describe('one executor per Kubernetes node (BATCH_K8S_NODE)', () => {
       }
       expect(await tb.store.get(tb.store.keys.cordon('k2'))).toBeUndefined();
       // 7500 - 500 - 6500 = 500 millicores left for BatchAPI
-      const node = await until(
+      const node = await waitFor(
         async () => (await tb.store.get<NodeRecord>(tb.store.keys.node('k2')))!.value,
         (n) => n.capacity.cpu === 500,
-        3000,
+        { timeoutMs: 3000 },
       );
       expect(node.capacity).toMatchObject({ cpu: 500, memory: 16 * 2 ** 30, gpu: 2000 });
     } finally {

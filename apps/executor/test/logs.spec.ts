@@ -7,7 +7,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { attemptPaths, type RunningExecutor } from '../src';
-import { bind, groupOf, startNode, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 let ex: RunningExecutor;
@@ -22,7 +23,7 @@ const logs = (path: string, authorization = ex.ctx.credential.authorization()) =
 
 it("returns a finished attempt's stdout and stderr as text", async () => {
   await bind(tb, 'log-node', 'done', ['sh', '-c', 'echo "out $BATCH_TASK_INDEX"; echo "err $BATCH_TASK_INDEX" >&2'], 2, { resources: { cpu: 100 } });
-  await until(
+  await waitFor(
     () => groupOf(tb, 'done'),
     (g) => !!g?.tasks.every((t) => t.state === 'Succeeded'),
   );
@@ -36,7 +37,7 @@ it("returns a finished attempt's stdout and stderr as text", async () => {
 it('follows a running attempt: bytes arrive as written, and the stream ends once the process exited', async () => {
   // five lines 300 ms apart, then exit
   await bind(tb, 'log-node', 'tail', ['sh', '-c', 'for i in 1 2 3 4 5; do echo "line $i"; sleep 0.3; done'], 1, { resources: { cpu: 100 } });
-  await until(
+  await waitFor(
     () => groupOf(tb, 'tail'),
     (g) => g?.tasks[0].state === 'Running',
   );
@@ -59,7 +60,7 @@ it('follows a running attempt: bytes arrive as written, and the stream ends once
 
 it("follows a log across a rotation (copy-and-truncate) from the file's new start", async () => {
   await bind(tb, 'log-node', 'rotated', ['sh', '-c', 'echo first-line-of-output; sleep 1; echo after'], 1, { resources: { cpu: 100 } });
-  await until(
+  await waitFor(
     () => groupOf(tb, 'rotated'),
     (g) => g?.tasks[0].state === 'Running',
   );

@@ -8,10 +8,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAllocation, NodeRecord } from '@batchapi/api';
-import { newServiceToken } from '@batchapi/runtime';
-import { freePort } from '@batchapi/proc';
-import { attemptPaths } from '../src';
-import { bind, groupAlive, groupOf, jobOf, readOrEmpty, until, useTestbed } from './harness';
+import { answersReady, newServiceToken } from '@batchapi/runtime';
+import { freePort, waitFor, waitUntil } from '@batchapi/proc';
+import { groupAlive, groupOf, jobOf, runLong, useTestbed } from './harness';
 
 const MAIN = join(__dirname, '..', 'dist', 'main.js');
 const tb = useTestbed();
@@ -61,14 +60,10 @@ async function launch(node: string, env: Record<string, string> = {}): Promise<L
   children.push(child);
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   const url = `http://127.0.0.1:${port}`;
-  const ready = await until(
-    () =>
-      fetch(`${url}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
+  const ready = await waitFor(
+    () => answersReady(url),
     (ok) => ok || child.exitCode !== null,
-    15000,
+    { timeoutMs: 15000 },
   );
   if (!ready) throw new Error(`executor ${node} did not become ready`);
   return { child, url, exited };
@@ -102,36 +97,17 @@ it('registers the GPUs of the nvidia-smi found first on PATH, with their model a
 
 it('after kill -9 and a restart, reports what the previous incarnation ran as Failed/NodeLost and releases the node', async () => {
   const first = await launch('crash-node');
-  await bind(tb, 'crash-node', 'orphan', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
-  const out = attemptPaths(join(tb.dir, 'crash-node'), 'orphan', 0, 1).stdout;
-  const pgid = Number(
-    (
-      await until(
-        () => readOrEmpty(out),
-        (s) => s.trim().length > 0,
-      )
-    ).trim(),
-  );
-  await until(
-    () => groupOf(tb, 'orphan'),
-    (g) => g?.tasks[0].state === 'Running',
-  );
+  const pgid = await runLong(tb, 'crash-node', 'orphan', 'sleep 60', { cpu: 1000 });
   first.child.kill('SIGKILL');
   await first.exited;
   await launch('crash-node');
-  const g = await until(
+  const g = await waitFor(
     () => groupOf(tb, 'orphan'),
     (x) => x?.tasks[0].state === 'Failed',
   );
   expect(g?.tasks[0]).toMatchObject({ state: 'Failed', reason: 'NodeLost' });
   // Nothing of the old attempt runs: its main process died with the executor, the rest was reaped.
-  expect(
-    await until(
-      () => groupAlive(pgid),
-      (a) => !a,
-      3000,
-    ),
-  ).toBe(false);
+  expect(await waitUntil(() => !groupAlive(pgid), { timeoutMs: 3000 })).toBe(true);
   expect(await tb.store.get(tb.store.keys.binding('crash-node', 'orphan', 0, 1))).toBeUndefined();
   expect((await tb.store.get<NodeAllocation>(tb.store.keys.alloc('crash-node')))!.value.used).toEqual({});
   // The control plane decides what happens next (a node loss requeues at the next attempt).
@@ -140,20 +116,7 @@ it('after kill -9 and a restart, reports what the previous incarnation ran as Fa
 
 it('on a graceful stop (SIGTERM) ends its running tasks NodeLost, so they are requeued without using a retry', async () => {
   const ex = await launch('term-node', { BATCH_SERVICE_TOKEN: newServiceToken() });
-  await bind(tb, 'term-node', 'drained', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
-  const out = attemptPaths(join(tb.dir, 'term-node'), 'drained', 0, 1).stdout;
-  const pgid = Number(
-    (
-      await until(
-        () => readOrEmpty(out),
-        (s) => s.trim().length > 0,
-      )
-    ).trim(),
-  );
-  await until(
-    () => groupOf(tb, 'drained'),
-    (g) => g?.tasks[0].state === 'Running',
-  );
+  const pgid = await runLong(tb, 'term-node', 'drained', 'sleep 60', { cpu: 1000 });
   ex.child.kill('SIGTERM');
   expect(await ex.exited).toBe(0);
   // Reported before the process exited, not left for the reaper to find after the lease expired.
@@ -165,16 +128,7 @@ it('on a graceful stop (SIGTERM) ends its running tasks NodeLost, so they are re
 
 it('self-fences when its lease is revoked: kills its running task and exits non-zero', async () => {
   const ex = await launch('fence-proc');
-  await bind(tb, 'fence-proc', 'doomed', ['sh', '-c', 'echo $$; sleep 60'], 1, { resources: { cpu: 1000 } });
-  const out = attemptPaths(join(tb.dir, 'fence-proc'), 'doomed', 0, 1).stdout;
-  const pgid = Number(
-    (
-      await until(
-        () => readOrEmpty(out),
-        (s) => s.trim().length > 0,
-      )
-    ).trim(),
-  );
+  const pgid = await runLong(tb, 'fence-proc', 'doomed', 'sleep 60', { cpu: 1000 });
   expect(groupAlive(pgid)).toBe(true);
   const lease = await nodeLease('fence-proc');
   await tb.store.client.leaseClient.leaseRevoke({ ID: lease });
@@ -188,11 +142,5 @@ it('self-fences when its lease is revoked: kills its running task and exits non-
   ]);
   clearTimeout(timer);
   expect(code).toBe(75);
-  expect(
-    await until(
-      () => groupAlive(pgid),
-      (a) => !a,
-      2000,
-    ),
-  ).toBe(false);
+  expect(await waitUntil(() => !groupAlive(pgid), { timeoutMs: 2000 })).toBe(true);
 });

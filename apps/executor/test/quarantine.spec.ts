@@ -6,7 +6,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Cordon } from '@batchapi/api';
-import { bind, groupOf, jobOf, startNode, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, jobOf, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 
@@ -18,23 +19,23 @@ it('reports attempts the node cannot start as NodeError, requeues them, and quar
   const ex = await startNode(tb, 'broken-node', { dataDir });
   try {
     await bind(tb, 'broken-node', 'cannot-start', ['true'], 3, { resources: { cpu: 100 } });
-    const group = await until(
+    const group = await waitFor(
       () => groupOf(tb, 'cannot-start'),
       (g) => !!g && g.tasks.every((t) => t.state === 'Failed'),
-      8000,
+      { timeoutMs: 8000 },
     );
     expect(group!.tasks.map((t) => t.reason)).toEqual(['NodeError', 'NodeError', 'NodeError']);
     // not the tasks' fault: all three wait for attempt 2 elsewhere, none counted failed
-    const job = await until(
+    const job = await waitFor(
       () => jobOf(tb, 'cannot-start'),
       (j) => (j?.pending.length ?? 0) > 0,
-      5000,
+      { timeoutMs: 5000 },
     );
     expect(job).toMatchObject({ counts: { failed: 0 }, pending: [{ start: 0, end: 3, attempt: 2 }] });
-    const cordon = await until(
+    const cordon = await waitFor(
       () => tb.store.get<Cordon>(tb.store.keys.cordon('broken-node')),
       (c) => !!c,
-      5000,
+      { timeoutMs: 5000 },
     );
     expect(cordon!.value).toMatchObject({ node: 'broken-node', by: 'batchapi', quarantine: { cause: 'node_error', failures: 3 } });
     expect(cordon!.value.reason).toMatch(/^quarantined: 3 attempts could not start on this node within 10 min; last: could not make the attempt's files/);

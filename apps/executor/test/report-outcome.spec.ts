@@ -7,7 +7,8 @@
  */
 import type { CallSeam } from '@batchapi/store';
 import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
-import { bind, groupOf, jobOf, startNode, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, jobOf, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 
@@ -35,10 +36,10 @@ it('keeps running a group whose report landed though the client re-sent it and t
     });
     ex.ctx.store.seam = tamper.seam;
     await bind(tb, 'resent-node', 'resent', ['sh', '-c', 'sleep 1'], 1);
-    const job = await until(
+    const job = await waitFor(
       () => jobOf(tb, 'resent'),
       (j) => j?.phase === 'Succeeded',
-      15000,
+      { timeoutMs: 15000 },
     );
     expect(tamper.hit()).toBe(true);
     expect(job?.phase).toBe('Succeeded');
@@ -65,10 +66,10 @@ it('settles a report whose answer was lost after the commit (a deadline, and the
       return tamper.seam(call, send);
     };
     await bind(tb, 'deadline-node', 'deadline', ['sh', '-c', 'sleep 1'], 1);
-    const job = await until(
+    const job = await waitFor(
       () => jobOf(tb, 'deadline'),
       (j) => j?.phase === 'Succeeded',
-      15000,
+      { timeoutMs: 15000 },
     );
     expect(tamper.hit()).toBe(true);
     expect(readsDown).toBe(0);

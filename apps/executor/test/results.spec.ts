@@ -5,7 +5,8 @@
  */
 import type { TaskResult } from '@batchapi/api';
 import { listResults } from '@batchapi/store';
-import { bind, groupOf, jobOf, startNode, until, useTestbed } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { bind, groupOf, jobOf, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 
@@ -15,7 +16,7 @@ it('passes each task its item and stores the results it writes, in task order', 
     // Task i doubles its item; task 2 writes nothing, so it has no result.
     const script = 'if [ "$BATCH_TASK_INDEX" != 2 ]; then echo "{\\"in\\": $BATCH_MAP_ITEM, \\"i\\": $BATCH_TASK_INDEX}" > "$BATCH_RESULT_PATH"; fi';
     await bind(tb, 'res-node', 'mapped', ['sh', '-c', script], 3, { binding: { items: [{ a: 1 }, 'two', 3] } });
-    const done = await until(
+    const done = await waitFor(
       () => jobOf(tb, 'mapped'),
       (j) => j?.phase === 'Succeeded',
     );
@@ -37,7 +38,7 @@ it('fails a task whose result is over 64 KiB with ResultTooLarge, and ignores a 
     const script =
       'if [ "$BATCH_TASK_INDEX" = 0 ]; then head -c 70000 /dev/zero | tr "\\0" 1 > "$BATCH_RESULT_PATH"; else echo "not json" > "$BATCH_RESULT_PATH"; fi';
     await bind(tb, 'big-node', 'big', ['sh', '-c', script], 2);
-    await until(
+    await waitFor(
       () => jobOf(tb, 'big'),
       (j) => j?.phase === 'Failed',
     );

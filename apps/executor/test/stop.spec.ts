@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import type { Binding } from '@batchapi/api';
 import { cancelJob } from '@batchapi/store';
 import { attemptPaths, type RunningExecutor } from '../src';
-import { bind, groupAlive, groupOf, jobOf, readOrEmpty, startNode, until, useTestbed } from './harness';
+import { waitFor, waitUntil } from '@batchapi/proc';
+import { bind, groupAlive, groupOf, jobOf, runLong, startNode, useTestbed } from './harness';
 
 const tb = useTestbed();
 const GRACE_MS = 1500;
@@ -21,35 +22,20 @@ afterAll(async () => {
   await ex?.close();
 });
 
-/** Binds a one-task job that prints its pid (= its process group) and runs `rest`; returns the pid once it runs. */
-async function runLong(jobId: string, rest: string): Promise<number> {
-  await bind(tb, 'stop-node', jobId, ['sh', '-c', `echo $$; ${rest}`], 1, { resources: { cpu: 100 } });
-  const out = attemptPaths(join(tb.dir, 'stop-node'), jobId, 0, 1).stdout;
-  const text = await until(
-    () => readOrEmpty(out),
-    (s) => s.trim().length > 0,
-  );
-  await until(
-    () => groupOf(tb, jobId),
-    (g) => g?.tasks[0].state === 'Running',
-  );
-  return Number(text.trim());
-}
-
 it('cancels a running task: SIGTERM to its process group, Cancelled well within the grace', async () => {
-  const pid = await runLong('cancel-me', 'sleep 30');
+  const pid = await runLong(tb, 'stop-node', 'cancel-me', 'sleep 30');
   const cancelledAt = Date.now();
   await cancelJob(tb.store, 'cancel-me', cancelledAt);
-  const g = await until(
+  const g = await waitFor(
     () => groupOf(tb, 'cancel-me'),
     (x) => x?.tasks[0].state === 'Cancelled',
-    5000,
+    { timeoutMs: 5000 },
   );
   expect(g?.tasks[0]).toMatchObject({ state: 'Cancelled', signal: 'SIGTERM' });
   expect(g!.tasks[0].finishedAt! - cancelledAt).toBeLessThan(GRACE_MS);
   expect(groupAlive(pid)).toBe(false);
   expect(
-    await until(
+    await waitFor(
       () => jobOf(tb, 'cancel-me'),
       (j) => j?.phase === 'Cancelled',
     ),
@@ -59,13 +45,13 @@ it('cancels a running task: SIGTERM to its process group, Cancelled well within 
 
 it('SIGKILLs a task that ignores SIGTERM once the grace has passed', async () => {
   // An ignored signal stays ignored in children: neither sh nor its sleeps die of SIGTERM.
-  const pid = await runLong('stubborn', "trap '' TERM; while :; do sleep 0.1; done");
+  const pid = await runLong(tb, 'stop-node', 'stubborn', "trap '' TERM; while :; do sleep 0.1; done");
   const cancelledAt = Date.now();
   await cancelJob(tb.store, 'stubborn', cancelledAt);
-  const g = await until(
+  const g = await waitFor(
     () => groupOf(tb, 'stubborn'),
     (x) => x?.tasks[0].state === 'Cancelled',
-    GRACE_MS + 5000,
+    { timeoutMs: GRACE_MS + 5000 },
   );
   expect(g?.tasks[0]).toMatchObject({ state: 'Cancelled', signal: 'SIGKILL' });
   expect(g!.tasks[0].finishedAt! - cancelledAt).toBeGreaterThanOrEqual(GRACE_MS);
@@ -74,7 +60,7 @@ it('SIGKILLs a task that ignores SIGTERM once the grace has passed', async () =>
 
 it('ends the tasks of a binding that arrives cancelled without starting them', async () => {
   await bind(tb, 'stop-node', 'never', ['sh', '-c', 'echo ran'], 2, { resources: { cpu: 100 }, binding: { cancelRequested: true } });
-  const g = await until(
+  const g = await waitFor(
     () => groupOf(tb, 'never'),
     (x) => !!x?.tasks.every((t) => t.state === 'Cancelled'),
   );
@@ -84,7 +70,7 @@ it('ends the tasks of a binding that arrives cancelled without starting them', a
   ]);
   expect(existsSync(attemptPaths(join(tb.dir, 'stop-node'), 'never', 0, 1).stdout)).toBe(false);
   expect(
-    await until(
+    await waitFor(
       () => jobOf(tb, 'never'),
       (j) => j?.counts.cancelled === 2,
     ),
@@ -95,27 +81,21 @@ it('applies a cancel that lands while the binding is still being set up', async 
   // The cancel follows the bind by one etcd round trip: it may reach the executor while it reads the group's status.
   await bind(tb, 'stop-node', 'quick-cancel', ['sleep', '30'], 1, { resources: { cpu: 100 } });
   await cancelJob(tb.store, 'quick-cancel', Date.now());
-  const g = await until(
+  const g = await waitFor(
     () => groupOf(tb, 'quick-cancel'),
     (x) => x?.tasks[0].state === 'Cancelled',
-    5000,
+    { timeoutMs: 5000 },
   );
   expect(g?.tasks[0].state).toBe('Cancelled');
 });
 
 it('kills at once the tasks of a binding removed under it (its node was reaped)', async () => {
-  const pid = await runLong('reaped', 'sleep 30');
+  const pid = await runLong(tb, 'stop-node', 'reaped', 'sleep 30');
   const key = tb.store.keys.binding('stop-node', 'reaped', 0, 1);
   const b = (await tb.store.get<Binding>(key))!;
   const removedAt = Date.now();
   await tb.store.txn([{ key, modRevision: b.modRevision }], [{ delete: key }]);
-  expect(
-    await until(
-      () => groupAlive(pid),
-      (a) => !a,
-      GRACE_MS,
-    ),
-  ).toBe(false);
+  expect(await waitUntil(() => !groupAlive(pid), { timeoutMs: GRACE_MS })).toBe(true);
   expect(Date.now() - removedAt).toBeLessThan(GRACE_MS);
   expect(ex.agent.isRunning('reaped', 0, 1)).toBe(false);
 });

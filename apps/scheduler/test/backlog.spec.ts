@@ -4,10 +4,11 @@
  * at most `maxJobs` pending jobs, the rest in later cycles through a rotating window. Structural
  * properties only: event-loop turns taken during a cycle, and which jobs a cycle considered.
  */
-import type { JobRecord, NodeRecord } from '@batchapi/api';
+import type { JobRecord } from '@batchapi/api';
 import { campaign, EtcdStore, type Leadership, type LocalEtcd, MAX_TXN_OPS, type Op, startEtcd } from '@batchapi/store';
 import { SchedulerCache } from '../src/cache';
 import { runCycle } from '../src/cycle';
+import { nodeRecord, putNode, putQueue, queuedJob } from './harness';
 
 const BACKLOG = 3000;
 let etcd: LocalEtcd;
@@ -16,17 +17,7 @@ let cache: SchedulerCache;
 let leadership: Leadership;
 
 function job(i: number): JobRecord {
-  const id = `bk-${String(i).padStart(5, '0')}`;
-  return {
-    id,
-    tenant: 't',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: 1_000_000 + i,
-    spec: { name: id, command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 1, priority: 0, labels: {} },
-    pending: [{ start: 0, end: 1, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
+  return { ...queuedJob(`bk-${String(i).padStart(5, '0')}`, 1, { cpu: 1000 }), createdAt: 1_000_000 + i };
 }
 
 beforeAll(async () => {
@@ -35,20 +26,9 @@ beforeAll(async () => {
   // Queue q has no quota left (nominal 0 CPUs, no cohort): every job stays pending, and a cycle
   // does no I/O at all — no bind, no reclaim, no preemption — so only its own yields give the
   // event loop a turn.
-  const node: NodeRecord = {
-    name: 'n1',
-    capacity: { cpu: 64_000, memory: 2 ** 38 },
-    labels: {},
-    taints: [],
-    gpus: [],
-    url: 'http://127.0.0.1:1',
-    registeredAt: 0,
-  };
-  const ops: Op[] = [
-    { put: store.keys.node('n1'), value: node },
-    { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: { cpu: 0 } } },
-  ];
-  for (let i = 0; i < BACKLOG; i++) ops.push({ put: store.keys.job(job(i).id), value: job(i) });
+  await putNode(store, nodeRecord('n1', 64, 0, 2 ** 38));
+  await putQueue(store, { cpu: 0 });
+  const ops: Op[] = Array.from({ length: BACKLOG }, (_, i) => ({ put: store.keys.job(job(i).id), value: job(i) }));
   for (let i = 0; i < ops.length; i += MAX_TXN_OPS) await store.txn([], ops.slice(i, i + MAX_TXN_OPS));
   cache = new SchedulerCache(store);
   await cache.start();

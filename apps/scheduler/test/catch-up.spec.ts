@@ -5,11 +5,12 @@
  * over-commit the queue. Here the test itself is the old leader: it fills a queue's quota, then
  * its lease is revoked and an in-process scheduler takes over.
  */
-import type { Binding, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
+import type { Binding, JobRecord, NodeAllocation } from '@batchapi/api';
 import { bindPlan, campaign, EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { type RunningService } from '@batchapi/runtime';
 import { SchedulerService, startScheduler } from '../src';
-import { queuedJob, until } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { nodeRecord, putNode, putQueue, queuedJob } from './harness';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -28,23 +29,9 @@ afterAll(async () => {
 const job = (id: string, cpu: number): JobRecord => queuedJob(id, 1, { cpu });
 
 it('runs its first cycle only once every cache reached the revision it won at, and never over-commits the queue', async () => {
-  const node: NodeRecord = {
-    name: 'big',
-    capacity: { cpu: 64_000, memory: 2 ** 40 },
-    labels: {},
-    taints: [],
-    gpus: [],
-    url: 'http://127.0.0.1:1',
-    registeredAt: 0,
-  };
   // Queue q may hold one core in all; nothing else changes under queues/, nodes/ or cordons/ from here on.
-  await store.txn(
-    [],
-    [
-      { put: store.keys.node('big'), value: node },
-      { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: { cpu: 1000 } } },
-    ],
-  );
+  await putNode(store, nodeRecord('big', 64, 0, 2 ** 40));
+  await putQueue(store, { cpu: 1000 });
   const oldLease = await store.grantLease(5);
   const old = await campaign(store, 'scheduler', 'old-leader', oldLease);
   scheduler = await startScheduler({
@@ -83,7 +70,7 @@ it('runs its first cycle only once every cache reached the revision it won at, a
 
   await oldLease.revoke();
   expect(
-    await until(
+    await waitFor(
       () => terms.length,
       (n) => n > 0,
     ),
@@ -97,7 +84,7 @@ it('runs its first cycle only once every cache reached the revision it won at, a
   const cycled = async () =>
     Number(/batch_scheduler_last_cycle_timestamp_seconds\{[^}]*\} (\S+)/.exec(await (await fetch(`${scheduler!.url}/metrics`)).text())?.[1] ?? 0);
   const readyAt = Date.now() / 1000;
-  expect(await until(cycled, (t) => t > readyAt)).toBeGreaterThan(readyAt);
+  expect(await waitFor(cycled, (t) => t > readyAt)).toBeGreaterThan(readyAt);
   expect((await store.get<JobRecord>(store.keys.job('over-quota')))?.value.pending).toEqual([{ start: 0, end: 1, attempt: 1 }]);
   expect((await store.get<NodeAllocation>(store.keys.alloc('big')))?.value.used.cpu).toBe(1000);
 }, 60_000);

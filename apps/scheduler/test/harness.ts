@@ -1,17 +1,6 @@
-/** What the scheduler suites share: polling, and the node, job and binding records they write and read. */
+/** What the scheduler suites share: the node, queue, job and binding records they write and read. */
 import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
 import type { EtcdStore } from '@batchapi/store';
-
-/** Polls `fn` every 50 ms until `ok` holds or `ms` pass (real time); returns the last value. */
-export async function until<T>(fn: () => T | Promise<T>, ok: (v: T) => boolean, ms = 10_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 50));
-    v = await fn();
-  }
-  return v;
-}
 
 /** A registered node with `cpu` cores, `memoryBytes` (default 64 GiB) and `gpus` whole GPUs, no labels or taints. */
 export function nodeRecord(name: string, cpu: number, gpus = 0, memoryBytes = 64 * 2 ** 30): NodeRecord {
@@ -29,6 +18,11 @@ export function nodeRecord(name: string, cpu: number, gpus = 0, memoryBytes = 64
 /** Writes a node record as its executor would (without a lease). */
 export async function putNode(store: EtcdStore, node: NodeRecord): Promise<void> {
   await store.txn([], [{ put: store.keys.node(node.name), value: node }]);
+}
+
+/** Writes queue `q` of tenant `t` with `nominal` quota (normalized units; a resource it does not name is unlimited). */
+export async function putQueue(store: EtcdStore, nominal: Record<string, number> = {}): Promise<void> {
+  await store.txn([], [{ put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal } }]);
 }
 
 /** A `Queued` job of `tasks` identical tasks (resources in normalized units) in queue `q` of tenant `t`, created now. */

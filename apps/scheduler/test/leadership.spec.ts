@@ -5,11 +5,12 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
+import type { Binding, JobRecord } from '@batchapi/api';
 import { newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
-import { freePort } from '@batchapi/proc';
+import { freePort, waitUntil } from '@batchapi/proc';
 import { Etcd3 } from 'etcd3';
+import { nodeRecord, putNode, putQueue, queuedJob } from './harness';
 
 const MAIN = join(__dirname, '../dist/main.js');
 const TTL = 2;
@@ -38,28 +39,15 @@ async function launch(id: string) {
 
 async function queueJob(tasks = 2) {
   const id = `job-${String(seq++).padStart(4, '0')}`;
-  const job: JobRecord = {
-    id,
-    tenant: 't',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: Date.now(),
-    spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
-  await submitJob(store, job);
+  await submitJob(store, queuedJob(id, tasks, { cpu: 100 }));
   return id;
 }
 
+/** Whether every task of jobs `ids` gets bound within `ms`. */
 async function allBound(ids: string[], ms = 15000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    const jobs = await store.getMany<JobRecord>(ids.map((id) => store.keys.job(id)));
-    if (jobs.every((j) => j && j.value.pending.length === 0)) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
+  return waitUntil(async () => (await store.getMany<JobRecord>(ids.map((id) => store.keys.job(id)))).every((j) => j && j.value.pending.length === 0), {
+    timeoutMs: ms,
+  });
 }
 
 async function doubleBindings(): Promise<number> {
@@ -80,22 +68,8 @@ const leaderId = async () => (await store.get<{ identity: string }>(store.keys.l
 beforeAll(async () => {
   etcd = await startEtcd({ members: 3 });
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  const node: NodeRecord = {
-    name: 'big',
-    capacity: { cpu: 1_000_000, memory: 2 ** 40 },
-    labels: {},
-    taints: [],
-    gpus: [],
-    url: 'http://127.0.0.1:1',
-    registeredAt: 0,
-  };
-  await store.txn(
-    [],
-    [
-      { put: store.keys.node('big'), value: node },
-      { put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: {} } },
-    ],
-  );
+  await putNode(store, nodeRecord('big', 1000, 0, 2 ** 40));
+  await putQueue(store);
   await launch('s1');
   await launch('s2');
 });

@@ -7,7 +7,8 @@ import type { Binding } from '@batchapi/api';
 import { FakeClock, type RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startScheduler } from '../src';
-import { allBindings, nodeRecord, putNode, queuedJob, until } from './harness';
+import { waitFor } from '@batchapi/proc';
+import { allBindings, nodeRecord, putNode, putQueue, queuedJob } from './harness';
 
 const HOUR_MS = 60 * 60_000;
 let etcd: LocalEtcd;
@@ -27,7 +28,7 @@ function bindings(): Promise<Binding[]> {
 beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  await store.txn([], [{ put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: {} } }]);
+  await putQueue(store);
   scheduler = await startScheduler({
     config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' },
     tuning: { idleMs: 100, busyMs: 5, nodeLostAfterMs: HOUR_MS },
@@ -45,7 +46,7 @@ it('requeues a lost node’s tasks once nodeLostAfterMs has passed on its clock,
   await submitJob(store, { ...queuedJob('j', 2, { cpu: 1000 }), createdAt: clock.now() });
   const tasksOn = (bs: Binding[], node: string, attempt: number) =>
     bs.filter((b) => b.node === node && b.attempt === attempt).reduce((n, b) => n + b.end - b.start, 0);
-  expect(tasksOn(await until(bindings, (bs) => tasksOn(bs, 'n1', 1) === 2), 'n1', 1)).toBe(2);
+  expect(tasksOn(await waitFor(bindings, (bs) => tasksOn(bs, 'n1', 1) === 2), 'n1', 1)).toBe(2);
 
   // n1 goes (its executor's lease expired); n2 has room for its tasks.
   await addNode('n2', 2);
@@ -58,7 +59,7 @@ it('requeues a lost node’s tasks once nodeLostAfterMs has passed on its clock,
 
   const skippedAt = Date.now();
   clock.advance(HOUR_MS);
-  const after = await until(bindings, (bs) => tasksOn(bs, 'n2', 2) === 2);
+  const after = await waitFor(bindings, (bs) => tasksOn(bs, 'n2', 2) === 2);
   expect(tasksOn(after, 'n2', 2)).toBe(2);
   expect(tasksOn(after, 'n1', 1)).toBe(0);
   expect(Date.now() - skippedAt).toBeLessThan(10_000);

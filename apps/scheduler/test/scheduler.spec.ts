@@ -7,7 +7,8 @@ import type { Binding, JobRecord, NodeAllocation } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startScheduler } from '../src';
-import { allBindings, nodeRecord, putNode, queuedJob, until } from './harness';
+import { waitFor, waitUntil } from '@batchapi/proc';
+import { allBindings, nodeRecord, putNode, putQueue, queuedJob } from './harness';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -30,7 +31,7 @@ async function boundTasks(jobId: string): Promise<Binding[]> {
 beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  await store.txn([], [{ put: store.keys.queue('q'), value: { name: 'q', tenant: 't', nominal: {} } }]);
+  await putQueue(store);
   replicas.push(await startScheduler({ config: config(), tuning: { idleMs: 100, busyMs: 5 } }));
   replicas.push(await startScheduler({ config: config(), tuning: { idleMs: 100, busyMs: 5 } }));
 });
@@ -45,7 +46,7 @@ it('binds an array job across nodes without over-booking any node', async () => 
   await addNode('n2', 2);
   // 4 + 2 cores, one core per task: 6 of the 10 tasks fit
   await queueJob('arr', 10, { cpu: 1000 });
-  const bindings = await until(
+  const bindings = await waitFor(
     () => boundTasks('arr'),
     (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 6,
   );
@@ -66,7 +67,7 @@ it('hands leadership to the standby when the leader stops, and the standby binds
   const stoppedAt = Date.now();
   await leader.close();
   await addNode('n3', 8);
-  const bindings = await until(
+  const bindings = await waitFor(
     () => boundTasks('arr'),
     (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 10,
   );
@@ -87,7 +88,7 @@ it('hands leadership to the standby when the leader stops, and the standby binds
 it('gives whole-GPU tasks distinct devices', async () => {
   await addNode('gpu-1', 32, 4);
   await queueJob('gpus', 2, { cpu: 1000, gpu: 2000 });
-  const bindings = await until(
+  const bindings = await waitFor(
     () => boundTasks('gpus'),
     (b) => b.reduce((n, x) => n + x.end - x.start, 0) >= 2,
   );
@@ -105,10 +106,10 @@ it('requeues the tasks of a lost node only after lease TTL + grace, at the next 
   const lostAt = Date.now();
   await store.txn([], [{ delete: store.keys.node('n3') }]);
   const rebound = (bs: Binding[]) => bs.filter((b) => b.attempt === 2).reduce((n, b) => n + b.end - b.start, 0);
-  const after = await until(
+  const after = await waitFor(
     () => boundTasks('arr'),
     (bs) => rebound(bs) === lostIndices.length,
-    15000,
+    { timeoutMs: 15000 },
   );
   const waitedMs = Date.now() - lostAt;
   // default wait: lease TTL 2 s + grace 2 s
@@ -129,10 +130,7 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
   const leaderKey = await store.get<{ identity: string }>(store.keys.leader('scheduler'));
   const leader = replicas.find((r) => r.ctx.config.instanceId === leaderKey?.value.identity)!;
   await queueJob('waits', 1, { cpu: 1_000_000 }); // a thousand cores: never fits
-  await until(
-    async () => (await (await fetch(`${leader.url}/metrics`)).text()).includes('queue="q"'),
-    (ok) => ok,
-  );
+  await waitUntil(async () => (await (await fetch(`${leader.url}/metrics`)).text()).includes('queue="q"'));
   const text = await (await fetch(`${leader.url}/metrics`)).text();
   expect(text).toMatch(/batch_scheduler_is_leader\{service="scheduler"\} 1/);
   expect(text).toMatch(/batch_scheduler_placements_total\{service="scheduler"\} [1-9]/);
@@ -147,22 +145,12 @@ it('exports leadership, placements and the oldest pending age per queue on /metr
 
 it('places a gang all together or fails it with the reason after its timeout, holding nothing meanwhile', async () => {
   // Nodes now: n1 4, n2 2, n4 8, gpu-1 32 cores — busy with earlier tests. A gang of 200 one-core tasks can never fit.
-  const job: JobRecord = {
-    id: 'gang',
-    tenant: 't',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: Date.now(),
-    queuedAt: Date.now(),
-    spec: { name: 'gang', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks: 200, priority: 0, labels: {}, gang: true, gangTimeoutSeconds: 1 },
-    pending: [{ start: 0, end: 200, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
-  await submitJob(store, job);
-  const failed = await until(
+  const job = queuedJob('gang', 200, { cpu: 1000 });
+  await submitJob(store, { ...job, queuedAt: job.createdAt, spec: { ...job.spec, gang: true, gangTimeoutSeconds: 1 } });
+  const failed = await waitFor(
     () => store.get<JobRecord>(store.keys.job('gang')),
     (j) => j?.value.phase === 'Failed',
-    10000,
+    { timeoutMs: 10000 },
   );
   expect(failed?.value.reason?.code).toBe('gang_unschedulable');
   expect(failed?.value.reason?.message).toMatch(/^gang of 200 tasks could not start together within 1 s/);

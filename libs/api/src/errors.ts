@@ -72,6 +72,22 @@ export interface ErrorBody {
   retryAfterSeconds?: number;
 }
 
+/**
+ * Base of the libraries' own errors (the store's, the history's): not errors meant for the
+ * caller — the API maps them to its codes and advice — but each with a stable `code` to branch on
+ * besides `instanceof`, and its concrete class's name as `name`.
+ */
+export abstract class CodedError extends Error {
+  /** Stable identifier of the failure, e.g. `store_unavailable`. */
+  abstract readonly code: string;
+
+  constructor(message: string) {
+    super(message);
+    // the concrete class's name (`StoreUnavailableError`…), as `Error` does for its own
+    this.name = new.target.name;
+  }
+}
+
 /** An error meant for the caller: carries a stable code, a status and the field or id at fault. */
 export class ApiError extends Error {
   readonly status: number;

@@ -9,3 +9,4 @@ export * from './workflow';
 export * from './rpc';
 export * from './responses';
 export * from './openapi';
+export * from './label-selector';

@@ -4,7 +4,16 @@
  */
 import type { ResourceVector } from './quantity';
 
-/** Lifecycle of a job. Terminal phases never change again. */
+/** The phases every kind of run (job, task, workflow step, workflow) can end in; each kind adds its own. */
+export const Ended = { Succeeded: 'Succeeded', Failed: 'Failed', Cancelled: 'Cancelled' } as const;
+
+/** How a job can end: a terminal phase never changes again. */
+const JobEnd = {
+  ...Ended,
+  /** Refused by the quota service; `reason` says why. */
+  Rejected: 'Rejected',
+} as const;
+/** Lifecycle of a job. */
 export const JobPhase = {
   /** Committed by admission; waiting for the quota service. */
   Submitted: 'Submitted',
@@ -12,27 +21,21 @@ export const JobPhase = {
   Queued: 'Queued',
   /** At least one task was bound to a node. */
   Running: 'Running',
-  Succeeded: 'Succeeded',
-  Failed: 'Failed',
-  Cancelled: 'Cancelled',
-  /** Refused by the quota service; `reason` says why. */
-  Rejected: 'Rejected',
+  ...JobEnd,
 } as const;
 export type JobPhase = (typeof JobPhase)[keyof typeof JobPhase];
-export const TERMINAL_PHASES: ReadonlySet<JobPhase> = new Set(['Succeeded', 'Failed', 'Cancelled', 'Rejected']);
+export const TERMINAL_PHASES: ReadonlySet<JobPhase> = new Set(Object.values(JobEnd));
 
-/** Outcome of one task attempt. */
-export const TaskState = {
-  Bound: 'Bound',
-  Running: 'Running',
-  Succeeded: 'Succeeded',
-  Failed: 'Failed',
-  Cancelled: 'Cancelled',
+/** How a task attempt can end. */
+const TaskEnd = {
+  ...Ended,
   /** Stopped to make room for higher-priority work; the task is requeued at its next attempt. */
   Preempted: 'Preempted',
 } as const;
+/** Outcome of one task attempt. */
+export const TaskState = { Bound: 'Bound', Running: 'Running', ...TaskEnd } as const;
 export type TaskState = (typeof TaskState)[keyof typeof TaskState];
-export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(['Succeeded', 'Failed', 'Cancelled', 'Preempted']);
+export const TERMINAL_TASK_STATES: ReadonlySet<TaskState> = new Set(Object.values(TaskEnd));
 
 /** A half-open range `[start, end)` of task indices of one array job, all at one attempt number. */
 export interface TaskRange {
@@ -165,6 +168,8 @@ export interface TaskGroup {
   priority?: number;
   /** GPU device indices per task (index `i` is task `start + i`); empty without GPUs. */
   devices: number[][];
+  /** The `gpu.model` label of the node at bind time, when the tasks use GPUs (usage by GPU model). @default none */
+  gpuModel?: string;
   boundAt: number;
   traceparent?: string;
   /** The scheduler's cycle span, linked from the executor's run span. */

@@ -14,6 +14,7 @@ import {
   JobListSchema,
   JobResultsSchema,
   TaskListSchema,
+  UsageViewSchema,
   JobViewSchema,
   NodeListSchema,
   NodeViewSchema,
@@ -33,6 +34,7 @@ import {
   IdempotencyKeySchema,
   ListJobsQuerySchema,
   ListTasksQuerySchema,
+  UsageQuerySchema,
   ListWorkflowsQuerySchema,
   LogsQuerySchema,
   NameSchema,
@@ -80,13 +82,18 @@ export interface ApiOperation {
   headers?: Record<string, { schema: z.ZodType; description: string }>;
   body?: z.ZodType;
   answers: Record<number, Answer>;
-  /** Error codes it may answer with; the common ones of its caller kind are added. */
+  /**
+   * Error codes it may answer with; added to them: the common ones of its caller kind,
+   * `read_rate_exceeded` for a read by a token, `payload_too_large` for one with a body.
+   */
   errors: ErrorCode[];
 }
 
 /** A job id or workflow id as submit returned it; any other value is a 404. Fastify refuses a path segment over 1,024 characters (400). */
 const IdParam = z.string().min(1).max(1024);
 const TaskIndexParam = z.coerce.number().int().min(0).max(999_999_999);
+/** The schema of each path parameter, by the name it has in paths (`{id}`, `{index}`, `{name}`). */
+const PATH_PARAMS: Record<string, z.ZodType> = { id: IdParam, index: TaskIndexParam, name: NameSchema };
 const idempotencyHeader = {
   'Idempotency-Key': {
     schema: IdempotencyKeySchema,
@@ -99,22 +106,13 @@ const lastEventIdHeader = {
     description: 'Resume after this event id (an etcd revision): only newer events are sent. A value that is not 1 to 20 digits is ignored.',
   },
 };
-const jobLinks = (from: string) => ({
-  GetJob: { operationId: 'getJob', parameters: { id: from } },
-  WhyJob: { operationId: 'whyJob', parameters: { id: from } },
-  JobResults: { operationId: 'getJobResults', parameters: { id: from } },
-  CancelJob: { operationId: 'cancelJob', parameters: { id: from } },
-});
-const workflowLinks = {
-  GetWorkflow: { operationId: 'getWorkflow', parameters: { id: '$response.body#/id' } },
-  CancelWorkflow: { operationId: 'cancelWorkflow', parameters: { id: '$response.body#/id' } },
-};
-const queueLinks = {
-  GetQueue: { operationId: 'getQueue', parameters: { name: '$request.path.name' } },
-  DeleteQueue: { operationId: 'deleteQueue', parameters: { name: '$request.path.name' } },
-};
+/** Links to operations that each take one parameter, given the same value: `from`, a runtime expression. */
+const linksTo = (param: string, from: string, operationIds: Record<string, string>): NonNullable<Answer['links']> =>
+  Object.fromEntries(Object.entries(operationIds).map(([link, operationId]) => [link, { operationId, parameters: { [param]: from } }]));
+const jobLinks = linksTo('id', '$response.body#/id', { GetJob: 'getJob', WhyJob: 'whyJob', JobResults: 'getJobResults', CancelJob: 'cancelJob' });
+const workflowLinks = linksTo('id', '$response.body#/id', { GetWorkflow: 'getWorkflow', CancelWorkflow: 'cancelWorkflow' });
+const queueLinks = linksTo('name', '$request.path.name', { GetQueue: 'getQueue', DeleteQueue: 'deleteQueue' });
 const SUBMIT_ERRORS: ErrorCode[] = [
-  'payload_too_large',
   'permission_denied',
   'unknown_tenant',
   'unknown_queue',
@@ -126,352 +124,266 @@ const SUBMIT_ERRORS: ErrorCode[] = [
   'overloaded',
 ];
 
+/**
+ * An operation as the table below writes it, under the key `'<METHOD> <path>'`: its tag and
+ * caller are its group's, its path parameters are the `{name}`s of its path (see `PATH_PARAMS`).
+ */
+type Route = Omit<ApiOperation, 'method' | 'path' | 'tag' | 'caller' | 'pathParams' | 'errors'> & {
+  /** @default [] */
+  errors?: ErrorCode[];
+};
+
+/** The operations of one tag that one kind of caller may call, in the order of `routes`. */
+function operations(tag: string, caller: Caller, routes: Record<string, Route>): ApiOperation[] {
+  return Object.entries(routes).map(([route, op]) => {
+    const [method, path] = route.split(' ');
+    const names = [...path.matchAll(/\{(\w+)\}/g)].map(([, name]) => name);
+    return {
+      method: method.toLowerCase() as ApiOperation['method'],
+      path,
+      tag,
+      caller,
+      ...(names.length ? { pathParams: Object.fromEntries(names.map((name) => [name, PATH_PARAMS[name]])) } : {}),
+      errors: [],
+      ...op,
+    };
+  });
+}
+
+/** The one answer of most operations: 200 with a JSON body. */
+const ok = (description: string, schema: z.ZodType): Route['answers'] => ({ 200: { description, schema } });
+
+/**
+ * An idempotent submit: the body, an `Idempotency-Key`, and the created resource (`Location`,
+ * links) both as 201 and as the 200 answer to a retry.
+ */
+function idempotentSubmit(
+  body: z.ZodType,
+  created: { schema: z.ZodType; location: string; links: Answer['links']; retried: string },
+): Pick<Route, 'headers' | 'body' | 'answers'> {
+  const { schema, location, links, retried } = created;
+  return {
+    headers: idempotencyHeader,
+    body,
+    answers: {
+      201: { description: 'Created', schema, headers: { Location: location }, links },
+      200: { description: retried, schema, headers: { Location: location }, links },
+    },
+  };
+}
+
+/**
+ * Server-sent events of one resource: its view now and at every change. `name` is the event
+ * name, `read` the operation that answers the same view.
+ */
+const eventStream = (name: string, data: z.ZodType, read: string): Pick<Route, 'headers' | 'errors' | 'answers'> => ({
+  headers: lastEventIdHeader,
+  errors: ['not_found', 'too_many_streams'],
+  answers: {
+    200: {
+      description: `An event stream: \`event: ${name}\`, \`id:\` the revision, \`data:\` the ${name} as \`${read}\` answers it`,
+      mediaType: 'text/event-stream',
+      events: { name, data },
+    },
+  },
+});
+
 /** Every operation of the API. */
 export const API_OPERATIONS: readonly ApiOperation[] = [
-  {
-    method: 'post',
-    path: '/v1/jobs',
-    operationId: 'submitJob',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'Submit a job (an array job when `tasks` > 1); committed before the answer',
-    headers: idempotencyHeader,
-    body: SubmitJobSchema,
-    errors: SUBMIT_ERRORS,
-    answers: {
-      201: { description: 'Created', schema: JobViewSchema, headers: { Location: 'The job: /v1/jobs/{id}' }, links: jobLinks('$response.body#/id') },
-      200: {
-        description: 'A retry with the same Idempotency-Key and body: the job the first submit created',
+  ...operations('jobs', 'tenant', {
+    'POST /v1/jobs': {
+      operationId: 'submitJob',
+      summary: 'Submit a job (an array job when `tasks` > 1); committed before the answer',
+      errors: SUBMIT_ERRORS,
+      ...idempotentSubmit(SubmitJobSchema, {
         schema: JobViewSchema,
-        headers: { Location: 'The job: /v1/jobs/{id}' },
-        links: jobLinks('$response.body#/id'),
-      },
+        location: 'The job: /v1/jobs/{id}',
+        links: jobLinks,
+        retried: 'A retry with the same Idempotency-Key and body: the job the first submit created',
+      }),
     },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs',
-    operationId: 'listJobs',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: "The caller's jobs (every tenant's for operators), newest first, a page at a time",
-    query: ListJobsQuerySchema,
-    errors: [],
-    answers: { 200: { description: 'A page of jobs', schema: JobListSchema } },
-  },
-  {
-    method: 'post',
-    path: '/v1/jobs:batch',
-    operationId: 'submitJobs',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
-    body: BulkSubmitSchema,
-    errors: ['payload_too_large', 'overloaded'],
-    answers: { 200: { description: 'One answer per job, in order: its status and the job, or the error', schema: BulkSubmitAnswerSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs/{id}',
-    operationId: 'getJob',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'A job with its live task counts',
-    pathParams: { id: IdParam },
-    errors: ['not_found'],
-    answers: { 200: { description: 'The job', schema: JobViewSchema } },
-  },
-  {
-    method: 'delete',
-    path: '/v1/jobs/{id}',
-    operationId: 'cancelJob',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'Cancel a job: pending tasks at once, running ones are stopped; the job stays readable',
-    pathParams: { id: IdParam },
-    errors: ['not_found', 'conflict'],
-    answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs/{id}/why',
-    operationId: 'whyJob',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'Why the job is pending: blockers with node counts and what would let it run',
-    pathParams: { id: IdParam },
-    errors: ['not_found'],
-    answers: { 200: { description: 'The explanation', schema: WhyViewSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs/{id}/results',
-    operationId: 'getJobResults',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'What tasks wrote to $BATCH_RESULT_PATH',
-    pathParams: { id: IdParam },
-    errors: ['not_found'],
-    answers: { 200: { description: 'Results by task index', schema: JobResultsSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs/{id}/tasks',
-    operationId: 'listJobTasks',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: 'One row per task attempt (state, node, exit code, reason, times), by index; filter with state=Failed',
-    pathParams: { id: IdParam },
-    query: ListTasksQuerySchema,
-    errors: ['not_found'],
-    answers: { 200: { description: 'A page of task attempts', schema: TaskListSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs/{id}/events',
-    operationId: 'jobEvents',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: "Server-sent events: the job's view now and at every change, until it ends",
-    pathParams: { id: IdParam },
-    headers: lastEventIdHeader,
-    errors: ['not_found', 'too_many_streams'],
-    answers: {
-      200: {
-        description: 'An event stream: `event: job`, `id:` the revision, `data:` the job as `getJob` answers it',
-        mediaType: 'text/event-stream',
-        events: { name: 'job', data: JobViewSchema },
-      },
+    'GET /v1/jobs': {
+      operationId: 'listJobs',
+      summary:
+        "The caller's jobs (every tenant's for operators), live and finished, filtered by state, queue, tenant, label selector, name prefix, workflow and submit or end time, in submit or end order, a page at a time",
+      query: ListJobsQuerySchema,
+      errors: ['permission_denied'],
+      answers: ok('A page of jobs', JobListSchema),
     },
-  },
-  {
-    method: 'get',
-    path: '/v1/jobs/{id}/tasks/{index}/logs',
-    operationId: 'getTaskLogs',
-    tag: 'jobs',
-    caller: 'tenant',
-    summary: "A task attempt's stdout or stderr (followed with follow=true)",
-    pathParams: { id: IdParam, index: TaskIndexParam },
-    query: LogsQuerySchema,
-    errors: ['not_found'],
-    answers: { 200: { description: 'The log text', mediaType: 'text/plain' } },
-  },
+    'POST /v1/jobs:batch': {
+      operationId: 'submitJobs',
+      summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
+      body: BulkSubmitSchema,
+      errors: ['overloaded'],
+      answers: ok('One answer per job, in order: its status and the job, or the error', BulkSubmitAnswerSchema),
+    },
+    'GET /v1/jobs/{id}': { operationId: 'getJob', summary: 'A job with its live task counts', errors: ['not_found'], answers: ok('The job', JobViewSchema) },
+    'DELETE /v1/jobs/{id}': {
+      operationId: 'cancelJob',
+      summary: 'Cancel a job: pending tasks at once, running ones are stopped; the job stays readable',
+      errors: ['not_found', 'conflict'],
+      answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } },
+    },
+    'GET /v1/jobs/{id}/why': {
+      operationId: 'whyJob',
+      summary: 'Why the job is pending: blockers with node counts and what would let it run',
+      errors: ['not_found'],
+      answers: ok('The explanation', WhyViewSchema),
+    },
+    'GET /v1/jobs/{id}/results': {
+      operationId: 'getJobResults',
+      summary: 'What tasks wrote to $BATCH_RESULT_PATH',
+      errors: ['not_found'],
+      answers: ok('Results by task index', JobResultsSchema),
+    },
+    'GET /v1/jobs/{id}/tasks': {
+      operationId: 'listJobTasks',
+      summary: 'One row per task attempt (state, node, exit code, reason, times), by index; filter with state=Failed',
+      query: ListTasksQuerySchema,
+      errors: ['not_found'],
+      answers: ok('A page of task attempts', TaskListSchema),
+    },
+    'GET /v1/jobs/{id}/events': {
+      operationId: 'jobEvents',
+      summary: "Server-sent events: the job's view now and at every change, until it ends",
+      ...eventStream('job', JobViewSchema, 'getJob'),
+    },
+    'GET /v1/jobs/{id}/tasks/{index}/logs': {
+      operationId: 'getTaskLogs',
+      summary: "A task attempt's stdout or stderr (followed with follow=true)",
+      query: LogsQuerySchema,
+      errors: ['not_found'],
+      answers: { 200: { description: 'The log text', mediaType: 'text/plain' } },
+    },
+  }),
 
-  {
-    method: 'post',
-    path: '/v1/workflows',
-    operationId: 'submitWorkflow',
-    tag: 'workflows',
-    caller: 'tenant',
-    summary: 'Submit a workflow: a DAG of jobs',
-    headers: idempotencyHeader,
-    body: SubmitWorkflowSchema,
-    errors: [...SUBMIT_ERRORS, 'workflow_cycle'],
-    answers: {
-      201: { description: 'Created', schema: WorkflowViewSchema, headers: { Location: 'The workflow: /v1/workflows/{id}' }, links: workflowLinks },
-      200: {
-        description: 'A retry with the same Idempotency-Key and body',
+  ...operations('workflows', 'tenant', {
+    'POST /v1/workflows': {
+      operationId: 'submitWorkflow',
+      summary: 'Submit a workflow: a DAG of jobs',
+      errors: [...SUBMIT_ERRORS, 'workflow_cycle'],
+      ...idempotentSubmit(SubmitWorkflowSchema, {
         schema: WorkflowViewSchema,
-        headers: { Location: 'The workflow: /v1/workflows/{id}' },
+        location: 'The workflow: /v1/workflows/{id}',
         links: workflowLinks,
-      },
+        retried: 'A retry with the same Idempotency-Key and body',
+      }),
     },
-  },
-  {
-    method: 'get',
-    path: '/v1/workflows',
-    operationId: 'listWorkflows',
-    tag: 'workflows',
-    caller: 'tenant',
-    summary: "The caller's workflows",
-    query: ListWorkflowsQuerySchema,
-    errors: [],
-    answers: { 200: { description: 'Workflows', schema: WorkflowListSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/workflows/{id}',
-    operationId: 'getWorkflow',
-    tag: 'workflows',
-    caller: 'tenant',
-    summary: 'A workflow and its steps',
-    pathParams: { id: IdParam },
-    errors: ['not_found'],
-    answers: { 200: { description: 'The workflow', schema: WorkflowViewSchema } },
-  },
-  {
-    method: 'delete',
-    path: '/v1/workflows/{id}',
-    operationId: 'cancelWorkflow',
-    tag: 'workflows',
-    caller: 'tenant',
-    summary: 'Cancel a workflow and its running steps; it stays readable',
-    pathParams: { id: IdParam },
-    errors: ['not_found', 'conflict'],
-    answers: { 200: { description: 'The workflow as it is now', schema: WorkflowViewSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/workflows/{id}/events',
-    operationId: 'workflowEvents',
-    tag: 'workflows',
-    caller: 'tenant',
-    summary: "Server-sent events: the workflow's view now and at every change, until it ends",
-    pathParams: { id: IdParam },
-    headers: lastEventIdHeader,
-    errors: ['not_found', 'too_many_streams'],
-    answers: {
-      200: {
-        description: 'An event stream: `event: workflow`, `id:` the revision, `data:` the workflow as `getWorkflow` answers it',
-        mediaType: 'text/event-stream',
-        events: { name: 'workflow', data: WorkflowViewSchema },
-      },
+    'GET /v1/workflows': {
+      operationId: 'listWorkflows',
+      summary: "The caller's workflows",
+      query: ListWorkflowsQuerySchema,
+      answers: ok('Workflows', WorkflowListSchema),
     },
-  },
+    'GET /v1/workflows/{id}': {
+      operationId: 'getWorkflow',
+      summary: 'A workflow and its steps',
+      errors: ['not_found'],
+      answers: ok('The workflow', WorkflowViewSchema),
+    },
+    'DELETE /v1/workflows/{id}': {
+      operationId: 'cancelWorkflow',
+      summary: 'Cancel a workflow and its running steps; it stays readable',
+      errors: ['not_found', 'conflict'],
+      answers: ok('The workflow as it is now', WorkflowViewSchema),
+    },
+    'GET /v1/workflows/{id}/events': {
+      operationId: 'workflowEvents',
+      summary: "Server-sent events: the workflow's view now and at every change, until it ends",
+      ...eventStream('workflow', WorkflowViewSchema, 'getWorkflow'),
+    },
+  }),
 
-  {
-    method: 'get',
-    path: '/v1/queues',
-    operationId: 'listQueues',
-    tag: 'queues',
-    caller: 'tenant',
-    summary: "The caller's queues (all for operators): quota, usage, fair share, pending work",
-    errors: [],
-    answers: { 200: { description: 'Queues', schema: QueueListSchema } },
-  },
-  {
-    method: 'get',
-    path: '/v1/queues/{name}',
-    operationId: 'getQueue',
-    tag: 'queues',
-    caller: 'tenant',
-    summary: "A queue, with the caller's waiting jobs and their positions",
-    pathParams: { name: NameSchema },
-    errors: ['not_found'],
-    answers: { 200: { description: 'The queue', schema: QueueViewSchema } },
-  },
-  {
-    method: 'put',
-    path: '/v1/queues/{name}',
-    operationId: 'putQueue',
-    tag: 'queues',
-    caller: 'operator',
-    summary: 'Create or change a queue',
-    pathParams: { name: NameSchema },
-    body: PutQueueSchema,
-    errors: ['payload_too_large', 'unknown_tenant', 'conflict'],
-    answers: { 200: { description: 'The queue as it is now', schema: QueueViewSchema, links: queueLinks } },
-  },
-  {
-    method: 'delete',
-    path: '/v1/queues/{name}',
-    operationId: 'deleteQueue',
-    tag: 'queues',
-    caller: 'operator',
-    summary: 'Remove a queue with no unfinished work',
-    pathParams: { name: NameSchema },
-    errors: ['not_found', 'conflict'],
-    answers: { 200: { description: 'Removed', schema: QueueDeletedSchema } },
-  },
-  {
-    method: 'put',
-    path: '/v1/tenants/{name}',
-    operationId: 'putTenant',
-    tag: 'tenants',
-    caller: 'operator',
-    summary: 'Create or change a tenant',
-    pathParams: { name: NameSchema },
-    body: PutTenantSchema,
-    errors: ['payload_too_large', 'conflict'],
-    answers: { 200: { description: 'The tenant as it is now', schema: TenantSchema } },
-  },
+  ...operations('queues', 'tenant', {
+    'GET /v1/queues': {
+      operationId: 'listQueues',
+      summary: "The caller's queues (all for operators): quota, usage, fair share, pending work",
+      answers: ok('Queues', QueueListSchema),
+    },
+    'GET /v1/queues/{name}': {
+      operationId: 'getQueue',
+      summary: "A queue, with the caller's waiting jobs and their positions",
+      errors: ['not_found'],
+      answers: ok('The queue', QueueViewSchema),
+    },
+  }),
+  ...operations('usage', 'tenant', {
+    'GET /v1/usage': {
+      operationId: 'getUsage',
+      summary:
+        'CPU-, memory- and GPU-hours, attempts (failed, preempted) and queue-wait p50/p99 of the task attempts that ended in [from, to), by tenant, queue, GPU model or job label; from the history store (a tenant sees its own)',
+      query: UsageQuerySchema,
+      errors: ['permission_denied', 'unavailable'],
+      answers: ok('Usage by group, the busiest first', UsageViewSchema),
+    },
+  }),
+  ...operations('queues', 'operator', {
+    'PUT /v1/queues/{name}': {
+      operationId: 'putQueue',
+      summary: 'Create or change a queue',
+      body: PutQueueSchema,
+      errors: ['unknown_tenant', 'conflict'],
+      answers: { 200: { description: 'The queue as it is now', schema: QueueViewSchema, links: queueLinks } },
+    },
+    'DELETE /v1/queues/{name}': {
+      operationId: 'deleteQueue',
+      summary: 'Remove a queue with no unfinished work',
+      errors: ['not_found', 'conflict'],
+      answers: ok('Removed', QueueDeletedSchema),
+    },
+  }),
+  ...operations('tenants', 'operator', {
+    'PUT /v1/tenants/{name}': {
+      operationId: 'putTenant',
+      summary: 'Create or change a tenant',
+      body: PutTenantSchema,
+      errors: ['conflict'],
+      answers: ok('The tenant as it is now', TenantSchema),
+    },
+  }),
 
-  {
-    method: 'get',
-    path: '/v1/nodes',
-    operationId: 'listNodes',
-    tag: 'nodes',
-    caller: 'operator',
-    summary: 'Nodes: capacity, allocation, cordons',
-    errors: [],
-    answers: { 200: { description: 'Nodes', schema: NodeListSchema } },
-  },
-  {
-    method: 'post',
-    path: '/v1/nodes/{name}/cordon',
-    operationId: 'cordonNode',
-    tag: 'nodes',
-    caller: 'operator',
-    summary: 'No new work on the node',
-    pathParams: { name: NameSchema },
-    body: CordonSchema,
-    errors: ['payload_too_large', 'not_found'],
-    answers: { 200: { description: 'The node', schema: NodeViewSchema } },
-  },
-  {
-    method: 'delete',
-    path: '/v1/nodes/{name}/cordon',
-    operationId: 'uncordonNode',
-    tag: 'nodes',
-    caller: 'operator',
-    summary: "Lift a node's cordon, drain or quarantine",
-    pathParams: { name: NameSchema },
-    errors: ['not_found'],
-    answers: { 200: { description: 'The node', schema: NodeViewSchema } },
-  },
-  {
-    method: 'post',
-    path: '/v1/nodes/{name}/drain',
-    operationId: 'drainNode',
-    tag: 'nodes',
-    caller: 'operator',
-    summary: 'Cordon, and stop running tasks at a deadline (they are requeued elsewhere)',
-    pathParams: { name: NameSchema },
-    body: DrainSchema,
-    errors: ['payload_too_large', 'not_found'],
-    answers: { 200: { description: 'The node', schema: NodeViewSchema } },
-  },
+  ...operations('nodes', 'operator', {
+    'GET /v1/nodes': { operationId: 'listNodes', summary: 'Nodes: capacity, allocation, cordons', answers: ok('Nodes', NodeListSchema) },
+    'POST /v1/nodes/{name}/cordon': {
+      operationId: 'cordonNode',
+      summary: 'No new work on the node',
+      body: CordonSchema,
+      errors: ['not_found'],
+      answers: ok('The node', NodeViewSchema),
+    },
+    'DELETE /v1/nodes/{name}/cordon': {
+      operationId: 'uncordonNode',
+      summary: "Lift a node's cordon, drain or quarantine",
+      errors: ['not_found'],
+      answers: ok('The node', NodeViewSchema),
+    },
+    'POST /v1/nodes/{name}/drain': {
+      operationId: 'drainNode',
+      summary: 'Cordon, and stop running tasks at a deadline (they are requeued elsewhere)',
+      body: DrainSchema,
+      errors: ['not_found'],
+      answers: ok('The node', NodeViewSchema),
+    },
+  }),
 
-  {
-    method: 'get',
-    path: '/openapi.json',
-    operationId: 'getOpenApi',
-    tag: 'service',
-    caller: 'anyone',
-    summary: 'This document',
-    errors: [],
-    answers: { 200: { description: 'The OpenAPI 3.1 document', schema: z.record(z.string(), z.unknown()) } },
-  },
-  {
-    method: 'get',
-    path: '/healthz',
-    operationId: 'healthz',
-    tag: 'service',
-    caller: 'anyone',
-    summary: 'Liveness: the process answers',
-    errors: [],
-    answers: { 200: { description: 'Alive', schema: HealthSchema } },
-  },
-  {
-    method: 'get',
-    path: '/readyz',
-    operationId: 'readyz',
-    tag: 'service',
-    caller: 'anyone',
-    summary: 'Readiness: the lease holds, etcd answers, the caches are synced',
-    errors: [],
-    answers: { 200: { description: 'Ready', schema: ReadinessSchema }, 503: { description: 'Not ready: `checks` says what fails', schema: ReadinessSchema } },
-  },
-  {
-    method: 'get',
-    path: '/metrics',
-    operationId: 'metrics',
-    tag: 'service',
-    caller: 'anyone',
-    summary: 'Prometheus metrics',
-    errors: [],
-    answers: { 200: { description: 'Prometheus text exposition format', mediaType: 'text/plain' } },
-  },
+  ...operations('service', 'anyone', {
+    'GET /openapi.json': {
+      operationId: 'getOpenApi',
+      summary: 'This document',
+      answers: ok('The OpenAPI 3.1 document', z.record(z.string(), z.unknown())),
+    },
+    'GET /healthz': { operationId: 'healthz', summary: 'Liveness: the process answers', answers: ok('Alive', HealthSchema) },
+    'GET /readyz': {
+      operationId: 'readyz',
+      summary: 'Readiness: the lease holds, etcd answers, the caches are synced',
+      answers: { 200: { description: 'Ready', schema: ReadinessSchema }, 503: { description: 'Not ready: `checks` says what fails', schema: ReadinessSchema } },
+    },
+    'GET /metrics': {
+      operationId: 'metrics',
+      summary: 'Prometheus metrics',
+      answers: { 200: { description: 'Prometheus text exposition format', mediaType: 'text/plain' } },
+    },
+  }),
 ];
 
 /**
@@ -573,9 +485,10 @@ function responses(op: ApiOperation, outputRefs: Map<z.ZodType, string>): Json {
       ...(a.links ? { links: a.links } : {}),
     };
   }
-  // Reads by a token are rate-limited per caller.
+  // Reads by a token are rate-limited per caller; a body can be too large.
   const reads: ErrorCode[] = op.method === 'get' && op.caller !== 'anyone' ? ['read_rate_exceeded'] : [];
-  const codes = [...new Set([...COMMON_ERRORS[op.caller], ...reads, ...op.errors])];
+  const bodies: ErrorCode[] = op.body ? ['payload_too_large'] : [];
+  const codes = [...new Set([...COMMON_ERRORS[op.caller], ...reads, ...bodies, ...op.errors])];
   const byStatus = new Map<number, ErrorCode[]>();
   for (const c of codes) byStatus.set(statusOf[c], [...(byStatus.get(statusOf[c]) ?? []), c]);
   for (const [status, cs] of [...byStatus].sort(([a], [b]) => a - b)) out[String(status)] = errorAnswer(cs);

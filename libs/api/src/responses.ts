@@ -7,8 +7,8 @@
 import { z } from 'zod';
 import { ErrorCode, type ErrorBody } from './errors';
 import { JobPhase, type Tenant } from './model';
-import { type JobView, type NodeView, type QueueView, TASK_LIST_STATES, type TaskCounts, type TaskView, type WhyView } from './views';
-import { type WorkflowView } from './workflow';
+import { type JobView, type NodeView, type QueueView, TASK_LIST_STATES, type TaskCounts, type TaskView, type UsageView, type WhyView } from './views';
+import { StepWhenSchema, type WorkflowView } from './workflow';
 
 /** A quantity as answers show it: `"500m"`, `"2Gi"`, or a number (GPUs, `domain/name` resources). */
 const Quantity = z.union([z.string(), z.number()]);
@@ -180,7 +180,7 @@ export const WorkflowViewSchema = z.strictObject({
       phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled']),
       jobId: z.string().nullable(),
       dependsOn: z.array(z.string()),
-      when: z.enum(['success', 'failure', 'always']),
+      when: StepWhenSchema,
       criticalPath: z.number().int(),
     }),
   ),
@@ -194,6 +194,26 @@ export const ReadinessSchema = z.strictObject({
   status: z.enum(['ready', 'not ready']),
   checks: z.record(z.string(), z.boolean()),
   reason: z.string().optional(),
+});
+
+export const UsageGroupViewSchema = z.strictObject({
+  key: z.string().nullable(),
+  cpuCoreHours: z.number(),
+  memoryGiBHours: z.number(),
+  gpuHours: z.number(),
+  attempts: z.number().int(),
+  succeeded: z.number().int(),
+  failed: z.number().int(),
+  preempted: z.number().int(),
+  queueWaitP50Seconds: z.number().optional(),
+  queueWaitP99Seconds: z.number().optional(),
+});
+export const UsageViewSchema = z.strictObject({
+  from: Instant,
+  to: Instant,
+  groupBy: z.string(),
+  groups: z.array(UsageGroupViewSchema),
+  truncated: z.boolean(),
 });
 
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
@@ -210,5 +230,6 @@ const proofs: [
   Exact<typeof WorkflowViewSchema, WorkflowView>,
   Exact<typeof TenantSchema, Tenant>,
   Exact<typeof TaskViewSchema, TaskView>,
-] = [true, true, true, true, true, true, true, true, true];
+  Exact<typeof UsageViewSchema, UsageView>,
+] = [true, true, true, true, true, true, true, true, true, true];
 void proofs;

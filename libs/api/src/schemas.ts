@@ -8,6 +8,7 @@ import type { JobSpec } from './model';
 import { parseQuota, parseResources } from './quantity';
 import type { Queue, Tenant, TenantLimits } from './model';
 import { TASK_LIST_STATES } from './views';
+import { LabelSelectorError, MAX_LABEL_SELECTOR_CHARS, parseLabelSelector } from './label-selector';
 import {
   checkJobRecordSize,
   jsonBytes,
@@ -39,6 +40,16 @@ const LabelKey = z
   .min(1)
   .max(253)
   .regex(/^[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?$/, 'must be a label key');
+/**
+ * A name of a job, workflow or workflow step, at most `max` characters: letters, digits, "-",
+ * "_" and ".", starting and ending with a letter or digit.
+ */
+export const dottedName = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."');
 
 /** Most tasks in one array job. */
 export const MAX_TASKS = 10_000_000;
@@ -63,12 +74,7 @@ export const TolerationsSchema = z
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
   /** Human name. @default "job" */
-  name: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."')
-    .optional(),
+  name: dottedName(128).optional(),
   /** argv: program then arguments; no shell. */
   command: z
     .array(z.string().max(4096))
@@ -298,16 +304,74 @@ export function toTenant(name: string, b: { weight?: number; limits?: TenantLimi
   return { name, weight: b.weight ?? 1, ...(b.limits && Object.keys(b.limits).length ? { limits: b.limits } : {}) };
 }
 
+/** A time in a query: RFC 3339 with a zone (`2026-12-01T00:00:00Z`). */
+const QueryTime = z.iso.datetime({ offset: true });
+
+/**
+ * The orders of `GET /v1/jobs`: by submission (job ids begin with their submit time, so this is
+ * id order; a workflow's step jobs sort by their workflow's) or by end (finished jobs only); a
+ * leading `-` is newest first.
+ */
+export const JOB_SORTS = ['submitted', '-submitted', 'finished', '-finished'] as const;
+export type JobSort = (typeof JOB_SORTS)[number];
+
 /** `GET /v1/jobs` query. */
 export const ListJobsQuerySchema = z.strictObject({
   state: z.enum(['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected']).optional(),
   queue: NameSchema.optional(),
+  /** Only this tenant's jobs (operators; a tenant may name only itself). @default every tenant the caller may see */
+  tenant: NameSchema.optional(),
+  /** Kubernetes label selector: `team=ml,env!=dev,tier in (a,b),gpu,!spot`; at most 1024 characters and 20 requirements. @default none */
+  labelSelector: z
+    .string()
+    .max(MAX_LABEL_SELECTOR_CHARS)
+    .superRefine((text, ctx) => {
+      try {
+        parseLabelSelector(text);
+      } catch (err) {
+        if (!(err instanceof LabelSelectorError)) throw err;
+        ctx.addIssue({ code: 'custom', message: err.message });
+      }
+    })
+    .optional(),
+  /** Only jobs whose name starts with this (case-sensitive). @default none */
+  namePrefix: z.string().min(1).max(253).optional(),
+  /** Only the step jobs of this workflow. @default none */
+  workflow: z.string().min(1).max(128).optional(),
+  /** Submitted at or after this time. @default no bound */
+  submittedSince: QueryTime.optional(),
+  /** Submitted before this time. @default no bound */
+  submittedBefore: QueryTime.optional(),
+  /** Finished at or after this time (unfinished jobs are left out). @default no bound */
+  finishedSince: QueryTime.optional(),
+  /** Finished before this time (unfinished jobs are left out). @default no bound */
+  finishedBefore: QueryTime.optional(),
+  /** `submitted` (id order: submission), `finished` (finished jobs only, by end), `-` for newest first. @default submitted */
+  sort: z.enum(JOB_SORTS).optional(),
   /** @default 50 */
   limit: z.coerce.number().int().min(1).max(1000).optional(),
-  /** Opaque cursor from the previous page's `nextPageToken`. */
+  /** Opaque cursor from the previous page's `nextPageToken` (of the same `sort`). */
   pageToken: z.string().max(256).optional(),
 });
 export type ListJobsQuery = z.infer<typeof ListJobsQuerySchema>;
+
+/** What `GET /v1/usage` sums by: `tenant`, `queue`, `gpuModel` (the node's `gpu.model`), or `label:<key>` (a job label). */
+export const USAGE_GROUP_BY = /^(tenant|queue|gpuModel|label:[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)$/;
+
+/** `GET /v1/usage` query. */
+export const UsageQuerySchema = z.strictObject({
+  /** Attempts that ended at or after this time. @default 7 days before `to` */
+  from: QueryTime.optional(),
+  /** Attempts that ended before this time; at most 400 days after `from`. @default now */
+  to: QueryTime.optional(),
+  /** `tenant`, `queue`, `gpuModel` or `label:<key>`. @default tenant */
+  groupBy: z.string().max(260).regex(USAGE_GROUP_BY, 'must be tenant, queue, gpuModel or label:<key>').optional(),
+  /** Only this tenant's jobs (operators; a tenant may name only itself). @default every tenant the caller may see */
+  tenant: NameSchema.optional(),
+  /** Only this queue's jobs. @default every queue */
+  queue: NameSchema.optional(),
+});
+export type UsageQuery = z.infer<typeof UsageQuerySchema>;
 
 /** Query of `GET /v1/jobs/:id/tasks`. */
 export const ListTasksQuerySchema = z.strictObject({

@@ -168,3 +168,35 @@ export interface TaskView {
   startedAt?: string;
   endedAt?: string;
 }
+
+/** One group of `GET /v1/usage`: what the task attempts that ended in the window used. */
+export interface UsageGroupView {
+  /** The tenant, queue, GPU model or label value; null for attempts without a GPU (`gpuModel`) or jobs without the label. */
+  key: string | null;
+  /** Σ run time × CPUs, in core-hours. */
+  cpuCoreHours: number;
+  /** Σ run time × memory, in GiB-hours. */
+  memoryGiBHours: number;
+  /** Σ run time × GPUs (fractions count as such), in GPU-hours. */
+  gpuHours: number;
+  /** Task attempts that ended in the window. */
+  attempts: number;
+  succeeded: number;
+  failed: number;
+  preempted: number;
+  /** Queue wait of first attempts (bound − queued), seconds: median and 99th percentile. */
+  queueWaitP50Seconds?: number;
+  queueWaitP99Seconds?: number;
+}
+
+/** `GET /v1/usage`'s answer. */
+export interface UsageView {
+  /** The window, ISO 8601: attempts that ended in [from, to). */
+  from: string;
+  to: string;
+  groupBy: string;
+  /** The groups, most GPU-hours then CPU-hours first. */
+  groups: UsageGroupView[];
+  /** More than 1000 groups had usage: the rest were left out. */
+  truncated: boolean;
+}

@@ -4,7 +4,8 @@
  * the view the API returns. The DAG logic itself is pure and lives in `@batchapi/workflows`.
  */
 import { z } from 'zod';
-import { NameSchema } from './schemas';
+import { Ended } from './model';
+import { dottedName, NameSchema } from './schemas';
 
 /** Most steps in one workflow. */
 export const MAX_WORKFLOW_STEPS = 1000;
@@ -22,30 +23,26 @@ export const StepWhen = {
   /** Every dependency is terminal, whatever its outcome. */
   Always: 'always',
 } as const;
-export type StepWhen = (typeof StepWhen)[keyof typeof StepWhen];
+/** A step's `when`, as a request gives it and an answer returns it. */
+export const StepWhenSchema = z.enum(StepWhen);
+export type StepWhen = z.infer<typeof StepWhenSchema>;
 
-export const StepPhase = {
-  Pending: 'Pending',
-  Running: 'Running',
-  Succeeded: 'Succeeded',
-  Failed: 'Failed',
+/** How a step can end: a terminal phase never changes again. */
+const StepEnd = {
+  ...Ended,
   /** Its condition can no longer hold; it never ran. */
   Skipped: 'Skipped',
-  Cancelled: 'Cancelled',
 } as const;
+export const StepPhase = { Pending: 'Pending', Running: 'Running', ...StepEnd } as const;
 export type StepPhase = (typeof StepPhase)[keyof typeof StepPhase];
-export const TERMINAL_STEP_PHASES: ReadonlySet<StepPhase> = new Set(['Succeeded', 'Failed', 'Skipped', 'Cancelled']);
+export const TERMINAL_STEP_PHASES: ReadonlySet<StepPhase> = new Set(Object.values(StepEnd));
 
-export const WorkflowPhase = { Running: 'Running', Succeeded: 'Succeeded', Failed: 'Failed', Cancelled: 'Cancelled' } as const;
+export const WorkflowPhase = { Running: 'Running', ...Ended } as const;
 export type WorkflowPhase = (typeof WorkflowPhase)[keyof typeof WorkflowPhase];
-export const TERMINAL_WORKFLOW_PHASES: ReadonlySet<WorkflowPhase> = new Set(['Succeeded', 'Failed', 'Cancelled']);
+export const TERMINAL_WORKFLOW_PHASES: ReadonlySet<WorkflowPhase> = new Set(Object.values(Ended));
 
 /** A step name: letters, digits, "-", "_", "." (it becomes a job label value). */
-export const StepNameSchema = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."');
+export const StepNameSchema = dottedName(63);
 
 /** One step of a `POST /v1/workflows` body. */
 export const WorkflowStepSchema = z.strictObject({
@@ -55,7 +52,7 @@ export const WorkflowStepSchema = z.strictObject({
   /** Names of steps that must end first. @default [] */
   dependsOn: z.array(StepNameSchema).max(MAX_WORKFLOW_STEPS).optional(),
   /** @default "success" */
-  when: z.enum(['success', 'failure', 'always']).optional(),
+  when: StepWhenSchema.optional(),
   /** Fan-out: an array job with one task per item, or over the results of a dependency. @default none */
   map: z.union([z.strictObject({ items: z.array(z.unknown()).min(1).max(100_000) }), z.strictObject({ fromStep: StepNameSchema })]).optional(),
 });
@@ -64,12 +61,7 @@ export type WorkflowStepRequest = z.infer<typeof WorkflowStepSchema>;
 /** `POST /v1/workflows` body. */
 export const SubmitWorkflowSchema = z.strictObject({
   /** @default "workflow" */
-  name: z
-    .string()
-    .min(1)
-    .max(128)
-    .regex(/^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/, 'must be letters, digits, "-", "_" or "."')
-    .optional(),
+  name: dottedName(128).optional(),
   /** Queue of steps that name none. @default "default" */
   queue: NameSchema.optional(),
   /** Only operators may name a tenant other than their own. @default the token's tenant */
@@ -121,18 +113,11 @@ export interface WorkflowRecord {
 }
 
 /** A workflow as the API returns it (times in epoch milliseconds). */
-export interface WorkflowView {
-  id: string;
-  name: string;
-  tenant: string;
-  queue: string;
-  labels: Record<string, string>;
-  phase: WorkflowPhase;
-  createdAt: number;
+export interface WorkflowView extends Pick<WorkflowRecord, 'id' | 'name' | 'tenant' | 'queue' | 'labels' | 'phase' | 'createdAt'> {
   finishedAt: number | null;
   deadlineAt: number | null;
   traceId?: string;
-  steps: Array<{ name: string; phase: StepPhase; jobId: string | null; dependsOn: string[]; when: StepWhen; criticalPath: number }>;
+  steps: Array<Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & { jobId: string | null }>;
 }
 
 export function workflowView(w: WorkflowRecord): WorkflowView {

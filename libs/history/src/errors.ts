@@ -3,12 +3,10 @@
  * is an HTTP error; the API maps them to its status codes and advice. Each has a stable `code` to
  * branch on besides `instanceof`.
  */
+import { CodedError } from '@batchapi/api';
 
 /** Every error the history throws about PostgreSQL or a request to it. */
-export abstract class HistoryError extends Error {
-  /** Stable identifier of the failure, e.g. `history_unavailable`. */
-  abstract readonly code: string;
-}
+export abstract class HistoryError extends CodedError {}
 
 /**
  * PostgreSQL could not be reached or did not answer: connection refused or reset, the pool's
@@ -29,7 +27,6 @@ export class HistoryUnavailableError extends HistoryError {
     readonly retryAfterSeconds = 5,
   ) {
     super(message);
-    this.name = 'HistoryUnavailableError';
   }
 }
 
@@ -48,7 +45,6 @@ export class InvalidHistoryRequestError extends HistoryError {
     readonly field: string,
   ) {
     super(message);
-    this.name = 'InvalidHistoryRequestError';
   }
 }
 

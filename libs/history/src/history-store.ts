@@ -12,6 +12,7 @@ import {
   type GroupStatus,
   type JobPhase,
   type JobRecord,
+  type LabelRequirement,
   type TaskResult,
   type TaskState,
   WORKFLOW_LABEL,
@@ -21,6 +22,7 @@ import pg from 'pg';
 import { InvalidHistoryRequestError, asHistoryError } from './errors';
 import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from './partitions';
 import { inTransaction } from './transaction';
+import { MAX_USAGE_GROUPS, type UsageQuery, type UsageRow, usageRow, usageSql, type UsageSqlRow } from './usage';
 
 /** A finished job as the archiver reads it from etcd: its record, every group status of every attempt, its results. */
 export interface ArchivedJob {
@@ -47,6 +49,8 @@ export interface TaskAttempt {
   boundAt?: number;
   startedAt?: number;
   endedAt?: number;
+  /** The `gpu.model` of its node, for an attempt with GPUs. */
+  gpuModel?: string;
 }
 
 /** Filters of `listJobs`; every given filter must hold (AND). */
@@ -57,6 +61,12 @@ export interface JobHistoryFilter {
   phase?: JobPhase | readonly JobPhase[];
   /** Labels the job carries with exactly these values (others may be there too). @default none */
   labels?: Record<string, string>;
+  /** A label selector's requirements (`parseLabelSelector`), all of which must hold. @default none */
+  selector?: readonly LabelRequirement[];
+  /** Submitted at or after this time, epoch milliseconds. @default no bound */
+  submittedFrom?: number;
+  /** Submitted before this time, epoch milliseconds. @default no bound */
+  submittedBefore?: number;
   /** The job's name starts with this (case-sensitive). @default none */
   namePrefix?: string;
   /** Finished at or after this time, epoch milliseconds. @default no bound */
@@ -120,9 +130,9 @@ const JOB_COLUMNS = `id, tenant, queue, name, phase, reason_code, reason_message
 const JOB_TYPES = `id text, tenant text, queue text, name text, phase text, reason_code text, reason_message text, labels jsonb, spec jsonb,
   pending jsonb, succeeded integer, failed integer, cancelled integer, tasks integer, workflow_id text, traceparent text,
   created_at timestamptz, queued_at timestamptz, started_at timestamptz, finished_at timestamptz, cancel_requested_at timestamptz`;
-const TASK_COLUMNS = 'job_id, finished_at, index, attempt, node, state, exit_code, reason, signal, bound_at, started_at, ended_at';
+const TASK_COLUMNS = 'job_id, finished_at, index, attempt, node, state, exit_code, reason, signal, bound_at, started_at, ended_at, gpu_model';
 const TASK_TYPES = `job_id text, finished_at timestamptz, index integer, attempt integer, node text, state text, exit_code integer, reason text,
-  signal text, bound_at timestamptz, started_at timestamptz, ended_at timestamptz`;
+  signal text, bound_at timestamptz, started_at timestamptz, ended_at timestamptz, gpu_model text`;
 
 /** `col = EXCLUDED.col` for every column but the key: a re-archived row takes the newer copy. */
 const updateAll = (columns: string, key: string[]) =>
@@ -160,7 +170,30 @@ function jobFilter(filter: JobHistoryFilter, p: (v: unknown) => string): string[
   if (filter.finishedFrom !== undefined) where.push(`finished_at >= ${p(isoTime(filter.finishedFrom, 'finishedFrom'))}::timestamptz`);
   if (filter.finishedBefore !== undefined) where.push(`finished_at < ${p(isoTime(filter.finishedBefore, 'finishedBefore'))}::timestamptz`);
   if (filter.workflowId !== undefined) where.push(`workflow_id = ${p(filter.workflowId)}`);
+  if (filter.submittedFrom !== undefined) where.push(`created_at >= ${p(isoTime(filter.submittedFrom, 'submittedFrom'))}::timestamptz`);
+  if (filter.submittedBefore !== undefined) where.push(`created_at < ${p(isoTime(filter.submittedBefore, 'submittedBefore'))}::timestamptz`);
+  for (const r of filter.selector ?? []) where.push(selectorSql(r, p));
   return where;
+}
+
+/**
+ * One selector requirement as SQL over the `labels` column. A one-value `in` is containment
+ * (`@>`), which the GIN index serves; `notin` and `absent` also hold where the key is missing,
+ * as in Kubernetes.
+ */
+function selectorSql(r: LabelRequirement, p: (v: unknown) => string): string {
+  switch (r.op) {
+    case 'exists':
+      return `labels ? ${p(r.key)}`;
+    case 'absent':
+      return `NOT (labels ? ${p(r.key)})`;
+    case 'in':
+      return r.values.length === 1
+        ? `labels @> ${p(JSON.stringify({ [r.key]: r.values[0] }))}::jsonb`
+        : `labels ->> ${p(r.key)} = ANY (${p(r.values)}::text[])`;
+    case 'notin':
+      return `coalesce(labels ->> ${p(r.key)} <> ALL (${p(r.values)}::text[]), true)`;
+  }
 }
 
 /**
@@ -239,26 +272,34 @@ export class HistoryStore {
   }
 
   /**
-   * Archived jobs matching `filter`, most recently finished first (ties by id, descending), a
-   * page at a time: pass the answer's `nextCursor` back for the next page; it is absent on the
-   * last page. The cursor is the last item's (finishedAt, id), so jobs archived between two pages
+   * Archived jobs matching `filter`, most recently finished first (ties by id, descending;
+   * `ascending`: earliest first), a page at a time: pass the answer's `nextCursor` back for the
+   * next page (or `after`, the (finishedAt, id) of the last job seen); it is absent on the last
+   * page. The cursor is the last item's (finishedAt, id), so jobs archived between two pages
    * never make an item of a later page repeat or go missing.
    * @throws InvalidHistoryRequestError for a cursor this method did not make or a limit out of range
    */
-  async listJobs(filter: JobHistoryFilter & PageRequest = {}): Promise<{ jobs: JobRecord[]; nextCursor?: string }> {
+  async listJobs(
+    filter: JobHistoryFilter & PageRequest & { ascending?: boolean; after?: { finishedAt: number; id: string } } = {},
+  ): Promise<{ jobs: JobRecord[]; nextCursor?: string }> {
     const limit = pageSize(filter.limit);
     const params: unknown[] = [];
     const p = (v: unknown) => `$${params.push(v)}`;
     const where = jobFilter(filter, p);
+    let after = filter.after;
     if (filter.cursor !== undefined) {
       const [finishedAt, id] = decodeCursor(
         filter.cursor,
         (v): v is [number, string] => v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string',
       );
-      where.push(`(finished_at, id) < (${p(new Date(finishedAt).toISOString())}::timestamptz, ${p(id)})`);
+      after = { finishedAt, id };
+    }
+    const dir = filter.ascending ? 'ASC' : 'DESC';
+    if (after !== undefined) {
+      where.push(`(finished_at, id) ${filter.ascending ? '>' : '<'} (${p(isoTime(after.finishedAt, 'after.finishedAt'))}::timestamptz, ${p(after.id)})`);
     }
     const sql = `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY finished_at DESC, id DESC LIMIT ${p(limit + 1)}`;
+      ORDER BY finished_at ${dir}, id ${dir} LIMIT ${p(limit + 1)}`;
     const { rows } = await this.run('listing jobs', () => this.pool.query<JobRow>(sql, params));
     const jobs = rows.slice(0, limit).map(jobRecord);
     const last = jobs[jobs.length - 1];
@@ -266,21 +307,35 @@ export class HistoryStore {
   }
 
   /**
-   * Archived jobs matching `filter` in job id order (bytes, as etcd orders keys), the ids after `afterId` (exclusive), at most
+   * Archived jobs matching `filter` in job id order (bytes, as etcd orders keys; `descending`:
+   * the reverse), the ids after `afterId` in that order (exclusive), at most
    * `limit` (1 to `MAX_PAGE_SIZE`): the order etcd lists live jobs in, so the API can merge both
    * into one list paged by the last id — a job archived between two pages keeps its place.
    * @throws InvalidHistoryRequestError for a limit out of range
    */
-  async listJobsById(filter: JobHistoryFilter & { afterId?: string; limit?: number } = {}): Promise<JobRecord[]> {
+  async listJobsById(filter: JobHistoryFilter & { afterId?: string; limit?: number; descending?: boolean } = {}): Promise<JobRecord[]> {
     const limit = pageSize(filter.limit);
     const params: unknown[] = [];
     const p = (v: unknown) => `$${params.push(v)}`;
     const where = jobFilter(filter, p);
     // Byte order (COLLATE "C"), as etcd orders keys, whatever the database's collation.
-    if (filter.afterId !== undefined) where.push(`id COLLATE "C" > ${p(filter.afterId)}`);
-    const sql = `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id COLLATE "C" LIMIT ${p(limit)}`;
+    if (filter.afterId !== undefined) where.push(`id COLLATE "C" ${filter.descending ? '<' : '>'} ${p(filter.afterId)}`);
+    const sql = `SELECT ${JOB_COLUMNS} FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+      ORDER BY id COLLATE "C" ${filter.descending ? 'DESC' : 'ASC'} LIMIT ${p(limit)}`;
     const { rows } = await this.run('listing jobs by id', () => this.pool.query<JobRow>(sql, params));
     return rows.map(jobRecord);
+  }
+
+  /**
+   * Usage summed by `q.groupBy` over the task attempts that ended in `[q.from, q.to)` (see
+   * `usage.ts` for the arithmetic), the groups with the most GPU-hours then CPU-hours first;
+   * `truncated` when more than `MAX_USAGE_GROUPS` groups had usage.
+   * @throws InvalidHistoryRequestError for a window that is empty, reversed or over 400 days
+   */
+  async usage(q: UsageQuery): Promise<{ rows: UsageRow[]; truncated: boolean }> {
+    const { sql, params } = usageSql(q);
+    const { rows } = await this.run('summing usage', () => this.pool.query<UsageSqlRow>(sql, params));
+    return { rows: rows.slice(0, MAX_USAGE_GROUPS).map(usageRow), truncated: rows.length > MAX_USAGE_GROUPS };
   }
 
   /**
@@ -437,6 +492,7 @@ interface TaskRow {
   bound_at: Date | null;
   started_at: Date | null;
   ended_at: Date | null;
+  gpu_model: string | null;
 }
 
 function jobRow(job: JobRecord) {
@@ -497,6 +553,7 @@ function taskRow(job: JobRecord, g: GroupStatus, i: number) {
     bound_at: iso(g.boundAt),
     started_at: iso(t.startedAt),
     ended_at: iso(t.finishedAt),
+    gpu_model: g.gpuModel ?? null,
   };
 }
 
@@ -533,6 +590,7 @@ function taskAttempt(r: TaskRow): TaskAttempt {
   if (r.bound_at) t.boundAt = r.bound_at.getTime();
   if (r.started_at) t.startedAt = r.started_at.getTime();
   if (r.ended_at) t.endedAt = r.ended_at.getTime();
+  if (r.gpu_model !== null) t.gpuModel = r.gpu_model;
   return t;
 }
 

@@ -10,3 +10,4 @@ export { MIGRATIONS_DIR, MIGRATIONS_TABLE, migrate, type MigrateOptions } from '
 export * from './partitions';
 export * from './postgres-server';
 export { HistoryError, HistoryUnavailableError, InvalidHistoryRequestError, isUnavailable } from './errors';
+export { MAX_USAGE_GROUPS, MAX_USAGE_WINDOW_MS, type UsageGroupBy, type UsageQuery, type UsageRow } from './usage';

@@ -9,7 +9,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
-import { freePort, stopProcess } from '@batchapi/proc';
+import { freePort, stopProcess, waitFor } from '@batchapi/proc';
 import pg from 'pg';
 
 /** Options of a local PostgreSQL server. */
@@ -226,25 +226,32 @@ function launch(binDir: string, dataDir: string, port: number, opts: PostgresSer
   return { process: p, argv: [join(binDir, 'postgres'), ...args], log: () => lines.join('\n') };
 }
 
+/** Waits until the server at `url` answers a query; throws, with the server's log, once it exits or after `timeoutMs`. */
 async function waitReady(url: string, server: Server, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    if (server.process.exitCode !== null || server.process.signalCode !== null) {
-      throw new Error(`postgres exited (${server.process.exitCode ?? server.process.signalCode}) before accepting connections: ${server.log()}`);
-    }
-    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      await client.query('SELECT 1');
-      return;
-    } catch (err) {
-      last = err;
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  const probe = async (): Promise<'ready' | 'exited'> => {
+    if (server.process.exitCode !== null || server.process.signalCode !== null) return 'exited';
+    await answersQuery(url);
+    return 'ready';
+  };
+  let state: 'ready' | 'exited';
+  try {
+    state = await waitFor(probe, () => true, { timeoutMs, intervalMs: 50 });
+  } catch (err) {
+    throw new Error(`postgres did not accept connections within ${timeoutMs} ms at ${url} (${(err as Error)?.message}): ${server.log()}`, { cause: err });
   }
-  throw new Error(`postgres did not accept connections within ${timeoutMs} ms at ${url} (${(last as Error)?.message}): ${server.log()}`);
+  if (state === 'exited') {
+    throw new Error(`postgres exited (${server.process.exitCode ?? server.process.signalCode}) before accepting connections: ${server.log()}`);
+  }
+}
+
+/** Connects to `url` and runs `SELECT 1`; throws what the connect or the query threw. */
+async function answersQuery(url: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    await client.query('SELECT 1');
+  } finally {
+    await client.end().catch(() => undefined);
+  }
 }

@@ -3,7 +3,7 @@
  * results, the job record round trip, every list filter, cursor paging, per-attempt task rows
  * with the state filter, and the typed errors (unavailable, invalid request).
  */
-import type { JobRecord } from '@batchapi/api';
+import { type JobRecord, parseLabelSelector } from '@batchapi/api';
 import { createHistoryPool, HistoryStore, HistoryUnavailableError, InvalidHistoryRequestError, type JobHistoryFilter, migrate } from '@batchapi/history';
 import { createServer } from 'node:net';
 import pg from 'pg';
@@ -23,6 +23,7 @@ afterAll(async () => {
 });
 
 const HOUR = 3_600_000;
+const MINUTE = 60_000;
 
 async function count(table: string, jobId: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });
@@ -108,7 +109,7 @@ describe('listJobs', () => {
     finishedJob('L5', { finishedAt: at(5), tenant: 'globex', queue: 'cpu', name: 'etl%daily', labels: { 'batch.workflow': 'wf-1', 'batch.step': 'extract' } }),
     finishedJob('L6', { finishedAt: at(6), tenant: 'acme', queue: 'cpu', name: 'etl-daily', phase: 'Failed', labels: { 'batch.workflow': 'wf-2' } }),
     finishedJob('L7', { finishedAt: at(7), tenant: 'acme', queue: 'gpu', name: 'train-gpt', labels: { team: 'nlp', env: 'prod' } }),
-  ];
+  ].map((j) => ({ ...j, createdAt: j.finishedAt! - 10 * MINUTE })); // each submitted 10 minutes before it finished
 
   beforeAll(async () => {
     await history.archiveJobs(jobs.map((j) => archived(j)));
@@ -132,6 +133,16 @@ describe('listJobs', () => {
     // from 03:00 included to 05:00 excluded: L3 and L4
     { name: 'finished time range', filter: { finishedFrom: at(3), finishedBefore: at(5) }, ids: ['L4', 'L3'] },
     { name: 'tenant, queue and label together', filter: { tenant: 'acme', queue: 'gpu', labels: { env: 'prod' } }, ids: ['L7', 'L1'] },
+    { name: 'selector k=v', filter: { selector: parseLabelSelector('team=nlp') }, ids: ['L7', 'L2'] },
+    // != and notin hold where the key is absent: L4, L5, L6 carry no team
+    { name: 'selector k!=v', filter: { selector: parseLabelSelector('team!=vision') }, ids: ['L7', 'L6', 'L5', 'L4', 'L2'] },
+    { name: 'selector k in (a,b)', filter: { selector: parseLabelSelector('env in (dev,prod)') }, ids: ['L7', 'L3', 'L1'] },
+    { name: 'selector k notin (a,b)', filter: { selector: parseLabelSelector('env notin (prod)') }, ids: ['L6', 'L5', 'L4', 'L3', 'L2'] },
+    { name: 'selector k (exists)', filter: { selector: parseLabelSelector('batch.workflow') }, ids: ['L6', 'L5'] },
+    { name: 'selector !k (absent)', filter: { selector: parseLabelSelector('!team,!batch.workflow') }, ids: ['L4'] },
+    { name: 'selector of several requirements', filter: { selector: parseLabelSelector('team=vision,env!=dev') }, ids: ['L1'] },
+    // submitted 10 minutes before each finished: from 02:50 included to 04:50 excluded is L3 and L4
+    { name: 'submitted time range', filter: { submittedFrom: at(3) - 10 * MINUTE, submittedBefore: at(5) - 10 * MINUTE }, ids: ['L4', 'L3'] },
   ])('filters by $name', async ({ filter, ids }) => {
     const { jobs: page, nextCursor } = await history.listJobs({ ...day, ...filter });
     expect(page.map((j) => j.id)).toEqual(ids);
@@ -150,6 +161,13 @@ describe('listJobs', () => {
       if (pages.length === 1) await history.archiveJobs([archived(finishedJob('L8', { finishedAt: at(8) }))]);
     } while (cursor);
     expect(pages).toEqual([['L7', 'L6'], ['L5', 'L4'], ['L3']]);
+  });
+
+  it('pages earliest-finished first when ascending, continuing after a given (finishedAt, id)', async () => {
+    const first = await history.listJobs({ ...day, ascending: true, limit: 3 });
+    expect(first.jobs.map((j) => j.id)).toEqual(['L1', 'L2', 'L3']);
+    const next = await history.listJobs({ ...day, ascending: true, limit: 3, after: { finishedAt: at(3), id: 'L3' } });
+    expect(next.jobs.map((j) => j.id)).toEqual(['L4', 'L5', 'L6']);
   });
 
   it('orders jobs that finished in the same millisecond by id, across pages', async () => {
@@ -185,6 +203,9 @@ describe('listJobsById', () => {
     const all = await history.listJobsById({ tenant: 'byid', limit: 10 });
     expect(all.map((j) => j.id)).toEqual(['zz--x', 'zz-0', 'zz-B', 'zz-a']);
     expect((await history.listJobsById({ tenant: 'byid', afterId: 'zz-0', limit: 1 })).map((j) => j.id)).toEqual(['zz-B']);
+    // descending: the reverse order, "after" meaning below
+    expect((await history.listJobsById({ tenant: 'byid', descending: true, limit: 10 })).map((j) => j.id)).toEqual(['zz-a', 'zz-B', 'zz-0', 'zz--x']);
+    expect((await history.listJobsById({ tenant: 'byid', descending: true, afterId: 'zz-B', limit: 1 })).map((j) => j.id)).toEqual(['zz-0']);
   });
 });
 

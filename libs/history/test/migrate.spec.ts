@@ -54,6 +54,8 @@ describe('migrate', () => {
     expect(tables).toEqual(['jobs', 'results', 'tasks', 'workflows'].map((name) => ({ name, key: 'RANGE (finished_at)' })));
     const indexes = await query<{ def: string }>(url, `SELECT indexdef AS def FROM pg_indexes WHERE tablename = 'jobs' ORDER BY indexname`);
     expect(indexes.map((i) => i.def.replace(/^.* USING /, ''))).toEqual([
+      // migration 3: windows of submit time
+      'btree (created_at)',
       'btree (finished_at DESC, id DESC)',
       // migration 2: the id-ordered lists merged with etcd's (byte order)
       'btree (id COLLATE "C")',
@@ -63,6 +65,7 @@ describe('migrate', () => {
       'btree (id, finished_at)',
       'btree (queue, finished_at DESC, id DESC)',
       'btree (queue, id COLLATE "C")',
+      'btree (tenant, created_at)',
       'btree (tenant, finished_at DESC, id DESC)',
       'btree (tenant, id COLLATE "C")',
       'btree (workflow_id) WHERE (workflow_id IS NOT NULL)',

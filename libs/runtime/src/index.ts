@@ -7,3 +7,4 @@ export * from './env';
 export * from './clock';
 export * from './fake-clock';
 export * from './sleep';
+export * from './readiness';

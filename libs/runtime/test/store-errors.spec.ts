@@ -33,31 +33,29 @@ function answer(err: unknown): { status: number; retryAfter?: string; body: { er
   return out;
 }
 
+/** The answers clients already know: a 503 says when to retry (Retry-After, in seconds), a 409 does not. */
+const unavailable = (retryAfterSeconds: number) => ({ status: 503, code: 'unavailable', retryAfter: String(retryAfterSeconds) });
+const conflict = (code: 'conflict' | 'idempotency_conflict') => ({ status: 409, code, retryAfter: undefined });
+
 describe('store errors as the API answers them', () => {
   it.each([
-    // name, error, status, code, Retry-After, details and advice the body carries
+    // name, error, the answer (status, code, Retry-After), details and advice the body carries
     [
       'a store that did not answer',
       new StoreUnavailableError('the store is unavailable (GRPCUnavailableError: down)', new Error('14 UNAVAILABLE: down')),
-      503,
-      'unavailable',
-      '1',
+      unavailable(1),
       { message: 'the store is unavailable (GRPCUnavailableError: down); retry later', retryAfterSeconds: 1 },
     ],
     [
       'a store that asks for a longer wait',
       new StoreUnavailableError('the store did not take the submit within 2000 ms', undefined, 5),
-      503,
-      'unavailable',
-      '5',
+      unavailable(5),
       { message: 'the store did not take the submit within 2000 ms; retry later', retryAfterSeconds: 5 },
     ],
     [
       'a write whose answer was lost',
       new OutcomeUnknownError(new Error('4 DEADLINE_EXCEEDED')),
-      503,
-      'unavailable',
-      '1',
+      unavailable(1),
       {
         message:
           'the store did not answer whether a write was applied (Error: 4 DEADLINE_EXCEEDED); read the record again, or retry with the same Idempotency-Key',
@@ -67,17 +65,13 @@ describe('store errors as the API answers them', () => {
     [
       'a record that kept changing',
       new CasConflictError('job j-1 changed on each of 16 compare-and-swap attempts', 'j-1'),
-      409,
-      'conflict',
-      undefined,
+      conflict('conflict'),
       { message: 'job j-1 changed on each of 16 compare-and-swap attempts; retry', id: 'j-1' },
     ],
     [
       'an idempotency key used with another request',
       new IdempotencyConflictError('the idempotency key was already used for job j-1 with a different request', 'differentRequest', 'j-1'),
-      409,
-      'idempotency_conflict',
-      undefined,
+      conflict('idempotency_conflict'),
       {
         message: 'the idempotency key was already used for job j-1 with a different request; use a new Idempotency-Key',
         field: 'Idempotency-Key',
@@ -87,20 +81,16 @@ describe('store errors as the API answers them', () => {
     [
       'a submit that raced another on its idempotency key',
       new IdempotencyConflictError('the submit raced with another on its idempotency key', 'raced'),
-      409,
-      'conflict',
-      undefined,
+      conflict('conflict'),
       { message: 'the submit raced with another on its idempotency key; retry it', field: 'Idempotency-Key' },
     ],
     [
       'a fenced write of a former leader',
       new ReapFencedError('n-1'),
-      503,
-      'unavailable',
-      '1',
+      unavailable(1),
       { message: 'reaping node n-1 stopped: this scheduler is no longer the leader; retry later', retryAfterSeconds: 1 },
     ],
-  ])('answers %s with the status, code and Retry-After clients already know', async (_, err, status, code, retryAfter, body) => {
+  ])('answers %s with the status, code and Retry-After clients already know', async (_, err, { status, code, retryAfter }, body) => {
     const http = answer(err);
     expect(http.status).toBe(status);
     expect(http.retryAfter).toBe(retryAfter);

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
-  TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type WhyView, type WorkflowView,
+  TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type UsageView, type WhyView, type WorkflowView,
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
 
@@ -50,7 +50,7 @@ export interface SubmitOptions {
 
 /** A page of `listJobs`. */
 export interface JobPage {
-  /** Newest first. */
+  /** In the order asked for (`sort`). */
   jobs: JobView[];
   /** Pass as `pageToken` to get the next page; absent on the last page. */
   nextPageToken?: string;
@@ -79,10 +79,42 @@ export interface ListOptions {
   state?: JobPhase;
   /** Only jobs of this queue. @default every queue the token may see */
   queue?: string;
+  /** Only this tenant's jobs (operators; a tenant may name only itself). @default every tenant the token may see */
+  tenant?: string;
+  /** A Kubernetes label selector: `team=ml,env!=dev,tier in (a,b),gpu,!spot`. @default none */
+  labelSelector?: string;
+  /** Only jobs whose name starts with this. @default none */
+  namePrefix?: string;
+  /** Only the step jobs of this workflow. @default none */
+  workflow?: string;
+  /** Submitted at or after this time. @default no bound */
+  submittedSince?: Date | string;
+  /** Submitted before this time. @default no bound */
+  submittedBefore?: Date | string;
+  /** Finished at or after this time (unfinished jobs are left out). @default no bound */
+  finishedSince?: Date | string;
+  /** Finished before this time (unfinished jobs are left out). @default no bound */
+  finishedBefore?: Date | string;
+  /** `submitted` (oldest first), `-submitted` (newest first), `finished` / `-finished` (finished jobs only, by end). @default "submitted" */
+  sort?: 'submitted' | '-submitted' | 'finished' | '-finished';
   /** Jobs per page, 1 to 1000. @default 50 */
   limit?: number;
-  /** `nextPageToken` of the previous page. @default the first page */
+  /** `nextPageToken` of the previous page (of the same `sort`). @default the first page */
   pageToken?: string;
+}
+
+/** The question of `usage`. */
+export interface UsageOptions {
+  /** Attempts that ended at or after this time. @default 7 days before `to` */
+  from?: Date | string;
+  /** Attempts that ended before this time (at most 400 days after `from`). @default now */
+  to?: Date | string;
+  /** `tenant`, `queue`, `gpuModel` or `label:<key>`. @default "tenant" */
+  groupBy?: string;
+  /** Only this tenant (operators; a tenant may name only itself). @default every tenant the token may see */
+  tenant?: string;
+  /** Only this queue. @default every queue */
+  queue?: string;
 }
 
 /** Options of `logs`. */
@@ -216,9 +248,17 @@ export class BatchClient {
 
   listJobs(opts: ListOptions = {}): Promise<JobPage> {
     const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(opts)) if (v !== undefined && v !== '') q.set(k, String(v));
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined && v !== '') q.set(k, v instanceof Date ? v.toISOString() : String(v));
     const query = q.toString();
     return this.call<JobPage>('GET', `/v1/jobs${query ? `?${query}` : ''}`);
+  }
+
+  /** CPU-, memory- and GPU-hours, attempt outcomes and queue waits over a window, by tenant, queue, GPU model or label (from the history store). */
+  usage(opts: UsageOptions = {}): Promise<UsageView> {
+    const q = new URLSearchParams();
+    for (const [k, v] of Object.entries(opts)) if (v !== undefined && v !== '') q.set(k, v instanceof Date ? v.toISOString() : String(v));
+    const query = q.toString();
+    return this.call<UsageView>('GET', `/v1/usage${query ? `?${query}` : ''}`);
   }
 
   /** Cancels a job: pending tasks never start, running ones get SIGTERM then SIGKILL. Cancelling a finished job changes nothing. */

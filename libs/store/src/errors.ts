@@ -4,12 +4,10 @@
  * its status codes and advice in one place (`toApiError` in libs/runtime). Each has a stable
  * `code` to branch on besides `instanceof`.
  */
+import { CodedError } from '@batchapi/api';
 
 /** Every error the store throws about etcd or its records. */
-export abstract class StoreError extends Error {
-  /** Stable identifier of the failure, e.g. `store_unavailable`. */
-  abstract readonly code: string;
-}
+export abstract class StoreError extends CodedError {}
 
 /**
  * etcd did not answer a call that certainly did not apply: a read past its deadline and
@@ -29,7 +27,6 @@ export class StoreUnavailableError extends StoreError {
     readonly retryAfterSeconds = 1,
   ) {
     super(message);
-    this.name = 'StoreUnavailableError';
   }
 }
 
@@ -46,7 +43,6 @@ export class OutcomeUnknownError extends StoreError {
   /** @param cause - the client's error that lost the answer */
   constructor(override readonly cause: unknown) {
     super(`the store did not answer whether a write was applied (${describeError(cause)})`);
-    this.name = 'OutcomeUnknownError';
   }
 }
 
@@ -66,7 +62,6 @@ export class CasConflictError extends StoreError {
     readonly id?: string,
   ) {
     super(message);
-    this.name = 'CasConflictError';
   }
 }
 
@@ -88,21 +83,16 @@ export class IdempotencyConflictError extends StoreError {
     readonly id?: string,
   ) {
     super(message);
-    this.name = 'IdempotencyConflictError';
   }
 }
 
 /**
  * A write fenced by leadership was refused because the fence no longer holds: this process is
- * not the leader any more and a newer one does the work. Nothing was written.
+ * not the leader any more and a newer one does the work. Nothing was written. Its message says
+ * what was refused, e.g. `reaping node n-1 stopped: this scheduler is no longer the leader`.
  */
 export class FencedError extends StoreError {
   readonly code = 'fenced';
-  /** @param message - what was refused, e.g. `reaping node n-1 stopped: this scheduler is no longer the leader` */
-  constructor(message: string) {
-    super(message);
-    this.name = 'FencedError';
-  }
 }
 
 /** `Name: message` of a client error, for the message of an error that wraps it. */
@@ -118,6 +108,5 @@ export function describeError(err: unknown): string {
 export class IdempotentJobGoneError extends CasConflictError {
   constructor(readonly jobId: string) {
     super(`job ${jobId} of this idempotency key is no longer live`, jobId);
-    this.name = 'IdempotentJobGoneError';
   }
 }

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, stopProcess } from '@batchapi/proc';
+import { freePort, stopProcess, waitUntil } from '@batchapi/proc';
 
 /** Options of a local etcd member or cluster. */
 export interface EtcdMemberOptions {
@@ -133,15 +133,17 @@ function launch(binary: string, args: string[]): ChildProcess {
 }
 
 async function waitHealthy(endpoints: string[], timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${endpoints[0]}/health`, { signal: AbortSignal.timeout(500) });
-      if (res.ok && ((await res.json()) as { health?: string }).health === 'true') return;
-    } catch {
-      /* not up yet */
-    }
-    await new Promise((r) => setTimeout(r, 50));
+  if (!(await waitUntil(() => isHealthy(endpoints[0]), { timeoutMs, intervalMs: 50 }))) {
+    throw new Error(`etcd did not become healthy within ${timeoutMs} ms at ${endpoints.join(',')}`);
   }
-  throw new Error(`etcd did not become healthy within ${timeoutMs} ms at ${endpoints.join(',')}`);
+}
+
+/** Whether the member at `url` says it is healthy; false while it does not answer. */
+async function isHealthy(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(500) });
+    return res.ok && ((await res.json()) as { health?: string }).health === 'true';
+  } catch {
+    return false; // not up yet
+  }
 }

@@ -282,11 +282,24 @@ export class EtcdStore {
     return out;
   }
 
-  /** Lists keys under a prefix in key order, starting after `startAfter`, at most `limit` of them. */
-  async list<T>(prefix: string, opts: { limit?: number; startAfter?: string } = {}): Promise<{ items: Array<Versioned<T>>; revision: string; more: boolean }> {
-    const end = prefixEnd(prefix);
-    const from = opts.startAfter ? Buffer.concat([Buffer.from(opts.startAfter), Buffer.from([0])]) : Buffer.from(prefix);
-    const res = await this.call('range', () => this.client.kv.range({ key: from, range_end: end, limit: opts.limit ?? 0 }));
+  /**
+   * Lists keys under a prefix in key order (`descending`: the reverse), starting after
+   * `startAfter` in that order (exclusive), at most `limit` of them (0: all).
+   */
+  async list<T>(
+    prefix: string,
+    opts: { limit?: number; startAfter?: string; descending?: boolean } = {},
+  ): Promise<{ items: Array<Versioned<T>>; revision: string; more: boolean }> {
+    const range = opts.descending
+      ? // keys in [prefix, startAfter), the highest first
+        {
+          key: Buffer.from(prefix),
+          range_end: opts.startAfter ? Buffer.from(opts.startAfter) : prefixEnd(prefix),
+          sort_order: 'Descend' as const,
+          sort_target: 'Key' as const,
+        }
+      : { key: opts.startAfter ? Buffer.concat([Buffer.from(opts.startAfter), Buffer.from([0])]) : Buffer.from(prefix), range_end: prefixEnd(prefix) };
+    const res = await this.call('range', () => this.client.kv.range({ ...range, limit: opts.limit ?? 0 }));
     return { items: res.kvs.map((kv) => decode<T>(kv)), revision: res.header.revision, more: res.more };
   }
 

@@ -6,7 +6,8 @@ import { createHash } from 'node:crypto';
 import { type Binding, type GroupStatus, type JobRecord, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
 import { requestCancel } from '@batchapi/lifecycle';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
-import { CasConflictError, IdempotencyConflictError, IdempotentJobGoneError, OutcomeUnknownError, StoreUnavailableError } from './errors';
+import { CasConflictError, IdempotentJobGoneError, OutcomeUnknownError, StoreUnavailableError } from './errors';
+import { firstSubmitOf } from './idempotency';
 
 /** What the idempotency key maps to. */
 export interface IdempotencyRecord {
@@ -87,17 +88,9 @@ async function submitRefused(
     if (same && sameSubmit(same.value, job)) return { job: same, created: true };
     throw new CasConflictError(`job ${job.id} already exists`, job.id);
   }
-  const prior = await store.get<IdempotencyRecord>(idemKey);
-  if (!prior) throw new IdempotencyConflictError('the submit raced with another on its idempotency key', 'raced');
-  if (prior.value.requestHash !== idempotency.requestHash) {
-    throw new IdempotencyConflictError(
-      `the idempotency key was already used for job ${prior.value.jobId} with a different request`,
-      'differentRequest',
-      prior.value.jobId,
-    );
-  }
-  const existing = await store.get<JobRecord>(store.keys.job(prior.value.jobId));
-  if (!existing) throw new IdempotentJobGoneError(prior.value.jobId);
+  const jobId = await firstSubmitOf(store, idemKey, idempotency.requestHash, 'job', (r: IdempotencyRecord) => r.jobId);
+  const existing = await store.get<JobRecord>(store.keys.job(jobId));
+  if (!existing) throw new IdempotentJobGoneError(jobId);
   return { job: existing, created: false };
 }
 
@@ -340,22 +333,29 @@ export interface JobFilter {
   tenant?: string;
   phase?: string;
   queue?: string;
+  /** Any further test a job must pass (label selector, name, times). @default none */
+  match?: (job: JobRecord) => boolean;
   /** Page size. @default 50 */
   limit?: number;
-  /** Key to resume after (from the previous page). */
+  /** Job id to resume after (the last of the previous page), in the listing's order. */
   after?: string;
+  /** Highest id first (newest submitted first). @default false */
+  descending?: boolean;
 }
 
-/** Lists jobs in id order (ids are time-ordered), filtered, one page at a time. */
+/**
+ * Lists jobs in id order (ids begin with their submit time; `descending`: newest first),
+ * filtered, one page at a time: reads etcd 500 keys at a time until the page is full.
+ */
 export async function listJobs(store: EtcdStore, f: JobFilter): Promise<{ jobs: JobRecord[]; nextAfter?: string }> {
   const limit = f.limit ?? 50;
   const jobs: JobRecord[] = [];
   let after = f.after ? store.keys.job(f.after) : undefined;
   for (;;) {
-    const page = await store.list<JobRecord>(store.keys.jobs(), { limit: 500, startAfter: after });
+    const page = await store.list<JobRecord>(store.keys.jobs(), { limit: 500, startAfter: after, descending: f.descending });
     for (const kv of page.items) {
       const j = kv.value;
-      if ((f.tenant && j.tenant !== f.tenant) || (f.phase && j.phase !== f.phase) || (f.queue && j.queue !== f.queue)) continue;
+      if ((f.tenant && j.tenant !== f.tenant) || (f.phase && j.phase !== f.phase) || (f.queue && j.queue !== f.queue) || (f.match && !f.match(j))) continue;
       jobs.push(j);
       if (jobs.length === limit) return { jobs, nextAfter: j.id };
     }

@@ -5,7 +5,8 @@
  */
 import { type JobRecord, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
 import type { Compare, EtcdStore, Versioned } from './etcd';
-import { CasConflictError, IdempotencyConflictError } from './errors';
+import { CasConflictError } from './errors';
+import { firstSubmitOf } from './idempotency';
 import { MAX_CAS_ATTEMPTS, sha256 } from './jobs';
 
 interface WorkflowIdempotencyRecord {
@@ -34,17 +35,9 @@ export async function submitWorkflow(
   const res = await store.txn(compares, ops);
   if (res.succeeded) return { workflow: wf, created: true };
   if (!idemKey || !idempotency) throw new CasConflictError(`workflow ${wf.id} already exists`, wf.id);
-  const prior = await store.get<WorkflowIdempotencyRecord>(idemKey);
-  if (!prior) throw new IdempotencyConflictError('the submit raced with another on its idempotency key', 'raced');
-  if (prior.value.requestHash !== idempotency.requestHash) {
-    throw new IdempotencyConflictError(
-      `the idempotency key was already used for workflow ${prior.value.workflowId} with a different request`,
-      'differentRequest',
-      prior.value.workflowId,
-    );
-  }
-  const existing = await getWorkflow(store, prior.value.workflowId);
-  if (!existing) throw new CasConflictError(`workflow ${prior.value.workflowId} of this idempotency key is gone`, prior.value.workflowId);
+  const workflowId = await firstSubmitOf(store, idemKey, idempotency.requestHash, 'workflow', (r: WorkflowIdempotencyRecord) => r.workflowId);
+  const existing = await getWorkflow(store, workflowId);
+  if (!existing) throw new CasConflictError(`workflow ${workflowId} of this idempotency key is gone`, workflowId);
   return { workflow: existing.value, created: false };
 }
 

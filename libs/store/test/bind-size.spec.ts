@@ -22,7 +22,7 @@ import {
   type Versioned,
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError } from 'etcd3';
-import { startLeaderStore, stopLeaderStore } from './leader-fixture';
+import { bindingOf, queuedJob, runningUnit, startLeaderStore, stopLeaderStore } from './store-fixture';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -46,35 +46,10 @@ interface JobShape {
 
 /** Writes the job straight into etcd (as a record made large behind admission's back would be) and plans all its tasks on its node. */
 async function unitOf(s: JobShape): Promise<BindUnit> {
-  const tasks = s.tasks ?? 1;
   const env = Object.fromEntries(Array.from({ length: s.envEntries ?? 0 }, (_, k) => [`V${k}`, s.value ?? '']));
-  const record: JobRecord = {
-    id: s.id,
-    tenant: 'a',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: 1,
-    spec: { name: 'j', command: ['true'], env, resources: { cpu: 1 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
+  const record = queuedJob(s.id, s.tasks ?? 1, { env, resources: { cpu: 1 } });
   const { job } = await submitJob(store, record);
-  const node = s.node ?? `node-${s.id}`;
-  const b: Binding = {
-    jobId: s.id,
-    tenant: 'a',
-    queue: 'q',
-    node,
-    start: 0,
-    end: tasks,
-    attempt: 1,
-    resources: { cpu: 1 },
-    devices: Array.from({ length: tasks }, () => []),
-    boundAt: 5,
-    command: ['true'],
-    env,
-  };
-  return { job, next: { ...job.value, pending: [], phase: 'Running', startedAt: 5 }, bindings: [b] };
+  return runningUnit(job, [bindingOf(record, s.node ?? `node-${s.id}`, { boundAt: 5 })], { startedAt: 5 });
 }
 
 const allocsOf = (units: BindUnit[]) =>
@@ -179,30 +154,12 @@ describe('a lone report too large for one transaction', () => {
     // (as a record from before the submit caps): 8 tasks, 6 bound as one group, 2 still pending.
     const env = Object.fromEntries(Array.from({ length: 40 }, (_, k) => [`V${k}`, 'e'.repeat(31_250)]));
     const record: JobRecord = {
-      id: 'big-report',
-      tenant: 'a',
-      queue: 'q',
+      ...queuedJob('big-report', 8, { env, resources: { cpu: 1 }, labels: { team: 'x' } }),
       phase: 'Running',
-      createdAt: 1,
       startedAt: 2,
-      spec: { name: 'j', command: ['true'], env, resources: { cpu: 1 }, tasks: 8, priority: 0, labels: { team: 'x' } },
       pending: [{ start: 6, end: 8, attempt: 1 }],
-      counts: { succeeded: 0, failed: 0, cancelled: 0 },
     };
-    const b: Binding = {
-      jobId: record.id,
-      tenant: 'a',
-      queue: 'q',
-      node,
-      start: 0,
-      end: 6,
-      attempt: 1,
-      resources: { cpu: 1 },
-      devices: Array.from({ length: 6 }, () => []),
-      boundAt: 2,
-      command: ['true'],
-      env: {},
-    };
+    const b = bindingOf(record, node, { end: 6, boundAt: 2, env: {} });
     const statusKey = store.keys.group(record.id, 0, 1);
     await store.txn(
       [],
@@ -265,20 +222,7 @@ describe('requestPreemption', () => {
     const env = { BIG: 'p'.repeat(300_000) };
     const victims = [];
     for (let k = 0; k < 6; k++) {
-      const b: Binding = {
-        jobId: `pre-${k}`,
-        tenant: 'a',
-        queue: 'q',
-        node: 'pn',
-        start: 0,
-        end: 2,
-        attempt: 1,
-        resources: { cpu: 1 },
-        devices: [[], []],
-        boundAt: 1,
-        command: ['true'],
-        env,
-      };
+      const b = bindingOf(queuedJob(`pre-${k}`, 2, { env, resources: { cpu: 1 } }), 'pn');
       await store.txn([], [{ put: store.keys.binding('pn', b.jobId, 0, 1), value: b }]);
       victims.push({ node: 'pn', jobId: b.jobId, start: 0, attempt: 1, index: 1 });
     }

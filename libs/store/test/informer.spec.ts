@@ -4,6 +4,7 @@
  * stopping never waits on a member that does not answer.
  */
 import { Watcher } from 'etcd3';
+import { waitFor, waitUntil } from '@batchapi/proc';
 import { TcpProxy } from './tcp-proxy';
 import { EtcdStore, type Informer, type Op, type InformerHandlers, type LocalEtcd, startEtcd, type Versioned, type WatchEvent } from '@batchapi/store';
 
@@ -29,24 +30,17 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** One write, re-sent until it lands (a killed raft leader makes the first tries time out; re-putting the same value is harmless here). */
-async function write(ops: Op[]): Promise<{ revision: string }> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      return await writer.txn([], ops);
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await sleep(100);
-    }
-  }
+function write(ops: Op[]): Promise<{ revision: string }> {
+  return waitFor(
+    () => writer.txn([], ops),
+    () => true,
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
 }
 
+/** Waits until `ok` holds, failing the test with `what` it waited for after `timeoutMs`. */
 async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await ok())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
+  if (!(await waitUntil(ok, { timeoutMs }))) throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Waits until member `i` answers again after a restart. */

@@ -6,48 +6,29 @@ import { LeaseFence, RenewalOutcome } from '@batchapi/store';
 
 const TTL_MS = 2000;
 
+/** A keep-alive sent at `sentAt`, its reply read at `readAt`, granting `ttl` seconds (ms of the holder's clock). */
+const ack = (sentAt: number, readAt: number, ttl = 2) => ({ sentAt, readAt, ttl });
+
 describe('LeaseFence', () => {
   it.each([
     // grant sent at 0: held until 0 + 2000 (exclusive)
     { name: 'right after the grant', acks: [], now: 1999, alive: true },
     { name: 'a TTL after the grant was sent, with no renewal', acks: [], now: 2000, alive: false },
     // renewal sent at 600, read at 610: held until 600 + 2000 = 2600
-    { name: 'a prompt renewal extends from its send time', acks: [{ sentAt: 600, readAt: 610, ttl: 2 }], now: 2599, alive: true },
-    { name: 'a prompt renewal ends a TTL after its send time, not its reply', acks: [{ sentAt: 600, readAt: 610, ttl: 2 }], now: 2600, alive: false },
+    { name: 'a prompt renewal extends from its send time', acks: [ack(600, 610)], now: 2599, alive: true },
+    { name: 'a prompt renewal ends a TTL after its send time, not its reply', acks: [ack(600, 610)], now: 2600, alive: false },
     // the stalled-reply interleaving: sent at 600, reply read at 600 + 2000 + 500 = 3100 (it sat
     // in the socket while this process was stopped). etcd renewed at most until ~600 + 2000,
     // so at 3100 the lease may be gone: not alive, although the reply was just read.
-    {
-      name: 'a reply read a TTL after its request was sent does not make the lease alive',
-      acks: [{ sentAt: 600, readAt: 3100, ttl: 2 }],
-      now: 3100,
-      alive: false,
-    },
+    { name: 'a reply read a TTL after its request was sent does not make the lease alive', acks: [ack(600, 3100)], now: 3100, alive: false },
     // two renewals whose replies arrive out of order: the later send time (1200) wins → 3200
-    {
-      name: 'an older renewal read after a newer one does not shorten the fence',
-      acks: [
-        { sentAt: 1200, readAt: 1210, ttl: 2 },
-        { sentAt: 600, readAt: 1300, ttl: 2 },
-      ],
-      now: 3199,
-      alive: true,
-    },
+    { name: 'an older renewal read after a newer one does not shorten the fence', acks: [ack(1200, 1210), ack(600, 1300)], now: 3199, alive: true },
     // etcd says TTL 0: the lease is gone, whatever was acknowledged before
-    {
-      name: 'a reply with no TTL left ends the fence for good',
-      acks: [
-        { sentAt: 600, readAt: 610, ttl: 2 },
-        { sentAt: 1200, readAt: 1210, ttl: 0 },
-        { sentAt: 1800, readAt: 1810, ttl: 2 },
-      ],
-      now: 1900,
-      alive: false,
-    },
+    { name: 'a reply with no TTL left ends the fence for good', acks: [ack(600, 610), ack(1200, 1210, 0), ack(1800, 1810)], now: 1900, alive: false },
     // etcd granted 1 s (less than asked): held until 600 + 1000 = 1600, then the grant's 2000 is later → keep 2000
-    { name: 'a shorter granted TTL is not stretched to the one asked for', acks: [{ sentAt: 900, readAt: 910, ttl: 1 }], now: 1999, alive: true },
+    { name: 'a shorter granted TTL is not stretched to the one asked for', acks: [ack(900, 910, 1)], now: 1999, alive: true },
     // etcd granted 60 s (more than asked): only the 2 s asked for is relied on → 600 + 2000
-    { name: 'a longer granted TTL is not relied on', acks: [{ sentAt: 600, readAt: 610, ttl: 60 }], now: 2600, alive: false },
+    { name: 'a longer granted TTL is not relied on', acks: [ack(600, 610, 60)], now: 2600, alive: false },
   ])('$name', ({ acks, now, alive }) => {
     const fence = new LeaseFence(0, TTL_MS);
     for (const a of [...acks].sort((x, y) => x.readAt - y.readAt)) fence.acknowledged(a.sentAt, a.ttl);

@@ -6,6 +6,7 @@
  * picks in a row were the dead member.
  */
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { waitFor } from '@batchapi/proc';
 import { Etcd3 } from 'etcd3';
 
 /** A client of member `i` alone, every call with a 1 s deadline. */
@@ -26,36 +27,36 @@ afterAll(async () => {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** Index of the member that is raft leader now, asked of the members that answer. */
-async function leaderIndex(): Promise<number> {
-  for (;;) {
-    for (let i = 0; i < etcd.endpoints.length; i++) {
-      const c = memberClient(i);
-      try {
-        const status = await c.maintenance.status();
-        if (status.leader !== '0' && status.leader === status.header.member_id) return i;
-      } catch {
-        /* down or not answering */
-      } finally {
-        c.close();
-      }
+/** Index of the member that is raft leader now, asked of the members that answer (waits out an election). */
+function leaderIndex(): Promise<number> {
+  return waitFor(raftLeader, () => true, { timeoutMs: 30_000 });
+}
+
+/** Index of the member that says it is raft leader; throws while none does (down, or an election under way). */
+async function raftLeader(): Promise<number> {
+  for (let i = 0; i < etcd.endpoints.length; i++) {
+    const c = memberClient(i);
+    try {
+      const status = await c.maintenance.status();
+      if (status.leader !== '0' && status.leader === status.header.member_id) return i;
+    } catch {
+      /* down or not answering */
+    } finally {
+      c.close();
     }
-    await sleep(50);
   }
+  throw new Error('no member says it is the raft leader');
 }
 
 /** Waits until member `i` answers a linearizable read (it rejoined the cluster). */
 async function answers(i: number): Promise<void> {
   const c = memberClient(i);
   try {
-    for (;;) {
-      try {
-        await c.get('/lmf/probe');
-        return;
-      } catch {
-        await sleep(100);
-      }
-    }
+    await waitFor(
+      () => c.get('/lmf/probe'),
+      () => true,
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
   } finally {
     c.close();
   }

@@ -7,7 +7,7 @@
  * "Commit, then lose the answer" is injected through the store's test seam (`EtcdStore.seam`):
  * the txn is really sent and committed, and its caller sees a deadline instead.
  */
-import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation, type TaskStatus } from '@batchapi/api';
+import { type GroupStatus, type NodeAllocation, type TaskStatus } from '@batchapi/api';
 import {
   bindPlan,
   type CallSeam,
@@ -22,24 +22,10 @@ import {
   reportGroups,
   startEtcd,
   StoreUnavailableError,
-  submitJob,
 } from '@batchapi/store';
 import { GRPCDeadlineExceededError, GRPCUnavailableError } from 'etcd3';
 import { ConnectionPool } from 'etcd3/lib/connection-pool';
-import { startLeaderStore, stopLeaderStore } from './leader-fixture';
-
-function job(id: string, tasks: number): JobRecord {
-  return {
-    id,
-    tenant: 'a',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: 1,
-    spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
-}
+import { queuedJob, startLeaderStore, stopLeaderStore, submittedUnit } from './store-fixture';
 
 /** Seam: the first write txn that `matches` is sent (and commits), then its answer is replaced by `after(send)`. */
 function onFirstWrite(matches: (ops: string[]) => boolean, after: <T>(send: () => Promise<T>) => Promise<T>): { seam: CallSeam; hits: () => number } {
@@ -63,6 +49,11 @@ const resend = async <T>(send: () => Promise<T>): Promise<T> => {
   await send();
   return send();
 };
+/** The ways a write lands though its writer was not told so: [how, the seam's `after`]. */
+const LANDED_THOUGH = [
+  ['its answer is lost after the commit', loseAnswer],
+  ['the client re-sends it after the commit and the re-send fails its compare', resend],
+] as const;
 
 describe('on one member', () => {
   let etcd: LocalEtcd;
@@ -78,27 +69,8 @@ describe('on one member', () => {
   /** A job of `tasks` tasks bound as one group on `node` (registered on the test's lease unless `register` is false). */
   async function bound(node: string, id: string, tasks: number, register = true): Promise<{ status: string; binding: string }> {
     if (register) await store.txn([], [{ put: store.keys.node(node), value: { name: node }, lease: lease.id }]);
-    const created = await submitJob(store, job(id, tasks));
-    const b: Binding = {
-      jobId: id,
-      tenant: 'a',
-      queue: 'q',
-      node,
-      start: 0,
-      end: tasks,
-      attempt: 1,
-      resources: { cpu: 1000 },
-      devices: Array.from({ length: tasks }, () => []),
-      boundAt: 1,
-      command: ['true'],
-      env: {},
-    };
-    const res = await bindPlan(
-      store,
-      leader.fence(),
-      [{ job: created.job, next: { ...created.job.value, pending: [], phase: 'Running' }, bindings: [b] }],
-      new Map([[node, await store.get<NodeAllocation>(store.keys.alloc(node))]]),
-    );
+    const unit = await submittedUnit(store, queuedJob(id, tasks), node);
+    const res = await bindPlan(store, leader.fence(), [unit], new Map([[node, await store.get<NodeAllocation>(store.keys.alloc(node))]]));
     expect(res.bound).toHaveLength(1);
     return { status: store.keys.group(id, 0, 1), binding: store.keys.binding(node, id, 0, 1) };
   }
@@ -113,10 +85,7 @@ describe('on one member', () => {
   ];
 
   describe('reportGroups', () => {
-    it.each([
-      ['its answer is lost after the commit', loseAnswer],
-      ['the client re-sends it after the commit and the re-send fails its compare', resend],
-    ])('accepts a report whose txn landed though %s, and applies its outcomes once', async (_, after) => {
+    it.each(LANDED_THOUGH)('accepts a report whose txn landed though %s, and applies its outcomes once', async (_, after) => {
       const node = `rn-${after.name}`;
       const id = `landed-${after.name}`;
       const { status, binding } = await bound(node, id, 2);
@@ -182,10 +151,7 @@ describe('on one member', () => {
   });
 
   describe('reapLostNode', () => {
-    it.each([
-      ['its answer is lost after the commit', loseAnswer],
-      ['the client re-sends it after the commit and the re-send fails its compare', resend],
-    ])('ends the groups and deletes the allocation of a lost node when a reap txn landed though %s', async (_, after) => {
+    it.each(LANDED_THOUGH)('ends the groups and deletes the allocation of a lost node when a reap txn landed though %s', async (_, after) => {
       const node = `lost-${after.name}`;
       const id = `reaped-${after.name}`;
       const { status, binding } = await bound(node, id, 2, false);

@@ -3,6 +3,7 @@
  * stalled by a proxy: a renewal reply read late must not make the lease look alive.
  */
 import { EtcdStore, type LocalEtcd, monotonicMs, startEtcd } from '@batchapi/store';
+import { waitFor } from '@batchapi/proc';
 import { TcpProxy } from './tcp-proxy';
 
 let etcd: LocalEtcd;
@@ -37,9 +38,12 @@ describe('ProcessLease', () => {
     await sleep(900);
     // Now nothing reaches etcd: its last renewal is behind us and the lease expires there.
     proxy.holdUpstream();
-    const deadline = Date.now() + 10_000;
-    while ((await direct.get('/pl/probe')) !== undefined && Date.now() < deadline) await sleep(50);
-    expect(await direct.get('/pl/probe')).toBeUndefined();
+    const probe = await waitFor(
+      () => direct.get('/pl/probe'),
+      (kv) => kv === undefined,
+      { timeoutMs: 10_000 },
+    );
+    expect(probe).toBeUndefined();
 
     // The held replies (renewals etcd made before the lease expired) now arrive.
     proxy.releaseDownstream();

@@ -3,7 +3,7 @@
  * never loses an update, fenced leadership, informers that miss nothing.
  */
 import { createServer, type AddressInfo } from 'node:net';
-import { type Binding, type GroupStatus, type JobRecord, type NodeAllocation } from '@batchapi/api';
+import { type GroupStatus, type JobRecord, type NodeAllocation } from '@batchapi/api';
 import { EMPTY_ALLOCATION } from '@batchapi/lifecycle';
 import {
   bindPlan,
@@ -23,6 +23,8 @@ import {
   type Versioned,
   type WatchEvent,
 } from '@batchapi/store';
+import { waitFor } from '@batchapi/proc';
+import { bindingOf, queuedJob, runningUnit, submittedUnit } from './store-fixture';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -36,22 +38,9 @@ afterAll(async () => {
   await etcd.stop();
 });
 
-function job(id: string, tasks = 4): JobRecord {
-  return {
-    id,
-    tenant: 'a',
-    queue: 'q',
-    phase: 'Queued',
-    createdAt: 1,
-    spec: { name: 'j', command: ['true'], env: {}, resources: { cpu: 1000 }, tasks, priority: 0, labels: {} },
-    pending: [{ start: 0, end: tasks, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-  };
-}
-
 describe('submitJob', () => {
   it('creates exactly one job under 20 concurrent retries with one idempotency key', async () => {
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => submitJob(store, job(`idem-${i}`), { key: 'k-1', requestHash: 'h' })));
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => submitJob(store, queuedJob(`idem-${i}`), { key: 'k-1', requestHash: 'h' })));
     expect(results.filter((r) => r.created)).toHaveLength(1);
     const ids = new Set(results.map((r) => r.job.value.id));
     expect(ids.size).toBe(1);
@@ -60,7 +49,7 @@ describe('submitJob', () => {
   });
 
   it('answers a submit tried again after its answer was lost (no key) with its own job, and another job under the same id as a conflict', async () => {
-    const j = job('lost-answer');
+    const j = queuedJob('lost-answer');
     await submitJob(store, j);
     // bound since the first try: the record changed, what the submit said did not
     await updateJob(store, 'lost-answer', (x) => ({ ...x, phase: 'Running', pending: [] }));
@@ -71,8 +60,8 @@ describe('submitJob', () => {
   });
 
   it('refuses the same key with a different request as IdempotencyConflictError and writes nothing', async () => {
-    await submitJob(store, job('first'), { key: 'k-2', requestHash: 'h1' });
-    const refused = submitJob(store, job('second'), { key: 'k-2', requestHash: 'h2' });
+    await submitJob(store, queuedJob('first'), { key: 'k-2', requestHash: 'h1' });
+    const refused = submitJob(store, queuedJob('second'), { key: 'k-2', requestHash: 'h2' });
     await expect(refused).rejects.toBeInstanceOf(IdempotencyConflictError);
     await expect(refused).rejects.toMatchObject({ code: 'idempotency_conflict', reason: 'differentRequest' });
     expect(await getJob(store, 'second')).toBeUndefined();
@@ -82,7 +71,7 @@ describe('submitJob', () => {
 describe('SubmitCommitter (group commit)', () => {
   it('commits 100 concurrent submits in fewer transactions than submits, each answered with its own job', async () => {
     const committer = new SubmitCommitter(store, { maxInflight: 2, maxBatch: 32 });
-    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => committer.submit(job(`group-${i}`), { key: `gk-${i}`, requestHash: 'h' })));
+    const results = await Promise.all(Array.from({ length: 100 }, (_, i) => committer.submit(queuedJob(`group-${i}`), { key: `gk-${i}`, requestHash: 'h' })));
     expect(results.every((r, i) => r.created && r.job.value.id === `group-${i}`)).toBe(true);
     // The first two go alone (nothing waited yet); the other 98 waited and went in batches of at most 32:
     // 2 + ceil(98 / 32) = 6 transactions, so at most 6 distinct revisions.
@@ -93,17 +82,17 @@ describe('SubmitCommitter (group commit)', () => {
   });
 
   it('answers a batch with a reused key, a conflicting key and new keys exactly as single submits would', async () => {
-    const first = await submitJob(store, job('reused-first'), { key: 'gk-reused', requestHash: 'h' });
-    await submitJob(store, job('other-first'), { key: 'gk-other', requestHash: 'h1' });
+    const first = await submitJob(store, queuedJob('reused-first'), { key: 'gk-reused', requestHash: 'h' });
+    await submitJob(store, queuedJob('other-first'), { key: 'gk-other', requestHash: 'h1' });
     const committer = new SubmitCommitter(store, { maxInflight: 1 });
     // The first submit goes alone; the next four wait and are tried as one batch, which fails on
     // the reused keys and is retried one by one.
     const [, retry, conflict, fresh, dup] = await Promise.allSettled([
-      committer.submit(job('lead'), { key: 'gk-lead', requestHash: 'h' }),
-      committer.submit(job('reused-second'), { key: 'gk-reused', requestHash: 'h' }),
-      committer.submit(job('other-second'), { key: 'gk-other', requestHash: 'h2' }),
-      committer.submit(job('fresh'), { key: 'gk-fresh', requestHash: 'h' }),
-      committer.submit(job('fresh-again'), { key: 'gk-fresh', requestHash: 'h' }),
+      committer.submit(queuedJob('lead'), { key: 'gk-lead', requestHash: 'h' }),
+      committer.submit(queuedJob('reused-second'), { key: 'gk-reused', requestHash: 'h' }),
+      committer.submit(queuedJob('other-second'), { key: 'gk-other', requestHash: 'h2' }),
+      committer.submit(queuedJob('fresh'), { key: 'gk-fresh', requestHash: 'h' }),
+      committer.submit(queuedJob('fresh-again'), { key: 'gk-fresh', requestHash: 'h' }),
     ]);
     expect(retry).toMatchObject({ status: 'fulfilled', value: { created: false, job: { value: { id: first.job.value.id } } } });
     expect(conflict).toMatchObject({ status: 'rejected', reason: { code: 'idempotency_conflict', reason: 'differentRequest' } });
@@ -119,10 +108,10 @@ describe('SubmitCommitter (group commit)', () => {
     let now = 0;
     const committer = new SubmitCommitter(store, { maxInflight: 1, maxWaitMs: 2000, clock: () => now });
     // Both arrive at 0 ms; the first goes at once; by the time its transaction is done the clock says 2,001 ms.
-    const first = committer.submit(job('waited-first')).finally(() => {
+    const first = committer.submit(queuedJob('waited-first')).finally(() => {
       now = 2001;
     });
-    const results = await Promise.allSettled([first, committer.submit(job('waited-second'))]);
+    const results = await Promise.allSettled([first, committer.submit(queuedJob('waited-second'))]);
     const [, second] = results;
     expect(results[0]).toMatchObject({ status: 'fulfilled', value: { created: true } });
     expect(second).toMatchObject({ status: 'rejected', reason: expect.any(StoreUnavailableError) });
@@ -138,8 +127,8 @@ describe('SubmitCommitter (group commit)', () => {
     try {
       const committer = new SubmitCommitter(stuck, { maxInflight: 1, maxWaitMs: 200 });
       const order: string[] = [];
-      const first = committer.submit(job('stuck-first')).catch(() => order.push('first'));
-      const second = committer.submit(job('stuck-second')).catch((err: { code?: string }) => order.push(`second:${err.code}`));
+      const first = committer.submit(queuedJob('stuck-first')).catch(() => order.push('first'));
+      const second = committer.submit(queuedJob('stuck-second')).catch((err: { code?: string }) => order.push(`second:${err.code}`));
       await Promise.all([first, second]);
       expect(order).toEqual(['second:store_unavailable', 'first']);
     } finally {
@@ -152,7 +141,7 @@ describe('SubmitCommitter (group commit)', () => {
     const dead = new EtcdStore({ endpoints: ['http://127.0.0.1:1'], prefix: '/t/' });
     try {
       const committer = new SubmitCommitter(dead, { maxInflight: 1 });
-      const settled = await Promise.allSettled(Array.from({ length: 3 }, (_, i) => committer.submit(job(`unreachable-${i}`))));
+      const settled = await Promise.allSettled(Array.from({ length: 3 }, (_, i) => committer.submit(queuedJob(`unreachable-${i}`))));
       expect(settled.every((s) => s.status === 'rejected')).toBe(true);
       expect(await getJob(store, 'unreachable-1')).toBeUndefined();
     } finally {
@@ -163,7 +152,7 @@ describe('SubmitCommitter (group commit)', () => {
 
 describe('updateJob', () => {
   it('loses no update when 10 writers increment the same counter concurrently', async () => {
-    await submitJob(store, job('counter'));
+    await submitJob(store, queuedJob('counter'));
     await Promise.all(
       Array.from({ length: 10 }, () => updateJob(store, 'counter', (j) => ({ ...j, counts: { ...j.counts, succeeded: j.counts.succeeded + 1 } }))),
     );
@@ -208,23 +197,7 @@ describe('leadership', () => {
     const b = await campaign(store, 'sched-test', 'B', leaseB, { pollMs: 20 });
     expect(b.createRevision).not.toBe(a.createRevision);
 
-    await submitJob(store, job('fenced', 1));
-    const j = (await getJob(store, 'fenced'))!;
-    const binding: Binding = {
-      jobId: 'fenced',
-      tenant: 'a',
-      queue: 'q',
-      node: 'n1',
-      start: 0,
-      end: 1,
-      attempt: 1,
-      resources: { cpu: 1000 },
-      devices: [[]],
-      boundAt: 1,
-      command: ['true'],
-      env: {},
-    };
-    const unit = { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [binding] };
+    const unit = await submittedUnit(store, queuedJob('fenced'), 'n1');
     const old = await bindPlan(store, a.fence(), [unit], new Map([['n1', undefined]]));
     expect(old.bound).toHaveLength(0);
     expect(await store.get(store.keys.binding('n1', 'fenced', 0, 1))).toBeUndefined();
@@ -248,8 +221,11 @@ describe('informer', () => {
     });
     for (let i = 0; i < 50; i++) await store.txn([], [{ put: `/t/inf/k${i}`, value: i }]);
     await store.txn([], [{ delete: '/t/inf/a' }]);
-    const deadline = Date.now() + 5000;
-    while (seen.length < 51 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(
+      () => seen.length,
+      (n) => n >= 51,
+      { timeoutMs: 5000, intervalMs: 20 },
+    );
     await inf.stop();
     expect(listed).toEqual([1]);
     expect(seen).toHaveLength(51);
@@ -263,24 +239,10 @@ describe('bindPlan', () => {
   it('commits a unit too large for one transaction in parts, each comparing the revision the last one wrote', async () => {
     const lease = await store.grantLease(5);
     const leader = await campaign(store, 'big-bind', 'L', lease);
-    await submitJob(store, job('big', 100));
-    const j = (await getJob(store, 'big'))!;
+    const { job: j } = await submitJob(store, queuedJob('big', 100));
     // 100 one-task groups on 100 nodes: 40 groups a part → 3 transactions
-    const bindings: Binding[] = Array.from({ length: 100 }, (_, i) => ({
-      jobId: 'big',
-      tenant: 'a',
-      queue: 'q',
-      node: `bn-${i}`,
-      start: i,
-      end: i + 1,
-      attempt: 1,
-      resources: { cpu: 1000 },
-      devices: [[]],
-      boundAt: 1,
-      command: ['true'],
-      env: {},
-    }));
-    const res = await bindPlan(store, leader.fence(), [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings }], new Map());
+    const bindings = Array.from({ length: 100 }, (_, i) => bindingOf(j.value, `bn-${i}`, { start: i, end: i + 1 }));
+    const res = await bindPlan(store, leader.fence(), [runningUnit(j, bindings)], new Map());
     expect(res.txns).toBe(3);
     expect(res.refused).toHaveLength(0);
     expect((await getJob(store, 'big'))!.value.pending).toEqual([]);
@@ -291,34 +253,16 @@ describe('bindPlan', () => {
   it('refuses only the units on a node that lost room or a job that changed since the decision; a node that only got room back keeps its units', async () => {
     const lease = await store.grantLease(5);
     const leader = await campaign(store, 'stale-bind', 'L', lease);
-    const one = (id: string, node: string): Binding => ({
-      jobId: id,
-      tenant: 'a',
-      queue: 'q',
-      node,
-      start: 0,
-      end: 1,
-      attempt: 1,
-      resources: { cpu: 1000 },
-      devices: [[]],
-      boundAt: 1,
-      command: ['true'],
-      env: {},
-    });
     // 5 one-task jobs on nodes sn-0..4 (2 of 32 cores used on each), decided on allocations as they
     // were; then, before the plan is applied: an executor gives 1 core back on sn-1, someone takes
     // 3 more cores on sn-2, and job sb-4 is cancelled.
     const used = (cpu: number): NodeAllocation => ({ ...EMPTY_ALLOCATION, used: { cpu, memory: 0 } });
     const allocs = new Map<string, Versioned<NodeAllocation> | undefined>();
+    const units = [];
     for (let k = 0; k < 5; k++) {
       await store.txn([], [{ put: store.keys.alloc(`sn-${k}`), value: used(2000) }]);
       allocs.set(`sn-${k}`, await store.get<NodeAllocation>(store.keys.alloc(`sn-${k}`)));
-      await submitJob(store, job(`sb-${k}`, 1));
-    }
-    const units = [];
-    for (let k = 0; k < 5; k++) {
-      const j = (await getJob(store, `sb-${k}`))!;
-      units.push({ job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [one(`sb-${k}`, `sn-${k}`)] });
+      units.push(await submittedUnit(store, queuedJob(`sb-${k}`), `sn-${k}`));
     }
     await store.txn([], [{ put: store.keys.alloc('sn-1'), value: used(1000) }]);
     await store.txn([], [{ put: store.keys.alloc('sn-2'), value: used(5000) }]);
@@ -339,29 +283,9 @@ describe('bindPlan', () => {
   it('refuses the whole plan when the fence fails (leadership lost)', async () => {
     const lease = await store.grantLease(5);
     const leader = await campaign(store, 'fenced-bind', 'L', lease);
-    await submitJob(store, job('fb-0', 1));
-    const j = (await getJob(store, 'fb-0'))!;
+    const unit = await submittedUnit(store, queuedJob('fb-0'), 'fn');
     await lease.revoke();
-    const b: Binding = {
-      jobId: 'fb-0',
-      tenant: 'a',
-      queue: 'q',
-      node: 'fn',
-      start: 0,
-      end: 1,
-      attempt: 1,
-      resources: { cpu: 1000 },
-      devices: [[]],
-      boundAt: 1,
-      command: ['true'],
-      env: {},
-    };
-    const res = await bindPlan(
-      store,
-      leader.fence(),
-      [{ job: j, next: { ...j.value, pending: [], phase: 'Running' }, bindings: [b] }],
-      new Map([['fn', undefined]]),
-    );
+    const res = await bindPlan(store, leader.fence(), [unit], new Map([['fn', undefined]]));
     expect(res).toMatchObject({ bound: [], txns: 1 });
     expect(res.refused).toHaveLength(1);
     expect(await store.get(store.keys.binding('fn', 'fb-0', 0, 1))).toBeUndefined();
@@ -373,25 +297,7 @@ describe('bindPlan', () => {
     const executor = await store.grantLease(5);
     await store.txn([], [{ put: store.keys.node('gn'), value: { name: 'gn' }, lease: executor.id }]);
     const seen = (await store.get(store.keys.node('gn')))!.createRevision;
-    const unitOf = async (id: string) => {
-      await submitJob(store, job(id, 1));
-      const j = (await getJob(store, id))!;
-      const b: Binding = {
-        jobId: id,
-        tenant: 'a',
-        queue: 'q',
-        node: 'gn',
-        start: 0,
-        end: 1,
-        attempt: 1,
-        resources: { cpu: 1000 },
-        devices: [[]],
-        boundAt: 1,
-        command: ['true'],
-        env: {},
-      };
-      return { job: j, next: { ...j.value, pending: [], phase: 'Running' as const }, bindings: [b] };
-    };
+    const unitOf = (id: string) => submittedUnit(store, queuedJob(id), 'gn');
     // the executor's lease expired: its node key is gone
     await executor.revoke();
     const gone = await bindPlan(store, leader.fence(), [await unitOf('gn-0')], new Map([['gn', undefined]]), { nodes: new Map([['gn', seen]]) });
@@ -419,29 +325,8 @@ describe('reportGroups', () => {
     // 8 one-task jobs of ~200 KB of items each: 8 × 200 KB = 1.6 MB of job records, over etcd's 1.5 MiB request limit: the 8 reports cannot share one txn.
     const ids = Array.from({ length: 8 }, (_, i) => `rep-${i}`);
     for (const id of ids) {
-      const j = job(id, 1);
-      await submitJob(store, { ...j, spec: { ...j.spec, items: ['x'.repeat(200_000)] } });
-      const cur = (await getJob(store, id))!;
-      const b: Binding = {
-        jobId: id,
-        tenant: 'a',
-        queue: 'q',
-        node: 'rn',
-        start: 0,
-        end: 1,
-        attempt: 1,
-        resources: { cpu: 1000 },
-        devices: [[]],
-        boundAt: 1,
-        command: ['true'],
-        env: {},
-      };
-      await bindPlan(
-        store,
-        leader.fence(),
-        [{ job: cur, next: { ...cur.value, pending: [], phase: 'Running' }, bindings: [b] }],
-        new Map([['rn', await store.get(store.keys.alloc('rn'))]]),
-      );
+      const unit = await submittedUnit(store, queuedJob(id, 1, { items: ['x'.repeat(200_000)] }), 'rn');
+      await bindPlan(store, leader.fence(), [unit], new Map([['rn', await store.get(store.keys.alloc('rn'))]]));
     }
     const statuses = await store.getMany<GroupStatus>(ids.map((id) => store.keys.group(id, 0, 1)));
     const res = await reportGroups(

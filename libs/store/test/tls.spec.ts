@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdStore, etcdBinaryOrExplain } from '@batchapi/store';
-import { freePort } from '@batchapi/proc';
+import { freePort, waitUntil } from '@batchapi/proc';
 
 const hasOpenssl = (() => {
   try {
@@ -22,47 +22,18 @@ let dir: string;
 let etcd: ChildProcess;
 let url: string;
 
+/** A CA, a server certificate for 127.0.0.1 and a client certificate, all signed by the CA, in `d`. */
 function makeCerts(d: string): void {
-  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: d, stdio: 'ignore' });
-  ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=batchapi-test-ca');
-  writeFileSync(join(d, 'server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'server.key', '-out', 'server.csr', '-subj', '/CN=etcd');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    'server.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'server.pem',
-    '-days',
-    '1',
-    '-extfile',
-    'server.ext',
-  );
-  writeFileSync(join(d, 'client.ext'), 'extendedKeyUsage=clientAuth\n');
-  ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'client.key', '-out', 'client.csr', '-subj', '/CN=batchapi-service');
-  ssl(
-    'x509',
-    '-req',
-    '-in',
-    'client.csr',
-    '-CA',
-    'ca.pem',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    'client.pem',
-    '-days',
-    '1',
-    '-extfile',
-    'client.ext',
-  );
+  const ssl = (command: string) => execFileSync('openssl', command.split(' '), { cwd: d, stdio: 'ignore' });
+  ssl('req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=batchapi-test-ca');
+  /** `name`.key and `name`.pem for common name `cn`, signed by the CA with the extensions `ext`. */
+  const issue = (name: string, cn: string, ext: string) => {
+    writeFileSync(join(d, `${name}.ext`), ext);
+    ssl(`req -newkey rsa:2048 -nodes -keyout ${name}.key -out ${name}.csr -subj /CN=${cn}`);
+    ssl(`x509 -req -in ${name}.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out ${name}.pem -days 1 -extfile ${name}.ext`);
+  };
+  issue('server', 'etcd', 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+  issue('client', 'batchapi-service', 'extendedKeyUsage=clientAuth\n');
 }
 
 (hasOpenssl ? describe : describe.skip)('etcd over TLS (openssl on PATH)', () => {
@@ -99,15 +70,12 @@ function makeCerts(d: string): void {
       { stdio: 'ignore' },
     );
     const store = new EtcdStore({ endpoints: [url], tls: tlsFiles(true) });
-    const deadline = Date.now() + 15_000;
-    while (
-      Date.now() < deadline &&
-      !(await store.get('/probe').then(
+    const answers = () =>
+      store.get('/probe').then(
         () => true,
         () => false,
-      ))
-    )
-      await new Promise((r) => setTimeout(r, 200));
+      );
+    await waitUntil(answers, { timeoutMs: 15_000, intervalMs: 200 });
     await store.close();
   }, 30_000);
   afterAll(() => {

@@ -10,6 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import { EtcdStore, type Informer, type LocalEtcd, startEtcd, type WatchEvent } from '@batchapi/store';
+import { waitUntil } from '@batchapi/proc';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -29,7 +30,6 @@ afterAll(async () => {
   await etcd.stop();
 });
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 interface Manager {
   state: number;
   stream?: EventEmitter;
@@ -52,7 +52,7 @@ async function informed(prefix: string): Promise<string[]> {
 
 async function connected(): Promise<Manager> {
   const m = managerOf(store);
-  for (let i = 0; i < 100 && !(m.state === 2 && m.watchers.every((w) => w.id !== null)); i++) await sleep(50);
+  await waitUntil(() => m.state === 2 && m.watchers.every((w) => w.id !== null), { timeoutMs: 5000 });
   expect(m.watchers.every((w) => w.id !== null)).toBe(true);
   return m;
 }
@@ -82,7 +82,7 @@ it('drops the replies of a torn-down stream instead of throwing, and the informe
   old.emit('error', new Error('14 UNAVAILABLE: the stream was torn down'));
   expect(() => old.emit('data', reply(ids[0], '/wsr/a/stale'))).not.toThrow();
   // Once the client is on a new stream (watch ids count from 0 again), an old reply must not reach a new watcher.
-  for (let i = 0; i < 100 && !(m.state === 2 && m.stream !== old && m.watchers.every((w) => w.id !== null)); i++) await sleep(50);
+  await waitUntil(() => m.state === 2 && m.stream !== old && m.watchers.every((w) => w.id !== null), { timeoutMs: 5000 });
   expect(() => old.emit('data', reply(ids[1], '/wsr/a/misrouted'))).not.toThrow();
   await writer.txn(
     [],
@@ -91,7 +91,7 @@ it('drops the replies of a torn-down stream instead of throwing, and the informe
       { put: '/wsr/b/1', value: 1 },
     ],
   );
-  for (let i = 0; i < 100 && !(a.includes('/wsr/a/1') && b.includes('/wsr/b/1')); i++) await sleep(50);
+  await waitUntil(() => a.includes('/wsr/a/1') && b.includes('/wsr/b/1'), { timeoutMs: 5000 });
   expect(a).toEqual(['/wsr/a/1']);
   expect(b).toEqual(['/wsr/b/1']);
 });
@@ -102,6 +102,6 @@ it('reports a reply for a watch the client no longer knows on its current stream
   expect(() => m.stream!.emit('data', reply('4242', '/wsr/c/unknown'))).not.toThrow();
   expect(faults.some((f) => f.includes('Failed to find watcher for IWatchResponse'))).toBe(true);
   await writer.txn([], [{ put: '/wsr/c/1', value: 1 }]);
-  for (let i = 0; i < 100 && !c.includes('/wsr/c/1'); i++) await sleep(50);
+  await waitUntil(() => c.includes('/wsr/c/1'), { timeoutMs: 5000 });
   expect(c).toEqual(['/wsr/c/1']);
 });

@@ -7,8 +7,9 @@ import secrets
 import threading
 import time
 import http.client
-from typing import Any, Dict, Iterator, List, Optional, Tuple
-from urllib.parse import urlsplit, quote
+from datetime import datetime, timezone
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from urllib.parse import urlencode, urlsplit, quote
 
 from .errors import BatchError, RateLimited, Unavailable, error_from
 
@@ -123,6 +124,60 @@ class Client:
     def results(self, job_id: str) -> List[Dict[str, Any]]:
         return self.request("GET", f"/v1/jobs/{quote(job_id)}/results")[1]["results"]
 
+    def list_jobs(self, *, state: Optional[str] = None, queue: Optional[str] = None, tenant: Optional[str] = None,
+                  label_selector: Optional[str] = None, name_prefix: Optional[str] = None, workflow: Optional[str] = None,
+                  submitted_since: "Optional[Union[datetime, str]]" = None, submitted_before: "Optional[Union[datetime, str]]" = None,
+                  finished_since: "Optional[Union[datetime, str]]" = None, finished_before: "Optional[Union[datetime, str]]" = None,
+                  sort: Optional[str] = None, limit: Optional[int] = None, page_token: Optional[str] = None) -> Dict[str, Any]:
+        """GET /v1/jobs: one page of jobs, live and finished: ``{"jobs": [...], "nextPageToken": ...}``.
+
+        ``label_selector`` is Kubernetes' syntax (``"team=ml,env!=dev,tier in (a,b),gpu,!spot"``);
+        times are ``datetime`` (naive ones are taken as UTC) or RFC 3339 text; ``sort`` is
+        ``submitted`` (the default, oldest first), ``finished`` (finished jobs only), or either
+        with a leading ``-`` for newest first. ``limit`` is 1 to 1000 (default 50)."""
+        query = {"state": state, "queue": queue, "tenant": tenant, "labelSelector": label_selector, "namePrefix": name_prefix,
+                 "workflow": workflow, "submittedSince": _rfc3339(submitted_since), "submittedBefore": _rfc3339(submitted_before),
+                 "finishedSince": _rfc3339(finished_since), "finishedBefore": _rfc3339(finished_before), "sort": sort, "limit": limit,
+                 "pageToken": page_token}
+        return self.request("GET", "/v1/jobs" + _query(query))[1]
+
+    def iter_jobs(self, **filters: Any) -> Iterator[Dict[str, Any]]:
+        """Every job ``list_jobs(**filters)`` selects, page after page."""
+        token: Optional[str] = None
+        while True:
+            page = self.list_jobs(**filters, page_token=token)
+            yield from page["jobs"]
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def list_tasks(self, job_id: str, *, state: Optional[str] = None, limit: Optional[int] = None,
+                   page_token: Optional[str] = None) -> Dict[str, Any]:
+        """GET /v1/jobs/{id}/tasks: one row per task attempt (index, attempt, state, node, exit
+        code, reason, times), by index; ``state="Failed"`` answers "which failed, and why".
+        ``limit`` is 1 to 1000 (default 100)."""
+        query = {"state": state, "limit": limit, "pageToken": page_token}
+        return self.request("GET", f"/v1/jobs/{quote(job_id)}/tasks" + _query(query))[1]
+
+    def iter_tasks(self, job_id: str, *, state: Optional[str] = None) -> Iterator[Dict[str, Any]]:
+        """Every task attempt ``list_tasks`` gives, page after page."""
+        token: Optional[str] = None
+        while True:
+            page = self.list_tasks(job_id, state=state, limit=1000, page_token=token)
+            yield from page["tasks"]
+            token = page.get("nextPageToken")
+            if not token:
+                return
+
+    def usage(self, *, since: "Optional[Union[datetime, str]]" = None, until: "Optional[Union[datetime, str]]" = None,
+              group_by: str = "tenant", tenant: Optional[str] = None, queue: Optional[str] = None) -> Dict[str, Any]:
+        """GET /v1/usage: CPU-core-hours, memory GiB-hours, GPU-hours, attempts (failed, preempted)
+        and queue-wait p50/p99 of the task attempts that ended in [since, until) (default: the last
+        7 days), by ``group_by``: ``tenant``, ``queue``, ``gpuModel`` or ``label:<key>``. Read from
+        the history store: ``{"from", "to", "groupBy", "groups": [...], "truncated"}``."""
+        query = {"from": _rfc3339(since), "to": _rfc3339(until), "groupBy": group_by, "tenant": tenant, "queue": queue}
+        return self.request("GET", "/v1/usage" + _query(query))[1]
+
     def wait_job(self, job_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Waits for the job's end on its event stream (resumed after a dropped connection),
         falling back to polling if the stream is not available."""
@@ -214,6 +269,19 @@ class Client:
             time.sleep(delay)
             delay = min(2.0, delay * 1.5)
         raise TimeoutError(f"{path} did not end in time")
+
+
+def _query(params: Dict[str, Any]) -> str:
+    given = {k: str(v) for k, v in params.items() if v is not None and v != ""}
+    return "?" + urlencode(given) if given else ""
+
+
+def _rfc3339(t: "Optional[Union[datetime, str]]") -> Optional[str]:
+    if t is None or isinstance(t, str):
+        return t
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:

@@ -34,6 +34,27 @@ class ClusterTests(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             self.assertEqual(batch.get(t.flaky.submit(os.path.join(d, "attempts")), timeout=60), 3)
 
+    def test_lists_jobs_by_label_selector_and_tasks_by_state(self):
+        c = batch.client()
+        run = os.urandom(4).hex()
+        body = {"command": ["sh", "-c", "exit $((BATCH_TASK_INDEX % 2))"], "tasks": 4, "resources": {"cpu": "100m", "memory": "64Mi"}}
+        failing = c.submit_job({**body, "name": f"py-{run}-a", "labels": {"run": run, "kind": "odd-fail"}})
+        passing = c.submit_job({**body, "command": ["true"], "name": f"py-{run}-b", "labels": {"run": run}})
+        for j in (failing, passing):
+            c.wait_job(j["id"], timeout=60)
+        self.assertEqual([j["id"] for j in c.iter_jobs(label_selector=f"run={run}")], sorted([failing["id"], passing["id"]]))
+        self.assertEqual([j["id"] for j in c.iter_jobs(label_selector=f"run={run},!kind")], [passing["id"]])
+        newest = c.list_jobs(name_prefix=f"py-{run}-", sort="-submitted", limit=1)
+        self.assertEqual([j["id"] for j in newest["jobs"]], [passing["id"]])
+        self.assertIn("nextPageToken", newest)
+        # tasks 1 and 3 exit 1: which failed, and why
+        failed = list(c.iter_tasks(failing["id"], state="Failed"))
+        self.assertEqual([t["index"] for t in failed], [1, 3])
+        self.assertTrue(all(t["exitCode"] == 1 for t in failed))
+        with self.assertRaises(batch.InvalidArgument) as cm:
+            c.list_jobs(label_selector="run in (a")
+        self.assertEqual(cm.exception.field, "labelSelector")
+
     def test_api_errors_are_typed_and_name_the_field(self):
         with self.assertRaises(batch.InvalidArgument) as cm:
             batch.get(t.square.options(memory="lots").submit(1))

@@ -12,6 +12,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.dirname(__file__))
 import batchapi  # noqa: E402
 from batchapi.client import Client  # noqa: E402
+from batchapi.client import _query, _rfc3339  # noqa: E402
 from batchapi.errors import error_from  # noqa: E402
 
 
@@ -106,6 +107,19 @@ class UnitTests(unittest.TestCase):
             self.assertEqual(p.returncode, 1)
             self.assertIn("ValueError: no", p.stderr)
             self.assertFalse(os.path.exists(out))
+
+
+class ListQueryTests(unittest.TestCase):
+    def test_times_become_rfc3339_in_utc_and_naive_ones_are_utc(self):
+        from datetime import datetime, timedelta, timezone
+        self.assertEqual(_rfc3339(datetime(2026, 12, 1, 1, 0, tzinfo=timezone(timedelta(hours=1)))), "2026-12-01T00:00:00Z")
+        self.assertEqual(_rfc3339(datetime(2026, 12, 1)), "2026-12-01T00:00:00Z")
+        self.assertEqual(_rfc3339("2026-12-01T00:00:00Z"), "2026-12-01T00:00:00Z")
+        self.assertIsNone(_rfc3339(None))
+
+    def test_query_leaves_out_unset_values_and_escapes_the_rest(self):
+        self.assertEqual(_query({"state": None, "labelSelector": "tier in (a,b)", "limit": 5}), "?labelSelector=tier+in+%28a%2Cb%29&limit=5")
+        self.assertEqual(_query({"state": None, "queue": ""}), "")
 
 
 if __name__ == "__main__":

@@ -10,9 +10,9 @@ import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
-import { newServiceToken } from '@batchapi/runtime';
+import { answersReady, newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
-import { freePort } from '@batchapi/proc';
+import { freePort, waitUntil } from '@batchapi/proc';
 
 const ROOT = join(__dirname, '../../..');
 const TOKEN = 'fault-tenant-token';
@@ -263,17 +263,7 @@ export class FaultCluster {
     const s: Service = { name, app, env, url: `http://${host}:${port}`, netns: !!ns, ns };
     this.services.set(name, s);
     this.spawn(s, port);
-    const deadline = Date.now() + 30_000;
-    while (Date.now() < deadline) {
-      if (
-        await fetch(`${s.url}/readyz`).then(
-          (r) => r.ok,
-          () => false,
-        )
-      )
-        return s.url;
-      await sleep(100);
-    }
+    if (await waitUntil(() => answersReady(s.url), { timeoutMs: 30_000, intervalMs: 100 })) return s.url;
     throw new Error(`${name} did not become ready; see ${join(this.dir, `${name}.log`)}`);
   }
 

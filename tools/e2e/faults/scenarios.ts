@@ -28,25 +28,47 @@ async function reviveIfDead(c: FaultCluster, name: string): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) await c.restart(name);
 }
 
+/** Stops etcd members `members` with `signal`, waits `downMs`, and starts them again on their data. */
+async function etcdDown(c: FaultCluster, members: number[], downMs: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  for (const i of members) c.etcd.kill(i, signal);
+  await sleep(downMs);
+  for (const i of members) c.etcd.restart(i);
+}
+
+/** The etcd members that are not the raft leader now. */
+async function etcdFollowers(c: FaultCluster): Promise<number[]> {
+  const leader = await c.etcdLeader();
+  return [0, 1, 2].filter((i) => i !== leader);
+}
+
+/** Kills service `name` with -9, waits `downMs`, and starts it again. */
+async function killFor(c: FaultCluster, name: string, downMs: number): Promise<void> {
+  c.signal(name, 'SIGKILL');
+  await sleep(downMs);
+  await c.restart(name);
+}
+
+/** Pauses service `name` (SIGSTOP) for `pausedMs`, resumes it (SIGCONT), and restarts it if it fenced itself and exited meanwhile. */
+async function pauseFor(c: FaultCluster, name: string, pausedMs: number): Promise<void> {
+  c.signal(name, 'SIGSTOP');
+  await sleep(pausedMs);
+  c.signal(name, 'SIGCONT');
+  await reviveIfDead(c, name);
+}
+
 export const SCENARIOS: Scenario[] = [
   {
     name: 'scheduler leader kill -9 mid-burst',
     fast: true,
     async fault(c) {
-      const leader = await c.schedulerLeader();
-      c.signal(leader, 'SIGKILL');
-      await sleep(300);
-      await c.restart(leader); // back as a standby
+      await killFor(c, await c.schedulerLeader(), 300); // back as a standby
     },
   },
   {
     name: 'scheduler leader SIGSTOP 2× lease, then SIGCONT',
     async fault(c) {
-      const leader = await c.schedulerLeader();
-      c.signal(leader, 'SIGSTOP');
-      await sleep(2 * TTL * 1000);
-      c.signal(leader, 'SIGCONT'); // its late writes are refused by the fence; it self-fences
-      await reviveIfDead(c, leader);
+      // once resumed, its late writes are refused by the fence; it self-fences
+      await pauseFor(c, await c.schedulerLeader(), 2 * TTL * 1000);
     },
   },
   {
@@ -65,30 +87,20 @@ export const SCENARIOS: Scenario[] = [
     name: 'etcd follower kill -9, restart',
     fast: true,
     async fault(c) {
-      const leader = await c.etcdLeader();
-      const follower = [0, 1, 2].find((i) => i !== leader)!;
-      c.etcd.kill(follower);
-      await sleep(2000);
-      c.etcd.restart(follower);
+      const [follower] = await etcdFollowers(c);
+      await etcdDown(c, [follower], 2000);
     },
   },
   {
     name: 'etcd raft leader kill -9, restart',
     async fault(c) {
-      const leader = await c.etcdLeader();
-      c.etcd.kill(leader);
-      await sleep(2000);
-      c.etcd.restart(leader);
+      await etcdDown(c, [await c.etcdLeader()], 2000);
     },
   },
   {
     name: 'etcd quorum loss: 2 of 3 killed for 4 s',
     async fault(c) {
-      const leader = await c.etcdLeader();
-      const others = [0, 1, 2].filter((i) => i !== leader);
-      for (const i of others) c.etcd.kill(i);
-      await sleep(4000);
-      for (const i of others) c.etcd.restart(i);
+      await etcdDown(c, await etcdFollowers(c), 4000);
       // services that lost their leases meanwhile fenced themselves and exited: the supervisor (here, this) restarts them
       for (const name of [...c.services.keys()]) await reviveIfDead(c, name);
     },
@@ -100,27 +112,20 @@ export const SCENARIOS: Scenario[] = [
   {
     name: 'etcd member restart with its data (SIGTERM)',
     async fault(c) {
-      c.etcd.kill(1, 'SIGTERM');
-      await sleep(1000);
-      c.etcd.restart(1);
+      await etcdDown(c, [1], 1000, 'SIGTERM');
     },
   },
   {
     name: 'executor kill -9 (tasks requeued after TTL + grace)',
     async fault(c) {
-      c.signal('executor-0', 'SIGKILL');
-      await sleep((TTL + 3) * 1000);
-      await c.restart('executor-0');
+      await killFor(c, 'executor-0', (TTL + 3) * 1000);
     },
     opts: { loadMs: 9000 },
   },
   {
     name: 'executor SIGSTOP past its lease, then SIGCONT',
     async fault(c) {
-      c.signal('executor-1', 'SIGSTOP');
-      await sleep((2 * TTL + 1) * 1000);
-      c.signal('executor-1', 'SIGCONT');
-      await reviveIfDead(c, 'executor-1');
+      await pauseFor(c, 'executor-1', (2 * TTL + 1) * 1000);
     },
     opts: { loadMs: 9000 },
   },
@@ -143,9 +148,7 @@ export const SCENARIOS: Scenario[] = [
     name: 'admission kill -9 mid-request; clients retry the same key',
     fast: true,
     async fault(c) {
-      c.signal('admission-0', 'SIGKILL');
-      await sleep(1000);
-      await c.restart('admission-0');
+      await killFor(c, 'admission-0', 1000);
     },
   },
 ];

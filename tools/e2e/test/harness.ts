@@ -1,6 +1,13 @@
-/** Shared pieces of the end-to-end suites: tokens, HTTP calls, waiting. */
+/** Shared pieces of the end-to-end suites: tokens, HTTP calls, waiting, and a cluster of in-process services on simulated nodes. */
 import { createHash } from 'node:crypto';
-import type { JobView } from '@batchapi/api';
+import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
+import type { ClusterConfig, JobView } from '@batchapi/api';
+import { type FleetOptions, startSimulatedFleet } from '@batchapi/executor';
+import { waitFor, waitUntil } from '@batchapi/proc';
+import { type QuotaOptions, startQuota } from '@batchapi/quota';
+import type { RunningService } from '@batchapi/runtime';
+import { startScheduler } from '@batchapi/scheduler';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 
 export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 export const TOKENS = {
@@ -28,21 +35,86 @@ export async function api(base: string, method: string, path: string, body?: unk
   return { status: res.status, body: json };
 }
 
-/** Polls a job until it reaches a terminal phase or the deadline passes. */
+const TERMINAL_PHASES = ['Succeeded', 'Failed', 'Cancelled', 'Rejected'];
+
+/** Polls a job until it reaches a terminal phase or `ms` pass; returns its last view. */
 export async function waitForJob(base: string, id: string, ms = 30000): Promise<JobView> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const { body } = await api(base, 'GET', `/v1/jobs/${id}`);
-    if (['Succeeded', 'Failed', 'Cancelled', 'Rejected'].includes(body.phase) || Date.now() > deadline) return body;
-    await new Promise((r) => setTimeout(r, 100));
+  return waitFor(
+    async () => (await api(base, 'GET', `/v1/jobs/${id}`)).body as JobView,
+    (job) => TERMINAL_PHASES.includes(job.phase),
+    { timeoutMs: ms, intervalMs: 100 },
+  );
+}
+
+/** True once `ok` holds, false when `ms` passed first (`waitUntil` with the end-to-end suites' longer default). */
+export async function until(ok: () => Promise<boolean> | boolean, ms = 15000): Promise<boolean> {
+  return waitUntil(ok, { timeoutMs: ms });
+}
+
+/** What `startCluster` starts on an etcd. */
+export interface ClusterOptions {
+  /** Tenants and queues. @default CLUSTER */
+  cluster?: ClusterConfig;
+  /** Quota replicas, named `quota-0`, `quota-1`… @default 1 */
+  quotaReplicas?: number;
+  /** The simulated nodes: how many, the capacity of each, how long a task runs. */
+  fleet: FleetOptions;
+  /** History store of quota's archiver and of admission. @default none */
+  historyUrl?: string;
+  /** Quota's archiving (with `historyUrl`). @default the service's */
+  archive?: QuotaOptions['archive'];
+}
+
+/** The four services in this process on one etcd: quota, scheduler, simulated nodes, admission. */
+export interface Cluster {
+  /** A client of the cluster's etcd, for the test's own reads and writes. */
+  store: EtcdStore;
+  /** Every service, in the order they started. */
+  services: RunningService[];
+  scheduler: RunningService;
+  /** Admission's base URL. */
+  base: string;
+  /** Stops the services, last started first, and closes `store` (etcd is the caller's). */
+  close(): Promise<void>;
+}
+
+/** Starts quota, the scheduler, a simulated fleet and admission (this order) on `etcd`, with 5 s leases and quiet logs. */
+export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<Cluster> {
+  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
+  const store = new EtcdStore({ endpoints: etcd.endpoints });
+  const services: RunningService[] = [];
+  const close = async () => {
+    for (const s of [...services].reverse()) await s.close().catch(() => undefined);
+    await store.close();
+  };
+  try {
+    for (let i = 0; i < (o.quotaReplicas ?? 1); i++) {
+      services.push(
+        await startQuota({ cluster: o.cluster ?? CLUSTER, config: { ...config, instanceId: `quota-${i}` }, historyUrl: o.historyUrl, archive: o.archive }),
+      );
+    }
+    const scheduler = await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } });
+    services.push(scheduler);
+    services.push(await startSimulatedFleet(o.fleet, config));
+    const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl: o.historyUrl });
+    services.push(admission);
+    return { store, services, scheduler, base: admission.url, close };
+  } catch (err) {
+    await close();
+    throw err;
   }
 }
 
-export async function until(ok: () => Promise<boolean> | boolean, ms = 15000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return false;
+/** Registers `beforeAll`/`afterAll` that start an etcd and a cluster on it, and stop both; the result is filled in `beforeAll`. */
+export function useCluster(o: ClusterOptions): Cluster & { etcd: LocalEtcd } {
+  const c = {} as Cluster & { etcd: LocalEtcd };
+  beforeAll(async () => {
+    c.etcd = await startEtcd();
+    Object.assign(c, await startCluster(c.etcd, o));
+  });
+  afterAll(async () => {
+    await c.close?.();
+    await c.etcd?.stop();
+  });
+  return c;
 }

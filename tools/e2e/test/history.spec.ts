@@ -4,6 +4,7 @@
  * (job, groups, results), and the API answers for them from history — the job, its results, its
  * event stream, a cancel (a no-op), and a submit retried with the same Idempotency-Key.
  */
+import type { UsageGroupView } from '@batchapi/api';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +131,81 @@ it('lists live and archived jobs as one list in id order, each once, page by pag
   // A tenant's list holds only its own jobs, archived ones included.
   const other = await api(base, 'GET', '/v1/jobs?limit=100', undefined, 'other-token');
   expect(other.body.jobs).toEqual([]);
+});
+
+it('filters and orders live and archived jobs alike: label selector, name, times, tenant, sort', async () => {
+  await restartPostgresIfStopped();
+  const prefix = `flt${Date.now().toString(36)}-`;
+  const submit = async (name: string, labels: Record<string, string>, cpu = '1') =>
+    (await api(base, 'POST', '/v1/jobs', { name: prefix + name, labels, tasks: 1, resources: { cpu, memory: '1Gi' }, command: ['true'] })).body as {
+      id: string;
+      createdAt: string;
+    };
+  // a, b, c run and are archived, one after the other; d waits Queued (more cores than any node), live.
+  const a = await submit('a', { team: 'ml', env: 'prod' });
+  await waitForJob(base, a.id, 30_000);
+  const b = await submit('b', { team: 'ml', env: 'dev' });
+  await waitForJob(base, b.id, 30_000);
+  const c = await submit('c', { team: 'web' });
+  await waitForJob(base, c.id, 30_000);
+  expect(await until(async () => (await Promise.all([a, b, c].map((j) => gone(j.id)))).every(Boolean), 20_000)).toBe(true);
+  const d = await submit('d', { team: 'ml', env: 'prod' }, '64');
+  const names = async (query: string, token = 'tenant-token') => {
+    const r = await api(base, 'GET', `/v1/jobs?namePrefix=${prefix}&${query}`, undefined, token);
+    expect(r.status).toBe(200);
+    return (r.body.jobs as Array<{ name: string }>).map((j) => j.name.slice(prefix.length));
+  };
+  const sel = (s: string) => `labelSelector=${encodeURIComponent(s)}`;
+  expect(await names('')).toEqual(['a', 'b', 'c', 'd']);
+  expect(await names(sel('team=ml'))).toEqual(['a', 'b', 'd']);
+  expect(await names(sel('env in (prod)'))).toEqual(['a', 'd']);
+  // != also holds where the label is absent (c has no env)
+  expect(await names(sel('env!=dev'))).toEqual(['a', 'c', 'd']);
+  expect(await names(sel('!env'))).toEqual(['c']);
+  expect(await names('sort=-submitted')).toEqual(['d', 'c', 'b', 'a']);
+  expect(await names(`submittedSince=${encodeURIComponent(b.createdAt)}`)).toEqual(['b', 'c', 'd']);
+  expect(await names(`submittedBefore=${encodeURIComponent(b.createdAt)}`)).toEqual(['a']);
+  // finished jobs only: the live, waiting d is not one
+  expect(await names('finishedBefore=2100-01-01T00:00:00Z')).toEqual(['a', 'b', 'c']);
+  // by end, newest first, in pages of 2 that carry the order
+  const first = await api(base, 'GET', `/v1/jobs?namePrefix=${prefix}&sort=-finished&limit=2`);
+  expect(first.body.jobs.map((j: { name: string }) => j.name.slice(prefix.length))).toEqual(['c', 'b']);
+  const second = await api(base, 'GET', `/v1/jobs?namePrefix=${prefix}&sort=-finished&limit=2&pageToken=${first.body.nextPageToken}`);
+  expect(second.body.jobs.map((j: { name: string }) => j.name.slice(prefix.length))).toEqual(['a']);
+  expect(second.body.nextPageToken).toBeUndefined();
+  // a token is bound to its order
+  const wrongOrder = await api(base, 'GET', `/v1/jobs?namePrefix=${prefix}&sort=finished&pageToken=${first.body.nextPageToken}`);
+  expect(wrongOrder.status).toBe(400);
+  expect(wrongOrder.body.error).toMatchObject({ code: 'invalid_argument', field: 'pageToken' });
+  // tenants: an operator filters by tenant; a tenant may not ask for another's jobs
+  expect(await names('tenant=default', 'operator-token')).toEqual(['a', 'b', 'c', 'd']);
+  expect(await names('tenant=other', 'operator-token')).toEqual([]);
+  const foreign = await api(base, 'GET', '/v1/jobs?tenant=default', undefined, 'other-token');
+  expect(foreign.status).toBe(403);
+  expect(foreign.body.error).toMatchObject({ code: 'permission_denied', field: 'tenant' });
+  // bad input: a clear error naming the field
+  const bad = await api(base, 'GET', `/v1/jobs?${sel('team in (a')}`);
+  expect(bad.status).toBe(400);
+  expect(bad.body.error).toMatchObject({ code: 'invalid_argument', field: 'labelSelector' });
+  expect(bad.body.error.message).toMatch(/unclosed/);
+  const badTime = await api(base, 'GET', '/v1/jobs?submittedSince=yesterday');
+  expect(badTime.body.error).toMatchObject({ code: 'invalid_argument', field: 'submittedSince' });
+  await api(base, 'DELETE', `/v1/jobs/${d.id}`);
+
+  // Usage of those archived runs by the team label: a and b are team=ml, c team=web; each one
+  // attempt of 1 CPU and 1 GiB, so its core-hours equal its GiB-hours.
+  const usage = await api(base, 'GET', `/v1/usage?groupBy=label:team&from=${encodeURIComponent(a.createdAt)}`);
+  expect(usage.status).toBe(200);
+  expect(usage.body).toMatchObject({ groupBy: 'label:team', truncated: false });
+  const team = Object.fromEntries((usage.body.groups as UsageGroupView[]).map((g) => [g.key, g]));
+  expect(team.ml).toMatchObject({ attempts: 2, succeeded: 2, failed: 0, gpuHours: 0 });
+  expect(team.web).toMatchObject({ attempts: 1, succeeded: 1 });
+  expect(team.ml.cpuCoreHours).toBeGreaterThan(0);
+  expect(team.ml.memoryGiBHours).toBe(team.ml.cpuCoreHours);
+  expect(team.ml.queueWaitP50Seconds).toBeGreaterThanOrEqual(0);
+  // another tenant sees none of it, and may not ask for this one's
+  expect((await api(base, 'GET', `/v1/usage?from=${encodeURIComponent(a.createdAt)}`, undefined, 'other-token')).body.groups).toEqual([]);
+  expect((await api(base, 'GET', '/v1/usage?tenant=default', undefined, 'other-token')).status).toBe(403);
 });
 
 it('moves a finished workflow and its step jobs to history, and answers for them from there', async () => {

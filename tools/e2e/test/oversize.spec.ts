@@ -5,14 +5,9 @@
  * writes nothing; a job record made that large behind admission's back fails with a reason,
  * while another tenant's 2-task job still binds and succeeds.
  */
-import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
 import type { JobRecord } from '@batchapi/api';
-import { startSimulatedFleet } from '@batchapi/executor';
-import { startQuota } from '@batchapi/quota';
-import type { RunningService } from '@batchapi/runtime';
-import { startScheduler } from '@batchapi/scheduler';
-import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
-import { api, TOKENS, until, waitForJob } from './harness';
+import { submitJob } from '@batchapi/store';
+import { api, until, useCluster, waitForJob } from './harness';
 
 const CLUSTER = {
   tenants: [{ name: 'default' }, { name: 'other' }],
@@ -22,32 +17,12 @@ const CLUSTER = {
   ],
 };
 
-let etcd: LocalEtcd;
-let store: EtcdStore;
-const services: RunningService[] = [];
-let base: string;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-  services.push(await startQuota({ cluster: CLUSTER, config }));
-  services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
-  services.push(await startSimulatedFleet({ nodes: 2, capacity: { cpu: '4', memory: '16Gi' }, taskMs: 200 }, config));
-  // the default body limit (1 MiB): the reproduction's 960 KB body passes it
-  const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config });
-  services.push(admission);
-  base = admission.url;
-});
-afterAll(async () => {
-  for (const s of services.reverse()) await s.close().catch(() => undefined);
-  await store?.close();
-  await etcd?.stop();
-});
+// admission keeps its default body limit (1 MiB): the reproduction's 960 KB body passes it
+const cluster = useCluster({ cluster: CLUSTER, fleet: { nodes: 2, capacity: { cpu: '4', memory: '16Gi' }, taskMs: 200 } });
 
 /** The reproduction's env: 30 entries of 32,000 characters (960,000 bytes). */
 const HUGE_ENV = Object.fromEntries(Array.from({ length: 30 }, (_, k) => [`BIG_${k}`, 'x'.repeat(32_000)]));
-const jobCount = async () => (await store.listAll(store.keys.jobs())).items.length;
+const jobCount = async () => (await cluster.store.listAll(cluster.store.keys.jobs())).items.length;
 
 describe('submit caps', () => {
   it.each([
@@ -102,16 +77,16 @@ describe('submit caps', () => {
       'steps[0].job.labels',
     ],
   ])('refuses %s naming the field, and writes nothing', async (_name, path, body, status, code, field) => {
-    const [jobs, workflows] = [await jobCount(), (await store.listAll(store.keys.workflows())).items.length];
-    const res = await api(base, 'POST', path, body);
+    const [jobs, workflows] = [await jobCount(), (await cluster.store.listAll(cluster.store.keys.workflows())).items.length];
+    const res = await api(cluster.base, 'POST', path, body);
     expect(res.status).toBe(status);
     expect(res.body.error).toMatchObject({ code, field });
     expect(await jobCount()).toBe(jobs);
-    expect((await store.listAll(store.keys.workflows())).items).toHaveLength(workflows);
+    expect((await cluster.store.listAll(cluster.store.keys.workflows())).items).toHaveLength(workflows);
   });
 
   it('refuses the huge job in its own slot of a bulk submit; the others are committed', async () => {
-    const res = await api(base, 'POST', '/v1/jobs:batch', { jobs: [{ command: ['true'], env: HUGE_ENV }, { command: ['true'] }] });
+    const res = await api(cluster.base, 'POST', '/v1/jobs:batch', { jobs: [{ command: ['true'], env: HUGE_ENV }, { command: ['true'] }] });
     expect(res.status).toBe(200);
     expect(res.body.results[0]).toMatchObject({ status: 413, error: { code: 'payload_too_large', field: 'jobs[0].env' } });
     expect(res.body.results[1]).toMatchObject({ status: 201 });
@@ -131,15 +106,15 @@ it("fails a job record made too large to bind behind admission, while another te
     pending: [{ start: 0, end: 2, attempt: 1 }],
     counts: { succeeded: 0, failed: 0, cancelled: 0 },
   };
-  await submitJob(store, big);
-  const res = await api(base, 'POST', '/v1/jobs', { command: ['true'], tasks: 2, resources: { cpu: '100m', memory: '64Mi' } });
+  await submitJob(cluster.store, big);
+  const res = await api(cluster.base, 'POST', '/v1/jobs', { command: ['true'], tasks: 2, resources: { cpu: '100m', memory: '64Mi' } });
   expect(res.status).toBe(201);
   // before: every cycle's plan threw on the big job's bind (etcd: request is too large) and this stayed Queued
-  const done = await waitForJob(base, res.body.id, 30_000);
+  const done = await waitForJob(cluster.base, res.body.id, 30_000);
   expect(done.phase).toBe('Succeeded');
   // its tenant sees why (other tenants get 404)
   let seen: any;
-  await until(async () => (seen = (await api(base, 'GET', `/v1/jobs/${big.id}`, undefined, 'other-token')).body).phase === 'Failed', 10_000);
+  await until(async () => (seen = (await api(cluster.base, 'GET', `/v1/jobs/${big.id}`, undefined, 'other-token')).body).phase === 'Failed', 10_000);
   expect(seen).toMatchObject({ phase: 'Failed', reason: { code: 'bind_too_large' } });
   expect(seen.reason.message).toMatch(/pass large values by reference/);
 });

@@ -12,7 +12,7 @@ import type { GroupStatus } from '@batchapi/api';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { freePort } from '@batchapi/proc';
 import { detectIsolation, sweepCgroups } from '@batchapi/executor';
-import { newServiceToken, RPC_AUTHORIZATION } from '@batchapi/runtime';
+import { answersReady, newServiceToken, RPC_AUTHORIZATION } from '@batchapi/runtime';
 import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 const ROOT = join(__dirname, '../../..');
@@ -43,14 +43,7 @@ async function launch(name: string, app: string, env: Record<string, string>): P
   closeSync(log);
   procs.set(name, child);
   const url = `http://127.0.0.1:${port}`;
-  const ready = await until(
-    () =>
-      fetch(`${url}/readyz`).then(
-        (r) => r.ok,
-        () => false,
-      ),
-    20000,
-  );
+  const ready = await until(() => answersReady(url), 20000);
   if (!ready) throw new Error(`${name} did not become ready`);
   urls.set(name, url);
   return url;

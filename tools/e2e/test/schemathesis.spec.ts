@@ -66,7 +66,7 @@ beforeAll(async () => {
   // generated reads would meet a 429 before the handler they are meant to exercise.
   process.env.BATCH_READS_PER_SECOND = '0';
   // Simulated nodes only: schemathesis's commands are random strings, never run as processes here.
-  cluster = await LocalCluster.start({ dataDir: join(dir, 'cluster'), executors: 0, simulatedNodes: 2, history: false });
+  cluster = await LocalCluster.start({ dataDir: join(dir, 'cluster'), executors: 0, simulatedNodes: 2 });
   store = new EtcdStore({ endpoints: cluster.etcd!.endpoints });
 }, 120_000);
 afterAll(async () => {

@@ -13,7 +13,7 @@ import type { StopRequest } from '../plugins/drain';
 import { packingScores } from '../plugins/fragmentation-gradient';
 import { expiredGangs, type GangFailure } from '../plugins/gang-timeout';
 import { planPreemption, type RunningTask, type Victim } from '../plugins/preemption';
-import { chargeOf, type QuotaLedger } from '../plugins/quota/ledger';
+import { chargeOf, GPU_MODEL_LABEL, type QuotaLedger } from '../plugins/quota/ledger';
 import { planReclaim, type QuotaDemand } from '../plugins/reclaim';
 import type { PendingWork, Placement } from '../snapshot';
 import { DEFAULT_PROFILE, type Profile } from './profile';
@@ -152,13 +152,16 @@ function stopOf(v: Victim, cause: PlannedStop['cause']): PlannedStop {
 export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]): BindIntent[] {
   const byJob = new Map<string, Placement[]>();
   for (const p of placements) byJob.set(p.jobId, [...(byJob.get(p.jobId) ?? []), p]);
+  const gpuModelOf = new Map(s.nodes.flatMap((n) => (n.labels[GPU_MODEL_LABEL] ? [[n.name, n.labels[GPU_MODEL_LABEL]] as const] : [])));
   const out: BindIntent[] = [];
   for (const [jobId, ps] of byJob) {
     const job = s.jobs.get(jobId)!;
     let pending = eligibleRanges(job.pending, s.now);
     const bindings: Binding[] = [];
     const bound: TaskRange[] = [];
+    const usesGpus = (job.spec.resources.gpu ?? 0) > 0;
     for (const p of ps) {
+      const gpuModel = usesGpus ? gpuModelOf.get(p.node) : undefined;
       const { taken, rest } = takeTasks(pending, p.count);
       pending = rest;
       bound.push(...taken);
@@ -176,6 +179,7 @@ export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]
           resources: job.spec.resources,
           priority: job.spec.priority,
           devices: p.devices.slice(offset, offset + n),
+          ...(gpuModel ? { gpuModel } : {}),
           boundAt: s.now,
           traceparent: job.traceparent,
           command: job.spec.command,

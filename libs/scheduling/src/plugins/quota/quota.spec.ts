@@ -7,56 +7,35 @@ import type { NodeSnapshot, PendingWork } from '../../index';
 const cpu = (n: number): ResourceVector => ({ cpu: n * 1000 });
 const usage = (entries: Record<string, number>) => new Map(Object.entries(entries).map(([q, n]) => [q, cpu(n)]));
 
+/** Queues `a` and `b` of 10 cores each in cohort `c`, with what `a` and `b` add or change. */
+const cohortOfTwo = (a: Partial<QuotaQueue> = {}, b: Partial<QuotaQueue> = {}): QuotaQueue[] => [
+  { name: 'a', cohort: 'c', nominal: cpu(10), ...a },
+  { name: 'b', cohort: 'c', nominal: cpu(10), ...b },
+];
+
 describe('QuotaLedger: room with cohorts, borrowing and lending limits', () => {
   const table: Array<{ name: string; queues: QuotaQueue[]; used: Record<string, number>; room: Record<string, number> }> = [
+    // no cohort: room = nominal − used = 10 − 4 = 6
+    { name: 'a queue alone has its nominal minus what it holds', queues: [{ name: 'a', nominal: cpu(10) }], used: { a: 4 }, room: { a: 6 } },
+    // pool = 10 + 10 = 20, poolUsed = 4 + 0; a: min(∞, 0 + 20 − 4) = 16; b: 20 − 4 = 16
+    { name: 'a cohort lends idle nominal to its members', queues: cohortOfTwo(), used: { a: 4 }, room: { a: 16, b: 16 } },
+    // a: min(10 + 3 − 4, 16) = 9 (borrowing limit 3); b: 16
     {
-      // no cohort: room = nominal − used = 10 − 4 = 6
-      name: 'a queue alone has its nominal minus what it holds',
-      queues: [{ name: 'a', nominal: cpu(10) }],
-      used: { a: 4 },
-      room: { a: 6 },
-    },
-    {
-      // pool = 10 + 10 = 20, poolUsed = 4 + 0; a: min(∞, 0 + 20 − 4) = 16; b: 20 − 4 = 16
-      name: 'a cohort lends idle nominal to its members',
-      queues: [
-        { name: 'a', cohort: 'c', nominal: cpu(10) },
-        { name: 'b', cohort: 'c', nominal: cpu(10) },
-      ],
-      used: { a: 4 },
-      room: { a: 16, b: 16 },
-    },
-    {
-      // a: min(10 + 3 − 4, 16) = 9 (borrowing limit 3); b: 16
       name: 'a borrowing limit caps what a queue takes beyond its nominal',
-      queues: [
-        { name: 'a', cohort: 'c', nominal: cpu(10), borrowingLimit: cpu(3) },
-        { name: 'b', cohort: 'c', nominal: cpu(10) },
-      ],
+      queues: cohortOfTwo({ borrowingLimit: cpu(3) }),
       used: { a: 4 },
       room: { a: 9, b: 16 },
     },
+    // b lends 2: guaranteed(b) = 8; pool = 10 + 2 = 12; poolUsed = max(0, 4 − 0) = 4
+    // a: 0 + 12 − 4 = 8; b: max(0, 8 − 0) + 12 − 4 = 16
     {
-      // b lends 2: guaranteed(b) = 8; pool = 10 + 2 = 12; poolUsed = max(0, 4 − 0) = 4
-      // a: 0 + 12 − 4 = 8; b: max(0, 8 − 0) + 12 − 4 = 16
       name: "a lending limit keeps the rest of a queue's nominal for itself",
-      queues: [
-        { name: 'a', cohort: 'c', nominal: cpu(10) },
-        { name: 'b', cohort: 'c', nominal: cpu(10), lendingLimit: cpu(2) },
-      ],
+      queues: cohortOfTwo({}, { lendingLimit: cpu(2) }),
       used: { a: 4 },
       room: { a: 8, b: 16 },
     },
-    {
-      // a borrowed all of b's idle 10: pool 20, poolUsed 20 → a: 0; b: 0 + 20 − 20 = 0 (b must reclaim)
-      name: 'capacity borrowed away leaves the lender no room until it reclaims',
-      queues: [
-        { name: 'a', cohort: 'c', nominal: cpu(10) },
-        { name: 'b', cohort: 'c', nominal: cpu(10) },
-      ],
-      used: { a: 20 },
-      room: { a: 0, b: 0 },
-    },
+    // a borrowed all of b's idle 10: pool 20, poolUsed 20 → a: 0; b: 0 + 20 − 20 = 0 (b must reclaim)
+    { name: 'capacity borrowed away leaves the lender no room until it reclaims', queues: cohortOfTwo(), used: { a: 20 }, room: { a: 0, b: 0 } },
   ];
   it.each(table)('$name', ({ queues, used, room }) => {
     const l = new QuotaLedger(queues, usage(used));
@@ -64,13 +43,7 @@ describe('QuotaLedger: room with cohorts, borrowing and lending limits', () => {
   });
 
   it('takes and gives back, keeping the cohort pool consistent', () => {
-    const l = new QuotaLedger(
-      [
-        { name: 'a', cohort: 'c', nominal: cpu(10) },
-        { name: 'b', cohort: 'c', nominal: cpu(10) },
-      ],
-      new Map(),
-    );
+    const l = new QuotaLedger(cohortOfTwo(), new Map());
     l.take('a', cpu(1), 15); // a borrows 5 of b's
     expect(l.room('b').cpu).toBe(5000);
     expect(l.borrowed('a').cpu).toBe(5000);

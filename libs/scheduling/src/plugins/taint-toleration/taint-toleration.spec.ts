@@ -10,6 +10,16 @@ const work = (tolerations?: Toleration[]): PendingWork => pendingWork('j1', 1, {
 
 const dedicated: Taint = { key: 'dedicated', value: 'ml', effect: 'NoSchedule' };
 
+type Refusal = ReturnType<typeof TaintToleration.filter>;
+
+/** The refusal for the untolerated taint `detail` (its key, value and effect), written as `reason`. */
+const refusal = (reason: string, detail: Taint): Refusal => ({
+  code: 'Unschedulable',
+  plugin: 'TaintToleration',
+  reason,
+  detail: { kind: 'taint', ...detail },
+});
+
 describe('tolerates', () => {
   const table: Array<{ name: string; tol: Toleration; taint: Taint; want: boolean }> = [
     {
@@ -55,40 +65,25 @@ describe('tolerates', () => {
 });
 
 describe('TaintToleration', () => {
-  const table: Array<{ name: string; taints: Taint[]; tolerations?: Toleration[]; want: unknown }> = [
+  const table: Array<{ name: string; taints: Taint[]; tolerations?: Toleration[]; want: Refusal }> = [
     { name: 'an untainted node passes work without tolerations', taints: [], want: undefined },
     { name: 'an untainted node passes work with tolerations', taints: [], tolerations: [{ key: 'dedicated', operator: 'Exists' }], want: undefined },
     {
       name: 'a NoSchedule taint with a value refuses untolerating work',
       taints: [dedicated],
-      want: {
-        code: 'Unschedulable',
-        plugin: 'TaintToleration',
-        reason: 'taint dedicated=ml:NoSchedule',
-        detail: { kind: 'taint', key: 'dedicated', value: 'ml', effect: 'NoSchedule' },
-      },
+      want: refusal('taint dedicated=ml:NoSchedule', { key: 'dedicated', value: 'ml', effect: 'NoSchedule' }),
     },
     // no value: the reason has no '=' and the detail no value field
     {
       name: 'a NoExecute taint without a value refuses untolerating work',
       taints: [{ key: 'maintenance', effect: 'NoExecute' }],
-      want: {
-        code: 'Unschedulable',
-        plugin: 'TaintToleration',
-        reason: 'taint maintenance:NoExecute',
-        detail: { kind: 'taint', key: 'maintenance', effect: 'NoExecute' },
-      },
+      want: refusal('taint maintenance:NoExecute', { key: 'maintenance', effect: 'NoExecute' }),
     },
     // an empty value reads as no value
     {
       name: 'an empty taint value is reported as no value',
       taints: [{ key: 'maintenance', value: '', effect: 'NoSchedule' }],
-      want: {
-        code: 'Unschedulable',
-        plugin: 'TaintToleration',
-        reason: 'taint maintenance:NoSchedule',
-        detail: { kind: 'taint', key: 'maintenance', effect: 'NoSchedule' },
-      },
+      want: refusal('taint maintenance:NoSchedule', { key: 'maintenance', effect: 'NoSchedule' }),
     },
     { name: 'PreferNoSchedule is only a preference', taints: [{ key: 'spot', value: 'true', effect: 'PreferNoSchedule' }], want: undefined },
     { name: 'a tolerated taint passes', taints: [dedicated], tolerations: [{ key: 'dedicated', value: 'ml' }], want: undefined },
@@ -102,23 +97,13 @@ describe('TaintToleration', () => {
       name: 'a toleration for a different effect does not help',
       taints: [dedicated],
       tolerations: [{ key: 'dedicated', value: 'ml', effect: 'NoExecute' }],
-      want: {
-        code: 'Unschedulable',
-        plugin: 'TaintToleration',
-        reason: 'taint dedicated=ml:NoSchedule',
-        detail: { kind: 'taint', key: 'dedicated', value: 'ml', effect: 'NoSchedule' },
-      },
+      want: refusal('taint dedicated=ml:NoSchedule', { key: 'dedicated', value: 'ml', effect: 'NoSchedule' }),
     },
     {
       name: 'every hard taint must be tolerated: the first untolerated is reported',
       taints: [dedicated, { key: 'spot', value: 'true', effect: 'PreferNoSchedule' }, { key: 'maintenance', effect: 'NoExecute' }],
       tolerations: [{ key: 'dedicated', value: 'ml' }],
-      want: {
-        code: 'Unschedulable',
-        plugin: 'TaintToleration',
-        reason: 'taint maintenance:NoExecute',
-        detail: { kind: 'taint', key: 'maintenance', effect: 'NoExecute' },
-      },
+      want: refusal('taint maintenance:NoExecute', { key: 'maintenance', effect: 'NoExecute' }),
     },
     {
       name: 'all hard taints tolerated, a preference ignored',

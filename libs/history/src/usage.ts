@@ -1,0 +1,119 @@
+/**
+ * Usage from the history: what `GET /v1/usage` and `batch usage` answer, what chargeback and
+ * capacity planning read (Slurm's `sreport`/`sacct`). Every task attempt that ended in the
+ * window counts once, with its job's per-task resources for the time it ran:
+ *
+ *   cpuCoreHours   = Σ run_seconds × cpu_millicores / 1000 / 3600
+ *   memoryGiBHours = Σ run_seconds × memory_bytes / 2^30 / 3600
+ *   gpuHours       = Σ run_seconds × gpu_milli / 1000 / 3600   (by the node's GPU model with `gpuModel`)
+ *   queue wait     = first attempts: bound − job queued, seconds (p50, p99)
+ *
+ * Attempts are counted in the window of their end. Only archived jobs are counted: a job still
+ * in etcd (running, or finished within `BATCH_ARCHIVE_AFTER`) is not in the history yet.
+ */
+import type { UsageGroupView } from '@batchapi/api';
+import { InvalidHistoryRequestError } from './errors';
+
+/** What usage is summed by: a job's tenant or queue, its node's GPU model, or one of its labels. */
+export type UsageGroupBy = 'tenant' | 'queue' | 'gpuModel' | { label: string };
+
+/** A usage question. Times are epoch milliseconds. */
+export interface UsageQuery {
+  /** Attempts that ended at or after this time. */
+  from: number;
+  /** Attempts that ended before this time; at most `MAX_USAGE_WINDOW_MS` after `from`. */
+  to: number;
+  groupBy: UsageGroupBy;
+  /** Only this tenant's jobs. @default every tenant */
+  tenant?: string;
+  /** Only this queue's jobs. @default every queue */
+  queue?: string;
+}
+
+/** One group's usage (`UsageGroupView` of the API). Hours are rounded to 1e-6. */
+export type UsageRow = UsageGroupView;
+
+/** Longest window of one usage question: 400 days. */
+export const MAX_USAGE_WINDOW_MS = 400 * 86_400_000;
+/** Most groups in one answer (the busiest first); `truncated` says more were left out. */
+export const MAX_USAGE_GROUPS = 1000;
+
+/** The SQL of a usage question and its parameters. */
+export function usageSql(q: UsageQuery): { sql: string; params: unknown[] } {
+  if (!Number.isFinite(q.from) || !Number.isFinite(q.to)) throw new InvalidHistoryRequestError('from and to must be times in epoch milliseconds', 'from');
+  if (q.to <= q.from) throw new InvalidHistoryRequestError('to must be after from', 'to');
+  if (q.to - q.from > MAX_USAGE_WINDOW_MS) throw new InvalidHistoryRequestError(`the window is over ${MAX_USAGE_WINDOW_MS / 86_400_000} days`, 'to');
+  const params: unknown[] = [];
+  const p = (v: unknown) => `$${params.push(v)}`;
+  const from = p(new Date(q.from).toISOString());
+  const to = p(new Date(q.to).toISOString());
+  // A job finishes after each of its attempts ends: its partition key bounds the scan from below.
+  const where = [
+    `t.finished_at >= ${from}::timestamptz`,
+    `j.finished_at >= ${from}::timestamptz`,
+    `t.ended_at >= ${from}::timestamptz`,
+    `t.ended_at < ${to}::timestamptz`,
+  ];
+  if (q.tenant !== undefined) where.push(`j.tenant = ${p(q.tenant)}`);
+  if (q.queue !== undefined) where.push(`j.queue = ${p(q.queue)}`);
+  const key =
+    q.groupBy === 'tenant' ? 'j.tenant' : q.groupBy === 'queue' ? 'j.queue' : q.groupBy === 'gpuModel' ? 't.gpu_model' : `j.labels ->> ${p(q.groupBy.label)}`;
+  const sql = `
+    SELECT key,
+      sum(run_s * cpu) / 1000 / 3600 AS cpu_core_hours,
+      sum(run_s * memory) / 1073741824 / 3600 AS memory_gib_hours,
+      sum(run_s * gpu) / 1000 / 3600 AS gpu_hours,
+      count(*) AS attempts,
+      count(*) FILTER (WHERE state = 'Succeeded') AS succeeded,
+      count(*) FILTER (WHERE state = 'Failed') AS failed,
+      count(*) FILTER (WHERE state = 'Preempted') AS preempted,
+      percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_s) AS wait_p50,
+      percentile_cont(0.99) WITHIN GROUP (ORDER BY wait_s) AS wait_p99
+    FROM (
+      SELECT ${key} AS key, t.state,
+        coalesce(extract(epoch FROM t.ended_at - t.started_at), 0) AS run_s,
+        coalesce((j.spec -> 'resources' ->> 'cpu')::float8, 0) AS cpu,
+        coalesce((j.spec -> 'resources' ->> 'memory')::float8, 0) AS memory,
+        coalesce((j.spec -> 'resources' ->> 'gpu')::float8, 0) AS gpu,
+        CASE WHEN t.attempt = 1 THEN extract(epoch FROM t.bound_at - j.queued_at) END AS wait_s
+      FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.finished_at = t.finished_at
+      WHERE ${where.join(' AND ')}
+    ) u
+    GROUP BY key
+    ORDER BY gpu_hours DESC, cpu_core_hours DESC, key NULLS LAST
+    LIMIT ${p(MAX_USAGE_GROUPS + 1)}`;
+  return { sql, params };
+}
+
+/** A row of `usageSql`'s answer. */
+export interface UsageSqlRow {
+  key: string | null;
+  cpu_core_hours: number | string | null;
+  memory_gib_hours: number | string | null;
+  gpu_hours: number | string | null;
+  attempts: string | number;
+  succeeded: string | number;
+  failed: string | number;
+  preempted: string | number;
+  wait_p50: number | string | null;
+  wait_p99: number | string | null;
+}
+
+const round6 = (v: number | string | null) => Math.round(Number(v ?? 0) * 1e6) / 1e6;
+
+/** A row as the API gives it. */
+export function usageRow(r: UsageSqlRow): UsageRow {
+  const row: UsageRow = {
+    key: r.key,
+    cpuCoreHours: round6(r.cpu_core_hours),
+    memoryGiBHours: round6(r.memory_gib_hours),
+    gpuHours: round6(r.gpu_hours),
+    attempts: Number(r.attempts),
+    succeeded: Number(r.succeeded),
+    failed: Number(r.failed),
+    preempted: Number(r.preempted),
+  };
+  if (r.wait_p50 !== null) row.queueWaitP50Seconds = round6(r.wait_p50);
+  if (r.wait_p99 !== null) row.queueWaitP99Seconds = round6(r.wait_p99);
+  return row;
+}

@@ -1,0 +1,139 @@
+/**
+ * Usage from the history against a real PostgreSQL: CPU-, memory- and GPU-hours, attempt
+ * outcomes and queue waits, grouped by tenant, queue, GPU model or label, over a window of
+ * attempt end times. Every expected figure is worked out in the comment above it.
+ */
+import type { GroupStatus, JobRecord } from '@batchapi/api';
+import { HistoryStore, InvalidHistoryRequestError, migrate, type UsageRow } from '@batchapi/history';
+import { archived, finishedJob, usePostgres } from './history-fixture';
+
+const postgres = usePostgres();
+let history: HistoryStore;
+
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+const GiB = 1024 ** 3;
+// 2026-08-01 00:00Z: jobs are queued at D, their attempts bound and run after.
+const D = Date.UTC(2026, 7, 1);
+
+/** A job queued at D, whose attempts are given as [index, attempt, state, boundAt, startedAt, endedAt, gpuModel?]. */
+function usageJob(
+  id: string,
+  over: Partial<JobRecord> & { labels?: Record<string, string>; tasks?: number },
+  resources: Record<string, number>,
+  attempts: Array<[number, number, 'Succeeded' | 'Failed' | 'Preempted', number, number, number, string?]>,
+) {
+  const finishedAt = Math.max(...attempts.map((a) => a[5])) + 1000;
+  const job = finishedJob(id, { createdAt: D - MINUTE, queuedAt: D, startedAt: D, finishedAt, tasks: 2, ...over });
+  job.spec = { ...job.spec, resources };
+  const groups: GroupStatus[] = attempts.map(([index, attempt, state, boundAt, startedAt, endedAt, gpuModel]) => ({
+    jobId: id,
+    tenant: job.tenant,
+    queue: job.queue,
+    node: 'n1',
+    start: index,
+    end: index + 1,
+    attempt,
+    resources,
+    devices: [],
+    ...(gpuModel ? { gpuModel } : {}),
+    boundAt,
+    tasks: [{ state, startedAt, finishedAt: endedAt, ...(state === 'Failed' ? { exitCode: 1, reason: 'Error' as const } : {}) }],
+  }));
+  return archived(job, groups, []);
+}
+
+beforeAll(async () => {
+  const url = await postgres.freshDatabase();
+  await migrate(url);
+  history = HistoryStore.connect(url);
+  await history.archiveJobs([
+    // acme/train, 2 tasks of 8 CPUs, 32 GiB, 1 GPU on H100 nodes:
+    //   task 0: bound D+1m, ran D+2m → D+2h02m (2 h); task 1: bound D+3m, ran 1 h, preempted, then attempt 2 ran 1 h
+    usageJob('u-train', { tenant: 'acme', queue: 'train', labels: { team: 'vision' } }, { cpu: 8000, memory: 32 * GiB, gpu: 1000 }, [
+      [0, 1, 'Succeeded', D + MINUTE, D + 2 * MINUTE, D + 2 * MINUTE + 2 * HOUR, 'H100'],
+      [1, 1, 'Preempted', D + 3 * MINUTE, D + 4 * MINUTE, D + 4 * MINUTE + HOUR, 'H100'],
+      [1, 2, 'Succeeded', D + 2 * HOUR, D + 2 * HOUR, D + 3 * HOUR, 'H100'],
+    ]),
+    // acme/etl, 2 tasks of 500m CPU, 1 GiB, no GPU: task 0 bound D+5m, ran 30 m; task 1 bound D+7m, failed after 6 m
+    usageJob('u-etl', { tenant: 'acme', queue: 'etl', labels: { team: 'data' } }, { cpu: 500, memory: GiB }, [
+      [0, 1, 'Succeeded', D + 5 * MINUTE, D + 5 * MINUTE, D + 35 * MINUTE],
+      [1, 1, 'Failed', D + 7 * MINUTE, D + 7 * MINUTE, D + 13 * MINUTE],
+    ]),
+    // globex/train, 1 task of half an A100 and 4 CPUs, 16 GiB: bound D+9m, ran 4 h
+    usageJob('u-globex', { tenant: 'globex', queue: 'train', tasks: 1 }, { cpu: 4000, memory: 16 * GiB, gpu: 500 }, [
+      [0, 1, 'Succeeded', D + 9 * MINUTE, D + 10 * MINUTE, D + 10 * MINUTE + 4 * HOUR, 'A100'],
+    ]),
+    // ended the day before the window: never counted
+    usageJob('u-old', { tenant: 'acme', queue: 'train', tasks: 1, queuedAt: D - 2 * HOUR }, { cpu: 1000, memory: GiB }, [
+      [0, 1, 'Succeeded', D - 2 * HOUR, D - 2 * HOUR, D - HOUR],
+    ]),
+  ]);
+});
+afterAll(async () => {
+  await history?.close();
+});
+
+const day = { from: D, to: D + 24 * HOUR };
+const byKey = (rows: UsageRow[]) => Object.fromEntries(rows.map((r) => [r.key ?? '(none)', r]));
+
+it('sums CPU-, memory- and GPU-hours and counts attempts by tenant', async () => {
+  const { rows, truncated } = await history.usage({ ...day, groupBy: 'tenant' });
+  expect(truncated).toBe(false);
+  // acme: u-train ran 2 h + 1 h + 1 h = 4 h of 8 CPUs, 32 GiB, 1 GPU → 32 core-h, 128 GiB-h, 4 GPU-h;
+  //       u-etl ran 30 m + 6 m = 0.6 h of 0.5 CPU, 1 GiB → 0.3 core-h, 0.6 GiB-h
+  //   → 32.3 core-h, 128.6 GiB-h, 4 GPU-h; 5 attempts: 3 succeeded, 1 failed, 1 preempted
+  // globex: 4 h of 4 CPUs, 16 GiB, 0.5 GPU → 16 core-h, 64 GiB-h, 2 GPU-h
+  // (u-old ended before the window)
+  expect(rows.map((r) => r.key)).toEqual(['acme', 'globex']);
+  expect(byKey(rows).acme).toMatchObject({ cpuCoreHours: 32.3, memoryGiBHours: 128.6, gpuHours: 4, attempts: 5, succeeded: 3, failed: 1, preempted: 1 });
+  expect(byKey(rows).globex).toMatchObject({ cpuCoreHours: 16, memoryGiBHours: 64, gpuHours: 2, attempts: 1, succeeded: 1, failed: 0, preempted: 0 });
+});
+
+it('gives queue-wait percentiles of first attempts', async () => {
+  const { rows } = await history.usage({ ...day, groupBy: 'tenant' });
+  // acme's first attempts waited 1, 3, 5 and 7 minutes after D (the retry's bind is not a wait):
+  //   p50 = 4 min = 240 s (between 3 and 5); p99 = 5 + 0.97 × 2 = 6.94 min = 416.4 s
+  expect(byKey(rows).acme.queueWaitP50Seconds).toBeCloseTo(240, 6);
+  expect(byKey(rows).acme.queueWaitP99Seconds).toBeCloseTo(416.4, 6);
+});
+
+it('groups GPU-hours by the GPU model of the node', async () => {
+  const { rows } = await history.usage({ ...day, groupBy: 'gpuModel' });
+  // H100: 4 GPU-h (u-train); A100: 2 GPU-h (u-globex); no GPU: u-etl
+  expect(rows.map((r) => [r.key, r.gpuHours])).toEqual([
+    ['H100', 4],
+    ['A100', 2],
+    [null, 0],
+  ]);
+});
+
+it('groups by queue and by a label, within one tenant or queue', async () => {
+  const byQueue = await history.usage({ ...day, groupBy: 'queue', tenant: 'acme' });
+  expect(byQueue.rows.map((r) => [r.key, r.cpuCoreHours])).toEqual([
+    ['train', 32],
+    ['etl', 0.3],
+  ]);
+  const byTeam = await history.usage({ ...day, groupBy: { label: 'team' }, queue: 'train' });
+  // u-train carries team=vision; u-globex no team
+  expect(byTeam.rows.map((r) => [r.key, r.gpuHours])).toEqual([
+    ['vision', 4],
+    [null, 2],
+  ]);
+});
+
+it('counts an attempt in the window of its end', async () => {
+  // [D, D+1h): u-etl's two attempts (ended D+35m, D+13m) only; u-train's first ends at D+1h04m
+  const { rows } = await history.usage({ from: D, to: D + HOUR, groupBy: 'queue' });
+  expect(rows.map((r) => [r.key, r.attempts])).toEqual([['etl', 2]]);
+});
+
+it.each([
+  { name: 'an empty window', q: { from: D, to: D }, field: 'to' },
+  { name: 'a reversed window', q: { from: D, to: D - 1 }, field: 'to' },
+  { name: 'a window over 400 days', q: { from: D, to: D + 401 * 24 * HOUR }, field: 'to' },
+])('refuses $name, naming the field', async ({ q, field }) => {
+  const err = await history.usage({ ...q, groupBy: 'tenant' }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(InvalidHistoryRequestError);
+  expect(err).toMatchObject({ field });
+});
