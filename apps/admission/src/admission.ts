@@ -17,6 +17,7 @@ import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
 import { UsageController } from './usage.controller';
+import { BACKLOG_GATE, BacklogGate, type BacklogLimits } from './archive-backlog';
 import { WorkflowsController } from './workflows.controller';
 import { WorkflowsService } from './workflows.service';
 
@@ -41,6 +42,8 @@ export interface AdmissionOptions {
   clock?: Clock;
   /** History store URL: jobs no longer in etcd (archived) are read from it. @default `BATCH_HISTORY_URL`, else none */
   historyUrl?: string;
+  /** Pause of submits on the archive backlog. @default `BATCH_ARCHIVE_BACKLOG_LIMIT` (100000), a count trusted for 5 minutes */
+  backlog?: Partial<BacklogLimits>;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
@@ -72,6 +75,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       { provide: AUTH, useValue: auth },
       { provide: CLOCK, useValue: clock },
       ...history,
+      { provide: BACKLOG_GATE, useValue: new BacklogGate({ ...env.backlog, ...opts.backlog }) },
       { provide: THROTTLE_TUNING, useValue: { maxInflight: env.maxInflightSubmits, ...opts.throttle } },
       {
         provide: READS_REFUSED,

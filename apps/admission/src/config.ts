@@ -1,6 +1,7 @@
 /** The admission service's own settings: their schema over the environment (`ADMISSION_ENV`) and the parsed `AdmissionConfig`. */
 import { envNumber, envString, historyUrlFromEnv, parseEnv } from '@batchapi/runtime';
 import { z } from 'zod';
+import { type BacklogLimits, DEFAULT_BACKLOG_STALE_MS } from './archive-backlog';
 import type { EventStreamLimits } from './event-stream';
 import type { OverloadLimits } from './overload';
 import type { ReadLimits } from './read-limit';
@@ -58,6 +59,12 @@ export const ADMISSION_ENV = z.object({
     unit: 'streams',
     doc: "Most event streams one tenant's tokens hold open at once on the replica; then 429 `too_many_streams` (operators are held only by `BATCH_MAX_EVENT_STREAMS`).",
   }),
+  BATCH_ARCHIVE_BACKLOG_LIMIT: envNumber({
+    default: 100_000,
+    min: 0,
+    unit: 'jobs',
+    doc: 'Finished jobs etcd may hold waiting for the history store (as the archiver last counted) before submits pause with 503 `overloaded`; 0 turns the pause off.',
+  }),
   BATCH_EVENT_STREAM_STALL_MS: envNumber({
     default: 30_000,
     min: 0,
@@ -82,6 +89,8 @@ export interface AdmissionConfig {
   streams: EventStreamLimits;
   /** History store URL (`BATCH_HISTORY_URL`): set, jobs no longer in etcd are read from it. @default none */
   historyUrl?: string;
+  /** Pause of submits on the archive backlog (`BATCH_ARCHIVE_BACKLOG_LIMIT`). @default see `BacklogLimits` */
+  backlog: BacklogLimits;
 }
 
 /** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
@@ -99,6 +108,7 @@ export function admissionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ad
       operatorRate: e.BATCH_OPERATOR_READS_PER_SECOND,
       operatorBurst: e.BATCH_OPERATOR_READ_BURST,
     },
+    backlog: { maxFinished: e.BATCH_ARCHIVE_BACKLOG_LIMIT, staleMs: DEFAULT_BACKLOG_STALE_MS },
     streams: {
       maxStreams: e.BATCH_MAX_EVENT_STREAMS,
       maxStreamsPerTenant: e.BATCH_MAX_EVENT_STREAMS_PER_TENANT,

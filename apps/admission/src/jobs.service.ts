@@ -49,6 +49,7 @@ import { buildSnapshot, explainJob } from '@batchapi/scheduling';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
+import { BACKLOG_GATE, type BacklogGate } from './archive-backlog';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 
@@ -84,6 +85,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   private informers: Informer[] = [];
   private readonly pending = new PendingTasks();
   private readonly throttle: SubmitThrottle;
+  private readonly backlogRefused: () => void;
   /** Submits arriving together are committed together (group commit). */
   private readonly committer: SubmitCommitter;
   /** Calls to the scheduler (why pending). */
@@ -95,6 +97,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
     /** Where finished jobs go once archived out of etcd. @default none: a job gone from etcd is not found */
     @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
+    /** Pauses submits while the archive backlog is past its limit. @default none: never paused */
+    @Optional() @Inject(BACKLOG_GATE) private readonly backlog?: BacklogGate,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -112,6 +116,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     this.committer = new SubmitCommitter(ctx.store);
     this.scheduler = new SchedulerCalls(ctx.store, ctx.credential);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, { ...DEFAULT_THROTTLE, ...tuning }, (limit) => throttled.inc({ limit }));
+    this.backlogRefused = () => throttled.inc({ limit: 'archive_backlog' });
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -128,10 +133,11 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       ),
     );
     await this.pending.watchWhile(store, capped());
+    await this.backlog?.start(store);
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all([...this.informers.map((i) => i.stop()), this.pending.stop(), this.scheduler.close()]);
+    await Promise.all([...this.informers.map((i) => i.stop()), this.pending.stop(), this.scheduler.close(), this.backlog?.stop()]);
   }
 
   /** Validates, checks tenant and queue, and commits the job before returning. */
@@ -157,6 +163,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
         id: queue,
       });
     }
+    this.checkBacklog(now);
     const job: JobRecord = {
       id: newJobId(now),
       tenant,
@@ -237,6 +244,20 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
    * `POST /v1/jobs:batch`: up to 1000 submits, each with its own idempotency key and its own
    * answer (status and job, or the error), in order. Runs 64 at a time, so their commits group (see SubmitCommitter).
    */
+  /**
+   * Refuses a submit while etcd holds more finished jobs than the history store has taken in
+   * (`BATCH_ARCHIVE_BACKLOG_LIMIT`).
+   * @throws ApiError overloaded (503, Retry-After)
+   */
+  checkBacklog(now: number): void {
+    try {
+      this.backlog?.check(now);
+    } catch (err) {
+      this.backlogRefused();
+      throw err;
+    }
+  }
+
   async submitMany(
     principal: Principal,
     body: unknown,

@@ -24,7 +24,7 @@ import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWor
 import { traceparentOf } from '@batchapi/telemetry';
 import { criticalPaths, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
-import { newJobId, requestDigest } from './jobs.service';
+import { JobsService, newJobId, requestDigest } from './jobs.service';
 
 @Injectable()
 export class WorkflowsService {
@@ -32,6 +32,8 @@ export class WorkflowsService {
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     /** Where finished workflows go once archived out of etcd. @default none: a workflow gone from etcd is not found */
     @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
+    /** Pauses submits while the archive backlog is past its limit (`JobsService.checkBacklog`). */
+    @Optional() private readonly jobs?: JobsService,
   ) {}
 
   /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
@@ -74,6 +76,7 @@ export class WorkflowsService {
       }
     });
     await this.checkTenantAndQueues(tenant, [...queues]);
+    this.jobs?.checkBacklog(now);
     const cps = criticalPaths(dag);
     const steps: WorkflowStep[] = req.steps.map((s, i) => ({
       name: s.name,

@@ -10,7 +10,16 @@
  */
 import { type HistoryStore, isUnavailable } from '@batchapi/history';
 import { CLOCK, type Clock, HISTORY, SERVICE, serveElectedRole, type ServiceContext, sleepUnlessAborted, systemClock } from '@batchapi/runtime';
-import { archivableJobs, archivableWorkflows, type Leadership, readArchiveBatch, removeArchived, removeArchivedWorkflows } from '@batchapi/store';
+import {
+  type ArchiveBacklog,
+  archivableJobs,
+  archivableWorkflows,
+  type Leadership,
+  putArchiveBacklog,
+  readArchiveBatch,
+  removeArchived,
+  removeArchivedWorkflows,
+} from '@batchapi/store';
 import { inSpan, Metric } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
@@ -38,12 +47,17 @@ export const DEFAULT_ARCHIVE: ArchiveTuning = {
 };
 export const ARCHIVE_TUNING = Symbol('ArchiveTuning');
 
+/** The backlog count is written again at least this often when unchanged, in milliseconds (admission trusts a count for 5 minutes). */
+export const BACKLOG_REFRESH_MS = 60_000;
+
 @Injectable()
 export class ArchiverService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
   private leadership?: Leadership;
   private readonly m: { archived: Counter; workflows: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter; dropped: Counter };
+  /** The backlog count last written to etcd, and when (CLOCK_MONOTONIC ms). */
+  private published?: { finished: number; atMono: number };
   /** When retention last ran (CLOCK_MONOTONIC ms); it runs on the first pass of a term, then every `retentionEveryMs`. */
   private retainedAt = Number.NEGATIVE_INFINITY;
 
@@ -79,6 +93,8 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     this.loop = serveElectedRole(this.ctx, 'archiver', this.abort.signal, {
       elected: (l) => {
         this.leadership = l;
+        // a new term publishes its first count at once
+        this.published = undefined;
       },
       lead: (l) => this.archiveWhileLeader(l),
     });
@@ -132,12 +148,29 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     this.m.workflows.inc((await removeArchivedWorkflows(store, leadership.fence(), ready)).length);
   }
 
+  /**
+   * Tells admission how many finished jobs etcd holds (`archive/backlog`; it pauses submits past
+   * its limit), fenced by the leader key: when the count changed, or every `BACKLOG_REFRESH_MS`
+   * so that admission sees it is fresh. Counted before the history is written, so a history that
+   * is down still has its backlog counted.
+   */
+  private async publishBacklog(leadership: Leadership, backlog: ArchiveBacklog): Promise<void> {
+    const mono = this.clock.monotonic();
+    if (this.published && this.published.finished === backlog.finished && mono - this.published.atMono < BACKLOG_REFRESH_MS) return;
+    if (await putArchiveBacklog(this.ctx.store, leadership.fence(), backlog)) this.published = { finished: backlog.finished, atMono: mono };
+  }
+
   /** One batch: returns true when it was full (more may be ready). */
   private async pass(leadership: Leadership): Promise<boolean> {
     const { store } = this.ctx;
     const now = this.clock.now();
     const ready = await archivableJobs(store, now, this.tuning.afterMs, this.tuning.batchSize);
     this.m.pending.set(ready.finished);
+    await this.publishBacklog(leadership, {
+      finished: ready.finished,
+      ...(ready.oldestFinishedAt !== undefined ? { oldestFinishedAt: ready.oldestFinishedAt } : {}),
+      at: now,
+    });
     this.m.oldest.set(ready.oldestFinishedAt === undefined ? 0 : Math.max(0, (now - ready.oldestFinishedAt) / 1000));
     if (ready.jobs.length === 0) return false;
     return inSpan('archive.batch', { attributes: { 'batch.archive.jobs': ready.jobs.length } }, async () => {

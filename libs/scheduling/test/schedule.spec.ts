@@ -27,6 +27,18 @@ describe('schedule + MemoryPlanner: whole cycles', () => {
     expect(p.jobs.get('j2')!.pending).toEqual([{ start: 2, end: 3, attempt: 1 }]);
   });
 
+  it("records the node's GPU model on the groups of GPU work only (usage by GPU model)", async () => {
+    // an H100 node with 2 GPUs, a CPU node without a model label: a 2-task 1-GPU job lands on the H100 node,
+    // a CPU job on either; only the GPU job's binding names the model
+    const p = new MemoryPlanner({
+      nodes: [nodeRecord('h', { cpu: 8, gpu: 2 }, { labels: { 'gpu.model': 'H100' } }), nodeRecord('c', { cpu: 8 })],
+      jobs: [jobRecord('gpu-job', 2, { cpu: 1, gpu: 1 }), jobRecord('cpu-job', 2, { cpu: 1 })],
+    });
+    await cycle(p, T0);
+    expect(p.bindings.filter((b) => b.jobId === 'gpu-job').map((b) => [b.node, b.gpuModel])).toEqual([['h', 'H100']]);
+    expect(p.bindings.filter((b) => b.jobId === 'cpu-job').every((b) => b.gpuModel === undefined)).toBe(true);
+  });
+
   it('decides without writing: the snapshot and its records are unchanged by schedule', () => {
     const p = new MemoryPlanner({ nodes: [nodeRecord('a', { cpu: 4 })], jobs: [jobRecord('j', 3, { cpu: 1 })] });
     const before = JSON.stringify([...p.jobs.values()]);

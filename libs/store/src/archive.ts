@@ -129,3 +129,22 @@ export async function removeArchivedWorkflows(store: EtcdStore, fence: Compare, 
   }
   return removed;
 }
+
+/** What the archiver last saw waiting in etcd, at `archive/backlog`. Times are epoch milliseconds. */
+export interface ArchiveBacklog {
+  /** Finished jobs etcd holds (archivable or not yet). */
+  finished: number;
+  /** When the oldest of them finished. @default none when there are none */
+  oldestFinishedAt?: number;
+  /** When the archiver counted (wall time). */
+  at: number;
+}
+
+/**
+ * Records the backlog the archiver counted, fenced by its leader key: a deposed archiver cannot
+ * overwrite its successor's count. Unconditional otherwise: the latest count wins.
+ * @returns false when the fence no longer holds
+ */
+export async function putArchiveBacklog(store: EtcdStore, fence: Compare, backlog: ArchiveBacklog): Promise<boolean> {
+  return (await store.txn([fence], [{ put: store.keys.archiveBacklog(), value: backlog }])).succeeded;
+}

@@ -101,6 +101,10 @@ export class Keys {
   usage() {
     return `${this.root}usage`;
   }
+  /** The archiver's last count of finished jobs etcd still holds (`ArchiveBacklog`): admission pauses submits past a limit. */
+  archiveBacklog() {
+    return `${this.root}archive/backlog`;
+  }
   /** The key whose create revision fences a leader's writes. */
   leader(role: string) {
     return `${this.root}leaders/${role}`;

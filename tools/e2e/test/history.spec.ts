@@ -14,7 +14,7 @@ import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/his
 import { startQuota } from '@batchapi/quota';
 import type { RunningService } from '@batchapi/runtime';
 import { startScheduler } from '@batchapi/scheduler';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { type ArchiveBacklog, EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 let etcd: LocalEtcd;
@@ -24,13 +24,15 @@ let pgStopped = false;
 let store: EtcdStore;
 const services: RunningService[] = [];
 let base: string;
+let config: { etcdEndpoints: string[]; leaseTtlSeconds: number; logLevel: string };
+let historyUrl: string;
 
 beforeAll(async () => {
   pgDir = mkdtempSync(join(tmpdir(), 'batch-history-e2e-'));
   [etcd, pg] = await Promise.all([startEtcd(), startPostgres({ dataDir: pgDir, ephemeral: true })]);
-  const historyUrl = await createDatabase(pg.url, 'history');
+  historyUrl = await createDatabase(pg.url, 'history');
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
+  config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
   services.push(await startQuota({ cluster: CLUSTER, config, historyUrl, archive: { afterMs: 500, intervalMs: 100 } }));
   services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
   services.push(await startSimulatedFleet({ nodes: 4, capacity: { cpu: '4', memory: '16Gi' }, taskMs: 100 }, config));
@@ -238,3 +240,35 @@ it('moves a finished workflow and its step jobs to history, and answers for them
   expect((await api(base, 'GET', `/v1/workflows/${id}`, undefined, 'other-token')).status).toBe(404);
   expect((await api(base, 'DELETE', `/v1/workflows/${id}`)).body).toMatchObject({ id, phase: 'Succeeded' });
 });
+
+it('pauses submits while etcd holds more finished jobs than the history has taken, and resumes once they drain', async () => {
+  await restartPostgresIfStopped();
+  // An admission replica that pauses at 2 finished jobs waiting (the others keep the default).
+  const gated = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl, backlog: { maxFinished: 2 } });
+  services.push(gated);
+  const backlog = async () => (await store.get<ArchiveBacklog>(store.keys.archiveBacklog()))?.value;
+  const body = { tasks: 1, resources: { cpu: '1', memory: '1Gi' }, command: ['true'] };
+  // History down: two jobs finish and stay in etcd, and the archiver counts them.
+  await pg.stop();
+  pgStopped = true;
+  const held = [(await api(base, 'POST', '/v1/jobs', body)).body.id, (await api(base, 'POST', '/v1/jobs', body)).body.id];
+  for (const id of held) await waitForJob(base, id, 30_000);
+  expect(await until(async () => ((await backlog())?.finished ?? 0) >= 2, 20_000)).toBe(true);
+  expect(await until(async () => (await fetch(`${gated.url}/v1/jobs`, submitRequest(body))).status === 503, 10_000)).toBe(true);
+  const refused = await fetch(`${gated.url}/v1/jobs`, submitRequest(body));
+  expect(refused.status).toBe(503);
+  expect(refused.headers.get('retry-after')).toBe('30');
+  expect(((await refused.json()) as { error: { code: string; message: string } }).error).toMatchObject({
+    code: 'overloaded',
+    message: expect.stringMatching(/finished jobs waiting for the history store \(limit 2/),
+  });
+  // History back: the backlog drains and submits are taken again.
+  await restartPostgresIfStopped();
+  expect(await until(() => Promise.all(held.map(gone)).then((g) => g.every(Boolean)), 30_000)).toBe(true);
+  expect(await until(async () => ((await backlog())?.finished ?? 0) < 2, 20_000)).toBe(true);
+  expect(await until(async () => (await fetch(`${gated.url}/v1/jobs`, submitRequest(body))).status === 201, 10_000)).toBe(true);
+});
+
+function submitRequest(body: unknown): RequestInit {
+  return { method: 'POST', headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/json' }, body: JSON.stringify(body) };
+}
