@@ -39,6 +39,18 @@ describe('schedule + MemoryPlanner: whole cycles', () => {
     expect(p.bindings.filter((b) => b.jobId === 'cpu-job').every((b) => b.gpuModel === undefined)).toBe(true);
   });
 
+  it("gives a finished binding's room to the next cycle", async () => {
+    // 1 node × 2 cores: j1 (2 × 1 core) fills it, j2 waits; j1's binding ends → j2 binds
+    const p = new MemoryPlanner({ nodes: [nodeRecord('a', { cpu: 2 })], jobs: [jobRecord('j1', 2, { cpu: 1 })] });
+    await cycle(p, T0);
+    p.jobs.set('j2', jobRecord('j2', 2, { cpu: 1 }, { createdAt: T0 + 1 }));
+    await cycle(p, T0 + 10);
+    expect(boundTasks(p.bindings, 'j2')).toBe(0);
+    for (const b of p.bindings.filter((x) => x.jobId === 'j1')) p.release(b);
+    await cycle(p, T0 + 20);
+    expect(boundTasks(p.bindings, 'j2')).toBe(2);
+  });
+
   it('decides without writing: the snapshot and its records are unchanged by schedule', () => {
     const p = new MemoryPlanner({ nodes: [nodeRecord('a', { cpu: 4 })], jobs: [jobRecord('j', 3, { cpu: 1 })] });
     const before = JSON.stringify([...p.jobs.values()]);

@@ -29,7 +29,7 @@ import {
 import type * as RPC from 'etcd3/lib/rpc';
 import { describeError, OutcomeUnknownError, StoreError, StoreUnavailableError } from './errors';
 import { Keys } from './keys';
-import { LeaseFence, monotonicMs, RenewalOutcome } from './lease-fence';
+import { type LeaseAnswer, LeaseFence, leaseLossVerdict, monotonicMs, RenewalOutcome } from './lease-fence';
 
 /** Options of a store connection. */
 export interface StoreOptions {
@@ -991,20 +991,17 @@ export class ProcessLease {
     // answer about the lease). Gone needs a majority saying so and none saying held.
     const asks = this.members.map((member) =>
       member.leaseClient.leaseTimeToLive({ ID: this.id }, { deadline: Date.now() + this.store.callTimeoutMs }).then(
-        (res) => (Number(res.TTL) > 0 ? 'held' : 'gone'),
-        (err: unknown) => (castGrpcError(err as Error) instanceof EtcdLeaseInvalidError ? 'gone' : 'unknown'),
+        (res): LeaseAnswer => (Number(res.TTL) > 0 ? 'held' : 'gone'),
+        (err: unknown): LeaseAnswer => (castGrpcError(err as Error) instanceof EtcdLeaseInvalidError ? 'gone' : 'unknown'),
       ),
     );
     void Promise.all(asks).then((answers) => {
       this.confirming = false;
-      const gone = answers.filter((a) => a === 'gone').length;
-      if (answers.includes('held') || gone <= this.members.length / 2 || this.isLost) return;
+      if (this.isLost) return;
       const now = this.clock();
-      // With a member silent, the others can answer "gone" for a lease a keep-alive renewed a
-      // moment ago (seen 1.6 s into a 2 s TTL, right after the raft leader was killed: "unknown,
-      // gone, gone"). Unless every member says gone, a lease whose fence still runs is not given
-      // up: asked again once the fence has ended, when renewals that land meanwhile extend it.
-      if (gone < this.members.length && this.fence.alive(now)) {
+      const verdict = leaseLossVerdict(answers, this.fence.alive(now));
+      if (verdict === 'keep') return;
+      if (verdict === 'recheck') {
         clearTimeout(this.recheck);
         this.recheck = setTimeout(() => this.confirmLoss(), Math.max(10, this.ttlMs - this.fence.sinceRenewalMs(now)) + 10);
         this.recheck.unref?.();

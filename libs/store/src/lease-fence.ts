@@ -92,3 +92,23 @@ export class LeaseFence {
     return this.gone;
   }
 }
+
+/** What a member answered about a lease: its TTL is positive, it is gone, or no answer (down, or no raft leader). */
+export type LeaseAnswer = 'held' | 'gone' | 'unknown';
+
+/**
+ * Whether the answers of every member about a lease mean it is lost — the decision of the
+ * process lease's loss check, pure:
+ *   keep    ⇐ any member says held, or gone ≤ members / 2 (no majority says gone)
+ *   lost    ⇐ every member says gone, or a majority does and the fence has ended
+ *   recheck ⇐ a majority says gone but a member was silent and the fence still runs: ask again once it ends
+ * With a member silent, the others can answer "gone" for a lease a keep-alive renewed a moment
+ * ago (seen 1.6 s into a 2 s TTL right after the raft leader was killed: "unknown, gone, gone");
+ * renewals that land before the fence ends extend it, so the verdict waits for the fence.
+ */
+export function leaseLossVerdict(answers: readonly LeaseAnswer[], fenceAlive: boolean): 'keep' | 'lost' | 'recheck' {
+  const gone = answers.filter((a) => a === 'gone').length;
+  if (answers.includes('held') || gone <= answers.length / 2) return 'keep';
+  if (gone < answers.length && fenceAlive) return 'recheck';
+  return 'lost';
+}

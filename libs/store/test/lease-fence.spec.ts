@@ -2,7 +2,7 @@
  * The self-fence's arithmetic on a fake clock: the TTL runs from when a renewal was sent,
  * never from when its reply was read.
  */
-import { LeaseFence, RenewalOutcome } from '@batchapi/store';
+import { type LeaseAnswer, LeaseFence, leaseLossVerdict, RenewalOutcome } from '@batchapi/store';
 
 const TTL_MS = 2000;
 
@@ -44,5 +44,26 @@ describe('LeaseFence', () => {
     expect(fence.acknowledged(1800, 0)).toBe(RenewalOutcome.Gone);
     expect(fence.acknowledged(2400, 2)).toBe(RenewalOutcome.Stale);
     expect(fence.isGone).toBe(true);
+  });
+});
+
+describe('leaseLossVerdict', () => {
+  it.each<[LeaseAnswer[], boolean, 'keep' | 'lost' | 'recheck']>([
+    // any member holding it: kept, whatever the others say
+    [['held', 'gone', 'gone'], false, 'keep'],
+    // gone from 1 of 3 (≤ 3/2): no majority, kept
+    [['gone', 'unknown', 'unknown'], false, 'keep'],
+    [['unknown', 'unknown', 'unknown'], false, 'keep'],
+    // every member says gone: lost at once, even inside the fence
+    [['gone', 'gone', 'gone'], true, 'lost'],
+    // 2 of 3 gone (> 3/2), one silent, the fence still runs: ask again when it ends
+    [['unknown', 'gone', 'gone'], true, 'recheck'],
+    // the same once the fence has ended: lost
+    [['unknown', 'gone', 'gone'], false, 'lost'],
+    // 5 members: 3 gone (> 5/2), 2 silent, fence ended → lost; 2 gone (≤ 5/2) → kept
+    [['gone', 'gone', 'gone', 'unknown', 'unknown'], false, 'lost'],
+    [['gone', 'gone', 'unknown', 'unknown', 'unknown'], false, 'keep'],
+  ])('%j with the fence %s → %s', (answers, fenceAlive, verdict) => {
+    expect(leaseLossVerdict(answers, fenceAlive)).toBe(verdict);
   });
 });
