@@ -17,6 +17,7 @@ import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
 import { TokenAuthenticator } from './auth';
 import { UsageController } from './usage.controller';
+import { SchedulerCalls } from './scheduler-calls';
 import { BACKLOG_GATE, BacklogGate, type BacklogLimits } from './archive-backlog';
 import { WorkflowsController } from './workflows.controller';
 import { WorkflowsService } from './workflows.service';
@@ -76,6 +77,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       { provide: CLOCK, useValue: clock },
       ...history,
       { provide: BACKLOG_GATE, useValue: new BacklogGate({ ...env.backlog, ...opts.backlog }) },
+      { provide: SchedulerCalls, inject: [SERVICE], useFactory: (ctx: ServiceContext) => new SchedulerCalls(ctx.store, ctx.credential) },
       { provide: THROTTLE_TUNING, useValue: { maxInflight: env.maxInflightSubmits, ...opts.throttle } },
       {
         provide: READS_REFUSED,

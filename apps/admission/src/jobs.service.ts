@@ -99,6 +99,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
     /** Pauses submits while the archive backlog is past its limit. @default none: never paused */
     @Optional() @Inject(BACKLOG_GATE) private readonly backlog?: BacklogGate,
+    /** Calls to the scheduler replicas (why pending), shared with the queue views. @default a pool of its own */
+    @Optional() @Inject(SchedulerCalls) scheduler?: SchedulerCalls,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -114,7 +116,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       registers: [ctx.registry],
     });
     this.committer = new SubmitCommitter(ctx.store);
-    this.scheduler = new SchedulerCalls(ctx.store, ctx.credential);
+    this.scheduler = scheduler ?? new SchedulerCalls(ctx.store, ctx.credential);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, { ...DEFAULT_THROTTLE, ...tuning }, (limit) => throttled.inc({ limit }));
     this.backlogRefused = () => throttled.inc({ limit: 'archive_backlog' });
   }

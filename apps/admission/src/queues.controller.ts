@@ -4,23 +4,23 @@
  */
 import {
   ApiError,
-  countTasks,
   ErrorCode,
-  formatResources,
   NameSchema,
   parseWith,
   type Principal,
   PutQueueSchema,
   PutTenantSchema,
   type QueueView,
-  type ResourceVector,
+  type SchedulerQueuesRequest,
+  type SchedulerQueuesResponse,
   type Tenant,
   toQueue,
   toTenant,
 } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { deleteQueue, getTenant, putQueue, putTenant, readCluster } from '@batchapi/store';
-import { buildSnapshot, type ClusterSnapshot, dominantShare, queueOrder, waitingIn } from '@batchapi/scheduling';
+import { buildSnapshot, type ClusterSnapshot, queuePositions, queueViews } from '@batchapi/scheduling';
+import { SchedulerCalls } from './scheduler-calls';
 import { Body, Controller, Delete, Get, Inject, Optional, Param, Put, Req } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
 import { TokenAuthenticator } from './auth';
@@ -40,24 +40,31 @@ export abstract class ClusterStateController {
 
 @Controller('v1/queues')
 export class QueuesController extends ClusterStateController {
+  constructor(
+    @Inject(AUTH) auth: TokenAuthenticator,
+    @Inject(SERVICE) ctx: ServiceContext,
+    @Inject(SchedulerCalls) private readonly scheduler: SchedulerCalls,
+    @Optional() @Inject(CLOCK) clock: Clock = systemClock,
+  ) {
+    super(auth, ctx, clock);
+  }
+
   @Get()
   async list(@Req() req: FastifyRequest): Promise<{ queues: QueueView[] }> {
     const p = this.auth.authenticate(req.headers.authorization);
-    return { queues: (await this.views()).filter((q) => visible(p, q)) };
+    return { queues: (await this.views({})).queues.filter((q) => visible(p, q)) };
   }
 
   @Get(':name')
   async get(@Req() req: FastifyRequest, @Param('name') name: string): Promise<QueueView> {
     const p = this.auth.authenticate(req.headers.authorization);
-    const q = (await this.views()).find((v) => v.name === name);
-    if (!q || !visible(p, q)) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
+    // A name no queue can have is not found (and not sent to a scheduler).
+    if (!NameSchema.safeParse(name).success) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
     // Where the caller's jobs stand: the queue's waiting work in the scheduler's order.
-    const positions = waitingIn(await this.snapshot(), name, queueOrder)
-      .map((j, i) => ({ job: j, position: i + 1 }))
-      .filter(({ job }) => p.role === 'operator' || job.tenant === p.tenant)
-      .slice(0, 100)
-      .map(({ job, position }) => ({ jobId: job.id, position, pendingTasks: countTasks(job.pending) }));
-    return { ...q, positions };
+    const { queues, positions } = await this.views({ queue: name, ...(p.role === 'operator' ? {} : { tenant: p.tenant }) });
+    const q = queues.find((v) => v.name === name);
+    if (!q || !visible(p, q)) throw new ApiError(ErrorCode.NotFound, `queue ${name} not found`, { id: name });
+    return { ...q, positions: positions ?? [] };
   }
 
   /** Creates or changes a queue (operators). Admission and quota see it within a watch event. */
@@ -69,7 +76,8 @@ export class QueuesController extends ClusterStateController {
     if (!(await getTenant(this.ctx.store, b.tenant)))
       throw new ApiError(ErrorCode.UnknownTenant, `tenant ${b.tenant} does not exist; create it first`, { field: 'tenant', id: b.tenant });
     await putQueue(this.ctx.store, toQueue(name, b));
-    return (await this.views()).find((v) => v.name === name)!;
+    // From etcd, not a scheduler's cache: the answer shows the write it follows.
+    return queueViews(await this.snapshot()).find((v) => v.name === name)!;
   }
 
   /** Removes a queue with no unfinished work (operators); 409 while jobs are in it. */
@@ -93,32 +101,15 @@ export class QueuesController extends ClusterStateController {
     return buildSnapshot(await readCluster(this.ctx.store), this.clock.now());
   }
 
-  private async views(): Promise<QueueView[]> {
+  /**
+   * The views from a scheduler replica's live cache (its snapshot, with the usage history fair
+   * share counts), or — when none answers — from a fresh read of etcd.
+   */
+  private async views(req: SchedulerQueuesRequest): Promise<SchedulerQueuesResponse> {
+    const fromScheduler = await this.scheduler.queues(req);
+    if (fromScheduler) return fromScheduler;
     const s = await this.snapshot();
-    return s.queues.map((q) => {
-      const used = s.usage.get(q.name) ?? {};
-      let runningTasks = 0;
-      for (const b of s.bindings) if (b.queue === q.name) runningTasks += b.end - b.start;
-      const borrowed: ResourceVector = {};
-      for (const [r, nominal] of Object.entries(q.nominal)) if ((used[r] ?? 0) > nominal) borrowed[r] = used[r] - nominal;
-      const waiting = [...s.jobs.values()].filter((j) => j.queue === q.name);
-      return {
-        name: q.name,
-        tenant: q.tenant,
-        weight: q.weight ?? 1,
-        nominal: formatResources(q.nominal),
-        ...(q.cohort ? { cohort: q.cohort } : {}),
-        ...(q.borrowingLimit ? { borrowingLimit: formatResources(q.borrowingLimit) } : {}),
-        ...(q.lendingLimit ? { lendingLimit: formatResources(q.lendingLimit) } : {}),
-        ...(q.maxPendingTasks ? { maxPendingTasks: q.maxPendingTasks } : {}),
-        used: formatResources(used),
-        borrowed: formatResources(borrowed),
-        fairShare: Math.round(dominantShare(used, s.fair.capacity, q.weight ?? 1) * 10_000) / 10_000,
-        pendingTasks: waiting.reduce((n, j) => n + countTasks(j.pending), 0),
-        pendingJobs: waiting.length,
-        runningTasks,
-      };
-    });
+    return { queues: queueViews(s), ...(req.queue !== undefined ? { positions: queuePositions(s, req.queue, req.tenant) } : {}) };
   }
 }
 

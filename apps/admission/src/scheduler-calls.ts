@@ -6,7 +6,16 @@
  * the job's placement fields (never its env); when no replica answers, the caller works the
  * answer out itself.
  */
-import { type JobRecord, SCHEDULER_WHY, type SchedulerWhyRequest, type SchedulerWhyResponse, whyJobOf } from '@batchapi/api';
+import {
+  type JobRecord,
+  SCHEDULER_QUEUES,
+  SCHEDULER_WHY,
+  type SchedulerQueuesRequest,
+  type SchedulerQueuesResponse,
+  type SchedulerWhyRequest,
+  type SchedulerWhyResponse,
+  whyJobOf,
+} from '@batchapi/api';
 import { authorizeCalls, type MemberRecord, RPC_FRAMING, type ServiceCredential } from '@batchapi/runtime';
 import { type EtcdStore, getLeader, listMembers } from '@batchapi/store';
 import { type ClientProxy, ClientProxyFactory, Transport } from '@nestjs/microservices';
@@ -26,15 +35,23 @@ export class SchedulerCalls {
   ) {}
 
   /** "Why pending" from a scheduler replica's live cache; undefined when none answered in time. */
-  async why(job: JobRecord): Promise<SchedulerWhyResponse | undefined> {
+  why(job: JobRecord): Promise<SchedulerWhyResponse | undefined> {
+    return this.call<SchedulerWhyRequest, SchedulerWhyResponse>(SCHEDULER_WHY, { job: whyJobOf(job) });
+  }
+
+  /** The queue views (and one queue's positions) from a scheduler replica's live cache; undefined when none answered in time. */
+  queues(req: SchedulerQueuesRequest): Promise<SchedulerQueuesResponse | undefined> {
+    return this.call<SchedulerQueuesRequest, SchedulerQueuesResponse>(SCHEDULER_QUEUES, req);
+  }
+
+  /** Asks the replicas in turn (standbys first), each within the deadline; undefined when none answered. */
+  private async call<Req, Res>(pattern: string, payload: Req): Promise<Res | undefined> {
     const addresses = await this.addresses().catch(() => undefined);
     if (addresses) this.prune(addresses);
     for (const address of addresses ?? []) {
       const client = this.client(address);
       try {
-        return await firstValueFrom(
-          client.send<SchedulerWhyResponse, SchedulerWhyRequest>(SCHEDULER_WHY, { job: whyJobOf(job) }).pipe(timeout(this.timeoutMs)),
-        );
+        return await firstValueFrom(client.send<Res, Req>(pattern, payload).pipe(timeout(this.timeoutMs)));
       } catch {
         this.drop(address, client); // a replica that is gone, slow or failing: a fresh connection next time
       }

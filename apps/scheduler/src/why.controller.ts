@@ -7,9 +7,17 @@
  * payload is validated here (bounded like an API request) and a bad one gets an
  * `invalid_argument` reply naming the field.
  */
-import { parseWith, SCHEDULER_WHY, SchedulerWhyRequestSchema, type SchedulerWhyResponse } from '@batchapi/api';
+import {
+  parseWith,
+  SCHEDULER_QUEUES,
+  SCHEDULER_WHY,
+  SchedulerQueuesRequestSchema,
+  type SchedulerQueuesResponse,
+  SchedulerWhyRequestSchema,
+  type SchedulerWhyResponse,
+} from '@batchapi/api';
 import { CLOCK, type Clock, systemClock } from '@batchapi/runtime';
-import { explainJob } from '@batchapi/scheduling';
+import { explainJob, queuePositions, queueViews } from '@batchapi/scheduling';
 import { Controller, Inject, Optional } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { SchedulerService } from './scheduler.service';
@@ -27,5 +35,14 @@ export class WhyController {
     const { cache } = this.scheduler;
     if (!cache.synced) throw new RpcException('the scheduler cache is not synced yet');
     return explainJob(this.scheduler.snapshotAt(this.clock.now()), req.job, 'scheduler');
+  }
+
+  /** `scheduler.queues`: the queue views (and one queue's positions) from the same snapshot, with the usage history fair share counts. */
+  @MessagePattern(SCHEDULER_QUEUES)
+  queues(@Payload() payload: unknown): SchedulerQueuesResponse {
+    const req = parseWith(SchedulerQueuesRequestSchema, payload);
+    if (!this.scheduler.cache.synced) throw new RpcException('the scheduler cache is not synced yet');
+    const s = this.scheduler.snapshotAt(this.clock.now());
+    return { queues: queueViews(s), ...(req.queue !== undefined ? { positions: queuePositions(s, req.queue, req.tenant) } : {}) };
   }
 }

@@ -179,6 +179,32 @@ it('answers "why pending" over its RPC port, and a call it cannot answer gets an
   }
 });
 
+it('answers the queue views over its RPC port from its cache, with positions for one queue, and refuses a bad queue name', async () => {
+  const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
+  const { firstValueFrom } = await import('rxjs');
+  const { SCHEDULER_QUEUES } = await import('@batchapi/api');
+  const { authorizeCalls } = await import('@batchapi/runtime');
+  const address = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
+  const at = address.lastIndexOf(':');
+  const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)) } });
+  authorizeCalls(client, replicas[0].ctx.credential);
+  try {
+    await queueJob('queued-view', 1, { cpu: 1_000_000 });
+    // the replica's cache sees the job within a watch event
+    const answer = await waitFor(
+      () => firstValueFrom(client.send(SCHEDULER_QUEUES, { queue: 'q' })),
+      (a: { positions?: Array<{ jobId: string }> }) => (a.positions ?? []).some((p) => p.jobId === 'queued-view'),
+    );
+    expect(answer.queues.map((q: { name: string }) => q.name)).toContain('q');
+    expect(answer.positions!.find((p) => p.jobId === 'queued-view')).toMatchObject({ pendingTasks: 1 });
+    // another tenant's view of the same queue lists none of these jobs
+    expect(await firstValueFrom(client.send(SCHEDULER_QUEUES, { queue: 'q', tenant: 'someone-else' }))).toMatchObject({ positions: [] });
+    await expect(firstValueFrom(client.send(SCHEDULER_QUEUES, { queue: 'Not A Name' }))).rejects.toMatchObject({ code: 'invalid_argument', field: 'queue' });
+  } finally {
+    await client.close();
+  }
+});
+
 it('validates and bounds every call: unknown fields, too many selector entries and an oversized frame are refused, and nothing is explained without the service credential', async () => {
   const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
   const { firstValueFrom } = await import('rxjs');

@@ -8,7 +8,7 @@
 import { z } from 'zod';
 import { type JobRecord, type JobSpec, JobPhase } from './model';
 import { MAX_TASKS, NameSchema, SelectorSchema, TolerationsSchema } from './schemas';
-import type { WhyView } from './views';
+import type { QueueView, WhyView } from './views';
 
 /** `scheduler.why`: a scheduler replica explains why a job waits, from its live cache. */
 export const SCHEDULER_WHY = 'scheduler.why';
@@ -86,3 +86,19 @@ export type SchedulerWhyRequest = z.infer<typeof SchedulerWhyRequestSchema>;
 
 /** The answer of `scheduler.why`. */
 export type SchedulerWhyResponse = WhyView;
+
+/** `scheduler.queues`: a scheduler replica's queue views, from its live cache (no listing of etcd per request). */
+export const SCHEDULER_QUEUES = 'scheduler.queues';
+
+/**
+ * The payload of `scheduler.queues`: with `queue`, also the positions of that queue's waiting
+ * jobs — only `tenant`'s when given (the caller checked who may see what).
+ */
+export const SchedulerQueuesRequestSchema = z.strictObject({ queue: NameSchema.optional(), tenant: NameSchema.optional() });
+export type SchedulerQueuesRequest = z.infer<typeof SchedulerQueuesRequestSchema>;
+
+/** The answer of `scheduler.queues`: every queue (the caller filters what it may show), and the asked queue's positions. */
+export interface SchedulerQueuesResponse {
+  queues: QueueView[];
+  positions?: NonNullable<QueueView['positions']>;
+}

@@ -26,3 +26,4 @@ export * from './plugins/gang-timeout';
 export * from './plugins/drain';
 export * from './framework/memory-planner';
 export * from './plugins/node-lost';
+export * from './queue-views';
