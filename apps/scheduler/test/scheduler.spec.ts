@@ -193,9 +193,9 @@ it('answers the queue views over its RPC port from its cache, with positions for
     // the replica's cache sees the job within a watch event
     const answer = await waitFor(
       () => firstValueFrom(client.send(SCHEDULER_QUEUES, { queue: 'q' })),
-      (a: { positions?: Array<{ jobId: string }> }) => (a.positions ?? []).some((p) => p.jobId === 'queued-view'),
+      (a: { queues: Array<{ name: string }>; positions?: Array<{ jobId: string }> }) => (a.positions ?? []).some((p) => p.jobId === 'queued-view'),
     );
-    expect(answer.queues.map((q: { name: string }) => q.name)).toContain('q');
+    expect(answer.queues.map((q) => q.name)).toContain('q');
     expect(answer.positions!.find((p) => p.jobId === 'queued-view')).toMatchObject({ pendingTasks: 1 });
     // another tenant's view of the same queue lists none of these jobs
     expect(await firstValueFrom(client.send(SCHEDULER_QUEUES, { queue: 'q', tenant: 'someone-else' }))).toMatchObject({ positions: [] });

@@ -2,17 +2,22 @@
  * A fault-test cluster: a 3-member etcd on loopback and two replicas of every service as
  * separate processes (two process executors), a bounded steady submit load with idempotency
  * keys and client retries, and the consistency check every scenario ends with. Tasks append
- * `start` and `end` lines to a shared run log, so overlapping runs of one task show.
+ * `start` and `end` lines to a shared run log, so overlapping runs of one task show. With a
+ * history store (`ClusterOptions.history`: a real PostgreSQL), finished jobs leave etcd for it
+ * during the run, and the check follows them there: each accepted job in history once, with
+ * the outcome etcd had, and the archive backlog drained.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord } from '@batchapi/api';
+import { type GroupStatus, type JobRecord, type NodeAllocation, type NodeRecord, TERMINAL_PHASES, WORKFLOW_LABEL } from '@batchapi/api';
+import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 import { answersReady, newServiceToken } from '@batchapi/runtime';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type IdempotencyRecord, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { freePort, waitUntil } from '@batchapi/proc';
+import pg from 'pg';
 
 const ROOT = join(__dirname, '../../..');
 const TOKEN = 'fault-tenant-token';
@@ -31,9 +36,25 @@ export interface ScenarioResult {
   recoverMs: number | null;
   /** Answers by status during the scenario. */
   statuses: Record<string, number>;
+  /** With a history store: accepted jobs history holds once the backlog drained; null without one. */
+  archived: number | null;
+  /** With a history store: job rows and task-attempt rows history holds more than once, of this scenario's jobs (must be 0). */
+  archivedTwice: number;
+  /** With a history store: from the load settled until etcd held no finished job, in milliseconds; null when it did not within `DRAIN_MS`. */
+  drainMs: number | null;
   /** Other broken invariants (nodes over capacity, jobs without their key), described. */
   problems: string[];
 }
+
+/** What became of an accepted job: its phase and end, as etcd or (once archived) history holds it. */
+interface JobOutcome {
+  phase: string;
+  finishedAt?: number;
+  archived: boolean;
+}
+
+/** How long the archive backlog may take to drain after a scenario settled, in milliseconds. */
+export const DRAIN_MS = 60_000;
 
 interface Service {
   name: string;
@@ -171,6 +192,11 @@ export interface ClusterOptions {
   isolate?: string[];
   /** Extra environment of each service, by name (e.g. a preloaded clock offset). @default none */
   envFor?: (name: string) => Record<string, string>;
+  /**
+   * A history store: a real PostgreSQL (`BATCH_HISTORY_URL` of quota and admission) that the
+   * elected archiver moves finished jobs to `archiveAfterS` seconds after they end. @default none (jobs stay in etcd)
+   */
+  history?: { archiveAfterS: number };
 }
 
 export class FaultCluster {
@@ -186,6 +212,14 @@ export class FaultCluster {
   /** Namespaces of the services in `ClusterOptions.isolate`, by service name. */
   readonly isolated = new Map<string, TestNetns>();
   private envFor?: (name: string) => Record<string, string>;
+
+  /** The history store (with `ClusterOptions.history`): restarted by `restartPostgres` on its data dir and port. */
+  postgres?: LocalPostgres;
+  private pgDir = '';
+  /** Connections of the checks to the history database. */
+  private history?: pg.Pool;
+  /** `BATCH_ARCHIVE_AFTER` of the quota replicas, in milliseconds. */
+  archiveAfterMs = 0;
 
   /** Starts etcd (3 members) and 2 replicas of each service with a lease TTL of `ttl` seconds. */
   async start(ttl = 2, o: ClusterOptions = {}): Promise<void> {
@@ -211,7 +245,14 @@ export class FaultCluster {
       JSON.stringify(o.clusterConfig ?? { tenants: [{ name: 'default' }], queues: [{ name: 'default', tenant: 'default' }] }),
     );
     const common = { BATCH_LEASE_TTL: String(ttl) };
-    for (const i of [0, 1]) await this.launch(`quota-${i}`, 'quota', { ...common, BATCH_CLUSTER_CONFIG: join(this.dir, 'cluster.json') });
+    const history = o.history ? await this.startHistory(o.history.archiveAfterS) : {};
+    for (const i of [0, 1])
+      await this.launch(`quota-${i}`, 'quota', {
+        ...common,
+        BATCH_CLUSTER_CONFIG: join(this.dir, 'cluster.json'),
+        ...history,
+        ...(o.history ? { BATCH_ARCHIVE_AFTER: String(o.history.archiveAfterS) } : {}),
+      });
     await this.launch('scheduler-0', 'scheduler', common);
     await this.launch('scheduler-1', 'scheduler', common, !!this.netns);
     const ns = (name: string) => this.isolated.get(name) ?? false;
@@ -238,7 +279,56 @@ export class FaultCluster {
         ns(`fleet-${i}`),
       );
     for (const i of [0, 1])
-      await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json') }, ns(`admission-${i}`));
+      await this.launch(`admission-${i}`, 'admission', { ...common, BATCH_TOKENS_FILE: join(this.dir, 'tokens.json'), ...history }, ns(`admission-${i}`));
+  }
+
+  /** Starts PostgreSQL (its data dir apart: as root the server runs as `postgres`, which cannot enter `dir`) and a fresh database; the services' variables for it. */
+  private async startHistory(archiveAfterS: number): Promise<Record<string, string>> {
+    this.archiveAfterMs = archiveAfterS * 1000;
+    this.pgDir = mkdtempSync(join(tmpdir(), 'faults-pg-'));
+    this.postgres = await startPostgres({ dataDir: this.pgDir, ephemeral: true });
+    const url = await createDatabase(this.postgres.url, 'history');
+    this.history = new pg.Pool({ connectionString: url, max: 2, connectionTimeoutMillis: 5000 });
+    this.history.on('error', () => undefined); // an idle connection dropped by a killed server
+    return { BATCH_HISTORY_URL: url };
+  }
+
+  /** Kills PostgreSQL as a crash would: SIGKILL to the postmaster, then to every process it had started. */
+  killPostgres(): void {
+    const postmaster = this.postgres!.process;
+    let children: number[] = [];
+    try {
+      children = execFileSync('pgrep', ['-P', String(postmaster.pid)], { encoding: 'utf8' })
+        .split('\n')
+        .filter(Boolean)
+        .map(Number);
+    } catch {
+      /* none */
+    }
+    // the postmaster first: killed after its children, it would start new ones (crash recovery)
+    postmaster.kill('SIGKILL');
+    for (const pid of children) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+
+  /** Starts PostgreSQL again on its data dir and port (it recovers from its WAL). */
+  async restartPostgres(): Promise<void> {
+    const { port } = this.postgres!;
+    // a killed server's processes can hold its shared memory a moment: try again for up to 10 s
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.postgres = await startPostgres({ dataDir: this.pgDir, port, ephemeral: true });
+        return;
+      } catch (err) {
+        if (attempt >= 20) throw err;
+        await sleep(500);
+      }
+    }
   }
 
   async stop(): Promise<void> {
@@ -248,11 +338,13 @@ export class FaultCluster {
     }
     await this.store?.close().catch(() => undefined);
     await this.etcd?.stop();
+    await this.history?.end().catch(() => undefined);
+    await this.postgres?.stop().catch(() => undefined);
     for (const n of this.isolated.values()) dropNetns(n);
     if (this.netns) dropNetns(this.netns);
     // FAULTS_KEEP=1 keeps the services' logs and the run log for a look after a failure.
-    if (process.env.FAULTS_KEEP) process.stderr.write(`fault cluster files kept in ${this.dir}\n`);
-    else rmSync(this.dir, { recursive: true, force: true });
+    if (process.env.FAULTS_KEEP) process.stderr.write(`fault cluster files kept in ${this.dir}${this.pgDir ? ` and ${this.pgDir}` : ''}\n`);
+    else for (const d of [this.dir, this.pgDir]) if (d) rmSync(d, { recursive: true, force: true });
   }
 
   /** Starts (or restarts) a service process; resolves once it answers /readyz. */
@@ -309,13 +401,27 @@ export class FaultCluster {
   }
 
   /** The scheduler replica holding the fenced leader key. */
-  async schedulerLeader(): Promise<string> {
+  schedulerLeader(): Promise<string> {
+    return this.leader('scheduler');
+  }
+
+  /** The replica holding the fenced key of elected role `role` (`scheduler`, `archiver`, …); waits up to 10 s for one. */
+  async leader(role: string): Promise<string> {
     for (let i = 0; i < 100; i++) {
-      const k = await this.store.get<{ identity: string }>(this.store.keys.leader('scheduler')).catch(() => undefined);
+      const k = await this.store.get<{ identity: string }>(this.store.keys.leader(role)).catch(() => undefined);
       if (k) return k.value.identity;
       await sleep(100);
     }
-    throw new Error('no scheduler leader');
+    throw new Error(`no ${role} leader`);
+  }
+
+  /** Of `ids`, those history holds, with their phase, end and tasks. Throws while PostgreSQL is down. */
+  async archivedJobs(ids: readonly string[]): Promise<Map<string, { phase: string; finishedAt: number; tasks: number }>> {
+    const rows = await this.history!.query<{ id: string; phase: string; finished_at: Date; tasks: number }>(
+      'SELECT id, phase, finished_at, tasks FROM jobs WHERE id = ANY($1)',
+      [ids],
+    );
+    return new Map(rows.rows.map((r) => [r.id, { phase: r.phase, finishedAt: r.finished_at.getTime(), tasks: r.tasks }]));
   }
 
   /** The etcd member that leads raft now (by its /v3/maintenance/status). */
@@ -337,15 +443,18 @@ export class FaultCluster {
     throw new Error('no etcd leader');
   }
 
-  /** Restarts every service whose process ended (a scenario's collateral: a self-fenced replica exits). */
+  /** Restarts every service whose process ended (a scenario's collateral: a self-fenced replica exits), and PostgreSQL if it did. */
   async reviveAll(): Promise<void> {
+    const pgProc = this.postgres?.process;
+    if (pgProc && (pgProc.exitCode !== null || pgProc.signalCode !== null)) await this.restartPostgres();
     for (const [name, s] of this.services) if (s.proc && (s.proc.exitCode !== null || s.proc.signalCode !== null)) await this.restart(name);
   }
 
   /**
    * Runs a scenario: a steady load of one job (2 tasks) every `everyMs` on both admission
    * replicas, the fault after `faultAfterMs`, the load for `loadMs` in all, then waits until
-   * every accepted job finished (at most `settleMs`) and checks the invariants.
+   * every accepted job finished (at most `settleMs`) and checks the invariants; with a history
+   * store, also that the archive backlog drains and history holds each job once, as it ended.
    */
   async scenario(
     name: string,
@@ -361,42 +470,153 @@ export class FaultCluster {
     load.faultAt = faultAt;
     await fault();
     await running;
-    const settled = await this.settle(load.accepted, o.settleMs ?? 60_000);
-    const recoverMs = load.firstDoneAfterFault(settled, faultAt);
+    const ids = [...load.accepted.keys()];
+    const seenInEtcd = new Map<string, string>();
+    let outcomes = await this.settle(ids, o.settleMs ?? 60_000, seenInEtcd);
+    const recoverMs = load.firstDoneAfterFault(outcomes, faultAt);
     const problems = await this.invariants();
-    const missing = [...load.accepted.keys()].filter((id) => !settled.has(id) || !['Succeeded'].includes(settled.get(id)!.phase));
-    for (const id of missing.slice(0, 3)) problems.push(await this.describeJob(id, settled.get(id)));
+    const archive = this.history ? await this.checkArchive(ids, seenInEtcd) : undefined;
+    if (archive) {
+      outcomes = new Map([...outcomes, ...archive.outcomes]);
+      problems.push(...archive.problems);
+    }
+    const missing = ids.filter((id) => outcomes.get(id)?.phase !== 'Succeeded');
+    for (const id of missing.slice(0, 3)) problems.push(await this.describeJob(id, outcomes.get(id)));
     return {
       scenario: name,
       submitted: load.submitted,
       accepted: load.accepted.size,
       lost: missing.length,
-      duplicated: this.duplicatedRuns(new Set(load.accepted.keys())),
+      duplicated: this.duplicatedRuns(new Set(ids)),
       recoverMs,
       statuses: load.statuses,
+      archived: archive ? archive.outcomes.size : null,
+      archivedTwice: archive?.archivedTwice ?? 0,
+      drainMs: archive ? archive.drainMs : null,
       problems,
     };
   }
 
-  /** Waits until every accepted job is terminal; returns what etcd holds for them. */
-  private async settle(accepted: Map<string, number>, ms: number): Promise<Map<string, JobRecord>> {
+  /**
+   * Waits until every accepted job is terminal (in etcd, or archived to history); returns what
+   * became of each, and records in `seenInEtcd` the terminal phase etcd held for each it saw.
+   */
+  private async settle(ids: readonly string[], ms: number, seenInEtcd: Map<string, string>): Promise<Map<string, JobOutcome>> {
     const deadline = Date.now() + ms;
-    let jobs = new Map<string, JobRecord>();
+    let outcomes = new Map<string, JobOutcome>();
     while (Date.now() < deadline) {
       try {
-        jobs = new Map((await this.store.listAll<JobRecord>(this.store.keys.jobs())).items.map((j) => [j.value.id, j.value]));
-        if ([...accepted.keys()].every((id) => ['Succeeded', 'Failed', 'Cancelled', 'Rejected'].includes(jobs.get(id)?.phase ?? ''))) break;
+        outcomes = await this.outcomes(ids, seenInEtcd);
+        if (ids.every((id) => TERMINAL_PHASES.has(outcomes.get(id)?.phase as JobRecord['phase']))) break;
       } catch {
-        /* etcd recovering */
+        /* etcd or PostgreSQL recovering */
       }
       await sleep(250);
     }
-    return jobs;
+    return outcomes;
+  }
+
+  /** What etcd holds of `ids` now, and history of those etcd no longer holds (history is written before etcd lets a job go). */
+  private async outcomes(ids: readonly string[], seenInEtcd: Map<string, string>): Promise<Map<string, JobOutcome>> {
+    const wanted = new Set(ids);
+    const out = new Map<string, JobOutcome>();
+    for (const { value: j } of (await this.store.listAll<JobRecord>(this.store.keys.jobs())).items) {
+      if (!wanted.has(j.id)) continue;
+      out.set(j.id, { phase: j.phase, finishedAt: j.finishedAt, archived: false });
+      if (TERMINAL_PHASES.has(j.phase)) seenInEtcd.set(j.id, j.phase);
+    }
+    const gone = ids.filter((id) => !out.has(id));
+    if (this.history && gone.length)
+      for (const [id, h] of await this.archivedJobs(gone)) out.set(id, { phase: h.phase, finishedAt: h.finishedAt, archived: true });
+    return out;
+  }
+
+  /**
+   * The archive side of a settled scenario: waits (at most `DRAIN_MS`) until etcd holds no
+   * finished job — the archiver moved them all, PostgreSQL back or not — then checks history
+   * for the scenario's jobs: each is there (or still in etcd, counted as not drained), with the
+   * phase etcd had, every task Succeeded once for a Succeeded job, and no job or task-attempt
+   * row twice.
+   */
+  private async checkArchive(
+    ids: readonly string[],
+    seenInEtcd: ReadonlyMap<string, string>,
+  ): Promise<{ outcomes: Map<string, JobOutcome>; archivedTwice: number; drainMs: number | null; problems: string[] }> {
+    const problems: string[] = [];
+    const started = Date.now();
+    let drainMs: number | null = null;
+    let left: JobRecord[] = [];
+    while (Date.now() - started < DRAIN_MS) {
+      try {
+        left = (await this.store.listAll<JobRecord>(this.store.keys.jobs())).items.map((j) => j.value).filter((j) => TERMINAL_PHASES.has(j.phase));
+        if (left.length === 0) {
+          drainMs = Date.now() - started;
+          break;
+        }
+      } catch {
+        /* etcd recovering */
+      }
+      await sleep(500);
+    }
+    if (drainMs === null) {
+      const oldest = Math.min(...left.map((j) => j.finishedAt ?? Date.now()));
+      problems.push(
+        `${left.length} finished jobs still in etcd ${DRAIN_MS / 1000} s after the scenario settled, the oldest finished ${((Date.now() - oldest) / 1000).toFixed(0)} s ago ` +
+          `(archive after ${this.archiveAfterMs / 1000} s): the archive backlog did not drain`,
+      );
+    }
+    const archived = await this.archivedJobs(ids);
+    const outcomes = new Map<string, JobOutcome>([...archived].map(([id, h]) => [id, { phase: h.phase, finishedAt: h.finishedAt, archived: true }]));
+    const note = (what: string, list: string[]) => {
+      if (list.length) problems.push(`${list.length} ${what}, e.g. ${list.slice(0, 3).join(', ')}`);
+    };
+    note(
+      'jobs archived with another phase than etcd had',
+      [...archived].filter(([id, h]) => seenInEtcd.has(id) && seenInEtcd.get(id) !== h.phase).map(([id, h]) => `${id} ${seenInEtcd.get(id)} → ${h.phase}`),
+    );
+    const q = (sql: string) => this.history!.query<{ job_id: string; n: string }>(sql, [ids]).then((r) => r.rows);
+    const jobsTwice = await q('SELECT id AS job_id, count(*) AS n FROM jobs WHERE id = ANY($1) GROUP BY id HAVING count(*) > 1');
+    const tasksTwice = await q(
+      `SELECT job_id || ' task ' || index || '@' || attempt AS job_id, count(*) AS n FROM tasks WHERE job_id = ANY($1) GROUP BY job_id, index, attempt HAVING count(*) > 1`,
+    );
+    note(
+      'jobs archived more than once',
+      jobsTwice.map((r) => `${r.job_id} ×${r.n}`),
+    );
+    note(
+      'task attempts archived more than once',
+      tasksTwice.map((r) => `${r.job_id} ×${r.n}`),
+    );
+    // a Succeeded job's every task Succeeded at exactly one attempt
+    const succeededTasks = new Map(
+      (await q(`SELECT job_id, count(DISTINCT index) AS n FROM tasks WHERE job_id = ANY($1) AND state = 'Succeeded' GROUP BY job_id`)).map((r) => [
+        r.job_id,
+        Number(r.n),
+      ]),
+    );
+    note(
+      'Succeeded jobs archived without a Succeeded row for every task',
+      [...archived]
+        .filter(([id, h]) => h.phase === 'Succeeded' && (succeededTasks.get(id) ?? 0) !== h.tasks)
+        .map(([id, h]) => `${id} ${succeededTasks.get(id) ?? 0}/${h.tasks}`),
+    );
+    // not archived: what etcd holds of it (still there when the backlog did not drain), else nothing: lost
+    if (archived.size < ids.length) {
+      const live = await this.outcomes(
+        ids.filter((id) => !archived.has(id)),
+        new Map(),
+      );
+      for (const [id, o] of live) outcomes.set(id, o);
+    }
+    return { outcomes, archivedTwice: jobsTwice.length + tasksTwice.length, drainMs, problems };
   }
 
   /** What became of a job that did not succeed: its phase, reason and each task's end. */
-  private async describeJob(id: string, job: JobRecord | undefined): Promise<string> {
-    if (!job) return `job ${id}: missing`;
+  private async describeJob(id: string, outcome: JobOutcome | undefined): Promise<string> {
+    if (!outcome) return `job ${id}: missing${this.history ? ' from etcd and history' : ''}`;
+    if (outcome.archived) return `job ${id}: archived ${outcome.phase}`;
+    const job = (await this.store.get<JobRecord>(this.store.keys.job(id)))?.value;
+    if (!job) return `job ${id}: ${outcome.phase}, since gone from etcd`;
     const groups = (await this.store.listAll<GroupStatus>(this.store.keys.groupsOf(id))).items.map((g) => g.value);
     const tasks = groups.flatMap((g) =>
       g.tasks.map(
@@ -407,7 +627,11 @@ export class FaultCluster {
     return `job ${id}: ${job.phase}${job.reason ? ` (${job.reason.code}: ${job.reason.message})` : ''}; ${tasks.join(', ')}`;
   }
 
-  /** Nodes over capacity; jobs without exactly one idempotency record (every submit has a key). */
+  /**
+   * Nodes over capacity; jobs (not workflow steps, which have none) without an idempotency
+   * record, in etcd or archived (every submit has a key: a job without one is a second job
+   * made by a retried submit).
+   */
   private async invariants(): Promise<string[]> {
     const out: string[] = [];
     const nodes = new Map((await this.store.listAll<NodeRecord>(this.store.keys.nodes())).items.map((n) => [n.value.name, n.value]));
@@ -415,9 +639,16 @@ export class FaultCluster {
       const node = nodes.get(a.key.slice(this.store.keys.allocs().length));
       if (node && (a.value.used.cpu ?? 0) > (node.capacity.cpu ?? 0)) out.push(`node ${node.name} over capacity: ${a.value.used.cpu} > ${node.capacity.cpu}`);
     }
-    const jobs = (await this.store.listAll<JobRecord>(this.store.keys.jobs())).items.length;
-    const keys = (await this.store.listAll(this.store.keys.idempotencyAll())).items.length;
-    if (jobs !== keys) out.push(`${jobs} jobs for ${keys} idempotency keys (a retried submit made a second job)`);
+    const keyed = new Set((await this.store.listAll<Partial<IdempotencyRecord>>(this.store.keys.idempotencyAll())).items.map((k) => k.value.jobId));
+    // history first: a job archived meanwhile is then seen at least once
+    const archived = this.history ? (await this.history.query<{ id: string }>('SELECT id FROM jobs WHERE workflow_id IS NULL')).rows.map((r) => r.id) : [];
+    const live = (await this.store.listAll<JobRecord>(this.store.keys.jobs())).items
+      .map((j) => j.value)
+      .filter((j) => j.spec.labels?.[WORKFLOW_LABEL] === undefined)
+      .map((j) => j.id);
+    const unkeyed = [...new Set([...archived, ...live])].filter((id) => !keyed.has(id));
+    if (unkeyed.length)
+      out.push(`${unkeyed.length} jobs without an idempotency record (a retried submit made a second job), e.g. ${unkeyed.slice(0, 3).join(', ')}`);
     return out;
   }
 
@@ -543,7 +774,7 @@ class Load {
   }
 
   /** Milliseconds from the fault until the first job submitted after it finished. */
-  firstDoneAfterFault(jobs: Map<string, JobRecord>, faultAt: number): number | null {
+  firstDoneAfterFault(jobs: ReadonlyMap<string, JobOutcome>, faultAt: number): number | null {
     let first = Number.POSITIVE_INFINITY;
     for (const [id, at] of this.accepted) {
       const j = jobs.get(id);
@@ -559,7 +790,7 @@ export function sleep(ms: number): Promise<void> {
 
 /** The table every run prints. */
 export function table(rows: ScenarioResult[]): string {
-  const head = ['scenario', 'submitted', 'accepted', 'lost', 'dup runs', 'recover', 'answers', 'problems'];
+  const head = ['scenario', 'submitted', 'accepted', 'lost', 'dup runs', 'recover', 'archived', 'dup rows', 'drain', 'answers', 'problems'];
   const body = rows.map((r) => [
     r.scenario,
     String(r.submitted),
@@ -567,6 +798,9 @@ export function table(rows: ScenarioResult[]): string {
     String(r.lost),
     String(r.duplicated),
     r.recoverMs === null ? '-' : `${(r.recoverMs / 1000).toFixed(1)} s`,
+    r.archived === null ? '-' : String(r.archived),
+    r.archived === null ? '-' : String(r.archivedTwice),
+    r.archived === null ? '-' : r.drainMs === null ? `> ${DRAIN_MS / 1000} s` : `${(r.drainMs / 1000).toFixed(1)} s`,
     Object.entries(r.statuses)
       .map(([k, v]) => `${k}:${v}`)
       .join(' '),

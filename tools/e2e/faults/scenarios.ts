@@ -2,10 +2,14 @@
  * The fault scenarios. Each injects its fault into a running `FaultCluster` under load and
  * leaves the cluster whole again (killed processes restarted) for the next one.
  */
-import { type FaultCluster, type ScenarioResult, sleep } from './fault-cluster';
+import { type JobRecord, TERMINAL_PHASES } from '@batchapi/api';
+import { DRAIN_MS, type FaultCluster, type ScenarioResult, sleep } from './fault-cluster';
 
 /** Lease TTL of every service in the fault cluster, in seconds. */
 export const TTL = 2;
+
+/** `BATCH_ARCHIVE_AFTER` of the fault cluster, in seconds: short, so that jobs leave etcd for history during each scenario. */
+export const ARCHIVE_AFTER_S = 1;
 
 export interface Scenario {
   name: string;
@@ -54,6 +58,113 @@ async function pauseFor(c: FaultCluster, name: string, pausedMs: number): Promis
   await sleep(pausedMs);
   c.signal(name, 'SIGCONT');
   await reviveIfDead(c, name);
+}
+
+const noHistory = (c: FaultCluster) => (c.postgres ? undefined : 'the fault cluster has no history store');
+
+/** The finished jobs etcd holds now (ids); throws while etcd is unavailable. */
+async function finishedInEtcd(c: FaultCluster, olderThanMs = 0): Promise<string[]> {
+  const now = Date.now();
+  return (await c.store.listAll<JobRecord>(c.store.keys.jobs())).items
+    .map((j) => j.value)
+    .filter((j) => TERMINAL_PHASES.has(j.phase) && now - (j.finishedAt ?? now) >= olderThanMs)
+    .map((j) => j.id);
+}
+
+/**
+ * PostgreSQL, the history store, crashes (SIGKILL to all its processes) under load and is
+ * started again on its data and port after `downMs`. Meanwhile archive passes fail and etcd
+ * keeps the finished jobs; once it is back the backlog drains, each job archived once.
+ */
+export function postgresKilled(downMs: number): Scenario {
+  let waited: string[] = [];
+  let drainedMs: number | undefined;
+  return {
+    name: `PostgreSQL killed for ${downMs / 1000} s under load`,
+    skip: noHistory,
+    async fault(c) {
+      c.killPostgres();
+      await sleep(downMs);
+      // what the archiver could not move: finished longer ago than the delay and a pass (5 s)
+      waited = await finishedInEtcd(c, c.archiveAfterMs + 6000);
+      await c.restartPostgres();
+      const back = Date.now();
+      drainedMs = undefined;
+      while (Date.now() - back < DRAIN_MS) {
+        const left = new Set(await finishedInEtcd(c).catch(() => waited));
+        if (!waited.some((id) => left.has(id))) {
+          drainedMs = Date.now() - back;
+          break;
+        }
+        await sleep(250);
+      }
+      console.log(
+        `PostgreSQL down ${downMs / 1000} s: ${waited.length} finished jobs waited in etcd; ${drainedMs === undefined ? 'not' : `${(drainedMs / 1000).toFixed(1)} s`} after it was back they had left`,
+      );
+    },
+    opts: { loadMs: downMs + 6000 },
+    expect: () =>
+      waited.length === 0
+        ? 'no finished job waited in etcd while PostgreSQL was down (did archiving go on without it?)'
+        : drainedMs === undefined
+          ? `the ${waited.length} jobs that waited in etcd while PostgreSQL was down were still there ${DRAIN_MS / 1000} s after it was back`
+          : undefined,
+  };
+}
+
+/**
+ * Waits (at most `ms`) until the elected archiver removes a job from etcd — its batch is then
+ * written to history and its removal under way — and freezes it there (SIGSTOP). Returns the
+ * frozen replica and how many jobs etcd still holds that history already has (the rest of the
+ * batch), or undefined when no batch was caught with jobs left (each one let go again).
+ */
+async function freezeArchiverMidBatch(c: FaultCluster, ms: number): Promise<{ name: string; inBoth: number } | undefined> {
+  const name = await c.leader('archiver');
+  let removed = () => {};
+  let next = new Promise<void>((r) => (removed = r));
+  const informer = await c.store.inform<JobRecord>(c.store.keys.jobs(), {
+    onSync: () => undefined,
+    onEvent: (e) => {
+      if (e.type === 'delete') removed();
+    },
+  });
+  try {
+    for (const deadline = Date.now() + ms; Date.now() < deadline;) {
+      if ((await Promise.race([next.then(() => true), sleep(deadline - Date.now()).then(() => false)])) === false) break;
+      c.signal(name, 'SIGSTOP');
+      const inBoth = (await c.archivedJobs(await finishedInEtcd(c))).size;
+      if (inBoth > 0) return { name, inBoth };
+      // the batch had ended (a batch of one): let it go, wait for the next one
+      c.signal(name, 'SIGCONT');
+      next = new Promise<void>((r) => (removed = r));
+    }
+    return undefined;
+  } finally {
+    await informer.stop();
+  }
+}
+
+/**
+ * The elected archiver is killed (-9) in the middle of a batch: history has the batch, etcd
+ * still holds part of it. The other quota replica takes the role after the lease TTL and
+ * archives those jobs again: an upsert, never a second row.
+ */
+export function archiverKilledMidBatch(): Scenario {
+  let caught: { name: string; inBoth: number } | undefined;
+  return {
+    name: 'archiver kill -9 mid-batch (in history, not yet out of etcd)',
+    skip: noHistory,
+    async fault(c) {
+      caught = await freezeArchiverMidBatch(c, 20_000);
+      if (!caught) return;
+      console.log(`archiver ${caught.name} frozen, then killed, with ${caught.inBoth} jobs of its batch in history and still in etcd`);
+      c.signal(caught.name, 'SIGKILL'); // a stopped process dies of it too
+      await sleep(1000);
+      await c.restart(caught.name);
+    },
+    opts: { loadMs: 10_000 },
+    expect: () => (caught ? undefined : 'the archiver was never caught mid-batch within 20 s'),
+  };
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -151,4 +262,6 @@ export const SCENARIOS: Scenario[] = [
       await killFor(c, 'admission-0', 1000);
     },
   },
+  postgresKilled(30_000),
+  { ...archiverKilledMidBatch(), fast: true },
 ];

@@ -1,10 +1,12 @@
 /**
  * The fast subset of the fault suite (`npm run -s test:faults` runs every scenario): scheduler
- * leader kill, etcd follower kill, admission kill mid-request — under load, against a 3-member
- * etcd and two replicas of each service; nothing accepted is lost, no task runs twice.
+ * leader kill, etcd follower kill, admission kill mid-request, the archiver killed mid-batch and
+ * PostgreSQL (the history store) killed for 10 s (30 s in the full suite) — under load, against a
+ * 3-member etcd and two replicas of each service; nothing accepted is lost, no task runs twice,
+ * every job is archived once and the archive backlog drains.
  */
 import { faultSuite } from '../faults/run-scenarios';
-import { SCENARIOS } from '../faults/scenarios';
+import { postgresKilled, SCENARIOS } from '../faults/scenarios';
 
 // No retries: a fault scenario that fails now and then has found a defect (issue 13).
-faultSuite(SCENARIOS.filter((s) => s.fast));
+faultSuite([...SCENARIOS.filter((s) => s.fast), postgresKilled(10_000)]);
