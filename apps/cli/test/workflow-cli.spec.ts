@@ -120,3 +120,28 @@ it('batch completion bash prints a script that completes commands', async () => 
   expect(r.stdout).toContain('"workflow") words="submit get list cancel --help"');
   expect((await batch(['completion', 'fish'])).status).toBe(2);
 });
+
+it('batch list filters by label selector, name prefix and submit time, in either order; batch usage says it needs a history store', async () => {
+  const run = `cli${Date.now().toString(36)}`;
+  const submit = async (name: string, label: string) => {
+    const r = await batch(['submit', '--name', `${run}-${name}`, '--label', label, '--cpu', '100m', '--memory', '16Mi', '-o', 'json', '--', 'true']);
+    expect(r.status).toBe(0);
+    return JSON.parse(r.stdout) as { id: string };
+  };
+  const a = await submit('a', 'team=ml');
+  const b = await submit('b', 'team=web');
+  const list = async (...args: string[]) => {
+    const r = await batch(['list', '--name', `${run}-`, '-o', 'json', ...args]);
+    expect(r.stderr).toBe('');
+    return (JSON.parse(r.stdout) as { jobs: Array<{ id: string }> }).jobs.map((j) => j.id);
+  };
+  expect(await list()).toEqual([a.id, b.id]);
+  expect(await list('-l', 'team=ml')).toEqual([a.id]);
+  expect(await list('-l', 'team notin (ml)')).toEqual([b.id]);
+  expect(await list('--sort', '-submitted')).toEqual([b.id, a.id]);
+  expect(await list('--since', '1h')).toEqual([a.id, b.id]);
+  expect(await list('--before', '1h')).toEqual([]);
+  const usage = await batch(['usage', '--by', 'queue']);
+  expect(usage.status).toBe(1);
+  expect(usage.stderr).toMatch(/unavailable: .*BATCH_HISTORY_URL/);
+});
