@@ -34,6 +34,8 @@ import { fromHistory } from './history-reads';
 import {
   cancelJob,
   getJob,
+  IDEMPOTENCY_LOOKUP_MAX_MS,
+  IdempotencyConflictError,
   IdempotentJobGoneError,
   getNode,
   type Informer,
@@ -42,6 +44,7 @@ import {
   listResults,
   mirrorByName,
   readCluster,
+  sha256,
   SubmitCommitter,
   tenantAndQueues,
 } from '@batchapi/store';
@@ -177,13 +180,30 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       traceparent: traceparentOf(),
       createdAt: now,
     };
+    const requestHash = key === undefined ? undefined : requestDigest(tenant, body);
+    // A key whose job was archived has its record in history (etcd keeps it only a while): look there first.
+    const lookedUpAt = key !== undefined && this.history ? this.clock.monotonic() : undefined;
+    if (key !== undefined && lookedUpAt !== undefined) {
+      const archived = await this.archivedSubmit(tenant, key, requestHash!);
+      if (archived) {
+        this.submitted.inc({ created: 'false' });
+        return { view: jobView(archived), created: false };
+      }
+    }
     let res;
     try {
-      res = await this.throttle.admit(t, q, spec.tasks, now, () =>
-        inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
-          this.committer.submit(job, key ? { key, requestHash: requestDigest(tenant, body) } : undefined),
-        ),
-      );
+      res = await this.throttle.admit(t, q, spec.tasks, now, () => {
+        // The key's record, archived after the lookup above, stays in etcd IDEMPOTENCY_HANDOVER_MS:
+        // the create must go out well within it (the committer adds at most its wait and one call).
+        if (lookedUpAt !== undefined && this.clock.monotonic() - lookedUpAt > IDEMPOTENCY_LOOKUP_MAX_MS / 2) {
+          throw new ApiError(ErrorCode.Unavailable, 'the submit took too long between its idempotency lookup and its commit; retry it', {
+            retryAfterSeconds: 1,
+          });
+        }
+        return inSpan('admission.commit', { attributes: { 'batch.job.id': job.id } }, () =>
+          this.committer.submit(job, key !== undefined ? { key, requestHash: requestHash! } : undefined),
+        );
+      });
     } catch (err) {
       // A retry whose first submit's job finished and was archived: the same job, from history.
       const archived = err instanceof IdempotentJobGoneError ? await this.fromHistory((h) => h.getJob(err.jobId)) : undefined;
@@ -193,6 +213,25 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     this.submitted.inc({ created: String(res.created) });
     return { view: jobView(res.job.value), created: res.created };
+  }
+
+  /**
+   * The archived job an idempotency key named, from history: undefined when history has no
+   * record of the key (or no longer the job).
+   * @throws IdempotencyConflictError when the key was used with another request
+   * @throws ApiError unavailable while history does not answer (a keyed submit cannot be told new without it)
+   */
+  private async archivedSubmit(tenant: string, key: string, requestHash: string): Promise<JobRecord | undefined> {
+    const prior = await this.fromHistory((h) => h.getIdempotency(tenant, sha256(key)));
+    if (!prior) return undefined;
+    if (prior.requestHash !== requestHash) {
+      throw new IdempotencyConflictError(
+        `the idempotency key was already used for job ${prior.jobId} with a different request`,
+        'differentRequest',
+        prior.jobId,
+      );
+    }
+    return this.fromHistory((h) => h.getJob(prior.jobId));
   }
 
   /** A job the principal may see, with live task counts; 404 for others' and unknown ids alike. */

@@ -13,6 +13,7 @@ import { CLOCK, type Clock, HISTORY, SERVICE, serveElectedRole, type ServiceCont
 import {
   type ArchiveBacklog,
   archivableJobs,
+  IDEMPOTENCY_HANDOVER_MS,
   archivableWorkflows,
   type Leadership,
   putArchiveBacklog,
@@ -36,6 +37,14 @@ export interface ArchiveTuning {
   historyRetentionMs: number;
   /** How often the archiver applies history retention, in milliseconds. @default 3600000 */
   retentionEveryMs: number;
+  /** Idempotency records in history are dropped this long after their submit, in milliseconds (`BATCH_IDEMPOTENCY_TTL`, seconds). @default 86400000 */
+  idempotencyTtlMs: number;
+  /**
+   * An archived job's idempotency record stays in etcd this long after it was archived, in
+   * milliseconds; must exceed admission's `IDEMPOTENCY_LOOKUP_MAX_MS` (30 s) many times over (tests shorten it).
+   * @default IDEMPOTENCY_HANDOVER_MS (300000)
+   */
+  idempotencyHandoverMs: number;
 }
 
 export const DEFAULT_ARCHIVE: ArchiveTuning = {
@@ -44,8 +53,13 @@ export const DEFAULT_ARCHIVE: ArchiveTuning = {
   batchSize: 500,
   historyRetentionMs: 90 * 86_400_000,
   retentionEveryMs: 3_600_000,
+  idempotencyTtlMs: 86_400_000,
+  idempotencyHandoverMs: IDEMPOTENCY_HANDOVER_MS,
 };
 export const ARCHIVE_TUNING = Symbol('ArchiveTuning');
+
+/** Idempotency records of history dropped per statement by retention. */
+const IDEMPOTENCY_DROP_BATCH = 10_000;
 
 /** The backlog count is written again at least this often when unchanged, in milliseconds (admission trusts a count for 5 minutes). */
 export const BACKLOG_REFRESH_MS = 60_000;
@@ -134,6 +148,11 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     const dropped = await this.history.dropHistoryBefore(this.clock.now() - this.tuning.historyRetentionMs);
     this.m.dropped.inc(dropped.length);
     if (dropped.length) this.ctx.log.info({ dropped: dropped.map((p) => p.name) }, 'history retention dropped old months');
+    // Idempotency records of archived jobs past the key TTL, in batches.
+    const keysBefore = this.clock.now() - this.tuning.idempotencyTtlMs;
+    for (let n = IDEMPOTENCY_DROP_BATCH; n === IDEMPOTENCY_DROP_BATCH && !this.abort.signal.aborted;) {
+      n = await this.history.dropIdempotencyBefore(keysBefore, IDEMPOTENCY_DROP_BATCH);
+    }
   }
 
   /**
@@ -175,8 +194,25 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     if (ready.jobs.length === 0) return false;
     return inSpan('archive.batch', { attributes: { 'batch.archive.jobs': ready.jobs.length } }, async () => {
       const entries = await readArchiveBatch(store, ready.jobs);
-      await this.history.archiveJobs(entries.map((e) => ({ job: e.job.value, groups: e.groups.map((g) => g.value), results: e.results.map((r) => r.value) })));
-      const removed = await removeArchived(store, leadership.fence(), entries);
+      await this.history.archiveJobs(
+        entries.map((e) => ({
+          job: e.job.value,
+          groups: e.groups.map((g) => g.value),
+          results: e.results.map((r) => r.value),
+          ...(e.idempotency
+            ? {
+                idempotency: {
+                  keyDigest: e.job.value.idempotencyDigest!,
+                  requestHash: e.idempotency.value.requestHash,
+                  createdAt: e.idempotency.value.createdAt,
+                },
+              }
+            : {}),
+        })),
+      );
+      // Granted after history holds the keys: their etcd copies outlive every lookup that missed them there.
+      const keyLease = entries.some((e) => e.idempotency) ? await store.grantExpiringLease(Math.ceil(this.tuning.idempotencyHandoverMs / 1000)) : undefined;
+      const removed = await removeArchived(store, leadership.fence(), entries, keyLease);
       this.m.archived.inc(removed.jobs.length);
       const at = this.clock.now();
       const gone = new Set(removed.jobs);

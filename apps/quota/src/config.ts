@@ -68,6 +68,11 @@ export function quotaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QuotaC
       idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
     },
     ...historyUrlFromEnv(env),
-    archive: { ...DEFAULT_ARCHIVE, afterMs: e.BATCH_ARCHIVE_AFTER * 1000, historyRetentionMs: e.BATCH_HISTORY_RETENTION * 86_400_000 },
+    archive: {
+      ...DEFAULT_ARCHIVE,
+      afterMs: e.BATCH_ARCHIVE_AFTER * 1000,
+      historyRetentionMs: e.BATCH_HISTORY_RETENTION * 86_400_000,
+      idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
+    },
   };
 }

@@ -116,6 +116,8 @@ export interface JobRecord {
   finishedAt?: number;
   /** Set when a cancel was asked for. */
   cancelRequestedAt?: number;
+  /** sha256 of its submit's Idempotency-Key, when it had one: where its idempotency record is (`idempotency/{tenant}/{digest}`), which the archiver moves with it. @default none */
+  idempotencyDigest?: string;
 }
 
 /** Per-task status inside a task group. */

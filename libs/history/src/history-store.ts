@@ -32,6 +32,17 @@ export interface ArchivedJob {
   groups: GroupStatus[];
   /** What its tasks returned (`results/{jobId}/…`). */
   results: TaskResult[];
+  /** The idempotency record of its submit, when it had a key: kept for retries after the job left etcd. @default none */
+  idempotency?: ArchivedIdempotency;
+}
+
+/** The idempotency record of an archived job's submit. Times are epoch milliseconds. */
+export interface ArchivedIdempotency {
+  /** sha256 of the client's Idempotency-Key. */
+  keyDigest: string;
+  /** sha256 of the canonical request. */
+  requestHash: string;
+  createdAt: number;
 }
 
 /** One attempt of one task of a finished job, as `listTasks` returns it. Times are epoch milliseconds. */
@@ -149,6 +160,11 @@ const UPSERT_JOBS = `INSERT INTO jobs (${JOB_COLUMNS})
 const UPSERT_TASKS = `INSERT INTO tasks (${TASK_COLUMNS})
   SELECT ${TASK_COLUMNS} FROM json_to_recordset($1::json) AS r(${TASK_TYPES})
   ON CONFLICT (job_id, finished_at, index, attempt) DO UPDATE SET ${updateAll(TASK_COLUMNS, ['job_id', 'finished_at', 'index', 'attempt'])}`;
+// A key's first submit wins: a re-archived job never changes which job its key names.
+const UPSERT_IDEMPOTENCY = `INSERT INTO idempotency (tenant, key_digest, job_id, request_hash, created_at)
+  SELECT tenant, key_digest, job_id, request_hash, created_at FROM json_to_recordset($1::json)
+    AS r(tenant text, key_digest text, job_id text, request_hash text, created_at timestamptz)
+  ON CONFLICT (tenant, key_digest) DO NOTHING`;
 const UPSERT_RESULTS = `INSERT INTO results (job_id, finished_at, index, attempt, value)
   SELECT job_id, finished_at, index, attempt, value FROM json_to_recordset($1::json) AS r(job_id text, finished_at timestamptz, index integer, attempt integer, value jsonb)
   ON CONFLICT (job_id, finished_at, index) DO UPDATE SET attempt = EXCLUDED.attempt, value = EXCLUDED.value`;
@@ -242,6 +258,19 @@ export class HistoryStore {
     const jobRows = jobs.map((a) => jobRow(a.job));
     const tasks = jobs.flatMap((a) => taskRows(a.job, a.groups));
     const results = jobs.flatMap((a) => resultRows(a.job, a.results));
+    const keys = jobs.flatMap((a) =>
+      a.idempotency
+        ? [
+            {
+              tenant: a.job.tenant,
+              key_digest: a.idempotency.keyDigest,
+              job_id: a.job.id,
+              request_hash: a.idempotency.requestHash,
+              created_at: iso(a.idempotency.createdAt),
+            },
+          ]
+        : [],
+    );
     await this.run('archiving jobs', async () => {
       await ensurePartitionsFor(
         this.pool,
@@ -251,8 +280,39 @@ export class HistoryStore {
         await client.query(UPSERT_JOBS, [JSON.stringify(jobRows)]);
         for (const slice of slices(tasks, this.rowsPerStatement)) await client.query(UPSERT_TASKS, [JSON.stringify(slice)]);
         for (const slice of slices(results, this.rowsPerStatement)) await client.query(UPSERT_RESULTS, [JSON.stringify(slice)]);
+        if (keys.length) await client.query(UPSERT_IDEMPOTENCY, [JSON.stringify(keys)]);
       });
     });
+  }
+
+  /**
+   * The idempotency record of tenant `tenant`'s key digest `keyDigest` among archived jobs:
+   * the job its first submit made, and that submit's request hash; undefined when none.
+   */
+  async getIdempotency(tenant: string, keyDigest: string): Promise<{ jobId: string; requestHash: string; createdAt: number } | undefined> {
+    const { rows } = await this.run('reading an idempotency record', () =>
+      this.pool.query<{ job_id: string; request_hash: string; created_at: Date }>(
+        'SELECT job_id, request_hash, created_at FROM idempotency WHERE tenant = $1 AND key_digest = $2',
+        [tenant, keyDigest],
+      ),
+    );
+    const r = rows[0];
+    return r && { jobId: r.job_id, requestHash: r.request_hash, createdAt: r.created_at.getTime() };
+  }
+
+  /**
+   * Idempotency retention: deletes the records of submits made before `before` (epoch ms), at most
+   * `max` per call, oldest first; returns how many it deleted (call again while it returns `max`).
+   */
+  async dropIdempotencyBefore(before: number, max = 10_000): Promise<number> {
+    const { rowCount } = await this.run('dropping old idempotency records', () =>
+      this.pool.query(
+        `DELETE FROM idempotency WHERE (tenant, key_digest) IN (
+          SELECT tenant, key_digest FROM idempotency WHERE created_at < $1::timestamptz ORDER BY created_at LIMIT $2)`,
+        [isoTime(before, 'before'), max],
+      ),
+    );
+    return rowCount ?? 0;
   }
 
   /**

@@ -97,6 +97,24 @@ describe('getJob', () => {
   });
 });
 
+describe('idempotency records of archived jobs', () => {
+  it('keeps the first job a key named, answers by tenant and digest, and drops records by age', async () => {
+    const job = finishedJob('idem-key-1', { tenant: 'keys' });
+    const record = { keyDigest: 'd1', requestHash: 'h1', createdAt: T0 - 10 * MINUTE };
+    await history.archiveJobs([{ ...archived(job), idempotency: record }]);
+    expect(await history.getIdempotency('keys', 'd1')).toEqual({ jobId: 'idem-key-1', requestHash: 'h1', createdAt: T0 - 10 * MINUTE });
+    // another tenant's same digest is another key
+    expect(await history.getIdempotency('other', 'd1')).toBeUndefined();
+    // archived again (a crash between insert and delete), or another job under the key: the first stays
+    await history.archiveJobs([{ ...archived(finishedJob('idem-key-2', { tenant: 'keys' })), idempotency: { ...record, requestHash: 'h2' } }]);
+    expect(await history.getIdempotency('keys', 'd1')).toMatchObject({ jobId: 'idem-key-1', requestHash: 'h1' });
+    // created 10 min before T0: kept by a cut at T0 − 11 min, dropped by one at T0
+    expect(await history.dropIdempotencyBefore(T0 - 11 * MINUTE)).toBe(0);
+    expect(await history.dropIdempotencyBefore(T0)).toBe(1);
+    expect(await history.getIdempotency('keys', 'd1')).toBeUndefined();
+  });
+});
+
 describe('listJobs', () => {
   // Seven jobs finished an hour apart on 2026-07-01, newest first: L7 (07:00) … L1 (01:00).
   const DAY = Date.UTC(2026, 6, 1);

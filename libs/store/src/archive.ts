@@ -15,12 +15,15 @@ import {
   type WorkflowRecord,
 } from '@batchapi/api';
 import { MAX_TXN_OPS, type Compare, type EtcdStore, type Op, type Versioned } from './etcd';
+import type { IdempotencyRecord } from './jobs';
 
-/** A finished job as read for archiving: the record as compared on removal, its groups and results. */
+/** A finished job as read for archiving: the record as compared on removal, its groups and results, its idempotency record. */
 export interface ArchiveEntry {
   job: Versioned<JobRecord>;
   groups: Array<Versioned<GroupStatus>>;
   results: Array<Versioned<TaskResult>>;
+  /** The record of its submit's Idempotency-Key, when it had one and it names this job. @default none */
+  idempotency?: Versioned<IdempotencyRecord>;
 }
 
 /**
@@ -58,11 +61,13 @@ export async function readArchiveBatch(store: EtcdStore, jobs: ReadonlyArray<Ver
   for (let i = 0; i < jobs.length; i += parallel) {
     await Promise.all(
       jobs.slice(i, i + parallel).map(async (job, k) => {
-        const [groups, results] = await Promise.all([
+        const digest = job.value.idempotencyDigest;
+        const [groups, results, idempotency] = await Promise.all([
           store.listAll<GroupStatus>(store.keys.groupsOf(job.value.id)),
           store.listAll<TaskResult>(store.keys.resultsOf(job.value.id)),
+          digest ? store.get<IdempotencyRecord>(store.keys.idempotency(job.value.tenant, digest)) : undefined,
         ]);
-        out[i + k] = { job, groups: groups.items, results: results.items };
+        out[i + k] = { job, groups: groups.items, results: results.items, ...(idempotency?.value.jobId === job.value.id ? { idempotency } : {}) };
       }),
     );
   }
@@ -80,9 +85,13 @@ export interface RemovedArchive {
 /**
  * Removes archived jobs from etcd, fenced: for each, its groups and results first (a crash in
  * between leaves a job with fewer groups, never groups without a job), then the job if it is
- * unchanged since it was read. Stops at a lost fence.
+ * unchanged since it was read. Its idempotency record, which history now holds too, is put
+ * again under `keyLease` in the same transaction as the job's removal: etcd deletes it when
+ * that lease expires, not at once, so that a submit that looked the key up in history just
+ * before the archive wrote it still meets the record in etcd (see `IDEMPOTENCY_HANDOVER_MS`).
+ * Without `keyLease` the record stays until retention. Stops at a lost fence.
  */
-export async function removeArchived(store: EtcdStore, fence: Compare, entries: readonly ArchiveEntry[]): Promise<RemovedArchive> {
+export async function removeArchived(store: EtcdStore, fence: Compare, entries: readonly ArchiveEntry[], keyLease?: string): Promise<RemovedArchive> {
   const out: RemovedArchive = { jobs: [], kept: 0 };
   for (const e of entries) {
     const children = [...e.groups, ...e.results];
@@ -100,11 +109,31 @@ export async function removeArchived(store: EtcdStore, fence: Compare, entries: 
         return out;
       }
     }
-    if ((await store.txn([fence, { key: e.job.key, modRevision: e.job.modRevision }], [{ delete: e.job.key }])).succeeded) out.jobs.push(e.job.value.id);
+    const compares: Compare[] = [fence, { key: e.job.key, modRevision: e.job.modRevision }];
+    const ops: Op[] = [{ delete: e.job.key }];
+    if (e.idempotency && keyLease) {
+      compares.push({ key: e.idempotency.key, modRevision: e.idempotency.modRevision });
+      ops.push({ put: e.idempotency.key, value: e.idempotency.value, lease: keyLease });
+    }
+    if ((await store.txn(compares, ops)).succeeded) out.jobs.push(e.job.value.id);
     else out.kept++;
   }
   return out;
 }
+
+/**
+ * How long an archived job's idempotency record stays in etcd after the job left it: 5 minutes.
+ * A submit with a key looks in history first and then creates the key in etcd only if absent;
+ * it gives up (503) unless it sends that create within `IDEMPOTENCY_LOOKUP_MAX_MS` of its
+ * history read. A record the archiver wrote to history after that read is still in etcd until
+ * `IDEMPOTENCY_HANDOVER_MS` after it was written, well past the create: the create fails on it
+ * and the submit answers the archived job. (Both are spans of one clock's rate; no two clocks
+ * are compared.)
+ */
+export const IDEMPOTENCY_HANDOVER_MS = 300_000;
+
+/** Longest a submit may take from its history lookup of a key to sending its etcd create: a tenth of the handover. */
+export const IDEMPOTENCY_LOOKUP_MAX_MS = IDEMPOTENCY_HANDOVER_MS / 10;
 
 /** True when workflow `w` may be archived at `now`: finished at least `afterMs` ago.   now − finishedAt ≥ afterMs */
 export function isWorkflowArchivable(w: WorkflowRecord, now: number, afterMs: number): boolean {

@@ -367,6 +367,22 @@ export class EtcdStore {
     return informer;
   }
 
+  /**
+   * Grants a lease of `ttlSeconds` that nobody keeps alive: what is put under it is deleted by
+   * etcd itself `ttlSeconds` after the grant, whether or not this process lives on. A grant
+   * whose answer was lost leaves a lease nobody uses, which expires as well.
+   * @returns the lease id
+   * @throws StoreUnavailableError when etcd did not answer
+   */
+  async grantExpiringLease(ttlSeconds: number): Promise<string> {
+    try {
+      const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds }, { deadline: Date.now() + this.callTimeoutMs });
+      return res.ID;
+    } catch (err) {
+      return unavailable(err);
+    }
+  }
+
   /** Grants the process lease (one per process) and keeps it alive (see `ProcessLease`). */
   async grantLease(ttlSeconds: number, options: ProcessLeaseOptions = {}): Promise<ProcessLease> {
     const lease = new ProcessLease(this, ttlSeconds, options);

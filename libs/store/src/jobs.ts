@@ -66,9 +66,11 @@ function submitWrites(
 ): { compares: Compare[]; ops: Op[]; idemKey?: string } {
   const jobKey = store.keys.job(job.id);
   const compares: Compare[] = [{ key: jobKey, absent: true }];
-  const ops: Op[] = [{ put: jobKey, value: job }];
-  if (!idempotency) return { compares, ops };
-  const idemKey = store.keys.idempotency(job.tenant, sha256(idempotency.key));
+  if (!idempotency) return { compares, ops: [{ put: jobKey, value: job }] };
+  const digest = sha256(idempotency.key);
+  const idemKey = store.keys.idempotency(job.tenant, digest);
+  // The job names its record, so the archiver moves the record with it.
+  const ops: Op[] = [{ put: jobKey, value: { ...job, idempotencyDigest: digest } satisfies JobRecord }];
   compares.push({ key: idemKey, absent: true });
   ops.push({ put: idemKey, value: { jobId: job.id, requestHash: idempotency.requestHash, createdAt: job.createdAt } satisfies IdempotencyRecord });
   return { compares, ops, idemKey };

@@ -629,8 +629,8 @@ export class FaultCluster {
 
   /**
    * Nodes over capacity; jobs (not workflow steps, which have none) without an idempotency
-   * record, in etcd or archived (every submit has a key: a job without one is a second job
-   * made by a retried submit).
+   * record, in etcd or archived, the record in etcd or in history's `idempotency` table (every
+   * submit has a key: a job without one is a second job made by a retried submit).
    */
   private async invariants(): Promise<string[]> {
     const out: string[] = [];
@@ -640,6 +640,9 @@ export class FaultCluster {
       if (node && (a.value.used.cpu ?? 0) > (node.capacity.cpu ?? 0)) out.push(`node ${node.name} over capacity: ${a.value.used.cpu} > ${node.capacity.cpu}`);
     }
     const keyed = new Set((await this.store.listAll<Partial<IdempotencyRecord>>(this.store.keys.idempotencyAll())).items.map((k) => k.value.jobId));
+    // after etcd's: a record that moves to history with its job (where the schema has them) is then seen at least once
+    if (this.history && (await this.history.query("SELECT to_regclass('idempotency') AS t")).rows[0].t)
+      for (const r of (await this.history.query<{ job_id: string }>('SELECT job_id FROM idempotency')).rows) keyed.add(r.job_id);
     // history first: a job archived meanwhile is then seen at least once
     const archived = this.history ? (await this.history.query<{ id: string }>('SELECT id FROM jobs WHERE workflow_id IS NULL')).rows.map((r) => r.id) : [];
     const live = (await this.store.listAll<JobRecord>(this.store.keys.jobs())).items

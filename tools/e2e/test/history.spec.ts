@@ -14,7 +14,7 @@ import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/his
 import { startQuota } from '@batchapi/quota';
 import type { RunningService } from '@batchapi/runtime';
 import { startScheduler } from '@batchapi/scheduler';
-import { type ArchiveBacklog, EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { type ArchiveBacklog, EtcdStore, type LocalEtcd, sha256, startEtcd } from '@batchapi/store';
 import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
 
 let etcd: LocalEtcd;
@@ -33,7 +33,7 @@ beforeAll(async () => {
   historyUrl = await createDatabase(pg.url, 'history');
   store = new EtcdStore({ endpoints: etcd.endpoints });
   config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
-  services.push(await startQuota({ cluster: CLUSTER, config, historyUrl, archive: { afterMs: 500, intervalMs: 100 } }));
+  services.push(await startQuota({ cluster: CLUSTER, config, historyUrl, archive: { afterMs: 500, intervalMs: 100, idempotencyHandoverMs: 1000 } }));
   services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
   services.push(await startSimulatedFleet({ nodes: 4, capacity: { cpu: '4', memory: '16Gi' }, taskMs: 100 }, config));
   const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl });
@@ -272,3 +272,38 @@ it('pauses submits while etcd holds more finished jobs than the history has take
 function submitRequest(body: unknown): RequestInit {
   return { method: 'POST', headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/json' }, body: JSON.stringify(body) };
 }
+
+it("answers a retried submit from history once its job and its key's record have left etcd; another body is a conflict; no history, no keyed submit", async () => {
+  await restartPostgresIfStopped();
+  const body = { tasks: 1, resources: { cpu: '1', memory: '1Gi' }, command: ['true'], labels: { case: 'key-handover' } };
+  const submit = (b: unknown, key: string) =>
+    fetch(`${base}/v1/jobs`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/json', 'idempotency-key': key },
+      body: JSON.stringify(b),
+    });
+  const key = `handover-${Date.now()}`;
+  const first = await submit(body, key);
+  expect(first.status).toBe(201);
+  const id = ((await first.json()) as { id: string }).id;
+  await waitForJob(base, id, 30_000);
+  // The job leaves etcd; its key's record follows once the handover (1 s here) has passed.
+  const record = store.keys.idempotency('default', sha256(key));
+  expect(await until(async () => (await gone(id)) && (await store.get(record)) === undefined, 20_000)).toBe(true);
+  const again = await submit(body, key);
+  expect(again.status).toBe(200);
+  expect(await again.json()).toMatchObject({ id, phase: 'Succeeded' });
+  // nothing new was made under the key
+  expect(await store.get(record)).toBeUndefined();
+  const other = await submit({ ...body, tasks: 2 }, key);
+  expect(other.status).toBe(409);
+  expect(((await other.json()) as { error: { code: string } }).error.code).toBe('idempotency_conflict');
+  // History down: a keyed submit cannot be told new from a retry — 503 to retry; one without a key goes in.
+  await pg.stop();
+  pgStopped = true;
+  const down = await submit(body, `${key}-new`);
+  expect(down.status).toBe(503);
+  expect((await api(base, 'POST', '/v1/jobs', body)).status).toBe(201);
+  await restartPostgresIfStopped();
+  expect((await submit(body, `${key}-new`)).status).toBe(201);
+});
