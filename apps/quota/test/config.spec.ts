@@ -1,19 +1,13 @@
 /** The quota settings from its environment: defaults, coercion, and refusals that name the variable. */
 import { quotaConfigFromEnv } from '../src';
+import { DEFAULT_ARCHIVE } from '../src/archiver.service';
 
 it('defaults every setting when the environment is empty', () => {
   expect(quotaConfigFromEnv({})).toEqual({
     clusterConfigFile: undefined,
     retention: { jobRetentionMs: 7 * 86_400_000, idempotencyTtlMs: 86_400_000, maxJobsPerPass: 1000, intervalMs: 60_000 },
-    archive: {
-      afterMs: 60_000,
-      intervalMs: 5_000,
-      batchSize: 500,
-      historyRetentionMs: 90 * 86_400_000,
-      retentionEveryMs: 3_600_000,
-      idempotencyTtlMs: 86_400_000,
-      idempotencyHandoverMs: 300_000,
-    },
+    // the defaults written once, where the archiver is
+    archive: DEFAULT_ARCHIVE,
   });
 });
 

@@ -178,6 +178,28 @@ export interface TaskGroup {
   cycleSpan?: string;
 }
 
+/**
+ * The group of `job`'s tasks `[range.start, range.end)` on `node` at `range.attempt`, bound at
+ * `boundAt` (epoch ms): the fields a binding and its status share, from the job's spec.
+ * @param devices GPU device indices per task. @default none
+ */
+export function taskGroupOf(job: JobRecord, node: string, range: Omit<TaskRange, 'notBefore'>, boundAt: number, devices: number[][] = []): TaskGroup {
+  return {
+    jobId: job.id,
+    tenant: job.tenant,
+    queue: job.queue,
+    node,
+    start: range.start,
+    end: range.end,
+    attempt: range.attempt,
+    resources: job.spec.resources,
+    priority: job.spec.priority,
+    devices,
+    boundAt,
+    ...(job.traceparent ? { traceparent: job.traceparent } : {}),
+  };
+}
+
 /** The run order an executor watches. */
 export interface Binding extends TaskGroup {
   command: string[];

@@ -2,7 +2,7 @@
  * What the history suites share: one real PostgreSQL per suite (ephemeral: no fsync), a fresh
  * database per call of `freshDatabase`, and finished-job records to archive.
  */
-import type { GroupStatus, JobRecord, TaskResult, TaskStatus } from '@batchapi/api';
+import { type GroupStatus, type JobRecord, type TaskResult, type TaskStatus, taskGroupOf } from '@batchapi/api';
 import { type ArchivedJob, createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 
 /** Starts the suite's PostgreSQL in beforeAll and stops it in afterAll; `freshDatabase()` gives a new empty database's URL. */
@@ -55,16 +55,7 @@ export function finishedJob(id: string, over: Partial<JobRecord> & { name?: stri
 /** A group `[start, end)` of `job` on `node` at `attempt`, every task in `states[i]` (default Succeeded). */
 export function group(job: JobRecord, start: number, end: number, attempt: number, node: string, states: Array<Partial<TaskStatus>> = []): GroupStatus {
   return {
-    jobId: job.id,
-    tenant: job.tenant,
-    queue: job.queue,
-    node,
-    start,
-    end,
-    attempt,
-    resources: job.spec.resources,
-    devices: [],
-    boundAt: job.startedAt! + attempt * 1000,
+    ...taskGroupOf(job, node, { start, end, attempt }, job.startedAt! + attempt * 1000),
     tasks: Array.from({ length: end - start }, (_, i) => ({
       state: 'Succeeded' as const,
       exitCode: 0,

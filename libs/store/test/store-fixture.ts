@@ -3,7 +3,7 @@
  * and the records a test submits and binds (a queued job, a binding of its tasks, the unit a
  * plan binds).
  */
-import type { Binding, JobRecord, JobSpec } from '@batchapi/api';
+import { type Binding, type JobRecord, type JobSpec, taskGroupOf } from '@batchapi/api';
 import { type BindUnit, campaign, EtcdStore, type Leadership, type LocalEtcd, type ProcessLease, startEtcd, submitJob, type Versioned } from '@batchapi/store';
 
 export interface LeaderStore {
@@ -52,16 +52,13 @@ export function bindingOf(job: JobRecord, node: string, over: Partial<Binding> =
   const start = over.start ?? 0;
   const end = over.end ?? job.spec.tasks;
   return {
-    jobId: job.id,
-    tenant: job.tenant,
-    queue: job.queue,
-    node,
-    start,
-    end,
-    attempt: 1,
-    resources: job.spec.resources,
-    devices: Array.from({ length: end - start }, () => []),
-    boundAt: 1,
+    ...taskGroupOf(
+      job,
+      node,
+      { start, end, attempt: 1 },
+      1,
+      Array.from({ length: end - start }, () => []),
+    ),
     command: job.spec.command,
     env: job.spec.env,
     ...over,

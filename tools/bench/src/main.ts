@@ -11,6 +11,7 @@ import { benchOverload } from './overload';
 import { benchPacking } from './packing';
 import { progress } from './rng';
 import { benchScheduling } from './scheduling';
+import { benchSoak } from './soak';
 import { benchTracing } from './tracing';
 
 const DATA = join(__dirname, '../../../../shared/data');
@@ -30,6 +31,11 @@ function num(o: Record<string, string>, name: string, def: number): number {
   const n = Number(o[name]);
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number`);
   return n;
+}
+
+/** An option without a default here (the benchmark applies its own). */
+function optional(o: Record<string, string>, name: string): number | undefined {
+  return o[name] === undefined ? undefined : num(o, name, 0);
 }
 
 const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
@@ -72,6 +78,22 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
       seed: num(o, 'seed', 11),
       profile: o.profile,
       maxJobs: o['max-jobs'] === undefined ? undefined : num(o, 'max-jobs', 0),
+    }),
+  soak: (o) =>
+    benchSoak({
+      jobs: num(o, 'jobs', 200_000),
+      rate: num(o, 'rate', 500),
+      minutes: optional(o, 'minutes'),
+      chunk: optional(o, 'chunk'),
+      concurrency: optional(o, 'concurrency'),
+      nodes: optional(o, 'nodes'),
+      arrays: optional(o, 'arrays'),
+      arrayTasks: optional(o, 'array-tasks'),
+      workflows: optional(o, 'workflows'),
+      taskSeconds: optional(o, 'task-seconds'),
+      archiveAfter: optional(o, 'archive-after'),
+      readsPerSecond: optional(o, 'reads-per-second'),
+      every: optional(o, 'every'),
     }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
 };

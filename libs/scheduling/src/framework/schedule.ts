@@ -5,7 +5,7 @@
  * nothing could be placed, preemption. Nothing is written here; a `Planner` applies the plan
  * (the scheduler's is fenced etcd transactions; `MemoryPlanner` applies it to records in memory).
  */
-import { type Binding, eligibleRanges, type JobRecord, type TaskRange, takeTasks } from '@batchapi/api';
+import { type Binding, eligibleRanges, type JobRecord, type TaskRange, takeTasks, taskGroupOf } from '@batchapi/api';
 import { markBound } from '@batchapi/lifecycle';
 import { boundWork } from '../backlog';
 import { type PlacementResult, placeTasks, type Unplaced } from '../placement';
@@ -169,19 +169,8 @@ export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]
       for (const r of taken) {
         const n = r.end - r.start;
         bindings.push({
-          jobId,
-          tenant: job.tenant,
-          queue: job.queue,
-          node: p.node,
-          start: r.start,
-          end: r.end,
-          attempt: r.attempt,
-          resources: job.spec.resources,
-          priority: job.spec.priority,
-          devices: p.devices.slice(offset, offset + n),
+          ...taskGroupOf(job, p.node, r, s.now, p.devices.slice(offset, offset + n)),
           ...(gpuModel ? { gpuModel } : {}),
-          boundAt: s.now,
-          traceparent: job.traceparent,
           command: job.spec.command,
           env: job.spec.env,
           ...(job.spec.timeoutSeconds ? { timeoutSeconds: job.spec.timeoutSeconds } : {}),
