@@ -995,10 +995,10 @@ export class ProcessLease {
 
   /**
    * 2×TTL without an acknowledged renewal, or one member said the lease is gone: asks every
-   * member for the lease's TTL once, and gives it up when every member answers it is gone (no TTL
-   * left, not found) — or a majority does, none says it is held, and its own fence has ended too
-   * (before that, it asks again when the fence ends). No answer decides nothing: the fence ends at TTL anyway, and
-   * the next round asks again.
+   * member for the lease's TTL once, and gives it up when a majority answers it is gone (no TTL
+   * left, not found), none says it is held, and its own fence has ended (before that, it asks
+   * again when the fence ends; `leaseLossVerdict`). No answer decides nothing: the fence ends at
+   * TTL anyway, and the next round asks again.
    */
   private confirmLoss(): void {
     if (this.confirming) return;

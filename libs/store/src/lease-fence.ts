@@ -100,15 +100,16 @@ export type LeaseAnswer = 'held' | 'gone' | 'unknown';
  * Whether the answers of every member about a lease mean it is lost — the decision of the
  * process lease's loss check, pure:
  *   keep    ⇐ any member says held, or gone ≤ members / 2 (no majority says gone)
- *   lost    ⇐ every member says gone, or a majority does and the fence has ended
- *   recheck ⇐ a majority says gone but a member was silent and the fence still runs: ask again once it ends
- * With a member silent, the others can answer "gone" for a lease a keep-alive renewed a moment
- * ago (seen 1.6 s into a 2 s TTL right after the raft leader was killed: "unknown, gone, gone");
- * renewals that land before the fence ends extend it, so the verdict waits for the fence.
+ *   recheck ⇐ a majority says gone while the fence still runs: ask again once it has ended
+ *   lost    ⇐ a majority says gone and the fence has ended
+ * "Gone" is not trusted inside the fence: right after the raft leader is killed the members can
+ * answer gone for a lease a keep-alive renewed a moment ago (seen 1.6 s into a 2 s TTL as
+ * "unknown, gone, gone", and 186 ms after a renewal as "gone, gone, gone" while the election
+ * ran). Waiting costs nothing in safety — the holder stops acting when its fence ends anyway —
+ * and renewals that land meanwhile extend the fence, so a lease that is held is kept.
  */
 export function leaseLossVerdict(answers: readonly LeaseAnswer[], fenceAlive: boolean): 'keep' | 'lost' | 'recheck' {
   const gone = answers.filter((a) => a === 'gone').length;
   if (answers.includes('held') || gone <= answers.length / 2) return 'keep';
-  if (gone < answers.length && fenceAlive) return 'recheck';
-  return 'lost';
+  return fenceAlive ? 'recheck' : 'lost';
 }

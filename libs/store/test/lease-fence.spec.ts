@@ -54,8 +54,9 @@ describe('leaseLossVerdict', () => {
     // gone from 1 of 3 (≤ 3/2): no majority, kept
     [['gone', 'unknown', 'unknown'], false, 'keep'],
     [['unknown', 'unknown', 'unknown'], false, 'keep'],
-    // every member says gone: lost at once, even inside the fence
-    [['gone', 'gone', 'gone'], true, 'lost'],
+    // every member says gone inside the fence (seen during an election, 186 ms after a renewal): asked again at its end
+    [['gone', 'gone', 'gone'], true, 'recheck'],
+    [['gone', 'gone', 'gone'], false, 'lost'],
     // 2 of 3 gone (> 3/2), one silent, the fence still runs: ask again when it ends
     [['unknown', 'gone', 'gone'], true, 'recheck'],
     // the same once the fence has ended: lost

@@ -3,7 +3,7 @@
  * stalled by a proxy: a renewal reply read late must not make the lease look alive.
  */
 import { EtcdStore, type LocalEtcd, monotonicMs, startEtcd } from '@batchapi/store';
-import { waitFor } from '@batchapi/proc';
+import { waitFor, waitUntil } from '@batchapi/proc';
 import { TcpProxy } from './tcp-proxy';
 
 let etcd: LocalEtcd;
@@ -72,10 +72,9 @@ describe('ProcessLease', () => {
     // etcd answered that it still holds the lease, and the renewals sent since count again.
     expect(lost).toBe(0);
     expect(lease.alive()).toBe(true);
-    // Gone in etcd: now it is given up.
+    // Gone in etcd: now it is given up — once its fence (renewed until the revoke) has ended, within the 2 s TTL.
     await direct.client.leaseClient.leaseRevoke({ ID: lease.id });
-    await sleep(1000);
-    expect(lost).toBe(1);
+    expect(await waitUntil(() => lost === 1, { timeoutMs: 3000 })).toBe(true);
     expect(lease.alive()).toBe(false);
     await lease.revoke();
     await store.close();
