@@ -34,11 +34,14 @@ export default tseslint.config(
             { sourceTag: 'type:pure', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:pure'] },
             { sourceTag: 'type:store', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:proc'] },
             { sourceTag: 'type:history', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:proc'] },
+            { sourceTag: 'type:blobs', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:history', 'type:proc'] },
             { sourceTag: 'type:simulation', onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:pure'] },
             { sourceTag: 'type:sdk', onlyDependOnLibsWithTags: ['type:vocabulary'] },
+            // the console reads the API's types only: it runs in a browser, talking to /v1
+            { sourceTag: 'type:console', onlyDependOnLibsWithTags: ['type:vocabulary'] },
             {
               sourceTag: 'type:runtime',
-              onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:proc', 'type:store', 'type:history', 'type:telemetry'],
+              onlyDependOnLibsWithTags: ['type:vocabulary', 'type:lifecycle', 'type:proc', 'type:store', 'type:history', 'type:blobs', 'type:telemetry'],
             },
             {
               sourceTag: 'type:app',
@@ -49,6 +52,7 @@ export default tseslint.config(
                 'type:pure',
                 'type:store',
                 'type:history',
+                'type:blobs',
                 'type:telemetry',
                 'type:runtime',
                 'type:simulation',

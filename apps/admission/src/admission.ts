@@ -1,6 +1,7 @@
 /** Wires the admission service: the jobs API over the shared runtime. */
+import { type BlobSettings, openBlobStore } from '@batchapi/blobs';
 import { HistoryStore } from '@batchapi/history';
-import { CLOCK, type Clock, HISTORY, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
+import { BLOBS, blobSettingsFromEnv, CLOCK, type Clock, HISTORY, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import { AUTH, BulkJobsController, JobsController } from './jobs.controller';
 import { type EventStreamLimits, EventStreams } from './event-stream';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -20,7 +21,10 @@ import { UsageController } from './usage.controller';
 import { SchedulerCalls } from './scheduler-calls';
 import { BACKLOG_GATE, BacklogGate, type BacklogLimits } from './archive-backlog';
 import { WorkflowsController } from './workflows.controller';
+import { SchedulesController } from './schedules.controller';
+import { SchedulesService } from './schedules.service';
 import { WorkflowsService } from './workflows.service';
+import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
 
 /** Options of the admission service. */
 export interface AdmissionOptions {
@@ -43,23 +47,41 @@ export interface AdmissionOptions {
   clock?: Clock;
   /** History store URL: jobs no longer in etcd (archived) are read from it. @default `BATCH_HISTORY_URL`, else none */
   historyUrl?: string;
+  /** Where ended attempts' logs are read from. @default from `BATCH_BLOB_STORE` (the history database when `BATCH_HISTORY_URL` is set) */
+  blobs?: BlobSettings;
   /** Pause of submits on the archive backlog. @default `BATCH_ARCHIVE_BACKLOG_LIMIT` (100000), a count trusted for 5 minutes */
   backlog?: Partial<BacklogLimits>;
+  /** Directory of the console's built files, served under `/console/`. @default apps/console/dist (`npm run build`) */
+  consoleDir?: string;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
   // Read at start, not at import: a bad value stops here with a message naming its variable.
   const env = admissionConfigFromEnv();
-  const auth = typeof opts.tokens === 'string' ? TokenAuthenticator.fromFile(opts.tokens) : opts.tokens;
+  // A tokens file is watched: tokens are added and revoked by editing it, no restart (logged once the service logs).
+  let log: RunningService['ctx']['log'] | undefined;
+  const watched =
+    typeof opts.tokens === 'string'
+      ? TokenAuthenticator.watchFile(opts.tokens, {
+          onReload: (o) =>
+            'reloaded' in o
+              ? log?.info({ tokens: o.reloaded }, 'tokens file changed: tokens reloaded')
+              : log?.error({ err: o.refused }, 'tokens file changed but is not valid: the tokens in use stay'),
+        })
+      : undefined;
+  const auth = watched ?? (opts.tokens as TokenAuthenticator);
   const clock = opts.clock ?? systemClock;
   const historyUrl = opts.historyUrl ?? env.historyUrl;
   // Read only: the quota service migrates the schema and writes.
   const history = historyUrl ? [{ provide: HISTORY, useValue: HistoryStore.connect(historyUrl) }] : [];
-  return runService({
+  const blobStore = openBlobStore(opts.blobs ?? blobSettingsFromEnv());
+  const blobs = blobStore ? [{ provide: BLOBS, useValue: blobStore }] : [];
+  const svc = await runService({
     name: 'admission',
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit ?? env.bodyLimit,
+    beforeListen: (app) => serveConsole(app, opts.consoleDir ?? DEFAULT_CONSOLE_DIR),
     controllers: [
       BulkJobsController,
       JobsController,
@@ -69,13 +91,16 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       TenantsController,
       UsageController,
       WorkflowsController,
+      SchedulesController,
     ],
     providers: [
       JobsService,
       WorkflowsService,
+      SchedulesService,
       { provide: AUTH, useValue: auth },
       { provide: CLOCK, useValue: clock },
       ...history,
+      ...blobs,
       { provide: BACKLOG_GATE, useValue: new BacklogGate({ ...env.backlog, ...opts.backlog }) },
       { provide: SchedulerCalls, inject: [SERVICE], useFactory: (ctx: ServiceContext) => new SchedulerCalls(ctx.store, ctx.credential) },
       { provide: THROTTLE_TUNING, useValue: { maxInflight: env.maxInflightSubmits, ...opts.throttle } },
@@ -116,4 +141,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       { provide: APP_GUARD, useClass: OverloadGuard },
     ],
   });
+  log = svc.ctx.log;
+  const close = svc.close.bind(svc);
+  return Object.assign(svc, { close: () => close().finally(() => watched?.close()) });
 }

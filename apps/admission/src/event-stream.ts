@@ -4,7 +4,8 @@
  * them in the stream, and each change rebuilds the view from that mirror without reading
  * etcd again (at most one event per `minIntervalMs`, so a burst of changes to a wide array
  * sends one event with the latest view). An event's id is the highest etcd mod revision it
- * reflects, so `Last-Event-ID` resumes with newer events only.
+ * reflects: with `Last-Event-ID` the current view is sent unless the client holds exactly it,
+ * then newer events only.
  *
  * Bounds: streams open on the replica and per tenant (429 `too_many_streams` past a tenant's
  * cap, 503 past the replica's); a keep-alive comment every 15 s; everything stopped when the
@@ -47,8 +48,12 @@ export interface EventStreamOptions {
   prefixes: string[];
   /** Reads the view once, before the stream opens: an unknown or hidden record fails here, before any byte is sent. */
   read(): Promise<StreamSnapshot>;
-  /** The view built from the keys under `prefixes` as mirrored; undefined while the record is absent. */
-  view(keys: ReadonlyMap<string, MirroredValue>): StreamSnapshot | undefined;
+  /**
+   * The view built from the keys under `prefixes` as mirrored; undefined while the record is
+   * absent. `deletedAt` is the revision of the latest delete under them since the stream opened
+   * (0 before any): a view a removal changed takes it as its revision when no key left is newer.
+   */
+  view(keys: ReadonlyMap<string, MirroredValue>, deletedAt: bigint): StreamSnapshot | undefined;
   /** Fewest milliseconds between two events built from changes. @default 100 */
   minIntervalMs?: number;
   /** Interval of the `: keepalive` comment, in milliseconds. @default 15000 */
@@ -173,7 +178,11 @@ export class EventStreams {
       connection: 'keep-alive',
       'x-accel-buffering': 'no',
     });
-    let sent = resumeFrom;
+    // The first view goes out unless the client holds exactly it (`Last-Event-ID` equal to its
+    // revision): a view's revision can also be lower than an id the client saw (a counts view
+    // whose newest jobs were archived, an id from another stream), and a resuming client must
+    // see the view as it is now. Later views go out only when newer than the last one sent.
+    let sent = first.revision === resumeFrom ? resumeFrom : -1n;
     let closed = false;
     const informers: Informer[] = [];
     /** Set while the socket holds more than it wants (`write` returned false, no 'drain' yet). */
@@ -243,6 +252,7 @@ export class EventStreams {
     };
     // The view of the mirrored keys, at most once per interval; the last change is always sent.
     const mirror = new Map<string, MirroredValue>();
+    let deletedAt = 0n;
     // No view until every prefix has been listed: a view of a job before its groups are in would
     // be sent with their revision's id, and the complete view, at the same revision, never after.
     const synced = new Set<string>();
@@ -255,7 +265,7 @@ export class EventStreams {
           timer = undefined;
           if (synced.size < opts.prefixes.length) return; // the last prefix's sync refreshes again
           lastAt = this.clock.monotonic();
-          const s = opts.view(mirror);
+          const s = opts.view(mirror, deletedAt);
           if (s) send(s);
         },
         Math.max(0, lastAt + minInterval - this.clock.monotonic()),
@@ -270,7 +280,10 @@ export class EventStreams {
       },
       onEvent: (ev) => {
         if (ev.type === 'put') mirror.set(ev.key, { value: ev.value, modRevision: ev.modRevision });
-        else mirror.delete(ev.key);
+        else {
+          mirror.delete(ev.key);
+          if (BigInt(ev.modRevision) > deletedAt) deletedAt = BigInt(ev.modRevision);
+        }
         refresh();
       },
     });

@@ -1,4 +1,5 @@
 /** `/v1/jobs` routes. Thin: authenticate, delegate, choose the status. */
+import type { JobView, Principal } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { inSpan, SpanKind } from '@batchapi/telemetry';
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Optional, Param, Post, Query, Req, Res } from '@nestjs/common';
@@ -22,11 +23,34 @@ export class JobsController {
 
   @Post()
   async submit(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Body() body: unknown, @Headers('idempotency-key') key?: string) {
+    await this.created(req, reply, 'job.submit', '/v1/jobs', (principal, now) => this.jobs.submit(principal, body, key, now));
+  }
+
+  /** A new job with the spec of job `id` (see `JobsService.resubmit`): 201 and the new job, 200 for a retry with the same Idempotency-Key. */
+  @Post(':id/resubmit')
+  async resubmit(
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    await this.created(req, reply, 'job.resubmit', '/v1/jobs/{id}/resubmit', (principal, now) => this.jobs.resubmit(principal, id, body, key, now));
+  }
+
+  /** A request that makes a job, in its server span (continuing the caller's `traceparent`): 201 and its Location, or 200 for a retried key. */
+  private async created(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    spanName: string,
+    route: string,
+    make: (principal: Principal, now: number) => Promise<{ view: JobView; created: boolean }>,
+  ): Promise<void> {
     const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
-    await inSpan('job.submit', { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': '/v1/jobs' } }, async (span) => {
+    await inSpan(spanName, { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': route } }, async (span) => {
       const principal = await inSpan('admission.authenticate', {}, () => this.auth.authenticate(req.headers.authorization));
       span.setAttribute('batch.tenant', principal.tenant);
-      const { view, created } = await this.jobs.submit(principal, body, key, this.clock.now());
+      const { view, created } = await make(principal, this.clock.now());
       span.setAttribute('batch.job.id', view.id);
       reply
         .header('Location', `/v1/jobs/${view.id}`)
@@ -38,6 +62,19 @@ export class JobsController {
   @Get()
   list(@Req() req: FastifyRequest, @Query() query: unknown) {
     return this.jobs.list(this.auth.authenticate(req.headers.authorization), query);
+  }
+
+  /** Server-sent events: the counts per phase of the caller's jobs in etcd, now and at every change (the console's jobs page reloads its list on each). */
+  @Get('events')
+  async countEvents(@Req() req: FastifyRequest, @Res() reply: FastifyReply) {
+    const principal = this.auth.authenticate(req.headers.authorization);
+    await this.streams.serve(req, reply, {
+      principal,
+      event: 'jobs',
+      prefixes: [this.ctx.store.keys.jobs()],
+      read: () => this.jobs.countsSnapshot(principal),
+      view: this.jobs.countsView(principal),
+    });
   }
 
   @Get(':id')
@@ -67,6 +104,12 @@ export class JobsController {
   @Get(':id/results')
   results(@Req() req: FastifyRequest, @Param('id') id: string) {
     return this.jobs.results(this.auth.authenticate(req.headers.authorization), id);
+  }
+
+  @Get(':id/results/:index')
+  async result(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string, @Param('index') index: string) {
+    const json = await this.jobs.result(this.auth.authenticate(req.headers.authorization), id, index);
+    reply.header('Content-Type', 'application/json').send(json);
   }
 
   @Get(':id/why')

@@ -1,6 +1,7 @@
 /** Submit, query, cancel and logs: the admission side of a job's life. */
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { createGunzip, gunzipSync } from 'node:zlib';
 import {
   ApiError,
   BulkSubmitSchema,
@@ -8,6 +9,7 @@ import {
   ErrorCode,
   type GroupStatus,
   IdempotencyKeySchema,
+  type JobCountsView,
   type JobRecord,
   type JobView,
   jobView,
@@ -16,11 +18,15 @@ import {
   type TaskView,
   LogsQuerySchema,
   parseSubmit,
+  ResubmitSchema,
+  resubmitBody,
   type JobSort,
   parseLabelSelector,
   parseWith,
   type Principal,
   type Queue,
+  type ResultRef,
+  type TaskResult,
   type Tenant,
   TERMINAL_PHASES,
   type WhyView,
@@ -28,7 +34,8 @@ import {
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { decodeJobPageToken, encodeJobPageToken, isAfter, type JobListCriteria, jobMatcher, jobOrder, mergeJobPages, type SourcePage } from './job-list';
 import { liveTaskPage, type TaskCursor } from './task-list';
-import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
+import { BLOBS, CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, storeApiError, systemClock } from '@batchapi/runtime';
+import { type BlobStore, logKey, logsOfTask, type LogStream, MAX_BLOB_LIST, parseLogKey, resultKey } from '@batchapi/blobs';
 import { type HistoryStore, MAX_PAGE_SIZE } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import {
@@ -49,6 +56,7 @@ import {
   tenantAndQueues,
 } from '@batchapi/store';
 import { buildSnapshot, explainJob } from '@batchapi/scheduling';
+import { IdempotencyLookups } from './idempotency-lookups';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
@@ -93,6 +101,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   private readonly committer: SubmitCommitter;
   /** Calls to the scheduler (why pending). */
   private readonly scheduler: SchedulerCalls;
+  /** Keyed submits' lookups of archived keys, batched (with a history store). */
+  private readonly lookups?: IdempotencyLookups;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -104,6 +114,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     @Optional() @Inject(BACKLOG_GATE) private readonly backlog?: BacklogGate,
     /** Calls to the scheduler replicas (why pending), shared with the queue views. @default a pool of its own */
     @Optional() @Inject(SchedulerCalls) scheduler?: SchedulerCalls,
+    /** Where ended attempts' logs are kept. @default none: logs are read from their node only */
+    @Optional() @Inject(BLOBS) private readonly blobs?: BlobStore,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -119,6 +131,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       registers: [ctx.registry],
     });
     this.committer = new SubmitCommitter(ctx.store);
+    if (history) this.lookups = new IdempotencyLookups(history);
     this.scheduler = scheduler ?? new SchedulerCalls(ctx.store, ctx.credential);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, { ...DEFAULT_THROTTLE, ...tuning }, (limit) => throttled.inc({ limit }));
     this.backlogRefused = () => throttled.inc({ limit: 'archive_backlog' });
@@ -216,13 +229,31 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   /**
+   * `POST /v1/jobs/{id}/resubmit`: a new job with the spec of job `id` — live or archived, one
+   * the principal may see (else 404) — through the same checks, throttles and commit as a
+   * submit (`resubmitBody`: the stored environment, the same tenant and queue, labelled with
+   * `id`). With an Idempotency-Key a retry answers the first resubmit's job.
+   */
+  async resubmit(
+    principal: Principal,
+    id: string,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    now: number,
+  ): Promise<{ view: JobView; created: boolean }> {
+    if (body !== undefined && body !== null) parseWith(ResubmitSchema, body);
+    const { job } = await this.findJob(principal, id);
+    return this.submit(principal, resubmitBody(job), idempotencyKey, now);
+  }
+
+  /**
    * The archived job an idempotency key named, from history: undefined when history has no
    * record of the key (or no longer the job).
    * @throws IdempotencyConflictError when the key was used with another request
    * @throws ApiError unavailable while history does not answer (a keyed submit cannot be told new without it)
    */
   private async archivedSubmit(tenant: string, key: string, requestHash: string): Promise<JobRecord | undefined> {
-    const prior = await this.fromHistory((h) => h.getIdempotency(tenant, sha256(key)));
+    const prior = await this.fromHistory(() => this.lookups!.get(tenant, sha256(key)));
     if (!prior) return undefined;
     if (prior.requestHash !== requestHash) {
       throw new IdempotencyConflictError(
@@ -281,6 +312,17 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     };
   }
 
+  /** The counts per phase of the jobs etcd holds that the principal may see, for `GET /v1/jobs/events`. */
+  async countsSnapshot(principal: Principal): Promise<StreamSnapshot> {
+    const { items } = await this.ctx.store.listAll<JobRecord>(this.ctx.store.keys.jobs());
+    return jobCounts(principal, items);
+  }
+
+  /** Builds the counts from the mirrored `jobs/` keys (see EventStreams). */
+  countsView(principal: Principal): (keys: ReadonlyMap<string, MirroredValue>) => StreamSnapshot {
+    return (keys) => jobCounts(principal, [...keys.values()] as Array<{ value: JobRecord; modRevision: string }>);
+  }
+
   /**
    * `POST /v1/jobs:batch`: up to 1000 submits, each with its own idempotency key and its own
    * answer (status and job, or the error), in order. Runs 64 at a time, so their commits group (see SubmitCommitter).
@@ -331,17 +373,57 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return { results };
   }
 
-  /** `GET /v1/jobs/:id/results`: what each task returned, only tasks that returned something, by index. */
-  async results(principal: Principal, id: string): Promise<{ results: Array<{ index: number; value: unknown }> }> {
+  /**
+   * `GET /v1/jobs/:id/results`: what each task returned, only tasks that returned something, by
+   * index: the value, or for one kept in the blob store (over 64 KiB) its reference.
+   */
+  async results(principal: Principal, id: string): Promise<{ results: ResultView[] }> {
     const { live } = await this.findJob(principal, id);
-    if (live || !this.history) return { results: (await listResults(this.ctx.store, id)).map((r) => ({ index: r.index, value: r.value })) };
-    const results: Array<{ index: number; value: unknown }> = [];
+    return { results: (await this.taskResults(id, live)).map(resultView) };
+  }
+
+  /**
+   * `GET /v1/jobs/:id/results/:index`: one task's result as JSON — inline, or read from the blob
+   * store (checked against its SHA-256) when kept there.
+   */
+  async result(principal: Principal, id: string, indexParam: string): Promise<Readable | string> {
+    const { job, live } = await this.findJob(principal, id);
+    const index = Number(indexParam);
+    if (!/^\d{1,9}$/.test(indexParam) || index >= job.spec.tasks) {
+      throw new ApiError(ErrorCode.NotFound, `task ${indexParam} does not exist in job ${id} (it has ${job.spec.tasks})`, { field: 'index', id });
+    }
+    const r = (await this.taskResults(id, live)).find((t) => t.index === index);
+    if (!r) throw new ApiError(ErrorCode.NotFound, `task ${index} of job ${id} has returned no result`, { id });
+    if (!r.ref) return JSON.stringify(r.value ?? null);
+    const blob = await this.blobs?.get(resultKey(id, index, r.attempt)).catch((err: Error) => {
+      throw new ApiError(ErrorCode.Unavailable, `the blob store did not answer for the result (${err.message})`, { retryAfterSeconds: 5 });
+    });
+    if (!blob) {
+      throw new ApiError(
+        ErrorCode.NotFound,
+        this.blobs
+          ? `task ${index}'s result of job ${id} is no longer kept`
+          : `task ${index}'s result is kept in a blob store this replica has none of (BATCH_BLOB_STORE)`,
+        { id },
+      );
+    }
+    const bytes = blob.info.contentEncoding === 'gzip' ? gunzipSync(blob.body) : blob.body;
+    if (createHash('sha256').update(bytes).digest('hex') !== r.ref.sha256) {
+      throw new ApiError(ErrorCode.Internal, `task ${index}'s result of job ${id} does not match its digest in the blob store`, { id });
+    }
+    return bytes.toString('utf8');
+  }
+
+  /** A job's results: from etcd while it is live (or without history), else from history, every page. */
+  private async taskResults(id: string, live: boolean): Promise<TaskResult[]> {
+    if (live || !this.history) return listResults(this.ctx.store, id);
+    const results: TaskResult[] = [];
     for (let cursor: string | undefined, first = true; first || cursor; first = false) {
       const page = (await this.fromHistory((h) => h.listResults(id, { cursor, limit: MAX_PAGE_SIZE })))!;
-      results.push(...page.results.map((r) => ({ index: r.index, value: r.value })));
+      results.push(...page.results);
       cursor = page.nextCursor;
     }
-    return { results };
+    return results;
   }
 
   /**
@@ -438,7 +520,11 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return this.get(principal, id);
   }
 
-  /** Opens the log of one task attempt on the executor that ran it. */
+  /**
+   * Opens the log of one task attempt: from the blob store once the attempt ended and its node
+   * uploaded it (so it outlives the node and the job's archiving), else from the executor that
+   * runs or ran it. The latest attempt unless `attempt` names one.
+   */
   async logs(principal: Principal, id: string, indexParam: string, query: unknown): Promise<Readable> {
     const job = await this.visibleJob(principal, id);
     const q = parseWith(LogsQuerySchema, query);
@@ -446,9 +532,20 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     if (!/^\d{1,9}$/.test(indexParam) || index >= job.spec.tasks) {
       throw new ApiError(ErrorCode.NotFound, `task ${indexParam} does not exist in job ${id} (it has ${job.spec.tasks})`, { field: 'index', id });
     }
+    const stream = q.stream ?? 'stdout';
     const groups: GroupStatus[] = (await listGroups(this.ctx.store, id)).map((g) => g.value).filter((g) => g.start <= index && index < g.end);
     const group = q.attempt ? groups.find((g) => g.attempt === q.attempt) : groups.sort((a, b) => b.attempt - a.attempt)[0];
-    if (!group) throw new ApiError(ErrorCode.NotFound, `task ${index} of job ${id} has not run${q.attempt ? ` attempt ${q.attempt}` : ''} yet`, { id });
+    const kept = await this.keptLog(id, index, q.attempt ?? group?.attempt, stream, group !== undefined);
+    if (kept) return kept;
+    if (!group) {
+      throw new ApiError(
+        ErrorCode.NotFound,
+        this.blobs
+          ? `no ${stream} log of task ${index}${q.attempt ? ` attempt ${q.attempt}` : ''} of job ${id} was kept (the task has not run, or ran before logs were kept)`
+          : `task ${index} of job ${id} has not run${q.attempt ? ` attempt ${q.attempt}` : ''} yet, or its node is gone and no blob store keeps logs (BATCH_BLOB_STORE)`,
+        { id },
+      );
+    }
     const node = await getNode(this.ctx.store, group.node);
     if (!node) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} that ran task ${index} is not reachable now`, { id, retryAfterSeconds: 5 });
     const follow = q.follow === 'true' || q.follow === '1';
@@ -466,6 +563,37 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       );
     if (!res.ok || !res.body) throw new ApiError(ErrorCode.Unavailable, `node ${group.node} answered ${res.status} for logs`, { retryAfterSeconds: 5 });
     return Readable.fromWeb(res.body as never);
+  }
+
+  /**
+   * The attempt's log from the blob store, inflated; undefined when the store has none (the
+   * attempt runs, or its upload failed) or there is no store. `attempt` unset: the latest
+   * attempt the store has. With `nodeFallback`, a store that does not answer is passed over (the
+   * node may still have the log); without, it is a 503.
+   */
+  private async keptLog(id: string, index: number, attempt: number | undefined, stream: LogStream, nodeFallback: boolean): Promise<Readable | undefined> {
+    const blobs = this.blobs;
+    if (!blobs) return undefined;
+    try {
+      let key = attempt !== undefined ? logKey(id, index, attempt, stream) : undefined;
+      if (key === undefined) {
+        // the latest attempt's: keys sort by attempt (zero-padded), so the last of this stream
+        const listed = (await blobs.list(logsOfTask(id, index), MAX_BLOB_LIST)).filter((b) => parseLogKey(b.key)?.stream === stream);
+        key = listed.at(-1)?.key;
+        if (key === undefined) return undefined;
+      }
+      const blob = await blobs.get(key);
+      if (!blob) return undefined;
+      const bytes = Readable.from([blob.body]);
+      return blob.info.contentEncoding === 'gzip' ? bytes.pipe(createGunzip()) : bytes;
+    } catch (err) {
+      if (nodeFallback) {
+        this.ctx.log.warn({ err: (err as Error).message, job: id, index }, 'the blob store did not answer for a log; asking the node');
+        return undefined;
+      }
+      if (err instanceof ApiError) throw err;
+      throw new ApiError(ErrorCode.Unavailable, `the blob store did not answer for the log (${(err as Error).message})`, { retryAfterSeconds: 5 });
+    }
   }
 
   /**
@@ -521,4 +649,30 @@ function decodeTaskToken(token: string): TaskCursor {
   const m = /^(\d{1,9})\.(\d{1,6})$/.exec(Buffer.from(token, 'base64url').toString());
   if (!m) throw new ApiError(ErrorCode.InvalidArgument, 'pageToken is not one this API gave', { field: 'pageToken' });
   return { index: Number(m[1]), attempt: Number(m[2]) };
+}
+
+/** A result as the API shows it: the value inline, or the reference of one kept in the blob store. */
+export type ResultView = { index: number; value: unknown } | { index: number; ref: ResultRef };
+
+function resultView(r: TaskResult): ResultView {
+  return r.ref ? { index: r.index, ref: r.ref } : { index: r.index, value: r.value };
+}
+
+/**
+ * How many of `jobs` the principal may see are in each phase; the revision is the highest mod
+ * revision among them (a removed job changes the counts without raising it: those counts go out
+ * with the next change).
+ */
+function jobCounts(principal: Principal, jobs: ReadonlyArray<{ value: JobRecord; modRevision: string }>): StreamSnapshot {
+  const counts: Record<string, number> = {};
+  let total = 0;
+  let revision = 0n;
+  for (const { value, modRevision } of jobs) {
+    if (principal.role !== 'operator' && value.tenant !== principal.tenant) continue;
+    counts[value.phase] = (counts[value.phase] ?? 0) + 1;
+    total++;
+    if (BigInt(modRevision) > revision) revision = BigInt(modRevision);
+  }
+  const view: JobCountsView = { counts, total };
+  return { view, revision, terminal: false };
 }

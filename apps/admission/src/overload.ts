@@ -87,7 +87,7 @@ export class SubmitLoad implements OnModuleDestroy {
 export const SUBMIT_LOAD = Symbol('SubmitLoad');
 
 /** Routes whose requests are submits (shed under overload). */
-const SUBMIT_ROUTES = new Set(['/v1/jobs', '/v1/jobs::batch', '/v1/jobs:batch', '/v1/workflows']);
+const SUBMIT_ROUTES = new Set(['/v1/jobs', '/v1/jobs::batch', '/v1/jobs:batch', '/v1/jobs/:id/resubmit', '/v1/workflows']);
 
 /** Sheds submits past the replica's capacity (a global guard; it runs before the body is validated or anything is read). */
 @Injectable()

@@ -9,6 +9,7 @@ import {
   type Principal,
   STEP_LABEL,
   SubmitWorkflowSchema,
+  type SubmitWorkflowRequest,
   type WorkflowRecord,
   TERMINAL_WORKFLOW_PHASES,
   WORKFLOW_LABEL,
@@ -38,23 +39,59 @@ export class WorkflowsService {
 
   /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
   async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: WorkflowView; created: boolean }> {
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
-    }
-    const req = parseWith(SubmitWorkflowSchema, body);
     const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
+    const { tenant, req, queue, steps } = await this.prepare(principal, body, now);
+    this.jobs?.checkBacklog(now);
+    const traceparent = traceparentOf();
+    const wf: WorkflowRecord = {
+      id: `wf-${newJobId(now)}`,
+      name: req.name ?? 'workflow',
+      tenant,
+      queue,
+      labels: req.labels ?? {},
+      phase: 'Running',
+      steps,
+      createdAt: now,
+      ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
+      ...(traceparent ? { traceparent } : {}),
+    };
+    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
+    return { view: workflowView(res.workflow), created: res.created };
+  }
+
+  /**
+   * Validates a `POST /v1/workflows` body as submit does — the DAG, every step's job (with the
+   * labels the controller adds), tenant and queues — and returns its steps as a record holds them. Schedules keep it as their template.
+   * Fields are named from `root` (e.g. `workflow.` for a schedule's).
+   */
+  async prepare(
+    principal: Principal,
+    body: unknown,
+    now: number,
+    root = '',
+  ): Promise<{ tenant: string; req: SubmitWorkflowRequest; queue: string; steps: WorkflowStep[] }> {
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      throw new ApiError(ErrorCode.InvalidArgument, `${root || 'the body'} must be a JSON object`, { field: root.replace(/\.$/, '') || '(body)' });
+    }
+    let req: SubmitWorkflowRequest;
+    try {
+      req = parseWith(SubmitWorkflowSchema, body);
+      validateDag(req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map })));
+    } catch (err) {
+      if (!(err instanceof ApiError) || !root) throw err;
+      throw new ApiError(err.code, `${root}${err.message}`, { ...err.details, ...(err.details.field ? { field: `${root}${err.details.field}` } : {}) });
+    }
     const tenant = req.tenant ?? principal.tenant;
     if (tenant !== principal.tenant && principal.role !== 'operator') {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
     }
     const queue = req.queue ?? 'default';
     const dag = req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map }));
-    validateDag(dag);
     const queues = new Set([queue]);
     req.steps.forEach((s, i) => {
       if ('tenant' in s.job)
-        throw new ApiError(ErrorCode.InvalidArgument, `steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, {
-          field: `steps[${i}].job.tenant`,
+        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, {
+          field: `${root}steps[${i}].job.tenant`,
         });
       // Validated as the controller will submit it: with the labels naming the workflow and step (counted in the label and size limits).
       const labels = s.job.labels;
@@ -71,12 +108,11 @@ export class WorkflowsService {
         queues.add(parseSubmit(job).queue);
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
-        const field = `steps[${i}].job.${err.details.field ?? ''}`.replace(/\.$/, '');
-        throw new ApiError(err.code, `steps[${i}].job.${err.message}`, { ...err.details, field });
+        const field = `${root}steps[${i}].job.${err.details.field ?? ''}`.replace(/\.$/, '');
+        throw new ApiError(err.code, `${root}steps[${i}].job.${err.message}`, { ...err.details, field });
       }
     });
     await this.checkTenantAndQueues(tenant, [...queues]);
-    this.jobs?.checkBacklog(now);
     const cps = criticalPaths(dag);
     const steps: WorkflowStep[] = req.steps.map((s, i) => ({
       name: s.name,
@@ -87,21 +123,7 @@ export class WorkflowsService {
       criticalPath: cps[i],
       phase: 'Pending',
     }));
-    const traceparent = traceparentOf();
-    const wf: WorkflowRecord = {
-      id: `wf-${newJobId(now)}`,
-      name: req.name ?? 'workflow',
-      tenant,
-      queue,
-      labels: req.labels ?? {},
-      phase: 'Running',
-      steps,
-      createdAt: now,
-      ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
-      ...(traceparent ? { traceparent } : {}),
-    };
-    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
-    return { view: workflowView(res.workflow), created: res.created };
+    return { tenant, req, queue, steps };
   }
 
   async get(principal: Principal, id: string): Promise<WorkflowView> {

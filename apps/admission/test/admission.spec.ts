@@ -3,7 +3,6 @@
  * status and code and changes nothing; tenants see only their own jobs; a 201 is durable.
  */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,16 +12,9 @@ import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { freePort } from '@batchapi/proc';
 import { startQuota } from '@batchapi/quota';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { teamTokens } from './tokens';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const TOKENS = {
-  tokens: [
-    { sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' as const },
-    { sha256: sha('token-b'), tenant: 'team-b', role: 'tenant' as const },
-    { sha256: sha('token-ghost'), tenant: 'ghost', role: 'tenant' as const },
-    { sha256: sha('token-op'), tenant: 'ops', role: 'operator' as const },
-  ],
-};
+const TOKENS = teamTokens('ghost');
 const CLUSTER = {
   tenants: [{ name: 'team-a' }, { name: 'team-b' }, { name: 'ops' }],
   queues: [
@@ -139,6 +131,54 @@ describe('POST /v1/jobs', () => {
     }
     expect(view.phase).toBe('Rejected');
     expect(view.reason?.code).toBe('exceeds_quota');
+  });
+});
+
+describe('POST /v1/jobs/:id/resubmit', () => {
+  const rich = {
+    name: 'again',
+    command: ['echo', 'hi'],
+    tasks: 2,
+    env: { API_TOKEN: 'the-real-secret', LR: '0.1' },
+    labels: { team: 'ml', 'batch.workflow': 'wf-x', 'batch.step': 'a' },
+    retry: { maxAttempts: 2 },
+    resources: { cpu: '250m', memory: '32Mi' },
+  };
+
+  it('makes a new job with the stored spec (secrets as stored, not as shown), the same queue, labelled with the first', async () => {
+    const first = await call('POST', '/v1/jobs', 'token-a', rich);
+    expect(first.body.env.API_TOKEN).toBe('***'); // the view masks it; the resubmit must not copy the mask
+    const again = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a');
+    expect(again.status).toBe(201);
+    expect(again.body.id).not.toBe(first.body.id);
+    expect(again.headers.get('location')).toBe(`/v1/jobs/${again.body.id}`);
+    const [a, b] = await store.getMany<JobRecord>([store.keys.job(first.body.id), store.keys.job(again.body.id)]);
+    expect(b!.value.spec).toEqual({ ...a!.value.spec, labels: { team: 'ml', 'batch.resubmitted-from': first.body.id } });
+    expect([b!.value.tenant, b!.value.queue]).toEqual([a!.value.tenant, a!.value.queue]);
+    // an operator may resubmit any tenant's job: it stays that tenant's
+    const byOperator = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-op', {});
+    expect(byOperator.status).toBe(201);
+    expect(byOperator.body.tenant).toBe('team-a');
+  });
+
+  it("answers 404 for another tenant's job or an unknown id, 400 naming a field for a body, and writes nothing", async () => {
+    const first = await call('POST', '/v1/jobs', 'token-a', submit);
+    const before = await jobCount();
+    expect((await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-b')).body.error).toMatchObject({ code: 'not_found', id: first.body.id });
+    expect((await call('POST', '/v1/jobs/no-such-job/resubmit', 'token-a')).body.error.code).toBe('not_found');
+    const bad = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', { priority: 5 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'invalid_argument', field: 'priority' });
+    expect(await jobCount()).toBe(before);
+  });
+
+  it('answers a retry with the same Idempotency-Key with the first resubmit’s job (200)', async () => {
+    const first = await call('POST', '/v1/jobs', 'token-a', submit);
+    const key = { 'idempotency-key': `resubmit-${first.body.id}` };
+    const once = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', undefined, key);
+    const twice = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', undefined, key);
+    expect([once.status, twice.status]).toEqual([201, 200]);
+    expect(twice.body.id).toBe(once.body.id);
   });
 });
 

@@ -5,21 +5,14 @@
  * `too_many_streams`; and a client that stops reading holds at most one view in the replica's
  * memory, then gets a final `stream-closed` event (`slow_consumer`) and its stream is closed.
  */
-import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import type { JobRecord } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { teamTokens } from './tokens';
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
-const TOKENS = {
-  tokens: [
-    { sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' as const },
-    { sha256: sha('token-b'), tenant: 'team-b', role: 'tenant' as const },
-    { sha256: sha('token-op'), tenant: 'ops', role: 'operator' as const },
-  ],
-};
+const TOKENS = teamTokens();
 const READS = { tenantRate: 2, tenantBurst: 5, operatorRate: 5, operatorBurst: 20 };
 const STREAMS = { maxStreamsPerTenant: 2, stallMs: 2000 };
 

@@ -3,8 +3,11 @@
  * processes dies (exit 1). With `--demo` it submits a sample array job, shows its progress
  * live, prints a summary and stops (exit 0 if the job succeeded).
  *
- * Progress goes to stderr; what a user copies (URL, tokens, the export line, the demo summary)
- * to stdout.
+ * It writes and selects the `dev` context (both tokens) so the other commands use the cluster
+ * at once, and a restart updates it; a clean stop removes it and selects the context selected
+ * before. A demo's cluster lives for one job and writes none.
+ *
+ * Progress goes to stderr; what a user copies (URL, tokens, the demo summary) to stdout.
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +16,10 @@ import { BatchClient } from '@batchapi/sdk';
 import { Presets, SingleBar } from 'cli-progress';
 import { claimDataDir, LocalCluster, postgresDataDir } from './local-cluster';
 import { countsLine } from './output';
-import { cacheDir, forgetSettings, saveSettings } from './settings';
+import { cacheDir, forgetSavedContext, saveContext } from './settings';
+
+/** The context `batch dev` writes and selects. */
+export const DEV_CONTEXT = 'dev';
 
 /** Flags of `batch dev`, parsed. */
 export interface DevOptions {
@@ -98,18 +104,18 @@ export async function dev(o: DevOptions): Promise<number> {
       say(`error: the local cluster did not start: ${(err as Error).message}`);
       return 1;
     }
-    const settings = { api: cluster.apiUrl, token: cluster.tenantToken };
-    // A demo's cluster lives for one job: the other commands keep pointing at `batch dev`'s.
-    const settingsPath = o.demo ? '(not saved for a demo)' : saveSettings(settings);
+    const context = { api: cluster.apiUrl, token: cluster.tenantToken, operatorToken: cluster.operatorToken };
+    // A demo's cluster lives for one job: the other commands keep using what they used.
+    const saved = o.demo ? undefined : saveContext(DEV_CONTEXT, context);
     process.stdout.write(
       'BatchAPI local cluster is up.\n' +
         `  API:            ${cluster.apiUrl}\n` +
+        `  console:        ${cluster.apiUrl}/console/   (sign in with the tenant token; docs/console.md)\n` +
         `  tenant token:   ${cluster.tenantToken}   (tenant "default")\n` +
         `  operator token: ${cluster.operatorToken}\n` +
         `  data:           ${dataDir}\n` +
         `  history:        ${cluster.historyUrl ? `${cluster.historyUrl} (finished jobs move here a minute after they end)` : `off (${o.history === false ? '--no-history' : 'PostgreSQL did not start, see above'}): finished jobs stay in etcd`}\n` +
-        `  settings for the other batch commands: ${settingsPath}\n\n` +
-        `export BATCH_API=${cluster.apiUrl} BATCH_TOKEN=${cluster.tenantToken}\n\n`,
+        `  context:        ${saved ? `${DEV_CONTEXT}, selected for the other batch commands (${saved.path})` : '(none for a demo)'}\n\n`,
     );
     let code = 0;
     try {
@@ -122,7 +128,7 @@ export async function dev(o: DevOptions): Promise<number> {
     } finally {
       say('• stopping the cluster');
       await cluster.stop();
-      if (!o.demo) forgetSettings(settings);
+      if (saved) forgetSavedContext(DEV_CONTEXT, context, saved.previous);
       say('• stopped');
     }
     if (failed) {

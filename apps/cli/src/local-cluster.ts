@@ -66,8 +66,15 @@ const LOCK_FILE = 'cluster.lock.json';
 /** How long a service may take to exit after SIGTERM before it gets SIGKILL, in milliseconds. */
 const STOP_GRACE_MS = 10_000;
 
-/** Path of a service's built main. */
+/**
+ * Path of a service's main. Run from the bundled CLI (apps/cli/build.mjs), the service's bundle
+ * beside it (`dist/bundle/<service>.js`): an installed copy has no checkout to find a build in,
+ * and the services always match the CLI that starts them. Run from tsc's build (the suites, the
+ * benchmark), the service package's `dist/main.js`.
+ */
 function mainOf(service: string): string {
+  const bundled = join(__dirname, `${service}.js`);
+  if (existsSync(bundled)) return bundled;
   const main = join(dirname(require.resolve(`@batchapi/${service}/package.json`)), 'dist', 'main.js');
   if (!existsSync(main)) throw new LocalClusterError(`the ${service} service is not built (${main} is missing): run npm run build`);
   return main;
@@ -167,7 +174,15 @@ export class LocalCluster {
             : service === 'quota'
               ? { BATCH_CLUSTER_CONFIG: clusterFile, ...history }
               : service === 'executor'
-                ? { BATCH_NODE_NAME: `local-${i}`, BATCH_DATA_DIR: join(o.dataDir, `executor-${i}`), BATCH_KILL_GRACE_MS: String(o.killGraceMs ?? 2000) }
+                ? {
+                    BATCH_NODE_NAME: `local-${i}`,
+                    BATCH_DATA_DIR: join(o.dataDir, `executor-${i}`),
+                    BATCH_KILL_GRACE_MS: String(o.killGraceMs ?? 2000),
+                    // a local stop hands running tasks back at once (no drain): the cluster is going away, not upgrading
+                    BATCH_DRAIN_GRACE_MS: '0',
+                    // ended attempts' logs go to the history database (BATCH_BLOB_STORE=auto), so they outlive the executor
+                    ...history,
+                  }
                 : {};
         this.step(`starting ${name}`);
         this.urls.set(name, await this.launch(name, service, { ...common, ...extra }));

@@ -9,8 +9,12 @@ import { Command, CommanderError, Option } from 'commander';
 import { dev } from './dev';
 import { jobDetail, jobRows, type OutputFormat, isData, printData, queueTable, table, usageTable } from './output';
 import { defineRun, defineWorkflow } from './workflow-commands';
+import { defineSchedules } from './schedule-commands';
 import { completionScript } from './completion';
 import { resolveSettings } from './settings';
+import { ContextError, type Role, ROLES } from './contexts';
+import { defineConfig } from './config-commands';
+import { cliVersion } from './version';
 import { pastTime } from './times';
 import { runSimulate } from './simulate';
 import { defineSubmit, outputOption, submitInvocation, UsageError, wholeNumber } from './submit-args';
@@ -20,12 +24,19 @@ const program = new Command('batch')
   // Usage errors exit 2 (commander's own default is 1); subcommands inherit this.
   .exitOverride()
   .showHelpAfterError('(add --help for usage)')
-  .option('--api <url>', 'API base URL (else $BATCH_API, else the file batch dev writes)')
-  .option('--token <token>', 'bearer token (else $BATCH_TOKEN, else the file batch dev writes)');
+  .version(cliVersion(), '-V, --version', 'print the version')
+  .option('--api <url>', 'API base URL (else $BATCH_API, else the selected context)')
+  .option('--token <token>', 'bearer token (else $BATCH_TOKEN, or $BATCH_OPERATOR_TOKEN for operator commands, else the context)')
+  .option('--context <name>', 'use this context, not the selected one (else $BATCH_CONTEXT; batch config get-contexts)')
+  .addOption(new Option('--as <role>', "act as this role: operator commands (nodes, drain, …) use the context's operator token").choices([...ROLES]));
 
-function client(): BatchClient {
-  const s = resolveSettings(program.opts());
-  if (!s) throw new UsageError('no API configured: start one with "batch dev", or set BATCH_API and BATCH_TOKEN (or give --api and --token)');
+/** A client of the API that the flags, the `BATCH_*` variables or the selected context name, acting as `role` unless `--as` says otherwise. */
+function client(role: Role = 'tenant'): BatchClient {
+  const s = resolveSettings(program.opts(), process.env, role);
+  if (!s)
+    throw new UsageError(
+      'no API configured: start one with "batch dev", select a context (batch config use-context NAME), or set BATCH_API and BATCH_TOKEN (or give --api and --token)',
+    );
   return new BatchClient({ url: s.api, token: s.token });
 }
 
@@ -162,6 +173,19 @@ program
   );
 
 program
+  .command('resubmit')
+  .description("submit a job again: a new job with the job's spec as stored (live or finished), labelled batch.resubmitted-from")
+  .argument('<id>')
+  .addOption(outputOption())
+  .action(
+    run(async (id: string, o: { output: OutputFormat }) => {
+      const job = await client().resubmitJob(id);
+      if (isData(o.output)) printData(job, o.output);
+      else process.stdout.write(`${job.id}\n`);
+    }),
+  );
+
+program
   .command('why')
   .description("why are this job's tasks pending? blockers and what would let them run")
   .argument('<id>')
@@ -244,25 +268,36 @@ program
   .addOption(outputOption())
   .action(
     run(async (o: { output: OutputFormat }) => {
-      const { nodes } = await client().listNodes();
+      const { nodes } = await client('operator').listNodes();
       if (isData(o.output)) {
         printData({ nodes }, o.output);
         return;
       }
       process.stdout.write(
         table(
-          ['NAME', 'CAPACITY', 'ALLOCATED', 'GPUS', 'STATUS'],
+          ['NAME', 'CAPACITY', 'ALLOCATED', 'GPUS', 'ISOLATION', 'STATUS'],
           nodes.map((n) => [
             n.name,
             JSON.stringify(n.capacity),
             JSON.stringify(n.allocated),
             String(n.gpus),
-            n.cordon ? `${n.cordon.drainDeadline ? 'draining' : 'cordoned'}: ${n.cordon.reason}` : 'ready',
+            isolationText(n.isolation),
+            n.cordon
+              ? `${n.cordon.drainDeadline ? 'draining' : 'cordoned'}: ${n.cordon.reason}`
+              : n.draining
+                ? `stopping: executor draining until ${n.draining.deadline}`
+                : 'ready',
           ]),
         ),
       );
     }),
   );
+/** A node's isolation level as `batch nodes` shows it: `cgroup2(cpu,memory,pids)`, `rlimit`…; `-` when not reported. */
+function isolationText(i: { kind: string; controllers?: string[] } | undefined): string {
+  if (!i) return '-';
+  return i.controllers ? `${i.kind}(${i.controllers.join(',')})` : i.kind;
+}
+
 program
   .command('cordon')
   .description('stop new work on a node (operator)')
@@ -270,7 +305,7 @@ program
   .requiredOption('--reason <text>')
   .action(
     run(async (node: string, o) => {
-      await client().cordonNode(node, o.reason);
+      await client('operator').cordonNode(node, o.reason);
       process.stdout.write(`${node} cordoned\n`);
     }),
   );
@@ -282,7 +317,7 @@ program
   .option('--deadline <seconds>', 'time running tasks get before they are preempted and requeued', wholeNumber(0), 300)
   .action(
     run(async (node: string, o) => {
-      const n = await client().drainNode(node, o.reason, o.deadline);
+      const n = await client('operator').drainNode(node, o.reason, o.deadline);
       process.stdout.write(`${node} draining until ${n.cordon?.drainDeadline}\n`);
     }),
   );
@@ -292,13 +327,15 @@ program
   .argument('<node>')
   .action(
     run(async (node: string) => {
-      await client().uncordonNode(node);
+      await client('operator').uncordonNode(node);
       process.stdout.write(`${node} ready\n`);
     }),
   );
 
 defineRun(program, client, run);
 defineWorkflow(program, client, run);
+defineSchedules(program, client, run);
+defineConfig(program, run);
 program
   .command('completion')
   .description('print a shell completion script: eval "$(batch completion bash)"')
@@ -340,6 +377,10 @@ program.parseAsync(process.argv).then(
   (err: unknown) => {
     // Commander already printed its message (and the hint); help and --version end here with 0.
     if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+    if (err instanceof ContextError) {
+      process.stderr.write(`error: ${err.code}: ${err.message}\n`);
+      process.exit(2);
+    }
     if (err instanceof UsageError) {
       process.stderr.write(`error: ${err.message}\n`);
       process.exit(2);

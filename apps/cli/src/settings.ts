@@ -1,53 +1,75 @@
-/** Where the CLI finds the API: flags, then `BATCH_API`/`BATCH_TOKEN`, then the file `batch dev` writes. */
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+/**
+ * The CLI's settings file: its contexts (contexts.ts decides what they mean) and the local
+ * cluster's data directory. Which API a command uses: flags, then `BATCH_*` variables, then the
+ * selected context.
+ */
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+import {
+  type CliContext,
+  type CliSettings,
+  type ContextsFile,
+  forgetContext,
+  parseContextsFile,
+  type Role,
+  resolveContext,
+  type SettingsFlags,
+} from './contexts';
 
-export interface CliSettings {
-  api: string;
-  token: string;
-}
+export type { CliSettings } from './contexts';
 
 /** `$XDG_CONFIG_HOME/batchapi/config.json` (default `~/.config/batchapi/config.json`). */
 export function settingsFile(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_CONFIG_HOME ?? join(homedir(), '.config'), 'batchapi', 'config.json');
+  return join(env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'batchapi', 'config.json');
 }
 
 /** `${XDG_CACHE_HOME:-~/.cache}/batchapi`: the local cluster's data. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return join(env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'batchapi');
+  return join(env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'batchapi');
 }
 
-export function resolveSettings(flags: { api?: string; token?: string }, env: NodeJS.ProcessEnv = process.env): CliSettings | undefined {
-  let saved: Partial<CliSettings> = {};
-  const file = settingsFile(env);
-  if (existsSync(file)) {
-    try {
-      saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<CliSettings>;
-    } catch {
-      /* ignore a broken file */
-    }
-  }
-  // An empty variable counts as unset.
-  const api = flags.api || env.BATCH_API || saved.api;
-  const token = flags.token || env.BATCH_TOKEN || saved.token;
-  return api && token ? { api, token } : undefined;
-}
-
-export function saveSettings(s: CliSettings, env: NodeJS.ProcessEnv = process.env): string {
-  const file = settingsFile(env);
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify(s, null, 2), { mode: 0o600 });
-  return file;
-}
-
-/** Removes the settings file if it still holds `s` (another `batch dev` may have written its own since). */
-export function forgetSettings(s: CliSettings, env: NodeJS.ProcessEnv = process.env): void {
-  const file = settingsFile(env);
+/** The settings file's contexts; none when it is missing or unreadable. */
+export function readContexts(env: NodeJS.ProcessEnv = process.env): ContextsFile {
   try {
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as Partial<CliSettings>;
-    if (saved.api === s.api && saved.token === s.token) rmSync(file, { force: true });
+    return parseContextsFile(JSON.parse(readFileSync(settingsFile(env), 'utf8')));
   } catch {
-    /* gone or unreadable: nothing of ours to remove */
+    return { contexts: {} }; // missing or broken: no contexts
   }
+}
+
+/** Writes the contexts (owner-only: it holds tokens) in one rename, so a reader never sees half a file; none left removes the file. */
+export function writeContexts(file: ContextsFile, env: NodeJS.ProcessEnv = process.env): string {
+  const path = settingsFile(env);
+  if (!Object.keys(file.contexts).length) {
+    rmSync(path, { force: true });
+    return path;
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+  renameSync(tmp, path);
+  return path;
+}
+
+/**
+ * The API and token of a command acting as `role`, or undefined when nothing names an API.
+ * @throws ContextError when a context is selected that the file does not have
+ */
+export function resolveSettings(flags: SettingsFlags, env: NodeJS.ProcessEnv = process.env, role: Role = 'tenant'): CliSettings | undefined {
+  return resolveContext(readContexts(env), flags, env, role);
+}
+
+/** Saves context `name` and selects it; returns the file's path and the context selected before. */
+export function saveContext(name: string, ctx: CliContext, env: NodeJS.ProcessEnv = process.env): { path: string; previous?: string } {
+  const file = readContexts(env);
+  const path = writeContexts({ currentContext: name, contexts: { ...file.contexts, [name]: ctx } }, env);
+  return { path, previous: file.currentContext };
+}
+
+/** Removes context `name` if it still holds `ctx`, handing the selection back to `previous` (contexts.ts `forgetContext`). */
+export function forgetSavedContext(name: string, ctx: CliContext, previous?: string, env: NodeJS.ProcessEnv = process.env): void {
+  const file = readContexts(env);
+  const next = forgetContext(file, name, ctx, previous);
+  if (next !== file) writeContexts(next, env);
 }

@@ -30,6 +30,7 @@ describe('batch submit argv → SubmitJobRequest', () => {
       { command: ['x'], selector: { 'gpu.model': 'A100' }, gang: true, spread: true },
     ],
     ['retries and deadline', ['--attempts', '3', '--timeout', '600', '--', 'x'], { command: ['x'], retry: { maxAttempts: 3 }, timeoutSeconds: 600 }],
+    ['topology: a gang in one rack', ['--gang', '--topology-required', 'rack', '--', 'x'], { command: ['x'], gang: true, topology: { required: 'rack' } }],
   ])('%s', (_name, argv, request) => {
     expect(parseSubmitArgv(argv).request).toEqual(request);
   });

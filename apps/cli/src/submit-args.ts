@@ -22,6 +22,10 @@ export interface SubmitFlags {
   selector?: string[];
   gang?: boolean;
   spread?: boolean;
+  /** A topology level every task must share a domain of (e.g. `rack`). */
+  topologyRequired?: string;
+  /** A topology level to pack the tasks into as few domains of as fit. */
+  topologyPreferred?: string;
   attempts?: string;
   timeout?: string;
   /** A YAML or JSON file with the request; flags and a command after `--` override it. */
@@ -61,6 +65,8 @@ export function defineSubmit(cmd: Command): Command {
     .option('--selector <KEY=VALUE...>', 'node label the tasks require (repeatable)')
     .option('--gang', 'start all tasks together or none')
     .option('--spread', 'prefer the emptiest nodes instead of packing')
+    .option('--topology-required <level>', 'every task in one domain of this topology level (e.g. rack), or wait')
+    .option('--topology-preferred <level>', 'pack the tasks into as few domains of this topology level as fit')
     .option('--attempts <n>', 'attempts per task in all, retries included (default 1: no retry)')
     .option('--timeout <seconds>', 'deadline of each attempt')
     .option('--idempotency-key <key>', 'retrying with the same key returns the same job (default: a new key)')
@@ -111,6 +117,8 @@ export function submitRequest(command: string[], f: SubmitFlags, base?: SubmitJo
   if (selector) req.selector = selector;
   if (f.gang) req.gang = true;
   if (f.spread) req.spread = true;
+  if (f.topologyRequired !== undefined) req.topology = { required: f.topologyRequired };
+  if (f.topologyPreferred !== undefined) req.topology = { ...req.topology, preferred: f.topologyPreferred };
   const attempts = int(f.attempts, '--attempts');
   if (attempts !== undefined) req.retry = { maxAttempts: attempts };
   const timeout = int(f.timeout, '--timeout');

@@ -11,6 +11,25 @@ export function batch(args: string[], env: NodeJS.ProcessEnv): SpawnSyncReturns<
   return spawnSync(process.execPath, [MAIN, ...args], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
 }
 
+/**
+ * `batch <args>` to the end, with `env` over this process's environment, without blocking this
+ * process (for suites whose services run in it); killed after 30 s.
+ */
+export function batchAsync(args: string[], env: NodeJS.ProcessEnv): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c) => (stdout += c));
+    child.stderr.on('data', (c) => (stderr += c));
+    const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.on('close', (status) => {
+      clearTimeout(t);
+      resolve({ status, stdout, stderr });
+    });
+  });
+}
+
 /** A `batch dev` in its own process group, as a terminal would run it (so a group signal is a Ctrl-C). */
 export class DevProcess {
   readonly child: ChildProcess;
@@ -21,12 +40,12 @@ export class DevProcess {
   /** Resolves once the process exited and every writer of its stdout and stderr (children included) closed them. */
   readonly closed: Promise<void>;
 
-  /** `launcher`: what runs `batch` (default: node on the built CLI), e.g. `['npm', 'run', '-s', 'batch', '--']`. */
-  constructor(args: string[], env: NodeJS.ProcessEnv, launcher: string[] = [process.execPath, MAIN]) {
+  /** `launcher`: what runs `batch` (default: node on the built CLI), e.g. `['npm', 'run', '-s', 'batch', '--']`; `cwd`: where. */
+  constructor(args: string[], env: NodeJS.ProcessEnv, launcher: string[] = [process.execPath, MAIN], cwd = ROOT) {
     // No PostgreSQL unless a test asks for history (--history): it is started, and removed, by the suites that test it.
     const history = args.includes('--history') ? [] : ['--no-history'];
     this.child = spawn(launcher[0], [...launcher.slice(1), 'dev', ...history, ...args.filter((a) => a !== '--history')], {
-      cwd: ROOT,
+      cwd,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
@@ -55,7 +74,7 @@ export class DevProcess {
 
   /** The API URL and tenant token, once the cluster says it is up. */
   async up(): Promise<{ api: string; token: string }> {
-    const [, api, token] = await this.waitFor(/export BATCH_API=(\S+) BATCH_TOKEN=(\S+)/);
+    const [, api, token] = await this.waitFor(/ API: +(\S+)\n[\s\S]* tenant token: +(\S+)/);
     return { api, token };
   }
 

@@ -31,6 +31,12 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   const { api, token } = await dev.up();
   expect(api).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   expect(dev.stdout).toMatch(/operator token: bt_\S+/);
+  // The console's address, served by the admission process from the console's build.
+  expect(dev.stdout).toContain(`console:        ${api}/console/`);
+  const page = await fetch(`${api}/console/`);
+  expect(page.status).toBe(200);
+  expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+  expect(await page.text()).toContain('<script type="module" src="app.js"></script>');
   // each start step is named on stderr
   for (const step of ['starting etcd', 'starting quota', 'starting scheduler', 'starting executor-0', 'starting admission', 'all services ready'])
     expect(dev.stderr).toContain(`• ${step}`);
@@ -46,7 +52,13 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   const done = await client.waitForJob(job.id, { intervalMs: 100, timeoutMs: 30_000 });
   expect(done).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 3, failed: 0 } });
 
-  // The CLI finds the cluster through the settings file batch dev wrote (BATCH_API/BATCH_TOKEN are empty).
+  // batch dev wrote and selected the dev context, with both tokens: operator commands need no flag.
+  expect(dev.stdout).toContain(`context:        dev, selected for the other batch commands (${join(dir, 'config', 'batchapi', 'config.json')})`);
+  expect(dev.stdout).not.toContain('export BATCH_API');
+  expect(batch(['config', 'get-contexts'], env).stdout).toMatch(new RegExp(`^CURRENT\\s+NAME\\s+API\\s+OPERATOR\n\\*\\s+dev\\s+${api}\\s+yes\n$`));
+  expect(batch(['nodes'], env)).toMatchObject({ status: 0, stdout: expect.stringMatching(/\nlocal-0\s/) });
+
+  // The CLI finds the cluster through the context batch dev wrote (BATCH_API/BATCH_TOKEN are empty).
   const submitted = batch(
     ['submit', '--tasks', '2', '--cpu', '100m', '--wait', '-o', 'json', '--', 'sh', '-c', 'echo out-$BATCH_TASK_INDEX; echo err >&2'],
     env,
@@ -64,6 +76,12 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   expect(batch(['queues'], env).stdout).toMatch(/^QUEUE\s+TENANT\s+COHORT[\s\S]*\ndefault\s+default\s+-\s+1\s/);
   expect(batch(['top', '--once'], env)).toMatchObject({ status: 0, stdout: expect.stringMatching(/every 2 s[\s\S]*\ndefault\s+default/) });
   expect(batch(['top', '--interval', '0'], env).status).toBe(2);
+
+  // resubmit: a new job of the same spec, which runs to the same end and names the first
+  const again = batch(['resubmit', cliJob.id], env);
+  expect(again).toMatchObject({ status: 0, stdout: expect.stringMatching(/^\S+\n$/) });
+  const redone = await client.waitForJob(again.stdout.trim(), { intervalMs: 100, timeoutMs: 20_000 });
+  expect(redone).toMatchObject({ phase: 'Succeeded', command: cliJob.command, labels: { 'batch.resubmitted-from': cliJob.id } });
 
   // cancel: a long job ends Cancelled
   const long = batch(['submit', '--', 'sleep', '60'], env).stdout.trim();
@@ -95,7 +113,7 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   expect(await dev.exited).toBe(0);
   expect(await waitGone(pids)).toEqual([]);
   expect(dev.stderr).toContain('• stopped');
-  // The settings it wrote are gone with it, so the other commands say how to get a cluster.
+  // The context it wrote is gone with it, so the other commands say how to get a cluster.
   expect(existsSync(join(dir, 'config', 'batchapi', 'config.json'))).toBe(false);
   const orphan = batch(['list'], env);
   expect(orphan.status).toBe(2);

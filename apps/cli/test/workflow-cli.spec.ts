@@ -2,71 +2,18 @@
  * `batch run`, `batch workflow …`, `-o yaml|wide` and `batch completion` as real processes
  * against in-process services on a real etcd with a real executor.
  */
-import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
-import { startExecutor } from '@batchapi/executor';
-import { DEFAULT_CLUSTER, startQuota } from '@batchapi/quota';
-import type { RunningService } from '@batchapi/runtime';
-import { startScheduler } from '@batchapi/scheduler';
-import { type LocalEtcd, startEtcd } from '@batchapi/store';
+import { DEFAULT_CLUSTER } from '@batchapi/quota';
 import { load } from 'js-yaml';
-import { MAIN } from './dev-process';
+import { useCluster } from '../../../tools/e2e/test/harness';
+import { batchAsync } from './dev-process';
 
-let etcd: LocalEtcd;
-let dir: string;
-const services: RunningService[] = [];
-let env: NodeJS.ProcessEnv;
+const c = useCluster({ cluster: DEFAULT_CLUSTER, scheduler: { idleMs: 50 }, executor: { nodeName: 'cli-node', killGraceMs: 300 } });
 
-beforeAll(async () => {
-  etcd = await startEtcd();
-  dir = mkdtempSync(join(tmpdir(), 'cli-wf-'));
-  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
-  services.push(await startQuota({ config, cluster: DEFAULT_CLUSTER }));
-  services.push(await startScheduler({ config, tuning: { idleMs: 50, busyMs: 5 } }));
-  services.push(
-    await startExecutor({
-      config,
-      executor: {
-        nodeName: 'cli-node',
-        dataDir: join(dir, 'node'),
-        cpu: '4',
-        memory: '8Gi',
-        killGraceMs: 300,
-        reportIntervalMs: 50,
-        nvidiaSmi: join(dir, 'absent'),
-      },
-    }),
-  );
-  const tokens = { tokens: [{ sha256: createHash('sha256').update('cli-token').digest('hex'), tenant: 'default', role: 'tenant' as const }] };
-  const admission = await startAdmission({ tokens: new TokenAuthenticator(tokens), config });
-  services.push(admission);
-  env = { BATCH_API: admission.url, BATCH_TOKEN: 'cli-token', XDG_CONFIG_HOME: join(dir, 'config'), XDG_CACHE_HOME: join(dir, 'cache') };
-}, 60_000);
-afterAll(async () => {
-  for (const s of [...services].reverse()) await s.close().catch(() => undefined);
-  await etcd?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** `batch <args>` as a child process, without blocking this process (the services live here). */
-function batch(args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c) => (stdout += c));
-    child.stderr.on('data', (c) => (stderr += c));
-    const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.on('close', (status) => {
-      clearTimeout(t);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
+/** `batch <args>` with the tenant token against the cluster, as a child process (the services live in this one). */
+const batch = (args: string[]) =>
+  batchAsync(args, { BATCH_API: c.base, BATCH_TOKEN: 'tenant-token', XDG_CONFIG_HOME: join(c.dir, 'config'), XDG_CACHE_HOME: join(c.dir, 'cache') });
 
 it('batch run follows a job to its end and exits with its outcome', async () => {
   const ok = await batch(['run', '--tasks', '3', '--cpu', '100m', '--memory', '16Mi', '-o', 'json', '--', 'true']);
@@ -80,21 +27,16 @@ it('batch run follows a job to its end and exits with its outcome', async () => 
 });
 
 it('batch workflow submit -f a YAML file --wait, then get, list (yaml, wide) and cancel', async () => {
-  const file = join(dir, 'wf.yaml');
-  writeFileSync(
-    file,
-    [
-      'name: cli-flow',
-      'steps:',
-      '  - name: make',
-      '    job: { command: [sh, -c, "echo [10,20] > $BATCH_RESULT_PATH"], resources: { cpu: 100m, memory: 16Mi } }',
-      '  - name: each',
-      '    dependsOn: [make]',
-      '    map: { fromStep: make }',
-      '    job: { command: [sh, -c, "test $BATCH_MAP_ITEM -gt 5"], resources: { cpu: 100m, memory: 16Mi } }',
-      '',
-    ].join('\n'),
-  );
+  const file = c.file('wf.yaml', [
+    'name: cli-flow',
+    'steps:',
+    '  - name: make',
+    '    job: { command: [sh, -c, "echo [10,20] > $BATCH_RESULT_PATH"], resources: { cpu: 100m, memory: 16Mi } }',
+    '  - name: each',
+    '    dependsOn: [make]',
+    '    map: { fromStep: make }',
+    '    job: { command: [sh, -c, "test $BATCH_MAP_ITEM -gt 5"], resources: { cpu: 100m, memory: 16Mi } }',
+  ]);
   const sub = await batch(['workflow', 'submit', '-f', file, '--wait', '-o', 'json']);
   expect(sub.status).toBe(0);
   const wf = JSON.parse(sub.stdout);
@@ -106,7 +48,7 @@ it('batch workflow submit -f a YAML file --wait, then get, list (yaml, wide) and
   expect((await batch(['workflow', 'list', '-o', 'wide'])).stdout).toMatch(/^ID\s+NAME\s+PHASE\s+STEPS\s+CREATED\s+TENANT\s+QUEUE/);
   const cancel = await batch(['workflow', 'cancel', wf.id]);
   expect(cancel).toMatchObject({ status: 0, stdout: `${wf.id} Succeeded\n` });
-  const bad = join(dir, 'cycle.json');
+  const bad = join(c.dir, 'cycle.json');
   writeFileSync(bad, JSON.stringify({ steps: [{ name: 'a', dependsOn: ['a'], job: { command: ['true'] } }] }));
   const refused = await batch(['workflow', 'submit', '-f', bad]);
   expect(refused.status).toBe(1);

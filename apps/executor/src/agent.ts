@@ -10,7 +10,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { type Binding, type GroupStatus } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
-import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { type BlobStore } from '@batchapi/blobs';
+import { BLOBS, CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import {
   getGroupStatuses,
   type Informer,
@@ -22,15 +23,17 @@ import {
   type Versioned,
   type WatchEvent,
 } from '@batchapi/store';
+import { waitUntil } from '@batchapi/proc';
 import { Metric, startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { type AttemptBackend, KubernetesAttemptBackend, ProcessBackend } from './attempt-backend';
 import { GroupRunner, type GroupRunnerContext } from './group-runner';
-import type { IsolationKind } from './isolation';
+import { type IsolationKind, isolationReport } from './isolation';
 import { KubernetesBackend } from './kubernetes';
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
+import { BlobKeeper, LOG_UPLOAD_TIMEOUT_MS } from './blob-keeper';
 import { Reporter } from './reporter';
 import { killedMarker, stopPreviousWatchdog, WATCHDOG_PID_FILE, writeHeartbeat } from './watchdog';
 
@@ -65,11 +68,15 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private leftByPrevious?: Set<string>;
   /** Set when a graceful stop began: no group starts from now on. */
   private stopping = false;
+  /** Set when the drain began (`drain`), epoch ms: groups bound from now on are handed back, not run. */
+  private draining?: { since: number; deadline: number };
   /** The watchdog's heartbeat file (its kill marker beside it); unset until the watchdog starts. */
   private heartbeatFile?: string;
   /** A read of the Kubernetes node's capacity under way (after the kubelet refused an attempt for room). */
   private refreshing?: Promise<void>;
   private onFencedHandler: () => void = () => undefined;
+  /** Uploads an ended attempt's logs (and a large result) before its end is reported; unset without a blob store. */
+  private readonly logs?: BlobKeeper;
 
   /**
    * What to call once this executor fences itself (the process main exits then). Set after
@@ -91,8 +98,11 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
      * watchdog's heartbeat stays on the machine's CLOCK_MONOTONIC: another process reads it). @default systemClock
      */
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Where ended attempts' logs are kept past this node. @default none: they stay on this node only */
+    @Optional() @Inject(BLOBS) blobs?: BlobStore,
   ) {
     const registers = [ctx.registry];
+    this.logs = blobs && new BlobKeeper(blobs, { capBytes: config.logUploadMaxBytes }, this.clock, ctx.log, ctx.registry);
     this.m = {
       running: new Gauge({ name: Metric.executorRunningAttempts, help: 'Task attempts running on this node', registers }),
       outcomes: new Counter({ name: Metric.executorOutcomes, help: 'Task attempts ended, by reason', labelNames: ['reason'], registers }),
@@ -164,6 +174,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       metrics: this.m,
       fenceKilled: (startedMono) => !this.ctx.lease.alive() || this.watchdogKilledSince(startedMono),
       nodeFailed: (detail, full) => (full ? this.refreshCapacity(detail) : this.nodeFailed(detail)),
+      resultMaxBytes: this.config.resultMaxBytes,
+      ...(this.logs ? { keepLogs: this.logs.keep.bind(this.logs), keepResult: this.logs.keepResult.bind(this.logs) } : {}),
     };
     // A previous incarnation that ran tasks here may have started groups whose status never
     // reached etcd (still "Bound"): those are not started again at the same attempt.
@@ -176,6 +188,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     let node = nodeRecord(this.config, url, this.clock.now());
     const inv = await backend.inventory();
     if (inv) node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
+    // Pods get their limits from Kubernetes; processes from this machine's cgroups or rlimits.
+    node.isolation = this.config.backend === 'kubernetes' ? { kind: 'kubernetes' } : isolationReport(machine.isolation);
     await registerNodes(store, [node], lease.id);
     this.informer = await store.inform<Binding>(store.keys.bindingsOf(this.config.nodeName), {
       onSync: (items) => this.onSync(items),
@@ -185,7 +199,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.logRotator = setInterval(() => this.rotateLogs(), 1000);
     this.logRotator.unref();
     this.registered = true;
-    this.ctx.log.info({ node: node.name, capacity: node.capacity, gpus: node.gpus.length, isolation: this.isolation }, 'node registered');
+    this.ctx.log.info({ node: node.name, capacity: node.capacity, gpus: node.gpus.length, isolation: node.isolation }, 'node registered');
   }
 
   private watchdog?: NodeJS.Timeout;
@@ -206,6 +220,44 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.watchdog.unref();
   }
 
+  /**
+   * The first half of a graceful stop (SIGTERM; `close` does the rest): the node takes no new
+   * work at once — its record is marked `draining` (a CAS fenced by this executor's lease), so the
+   * scheduler places nothing more here, and a group bound meanwhile is handed back `NodeLost`
+   * without running — while running tasks go on, still reported, cancellable and preemptible,
+   * until they all ended or `drainGraceMs` passed. Those still running then are stopped by `close`
+   * and end `NodeLost` too: requeued at the next attempt, no retry of the job charged. Resolves
+   * with the attempts still running when it gave up waiting (0: all ended).
+   */
+  async drain(): Promise<number> {
+    const running = () => [...this.groups.values()].reduce((n, g) => n + g.running, 0);
+    if (!this.registered || this.fenced || this.draining) return running();
+    const since = this.clock.now();
+    const graceMs = this.config.drainGraceMs;
+    this.draining = { since, deadline: since + graceMs };
+    const { store, lease, log } = this.ctx;
+    const draining = this.draining;
+    // A CAS that lost to another change of the record (a capacity refresh) is decided again on a fresh read.
+    let marked = false;
+    for (let attempt = 0; attempt < 3 && !marked && !this.fenced; attempt++) {
+      try {
+        const res = await updateNodeRecord(store, this.config.nodeName, lease.id, (cur) => ({ ...cur, draining }));
+        if (!res) break; // the record is gone: this executor's lease is, too
+        marked = res.updated;
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'could not mark the node draining');
+      }
+    }
+    if (!marked) log.warn({ node: this.config.nodeName }, 'the node is not marked draining: bindings that still arrive are handed back unrun');
+    // Groups whose status was being read as the drain began are handed back by onBinding.
+    log.info({ node: this.config.nodeName, running: running(), graceMs }, 'draining: no new work; running tasks may finish');
+    const drained = await waitUntil(() => running() === 0 || this.fenced, { timeoutMs: graceMs, intervalMs: 50 });
+    const left = running();
+    if (drained && left === 0) log.info({ node: this.config.nodeName, tookMs: this.clock.now() - since }, 'drained: every running task ended');
+    else log.warn({ node: this.config.nodeName, left, graceMs }, 'drain grace over: the tasks still running are stopped and handed back NodeLost');
+    return left;
+  }
+
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.watchdog);
     clearInterval(this.logRotator);
@@ -220,7 +272,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     // The node goes away, not the tasks' fault: they end NodeLost and run again elsewhere.
     this.stopping = true;
     const exits = [...this.groups.values()].flatMap((g) => g.stopForShutdown());
-    if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500, { unref: true })]);
+    // an ended attempt's logs are kept before its end is recorded: that wait is bounded too (LOG_UPLOAD_TIMEOUT_MS)
+    const keeping = this.logs ? LOG_UPLOAD_TIMEOUT_MS : 0;
+    if (exits.length) await Promise.race([Promise.all(exits), sleep(this.config.killGraceMs + 500 + keeping, { unref: true })]);
     this.backend?.close();
     // A report in flight carries none of these ends: let it finish, then send what is left.
     await this.reports.inFlight?.catch(() => undefined);
@@ -399,7 +453,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       statusRevision: st.modRevision,
     });
     this.groups.set(kv.key, g);
-    g.begin(atStart, this.leftByPrevious?.delete(kv.key) ?? false);
+    // Bound before the scheduler saw the drain: not started here, requeued at once.
+    if (this.draining) g.handBack();
+    else g.begin(atStart, this.leftByPrevious?.delete(kv.key) ?? false);
   }
 
   /** Reads a newly bound group's status, retrying failed reads while the binding stays. */

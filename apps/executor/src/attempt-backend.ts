@@ -5,6 +5,7 @@
  * and its `GroupRunner`s speak only to this interface. Owns the backend-neutral
  * `RunningAttempt`/`AttemptExit`.
  */
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
@@ -87,6 +88,8 @@ export interface ProcessBackendOptions {
   log: Logger;
   /** What the wait for a previous executor's leftover processes is measured on. @default the machine's CLOCK_MONOTONIC */
   clock?: Pick<Clock, 'monotonic'>;
+  /** The cgroup filesystem's root (tests give a directory of their own). @default "/sys/fs/cgroup" */
+  cgroupRoot?: string;
 }
 
 /** Ended attempts between two compactions of the process-group ledger. */
@@ -101,11 +104,13 @@ export class ProcessBackend implements AttemptBackend {
   readonly ledgerFile: string;
   private readonly ledger: ProcessGroupLedger;
   private endedSinceCompaction = 0;
+  /** Whether util-linux `prlimit` runs here (asked once, when a cgroup first fails). */
+  private prlimit?: boolean;
 
   constructor(private readonly o: ProcessBackendOptions) {
     this.ledgerFile = join(o.dataDir, 'process-groups');
     this.ledger = new ProcessGroupLedger(this.ledgerFile, o.nodeName, undefined, o.clock);
-    this.isolation = o.isolation === 'none' ? 'none' : detectIsolation();
+    this.isolation = o.isolation === 'none' ? 'none' : detectIsolation(o.cgroupRoot);
   }
 
   /**
@@ -125,12 +130,16 @@ export class ProcessBackend implements AttemptBackend {
   }
 
   start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
-    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources);
-    let argv = b.command;
+    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources, this.o.cgroupRoot);
+    let argv: string[];
     try {
       argv = limits.wrap(b.command);
     } catch (err) {
-      this.o.log.warn({ err: (err as Error).message, job: b.jobId, index }, 'could not set up resource limits; running without them');
+      // the cgroup could not be made or limited (a controller not delegated): address-space rlimits instead, never no limit when prlimit exists
+      limits.remove();
+      const fallback: IsolationKind = this.rlimitAvailable() ? 'rlimit' : 'none';
+      argv = new AttemptLimits(fallback, limits.name, b.resources).wrap(b.command);
+      this.o.log.warn({ err: (err as Error).message, job: b.jobId, index, fallback }, `could not set up the attempt's cgroup; limited by ${fallback} instead`);
     }
     const proc = new TaskProcess(argv, env, paths);
     if (proc.pid && !this.ledger.record(proc.pid))
@@ -152,6 +161,11 @@ export class ProcessBackend implements AttemptBackend {
 
   close(): void {
     /* nothing watched */
+  }
+
+  private rlimitAvailable(): boolean {
+    this.prlimit ??= spawnSync('prlimit', ['--version']).status === 0;
+    return this.prlimit;
   }
 
   /** Keeps the process-group ledger to the groups that still run: rewritten once every `COMPACT_EVERY` ended attempts. */

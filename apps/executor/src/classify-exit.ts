@@ -19,6 +19,8 @@ export interface EndedAttempt {
   preempting: boolean;
   /** It wrote a result over `MAX_RESULT_BYTES` (only read when neither cancelled nor preempted). */
   resultTooLarge: boolean;
+  /** Set when its result was to be kept in the blob store and was not (why): the node's failure, not the task's. @default none */
+  resultNotKept?: string;
   /** This executor's graceful stop asked it to stop. */
   stoppedForShutdown: boolean;
   /**
@@ -64,12 +66,14 @@ export interface AttemptOutcome {
 export function classifyExit(a: EndedAttempt): AttemptOutcome {
   if (a.cancelling) return { state: 'Cancelled' };
   if (a.preempting) return { state: 'Preempted' };
-  if (a.exitCode === 0 && !a.resultTooLarge) return { state: 'Succeeded' };
+  if (a.exitCode === 0 && !a.resultTooLarge && !a.resultNotKept) return { state: 'Succeeded' };
   return { state: 'Failed', reason: failureReason(a) };
 }
 
 function failureReason(a: EndedAttempt): FailureReason {
   if (a.resultTooLarge && a.exitCode === 0) return 'ResultTooLarge';
+  // ran to its end, but this node could not keep what it returned: run again (a NodeError charges no retry)
+  if (a.resultNotKept && a.exitCode === 0) return 'NodeError';
   if (a.nodeError) return 'NodeError';
   // Killed by this executor's graceful stop (SIGTERM to the executor): the node left, not the task's fault.
   if (a.stoppedForShutdown && diedOfStop(a)) return NODE_LOST;

@@ -19,6 +19,13 @@ export interface ExecutorConfig {
   labels: Record<string, string>;
   /** SIGTERM → SIGKILL grace when stopping a task, in milliseconds (`BATCH_KILL_GRACE_MS`). @default 10000 */
   killGraceMs: number;
+  /**
+   * On a graceful stop (SIGTERM), how long running tasks may go on to finish, in milliseconds
+   * (`BATCH_DRAIN_GRACE_MS`): the node takes no new work at once; tasks still running after it are
+   * stopped (`killGraceMs`) and handed back `NodeLost`, to run again elsewhere. 0 hands them back at
+   * once. The pod's `terminationGracePeriodSeconds` must cover it plus `killGraceMs`. @default 60000
+   */
+  drainGraceMs: number;
   /** How often state changes are reported in one batch, in milliseconds (`BATCH_REPORT_INTERVAL_MS`). @default 100 */
   reportIntervalMs: number;
   /** The `nvidia-smi` binary (`BATCH_NVIDIA_SMI`). @default "nvidia-smi" on PATH */
@@ -27,6 +34,10 @@ export interface ExecutorConfig {
   isolation: 'auto' | 'none';
   /** Cap of each attempt's stdout and stderr file, in bytes (`BATCH_LOG_MAX_BYTES`); checked each second; past it the file rotates to `.1`. @default 67108864 */
   logMaxBytes: number;
+  /** Most bytes of an ended attempt's log kept in the blob store, before compression (`BATCH_LOG_UPLOAD_MAX_BYTES`); the tail is kept. @default 8388608 (8 MiB) */
+  logUploadMaxBytes: number;
+  /** Largest result kept in the blob store, in bytes (`BATCH_RESULT_MAX_BYTES`); a larger one (or any over 64 KiB without a blob store) fails its task `ResultTooLarge`. @default 67108864 (64 MiB) */
+  resultMaxBytes: number;
   /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
   backend?: 'process' | 'kubernetes';
   /** Settings of the Kubernetes backend. @default see `KubernetesBackendConfig` */
@@ -67,6 +78,12 @@ export const EXECUTOR_ENV = z.object({
     doc: 'Labels of the node, which jobs select nodes by: `k=v,k=v`.',
   }),
   BATCH_KILL_GRACE_MS: envNumber({ default: 10_000, min: 0, unit: 'ms', doc: 'Grace between SIGTERM and SIGKILL when stopping a task.' }),
+  BATCH_DRAIN_GRACE_MS: envNumber({
+    default: 60_000,
+    min: 0,
+    unit: 'ms',
+    doc: "On SIGTERM the node takes no new work and its running tasks may finish for this long; those still running are then stopped and requeued as `NodeLost` (0: at once). Set the pod's `terminationGracePeriodSeconds` above it plus `BATCH_KILL_GRACE_MS`.",
+  }),
   BATCH_REPORT_INTERVAL_MS: envNumber({ default: 100, min: 1, unit: 'ms', doc: 'How often state changes of attempts are reported, in one batch.' }),
   BATCH_NVIDIA_SMI: envString({
     type: 'path',
@@ -83,6 +100,18 @@ export const EXECUTOR_ENV = z.object({
     min: 1,
     unit: 'bytes',
     doc: "Cap of each attempt's stdout and stderr file, checked each second; past it the file rotates to `.1`.",
+  }),
+  BATCH_LOG_UPLOAD_MAX_BYTES: envNumber({
+    default: 8 * 1024 * 1024,
+    min: 1,
+    unit: 'bytes',
+    doc: "With a blob store (`BATCH_BLOB_STORE`): most bytes of an ended attempt's stdout and stderr kept there, before compression; the tail is kept and a last line says what was cut.",
+  }),
+  BATCH_RESULT_MAX_BYTES: envNumber({
+    default: 64 * 1024 * 1024,
+    min: 65_536,
+    unit: 'bytes',
+    doc: 'With a blob store (`BATCH_BLOB_STORE`): largest task result kept there (a result over 64 KiB is kept there by reference); a larger one fails its task `ResultTooLarge`.',
   }),
   BATCH_EXECUTOR_BACKEND: envEnum(['process', 'kubernetes'], {
     default: 'process',
@@ -122,15 +151,9 @@ const KUBERNETES_ENV = EXECUTOR_ENV.pick({
 
 /** The Kubernetes backend's settings from `BATCH_K8S_*` and `BATCH_TASK_IMAGE`. */
 export function kubernetesConfigFromEnv(env: NodeJS.ProcessEnv = process.env): KubernetesBackendConfig {
-  const e = parseEnv(KUBERNETES_ENV, env);
-  return {
-    namespace: e.BATCH_K8S_NAMESPACE,
-    image: e.BATCH_TASK_IMAGE,
-    rewatchMs: e.BATCH_K8S_REWATCH_MS,
-    ...(e.BATCH_K8S_SERVER ? { server: e.BATCH_K8S_SERVER } : {}),
-    ...(e.BATCH_K8S_TOKEN ? { token: e.BATCH_K8S_TOKEN } : {}),
-    ...(e.BATCH_K8S_NODE ? { kubeNode: e.BATCH_K8S_NODE } : {}),
-  };
+  // unset optional settings stay undefined: the backend then uses the in-cluster account or kubeconfig, and the whole cluster
+  const { BATCH_K8S_NAMESPACE: namespace, BATCH_TASK_IMAGE: image, BATCH_K8S_REWATCH_MS: rewatchMs, ...optional } = parseEnv(KUBERNETES_ENV, env);
+  return { namespace, image, rewatchMs, server: optional.BATCH_K8S_SERVER, token: optional.BATCH_K8S_TOKEN, kubeNode: optional.BATCH_K8S_NODE };
 }
 
 /** The executor's settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
@@ -156,10 +179,13 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     memory: e.BATCH_NODE_MEMORY,
     labels,
     killGraceMs: e.BATCH_KILL_GRACE_MS,
+    drainGraceMs: e.BATCH_DRAIN_GRACE_MS,
     reportIntervalMs: e.BATCH_REPORT_INTERVAL_MS,
     nvidiaSmi: e.BATCH_NVIDIA_SMI,
     isolation: e.BATCH_ISOLATION,
     logMaxBytes: e.BATCH_LOG_MAX_BYTES,
+    logUploadMaxBytes: e.BATCH_LOG_UPLOAD_MAX_BYTES,
+    resultMaxBytes: e.BATCH_RESULT_MAX_BYTES,
     ...(e.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };
 }

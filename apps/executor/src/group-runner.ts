@@ -6,7 +6,7 @@
  * `GroupRunner` per binding; the `Reporter` reports the runner as a `ReportedGroup`.
  */
 import { readFileSync, rmSync, statSync } from 'node:fs';
-import { type Binding, type GroupStatus, MAX_RESULT_BYTES, type TaskResult, type TaskStatus } from '@batchapi/api';
+import { type Binding, type GroupStatus, MAX_RESULT_BYTES, type ResultRef, type TaskResult, type TaskStatus } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
 import { monotonicMs } from '@batchapi/store';
 import { startSpan } from '@batchapi/telemetry';
@@ -38,6 +38,19 @@ export interface GroupRunnerContext {
   fenceKilled(startedMono: number): boolean;
   /** An attempt could not start for the node's sake (`full`: the node refused it for lack of room). */
   nodeFailed(detail: string, full: boolean): void;
+  /**
+   * Keeps an ended attempt's logs past the node (the blob store); awaited before the attempt's end
+   * is reported, and bounded by its own timeout. @default none: logs stay on the node
+   */
+  keepLogs?(jobId: string, index: number, attempt: number, paths: { stdout: string; stderr: string }): Promise<void>;
+  /**
+   * Keeps a result over `MAX_RESULT_BYTES` in the blob store and answers its reference; undefined
+   * when the file is not JSON (ignored, as an inline one). Throws when the store did not keep it.
+   * @default none: such a result fails its task `ResultTooLarge`
+   */
+  keepResult?(jobId: string, index: number, attempt: number, file: string): Promise<ResultRef | undefined>;
+  /** Largest result `keepResult` keeps, in bytes (`BATCH_RESULT_MAX_BYTES`). */
+  resultMaxBytes: number;
 }
 
 /** A group as bound and read: its binding and its status as etcd holds it. */
@@ -65,6 +78,8 @@ export class GroupRunner implements ReportedGroup {
   binding: Binding;
   /** Running attempts by task index. */
   private readonly procs = new Map<number, StartedAttempt>();
+  /** Each attempt from its start until its end is recorded in the status (after its logs are kept): what `running` counts. */
+  private readonly recording = new Set<Promise<void>>();
   private cancelling = false;
   /** Task indices the scheduler preempted. */
   private readonly preempting = new Set<number>();
@@ -125,13 +140,29 @@ export class GroupRunner implements ReportedGroup {
     }
   }
 
+  /** Attempts of this group running now, or ended and not yet recorded as ended (their logs being kept). */
+  get running(): number {
+    return this.recording.size;
+  }
+
+  /**
+   * The executor drains and will not run this group (bound as the drain began): every task not
+   * ended is handed back `Failed/NodeLost` without an attempt, requeued at the next attempt with no
+   * retry charged (`lostTasks`).
+   */
+  handBack(): void {
+    this.status = { ...this.status, tasks: lostTasks(this.status.tasks, this.ctx.clock.now()) };
+    this.dirty = true;
+  }
+
   /** The executor stops gracefully: each attempt is stopped (SIGTERM, the grace, SIGKILL) and ends `NodeLost` if it dies of it. */
-  stopForShutdown(): Array<Promise<AttemptExit>> {
+  stopForShutdown(): Array<Promise<void>> {
     for (const p of this.procs.values()) {
       this.stoppedForShutdown.add(p);
       p.stop(this.ctx.killGraceMs);
     }
-    return [...this.procs.values()].map((p) => p.exited);
+    // resolved once each end is in the status (its logs kept first), so the last report carries it; never rejected
+    return [...this.recording].map((r) => r.catch(() => undefined));
   }
 
   /** Kills every attempt at once (the executor fences itself); the group stays tracked. */
@@ -207,7 +238,7 @@ export class GroupRunner implements ReportedGroup {
     const startedMono = monotonicMs();
     this.setTask(k, { state: 'Running', startedAt });
     ctx.metrics.running.inc();
-    void proc.exited.then((exit: AttemptExit) => {
+    const recorded = proc.exited.then(async (exit: AttemptExit) => {
       clearTimeout(deadline);
       this.procs.delete(index);
       ctx.metrics.running.dec();
@@ -215,7 +246,19 @@ export class GroupRunner implements ReportedGroup {
       const preempting = this.preempting.has(index);
       // A result counts only for an attempt that ran to its end (not cancelled or preempted).
       const result = cancelling || preempting ? undefined : this.readResult(paths.result, b.jobId, index);
-      if (result !== undefined && result !== 'too-large') this.results.push({ index, attempt: b.attempt, value: result.value });
+      // A result over the inline cap goes to the blob store (only a successful attempt's: a failed one's is not read).
+      let resultNotKept: string | undefined;
+      if (result !== undefined && result !== 'too-large' && 'largeBytes' in result) {
+        if (exit.exitCode === 0) {
+          try {
+            const ref = await ctx.keepResult!(b.jobId, index, b.attempt, paths.result);
+            if (ref) this.results.push({ index, attempt: b.attempt, ref });
+          } catch (err) {
+            resultNotKept = `could not keep the task's ${result.largeBytes}-byte result in the blob store (${(err as Error).message})`;
+            ctx.log.warn({ job: b.jobId, index, attempt: b.attempt }, resultNotKept);
+          }
+        }
+      } else if (result !== undefined && result !== 'too-large') this.results.push({ index, attempt: b.attempt, value: result.value });
       const outcome = classifyExit({
         exitCode: exit.exitCode,
         signal: exit.signal,
@@ -223,6 +266,7 @@ export class GroupRunner implements ReportedGroup {
         cancelling,
         preempting,
         resultTooLarge: result === 'too-large',
+        ...(resultNotKept ? { resultNotKept } : {}),
         stoppedForShutdown: this.stoppedForShutdown.has(proc),
         // The fence (the watchdog or the self-fence) while the lease was not held, or the watchdog while this process stalled.
         fenceKilled: !!exit.signal && ctx.fenceKilled(startedMono),
@@ -241,21 +285,35 @@ export class GroupRunner implements ReportedGroup {
       if (outcome.state === 'Failed') span.setStatus({ code: SpanStatusCode.ERROR, message: `${outcome.reason}: ${describe(exit)}` });
       span.end();
       if (this.retired) return;
-      this.setTask(k, endedTask(this.status.tasks[k], outcome, exit, ctx.clock.now()));
+      const endedAt = ctx.clock.now();
+      // Kept before the end is reported: whoever learns that the attempt ended finds its log kept.
+      if (ctx.keepLogs) await ctx.keepLogs(b.jobId, index, b.attempt, paths);
+      if (this.retired) return;
+      this.setTask(k, endedTask(this.status.tasks[k], outcome, exit, endedAt));
     });
+    this.recording.add(recorded);
+    void recorded.then(
+      () => this.recording.delete(recorded),
+      (err: Error) => {
+        this.recording.delete(recorded);
+        ctx.log.error({ err: err.message, job: b.jobId, index }, 'recording the end of an attempt failed');
+      },
+    );
   }
 
   /**
-   * The JSON a task wrote to `BATCH_RESULT_PATH`: absent or not JSON → none (logged);
-   * over `MAX_RESULT_BYTES` → `too-large` (the task fails with `ResultTooLarge`).
+   * The JSON a task wrote to `BATCH_RESULT_PATH`: absent or not JSON → none (logged); over
+   * `MAX_RESULT_BYTES` → `largeBytes` when the blob store keeps it (up to `resultMaxBytes`), else
+   * `too-large` (the task fails with `ResultTooLarge`).
    */
-  private readResult(file: string, jobId: string, index: number): { value: unknown } | 'too-large' | undefined {
+  private readResult(file: string, jobId: string, index: number): { value: unknown } | { largeBytes: number } | 'too-large' | undefined {
     let size: number;
     try {
       size = statSync(file).size;
     } catch {
       return undefined;
     }
+    if (size > MAX_RESULT_BYTES && this.ctx.keepResult && size <= this.ctx.resultMaxBytes) return { largeBytes: size };
     if (size > MAX_RESULT_BYTES) {
       this.ctx.log.warn({ job: jobId, index, bytes: size }, `task result over ${MAX_RESULT_BYTES} bytes: the task fails with ResultTooLarge`);
       return 'too-large';

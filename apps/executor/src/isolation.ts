@@ -7,7 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ResourceVector } from '@batchapi/api';
+import type { NodeIsolation, ResourceVector } from '@batchapi/api';
 
 /** How attempts are limited on this machine. */
 export type IsolationKind = 'cgroup2' | 'cgroup1' | 'rlimit' | 'none';
@@ -40,6 +40,21 @@ export function detectIsolation(root = ROOT): IsolationKind {
   return 'none';
 }
 
+/**
+ * The isolation level a node reports in its record: the kind and, for cgroup v2, the controllers
+ * delegated to the executor (`cgroup.controllers` of its cgroup root; without `memory` or `cpu`
+ * there, that limit is not applied). An unreadable list reports none.
+ */
+export function isolationReport(kind: IsolationKind, root = ROOT): NodeIsolation {
+  if (kind !== 'cgroup2') return { kind };
+  try {
+    const controllers = readFileSync(join(root, 'cgroup.controllers'), 'utf8').split(/\s+/).filter(Boolean).sort();
+    return { kind, controllers };
+  } catch {
+    return { kind, controllers: [] };
+  }
+}
+
 /** The limits of one attempt, applied around its command. */
 export class AttemptLimits {
   private readonly dirs: string[] = [];
@@ -56,8 +71,11 @@ export class AttemptLimits {
     const memory = this.resources.memory;
     const cpuQuota = this.resources.cpu ? Math.max(1000, Math.round((this.resources.cpu / 1000) * PERIOD_US)) : undefined;
     if (this.kind === 'cgroup2') {
-      const dir = join(this.root, 'batchapi', this.name);
+      const parent = join(this.root, 'batchapi');
+      const dir = join(parent, this.name);
       mkdirSync(dir, { recursive: true });
+      // a child group has memory.max and cpu.max only when its parent delegates those controllers
+      if ((memory && !existsSync(join(dir, 'memory.max'))) || (cpuQuota && !existsSync(join(dir, 'cpu.max')))) enableControllers(parent);
       if (memory) writeFileSync(join(dir, 'memory.max'), String(memory));
       if (cpuQuota) writeFileSync(join(dir, 'cpu.max'), `${cpuQuota} ${PERIOD_US}`);
       this.dirs.push(dir);
@@ -119,6 +137,21 @@ export class AttemptLimits {
     });
     this.dirs.splice(0, this.dirs.length, ...busy);
     if (busy.length && tries > 0) setTimeout(() => this.remove(tries - 1), 500).unref();
+  }
+}
+
+/**
+ * Best effort: delegates the memory and cpu controllers to the children of `dir` (cgroup v2's
+ * `cgroup.subtree_control`). A controller the parent does not have is refused; the attempt's
+ * limit write then fails and the backend falls back to rlimits.
+ */
+function enableControllers(dir: string): void {
+  for (const c of ['+memory', '+cpu']) {
+    try {
+      writeFileSync(join(dir, 'cgroup.subtree_control'), c);
+    } catch {
+      /* not delegated to us */
+    }
   }
 }
 

@@ -27,6 +27,10 @@ const cases: Array<[string, Partial<EndedAttempt>, AttemptOutcome]> = [
   ['cancelled with node error', { exitCode: 126, nodeError: 'disk full', cancelling: true }, { state: 'Cancelled' }],
   // exit 0 but a result over the cap: the task fails with ResultTooLarge
   ['exit 0, result too large', { resultTooLarge: true }, { state: 'Failed', reason: 'ResultTooLarge' }],
+  // exit 0, its large result not kept by the blob store: the node's failure, run again (NodeError charges no retry)
+  ['exit 0, result not kept', { resultNotKept: 'blob store down' }, { state: 'Failed', reason: 'NodeError' }],
+  // a cancel still wins (no result is read then)
+  ['cancelled, result not kept', { resultNotKept: 'blob store down', cancelling: true }, { state: 'Cancelled' }],
   // a result too large from a task that failed anyway: its exit is what matters (code 2 → Error)
   ['exit 2, result too large', { exitCode: 2, resultTooLarge: true }, { state: 'Failed', reason: 'Error' }],
   // the node could not start it (126 from its files, 127 from spawn): requeued elsewhere

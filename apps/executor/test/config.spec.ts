@@ -12,10 +12,14 @@ it('defaults every setting when the environment is empty', () => {
     memory: undefined,
     labels: {},
     killGraceMs: 10000,
+    drainGraceMs: 60000,
     reportIntervalMs: 100,
     nvidiaSmi: 'nvidia-smi',
     isolation: 'auto',
     logMaxBytes: 64 * 1024 * 1024,
+    // with a blob store: 8 MiB of each ended attempt's log kept, results up to 64 MiB by reference
+    logUploadMaxBytes: 8 * 1024 * 1024,
+    resultMaxBytes: 64 * 1024 * 1024,
   });
 });
 
@@ -27,10 +31,13 @@ it('reads every variable', () => {
     BATCH_NODE_MEMORY: '64Gi',
     BATCH_NODE_LABELS: 'zone=eu-1, pool = gpu,expr=a=b',
     BATCH_KILL_GRACE_MS: '0',
+    BATCH_DRAIN_GRACE_MS: '0',
     BATCH_REPORT_INTERVAL_MS: '250',
     BATCH_NVIDIA_SMI: '/opt/nv/nvidia-smi',
     BATCH_ISOLATION: 'none',
     BATCH_LOG_MAX_BYTES: '1024',
+    BATCH_LOG_UPLOAD_MAX_BYTES: '2048',
+    BATCH_RESULT_MAX_BYTES: '131072',
   });
   expect(c).toMatchObject({
     nodeName: 'gpu-7',
@@ -39,17 +46,23 @@ it('reads every variable', () => {
     memory: '64Gi',
     labels: { zone: 'eu-1', pool: 'gpu', expr: 'a=b' },
     killGraceMs: 0,
+    drainGraceMs: 0,
     reportIntervalMs: 250,
     nvidiaSmi: '/opt/nv/nvidia-smi',
     isolation: 'none',
     logMaxBytes: 1024,
+    logUploadMaxBytes: 2048,
+    resultMaxBytes: 131072,
   });
 });
 
 it.each([
   [{ BATCH_KILL_GRACE_MS: '10s' }, 'BATCH_KILL_GRACE_MS must be an integer ≥ 0 (got "10s")'],
+  [{ BATCH_DRAIN_GRACE_MS: '-1' }, 'BATCH_DRAIN_GRACE_MS must be an integer ≥ 0 (got "-1")'],
   [{ BATCH_REPORT_INTERVAL_MS: '0' }, 'BATCH_REPORT_INTERVAL_MS must be an integer ≥ 1 (got "0")'],
   [{ BATCH_LOG_MAX_BYTES: '-1' }, 'BATCH_LOG_MAX_BYTES must be an integer ≥ 1 (got "-1")'],
+  // a result under the inline cap (64 KiB) is never kept by reference: the setting starts there
+  [{ BATCH_RESULT_MAX_BYTES: '1000' }, 'BATCH_RESULT_MAX_BYTES must be an integer ≥ 65536 (got "1000")'],
   [{ BATCH_NODE_LABELS: '=x' }, 'BATCH_NODE_LABELS must be k=v pairs separated by commas; the entry "=x" has no key (got "=x")'],
   [{ BATCH_NODE_NAME: '../etc' }, /^BATCH_NODE_NAME must be a node name: .* \(got "\.\.\/etc"\)$/],
   [{ BATCH_NODE_NAME: 'a/b' }, /BATCH_NODE_NAME must be a node name/],

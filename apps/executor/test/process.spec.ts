@@ -114,8 +114,8 @@ it('after kill -9 and a restart, reports what the previous incarnation ran as Fa
   expect((await jobOf(tb, 'orphan'))?.pending).toEqual([{ start: 0, end: 1, attempt: 2 }]);
 });
 
-it('on a graceful stop (SIGTERM) ends its running tasks NodeLost, so they are requeued without using a retry', async () => {
-  const ex = await launch('term-node', { BATCH_SERVICE_TOKEN: newServiceToken() });
+it('on a graceful stop (SIGTERM) with no drain grace ends its running tasks NodeLost at once, so they are requeued without using a retry', async () => {
+  const ex = await launch('term-node', { BATCH_SERVICE_TOKEN: newServiceToken(), BATCH_DRAIN_GRACE_MS: '0' });
   const pgid = await runLong(tb, 'term-node', 'drained', 'sleep 60', { cpu: 1000 });
   ex.child.kill('SIGTERM');
   expect(await ex.exited).toBe(0);

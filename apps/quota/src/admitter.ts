@@ -6,10 +6,11 @@
 import type { JobRecord, Queue, Tenant } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { admissionRefusal } from '@batchapi/scheduling';
-import { type Informer, mirrorByName, updateJobs, type WatchEvent } from '@batchapi/store';
+import { type Informer, mirrorByName, tenantAndQueues, updateJobs, type WatchEvent } from '@batchapi/store';
 import { inSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
+import { FinishedJobs } from './finished-jobs';
 
 @Injectable()
 export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -25,6 +26,8 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     /** What the time of each decision (`queuedAt`, `finishedAt`) comes from. @default systemClock */
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** The finished jobs' index the archiver reads, kept from this informer. @default one of its own */
+    @Optional() private readonly finished: FinishedJobs = new FinishedJobs(),
   ) {
     this.decided = new Counter({
       name: 'batch_quota_decisions_total',
@@ -54,6 +57,7 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
         onSync: (items) => {
           this.submitted.clear();
           for (const kv of items) if (kv.value.phase === 'Submitted') this.submitted.add(kv.value.id);
+          this.finished.sync(items.map((kv) => kv.value));
           this.kick();
         },
         onEvent: (ev: WatchEvent<JobRecord>) => {
@@ -61,6 +65,7 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
           if (id === undefined) return;
           if (ev.type === 'put' && ev.value?.phase === 'Submitted') this.submitted.add(id);
           else this.submitted.delete(id);
+          this.finished.put(id, ev.type === 'put' ? ev.value : undefined);
           this.kick();
         },
       }),
@@ -95,8 +100,12 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     for (let i = 0; i < ids.length; i += 60) {
       const batch = ids.slice(i, i + 60);
       try {
-        const decided = await updateJobs(this.ctx.store, batch, (job) => this.decision(job, this.clock.now()));
+        const unknown: JobRecord[] = [];
+        const decided = await updateJobs(this.ctx.store, batch, (job) => this.decision(job, this.clock.now(), unknown));
         for (const id of batch) this.submitted.delete(id);
+        // Jobs naming a tenant or queue these caches lack: the informers may not have delivered it yet
+        // (separate watches; a queue made just before its first job). Read them from etcd; decide again.
+        if (unknown.length) await this.resolve(unknown);
         for (const job of decided) {
           await inSpan(
             'quota.admit',
@@ -113,9 +122,40 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     }
   }
 
-  /** Queued, or Rejected with the reason; undefined once decided. Pure given the caches. */
-  private decision(job: JobRecord, now: number): JobRecord | undefined {
-    if (job.phase !== 'Submitted') return undefined;
+  /**
+   * Looks up in etcd the tenants and queues `jobs` name that the caches lack, adds those found to
+   * the caches, and hands the jobs back to be decided again, now knowing what etcd has: a name
+   * etcd lacks too is refused on the next pass.
+   */
+  private async resolve(jobs: readonly JobRecord[]): Promise<void> {
+    // still to decide, whatever the reads below do (a failed read is retried with the batch)
+    for (const job of jobs) this.submitted.add(job.id);
+    this.again = true;
+    for (const job of jobs) {
+      const stored = await tenantAndQueues(this.ctx.store, job.tenant, [job.queue]);
+      if (stored.tenant && !this.tenants.has(job.tenant)) this.tenants.set(job.tenant, stored.tenant);
+      if (stored.queues[0] && !this.queues.has(job.queue)) this.queues.set(job.queue, stored.queues[0]);
+      this.looked.add(job.id);
+    }
+  }
+  /** Jobs whose unknown tenant or queue was looked up in etcd: the next decision is final. */
+  private readonly looked = new Set<string>();
+
+  /**
+   * Queued, or Rejected with the reason; undefined once decided. Pure given the caches. A job
+   * naming a tenant or queue the caches lack is left undecided once (added to `unknown`, to be
+   * looked up in etcd), then refused if etcd lacks it too.
+   */
+  private decision(job: JobRecord, now: number, unknown: JobRecord[]): JobRecord | undefined {
+    if (job.phase !== 'Submitted') {
+      this.looked.delete(job.id);
+      return undefined;
+    }
+    if ((!this.tenants.has(job.tenant) || !this.queues.has(job.queue)) && !this.looked.has(job.id)) {
+      unknown.push(job);
+      return undefined;
+    }
+    this.looked.delete(job.id);
     const refusal = admissionRefusal(job, this.tenants.get(job.tenant), this.queues.get(job.queue), this.queues.values());
     return refusal ? { ...job, phase: 'Rejected', reason: refusal, pending: [], finishedAt: now } : { ...job, phase: 'Queued', queuedAt: now };
   }

@@ -9,19 +9,34 @@
  * finished jobs, and the next pass tries again (`BatchArchiveBacklog` alerts on the backlog).
  */
 import { type HistoryStore, isUnavailable } from '@batchapi/history';
-import { CLOCK, type Clock, HISTORY, SERVICE, serveElectedRole, type ServiceContext, sleepUnlessAborted, systemClock } from '@batchapi/runtime';
+import {
+  CLOCK,
+  type Clock,
+  FAILPOINTS,
+  failpoint,
+  HISTORY,
+  SERVICE,
+  serveElectedRole,
+  type ServiceContext,
+  sleepUnlessAborted,
+  systemClock,
+} from '@batchapi/runtime';
 import {
   type ArchiveBacklog,
   archivableJobs,
+  archivableJobsAmong,
   IDEMPOTENCY_HANDOVER_MS,
   archivableWorkflows,
   type Leadership,
+  type Versioned,
   putArchiveBacklog,
   readArchiveBatch,
   removeArchived,
   removeArchivedWorkflows,
 } from '@batchapi/store';
 import { inSpan, Metric } from '@batchapi/telemetry';
+import type { JobRecord } from '@batchapi/api';
+import { FinishedJobs } from './finished-jobs';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 
@@ -58,7 +73,20 @@ export const DEFAULT_ARCHIVE: ArchiveTuning = {
 };
 export const ARCHIVE_TUNING = Symbol('ArchiveTuning');
 
-/** Idempotency records of history dropped per statement by retention. */
+/**
+ * Most batches archived from one listing of etcd's jobs: listing them all costs as much as a few
+ * batches, so a pass reads once for up to 20 batches (10,000 jobs at the default batch size).
+ * A job changed since the listing is kept by its removal's compare and archived by a later pass.
+ */
+const PASS_BATCHES = 20;
+
+/**
+ * How often a pass lists every job instead of reading the finished jobs' index, in milliseconds:
+ * 10 minutes. The index comes from a watch; this bounds how long a job it missed could stay.
+ */
+export const FULL_LISTING_EVERY_MS = 600_000;
+
+/** Idempotency records (and kept blobs) of history dropped per statement by retention. */
 const IDEMPOTENCY_DROP_BATCH = 10_000;
 
 /** The backlog count is written again at least this often when unchanged, in milliseconds (admission trusts a count for 5 minutes). */
@@ -72,6 +100,8 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
   private readonly m: { archived: Counter; workflows: Counter; lag: Histogram; pending: Gauge; oldest: Gauge; failures: Counter; dropped: Counter };
   /** The backlog count last written to etcd, and when (CLOCK_MONOTONIC ms). */
   private published?: { finished: number; atMono: number };
+  /** When the archiver last listed every job (CLOCK_MONOTONIC ms); the first pass of a process does. */
+  private listedAt = Number.NEGATIVE_INFINITY;
   /** When retention last ran (CLOCK_MONOTONIC ms); it runs on the first pass of a term, then every `retentionEveryMs`. */
   private retainedAt = Number.NEGATIVE_INFINITY;
 
@@ -81,6 +111,8 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     @Inject(ARCHIVE_TUNING) private readonly tuning: ArchiveTuning,
     /** What a job's age is measured against (wall time: records keep wall timestamps). @default systemClock */
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** The finished jobs' index (kept from the admitter's jobs informer). @default none: every pass lists every job */
+    @Optional() private readonly finished?: FinishedJobs,
   ) {
     const registers = [ctx.registry];
     this.m = {
@@ -148,6 +180,11 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     const dropped = await this.history.dropHistoryBefore(this.clock.now() - this.tuning.historyRetentionMs);
     this.m.dropped.inc(dropped.length);
     if (dropped.length) this.ctx.log.info({ dropped: dropped.map((p) => p.name) }, 'history retention dropped old months');
+    // Blobs in the history database (kept logs) as old as the history dropped, in batches; an S3 bucket's own lifecycle rule ages its objects.
+    const blobsBefore = this.clock.now() - this.tuning.historyRetentionMs;
+    for (let n = IDEMPOTENCY_DROP_BATCH; n === IDEMPOTENCY_DROP_BATCH && !this.abort.signal.aborted;) {
+      n = await this.history.dropBlobsBefore(blobsBefore, IDEMPOTENCY_DROP_BATCH);
+    }
     // Idempotency records of archived jobs past the key TTL, in batches.
     const keysBefore = this.clock.now() - this.tuning.idempotencyTtlMs;
     for (let n = IDEMPOTENCY_DROP_BATCH; n === IDEMPOTENCY_DROP_BATCH && !this.abort.signal.aborted;) {
@@ -179,11 +216,15 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     if (await putArchiveBacklog(this.ctx.store, leadership.fence(), backlog)) this.published = { finished: backlog.finished, atMono: mono };
   }
 
-  /** One batch: returns true when it was full (more may be ready). */
+  /**
+   * One pass: lists etcd's jobs once and archives those ready, a batch (`batchSize`) at a time,
+   * up to `PASS_BATCHES` batches while the leadership holds. Returns true when it stopped with
+   * more ready (the next pass starts at once).
+   */
   private async pass(leadership: Leadership): Promise<boolean> {
-    const { store } = this.ctx;
     const now = this.clock.now();
-    const ready = await archivableJobs(store, now, this.tuning.afterMs, this.tuning.batchSize);
+    const limit = this.tuning.batchSize * PASS_BATCHES;
+    const ready = await this.readyJobs(now, limit);
     this.m.pending.set(ready.finished);
     await this.publishBacklog(leadership, {
       finished: ready.finished,
@@ -191,9 +232,32 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
       at: now,
     });
     this.m.oldest.set(ready.oldestFinishedAt === undefined ? 0 : Math.max(0, (now - ready.oldestFinishedAt) / 1000));
-    if (ready.jobs.length === 0) return false;
-    return inSpan('archive.batch', { attributes: { 'batch.archive.jobs': ready.jobs.length } }, async () => {
-      const entries = await readArchiveBatch(store, ready.jobs);
+    for (let i = 0; i < ready.jobs.length && leadership.held() && !this.abort.signal.aborted; i += this.tuning.batchSize) {
+      await this.archiveBatch(leadership, ready.jobs.slice(i, i + this.tuning.batchSize));
+    }
+    return ready.jobs.length === limit;
+  }
+
+  /**
+   * The jobs ready to archive and the backlog's figures: from the finished jobs' index (the
+   * candidates read from etcd), or by listing every job when the index is not synced or a full
+   * listing is due (every `FULL_LISTING_EVERY_MS`, in case the index missed a job).
+   */
+  private async readyJobs(now: number, limit: number): Promise<{ jobs: Array<Versioned<JobRecord>>; finished: number; oldestFinishedAt?: number }> {
+    const mono = this.clock.monotonic();
+    if (!this.finished?.ready || mono - this.listedAt >= FULL_LISTING_EVERY_MS) {
+      this.listedAt = mono;
+      return archivableJobs(this.ctx.store, now, this.tuning.afterMs, limit);
+    }
+    const candidates = this.finished.finishedBefore(now - this.tuning.afterMs, limit);
+    return { jobs: await archivableJobsAmong(this.ctx.store, candidates, now, this.tuning.afterMs), ...this.finished.stats() };
+  }
+
+  /** One batch: its groups and results read, written to history in one transaction, then removed from etcd (fenced). */
+  private async archiveBatch(leadership: Leadership, jobs: ReadonlyArray<Versioned<JobRecord>>): Promise<void> {
+    const { store } = this.ctx;
+    await inSpan('archive.batch', { attributes: { 'batch.archive.jobs': jobs.length } }, async () => {
+      const entries = await readArchiveBatch(store, jobs);
       await this.history.archiveJobs(
         entries.map((e) => ({
           job: e.job.value,
@@ -210,6 +274,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
             : {}),
         })),
       );
+      failpoint(FAILPOINTS.ArchiverAfterHistoryWrite);
       // Granted after history holds the keys: their etcd copies outlive every lookup that missed them there.
       const keyLease = entries.some((e) => e.idempotency) ? await store.grantExpiringLease(Math.ceil(this.tuning.idempotencyHandoverMs / 1000)) : undefined;
       const removed = await removeArchived(store, leadership.fence(), entries, keyLease);
@@ -219,7 +284,6 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
       for (const e of entries) if (gone.has(e.job.value.id)) this.m.lag.observe(Math.max(0, (at - e.job.value.finishedAt!) / 1000));
       if (removed.kept)
         this.ctx.log.info({ kept: removed.kept }, 'archived jobs changed or the fence was lost before removal; a later pass archives them again');
-      return ready.jobs.length === this.tuning.batchSize;
     });
   }
 }

@@ -8,6 +8,8 @@ import { RETENTION_TUNING, RetentionService, type RetentionTuning } from './rete
 import { ARCHIVE_TUNING, ArchiverService, type ArchiveTuning } from './archiver.service';
 import { HistoryStore, migrate } from '@batchapi/history';
 import { WorkflowController } from './workflow-controller';
+import { SCHEDULE_TUNING, ScheduleController, type ScheduleTuning } from './schedule-controller';
+import { FinishedJobs } from './finished-jobs';
 
 export interface QuotaOptions {
   /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
@@ -23,6 +25,8 @@ export interface QuotaOptions {
   historyUrl?: string;
   /** Archiving. @default from `BATCH_ARCHIVE_AFTER`, else 60 s after the end */
   archive?: Partial<ArchiveTuning>;
+  /** The schedule controller (cron jobs and workflows). @default one pass a second, no hook */
+  schedules?: Partial<ScheduleTuning>;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
@@ -44,7 +48,11 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
     onLeaseLost: opts.onLeaseLost,
     providers: [
       Admitter,
+      // the finished jobs' index: kept from the admitter's jobs informer, read by the archiver
+      FinishedJobs,
       WorkflowController,
+      ScheduleController,
+      { provide: SCHEDULE_TUNING, useValue: opts.schedules ?? {} },
       RetentionService,
       { provide: RETENTION_TUNING, useValue: { ...env.retention, ...opts.retention } },
       { provide: CLOCK, useValue: opts.clock ?? systemClock },

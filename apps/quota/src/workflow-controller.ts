@@ -18,12 +18,13 @@ import {
   type WorkflowRecord,
   type WorkflowStep,
 } from '@batchapi/api';
-import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
+import { ElectedLoop } from './elected-loop';
 
 // The labels every step job carries belong to the workflow vocabulary (admission validates steps with them).
 export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
@@ -33,7 +34,6 @@ const TICK_MS = 1000;
 
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
-  leadership?: Leadership;
   private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
   /** Phase of each step job, by job id (only jobs labelled with a workflow). */
   private readonly jobs = new Map<string, JobPhase>();
@@ -41,10 +41,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private informers: Informer[] = [];
   /** Per unfinished workflow: the informer over its step jobs (a promise while it starts). */
   private readonly stepInformers = new Map<string, Promise<Informer | undefined>>();
-  private readonly abort = new AbortController();
-  private loop?: Promise<void>;
-  private wake?: () => void;
-  private readonly m: { isLeader: Gauge; submitted: Counter; finished: Counter };
+  private readonly elected: ElectedLoop;
+  private readonly m: { submitted: Counter; finished: Counter };
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -52,8 +50,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {
     const registers = [ctx.registry];
+    const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
+    this.elected = new ElectedLoop(ctx, { role: 'workflows', title: 'workflow controller', isLeader });
     this.m = {
-      isLeader: new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers }),
       submitted: new Counter({ name: 'batch_workflow_steps_submitted_total', help: 'Workflow steps submitted as jobs', registers }),
       finished: new Counter({
         name: 'batch_workflows_finished_total',
@@ -84,21 +83,23 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         },
       }),
     );
-    this.loop = this.lead();
+    this.elected.start((l) => this.reconcileWhileLeader(l));
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.abort.abort();
-    this.wake?.();
-    await this.leadership?.resign();
-    await this.loop?.catch(() => undefined);
+    await this.elected.stop();
     await Promise.all(this.informers.map((i) => i.stop()));
     await Promise.all([...this.stepInformers.keys()].map((id) => this.unwatchSteps(id)));
   }
 
+  /** The term this replica holds, or held last. */
+  get leadership(): Leadership | undefined {
+    return this.elected.leadership;
+  }
+
   /** Starts following the step jobs of a workflow (once). */
   private watchSteps(id: string): void {
-    if (this.stepInformers.has(id) || this.abort.signal.aborted) return;
+    if (this.stepInformers.has(id) || this.elected.stopping) return;
     const { store } = this.ctx;
     const started = store
       .inform<JobRecord>(store.keys.job(stepJobPrefix(id)), {
@@ -156,29 +157,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
 
   private kick(id: string): void {
     this.dirty.add(id);
-    this.wake?.();
-  }
-
-  private lead(): Promise<void> {
-    const { log } = this.ctx;
-    return serveElectedRole(this.ctx, 'workflows', this.abort.signal, {
-      elected: (l) => {
-        this.leadership = l;
-        log.info({ fence: l.createRevision }, 'became workflow controller leader');
-        this.m.isLeader.set(1);
-      },
-      lead: (l) => this.reconcileWhileLeader(l),
-      deposed: () => {
-        this.m.isLeader.set(0);
-        log.warn('lost workflow controller leadership');
-      },
-    });
+    this.elected.wakeUp();
   }
 
   private async reconcileWhileLeader(leader: Leadership): Promise<void> {
     // The tick is a wait (monotonic: a step of the wall clock must not skip or stall it); the first pass ticks at once.
     let lastTick = -Infinity;
-    while (!this.abort.signal.aborted && leader.held()) {
+    while (this.elected.leading(leader)) {
       const mono = this.clock.monotonic();
       if (mono - lastTick >= TICK_MS) {
         lastTick = mono;
@@ -195,19 +180,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         try {
           await this.reconcile(leader, id);
         } catch (err) {
-          this.ctx.log.warn({ err: (err as Error).message, workflow: id }, 'workflow reconcile failed; will retry');
           this.dirty.add(id);
           failed = true;
-          if (!(await leader.verify().catch(() => true))) return;
+          if (!(await this.elected.failed(leader, err, { workflow: id }, 'workflow reconcile'))) return;
         }
       }
       // Nothing left, or only failures (etcd trouble): wait for a change or the tick instead of spinning.
-      if (this.dirty.size === 0 || failed)
-        await new Promise<void>((r) => {
-          this.wake = r;
-          setTimeout(r, failed ? 200 : TICK_MS).unref();
-        });
-      this.wake = undefined;
+      if (this.dirty.size === 0 || failed) await this.elected.pause(failed ? 200 : TICK_MS);
     }
   }
 
@@ -302,7 +281,10 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       const from = step.map.fromStep;
       const source = wf.steps.find((s) => s.name === from);
       const sourceJob = source?.jobId ? await getJob(this.ctx.store, source.jobId) : undefined;
-      const items = sourceJob ? fanOutItems(sourceJob.value.spec.tasks, await listResults(this.ctx.store, sourceJob.value.id)) : [];
+      const results = sourceJob ? await listResults(this.ctx.store, sourceJob.value.id) : [];
+      // a result kept in the blob store (over 64 KiB) is not inlined into a job's items: the fan-out is refused
+      if (results.some((r) => r.ref)) return 'invalid';
+      const items = sourceJob ? fanOutItems(sourceJob.value.spec.tasks, results, source?.map !== undefined) : [];
       if (items.length === 0) return 'empty';
       body.items = items;
     }

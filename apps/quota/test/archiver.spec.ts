@@ -130,15 +130,21 @@ it('archives once a job a crashed pass had already written to history', async ()
   expect(listed.jobs.map((x) => x.id)).toEqual(['half-done']);
 });
 
-it('drops months of history older than the retention (90 days), whole, and keeps the recent ones', async () => {
+it('drops months of history older than the retention (90 days), whole, and keeps the recent ones; kept logs too', async () => {
   const old = finishedJob('long-ago', Date.now() - 200 * 86_400_000);
   const recent = finishedJob('recent', Date.now() - 86_400_000);
+  const log = { contentType: 'text/plain; charset=utf-8', contentEncoding: 'gzip' as const, sizeBytes: 1 };
+  await history.putBlob({ key: 'logs/long-ago/0000000000/000001/stdout', ...log, createdAt: Date.now() - 100 * 86_400_000 }, Buffer.from('x'));
+  await history.putBlob({ key: 'logs/recent/0000000000/000001/stdout', ...log, createdAt: Date.now() - 86_400_000 }, Buffer.from('y'));
   await history.archiveJobs([
     { job: old, groups: [], results: [] },
     { job: recent, groups: [], results: [] },
   ]);
   expect(await until(async () => (await history.getJob('long-ago')) === undefined)).toBe(true);
   expect((await history.getJob('recent'))?.id).toBe('recent');
+  // blobs older than the retention go by age, in the same retention pass (100 days > 90 days; 1 day kept)
+  expect(await until(async () => (await history.getBlob('logs/long-ago/0000000000/000001/stdout')) === undefined)).toBe(true);
+  expect((await history.getBlob('logs/recent/0000000000/000001/stdout'))?.body.toString()).toBe('y');
   // The drop commits before the archiver counts it: wait for the count too (a one-shot read raced it).
   const dropped = async () => /batch_history_partitions_dropped_total\{service="quota"\} [1-9]/.test(await (await fetch(`${suite.quota!.url}/metrics`)).text());
   expect(await until(dropped)).toBe(true);

@@ -1,6 +1,20 @@
 /** The scheduler's own settings: their schema over the environment (`SCHEDULER_ENV`) and the parsed `SchedulerConfig`. */
-import { configFromEnv, envNumber, parseEnv } from '@batchapi/runtime';
+import { NameSchema, ResourcePriceName } from '@batchapi/api';
+import { ConfigError, configFromEnv, envNumber, envString, parseEnv } from '@batchapi/runtime';
+import {
+  DEFAULT_TOPOLOGY_LEVELS,
+  parseTopologyLevels,
+  type PriorityAging,
+  type RepeatLimit,
+  type ResourcePrices,
+  type TopologyLevel,
+  TopologyLevelsError,
+} from '@batchapi/scheduling';
 import { z } from 'zod';
+
+/** `BATCH_TOPOLOGY_LEVELS` when unset: `DEFAULT_TOPOLOGY_LEVELS`. */
+export const DEFAULT_TOPOLOGY_LEVELS_SETTING = DEFAULT_TOPOLOGY_LEVELS.map((l) => (l.label ? `${l.name}=${l.label}` : l.name)).join(',');
+const MAX_TOPOLOGY_LEVELS = 8;
 
 /** The variables of a scheduler replica beyond every service's (docs/configuration.md, "scheduler"). */
 export const SCHEDULER_ENV = z.object({
@@ -11,6 +25,76 @@ export const SCHEDULER_ENV = z.object({
     unit: 'seconds',
     doc: 'Half-life of the usage history fair share counts; 0 counts only what queues hold now.',
   }),
+  BATCH_PRIORITY_AGING_PER_HOUR: envNumber({
+    default: 0,
+    min: 0,
+    int: false,
+    unit: 'priority points per hour',
+    doc: "Priority aging: points added to waiting work's effective priority per hour it waits (at most 1000000), for queues without their own priorityAgingPerHour; 0 turns aging off.",
+  }),
+  BATCH_PRIORITY_AGING_MAX: envNumber({
+    default: 0,
+    min: 0,
+    unit: 'priority points',
+    doc: 'Priority aging: most points aging adds (at most 2000), for queues without their own priorityAgingMax. A job that waits catches up with work ΔP higher only if this is ≥ ΔP.',
+  }),
+  BATCH_PREEMPT_EXEMPT_TIME: envNumber({
+    default: 60,
+    min: 0,
+    unit: 'seconds',
+    doc: 'Thrash damping: a task bound less than this long ago is never preempted for higher-priority work (Slurm PreemptExemptTime).',
+  }),
+  BATCH_RECLAIM_EXEMPT_TIME: envNumber({
+    default: 0,
+    min: 0,
+    unit: 'seconds',
+    doc: 'Thrash damping: a borrowed task bound less than this long ago is never reclaimed by its lender; 0 reclaims at once.',
+  }),
+  BATCH_PREEMPT_REPEAT_LIMIT: envNumber({
+    default: 3,
+    min: 0,
+    unit: 'preemptions',
+    doc: 'Thrash damping: a job stopped (preempted or reclaimed) in this many cycles within BATCH_PREEMPT_REPEAT_WINDOW is not stopped again until the oldest leaves the window; 0 turns it off.',
+  }),
+  BATCH_PREEMPT_REPEAT_WINDOW: envNumber({
+    default: 600,
+    min: 1,
+    unit: 'seconds',
+    doc: 'Thrash damping: the window of BATCH_PREEMPT_REPEAT_LIMIT.',
+  }),
+  BATCH_FAIR_SHARE_PRICES: envString({
+    default: '',
+    type: 'list of resource=price',
+    blankIsUnset: true,
+    check: (v) => pricesProblem(v),
+    doc: 'GPU-model-priced fair share: what fair share charges per core (`cpu`), GiB (`memory`), GPU (`gpu`) or GPU of a model (`gpu:H100`), e.g. `gpu:H100=4,gpu:A100=2.5,gpu:T4=0.5`; the priced resources count as their cost in the dominant share. Queues may set their own `prices`. Empty: plain DRF. At most 64 entries.',
+  }),
+  BATCH_BACKFILL_RESERVATIONS: envNumber({
+    default: 1,
+    min: 0,
+    unit: 'reservations',
+    doc: 'Backfill: most blocked pieces of work (first in queue order) that get a reservation each cycle — the nodes where they start soonest, which other work may use only if its timeoutSeconds ends it before (at most 100). 1 is EASY backfill; 0 turns reservations off.',
+  }),
+  BATCH_BACKFILL_RUNTIME_ESTIMATE: envNumber({
+    default: 3600,
+    min: 1,
+    unit: 'seconds',
+    doc: 'Backfill: how long a running task without timeoutSeconds is assumed to run, for queues not in BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES (at most 2592000). A task past it counts as ending now: the reservation waits for it.',
+  }),
+  BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES: envString({
+    default: '',
+    type: 'list of queue=seconds',
+    blankIsUnset: true,
+    check: (v) => estimatesProblem(v),
+    doc: 'Backfill: per-queue runtime estimates of tasks without timeoutSeconds, e.g. `train=86400,dev=600`, over BATCH_BACKFILL_RUNTIME_ESTIMATE. At most 256 entries, each 1 to 2592000 seconds.',
+  }),
+  BATCH_TOPOLOGY_LEVELS: envString({
+    default: DEFAULT_TOPOLOGY_LEVELS_SETTING,
+    type: 'list of level=label, top first',
+    blankIsUnset: true,
+    check: (v) => topologyProblem(v),
+    doc: "Topology-aware placement: the levels of the node tree, top first, each `name=label key` (a node's domain at that level is its label's value); the last may be a bare name, the node itself. A job's `topology.required` / `preferred` names one of them. At most 8 levels.",
+  }),
 });
 
 /** A scheduler replica's settings, as read from its environment. */
@@ -19,10 +103,121 @@ export interface SchedulerConfig {
   usageHalfLifeMs: number;
   /** The process lease TTL, in seconds (`BATCH_LEASE_TTL`, every service's): nodes are lost after it. @default 5 */
   leaseTtlSeconds: number;
+  /** Cluster-wide priority aging (`BATCH_PRIORITY_AGING_PER_HOUR`, `BATCH_PRIORITY_AGING_MAX`). @default off */
+  aging: PriorityAging;
+  /** Preemption exempt time, in milliseconds (`BATCH_PREEMPT_EXEMPT_TIME`, in seconds). @default 60000 */
+  protectMs: number;
+  /** Reclaim exempt time, in milliseconds (`BATCH_RECLAIM_EXEMPT_TIME`, in seconds). @default 0 */
+  reclaimProtectMs: number;
+  /** The repeat limit (`BATCH_PREEMPT_REPEAT_LIMIT`, `BATCH_PREEMPT_REPEAT_WINDOW` in seconds). @default 3 in 600000 ms */
+  repeat: RepeatLimit;
+  /** Cluster-wide fair-share prices (`BATCH_FAIR_SHARE_PRICES`). @default none (plain DRF) */
+  prices?: ResourcePrices;
+  /** Backfill with reservations (`BATCH_BACKFILL_*`). @default 1 reservation, 3600 s estimate for every queue */
+  backfill: BackfillConfig;
+  /** Topology levels, top first (`BATCH_TOPOLOGY_LEVELS`). @default block, rack (labels `topology.batchapi.io/block`, `/rack`), host (the node) */
+  topology: TopologyLevel[];
+}
+
+function topologyProblem(text: string): string | undefined {
+  try {
+    if (parseTopologyLevels(text).length > MAX_TOPOLOGY_LEVELS) return `must have at most ${MAX_TOPOLOGY_LEVELS} levels`;
+    return undefined;
+  } catch (err) {
+    if (err instanceof TopologyLevelsError) return err.problem;
+    throw err;
+  }
+}
+
+/** Backfill settings as configured. */
+export interface BackfillConfig {
+  /** Most reservations per cycle (`BATCH_BACKFILL_RESERVATIONS`); 0 = off. @default 1 */
+  maxReservations: number;
+  /** Runtime estimate of a task without `timeoutSeconds`, in seconds (`BATCH_BACKFILL_RUNTIME_ESTIMATE`). @default 3600 */
+  runtimeSeconds: number;
+  /** Per-queue estimates over it, in seconds (`BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES`). @default {} */
+  queueRuntimeSeconds: Record<string, number>;
+}
+
+const MAX_ESTIMATES = 256;
+const MAX_ESTIMATE_SECONDS = 30 * 24 * 3600;
+
+/** `queue=seconds` pairs, comma-separated: the estimates, or a message saying what is wrong. */
+export function parseRuntimeEstimates(text: string): Record<string, number> | string {
+  const out: Record<string, number> = {};
+  const entries = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  if (entries.length > MAX_ESTIMATES) return `must have at most ${MAX_ESTIMATES} entries`;
+  for (const e of entries) {
+    const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(e);
+    if (!m) return `must be queue=seconds pairs such as train=86400 (got "${e}")`;
+    if (!NameSchema.safeParse(m[1]).success) return `names "${m[1]}", which is not a queue name (lower-case letters, digits and "-", at most 63)`;
+    const seconds = Number(m[2]);
+    if (!Number.isInteger(seconds) || seconds < 1 || seconds > MAX_ESTIMATE_SECONDS)
+      return `must give each queue a whole number of seconds from 1 to ${MAX_ESTIMATE_SECONDS} (got "${m[2]}" for ${m[1]})`;
+    out[m[1]] = seconds;
+  }
+  return out;
+}
+
+function estimatesProblem(text: string): string | undefined {
+  const r = parseRuntimeEstimates(text);
+  return typeof r === 'string' ? r : undefined;
+}
+
+const MAX_PRICES = 64;
+
+/** `resource=price` pairs, comma-separated: the prices, or a message saying what is wrong. */
+export function parsePrices(text: string): ResourcePrices | string {
+  const out: Record<string, number> = {};
+  const entries = text
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  if (entries.length > MAX_PRICES) return `must have at most ${MAX_PRICES} entries`;
+  for (const e of entries) {
+    const m = /^([^=\s]+)\s*=\s*(\S+)$/.exec(e);
+    if (!m) return `must be resource=price pairs such as gpu:H100=4 (got "${e}")`;
+    if (!ResourcePriceName.test(m[1])) return `names an unknown resource "${m[1]}"; use cpu, memory, gpu, gpu:<model> or domain/name`;
+    const price = Number(m[2]);
+    if (!Number.isFinite(price) || price < 0 || price > 1e6) return `must give each resource a price from 0 to 1000000 (got "${m[2]}" for ${m[1]})`;
+    out[m[1]] = price;
+  }
+  return out;
+}
+
+function pricesProblem(text: string): string | undefined {
+  const r = parsePrices(text);
+  return typeof r === 'string' ? r : undefined;
 }
 
 /** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
 export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
   const e = parseEnv(SCHEDULER_ENV, env);
-  return { usageHalfLifeMs: e.BATCH_USAGE_HALF_LIFE * 1000, leaseTtlSeconds: configFromEnv(env).leaseTtlSeconds };
+  const problems = [
+    ...(e.BATCH_PRIORITY_AGING_PER_HOUR > 1e6 ? ['BATCH_PRIORITY_AGING_PER_HOUR must be at most 1000000'] : []),
+    ...(e.BATCH_PRIORITY_AGING_MAX > 2000 ? ['BATCH_PRIORITY_AGING_MAX must be at most 2000 (the whole priority range)'] : []),
+    ...(e.BATCH_BACKFILL_RESERVATIONS > 100 ? ['BATCH_BACKFILL_RESERVATIONS must be at most 100'] : []),
+    ...(e.BATCH_BACKFILL_RUNTIME_ESTIMATE > MAX_ESTIMATE_SECONDS ? [`BATCH_BACKFILL_RUNTIME_ESTIMATE must be at most ${MAX_ESTIMATE_SECONDS}`] : []),
+  ];
+  if (problems.length) throw new ConfigError(problems);
+  return {
+    usageHalfLifeMs: e.BATCH_USAGE_HALF_LIFE * 1000,
+    leaseTtlSeconds: configFromEnv(env).leaseTtlSeconds,
+    aging: { perHour: e.BATCH_PRIORITY_AGING_PER_HOUR, max: e.BATCH_PRIORITY_AGING_MAX },
+    protectMs: e.BATCH_PREEMPT_EXEMPT_TIME * 1000,
+    reclaimProtectMs: e.BATCH_RECLAIM_EXEMPT_TIME * 1000,
+    repeat: { maxPreemptions: e.BATCH_PREEMPT_REPEAT_LIMIT, windowMs: e.BATCH_PREEMPT_REPEAT_WINDOW * 1000 },
+    ...(e.BATCH_FAIR_SHARE_PRICES ? { prices: parsePrices(e.BATCH_FAIR_SHARE_PRICES) as ResourcePrices } : {}),
+    topology: parseTopologyLevels(e.BATCH_TOPOLOGY_LEVELS),
+    backfill: {
+      maxReservations: e.BATCH_BACKFILL_RESERVATIONS,
+      runtimeSeconds: e.BATCH_BACKFILL_RUNTIME_ESTIMATE,
+      queueRuntimeSeconds: e.BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES
+        ? (parseRuntimeEstimates(e.BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES) as Record<string, number>)
+        : {},
+    },
+  };
 }

@@ -10,8 +10,12 @@ import {
   DEFAULT_MAX_JOBS_PER_CYCLE,
   drainDue,
   drainStops,
+  type HeldPreemption,
   type Plan,
+  type RepeatLimit,
+  type Reservation,
   scheduleSteps,
+  type SnapshotOptions,
   type ScheduleOptions,
   type Victim,
 } from '@batchapi/scheduling';
@@ -21,6 +25,9 @@ import type { CycleVersions, SchedulerCache } from './cache';
 import { EtcdPlanner, tasksBound } from './planner';
 
 export { DEFAULT_MAX_JOBS_PER_CYCLE } from '@batchapi/scheduling';
+
+/** The cluster-wide settings the snapshot applies: priority aging and fair-share prices (queues may override both), topology levels. */
+export type SnapshotPolicy = Pick<SnapshotOptions, 'aging' | 'prices' | 'topology'>;
 
 /** The snapshot a cycle decides on, and the revisions its writes compare. */
 export interface CycleView {
@@ -33,9 +40,9 @@ export interface CycleView {
  * by its caller). `history` is each queue's decayed past usage (see `decayUsage`); fair share
  * orders queues by what they hold now plus it.
  */
-export function takeSnapshot(cache: SchedulerCache, now: number, history?: ReadonlyMap<string, ResourceVector>): CycleView {
+export function takeSnapshot(cache: SchedulerCache, now: number, history?: ReadonlyMap<string, ResourceVector>, policy: SnapshotPolicy = {}): CycleView {
   const { state, versions } = cache.state();
-  return { snapshot: buildSnapshot(state, now, { history }), versions };
+  return { snapshot: buildSnapshot(state, now, { history, ...policy }), versions };
 }
 
 /**
@@ -78,6 +85,10 @@ export interface PreemptionTuning {
   protectMs: number;
   /** Victims a queue may lose per minute. @default 100 */
   perQueuePerMinute: number;
+  /** A borrowed task bound less than this long ago is never reclaimed, in milliseconds (`BATCH_RECLAIM_EXEMPT_TIME`). @default 0 */
+  reclaimProtectMs?: number;
+  /** A job stopped this often within the window is not stopped again (`BATCH_PREEMPT_REPEAT_LIMIT`, `_WINDOW`). @default off */
+  repeat?: RepeatLimit;
 }
 
 /** What a cycle did. */
@@ -87,6 +98,8 @@ export interface CycleOutcome {
   preempted?: Victim[];
   /** Borrowed tasks asked to stop so that their lenders get their quota back. */
   reclaimed?: Victim[];
+  /** Work preemption would have made room for, had thrash damping not protected the victims. */
+  held?: HeldPreemption[];
   units: number;
   refused: number;
   txns: number;
@@ -99,6 +112,8 @@ export interface CycleOutcome {
   cursor: number;
   /** The longest synchronous step of the cycle (snapshot, bound, place, plan, post-filter; it yields between them), in milliseconds. */
   longestPhaseMs: number;
+  /** Room held for blocked work from its expected start (backfill). @default [] */
+  reservations?: Reservation[];
 }
 
 /** The per-cycle bound on pending work (see `boundWork`). */
@@ -127,11 +142,13 @@ export async function runCycle(
   preemption?: ScheduleOptions['preemption'],
   history?: ReadonlyMap<string, ResourceVector>,
   backlog: BacklogBound = { maxJobs: DEFAULT_MAX_JOBS_PER_CYCLE },
+  policy: SnapshotPolicy = {},
+  backfill?: ScheduleOptions['backfill'],
 ): Promise<CycleOutcome> {
   let longestPhaseMs = 0;
   let started = performance.now();
-  const { snapshot, versions } = takeSnapshot(cache, now, history);
-  const steps = scheduleSteps(snapshot, { maxTasks, preemption, backlog });
+  const { snapshot, versions } = takeSnapshot(cache, now, history, policy);
+  const steps = scheduleSteps(snapshot, { maxTasks, preemption, backlog, ...(backfill ? { backfill } : {}) });
   let plan: Plan;
   for (;;) {
     const r = steps.next();
@@ -147,6 +164,8 @@ export async function runCycle(
   const base = {
     preempted: plan.preempted,
     reclaimed: plan.reclaimed,
+    held: plan.held ?? [],
+    reservations: plan.reservations ?? [],
     considered: plan.considered,
     deferred: plan.deferred,
     cursor: plan.cursor,

@@ -6,9 +6,24 @@
 import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { allocationsByNode, type Leadership, loadUsageHistory, quarantineNode, reapLostNode, saveUsageHistory, type UsageHistory } from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
-import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { allocationRatio, type ClusterSnapshot, decayUsage, dominantShare, fragmentedGpus, lostNodes, preemptionBudget } from '@batchapi/scheduling';
+import {
+  allocationRatio,
+  type ClusterSnapshot,
+  decayUsage,
+  fairShareOf,
+  fragmentedGpus,
+  lostNodes,
+  preemptionBudget,
+  type PriorityAging,
+  recordPreemptions,
+  type ResourcePrices,
+  repeatExempt,
+  type BackfillSettings,
+  type ScheduleOptions,
+  type TopologyLevel,
+} from '@batchapi/scheduling';
 import { countTasks, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
@@ -36,6 +51,14 @@ export interface SchedulerTuning {
   nodeLostAfterMs: number;
   /** Preemption: protection window and per-queue budget. */
   preemption: PreemptionTuning;
+  /** Cluster-wide priority aging (`BATCH_PRIORITY_AGING_*`), for queues without their own settings. @default off */
+  aging?: PriorityAging;
+  /** Cluster-wide fair-share prices (`BATCH_FAIR_SHARE_PRICES`). @default none (plain DRF) */
+  prices?: ResourcePrices;
+  /** Backfill with reservations (`BATCH_BACKFILL_*`). @default off when absent (`startScheduler` sets 1 reservation, 3600 s estimates) */
+  backfill?: BackfillSettings;
+  /** Topology levels, top first, that jobs' `topology` names (`BATCH_TOPOLOGY_LEVELS`). @default DEFAULT_TOPOLOGY_LEVELS */
+  topology?: readonly TopologyLevel[];
   /**
    * Half-life of the usage history fair share counts (`BATCH_USAGE_HALF_LIFE`, seconds), in
    * milliseconds; 0 = only what queues hold now. @default 3600000
@@ -48,7 +71,7 @@ export interface SchedulerTuning {
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
 @Injectable()
-export class SchedulerService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly cache: SchedulerCache;
   leadership?: Leadership;
   /**
@@ -67,6 +90,8 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   private missingSince = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
+  /** Times of recent stops per victim job, one per cycle (leader-local, within the repeat window). */
+  private jobStoppedAt = new Map<string, number[]>();
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
   private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
   /** Cycles run as leader, the durations of the last ones (ms) and the longest synchronous slice of any. */
@@ -85,6 +110,9 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
     oldest: Gauge;
     preempted: Counter;
     reclaimed: Counter;
+    stops: Counter;
+    held: Counter;
+    reservations: Gauge;
     nodeLost: Counter;
     quarantined: Counter;
   };
@@ -129,6 +157,24 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
         labelNames: ['queue'],
         registers,
       }),
+      stops: new Counter({
+        name: Metric.schedulerStops,
+        help: 'Running tasks asked to stop by a cycle, by their queue and reason (preempt, reclaim)',
+        labelNames: ['queue', 'reason'],
+        registers,
+      }),
+      held: new Counter({
+        name: Metric.schedulerPreemptionsHeld,
+        help: 'Tasks preemption would have stopped but thrash damping protected, by their queue and reason (exempt-time, repeat-limit)',
+        labelNames: ['queue', 'reason'],
+        registers,
+      }),
+      reservations: new Gauge({
+        name: Metric.schedulerReservations,
+        help: 'Reservations (backfill) the last cycle held for blocked work, by its queue',
+        labelNames: ['queue'],
+        registers,
+      }),
       quarantined: new Counter({
         name: Metric.nodeQuarantined,
         help: 'Nodes taken out of scheduling for repeated node failures, by node and cause',
@@ -164,6 +210,19 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
   async onApplicationBootstrap(): Promise<void> {
     await this.cache.start();
     this.loop = this.lead();
+  }
+
+  /**
+   * Hands leadership over first thing on a stop (SIGTERM), before the HTTP server closes: the
+   * leader key is deleted (fenced by its create revision), so a standby's next campaign poll wins
+   * it instead of waiting out this process's lease TTL, and any write of this replica still in
+   * flight fails its fence in etcd.
+   */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.abort.abort();
+    const held = this.leadership?.held() ?? false;
+    await this.leadership?.resign();
+    if (held) this.ctx.log.info('resigned scheduler leadership: a standby takes over');
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -238,7 +297,7 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
       collect: () => {
         fairShare.reset();
         const s = snapshot();
-        for (const q of s.queues) fairShare.set({ queue: q.name }, dominantShare(s.fair.usage.get(q.name) ?? {}, s.fair.capacity, q.weight ?? 1));
+        for (const q of s.queues) fairShare.set({ queue: q.name }, fairShareOf(q.name, s.fair.usage.get(q.name) ?? {}, s.fair));
       },
     });
     const pendingTasks = new Gauge({
@@ -275,7 +334,37 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
 
   /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
   snapshotAt(now: number): ClusterSnapshot {
-    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined).snapshot;
+    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.policy()).snapshot;
+  }
+
+  /** The cluster-wide settings every snapshot applies (aging, fair-share prices, topology levels). */
+  private policy(): { aging?: PriorityAging; prices?: ResourcePrices; topology?: readonly TopologyLevel[] } {
+    return { aging: this.tuning.aging, prices: this.tuning.prices, ...(this.tuning.topology ? { topology: this.tuning.topology } : {}) };
+  }
+
+  /** The backfill settings of the cycles (for "why pending": the same reservations). */
+  backfillSettings(): BackfillSettings | undefined {
+    return this.tuning.backfill;
+  }
+
+  /** The preemption settings a cycle at `now` would use (budgets, exempt time, jobs at their repeat limit), without advancing them: for "why pending". */
+  preemptionAt(now: number): NonNullable<ScheduleOptions['preemption']> {
+    const p = this.tuning.preemption;
+    return {
+      budget: preemptionBudget(this.preemptedAt, now, p.perQueuePerMinute).budget,
+      protectMs: p.protectMs,
+      reclaimProtectMs: p.reclaimProtectMs ?? 0,
+      ...(p.repeat ? { exemptJobs: repeatExempt(this.jobStoppedAt, now, p.repeat).exempt } : {}),
+    };
+  }
+
+  /** Jobs at their repeat limit this cycle (and the stop times still in the window kept). */
+  private exemptJobsAt(now: number): ReadonlySet<string> | undefined {
+    const limit = this.tuning.preemption.repeat;
+    if (!limit) return undefined;
+    const { exempt, recent } = repeatExempt(this.jobStoppedAt, now, limit);
+    this.jobStoppedAt = recent;
+    return exempt;
   }
 
   /** Cycles run as leader so far, the durations of the last 1,000 (ms), and the longest synchronous phase of any (ms). For benchmarks and tests. */
@@ -408,9 +497,16 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
           leadership,
           now,
           this.tuning.maxTasksPerCycle,
-          { budget: this.preemptionBudget(now), protectMs: this.tuning.preemption.protectMs },
+          {
+            budget: this.preemptionBudget(now),
+            protectMs: this.tuning.preemption.protectMs,
+            reclaimProtectMs: this.tuning.preemption.reclaimProtectMs ?? 0,
+            exemptJobs: this.exemptJobsAt(now),
+          },
           history,
           { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor },
+          this.policy(),
+          this.tuning.backfill,
         );
         this.backlogCursor = out.cursor;
         if ((out.preempted?.length ?? 0) + (out.reclaimed?.length ?? 0) > 0) this.lastStopRevision = this.ctx.store.lastCommittedRevision;
@@ -425,8 +521,13 @@ export class SchedulerService implements OnApplicationBootstrap, OnApplicationSh
           for (const v of victims ?? []) {
             this.preemptedAt.set(v.task.queue, [...(this.preemptedAt.get(v.task.queue) ?? []), now]);
             counter.inc({ queue: v.task.queue });
+            this.m.stops.inc({ queue: v.task.queue, reason: counter === this.m.preempted ? 'preempt' : 'reclaim' });
           }
         }
+        if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, [...(out.preempted ?? []), ...(out.reclaimed ?? [])], now);
+        for (const h of out.held ?? []) for (const t of h.protectedTasks) this.m.held.inc({ queue: t.queue, reason: t.reason });
+        this.m.reservations.reset();
+        for (const r of out.reservations ?? []) this.m.reservations.inc({ queue: r.queue });
         this.m.lastCycle.set(this.clock.now() / 1000);
         this.recordCycle(performance.now() - started, out.longestPhaseMs);
         if (out.units === 0) {

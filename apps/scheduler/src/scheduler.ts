@@ -3,7 +3,8 @@ import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig,
 import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './scheduler.service';
 import { WhyController } from './why.controller';
 import { DEFAULT_MAX_JOBS_PER_CYCLE } from './cycle';
-import { schedulerConfigFromEnv } from './config';
+import { type BackfillConfig, schedulerConfigFromEnv } from './config';
+import type { BackfillSettings } from '@batchapi/scheduling';
 
 export interface SchedulerOptions {
   tuning?: Partial<SchedulerTuning>;
@@ -24,7 +25,11 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     maxTasksPerCycle: 100_000,
     maxJobsPerCycle: DEFAULT_MAX_JOBS_PER_CYCLE,
     nodeLostAfterMs: ttlMs + 2000,
-    preemption: { protectMs: 60_000, perQueuePerMinute: 100 },
+    preemption: { protectMs: env.protectMs, perQueuePerMinute: 100, reclaimProtectMs: env.reclaimProtectMs, repeat: env.repeat },
+    aging: env.aging,
+    ...(env.prices ? { prices: env.prices } : {}),
+    backfill: backfillSettings(env.backfill),
+    topology: env.topology,
     usageHalfLifeMs: env.usageHalfLifeMs,
     usageSaveMs: 10_000,
     ...opts.tuning,
@@ -37,4 +42,13 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     controllers: [WhyController],
     providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }, { provide: CLOCK, useValue: opts.clock ?? systemClock }],
   });
+}
+
+/**
+ * The backfill settings of a cycle: each queue's runtime estimate from the configuration. A
+ * history-learned estimate (e.g. the p90 of the queue's finished task durations, from the
+ * history store) plugs in here as another `runtimeSeconds`, with the configured one as fallback.
+ */
+export function backfillSettings(c: BackfillConfig): BackfillSettings {
+  return { maxReservations: c.maxReservations, runtimeSeconds: (queue) => c.queueRuntimeSeconds[queue] ?? c.runtimeSeconds };
 }

@@ -34,7 +34,12 @@ export class WhyController {
     const req = parseWith(SchedulerWhyRequestSchema, payload);
     const { cache } = this.scheduler;
     if (!cache.synced) throw new RpcException('the scheduler cache is not synced yet');
-    return explainJob(this.scheduler.snapshotAt(this.clock.now()), req.job, 'scheduler');
+    const now = this.clock.now();
+    const backfill = this.scheduler.backfillSettings();
+    return explainJob(this.scheduler.snapshotAt(now), req.job, 'scheduler', {
+      preemption: this.scheduler.preemptionAt(now),
+      ...(backfill ? { backfill } : {}),
+    });
   }
 
   /** `scheduler.queues`: the queue views (and one queue's positions) from the same snapshot, with the usage history fair share counts. */

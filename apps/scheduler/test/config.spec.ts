@@ -1,15 +1,108 @@
 /** The scheduler settings from its environment: defaults, coercion, and refusals that name the variable. */
-import { schedulerConfigFromEnv } from '../src';
+import { backfillSettings, schedulerConfigFromEnv } from '../src';
 
 it('defaults every setting when the environment is empty', () => {
-  expect(schedulerConfigFromEnv({})).toEqual({ usageHalfLifeMs: 3_600_000, leaseTtlSeconds: 5 });
+  expect(schedulerConfigFromEnv({})).toEqual({
+    usageHalfLifeMs: 3_600_000,
+    leaseTtlSeconds: 5,
+    aging: { perHour: 0, max: 0 },
+    protectMs: 60_000,
+    reclaimProtectMs: 0,
+    repeat: { maxPreemptions: 3, windowMs: 600_000 },
+    backfill: { maxReservations: 1, runtimeSeconds: 3600, queueRuntimeSeconds: {} },
+    topology: [{ name: 'block', label: 'topology.batchapi.io/block' }, { name: 'rack', label: 'topology.batchapi.io/rack' }, { name: 'host' }],
+  });
+});
+
+it('reads the topology levels, top first, and refuses a bad order naming the variable', () => {
+  expect(schedulerConfigFromEnv({ BATCH_TOPOLOGY_LEVELS: 'zone=example.com/zone, rack=example.com/rack, gpu-host' }).topology).toEqual([
+    { name: 'zone', label: 'example.com/zone' },
+    { name: 'rack', label: 'example.com/rack' },
+    { name: 'gpu-host' },
+  ]);
+  expect(schedulerConfigFromEnv({ BATCH_TOPOLOGY_LEVELS: 'rack=example.com/rack' }).topology).toEqual([{ name: 'rack', label: 'example.com/rack' }]);
+  expect(() => schedulerConfigFromEnv({ BATCH_TOPOLOGY_LEVELS: 'host,rack=example.com/rack' })).toThrow(
+    'BATCH_TOPOLOGY_LEVELS gives level "host" no label, but only the last level may be the node itself',
+  );
+  const many = Array.from({ length: 9 }, (_, i) => `l${i}=example.com/l${i}`).join(',');
+  expect(() => schedulerConfigFromEnv({ BATCH_TOPOLOGY_LEVELS: many })).toThrow('BATCH_TOPOLOGY_LEVELS must have at most 8 levels');
 });
 
 it('coerces seconds from their text', () => {
-  expect(schedulerConfigFromEnv({ BATCH_USAGE_HALF_LIFE: '0', BATCH_LEASE_TTL: '10' })).toEqual({ usageHalfLifeMs: 0, leaseTtlSeconds: 10 });
+  expect(schedulerConfigFromEnv({ BATCH_USAGE_HALF_LIFE: '0', BATCH_LEASE_TTL: '10' })).toMatchObject({ usageHalfLifeMs: 0, leaseTtlSeconds: 10 });
+});
+
+it('reads priority aging and thrash damping, seconds into milliseconds', () => {
+  expect(
+    schedulerConfigFromEnv({
+      BATCH_PRIORITY_AGING_PER_HOUR: '2.5',
+      BATCH_PRIORITY_AGING_MAX: '100',
+      BATCH_PREEMPT_EXEMPT_TIME: '120',
+      BATCH_RECLAIM_EXEMPT_TIME: '30',
+      BATCH_PREEMPT_REPEAT_LIMIT: '0',
+      BATCH_PREEMPT_REPEAT_WINDOW: '60',
+    }),
+  ).toMatchObject({
+    aging: { perHour: 2.5, max: 100 },
+    protectMs: 120_000,
+    reclaimProtectMs: 30_000,
+    repeat: { maxPreemptions: 0, windowMs: 60_000 },
+  });
+});
+
+it('refuses aging beyond its bounds, naming the variable', () => {
+  expect(() => schedulerConfigFromEnv({ BATCH_PRIORITY_AGING_MAX: '5000' })).toThrow('BATCH_PRIORITY_AGING_MAX must be at most 2000');
+  expect(() => schedulerConfigFromEnv({ BATCH_PRIORITY_AGING_MAX: '1.5' })).toThrow('BATCH_PRIORITY_AGING_MAX must be an integer ≥ 0 (got "1.5")');
+  expect(() => schedulerConfigFromEnv({ BATCH_PRIORITY_AGING_PER_HOUR: '2000000' })).toThrow('BATCH_PRIORITY_AGING_PER_HOUR must be at most 1000000');
 });
 
 it('refuses a bad value with a message naming the variable', () => {
   expect(() => schedulerConfigFromEnv({ BATCH_USAGE_HALF_LIFE: 'an hour' })).toThrow('BATCH_USAGE_HALF_LIFE must be a number ≥ 0 (got "an hour")');
   expect(() => schedulerConfigFromEnv({ BATCH_LEASE_TTL: '0' })).toThrow('BATCH_LEASE_TTL must be an integer ≥ 1 (got "0")');
+});
+
+it('reads fair-share prices, and refuses a malformed list naming the variable', () => {
+  expect(schedulerConfigFromEnv({}).prices).toBeUndefined();
+  expect(schedulerConfigFromEnv({ BATCH_FAIR_SHARE_PRICES: 'gpu:H100=4, gpu:T4=0.5,cpu=0.02' }).prices).toEqual({ 'gpu:H100': 4, 'gpu:T4': 0.5, cpu: 0.02 });
+  expect(() => schedulerConfigFromEnv({ BATCH_FAIR_SHARE_PRICES: 'gpu:H100' })).toThrow(
+    'BATCH_FAIR_SHARE_PRICES must be resource=price pairs such as gpu:H100=4 (got "gpu:H100")',
+  );
+  expect(() => schedulerConfigFromEnv({ BATCH_FAIR_SHARE_PRICES: 'disk=1' })).toThrow('BATCH_FAIR_SHARE_PRICES names an unknown resource "disk"');
+  expect(() => schedulerConfigFromEnv({ BATCH_FAIR_SHARE_PRICES: 'gpu=-1' })).toThrow(
+    'BATCH_FAIR_SHARE_PRICES must give each resource a price from 0 to 1000000 (got "-1" for gpu)',
+  );
+  const many = Array.from({ length: 65 }, (_, i) => `gpu:m${i}=1`).join(',');
+  expect(() => schedulerConfigFromEnv({ BATCH_FAIR_SHARE_PRICES: many })).toThrow('BATCH_FAIR_SHARE_PRICES must have at most 64 entries');
+});
+
+it('reads backfill settings, and refuses bad ones naming the variable', () => {
+  expect(
+    schedulerConfigFromEnv({
+      BATCH_BACKFILL_RESERVATIONS: '4',
+      BATCH_BACKFILL_RUNTIME_ESTIMATE: '600',
+      BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES: 'train=86400, dev=300',
+    }).backfill,
+  ).toEqual({ maxReservations: 4, runtimeSeconds: 600, queueRuntimeSeconds: { train: 86400, dev: 300 } });
+  expect(schedulerConfigFromEnv({ BATCH_BACKFILL_RESERVATIONS: '0' }).backfill.maxReservations).toBe(0);
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_RESERVATIONS: '101' })).toThrow('BATCH_BACKFILL_RESERVATIONS must be at most 100');
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_RUNTIME_ESTIMATE: '0' })).toThrow('BATCH_BACKFILL_RUNTIME_ESTIMATE must be an integer ≥ 1 (got "0")');
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_RUNTIME_ESTIMATE: '2592001' })).toThrow('BATCH_BACKFILL_RUNTIME_ESTIMATE must be at most 2592000');
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES: 'train' })).toThrow(
+    'BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES must be queue=seconds pairs such as train=86400 (got "train")',
+  );
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES: 'Train=60' })).toThrow(
+    'BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES names "Train", which is not a queue name',
+  );
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES: 'train=1.5' })).toThrow(
+    'BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES must give each queue a whole number of seconds from 1 to 2592000 (got "1.5" for train)',
+  );
+  const many = Array.from({ length: 257 }, (_, i) => `q${i}=60`).join(',');
+  expect(() => schedulerConfigFromEnv({ BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES: many })).toThrow(
+    'BATCH_BACKFILL_QUEUE_RUNTIME_ESTIMATES must have at most 256 entries',
+  );
+});
+
+it('gives each queue its runtime estimate, the configured default for the others', () => {
+  const b = backfillSettings({ maxReservations: 1, runtimeSeconds: 600, queueRuntimeSeconds: { train: 86400 } });
+  expect([b.runtimeSeconds('train'), b.runtimeSeconds('dev'), b.maxReservations]).toEqual([86400, 600, 1]);
 });

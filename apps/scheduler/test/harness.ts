@@ -1,6 +1,40 @@
-/** What the scheduler suites share: the node, queue, job and binding records they write and read. */
+/** What the scheduler suites share: an etcd with one scheduler on it, and the node, queue, job and binding records they write and read. */
 import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
-import type { EtcdStore } from '@batchapi/store';
+import type { RunningService } from '@batchapi/runtime';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { startScheduler, type SchedulerOptions } from '../src';
+
+/** A suite's etcd, its store client (queue `q` written) and its one scheduler; filled in `beforeAll`. */
+export interface SchedulerSuite {
+  etcd: LocalEtcd;
+  store: EtcdStore;
+  scheduler: RunningService;
+}
+
+/**
+ * Registers `beforeAll`/`afterAll` that start an etcd, write queue `q`, and start one scheduler
+ * on it (2 s lease, 100 ms idle / 5 ms busy cycles, logs at `TEST_LOG` or `error`), `tuning` and
+ * `clock` over those; and stop all three.
+ */
+export function useScheduler(o: { tuning?: SchedulerOptions['tuning']; clock?: SchedulerOptions['clock'] } = {}): SchedulerSuite {
+  const s = {} as SchedulerSuite;
+  beforeAll(async () => {
+    s.etcd = await startEtcd();
+    s.store = new EtcdStore({ endpoints: s.etcd.endpoints });
+    await putQueue(s.store);
+    s.scheduler = await startScheduler({
+      config: { etcdEndpoints: s.etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' },
+      tuning: { idleMs: 100, busyMs: 5, ...o.tuning },
+      ...(o.clock ? { clock: o.clock } : {}),
+    });
+  });
+  afterAll(async () => {
+    await s.scheduler?.close().catch(() => undefined);
+    await s.store?.close();
+    await s.etcd?.stop();
+  });
+  return s;
+}
 
 /** A registered node with `cpu` cores, `memoryBytes` (default 64 GiB) and `gpus` whole GPUs, no labels or taints. */
 export function nodeRecord(name: string, cpu: number, gpus = 0, memoryBytes = 64 * 2 ** 30): NodeRecord {

@@ -4,53 +4,34 @@
  * fake clock instead of sleeping through it (here an hour, skipped in a moment).
  */
 import type { Binding } from '@batchapi/api';
-import { FakeClock, type RunningService } from '@batchapi/runtime';
-import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
-import { startScheduler } from '../src';
+import { FakeClock } from '@batchapi/runtime';
+import { submitJob } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
-import { allBindings, nodeRecord, putNode, putQueue, queuedJob } from './harness';
+import { allBindings, nodeRecord, putNode, queuedJob, useScheduler } from './harness';
 
 const HOUR_MS = 60 * 60_000;
-let etcd: LocalEtcd;
-let store: EtcdStore;
-let scheduler: RunningService;
 // Stands still unless the test advances it: only the test moves the scheduler's time.
 const clock = new FakeClock(Date.now());
+const suite = useScheduler({ tuning: { nodeLostAfterMs: HOUR_MS }, clock });
 
 async function addNode(name: string, cpu: number) {
-  await putNode(store, nodeRecord(name, cpu, 0, 2 ** 36));
+  await putNode(suite.store, nodeRecord(name, cpu, 0, 2 ** 36));
 }
 
 function bindings(): Promise<Binding[]> {
-  return allBindings(store);
+  return allBindings(suite.store);
 }
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-  await putQueue(store);
-  scheduler = await startScheduler({
-    config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' },
-    tuning: { idleMs: 100, busyMs: 5, nodeLostAfterMs: HOUR_MS },
-    clock,
-  });
-});
-afterAll(async () => {
-  await scheduler?.close().catch(() => undefined);
-  await store?.close();
-  await etcd?.stop();
-});
 
 it('requeues a lost node’s tasks once nodeLostAfterMs has passed on its clock, not on the real one', async () => {
   await addNode('n1', 2);
-  await submitJob(store, { ...queuedJob('j', 2, { cpu: 1000 }), createdAt: clock.now() });
+  await submitJob(suite.store, { ...queuedJob('j', 2, { cpu: 1000 }), createdAt: clock.now() });
   const tasksOn = (bs: Binding[], node: string, attempt: number) =>
     bs.filter((b) => b.node === node && b.attempt === attempt).reduce((n, b) => n + b.end - b.start, 0);
   expect(tasksOn(await waitFor(bindings, (bs) => tasksOn(bs, 'n1', 1) === 2), 'n1', 1)).toBe(2);
 
   // n1 goes (its executor's lease expired); n2 has room for its tasks.
   await addNode('n2', 2);
-  await store.txn([], [{ delete: store.keys.node('n1') }]);
+  await suite.store.txn([], [{ delete: suite.store.keys.node('n1') }]);
   // A second of real time is about a hundred reap passes (one per idleMs / 10): none requeues,
   // since an hour has not passed on the scheduler's clock.
   await new Promise((r) => setTimeout(r, 1000));

@@ -80,11 +80,18 @@ export interface ErrorBody {
 export abstract class CodedError extends Error {
   /** Stable identifier of the failure, e.g. `store_unavailable`. */
   abstract readonly code: string;
+  /** Seconds after which trying again may succeed; unset when trying again as is cannot help. */
+  readonly retryAfterSeconds?: number;
 
-  constructor(message: string) {
-    super(message);
+  /**
+   * @param message - what went wrong, in the library's terms
+   * @param options - `cause`: the underlying error, if any; `retryAfterSeconds`: see the property
+   */
+  constructor(message: string, options: { cause?: unknown; retryAfterSeconds?: number } = {}) {
+    super(message, 'cause' in options ? { cause: options.cause } : undefined);
     // the concrete class's name (`StoreUnavailableError`…), as `Error` does for its own
     this.name = new.target.name;
+    if (options.retryAfterSeconds !== undefined) this.retryAfterSeconds = options.retryAfterSeconds;
   }
 }
 

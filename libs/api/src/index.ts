@@ -10,3 +10,5 @@ export * from './rpc';
 export * from './responses';
 export * from './openapi';
 export * from './label-selector';
+export * from './schedule';
+export * from './resubmit';

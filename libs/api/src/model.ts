@@ -86,6 +86,8 @@ export interface JobSpec {
   gangTimeoutSeconds?: number;
   /** Prefer the emptiest nodes instead of packing (e.g. for I/O-heavy tasks). @default false */
   spread?: boolean;
+  /** Topology-aware placement: every task in one domain of a level (`required`), or as few as fit (`preferred`). @default none */
+  topology?: JobTopology;
   /** Deadline of each attempt, seconds: then SIGTERM, the grace, SIGKILL, `DeadlineExceeded`. @default none */
   timeoutSeconds?: number;
   /** Container image of each task on the Kubernetes backend. @default the executor's BATCH_TASK_IMAGE */
@@ -94,6 +96,14 @@ export interface JobSpec {
   retry?: RetryPolicy;
   /** Per-task inputs (length `tasks`): task `i` sees `BATCH_MAP_ITEM` = JSON of `items[i]`. @default none */
   items?: unknown[];
+}
+
+/** A job's topology constraint: a level name of the scheduler's `BATCH_TOPOLOGY_LEVELS` (e.g. `rack`); one of the two is set. */
+export interface JobTopology {
+  /** Every task of a placement in one domain of this level, or the job waits. */
+  required?: string;
+  /** As few domains of this level as fit, falling back to the level above. */
+  preferred?: string;
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */
@@ -239,14 +249,29 @@ export interface GroupStatus extends TaskGroup {
   reporter?: ReporterToken;
 }
 
-/** Largest result a task may return through `BATCH_RESULT_PATH`, in bytes. */
+/**
+ * Largest result kept inline (in etcd, then in history's `results` rows), in bytes. A larger one
+ * is kept in the blob store and referenced (`TaskResult.ref`), up to the executor's
+ * `BATCH_RESULT_MAX_BYTES`; without a blob store it fails its task `ResultTooLarge`.
+ */
 export const MAX_RESULT_BYTES = 65536;
 
-/** A task's result at `results/{jobId}/{index}`: the JSON its last reporting attempt wrote. */
+/** Where a result too large to keep inline is: in the blob store, under the key of its job, index and attempt. */
+export interface ResultRef {
+  /** Bytes of its JSON. */
+  sizeBytes: number;
+  /** SHA-256 of its JSON, hex: what a reader can check the bytes against. */
+  sha256: string;
+}
+
+/** A task's result at `results/{jobId}/{index}`: the JSON its last reporting attempt wrote, inline or by reference. */
 export interface TaskResult {
   index: number;
   attempt: number;
-  value: unknown;
+  /** The result, when kept inline (at most `MAX_RESULT_BYTES` of JSON); absent with `ref`. */
+  value?: unknown;
+  /** Set when the result is kept in the blob store instead (`GET /v1/jobs/:id/results/:index` answers it). @default none */
+  ref?: ResultRef;
 }
 
 /** A GPU device found by `nvidia-smi`. */
@@ -267,6 +292,28 @@ export interface NodeRecord {
   /** Base URL of the executor's HTTP server (health, logs). */
   url: string;
   registeredAt: number;
+  /** How its executor limits attempts. @default absent: an executor older than this field, or a simulated node */
+  isolation?: NodeIsolation;
+  /**
+   * Set while its executor drains for a graceful stop (SIGTERM): the node takes no new work;
+   * its running tasks may finish until `deadline`, then are handed back `NodeLost`. Epoch ms.
+   * @default absent: not draining
+   */
+  draining?: { since: number; deadline: number };
+}
+
+/**
+ * How attempts are limited on a node: a cgroup per attempt (v2, with the controllers delegated
+ * to the executor; or v1), address-space rlimits, nothing, or the pod limits of Kubernetes.
+ */
+export const ISOLATION_KINDS = ['cgroup2', 'cgroup1', 'rlimit', 'none', 'kubernetes'] as const;
+export type NodeIsolationKind = (typeof ISOLATION_KINDS)[number];
+
+/** A node's isolation level as its executor reports it in its node record. */
+export interface NodeIsolation {
+  kind: NodeIsolationKind;
+  /** cgroup v2: the controllers enabled for the executor's cgroups (`cgroup.controllers`), e.g. `cpu`, `memory`, `pids`. @default absent */
+  controllers?: string[];
 }
 
 /** Resources held on a node by its live groups, at `alloc/{name}`. Every bind and release is a CAS on it. */
@@ -333,6 +380,12 @@ export interface Queue {
   pendingAgeSloSeconds?: number;
   /** Fair-share weight against the other queues. @default 1 */
   weight?: number;
+  /** Priority aging: points added to waiting work's effective priority per hour of waiting. @default the scheduler's cluster-wide setting */
+  priorityAgingPerHour?: number;
+  /** Priority aging: most points aging adds. @default the scheduler's cluster-wide setting */
+  priorityAgingMax?: number;
+  /** Prices fair share charges this queue's usage at (per core, GiB, GPU, GPU of a model), over the cluster-wide ones. @default none */
+  prices?: Record<string, number>;
 }
 
 /** Who a bearer token speaks for. */

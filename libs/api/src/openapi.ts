@@ -11,6 +11,7 @@ import {
   BulkSubmitAnswerSchema,
   ErrorBodySchema,
   HealthSchema,
+  JobCountsSchema,
   JobListSchema,
   JobResultsSchema,
   TaskListSchema,
@@ -43,6 +44,15 @@ import {
   SubmitJobSchema,
 } from './schemas';
 import { SubmitWorkflowSchema } from './workflow';
+import { ResubmitSchema } from './resubmit';
+import {
+  CreateScheduleSchema,
+  ListSchedulesQuerySchema,
+  ScheduleActionSchema,
+  ScheduleListSchema,
+  ScheduleTenantQuerySchema,
+  ScheduleViewSchema,
+} from './schedule';
 
 /** A JSON Schema or OpenAPI object, as plain JSON. */
 type Json = Record<string, unknown>;
@@ -111,6 +121,7 @@ const linksTo = (param: string, from: string, operationIds: Record<string, strin
   Object.fromEntries(Object.entries(operationIds).map(([link, operationId]) => [link, { operationId, parameters: { [param]: from } }]));
 const jobLinks = linksTo('id', '$response.body#/id', { GetJob: 'getJob', WhyJob: 'whyJob', JobResults: 'getJobResults', CancelJob: 'cancelJob' });
 const workflowLinks = linksTo('id', '$response.body#/id', { GetWorkflow: 'getWorkflow', CancelWorkflow: 'cancelWorkflow' });
+const scheduleLinks = linksTo('name', '$response.body#/name', { GetSchedule: 'getSchedule', DeleteSchedule: 'deleteSchedule' });
 const queueLinks = linksTo('name', '$request.path.name', { GetQueue: 'getQueue', DeleteQueue: 'deleteQueue' });
 const SUBMIT_ERRORS: ErrorCode[] = [
   'permission_denied',
@@ -210,12 +221,38 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       errors: ['permission_denied'],
       answers: ok('A page of jobs', JobListSchema),
     },
+    'GET /v1/jobs/events': {
+      operationId: 'jobCountEvents',
+      summary:
+        "Server-sent events: how many of the caller's jobs etcd holds in each phase, now and at every change of them (a change in any of those jobs); a page listing jobs reads GET /v1/jobs again on each",
+      headers: lastEventIdHeader,
+      errors: ['too_many_streams'],
+      answers: {
+        200: {
+          description: 'An event stream: `event: jobs`, `id:` the revision, `data:` the counts',
+          mediaType: 'text/event-stream',
+          events: { name: 'jobs', data: JobCountsSchema },
+        },
+      },
+    },
     'POST /v1/jobs:batch': {
       operationId: 'submitJobs',
       summary: 'Up to 1,000 submits, each with its own idempotency key and its own answer',
       body: BulkSubmitSchema,
       errors: ['overloaded'],
       answers: ok('One answer per job, in order: its status and the job, or the error', BulkSubmitAnswerSchema),
+    },
+    'POST /v1/jobs/{id}/resubmit': {
+      operationId: 'resubmitJob',
+      summary:
+        'A new job with the spec of this one (live or finished): the environment as stored, the same tenant and queue, labelled batch.resubmitted-from; committed before the answer',
+      errors: [...SUBMIT_ERRORS, 'not_found'],
+      ...idempotentSubmit(ResubmitSchema, {
+        schema: JobViewSchema,
+        location: 'The new job: /v1/jobs/{id}',
+        links: jobLinks,
+        retried: 'A retry with the same Idempotency-Key: the job the first resubmit created',
+      }),
     },
     'GET /v1/jobs/{id}': { operationId: 'getJob', summary: 'A job with its live task counts', errors: ['not_found'], answers: ok('The job', JobViewSchema) },
     'DELETE /v1/jobs/{id}': {
@@ -235,6 +272,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       summary: 'What tasks wrote to $BATCH_RESULT_PATH',
       errors: ['not_found'],
       answers: ok('Results by task index', JobResultsSchema),
+    },
+    'GET /v1/jobs/{id}/results/{index}': {
+      operationId: 'getTaskResult',
+      summary: "One task's result, inline or kept in the blob store (as JSON)",
+      errors: ['not_found'],
+      answers: ok('The JSON the task wrote to $BATCH_RESULT_PATH (any JSON value)', z.unknown()),
     },
     'GET /v1/jobs/{id}/tasks': {
       operationId: 'listJobTasks',
@@ -294,6 +337,63 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     },
   }),
 
+  ...operations('schedules', 'tenant', {
+    'POST /v1/schedules': {
+      operationId: 'createSchedule',
+      summary: 'Create a schedule: a cron job or cron workflow (five-field cron in an IANA time zone)',
+      body: CreateScheduleSchema,
+      errors: ['permission_denied', 'unknown_tenant', 'unknown_queue', 'conflict', 'workflow_cycle'],
+      answers: {
+        201: { description: 'Created', schema: ScheduleViewSchema, headers: { Location: 'The schedule: /v1/schedules/{name}' }, links: scheduleLinks },
+      },
+    },
+    'GET /v1/schedules': {
+      operationId: 'listSchedules',
+      summary: "The caller's schedules (every tenant's for operators)",
+      query: ListSchedulesQuerySchema,
+      errors: ['permission_denied'],
+      answers: ok('Schedules', ScheduleListSchema),
+    },
+    'GET /v1/schedules/{name}': {
+      operationId: 'getSchedule',
+      summary: 'A schedule: its cron, policy, last tick, missed ticks, running and recent instances',
+      query: ScheduleTenantQuerySchema,
+      errors: ['not_found', 'permission_denied'],
+      answers: ok('The schedule', ScheduleViewSchema),
+    },
+    'DELETE /v1/schedules/{name}': {
+      operationId: 'deleteSchedule',
+      summary: 'Delete a schedule; the jobs and workflows it started stay',
+      query: ScheduleTenantQuerySchema,
+      errors: ['not_found', 'permission_denied', 'conflict'],
+      answers: ok('The deleted schedule', ScheduleViewSchema),
+    },
+    'POST /v1/schedules/{name}/pause': {
+      operationId: 'pauseSchedule',
+      summary: 'Pause: no tick fires until resumed; running instances go on',
+      query: ScheduleTenantQuerySchema,
+      body: ScheduleActionSchema,
+      errors: ['not_found', 'permission_denied', 'conflict'],
+      answers: ok('The schedule as it is now', ScheduleViewSchema),
+    },
+    'POST /v1/schedules/{name}/resume': {
+      operationId: 'resumeSchedule',
+      summary: 'Resume from now: the ticks of the pause never fire',
+      query: ScheduleTenantQuerySchema,
+      body: ScheduleActionSchema,
+      errors: ['not_found', 'permission_denied', 'conflict'],
+      answers: ok('The schedule as it is now', ScheduleViewSchema),
+    },
+    'POST /v1/schedules/{name}/trigger': {
+      operationId: 'triggerSchedule',
+      summary: 'Start one instance now, whatever the cron and the concurrency policy (the controller starts it within a second)',
+      query: ScheduleTenantQuerySchema,
+      body: ScheduleActionSchema,
+      errors: ['not_found', 'permission_denied', 'conflict'],
+      answers: ok('The schedule, with the trigger pending', ScheduleViewSchema),
+    },
+  }),
+
   ...operations('queues', 'tenant', {
     'GET /v1/queues': {
       operationId: 'listQueues',
@@ -344,6 +444,18 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
 
   ...operations('nodes', 'operator', {
     'GET /v1/nodes': { operationId: 'listNodes', summary: 'Nodes: capacity, allocation, cordons', answers: ok('Nodes', NodeListSchema) },
+    'GET /v1/nodes/events': {
+      operationId: 'nodeEvents',
+      summary: 'Server-sent events: the nodes as GET /v1/nodes lists them, now and at every change of a node, its allocation or its cordon',
+      headers: lastEventIdHeader,
+      answers: {
+        200: {
+          description: 'An event stream: `event: nodes`, `id:` the revision, `data:` the nodes as `listNodes` answers them',
+          mediaType: 'text/event-stream',
+          events: { name: 'nodes', data: NodeListSchema },
+        },
+      },
+    },
     'POST /v1/nodes/{name}/cordon': {
       operationId: 'cordonNode',
       summary: 'No new work on the node',
@@ -504,11 +616,14 @@ const REQUEST_COMPONENTS: Record<string, z.ZodType> = {
   PutTenant: PutTenantSchema,
   Cordon: CordonSchema,
   Drain: DrainSchema,
+  CreateSchedule: CreateScheduleSchema,
+  Resubmit: ResubmitSchema,
 };
 const ANSWER_COMPONENTS: Record<string, z.ZodType> = {
   ErrorBody: ErrorBodySchema,
   Job: JobViewSchema,
   JobList: JobListSchema,
+  JobCounts: JobCountsSchema,
   SubmitJobsAnswer: BulkSubmitAnswerSchema,
   JobResults: JobResultsSchema,
   Why: WhyViewSchema,
@@ -520,6 +635,8 @@ const ANSWER_COMPONENTS: Record<string, z.ZodType> = {
   Tenant: TenantSchema,
   Node: NodeViewSchema,
   NodeList: NodeListSchema,
+  Schedule: ScheduleViewSchema,
+  ScheduleList: ScheduleListSchema,
 };
 
 function components(named: Record<string, z.ZodType>, io: 'input' | 'output'): { schemas: Json; refs: Map<z.ZodType, string> } {

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { ErrorCode, type ErrorBody } from './errors';
-import { JobPhase, type Tenant } from './model';
+import { ISOLATION_KINDS, JobPhase, type Tenant } from './model';
 import { type JobView, type NodeView, type QueueView, TASK_LIST_STATES, type TaskCounts, type TaskView, type UsageView, type WhyView } from './views';
 import { StepWhenSchema, type WorkflowView } from './workflow';
 
@@ -67,14 +67,32 @@ export const JobListSchema = z.strictObject({
   nextPageToken: z.string().optional(),
 });
 
+/**
+ * `GET /v1/jobs/events`: how many of the caller's jobs (every tenant's for operators) etcd holds
+ * in each phase — live jobs and finished ones not yet archived. A phase with none is absent.
+ */
+export const JobCountsSchema = z.strictObject({
+  counts: z.record(z.string(), z.number().int()),
+  /** Sum of `counts`. */
+  total: z.number().int(),
+});
+export type JobCountsView = z.infer<typeof JobCountsSchema>;
+
 /** `POST /v1/jobs:batch`: one answer per submitted job, in order. */
 export const BulkSubmitAnswerSchema = z.strictObject({
   results: z.array(z.strictObject({ status: z.number().int(), job: JobViewSchema.optional(), error: ErrorBodySchema.optional() })),
 });
 
+/** A result kept in the blob store (over `MAX_RESULT_BYTES`): its size and digest; `GET /v1/jobs/{id}/results/{index}` answers it. */
+export const ResultRefSchema = z.strictObject({
+  sizeBytes: z.number().int().min(0),
+  /** SHA-256 of the result's JSON, hex. */
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
 export const JobResultsSchema = z.strictObject({
-  /** Only tasks that wrote a result, by index. */
-  results: z.array(z.strictObject({ index: z.number().int(), value: z.unknown() })),
+  /** Only tasks that wrote a result, by index: `value` inline, or `ref` for one kept in the blob store. */
+  results: z.array(z.strictObject({ index: z.number().int(), value: z.unknown().optional(), ref: ResultRefSchema.optional() })),
 });
 
 export const TaskViewSchema = z.strictObject({
@@ -119,6 +137,9 @@ export const QueueViewSchema = z.strictObject({
   borrowingLimit: Resources.optional(),
   lendingLimit: Resources.optional(),
   maxPendingTasks: z.number().int().optional(),
+  priorityAgingPerHour: z.number().optional(),
+  priorityAgingMax: z.number().int().optional(),
+  prices: z.record(z.string(), z.number()).optional(),
   used: Resources,
   borrowed: Resources,
   positions: z.array(z.strictObject({ jobId: z.string(), position: z.number().int(), pendingTasks: z.number().int() })).optional(),
@@ -150,6 +171,7 @@ export const NodeViewSchema = z.strictObject({
   labels: StringMap,
   taints: z.array(z.strictObject({ key: z.string(), value: z.string().optional(), effect: z.string() })),
   gpus: z.number().int(),
+  gpuDevices: z.array(z.strictObject({ index: z.number().int(), model: z.string(), milliUsed: z.number().int() })),
   cordon: z
     .strictObject({
       reason: z.string(),
@@ -159,6 +181,8 @@ export const NodeViewSchema = z.strictObject({
       quarantine: z.strictObject({ cause: z.enum(['node_error', 'node_lost']), failures: z.number().int() }).optional(),
     })
     .optional(),
+  isolation: z.strictObject({ kind: z.enum(ISOLATION_KINDS), controllers: z.array(z.string()).optional() }).optional(),
+  draining: z.strictObject({ since: Instant, deadline: Instant }).optional(),
 });
 export const NodeListSchema = z.strictObject({ nodes: z.array(NodeViewSchema) });
 
@@ -182,6 +206,8 @@ export const WorkflowViewSchema = z.strictObject({
       dependsOn: z.array(z.string()),
       when: StepWhenSchema,
       criticalPath: z.number().int(),
+      /** A fan-out step: how many items it was given, or the step whose results it maps over. */
+      map: z.union([z.strictObject({ items: z.number().int() }), z.strictObject({ fromStep: z.string() })]).optional(),
     }),
   ),
 });

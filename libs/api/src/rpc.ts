@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { type JobRecord, type JobSpec, JobPhase } from './model';
-import { MAX_TASKS, NameSchema, SelectorSchema, TolerationsSchema } from './schemas';
+import { MAX_TASKS, NameSchema, SelectorSchema, TimeoutSecondsSchema, TolerationsSchema, TopologySchema } from './schemas';
 import type { QueueView, WhyView } from './views';
 
 /** `scheduler.why`: a scheduler replica explains why a job waits, from its live cache. */
@@ -19,12 +19,12 @@ export const SCHEDULER_WHY = 'scheduler.why';
  * changes where a task fits).
  */
 export type WhyJob = Pick<JobRecord, 'id' | 'tenant' | 'queue' | 'phase' | 'pending' | 'createdAt' | 'queuedAt' | 'cancelRequestedAt'> & {
-  spec: Pick<JobSpec, 'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread'>;
+  spec: Pick<JobSpec, 'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread' | 'timeoutSeconds' | 'topology'>;
 };
 
 /** The `WhyJob` of a job record. */
 export function whyJobOf(j: JobRecord): WhyJob {
-  const { resources, tasks, priority, selector, tolerations, gang, spread } = j.spec;
+  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology } = j.spec;
   return {
     id: j.id,
     tenant: j.tenant,
@@ -42,6 +42,8 @@ export function whyJobOf(j: JobRecord): WhyJob {
       ...(tolerations ? { tolerations } : {}),
       ...(gang !== undefined ? { gang } : {}),
       ...(spread !== undefined ? { spread } : {}),
+      ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
+      ...(topology !== undefined ? { topology } : {}),
     },
   };
 }
@@ -77,6 +79,8 @@ export const WhyJobSchema = z.strictObject({
     tolerations: TolerationsSchema.optional(),
     gang: z.boolean().optional(),
     spread: z.boolean().optional(),
+    timeoutSeconds: TimeoutSecondsSchema.optional(),
+    topology: TopologySchema.optional(),
   }),
 });
 

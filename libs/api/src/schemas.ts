@@ -58,6 +58,13 @@ export const MAX_TASKS = 10_000_000;
 const atMostEntries = (n: number, what: string) => [(r: Record<string, string>) => Object.keys(r).length <= n, `at most ${n} ${what}`] as const;
 
 /** A job's node selector (also checked on `scheduler.why` calls): at most `MAX_SELECTOR_ENTRIES` pairs. */
+/** Deadline of an attempt, in whole seconds: 1 s to 30 days. */
+export const TimeoutSecondsSchema = z
+  .number()
+  .int()
+  .min(1)
+  .max(30 * 24 * 3600);
+
 export const SelectorSchema = z.record(LabelKey, z.string().max(63)).refine(...atMostEntries(MAX_SELECTOR_ENTRIES, 'selector entries'));
 /** A job's tolerations (also checked on `scheduler.why` calls): at most `MAX_TOLERATIONS`. */
 export const TolerationsSchema = z
@@ -70,6 +77,27 @@ export const TolerationsSchema = z
     }),
   )
   .max(MAX_TOLERATIONS);
+
+/** A topology level a job names, e.g. `rack`: lower-case DNS label style (the scheduler's `BATCH_TOPOLOGY_LEVELS` says which exist). */
+export const TopologyLevelSchema = z
+  .string()
+  .min(1)
+  .max(63)
+  .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a topology level name such as "rack": lower-case letters, digits and "-"');
+
+/**
+ * Where a job's tasks may go in the node topology (blocks, racks, hosts): `required` keeps every
+ * task of a placement in one domain of that level (a gang waits otherwise); `preferred` packs
+ * them into as few domains of that level as fit, falling back up the tree. One of the two.
+ */
+export const TopologySchema = z
+  .strictObject({
+    /** Every task in one domain of this level, or wait. @default none */
+    required: TopologyLevelSchema.optional(),
+    /** As few domains of this level as fit; then the level above. @default none */
+    preferred: TopologyLevelSchema.optional(),
+  })
+  .refine((t) => (t.required === undefined) !== (t.preferred === undefined), 'set exactly one of required or preferred');
 
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
@@ -122,13 +150,10 @@ export const SubmitJobSchema = z.strictObject({
     .optional(),
   /** Prefer the emptiest nodes instead of packing. @default false */
   spread: z.boolean().optional(),
+  /** Topology-aware placement: `{"required": "rack"}` or `{"preferred": "rack"}` (see `TopologySchema`). @default none */
+  topology: TopologySchema.optional(),
   /** Deadline of each attempt in seconds. @default none */
-  timeoutSeconds: z
-    .number()
-    .int()
-    .min(1)
-    .max(30 * 24 * 3600)
-    .optional(),
+  timeoutSeconds: TimeoutSecondsSchema.optional(),
   /** Container image of each task on the Kubernetes backend (process executors ignore it). @default the executor's BATCH_TASK_IMAGE */
   image: z
     .string()
@@ -217,6 +242,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.gang ? { gang: true } : {}),
     ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
     ...(req.spread ? { spread: true } : {}),
+    ...(req.topology ? { topology: req.topology } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
     ...(req.image ? { image: req.image } : {}),
     ...(req.retry ? { retry: req.retry } : {}),
@@ -254,6 +280,9 @@ export const PutTenantSchema = z.strictObject({
   limits: TenantLimitsSchema.optional(),
 });
 
+/** A resource a price may be set for: `cpu`, `memory`, `gpu`, `gpu:<model>`, or an extended `domain/name`. */
+export const ResourcePriceName = /^(cpu|memory|gpu|gpu:[A-Za-z0-9._-]{1,63}|[a-z0-9.-]+\/[A-Za-z0-9._-]+)$/;
+
 const QueueFields = {
   tenant: NameSchema,
   /** Guaranteed resources of the queue's running tasks (and `gpu:<model>`); an absent resource is unlimited. @default {} */
@@ -270,6 +299,24 @@ const QueueFields = {
   pendingAgeSloSeconds: z.number().int().positive().max(31_536_000).optional(),
   /** Fair-share weight. @default 1 */
   weight: z.number().positive().max(1e6).optional(),
+  /** Priority aging: points added to the effective priority of waiting work per hour it waits. @default the scheduler's BATCH_PRIORITY_AGING_PER_HOUR (0: off) */
+  priorityAgingPerHour: z.number().nonnegative().max(1e6).optional(),
+  /** Priority aging: most points aging adds to a job's priority. @default the scheduler's BATCH_PRIORITY_AGING_MAX */
+  priorityAgingMax: z.number().int().nonnegative().max(2000).optional(),
+  /**
+   * Prices fair share charges this queue's usage at, over the scheduler's BATCH_FAIR_SHARE_PRICES: per core (`cpu`), GiB
+   * (`memory`), GPU (`gpu`) or GPU of a model (`gpu:H100`). At most 64 entries. @default the cluster-wide prices
+   */
+  prices: z
+    .record(z.string().max(128), z.number().nonnegative().max(1e6))
+    .superRefine((p, ctx) => {
+      const keys = Object.keys(p);
+      if (keys.length > 64) ctx.addIssue({ code: 'custom', message: 'at most 64 prices' });
+      for (const k of keys.slice(0, 64))
+        if (!ResourcePriceName.test(k))
+          ctx.addIssue({ code: 'custom', path: [k], message: 'unknown resource; price cpu, memory, gpu, gpu:<model> or a domain/name resource' });
+    })
+    .optional(),
 };
 
 /** `PUT /v1/queues/:name` body. */
@@ -296,6 +343,9 @@ export function toQueue(name: string, b: PutQueue, field = ''): Queue {
     ...(b.maxPendingTasks ? { maxPendingTasks: b.maxPendingTasks } : {}),
     ...(b.pendingAgeSloSeconds ? { pendingAgeSloSeconds: b.pendingAgeSloSeconds } : {}),
     ...(b.weight ? { weight: b.weight } : {}),
+    ...(b.priorityAgingPerHour !== undefined ? { priorityAgingPerHour: b.priorityAgingPerHour } : {}),
+    ...(b.priorityAgingMax !== undefined ? { priorityAgingMax: b.priorityAgingMax } : {}),
+    ...(b.prices && Object.keys(b.prices).length ? { prices: b.prices } : {}),
   };
 }
 

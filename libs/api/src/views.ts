@@ -1,5 +1,5 @@
 /** What the API answers about jobs: records turned into the shapes clients read. */
-import type { GroupStatus, JobPhase, JobRecord } from './model';
+import type { GroupStatus, JobPhase, JobRecord, NodeIsolationKind } from './model';
 import { formatResources } from './quantity';
 import { countTasks } from './ranges';
 
@@ -121,6 +121,11 @@ export interface QueueView {
   borrowingLimit?: Record<string, string | number>;
   lendingLimit?: Record<string, string | number>;
   maxPendingTasks?: number;
+  /** Priority aging of the queue's own, when set (else the scheduler's cluster-wide setting applies): points per hour waited, and the most added. */
+  priorityAgingPerHour?: number;
+  priorityAgingMax?: number;
+  /** The queue's own fair-share prices, when set (over the scheduler's BATCH_FAIR_SHARE_PRICES). */
+  prices?: Record<string, number>;
   /** What its running tasks hold (with `gpu:<model>` on nodes that name their GPU model). */
   used: Record<string, string | number>;
   /** What it holds beyond its nominal, borrowed from its cohort. */
@@ -145,8 +150,14 @@ export interface NodeView {
   labels: Record<string, string>;
   taints: Array<{ key: string; value?: string; effect: string }>;
   gpus: number;
+  /** Each GPU device: its index, model and the milli-GPU its tasks hold (0 free, 1000 full; between, shared by fractional tasks). */
+  gpuDevices: Array<{ index: number; model: string; milliUsed: number }>;
   /** An operator's cordon or drain, or the system's quarantine (with its cause and failure count). */
   cordon?: { reason: string; by: string; at: string; drainDeadline?: string; quarantine?: { cause: 'node_error' | 'node_lost'; failures: number } };
+  /** How its executor limits attempts (`NodeIsolation`); absent for simulated nodes and executors that do not report it. */
+  isolation?: { kind: NodeIsolationKind; controllers?: string[] };
+  /** Its executor is stopping (SIGTERM): no new work; running tasks may finish until `deadline`, then are requeued. */
+  draining?: { since: string; deadline: string };
 }
 
 /** States a task is listed in: a task attempt's state, or `Pending` for one not yet bound (waiting, or retrying after its backoff). */

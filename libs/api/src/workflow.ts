@@ -117,7 +117,13 @@ export interface WorkflowView extends Pick<WorkflowRecord, 'id' | 'name' | 'tena
   finishedAt: number | null;
   deadlineAt: number | null;
   traceId?: string;
-  steps: Array<Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & { jobId: string | null }>;
+  steps: Array<
+    Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & {
+      jobId: string | null;
+      /** A fan-out step (one array job, a task per item): how many items it was given, or the step whose results it maps over. @default absent: not a fan-out */
+      map?: { items: number } | { fromStep: string };
+    }
+  >;
 }
 
 export function workflowView(w: WorkflowRecord): WorkflowView {
@@ -132,6 +138,14 @@ export function workflowView(w: WorkflowRecord): WorkflowView {
     finishedAt: w.finishedAt ?? null,
     deadlineAt: w.deadlineAt ?? null,
     traceId: w.traceparent?.split('-')[1],
-    steps: w.steps.map((s) => ({ name: s.name, phase: s.phase, jobId: s.jobId ?? null, dependsOn: s.dependsOn, when: s.when, criticalPath: s.criticalPath })),
+    steps: w.steps.map((s) => ({
+      name: s.name,
+      phase: s.phase,
+      jobId: s.jobId ?? null,
+      dependsOn: s.dependsOn,
+      when: s.when,
+      criticalPath: s.criticalPath,
+      ...(s.map ? { map: 'items' in s.map ? { items: s.map.items.length } : { fromStep: s.map.fromStep } } : {}),
+    })),
   };
 }

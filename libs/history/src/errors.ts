@@ -21,12 +21,8 @@ export class HistoryUnavailableError extends HistoryError {
    * @param cause - the driver's error, if any
    * @param retryAfterSeconds - how long a caller should wait before trying again, in seconds. @default 5
    */
-  constructor(
-    message: string,
-    override readonly cause?: unknown,
-    readonly retryAfterSeconds = 5,
-  ) {
-    super(message);
+  constructor(message: string, cause?: unknown, retryAfterSeconds = 5) {
+    super(message, { cause, retryAfterSeconds });
   }
 }
 

@@ -22,6 +22,7 @@ import pg from 'pg';
 import { InvalidHistoryRequestError, asHistoryError } from './errors';
 import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from './partitions';
 import { inTransaction } from './transaction';
+import { type BlobInfo, dropBlobsBefore, getBlob, listBlobs, putBlob } from './blobs';
 import { MAX_USAGE_GROUPS, type UsageQuery, type UsageRow, usageRow, usageSql, type UsageSqlRow } from './usage';
 
 /** A finished job as the archiver reads it from etcd: its record, every group status of every attempt, its results. */
@@ -136,6 +137,11 @@ export function createHistoryPool(url: string, opts: HistoryPoolOptions = {}): p
   return pool;
 }
 
+/** The key of one `{tenant, keyDigest}` in `HistoryStore.getIdempotencyMany`'s answer. */
+export function idempotencyLookupKey(tenant: string, keyDigest: string): string {
+  return `${tenant}\u0000${keyDigest}`;
+}
+
 const JOB_COLUMNS = `id, tenant, queue, name, phase, reason_code, reason_message, labels, spec, pending, succeeded, failed, cancelled, tasks,
   workflow_id, traceparent, created_at, queued_at, started_at, finished_at, cancel_requested_at`;
 const JOB_TYPES = `id text, tenant text, queue text, name text, phase text, reason_code text, reason_message text, labels jsonb, spec jsonb,
@@ -165,9 +171,10 @@ const UPSERT_IDEMPOTENCY = `INSERT INTO idempotency (tenant, key_digest, job_id,
   SELECT tenant, key_digest, job_id, request_hash, created_at FROM json_to_recordset($1::json)
     AS r(tenant text, key_digest text, job_id text, request_hash text, created_at timestamptz)
   ON CONFLICT (tenant, key_digest) DO NOTHING`;
-const UPSERT_RESULTS = `INSERT INTO results (job_id, finished_at, index, attempt, value)
-  SELECT job_id, finished_at, index, attempt, value FROM json_to_recordset($1::json) AS r(job_id text, finished_at timestamptz, index integer, attempt integer, value jsonb)
-  ON CONFLICT (job_id, finished_at, index) DO UPDATE SET attempt = EXCLUDED.attempt, value = EXCLUDED.value`;
+const UPSERT_RESULTS = `INSERT INTO results (job_id, finished_at, index, attempt, value, ref)
+  SELECT job_id, finished_at, index, attempt, value, ref FROM json_to_recordset($1::json)
+    AS r(job_id text, finished_at timestamptz, index integer, attempt integer, value jsonb, ref jsonb)
+  ON CONFLICT (job_id, finished_at, index) DO UPDATE SET attempt = EXCLUDED.attempt, value = EXCLUDED.value, ref = EXCLUDED.ref`;
 const UPSERT_WORKFLOWS = `INSERT INTO workflows (id, tenant, queue, name, phase, record, created_at, finished_at)
   SELECT id, tenant, queue, name, phase, record, created_at, finished_at FROM json_to_recordset($1::json)
     AS r(id text, tenant text, queue text, name text, phase text, record jsonb, created_at timestamptz, finished_at timestamptz)
@@ -286,6 +293,29 @@ export class HistoryStore {
   }
 
   /**
+   * The idempotency records of many keys in one statement (a submit's lookups batched): each
+   * `{tenant, keyDigest}` asked maps, by `idempotencyLookupKey`, to its record; keys with none
+   * are absent from the map.
+   */
+  async getIdempotencyMany(
+    keys: ReadonlyArray<{ tenant: string; keyDigest: string }>,
+  ): Promise<Map<string, { jobId: string; requestHash: string; createdAt: number }>> {
+    const out = new Map<string, { jobId: string; requestHash: string; createdAt: number }>();
+    if (!keys.length) return out;
+    const { rows } = await this.run('reading idempotency records', () =>
+      this.pool.query<{ tenant: string; key_digest: string; job_id: string; request_hash: string; created_at: Date }>(
+        `SELECT i.tenant, i.key_digest, i.job_id, i.request_hash, i.created_at
+           FROM idempotency i JOIN unnest($1::text[], $2::text[]) AS k(tenant, key_digest)
+             ON i.tenant = k.tenant AND i.key_digest = k.key_digest`,
+        [keys.map((k) => k.tenant), keys.map((k) => k.keyDigest)],
+      ),
+    );
+    for (const r of rows)
+      out.set(idempotencyLookupKey(r.tenant, r.key_digest), { jobId: r.job_id, requestHash: r.request_hash, createdAt: r.created_at.getTime() });
+    return out;
+  }
+
+  /**
    * The idempotency record of tenant `tenant`'s key digest `keyDigest` among archived jobs:
    * the job its first submit made, and that submit's request hash; undefined when none.
    */
@@ -313,6 +343,29 @@ export class HistoryStore {
       ),
     );
     return rowCount ?? 0;
+  }
+
+  /** Stores blob `info.key` (see `BlobInfo`), replacing any blob of that key, in one transaction. */
+  putBlob(info: BlobInfo, body: Buffer): Promise<void> {
+    return this.run('writing a blob', () => putBlob(this.pool, info, body));
+  }
+
+  /** Blob `key` with its bytes; undefined when none. */
+  getBlob(key: string): Promise<{ info: BlobInfo; body: Buffer } | undefined> {
+    return this.run('reading a blob', () => getBlob(this.pool, key));
+  }
+
+  /** The blobs whose key starts with `prefix`, in key order (bytewise), at most `limit` (1 to 1000). */
+  listBlobs(prefix: string, limit = 100): Promise<BlobInfo[]> {
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new InvalidHistoryRequestError(`limit must be an integer from 1 to ${MAX_PAGE_SIZE}, got ${limit}`, 'limit');
+    }
+    return this.run('listing blobs', () => listBlobs(this.pool, prefix, limit));
+  }
+
+  /** Blob retention: deletes the blobs put before `before` (epoch ms), at most `max` per call, oldest first; returns how many (call again while it returns `max`). */
+  dropBlobsBefore(before: number, max = 10_000): Promise<number> {
+    return this.run('dropping old blobs', () => dropBlobsBefore(this.pool, before, max));
   }
 
   /**
@@ -443,9 +496,13 @@ export class HistoryStore {
       const [index] = decodeCursor(page.cursor, (v): v is [number] => v.length === 1 && Number.isSafeInteger(v[0]));
       where.push(`index > ${p(index)}::integer`);
     }
-    const sql = `SELECT index, attempt, value FROM results WHERE ${where.join(' AND ')} ORDER BY index LIMIT ${p(limit + 1)}`;
-    const { rows } = await this.run('listing results', () => this.pool.query<TaskResult>(sql, params));
-    const results = rows.slice(0, limit).map((r) => ({ index: r.index, attempt: r.attempt, value: r.value }));
+    const sql = `SELECT index, attempt, value, ref FROM results WHERE ${where.join(' AND ')} ORDER BY index LIMIT ${p(limit + 1)}`;
+    const { rows } = await this.run('listing results', () =>
+      this.pool.query<{ index: number; attempt: number; value: unknown; ref: TaskResult['ref'] | null }>(sql, params),
+    );
+    const results: TaskResult[] = rows
+      .slice(0, limit)
+      .map((r) => (r.ref ? { index: r.index, attempt: r.attempt, ref: r.ref } : { index: r.index, attempt: r.attempt, value: r.value }));
     return rows.length > limit ? { results, nextCursor: encodeCursor([results[results.length - 1].index]) } : { results };
   }
 
@@ -619,7 +676,14 @@ function taskRow(job: JobRecord, g: GroupStatus, i: number) {
 
 function resultRows(job: JobRecord, results: readonly TaskResult[]) {
   const byIndex = new Map(results.map((r) => [r.index, r]));
-  return [...byIndex.values()].map((r) => ({ job_id: job.id, finished_at: iso(job.finishedAt), index: r.index, attempt: r.attempt, value: r.value ?? null }));
+  return [...byIndex.values()].map((r) => ({
+    job_id: job.id,
+    finished_at: iso(job.finishedAt),
+    index: r.index,
+    attempt: r.attempt,
+    value: r.value ?? null,
+    ref: r.ref ?? null,
+  }));
 }
 
 function jobRecord(r: JobRow): JobRecord {

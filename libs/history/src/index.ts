@@ -6,6 +6,7 @@
  * tests and `batch dev` (`startPostgres`).
  */
 export * from './history-store';
+export { BLOB_CHUNK_BYTES, type BlobInfo, MAX_BLOB_KEY_LENGTH } from './blobs';
 export { MIGRATIONS_DIR, MIGRATIONS_TABLE, migrate, type MigrateOptions } from './migrate';
 export * from './partitions';
 export * from './postgres-server';

@@ -4,7 +4,15 @@
  * with the state filter, and the typed errors (unavailable, invalid request).
  */
 import { type JobRecord, parseLabelSelector } from '@batchapi/api';
-import { createHistoryPool, HistoryStore, HistoryUnavailableError, InvalidHistoryRequestError, type JobHistoryFilter, migrate } from '@batchapi/history';
+import {
+  createHistoryPool,
+  HistoryStore,
+  HistoryUnavailableError,
+  idempotencyLookupKey,
+  InvalidHistoryRequestError,
+  type JobHistoryFilter,
+  migrate,
+} from '@batchapi/history';
 import { createServer } from 'node:net';
 import pg from 'pg';
 import { archived, finishedJob, group, T0, usePostgres } from './history-fixture';
@@ -112,6 +120,22 @@ describe('idempotency records of archived jobs', () => {
     expect(await history.dropIdempotencyBefore(T0 - 11 * MINUTE)).toBe(0);
     expect(await history.dropIdempotencyBefore(T0)).toBe(1);
     expect(await history.getIdempotency('keys', 'd1')).toBeUndefined();
+  });
+
+  it('answers many keys in one statement: the ones it has, by tenant and digest, and none for the rest', async () => {
+    await history.archiveJobs([
+      { ...archived(finishedJob('many-1', { tenant: 'many' })), idempotency: { keyDigest: 'm1', requestHash: 'h1', createdAt: T0 } },
+      { ...archived(finishedJob('many-2', { tenant: 'many' })), idempotency: { keyDigest: 'm2', requestHash: 'h2', createdAt: T0 } },
+    ]);
+    const found = await history.getIdempotencyMany([
+      { tenant: 'many', keyDigest: 'm1' },
+      { tenant: 'many', keyDigest: 'm2' },
+      { tenant: 'many', keyDigest: 'absent' },
+      { tenant: 'other', keyDigest: 'm1' },
+    ]);
+    expect([...found.keys()].sort()).toEqual([idempotencyLookupKey('many', 'm1'), idempotencyLookupKey('many', 'm2')]);
+    expect(found.get(idempotencyLookupKey('many', 'm2'))).toEqual({ jobId: 'many-2', requestHash: 'h2', createdAt: T0 });
+    expect((await history.getIdempotencyMany([])).size).toBe(0);
   });
 });
 

@@ -2,7 +2,8 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { envEnum, envList, envNumber, envString, parseEnv } from './env';
+import type { BlobSettings } from '@batchapi/blobs';
+import { ConfigError, envEnum, envList, envNumber, envString, parseEnv } from './env';
 
 /** What a service process needs to start. */
 export interface ServiceConfig {
@@ -94,6 +95,48 @@ export function historyUrlFromEnv(env: NodeJS.ProcessEnv = process.env): { histo
   const e = parseEnv(HISTORY_ENV, env);
   return e.BATCH_HISTORY_URL ? { historyUrl: e.BATCH_HISTORY_URL } : {};
 }
+
+/** Where blobs (task logs) go: the variables of the services that write or read them (executor, admission). */
+export const BLOB_ENV = z.object({
+  BATCH_BLOB_STORE: envEnum(['auto', 'postgres', 's3', 'none'], {
+    default: 'auto',
+    doc: "Where ended attempts' logs are kept after their node: `postgres` (the history database, `BATCH_HISTORY_URL`), `s3` (an S3-compatible bucket, `BATCH_S3_*`; credentials from the AWS SDK's default chain, e.g. `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or the pod's role), `none` (on their node only); `auto`: `postgres` when `BATCH_HISTORY_URL` is set, else `none`.",
+  }),
+  BATCH_S3_BUCKET: envString({ blankIsUnset: true, doc: 'With `BATCH_BLOB_STORE=s3`: the bucket (it must exist).' }),
+  BATCH_S3_PREFIX: envString({ default: '', doc: 'With `BATCH_BLOB_STORE=s3`: prefix of every object key BatchAPI writes, e.g. `batchapi/prod/`.' }),
+  BATCH_S3_ENDPOINT: envString({
+    type: 'URL',
+    blankIsUnset: true,
+    defaultText: "AWS's endpoint of the region",
+    doc: 'With `BATCH_BLOB_STORE=s3`: URL of a non-AWS S3-compatible server (path-style requests are then used).',
+  }),
+  BATCH_S3_REGION: envString({ default: 'us-east-1', doc: "With `BATCH_BLOB_STORE=s3`: the bucket's region." }),
+});
+
+/** Blob settings (`BlobSettings` of `@batchapi/blobs`) from `BLOB_ENV` and `BATCH_HISTORY_URL`; a bad combination throws `ConfigError` naming the variable. */
+export function blobSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): BlobSettings {
+  const e = parseEnv(BLOB_ENV, env);
+  const { historyUrl } = historyUrlFromEnv(env);
+  const kind = e.BATCH_BLOB_STORE === 'auto' ? (historyUrl ? 'postgres' : 'none') : e.BATCH_BLOB_STORE;
+  if (kind === 'postgres') {
+    if (!historyUrl) throw new ConfigError(['BATCH_BLOB_STORE=postgres needs BATCH_HISTORY_URL (the history database holds the blobs)']);
+    return { kind, historyUrl };
+  }
+  if (kind === 's3') {
+    if (!e.BATCH_S3_BUCKET) throw new ConfigError(['BATCH_S3_BUCKET must be set with BATCH_BLOB_STORE=s3']);
+    return {
+      kind,
+      bucket: e.BATCH_S3_BUCKET,
+      prefix: e.BATCH_S3_PREFIX,
+      region: e.BATCH_S3_REGION,
+      ...(e.BATCH_S3_ENDPOINT ? { endpoint: e.BATCH_S3_ENDPOINT } : {}),
+    };
+  }
+  return { kind: 'none' };
+}
+
+/** Nest provider token of the blob store (`BlobStore` of `@batchapi/blobs`), provided only when one is configured. */
+export const BLOBS = Symbol('BlobStore');
 
 /** Nest provider token of the history store (`HistoryStore` of `@batchapi/history`), provided only when `BATCH_HISTORY_URL` is set. */
 export const HISTORY = Symbol('HistoryStore');

@@ -8,3 +8,4 @@ export * from './clock';
 export * from './fake-clock';
 export * from './sleep';
 export * from './readiness';
+export * from './failpoints';

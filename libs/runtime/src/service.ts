@@ -104,6 +104,11 @@ export interface RunServiceOptions {
    * (`members/{service}/{instance}`), where callers find it. @default false
    */
   rpc?: boolean;
+  /**
+   * Called once the service's routes and hooks are in place, before it listens: to register
+   * Fastify plugins of its own (admission serves the console's static files here). @default none
+   */
+  beforeListen?: (app: NestFastifyApplication) => Promise<void>;
 }
 
 /** Where a service process is reached: its member record in etcd, on its process lease. */
@@ -132,6 +137,11 @@ export interface RunningService {
   url: string;
   /** Every HTTP route it serves, as registered with Fastify (the automatic HEAD of each GET included). */
   routes: readonly ServiceRoute[];
+  /**
+   * The first half of a graceful stop, which `serviceMain` awaits on SIGTERM before `close` (the
+   * executor drains its node here); SIGINT skips it. @default none: `close` at once
+   */
+  drain?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -286,6 +296,7 @@ export async function runService(opts: RunServiceOptions): Promise<RunningServic
     server.maxConnections = RPC_MAX_CONNECTIONS;
     member.rpc = `${config.advertiseHost}:${(server.address() as AddressInfo).port}`;
   }
+  await opts.beforeListen?.(app);
   await app.listen(config.port, config.host);
   const addr = app.getHttpServer().address() as { port: number };
   const url = `http://${config.host}:${addr.port}`;
@@ -415,7 +426,7 @@ function instrumentHttp(app: NestFastifyApplication, registry: Registry): void {
   });
 }
 
-/** Runs a service as the main of its process: stops cleanly on SIGINT/SIGTERM. */
+/** Runs a service as the main of its process: stops cleanly on SIGTERM (after its drain, if it has one) or SIGINT (at once). */
 export async function serviceMain(start: (onLeaseLost: () => void) => Promise<RunningService>): Promise<void> {
   try {
     const svc = await start(() => {
@@ -424,13 +435,15 @@ export async function serviceMain(start: (onLeaseLost: () => void) => Promise<Ru
       setTimeout(() => process.exit(75), 1000).unref();
       void shutdownTracing().finally(() => process.exit(75));
     });
-    const stop = async () => {
+    // SIGTERM (what an orchestrator sends) drains first; SIGINT (Ctrl-C) stops at once, also during a drain.
+    const stop = async (drain: boolean) => {
+      if (drain) await svc.drain?.().catch(() => undefined);
       await svc.close().catch(() => undefined);
       await shutdownTracing();
       process.exit(0);
     };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', () => void stop(false));
+    process.once('SIGTERM', () => void stop(true));
   } catch (err) {
     // A bad variable: its message says which and what to set, a stack trace would only hide it.
     if (err instanceof ConfigError) return exitOnConfigError(err);

@@ -6,13 +6,16 @@
  */
 import { countTasks, formatResources, GPU_MILLI, type ResourceVector, type WhyJob, type WhyView } from '@batchapi/api';
 import { DEFAULT_FILTERS } from './framework/profile';
-import { placeSnapshot } from './framework/schedule';
+import { placeSnapshot, type ScheduleOptions } from './framework/schedule';
 import type { ClusterSnapshot } from './framework/snapshot-builder';
 import type { StatusDetail } from './framework/status';
 import { placeTasks, type Unplaced } from './placement';
+import { boundOf, type Reservation } from './plugins/backfill';
 import { NodeSelector } from './plugins/node-selector';
+import { preemptionPass, type ProtectionReason } from './plugins/preemption';
+import type { PriorityAging } from './plugins/priority-aging';
 import { tasksThatFit } from './plugins/resource-fit';
-import { type NodeSnapshot, type PendingWork, type Toleration, toPendingWork } from './snapshot';
+import type { NodeSnapshot, PendingWork, Toleration } from './snapshot';
 
 /** The answer to "why pending". */
 export interface Explanation {
@@ -107,6 +110,8 @@ export function explainPending(
     messages.push(quota);
   }
   for (const b of blockers) messages.push(`${b.nodes} node${b.nodes === 1 ? '' : 's'}: ${b.reason}`);
+  // Topology: the level required and the roomiest domain of it (see `plugins/topology`).
+  for (const st of why?.statuses ?? []) if (st.code === 'TopologyUnfit') messages.push(st.reason);
   if (why?.gangBlocked) messages.push(`gang: all ${pending} tasks must start together; ${placeableNow} could start now`);
   if (placeableNow > 0 && !why?.gangBlocked) messages.push(`${placeableNow} of ${pending} pending tasks fit now and will be placed by the next cycle`);
   return {
@@ -129,7 +134,7 @@ export const MAX_COUNTERFACTUALS_PER_KIND = 4;
 
 /**
  * Tries the smallest changes, one at a time, on the same snapshot: at most
- * `MAX_COUNTERFACTUALS_PER_KIND` of each kind and the quota, so at most 13 placement passes
+ * `MAX_COUNTERFACTUALS_PER_KIND` of each kind, the topology and the quota, so at most 14 placement passes
  * whatever the job carries.
  */
 function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], headroom: ResourceVector | undefined, blockers: Explanation['blockers']): string[] {
@@ -157,6 +162,7 @@ function counterfactuals(work: PendingWork, nodes: readonly NodeSnapshot[], head
       tolerations: [...(work.tolerations ?? []), tol],
     });
   }
+  if (work.topology?.required) tryIt(`without topology required=${work.topology.required}`, { ...work, topology: undefined });
   if (headroom) tryIt('in a queue with free quota', work, true);
   return out;
 }
@@ -191,7 +197,7 @@ function soleSelectorMisses(work: PendingWork, nodes: readonly NodeSnapshot[]): 
  * and this job's outcome read from it, so the verdict is what placement would do; then its place
  * in its queue, the blocking reasons, and the counterfactuals (passes of this job alone).
  */
-export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView['explainedBy']): WhyView {
+export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView['explainedBy'], opts: ExplainOptions = {}): WhyView {
   const pendingTasks = countTasks(job.pending);
   if (!(job.phase === 'Queued' || job.phase === 'Running' || job.phase === 'Submitted') || pendingTasks === 0) {
     return {
@@ -207,10 +213,10 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
       explainedBy,
     };
   }
-  const mine = toPendingWork(job, s.now);
+  const mine = s.pendingOf(job);
   // A job not in the snapshot (just submitted, not yet queued) is explained as if it were.
   const work = s.work.some((w) => w.jobId === job.id) ? s.work : [...s.work, mine];
-  const { placements, unplaced, profile } = placeSnapshot(s, work);
+  const { placements, unplaced, profile, reservations } = placeSnapshot(s, work, opts.backfill ? { backfill: opts.backfill } : {});
   const outcome: PassOutcome = {
     placed: placements.reduce((n, p) => (p.jobId === job.id ? n + p.count : n), 0),
     unplaced: unplaced.find((u) => u.jobId === job.id),
@@ -220,12 +226,103 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
   const ahead = s.work.filter((w) => w.jobId !== job.id && w.queue === job.queue && profile.queueSort.compare(w, mine) < 0);
   const tasksAhead = ahead.reduce((n, w) => n + w.tasks, 0);
   const e = explainPending(mine, s.nodes, headroom, tasksAhead, outcome);
+  if (mine.basePriority !== undefined) e.messages.unshift(agingMessage(mine, s.now, s.agingOf(job.queue)));
+  const mineReserved = outcome.unplaced?.reservation;
+  if (mineReserved) e.messages.push(reservationMessage(mineReserved, mine, s.now));
+  else if (outcome.placed === 0 && reservations?.length) {
+    const held = heldElsewhere(mine, reservations, s);
+    if (held) e.messages.push(held);
+  }
+  if (opts.preemption && outcome.placed === 0 && outcome.unplaced && !outcome.unplaced.quotaLimited) {
+    const held = protectionMessage(s, { ...mine, tasks: outcome.unplaced.tasks }, opts.preemption);
+    if (held) e.messages.push(held);
+  }
   if (s.cordonedNodes)
     e.messages.push(
       s.cordonedNodes === 1
         ? '1 node is cordoned by an operator and takes no new work'
         : `${s.cordonedNodes} nodes are cordoned by an operator and take no new work`,
     );
+  if (s.drainingNodes)
+    e.messages.push(
+      s.drainingNodes === 1
+        ? "1 node's executor is stopping (draining) and takes no new work"
+        : `${s.drainingNodes} nodes' executors are stopping (draining) and take no new work`,
+    );
   const blockers = e.blockers.map(({ reason, nodes }) => ({ reason, nodes }));
   return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, blockers, explainedBy };
+}
+
+/** "reserved: room on 2 nodes (a, c) for all 16 tasks from 2026-12-03T08:10:00.000Z, in 12m (ETA) …" */
+function reservationMessage(r: Reservation, w: PendingWork, now: number): string {
+  const names = r.nodes.map((n) => n.node);
+  const shown = names.length > 4 ? `${names.slice(0, 4).join(', ')}, …` : names.join(', ');
+  const what = w.gang ? `all ${r.tasks} tasks` : 'its next task';
+  const when =
+    r.start <= now
+      ? 'as soon as the tasks running past their expected end there stop (ETA: now)'
+      : `from ${new Date(r.start).toISOString()}, in ${formatWait(r.start - now)} (ETA, from running tasks' timeouts and runtime estimates)`;
+  return `reserved: room on ${names.length} node${names.length === 1 ? '' : 's'} (${shown}) for ${what} ${when}; other work runs there meanwhile only if its timeoutSeconds ends it before then`;
+}
+
+/** When reservations for other work hold nodes this work could use and it may run past their start, a line that says so. */
+function heldElsewhere(w: PendingWork, reservations: readonly Reservation[], s: ClusterSnapshot): string | undefined {
+  const byNode = new Map(s.nodes.map((n) => [n.name, n]));
+  const ends = boundOf(w, s.now);
+  const blocking = reservations.filter(
+    (r) => r.jobId !== w.jobId && ends > r.start && r.nodes.some((n) => byNode.has(n.node) && !DEFAULT_FILTERS.some((f) => f.filter(w, byNode.get(n.node)!))),
+  );
+  if (blocking.length === 0) return undefined;
+  const r = blocking.reduce((a, b) => (b.start > a.start ? b : a));
+  const nodes = blocking.reduce((n, x) => n + x.nodes.length, 0);
+  const seconds = Math.floor((r.start - s.now) / 1000);
+  return (
+    `${nodes} node${nodes === 1 ? ' is' : 's are'} reserved for ${blocking.map((x) => `job ${x.jobId}`).join(', ')} (backfill): ` +
+    (w.timeoutSeconds ? `with timeoutSeconds ${w.timeoutSeconds} it may still run then` : 'without timeoutSeconds it may still run then') +
+    (seconds > 0 ? `; a timeoutSeconds of at most ${seconds} would let it run there now` : '')
+  );
+}
+
+/** Options of `explainJob`. */
+export interface ExplainOptions {
+  /** The cycle's preemption settings: with them, "why pending" says when thrash damping kept the victims it would need. @default none */
+  preemption?: ScheduleOptions['preemption'];
+  /** The cycle's backfill settings: with them, the placement pass holds the same reservations, and "why pending" shows them and their start as the ETA. @default none */
+  backfill?: ScheduleOptions['backfill'];
+}
+
+/** "effective priority 7 = priority 2 + 5 for waiting 5h 0m (aging 1/hour, at most 10)". */
+function agingMessage(w: PendingWork, now: number, aging: PriorityAging): string {
+  const base = w.basePriority ?? w.priority;
+  const boost = w.priority - base;
+  return (
+    `effective priority ${w.priority} = priority ${base} + ${boost} for waiting ${formatWait(now - w.createdAt)} ` +
+    `(aging ${aging.perHour}/hour, at most ${aging.max}${boost >= aging.max ? ', reached' : ''})`
+  );
+}
+
+function formatWait(ms: number): string {
+  const m = Math.floor(ms / 60_000);
+  return m >= 60 ? `${Math.floor(m / 60)}h ${m % 60}m` : m >= 1 ? `${m}m` : `${Math.floor(ms / 1000)}s`;
+}
+
+const PROTECTION: Record<ProtectionReason, string> = {
+  'exempt-time': 'started less than the preemption exempt time ago',
+  'repeat-limit': 'belong to jobs preempted too often lately (repeat limit)',
+};
+
+/** When preemption would make room for `w` but thrash damping protects the tasks it would stop, a line that says so. */
+function protectionMessage(s: ClusterSnapshot, w: PendingWork, p: NonNullable<ScheduleOptions['preemption']>): string | undefined {
+  const running = s.running();
+  const base = w.basePriority ?? w.priority;
+  if (!running.some((t) => t.priority < base)) return undefined;
+  const { held } = preemptionPass([w], s.nodes, running, { now: s.now, protectMs: p.protectMs, budget: p.budget, exemptJobs: p.exemptJobs, maxHeldChecks: 1 });
+  const mine = held.find((h) => h.jobId === w.jobId);
+  if (!mine) return undefined;
+  const by = new Map<ProtectionReason, number>();
+  for (const t of mine.protectedTasks) by.set(t.reason, (by.get(t.reason) ?? 0) + 1);
+  const parts = [...by].map(
+    ([r, n]) => `${n} ${n === 1 ? 'task' : 'tasks'} ${PROTECTION[r]}${r === 'exempt-time' ? ` (${Math.round(p.protectMs / 1000)} s)` : ''}`,
+  );
+  return `not preempting lower-priority work for it: the tasks it would stop are protected from thrashing: ${parts.join('; ')}`;
 }

@@ -3,20 +3,23 @@
  * order. For each piece of work (one job's identical pending tasks, an equivalence class):
  *   PreFilter  — how many of its tasks may be tried (quota room; a gang all or nothing);
  *   Filter     — drop nodes that can never run it;   Score — rank the rest (or name order);
+ *   Domain     — work that names a topology: the domain its tasks go to (`plugins/topology`);
  *   Reserve    — tasks fill the best node, then the next, GPU devices picked per task, each
  *                Reserve plugin admitting and taking its part (quota per node);
  *   Permit     — accept, or give back everything reserved (a gang that did not fit whole).
  * Fair share (when given) interleaves queues within a priority; a batch fill packs a tier of
  * simultaneous plain work first. Snapshot in, placements and reasons out; no I/O, no clock.
  */
-import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
+import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
 import { batchFill } from './plugins/batch-fill';
 import { type FairShareInput, fairShareOrder, type PlaceStep } from './plugins/fair-share';
-import { QuotaLedger } from './plugins/quota/ledger';
+import { chargeOf, QuotaLedger } from './plugins/quota/ledger';
 import { pickDevices, tasksThatFit } from './plugins/resource-fit';
+import { tasksOnNode } from './plugins/topology';
 import type { NodeSnapshot, PendingWork, Placement } from './snapshot';
 
 /** How nodes are ranked. `bin-pack` scores with plugins; `first-fit` takes nodes in name order. */
@@ -45,6 +48,12 @@ export interface PlacementOptions {
    * weighted dominant share places next. Without it, work goes in queue order. @default off
    */
   fairShare?: FairShareInput;
+  /**
+   * Backfill with reservations: the first blocked pieces of work (queue order) get the nodes
+   * where they start soonest, and later work runs there only if it ends before (see
+   * `plugins/backfill`). @default off
+   */
+  backfill?: BackfillInput;
 }
 
 /** Why the tasks of a job that were not placed were not. */
@@ -61,12 +70,16 @@ export interface Unplaced {
   gangBlocked: boolean;
   /** The PreFilter and Permit statuses that limited it. */
   statuses: Status[];
+  /** The room held for it from its expected start (backfill), when it got a reservation. */
+  reservation?: Reservation;
 }
 
 /** What a placement pass decided. */
 export interface PlacementResult {
   placements: Placement[];
   unplaced: Unplaced[];
+  /** Reservations held in this pass (backfill), in the order they were made. @default [] */
+  reservations?: Reservation[];
 }
 
 /** A ledger of plain per-queue headrooms (no cohorts): each queue may take what its map entry says. */
@@ -80,12 +93,16 @@ export function headroomLedger(headroom: Map<string, ResourceVector> | undefined
 /** Places pending work on nodes. Inputs are not changed. */
 export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSnapshot[], opts: PlacementOptions = {}): PlacementResult {
   const base = opts.profile ?? DEFAULT_PROFILE;
+  const backfill = opts.backfill && opts.backfill.maxReservations > 0 ? new BackfillReserve(opts.backfill) : undefined;
   const profile: Profile = {
     ...base,
     filters: opts.filters ?? base.filters ?? DEFAULT_FILTERS,
     scores: opts.policy === 'first-fit' ? [] : (opts.scores ?? base.scores ?? DEFAULT_SCORES),
+    ...(backfill ? { reserves: [...base.reserves, backfill] } : {}),
   };
-  const pass = new PlacementPass(nodes, profile, opts.quota ?? headroomLedger(opts.queueHeadroom), opts.maxTasks ?? 100_000);
+  const pass = new PlacementPass(nodes, profile, opts.quota ?? headroomLedger(opts.queueHeadroom), opts.maxTasks ?? 100_000, backfill);
+  // Priced fair share counts what placed tasks charge on their nodes (the GPU model).
+  pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
   if (opts.policy !== 'first-fit' && opts.batchFill !== false)
     pass.budget -= batchFill(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, !!opts.fairShare);
@@ -107,7 +124,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     // Work the pass never reached (its task budget ran out) waits with no reason of its own.
     for (const w of ordered) if (w.tasks > 0 && !pass.left.has(w)) pass.unplaced.push(emptyWhy(w.jobId, w.tasks));
   }
-  return { placements: pass.placements, unplaced: pass.unplaced };
+  return { placements: pass.placements, unplaced: pass.unplaced, ...(backfill ? { reservations: backfill.reservations } : {}) };
 }
 
 function emptyWhy(jobId: string, tasks: number): Unplaced {
@@ -135,8 +152,14 @@ function freeDeviceCount(s: NodeState): number {
   return n;
 }
 
-function shapeOf(w: PendingWork): string {
-  return JSON.stringify([w.resources, w.selector ?? null, w.tolerations ?? null]);
+/** With backfill, work of one shape but another timeout may backfill where the shape did not: the timeout is part of the shape. */
+function shapeOf(w: PendingWork, withTimeout: boolean): string {
+  const shape: unknown[] = withTimeout
+    ? [w.resources, w.selector ?? null, w.tolerations ?? null, w.timeoutSeconds ?? null]
+    : [w.resources, w.selector ?? null, w.tolerations ?? null];
+  // Work that names a topology may find no domain where the same shape without one fits.
+  if (w.topology) shape.push(w.topology);
+  return JSON.stringify(shape);
 }
 
 /** One pass over the nodes: their room as it shrinks, the quota ledger, and what was decided. */
@@ -154,12 +177,15 @@ class PlacementPass implements PassContext {
   private readonly rankedByShape = new Map<string, Ranked>();
   /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
   private readonly shapes = new Map<PendingWork, string>();
+  /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
+  charging = false;
 
   constructor(
     nodes: readonly NodeSnapshot[],
     private readonly profile: Profile,
     readonly ledger: QuotaLedger,
     public budget: number,
+    private readonly backfill?: BackfillReserve,
   ) {
     this.states = [...nodes]
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
@@ -172,8 +198,31 @@ class PlacementPass implements PassContext {
 
   /** Records why `w` leaves the pass with tasks unplaced. */
   leave(w: PendingWork): void {
-    this.unplaced.push({ ...(this.why.get(w) ?? emptyWhy(w.jobId, 0)), tasks: w.tasks });
+    const reservation = this.backfill?.reservationOf(w.jobId);
+    this.unplaced.push({ ...(this.why.get(w) ?? emptyWhy(w.jobId, 0)), tasks: w.tasks, ...(reservation ? { reservation } : {}) });
     this.left.add(w);
+  }
+
+  /**
+   * Places up to `limit` tasks of `w` (see `placeOn`); with backfill, work that placed nothing
+   * and is not held back by quota or the task budget (nor requires a topology domain) is
+   * considered for a reservation (PostFilter).
+   */
+  place(w: PendingWork, limit: number): PlaceStep {
+    const step = this.placeOn(w, limit);
+    // A reservation does not know topology: held nodes of several racks would keep other work off them for a start that cannot come.
+    if (
+      this.backfill?.open() &&
+      step.placed === 0 &&
+      w.tasks > 0 &&
+      (w.gang ? w.tasks : 1) <= this.budget &&
+      !this.why.get(w)?.quotaLimited &&
+      !w.topology?.required
+    ) {
+      const rooms = this.states.filter((s) => !this.profile.filters.some((f) => f.filter(w, s.node)));
+      this.backfill.consider(w, rooms);
+    }
+    return step;
   }
 
   /**
@@ -181,9 +230,9 @@ class PlacementPass implements PassContext {
    * `w.tasks` and the budget. Blocked when it got less than it asked for (no room, quota or
    * budget), so it leaves a fair-share pass.
    */
-  place(w: PendingWork, limit: number): PlaceStep {
+  private placeOn(w: PendingWork, limit: number): PlaceStep {
     let shape = this.shapes.get(w);
-    if (shape === undefined) this.shapes.set(w, (shape = shapeOf(w)));
+    if (shape === undefined) this.shapes.set(w, (shape = shapeOf(w, !!this.backfill)));
     const known = this.noRoom.get(shape);
     if (known) {
       this.why.set(w, { ...known, jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
@@ -208,8 +257,28 @@ class PlacementPass implements PassContext {
     const ranked = this.ranking(w, shape);
     why.filtered = ranked.refused;
     why.full = ranked.full;
+    // Domain (work that names a topology)
+    let candidates = ranked.nodes;
+    if (w.topology) {
+      for (const d of this.profile.domains ?? []) {
+        const choice = d.choose(
+          w,
+          want,
+          candidates.map((c) => ({ node: c.node, fit: tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount) })),
+        );
+        if (choice.status) {
+          why.statuses.push(choice.status);
+          why.gangBlocked ||= !!w.gang;
+          return { placed: 0, blocked: true };
+        }
+        if (choice.order) {
+          const from = candidates;
+          candidates = choice.order.map((k) => from[k]);
+        }
+      }
+    }
     // Reserve
-    const { byNode, undo } = this.reserve(w, want, ranked.nodes, why);
+    const { byNode, undo } = this.reserve(w, want, candidates, why);
     const mine = [...byNode.values()];
     const placed = mine.reduce((n, p) => n + p.count, 0);
     // Permit
@@ -226,7 +295,19 @@ class PlacementPass implements PassContext {
     this.budget -= placed;
     w.tasks -= placed;
     if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
-    return { placed, blocked: placed < want || want === 0 };
+    const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
+    if (this.charging && placed > 0) {
+      let charged: ResourceVector = {};
+      for (const p of mine) charged = addResources(charged, chargeOf(w.resources, this.labelsOf(p.node)), p.count);
+      step.charged = charged;
+    }
+    return step;
+  }
+
+  private labels?: Map<string, Record<string, string>>;
+  private labelsOf(node: string): Record<string, string> | undefined {
+    this.labels ??= new Map(this.states.map((s) => [s.node.name, s.node.labels]));
+    return this.labels.get(node);
   }
 
   /**

@@ -6,7 +6,7 @@
  */
 import { countTasks, formatResources, type QueueView, type ResourceVector } from '@batchapi/api';
 import type { ClusterSnapshot } from './framework/snapshot-builder';
-import { dominantShare } from './plugins/fair-share';
+import { fairShareOf } from './plugins/fair-share';
 import { queueOrder } from './plugins/queue-sort';
 import { waitingIn } from './framework/snapshot-builder';
 
@@ -42,9 +42,12 @@ export function queueViews(s: ClusterSnapshot): QueueView[] {
       ...(q.borrowingLimit ? { borrowingLimit: formatResources(q.borrowingLimit) } : {}),
       ...(q.lendingLimit ? { lendingLimit: formatResources(q.lendingLimit) } : {}),
       ...(q.maxPendingTasks ? { maxPendingTasks: q.maxPendingTasks } : {}),
+      ...(q.priorityAgingPerHour !== undefined ? { priorityAgingPerHour: q.priorityAgingPerHour } : {}),
+      ...(q.priorityAgingMax !== undefined ? { priorityAgingMax: q.priorityAgingMax } : {}),
+      ...(q.prices ? { prices: q.prices } : {}),
       used: formatResources(used),
       borrowed: formatResources(borrowed),
-      fairShare: Math.round(dominantShare(used, s.fair.capacity, q.weight ?? 1) * 10_000) / 10_000,
+      fairShare: Math.round(fairShareOf(q.name, used, s.fair) * 10_000) / 10_000,
       pendingTasks: w.tasks,
       pendingJobs: w.jobs,
       runningTasks: running.get(q.name) ?? 0,

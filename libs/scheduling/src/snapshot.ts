@@ -1,5 +1,5 @@
 /** The read-only view a scheduling decision works on. Built per cycle; never mutated by plugins. */
-import { countTasks, eligibleRanges, GPU_MILLI, type NodeAllocation, type NodeRecord, type ResourceVector, type WhyJob } from '@batchapi/api';
+import { countTasks, eligibleRanges, GPU_MILLI, type JobTopology, type NodeAllocation, type NodeRecord, type ResourceVector, type WhyJob } from '@batchapi/api';
 
 /** A node as a cycle sees it. */
 export interface NodeSnapshot {
@@ -19,7 +19,10 @@ export interface NodeSnapshot {
 export interface PendingWork {
   jobId: string;
   queue: string;
+  /** Effective priority: the job's, raised by priority aging while it waits (see `agePendingWork`). */
   priority: number;
+  /** The job's own priority when aging raised `priority` (preemption compares this one). @default priority */
+  basePriority?: number;
   /** Submit time, epoch ms: older first among equal priorities. */
   createdAt: number;
   /** Per task. */
@@ -34,6 +37,10 @@ export interface PendingWork {
   gang?: boolean;
   /** Prefer the emptiest nodes. @default false */
   spread?: boolean;
+  /** Deadline of each task, in seconds: the bound backfill trusts (see `plugins/backfill`). @default none (unbounded) */
+  timeoutSeconds?: number;
+  /** One topology domain (`required`) or as few as fit (`preferred`) of a level (see `plugins/topology`). @default none */
+  topology?: JobTopology;
 }
 
 /** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */
@@ -85,5 +92,7 @@ export function toPendingWork(j: WhyJob, now: number): PendingWork {
     tolerations: spec.tolerations,
     gang: spec.gang,
     spread: spec.spread,
+    ...(spec.timeoutSeconds ? { timeoutSeconds: spec.timeoutSeconds } : {}),
+    ...(spec.topology ? { topology: spec.topology } : {}),
   };
 }

@@ -10,8 +10,13 @@ import {
   TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type UsageView, type WhyView, type WorkflowView,
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
+import { SchedulesApi } from './schedules';
 
 /** Options of a `BatchClient`. */
+
+/** A task's result as `GET /v1/jobs/:id/results` lists it: the value, or the reference of one kept in the blob store (over 64 KiB; `jobs.result` reads it). */
+export type JobResult = { index: number; value: unknown } | { index: number; ref: { sizeBytes: number; sha256: string } };
+
 export interface BatchClientOptions {
   /** Base URL of the admission service, e.g. `http://127.0.0.1:7070` (a trailing `/` is ignored). */
   url: string;
@@ -162,11 +167,14 @@ export class BatchClient {
   readonly jobs: JobsApi;
   /** Workflows: DAGs of jobs run by the control plane. */
   readonly workflows: WorkflowsApi;
+  /** Schedules: cron jobs and cron workflows. */
+  readonly schedules: SchedulesApi;
 
   constructor(readonly options: BatchClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
     this.jobs = new JobsApi(this);
     this.workflows = new WorkflowsApi(this);
+    this.schedules = new SchedulesApi(this);
   }
 
   /**
@@ -227,6 +235,15 @@ export class BatchClient {
   /** Submits a job. Answers once the job is durable (committed in etcd). */
   submitJob(req: SubmitJobRequest, opts: SubmitOptions = {}): Promise<JobView> {
     return this.call<JobView>('POST', '/v1/jobs', req, { 'idempotency-key': opts.idempotencyKey ?? randomUUID() });
+  }
+
+  /**
+   * A new job with the spec of job `id` (live or finished): the environment as stored, the same
+   * tenant and queue, labelled `batch.resubmitted-from`. Retried safely: an idempotency key
+   * (a random one unless given) makes a retry answer the same new job.
+   */
+  resubmitJob(id: string, opts: SubmitOptions = {}): Promise<JobView> {
+    return this.call<JobView>('POST', `/v1/jobs/${encodeURIComponent(id)}/resubmit`, undefined, { 'idempotency-key': opts.idempotencyKey ?? randomUUID() });
   }
 
   /** One job by id (`not_found` when it does not exist or belongs to another tenant). */
@@ -454,9 +471,14 @@ export class JobHandle {
     const job = await this.wait(opts);
     if (job.phase !== 'Succeeded') throw new JobFailedError(job);
     const { results } = await this.client.jobs.results(this.id);
-    if (job.tasks === 1) return results.find((r) => r.index === 0)?.value as T;
+    // a result kept in the blob store (over 64 KiB) is fetched by itself
+    const valueOf = (r: JobResult) => ('ref' in r ? this.client.jobs.result(this.id, r.index) : Promise.resolve(r.value));
+    if (job.tasks === 1) {
+      const r = results.find((x) => x.index === 0);
+      return (r ? await valueOf(r) : undefined) as T;
+    }
     const out = new Array<unknown>(job.tasks).fill(undefined);
-    for (const r of results) out[r.index] = r.value;
+    for (const r of results) out[r.index] = await valueOf(r);
     return out as T;
   }
 
@@ -489,9 +511,14 @@ export class JobsApi {
     return new JobHandle(this.client, id, await this.client.getJob(id));
   }
 
-  /** What the job's tasks returned so far, by index (only tasks that returned something). */
-  results(id: string): Promise<{ results: Array<{ index: number; value: unknown }> }> {
+  /** What the job's tasks returned so far, by index (only tasks that returned something): each value, or the reference of one kept in the blob store. */
+  results(id: string): Promise<{ results: JobResult[] }> {
     return this.client.request('GET', `/v1/jobs/${encodeURIComponent(id)}/results`);
+  }
+
+  /** One task's result, inline or read from the blob store. */
+  result(id: string, index: number): Promise<unknown> {
+    return this.client.request('GET', `/v1/jobs/${encodeURIComponent(id)}/results/${index}`);
   }
 }
 

@@ -1,2 +1,4 @@
 export * from './inputs';
 export * from './simulate';
+export * from './scenarios';
+export * from './topology-scenario';

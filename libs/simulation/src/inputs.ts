@@ -3,7 +3,7 @@
  * Strict: an unknown field, a bad quantity or a line that is not JSON stops with an error
  * naming the file, the line and the field.
  */
-import { ApiError, GPU_MILLI, parseResources, parseWith, type ResourceVector } from '@batchapi/api';
+import { ApiError, GPU_MILLI, type JobTopology, parseResources, parseWith, type ResourceVector, TimeoutSecondsSchema, TopologySchema } from '@batchapi/api';
 import type { NodeSnapshot, Toleration } from '@batchapi/scheduling';
 import { z } from 'zod';
 
@@ -45,10 +45,12 @@ const WorkloadLine = z.strictObject({
   tasks: z.number().int().min(1).max(10_000_000).optional(),
   resources: z.record(z.string(), Quantity),
   duration: z.number().positive().finite().nullable().optional(),
+  timeoutSeconds: TimeoutSecondsSchema.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   gang: z.boolean().optional(),
   selector: Labels.optional(),
   tolerations: z.array(TolerationSchema).optional(),
+  topology: TopologySchema.optional(),
 });
 
 const QueuesFile = z.strictObject({
@@ -76,10 +78,14 @@ export interface Submission {
   resources: ResourceVector;
   /** Seconds each task runs; null = until the end. */
   duration: number | null;
+  /** Deadline of each task, in seconds: a task still running then is stopped (as the executor does); backfill trusts it. @default none */
+  timeoutSeconds?: number;
   priority: number;
   gang: boolean;
   selector: Record<string, string>;
   tolerations: Toleration[];
+  /** Topology-aware placement, as a job's `topology` (levels: the scheduler's default, block > rack > host). @default none */
+  topology?: JobTopology;
   /** Line in the workload file (1-based), for messages. */
   line: number;
 }
@@ -158,10 +164,12 @@ export function parseWorkload(text: string, file = 'workload.jsonl'): Submission
       tasks: w.tasks ?? 1,
       resources: resources(w.resources, file, line, 'resources'),
       duration: w.duration ?? null,
+      ...(w.timeoutSeconds !== undefined ? { timeoutSeconds: w.timeoutSeconds } : {}),
       priority: w.priority ?? 0,
       gang: w.gang ?? false,
       selector: w.selector ?? {},
       tolerations: w.tolerations ?? [],
+      ...(w.topology ? { topology: w.topology } : {}),
       line,
     });
   });

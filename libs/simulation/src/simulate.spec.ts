@@ -32,6 +32,17 @@ describe('simulate', () => {
       expected: { placed: 2, pending: 1, completed: 0, makespan: null },
       cpu: 1,
     },
+    {
+      name: 'a task stopped at its timeoutSeconds, as the executor does',
+      // 1 core: a runs 100 s but its timeout is 30 s → ends at 30 s; b (10 s) then runs 30–40 s → makespan 40, cpu busy 40/40 → 1.0
+      nodes: [{ name: 'n', capacity: { cpu: '1' } }],
+      work: [
+        { name: 'a', resources: { cpu: '1' }, duration: 100, timeoutSeconds: 30 },
+        { name: 'b', resources: { cpu: '1' }, duration: 10 },
+      ],
+      expected: { placed: 2, completed: 2, makespan: 40 },
+      cpu: 1,
+    },
   ])('$name', ({ nodes: n, work, expected, cpu }) => {
     const res = simulate(nodes(...n), workload(...work));
     expect(res).toMatchObject(expected);
@@ -95,5 +106,26 @@ describe('input errors name the file, line and field', () => {
   ])('%s', (_n, run, prefix) => {
     expect(run).toThrow(InputError);
     expect(run).toThrow(prefix);
+  });
+
+  it('with backfill, a job whose timeout ends it before the reserved start runs; one without waits', () => {
+    // 2 cores. At 0: r (1 core, timeout 100 s) runs; at 0.5 s big (2 cores) cannot start: reserved from 100 s.
+    // At 1: long (1 core, 500 s, no timeout) would run past 100 s → waits; short (1 core, timeout 50 s) ends by 51 s → runs.
+    const n = nodes({ name: 'n', capacity: { cpu: '2' } });
+    const w = workload(
+      { name: 'r', resources: { cpu: '1' }, duration: 100, timeoutSeconds: 100 },
+      { name: 'big', submitAt: 0.5, resources: { cpu: '2' }, duration: 10 },
+      { name: 'long', submitAt: 1, resources: { cpu: '1' }, duration: 500 },
+      { name: 'short', submitAt: 1, resources: { cpu: '1' }, duration: 50, timeoutSeconds: 50 },
+    );
+    const starts = (backfill: boolean) => {
+      const at: Record<string, number> = {};
+      simulate(n, w, { ...(backfill ? { backfill: {} } : {}), onStart: (t, jobId) => (at[jobId.split(':')[1]] ??= t) });
+      return at;
+    };
+    // Without: long takes the free core at 1 s; at 100 s r's core goes to short (big needs 2); big waits for long (501 s).
+    expect(starts(false)).toEqual({ r: 0, long: 1, short: 100, big: 501 });
+    // With: short backfills at 1 s (ends 51 s ≤ 100 s), big starts at 100 s, long after big (110 s).
+    expect(starts(true)).toEqual({ r: 0, short: 1, big: 100, long: 110 });
   });
 });

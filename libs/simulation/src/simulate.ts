@@ -5,15 +5,30 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import {
+  agingBoost,
+  type BackfillInput,
+  chargeOf,
+  DEFAULT_RUNTIME_ESTIMATE_SECONDS,
+  expectedEnd,
   mostEver,
   type NodeSnapshot,
   type PendingWork,
   type PlacementPolicy,
   packingScores,
   placeTasks,
+  planReclaim,
+  preemptionBudget,
+  preemptionPass,
+  type PriorityAging,
   QuotaLedger,
+  type Release,
+  type RepeatLimit,
+  repeatExempt,
+  type ResourcePrices,
   requestShapes,
+  type RunningTask,
   type ScorePlugin,
+  type Victim,
 } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
@@ -32,6 +47,30 @@ export interface SimulationResult {
   allocation: Record<string, number>;
   wallSeconds: number;
   decisionsPerSecond: number;
+  /** Tasks stopped by preemption and reclaim, by cause (only with `preemption`). */
+  stopped?: { preempt: number; reclaim: number };
+}
+
+/** Preemption and reclaim in the simulation, as the live scheduler's post-filter phase runs them. */
+export interface SimPreemption {
+  /** A task bound less than this long ago is never preempted, in seconds (PreemptExemptTime). @default 60 */
+  protectSeconds?: number;
+  /** A task bound less than this long ago is never reclaimed, in seconds. @default 0 */
+  reclaimProtectSeconds?: number;
+  /** The repeat limit (its window in milliseconds, as the live setting). @default off */
+  repeat?: RepeatLimit;
+  /** Victims each queue may lose in any sliding minute. @default 100 */
+  perQueuePerMinute?: number;
+  /** Besides events, a cycle runs this often while work waits (the live scheduler's idle cycle), in seconds. @default 5 */
+  tickSeconds?: number;
+}
+
+/** Backfill in the simulation. */
+export interface SimBackfill {
+  /** Most reservations per cycle. @default 1 */
+  maxReservations?: number;
+  /** Runtime estimate of a task without `timeoutSeconds`, in seconds. @default 3600 */
+  runtimeSeconds?: number;
 }
 
 /** Options of a simulation. */
@@ -57,10 +96,32 @@ export interface SimulationOptions {
   onCycle?: (time: number, held: ReadonlyMap<string, ResourceVector>, waiting: ReadonlyMap<string, number>) => void;
   /** Wall clock for `wallSeconds`, in milliseconds. @default performance.now */
   clock?: () => number;
+  /** Priority aging of waiting work (cluster-wide; a queue's own settings are not read from the queues file). @default off */
+  aging?: PriorityAging;
+  /** Fair-share prices (GPU-model-priced fair share): queues hold and the cluster offers `gpu:<model>` of labelled nodes. @default none (plain DRF) */
+  prices?: ResourcePrices;
+  /** Preemption and reclaim with their thrash damping. @default off (placement only) */
+  preemption?: SimPreemption;
+  /**
+   * Backfill with reservations, as the live cycle runs it: running tasks are expected to end at
+   * their `timeoutSeconds`, else after `runtimeSeconds` (the scheduler knows no true durations).
+   * @default off
+   */
+  backfill?: SimBackfill;
+  /** Called when tasks of a job start on a node (virtual time in seconds). */
+  onStart?: (time: number, jobId: string, tasks: number, node: string) => void;
+  /** Called for each task stopped by preemption or reclaim (virtual time in seconds). */
+  onStop?: (time: number, victim: Victim, cause: 'preempt' | 'reclaim') => void;
 }
 
 interface Running {
   at: number;
+  /** The job, when it may be stopped (simulations with preemption). */
+  job?: Job;
+  boundAt: number;
+  /** Group id and its task indices already stopped. */
+  id: number;
+  stopped: Set<number>;
   node: NodeSnapshot;
   resources: ResourceVector;
   devices: number[][];
@@ -80,7 +141,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const nodes = nodesIn.map((n) => ({ ...n, used: { ...n.used }, devices: { ...n.devices } }));
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const queues = new Map((opts.queues ?? []).map((q) => [q.name, q]));
-  const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, n.capacity), {});
+  const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, opts.prices ? chargeOf(n.capacity, n.labels) : n.capacity), {});
   const subs = [...workload].sort((a, b) => a.submitAt - b.submitAt || a.line - b.line);
   const running = new MinHeap<Running>();
   const pending: Job[] = [];
@@ -99,6 +160,17 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   let now = 0,
     lastFinish = 0,
     next = 0;
+  const pre = opts.preemption;
+  const tick = pre ? (pre.tickSeconds ?? 5) : Infinity;
+  /** Running groups by id (simulations with preemption: victims are picked among them; with backfill: their expected ends). */
+  const live = new Map<number, Running>();
+  const tracked = !!pre || !!opts.backfill;
+  let groups = 0,
+    lastCycle = -Infinity;
+  const stopped = { preempt: 0, reclaim: 0 };
+  /** Times of recent stops (ms) per victim queue (the budget) and per job (the repeat limit). */
+  let stoppedAt = new Map<string, number[]>();
+  let jobStops = new Map<string, number[]>();
 
   const advance = (to: number) => {
     for (const [k, v] of Object.entries(allocated)) integral[k] = (integral[k] ?? 0) + v * (to - now);
@@ -106,13 +178,14 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   };
 
   while (next < subs.length || running.size > 0) {
-    const t = Math.min(next < subs.length ? subs[next].submitAt : Infinity, running.peek()?.at ?? Infinity);
+    const t = Math.min(next < subs.length ? subs[next].submitAt : Infinity, running.peek()?.at ?? Infinity, pending.length > 0 ? lastCycle + tick : Infinity);
     advance(t);
     // Completions at t free their resources.
     while (running.size > 0 && running.peek()!.at <= t) {
       const r = running.pop()!;
       release(r);
-      completed += r.count;
+      live.delete(r.id);
+      completed += r.count - r.stopped.size;
       lastFinish = Math.max(lastFinish, r.at);
     }
     // Submissions at t join the queues (or are refused when one task can never fit the quota).
@@ -136,9 +209,13 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
         tolerations: s.tolerations,
         gang: s.gang,
         duration: s.duration,
+        ...(s.timeoutSeconds !== undefined ? { timeoutSeconds: s.timeoutSeconds } : {}),
+        ...(s.topology ? { topology: s.topology } : {}),
       });
     }
-    cycle(t);
+    lastCycle = t;
+    // Stops free room at once in the simulation: the preemptors are placed by the next cycle, at the same instant.
+    for (let k = 0; k < 3 && cycle(t); k++);
     if (opts.onCycle) {
       const waiting = new Map<string, number>();
       for (const j of pending) waiting.set(j.queue, (waiting.get(j.queue) ?? 0) + j.tasks);
@@ -171,27 +248,36 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     allocation,
     wallSeconds: round(wallSeconds),
     decisionsPerSecond: wallSeconds > 0 ? Math.round(placed / wallSeconds) : placed,
+    ...(pre ? { stopped } : {}),
   };
 
-  function cycle(t: number): void {
-    if (pending.length === 0) return;
+  /** One cycle: placement, then (with `preemption`) reclaim and preemption. True when it stopped tasks. */
+  function cycle(t: number): boolean {
+    if (pending.length === 0) return false;
     const quota = new QuotaLedger([...queues.values()], queueUsed);
     const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
-    const { placements } = placeTasks(pending, nodes, {
+    const aged = opts.aging ? pending.map((j) => aged1(j, t, opts.aging!)) : pending;
+    const { placements, unplaced } = placeTasks(aged, nodes, {
       quota,
       policy: opts.policy,
       scores: opts.scores ?? packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()])),
       maxTasks: Number.MAX_SAFE_INTEGER,
-      fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights },
+      fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights, ...(opts.prices ? { prices: opts.prices } : {}) },
+      ...(opts.backfill ? { backfill: backfillAt(t, opts.backfill) } : {}),
     });
-    if (placements.length === 0) return;
     const jobs = new Map(pending.map((j) => [j.jobId, j]));
     for (const p of placements) {
       const job = jobs.get(p.jobId)!;
       const node = byName.get(p.node)!;
       const share = job.resources.gpu ?? 0;
+      // A task still running at its timeout is stopped, as the executor does.
+      const runs = job.timeoutSeconds !== undefined ? Math.min(job.duration ?? Infinity, job.timeoutSeconds) : job.duration;
       const r: Running = {
-        at: job.duration === null ? Infinity : t + job.duration,
+        at: runs === null ? Infinity : t + runs,
+        job,
+        boundAt: t,
+        id: groups++,
+        stopped: new Set(),
         node,
         resources: job.resources,
         devices: p.devices,
@@ -200,14 +286,116 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
         count: p.count,
       };
       hold(r);
+      if (tracked) live.set(r.id, r);
+      opts.onStart?.(t, job.jobId, p.count, p.node);
       job.tasks -= p.count;
       placed += p.count;
       placedByQueue[job.queue] = (placedByQueue[job.queue] ?? 0) + p.count;
       nodesUsed.add(node.name);
-      if (job.duration === null) forever += p.count;
+      if (runs === null) forever += p.count;
       else running.push(r);
     }
     for (let i = pending.length - 1; i >= 0; i--) if (pending[i].tasks === 0) pending.splice(i, 1);
+    if (!pre || unplaced.length === 0) return false;
+    return postFilter(t, quota, unplaced, placements.length, jobs, aged);
+  }
+
+  /** The backfill input of a cycle at `t` (seconds): every live group's expected end (its timeout, else the estimate; never before now). */
+  function backfillAt(t: number, b: SimBackfill): BackfillInput {
+    const estimate = b.runtimeSeconds ?? DEFAULT_RUNTIME_ESTIMATE_SECONDS;
+    const now = t * 1000;
+    const releases: Release[] = [];
+    for (const r of live.values()) {
+      const count = r.count - r.stopped.size;
+      if (count > 0)
+        releases.push({ node: r.node.name, at: expectedEnd(r.boundAt * 1000, r.job?.timeoutSeconds, estimate, now), resources: r.resources, count });
+    }
+    return { now, releases, maxReservations: b.maxReservations ?? 1, runtimeSeconds: () => estimate };
+  }
+
+  /** Reclaim for quota-limited work; preemption when nothing was placed (as `scheduleSteps`). Stops the victims at once. */
+  function postFilter(
+    t: number,
+    ledger: QuotaLedger,
+    unplaced: ReturnType<typeof placeTasks>['unplaced'],
+    placedCount: number,
+    jobs: Map<string, Job>,
+    aged: readonly PendingWork[],
+  ): boolean {
+    const p = pre!;
+    const nowMs = t * 1000;
+    const b = preemptionBudget(stoppedAt, nowMs, p.perQueuePerMinute ?? 100);
+    stoppedAt = b.recent;
+    const r = p.repeat ? repeatExempt(jobStops, nowMs, p.repeat) : undefined;
+    if (r) jobStops = r.recent;
+    const exemptJobs = r?.exempt;
+    const tasks = runningTasks();
+    const demands = unplaced
+      .filter((u) => u.quotaLimited)
+      .map((u) => ({ jobId: u.jobId, queue: jobs.get(u.jobId)!.queue, charge: jobs.get(u.jobId)!.resources, tasks: u.tasks }));
+    const reclaimed = demands.length
+      ? planReclaim(ledger, demands, tasks, (x) => chargeOf(x.resources, byName.get(x.node)?.labels), {
+          budget: b.budget,
+          now: nowMs,
+          protectMs: (p.reclaimProtectSeconds ?? 0) * 1000,
+          exemptJobs,
+        })
+      : [];
+    let preempted: Victim[] = [];
+    if (placedCount === 0) {
+      const byId = new Map(aged.map((w) => [w.jobId, w]));
+      const candidates = unplaced.filter((u) => !u.quotaLimited && byId.has(u.jobId)).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
+      if (candidates.length)
+        preempted = preemptionPass(candidates, nodes, tasks, { now: nowMs, protectMs: (p.protectSeconds ?? 60) * 1000, budget: b.budget, exemptJobs }).victims;
+    }
+    for (const [victims, cause] of [
+      [reclaimed, 'reclaim'],
+      [preempted, 'preempt'],
+    ] as const)
+      for (const v of victims) stop(t, v, cause);
+    const all = [...reclaimed, ...preempted];
+    for (const v of all) stoppedAt.set(v.task.queue, [...(stoppedAt.get(v.task.queue) ?? []), nowMs]);
+    for (const jobId of new Set(all.map((v) => v.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), nowMs]);
+    return all.length > 0;
+  }
+
+  function runningTasks(): RunningTask[] {
+    const out: RunningTask[] = [];
+    for (const r of live.values()) {
+      if (!r.job) continue;
+      for (let i = 0; i < r.count; i++) {
+        if (r.stopped.has(i)) continue;
+        out.push({
+          jobId: r.job.jobId,
+          queue: r.queue,
+          node: r.node.name,
+          groupStart: r.id,
+          attempt: 1,
+          index: i,
+          priority: r.job.priority,
+          resources: r.resources,
+          devices: r.devices[i] ?? [],
+          boundAt: r.boundAt * 1000,
+          stopping: false,
+        });
+      }
+    }
+    return out;
+  }
+
+  /** Stops one task now: its room comes back, the task waits again (its work is lost: it runs its whole duration again). */
+  function stop(t: number, v: Victim, cause: 'preempt' | 'reclaim'): void {
+    const r = live.get(v.task.groupStart)!;
+    r.stopped.add(v.task.index);
+    changeOne(r, v.task.index, -1);
+    stopped[cause]++;
+    placed--;
+    placedByQueue[r.queue]--;
+    const job = r.job!;
+    if (job.tasks === 0) pending.push(job);
+    job.tasks++;
+    if (r.stopped.size === r.count) live.delete(r.id);
+    opts.onStop?.(t, v, cause);
   }
 
   function hold(r: Running): void {
@@ -217,16 +405,23 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     change(r, -1);
   }
   function change(r: Running, sign: 1 | -1): void {
-    r.node.used = addResources(r.node.used, r.resources, sign * r.count);
-    allocated = addResources(allocated, r.resources, sign * r.count);
-    queueUsed.set(r.queue, addResources(queueUsed.get(r.queue) ?? {}, r.resources, sign * r.count));
+    const devices = r.stopped.size ? r.devices.filter((_, i) => !r.stopped.has(i)) : r.devices;
+    changeTasks(r, r.count - r.stopped.size, devices, sign);
+  }
+  function changeOne(r: Running, index: number, sign: 1 | -1): void {
+    changeTasks(r, 1, [r.devices[index] ?? []], sign);
+  }
+  function changeTasks(r: Running, count: number, devices: number[][], sign: 1 | -1): void {
+    r.node.used = addResources(r.node.used, r.resources, sign * count);
+    allocated = addResources(allocated, r.resources, sign * count);
+    queueUsed.set(r.queue, addResources(queueUsed.get(r.queue) ?? {}, opts.prices ? chargeOf(r.resources, r.node.labels) : r.resources, sign * count));
     const shape = JSON.stringify(r.resources);
     const h = held.get(shape) ?? { resources: r.resources, count: 0 };
-    h.count += sign * r.count;
+    h.count += sign * count;
     if (h.count > 0) held.set(shape, h);
     else held.delete(shape);
     const each = r.share >= GPU_MILLI ? GPU_MILLI : r.share;
-    for (const ds of r.devices) for (const d of ds) r.node.devices[d] = (r.node.devices[d] ?? 0) + sign * each;
+    for (const ds of devices) for (const d of ds) r.node.devices[d] = (r.node.devices[d] ?? 0) + sign * each;
   }
 }
 
@@ -242,4 +437,10 @@ function overQuota(perTask: ResourceVector, q: SimQueue, all: Iterable<SimQueue>
 
 function round(x: number): number {
   return Math.round(x * 10000) / 10000;
+}
+
+/** A waiting job at its effective priority at `t` (seconds): aging as the live snapshot applies it. */
+function aged1(j: Job, t: number, aging: PriorityAging): PendingWork {
+  const boost = agingBoost((t - j.createdAt) * 1000, aging);
+  return boost === 0 ? j : { ...j, priority: j.priority + boost, basePriority: j.priority };
 }

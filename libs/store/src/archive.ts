@@ -14,7 +14,8 @@ import {
   WORKFLOW_LABEL,
   type WorkflowRecord,
 } from '@batchapi/api';
-import { MAX_TXN_OPS, type Compare, type EtcdStore, type Op, type Versioned } from './etcd';
+import { chunkBySize, txnSize } from './chunks';
+import { type Compare, type EtcdStore, type Op, type Versioned } from './etcd';
 import type { IdempotencyRecord } from './jobs';
 
 /** A finished job as read for archiving: the record as compared on removal, its groups and results, its idempotency record. */
@@ -55,6 +56,23 @@ export async function archivableJobs(
   return { jobs: ready.slice(0, max), finished: finished.length, ...(oldest !== undefined ? { oldestFinishedAt: oldest } : {}) };
 }
 
+/**
+ * Of the jobs `ids` (candidates from an index of finished jobs), those archivable now, read from
+ * etcd at one revision (gone or changed ones are left out), oldest finished first. Lists the
+ * workflows (to leave out steps of live ones); reads no other job.
+ */
+export async function archivableJobsAmong(store: EtcdStore, ids: readonly string[], now: number, afterMs: number): Promise<Array<Versioned<JobRecord>>> {
+  if (ids.length === 0) return [];
+  const [jobs, workflows] = await Promise.all([
+    store.getMany<JobRecord>(ids.map((id) => store.keys.job(id))),
+    store.listAll<WorkflowRecord>(store.keys.workflows()),
+  ]);
+  const live = new Set(workflows.items.filter((w) => !TERMINAL_WORKFLOW_PHASES.has(w.value.phase)).map((w) => w.value.id));
+  return jobs
+    .filter((j): j is Versioned<JobRecord> => j !== undefined && isArchivable(j.value, now, afterMs, live))
+    .sort((a, b) => a.value.finishedAt! - b.value.finishedAt!);
+}
+
 /** Reads each job's groups and results (at most `parallel` jobs at a time). */
 export async function readArchiveBatch(store: EtcdStore, jobs: ReadonlyArray<Versioned<JobRecord>>, parallel = 16): Promise<ArchiveEntry[]> {
   const out: ArchiveEntry[] = new Array(jobs.length);
@@ -82,41 +100,71 @@ export interface RemovedArchive {
   kept: number;
 }
 
+/** One job's removal: the compares and ops of its own transaction (the fence aside). */
+function removalOf(e: ArchiveEntry, keyLease: string | undefined): { compares: Compare[]; ops: Op[] } {
+  const compares: Compare[] = [{ key: e.job.key, modRevision: e.job.modRevision }];
+  const ops: Op[] = [...e.groups, ...e.results].map((c): Op => ({ delete: c.key }));
+  ops.push({ delete: e.job.key });
+  if (e.idempotency && keyLease) {
+    compares.push({ key: e.idempotency.key, modRevision: e.idempotency.modRevision });
+    ops.push({ put: e.idempotency.key, value: e.idempotency.value, lease: keyLease });
+  }
+  return { compares, ops };
+}
+
 /**
- * Removes archived jobs from etcd, fenced: for each, its groups and results first (a crash in
- * between leaves a job with fewer groups, never groups without a job), then the job if it is
- * unchanged since it was read. Its idempotency record, which history now holds too, is put
- * again under `keyLease` in the same transaction as the job's removal: etcd deletes it when
+ * Removes archived jobs from etcd, fenced, each only if unchanged since it was read: a job with
+ * its groups and results in one transaction, and as many jobs in one transaction as etcd's
+ * limits allow (a 1-task job is 4 ops: about 30 jobs a transaction). When a packed transaction
+ * is refused (one of its jobs changed, or the fence was lost), its jobs are tried one by one,
+ * so one changed job keeps only itself. Its idempotency record, which history now holds too, is
+ * put again under `keyLease` in the same transaction as the job's removal: etcd deletes it when
  * that lease expires, not at once, so that a submit that looked the key up in history just
  * before the archive wrote it still meets the record in etcd (see `IDEMPOTENCY_HANDOVER_MS`).
- * Without `keyLease` the record stays until retention. Stops at a lost fence.
+ * Without `keyLease` the record stays until retention. A job too large for one transaction (over
+ * ~125 groups and results) has its groups and results deleted first, in their own
+ * transactions, then the job (a crash in between leaves a job with fewer groups, never groups
+ * without a job). Every transaction carries the fence: once it is lost, nothing more is removed.
  */
 export async function removeArchived(store: EtcdStore, fence: Compare, entries: readonly ArchiveEntry[], keyLease?: string): Promise<RemovedArchive> {
   const out: RemovedArchive = { jobs: [], kept: 0 };
-  for (const e of entries) {
-    const children = [...e.groups, ...e.results];
-    for (let i = 0; i < children.length; i += MAX_TXN_OPS - 1) {
-      const part = children.slice(i, i + MAX_TXN_OPS - 1);
-      if (
-        !(
-          await store.txn(
-            [fence],
-            part.map((c): Op => ({ delete: c.key })),
-          )
-        ).succeeded
-      ) {
-        out.kept += entries.length - out.jobs.length;
-        return out;
-      }
+  const units = entries.map((e) => ({ e, ...removalOf(e, keyLease) }));
+  const { chunks, tooLarge } = chunkBySize(units, (u) => txnSize(u.compares, u.ops), { base: txnSize([fence], []) });
+  const one = async (u: (typeof units)[number]): Promise<boolean> => {
+    const ok = (await store.txn([fence, ...u.compares], u.ops)).succeeded;
+    if (ok) out.jobs.push(u.e.job.value.id);
+    return ok;
+  };
+  for (const chunk of chunks) {
+    if (
+      chunk.length > 1 &&
+      (
+        await store.txn(
+          [fence, ...chunk.flatMap((u) => u.compares)],
+          chunk.flatMap((u) => u.ops),
+        )
+      ).succeeded
+    ) {
+      out.jobs.push(...chunk.map((u) => u.e.job.value.id));
+      continue;
     }
-    const compares: Compare[] = [fence, { key: e.job.key, modRevision: e.job.modRevision }];
-    const ops: Op[] = [{ delete: e.job.key }];
-    if (e.idempotency && keyLease) {
-      compares.push({ key: e.idempotency.key, modRevision: e.idempotency.modRevision });
-      ops.push({ put: e.idempotency.key, value: e.idempotency.value, lease: keyLease });
+    for (const u of chunk) if (!(await one(u))) out.kept++;
+  }
+  for (const u of tooLarge) {
+    const children = [...u.e.groups, ...u.e.results];
+    const parts = chunkBySize(children, (c) => txnSize([], [{ delete: c.key }]), { base: txnSize([fence], []) }).chunks;
+    let fenced = true;
+    for (const part of parts) {
+      fenced = (
+        await store.txn(
+          [fence],
+          part.map((c): Op => ({ delete: c.key })),
+        )
+      ).succeeded;
+      if (!fenced) break;
     }
-    if ((await store.txn(compares, ops)).succeeded) out.jobs.push(e.job.value.id);
-    else out.kept++;
+    const rest = { ...u, ops: u.ops.filter((op) => !('delete' in op) || op.delete === u.e.job.key) };
+    if (!fenced || !(await one(rest))) out.kept++;
   }
   return out;
 }

@@ -21,12 +21,8 @@ export class StoreUnavailableError extends StoreError {
    * @param cause - the client's error, if any
    * @param retryAfterSeconds - how long a caller should wait before trying again, in seconds. @default 1
    */
-  constructor(
-    message: string,
-    override readonly cause?: unknown,
-    readonly retryAfterSeconds = 1,
-  ) {
-    super(message);
+  constructor(message: string, cause?: unknown, retryAfterSeconds = 1) {
+    super(message, { cause, retryAfterSeconds });
   }
 }
 
@@ -38,11 +34,9 @@ export class StoreUnavailableError extends StoreError {
  */
 export class OutcomeUnknownError extends StoreError {
   readonly code = 'outcome_unknown';
-  /** How long a caller should wait before reading again or retrying, in seconds. */
-  readonly retryAfterSeconds = 1;
-  /** @param cause - the client's error that lost the answer */
-  constructor(override readonly cause: unknown) {
-    super(`the store did not answer whether a write was applied (${describeError(cause)})`);
+  /** @param cause - the client's error that lost the answer; a caller should wait 1 s (`retryAfterSeconds`) before reading again or retrying */
+  constructor(cause: unknown) {
+    super(`the store did not answer whether a write was applied (${describeError(cause)})`, { cause, retryAfterSeconds: 1 });
   }
 }
 

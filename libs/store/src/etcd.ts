@@ -29,7 +29,7 @@ import {
 import type * as RPC from 'etcd3/lib/rpc';
 import { describeError, OutcomeUnknownError, StoreError, StoreUnavailableError } from './errors';
 import { Keys } from './keys';
-import { type LeaseAnswer, LeaseFence, leaseLossVerdict, monotonicMs, RenewalOutcome } from './lease-fence';
+import { type LeaseAnswer, leaseAnswerOfTtl, LeaseFence, leaseLossVerdict, monotonicMs, RenewalOutcome } from './lease-fence';
 
 /** Options of a store connection. */
 export interface StoreOptions {
@@ -301,6 +301,12 @@ export class EtcdStore {
       : { key: opts.startAfter ? Buffer.concat([Buffer.from(opts.startAfter), Buffer.from([0])]) : Buffer.from(prefix), range_end: prefixEnd(prefix) };
     const res = await this.call('range', () => this.client.kv.range({ ...range, limit: opts.limit ?? 0 }));
     return { items: res.kvs.map((kv) => decode<T>(kv)), revision: res.header.revision, more: res.more };
+  }
+
+  /** How many keys there are under a prefix (counted by etcd: no value is read). */
+  async count(prefix: string): Promise<number> {
+    const res = await this.call('range', () => this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true }));
+    return Number(res.count);
   }
 
   /** Lists every key under a prefix, page by page, at the revision of the first page. */
@@ -1007,7 +1013,7 @@ export class ProcessLease {
     // answer about the lease). Gone needs a majority saying so and none saying held.
     const asks = this.members.map((member) =>
       member.leaseClient.leaseTimeToLive({ ID: this.id }, { deadline: Date.now() + this.store.callTimeoutMs }).then(
-        (res): LeaseAnswer => (Number(res.TTL) > 0 ? 'held' : 'gone'),
+        (res): LeaseAnswer => leaseAnswerOfTtl(Number(res.TTL)),
         (err: unknown): LeaseAnswer => (castGrpcError(err as Error) instanceof EtcdLeaseInvalidError ? 'gone' : 'unknown'),
       ),
     );

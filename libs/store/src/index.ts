@@ -27,3 +27,4 @@ export * from './cluster';
 export * from './usage';
 export * from './members';
 export * from './archive';
+export * from './schedules';

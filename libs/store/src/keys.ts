@@ -63,6 +63,16 @@ export class Keys {
   workflowIdOf(key: string): string | undefined {
     return segmentAfter(this.workflows(), key);
   }
+  /** A schedule (cron job or cron workflow) of a tenant: its template, ticks and instances. */
+  schedule(tenant: string, name: string) {
+    return `${this.root}schedules/${tenant}/${name}`;
+  }
+  schedules() {
+    return `${this.root}schedules/`;
+  }
+  schedulesOf(tenant: string) {
+    return `${this.root}schedules/${tenant}/`;
+  }
   /** A task's small JSON result (the last attempt that reported one). */
   result(jobId: string, index: number) {
     return `${this.root}results/${jobId}/${pad(index)}`;

@@ -93,8 +93,24 @@ export class LeaseFence {
   }
 }
 
-/** What a member answered about a lease: its TTL is positive, it is gone, or no answer (down, or no raft leader). */
+/** What a member answered about a lease: its TTL is positive, it is gone, or no answer (down, or no raft leader, or a TTL of 0). */
 export type LeaseAnswer = 'held' | 'gone' | 'unknown';
+
+/**
+ * A member's answer to a lease time-to-live request, from the TTL it returned (seconds). etcd
+ * reports the remaining time truncated to whole seconds and -1 for a lease it does not know:
+ *   held    ⇐ TTL ≥ 1 (at least a second left)
+ *   unknown ⇐ TTL = 0: the lease exists with under a second left — or expired under a second
+ *             ago and is not revoked yet; a renewal in flight may still keep it
+ *   gone    ⇐ TTL < 0 (not found: revoked or expired)
+ * Reading 0 as gone gave a held lease up: with a 2 s TTL every member answers 0 for the second
+ * half of each period (a 3-member fault test lost its lease at 2.0 s as "gone, unknown, gone"
+ * right after the raft leader was killed).
+ */
+export function leaseAnswerOfTtl(ttlSeconds: number): LeaseAnswer {
+  if (ttlSeconds >= 1) return 'held';
+  return ttlSeconds < 0 ? 'gone' : 'unknown';
+}
 
 /**
  * Whether the answers of every member about a lease mean it is lost — the decision of the

@@ -2,7 +2,7 @@
  * The self-fence's arithmetic on a fake clock: the TTL runs from when a renewal was sent,
  * never from when its reply was read.
  */
-import { type LeaseAnswer, LeaseFence, leaseLossVerdict, RenewalOutcome } from '@batchapi/store';
+import { type LeaseAnswer, leaseAnswerOfTtl, LeaseFence, leaseLossVerdict, RenewalOutcome } from '@batchapi/store';
 
 const TTL_MS = 2000;
 
@@ -44,6 +44,20 @@ describe('LeaseFence', () => {
     expect(fence.acknowledged(1800, 0)).toBe(RenewalOutcome.Gone);
     expect(fence.acknowledged(2400, 2)).toBe(RenewalOutcome.Stale);
     expect(fence.isGone).toBe(true);
+  });
+});
+
+describe('leaseAnswerOfTtl', () => {
+  it.each<[number, LeaseAnswer]>([
+    // the granted TTL or any whole second left: held
+    [2, 'held'],
+    [1, 'held'],
+    // 0: under a second left, or expired and not yet revoked (etcd truncates the remaining time) — no answer
+    [0, 'unknown'],
+    // -1: etcd does not know the lease
+    [-1, 'gone'],
+  ])('TTL %d → %s', (ttl, answer) => {
+    expect(leaseAnswerOfTtl(ttl)).toBe(answer);
   });
 });
 

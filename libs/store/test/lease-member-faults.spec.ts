@@ -1,10 +1,16 @@
 /**
  * The process lease through ordinary etcd member faults (3 real members, TTL 2 s): a raft
- * leader killed and restarted, a follower killed and restarted, a member paused for 3 s. None
- * of them may cost the lease: `alive()`, sampled every 50 ms, never turns false and `onLost`
- * never fires. One keep-alive per period to a member picked at random lost it whenever two
- * picks in a row were the dead member.
+ * leader killed and restarted, a follower killed and restarted, a member (the leader, on an
+ * etcd without the revoke bug below) paused for 3 s. None of them may cost the lease: `onLost`
+ * never fires and etcd holds the lease throughout. The self-fence (`alive()`, sampled every
+ * 50 ms) may pause while a new raft leader is elected — no member can renew a lease then, and
+ * etcd's randomized election timeout (500–1000 ms here, a second round after a split vote) can
+ * outlast the 2 s counted from the last renewal sent before the kill — but only for a moment:
+ * each pause ends within one TTL. (A member's time-to-live answer of 0, under a second left,
+ * once read as "gone" gave such a lease up at 2.0 s; one keep-alive per period to a member
+ * picked at random lost it whenever two picks in a row were the dead member.)
  */
+import { spawnSync } from 'node:child_process';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import { Etcd3 } from 'etcd3';
@@ -12,6 +18,23 @@ import { Etcd3 } from 'etcd3';
 /** A client of member `i` alone, every call with a 1 s deadline. */
 const memberClient = (i: number) =>
   new Etcd3({ hosts: [etcd.endpoints[i]], defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1000 }) });
+
+/**
+ * True when the installed etcd has etcd-io/etcd#15247: a leader stopped past a lease's TTL, once it
+ * runs again, still takes itself for the lease's keeper for a moment and proposes revoking the
+ * leases it saw expire; the proposal is forwarded to the new leader and committed, so a lease
+ * renewed throughout through the other members is revoked (seen here with Debian's 3.4.23: every
+ * member answered "not found" 10 ms after the paused leader resumed). Fixed by etcd PR #16822 in
+ * 3.4.28 and 3.5.11; the Helm chart runs 3.5.17. On such an etcd a process cannot keep its lease
+ * through a leader pause whatever it does, so the pauses here go to followers.
+ */
+const OLD_LEADER_REVOKES = (() => {
+  const m = /etcd Version: (\d+)\.(\d+)\.(\d+)/.exec(spawnSync('etcd', ['--version'], { encoding: 'utf8' }).stdout ?? '');
+  if (!m) return true;
+  const [major, minor, patch] = m.slice(1).map(Number);
+  if (major !== 3 || minor > 5) return false;
+  return minor < 4 || (minor === 4 && patch < 28) || (minor === 5 && patch < 11);
+})();
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -67,11 +90,19 @@ describe('ProcessLease under member faults', () => {
     const lease = await store.grantLease(2);
     let lost = 0;
     lease.onLost(() => lost++);
-    const dead: Array<{ at: string; sinceRenewalMs: number; lostReason?: string }> = [];
+    // Every pause of the fence: when it began, how long it lasted, under which fault, and whether the lease was given up.
+    const pauses: Array<{ at: string; ms: number; lostReason?: string }> = [];
+    let pausedSince: number | undefined;
     let fault = 'none';
-    // The first few samples that found the lease not alive, with the fault under way.
     const sampler = setInterval(() => {
-      if (!lease.alive() && dead.length < 5) dead.push({ at: fault, sinceRenewalMs: lease.sinceRenewalMs(), lostReason: lease.lostReason });
+      const now = performance.now();
+      if (!lease.alive()) {
+        pausedSince ??= now;
+        if (lease.lostReason && !pauses.some((p) => p.lostReason)) pauses.push({ at: fault, ms: now - pausedSince, lostReason: lease.lostReason });
+      } else if (pausedSince !== undefined) {
+        pauses.push({ at: fault, ms: Math.round(now - pausedSince) });
+        pausedSince = undefined;
+      }
     }, 50);
     try {
       for (let round = 0; round < 3; round++) {
@@ -89,8 +120,9 @@ describe('ProcessLease under member faults', () => {
         etcd.restart(follower);
         await answers(follower);
 
-        // Pausing the leader is the harder case (an election, and followers forward to a member that does not answer).
-        const paused = round % 2 === 0 ? await leaderIndex() : ((await leaderIndex()) + 2) % 3;
+        // Pausing the leader is the harder case (an election, and followers forward to a member that does not answer),
+        // except on an etcd that revokes live leases when a paused leader resumes (see OLD_LEADER_REVOKES).
+        const paused = round % 2 === 0 && !OLD_LEADER_REVOKES ? await leaderIndex() : ((await leaderIndex()) + 2) % 3;
         fault = `round ${round}: m${paused} paused`;
         etcd.kill(paused, 'SIGSTOP');
         await sleep(3000);
@@ -102,9 +134,16 @@ describe('ProcessLease under member faults', () => {
     } finally {
       clearInterval(sampler);
     }
-    expect(dead).toEqual([]);
+    if (pauses.length) console.log(`fence pauses: ${JSON.stringify(pauses)}`);
+    expect(pauses.filter((p) => p.lostReason)).toEqual([]);
     expect(lost).toBe(0);
+    // a pause ends within one TTL (2 s): a renewal sent during the election is acknowledged once a leader holds the lease
+    expect(pauses.filter((p) => p.ms >= 2000)).toEqual([]);
+    expect(pausedSince).toBeUndefined();
     expect(lease.alive()).toBe(true);
+    // etcd still holds it: the lease was never revoked
+    const ttl = Number((await store.client.leaseClient.leaseTimeToLive({ ID: lease.id })).TTL);
+    expect(ttl).toBeGreaterThanOrEqual(0);
     await lease.revoke();
   }, 90_000);
 });

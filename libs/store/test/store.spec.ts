@@ -104,6 +104,25 @@ describe('SubmitCommitter (group commit)', () => {
     expect(await getJob(store, 'fresh-again')).toBeUndefined();
   });
 
+  it('commits the fresh submits of a batch that failed on a retried key together, not one by one', async () => {
+    const first = await submitJob(store, queuedJob('retried-first'), { key: 'gk-retried', requestHash: 'h' });
+    const committer = new SubmitCommitter(store, { maxInflight: 1, maxBatch: 32 });
+    // 'lead' goes alone; the next 21 wait and form one batch, which fails on the retried key: one
+    // read finds that key taken, it is answered on its own, and the 20 others go in one transaction
+    // (one revision; one by one they had 20).
+    const [, ...rest] = await Promise.all([
+      committer.submit(queuedJob('lead-2'), { key: 'gk-lead-2', requestHash: 'h' }),
+      committer.submit(queuedJob('retried-second'), { key: 'gk-retried', requestHash: 'h' }),
+      ...Array.from({ length: 20 }, (_, i) => committer.submit(queuedJob(`fresh-${i}`), { key: `gk-fresh-${i}`, requestHash: 'h' })),
+    ]);
+    const [retry, ...fresh] = rest;
+    expect(retry).toMatchObject({ created: false, job: { value: { id: first.job.value.id } } });
+    expect(fresh.every((r, i) => r.created && r.job.value.id === `fresh-${i}`)).toBe(true);
+    expect(new Set(fresh.map((r) => r.job.modRevision)).size).toBe(1);
+    const stored = await store.getMany<JobRecord>(fresh.map((r) => r.job.key));
+    expect(stored.map((kv) => kv?.modRevision)).toEqual(fresh.map((r) => r.job.modRevision));
+  });
+
   it('answers StoreUnavailableError (503) without sending a submit that waited past maxWaitMs behind a slow transaction', async () => {
     let now = 0;
     const committer = new SubmitCommitter(store, { maxInflight: 1, maxWaitMs: 2000, clock: () => now });

@@ -1,16 +1,8 @@
-import { ApiError, type JobPhase, type StepPhase, type WorkflowRecord, type WorkflowStep } from '@batchapi/api';
+import type { JobPhase, StepPhase, WorkflowRecord, WorkflowStep } from '@batchapi/api';
 import { advance, criticalPaths, type DagStep, fanOutItems, stepJobId, validateDag } from './dag';
 
 type TestStep = DagStep & { phase?: StepPhase; jobId?: string };
 const step = (name: string, dependsOn: string[] = [], extra: Partial<TestStep> = {}): TestStep => ({ name, dependsOn, ...extra });
-const errorOf = (f: () => unknown): ApiError => {
-  try {
-    f();
-  } catch (e) {
-    return e as ApiError;
-  }
-  throw new Error('no error');
-};
 
 describe('validateDag', () => {
   it.each([
@@ -32,10 +24,9 @@ describe('validateDag', () => {
       /a → b → c → a/,
     ],
   ])('refuses %s', (_n, steps, code, field, message) => {
-    const e = errorOf(() => validateDag(steps));
-    expect(e.code).toBe(code);
-    expect(e.details.field).toBe(field);
-    expect(e.message).toMatch(message);
+    expect(() => validateDag(steps)).toThrow(
+      expect.objectContaining({ code, details: expect.objectContaining({ field }), message: expect.stringMatching(message) }),
+    );
   });
 
   it('orders every step after its dependencies', () => {
@@ -160,6 +151,20 @@ describe('fanOutItems', () => {
     ['an array result of one of several tasks as one item', 2, [{ index: 0, value: [1, 2] }], [[1, 2]]],
   ])('%s', (_n, tasks, results, expected) => {
     expect(fanOutItems(tasks, results)).toEqual(expected);
+  });
+
+  it("fans out over a map source's results one item per task, even a map of one whose result is an array", () => {
+    expect(fanOutItems(1, [{ index: 0, value: [1, 2, 3] }], true)).toEqual([[1, 2, 3]]);
+    expect(
+      fanOutItems(
+        2,
+        [
+          { index: 1, value: 'b' },
+          { index: 0, value: [1] },
+        ],
+        true,
+      ),
+    ).toEqual([[1], 'b']);
   });
 
   it('gives fixed step job ids', () => {

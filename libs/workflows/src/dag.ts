@@ -193,12 +193,14 @@ export function advance(wf: WorkflowRecord, jobs: ReadonlyMap<string, JobPhase>,
 
 /**
  * The items a `map.fromStep` step fans out over, from the source step's task results in
- * index order: the results themselves, or — when the source had exactly one task whose
- * result is an array — that array's elements.
+ * index order: the results themselves, or — when the source is a single task (not a map) whose
+ * result is an array — that array's elements. A map source's results are always one item per
+ * task, so a map over one item that returned an array fans out over a list of one array.
+ * @param sourceIsMap - the source step is itself a map (`map.items` or `map.fromStep`). @default false
  */
-export function fanOutItems(sourceTasks: number, results: ReadonlyArray<{ index: number; value: unknown }>): unknown[] {
+export function fanOutItems(sourceTasks: number, results: ReadonlyArray<{ index: number; value?: unknown }>, sourceIsMap = false): unknown[] {
   const sorted = [...results].sort((a, b) => a.index - b.index).map((r) => r.value);
-  if (sourceTasks === 1 && sorted.length === 1 && Array.isArray(sorted[0])) return sorted[0];
+  if (!sourceIsMap && sourceTasks === 1 && sorted.length === 1 && Array.isArray(sorted[0])) return sorted[0];
   return sorted;
 }
 

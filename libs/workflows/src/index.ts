@@ -1,1 +1,2 @@
 export * from './dag';
+export * from './cron';

@@ -1,19 +1,25 @@
-"""BatchAPI's Python SDK (standard library only, Python >= 3.9).
+"""BatchAPI's Python SDK (Python >= 3.10; `cloudpickle` optional, to ship functions of
+scripts, notebooks, lambdas and closures by value).
 
     import batchapi as batch
 
     @batch.task(cpus=4, memory="16Gi", gpus=1, retries=3)
-    def train(cfg): ...
+    def train(cfg: dict) -> float: ...
 
-    ref = train.submit(cfg)     # returns at once
-    batch.get(ref)              # waits; the result, or raises TaskFailed
+    ref = train.submit(cfg)     # returns at once: a Ref[float]
+    batch.get(ref)              # waits; the result, or raises TaskFailed (with the remote traceback)
 """
 from .client import Client
-from .core import JobRef, StepRef, Task, Workflow, client, configure, get, task, workflow
-from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
+from .core import (JobRef, Ref, StepRef, Task, TaskOptions, Toleration, Workflow, as_completed, cancel, client, configure, get, get_async,
+                   list_jobs, logs, task, tasks, wait, wait_async, why, workflow)
+from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTask, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
                      Unauthenticated, Unavailable, Unprocessable)
 
-__all__ = ["Client", "JobRef", "StepRef", "Task", "Workflow", "client", "configure", "get", "task", "workflow", "BatchError", "Conflict",
-           "Forbidden", "InvalidArgument", "NotFound", "PayloadTooLarge", "RateLimited", "TaskFailed", "Unauthenticated", "Unavailable",
-           "Unprocessable"]
-__version__ = "0.1.0"
+#: `batch.list(state="Failed", label_selector="team=ml")`: every job selected, page after page.
+list = list_jobs  # noqa: A001 - the SDK's verb, like the CLI's `batch list`
+
+__all__ = ["Client", "JobRef", "Ref", "StepRef", "Task", "TaskOptions", "Toleration", "Workflow", "as_completed", "cancel", "client",
+           "configure", "get", "get_async", "list", "list_jobs", "logs", "task", "tasks", "wait", "wait_async", "why", "workflow",
+           "BatchError", "Conflict", "Forbidden", "InvalidArgument", "InvalidTask", "NotFound", "PayloadTooLarge", "RateLimited",
+           "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable"]
+__version__ = "0.2.0"

@@ -21,6 +21,22 @@ def _settings_file() -> str:
     return os.path.join(base, "batchapi", "config.json")
 
 
+def _saved_context() -> Dict[str, str]:
+    """The `batch` CLI's selected context (`batch dev` selects `dev`; `BATCH_CONTEXT` picks another), or {}."""
+    try:
+        with open(_settings_file()) as f:
+            saved = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    if "contexts" not in saved:
+        return saved  # the file as `batch dev` wrote it before contexts: {api, token}
+    name = os.environ.get("BATCH_CONTEXT") or saved.get("currentContext")
+    ctx = (saved.get("contexts") or {}).get(name) if name else None
+    return ctx if isinstance(ctx, dict) else {}
+
+
 def new_traceparent(trace_id: Optional[str] = None) -> str:
     """A W3C trace context header: a new span in `trace_id` (a new trace when absent), sampled."""
     return f"00-{trace_id or secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
@@ -29,19 +45,16 @@ def new_traceparent(trace_id: Optional[str] = None) -> str:
 class Client:
     """A connection to the BatchAPI admission service.
 
-    `api` and `token` default to `BATCH_API` and `BATCH_TOKEN`, else the file `batch dev` writes
-    (`$XDG_CONFIG_HOME/batchapi/config.json`). `retries` bounds the retries of 429 and 503
-    (default 5); `timeout` is per request, in seconds (default 30).
+    `api` and `token` default to `BATCH_API` and `BATCH_TOKEN`, else the selected context of the
+    `batch` CLI (`$XDG_CONFIG_HOME/batchapi/config.json`; `batch dev` writes and selects `dev`).
+    `retries` bounds the retries of 429 and 503 (default 5); `timeout` is per request, in
+    seconds (default 30).
     """
 
     def __init__(self, api: Optional[str] = None, token: Optional[str] = None, retries: int = 5, timeout: float = 30.0):
         saved: Dict[str, str] = {}
         if not (api or os.environ.get("BATCH_API")) or not (token or os.environ.get("BATCH_TOKEN")):
-            try:
-                with open(_settings_file()) as f:
-                    saved = json.load(f)
-            except (OSError, ValueError):
-                saved = {}
+            saved = _saved_context()
         self.api = (api or os.environ.get("BATCH_API") or saved.get("api") or "").rstrip("/")
         self.token = token or os.environ.get("BATCH_TOKEN") or saved.get("token") or ""
         if not self.api or not self.token:
@@ -69,9 +82,10 @@ class Client:
         self._local.conn = None
 
     def request(self, method: str, path: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
-                traceparent: Optional[str] = None) -> Tuple[int, Any, Dict[str, str]]:
+                traceparent: Optional[str] = None, parse: bool = True) -> Tuple[int, Any, Dict[str, str]]:
         """One call with retries of 429/503 (Retry-After, else backoff with jitter) and of a
-        dropped keep-alive connection; raises the typed error of any other failure."""
+        dropped keep-alive connection; raises the typed error of any other failure. A success's
+        body is parsed as JSON, or given as text with `parse=False`."""
         data = None if body is None else json.dumps(body).encode()
         h = {"authorization": f"Bearer {self.token}", "accept": "application/json", "traceparent": traceparent or new_traceparent()}
         if data is not None:
@@ -94,6 +108,8 @@ class Client:
                 time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
                 continue
             text = raw.decode("utf-8", "replace")
+            if status < 400 and not parse:
+                return status, text, resp_headers
             try:
                 parsed = json.loads(text) if text else None
             except ValueError:
@@ -113,16 +129,17 @@ class Client:
     def submit_job(self, body: Dict[str, Any], idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> Dict[str, Any]:
         """POST /v1/jobs; a retried submit with the same key returns the same job."""
         key = idempotency_key or secrets.token_hex(16)
-        return self.request("POST", "/v1/jobs", body, {"idempotency-key": key}, traceparent)[1]
+        return _obj(self.request("POST", "/v1/jobs", body, {"idempotency-key": key}, traceparent)[1])
 
     def get_job(self, job_id: str) -> Dict[str, Any]:
-        return self.request("GET", f"/v1/jobs/{quote(job_id)}")[1]
+        return _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}")[1])
 
     def cancel_job(self, job_id: str) -> Dict[str, Any]:
-        return self.request("DELETE", f"/v1/jobs/{quote(job_id)}")[1]
+        return _obj(self.request("DELETE", f"/v1/jobs/{quote(job_id)}")[1])
 
     def results(self, job_id: str) -> List[Dict[str, Any]]:
-        return self.request("GET", f"/v1/jobs/{quote(job_id)}/results")[1]["results"]
+        rows: List[Dict[str, Any]] = _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}/results")[1])["results"]
+        return rows
 
     def list_jobs(self, *, state: Optional[str] = None, queue: Optional[str] = None, tenant: Optional[str] = None,
                   label_selector: Optional[str] = None, name_prefix: Optional[str] = None, workflow: Optional[str] = None,
@@ -139,7 +156,7 @@ class Client:
                  "workflow": workflow, "submittedSince": _rfc3339(submitted_since), "submittedBefore": _rfc3339(submitted_before),
                  "finishedSince": _rfc3339(finished_since), "finishedBefore": _rfc3339(finished_before), "sort": sort, "limit": limit,
                  "pageToken": page_token}
-        return self.request("GET", "/v1/jobs" + _query(query))[1]
+        return _obj(self.request("GET", "/v1/jobs" + _query(query))[1])
 
     def iter_jobs(self, **filters: Any) -> Iterator[Dict[str, Any]]:
         """Every job ``list_jobs(**filters)`` selects, page after page."""
@@ -157,7 +174,7 @@ class Client:
         code, reason, times), by index; ``state="Failed"`` answers "which failed, and why".
         ``limit`` is 1 to 1000 (default 100)."""
         query = {"state": state, "limit": limit, "pageToken": page_token}
-        return self.request("GET", f"/v1/jobs/{quote(job_id)}/tasks" + _query(query))[1]
+        return _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}/tasks" + _query(query))[1])
 
     def iter_tasks(self, job_id: str, *, state: Optional[str] = None) -> Iterator[Dict[str, Any]]:
         """Every task attempt ``list_tasks`` gives, page after page."""
@@ -176,7 +193,18 @@ class Client:
         7 days), by ``group_by``: ``tenant``, ``queue``, ``gpuModel`` or ``label:<key>``. Read from
         the history store: ``{"from", "to", "groupBy", "groups": [...], "truncated"}``."""
         query = {"from": _rfc3339(since), "to": _rfc3339(until), "groupBy": group_by, "tenant": tenant, "queue": queue}
-        return self.request("GET", "/v1/usage" + _query(query))[1]
+        return _obj(self.request("GET", "/v1/usage" + _query(query))[1])
+
+    def logs(self, job_id: str, index: int = 0, *, stream: str = "stdout", attempt: Optional[int] = None) -> str:
+        """GET /v1/jobs/{id}/tasks/{index}/logs: what task ``index`` wrote to ``stream``
+        (``stdout``, the default, or ``stderr``) in ``attempt`` (default: its latest)."""
+        query = {"stream": stream, "attempt": attempt}
+        return str(self.request("GET", f"/v1/jobs/{quote(job_id)}/tasks/{int(index)}/logs" + _query(query), parse=False)[1])
+
+    def why(self, job_id: str) -> Dict[str, Any]:
+        """GET /v1/jobs/{id}/why: why the job is pending — its position, what blocks its tasks
+        on how many nodes, the quota that stops it, and the smallest changes that would let it run."""
+        return _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}/why")[1])
 
     def wait_job(self, job_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Waits for the job's end on its event stream (resumed after a dropped connection),
@@ -187,13 +215,13 @@ class Client:
 
     def submit_workflow(self, body: Dict[str, Any], idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> Dict[str, Any]:
         key = idempotency_key or secrets.token_hex(16)
-        return self.request("POST", "/v1/workflows", body, {"idempotency-key": key}, traceparent)[1]
+        return _obj(self.request("POST", "/v1/workflows", body, {"idempotency-key": key}, traceparent)[1])
 
     def get_workflow(self, wf_id: str) -> Dict[str, Any]:
-        return self.request("GET", f"/v1/workflows/{quote(wf_id)}")[1]
+        return _obj(self.request("GET", f"/v1/workflows/{quote(wf_id)}")[1])
 
     def cancel_workflow(self, wf_id: str) -> Dict[str, Any]:
-        return self.request("DELETE", f"/v1/workflows/{quote(wf_id)}")[1]
+        return _obj(self.request("DELETE", f"/v1/workflows/{quote(wf_id)}")[1])
 
     def wait_workflow(self, wf_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         return self._wait(f"/v1/workflows/{quote(wf_id)}", timeout)
@@ -240,16 +268,18 @@ class Client:
                 raise NotImplementedError
             if res.status >= 400:
                 raise error_from(res.status, json.loads(res.read() or b"null"))
-            event_id, event, data = None, None, []
+            event_id: Optional[str] = None
+            event: Optional[str] = None
+            data: List[str] = []
             while True:
-                line = res.readline()
-                if not line:
+                raw = res.readline()
+                if not raw:
                     return
-                line = line.decode("utf-8").rstrip("\r\n")
+                line = raw.decode("utf-8").rstrip("\r\n")
                 if line == "":
                     # "stream-closed" (e.g. slow_consumer) says why the server ends the stream next; the caller resumes
                     if data and event != "stream-closed":
-                        yield event_id, json.loads("\n".join(data))
+                        yield event_id, _obj(json.loads("\n".join(data)))
                     event_id, event, data = None, None, []
                 elif line.startswith("id:"):
                     event_id = line[3:].strip()
@@ -263,7 +293,7 @@ class Client:
     def _poll(self, path: str, deadline: Optional[float]) -> Dict[str, Any]:
         delay = 0.1
         while deadline is None or time.monotonic() < deadline:
-            view = self.request("GET", path)[1]
+            view = _obj(self.request("GET", path)[1])
             if view.get("phase") in TERMINAL:
                 return view
             time.sleep(delay)
@@ -282,6 +312,13 @@ def _rfc3339(t: "Optional[Union[datetime, str]]") -> Optional[str]:
     if t.tzinfo is None:
         t = t.replace(tzinfo=timezone.utc)
     return t.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _obj(value: Any) -> Dict[str, Any]:
+    """An answer that is a JSON object."""
+    if not isinstance(value, dict):
+        raise BatchError("http_error", f"expected a JSON object, got {type(value).__name__}")
+    return value
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:

@@ -1,23 +1,56 @@
 """Tasks, references, waiting and workflows.
 
-Packaging model: a task runs `python3 -m batchapi.run` on a node, which imports the function by
-module and name and calls it with JSON arguments — the SDK ships the call, not the source. The
-function's module (and this SDK) must be importable on the node: the same checkout or a shared
-filesystem (the SDK passes the submitter's module root and `PYTHONPATH` as the task's
-`PYTHONPATH`), or an image with the code installed (`image=` on the Kubernetes backend).
+How a function gets to the node: a task runs `python3 -m batchapi.run` there (`batchapi.run`).
+A function defined at module level in an importable file goes **by name** (`module:qualname`;
+the SDK puts its module's root directory, the SDK and the submitter's `PYTHONPATH` on the
+task's `PYTHONPATH`, so a local cluster or a shared filesystem needs nothing more). A function
+defined in `__main__` (a script, a notebook, a REPL, `python -c`), a lambda or a closure goes
+**by value**: its cloudpickle, when `cloudpickle` is importable here (and on the node); without
+it, `submit` refuses it with `InvalidTask(code="function_not_shippable")`. The submitting script
+is never imported on the node. Arguments, map items and results are JSON.
 """
-import functools
+from __future__ import annotations
+
+import asyncio
+import base64
+import difflib
+import inspect
 import json
+import math
 import os
+import re
 import sys
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+import time
+import warnings
+from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Generic, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple,
+                    TypedDict, TypeVar, Union, cast, overload)
 
-from .client import Client, new_traceparent
-from .errors import TaskFailed
+from typing import Concatenate, ParamSpec
+
+from ._steps import step_results
+from .client import TERMINAL, Client, new_traceparent
+from .errors import BatchError, InvalidTask, TaskFailed
+from .run import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+P = ParamSpec("P")
+Q = ParamSpec("Q")
+R = TypeVar("R")
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
+A = TypeVar("A")
 
 _default: Optional[Client] = None
 _lock = threading.Lock()
+
+#: Largest environment value the API takes, in UTF-8 bytes (`MAX_ENV_VALUE_BYTES`).
+MAX_ENV_VALUE_BYTES = 32 * 1024
+#: Largest pickled function shipped by value, in bytes of base64 (spread over `BATCH_PY_FN_<i>` values of 30,000 characters).
+MAX_SHIPPED_FUNCTION_BYTES = 240_000
+_FN_CHUNK = 30_000
 
 
 def client() -> Client:
@@ -37,8 +70,220 @@ def configure(api: Optional[str] = None, token: Optional[str] = None, **kw: Any)
         return _default
 
 
-class JobRef:
-    """A submitted job (one task, or an array job as a whole)."""
+# -- options ---------------------------------------------------------------------------------
+
+
+class Toleration(TypedDict, total=False):
+    """A node taint a task tolerates, as in Kubernetes."""
+
+    key: str
+    operator: str  # "Equal" (default) or "Exists"
+    value: str
+    effect: str  # "NoSchedule", "PreferNoSchedule" or "NoExecute"
+
+
+class TaskOptions(TypedDict, total=False):
+    """The options of `@batchapi.task(...)` and `.options(...)`; any other name is refused."""
+
+    cpus: float
+    """CPU cores per task. Default 1."""
+    memory: str
+    """Memory per task, Kubernetes quantity ("256Mi", "16Gi"). Default "256Mi"."""
+    gpus: float
+    """GPUs per task; a fraction shares one device. Default 0."""
+    retries: int
+    """Extra attempts after a failure. Default 0. A result that is not JSON is never retried."""
+    backoff: float
+    """Seconds before the first retry (doubling after). Default 1."""
+    timeout: float
+    """Seconds one attempt may run (rounded up to whole seconds). Default none."""
+    queue: str
+    """Queue. Default "default"."""
+    priority: int
+    """-1000 to 1000, higher first. Default 0."""
+    image: str
+    """Container image of each task on the Kubernetes backend. Default the executor's."""
+    gang: bool
+    """All tasks start together or none do. Default False."""
+    tasks: int
+    """Identical tasks of one `submit` (each sees `BATCH_TASK_INDEX`). Default 1."""
+    env: Mapping[str, str]
+    """Extra environment variables of the task. Default none."""
+    name: str
+    """The job's name (in a workflow: the step's name). Default the function's name, `_` as `-`."""
+    python: str
+    """The interpreter on the node. Default "python3"."""
+    selector: Mapping[str, str]
+    """Node labels a node must have, e.g. {"gpu.model": "A100"}. Default none."""
+    labels: Mapping[str, str]
+    """Labels of the job (for `batch list -l`). Default none."""
+    tolerations: Sequence[Toleration]
+    """Node taints tolerated. Default none."""
+    spread: bool
+    """Prefer the emptiest nodes instead of packing. Default False."""
+    topology: Mapping[str, str]
+    """Topology-aware placement of a gang or job: {"required": "rack"} (every task in one domain of
+    that level, or wait) or {"preferred": "rack"} (as few domains as fit, then the level above).
+    Levels are the cluster's (`BATCH_TOPOLOGY_LEVELS`; by default block, rack, host). Default none."""
+    after: Sequence["StepRef[Any]"]
+    """Workflow steps only: steps this one runs after. Default none."""
+    inputs: Sequence["StepRef[Any]"]
+    """Workflow steps only: steps whose results are passed as extra positional arguments. Default none."""
+    when: str
+    """Workflow steps only: "success" (default), "failure" or "always"."""
+
+
+OPTION_NAMES = sorted(TaskOptions.__optional_keys__ | TaskOptions.__required_keys__)
+STEP_OPTIONS = ("after", "inputs", "when")
+_NUMBERS = {"cpus", "gpus", "retries", "backoff", "timeout", "priority", "tasks"}
+_INTEGERS = {"retries", "priority", "tasks"}
+_TEXTS = {"memory", "queue", "image", "name", "python", "when"}
+_BOOLS = {"gang", "spread"}
+_MAPS = {"env", "selector", "labels"}
+_TOLERATION_KEYS = {"key", "operator", "value", "effect"}
+
+
+def check_options(options: Mapping[str, Any]) -> None:
+    """Refuses an unknown option (naming the closest known one) or one of the wrong type."""
+    for k, v in options.items():
+        if k not in OPTION_NAMES:
+            near = difflib.get_close_matches(k, OPTION_NAMES, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else f"; options are {', '.join(OPTION_NAMES)}"
+            raise InvalidTask("unknown_option", f"unknown task option {k!r}{hint}", k)
+        bad = None
+        if k in _NUMBERS:
+            number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not number or (k in _INTEGERS and v != int(v)) or (v < 0 and k != "priority"):
+                bad = "a whole number" if k in _INTEGERS else "a finite number"
+                bad += "" if k == "priority" else " ≥ 0"
+        elif k in _TEXTS and not isinstance(v, str):
+            bad = "a string"
+        elif k in _BOOLS and not isinstance(v, bool):
+            bad = "True or False"
+        elif k in _MAPS and not (isinstance(v, Mapping) and all(isinstance(a, str) and isinstance(b, str) for a, b in v.items())):
+            bad = "a dict of strings to strings"
+        elif k == "tolerations" and not (isinstance(v, (list, tuple)) and all(isinstance(t, Mapping) and set(t) <= _TOLERATION_KEYS for t in v)):
+            bad = f"a list of dicts with keys among {sorted(_TOLERATION_KEYS)}"
+        elif k in ("after", "inputs") and not (isinstance(v, (list, tuple)) and all(isinstance(s, StepRef) for s in v)):
+            bad = "a list of steps (what wf.step and wf.map return)"
+        elif k == "topology" and not (isinstance(v, Mapping) and len(v) == 1 and set(v) <= {"required", "preferred"}
+                                      and all(isinstance(level, str) and level for level in v.values())):
+            bad = 'one of {"required": level} or {"preferred": level}, the level a name such as "rack"'
+        elif k == "when" and v not in ("success", "failure", "always"):
+            bad = '"success", "failure" or "always"'
+        if bad:
+            raise InvalidTask("invalid_option", f"option {k!r} must be {bad}, not {v!r}", k)
+
+
+# -- shipping the function -------------------------------------------------------------------
+
+
+def _by_value_reason(fn: Callable[..., Any]) -> Optional[str]:
+    """Why `fn` cannot be imported by name on the node (None when it can)."""
+    qualname = getattr(fn, "__qualname__", "")
+    module = getattr(fn, "__module__", None)
+    if module in (None, "__main__"):
+        return "defined in __main__ (a script, notebook, REPL or `python -c`)"
+    if "<lambda>" in qualname:
+        return "a lambda"
+    if "<locals>" in qualname:
+        return "defined inside another function (a closure)"
+    mod = sys.modules.get(str(module))
+    if mod is None or not getattr(mod, "__file__", None):
+        return f"defined in module {module}, which has no file"
+    target: Any = mod
+    for part in qualname.split("."):
+        target = getattr(target, part, None)
+    if target is not fn and getattr(target, "fn", None) is not fn:
+        return f"not reachable as {module}.{qualname}"
+    return None
+
+
+def _module_root(fn: Callable[..., Any]) -> Optional[str]:
+    """The directory that must be on the task's path for `fn`'s module (and its neighbours) to import."""
+    name = getattr(fn, "__module__", None) or "__main__"
+    path = getattr(sys.modules.get(name), "__file__", None)
+    if not path:
+        return os.getcwd() if name == "__main__" else None
+    root = os.path.dirname(os.path.abspath(str(path)))
+    if name != "__main__":
+        for _ in range(name.count(".")):
+            root = os.path.dirname(root)
+    return root
+
+
+def _python_path(root: Optional[str]) -> str:
+    sdk_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parts = [p for p in [root, sdk_root, os.environ.get("PYTHONPATH")] if p]
+    return os.pathsep.join(dict.fromkeys(os.pathsep.join(parts).split(os.pathsep)))
+
+
+def ship(fn: Callable[..., Any]) -> Dict[str, str]:
+    """The environment that brings `fn` to the node: `BATCH_PY_CALL` (by name) or
+    `BATCH_PY_FN_<i>` (by value, cloudpickle), and `PYTHONPATH`."""
+    env = {"PYTHONPATH": _python_path(_module_root(fn))}
+    reason = _by_value_reason(fn)
+    if reason is None:
+        env["BATCH_PY_CALL"] = f"{fn.__module__}:{fn.__qualname__}"
+        return env
+    name = getattr(fn, "__qualname__", repr(fn))
+    try:
+        import cloudpickle  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise InvalidTask("function_not_shippable",
+                          f"{name} is {reason}: the node cannot import it by name. Install cloudpickle (`pip install cloudpickle`, "
+                          "here and on the nodes) to ship it by value, or define it at module level in a file", "fn") from None
+    try:
+        data = base64.b64encode(cloudpickle.dumps(fn)).decode("ascii")
+    except Exception as e:  # noqa: BLE001 - anything cloudpickle cannot serialise
+        raise InvalidTask("function_not_shippable", f"{name} is {reason} and cannot be pickled: {e}", "fn") from e
+    if len(data) > MAX_SHIPPED_FUNCTION_BYTES:
+        raise InvalidTask("too_large", f"{name} pickles to {len(data)} bytes of base64, over {MAX_SHIPPED_FUNCTION_BYTES}: it captures "
+                          "large globals or closure variables; pass large data through files, or define it in a module", "fn")
+    env["BATCH_PY_VERSION"] = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    for i in range(0, len(data), _FN_CHUNK):
+        env[f"BATCH_PY_FN_{i // _FN_CHUNK}"] = data[i:i + _FN_CHUNK]
+    return env
+
+
+def _json(value: Any, what: str, field: str) -> str:
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidTask("arguments_not_json", f"{what} must be JSON (numbers, strings, lists, dicts, booleans, None; not NaN or inf): {e}",
+                          field) from None
+
+
+_PLACEHOLDER = object()
+
+
+def _default_name(fn_name: str) -> str:
+    """A job or step name from a function's: `_` as `-`, what the API refuses left out (`<lambda>` is `lambda`)."""
+    name = re.sub(r"[^A-Za-z0-9.-]", "", fn_name.replace("_", "-")).strip(".-")
+    return name[:63] or "task"
+
+
+def bind_arguments(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, leading: int = 0, trailing: int = 0) -> None:
+    """Checks a call against `fn`'s signature, with `leading` arguments the node adds first (the
+    map item) and `trailing` ones it adds last (the inputs' results)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # a builtin without a signature: the node will tell
+    try:
+        sig.bind(*([_PLACEHOLDER] * leading), *args, *([_PLACEHOLDER] * trailing), **kwargs)
+    except TypeError as e:
+        extra = " (a map passes the item as the first argument)" if leading else ""
+        extra += f" (the {trailing} inputs' results come last)" if trailing else ""
+        raise InvalidTask("bad_arguments", f"{getattr(fn, '__qualname__', fn)}{sig}: {e}{extra}", "args") from None
+
+
+# -- references ------------------------------------------------------------------------------
+
+
+class JobRef(Generic[T_co]):
+    """A submitted task (`index` of an array job), or a job as a whole (`index` None); `T` is the
+    function's return type. `Ref` is the same class."""
 
     def __init__(self, job: Dict[str, Any], index: Optional[int] = None):
         self.job = job
@@ -54,126 +299,193 @@ class JobRef:
         return client().wait_job(self.job_id, timeout)
 
     def cancel(self) -> None:
+        """Cancels the whole job (the API cancels jobs, not single tasks of an array)."""
         client().cancel_job(self.job_id)
 
-    def result(self, timeout: Optional[float] = None) -> Any:
+    def result(self, timeout: Optional[float] = None) -> T_co:
         return get(self, timeout)
 
-
-def _module_of(fn: Callable[..., Any]) -> Tuple[str, Optional[str]]:
-    """The importable module name of `fn` and the directory that must be on the task's path."""
-    mod = sys.modules.get(fn.__module__)
-    name = fn.__module__
-    path = getattr(mod, "__file__", None)
-    if name == "__main__" and path:
-        name = os.path.splitext(os.path.basename(path))[0]
-    if not path:
-        return name, None
-    root = os.path.dirname(os.path.abspath(path))
-    for _ in range(name.count(".")):
-        root = os.path.dirname(root)
-    return name, root
+    def __await__(self) -> Generator[Any, None, T_co]:
+        """`await ref` in a coroutine: `get(ref)` without blocking the event loop (it waits in a worker thread)."""
+        return asyncio.to_thread(get, self).__await__()
 
 
-def _python_path(root: Optional[str]) -> str:
-    sdk_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    parts = [p for p in [root, sdk_root, os.environ.get("PYTHONPATH")] if p]
-    return os.pathsep.join(dict.fromkeys(parts))
+Ref = JobRef
 
 
-class Task:
+class Task(Generic[P, R]):
     """A function that runs as a BatchAPI task. Made by `@batchapi.task(...)`."""
 
-    def __init__(self, fn: Callable[..., Any], options: Dict[str, Any]):
-        functools.update_wrapper(self, fn)
+    def __init__(self, fn: Callable[P, R], options: Mapping[str, Any]):
+        check_options(options)
         self.fn = fn
-        self.opts = options
+        self.opts: Dict[str, Any] = dict(options)
+        self.__name__ = getattr(fn, "__name__", "task")
+        self.__qualname__ = getattr(fn, "__qualname__", self.__name__)
+        self.__module__ = getattr(fn, "__module__", __name__)
+        self.__doc__ = getattr(fn, "__doc__", None)
+        self.__wrapped__ = fn
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Calls the function here, as a plain function."""
         return self.fn(*args, **kwargs)
 
-    def options(self, **overrides: Any) -> "Task":
-        """The same task with other options, e.g. `train.options(queue="ml-research")`."""
+    def __repr__(self) -> str:
+        return f"Task({self.__qualname__}, {self.opts})"
+
+    def options(self, **overrides: Unpack[TaskOptions]) -> Task[P, R]:
+        """The same task with other options, e.g. `train.options(queue="ml-research")`; in a
+        workflow also the step's `name`, `after`, `inputs` and `when`."""
         return Task(self.fn, {**self.opts, **overrides})
 
-    def job_body(self, args: Sequence[Any] = (), kwargs: Optional[Dict[str, Any]] = None, items: Optional[List[Any]] = None,
-                 inputs: Optional[List[str]] = None) -> Dict[str, Any]:
-        """The job request of a call: the runner command, its env, resources and policies."""
-        module, root = _module_of(self.fn)
+    def job_body(self, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None, items: Optional[List[Any]] = None,
+                 inputs: Optional[Sequence[StepRef[Any]]] = None, mapped: bool = False) -> Dict[str, Any]:
+        """The job request of a call: the runner command, its env, resources and policies (the
+        call is checked against the function's signature first; `mapped`: the node passes a map
+        item first, as it does when `items` are given)."""
+        kwargs = dict(kwargs or {})
+        bind_arguments(self.fn, args, kwargs, leading=1 if items is not None or mapped else 0, trailing=len(inputs or ()))
         o = self.opts
-        env = {
-            "BATCH_PY_CALL": f"{module}:{self.fn.__qualname__}",
-            "BATCH_PY_ARGS": json.dumps({"args": list(args), "kwargs": kwargs or {}}),
-            "PYTHONPATH": _python_path(root),
-            **{k: str(v) for k, v in (o.get("env") or {}).items()},
-        }
+        call = _json({"args": list(args), "kwargs": kwargs}, "the arguments", "args")
+        if len(call.encode()) > MAX_ENV_VALUE_BYTES:
+            raise InvalidTask("too_large", f"the arguments are {len(call.encode())} bytes of JSON, over {MAX_ENV_VALUE_BYTES}; "
+                              "pass large data through files", "args")
+        env = {**ship(self.fn), "BATCH_PY_ARGS": call, **{k: str(v) for k, v in (o.get("env") or {}).items()}}
         if inputs:
             c = client()
-            env.update({"BATCH_PY_INPUTS": json.dumps(inputs), "BATCH_API": c.api, "BATCH_TOKEN": c.token})
+            env.update({"BATCH_PY_INPUTS": json.dumps([{"step": i.name, "map": i.is_map} for i in inputs]), "BATCH_API": c.api,
+                        "BATCH_TOKEN": c.token})
         resources: Dict[str, Any] = {"cpu": str(o.get("cpus", 1)), "memory": str(o.get("memory", "256Mi"))}
         if o.get("gpus"):
             resources["gpu"] = o["gpus"]
-        body: Dict[str, Any] = {"name": o.get("name") or self.fn.__name__.replace("_", "-"), "command": [o.get("python", "python3"), "-m", "batchapi.run"],
+        body: Dict[str, Any] = {"name": o.get("name") or _default_name(self.__name__), "command": [o.get("python", "python3"), "-m", "batchapi.run"],
                                 "env": env, "resources": resources}
-        for key, api_key in (("queue", "queue"), ("priority", "priority"), ("timeout", "timeoutSeconds"), ("image", "image"), ("gang", "gang")):
+        for key, api_key in (("queue", "queue"), ("priority", "priority"), ("image", "image"), ("gang", "gang"), ("spread", "spread")):
             if o.get(key) is not None:
                 body[api_key] = o[key]
+        for key in ("selector", "labels"):
+            if o.get(key):
+                body[key] = dict(o[key])
+        if o.get("tolerations"):
+            body["tolerations"] = [dict(t) for t in o["tolerations"]]
+        if o.get("topology"):
+            body["topology"] = dict(o["topology"])
+        if o.get("timeout") is not None:
+            body["timeoutSeconds"] = int(math.ceil(o["timeout"]))
         if o.get("retries"):
-            body["retry"] = {"maxAttempts": int(o["retries"]) + 1, "backoffSeconds": float(o.get("backoff", 1))}
+            # a result that is not JSON ends the attempt with RESULT_NOT_JSON_EXIT: never run the computation again for it
+            body["retry"] = {"maxAttempts": int(o["retries"]) + 1, "backoffSeconds": float(o.get("backoff", 1)),
+                             "failFastOnExitCodes": [RESULT_NOT_JSON_EXIT]}
         if items is not None:
+            _json(items, "the map items", "items")
             body["items"] = items
         elif o.get("tasks"):
             body["tasks"] = int(o["tasks"])
         return body
 
-    def submit(self, *args: Any, **kwargs: Any) -> JobRef:
+    def _direct(self) -> None:
+        step_only = [k for k in STEP_OPTIONS if k in self.opts]
+        if step_only:
+            raise InvalidTask("step_option_outside_workflow", f"{step_only[0]!r} is an option of workflow steps (wf.step); "
+                              "this call submits a job", step_only[0])
+
+    def submit(self, *args: P.args, **kwargs: P.kwargs) -> JobRef[R]:
         """Submits one call; returns at once with a reference (`batchapi.get(ref)` waits)."""
+        self._direct()
         return JobRef(client().submit_job(self.job_body(args, kwargs), traceparent=new_traceparent()), 0)
 
-    def map(self, items: Sequence[Any], *args: Any, **kwargs: Any) -> List[JobRef]:
-        """One array job: task i calls the function with `items[i]` (then `args`); one reference per item."""
-        items = list(items)
-        job = client().submit_job(self.job_body(args, kwargs, items=items), traceparent=new_traceparent())
-        return [JobRef(job, i) for i in range(len(items))]
+    def map(self: Task[Concatenate[A, Q], R], items: Iterable[A], *args: Q.args, **kwargs: Q.kwargs) -> List[JobRef[R]]:
+        """One array job: task i calls the function with `items[i]` (then `args`); one reference
+        per item, in order. No items: no job, and an empty list."""
+        self._direct()
+        listed = list(items)
+        if not listed:
+            return []
+        job = client().submit_job(self.job_body(args, kwargs, items=listed), traceparent=new_traceparent())
+        return [JobRef(job, i) for i in range(len(listed))]
 
 
-def task(fn: Optional[Callable[..., Any]] = None, **options: Any) -> Any:
+@overload
+def task(fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+@overload
+def task(fn: None = None, **options: Unpack[TaskOptions]) -> Callable[[Callable[P, R]], Task[P, R]]: ...
+
+
+def task(fn: Optional[Callable[P, R]] = None, **options: Any) -> Union[Task[P, R], Callable[[Callable[P, R]], Task[P, R]]]:
     """Makes a function a task: `@batchapi.task(cpus=4, memory="16Gi", gpus=1, retries=3)`.
 
-    Options: `cpus` (default 1), `memory` (default "256Mi"), `gpus` (default 0; a fraction shares
-    one device), `retries` (extra attempts on failure, default 0) with `backoff` seconds (default 1),
-    `timeout` seconds per attempt, `queue`, `priority`, `image` (Kubernetes backend), `gang`, `env`,
-    `name`, `python` (the interpreter on the node, default "python3").
+    Options (`TaskOptions`; any other name is refused with `InvalidTask`): `cpus` (default 1),
+    `memory` (default "256Mi"), `gpus` (default 0; a fraction shares one device), `retries`
+    (extra attempts on failure, default 0) with `backoff` seconds (default 1), `timeout` seconds
+    per attempt, `queue`, `priority`, `image` (Kubernetes backend), `gang`, `tasks`, `env`,
+    `name`, `python` (the interpreter on the node, default "python3"), `selector`, `labels`,
+    `tolerations`, `spread`, `topology`.
     """
-    if fn is not None and callable(fn):
-        return Task(fn, {})
-    return lambda f: Task(f, options)
+    check_options(options)
+    if fn is not None:
+        return Task(fn, options)
+
+    def wrap(f: Callable[P, R]) -> Task[P, R]:
+        return Task(f, options)
+
+    return wrap
 
 
-Ref = Union[JobRef, "Workflow", Sequence[JobRef]]
+# -- waiting ---------------------------------------------------------------------------------
 
 
-def get(ref: Any, timeout: Optional[float] = None) -> Any:
-    """Waits and returns the result (or a list of results for a list of references); raises
-    `TaskFailed` with the task's reason and exit code if it did not succeed."""
-    if isinstance(ref, (list, tuple)):
-        views: Dict[str, Dict[str, Any]] = {}
-        results: Dict[str, Dict[int, Any]] = {}
-        out = []
-        for r in ref:
-            if r.job_id not in views:
-                views[r.job_id] = client().wait_job(r.job_id, timeout)
-                results[r.job_id] = {x["index"]: x["value"] for x in client().results(r.job_id)}
-            out.append(_value(r, views[r.job_id], results[r.job_id]))
-        return out
+def _remaining(deadline: Optional[float], what: str) -> Optional[float]:
+    if deadline is None:
+        return None
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError(f"{what} did not end in time")
+    return left
+
+
+@overload
+def get(ref: JobRef[T], timeout: Optional[float] = None) -> T: ...
+
+
+@overload
+def get(ref: Sequence[JobRef[T]], timeout: Optional[float] = None) -> List[T]: ...
+
+
+@overload
+def get(ref: Workflow, timeout: Optional[float] = None) -> Dict[str, Any]: ...
+
+
+def get(ref: Union[JobRef[T], Sequence[JobRef[T]], Workflow], timeout: Optional[float] = None) -> Any:
+    """Waits and returns the result (a list of results for a list of references, `[]` for
+    none); raises `TaskFailed` (with the remote traceback) if a task did not succeed.
+    `timeout` (seconds) bounds the whole wait, however many jobs; `TimeoutError` past it."""
     if isinstance(ref, Workflow):
         return ref.wait(timeout)
-    view = client().wait_job(ref.job_id, timeout)
-    return _value(ref, view, {x["index"]: x["value"] for x in client().results(ref.job_id)})
+    deadline = None if timeout is None else time.monotonic() + timeout
+    refs = [ref] if isinstance(ref, JobRef) else list(ref)
+    views: Dict[str, Dict[str, Any]] = {}
+    results: Dict[str, Dict[int, Any]] = {}
+    for r in refs:
+        if r.job_id not in views:
+            views[r.job_id] = client().wait_job(r.job_id, _remaining(deadline, f"job {r.job_id}"))
+            results[r.job_id] = {x["index"]: x["value"] for x in client().results(r.job_id)}
+    out = [_value(r, views[r.job_id], results[r.job_id]) for r in refs]
+    return out[0] if isinstance(ref, JobRef) else out
 
 
-def _value(ref: JobRef, view: Dict[str, Any], results: Dict[int, Any]) -> Any:
+def _remote_traceback(job_id: str, index: int) -> Optional[str]:
+    """What follows the last `TRACEBACK_MARKER` in the task's stderr (None if unreachable)."""
+    try:
+        text = client().logs(job_id, index, stream="stderr")
+    except (BatchError, OSError):
+        return None
+    at = text.rfind(TRACEBACK_MARKER)
+    return text[at + len(TRACEBACK_MARKER):].strip("\n") if at >= 0 else None
+
+
+def _value(ref: JobRef[Any], view: Dict[str, Any], results: Dict[int, Any]) -> Any:
     """The runner writes a result exactly when the function returned, so a result means success."""
     index = ref.index or 0
     if index in results:
@@ -181,30 +493,159 @@ def _value(ref: JobRef, view: Dict[str, Any], results: Dict[int, Any]) -> Any:
     if view["phase"] == "Succeeded":
         return None
     reason = view.get("reason") or {}
-    raise TaskFailed(ref.job_id, ref.index, view["phase"], reason.get("code"), None,
-                     reason.get("message") or f"task {index} returned no result (see `batch logs {ref.job_id} --task {index} --stderr`)")
+    code, exit_code = reason.get("code"), None
+    try:
+        rows = [t for t in client().iter_tasks(ref.job_id, state="Failed") if t.get("index") == index]
+        if rows:
+            last = max(rows, key=lambda t: int(t.get("attempt", 0)))
+            code, exit_code = last.get("reason") or code, last.get("exitCode")
+    except BatchError:
+        pass
+    tb = _remote_traceback(ref.job_id, index)
+    message = None
+    if tb:
+        message = tb.strip().splitlines()[-1]
+    elif reason.get("message"):
+        message = reason["message"]
+    else:
+        message = f"task {index} returned no result (see `batch logs {ref.job_id} --task {index} --stderr`)"
+    raise TaskFailed(ref.job_id, ref.index, view["phase"], code, exit_code, message, tb)
 
 
-class StepRef:
-    """A step of a workflow being built."""
+def _ready(refs: Sequence[JobRef[Any]]) -> List[bool]:
+    """Which references are ready now: the task has a result, or its job ended."""
+    ended: Dict[str, bool] = {}
+    have: Dict[str, set[int]] = {}
+    for r in refs:
+        if r.job_id not in ended:
+            ended[r.job_id] = client().get_job(r.job_id)["phase"] in TERMINAL
+            have[r.job_id] = set() if ended[r.job_id] else {int(x["index"]) for x in client().results(r.job_id)}
+    return [ended[r.job_id] or (r.index or 0) in have[r.job_id] for r in refs]
 
-    def __init__(self, wf: "Workflow", name: str):
+
+def _wait_ready(refs: Sequence[JobRef[Any]], num_returns: int, deadline: Optional[float]) -> List[bool]:
+    delay = 0.05
+    while True:
+        ready = _ready(refs)
+        if sum(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
+            return ready
+        time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))
+        delay = min(1.0, delay * 2)
+
+
+def wait(refs: Sequence[JobRef[T]], num_returns: int = 1, timeout: Optional[float] = None) -> Tuple[List[JobRef[T]], List[JobRef[T]]]:
+    """Like Ray's `wait`: returns `(ready, not_ready)` once `num_returns` of `refs` are ready (a
+    task is ready when it has a result or its job ended), or when `timeout` seconds passed
+    (then `ready` may be shorter). Order is kept; `ready` has at most `num_returns`."""
+    refs = list(refs)
+    if not 0 <= num_returns <= len(refs):
+        raise ValueError(f"num_returns must be between 0 and {len(refs)} (the references given), not {num_returns}")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    flags = _wait_ready(refs, num_returns, deadline)
+    ready: List[JobRef[T]] = []
+    rest: List[JobRef[T]] = []
+    for r, ok in zip(refs, flags):
+        (ready if ok and len(ready) < num_returns else rest).append(r)
+    return ready, rest
+
+
+def as_completed(refs: Sequence[JobRef[T]], timeout: Optional[float] = None) -> Iterator[JobRef[T]]:
+    """The references in the order they become ready (then `get(ref)` does not wait);
+    `TimeoutError` if some are not ready within `timeout` seconds (over the whole iteration)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    pending = list(refs)
+    while pending:
+        flags = _wait_ready(pending, 1, deadline)
+        if not any(flags):
+            raise TimeoutError(f"{len(pending)} of {len(refs)} references were not ready within {timeout} s")
+        yield from (r for r, ok in zip(pending, flags) if ok)
+        pending = [r for r, ok in zip(pending, flags) if not ok]
+
+
+async def get_async(refs: Sequence[JobRef[T]], timeout: Optional[float] = None) -> List[T]:
+    """`get(refs, timeout)` for asyncio: the results of many references, waited for in a worker
+    thread (one reference: `await ref`)."""
+    return await asyncio.to_thread(get, refs, timeout)
+
+
+async def wait_async(refs: Sequence[JobRef[T]], num_returns: int = 1, timeout: Optional[float] = None) -> Tuple[List[JobRef[T]], List[JobRef[T]]]:
+    """`wait(refs, num_returns, timeout)` for asyncio, in a worker thread."""
+    return await asyncio.to_thread(wait, refs, num_returns, timeout)
+
+
+# -- the rest of a job's life ----------------------------------------------------------------
+
+
+def logs(ref: JobRef[Any], stream: str = "stdout", attempt: Optional[int] = None) -> str:
+    """What the task wrote to `stream` ("stdout", the default, or "stderr") in `attempt` (default: its latest)."""
+    return client().logs(ref.job_id, ref.index or 0, stream=stream, attempt=attempt)
+
+
+def why(ref: JobRef[Any]) -> Dict[str, Any]:
+    """Why the job is pending: position, blockers with node counts, quota, counterfactuals."""
+    return client().why(ref.job_id)
+
+
+def tasks(ref: JobRef[Any], state: Optional[str] = None) -> List[Dict[str, Any]]:
+    """One row per attempt of the task (`ref.index`), or of every task of the job for a job ref
+    (`index` None): attempt, state, node, exit code, reason, times. `state` filters ("Failed")."""
+    rows = list(client().iter_tasks(ref.job_id, state=state))
+    return rows if ref.index is None else [t for t in rows if t.get("index") == ref.index]
+
+
+def cancel(ref: Union[JobRef[Any], Workflow]) -> None:
+    """Cancels a workflow, or the job of a reference (the API cancels whole jobs: every task of an array)."""
+    ref.cancel()
+
+
+def list_jobs(**filters: Any) -> Iterator[Dict[str, Any]]:
+    """Every job `Client.list_jobs(**filters)` selects (live and finished), page after page:
+    `state`, `queue`, `label_selector`, `name_prefix`, `workflow`, `submitted_since`, `sort`, …"""
+    return client().iter_jobs(**filters)
+
+
+# -- workflows -------------------------------------------------------------------------------
+
+
+class StepRef(Generic[T_co]):
+    """A step of a workflow being built. `is_map`: its results are a list (one per item)."""
+
+    def __init__(self, wf: Workflow, name: str, is_map: bool = False):
         self.wf = wf
         self.name = name
+        self.is_map = is_map
 
     def __repr__(self) -> str:
         return f"StepRef({self.name})"
+
+
+def _legacy_step_kwargs(fn: Callable[..., Any], kwargs: Dict[str, Any], names: Sequence[str]) -> Dict[str, Any]:
+    """Step options passed the old way, as keywords of `wf.step`/`wf.map`, that `fn` does not take
+    itself (a keyword the function takes is always the function's)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return {}
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    legacy = {n: kwargs.pop(n) for n in names if n in kwargs and n not in params and not takes_any}
+    if legacy:
+        warnings.warn(f"step options as keywords of wf.step/wf.map ({', '.join(legacy)}) are deprecated: use "
+                      f"wf.step(task.options({', '.join(f'{k}=…' for k in legacy)}), …)", DeprecationWarning, stacklevel=3)
+    return legacy
 
 
 class Workflow:
     """A DAG of steps, submitted as one workflow when the `with` block ends.
 
         with batchapi.workflow("nightly") as wf:
-            shards = wf.step(list_shards)
-            parts = wf.map(process, from_step=shards)          # fan-out over shards' result
-            total = wf.step(reduce, inputs=[parts])            # fan-in: gets parts' results
-            wf.step(cleanup, after=[total], when="failure")
+            shards = wf.step(list_shards.options(name="shards"))
+            parts = wf.map(process, shards)                              # fan-out over shards' result
+            total = wf.step(reduce.options(inputs=[parts]))              # fan-in: gets parts' results (a list)
+            wf.step(cleanup.options(after=[total], when="failure"))
         print(wf.result(total))
+
+    Every keyword of `wf.step(t, *args, **kwargs)` is the function's own; the step's name,
+    `after`, `inputs` and `when` come from `t.options(...)`.
     """
 
     def __init__(self, name: str, queue: Optional[str] = None, deadline: Optional[float] = None):
@@ -215,35 +656,62 @@ class Workflow:
         self.id: Optional[str] = None
         self.view: Optional[Dict[str, Any]] = None
 
-    def __enter__(self) -> "Workflow":
+    def __enter__(self) -> Workflow:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         if exc_type is None:
             self.submit()
 
-    def _add(self, t: Task, body: Dict[str, Any], name: Optional[str], after: Sequence[StepRef], when: str, extra: Dict[str, Any]) -> StepRef:
-        step_name = name or f"{t.fn.__name__.replace('_', '-')}-{len(self.steps)}"
+    def _add(self, t: Task[Any, Any], body: Dict[str, Any], after: Sequence[StepRef[Any]], extra: Dict[str, Any], is_map: bool) -> StepRef[Any]:
+        step_name = t.opts.get("name") or f"{_default_name(t.__name__)[:56]}-{len(self.steps)}"
+        if any(s["name"] == step_name for s in self.steps):
+            raise InvalidTask("invalid_option", f"workflow {self.name} already has a step named {step_name!r}", "name")
         body.pop("name", None)
-        step = {"name": step_name, "job": body, "dependsOn": [a.name for a in after], "when": when, **extra}
+        step = {"name": step_name, "job": body, "dependsOn": list(dict.fromkeys(a.name for a in after)), "when": t.opts.get("when", "success"),
+                **extra}
         self.steps.append(step)
-        return StepRef(self, step_name)
+        return StepRef(self, step_name, is_map)
 
-    def step(self, t: Task, *args: Any, after: Sequence[StepRef] = (), when: str = "success", inputs: Sequence[StepRef] = (),
-             name: Optional[str] = None, **kwargs: Any) -> StepRef:
-        """A step that calls `t(*args, **kwargs)` after `after` (and `inputs`, whose results it gets
-        as extra positional arguments); `when`: "success" (default), "failure" or "always"."""
-        deps = list(after) + [i for i in inputs if i not in after]
-        return self._add(t, t.job_body(args, kwargs, inputs=[i.name for i in inputs] or None), name, deps, when, {})
+    def step(self, t: Task[..., R], *args: Any, **kwargs: Any) -> StepRef[R]:
+        """A step that calls `t(*args, **kwargs)` (then the results of `t`'s `inputs` steps as
+        extra positional arguments: a map step's as a list) once its `after` and `inputs` steps
+        are done, as its `when` says."""
+        legacy = _legacy_step_kwargs(t.fn, kwargs, ("name", "after", "when", "inputs"))
+        if legacy:
+            t = Task(t.fn, {**t.opts, **legacy})
+        inputs = list(t.opts.get("inputs") or ())
+        deps = list(t.opts.get("after") or ()) + inputs
+        return self._add(t, t.job_body(args, kwargs, inputs=inputs or None), deps, {}, False)
 
-    def map(self, t: Task, items: Optional[Sequence[Any]] = None, from_step: Optional[StepRef] = None, *args: Any,
-            after: Sequence[StepRef] = (), name: Optional[str] = None, **kwargs: Any) -> StepRef:
-        """A fan-out step: one task per item of `items`, or of `from_step`'s result."""
-        deps = list(after) + ([from_step] if from_step is not None and from_step not in after else [])
-        m = {"items": list(items)} if items is not None else {"fromStep": from_step.name}
-        return self._add(t, t.job_body(args, kwargs), name, deps, "success", {"map": m})
+    def map(self, t: Task[..., R], over: Union[Sequence[Any], StepRef[Any], None] = None, *args: Any, **kwargs: Any) -> StepRef[List[R]]:
+        """A fan-out step: one task per item of `over` — a list, or a step whose result is the
+        list (a map step's results) — calling `t(item, *args, **kwargs)` (then the results of `t`'s
+        `inputs` steps). Its result is always a list: of one for one item, `[]` for none
+        (downstream steps get `[]`)."""
+        legacy = _legacy_step_kwargs(t.fn, kwargs, ("items", "from_step", "name", "after"))
+        if "items" in legacy or "from_step" in legacy:
+            over = legacy.pop("items", None) if "items" in legacy else legacy.pop("from_step")
+        if legacy:
+            t = Task(t.fn, {**t.opts, **legacy})
+        if over is None:
+            raise InvalidTask("bad_arguments", "wf.map needs what to map over: a list of items or a step", "over")
+        inputs = list(t.opts.get("inputs") or ())
+        deps = list(t.opts.get("after") or ()) + inputs
+        body = t.job_body(args, kwargs, inputs=inputs or None, mapped=True)
+        if isinstance(over, StepRef):
+            return self._add(t, body, deps + [over], {"map": {"fromStep": over.name}}, True)
+        items = list(over)
+        if not items:
+            # the API takes no map over nothing: a step whose one task returns [] (read as a value, it is the empty list)
+            body["env"] = {k: v for k, v in body["env"].items() if not k.startswith("BATCH_PY_FN_") and k not in ("BATCH_PY_INPUTS", "BATCH_TOKEN")}
+            body["env"].update({"BATCH_PY_CALL": "batchapi.run:empty_list", "BATCH_PY_ARGS": '{"args": [], "kwargs": {}}'})
+            body.pop("retry", None)
+            return self._add(t, body, deps, {}, False)
+        _json(items, "the map items", "items")
+        return self._add(t, body, deps, {"map": {"items": items}}, True)
 
-    def submit(self) -> "Workflow":
+    def submit(self) -> Workflow:
         body: Dict[str, Any] = {"name": self.name, "steps": self.steps}
         if self.queue:
             body["queue"] = self.queue
@@ -253,23 +721,30 @@ class Workflow:
         self.id = self.view["id"]
         return self
 
+    def _id(self) -> str:
+        if self.id is None:
+            raise RuntimeError(f"workflow {self.name} is not submitted yet (it is when its `with` block ends)")
+        return self.id
+
     def wait(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Waits for the workflow's end; returns its view (phase and each step's phase)."""
-        self.view = client().wait_workflow(self.id, timeout)
+        self.view = client().wait_workflow(self._id(), timeout)
         return self.view
 
-    def result(self, step: StepRef, timeout: Optional[float] = None) -> Any:
-        """The results of a step once the workflow ended: the value of a one-task step, else the list."""
+    def result(self, step: StepRef[T], timeout: Optional[float] = None) -> T:
+        """The results of a step once the workflow ended: a map step's list (`[]` for no items),
+        another step's value (the list of its tasks' values when it has several). A failed step
+        raises `TaskFailed` of its first failed task, with its remote traceback."""
         view = self.view if self.view and self.view.get("phase") not in (None, "Running") else self.wait(timeout)
-        s = next(x for x in view["steps"] if x["name"] == step.name)
-        if s["phase"] != "Succeeded" or not s.get("jobId"):
-            raise TaskFailed(s.get("jobId") or "-", None, s["phase"], message=f"step {step.name} ended {s['phase']}")
-        values = [r["value"] for r in sorted(client().results(s["jobId"]), key=lambda r: r["index"])]
-        job = client().get_job(s["jobId"])
-        return values[0] if job["tasks"] == 1 and values else values
+        s: Dict[str, Any] = next((x for x in view["steps"] if x["name"] == step.name), {})
+        if s.get("phase") == "Failed" and s.get("jobId"):
+            failed = next(iter(client().iter_tasks(s["jobId"], state="Failed")), None)
+            if failed is not None:
+                get(JobRef({"id": s["jobId"]}, int(failed["index"])))  # raises TaskFailed with the task's remote traceback
+        return cast(T, step_results(client(), view, step.name, step.is_map))
 
     def cancel(self) -> None:
-        client().cancel_workflow(self.id)
+        client().cancel_workflow(self._id())
 
 
 def workflow(name: str, queue: Optional[str] = None, deadline: Optional[float] = None) -> Workflow:

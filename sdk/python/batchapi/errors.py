@@ -1,17 +1,26 @@
-"""Typed errors, one per API error code (the `code` field of every error answer)."""
+"""Typed errors, one per API error code (the `code` field of every error answer), the errors
+the SDK raises itself before a call leaves the process (`InvalidTask`), and `TaskFailed`."""
 from typing import Optional
 
 
-class BatchError(Exception):
+class _CodedError(Exception):
+    """What the SDK's coded errors share (`BatchError`, `InvalidTask`): a stable `code`, the
+    `message` for people and the `field` at fault, said as `code: message (field f)`."""
+
+    def __init__(self, code: str, message: str, field: Optional[str] = None):
+        super().__init__(f"{code}: {message}" + (f" (field {field})" if field else ""))
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+class BatchError(_CodedError):
     """An error answer of the API: `code` is stable, the message is for people."""
 
     def __init__(self, code: str, message: str, status: int = 0, field: Optional[str] = None, id: Optional[str] = None,
                  retry_after: Optional[float] = None):
-        super().__init__(f"{code}: {message}" + (f" (field {field})" if field else ""))
-        self.code = code
-        self.message = message
+        super().__init__(code, message, field)
         self.status = status
-        self.field = field
         self.id = id
         self.retry_after = retry_after
 
@@ -52,19 +61,38 @@ class Unavailable(BatchError):
     """503: the control plane is overloaded or cannot reach etcd; retry after `retry_after`."""
 
 
+class InvalidTask(_CodedError, TypeError):
+    """Refused in this process, before anything was submitted: `code` is stable, `field` names
+    the option or argument at fault.
+
+    Codes: `unknown_option` (a misspelt option: the message suggests the right one),
+    `invalid_option` (an option of the wrong type or value), `bad_arguments` (the arguments do
+    not fit the function's signature), `arguments_not_json` (an argument or map item is not
+    JSON: NaN, inf, or an object), `function_not_shippable` (a function from `__main__`, a
+    notebook, a lambda or a closure, and `cloudpickle` is not installed), `too_large` (a
+    shipped function or the arguments are over the size a job may carry), `step_option_outside_workflow`.
+    """
+
+
 class TaskFailed(Exception):
-    """A task ended without success: `reason` (Error, OOMKilled, …), `exit_code`, and the job's id."""
+    """A task ended without success: `reason` (Error, OOMKilled, …), `exit_code`, the job's id,
+    and `traceback`: the remote Python traceback the task printed (None when the task did not
+    get to run the function, or its log is no longer reachable)."""
 
     def __init__(self, job_id: str, index: Optional[int], state: str, reason: Optional[str] = None, exit_code: Optional[int] = None,
-                 message: Optional[str] = None):
+                 message: Optional[str] = None, traceback: Optional[str] = None):
         where = f"task {index} of job {job_id}" if index is not None else f"job {job_id}"
         detail = message or ", ".join(x for x in [reason, f"exit code {exit_code}" if exit_code is not None else None] if x) or state
-        super().__init__(f"{where} ended {state}: {detail}")
+        text = f"{where} ended {state}: {detail}"
+        if traceback:
+            text += "\n\nRemote traceback:\n" + traceback.rstrip()
+        super().__init__(text)
         self.job_id = job_id
         self.index = index
         self.state = state
         self.reason = reason
         self.exit_code = exit_code
+        self.traceback = traceback
 
 
 _BY_STATUS = {400: InvalidArgument, 401: Unauthenticated, 403: Forbidden, 404: NotFound, 409: Conflict, 413: PayloadTooLarge,

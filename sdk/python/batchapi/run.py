@@ -1,50 +1,115 @@
-"""The task runner: `python3 -m batchapi.run` on a node. Imports `BATCH_PY_CALL` (module:name),
-calls it with `BATCH_PY_ARGS` (and `BATCH_MAP_ITEM` first for a map task, and the results of
-`BATCH_PY_INPUTS` steps last), and writes the JSON of its return value to `BATCH_RESULT_PATH`.
-An exception prints its traceback to stderr and exits 1 (no result is written)."""
+"""The task runner: `python3 -m batchapi.run` on a node.
+
+It loads the function — by value from `BATCH_PY_FN_0`, `BATCH_PY_FN_1`, … (base64 of its
+cloudpickle, for functions of `__main__`, notebooks, lambdas and closures: the submitting
+script is never imported here, so its top-level code never runs on the node), else by name
+from `BATCH_PY_CALL` (`module:qualname`) — and calls it with `BATCH_PY_ARGS` (JSON), with
+`BATCH_MAP_ITEM` first for a map task and the results of the `BATCH_PY_INPUTS` steps last.
+
+The result is checked inside the attempt, before anything is written: a value that is not
+JSON (NaN, inf, an object) or is over 64 KiB exits `RESULT_NOT_JSON_EXIT` (65, EX_DATAERR), an
+exit code the SDK puts in the job's `retry.failFastOnExitCodes`, so a finished computation is
+never run again for a result it cannot store. An exception prints `TRACEBACK_MARKER` and its
+traceback to stderr and exits 1 (retried under the task's `retries`); no result is written.
+"""
+import base64
 import importlib
 import json
 import os
+import pickle
 import sys
 import traceback
-from typing import Any, List
+from typing import Any, Callable, Dict, List
+
+#: Exit code of a task whose result cannot be stored (not JSON, or over 64 KiB); never retried.
+RESULT_NOT_JSON_EXIT = 65
+#: The line before the traceback a failed task prints to stderr; `TaskFailed.traceback` is what follows the last one.
+TRACEBACK_MARKER = "----- batchapi: remote traceback -----"
+#: Largest result the control plane stores, in UTF-8 bytes of JSON (the executor's limit).
+MAX_RESULT_BYTES = 64 * 1024
 
 
-def _inputs(names: List[str]) -> List[Any]:
-    """The results of the named steps of this task's workflow (a one-task step gives its value)."""
+def empty_list() -> List[Any]:
+    """The call of a workflow map step over no items: its result is the empty list."""
+    return []
+
+
+def _inputs(specs: List[Any]) -> List[Any]:
+    """The results of the named steps of this task's workflow: a map step gives a list (of one
+    for one item, empty for none); another step its value (a list for a step of many tasks)."""
+    from ._steps import step_results
     from .client import Client
+
     c = Client()
     me = c.get_job(os.environ["BATCH_JOB_ID"])
     wf = c.get_workflow(me["labels"]["batch.workflow"])
     out = []
-    for name in names:
-        step = next(s for s in wf["steps"] if s["name"] == name)
-        values = [r["value"] for r in sorted(c.results(step["jobId"]), key=lambda r: r["index"])]
-        out.append(values[0] if c.get_job(step["jobId"])["tasks"] == 1 and values else values)
+    for spec in specs:
+        name, is_map = (spec, False) if isinstance(spec, str) else (spec["step"], bool(spec.get("map")))
+        out.append(step_results(c, wf, name, is_map))
     return out
 
 
-def main() -> int:
+def _load() -> Callable[..., Any]:
+    if "BATCH_PY_FN_0" in os.environ:
+        want = os.environ.get("BATCH_PY_VERSION")
+        have = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        if want and want != have:
+            raise RuntimeError(f"this function was shipped by value from Python {want}; the node runs Python {have} "
+                               "(set the task's python= option to an interpreter of the same version)")
+        chunks = []
+        i = 0
+        while f"BATCH_PY_FN_{i}" in os.environ:
+            chunks.append(os.environ[f"BATCH_PY_FN_{i}"])
+            i += 1
+        try:
+            fn = pickle.loads(base64.b64decode("".join(chunks)))
+        except ModuleNotFoundError as e:
+            if e.name == "cloudpickle":
+                raise RuntimeError("this function was shipped by value: install cloudpickle on the node (pip install cloudpickle)") from e
+            raise
+        return getattr(fn, "fn", fn)  # type: ignore[no-any-return]
     module, _, name = os.environ["BATCH_PY_CALL"].partition(":")
-    call = json.loads(os.environ.get("BATCH_PY_ARGS") or '{"args": [], "kwargs": {}}')
+    target: Any = importlib.import_module(module)
+    for part in name.split("."):
+        target = getattr(target, part)
+    return getattr(target, "fn", target)  # type: ignore[no-any-return]  # a Task wraps the function
+
+
+def _failed(message: str) -> None:
+    print(TRACEBACK_MARKER, file=sys.stderr)
+    print(message, file=sys.stderr, flush=True)
+
+
+def main() -> int:
+    call: Dict[str, Any] = json.loads(os.environ.get("BATCH_PY_ARGS") or '{"args": [], "kwargs": {}}')
     args = list(call.get("args", []))
-    if "BATCH_MAP_ITEM" in os.environ:
-        args.insert(0, json.loads(os.environ["BATCH_MAP_ITEM"]))
-    if os.environ.get("BATCH_PY_INPUTS"):
-        args.extend(_inputs(json.loads(os.environ["BATCH_PY_INPUTS"])))
     try:
-        target: Any = importlib.import_module(module)
-        for part in name.split("."):
-            target = getattr(target, part)
-        fn = getattr(target, "fn", target)  # a Task wraps the function
+        if "BATCH_MAP_ITEM" in os.environ:
+            args.insert(0, json.loads(os.environ["BATCH_MAP_ITEM"]))
+        if os.environ.get("BATCH_PY_INPUTS"):
+            args.extend(_inputs(json.loads(os.environ["BATCH_PY_INPUTS"])))
+        fn = _load()
         value = fn(*args, **call.get("kwargs", {}))
     except Exception:  # noqa: BLE001 - the task's error goes to its stderr
-        traceback.print_exc()
+        _failed(traceback.format_exc())
         return 1
+    name = getattr(fn, "__qualname__", "the function")
+    try:
+        text = json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        _failed(f"ResultNotJSON: the result of {name} is not JSON ({e}); return numbers, strings, lists, dicts, "
+                "booleans or None (not NaN or inf) — the task is not retried for this")
+        return RESULT_NOT_JSON_EXIT
+    size = len(text.encode("utf-8"))
+    if size > MAX_RESULT_BYTES:
+        _failed(f"ResultNotJSON: the result of {name} is {size} bytes of JSON, over the {MAX_RESULT_BYTES} a task may return; "
+                "write large data to storage and return its location — the task is not retried for this")
+        return RESULT_NOT_JSON_EXIT
     path = os.environ.get("BATCH_RESULT_PATH")
     if path:
         with open(path, "w") as f:
-            json.dump(value, f)
+            f.write(text)
     return 0
 
 

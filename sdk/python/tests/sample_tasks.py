@@ -1,34 +1,76 @@
-"""Tasks the integration tests run on the local cluster (importable there: the SDK passes this directory as PYTHONPATH)."""
+"""Tasks the tests run on the local cluster (importable there by name: the SDK passes this
+directory on the task's PYTHONPATH)."""
+import os
+import time
+from typing import Any, Dict, List, Optional
+
 import batchapi as batch
 
 
 @batch.task(cpus=0.1, memory="64Mi")
-def square(x):
+def square(x: int) -> int:
     return x * x
 
 
 @batch.task(cpus=0.1, memory="64Mi")
-def add(*xs):
-    return sum(x if isinstance(x, (int, float)) else sum(x) for x in xs)
+def add(*xs: Any) -> int:
+    return sum(int(x) if isinstance(x, (int, float)) else int(sum(x)) for x in xs)
 
 
 @batch.task(cpus=0.1, memory="64Mi")
-def shards(n):
+def shards(n: int) -> List[int]:
     return list(range(n))
 
 
 @batch.task(cpus=0.1, memory="64Mi")
-def boom(msg):
+def echo(*xs: Any) -> List[Any]:
+    """Its inputs as it got them: what a downstream step sees of its inputs."""
+    return list(xs)
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def boom(msg: str) -> None:
     raise ValueError(msg)
 
 
-@batch.task(cpus=0.1, memory="64Mi", retries=2, backoff=0.1)
-def flaky(marker_dir):
-    """Fails on its first two attempts, succeeds on the third (counts attempts in a directory)."""
-    import os
+def _count_attempt(marker_dir: str) -> int:
     os.makedirs(marker_dir, exist_ok=True)
     n = len(os.listdir(marker_dir))
     open(os.path.join(marker_dir, str(n)), "w").close()
-    if n < 2:
-        raise RuntimeError(f"attempt {n + 1} fails")
     return n + 1
+
+
+@batch.task(cpus=0.1, memory="64Mi", retries=2, backoff=0.1)
+def flaky(marker_dir: str) -> int:
+    """Fails on its first two attempts, succeeds on the third (counts attempts in a directory)."""
+    n = _count_attempt(marker_dir)
+    if n < 3:
+        raise RuntimeError(f"attempt {n} fails")
+    return n
+
+
+@batch.task(cpus=0.1, memory="64Mi", retries=2, backoff=0.1)
+def returns(kind: str, marker_dir: str) -> Any:
+    """Returns what cannot be stored — NaN, inf, an object, 70 KiB — counting its attempts."""
+    _count_attempt(marker_dir)
+    return {"nan": float("nan"), "inf": float("inf"), "object": object(), "big": "x" * 70_000}[kind]
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def greet(greeting: str, name: str = "world", after: Optional[str] = None) -> str:
+    """Takes keywords named like step options: they must reach it."""
+    return f"{greeting}, {name}" + (f" after {after}" if after else "")
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def wait_for(path: str) -> str:
+    """Ends when `path` exists (the test creates it when it is ready to see this task end)."""
+    while not os.path.exists(path):
+        time.sleep(0.05)
+    return path
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def say(text: str) -> Dict[str, str]:
+    print(text, flush=True)
+    return {"said": text}

@@ -1,79 +1,212 @@
 """The SDK against a real local cluster (`batch dev`): set BATCH_API and BATCH_TOKEN, as the
 project's test suite does (tools/e2e/test/python-sdk.spec.ts); skipped without them."""
+import asyncio
 import os
+import subprocess
 import sys
 import tempfile
-import unittest
+import textwrap
+from typing import Any, List
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
-import batchapi as batch  # noqa: E402
-import sample_tasks as t  # noqa: E402
+import pytest
+
+import batchapi as batch
+import sample_tasks as t
 
 LIVE = bool(os.environ.get("BATCH_API") and os.environ.get("BATCH_TOKEN"))
+pytestmark = pytest.mark.skipif(not LIVE, reason="no cluster: set BATCH_API and BATCH_TOKEN (the test suite starts a local cluster for these)")
+SDK_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(batch.__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@unittest.skipUnless(LIVE, "no cluster: set BATCH_API and BATCH_TOKEN (the test suite starts a local cluster for these)")
-class ClusterTests(unittest.TestCase):
-    def test_submit_returns_at_once_and_get_waits_for_the_result(self):
-        ref = t.square.submit(7)
-        self.assertRegex(ref.job_id, r"^[0-9a-z]+-[0-9a-f]+$")
-        self.assertEqual(batch.get(ref, timeout=60), 49)
-
-    def test_map_is_one_array_job_with_a_result_per_item(self):
-        refs = t.square.map([1, 2, 3, 4])
-        self.assertEqual(len({r.job_id for r in refs}), 1)
-        self.assertEqual(batch.get(refs, timeout=60), [1, 4, 9, 16])
-
-    def test_a_raising_task_raises_task_failed(self):
-        with self.assertRaises(batch.TaskFailed) as cm:
-            batch.get(t.boom.submit("broken"), timeout=60)
-        self.assertEqual(cm.exception.state, "Failed")
-
-    def test_retries_until_the_third_attempt_succeeds(self):
-        with tempfile.TemporaryDirectory() as d:
-            self.assertEqual(batch.get(t.flaky.submit(os.path.join(d, "attempts")), timeout=60), 3)
-
-    def test_lists_jobs_by_label_selector_and_tasks_by_state(self):
-        c = batch.client()
-        run = os.urandom(4).hex()
-        body = {"command": ["sh", "-c", "exit $((BATCH_TASK_INDEX % 2))"], "tasks": 4, "resources": {"cpu": "100m", "memory": "64Mi"}}
-        failing = c.submit_job({**body, "name": f"py-{run}-a", "labels": {"run": run, "kind": "odd-fail"}})
-        passing = c.submit_job({**body, "command": ["true"], "name": f"py-{run}-b", "labels": {"run": run}})
-        for j in (failing, passing):
-            c.wait_job(j["id"], timeout=60)
-        self.assertEqual([j["id"] for j in c.iter_jobs(label_selector=f"run={run}")], sorted([failing["id"], passing["id"]]))
-        self.assertEqual([j["id"] for j in c.iter_jobs(label_selector=f"run={run},!kind")], [passing["id"]])
-        newest = c.list_jobs(name_prefix=f"py-{run}-", sort="-submitted", limit=1)
-        self.assertEqual([j["id"] for j in newest["jobs"]], [passing["id"]])
-        self.assertIn("nextPageToken", newest)
-        # tasks 1 and 3 exit 1: which failed, and why
-        failed = list(c.iter_tasks(failing["id"], state="Failed"))
-        self.assertEqual([t["index"] for t in failed], [1, 3])
-        self.assertTrue(all(t["exitCode"] == 1 for t in failed))
-        with self.assertRaises(batch.InvalidArgument) as cm:
-            c.list_jobs(label_selector="run in (a")
-        self.assertEqual(cm.exception.field, "labelSelector")
-
-    def test_api_errors_are_typed_and_name_the_field(self):
-        with self.assertRaises(batch.InvalidArgument) as cm:
-            batch.get(t.square.options(memory="lots").submit(1))
-        self.assertEqual(cm.exception.field, "resources.memory")
-        with self.assertRaises(batch.Unprocessable):
-            t.square.options(queue="no-such-queue").submit(1)
-        with self.assertRaises(batch.NotFound):
-            batch.client().get_job("000000000-000000000000")
-
-    def test_a_workflow_fans_out_over_a_result_and_reduces_it(self):
-        with batch.workflow("py-sum-of-squares") as wf:
-            xs = wf.step(t.shards, 4, name="shards")                       # [0, 1, 2, 3]
-            sq = wf.map(t.square, from_step=xs, name="squares")            # 0, 1, 4, 9
-            total = wf.step(t.add, inputs=[sq], name="total")              # 14
-        view = wf.wait(timeout=120)
-        self.assertEqual(view["phase"], "Succeeded", view)
-        self.assertEqual(wf.result(sq), [0, 1, 4, 9])
-        self.assertEqual(wf.result(total), 14)
+def test_submit_returns_at_once_and_get_waits_for_the_result() -> None:
+    ref = t.square.submit(7)
+    assert ref.job_id
+    assert batch.get(ref, timeout=60) == 49
 
 
-if __name__ == "__main__":
-    unittest.main()
+def test_map_is_one_array_job_with_a_result_per_item() -> None:
+    refs = t.square.map([1, 2, 3, 4])
+    assert len({r.job_id for r in refs}) == 1
+    assert batch.get(refs, timeout=60) == [1, 4, 9, 16]
+
+
+def test_a_raising_task_raises_task_failed_with_the_remote_traceback() -> None:
+    with pytest.raises(batch.TaskFailed) as e:
+        batch.get(t.boom.submit("broken"), timeout=60)
+    assert (e.value.state, e.value.exit_code) == ("Failed", 1)
+    assert e.value.traceback is not None
+    assert "raise ValueError(msg)" in e.value.traceback and e.value.traceback.endswith("ValueError: broken")
+    assert "Remote traceback:" in str(e.value)
+
+
+def test_retries_until_the_third_attempt_succeeds() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        assert batch.get(t.flaky.submit(os.path.join(d, "attempts")), timeout=60) == 3
+
+
+@pytest.mark.parametrize("kind", ["nan", "inf", "object", "big"])
+def test_a_result_that_is_not_json_fails_the_task_once_never_retried(kind: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        ref = t.returns.submit(kind, os.path.join(d, "attempts"))  # retries=2
+        with pytest.raises(batch.TaskFailed) as e:
+            batch.get(ref, timeout=60)
+        assert (e.value.state, e.value.exit_code) == ("Failed", 65)
+        assert "ResultNotJSON" in str(e.value)
+        assert len(os.listdir(os.path.join(d, "attempts"))) == 1
+        assert [row["attempt"] for row in batch.tasks(ref)] == [1]
+
+
+def test_a_script_function_runs_by_value_and_the_script_top_level_runs_once() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        script = os.path.join(d, "pipeline.py")
+        with open(script, "w") as f:
+            f.write(textwrap.dedent('''
+                import os
+                import batchapi as batch
+                with open(os.environ["TOP_LEVEL_RUNS"], "a") as f:  # no __main__ guard: must not run on the node
+                    f.write("ran\\n")
+                BASE = 100
+
+                @batch.task(cpus=0.1, memory="64Mi")
+                def shifted(x):
+                    return BASE + x
+
+                print("ok:", batch.get(shifted.map([1, 2]), timeout=60), batch.get(batch.task(lambda s: s[::-1]).submit("abc"), timeout=60))
+            '''))
+        env = {**os.environ, "TOP_LEVEL_RUNS": os.path.join(d, "runs"), "PYTHONPATH": SDK_ROOT}
+        p = subprocess.run([sys.executable, script], cwd=d, env=env, capture_output=True, text=True, timeout=180)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.strip() == "ok: [101, 102] cba"
+        with open(os.path.join(d, "runs")) as f:
+            assert f.read() == "ran\n"
+
+
+def test_get_of_many_and_wait_and_as_completed() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        gate = os.path.join(d, "gate")
+        slow = t.wait_for.submit(gate)
+        fast = t.square.submit(3)
+        ready, rest = batch.wait([slow, fast], num_returns=1)
+        assert (ready, rest) == ([fast], [slow])
+        # nothing more gets ready while the gate is shut: the timeout ends the wait
+        ready, rest = batch.wait([slow], num_returns=1, timeout=0.5)
+        assert (ready, rest) == ([], [slow])
+        with pytest.raises(TimeoutError):
+            batch.get([fast, slow], timeout=0.5)
+        open(gate, "w").close()
+        done = list(batch.as_completed([slow, fast], timeout=60))
+        assert sorted(map(repr, done)) == sorted(map(repr, [slow, fast]))
+        assert batch.get([fast, slow], timeout=60) == [9, gate]
+
+
+def test_references_are_awaitable_from_asyncio() -> None:
+    async def main() -> Any:
+        a, b = t.square.submit(4), t.square.submit(5)
+        one = await a
+        both = await batch.get_async([a, b], timeout=60)
+        ready, rest = await batch.wait_async([a, b], num_returns=2, timeout=60)
+        return one, both, ready == [a, b], rest
+
+    assert asyncio.run(main()) == (16, [16, 25], True, [])
+
+
+def test_logs_tasks_why_list_and_cancel() -> None:
+    run = os.urandom(4).hex()
+    ref = t.say.options(labels={"run": run}).submit("hello from the node")
+    assert batch.get(ref, timeout=60) == {"said": "hello from the node"}
+    assert batch.logs(ref) == "hello from the node\n"
+    rows = batch.tasks(ref)
+    assert [(r["index"], r["attempt"], r["state"]) for r in rows] == [(0, 1, "Succeeded")]
+    assert [j["id"] for j in batch.list(label_selector=f"run={run}")] == [ref.job_id]
+    # a selector no node meets: pending, and `why` says what blocks it
+    stuck = t.square.options(selector={"no.such.label": "x"}, labels={"run": run}).submit(1)
+    why = batch.why(stuck)
+    assert why["jobId"] == stuck.job_id and why["placeableNow"] == 0
+    batch.cancel(stuck)
+    assert stuck.wait(timeout=60)["phase"] == "Cancelled"
+
+
+def test_tolerations_and_spread_are_accepted_by_the_api() -> None:
+    ref = t.square.options(spread=True, tolerations=[{"key": "dedicated", "operator": "Exists", "effect": "NoSchedule"}]).submit(5)
+    assert batch.get(ref, timeout=60) == 25
+
+
+def test_lists_jobs_by_label_selector_and_tasks_by_state() -> None:
+    c = batch.client()
+    run = os.urandom(4).hex()
+    body = {"command": ["sh", "-c", "exit $((BATCH_TASK_INDEX % 2))"], "tasks": 4, "resources": {"cpu": "100m", "memory": "64Mi"}}
+    failing = c.submit_job({**body, "name": f"py-{run}-a", "labels": {"run": run, "kind": "odd-fail"}})
+    passing = c.submit_job({**body, "command": ["true"], "name": f"py-{run}-b", "labels": {"run": run}})
+    for j in (failing, passing):
+        c.wait_job(j["id"], timeout=60)
+    assert [j["id"] for j in c.iter_jobs(label_selector=f"run={run}")] == sorted([failing["id"], passing["id"]])
+    assert [j["id"] for j in c.iter_jobs(label_selector=f"run={run},!kind")] == [passing["id"]]
+    newest = c.list_jobs(name_prefix=f"py-{run}-", sort="-submitted", limit=1)
+    assert [j["id"] for j in newest["jobs"]] == [passing["id"]]
+    assert "nextPageToken" in newest
+    # tasks 1 and 3 exit 1: which failed, and why
+    failed = list(c.iter_tasks(failing["id"], state="Failed"))
+    assert [x["index"] for x in failed] == [1, 3]
+    assert all(x["exitCode"] == 1 for x in failed)
+    with pytest.raises(batch.InvalidArgument) as e:
+        c.list_jobs(label_selector="run in (a")
+    assert e.value.field == "labelSelector"
+
+
+def test_api_errors_are_typed_and_name_the_field() -> None:
+    with pytest.raises(batch.InvalidArgument) as e:
+        batch.get(t.square.options(memory="lots").submit(1))
+    assert e.value.field == "resources.memory"
+    with pytest.raises(batch.Unprocessable):
+        t.square.options(queue="no-such-queue").submit(1)
+    with pytest.raises(batch.NotFound):
+        batch.client().get_job("000000000-000000000000")
+
+
+def test_a_workflow_fans_out_over_a_result_and_reduces_it() -> None:
+    with batch.workflow("py-sum-of-squares") as wf:
+        xs = wf.step(t.shards.options(name="shards"), 4)  # [0, 1, 2, 3]
+        sq = wf.map(t.square.options(name="squares"), xs)  # 0, 1, 4, 9
+        total = wf.step(t.add.options(name="total", inputs=[sq]))  # 14
+    view = wf.wait(timeout=120)
+    assert view["phase"] == "Succeeded", view
+    assert wf.result(sq) == [0, 1, 4, 9]
+    assert wf.result(total) == 14
+
+
+def test_fan_out_results_are_always_lists_one_item_and_none_included() -> None:
+    with batch.workflow("py-lists") as wf:
+        one = wf.map(t.square.options(name="one"), [3])  # a one-task map: [9]
+        none = wf.map(t.square.options(name="none"), [])  # a map over nothing: []
+        zero = wf.step(t.shards.options(name="zero"), 0)  # []
+        fanned = wf.map(t.square.options(name="fanned"), zero)  # a fan-out over nothing: []
+        seen = wf.step(t.echo.options(name="seen", inputs=[one, none, fanned]))
+        plus = wf.map(t.add.options(name="plus", inputs=[one]), [1, 2])  # add(item, [9]): 10, 11
+        none_plus = wf.map(t.add.options(name="none-plus", inputs=[one]), [])  # []
+    assert wf.wait(timeout=120)["phase"] == "Succeeded", wf.view
+    assert (wf.result(one), wf.result(none), wf.result(fanned)) == ([9], [], [])
+    assert wf.result(seen) == [[9], [], []]
+    assert (wf.result(plus), wf.result(none_plus)) == ([10, 11], [])
+
+
+def test_step_options_stay_apart_from_the_function_keywords() -> None:
+    with batch.workflow("py-kwargs") as wf:
+        first = wf.step(t.greet.options(name="first"), "hi", name="ana", after="lunch")  # greet's own name= and after=
+        wf.step(t.greet.options(name="second", after=[first]), "bye")
+        legacy = wf.step(t.shards, 2, name="legacy")  # shards takes no `name`: the old way still names the step
+    assert wf.wait(timeout=120)["phase"] == "Succeeded", wf.view
+    assert wf.result(first) == "hi, ana after lunch"
+    assert wf.view is not None
+    assert [s["name"] for s in wf.view["steps"]] == ["first", "second", "legacy"]
+    assert wf.result(legacy) == [0, 1]
+
+
+
+def test_a_failed_step_raises_task_failed_with_the_remote_traceback() -> None:
+    with batch.workflow("py-fails") as wf:
+        bad = wf.step(t.boom.options(name="bad"), "step broke")
+    assert wf.wait(timeout=120)["phase"] == "Failed"
+    with pytest.raises(batch.TaskFailed) as e:
+        wf.result(bad)
+    assert e.value.traceback is not None and e.value.traceback.endswith("ValueError: step broke")

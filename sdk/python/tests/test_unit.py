@@ -8,8 +8,6 @@ import time
 import unittest
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-sys.path.insert(0, os.path.dirname(__file__))
 import batchapi  # noqa: E402
 from batchapi.client import Client  # noqa: E402
 from batchapi.client import _query, _rfc3339  # noqa: E402
@@ -87,7 +85,9 @@ class UnitTests(unittest.TestCase):
         self.assertEqual(json.loads(body["env"]["BATCH_PY_ARGS"]), {"args": ["/tmp/x"], "kwargs": {}})
         self.assertIn(os.path.dirname(os.path.abspath(__file__)), body["env"]["PYTHONPATH"].split(os.pathsep))
         self.assertEqual(body["resources"], {"cpu": "0.1", "memory": "64Mi", "gpu": 0.5})
-        self.assertEqual((body["queue"], body["timeoutSeconds"], body["retry"]), ("q", 30, {"maxAttempts": 3, "backoffSeconds": 0.1}))
+        # a result that is not JSON exits 65: never retried
+        self.assertEqual((body["queue"], body["timeoutSeconds"], body["retry"]),
+                         ("q", 30, {"maxAttempts": 3, "backoffSeconds": 0.1, "failFastOnExitCodes": [65]}))
 
     def test_the_runner_calls_the_function_and_writes_its_result(self):
         import subprocess
@@ -95,7 +95,7 @@ class UnitTests(unittest.TestCase):
         with tempfile.TemporaryDirectory() as d:
             out = os.path.join(d, "r.json")
             env = {**os.environ, "BATCH_PY_CALL": "sample_tasks:square", "BATCH_PY_ARGS": json.dumps({"args": [], "kwargs": {}}), "BATCH_MAP_ITEM": "7",
-                   "BATCH_RESULT_PATH": out, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.path.join(os.path.dirname(__file__), "..")])}
+                   "BATCH_RESULT_PATH": out, "PYTHONPATH": os.pathsep.join([os.path.dirname(__file__), os.path.dirname(os.path.dirname(batchapi.__file__))])}
             self.assertEqual(subprocess.run([sys.executable, "-m", "batchapi.run"], env=env).returncode, 0)
             with open(out) as f:
                 self.assertEqual(json.load(f), 49)

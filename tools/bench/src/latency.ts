@@ -17,12 +17,20 @@ export interface LatencyBenchOptions {
   /** Seconds to hold the rate. @default 60 */ seconds: number;
   /** Simulated nodes. @default 1000 */ nodes: number;
   /** Seconds at the same rate before the measured window (fresh processes are slow; 0 measures from a cold start). @default 10 */ warmup: number;
+  /** Run the cluster with its history store (PostgreSQL), as `batch dev` does (`--history 0`: without, finished jobs stay in etcd). @default true */
+  history?: boolean;
 }
 
 export async function benchLatency(o: LatencyBenchOptions): Promise<Record<string, unknown>> {
   const dir = mkdtempSync(join(tmpdir(), 'batch-latency-'));
   progress(`latency: starting the local cluster with ${o.nodes} simulated nodes`);
-  const cluster = await LocalCluster.start({ dataDir: dir, executors: 0, simulatedNodes: o.nodes, onStep: (s) => progress(`latency: ${s}`) });
+  const cluster = await LocalCluster.start({
+    dataDir: dir,
+    executors: 0,
+    simulatedNodes: o.nodes,
+    history: o.history ?? true,
+    onStep: (s) => progress(`latency: ${s}`),
+  });
   const store = new EtcdStore({ endpoints: cluster.etcd!.endpoints });
   try {
     const submitMs: number[] = [];
@@ -83,6 +91,7 @@ export async function benchLatency(o: LatencyBenchOptions): Promise<Record<strin
       achievedRate: Math.round(total / sendSeconds),
       seconds: o.seconds,
       warmupSeconds: o.warmup,
+      history: cluster.historyUrl !== undefined,
       submitted: total,
       accepted: submitMs.length,
       errors,

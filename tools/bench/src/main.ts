@@ -13,6 +13,7 @@ import { progress } from './rng';
 import { benchScheduling } from './scheduling';
 import { benchSoak } from './soak';
 import { benchTracing } from './tracing';
+import { SCENARIOS } from '@batchapi/simulation';
 
 const DATA = join(__dirname, '../../../../shared/data');
 
@@ -49,7 +50,14 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
     }),
   alibaba: (o) => benchAlibaba({ data: o.data ?? DATA, trace: o.trace ?? 'default' }),
   packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
-  latency: (o) => benchLatency({ rate: num(o, 'rate', 1000), seconds: num(o, 'seconds', 60), nodes: num(o, 'nodes', 1000), warmup: num(o, 'warmup', 10) }),
+  latency: (o) =>
+    benchLatency({
+      rate: num(o, 'rate', 1000),
+      seconds: num(o, 'seconds', 60),
+      nodes: num(o, 'nodes', 1000),
+      warmup: num(o, 'warmup', 10),
+      history: num(o, 'history', 1) !== 0,
+    }),
   tracing: (o) => benchTracing({ iterations: num(o, 'iterations', 100_000) }),
   failover: (o) => benchFailover({ ttl: num(o, 'ttl', 5), nodes: num(o, 'nodes', 500), everyMs: num(o, 'every-ms', 20) }),
   fairshare: (o) =>
@@ -96,6 +104,12 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
       every: optional(o, 'every'),
     }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
+  // The policy scenarios of libs/simulation (docs/scheduler.md): --scenario aging | churn | priced | backfill | topology.
+  simulate: (o) => {
+    const run = SCENARIOS[o.scenario as keyof typeof SCENARIOS];
+    if (!run) throw new Error(`--scenario must be one of ${Object.keys(SCENARIOS).join(', ')}`);
+    return { ...run() };
+  },
 };
 
 export async function main(argv: string[]): Promise<number> {

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type GroupStatus, type JobRecord, type NodeAllocation, type NodeRecord, TERMINAL_PHASES, WORKFLOW_LABEL } from '@batchapi/api';
 import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
-import { answersReady, newServiceToken } from '@batchapi/runtime';
+import { answersReady, FAILPOINTS_FILE_ENV, type FailpointAction, type FailpointName, newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, type IdempotencyRecord, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { freePort, waitUntil } from '@batchapi/proc';
 import pg from 'pg';
@@ -374,12 +374,28 @@ export class FaultCluster {
         BATCH_INSTANCE_ID: s.name,
         BATCH_LOG_LEVEL: process.env.FAULTS_LOG_LEVEL ?? 'warn',
         BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'),
+        [FAILPOINTS_FILE_ENV]: this.failpointsFile(s.name),
         ...this.envFor?.(s.name),
         ...s.env,
       },
       stdio: ['ignore', log, log],
     });
     closeSync(log);
+  }
+
+  /** The failpoints file of a service (libs/runtime failpoints; absent: none armed). */
+  failpointsFile(name: string): string {
+    return join(this.dir, `${name}.failpoints`);
+  }
+
+  /** Arms failpoint `point` of a running (or restarted) service with `action`: it acts at its next hit. */
+  armFailpoint(name: string, point: FailpointName, action: FailpointAction): void {
+    writeFileSync(this.failpointsFile(name), `${point}=${action}\n`);
+  }
+
+  /** Disarms every failpoint of a service. */
+  disarmFailpoints(name: string): void {
+    rmSync(this.failpointsFile(name), { force: true });
   }
 
   /** Restarts a killed service on a new port (in its namespace if it ran in one). */

@@ -5,9 +5,16 @@
  * two-step workflows — plus cancels of recently accepted jobs and deliberate resubmits of
  * accepted keys. Every submit carries an idempotency key (also its `nkey` label, so the checker
  * can find two jobs of one key in etcd) and is retried with that key on the other replica
- * after a 503, a 429 or a dropped connection, as the SDKs do. What is submitted when depends
- * only on the seed; the answers are recorded for the checker.
+ * after a 503, a 429 or no answer, as the SDKs do: each attempt has the SDK's deadline
+ * (`ATTEMPT_TIMEOUT_MS`, 30 s) and waits the SDK's backoff before the next (`backoff` of
+ * `@batchapi/sdk`: `Retry-After` when the answer had one, else exponential from 200 ms with
+ * jitter, at most 10 s). A client that gave up after a few seconds and retried at once would
+ * multiply the load exactly when the cluster is slowest: every abandoned attempt is still
+ * worked by admission, and at 100 submits/s on 2 cores a 6 s deadline turned a slow minute into
+ * a retry storm (5 requests per submit) that the cluster never got out of, faults or not. What
+ * is submitted when depends only on the seed; the answers are recorded for the checker.
  */
+import { backoff } from '@batchapi/sdk';
 import { Pool } from 'undici';
 import { rng } from '../../bench/src/rng';
 import type { SubmitRecord, WorkKind } from './checker';
@@ -42,6 +49,9 @@ export interface NemesisLoadOptions {
  * after a fault.
  */
 export const DEFAULT_MIX: Record<WorkKind, number> = { single: 0.83, process: 0.05, array: 0.001, gang: 0.059, workflow: 0.06 };
+
+/** Deadline of one submit attempt, milliseconds: the SDK's default (`BatchClientOptions.timeoutMs`). */
+export const ATTEMPT_TIMEOUT_MS = 30_000;
 
 /** The benchmarks' seeded PRNG (mulberry32): the same seed gives the same load and fault schedule. */
 export { rng };
@@ -195,7 +205,13 @@ export class NemesisLoad {
     if (!p) {
       // Enough connections that a slow moment of the API does not queue requests inside the pool,
       // where they would time out unsent and come back as retries (a retry storm of the client's own).
-      p = new Pool(url, { connections: 256, keepAliveTimeout: 30_000, headersTimeout: 5000, bodyTimeout: 5000, connectTimeout: 2000 });
+      p = new Pool(url, {
+        connections: 256,
+        keepAliveTimeout: 30_000,
+        headersTimeout: ATTEMPT_TIMEOUT_MS,
+        bodyTimeout: ATTEMPT_TIMEOUT_MS,
+        connectTimeout: 2000,
+      });
       this.pools.set(url, p);
     }
     return p;
@@ -207,14 +223,14 @@ export class NemesisLoad {
     path: string,
     key?: string,
     body?: string,
-  ): Promise<{ status: number; json?: { id?: string }; retryAfter?: number }> {
+  ): Promise<{ status: number; json?: { id?: string }; retryAfter?: string }> {
     this.requests++;
     try {
       const res = await this.pool(url).request({
         path,
         method,
         body,
-        signal: AbortSignal.timeout(6000),
+        signal: AbortSignal.timeout(ATTEMPT_TIMEOUT_MS),
         headers: {
           authorization: `Bearer ${this.o.token}`,
           ...(body ? { 'content-type': 'application/json' } : {}),
@@ -229,7 +245,8 @@ export class NemesisLoad {
       } catch {
         /* not JSON */
       }
-      return { status: res.statusCode, json, retryAfter: Number(res.headers['retry-after'] ?? 1) };
+      const retryAfter = res.headers['retry-after'];
+      return { status: res.statusCode, json, retryAfter: typeof retryAfter === 'string' ? retryAfter : undefined };
     } catch (err) {
       this.statuses.network = (this.statuses.network ?? 0) + 1;
       const e = err as { code?: string; name?: string; message?: string };
@@ -264,8 +281,8 @@ export class NemesisLoad {
         else p.rec.resubmitRefused = answer; // an accepted key resubmitted with the same body must answer its job
         return;
       }
-      const backoff = res.status ? Math.min(2000, (res.retryAfter || 1) * 1000) : Math.min(2000, 250 * 2 ** Math.min(attempt, 3));
-      await new Promise((r) => setTimeout(r, backoff * (0.5 + Math.random() / 2)));
+      const wait = Math.min(backoff(attempt, res.retryAfter), Math.max(0, deadline - Date.now()));
+      await new Promise((r) => setTimeout(r, wait));
     }
     if (!p.rec.ids.length) p.rec.refused = 'gave up';
   }

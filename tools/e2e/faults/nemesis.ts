@@ -11,7 +11,9 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord, Queue, WorkflowRecord } from '@batchapi/api';
 import { FaultCluster, sleep } from './fault-cluster';
 import {
@@ -638,14 +640,25 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
     say(`cluster up in ${c.dir}: ${[...c.services.keys()].join(', ')}${c.netnsWhy ? ` (no partitions: ${c.netnsWhy})` : ''}`);
     n.startLoops();
     const load = new NemesisLoad({ seed: o.seed, rate: o.rate ?? 200, urls: () => c.admissionUrls(), token: TOKEN, runLog, fifo });
+    // The test process's own health: a load generator that is late (event loop behind, CPU starved)
+    // times out requests to replicas that answered, so its delay is printed beside the answers.
+    const lag = monitorEventLoopDelay({ resolution: 20 });
+    lag.enable();
+    let cpu = process.cpuUsage();
+    let cpuAt = performance.now();
     const loadDone = load.run(Date.now() + loadMs);
-    const progress = setInterval(
-      () =>
-        say(
-          `load: ${load.submitted} submits, ${[...load.submits.values()].filter((s) => s.ids.length).length} accepted, answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `, no answer ${JSON.stringify(load.networkErrors)}` : ''}`,
-        ),
-      15_000,
-    );
+    const progress = setInterval(() => {
+      const used = process.cpuUsage(cpu);
+      const now = performance.now();
+      const share = (used.user + used.system) / 1000 / (now - cpuAt);
+      cpu = process.cpuUsage();
+      cpuAt = now;
+      say(
+        `load: ${load.submitted} submits, ${[...load.submits.values()].filter((s) => s.ids.length).length} accepted, answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `, no answer ${JSON.stringify(load.networkErrors)}` : ''}; ` +
+          `test process: event loop delay p99 ${Math.round(lag.percentile(99) / 1e6)} ms, max ${Math.round(lag.max / 1e6)} ms, CPU ${Math.round(share * 100)}%, heap ${Math.round(process.memoryUsage().heapUsed / 2 ** 20)} MiB; box load ${loadavg()[0].toFixed(1)}`,
+      );
+      lag.reset();
+    }, 15_000);
     const faultsEnd = Date.now() + loadMs - 5000;
     let faults = 0;
     for (const p of schedule) {
@@ -659,6 +672,7 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
     }
     await loadDone;
     clearInterval(progress);
+    lag.disable();
     const loadEnd = Date.now();
     say(
       `load stopped: ${load.submitted} submits in ${load.seconds.toFixed(0)} s (${load.rate().toFixed(1)}/s), ${load.resubmits} resubmits, ${load.cancels} cancels, ${load.requests} requests; answers ${JSON.stringify(load.statuses)}${load.statuses.network ? `; no answer: ${JSON.stringify(load.networkErrors)}` : ''}`,

@@ -3,6 +3,7 @@
  * leaves the cluster whole again (killed processes restarted) for the next one.
  */
 import { type JobRecord, TERMINAL_PHASES } from '@batchapi/api';
+import { FAILPOINTS } from '@batchapi/runtime';
 import { DRAIN_MS, type FaultCluster, type ScenarioResult, sleep } from './fault-cluster';
 
 /** Lease TTL of every service in the fault cluster, in seconds. */
@@ -113,41 +114,12 @@ export function postgresKilled(downMs: number): Scenario {
 }
 
 /**
- * Waits (at most `ms`) until the elected archiver removes a job from etcd — its batch is then
- * written to history and its removal under way — and freezes it there (SIGSTOP). Returns the
- * frozen replica and how many jobs etcd still holds that history already has (the rest of the
- * batch), or undefined when no batch was caught with jobs left (each one let go again).
- */
-async function freezeArchiverMidBatch(c: FaultCluster, ms: number): Promise<{ name: string; inBoth: number } | undefined> {
-  const name = await c.leader('archiver');
-  let removed = () => {};
-  let next = new Promise<void>((r) => (removed = r));
-  const informer = await c.store.inform<JobRecord>(c.store.keys.jobs(), {
-    onSync: () => undefined,
-    onEvent: (e) => {
-      if (e.type === 'delete') removed();
-    },
-  });
-  try {
-    for (const deadline = Date.now() + ms; Date.now() < deadline;) {
-      if ((await Promise.race([next.then(() => true), sleep(deadline - Date.now()).then(() => false)])) === false) break;
-      c.signal(name, 'SIGSTOP');
-      const inBoth = (await c.archivedJobs(await finishedInEtcd(c))).size;
-      if (inBoth > 0) return { name, inBoth };
-      // the batch had ended (a batch of one): let it go, wait for the next one
-      c.signal(name, 'SIGCONT');
-      next = new Promise<void>((r) => (removed = r));
-    }
-    return undefined;
-  } finally {
-    await informer.stop();
-  }
-}
-
-/**
  * The elected archiver is killed (-9) in the middle of a batch: history has the batch, etcd
- * still holds part of it. The other quota replica takes the role after the lease TTL and
- * archives those jobs again: an upsert, never a second row.
+ * still holds all of it. The kill is the archiver's own failpoint
+ * (`archiver.after-history-write=sigkill`, libs/runtime failpoints), armed under load: it dies at
+ * that line of its next batch, whatever the timing (a poll for jobs in both places missed the
+ * few-millisecond window on a busy box). The other quota replica takes the role after the lease
+ * TTL and archives those jobs again: an upsert, never a second row.
  */
 export function archiverKilledMidBatch(): Scenario {
   let caught: { name: string; inBoth: number } | undefined;
@@ -155,15 +127,83 @@ export function archiverKilledMidBatch(): Scenario {
     name: 'archiver kill -9 mid-batch (in history, not yet out of etcd)',
     skip: noHistory,
     async fault(c) {
-      caught = await freezeArchiverMidBatch(c, 20_000);
-      if (!caught) return;
-      console.log(`archiver ${caught.name} frozen, then killed, with ${caught.inBoth} jobs of its batch in history and still in etcd`);
-      c.signal(caught.name, 'SIGKILL'); // a stopped process dies of it too
+      caught = undefined;
+      const name = await c.leader('archiver');
+      const proc = c.services.get(name)!.proc!;
+      const died = new Promise<void>((r) => proc.once('exit', () => r()));
+      c.armFailpoint(name, FAILPOINTS.ArchiverAfterHistoryWrite, 'sigkill');
+      const inTime = await Promise.race([died.then(() => true), sleep(20_000).then(() => false)]);
+      c.disarmFailpoints(name);
+      if (!inTime) return;
+      // What the kill left: the batch in history and still in etcd (read before the other replica takes the role, a lease TTL later).
+      caught = { name, inBoth: (await c.archivedJobs(await finishedInEtcd(c))).size };
+      console.log(`archiver ${name} killed by its failpoint, with ${caught.inBoth} jobs of its batch in history and still in etcd`);
       await sleep(1000);
-      await c.restart(caught.name);
+      await c.restart(name);
     },
     opts: { loadMs: 10_000 },
-    expect: () => (caught ? undefined : 'the archiver was never caught mid-batch within 20 s'),
+    expect: () =>
+      !caught
+        ? 'the archiver did not reach its failpoint within 20 s'
+        : caught.inBoth === 0
+          ? 'the archiver died at its failpoint with no job in both history and etcd'
+          : undefined,
+  };
+}
+
+/** Elected roles whose hand-over a rolling restart measures: the scheduler's and quota's. */
+const ELECTED_ROLES = ['scheduler', 'workflows', 'archiver', 'retention'];
+
+/**
+ * An upgrade: every service replica in turn gets SIGTERM, exits on its own (the executor after
+ * draining its node, an elected replica after resigning its keys) and is started again, in the
+ * documented order — quota, the scheduler standby then its leader, admission, executors — while
+ * the load runs. Each hand-off of an elected role is timed from the signal until the other replica
+ * holds the key; each must take under 1 s (the lease TTL is 2 s: an expiry would take longer).
+ */
+export function rollingRestart(): Scenario {
+  const handOffs: Array<{ role: string; from: string; ms: number }> = [];
+  const stuck: string[] = [];
+  return {
+    name: 'rolling restart of every service under load (SIGTERM; hand-offs < 1 s)',
+    async fault(c) {
+      handOffs.length = 0;
+      stuck.length = 0;
+      const leader = await c.schedulerLeader();
+      const standby = leader === 'scheduler-0' ? 'scheduler-1' : 'scheduler-0';
+      for (const name of ['quota-0', 'quota-1', standby, leader, 'admission-0', 'admission-1', 'executor-0', 'executor-1']) {
+        const held = [];
+        for (const role of ELECTED_ROLES) if ((await c.store.get<{ identity: string }>(c.store.keys.leader(role)))?.value.identity === name) held.push(role);
+        const p = c.services.get(name)!.proc!;
+        const exited = new Promise<boolean>((r) => p.once('exit', () => r(true)));
+        const signalled = Date.now();
+        c.signal(name, 'SIGTERM');
+        await Promise.all(
+          held.map(async (role) => {
+            for (;;) {
+              const now = (await c.store.get<{ identity: string }>(c.store.keys.leader(role)).catch(() => undefined))?.value.identity;
+              if (now && now !== name) return handOffs.push({ role, from: name, ms: Date.now() - signalled });
+              await sleep(10);
+            }
+          }),
+        );
+        // An executor drains (its tasks last 300 ms); a stop that hangs is a finding, not a wait.
+        if (!(await Promise.race([exited, sleep(30_000).then(() => false)]))) {
+          stuck.push(name);
+          c.signal(name, 'SIGKILL');
+          await exited;
+        }
+        await c.restart(name);
+      }
+      console.log(`rolling restart hand-offs: ${handOffs.map((h) => `${h.role} from ${h.from} ${h.ms} ms`).join(', ')}`);
+    },
+    opts: { loadMs: 20_000 },
+    expect: () => {
+      const slow = handOffs.filter((h) => h.ms >= 1000);
+      if (stuck.length) return `did not exit within 30 s of SIGTERM: ${stuck.join(', ')}`;
+      if (!handOffs.some((h) => h.role === 'scheduler')) return 'the scheduler leader was never restarted';
+      return slow.length ? `hand-offs of 1 s or more: ${slow.map((h) => `${h.role} ${h.ms} ms`).join(', ')}` : undefined;
+    },
   };
 }
 
@@ -264,4 +304,5 @@ export const SCENARIOS: Scenario[] = [
   },
   postgresKilled(30_000),
   { ...archiverKilledMidBatch(), fast: true },
+  { ...rollingRestart(), fast: true },
 ];

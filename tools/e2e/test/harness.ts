@@ -1,12 +1,18 @@
-/** Shared pieces of the end-to-end suites: tokens, HTTP calls, waiting, and a cluster of in-process services on simulated nodes. */
+/**
+ * Shared pieces of the end-to-end suites: tokens, HTTP calls, waiting, and a cluster of in-process
+ * services on simulated nodes or one real executor.
+ */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
 import type { ClusterConfig, JobView } from '@batchapi/api';
-import { type FleetOptions, startSimulatedFleet } from '@batchapi/executor';
+import { type ExecutorConfig, type FleetOptions, startExecutor, startSimulatedFleet } from '@batchapi/executor';
 import { waitFor, waitUntil } from '@batchapi/proc';
 import { type QuotaOptions, startQuota } from '@batchapi/quota';
-import type { RunningService } from '@batchapi/runtime';
-import { startScheduler } from '@batchapi/scheduler';
+import type { Clock, RunningService } from '@batchapi/runtime';
+import { type SchedulerTuning, startScheduler } from '@batchapi/scheduler';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 
 export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -57,8 +63,20 @@ export interface ClusterOptions {
   cluster?: ClusterConfig;
   /** Quota replicas, named `quota-0`, `quota-1`… @default 1 */
   quotaReplicas?: number;
-  /** The simulated nodes: how many, the capacity of each, how long a task runs. */
-  fleet: FleetOptions;
+  /** The simulated nodes: how many, the capacity of each, how long a task runs. Give this or `executor`. @default none */
+  fleet?: FleetOptions;
+  /**
+   * One real executor running real processes, in place of a simulated fleet: these settings over
+   * node `local-0` with 4 CPUs and 8Gi, a kill grace of 1000 ms, a report every 50 ms, its data in
+   * `node/` of the cluster's directory, and no GPUs (`nvidiaSmi` an absent path). @default none
+   */
+  executor?: Partial<ExecutorConfig>;
+  /** The scheduler's tuning, over a pause of 100 ms when idle and 5 ms while busy. @default those two */
+  scheduler?: Partial<SchedulerTuning>;
+  /** The clock quota (admitter, controllers, retention) and admission read. @default systemClock */
+  clock?: Clock;
+  /** Quota's schedule controller. @default the service's (one pass a second) */
+  schedules?: QuotaOptions['schedules'];
   /** History store of quota's archiver and of admission. @default none */
   historyUrl?: string;
   /** Quota's archiving (with `historyUrl`). @default the service's */
@@ -74,31 +92,54 @@ export interface Cluster {
   scheduler: RunningService;
   /** Admission's base URL. */
   base: string;
-  /** Stops the services, last started first, and closes `store` (etcd is the caller's). */
+  /** A temporary directory for the test's own files (the real executor keeps its data in `node/`), removed by `close`. */
+  dir: string;
+  /** Writes `lines` (each ended by a newline) to the file `name` in `dir`, e.g. a spec for `batch … -f`; returns its path. */
+  file(name: string, lines: string[]): string;
+  /** Stops the services, last started first, closes `store` and removes `dir` (etcd is the caller's). */
   close(): Promise<void>;
 }
 
-/** Starts quota, the scheduler, a simulated fleet and admission (this order) on `etcd`, with 5 s leases and quiet logs. */
+/** Starts quota, the scheduler, a simulated fleet or a real executor, and admission (this order) on `etcd`, with 5 s leases and quiet logs. */
 export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<Cluster> {
   const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
   const store = new EtcdStore({ endpoints: etcd.endpoints });
+  const dir = mkdtempSync(join(tmpdir(), 'e2e-cluster-'));
   const services: RunningService[] = [];
   const close = async () => {
     for (const s of [...services].reverse()) await s.close().catch(() => undefined);
     await store.close();
+    rmSync(dir, { recursive: true, force: true });
   };
   try {
     for (let i = 0; i < (o.quotaReplicas ?? 1); i++) {
-      services.push(
-        await startQuota({ cluster: o.cluster ?? CLUSTER, config: { ...config, instanceId: `quota-${i}` }, historyUrl: o.historyUrl, archive: o.archive }),
-      );
+      const quota = { cluster: o.cluster ?? CLUSTER, clock: o.clock, schedules: o.schedules, historyUrl: o.historyUrl, archive: o.archive };
+      services.push(await startQuota({ ...quota, config: { ...config, instanceId: `quota-${i}` } }));
     }
-    const scheduler = await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } });
+    const scheduler = await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5, ...o.scheduler } });
     services.push(scheduler);
-    services.push(await startSimulatedFleet(o.fleet, config));
-    const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl: o.historyUrl });
+    if (o.fleet) services.push(await startSimulatedFleet(o.fleet, config));
+    if (o.executor) {
+      const node = join(dir, 'node');
+      const executor = {
+        nodeName: 'local-0',
+        dataDir: node,
+        cpu: '4',
+        memory: '8Gi',
+        killGraceMs: 1000,
+        reportIntervalMs: 50,
+        nvidiaSmi: join(node, 'absent'),
+      };
+      services.push(await startExecutor({ config, executor: { ...executor, ...o.executor } }));
+    }
+    const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl: o.historyUrl, clock: o.clock });
     services.push(admission);
-    return { store, services, scheduler, base: admission.url, close };
+    const file = (name: string, lines: string[]) => {
+      const path = join(dir, name);
+      writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
+      return path;
+    };
+    return { store, services, scheduler, base: admission.url, dir, file, close };
   } catch (err) {
     await close();
     throw err;

@@ -4,78 +4,28 @@
  * makes the scheduler requeue its tasks after lease TTL + grace onto a second executor,
  * and no task attempt ever runs in two places at once.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { GroupStatus } from '@batchapi/api';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
-import { freePort } from '@batchapi/proc';
-import { detectIsolation, sweepCgroups } from '@batchapi/executor';
-import { answersReady, newServiceToken, RPC_AUTHORIZATION } from '@batchapi/runtime';
-import { api, CLUSTER, TOKENS, until, waitForJob } from './harness';
+import { newServiceToken, RPC_AUTHORIZATION } from '@batchapi/runtime';
+import { api, until, waitForJob } from './harness';
+import { ProcessCluster, ROOT } from './process-cluster';
 
-const ROOT = join(__dirname, '../../..');
-let etcd: LocalEtcd;
-let store: EtcdStore;
-let dir: string;
-const procs = new Map<string, ChildProcess>();
-const urls = new Map<string, string>();
-let base: string;
 const SERVICE_TOKEN = newServiceToken();
-
-async function launch(name: string, app: string, env: Record<string, string>): Promise<string> {
-  const port = await freePort();
-  // Every line a service logs (debug and up) goes to its file: the secrets test reads them all.
-  const log = openSync(join(dir, `${name}.log`), 'a');
-  const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
-    env: {
-      ...process.env,
-      BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','),
-      BATCH_PORT: String(port),
-      BATCH_LEASE_TTL: '2',
-      BATCH_LOG_LEVEL: 'debug',
-      BATCH_SERVICE_TOKEN_FILE: join(dir, 'service-token'),
-      ...env,
-    },
-    stdio: ['ignore', log, log],
-  });
-  closeSync(log);
-  procs.set(name, child);
-  const url = `http://127.0.0.1:${port}`;
-  const ready = await until(() => answersReady(url), 20000);
-  if (!ready) throw new Error(`${name} did not become ready`);
-  urls.set(name, url);
-  return url;
-}
+let pc: ProcessCluster;
+let base: string;
 
 beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-  dir = mkdtempSync(join(tmpdir(), 'e2e-procs-'));
-  writeFileSync(join(dir, 'tokens.json'), JSON.stringify(TOKENS));
-  writeFileSync(join(dir, 'cluster.json'), JSON.stringify(CLUSTER));
-  writeFileSync(join(dir, 'service-token'), SERVICE_TOKEN, { mode: 0o600 });
-  await launch('quota', 'quota', { BATCH_CLUSTER_CONFIG: join(dir, 'cluster.json') });
-  await launch('scheduler', 'scheduler', {});
-  await launch('executor-a', 'executor', { BATCH_NODE_NAME: 'node-a', BATCH_DATA_DIR: join(dir, 'a'), BATCH_NODE_CPU: '2', BATCH_KILL_GRACE_MS: '1000' });
-  base = await launch('admission', 'admission', { BATCH_TOKENS_FILE: join(dir, 'tokens.json') });
+  // Every line a service logs (debug and up) goes to its file: the secrets test reads them all.
+  pc = await ProcessCluster.start({ name: 'e2e-procs', leaseTtlSeconds: 2, logLevel: 'debug', serviceToken: SERVICE_TOKEN });
+  await pc.launch('quota', 'quota', { BATCH_CLUSTER_CONFIG: join(pc.dir, 'cluster.json') });
+  await pc.launch('scheduler', 'scheduler', {});
+  await pc.launch('executor-a', 'executor', { BATCH_NODE_NAME: 'node-a', BATCH_DATA_DIR: join(pc.dir, 'a'), BATCH_NODE_CPU: '2', BATCH_KILL_GRACE_MS: '1000' });
+  base = await pc.launch('admission', 'admission', { BATCH_TOKENS_FILE: join(pc.dir, 'tokens.json') });
 }, 60000);
 
-afterAll(async () => {
-  for (const p of procs.values()) {
-    p.kill('SIGCONT');
-    p.kill('SIGKILL');
-  }
-  // A killed executor cannot remove its attempts' cgroups; its restart would. Clean up for it.
-  await new Promise((r) => setTimeout(r, 500));
-  const kind = detectIsolation();
-  for (const node of ['node-a', 'node-b', 'node-c', 'node-d']) sweepCgroups(kind, node);
-  await store?.close();
-  await etcd?.stop();
-  if (process.env.E2E_KEEP) console.log(`e2e-procs: logs kept in ${dir}`);
-  else rmSync(dir, { recursive: true, force: true });
-});
+afterAll(() => pc?.stop());
 
 it('runs a job to completion through four separate service processes', async () => {
   const submit = await api(base, 'POST', '/v1/jobs', {
@@ -105,8 +55,8 @@ it('shows secret env values as *** while the task gets them, and no service ever
   expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/0/logs`)).body).toBe(`got ${secret.length} chars, mode fast\n`);
   // the tokens file holds only digests; a wrong token is refused without echoing it
   expect((await api(base, 'GET', '/v1/jobs', undefined, 'wrong-token-value')).status).toBe(401);
-  for (const name of procs.keys()) {
-    const text = readFileSync(join(dir, `${name}.log`), 'utf8');
+  for (const name of pc.procs.keys()) {
+    const text = readFileSync(join(pc.dir, `${name}.log`), 'utf8');
     for (const leak of [secret, 'tenant-token', 'wrong-token-value', SERVICE_TOKEN])
       expect({ name, leaks: text.includes(leak) }).toEqual({ name, leaks: false });
   }
@@ -119,7 +69,7 @@ it('serves internal calls only with the service credential: executor logs 401 an
   // Admission reads the log from the executor with the credential.
   expect((await api(base, 'GET', `/v1/jobs/${job.id}/tasks/0/logs`)).body).toBe('internal-ok\n');
   // Anyone else on the network (a task pod of the Kubernetes backend) gets 401 and no bytes.
-  const logUrl = `${urls.get('executor-a')}/internal/logs/${job.id}/0/1/stdout`;
+  const logUrl = `${pc.urls.get('executor-a')}/internal/logs/${job.id}/0/1/stdout`;
   for (const headers of [{}, { authorization: 'Bearer tenant-token' }, { authorization: `Bearer ${SERVICE_TOKEN.slice(0, -1)}x` }] as Array<
     Record<string, string>
   >) {
@@ -132,18 +82,18 @@ it('serves internal calls only with the service credential: executor logs 401 an
     });
   }
   expect(await fetch(logUrl, { headers: { authorization: `Bearer ${SERVICE_TOKEN}` } }).then((r) => r.text())).toBe('internal-ok\n');
-  const executorMetrics = await (await fetch(`${urls.get('executor-a')}/metrics`)).text();
+  const executorMetrics = await (await fetch(`${pc.urls.get('executor-a')}/metrics`)).text();
   expect(executorMetrics).toMatch(/batch_internal_calls_refused_total\{surface="http",reason="missing",service="executor"\} 1\n/);
   expect(executorMetrics).toMatch(/batch_internal_calls_refused_total\{surface="http",reason="invalid",service="executor"\} 2\n/);
 
   // The scheduler's RPC: without the credential in the packet metadata, an unauthenticated reply at once.
   const { ClientProxyFactory, Transport } = await import('@nestjs/microservices');
   const { firstValueFrom } = await import('rxjs');
-  const member = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
+  const member = (await pc.store.list<{ rpc?: string }>(pc.store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
   const at = member.lastIndexOf(':');
   const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: member.slice(0, at), port: Number(member.slice(at + 1)) } });
   try {
-    const record = (await store.get<any>(store.keys.job(job.id)))!.value;
+    const record = (await pc.store.get<any>(pc.store.keys.job(job.id)))!.value;
     await expect(firstValueFrom(client.send('scheduler.why', { job: record }))).rejects.toMatchObject({
       code: 'unauthenticated',
       field: `metadata.${RPC_AUTHORIZATION}`,
@@ -155,7 +105,7 @@ it('serves internal calls only with the service credential: executor logs 401 an
   } finally {
     await client.close();
   }
-  const schedulerMetrics = await (await fetch(`${urls.get('scheduler')}/metrics`)).text();
+  const schedulerMetrics = await (await fetch(`${pc.urls.get('scheduler')}/metrics`)).text();
   expect(schedulerMetrics).toMatch(/batch_internal_calls_refused_total\{surface="rpc",reason="missing",service="scheduler"\} 1\n/);
   expect(schedulerMetrics).toMatch(/batch_internal_calls_refused_total\{surface="rpc",reason="invalid",service="scheduler"\} 1\n/);
 });
@@ -164,7 +114,7 @@ it('refuses to start a service without the service credential, naming the variab
   for (const app of ['admission', 'scheduler', 'executor']) {
     const { BATCH_SERVICE_TOKEN: _t, BATCH_SERVICE_TOKEN_FILE: _f, ...env } = process.env;
     const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
-      env: { ...env, BATCH_ETCD_ENDPOINTS: etcd.endpoints.join(','), BATCH_TOKENS_FILE: join(dir, 'tokens.json') },
+      env: { ...env, BATCH_ETCD_ENDPOINTS: pc.etcd.endpoints.join(','), BATCH_TOKENS_FILE: join(pc.dir, 'tokens.json') },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let stderr = '';
@@ -178,23 +128,23 @@ it('refuses to start a service without the service credential, naming the variab
 
 it('requeues the tasks of a killed executor onto another only after TTL + grace, never running an attempt twice', async () => {
   // Attempt 1 would run for a minute and records its pid; attempt 2 finishes at once.
-  const pidFile = join(dir, 'attempt1-$BATCH_TASK_INDEX.pid');
+  const pidFile = join(pc.dir, 'attempt1-$BATCH_TASK_INDEX.pid');
   const script = `if [ "$BATCH_ATTEMPT" = 1 ]; then echo $$ > ${pidFile}; exec sleep 60; fi; echo "done $BATCH_TASK_INDEX attempt $BATCH_ATTEMPT"`;
   const submit = await api(base, 'POST', '/v1/jobs', { tasks: 2, resources: { cpu: '1' }, command: ['sh', '-c', script] });
   expect(await until(async () => (await api(base, 'GET', `/v1/jobs/${submit.body.id}`)).body.taskCounts?.running === 2)).toBe(true);
   const pids = await (async () => {
-    await until(() => [0, 1].every((i) => existsSync(join(dir, `attempt1-${i}.pid`))));
-    return [0, 1].map((i) => Number(readFileSync(join(dir, `attempt1-${i}.pid`), 'utf8')));
+    await until(() => [0, 1].every((i) => existsSync(join(pc.dir, `attempt1-${i}.pid`))));
+    return [0, 1].map((i) => Number(readFileSync(join(pc.dir, `attempt1-${i}.pid`), 'utf8')));
   })();
   expect(pids.every(alive)).toBe(true);
   const killedAt = Date.now();
-  procs.get('executor-a')!.kill('SIGKILL');
+  pc.procs.get('executor-a')!.kill('SIGKILL');
   // The kernel kills the tasks with their executor (parent-death signal): no second live run later.
   expect(await until(() => pids.every((p) => !alive(p)), 3000)).toBe(true);
-  await launch('executor-b', 'executor', { BATCH_NODE_NAME: 'node-b', BATCH_DATA_DIR: join(dir, 'b'), BATCH_NODE_CPU: '2' });
+  await pc.launch('executor-b', 'executor', { BATCH_NODE_NAME: 'node-b', BATCH_DATA_DIR: join(pc.dir, 'b'), BATCH_NODE_CPU: '2' });
   const job = await waitForJob(base, submit.body.id, 30000);
   expect(job).toMatchObject({ phase: 'Succeeded', taskCounts: { succeeded: 2 } });
-  const groups = (await store.listAll<GroupStatus>(store.keys.groupsOf(job.id))).items.map((g) => g.value);
+  const groups = (await pc.store.listAll<GroupStatus>(pc.store.keys.groupsOf(job.id))).items.map((g) => g.value);
   const first = groups.filter((g) => g.attempt === 1);
   const second = groups.filter((g) => g.attempt === 2);
   expect(first.every((g) => g.node === 'node-a' && g.tasks.every((t) => t.state === 'Failed' && t.reason === 'NodeLost'))).toBe(true);
@@ -215,24 +165,24 @@ function alive(pid: number): boolean {
 }
 
 it('a paused executor (SIGSTOP) has its tasks killed by its watchdog before they run anywhere else', async () => {
-  await launch('executor-c', 'executor', { BATCH_NODE_NAME: 'node-c', BATCH_DATA_DIR: join(dir, 'c'), BATCH_NODE_CPU: '1' });
-  procs.get('executor-b')!.kill('SIGKILL'); // only node-c (1 core) is left for the job
-  const pidFile = join(dir, 'paused-$BATCH_ATTEMPT.pid');
+  await pc.launch('executor-c', 'executor', { BATCH_NODE_NAME: 'node-c', BATCH_DATA_DIR: join(pc.dir, 'c'), BATCH_NODE_CPU: '1' });
+  pc.procs.get('executor-b')!.kill('SIGKILL'); // only node-c (1 core) is left for the job
+  const pidFile = join(pc.dir, 'paused-$BATCH_ATTEMPT.pid');
   const submit = await api(base, 'POST', '/v1/jobs', { tasks: 1, resources: { cpu: '1' }, command: ['sh', '-c', `echo $$ > ${pidFile}; exec sleep 60`] });
-  expect(await until(() => existsSync(join(dir, 'paused-1.pid')), 15000)).toBe(true);
-  const pid = Number(readFileSync(join(dir, 'paused-1.pid'), 'utf8'));
+  expect(await until(() => existsSync(join(pc.dir, 'paused-1.pid')), 15000)).toBe(true);
+  const pid = Number(readFileSync(join(pc.dir, 'paused-1.pid'), 'utf8'));
   const stoppedAt = Date.now();
-  procs.get('executor-c')!.kill('SIGSTOP');
+  pc.procs.get('executor-c')!.kill('SIGSTOP');
   // Lease TTL is 2 s: the watchdog kills the task about then, while the executor sleeps.
   expect(await until(() => !alive(pid), 6000)).toBe(true);
   const killedAfterMs = Date.now() - stoppedAt;
-  await launch('executor-d', 'executor', { BATCH_NODE_NAME: 'node-d', BATCH_DATA_DIR: join(dir, 'd'), BATCH_NODE_CPU: '1' });
-  expect(await until(() => existsSync(join(dir, 'paused-2.pid')), 20000)).toBe(true);
+  await pc.launch('executor-d', 'executor', { BATCH_NODE_NAME: 'node-d', BATCH_DATA_DIR: join(pc.dir, 'd'), BATCH_NODE_CPU: '1' });
+  expect(await until(() => existsSync(join(pc.dir, 'paused-2.pid')), 20000)).toBe(true);
   const rerunAfterMs = Date.now() - stoppedAt;
   expect(killedAfterMs).toBeLessThan(rerunAfterMs);
   // Resumed, the old executor finds its lease gone and fences itself: it exits.
-  const exited = new Promise((r) => procs.get('executor-c')!.once('exit', r));
-  procs.get('executor-c')!.kill('SIGCONT');
+  const exited = new Promise((r) => pc.procs.get('executor-c')!.once('exit', r));
+  pc.procs.get('executor-c')!.kill('SIGCONT');
   await exited;
   await api(base, 'DELETE', `/v1/jobs/${submit.body.id}`);
 }, 60000);

@@ -39,13 +39,25 @@ let dir: string;
 let base: string;
 const services: RunningService[] = [];
 
+/**
+ * Sends one request and reads its whole answer. The path must reach the server as written: the
+ * client's URL parser resolves dot segments (`/v1/jobs/./events` is sent as `/v1/jobs/events`,
+ * the job-counts stream, which answers 200 and never ends — a fuzz run that drew the id `.`
+ * hung until the suite's timeout), so a path it would rewrite is an error of the generator here.
+ * Answers are read within 10 s: a stream opened by mistake fails naming its request.
+ */
 async function send(method: string, path: string, token: string | undefined, body?: string) {
-  const res = await fetch(`${base}${path}`, {
+  const url = new URL(`${base}${path}`);
+  if (url.pathname !== path.split('?')[0]) throw new Error(`the client would send ${url.pathname}, not ${path}`);
+  const res = await fetch(url, {
     method,
     headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
     body,
+    signal: AbortSignal.timeout(10_000),
   });
-  const text = await res.text();
+  const text = await res.text().catch((err: Error) => {
+    throw new Error(`${method} ${path} → ${res.status} ${res.headers.get('content-type')}: answer not read in 10 s (${err.message})`);
+  });
   let json: any;
   try {
     json = JSON.parse(text);
@@ -117,10 +129,27 @@ const bodyText = fc.oneof(
   { weight: 1, arbitrary: fc.string({ maxLength: 40 }) }, // not JSON, mostly
   { weight: 1, arbitrary: fc.integer({ min: 65 * 1024, max: 200 * 1024 }).map((n) => JSON.stringify({ ...VALID, env: { BIG: 'x'.repeat(n) } })) },
 );
-const segment = fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('0', '-1', '999999999999', '..', '%2e%2e', '😀', 'a'.repeat(300)));
+/** A path segment `encodeURIComponent` leaves as a dot segment, which the client resolves away before sending (see `send`). */
+const isDotSegment = (s: string) => s === '.' || s === '..';
+// '%2e%2e' is sent encoded (%252e%252e): an id of dots the server must refuse like any other
+const segment = fc
+  .oneof(fc.string({ maxLength: 30 }), fc.constantFrom('0', '-1', '999999999999', '%2e%2e', '😀', 'a'.repeat(300)))
+  .filter((s) => !isDotSegment(s));
 const token = fc.constantFrom(undefined, 'token-a', 'token-b', 'token-op', 'nope', '');
 
 describe('fuzzing every route', () => {
+  it('sends the ids it draws as written: no drawn segment is one the client resolves away', () => {
+    // the trap: a dot segment turns a job's stream into the job-counts stream (200, never ends)
+    expect(new URL('http://h/v1/jobs/./events').pathname).toBe('/v1/jobs/events');
+    fc.assert(
+      fc.property(segment, (seg) => {
+        const path = `/v1/jobs/${encodeURIComponent(seg)}/events`;
+        return new URL(`http://h${path}`).pathname === path;
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
   it('answers 10,000+ generated bad requests with 4xx and a stable code, never 5xx, and writes nothing', async () => {
     const before = await jobCount();
     let valid201 = 0;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { ADMISSION_ENV } from '@batchapi/admission';
 import { EXECUTOR_ENV } from '@batchapi/executor';
 import { QUOTA_ENV } from '@batchapi/quota';
-import { describeEnv, type EnvVarDoc, HISTORY_ENV, SERVICE_ENV } from '@batchapi/runtime';
+import { BLOB_ENV, describeEnv, type EnvVarDoc, HISTORY_ENV, SERVICE_ENV } from '@batchapi/runtime';
 import { SCHEDULER_ENV } from '@batchapi/scheduler';
 
 /** The page, relative to the repository root. */
@@ -22,6 +22,11 @@ const SECTIONS = [
     title: 'History store',
     schema: HISTORY_ENV,
     note: 'Read by admission (reads) and quota (migrates, archives) (`historyUrlFromEnv`, libs/runtime/src/config.ts).',
+  },
+  {
+    title: 'Blob store (task logs after their node)',
+    schema: BLOB_ENV,
+    note: "Read by the executor (uploads an ended attempt's logs) and admission (serves them) (`blobSettingsFromEnv`, libs/runtime/src/config.ts).",
   },
   { title: 'admission', schema: ADMISSION_ENV, note: '`admissionConfigFromEnv`, apps/admission/src/config.ts.' },
   { title: 'quota', schema: QUOTA_ENV, note: '`quotaConfigFromEnv`, apps/quota/src/config.ts.' },

@@ -6,47 +6,27 @@
  *   docs/operations.md;
  * - every `batch_*` metric the rules and the dashboard query is exported by the services, or listed in
  *   docs/operations.md as expected-but-not-exported (and nothing stays listed there once exported);
- * - every manifest parses, is well formed against the Kubernetes API models of @kubernetes/client-node
- *   (unknown fields, wrong types), and keeps the contract with the services (env vars they read,
- *   probes, requests, mounts, selectors, ports, etcd member names);
+ * - (the Helm chart's objects are checked by tools/ops/test/helm.spec.ts;)
  * - the etcd snapshot save / restore and compact / defrag commands of docs/operations.md work on a
  *   real etcd member.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as k8s from '@kubernetes/client-node';
-import { ClusterConfigSchema, TokensFileSchema } from '@batchapi/api';
-import { dump, load, loadAll } from 'js-yaml';
+import { freePort } from '@batchapi/proc';
+import { dump, load } from 'js-yaml';
+import { etcdInstalled, installed, read, ROOT } from './fixtures';
 
-const ROOT = join(__dirname, '../../..');
-const read = (p: string) => readFileSync(join(ROOT, p), 'utf8');
 const RULES = 'deploy/prometheus/alerts.yaml';
 const RULE_TESTS = 'deploy/prometheus/alerts.test.yaml';
 const PROM_CONFIG = 'deploy/prometheus/prometheus.yaml';
 const DASHBOARD = 'deploy/grafana/batchapi.json';
 const OPERATIONS = 'docs/operations.md';
-/** Kinds without a namespace. */
-const CLUSTER_SCOPED = ['Namespace', 'ClusterRole', 'ClusterRoleBinding'];
 const RUNBOOKS = 'docs/runbooks';
-const MANIFESTS = [
-  ...['deploy/k8s', 'deploy/etcd'].flatMap((d) =>
-    readdirSync(join(ROOT, d))
-      .filter((f) => /\.ya?ml$/.test(f))
-      .map((f) => `${d}/${f}`),
-  ),
-  'deploy/prometheus/podmonitors.yaml',
-];
-const SERVICES = ['admission', 'quota', 'scheduler', 'executor'] as const;
 
-const has = (bin: string, args: string[]) => {
-  const r = spawnSync(bin, args, { encoding: 'utf8' });
-  return !r.error && r.status === 0;
-};
-const hasPromtool = has('promtool', ['--version']);
-const hasEtcd = has('etcd', ['--version']) && has('etcdctl', ['version']);
+const hasPromtool = installed('promtool', ['--version']);
+const hasEtcd = etcdInstalled();
 if (!hasPromtool) console.warn('promtool is absent (Debian package `prometheus`): the promtool checks are skipped');
 if (!hasEtcd) console.warn('etcd/etcdctl are absent (Debian packages etcd-server, etcd-client): the backup/restore check is skipped');
 
@@ -321,302 +301,7 @@ describe('dashboard', () => {
   });
 });
 
-// ------------------------------------------------------------------------------------------- manifests
-
-type Obj = {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  spec?: any;
-  data?: Record<string, string>;
-  stringData?: Record<string, string>;
-};
-type Container = {
-  name: string;
-  image: string;
-  command?: string[];
-  args?: string[];
-  env?: Array<{ name: string; value?: string; valueFrom?: any }>;
-  ports?: Array<{ name?: string; containerPort: number }>;
-  livenessProbe?: any;
-  readinessProbe?: any;
-  startupProbe?: any;
-  resources?: any;
-  volumeMounts?: Array<{ name: string; mountPath: string }>;
-};
-const docs: Array<{ file: string; obj: Obj }> = MANIFESTS.flatMap((file) => (loadAll(read(file)) as Obj[]).filter(Boolean).map((obj) => ({ file, obj })));
-const objs = docs.map((d) => d.obj);
-const find = (kind: string, name: string) => objs.find((o) => o.kind === kind && o.metadata.name === name);
-const WORKLOADS = ['Deployment', 'DaemonSet', 'StatefulSet'];
-const podSpec = (o: Obj): any => (o.kind === 'CronJob' ? o.spec?.jobTemplate?.spec?.template?.spec : o.spec?.template?.spec);
-const podLabels = (o: Obj): Record<string, string> =>
-  (o.kind === 'CronJob' ? o.spec?.jobTemplate?.spec?.template?.metadata?.labels : o.spec?.template?.metadata?.labels) ?? {};
-const matches = (selector: Record<string, string>, labels: Record<string, string>) => Object.entries(selector).every(([k, v]) => labels[k] === v);
-
-/** Checks a value against the @kubernetes/client-node model `type`: unknown fields and wrong primitive types. */
-function schemaErrors(value: unknown, type: string, path: string, out: string[]): string[] {
-  if (value === null || value === undefined || type === 'any' || type === 'object') return out;
-  const arr = type.match(/^Array<(.+)>$/);
-  const map = type.match(/^\{ \[key: string\]: (.+); \}$/);
-  if (type === 'string' || type === 'Date') {
-    if (typeof value !== 'string') out.push(`${path}: expected a string, got ${JSON.stringify(value)}`);
-  } else if (type === 'number') {
-    if (typeof value !== 'number') out.push(`${path}: expected a number, got ${JSON.stringify(value)}`);
-  } else if (type === 'boolean') {
-    if (typeof value !== 'boolean') out.push(`${path}: expected a boolean, got ${JSON.stringify(value)}`);
-  } else if (type === 'IntOrString') {
-    if (typeof value !== 'string' && typeof value !== 'number') out.push(`${path}: expected an int or a string`);
-  } else if (arr) {
-    if (!Array.isArray(value)) out.push(`${path}: expected a list`);
-    else value.forEach((v, i) => schemaErrors(v, arr[1], `${path}[${i}]`, out));
-  } else if (map) {
-    if (typeof value !== 'object' || Array.isArray(value)) out.push(`${path}: expected a map`);
-    else for (const [k, v] of Object.entries(value)) schemaErrors(v, map[1], `${path}.${k}`, out);
-  } else {
-    const model = (k8s as unknown as Record<string, { getAttributeTypeMap?: () => Array<{ baseName: string; type: string }> }>)[type];
-    if (!model?.getAttributeTypeMap) {
-      out.push(`${path}: no model ${type} in @kubernetes/client-node`);
-      return out;
-    }
-    if (typeof value !== 'object' || Array.isArray(value)) {
-      out.push(`${path}: expected an object (${type})`);
-      return out;
-    }
-    const attrs = model.getAttributeTypeMap();
-    for (const [k, v] of Object.entries(value)) {
-      const a = attrs.find((x) => x.baseName === k);
-      if (!a) out.push(`${path}.${k}: unknown field of ${type}`);
-      else schemaErrors(v, a.type, `${path}.${k}`, out);
-    }
-  }
-  return out;
-}
-const modelOf = (o: Obj) =>
-  /^([a-z.]+\/)?v\d+$/.test(o.apiVersion) && !o.apiVersion.includes('.') ? `${o.apiVersion.split('/').pop()!.toUpperCase()}${o.kind}` : undefined;
-
-describe('manifests', () => {
-  it.each(MANIFESTS)('%s parses into named, namespaced objects', (file) => {
-    const mine = docs.filter((d) => d.file === file).map((d) => d.obj);
-    expect(mine.length).toBeGreaterThan(0);
-    for (const o of mine) {
-      expect(o.apiVersion).toMatch(/^([a-z0-9.-]+\/)?v\d+(alpha\d+|beta\d+)?$/);
-      expect(o.kind).toMatch(/^[A-Z][A-Za-z]+$/);
-      expect(o.metadata.name).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
-      if (!CLUSTER_SCOPED.includes(o.kind))
-        expect({ kind: o.kind, name: o.metadata.name, namespace: o.metadata.namespace }).toEqual({
-          kind: o.kind,
-          name: o.metadata.name,
-          namespace: 'batchapi',
-        });
-    }
-  });
-
-  it('built-in kinds match the Kubernetes API models (no unknown fields, right types)', () => {
-    const errors: string[] = [];
-    for (const { file, obj } of docs) {
-      const model = modelOf(obj);
-      if (!model) continue; // custom resources (PodMonitor)
-      schemaErrors(obj, model, `${file}:${obj.kind}/${obj.metadata.name}`, errors);
-    }
-    expect(errors).toEqual([]);
-  });
-
-  it('the schema check does catch a misspelt field', () => {
-    expect(
-      schemaErrors(
-        {
-          apiVersion: 'apps/v1',
-          kind: 'Deployment',
-          metadata: { name: 'x' },
-          spec: { template: { spec: { containers: [{ name: 'c', readinesProbe: {} }] } } },
-        },
-        'V1Deployment',
-        'x',
-        [],
-      ),
-    ).toEqual(['x.spec.template.spec.containers[0].readinesProbe: unknown field of V1Container']);
-  });
-
-  it('every long-running container has liveness and readiness probes on its own ports; every container has cpu and memory requests', () => {
-    for (const o of objs.filter((x) => [...WORKLOADS, 'CronJob'].includes(x.kind))) {
-      for (const c of podSpec(o).containers as Container[]) {
-        const where = `${o.kind}/${o.metadata.name}/${c.name}`;
-        expect({ where, cpu: !!c.resources?.requests?.cpu, memory: !!c.resources?.requests?.memory }).toEqual({ where, cpu: true, memory: true });
-        if (o.kind === 'CronJob') continue;
-        for (const probe of [c.livenessProbe, c.readinessProbe]) {
-          expect({ where, probe: !!probe?.httpGet }).toEqual({ where, probe: true });
-          const port = probe.httpGet.port;
-          expect({ where, port, known: typeof port === 'number' || (c.ports ?? []).some((p) => p.name === port) }).toEqual({ where, port, known: true });
-        }
-      }
-    }
-  });
-
-  it('workload selectors match their pod labels; Services and PodDisruptionBudgets select a workload', () => {
-    const workloads = objs.filter((o) => WORKLOADS.includes(o.kind));
-    for (const w of workloads) expect(matches(w.spec.selector.matchLabels, podLabels(w))).toBe(true);
-    for (const s of objs.filter((o) => o.kind === 'Service')) {
-      const target = workloads.find((w) => matches(s.spec.selector, podLabels(w)));
-      expect({ service: s.metadata.name, selects: !!target }).toEqual({ service: s.metadata.name, selects: true });
-      const ports = (podSpec(target!).containers as Container[]).flatMap((c) => c.ports ?? []);
-      for (const p of s.spec.ports) {
-        const tp = p.targetPort ?? p.port;
-        expect({ service: s.metadata.name, tp, ok: ports.some((cp) => cp.name === tp || cp.containerPort === tp) }).toEqual({
-          service: s.metadata.name,
-          tp,
-          ok: true,
-        });
-      }
-    }
-    for (const p of objs.filter((o) => o.kind === 'PodDisruptionBudget'))
-      expect(workloads.some((w) => matches(p.spec.selector.matchLabels, podLabels(w)))).toBe(true);
-  });
-
-  it('volumes mount what exists: every mount names a volume, every ConfigMap, Secret and claim is defined', () => {
-    for (const o of objs.filter((x) => [...WORKLOADS, 'CronJob'].includes(x.kind))) {
-      const spec = podSpec(o);
-      const volumes = new Map<string, any>((spec.volumes ?? []).map((v: any) => [v.name, v]));
-      for (const t of o.spec.volumeClaimTemplates ?? []) volumes.set(t.metadata.name, { claimTemplate: true });
-      for (const c of spec.containers as Container[])
-        for (const m of c.volumeMounts ?? []) expect(volumes.has(m.name) ? m.name : `${o.metadata.name}: no volume ${m.name}`).toBe(m.name);
-      for (const v of volumes.values()) {
-        if (v.configMap) expect(find('ConfigMap', v.configMap.name)).toBeDefined();
-        if (v.secret) expect(find('Secret', v.secret.secretName)).toBeDefined();
-        if (v.persistentVolumeClaim) expect(find('PersistentVolumeClaim', v.persistentVolumeClaim.claimName)).toBeDefined();
-      }
-    }
-  });
-
-  it('scraped pods announce a port they listen on', () => {
-    for (const o of objs.filter((x) => WORKLOADS.includes(x.kind))) {
-      const ann = o.spec.template.metadata.annotations ?? {};
-      expect({ workload: o.metadata.name, scrape: ann['prometheus.io/scrape'] }).toEqual({ workload: o.metadata.name, scrape: 'true' });
-      const ports = (podSpec(o).containers as Container[]).flatMap((c) => c.ports ?? []).map((p) => String(p.containerPort));
-      expect(ports).toContain(ann['prometheus.io/port']);
-    }
-  });
-
-  describe.each(SERVICES)('the %s service', (svc) => {
-    const o = objs.find((x) => WORKLOADS.includes(x.kind) && x.metadata.name === `batchapi-${svc}`)!;
-    const c = () => (podSpec(o).containers as Container[])[0];
-    const env = () => new Map((c().env ?? []).map((e) => [e.name, e]));
-
-    it('runs the release image with the command the build produces', () => {
-      expect(o).toBeDefined();
-      expect(o.kind).toBe(svc === 'executor' ? 'DaemonSet' : 'Deployment');
-      if (svc === 'scheduler') expect(o.spec.replicas).toBeGreaterThanOrEqual(2);
-      expect(c().image).toBe('batchapi:0.1.0');
-      expect(c().command).toEqual(['node', `apps/${svc}/dist/main.js`]);
-      expect(c().livenessProbe.httpGet.path).toBe('/healthz');
-      expect(c().readinessProbe.httpGet.path).toBe('/readyz');
-    });
-
-    it('sets the environment the service reads, each variable once', () => {
-      const names = (c().env ?? []).map((e) => e.name);
-      expect(new Set(names).size).toBe(names.length);
-      const required = [
-        'BATCH_ETCD_ENDPOINTS',
-        'BATCH_PORT',
-        'BATCH_HOST',
-        'BATCH_LEASE_TTL',
-        'BATCH_LOG_LEVEL',
-        ...(
-          {
-            admission: ['BATCH_TOKENS_FILE', 'BATCH_SERVICE_TOKEN_FILE'],
-            quota: ['BATCH_CLUSTER_CONFIG'],
-            scheduler: ['BATCH_SERVICE_TOKEN_FILE'],
-            executor: ['BATCH_NODE_NAME', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE'],
-          } as const
-        )[svc],
-      ];
-      for (const n of required) expect(names).toContain(n);
-      expect(env().get('BATCH_PORT')?.value).toBe(String(c().ports![0].containerPort));
-      const host = env().get('BATCH_HOST')!;
-      expect(host.value === '0.0.0.0' || host.valueFrom?.fieldRef?.fieldPath === 'status.podIP').toBe(true);
-      if (svc === 'executor') expect(env().get('BATCH_NODE_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('spec.nodeName');
-      // files the service reads sit on a mounted volume
-      for (const n of ['BATCH_TOKENS_FILE', 'BATCH_CLUSTER_CONFIG', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE']) {
-        const path = env().get(n)?.value;
-        if (path) expect((c().volumeMounts ?? []).some((m) => path === m.mountPath || path.startsWith(`${m.mountPath}/`))).toBe(true);
-      }
-    });
-
-    it('reaches every etcd member by its stable name', () => {
-      const sts = find('StatefulSet', 'batchapi-etcd')!;
-      const members = Array.from({ length: sts.spec.replicas }, (_, i) => `http://${sts.metadata.name}-${i}.${sts.spec.serviceName}.batchapi.svc:2379`);
-      expect(env().get('BATCH_ETCD_ENDPOINTS')?.value?.split(',')).toEqual(members);
-    });
-  });
-
-  it('every BATCH_* variable the manifests set is one the code reads', () => {
-    const sources: string[] = [];
-    const walk = (dir: string) => {
-      for (const e of readdirSync(dir, { withFileTypes: true })) {
-        const p = join(dir, e.name);
-        if (e.isDirectory()) {
-          if (e.name !== 'node_modules' && e.name !== 'dist') walk(p);
-        } else if (e.name.endsWith('.ts') && !e.name.endsWith('.spec.ts')) sources.push(readFileSync(p, 'utf8'));
-      }
-    };
-    for (const top of ['apps', 'libs']) walk(join(ROOT, top));
-    const code = sources.join('\n');
-    const set = new Set(
-      objs
-        .filter((o) => WORKLOADS.includes(o.kind))
-        .flatMap((o) => (podSpec(o).containers as Container[]).flatMap((c) => (c.env ?? []).map((e) => e.name)))
-        .filter((n) => n.startsWith('BATCH_')),
-    );
-    expect([...set].filter((n) => !code.includes(n))).toEqual([]);
-  });
-
-  it('the ConfigMap and the Secret hold files the services accept', () => {
-    const cluster = JSON.parse(find('ConfigMap', 'batchapi-cluster')!.data!['cluster.json']);
-    expect(ClusterConfigSchema.safeParse(cluster).success).toBe(true);
-    const tokens = JSON.parse(find('Secret', 'batchapi-tokens')!.stringData!['tokens.json']) as { tokens: Array<{ sha256: string }> };
-    // the shipped placeholder must be replaced (admission refuses it); with a digest in its place the file is valid
-    expect(TokensFileSchema.safeParse(tokens).success).toBe(false);
-    for (const t of tokens.tokens) t.sha256 = 'a'.repeat(64);
-    expect(TokensFileSchema.safeParse(tokens).success).toBe(true);
-  });
-
-  it('etcd: 3 members on distinct hosts behind a headless Service, with an initial cluster naming exactly them', () => {
-    const sts = find('StatefulSet', 'batchapi-etcd')!;
-    expect(sts.spec.replicas).toBe(3);
-    const headless = find('Service', sts.spec.serviceName)!;
-    expect(headless.spec.clusterIP).toBe('None');
-    expect(headless.spec.publishNotReadyAddresses).toBe(true);
-    const anti = sts.spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0];
-    expect(anti.topologyKey).toBe('kubernetes.io/hostname');
-    expect(matches(anti.labelSelector.matchLabels, podLabels(sts))).toBe(true);
-    const args: string[] = sts.spec.template.spec.containers[0].args;
-    const flag = (n: string) => args.find((a) => a.startsWith(`--${n}=`))?.slice(n.length + 3);
-    expect(flag('initial-cluster')?.split(',')).toEqual(
-      Array.from({ length: 3 }, (_, i) => `batchapi-etcd-${i}=http://batchapi-etcd-${i}.batchapi-etcd.batchapi.svc:2380`),
-    );
-    expect(flag('name')).toBe('$(POD_NAME)');
-    expect(flag('data-dir')?.startsWith(`${sts.spec.template.spec.containers[0].volumeMounts[0].mountPath}/`)).toBe(true);
-    expect(find('PodDisruptionBudget', 'batchapi-etcd')?.spec.maxUnavailable).toBe(1);
-  });
-
-  (hasEtcd ? it : it.skip)('etcd knows every flag the StatefulSet passes (checked against the local etcd binary)', () => {
-    const help = `${spawnSync('etcd', ['--help'], { encoding: 'utf8' }).stdout}`;
-    const args: string[] = find('StatefulSet', 'batchapi-etcd')!.spec.template.spec.containers[0].args;
-    expect(args.map((a) => a.split('=')[0]).filter((f) => !help.includes(`${f} `) && !help.includes(`${f}\n`) && !help.includes(`${f}=`))).toEqual([]);
-  });
-});
-
 // ---------------------------------------------------------------------------- etcd backup and restore
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Starts a one-member etcd on free loopback ports; `peer` is given when a restored data dir was made for it. */
 async function startMember(name: string, dataDir: string, peer?: number): Promise<{ proc: ChildProcess; endpoint: string }> {
@@ -675,7 +360,7 @@ const etcdctl = (endpoint: string, args: string[]) =>
 
     // docs: "etcdutl snapshot restore" (etcd 3.5; `etcdctl snapshot restore` with the same flags on 3.4)
     const peer = await freePort();
-    const restoreTool = has('etcdutl', ['version']) ? 'etcdutl' : 'etcdctl';
+    const restoreTool = installed('etcdutl', ['version']) ? 'etcdutl' : 'etcdctl';
     const restored = spawnSync(
       restoreTool,
       [

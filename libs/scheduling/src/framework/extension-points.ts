@@ -6,6 +6,7 @@
  *   PreFilter  — once per piece of work: how many of its tasks may be tried at all (quota, gang);
  *   Filter     — can this node ever run a task of it (selector, taints, resource kinds)?
  *   Score      — among the nodes that can, which first (bin packing, GPU fragmentation)?
+ *   Domain     — for work that names a topology: which of the ranked nodes, in which order (one rack for a gang)?
  *   Reserve    — take a node's room for some tasks (quota per node), and give it back (Unreserve);
  *   Permit     — accept what was reserved for the work, or refuse it all (a gang places all or none);
  *   PostFilter — after the pass, for work left pending: stop tasks to make room (preemption,
@@ -56,6 +57,31 @@ export interface ScorePlugin {
   weight: number;
   /** `devices`: milli-GPU in use per device now (within a pass; defaults to the snapshot's). */
   score(work: PendingWork, node: NodeSnapshot, free: ResourceVector, freeDevices: number, devices?: Record<string, number>): number;
+}
+
+/** A node that passed Filter, in Score order, with how many tasks of the work fit there now. */
+export interface DomainCandidate {
+  node: NodeSnapshot;
+  /** Tasks of the work that fit in the node's free room and devices now. */
+  fit: number;
+}
+
+/** What a Domain plugin decided: the candidates to reserve on, in order (indices into its input), or a refusal. */
+export interface DomainChoice {
+  /** Indices of the candidates to try, in order; absent: all of them as ranked. */
+  order?: number[];
+  /** Set when no allowed set of nodes can take the work now: it places nothing this pass. */
+  status?: Status;
+}
+
+/**
+ * Chooses where among the ranked nodes the work goes as a whole (a topology domain), after
+ * Score and before Reserve. Runs only for work that names a topology (`PendingWork.topology`).
+ */
+export interface DomainPlugin {
+  name: string;
+  /** `want`: tasks to place in this pass; `candidates`: best first. */
+  choose(work: PendingWork, want: number, candidates: readonly DomainCandidate[]): DomainChoice;
 }
 
 /** Takes a node's room for tasks, and gives it back when the work is not permitted. */

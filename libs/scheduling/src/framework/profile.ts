@@ -10,7 +10,8 @@ import { QuotaPreFilter, QuotaReserve } from '../plugins/quota';
 import { PriorityAge } from '../plugins/queue-sort';
 import { ResourceKinds } from '../plugins/resource-fit';
 import { TaintToleration } from '../plugins/taint-toleration';
-import type { FilterPlugin, PermitPlugin, PreFilterPlugin, QueueSortPlugin, ReservePlugin, ScorePlugin } from './extension-points';
+import { Topology } from '../plugins/topology';
+import type { DomainPlugin, FilterPlugin, PermitPlugin, PreFilterPlugin, QueueSortPlugin, ReservePlugin, ScorePlugin } from './extension-points';
 
 /** The default filter chain, in order. */
 export const DEFAULT_FILTERS: readonly FilterPlugin[] = [NodeSelector, TaintToleration, ResourceKinds];
@@ -26,6 +27,8 @@ export interface Profile {
   filters: readonly FilterPlugin[];
   /** Empty: first fit (nodes in name order). */
   scores: readonly ScorePlugin[];
+  /** Run in order for work that names a topology, each narrowing the previous one's choice. @default none (the default profile: `Topology`) */
+  domains?: readonly DomainPlugin[];
   reserves: readonly ReservePlugin[];
   permits: readonly PermitPlugin[];
 }
@@ -35,6 +38,7 @@ export const DEFAULT_PROFILE: Profile = {
   preFilters: [QuotaPreFilter, GangPreFilter],
   filters: DEFAULT_FILTERS,
   scores: DEFAULT_SCORES,
+  domains: [Topology],
   reserves: [QuotaReserve],
   permits: [GangPermit],
 };

@@ -9,12 +9,14 @@ import { type Binding, eligibleRanges, type JobRecord, type TaskRange, takeTasks
 import { markBound } from '@batchapi/lifecycle';
 import { boundWork } from '../backlog';
 import { type PlacementResult, placeTasks, type Unplaced } from '../placement';
+import { type BackfillSettings, releasesOf, type Reservation } from '../plugins/backfill';
 import type { StopRequest } from '../plugins/drain';
 import { packingScores } from '../plugins/fragmentation-gradient';
 import { expiredGangs, type GangFailure } from '../plugins/gang-timeout';
-import { planPreemption, type RunningTask, type Victim } from '../plugins/preemption';
+import { type HeldPreemption, preemptionPass, type RunningTask, type Victim } from '../plugins/preemption';
 import { chargeOf, GPU_MODEL_LABEL, type QuotaLedger } from '../plugins/quota/ledger';
 import { planReclaim, type QuotaDemand } from '../plugins/reclaim';
+import { topologyPlacement } from '../plugins/topology';
 import type { PendingWork, Placement } from '../snapshot';
 import { DEFAULT_PROFILE, type Profile } from './profile';
 import type { ClusterSnapshot } from './snapshot-builder';
@@ -37,11 +39,17 @@ export interface ScheduleOptions {
   preemption?: {
     /** Victims each queue may still lose this minute. */
     budget: Map<string, number>;
-    /** A task bound less than this long ago is never preempted, in milliseconds. */
+    /** A task bound less than this long ago is never preempted, in milliseconds (Slurm's PreemptExemptTime). */
     protectMs: number;
+    /** A task bound less than this long ago is never reclaimed, in milliseconds. @default 0 */
+    reclaimProtectMs?: number;
+    /** Jobs preempted too often lately (see `repeatExempt`): neither preempted nor reclaimed. @default none */
+    exemptJobs?: ReadonlySet<string>;
   };
   /** Dominant resource fairness between queues. @default true */
   fairShare?: boolean;
+  /** Backfill with reservations (see `plugins/backfill`): the expected ends come from the snapshot's live bindings. @default off */
+  backfill?: BackfillSettings;
 }
 
 /** `count` tasks of a job bound: the job after binding, and its new bindings. */
@@ -67,6 +75,10 @@ export interface Plan {
   /** The victims behind `stops` (for metrics and budgets). */
   preempted: Victim[];
   reclaimed: Victim[];
+  /** Work preemption would have made room for, had thrash damping not protected the victims. @default [] */
+  held?: HeldPreemption[];
+  /** Room held for blocked work from its expected start (backfill); nothing is written for them. @default [] */
+  reservations?: Reservation[];
   placements: Placement[];
   unplaced: Unplaced[];
   /** Pending jobs considered and left for later cycles, and the next window's start. */
@@ -93,11 +105,9 @@ export function* scheduleSteps(s: ClusterSnapshot, opts: ScheduleOptions = {}): 
   const binds = bindIntents(s, placed.placements);
   yield 'plan';
   const gangFailures = expiredGangs(placed.unplaced, s.jobs, s.now);
-  const reclaimed = opts.preemption && placed.unplaced.length ? reclaim(s, ledger, placed.unplaced, opts.preemption.budget) : [];
-  const preempted =
-    opts.preemption && placed.placements.length === 0 && placed.unplaced.length
-      ? preempt(s, placed.unplaced, opts.preemption.budget, opts.preemption.protectMs)
-      : [];
+  const reclaimed = opts.preemption && placed.unplaced.length ? reclaim(s, ledger, placed.unplaced, opts.preemption) : [];
+  const { victims: preempted, held } =
+    opts.preemption && placed.placements.length === 0 && placed.unplaced.length ? preempt(s, placed.unplaced, opts.preemption) : { victims: [], held: [] };
   const stops: PlannedStop[] = [...reclaimed.map((v) => stopOf(v, 'reclaim')), ...preempted.map((v) => stopOf(v, 'preempt'))];
   return {
     at: s.now,
@@ -106,6 +116,8 @@ export function* scheduleSteps(s: ClusterSnapshot, opts: ScheduleOptions = {}): 
     gangFailures,
     preempted,
     reclaimed,
+    held,
+    reservations: placed.reservations ?? [],
     placements: placed.placements,
     unplaced: placed.unplaced,
     considered: window.work.length,
@@ -116,7 +128,7 @@ export function* scheduleSteps(s: ClusterSnapshot, opts: ScheduleOptions = {}): 
 
 /**
  * The placement pass of a cycle on `work` (the snapshot's, or a window of it): the profile
- * (default: packing scores of the snapshot's request mix), a fresh quota ledger, fair share.
+ * (default: packing scores of the snapshot's request mix, its topology levels), a fresh quota ledger, fair share.
  * Returns the ledger as placement left it (reclaim continues from it) and the profile used.
  */
 export function placeSnapshot(
@@ -125,12 +137,15 @@ export function placeSnapshot(
   opts: ScheduleOptions = {},
 ): PlacementResult & { ledger: QuotaLedger; profile: Profile } {
   const ledger = s.ledger();
-  const profile = opts.profile ?? { ...DEFAULT_PROFILE, scores: packingScores(s.shapes) };
+  const profile = opts.profile ?? { ...DEFAULT_PROFILE, scores: packingScores(s.shapes), ...(s.topology ? { domains: [topologyPlacement(s.topology)] } : {}) };
   const placed = placeTasks(work, s.nodes, {
     quota: ledger,
     maxTasks: opts.maxTasks ?? 100_000,
     profile,
     ...(opts.fairShare === false ? {} : { fairShare: s.fair }),
+    ...(opts.backfill && opts.backfill.maxReservations > 0
+      ? { backfill: { ...opts.backfill, now: s.now, releases: releasesOf(s.bindings, s.now, opts.backfill.runtimeSeconds) } }
+      : {}),
   });
   return { ...placed, ledger, profile };
 }
@@ -192,7 +207,7 @@ export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]
  * still runs keeps its mark but no longer holds anything (the ledger counts from the nodes'
  * allocations), hence the window.
  */
-function reclaim(s: ClusterSnapshot, ledger: QuotaLedger, unplaced: readonly Unplaced[], budget: Map<string, number>): Victim[] {
+function reclaim(s: ClusterSnapshot, ledger: QuotaLedger, unplaced: readonly Unplaced[], p: NonNullable<ScheduleOptions['preemption']>): Victim[] {
   const byId = new Map(s.work.map((w) => [w.jobId, w]));
   const demands: QuotaDemand[] = unplaced
     .filter((u) => u.quotaLimited)
@@ -205,17 +220,22 @@ function reclaim(s: ClusterSnapshot, ledger: QuotaLedger, unplaced: readonly Unp
   const chargeFor = (t: RunningTask) => chargeOf(t.resources, s.labels.get(t.node));
   for (const t of running)
     if (t.stopping && t.stopRequestedAt !== undefined && s.now - t.stopRequestedAt < STOPPING_WINDOW_MS) ledger.take(t.queue, chargeFor(t), -1);
-  return planReclaim(ledger, demands, running, chargeFor, { budget });
+  return planReclaim(ledger, demands, running, chargeFor, { budget: p.budget, now: s.now, protectMs: p.reclaimProtectMs ?? 0, exemptJobs: p.exemptJobs });
 }
 
 /** Preemption (only in a cycle that could place nothing): the fewest lower-priority tasks for higher-priority work left pending. */
-function preempt(s: ClusterSnapshot, unplaced: readonly Unplaced[], budget: Map<string, number>, protectMs: number): Victim[] {
+function preempt(
+  s: ClusterSnapshot,
+  unplaced: readonly Unplaced[],
+  p: NonNullable<ScheduleOptions['preemption']>,
+): { victims: Victim[]; held: HeldPreemption[] } {
+  const none = { victims: [], held: [] };
   const byId = new Map(s.work.map((w) => [w.jobId, w]));
   // Quota-limited work waits for its quota, not for victims; a gang asks for all of its tasks (planPreemption keeps it whole).
   const candidates = unplaced.filter((u) => !u.quotaLimited).map((u) => ({ ...byId.get(u.jobId)!, tasks: u.tasks }));
-  if (candidates.length === 0) return [];
+  if (candidates.length === 0) return none;
   const running = s.running();
   const lowest = running.reduce((m, t) => Math.min(m, t.priority), Infinity);
-  if (!candidates.some((w) => w.priority > lowest)) return [];
-  return planPreemption(candidates, s.nodes, running, { now: s.now, protectMs, budget });
+  if (!candidates.some((w) => (w.basePriority ?? w.priority) > lowest)) return none;
+  return preemptionPass(candidates, s.nodes, running, { now: s.now, protectMs: p.protectMs, budget: p.budget, exemptJobs: p.exemptJobs });
 }

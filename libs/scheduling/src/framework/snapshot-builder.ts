@@ -14,11 +14,14 @@ import {
   type NodeRecord,
   type Queue,
   type ResourceVector,
+  type WhyJob,
 } from '@batchapi/api';
-import { type FairShareInput } from '../plugins/fair-share';
+import { type FairShareInput, type ResourcePrices } from '../plugins/fair-share';
 import { type RequestShape, requestShapes } from '../plugins/fragmentation-gradient';
 import type { RunningTask } from '../plugins/preemption';
+import { agePendingWork, agingOf, NO_AGING, type PriorityAging } from '../plugins/priority-aging';
 import { chargeOf, QuotaLedger, queueUsageOf } from '../plugins/quota/ledger';
+import type { TopologyLevel } from '../plugins/topology';
 import { type NodeSnapshot, type PendingWork, toNodeSnapshot, toPendingWork } from '../snapshot';
 
 /** The records a snapshot is built from: what the scheduler's cache holds, or a fresh read of etcd. */
@@ -38,6 +41,12 @@ export interface ClusterState {
 export interface SnapshotOptions {
   /** Each queue's decayed past usage (see `decayUsage`), added to what it holds now for fair share. @default none */
   history?: ReadonlyMap<string, ResourceVector>;
+  /** Cluster-wide priority aging, for queues without their own settings. @default NO_AGING */
+  aging?: PriorityAging;
+  /** Cluster-wide fair-share prices (GPU-model-priced fair share); queues' own `prices` go over them. @default none (plain DRF) */
+  prices?: ResourcePrices;
+  /** The topology levels, top first, that work's `topology` names (see `plugins/topology`). @default DEFAULT_TOPOLOGY_LEVELS */
+  topology?: readonly TopologyLevel[];
 }
 
 /** Everything a scheduling decision is made from, as of `now`. Read-only: placement copies what it changes. */
@@ -46,8 +55,12 @@ export interface ClusterSnapshot {
   now: number;
   /** Every job waiting for placement, by id. */
   jobs: ReadonlyMap<string, JobRecord>;
-  /** Their tasks placeable at `now`, one piece per job with at least one. */
+  /** Their tasks placeable at `now`, one piece per job with at least one, at their effective (aged) priority. */
   work: PendingWork[];
+  /** A job's placeable tasks at `now` as this snapshot sees them: aged with its queue's settings (see `agePendingWork`). */
+  pendingOf(job: WhyJob): PendingWork;
+  /** The aging settings of a queue (its own, else the cluster-wide ones). */
+  agingOf(queue: string): PriorityAging;
   /** The nodes that take new work (not cordoned). */
   nodes: NodeSnapshot[];
   /** Labels of every registered node, cordoned ones too (a task's charge depends on its node's GPU model). */
@@ -56,6 +69,8 @@ export interface ClusterSnapshot {
   cordons: ReadonlyMap<string, Cordon>;
   /** Registered nodes that are cordoned. */
   cordonedNodes: number;
+  /** Registered nodes whose executor drains for a graceful stop (not cordoned): they take no new work either. */
+  drainingNodes: number;
   queues: readonly Queue[];
   /** What each queue's live tasks hold now, charged per node. */
   usage: ReadonlyMap<string, ResourceVector>;
@@ -68,6 +83,8 @@ export interface ClusterSnapshot {
   running(): RunningTask[];
   /** A fresh quota ledger over `queues` and `usage` (placement takes from its own copy). */
   ledger(): QuotaLedger;
+  /** The topology levels, top first, when set (`SnapshotOptions.topology`). @default DEFAULT_TOPOLOGY_LEVELS */
+  topology?: readonly TopologyLevel[];
 }
 
 /** True for jobs with tasks to place: queued or running, not being cancelled, with pending tasks. */
@@ -77,12 +94,22 @@ export function wantsPlacement(j: JobRecord): boolean {
 
 /** Builds the snapshot of `state` as of `now`. */
 export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOptions = {}): ClusterSnapshot {
+  const queues = [...state.queues];
+  const queueByName = new Map(queues.map((q) => [q.name, q]));
+  const aging = opts.aging ?? NO_AGING;
+  const agingByQueue = new Map<string, PriorityAging>();
+  const agingOfQueue = (name: string): PriorityAging => {
+    let a = agingByQueue.get(name);
+    if (!a) agingByQueue.set(name, (a = agingOf(queueByName.get(name), aging)));
+    return a;
+  };
+  const pendingOf = (j: WhyJob): PendingWork => agePendingWork(toPendingWork(j, now), now, agingOfQueue(j.queue));
   const jobs = new Map<string, JobRecord>();
   const work: PendingWork[] = [];
   for (const j of state.jobs) {
     if (!wantsPlacement(j)) continue;
     jobs.set(j.id, j);
-    const w = toPendingWork(j, now);
+    const w = pendingOf(j);
     if (w.tasks > 0) work.push(w);
   }
   const cordons = new Map<string, Cordon>();
@@ -90,15 +117,20 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
   const nodes: NodeSnapshot[] = [];
   const labels = new Map<string, Record<string, string>>();
   let cordonedNodes = 0;
+  let drainingNodes = 0;
   for (const n of state.nodes) {
     labels.set(n.name, n.labels);
     if (cordons.has(n.name)) {
       cordonedNodes++;
       continue;
     }
+    // Its executor is stopping (SIGTERM): what is bound to it now is handed back, so place nothing there.
+    if (n.draining) {
+      drainingNodes++;
+      continue;
+    }
     nodes.push(toNodeSnapshot(n, state.allocs.get(n.name)));
   }
-  const queues = [...state.queues];
   const usage = queueUsageOf(state.allocs, (n) => labels.get(n));
   const fairUsage = new Map(usage);
   for (const [q, h] of opts.history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
@@ -113,17 +145,27 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     now,
     jobs,
     work,
+    pendingOf,
+    agingOf: agingOfQueue,
     nodes,
     labels,
     cordons,
     cordonedNodes,
+    drainingNodes,
     queues,
     usage,
-    fair: { capacity, usage: fairUsage, weights: new Map(queues.map((q) => [q.name, q.weight ?? 1])) },
+    fair: {
+      capacity,
+      usage: fairUsage,
+      weights: new Map(queues.map((q) => [q.name, q.weight ?? 1])),
+      ...(opts.prices && Object.keys(opts.prices).length ? { prices: opts.prices } : {}),
+      ...(queues.some((q) => q.prices) ? { queuePrices: new Map(queues.flatMap((q) => (q.prices ? [[q.name, q.prices] as const] : []))) } : {}),
+    },
     shapes,
     bindings,
     running: () => (running ??= runningTasks(bindings)),
     ledger: () => new QuotaLedger(queues, usage),
+    ...(opts.topology ? { topology: opts.topology } : {}),
   };
 }
 
@@ -156,7 +198,7 @@ export function runningTasks(bindings: Iterable<Binding>): RunningTask[] {
 export function waitingIn(s: ClusterSnapshot, queue: string, compare: (a: PendingWork, b: PendingWork) => number): JobRecord[] {
   return [...s.jobs.values()]
     .filter((j) => j.queue === queue)
-    .map((j) => ({ j, w: toPendingWork(j, s.now) }))
+    .map((j) => ({ j, w: s.pendingOf(j) }))
     .sort((a, b) => compare(a.w, b.w))
     .map(({ j }) => j);
 }

@@ -11,7 +11,9 @@ export type StatusCode =
   /** The queue's quota (with cohort borrowing) stops the work now; reclaim may help. */
   | 'QuotaLimited'
   /** A gang could not place every task and placed none (Permit refused). */
-  | 'GangBlocked';
+  | 'GangBlocked'
+  /** No topology domain of the level the work requires has room for it now (see `plugins/topology`). */
+  | 'TopologyUnfit';
 
 /** What a refusal was about, for programs (counterfactuals, the gang-timeout message). */
 export type StatusDetail =
@@ -19,7 +21,9 @@ export type StatusDetail =
   | { kind: 'taint'; key: string; value?: string; effect: string }
   | { kind: 'capacity'; resource: string }
   | { kind: 'quota'; queue: string }
-  | { kind: 'gang'; tasks: number };
+  | { kind: 'gang'; tasks: number }
+  /** `largest`: tasks the roomiest domain of `level` could take now (`domain`, absent when no node is in one). */
+  | { kind: 'topology'; level: string; tasks: number; largest: number; domain?: string };
 
 /** A plugin's refusal. Success is `undefined`. */
 export interface Status {

@@ -1,7 +1,7 @@
 /**
  * Batch fill (run before the per-job pass): the leading tier of the queue — work of one
  * priority submitted at one instant, plain enough (no GPUs, gangs, selectors, tolerations,
- * spreading or quota limit; one queue when fair share is on) — is packed node by node with
+ * spreading, topology or quota limit; one queue when fair share is on) — is packed node by node with
  * `fillTier` (minimum bin slack) instead of one job at a time.
  */
 import type { FilterPlugin } from '../../framework/extension-points';
@@ -32,7 +32,13 @@ export function batchFill(
   let tasks = 0;
   for (const w of ordered) {
     const plain =
-      !w.gang && !w.spread && !(w.resources.gpu ?? 0) && !Object.keys(w.selector ?? {}).length && !(w.tolerations ?? []).length && !ledger.limits(w.queue);
+      !w.gang &&
+      !w.spread &&
+      !w.topology &&
+      !(w.resources.gpu ?? 0) &&
+      !Object.keys(w.selector ?? {}).length &&
+      !(w.tolerations ?? []).length &&
+      !ledger.limits(w.queue);
     if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
     tier.push(w);
     tasks += w.tasks;

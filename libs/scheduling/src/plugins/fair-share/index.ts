@@ -3,9 +3,10 @@
  * priority level: progressive filling — the queue with the lowest weighted dominant share
  * places its oldest work next, as many tasks as keep it at or below the next queue's share (at
  * least one), until no queue can place more. The engine calls back to place; this decides the
- * order and the step sizes.
+ * order and the step sizes. With prices (GPU-model-priced fair share), the priced resources
+ * count as one: what they cost (`pricedCharge`), so an H100 counts as much as it costs.
  */
-import { addResources, type ResourceVector } from '@batchapi/api';
+import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { PendingWork } from '../../snapshot';
 
 /** What dominant resource fairness needs. */
@@ -22,6 +23,75 @@ export interface FairShareInput {
    * @default 0.001
    */
   granularity?: number;
+  /** Cluster-wide prices (see `ResourcePrices`): the priced resources count as their cost. @default none (plain DRF) */
+  prices?: ResourcePrices;
+  /** A queue's own prices, over the cluster-wide ones, for its usage. @default none */
+  queuePrices?: ReadonlyMap<string, ResourcePrices>;
+}
+
+/**
+ * Prices of resources for fair share, per unit a person reads: a core (`cpu`), a GiB
+ * (`memory`), a GPU of a model (`gpu:H100`), a GPU of no priced model (`gpu`; when only models
+ * are priced, 1), and any other resource per unit of its quantity.
+ */
+export type ResourcePrices = Readonly<Record<string, number>>;
+
+/** The resource the priced resources are summed into. */
+export const PRICED_RESOURCE = 'priced';
+
+const GPU_PREFIX = 'gpu:';
+
+function unitOf(resource: string): number {
+  return resource === 'cpu' ? 1000 : resource === 'memory' ? 1024 ** 3 : resource === 'gpu' || resource.startsWith(GPU_PREFIX) ? GPU_MILLI : 1;
+}
+
+/**
+ * A charge (resources plus `gpu:<model>`, see `chargeOf`) with its priced resources replaced by
+ * their cost, in `PRICED_RESOURCE`:
+ *   priced = Σ_r price_r × amount_r / unit_r
+ * GPUs are priced together once any GPU price is set: the GPUs of a priced model at its price,
+ * the rest (`gpu` minus those) at the `gpu` price (1 when unset), and no `gpu`/`gpu:*` key is
+ * left. Unpriced resources stay as they are (DRF dimensions of their own). Without prices, `v`.
+ */
+export function pricedCharge(v: ResourceVector, prices: ResourcePrices | undefined): ResourceVector {
+  if (!prices) return v;
+  const names = Object.keys(prices);
+  if (names.length === 0) return v;
+  const gpuPriced = names.some((k) => k === 'gpu' || k.startsWith(GPU_PREFIX));
+  const out: ResourceVector = {};
+  let cost = 0;
+  let modelled = 0;
+  for (const [k, amount] of Object.entries(v)) {
+    if (k === 'gpu') continue;
+    if (k.startsWith(GPU_PREFIX)) {
+      if (!gpuPriced) out[k] = amount;
+      else if (prices[k] !== undefined) {
+        cost += (prices[k] * amount) / GPU_MILLI;
+        modelled += amount;
+      }
+      continue;
+    }
+    if (prices[k] !== undefined) cost += (prices[k] * amount) / unitOf(k);
+    else out[k] = amount;
+  }
+  if (v.gpu !== undefined) {
+    if (gpuPriced) cost += ((prices.gpu ?? 1) * Math.max(0, v.gpu - modelled)) / GPU_MILLI;
+    else out.gpu = v.gpu;
+  }
+  out[PRICED_RESOURCE] = cost;
+  return out;
+}
+
+/** The prices a queue's usage is charged at: its own over the cluster-wide ones. */
+export function pricesOf(queue: string, fair: Pick<FairShareInput, 'prices' | 'queuePrices'>): ResourcePrices | undefined {
+  const own = fair.queuePrices?.get(queue);
+  return own ? { ...fair.prices, ...own } : fair.prices;
+}
+
+/** A queue's weighted dominant share as fair share orders it: on priced capacity when prices are set. */
+export function fairShareOf(queue: string, usage: ResourceVector, fair: FairShareInput): number {
+  if (!fair.prices && !fair.queuePrices?.size) return dominantShare(usage, fair.capacity, fair.weights?.get(queue) ?? 1);
+  return dominantShare(pricedCharge(usage, pricesOf(queue, fair) ?? {}), pricedCharge(fair.capacity, fair.prices ?? {}), fair.weights?.get(queue) ?? 1);
 }
 
 /**
@@ -37,6 +107,8 @@ export function dominantShare(usage: ResourceVector, capacity: ResourceVector, w
 /** What placing up to `limit` tasks of a piece of work did. */
 export interface PlaceStep {
   placed: number;
+  /** What the placed tasks charge together (with `gpu:<model>` of their nodes), when the engine was asked for it (priced fair share). @default placed × resources */
+  charged?: ResourceVector;
   /** It got less than it asked for (no room, quota or budget): it leaves the pass. */
   blocked: boolean;
 }
@@ -54,7 +126,10 @@ export function fairShareOrder(
 ): Set<PendingWork> {
   const usage = new Map([...fair.usage].map(([q, u]) => [q, { ...u }]));
   const weight = (q: string) => fair.weights?.get(q) ?? 1;
-  const share = (q: string) => dominantShare(usage.get(q) ?? {}, fair.capacity, weight(q));
+  const priced = !!fair.prices || !!fair.queuePrices?.size;
+  const capacity = priced ? pricedCharge(fair.capacity, fair.prices ?? {}) : fair.capacity;
+  const price = (q: string, v: ResourceVector) => (priced ? pricedCharge(v, pricesOf(q, fair) ?? {}) : v);
+  const share = (q: string) => dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q));
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
   for (const level of levels) {
@@ -70,12 +145,18 @@ export function fairShareOrder(
       const queues = [...lists.keys()].sort((x, y) => share(x) - share(y) || (x < y ? -1 : 1));
       const q = queues[0];
       const w = lists.get(q)![0];
-      const perTask = dominantShare(w.resources, fair.capacity, weight(q));
+      // A task's share for the step size; the GPU model it will get is known only when its selector names it.
+      const model = w.selector?.['gpu.model'];
+      const perTask = dominantShare(
+        price(q, model && w.resources.gpu ? { ...w.resources, [`${GPU_PREFIX}${model}`]: w.resources.gpu } : w.resources),
+        capacity,
+        weight(q),
+      );
       const next = queues.length > 1 ? share(queues[1]) : Infinity;
       const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
       const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - share(q)) / perTask)) : w.tasks;
-      const { placed, blocked } = place(w, limit);
-      usage.set(q, addResources(usage.get(q) ?? {}, w.resources, placed));
+      const { placed, blocked, charged } = place(w, limit);
+      usage.set(q, charged ? addResources(usage.get(q) ?? {}, charged) : addResources(usage.get(q) ?? {}, w.resources, placed));
       if (w.tasks === 0 || blocked) {
         if (w.tasks > 0) left.add(w);
         const list = lists.get(q)!;

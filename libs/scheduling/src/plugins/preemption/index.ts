@@ -1,8 +1,10 @@
 /**
  * Preemption (the PostFilter phase): when higher-priority work finds no room, choose the
  * fewest lower-priority tasks to stop on one node — lowest priority first, then the most
- * recently started (least lost work) — within per-queue budgets, and never a task bound
- * less than `protectMs` ago (so the same work is not preempted again and again). Pure.
+ * recently started (least lost work) — within per-queue budgets. Thrash damping: never a task
+ * bound less than `protectMs` ago (Slurm's PreemptExemptTime), nor a task of a job preempted too
+ * often lately (`exemptJobs`, see `repeatExempt`). Work whose victims protection kept is
+ * reported (`held`), for "why pending" and the metrics. Pure.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
@@ -31,6 +33,22 @@ export interface RunningTask {
   stopRequestedAt?: number;
 }
 
+/** Why a task that would otherwise be a victim is not one. */
+export type ProtectionReason = 'exempt-time' | 'repeat-limit';
+
+/** Work that preemption would have made room for, had protection not kept its victims running. */
+export interface HeldPreemption {
+  jobId: string;
+  /** The protected tasks it would have displaced, with the protection that kept each. */
+  protectedTasks: Array<{ jobId: string; queue: string; reason: ProtectionReason }>;
+}
+
+/** What a preemption pass decided. */
+export interface PreemptionOutcome {
+  victims: Victim[];
+  held: HeldPreemption[];
+}
+
 /** A task chosen to stop, and for whom. */
 export interface Victim {
   task: RunningTask;
@@ -46,8 +64,12 @@ export interface PreemptionOptions {
   protectMs?: number;
   /** Victims each queue may still lose in the current window; absent = unlimited. */
   budget?: Map<string, number>;
+  /** Jobs whose tasks are never victims: preempted too often lately (see `repeatExempt`). @default none */
+  exemptJobs?: ReadonlySet<string>;
   /** Most victims in one pass. @default 1000 */
   maxVictims?: number;
+  /** Most pieces of work checked for "protection held its victims" in one pass (each check is one more search). @default 100 */
+  maxHeldChecks?: number;
   /** @default DEFAULT_FILTERS */
   filters?: readonly FilterPlugin[];
 }
@@ -106,6 +128,24 @@ export function planPreemption(
   running: readonly RunningTask[],
   opts: PreemptionOptions,
 ): Victim[] {
+  return preemptionPass(pending, nodes, running, opts).victims;
+}
+
+/**
+ * `planPreemption` with what protection held back: for work that got less room than it asked
+ * for (at most `maxHeldChecks` of them), the same search with protection off, on a copy; if it
+ * would have found more, the protected tasks it would have stopped are reported.
+ */
+export function preemptionPass(
+  pending: readonly PendingWork[],
+  nodes: readonly NodeSnapshot[],
+  running: readonly RunningTask[],
+  opts: PreemptionOptions,
+): PreemptionOutcome {
+  const held: HeldPreemption[] = [];
+  let checks = opts.maxHeldChecks ?? 100;
+  const protectMs = opts.protectMs ?? 60_000;
+  const unprotected: PreemptionOptions = { ...opts, protectMs: 0, exemptJobs: undefined };
   const filters = opts.filters ?? DEFAULT_FILTERS;
   let state: PassState = { rooms: new Map(), budget: new Map(opts.budget ?? []), left: opts.maxVictims ?? 1000, victims: [] };
   for (const n of nodes) {
@@ -122,19 +162,31 @@ export function planPreemption(
   }
   for (const w of [...pending].sort(queueOrder)) {
     if (state.left <= 0) break;
-    if (!w.gang) {
-      makeRoom(w, state, opts, filters);
-      continue;
-    }
-    const trial = copyState(state);
-    if (makeRoom(w, trial, opts, filters) === w.tasks) state = trial;
+    const trial = w.gang ? copyState(state) : state;
+    const found = makeRoom(w, trial, opts, filters);
+    if (w.gang && found === w.tasks) state = trial;
+    if (found === w.tasks || checks <= 0) continue;
+    checks--;
+    // Would the search have found the rest without protection? Asked on a copy, then dropped.
+    const rest = w.gang ? w.tasks : w.tasks - found;
+    const what = copyState(state);
+    const from = what.victims.length;
+    if (makeRoom({ ...w, tasks: rest }, what, unprotected, filters) < (w.gang ? rest : 1)) continue;
+    const protectedTasks = what.victims.slice(from).flatMap(({ task: t }) => {
+      const reason: ProtectionReason | undefined =
+        opts.now - t.boundAt < protectMs ? 'exempt-time' : opts.exemptJobs?.has(t.jobId) ? 'repeat-limit' : undefined;
+      return reason ? [{ jobId: t.jobId, queue: t.queue, reason }] : [];
+    });
+    if (protectedTasks.length) held.push({ jobId: w.jobId, protectedTasks });
   }
-  return state.victims;
+  return { victims: state.victims, held };
 }
 
 /** Finds room for up to `w.tasks` tasks of `w`, free or made by victims; changes `state`; returns how many got room. */
 function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, filters: readonly FilterPlugin[]): number {
   const protectMs = opts.protectMs ?? 60_000;
+  // Aging orders the queue; it gives no power to preempt.
+  const priority = w.basePriority ?? w.priority;
   const { rooms, budget } = state;
   let found = 0;
   for (let want = w.tasks; want > 0 && state.left > 0; want--) {
@@ -149,7 +201,7 @@ function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, fil
     let best: { room: NodeRoom; chosen: RunningTask[]; maxPriority: number; lost: number } | undefined;
     for (const room of candidates) {
       const eligible = room.running
-        .filter((t) => t.priority < w.priority && opts.now - t.boundAt >= protectMs && (budget.get(t.queue) ?? Infinity) > 0)
+        .filter((t) => t.priority < priority && opts.now - t.boundAt >= protectMs && !opts.exemptJobs?.has(t.jobId) && (budget.get(t.queue) ?? Infinity) > 0)
         .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt);
       const fresh = (): NodeRoom => ({ node: room.node, free: { ...room.free }, devices: { ...room.devices }, running: [] });
       // One victim that suffices alone beats any set (e.g. a whole-GPU task over two shares).
@@ -188,3 +240,4 @@ function makeRoom(w: PendingWork, state: PassState, opts: PreemptionOptions, fil
   return found;
 }
 export * from './budget';
+export * from './damping';

@@ -1,5 +1,5 @@
 import { parseResources } from '@batchapi/api';
-import { type NodeSnapshot, type PendingWork, planPreemption, type RunningTask } from '../../index';
+import { type NodeSnapshot, type PendingWork, planPreemption, preemptionPass, type RunningTask } from '../../index';
 
 const NOW = 1_000_000;
 const node = (name: string, cap: Record<string, string | number>, used: Record<string, string | number> = {}): NodeSnapshot => ({
@@ -97,5 +97,41 @@ describe('planPreemption', () => {
       budget: new Map([['lo', 1]]),
     });
     expect(v.map((x) => x.forJob)).toEqual(['single']);
+  });
+});
+
+describe('preemptionPass: thrash damping', () => {
+  const full = () => [node('a', { cpu: '2' }, { cpu: '2' })];
+
+  it.each([
+    // a: 2 cores full with two 1-core tasks of prio 0; a 2-core task of prio 10 needs both.
+    { name: 'both tasks old enough: both are victims', ages: [120_000, 120_000], exempt: [], victims: 2, held: [] },
+    // one started 30 s ago < protectMs 60 s: no room can be made; it is reported as held by the exempt time
+    { name: 'one started 30 s ago (< 60 s): none, held by exempt-time', ages: [120_000, 30_000], exempt: [], victims: 0, held: ['exempt-time'] },
+    // one belongs to a job at its repeat limit: none, held by repeat-limit
+    { name: 'one of a job at its repeat limit: none, held by repeat-limit', ages: [120_000, 120_000], exempt: [1], victims: 0, held: ['repeat-limit'] },
+  ])('$name', ({ ages, exempt, victims, held }) => {
+    const running = ages.map((age, i) => task('a', 0, '1', age, { jobId: `j${i}` }));
+    const out = preemptionPass([work('hi', 10, { cpu: '2' })], full(), running, {
+      now: NOW,
+      protectMs: 60_000,
+      exemptJobs: new Set(exempt.map((i) => `j${i}`)),
+    });
+    expect(out.victims).toHaveLength(victims);
+    expect(out.held.flatMap((h) => h.protectedTasks.map((t) => t.reason))).toEqual(held);
+  });
+
+  it('compares the submitted priority, not the aged one: aging gives no power to preempt', () => {
+    // waiting work aged from 0 to 10 does not preempt a prio-5 task
+    const running = [task('a', 5, '2', 120_000)];
+    const aged = work('aged', 10, { cpu: '2' }, 1, { basePriority: 0 });
+    expect(preemptionPass([aged], full(), running, { now: NOW }).victims).toEqual([]);
+    expect(preemptionPass([{ ...aged, basePriority: undefined }], full(), running, { now: NOW }).victims).toHaveLength(1);
+  });
+
+  it('a budget, not protection, that stops it is not reported as held', () => {
+    const running = [task('a', 0, '2', 120_000)];
+    const out = preemptionPass([work('hi', 10, { cpu: '2' })], full(), running, { now: NOW, budget: new Map([['lo', 0]]) });
+    expect(out).toEqual({ victims: [], held: [] });
   });
 });

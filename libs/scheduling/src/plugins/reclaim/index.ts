@@ -23,6 +23,12 @@ export interface ReclaimOptions {
   budget?: Map<string, number>;
   /** Most victims in one pass. @default 1000 */
   maxVictims?: number;
+  /** Now, epoch ms: with `protectMs`, tasks bound less than that long ago are never victims. @default no protection */
+  now?: number;
+  /** Thrash damping for reclaim: a task bound less than this long ago is never a victim, in milliseconds. @default 0 */
+  protectMs?: number;
+  /** Jobs whose tasks are never victims: preempted too often lately (see `repeatExempt`). @default none */
+  exemptJobs?: ReadonlySet<string>;
 }
 
 /**
@@ -43,7 +49,7 @@ export function planReclaim(
   const max = opts.maxVictims ?? 1000;
   const budget = new Map(opts.budget ?? []);
   const order = [...running]
-    .filter((t) => !t.stopping)
+    .filter((t) => !t.stopping && !protectedNow(t, opts))
     .sort((a, b) => a.priority - b.priority || b.boundAt - a.boundAt || (a.jobId < b.jobId ? -1 : 1) || a.index - b.index);
   // The victims of a queue are always a prefix of its tasks in `order` (a queue that may lose a
   // task while a demand scans `order` may lose every earlier one too), so each queue keeps a
@@ -89,4 +95,8 @@ export function planReclaim(
     if (Number.isFinite(granted) && granted > 0) ledger.take(d.queue, d.charge, granted);
   }
   return victims;
+}
+
+function protectedNow(t: RunningTask, opts: ReclaimOptions): boolean {
+  return (opts.now !== undefined && opts.now - t.boundAt < (opts.protectMs ?? 0)) || !!opts.exemptJobs?.has(t.jobId);
 }

@@ -34,6 +34,8 @@ describe('planReclaim: which borrowed tasks a lender takes back', () => {
     demand: { queue: string; tasks: number };
     budget?: number;
     maxVictims?: number;
+    /** Thrash damping: now, protectMs, and exempt jobs. */
+    damping?: { now: number; protectMs: number; exempt?: string[] };
     victims: number[];
   }> = [
     {
@@ -74,6 +76,23 @@ describe('planReclaim: which borrowed tasks a lender takes back', () => {
       victims: [19],
     },
     {
+      // now = 20, protectMs = 3: tasks bound at 18 and 19 are protected (20 − 18 = 2 < 3) → the
+      // next newest unprotected ones: 17, 16, 15
+      name: 'never a task bound less than protectMs ago',
+      held: { borrower: 20 },
+      demand: { queue: 'lender', tasks: 3 },
+      damping: { now: 20, protectMs: 3 },
+      victims: [17, 16, 15],
+    },
+    {
+      // every borrowed task belongs to job b, preempted too often lately: nothing is taken back
+      name: 'never a task of a job at its repeat limit',
+      held: { borrower: 20 },
+      demand: { queue: 'lender', tasks: 3 },
+      damping: { now: 20, protectMs: 0, exempt: ['b'] },
+      victims: [],
+    },
+    {
       // solo has no cohort: it lent nothing, so it takes nothing back
       name: 'a queue without a cohort never reclaims',
       held: { borrower: 20, solo: 10 },
@@ -81,7 +100,7 @@ describe('planReclaim: which borrowed tasks a lender takes back', () => {
       victims: [],
     },
   ];
-  it.each(table)('$name', ({ held, demand, budget, maxVictims, victims }) => {
+  it.each(table)('$name', ({ held, demand, budget, maxVictims, damping, victims }) => {
     const ledger = new QuotaLedger(queues, usage(held));
     const got = planReclaim(
       ledger,
@@ -91,6 +110,7 @@ describe('planReclaim: which borrowed tasks a lender takes back', () => {
       {
         budget: budget === undefined ? undefined : new Map([['borrower', budget]]),
         maxVictims,
+        ...(damping ? { now: damping.now, protectMs: damping.protectMs, exemptJobs: new Set(damping.exempt ?? []) } : {}),
       },
     );
     expect(got.map((v) => v.task.index)).toEqual(victims);

@@ -1,0 +1,207 @@
+/**
+ * The jobs page: the caller's jobs (every tenant's for operators) with the filters of
+ * `GET /v1/jobs`, sorted by submit or end time, a page at a time by cursor; the counts per phase
+ * from `GET /v1/jobs/events`, whose every event also reloads the page shown (new jobs and phase
+ * changes appear without polling); cancel one or many after a confirmation.
+ */
+import type { JobCountsView, JobSort, JobView } from '@batchapi/api';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { ApiFailure, call, query, readEvents } from './api';
+import { duration, html, TERMINAL, when } from './html';
+
+const PHASES = ['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected'] as const;
+
+interface Filters {
+  state: string;
+  queue: string;
+  labelSelector: string;
+  namePrefix: string;
+}
+const NO_FILTERS: Filters = { state: '', queue: '', labelSelector: '', namePrefix: '' };
+
+/** Follows the counts stream; calls `onChange` after each event. Reopens a broken stream after 2 s, from its last event. */
+function useCounts(onChange: () => void): { counts?: JobCountsView; live: boolean } {
+  const [counts, setCounts] = useState<JobCountsView>();
+  const [live, setLive] = useState(false);
+  const changed = useRef(onChange);
+  changed.current = onChange;
+  useEffect(() => {
+    const ctl = new AbortController();
+    let last: string | undefined;
+    const follow = async () => {
+      while (!ctl.signal.aborted) {
+        try {
+          await readEvents(
+            '/v1/jobs/events',
+            (e) => {
+              last = e.id;
+              setLive(true);
+              setCounts(JSON.parse(e.data) as JobCountsView);
+              changed.current();
+            },
+            ctl.signal,
+            last,
+          );
+        } catch {
+          /* broken or refused: wait, then reopen */
+        }
+        setLive(false);
+        if (!ctl.signal.aborted) await new Promise((r) => setTimeout(r, 2000));
+      }
+    };
+    void follow();
+    return () => ctl.abort();
+  }, []);
+  return { counts, live };
+}
+
+export function JobsPage() {
+  const [draft, setDraft] = useState<Filters>(NO_FILTERS);
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
+  const [sort, setSort] = useState<JobSort>('-submitted');
+  /** Page tokens of the pages up to the one shown (the first page has none). */
+  const [pages, setPages] = useState<Array<string | undefined>>([undefined]);
+  const [page, setPage] = useState<{ jobs: JobView[]; next?: string }>({ jobs: [] });
+  const [error, setError] = useState<string>();
+  /** The first page has been read (until then the table is busy, and "no jobs" is not said). */
+  const [loaded, setLoaded] = useState(false);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [confirming, setConfirming] = useState(false);
+  const dialog = useRef<HTMLDialogElement>(null);
+  const pageToken = pages[pages.length - 1];
+  const [reloads, setReloads] = useState(0);
+  const { counts, live } = useCounts(() => setReloads((n) => n + 1));
+
+  useEffect(() => {
+    const ctl = new AbortController();
+    const q = query({ ...filters, sort, limit: 50, pageToken });
+    call<{ jobs: JobView[]; nextPageToken?: string }>('GET', `/v1/jobs${q}`, undefined, ctl.signal)
+      .then((p) => {
+        setPage({ jobs: p.jobs, next: p.nextPageToken });
+        setLoaded(true);
+        setError(undefined);
+      })
+      .catch((e: unknown) => {
+        if (!ctl.signal.aborted) setError(e instanceof ApiFailure ? `${e.code}: ${e.message}` : String(e));
+      });
+    return () => ctl.abort();
+  }, [filters, sort, pageToken, reloads]);
+
+  useEffect(() => {
+    if (confirming) dialog.current?.showModal();
+    else dialog.current?.close();
+  }, [confirming]);
+
+  const apply = (e: Event) => {
+    e.preventDefault();
+    setFilters(draft);
+    setPages([undefined]);
+  };
+  const field = (name: keyof Filters) => (e: Event) => setDraft({ ...draft, [name]: (e.target as HTMLInputElement).value });
+  const toggleSort = (by: 'submitted' | 'finished') => {
+    setSort(sort === `-${by}` ? by : (`-${by}` as JobSort));
+    setPages([undefined]);
+  };
+  const sortMark = (by: string) => (sort === by ? 'ascending' : sort === `-${by}` ? 'descending' : 'none');
+  const toggle = (id: string) => {
+    const next = new Set(selected);
+    if (next.has(id)) next.delete(id);
+    else next.add(id);
+    setSelected(next);
+  };
+  const cancelSelected = async () => {
+    const failed: string[] = [];
+    for (const id of selected) {
+      try {
+        await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
+      } catch (e) {
+        failed.push(`${id}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    setConfirming(false);
+    setSelected(new Set());
+    setError(failed.length ? `not cancelled: ${failed.join('; ')}` : undefined);
+    setReloads((n) => n + 1);
+  };
+
+  return html`<main>
+    <h1>Jobs</h1>
+    <ul class="counts" aria-label="Jobs per state (live and recently finished)">
+      ${PHASES.filter((p) => counts?.counts[p]).map((p) => html`<li><strong>${counts!.counts[p]}</strong><span class=${`phase phase-${p}`}>${p}</span></li>`)}
+      <li><strong>${counts?.total ?? '…'}</strong>in etcd</li>
+    </ul>
+    <p class="live" aria-live="polite">${live ? 'Live: updates as jobs change.' : 'Connecting to live updates…'}</p>
+    <form class="filters" onSubmit=${apply} aria-label="Filter jobs">
+      <label for="f-state"
+        >State
+        <select id="f-state" value=${draft.state} onChange=${field('state')}>
+          <option value="">any</option>
+          ${PHASES.map((p) => html`<option value=${p}>${p}</option>`)}
+        </select></label
+      >
+      <label for="f-queue">Queue <input id="f-queue" value=${draft.queue} onInput=${field('queue')} /></label>
+      <label for="f-labels"
+        >Label selector <input id="f-labels" placeholder="team=ml,env!=dev" value=${draft.labelSelector} onInput=${field('labelSelector')}
+      /></label>
+      <label for="f-name">Name prefix <input id="f-name" value=${draft.namePrefix} onInput=${field('namePrefix')} /></label>
+      <button type="submit">Apply filters</button>
+    </form>
+    ${error && html`<p class="error" role="alert">${error}</p>`}
+    <div class="toolbar">
+      <button type="button" class="danger" disabled=${selected.size === 0} onClick=${() => setConfirming(true)}>Cancel selected (${selected.size})</button>
+      <button type="button" disabled=${pages.length < 2} onClick=${() => setPages(pages.slice(0, -1))}>Previous page</button>
+      <button type="button" disabled=${!page.next} onClick=${() => setPages([...pages, page.next])}>Next page</button>
+    </div>
+    <table aria-busy=${loaded ? 'false' : 'true'}>
+      <caption class="visually-hidden">
+        Jobs, ${sort.endsWith('finished') ? 'by end time' : 'by submit time'}
+      </caption>
+      <thead>
+        <tr>
+          <th scope="col"><span class="visually-hidden">Select</span></th>
+          <th scope="col">Job</th>
+          <th scope="col">State</th>
+          <th scope="col">Tenant</th>
+          <th scope="col">Queue</th>
+          <th scope="col">Tasks done</th>
+          <th scope="col" aria-sort=${sortMark('submitted')}><button type="button" class="sort" onClick=${() => toggleSort('submitted')}>Submitted</button></th>
+          <th scope="col" aria-sort=${sortMark('finished')}><button type="button" class="sort" onClick=${() => toggleSort('finished')}>Finished</button></th>
+          <th scope="col">Duration</th>
+        </tr>
+      </thead>
+      <tbody>
+        ${page.jobs.map(
+          (j) =>
+            html`<tr data-job=${j.id}>
+              <td>
+                <input
+                  type="checkbox"
+                  aria-label=${`Select ${j.name}`}
+                  disabled=${TERMINAL.has(j.phase)}
+                  checked=${selected.has(j.id)}
+                  onChange=${() => toggle(j.id)}
+                />
+              </td>
+              <td><a href=${`#/jobs/${encodeURIComponent(j.id)}`}>${j.name}</a><br /><small>${j.id}</small></td>
+              <td class=${`phase phase-${j.phase}`}>${j.phase}</td>
+              <td>${j.tenant}</td>
+              <td>${j.queue}</td>
+              <td>${j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled} / ${j.tasks}</td>
+              <td>${when(j.createdAt)}</td>
+              <td>${when(j.finishedAt)}</td>
+              <td>${duration(j.createdAt, j.finishedAt)}</td>
+            </tr>`,
+        )}
+      </tbody>
+    </table>
+    ${loaded && page.jobs.length === 0 && !error && html`<p>No jobs match.</p>`}
+    <dialog ref=${dialog} aria-labelledby="confirm-title" onClose=${() => setConfirming(false)}>
+      <h2 id="confirm-title">Cancel ${selected.size} job${selected.size === 1 ? '' : 's'}?</h2>
+      <p>Pending tasks end at once; running tasks are stopped. This cannot be undone.</p>
+      <div class="toolbar">
+        <button type="button" class="danger" onClick=${() => void cancelSelected()}>Cancel the jobs</button>
+        <button type="button" onClick=${() => setConfirming(false)}>Keep them</button>
+      </div>
+    </dialog>
+  </main>`;
+}
