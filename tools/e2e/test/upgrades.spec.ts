@@ -146,11 +146,16 @@ it('SIGTERM to the scheduler leader: it resigns its key, the standby leads befor
     expect(await until(async () => (await pc.store.get<{ identity: string }>(leaderKey))?.value.identity === 'scheduler-2', 10000)).toBe(true);
     const handOffMs = Date.now() - termAt;
     expect(await exited('scheduler-1')).toBe(0);
-    expect(await until(() => events.some((e) => e.type === 'delete' && e.key === pc.store.keys.member('scheduler', 'scheduler-1')), 10000)).toBe(true);
+    const isResign = (e: WatchEvent<unknown>) => e.type === 'delete' && e.key === leaderKey;
+    const isWin = (e: WatchEvent<unknown>) => e.type === 'put' && e.key === leaderKey;
+    const isLeaseGone = (e: WatchEvent<unknown>) => e.type === 'delete' && e.key === pc.store.keys.member('scheduler', 'scheduler-1');
+    // All three from the watches: the read above can see the standby's seat before its watch event
+    // arrives (each prefix has its own watch), so waiting for the member key's delete alone is not enough.
+    expect(await until(() => events.some(isResign) && events.some(isWin) && events.some(isLeaseGone), 10000)).toBe(true);
     const rev = (pred: (e: WatchEvent<unknown>) => boolean) => BigInt(events.find(pred)!.modRevision);
-    const resigned = rev((e) => e.type === 'delete' && e.key === leaderKey);
-    const won = rev((e) => e.type === 'put' && e.key === leaderKey);
-    const leaseGone = rev((e) => e.type === 'delete' && e.key !== leaderKey);
+    const resigned = rev(isResign);
+    const won = rev(isWin);
+    const leaseGone = rev(isLeaseGone);
     // Resigned, not expired: the leader key went before the old process's lease (an expiry deletes both at once),
     // and the standby won the seat after the resign.
     expect(resigned < leaseGone).toBe(true);
