@@ -131,7 +131,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
         useFactory: (ctx: ServiceContext) => {
           const shed = new Counter({
             name: Metric.admissionSubmitsShed,
-            help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (event_loop_delay)',
+            help: 'Submits answered 503 overloaded because this replica was past its capacity, by reason (event_loop_delay, commit_latency)',
             labelNames: ['reason'],
             registers: [ctx.registry],
           });

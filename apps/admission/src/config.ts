@@ -31,6 +31,13 @@ export const ADMISSION_ENV = z.object({
     unit: 'ms',
     doc: 'Event-loop delay (the longest within the last second) past which submits are shed 503 `overloaded`; 0 turns it off.',
   }),
+  BATCH_MAX_COMMIT_LATENCY_MS: envNumber({
+    default: 2000,
+    min: 0,
+    int: false,
+    unit: 'ms',
+    doc: 'Commit latency (the least time from the commit queue to the answer among the submits answered in the last second) past which submits are shed 503 `overloaded`; 0 turns it off.',
+  }),
   BATCH_READS_PER_SECOND: envNumber({
     default: 50,
     min: 0,
@@ -81,7 +88,7 @@ export interface AdmissionConfig {
   bodyLimit?: number;
   /** Most submits handled at once (`BATCH_MAX_INFLIGHT_SUBMITS`); 0 turns it off. @default 256 */
   maxInflightSubmits: number;
-  /** Shedding of submits (`BATCH_MAX_EVENT_LOOP_DELAY_MS`). @default see `OverloadLimits` */
+  /** Shedding of submits (`BATCH_MAX_EVENT_LOOP_DELAY_MS`, `BATCH_MAX_COMMIT_LATENCY_MS`). @default see `OverloadLimits` */
   overload: OverloadLimits;
   /** Read budgets (`BATCH_READS_PER_SECOND`, `BATCH_READ_BURST`, `BATCH_OPERATOR_*`). @default see `ReadLimits` */
   reads: ReadLimits;
@@ -101,7 +108,7 @@ export function admissionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ad
     ...historyUrlFromEnv(env),
     bodyLimit: e.BATCH_MAX_BODY_BYTES,
     maxInflightSubmits: e.BATCH_MAX_INFLIGHT_SUBMITS,
-    overload: { maxLoopDelayMs: e.BATCH_MAX_EVENT_LOOP_DELAY_MS },
+    overload: { maxLoopDelayMs: e.BATCH_MAX_EVENT_LOOP_DELAY_MS, maxCommitLatencyMs: e.BATCH_MAX_COMMIT_LATENCY_MS },
     reads: {
       tenantRate: e.BATCH_READS_PER_SECOND,
       tenantBurst: e.BATCH_READ_BURST,

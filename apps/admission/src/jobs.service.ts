@@ -1,4 +1,5 @@
 /** Submit, query, cancel and logs: the admission side of a job's life. */
+import { SUBMIT_LOAD, SubmitLoad } from './overload';
 import { createHash, randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { createGunzip, gunzipSync } from 'node:zlib';
@@ -116,6 +117,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     @Optional() @Inject(SchedulerCalls) scheduler?: SchedulerCalls,
     /** Where ended attempts' logs are kept. @default none: logs are read from their node only */
     @Optional() @Inject(BLOBS) private readonly blobs?: BlobStore,
+    /** Told each submit's commit time, to shed submits while etcd is slow. @default none: commit time is not watched */
+    @Optional() @Inject(SUBMIT_LOAD) load?: SubmitLoad,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -130,7 +133,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       labelNames: ['limit'],
       registers: [ctx.registry],
     });
-    this.committer = new SubmitCommitter(ctx.store);
+    this.committer = new SubmitCommitter(ctx.store, { onAnswered: (ms) => load?.observeCommit(ms) });
     if (history) this.lookups = new IdempotencyLookups(history);
     this.scheduler = scheduler ?? new SchedulerCalls(ctx.store, ctx.credential);
     this.throttle = new SubmitThrottle(ctx.store, this.pending, { ...DEFAULT_THROTTLE, ...tuning }, (limit) => throttled.inc({ limit }));

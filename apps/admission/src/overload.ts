@@ -6,12 +6,21 @@
  * saw both replicas stop answering within seconds and never recover). Shed requests cost
  * nothing downstream, so the cluster keeps completing what it accepted.
  *
- * The signal is the delay of the replica's event loop — the longest it was behind within the
- * last second, or is behind right now: a replica starved of CPU answers late whatever its queue.
- * (A p99 of event-loop delay samples missed a stall: one second blocked is one sample among a
- * hundred, and its sample could land in the next window after the first submit was taken.) (Submits in flight are capped by the submit
- * throttle, `BATCH_MAX_INFLIGHT_SUBMITS`.) Reads, cancels and operator calls are never shed here
- * (reads have their own limit).
+ * Two signals, either of which sheds:
+ * - the delay of the replica's event loop — the longest it was behind within the last second,
+ *   or is behind right now: a replica starved of CPU answers late whatever its queue. (A p99 of
+ *   event-loop delay samples missed a stall: one second blocked is one sample among a hundred.)
+ * - how long etcd is taking to take submits — the *least* time from a submit reaching the
+ *   commit to its answer among those answered within the last second (CoDel's standing-queue
+ *   test: a burst passes, only a second in which every commit was slow sheds). When etcd is slow
+ *   (a slow disk, an election, a store at its limit) a replica that kept taking submits would
+ *   hold up to its in-flight cap of them for seconds each, add their reads to the slow etcd, and
+ *   answer clients near their deadline; shed, they retry after the commit time instead. With no
+ *   submit answered in the window there is no evidence and nothing is shed: the submits already
+ *   in flight drain within the committer's wait, and the next ones measure etcd again.
+ *
+ * (Submits in flight are capped by the submit throttle, `BATCH_MAX_INFLIGHT_SUBMITS`.) Reads,
+ * cancels and operator calls are never shed here (reads have their own limit).
  */
 import { ApiError, ErrorCode } from '@batchapi/api';
 import { type CanActivate, type ExecutionContext, Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
@@ -21,11 +30,30 @@ import type { FastifyRequest } from 'fastify';
 export interface OverloadLimits {
   /** Event-loop delay (the longest within the last second, or now), in ms, past which submits are shed (`BATCH_MAX_EVENT_LOOP_DELAY_MS`). 0 turns it off. @default 2000 */
   maxLoopDelayMs: number;
+  /**
+   * Commit latency, in ms, past which submits are shed: the least time a submit took from the
+   * commit queue to its answer among those answered within the last second
+   * (`BATCH_MAX_COMMIT_LATENCY_MS`). 0 turns it off. @default 2000
+   */
+  maxCommitLatencyMs: number;
 }
 
-/** Why a submit is shed, or undefined to take it. Pure: the caller passes the replica's state. */
-export function shedReason(limits: OverloadLimits, loopDelayMs: number): 'event_loop_delay' | undefined {
-  return limits.maxLoopDelayMs > 0 && loopDelayMs > limits.maxLoopDelayMs ? 'event_loop_delay' : undefined;
+/** What a replica measures of its own load, in ms. */
+export interface ReplicaLoad {
+  /** How far behind its event loop is (see `SubmitLoad.loopDelayMs`). */
+  loopDelayMs: number;
+  /** The least commit time of the submits answered within the last second; 0 when none was (see `SubmitLoad.commitLatencyMs`). */
+  commitLatencyMs: number;
+}
+
+/** Why a submit is shed. */
+export type ShedReason = 'event_loop_delay' | 'commit_latency';
+
+/** Why a submit is shed, or undefined to take it. Pure: the caller passes the replica's state. A limit is passed when strictly exceeded. */
+export function shedReason(limits: OverloadLimits, load: ReplicaLoad): ShedReason | undefined {
+  if (limits.maxLoopDelayMs > 0 && load.loopDelayMs > limits.maxLoopDelayMs) return 'event_loop_delay';
+  if (limits.maxCommitLatencyMs > 0 && load.commitLatencyMs > limits.maxCommitLatencyMs) return 'commit_latency';
+  return undefined;
 }
 
 /** How often the event loop's delay is sampled, in milliseconds. */
@@ -37,6 +65,8 @@ const WINDOW_MS = 1000;
 export class SubmitLoad implements OnModuleDestroy {
   /** Each tick's lateness (ms) with when it ran (ms, `performance.now`), the last second's. */
   private readonly samples: Array<{ at: number; lateMs: number }> = [];
+  /** Each answered submit's commit time (ms) with when it was answered (ms, `performance.now`), the last second's. */
+  private readonly commits: Array<{ at: number; ms: number }> = [];
   private lastTick = performance.now();
   private readonly timer: NodeJS.Timeout;
 
@@ -65,16 +95,34 @@ export class SubmitLoad implements OnModuleDestroy {
     return worst;
   }
 
+  /** Records one submit's time from the commit queue to its answer, in ms (`SubmitCommitterOptions.onAnswered`). @param now when it was answered, on `performance.now` */
+  observeCommit(latencyMs: number, now = performance.now()): void {
+    this.commits.push({ at: now, ms: latencyMs });
+    while (this.commits.length && this.commits[0].at < now - WINDOW_MS) this.commits.shift();
+  }
+
+  /** The least commit time, in ms, of the submits answered within the last second; 0 when none was. */
+  commitLatencyMs(now = performance.now()): number {
+    let least = Infinity;
+    for (const c of this.commits) if (c.at >= now - WINDOW_MS && c.ms < least) least = c.ms;
+    return least === Infinity ? 0 : least;
+  }
+
   /** Takes a submit, or throws 503 `overloaded`. */
   enter(): void {
-    const delay = this.loopDelayMs;
-    const reason = shedReason(this.limits, delay);
+    const load = { loopDelayMs: this.loopDelayMs, commitLatencyMs: this.commitLatencyMs() };
+    const reason = shedReason(this.limits, load);
     if (!reason) return;
     this.onShed(reason);
+    const why =
+      reason === 'event_loop_delay'
+        ? `its event loop was ${Math.round(load.loopDelayMs)} ms behind`
+        : `etcd took at least ${Math.round(load.commitLatencyMs)} ms to commit each submit in the last second`;
     throw new ApiError(
       ErrorCode.Overloaded,
-      `this admission replica is over its capacity for submits (its event loop was ${Math.round(delay)} ms behind); retry after Retry-After seconds, on any replica`,
-      { retryAfterSeconds: 1 },
+      `this admission replica is over its capacity for submits (${why}); retry after Retry-After seconds, on any replica`,
+      // a retry sooner than a commit takes only adds to the queue
+      { retryAfterSeconds: reason === 'commit_latency' ? Math.max(1, Math.ceil(load.commitLatencyMs / 1000)) : 1 },
     );
   }
 

@@ -7,7 +7,7 @@ it('defaults every setting when the environment is empty', () => {
     bodyLimit: undefined,
     maxInflightSubmits: 256,
     backlog: { maxFinished: 100_000, staleMs: 300_000 },
-    overload: { maxLoopDelayMs: 2000 },
+    overload: { maxLoopDelayMs: 2000, maxCommitLatencyMs: 2000 },
     reads: { tenantRate: 50, tenantBurst: 100, operatorRate: 500, operatorBurst: 1000 },
     streams: { maxStreams: 1000, maxStreamsPerTenant: 100, stallMs: 30_000 },
   });

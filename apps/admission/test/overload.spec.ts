@@ -11,7 +11,7 @@ import { type OverloadLimits, shedReason, SubmitLoad } from '../src/overload';
 
 describe('SubmitLoad', () => {
   it('sees a stall at once — a request right after the loop was blocked, before any tick ran — and for a second after', async () => {
-    const load = new SubmitLoad({ maxLoopDelayMs: 200 });
+    const load = new SubmitLoad({ maxLoopDelayMs: 200, maxCommitLatencyMs: 0 });
     try {
       await new Promise((r) => setTimeout(r, 100)); // a few ticks at rest
       // 300 ms blocked, then asked at once: the next tick is overdue by about 300 − 20 ms
@@ -30,19 +30,47 @@ describe('SubmitLoad', () => {
   });
 });
 
+describe('SubmitLoad commit latency', () => {
+  it('is the least commit time answered within the last second, and 0 with none', () => {
+    const load = new SubmitLoad({ maxLoopDelayMs: 0, maxCommitLatencyMs: 1000 });
+    try {
+      const t = 10_000;
+      expect(load.commitLatencyMs(t)).toBe(0);
+      load.observeCommit(3000, t);
+      load.observeCommit(1500, t + 200);
+      load.observeCommit(2500, t + 400);
+      // answered within (t+1000−1000, t+1000]: 3000, 1500, 2500 → the least is 1500
+      expect(load.commitLatencyMs(t + 1000)).toBe(1500);
+      // at t+1300 the answers at t and t+200 have left the second: 2500 is the least left
+      expect(load.commitLatencyMs(t + 1300)).toBe(2500);
+      // at t+1500 none is left: no evidence, 0
+      expect(load.commitLatencyMs(t + 1500)).toBe(0);
+    } finally {
+      load.onModuleDestroy();
+    }
+  });
+});
+
 describe('shedReason', () => {
-  const limits: OverloadLimits = { maxLoopDelayMs: 500 };
-  it.each([
-    // delay 100 ≤ 500: taken
-    [limits, 100, undefined],
+  const limits: OverloadLimits = { maxLoopDelayMs: 500, maxCommitLatencyMs: 2000 };
+  it.each<[OverloadLimits, number, number, string | undefined]>([
+    // delay 100 ≤ 500, commit 0 (none answered): taken
+    [limits, 100, 0, undefined],
     // delay 500 = the most: still taken
-    [limits, 500, undefined],
+    [limits, 500, 0, undefined],
     // delay 501 > 500: shed
-    [limits, 501, 'event_loop_delay'],
-    // 0 turns the limit off
-    [{ maxLoopDelayMs: 0 }, 10_000, undefined],
-  ])('%o with %d ms of delay: %s', (l, delay, want) => {
-    expect(shedReason(l, delay)).toBe(want);
+    [limits, 501, 0, 'event_loop_delay'],
+    // commit 2000 = the most: taken
+    [limits, 0, 2000, undefined],
+    // commit 2001 > 2000: shed
+    [limits, 0, 2001, 'commit_latency'],
+    // both past: the loop is named (a starved replica also commits late)
+    [limits, 501, 2001, 'event_loop_delay'],
+    // 0 turns each limit off
+    [{ maxLoopDelayMs: 0, maxCommitLatencyMs: 2000 }, 10_000, 0, undefined],
+    [{ maxLoopDelayMs: 500, maxCommitLatencyMs: 0 }, 0, 60_000, undefined],
+  ])('%o with %d ms of loop delay and %d ms of commit time: %s', (l, loopDelayMs, commitLatencyMs, want) => {
+    expect(shedReason(l, { loopDelayMs, commitLatencyMs })).toBe(want);
   });
 });
 
@@ -71,7 +99,7 @@ describe('an admission replica over its capacity', () => {
     admission = await startAdmission({
       tokens: new TokenAuthenticator({ tokens: [{ sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' }] }),
       config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 10, logLevel: 'error' },
-      overload: { maxLoopDelayMs: 300 },
+      overload: { maxLoopDelayMs: 300, maxCommitLatencyMs: 0 },
       throttle: { maxInflight: 2 },
     });
     // Starting the service in this process kept the event loop busy for a while: past a second,
@@ -134,5 +162,64 @@ describe('an admission replica over its capacity', () => {
       status = (await submit(`caught-up-${i}`)).status;
     }
     expect(status).toBe(201);
+  });
+});
+
+describe('an admission replica whose etcd is slow to commit', () => {
+  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+  let etcd: LocalEtcd;
+  let store: EtcdStore;
+  let admission: RunningService;
+  const submit = (name: string) =>
+    fetch(`${admission.url}/v1/jobs`, {
+      method: 'POST',
+      headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' },
+      body: JSON.stringify({ name, command: ['true'], resources: { cpu: '100m' } }),
+    });
+
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    store = new EtcdStore({ endpoints: etcd.endpoints });
+    await store.txn(
+      [],
+      [
+        { put: store.keys.tenant('team-a'), value: { name: 'team-a' } },
+        { put: store.keys.queue('default'), value: { name: 'default', tenant: 'team-a' } },
+      ],
+    );
+    admission = await startAdmission({
+      tokens: new TokenAuthenticator({ tokens: [{ sha256: sha('token-a'), tenant: 'team-a', role: 'tenant' }] }),
+      config: { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 10, logLevel: 'error' },
+      overload: { maxLoopDelayMs: 0, maxCommitLatencyMs: 500 },
+    });
+  });
+  afterAll(async () => {
+    etcd.members[0].process.kill('SIGCONT');
+    await admission?.close();
+    await store?.close();
+    await etcd?.stop();
+  });
+
+  it('sheds submits for a second after every commit in it took past the limit, naming etcd, and takes them again after', async () => {
+    expect((await submit('before')).status).toBe(201);
+    // etcd stopped for 1,200 ms while two submits wait on it: both are answered about 1,200 ms after they arrived
+    etcd.members[0].process.kill('SIGSTOP');
+    const held = [submit('held-1'), submit('held-2')];
+    await new Promise((r) => setTimeout(r, 1200));
+    etcd.members[0].process.kill('SIGCONT');
+    expect((await Promise.all(held)).map((r) => r.status)).toEqual([201, 201]);
+    // every submit answered within the last second took ≥ 1,000 ms > 500: the next is shed at once
+    const shed = await submit('while-slow');
+    expect(shed.status).toBe(503);
+    const body = (await shed.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('overloaded');
+    expect(body.error.message).toMatch(/etcd took at least \d+ ms to commit each submit/);
+    // Retry-After covers the commit time: ⌈≥ 1,000 ms / 1000⌉ ≥ 1 s
+    expect(Number(shed.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    const metrics = await (await fetch(`${admission.url}/metrics`)).text();
+    expect(metrics).toMatch(/batch_admission_submits_shed_total\{[^}]*reason="commit_latency"[^}]*\} [1-9]/);
+    // a second later the slow answers have left the window: taken again, and fast
+    await new Promise((r) => setTimeout(r, 1100));
+    expect((await submit('after')).status).toBe(201);
   });
 });

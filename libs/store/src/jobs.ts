@@ -109,6 +109,12 @@ export interface SubmitCommitterOptions {
   maxWaitMs?: number;
   /** The clock, in milliseconds. @default performance.now */
   clock?: () => number;
+  /**
+   * Told each submit's time from its arrival here to its answer (committed, refused, or 503
+   * unanswered), in milliseconds on `clock`: how long etcd is taking to take submits (admission
+   * sheds new submits on it). @default none
+   */
+  onAnswered?: (latencyMs: number) => void;
 }
 
 interface PendingSubmit {
@@ -136,6 +142,7 @@ export class SubmitCommitter {
   private readonly maxBatch: number;
   private readonly maxWaitMs: number;
   private readonly clock: () => number;
+  private readonly onAnswered?: (latencyMs: number) => void;
   /** Answers submits that wait past `maxWaitMs` while every transaction slot is taken. */
   private expiry?: NodeJS.Timeout;
 
@@ -146,13 +153,28 @@ export class SubmitCommitter {
     this.maxInflight = o.maxInflight ?? 2;
     this.maxWaitMs = o.maxWaitMs ?? 2000;
     this.clock = o.clock ?? (() => performance.now());
+    this.onAnswered = o.onAnswered;
     this.maxBatch = Math.min(o.maxBatch ?? 32, Math.floor(MAX_TXN_OPS / 2));
   }
 
   /** Commits a new job (and its idempotency record); the same answers and errors as `submitJob`. */
   submit(job: JobRecord, idempotency?: { key: string; requestHash: string }): Promise<{ job: Versioned<JobRecord>; created: boolean }> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ job, idempotency, at: this.clock(), resolve, reject });
+      const at = this.clock();
+      const answered = () => this.onAnswered?.(this.clock() - at);
+      this.queue.push({
+        job,
+        idempotency,
+        at,
+        resolve: (r) => {
+          answered();
+          resolve(r);
+        },
+        reject: (err) => {
+          answered();
+          reject(err);
+        },
+      });
       this.pump();
       this.armExpiry();
     });
