@@ -10,8 +10,7 @@
  * once read as "gone" gave such a lease up at 2.0 s; one keep-alive per period to a member
  * picked at random lost it whenever two picks in a row were the dead member.)
  */
-import { spawnSync } from 'node:child_process';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, installedEtcdRevokesOnLeaderResume, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import { Etcd3 } from 'etcd3';
 
@@ -19,22 +18,8 @@ import { Etcd3 } from 'etcd3';
 const memberClient = (i: number) =>
   new Etcd3({ hosts: [etcd.endpoints[i]], defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1000 }) });
 
-/**
- * True when the installed etcd has etcd-io/etcd#15247: a leader stopped past a lease's TTL, once it
- * runs again, still takes itself for the lease's keeper for a moment and proposes revoking the
- * leases it saw expire; the proposal is forwarded to the new leader and committed, so a lease
- * renewed throughout through the other members is revoked (seen here with Debian's 3.4.23: every
- * member answered "not found" 10 ms after the paused leader resumed). Fixed by etcd PR #16822 in
- * 3.4.28 and 3.5.11; the Helm chart runs 3.5.17. On such an etcd a process cannot keep its lease
- * through a leader pause whatever it does, so the pauses here go to followers.
- */
-const OLD_LEADER_REVOKES = (() => {
-  const m = /etcd Version: (\d+)\.(\d+)\.(\d+)/.exec(spawnSync('etcd', ['--version'], { encoding: 'utf8' }).stdout ?? '');
-  if (!m) return true;
-  const [major, minor, patch] = m.slice(1).map(Number);
-  if (major !== 3 || minor > 5) return false;
-  return minor < 4 || (minor === 4 && patch < 28) || (minor === 5 && patch < 11);
-})();
+/** The installed etcd has etcd-io/etcd#15247 (see `revokesLeasesOnLeaderResume`): its leaders are not paused here. */
+const OLD_LEADER_REVOKES = installedEtcdRevokesOnLeaderResume();
 
 let etcd: LocalEtcd;
 let store: EtcdStore;

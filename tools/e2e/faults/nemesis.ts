@@ -15,6 +15,7 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord, Queue, WorkflowRecord } from '@batchapi/api';
+import { installedEtcdRevokesOnLeaderResume } from '@batchapi/store';
 import { FaultCluster, sleep } from './fault-cluster';
 import {
   capacityViolations,
@@ -28,6 +29,9 @@ import {
   summarize,
 } from './checker';
 import { NemesisLoad, rng } from './nemesis-load';
+
+/** The installed etcd revokes live leases when a paused raft leader resumes (etcd-io/etcd#15247): pauses spare the leader. */
+const LEADER_PAUSE_REVOKES = installedEtcdRevokesOnLeaderResume();
 
 /** Lease TTL of every service, seconds (as in the scenario suite). */
 export const NEMESIS_TTL = 2;
@@ -344,6 +348,20 @@ class Nemesis {
     }
   }
 
+  /**
+   * The etcd member a pause may stop: `i`, unless the installed etcd revokes live leases when a
+   * paused raft leader resumes (etcd-io/etcd#15247, `revokesLeasesOnLeaderResume`) and `i` leads
+   * now — then the next member, a follower (noted). No client can keep its lease through that bug.
+   */
+  private async pausable(i: number): Promise<number> {
+    if (!LEADER_PAUSE_REVOKES) return i;
+    const leader = await this.c.etcdLeader().catch(() => undefined);
+    if (leader !== i) return i;
+    const follower = (i + 1) % 3;
+    this.note(`  etcd member ${i} leads and this etcd revokes leases when a paused leader resumes (etcd#15247): member ${follower} instead`);
+    return follower;
+  }
+
   /** Runs one planned fault; resolves when the cluster is whole again (or what could not be restarted is noted). */
   async run(p: PlannedFault): Promise<void> {
     const { c } = this;
@@ -395,10 +413,10 @@ class Nemesis {
         return c.etcd.restart(i);
       }
       case 'etcd-pause':
-        return etcdStop(Number(p.target), p.ms);
+        return etcdStop(await this.pausable(Number(p.target)), p.ms);
       case 'etcd-slow-disk': {
         // Many short stops: its raft messages and fsyncs stall the way a slow disk stalls them.
-        const i = Number(p.target);
+        const i = await this.pausable(Number(p.target));
         const until = Date.now() + p.ms;
         while (Date.now() < until) {
           await etcdStop(i, 20 + Math.random() * 130);
@@ -609,7 +627,7 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
   if (unknown.length) throw new Error(`unknown faults ${unknown.join(', ')}; known: ${FAULTS.join(', ')} (or none)`);
   const schedule = none ? [] : faultSchedule(o.seed, loadMs - 5000, o.faults?.length ? o.faults : FAULTS);
   say(
-    `nemesis seed ${o.seed}: ${o.minutes} min at ${o.rate ?? 200} submits/s; fault schedule (${schedule.length}):\n${schedule.map((p, i) => `  ${i + 1}. ${describeFault(p)}`).join('\n')}`,
+    `nemesis seed ${o.seed}: ${o.minutes} min at ${o.rate ?? 200} submits/s; fault schedule (${schedule.length})${LEADER_PAUSE_REVOKES ? '; this etcd revokes leases when a paused leader resumes (etcd#15247), so pauses spare the raft leader' : ''}:\n${schedule.map((p, i) => `  ${i + 1}. ${describeFault(p)}`).join('\n')}`,
   );
   const c = new FaultCluster();
   const clockJs = join(__dirname, 'clock-offset.js');
