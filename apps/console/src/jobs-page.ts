@@ -1,6 +1,6 @@
 /**
  * The jobs page: the caller's jobs (every tenant's for operators) with the filters of
- * `GET /v1/jobs`, sorted by submit or end time, a page at a time by cursor; the counts per phase
+ * `GET /v1/jobs` (state, queue, labels, name prefix, submit-time range), sorted by submit or end time, a page at a time by cursor; the counts per phase
  * from `GET /v1/jobs/events`, whose every event also reloads the page shown (new jobs and phase
  * changes appear without polling); cancel one or many after a confirmation.
  */
@@ -16,8 +16,19 @@ interface Filters {
   queue: string;
   labelSelector: string;
   namePrefix: string;
+  /** Submitted at or after, as a `datetime-local` input holds it (the browser's time zone, to the second); '' for no bound. */
+  submittedSince: string;
+  /** Submitted before, as `submittedSince`. */
+  submittedBefore: string;
 }
-const NO_FILTERS: Filters = { state: '', queue: '', labelSelector: '', namePrefix: '' };
+const NO_FILTERS: Filters = { state: '', queue: '', labelSelector: '', namePrefix: '', submittedSince: '', submittedBefore: '' };
+
+/** A `datetime-local` value (the browser's time zone) as the API's RFC 3339 time; undefined for '' or a value the browser cannot read. */
+export function localToIso(local: string): string | undefined {
+  if (!local) return undefined;
+  const t = new Date(local).getTime();
+  return Number.isNaN(t) ? undefined : new Date(t).toISOString();
+}
 
 /** Follows the counts stream; calls `onChange` after each event. Reopens a broken stream after 2 s, from its last event. */
 function useCounts(onChange: () => void): { counts?: JobCountsView; live: boolean } {
@@ -74,7 +85,14 @@ export function JobsPage() {
 
   useEffect(() => {
     const ctl = new AbortController();
-    const q = query({ ...filters, sort, limit: 50, pageToken });
+    const q = query({
+      ...filters,
+      submittedSince: localToIso(filters.submittedSince),
+      submittedBefore: localToIso(filters.submittedBefore),
+      sort,
+      limit: 50,
+      pageToken,
+    });
     call<{ jobs: JobView[]; nextPageToken?: string }>('GET', `/v1/jobs${q}`, undefined, ctl.signal)
       .then((p) => {
         setPage({ jobs: p.jobs, next: p.nextPageToken });
@@ -144,6 +162,12 @@ export function JobsPage() {
         >Label selector <input id="f-labels" placeholder="team=ml,env!=dev" value=${draft.labelSelector} onInput=${field('labelSelector')}
       /></label>
       <label for="f-name">Name prefix <input id="f-name" value=${draft.namePrefix} onInput=${field('namePrefix')} /></label>
+      <label for="f-since"
+        >Submitted from <input id="f-since" type="datetime-local" step="1" value=${draft.submittedSince} onInput=${field('submittedSince')}
+      /></label>
+      <label for="f-before"
+        >Submitted before <input id="f-before" type="datetime-local" step="1" value=${draft.submittedBefore} onInput=${field('submittedBefore')}
+      /></label>
       <button type="submit">Apply filters</button>
     </form>
     ${error && html`<p class="error" role="alert">${error}</p>`}

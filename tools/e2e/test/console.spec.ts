@@ -164,6 +164,26 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
   await page.getByRole('button', { name: 'Apply filters' }).click();
   await page.locator(`tr[data-job="${blocker}"]`).waitFor({ state: 'detached' });
   expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-job')))).toEqual([job, again]);
+  // A submit-time range, typed in the browser's own time zone to the second: from the unfit job's
+  // second on leaves exactly the jobs the API says were submitted then or later (the blocker, the first, is not one).
+  const all = (await api(c.base, 'GET', '/v1/jobs?limit=100')).body as { jobs: Array<{ id: string; createdAt: string }> };
+  const from = Math.floor(Date.parse(all.jobs.find((j) => j.id === unfit)!.createdAt) / 1000) * 1000;
+  const later = all.jobs
+    .filter((j) => Date.parse(j.createdAt) >= from)
+    .map((j) => j.id)
+    .sort();
+  expect(later).toContain(unfit);
+  expect(later).not.toContain(blocker);
+  const local = await page.evaluate((ms) => {
+    const d = new Date(ms);
+    const p = (n: number) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }, from);
+  await page.getByLabel('Name prefix').fill('');
+  await page.getByLabel('Submitted from').fill(local);
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.locator(`tr[data-job="${job}"]`).waitFor({ state: 'detached' });
+  expect((await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-job')))).sort()).toEqual(later);
   await page.close();
 
   // Another tenant's token: the job is a 404 page, and absent from its list.
