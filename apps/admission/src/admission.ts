@@ -53,6 +53,8 @@ export interface AdmissionOptions {
   backlog?: Partial<BacklogLimits>;
   /** Directory of the console's built files, served under `/console/`. @default apps/console/dist (`npm run build`) */
   consoleDir?: string;
+  /** The trace UI's page of a trace, `{traceId}` where the id goes, for the console's links. @default `BATCH_TRACE_URL`, else none */
+  traceUrl?: string;
 }
 
 export async function startAdmission(opts: AdmissionOptions): Promise<RunningService> {
@@ -81,7 +83,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit ?? env.bodyLimit,
-    beforeListen: (app) => serveConsole(app, opts.consoleDir ?? DEFAULT_CONSOLE_DIR),
+    beforeListen: (app) => serveConsole(app, opts.consoleDir ?? DEFAULT_CONSOLE_DIR, { traceUrl: opts.traceUrl ?? env.traceUrl }),
     controllers: [
       BulkJobsController,
       JobsController,

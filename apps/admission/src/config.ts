@@ -6,11 +6,30 @@ import type { EventStreamLimits } from './event-stream';
 import type { OverloadLimits } from './overload';
 import type { ReadLimits } from './read-limit';
 
+/** Why a trace URL template is refused, or undefined: an http(s) URL of at most 2,048 characters holding `{traceId}`. Pure. */
+export function traceUrlProblem(template: string): string | undefined {
+  if (template.length > 2048) return 'must be at most 2048 characters';
+  if (!template.includes('{traceId}')) return 'must hold {traceId} where the trace id goes';
+  let url: URL;
+  try {
+    url = new URL(template.replaceAll('{traceId}', '0'));
+  } catch {
+    return 'must be a URL';
+  }
+  return url.protocol === 'http:' || url.protocol === 'https:' ? undefined : 'must be an http or https URL';
+}
+
 /** The variables of an admission replica (docs/configuration.md, "admission"). */
 export const ADMISSION_ENV = z.object({
   BATCH_TOKENS_FILE: envString({
     type: 'path',
     doc: 'The tokens file: who may call the API, as which tenant and role. Required by `admission` (see docs/architecture.md).',
+  }),
+  BATCH_TRACE_URL: envString({
+    type: 'URL template',
+    blankIsUnset: true,
+    check: traceUrlProblem,
+    doc: "The trace UI's page of one trace, with `{traceId}` where the trace id goes (e.g. `https://jaeger.example.com/trace/{traceId}`): the console links each job's trace id there. Unset: the id is shown without a link.",
   }),
   BATCH_MAX_BODY_BYTES: envNumber({
     min: 1,
@@ -98,6 +117,8 @@ export interface AdmissionConfig {
   historyUrl?: string;
   /** Pause of submits on the archive backlog (`BATCH_ARCHIVE_BACKLOG_LIMIT`). @default see `BacklogLimits` */
   backlog: BacklogLimits;
+  /** The trace UI's page of a trace, `{traceId}` in it (`BATCH_TRACE_URL`), for the console's links. @default none */
+  traceUrl?: string;
 }
 
 /** The settings from the environment, defaults for what is unset; a bad value throws `ConfigError` naming the variable. */
@@ -105,6 +126,7 @@ export function admissionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ad
   const e = parseEnv(ADMISSION_ENV, env);
   return {
     tokensFile: e.BATCH_TOKENS_FILE || undefined,
+    traceUrl: e.BATCH_TRACE_URL,
     ...historyUrlFromEnv(env),
     bodyLimit: e.BATCH_MAX_BODY_BYTES,
     maxInflightSubmits: e.BATCH_MAX_INFLIGHT_SUBMITS,

@@ -32,9 +32,24 @@ const SECURITY_HEADERS: Record<string, string> = {
   'cache-control': 'no-cache',
 };
 
-/** Registers `/console/` on the app: the built files, or a 404 that says how to build them when `dir` has none. */
-export async function serveConsole(app: NestFastifyApplication, dir: string): Promise<void> {
+/** What the console reads of its deployment at start (`GET /console/config.json`); nothing in it is secret. */
+export interface ConsoleConfig {
+  /** The trace UI's page of a trace, `{traceId}` where the id goes (`BATCH_TRACE_URL`). @default none: trace ids are shown without a link */
+  traceUrl?: string;
+}
+
+/**
+ * Registers `/console/` on the app: the built files, or a 404 that says how to build them when
+ * `dir` has none; and `/console/config.json`, the deployment's `ConsoleConfig`.
+ */
+export async function serveConsole(app: NestFastifyApplication, dir: string, config: ConsoleConfig = {}): Promise<void> {
   const fastify = app.getHttpAdapter().getInstance();
+  fastify.get('/console/config.json', (_req, reply) => {
+    void reply
+      .headers(SECURITY_HEADERS)
+      .type('application/json; charset=utf-8')
+      .send(JSON.stringify({ ...(config.traceUrl ? { traceUrl: config.traceUrl } : {}) } satisfies ConsoleConfig));
+  });
   // Relative links of the page (app.js, styles.css) resolve under /console/ only with the slash.
   fastify.get('/console', (_req, reply) => {
     void reply.redirect('/console/', 301);

@@ -1,5 +1,6 @@
 /** The admission settings from its environment: defaults, coercion, and refusals that name the variable. */
 import { admissionConfigFromEnv } from '../src';
+import { traceUrlProblem } from '../src/config';
 
 it('defaults every setting when the environment is empty', () => {
   expect(admissionConfigFromEnv({})).toEqual({
@@ -10,6 +11,26 @@ it('defaults every setting when the environment is empty', () => {
     overload: { maxLoopDelayMs: 2000, maxCommitLatencyMs: 2000 },
     reads: { tenantRate: 50, tenantBurst: 100, operatorRate: 500, operatorBurst: 1000 },
     streams: { maxStreams: 1000, maxStreamsPerTenant: 100, stallMs: 30_000 },
+    traceUrl: undefined,
+  });
+});
+
+describe('BATCH_TRACE_URL', () => {
+  it.each<[string, string | undefined]>([
+    ['https://jaeger.example.com/trace/{traceId}', undefined],
+    ['http://tempo:3200/explore?trace={traceId}', undefined],
+    ['https://jaeger.example.com/trace/', 'must hold {traceId} where the trace id goes'],
+    ['javascript:alert({traceId})', 'must be an http or https URL'],
+    ['not a url {traceId}', 'must be a URL'],
+    // 2,049 characters > 2,048
+    [`https://t.example/{traceId}${'x'.repeat(2049 - 27)}`, 'must be at most 2048 characters'],
+  ])('%s: %s', (template, problem) => {
+    expect(traceUrlProblem(template)).toBe(problem);
+  });
+
+  it('is refused at start naming the variable', () => {
+    expect(() => admissionConfigFromEnv({ BATCH_TRACE_URL: 'https://jaeger.example.com/' })).toThrow(/BATCH_TRACE_URL must hold \{traceId\}/);
+    expect(admissionConfigFromEnv({ BATCH_TRACE_URL: 'https://j.example/{traceId}' }).traceUrl).toBe('https://j.example/{traceId}');
   });
 });
 

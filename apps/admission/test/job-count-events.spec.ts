@@ -44,7 +44,12 @@ beforeAll(async () => {
   store = new EtcdStore({ endpoints: etcd.endpoints });
   consoleDir = mkdtempSync(join(tmpdir(), 'console-'));
   writeFileSync(join(consoleDir, 'index.html'), '<!doctype html><title>console</title>');
-  admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' }, consoleDir });
+  admission = await startAdmission({
+    tokens: new TokenAuthenticator(TOKENS),
+    config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' },
+    consoleDir,
+    traceUrl: 'https://jaeger.example.com/trace/{traceId}',
+  });
   await submitJob(store, job('a1', 'team-a'));
   await submitJob(store, job('a2', 'team-a', 'Running'));
   await submitJob(store, job('b1', 'team-b'));
@@ -103,6 +108,13 @@ describe('/console/', () => {
     for (const directive of ["default-src 'none'", "script-src 'self'", "style-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"])
       expect(csp).toContain(directive);
     expect(res.headers.get('x-content-type-options')).toBe('nosniff');
+  });
+
+  it("serves the deployment's console settings (the trace UI's template) under the same policy, to anyone: nothing in it is secret", async () => {
+    const res = await fetch(`${admission.url}/console/config.json`);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ traceUrl: 'https://jaeger.example.com/trace/{traceId}' });
+    expect(res.headers.get('content-security-policy')).toContain("default-src 'none'");
   });
 
   it('redirects /console to /console/', async () => {

@@ -51,6 +51,28 @@ export async function call<T>(method: string, path: string, body?: unknown, sign
   return (await res.json()) as T;
 }
 
+/** What the console knows of its deployment (`GET /console/config.json`, served by admission beside the console). */
+export interface ConsoleConfig {
+  /** The trace UI's page of a trace, `{traceId}` where the id goes. @default none: trace ids are shown without a link */
+  traceUrl?: string;
+}
+
+let config: Promise<ConsoleConfig> | undefined;
+
+/** The deployment's console settings, read once per page load; `{}` when they cannot be read. */
+export function consoleConfig(): Promise<ConsoleConfig> {
+  config ??= fetch('config.json')
+    .then((r) => (r.ok ? (r.json() as Promise<ConsoleConfig>) : {}))
+    .catch(() => ({}));
+  return config;
+}
+
+/** The trace UI's address of `traceId` from the template, or undefined when the template is not an http(s) URL. Pure. */
+export function traceLink(template: string, traceId: string): string | undefined {
+  const url = template.replaceAll('{traceId}', encodeURIComponent(traceId));
+  return /^https?:\/\//i.test(url) ? url : undefined;
+}
+
 /** A query string of the defined, non-empty values, `?` included when any. */
 export function query(params: Record<string, string | number | undefined>): string {
   const q = new URLSearchParams();

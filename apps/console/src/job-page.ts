@@ -8,7 +8,7 @@
 import type { JobView, TaskView, WhyView } from '@batchapi/api';
 import { dump } from 'js-yaml';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiFailure, call, query, readEvents, readText } from './api';
+import { ApiFailure, call, consoleConfig, query, readEvents, readText, traceLink } from './api';
 import { duration, html, TERMINAL, when } from './html';
 
 const PENDING = new Set(['Submitted', 'Queued']);
@@ -178,6 +178,12 @@ export function JobPage({ id }: { id: string }) {
   const [cancelError, setCancelError] = useState<string>();
   const dialog = useRef<HTMLDialogElement>(null);
   const phase = job?.phase;
+  /** The trace UI's template, when the deployment names one. */
+  const [traceUrl, setTraceUrl] = useState<string>();
+  useEffect(() => {
+    void consoleConfig().then((c) => setTraceUrl(c.traceUrl));
+  }, []);
+  const traceHref = (traceId: string) => (traceUrl ? traceLink(traceUrl, traceId) : undefined);
 
   // At each event of the job: its tasks; while pending, why; once ended, its results.
   useEffect(() => {
@@ -260,7 +266,13 @@ export function JobPage({ id }: { id: string }) {
       ${
         job.traceId &&
         html`<dt>Trace id</dt>
-          <dd><code>${job.traceId}</code></dd>`
+          <dd>
+            ${
+              traceHref(job.traceId)
+                ? html`<a href=${traceHref(job.traceId)} target="_blank" rel="noreferrer noopener" title="Open the trace"><code>${job.traceId}</code></a>`
+                : html`<code>${job.traceId}</code>`
+            }
+          </dd>`
       }
     </dl>
     <div class="toolbar">
