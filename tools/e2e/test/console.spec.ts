@@ -276,7 +276,16 @@ it("shows a queue's used bar move when a job starts, lets an operator cordon a n
   const job = await submit({ name: 'holds-two', resources: { cpu: '2', memory: '32Mi' }, command: ['sleep', '60'] });
   // Live (no reload): the queue's CPU bar shows the 2 CPUs once the job's task is bound.
   await queue.locator('.bar-row[data-resource=cpu] .bar[data-used="2"]').waitFor({ timeout: 15000 });
+  // A job that fits no node waits: opened, the queue lists it at the place GET /v1/queues/default gives it, linked to its page.
+  const waiting = await submit({ name: 'waits', resources: { cpu: '64', memory: '32Mi' }, command: ['true'] });
+  await queue.getByText(/Your waiting jobs/).click();
+  const placed = queue.locator(`tr[data-position-job="${waiting}"]`);
+  await placed.waitFor({ timeout: 15000 });
+  const positions = (await api(c.base, 'GET', '/v1/queues/default')).body.positions as Array<{ jobId: string; position: number; pendingTasks: number }>;
+  const mine = positions.find((p) => p.jobId === waiting)!;
+  expect(await placed.locator('td').allTextContents()).toEqual([String(mine.position), waiting, '1']);
   await page.screenshot({ path: join(SCREENS, 'queues.png'), fullPage: true });
+  await api(c.base, 'DELETE', `/v1/jobs/${waiting}`);
   await api(c.base, 'DELETE', `/v1/jobs/${job}`);
 
   // A tenant's token: the nodes page says who may see it.
