@@ -2,7 +2,7 @@
  * The jobs page: the caller's jobs (every tenant's for operators) with the filters of
  * `GET /v1/jobs` (state, queue, labels, name prefix, submit-time range), sorted by submit or end time, a page at a time by cursor; the counts per phase
  * from `GET /v1/jobs/events`, whose every event also reloads the page shown (new jobs and phase
- * changes appear without polling); cancel one or many after a confirmation.
+ * changes appear without polling); cancel one or many after a confirmation; resubmit one or many.
  */
 import type { JobCountsView, JobSort, JobView } from '@batchapi/api';
 import { useEffect, useRef, useState } from 'preact/hooks';
@@ -74,6 +74,8 @@ export function JobsPage() {
   const [pages, setPages] = useState<Array<string | undefined>>([undefined]);
   const [page, setPage] = useState<{ jobs: JobView[]; next?: string }>({ jobs: [] });
   const [error, setError] = useState<string>();
+  /** What the last bulk action made (the new jobs of a resubmit). */
+  const [notice, setNotice] = useState<string>();
   /** The first page has been read (until then the table is busy, and "no jobs" is not said). */
   const [loaded, setLoaded] = useState(false);
   const [selected, setSelected] = useState<Set<string>>(new Set());
@@ -127,9 +129,11 @@ export function JobsPage() {
     else next.add(id);
     setSelected(next);
   };
+  /** The selected jobs that have not ended (an ended job cannot be cancelled; it can be resubmitted). */
+  const cancellable = page.jobs.filter((j) => selected.has(j.id) && !TERMINAL.has(j.phase)).map((j) => j.id);
   const cancelSelected = async () => {
     const failed: string[] = [];
-    for (const id of selected) {
+    for (const id of cancellable) {
       try {
         await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
       } catch (e) {
@@ -139,6 +143,23 @@ export function JobsPage() {
     setConfirming(false);
     setSelected(new Set());
     setError(failed.length ? `not cancelled: ${failed.join('; ')}` : undefined);
+    setReloads((n) => n + 1);
+  };
+
+  /** A new job with each selected job's spec (`POST /v1/jobs/{id}/resubmit`), one at a time; says which were made and which were refused. */
+  const resubmitSelected = async () => {
+    const made: string[] = [];
+    const failed: string[] = [];
+    for (const id of selected) {
+      try {
+        made.push((await call<{ id: string }>('POST', `/v1/jobs/${encodeURIComponent(id)}/resubmit`)).id);
+      } catch (e) {
+        failed.push(`${id}: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    setSelected(new Set());
+    setNotice(made.length ? `Resubmitted as ${made.join(', ')}` : undefined);
+    setError(failed.length ? `not resubmitted: ${failed.join('; ')}` : undefined);
     setReloads((n) => n + 1);
   };
 
@@ -170,9 +191,14 @@ export function JobsPage() {
       /></label>
       <button type="submit">Apply filters</button>
     </form>
-    ${error && html`<p class="error" role="alert">${error}</p>`}
+    ${error && html`<p class="error" role="alert">${error}</p>`} ${notice && html`<p class="notice" role="status">${notice}</p>`}
     <div class="toolbar">
-      <button type="button" class="danger" disabled=${selected.size === 0} onClick=${() => setConfirming(true)}>Cancel selected (${selected.size})</button>
+      <button type="button" class="danger" disabled=${cancellable.length === 0} onClick=${() => setConfirming(true)}>
+        Cancel selected (${cancellable.length})
+      </button>
+      <button type="button" title="A new job with each selected job's spec" disabled=${selected.size === 0} onClick=${() => void resubmitSelected()}>
+        Resubmit selected (${selected.size})
+      </button>
       <button type="button" disabled=${pages.length < 2} onClick=${() => setPages(pages.slice(0, -1))}>Previous page</button>
       <button type="button" disabled=${!page.next} onClick=${() => setPages([...pages, page.next])}>Next page</button>
     </div>
@@ -198,13 +224,7 @@ export function JobsPage() {
           (j) =>
             html`<tr data-job=${j.id}>
               <td>
-                <input
-                  type="checkbox"
-                  aria-label=${`Select ${j.name}`}
-                  disabled=${TERMINAL.has(j.phase)}
-                  checked=${selected.has(j.id)}
-                  onChange=${() => toggle(j.id)}
-                />
+                <input type="checkbox" aria-label=${`Select ${j.name}`} checked=${selected.has(j.id)} onChange=${() => toggle(j.id)} />
               </td>
               <td><a href=${`#/jobs/${encodeURIComponent(j.id)}`}>${j.name}</a><br /><small>${j.id}</small></td>
               <td class=${`phase phase-${j.phase}`}>${j.phase}</td>
@@ -220,7 +240,7 @@ export function JobsPage() {
     </table>
     ${loaded && page.jobs.length === 0 && !error && html`<p>No jobs match.</p>`}
     <dialog ref=${dialog} aria-labelledby="confirm-title" onClose=${() => setConfirming(false)}>
-      <h2 id="confirm-title">Cancel ${selected.size} job${selected.size === 1 ? '' : 's'}?</h2>
+      <h2 id="confirm-title">Cancel ${cancellable.length} job${cancellable.length === 1 ? '' : 's'}?</h2>
       <p>Pending tasks end at once; running tasks are stopped. This cannot be undone.</p>
       <div class="toolbar">
         <button type="button" class="danger" onClick=${() => void cancelSelected()}>Cancel the jobs</button>

@@ -196,6 +196,28 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
   await stranger.close();
 });
 
+it('resubmits the selected jobs from the jobs page: a new job for each, labelled with the one it came from', async () => {
+  const first = await submit({ name: 'bulk-a', resources: { cpu: '100m', memory: '32Mi' }, command: ['true'] });
+  const second = await submit({ name: 'bulk-b', resources: { cpu: '100m', memory: '32Mi' }, command: ['true'] });
+  expect(await until(async () => (await phaseOf(first)) === 'Succeeded' && (await phaseOf(second)) === 'Succeeded', 20000)).toBe(true);
+  const page = await signIn('tenant-token');
+  await page.getByLabel('Name prefix').fill('bulk-');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByLabel('Select bulk-a').check();
+  await page.getByLabel('Select bulk-b').check();
+  await page.getByRole('button', { name: 'Resubmit selected (2)' }).click();
+  const status = page.getByRole('status');
+  await status.getByText(/Resubmitted as/).waitFor();
+  // The API's own list: exactly one new job from each, named in the notice, and they run.
+  const listed = (await api(c.base, 'GET', '/v1/jobs?namePrefix=bulk-&limit=100')).body.jobs as Array<{ id: string; labels: Record<string, string> }>;
+  const made = listed.filter((j) => j.labels['batch.resubmitted-from']);
+  expect(made.map((j) => j.labels['batch.resubmitted-from']).sort()).toEqual([first, second].sort());
+  submitted.push(...made.map((j) => j.id));
+  for (const j of made) expect(await status.textContent()).toContain(j.id);
+  expect(await until(async () => (await Promise.all(made.map((j) => phaseOf(j.id)))).every((p) => p === 'Succeeded'), 20000)).toBe(true);
+  await page.close();
+});
+
 it("draws a workflow's graph with its fan-out and critical path live to its end, opens a step's job, and cancels another workflow", async () => {
   const sh = (script: string) => ({ resources: { cpu: '100m', memory: '16Mi' }, command: ['sh', '-c', script] });
   const res = await api(c.base, 'POST', '/v1/workflows', {
