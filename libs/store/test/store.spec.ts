@@ -25,6 +25,9 @@ import {
 } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import { bindingOf, queuedJob, runningUnit, submittedUnit } from './store-fixture';
+import { TcpProxy } from './tcp-proxy';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -191,6 +194,31 @@ describe('updateJob', () => {
 });
 
 describe('leadership', () => {
+  it('resigns through a call that etcd never answered: the fenced delete is sent again, and the key goes while the lease holds', async () => {
+    // The leader reaches etcd through a proxy: its first resign call is held there and times out
+    // unanswered (500 ms), then the held bytes are dropped with the connection, never reaching etcd.
+    const proxy = await TcpProxy.start(etcd.endpoints[0]);
+    const leaderStore = new EtcdStore({ endpoints: [proxy.url], callTimeoutMs: 500 });
+    try {
+      const lease = await leaderStore.grantLease(10);
+      const leader = await campaign(leaderStore, 'resign-retry', 'R', lease);
+      proxy.holdUpstream();
+      const resigned = leader.resign();
+      await sleep(800);
+      proxy.releaseUpstream();
+      proxy.dropConnections(); // in the same tick: what was held is discarded, new connections pass
+      await resigned;
+      // Gone by the resign, not by the lease: the lease (10 s) is still held, and etcd says so.
+      expect(await store.get(leader.key)).toBeUndefined();
+      expect(lease.alive()).toBe(true);
+      expect(Number((await store.client.leaseClient.leaseTimeToLive({ ID: lease.id })).TTL)).toBeGreaterThan(0);
+      lease.release();
+    } finally {
+      await leaderStore.close();
+      await proxy.close();
+    }
+  });
+
   it("a restarted process with the same identity does not adopt the leader key of its predecessor's lease", async () => {
     const before = await store.grantLease(2);
     const first = await campaign(store, 'same-name', 'S', before);

@@ -33,6 +33,12 @@ export class TcpProxy {
     for (const p of this.pairs) p.client.pause();
   }
 
+  /** Lets what clients send through again (what was held so far too, unless the connections are dropped first). */
+  releaseUpstream(): void {
+    this.upHeld = false;
+    for (const p of this.pairs) p.client.resume();
+  }
+
   /** Holds what etcd sends (replies stop reaching clients). */
   holdDownstream(): void {
     this.downHeld = true;
