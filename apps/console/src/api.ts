@@ -67,12 +67,6 @@ export function consoleConfig(): Promise<ConsoleConfig> {
   return config;
 }
 
-/** The trace UI's address of `traceId` from the template, or undefined when the template is not an http(s) URL. Pure. */
-export function traceLink(template: string, traceId: string): string | undefined {
-  const url = template.replaceAll('{traceId}', encodeURIComponent(traceId));
-  return /^https?:\/\//i.test(url) ? url : undefined;
-}
-
 /** A query string of the defined, non-empty values, `?` included when any. */
 export function query(params: Record<string, string | number | undefined>): string {
   const q = new URLSearchParams();

@@ -8,8 +8,9 @@
 import type { JobView, TaskView, WhyView } from '@batchapi/api';
 import { dump } from 'js-yaml';
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiFailure, call, consoleConfig, query, readEvents, readText, traceLink } from './api';
+import { ApiFailure, call, consoleConfig, query, readEvents, readText } from './api';
 import { duration, html, TERMINAL, when } from './html';
+import { traceLink } from './trace-link';
 
 const PENDING = new Set(['Submitted', 'Queued']);
 

@@ -1,4 +1,4 @@
-import { traceLink } from '../src/api';
+import { traceLink } from '../src/trace-link';
 
 describe('traceLink', () => {
   it.each<[string, string, string | undefined]>([
