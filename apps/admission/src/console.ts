@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ConsoleConfig } from '@batchapi/api';
 import fastifyStatic from '@fastify/static';
 import type { NestFastifyApplication } from '@nestjs/platform-fastify';
 
@@ -31,12 +32,6 @@ const SECURITY_HEADERS: Record<string, string> = {
   // Revalidated on each load (ETag): a rebuilt console is picked up at once.
   'cache-control': 'no-cache',
 };
-
-/** What the console reads of its deployment at start (`GET /console/config.json`); nothing in it is secret. */
-export interface ConsoleConfig {
-  /** The trace UI's page of a trace, `{traceId}` where the id goes (`BATCH_TRACE_URL`). @default none: trace ids are shown without a link */
-  traceUrl?: string;
-}
 
 /**
  * Registers `/console/` on the app: the built files, or a 404 that says how to build them when

@@ -3,7 +3,7 @@
  * token, and server-sent events read with `fetch` streaming (EventSource cannot send an
  * Authorization header). The token lives in sessionStorage: it goes when the tab closes.
  */
-import type { ErrorBody } from '@batchapi/api';
+import type { ConsoleConfig, ErrorBody } from '@batchapi/api';
 
 const TOKEN_KEY = 'batchapi.token';
 
@@ -49,12 +49,6 @@ export async function call<T>(method: string, path: string, body?: unknown, sign
   });
   if (!res.ok) throw await failure(res);
   return (await res.json()) as T;
-}
-
-/** What the console knows of its deployment (`GET /console/config.json`, served by admission beside the console). */
-export interface ConsoleConfig {
-  /** The trace UI's page of a trace, `{traceId}` where the id goes. @default none: trace ids are shown without a link */
-  traceUrl?: string;
 }
 
 let config: Promise<ConsoleConfig> | undefined;

@@ -184,7 +184,7 @@ export function JobPage({ id }: { id: string }) {
   useEffect(() => {
     void consoleConfig().then((c) => setTraceUrl(c.traceUrl));
   }, []);
-  const traceHref = (traceId: string) => (traceUrl ? traceLink(traceUrl, traceId) : undefined);
+  const traceHref = traceUrl && job?.traceId ? traceLink(traceUrl, job.traceId) : undefined;
 
   // At each event of the job: its tasks; while pending, why; once ended, its results.
   useEffect(() => {
@@ -269,8 +269,8 @@ export function JobPage({ id }: { id: string }) {
         html`<dt>Trace id</dt>
           <dd>
             ${
-              traceHref(job.traceId)
-                ? html`<a href=${traceHref(job.traceId)} target="_blank" rel="noreferrer noopener" title="Open the trace"><code>${job.traceId}</code></a>`
+              traceHref
+                ? html`<a href=${traceHref} target="_blank" rel="noreferrer noopener" title="Open the trace"><code>${job.traceId}</code></a>`
                 : html`<code>${job.traceId}</code>`
             }
           </dd>`

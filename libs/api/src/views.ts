@@ -211,3 +211,9 @@ export interface UsageView {
   /** More than 1000 groups had usage: the rest were left out. */
   truncated: boolean;
 }
+
+/** What the console reads of its deployment at start (`GET /console/config.json`, served by admission beside the console); nothing in it is secret. */
+export interface ConsoleConfig {
+  /** The trace UI's page of a trace, `{traceId}` where the id goes (admission's `BATCH_TRACE_URL`). @default none: trace ids are shown without a link */
+  traceUrl?: string;
+}

@@ -161,7 +161,7 @@ const ELECTED_ROLES = ['scheduler', 'workflows', 'archiver', 'retention'];
  * the load runs. Each elected role must be handed over by resignation: its leader key deleted
  * before its holder's lease ends (the lease's end deletes the member key, and with it any key not
  * resigned, in one revision), told apart by etcd revisions, not by time (a starved box makes any
- * time bound a coin toss: a CI run beside two CPU hogs took 3 s to hand over a resigned key).
+ * time bound a coin toss: a run beside two CPU hogs took 3 s to hand two roles over).
  * Each hand-off's time, signal to the other replica holding the key, is printed.
  */
 export function rollingRestart(): Scenario {
@@ -184,7 +184,7 @@ export function rollingRestart(): Scenario {
         const memberKey = c.store.keys.member(name.replace(/-\d+$/, ''), name);
         const deletes = new Map<string, bigint>();
         const informers = await Promise.all(
-          [...held.map((r) => c.store.keys.leader(r)), memberKey].map((key) =>
+          (held.length ? [...held.map((r) => c.store.keys.leader(r)), memberKey] : []).map((key) =>
             c.store.inform<unknown>(key, {
               onSync: () => undefined,
               onEvent: (e) => {
