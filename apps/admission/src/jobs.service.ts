@@ -235,7 +235,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
    * `POST /v1/jobs/{id}/resubmit`: a new job with the spec of job `id` — live or archived, one
    * the principal may see (else 404) — through the same checks, throttles and commit as a
    * submit (`resubmitBody`: the stored environment, the same tenant and queue, labelled with
-   * `id`). With an Idempotency-Key a retry answers the first resubmit's job.
+   * `id`, with the body's changes: queue, priority, resources, labels, env). With an
+   * Idempotency-Key a retry answers the first resubmit's job.
    */
   async resubmit(
     principal: Principal,
@@ -244,9 +245,9 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     idempotencyKey: string | undefined,
     now: number,
   ): Promise<{ view: JobView; created: boolean }> {
-    if (body !== undefined && body !== null) parseWith(ResubmitSchema, body);
+    const changes = body !== undefined && body !== null ? parseWith(ResubmitSchema, body) : {};
     const { job } = await this.findJob(principal, id);
-    return this.submit(principal, resubmitBody(job), idempotencyKey, now);
+    return this.submit(principal, resubmitBody(job, changes), idempotencyKey, now);
   }
 
   /**
@@ -321,9 +322,21 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return jobCounts(principal, items);
   }
 
-  /** Builds the counts from the mirrored `jobs/` keys (see EventStreams). */
-  countsView(principal: Principal): (keys: ReadonlyMap<string, MirroredValue>) => StreamSnapshot {
-    return (keys) => jobCounts(principal, [...keys.values()] as Array<{ value: JobRecord; modRevision: string }>);
+  /**
+   * Builds the counts from the mirrored `jobs/` keys (see EventStreams), for one stream. A job
+   * leaving etcd (archived, or deleted by retention) that changes what the caller sees takes
+   * the delete's revision when no job left is newer, so that the change is sent; another
+   * tenant's job leaving changes nothing the caller sees, and sends nothing.
+   */
+  countsView(principal: Principal): (keys: ReadonlyMap<string, MirroredValue>, deletedAt: bigint) => StreamSnapshot {
+    let last: string | undefined;
+    return (keys, deletedAt) => {
+      const s = jobCounts(principal, [...keys.values()] as Array<{ value: JobRecord; modRevision: string }>);
+      const text = JSON.stringify(s.view);
+      if (text !== last && deletedAt > s.revision) s.revision = deletedAt;
+      last = text;
+      return s;
+    };
   }
 
   /**

@@ -166,10 +166,27 @@ describe('POST /v1/jobs/:id/resubmit', () => {
     const before = await jobCount();
     expect((await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-b')).body.error).toMatchObject({ code: 'not_found', id: first.body.id });
     expect((await call('POST', '/v1/jobs/no-such-job/resubmit', 'token-a')).body.error.code).toBe('not_found');
-    const bad = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', { priority: 5 });
+    const bad = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', { priority: 5000 });
     expect(bad.status).toBe(400);
     expect(bad.body.error).toMatchObject({ code: 'invalid_argument', field: 'priority' });
+    const unknown = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', { command: ['rm', '-rf', '/'] });
+    expect(unknown.body.error).toMatchObject({ code: 'invalid_argument', field: 'command' });
     expect(await jobCount()).toBe(before);
+  });
+
+  it('makes the new job with the changes asked for: priority, resources and environment over the stored spec', async () => {
+    const first = await call('POST', '/v1/jobs', 'token-a', rich);
+    const again = await call('POST', `/v1/jobs/${first.body.id}/resubmit`, 'token-a', { priority: 9, resources: { memory: '64Mi' }, env: { LR: '0.01' } });
+    expect(again.status).toBe(201);
+    const [a, b] = await store.getMany<JobRecord>([store.keys.job(first.body.id), store.keys.job(again.body.id)]);
+    // memory 32Mi → 64Mi (67,108,864 bytes); cpu 250m kept; the secret kept as stored
+    expect(b!.value.spec).toEqual({
+      ...a!.value.spec,
+      priority: 9,
+      resources: { ...a!.value.spec.resources, memory: 64 * 1024 ** 2 },
+      env: { API_TOKEN: 'the-real-secret', LR: '0.01' },
+      labels: { team: 'ml', 'batch.resubmitted-from': first.body.id },
+    });
   });
 
   it('answers a retry with the same Idempotency-Key with the first resubmit’s job (200)', async () => {

@@ -84,6 +84,22 @@ describe('GET /v1/jobs/events', () => {
     abort.abort();
   });
 
+  it("sends the smaller count when one of the tenant's jobs leaves etcd (archived), and nothing when another tenant's does", async () => {
+    await submitJob(store, job('a9', 'team-a', 'Succeeded'));
+    await submitJob(store, job('b9', 'team-b', 'Succeeded'));
+    const abort = new AbortController();
+    const events = countEvents('token-a', abort.signal);
+    // a1, a3 Queued, a2 Running, a9 Succeeded
+    expect((await events.next()).value).toEqual({ counts: { Queued: 2, Running: 1, Succeeded: 1 }, total: 4 });
+    // team-b's b9 leaves first: team-a's counts do not change, so the next event is a9's leaving.
+    // Each delete's revision is above every job left, so without the delete's revision as the
+    // view's, neither would be sent (the view's revision would stay where it was).
+    await store.txn([], [{ delete: store.keys.job('b9') }]);
+    await store.txn([], [{ delete: store.keys.job('a9') }]);
+    expect((await events.next()).value).toEqual({ counts: { Queued: 2, Running: 1 }, total: 3 });
+    abort.abort();
+  });
+
   it("counts every tenant's jobs for an operator", async () => {
     const abort = new AbortController();
     const first = (await countEvents('token-op', abort.signal).next()).value as JobCountsView;

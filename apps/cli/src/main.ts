@@ -17,7 +17,7 @@ import { defineConfig } from './config-commands';
 import { cliVersion } from './version';
 import { pastTime } from './times';
 import { runSimulate } from './simulate';
-import { defineSubmit, outputOption, submitInvocation, UsageError, wholeNumber } from './submit-args';
+import { defineSubmit, outputOption, type ResubmitFlags, resubmitChanges, submitInvocation, UsageError, wholeNumber } from './submit-args';
 
 const program = new Command('batch')
   .description('BatchAPI: submit, follow and manage batch jobs')
@@ -174,12 +174,21 @@ program
 
 program
   .command('resubmit')
-  .description("submit a job again: a new job with the job's spec as stored (live or finished), labelled batch.resubmitted-from")
+  .description(
+    "submit a job again: a new job with the job's spec as stored (live or finished), labelled batch.resubmitted-from, with the changes the flags make",
+  )
   .argument('<id>')
+  .option('--queue <name>', 'run it in this queue instead')
+  .option('--priority <n>', 'with this priority instead, -1000 to 1000')
+  .option('--cpu <q>', 'cores per task instead, e.g. 2 or 500m')
+  .option('--memory <q>', 'memory per task instead, e.g. 4Gi')
+  .option('--gpu <n>', 'GPUs per task instead')
+  .option('--env <KEY=VALUE...>', 'set this environment variable (repeatable; the others stay)')
+  .option('--label <KEY=VALUE...>', 'set this label (repeatable; the others stay)')
   .addOption(outputOption())
   .action(
-    run(async (id: string, o: { output: OutputFormat }) => {
-      const job = await client().resubmitJob(id);
+    run(async (id: string, o: ResubmitFlags & { output: OutputFormat }) => {
+      const job = await client().resubmitJob(id, resubmitChanges(o));
       if (isData(o.output)) printData(job, o.output);
       else process.stdout.write(`${job.id}\n`);
     }),
@@ -229,10 +238,11 @@ program
   .option('--by <what>', 'tenant, queue, gpuModel or label:<key>', 'tenant')
   .option('--tenant <name>', "only this tenant's jobs (operators)")
   .option('--queue <name>', "only this queue's jobs")
+  .addOption(new Option('--step <step>', "also split each group's hours by the hour or the day, from --since").choices(['hour', 'day']))
   .addOption(outputOption())
   .action(
     run(async (o) => {
-      const u = await client().usage({ from: o.since ?? pastTime('7d'), to: o.until, groupBy: o.by, tenant: o.tenant, queue: o.queue });
+      const u = await client().usage({ from: o.since ?? pastTime('7d'), to: o.until, groupBy: o.by, tenant: o.tenant, queue: o.queue, step: o.step });
       if (isData(o.output)) {
         printData(u, o.output);
         return;

@@ -155,5 +155,11 @@ export function usageTable(u: UsageView): string {
     secs(g.queueWaitP99Seconds),
   ]);
   const head = [u.groupBy.toUpperCase(), 'CPU-H', 'MEM-GIB-H', 'GPU-H', 'ATTEMPTS', 'FAILED', 'PREEMPTED', 'WAIT-P50', 'WAIT-P99'];
-  return table(head, rows) + `(attempts that ended from ${u.from} to ${u.to}${u.truncated ? '; more groups were left out' : ''})\n`;
+  const window = `(attempts that ended from ${u.from} to ${u.to}${u.truncated ? '; more groups were left out' : ''})\n`;
+  if (!u.step) return table(head, rows) + window;
+  // With --step: each group's steps in which attempts ended, oldest first.
+  const steps = u.groups.flatMap((g) =>
+    (g.series ?? []).map((p) => [g.key ?? '(none)', p.start, hours(p.cpuCoreHours), hours(p.memoryGiBHours), hours(p.gpuHours), String(p.attempts)]),
+  );
+  return table(head, rows) + '\n' + table([u.groupBy.toUpperCase(), `${u.step.toUpperCase()} FROM`, 'CPU-H', 'MEM-GIB-H', 'GPU-H', 'ATTEMPTS'], steps) + window;
 }

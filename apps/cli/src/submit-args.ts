@@ -2,7 +2,7 @@
  * `batch submit`: its flags, and how they become a `SubmitJobRequest`. Pure (no I/O), so table
  * tests cover the whole path from argv to request without a server.
  */
-import type { SubmitJobRequest } from '@batchapi/api';
+import type { ResubmitChanges, SubmitJobRequest } from '@batchapi/api';
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { load } from 'js-yaml';
@@ -85,6 +85,18 @@ function pairs(list: string[] | undefined, flag: string): Record<string, string>
   return out;
 }
 
+/** `--cpu`, `--memory` and `--gpu` as resources (only those given). */
+function resourceFlags(f: { cpu?: string; memory?: string; gpu?: string }): Record<string, string | number> {
+  const resources: Record<string, string | number> = {};
+  if (f.cpu !== undefined) resources.cpu = f.cpu;
+  if (f.memory !== undefined) resources.memory = f.memory;
+  if (f.gpu !== undefined) {
+    if (f.gpu === '' || Number.isNaN(Number(f.gpu))) throw new UsageError(`--gpu takes a number of GPUs, got "${f.gpu}"`);
+    resources.gpu = Number(f.gpu);
+  }
+  return resources;
+}
+
 function int(v: string | undefined, flag: string): number | undefined {
   if (v === undefined) return undefined;
   if (!/^-?\d+$/.test(v)) throw new UsageError(`${flag} takes a whole number, got "${v}"`);
@@ -98,13 +110,7 @@ export function submitRequest(command: string[], f: SubmitFlags, base?: SubmitJo
   if (f.name) req.name = f.name;
   const tasks = int(f.tasks, '--tasks');
   if (tasks !== undefined) req.tasks = tasks;
-  const resources: Record<string, string | number> = { ...base?.resources };
-  if (f.cpu !== undefined) resources.cpu = f.cpu;
-  if (f.memory !== undefined) resources.memory = f.memory;
-  if (f.gpu !== undefined) {
-    if (f.gpu === '' || Number.isNaN(Number(f.gpu))) throw new UsageError(`--gpu takes a number of GPUs, got "${f.gpu}"`);
-    resources.gpu = Number(f.gpu);
-  }
+  const resources = { ...base?.resources, ...resourceFlags(f) };
   if (Object.keys(resources).length) req.resources = resources;
   if (f.queue) req.queue = f.queue;
   const priority = int(f.priority, '--priority');
@@ -174,4 +180,30 @@ export function parseSubmitArgv(argv: string[]): SubmitInvocation {
     throw err;
   }
   return submitInvocation(cmd.processedArgs[0] as string[], cmd.opts());
+}
+
+/** `batch resubmit`'s flags: what to change (see `ResubmitChanges`). */
+export interface ResubmitFlags {
+  queue?: string;
+  priority?: string;
+  cpu?: string;
+  memory?: string;
+  gpu?: string;
+  env?: string[];
+  label?: string[];
+}
+
+/** The body of `POST /v1/jobs/{id}/resubmit` from `batch resubmit`'s flags: only what they change. */
+export function resubmitChanges(f: ResubmitFlags): ResubmitChanges {
+  const changes: ResubmitChanges = {};
+  if (f.queue) changes.queue = f.queue;
+  const priority = int(f.priority, '--priority');
+  if (priority !== undefined) changes.priority = priority;
+  const resources = resourceFlags(f);
+  if (Object.keys(resources).length) changes.resources = resources;
+  const env = pairs(f.env, '--env');
+  if (env) changes.env = env;
+  const labels = pairs(f.label, '--label');
+  if (labels) changes.labels = labels;
+  return changes;
 }

@@ -82,6 +82,11 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   expect(again).toMatchObject({ status: 0, stdout: expect.stringMatching(/^\S+\n$/) });
   const redone = await client.waitForJob(again.stdout.trim(), { intervalMs: 100, timeoutMs: 20_000 });
   expect(redone).toMatchObject({ phase: 'Succeeded', command: cliJob.command, labels: { 'batch.resubmitted-from': cliJob.id } });
+  // with changes: a new priority and a variable set, the rest as stored
+  const changed = batch(['resubmit', cliJob.id, '--priority', '5', '--env', 'EXTRA=1', '-o', 'json'], env);
+  expect(changed.status).toBe(0);
+  expect(JSON.parse(changed.stdout)).toMatchObject({ priority: 5, env: { ...cliJob.env, EXTRA: '1' }, command: cliJob.command, tasks: cliJob.tasks });
+  expect(batch(['resubmit', cliJob.id, '--env', 'NOEQUALS'], env)).toMatchObject({ status: 2, stderr: expect.stringContaining('--env takes KEY=VALUE') });
 
   // cancel: a long job ends Cancelled
   const long = batch(['submit', '--', 'sleep', '60'], env).stdout.trim();

@@ -10,6 +10,7 @@ import { dump } from 'js-yaml';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiFailure, call, consoleConfig, query, readEvents, readText } from './api';
 import { duration, html, TERMINAL, when } from './html';
+import { ResubmitDialog } from './resubmit-dialog';
 import { traceLink } from './trace-link';
 
 const PENDING = new Set(['Submitted', 'Queued']);
@@ -279,6 +280,7 @@ export function JobPage({ id }: { id: string }) {
     <div class="toolbar">
       ${!TERMINAL.has(job.phase) && html`<button type="button" class="danger" onClick=${() => dialog.current?.showModal()}>Cancel job</button>`}
       <button type="button" title="A new job with this job's spec" onClick=${() => void resubmit()}>Resubmit</button>
+      <${ResubmitDialog} job=${job} />
     </div>
     ${cancelError && html`<p class="error" role="alert">${cancelError}</p>`}
     <dialog ref=${dialog} aria-labelledby="cancel-title">

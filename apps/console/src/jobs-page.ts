@@ -1,15 +1,19 @@
 /**
  * The jobs page: the caller's jobs (every tenant's for operators) with the filters of
- * `GET /v1/jobs` (state, queue, labels, name prefix, submit-time range), sorted by submit or end time, a page at a time by cursor; the counts per phase
+ * `GET /v1/jobs` (state, queue, labels, name prefix, submit- and end-time ranges), sorted by submit or end time, a page at a time by cursor; the counts per phase
  * from `GET /v1/jobs/events`, whose every event also reloads the page shown (new jobs and phase
  * changes appear without polling); cancel one or many after a confirmation; resubmit one or many.
  */
 import type { JobCountsView, JobSort, JobView } from '@batchapi/api';
+import { Component } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiFailure, call, query, readEvents } from './api';
 import { duration, html, TERMINAL, when } from './html';
+import { useReloads } from './live';
 
 const PHASES = ['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected'] as const;
+/** Rows a page may show; the API's most is 1,000. */
+const PAGE_SIZES = [50, 200, 1000] as const;
 
 interface Filters {
   state: string;
@@ -20,8 +24,21 @@ interface Filters {
   submittedSince: string;
   /** Submitted before, as `submittedSince`. */
   submittedBefore: string;
+  /** Finished at or after, as `submittedSince` (only ended jobs match a finish-time bound). */
+  finishedSince: string;
+  /** Finished before, as `submittedSince`. */
+  finishedBefore: string;
 }
-const NO_FILTERS: Filters = { state: '', queue: '', labelSelector: '', namePrefix: '', submittedSince: '', submittedBefore: '' };
+const NO_FILTERS: Filters = {
+  state: '',
+  queue: '',
+  labelSelector: '',
+  namePrefix: '',
+  submittedSince: '',
+  submittedBefore: '',
+  finishedSince: '',
+  finishedBefore: '',
+};
 
 /** A `datetime-local` value (the browser's time zone) as the API's RFC 3339 time; undefined for '' or a value the browser cannot read. */
 export function localToIso(local: string): string | undefined {
@@ -66,6 +83,44 @@ function useCounts(onChange: () => void): { counts?: JobCountsView; live: boolea
   return { counts, live };
 }
 
+/** What a row shows of a job: a row whose text would not change is not drawn again. */
+const rowText = (j: JobView) =>
+  [j.id, j.name, j.phase, j.tenant, j.queue, j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled, j.tasks, j.createdAt, j.finishedAt].join(
+    '|',
+  );
+
+interface JobRowProps {
+  job: JobView;
+  checked: boolean;
+  onToggle: (id: string) => void;
+}
+
+/**
+ * One job's row. The list is read again at each change of the caller's jobs; with 1,000 rows
+ * shown, drawing only the rows whose text changed keeps the page from dropping frames.
+ */
+class JobRow extends Component<JobRowProps> {
+  override shouldComponentUpdate(next: JobRowProps): boolean {
+    return next.checked !== this.props.checked || rowText(next.job) !== rowText(this.props.job);
+  }
+
+  render({ job: j, checked, onToggle }: JobRowProps) {
+    return html`<tr data-job=${j.id}>
+      <td>
+        <input type="checkbox" aria-label=${`Select ${j.name}`} checked=${checked} onChange=${() => onToggle(j.id)} />
+      </td>
+      <td><a href=${`#/jobs/${encodeURIComponent(j.id)}`}>${j.name}</a><br /><small>${j.id}</small></td>
+      <td class=${`phase phase-${j.phase}`}>${j.phase}</td>
+      <td>${j.tenant}</td>
+      <td>${j.queue}</td>
+      <td>${j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled} / ${j.tasks}</td>
+      <td>${when(j.createdAt)}</td>
+      <td>${when(j.finishedAt)}</td>
+      <td>${duration(j.createdAt, j.finishedAt)}</td>
+    </tr>`;
+  }
+}
+
 export function JobsPage() {
   const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
@@ -82,8 +137,12 @@ export function JobsPage() {
   const [confirming, setConfirming] = useState(false);
   const dialog = useRef<HTMLDialogElement>(null);
   const pageToken = pages[pages.length - 1];
-  const [reloads, setReloads] = useState(0);
-  const { counts, live } = useCounts(() => setReloads((n) => n + 1));
+  const [pageSize, setPageSize] = useState<number>(50);
+  // A burst of changes (an operator's stream can carry ten a second) reloads the page shown once per 300 ms.
+  const [reloads, reload] = useReloads(300);
+  /** Moved by the page's own actions (a cancel, a resubmit): the list is read again at once. */
+  const [actions, setActions] = useState(0);
+  const { counts, live } = useCounts(reload);
 
   useEffect(() => {
     const ctl = new AbortController();
@@ -91,8 +150,10 @@ export function JobsPage() {
       ...filters,
       submittedSince: localToIso(filters.submittedSince),
       submittedBefore: localToIso(filters.submittedBefore),
+      finishedSince: localToIso(filters.finishedSince),
+      finishedBefore: localToIso(filters.finishedBefore),
       sort,
-      limit: 50,
+      limit: pageSize,
       pageToken,
     });
     call<{ jobs: JobView[]; nextPageToken?: string }>('GET', `/v1/jobs${q}`, undefined, ctl.signal)
@@ -105,7 +166,7 @@ export function JobsPage() {
         if (!ctl.signal.aborted) setError(e instanceof ApiFailure ? `${e.code}: ${e.message}` : String(e));
       });
     return () => ctl.abort();
-  }, [filters, sort, pageToken, reloads]);
+  }, [filters, sort, pageToken, pageSize, reloads, actions]);
 
   useEffect(() => {
     if (confirming) dialog.current?.showModal();
@@ -123,12 +184,14 @@ export function JobsPage() {
     setPages([undefined]);
   };
   const sortMark = (by: string) => (sort === by ? 'ascending' : sort === `-${by}` ? 'descending' : 'none');
-  const toggle = (id: string) => {
-    const next = new Set(selected);
-    if (next.has(id)) next.delete(id);
-    else next.add(id);
-    setSelected(next);
-  };
+  // From the state as it is when clicked: a row that was not drawn again holds an older closure.
+  const toggle = (id: string) =>
+    setSelected((prev) => {
+      const next = new Set(prev);
+      if (next.has(id)) next.delete(id);
+      else next.add(id);
+      return next;
+    });
   /** The selected jobs that have not ended (an ended job cannot be cancelled; it can be resubmitted). */
   const cancellable = page.jobs.filter((j) => selected.has(j.id) && !TERMINAL.has(j.phase)).map((j) => j.id);
   const cancelSelected = async () => {
@@ -143,7 +206,7 @@ export function JobsPage() {
     setConfirming(false);
     setSelected(new Set());
     setError(failed.length ? `not cancelled: ${failed.join('; ')}` : undefined);
-    setReloads((n) => n + 1);
+    setActions((n) => n + 1);
   };
 
   /** A new job with each selected job's spec (`POST /v1/jobs/{id}/resubmit`), one at a time; says which were made and which were refused. */
@@ -160,7 +223,7 @@ export function JobsPage() {
     setSelected(new Set());
     setNotice(made.length ? `Resubmitted as ${made.join(', ')}` : undefined);
     setError(failed.length ? `not resubmitted: ${failed.join('; ')}` : undefined);
-    setReloads((n) => n + 1);
+    setActions((n) => n + 1);
   };
 
   return html`<main>
@@ -189,6 +252,12 @@ export function JobsPage() {
       <label for="f-before"
         >Submitted before <input id="f-before" type="datetime-local" step="1" value=${draft.submittedBefore} onInput=${field('submittedBefore')}
       /></label>
+      <label for="f-fsince"
+        >Finished from <input id="f-fsince" type="datetime-local" step="1" value=${draft.finishedSince} onInput=${field('finishedSince')}
+      /></label>
+      <label for="f-fbefore"
+        >Finished before <input id="f-fbefore" type="datetime-local" step="1" value=${draft.finishedBefore} onInput=${field('finishedBefore')}
+      /></label>
       <button type="submit">Apply filters</button>
     </form>
     ${error && html`<p class="error" role="alert">${error}</p>`} ${notice && html`<p class="notice" role="status">${notice}</p>`}
@@ -199,10 +268,23 @@ export function JobsPage() {
       <button type="button" title="A new job with each selected job's spec" disabled=${selected.size === 0} onClick=${() => void resubmitSelected()}>
         Resubmit selected (${selected.size})
       </button>
+      <label for="f-rows"
+        >Rows
+        <select
+          id="f-rows"
+          value=${String(pageSize)}
+          onChange=${(e: Event) => {
+            setPageSize(Number((e.target as HTMLSelectElement).value));
+            setPages([undefined]);
+          }}
+        >
+          ${PAGE_SIZES.map((n) => html`<option value=${String(n)}>${n}</option>`)}
+        </select></label
+      >
       <button type="button" disabled=${pages.length < 2} onClick=${() => setPages(pages.slice(0, -1))}>Previous page</button>
       <button type="button" disabled=${!page.next} onClick=${() => setPages([...pages, page.next])}>Next page</button>
     </div>
-    <table aria-busy=${loaded ? 'false' : 'true'}>
+    <table class="jobs" aria-busy=${loaded ? 'false' : 'true'}>
       <caption class="visually-hidden">
         Jobs, ${sort.endsWith('finished') ? 'by end time' : 'by submit time'}
       </caption>
@@ -220,22 +302,7 @@ export function JobsPage() {
         </tr>
       </thead>
       <tbody>
-        ${page.jobs.map(
-          (j) =>
-            html`<tr data-job=${j.id}>
-              <td>
-                <input type="checkbox" aria-label=${`Select ${j.name}`} checked=${selected.has(j.id)} onChange=${() => toggle(j.id)} />
-              </td>
-              <td><a href=${`#/jobs/${encodeURIComponent(j.id)}`}>${j.name}</a><br /><small>${j.id}</small></td>
-              <td class=${`phase phase-${j.phase}`}>${j.phase}</td>
-              <td>${j.tenant}</td>
-              <td>${j.queue}</td>
-              <td>${j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled} / ${j.tasks}</td>
-              <td>${when(j.createdAt)}</td>
-              <td>${when(j.finishedAt)}</td>
-              <td>${duration(j.createdAt, j.finishedAt)}</td>
-            </tr>`,
-        )}
+        ${page.jobs.map((j) => html`<${JobRow} key=${j.id} job=${j} checked=${selected.has(j.id)} onToggle=${toggle} />`)}
       </tbody>
     </table>
     ${loaded && page.jobs.length === 0 && !error && html`<p>No jobs match.</p>`}

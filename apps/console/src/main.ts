@@ -1,6 +1,6 @@
 /**
  * The console's entry: sign-in, the hash router (`#/` jobs, `#/jobs/{id}` a job, `#/workflows`
- * and `#/workflows/{id}`, `#/queues`, `#/nodes`) and the frame around the pages. Hash routes let
+ * and `#/workflows/{id}`, `#/queues`, `#/nodes`, `#/usage`) and the frame around the pages. Hash routes let
  * admission serve the same index.html for every page.
  */
 import { render } from 'preact';
@@ -11,6 +11,7 @@ import { JobPage } from './job-page';
 import { JobsPage } from './jobs-page';
 import { NodesPage } from './nodes-page';
 import { QueuesPage } from './queues-page';
+import { UsagePage } from './usage-page';
 import { WorkflowPage, WorkflowsPage } from './workflow-page';
 
 function useHash(): string {
@@ -67,9 +68,11 @@ function App() {
           ? html`<${QueuesPage} />`
           : /^#\/nodes\/?$/.test(hash)
             ? html`<${NodesPage} />`
-            : html`<${JobsPage} />`;
+            : /^#\/usage\/?$/.test(hash)
+              ? html`<${UsagePage} />`
+              : html`<${JobsPage} />`;
   // The section shown: a job's page is under Jobs, a workflow's under Workflows.
-  const current = (href: string) => ((href === '#/' ? !/^#\/(workflows|queues|nodes)/.test(hash) : hash.startsWith(href)) ? 'page' : undefined);
+  const current = (href: string) => ((href === '#/' ? !/^#\/(workflows|queues|nodes|usage)/.test(hash) : hash.startsWith(href)) ? 'page' : undefined);
   const signOut = () => {
     token.clear();
     setSignedIn(false);
@@ -82,6 +85,7 @@ function App() {
         <a href="#/workflows" aria-current=${current('#/workflows')}>Workflows</a>
         <a href="#/queues" aria-current=${current('#/queues')}>Queues</a>
         <a href="#/nodes" aria-current=${current('#/nodes')}>Nodes</a>
+        <a href="#/usage" aria-current=${current('#/usage')}>Usage</a>
       </nav>
       <button type="button" onClick=${signOut}>Sign out</button>
     </header>

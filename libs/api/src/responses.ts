@@ -233,11 +233,23 @@ export const UsageGroupViewSchema = z.strictObject({
   preempted: z.number().int(),
   queueWaitP50Seconds: z.number().optional(),
   queueWaitP99Seconds: z.number().optional(),
+  series: z
+    .array(
+      z.strictObject({
+        start: Instant,
+        cpuCoreHours: z.number(),
+        memoryGiBHours: z.number(),
+        gpuHours: z.number(),
+        attempts: z.number().int(),
+      }),
+    )
+    .optional(),
 });
 export const UsageViewSchema = z.strictObject({
   from: Instant,
   to: Instant,
   groupBy: z.string(),
+  step: z.enum(['hour', 'day']).optional(),
   groups: z.array(UsageGroupViewSchema),
   truncated: z.boolean(),
 });

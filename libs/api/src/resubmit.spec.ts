@@ -1,8 +1,8 @@
 import { MAX_LABELS } from './limits';
 import type { JobRecord } from './model';
-import { RESUBMITTED_FROM_LABEL, resubmitBody } from './resubmit';
+import { RESUBMITTED_FROM_LABEL, resubmitBody, ResubmitSchema } from './resubmit';
 import { SCHEDULE_LABEL } from './schedule';
-import { parseSubmit } from './schemas';
+import { parseSubmit, parseWith } from './schemas';
 import { STEP_LABEL, WORKFLOW_LABEL } from './workflow';
 
 /** A stored job made from a submit body, as admission stores it. */
@@ -65,5 +65,33 @@ describe('resubmitBody', () => {
     const labels = Object.fromEntries(Array.from({ length: MAX_LABELS }, (_, i) => [`l${i}`, 'v']));
     const again = parseSubmit(resubmitBody(stored({ command: ['true'], labels })));
     expect(again.spec.labels).toEqual(labels);
+  });
+
+  it.each([
+    // [case, changes, what differs from the first job's spec, queue]
+    ['a new priority', { priority: -5 }, { priority: -5 }, 'gpu'],
+    ['another queue', { queue: 'cpu' }, {}, 'cpu'],
+    // cpu 1500m → 4000 millicores; memory and gpu (500 milli-GPUs) stay
+    ['more CPU, the rest of the resources kept', { resources: { cpu: '4' } }, { resources: { cpu: 4000, memory: 4 * 1024 ** 3, gpu: 500 } }, 'gpu'],
+    [
+      'a variable changed and one added, the secret kept',
+      { env: { LR: '0.01', DEBUG: '1' } },
+      { env: { API_TOKEN: 'secret-value', LR: '0.01', DEBUG: '1' } },
+      'gpu',
+    ],
+    ['a label added', { labels: { try: '2' } }, { labels: { team: 'ml', try: '2', [RESUBMITTED_FROM_LABEL]: 'j-1' } }, 'gpu'],
+  ])('%s: the changes over the first job’s spec', (_case, changes, differs, queue) => {
+    const job = stored(rich);
+    const again = parseSubmit(resubmitBody(job, parseWith(ResubmitSchema, changes)));
+    expect(again.spec).toEqual({ ...job.spec, labels: { team: 'ml', [RESUBMITTED_FROM_LABEL]: 'j-1' }, ...differs });
+    expect(again.queue).toBe(queue);
+  });
+
+  it.each([
+    ['a field a resubmit cannot change', { tasks: 5 }, 'tasks'],
+    ['a priority out of range', { priority: 5000 }, 'priority'],
+    ['a queue that is no name', { queue: 'No Queue' }, 'queue'],
+  ])('refuses %s, naming the field', (_case, body, field) => {
+    expect(() => parseWith(ResubmitSchema, body)).toThrow(expect.objectContaining({ details: expect.objectContaining({ field }) }));
   });
 });

@@ -408,6 +408,15 @@ export type ListJobsQuery = z.infer<typeof ListJobsQuerySchema>;
 /** What `GET /v1/usage` sums by: `tenant`, `queue`, `gpuModel` (the node's `gpu.model`), or `label:<key>` (a job label). */
 export const USAGE_GROUP_BY = /^(tenant|queue|gpuModel|label:[A-Za-z0-9]([-A-Za-z0-9_./]*[A-Za-z0-9])?)$/;
 
+/** The steps `GET /v1/usage` can split a window into. */
+export const USAGE_STEPS = ['hour', 'day'] as const;
+/** A step of `GET /v1/usage`. */
+export type UsageStep = (typeof USAGE_STEPS)[number];
+/** Each step's length, in milliseconds. */
+export const USAGE_STEP_MS: Record<UsageStep, number> = { hour: 3_600_000, day: 86_400_000 };
+/** Most steps one usage window may be split into (31 days by the hour, a year and a month by the day). */
+export const MAX_USAGE_STEPS = 800;
+
 /** `GET /v1/usage` query. */
 export const UsageQuerySchema = z.strictObject({
   /** Attempts that ended at or after this time. @default 7 days before `to` */
@@ -420,6 +429,11 @@ export const UsageQuerySchema = z.strictObject({
   tenant: NameSchema.optional(),
   /** Only this queue's jobs. @default every queue */
   queue: NameSchema.optional(),
+  /**
+   * Also split each group's hours into steps of an hour or a day from `from` (a stacked chart's
+   * columns); the window may hold at most `MAX_USAGE_STEPS` steps. @default no split
+   */
+  step: z.enum(USAGE_STEPS).optional(),
 });
 export type UsageQuery = z.infer<typeof UsageQuerySchema>;
 

@@ -198,6 +198,18 @@ export interface UsageGroupView {
   /** Queue wait of first attempts (bound − queued), seconds: median and 99th percentile. */
   queueWaitP50Seconds?: number;
   queueWaitP99Seconds?: number;
+  /** With `step`: the group's hours step by step, oldest first; steps in which none of its attempts ended are left out. */
+  series?: UsagePointView[];
+}
+
+/** One step of a usage group's `series`: the attempts that ended in `[start, start + step)`. */
+export interface UsagePointView {
+  /** ISO 8601: the step's start (`from` + a whole number of steps). */
+  start: string;
+  cpuCoreHours: number;
+  memoryGiBHours: number;
+  gpuHours: number;
+  attempts: number;
 }
 
 /** `GET /v1/usage`'s answer. */
@@ -206,6 +218,8 @@ export interface UsageView {
   from: string;
   to: string;
   groupBy: string;
+  /** The step each group's `series` is split by, when one was asked for. */
+  step?: 'hour' | 'day';
   /** The groups, most GPU-hours then CPU-hours first. */
   groups: UsageGroupView[];
   /** More than 1000 groups had usage: the rest were left out. */

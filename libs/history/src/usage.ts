@@ -8,10 +8,14 @@
  *   gpuHours       = Σ run_seconds × gpu_milli / 1000 / 3600   (by the node's GPU model with `gpuModel`)
  *   queue wait     = first attempts: bound − job queued, seconds (p50, p99)
  *
+ * With a step, each group's hours are also summed step by step: an attempt counts in the step
+ * `from + k × step` holding its end (PostgreSQL's `date_bin`), so the steps of a group add up to
+ * its totals.
+ *
  * Attempts are counted in the window of their end. Only archived jobs are counted: a job still
  * in etcd (running, or finished within `BATCH_ARCHIVE_AFTER`) is not in the history yet.
  */
-import type { UsageGroupView } from '@batchapi/api';
+import { MAX_USAGE_STEPS, type UsageGroupView, type UsagePointView } from '@batchapi/api';
 import { InvalidHistoryRequestError } from './errors';
 
 /** What usage is summed by: a job's tenant or queue, its node's GPU model, or one of its labels. */
@@ -28,6 +32,8 @@ export interface UsageQuery {
   tenant?: string;
   /** Only this queue's jobs. @default every queue */
   queue?: string;
+  /** Also sum each group's hours by steps of this many milliseconds from `from`; at most `MAX_USAGE_STEPS` in the window. @default no steps */
+  stepMs?: number;
 }
 
 /** One group's usage (`UsageGroupView` of the API). Hours are rounded to 1e-6. */
@@ -58,30 +64,57 @@ export function usageSql(q: UsageQuery): { sql: string; params: unknown[] } {
   if (q.queue !== undefined) where.push(`j.queue = ${p(q.queue)}`);
   const key =
     q.groupBy === 'tenant' ? 'j.tenant' : q.groupBy === 'queue' ? 'j.queue' : q.groupBy === 'gpuModel' ? 't.gpu_model' : `j.labels ->> ${p(q.groupBy.label)}`;
-  const sql = `
-    SELECT key,
-      sum(run_s * cpu) / 1000 / 3600 AS cpu_core_hours,
+  const stepped = q.stepMs !== undefined;
+  if (stepped) {
+    if (!Number.isInteger(q.stepMs) || q.stepMs! < 1000)
+      throw new InvalidHistoryRequestError('the step must be a whole number of milliseconds, at least 1000', 'step');
+    if ((q.to - q.from) / q.stepMs! > MAX_USAGE_STEPS) throw new InvalidHistoryRequestError(`the window holds over ${MAX_USAGE_STEPS} steps`, 'step');
+  }
+  const hours = `sum(run_s * cpu) / 1000 / 3600 AS cpu_core_hours,
       sum(run_s * memory) / 1073741824 / 3600 AS memory_gib_hours,
       sum(run_s * gpu) / 1000 / 3600 AS gpu_hours,
-      count(*) AS attempts,
-      count(*) FILTER (WHERE state = 'Succeeded') AS succeeded,
-      count(*) FILTER (WHERE state = 'Failed') AS failed,
-      count(*) FILTER (WHERE state = 'Preempted') AS preempted,
-      percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_s) AS wait_p50,
-      percentile_cont(0.99) WITHIN GROUP (ORDER BY wait_s) AS wait_p99
-    FROM (
+      count(*) AS attempts`;
+  // The step an attempt's end falls in, as epoch milliseconds of its start.
+  const bucket = stepped
+    ? `, extract(epoch FROM date_bin(make_interval(secs => ${p(q.stepMs! / 1000)}::float8), t.ended_at, ${from}::timestamptz)) * 1000 AS bucket`
+    : '';
+  // Each group's steps, one JSON array [start ms, core-h, GiB-h, GPU-h, attempts] per step, oldest first.
+  // (Joined on the key and whether it is null, so that the join hashes: a null key is a group too.)
+  const steps = stepped
+    ? `, steps AS (
+      SELECT key, json_agg(json_build_array(bucket, cpu_core_hours, memory_gib_hours, gpu_hours, attempts) ORDER BY bucket) AS series
+      FROM (SELECT key, bucket, ${hours} FROM u GROUP BY key, bucket) b
+      GROUP BY key
+    )`
+    : '';
+  const series = stepped ? ', s.series' : '';
+  const join = stepped ? `LEFT JOIN steps s ON coalesce(s.key, '') = coalesce(g.key, '') AND (s.key IS NULL) = (g.key IS NULL)` : '';
+  const sql = `
+    WITH u AS (
       SELECT ${key} AS key, t.state,
         coalesce(extract(epoch FROM t.ended_at - t.started_at), 0) AS run_s,
         coalesce((j.spec -> 'resources' ->> 'cpu')::float8, 0) AS cpu,
         coalesce((j.spec -> 'resources' ->> 'memory')::float8, 0) AS memory,
         coalesce((j.spec -> 'resources' ->> 'gpu')::float8, 0) AS gpu,
-        CASE WHEN t.attempt = 1 THEN extract(epoch FROM t.bound_at - j.queued_at) END AS wait_s
+        CASE WHEN t.attempt = 1 THEN extract(epoch FROM t.bound_at - j.queued_at) END AS wait_s${bucket}
       FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.finished_at = t.finished_at
       WHERE ${where.join(' AND ')}
-    ) u
-    GROUP BY key
-    ORDER BY gpu_hours DESC, cpu_core_hours DESC, key NULLS LAST
-    LIMIT ${p(MAX_USAGE_GROUPS + 1)}`;
+    ), g AS (
+      SELECT key,
+        ${hours},
+        count(*) FILTER (WHERE state = 'Succeeded') AS succeeded,
+        count(*) FILTER (WHERE state = 'Failed') AS failed,
+        count(*) FILTER (WHERE state = 'Preempted') AS preempted,
+        percentile_cont(0.5) WITHIN GROUP (ORDER BY wait_s) AS wait_p50,
+        percentile_cont(0.99) WITHIN GROUP (ORDER BY wait_s) AS wait_p99
+      FROM u
+      GROUP BY key
+      ORDER BY gpu_hours DESC, cpu_core_hours DESC, key NULLS LAST
+      LIMIT ${p(MAX_USAGE_GROUPS + 1)}
+    )${steps}
+    SELECT g.*${series}
+    FROM g ${join}
+    ORDER BY g.gpu_hours DESC, g.cpu_core_hours DESC, g.key NULLS LAST`;
   return { sql, params };
 }
 
@@ -97,6 +130,8 @@ export interface UsageSqlRow {
   preempted: string | number;
   wait_p50: number | string | null;
   wait_p99: number | string | null;
+  /** With a step: [start ms, core-hours, GiB-hours, GPU-hours, attempts] per step, oldest first. */
+  series?: Array<[number, number, number, number, number | string]> | null;
 }
 
 const round6 = (v: number | string | null) => Math.round(Number(v ?? 0) * 1e6) / 1e6;
@@ -115,5 +150,17 @@ export function usageRow(r: UsageSqlRow): UsageRow {
   };
   if (r.wait_p50 !== null) row.queueWaitP50Seconds = round6(r.wait_p50);
   if (r.wait_p99 !== null) row.queueWaitP99Seconds = round6(r.wait_p99);
+  if (r.series !== undefined) row.series = (r.series ?? []).map(usagePoint);
   return row;
+}
+
+/** One step of a group's series as the API gives it. */
+function usagePoint([start, cpu, memory, gpu, attempts]: [number, number, number, number, number | string]): UsagePointView {
+  return {
+    start: new Date(Number(start)).toISOString(),
+    cpuCoreHours: round6(cpu),
+    memoryGiBHours: round6(memory),
+    gpuHours: round6(gpu),
+    attempts: Number(attempts),
+  };
 }

@@ -128,8 +128,46 @@ it('counts an attempt in the window of its end', async () => {
   expect(rows.map((r) => [r.key, r.attempts])).toEqual([['etl', 2]]);
 });
 
+it('splits each group into steps from the start of the window, adding up to its totals', async () => {
+  const { rows } = await history.usage({ ...day, groupBy: 'tenant', stepMs: HOUR });
+  const hourly = (key: string) => byKey(rows)[key].series!.map((s) => [s.start, s.cpuCoreHours, s.memoryGiBHours, s.gpuHours, s.attempts]);
+  const at = (h: number) => new Date(D + h * HOUR).toISOString();
+  // acme, by the hour its attempts ended in:
+  //   [D, D+1h):    u-etl's two (D+35m, D+13m): 0.3 core-h, 0.6 GiB-h
+  //   [D+1h, D+2h): u-train's preempted attempt (ended D+1h04m): 1 h × 8 CPUs, 32 GiB, 1 GPU
+  //   [D+2h, D+3h): u-train task 0 (ended D+2h02m): 2 h → 16 core-h, 64 GiB-h, 2 GPU-h
+  //   [D+3h, D+4h): u-train's retry, ended exactly at D+3h (a step holds its start): 1 h → 8, 32, 1
+  //   0.3 + 8 + 16 + 8 = 32.3 core-h, acme's total; hours with nothing are left out
+  expect(hourly('acme')).toEqual([
+    [at(0), 0.3, 0.6, 0, 2],
+    [at(1), 8, 32, 1, 1],
+    [at(2), 16, 64, 2, 1],
+    [at(3), 8, 32, 1, 1],
+  ]);
+  // globex: its one attempt ended at D+4h10m: 16 core-h, 64 GiB-h, 2 GPU-h
+  expect(hourly('globex')).toEqual([[at(4), 16, 64, 2, 1]]);
+});
+
+it('aligns steps to the window, and gives the group without a key its steps too', async () => {
+  const { rows } = await history.usage({ from: D + 30 * MINUTE, to: D + 24 * HOUR, groupBy: 'gpuModel', stepMs: HOUR });
+  const half = (h: number) => new Date(D + 30 * MINUTE + h * HOUR).toISOString();
+  // From D+30m the steps are [D+30m, D+1h30m)…; without a GPU: u-etl's task 0 (ended D+35m,
+  // 30 min × 0.5 CPU = 0.25 core-h); its task 1 ended at D+13m, before the window.
+  expect(byKey(rows)['(none)'].series).toEqual([{ start: half(0), cpuCoreHours: 0.25, memoryGiBHours: 0.5, gpuHours: 0, attempts: 1 }]);
+  // H100: the preempted attempt (D+1h04m) in the first step, task 0 (D+2h02m) and the retry (D+3h) in the next two
+  expect(byKey(rows).H100.series!.map((s) => [s.start, s.gpuHours])).toEqual([
+    [half(0), 1],
+    [half(1), 2],
+    [half(2), 1],
+  ]);
+  // Without a step there is no series.
+  expect((await history.usage({ ...day, groupBy: 'gpuModel' })).rows[0].series).toBeUndefined();
+});
+
 it.each([
   { name: 'an empty window', q: { from: D, to: D }, field: 'to' },
+  { name: 'a window of over 800 steps', q: { from: D, to: D + 801 * HOUR, stepMs: HOUR }, field: 'step' },
+  { name: 'a step under a second', q: { from: D, to: D + HOUR, stepMs: 10 }, field: 'step' },
   { name: 'a reversed window', q: { from: D, to: D - 1 }, field: 'to' },
   { name: 'a window over 400 days', q: { from: D, to: D + 401 * 24 * HOUR }, field: 'to' },
 ])('refuses $name, naming the field', async ({ q, field }) => {

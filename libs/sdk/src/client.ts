@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import {
-  ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
+  ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type ResubmitChanges, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
   TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type UsageView, type WhyView, type WorkflowView,
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
@@ -120,6 +120,8 @@ export interface UsageOptions {
   tenant?: string;
   /** Only this queue. @default every queue */
   queue?: string;
+  /** Also split each group's hours by `hour` or `day` from `from` (each group's `series`). @default no split */
+  step?: 'hour' | 'day';
 }
 
 /** Options of `logs`. */
@@ -239,11 +241,13 @@ export class BatchClient {
 
   /**
    * A new job with the spec of job `id` (live or finished): the environment as stored, the same
-   * tenant and queue, labelled `batch.resubmitted-from`. Retried safely: an idempotency key
-   * (a random one unless given) makes a retry answer the same new job.
+   * tenant and queue, labelled `batch.resubmitted-from` — with `changes`: another queue or
+   * priority, and resources, labels and variables merged over the job's. Retried safely: an
+   * idempotency key (a random one unless given) makes a retry answer the same new job.
+   * @param changes what differs from the job. @default none
    */
-  resubmitJob(id: string, opts: SubmitOptions = {}): Promise<JobView> {
-    return this.call<JobView>('POST', `/v1/jobs/${encodeURIComponent(id)}/resubmit`, undefined, { 'idempotency-key': opts.idempotencyKey ?? randomUUID() });
+  resubmitJob(id: string, changes: ResubmitChanges = {}, opts: SubmitOptions = {}): Promise<JobView> {
+    return this.call<JobView>('POST', `/v1/jobs/${encodeURIComponent(id)}/resubmit`, changes, { 'idempotency-key': opts.idempotencyKey ?? randomUUID() });
   }
 
   /** One job by id (`not_found` when it does not exist or belongs to another tenant). */

@@ -187,12 +187,17 @@ class Client:
                 return
 
     def usage(self, *, since: "Optional[Union[datetime, str]]" = None, until: "Optional[Union[datetime, str]]" = None,
-              group_by: str = "tenant", tenant: Optional[str] = None, queue: Optional[str] = None) -> Dict[str, Any]:
+              group_by: str = "tenant", tenant: Optional[str] = None, queue: Optional[str] = None,
+              step: Optional[str] = None) -> Dict[str, Any]:
         """GET /v1/usage: CPU-core-hours, memory GiB-hours, GPU-hours, attempts (failed, preempted)
         and queue-wait p50/p99 of the task attempts that ended in [since, until) (default: the last
         7 days), by ``group_by``: ``tenant``, ``queue``, ``gpuModel`` or ``label:<key>``. Read from
-        the history store: ``{"from", "to", "groupBy", "groups": [...], "truncated"}``."""
-        query = {"from": _rfc3339(since), "to": _rfc3339(until), "groupBy": group_by, "tenant": tenant, "queue": queue}
+        the history store: ``{"from", "to", "groupBy", "groups": [...], "truncated"}``. With
+        ``step`` (``"hour"`` or ``"day"``, at most 800 in the window) each group also has a
+        ``series`` of its hours step by step from ``since``."""
+        if step is not None and step not in ("hour", "day"):
+            raise ValueError(f"step: must be 'hour' or 'day', not {step!r}")
+        query = {"from": _rfc3339(since), "to": _rfc3339(until), "groupBy": group_by, "tenant": tenant, "queue": queue, "step": step}
         return _obj(self.request("GET", "/v1/usage" + _query(query))[1])
 
     def logs(self, job_id: str, index: int = 0, *, stream: str = "stdout", attempt: Optional[int] = None) -> str:

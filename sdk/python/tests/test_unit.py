@@ -59,6 +59,15 @@ class UnitTests(unittest.TestCase):
                             (422, batchapi.Unprocessable), (429, batchapi.RateLimited), (503, batchapi.Unavailable)]:
             self.assertIsInstance(error_from(status, {"error": {"code": "x", "message": "m"}}), cls)
 
+    def test_usage_asks_for_steps_and_refuses_an_unknown_step_before_sending(self):
+        Fake.answers = [(200, {"from": "a", "to": "b", "groupBy": "queue", "step": "day", "groups": [], "truncated": False}, {})]
+        client = Client(self.api, "t")
+        self.assertEqual(client.usage(group_by="queue", step="day")["step"], "day")
+        self.assertEqual(Fake.seen[0]["path"], "/v1/usage?groupBy=queue&step=day")
+        with self.assertRaisesRegex(ValueError, "step: must be 'hour' or 'day'"):
+            client.usage(step="week")
+        self.assertEqual(len(Fake.seen), 1)
+
     def test_retries_429_and_503_after_retry_after_then_succeeds(self):
         Fake.answers = [(429, {"error": {"code": "submit_rate_exceeded", "message": "slow down"}}, {"Retry-After": "0"}),
                         (503, {"error": {"code": "unavailable", "message": "busy"}}, {"Retry-After": "0"}),

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { benchAlibaba } from './alibaba';
 import { benchArray } from './array';
 import { benchBacklog } from './backlog';
+import { benchConsole } from './console';
 import { benchE2e } from './e2e';
 import { benchFailover } from './failover';
 import { benchFairShare } from './fairshare';
@@ -103,6 +104,7 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
       readsPerSecond: optional(o, 'reads-per-second'),
       every: optional(o, 'every'),
     }),
+  console: (o) => benchConsole({ rows: num(o, 'rows', 1000), rate: num(o, 'rate', 10), seconds: num(o, 'seconds', 20) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
   // The policy scenarios of libs/simulation (docs/scheduler.md): --scenario aging | churn | priced | backfill | topology.
   simulate: (o) => {

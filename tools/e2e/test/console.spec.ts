@@ -8,15 +8,12 @@
  * an operator cordoning a node from the nodes page, and a tenant told the page is for operators.
  * Each page's screenshot goes to dist/console-screens/ (not committed).
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { initTracing, shutdownTracing } from '@batchapi/telemetry';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { launchConsoleBrowser, SCREENS, signIn as signInWith } from './console-browser';
 import { api, until, useCluster } from './harness';
-
-const ROOT = join(__dirname, '../../..');
-const CHROMIUM = '/usr/bin/chromium';
-const SCREENS = join(ROOT, 'dist/console-screens');
 
 let browser: Browser;
 /** Jobs the test submitted: any still running is cancelled before the cluster stops (its executor would wait for them). */
@@ -25,27 +22,18 @@ afterAll(async () => {
   await browser?.close();
   for (const id of submitted) await api(c.base, 'DELETE', `/v1/jobs/${id}`).catch(() => undefined);
 });
-const c = useCluster({ executor: {} });
+const TRACE_UI = 'https://traces.example.com/trace/{traceId}';
+const c = useCluster({ executor: {}, traceUrl: TRACE_UI });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium with \`apt-get install -y chromium\` (.ci/run does)`);
-  // The console's bundle, from its sources as they are now (admission serves apps/console/dist).
-  execFileSync(process.execPath, [join(ROOT, 'apps/console/build.mjs')], { stdio: 'inherit' });
-  mkdirSync(SCREENS, { recursive: true });
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchConsoleBrowser();
+  // Tracing on in this process (its services' spans kept in memory): a submit's span continues the caller's trace.
+  initTracing('console-e2e', { exporter: new InMemorySpanExporter() });
 });
+afterAll(() => shutdownTracing());
 
 /** A new tab signed in with `token` through the sign-in form, on the jobs page. */
-async function signIn(token: string, screenshot?: string): Promise<Page> {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
-  page.on('pageerror', (err) => console.error(`console page error: ${err.message}`));
-  await page.goto(`${c.base}/console/`);
-  await page.getByLabel('API token').fill(token);
-  if (screenshot) await page.screenshot({ path: join(SCREENS, screenshot) });
-  await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByRole('heading', { name: 'Jobs' }).waitFor();
-  return page;
-}
+const signIn = (token: string, screenshot?: string): Promise<Page> => signInWith(browser, c.base, token, screenshot);
 
 const submit = async (body: unknown, token = 'tenant-token') => {
   const res = await api(c.base, 'POST', '/v1/jobs', body, token);
@@ -53,6 +41,13 @@ const submit = async (body: unknown, token = 'tenant-token') => {
   submitted.push(res.body.id as string);
   return res.body.id as string;
 };
+/** `ms` as a `datetime-local` input holds it: the browser's own time zone, to the second. */
+const inputTime = (page: Page, ms: number) =>
+  page.evaluate((t) => {
+    const d = new Date(t);
+    const p = (n: number) => String(n).padStart(2, '0');
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }, ms);
 const phaseOf = async (id: string) => (await api(c.base, 'GET', `/v1/jobs/${id}`)).body.phase as string;
 
 it('is served with a strict Content-Security-Policy', async () => {
@@ -110,12 +105,39 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
   expect(shown[shown.length - 1]).toBe('Failed');
 
   // Resubmit the failed job from its page: the new job's page opens, and the new job names the first.
-  await page.getByRole('button', { name: 'Resubmit' }).click();
+  await page.getByRole('button', { name: 'Resubmit', exact: true }).click();
   await page.waitForURL((url) => url.hash.startsWith('#/jobs/') && !url.hash.endsWith(`/${job}`));
   const again = decodeURIComponent(new URL(page.url()).hash.slice('#/jobs/'.length));
   await page.getByRole('heading', { name: /two-tasks/ }).waitFor();
   expect((await api(c.base, 'GET', `/v1/jobs/${again}`)).body.labels).toMatchObject({ 'batch.resubmitted-from': job });
   await api(c.base, 'DELETE', `/v1/jobs/${again}`);
+  await page.goto(`${c.base}/console/#/jobs/${job}`);
+  await phase.getByText('Failed').waitFor();
+
+  // Resubmit with changes: a line the form cannot read is refused naming its field and sends
+  // nothing; then a new priority, less CPU and a variable set, and only those change.
+  await page.getByRole('button', { name: 'Resubmit with changes…' }).click();
+  const form = page.getByRole('dialog', { name: /Resubmit two-tasks with changes/ });
+  await form.getByLabel('Set labels').fill('no equals sign here');
+  await form.getByRole('button', { name: 'Resubmit', exact: true }).click();
+  await form.getByRole('alert').getByText('labels: one key=value a line').waitFor();
+  await form.getByLabel('Set labels').fill('');
+  await form.getByLabel('Priority').fill('7');
+  await form.getByLabel('CPU per task').fill('500m');
+  await form.getByLabel('Set variables').fill('EXTRA=yes');
+  await form.getByRole('button', { name: 'Resubmit', exact: true }).click();
+  await page.waitForURL((url) => url.hash.startsWith('#/jobs/') && !url.hash.endsWith(`/${job}`));
+  const changed = decodeURIComponent(new URL(page.url()).hash.slice('#/jobs/'.length));
+  const [first, second] = await Promise.all([job, changed].map(async (id) => (await api(c.base, 'GET', `/v1/jobs/${id}`)).body));
+  expect(second).toMatchObject({
+    priority: 7,
+    resources: { ...first.resources, cpu: '500m' },
+    env: { ...first.env, EXTRA: 'yes' },
+    tasks: first.tasks,
+    queue: first.queue,
+  });
+  expect(second.command).toEqual(first.command);
+  await api(c.base, 'DELETE', `/v1/jobs/${changed}`);
   await page.goto(`${c.base}/console/#/jobs/${job}`);
   await phase.getByText('Failed').waitFor();
 
@@ -159,11 +181,11 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
   await page.getByRole('button', { name: 'Submitted' }).click();
   await page.locator('th[aria-sort=ascending]').waitFor();
   await page.locator(`tbody tr[data-job]:first-child[data-job="${blocker}"]`).waitFor();
-  // A filter of GET /v1/jobs: the name prefix leaves the job and its resubmit, oldest first.
+  // A filter of GET /v1/jobs: the name prefix leaves the job and its two resubmits, oldest first.
   await page.getByLabel('Name prefix').fill('two-');
   await page.getByRole('button', { name: 'Apply filters' }).click();
   await page.locator(`tr[data-job="${blocker}"]`).waitFor({ state: 'detached' });
-  expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-job')))).toEqual([job, again]);
+  expect(await rows.evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-job')))).toEqual([job, again, changed]);
   // A submit-time range, typed in the browser's own time zone to the second: from the unfit job's
   // second on leaves exactly the jobs the API says were submitted then or later (the blocker, the first, is not one).
   const all = (await api(c.base, 'GET', '/v1/jobs?limit=100')).body as { jobs: Array<{ id: string; createdAt: string }> };
@@ -174,11 +196,7 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
     .sort();
   expect(later).toContain(unfit);
   expect(later).not.toContain(blocker);
-  const local = await page.evaluate((ms) => {
-    const d = new Date(ms);
-    const p = (n: number) => String(n).padStart(2, '0');
-    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
-  }, from);
+  const local = await inputTime(page, from);
   await page.getByLabel('Name prefix').fill('');
   await page.getByLabel('Submitted from').fill(local);
   await page.getByRole('button', { name: 'Apply filters' }).click();
@@ -196,10 +214,36 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
   await stranger.close();
 });
 
-it('resubmits the selected jobs from the jobs page: a new job for each, labelled with the one it came from', async () => {
+it('links a job’s trace id to the trace UI the deployment names', async () => {
+  // A caller that traces sends its trace context: the job carries the trace it was submitted in.
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+  const res = await fetch(`${c.base}/v1/jobs`, {
+    method: 'POST',
+    headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/json', traceparent: `00-${traceId}-00f067aa0ba902b7-01` },
+    body: JSON.stringify({ name: 'traced', resources: { cpu: '100m', memory: '16Mi' }, command: ['true'] }),
+  });
+  expect(res.status).toBe(201);
+  const id = ((await res.json()) as { id: string; traceId?: string }).id;
+  submitted.push(id);
+  expect((await api(c.base, 'GET', `/v1/jobs/${id}`)).body.traceId).toBe(traceId);
+  const page = await signIn('tenant-token');
+  await page.goto(`${c.base}/console/#/jobs/${id}`);
+  const link = page.getByRole('link', { name: traceId });
+  await link.waitFor();
+  expect(await link.getAttribute('href')).toBe(TRACE_UI.replace('{traceId}', traceId));
+  expect(await link.getAttribute('target')).toBe('_blank');
+  expect(await link.getAttribute('rel')).toContain('noopener');
+  await page.close();
+});
+
+it('resubmits the selected jobs from the jobs page: a new job for each, labelled with the one it came from; filters by finish time', async () => {
   const first = await submit({ name: 'bulk-a', resources: { cpu: '100m', memory: '32Mi' }, command: ['true'] });
   const second = await submit({ name: 'bulk-b', resources: { cpu: '100m', memory: '32Mi' }, command: ['true'] });
   expect(await until(async () => (await phaseOf(first)) === 'Succeeded' && (await phaseOf(second)) === 'Succeeded', 20000)).toBe(true);
+  // `since`: the next whole second (a datetime-local input's precision) after both ended; the resubmit waits for it.
+  const ends = await Promise.all([first, second].map(async (id) => Date.parse((await api(c.base, 'GET', `/v1/jobs/${id}`)).body.finishedAt as string)));
+  const since = (Math.floor(Math.max(...ends) / 1000) + 1) * 1000;
+  await new Promise((r) => setTimeout(r, Math.max(0, since - Date.now())));
   const page = await signIn('tenant-token');
   await page.getByLabel('Name prefix').fill('bulk-');
   await page.getByRole('button', { name: 'Apply filters' }).click();
@@ -215,6 +259,13 @@ it('resubmits the selected jobs from the jobs page: a new job for each, labelled
   submitted.push(...made.map((j) => j.id));
   for (const j of made) expect(await status.textContent()).toContain(j.id);
   expect(await until(async () => (await Promise.all(made.map((j) => phaseOf(j.id)))).every((p) => p === 'Succeeded'), 20000)).toBe(true);
+  // The finish-time range: from `since` on, the two new jobs (made after it) and not the two they came from.
+  await page.getByLabel('Finished from').fill(await inputTime(page, since));
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.locator(`tr[data-job="${first}"]`).waitFor({ state: 'detached' });
+  for (const j of made) await page.locator(`tr[data-job="${j.id}"]`).waitFor();
+  const shown = await page.locator('tr[data-job]').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-job')));
+  expect(shown.sort()).toEqual(made.map((j) => j.id).sort());
   await page.close();
 });
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
 import type { ClusterConfig, JobView } from '@batchapi/api';
 import { type ExecutorConfig, type FleetOptions, startExecutor, startSimulatedFleet } from '@batchapi/executor';
+import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 import { waitFor, waitUntil } from '@batchapi/proc';
 import { type QuotaOptions, startQuota } from '@batchapi/quota';
 import type { Clock, RunningService } from '@batchapi/runtime';
@@ -81,6 +82,13 @@ export interface ClusterOptions {
   historyUrl?: string;
   /** Quota's archiving (with `historyUrl`). @default the service's */
   archive?: QuotaOptions['archive'];
+  /** Admission's trace UI template (`BATCH_TRACE_URL`), for the console's trace links. @default none */
+  traceUrl?: string;
+  /**
+   * `useCluster` only: a PostgreSQL history store of the cluster's own (a server on a free port,
+   * removed after), in place of `historyUrl`, with quota archiving as these settings say. @default none
+   */
+  withHistory?: QuotaOptions['archive'];
 }
 
 /** The four services in this process on one etcd: quota, scheduler, simulated nodes, admission. */
@@ -132,7 +140,7 @@ export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<
       };
       services.push(await startExecutor({ config, executor: { ...executor, ...o.executor } }));
     }
-    const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl: o.historyUrl, clock: o.clock });
+    const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl: o.historyUrl, clock: o.clock, traceUrl: o.traceUrl });
     services.push(admission);
     const file = (name: string, lines: string[]) => {
       const path = join(dir, name);
@@ -149,13 +157,24 @@ export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<
 /** Registers `beforeAll`/`afterAll` that start an etcd and a cluster on it, and stop both; the result is filled in `beforeAll`. */
 export function useCluster(o: ClusterOptions): Cluster & { etcd: LocalEtcd } {
   const c = {} as Cluster & { etcd: LocalEtcd };
+  let pg: LocalPostgres | undefined;
+  let pgDir: string | undefined;
   beforeAll(async () => {
-    c.etcd = await startEtcd();
-    Object.assign(c, await startCluster(c.etcd, o));
+    if (o.withHistory) {
+      pgDir = mkdtempSync(join(tmpdir(), 'e2e-history-'));
+      [c.etcd, pg] = await Promise.all([startEtcd(), startPostgres({ dataDir: pgDir, ephemeral: true })]);
+      const historyUrl = await createDatabase(pg.url, 'history');
+      Object.assign(c, await startCluster(c.etcd, { ...o, historyUrl, archive: o.withHistory }));
+    } else {
+      c.etcd = await startEtcd();
+      Object.assign(c, await startCluster(c.etcd, o));
+    }
   });
   afterAll(async () => {
     await c.close?.();
     await c.etcd?.stop();
+    await pg?.stop().catch(() => undefined);
+    if (pgDir) rmSync(pgDir, { recursive: true, force: true });
   });
   return c;
 }
