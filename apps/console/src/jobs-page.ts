@@ -10,10 +10,52 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiFailure, call, query, readEvents } from './api';
 import { duration, html, TERMINAL, when } from './html';
 import { useReloads } from './live';
+import { rowWindow, type RowWindow } from './row-window';
 
 const PHASES = ['Submitted', 'Queued', 'Running', 'Succeeded', 'Failed', 'Cancelled', 'Rejected'] as const;
 /** Rows a page may show; the API's most is 1,000. */
 const PAGE_SIZES = [50, 200, 1000] as const;
+/** A page of more rows than this draws only those in view and 20 on each side (`rowWindow`). */
+const WINDOW_ABOVE = 100;
+
+/**
+ * The rows of `count` to draw: all of them up to `WINDOW_ABOVE`, else those in view of the
+ * window's scroll, read again as it scrolls or resizes. Row height: the first drawn row's.
+ */
+function useRowWindow(count: number, body: { current: HTMLTableSectionElement | null }): RowWindow {
+  const [range, setRange] = useState<RowWindow>({ first: 0, end: count });
+  useEffect(() => {
+    if (count <= WINDOW_ABOVE) {
+      setRange({ first: 0, end: count });
+      return;
+    }
+    const update = () => {
+      const el = body.current;
+      const row = el?.querySelector('tr[data-job]') as HTMLElement | null;
+      const next = rowWindow(count, el ? el.getBoundingClientRect().top : 0, innerHeight, row?.offsetHeight ?? 0);
+      setRange((r) => (r.first === next.first && r.end === next.end ? r : next));
+    };
+    update();
+    // Once drawn, the first row's height is known: the window is worked out again with it.
+    const again = requestAnimationFrame(update);
+    addEventListener('scroll', update, { passive: true });
+    addEventListener('resize', update);
+    return () => {
+      cancelAnimationFrame(again);
+      removeEventListener('scroll', update);
+      removeEventListener('resize', update);
+    };
+  }, [count]);
+  return count <= WINDOW_ABOVE ? { first: 0, end: count } : { first: Math.min(range.first, count), end: Math.min(range.end, count) };
+}
+
+/** A row standing for `rows` rows not drawn, `rowPx` each (its height set through the DOM, which the CSP allows). */
+function Spacer({ rows, rowPx }: { rows: number; rowPx: number }) {
+  if (rows <= 0) return null;
+  return html`<tr class="spacer" aria-hidden="true">
+    <td colspan="9" style=${{ height: `${rows * rowPx}px` }}></td>
+  </tr>`;
+}
 
 interface Filters {
   state: string;
@@ -138,6 +180,7 @@ export function JobsPage() {
   const dialog = useRef<HTMLDialogElement>(null);
   const pageToken = pages[pages.length - 1];
   const [pageSize, setPageSize] = useState<number>(50);
+  const body = useRef<HTMLTableSectionElement>(null);
   // A burst of changes (an operator's stream can carry ten a second) reloads the page shown once per 300 ms.
   const [reloads, reload] = useReloads(300);
   /** Moved by the page's own actions (a cancel, a resubmit): the list is read again at once. */
@@ -226,6 +269,9 @@ export function JobsPage() {
     setActions((n) => n + 1);
   };
 
+  const shown = useRowWindow(page.jobs.length, body);
+  const rowPx = (body.current?.querySelector('tr[data-job]') as HTMLElement | null)?.offsetHeight ?? 0;
+
   return html`<main>
     <h1>Jobs</h1>
     <ul class="counts" aria-label="Jobs per state (live and recently finished)">
@@ -284,7 +330,7 @@ export function JobsPage() {
       <button type="button" disabled=${pages.length < 2} onClick=${() => setPages(pages.slice(0, -1))}>Previous page</button>
       <button type="button" disabled=${!page.next} onClick=${() => setPages([...pages, page.next])}>Next page</button>
     </div>
-    <table class="jobs" aria-busy=${loaded ? 'false' : 'true'}>
+    <table class="jobs" data-rows=${page.jobs.length} aria-busy=${loaded ? 'false' : 'true'}>
       <caption class="visually-hidden">
         Jobs, ${sort.endsWith('finished') ? 'by end time' : 'by submit time'}
       </caption>
@@ -301,8 +347,10 @@ export function JobsPage() {
           <th scope="col">Duration</th>
         </tr>
       </thead>
-      <tbody>
-        ${page.jobs.map((j) => html`<${JobRow} key=${j.id} job=${j} checked=${selected.has(j.id)} onToggle=${toggle} />`)}
+      <tbody ref=${body}>
+        <${Spacer} rows=${shown.first} rowPx=${rowPx} />
+        ${page.jobs.slice(shown.first, shown.end).map((j) => html`<${JobRow} key=${j.id} job=${j} checked=${selected.has(j.id)} onToggle=${toggle} />`)}
+        <${Spacer} rows=${page.jobs.length - shown.end} rowPx=${rowPx} />
       </tbody>
     </table>
     ${loaded && page.jobs.length === 0 && !error && html`<p>No jobs match.</p>`}

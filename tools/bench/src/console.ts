@@ -5,7 +5,8 @@
  * submitted, the page is opened and set to 1,000 rows a page, then for `--seconds` a job is
  * submitted every 1/`--rate` s (each one is new at the top of the list, and is queued and bound:
  * the page's counts stream carries a change every 100 ms at most). In the page, the browser's own
- * clock: how long the 1,000 rows took to appear, every animation frame's interval while the jobs
+ * clock: how long the 1,000 rows took to appear (the page draws those in view and 20 on each
+ * side, and spacers for the rest), every animation frame's interval while the jobs
  * change (a frame later than 1.5 × 16.7 ms dropped frames: ⌊interval / 16.7 ms + 0.5⌋ − 1 of
  * them), the long tasks (over 50 ms, `PerformanceObserver('longtask')`), and how many times the
  * list was read again. Figures only; nothing is asserted.
@@ -88,7 +89,7 @@ export async function benchConsole(o: ConsoleBenchOptions): Promise<Record<strin
       select.value = '1000';
       select.dispatchEvent(new Event('change', { bubbles: true }));
       await new Promise((resolve) => {
-        const check = () => (document.querySelectorAll('tr[data-job]').length >= rows ? resolve() : requestAnimationFrame(check));
+        const check = () => (Number(document.querySelector('table.jobs')?.dataset.rows) >= rows ? resolve() : requestAnimationFrame(check));
         check();
       });
       // The frame after the rows are in the DOM is the one that paints them.
@@ -115,13 +116,23 @@ export async function benchConsole(o: ConsoleBenchOptions): Promise<Record<strin
     // The whole measured time even without changes (`--rate 0`: the page alone, a baseline), then a second for the last change to show.
     await new Promise((r) => setTimeout(r, Math.max(0, started + o.seconds * 1000 - performance.now()) + 1000));
     const recorded = (await page.evaluate('window.__bench.recording = false, window.__bench')) as { frames: number[]; longTasks: number[] };
-    const rowsShown = await page.locator('tr[data-job]').count();
+    const rowsShown = Number(await page.locator('table.jobs').getAttribute('data-rows'));
+    const rowsDrawn = await page.locator('tr[data-job]').count();
+    // Scrolled to the end, the last row of the page is drawn where its spacer stood.
+    await page.evaluate('window.scrollTo(0, document.body.scrollHeight)');
+    await page.waitForTimeout(300);
+    const lastDrawn = await page
+      .locator('tbody tr[data-job]')
+      .last()
+      .evaluate((tr) => tr.nextElementSibling === null);
     const intervals = recorded.frames.slice(1).map((t, i) => t - recorded.frames[i]);
     const sorted = [...intervals].sort((a, b) => a - b);
     const dropped = intervals.reduce((n, d) => n + Math.max(0, Math.floor(d / FRAME_MS + 0.5) - 1), 0);
     const expected = intervals.reduce((a, d) => a + d, 0) / FRAME_MS;
     const result = {
       rows: rowsShown,
+      rowsDrawn,
+      lastRowDrawnAtTheEnd: lastDrawn,
       renderMs: Math.round(renderMs),
       seconds: o.seconds,
       jobsSubmittedPerSecond: o.rate,
@@ -136,7 +147,7 @@ export async function benchConsole(o: ConsoleBenchOptions): Promise<Record<strin
       longTaskMsMax: Math.round(Math.max(0, ...recorded.longTasks)),
     };
     progress(
-      `console: ${result.rows} rows drawn in ${result.renderMs} ms; over ${o.seconds} s the list was read ${result.listReads} times; ` +
+      `console: ${result.rows} rows (${result.rowsDrawn} drawn: those in view and 20 on each side) shown in ${result.renderMs} ms; over ${o.seconds} s the list was read ${result.listReads} times; ` +
         `${result.frames} frames, ${result.droppedFrames} dropped (${result.droppedPercent} %), frame p50 ${result.frameMsP50} ms, p99 ${result.frameMsP99} ms, ` +
         `max ${result.frameMsMax} ms; ${result.longTasks} long tasks, the longest ${result.longTaskMsMax} ms`,
     );
