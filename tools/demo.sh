@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # npm run demo: on a fresh Debian machine, install what is missing (etcd from Debian when root,
-# npm packages), build, start the all-in-one local cluster, run a sample array job to the end,
-# show it, stop everything. Exits 0 when the job succeeded.
+# npm packages), build, start the all-in-one local cluster, run a sample workflow to the end,
+# show it, stop everything (with --keep: stay up for the console). Exits 0 when it succeeded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,4 +42,4 @@ fi
 echo "demo: building" >&2
 npx --no-install tsc -b tsconfig.build.json
 
-exec node apps/cli/dist/main.js dev --demo --fresh
+exec node apps/cli/dist/main.js dev --demo --fresh "$@"

@@ -1,21 +1,21 @@
 /**
  * `batch dev`: starts the local cluster and keeps it until Ctrl-C (exit 0), or until one of its
- * processes dies (exit 1). With `--demo` it submits a sample array job, shows its progress
- * live, prints a summary and stops (exit 0 if the job succeeded).
+ * processes dies (exit 1). With `--demo` it submits a sample workflow (`demo-workflow.ts`), shows
+ * its DAG progress live and the console's link to it, prints a summary and stops (exit 0 if the
+ * workflow succeeded with the right total), or with `--keep` stays up until Ctrl-C.
  *
  * It writes and selects the `dev` context (both tokens) so the other commands use the cluster
  * at once, and a restart updates it; a clean stop removes it and selects the context selected
- * before. A demo's cluster lives for one job and writes none.
+ * before. A demo's cluster lives for one workflow and writes none.
  *
  * Progress goes to stderr; what a user copies (URL, tokens, the demo summary) to stdout.
  */
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import type { JobView } from '@batchapi/api';
+import type { WorkflowView } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
-import { Presets, SingleBar } from 'cli-progress';
+import { dagLine, DEMO_SHARDS, demoTotal, demoWorkflow } from './demo-workflow';
 import { claimDataDir, LocalCluster, postgresDataDir } from './local-cluster';
-import { countsLine } from './output';
 import { cacheDir, forgetSavedContext, saveContext } from './settings';
 
 /** The context `batch dev` writes and selects. */
@@ -23,8 +23,10 @@ export const DEV_CONTEXT = 'dev';
 
 /** Flags of `batch dev`, parsed. */
 export interface DevOptions {
-  /** Run the sample job, then stop. @default false */
+  /** Run the sample workflow, then stop. @default false */
   demo?: boolean;
+  /** After the demo, keep the cluster up (for the console) until Ctrl-C. @default false */
+  keep?: boolean;
   /** Start from empty data (removes the data directory first). @default false */
   fresh?: boolean;
   /** @default `${XDG_CACHE_HOME:-~/.cache}/batchapi/dev/cluster`; for a demo a new directory per run, removed after */
@@ -110,7 +112,7 @@ export async function dev(o: DevOptions): Promise<number> {
     process.stdout.write(
       'BatchAPI local cluster is up.\n' +
         `  API:            ${cluster.apiUrl}\n` +
-        `  console:        ${cluster.apiUrl}/console/   (sign in with the tenant token; docs/console.md)\n` +
+        `  console:        ${cluster.apiUrl}/console/#token=${cluster.tenantToken}   (signs in as the tenant; docs/console.md)\n` +
         `  tenant token:   ${cluster.tenantToken}   (tenant "default")\n` +
         `  operator token: ${cluster.operatorToken}\n` +
         `  data:           ${dataDir}\n` +
@@ -120,7 +122,11 @@ export async function dev(o: DevOptions): Promise<number> {
     let code = 0;
     try {
       if (o.demo) {
-        code = await Promise.race([runDemo(cluster, o.timeout ?? 120), woken.then(() => 1)]);
+        code = await Promise.race([runDemo(cluster, dataDir, o.timeout ?? 120), woken.then(() => 1)]);
+        if (o.keep && !failed && !interrupted.signal.aborted) {
+          say('• --keep: the cluster stays up for the console (the link above); Ctrl-C stops it');
+          await woken;
+        }
       } else {
         say('• Ctrl-C stops the cluster');
         await woken;
@@ -142,85 +148,74 @@ export async function dev(o: DevOptions): Promise<number> {
   }
 }
 
-/** The four numbers the demo's progress shows: done well, done badly, under way, waiting. */
-function progressCounts(j: JobView): Record<'succeeded' | 'failed' | 'running' | 'pending', number> {
-  const c = j.taskCounts;
-  return { succeeded: c.succeeded, failed: c.failed + c.cancelled, running: c.running + c.bound, pending: c.pending };
-}
-
-/** The demo: one array job from submit to summary, bounded by `timeoutSeconds`. */
-async function runDemo(cluster: LocalCluster, timeoutSeconds: number): Promise<number> {
+/**
+ * The demo: the sample workflow (`demoWorkflow`) from submit to summary, bounded by
+ * `timeoutSeconds`. Its DAG is shown as it progresses (one line, rewritten on a terminal; a line
+ * a change otherwise), followed from the workflow's event stream and its step jobs'.
+ */
+async function runDemo(cluster: LocalCluster, dataDir: string, timeoutSeconds: number): Promise<number> {
   const client = new BatchClient({ url: cluster.apiUrl, token: cluster.tenantToken });
-  const tasks = 8;
   const started = Date.now();
-  let last: JobView | undefined;
-  let bar: SingleBar | undefined;
-  let timer: NodeJS.Timeout | undefined;
+  const dir = join(dataDir, 'demo-shards');
+  mkdirSync(dir, { recursive: true });
+  let last: WorkflowView | undefined;
   const deadline = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
   const timedOut = new Promise<number>((resolve) => {
     timer = setTimeout(() => {
       deadline.abort();
-      bar?.stop();
-      bar = undefined;
       say(
-        `error: the demo did not finish within ${timeoutSeconds} s${last ? `: job ${last.id} is ${last.phase} (${countsLine(last)})` : ''}; \`batch dev --verbose --demo\` shows the services' logs`,
+        `\nerror: the demo did not finish within ${timeoutSeconds} s${last ? `: workflow ${last.id} is ${last.phase} (${dagLine(last)})` : ''}; \`batch dev --verbose --demo\` shows the services' logs`,
       );
       resolve(1);
     }, timeoutSeconds * 1000);
   });
+  const tty = process.stderr.isTTY;
+  let shown = '';
+  const show = (line: string) => {
+    if (line === shown) return;
+    shown = line;
+    if (tty) process.stderr.write(`\r\x1b[2K  ${line}`);
+    else say(`  ${line}`);
+  };
   const demo = async (): Promise<number> => {
-    const job = await client.submitJob({
-      name: 'demo-array',
-      tasks,
-      resources: { cpu: '250m', memory: '64Mi' },
-      command: ['sh', '-c', 'echo "task $BATCH_TASK_INDEX of job $BATCH_JOB_ID on $BATCH_NODE (attempt $BATCH_ATTEMPT)"; sleep 1'],
-    });
-    last = job;
-    say(`• submitted job ${job.id}: ${tasks} tasks of 250m CPU, 64Mi each`);
-    if (process.stderr.isTTY) {
-      bar = new SingleBar(
-        {
-          format: '  {bar} {value}/{total} done | {succeeded} succeeded, {failed} failed, {running} running, {pending} pending',
-          stream: process.stderr,
-          hideCursor: true,
-          clearOnComplete: false,
-        },
-        Presets.shades_classic,
-      );
-      bar.start(tasks, 0, progressCounts(job));
+    const wf = await client.workflows.submit(demoWorkflow(dir));
+    last = wf.submitted;
+    say(`• submitted workflow ${wf.id}: prepare (fails once, retried) → count (a map over ${DEMO_SHARDS} shards) → reduce`);
+    process.stdout.write(`  console:  ${cluster.apiUrl}/console/#token=${cluster.tenantToken}&to=/workflows/${wf.id}\n`);
+    // A fan-out's tasks ended, read from its job at each change of the workflow.
+    const ended = new Map<string, { done: number; of: number }>();
+    for await (const w of wf.events({ signal: deadline.signal })) {
+      last = w;
+      for (const s of w.steps) {
+        if (!s.map || !s.jobId) continue;
+        const j = await client.getJob(s.jobId).catch(() => undefined);
+        if (j) ended.set(s.jobId, { done: j.taskCounts.succeeded + j.taskCounts.failed + j.taskCounts.cancelled, of: j.tasks });
+      }
+      show(dagLine(w, ended));
     }
-    let final: JobView;
-    try {
-      final = await client.waitForJob(job.id, {
-        intervalMs: 200,
-        signal: deadline.signal,
-        onUpdate: (j) => {
-          last = j;
-          const c = progressCounts(j);
-          if (bar) bar.update(c.succeeded + c.failed, c);
-          else say(`  ${j.phase}: ${c.succeeded} succeeded, ${c.failed} failed, ${c.running} running, ${c.pending} pending`);
-        },
-      });
-    } finally {
-      bar?.stop();
-    }
+    if (tty) process.stderr.write('\n');
+    const final = await client.workflows.get(wf.id);
+    last = final;
+    show(dagLine(final, ended));
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    let log = '';
-    try {
-      for await (const chunk of client.logs(job.id, 0)) log += chunk;
-    } catch (err) {
-      log = `(could not read it: ${(err as Error).message})`;
-    }
-    const c = final.taskCounts;
-    const lines = log.trimEnd().split('\n').slice(0, 5);
+    const step = (name: string) => final.steps.find((s) => s.name === name);
+    const prepare = step('prepare')?.jobId ? await client.listTasks(step('prepare')!.jobId!).catch(() => undefined) : undefined;
+    const reduceJob = step('reduce')?.jobId;
+    // The values the tasks returned (the demo's are small: inline, never references to the blob store).
+    const resultsOf = async (id: string | null | undefined): Promise<unknown[]> =>
+      id ? (await client.jobs.results(id).catch(() => ({ results: [] }))).results.map((r) => ('value' in r ? r.value : r.ref)) : [];
+    const total = (await resultsOf(reduceJob))[0];
+    const counts = await resultsOf(step('count')?.jobId);
     process.stdout.write(
-      `\nDemo job ${final.id}: ${final.phase} in ${seconds} s\n` +
-        `  tasks:    ${c.succeeded} succeeded, ${c.failed} failed, ${c.cancelled} cancelled, ${c.running} running, ${c.bound} bound, ${c.pending} pending (of ${final.tasks})\n` +
-        (final.reason ? `  reason:   ${final.reason.code}: ${final.reason.message}\n` : '') +
-        `  trace id: ${final.traceId ?? '(none: tracing is off; set OTEL_EXPORTER_OTLP_ENDPOINT to export traces)'}\n` +
-        `  task 0 stdout:\n${lines.map((l) => `    ${l}`).join('\n')}\n\n`,
+      `\nDemo workflow ${final.id}: ${final.phase} in ${seconds} s\n` +
+        `  steps:    ${final.steps.map((s) => `${s.name} ${s.phase}`).join(', ')}\n` +
+        `  prepare:  ${prepare ? `${prepare.tasks.length} attempts (${prepare.tasks.map((t) => `${t.attempt}: ${t.state}${t.exitCode ? ` exit ${t.exitCode}` : ''}`).join(', ')})` : '(its tasks could not be read)'}\n` +
+        `  count:    ${counts.map((v) => JSON.stringify(v)).join(' ')}\n` +
+        `  reduce:   total ${total ?? '(none)'}${total === demoTotal() ? ' (right)' : ` (expected ${demoTotal()})`}\n` +
+        `  trace id: ${final.traceId ?? '(none: tracing is off; set OTEL_EXPORTER_OTLP_ENDPOINT to export traces)'}\n\n`,
     );
-    return final.phase === 'Succeeded' ? 0 : 1;
+    return final.phase === 'Succeeded' && total === demoTotal() ? 0 : 1;
   };
   try {
     return await Promise.race([demo(), timedOut]);

@@ -360,7 +360,8 @@ program
 program
   .command('dev')
   .description('start the all-in-one local cluster (etcd, the four services, a local executor); Ctrl-C stops it')
-  .option('--demo', 'run a sample array job, show it, then stop (exit 0 if it succeeded)')
+  .option('--demo', 'run a sample workflow (a map over shards, a reduce, a step retried once), show its progress, then stop (exit 0 if it succeeded)')
+  .option('--keep', 'with --demo: keep the cluster up afterwards, for the console, until Ctrl-C')
   .option('--fresh', 'start from empty data')
   .option(
     '--data-dir <dir>',

@@ -83,8 +83,8 @@ it('a demo that runs out of time says so, stops the cluster and exits 1', async 
   const dev = new DevProcess(['--demo', '--timeout', '1'], env);
   running.push(dev);
   expect(await dev.exited).toBe(1);
-  // the sample tasks sleep 1 s: the job cannot be done 1 s after its submit
-  expect(dev.stderr).toMatch(/error: the demo did not finish within 1 s: job \S+ is (Submitted|Queued|Running)/);
+  // three steps one after another, the first failing once: the workflow cannot be done 1 s after its submit
+  expect(dev.stderr).toMatch(/error: the demo did not finish within 1 s: workflow \S+ is (Pending|Running) \(.*prepare.*→.*count.*→.*reduce/);
   expect(dev.stderr).toContain('• stopped');
   expect(pidsMentioning(join(dir, 'cache'))).toEqual([]);
 }, 60_000);

@@ -126,8 +126,8 @@ it('starts a cluster that runs jobs from the SDK and the CLI, refuses a second o
   await expect(new BatchClient({ url: api, token, retries: 0, timeoutMs: 2000 }).listJobs()).rejects.toMatchObject({ code: 'unavailable' });
 }, 90_000);
 
-it('npm run -s batch -- dev --demo: runs the sample job to Succeeded, prints the summary, stops, exits 0', async () => {
-  // tools/batch.js without the build (the suite runs on a built tree) and without a TTY: plain progress lines.
+it('npm run -s batch -- dev --demo: runs the sample workflow to Succeeded (a step retried once, a map, a reduce), prints its console link and summary, stops, exits 0', async () => {
+  // tools/batch.js without the build (the suite runs on a built tree) and without a TTY: a progress line a change.
   const demo = spawn(process.execPath, [join(ROOT, 'tools/batch.js'), 'dev', '--demo'], {
     env: { ...process.env, ...env, BATCH_SKIP_BUILD: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -139,17 +139,24 @@ it('npm run -s batch -- dev --demo: runs the sample job to Succeeded, prints the
   cleanups.push(() => demo.kill('SIGINT'));
   const code = await new Promise((r) => demo.once('exit', r));
   expect({ code, stderr }).toMatchObject({ code: 0 });
-  const [, id] = /Demo job (\S+): Succeeded in [\d.]+ s/.exec(stdout) ?? [];
+  const [, id] = /Demo workflow (\S+): Succeeded in [\d.]+ s/.exec(stdout) ?? [];
   expect(id).toBeDefined();
-  expect(stdout).toContain('tasks:    8 succeeded, 0 failed');
+  // the console link signs in and opens the workflow's page
+  expect(stdout).toMatch(new RegExp(`console: {2}http://127\\.0\\.0\\.1:\\d+/console/#token=\\S+&to=/workflows/${id}`));
+  expect(stdout).toContain('steps:    prepare Succeeded, count Succeeded, reduce Succeeded');
+  // prepare's first attempt failed on purpose (exit 3), its second succeeded
+  expect(stdout).toMatch(/prepare: {2}2 attempts \(1: Failed exit 3, 2: Succeeded\)/);
+  // shard i holds 1 … 250(i + 1): sums 31,375 + 125,250 + 281,625 + 500,500 = 938,750
+  expect(stdout).toContain('{"shard":0,"lines":250,"sum":31375}');
+  expect(stdout).toContain('reduce:   total 938750 (right)');
   expect(stdout).toMatch(/trace id: /);
-  expect(stdout).toContain(`task 0 of job ${id} on local-0`);
-  expect(stderr).toMatch(/ {2}Succeeded: 8 succeeded, 0 failed, 0 running, 0 pending/);
+  // the DAG's progress, a line a change, ending with every step done
+  expect(stderr).toContain('✓ prepare → ✓ count [4/4] → ✓ reduce   (Succeeded)');
   expect(stderr).toContain('• stopped');
   // the demo kept nothing: no settings for the other commands, no data left behind
   expect(existsSync(join(dir, 'config', 'batchapi', 'config.json'))).toBe(false);
   expect(readdirSync(join(dir, 'cache', 'batchapi', 'dev')).filter((d) => d.startsWith('demo-'))).toEqual([]);
-}, 60_000);
+}, 90_000);
 
 it('npm run -s batch -- dev: one Ctrl-C (that the terminal, npm and tools/batch.js each pass on) stops it cleanly', async () => {
   const dataDir = join(dir, 'data');

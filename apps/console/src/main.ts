@@ -11,6 +11,7 @@ import { JobPage } from './job-page';
 import { JobsPage } from './jobs-page';
 import { NodesPage } from './nodes-page';
 import { QueuesPage } from './queues-page';
+import { signInLink } from './sign-in-link';
 import { UsagePage } from './usage-page';
 import { WorkflowPage, WorkflowsPage } from './workflow-page';
 
@@ -91,6 +92,13 @@ function App() {
     </header>
     ${page}
   </div>`;
+}
+
+// A sign-in link (`batch dev`, `npm run demo`): keep the token for the tab, and take it out of the address.
+const link = signInLink(location.hash);
+if (link) {
+  token.set(link.token);
+  history.replaceState(null, '', link.page);
 }
 
 // The placeholder text goes: render adds to what the element holds, it does not replace it.

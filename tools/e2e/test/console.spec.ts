@@ -214,6 +214,17 @@ it('follows a job from pending to its end live, shows a failed task log, why an 
   await stranger.close();
 });
 
+it('signs in from a link (the token in the fragment) and opens the page it names, the token taken out of the address', async () => {
+  const page = await browser.newPage();
+  await page.goto(`${c.base}/console/#token=tenant-token&to=/queues`);
+  await page.getByRole('heading', { name: 'Queues' }).waitFor();
+  expect(new URL(page.url()).hash).toBe('#/queues');
+  expect(page.url()).not.toContain('tenant-token');
+  // signed in: the page's reads carry the token
+  await page.locator('section.queue[data-queue=default]').waitFor();
+  await page.close();
+});
+
 it('links a job’s trace id to the trace UI the deployment names', async () => {
   // A caller that traces sends its trace context: the job carries the trace it was submitted in.
   const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
