@@ -8,7 +8,9 @@
  * an operator cordoning a node from the nodes page, and a tenant told the page is for operators.
  * Each page's screenshot goes to dist/console-screens/ (not committed).
  */
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { initTracing, shutdownTracing } from '@batchapi/telemetry';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -22,6 +24,7 @@ afterAll(async () => {
   await browser?.close();
   for (const id of submitted) await api(c.base, 'DELETE', `/v1/jobs/${id}`).catch(() => undefined);
 });
+const ROOT = join(__dirname, '../../..');
 const TRACE_UI = 'https://traces.example.com/trace/{traceId}';
 const c = useCluster({ executor: {}, traceUrl: TRACE_UI });
 
@@ -348,7 +351,7 @@ it("draws a workflow's graph with its fan-out and critical path live to its end,
   await page.close();
 });
 
-it("shows a queue's used bar move when a job starts, lets an operator cordon a node, and tells a tenant the nodes page is for operators", async () => {
+it("shows a queue's used bar move when a job starts, lets an operator cordon and drain a node (a job from the CLI requeued), and tells a tenant the nodes page is for operators", async () => {
   // Nothing of the queue runs (the tasks cancelled before have left their node).
   const queues = async () => (await api(c.base, 'GET', '/v1/queues')).body.queues as Array<{ name: string; used: Record<string, unknown> }>;
   expect(await until(async () => (await queues()).every((q) => q.used.cpu === undefined))).toBe(true);
@@ -397,5 +400,42 @@ it("shows a queue's used bar move when a job starts, lets an operator cordon a n
   await ops.getByRole('dialog').getByRole('button', { name: 'Uncordon the node' }).click();
   await row.getByText('Ready').waitFor();
   expect((await api(c.base, 'GET', '/v1/nodes', undefined, 'operator-token')).body.nodes[0].cordon).toBeUndefined();
+
+  // A job submitted from the CLI (the built `batch`, as a user runs it) runs on the node; the
+  // operator drains the node through the confirmation: the page shows it draining with the reason,
+  // the API holds the drain's deadline, and at the deadline the task is stopped and requeued.
+  // (Not execFileSync: the cluster's services run in this process and must answer meanwhile.)
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [join(ROOT, 'apps/cli/dist/main.js'), 'submit', '--name', 'from-cli', '--cpu', '100m', '--memory', '32Mi', '--', 'sleep', '60'],
+    {
+      env: { ...process.env, BATCH_API: c.base, BATCH_TOKEN: 'tenant-token' },
+      encoding: 'utf8',
+    },
+  );
+  const cli = stdout.trim();
+  submitted.push(cli);
+  expect(await until(async () => (await phaseOf(cli)) === 'Running')).toBe(true);
+  await row.getByRole('button', { name: 'Drain local-0' }).click();
+  const drain = ops.getByRole('dialog');
+  await drain.getByLabel('Reason').fill('kernel upgrade');
+  await drain.getByLabel('Deadline (seconds)').fill('1');
+  await drain.getByRole('button', { name: 'Drain the node' }).click();
+  await row.getByText('Draining').waitFor();
+  await row.getByText(/kernel upgrade/).waitFor();
+  const drained = (await api(c.base, 'GET', '/v1/nodes', undefined, 'operator-token')).body.nodes[0] as { cordon?: { reason: string; drainDeadline?: string } };
+  expect(drained.cordon).toMatchObject({ reason: 'kernel upgrade', drainDeadline: expect.any(String) });
+  // Past the deadline the task is stopped (SIGTERM) and handed back: its next attempt waits (no other node takes it).
+  const attempts = async () => (await api(c.base, 'GET', `/v1/jobs/${cli}/tasks`)).body.tasks as Array<{ attempt: number; state: string; signal?: string }>;
+  expect(await until(async () => (await attempts()).some((t) => t.attempt === 2), 20_000)).toBe(true);
+  expect((await attempts()).map((t) => [t.attempt, t.state, t.signal])).toEqual([
+    [1, 'Preempted', 'SIGTERM'],
+    [2, 'Pending', undefined],
+  ]);
+  await ops.screenshot({ path: join(SCREENS, 'nodes-draining.png'), fullPage: true });
+  await row.getByRole('button', { name: 'Uncordon local-0' }).click();
+  await ops.getByRole('dialog').getByRole('button', { name: 'Uncordon the node' }).click();
+  await row.getByText('Ready').waitFor();
+  await api(c.base, 'DELETE', `/v1/jobs/${cli}`);
   await ops.close();
 });
