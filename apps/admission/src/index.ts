@@ -1,4 +1,4 @@
 export * from './admission';
 export * from './auth';
-export { newJobId, requestDigest } from './jobs.service';
+export { newJobId, requestDigest, RUNTIME_RECHECK_MS } from './jobs.service';
 export * from './config';

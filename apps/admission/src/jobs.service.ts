@@ -6,6 +6,7 @@ import { createGunzip, gunzipSync } from 'node:zlib';
 import {
   ApiError,
   BulkSubmitSchema,
+  CONTAINER_RUNTIME_LABEL,
   countTasks,
   ErrorCode,
   type GroupStatus,
@@ -13,6 +14,7 @@ import {
   type JobCountsView,
   type JobRecord,
   type JobView,
+  type NodeRecord,
   jobView,
   ListJobsQuerySchema,
   ListTasksQuerySchema,
@@ -88,6 +90,9 @@ function canonicalJson(v: unknown): string {
   return JSON.stringify(v);
 }
 
+/** How long admission trusts its last look at whether some node runs container images, in milliseconds. */
+export const RUNTIME_RECHECK_MS = 5000;
+
 @Injectable()
 export class JobsService implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly submitted: Counter;
@@ -161,6 +166,28 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     await Promise.all([...this.informers.map((i) => i.stop()), this.pending.stop(), this.scheduler.close(), this.backlog?.stop()]);
   }
 
+  /** Whether a live node had a container runtime when the fleet was last read for it (`checkContainerRuntime`). */
+  private runtimes: { at: number; any: boolean } = { at: Number.NEGATIVE_INFINITY, any: false };
+
+  /**
+   * Refuses a job that names an image while no live node runs images (none carries
+   * `CONTAINER_RUNTIME_LABEL`): it would wait forever, or — were it placed on a process node —
+   * run without its image. The fleet is read at most once per `RUNTIME_RECHECK_MS` for it.
+   * @throws ApiError no_container_runtime (422) naming `image`
+   */
+  private async checkContainerRuntime(image: string, now: number): Promise<void> {
+    if (now - this.runtimes.at >= RUNTIME_RECHECK_MS) {
+      const { items } = await this.ctx.store.listAll<NodeRecord>(this.ctx.store.keys.nodes());
+      this.runtimes = { at: now, any: items.some((n) => n.value.labels?.[CONTAINER_RUNTIME_LABEL] !== undefined) };
+    }
+    if (this.runtimes.any) return;
+    throw new ApiError(
+      ErrorCode.NoContainerRuntime,
+      `image: no node runs container images (none has the ${CONTAINER_RUNTIME_LABEL} label: process executors run the command on their own machine), so a job in image ${image} would never run; leave "image" out, or add executors of the Kubernetes backend`,
+      { field: 'image' },
+    );
+  }
+
   /** Validates, checks tenant and queue, and commits the job before returning. */
   async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: JobView; created: boolean }> {
     const { spec, queue, tenant: asked } = await inSpan('admission.validate', {}, () => parseSubmit(body));
@@ -184,6 +211,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
         id: queue,
       });
     }
+    if (spec.image !== undefined) await this.checkContainerRuntime(spec.image, now);
     this.checkBacklog(now);
     const job: JobRecord = {
       id: newJobId(now),

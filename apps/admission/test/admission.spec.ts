@@ -6,12 +6,12 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JobRecord, JobView } from '@batchapi/api';
-import { newServiceToken, type RunningService } from '@batchapi/runtime';
+import { CONTAINER_RUNTIME_LABEL, type JobRecord, type JobView, type NodeRecord } from '@batchapi/api';
+import { FakeClock, newServiceToken, type RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { freePort } from '@batchapi/proc';
 import { startQuota } from '@batchapi/quota';
-import { startAdmission, TokenAuthenticator } from '../src';
+import { RUNTIME_RECHECK_MS, startAdmission, TokenAuthenticator } from '../src';
 import { teamTokens } from './tokens';
 
 const TOKENS = teamTokens('ghost');
@@ -131,6 +131,48 @@ describe('POST /v1/jobs', () => {
     }
     expect(view.phase).toBe('Rejected');
     expect(view.reason?.code).toBe('exceeds_quota');
+  });
+});
+
+describe('a job that names a container image', () => {
+  it('is refused 422 naming image while no node runs images, changing nothing, and taken once one does', async () => {
+    const clock = new FakeClock(Date.now());
+    const config = { etcdEndpoints: etcd.endpoints, port: 0, leaseTtlSeconds: 5, logLevel: 'error' };
+    const adm = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, clock });
+    const post = async () => {
+      const res = await fetch(`${adm.url}/v1/jobs`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' },
+        body: JSON.stringify({ ...submit, image: 'python:3.12' }),
+      });
+      return { status: res.status, body: (await res.json()) as { id?: string; error?: { code: string; field?: string } } };
+    };
+    const k8s: NodeRecord = {
+      name: 'k8s-1',
+      capacity: { cpu: 8000, memory: 2 ** 33 },
+      labels: { 'batchapi.io/backend': 'kubernetes', [CONTAINER_RUNTIME_LABEL]: 'kubernetes' },
+      taints: [],
+      gpus: [],
+      url: 'http://127.0.0.1:1',
+      registeredAt: Date.now(),
+    };
+    try {
+      // No node at all runs images (this suite registers none): refused, and nothing written.
+      const before = await jobCount();
+      const refused = await post();
+      expect(refused.status).toBe(422);
+      expect(refused.body.error).toMatchObject({ code: 'no_container_runtime', field: 'image' });
+      expect(await jobCount()).toBe(before);
+      // A Kubernetes executor's node registers; admission looks again within RUNTIME_RECHECK_MS.
+      await store.txn([], [{ put: store.keys.node('k8s-1'), value: k8s }]);
+      clock.advance(RUNTIME_RECHECK_MS);
+      const taken = await post();
+      expect(taken.status).toBe(201);
+      expect((await store.get<JobRecord>(store.keys.job(taken.body.id!)))?.value.spec.image).toBe('python:3.12');
+    } finally {
+      await store.txn([], [{ delete: store.keys.node('k8s-1') }]);
+      await adm.close();
+    }
   });
 });
 

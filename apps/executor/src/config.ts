@@ -2,6 +2,7 @@
 import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, envEnum, envNumber, envString, parseEnv } from '@batchapi/runtime';
+import { CONTAINER_RUNTIME_LABEL } from '@batchapi/api';
 import { z } from 'zod';
 import type { KubernetesBackendConfig } from './kubernetes';
 
@@ -171,6 +172,12 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
   for (const pair of (e.BATCH_NODE_LABELS ?? '').split(',').filter(Boolean)) {
     const [k, ...rest] = pair.split('=');
     labels[k.trim()] = rest.join('=').trim();
+  }
+  // Jobs that name an image go to nodes with this label: a backend that runs no images must not claim it.
+  if (labels[CONTAINER_RUNTIME_LABEL] !== undefined && e.BATCH_EXECUTOR_BACKEND !== 'kubernetes') {
+    throw new ConfigError([
+      `BATCH_NODE_LABELS: ${CONTAINER_RUNTIME_LABEL} is set by a backend that runs each task in its job's image (BATCH_EXECUTOR_BACKEND=kubernetes); the process backend runs none`,
+    ]);
   }
   return {
     nodeName,

@@ -15,7 +15,7 @@
  */
 import { createWriteStream, mkdirSync, type WriteStream, writeFileSync } from 'node:fs';
 import { Transform } from 'node:stream';
-import { type Binding, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
+import { type Binding, CONTAINER_RUNTIME_LABEL, GPU_MILLI, type GpuDevice, parseCpu, parseMemory, type ResourceVector } from '@batchapi/api';
 import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AttemptExit, RunningAttempt } from './attempt-backend';
@@ -136,7 +136,12 @@ export class KubernetesBackend {
     const gpus: GpuDevice[] = Array.from({ length: gpuCount }, (_, index) => ({ index, model: model ?? 'nvidia.com/gpu', memoryMiB: 0, uuid: `k8s-${index}` }));
     // One Kubernetes node: its labels too, so job selectors match what they would in Kubernetes.
     const own = this.cfg.kubeNode ? (nodes[0].metadata?.labels ?? {}) : {};
-    return { capacity, gpus, labels: { ...own, 'batchapi.io/backend': 'kubernetes', ...(model ? { 'gpu.model': model } : {}) } };
+    // Each task runs in its job's image (a pod): jobs that name one may come here.
+    return {
+      capacity,
+      gpus,
+      labels: { ...own, 'batchapi.io/backend': 'kubernetes', [CONTAINER_RUNTIME_LABEL]: 'kubernetes', ...(model ? { 'gpu.model': model } : {}) },
+    };
   }
 
   /** What the live pods on a Kubernetes node that are not BatchAPI's request. */

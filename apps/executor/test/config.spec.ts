@@ -68,6 +68,11 @@ it.each([
   [{ BATCH_NODE_NAME: 'a/b' }, /BATCH_NODE_NAME must be a node name/],
   [{ BATCH_ISOLATION: 'strict' }, 'BATCH_ISOLATION must be one of "auto", "none" (got "strict")'],
   [{ BATCH_EXECUTOR_BACKEND: 'k8s' }, 'BATCH_EXECUTOR_BACKEND must be one of "process", "kubernetes" (got "k8s")'],
+  // a process node would run a job's command without its image: it may not claim a container runtime
+  [
+    { BATCH_NODE_LABELS: 'batchapi.io/container-runtime=podman' },
+    /BATCH_NODE_LABELS: batchapi.io\/container-runtime is set by a backend that runs each task in its job's image/,
+  ],
 ])('refuses %j', (env, message) => {
   expect(() => executorConfigFromEnv({ BATCH_NODE_NAME: 'n1', ...env })).toThrow(message);
 });

@@ -42,7 +42,8 @@ it("registers the cluster as one node: the sum of its nodes' allocatable resourc
   const node = (await tb.store.get<NodeRecord>(tb.store.keys.node('kube')))!.value;
   // 8 + 7.5 CPUs, 32 + 16 GiB, 2 GPUs
   expect(node.capacity).toEqual({ cpu: 15_500, memory: 48 * 2 ** 30, gpu: 2000 });
-  expect(node.labels).toMatchObject({ 'batchapi.io/backend': 'kubernetes', 'gpu.model': 'NVIDIA-A100' });
+  // the node runs images: jobs that name one may come here
+  expect(node.labels).toMatchObject({ 'batchapi.io/backend': 'kubernetes', 'batchapi.io/container-runtime': 'kubernetes', 'gpu.model': 'NVIDIA-A100' });
 });
 
 it("runs an attempt as a pod with the task's resources, env, selector and labels, keeps its log and deletes the pod", async () => {

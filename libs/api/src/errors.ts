@@ -13,6 +13,8 @@ export const ErrorCode = {
   UnknownTenant: 'unknown_tenant',
   UnknownQueue: 'unknown_queue',
   ExceedsQuota: 'exceeds_quota',
+  /** The job names a container `image` and no live node runs images (none carries `CONTAINER_RUNTIME_LABEL`): it would never run. */
+  NoContainerRuntime: 'no_container_runtime',
   IdempotencyConflict: 'idempotency_conflict',
   Conflict: 'conflict',
   RateLimited: 'rate_limited',
@@ -46,6 +48,7 @@ export const statusOf: Record<ErrorCode, number> = {
   unknown_tenant: 422,
   unknown_queue: 422,
   exceeds_quota: 422,
+  no_container_runtime: 422,
   idempotency_conflict: 409,
   conflict: 409,
   rate_limited: 429,

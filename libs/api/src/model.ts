@@ -393,3 +393,11 @@ export interface Principal {
   tenant: string;
   role: 'tenant' | 'operator';
 }
+
+/**
+ * The node label that says the node runs each task in the container image its job names
+ * (`image`): set by the executor of a backend that does (Kubernetes: `kubernetes`), never by the
+ * process backend, which runs tasks as processes of its machine. A job with an `image` is placed
+ * only on nodes that carry it, and refused at submit when no live node does.
+ */
+export const CONTAINER_RUNTIME_LABEL = 'batchapi.io/container-runtime';

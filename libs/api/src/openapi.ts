@@ -127,6 +127,7 @@ const SUBMIT_ERRORS: ErrorCode[] = [
   'permission_denied',
   'unknown_tenant',
   'unknown_queue',
+  'no_container_runtime',
   'idempotency_conflict',
   'conflict',
   'submit_rate_exceeded',

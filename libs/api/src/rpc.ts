@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { type JobRecord, type JobSpec, JobPhase } from './model';
-import { MAX_TASKS, NameSchema, SelectorSchema, TimeoutSecondsSchema, TolerationsSchema, TopologySchema } from './schemas';
+import { ImageSchema, MAX_TASKS, NameSchema, SelectorSchema, TimeoutSecondsSchema, TolerationsSchema, TopologySchema } from './schemas';
 import type { QueueView, WhyView } from './views';
 
 /** `scheduler.why`: a scheduler replica explains why a job waits, from its live cache. */
@@ -19,12 +19,12 @@ export const SCHEDULER_WHY = 'scheduler.why';
  * changes where a task fits).
  */
 export type WhyJob = Pick<JobRecord, 'id' | 'tenant' | 'queue' | 'phase' | 'pending' | 'createdAt' | 'queuedAt' | 'cancelRequestedAt'> & {
-  spec: Pick<JobSpec, 'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread' | 'timeoutSeconds' | 'topology'>;
+  spec: Pick<JobSpec, 'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread' | 'timeoutSeconds' | 'topology' | 'image'>;
 };
 
 /** The `WhyJob` of a job record. */
 export function whyJobOf(j: JobRecord): WhyJob {
-  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology } = j.spec;
+  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology, image } = j.spec;
   return {
     id: j.id,
     tenant: j.tenant,
@@ -44,6 +44,7 @@ export function whyJobOf(j: JobRecord): WhyJob {
       ...(spread !== undefined ? { spread } : {}),
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(topology !== undefined ? { topology } : {}),
+      ...(image !== undefined ? { image } : {}),
     },
   };
 }
@@ -81,6 +82,7 @@ export const WhyJobSchema = z.strictObject({
     spread: z.boolean().optional(),
     timeoutSeconds: TimeoutSecondsSchema.optional(),
     topology: TopologySchema.optional(),
+    image: ImageSchema.optional(),
   }),
 });
 

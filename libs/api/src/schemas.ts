@@ -99,6 +99,13 @@ export const TopologySchema = z
   })
   .refine((t) => (t.required === undefined) !== (t.preferred === undefined), 'set exactly one of required or preferred');
 
+/** A container image reference. */
+export const ImageSchema = z
+  .string()
+  .min(1)
+  .max(512)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"');
+
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
   /** Human name. @default "job" */
@@ -154,13 +161,13 @@ export const SubmitJobSchema = z.strictObject({
   topology: TopologySchema.optional(),
   /** Deadline of each attempt in seconds. @default none */
   timeoutSeconds: TimeoutSecondsSchema.optional(),
-  /** Container image of each task on the Kubernetes backend (process executors ignore it). @default the executor's BATCH_TASK_IMAGE */
-  image: z
-    .string()
-    .min(1)
-    .max(512)
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"')
-    .optional(),
+  /**
+   * Container image each task runs in. Only nodes that run images take such a job (the Kubernetes
+   * backend's: `CONTAINER_RUNTIME_LABEL`); with none live the submit is refused
+   * (`no_container_runtime`), never run on a process node without it. @default none: on the
+   * Kubernetes backend, the executor's BATCH_TASK_IMAGE; elsewhere the node's own machine
+   */
+  image: ImageSchema.optional(),
   /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
    * equal `tasks` (or sets `tasks` when that is absent); at most `MAX_ITEMS` (100,000) entries and

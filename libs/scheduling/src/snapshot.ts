@@ -41,6 +41,8 @@ export interface PendingWork {
   timeoutSeconds?: number;
   /** One topology domain (`required`) or as few as fit (`preferred`) of a level (see `plugins/topology`). @default none */
   topology?: JobTopology;
+  /** The container image the tasks run in: only nodes with a container runtime take them (`plugins/container-image`). @default none */
+  image?: string;
 }
 
 /** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */
@@ -94,5 +96,6 @@ export function toPendingWork(j: WhyJob, now: number): PendingWork {
     spread: spec.spread,
     ...(spec.timeoutSeconds ? { timeoutSeconds: spec.timeoutSeconds } : {}),
     ...(spec.topology ? { topology: spec.topology } : {}),
+    ...(spec.image ? { image: spec.image } : {}),
   };
 }

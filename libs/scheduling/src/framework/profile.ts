@@ -2,6 +2,7 @@
  * A profile: which plugins run at each extension point, in order (the Kubernetes scheduler's
  * profiles). `DEFAULT_PROFILE` is what the scheduler runs; benchmarks and tests swap plugins.
  */
+import { ContainerImage } from '../plugins/container-image';
 import { GangPermit, GangPreFilter } from '../plugins/gang';
 import { GpuFragmentation } from '../plugins/gpu-fragmentation';
 import { mostAllocated } from '../plugins/most-allocated';
@@ -14,7 +15,7 @@ import { Topology } from '../plugins/topology';
 import type { DomainPlugin, FilterPlugin, PermitPlugin, PreFilterPlugin, QueueSortPlugin, ReservePlugin, ScorePlugin } from './extension-points';
 
 /** The default filter chain, in order. */
-export const DEFAULT_FILTERS: readonly FilterPlugin[] = [NodeSelector, TaintToleration, ResourceKinds];
+export const DEFAULT_FILTERS: readonly FilterPlugin[] = [NodeSelector, ContainerImage, TaintToleration, ResourceKinds];
 
 /** The default score chain when no request mix is known (the cycle uses `packingScores` of its mix). */
 export const DEFAULT_SCORES: readonly ScorePlugin[] = [mostAllocated(), GpuFragmentation];

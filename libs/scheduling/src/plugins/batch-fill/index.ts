@@ -1,6 +1,6 @@
 /**
  * Batch fill (run before the per-job pass): the leading tier of the queue — work of one
- * priority submitted at one instant, plain enough (no GPUs, gangs, selectors, tolerations,
+ * priority submitted at one instant, plain enough (no GPUs, gangs, selectors, images, tolerations,
  * spreading, topology or quota limit; one queue when fair share is on) — is packed node by node with
  * `fillTier` (minimum bin slack) instead of one job at a time.
  */
@@ -37,6 +37,7 @@ export function batchFill(
       !w.topology &&
       !(w.resources.gpu ?? 0) &&
       !Object.keys(w.selector ?? {}).length &&
+      !w.image &&
       !(w.tolerations ?? []).length &&
       !ledger.limits(w.queue);
     if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
