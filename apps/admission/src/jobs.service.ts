@@ -172,15 +172,21 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   /**
    * Refuses a job that names an image while no live node runs images (none carries
    * `CONTAINER_RUNTIME_LABEL`): it would wait forever, or — were it placed on a process node —
-   * run without its image. The fleet is read at most once per `RUNTIME_RECHECK_MS` for it.
+   * run without its image. The fleet is read at most once per `RUNTIME_RECHECK_MS` for it. A
+   * retry whose key already has a job (in etcd or in history) is not refused: it answers that job.
    * @throws ApiError no_container_runtime (422) naming `image`
    */
-  private async checkContainerRuntime(image: string, now: number): Promise<void> {
+  private async checkContainerRuntime(image: string, now: number, tenant: string, key: string | undefined): Promise<void> {
     if (now - this.runtimes.at >= RUNTIME_RECHECK_MS) {
       const { items } = await this.ctx.store.listAll<NodeRecord>(this.ctx.store.keys.nodes());
       this.runtimes = { at: now, any: items.some((n) => n.value.labels?.[CONTAINER_RUNTIME_LABEL] !== undefined) };
     }
     if (this.runtimes.any) return;
+    if (key !== undefined) {
+      const digest = sha256(key);
+      if ((await this.ctx.store.get(this.ctx.store.keys.idempotency(tenant, digest))) !== undefined) return;
+      if (this.lookups && (await this.fromHistory(() => this.lookups!.get(tenant, digest)))) return;
+    }
     throw new ApiError(
       ErrorCode.NoContainerRuntime,
       `image: no node runs container images (none has the ${CONTAINER_RUNTIME_LABEL} label: process executors run the command on their own machine), so a job in image ${image} would never run; leave "image" out, or add executors of the Kubernetes backend`,
@@ -211,7 +217,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
         id: queue,
       });
     }
-    if (spec.image !== undefined) await this.checkContainerRuntime(spec.image, now);
+    if (spec.image !== undefined) await this.checkContainerRuntime(spec.image, now, tenant, key);
     this.checkBacklog(now);
     const job: JobRecord = {
       id: newJobId(now),

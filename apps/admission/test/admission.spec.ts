@@ -135,14 +135,14 @@ describe('POST /v1/jobs', () => {
 });
 
 describe('a job that names a container image', () => {
-  it('is refused 422 naming image while no node runs images, changing nothing, and taken once one does', async () => {
+  it('is refused 422 naming image while no node runs images, changing nothing; taken once one does; a retry of one taken answers it', async () => {
     const clock = new FakeClock(Date.now());
     const config = { etcdEndpoints: etcd.endpoints, port: 0, leaseTtlSeconds: 5, logLevel: 'error' };
     const adm = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, clock });
-    const post = async () => {
+    const post = async (key?: string) => {
       const res = await fetch(`${adm.url}/v1/jobs`, {
         method: 'POST',
-        headers: { authorization: 'Bearer token-a', 'content-type': 'application/json' },
+        headers: { authorization: 'Bearer token-a', 'content-type': 'application/json', ...(key ? { 'idempotency-key': key } : {}) },
         body: JSON.stringify({ ...submit, image: 'python:3.12' }),
       });
       return { status: res.status, body: (await res.json()) as { id?: string; error?: { code: string; field?: string } } };
@@ -166,9 +166,15 @@ describe('a job that names a container image', () => {
       // A Kubernetes executor's node registers; admission looks again within RUNTIME_RECHECK_MS.
       await store.txn([], [{ put: store.keys.node('k8s-1'), value: k8s }]);
       clock.advance(RUNTIME_RECHECK_MS);
-      const taken = await post();
+      const taken = await post('image-1');
       expect(taken.status).toBe(201);
       expect((await store.get<JobRecord>(store.keys.job(taken.body.id!)))?.value.spec.image).toBe('python:3.12');
+      // The node goes: a new job in an image is refused again, but a retry of the one taken answers it.
+      await store.txn([], [{ delete: store.keys.node('k8s-1') }]);
+      clock.advance(RUNTIME_RECHECK_MS);
+      expect((await post('image-2')).body.error).toMatchObject({ code: 'no_container_runtime', field: 'image' });
+      const retried = await post('image-1');
+      expect([retried.status, retried.body.id]).toEqual([200, taken.body.id]);
     } finally {
       await store.txn([], [{ delete: store.keys.node('k8s-1') }]);
       await adm.close();
