@@ -1,8 +1,10 @@
 /**
  * The jobs page: the caller's jobs (every tenant's for operators) with the filters of
- * `GET /v1/jobs` (state, queue, labels, name prefix, submit- and end-time ranges), sorted by submit or end time, a page at a time by cursor; the counts per phase
- * from `GET /v1/jobs/events`, whose every event also reloads the page shown (new jobs and phase
- * changes appear without polling); cancel one or many after a confirmation; resubmit one or many.
+ * `GET /v1/jobs` (state, queue, labels, name prefix, submit- and end-time ranges), sorted by
+ * submit or end time, a page of 50, 200 or 1,000 rows at a time by cursor (over 100, only the rows
+ * in view are drawn); the counts per phase from `GET /v1/jobs/events`, whose events also reload the
+ * page shown, at most once per 300 ms (new jobs and phase changes appear without polling); cancel
+ * one or many after a confirmation; resubmit one or many.
  */
 import type { JobCountsView, JobSort, JobView } from '@batchapi/api';
 import { Component } from 'preact';
