@@ -73,6 +73,13 @@ interface Filters {
   /** Finished before, as `submittedSince`. */
   finishedBefore: string;
 }
+/** The time-range inputs: id, label, and the filter each sets (the browser's time zone, to the second). */
+const TIME_FILTERS: ReadonlyArray<[string, string, 'submittedSince' | 'submittedBefore' | 'finishedSince' | 'finishedBefore']> = [
+  ['f-since', 'Submitted from', 'submittedSince'],
+  ['f-before', 'Submitted before', 'submittedBefore'],
+  ['f-fsince', 'Finished from', 'finishedSince'],
+  ['f-fbefore', 'Finished before', 'finishedBefore'],
+];
 const NO_FILTERS: Filters = {
   state: '',
   queue: '',
@@ -294,18 +301,10 @@ export function JobsPage() {
         >Label selector <input id="f-labels" placeholder="team=ml,env!=dev" value=${draft.labelSelector} onInput=${field('labelSelector')}
       /></label>
       <label for="f-name">Name prefix <input id="f-name" value=${draft.namePrefix} onInput=${field('namePrefix')} /></label>
-      <label for="f-since"
-        >Submitted from <input id="f-since" type="datetime-local" step="1" value=${draft.submittedSince} onInput=${field('submittedSince')}
-      /></label>
-      <label for="f-before"
-        >Submitted before <input id="f-before" type="datetime-local" step="1" value=${draft.submittedBefore} onInput=${field('submittedBefore')}
-      /></label>
-      <label for="f-fsince"
-        >Finished from <input id="f-fsince" type="datetime-local" step="1" value=${draft.finishedSince} onInput=${field('finishedSince')}
-      /></label>
-      <label for="f-fbefore"
-        >Finished before <input id="f-fbefore" type="datetime-local" step="1" value=${draft.finishedBefore} onInput=${field('finishedBefore')}
-      /></label>
+      ${TIME_FILTERS.map(
+        ([id, label, name]) =>
+          html`<label for=${id}>${label} <input id=${id} type="datetime-local" step="1" value=${draft[name]} onInput=${field(name)} /></label>`,
+      )}
       <button type="submit">Apply filters</button>
     </form>
     ${error && html`<p class="error" role="alert">${error}</p>`} ${notice && html`<p class="notice" role="status">${notice}</p>`}
