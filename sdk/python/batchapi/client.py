@@ -137,6 +137,18 @@ class Client:
     def cancel_job(self, job_id: str) -> Dict[str, Any]:
         return _obj(self.request("DELETE", f"/v1/jobs/{quote(job_id)}")[1])
 
+    def resubmit_job(self, job_id: str, *, queue: Optional[str] = None, priority: Optional[int] = None,
+                     resources: Optional[Dict[str, Union[str, float]]] = None, labels: Optional[Dict[str, str]] = None,
+                     env: Optional[Dict[str, str]] = None, idempotency_key: Optional[str] = None) -> Dict[str, Any]:
+        """POST /v1/jobs/{id}/resubmit: a new job with the spec of job ``job_id`` (live or finished)
+        as stored, labelled ``batch.resubmitted-from`` — in ``queue`` or with ``priority`` instead,
+        and ``resources``, ``labels`` and ``env`` merged over its own. A retry with the same key
+        returns the same new job."""
+        changes: Dict[str, Any] = {k: v for k, v in {"queue": queue, "priority": priority, "resources": resources, "labels": labels, "env": env}.items()
+                                   if v is not None}
+        key = idempotency_key or secrets.token_hex(16)
+        return _obj(self.request("POST", f"/v1/jobs/{quote(job_id)}/resubmit", changes, {"idempotency-key": key})[1])
+
     def results(self, job_id: str) -> List[Dict[str, Any]]:
         rows: List[Dict[str, Any]] = _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}/results")[1])["results"]
         return rows

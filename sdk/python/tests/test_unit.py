@@ -59,6 +59,16 @@ class UnitTests(unittest.TestCase):
                             (422, batchapi.Unprocessable), (429, batchapi.RateLimited), (503, batchapi.Unavailable)]:
             self.assertIsInstance(error_from(status, {"error": {"code": "x", "message": "m"}}), cls)
 
+    def test_resubmit_sends_only_the_changes_given_with_a_key(self):
+        Fake.answers = [(201, {"id": "j-2"}, {}), (201, {"id": "j-3"}, {})]
+        client = Client(self.api, "t")
+        self.assertEqual(client.resubmit_job("j-1", priority=5, env={"LR": "0.01"})["id"], "j-2")
+        self.assertEqual(Fake.seen[0]["path"], "/v1/jobs/j-1/resubmit")
+        self.assertEqual(Fake.seen[0]["body"], {"priority": 5, "env": {"LR": "0.01"}})
+        self.assertTrue(Fake.seen[0]["headers"].get("idempotency-key") or Fake.seen[0]["headers"].get("Idempotency-Key"))
+        client.resubmit_job("j-1")
+        self.assertEqual(Fake.seen[1]["body"], {})
+
     def test_usage_asks_for_steps_and_refuses_an_unknown_step_before_sending(self):
         Fake.answers = [(200, {"from": "a", "to": "b", "groupBy": "queue", "step": "day", "groups": [], "truncated": False}, {})]
         client = Client(self.api, "t")
