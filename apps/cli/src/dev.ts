@@ -194,10 +194,10 @@ async function runDemo(cluster: LocalCluster, dataDir: string, timeoutSeconds: n
       }
       show(dagLine(w, ended));
     }
-    if (tty) process.stderr.write('\n');
     const final = await client.workflows.get(wf.id);
     last = final;
     show(dagLine(final, ended));
+    if (tty) process.stderr.write('\n');
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const step = (name: string) => final.steps.find((s) => s.name === name);
     const prepare = step('prepare')?.jobId ? await client.listTasks(step('prepare')!.jobId!).catch(() => undefined) : undefined;

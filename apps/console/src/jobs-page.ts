@@ -22,20 +22,21 @@ const WINDOW_ABOVE = 100;
 
 /**
  * The rows of `count` to draw: all of them up to `WINDOW_ABOVE`, else those in view of the
- * window's scroll, read again as it scrolls or resizes. Row height: the first drawn row's.
+ * window's scroll, read again as it scrolls or resizes; and the row height the spacers use (the
+ * first drawn row's, measured with the window; 0 until then).
  */
-function useRowWindow(count: number, body: { current: HTMLTableSectionElement | null }): RowWindow {
-  const [range, setRange] = useState<RowWindow>({ first: 0, end: count });
+function useRowWindow(count: number, body: { current: HTMLTableSectionElement | null }): RowWindow & { rowPx: number } {
+  const [range, setRange] = useState<RowWindow & { rowPx: number }>({ first: 0, end: count, rowPx: 0 });
   useEffect(() => {
     if (count <= WINDOW_ABOVE) {
-      setRange({ first: 0, end: count });
+      setRange((r) => ({ first: 0, end: count, rowPx: r.rowPx }));
       return;
     }
     const update = () => {
       const el = body.current;
-      const row = el?.querySelector('tr[data-job]') as HTMLElement | null;
-      const next = rowWindow(count, el ? el.getBoundingClientRect().top : 0, innerHeight, row?.offsetHeight ?? 0);
-      setRange((r) => (r.first === next.first && r.end === next.end ? r : next));
+      const rowPx = (el?.querySelector('tr[data-job]') as HTMLElement | null)?.offsetHeight ?? 0;
+      const next = rowWindow(count, el ? el.getBoundingClientRect().top : 0, innerHeight, rowPx);
+      setRange((r) => (r.first === next.first && r.end === next.end && r.rowPx === rowPx ? r : { ...next, rowPx }));
     };
     update();
     // Once drawn, the first row's height is known: the window is worked out again with it.
@@ -48,7 +49,9 @@ function useRowWindow(count: number, body: { current: HTMLTableSectionElement | 
       removeEventListener('resize', update);
     };
   }, [count]);
-  return count <= WINDOW_ABOVE ? { first: 0, end: count } : { first: Math.min(range.first, count), end: Math.min(range.end, count) };
+  return count <= WINDOW_ABOVE
+    ? { first: 0, end: count, rowPx: range.rowPx }
+    : { first: Math.min(range.first, count), end: Math.min(range.end, count), rowPx: range.rowPx };
 }
 
 /** A row standing for `rows` rows not drawn, `rowPx` each (its height set through the DOM, which the CSP allows). */
@@ -279,7 +282,6 @@ export function JobsPage() {
   };
 
   const shown = useRowWindow(page.jobs.length, body);
-  const rowPx = (body.current?.querySelector('tr[data-job]') as HTMLElement | null)?.offsetHeight ?? 0;
 
   return html`<main>
     <h1>Jobs</h1>
@@ -349,9 +351,9 @@ export function JobsPage() {
         </tr>
       </thead>
       <tbody ref=${body}>
-        <${Spacer} rows=${shown.first} rowPx=${rowPx} />
+        <${Spacer} rows=${shown.first} rowPx=${shown.rowPx} />
         ${page.jobs.slice(shown.first, shown.end).map((j) => html`<${JobRow} key=${j.id} job=${j} checked=${selected.has(j.id)} onToggle=${toggle} />`)}
-        <${Spacer} rows=${page.jobs.length - shown.end} rowPx=${rowPx} />
+        <${Spacer} rows=${page.jobs.length - shown.end} rowPx=${shown.rowPx} />
       </tbody>
     </table>
     ${loaded && page.jobs.length === 0 && !error && html`<p>No jobs match.</p>`}

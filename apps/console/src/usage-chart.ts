@@ -43,8 +43,8 @@ export interface StackedChart {
 /** The name of the series that sums the groups past `maxSeries − 1`. */
 export const OTHER_SERIES = 'other';
 
-/** Step lengths of the API's `step`, in milliseconds. */
-const STEP_MS = { hour: 3_600_000, day: 86_400_000 } as const;
+/** Step lengths of the API's `step`, in milliseconds (the console imports only types from the API, so not its `USAGE_STEP_MS`). */
+export const STEP_MS = { hour: 3_600_000, day: 86_400_000 } as const;
 
 /**
  * A round scale for values up to `v`: a gridline step of 1, 2, 2.5 or 5 × 10^k, the smallest at or

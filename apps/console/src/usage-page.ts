@@ -10,7 +10,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { ApiFailure, call, query } from './api';
 import { html } from './html';
 import { useEvents, useReloads } from './live';
-import { formatHours as hours, stackUsage, tickLabel, type UsageMeasure } from './usage-chart';
+import { formatHours as hours, STEP_MS, stackUsage, tickLabel, type UsageMeasure } from './usage-chart';
 
 /** The periods the page offers: how long, and the step its chart is split by. */
 const PERIODS = {
@@ -20,7 +20,6 @@ const PERIODS = {
   '90d': { label: 'Last 90 days', steps: 90, step: 'day' },
 } as const;
 type Period = keyof typeof PERIODS;
-const STEP_MS = { hour: 3_600_000, day: 86_400_000 };
 
 const GROUP_BYS = { tenant: 'Tenant', queue: 'Queue', gpuModel: 'GPU model' } as const;
 type GroupBy = keyof typeof GROUP_BYS;
