@@ -35,6 +35,7 @@ import {
   type SoakFigures,
   type SoakOptionsInput,
   type SoakSample,
+  revisionsPerJob,
   summaryRows,
 } from './soak-report';
 import { BatchSubmitter } from './soak-submit';
@@ -171,6 +172,7 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
         refused503: submitter.refused503,
         etcdDbBytes: etcdMetrics ? promValue(etcdMetrics, 'etcd_mvcc_db_total_size_in_bytes') : undefined,
         etcdDbInUseBytes: etcdMetrics ? promValue(etcdMetrics, 'etcd_mvcc_db_total_size_in_use_in_bytes') : undefined,
+        etcdRevision: etcdMetrics ? promValue(etcdMetrics, 'etcd_debugging_mvcc_current_revision') : undefined,
         rssBytes: Object.fromEntries(pids.map((p) => [p.name, rssOf(p.pid)])),
         liveJobs,
         archivedJobs: archived,
@@ -308,6 +310,7 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
     const figures: SoakFigures = {
       etcdDbPeakBytes: peak((s) => s.etcdDbBytes),
       etcdDbFinalBytes: last?.etcdDbBytes ?? samples[samples.length - 1]?.etcdDbBytes,
+      etcdRevisionsPerJob: revisionsPerJob(samples, submitter.accepted),
       serviceRssPeakBytes: Object.fromEntries(services.map((n) => [n, peak((s) => s.rssBytes[n])])),
       archiveLagP99S: lagP99S ?? histogramP99,
       archiveLagSource:
