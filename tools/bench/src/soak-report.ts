@@ -148,6 +148,8 @@ export interface SoakSample {
   etcdRevision?: number;
   /** Resident memory of each process of the cluster by name, in bytes (services and etcd). */
   rssBytes: Record<string, number | undefined>;
+  /** V8 heap in use of each service by name (`nodejs_heap_size_used_bytes`), in bytes: what RSS holds that is not garbage yet to be collected. */
+  heapUsedBytes?: Record<string, number | undefined>;
   /** `jobs/` keys in etcd (live and finished jobs not yet archived). */
   liveJobs?: number;
   /** Rows of history's `jobs` table. */
@@ -186,6 +188,11 @@ export function formatSample(s: SoakSample): string {
     `soak ${Math.round(s.elapsedS)}s: submitted ${int(s.submitted)} accepted ${int(s.accepted)} (429×${s.refused429} 503×${s.refused503})` +
     ` | etcd db ${mib(s.etcdDbBytes)} MiB (in use ${mib(s.etcdDbInUseBytes)}, revision ${int(s.etcdRevision)})` +
     ` | rss MiB ${rss}` +
+    (s.heapUsedBytes
+      ? ` | heap used MiB ${Object.entries(s.heapUsedBytes)
+          .map(([name, b]) => `${name} ${mib(b)}`)
+          .join(' ')}`
+      : '') +
     ` | jobs live ${int(s.liveJobs)} archived ${int(s.archivedJobs)} awaiting archive ${int(s.archivePending)}` +
     ` | archive lag p99 ${secs(s.archiveLagP99S)} s of ${int(s.archivedSinceLast)}, ≤ 10 s ${pct(s.archiveLagUnder10s)}` +
     ` | p99 ms list ${ms(s.readP99Ms.jobs)} tasks ${ms(s.readP99Ms.tasks)} queues ${ms(s.readP99Ms.queues)} (${s.reads} reads)`

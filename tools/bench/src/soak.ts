@@ -164,6 +164,12 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
           ),
       ]);
       const lag = quotaMetrics ? promBuckets(quotaMetrics, 'batch_archive_lag_seconds') : [];
+      const heaps = await Promise.all(
+        [...c.urls].map(async ([name, url]) => {
+          const m = name === 'quota' ? quotaMetrics : await text(`${url}/metrics`);
+          return [name, m ? promValue(m, 'nodejs_heap_size_used_bytes') : undefined] as const;
+        }),
+      );
       const s: SoakSample = {
         elapsedS: (performance.now() - loadStart) / 1000,
         submitted: submitter.submitted,
@@ -174,6 +180,7 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
         etcdDbInUseBytes: etcdMetrics ? promValue(etcdMetrics, 'etcd_mvcc_db_total_size_in_use_in_bytes') : undefined,
         etcdRevision: etcdMetrics ? promValue(etcdMetrics, 'etcd_debugging_mvcc_current_revision') : undefined,
         rssBytes: Object.fromEntries(pids.map((p) => [p.name, rssOf(p.pid)])),
+        heapUsedBytes: Object.fromEntries(heaps),
         liveJobs,
         archivedJobs: archived,
         archivePending: quotaMetrics ? promValue(quotaMetrics, 'batch_archive_pending_jobs') : undefined,
