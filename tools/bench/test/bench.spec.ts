@@ -1,5 +1,5 @@
 import { traceNodes, tracePods } from '../src/alibaba';
-import { cutInstance, packInstance, parseOrLib } from '../src/packing';
+import { cutInstance, firstFitDecreasing, gpuCutInstance, packInstance, parseOrLib, pooled } from '../src/packing';
 import { makeBacklog, makeCluster, naivePlace } from '../src/scheduling';
 
 describe('packing instances', () => {
@@ -14,6 +14,30 @@ describe('packing instances', () => {
     const [a, b] = parseOrLib(text, new Map([['a_00', 2]]), 'x');
     expect(a).toMatchObject({ name: 'a_00', capacity: [150], items: [[100], [50], [100]], optimum: 2 });
     expect(b).toMatchObject({ capacity: [1000], items: [[366], [634]], optimum: 1 });
+  });
+
+  it('first-fit decreasing: the largest first, each into the first bin it fits, pool by pool', () => {
+    // 1-D, capacity 10: 6, 5, 4, 3, 2 → [6, 4], [5, 3, 2] = 2 bins; the same items in two pools (a: 6, 5; b: 4, 3, 2) → 2 + 1 = 3
+    const one = { name: 'f', family: 'f', capacity: [10], items: [[3], [6], [2], [5], [4]], optimum: 2 };
+    expect(firstFitDecreasing(one)).toBe(2);
+    expect(firstFitDecreasing({ ...one, items: [[6], [5], [4], [3], [2]], pools: [0, 0, 1, 1, 1] })).toBe(3);
+  });
+
+  it('pools instances in one run: items shuffled together, each tagged with its pool, the optimum summed', () => {
+    const a = cutInstance('a', 3, [100], 1);
+    const b = cutInstance('b', 4, [100], 2);
+    const p = pooled('p', 'pools', [a, b], 9);
+    expect(p.optimum).toBe(7);
+    expect(p.binsOfPool).toEqual([a.items.length, b.items.length]);
+    expect(p.items.filter((_, i) => p.pools![i] === 1).map((x) => x[0]).sort()).toEqual(b.items.map((x) => x[0]).sort());
+  });
+
+  it('cuts GPU nodes into whole-GPU tasks with CPU and memory', () => {
+    const g = gpuCutInstance('g', 10, 4);
+    // 10 nodes of 8 GPUs: 80,000 milli-GPU in whole GPUs
+    expect(g.items.reduce((s, it) => s + it[0], 0)).toBe(80_000);
+    for (const it of g.items) expect(it[0] % 1000 === 0 && it[0] >= 1000).toBe(true);
+    expect(g.optimum).toBe(10);
   });
 
   it('packs a perfect two-item bin into one node', () => {

@@ -1,5 +1,5 @@
 import { parseResources } from '@batchapi/api';
-import { DEFAULT_FILTERS, type NodeSnapshot, placeTasks, type PendingWork } from '../../index';
+import { DEFAULT_FILTERS, type FillNode, fillTier, type NodeSnapshot, placeTasks, type PendingWork } from '../../index';
 
 const bin = (name: string): NodeSnapshot => ({ name, capacity: parseResources({ cpu: '100' }), used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [] });
 const item = (i: number, cores: number, createdAt = 0): PendingWork => ({
@@ -41,5 +41,53 @@ describe('batch fill', () => {
       nodes,
     );
     expect(res.placements.map((p) => p.jobId)).toEqual(sizes.map((_, i) => `i${String(i).padStart(2, '0')}`));
+  });
+
+  it('packs work tied to pools by selectors within each pool, as well as each pool alone', () => {
+    // the triplets twice, once for pool a's nodes and once for pool b's, shuffled together: 3 nodes each (6), never across pools
+    const pooled =
+      (pool: string) =>
+      (n: NodeSnapshot): NodeSnapshot => ({ ...n, name: `${pool}-${n.name}`, labels: { pool } });
+    const poolNodes = [...nodes.map(pooled('a')), ...nodes.map(pooled('b'))];
+    const work = [
+      ...sizes.map((s, i) => ({ ...item(i, s), selector: { pool: 'a' } })),
+      ...sizes.map((s, i) => ({ ...item(i + 50, s), selector: { pool: 'b' } })),
+    ];
+    const shuffled = work
+      .map((w, i) => ({ w, k: (i * 7) % work.length }))
+      .sort((x, y) => x.k - y.k)
+      .map((x) => x.w);
+    const res = placeTasks(shuffled, poolNodes, { filters: DEFAULT_FILTERS });
+    expect(res.placements.reduce((n, p) => n + p.count, 0)).toBe(18);
+    expect(new Set(res.placements.map((p) => p.node)).size).toBe(6);
+    for (const p of res.placements) expect(p.node.slice(0, 1)).toBe(work.find((w) => w.jobId === p.jobId)!.selector.pool);
+  });
+
+  it('packs whole-GPU work over wholly free devices, each device to one task, and fills no CPU-only work on GPU nodes', () => {
+    const gpuNode = (name: string, devices: Record<string, number> = {}): FillNode => ({
+      node: { name, capacity: parseResources({ cpu: '64', gpu: '8' }), used: {}, devices, gpuCount: 8, labels: {}, taints: [] },
+      free: { cpu: 64_000, gpu: 8000 - Object.values(devices).reduce((a, b) => a + b, 0) },
+      devices: { ...devices },
+    });
+    const gpus = (id: string, g: number): PendingWork => ({ ...item(0, 1), jobId: id, resources: { cpu: 1000, gpu: g * 1000 } });
+    const tier = [gpus('g5', 5), gpus('g4a', 4), gpus('g6', 6), gpus('g3', 3), gpus('g4b', 4), gpus('g2', 2), { ...item(9, 10), jobId: 'cpu' }];
+    // c has half of device 0 held by a fractional task: 7 whole devices, and it is the fullest, so it goes first.
+    // c: 5+2 = 7 (4+3 fills it as well, found later); a: 4+4 = 8; b: 6 (3 does not fit beside it) — 3 and the CPU-only job stay for the per-job pass
+    const filled = fillTier(tier, [gpuNode('a'), gpuNode('b'), gpuNode('c', { 0: 500 })], []);
+    const on = (node: string) => filled.filter((f) => f.node === node);
+    expect(on('c').map((f) => f.jobId)).toEqual(['g5', 'g2']);
+    expect(on('a').map((f) => f.jobId)).toEqual(['g4a', 'g4b']);
+    expect(on('b').map((f) => f.jobId)).toEqual(['g6']);
+    for (const [node, gpusHeld] of [
+      ['a', 8],
+      ['b', 6],
+      ['c', 7],
+    ] as const) {
+      const held = on(node).flatMap((f) => f.devices.flat());
+      expect(held.length).toBe(gpusHeld);
+      expect(new Set(held).size).toBe(held.length); // no device twice
+      if (node === 'c') expect(held).not.toContain(0);
+    }
+    expect(filled.find((f) => f.jobId === 'cpu' || f.jobId === 'g3')).toBeUndefined();
   });
 });

@@ -2,16 +2,31 @@
  * Batch fill: when many pieces of work arrive at the same instant with the same priority,
  * packing them one job at a time (decreasing best fit) leaves gaps that a person would not.
  * Instead, node by node (fullest first), search for the set of waiting tasks that fills the
- * node best — minimum bin slack — with a bounded search. Pure.
+ * node best — minimum bin slack — with a bounded search. Tasks of one shape (resources, node
+ * selector, tolerations, image) are interchangeable; each node considers only the shapes its
+ * filters let on it, so work tied to pools by selectors is packed within each pool. Whole
+ * GPUs are one more dimension (counted over the node's wholly free devices, then devices
+ * picked per task); CPU-only work is left off GPU nodes (the per-job pass weighs that). Pure.
  */
-import type { ResourceVector } from '@batchapi/api';
+import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
 import type { NodeSnapshot, PendingWork } from '../../snapshot';
+import { pickDevices } from '../resource-fit';
 
 /** A node's mutable state during a pass. */
 export interface FillNode {
   node: NodeSnapshot;
   free: ResourceVector;
+  /** Milli-GPU in use per device index; the fill marks the devices it gives whole-GPU tasks. @default none: no GPU work is filled on it */
+  devices?: Record<string, number>;
+}
+
+/** Tasks the fill placed: `count` tasks of a job on a node, and each task's devices (empty lists without GPUs). */
+export interface Filled {
+  jobId: string;
+  node: string;
+  count: number;
+  devices: number[][];
 }
 
 /** Search steps allowed per node. @default 20000 */
@@ -19,6 +34,8 @@ export const FILL_STEPS_PER_NODE = 20_000;
 
 interface Shape {
   resources: ResourceVector;
+  /** The first work of the shape: what the filters are asked about. */
+  like: PendingWork;
   /** Jobs with tasks of this shape, in queue order, and how many tasks each still has. */
   jobs: Array<{ jobId: string; left: number }>;
   count: number;
@@ -36,42 +53,63 @@ function weight(need: ResourceVector, cap: ResourceVector): number {
   return w;
 }
 
+/** Wholly free devices of a node (no task holds any of them). */
+function wholeFreeDevices(n: FillNode): number {
+  let free = 0;
+  for (let d = 0; d < n.node.gpuCount; d++) if (!n.devices?.[d]) free++;
+  return free;
+}
+
+/** What makes two pieces of work interchangeable to the fill: resources, selector, tolerations, image. */
+function shapeKey(w: PendingWork): string {
+  return JSON.stringify([
+    Object.entries(w.resources)
+      .filter(([, v]) => v > 0)
+      .sort(),
+    Object.entries(w.selector ?? {}).sort(),
+    w.tolerations ?? [],
+    w.image ?? '',
+  ]);
+}
+
 /**
  * Fills nodes with the tasks of `tier` (work of one priority submitted at one instant, without
- * GPUs, gangs, selectors or spreading). Returns tasks placed per job per node, and changes
- * `nodes[].free`.
+ * fractional GPUs, gangs or spreading). Returns tasks placed per job per node with their
+ * devices, and changes `nodes[].free` and `nodes[].devices`.
  */
-export function fillTier(
-  tier: readonly PendingWork[],
-  nodes: FillNode[],
-  filters: readonly FilterPlugin[],
-  steps = FILL_STEPS_PER_NODE,
-): Array<{ jobId: string; node: string; count: number }> {
+export function fillTier(tier: readonly PendingWork[], nodes: FillNode[], filters: readonly FilterPlugin[], steps = FILL_STEPS_PER_NODE): Filled[] {
   const shapes = new Map<string, Shape>();
   for (const w of tier) {
-    const key = JSON.stringify(
-      Object.entries(w.resources)
-        .filter(([, v]) => v > 0)
-        .sort(),
-    );
-    const s = shapes.get(key) ?? { resources: w.resources, jobs: [], count: 0 };
+    const key = shapeKey(w);
+    const s = shapes.get(key) ?? { resources: w.resources, like: w, jobs: [], count: 0 };
     s.jobs.push({ jobId: w.jobId, left: w.tasks });
     s.count += w.tasks;
     shapes.set(key, s);
   }
-  const out: Array<{ jobId: string; node: string; count: number }> = [];
+  // Tasks of one shape gain nothing from a search over combinations: the per-job pass, whose scores see the whole cluster, places them.
+  if (shapes.size < 2) return [];
+  const out: Filled[] = [];
   const order = [...nodes].sort((a, b) => weight(used(b), b.node.capacity) - weight(used(a), a.node.capacity) || (a.node.name < b.node.name ? -1 : 1));
   for (const n of order) {
+    const gpuNode = n.node.gpuCount > 0;
+    // On a GPU node the fill counts whole GPUs over the wholly free devices (a device partly held by a fractional task takes no whole-GPU task).
+    const free: ResourceVector = gpuNode ? { ...n.free, gpu: Math.min(n.free.gpu ?? 0, wholeFreeDevices(n) * GPU_MILLI) } : { ...n.free };
     const cands = [...shapes.values()]
-      .filter((s) => s.count > 0 && fits(s.resources, n.free, 1) && !filters.some((f) => f.filter({ ...tier[0], resources: s.resources, tasks: 1 }, n.node)))
+      .filter(
+        (s) =>
+          s.count > 0 &&
+          (s.resources.gpu ?? 0) > 0 === gpuNode &&
+          (!gpuNode || n.devices !== undefined) &&
+          fits(s.resources, free, 1) &&
+          !filters.some((f) => f.filter({ ...s.like, tasks: 1 }, n.node)),
+      )
       .sort((a, b) => weight(b.resources, n.node.capacity) - weight(a.resources, n.node.capacity));
     if (cands.length === 0) continue;
-    const target = weight(n.free, n.node.capacity);
+    const target = weight(free, n.node.capacity);
     const best = new Array<number>(cands.length).fill(0);
     const cur = new Array<number>(cands.length).fill(0);
     let bestFill = -1;
     let budget = steps;
-    const free = { ...n.free };
     const search = (i: number, fill: number): boolean => {
       if (fill > bestFill) {
         bestFill = fill;
@@ -98,13 +136,21 @@ export function fillTier(
       let take = best[i];
       for (const [k, v] of Object.entries(s.resources)) n.free[k] = (n.free[k] ?? 0) - v * take;
       s.count -= take;
+      const share = s.resources.gpu ?? 0;
       for (const j of s.jobs) {
         if (take === 0) break;
         const c = Math.min(take, j.left);
         if (c === 0) continue;
         j.left -= c;
         take -= c;
-        out.push({ jobId: j.jobId, node: n.node.name, count: c });
+        const devices: number[][] = [];
+        for (let t = 0; t < c; t++) {
+          // counted over wholly free devices above, so each task finds its own
+          const picked = share > 0 && n.devices ? pickDevices(n.devices, n.node.gpuCount, share)! : [];
+          for (const d of picked) n.devices![d] = (n.devices![d] ?? 0) + GPU_MILLI;
+          devices.push(picked);
+        }
+        out.push({ jobId: j.jobId, node: n.node.name, count: c, devices });
       }
     });
   }

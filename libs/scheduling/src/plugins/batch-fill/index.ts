@@ -1,9 +1,11 @@
 /**
  * Batch fill (run before the per-job pass): the leading tier of the queue — work of one
- * priority submitted at one instant, plain enough (no GPUs, gangs, selectors, images, tolerations,
- * spreading, topology or quota limit; one queue when fair share is on) — is packed node by node with
- * `fillTier` (minimum bin slack) instead of one job at a time.
+ * priority submitted at one instant, plain enough (no fractional GPUs, gangs, spreading,
+ * topology or quota limit; one queue when fair share is on; selectors, tolerations, images and
+ * whole GPUs are fine) — is packed node by node with `fillTier` (minimum bin slack) instead of
+ * one job at a time.
  */
+import { GPU_MILLI } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
 import type { QuotaLedger } from '../quota/ledger';
 import type { PendingWork, Placement } from '../../snapshot';
@@ -31,15 +33,8 @@ export function batchFill(
   const tier: PendingWork[] = [];
   let tasks = 0;
   for (const w of ordered) {
-    const plain =
-      !w.gang &&
-      !w.spread &&
-      !w.topology &&
-      !(w.resources.gpu ?? 0) &&
-      !Object.keys(w.selector ?? {}).length &&
-      !w.image &&
-      !(w.tolerations ?? []).length &&
-      !ledger.limits(w.queue);
+    const gpu = w.resources.gpu ?? 0;
+    const plain = !w.gang && !w.spread && !w.topology && gpu % GPU_MILLI === 0 && !ledger.limits(w.queue);
     if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
     tier.push(w);
     tasks += w.tasks;
@@ -50,7 +45,7 @@ export function batchFill(
   let placed = 0;
   for (const f of filled) {
     byId.get(f.jobId)!.tasks -= f.count;
-    placements.push({ jobId: f.jobId, node: f.node, count: f.count, devices: Array.from({ length: f.count }, () => []) });
+    placements.push({ jobId: f.jobId, node: f.node, count: f.count, devices: f.devices });
     placed += f.count;
   }
   return placed;
