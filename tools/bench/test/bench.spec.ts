@@ -29,7 +29,12 @@ describe('packing instances', () => {
     const p = pooled('p', 'pools', [a, b], 9);
     expect(p.optimum).toBe(7);
     expect(p.binsOfPool).toEqual([a.items.length, b.items.length]);
-    expect(p.items.filter((_, i) => p.pools![i] === 1).map((x) => x[0]).sort()).toEqual(b.items.map((x) => x[0]).sort());
+    expect(
+      p.items
+        .filter((_, i) => p.pools![i] === 1)
+        .map((x) => x[0])
+        .sort(),
+    ).toEqual(b.items.map((x) => x[0]).sort());
   });
 
   it('cuts GPU nodes into whole-GPU tasks with CPU and memory', () => {
