@@ -128,6 +128,7 @@ const SUBMIT_ERRORS: ErrorCode[] = [
   'unknown_tenant',
   'unknown_queue',
   'no_container_runtime',
+  'max_running_below_gang',
   'idempotency_conflict',
   'conflict',
   'submit_rate_exceeded',

@@ -51,6 +51,8 @@ export const JobViewSchema = z.strictObject({
   env: StringMap,
   resources: Resources,
   tasks: z.number().int(),
+  /** Most tasks bound or running at once, when the job sets it. */
+  maxRunning: z.number().int().optional(),
   priority: z.number().int(),
   labels: StringMap,
   taskCounts: TaskCountsSchema,
