@@ -199,6 +199,8 @@ export const WorkflowViewSchema = z.strictObject({
   createdAt: z.number(),
   finishedAt: z.number().nullable(),
   deadlineAt: z.number().nullable(),
+  /** Most steps running at once, when set. */
+  maxRunning: z.number().int().optional(),
   traceId: z.string().optional(),
   steps: z.array(
     z.strictObject({
