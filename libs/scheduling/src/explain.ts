@@ -98,7 +98,8 @@ export function explainPending(
   const why = outcome.unplaced;
   const blockers: Explanation['blockers'] = [];
   // Work at its maxRunning limit tries no node: what nodes lack is not what holds it.
-  if (work.tasks > 0) {
+  const atLimit = work.tasks === 0 && work.runLimit !== undefined;
+  if (!atLimit) {
     for (const r of why?.filtered ?? []) blockers.push({ reason: r.status.reason, nodes: r.nodes, ...(r.status.detail ? { detail: r.status.detail } : {}) });
     for (const [reason, n] of shortages(work, nodes)) blockers.push({ reason, nodes: n });
   }
@@ -128,7 +129,7 @@ export function explainPending(
     quota,
     messages,
     // At its limit, no change of shape or queue lets a task start: a slot must free first.
-    counterfactuals: placeableNow > 0 || work.tasks === 0 ? [] : counterfactuals(work, nodes, headroom, blockers),
+    counterfactuals: placeableNow > 0 || atLimit ? [] : counterfactuals(work, nodes, headroom, blockers),
   };
 }
 

@@ -38,6 +38,29 @@ describe('maxRunning in whole cycles', () => {
     expect(p.jobs.get('arr')).toMatchObject({ phase: 'Succeeded', counts: { succeeded: 100, failed: 0, cancelled: 0 } });
   });
 
+  it('counts retries in backoff as pending (not in flight) and places only eligible tasks within the limit', () => {
+    // 10 tasks, maxRunning 3: 4 succeeded, pending [0,2) now and [2,4) after a backoff → inFlight = 10 − 4 − 4 = 2;
+    // room = 3 − 2 = 1 → 1 of the 2 eligible tasks is placeable, 1 held; at T0 + 5 s all 4 are eligible: still 1, 3 held
+    const job = jobRecord(
+      'r',
+      10,
+      { cpu: 1 },
+      {
+        phase: 'Running',
+        counts: { succeeded: 4, failed: 0, cancelled: 0 },
+        pending: [
+          { start: 0, end: 2, attempt: 2 },
+          { start: 2, end: 4, attempt: 2, notBefore: T0 + 5000 },
+        ],
+        spec: { maxRunning: 3 },
+      },
+    );
+    const s = buildSnapshot({ jobs: [job], nodes: [nodeRecord('a', { cpu: 8 })], allocs: new Map(), queues: [], bindings: [], cordons: [] }, T0);
+    expect(s.work).toEqual([expect.objectContaining({ jobId: 'r', tasks: 1, runLimit: { limit: 3, running: 2, held: 1 } })]);
+    const later = buildSnapshot({ jobs: [job], nodes: [], allocs: new Map(), queues: [], bindings: [], cordons: [] }, T0 + 5000);
+    expect(later.work[0]).toMatchObject({ tasks: 1, runLimit: { held: 3 } });
+  });
+
   it('batch fill packs a tier of simultaneous jobs within each one’s limit', async () => {
     // two plain jobs submitted at one instant (a batch-fill tier, the limited one first by id): 50 × 1 core with
     // maxRunning 3, 10 × 1 core without; 1 node × 20 cores → the limited job gets 3 (not 20), the other its 10
