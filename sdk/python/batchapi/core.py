@@ -281,6 +281,9 @@ def bind_arguments(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[
     except TypeError as e:
         extra = " (a map passes the item as the first argument)" if leading else ""
         extra += f" (the {trailing} inputs' results come last)" if trailing else ""
+        # A keyword the function does not take but a task option has this name (max_running=…): say where it goes.
+        misplaced = [k for k in kwargs if k in OPTION_NAMES and k not in sig.parameters]
+        extra += f"; {misplaced[0]!r} is a task option: pass it as task.options({misplaced[0]}=…)" if misplaced else ""
         raise InvalidTask("bad_arguments", f"{getattr(fn, '__qualname__', fn)}{sig}: {e}{extra}", "args") from None
 
 

@@ -84,6 +84,14 @@ def test_max_running_reaches_the_job_request_of_submit_map_and_a_map_step() -> N
     assert "maxRunning" not in batch.workflow("w").request()
 
 
+def test_max_running_given_as_a_keyword_of_the_call_says_it_is_an_option() -> None:
+    wf = batch.workflow("w")  # built, never submitted
+    with pytest.raises(batch.InvalidTask) as e:
+        wf.map(t.square, [1, 2], max_running=3)
+    assert e.value.code == "bad_arguments"
+    assert "'max_running' is a task option: pass it as task.options(max_running=…)" in str(e.value)
+
+
 @pytest.mark.parametrize("value", [0, 1001, 2.0, True, "3"])
 def test_a_workflow_max_running_out_of_range_is_refused_naming_it(value: Any) -> None:
     with pytest.raises(batch.InvalidTask) as e:
