@@ -36,9 +36,12 @@ export function tasksInFlight(job: Pick<WhyJob, 'pending' | 'counts' | 'spec'>):
  * and `runLimit` set when that held some back. `w` itself is not changed.
  */
 export function limitRunning(w: PendingWork, job: Pick<WhyJob, 'pending' | 'counts' | 'spec'>): PendingWork {
-  const limit = job.spec.maxRunning;
+  return job.spec.maxRunning === undefined ? w : withinLimit(w, job.spec.maxRunning, tasksInFlight(job));
+}
+
+/** `w` with at most `max(0, limit − running)` tasks (`runLimit` set when that held some back): the arithmetic of `limitRunning`, for callers that count `running` themselves (the simulator). */
+export function withinLimit(w: PendingWork, limit: number | undefined, running: number): PendingWork {
   if (limit === undefined) return w;
-  const running = tasksInFlight(job);
   const room = Math.max(0, limit - running);
   if (w.tasks <= room) return w;
   return { ...w, tasks: room, runLimit: { limit, running, held: w.tasks - room } };
