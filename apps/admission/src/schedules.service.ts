@@ -171,6 +171,7 @@ export class SchedulesService {
       queue,
       labels: { ...req.labels, [SCHEDULE_LABEL]: name },
       ...(req.deadlineSeconds ? { deadlineSeconds: req.deadlineSeconds } : {}),
+      ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       steps,
     };
   }

@@ -53,6 +53,7 @@ export class WorkflowsService {
       steps,
       createdAt: now,
       ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
+      ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
     };
     const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);

@@ -1,5 +1,5 @@
-import type { QueueView } from '@batchapi/api';
-import { queueTable } from './output';
+import type { JobView, QueueView } from '@batchapi/api';
+import { jobDetail, queueTable } from './output';
 
 describe('queueTable', () => {
   it('lines up one row per queue with its share to three places', () => {
@@ -22,5 +22,27 @@ describe('queueTable', () => {
     expect(lines[0].split(/\s{2,}/)).toEqual(['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING']);
     expect(lines[1].split(/\s{2,}/)).toEqual(['ml', 'perception', 'research', '2', '{"cpu":"64"}', '{"cpu":"72"}', '{"cpu":"8"}', '0.063', '8', '12 (3 jobs)']);
     expect(lines[2]).toContain('0.500');
+  });
+});
+
+describe('jobDetail', () => {
+  const job: JobView = {
+    id: 'j1',
+    name: 'job',
+    tenant: 't',
+    queue: 'q',
+    phase: 'Running',
+    command: ['run'],
+    env: {},
+    resources: { cpu: '1' },
+    tasks: 1000,
+    priority: 0,
+    labels: {},
+    taskCounts: { pending: 940, bound: 0, running: 50, succeeded: 10, failed: 0, cancelled: 0 },
+    createdAt: '2026-12-04T00:00:00.000Z',
+  };
+  it("shows a job's maxRunning as its limit, and no line without one", () => {
+    expect(jobDetail({ ...job, maxRunning: 50 })).toContain('\nLimit:     50 tasks at once (maxRunning)\n');
+    expect(jobDetail(job)).not.toContain('Limit:');
   });
 });

@@ -105,6 +105,7 @@ export function jobDetail(j: JobView): string {
     ['Env', j.env && Object.keys(j.env).length ? JSON.stringify(j.env) : undefined],
     ['Resources', JSON.stringify(j.resources)],
     ['Tasks', `${j.tasks} (${countsLine(j)})`],
+    ['Limit', j.maxRunning !== undefined ? `${j.maxRunning} task${j.maxRunning === 1 ? '' : 's'} at once (maxRunning)` : undefined],
     ['Priority', String(j.priority)],
     ['Trace', j.traceId],
     ['Created', j.createdAt],

@@ -12,6 +12,11 @@ describe('batch submit argv → SubmitJobRequest', () => {
       ['--tasks', '8', '--cpu', '500m', '--memory', '1Gi', '--', 'run'],
       { command: ['run'], tasks: 8, resources: { cpu: '500m', memory: '1Gi' } },
     ],
+    [
+      'an array job of 1000 tasks, at most 50 at once',
+      ['--tasks', '1000', '--max-running', '50', '--', 'run'],
+      { command: ['run'], tasks: 1000, maxRunning: 50 },
+    ],
     ['a GPU share is a number', ['--gpu', '0.5', '--', 'train'], { command: ['train'], resources: { gpu: 0.5 } }],
     [
       '--env and --label repeat; a value may hold "="',
@@ -50,6 +55,7 @@ describe('batch submit argv → SubmitJobRequest', () => {
     ['no command', [], 'give the command after --'],
     ['a missing file', ['-f', '/nonexistent/job.yaml'], 'cannot read /nonexistent/job.yaml'],
     ['tasks not a number', ['--tasks', 'many', '--', 'x'], '--tasks takes a whole number, got "many"'],
+    ['max-running not a number', ['--max-running', 'half', '--', 'x'], '--max-running takes a whole number, got "half"'],
     ['priority not whole', ['--priority', '1.5', '--', 'x'], '--priority takes a whole number, got "1.5"'],
     ['gpu not a number', ['--gpu', 'one', '--', 'x'], '--gpu takes a number of GPUs, got "one"'],
     ['env without =', ['--env', 'NOPE', '--', 'x'], '--env takes KEY=VALUE, got "NOPE"'],

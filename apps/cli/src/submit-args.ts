@@ -12,6 +12,8 @@ import { OUTPUT_FORMATS, type OutputFormat } from './output';
 export interface SubmitFlags {
   name?: string;
   tasks?: string;
+  /** Most tasks bound or running at once (Slurm's `%N`). */
+  maxRunning?: string;
   cpu?: string;
   memory?: string;
   gpu?: string;
@@ -55,6 +57,7 @@ export function defineSubmit(cmd: Command): Command {
     .option('-f, --file <path>', 'the job as YAML or JSON (the body of POST /v1/jobs; - for stdin); flags and a command after -- override it')
     .option('--name <name>', 'job name (letters, digits, "-", "_", ".")')
     .option('--tasks <n>', 'number of tasks (an array job; each gets BATCH_TASK_INDEX)')
+    .option('--max-running <n>', "most tasks running at once, the others wait (Slurm's --array=…%N; default unlimited)")
     .option('--cpu <q>', 'cores per task, e.g. 500m or 2 (default 1)')
     .option('--memory <q>', 'memory per task, e.g. 512Mi or 2Gi (default 256Mi)')
     .option('--gpu <n>', 'GPUs per task (a fraction below 1 shares one)')
@@ -110,6 +113,8 @@ export function submitRequest(command: string[], f: SubmitFlags, base?: SubmitJo
   if (f.name) req.name = f.name;
   const tasks = int(f.tasks, '--tasks');
   if (tasks !== undefined) req.tasks = tasks;
+  const maxRunning = int(f.maxRunning, '--max-running');
+  if (maxRunning !== undefined) req.maxRunning = maxRunning;
   const resources = { ...base?.resources, ...resourceFlags(f) };
   if (Object.keys(resources).length) req.resources = resources;
   if (f.queue) req.queue = f.queue;

@@ -346,6 +346,7 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
       steps: t.steps.map((step) => ({ ...step, phase: 'Pending' })),
       createdAt: now,
       ...(t.deadlineSeconds ? { deadlineAt: now + t.deadlineSeconds * 1000 } : {}),
+      ...(t.maxRunning !== undefined ? { maxRunning: t.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
     };
     return { kind: 'workflow', record: wf };

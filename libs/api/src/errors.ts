@@ -15,6 +15,8 @@ export const ErrorCode = {
   ExceedsQuota: 'exceeds_quota',
   /** The job names a container `image` and no live node runs images (none carries `CONTAINER_RUNTIME_LABEL`): it would never run. */
   NoContainerRuntime: 'no_container_runtime',
+  /** A gang job's `maxRunning` is below its task count: its tasks must all start together, so it could never start. */
+  MaxRunningBelowGang: 'max_running_below_gang',
   IdempotencyConflict: 'idempotency_conflict',
   Conflict: 'conflict',
   RateLimited: 'rate_limited',
@@ -49,6 +51,7 @@ export const statusOf: Record<ErrorCode, number> = {
   unknown_queue: 422,
   exceeds_quota: 422,
   no_container_runtime: 422,
+  max_running_below_gang: 422,
   idempotency_conflict: 409,
   conflict: 409,
   rate_limited: 429,

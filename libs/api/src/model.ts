@@ -84,6 +84,12 @@ export interface JobSpec {
   gang?: boolean;
   /** A gang that cannot start within this many seconds of being queued fails with the reason. @default 600 */
   gangTimeoutSeconds?: number;
+  /**
+   * Most tasks of the job bound or running at once (Slurm's `--array=…%N`, Kubernetes'
+   * `parallelism`); the others wait in its pending ranges. A task's slot frees when its attempt
+   * ends and its room goes back to its node. @default unlimited
+   */
+  maxRunning?: number;
   /** Prefer the emptiest nodes instead of packing (e.g. for I/O-heavy tasks). @default false */
   spread?: boolean;
   /** Topology-aware placement: every task in one domain of a level (`required`), or as few as fit (`preferred`). @default none */

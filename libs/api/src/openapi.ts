@@ -128,6 +128,7 @@ const SUBMIT_ERRORS: ErrorCode[] = [
   'unknown_tenant',
   'unknown_queue',
   'no_container_runtime',
+  'max_running_below_gang',
   'idempotency_conflict',
   'conflict',
   'submit_rate_exceeded',
@@ -343,7 +344,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       operationId: 'createSchedule',
       summary: 'Create a schedule: a cron job or cron workflow (five-field cron in an IANA time zone)',
       body: CreateScheduleSchema,
-      errors: ['permission_denied', 'unknown_tenant', 'unknown_queue', 'conflict', 'workflow_cycle'],
+      errors: ['permission_denied', 'unknown_tenant', 'unknown_queue', 'max_running_below_gang', 'conflict', 'workflow_cycle'],
       answers: {
         201: { description: 'Created', schema: ScheduleViewSchema, headers: { Location: 'The schedule: /v1/schedules/{name}' }, links: scheduleLinks },
       },

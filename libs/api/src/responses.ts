@@ -51,6 +51,8 @@ export const JobViewSchema = z.strictObject({
   env: StringMap,
   resources: Resources,
   tasks: z.number().int(),
+  /** Most tasks bound or running at once, when the job sets it. */
+  maxRunning: z.number().int().optional(),
   priority: z.number().int(),
   labels: StringMap,
   taskCounts: TaskCountsSchema,
@@ -197,6 +199,8 @@ export const WorkflowViewSchema = z.strictObject({
   createdAt: z.number(),
   finishedAt: z.number().nullable(),
   deadlineAt: z.number().nullable(),
+  /** Most steps running at once, when set. */
+  maxRunning: z.number().int().optional(),
   traceId: z.string().optional(),
   steps: z.array(
     z.strictObject({

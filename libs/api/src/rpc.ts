@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import { type JobRecord, type JobSpec, JobPhase } from './model';
-import { ImageSchema, MAX_TASKS, NameSchema, SelectorSchema, TimeoutSecondsSchema, TolerationsSchema, TopologySchema } from './schemas';
+import { ImageSchema, MAX_TASKS, MaxRunningSchema, NameSchema, SelectorSchema, TimeoutSecondsSchema, TolerationsSchema, TopologySchema } from './schemas';
 import type { QueueView, WhyView } from './views';
 
 /** `scheduler.why`: a scheduler replica explains why a job waits, from its live cache. */
@@ -19,12 +19,17 @@ export const SCHEDULER_WHY = 'scheduler.why';
  * changes where a task fits).
  */
 export type WhyJob = Pick<JobRecord, 'id' | 'tenant' | 'queue' | 'phase' | 'pending' | 'createdAt' | 'queuedAt' | 'cancelRequestedAt'> & {
-  spec: Pick<JobSpec, 'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread' | 'timeoutSeconds' | 'topology' | 'image'>;
+  /** Its terminal counters: with `spec.maxRunning`, what tells how many tasks are bound or running. @default none (counted as 0) */
+  counts?: JobRecord['counts'];
+  spec: Pick<
+    JobSpec,
+    'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread' | 'timeoutSeconds' | 'topology' | 'image' | 'maxRunning'
+  >;
 };
 
 /** The `WhyJob` of a job record. */
 export function whyJobOf(j: JobRecord): WhyJob {
-  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology, image } = j.spec;
+  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology, image, maxRunning } = j.spec;
   return {
     id: j.id,
     tenant: j.tenant,
@@ -34,6 +39,7 @@ export function whyJobOf(j: JobRecord): WhyJob {
     createdAt: j.createdAt,
     ...(j.queuedAt !== undefined ? { queuedAt: j.queuedAt } : {}),
     ...(j.cancelRequestedAt !== undefined ? { cancelRequestedAt: j.cancelRequestedAt } : {}),
+    counts: j.counts,
     spec: {
       resources,
       tasks,
@@ -45,6 +51,7 @@ export function whyJobOf(j: JobRecord): WhyJob {
       ...(timeoutSeconds !== undefined ? { timeoutSeconds } : {}),
       ...(topology !== undefined ? { topology } : {}),
       ...(image !== undefined ? { image } : {}),
+      ...(maxRunning !== undefined ? { maxRunning } : {}),
     },
   };
 }
@@ -70,6 +77,7 @@ export const WhyJobSchema = z.strictObject({
   createdAt: Time,
   queuedAt: Time.optional(),
   cancelRequestedAt: Time.optional(),
+  counts: z.strictObject({ succeeded: Count, failed: Count, cancelled: Count }).optional(),
   spec: z.strictObject({
     resources: z
       .record(z.string().min(1).max(64), z.number().finite().min(0))
@@ -83,6 +91,7 @@ export const WhyJobSchema = z.strictObject({
     timeoutSeconds: TimeoutSecondsSchema.optional(),
     topology: TopologySchema.optional(),
     image: ImageSchema.optional(),
+    maxRunning: MaxRunningSchema.optional(),
   }),
 });
 

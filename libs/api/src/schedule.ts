@@ -98,6 +98,8 @@ export type ScheduleTemplate =
       labels: Record<string, string>;
       /** The workflow's deadline after its start, in seconds. @default none */
       deadlineSeconds?: number;
+      /** Most steps running at once. @default unlimited */
+      maxRunning?: number;
       steps: WorkflowStep[];
     };
 

@@ -99,6 +99,12 @@ export const TopologySchema = z
   })
   .refine((t) => (t.required === undefined) !== (t.preferred === undefined), 'set exactly one of required or preferred');
 
+/**
+ * Most tasks of an array job bound or running at once (Slurm's `%N`, Kubernetes' `parallelism`):
+ * a whole number from 1 to `MAX_TASKS`. A gang's must be at least its task count.
+ */
+export const MaxRunningSchema = z.number().int().min(1).max(MAX_TASKS);
+
 /** A container image reference. */
 export const ImageSchema = z
   .string()
@@ -157,6 +163,8 @@ export const SubmitJobSchema = z.strictObject({
     .optional(),
   /** Prefer the emptiest nodes instead of packing. @default false */
   spread: z.boolean().optional(),
+  /** Most tasks bound or running at once (see `MaxRunningSchema`). @default unlimited */
+  maxRunning: MaxRunningSchema.optional(),
   /** Topology-aware placement: `{"required": "rack"}` or `{"preferred": "rack"}` (see `TopologySchema`). @default none */
   topology: TopologySchema.optional(),
   /** Deadline of each attempt in seconds. @default none */
@@ -248,6 +256,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.tolerations ? { tolerations: req.tolerations } : {}),
     ...(req.gang ? { gang: true } : {}),
     ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
+    ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
     ...(req.spread ? { spread: true } : {}),
     ...(req.topology ? { topology: req.topology } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
@@ -255,8 +264,23 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.retry ? { retry: req.retry } : {}),
     ...(req.items ? { items: req.items } : {}),
   };
+  checkMaxRunning(spec);
   checkJobRecordSize(spec);
   return { spec, queue: req.queue ?? 'default', tenant: req.tenant };
+}
+
+/**
+ * A gang starts all its tasks at once: a `maxRunning` below its task count would hold it forever.
+ * @throws ApiError max_running_below_gang (422) naming `maxRunning`
+ */
+function checkMaxRunning(spec: JobSpec): void {
+  if (spec.gang && spec.maxRunning !== undefined && spec.maxRunning < spec.tasks) {
+    throw new ApiError(
+      ErrorCode.MaxRunningBelowGang,
+      `maxRunning: ${spec.maxRunning} is below the gang's ${spec.tasks} tasks, which must all start together; raise it to at least ${spec.tasks} or drop gang`,
+      { field: 'maxRunning' },
+    );
+  }
 }
 
 /** One entry of the tokens file: a token is stored only as its SHA-256 hex digest. */

@@ -51,6 +51,8 @@ export interface JobView {
   env: Record<string, string>;
   resources: Record<string, string | number>;
   tasks: number;
+  /** Most tasks bound or running at once, when the job sets it. @default absent: unlimited */
+  maxRunning?: number;
   priority: number;
   labels: Record<string, string>;
   taskCounts: TaskCounts;
@@ -99,6 +101,7 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     env: redactEnv(job.spec.env),
     resources: formatResources(job.spec.resources),
     tasks: job.spec.tasks,
+    ...(job.spec.maxRunning !== undefined ? { maxRunning: job.spec.maxRunning } : {}),
     priority: job.spec.priority,
     labels: job.spec.labels,
     taskCounts: counts,

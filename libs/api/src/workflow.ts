@@ -7,6 +7,9 @@ import { z } from 'zod';
 import { Ended } from './model';
 import { dottedName, NameSchema } from './schemas';
 
+/** Most steps of one workflow running at once: a whole number from 1 to `MAX_WORKFLOW_STEPS`. */
+export const WorkflowMaxRunningSchema = z.number().int().min(1).max(1000);
+
 /** Most steps in one workflow. */
 export const MAX_WORKFLOW_STEPS = 1000;
 /** Label every step job carries: the id of its workflow. */
@@ -75,6 +78,12 @@ export const SubmitWorkflowSchema = z.strictObject({
     .min(1)
     .max(30 * 24 * 3600)
     .optional(),
+  /**
+   * Most steps running at once (Argo's `parallelism`): a ready step beyond it stays `Pending`
+   * until one ends; waiting steps start in definition order. A map step's own limit on its tasks
+   * is its job's `maxRunning`. @default unlimited
+   */
+  maxRunning: WorkflowMaxRunningSchema.optional(),
   steps: z.array(WorkflowStepSchema).min(1).max(MAX_WORKFLOW_STEPS),
 });
 export type SubmitWorkflowRequest = z.infer<typeof SubmitWorkflowSchema>;
@@ -106,6 +115,8 @@ export interface WorkflowRecord {
   createdAt: number;
   /** Epoch ms after which the workflow fails. @default none */
   deadlineAt?: number;
+  /** Most steps running at once. @default unlimited */
+  maxRunning?: number;
   finishedAt?: number;
   /** Set by a cancel; the controller cascades it to every running step. */
   cancelRequestedAt?: number;
@@ -116,6 +127,8 @@ export interface WorkflowRecord {
 export interface WorkflowView extends Pick<WorkflowRecord, 'id' | 'name' | 'tenant' | 'queue' | 'labels' | 'phase' | 'createdAt'> {
   finishedAt: number | null;
   deadlineAt: number | null;
+  /** Most steps running at once, when set. @default absent: unlimited */
+  maxRunning?: number;
   traceId?: string;
   steps: Array<
     Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & {
@@ -137,6 +150,7 @@ export function workflowView(w: WorkflowRecord): WorkflowView {
     createdAt: w.createdAt,
     finishedAt: w.finishedAt ?? null,
     deadlineAt: w.deadlineAt ?? null,
+    ...(w.maxRunning !== undefined ? { maxRunning: w.maxRunning } : {}),
     traceId: w.traceparent?.split('-')[1],
     steps: w.steps.map((s) => ({
       name: s.name,

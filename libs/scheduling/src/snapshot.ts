@@ -1,5 +1,6 @@
 /** The read-only view a scheduling decision works on. Built per cycle; never mutated by plugins. */
 import { countTasks, eligibleRanges, GPU_MILLI, type JobTopology, type NodeAllocation, type NodeRecord, type ResourceVector, type WhyJob } from '@batchapi/api';
+import { limitRunning, type RunLimit } from './plugins/max-running';
 
 /** A node as a cycle sees it. */
 export interface NodeSnapshot {
@@ -43,6 +44,8 @@ export interface PendingWork {
   topology?: JobTopology;
   /** The container image the tasks run in: only nodes with a container runtime take them (`plugins/container-image`). @default none */
   image?: string;
+  /** Set when the job's `maxRunning` held placeable tasks back: `tasks` is what it leaves room for (`plugins/max-running`). @default none */
+  runLimit?: RunLimit;
 }
 
 /** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */
@@ -79,23 +82,27 @@ export function toNodeSnapshot(n: NodeRecord, alloc?: NodeAllocation): NodeSnaps
 
 /**
  * A job's tasks placeable at `now` (retries past their backoff) as one piece of work: an
- * equivalence class of identical tasks. Reads only the placement fields (a `JobRecord` is one).
+ * equivalence class of identical tasks, at most what its `maxRunning` leaves room for. Reads only
+ * the placement fields (a `JobRecord` is one).
  */
 export function toPendingWork(j: WhyJob, now: number): PendingWork {
   const spec = j.spec;
-  return {
-    jobId: j.id,
-    queue: j.queue,
-    priority: spec.priority,
-    createdAt: j.createdAt,
-    resources: spec.resources,
-    tasks: countTasks(eligibleRanges(j.pending, now)),
-    selector: spec.selector,
-    tolerations: spec.tolerations,
-    gang: spec.gang,
-    spread: spec.spread,
-    ...(spec.timeoutSeconds ? { timeoutSeconds: spec.timeoutSeconds } : {}),
-    ...(spec.topology ? { topology: spec.topology } : {}),
-    ...(spec.image ? { image: spec.image } : {}),
-  };
+  return limitRunning(
+    {
+      jobId: j.id,
+      queue: j.queue,
+      priority: spec.priority,
+      createdAt: j.createdAt,
+      resources: spec.resources,
+      tasks: countTasks(eligibleRanges(j.pending, now)),
+      selector: spec.selector,
+      tolerations: spec.tolerations,
+      gang: spec.gang,
+      spread: spec.spread,
+      ...(spec.timeoutSeconds ? { timeoutSeconds: spec.timeoutSeconds } : {}),
+      ...(spec.topology ? { topology: spec.topology } : {}),
+      ...(spec.image ? { image: spec.image } : {}),
+    },
+    j,
+  );
 }

@@ -31,6 +31,22 @@ const json = (res: ServerResponse, status: number, body: unknown, headers: Recor
   res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 const client = (over: Partial<ConstructorParameters<typeof BatchClient>[0]> = {}) => new BatchClient({ url, token: 't', ...over });
 
+describe('maxRunning', () => {
+  it('sends a job\'s maxRunning in the submit body and reads it back from the view', async () => {
+    let sent: unknown;
+    handler = (_req, res, body) => { sent = JSON.parse(body); json(res, 201, view({ tasks: 1000, maxRunning: 50 })); };
+    const job = await client().submitJob({ command: ['run'], tasks: 1000, maxRunning: 50 });
+    expect(sent).toEqual({ command: ['run'], tasks: 1000, maxRunning: 50 });
+    expect(job.maxRunning).toBe(50);
+  });
+
+  it('surfaces the gang refusal as an ApiError with its stable code and field', async () => {
+    handler = (_req, res) => json(res, 422, { error: { code: 'max_running_below_gang', message: 'maxRunning: 2 is below the gang\'s 4 tasks', field: 'maxRunning' } });
+    const err = await client().submitJob({ command: ['x'], tasks: 4, gang: true, maxRunning: 2 }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'max_running_below_gang', status: 422, details: { field: 'maxRunning' } });
+  });
+});
+
 describe('retries', () => {
   it('retries a 503 after Retry-After with the same Idempotency-Key, so a retried submit is one job', async () => {
     const keys: string[] = [];

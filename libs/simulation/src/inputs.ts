@@ -3,7 +3,17 @@
  * Strict: an unknown field, a bad quantity or a line that is not JSON stops with an error
  * naming the file, the line and the field.
  */
-import { ApiError, GPU_MILLI, type JobTopology, parseResources, parseWith, type ResourceVector, TimeoutSecondsSchema, TopologySchema } from '@batchapi/api';
+import {
+  ApiError,
+  GPU_MILLI,
+  type JobTopology,
+  MaxRunningSchema,
+  parseResources,
+  parseWith,
+  type ResourceVector,
+  TimeoutSecondsSchema,
+  TopologySchema,
+} from '@batchapi/api';
 import type { NodeSnapshot, Toleration } from '@batchapi/scheduling';
 import { z } from 'zod';
 
@@ -46,6 +56,7 @@ const WorkloadLine = z.strictObject({
   resources: z.record(z.string(), Quantity),
   duration: z.number().positive().finite().nullable().optional(),
   timeoutSeconds: TimeoutSecondsSchema.optional(),
+  maxRunning: MaxRunningSchema.optional(),
   priority: z.number().int().min(-1_000_000).max(1_000_000).optional(),
   gang: z.boolean().optional(),
   selector: Labels.optional(),
@@ -80,6 +91,8 @@ export interface Submission {
   duration: number | null;
   /** Deadline of each task, in seconds: a task still running then is stopped (as the executor does); backfill trusts it. @default none */
   timeoutSeconds?: number;
+  /** Most tasks of the submission running at once, as a job's `maxRunning`. @default unlimited */
+  maxRunning?: number;
   priority: number;
   gang: boolean;
   selector: Record<string, string>;
@@ -165,6 +178,7 @@ export function parseWorkload(text: string, file = 'workload.jsonl'): Submission
       resources: resources(w.resources, file, line, 'resources'),
       duration: w.duration ?? null,
       ...(w.timeoutSeconds !== undefined ? { timeoutSeconds: w.timeoutSeconds } : {}),
+      ...(w.maxRunning !== undefined ? { maxRunning: w.maxRunning } : {}),
       priority: w.priority ?? 0,
       gang: w.gang ?? false,
       selector: w.selector ?? {},

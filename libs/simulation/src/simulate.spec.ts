@@ -43,10 +43,38 @@ describe('simulate', () => {
       expected: { placed: 2, completed: 2, makespan: 40 },
       cpu: 1,
     },
+    {
+      name: 'an array job held to its maxRunning: the rest of the node goes to another job',
+      // 8 cores; a: 12 × 1 core × 10 s with maxRunning 3 → ⌈12 / 3⌉ = 4 waves → ends at 40 s; b: 10 × 1 core × 20 s takes
+      // the other 5 cores → 2 waves → 40 s. cpu: (12 × 10 + 10 × 20) / (8 × 40) = 320 / 320 = 1.0
+      nodes: [{ name: 'n', capacity: { cpu: '8' } }],
+      work: [
+        { name: 'a', tasks: 12, resources: { cpu: '1' }, duration: 10, maxRunning: 3 },
+        { name: 'b', submitAt: 0, tasks: 10, resources: { cpu: '1' }, duration: 20 },
+      ],
+      expected: { placed: 22, completed: 22, makespan: 40 },
+      cpu: 1,
+    },
   ])('$name', ({ nodes: n, work, expected, cpu }) => {
     const res = simulate(nodes(...n), workload(...work));
     expect(res).toMatchObject(expected);
     expect(res.allocation.cpu).toBeCloseTo(cpu, 3);
+  });
+
+  it('never runs more of a job than its maxRunning', () => {
+    // 16 cores, 40 × 1 core × 10 s with maxRunning 5: every task runs 10 s, so the tasks running at a start time t are
+    // those started in (t − 10, t]; that never passes 5, and 40 / 5 = 8 waves → makespan 80 s
+    const starts: Array<[number, number]> = [];
+    const res = simulate(
+      nodes({ name: 'n', capacity: { cpu: '16' } }),
+      workload({ name: 'a', tasks: 40, resources: { cpu: '1' }, duration: 10, maxRunning: 5 }),
+      {
+        onStart: (t, _job, tasks) => starts.push([t, tasks]),
+      },
+    );
+    expect(res).toMatchObject({ placed: 40, completed: 40, makespan: 80 });
+    const runningAt = (t: number) => starts.filter(([s]) => s > t - 10 && s <= t).reduce((n, [, k]) => n + k, 0);
+    expect(Math.max(...starts.map(([t]) => runningAt(t)))).toBe(5);
   });
 
   it('shares one GPU between fractional tasks and never past one device', () => {

@@ -26,6 +26,7 @@ import {
   repeatExempt,
   type ResourcePrices,
   requestShapes,
+  withinLimit,
   type RunningTask,
   type ScorePlugin,
   type Victim,
@@ -132,6 +133,10 @@ interface Running {
 
 interface Job extends PendingWork {
   duration: number | null;
+  /** The submission's `maxRunning`. @default unlimited */
+  maxRunning?: number;
+  /** Its tasks placed and not yet ended or stopped (what `maxRunning` counts). */
+  inFlight: number;
 }
 
 /** Runs the simulation to the end of the workload. */
@@ -184,6 +189,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     while (running.size > 0 && running.peek()!.at <= t) {
       const r = running.pop()!;
       release(r);
+      if (r.job) r.job.inFlight -= r.count - r.stopped.size;
       live.delete(r.id);
       completed += r.count - r.stopped.size;
       lastFinish = Math.max(lastFinish, r.at);
@@ -209,6 +215,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
         tolerations: s.tolerations,
         gang: s.gang,
         duration: s.duration,
+        inFlight: 0,
+        ...(s.maxRunning !== undefined ? { maxRunning: s.maxRunning } : {}),
         ...(s.timeoutSeconds !== undefined ? { timeoutSeconds: s.timeoutSeconds } : {}),
         ...(s.topology ? { topology: s.topology } : {}),
       });
@@ -256,7 +264,9 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     if (pending.length === 0) return false;
     const quota = new QuotaLedger([...queues.values()], queueUsed);
     const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
-    const aged = opts.aging ? pending.map((j) => aged1(j, t, opts.aging!)) : pending;
+    // A job's maxRunning, as the live snapshot applies it: at most `maxRunning − inFlight` of its tasks are placeable.
+    const limited = pending.map((j) => withinLimit(j, j.maxRunning, j.inFlight)).filter((w) => w.tasks > 0);
+    const aged = opts.aging ? limited.map((w) => aged1(w, t, opts.aging!)) : limited;
     const { placements, unplaced } = placeTasks(aged, nodes, {
       quota,
       policy: opts.policy,
@@ -289,6 +299,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       if (tracked) live.set(r.id, r);
       opts.onStart?.(t, job.jobId, p.count, p.node);
       job.tasks -= p.count;
+      job.inFlight += p.count;
       placed += p.count;
       placedByQueue[job.queue] = (placedByQueue[job.queue] ?? 0) + p.count;
       nodesUsed.add(node.name);
@@ -394,6 +405,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const job = r.job!;
     if (job.tasks === 0) pending.push(job);
     job.tasks++;
+    job.inFlight--;
     if (r.stopped.size === r.count) live.delete(r.id);
     opts.onStop?.(t, v, cause);
   }
@@ -440,7 +452,7 @@ function round(x: number): number {
 }
 
 /** A waiting job at its effective priority at `t` (seconds): aging as the live snapshot applies it. */
-function aged1(j: Job, t: number, aging: PriorityAging): PendingWork {
+function aged1(j: PendingWork, t: number, aging: PriorityAging): PendingWork {
   const boost = agingBoost((t - j.createdAt) * 1000, aging);
   return boost === 0 ? j : { ...j, priority: j.priority + boost, basePriority: j.priority };
 }

@@ -136,6 +136,70 @@ describe('advance', () => {
   });
 });
 
+describe("advance with the workflow's maxRunning", () => {
+  // Five independent steps a..e (e has the longest chain: e → f), plus f after e.
+  const five = (phases: Partial<Record<string, StepPhase>> = {}) =>
+    ['a', 'b', 'c', 'd', 'e'].map((n, i) => step(n, [], phases[n] ? { phase: phases[n], jobId: `j${i}` } : {}));
+  it.each([
+    // slots = maxRunning − running; the ready steps in definition order take them, the rest are held
+    { name: 'no limit: all five ready start', maxRunning: undefined, phases: {}, jobPhases: {}, submit: ['e', 'a', 'b', 'c', 'd'], held: undefined },
+    {
+      name: 'limit 2, none running: 2 − 0 = 2 slots → a, b; c, d, e held',
+      maxRunning: 2,
+      phases: {},
+      jobPhases: {},
+      submit: ['a', 'b'],
+      held: ['c', 'd', 'e'],
+    },
+    {
+      name: 'limit 2, a and b running: 2 − 2 = 0 slots → all held',
+      maxRunning: 2,
+      phases: { a: 'Running', b: 'Running' },
+      jobPhases: { j0: 'Running', j1: 'Running' },
+      submit: [],
+      held: ['c', 'd', 'e'],
+    },
+    {
+      name: 'limit 2, a ended, b running: 2 − 1 = 1 slot → c (definition order, though e has the longer chain)',
+      maxRunning: 2,
+      phases: { a: 'Running', b: 'Running' },
+      jobPhases: { j0: 'Succeeded', j1: 'Running' },
+      submit: ['c'],
+      held: ['d', 'e'],
+    },
+    {
+      name: 'limit 3, a and b ended: 3 − 0 = 3 slots → c, d, e; submitted longest chain first',
+      maxRunning: 3,
+      phases: { a: 'Running', b: 'Running' },
+      jobPhases: { j0: 'Succeeded', j1: 'Failed' },
+      submit: ['e', 'c', 'd'],
+      held: undefined,
+    },
+    {
+      name: 'a step whose job is not seen yet still holds its slot: 1 − 1 = 0',
+      maxRunning: 1,
+      phases: { a: 'Running' },
+      jobPhases: {},
+      submit: [],
+      held: ['b', 'c', 'd', 'e'],
+    },
+  ])('$name', ({ maxRunning, phases, jobPhases, submit, held }) => {
+    const w = wf([...five(phases as Record<string, StepPhase>), step('f', ['e'])], maxRunning ? { maxRunning } : {});
+    const plan = advance(w, jobs(jobPhases as Record<string, JobPhase>), 10);
+    expect(plan.submit).toEqual(submit);
+    expect(plan.held).toEqual(held);
+    for (const n of held ?? []) expect(plan.phases[n]).toBe('Pending');
+    // f waits for e in every case: never more Running than the limit
+    if (maxRunning) expect(Object.values(plan.phases).filter((p) => p === 'Running').length).toBeLessThanOrEqual(maxRunning);
+  });
+
+  it('a skip or a cancel is never held by the limit', () => {
+    // limit 1, a running and failed: b (after a) is skipped at once, cleanup (failure) takes the free slot
+    const w = wf([step('a', [], { phase: 'Running', jobId: 'ja' }), step('b', ['a']), step('cleanup', ['a'], { when: 'failure' })], { maxRunning: 1 });
+    expect(advance(w, jobs({ ja: 'Failed' }), 10)).toMatchObject({ skip: ['b'], submit: ['cleanup'] });
+  });
+});
+
 describe('fanOutItems', () => {
   it.each([
     [

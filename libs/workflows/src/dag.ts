@@ -109,6 +109,8 @@ export function stepPhaseOfJob(phase: JobPhase | undefined): StepPhase {
 export interface WorkflowPlan {
   /** Steps to submit now as jobs, longest remaining chain first (ties: declaration order). */
   submit: string[];
+  /** Ready steps kept `Pending` by the workflow's `maxRunning`, in definition order. @default [] */
+  held?: string[];
   /** Steps whose condition can no longer hold. */
   skip: string[];
   /** Steps whose running jobs must be cancelled (a cancel or the deadline). */
@@ -130,7 +132,10 @@ export interface WorkflowPlan {
  * - `failure` steps run once a dependency Failed or was Cancelled, and are Skipped when all
  *   ended without one;
  * - `always` steps run once every dependency is terminal (Skipped included);
- * - a cancel or a passed deadline cancels running steps and pending ones end `Cancelled`.
+ * - a cancel or a passed deadline cancels running steps and pending ones end `Cancelled`;
+ * - with `maxRunning`, at most that many steps are `Running` at once: of the ready steps, the
+ *   first in definition order take the free slots, the others stay `Pending` (`held`) until a
+ *   running step ends (the count comes from the record and the jobs, never from memory).
  *
  * The workflow is `Running` until every step is terminal; then `Cancelled` if cancelled,
  * `Failed` if the deadline passed or a `success` step Failed or was Cancelled, else
@@ -174,9 +179,19 @@ export function advance(wf: WorkflowRecord, jobs: ReadonlyMap<string, JobPhase>,
       }
       if (decision === 'run') ready.push({ name: s.name, cp: s.criticalPath, i });
     }
-    ready.sort((a, b) => b.cp - a.cp || a.i - b.i);
-    plan.submit = ready.map((r) => r.name);
-    for (const r of ready) phases[r.name] = 'Running';
+    // The workflow's limit: slots = maxRunning − steps running now; waiting steps go in definition order.
+    let start = ready;
+    if (wf.maxRunning !== undefined) {
+      const running = wf.steps.filter((s) => phases[s.name] === 'Running').length;
+      const slots = Math.max(0, wf.maxRunning - running);
+      const byDefinition = [...ready].sort((a, b) => a.i - b.i);
+      start = byDefinition.slice(0, slots);
+      const held = byDefinition.slice(slots).map((r) => r.name);
+      if (held.length) plan.held = held;
+    }
+    start.sort((a, b) => b.cp - a.cp || a.i - b.i);
+    plan.submit = start.map((r) => r.name);
+    for (const r of start) phases[r.name] = 'Running';
   }
   if (wf.steps.every((s) => TERMINAL_STEP_PHASES.has(phases[s.name]))) {
     plan.phase =

@@ -129,6 +129,10 @@ class TaskOptions(TypedDict, total=False):
     """All tasks start together or none do. Default False."""
     tasks: int
     """Identical tasks of one `submit` (each sees `BATCH_TASK_INDEX`). Default 1."""
+    max_running: int
+    """Most tasks of the job running at once, at least 1 (an array job of `tasks=` or `map`; Slurm's
+    `--array=…%N`); the others wait for a slot. In a workflow, a map step's limit on its tasks.
+    Default unlimited."""
     env: Mapping[str, str]
     """Extra environment variables of the task. Default none."""
     name: str
@@ -157,8 +161,9 @@ class TaskOptions(TypedDict, total=False):
 
 OPTION_NAMES = sorted(TaskOptions.__optional_keys__ | TaskOptions.__required_keys__)
 STEP_OPTIONS = ("after", "inputs", "when")
-_NUMBERS = {"cpus", "gpus", "retries", "backoff", "timeout", "priority", "tasks"}
-_INTEGERS = {"retries", "priority", "tasks"}
+_NUMBERS = {"cpus", "gpus", "retries", "backoff", "timeout", "priority", "tasks", "max_running"}
+_INTEGERS = {"retries", "priority", "tasks", "max_running"}
+_POSITIVE = {"max_running"}
 _TEXTS = {"memory", "queue", "image", "name", "python", "when"}
 _BOOLS = {"gang", "spread"}
 _MAPS = {"env", "selector", "labels"}
@@ -175,9 +180,10 @@ def check_options(options: Mapping[str, Any]) -> None:
         bad = None
         if k in _NUMBERS:
             number = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            if not number or (k in _INTEGERS and v != int(v)) or (v < 0 and k != "priority"):
+            least = 1 if k in _POSITIVE else 0
+            if not number or (k in _INTEGERS and v != int(v)) or (v < least and k != "priority"):
                 bad = "a whole number" if k in _INTEGERS else "a finite number"
-                bad += "" if k == "priority" else " ≥ 0"
+                bad += "" if k == "priority" else f" ≥ {least}"
         elif k in _TEXTS and not isinstance(v, str):
             bad = "a string"
         elif k in _BOOLS and not isinstance(v, bool):
@@ -297,6 +303,9 @@ def bind_arguments(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[
     except TypeError as e:
         extra = " (a map passes the item as the first argument)" if leading else ""
         extra += f" (the {trailing} inputs' results come last)" if trailing else ""
+        # A keyword the function does not take but a task option has this name (max_running=…): say where it goes.
+        misplaced = [k for k in kwargs if k in OPTION_NAMES and k not in sig.parameters]
+        extra += f"; {misplaced[0]!r} is a task option: pass it as task.options({misplaced[0]}=…)" if misplaced else ""
         raise InvalidTask("bad_arguments", f"{getattr(fn, '__qualname__', fn)}{sig}: {e}{extra}", "args") from None
 
 
@@ -398,6 +407,8 @@ class Task(Generic[P, R]):
             # a result that is not JSON ends the attempt with RESULT_NOT_JSON_EXIT: never run the computation again for it
             body["retry"] = {"maxAttempts": int(o["retries"]) + 1, "backoffSeconds": float(o.get("backoff", 1)),
                              "failFastOnExitCodes": [RESULT_NOT_JSON_EXIT]}
+        if o.get("max_running") is not None:
+            body["maxRunning"] = int(o["max_running"])
         if items is not None:
             _json(items, "the map items", "items")
             body["items"] = items
@@ -441,7 +452,8 @@ def task(fn: Optional[Callable[P, R]] = None, **options: Any) -> Union[Task[P, R
     Options (`TaskOptions`; any other name is refused with `InvalidTask`): `cpus` (default 1),
     `memory` (default "256Mi"), `gpus` (default 0; a fraction shares one device), `retries`
     (extra attempts on failure, default 0) with `backoff` seconds (default 1), `timeout` seconds
-    per attempt, `queue`, `priority`, `image` (Kubernetes backend), `gang`, `tasks`, `env`,
+    per attempt, `queue`, `priority`, `image` (Kubernetes backend), `gang`, `tasks`, `max_running`
+    (most tasks running at once, default unlimited), `env`,
     `name`, `python` (the interpreter on the node, default "python3"), `selector`, `labels`,
     `tolerations`, `spread`, `topology`.
     """
@@ -667,13 +679,18 @@ class Workflow:
         print(wf.result(total))
 
     Every keyword of `wf.step(t, *args, **kwargs)` is the function's own; the step's name,
-    `after`, `inputs` and `when` come from `t.options(...)`.
+    `after`, `inputs` and `when` come from `t.options(...)`, and so does a map step's limit on
+    its tasks: `wf.map(process.options(max_running=10), shards)`. `max_running` of the workflow
+    is the most steps running at once (default unlimited); waiting steps start in definition order.
     """
 
-    def __init__(self, name: str, queue: Optional[str] = None, deadline: Optional[float] = None):
+    def __init__(self, name: str, queue: Optional[str] = None, deadline: Optional[float] = None, max_running: Optional[int] = None):
+        if max_running is not None and (isinstance(max_running, bool) or not isinstance(max_running, int) or not 1 <= max_running <= 1000):
+            raise InvalidTask("invalid_option", f"workflow option 'max_running' must be a whole number from 1 to 1000, not {max_running!r}", "max_running")
         self.name = name
         self.queue = queue
         self.deadline = deadline
+        self.max_running = max_running
         self.steps: List[Dict[str, Any]] = []
         self.id: Optional[str] = None
         self.view: Optional[Dict[str, Any]] = None
@@ -733,13 +750,19 @@ class Workflow:
         _json(items, "the map items", "items")
         return self._add(t, body, deps, {"map": {"items": items}}, True)
 
-    def submit(self) -> Workflow:
+    def request(self) -> Dict[str, Any]:
+        """The body `submit` sends (`POST /v1/workflows`): the steps so far and the workflow's options."""
         body: Dict[str, Any] = {"name": self.name, "steps": self.steps}
         if self.queue:
             body["queue"] = self.queue
         if self.deadline:
             body["deadlineSeconds"] = int(self.deadline)
-        self.view = client().submit_workflow(body, traceparent=new_traceparent())
+        if self.max_running is not None:
+            body["maxRunning"] = self.max_running
+        return body
+
+    def submit(self) -> Workflow:
+        self.view = client().submit_workflow(self.request(), traceparent=new_traceparent())
         self.id = self.view["id"]
         return self
 
@@ -769,6 +792,7 @@ class Workflow:
         client().cancel_workflow(self._id())
 
 
-def workflow(name: str, queue: Optional[str] = None, deadline: Optional[float] = None) -> Workflow:
-    """`with batchapi.workflow("nightly") as wf: ...` — see `Workflow`."""
-    return Workflow(name, queue, deadline)
+def workflow(name: str, queue: Optional[str] = None, deadline: Optional[float] = None, max_running: Optional[int] = None) -> Workflow:
+    """`with batchapi.workflow("nightly", max_running=4) as wf: ...` — see `Workflow`. `max_running`:
+    most steps running at once (default unlimited)."""
+    return Workflow(name, queue, deadline, max_running)

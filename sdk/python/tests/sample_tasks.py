@@ -74,3 +74,11 @@ def wait_for(path: str) -> str:
 def say(text: str) -> Dict[str, str]:
     print(text, flush=True)
     return {"said": text}
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def timed(x: int) -> List[float]:
+    """[start, end] of a 0.3 s run, in epoch seconds (for concurrency-limit checks)."""
+    start = time.time()
+    time.sleep(0.3)
+    return [start, time.time()]

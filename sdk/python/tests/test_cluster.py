@@ -203,6 +203,21 @@ def test_step_options_stay_apart_from_the_function_keywords() -> None:
 
 
 
+def _most_at_once(spans: List[List[float]]) -> int:
+    return max(sum(1 for s, e in spans if s <= t < e) for t, _ in spans)
+
+
+def test_max_running_bounds_a_map_and_a_workflow() -> None:
+    refs = t.timed.options(max_running=2).map(range(6))
+    assert _most_at_once(batch.get(refs, timeout=120)) <= 2
+    with batch.workflow("py-limited", max_running=1) as wf:
+        steps = [wf.step(t.timed.options(name=f"s{i}"), i) for i in range(3)]
+        fan = wf.map(t.timed.options(name="fan", max_running=2), [1, 2, 3, 4])
+    assert wf.wait(timeout=120)["phase"] == "Succeeded", wf.view
+    assert _most_at_once([wf.result(s) for s in steps]) == 1
+    assert _most_at_once(wf.result(fan)) <= 2
+
+
 def test_a_failed_step_raises_task_failed_with_the_remote_traceback() -> None:
     with batch.workflow("py-fails") as wf:
         bad = wf.step(t.boom.options(name="bad"), "step broke")

@@ -47,6 +47,7 @@ def test_an_unknown_option_is_refused_naming_it_and_the_likely_one() -> None:
     ("tolerations", [{"key": "a", "efect": "NoSchedule"}]), ("when", "sometimes"), ("after", ["step-a"]),
     ("topology", "rack"), ("topology", {"required": "rack", "preferred": "block"}), ("topology", {"requried": "rack"}),
     ("topology", {"required": ""}), ("topology", {}),
+    ("max_running", 0), ("max_running", -3), ("max_running", 2.5), ("max_running", "50"), ("max_running", True),
 ])
 def test_an_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any) -> None:
     with pytest.raises(batch.InvalidTask) as e:
@@ -67,6 +68,35 @@ def test_topology_reaches_the_job_request() -> None:
     assert t.square.options(gang=True, tasks=8, topology={"required": "rack"}).job_body((3,))["topology"] == {"required": "rack"}
     assert t.square.options(topology={"preferred": "block"}).job_body((3,))["topology"] == {"preferred": "block"}
     assert "topology" not in t.square.job_body((3,))
+
+
+def test_max_running_reaches_the_job_request_of_submit_map_and_a_map_step() -> None:
+    assert t.square.options(tasks=1000, max_running=50).job_body((3,))["maxRunning"] == 50
+    assert t.square.options(max_running=10).job_body((), items=[1, 2, 3])["maxRunning"] == 10
+    assert "maxRunning" not in t.square.job_body((3,))
+    wf = batch.workflow("w", max_running=3)  # built, never submitted
+    src = wf.step(t.shards.options(name="src"), 4)
+    wf.map(t.square.options(name="sq", max_running=2), src)
+    body = wf.request()
+    assert body["maxRunning"] == 3
+    assert body["steps"][1]["job"]["maxRunning"] == 2
+    assert "maxRunning" not in body["steps"][0]["job"]
+    assert "maxRunning" not in batch.workflow("w").request()
+
+
+def test_max_running_given_as_a_keyword_of_the_call_says_it_is_an_option() -> None:
+    wf = batch.workflow("w")  # built, never submitted
+    with pytest.raises(batch.InvalidTask) as e:
+        wf.map(t.square, [1, 2], max_running=3)
+    assert e.value.code == "bad_arguments"
+    assert "'max_running' is a task option: pass it as task.options(max_running=…)" in str(e.value)
+
+
+@pytest.mark.parametrize("value", [0, 1001, 2.0, True, "3"])
+def test_a_workflow_max_running_out_of_range_is_refused_naming_it(value: Any) -> None:
+    with pytest.raises(batch.InvalidTask) as e:
+        batch.workflow("w", max_running=value)
+    assert (e.value.code, e.value.field) == ("invalid_option", "max_running")
 
 
 def test_step_options_are_refused_outside_a_workflow() -> None:

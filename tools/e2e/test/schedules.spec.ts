@@ -117,6 +117,7 @@ it('trigger-now starts a cron workflow at once (SDK), which runs to Succeeded', 
     startingDeadlineSeconds: 600,
     workflow: {
       name: 'etl',
+      maxRunning: 1,
       steps: [
         { name: 'extract', job: { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } } },
         { name: 'load', dependsOn: ['extract'], job: { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } } },
@@ -144,7 +145,7 @@ it('trigger-now starts a cron workflow at once (SDK), which runs to Succeeded', 
       return wf.phase !== 'Running';
     }, 30_000),
   ).toBe(true);
-  expect([wf.phase, wf.labels[SCHEDULE_LABEL]]).toEqual(['Succeeded', 'nightly-etl']);
+  expect([wf.phase, wf.labels[SCHEDULE_LABEL], wf.maxRunning]).toEqual(['Succeeded', 'nightly-etl', 1]);
   // The tick is a span, and the workflow's trace hangs under it (its steps' spans included).
   const tick = exporter.getFinishedSpans().filter((x) => x.name === 'schedule.tick' && x.attributes['batch.workflow.id'] === id);
   expect(tick.map((x) => [x.attributes['batch.schedule.name'], x.attributes['batch.schedule.manual'], x.attributes['batch.schedule.outcome']])).toEqual([

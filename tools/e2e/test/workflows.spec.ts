@@ -213,6 +213,60 @@ it('adopts a step job that a crashed controller created before recording it', as
   expect((await jobsOf(id)).length).toBe(1);
 });
 
+describe('concurrency limits (maxRunning)', () => {
+  /** A step or task that returns [start, end] in epoch ms of a 300 ms run. */
+  const timed = sh('s=$(date +%s%3N); sleep 0.3; e=$(date +%s%3N); echo "[$s,$e]" > "$BATCH_RESULT_PATH"');
+  /** Most intervals overlapping at one instant. */
+  const mostAtOnce = (spans: Array<[number, number]>) => Math.max(...spans.map(([t]) => spans.filter(([s, e]) => s <= t && t < e).length));
+
+  it("runs at most maxRunning steps at once, the waiting ones in definition order, and a map step at most its job's maxRunning tasks", async () => {
+    // Four independent steps a..d with the workflow's limit 2: a, b first; c, d only as slots free.
+    // Then a map of 6 items whose job says maxRunning 2: at most 2 of its tasks run at once.
+    const res = await api(base, 'POST', '/v1/workflows', {
+      name: 'limited',
+      maxRunning: 2,
+      steps: [
+        ...['a', 'b', 'c', 'd'].map((name) => ({ name, job: timed })),
+        { name: 'fan', dependsOn: ['a', 'b', 'c', 'd'], map: { items: [1, 2, 3, 4, 5, 6] }, job: { ...timed, maxRunning: 2 } },
+      ],
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.maxRunning).toBe(2);
+    const done = await waitWorkflow(res.body.id, 60000);
+    expect(done.phase).toBe('Succeeded');
+    const spanOf = async (jobId: string) => (await api(base, 'GET', `/v1/jobs/${jobId}/results`)).body.results.map((r: { value: [number, number] }) => r.value);
+    const steps = new Map(done.steps.map((s) => [s.name, s.jobId!]));
+    const stepSpans: Array<[number, number]> = [];
+    for (const n of ['a', 'b', 'c', 'd']) stepSpans.push(...(await spanOf(steps.get(n)!)));
+    expect(mostAtOnce(stepSpans)).toBe(2);
+    // c and d waited for a slot: each started after a or b ended.
+    const end = Math.min(stepSpans[0][1], stepSpans[1][1]);
+    expect(stepSpans[2][0]).toBeGreaterThanOrEqual(end);
+    expect(stepSpans[3][0]).toBeGreaterThanOrEqual(end);
+    const fan = (await store.get<JobRecord>(store.keys.job(steps.get('fan')!)))!.value;
+    expect(fan.spec).toMatchObject({ tasks: 6, maxRunning: 2 });
+    const taskSpans = await spanOf(steps.get('fan')!);
+    expect(taskSpans).toHaveLength(6);
+    expect(mostAtOnce(taskSpans)).toBeLessThanOrEqual(2);
+  }, 90000);
+
+  it('refuses a gang step or job whose maxRunning is below its tasks with 422 max_running_below_gang, and writes nothing', async () => {
+    const workflows = (await store.listAll(store.keys.workflows())).items.length;
+    const jobs = (await store.listAll(store.keys.jobs())).items.length;
+    const wf = await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'g', job: { ...sh('true'), tasks: 4, gang: true, maxRunning: 2 } }] });
+    expect(wf.status).toBe(422);
+    expect(wf.body.error).toMatchObject({ code: 'max_running_below_gang', field: 'steps[0].job.maxRunning' });
+    const job = await api(base, 'POST', '/v1/jobs', { ...sh('true'), tasks: 4, gang: true, maxRunning: 2 });
+    expect(job.status).toBe(422);
+    expect(job.body.error).toMatchObject({ code: 'max_running_below_gang', field: 'maxRunning' });
+    const bad = await api(base, 'POST', '/v1/jobs', { ...sh('true'), tasks: 4, maxRunning: 0 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatchObject({ code: 'invalid_argument', field: 'maxRunning' });
+    expect((await store.listAll(store.keys.workflows())).items.length).toBe(workflows);
+    expect((await store.listAll(store.keys.jobs())).items.length).toBe(jobs);
+  });
+});
+
 describe('validation', () => {
   it.each([
     [
@@ -240,6 +294,9 @@ describe('validation', () => {
     ['an unknown dependency', { steps: [{ name: 'a', dependsOn: ['zz'], job: sh('true') }] }, 'invalid_argument', 'steps[0].dependsOn'],
     ['a bad step job', { steps: [{ name: 'a', job: { command: [] } }] }, 'invalid_argument', 'steps[0].job.command'],
     ['a step naming a tenant', { steps: [{ name: 'a', job: { ...sh('true'), tenant: 'other' } }] }, 'invalid_argument', 'steps[0].job.tenant'],
+    ['a maxRunning of 0', { maxRunning: 0, steps: [{ name: 'a', job: sh('true') }] }, 'invalid_argument', 'maxRunning'],
+    ['a maxRunning over 1000 steps', { maxRunning: 1001, steps: [{ name: 'a', job: sh('true') }] }, 'invalid_argument', 'maxRunning'],
+    ["a step job's fractional maxRunning", { steps: [{ name: 'a', job: { ...sh('true'), maxRunning: 1.5 } }] }, 'invalid_argument', 'steps[0].job.maxRunning'],
   ])('refuses %s with 400 and writes nothing', async (_n, body, code, field) => {
     const before = (await store.listAll(store.keys.workflows())).items.length;
     const res = await api(base, 'POST', '/v1/workflows', body);

@@ -4,7 +4,7 @@
  * revisions or fences. For tests of whole cycles that run in milliseconds, and simulations.
  */
 import { type Binding, type Cordon, type JobRecord, type NodeAllocation, type NodeRecord, type Queue } from '@batchapi/api';
-import { releaseOnNode, reserveOnNode } from '@batchapi/lifecycle';
+import { applyGroupOutcomes, boundGroupStatus, releaseOnNode, reserveOnNode } from '@batchapi/lifecycle';
 import type { Plan, Planner } from './schedule';
 import type { ClusterState } from './snapshot-builder';
 
@@ -77,5 +77,14 @@ export class MemoryPlanner implements Planner<MemoryApplyResult> {
     if (i < 0) return;
     this.bindings.splice(i, 1);
     this.allocs.set(b.node, releaseOnNode(this.allocs.get(b.node) ?? { used: {}, devices: {} }, b));
+  }
+
+  /** Ends a binding whose tasks all succeeded at `now`, as an executor's report does: room back to the node, outcomes into the job. */
+  succeed(b: Binding, now: number): void {
+    this.release(b);
+    const job = this.jobs.get(b.jobId);
+    if (!job) return;
+    const status = boundGroupStatus(b);
+    this.jobs.set(b.jobId, applyGroupOutcomes(job, [{ ...status, tasks: status.tasks.map(() => ({ state: 'Succeeded' as const })) }], now));
   }
 }
