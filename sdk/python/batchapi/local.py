@@ -46,6 +46,8 @@ class _Job:
         self.procs: Set[subprocess.Popen[bytes]] = set()
         self.cancelled = False
         self.done = threading.Event()
+        #: at most `maxRunning` of its tasks at once
+        self.slots = threading.Semaphore(int(body["maxRunning"])) if body.get("maxRunning") else None
 
 
 class LocalClient(Client):
@@ -179,10 +181,16 @@ class LocalClient(Client):
             env.pop("BATCH_LOCAL", None)
             if job.items is not None:
                 env["BATCH_MAP_ITEM"] = json.dumps(job.items[index])
-            row: Dict[str, Any] = {"index": index, "attempt": attempt, "state": "Running", "node": "local", "startedAt": _now_iso()}
-            with self._lock:
-                job.attempts.append(row)
-            code, reason = self._attempt(job, command, env, index, attempt, timeout)
+            if job.slots:
+                job.slots.acquire()
+            try:
+                row: Dict[str, Any] = {"index": index, "attempt": attempt, "state": "Running", "node": "local", "startedAt": _now_iso()}
+                with self._lock:
+                    job.attempts.append(row)
+                code, reason = self._attempt(job, command, env, index, attempt, timeout)
+            finally:
+                if job.slots:
+                    job.slots.release()
             succeeded = code == 0 and not job.cancelled
             value: Any = None
             if succeeded and os.path.exists(result_path):
@@ -287,6 +295,8 @@ class LocalClient(Client):
                         if phase in TERMINAL:
                             s["phase"] = "Failed" if phase == "Rejected" else phase
                 ready: List[str] = []
+                limit = body.get("maxRunning")
+                running = sum(1 for s in view["steps"] if s["phase"] == "Running")
                 for s in view["steps"]:
                     if s["phase"] != "Pending":
                         continue
@@ -305,8 +315,9 @@ class LocalClient(Client):
                         decision = "run" if all(p == "Succeeded" for p in deps) else ("skip" if any(p in _STEP_TERMINAL and p != "Succeeded" for p in deps) else "wait")
                     if decision == "skip":
                         s["phase"] = "Skipped"
-                    elif decision == "run":
+                    elif decision == "run" and (not limit or running < limit):  # at the workflow's limit: waits, in definition order
                         s["phase"] = "Running"
+                        running += 1
                         ready.append(s["name"])
                 if all(s["phase"] in _STEP_TERMINAL for s in view["steps"]):
                     failed_success = any(specs[s["name"]].get("when", "success") == "success" and s["phase"] in ("Failed", "Cancelled")
