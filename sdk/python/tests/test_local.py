@@ -39,8 +39,8 @@ def test_batch_local_in_the_environment_selects_a_local_run() -> None:
     with batchapi.core._lock:
         batchapi.core._default = None
     c = batch.client()
+    assert isinstance(c, LocalClient)
     try:
-        assert isinstance(c, LocalClient)
         assert batch.get(t.square.submit(6), timeout=60) == 36
     finally:
         c.close()
