@@ -15,6 +15,10 @@ export const ErrorCode = {
   ExceedsQuota: 'exceeds_quota',
   /** The job names a container `image` and no live node runs images (none carries `CONTAINER_RUNTIME_LABEL`): it would never run. */
   NoContainerRuntime: 'no_container_runtime',
+  /** A job names a `workingDir` its tenant never uploaded (or one the blob store no longer keeps): upload it, then submit. */
+  UnknownWorkingDir: 'unknown_working_dir',
+  /** An uploaded body is not the package its digest names (its tar's SHA-256 differs, or it is not gzip). */
+  DigestMismatch: 'digest_mismatch',
   IdempotencyConflict: 'idempotency_conflict',
   Conflict: 'conflict',
   RateLimited: 'rate_limited',
@@ -49,6 +53,8 @@ export const statusOf: Record<ErrorCode, number> = {
   unknown_queue: 422,
   exceeds_quota: 422,
   no_container_runtime: 422,
+  unknown_working_dir: 422,
+  digest_mismatch: 400,
   idempotency_conflict: 409,
   conflict: 409,
   rate_limited: 429,
