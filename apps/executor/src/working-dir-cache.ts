@@ -107,6 +107,8 @@ export class WorkingDirCache {
       throw new Error(`could not unpack working dir ${digest}: ${(err as Error).message}`);
     } finally {
       entry.inUse--;
+      // After the unpack: a package larger than the cap is still unpacked once before it goes.
+      this.evict();
     }
   }
 
@@ -134,7 +136,6 @@ export class WorkingDirCache {
       await rename(`${file}.part`, file);
       this.entries.set(id, { id, bytes: blob.body.length, lastUsed: this.clock.now(), inUse: 0 });
       this.fetches.inc({ outcome: 'fetched' });
-      this.evict();
     } catch (err) {
       this.fetches.inc({ outcome: 'failed' });
       throw new Error(`could not fetch working dir ${digest}: ${(err as Error).message}`);
