@@ -25,7 +25,8 @@ import { SchedulesController } from './schedules.controller';
 import { SchedulesService } from './schedules.service';
 import { WorkflowsService } from './workflows.service';
 import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
-import { uploadLimitOf, WORKING_DIR_MAX_BYTES, WORKING_DIR_MEDIA_TYPES, WorkingDirsController, WorkingDirsService } from './working-dirs';
+import { uploadLimitOf, WORKING_DIR_MAX_BYTES, WORKING_DIR_MEDIA_TYPES, WorkingDirsService } from './working-dirs';
+import { WorkingDirsController } from './working-dirs.controller';
 
 /** Options of the admission service. */
 export interface AdmissionOptions {

@@ -8,11 +8,8 @@ import { ApiError, ErrorCode, parseWith, type Principal, WorkingDirDigestSchema,
 import { type BlobStore, checkWorkingDir, DEFAULT_WORKING_DIR_MAX_BYTES, WORKING_DIR_CONTENT, workingDirKey } from '@batchapi/blobs';
 import { BLOBS, CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { Metric } from '@batchapi/telemetry';
-import { Body, Controller, Get, Inject, Injectable, Optional, Param, Put, Req, Res } from '@nestjs/common';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
-import type { TokenAuthenticator } from './auth';
-import { AUTH } from './jobs.controller';
 
 /** Injection token of the largest working dir accepted (its tar, bytes). */
 export const WORKING_DIR_MAX_BYTES = Symbol('WorkingDirMaxBytes');
@@ -116,26 +113,5 @@ export class WorkingDirsService {
       'working dirs need a blob store and this admission replica has none (set BATCH_BLOB_STORE, or BATCH_HISTORY_URL for the history database)',
       { retryAfterSeconds: 60 },
     );
-  }
-}
-
-@Controller('v1/blobs/working-dirs')
-export class WorkingDirsController {
-  constructor(
-    private readonly dirs: WorkingDirsService,
-    @Inject(AUTH) private readonly auth: TokenAuthenticator,
-  ) {}
-
-  /** 200 and the package's size when the caller's tenant uploaded it, else 404; `HEAD` answers the same without a body. */
-  @Get(':digest')
-  get(@Req() req: FastifyRequest, @Param('digest') digest: string) {
-    return this.dirs.get(this.auth.authenticate(req.headers.authorization), digest);
-  }
-
-  /** 201 when stored, 200 when it already was. */
-  @Put(':digest')
-  async put(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('digest') digest: string, @Body() body: unknown) {
-    const { view, created } = await this.dirs.put(this.auth.authenticate(req.headers.authorization), digest, body);
-    reply.status(created ? 201 : 200).send(view);
   }
 }

@@ -1,0 +1,147 @@
+/**
+ * `working_dir` end to end (issue 15), on a cluster with history (real etcd, real PostgreSQL as
+ * the blob store, a real executor running real processes) and the built `batch` CLI as a user
+ * runs it: `batch submit --working-dir` packs the directory (less .git/ and .batchignore's),
+ * uploads it, and the task reads its files from its cwd, cannot write there, and does not see
+ * what was left out; a second submit of the same directory uploads nothing (the CLI says so,
+ * and admission's upload counter stays at one); a job naming a digest its tenant never uploaded
+ * — or another tenant's — is refused 422 `unknown_working_dir` naming the field, in a workflow
+ * step too; an upload whose bytes are not its digest's is 400 `digest_mismatch`; HEAD answers
+ * whether a digest is uploaded.
+ */
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { gzipSync } from 'node:zlib';
+import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
+import { startExecutor } from '@batchapi/executor';
+import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
+import { startQuota } from '@batchapi/quota';
+import type { RunningService } from '@batchapi/runtime';
+import { startScheduler } from '@batchapi/scheduler';
+import { type LocalEtcd, startEtcd } from '@batchapi/store';
+import { api, CLUSTER, TOKENS, waitForJob } from './harness';
+
+/** The harness's tenants, with a queue for the second one too (it submits in a test below). */
+const TWO_TENANTS = { ...CLUSTER, queues: [...CLUSTER.queues, { name: 'other-q', tenant: 'other' }] };
+
+const ROOT = join(__dirname, '../../..');
+let etcd: LocalEtcd;
+let pg: LocalPostgres;
+let dir: string;
+const services: RunningService[] = [];
+let executor: RunningService;
+let base: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'batch-workdir-'));
+  [etcd, pg] = await Promise.all([startEtcd(), startPostgres({ ephemeral: true })]);
+  const historyUrl = await createDatabase(pg.url, 'workdir');
+  const blobs = { kind: 'postgres' as const, historyUrl };
+  const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
+  services.push(await startQuota({ cluster: TWO_TENANTS, config, historyUrl }));
+  services.push(await startScheduler({ config, tuning: { idleMs: 100, busyMs: 5 } }));
+  executor = await startExecutor({
+    config,
+    blobs,
+    executor: { nodeName: 'wd-0', dataDir: join(dir, 'node'), cpu: '4', memory: '8Gi', killGraceMs: 1000, reportIntervalMs: 50 },
+  });
+  const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl, blobs });
+  services.push(admission);
+  base = admission.url;
+}, 60_000);
+afterAll(async () => {
+  await executor?.close().catch(() => undefined);
+  for (const s of services.reverse()) await s.close().catch(() => undefined);
+  await Promise.all([etcd?.stop(), pg?.stop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** `batch <args>` (the built CLI) against the cluster; not execFileSync: the services run in this process. */
+async function batch(args: string[]): Promise<{ stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [join(ROOT, 'apps/cli/dist/main.js'), ...args], {
+    env: { ...process.env, BATCH_API: base, BATCH_TOKEN: 'tenant-token' },
+    encoding: 'utf8',
+  });
+}
+
+const logOf = async (id: string, stream = 'stdout') => (await api(base, 'GET', `/v1/jobs/${id}/tasks/0/logs?stream=${stream}`)).body as string;
+const uploadsStored = async () => {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  return Number(/^batch_admission_working_dir_uploads_total\{[^}]*outcome="stored"[^}]*\} (\d+)$/m.exec(text)?.[1] ?? 0);
+};
+
+describe('batch submit --working-dir', () => {
+  let project: string;
+  let digest: string;
+
+  beforeAll(() => {
+    project = join(dir, 'project');
+    mkdirSync(join(project, '.git'), { recursive: true });
+    mkdirSync(join(project, 'conf'), { recursive: true });
+    writeFileSync(join(project, 'conf', 'settings.txt'), 'greeting from the working dir\n');
+    writeFileSync(join(project, 'secret.env'), 'TOKEN=nope\n');
+    writeFileSync(join(project, '.batchignore'), 'secret.env\n');
+    writeFileSync(join(project, '.git', 'HEAD'), 'ref: refs/heads/main\n');
+  });
+
+  // The task reads a file of its cwd, checks what was left out, and tries to write into its cwd.
+  const script =
+    'cat conf/settings.txt; test -e secret.env && echo secret-present || echo secret-absent; ' +
+    'test -e .git && echo git-present || echo git-absent; ' +
+    'if echo x > written.txt 2>/dev/null; then echo cwd-writable; else echo cwd-read-only; fi';
+
+  it('uploads the directory once and runs the task in it, read-only, without what was left out', async () => {
+    const { stdout, stderr } = await batch(['submit', '--working-dir', project, '--cpu', '100m', '--memory', '64Mi', '--', 'sh', '-c', script]);
+    expect(stderr).toMatch(/packed 2 files, 0\.00 MiB \(0\.00 MiB gzip\), sha256:[0-9a-f]{64}/);
+    expect(stderr).toContain('working dir: uploaded');
+    digest = /(sha256:[0-9a-f]{64})/.exec(stderr)![1];
+    const id = stdout.trim();
+    const job = await waitForJob(base, id);
+    expect([job.phase, await logOf(id)]).toEqual(['Succeeded', 'greeting from the working dir\nsecret-absent\ngit-absent\ncwd-read-only\n']);
+    expect(await uploadsStored()).toBe(1);
+  }, 60_000);
+
+  it('does not upload the same directory again', async () => {
+    const { stdout, stderr } = await batch(['submit', '--working-dir', project, '--cpu', '100m', '--memory', '64Mi', '--', 'cat', 'conf/settings.txt']);
+    expect(stderr).toContain(digest);
+    expect(stderr).toContain('working dir: already uploaded');
+    expect(stderr).not.toContain('working dir: uploaded');
+    const id = stdout.trim();
+    expect((await waitForJob(base, id)).phase).toBe('Succeeded');
+    expect(await logOf(id)).toBe('greeting from the working dir\n');
+    expect(await uploadsStored()).toBe(1);
+  }, 60_000);
+
+  it('answers HEAD for an uploaded digest 200, for its tenant only', async () => {
+    const head = async (d: string, token = 'tenant-token') =>
+      (await fetch(`${base}/v1/blobs/working-dirs/${d}`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })).status;
+    expect(await head(digest)).toBe(200);
+    expect(await head(digest, 'other-token')).toBe(404);
+    expect(await head(`sha256:${'0'.repeat(64)}`)).toBe(404);
+  });
+
+  it('refuses a job naming a digest its tenant never uploaded, or another tenant’s, 422 unknown_working_dir', async () => {
+    const never = `sha256:${'ab'.repeat(32)}`;
+    const refused = await api(base, 'POST', '/v1/jobs', { command: ['true'], workingDir: { digest: never } });
+    expect([refused.status, refused.body.error.code, refused.body.error.field]).toEqual([422, 'unknown_working_dir', 'workingDir.digest']);
+    const others = await api(base, 'POST', '/v1/jobs', { command: ['true'], workingDir: { digest }, queue: 'other-q' }, 'other-token');
+    expect([others.status, others.body.error.code]).toEqual([422, 'unknown_working_dir']);
+    const step = await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'a', job: { command: ['true'], workingDir: { digest: never } } }] });
+    expect([step.status, step.body.error.code, step.body.error.field]).toEqual([422, 'unknown_working_dir', 'steps[0].job.workingDir.digest']);
+    const malformed = await api(base, 'POST', '/v1/jobs', { command: ['true'], workingDir: { digest: 'md5:x' } });
+    expect([malformed.status, malformed.body.error.field]).toEqual([400, 'workingDir.digest']);
+  });
+
+  it('refuses an upload whose bytes are not its digest’s, 400 digest_mismatch naming the digest', async () => {
+    const res = await fetch(`${base}/v1/blobs/working-dirs/sha256:${'cd'.repeat(32)}`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/gzip' },
+      body: gzipSync(Buffer.from('not the tar of that digest')),
+    });
+    const body = (await res.json()) as { error: { code: string; field: string } };
+    expect([res.status, body.error.code, body.error.field]).toEqual([400, 'digest_mismatch', 'digest']);
+  });
+});
