@@ -7,7 +7,8 @@
  * and admission's upload counter stays at one); a job naming a digest its tenant never uploaded
  * — or another tenant's — is refused 422 `unknown_working_dir` naming the field, in a workflow
  * step too; an upload whose bytes are not its digest's is 400 `digest_mismatch`; HEAD answers
- * whether a digest is uploaded.
+ * whether a digest is uploaded. A package the executor cannot verify ends the attempt NodeError
+ * with the reason in the task's stderr.
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,12 +17,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
+import { packWorkingDir, PostgresBlobStore, WORKING_DIR_CONTENT, workingDirKey } from '@batchapi/blobs';
 import { startExecutor } from '@batchapi/executor';
-import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
+import { createDatabase, HistoryStore, type LocalPostgres, startPostgres } from '@batchapi/history';
 import { startQuota } from '@batchapi/quota';
 import type { RunningService } from '@batchapi/runtime';
 import { startScheduler } from '@batchapi/scheduler';
 import { type LocalEtcd, startEtcd } from '@batchapi/store';
+import { waitFor } from '@batchapi/proc';
 import { api, CLUSTER, TOKENS, waitForJob } from './harness';
 
 /** The harness's tenants, with a queue for the second one too (it submits in a test below). */
@@ -34,11 +37,12 @@ let dir: string;
 const services: RunningService[] = [];
 let executor: RunningService;
 let base: string;
+let historyUrl: string;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'batch-workdir-'));
   [etcd, pg] = await Promise.all([startEtcd(), startPostgres({ ephemeral: true })]);
-  const historyUrl = await createDatabase(pg.url, 'workdir');
+  historyUrl = await createDatabase(pg.url, 'workdir');
   const blobs = { kind: 'postgres' as const, historyUrl };
   const config = { etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
   services.push(await startQuota({ cluster: TWO_TENANTS, config, historyUrl }));
@@ -144,4 +148,32 @@ describe('batch submit --working-dir', () => {
     const body = (await res.json()) as { error: { code: string; field: string } };
     expect([res.status, body.error.code, body.error.field]).toEqual([400, 'digest_mismatch', 'digest']);
   });
+
+  it('ends an attempt whose package does not match its digest NodeError, the reason in its stderr', async () => {
+    // Stored behind admission's back (admission verifies uploads): the bytes of another package under this digest.
+    const a = join(dir, 'a');
+    const b = join(dir, 'b');
+    mkdirSync(a);
+    mkdirSync(b);
+    writeFileSync(join(a, 'x'), 'a');
+    writeFileSync(join(b, 'x'), 'b');
+    const [pa, pb] = [await packWorkingDir(a), await packWorkingDir(b)];
+    const blobs = new PostgresBlobStore(HistoryStore.connect(historyUrl));
+    await blobs.put(workingDirKey('default', pa.digest), pb.gz, WORKING_DIR_CONTENT, Date.now());
+    await blobs.close();
+    const submitted = await api(base, 'POST', '/v1/jobs', {
+      command: ['cat', 'x'],
+      workingDir: { digest: pa.digest },
+      resources: { cpu: '100m', memory: '64Mi' },
+    });
+    expect(submitted.status).toBe(201);
+    const id = submitted.body.id as string;
+    const tasks = async () => (await api(base, 'GET', `/v1/jobs/${id}/tasks`)).body.tasks as Array<{ attempt: number; state: string; reason?: string }>;
+    await waitFor(tasks, (ts) => ts.some((t) => t.attempt === 1 && t.state === 'Failed'), { timeoutMs: 20_000, intervalMs: 100 });
+    // cancelled before the node is quarantined for its repeated node errors
+    await api(base, 'DELETE', `/v1/jobs/${id}`);
+    expect((await tasks()).find((t) => t.attempt === 1)).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+    const stderr = (await api(base, 'GET', `/v1/jobs/${id}/tasks/0/logs?stream=stderr&attempt=1`)).body as string;
+    expect(stderr).toBe(`batch: could not fetch working dir ${pa.digest}: the stored package's digest is ${pb.digest}\n`);
+  }, 30_000);
 });
