@@ -5,7 +5,9 @@
  * stays inside its directory.
  */
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { checkWorkingDir, digestOf, listWorkingDir, packWorkingDir, splitPath, unpackWorkingDir, workingDirKey } from '../src';
@@ -106,6 +108,50 @@ describe('packWorkingDir', () => {
     writeFileSync(gz, (await packWorkingDir(root)).gz);
     await unpackWorkingDir(gz, join(scratch, 'out'));
     expect(readFileSync(join(scratch, 'out', long), 'utf8')).toBe('long\n');
+  });
+});
+
+/** The tree sdk/python/tests/test_working_dir.py packs too: ignore rules, a long path, a non-ASCII name, an executable. */
+const FIXTURE: Record<string, string> = {
+  'main.py': 'print("hi")\n',
+  'pkg/__init__.py': '',
+  'pkg/util.py': 'X = 1\n',
+  'run.sh': '#!/bin/sh\necho ok\n',
+  'café.txt': 'é\n',
+  '.gitignore': '*.log\nbuild/\n',
+  '.batchignore': 'data/\n/top.txt\n',
+  'debug.log': 'x',
+  'build/out': 'x',
+  'data/a.csv': 'x',
+  'top.txt': 'x',
+  'pkg/top.txt': 'kept\n',
+  [`a/${'d'.repeat(120)}/f.txt`]: 'long\n',
+  '.git/HEAD': 'x',
+};
+/** Its digest: the same constant is in the Python SDK's test, so each side is pinned to it. */
+const GOLDEN = 'sha256:d5a391e28857686a01d0c2223bc1bb55bea14bba8979b74178547f77a49c9012';
+const hasPython = spawnSync('python3', ['-c', 'import sys; sys.exit(sys.version_info < (3, 10))']).status === 0;
+
+describe('the Python SDK packs as the CLI does', () => {
+  it('packs the shared fixture to the golden digest', async () => {
+    const root = tree('g', FIXTURE);
+    chmodSync(join(root, 'run.sh'), 0o755);
+    expect(await packWorkingDir(root)).toMatchObject({ digest: GOLDEN, files: 9 });
+  });
+
+  (hasPython ? it : it.skip)('gives the same digest as batchapi.working_dir.pack (python3) for the same trees', async () => {
+    const trees = [
+      tree('g', FIXTURE),
+      tree('other', { 'x/y/z.txt': 'z', 'ünï/cödé.py': '# -*- coding: utf-8 -*-\n', '.gitignore': '**/tmp\n!keep\n*.o\n', 'a/tmp/t': 't', 'b.o': '' }),
+      tree('empty', {}),
+    ];
+    chmodSync(join(trees[0], 'run.sh'), 0o755);
+    const py = 'import sys\nfrom batchapi.working_dir import pack\nfor r in sys.argv[1:]: print(pack(r).digest)';
+    const { stdout } = await promisify(execFile)('python3', ['-c', py, ...trees], {
+      env: { ...process.env, PYTHONPATH: join(__dirname, '../../../sdk/python') },
+      encoding: 'utf8',
+    });
+    expect(stdout.trim().split('\n')).toEqual(await Promise.all(trees.map(async (t) => (await packWorkingDir(t)).digest)));
   });
 });
 
