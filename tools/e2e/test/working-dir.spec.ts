@@ -7,10 +7,10 @@
  * and admission's upload counter stays at one); a job naming a digest its tenant never uploaded
  * — or another tenant's — is refused 422 `unknown_working_dir` naming the field, in a workflow
  * step too; an upload whose bytes are not its digest's is 400 `digest_mismatch`; HEAD answers
- * whether a digest is uploaded. A package the executor cannot verify ends the attempt NodeError
+ * whether a digest is uploaded. The Python SDK's `working_dir=` ships one as well. A package the executor cannot verify ends the attempt NodeError
  * with the reason in the task's stderr.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,7 @@ import { api, CLUSTER, TOKENS, waitForJob } from './harness';
 const TWO_TENANTS = { ...CLUSTER, queues: [...CLUSTER.queues, { name: 'other-q', tenant: 'other' }] };
 
 const ROOT = join(__dirname, '../../..');
+const hasPython = spawnSync('python3', ['-c', 'import sys; sys.exit(sys.version_info < (3, 10))']).status === 0;
 let etcd: LocalEtcd;
 let pg: LocalPostgres;
 let dir: string;
@@ -176,4 +177,27 @@ describe('batch submit --working-dir', () => {
     const stderr = (await api(base, 'GET', `/v1/jobs/${id}/tasks/0/logs?stream=stderr&attempt=1`)).body as string;
     expect(stderr).toBe(`batch: could not fetch working dir ${pa.digest}: the stored package's digest is ${pb.digest}\n`);
   }, 30_000);
+
+  (hasPython ? it : it.skip)('ships a working dir from the Python SDK: the task reads its files from its cwd', async () => {
+    const wd = join(dir, 'py-project');
+    mkdirSync(wd);
+    writeFileSync(join(wd, 'data.txt'), "from python's working dir\n");
+    writeFileSync(
+      join(wd, 'tasks_mod.py'),
+      [
+        'import batchapi as batch',
+        '@batch.task(cpus=0.1, memory="64Mi")',
+        'def read_data() -> str:',
+        '    with open("data.txt") as f:',
+        '        return f.read().strip()',
+      ].join('\n') + '\n',
+    );
+    const driver = 'import batchapi as batch, tasks_mod\nprint(batch.get(tasks_mod.read_data.options(working_dir=".").submit(), timeout=60))';
+    const { stdout } = await promisify(execFile)('python3', ['-c', driver], {
+      cwd: wd,
+      env: { ...process.env, BATCH_API: base, BATCH_TOKEN: 'tenant-token', PYTHONPATH: join(ROOT, 'sdk/python') },
+      encoding: 'utf8',
+    });
+    expect(stdout).toBe("from python's working dir\n");
+  }, 60_000);
 });
