@@ -93,7 +93,9 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       app
         .getHttpAdapter()
         .getInstance()
-        .addContentTypeParser(WORKING_DIR_MEDIA_TYPES, { parseAs: 'buffer', bodyLimit: uploadLimitOf(workingDirMaxBytes) }, (_req, body, done) => done(null, body));
+        .addContentTypeParser(WORKING_DIR_MEDIA_TYPES, { parseAs: 'buffer', bodyLimit: uploadLimitOf(workingDirMaxBytes) }, (_req, body, done) =>
+          done(null, body),
+        );
       return serveConsole(app, opts.consoleDir ?? DEFAULT_CONSOLE_DIR, { traceUrl: opts.traceUrl ?? env.traceUrl });
     },
     controllers: [

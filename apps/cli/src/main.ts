@@ -56,7 +56,9 @@ defineSubmit(program.command('submit')).action(
     const inv = submitInvocation(command, flags);
     const c = client();
     if (flags.workingDir) {
-      const digest = await shipWorkingDir(c, flags.workingDir, flags.workingDirMaxMib ?? DEFAULT_WORKING_DIR_MAX_MIB, (line) => process.stderr.write(`${line}\n`));
+      const digest = await shipWorkingDir(c, flags.workingDir, flags.workingDirMaxMib ?? DEFAULT_WORKING_DIR_MAX_MIB, (line) =>
+        process.stderr.write(`${line}\n`),
+      );
       inv.request.workingDir = { digest };
     }
     const job = await c.submitJob(inv.request, { idempotencyKey: inv.idempotencyKey });

@@ -73,8 +73,11 @@ export function defineSubmit(cmd: Command): Command {
     .option('--topology-preferred <level>', 'pack the tasks into as few domains of this topology level as fit')
     .option('--attempts <n>', 'attempts per task in all, retries included (default 1: no retry)')
     .option('--timeout <seconds>', 'deadline of each attempt')
-    .option('--working-dir <dir>', "a directory of code each task runs in (its cwd, read-only): packed (less .git/, .gitignore's and .batchignore's), uploaded once per content")
-    .option('--working-dir-max-mib <n>', 'largest --working-dir, in MiB of its packed tar (default 100, the API\'s bound)', (v) => {
+    .option(
+      '--working-dir <dir>',
+      "a directory of code each task runs in (its cwd, read-only): packed (less .git/, .gitignore's and .batchignore's), uploaded once per content",
+    )
+    .option('--working-dir-max-mib <n>', "largest --working-dir, in MiB of its packed tar (default 100, the API's bound)", (v) => {
       const n = Number(v);
       if (!(n > 0)) throw new InvalidArgumentError('must be a positive number of MiB.');
       return n;

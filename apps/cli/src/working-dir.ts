@@ -21,8 +21,11 @@ export async function shipWorkingDir(client: BatchClient, dir: string, maxMib: n
     throw err;
   }
   const mib = (n: number) => (n / 1024 / 1024).toFixed(2);
-  say(`working dir ${dir}: packed ${packed.files} file${packed.files === 1 ? '' : 's'}, ${mib(packed.tarBytes)} MiB (${mib(packed.gz.length)} MiB gzip), ${packed.digest}`);
-  if (packed.skipped.length) say(`working dir: left out ${packed.skipped.length} symbolic link(s) or special file(s): ${packed.skipped.slice(0, 5).join(', ')}`);
+  say(
+    `working dir ${dir}: packed ${packed.files} file${packed.files === 1 ? '' : 's'}, ${mib(packed.tarBytes)} MiB (${mib(packed.gz.length)} MiB gzip), ${packed.digest}`,
+  );
+  if (packed.skipped.length)
+    say(`working dir: left out ${packed.skipped.length} symbolic link(s) or special file(s): ${packed.skipped.slice(0, 5).join(', ')}`);
   if (await client.getWorkingDir(packed.digest)) {
     say('working dir: already uploaded');
     return packed.digest;

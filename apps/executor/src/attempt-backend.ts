@@ -181,7 +181,8 @@ export class ProcessBackend implements AttemptBackend {
       } finally {
         rmSync(probe, { recursive: true, force: true });
       }
-      if (!this.readOnlyMounts) this.o.log.warn("no mount namespaces here (unshare --mount): working dirs are read-only by permissions only, which a task running as root ignores");
+      if (!this.readOnlyMounts)
+        this.o.log.warn('no mount namespaces here (unshare --mount): working dirs are read-only by permissions only, which a task running as root ignores');
     }
     return this.readOnlyMounts;
   }
@@ -209,7 +210,18 @@ export class ProcessBackend implements AttemptBackend {
  * still be the writable directory beneath). The mount vanishes with the task's processes.
  */
 export function readOnlyWorkDir(dir: string, command: string[]): string[] {
-  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && cd "$0" && exec "$@"', dir, ...command];
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && cd "$0" && exec "$@"',
+    dir,
+    ...command,
+  ];
 }
 
 /**

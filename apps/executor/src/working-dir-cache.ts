@@ -104,7 +104,7 @@ export class WorkingDirCache {
     try {
       await unpackWorkingDir(this.fileOf(id), dest);
     } catch (err) {
-      throw new Error(`could not unpack working dir ${digest}: ${(err as Error).message}`);
+      throw new Error(`could not unpack working dir ${digest}: ${(err as Error).message}`, { cause: err });
     } finally {
       entry.inUse--;
       // After the unpack: a package larger than the cap is still unpacked once before it goes.
@@ -138,7 +138,7 @@ export class WorkingDirCache {
       this.fetches.inc({ outcome: 'fetched' });
     } catch (err) {
       this.fetches.inc({ outcome: 'failed' });
-      throw new Error(`could not fetch working dir ${digest}: ${(err as Error).message}`);
+      throw new Error(`could not fetch working dir ${digest}: ${(err as Error).message}`, { cause: err });
     }
   }
 

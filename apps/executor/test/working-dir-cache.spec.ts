@@ -55,7 +55,9 @@ describe('WorkingDirCache over PostgreSQL', () => {
   const cacheOf = (registry: Registry, capBytes = 1 << 30) =>
     new WorkingDirCache(blobs, { dataDir: join(scratch, 'data'), capBytes, maxBytes: 1 << 20 }, { now: () => now++ }, pino({ level: 'silent' }), registry);
   const fetches = async (registry: Registry) =>
-    Object.fromEntries(((await registry.getSingleMetric('batch_executor_working_dir_fetches_total')!.get()).values ?? []).map((v) => [v.labels.outcome, v.value]));
+    Object.fromEntries(
+      ((await registry.getSingleMetric('batch_executor_working_dir_fetches_total')!.get()).values ?? []).map((v) => [v.labels.outcome, v.value]),
+    );
   async function upload(tenant: string, files: Record<string, string>): Promise<string> {
     const dir = join(scratch, `src-${Object.keys(files).join('-')}-${now++}`);
     mkdirSync(dir, { recursive: true });

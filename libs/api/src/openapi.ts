@@ -317,7 +317,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     'PUT /v1/blobs/working-dirs/{digest}': {
       operationId: 'putWorkingDir',
       summary:
-        "Upload a working dir package: the gzip of the deterministic tar whose SHA-256 is the digest (checked), at most BATCH_WORKING_DIR_MAX_BYTES (104857600) uncompressed; kept once per tenant and digest. Jobs then name it in `workingDir.digest`",
+        'Upload a working dir package: the gzip of the deterministic tar whose SHA-256 is the digest (checked), at most BATCH_WORKING_DIR_MAX_BYTES (104857600) uncompressed; kept once per tenant and digest. Jobs then name it in `workingDir.digest`',
       binaryBody: { mediaTypes: ['application/gzip', 'application/octet-stream'], description: 'The gzip-compressed tar' },
       errors: ['digest_mismatch'],
       answers: {

@@ -186,7 +186,10 @@ export function splitPath(path: string): { name: string; prefix: string } {
       return { prefix: bytes.subarray(0, i).toString('utf8'), name: bytes.subarray(i + 1).toString('utf8') };
     }
   }
-  throw new WorkingDirError('working_dir_path_too_long', `${path}: paths in a working dir are at most 255 bytes (a name at most 100); leave it out with .batchignore`);
+  throw new WorkingDirError(
+    'working_dir_path_too_long',
+    `${path}: paths in a working dir are at most 255 bytes (a name at most 100); leave it out with .batchignore`,
+  );
 }
 
 /** Why an uploaded or fetched package is refused. */

@@ -178,26 +178,30 @@ describe('batch submit --working-dir', () => {
     expect(stderr).toBe(`batch: could not fetch working dir ${pa.digest}: the stored package's digest is ${pb.digest}\n`);
   }, 30_000);
 
-  (hasPython ? it : it.skip)('ships a working dir from the Python SDK: the task reads its files from its cwd', async () => {
-    const wd = join(dir, 'py-project');
-    mkdirSync(wd);
-    writeFileSync(join(wd, 'data.txt'), "from python's working dir\n");
-    writeFileSync(
-      join(wd, 'tasks_mod.py'),
-      [
-        'import batchapi as batch',
-        '@batch.task(cpus=0.1, memory="64Mi")',
-        'def read_data() -> str:',
-        '    with open("data.txt") as f:',
-        '        return f.read().strip()',
-      ].join('\n') + '\n',
-    );
-    const driver = 'import batchapi as batch, tasks_mod\nprint(batch.get(tasks_mod.read_data.options(working_dir=".").submit(), timeout=60))';
-    const { stdout } = await promisify(execFile)('python3', ['-c', driver], {
-      cwd: wd,
-      env: { ...process.env, BATCH_API: base, BATCH_TOKEN: 'tenant-token', PYTHONPATH: join(ROOT, 'sdk/python') },
-      encoding: 'utf8',
-    });
-    expect(stdout).toBe("from python's working dir\n");
-  }, 60_000);
+  (hasPython ? it : it.skip)(
+    'ships a working dir from the Python SDK: the task reads its files from its cwd',
+    async () => {
+      const wd = join(dir, 'py-project');
+      mkdirSync(wd);
+      writeFileSync(join(wd, 'data.txt'), "from python's working dir\n");
+      writeFileSync(
+        join(wd, 'tasks_mod.py'),
+        [
+          'import batchapi as batch',
+          '@batch.task(cpus=0.1, memory="64Mi")',
+          'def read_data() -> str:',
+          '    with open("data.txt") as f:',
+          '        return f.read().strip()',
+        ].join('\n') + '\n',
+      );
+      const driver = 'import batchapi as batch, tasks_mod\nprint(batch.get(tasks_mod.read_data.options(working_dir=".").submit(), timeout=60))';
+      const { stdout } = await promisify(execFile)('python3', ['-c', driver], {
+        cwd: wd,
+        env: { ...process.env, BATCH_API: base, BATCH_TOKEN: 'tenant-token', PYTHONPATH: join(ROOT, 'sdk/python') },
+        encoding: 'utf8',
+      });
+      expect(stdout).toBe("from python's working dir\n");
+    },
+    60_000,
+  );
 });
