@@ -42,7 +42,7 @@ export const ADMISSION_ENV = z.object({
     default: DEFAULT_WORKING_DIR_MAX_BYTES,
     min: 1,
     unit: 'bytes',
-    doc: 'Largest working dir package (`batch submit --working-dir`) accepted, measured as its uncompressed tar; larger uploads are answered 413. Executors refuse larger ones with their own `BATCH_WORKING_DIR_MAX_BYTES`: keep the two equal.',
+    doc: 'Largest working dir package (`batch submit --working-dir`) accepted, measured as its uncompressed tar; larger uploads are answered 413. Executors accept packages up to their `BATCH_WORKING_DIR_CACHE_BYTES`.',
   }),
   BATCH_MAX_INFLIGHT_SUBMITS: envNumber({
     default: 256,

@@ -107,7 +107,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     const registers = [ctx.registry];
     this.workingDirs = new WorkingDirCache(
       blobs,
-      { dataDir: config.dataDir, capBytes: config.workingDirCacheBytes, maxBytes: config.workingDirMaxBytes },
+      { dataDir: config.dataDir, capBytes: config.workingDirCacheBytes, maxBytes: config.workingDirCacheBytes },
       this.clock,
       ctx.log,
       ctx.registry,

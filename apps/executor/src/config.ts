@@ -41,8 +41,6 @@ export interface ExecutorConfig {
   resultMaxBytes: number;
   /** Most bytes of working dir packages this node keeps (`BATCH_WORKING_DIR_CACHE_BYTES`); past it the least recently used go. @default 1073741824 (1 GiB) */
   workingDirCacheBytes: number;
-  /** Largest working dir package fetched, its tar in bytes (`BATCH_WORKING_DIR_MAX_BYTES`). @default 104857600 (100 MiB) */
-  workingDirMaxBytes: number;
   /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
   backend?: 'process' | 'kubernetes';
   /** Settings of the Kubernetes backend. @default see `KubernetesBackendConfig` */
@@ -122,13 +120,7 @@ export const EXECUTOR_ENV = z.object({
     default: 1024 * 1024 * 1024,
     min: 1,
     unit: 'bytes',
-    doc: 'Most bytes of working dir packages (`batch submit --working-dir`) kept on the node under `<data dir>/working-dirs/`; past it the least recently used ones no attempt is unpacking are removed (fetched again when needed).',
-  }),
-  BATCH_WORKING_DIR_MAX_BYTES: envNumber({
-    default: 100 * 1024 * 1024,
-    min: 1,
-    unit: 'bytes',
-    doc: "Largest working dir package fetched, measured as its uncompressed tar; a larger one ends its attempt `NodeError`. Keep it equal to admission's `BATCH_WORKING_DIR_MAX_BYTES`.",
+    doc: 'Most bytes of working dir packages (`batch submit --working-dir`) kept on the node under `<data dir>/working-dirs/`; past it the least recently used ones no attempt is unpacking are removed (fetched again when needed). Also the largest package the node accepts, measured as its uncompressed tar (admission bounds uploads lower, with `BATCH_WORKING_DIR_MAX_BYTES`).',
   }),
   BATCH_EXECUTOR_BACKEND: envEnum(['process', 'kubernetes'], {
     default: 'process',
@@ -210,7 +202,6 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     logUploadMaxBytes: e.BATCH_LOG_UPLOAD_MAX_BYTES,
     resultMaxBytes: e.BATCH_RESULT_MAX_BYTES,
     workingDirCacheBytes: e.BATCH_WORKING_DIR_CACHE_BYTES,
-    workingDirMaxBytes: e.BATCH_WORKING_DIR_MAX_BYTES,
     ...(e.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };
 }

@@ -55,7 +55,7 @@ export interface WorkingDirCacheOptions {
   dataDir: string;
   /** Most bytes of packages kept (`BATCH_WORKING_DIR_CACHE_BYTES`). @default DEFAULT_WORKING_DIR_CACHE_BYTES (1 GiB) */
   capBytes: number;
-  /** Largest package accepted, its tar in bytes (`BATCH_WORKING_DIR_MAX_BYTES`). */
+  /** Largest package accepted, its tar in bytes (the executor passes `capBytes`: a package is at most the whole cache). */
   maxBytes: number;
 }
 
@@ -124,7 +124,7 @@ export class WorkingDirCache {
       if (problem) {
         throw new Error(
           problem.kind === 'too_large'
-            ? `its tar is over ${problem.maxBytes} bytes (BATCH_WORKING_DIR_MAX_BYTES of this executor)`
+            ? `its tar is over ${problem.maxBytes} bytes (this node's BATCH_WORKING_DIR_CACHE_BYTES)`
             : problem.kind === 'not_gzip'
               ? `the stored package is not gzip (${problem.detail})`
               : `the stored package's digest is ${problem.actual}`,
