@@ -120,6 +120,21 @@ describe('batch submit --working-dir', () => {
     expect(await uploadsStored()).toBe(1);
   }, 60_000);
 
+  it('refuses a directory over --working-dir-max-mib before uploading anything, naming the option', async () => {
+    const big = join(dir, 'big');
+    mkdirSync(big);
+    writeFileSync(join(big, 'weights.bin'), Buffer.alloc(64 * 1024, 1));
+    const failed = await batch(['submit', '--working-dir', big, '--working-dir-max-mib', '0.01', '--', 'true']).then(
+      () => undefined,
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(failed?.code).toBe(2);
+    expect(failed?.stderr).toMatch(
+      /packs to 0\.1 MiB, over the limit of 0\.0 MiB \(--working-dir-max-mib\); leave large files out with \.batchignore \(largest: weights\.bin/,
+    );
+    expect(await uploadsStored()).toBe(1);
+  });
+
   it('answers HEAD for an uploaded digest 200, for its tenant only', async () => {
     const head = async (d: string, token = 'tenant-token') =>
       (await fetch(`${base}/v1/blobs/working-dirs/${d}`, { method: 'HEAD', headers: { authorization: `Bearer ${token}` } })).status;
