@@ -44,8 +44,14 @@ import { Counter, Gauge, Histogram } from 'prom-client';
 export interface ArchiveTuning {
   /** A finished job leaves etcd this long after it finished, in milliseconds (`BATCH_ARCHIVE_AFTER`, seconds). @default 60000 */
   afterMs: number;
-  /** Pause between passes when the last one left nothing ready, in milliseconds. @default 5000 */
+  /**
+   * Longest pause between passes when the last one left nothing ready, in milliseconds. With the
+   * finished jobs' index the archiver wakes sooner, when the next finished job becomes ready.
+   * @default 5000
+   */
   intervalMs: number;
+  /** Shortest pause between passes that were not full, in milliseconds: jobs ready meanwhile go together in one batch. @default 1000 */
+  minPauseMs: number;
   /** Most jobs archived per pass (one history transaction). @default 500 */
   batchSize: number;
   /** History is kept this long, in milliseconds (`BATCH_HISTORY_RETENTION`, days): older months are dropped whole. @default 90 days */
@@ -65,6 +71,7 @@ export interface ArchiveTuning {
 export const DEFAULT_ARCHIVE: ArchiveTuning = {
   afterMs: 60_000,
   intervalMs: 5_000,
+  minPauseMs: 1_000,
   batchSize: 500,
   historyRetentionMs: 90 * 86_400_000,
   retentionEveryMs: 3_600_000,
@@ -85,6 +92,18 @@ const PASS_BATCHES = 20;
  * 10 minutes. The index comes from a watch; this bounds how long a job it missed could stay.
  */
 export const FULL_LISTING_EVERY_MS = 600_000;
+
+/**
+ * How long the archiver waits after a pass that was not full, in milliseconds: until the first
+ * job that finished after the pass's cutoff (`now − afterMs`) is ready — `next + afterMs − now` —
+ * but at least `minPauseMs` (so ready jobs gather into batches) and at most `intervalMs`. Jobs
+ * at or before the cutoff that the pass kept (steps of a running workflow) do not make it wake
+ * sooner. `next` undefined (none finished since the cutoff, or no index): `intervalMs`.
+ */
+export function pauseAfterPass(now: number, next: number | undefined, t: Pick<ArchiveTuning, 'afterMs' | 'intervalMs' | 'minPauseMs'>): number {
+  if (next === undefined) return t.intervalMs;
+  return Math.min(t.intervalMs, Math.max(t.minPauseMs, next + t.afterMs - now));
+}
 
 /** Idempotency records (and kept blobs) of history dropped per statement by retention. */
 const IDEMPOTENCY_DROP_BATCH = 10_000;
@@ -157,18 +176,21 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     const { log } = this.ctx;
     while (!this.abort.signal.aborted && leadership.held()) {
       let full = false;
+      let passedAt: number | undefined;
       try {
         await this.retain();
-        full = await this.pass(leadership);
+        passedAt = this.clock.now();
+        full = await this.pass(leadership, passedAt);
         await this.passWorkflows(leadership);
         if (!(await leadership.verify())) return;
       } catch (err) {
+        passedAt = undefined;
         const reason = isUnavailable(err) ? 'history_unavailable' : 'error';
         this.m.failures.inc({ reason });
         log.warn({ err: (err as Error).message, reason }, 'archive pass failed; finished jobs stay in etcd until the next one');
       }
-      // A full batch: more are ready, go on at once; else wait for jobs to finish.
-      if (!full) await sleepUnlessAborted(this.tuning.intervalMs, this.abort.signal);
+      // A full batch: more are ready, go on at once; else wait for the next job to be ready.
+      if (!full) await sleepUnlessAborted(this.pauseAfter(passedAt), this.abort.signal);
     }
   }
 
@@ -221,8 +243,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
    * up to `PASS_BATCHES` batches while the leadership holds. Returns true when it stopped with
    * more ready (the next pass starts at once).
    */
-  private async pass(leadership: Leadership): Promise<boolean> {
-    const now = this.clock.now();
+  private async pass(leadership: Leadership, now: number): Promise<boolean> {
     const limit = this.tuning.batchSize * PASS_BATCHES;
     const ready = await this.readyJobs(now, limit);
     this.m.pending.set(ready.finished);
@@ -236,6 +257,12 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
       await this.archiveBatch(leadership, ready.jobs.slice(i, i + this.tuning.batchSize));
     }
     return ready.jobs.length === limit;
+  }
+
+  /** The pause after a pass that was not full (`pauseAfterPass`); the longest one after a failed pass or without the index. */
+  private pauseAfter(passedAt: number | undefined): number {
+    const next = passedAt !== undefined && this.finished?.ready ? this.finished.firstFinishedAfter(passedAt - this.tuning.afterMs) : undefined;
+    return pauseAfterPass(this.clock.now(), next, this.tuning);
   }
 
   /**

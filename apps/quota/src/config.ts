@@ -49,7 +49,7 @@ export interface QuotaConfig {
   retention: RetentionTuning;
   /** History store URL (`BATCH_HISTORY_URL`): set, the elected archiver moves finished jobs there. @default none (no archiving) */
   historyUrl?: string;
-  /** Archiving (`BATCH_ARCHIVE_AFTER`, seconds) and history retention (`BATCH_HISTORY_RETENTION`, days). @default 60 s after the end, batches of 500, a pass every 5 s when idle; 90 days, applied hourly */
+  /** Archiving (`BATCH_ARCHIVE_AFTER`, seconds) and history retention (`BATCH_HISTORY_RETENTION`, days). @default 60 s after the end, batches of 500, the next pass when the next job is ready (at least 1 s, at most 5 s after the last); 90 days, applied hourly */
   archive: ArchiveTuning;
 }
 

@@ -41,6 +41,13 @@ export class FinishedJobs {
     return { finished: this.finishedAt.size, ...(oldest !== undefined ? { oldestFinishedAt: oldest } : {}) };
   }
 
+  /** The earliest `finishedAt` (epoch ms) later than `after`; undefined when no job finished after it. */
+  firstFinishedAfter(after: number): number | undefined {
+    let first: number | undefined;
+    for (const at of this.finishedAt.values()) if (at > after && (first === undefined || at < first)) first = at;
+    return first;
+  }
+
   /** The ids of jobs finished at or before `before` (epoch ms), oldest first, at most `max`. */
   finishedBefore(before: number, max: number): string[] {
     const out: Array<[string, number]> = [];

@@ -4,6 +4,7 @@
  * bounded; a sync replaces everything.
  */
 import type { JobRecord } from '@batchapi/api';
+import { pauseAfterPass } from '../src/archiver.service';
 import { FinishedJobs } from '../src/finished-jobs';
 
 const job = (id: string, phase: JobRecord['phase'], finishedAt?: number): JobRecord => ({
@@ -41,4 +42,26 @@ it('indexes finished jobs by when they finished, from a sync and then from event
 
   f.sync([]);
   expect(f.stats()).toEqual({ finished: 0 });
+});
+
+it('names the earliest end after a cutoff (the next job to become ready)', () => {
+  const f = new FinishedJobs();
+  f.sync([job('a', 'Succeeded', 100), job('b', 'Failed', 250), job('c', 'Succeeded', 400)]);
+  expect(f.firstFinishedAfter(99)).toBe(100);
+  expect(f.firstFinishedAfter(100)).toBe(250); // strictly after: a is at the cutoff, already a candidate
+  expect(f.firstFinishedAfter(400)).toBeUndefined();
+});
+
+// afterMs 5000, intervalMs 5000, minPauseMs 1000; `now` 20,000 ms
+const T = { afterMs: 5_000, intervalMs: 5_000, minPauseMs: 1_000 };
+it.each([
+  // next end      pause   arithmetic
+  [undefined, 5_000], // nothing finished since the cutoff: the longest pause
+  [17_000, 2_000], // 17,000 + 5,000 − 20,000 = 2,000
+  [15_500, 1_000], // 15,500 + 5,000 − 20,000 = 500 < minPauseMs → 1,000
+  [14_000, 1_000], // ready already (−1,000) → minPauseMs
+  [19_900, 4_900], // 19,900 + 5,000 − 20,000 = 4,900
+  [22_000, 5_000], // 7,000 > intervalMs → 5,000
+])('after a pass at 20,000 with the next end at %p the archiver waits %p ms', (next, pause) => {
+  expect(pauseAfterPass(20_000, next, T)).toBe(pause);
 });

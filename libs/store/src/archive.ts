@@ -73,23 +73,27 @@ export async function archivableJobsAmong(store: EtcdStore, ids: readonly string
     .sort((a, b) => a.value.finishedAt! - b.value.finishedAt!);
 }
 
-/** Reads each job's groups and results (at most `parallel` jobs at a time). */
-export async function readArchiveBatch(store: EtcdStore, jobs: ReadonlyArray<Versioned<JobRecord>>, parallel = 16): Promise<ArchiveEntry[]> {
-  const out: ArchiveEntry[] = new Array(jobs.length);
-  for (let i = 0; i < jobs.length; i += parallel) {
-    await Promise.all(
-      jobs.slice(i, i + parallel).map(async (job, k) => {
-        const digest = job.value.idempotencyDigest;
-        const [groups, results, idempotency] = await Promise.all([
-          store.listAll<GroupStatus>(store.keys.groupsOf(job.value.id)),
-          store.listAll<TaskResult>(store.keys.resultsOf(job.value.id)),
-          digest ? store.get<IdempotencyRecord>(store.keys.idempotency(job.value.tenant, digest)) : undefined,
-        ]);
-        out[i + k] = { job, groups: groups.items, results: results.items, ...(idempotency?.value.jobId === job.value.id ? { idempotency } : {}) };
-      }),
-    );
-  }
-  return out;
+/**
+ * Reads each job's groups, results and idempotency record: all groups' and results' prefixes in
+ * a few read-only transactions (`listMany`), the records in a few more (`getMany`) — a batch of
+ * 500 one-task jobs is about a dozen requests, not 1,500.
+ */
+export async function readArchiveBatch(store: EtcdStore, jobs: ReadonlyArray<Versioned<JobRecord>>): Promise<ArchiveEntry[]> {
+  const keyed = jobs.filter((j) => j.value.idempotencyDigest !== undefined);
+  const [children, records] = await Promise.all([
+    store.listMany<GroupStatus | TaskResult>(jobs.flatMap((j) => [store.keys.groupsOf(j.value.id), store.keys.resultsOf(j.value.id)])),
+    store.getMany<IdempotencyRecord>(keyed.map((j) => store.keys.idempotency(j.value.tenant, j.value.idempotencyDigest!))),
+  ]);
+  const recordOf = new Map(keyed.map((j, i) => [j.value.id, records[i]]));
+  return jobs.map((job, i) => {
+    const idempotency = recordOf.get(job.value.id);
+    return {
+      job,
+      groups: children[2 * i] as Array<Versioned<GroupStatus>>,
+      results: children[2 * i + 1] as Array<Versioned<TaskResult>>,
+      ...(idempotency?.value.jobId === job.value.id ? { idempotency } : {}),
+    };
+  });
 }
 
 /** What `removeArchived` did. */

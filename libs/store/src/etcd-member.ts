@@ -21,7 +21,22 @@ export interface EtcdMemberOptions {
   startTimeoutMs?: number;
   /** Another local address each member also serves clients on (e.g. a veth of a test's network namespace). @default none */
   extraClientHost?: string;
+  /**
+   * History kept before etcd compacts it (`--auto-compaction-retention`, periodic mode: a Go
+   * duration such as `1m`; etcd compacts every retention period, so between one and two periods
+   * of history are kept). @default ETCD_COMPACTION_RETENTION ("30s")
+   */
+  compactionRetention?: string;
 }
+
+/**
+ * How much write history etcd keeps, as deployed (the Helm chart's `etcd.autoCompactionRetention`)
+ * and in every local cluster: 30 seconds. etcd's database holds the live keys plus between 30 and
+ * 60 seconds of writes (each one-task job leaves ~5 KiB of history), so its size follows the
+ * submit rate, not the jobs run. A watcher that falls further behind than that relists (the
+ * informers do so on a compacted revision), as Kubernetes' watchers do after its 5-minute compaction.
+ */
+export const ETCD_COMPACTION_RETENTION = '30s';
 
 /** A running local etcd. */
 export interface LocalEtcd {
@@ -111,11 +126,14 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
       'error',
       '--logger',
       'zap',
-      // As deploy/etcd: history older than an hour is compacted, so a long-running local cluster does not grow without bound.
+      // As deployed: write history older than ETCD_COMPACTION_RETENTION is compacted, so etcd's size follows live work, not history.
       '--auto-compaction-mode',
       'periodic',
       '--auto-compaction-retention',
-      '1h',
+      opts.compactionRetention ?? ETCD_COMPACTION_RETENTION,
+      // As deployed: a snapshot every 10,000 applied entries, so the raft entries held in memory stay few (etcd 3.5's default, 100,000, holds GBs of batched transactions).
+      '--snapshot-count',
+      '10000',
       // As deploy/etcd: progress notifications advance an informer's revision on an idle prefix.
       '--experimental-watch-progress-notify-interval',
       '2s',

@@ -105,3 +105,22 @@ it('removes nothing once the fence is lost', async () => {
   for (const j of jobs) expect(await keysOf(j.value.id)).toBe(3);
   await lease.revoke();
 });
+
+it('reads a batch of 201 jobs, each with its own groups and results, a job of 150 groups whole', async () => {
+  const jobs = await Promise.all(Array.from({ length: 200 }, (_, i) => finishedJob(`read-${i}`)));
+  jobs.splice(100, 0, await finishedJob('read-big', 150));
+  const entries = await readArchiveBatch(s.store, jobs);
+  expect(entries.map((e) => e.job.value.id)).toEqual(jobs.map((j) => j.value.id));
+  for (const e of entries) {
+    const n = e.job.value.id === 'read-big' ? 150 : 1;
+    expect(e.groups.map((g) => g.value.jobId)).toEqual(Array(n).fill(e.job.value.id));
+    expect(e.results.map((r) => r.value.index)).toEqual(Array.from({ length: n }, (_, i) => i));
+  }
+});
+
+it('lists many prefixes, one holding more keys than a page, each whole and in key order', async () => {
+  // 3 prefixes: a (1 key), b (5 keys > a page of 2: listed on its own), c (none)
+  await s.store.txn([], [{ put: '/archive-test/lm/a/1', value: 1 }, ...[1, 2, 3, 4, 5].map((i) => ({ put: `/archive-test/lm/b/${i}`, value: i }))]);
+  const lists = await s.store.listMany<number>(['/archive-test/lm/a/', '/archive-test/lm/b/', '/archive-test/lm/c/'], 2);
+  expect(lists.map((l) => l.map((kv) => kv.value))).toEqual([[1], [1, 2, 3, 4, 5], []]);
+});

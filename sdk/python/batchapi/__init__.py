@@ -11,7 +11,7 @@ scripts, notebooks, lambdas and closures by value).
 """
 from .client import Client
 from .core import (JobRef, Ref, StepRef, Task, TaskOptions, Toleration, Workflow, as_completed, cancel, client, configure, get, get_async,
-                   list_jobs, logs, task, tasks, wait, wait_async, why, workflow)
+                   init, list_jobs, logs, task, tasks, wait, wait_async, why, workflow)
 from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTask, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
                      Unauthenticated, Unavailable, Unprocessable)
 
@@ -19,7 +19,7 @@ from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTa
 list = list_jobs  # noqa: A001 - the SDK's verb, like the CLI's `batch list`
 
 __all__ = ["Client", "JobRef", "Ref", "StepRef", "Task", "TaskOptions", "Toleration", "Workflow", "as_completed", "cancel", "client",
-           "configure", "get", "get_async", "list", "list_jobs", "logs", "task", "tasks", "wait", "wait_async", "why", "workflow",
+           "configure", "get", "get_async", "init", "list", "list_jobs", "logs", "task", "tasks", "wait", "wait_async", "why", "workflow",
            "BatchError", "Conflict", "Forbidden", "InvalidArgument", "InvalidTask", "NotFound", "PayloadTooLarge", "RateLimited",
            "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable"]
 __version__ = "0.2.0"

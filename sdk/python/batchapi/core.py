@@ -55,12 +55,34 @@ _FN_CHUNK = 30_000
 
 
 def client() -> Client:
-    """The client every task and `get` use by default (from the environment; see `Client`)."""
+    """The client every task and `get` use by default: from the environment (see `Client`), or a
+    local run (`batchapi.local.LocalClient`) when `BATCH_LOCAL=1`."""
     global _default
     with _lock:
         if _default is None:
-            _default = Client()
+            _default = _local_client() if os.environ.get("BATCH_LOCAL", "") in ("1", "true") else Client()
         return _default
+
+
+def _local_client(workers: Optional[int] = None) -> Client:
+    from .local import LocalClient
+    return LocalClient(workers)
+
+
+def init(api: Optional[str] = None, token: Optional[str] = None, *, local: bool = False, workers: Optional[int] = None, **kw: Any) -> Client:
+    """Chooses where tasks run: a cluster (`api` and `token`, default `BATCH_API`/`BATCH_TOKEN` or
+    the CLI's context; other keywords as `Client`), or — `local=True` — this machine, each task a
+    child process of the same runner, at most `workers` at once (default the CPU count), with
+    the cluster's semantics for results, retries, errors and workflows (`batchapi.local`). The
+    same as `BATCH_LOCAL=1` for `local`. Replaces the default client (a local one is closed)."""
+    global _default
+    with _lock:
+        old, _default = _default, (_local_client(workers) if local else Client(api, token, **kw))
+        new = _default
+    close = getattr(old, "close", None)
+    if close is not None and old is not new:
+        close()
+    return new
 
 
 def configure(api: Optional[str] = None, token: Optional[str] = None, **kw: Any) -> Client:

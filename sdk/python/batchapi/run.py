@@ -87,7 +87,10 @@ def main() -> int:
     try:
         if "BATCH_MAP_ITEM" in os.environ:
             args.insert(0, json.loads(os.environ["BATCH_MAP_ITEM"]))
-        if os.environ.get("BATCH_PY_INPUTS"):
+        if os.environ.get("BATCH_PY_INPUTS_FILE"):  # a local run hands the inputs' results over as values
+            with open(os.environ["BATCH_PY_INPUTS_FILE"], encoding="utf-8") as f:
+                args.extend(json.load(f))
+        elif os.environ.get("BATCH_PY_INPUTS"):
             args.extend(_inputs(json.loads(os.environ["BATCH_PY_INPUTS"])))
         fn = _load()
         value = fn(*args, **call.get("kwargs", {}))

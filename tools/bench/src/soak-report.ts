@@ -144,8 +144,12 @@ export interface SoakSample {
   /** etcd's database file, and the part of it in use, in bytes. */
   etcdDbBytes?: number;
   etcdDbInUseBytes?: number;
+  /** etcd's current revision (`etcd_debugging_mvcc_current_revision`): every write since the start adds one. */
+  etcdRevision?: number;
   /** Resident memory of each process of the cluster by name, in bytes (services and etcd). */
   rssBytes: Record<string, number | undefined>;
+  /** V8 heap in use of each service by name (`nodejs_heap_size_used_bytes`), in bytes: what RSS holds that is not garbage yet to be collected. */
+  heapUsedBytes?: Record<string, number | undefined>;
   /** `jobs/` keys in etcd (live and finished jobs not yet archived). */
   liveJobs?: number;
   /** Rows of history's `jobs` table. */
@@ -182,8 +186,13 @@ export function formatSample(s: SoakSample): string {
     .join(' ');
   return (
     `soak ${Math.round(s.elapsedS)}s: submitted ${int(s.submitted)} accepted ${int(s.accepted)} (429×${s.refused429} 503×${s.refused503})` +
-    ` | etcd db ${mib(s.etcdDbBytes)} MiB (in use ${mib(s.etcdDbInUseBytes)})` +
+    ` | etcd db ${mib(s.etcdDbBytes)} MiB (in use ${mib(s.etcdDbInUseBytes)}, revision ${int(s.etcdRevision)})` +
     ` | rss MiB ${rss}` +
+    (s.heapUsedBytes
+      ? ` | heap used MiB ${Object.entries(s.heapUsedBytes)
+          .map(([name, b]) => `${name} ${mib(b)}`)
+          .join(' ')}`
+      : '') +
     ` | jobs live ${int(s.liveJobs)} archived ${int(s.archivedJobs)} awaiting archive ${int(s.archivePending)}` +
     ` | archive lag p99 ${secs(s.archiveLagP99S)} s of ${int(s.archivedSinceLast)}, ≤ 10 s ${pct(s.archiveLagUnder10s)}` +
     ` | p99 ms list ${ms(s.readP99Ms.jobs)} tasks ${ms(s.readP99Ms.tasks)} queues ${ms(s.readP99Ms.queues)} (${s.reads} reads)`
@@ -195,6 +204,8 @@ export interface SoakFigures {
   /** The largest etcd database seen, and the last, in bytes. */
   etcdDbPeakBytes?: number;
   etcdDbFinalBytes?: number;
+  /** etcd revisions (transactions: one writes many keys) over the run per accepted one-task job, arrays' and workflows' included. */
+  etcdRevisionsPerJob?: number;
   /** The largest RSS seen of each service (not etcd), in bytes. */
   serviceRssPeakBytes: Record<string, number | undefined>;
   /** Archive lag p99 over every archived job, seconds, and where it comes from. */
@@ -237,6 +248,12 @@ export function summaryRows(f: SoakFigures): SummaryRow[] {
       target: `≤ ${mib(t.etcdDbBytes)} MiB`,
       measured: `${mib(f.etcdDbPeakBytes)} MiB (final ${mib(f.etcdDbFinalBytes)} MiB)`,
       verdict: verdict(within(f.etcdDbPeakBytes, t.etcdDbBytes)),
+    },
+    {
+      figure: 'etcd revisions per job',
+      target: '—',
+      measured: f.etcdRevisionsPerJob === undefined ? '?' : f.etcdRevisionsPerJob.toFixed(1),
+      verdict: '',
     },
   ];
   for (const [name, b] of Object.entries(f.serviceRssPeakBytes))
@@ -349,4 +366,11 @@ export class Accounting {
     if (phase === 'Succeeded') this.succeeded++;
     else this.otherPhases[phase] = (this.otherPhases[phase] ?? 0) + 1;
   }
+}
+
+/** etcd writes per accepted job over the run: (last revision − first revision) / accepted; undefined without two revisions or a job. */
+export function revisionsPerJob(samples: ReadonlyArray<Pick<SoakSample, 'etcdRevision'>>, accepted: number): number | undefined {
+  const revs = samples.map((s) => s.etcdRevision).filter((r): r is number => r !== undefined);
+  if (revs.length < 2 || accepted <= 0) return undefined;
+  return (revs[revs.length - 1] - revs[0]) / accepted;
 }

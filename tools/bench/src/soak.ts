@@ -35,6 +35,7 @@ import {
   type SoakFigures,
   type SoakOptionsInput,
   type SoakSample,
+  revisionsPerJob,
   summaryRows,
 } from './soak-report';
 import { BatchSubmitter } from './soak-submit';
@@ -163,6 +164,12 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
           ),
       ]);
       const lag = quotaMetrics ? promBuckets(quotaMetrics, 'batch_archive_lag_seconds') : [];
+      const heaps = await Promise.all(
+        [...c.urls].map(async ([name, url]) => {
+          const m = name === 'quota' ? quotaMetrics : await text(`${url}/metrics`);
+          return [name, m ? promValue(m, 'nodejs_heap_size_used_bytes') : undefined] as const;
+        }),
+      );
       const s: SoakSample = {
         elapsedS: (performance.now() - loadStart) / 1000,
         submitted: submitter.submitted,
@@ -171,7 +178,9 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
         refused503: submitter.refused503,
         etcdDbBytes: etcdMetrics ? promValue(etcdMetrics, 'etcd_mvcc_db_total_size_in_bytes') : undefined,
         etcdDbInUseBytes: etcdMetrics ? promValue(etcdMetrics, 'etcd_mvcc_db_total_size_in_use_in_bytes') : undefined,
+        etcdRevision: etcdMetrics ? promValue(etcdMetrics, 'etcd_debugging_mvcc_current_revision') : undefined,
         rssBytes: Object.fromEntries(pids.map((p) => [p.name, rssOf(p.pid)])),
+        heapUsedBytes: Object.fromEntries(heaps),
         liveJobs,
         archivedJobs: archived,
         archivePending: quotaMetrics ? promValue(quotaMetrics, 'batch_archive_pending_jobs') : undefined,
@@ -308,6 +317,7 @@ export async function benchSoak(input: SoakRunOptions): Promise<Record<string, u
     const figures: SoakFigures = {
       etcdDbPeakBytes: peak((s) => s.etcdDbBytes),
       etcdDbFinalBytes: last?.etcdDbBytes ?? samples[samples.length - 1]?.etcdDbBytes,
+      etcdRevisionsPerJob: revisionsPerJob(samples, submitter.accepted),
       serviceRssPeakBytes: Object.fromEntries(services.map((n) => [n, peak((s) => s.rssBytes[n])])),
       archiveLagP99S: lagP99S ?? histogramP99,
       archiveLagSource:

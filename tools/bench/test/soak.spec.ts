@@ -9,6 +9,7 @@ import {
   type SoakFigures,
   type SoakOptions,
   type SoakOptionsInput,
+  revisionsPerJob,
   summaryRows,
 } from '../src/soak-report';
 
@@ -107,6 +108,7 @@ describe('soak summary', () => {
     const verdicts = Object.fromEntries(rows.map((r) => [r.figure, r.verdict]));
     expect(verdicts).toEqual({
       'etcd DB size, peak': 'PASS',
+      'etcd revisions per job': '',
       'RSS quota, peak': 'PASS',
       'RSS admission, peak': 'MISS', // 310 > 300 MiB
       'archive lag p99': 'PASS',
@@ -118,6 +120,13 @@ describe('soak summary', () => {
       'workflows not Succeeded': 'PASS',
     });
     expect(formatSummary(rows)).toContain('| lost jobs | 0 | 0 of 1,000 accepted | PASS |');
+  });
+
+  it('counts etcd revisions per accepted job from the first and last revision seen', () => {
+    // (16,000 − 1,000) / 1,000 jobs = 15 revisions a job; a sample without a revision is skipped
+    expect(revisionsPerJob([{ etcdRevision: 1_000 }, {}, { etcdRevision: 9_000 }, { etcdRevision: 16_000 }], 1_000)).toBe(15);
+    expect(revisionsPerJob([{ etcdRevision: 1_000 }], 1_000)).toBeUndefined();
+    expect(revisionsPerJob([{ etcdRevision: 1_000 }, { etcdRevision: 2_000 }], 0)).toBeUndefined();
   });
 
   it('calls a run cut short before the accounting a MISS on lost jobs', () => {

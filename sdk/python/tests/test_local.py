@@ -1,0 +1,91 @@
+"""Local mode (`batchapi.init(local=True)`, `BATCH_LOCAL=1`): the cluster suite's scenarios, run
+unchanged on this machine without a cluster — the same results, retries, errors, tracebacks and
+workflow rules — and what only a local run does (no cluster calls, a timeout kills the attempt)."""
+import os
+import tempfile
+import time
+from typing import Iterator
+
+import pytest
+
+import batchapi as batch
+import batchapi.core
+import sample_tasks as t
+from batchapi.local import LocalClient
+
+# The cluster suite's scenarios, collected again here and run against a local run.
+from test_cluster import (  # noqa: F401 - collected by pytest
+    test_a_failed_step_raises_task_failed_with_the_remote_traceback, test_a_raising_task_raises_task_failed_with_the_remote_traceback,
+    test_a_result_that_is_not_json_fails_the_task_once_never_retried, test_a_script_function_runs_by_value_and_the_script_top_level_runs_once,
+    test_a_workflow_fans_out_over_a_result_and_reduces_it, test_fan_out_results_are_always_lists_one_item_and_none_included,
+    test_get_of_many_and_wait_and_as_completed, test_map_is_one_array_job_with_a_result_per_item, test_references_are_awaitable_from_asyncio,
+    test_retries_until_the_third_attempt_succeeds, test_step_options_stay_apart_from_the_function_keywords,
+    test_submit_returns_at_once_and_get_waits_for_the_result)
+
+
+@pytest.fixture(autouse=True)
+def local_run(monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalClient]:
+    """Every test runs locally (a script the test starts too: `BATCH_LOCAL=1` in its environment)."""
+    monkeypatch.setenv("BATCH_LOCAL", "1")
+    c = batch.init(local=True, workers=4)
+    assert isinstance(c, LocalClient)
+    yield c
+    with batchapi.core._lock:
+        batchapi.core._default = None
+    c.close()
+
+
+def test_batch_local_in_the_environment_selects_a_local_run() -> None:
+    with batchapi.core._lock:
+        batchapi.core._default = None
+    c = batch.client()
+    try:
+        assert isinstance(c, LocalClient)
+        assert batch.get(t.square.submit(6), timeout=60) == 36
+    finally:
+        c.close()
+
+
+def test_logs_and_attempts_of_a_local_task() -> None:
+    ref = t.say.submit("hello from here")
+    assert batch.get(ref, timeout=60) == {"said": "hello from here"}
+    assert batch.logs(ref) == "hello from here\n"
+    assert [(r["index"], r["attempt"], r["state"], r["exitCode"]) for r in batch.tasks(ref)] == [(0, 1, "Succeeded", 0)]
+    with tempfile.TemporaryDirectory() as d:
+        flaky = t.flaky.submit(os.path.join(d, "attempts"))  # fails twice, then succeeds
+        assert batch.get(flaky, timeout=60) == 3
+        assert [r["state"] for r in batch.tasks(flaky)] == ["Failed", "Failed", "Succeeded"]
+        assert "RuntimeError: attempt 1 fails" in batch.logs(flaky, stream="stderr", attempt=1)
+
+
+def test_a_timeout_kills_the_attempt_and_a_cancel_ends_the_job() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        never = os.path.join(d, "never")
+        slow = t.wait_for.options(timeout=1).submit(never)
+        with pytest.raises(batch.TaskFailed) as e:
+            batch.get(slow, timeout=60)
+        assert e.value.reason == "DeadlineExceeded"
+        waiting = t.wait_for.submit(never)
+        time.sleep(0.2)
+        batch.cancel(waiting)
+        assert waiting.wait(timeout=60)["phase"] == "Cancelled"
+
+
+def test_when_failure_and_always_steps_and_skipped_ones() -> None:
+    with batch.workflow("local-when") as wf:
+        bad = wf.step(t.boom.options(name="bad"), "no")
+        after_bad = wf.step(t.square.options(name="after-bad", after=[bad]), 2)  # success: skipped
+        on_failure = wf.step(t.square.options(name="on-failure", after=[bad], when="failure"), 3)
+        always = wf.step(t.square.options(name="always", after=[after_bad], when="always"), 4)
+    view = wf.wait(timeout=60)
+    assert view["phase"] == "Failed"
+    phases = {s["name"]: s["phase"] for s in view["steps"]}
+    assert phases == {"bad": "Failed", "after-bad": "Skipped", "on-failure": "Succeeded", "always": "Succeeded"}
+    assert (wf.result(on_failure), wf.result(always)) == (9, 16)
+    del after_bad
+
+
+def test_calls_that_need_a_cluster_say_so() -> None:
+    with pytest.raises(batch.BatchError) as e:
+        list(batch.list(state="Failed"))
+    assert e.value.code == "local_mode"
