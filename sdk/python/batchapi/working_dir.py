@@ -239,10 +239,6 @@ def pack(root: str, max_bytes: int = DEFAULT_MAX_BYTES, option_name: str = "work
 
 # -- uploading ---------------------------------------------------------------------------------
 
-#: Digests this process packed, by the listing they were packed from: a loop of submits packs once.
-_packed: Dict[Tuple[str, int, Tuple[Tuple[str, int, int, int], ...]], str] = {}
-
-
 def _signature(root: str) -> Tuple[Tuple[str, int, int, int], ...]:
     files, _ = list_files(root)
     out = []
@@ -257,12 +253,14 @@ def upload(client: "Client", root: str, max_bytes: int = DEFAULT_MAX_BYTES) -> s
     `workingDir.digest` names). A directory unchanged since this process last uploaded it is
     neither packed nor asked about again."""
     root = os.path.abspath(root)
+    # What this client uploaded, by the listing it was packed from: a loop of submits packs once.
+    uploaded: Dict[Tuple[str, int, Tuple[Tuple[str, int, int, int], ...]], str] = client.__dict__.setdefault("_uploaded_working_dirs", {})
     key = (root, max_bytes, _signature(root))
-    known = _packed.get(key)
+    known = uploaded.get(key)
     if known is not None:
         return known
     packed = pack(root, max_bytes)
     if not client.has_working_dir(packed.digest):
         client.upload_working_dir(packed.digest, packed.gz)
-    _packed[key] = packed.digest
+    uploaded[key] = packed.digest
     return packed.digest

@@ -74,3 +74,9 @@ def wait_for(path: str) -> str:
 def say(text: str) -> Dict[str, str]:
     print(text, flush=True)
     return {"said": text}
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def list_cwd() -> List[str]:
+    """What the task's cwd holds (a `working_dir` test)."""
+    return sorted(os.listdir("."))
