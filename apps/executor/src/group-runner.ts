@@ -310,7 +310,8 @@ export class GroupRunner implements ReportedGroup {
    * Starts an attempt once the job's working dir is unpacked into its work dir. Until then a stop
    * or kill is remembered (the attempt then never starts and ends as stopped); a package that
    * cannot be fetched, verified or unpacked ends the attempt `NodeError` (run again, counted
-   * toward quarantine) and a backend without working dirs ends it `Error` (exit code 125), each
+   * toward quarantine), one its tenant does not have (never uploaded, or past the blob retention)
+   * `Error` with exit code 126, and a backend without working dirs ends it `Error` (exit code 125), each
    * with a line in the task's stderr saying why.
    */
   private startInWorkingDir(b: Binding, digest: string, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
@@ -341,6 +342,8 @@ export class GroupRunner implements ReportedGroup {
             () => undefined,
             (err: Error) => {
               tell(err.message);
+              // A package its tenant does not have is the job's fault (Error); any other failure the node's (NodeError, run again).
+              if (err.name === 'WorkingDirMissingError') return { exitCode: 126 };
               ctx.log.warn({ err: err.message, job: b.jobId, index, attempt: b.attempt }, 'working dir not ready: the attempt ends NodeError');
               return { exitCode: 126, nodeError: err.message };
             },

@@ -19,6 +19,18 @@ import { Counter, type Registry } from 'prom-client';
 /** Bytes of working dir packages one node keeps by default (`BATCH_WORKING_DIR_CACHE_BYTES`). @default 1073741824 (1 GiB) */
 export const DEFAULT_WORKING_DIR_CACHE_BYTES = 1024 * 1024 * 1024;
 
+/**
+ * The blob store answered that the tenant has no such package (never uploaded, or past the blob
+ * retention): the job's fault, not the node's — its attempt fails `Error`, never `NodeError`
+ * (which would count toward the node's quarantine on every node it tries).
+ */
+export class WorkingDirMissingError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkingDirMissingError';
+  }
+}
+
 /** One cached package as eviction sees it. */
 export interface CachedPackage {
   /** `{tenant}/{digest}`. */
@@ -119,7 +131,12 @@ export class WorkingDirCache {
       const blob = await this.blobs.get(workingDirKey(tenant, digest)).catch((err: Error) => {
         throw new Error(`the blob store did not answer (${err.message})`);
       });
-      if (!blob) throw new Error(`tenant ${tenant} has no such package in the blob store (it may have passed the blob retention); upload it again`);
+      if (!blob) {
+        this.fetches.inc({ outcome: 'failed' });
+        throw new WorkingDirMissingError(
+          `could not fetch working dir ${digest}: tenant ${tenant} has no such package in the blob store (it may have passed the blob retention); upload it again (batch submit --working-dir does)`,
+        );
+      }
       const problem = await checkWorkingDir(blob.body, digest, this.opts.maxBytes);
       if (problem) {
         throw new Error(
@@ -137,6 +154,7 @@ export class WorkingDirCache {
       this.entries.set(id, { id, bytes: blob.body.length, lastUsed: this.clock.now(), inUse: 0 });
       this.fetches.inc({ outcome: 'fetched' });
     } catch (err) {
+      if (err instanceof WorkingDirMissingError) throw err;
       this.fetches.inc({ outcome: 'failed' });
       throw new Error(`could not fetch working dir ${digest}: ${(err as Error).message}`, { cause: err });
     }

@@ -88,7 +88,10 @@ describe('WorkingDirCache over PostgreSQL', () => {
     await expect(cache.unpackInto('t2', digest, join(scratch, 'x'))).rejects.toThrow(
       `could not fetch working dir ${digest}: the stored package's digest is ${other}`,
     );
-    await expect(cache.unpackInto('t3', digest, join(scratch, 'y'))).rejects.toThrow(/tenant t3 has no such package in the blob store/);
+    await expect(cache.unpackInto('t3', digest, join(scratch, 'y'))).rejects.toMatchObject({
+      name: 'WorkingDirMissingError',
+      message: expect.stringMatching(/tenant t3 has no such package in the blob store/),
+    });
   });
 
   it('keeps at most its cap on disk, the least recently used package removed first', async () => {

@@ -8,7 +8,7 @@
  * — or another tenant's — is refused 422 `unknown_working_dir` naming the field, in a workflow
  * step too; an upload whose bytes are not its digest's is 400 `digest_mismatch`; HEAD answers
  * whether a digest is uploaded. The Python SDK's `working_dir=` ships one as well. A package the executor cannot verify ends the attempt NodeError
- * with the reason in the task's stderr.
+ * with the reason in the task's stderr; one the blob store no longer keeps ends it Error.
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -219,4 +219,31 @@ describe('batch submit --working-dir', () => {
     },
     60_000,
   );
+
+  it('fails a task whose package the blob store no longer keeps Error 126, not NodeError (no node is blamed)', async () => {
+    const gone = join(dir, 'gone');
+    mkdirSync(gone);
+    writeFileSync(join(gone, 'x'), 'soon gone');
+    const packed = await packWorkingDir(gone);
+    const history = HistoryStore.connect(historyUrl);
+    const blobs = new PostgresBlobStore(history, false);
+    await blobs.put(workingDirKey('default', packed.digest), packed.gz, WORKING_DIR_CONTENT, Date.now());
+    // admitted while the package is kept; run only after retention dropped it (the node cordoned meanwhile)
+    expect((await api(base, 'POST', '/v1/nodes/wd-0/cordon', { reason: 'hold' }, 'operator-token')).status).toBe(200);
+    const submitted = await api(base, 'POST', '/v1/jobs', {
+      command: ['cat', 'x'],
+      workingDir: { digest: packed.digest },
+      resources: { cpu: '100m', memory: '64Mi' },
+    });
+    expect(submitted.status).toBe(201);
+    await history.dropBlobsBefore(Date.now() + 1000);
+    await history.close();
+    expect((await api(base, 'DELETE', '/v1/nodes/wd-0/cordon', undefined, 'operator-token')).status).toBe(200);
+    const job = await waitForJob(base, submitted.body.id as string);
+    const [task] = (await api(base, 'GET', `/v1/jobs/${job.id}/tasks`)).body.tasks as Array<{ state: string; reason?: string; exitCode?: number }>;
+    expect([job.phase, task.state, task.reason, task.exitCode]).toEqual(['Failed', 'Failed', 'Error', 126]);
+    expect(await logOf(job.id, 'stderr')).toMatch(
+      /^batch: could not fetch working dir sha256:[0-9a-f]{64}: tenant default has no such package in the blob store/,
+    );
+  }, 30_000);
 });
