@@ -53,6 +53,8 @@ export const JobViewSchema = z.strictObject({
   tasks: z.number().int(),
   priority: z.number().int(),
   labels: StringMap,
+  /** The working dir package each task runs in (`workingDir` of the submit). */
+  workingDir: z.strictObject({ digest: z.string() }).optional(),
   taskCounts: TaskCountsSchema,
   traceId: z.string().optional(),
   createdAt: Instant,

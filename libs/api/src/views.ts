@@ -53,6 +53,8 @@ export interface JobView {
   tasks: number;
   priority: number;
   labels: Record<string, string>;
+  /** The working dir package each task runs in. @default none */
+  workingDir?: { digest: string };
   taskCounts: TaskCounts;
   traceId?: string;
   createdAt: string;
@@ -101,6 +103,7 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     tasks: job.spec.tasks,
     priority: job.spec.priority,
     labels: job.spec.labels,
+    ...(job.spec.workingDir ? { workingDir: job.spec.workingDir } : {}),
     taskCounts: counts,
     traceId: traceIdOf(job.traceparent),
     createdAt: iso(job.createdAt)!,

@@ -106,6 +106,7 @@ describe('batch submit --working-dir', () => {
     const id = stdout.trim();
     const job = await waitForJob(base, id);
     expect([job.phase, await logOf(id)]).toEqual(['Succeeded', 'greeting from the working dir\nsecret-absent\ngit-absent\ncwd-read-only\n']);
+    expect(job.workingDir).toEqual({ digest });
     expect(await uploadsStored()).toBe(1);
   }, 60_000);
 
