@@ -101,3 +101,12 @@ def test_a_working_dir_is_the_tasks_cwd_less_what_is_ignored(local_run: LocalCli
         # the same directory again: not packed or unpacked again
         assert batch.get(t.list_cwd.options(working_dir=d).submit(), timeout=60) == [".batchignore", "data.txt"]
         assert len(local_run._working_dirs) == 1
+
+
+def test_a_workflow_step_runs_in_its_working_dir() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "model.txt"), "w", encoding="utf-8") as f:
+            f.write("m")
+        with batch.workflow("wd") as wf:
+            listed = wf.step(t.list_cwd.options(working_dir=d))
+        assert wf.result(listed, timeout=60) == ["model.txt"]
