@@ -25,6 +25,8 @@ import { SchedulesController } from './schedules.controller';
 import { SchedulesService } from './schedules.service';
 import { WorkflowsService } from './workflows.service';
 import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
+import { uploadLimitOf, WORKING_DIR_MAX_BYTES, WORKING_DIR_MEDIA_TYPES, WorkingDirsService } from './working-dirs';
+import { WorkingDirsController } from './working-dirs.controller';
 
 /** Options of the admission service. */
 export interface AdmissionOptions {
@@ -51,6 +53,8 @@ export interface AdmissionOptions {
   blobs?: BlobSettings;
   /** Pause of submits on the archive backlog. @default `BATCH_ARCHIVE_BACKLOG_LIMIT` (100000), a count trusted for 5 minutes */
   backlog?: Partial<BacklogLimits>;
+  /** Largest working dir package accepted (its tar), in bytes. @default `BATCH_WORKING_DIR_MAX_BYTES` (104857600, 100 MiB) */
+  workingDirMaxBytes?: number;
   /** Directory of the console's built files, served under `/console/`. @default apps/console/dist (`npm run build`) */
   consoleDir?: string;
   /** The trace UI's page of a trace, `{traceId}` where the id goes, for the console's links. @default `BATCH_TRACE_URL`, else none */
@@ -78,12 +82,22 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
   const history = historyUrl ? [{ provide: HISTORY, useValue: HistoryStore.connect(historyUrl) }] : [];
   const blobStore = openBlobStore(opts.blobs ?? blobSettingsFromEnv());
   const blobs = blobStore ? [{ provide: BLOBS, useValue: blobStore }] : [];
+  const workingDirMaxBytes = opts.workingDirMaxBytes ?? env.workingDirMaxBytes;
   const svc = await runService({
     name: 'admission',
     config: opts.config,
     onLeaseLost: opts.onLeaseLost,
     bodyLimit: opts.bodyLimit ?? env.bodyLimit,
-    beforeListen: (app) => serveConsole(app, opts.consoleDir ?? DEFAULT_CONSOLE_DIR, { traceUrl: opts.traceUrl ?? env.traceUrl }),
+    beforeListen: (app) => {
+      // Working dir packages arrive as gzip bytes, up to their own bound (far over the JSON body limit).
+      app
+        .getHttpAdapter()
+        .getInstance()
+        .addContentTypeParser(WORKING_DIR_MEDIA_TYPES, { parseAs: 'buffer', bodyLimit: uploadLimitOf(workingDirMaxBytes) }, (_req, body, done) =>
+          done(null, body),
+        );
+      return serveConsole(app, opts.consoleDir ?? DEFAULT_CONSOLE_DIR, { traceUrl: opts.traceUrl ?? env.traceUrl });
+    },
     controllers: [
       BulkJobsController,
       JobsController,
@@ -94,11 +108,14 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       UsageController,
       WorkflowsController,
       SchedulesController,
+      WorkingDirsController,
     ],
     providers: [
       JobsService,
       WorkflowsService,
       SchedulesService,
+      WorkingDirsService,
+      { provide: WORKING_DIR_MAX_BYTES, useValue: workingDirMaxBytes },
       { provide: AUTH, useValue: auth },
       { provide: CLOCK, useValue: clock },
       ...history,

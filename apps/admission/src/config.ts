@@ -1,5 +1,6 @@
 /** The admission service's own settings: their schema over the environment (`ADMISSION_ENV`) and the parsed `AdmissionConfig`. */
 import { envNumber, envString, historyUrlFromEnv, parseEnv } from '@batchapi/runtime';
+import { DEFAULT_WORKING_DIR_MAX_BYTES } from '@batchapi/blobs';
 import { z } from 'zod';
 import { type BacklogLimits, DEFAULT_BACKLOG_STALE_MS } from './archive-backlog';
 import type { EventStreamLimits } from './event-stream';
@@ -36,6 +37,12 @@ export const ADMISSION_ENV = z.object({
     unit: 'bytes',
     defaultText: "1048576 (the runtime's)",
     doc: 'Largest request body; larger requests are answered 413.',
+  }),
+  BATCH_WORKING_DIR_MAX_BYTES: envNumber({
+    default: DEFAULT_WORKING_DIR_MAX_BYTES,
+    min: 1,
+    unit: 'bytes',
+    doc: 'Largest working dir package (`batch submit --working-dir`) accepted, measured as its uncompressed tar; larger uploads are answered 413. Executors accept packages up to their `BATCH_WORKING_DIR_CACHE_BYTES`.',
   }),
   BATCH_MAX_INFLIGHT_SUBMITS: envNumber({
     default: 256,
@@ -105,6 +112,8 @@ export interface AdmissionConfig {
   tokensFile?: string;
   /** Largest request body, in bytes (`BATCH_MAX_BODY_BYTES`). @default the runtime's, 1048576 */
   bodyLimit?: number;
+  /** Largest working dir package (its tar), in bytes (`BATCH_WORKING_DIR_MAX_BYTES`). @default 104857600 (100 MiB) */
+  workingDirMaxBytes: number;
   /** Most submits handled at once (`BATCH_MAX_INFLIGHT_SUBMITS`); 0 turns it off. @default 256 */
   maxInflightSubmits: number;
   /** Shedding of submits (`BATCH_MAX_EVENT_LOOP_DELAY_MS`, `BATCH_MAX_COMMIT_LATENCY_MS`). @default see `OverloadLimits` */
@@ -129,6 +138,7 @@ export function admissionConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Ad
     traceUrl: e.BATCH_TRACE_URL,
     ...historyUrlFromEnv(env),
     bodyLimit: e.BATCH_MAX_BODY_BYTES,
+    workingDirMaxBytes: e.BATCH_WORKING_DIR_MAX_BYTES,
     maxInflightSubmits: e.BATCH_MAX_INFLIGHT_SUBMITS,
     overload: { maxLoopDelayMs: e.BATCH_MAX_EVENT_LOOP_DELAY_MS, maxCommitLatencyMs: e.BATCH_MAX_COMMIT_LATENCY_MS },
     reads: {

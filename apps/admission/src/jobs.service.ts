@@ -60,6 +60,7 @@ import {
 } from '@batchapi/store';
 import { buildSnapshot, explainJob } from '@batchapi/scheduling';
 import { IdempotencyLookups } from './idempotency-lookups';
+import { WorkingDirsService } from './working-dirs';
 import { SchedulerCalls } from './scheduler-calls';
 import { inSpan, Metric, traceparentOf } from '@batchapi/telemetry';
 import { DEFAULT_THROTTLE, PendingTasks, SubmitThrottle, THROTTLE_TUNING, type ThrottleTuning } from './throttle';
@@ -124,6 +125,8 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     @Optional() @Inject(BLOBS) private readonly blobs?: BlobStore,
     /** Told each submit's commit time, to shed submits while etcd is slow. @default none: commit time is not watched */
     @Optional() @Inject(SUBMIT_LOAD) load?: SubmitLoad,
+    /** Checks that a job's working dir is its tenant's. @default none: not checked (the job fails on its node) */
+    @Optional() private readonly workingDirs?: WorkingDirsService,
   ) {
     this.submitted = new Counter({ name: Metric.jobsSubmitted, help: 'Jobs committed by admission', labelNames: ['created'], registers: [ctx.registry] });
     this.whys = new Counter({
@@ -218,6 +221,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       });
     }
     if (spec.image !== undefined) await this.checkContainerRuntime(spec.image, now, tenant, key);
+    if (spec.workingDir) await this.workingDirs?.requireUploaded(tenant, spec.workingDir.digest, 'workingDir.digest');
     this.checkBacklog(now);
     const job: JobRecord = {
       id: newJobId(now),

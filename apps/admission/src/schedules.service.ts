@@ -26,14 +26,17 @@ import { SERVICE, type ServiceContext } from '@batchapi/runtime';
 import { createSchedule, deleteSchedule, getSchedule, listSchedules, tenantAndQueues, updateSchedule } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
 import { parseCron } from '@batchapi/workflows';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, Optional } from '@nestjs/common';
 import { WorkflowsService } from './workflows.service';
+import { WorkingDirsService } from './working-dirs';
 
 @Injectable()
 export class SchedulesService {
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     private readonly workflows: WorkflowsService,
+    /** Checks that the job's working dir is its tenant's. @default none: not checked */
+    @Optional() private readonly workingDirs?: WorkingDirsService,
   ) {}
 
   /** Validates the schedule and its template (as a submit of it would be), then creates it only if its tenant has none of that name. */
@@ -158,6 +161,7 @@ export class SchedulesService {
     if (!t) throw new ApiError(ErrorCode.UnknownTenant, `tenant ${tenant} does not exist; ask an operator to create it`, { field: 'tenant', id: tenant });
     if (!queues[0] || queues[0].tenant !== tenant)
       throw new ApiError(ErrorCode.UnknownQueue, `queue ${parsed.queue} does not exist for tenant ${tenant}`, { field: 'job.queue', id: parsed.queue });
+    if (parsed.spec.workingDir) await this.workingDirs?.requireUploaded(tenant, parsed.spec.workingDir.digest, 'job.workingDir.digest');
     return { kind: 'job', queue: parsed.queue, spec: parsed.spec };
   }
 

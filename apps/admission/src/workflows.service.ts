@@ -26,6 +26,7 @@ import { traceparentOf } from '@batchapi/telemetry';
 import { criticalPaths, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { JobsService, newJobId, requestDigest } from './jobs.service';
+import { WorkingDirsService } from './working-dirs';
 
 @Injectable()
 export class WorkflowsService {
@@ -35,6 +36,8 @@ export class WorkflowsService {
     @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
     /** Pauses submits while the archive backlog is past its limit (`JobsService.checkBacklog`). */
     @Optional() private readonly jobs?: JobsService,
+    /** Checks that each step's working dir is its tenant's. @default none: not checked (the step fails on its node) */
+    @Optional() private readonly workingDirs?: WorkingDirsService,
   ) {}
 
   /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
@@ -89,6 +92,7 @@ export class WorkflowsService {
     const queue = req.queue ?? 'default';
     const dag = req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map }));
     const queues = new Set([queue]);
+    const workingDirs: Array<{ digest: string; field: string }> = [];
     req.steps.forEach((s, i) => {
       if ('tenant' in s.job)
         throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, {
@@ -106,7 +110,9 @@ export class WorkflowsService {
       };
       if (s.map) delete (job as Record<string, unknown>).tasks;
       try {
-        queues.add(parseSubmit(job).queue);
+        const parsed = parseSubmit(job);
+        queues.add(parsed.queue);
+        if (parsed.spec.workingDir) workingDirs.push({ digest: parsed.spec.workingDir.digest, field: `${root}steps[${i}].job.workingDir.digest` });
       } catch (err) {
         if (!(err instanceof ApiError)) throw err;
         const field = `${root}steps[${i}].job.${err.details.field ?? ''}`.replace(/\.$/, '');
@@ -114,6 +120,7 @@ export class WorkflowsService {
       }
     });
     await this.checkTenantAndQueues(tenant, [...queues]);
+    for (const w of workingDirs) await this.workingDirs?.requireUploaded(tenant, w.digest, w.field);
     const cps = criticalPaths(dag);
     const steps: WorkflowStep[] = req.steps.map((s, i) => ({
       name: s.name,

@@ -6,6 +6,7 @@ it('defaults every setting when the environment is empty', () => {
   expect(admissionConfigFromEnv({})).toEqual({
     tokensFile: undefined,
     bodyLimit: undefined,
+    workingDirMaxBytes: 100 * 1024 * 1024,
     maxInflightSubmits: 256,
     backlog: { maxFinished: 100_000, staleMs: 300_000 },
     overload: { maxLoopDelayMs: 2000, maxCommitLatencyMs: 2000 },

@@ -17,6 +17,7 @@ import { defineConfig } from './config-commands';
 import { cliVersion } from './version';
 import { pastTime } from './times';
 import { runSimulate } from './simulate';
+import { DEFAULT_WORKING_DIR_MAX_MIB, shipWorkingDir } from './working-dir';
 import { defineSubmit, outputOption, type ResubmitFlags, resubmitChanges, submitInvocation, UsageError, wholeNumber } from './submit-args';
 
 const program = new Command('batch')
@@ -54,6 +55,12 @@ defineSubmit(program.command('submit')).action(
   run(async (command: string[], flags) => {
     const inv = submitInvocation(command, flags);
     const c = client();
+    if (flags.workingDir) {
+      const digest = await shipWorkingDir(c, flags.workingDir, flags.workingDirMaxMib ?? DEFAULT_WORKING_DIR_MAX_MIB, (line) =>
+        process.stderr.write(`${line}\n`),
+      );
+      inv.request.workingDir = { digest };
+    }
     const job = await c.submitJob(inv.request, { idempotencyKey: inv.idempotencyKey });
     const final = inv.wait ? await c.waitForJob(job.id) : job;
     if (isData(inv.output)) printData(final, inv.output);

@@ -62,6 +62,7 @@ describe('batch submit argv → SubmitJobRequest', () => {
     ['label with an empty key', ['--label', '=v', '--', 'x'], '--label takes KEY=VALUE, got "=v"'],
     ['an unknown option', ['--cpus', '2', '--', 'x'], "unknown option '--cpus'"],
     ['a bad output format', ['-o', 'xml', '--', 'x'], "argument 'xml' is invalid"],
+    ['a working dir bound of 0 MiB', ['--working-dir', '.', '--working-dir-max-mib', '0', '--', 'x'], 'must be a positive number of MiB'],
   ])('%s is a usage error', (_name, argv, message) => {
     expect(() => parseSubmitArgv(argv)).toThrow(UsageError);
     expect(() => parseSubmitArgv(argv)).toThrow(message);

@@ -32,6 +32,10 @@ export interface SubmitFlags {
   timeout?: string;
   /** A YAML or JSON file with the request; flags and a command after `--` override it. */
   file?: string;
+  /** A directory packed, uploaded (once per digest) and unpacked read-only as every task's cwd. */
+  workingDir?: string;
+  /** Largest `workingDir` packed, in MiB of tar. @default 100 */
+  workingDirMaxMib?: number;
 }
 
 /** A usage error: the CLI prints it and exits 2. */
@@ -72,6 +76,15 @@ export function defineSubmit(cmd: Command): Command {
     .option('--topology-preferred <level>', 'pack the tasks into as few domains of this topology level as fit')
     .option('--attempts <n>', 'attempts per task in all, retries included (default 1: no retry)')
     .option('--timeout <seconds>', 'deadline of each attempt')
+    .option(
+      '--working-dir <dir>',
+      "a directory of code each task runs in (its cwd, read-only): packed (less .git/, .gitignore's and .batchignore's), uploaded once per content",
+    )
+    .option('--working-dir-max-mib <n>', "largest --working-dir, in MiB of its packed tar (default 100, the API's bound)", (v) => {
+      const n = Number(v);
+      if (!(n > 0)) throw new InvalidArgumentError('must be a positive number of MiB.');
+      return n;
+    })
     .option('--idempotency-key <key>', 'retrying with the same key returns the same job (default: a new key)')
     .option('--wait', 'wait until the job ends; exit 0 only if it succeeded')
     .addOption(outputOption());

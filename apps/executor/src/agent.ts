@@ -34,6 +34,7 @@ import { KubernetesBackend } from './kubernetes';
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
 import { BlobKeeper, LOG_UPLOAD_TIMEOUT_MS } from './blob-keeper';
+import { WorkingDirCache } from './working-dir-cache';
 import { Reporter } from './reporter';
 import { killedMarker, stopPreviousWatchdog, WATCHDOG_PID_FILE, writeHeartbeat } from './watchdog';
 
@@ -77,6 +78,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private onFencedHandler: () => void = () => undefined;
   /** Uploads an ended attempt's logs (and a large result) before its end is reported; unset without a blob store. */
   private readonly logs?: BlobKeeper;
+  /** This node's working dir packages (fetched from the blob store, when there is one). */
+  private readonly workingDirs: WorkingDirCache;
 
   /**
    * What to call once this executor fences itself (the process main exits then). Set after
@@ -102,6 +105,13 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     @Optional() @Inject(BLOBS) blobs?: BlobStore,
   ) {
     const registers = [ctx.registry];
+    this.workingDirs = new WorkingDirCache(
+      blobs,
+      { dataDir: config.dataDir, capBytes: config.workingDirCacheBytes, maxBytes: config.workingDirCacheBytes },
+      this.clock,
+      ctx.log,
+      ctx.registry,
+    );
     this.logs = blobs && new BlobKeeper(blobs, { capBytes: config.logUploadMaxBytes }, this.clock, ctx.log, ctx.registry);
     this.m = {
       running: new Gauge({ name: Metric.executorRunningAttempts, help: 'Task attempts running on this node', registers }),
@@ -157,6 +167,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       log: this.ctx.log,
       clock: this.clock,
     });
+    const blobsKept = this.logs !== undefined;
     const backend: AttemptBackend =
       this.config.backend === 'kubernetes'
         ? new KubernetesAttemptBackend(
@@ -176,6 +187,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       nodeFailed: (detail, full) => (full ? this.refreshCapacity(detail) : this.nodeFailed(detail)),
       resultMaxBytes: this.config.resultMaxBytes,
       ...(this.logs ? { keepLogs: this.logs.keep.bind(this.logs), keepResult: this.logs.keepResult.bind(this.logs) } : {}),
+      ...(blobsKept ? { unpackWorkingDir: (tenant, digest, dest) => this.workingDirs.unpackInto(tenant, digest, dest) } : {}),
     };
     // A previous incarnation that ran tasks here may have started groups whose status never
     // reached etcd (still "Bound"): those are not started again at the same attempt.

@@ -6,6 +6,8 @@
  * `RunningAttempt`/`AttemptExit`.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
@@ -66,6 +68,8 @@ export interface Reclaimed {
 export interface AttemptBackend {
   /** How attempts are limited on this machine (cgroup v2/v1, rlimits, none). */
   readonly isolation: IsolationKind;
+  /** Whether it runs a job's `workingDir` (unpacked into the attempt's work dir by the group runner); false: such attempts fail with a message saying so. */
+  readonly workingDirs: boolean;
   /** The process-group ledger file the watchdog kills every task from when the lease is lost; none when no process runs (simulated). */
   readonly ledgerFile?: string;
   /** Kills what a previous executor of this node left on this machine and tells whether it ran tasks. Once, before anything starts. */
@@ -101,6 +105,9 @@ const COMPACT_EVERY = 256;
  */
 export class ProcessBackend implements AttemptBackend {
   readonly isolation: IsolationKind;
+  readonly workingDirs = true;
+  /** Whether a task can be given a read-only bind mount of its work dir in a mount namespace of its own (asked once, at the first working dir). */
+  private readOnlyMounts?: boolean;
   readonly ledgerFile: string;
   private readonly ledger: ProcessGroupLedger;
   private endedSinceCompaction = 0;
@@ -132,13 +139,15 @@ export class ProcessBackend implements AttemptBackend {
   start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
     const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources, this.o.cgroupRoot);
     let argv: string[];
+    // Permission bits do not stop a task that runs as root: its working dir is then also mounted read-only for it alone.
+    const command = b.workingDir && this.canMountReadOnly() ? readOnlyWorkDir(paths.workDir, b.command) : b.command;
     try {
-      argv = limits.wrap(b.command);
+      argv = limits.wrap(command);
     } catch (err) {
       // the cgroup could not be made or limited (a controller not delegated): address-space rlimits instead, never no limit when prlimit exists
       limits.remove();
       const fallback: IsolationKind = this.rlimitAvailable() ? 'rlimit' : 'none';
-      argv = new AttemptLimits(fallback, limits.name, b.resources).wrap(b.command);
+      argv = new AttemptLimits(fallback, limits.name, b.resources).wrap(command);
       this.o.log.warn({ err: (err as Error).message, job: b.jobId, index, fallback }, `could not set up the attempt's cgroup; limited by ${fallback} instead`);
     }
     const proc = new TaskProcess(argv, env, paths);
@@ -163,6 +172,21 @@ export class ProcessBackend implements AttemptBackend {
     /* nothing watched */
   }
 
+  private canMountReadOnly(): boolean {
+    if (this.readOnlyMounts === undefined) {
+      const probe = mkdtempSync(join(tmpdir(), 'batch-ro-probe-'));
+      try {
+        const [program, ...args] = readOnlyWorkDir(probe, ['sh', '-c', '! touch x 2>/dev/null']);
+        this.readOnlyMounts = spawnSync(program, args).status === 0;
+      } finally {
+        rmSync(probe, { recursive: true, force: true });
+      }
+      if (!this.readOnlyMounts)
+        this.o.log.warn('no mount namespaces here (unshare --mount): working dirs are read-only by permissions only, which a task running as root ignores');
+    }
+    return this.readOnlyMounts;
+  }
+
   private rlimitAvailable(): boolean {
     this.prlimit ??= spawnSync('prlimit', ['--version']).status === 0;
     return this.prlimit;
@@ -181,12 +205,34 @@ export class ProcessBackend implements AttemptBackend {
 }
 
 /**
+ * `command` in a mount namespace of its own (util-linux `unshare`) where `dir` is bind-mounted
+ * over itself read-only, started from inside that mount (a cwd entered before the mount would
+ * still be the writable directory beneath). The mount vanishes with the task's processes.
+ */
+export function readOnlyWorkDir(dir: string, command: string[]): string[] {
+  return [
+    'unshare',
+    '--mount',
+    '--propagation',
+    'private',
+    '--',
+    'sh',
+    '-c',
+    'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && cd "$0" && exec "$@"',
+    dir,
+    ...command,
+  ];
+}
+
+/**
  * Attempts as Kubernetes pods, which get their limits from Kubernetes; their left-overs are
  * deleted by `KubernetesBackend` as its watch sees them. This machine's process groups and
  * cgroups (a process executor may have used this data directory; the watchdog reads its ledger)
  * are still reclaimed through `machine`. The client is made at the first inventory.
  */
 export class KubernetesAttemptBackend implements AttemptBackend {
+  /** A pod runs on another machine than the executor's files: no working dirs yet (docs/executor.md). */
+  readonly workingDirs = false;
   private pods?: KubernetesBackend;
 
   constructor(

@@ -39,6 +39,8 @@ export interface ExecutorConfig {
   logUploadMaxBytes: number;
   /** Largest result kept in the blob store, in bytes (`BATCH_RESULT_MAX_BYTES`); a larger one (or any over 64 KiB without a blob store) fails its task `ResultTooLarge`. @default 67108864 (64 MiB) */
   resultMaxBytes: number;
+  /** Most bytes of working dir packages this node keeps (`BATCH_WORKING_DIR_CACHE_BYTES`); past it the least recently used go. @default 1073741824 (1 GiB) */
+  workingDirCacheBytes: number;
   /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
   backend?: 'process' | 'kubernetes';
   /** Settings of the Kubernetes backend. @default see `KubernetesBackendConfig` */
@@ -113,6 +115,12 @@ export const EXECUTOR_ENV = z.object({
     min: 65_536,
     unit: 'bytes',
     doc: 'With a blob store (`BATCH_BLOB_STORE`): largest task result kept there (a result over 64 KiB is kept there by reference); a larger one fails its task `ResultTooLarge`.',
+  }),
+  BATCH_WORKING_DIR_CACHE_BYTES: envNumber({
+    default: 1024 * 1024 * 1024,
+    min: 1,
+    unit: 'bytes',
+    doc: 'Most bytes of working dir packages (`batch submit --working-dir`) kept on the node under `<data dir>/working-dirs/`; past it the least recently used ones no attempt is unpacking are removed (fetched again when needed). Also the largest package the node accepts, measured as its uncompressed tar (admission bounds uploads lower, with `BATCH_WORKING_DIR_MAX_BYTES`).',
   }),
   BATCH_EXECUTOR_BACKEND: envEnum(['process', 'kubernetes'], {
     default: 'process',
@@ -193,6 +201,7 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     logMaxBytes: e.BATCH_LOG_MAX_BYTES,
     logUploadMaxBytes: e.BATCH_LOG_UPLOAD_MAX_BYTES,
     resultMaxBytes: e.BATCH_RESULT_MAX_BYTES,
+    workingDirCacheBytes: e.BATCH_WORKING_DIR_CACHE_BYTES,
     ...(e.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };
 }

@@ -5,7 +5,7 @@
  * forgetting the group. The agent keeps the node (lease, bindings, fence, shutdown) and one
  * `GroupRunner` per binding; the `Reporter` reports the runner as a `ReportedGroup`.
  */
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { type Binding, type GroupStatus, MAX_RESULT_BYTES, type ResultRef, type TaskResult, type TaskStatus } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
 import { monotonicMs } from '@batchapi/store';
@@ -51,6 +51,11 @@ export interface GroupRunnerContext {
   keepResult?(jobId: string, index: number, attempt: number, file: string): Promise<ResultRef | undefined>;
   /** Largest result `keepResult` keeps, in bytes (`BATCH_RESULT_MAX_BYTES`). */
   resultMaxBytes: number;
+  /**
+   * Unpacks a job's working dir package (read-only) into an attempt's work dir, fetching it once
+   * per node. Throws with a message for the task's stderr. @default none: such attempts fail NodeError
+   */
+  unpackWorkingDir?(tenant: string, digest: string, dest: string): Promise<void>;
 }
 
 /** A group as bound and read: its binding and its status as etcd holds it. */
@@ -225,7 +230,7 @@ export class GroupRunner implements ReportedGroup {
     }
     const env = attemptEnv(b, index, paths.result, traceparent, inheritedEnv());
     // Processes get cgroup (or rlimit) limits from the backend; pods get them from Kubernetes.
-    const proc = ctx.backend.start(b, index, env, paths);
+    const proc = b.workingDir ? this.startInWorkingDir(b, b.workingDir.digest, index, env, paths) : ctx.backend.start(b, index, env, paths);
     this.procs.set(index, proc);
     let deadlineHit = false;
     const deadline = b.timeoutSeconds
@@ -299,6 +304,66 @@ export class GroupRunner implements ReportedGroup {
         ctx.log.error({ err: err.message, job: b.jobId, index }, 'recording the end of an attempt failed');
       },
     );
+  }
+
+  /**
+   * Starts an attempt once the job's working dir is unpacked into its work dir. Until then a stop
+   * or kill is remembered (the attempt then never starts and ends as stopped); a package that
+   * cannot be fetched, verified or unpacked ends the attempt `NodeError` (run again, counted
+   * toward quarantine), one its tenant does not have (never uploaded, or past the blob retention)
+   * `Error` with exit code 126, and a backend without working dirs ends it `Error` (exit code 125), each
+   * with a line in the task's stderr saying why.
+   */
+  private startInWorkingDir(b: Binding, digest: string, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
+    const { ctx } = this;
+    let started: StartedAttempt | undefined;
+    let stopped: 'SIGTERM' | 'SIGKILL' | undefined;
+    const tell = (line: string) => {
+      try {
+        mkdirSync(paths.logDir, { recursive: true });
+        appendFileSync(paths.stderr, `batch: ${line}\n`);
+      } catch (err) {
+        ctx.log.warn({ err: (err as Error).message, job: b.jobId, index }, "could not write to an attempt's stderr");
+      }
+    };
+    const prepared: Promise<AttemptExit | undefined> = !ctx.backend.workingDirs
+      ? Promise.resolve().then(() => {
+          const message = `working_dir is not supported on this node's backend (Kubernetes pods cannot see the executor's files); run the job on process executors, or put the code in its image`;
+          tell(message);
+          return { exitCode: 125 };
+        })
+      : !ctx.unpackWorkingDir
+        ? Promise.resolve().then(() => {
+            const message = `working dir ${digest}: this executor has no blob store to fetch it from (BATCH_BLOB_STORE)`;
+            tell(message);
+            return { exitCode: 126, nodeError: message };
+          })
+        : ctx.unpackWorkingDir(b.tenant, digest, paths.workDir).then(
+            () => undefined,
+            (err: Error) => {
+              tell(err.message);
+              // A package its tenant does not have is the job's fault (Error); any other failure the node's (NodeError, run again).
+              if (err.name === 'WorkingDirMissingError') return { exitCode: 126 };
+              ctx.log.warn({ err: err.message, job: b.jobId, index, attempt: b.attempt }, 'working dir not ready: the attempt ends NodeError');
+              return { exitCode: 126, nodeError: err.message };
+            },
+          );
+    const exited = prepared.then((failed) => {
+      if (failed) return failed;
+      if (stopped) return { signal: stopped };
+      started = ctx.backend.start(b, index, env, paths);
+      return started.exited;
+    });
+    return {
+      exited,
+      get pid() {
+        return started?.pid;
+      },
+      stop: (graceMs) => (started ? started.stop(graceMs) : (stopped ??= 'SIGTERM')),
+      kill: () => (started ? started.kill() : (stopped = 'SIGKILL')),
+      oomKilled: () => started?.oomKilled() ?? false,
+      release: () => started?.release(),
+    };
   }
 
   /**

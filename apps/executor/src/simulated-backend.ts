@@ -19,6 +19,7 @@ export interface SimulatedBackendOptions {
  * goes on running when its executor leaves.
  */
 export class SimulatedBackend implements AttemptBackend {
+  readonly workingDirs = false;
   /** Nothing is limited: nothing runs. */
   readonly isolation = 'none' as const;
   private readonly timers = new Set<NodeJS.Timeout>();

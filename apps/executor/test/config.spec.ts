@@ -20,6 +20,7 @@ it('defaults every setting when the environment is empty', () => {
     // with a blob store: 8 MiB of each ended attempt's log kept, results up to 64 MiB by reference
     logUploadMaxBytes: 8 * 1024 * 1024,
     resultMaxBytes: 64 * 1024 * 1024,
+    workingDirCacheBytes: 1024 * 1024 * 1024,
   });
 });
 

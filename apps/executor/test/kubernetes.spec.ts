@@ -5,7 +5,8 @@
  * outcomes (Succeeded, Failed with the exit code, OOMKilled, DeadlineExceeded, a bad image);
  * a cancel deletes the pod; logs are kept; pods are deleted once done; states come from a
  * watch that resumes; an evicted pod is a node error; pods a previous executor left are deleted;
- * per Kubernetes node, pods that are not BatchAPI's are left out of the capacity.
+ * per Kubernetes node, pods that are not BatchAPI's are left out of the capacity; a working dir
+ * is refused (no pod), saying why.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -188,6 +189,15 @@ it('ends an attempt whose pod the kubelet evicted for node pressure (the pod sta
   );
   kube.evictForPressure(name);
   expect(await outcome('pressure-job')).toMatchObject({ state: 'Failed', reason: 'NodeError' });
+});
+
+it('refuses a working dir: the attempt fails Error with exit code 125 and says why in its stderr, and no pod is made', async () => {
+  await bind(tb, 'kube', 'wd-job', ['cat', 'x'], 1, { binding: { workingDir: { digest: `sha256:${'a'.repeat(64)}` } } });
+  expect(await outcome('wd-job')).toMatchObject({ state: 'Failed', reason: 'Error', exitCode: 125 });
+  expect(kube.pods.has(`tasks/${podName('wd-job', 0, 1)}`)).toBe(false);
+  expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'wd-job', 0, 1).stderr, 'utf8')).toMatch(
+    /^batch: working_dir is not supported on this node's backend/,
+  );
 });
 
 it('deletes a task pod of this node that no attempt of this executor started (left by a previous one)', async () => {

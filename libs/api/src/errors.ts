@@ -17,6 +17,10 @@ export const ErrorCode = {
   NoContainerRuntime: 'no_container_runtime',
   /** A gang job's `maxRunning` is below its task count: its tasks must all start together, so it could never start. */
   MaxRunningBelowGang: 'max_running_below_gang',
+  /** A job names a `workingDir` its tenant never uploaded (or one the blob store no longer keeps): upload it, then submit. */
+  UnknownWorkingDir: 'unknown_working_dir',
+  /** An uploaded body is not the package its digest names (its tar's SHA-256 differs, or it is not gzip). */
+  DigestMismatch: 'digest_mismatch',
   IdempotencyConflict: 'idempotency_conflict',
   Conflict: 'conflict',
   RateLimited: 'rate_limited',
@@ -52,6 +56,8 @@ export const statusOf: Record<ErrorCode, number> = {
   exceeds_quota: 422,
   no_container_runtime: 422,
   max_running_below_gang: 422,
+  unknown_working_dir: 422,
+  digest_mismatch: 400,
   idempotency_conflict: 409,
   conflict: 409,
   rate_limited: 429,

@@ -98,6 +98,8 @@ export interface JobSpec {
   timeoutSeconds?: number;
   /** Container image of each task on the Kubernetes backend. @default the executor's BATCH_TASK_IMAGE */
   image?: string;
+  /** User code unpacked read-only as each task's working directory (`working_dir`). @default none */
+  workingDir?: { digest: string };
   /** Retries of failed tasks. @default no retry */
   retry?: RetryPolicy;
   /** Per-task inputs (length `tasks`): task `i` sees `BATCH_MAP_ITEM` = JSON of `items[i]`. @default none */
@@ -224,6 +226,8 @@ export interface Binding extends TaskGroup {
   timeoutSeconds?: number;
   /** Container image (Kubernetes backend). @default the executor's */
   image?: string;
+  /** The job's working dir package, unpacked read-only as each attempt's cwd. @default none */
+  workingDir?: { digest: string };
   /** The job's node selector (the Kubernetes backend passes it to the pod). @default none */
   selector?: Record<string, string>;
   /** The job's `items` for this range (`items[k]` is task `start + k`'s input). @default none */

@@ -27,6 +27,7 @@ import {
   WhyViewSchema,
   WorkflowListSchema,
   WorkflowViewSchema,
+  WorkingDirViewSchema,
 } from './responses';
 import {
   BulkSubmitSchema,
@@ -42,6 +43,7 @@ import {
   PutQueueSchema,
   PutTenantSchema,
   SubmitJobSchema,
+  WorkingDirDigestSchema,
 } from './schemas';
 import { SubmitWorkflowSchema } from './workflow';
 import { ResubmitSchema } from './resubmit';
@@ -91,6 +93,8 @@ export interface ApiOperation {
   /** Request headers other than Authorization: name → schema. */
   headers?: Record<string, { schema: z.ZodType; description: string }>;
   body?: z.ZodType;
+  /** A body of bytes instead of JSON: the media types it may be sent as, and what it is. */
+  binaryBody?: { mediaTypes: string[]; description: string };
   answers: Record<number, Answer>;
   /**
    * Error codes it may answer with; added to them: the common ones of its caller kind,
@@ -103,7 +107,7 @@ export interface ApiOperation {
 const IdParam = z.string().min(1).max(1024);
 const TaskIndexParam = z.coerce.number().int().min(0).max(999_999_999);
 /** The schema of each path parameter, by the name it has in paths (`{id}`, `{index}`, `{name}`). */
-const PATH_PARAMS: Record<string, z.ZodType> = { id: IdParam, index: TaskIndexParam, name: NameSchema };
+const PATH_PARAMS: Record<string, z.ZodType> = { id: IdParam, index: TaskIndexParam, name: NameSchema, digest: WorkingDirDigestSchema };
 const idempotencyHeader = {
   'Idempotency-Key': {
     schema: IdempotencyKeySchema,
@@ -129,6 +133,7 @@ const SUBMIT_ERRORS: ErrorCode[] = [
   'unknown_queue',
   'no_container_runtime',
   'max_running_below_gang',
+  'unknown_working_dir',
   'idempotency_conflict',
   'conflict',
   'submit_rate_exceeded',
@@ -302,6 +307,27 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     },
   }),
 
+  ...operations('working-dirs', 'tenant', {
+    'GET /v1/blobs/working-dirs/{digest}': {
+      operationId: 'getWorkingDir',
+      summary:
+        "Whether the caller's tenant uploaded the working dir package of this digest (HEAD answers the same status without a body): the CLI and SDKs ask before uploading",
+      errors: ['not_found'],
+      answers: ok('The package is kept', WorkingDirViewSchema),
+    },
+    'PUT /v1/blobs/working-dirs/{digest}': {
+      operationId: 'putWorkingDir',
+      summary:
+        'Upload a working dir package: the gzip of the deterministic tar whose SHA-256 is the digest (checked), at most BATCH_WORKING_DIR_MAX_BYTES (104857600) uncompressed; kept once per tenant and digest. Jobs then name it in `workingDir.digest`',
+      binaryBody: { mediaTypes: ['application/gzip', 'application/octet-stream'], description: 'The gzip-compressed tar' },
+      errors: ['digest_mismatch'],
+      answers: {
+        201: { description: 'Stored', schema: WorkingDirViewSchema },
+        200: { description: 'Already stored: nothing was written', schema: WorkingDirViewSchema },
+      },
+    },
+  }),
+
   ...operations('workflows', 'tenant', {
     'POST /v1/workflows': {
       operationId: 'submitWorkflow',
@@ -344,7 +370,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       operationId: 'createSchedule',
       summary: 'Create a schedule: a cron job or cron workflow (five-field cron in an IANA time zone)',
       body: CreateScheduleSchema,
-      errors: ['permission_denied', 'unknown_tenant', 'unknown_queue', 'max_running_below_gang', 'conflict', 'workflow_cycle'],
+      errors: ['permission_denied', 'unknown_tenant', 'unknown_queue', 'max_running_below_gang', 'unknown_working_dir', 'conflict', 'workflow_cycle'],
       answers: {
         201: { description: 'Created', schema: ScheduleViewSchema, headers: { Location: 'The schedule: /v1/schedules/{name}' }, links: scheduleLinks },
       },
@@ -601,7 +627,7 @@ function responses(op: ApiOperation, outputRefs: Map<z.ZodType, string>): Json {
   }
   // Reads by a token are rate-limited per caller; a body can be too large.
   const reads: ErrorCode[] = op.method === 'get' && op.caller !== 'anyone' ? ['read_rate_exceeded'] : [];
-  const bodies: ErrorCode[] = op.body ? ['payload_too_large'] : [];
+  const bodies: ErrorCode[] = op.body || op.binaryBody ? ['payload_too_large'] : [];
   const codes = [...new Set([...COMMON_ERRORS[op.caller], ...reads, ...bodies, ...op.errors])];
   const byStatus = new Map<number, ErrorCode[]>();
   for (const c of codes) byStatus.set(statusOf[c], [...(byStatus.get(statusOf[c]) ?? []), c]);
@@ -639,6 +665,7 @@ const ANSWER_COMPONENTS: Record<string, z.ZodType> = {
   NodeList: NodeListSchema,
   Schedule: ScheduleViewSchema,
   ScheduleList: ScheduleListSchema,
+  WorkingDir: WorkingDirViewSchema,
 };
 
 function components(named: Record<string, z.ZodType>, io: 'input' | 'output'): { schemas: Json; refs: Map<z.ZodType, string> } {
@@ -666,6 +693,15 @@ export function openApiDocument(info: { version: string } = { version: '1' }): J
       ...(op.caller === 'anyone' ? { security: [] } : {}),
       ...(params.length ? { parameters: params } : {}),
       ...(op.body ? { requestBody: { required: true, content: { 'application/json': { schema: inputSchema(op.body, req.refs) } } } } : {}),
+      ...(op.binaryBody
+        ? {
+            requestBody: {
+              required: true,
+              description: op.binaryBody.description,
+              content: Object.fromEntries(op.binaryBody.mediaTypes.map((m) => [m, { schema: { type: 'string', contentMediaType: m } }])),
+            },
+          }
+        : {}),
       responses: responses(op, ans.refs),
     };
   }

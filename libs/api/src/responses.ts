@@ -55,6 +55,8 @@ export const JobViewSchema = z.strictObject({
   maxRunning: z.number().int().optional(),
   priority: z.number().int(),
   labels: StringMap,
+  /** The working dir package each task runs in (`workingDir` of the submit). */
+  workingDir: z.strictObject({ digest: z.string() }).optional(),
   taskCounts: TaskCountsSchema,
   traceId: z.string().optional(),
   createdAt: Instant,
@@ -216,6 +218,16 @@ export const WorkflowViewSchema = z.strictObject({
   ),
 });
 export const WorkflowListSchema = z.strictObject({ workflows: z.array(WorkflowViewSchema) });
+
+/** `GET /v1/blobs/working-dirs/{digest}` and its `PUT`: a working dir package the caller's tenant uploaded. */
+export const WorkingDirViewSchema = z.strictObject({
+  digest: z.string(),
+  /** Bytes stored (the gzip-compressed tar). */
+  sizeBytes: z.number().int().min(0),
+  /** When it was uploaded, epoch ms. */
+  createdAt: z.number().int(),
+});
+export type WorkingDirView = z.infer<typeof WorkingDirViewSchema>;
 
 /** `GET /healthz`. */
 export const HealthSchema = z.strictObject({ status: z.literal('ok'), service: z.string(), instance: z.string() });

@@ -112,6 +112,14 @@ export const ImageSchema = z
   .max(512)
   .regex(/^[A-Za-z0-9][A-Za-z0-9._\-/:@]*$/, 'must be an image reference such as "python:3.12" or "registry/x@sha256:…"');
 
+/** The digest of a `working_dir` package: `sha256:` and 64 lowercase hex digits (of its tar, see libs/blobs' working-dir.ts). */
+export const WorkingDirDigestSchema = z
+  .string()
+  .regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" and 64 lowercase hex digits, as `batch submit --working-dir` or the SDK computes it');
+
+/** A job's working dir: a package uploaded to `PUT /v1/blobs/working-dirs/{digest}` by the same tenant. */
+export const WorkingDirSchema = z.strictObject({ digest: WorkingDirDigestSchema });
+
 /** `POST /v1/jobs` body. */
 export const SubmitJobSchema = z.strictObject({
   /** Human name. @default "job" */
@@ -176,6 +184,12 @@ export const SubmitJobSchema = z.strictObject({
    * Kubernetes backend, the executor's BATCH_TASK_IMAGE; elsewhere the node's own machine
    */
   image: ImageSchema.optional(),
+  /**
+   * User code each task runs in: the package (uploaded before by this tenant) is unpacked,
+   * read-only, as the task's working directory (its cwd). Unknown to the tenant's blob store →
+   * 422 `unknown_working_dir`. Process backend only. @default none: an empty directory
+   */
+  workingDir: WorkingDirSchema.optional(),
   /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
    * equal `tasks` (or sets `tasks` when that is absent); at most `MAX_ITEMS` (100,000) entries and
@@ -261,6 +275,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.topology ? { topology: req.topology } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
     ...(req.image ? { image: req.image } : {}),
+    ...(req.workingDir ? { workingDir: { digest: req.workingDir.digest } } : {}),
     ...(req.retry ? { retry: req.retry } : {}),
     ...(req.items ? { items: req.items } : {}),
   };

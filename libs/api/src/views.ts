@@ -55,6 +55,8 @@ export interface JobView {
   maxRunning?: number;
   priority: number;
   labels: Record<string, string>;
+  /** The working dir package each task runs in. @default none */
+  workingDir?: { digest: string };
   taskCounts: TaskCounts;
   traceId?: string;
   createdAt: string;
@@ -104,6 +106,7 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     ...(job.spec.maxRunning !== undefined ? { maxRunning: job.spec.maxRunning } : {}),
     priority: job.spec.priority,
     labels: job.spec.labels,
+    ...(job.spec.workingDir ? { workingDir: job.spec.workingDir } : {}),
     taskCounts: counts,
     traceId: traceIdOf(job.traceparent),
     createdAt: iso(job.createdAt)!,

@@ -10,5 +10,6 @@ export { BlobStoreUnavailableError } from './errors';
 export * from './log-capture';
 export * from './open';
 export { PostgresBlobStore } from './postgres';
+export * from './working-dir';
 export { S3BlobStore, type S3BlobStoreOptions } from './s3';
 export { findVersitygw, type LocalS3, startS3Server, VERSITYGW_VERSION } from './s3-server';

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import {
   ApiError, ErrorCode, type JobPhase, type JobView, type NodeView, type QueueView, type ResubmitChanges, type SubmitJobRequest, type SubmitWorkflowRequest, statusOf, TERMINAL_PHASES,
-  TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type UsageView, type WhyView, type WorkflowView,
+  TERMINAL_WORKFLOW_PHASES, type TaskListState, type TaskView, type UsageView, type WhyView, type WorkflowView, type WorkingDirView,
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
 import { SchedulesApi } from './schedules';
@@ -255,6 +255,26 @@ export class BatchClient {
     return this.call<JobView>('GET', `/v1/jobs/${encodeURIComponent(id)}`);
   }
 
+  /** The working dir package `digest` (`sha256:<hex>`) the caller's tenant uploaded; undefined when it has none. */
+  async getWorkingDir(digest: string): Promise<WorkingDirView | undefined> {
+    try {
+      return await this.call<WorkingDirView>('GET', `/v1/blobs/working-dirs/${encodeURIComponent(digest)}`);
+    } catch (err) {
+      if (err instanceof ApiError && err.code === ErrorCode.NotFound) return undefined;
+      throw err;
+    }
+  }
+
+  /**
+   * Uploads a working dir package: `gz`, the gzip of the tar whose digest is `digest` (as the
+   * CLI's `packWorkingDir` makes it). Idempotent: a digest already kept is not stored again
+   * (`created: false`). Jobs then name it in `workingDir: { digest }`.
+   */
+  async uploadWorkingDir(digest: string, gz: Uint8Array): Promise<{ view: WorkingDirView; created: boolean }> {
+    const { res, text } = await this.attempt('PUT', `/v1/blobs/working-dirs/${encodeURIComponent(digest)}`, gz, {}, true);
+    return { view: JSON.parse(text) as WorkingDirView, created: res.status === 201 };
+  }
+
   /** One page of jobs, newest first; follow `nextPageToken` for more. */
   /**
    * One page of a job's task attempts, by index then attempt (state, node, exit code, reason,
@@ -392,10 +412,10 @@ export class BatchClient {
           headers: {
             authorization: `Bearer ${this.options.token}`,
             'user-agent': USER_AGENT,
-            ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+            ...(body !== undefined ? { 'content-type': body instanceof Uint8Array ? 'application/gzip' : 'application/json' } : {}),
             ...headers,
           },
-          body: body === undefined ? undefined : JSON.stringify(body),
+          body: body === undefined ? undefined : body instanceof Uint8Array ? body : JSON.stringify(body),
           signal: ac.signal,
         });
         if (readBody || !res.ok) text = await res.text();

@@ -18,6 +18,8 @@ export const Metric = {
   schedulerReservations: 'batch_scheduler_reservations',
   quotaReclaimed: 'batch_quota_reclaimed_tasks_total',
   admissionThrottled: 'batch_admission_throttled_total',
+  admissionWorkingDirUploads: 'batch_admission_working_dir_uploads_total',
+  executorWorkingDirFetches: 'batch_executor_working_dir_fetches_total',
   admissionWhy: 'batch_admission_why_total',
   /** Reads (GET) and event streams refused by a limit, by limit. */
   admissionReadsRefused: 'batch_admission_reads_refused_total',

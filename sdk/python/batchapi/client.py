@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 from urllib.parse import urlencode, urlsplit, quote
 
-from .errors import BatchError, RateLimited, Unavailable, error_from
+from .errors import BatchError, NotFound, RateLimited, Unavailable, error_from
 
 TERMINAL = {"Succeeded", "Failed", "Cancelled", "Rejected"}
 
@@ -86,10 +86,11 @@ class Client:
         """One call with retries of 429/503 (Retry-After, else backoff with jitter) and of a
         dropped keep-alive connection; raises the typed error of any other failure. A success's
         body is parsed as JSON, or given as text with `parse=False`."""
-        data = None if body is None else json.dumps(body).encode()
+        raw_body = isinstance(body, (bytes, bytearray))
+        data = None if body is None else bytes(body) if raw_body else json.dumps(body).encode()
         h = {"authorization": f"Bearer {self.token}", "accept": "application/json", "traceparent": traceparent or new_traceparent()}
         if data is not None:
-            h["content-type"] = "application/json"
+            h["content-type"] = "application/gzip" if raw_body else "application/json"
         h.update(headers or {})
         attempt = 0
         while True:
@@ -130,6 +131,19 @@ class Client:
         """POST /v1/jobs; a retried submit with the same key returns the same job."""
         key = idempotency_key or secrets.token_hex(16)
         return _obj(self.request("POST", "/v1/jobs", body, {"idempotency-key": key}, traceparent)[1])
+
+    def has_working_dir(self, digest: str) -> bool:
+        """Whether the caller's tenant uploaded the working dir package `digest` (`sha256:<hex>`)."""
+        try:
+            self.request("GET", f"/v1/blobs/working-dirs/{quote(digest)}")
+            return True
+        except NotFound:
+            return False
+
+    def upload_working_dir(self, digest: str, gz: bytes) -> bool:
+        """PUT /v1/blobs/working-dirs/{digest}: `gz` is the gzip of the tar whose digest is `digest`
+        (`batchapi.working_dir.pack`); True when stored, False when the tenant already had it."""
+        return self.request("PUT", f"/v1/blobs/working-dirs/{quote(digest)}", gz)[0] == 201
 
     def get_job(self, job_id: str) -> Dict[str, Any]:
         return _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}")[1])

@@ -69,10 +69,29 @@ class LocalClient(Client):
         self._lock = threading.Condition()
         self._jobs: Dict[str, _Job] = {}
         self._workflows: Dict[str, Dict[str, Any]] = {}
+        self._working_dirs: Dict[str, str] = {}
 
     def request(self, method: str, path: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
                 traceparent: Optional[str] = None, parse: bool = True) -> "tuple[int, Any, Dict[str, str]]":
         raise BatchError("local_mode", f"{method} {path.split('?')[0]} has no local answer: it needs a cluster (batchapi.init(local=False))")
+
+    def has_working_dir(self, digest: str) -> bool:
+        return digest in self._working_dirs
+
+    def upload_working_dir(self, digest: str, gz: bytes) -> bool:
+        """Unpacks the package here, read-only, as a node would: the tasks of jobs naming it run in it."""
+        import io
+        import tarfile
+        dest = os.path.join(self.workdir, "working-dirs", digest.split(":", 1)[-1])
+        with tarfile.open(fileobj=io.BytesIO(gz), mode="r:gz") as t:
+            t.extractall(dest)  # noqa: S202 - a package this process just packed (regular files, relative paths)
+        for here, dirs, files in os.walk(dest, topdown=False):
+            for name in files:
+                path = os.path.join(here, name)
+                os.chmod(path, 0o555 if os.stat(path).st_mode & 0o111 else 0o444)
+            os.chmod(here, 0o555)
+        self._working_dirs[digest] = dest
+        return True
 
     def close(self) -> None:
         """Cancels what runs and removes the local files."""
@@ -81,6 +100,9 @@ class LocalClient(Client):
         self._pool.shutdown(wait=True)
         if self._own_dir:
             import shutil
+            for dest in self._working_dirs.values():  # read-only: writable again to be removed
+                for here, _dirs, _files in os.walk(dest):
+                    os.chmod(here, 0o755)
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     # -- jobs --------------------------------------------------------------------------------
@@ -219,7 +241,9 @@ class LocalClient(Client):
     def _attempt(self, job: _Job, command: List[str], env: Dict[str, str], index: int, attempt: int, timeout: Any) -> "tuple[int, Optional[str]]":
         jid = job.view["id"]
         with open(self._log_path(jid, index, attempt, "stdout"), "wb") as out, open(self._log_path(jid, index, attempt, "stderr"), "wb") as err:
-            p = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=os.getcwd())
+            working_dir = (job.body.get("workingDir") or {}).get("digest")
+            cwd = self._working_dirs[working_dir] if working_dir in self._working_dirs else os.getcwd()
+            p = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=cwd)
             with self._lock:
                 job.procs.add(p)
             try:

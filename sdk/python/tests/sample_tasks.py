@@ -82,3 +82,9 @@ def timed(x: int) -> List[float]:
     start = time.time()
     time.sleep(0.3)
     return [start, time.time()]
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def list_cwd() -> List[str]:
+    """What the task's cwd holds (a `working_dir` test)."""
+    return sorted(os.listdir("."))

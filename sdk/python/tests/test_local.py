@@ -89,3 +89,24 @@ def test_calls_that_need_a_cluster_say_so() -> None:
     with pytest.raises(batch.BatchError) as e:
         list(batch.list(state="Failed"))
     assert e.value.code == "local_mode"
+
+
+def test_a_working_dir_is_the_tasks_cwd_less_what_is_ignored(local_run: LocalClient) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        for name, text in {"data.txt": "x", "secret.env": "y", ".batchignore": "secret.env\n"}.items():
+            with open(os.path.join(d, name), "w", encoding="utf-8") as f:
+                f.write(text)
+        ref = t.list_cwd.options(working_dir=d).submit()
+        assert batch.get(ref, timeout=60) == [".batchignore", "data.txt"]
+        # the same directory again: not packed or unpacked again
+        assert batch.get(t.list_cwd.options(working_dir=d).submit(), timeout=60) == [".batchignore", "data.txt"]
+        assert len(local_run._working_dirs) == 1
+
+
+def test_a_workflow_step_runs_in_its_working_dir() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        with open(os.path.join(d, "model.txt"), "w", encoding="utf-8") as f:
+            f.write("m")
+        with batch.workflow("wd") as wf:
+            listed = wf.step(t.list_cwd.options(working_dir=d))
+        assert wf.result(listed, timeout=60) == ["model.txt"]

@@ -190,6 +190,7 @@ export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]
           env: job.spec.env,
           ...(job.spec.timeoutSeconds ? { timeoutSeconds: job.spec.timeoutSeconds } : {}),
           ...(job.spec.image ? { image: job.spec.image } : {}),
+          ...(job.spec.workingDir ? { workingDir: job.spec.workingDir } : {}),
           ...(job.spec.selector && Object.keys(job.spec.selector).length ? { selector: job.spec.selector } : {}),
           ...(job.spec.items ? { items: job.spec.items.slice(r.start, r.end) } : {}),
         });
