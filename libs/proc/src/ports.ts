@@ -1,10 +1,50 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
+/** Linux's default ephemeral range (`net.ipv4.ip_local_port_range`), when it cannot be read. */
+const DEFAULT_EPHEMERAL: readonly [number, number] = [32768, 60999];
+/** The lowest port handed out: above the well-known and most registered service ports. */
+const LOWEST = 10000;
+/** Ports tried per call before falling back to one the kernel picks. */
+const TRIES = 64;
+
+/** The kernel's ephemeral port range, `[low, high]`, from which outgoing connections take their local ports. */
+export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_range'): [number, number] {
+  try {
+    const [low, high] = readFileSync(file, 'utf8').trim().split(/\s+/).map(Number);
+    if (Number.isInteger(low) && Number.isInteger(high) && low > 0 && high >= low) return [low, high];
+  } catch {
+    // not Linux, or no /proc: the default below
+  }
+  return [...DEFAULT_EPHEMERAL];
+}
+
 /**
- * Finds a free TCP port on 127.0.0.1 (the kernel picks one; the listener is closed before
- * this returns, so another process can still take it: callers that bind later retry).
+ * The ports `freePort` walks, outside the ephemeral range: the widest of `[LOWEST, low)` and
+ * `(high, 65535]`, or undefined when neither holds a thousand ports.
  */
-export async function freePort(): Promise<number> {
+export function portWalkRange([low, high]: readonly [number, number]): [number, number] | undefined {
+  const below: [number, number] = [LOWEST, low - 1];
+  const above: [number, number] = [high + 1, 65535];
+  const size = (r: [number, number]) => r[1] - r[0] + 1;
+  const best = size(below) >= size(above) ? below : above;
+  return size(best) >= 1000 ? best : undefined;
+}
+
+let walk: { range: [number, number]; next: number } | undefined;
+
+/** True when a listener can bind `port` on 127.0.0.1 now (it is closed again before this resolves). */
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.unref();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A port the kernel picks (in the ephemeral range): the fallback when no range outside it is wide enough. */
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = createServer();
     srv.unref();
@@ -14,4 +54,32 @@ export async function freePort(): Promise<number> {
       srv.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * Finds a free TCP port on 127.0.0.1 for a process that binds it a moment later (a service, etcd,
+ * PostgreSQL started with `--port`).
+ *
+ * The port is taken from outside the kernel's ephemeral range, so no outgoing connection can take
+ * it between this check and the caller's bind: a port the kernel picks for `listen(0)` comes from
+ * the very range every `connect()` draws its local port from, and on a machine making thousands of
+ * loopback requests a freed one is soon some client's, and the service that was meant to bind it
+ * fails with EADDRINUSE. Each process walks the range upwards from a random start, so it never
+ * hands out the same port twice in a row and two processes rarely meet; every port is checked
+ * bindable before it is returned. Another process can still bind it first (callers that can,
+ * retry); when the range outside the ephemeral one is too narrow, the kernel picks.
+ */
+export async function freePort(): Promise<number> {
+  if (!walk) {
+    const range = portWalkRange(ephemeralPortRange());
+    if (!range) return kernelPort();
+    walk = { range, next: range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1)) };
+  }
+  const w = walk;
+  for (let i = 0; i < TRIES; i++) {
+    const port = w.next;
+    w.next = port >= w.range[1] ? w.range[0] : port + 1;
+    if (await bindable(port)) return port;
+  }
+  return kernelPort();
 }

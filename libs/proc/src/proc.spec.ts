@@ -1,8 +1,37 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
-import { freePort, stopProcess, waitFor, waitUntil } from './index';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ephemeralPortRange, freePort, portWalkRange, stopProcess, waitFor, waitUntil } from './index';
 
 describe('freePort', () => {
+  it('hands out ports outside the ephemeral range, never the same one twice in a row', async () => {
+    const [low, high] = ephemeralPortRange();
+    const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
+    expect(new Set(ports).size).toBe(20);
+    if (portWalkRange([low, high])) for (const p of ports) expect(p < low || p > high).toBe(true);
+  });
+
+  it.each([
+    // [ephemeral range, the walk]: the wider side of it, from 10000 up, or nothing under 1000 ports
+    [[32768, 60999], [10000, 32767]], // Linux default: 22,768 below, 4,536 above
+    [[49152, 65535], [10000, 49151]], // IANA's dynamic range (macOS, Windows)
+    [[1024, 65000], undefined], // below: none; above: 535
+    [[1024, 50000], [50001, 65535]], // below: none; above: 15,535
+  ] as const)('walks outside ephemeral range %j: %j', (range, expected) => {
+    expect(portWalkRange(range)).toEqual(expected);
+  });
+
+  it('reads the ephemeral range, or falls back to the default on a bad file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ports-'));
+    writeFileSync(join(dir, 'good'), '40000\t50000\n');
+    writeFileSync(join(dir, 'bad'), 'lots');
+    expect(ephemeralPortRange(join(dir, 'good'))).toEqual([40000, 50000]);
+    expect(ephemeralPortRange(join(dir, 'bad'))).toEqual([32768, 60999]);
+    expect(ephemeralPortRange(join(dir, 'absent'))).toEqual([32768, 60999]);
+  });
+
   it('gives a port a listener can bind on 127.0.0.1', async () => {
     const port = await freePort();
     const srv = createServer();
