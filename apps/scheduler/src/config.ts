@@ -88,6 +88,13 @@ export const SCHEDULER_ENV = z.object({
     check: (v) => estimatesProblem(v),
     doc: 'Backfill: per-queue runtime estimates of tasks without timeoutSeconds, e.g. `train=86400,dev=600`, over BATCH_BACKFILL_RUNTIME_ESTIMATE. At most 256 entries, each 1 to 2592000 seconds.',
   }),
+  BATCH_PLACEMENT_WINDOW: envNumber({
+    default: 0,
+    min: 0,
+    int: false,
+    unit: 'seconds',
+    doc: 'The batching window: scheduling cycles start at most this often (at most 10), so work that arrives meanwhile is packed together with what arrived beside it instead of one job at a time — fewer nodes used when many small jobs arrive over time, for at most this much more wait per job. 0: a cycle as soon as anything changed.',
+  }),
   BATCH_TOPOLOGY_LEVELS: envString({
     default: DEFAULT_TOPOLOGY_LEVELS_SETTING,
     type: 'list of level=label, top first',
@@ -117,6 +124,8 @@ export interface SchedulerConfig {
   backfill: BackfillConfig;
   /** Topology levels, top first (`BATCH_TOPOLOGY_LEVELS`). @default block, rack (labels `topology.batchapi.io/block`, `/rack`), host (the node) */
   topology: TopologyLevel[];
+  /** The batching window, in milliseconds (`BATCH_PLACEMENT_WINDOW`, in seconds). @default 0: off */
+  batchWindowMs: number;
 }
 
 function topologyProblem(text: string): string | undefined {
@@ -200,6 +209,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     ...(e.BATCH_PRIORITY_AGING_PER_HOUR > 1e6 ? ['BATCH_PRIORITY_AGING_PER_HOUR must be at most 1000000'] : []),
     ...(e.BATCH_PRIORITY_AGING_MAX > 2000 ? ['BATCH_PRIORITY_AGING_MAX must be at most 2000 (the whole priority range)'] : []),
     ...(e.BATCH_BACKFILL_RESERVATIONS > 100 ? ['BATCH_BACKFILL_RESERVATIONS must be at most 100'] : []),
+    ...(e.BATCH_PLACEMENT_WINDOW > 10 ? ['BATCH_PLACEMENT_WINDOW must be at most 10'] : []),
     ...(e.BATCH_BACKFILL_RUNTIME_ESTIMATE > MAX_ESTIMATE_SECONDS ? [`BATCH_BACKFILL_RUNTIME_ESTIMATE must be at most ${MAX_ESTIMATE_SECONDS}`] : []),
   ];
   if (problems.length) throw new ConfigError(problems);
@@ -212,6 +222,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     repeat: { maxPreemptions: e.BATCH_PREEMPT_REPEAT_LIMIT, windowMs: e.BATCH_PREEMPT_REPEAT_WINDOW * 1000 },
     ...(e.BATCH_FAIR_SHARE_PRICES ? { prices: parsePrices(e.BATCH_FAIR_SHARE_PRICES) as ResourcePrices } : {}),
     topology: parseTopologyLevels(e.BATCH_TOPOLOGY_LEVELS),
+    batchWindowMs: Math.round(e.BATCH_PLACEMENT_WINDOW * 1000),
     backfill: {
       maxReservations: e.BATCH_BACKFILL_RESERVATIONS,
       runtimeSeconds: e.BATCH_BACKFILL_RUNTIME_ESTIMATE,

@@ -143,12 +143,12 @@ export async function runCycle(
   history?: ReadonlyMap<string, ResourceVector>,
   backlog: BacklogBound = { maxJobs: DEFAULT_MAX_JOBS_PER_CYCLE },
   policy: SnapshotPolicy = {},
-  backfill?: ScheduleOptions['backfill'],
+  placement: Pick<ScheduleOptions, 'backfill' | 'batchWindowMs'> = {},
 ): Promise<CycleOutcome> {
   let longestPhaseMs = 0;
   let started = performance.now();
   const { snapshot, versions } = takeSnapshot(cache, now, history, policy);
-  const steps = scheduleSteps(snapshot, { maxTasks, preemption, backlog, ...(backfill ? { backfill } : {}) });
+  const steps = scheduleSteps(snapshot, { maxTasks, preemption, backlog, ...placement });
   let plan: Plan;
   for (;;) {
     const r = steps.next();

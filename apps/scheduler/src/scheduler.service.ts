@@ -35,6 +35,13 @@ export interface SchedulerTuning {
   idleMs: number;
   /** Pause between cycles while work arrives, in milliseconds. @default 20 */
   busyMs: number;
+  /**
+   * The batching window (`BATCH_PLACEMENT_WINDOW`, seconds), in milliseconds: cycles start at most
+   * this often, so work that arrives meanwhile waits for the next one and is packed together with
+   * what arrived beside it (the batch fill sees it as one batch) instead of one job at a time. Each
+   * job waits at most this long more for its placement. @default 0: a cycle as soon as anything changed
+   */
+  batchWindowMs?: number;
   /** Most tasks bound per cycle. @default 100000 */
   maxTasksPerCycle: number;
   /**
@@ -484,6 +491,12 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
         await sleep(this.cache.dirty ? this.tuning.busyMs : this.tuning.idleMs / 10);
         continue;
       }
+      // Within the batching window of the last cycle: what arrives meanwhile is placed together at its end.
+      const windowLeft = lastCycleAt + (this.tuning.batchWindowMs ?? 0) - this.clock.now();
+      if (windowLeft > 0) {
+        await sleep(Math.min(windowLeft, this.tuning.idleMs));
+        continue;
+      }
       this.cache.dirty = false;
       // The cycle decides at one instant; its duration is measured apart, on the process's own timer.
       const now = this.clock.now();
@@ -506,7 +519,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
           history,
           { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor },
           this.policy(),
-          this.tuning.backfill,
+          { ...(this.tuning.backfill ? { backfill: this.tuning.backfill } : {}), batchWindowMs: this.tuning.batchWindowMs ?? 0 },
         );
         this.backlogCursor = out.cursor;
         if ((out.preempted?.length ?? 0) + (out.reclaimed?.length ?? 0) > 0) this.lastStopRevision = this.ctx.store.lastCommittedRevision;

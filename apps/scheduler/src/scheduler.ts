@@ -22,6 +22,7 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
   const tuning: SchedulerTuning = {
     idleMs: 500,
     busyMs: 20,
+    batchWindowMs: env.batchWindowMs,
     maxTasksPerCycle: 100_000,
     maxJobsPerCycle: DEFAULT_MAX_JOBS_PER_CYCLE,
     nodeLostAfterMs: ttlMs + 2000,

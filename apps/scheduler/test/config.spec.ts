@@ -11,7 +11,14 @@ it('defaults every setting when the environment is empty', () => {
     repeat: { maxPreemptions: 3, windowMs: 600_000 },
     backfill: { maxReservations: 1, runtimeSeconds: 3600, queueRuntimeSeconds: {} },
     topology: [{ name: 'block', label: 'topology.batchapi.io/block' }, { name: 'rack', label: 'topology.batchapi.io/rack' }, { name: 'host' }],
+    batchWindowMs: 0,
   });
+});
+
+it('reads the batching window in seconds, fractions too, and refuses one over 10 s naming the variable', () => {
+  expect(schedulerConfigFromEnv({ BATCH_PLACEMENT_WINDOW: '1.5' }).batchWindowMs).toBe(1500);
+  expect(() => schedulerConfigFromEnv({ BATCH_PLACEMENT_WINDOW: '11' })).toThrow('BATCH_PLACEMENT_WINDOW must be at most 10');
+  expect(() => schedulerConfigFromEnv({ BATCH_PLACEMENT_WINDOW: '-1' })).toThrow('BATCH_PLACEMENT_WINDOW');
 });
 
 it('reads the topology levels, top first, and refuses a bad order naming the variable', () => {

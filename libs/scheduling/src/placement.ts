@@ -44,6 +44,12 @@ export interface PlacementOptions {
   /** Pack simultaneous plain work node by node (minimum bin slack) before the per-job pass. @default true for bin-pack */
   batchFill?: boolean;
   /**
+   * The batching window as the fill sees it: plain work of the head's priority created at most this
+   * long after it is packed as one tier (in the unit of `createdAt`: epoch ms live, seconds in the
+   * simulation). @default 0: work submitted at the same instant only
+   */
+  batchWindow?: number;
+  /**
    * Dominant resource fairness between queues within each priority: the queue with the lowest
    * weighted dominant share places next. Without it, work goes in queue order. @default off
    */
@@ -105,7 +111,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
   if (opts.policy !== 'first-fit' && opts.batchFill !== false)
-    pass.budget -= batchFill(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, !!opts.fairShare);
+    pass.budget -= batchFill(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, !!opts.fairShare, opts.batchWindow ?? 0);
   if (!opts.fairShare) {
     for (const w of ordered) {
       if (pass.budget <= 0) break;

@@ -77,6 +77,31 @@ describe('simulate', () => {
     expect(Math.max(...starts.map(([t]) => runningAt(t)))).toBe(5);
   });
 
+  it('with a batching window, work arriving within it is placed together at its end', () => {
+    // Arrivals at 0, 0.3 and 0.6 s. No window: each starts as it arrives. A 1 s window: the first
+    // starts at once (no cycle before it), the other two wait for the cycle owed at 0 + 1 = 1 s.
+    const n = nodes({ name: 'n', capacity: { cpu: '4' } });
+    const w = workload(...[0, 0.3, 0.6].map((submitAt, i) => ({ name: `j${i}`, submitAt, resources: { cpu: '1' } })));
+    const startsWith = (batchWindowSeconds: number) => {
+      const starts: number[] = [];
+      simulate(n, w, { batchWindowSeconds, onStart: (t) => starts.push(t) });
+      return starts;
+    };
+    expect(startsWith(0)).toEqual([0, 0.3, 0.6]);
+    expect(startsWith(1)).toEqual([0, 1, 1]);
+  });
+
+  it('packs arrivals over time into fewer nodes with a batching window', () => {
+    // Bins of 10 cores; tasks of 4, 4, 6, 6 cores arrive 0.1 s apart and never end. One at a time, the
+    // second 4 joins the first (8 of 10), and each 6 needs a node of its own: 3 nodes. With a 1 s
+    // window the first 4 starts alone; the cycle at 1 s sees 4, 6 and 6 together: 6 fills the first
+    // node (4 + 6 = 10), 4 + 6 the second: 2 nodes, the optimum.
+    const n = nodes(...['a', 'b', 'c', 'd'].map((name) => ({ name, capacity: { cpu: '10' } })));
+    const w = workload(...[4, 4, 6, 6].map((cpu, i) => ({ name: `t${i}`, submitAt: i / 10, resources: { cpu: String(cpu) } })));
+    expect(simulate(n, w).nodesUsed).toBe(3);
+    expect(simulate(n, w, { batchWindowSeconds: 1 }).nodesUsed).toBe(2);
+  });
+
   it('shares one GPU between fractional tasks and never past one device', () => {
     // 1 node, 2 GPUs; tasks of 0.5 GPU: 4 fit at once; 6 tasks of 10 s → makespan 20
     const res = simulate(

@@ -109,6 +109,12 @@ export interface SimulationOptions {
    * @default off
    */
   backfill?: SimBackfill;
+  /**
+   * The batching window: cycles run at most this often, so work that arrives meanwhile waits for
+   * the next one and is placed together with what arrived beside it (the live scheduler's
+   * `BATCH_SCHEDULER_BATCH_WINDOW`), in seconds. @default 0: a cycle at every event
+   */
+  batchWindowSeconds?: number;
   /** Called when tasks of a job start on a node (virtual time in seconds). */
   onStart?: (time: number, jobId: string, tasks: number, node: string) => void;
   /** Called for each task stopped by preemption or reclaim (virtual time in seconds). */
@@ -172,6 +178,9 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const tracked = !!pre || !!opts.backfill;
   let groups = 0,
     lastCycle = -Infinity;
+  const window = opts.batchWindowSeconds ?? 0;
+  /** An event came within the window of the last cycle: a cycle is owed at `lastCycle + window`. */
+  let owed = false;
   const stopped = { preempt: 0, reclaim: 0 };
   /** Times of recent stops (ms) per victim queue (the budget) and per job (the repeat limit). */
   let stoppedAt = new Map<string, number[]>();
@@ -182,8 +191,13 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     now = to;
   };
 
-  while (next < subs.length || running.size > 0) {
-    const t = Math.min(next < subs.length ? subs[next].submitAt : Infinity, running.peek()?.at ?? Infinity, pending.length > 0 ? lastCycle + tick : Infinity);
+  while (next < subs.length || running.size > 0 || owed) {
+    const t = Math.min(
+      next < subs.length ? subs[next].submitAt : Infinity,
+      running.peek()?.at ?? Infinity,
+      pending.length > 0 ? lastCycle + tick : Infinity,
+      owed ? lastCycle + window : Infinity,
+    );
     advance(t);
     // Completions at t free their resources.
     while (running.size > 0 && running.peek()!.at <= t) {
@@ -221,6 +235,12 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
         ...(s.topology ? { topology: s.topology } : {}),
       });
     }
+    // Within the window of the last cycle: this event's work waits for the owed one.
+    if (t < lastCycle + window) {
+      owed = true;
+      continue;
+    }
+    owed = false;
     lastCycle = t;
     // Stops free room at once in the simulation: the preemptors are placed by the next cycle, at the same instant.
     for (let k = 0; k < 3 && cycle(t); k++);
@@ -272,6 +292,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       policy: opts.policy,
       scores: opts.scores ?? packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()])),
       maxTasks: Number.MAX_SAFE_INTEGER,
+      batchWindow: window,
       fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights, ...(opts.prices ? { prices: opts.prices } : {}) },
       ...(opts.backfill ? { backfill: backfillAt(t, opts.backfill) } : {}),
     });

@@ -6,7 +6,8 @@
  * GPUs with CPU and memory), whose optimum is the number of bins cut. Besides each instance on
  * its own, submitted at one instant, the classes real fleets look like: several instances in
  * one run, each tied to its own nodes by a node selector, their items shuffled together
- * (`pools`); and items arriving over a minute instead of at once (`arrivals`). First-fit
+ * (`pools`); and items arriving over a minute instead of at once (`arrivals`), also with the
+ * scheduler's batching window set to 1 s. First-fit
  * decreasing (offline, on the same items) is printed beside.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -33,6 +34,8 @@ export interface Instance {
   arrivalSeconds?: number;
   /** Seed of the arrival times. @default 1 */
   seed?: number;
+  /** The scheduler's batching window (`BATCH_PLACEMENT_WINDOW`), in seconds. @default 0 (the default setting: off) */
+  batchWindowSeconds?: number;
 }
 
 const DIMS = ['cpu', 'memory', 'example.com/disk', 'example.com/bandwidth', 'example.com/iops'];
@@ -113,7 +116,7 @@ export function packInstance(inst: Instance, policy: PlacementPolicy): number {
       line: i + 1,
     }))
     .sort((a, b) => a.submitAt - b.submitAt);
-  return simulate(nodes, workload, { policy }).nodesUsed;
+  return simulate(nodes, workload, { policy, batchWindowSeconds: inst.batchWindowSeconds ?? 0 }).nodesUsed;
 }
 
 /**
@@ -220,7 +223,11 @@ export function benchPacking(o: PackingBenchOptions): Record<string, unknown> {
     ['gpu-cut', gpu],
   ] as const)
     for (const p of parts.slice(0, 5))
-      instances.push({ ...p, name: `${p.name}_arrivals`, family: `arrivals ${family}`, arrivalSeconds: 60, seed: o.seed + 600 });
+      instances.push(
+        { ...p, name: `${p.name}_arrivals`, family: `arrivals ${family}`, arrivalSeconds: 60, seed: o.seed + 600 },
+        // The same arrivals with the batching window set (BATCH_PLACEMENT_WINDOW=1): packed a second's worth at a time.
+        { ...p, name: `${p.name}_arrivals_window`, family: `arrivals ${family}, 1 s window`, arrivalSeconds: 60, seed: o.seed + 600, batchWindowSeconds: 1 },
+      );
   const families = new Map<string, { instances: number; optimum: number; binPack: number; firstFit: number; ffd: number }>();
   let done = 0;
   for (const inst of instances) {

@@ -49,6 +49,14 @@ describe('packing instances', () => {
     // 366 + 634 = 1000: one bin
     expect(packInstance({ name: 'p', family: 'f', capacity: [1000], items: [[366], [634]], optimum: 1 }, 'bin-pack')).toBe(1);
   });
+
+  it('packs arrivals a window at a time when the batching window is set', () => {
+    // Capacity 10: 4, 4, 6, 6 arriving at seeded times within 0.4 s. With a 5 s window the first starts alone at once
+    // and the other three come in one batch at the end of the window: the fill tops the first node up (a 6 to a 4, or
+    // a 4 to a 6) and packs the last two (4 + 6) together: 2 nodes, the optimum, whichever came first.
+    const inst = { name: 'w', family: 'f', capacity: [10], items: [[4], [4], [6], [6]], optimum: 2, arrivalSeconds: 0.4, seed: 1 };
+    expect(packInstance({ ...inst, batchWindowSeconds: 5 }, 'bin-pack')).toBe(2);
+  });
 });
 
 describe('scheduling bench inputs', () => {

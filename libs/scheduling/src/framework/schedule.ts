@@ -50,6 +50,8 @@ export interface ScheduleOptions {
   fairShare?: boolean;
   /** Backfill with reservations (see `plugins/backfill`): the expected ends come from the snapshot's live bindings. @default off */
   backfill?: BackfillSettings;
+  /** The batching window, in milliseconds: work of one priority created within it is batch-filled together (see `batchFill`). @default 0 */
+  batchWindowMs?: number;
 }
 
 /** `count` tasks of a job bound: the job after binding, and its new bindings. */
@@ -142,6 +144,7 @@ export function placeSnapshot(
     quota: ledger,
     maxTasks: opts.maxTasks ?? 100_000,
     profile,
+    ...(opts.batchWindowMs ? { batchWindow: opts.batchWindowMs } : {}),
     ...(opts.fairShare === false ? {} : { fairShare: s.fair }),
     ...(opts.backfill && opts.backfill.maxReservations > 0
       ? { backfill: { ...opts.backfill, now: s.now, releases: releasesOf(s.bindings, s.now, opts.backfill.runtimeSeconds) } }

@@ -43,6 +43,26 @@ describe('batch fill', () => {
     expect(res.placements.map((p) => p.jobId)).toEqual(sizes.map((_, i) => `i${String(i).padStart(2, '0')}`));
   });
 
+  it.each([
+    // [window, nodes]: the triplet items created in decreasing size, 0, 1, … 8 apart (45, 44, 40, 35, 30, 29, 27, 25, 25).
+    // Window 8 spans them all (8 − 0 ≤ 8): one tier, the 3 triplet nodes. Window 7 leaves the last 25 (at 8) to the
+    // per-job pass: the fill packs 45+30+25, 44+29+27 and 40+35, and that 25 joins 40+35 (100) → 3 nodes still.
+    // Window 0, one at a time, fullest node that fits: 45+44 (89), 40+35 (75), 30+29+27 (86), the first 25 → 75+25,
+    // the last 25 fits none (89+25, 86+25 > 100) → a fourth node.
+    [8, 3],
+    [7, 3],
+    [0, 4],
+  ])('with a batching window of %d, work created within it of the first is one tier: %d nodes', (window, used) => {
+    const decreasing = [...sizes].sort((a, b) => b - a);
+    const res = placeTasks(
+      decreasing.map((s, i) => item(i, s, i)),
+      nodes,
+      { batchWindow: window },
+    );
+    expect(res.placements.reduce((n, p) => n + p.count, 0)).toBe(9);
+    expect(new Set(res.placements.map((p) => p.node)).size).toBe(used);
+  });
+
   it('packs work tied to pools by selectors within each pool, as well as each pool alone', () => {
     // the triplets twice, once for pool a's nodes and once for pool b's, shuffled together: 3 nodes each (6), never across pools
     const pooled =

@@ -1,6 +1,7 @@
 /**
  * Batch fill (run before the per-job pass): the leading tier of the queue — work of one
- * priority submitted at one instant, plain enough (no fractional GPUs, gangs, spreading,
+ * priority submitted at one instant (or within `window` after the first of it: the batching
+ * window, which bounds how far the fill may reorder arrivals), plain enough (no fractional GPUs, gangs, spreading,
  * topology or quota limit; one queue when fair share is on; selectors, tolerations, images and
  * whole GPUs are fine) — is packed node by node with `fillTier` (minimum bin slack) instead of
  * one job at a time.
@@ -16,7 +17,11 @@ export * from './fill';
 /** Most tasks a batch fill searches over at once. */
 export const BATCH_FILL_MAX_TASKS = 20_000;
 
-/** Reduces the tasks left in `ordered` (in queue order), appends to `placements`, and returns how many were placed. */
+/**
+ * Reduces the tasks left in `ordered` (in queue order), appends to `placements`, and returns how
+ * many were placed. `window`: work created this long after the head, at most, joins its tier (in
+ * the unit of `createdAt`: epoch ms live, seconds in the simulation); 0 = the same instant only.
+ */
 export function batchFill(
   ordered: PendingWork[],
   states: FillNode[],
@@ -25,17 +30,19 @@ export function batchFill(
   placements: Placement[],
   budget: number,
   fair: boolean,
+  window = 0,
 ): number {
   const head = ordered[0];
   if (!head) return 0;
+  const inTier = (w: PendingWork) => w.priority === head.priority && w.createdAt >= head.createdAt && w.createdAt <= head.createdAt + window;
   // With fair share on, packing never overrides fairness: only a tier of one queue is filled.
-  if (fair && ordered.some((w) => w.queue !== head.queue && w.priority === head.priority && w.createdAt === head.createdAt)) return 0;
+  if (fair && ordered.some((w) => w.queue !== head.queue && inTier(w))) return 0;
   const tier: PendingWork[] = [];
   let tasks = 0;
   for (const w of ordered) {
     const gpu = w.resources.gpu ?? 0;
     const plain = !w.gang && !w.spread && !w.topology && gpu % GPU_MILLI === 0 && !ledger.limits(w.queue);
-    if (!plain || w.priority !== head.priority || w.createdAt !== head.createdAt) break;
+    if (!plain || !inTier(w)) break;
     tier.push(w);
     tasks += w.tasks;
   }
