@@ -114,7 +114,9 @@ export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<
   const store = new EtcdStore({ endpoints: etcd.endpoints });
   const dir = mkdtempSync(join(tmpdir(), 'e2e-cluster-'));
   const services: RunningService[] = [];
+  let closing = false;
   const close = async () => {
+    closing = true;
     for (const s of [...services].reverse()) await s.close().catch(() => undefined);
     await store.close();
     rmSync(dir, { recursive: true, force: true });
@@ -138,7 +140,27 @@ export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<
         reportIntervalMs: 50,
         nvidiaSmi: join(node, 'absent'),
       };
-      services.push(await startExecutor({ config, executor: { ...executor, ...o.executor } }));
+      // As its supervisor does in a deployment (the process exits 75 and is started again): an executor
+      // that fenced itself — its lease lapsed, e.g. the machine stalled past the 5 s TTL — is started
+      // again on the same data directory, and says so. Without this one stall left the node gone for
+      // every later test of the suite.
+      const at = services.length;
+      const launch = (): ReturnType<typeof startExecutor> =>
+        startExecutor({
+          config,
+          executor: { ...executor, ...o.executor },
+          onFenced: () => {
+            if (closing) return;
+            process.stderr.write(`e2e: executor ${executor.nodeName} fenced itself (its lease lapsed); started again, as its supervisor would\n`);
+            void services[at]
+              .close()
+              .catch(() => undefined)
+              .then(async () => {
+                if (!closing) services[at] = await launch();
+              });
+          },
+        });
+      services.push(await launch());
     }
     const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config, historyUrl: o.historyUrl, clock: o.clock, traceUrl: o.traceUrl });
     services.push(admission);

@@ -240,3 +240,13 @@ it('lets operators create tenants and queues (tenants get 403); a job in a new q
   expect((await op('DELETE', '/v1/queues/research')).body).toEqual({ deleted: 'research' });
   expect((await op('DELETE', '/v1/queues/research')).status).toBe(404);
 });
+
+it('an executor whose lease lapsed fences itself; started again on its data directory, as its supervisor would, its node takes work', async () => {
+  // What one CI run saw: the machine stalled past the 5 s lease TTL, the executor fenced itself, and every later
+  // job of the suite waited for a node that was gone. Here the lease is revoked behind its back (as etcd expires it).
+  const executor = c.services.find((s) => s.ctx.name === 'executor')!;
+  await executor.ctx.store.client.leaseClient.leaseRevoke({ ID: executor.ctx.lease.id });
+  expect(await until(() => c.services.some((s) => s.ctx.name === 'executor' && s !== executor), 15000)).toBe(true);
+  const after = await api(c.base, 'POST', '/v1/jobs', { tasks: 2, resources: { cpu: '1' }, command: ['sh', '-c', 'echo after the fence'] });
+  expect((await waitForJob(c.base, after.body.id, 20000)).phase).toBe('Succeeded');
+});
