@@ -20,7 +20,7 @@ export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_rang
 }
 
 /**
- * The ports `freePort` walks, outside the ephemeral range: the widest of `[LOWEST, low)` and
+ * The ports `freePort` draws from, outside the ephemeral range: the widest of `[LOWEST, low)` and
  * `(high, 65535]`, or undefined when neither holds a thousand ports.
  */
 export function portWalkRange([low, high]: readonly [number, number]): [number, number] | undefined {
@@ -31,7 +31,9 @@ export function portWalkRange([low, high]: readonly [number, number]): [number, 
   return size(best) >= 1000 ? best : undefined;
 }
 
-let walk: { range: [number, number]; next: number } | undefined;
+/** Ports this process handed out lately, oldest first: not handed out again until 4,096 later ones. */
+const recent = new Set<number>();
+const RECENT_MAX = 4096;
 
 /** True when a listener can bind `port` on 127.0.0.1 now (it is closed again before this resolves). */
 function bindable(port: number): Promise<boolean> {
@@ -64,21 +66,20 @@ function kernelPort(): Promise<number> {
  * it between this check and the caller's bind: a port the kernel picks for `listen(0)` comes from
  * the very range every `connect()` draws its local port from, and on a machine making thousands of
  * loopback requests a freed one is soon some client's, and the service that was meant to bind it
- * fails with EADDRINUSE. Each process walks the range upwards from a random start, so it never
- * hands out the same port twice in a row and two processes rarely meet; every port is checked
- * bindable before it is returned. Another process can still bind it first (callers that can,
- * retry); when the range outside the ephemeral one is too narrow, the kernel picks.
+ * fails with EADDRINUSE. Each call draws at random (so two processes drawing at once meet with a
+ * chance of one in the range's size), never one this process handed out in its last 4,096 calls,
+ * and checks it bindable before returning it. Another process can still bind it first: callers
+ * that can, check that what answers there is theirs and retry. When the range outside the
+ * ephemeral one is too narrow, the kernel picks.
  */
 export async function freePort(): Promise<number> {
-  if (!walk) {
-    const range = portWalkRange(ephemeralPortRange());
-    if (!range) return kernelPort();
-    walk = { range, next: range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1)) };
-  }
-  const w = walk;
+  const range = portWalkRange(ephemeralPortRange());
+  if (!range) return kernelPort();
   for (let i = 0; i < TRIES; i++) {
-    const port = w.next;
-    w.next = port >= w.range[1] ? w.range[0] : port + 1;
+    const port = range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1));
+    if (recent.has(port)) continue;
+    recent.add(port);
+    if (recent.size > RECENT_MAX) recent.delete(recent.values().next().value as number);
     if (await bindable(port)) return port;
   }
   return kernelPort();

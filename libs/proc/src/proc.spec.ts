@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { ephemeralPortRange, freePort, portWalkRange, stopProcess, waitFor, waitUntil } from './index';
 
 describe('freePort', () => {
-  it('hands out ports outside the ephemeral range, never the same one twice in a row', async () => {
+  it('hands out ports outside the ephemeral range, never the same one twice', async () => {
     const [low, high] = ephemeralPortRange();
     const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
     expect(new Set(ports).size).toBe(20);

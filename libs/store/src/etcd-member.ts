@@ -27,6 +27,11 @@ export interface EtcdMemberOptions {
    * of history are kept). @default ETCD_COMPACTION_RETENTION ("30s")
    */
   compactionRetention?: string;
+  /**
+   * Each member's client and peer port, in that order (`[client0, peer0, client1, …]`), for the
+   * first attempt only; later attempts take free ones. @default free ports (`freePort`)
+   */
+  ports?: number[];
 }
 
 /**
@@ -84,13 +89,45 @@ export function installedEtcdRevokesOnLeaderResume(binary = 'etcd'): boolean {
   return revokesLeasesOnLeaderResume(spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout ?? '');
 }
 
-/** Starts a local etcd of `members` members on loopback and waits until it answers. */
+/**
+ * A started member is not the one answering at its URL: it exited (e.g. its port was taken
+ * between `freePort` and its bind) or another etcd answers there.
+ */
+export class EtcdNotOursError extends Error {
+  constructor(
+    readonly member: string,
+    readonly url: string,
+  ) {
+    super(`etcd member ${member} is not the one answering at ${url}: it exited while starting (its port taken?) or another etcd listens there`);
+    this.name = 'EtcdNotOursError';
+  }
+}
+
+/** Attempts of `startEtcd` with fresh ports when a member's port was taken (its own data directory only). */
+const START_ATTEMPTS = 3;
+
+/**
+ * Starts a local etcd of `members` members on loopback and waits until it answers — itself: a
+ * member whose port another process took between `freePort` and its bind exits, and another etcd
+ * may answer at its URL, so each member's process must be alive and listed at its URL by name and
+ * peer URL. Then, with its own data directory, it starts again on fresh ports (3 attempts).
+ */
 export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEtcdOnce(attempt === 1 ? opts : { ...opts, ports: undefined });
+    } catch (err) {
+      if (!(err instanceof EtcdNotOursError) || opts.dataDir || attempt >= START_ATTEMPTS) throw err;
+    }
+  }
+}
+
+async function startEtcdOnce(opts: EtcdMemberOptions): Promise<LocalEtcd> {
   const binary = etcdBinaryOrExplain(opts.binary);
   const n = opts.members ?? 1;
   const ownDir = !opts.dataDir;
   const base = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'batch-etcd-'));
-  const ports = await Promise.all(Array.from({ length: n * 2 }, () => freePort()));
+  const ports = opts.ports ?? (await Promise.all(Array.from({ length: n * 2 }, () => freePort())));
   const specs = Array.from({ length: n }, (_, i) => ({
     name: `m${i}`,
     clientUrl: `http://127.0.0.1:${ports[2 * i]}`,
@@ -160,6 +197,11 @@ export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd
   };
   try {
     await waitHealthy(local.endpoints, opts.startTimeoutMs ?? 15000);
+    for (const [i, spec] of specs.entries()) {
+      const p = members[i].process;
+      if (p.exitCode !== null || p.signalCode !== null || !(await listsMember(spec.clientUrl, spec.name, spec.peerUrl)))
+        throw new EtcdNotOursError(spec.name, spec.clientUrl);
+    }
   } catch (err) {
     await local.stop();
     throw err;
@@ -177,6 +219,23 @@ async function waitHealthy(endpoints: string[], timeoutMs: number): Promise<void
   if (!(await waitUntil(() => isHealthy(endpoints[0]), { timeoutMs, intervalMs: 50 }))) {
     throw new Error(`etcd did not become healthy within ${timeoutMs} ms at ${endpoints.join(',')}`);
   }
+}
+
+/** Whether the etcd answering at `url` lists a member `name` with peer URL `peerUrl` (the v3 JSON gateway's member list). */
+async function listsMember(url: string, name: string, peerUrl: string): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(`${url}/v3/cluster/member/list`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(1000) });
+      const list = (await res.json()) as { members?: Array<{ name?: string; peerURLs?: string[] }> };
+      // A member that joined but has not started lists no name yet: ask again.
+      if (res.ok && list.members?.every((m) => m.name)) return list.members.some((m) => m.name === name && (m.peerURLs ?? []).includes(peerUrl));
+    } catch {
+      // not answering yet
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return false;
 }
 
 /** Whether the member at `url` says it is healthy; false while it does not answer. */

@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type GroupStatus, type JobRecord, type NodeAllocation, type NodeRecord, TERMINAL_PHASES, WORKFLOW_LABEL } from '@batchapi/api';
 import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
-import { answersReady, FAILPOINTS_FILE_ENV, type FailpointAction, type FailpointName, newServiceToken } from '@batchapi/runtime';
+import { answersReady, FAILPOINTS_FILE_ENV, type FailpointAction, type FailpointName, type MemberRecord, newServiceToken } from '@batchapi/runtime';
 import { EtcdStore, type IdempotencyRecord, type LocalEtcd, startEtcd } from '@batchapi/store';
-import { freePort, waitUntil } from '@batchapi/proc';
+import { waitFor } from '@batchapi/proc';
 import pg from 'pg';
 
 const ROOT = join(__dirname, '../../..');
@@ -347,19 +347,33 @@ export class FaultCluster {
     else for (const d of [this.dir, this.pgDir]) if (d) rmSync(d, { recursive: true, force: true });
   }
 
-  /** Starts (or restarts) a service process; resolves once it answers /readyz. */
+  /**
+   * Starts (or restarts) a service process; resolves once it answers /readyz. It listens on a port
+   * it picks itself (`BATCH_PORT=0`) and its URL is read from its member record — the one with this
+   * child's pid — so no free port is raced for, nor another process's `/readyz` taken for its own.
+   */
   async launch(name: string, app: string, env: Record<string, string>, inNetns: boolean | TestNetns = false): Promise<string> {
-    const port = await freePort();
     const ns = inNetns === true ? this.netns! : inNetns || undefined;
-    const host = ns ? ns.nsIp : '127.0.0.1';
-    const s: Service = { name, app, env, url: `http://${host}:${port}`, netns: !!ns, ns };
+    // Until it answers, a restarted service keeps its old URL (nothing answers there).
+    const s: Service = { name, app, env, url: this.services.get(name)?.url ?? '', netns: !!ns, ns };
     this.services.set(name, s);
-    this.spawn(s, port);
-    if (await waitUntil(() => answersReady(s.url), { timeoutMs: 30_000, intervalMs: 100 })) return s.url;
-    throw new Error(`${name} did not become ready; see ${join(this.dir, `${name}.log`)}`);
+    this.spawn(s);
+    const child = s.proc!;
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
+    const url = await waitFor(
+      async () => {
+        if (exited()) return undefined;
+        const member = (await this.store.get<MemberRecord>(this.store.keys.member(app, name)))?.value;
+        return member?.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
+      },
+      (u) => u !== undefined || exited(),
+      { timeoutMs: 30_000, intervalMs: 100 },
+    );
+    if (url) return (s.url = url);
+    throw new Error(`${name} did not become ready${exited() ? ' (it exited)' : ''}; see ${join(this.dir, `${name}.log`)}`);
   }
 
-  private spawn(s: Service, port: number): void {
+  private spawn(s: Service): void {
     const log = openSync(join(this.dir, `${s.name}.log`), 'a');
     const main = [process.execPath, join(ROOT, 'apps', s.app, 'dist/main.js')];
     // In the namespace it reaches etcd only over the veth pair, which `partition` cuts.
@@ -369,7 +383,7 @@ export class FaultCluster {
       env: {
         ...process.env,
         BATCH_ETCD_ENDPOINTS: endpoints.join(','),
-        BATCH_PORT: String(port),
+        BATCH_PORT: '0',
         BATCH_HOST: s.ns ? s.ns.nsIp : '127.0.0.1',
         BATCH_INSTANCE_ID: s.name,
         BATCH_LOG_LEVEL: process.env.FAULTS_LOG_LEVEL ?? 'warn',

@@ -8,10 +8,10 @@ import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectIsolation, sweepCgroups } from '@batchapi/executor';
-import { freePort } from '@batchapi/proc';
-import { answersReady } from '@batchapi/runtime';
+import { waitFor } from '@batchapi/proc';
+import { answersReady, type MemberRecord } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
-import { CLUSTER, TOKENS, until } from './harness';
+import { CLUSTER, TOKENS } from './harness';
 
 /** The repository's root. */
 export const ROOT = join(__dirname, '../../..');
@@ -57,18 +57,20 @@ export class ProcessCluster {
   }
 
   /**
-   * Starts `apps/{app}/dist/main.js` as process `name` (its `BATCH_INSTANCE_ID`) on a free port,
-   * with `env` over the cluster's settings and every line it logs in `{name}.log`; resolves with
-   * its URL once it answers ready (20 s at most).
+   * Starts `apps/{app}/dist/main.js` as process `name` (its `BATCH_INSTANCE_ID`) with `env` over the
+   * cluster's settings and every line it logs in `{name}.log`; resolves with its URL once it answers
+   * ready (20 s at most). It listens on a port it picks itself (`BATCH_PORT=0`), and its URL is read
+   * from its member record — the one with this child's pid — so there is no free port to race
+   * another process for, and never another process's `/readyz` taken for its own.
    */
   async launch(name: string, app: string, env: Record<string, string>): Promise<string> {
-    const port = await freePort();
-    const log = openSync(join(this.dir, `${name}.log`), 'a');
+    const logFile = join(this.dir, `${name}.log`);
+    const log = openSync(logFile, 'a');
     const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
       env: {
         ...process.env,
         BATCH_ETCD_ENDPOINTS: this.etcd.endpoints.join(','),
-        BATCH_PORT: String(port),
+        BATCH_PORT: '0',
         BATCH_LEASE_TTL: String(this.o.leaseTtlSeconds),
         BATCH_LOG_LEVEL: this.o.logLevel,
         BATCH_SERVICE_TOKEN_FILE: join(this.dir, 'service-token'),
@@ -80,8 +82,16 @@ export class ProcessCluster {
     closeSync(log);
     this.procs.set(name, child);
     if (env.BATCH_NODE_NAME) this.nodes.add(env.BATCH_NODE_NAME);
-    const url = `http://127.0.0.1:${port}`;
-    if (!(await until(() => answersReady(url), 20000))) throw new Error(`${name} did not become ready`);
+    const url = await waitFor(
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) return undefined;
+        const member = (await this.store.get<MemberRecord>(this.store.keys.member(app, name)))?.value;
+        return member?.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
+      },
+      (u) => u !== undefined || child.exitCode !== null || child.signalCode !== null,
+      { timeoutMs: 20000, intervalMs: 100 },
+    );
+    if (!url) throw new Error(`${name} did not become ready${child.exitCode !== null || child.signalCode !== null ? ' (it exited)' : ''}; see ${logFile}`);
     this.urls.set(name, url);
     return url;
   }
