@@ -250,7 +250,13 @@ export class PythonEnvCache {
       : r.signal
         ? `was killed by ${r.signal}`
         : `exited ${r.code}`;
-    return new PythonEnvBuildError(`could not build python environment ${digest}: ${step} ${how}; its output ends:\n${outputTail(r.output)}`);
+    // The first line says what failed and pip's last error (the node's reason, the quarantine's cause); the lines after, the end of its output.
+    const lastError = r.output
+      .split('\n')
+      .reverse()
+      .find((l) => l.startsWith('ERROR: '));
+    const summary = `could not build python environment ${digest}: ${step} ${how}${lastError ? ` (${lastError.trim()})` : ''}`;
+    return new PythonEnvBuildError(`${summary}\nits output ends:\n${outputTail(r.output)}`);
   }
 
   /** Runs a build step in a process group of its own (killed whole at the deadline), without the executor's Python settings. */

@@ -57,7 +57,9 @@ it("ends the attempt NodeError with pip's message in the task's stderr when a re
   const t = (await ended('py-missing'))!.tasks[0];
   expect(t).toMatchObject({ state: 'Failed', reason: 'NodeError', exitCode: 126 });
   const stderr = output('py-missing', 'stderr');
-  expect(stderr).toMatch(/^batch: could not build python environment sha256:[0-9a-f]{64}: pip install exited 1; its output ends:\n/);
+  expect(stderr).toMatch(
+    /^batch: could not build python environment sha256:[0-9a-f]{64}: pip install exited 1 \(ERROR: No matching distribution found for nosuchpkg==9\.9\)\nits output ends:\n/,
+  );
   expect(stderr).toMatch(/No matching distribution found for nosuchpkg==9\.9/);
   // the node's fault, not the task's: requeued at the next attempt, nothing counted failed
   const job = await waitFor(
