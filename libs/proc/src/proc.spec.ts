@@ -15,10 +15,19 @@ describe('freePort', () => {
 
   it.each([
     // [ephemeral range, the walk]: the wider side of it, from 10000 up, or nothing under 1000 ports
-    [[32768, 60999], [10000, 32767]], // Linux default: 22,768 below, 4,536 above
-    [[49152, 65535], [10000, 49151]], // IANA's dynamic range (macOS, Windows)
+    [
+      [32768, 60999],
+      [10000, 32767],
+    ], // Linux default: 22,768 below, 4,536 above
+    [
+      [49152, 65535],
+      [10000, 49151],
+    ], // IANA's dynamic range (macOS, Windows)
     [[1024, 65000], undefined], // below: none; above: 535
-    [[1024, 50000], [50001, 65535]], // below: none; above: 15,535
+    [
+      [1024, 50000],
+      [50001, 65535],
+    ], // below: none; above: 15,535
   ] as const)('walks outside ephemeral range %j: %j', (range, expected) => {
     expect(portWalkRange(range)).toEqual(expected);
   });
