@@ -283,6 +283,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.watchdog);
     clearInterval(this.logRotator);
+    this.pythonEnvs.close();
     if (this.watchdogPid)
       try {
         process.kill(this.watchdogPid, 'SIGTERM');

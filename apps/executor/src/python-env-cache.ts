@@ -134,6 +134,8 @@ export class PythonEnvCache {
   /** Builds under way, by key: a second attempt waits for the first's. */
   private readonly building = new Map<string, Promise<void>>();
   private interpreter?: Promise<Interpreter>;
+  /** Process groups of the build steps running now, killed by `close`. */
+  private readonly running = new Set<number>();
   private readonly builds: Counter;
 
   constructor(
@@ -187,6 +189,11 @@ export class PythonEnvCache {
         this.evict();
       },
     };
+  }
+
+  /** Kills the builds under way (the executor stops): each fails, and what it left is removed at the next start. */
+  close(): void {
+    for (const pgid of this.running) killGroup(pgid);
   }
 
   /** How many environments are ready on this node (for tests and metrics). */
@@ -277,24 +284,21 @@ export class PythonEnvCache {
         resolve({ code: 127, signal: null, timedOut, output: (err as Error).message });
         return;
       }
+      const pgid = child.pid;
+      if (pgid) this.running.add(pgid);
       child.stdout?.on('data', keep);
       child.stderr?.on('data', keep);
       const timer = setTimeout(() => {
         timedOut = true;
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          /* already gone */
-        }
+        if (pgid) killGroup(pgid);
       }, o.timeoutMs);
-      child.on('error', (err) => {
+      const done = (r: Ran) => {
         clearTimeout(timer);
-        resolve({ code: 127, signal: null, timedOut, output: `${output}${err.message}` });
-      });
-      child.on('close', (code, signal) => {
-        clearTimeout(timer);
-        resolve({ code, signal, timedOut, output });
-      });
+        if (pgid) this.running.delete(pgid);
+        resolve(r);
+      };
+      child.on('error', (err) => done({ code: 127, signal: null, timedOut, output: `${output}${err.message}` }));
+      child.on('close', (code, signal) => done({ code, signal, timedOut, output }));
     });
   }
 
@@ -355,4 +359,13 @@ async function treeBytes(dir: string): Promise<number> {
     else total += (await lstat(p)).size;
   }
   return total;
+}
+
+/** SIGKILL to a build step's whole process group (pip's own children too). */
+function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
 }

@@ -16,7 +16,7 @@ import { type PythonEnv, pythonEnvOf } from '@batchapi/api';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { envKey, outputTail, pipInstallArgs, PythonEnvCache, type PythonEnvCacheOptions, venvEnv } from '../src/python-env-cache';
-import { writeWheel } from './wheels';
+import { hangingIndex, writeWheel } from './wheels';
 
 describe('envKey', () => {
   const py = { version: '3.11.7', executable: '/usr/bin/python3.11' };
@@ -162,5 +162,29 @@ describe('PythonEnvCache with real venvs and pip', () => {
     expect(await counts(registry)).toEqual({ cached: 1 });
     same.release();
     other.release();
+  });
+
+  it('kills a build past its deadline and says so, leaving nothing built', async () => {
+    const index = await hangingIndex();
+    try {
+      const dataDir = join(scratch, 'n4');
+      const cache = new PythonEnvCache(
+        options(dataDir, { buildTimeoutMs: 2000, pip: { noIndex: true, findLinks: index.url } }),
+        { now: () => 1 },
+        log,
+        new Registry(),
+      );
+      const err = await cache.acquire(pythonEnvOf({ requirements: ['tinypkg==1.0'] })).then(
+        () => undefined,
+        (e: Error) => e,
+      );
+      expect(err?.message).toMatch(
+        /^could not build python environment sha256:[0-9a-f]{64}: (python3 -m venv|pip install) did not finish within 2 s \(BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS\)/,
+      );
+      expect(cache.size).toBe(0);
+      expect(readdirSync(join(dataDir, 'python-envs', 'store'))).toEqual([]);
+    } finally {
+      await index.close();
+    }
   });
 });

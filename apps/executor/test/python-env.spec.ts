@@ -6,14 +6,15 @@
  * ends the attempt `NodeError` (run again elsewhere, never counted as the task's failure) with
  * pip's own message in the task's stderr — not the exit 127 of a missing module.
  */
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pythonEnvOf } from '@batchapi/api';
 import { waitFor } from '@batchapi/proc';
 import { attemptPaths, type RunningExecutor } from '../src';
 import { bind, groupOf, jobOf, startNode, useTestbed } from './harness';
-import { writeWheel } from './wheels';
+import type { Binding } from '@batchapi/api';
+import { hangingIndex, writeWheel } from './wheels';
 
 const tb = useTestbed();
 let ex: RunningExecutor;
@@ -68,4 +69,33 @@ it("ends the attempt NodeError with pip's message in the task's stderr when a re
     { timeoutMs: 5000 },
   );
   expect(job).toMatchObject({ counts: { failed: 0 }, pending: [{ start: 0, end: 1, attempt: 2 }] });
+});
+
+it('ends an attempt cancelled while its environment is being built at once, without starting it', async () => {
+  const index = await hangingIndex();
+  const hung = await startNode(tb, 'py-hang', { pip: { noIndex: true, findLinks: index.url } });
+  try {
+    await bind(tb, 'py-hang', 'py-cancel', ['sh', '-c', 'echo ran'], 1, {
+      resources: { cpu: 100 },
+      binding: { python: pythonEnvOf({ requirements: ['tinypkg==1.0'] }) },
+    });
+    await waitFor(
+      () => groupOf(tb, 'py-cancel'),
+      (g) => g?.tasks[0].state === 'Running',
+    );
+    const key = tb.store.keys.binding('py-hang', 'py-cancel', 0, 1);
+    const b = (await tb.store.get<Binding>(key))!;
+    await tb.store.txn([], [{ put: key, value: { ...b.value, cancelRequested: true } }]);
+    // the build hangs on the index (pip would wait minutes): the cancel does not wait for it
+    const g = await waitFor(
+      () => groupOf(tb, 'py-cancel'),
+      (x) => x?.tasks[0].state === 'Cancelled',
+    );
+    expect(g?.tasks[0].state).toBe('Cancelled');
+    // never started: no output of its command
+    expect(existsSync(attemptPaths(join(tb.dir, 'py-hang'), 'py-cancel', 0, 1).stdout)).toBe(false);
+  } finally {
+    await hung.close(); // kills the build
+    await index.close();
+  }
 });

@@ -5,6 +5,8 @@
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 const WRITE_WHEEL = `
 import base64, hashlib, sys, zipfile
@@ -32,4 +34,17 @@ export function writeWheel(dir: string, name: string, version: string, value: st
   mkdirSync(dir, { recursive: true });
   const r = spawnSync('python3', ['-c', WRITE_WHEEL, dir, name, version, value], { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`could not write wheel ${name}: ${r.stderr}`);
+}
+
+/** A package index that never answers (its requests hang until `close`): a pip build that cannot finish. */
+export async function hangingIndex(): Promise<{ url: string; close(): Promise<void> }> {
+  const server: Server = createServer(() => undefined);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise((r) => server.close(() => r()));
+    },
+  };
 }
