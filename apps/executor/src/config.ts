@@ -46,7 +46,7 @@ export interface ExecutorConfig {
   pythonEnvCacheBytes: number;
   /** Deadline of building one Python environment, in seconds (`BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS`). @default 900 */
   pythonEnvBuildTimeoutSeconds: number;
-  /** Where pip installs a job's `python` requirements from (`BATCH_PIP_INDEX_URL`, `BATCH_PIP_FIND_LINKS`, `BATCH_PIP_NO_INDEX`). @default {}: pip's own index */
+  /** Where and how pip installs a job's `python` requirements (`BATCH_PIP_INDEX_URL`, `BATCH_PIP_FIND_LINKS`, `BATCH_PIP_NO_INDEX`, `BATCH_PIP_ALLOW_SOURCE_BUILDS`). @default {}: pip's own index, wheels only */
   pip: PipIndexOptions;
   /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
   backend?: 'process' | 'kubernetes';
@@ -157,6 +157,10 @@ export const EXECUTOR_ENV = z.object({
     default: 'false',
     doc: '`true`: pip installs only from `BATCH_PIP_FIND_LINKS` (`--no-index`), for nodes without network access to an index.',
   }),
+  BATCH_PIP_ALLOW_SOURCE_BUILDS: envEnum(['false', 'true'], {
+    default: 'false',
+    doc: "`true`: pip may build a requirement from its source distribution, which runs that package's build code as the executor's user, outside any task's limits; by default only wheels are installed (`--only-binary :all:`), which run no code at install.",
+  }),
   BATCH_EXECUTOR_BACKEND: envEnum(['process', 'kubernetes'], {
     default: 'process',
     doc: 'Where attempts run: processes of this machine, or pods of a Kubernetes cluster.',
@@ -243,6 +247,7 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
       ...(e.BATCH_PIP_INDEX_URL ? { indexUrl: e.BATCH_PIP_INDEX_URL } : {}),
       ...(e.BATCH_PIP_FIND_LINKS ? { findLinks: e.BATCH_PIP_FIND_LINKS } : {}),
       ...(e.BATCH_PIP_NO_INDEX === 'true' ? { noIndex: true } : {}),
+      ...(e.BATCH_PIP_ALLOW_SOURCE_BUILDS === 'true' ? { allowSourceBuilds: true } : {}),
     },
     ...(e.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };

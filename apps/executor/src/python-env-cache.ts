@@ -42,6 +42,12 @@ export interface PipIndexOptions {
   findLinks?: string;
   /** `--no-index`: only `findLinks` (`BATCH_PIP_NO_INDEX`). @default false */
   noIndex?: boolean;
+  /**
+   * Whether pip may build a package from its source distribution (`BATCH_PIP_ALLOW_SOURCE_BUILDS`),
+   * which runs the package's own build code as the executor's user, outside any task's limits.
+   * @default false: wheels only (`--only-binary :all:`)
+   */
+  allowSourceBuilds?: boolean;
 }
 
 /** Settings of a `PythonEnvCache`. */
@@ -84,6 +90,7 @@ export function pipInstallArgs(pip: PipIndexOptions, requirementsFile: string): 
     'install',
     '--no-input',
     '--disable-pip-version-check',
+    ...(pip.allowSourceBuilds ? [] : ['--only-binary', ':all:']),
     ...(pip.noIndex ? ['--no-index'] : []),
     ...(pip.indexUrl && !pip.noIndex ? ['--index-url', pip.indexUrl] : []),
     ...(pip.findLinks ? ['--find-links', pip.findLinks] : []),

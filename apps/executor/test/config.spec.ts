@@ -48,6 +48,7 @@ it('reads every variable', () => {
     BATCH_PIP_INDEX_URL: 'https://pypi.internal/simple',
     BATCH_PIP_FIND_LINKS: '/srv/wheels',
     BATCH_PIP_NO_INDEX: 'true',
+    BATCH_PIP_ALLOW_SOURCE_BUILDS: 'true',
   });
   expect(c).toMatchObject({
     nodeName: 'gpu-7',
@@ -65,7 +66,7 @@ it('reads every variable', () => {
     resultMaxBytes: 131072,
     pythonEnvCacheBytes: 1000000,
     pythonEnvBuildTimeoutSeconds: 60,
-    pip: { indexUrl: 'https://pypi.internal/simple', findLinks: '/srv/wheels', noIndex: true },
+    pip: { indexUrl: 'https://pypi.internal/simple', findLinks: '/srv/wheels', noIndex: true, allowSourceBuilds: true },
   });
 });
 

@@ -32,7 +32,8 @@ describe('envKey', () => {
 });
 
 describe('pipInstallArgs', () => {
-  const base = ['install', '--no-input', '--disable-pip-version-check'];
+  // wheels only unless the node allows source builds (a source distribution runs its own build code)
+  const base = ['install', '--no-input', '--disable-pip-version-check', '--only-binary', ':all:'];
   it.each([
     ["pip's own index", {}, [...base, '-r', 'r.txt']],
     ['an index', { indexUrl: 'https://pypi.internal/simple' }, [...base, '--index-url', 'https://pypi.internal/simple', '-r', 'r.txt']],
@@ -43,6 +44,7 @@ describe('pipInstallArgs', () => {
       { noIndex: true, findLinks: '/srv/wheels', indexUrl: 'https://x' },
       [...base, '--no-index', '--find-links', '/srv/wheels', '-r', 'r.txt'],
     ],
+    ['source builds allowed', { allowSourceBuilds: true }, ['install', '--no-input', '--disable-pip-version-check', '-r', 'r.txt']],
   ])('%s', (_name, pip, args) => {
     expect(pipInstallArgs(pip, 'r.txt')).toEqual(args);
   });
