@@ -9,9 +9,9 @@
  * (working-dir-cache.spec.ts): one policy for both caches.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type PythonEnv, pythonEnvOf } from '@batchapi/api';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -112,6 +112,9 @@ describe('PythonEnvCache with real venvs and pip', () => {
     expect(r.stdout.trim()).toBe(`two ${a.dir}`);
     // the SDK's runner imports batchapi from the node's interpreter (system site packages) or PYTHONPATH
     expect(runIn(a.dir, 'import json, os; print(os.environ["VIRTUAL_ENV"])').stdout.trim()).toBe(a.dir);
+    // shared by every job with these requirements: read-only, so no task changes it for the next (root aside)
+    const tinypkg = runIn(a.dir, 'import tinypkg; print(tinypkg.__file__)').stdout.trim();
+    for (const p of [a.dir, join(a.dir, 'bin'), dirname(tinypkg), tinypkg]) expect(statSync(p).mode & 0o222).toBe(0);
     for (const l of [a, b, c]) l.release();
     // a later attempt takes it from the cache
     const d = await cache.acquire(env);
