@@ -17,10 +17,11 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
-import { chmod, lstat, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
+import { lstat, readdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { PythonEnv } from '@batchapi/api';
+import { makeReadOnly, removeTree } from '@batchapi/blobs';
 import type { Clock } from '@batchapi/runtime';
 import { Metric } from '@batchapi/telemetry';
 import type { Logger } from 'pino';
@@ -244,7 +245,7 @@ export class PythonEnvCache {
       const bytes = await treeBytes(dir);
       await writeFile(join(dir, 'batch-env.json'), JSON.stringify({ digest: env.digest, python: interpreter.version, bytes }));
       // Shared by every job (of any tenant) with these requirements: no task may change it for the next.
-      await setWritable(dir, false);
+      await makeReadOnly(dir);
       const tmp = join(this.root, 'envs', `.${key}.${randomBytes(4).toString('hex')}`);
       await symlink(join('..', 'store', basename(dir)), tmp);
       await rename(tmp, join(this.root, 'envs', key));
@@ -316,17 +317,26 @@ export class PythonEnvCache {
     for (const key of planEviction([...this.entries.values()], this.opts.capBytes)) {
       const entry = this.entries.get(key)!;
       this.entries.delete(key);
-      // Out of the way at once (a rename), removed in the background; a restart removes what is left of it.
-      const gone = join(this.root, 'store', `.gone-${basename(entry.dir)}`);
       try {
         rmSync(join(this.root, 'envs', key), { force: true });
-        renameSync(entry.dir, gone);
       } catch (err) {
-        this.log.warn({ err: (err as Error).message, key }, 'could not remove an evicted python environment');
+        this.log.warn({ err: (err as Error).message, key }, 'could not unlink an evicted python environment');
         continue;
       }
-      removeTree(gone).catch((err: Error) => this.log.warn({ err: err.message, key }, 'could not remove an evicted python environment'));
+      this.discard(entry.dir);
     }
+  }
+
+  /** Moves a venv out of the way at once (a rename) and removes it in the background; a restart removes what is left of it. */
+  private discard(dir: string): void {
+    const gone = basename(dir).startsWith('.gone-') ? dir : join(this.root, 'store', `.gone-${basename(dir)}`);
+    try {
+      if (gone !== dir) renameSync(dir, gone);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message, dir }, 'could not remove a python environment');
+      return;
+    }
+    removeTree(gone).catch((err: Error) => this.log.warn({ err: err.message, dir }, 'could not remove a python environment'));
   }
 
   /** Environments a previous run of this executor published; the rest of `store/` (builds cut short) goes. */
@@ -358,7 +368,7 @@ export class PythonEnvCache {
     } catch {
       /* none yet */
     }
-    for (const d of dirs) if (!kept.has(d)) removeTreeSync(join(store, d));
+    for (const d of dirs) if (!kept.has(d)) this.discard(join(store, d));
     this.evict();
   }
 }
@@ -381,40 +391,4 @@ function killGroup(pgid: number): void {
   } catch {
     /* already gone */
   }
-}
-
-/** Takes every write permission away from the tree at `dir` (directories 0555-like, files without w bits), or gives the owner's back. */
-async function setWritable(dir: string, writable: boolean): Promise<void> {
-  const walk = async (p: string): Promise<void> => {
-    const s = await lstat(p);
-    if (s.isSymbolicLink()) return;
-    if (s.isDirectory()) {
-      if (writable) await chmod(p, s.mode | 0o700);
-      for (const name of await readdir(p)) await walk(join(p, name));
-      if (!writable) await chmod(p, s.mode & ~0o222);
-    } else if (!writable) await chmod(p, s.mode & ~0o222);
-  };
-  await walk(dir);
-}
-
-/** Removes a venv, read-only or not. */
-async function removeTree(dir: string): Promise<void> {
-  await setWritable(dir, true).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-}
-
-/** `removeTree`, at start (before any attempt). */
-function removeTreeSync(dir: string): void {
-  const walk = (p: string) => {
-    const s = lstatSync(p);
-    if (!s.isDirectory()) return;
-    chmodSync(p, s.mode | 0o700);
-    for (const name of readdirSync(p)) walk(join(p, name));
-  };
-  try {
-    walk(dir);
-  } catch {
-    /* removed below as far as it can be */
-  }
-  rmSync(dir, { recursive: true, force: true });
 }
