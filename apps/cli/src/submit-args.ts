@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { load } from 'js-yaml';
 import { OUTPUT_FORMATS, type OutputFormat } from './output';
+import { readRequirementsFile } from './python-requirements';
 
 /** Flags of `batch submit`, as commander hands them over. */
 export interface SubmitFlags {
@@ -36,6 +37,8 @@ export interface SubmitFlags {
   workingDir?: string;
   /** Largest `workingDir` packed, in MiB of tar. @default 100 */
   workingDirMaxMib?: number;
+  /** A requirements (or lock) file: the job's `python.requirements`, installed into a venv on the node. */
+  pythonRequirements?: string;
 }
 
 /** A usage error: the CLI prints it and exits 2. */
@@ -85,6 +88,10 @@ export function defineSubmit(cmd: Command): Command {
       if (!(n > 0)) throw new InvalidArgumentError('must be a positive number of MiB.');
       return n;
     })
+    .option(
+      '--python-requirements <file>',
+      'a requirements (or lock) file: each task runs with python3 from a venv the node builds with them, once per content (pip from its own index)',
+    )
     .option('--idempotency-key <key>', 'retrying with the same key returns the same job (default: a new key)')
     .option('--wait', 'wait until the job ends; exit 0 only if it succeeded')
     .addOption(outputOption());
@@ -160,8 +167,10 @@ export interface SubmitInvocation {
 
 /** Everything commander hands a submit action, as an invocation. */
 export function submitInvocation(command: string[], f: SubmitFlags & { idempotencyKey?: string; wait?: boolean; output?: string }): SubmitInvocation {
+  const request = submitRequest(command, f, f.file ? readRequestFile<SubmitJobRequest>(f.file) : undefined);
+  if (f.pythonRequirements !== undefined) request.python = { requirements: readRequirementsFile(f.pythonRequirements) };
   return {
-    request: submitRequest(command, f, f.file ? readRequestFile<SubmitJobRequest>(f.file) : undefined),
+    request,
     idempotencyKey: f.idempotencyKey,
     wait: !!f.wait,
     output: OUTPUT_FORMATS.includes(f.output as OutputFormat) ? (f.output as OutputFormat) : 'table',

@@ -35,6 +35,7 @@ import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
 import { nodeRecord } from './inventory';
 import { BlobKeeper, LOG_UPLOAD_TIMEOUT_MS } from './blob-keeper';
 import { WorkingDirCache } from './working-dir-cache';
+import { PythonEnvCache } from './python-env-cache';
 import { Reporter } from './reporter';
 import { killedMarker, stopPreviousWatchdog, WATCHDOG_PID_FILE, writeHeartbeat } from './watchdog';
 
@@ -80,6 +81,8 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   private readonly logs?: BlobKeeper;
   /** This node's working dir packages (fetched from the blob store, when there is one). */
   private readonly workingDirs: WorkingDirCache;
+  /** This node's Python environments (a job's `python`), built with the node's pip settings. */
+  private readonly pythonEnvs: PythonEnvCache;
 
   /**
    * What to call once this executor fences itself (the process main exits then). Set after
@@ -108,6 +111,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     this.workingDirs = new WorkingDirCache(
       blobs,
       { dataDir: config.dataDir, capBytes: config.workingDirCacheBytes, maxBytes: config.workingDirCacheBytes },
+      this.clock,
+      ctx.log,
+      ctx.registry,
+    );
+    this.pythonEnvs = new PythonEnvCache(
+      { dataDir: config.dataDir, capBytes: config.pythonEnvCacheBytes, buildTimeoutMs: config.pythonEnvBuildTimeoutSeconds * 1000, pip: config.pip },
       this.clock,
       ctx.log,
       ctx.registry,
@@ -188,6 +197,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       resultMaxBytes: this.config.resultMaxBytes,
       ...(this.logs ? { keepLogs: this.logs.keep.bind(this.logs), keepResult: this.logs.keepResult.bind(this.logs) } : {}),
       ...(blobsKept ? { unpackWorkingDir: (tenant, digest, dest) => this.workingDirs.unpackInto(tenant, digest, dest) } : {}),
+      pythonEnv: (python) => this.pythonEnvs.acquire(python),
     };
     // A previous incarnation that ran tasks here may have started groups whose status never
     // reached etcd (still "Bound"): those are not started again at the same attempt.
@@ -273,6 +283,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
   async onApplicationShutdown(): Promise<void> {
     clearInterval(this.watchdog);
     clearInterval(this.logRotator);
+    this.pythonEnvs.close();
     if (this.watchdogPid)
       try {
         process.kill(this.watchdogPid, 'SIGTERM');

@@ -70,6 +70,8 @@ export interface AttemptBackend {
   readonly isolation: IsolationKind;
   /** Whether it runs a job's `workingDir` (unpacked into the attempt's work dir by the group runner); false: such attempts fail with a message saying so. */
   readonly workingDirs: boolean;
+  /** Whether it runs a job's `python` environment (a venv built on this machine, first on the attempt's PATH); false: such attempts fail with a message saying so. */
+  readonly pythonEnvs: boolean;
   /** The process-group ledger file the watchdog kills every task from when the lease is lost; none when no process runs (simulated). */
   readonly ledgerFile?: string;
   /** Kills what a previous executor of this node left on this machine and tells whether it ran tasks. Once, before anything starts. */
@@ -106,6 +108,7 @@ const COMPACT_EVERY = 256;
 export class ProcessBackend implements AttemptBackend {
   readonly isolation: IsolationKind;
   readonly workingDirs = true;
+  readonly pythonEnvs = true;
   /** Whether a task can be given a read-only bind mount of its work dir in a mount namespace of its own (asked once, at the first working dir). */
   private readOnlyMounts?: boolean;
   readonly ledgerFile: string;
@@ -233,6 +236,8 @@ export function readOnlyWorkDir(dir: string, command: string[]): string[] {
 export class KubernetesAttemptBackend implements AttemptBackend {
   /** A pod runs on another machine than the executor's files: no working dirs yet (docs/executor.md). */
   readonly workingDirs = false;
+  /** Nor Python environments: a venv built here is not in the pod's image. */
+  readonly pythonEnvs = false;
   private pods?: KubernetesBackend;
 
   constructor(

@@ -5,6 +5,7 @@ import { ConfigError, envEnum, envNumber, envString, parseEnv } from '@batchapi/
 import { CONTAINER_RUNTIME_LABEL } from '@batchapi/api';
 import { z } from 'zod';
 import type { KubernetesBackendConfig } from './kubernetes';
+import type { PipIndexOptions } from './python-env-cache';
 
 /** Settings of one executor. */
 export interface ExecutorConfig {
@@ -41,6 +42,12 @@ export interface ExecutorConfig {
   resultMaxBytes: number;
   /** Most bytes of working dir packages this node keeps (`BATCH_WORKING_DIR_CACHE_BYTES`); past it the least recently used go. @default 1073741824 (1 GiB) */
   workingDirCacheBytes: number;
+  /** Most bytes of Python environments this node keeps (`BATCH_PYTHON_ENV_CACHE_BYTES`); past it the least recently used not in use go. @default 5368709120 (5 GiB) */
+  pythonEnvCacheBytes: number;
+  /** Deadline of building one Python environment, in seconds (`BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS`). @default 900 */
+  pythonEnvBuildTimeoutSeconds: number;
+  /** Where and how pip installs a job's `python` requirements (`BATCH_PIP_INDEX_URL`, `BATCH_PIP_FIND_LINKS`, `BATCH_PIP_NO_INDEX`, `BATCH_PIP_ALLOW_SOURCE_BUILDS`). @default {}: pip's own index, wheels only */
+  pip: PipIndexOptions;
   /** Where attempts run (`BATCH_EXECUTOR_BACKEND`): processes of this machine, or pods of a Kubernetes cluster. @default "process" */
   backend?: 'process' | 'kubernetes';
   /** Settings of the Kubernetes backend. @default see `KubernetesBackendConfig` */
@@ -122,6 +129,38 @@ export const EXECUTOR_ENV = z.object({
     unit: 'bytes',
     doc: 'Most bytes of working dir packages (`batch submit --working-dir`) kept on the node under `<data dir>/working-dirs/`; past it the least recently used ones no attempt is unpacking are removed (fetched again when needed). Also the largest package the node accepts, measured as its uncompressed tar (admission bounds uploads lower, with `BATCH_WORKING_DIR_MAX_BYTES`).',
   }),
+  BATCH_PYTHON_ENV_CACHE_BYTES: envNumber({
+    default: 5 * 1024 * 1024 * 1024,
+    min: 1,
+    unit: 'bytes',
+    doc: "Most bytes of Python environments (a job's `python` requirements: a venv each, built once per digest and interpreter) kept on the node under `<data dir>/python-envs/`; past it the least recently used ones no attempt runs in are removed (built again when needed).",
+  }),
+  BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: envNumber({
+    default: 900,
+    min: 1,
+    unit: 's',
+    doc: 'Deadline of building one Python environment (`python3 -m venv` and `pip install`); past it the build is killed and the attempts waiting for it end `NodeError`.',
+  }),
+  BATCH_PIP_INDEX_URL: envString({
+    blankIsUnset: true,
+    type: 'url',
+    defaultText: "pip's own (PyPI, or the node's pip config)",
+    doc: "Package index a job's `python` requirements are installed from (`pip install --index-url`). Jobs cannot name an index: it is the node's.",
+  }),
+  BATCH_PIP_FIND_LINKS: envString({
+    blankIsUnset: true,
+    type: 'path or url',
+    defaultText: 'none',
+    doc: 'A local directory of wheels (or a page of links) pip also installs from (`--find-links`), e.g. a wheel cache built in CI.',
+  }),
+  BATCH_PIP_NO_INDEX: envEnum(['false', 'true'], {
+    default: 'false',
+    doc: '`true`: pip installs only from `BATCH_PIP_FIND_LINKS` (`--no-index`), for nodes without network access to an index.',
+  }),
+  BATCH_PIP_ALLOW_SOURCE_BUILDS: envEnum(['false', 'true'], {
+    default: 'false',
+    doc: "`true`: pip may build a requirement from its source distribution, which runs that package's build code as the executor's user, outside any task's limits; by default only wheels are installed (`--only-binary :all:`), which run no code at install.",
+  }),
   BATCH_EXECUTOR_BACKEND: envEnum(['process', 'kubernetes'], {
     default: 'process',
     doc: 'Where attempts run: processes of this machine, or pods of a Kubernetes cluster.',
@@ -202,6 +241,14 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     logUploadMaxBytes: e.BATCH_LOG_UPLOAD_MAX_BYTES,
     resultMaxBytes: e.BATCH_RESULT_MAX_BYTES,
     workingDirCacheBytes: e.BATCH_WORKING_DIR_CACHE_BYTES,
+    pythonEnvCacheBytes: e.BATCH_PYTHON_ENV_CACHE_BYTES,
+    pythonEnvBuildTimeoutSeconds: e.BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS,
+    pip: {
+      ...(e.BATCH_PIP_INDEX_URL ? { indexUrl: e.BATCH_PIP_INDEX_URL } : {}),
+      ...(e.BATCH_PIP_FIND_LINKS ? { findLinks: e.BATCH_PIP_FIND_LINKS } : {}),
+      ...(e.BATCH_PIP_NO_INDEX === 'true' ? { noIndex: true } : {}),
+      ...(e.BATCH_PIP_ALLOW_SOURCE_BUILDS === 'true' ? { allowSourceBuilds: true } : {}),
+    },
     ...(e.BATCH_EXECUTOR_BACKEND === 'kubernetes' ? { backend: 'kubernetes' as const, kubernetes: kubernetesConfigFromEnv(env) } : {}),
   };
 }

@@ -6,7 +6,7 @@
  * `GroupRunner` per binding; the `Reporter` reports the runner as a `ReportedGroup`.
  */
 import { appendFileSync, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { type Binding, type GroupStatus, MAX_RESULT_BYTES, type ResultRef, type TaskResult, type TaskStatus } from '@batchapi/api';
+import { type Binding, type GroupStatus, MAX_RESULT_BYTES, type PythonEnv, type ResultRef, type TaskResult, type TaskStatus } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
 import { monotonicMs } from '@batchapi/store';
 import { startSpan } from '@batchapi/telemetry';
@@ -14,6 +14,7 @@ import { SpanStatusCode } from '@opentelemetry/api';
 import type { Logger } from 'pino';
 import type { AttemptBackend, AttemptExit, RunningAttempt, StartedAttempt } from './attempt-backend';
 import { classifyExit } from './classify-exit';
+import { type PythonEnvLease, venvEnv } from './python-env-cache';
 import { endedTask, endWithoutAttempt, lostTasks, planGroupStart } from './group-events';
 import type { ReportedGroup } from './reporter';
 import { attemptPaths, type ProcessExit, rotateIfOver } from './task-process';
@@ -56,6 +57,11 @@ export interface GroupRunnerContext {
    * per node. Throws with a message for the task's stderr. @default none: such attempts fail NodeError
    */
   unpackWorkingDir?(tenant: string, digest: string, dest: string): Promise<void>;
+  /**
+   * The node's environment of a job's `python`, built once per digest and interpreter; released
+   * when the attempt ends. Throws with pip's output for the task's stderr. @default none: such attempts fail NodeError
+   */
+  pythonEnv?(python: PythonEnv): Promise<PythonEnvLease>;
 }
 
 /** A group as bound and read: its binding and its status as etcd holds it. */
@@ -230,7 +236,7 @@ export class GroupRunner implements ReportedGroup {
     }
     const env = attemptEnv(b, index, paths.result, traceparent, inheritedEnv());
     // Processes get cgroup (or rlimit) limits from the backend; pods get them from Kubernetes.
-    const proc = b.workingDir ? this.startInWorkingDir(b, b.workingDir.digest, index, env, paths) : ctx.backend.start(b, index, env, paths);
+    const proc = b.workingDir || b.python ? this.startPrepared(b, index, env, paths) : ctx.backend.start(b, index, env, paths);
     this.procs.set(index, proc);
     let deadlineHit = false;
     const deadline = b.timeoutSeconds
@@ -307,17 +313,24 @@ export class GroupRunner implements ReportedGroup {
   }
 
   /**
-   * Starts an attempt once the job's working dir is unpacked into its work dir. Until then a stop
-   * or kill is remembered (the attempt then never starts and ends as stopped); a package that
-   * cannot be fetched, verified or unpacked ends the attempt `NodeError` (run again, counted
-   * toward quarantine), one its tenant does not have (never uploaded, or past the blob retention)
-   * `Error` with exit code 126, and a backend without working dirs ends it `Error` (exit code 125), each
-   * with a line in the task's stderr saying why.
+   * Starts an attempt once what it needs on the node is ready: the job's working dir unpacked into
+   * its work dir, then its Python environment built (or found) and put first on its `PATH`. Until
+   * then a stop or kill is remembered (the attempt then never starts and ends as stopped). A package
+   * that cannot be fetched, verified or unpacked, or an environment that cannot be built (pip's
+   * output goes to the task's stderr), ends the attempt `NodeError` (run again, counted toward
+   * quarantine); a package its tenant does not have (never uploaded, or past the blob retention)
+   * `Error` with exit code 126, and a backend without working dirs or Python environments `Error`
+   * (exit code 125), each with a line in the task's stderr saying why.
    */
-  private startInWorkingDir(b: Binding, digest: string, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
+  private startPrepared(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
     const { ctx } = this;
     let started: StartedAttempt | undefined;
     let stopped: 'SIGTERM' | 'SIGKILL' | undefined;
+    let release: (() => void) | undefined;
+    let runEnv = env;
+    // A stop before the start ends the attempt at once, not when a long build or fetch ends.
+    let stopNow: (exit: AttemptExit) => void = () => undefined;
+    const stoppedEarly = new Promise<AttemptExit>((resolve) => (stopNow = resolve));
     const tell = (line: string) => {
       try {
         mkdirSync(paths.logDir, { recursive: true });
@@ -326,41 +339,87 @@ export class GroupRunner implements ReportedGroup {
         ctx.log.warn({ err: (err as Error).message, job: b.jobId, index }, "could not write to an attempt's stderr");
       }
     };
-    const prepared: Promise<AttemptExit | undefined> = !ctx.backend.workingDirs
-      ? Promise.resolve().then(() => {
-          const message = `working_dir is not supported on this node's backend (Kubernetes pods cannot see the executor's files); run the job on process executors, or put the code in its image`;
-          tell(message);
-          return { exitCode: 125 };
-        })
-      : !ctx.unpackWorkingDir
-        ? Promise.resolve().then(() => {
-            const message = `working dir ${digest}: this executor has no blob store to fetch it from (BATCH_BLOB_STORE)`;
-            tell(message);
-            return { exitCode: 126, nodeError: message };
-          })
-        : ctx.unpackWorkingDir(b.tenant, digest, paths.workDir).then(
-            () => undefined,
-            (err: Error) => {
-              tell(err.message);
-              // A package its tenant does not have is the job's fault (Error); any other failure the node's (NodeError, run again).
-              if (err.name === 'WorkingDirMissingError') return { exitCode: 126 };
-              ctx.log.warn({ err: err.message, job: b.jobId, index, attempt: b.attempt }, 'working dir not ready: the attempt ends NodeError');
-              return { exitCode: 126, nodeError: err.message };
-            },
-          );
-    const exited = prepared.then((failed) => {
-      if (failed) return failed;
-      if (stopped) return { signal: stopped };
-      started = ctx.backend.start(b, index, env, paths);
-      return started.exited;
-    });
+    const workingDir = async (digest: string): Promise<AttemptExit | undefined> => {
+      if (!ctx.backend.workingDirs) {
+        tell(
+          `working_dir is not supported on this node's backend (Kubernetes pods cannot see the executor's files); run the job on process executors, or put the code in its image`,
+        );
+        return { exitCode: 125 };
+      }
+      if (!ctx.unpackWorkingDir) {
+        const message = `working dir ${digest}: this executor has no blob store to fetch it from (BATCH_BLOB_STORE)`;
+        tell(message);
+        return { exitCode: 126, nodeError: message };
+      }
+      try {
+        await ctx.unpackWorkingDir(b.tenant, digest, paths.workDir);
+        return undefined;
+      } catch (e) {
+        const err = e as Error;
+        tell(err.message);
+        // A package its tenant does not have is the job's fault (Error); any other failure the node's (NodeError, run again).
+        if (err.name === 'WorkingDirMissingError') return { exitCode: 126 };
+        ctx.log.warn({ err: err.message, job: b.jobId, index, attempt: b.attempt }, 'working dir not ready: the attempt ends NodeError');
+        return { exitCode: 126, nodeError: err.message };
+      }
+    };
+    const pythonEnv = async (python: PythonEnv): Promise<AttemptExit | undefined> => {
+      if (!ctx.backend.pythonEnvs) {
+        tell(
+          `python environments are not supported on this node's backend (Kubernetes pods cannot see the executor's files); run the job on process executors, or install its requirements in its image`,
+        );
+        return { exitCode: 125 };
+      }
+      if (!ctx.pythonEnv) {
+        const message = `python environment ${python.digest}: this executor builds no python environments`;
+        tell(message);
+        return { exitCode: 126, nodeError: message };
+      }
+      try {
+        const lease = await ctx.pythonEnv(python);
+        if (stopped) {
+          lease.release();
+          return { signal: stopped };
+        }
+        release = lease.release;
+        runEnv = venvEnv(env, lease.dir);
+        return undefined;
+      } catch (e) {
+        const err = e as Error;
+        tell(err.message);
+        ctx.log.warn({ err: err.message.split('\n')[0], job: b.jobId, index, attempt: b.attempt }, 'python environment not ready: the attempt ends NodeError');
+        return { exitCode: 126, nodeError: err.message.split('\n')[0] };
+      }
+    };
+    const prepared = (async (): Promise<AttemptExit | undefined> => {
+      const failed = b.workingDir ? await workingDir(b.workingDir.digest) : undefined;
+      if (failed || stopped || !b.python) return failed;
+      return pythonEnv(b.python);
+    })();
+    const exited = Promise.race([
+      prepared.then((failed) => {
+        if (failed) return failed;
+        if (stopped) return { signal: stopped };
+        started = ctx.backend.start(b, index, runEnv, paths);
+        return started.exited;
+      }),
+      stoppedEarly,
+    ]).finally(() => release?.());
     return {
       exited,
       get pid() {
         return started?.pid;
       },
-      stop: (graceMs) => (started ? started.stop(graceMs) : (stopped ??= 'SIGTERM')),
-      kill: () => (started ? started.kill() : (stopped = 'SIGKILL')),
+      stop: (graceMs) => {
+        if (started) return started.stop(graceMs);
+        stopped ??= 'SIGTERM';
+        stopNow({ signal: stopped });
+      },
+      kill: () => {
+        if (started) return started.kill();
+        stopped = 'SIGKILL';
+        stopNow({ signal: stopped });
+      },
       oomKilled: () => started?.oomKilled() ?? false,
       release: () => started?.release(),
     };

@@ -20,6 +20,7 @@ export interface SimulatedBackendOptions {
  */
 export class SimulatedBackend implements AttemptBackend {
   readonly workingDirs = false;
+  readonly pythonEnvs = false;
   /** Nothing is limited: nothing runs. */
   readonly isolation = 'none' as const;
   private readonly timers = new Set<NodeJS.Timeout>();

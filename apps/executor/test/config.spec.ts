@@ -21,6 +21,10 @@ it('defaults every setting when the environment is empty', () => {
     logUploadMaxBytes: 8 * 1024 * 1024,
     resultMaxBytes: 64 * 1024 * 1024,
     workingDirCacheBytes: 1024 * 1024 * 1024,
+    // Python environments: 5 GiB of venvs, 15 minutes a build, pip's own index
+    pythonEnvCacheBytes: 5 * 1024 * 1024 * 1024,
+    pythonEnvBuildTimeoutSeconds: 900,
+    pip: {},
   });
 });
 
@@ -39,6 +43,12 @@ it('reads every variable', () => {
     BATCH_LOG_MAX_BYTES: '1024',
     BATCH_LOG_UPLOAD_MAX_BYTES: '2048',
     BATCH_RESULT_MAX_BYTES: '131072',
+    BATCH_PYTHON_ENV_CACHE_BYTES: '1000000',
+    BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: '60',
+    BATCH_PIP_INDEX_URL: 'https://pypi.internal/simple',
+    BATCH_PIP_FIND_LINKS: '/srv/wheels',
+    BATCH_PIP_NO_INDEX: 'true',
+    BATCH_PIP_ALLOW_SOURCE_BUILDS: 'true',
   });
   expect(c).toMatchObject({
     nodeName: 'gpu-7',
@@ -54,6 +64,9 @@ it('reads every variable', () => {
     logMaxBytes: 1024,
     logUploadMaxBytes: 2048,
     resultMaxBytes: 131072,
+    pythonEnvCacheBytes: 1000000,
+    pythonEnvBuildTimeoutSeconds: 60,
+    pip: { indexUrl: 'https://pypi.internal/simple', findLinks: '/srv/wheels', noIndex: true, allowSourceBuilds: true },
   });
 });
 
@@ -67,6 +80,8 @@ it.each([
   [{ BATCH_NODE_LABELS: '=x' }, 'BATCH_NODE_LABELS must be k=v pairs separated by commas; the entry "=x" has no key (got "=x")'],
   [{ BATCH_NODE_NAME: '../etc' }, /^BATCH_NODE_NAME must be a node name: .* \(got "\.\.\/etc"\)$/],
   [{ BATCH_NODE_NAME: 'a/b' }, /BATCH_NODE_NAME must be a node name/],
+  [{ BATCH_PIP_NO_INDEX: 'yes' }, 'BATCH_PIP_NO_INDEX must be one of "false", "true" (got "yes")'],
+  [{ BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: '0' }, 'BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS must be an integer ≥ 1 (got "0")'],
   [{ BATCH_ISOLATION: 'strict' }, 'BATCH_ISOLATION must be one of "auto", "none" (got "strict")'],
   [{ BATCH_EXECUTOR_BACKEND: 'k8s' }, 'BATCH_EXECUTOR_BACKEND must be one of "process", "kubernetes" (got "k8s")'],
   // a process node would run a job's command without its image: it may not claim a container runtime

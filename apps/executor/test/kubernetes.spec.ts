@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { NodeRecord } from '@batchapi/api';
+import { type NodeRecord, pythonEnvOf } from '@batchapi/api';
 import { attemptPaths, podExit, podName, podRequests, type RunningExecutor } from '../src';
 import { FakeKube } from './fake-kube';
 import { waitFor } from '@batchapi/proc';
@@ -197,6 +197,15 @@ it('refuses a working dir: the attempt fails Error with exit code 125 and says w
   expect(kube.pods.has(`tasks/${podName('wd-job', 0, 1)}`)).toBe(false);
   expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'wd-job', 0, 1).stderr, 'utf8')).toMatch(
     /^batch: working_dir is not supported on this node's backend/,
+  );
+});
+
+it('refuses a python environment: the attempt fails Error with exit code 125 and says why in its stderr, and no pod is made', async () => {
+  await bind(tb, 'kube', 'py-job', ['python3', '-c', 'import numpy'], 1, { binding: { python: pythonEnvOf({ requirements: ['numpy==2.0'] }) } });
+  expect(await outcome('py-job')).toMatchObject({ state: 'Failed', reason: 'Error', exitCode: 125 });
+  expect(kube.pods.has(`tasks/${podName('py-job', 0, 1)}`)).toBe(false);
+  expect(readFileSync(attemptPaths(join(tb.dir, 'kube'), 'py-job', 0, 1).stderr, 'utf8')).toMatch(
+    /^batch: python environments are not supported on this node's backend/,
   );
 });
 

@@ -12,3 +12,4 @@ export * from './openapi';
 export * from './label-selector';
 export * from './schedule';
 export * from './resubmit';
+export * from './python-env';

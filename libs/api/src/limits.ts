@@ -47,7 +47,7 @@ export function utf8Bytes(s: string): number {
 }
 
 /** The spec fields a record's size is checked part by part against, largest named in the error. */
-const SIZED_FIELDS = ['command', 'env', 'items', 'labels', 'selector', 'tolerations', 'retry', 'image', 'name'] as const;
+const SIZED_FIELDS = ['command', 'env', 'items', 'labels', 'selector', 'tolerations', 'retry', 'image', 'name', 'python'] as const;
 
 /**
  * Bytes of the job record a spec makes when stored at submit, with the widest values of what

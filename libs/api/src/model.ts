@@ -3,6 +3,7 @@
  * in records and ISO-8601 strings in API answers.
  */
 import type { ResourceVector } from './quantity';
+import type { PythonEnv } from './python-env';
 
 /** The phases every kind of run (job, task, workflow step, workflow) can end in; each kind adds its own. */
 export const Ended = { Succeeded: 'Succeeded', Failed: 'Failed', Cancelled: 'Cancelled' } as const;
@@ -100,6 +101,8 @@ export interface JobSpec {
   image?: string;
   /** User code unpacked read-only as each task's working directory (`working_dir`). @default none */
   workingDir?: { digest: string };
+  /** The Python environment each task runs in (`python` of the submit): requirements in normal form and their digest. @default none */
+  python?: PythonEnv;
   /** Retries of failed tasks. @default no retry */
   retry?: RetryPolicy;
   /** Per-task inputs (length `tasks`): task `i` sees `BATCH_MAP_ITEM` = JSON of `items[i]`. @default none */
@@ -228,6 +231,8 @@ export interface Binding extends TaskGroup {
   image?: string;
   /** The job's working dir package, unpacked read-only as each attempt's cwd. @default none */
   workingDir?: { digest: string };
+  /** The job's Python environment, built on the node (once per digest and interpreter) and first on each attempt's PATH. @default none */
+  python?: PythonEnv;
   /** The job's node selector (the Kubernetes backend passes it to the pod). @default none */
   selector?: Record<string, string>;
   /** The job's `items` for this range (`items[k]` is task `start + k`'s input). @default none */

@@ -57,6 +57,8 @@ export const JobViewSchema = z.strictObject({
   labels: StringMap,
   /** The working dir package each task runs in (`workingDir` of the submit). */
   workingDir: z.strictObject({ digest: z.string() }).optional(),
+  /** The Python environment each task runs in (`python` of the submit): its requirements in normal form (sorted, without repeats) and their digest. */
+  python: z.strictObject({ requirements: z.array(z.string()), digest: z.string() }).optional(),
   taskCounts: TaskCountsSchema,
   traceId: z.string().optional(),
   createdAt: Instant,

@@ -8,6 +8,7 @@ import type { JobSpec } from './model';
 import { parseQuota, parseResources } from './quantity';
 import type { Queue, Tenant, TenantLimits } from './model';
 import { TASK_LIST_STATES } from './views';
+import { PythonEnvSchema, pythonEnvOf } from './python-env';
 import { LabelSelectorError, MAX_LABEL_SELECTOR_CHARS, parseLabelSelector } from './label-selector';
 import {
   checkJobRecordSize,
@@ -191,6 +192,14 @@ export const SubmitJobSchema = z.strictObject({
    */
   workingDir: WorkingDirSchema.optional(),
   /**
+   * A Python environment each task runs in: the node builds a virtual environment with these
+   * requirements once per their digest and its interpreter (`pip install` from the index its
+   * operator configured) and puts its `bin` first on the task's `PATH` (`python3` is then the
+   * environment's). A build that fails ends the attempt `NodeError` with pip's output in the task's
+   * stderr. Process backend only. @default none: the node's own `python3`
+   */
+  python: PythonEnvSchema.optional(),
+  /**
    * Per-task inputs: task `i` sees `BATCH_MAP_ITEM` = the JSON of `items[i]`. Its length must
    * equal `tasks` (or sets `tasks` when that is absent); at most `MAX_ITEMS` (100,000) entries and
    * 256 KiB of JSON (UTF-8). @default none
@@ -276,6 +285,7 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),
     ...(req.image ? { image: req.image } : {}),
     ...(req.workingDir ? { workingDir: { digest: req.workingDir.digest } } : {}),
+    ...(req.python ? { python: pythonEnvOf(req.python) } : {}),
     ...(req.retry ? { retry: req.retry } : {}),
     ...(req.items ? { items: req.items } : {}),
   };

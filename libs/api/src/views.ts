@@ -57,6 +57,8 @@ export interface JobView {
   labels: Record<string, string>;
   /** The working dir package each task runs in. @default none */
   workingDir?: { digest: string };
+  /** The Python environment each task runs in: its requirements (normal form) and their digest. @default none */
+  python?: { requirements: string[]; digest: string };
   taskCounts: TaskCounts;
   traceId?: string;
   createdAt: string;
@@ -107,6 +109,7 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     priority: job.spec.priority,
     labels: job.spec.labels,
     ...(job.spec.workingDir ? { workingDir: job.spec.workingDir } : {}),
+    ...(job.spec.python ? { python: job.spec.python } : {}),
     taskCounts: counts,
     traceId: traceIdOf(job.traceparent),
     createdAt: iso(job.createdAt)!,

@@ -241,7 +241,8 @@ async function makeWritable(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) if (entry.isDirectory()) await makeWritable(join(dir, entry.name));
 }
 
-async function makeReadOnly(dir: string): Promise<void> {
+/** Takes every write permission away from a tree (directories 0555, files 0444 or 0555 when executable); symbolic links are left as they are. */
+export async function makeReadOnly(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     const p = join(dir, entry.name);
     if (entry.isDirectory()) await makeReadOnly(p);

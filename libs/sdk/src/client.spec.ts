@@ -47,6 +47,23 @@ describe('maxRunning', () => {
   });
 });
 
+describe('python', () => {
+  it("sends a job's python requirements and reads back their normal form and digest from the view", async () => {
+    let sent: unknown;
+    const python = { requirements: ['numpy==2.1.0', 'scikit-learn==1.5.2'], digest: `sha256:${'a'.repeat(64)}` };
+    handler = (_req, res, body) => { sent = JSON.parse(body); json(res, 201, view({ python })); };
+    const job = await client().submitJob({ command: ['python3', 'train.py'], python: { requirements: ['scikit-learn==1.5.2', 'numpy==2.1.0'] } });
+    expect(sent).toEqual({ command: ['python3', 'train.py'], python: { requirements: ['scikit-learn==1.5.2', 'numpy==2.1.0'] } });
+    expect(job.python).toEqual(python);
+  });
+
+  it('surfaces a refused requirement as an ApiError naming its line', async () => {
+    handler = (_req, res) => json(res, 400, { error: { code: 'invalid_argument', message: 'python.requirements.0: must be one requirement specifier', field: 'python.requirements.0' } });
+    const err = await client().submitJob({ command: ['x'], python: { requirements: ['-e .'] } }).catch((e) => e);
+    expect(err).toMatchObject({ code: 'invalid_argument', status: 400, details: { field: 'python.requirements.0' } });
+  });
+});
+
 describe('retries', () => {
   it('retries a 503 after Retry-After with the same Idempotency-Key, so a retried submit is one job', async () => {
     const keys: string[] = [];

@@ -20,6 +20,7 @@ export const Metric = {
   admissionThrottled: 'batch_admission_throttled_total',
   admissionWorkingDirUploads: 'batch_admission_working_dir_uploads_total',
   executorWorkingDirFetches: 'batch_executor_working_dir_fetches_total',
+  executorPythonEnvs: 'batch_executor_python_envs_total',
   admissionWhy: 'batch_admission_why_total',
   /** Reads (GET) and event streams refused by a limit, by limit. */
   admissionReadsRefused: 'batch_admission_reads_refused_total',

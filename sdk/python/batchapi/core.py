@@ -131,6 +131,13 @@ class TaskOptions(TypedDict, total=False):
     `.git/` and what its `.gitignore` and `.batchignore` name, at most 100 MiB of tar, uploaded once
     per content. Modules in it import on the node (`python -m` puts the cwd first on the path).
     Process executors only. Default none."""
+    requirements: Sequence[str]
+    """Python requirement specifiers (pinned lines such as "scikit-learn==1.5.2", at most 500 of at
+    most 200 characters; no pip options, paths or URLs): the node builds a virtual environment with
+    them once per content and its interpreter (pip from the index its operator configured) and runs
+    the task with its `python3`. A build that fails ends the attempt NodeError with pip's output in
+    the task's stderr. Process executors only; refused in local mode (BatchError `local_mode`).
+    Default none: the node's own `python3`."""
     gang: bool
     """All tasks start together or none do. Default False."""
     tasks: int
@@ -174,6 +181,9 @@ _TEXTS = {"memory", "queue", "image", "name", "python", "when", "working_dir"}
 _BOOLS = {"gang", "spread"}
 _MAPS = {"env", "selector", "labels"}
 _TOLERATION_KEYS = {"key", "operator", "value", "effect"}
+MAX_REQUIREMENTS = 500
+"""Most lines of `requirements=` (the API's bound; it checks each line's grammar too)."""
+MAX_REQUIREMENT_CHARS = 200
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -203,6 +213,11 @@ def check_options(options: Mapping[str, Any]) -> None:
         elif k == "topology" and not (isinstance(v, Mapping) and len(v) == 1 and set(v) <= {"required", "preferred"}
                                       and all(isinstance(level, str) and level for level in v.values())):
             bad = 'one of {"required": level} or {"preferred": level}, the level a name such as "rack"'
+        elif k == "requirements" and not (isinstance(v, (list, tuple)) and 0 < len(v) <= MAX_REQUIREMENTS
+                                          and all(isinstance(r, str) and 0 < len(r.strip()) <= MAX_REQUIREMENT_CHARS
+                                                  and not r.strip().startswith("-") for r in v)):
+            bad = (f"a list of 1 to {MAX_REQUIREMENTS} requirement specifiers such as \"scikit-learn==1.5.2\" (each at most "
+                   f"{MAX_REQUIREMENT_CHARS} characters, no pip options)")
         elif k == "when" and v not in ("success", "failure", "always"):
             bad = '"success", "failure" or "always"'
         if bad:
@@ -409,6 +424,8 @@ class Task(Generic[P, R]):
             body["topology"] = dict(o["topology"])
         if o.get("working_dir"):
             body["workingDir"] = {"digest": upload_working_dir(client(), o["working_dir"])}
+        if o.get("requirements"):
+            body["python"] = {"requirements": [str(r).strip() for r in o["requirements"]]}
         if o.get("timeout") is not None:
             body["timeoutSeconds"] = int(math.ceil(o["timeout"]))
         if o.get("retries"):

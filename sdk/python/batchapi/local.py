@@ -109,6 +109,7 @@ class LocalClient(Client):
 
     def submit_job(self, body: Dict[str, Any], idempotency_key: Optional[str] = None, traceparent: Optional[str] = None,
                    job_id: Optional[str] = None, labels: Optional[Dict[str, str]] = None) -> Dict[str, Any]:
+        _refuse_python_env(body)
         items = body.get("items")
         tasks = len(items) if items is not None else int(body.get("tasks") or 1)
         job_id = job_id or f"local-{uuid.uuid4().hex[:12]}"
@@ -272,6 +273,8 @@ class LocalClient(Client):
     # -- workflows ---------------------------------------------------------------------------
 
     def submit_workflow(self, body: Dict[str, Any], idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> Dict[str, Any]:
+        for step in body["steps"]:
+            _refuse_python_env(step.get("job") or {})
         wf_id = f"wf-local-{uuid.uuid4().hex[:12]}"
         steps = [{"name": s["name"], "phase": "Pending"} for s in body["steps"]]
         view = {"id": wf_id, "name": body["name"], "phase": "Running", "steps": steps, "createdAt": _now_iso()}
@@ -397,3 +400,12 @@ _STEP_TERMINAL = {"Succeeded", "Failed", "Cancelled", "Skipped"}
 
 def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1000) % 1000:03d}Z"
+
+
+def _refuse_python_env(body: Dict[str, Any]) -> None:
+    """Local mode runs every task with this interpreter: a job's `requirements=` (the node's venv)
+    would be silently ignored, so it is refused instead."""
+    if body.get("python"):
+        raise BatchError("local_mode", "requirements= builds a virtual environment on a cluster's node; local mode runs tasks with this "
+                         "interpreter: install them here (pip install ...) and leave requirements= out of local runs, or run on a cluster",
+                         field="requirements")

@@ -91,6 +91,17 @@ def test_calls_that_need_a_cluster_say_so() -> None:
     assert e.value.code == "local_mode"
 
 
+def test_requirements_are_refused_in_local_mode_never_ignored() -> None:
+    with pytest.raises(batch.BatchError) as e:
+        t.square.options(requirements=["numpy==2.1.0"]).submit(3)
+    assert (e.value.code, e.value.field) == ("local_mode", "requirements")
+    assert "install them here" in str(e.value)
+    with pytest.raises(batch.BatchError) as e:
+        with batch.workflow("py") as wf:
+            wf.step(t.square.options(requirements=["numpy==2.1.0"]), 3)
+    assert e.value.code == "local_mode"
+
+
 def test_a_working_dir_is_the_tasks_cwd_less_what_is_ignored(local_run: LocalClient) -> None:
     with tempfile.TemporaryDirectory() as d:
         for name, text in {"data.txt": "x", "secret.env": "y", ".batchignore": "secret.env\n"}.items():

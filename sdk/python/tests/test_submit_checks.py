@@ -48,6 +48,8 @@ def test_an_unknown_option_is_refused_naming_it_and_the_likely_one() -> None:
     ("topology", "rack"), ("topology", {"required": "rack", "preferred": "block"}), ("topology", {"requried": "rack"}),
     ("topology", {"required": ""}), ("topology", {}),
     ("max_running", 0), ("max_running", -3), ("max_running", 2.5), ("max_running", "50"), ("max_running", True),
+    ("requirements", "numpy==2.1.0"), ("requirements", []), ("requirements", ["-e ."]), ("requirements", ["--index-url=https://x"]),
+    ("requirements", ["a" * 201]), ("requirements", ["numpy"] * 501), ("requirements", [1]), ("requirements", [""]),
 ])
 def test_an_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any) -> None:
     with pytest.raises(batch.InvalidTask) as e:
@@ -62,6 +64,18 @@ def test_selector_labels_tolerations_and_spread_reach_the_job_request() -> None:
     assert body["labels"] == {"team": "ml"}
     assert body["spread"] is True
     assert body["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]
+
+
+def test_requirements_reach_the_job_request_of_submit_map_and_a_step() -> None:
+    reqs = ["scikit-learn==1.5.2", " numpy==2.1.0 "]
+    assert t.square.options(requirements=reqs).job_body((3,))["python"] == {"requirements": ["scikit-learn==1.5.2", "numpy==2.1.0"]}
+    assert t.square.options(requirements=("numpy==2.1.0",)).job_body((), items=[1, 2])["python"] == {"requirements": ["numpy==2.1.0"]}
+    assert "python" not in t.square.job_body((3,))
+    wf = batch.workflow("w")  # built, never submitted
+    wf.step(t.square.options(name="sq", requirements=["numpy==2.1.0"]), 3)
+    assert wf.request()["steps"][0]["job"]["python"] == {"requirements": ["numpy==2.1.0"]}
+    # `python=` stays the interpreter's name, not the environment
+    assert t.square.options(python="python3.12", requirements=["numpy==2.1.0"]).job_body((3,))["command"][0] == "python3.12"
 
 
 def test_topology_reaches_the_job_request() -> None:

@@ -194,6 +194,7 @@ export function bindIntents(s: ClusterSnapshot, placements: readonly Placement[]
           ...(job.spec.timeoutSeconds ? { timeoutSeconds: job.spec.timeoutSeconds } : {}),
           ...(job.spec.image ? { image: job.spec.image } : {}),
           ...(job.spec.workingDir ? { workingDir: job.spec.workingDir } : {}),
+          ...(job.spec.python ? { python: job.spec.python } : {}),
           ...(job.spec.selector && Object.keys(job.spec.selector).length ? { selector: job.spec.selector } : {}),
           ...(job.spec.items ? { items: job.spec.items.slice(r.start, r.end) } : {}),
         });
