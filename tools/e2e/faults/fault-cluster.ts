@@ -364,7 +364,7 @@ export class FaultCluster {
       async () => {
         if (exited()) return undefined;
         const member = (await this.store.get<MemberRecord>(this.store.keys.member(app, name)))?.value;
-        return member?.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
+        return member && member.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
       },
       (u) => u !== undefined || exited(),
       { timeoutMs: 30_000, intervalMs: 100 },

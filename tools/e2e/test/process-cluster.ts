@@ -86,7 +86,7 @@ export class ProcessCluster {
       async () => {
         if (child.exitCode !== null || child.signalCode !== null) return undefined;
         const member = (await this.store.get<MemberRecord>(this.store.keys.member(app, name)))?.value;
-        return member?.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
+        return member && member.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
       },
       (u) => u !== undefined || child.exitCode !== null || child.signalCode !== null,
       { timeoutMs: 20000, intervalMs: 100 },
