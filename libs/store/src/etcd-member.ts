@@ -4,7 +4,7 @@
  * (Debian's `etcd-server`).
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, stopProcess, waitUntil } from '@batchapi/proc';
@@ -109,8 +109,9 @@ const START_ATTEMPTS = 3;
 /**
  * Starts a local etcd of `members` members on loopback and waits until it answers — itself: a
  * member whose port another process took between `freePort` and its bind exits, and another etcd
- * may answer at its URL, so each member's process must be alive and listed at its URL by name and
- * peer URL. Then, with its own data directory, it starts again on fresh ports (3 attempts).
+ * may answer at its URL, so each member's process must be alive and, when new (not started on data
+ * of an earlier run), listed at its URL by name and peer URL. If not, with its own data directory,
+ * it starts again on fresh ports (3 attempts).
  */
 export async function startEtcd(opts: EtcdMemberOptions = {}): Promise<LocalEtcd> {
   for (let attempt = 1; ; attempt++) {
@@ -134,6 +135,9 @@ async function startEtcdOnce(opts: EtcdMemberOptions): Promise<LocalEtcd> {
     peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
     dataDir: join(base, `m${i}`),
   }));
+  // A member started on data of an earlier run keeps the peer URL it was created with (etcd reads
+  // its membership from the data, not the flags): only a new one can be told by its peer URL.
+  const fresh = specs.map((s) => !existsSync(join(s.dataDir, 'member')));
   const initialCluster = specs.map((s) => `${s.name}=${s.peerUrl}`).join(',');
   const members = specs.map((s) => {
     const args = [
@@ -199,7 +203,8 @@ async function startEtcdOnce(opts: EtcdMemberOptions): Promise<LocalEtcd> {
     await waitHealthy(local.endpoints, opts.startTimeoutMs ?? 15000);
     for (const [i, spec] of specs.entries()) {
       const p = members[i].process;
-      if (p.exitCode !== null || p.signalCode !== null || !(await listsMember(spec.clientUrl, spec.name, spec.peerUrl)))
+      const exited = () => p.exitCode !== null || p.signalCode !== null;
+      if (exited() || (fresh[i] && !(await listsMember(spec.clientUrl, spec.name, spec.peerUrl))) || exited())
         throw new EtcdNotOursError(spec.name, spec.clientUrl);
     }
   } catch (err) {
