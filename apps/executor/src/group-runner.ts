@@ -318,8 +318,8 @@ export class GroupRunner implements ReportedGroup {
    * then a stop or kill is remembered (the attempt then never starts and ends as stopped). A package
    * that cannot be fetched, verified or unpacked, or an environment that cannot be built (pip's
    * output goes to the task's stderr), ends the attempt `NodeError` (run again, counted toward
-   * quarantine); a package its tenant does not have (never uploaded, or past the blob retention)
-   * `Error` with exit code 126, and a backend without working dirs or Python environments `Error`
+   * quarantine); a package its tenant does not have (never uploaded, or past the blob retention),
+   * or a requirement the node's index has no distribution of, `Error` with exit code 126, and a backend without working dirs or Python environments `Error`
    * (exit code 125), each with a line in the task's stderr saying why.
    */
   private startPrepared(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
@@ -387,6 +387,8 @@ export class GroupRunner implements ReportedGroup {
       } catch (e) {
         const err = e as Error;
         tell(err.message);
+        // A requirement the index does not have is the job's fault (Error, no node blamed); any other failure the node's.
+        if (err.name === 'PythonRequirementNotFoundError') return { exitCode: 126 };
         ctx.log.warn({ err: err.message.split('\n')[0], job: b.jobId, index, attempt: b.attempt }, 'python environment not ready: the attempt ends NodeError');
         return { exitCode: 126, nodeError: err.message.split('\n')[0] };
       }

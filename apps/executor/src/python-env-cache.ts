@@ -128,6 +128,31 @@ export class PythonEnvBuildError extends Error {
   }
 }
 
+/**
+ * A build that failed because the node's index has no distribution of a requirement (a misspelt
+ * name, a version that does not exist): the job's fault, not the node's — the attempt ends
+ * `Error` and never counts toward the node's quarantine, so one user's typo cordons no node.
+ */
+export class PythonRequirementNotFoundError extends PythonEnvBuildError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PythonRequirementNotFoundError';
+  }
+}
+
+/** pip's words for a requirement its index has no distribution of. */
+const NOT_FOUND = /No matching distribution found for |Could not find a version that satisfies the requirement /;
+/** pip's words for an index it could not reach (then "not found" is the node's trouble, not the job's). */
+const UNREACHABLE = /Retrying \(Retry\(|NewConnectionError|Max retries exceeded|ConnectionError|Read timed out|SSLError|ProxyError/;
+
+/**
+ * Whether a failed `pip install`'s output says a requirement does not exist on the index, and not
+ * that the index could not be reached. Pure.
+ */
+export function requirementNotFound(output: string): boolean {
+  return NOT_FOUND.test(output) && !UNREACHABLE.test(output);
+}
+
 /** What `PythonEnvCache.run` gives back: the exit and the output (stdout and stderr, interleaved, its end kept). */
 interface Ran {
   code: number | null;
@@ -273,7 +298,9 @@ export class PythonEnvCache {
       .reverse()
       .find((l) => l.startsWith('ERROR: '));
     const summary = `could not build python environment ${digest}: ${step} ${how}${lastError ? ` (${lastError.trim()})` : ''}`;
-    return new PythonEnvBuildError(`${summary}\nits output ends:\n${outputTail(r.output)}`);
+    const message = `${summary}\nits output ends:\n${outputTail(r.output)}`;
+    const notFound = step === 'pip install' && r.code !== null && !r.timedOut && requirementNotFound(r.output);
+    return notFound ? new PythonRequirementNotFoundError(message) : new PythonEnvBuildError(message);
   }
 
   /** Runs a build step in a process group of its own (killed whole at the deadline), without the executor's Python settings. */

@@ -15,7 +15,16 @@ import { dirname, join } from 'node:path';
 import { type PythonEnv, pythonEnvOf } from '@batchapi/api';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { envKey, outputTail, pipInstallArgs, PythonEnvCache, type PythonEnvCacheOptions, venvEnv } from '../src/python-env-cache';
+import {
+  envKey,
+  outputTail,
+  pipInstallArgs,
+  PythonEnvBuildError,
+  PythonEnvCache,
+  type PythonEnvCacheOptions,
+  requirementNotFound,
+  venvEnv,
+} from '../src/python-env-cache';
 import { hangingIndex, writeWheel } from './wheels';
 
 describe('envKey', () => {
@@ -71,6 +80,26 @@ describe('outputTail', () => {
     ['long output: its end, from a line start', 'abc\nd\ne\nfgh', 7, '[…]\ne\nfgh'],
   ])('%s', (_name, text, max, out) => {
     expect(outputTail(text, max)).toBe(out);
+  });
+});
+
+describe('requirementNotFound', () => {
+  it.each([
+    // [pip's output, the job's fault?]: "not found" is the job's unless pip could not reach its index
+    [
+      'ERROR: Could not find a version that satisfies the requirement nosuchpkg==9.9 (from versions: none)\nERROR: No matching distribution found for nosuchpkg==9.9',
+      true,
+    ],
+    ['ERROR: No matching distribution found for numpy==99', true],
+    [
+      "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError(...)'\nERROR: No matching distribution found for numpy==1.26.4",
+      false,
+    ],
+    ['ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device', false],
+    ['ERROR: Exception: Traceback (most recent call last): ... ReadTimeoutError: Read timed out.', false],
+    ['', false],
+  ])('%j: %s', (output, want) => {
+    expect(requirementNotFound(output)).toBe(want);
   });
 });
 
@@ -131,7 +160,9 @@ describe('PythonEnvCache with real venvs and pip', () => {
       () => undefined,
       (e: Error) => e,
     );
-    expect(err?.name).toBe('PythonEnvBuildError');
+    // the index has no such distribution: the job's fault (PythonRequirementNotFoundError, a PythonEnvBuildError)
+    expect(err?.name).toBe('PythonRequirementNotFoundError');
+    expect(err).toBeInstanceOf(PythonEnvBuildError);
     expect(err?.message).toMatch(
       /^could not build python environment sha256:[0-9a-f]{64}: pip install exited 1 \(ERROR: No matching distribution found for nosuchpkg==9\.9\)\nits output ends:\n/,
     );
