@@ -23,7 +23,7 @@ export function ephemeralPortRange(file = '/proc/sys/net/ipv4/ip_local_port_rang
  * The ports `freePort` draws from, outside the ephemeral range: the widest of `[LOWEST, low)` and
  * `(high, 65535]`, or undefined when neither holds a thousand ports.
  */
-export function portWalkRange([low, high]: readonly [number, number]): [number, number] | undefined {
+export function freePortRange([low, high]: readonly [number, number]): [number, number] | undefined {
   const below: [number, number] = [LOWEST, low - 1];
   const above: [number, number] = [high + 1, 65535];
   const size = (r: [number, number]) => r[1] - r[0] + 1;
@@ -73,7 +73,7 @@ function kernelPort(): Promise<number> {
  * ephemeral one is too narrow, the kernel picks.
  */
 export async function freePort(): Promise<number> {
-  const range = portWalkRange(ephemeralPortRange());
+  const range = freePortRange(ephemeralPortRange());
   if (!range) return kernelPort();
   for (let i = 0; i < TRIES; i++) {
     const port = range[0] + Math.floor(Math.random() * (range[1] - range[0] + 1));

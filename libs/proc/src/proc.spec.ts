@@ -3,18 +3,18 @@ import { createServer } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ephemeralPortRange, freePort, portWalkRange, stopProcess, waitFor, waitUntil } from './index';
+import { ephemeralPortRange, freePort, freePortRange, stopProcess, waitFor, waitUntil } from './index';
 
 describe('freePort', () => {
   it('hands out ports outside the ephemeral range, never the same one twice', async () => {
     const [low, high] = ephemeralPortRange();
     const ports = await Promise.all(Array.from({ length: 20 }, () => freePort()));
     expect(new Set(ports).size).toBe(20);
-    if (portWalkRange([low, high])) for (const p of ports) expect(p < low || p > high).toBe(true);
+    if (freePortRange([low, high])) for (const p of ports) expect(p < low || p > high).toBe(true);
   });
 
   it.each([
-    // [ephemeral range, the walk]: the wider side of it, from 10000 up, or nothing under 1000 ports
+    // [ephemeral range, the range drawn from]: the wider side of it, from 10000 up, or nothing under 1000 ports
     [
       [32768, 60999],
       [10000, 32767],
@@ -28,8 +28,8 @@ describe('freePort', () => {
       [1024, 50000],
       [50001, 65535],
     ], // below: none; above: 15,535
-  ] as const)('walks outside ephemeral range %j: %j', (range, expected) => {
-    expect(portWalkRange(range)).toEqual(expected);
+  ] as const)('draws from outside ephemeral range %j: %j', (range, expected) => {
+    expect(freePortRange(range)).toEqual(expected);
   });
 
   it('reads the ephemeral range, or falls back to the default on a bad file', () => {

@@ -145,19 +145,25 @@ export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<
       // again on the same data directory, and says so. Without this one stall left the node gone for
       // every later test of the suite.
       const at = services.length;
+      const settings = { ...executor, ...o.executor };
       const launch = (): ReturnType<typeof startExecutor> =>
         startExecutor({
           config,
-          executor: { ...executor, ...o.executor },
+          executor: settings,
           onFenced: () => {
             if (closing) return;
-            process.stderr.write(`e2e: executor ${executor.nodeName} fenced itself (its lease lapsed); started again, as its supervisor would\n`);
+            process.stderr.write(`e2e: executor ${settings.nodeName} fenced itself (its lease lapsed); started again, as its supervisor would\n`);
             void services[at]
               .close()
               .catch(() => undefined)
               .then(async () => {
-                if (!closing) services[at] = await launch();
-              });
+                if (closing) return;
+                const next = await launch();
+                // closed meanwhile: the cluster's close has passed this slot, so this one stops here
+                if (closing) await next.close();
+                else services[at] = next;
+              })
+              .catch((err: Error) => process.stderr.write(`e2e: executor ${settings.nodeName} did not start again: ${err.message}\n`));
           },
         });
       services.push(await launch());
