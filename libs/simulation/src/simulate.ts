@@ -112,7 +112,7 @@ export interface SimulationOptions {
   /**
    * The batching window: cycles run at most this often, so work that arrives meanwhile waits for
    * the next one and is placed together with what arrived beside it (the live scheduler's
-   * `BATCH_SCHEDULER_BATCH_WINDOW`), in seconds. @default 0: a cycle at every event
+   * `BATCH_PLACEMENT_WINDOW`), in seconds. @default 0: a cycle at every event
    */
   batchWindowSeconds?: number;
   /** Called when tasks of a job start on a node (virtual time in seconds). */

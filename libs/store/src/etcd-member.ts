@@ -204,6 +204,7 @@ async function startEtcdOnce(opts: EtcdMemberOptions): Promise<LocalEtcd> {
     for (const [i, spec] of specs.entries()) {
       const p = members[i].process;
       const exited = () => p.exitCode !== null || p.signalCode !== null;
+      // Asked again after the member list: a member that lost its port may exit only while it was read.
       if (exited() || (fresh[i] && !(await listsMember(spec.clientUrl, spec.name, spec.peerUrl))) || exited())
         throw new EtcdNotOursError(spec.name, spec.clientUrl);
     }

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type GroupStatus, type JobRecord, type NodeAllocation, type NodeRecord, TERMINAL_PHASES, WORKFLOW_LABEL } from '@batchapi/api';
 import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
-import { answersReady, FAILPOINTS_FILE_ENV, type FailpointAction, type FailpointName, type MemberRecord, newServiceToken } from '@batchapi/runtime';
+import { FAILPOINTS_FILE_ENV, type FailpointAction, type FailpointName, newServiceToken, readyMemberUrl } from '@batchapi/runtime';
 import { EtcdStore, type IdempotencyRecord, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import pg from 'pg';
@@ -361,11 +361,7 @@ export class FaultCluster {
     const child = s.proc!;
     const exited = () => child.exitCode !== null || child.signalCode !== null;
     const url = await waitFor(
-      async () => {
-        if (exited()) return undefined;
-        const member = (await this.store.get<MemberRecord>(this.store.keys.member(app, name)))?.value;
-        return member && member.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
-      },
+      () => (exited() ? undefined : readyMemberUrl(this.store, app, name, child.pid)),
       (u) => u !== undefined || exited(),
       { timeoutMs: 30_000, intervalMs: 100 },
     );

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detectIsolation, sweepCgroups } from '@batchapi/executor';
 import { waitFor } from '@batchapi/proc';
-import { answersReady, type MemberRecord } from '@batchapi/runtime';
+import { readyMemberUrl } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { CLUSTER, TOKENS } from './harness';
 
@@ -82,16 +82,13 @@ export class ProcessCluster {
     closeSync(log);
     this.procs.set(name, child);
     if (env.BATCH_NODE_NAME) this.nodes.add(env.BATCH_NODE_NAME);
+    const exited = () => child.exitCode !== null || child.signalCode !== null;
     const url = await waitFor(
-      async () => {
-        if (child.exitCode !== null || child.signalCode !== null) return undefined;
-        const member = (await this.store.get<MemberRecord>(this.store.keys.member(app, name)))?.value;
-        return member && member.pid === child.pid && member.url && (await answersReady(member.url)) ? member.url : undefined;
-      },
-      (u) => u !== undefined || child.exitCode !== null || child.signalCode !== null,
+      () => (exited() ? undefined : readyMemberUrl(this.store, app, name, child.pid)),
+      (u) => u !== undefined || exited(),
       { timeoutMs: 20000, intervalMs: 100 },
     );
-    if (!url) throw new Error(`${name} did not become ready${child.exitCode !== null || child.signalCode !== null ? ' (it exited)' : ''}; see ${logFile}`);
+    if (!url) throw new Error(`${name} did not become ready${exited() ? ' (it exited)' : ''}; see ${logFile}`);
     this.urls.set(name, url);
     return url;
   }

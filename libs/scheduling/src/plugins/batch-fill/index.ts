@@ -1,8 +1,8 @@
 /**
  * Batch fill (run before the per-job pass): the leading tier of the queue — work of one
  * priority submitted at one instant (or within `window` after the first of it: the batching
- * window, which bounds how far the fill may reorder arrivals), plain enough (no fractional GPUs, gangs, spreading,
- * topology or quota limit; one queue when fair share is on; selectors, tolerations, images and
+ * window, which bounds how far the fill may reorder arrivals), plain enough (no fractional
+ * GPUs, gangs, spreading, topology or quota limit; one queue when fair share is on; selectors, tolerations, images and
  * whole GPUs are fine) — is packed node by node with `fillTier` (minimum bin slack) instead of
  * one job at a time.
  */
