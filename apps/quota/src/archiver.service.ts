@@ -62,8 +62,8 @@ export interface ArchiveTuning {
   idempotencyTtlMs: number;
   /**
    * An archived job's idempotency record stays in etcd this long after it was archived, in
-   * milliseconds; must exceed admission's `IDEMPOTENCY_LOOKUP_MAX_MS` (30 s) many times over (tests shorten it).
-   * @default IDEMPOTENCY_HANDOVER_MS (300000)
+   * milliseconds; must exceed admission's `IDEMPOTENCY_LOOKUP_MAX_MS` (12 s) many times over (tests shorten it).
+   * @default IDEMPOTENCY_HANDOVER_MS (120000)
    */
   idempotencyHandoverMs: number;
 }

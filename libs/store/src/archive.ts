@@ -174,17 +174,20 @@ export async function removeArchived(store: EtcdStore, fence: Compare, entries: 
 }
 
 /**
- * How long an archived job's idempotency record stays in etcd after the job left it: 5 minutes.
+ * How long an archived job's idempotency record stays in etcd after the job left it: 2 minutes.
  * A submit with a key looks in history first and then creates the key in etcd only if absent;
  * it gives up (503) unless it sends that create within `IDEMPOTENCY_LOOKUP_MAX_MS` of its
  * history read. A record the archiver wrote to history after that read is still in etcd until
  * `IDEMPOTENCY_HANDOVER_MS` after it was written, well past the create: the create fails on it
  * and the submit answers the archived job. (Both are spans of one clock's rate; no two clocks
- * are compared.)
+ * are compared.) These records are the part of etcd that follows the submit rate rather than the
+ * live work: rate × handover of them, each ~560 B of etcd's database with its index — at 500
+ * keyed jobs/s ~60,000 records, ~32 MiB (5 minutes held ~80 MiB, the largest share of a soak's
+ * database). Two minutes still leaves the create ten times the time it may take.
  */
-export const IDEMPOTENCY_HANDOVER_MS = 300_000;
+export const IDEMPOTENCY_HANDOVER_MS = 120_000;
 
-/** Longest a submit may take from its history lookup of a key to sending its etcd create: a tenth of the handover. */
+/** Longest a submit may take from its history lookup of a key to sending its etcd create: a tenth of the handover (12 s; admission gives up at half of it). */
 export const IDEMPOTENCY_LOOKUP_MAX_MS = IDEMPOTENCY_HANDOVER_MS / 10;
 
 /** True when workflow `w` may be archived at `now`: finished at least `afterMs` ago.   now − finishedAt ≥ afterMs */
