@@ -22,6 +22,7 @@ import { SchedulerCalls } from './scheduler-calls';
 import { BACKLOG_GATE, BacklogGate, type BacklogLimits } from './archive-backlog';
 import { WorkflowsController } from './workflows.controller';
 import { SchedulesController } from './schedules.controller';
+import { SemaphoresController } from './semaphores.controller';
 import { SchedulesService } from './schedules.service';
 import { WorkflowsService } from './workflows.service';
 import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
@@ -108,6 +109,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       UsageController,
       WorkflowsController,
       SchedulesController,
+      SemaphoresController,
       WorkingDirsController,
     ],
     providers: [

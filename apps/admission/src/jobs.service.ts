@@ -31,6 +31,8 @@ import {
   type ResultRef,
   type TaskResult,
   type Tenant,
+  semaphoreId,
+  type SemaphoreRecord,
   TERMINAL_PHASES,
   type WhyView,
 } from '@batchapi/api';
@@ -43,6 +45,7 @@ import { type HistoryStore, MAX_PAGE_SIZE } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import {
   cancelJob,
+  type EtcdStore,
   getJob,
   IDEMPOTENCY_LOOKUP_MAX_MS,
   IdempotencyConflictError,
@@ -222,6 +225,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     if (spec.image !== undefined) await this.checkContainerRuntime(spec.image, now, tenant, key);
     if (spec.workingDir) await this.workingDirs?.requireUploaded(tenant, spec.workingDir.digest, 'workingDir.digest');
+    if (spec.limits) await checkSemaphores(this.ctx.store, tenant, spec.limits);
     this.checkBacklog(now);
     const job: JobRecord = {
       id: newJobId(now),
@@ -729,4 +733,30 @@ function jobCounts(principal: Principal, jobs: ReadonlyArray<{ value: JobRecord;
   }
   const view: JobCountsView = { counts, total };
   return { view, revision, terminal: false };
+}
+
+/**
+ * A job's `limits` must name semaphores that exist for its tenant (or `global/…`), and no task may
+ * ask for more units than one holds: such a job could never start. Locks need no record.
+ * @throws ApiError unknown_semaphore / exceeds_semaphore (422) naming `limits.<name>`
+ */
+async function checkSemaphores(store: EtcdStore, tenant: string, limits: Readonly<Record<string, number>>): Promise<void> {
+  const names = Object.keys(limits);
+  const records = await store.getMany<SemaphoreRecord>(names.map((n) => store.keys.semaphore(semaphoreId(tenant, n))));
+  names.forEach((name, i) => {
+    const r = records[i]?.value;
+    const field = `limits.${name}`;
+    if (!r)
+      throw new ApiError(
+        ErrorCode.UnknownSemaphore,
+        `semaphore ${name} does not exist${name.startsWith('global/') ? '' : ` for tenant ${tenant}`}; create it first (batch semaphore put ${name} --capacity N, or PUT /v1/semaphores/${encodeURIComponent(name)})`,
+        { field, id: name },
+      );
+    if (limits[name] > r.capacity)
+      throw new ApiError(
+        ErrorCode.ExceedsSemaphore,
+        `each task asks for ${limits[name]} units of semaphore ${name}, which has ${r.capacity}; ask for at most ${r.capacity} or raise its capacity`,
+        { field, id: name },
+      );
+  });
 }

@@ -1,10 +1,10 @@
 /**
  * The scheduler's cache, built from informers (list then watch) on jobs, nodes, node
- * allocations, live bindings and queues. Standbys keep it warm too, so a new leader starts
+ * allocations, live bindings, queues and semaphores. Standbys keep it warm too, so a new leader starts
  * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
  */
-import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, ResourceVector } from '@batchapi/api';
-import { type ClusterState, queueUsageOf, wantsPlacement } from '@batchapi/scheduling';
+import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, ResourceVector, SemaphoreRecord } from '@batchapi/api';
+import { type ClusterState, holdsSemaphores, queueUsageOf, wantsPlacement } from '@batchapi/scheduling';
 import { allocationsByNode, type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
@@ -84,18 +84,21 @@ export class SchedulerCache {
   readonly bindings: Mirror<Binding>;
   readonly queues: Mirror<Queue>;
   readonly cordons: Mirror<Cordon>;
+  readonly semaphores: Mirror<SemaphoreRecord>;
   /** Set by every change; a cycle clears it. */
   dirty = true;
   synced = false;
 
   constructor(private readonly store: EtcdStore) {
     const k = store.keys;
-    this.jobs = new Mirror<JobRecord>(k.jobs(), wantsPlacement);
+    // Jobs waiting for nodes, and jobs whose running tasks hold semaphore units (counted, never stored).
+    this.jobs = new Mirror<JobRecord>(k.jobs(), (j) => wantsPlacement(j) || holdsSemaphores(j));
     this.nodes = new Mirror<NodeRecord>(k.nodes());
     this.allocs = new Mirror<NodeAllocation>(k.allocs());
     this.bindings = new Mirror<Binding>(k.bindings());
     this.queues = new Mirror<Queue>(k.queues());
     this.cordons = new Mirror<Cordon>(k.cordons());
+    this.semaphores = new Mirror<SemaphoreRecord>(k.semaphores());
   }
 
   async start(): Promise<void> {
@@ -175,6 +178,7 @@ export class SchedulerCache {
         queues: [...this.queues.items.values()].map((q) => q.value),
         bindings: [...this.bindings.items.values()].map((b) => b.value),
         cordons: [...this.cordons.items.values()].map((c) => c.value),
+        semaphores: [...this.semaphores.items.values()].map((s) => s.value),
       },
       versions: { jobs, allocs, nodeRevisions },
     };
@@ -186,7 +190,7 @@ export class SchedulerCache {
   }
 
   private mirrors() {
-    return [this.queues, this.cordons, this.nodes, this.allocs, this.bindings, this.jobs];
+    return [this.queues, this.cordons, this.semaphores, this.nodes, this.allocs, this.bindings, this.jobs];
   }
 }
 

@@ -17,7 +17,7 @@ import {
   type SchedulerWhyResponse,
 } from '@batchapi/api';
 import { CLOCK, type Clock, systemClock } from '@batchapi/runtime';
-import { explainJob, queuePositions, queueViews } from '@batchapi/scheduling';
+import { explainJob, queuePositions, queueViews, semaphoreViews } from '@batchapi/scheduling';
 import { Controller, Inject, Optional } from '@nestjs/common';
 import { MessagePattern, Payload, RpcException } from '@nestjs/microservices';
 import { SchedulerService } from './scheduler.service';
@@ -48,6 +48,10 @@ export class WhyController {
     const req = parseWith(SchedulerQueuesRequestSchema, payload);
     if (!this.scheduler.cache.synced) throw new RpcException('the scheduler cache is not synced yet');
     const s = this.scheduler.snapshotAt(this.clock.now());
-    return { queues: queueViews(s), ...(req.queue !== undefined ? { positions: queuePositions(s, req.queue, req.tenant) } : {}) };
+    return {
+      queues: queueViews(s),
+      ...(req.queue !== undefined ? { positions: queuePositions(s, req.queue, req.tenant) } : {}),
+      semaphores: semaphoreViews(s.semaphores),
+    };
   }
 }

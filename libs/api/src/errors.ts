@@ -19,6 +19,10 @@ export const ErrorCode = {
   MaxRunningBelowGang: 'max_running_below_gang',
   /** A job names a `workingDir` its tenant never uploaded (or one the blob store no longer keeps): upload it, then submit. */
   UnknownWorkingDir: 'unknown_working_dir',
+  /** A job's `limits` names a semaphore its tenant (or `global/`) does not have: create it with `PUT /v1/semaphores/{name}`, then submit. */
+  UnknownSemaphore: 'unknown_semaphore',
+  /** A task of the job asks for more units of a semaphore than its capacity: it could never start. */
+  ExceedsSemaphore: 'exceeds_semaphore',
   /** An uploaded body is not the package its digest names (its tar's SHA-256 differs, or it is not gzip). */
   DigestMismatch: 'digest_mismatch',
   IdempotencyConflict: 'idempotency_conflict',
@@ -57,6 +61,8 @@ export const statusOf: Record<ErrorCode, number> = {
   no_container_runtime: 422,
   max_running_below_gang: 422,
   unknown_working_dir: 422,
+  unknown_semaphore: 422,
+  exceeds_semaphore: 422,
   digest_mismatch: 400,
   idempotency_conflict: 409,
   conflict: 409,

@@ -13,3 +13,4 @@ export * from './label-selector';
 export * from './schedule';
 export * from './resubmit';
 export * from './python-env';
+export * from './semaphore';

@@ -91,6 +91,16 @@ export interface JobSpec {
    * ends and its room goes back to its node. @default unlimited
    */
   maxRunning?: number;
+  /**
+   * Mutexes each running task holds alone, by name (a tenant's own, or `global/…`): two tasks
+   * naming the same lock never run at once (see `semaphore.ts`). @default none
+   */
+  locks?: string[];
+  /**
+   * Units of named semaphores each running task holds, by name (`PUT /v1/semaphores/{name}` sets
+   * a capacity): a task starts only when it can take its units. @default none
+   */
+  limits?: Record<string, number>;
   /** Prefer the emptiest nodes instead of packing (e.g. for I/O-heavy tasks). @default false */
   spread?: boolean;
   /** Topology-aware placement: every task in one domain of a level (`required`), or as few as fit (`preferred`). @default none */

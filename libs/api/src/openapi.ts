@@ -46,6 +46,7 @@ import {
   WorkingDirDigestSchema,
 } from './schemas';
 import { SubmitWorkflowSchema } from './workflow';
+import { PutSemaphoreSchema, SemaphoreListSchema, SemaphoreNameSchema, SemaphoreQuerySchema, SemaphoreViewSchema } from './semaphore';
 import { ResubmitSchema } from './resubmit';
 import {
   CreateScheduleSchema,
@@ -107,7 +108,13 @@ export interface ApiOperation {
 const IdParam = z.string().min(1).max(1024);
 const TaskIndexParam = z.coerce.number().int().min(0).max(999_999_999);
 /** The schema of each path parameter, by the name it has in paths (`{id}`, `{index}`, `{name}`). */
-const PATH_PARAMS: Record<string, z.ZodType> = { id: IdParam, index: TaskIndexParam, name: NameSchema, digest: WorkingDirDigestSchema };
+const PATH_PARAMS: Record<string, z.ZodType> = {
+  id: IdParam,
+  index: TaskIndexParam,
+  name: NameSchema,
+  digest: WorkingDirDigestSchema,
+  semaphore: SemaphoreNameSchema,
+};
 const idempotencyHeader = {
   'Idempotency-Key': {
     schema: IdempotencyKeySchema,
@@ -134,6 +141,8 @@ const SUBMIT_ERRORS: ErrorCode[] = [
   'no_container_runtime',
   'max_running_below_gang',
   'unknown_working_dir',
+  'unknown_semaphore',
+  'exceeds_semaphore',
   'idempotency_conflict',
   'conflict',
   'submit_rate_exceeded',
@@ -419,6 +428,35 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       body: ScheduleActionSchema,
       errors: ['not_found', 'permission_denied', 'conflict'],
       answers: ok('The schedule, with the trigger pending', ScheduleViewSchema),
+    },
+  }),
+
+  ...operations('semaphores', 'tenant', {
+    'GET /v1/semaphores': {
+      operationId: 'listSemaphores',
+      summary: "Semaphores and held or awaited mutexes: the caller's tenant's and the global ones (all for operators), with what is held and by which jobs",
+      answers: ok('Semaphores', SemaphoreListSchema),
+    },
+    'GET /v1/semaphores/{semaphore}': {
+      operationId: 'getSemaphore',
+      summary: 'One semaphore (or mutex, with mutex=true): capacity, units held, holders, waiting tasks',
+      query: SemaphoreQuerySchema,
+      errors: ['not_found', 'permission_denied'],
+      answers: ok('The semaphore', SemaphoreViewSchema),
+    },
+    'PUT /v1/semaphores/{semaphore}': {
+      operationId: 'putSemaphore',
+      summary: 'Create a semaphore or change its capacity (global/… ones: operators only); jobs take its units with `limits`',
+      body: PutSemaphoreSchema,
+      errors: ['permission_denied', 'conflict'],
+      answers: ok('The semaphore as it is now', SemaphoreViewSchema),
+    },
+    'DELETE /v1/semaphores/{semaphore}': {
+      operationId: 'deleteSemaphore',
+      summary: 'Delete a semaphore: tasks holding units run on, waiting ones wait until it exists again',
+      query: SemaphoreQuerySchema,
+      errors: ['not_found', 'permission_denied', 'conflict'],
+      answers: ok('What was deleted', z.strictObject({ deleted: z.string() })),
     },
   }),
 

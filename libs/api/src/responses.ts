@@ -53,6 +53,10 @@ export const JobViewSchema = z.strictObject({
   tasks: z.number().int(),
   /** Most tasks bound or running at once, when the job sets it. */
   maxRunning: z.number().int().optional(),
+  /** The mutexes each running task holds. */
+  locks: z.array(z.string()).optional(),
+  /** The semaphore units each running task holds, by name. */
+  limits: z.record(z.string(), z.number().int()).optional(),
   priority: z.number().int(),
   labels: StringMap,
   /** The working dir package each task runs in (`workingDir` of the submit). */

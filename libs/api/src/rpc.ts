@@ -8,6 +8,7 @@
 import { z } from 'zod';
 import { type JobRecord, type JobSpec, JobPhase } from './model';
 import { ImageSchema, MAX_TASKS, MaxRunningSchema, NameSchema, SelectorSchema, TimeoutSecondsSchema, TolerationsSchema, TopologySchema } from './schemas';
+import { LimitsSchema, LocksSchema, type SemaphoreView } from './semaphore';
 import type { QueueView, WhyView } from './views';
 
 /** `scheduler.why`: a scheduler replica explains why a job waits, from its live cache. */
@@ -23,13 +24,25 @@ export type WhyJob = Pick<JobRecord, 'id' | 'tenant' | 'queue' | 'phase' | 'pend
   counts?: JobRecord['counts'];
   spec: Pick<
     JobSpec,
-    'resources' | 'tasks' | 'priority' | 'selector' | 'tolerations' | 'gang' | 'spread' | 'timeoutSeconds' | 'topology' | 'image' | 'maxRunning'
+    | 'resources'
+    | 'tasks'
+    | 'priority'
+    | 'selector'
+    | 'tolerations'
+    | 'gang'
+    | 'spread'
+    | 'timeoutSeconds'
+    | 'topology'
+    | 'image'
+    | 'maxRunning'
+    | 'locks'
+    | 'limits'
   >;
 };
 
 /** The `WhyJob` of a job record. */
 export function whyJobOf(j: JobRecord): WhyJob {
-  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology, image, maxRunning } = j.spec;
+  const { resources, tasks, priority, selector, tolerations, gang, spread, timeoutSeconds, topology, image, maxRunning, locks, limits } = j.spec;
   return {
     id: j.id,
     tenant: j.tenant,
@@ -52,6 +65,8 @@ export function whyJobOf(j: JobRecord): WhyJob {
       ...(topology !== undefined ? { topology } : {}),
       ...(image !== undefined ? { image } : {}),
       ...(maxRunning !== undefined ? { maxRunning } : {}),
+      ...(locks !== undefined ? { locks } : {}),
+      ...(limits !== undefined ? { limits } : {}),
     },
   };
 }
@@ -92,6 +107,8 @@ export const WhyJobSchema = z.strictObject({
     topology: TopologySchema.optional(),
     image: ImageSchema.optional(),
     maxRunning: MaxRunningSchema.optional(),
+    locks: LocksSchema.optional(),
+    limits: LimitsSchema.optional(),
   }),
 });
 
@@ -116,4 +133,6 @@ export type SchedulerQueuesRequest = z.infer<typeof SchedulerQueuesRequestSchema
 export interface SchedulerQueuesResponse {
   queues: QueueView[];
   positions?: NonNullable<QueueView['positions']>;
+  /** Every semaphore and held or awaited mutex (the caller filters what it may show). @default none (an older scheduler) */
+  semaphores?: SemaphoreView[];
 }

@@ -9,6 +9,7 @@ import { parseQuota, parseResources } from './quantity';
 import type { Queue, Tenant, TenantLimits } from './model';
 import { TASK_LIST_STATES } from './views';
 import { PythonEnvSchema, pythonEnvOf } from './python-env';
+import { LimitsSchema, LocksSchema } from './semaphore';
 import { LabelSelectorError, MAX_LABEL_SELECTOR_CHARS, parseLabelSelector } from './label-selector';
 import {
   checkJobRecordSize,
@@ -176,6 +177,10 @@ export const SubmitJobSchema = z.strictObject({
   maxRunning: MaxRunningSchema.optional(),
   /** Topology-aware placement: `{"required": "rack"}` or `{"preferred": "rack"}` (see `TopologySchema`). @default none */
   topology: TopologySchema.optional(),
+  /** Mutexes each running task holds alone (see `LocksSchema`; `global/…` for operators' shared ones). @default none */
+  locks: LocksSchema.optional(),
+  /** Units of named semaphores each running task holds, e.g. `{"db/warehouse-conn": 1}` (see `LimitsSchema`). @default none */
+  limits: LimitsSchema.optional(),
   /** Deadline of each attempt in seconds. @default none */
   timeoutSeconds: TimeoutSecondsSchema.optional(),
   /**
@@ -280,6 +285,8 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     ...(req.gang ? { gang: true } : {}),
     ...(req.gangTimeoutSeconds ? { gangTimeoutSeconds: req.gangTimeoutSeconds } : {}),
     ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
+    ...(req.locks ? { locks: req.locks } : {}),
+    ...(req.limits ? { limits: req.limits } : {}),
     ...(req.spread ? { spread: true } : {}),
     ...(req.topology ? { topology: req.topology } : {}),
     ...(req.timeoutSeconds ? { timeoutSeconds: req.timeoutSeconds } : {}),

@@ -53,6 +53,10 @@ export interface JobView {
   tasks: number;
   /** Most tasks bound or running at once, when the job sets it. @default absent: unlimited */
   maxRunning?: number;
+  /** The mutexes each running task holds, when the job names any. @default absent */
+  locks?: string[];
+  /** The semaphore units each running task holds, by name, when the job names any. @default absent */
+  limits?: Record<string, number>;
   priority: number;
   labels: Record<string, string>;
   /** The working dir package each task runs in. @default none */
@@ -106,6 +110,8 @@ export function jobView(job: JobRecord, groups: readonly GroupStatus[] = []): Jo
     resources: formatResources(job.spec.resources),
     tasks: job.spec.tasks,
     ...(job.spec.maxRunning !== undefined ? { maxRunning: job.spec.maxRunning } : {}),
+    ...(job.spec.locks ? { locks: job.spec.locks } : {}),
+    ...(job.spec.limits ? { limits: job.spec.limits } : {}),
     priority: job.spec.priority,
     labels: job.spec.labels,
     ...(job.spec.workingDir ? { workingDir: job.spec.workingDir } : {}),

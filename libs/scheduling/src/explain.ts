@@ -12,6 +12,7 @@ import type { StatusDetail } from './framework/status';
 import { placeTasks, type Unplaced } from './placement';
 import { boundOf, type Reservation } from './plugins/backfill';
 import { runLimitMessage } from './plugins/max-running';
+import { semaphoreWaitMessage } from './plugins/semaphores';
 import { NodeSelector } from './plugins/node-selector';
 import { preemptionPass, type ProtectionReason } from './plugins/preemption';
 import type { PriorityAging } from './plugins/priority-aging';
@@ -97,18 +98,20 @@ export function explainPending(
   const placeableNow = outcome.placed;
   const why = outcome.unplaced;
   const blockers: Explanation['blockers'] = [];
-  // Work at its maxRunning limit tries no node: what nodes lack is not what holds it.
-  const atLimit = work.tasks === 0 && work.runLimit !== undefined;
+  // Work at its maxRunning limit, or waiting for a semaphore, tries no node: what nodes lack is not what holds it.
+  const atLimit = work.tasks === 0 && (work.runLimit !== undefined || work.semaphoreWait !== undefined);
   if (!atLimit) {
     for (const r of why?.filtered ?? []) blockers.push({ reason: r.status.reason, nodes: r.nodes, ...(r.status.detail ? { detail: r.status.detail } : {}) });
     for (const [reason, n] of shortages(work, nodes)) blockers.push({ reason, nodes: n });
   }
   blockers.sort((a, b) => b.nodes - a.nodes || (a.reason < b.reason ? -1 : 1));
   const messages: string[] = [];
-  // Tasks its maxRunning holds back are pending too, though placement never sees them.
-  const pending = work.tasks + (work.runLimit?.held ?? 0);
+  // Tasks its maxRunning or its semaphores hold back are pending too, though placement never sees them.
+  const pending = work.tasks + (work.runLimit?.held ?? 0) + (work.semaphoreWait?.waiting ?? 0);
   const limited = runLimitMessage(work);
   if (limited) messages.push(limited);
+  const waiting = semaphoreWaitMessage(work);
+  if (waiting) messages.push(waiting);
   if (ahead > 0) messages.push(`${ahead} task${ahead === 1 ? '' : 's'} of other jobs come first in queue ${work.queue} (priority, then age)`);
   if (nodes.length === 0) messages.push('no node is registered: start an executor');
   let quota: string | undefined;
@@ -128,7 +131,7 @@ export function explainPending(
     blockers,
     quota,
     messages,
-    // At its limit, no change of shape or queue lets a task start: a slot must free first.
+    // At its limit (or a semaphore's), no change of shape or queue lets a task start: a slot must free first.
     counterfactuals: placeableNow > 0 || atLimit ? [] : counterfactuals(work, nodes, headroom, blockers),
   };
 }

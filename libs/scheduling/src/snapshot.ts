@@ -1,6 +1,7 @@
 /** The read-only view a scheduling decision works on. Built per cycle; never mutated by plugins. */
 import { countTasks, eligibleRanges, GPU_MILLI, type JobTopology, type NodeAllocation, type NodeRecord, type ResourceVector, type WhyJob } from '@batchapi/api';
 import { limitRunning, type RunLimit } from './plugins/max-running';
+import type { SemaphoreWait } from './plugins/semaphores';
 
 /** A node as a cycle sees it. */
 export interface NodeSnapshot {
@@ -46,6 +47,8 @@ export interface PendingWork {
   image?: string;
   /** Set when the job's `maxRunning` held placeable tasks back: `tasks` is what it leaves room for (`plugins/max-running`). @default none */
   runLimit?: RunLimit;
+  /** Set when a semaphore or lock the job names held placeable tasks back: `tasks` is what it granted (`plugins/semaphores`). @default none */
+  semaphoreWait?: SemaphoreWait;
 }
 
 /** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */

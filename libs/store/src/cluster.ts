@@ -3,7 +3,7 @@
  * no informer cache is at hand (admission's why-pending and queue views, the node listing).
  * Each prefix is listed at its own revision: a view for people, not for decisions that write.
  */
-import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue } from '@batchapi/api';
+import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, SemaphoreRecord } from '@batchapi/api';
 import type { EtcdStore } from './etcd';
 import { allocationsByNode } from './nodes';
 
@@ -15,11 +15,12 @@ export interface Fleet {
   cordons: Cordon[];
 }
 
-/** The whole cluster: the fleet, the queues, every job and every live binding. */
+/** The whole cluster: the fleet, the queues, every job, every live binding and the semaphores. */
 export interface ClusterRead extends Fleet {
   queues: Queue[];
   jobs: JobRecord[];
   bindings: Binding[];
+  semaphores: SemaphoreRecord[];
 }
 
 /** Reads every node, allocation and cordon. */
@@ -34,13 +35,14 @@ export async function readFleet(store: EtcdStore): Promise<Fleet> {
 
 /** Reads the whole cluster (see `ClusterRead`): fit for `buildSnapshot` as it is. */
 export async function readCluster(store: EtcdStore): Promise<ClusterRead> {
-  const [fleet, queues, jobs, bindings] = await Promise.all([
+  const [fleet, queues, jobs, bindings, semaphores] = await Promise.all([
     readFleet(store),
     store.listAll<Queue>(store.keys.queues()),
     store.listAll<JobRecord>(store.keys.jobs()),
     store.listAll<Binding>(store.keys.bindings()),
+    store.listAll<SemaphoreRecord>(store.keys.semaphores()),
   ]);
-  return { ...fleet, queues: values(queues.items), jobs: values(jobs.items), bindings: values(bindings.items) };
+  return { ...fleet, queues: values(queues.items), jobs: values(jobs.items), bindings: values(bindings.items), semaphores: values(semaphores.items) };
 }
 
 function values<T>(items: Array<{ value: T }>): T[] {

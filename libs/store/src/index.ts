@@ -22,6 +22,7 @@ export * from './nodes';
 export * from './lease-fence';
 export * from './versioned';
 export * from './queues';
+export * from './semaphores';
 export * from './cordons';
 export * from './cluster';
 export * from './usage';

@@ -73,6 +73,13 @@ export class Keys {
   schedulesOf(tenant: string) {
     return `${this.root}schedules/${tenant}/`;
   }
+  /** A semaphore record by its id (`semaphoreRecordId`: `<tenant>/<name>`, or `global/<name>`). */
+  semaphore(id: string) {
+    return `${this.root}semaphores/${id}`;
+  }
+  semaphores() {
+    return `${this.root}semaphores/`;
+  }
   /** A task's small JSON result (the last attempt that reported one). */
   result(jobId: string, index: number) {
     return `${this.root}results/${jobId}/${pad(index)}`;

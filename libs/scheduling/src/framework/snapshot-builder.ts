@@ -14,6 +14,8 @@ import {
   type NodeRecord,
   type Queue,
   type ResourceVector,
+  semaphoreDemands,
+  type SemaphoreRecord,
   type WhyJob,
 } from '@batchapi/api';
 import { type FairShareInput, type ResourcePrices } from '../plugins/fair-share';
@@ -21,7 +23,10 @@ import { type RequestShape, requestShapes } from '../plugins/fragmentation-gradi
 import type { RunningTask } from '../plugins/preemption';
 import { agePendingWork, agingOf, NO_AGING, type PriorityAging } from '../plugins/priority-aging';
 import { chargeOf, QuotaLedger, queueUsageOf } from '../plugins/quota/ledger';
+import { tasksThatFit } from '../plugins/resource-fit';
+import { countSemaphores, grantOne, grantSemaphores, type SemaphoreCount } from '../plugins/semaphores';
 import type { TopologyLevel } from '../plugins/topology';
+import { DEFAULT_FILTERS } from './profile';
 import { type NodeSnapshot, type PendingWork, toNodeSnapshot, toPendingWork } from '../snapshot';
 
 /** The records a snapshot is built from: what the scheduler's cache holds, or a fresh read of etcd. */
@@ -35,6 +40,8 @@ export interface ClusterState {
   /** Live bindings (running work). */
   bindings: Iterable<Binding>;
   cordons: Iterable<Cordon>;
+  /** Semaphore records (their capacities; what is held is counted from `jobs`). @default none */
+  semaphores?: Iterable<SemaphoreRecord>;
 }
 
 /** Options of `buildSnapshot`. */
@@ -55,10 +62,12 @@ export interface ClusterSnapshot {
   now: number;
   /** Every job waiting for placement, by id. */
   jobs: ReadonlyMap<string, JobRecord>;
-  /** Their tasks placeable at `now`, one piece per job with at least one, at their effective (aged) priority. */
+  /** Their tasks placeable at `now`, one piece per job with at least one, at their effective (aged) priority, within their semaphores' grants. */
   work: PendingWork[];
-  /** A job's placeable tasks at `now` as this snapshot sees them: aged with its queue's settings (see `agePendingWork`). */
+  /** A job's placeable tasks at `now` as this snapshot sees them: aged with its queue's settings (see `agePendingWork`), within what its semaphores granted it (see `plugins/semaphores`). */
   pendingOf(job: WhyJob): PendingWork;
+  /** Every semaphore and mutex named or recorded, with what is held and what this snapshot granted. */
+  semaphores: ReadonlyMap<string, SemaphoreCount>;
   /** The aging settings of a queue (its own, else the cluster-wide ones). */
   agingOf(queue: string): PriorityAging;
   /** The nodes that take new work (not cordoned). */
@@ -103,13 +112,16 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     if (!a) agingByQueue.set(name, (a = agingOf(queueByName.get(name), aging)));
     return a;
   };
-  const pendingOf = (j: WhyJob): PendingWork => agePendingWork(toPendingWork(j, now), now, agingOfQueue(j.queue));
+  const agedOf = (j: WhyJob): PendingWork => agePendingWork(toPendingWork(j, now), now, agingOfQueue(j.queue));
   const jobs = new Map<string, JobRecord>();
-  const work: PendingWork[] = [];
+  let work: PendingWork[] = [];
+  // Live jobs that name semaphores or locks: their running tasks hold units.
+  const holding: JobRecord[] = [];
   for (const j of state.jobs) {
+    if (semaphoreDemands(j).length > 0) holding.push(j);
     if (!wantsPlacement(j)) continue;
     jobs.set(j.id, j);
-    const w = pendingOf(j);
+    const w = agedOf(j);
     if (w.tasks > 0) work.push(w);
   }
   const cordons = new Map<string, Cordon>();
@@ -131,6 +143,16 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     }
     nodes.push(toNodeSnapshot(n, state.allocs.get(n.name)));
   }
+  const semaphores = countSemaphores(holding, state.semaphores ?? []);
+  const granted = new Map<string, PendingWork>();
+  if (holding.length > 0) {
+    // Work no node could ever run (selector, taints, resource kinds or amounts) takes no units.
+    const feasible = (w: PendingWork) => nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n)));
+    for (const w of grantSemaphores(work, jobs, semaphores, feasible)) if (w.semaphoreWait) granted.set(w.jobId, w);
+    work = work.map((w) => granted.get(w.jobId) ?? w).filter((w) => w.tasks > 0);
+  }
+  // A job this snapshot did not grant for (not waiting, or just submitted): what is left for it.
+  const pendingOf = (j: WhyJob): PendingWork => granted.get(j.id) ?? (jobs.has(j.id) ? agedOf(j) : grantOne(agedOf(j), j, new Map(cloneCounts(semaphores))));
   const usage = queueUsageOf(state.allocs, (n) => labels.get(n));
   const fairUsage = new Map(usage);
   for (const [q, h] of opts.history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
@@ -146,6 +168,7 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     jobs,
     work,
     pendingOf,
+    semaphores,
     agingOf: agingOfQueue,
     nodes,
     labels,
@@ -201,4 +224,8 @@ export function waitingIn(s: ClusterSnapshot, queue: string, compare: (a: Pendin
     .map((j) => ({ j, w: s.pendingOf(j) }))
     .sort((a, b) => compare(a.w, b.w))
     .map(({ j }) => j);
+}
+
+function cloneCounts(counts: ReadonlyMap<string, SemaphoreCount>): Array<[string, SemaphoreCount]> {
+  return [...counts].map(([id, c]) => [id, { ...c, holders: new Map(c.holders) }]);
 }
