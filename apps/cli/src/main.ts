@@ -10,6 +10,7 @@ import { dev } from './dev';
 import { jobDetail, jobRows, type OutputFormat, isData, printData, queueTable, table, usageTable } from './output';
 import { defineRun, defineWorkflow } from './workflow-commands';
 import { defineSchedules } from './schedule-commands';
+import { defineSemaphores } from './semaphore-commands';
 import { completionScript } from './completion';
 import { resolveSettings } from './settings';
 import { ContextError, type Role, ROLES } from './contexts';
@@ -352,6 +353,7 @@ program
 defineRun(program, client, run);
 defineWorkflow(program, client, run);
 defineSchedules(program, client, run);
+defineSemaphores(program, client, run);
 defineConfig(program, run);
 program
   .command('completion')

@@ -106,6 +106,15 @@ export function jobDetail(j: JobView): string {
     ['Resources', JSON.stringify(j.resources)],
     ['Tasks', `${j.tasks} (${countsLine(j)})`],
     ['Limit', j.maxRunning !== undefined ? `${j.maxRunning} task${j.maxRunning === 1 ? '' : 's'} at once (maxRunning)` : undefined],
+    ['Locks', j.locks?.length ? j.locks.join(', ') : undefined],
+    [
+      'Semaphores',
+      j.limits
+        ? Object.entries(j.limits)
+            .map(([n, u]) => `${n} ×${u}`)
+            .join(', ') + ' per task'
+        : undefined,
+    ],
     ['Priority', String(j.priority)],
     ['Trace', j.traceId],
     ['Created', j.createdAt],

@@ -17,6 +17,11 @@ describe('batch submit argv → SubmitJobRequest', () => {
       ['--tasks', '1000', '--max-running', '50', '--', 'run'],
       { command: ['run'], tasks: 1000, maxRunning: 50 },
     ],
+    [
+      'locks and semaphore units',
+      ['--lock', 'dataset/lidar', '--lock', 'global/gpu', '--limit', 'db/warehouse-conn=2', '--', 'load'],
+      { command: ['load'], locks: ['dataset/lidar', 'global/gpu'], limits: { 'db/warehouse-conn': 2 } },
+    ],
     ['a GPU share is a number', ['--gpu', '0.5', '--', 'train'], { command: ['train'], resources: { gpu: 0.5 } }],
     [
       '--env and --label repeat; a value may hold "="',
@@ -56,6 +61,8 @@ describe('batch submit argv → SubmitJobRequest', () => {
     ['a missing file', ['-f', '/nonexistent/job.yaml'], 'cannot read /nonexistent/job.yaml'],
     ['tasks not a number', ['--tasks', 'many', '--', 'x'], '--tasks takes a whole number, got "many"'],
     ['max-running not a number', ['--max-running', 'half', '--', 'x'], '--max-running takes a whole number, got "half"'],
+    ['a limit without units', ['--limit', 'db', '--', 'x'], '--limit takes KEY=VALUE, got "db"'],
+    ['a limit of no number', ['--limit', 'db=two', '--', 'x'], '--limit db takes a whole number, got "two"'],
     ['priority not whole', ['--priority', '1.5', '--', 'x'], '--priority takes a whole number, got "1.5"'],
     ['gpu not a number', ['--gpu', 'one', '--', 'x'], '--gpu takes a number of GPUs, got "one"'],
     ['env without =', ['--env', 'NOPE', '--', 'x'], '--env takes KEY=VALUE, got "NOPE"'],

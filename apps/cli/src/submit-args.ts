@@ -39,6 +39,10 @@ export interface SubmitFlags {
   workingDirMaxMib?: number;
   /** A requirements (or lock) file: the job's `python.requirements`, installed into a venv on the node. */
   pythonRequirements?: string;
+  /** Mutexes each running task holds (`locks`). */
+  lock?: string[];
+  /** Semaphore units each running task holds, `NAME=N` (`limits`). */
+  limit?: string[];
 }
 
 /** A usage error: the CLI prints it and exits 2. */
@@ -77,6 +81,8 @@ export function defineSubmit(cmd: Command): Command {
     .option('--spread', 'prefer the emptiest nodes instead of packing')
     .option('--topology-required <level>', 'every task in one domain of this topology level (e.g. rack), or wait')
     .option('--topology-preferred <level>', 'pack the tasks into as few domains of this topology level as fit')
+    .option('--lock <name...>', 'a mutex each running task holds alone, e.g. dataset/lidar (repeatable; global/… for shared ones)')
+    .option('--limit <NAME=N...>', 'units of a semaphore each running task holds, e.g. db/warehouse-conn=1 (repeatable; see batch semaphores)')
     .option('--attempts <n>', 'attempts per task in all, retries included (default 1: no retry)')
     .option('--timeout <seconds>', 'deadline of each attempt')
     .option(
@@ -150,6 +156,12 @@ export function submitRequest(command: string[], f: SubmitFlags, base?: SubmitJo
   if (f.spread) req.spread = true;
   if (f.topologyRequired !== undefined) req.topology = { required: f.topologyRequired };
   if (f.topologyPreferred !== undefined) req.topology = { ...req.topology, preferred: f.topologyPreferred };
+  if (f.lock?.length) req.locks = [...(base?.locks ?? []), ...f.lock];
+  const limits = pairs(f.limit, '--limit');
+  if (limits) {
+    req.limits = { ...base?.limits };
+    for (const [name, units] of Object.entries(limits)) req.limits[name] = int(units, `--limit ${name}`)!;
+  }
   const attempts = int(f.attempts, '--attempts');
   if (attempts !== undefined) req.retry = { maxAttempts: attempts };
   const timeout = int(f.timeout, '--timeout');

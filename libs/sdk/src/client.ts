@@ -11,6 +11,7 @@ import {
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
 import { SchedulesApi } from './schedules';
+import { SemaphoresApi } from './semaphores';
 
 /** Options of a `BatchClient`. */
 
@@ -171,12 +172,15 @@ export class BatchClient {
   readonly workflows: WorkflowsApi;
   /** Schedules: cron jobs and cron workflows. */
   readonly schedules: SchedulesApi;
+  /** Semaphores: capacities that jobs' `limits` take units of; the mutexes of their `locks`. */
+  readonly semaphores: SemaphoresApi;
 
   constructor(readonly options: BatchClientOptions) {
     this.base = options.url.replace(/\/+$/, '');
     this.jobs = new JobsApi(this);
     this.workflows = new WorkflowsApi(this);
     this.schedules = new SchedulesApi(this);
+    this.semaphores = new SemaphoresApi(this);
   }
 
   /**

@@ -146,6 +146,14 @@ class TaskOptions(TypedDict, total=False):
     """Most tasks of the job running at once, at least 1 (an array job of `tasks=` or `map`; Slurm's
     `--array=…%N`); the others wait for a slot. In a workflow, a map step's limit on its tasks.
     Default unlimited."""
+    locks: Sequence[str]
+    """Mutexes each running task holds alone, by name (e.g. "dataset/lidar-2026-11"; "global/…" for
+    ones an operator shares): two tasks naming the same lock never run at once, across jobs and
+    workflows of the tenant. At most 8. Default none."""
+    limits: Mapping[str, int]
+    """Units of named semaphores each running task holds, e.g. {"db/warehouse-conn": 1}: a task
+    starts only when it can take them (`batchapi.put_semaphore` sets a capacity). At most 8.
+    Default none."""
     env: Mapping[str, str]
     """Extra environment variables of the task. Default none."""
     name: str
@@ -218,6 +226,12 @@ def check_options(options: Mapping[str, Any]) -> None:
                                                   and not r.strip().startswith("-") for r in v)):
             bad = (f"a list of 1 to {MAX_REQUIREMENTS} requirement specifiers such as \"scikit-learn==1.5.2\" (each at most "
                    f"{MAX_REQUIREMENT_CHARS} characters, no pip options)")
+        elif k == "locks" and not (isinstance(v, (list, tuple)) and 0 < len(v) <= 8 and all(isinstance(n, str) and n for n in v)
+                                  and len(set(v)) == len(v)):
+            bad = 'a list of 1 to 8 distinct lock names such as "dataset/lidar"'
+        elif k == "limits" and not (isinstance(v, Mapping) and 0 < len(v) <= 8 and all(
+                isinstance(n, str) and n and isinstance(u, int) and not isinstance(u, bool) and u >= 1 for n, u in v.items())):
+            bad = 'a dict of 1 to 8 semaphore names to whole numbers ≥ 1, such as {"db/warehouse-conn": 1}'
         elif k == "when" and v not in ("success", "failure", "always"):
             bad = '"success", "failure" or "always"'
         if bad:
@@ -434,6 +448,10 @@ class Task(Generic[P, R]):
                              "failFastOnExitCodes": [RESULT_NOT_JSON_EXIT]}
         if o.get("max_running") is not None:
             body["maxRunning"] = int(o["max_running"])
+        if o.get("locks"):
+            body["locks"] = list(o["locks"])
+        if o.get("limits"):
+            body["limits"] = {str(n): int(u) for n, u in o["limits"].items()}
         if items is not None:
             _json(items, "the map items", "items")
             body["items"] = items

@@ -218,6 +218,23 @@ def test_max_running_bounds_a_map_and_a_workflow() -> None:
     assert _most_at_once(wf.result(fan)) <= 2
 
 
+def test_a_semaphore_bounds_tasks_across_jobs_and_a_lock_runs_them_one_at_a_time() -> None:
+    view = batch.put_semaphore("py/pool", capacity=2, description="two at a time")
+    assert (view["capacity"], view["held"], view["description"]) == (2, 0, "two at a time")
+    pooled = t.timed.options(limits={"py/pool": 1})
+    refs = pooled.map(range(3)) + pooled.map(range(3))
+    assert _most_at_once(batch.get(refs, timeout=120)) <= 2
+    assert batch.get_semaphore("py/pool")["held"] == 0
+    locked = t.timed.options(locks=["py/dataset"])
+    assert _most_at_once(batch.get(locked.map(range(2)) + locked.map(range(2)), timeout=120)) == 1
+    with pytest.raises(batch.Unprocessable) as e:
+        t.square.options(limits={"py/none": 1}).submit(2)
+    assert (e.value.code, e.value.field) == ("unknown_semaphore", "limits.py/none")
+    batch.delete_semaphore("py/pool")
+    with pytest.raises(batch.NotFound):
+        batch.get_semaphore("py/pool")
+
+
 def test_a_failed_step_raises_task_failed_with_the_remote_traceback() -> None:
     with batch.workflow("py-fails") as wf:
         bad = wf.step(t.boom.options(name="bad"), "step broke")

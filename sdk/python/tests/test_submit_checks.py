@@ -47,6 +47,8 @@ def test_an_unknown_option_is_refused_naming_it_and_the_likely_one() -> None:
     ("tolerations", [{"key": "a", "efect": "NoSchedule"}]), ("when", "sometimes"), ("after", ["step-a"]),
     ("topology", "rack"), ("topology", {"required": "rack", "preferred": "block"}), ("topology", {"requried": "rack"}),
     ("topology", {"required": ""}), ("topology", {}),
+    ("locks", "dataset/lidar"), ("locks", []), ("locks", ["a", "a"]), ("locks", [""]), ("limits", {"db": 0}), ("limits", {"db": True}),
+    ("limits", {}), ("limits", ["db"]),
     ("max_running", 0), ("max_running", -3), ("max_running", 2.5), ("max_running", "50"), ("max_running", True),
     ("requirements", "numpy==2.1.0"), ("requirements", []), ("requirements", ["-e ."]), ("requirements", ["--index-url=https://x"]),
     ("requirements", ["a" * 201]), ("requirements", ["numpy"] * 501), ("requirements", [1]), ("requirements", [""]),
@@ -76,6 +78,12 @@ def test_requirements_reach_the_job_request_of_submit_map_and_a_step() -> None:
     assert wf.request()["steps"][0]["job"]["python"] == {"requirements": ["numpy==2.1.0"]}
     # `python=` stays the interpreter's name, not the environment
     assert t.square.options(python="python3.12", requirements=["numpy==2.1.0"]).job_body((3,))["command"][0] == "python3.12"
+
+
+def test_locks_and_limits_reach_the_job_request() -> None:
+    body = t.square.options(locks=["dataset/lidar"], limits={"db/warehouse-conn": 2}).job_body((3,))
+    assert (body["locks"], body["limits"]) == (["dataset/lidar"], {"db/warehouse-conn": 2})
+    assert "locks" not in t.square.job_body((3,)) and "limits" not in t.square.job_body((3,))
 
 
 def test_topology_reaches_the_job_request() -> None:
