@@ -745,6 +745,32 @@ export class FaultCluster {
     return `a workflow submitted after the fault ${id ? `is ${phase}` : 'was never accepted'} after ${ms / 1000} s (the elected workflow controller does not serve)`;
   }
 
+  /**
+   * One API call as the tenant, through whichever admission replica answers: a 503, a 429 or a
+   * network error (a replica restarting) is tried again on the next replica, at most for `ms`.
+   * Returns the status and the JSON body.
+   */
+  async api<T = unknown>(method: string, path: string, body?: unknown, ms = 20_000): Promise<{ status: number; body: T }> {
+    const headers: Record<string, string> = { authorization: `Bearer ${TOKEN}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) };
+    if (method === 'POST') headers['idempotency-key'] = `api-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    const deadline = Date.now() + ms;
+    for (let i = 0; ; i++) {
+      const url = this.admissionUrls()[i % this.admissionUrls().length];
+      try {
+        const res = await fetch(`${url}${path}`, {
+          method,
+          headers,
+          body: body !== undefined ? JSON.stringify(body) : undefined,
+          signal: AbortSignal.timeout(5000),
+        });
+        if ((res.status !== 503 && res.status !== 429) || Date.now() > deadline) return { status: res.status, body: (await res.json()) as T };
+      } catch (err) {
+        if (Date.now() > deadline) throw err;
+      }
+      await sleep(250);
+    }
+  }
+
   admissionUrls(): string[] {
     return [...this.services.values()].filter((s) => s.app === 'admission').map((s) => s.url);
   }

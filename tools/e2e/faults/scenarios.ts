@@ -2,7 +2,9 @@
  * The fault scenarios. Each injects its fault into a running `FaultCluster` under load and
  * leaves the cluster whole again (killed processes restarted) for the next one.
  */
-import { type JobRecord, TERMINAL_PHASES } from '@batchapi/api';
+import { writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Binding, type JobRecord, type SemaphoreView, TERMINAL_PHASES } from '@batchapi/api';
 import { FAILPOINTS } from '@batchapi/runtime';
 import { DRAIN_MS, type FaultCluster, type ScenarioResult, sleep } from './fault-cluster';
 
@@ -240,6 +242,89 @@ export function rollingRestart(): Scenario {
   };
 }
 
+/**
+ * A node lost while its task holds a lock: a job of 4 tasks naming one lock (each ~1.5 s of
+ * heartbeats every 50 ms into its own log) runs one task at a time; once one runs, its executor
+ * gets kill -9 for TTL + 3 s. The task's attempt ends NodeLost after TTL + grace, which gives the
+ * lock back, and the job goes on to Succeeded. Checked on what the task processes themselves
+ * logged: no two runs of the job's tasks ever overlap (start to last heartbeat), so the lock was
+ * never held twice, not even while the node was gone; and at the end nothing holds it.
+ */
+export function nodeLostHoldingLock(): Scenario {
+  let problem: string | undefined;
+  return {
+    name: 'executor kill -9 while its task holds a lock (the lock frees after TTL + grace, never held twice)',
+    async fault(c) {
+      problem = undefined;
+      const log = join(c.dir, 'locked-runs.log');
+      writeFileSync(log, '');
+      const mark = (k: string) => `echo "${k} $BATCH_TASK_INDEX $BATCH_ATTEMPT $$ $(date +%s%N)" >> ${log}`;
+      const submitted = await c.api<{ id: string }>('POST', '/v1/jobs', {
+        name: 'locked',
+        tasks: 4,
+        locks: ['fault/dataset'],
+        resources: { cpu: '100m', memory: '16Mi' },
+        command: ['sh', '-c', `${mark('s')}; for i in $(seq 30); do sleep 0.05; ${mark('h')}; done; ${mark('e')}`],
+      });
+      if (submitted.status !== 201) {
+        problem = `the locked job was answered ${submitted.status}: ${JSON.stringify(submitted.body)}`;
+        return;
+      }
+      const id = submitted.body.id;
+      // The node its running task is bound to.
+      let node: string | undefined;
+      for (const deadline = Date.now() + 20_000; !node && Date.now() < deadline; await sleep(100)) {
+        const runs = readFileSync(log, 'utf8');
+        if (!runs.includes('h ')) continue;
+        const bindings = (await c.store.listAll<Binding>(c.store.keys.bindings())).items.map((b) => b.value).filter((b) => b.jobId === id);
+        node = bindings[0]?.node;
+      }
+      if (!node) {
+        problem = 'no task of the locked job started within 20 s';
+        return;
+      }
+      await killFor(c, `executor-${node.replace(/^node-/, '')}`, (TTL + 3) * 1000);
+      let phase: string | undefined;
+      for (const deadline = Date.now() + 60_000; Date.now() < deadline; await sleep(250)) {
+        const live = (await c.store.get<JobRecord>(c.store.keys.job(id)))?.value;
+        phase = live?.phase ?? (await c.archivedJobs([id])).get(id)?.phase;
+        if (phase && TERMINAL_PHASES.has(phase as JobRecord['phase'])) break;
+      }
+      if (phase !== 'Succeeded') {
+        problem = `the locked job is ${phase ?? 'gone'} 60 s after its node came back`;
+        return;
+      }
+      // Each run (one process) from its start to its last line; a killed one ends at its last heartbeat.
+      const runs = new Map<string, { start: number; end: number }>();
+      for (const line of readFileSync(log, 'utf8').trim().split('\n')) {
+        const [, index, attempt, pid, ns] = line.split(' ');
+        const key = `${index}/${attempt}/${pid}`;
+        const t = Number(ns) / 1e6;
+        const r = runs.get(key);
+        if (r) r.end = Math.max(r.end, t);
+        else runs.set(key, { start: t, end: t });
+      }
+      const list = [...runs.entries()];
+      const overlaps: string[] = [];
+      for (let i = 0; i < list.length; i++)
+        for (let j = i + 1; j < list.length; j++)
+          if (list[i][1].start < list[j][1].end && list[j][1].start < list[i][1].end) overlaps.push(`${list[i][0]} and ${list[j][0]}`);
+      const finished = new Set(list.map(([k]) => k.split('/')[0])).size;
+      const view = await c.api<SemaphoreView>('GET', `/v1/semaphores/${encodeURIComponent('fault/dataset')}?mutex=true`);
+      console.log(`locked job ${id}: ${list.length} runs of its 4 tasks, node ${node} killed; lock held twice: ${overlaps.length}`);
+      problem = overlaps.length
+        ? `the lock was held by two runs at once: ${overlaps.slice(0, 3).join('; ')}`
+        : finished !== 4
+          ? `only ${finished} of the 4 tasks ran`
+          : view.status === 200 && (view.body as SemaphoreView).held !== 0
+            ? `the lock is still held after the job ended: ${JSON.stringify(view.body)}`
+            : undefined;
+    },
+    opts: { loadMs: 12_000 },
+    expect: () => problem,
+  };
+}
+
 export const SCENARIOS: Scenario[] = [
   {
     name: 'scheduler leader kill -9 mid-burst',
@@ -338,4 +423,5 @@ export const SCENARIOS: Scenario[] = [
   postgresKilled(30_000),
   { ...archiverKilledMidBatch(), fast: true },
   { ...rollingRestart(), fast: true },
+  { ...nodeLostHoldingLock(), fast: true },
 ];

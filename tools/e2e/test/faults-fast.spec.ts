@@ -1,7 +1,8 @@
 /**
  * The fast subset of the fault suite (`npm run -s test:faults` runs every scenario): scheduler
  * leader kill, etcd follower kill, admission kill mid-request, the archiver killed mid-batch, a
- * rolling restart of every service (SIGTERM, one replica at a time; each elected role resigned, not expired) and
+ * rolling restart of every service (SIGTERM, one replica at a time; each elected role resigned, not expired), an
+ * executor killed while its task holds a lock (the lock frees after TTL + grace, never held twice) and
  * PostgreSQL (the history store) killed for 10 s (30 s in the full suite) — under load, against a
  * 3-member etcd and two replicas of each service; nothing accepted is lost, no task runs twice,
  * every job is archived once and the archive backlog drains.
