@@ -11,6 +11,7 @@ import {
   type JobPhase,
   type JobRecord,
   parseSubmit,
+  type TaskResult,
   STEP_LABEL,
   type StepPhase,
   TERMINAL_WORKFLOW_PHASES,
@@ -18,7 +19,8 @@ import {
   type WorkflowRecord,
   type WorkflowStep,
 } from '@batchapi/api';
-import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import type { HistoryStore } from '@batchapi/history';
+import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
 import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
@@ -48,6 +50,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     /** What step deadlines and record times (wall) and the re-plan tick (monotonic) are read from. @default systemClock */
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Where the jobs of finished runs are once archived: a retry's reused steps are read from there. @default none: only etcd */
+    @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
   ) {
     const registers = [ctx.registry];
     const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
@@ -265,6 +269,29 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   }
 
   /**
+   * A finished step job and its results, from etcd or, once archived, from history (a step a
+   * retry reuses belongs to an earlier run, which the archiver may move at any time). The results
+   * are read before the job: the archiver removes a job with its results in one transaction, after
+   * history holds them, so a job still in etcd after its results were read had them all, and a job
+   * gone from etcd is in history. Undefined when neither has it.
+   */
+  private async outputOf(jobId: string): Promise<{ job: JobRecord; results: TaskResult[] } | undefined> {
+    const results = await listResults(this.ctx.store, jobId);
+    const live = await getJob(this.ctx.store, jobId);
+    if (live) return { job: live.value, results };
+    const job = await this.history?.getJob(jobId);
+    if (!job || !this.history) return undefined;
+    const archived: TaskResult[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.history.listResults(jobId, { limit: 1000, ...(cursor ? { cursor } : {}) });
+      archived.push(...page.results);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return { job, results: archived };
+  }
+
+  /**
    * The job of step `i`: its body with the workflow's queue, labels naming the workflow and
    * step, and the fan-out items; `empty` when a fan-out has nothing to map over, `invalid`
    * when the items make an invalid job (e.g. over 1 MiB).
@@ -280,11 +307,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (step.map && 'fromStep' in step.map) {
       const from = step.map.fromStep;
       const source = wf.steps.find((s) => s.name === from);
-      const sourceJob = source?.jobId ? await getJob(this.ctx.store, source.jobId) : undefined;
-      const results = sourceJob ? await listResults(this.ctx.store, sourceJob.value.id) : [];
+      const output = source?.jobId ? await this.outputOf(source.jobId) : undefined;
+      // a reused step's job (an earlier run's) may be gone from etcd and history alike (retention): the step cannot get its items
+      if (source?.jobId && !output) return 'invalid';
+      const results = output?.results ?? [];
       // a result kept in the blob store (over 64 KiB) is not inlined into a job's items: the fan-out is refused
       if (results.some((r) => r.ref)) return 'invalid';
-      const items = sourceJob ? fanOutItems(sourceJob.value.spec.tasks, results, source?.map !== undefined) : [];
+      const items = output ? fanOutItems(output.job.spec.tasks, results, source?.map !== undefined) : [];
       if (items.length === 0) return 'empty';
       body.items = items;
     }

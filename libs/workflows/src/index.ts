@@ -1,2 +1,3 @@
 export * from './dag';
 export * from './cron';
+export * from './retry';

@@ -11,15 +11,15 @@ scripts, notebooks, lambdas and closures by value).
 """
 from .client import Client
 from .core import (JobRef, Ref, StepRef, Task, TaskOptions, Toleration, Workflow, as_completed, cancel, client, configure, get, get_async,
-                   init, list_jobs, logs, task, tasks, wait, wait_async, why, workflow)
+                   init, list_jobs, logs, retry, task, tasks, wait, wait_async, why, workflow)
 from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTask, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
-                     Unauthenticated, Unavailable, Unprocessable)
+                     Unauthenticated, Unavailable, Unprocessable, WorkflowNotRetryable)
 
 #: `batch.list(state="Failed", label_selector="team=ml")`: every job selected, page after page.
 list = list_jobs  # noqa: A001 - the SDK's verb, like the CLI's `batch list`
 
 __all__ = ["Client", "JobRef", "Ref", "StepRef", "Task", "TaskOptions", "Toleration", "Workflow", "as_completed", "cancel", "client",
-           "configure", "get", "get_async", "init", "list", "list_jobs", "logs", "task", "tasks", "wait", "wait_async", "why", "workflow",
+           "configure", "get", "get_async", "init", "list", "list_jobs", "logs", "retry", "task", "tasks", "wait", "wait_async", "why", "workflow",
            "BatchError", "Conflict", "Forbidden", "InvalidArgument", "InvalidTask", "NotFound", "PayloadTooLarge", "RateLimited",
-           "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable"]
+           "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable", "WorkflowNotRetryable"]
 __version__ = "0.2.0"

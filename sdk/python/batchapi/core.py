@@ -816,6 +816,24 @@ class Workflow:
     def cancel(self) -> None:
         client().cancel_workflow(self._id())
 
+    def retry(self) -> Workflow:
+        """Re-runs this finished run from its failure: see `batchapi.retry`."""
+        return retry(self)
+
+
+def retry(run: Union[str, Workflow]) -> Workflow:
+    """Re-run from failure: a new run of a finished run that did not succeed (a `Workflow` or its
+    id; live or archived) that runs its failed, cancelled and skipped steps and every step after
+    them, and reuses the other steps' results (their step shows `cached` with the original job).
+    Returns the new run (`wf.wait()`, `wf.result(step)` with the first run's step references).
+    Raises `WorkflowNotRetryable` (code `workflow_not_retryable`) for a run still running or one
+    that succeeded; `NotFound` for an unknown id."""
+    run_id = run._id() if isinstance(run, Workflow) else run
+    view = client().retry_workflow(run_id, traceparent=new_traceparent())
+    wf = Workflow(str(view.get("name", "workflow")))
+    wf.id, wf.view = str(view["id"]), view
+    return wf
+
 
 def workflow(name: str, queue: Optional[str] = None, deadline: Optional[float] = None, max_running: Optional[int] = None) -> Workflow:
     """`with batchapi.workflow("nightly", max_running=4) as wf: ...` — see `Workflow`. `max_running`:
