@@ -154,6 +154,11 @@ export class WorkflowsService {
           : {}),
       };
       if (s.map) delete (job as Record<string, unknown>).tasks;
+      if (s.cacheVersion !== undefined && s.cache !== true) {
+        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].cacheVersion: it versions the step's cache; set cache: true too, or remove it`, {
+          field: `${root}steps[${i}].cacheVersion`,
+        });
+      }
       try {
         const parsed = parseSubmit(job);
         queues.add(parsed.queue);
@@ -173,6 +178,8 @@ export class WorkflowsService {
       when: dag[i].when,
       job: s.job,
       ...(s.map ? { map: s.map } : {}),
+      ...(s.cache ? { cache: true } : {}),
+      ...(s.cache && s.cacheVersion ? { cacheVersion: s.cacheVersion } : {}),
       criticalPath: cps[i],
       phase: 'Pending',
     }));

@@ -13,6 +13,7 @@ import {
   parseSubmit,
   type TaskResult,
   STEP_LABEL,
+  type StepCached,
   type StepPhase,
   TERMINAL_WORKFLOW_PHASES,
   WORKFLOW_LABEL,
@@ -22,7 +23,7 @@ import {
 import type { HistoryStore } from '@batchapi/history';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
-import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
+import { advance, fanOutItems, resultsDigest, stepCacheKey, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
@@ -34,6 +35,16 @@ export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
 /** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
 const TICK_MS = 1000;
 
+/** How the step cache (memoized steps, `cache: true`; kept in the history store) is bounded. */
+export interface StepCacheTuning {
+  /** An entry is found for this long after its step succeeded, in milliseconds (`BATCH_STEP_CACHE_TTL`, seconds). @default 604800000 (7 days) */
+  ttlMs: number;
+  /** Most entries one tenant keeps; past it the oldest are evicted (`BATCH_STEP_CACHE_MAX_ENTRIES`). @default 10000 */
+  maxEntries: number;
+}
+export const DEFAULT_STEP_CACHE: StepCacheTuning = { ttlMs: 7 * 86_400_000, maxEntries: 10_000 };
+export const STEP_CACHE_TUNING = Symbol('StepCacheTuning');
+
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
@@ -44,7 +55,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   /** Per unfinished workflow: the informer over its step jobs (a promise while it starts). */
   private readonly stepInformers = new Map<string, Promise<Informer | undefined>>();
   private readonly elected: ElectedLoop;
-  private readonly m: { submitted: Counter; finished: Counter };
+  private readonly m: { submitted: Counter; finished: Counter; cache: Counter };
+  private readonly cacheTuning: StepCacheTuning;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -52,7 +64,10 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
     /** Where the jobs of finished runs are once archived: a retry's reused steps are read from there. @default none: only etcd */
     @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
+    /** The step cache's bounds. @default DEFAULT_STEP_CACHE */
+    @Optional() @Inject(STEP_CACHE_TUNING) cacheTuning?: Partial<StepCacheTuning>,
   ) {
+    this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
     const registers = [ctx.registry];
     const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
     this.elected = new ElectedLoop(ctx, { role: 'workflows', title: 'workflow controller', isLeader });
@@ -62,6 +77,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         name: 'batch_workflows_finished_total',
         help: 'Workflows that reached a terminal phase, by phase',
         labelNames: ['phase'],
+        registers,
+      }),
+      cache: new Counter({
+        name: 'batch_workflow_step_cache_total',
+        help: 'Memoized (cache: true) steps about to run, by outcome: hit (an earlier job reused, nothing run) or miss (run)',
+        labelNames: ['outcome'],
         registers,
       }),
     };
@@ -205,6 +226,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const fence = leader.fence();
     const phases: Record<string, StepPhase> = { ...plan.phases };
     const jobIds = new Map<string, string>();
+    const cached = new Map<string, StepCached>();
+    const cacheKeys = new Map<string, string>();
+    await this.recordSucceededInCache(wf, phases, now);
     for (const name of plan.submit) {
       const i = wf.steps.findIndex((s) => s.name === name);
       const made = await this.stepJob(wf, i, now);
@@ -215,6 +239,17 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       if (made === 'invalid') {
         phases[name] = 'Failed';
         continue;
+      }
+      if (wf.steps[i].cache) {
+        const memo = await this.lookUpCache(wf, i, made, phases, now);
+        if (memo?.hit) {
+          // not run: the step reuses the earlier job (its results), as a retry's reused step does
+          phases[name] = 'Succeeded';
+          cached.set(name, memo.hit);
+          if (memo.hit.jobId) jobIds.set(name, memo.hit.jobId);
+          continue;
+        }
+        if (memo) cacheKeys.set(name, memo.key);
       }
       // The step is a span of the workflow's trace; the step job's own spans (admit, bind, runs) hang under it.
       const { span, traceparent } = startSpan('workflow.step', {
@@ -243,7 +278,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     }
     // An empty fan-out or a step that could not be made changes what follows: plan again next pass.
     const replan = plan.submit.some((n) => phases[n] !== 'Running');
-    const steps: WorkflowStep[] = wf.steps.map((s) => ({ ...s, phase: phases[s.name], ...(jobIds.has(s.name) ? { jobId: jobIds.get(s.name) } : {}) }));
+    const steps: WorkflowStep[] = wf.steps.map((s) => ({
+      ...s,
+      phase: phases[s.name],
+      ...(jobIds.has(s.name) ? { jobId: jobIds.get(s.name) } : {}),
+      ...(cached.has(s.name) ? { cached: cached.get(s.name) } : {}),
+      ...(cacheKeys.has(s.name) ? { cacheKey: cacheKeys.get(s.name) } : {}),
+    }));
     const next: WorkflowRecord = {
       ...wf,
       steps,
@@ -266,6 +307,64 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       this.workflows.set(id, { ...cur, value: next, modRevision: rev });
       this.forgetWorkflow(id);
     } else this.workflows.set(id, { ...cur, value: next, modRevision: rev });
+  }
+
+  /**
+   * The cache key of memoized step `i` about to run as `job`, and the earlier step it may reuse:
+   * an entry of the tenant with that key, unexpired, whose job history or etcd still has as
+   * `Succeeded`. Undefined without a history store (no cache) or when a dependency's results
+   * cannot be read (the step runs). When the step's own job exists already (this controller created
+   * it before a crash), the key is kept but nothing is looked up: that job is adopted, so a step
+   * never both runs and reuses. A history store that fails is a miss (logged): the step runs.
+   */
+  private async lookUpCache(
+    wf: WorkflowRecord,
+    i: number,
+    job: JobRecord,
+    phases: Readonly<Record<string, StepPhase>>,
+    now: number,
+  ): Promise<{ key: string; hit?: StepCached } | undefined> {
+    if (!this.history) return undefined;
+    const step = wf.steps[i];
+    const inputs: Record<string, { phase: StepPhase; results: string }> = {};
+    for (const name of step.dependsOn) {
+      const dep = wf.steps.find((s) => s.name === name)!;
+      const output = dep.jobId ? await this.outputOf(dep.jobId) : undefined;
+      if (dep.jobId && !output) return undefined;
+      inputs[name] = { phase: phases[name], results: resultsDigest(output?.results ?? []) };
+    }
+    const key = stepCacheKey({ spec: job.spec, inputs, ...(step.cacheVersion !== undefined ? { cacheVersion: step.cacheVersion } : {}) });
+    if (await getJob(this.ctx.store, job.id)) return { key };
+    try {
+      const entry = await this.history.findStepCache(wf.tenant, key, now - this.cacheTuning.ttlMs);
+      if (entry && (await this.outputOf(entry.jobId))?.job.phase === 'Succeeded') {
+        this.m.cache.inc({ outcome: 'hit' });
+        return { key, hit: { reason: 'cache', workflowId: entry.workflowId, jobId: entry.jobId } };
+      }
+    } catch (err) {
+      this.ctx.log.warn({ workflow: wf.id, step: step.name, err: (err as Error).message }, 'step cache lookup failed; the step runs');
+    }
+    this.m.cache.inc({ outcome: 'miss' });
+    return { key };
+  }
+
+  /**
+   * Records in the step cache each memoized step of `wf` whose job has just succeeded (`Running`
+   * in the record, `Succeeded` in this plan), bounded as `StepCacheTuning` says. Before the record's
+   * write: a refused write plans again and records again, which the cache takes as one entry. A
+   * history store that fails loses the entry (logged), never the workflow's progress.
+   */
+  private async recordSucceededInCache(wf: WorkflowRecord, phases: Readonly<Record<string, StepPhase>>, now: number): Promise<void> {
+    if (!this.history) return;
+    for (const s of wf.steps) {
+      if (!s.cacheKey || !s.jobId || s.cached || s.phase !== 'Running' || phases[s.name] !== 'Succeeded') continue;
+      const entry = { tenant: wf.tenant, key: s.cacheKey, jobId: s.jobId, workflowId: wf.id, step: s.name, createdAt: now };
+      try {
+        await this.history.recordStepCache(entry, { notBefore: now - this.cacheTuning.ttlMs, maxEntries: this.cacheTuning.maxEntries });
+      } catch (err) {
+        this.ctx.log.warn({ workflow: wf.id, step: s.name, err: (err as Error).message }, 'could not record a step in the step cache');
+      }
+    }
   }
 
   /**

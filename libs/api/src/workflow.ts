@@ -81,6 +81,15 @@ export const WorkflowStepSchema = z.strictObject({
   when: StepWhenSchema.optional(),
   /** Fan-out: an array job with one task per item, or over the results of a dependency. @default none */
   map: z.union([z.strictObject({ items: z.array(z.unknown()).min(1).max(100_000) }), z.strictObject({ fromStep: StepNameSchema })]).optional(),
+  /**
+   * Memoization: when the step's cache key (its command, environment, image, working dir, Python
+   * requirements, tasks and items, its dependencies' results and `cacheVersion`) matches a step of the
+   * same tenant that succeeded within the cache's lifetime, the step is not run and reuses that
+   * step's job and results. Needs the history store. @default false
+   */
+  cache: z.boolean().optional(),
+  /** Part of the cache key: change it to make a `cache: true` step run again with unchanged inputs. At most 64 characters. @default "" */
+  cacheVersion: z.string().max(MAX_CACHE_VERSION_CHARS).optional(),
 });
 export type WorkflowStepRequest = z.infer<typeof WorkflowStepSchema>;
 

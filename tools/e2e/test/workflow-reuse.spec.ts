@@ -1,24 +1,38 @@
 /**
  * Reusing steps' results across runs, end to end on a real etcd and a real PostgreSQL history
  * with a real executor running real processes: a retry of a run already archived out of etcd
- * reuses its successful steps (read back from history, fan-out items included) and runs the rest.
+ * reuses its successful steps (read back from history, fan-out items included) and runs the rest;
+ * memoized steps (`cache: true`) of a later run with the same inputs are not run and reuse the
+ * earlier jobs, a changed `cacheVersion` runs the step again, another tenant never hits, and the
+ * hits and misses are counted.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { WorkflowView } from '@batchapi/api';
 import { api, until, useCluster } from './harness';
 
-const c = useCluster({ withHistory: { afterMs: 300, intervalMs: 100 }, executor: { nodeName: 'reuse-node', killGraceMs: 300 } });
+const c = useCluster({
+  // tenant "other" has a queue of its own, to run the same steps as another tenant
+  cluster: {
+    tenants: [{ name: 'default' }, { name: 'other' }],
+    queues: [
+      { name: 'default', tenant: 'default' },
+      { name: 'other-q', tenant: 'other' },
+    ],
+  },
+  withHistory: { afterMs: 300, intervalMs: 100 },
+  executor: { nodeName: 'reuse-node', killGraceMs: 300 },
+});
 
 const small = { resources: { cpu: '100m', memory: '16Mi' } };
 const sh = (script: string) => ({ ...small, command: ['sh', '-c', script] });
 const phases = (w: WorkflowView) => Object.fromEntries(w.steps.map((s) => [s.name, s.phase]));
 
-async function waitWorkflow(id: string, ms = 30_000): Promise<WorkflowView> {
+async function waitWorkflow(id: string, token = 'tenant-token', ms = 30_000): Promise<WorkflowView> {
   let last: WorkflowView | undefined;
   await until(async () => {
-    last = (await api(c.base, 'GET', `/v1/workflows/${id}`)).body;
-    return last !== undefined && last.phase !== 'Running';
+    last = (await api(c.base, 'GET', `/v1/workflows/${id}`, undefined, token)).body;
+    return last?.phase !== undefined && last.phase !== 'Running';
   }, ms);
   return last!;
 }
@@ -66,5 +80,86 @@ it('retries a run archived to history: the reused step is read back from history
   expect((await api(c.base, 'GET', `/v1/workflows/${done.id}`)).body).toMatchObject({
     retryOf: first.id,
     steps: [{ name: 'prep', jobId: prepJob }, { name: 'square' }],
+  });
+});
+
+describe('memoized steps (cache: true)', () => {
+  const lines = (path: string) => readFileSync(path, 'utf8').split('\n').filter(Boolean).length;
+  /** prep (cached) returns [1,2] and counts its runs; train (cached) maps over it; report (not cached) follows. */
+  const nightly = (marks: string, trainVersion?: string, queue?: string) => ({
+    name: 'memo',
+    ...(queue ? { queue } : {}),
+    steps: [
+      { name: 'prep', cache: true, job: sh(`echo prep >> ${marks}.prep && echo "[1,2]" > "$BATCH_RESULT_PATH"`) },
+      {
+        name: 'train',
+        dependsOn: ['prep'],
+        map: { fromStep: 'prep' },
+        cache: true,
+        ...(trainVersion ? { cacheVersion: trainVersion } : {}),
+        job: sh(`echo train >> ${marks}.train && echo $((BATCH_MAP_ITEM * 10)) > "$BATCH_RESULT_PATH"`),
+      },
+      { name: 'report', dependsOn: ['train'], job: sh(`echo report >> ${marks}.report`) },
+    ],
+  });
+  const counts = async () => {
+    const text = await c.services[0].ctx.registry.getSingleMetricAsString('batch_workflow_step_cache_total');
+    const of = (outcome: string) => Number(new RegExp(`outcome="${outcome}"[^}]*} (\\d+)`).exec(text)?.[1] ?? 0);
+    return { hit: of('hit'), miss: of('miss') };
+  };
+
+  it('reuses the earlier jobs of steps with the same inputs, runs a step again for a new cacheVersion, and never across tenants', async () => {
+    const marks = join(c.dir, 'memo');
+    const before = await counts();
+    const first = await waitWorkflow((await api(c.base, 'POST', '/v1/workflows', nightly(marks))).body.id);
+    expect(first.phase).toBe('Succeeded');
+    expect(first.steps.map((s) => s.cached)).toEqual([undefined, undefined, undefined]);
+    expect(first.steps.map((s) => s.cache)).toEqual([true, true, undefined]);
+    // prep ran once, train twice (two items), report once: two misses (prep, train), no hit.
+    expect([lines(`${marks}.prep`), lines(`${marks}.train`), lines(`${marks}.report`)]).toEqual([1, 2, 1]);
+    expect(await counts()).toEqual({ hit: before.hit, miss: before.miss + 2 });
+
+    // The same run again: prep and train are not run and reuse the first run's jobs; report (not cached) runs.
+    const second = await waitWorkflow((await api(c.base, 'POST', '/v1/workflows', nightly(marks))).body.id);
+    expect(second.phase).toBe('Succeeded');
+    expect(second.steps[0]).toMatchObject({
+      phase: 'Succeeded',
+      jobId: first.steps[0].jobId,
+      cached: { reason: 'cache', workflowId: first.id, jobId: first.steps[0].jobId },
+    });
+    expect(second.steps[1]).toMatchObject({ phase: 'Succeeded', jobId: first.steps[1].jobId, cached: { reason: 'cache', workflowId: first.id } });
+    expect(second.steps[2].cached).toBeUndefined();
+    expect([lines(`${marks}.prep`), lines(`${marks}.train`), lines(`${marks}.report`)]).toEqual([1, 2, 2]);
+    expect(await counts()).toEqual({ hit: before.hit + 2, miss: before.miss + 2 });
+    // train's results, reused, are the first run's: 10, 20.
+    expect((await api(c.base, 'GET', `/v1/jobs/${second.steps[1].jobId}/results`)).body.results.map((r: { value: number }) => r.value)).toEqual([10, 20]);
+
+    // A new cacheVersion of train: prep still hits, train runs again (its two tasks).
+    const third = await waitWorkflow((await api(c.base, 'POST', '/v1/workflows', nightly(marks, 'v2'))).body.id);
+    expect(third.phase).toBe('Succeeded');
+    expect(third.steps[0].cached).toMatchObject({ reason: 'cache', workflowId: first.id });
+    expect(third.steps[1].cached).toBeUndefined();
+    expect(lines(`${marks}.train`)).toBe(4);
+
+    // Another tenant with the very same steps: every step runs.
+    const theirs = await api(c.base, 'POST', '/v1/workflows', nightly(marks, undefined, 'other-q'), 'other-token');
+    expect(theirs.status).toBe(201);
+    const fourth = await waitWorkflow(theirs.body.id, 'other-token');
+    expect(fourth.phase).toBe('Succeeded');
+    expect(fourth.steps.map((s) => s.cached)).toEqual([undefined, undefined, undefined]);
+    expect(lines(`${marks}.prep`)).toBe(2);
+  });
+
+  it.each([
+    ['cacheVersion without cache: true', { name: 'a', cacheVersion: 'v1', job: sh('true') }, 'steps[0].cacheVersion'],
+    // the schema's own checks name the field by its path (dotted)
+    ['a cacheVersion over 64 characters', { name: 'a', cache: true, cacheVersion: 'v'.repeat(65), job: sh('true') }, 'steps.0.cacheVersion'],
+    ['a cache that is not a boolean', { name: 'a', cache: 'yes', job: sh('true') }, 'steps.0.cache'],
+  ])('refuses %s with 400 naming the field, and writes nothing', async (_n, step, field) => {
+    const before = (await c.store.listAll(c.store.keys.workflows())).items.length;
+    const res = await api(c.base, 'POST', '/v1/workflows', { steps: [step] });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: 'invalid_argument', field });
+    expect((await c.store.listAll(c.store.keys.workflows())).items.length).toBe(before);
   });
 });
