@@ -3,6 +3,7 @@ import {
   ApiError,
   ErrorCode,
   IdempotencyKeySchema,
+  type JobRecord,
   ListWorkflowsQuerySchema,
   parseSubmit,
   parseWith,
@@ -70,8 +71,9 @@ export class WorkflowsService {
    * archived) that runs only its failed, cancelled and skipped steps and those after them, reusing
    * the others' jobs and results (`retrySteps`). The new run has its own id, names the old one in
    * `retryOf`, keeps its name, queue, labels (less the schedule's: it is no tick of that schedule),
-   * `maxRunning` and deadline (as a span from its own start). With an Idempotency-Key a retry of the
-   * request answers the first retry's run.
+   * `maxRunning` and deadline (as a span from its own start). A succeeded step whose job retention
+   * has deleted (from etcd and history) runs again, with the steps after it. With an
+   * Idempotency-Key a retry of the request answers the first retry's run.
    * @throws ApiError `workflow_not_retryable` (409) for a run still running or one that succeeded; `not_found`; `invalid_argument` for a body other than `{}`
    */
   async retry(
@@ -84,7 +86,7 @@ export class WorkflowsService {
     parseWith(RetryWorkflowSchema, body ?? {});
     const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
     const old = await this.visible(principal, id);
-    const steps = retrySteps(old);
+    const steps = retrySteps(old, await this.goneJobs(old));
     const queues = new Set([old.queue, ...steps.map((s) => (typeof s.job.queue === 'string' ? s.job.queue : old.queue))]);
     await this.checkTenantAndQueues(old.tenant, [...queues]);
     this.jobs?.checkBacklog(now);
@@ -106,6 +108,20 @@ export class WorkflowsService {
     };
     const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(old.tenant, { retryOf: old.id }) } : undefined);
     return { view: workflowView(res.workflow), created: res.created };
+  }
+
+  /** The step jobs of succeeded steps of `wf` that neither etcd nor history holds any more (retention deleted them). */
+  private async goneJobs(wf: WorkflowRecord): Promise<Set<string>> {
+    // a run that cannot be retried: `retrySteps` says so, without these reads
+    if (wf.phase === 'Running' || wf.phase === 'Succeeded') return new Set();
+    const ids = wf.steps.filter((s) => s.phase === 'Succeeded' && s.jobId !== undefined).map((s) => s.jobId!);
+    const live = await this.ctx.store.getMany<JobRecord>(ids.map((j) => this.ctx.store.keys.job(j)));
+    const gone = new Set<string>();
+    for (const [k, jobId] of ids.entries()) {
+      if (live[k] || (await fromHistory(this.history, (h) => h.getJob(jobId)))) continue;
+      gone.add(jobId);
+    }
+    return gone;
   }
 
   /**

@@ -51,6 +51,12 @@ describe('decideRetry', () => {
     expect(decideRetry(wf)).toEqual(expected);
   });
 
+  it('re-runs a succeeded step whose job is gone (retention), and every step after it', () => {
+    // a ✓ → b ✓ → c ✗, and d ✓ on its own; b's job j-b was deleted: b, then c, run again; a and d are reused.
+    const wf = run('Failed', [s('a', 'Succeeded'), s('b', 'Succeeded', ['a']), s('c', 'Failed', ['b']), s('d', 'Succeeded')]);
+    expect(decideRetry(wf, new Set(['j-b']))).toEqual({ rerun: ['b', 'c'], reuse: ['a', 'd'] });
+  });
+
   it.each([
     ['Running', /still running/],
     ['Succeeded', /succeeded: there is nothing to re-run/],

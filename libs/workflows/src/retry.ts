@@ -20,11 +20,13 @@ export interface RetryDecision {
  * `Skipped`, or left `Pending` by a deadline or cancel), and every step that depends on one of
  * them, directly or not — whatever its `when` (a `failure` cleanup that ran is run again, since
  * what it cleaned up after runs again; whether it runs then is decided by the new run). The
- * others succeeded on results that stay the same, and are reused.
+ * others succeeded on results that stay the same, and are reused — unless their job is in `gone`
+ * (deleted by retention: its results cannot be read), then they run again like a failed step.
  *
+ * @param gone - ids of step jobs that no longer exist anywhere. @default none
  * @throws ApiError `workflow_not_retryable` (409) when the run is still `Running` or `Succeeded`
  */
-export function decideRetry(wf: Pick<WorkflowRecord, 'id' | 'phase' | 'steps'>): RetryDecision {
+export function decideRetry(wf: Pick<WorkflowRecord, 'id' | 'phase' | 'steps'>, gone: ReadonlySet<string> = new Set()): RetryDecision {
   if (wf.phase === 'Running') {
     throw new ApiError(ErrorCode.WorkflowNotRetryable, `workflow ${wf.id} is still running; wait for its end (or cancel it), then retry it`, { id: wf.id });
   }
@@ -37,7 +39,8 @@ export function decideRetry(wf: Pick<WorkflowRecord, 'id' | 'phase' | 'steps'>):
   // Topological order: a step's dependencies are decided before it.
   for (const i of validateDag(wf.steps)) {
     const s = wf.steps[i];
-    if (s.phase !== 'Succeeded' || s.dependsOn.some((d) => again.has(d))) again.add(s.name);
+    const lost = s.jobId !== undefined && gone.has(s.jobId);
+    if (s.phase !== 'Succeeded' || lost || s.dependsOn.some((d) => again.has(d))) again.add(s.name);
   }
   return {
     rerun: wf.steps.filter((s) => again.has(s.name)).map((s) => s.name),
@@ -50,10 +53,11 @@ export function decideRetry(wf: Pick<WorkflowRecord, 'id' | 'phase' | 'steps'>):
  * with the job they reuse and `cached` naming where it came from — the run that first produced it,
  * when the reused step was itself reused (by a retry or the cache), so a retry of a retry still
  * names the original job.
+ * @param gone - as `decideRetry`. @default none
  * @throws ApiError `workflow_not_retryable` as `decideRetry`
  */
-export function retrySteps(wf: Pick<WorkflowRecord, 'id' | 'phase' | 'steps'>): WorkflowStep[] {
-  const { reuse } = decideRetry(wf);
+export function retrySteps(wf: Pick<WorkflowRecord, 'id' | 'phase' | 'steps'>, gone: ReadonlySet<string> = new Set()): WorkflowStep[] {
+  const { reuse } = decideRetry(wf, gone);
   const kept = new Set(reuse);
   return wf.steps.map((s): WorkflowStep => {
     // a re-run step forgets its job, its origin and its cache key (the new run computes its own)

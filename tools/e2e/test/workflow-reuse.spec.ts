@@ -4,10 +4,12 @@
  * reuses its successful steps (read back from history, fan-out items included) and runs the rest;
  * memoized steps (`cache: true`) of a later run with the same inputs are not run and reuse the
  * earlier jobs, a changed `cacheVersion` runs the step again, another tenant never hits, and the
- * hits and misses are counted.
+ * hits and misses are counted; and both from the Python SDK (`batchapi.retry`, `.options(cache=True)`).
  */
+import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import type { WorkflowView } from '@batchapi/api';
 import { api, until, useCluster } from './harness';
 
@@ -162,4 +164,69 @@ describe('memoized steps (cache: true)', () => {
     expect(res.body.error).toMatchObject({ code: 'invalid_argument', field });
     expect((await c.store.listAll(c.store.keys.workflows())).items.length).toBe(before);
   });
+});
+
+it('retries and memoizes from the Python SDK: batchapi.retry reuses the step whose results the failed step takes as input', async () => {
+  const marks = join(c.dir, 'py');
+  c.file('pipeline_tasks.py', [
+    'import os',
+    'import batchapi as batch',
+    '',
+    '@batch.task(cpus=0.1, memory="64Mi")',
+    'def prep(marks: str) -> list:',
+    '    with open(marks + ".prep", "a") as f:',
+    '        f.write("x\\n")',
+    '    return [1, 2]',
+    '',
+    '@batch.task(cpus=0.1, memory="64Mi")',
+    'def total(marks: str, xs: list) -> int:',
+    '    if not os.path.exists(marks + ".ok"):',
+    '        raise RuntimeError("not yet")',
+    '    return sum(xs)',
+  ]);
+  const driver = c.file('driver.py', [
+    'import json, sys',
+    'import batchapi as batch',
+    'import pipeline_tasks as t',
+    'marks = sys.argv[1]',
+    'with batch.workflow("py-nightly") as wf:',
+    '    p = wf.step(t.prep.options(name="prep", cache=True), marks)',
+    '    s = wf.step(t.total.options(name="total", inputs=[p]), marks)',
+    'first = wf.wait(timeout=60)',
+    'open(marks + ".ok", "w").close()',
+    'again = batch.retry(wf)',
+    'done = again.wait(timeout=60)',
+    'result = again.result(s)',
+    'with batch.workflow("py-nightly-2") as wf2:',
+    '    wf2.step(t.prep.options(name="prep", cache=True), marks)',
+    'memo = wf2.wait(timeout=60)',
+    'try:',
+    '    batch.retry(again)',
+    '    err = None',
+    'except batch.WorkflowNotRetryable as e:',
+    '    err = e.code',
+    'print(json.dumps({"first": first, "done": done, "result": result, "memo": memo, "err": err}))',
+  ]);
+  // Not spawnSync: the services answering the driver run in this process.
+  const { stdout } = await promisify(execFile)('python3', [driver, marks], {
+    cwd: c.dir,
+    timeout: 120_000,
+    env: { ...process.env, BATCH_API: c.base, BATCH_TOKEN: 'tenant-token', PYTHONPATH: `${c.dir}:${join(__dirname, '../../../sdk/python')}` },
+  });
+  const out = JSON.parse(stdout) as { first: WorkflowView; done: WorkflowView; result: number; memo: WorkflowView; err: string | null };
+  expect(phases(out.first)).toEqual({ prep: 'Succeeded', total: 'Failed' });
+  const prepJob = out.first.steps[0].jobId;
+  expect(out.done).toMatchObject({
+    phase: 'Succeeded',
+    retryOf: out.first.id,
+    steps: [
+      { name: 'prep', jobId: prepJob, cached: { reason: 'retry' } },
+      { name: 'total', phase: 'Succeeded' },
+    ],
+  });
+  // total got prep's reused result [1, 2] as its input
+  expect(out.result).toBe(3);
+  expect(out.memo.steps[0]).toMatchObject({ phase: 'Succeeded', jobId: prepJob, cached: { reason: 'cache', workflowId: out.first.id } });
+  expect(out.err).toBe('workflow_not_retryable');
+  expect(readFileSync(`${marks}.prep`, 'utf8')).toBe('x\n');
 });

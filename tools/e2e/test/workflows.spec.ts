@@ -342,6 +342,29 @@ describe('re-run from failure (POST /v1/workflows/:id/retry)', () => {
   });
 });
 
+describe('re-run from failure when a reused job is gone', () => {
+  it('runs a succeeded step again when retention has deleted its job, with the steps after it', async () => {
+    const res = await api(base, 'POST', '/v1/workflows', {
+      steps: [
+        { name: 'a', job: sh('echo 1 > "$BATCH_RESULT_PATH"') },
+        { name: 'b', dependsOn: ['a'], job: sh('exit 2') },
+      ],
+    });
+    const first = await waitWorkflow(res.body.id);
+    expect(phases(first)).toEqual({ a: 'Succeeded', b: 'Failed' });
+    // As retention does: a's job and its results leave etcd (no history store here).
+    const aJob = first.steps[0].jobId!;
+    await store.txn([], [{ delete: store.keys.job(aJob) }, ...(await store.listAll(store.keys.resultsOf(aJob))).items.map((r) => ({ delete: r.key }))]);
+    const again = await api(base, 'POST', `/v1/workflows/${first.id}/retry`);
+    expect(again.status).toBe(201);
+    expect(again.body.steps.map((s: { phase: string; cached?: unknown }) => [s.phase, s.cached])).toEqual([
+      ['Pending', undefined],
+      ['Pending', undefined],
+    ]);
+    await api(base, 'DELETE', `/v1/workflows/${again.body.id}`);
+  });
+});
+
 describe('validation', () => {
   it.each([
     [
