@@ -4,13 +4,18 @@
  * reuses its successful steps (read back from history, fan-out items included) and runs the rest;
  * memoized steps (`cache: true`) of a later run with the same inputs are not run and reuse the
  * earlier jobs, a changed `cacheVersion` runs the step again, another tenant never hits, and the
- * hits and misses are counted; and both from the Python SDK (`batchapi.retry`, `.options(cache=True)`).
+ * hits and misses are counted; a memoized step whose job a crashed controller already created
+ * adopts that job rather than a cache hit (nothing both runs and is reused); and both from the
+ * Python SDK (`batchapi.retry`, `.options(cache=True)`).
  */
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { WorkflowView } from '@batchapi/api';
+import type { JobRecord, WorkflowView } from '@batchapi/api';
+import { startQuota } from '@batchapi/quota';
+import { campaign, createStepJob } from '@batchapi/store';
+import { stepJobId } from '@batchapi/workflows';
 import { api, until, useCluster } from './harness';
 
 const c = useCluster({
@@ -229,4 +234,43 @@ it('retries and memoizes from the Python SDK: batchapi.retry reuses the step who
   expect(out.memo.steps[0]).toMatchObject({ phase: 'Succeeded', jobId: prepJob, cached: { reason: 'cache', workflowId: out.first.id } });
   expect(out.err).toBe('workflow_not_retryable');
   expect(readFileSync(`${marks}.prep`, 'utf8')).toBe('x\n');
+});
+
+it('adopts the job a crashed controller created for a memoized step instead of reusing a cache hit', async () => {
+  const body = { steps: [{ name: 'only', cache: true, job: sh('echo 5 > "$BATCH_RESULT_PATH"') }] };
+  const first = await waitWorkflow((await api(c.base, 'POST', '/v1/workflows', body)).body.id);
+  expect(first.steps[0]).toMatchObject({ phase: 'Succeeded', jobId: stepJobId(first.id, 0) });
+  // The controller stops; a run of the same step comes; a controller creates its job and dies before recording it.
+  await c.services[0].close();
+  const id = (await api(c.base, 'POST', '/v1/workflows', body)).body.id as string;
+  const lease = await c.store.grantLease(2);
+  const crashed = await campaign(c.store, 'workflows', 'crashed-controller', lease);
+  const job: JobRecord = {
+    id: stepJobId(id, 0),
+    tenant: 'default',
+    queue: 'default',
+    phase: 'Submitted',
+    createdAt: Date.now(),
+    pending: [{ start: 0, end: 1, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    // returns 6, not 5: the value tells which job the step ended with
+    spec: {
+      name: 'only',
+      command: ['sh', '-c', 'echo 6 > "$BATCH_RESULT_PATH"'],
+      env: {},
+      resources: { cpu: 100, memory: 16 * 2 ** 20 },
+      tasks: 1,
+      priority: 0,
+      labels: { 'batch.workflow': id, 'batch.step': 'only' },
+    },
+  };
+  expect(await createStepJob(c.store, crashed.fence(), job)).toBe('created');
+  await lease.revoke();
+  const config = { etcdEndpoints: c.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
+  c.services[0] = await startQuota({ config, historyUrl: c.historyUrl, archive: { afterMs: 300, intervalMs: 100 } });
+  const done = await waitWorkflow(id);
+  expect(done.steps[0]).toMatchObject({ phase: 'Succeeded', jobId: job.id });
+  expect(done.steps[0].cached).toBeUndefined();
+  expect((await api(c.base, 'GET', `/v1/jobs/${job.id}/results`)).body.results).toEqual([{ index: 0, value: 6 }]);
+  expect(await c.services[0].ctx.registry.getSingleMetricAsString('batch_workflow_step_cache_total')).not.toMatch(/outcome="hit"/);
 });
