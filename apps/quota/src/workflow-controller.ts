@@ -243,7 +243,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       if (wf.steps[i].cache) {
         const memo = await this.lookUpCache(wf, i, made, phases, now);
         if (memo?.hit) {
-          // not run: the step reuses the earlier job (its results), as a retry's reused step does
+          // not run: the step reuses the earlier job (its results), as a retry's reused step does; still a span of the run's trace
+          startSpan('workflow.step', {
+            parent: wf.traceparent,
+            attributes: { 'batch.workflow.id': wf.id, 'batch.workflow.step': name, 'batch.step.cached': true, 'batch.job.id': memo.hit.jobId ?? '' },
+          }).span.end();
           phases[name] = 'Succeeded';
           cached.set(name, memo.hit);
           if (memo.hit.jobId) jobIds.set(name, memo.hit.jobId);
