@@ -341,7 +341,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (await getJob(this.ctx.store, job.id)) return { key };
     try {
       const entry = await this.history.findStepCache(wf.tenant, key, now - this.cacheTuning.ttlMs);
-      if (entry && (await this.outputOf(entry.jobId))?.job.phase === 'Succeeded') {
+      if (entry && (await this.finishedJob(entry.jobId))?.phase === 'Succeeded') {
         this.m.cache.inc({ outcome: 'hit' });
         return { key, hit: { reason: 'cache', workflowId: entry.workflowId, jobId: entry.jobId } };
       }
@@ -369,6 +369,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         this.ctx.log.warn({ workflow: wf.id, step: s.name, err: (err as Error).message }, 'could not record a step in the step cache');
       }
     }
+  }
+
+  /** A finished job, from etcd or, once archived, from history; undefined when neither has it (retention). */
+  private async finishedJob(jobId: string): Promise<JobRecord | undefined> {
+    return (await getJob(this.ctx.store, jobId))?.value ?? (await this.history?.getJob(jobId));
   }
 
   /**
