@@ -88,7 +88,7 @@ it('batch completion bash prints a script that completes commands', async () => 
   const r = await batch(['completion', 'bash']);
   expect(r.status).toBe(0);
   expect(r.stdout).toContain('complete -F _batch_complete batch');
-  expect(r.stdout).toContain('"workflow") words="submit get list cancel --help"');
+  expect(r.stdout).toContain('"workflow") words="submit get list retry cancel --help"');
   expect((await batch(['completion', 'fish'])).status).toBe(2);
 });
 
