@@ -6,6 +6,7 @@ import { createGunzip, gunzipSync } from 'node:zlib';
 import {
   ApiError,
   BulkSubmitSchema,
+  canonicalJson,
   CONTAINER_RUNTIME_LABEL,
   countTasks,
   ErrorCode,
@@ -82,16 +83,6 @@ export function requestDigest(tenant: string, body: unknown): string {
   return createHash('sha256')
     .update(`${tenant}\n${canonicalJson(body)}`)
     .digest('hex');
-}
-
-function canonicalJson(v: unknown): string {
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
-  if (v && typeof v === 'object')
-    return `{${Object.keys(v)
-      .sort()
-      .map((k) => `${JSON.stringify(k)}:${canonicalJson((v as Record<string, unknown>)[k])}`)
-      .join(',')}}`;
-  return JSON.stringify(v);
 }
 
 /** How long admission trusts its last look at whether some node runs container images, in milliseconds. */

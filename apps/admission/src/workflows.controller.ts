@@ -43,6 +43,30 @@ export class WorkflowsController {
     });
   }
 
+  /** Re-run from failure: a new run of the failed, cancelled and skipped steps and those after them; the others' results are reused. */
+  @Post(':id/retry')
+  async retry(
+    @Req() req: FastifyRequest,
+    @Res() reply: FastifyReply,
+    @Param('id') id: string,
+    @Body() body: unknown,
+    @Headers('idempotency-key') key?: string,
+  ) {
+    const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+    await inSpan(
+      'workflow.retry',
+      { parent: traceparent, kind: SpanKind.SERVER, attributes: { 'http.route': '/v1/workflows/:id/retry', 'batch.workflow.retry_of': id } },
+      async () => {
+        const principal = this.auth.authenticate(req.headers.authorization);
+        const { view, created } = await this.workflows.retry(principal, id, body, key, this.clock.now());
+        reply
+          .header('Location', `/v1/workflows/${view.id}`)
+          .status(created ? 201 : 200)
+          .send(view);
+      },
+    );
+  }
+
   @Get()
   list(@Req() req: FastifyRequest, @Query() query: unknown) {
     return this.workflows.list(this.auth.authenticate(req.headers.authorization), query);

@@ -3,10 +3,13 @@ import {
   ApiError,
   ErrorCode,
   IdempotencyKeySchema,
+  type JobRecord,
   ListWorkflowsQuerySchema,
   parseSubmit,
   parseWith,
   type Principal,
+  RetryWorkflowSchema,
+  SCHEDULE_LABEL,
   STEP_LABEL,
   SubmitWorkflowSchema,
   type SubmitWorkflowRequest,
@@ -23,7 +26,7 @@ import type { HistoryStore } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow, tenantAndQueues } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
-import { criticalPaths, validateDag } from '@batchapi/workflows';
+import { criticalPaths, retrySteps, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { JobsService, newJobId, requestDigest } from './jobs.service';
 import { WorkingDirsService } from './working-dirs';
@@ -61,6 +64,64 @@ export class WorkflowsService {
     };
     const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
     return { view: workflowView(res.workflow), created: res.created };
+  }
+
+  /**
+   * `POST /v1/workflows/{id}/retry`: a new run of a finished run that did not succeed (live or
+   * archived) that runs only its failed, cancelled and skipped steps and those after them, reusing
+   * the others' jobs and results (`retrySteps`). The new run has its own id, names the old one in
+   * `retryOf`, keeps its name, queue, labels (less the schedule's: it is no tick of that schedule),
+   * `maxRunning` and deadline (as a span from its own start). A succeeded step whose job retention
+   * has deleted (from etcd and history) runs again, with the steps after it. With an
+   * Idempotency-Key a retry of the request answers the first retry's run.
+   * @throws ApiError `workflow_not_retryable` (409) for a run still running or one that succeeded; `not_found`; `invalid_argument` for a body other than `{}`
+   */
+  async retry(
+    principal: Principal,
+    id: string,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    now: number,
+  ): Promise<{ view: WorkflowView; created: boolean }> {
+    parseWith(RetryWorkflowSchema, body ?? {});
+    const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
+    const old = await this.visible(principal, id);
+    const steps = retrySteps(old, await this.goneJobs(old));
+    const queues = new Set([old.queue, ...steps.map((s) => (typeof s.job.queue === 'string' ? s.job.queue : old.queue))]);
+    await this.checkTenantAndQueues(old.tenant, [...queues]);
+    this.jobs?.checkBacklog(now);
+    const traceparent = traceparentOf();
+    const { [SCHEDULE_LABEL]: _schedule, ...labels } = old.labels;
+    const wf: WorkflowRecord = {
+      id: `wf-${newJobId(now)}`,
+      name: old.name,
+      tenant: old.tenant,
+      queue: old.queue,
+      labels,
+      phase: 'Running',
+      steps,
+      createdAt: now,
+      retryOf: old.id,
+      ...(old.deadlineAt !== undefined ? { deadlineAt: now + (old.deadlineAt - old.createdAt) } : {}),
+      ...(old.maxRunning !== undefined ? { maxRunning: old.maxRunning } : {}),
+      ...(traceparent ? { traceparent } : {}),
+    };
+    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(old.tenant, { retryOf: old.id }) } : undefined);
+    return { view: workflowView(res.workflow), created: res.created };
+  }
+
+  /** The step jobs of succeeded steps of `wf` that neither etcd nor history holds any more (retention deleted them). */
+  private async goneJobs(wf: WorkflowRecord): Promise<Set<string>> {
+    // a run that cannot be retried: `retrySteps` says so, without these reads
+    if (wf.phase === 'Running' || wf.phase === 'Succeeded') return new Set();
+    const ids = wf.steps.filter((s) => s.phase === 'Succeeded' && s.jobId !== undefined).map((s) => s.jobId!);
+    const live = await this.ctx.store.getMany<JobRecord>(ids.map((j) => this.ctx.store.keys.job(j)));
+    const gone = new Set<string>();
+    for (const [k, jobId] of ids.entries()) {
+      if (live[k] || (await fromHistory(this.history, (h) => h.getJob(jobId)))) continue;
+      gone.add(jobId);
+    }
+    return gone;
   }
 
   /**
@@ -109,6 +170,11 @@ export class WorkflowsService {
           : {}),
       };
       if (s.map) delete (job as Record<string, unknown>).tasks;
+      if (s.cacheVersion !== undefined && s.cache !== true) {
+        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].cacheVersion: it versions the step's cache; set cache: true too, or remove it`, {
+          field: `${root}steps[${i}].cacheVersion`,
+        });
+      }
       try {
         const parsed = parseSubmit(job);
         queues.add(parsed.queue);
@@ -128,6 +194,8 @@ export class WorkflowsService {
       when: dag[i].when,
       job: s.job,
       ...(s.map ? { map: s.map } : {}),
+      ...(s.cache ? { cache: true } : {}),
+      ...(s.cache && s.cacheVersion ? { cacheVersion: s.cacheVersion } : {}),
       criticalPath: cps[i],
       phase: 'Pending',
     }));

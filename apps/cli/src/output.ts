@@ -47,10 +47,12 @@ export function workflowDetail(w: WorkflowView): string {
     `ID:        ${w.id}\nName:      ${w.name}\nPhase:     ${w.phase}\nTenant:    ${w.tenant}\nCreated:   ${new Date(w.createdAt).toISOString()}\n` +
     (w.finishedAt ? `Finished:  ${new Date(w.finishedAt).toISOString()}\n` : '') +
     (w.deadlineAt ? `Deadline:  ${new Date(w.deadlineAt).toISOString()}\n` : '') +
-    (w.traceId ? `Trace:     ${w.traceId}\n` : '');
+    (w.traceId ? `Trace:     ${w.traceId}\n` : '') +
+    (w.retryOf ? `Retry of:  ${w.retryOf}\n` : '');
   return `${head}\n${table(
     ['STEP', 'PHASE', 'WHEN', 'DEPENDS ON', 'CRITICAL PATH', 'JOB'],
-    w.steps.map((s) => [s.name, s.phase, s.when, s.dependsOn.join(',') || '-', String(s.criticalPath), s.jobId ?? '-']),
+    // a reused step reads "Succeeded (cached)": its job is an earlier run's (a retry's reuse or a cache hit)
+    w.steps.map((s) => [s.name, s.cached ? `${s.phase} (cached)` : s.phase, s.when, s.dependsOn.join(',') || '-', String(s.criticalPath), s.jobId ?? '-']),
   )}`;
 }
 

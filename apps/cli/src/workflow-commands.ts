@@ -1,6 +1,6 @@
 /**
  * `batch run` (submit and follow a job with a progress bar; the exit code follows the
- * outcome) and `batch workflow submit|get|list|cancel`. Both follow the API's event
+ * outcome) and `batch workflow submit|get|list|retry|cancel`. Both follow the API's event
  * streams, so nothing polls.
  */
 import { TERMINAL_WORKFLOW_PHASES, type JobView, type SubmitWorkflowRequest, type WorkflowView } from '@batchapi/api';
@@ -100,7 +100,7 @@ async function follow(c: BatchClient, id: string, first: WorkflowView): Promise<
 
 const show = (w: WorkflowView, output: OutputFormat) => (isData(output) ? printData(w, output) : process.stdout.write(workflowDetail(w)));
 
-/** `batch workflow submit|get|list|cancel`. */
+/** `batch workflow submit|get|list|retry|cancel`. */
 export function defineWorkflow(program: Command, client: () => BatchClient, run: Run): void {
   const wf = program.command('workflow').description('workflows: DAGs of jobs (docs/workflows.md)');
   wf.command('submit')
@@ -145,6 +145,26 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
         const workflows = await client().workflows.list(o.limit);
         if (isData(o.output)) printData({ workflows }, o.output);
         else process.stdout.write(workflowRows(workflows, o.output === 'wide'));
+      }),
+    );
+  wf.command('retry')
+    .description('re-run a finished run from its failure: a new run of its failed, cancelled and skipped steps and those after them; the others are reused')
+    .argument('<run>', 'the id of a finished run that did not succeed')
+    .option('--idempotency-key <key>', 'retrying the command with the same key returns the same new run')
+    .option('--wait', 'follow the new run to its end with a progress bar; exit 0 only if it succeeded')
+    .addOption(outputOption())
+    .action(
+      run(async (id: string, o: { idempotencyKey?: string; wait?: boolean; output: OutputFormat }) => {
+        const c = client();
+        const handle = await c.workflows.retry(id, { idempotencyKey: o.idempotencyKey });
+        if (!o.wait) {
+          if (isData(o.output)) printData(handle.submitted, o.output);
+          else process.stdout.write(`${handle.id}\n`);
+          return 0;
+        }
+        const final = TERMINAL_WORKFLOW_PHASES.has(handle.submitted.phase) ? handle.submitted : await follow(c, handle.id, handle.submitted);
+        show(final, o.output);
+        return exitCodeOf(final.phase);
       }),
     );
   wf.command('cancel')

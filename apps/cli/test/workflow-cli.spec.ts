@@ -55,11 +55,40 @@ it('batch workflow submit -f a YAML file --wait, then get, list (yaml, wide) and
   expect(refused.stderr).toMatch(/^error: workflow_cycle: .*a → a/);
 });
 
+it('batch workflow retry re-runs a failed run from its failure and refuses a run that succeeded', async () => {
+  const ok = join(c.dir, 'retry-ok');
+  const file = c.file('retry.yaml', [
+    'name: cli-retry',
+    'steps:',
+    '  - name: first',
+    '    job: { command: [sh, -c, "echo 7 > $BATCH_RESULT_PATH"], resources: { cpu: 100m, memory: 16Mi } }',
+    '  - name: second',
+    '    dependsOn: [first]',
+    `    job: { command: [sh, -c, "test -f ${ok}"], resources: { cpu: 100m, memory: 16Mi } }`,
+  ]);
+  const failed = await batch(['workflow', 'submit', '-f', file, '--wait', '-o', 'json']);
+  expect(failed.status).toBe(1);
+  const run = JSON.parse(failed.stdout);
+  writeFileSync(ok, '');
+  const retried = await batch(['workflow', 'retry', run.id, '--wait', '-o', 'json']);
+  expect(retried.status).toBe(0);
+  const again = JSON.parse(retried.stdout);
+  expect(again).toMatchObject({
+    retryOf: run.id,
+    phase: 'Succeeded',
+    steps: [{ name: 'first', jobId: run.steps[0].jobId, cached: { reason: 'retry' } }, { phase: 'Succeeded' }],
+  });
+  expect((await batch(['workflow', 'get', again.id])).stdout).toMatch(new RegExp(`Retry of:\\s+${run.id}[\\s\\S]*first\\s+Succeeded \\(cached\\)`));
+  const refused = await batch(['workflow', 'retry', again.id]);
+  expect(refused.status).toBe(1);
+  expect(refused.stderr).toMatch(/^error: workflow_not_retryable: .*succeeded/);
+});
+
 it('batch completion bash prints a script that completes commands', async () => {
   const r = await batch(['completion', 'bash']);
   expect(r.status).toBe(0);
   expect(r.stdout).toContain('complete -F _batch_complete batch');
-  expect(r.stdout).toContain('"workflow") words="submit get list cancel --help"');
+  expect(r.stdout).toContain('"workflow") words="submit get list retry cancel --help"');
   expect((await batch(['completion', 'fish'])).status).toBe(2);
 });
 

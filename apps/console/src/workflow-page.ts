@@ -65,12 +65,12 @@ function Graph({ steps, jobs, critical }: { steps: Step[]; jobs: Map<string, Job
       const s = steps[i];
       const job = s.jobId ? jobs.get(s.jobId) : undefined;
       const { done, total } = progress(job, s);
-      const label = `Step ${s.name}: ${s.phase}${s.map ? `, ${done} of ${total ?? '?'} tasks done` : ''}${onPath.has(s.name) ? ', on the critical path' : ''}`;
+      const label = `Step ${s.name}: ${s.phase}${s.cached ? ' (cached)' : ''}${s.map ? `, ${done} of ${total ?? '?'} tasks done` : ''}${onPath.has(s.name) ? ', on the critical path' : ''}`;
       const r = 14;
       const frac = total ? done / total : 0;
       const body = html`<rect class="box" x=${p.x} y=${p.y} width=${w} height=${h} rx="8" />
         <text x=${p.x + 12} y=${p.y + 23} class="name">${s.name.length > 18 ? `${s.name.slice(0, 17)}…` : s.name}</text>
-        <text x=${p.x + 12} y=${p.y + 42} class="state">${s.phase}${s.map ? ` · ${done}/${total ?? '?'}` : ''}</text>
+        <text x=${p.x + 12} y=${p.y + 42} class="state">${s.phase}${s.cached ? ' (cached)' : ''}${s.map ? ` · ${done}/${total ?? '?'}` : ''}</text>
         ${
           s.map &&
           html`<circle class="ring-track" cx=${p.x + w - 24} cy=${p.y + h / 2} r=${r} />
@@ -195,7 +195,7 @@ export function WorkflowPage({ id }: { id: string }) {
             <td>
               ${s.name}${critical.steps.includes(s.name) ? html` <span class="badge">critical</span>` : ''}${s.map ? html` <span class="badge">fan-out</span>` : ''}
             </td>
-            <td class=${`phase phase-${s.phase}`}>${s.phase}</td>
+            <td class=${`phase phase-${s.phase}`}>${s.phase}${s.cached ? ' (cached)' : ''}</td>
             <td>${s.dependsOn.join(', ') || '—'}${s.when !== 'success' ? ` (${s.when})` : ''}</td>
             <td>${total === undefined ? '—' : `${done} / ${total}`}</td>
             <td>${job ? seconds(stepMs(job, now)) : '—'}</td>

@@ -4,6 +4,7 @@ import { DEFAULT_RETENTION } from '@batchapi/store';
 import { z } from 'zod';
 import { type ArchiveTuning, DEFAULT_ARCHIVE } from './archiver.service';
 import type { RetentionTuning } from './retention.service';
+import { DEFAULT_STEP_CACHE, type StepCacheTuning } from './workflow-controller';
 
 /** The variables of a quota replica (docs/configuration.md, "quota"). */
 export const QUOTA_ENV = z.object({
@@ -39,6 +40,19 @@ export const QUOTA_ENV = z.object({
     unit: 'days',
     doc: 'With `BATCH_HISTORY_URL`: how long history is kept; older months are dropped whole (a month more at most).',
   }),
+  BATCH_STEP_CACHE_TTL: envNumber({
+    default: DEFAULT_STEP_CACHE.ttlMs / 1000,
+    min: 1,
+    int: false,
+    unit: 'seconds',
+    doc: 'With `BATCH_HISTORY_URL`: how long after it succeeded a memoized workflow step (`cache: true`) can be reused; keep it under `BATCH_HISTORY_RETENTION`.',
+  }),
+  BATCH_STEP_CACHE_MAX_ENTRIES: envNumber({
+    default: DEFAULT_STEP_CACHE.maxEntries,
+    min: 1,
+    unit: 'entries',
+    doc: 'With `BATCH_HISTORY_URL`: most step cache entries one tenant keeps; past it the oldest are evicted.',
+  }),
 });
 
 /** A quota replica's settings, as read from its environment. */
@@ -51,6 +65,8 @@ export interface QuotaConfig {
   historyUrl?: string;
   /** Archiving (`BATCH_ARCHIVE_AFTER`, seconds) and history retention (`BATCH_HISTORY_RETENTION`, days). @default 60 s after the end, batches of 500, the next pass when the next job is ready (at least 1 s, at most 5 s after the last); 90 days, applied hourly */
   archive: ArchiveTuning;
+  /** The step cache (`BATCH_STEP_CACHE_TTL`, seconds; `BATCH_STEP_CACHE_MAX_ENTRIES`). @default 7 days, 10,000 entries per tenant */
+  stepCache: StepCacheTuning;
 }
 
 /** Pause between retention passes, in milliseconds (not configurable by a variable). */
@@ -74,5 +90,6 @@ export function quotaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QuotaC
       historyRetentionMs: e.BATCH_HISTORY_RETENTION * 86_400_000,
       idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
     },
+    stepCache: { ttlMs: e.BATCH_STEP_CACHE_TTL * 1000, maxEntries: e.BATCH_STEP_CACHE_MAX_ENTRIES },
   };
 }

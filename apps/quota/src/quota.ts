@@ -7,7 +7,7 @@ import { quotaConfigFromEnv } from './config';
 import { RETENTION_TUNING, RetentionService, type RetentionTuning } from './retention.service';
 import { ARCHIVE_TUNING, ArchiverService, type ArchiveTuning } from './archiver.service';
 import { HistoryStore, migrate } from '@batchapi/history';
-import { WorkflowController } from './workflow-controller';
+import { STEP_CACHE_TUNING, type StepCacheTuning, WorkflowController } from './workflow-controller';
 import { SCHEDULE_TUNING, ScheduleController, type ScheduleTuning } from './schedule-controller';
 import { FinishedJobs } from './finished-jobs';
 
@@ -27,6 +27,8 @@ export interface QuotaOptions {
   archive?: Partial<ArchiveTuning>;
   /** The schedule controller (cron jobs and workflows). @default one pass a second, no hook */
   schedules?: Partial<ScheduleTuning>;
+  /** The step cache of memoized workflow steps (with a history store). @default from `BATCH_STEP_CACHE_TTL` / `BATCH_STEP_CACHE_MAX_ENTRIES`, else 7 days, 10,000 entries per tenant */
+  stepCache?: Partial<StepCacheTuning>;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
@@ -51,6 +53,7 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
       // the finished jobs' index: kept from the admitter's jobs informer, read by the archiver
       FinishedJobs,
       WorkflowController,
+      { provide: STEP_CACHE_TUNING, useValue: { ...env.stepCache, ...opts.stepCache } },
       ScheduleController,
       { provide: SCHEDULE_TUNING, useValue: opts.schedules ?? {} },
       RetentionService,

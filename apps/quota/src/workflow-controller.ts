@@ -11,16 +11,19 @@ import {
   type JobPhase,
   type JobRecord,
   parseSubmit,
+  type TaskResult,
   STEP_LABEL,
+  type StepCached,
   type StepPhase,
   TERMINAL_WORKFLOW_PHASES,
   WORKFLOW_LABEL,
   type WorkflowRecord,
   type WorkflowStep,
 } from '@batchapi/api';
-import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import type { HistoryStore } from '@batchapi/history';
+import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
-import { advance, fanOutItems, stepJobId, stepJobPrefix } from '@batchapi/workflows';
+import { advance, fanOutItems, resultsDigest, stepCacheKey, stepJobId, stepJobPrefix } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
@@ -32,6 +35,16 @@ export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
 /** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
 const TICK_MS = 1000;
 
+/** How the step cache (memoized steps, `cache: true`; kept in the history store) is bounded. */
+export interface StepCacheTuning {
+  /** An entry is found for this long after its step succeeded, in milliseconds (`BATCH_STEP_CACHE_TTL`, seconds). @default 604800000 (7 days) */
+  ttlMs: number;
+  /** Most entries one tenant keeps; past it the oldest are evicted (`BATCH_STEP_CACHE_MAX_ENTRIES`). @default 10000 */
+  maxEntries: number;
+}
+export const DEFAULT_STEP_CACHE: StepCacheTuning = { ttlMs: 7 * 86_400_000, maxEntries: 10_000 };
+export const STEP_CACHE_TUNING = Symbol('StepCacheTuning');
+
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
@@ -42,13 +55,19 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   /** Per unfinished workflow: the informer over its step jobs (a promise while it starts). */
   private readonly stepInformers = new Map<string, Promise<Informer | undefined>>();
   private readonly elected: ElectedLoop;
-  private readonly m: { submitted: Counter; finished: Counter };
+  private readonly m: { submitted: Counter; finished: Counter; cache: Counter };
+  private readonly cacheTuning: StepCacheTuning;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     /** What step deadlines and record times (wall) and the re-plan tick (monotonic) are read from. @default systemClock */
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Where the jobs of finished runs are once archived: a retry's reused steps are read from there. @default none: only etcd */
+    @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
+    /** The step cache's bounds. @default DEFAULT_STEP_CACHE */
+    @Optional() @Inject(STEP_CACHE_TUNING) cacheTuning?: Partial<StepCacheTuning>,
   ) {
+    this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
     const registers = [ctx.registry];
     const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
     this.elected = new ElectedLoop(ctx, { role: 'workflows', title: 'workflow controller', isLeader });
@@ -58,6 +77,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         name: 'batch_workflows_finished_total',
         help: 'Workflows that reached a terminal phase, by phase',
         labelNames: ['phase'],
+        registers,
+      }),
+      cache: new Counter({
+        name: 'batch_workflow_step_cache_total',
+        help: 'Memoized (cache: true) steps about to run, by outcome: hit (an earlier job reused, nothing run) or miss (run)',
+        labelNames: ['outcome'],
         registers,
       }),
     };
@@ -201,6 +226,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const fence = leader.fence();
     const phases: Record<string, StepPhase> = { ...plan.phases };
     const jobIds = new Map<string, string>();
+    const cached = new Map<string, StepCached>();
+    const cacheKeys = new Map<string, string>();
+    await this.recordSucceededInCache(wf, phases, now);
     for (const name of plan.submit) {
       const i = wf.steps.findIndex((s) => s.name === name);
       const made = await this.stepJob(wf, i, now);
@@ -211,6 +239,21 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       if (made === 'invalid') {
         phases[name] = 'Failed';
         continue;
+      }
+      if (wf.steps[i].cache) {
+        const memo = await this.lookUpCache(wf, i, made, phases, now);
+        if (memo?.hit) {
+          // not run: the step reuses the earlier job (its results), as a retry's reused step does; still a span of the run's trace
+          startSpan('workflow.step', {
+            parent: wf.traceparent,
+            attributes: { 'batch.workflow.id': wf.id, 'batch.workflow.step': name, 'batch.step.cached': true, 'batch.job.id': memo.hit.jobId ?? '' },
+          }).span.end();
+          phases[name] = 'Succeeded';
+          cached.set(name, memo.hit);
+          if (memo.hit.jobId) jobIds.set(name, memo.hit.jobId);
+          continue;
+        }
+        if (memo) cacheKeys.set(name, memo.key);
       }
       // The step is a span of the workflow's trace; the step job's own spans (admit, bind, runs) hang under it.
       const { span, traceparent } = startSpan('workflow.step', {
@@ -239,7 +282,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     }
     // An empty fan-out or a step that could not be made changes what follows: plan again next pass.
     const replan = plan.submit.some((n) => phases[n] !== 'Running');
-    const steps: WorkflowStep[] = wf.steps.map((s) => ({ ...s, phase: phases[s.name], ...(jobIds.has(s.name) ? { jobId: jobIds.get(s.name) } : {}) }));
+    const steps: WorkflowStep[] = wf.steps.map((s) => ({
+      ...s,
+      phase: phases[s.name],
+      ...(jobIds.has(s.name) ? { jobId: jobIds.get(s.name) } : {}),
+      ...(cached.has(s.name) ? { cached: cached.get(s.name) } : {}),
+      ...(cacheKeys.has(s.name) ? { cacheKey: cacheKeys.get(s.name) } : {}),
+    }));
     const next: WorkflowRecord = {
       ...wf,
       steps,
@@ -265,6 +314,92 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   }
 
   /**
+   * The cache key of memoized step `i` about to run as `job`, and the earlier step it may reuse:
+   * an entry of the tenant with that key, unexpired, whose job history or etcd still has as
+   * `Succeeded`. Undefined without a history store (no cache) or when a dependency's results
+   * cannot be read (the step runs). When the step's own job exists already (this controller created
+   * it before a crash), the key is kept but nothing is looked up: that job is adopted, so a step
+   * never both runs and reuses. A history store that fails is a miss (logged): the step runs.
+   */
+  private async lookUpCache(
+    wf: WorkflowRecord,
+    i: number,
+    job: JobRecord,
+    phases: Readonly<Record<string, StepPhase>>,
+    now: number,
+  ): Promise<{ key: string; hit?: StepCached } | undefined> {
+    if (!this.history) return undefined;
+    const step = wf.steps[i];
+    const inputs: Record<string, { phase: StepPhase; results: string }> = {};
+    for (const name of step.dependsOn) {
+      const dep = wf.steps.find((s) => s.name === name)!;
+      const output = dep.jobId ? await this.outputOf(dep.jobId) : undefined;
+      if (dep.jobId && !output) return undefined;
+      inputs[name] = { phase: phases[name], results: resultsDigest(output?.results ?? []) };
+    }
+    const key = stepCacheKey({ spec: job.spec, inputs, ...(step.cacheVersion !== undefined ? { cacheVersion: step.cacheVersion } : {}) });
+    if (await getJob(this.ctx.store, job.id)) return { key };
+    try {
+      const entry = await this.history.findStepCache(wf.tenant, key, now - this.cacheTuning.ttlMs);
+      if (entry && (await this.finishedJob(entry.jobId))?.phase === 'Succeeded') {
+        this.m.cache.inc({ outcome: 'hit' });
+        return { key, hit: { reason: 'cache', workflowId: entry.workflowId, jobId: entry.jobId } };
+      }
+    } catch (err) {
+      this.ctx.log.warn({ workflow: wf.id, step: step.name, err: (err as Error).message }, 'step cache lookup failed; the step runs');
+    }
+    this.m.cache.inc({ outcome: 'miss' });
+    return { key };
+  }
+
+  /**
+   * Records in the step cache each memoized step of `wf` whose job has just succeeded (`Running`
+   * in the record, `Succeeded` in this plan), bounded as `StepCacheTuning` says. Before the record's
+   * write: a refused write plans again and records again, which the cache takes as one entry. A
+   * history store that fails loses the entry (logged), never the workflow's progress.
+   */
+  private async recordSucceededInCache(wf: WorkflowRecord, phases: Readonly<Record<string, StepPhase>>, now: number): Promise<void> {
+    if (!this.history) return;
+    for (const s of wf.steps) {
+      if (!s.cacheKey || !s.jobId || s.cached || s.phase !== 'Running' || phases[s.name] !== 'Succeeded') continue;
+      const entry = { tenant: wf.tenant, key: s.cacheKey, jobId: s.jobId, workflowId: wf.id, step: s.name, createdAt: now };
+      try {
+        await this.history.recordStepCache(entry, { notBefore: now - this.cacheTuning.ttlMs, maxEntries: this.cacheTuning.maxEntries });
+      } catch (err) {
+        this.ctx.log.warn({ workflow: wf.id, step: s.name, err: (err as Error).message }, 'could not record a step in the step cache');
+      }
+    }
+  }
+
+  /** A finished job, from etcd or, once archived, from history; undefined when neither has it (retention). */
+  private async finishedJob(jobId: string): Promise<JobRecord | undefined> {
+    return (await getJob(this.ctx.store, jobId))?.value ?? (await this.history?.getJob(jobId));
+  }
+
+  /**
+   * A finished step job and its results, from etcd or, once archived, from history (a step a
+   * retry reuses belongs to an earlier run, which the archiver may move at any time). The results
+   * are read before the job: the archiver removes a job with its results in one transaction, after
+   * history holds them, so a job still in etcd after its results were read had them all, and a job
+   * gone from etcd is in history. Undefined when neither has it.
+   */
+  private async outputOf(jobId: string): Promise<{ job: JobRecord; results: TaskResult[] } | undefined> {
+    const results = await listResults(this.ctx.store, jobId);
+    const live = await getJob(this.ctx.store, jobId);
+    if (live) return { job: live.value, results };
+    const job = await this.history?.getJob(jobId);
+    if (!job || !this.history) return undefined;
+    const archived: TaskResult[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.history.listResults(jobId, { limit: 1000, ...(cursor ? { cursor } : {}) });
+      archived.push(...page.results);
+      cursor = page.nextCursor;
+    } while (cursor);
+    return { job, results: archived };
+  }
+
+  /**
    * The job of step `i`: its body with the workflow's queue, labels naming the workflow and
    * step, and the fan-out items; `empty` when a fan-out has nothing to map over, `invalid`
    * when the items make an invalid job (e.g. over 1 MiB).
@@ -280,11 +415,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (step.map && 'fromStep' in step.map) {
       const from = step.map.fromStep;
       const source = wf.steps.find((s) => s.name === from);
-      const sourceJob = source?.jobId ? await getJob(this.ctx.store, source.jobId) : undefined;
-      const results = sourceJob ? await listResults(this.ctx.store, sourceJob.value.id) : [];
+      const output = source?.jobId ? await this.outputOf(source.jobId) : undefined;
+      // a reused step's job (an earlier run's) may be gone from etcd and history alike (retention): the step cannot get its items
+      if (source?.jobId && !output) return 'invalid';
+      const results = output?.results ?? [];
       // a result kept in the blob store (over 64 KiB) is not inlined into a job's items: the fan-out is refused
       if (results.some((r) => r.ref)) return 'invalid';
-      const items = sourceJob ? fanOutItems(sourceJob.value.spec.tasks, results, source?.map !== undefined) : [];
+      const items = output ? fanOutItems(output.job.spec.tasks, results, source?.map !== undefined) : [];
       if (items.length === 0) return 'empty';
       body.items = items;
     }

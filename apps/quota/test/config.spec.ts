@@ -8,7 +8,15 @@ it('defaults every setting when the environment is empty', () => {
     retention: { jobRetentionMs: 7 * 86_400_000, idempotencyTtlMs: 86_400_000, maxJobsPerPass: 1000, intervalMs: 60_000 },
     // the defaults written once, where the archiver is
     archive: DEFAULT_ARCHIVE,
+    // 7 days, 10,000 entries per tenant
+    stepCache: { ttlMs: 7 * 86_400_000, maxEntries: 10_000 },
   });
+});
+
+it('bounds the step cache by BATCH_STEP_CACHE_TTL seconds and BATCH_STEP_CACHE_MAX_ENTRIES, refusing a bound below 1', () => {
+  expect(quotaConfigFromEnv({ BATCH_STEP_CACHE_TTL: '3600', BATCH_STEP_CACHE_MAX_ENTRIES: '50' }).stepCache).toEqual({ ttlMs: 3_600_000, maxEntries: 50 });
+  expect(() => quotaConfigFromEnv({ BATCH_STEP_CACHE_MAX_ENTRIES: '0' })).toThrow('BATCH_STEP_CACHE_MAX_ENTRIES must be an integer ≥ 1 (got "0")');
+  expect(() => quotaConfigFromEnv({ BATCH_STEP_CACHE_TTL: '0' })).toThrow('BATCH_STEP_CACHE_TTL must be a number ≥ 1 (got "0")');
 });
 
 it('archives to the history store only with BATCH_HISTORY_URL, after BATCH_ARCHIVE_AFTER seconds', () => {

@@ -26,6 +26,8 @@ export const ErrorCode = {
   /** An uploaded body is not the package its digest names (its tar's SHA-256 differs, or it is not gzip). */
   DigestMismatch: 'digest_mismatch',
   IdempotencyConflict: 'idempotency_conflict',
+  /** A workflow run that is still running or that succeeded cannot be retried (`POST /v1/workflows/{id}/retry`): only a finished run that did not succeed can. */
+  WorkflowNotRetryable: 'workflow_not_retryable',
   Conflict: 'conflict',
   RateLimited: 'rate_limited',
   /** The tenant's submit requests per second (token bucket) are spent. */
@@ -65,6 +67,7 @@ export const statusOf: Record<ErrorCode, number> = {
   exceeds_semaphore: 422,
   digest_mismatch: 400,
   idempotency_conflict: 409,
+  workflow_not_retryable: 409,
   conflict: 409,
   rate_limited: 429,
   submit_rate_exceeded: 429,

@@ -6,6 +6,7 @@ export * from './schemas';
 export * from './limits';
 export * from './views';
 export * from './workflow';
+export * from './canonical-json';
 export * from './rpc';
 export * from './responses';
 export * from './openapi';

@@ -45,7 +45,7 @@ import {
   SubmitJobSchema,
   WorkingDirDigestSchema,
 } from './schemas';
-import { SubmitWorkflowSchema } from './workflow';
+import { RetryWorkflowSchema, SubmitWorkflowSchema } from './workflow';
 import { PutSemaphoreSchema, SemaphoreListSchema, SemaphoreNameSchema, SemaphoreQuerySchema, SemaphoreViewSchema } from './semaphore';
 import { ResubmitSchema } from './resubmit';
 import {
@@ -360,6 +360,18 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       summary: 'A workflow and its steps',
       errors: ['not_found'],
       answers: ok('The workflow', WorkflowViewSchema),
+    },
+    'POST /v1/workflows/{id}/retry': {
+      operationId: 'retryWorkflow',
+      summary:
+        'Re-run from failure: a new run (retryOf this one) of a finished run that did not succeed, live or archived, running its failed, cancelled and skipped steps and every step after them; the other steps reuse their jobs and results (cached: {reason: retry}). Committed before the answer',
+      errors: [...SUBMIT_ERRORS, 'not_found', 'workflow_not_retryable'],
+      ...idempotentSubmit(RetryWorkflowSchema, {
+        schema: WorkflowViewSchema,
+        location: 'The new run: /v1/workflows/{id}',
+        links: workflowLinks,
+        retried: 'A retry of the request with the same Idempotency-Key: the run the first one created',
+      }),
     },
     'DELETE /v1/workflows/{id}': {
       operationId: 'cancelWorkflow',

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { ErrorCode, type ErrorBody } from './errors';
 import { ISOLATION_KINDS, JobPhase, type Tenant } from './model';
 import { type JobView, type NodeView, type QueueView, TASK_LIST_STATES, type TaskCounts, type TaskView, type UsageView, type WhyView } from './views';
-import { StepWhenSchema, type WorkflowView } from './workflow';
+import { StepReuseSchema, StepWhenSchema, type WorkflowView } from './workflow';
 
 /** A quantity as answers show it: `"500m"`, `"2Gi"`, or a number (GPUs, `domain/name` resources). */
 const Quantity = z.union([z.string(), z.number()]);
@@ -210,11 +210,17 @@ export const WorkflowViewSchema = z.strictObject({
   /** Most steps running at once, when set. */
   maxRunning: z.number().int().optional(),
   traceId: z.string().optional(),
+  /** The run this one retries. */
+  retryOf: z.string().optional(),
   steps: z.array(
     z.strictObject({
       name: z.string(),
       phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled']),
       jobId: z.string().nullable(),
+      /** Memoized (`cache: true`). */
+      cache: z.boolean().optional(),
+      /** The step did not run: its results and `jobId` are those of an earlier run's step (`reason`: `retry` or `cache`). */
+      cached: z.strictObject({ reason: StepReuseSchema, workflowId: z.string(), jobId: z.string().nullable() }).optional(),
       dependsOn: z.array(z.string()),
       when: StepWhenSchema,
       criticalPath: z.number().int(),

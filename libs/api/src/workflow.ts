@@ -47,6 +47,29 @@ export const TERMINAL_WORKFLOW_PHASES: ReadonlySet<WorkflowPhase> = new Set(Obje
 /** A step name: letters, digits, "-", "_", "." (it becomes a job label value). */
 export const StepNameSchema = dottedName(63);
 
+/** Longest `cacheVersion` of a step, in characters. */
+export const MAX_CACHE_VERSION_CHARS = 64;
+
+/** Why a step did not run: its results are those of an earlier job. */
+export const StepReuse = {
+  /** A retry of a run (`POST /v1/workflows/{id}/retry`) kept the step the earlier run succeeded. */
+  Retry: 'retry',
+  /** A `cache: true` step whose cache key matched an earlier successful step of the tenant. */
+  Cache: 'cache',
+} as const;
+export const StepReuseSchema = z.enum(StepReuse);
+export type StepReuse = z.infer<typeof StepReuseSchema>;
+
+/** Where a reused step's results come from. */
+export interface StepCached {
+  /** Why the step was not run. */
+  reason: StepReuse;
+  /** The run whose step produced the results. */
+  workflowId: string;
+  /** The job that produced them; null when that step succeeded without a job (a fan-out over nothing). */
+  jobId: string | null;
+}
+
 /** One step of a `POST /v1/workflows` body. */
 export const WorkflowStepSchema = z.strictObject({
   name: StepNameSchema,
@@ -58,6 +81,15 @@ export const WorkflowStepSchema = z.strictObject({
   when: StepWhenSchema.optional(),
   /** Fan-out: an array job with one task per item, or over the results of a dependency. @default none */
   map: z.union([z.strictObject({ items: z.array(z.unknown()).min(1).max(100_000) }), z.strictObject({ fromStep: StepNameSchema })]).optional(),
+  /**
+   * Memoization: when the step's cache key (its command, environment, image, working dir, Python
+   * requirements, tasks and items, its dependencies' results and `cacheVersion`) matches a step of the
+   * same tenant that succeeded within the cache's lifetime, the step is not run and reuses that
+   * step's job and results. Needs the history store. @default false
+   */
+  cache: z.boolean().optional(),
+  /** Part of the cache key: change it to make a `cache: true` step run again with unchanged inputs. At most 64 characters. @default "" */
+  cacheVersion: z.string().max(MAX_CACHE_VERSION_CHARS).optional(),
 });
 export type WorkflowStepRequest = z.infer<typeof WorkflowStepSchema>;
 
@@ -88,6 +120,9 @@ export const SubmitWorkflowSchema = z.strictObject({
 });
 export type SubmitWorkflowRequest = z.infer<typeof SubmitWorkflowSchema>;
 
+/** `POST /v1/workflows/{id}/retry` body: empty or `{}` (nothing to change: the retry runs the run's own steps). */
+export const RetryWorkflowSchema = z.strictObject({});
+
 /** One step as stored in the workflow record. */
 export interface WorkflowStep {
   name: string;
@@ -99,8 +134,16 @@ export interface WorkflowStep {
   /** Steps in the longest chain from this one to the end, itself included. */
   criticalPath: number;
   phase: StepPhase;
-  /** Set in the same transaction that creates the step's job. */
+  /** Set in the same transaction that creates the step's job (or, for a reused step, the job it reuses). */
   jobId?: string;
+  /** Memoized (`cache: true`). @default false */
+  cache?: boolean;
+  /** Part of the cache key. @default "" */
+  cacheVersion?: string;
+  /** The cache key of a `cache: true` step, set when the controller submits it (recorded in the cache once the step succeeds). @default none */
+  cacheKey?: string;
+  /** Set when the step did not run and reuses an earlier job's results (a retry, a cache hit). @default none */
+  cached?: StepCached;
 }
 
 /** The record at `workflows/{id}`. Every write compares its mod revision; the controller's writes carry its fence. */
@@ -121,6 +164,8 @@ export interface WorkflowRecord {
   /** Set by a cancel; the controller cascades it to every running step. */
   cancelRequestedAt?: number;
   traceparent?: string;
+  /** The run this one retries (`POST /v1/workflows/{id}/retry`). @default none */
+  retryOf?: string;
 }
 
 /** A workflow as the API returns it (times in epoch milliseconds). */
@@ -130,9 +175,15 @@ export interface WorkflowView extends Pick<WorkflowRecord, 'id' | 'name' | 'tena
   /** Most steps running at once, when set. @default absent: unlimited */
   maxRunning?: number;
   traceId?: string;
+  /** The run this one retries. @default absent: not a retry */
+  retryOf?: string;
   steps: Array<
     Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & {
       jobId: string | null;
+      /** Memoized (`cache: true`). @default absent: false */
+      cache?: boolean;
+      /** The step did not run: its results (and `jobId`) are an earlier job's. @default absent: it ran (or will) */
+      cached?: StepCached;
       /** A fan-out step (one array job, a task per item): how many items it was given, or the step whose results it maps over. @default absent: not a fan-out */
       map?: { items: number } | { fromStep: string };
     }
@@ -152,6 +203,7 @@ export function workflowView(w: WorkflowRecord): WorkflowView {
     deadlineAt: w.deadlineAt ?? null,
     ...(w.maxRunning !== undefined ? { maxRunning: w.maxRunning } : {}),
     traceId: w.traceparent?.split('-')[1],
+    ...(w.retryOf !== undefined ? { retryOf: w.retryOf } : {}),
     steps: w.steps.map((s) => ({
       name: s.name,
       phase: s.phase,
@@ -159,6 +211,8 @@ export function workflowView(w: WorkflowRecord): WorkflowView {
       dependsOn: s.dependsOn,
       when: s.when,
       criticalPath: s.criticalPath,
+      ...(s.cache ? { cache: true } : {}),
+      ...(s.cached ? { cached: s.cached } : {}),
       ...(s.map ? { map: 'items' in s.map ? { items: s.map.items.length } : { fromStep: s.map.fromStep } } : {}),
     })),
   };

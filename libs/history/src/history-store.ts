@@ -23,6 +23,7 @@ import { InvalidHistoryRequestError, asHistoryError } from './errors';
 import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from './partitions';
 import { inTransaction } from './transaction';
 import { type BlobInfo, dropBlobsBefore, getBlob, listBlobs, putBlob } from './blobs';
+import { findStepCache, recordStepCache, type StepCacheBounds, type StepCacheEntry } from './step-cache';
 import { MAX_USAGE_GROUPS, type UsageQuery, type UsageRow, usageRow, usageSql, type UsageSqlRow } from './usage';
 
 /** A finished job as the archiver reads it from etcd: its record, every group status of every attempt, its results. */
@@ -556,6 +557,19 @@ export class HistoryStore {
     const sql = `SELECT record FROM workflows ${where} ORDER BY finished_at DESC, id DESC LIMIT ${p(limit)}`;
     const { rows } = await this.run('listing workflows', () => this.pool.query<{ record: WorkflowRecord }>(sql, params));
     return rows.map((r) => r.record);
+  }
+
+  /**
+   * The step cache's entry of `tenant` and `key` (a hex SHA-256) created at or after `notBefore`
+   * (epoch ms); undefined when there is none (or it expired).
+   */
+  async findStepCache(tenant: string, key: string, notBefore: number): Promise<StepCacheEntry | undefined> {
+    return this.run('reading the step cache', () => findStepCache(this.pool, tenant, key, notBefore));
+  }
+
+  /** Records a step cache entry and evicts its tenant's expired and oldest entries past `bounds.maxEntries`, in one transaction. */
+  async recordStepCache(entry: StepCacheEntry, bounds: StepCacheBounds): Promise<void> {
+    await this.run('recording a step cache entry', () => recordStepCache(this.pool, entry, bounds));
   }
 
   /** Ends the pool's connections; the store cannot be used after. */

@@ -10,5 +10,6 @@ export { BLOB_CHUNK_BYTES, type BlobInfo, MAX_BLOB_KEY_LENGTH } from './blobs';
 export { MIGRATIONS_DIR, MIGRATIONS_TABLE, migrate, type MigrateOptions } from './migrate';
 export * from './partitions';
 export * from './postgres-server';
+export type { StepCacheBounds, StepCacheEntry } from './step-cache';
 export { HistoryError, HistoryUnavailableError, InvalidHistoryRequestError, isUnavailable } from './errors';
 export { MAX_USAGE_GROUPS, MAX_USAGE_WINDOW_MS, type UsageGroupBy, type UsageQuery, type UsageRow } from './usage';

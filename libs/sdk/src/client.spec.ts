@@ -47,6 +47,30 @@ describe('maxRunning', () => {
   });
 });
 
+describe('workflow retry', () => {
+  const wfView = { id: 'wf-2', name: 'n', tenant: 'default', queue: 'default', labels: {}, phase: 'Running', createdAt: 1, finishedAt: null, deadlineAt: null, retryOf: 'wf-1', steps: [] };
+  it('posts {} to the run\'s retry route with an Idempotency-Key, the same key on a retried 503, and returns the new run\'s handle', async () => {
+    const seen: Array<{ path?: string; key?: string | string[]; body: string }> = [];
+    handler = (req, res, body) => {
+      seen.push({ path: req.url, key: req.headers['idempotency-key'], body });
+      if (seen.length === 1) json(res, 503, { error: { code: 'unavailable', message: 'etcd' } }, { 'retry-after': '0' });
+      else json(res, 201, wfView);
+    };
+    const handle = await client().workflows.retry('wf-1');
+    expect([handle.id, handle.submitted.retryOf]).toEqual(['wf-2', 'wf-1']);
+    expect(seen.map((r) => [r.path, r.body])).toEqual([['/v1/workflows/wf-1/retry', '{}'], ['/v1/workflows/wf-1/retry', '{}']]);
+    expect(seen[0].key).toBeTruthy();
+    expect(seen[1].key).toBe(seen[0].key);
+  });
+
+  it('surfaces a run that cannot be retried as an ApiError workflow_not_retryable naming it', async () => {
+    handler = (_req, res) => json(res, 409, { error: { code: 'workflow_not_retryable', message: 'workflow wf-1 succeeded', id: 'wf-1' } });
+    const err = await client().workflows.retry('wf-1').catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err).toMatchObject({ code: 'workflow_not_retryable', status: 409, details: { id: 'wf-1' } });
+  });
+});
+
 describe('python', () => {
   it("sends a job's python requirements and reads back their normal form and digest from the view", async () => {
     let sent: unknown;

@@ -569,6 +569,11 @@ export class WorkflowHandle {
   cancel(): Promise<WorkflowView> {
     return this.client.workflows.cancel(this.id);
   }
+
+  /** Re-runs this finished run from its failure: see `WorkflowsApi.retry`. */
+  retry(opts: SubmitOptions = {}): Promise<WorkflowHandle> {
+    return this.client.workflows.retry(this.id, opts);
+  }
 }
 
 /** `client.workflows`. */
@@ -593,6 +598,18 @@ export class WorkflowsApi {
   /** Cancels the workflow: running steps' jobs are cancelled, pending steps never run. */
   cancel(id: string): Promise<WorkflowView> {
     return this.client.request('DELETE', `/v1/workflows/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Re-run from failure: a new run of finished run `id` (one that did not succeed, live or
+   * archived) that runs its failed, cancelled and skipped steps and every step after them, and
+   * reuses the other steps' jobs and results (their view shows `cached: {reason: "retry", jobId}`).
+   * The new run's `retryOf` is `id`. A run still running or one that succeeded is refused with
+   * `workflow_not_retryable`.
+   */
+  async retry(id: string, opts: SubmitOptions = {}): Promise<WorkflowHandle> {
+    const view = await this.client.request<WorkflowView>('POST', `/v1/workflows/${encodeURIComponent(id)}/retry`, {}, { 'idempotency-key': opts.idempotencyKey ?? randomUUID() });
+    return new WorkflowHandle(this.client, view.id, view);
   }
 
   /** A handle of an existing workflow. */

@@ -1,2 +1,4 @@
 export * from './dag';
 export * from './cron';
+export * from './retry';
+export * from './cache-key';

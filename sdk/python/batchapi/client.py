@@ -254,6 +254,13 @@ class Client:
     def cancel_workflow(self, wf_id: str) -> Dict[str, Any]:
         return _obj(self.request("DELETE", f"/v1/workflows/{quote(wf_id)}")[1])
 
+    def retry_workflow(self, wf_id: str, idempotency_key: Optional[str] = None, traceparent: Optional[str] = None) -> Dict[str, Any]:
+        """Re-runs a finished run that did not succeed from its failure (`POST /v1/workflows/{id}/retry`):
+        returns the new run's view (`retryOf` is `wf_id`; reused steps carry `cached`). Raises
+        `WorkflowNotRetryable` for a run still running or one that succeeded."""
+        key = idempotency_key or secrets.token_hex(16)
+        return _obj(self.request("POST", f"/v1/workflows/{quote(wf_id)}/retry", {}, {"idempotency-key": key}, traceparent)[1])
+
     def wait_workflow(self, wf_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         return self._wait(f"/v1/workflows/{quote(wf_id)}", timeout)
 

@@ -178,15 +178,25 @@ class TaskOptions(TypedDict, total=False):
     """Workflow steps only: steps whose results are passed as extra positional arguments. Default none."""
     when: str
     """Workflow steps only: "success" (default), "failure" or "always"."""
+    cache: bool
+    """Workflow steps only: memoize the step. When its inputs — the function and its arguments, its
+    `working_dir` and `requirements`, the results of the steps it depends on, `cache_version` — match
+    a step of your tenant that succeeded within the cluster's cache lifetime (7 days by default), it
+    is not run: it reuses that step's results (its view shows `cached`). Needs the cluster's history
+    store. Default False."""
+    cache_version: str
+    """Workflow steps only, with `cache=True`: part of the cache key; change it (at most 64
+    characters) to run the step again with the same inputs. Default ""."""
 
 
 OPTION_NAMES = sorted(TaskOptions.__optional_keys__ | TaskOptions.__required_keys__)
-STEP_OPTIONS = ("after", "inputs", "when")
+STEP_OPTIONS = ("after", "inputs", "when", "cache", "cache_version")
+MAX_CACHE_VERSION_CHARS = 64
 _NUMBERS = {"cpus", "gpus", "retries", "backoff", "timeout", "priority", "tasks", "max_running"}
 _INTEGERS = {"retries", "priority", "tasks", "max_running"}
 _POSITIVE = {"max_running"}
-_TEXTS = {"memory", "queue", "image", "name", "python", "when", "working_dir"}
-_BOOLS = {"gang", "spread"}
+_TEXTS = {"memory", "queue", "image", "name", "python", "when", "working_dir", "cache_version"}
+_BOOLS = {"gang", "spread", "cache"}
 _MAPS = {"env", "selector", "labels"}
 _TOLERATION_KEYS = {"key", "operator", "value", "effect"}
 MAX_REQUIREMENTS = 500
@@ -232,6 +242,8 @@ def check_options(options: Mapping[str, Any]) -> None:
         elif k == "limits" and not (isinstance(v, Mapping) and 0 < len(v) <= 8 and all(
                 isinstance(n, str) and n and isinstance(u, int) and not isinstance(u, bool) and u >= 1 for n, u in v.items())):
             bad = 'a dict of 1 to 8 semaphore names to whole numbers ≥ 1, such as {"db/warehouse-conn": 1}'
+        elif k == "cache_version" and len(v) > MAX_CACHE_VERSION_CHARS:
+            bad = f"at most {MAX_CACHE_VERSION_CHARS} characters"
         elif k == "when" and v not in ("success", "failure", "always"):
             bad = '"success", "failure" or "always"'
         if bad:
@@ -722,7 +734,8 @@ class Workflow:
         print(wf.result(total))
 
     Every keyword of `wf.step(t, *args, **kwargs)` is the function's own; the step's name,
-    `after`, `inputs` and `when` come from `t.options(...)`, and so does a map step's limit on
+    `after`, `inputs`, `when`, `cache` and `cache_version` come from `t.options(...)` (memoize a
+    step: `wf.step(train.options(cache=True, cache_version="v2"), cfg)`), and so does a map step's limit on
     its tasks: `wf.map(process.options(max_running=10), shards)`. `max_running` of the workflow
     is the most steps running at once (default unlimited); waiting steps start in definition order.
     """
@@ -750,8 +763,13 @@ class Workflow:
         if any(s["name"] == step_name for s in self.steps):
             raise InvalidTask("invalid_option", f"workflow {self.name} already has a step named {step_name!r}", "name")
         body.pop("name", None)
+        if t.opts.get("cache_version") is not None and not t.opts.get("cache"):
+            raise InvalidTask("invalid_option", "option 'cache_version' versions the step's cache: set cache=True too, or remove it", "cache_version")
+        memo: Dict[str, Any] = {"cache": True} if t.opts.get("cache") else {}
+        if memo and t.opts.get("cache_version"):
+            memo["cacheVersion"] = t.opts["cache_version"]
         step = {"name": step_name, "job": body, "dependsOn": list(dict.fromkeys(a.name for a in after)), "when": t.opts.get("when", "success"),
-                **extra}
+                **extra, **memo}
         self.steps.append(step)
         return StepRef(self, step_name, is_map)
 
@@ -833,6 +851,24 @@ class Workflow:
 
     def cancel(self) -> None:
         client().cancel_workflow(self._id())
+
+    def retry(self) -> Workflow:
+        """Re-runs this finished run from its failure: see `batchapi.retry`."""
+        return retry(self)
+
+
+def retry(run: Union[str, Workflow]) -> Workflow:
+    """Re-run from failure: a new run of a finished run that did not succeed (a `Workflow` or its
+    id; live or archived) that runs its failed, cancelled and skipped steps and every step after
+    them, and reuses the other steps' results (their step shows `cached` with the original job).
+    Returns the new run (`wf.wait()`, `wf.result(step)` with the first run's step references).
+    Raises `WorkflowNotRetryable` (code `workflow_not_retryable`) for a run still running or one
+    that succeeded; `NotFound` for an unknown id."""
+    run_id = run._id() if isinstance(run, Workflow) else run
+    view = client().retry_workflow(run_id, traceparent=new_traceparent())
+    wf = Workflow(str(view.get("name", "workflow")))
+    wf.id, wf.view = str(view["id"]), view
+    return wf
 
 
 def workflow(name: str, queue: Optional[str] = None, deadline: Optional[float] = None, max_running: Optional[int] = None) -> Workflow:

@@ -45,6 +45,11 @@ class Conflict(BatchError):
     """409: the record changed meanwhile, or an idempotency key was reused with another body."""
 
 
+class WorkflowNotRetryable(Conflict):
+    """409 `workflow_not_retryable`: a retry of a run that is still running (wait for its end, or
+    cancel it) or that succeeded (nothing to re-run: submit it again); `id` names the run."""
+
+
 class PayloadTooLarge(BatchError):
     """413: the request body is over the limit."""
 
@@ -99,10 +104,16 @@ _BY_STATUS = {400: InvalidArgument, 401: Unauthenticated, 403: Forbidden, 404: N
               422: Unprocessable, 429: RateLimited, 503: Unavailable}
 
 
+_BY_CODE = {"workflow_not_retryable": WorkflowNotRetryable}
+
+
 def error_from(status: int, body: object, retry_after: Optional[float] = None) -> BatchError:
-    """The typed error of an answer: its `code` and fields when it has the error envelope, else by status."""
+    """The typed error of an answer: its `code` and fields when it has the error envelope (the
+    class of its code when it has its own, else of its status), else by status."""
     e = body.get("error") if isinstance(body, dict) else None
     cls = _BY_STATUS.get(status, BatchError)
+    if isinstance(e, dict) and e.get("code") in _BY_CODE:
+        cls = _BY_CODE[e["code"]]
     if isinstance(e, dict) and isinstance(e.get("code"), str):
         return cls(e["code"], str(e.get("message", "")), status, e.get("field"), e.get("id"),
                    retry_after if retry_after is not None else e.get("retryAfterSeconds"))

@@ -129,6 +129,36 @@ def test_step_options_are_refused_outside_a_workflow() -> None:
     assert (e.value.code, e.value.field) == ("step_option_outside_workflow", "after")
 
 
+def test_cache_and_cache_version_are_step_options_the_request_carries() -> None:
+    wf = batch.workflow("w")  # built, never submitted
+    prep = wf.step(t.shards.options(name="prep", cache=True), 2)
+    wf.map(t.square.options(name="sq", cache=True, cache_version="v2"), prep)
+    wf.step(t.shards.options(name="plain"), 1)
+    steps = {s["name"]: s for s in wf.request()["steps"]}
+    assert (steps["prep"].get("cache"), steps["prep"].get("cacheVersion")) == (True, None)
+    assert (steps["sq"]["cache"], steps["sq"]["cacheVersion"]) == (True, "v2")
+    assert "cache" not in steps["plain"] and "cacheVersion" not in steps["plain"]
+    assert "cache" not in steps["sq"]["job"]
+
+
+@pytest.mark.parametrize("options, field", [({"cache": "yes"}, "cache"), ({"cache": True, "cache_version": "v" * 65}, "cache_version"),
+                                            ({"cache_version": "v2"}, "cache_version")])
+def test_bad_cache_options_are_refused_naming_them(options: Dict[str, Any], field: str) -> None:
+    wf = batch.workflow("w")  # built, never submitted
+    with pytest.raises(batch.InvalidTask) as e:
+        wf.step(t.shards.options(name="s", **options), 1)
+    assert (e.value.code, e.value.field) == ("invalid_option", field)
+
+
+def test_cache_outside_a_workflow_or_as_a_keyword_of_the_call_is_refused() -> None:
+    with pytest.raises(batch.InvalidTask) as e:
+        t.square.options(cache=True).submit(1)
+    assert (e.value.code, e.value.field) == ("step_option_outside_workflow", "cache")
+    with pytest.raises(batch.InvalidTask) as e:
+        batch.workflow("w").step(t.square, 1, cache=True)
+    assert "'cache' is a task option: pass it as task.options(cache=…)" in str(e.value)
+
+
 # -- arguments ----------------------------------------------------------------------------------
 
 

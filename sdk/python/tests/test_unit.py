@@ -69,6 +69,22 @@ class UnitTests(unittest.TestCase):
         client.resubmit_job("j-1")
         self.assertEqual(Fake.seen[1]["body"], {})
 
+    def test_retry_posts_to_the_run_with_a_key_and_returns_the_new_run(self):
+        view = {"id": "wf-2", "name": "nightly", "phase": "Running", "retryOf": "wf-1", "steps": []}
+        Fake.answers = [(201, view, {})]
+        batchapi.configure(self.api, "t")
+        new = batchapi.retry("wf-1")
+        self.assertEqual((new.id, new.name, new.view), ("wf-2", "nightly", view))
+        self.assertEqual((Fake.seen[0]["path"], Fake.seen[0]["body"]), ("/v1/workflows/wf-1/retry", {}))
+        self.assertTrue(Fake.seen[0]["headers"].get("idempotency-key") or Fake.seen[0]["headers"].get("Idempotency-Key"))
+
+    def test_a_run_that_cannot_be_retried_raises_workflow_not_retryable(self):
+        Fake.answers = [(409, {"error": {"code": "workflow_not_retryable", "message": "workflow wf-1 succeeded", "id": "wf-1"}}, {})]
+        with self.assertRaises(batchapi.WorkflowNotRetryable) as e:
+            Client(self.api, "t").retry_workflow("wf-1")
+        self.assertIsInstance(e.exception, batchapi.Conflict)
+        self.assertEqual((e.exception.code, e.exception.status, e.exception.id), ("workflow_not_retryable", 409, "wf-1"))
+
     def test_usage_asks_for_steps_and_refuses_an_unknown_step_before_sending(self):
         Fake.answers = [(200, {"from": "a", "to": "b", "groupBy": "queue", "step": "day", "groups": [], "truncated": False}, {})]
         client = Client(self.api, "t")

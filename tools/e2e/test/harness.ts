@@ -102,6 +102,8 @@ export interface Cluster {
   base: string;
   /** A temporary directory for the test's own files (the real executor keeps its data in `node/`), removed by `close`. */
   dir: string;
+  /** The history store's URL, when the cluster has one. @default none */
+  historyUrl?: string;
   /** Writes `lines` (each ended by a newline) to the file `name` in `dir`, e.g. a spec for `batch … -f`; returns its path. */
   file(name: string, lines: string[]): string;
   /** Stops the services, last started first, closes `store` and removes `dir` (etcd is the caller's). */
@@ -175,7 +177,7 @@ export async function startCluster(etcd: LocalEtcd, o: ClusterOptions): Promise<
       writeFileSync(path, lines.map((l) => `${l}\n`).join(''));
       return path;
     };
-    return { store, services, scheduler, base: admission.url, dir, file, close };
+    return { store, services, scheduler, base: admission.url, dir, file, close, ...(o.historyUrl ? { historyUrl: o.historyUrl } : {}) };
   } catch (err) {
     await close();
     throw err;

@@ -19,7 +19,7 @@
  *
  * No state change on a refused request: after both runs, every record in etcd must be the
  * work of a request schemathesis saw accepted (from its HAR report): each job (other than a
- * workflow's step jobs) and each workflow an accepted submit returned, each cancelled job one a
+ * workflow's step jobs) and each workflow an accepted submit or retry returned, each cancelled job one a
  * DELETE answered 202, each new or changed queue, tenant and cordon one a PUT or POST answered
  * 200 for, each removed queue one a DELETE answered 200 for.
  *
@@ -162,7 +162,7 @@ describe('schemathesis against the local cluster', () => {
         else if (route === 'POST v1/jobs:batch') {
           for (const r of body.results) if (r.job) accepted.jobs.add(r.job.id);
         } else if (route === 'DELETE v1/jobs/*') accepted.cancelled.add(path[3]);
-        else if (route === 'POST v1/workflows') accepted.workflows.add(body.id);
+        else if (route === 'POST v1/workflows' || route === 'POST v1/workflows/*/retry') accepted.workflows.add(body.id);
         else if (route === 'POST v1/schedules') accepted.schedules.add(body.name);
         else if (route === 'PUT v1/queues/*') accepted.queues.add(path[3]);
         else if (route === 'DELETE v1/queues/*') accepted.removedQueues.add(path[3]);

@@ -217,6 +217,13 @@ describe('fuzzing every route', () => {
       { numRuns: 500 },
     );
     await fc.assert(
+      fc.asyncProperty(segment, anyJson, token, async (seg, body, tok) => {
+        const path = `/v1/workflows/${encodeURIComponent(seg)}/retry`;
+        check(await send('POST', path, tok, JSON.stringify(body)), `POST ${path}`);
+      }),
+      { numRuns: 300 },
+    );
+    await fc.assert(
       fc.asyncProperty(fc.constantFrom('/v1/workflows', '/v1/jobs:batch'), anyJson, token, async (path, body, tok) => {
         check(await send('POST', path, tok, JSON.stringify(body)), `POST ${path} ${JSON.stringify(body).slice(0, 200)}`);
       }),
@@ -236,6 +243,15 @@ describe('authorization matrix', () => {
     expect(submit.status).toBe(201);
     const id = submit.json.id;
     await until(async () => (await send('GET', `/v1/jobs/${id}`, 'token-a')).json.phase === 'Succeeded', 10000);
+    // a finished run of A that failed: what a retry takes
+    const wf = await send(
+      'POST',
+      '/v1/workflows',
+      'token-a',
+      JSON.stringify({ steps: [{ name: 'fail', job: { command: ['false'], resources: { cpu: '100m' } } }] }),
+    );
+    expect(wf.status).toBe(201);
+    await until(async () => (await send('GET', `/v1/workflows/${wf.json.id}`, 'token-a')).json.phase === 'Failed', 10000);
     // expected status per principal: [anonymous, A, B, operator]
     const matrix: Array<[string, string, string | undefined, number[]]> = [
       ['GET', `/v1/jobs/${id}`, undefined, [401, 200, 404, 200]],
@@ -249,6 +265,7 @@ describe('authorization matrix', () => {
       ['DELETE', '/v1/nodes/sec-0/cordon', undefined, [401, 403, 403, 200]],
       ['POST', '/v1/jobs', JSON.stringify({ command: ['true'], tenant: 'team-a' }), [401, 201, 403, 201]],
       ['DELETE', `/v1/jobs/${id}`, undefined, [401, 202, 404, 202]],
+      ['POST', `/v1/workflows/${wf.json.id}/retry`, '{}', [401, 201, 404, 201]],
     ];
     const principals = [undefined, 'token-a', 'token-b', 'token-op'];
     for (const [method, path, body, expected] of matrix) {

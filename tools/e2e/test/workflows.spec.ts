@@ -2,9 +2,10 @@
  * Workflows end to end, in-process services on a real etcd with a real executor running
  * real processes: a fan-out over a step's result and a fan-in run to Succeeded; a failing
  * step runs the `when: failure` cleanup and skips its dependants; a cancel cascades to the
- * running step job; replacing the controller never submits a step twice; bad DAGs get 400.
+ * running step job; replacing the controller never submits a step twice; bad DAGs get 400; a
+ * retry of a failed run re-runs only the failed step and those after it.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
@@ -264,6 +265,103 @@ describe('concurrency limits (maxRunning)', () => {
     expect(bad.body.error).toMatchObject({ code: 'invalid_argument', field: 'maxRunning' });
     expect((await store.listAll(store.keys.workflows())).items.length).toBe(workflows);
     expect((await store.listAll(store.keys.jobs())).items.length).toBe(jobs);
+  });
+});
+
+describe('re-run from failure (POST /v1/workflows/:id/retry)', () => {
+  it("runs only the failed step and those after it, fanning out over the reused step's results, and refuses what cannot be retried", async () => {
+    const marks = mkdtempSync(join(tmpdir(), 'e2e-wf-retry-'));
+    try {
+      // prep counts its runs and returns [1,2,3]; square fails until the "ok" file exists; total follows square.
+      const res = await api(base, 'POST', '/v1/workflows', {
+        name: 'retry-me',
+        steps: [
+          { name: 'prep', job: sh(`echo run >> ${marks}/prep && echo "[1,2,3]" > "$BATCH_RESULT_PATH"`) },
+          {
+            name: 'square',
+            dependsOn: ['prep'],
+            map: { fromStep: 'prep' },
+            job: sh(`test -f ${marks}/ok && echo $((BATCH_MAP_ITEM * BATCH_MAP_ITEM)) > "$BATCH_RESULT_PATH"`),
+          },
+          { name: 'total', dependsOn: ['square'], job: sh('true') },
+        ],
+      });
+      const first = await waitWorkflow(res.body.id);
+      expect(phases(first)).toEqual({ prep: 'Succeeded', square: 'Failed', total: 'Skipped' });
+      const prepJob = first.steps[0].jobId!;
+      // A body with a field is refused naming it; another tenant's run is not found; nothing is written.
+      const before = (await store.listAll(store.keys.workflows())).items.length;
+      const bad = await api(base, 'POST', `/v1/workflows/${first.id}/retry`, { steps: [] });
+      expect(bad.status).toBe(400);
+      expect(bad.body.error).toMatchObject({ code: 'invalid_argument' });
+      expect((await api(base, 'POST', `/v1/workflows/${first.id}/retry`, {}, 'other-token')).status).toBe(404);
+      expect((await store.listAll(store.keys.workflows())).items.length).toBe(before);
+
+      writeFileSync(join(marks, 'ok'), '');
+      const client = new BatchClient({ url: base, token: 'tenant-token' });
+      const again = await client.workflows.retry(first.id, { idempotencyKey: `retry-${first.id}` });
+      expect(again.id).not.toBe(first.id);
+      expect(again.submitted.retryOf).toBe(first.id);
+      expect(again.submitted.steps[0]).toMatchObject({
+        name: 'prep',
+        phase: 'Succeeded',
+        jobId: prepJob,
+        cached: { reason: 'retry', workflowId: first.id, jobId: prepJob },
+      });
+      // The same Idempotency-Key answers the same new run (200), not a third one.
+      const replay = await fetch(`${base}/v1/workflows/${first.id}/retry`, {
+        method: 'POST',
+        headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/json', 'idempotency-key': `retry-${first.id}` },
+        body: '{}',
+      });
+      expect(replay.status).toBe(200);
+      expect(((await replay.json()) as WorkflowView).id).toBe(again.id);
+
+      const done = await again.wait();
+      expect(done.phase).toBe('Succeeded');
+      expect(phases(done)).toEqual({ prep: 'Succeeded', square: 'Succeeded', total: 'Succeeded' });
+      // prep ran once, in the first run; square got the same items from its results: 1, 4, 9.
+      expect(readFileSync(join(marks, 'prep'), 'utf8')).toBe('run\n');
+      const square = done.steps.find((s) => s.name === 'square')!;
+      expect(square.jobId).toBe(stepJobId(done.id, 1));
+      expect((await api(base, 'GET', `/v1/jobs/${square.jobId}/results`)).body.results.map((r: { value: number }) => r.value)).toEqual([1, 4, 9]);
+      expect((await jobsOf(done.id)).map((j) => j.spec.labels['batch.step']).sort()).toEqual(['square', 'total']);
+
+      // A run that succeeded, and one still running, cannot be retried: 409 workflow_not_retryable naming the run.
+      const succeeded = await api(base, 'POST', `/v1/workflows/${done.id}/retry`, {});
+      expect(succeeded.status).toBe(409);
+      expect(succeeded.body.error).toMatchObject({ code: 'workflow_not_retryable', id: done.id });
+      const running = await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'long', job: sh('sleep 5') }] });
+      const refused = await api(base, 'POST', `/v1/workflows/${running.body.id}/retry`);
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toMatchObject({ code: 'workflow_not_retryable', id: running.body.id, message: expect.stringMatching(/still running/) });
+      await api(base, 'DELETE', `/v1/workflows/${running.body.id}`);
+    } finally {
+      rmSync(marks, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('re-run from failure when a reused job is gone', () => {
+  it('runs a succeeded step again when retention has deleted its job, with the steps after it', async () => {
+    const res = await api(base, 'POST', '/v1/workflows', {
+      steps: [
+        { name: 'a', job: sh('echo 1 > "$BATCH_RESULT_PATH"') },
+        { name: 'b', dependsOn: ['a'], job: sh('exit 2') },
+      ],
+    });
+    const first = await waitWorkflow(res.body.id);
+    expect(phases(first)).toEqual({ a: 'Succeeded', b: 'Failed' });
+    // As retention does: a's job and its results leave etcd (no history store here).
+    const aJob = first.steps[0].jobId!;
+    await store.txn([], [{ delete: store.keys.job(aJob) }, ...(await store.listAll(store.keys.resultsOf(aJob))).items.map((r) => ({ delete: r.key }))]);
+    const again = await api(base, 'POST', `/v1/workflows/${first.id}/retry`);
+    expect(again.status).toBe(201);
+    expect(again.body.steps.map((s: { phase: string; cached?: unknown }) => [s.phase, s.cached])).toEqual([
+      ['Pending', undefined],
+      ['Pending', undefined],
+    ]);
+    await api(base, 'DELETE', `/v1/workflows/${again.body.id}`);
   });
 });
 
