@@ -13,6 +13,7 @@ import {
   parseWith,
   type Principal,
   PutSemaphoreSchema,
+  SemaphoreQuerySchema,
   semaphoreId,
   SemaphoreNameSchema,
   type SemaphoreView,
@@ -44,16 +45,12 @@ export class SemaphoresController {
 
   /** One semaphore (or a mutex, with `?mutex=true`) of the caller's tenant, or of `?tenant=` for operators. */
   @Get(':semaphore')
-  async get(
-    @Req() req: FastifyRequest,
-    @Param('semaphore') name: string,
-    @Query('tenant') tenantParam?: string,
-    @Query('mutex') mutexParam?: string,
-  ): Promise<SemaphoreView> {
+  async get(@Req() req: FastifyRequest, @Param('semaphore') name: string, @Query() query: unknown): Promise<SemaphoreView> {
     const p = this.auth.authenticate(req.headers.authorization);
+    const q = parseWith(SemaphoreQuerySchema, query ?? {});
     if (!SemaphoreNameSchema.safeParse(name).success) throw notFound(name);
-    const tenant = this.tenantFor(p, tenantParam);
-    const mutex = mutexParam === 'true';
+    const tenant = this.tenantFor(p, q.tenant);
+    const mutex = q.mutex === 'true';
     const global = name.startsWith(GLOBAL_SEMAPHORE_PREFIX);
     const v = (await this.views()).find((s) => s.name === name && s.mutex === mutex && (global ? s.tenant === undefined : s.tenant === tenant));
     if (!v) throw notFound(name);
@@ -100,13 +97,16 @@ export class SemaphoresController {
   /** Deletes a semaphore: tasks holding its units run on; tasks waiting for it wait until it exists again. */
   @Delete(':semaphore')
   @HttpCode(200)
-  async remove(@Req() req: FastifyRequest, @Param('semaphore') name: string, @Query('tenant') tenantParam?: string): Promise<{ deleted: string }> {
+  async remove(@Req() req: FastifyRequest, @Param('semaphore') name: string, @Query() query: unknown): Promise<{ deleted: string }> {
     const p = this.auth.authenticate(req.headers.authorization);
+    const q = parseWith(SemaphoreQuerySchema, query ?? {});
     if (!SemaphoreNameSchema.safeParse(name).success) throw notFound(name);
     const global = name.startsWith(GLOBAL_SEMAPHORE_PREFIX);
     if (global && p.role !== 'operator')
       throw new ApiError(ErrorCode.PermissionDenied, `only operators delete ${GLOBAL_SEMAPHORE_PREFIX}… semaphores`, { field: 'name' });
-    const tenant = this.tenantFor(p, tenantParam);
+    if (q.mutex === 'true')
+      throw new ApiError(ErrorCode.InvalidArgument, 'mutex: a lock has no record to delete; it is free once no task holds it', { field: 'mutex' });
+    const tenant = this.tenantFor(p, q.tenant);
     if (!(await deleteSemaphore(this.ctx.store, semaphoreId(tenant, name)))) throw notFound(name);
     return { deleted: name };
   }
