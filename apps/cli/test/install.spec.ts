@@ -86,7 +86,14 @@ it('batch dev from the installed copy runs its bundled services, selects its dev
   try {
     const { api } = await dev.up();
     // the services are the installed bundles, not the checkout's builds
-    const services = dev.clusterPids(dataDir).map((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0')[1] ?? '');
+    // each process's script: the first argument after node's own flags (e.g. the heap limit, SERVICE_HEAP_MIB)
+    const services = dev.clusterPids(dataDir).map(
+      (p) =>
+        readFileSync(`/proc/${p}/cmdline`, 'utf8')
+          .split('\0')
+          .slice(1)
+          .find((a) => !a.startsWith('-')) ?? '',
+    );
     expect(services).toEqual(expect.arrayContaining(['admission', 'quota', 'scheduler', 'executor'].map((s) => join(installed, `dist/bundle/${s}.js`))));
 
     const listed = await batch(['config', 'get-contexts']);

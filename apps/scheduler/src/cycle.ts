@@ -15,6 +15,7 @@ import {
   type RepeatLimit,
   type Reservation,
   scheduleSteps,
+  type SemaphoreCount,
   type SnapshotOptions,
   type ScheduleOptions,
   type Victim,
@@ -114,6 +115,8 @@ export interface CycleOutcome {
   longestPhaseMs: number;
   /** Room held for blocked work from its expected start (backfill). @default [] */
   reservations?: Reservation[];
+  /** The semaphores and locks as the cycle's snapshot counted them (for the metrics). @default none */
+  semaphores?: ReadonlyMap<string, SemaphoreCount>;
 }
 
 /** The per-cycle bound on pending work (see `boundWork`). */
@@ -166,6 +169,7 @@ export async function runCycle(
     reclaimed: plan.reclaimed,
     held: plan.held ?? [],
     reservations: plan.reservations ?? [],
+    semaphores: snapshot.semaphores,
     considered: plan.considered,
     deferred: plan.deferred,
     cursor: plan.cursor,

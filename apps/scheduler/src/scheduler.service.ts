@@ -22,6 +22,9 @@ import {
   repeatExempt,
   type BackfillSettings,
   type ScheduleOptions,
+  type SemaphoreCount,
+  type SemaphoreSeries,
+  semaphoreSeries,
   type TopologyLevel,
   wantsPlacement,
 } from '@batchapi/scheduling';
@@ -106,6 +109,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
   /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
   private backlogCursor = 0;
+  /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
+  private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
     isLeader: Gauge;
     cycle: Histogram;
@@ -213,6 +218,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       }),
     };
     this.clusterGauges(registers);
+    this.semaphoreGauges(registers);
     ctx.readiness = { check: () => this.cache.synced, reason: () => 'cache not synced' };
   }
 
@@ -395,6 +401,39 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (this.stats.recent.length > 1000) this.stats.recent.shift();
   }
 
+  /**
+   * The semaphore gauges, read when scraped from what the leader's last cycle counted (a standby
+   * exports none); ages are computed at the scrape, so they grow between cycles of an idle cluster.
+   */
+  private semaphoreGauges(registers: Registry[]): void {
+    const labelNames = ['semaphore', 'tenant', 'kind'];
+    const series = () => semaphoreSeries(this.leadership?.held() ? this.semaphores : new Map(), this.clock.now());
+    const gauge = (o: { name: string; help: string; value: (s: SemaphoreSeries) => number }): Gauge =>
+      new Gauge({
+        name: o.name,
+        help: o.help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const s of series()) this.set(s.labels, o.value(s));
+        },
+      });
+    gauge({ name: Metric.semaphoreCapacity, help: 'Units a semaphore hands out at once (1 for a lock)', value: (s) => s.capacity });
+    gauge({ name: Metric.semaphoreHeld, help: 'Units of a semaphore or lock held by bound or running tasks', value: (s) => s.held });
+    gauge({ name: Metric.semaphoreWaiting, help: 'Tasks waiting for units of a semaphore or lock', value: (s) => s.waitingTasks });
+    gauge({
+      name: Metric.semaphoreOldestWait,
+      help: 'Age of the oldest work waiting for units of a semaphore or lock (0: none waits)',
+      value: (s) => s.oldestWaitSeconds,
+    });
+    gauge({
+      name: Metric.semaphoreOldestHold,
+      help: 'Time since the longest-running job holding units of a semaphore or lock started (0: none holds)',
+      value: (s) => s.oldestHoldSeconds,
+    });
+  }
+
   private recordPendingAge(now: number): void {
     const oldest = new Map<string, number>();
     for (const { value: j } of this.cache.jobs.items.values()) if (wantsPlacement(j)) oldest.set(j.queue, Math.min(oldest.get(j.queue) ?? now, j.createdAt));
@@ -524,6 +563,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
           { ...(this.tuning.backfill ? { backfill: this.tuning.backfill } : {}), batchWindowMs: this.tuning.batchWindowMs ?? 0 },
         );
         this.backlogCursor = out.cursor;
+        if (out.semaphores) this.semaphores = out.semaphores;
         if ((out.preempted?.length ?? 0) + (out.reclaimed?.length ?? 0) > 0) this.lastStopRevision = this.ctx.store.lastCommittedRevision;
         this.m.deferred.set(out.deferred);
         this.m.phase.observe(out.longestPhaseMs / 1000);

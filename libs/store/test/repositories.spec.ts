@@ -3,7 +3,7 @@
  * compare-and-swap, a queue deleted only as it was read, the fresh cluster read, fenced job
  * and usage-history writes, cordons and the leader's identity.
  */
-import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, Tenant } from '@batchapi/api';
+import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, SemaphoreRecord, Tenant } from '@batchapi/api';
 import {
   CasConflictError,
   campaign,
@@ -151,13 +151,14 @@ describe('queues and tenants', () => {
 });
 
 describe('readCluster', () => {
-  it('returns the nodes, allocations by node, queues, jobs, cordons and bindings that were written, as plain values', async () => {
+  it('returns the nodes, allocations by node, queues, jobs, cordons, bindings and semaphores that were written, as plain values', async () => {
     const s = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/cluster-read/' });
     try {
       const node: NodeRecord = { name: 'n1', url: 'http://n1', capacity: { cpu: 8000 }, labels: { zone: 'a' }, taints: [], gpus: [], registeredAt: 1 };
       const alloc: NodeAllocation = { used: { cpu: 1000 }, devices: {} };
       const cordon: Cordon = { node: 'n1', reason: 'disk', by: 'ops', at: 5 };
       const binding = { jobId: 'j1', node: 'n1', queue: 'q1', start: 0, end: 1, attempt: 1 } as unknown as Binding;
+      const semaphore: SemaphoreRecord = { name: 'db/pool', tenant: 'a', capacity: 4, createdAt: 1, updatedAt: 1 };
       await s.txn(
         [],
         [
@@ -166,6 +167,7 @@ describe('readCluster', () => {
           { put: s.keys.queue('q1'), value: queue('q1') },
           { put: s.keys.job('j1'), value: job('j1', 'q1') },
           { put: s.keys.binding('n1', 'j1', 0, 1), value: binding },
+          { put: s.keys.semaphore('a/db/pool'), value: semaphore },
         ],
       );
       await setCordon(s, cordon);
@@ -177,6 +179,7 @@ describe('readCluster', () => {
         queues: [queue('q1')],
         jobs: [job('j1', 'q1')],
         bindings: [binding],
+        semaphores: [semaphore],
       });
       expect(await readFleet(s)).toEqual({ nodes: [node], allocs: new Map([['n1', alloc]]), cordons: [cordon] });
       expect(await getNode(s, 'n1')).toEqual(node);

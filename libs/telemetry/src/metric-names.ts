@@ -49,6 +49,16 @@ export const Metric = {
   schedulerLastCycle: 'batch_scheduler_last_cycle_timestamp_seconds',
   schedulerPendingTasks: 'batch_scheduler_pending_tasks',
   queueOldestPendingAge: 'batch_queue_oldest_pending_age_seconds',
+  /** Units a semaphore hands out at once (1 for a lock), as of the leader's last cycle. */
+  semaphoreCapacity: 'batch_semaphore_capacity',
+  /** Units held by bound or running tasks. */
+  semaphoreHeld: 'batch_semaphore_held_units',
+  /** Tasks waiting for units. */
+  semaphoreWaiting: 'batch_semaphore_waiting_tasks',
+  /** Age of the oldest work waiting for units. */
+  semaphoreOldestWait: 'batch_semaphore_oldest_wait_seconds',
+  /** Time since the longest-running job holding units started. */
+  semaphoreOldestHold: 'batch_semaphore_oldest_hold_seconds',
   executorRunningAttempts: 'batch_executor_running_attempts',
   executorOutcomes: 'batch_executor_attempt_outcomes_total',
   executorLeaseRenewFailures: 'batch_executor_lease_renew_failures_total',

@@ -100,6 +100,12 @@ it('a semaphore of capacity 2 has at most 2 tasks of its jobs running at once; w
   ).toBe(true);
   const view = (await api(c.base, 'GET', `/v1/semaphores/${encodeURIComponent('db/pool')}`)).body as SemaphoreView;
   expect(view.held).toBeLessThanOrEqual(2);
+  // The scheduler leader's gauges show the same count, and the wait.
+  const metrics = await (await fetch(`${c.scheduler.url}/metrics`)).text();
+  const gauge = (name: string) => Number(new RegExp(`^${name}\\{[^}]*semaphore="db/pool"[^}]*\\} (\\S+)$`, 'm').exec(metrics)?.[1]);
+  expect(gauge('batch_semaphore_capacity')).toBe(2);
+  expect(gauge('batch_semaphore_held_units')).toBeLessThanOrEqual(2);
+  expect(gauge('batch_semaphore_oldest_wait_seconds')).toBeGreaterThanOrEqual(0);
   for (const id of ids) expect((await waitForJob(c.base, id, 60000)).phase).toBe('Succeeded');
   expect(mostAtOnce(log)).toEqual({ most: 2, tasks: 8 });
   expect((await api(c.base, 'GET', `/v1/semaphores/${encodeURIComponent('db/pool')}`)).body).toMatchObject({ held: 0, holders: [] });

@@ -52,6 +52,10 @@ export interface SemaphoreCount {
   granted: number;
   /** Tasks of waiting work that found no units. */
   waitingTasks: number;
+  /** Submit time of the oldest work that found no units (epoch ms); absent when none waits. */
+  waitingSince?: number;
+  /** When the longest-running job holding units started (its `startedAt`, else when it was queued; epoch ms); absent when none holds. */
+  holdingSince?: number;
   description?: string;
 }
 
@@ -80,7 +84,7 @@ export const MAX_LISTED_HOLDERS = 20;
  * bound or running tasks (see the module header). A mutex appears once a job names it.
  */
 export function countSemaphores(
-  jobs: Iterable<Pick<JobRecord, 'id' | 'tenant' | 'pending' | 'counts' | 'spec'>>,
+  jobs: Iterable<Pick<JobRecord, 'id' | 'tenant' | 'pending' | 'counts' | 'spec'> & Partial<Pick<JobRecord, 'createdAt' | 'queuedAt' | 'startedAt'>>>,
   records: Iterable<SemaphoreRecord>,
 ): Map<string, SemaphoreCount> {
   const out = new Map<string, SemaphoreCount>();
@@ -108,6 +112,8 @@ export function countSemaphores(
       if (inFlight === 0) continue;
       c.held += inFlight * d.units;
       c.holders.set(j.id, (c.holders.get(j.id) ?? 0) + inFlight * d.units);
+      const since = j.startedAt ?? j.queuedAt ?? j.createdAt;
+      if (since !== undefined && (c.holdingSince === undefined || since < c.holdingSince)) c.holdingSince = since;
     }
   }
   return out;
@@ -193,6 +199,7 @@ export function grantOne(w: PendingWork, job: Pick<WhyJob, 'tenant' | 'spec'>, c
       c.granted += room * d.units;
       if (room >= w.tasks) continue;
       c.waitingTasks += w.tasks - room;
+      if (c.waitingSince === undefined || w.createdAt < c.waitingSince) c.waitingSince = w.createdAt;
       // Too few units here: what is left of this semaphore waits for this work (see the header).
       if (short.has(d.id) && c.capacity !== undefined) c.granted = Math.max(c.granted, c.capacity - c.held);
     }
@@ -249,4 +256,43 @@ export function semaphoreViews(counts: ReadonlyMap<string, SemaphoreCount>): Sem
       ...(c.description !== undefined ? { description: c.description } : {}),
     }))
     .sort((a, b) => (a.tenant ?? '').localeCompare(b.tenant ?? '') || a.name.localeCompare(b.name) || Number(a.mutex) - Number(b.mutex));
+}
+
+/** Most lock series `semaphoreSeries` gives (locks have no record, so their names are the users'; only awaited ones, oldest wait first). */
+export const MAX_LOCK_SERIES = 100;
+
+/** One semaphore as the scheduler's metrics show it. */
+export interface SemaphoreSeries {
+  /** Labels: its name, its tenant (`global` for a shared one), `semaphore` or `lock`. */
+  labels: { semaphore: string; tenant: string; kind: 'semaphore' | 'lock' };
+  capacity: number;
+  held: number;
+  waitingTasks: number;
+  /** Seconds the oldest waiting work has waited at `now`; 0 when none waits. */
+  oldestWaitSeconds: number;
+  /** Seconds since the longest-running holder started at `now`; 0 when none holds. */
+  oldestHoldSeconds: number;
+}
+
+/**
+ * The series of the semaphore metrics at `now`: every semaphore with a record, and the locks that
+ * work waits for (at most `MAX_LOCK_SERIES`, the longest waits first) — a lock's name is chosen
+ * by whoever submits, so locks only held are not exported, bounding the series.
+ */
+export function semaphoreSeries(counts: ReadonlyMap<string, SemaphoreCount>, now: number): SemaphoreSeries[] {
+  const age = (since: number | undefined) => (since === undefined ? 0 : Math.max(0, (now - since) / 1000));
+  const one = (c: SemaphoreCount): SemaphoreSeries => ({
+    labels: { semaphore: c.name, tenant: c.tenant ?? 'global', kind: c.mutex ? 'lock' : 'semaphore' },
+    capacity: c.capacity ?? 0,
+    held: c.held,
+    waitingTasks: c.waitingTasks,
+    oldestWaitSeconds: age(c.waitingSince),
+    oldestHoldSeconds: age(c.holdingSince),
+  });
+  const all = [...counts.values()];
+  const locks = all
+    .filter((c) => c.mutex && c.waitingTasks > 0)
+    .sort((a, b) => (a.waitingSince ?? now) - (b.waitingSince ?? now))
+    .slice(0, MAX_LOCK_SERIES);
+  return [...all.filter((c) => !c.mutex && c.capacity !== undefined), ...locks].map(one);
 }

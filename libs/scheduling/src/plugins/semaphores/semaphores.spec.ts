@@ -2,7 +2,7 @@ import type { JobRecord, SemaphoreRecord } from '@batchapi/api';
 import { jobRecord, nodeRecord, T0 } from '../../../test/fixtures';
 import { buildSnapshot, type ClusterState } from '../../framework/snapshot-builder';
 import { explainJob } from '../../explain';
-import { countSemaphores, grantSemaphores, holdsSemaphores, semaphoreViews, semaphoreWaitMessage } from './index';
+import { countSemaphores, grantSemaphores, holdsSemaphores, MAX_LOCK_SERIES, semaphoreSeries, semaphoreViews, semaphoreWaitMessage } from './index';
 
 /** A semaphore record of tenant t (a `global/…` one has none). */
 const sem = (name: string, capacity: number): SemaphoreRecord => ({
@@ -193,5 +193,32 @@ describe('why pending names the semaphore, its holders and the wait', () => {
     expect(semaphoreViews(s.semaphores)).toEqual([
       { name: 'db', tenant: 't', mutex: false, capacity: 4, held: 3, holders: [{ jobId: 'h1', units: 3 }], waitingTasks: 1 },
     ]);
+  });
+});
+
+describe('semaphoreSeries: what the scheduler exports', () => {
+  it('ages are seconds at the scrape: oldest wait from the waiting work’s submit, oldest hold from the holder’s start', () => {
+    // h1 started at T0 + 10 s and holds 3 of 4; w (submitted T0 + 20 s) waits for 2 more than the 1 left.
+    const jobs = [{ ...job('h1', 3, { bound: 3, limits: { db: 1 } }), startedAt: T0 + 10_000 }, job('w', 3, { limits: { db: 1 }, createdAt: T0 + 20_000 })];
+    const s = buildSnapshot(state(jobs, [sem('db', 4)]), T0 + 60_000);
+    // at T0 + 80 s: wait 80 − 20 = 60 s, hold 80 − 10 = 70 s; w got ⌊(4 − 3) / 1⌋ = 1 of its 3, so 2 wait
+    expect(semaphoreSeries(s.semaphores, T0 + 80_000)).toEqual([
+      { labels: { semaphore: 'db', tenant: 't', kind: 'semaphore' }, capacity: 4, held: 3, waitingTasks: 2, oldestWaitSeconds: 60, oldestHoldSeconds: 70 },
+    ]);
+  });
+
+  it('exports a lock only while work waits for it, the longest waits first, at most MAX_LOCK_SERIES', () => {
+    const jobs = [
+      job('h', 1, { bound: 1, locks: ['busy'] }),
+      job('w', 1, { locks: ['busy'], createdAt: T0 + 5_000 }),
+      job('solo', 1, { bound: 1, locks: ['alone'] }),
+    ];
+    const series = semaphoreSeries(buildSnapshot(state(jobs, []), T0 + 60_000).semaphores, T0 + 60_000);
+    expect(series.map((x) => [x.labels.semaphore, x.labels.kind, x.waitingTasks])).toEqual([['busy', 'lock', 1]]);
+    const many = Array.from({ length: MAX_LOCK_SERIES + 5 }, (_, i) => [
+      job(`h${i}`, 1, { bound: 1, locks: [`l${i}`] }),
+      job(`w${i}`, 1, { locks: [`l${i}`], createdAt: T0 + i }),
+    ]).flat();
+    expect(semaphoreSeries(buildSnapshot(state(many, []), T0 + 1_000).semaphores, T0 + 1_000)).toHaveLength(MAX_LOCK_SERIES);
   });
 });
