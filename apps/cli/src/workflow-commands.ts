@@ -100,6 +100,21 @@ async function follow(c: BatchClient, id: string, first: WorkflowView): Promise<
 
 const show = (w: WorkflowView, output: OutputFormat) => (isData(output) ? printData(w, output) : process.stdout.write(workflowDetail(w)));
 
+/**
+ * What `batch workflow submit` and `retry` print: the new run's id (or its view with `-o`), or
+ * with `--wait` the run followed to its end; the exit code is 0 unless it ended other than Succeeded.
+ */
+async function printOrFollow(c: BatchClient, handle: { id: string; submitted: WorkflowView }, o: { wait?: boolean; output: OutputFormat }): Promise<number> {
+  if (!o.wait) {
+    if (isData(o.output)) printData(handle.submitted, o.output);
+    else process.stdout.write(`${handle.id}\n`);
+    return 0;
+  }
+  const final = TERMINAL_WORKFLOW_PHASES.has(handle.submitted.phase) ? handle.submitted : await follow(c, handle.id, handle.submitted);
+  show(final, o.output);
+  return exitCodeOf(final.phase);
+}
+
 /** `batch workflow submit|get|list|retry|cancel`. */
 export function defineWorkflow(program: Command, client: () => BatchClient, run: Run): void {
   const wf = program.command('workflow').description('workflows: DAGs of jobs (docs/workflows.md)');
@@ -113,14 +128,7 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
       run(async (o: { file: string; idempotencyKey?: string; wait?: boolean; output: OutputFormat }) => {
         const c = client();
         const handle = await c.workflows.submit(readWorkflowFile(o.file), { idempotencyKey: o.idempotencyKey });
-        if (!o.wait) {
-          if (isData(o.output)) printData(handle.submitted, o.output);
-          else process.stdout.write(`${handle.id}\n`);
-          return 0;
-        }
-        const final = TERMINAL_WORKFLOW_PHASES.has(handle.submitted.phase) ? handle.submitted : await follow(c, handle.id, handle.submitted);
-        show(final, o.output);
-        return exitCodeOf(final.phase);
+        return printOrFollow(c, handle, o);
       }),
     );
   wf.command('get')
@@ -157,14 +165,7 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
       run(async (id: string, o: { idempotencyKey?: string; wait?: boolean; output: OutputFormat }) => {
         const c = client();
         const handle = await c.workflows.retry(id, { idempotencyKey: o.idempotencyKey });
-        if (!o.wait) {
-          if (isData(o.output)) printData(handle.submitted, o.output);
-          else process.stdout.write(`${handle.id}\n`);
-          return 0;
-        }
-        const final = TERMINAL_WORKFLOW_PHASES.has(handle.submitted.phase) ? handle.submitted : await follow(c, handle.id, handle.submitted);
-        show(final, o.output);
-        return exitCodeOf(final.phase);
+        return printOrFollow(c, handle, o);
       }),
     );
   wf.command('cancel')

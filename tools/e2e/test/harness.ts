@@ -7,14 +7,15 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
-import type { ClusterConfig, JobView } from '@batchapi/api';
+import type { ClusterConfig, JobRecord, JobView } from '@batchapi/api';
 import { type ExecutorConfig, type FleetOptions, startExecutor, startSimulatedFleet } from '@batchapi/executor';
 import { createDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 import { waitFor, waitUntil } from '@batchapi/proc';
 import { type QuotaOptions, startQuota } from '@batchapi/quota';
 import type { Clock, RunningService } from '@batchapi/runtime';
 import { type SchedulerTuning, startScheduler } from '@batchapi/scheduler';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { campaign, createStepJob, EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { stepJobId } from '@batchapi/workflows';
 
 export const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 export const TOKENS = {
@@ -207,4 +208,36 @@ export function useCluster(o: ClusterOptions): Cluster & { etcd: LocalEtcd } {
     if (pgDir) rmSync(pgDir, { recursive: true, force: true });
   });
   return c;
+}
+
+/**
+ * What a workflow controller that crashed mid-step leaves: step 0 (`only`) of workflow `wfId`
+ * created as a job by a replica elected `workflows` under a 2 s lease of its own — fenced like the
+ * real controller — and the lease revoked, so the next controller finds the job and must adopt it.
+ * The job runs `sh -c script`. Returns the job.
+ */
+export async function crashedControllerStepJob(store: EtcdStore, wfId: string, script: string): Promise<JobRecord> {
+  const lease = await store.grantLease(2);
+  const crashed = await campaign(store, 'workflows', 'crashed-controller', lease);
+  const job: JobRecord = {
+    id: stepJobId(wfId, 0),
+    tenant: 'default',
+    queue: 'default',
+    phase: 'Submitted',
+    createdAt: Date.now(),
+    pending: [{ start: 0, end: 1, attempt: 1 }],
+    counts: { succeeded: 0, failed: 0, cancelled: 0 },
+    spec: {
+      name: 'only',
+      command: ['sh', '-c', script],
+      env: {},
+      resources: { cpu: 100, memory: 16 * 2 ** 20 },
+      tasks: 1,
+      priority: 0,
+      labels: { 'batch.workflow': wfId, 'batch.step': 'only' },
+    },
+  };
+  if ((await createStepJob(store, crashed.fence(), job)) !== 'created') throw new Error(`the crashed controller's job ${job.id} was not created`);
+  await lease.revoke();
+  return job;
 }

@@ -12,11 +12,10 @@ import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { JobRecord, WorkflowView } from '@batchapi/api';
+import type { WorkflowView } from '@batchapi/api';
 import { startQuota } from '@batchapi/quota';
-import { campaign, createStepJob } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
-import { api, until, useCluster } from './harness';
+import { api, crashedControllerStepJob, until, useCluster } from './harness';
 
 const c = useCluster({
   // tenant "other" has a queue of its own, to run the same steps as another tenant
@@ -243,29 +242,8 @@ it('adopts the job a crashed controller created for a memoized step instead of r
   // The controller stops; a run of the same step comes; a controller creates its job and dies before recording it.
   await c.services[0].close();
   const id = (await api(c.base, 'POST', '/v1/workflows', body)).body.id as string;
-  const lease = await c.store.grantLease(2);
-  const crashed = await campaign(c.store, 'workflows', 'crashed-controller', lease);
-  const job: JobRecord = {
-    id: stepJobId(id, 0),
-    tenant: 'default',
-    queue: 'default',
-    phase: 'Submitted',
-    createdAt: Date.now(),
-    pending: [{ start: 0, end: 1, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-    // returns 6, not 5: the value tells which job the step ended with
-    spec: {
-      name: 'only',
-      command: ['sh', '-c', 'echo 6 > "$BATCH_RESULT_PATH"'],
-      env: {},
-      resources: { cpu: 100, memory: 16 * 2 ** 20 },
-      tasks: 1,
-      priority: 0,
-      labels: { 'batch.workflow': id, 'batch.step': 'only' },
-    },
-  };
-  expect(await createStepJob(c.store, crashed.fence(), job)).toBe('created');
-  await lease.revoke();
+  // Its job returns 6, not 5: the value tells which job the step ended with.
+  const job = await crashedControllerStepJob(c.store, id, 'echo 6 > "$BATCH_RESULT_PATH"');
   const config = { etcdEndpoints: c.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' };
   c.services[0] = await startQuota({ config, historyUrl: c.historyUrl, archive: { afterMs: 300, intervalMs: 100 } });
   const done = await waitWorkflow(id);

@@ -15,11 +15,11 @@ import { startQuota } from '@batchapi/quota';
 import type { RunningService } from '@batchapi/runtime';
 import { startScheduler } from '@batchapi/scheduler';
 import { BatchClient, JobFailedError } from '@batchapi/sdk';
-import { campaign, createStepJob, EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { initTracing } from '@batchapi/telemetry';
 import { stepJobId } from '@batchapi/workflows';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { api, CLUSTER, TOKENS, until } from './harness';
+import { api, CLUSTER, crashedControllerStepJob, TOKENS, until } from './harness';
 
 const exporter = new InMemorySpanExporter();
 
@@ -185,28 +185,7 @@ it('adopts a step job that a crashed controller created before recording it', as
   await quota.close();
   const res = await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'only', job: sh('true') }] });
   const id = res.body.id;
-  const lease = await store.grantLease(2);
-  const crashed = await campaign(store, 'workflows', 'crashed-controller', lease);
-  const job: JobRecord = {
-    id: stepJobId(id, 0),
-    tenant: 'default',
-    queue: 'default',
-    phase: 'Submitted',
-    createdAt: Date.now(),
-    pending: [{ start: 0, end: 1, attempt: 1 }],
-    counts: { succeeded: 0, failed: 0, cancelled: 0 },
-    spec: {
-      name: 'only',
-      command: ['true'],
-      env: {},
-      resources: { cpu: 100, memory: 16 * 2 ** 20 },
-      tasks: 1,
-      priority: 0,
-      labels: { 'batch.workflow': id, 'batch.step': 'only' },
-    },
-  };
-  expect(await createStepJob(store, crashed.fence(), job)).toBe('created');
-  await lease.revoke();
+  const job = await crashedControllerStepJob(store, id, 'true');
   quota = await startQuota({ config: config() });
   const done = await waitWorkflow(id);
   expect(done.phase).toBe('Succeeded');
