@@ -32,6 +32,7 @@ import {
   type ResultRef,
   type TaskResult,
   type Tenant,
+  GLOBAL_SEMAPHORE_PREFIX,
   semaphoreId,
   type SemaphoreRecord,
   TERMINAL_PHASES,
@@ -740,7 +741,7 @@ async function checkSemaphores(store: EtcdStore, tenant: string, limits: Readonl
     if (!r)
       throw new ApiError(
         ErrorCode.UnknownSemaphore,
-        `semaphore ${name} does not exist${name.startsWith('global/') ? '' : ` for tenant ${tenant}`}; create it first (batch semaphore put ${name} --capacity N, or PUT /v1/semaphores/${encodeURIComponent(name)})`,
+        `semaphore ${name} does not exist${name.startsWith(GLOBAL_SEMAPHORE_PREFIX) ? '' : ` for tenant ${tenant}`}; create it first (batch semaphore put ${name} --capacity N, or PUT /v1/semaphores/${encodeURIComponent(name)})`,
         { field, id: name },
       );
     if (limits[name] > r.capacity)

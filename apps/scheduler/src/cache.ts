@@ -160,6 +160,11 @@ export class SchedulerCache {
     return this.cordons.items.get(this.store.keys.cordon(node))?.value;
   }
 
+  /** The cached jobs waiting for placement (the cache also keeps running jobs whose tasks hold semaphore units). */
+  *waitingJobs(): IterableIterator<JobRecord> {
+    for (const { value } of this.jobs.items.values()) if (wantsPlacement(value)) yield value;
+  }
+
   /** The cached records, as `buildSnapshot` takes them, and the revisions of the same records (read in one synchronous stretch: they agree). */
   state(): { state: ClusterState; versions: CycleVersions } {
     const jobs = new Map<string, Versioned<JobRecord>>();

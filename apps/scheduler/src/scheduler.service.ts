@@ -26,7 +26,6 @@ import {
   type SemaphoreSeries,
   semaphoreSeries,
   type TopologyLevel,
-  wantsPlacement,
 } from '@batchapi/scheduling';
 import { countTasks, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
@@ -206,8 +205,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
         name: Metric.schedulerPendingTasks,
         help: 'Jobs with tasks waiting for placement, as cached',
         registers,
-        // The cache also keeps running jobs whose tasks hold semaphore units: count only the waiting ones.
-        collect: () => this.m.pending.set(countWhere(this.cache.jobs.items.values(), (j) => wantsPlacement(j.value))),
+        collect: () => this.m.pending.set([...this.cache.waitingJobs()].length),
       }),
       oldest: new Gauge({
         name: Metric.queueOldestPendingAge,
@@ -436,7 +434,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
   private recordPendingAge(now: number): void {
     const oldest = new Map<string, number>();
-    for (const { value: j } of this.cache.jobs.items.values()) if (wantsPlacement(j)) oldest.set(j.queue, Math.min(oldest.get(j.queue) ?? now, j.createdAt));
+    for (const j of this.cache.waitingJobs()) oldest.set(j.queue, Math.min(oldest.get(j.queue) ?? now, j.createdAt));
     this.m.oldest.reset();
     for (const [queue, t] of oldest) this.m.oldest.set({ queue }, (now - t) / 1000);
   }
@@ -611,10 +609,4 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-function countWhere<T>(items: Iterable<T>, ok: (t: T) => boolean): number {
-  let n = 0;
-  for (const t of items) if (ok(t)) n++;
-  return n;
 }

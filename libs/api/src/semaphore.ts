@@ -102,6 +102,11 @@ export function semaphoreRecordId(s: Pick<SemaphoreRecord, 'name' | 'tenant'>): 
   return s.tenant === undefined || s.name.startsWith(GLOBAL_SEMAPHORE_PREFIX) ? s.name : `${s.tenant}/${s.name}`;
 }
 
+/** True when a job names any lock or semaphore: the check of the scheduler's hot paths, without building `semaphoreDemands`. */
+export function namesSemaphores(spec: { locks?: readonly string[]; limits?: Readonly<Record<string, number>> }): boolean {
+  return (spec.locks?.length ?? 0) > 0 || spec.limits !== undefined;
+}
+
 /** The semaphores and mutexes a job's tasks hold while they run: none for a job without `locks` or `limits`. */
 export function semaphoreDemands(job: { tenant: string; spec: { locks?: readonly string[]; limits?: Readonly<Record<string, number>> } }): SemaphoreDemand[] {
   const out: SemaphoreDemand[] = [];

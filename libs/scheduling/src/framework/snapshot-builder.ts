@@ -14,7 +14,7 @@ import {
   type NodeRecord,
   type Queue,
   type ResourceVector,
-  semaphoreDemands,
+  namesSemaphores,
   type SemaphoreRecord,
   type WhyJob,
 } from '@batchapi/api';
@@ -118,7 +118,7 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
   // Live jobs that name semaphores or locks: their running tasks hold units.
   const holding: JobRecord[] = [];
   for (const j of state.jobs) {
-    if (semaphoreDemands(j).length > 0) holding.push(j);
+    if (namesSemaphores(j.spec)) holding.push(j);
     if (!wantsPlacement(j)) continue;
     jobs.set(j.id, j);
     const w = agedOf(j);

@@ -22,7 +22,9 @@
  * so it never holds a semaphore up for the rest. A gang takes units for all its tasks or none. Pure.
  */
 import {
+  GLOBAL_SEMAPHORE_PREFIX,
   type JobRecord,
+  namesSemaphores,
   type SemaphoreDemand,
   semaphoreDemands,
   type SemaphoreRecord,
@@ -122,7 +124,7 @@ export function countSemaphores(
 function countOf(counts: Map<string, SemaphoreCount>, d: SemaphoreDemand, tenant: string): SemaphoreCount {
   let c = counts.get(d.id);
   if (!c) {
-    const global = d.name.startsWith('global/');
+    const global = d.name.startsWith(GLOBAL_SEMAPHORE_PREFIX);
     c = {
       id: d.id,
       name: d.name,
@@ -141,7 +143,7 @@ function countOf(counts: Map<string, SemaphoreCount>, d: SemaphoreDemand, tenant
 
 /** True while a job's bound or running tasks hold semaphore or mutex units: the scheduler's cache keeps such jobs though they wait for no node. */
 export function holdsSemaphores(j: Pick<JobRecord, 'tenant' | 'pending' | 'counts' | 'spec'>): boolean {
-  return semaphoreDemands(j).length > 0 && tasksInFlight(j) > 0;
+  return namesSemaphores(j.spec) && tasksInFlight(j) > 0;
 }
 
 /** The order units are handed out in: higher (effective) priority, then older, then job id. */
@@ -166,7 +168,7 @@ export function grantSemaphores(
   const granted = new Map<PendingWork, PendingWork>();
   const asking = work.filter((w) => {
     const j = jobs.get(w.jobId);
-    return j !== undefined && semaphoreDemands(j).length > 0 && feasible(w);
+    return j !== undefined && namesSemaphores(j.spec) && feasible(w);
   });
   for (const w of [...asking].sort(grantOrder)) granted.set(w, grantOne(w, jobs.get(w.jobId)!, counts, true));
   return work.map((w) => granted.get(w) ?? w);
@@ -203,8 +205,9 @@ export function grantOne(w: PendingWork, job: Pick<WhyJob, 'tenant' | 'spec'>, c
       // Too few units here: what is left of this semaphore waits for this work (see the header).
       if (short.has(d.id) && c.capacity !== undefined) c.granted = Math.max(c.granted, c.capacity - c.held);
     }
-  if (room >= w.tasks) return w;
-  const blocking = first ?? { d: demands[0], c: counts.get(demands[0].id)! };
+  // Fewer than asked means some semaphore had fewer (a gang's room drops to 0 only then): `first` is it.
+  if (room >= w.tasks || !first) return w;
+  const blocking = first;
   return {
     ...w,
     tasks: room,
