@@ -14,8 +14,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { ClusterConfig, TokensFile } from '@batchapi/api';
-import { type LocalEtcd, startEtcd } from '@batchapi/store';
-import { freePort } from '@batchapi/proc';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { ensureDatabase, type LocalPostgres, startPostgres } from '@batchapi/history';
 
 /** Options of a local cluster. */
@@ -118,6 +117,8 @@ export class LocalCluster {
   private readonly stderrTail = new Map<string, string>();
   private stopped?: Promise<void>;
   etcd?: LocalEtcd;
+  /** The launcher's etcd client: reads the services' member records while they start. */
+  private store?: EtcdStore;
   /** The history store's server, when one runs. */
   postgres?: LocalPostgres;
   /** URL of the history database (`BATCH_HISTORY_URL` of quota and admission), when one runs. */
@@ -260,19 +261,26 @@ export class LocalCluster {
     });
   }
 
+  /**
+   * Starts `service` as process `name` (`BATCH_INSTANCE_ID` `{name}-{random}`) and resolves with its URL once it
+   * answers ready. It listens on a port it picks itself (`BATCH_PORT=0`) and the URL is read from its
+   * member record — the one carrying this child's pid — so no free port is raced for with another
+   * process, and another process's `/readyz` on a reused port is never taken for this one's.
+   */
   private async launch(name: string, service: string, env: Record<string, string>): Promise<string> {
-    const port = await freePort();
     // BATCH_PROFILE_DIR: each service writes a V8 CPU profile there when it exits (for `node --cpu-prof`).
     const profile = process.env.BATCH_PROFILE_DIR
       ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BATCH_PROFILE_DIR}`, `--cpu-prof-name=${name}.cpuprofile`]
       : [];
     const argv = [process.execPath, ...heapFlags(service, process.env.NODE_OPTIONS), ...profile, mainOf(service)];
+    // A new identity per start: a restart must never pass for its predecessor (a leader's lease, a member record).
+    const instanceId = `${name}-${randomBytes(4).toString('hex')}`;
     const child = spawn(argv[0], argv.slice(1), {
-      env: { ...process.env, ...env, BATCH_PORT: String(port) },
+      env: { ...process.env, ...env, BATCH_PORT: '0', BATCH_INSTANCE_ID: instanceId },
       stdio: ['ignore', this.options.verbose ? 'pipe' : 'ignore', 'pipe'],
     });
     this.own(name, child, argv);
-    const url = `http://127.0.0.1:${port}`;
+    this.store ??= new EtcdStore({ endpoints: this.etcd!.endpoints });
     const timeoutMs = this.options.readyTimeoutMs ?? 30_000;
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
@@ -284,17 +292,12 @@ export class LocalCluster {
           `${name} exited while starting (${child.signalCode ?? `code ${child.exitCode}`})${tail ? `. The last lines it wrote on stderr:\n  ${tail}` : ''}`,
         );
       }
-      if (
-        await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
-          (r) => r.ok,
-          () => false,
-        )
-      )
-        return url;
+      const url = await readyMemberUrl(this.store, service, instanceId, child.pid);
+      if (url) return url;
       await new Promise((r) => setTimeout(r, 100));
     }
     throw new LocalClusterError(
-      `${name} was not ready within ${timeoutMs / 1000} s (GET ${url}/readyz)${this.options.verbose ? '' : '; --verbose shows its log'}`,
+      `${name} was not ready within ${timeoutMs / 1000} s (no ready member record of pid ${child.pid})${this.options.verbose ? '' : '; --verbose shows its log'}`,
     );
   }
 
@@ -310,6 +313,7 @@ export class LocalCluster {
       for (const tier of [...new Set(services.map((s) => rank(s.name)))].sort((a, b) => a - b)) {
         await Promise.all(services.filter((s) => rank(s.name) === tier).map((s) => stopProcess(s.process, STOP_GRACE_MS)));
       }
+      await this.store?.close().catch(() => undefined);
       await this.postgres?.stop();
       await this.etcd?.stop();
       rmSync(join(this.options.dataDir, LOCK_FILE), { force: true });
@@ -321,6 +325,20 @@ export class LocalCluster {
   kill(): void {
     for (const o of this.owned) if (alive(o.process)) o.process.kill('SIGKILL');
   }
+}
+
+/**
+ * The URL of process `pid`, started as instance `id` of `service`, once its member record carries
+ * that pid and a URL and it answers `GET /readyz` 200 there; else undefined (poll again).
+ */
+async function readyMemberUrl(store: EtcdStore, service: string, id: string, pid: number | undefined): Promise<string | undefined> {
+  const member = (await store.get<{ pid?: number; url?: string }>(store.keys.member(service, id)).catch(() => undefined))?.value;
+  if (!member?.url || member.pid !== pid) return undefined;
+  const ready = await fetch(`${member.url}/readyz`, { signal: AbortSignal.timeout(1000) }).then(
+    (r) => r.ok,
+    () => false,
+  );
+  return ready ? member.url : undefined;
 }
 
 const alive = (p: ChildProcess) => p.exitCode === null && p.signalCode === null;

@@ -80,10 +80,11 @@ it('a Ctrl-C while the cluster starts stops what was started and exits 0', async
 }, 60_000);
 
 it('a demo that runs out of time says so, stops the cluster and exits 1', async () => {
-  const dev = new DevProcess(['--demo', '--timeout', '1'], env);
+  // The only node is a simulated one whose tasks "run" 60 s (BATCH_SIM_TASK_MS), so the deadline is what ends
+  // the demo. (On a real node the three steps — the first failing once, retried at once — can end within 1 s.)
+  const dev = new DevProcess(['--demo', '--timeout', '1', '--executors', '0', '--simulated-nodes', '1'], { ...env, BATCH_SIM_TASK_MS: '60000' });
   running.push(dev);
   expect(await dev.exited).toBe(1);
-  // three steps one after another, the first failing once: the workflow cannot be done 1 s after its submit
   expect(dev.stderr).toMatch(/error: the demo did not finish within 1 s: workflow \S+ is (Pending|Running) \(.*prepare.*→.*count.*→.*reduce/);
   expect(dev.stderr).toContain('• stopped');
   expect(pidsMentioning(join(dir, 'cache'))).toEqual([]);
