@@ -123,6 +123,12 @@ export class JobsController {
     return this.jobs.cancel(this.auth.authenticate(req.headers.authorization), id, this.clock.now());
   }
 
+  @Delete(':id/tasks/:index')
+  @HttpCode(202)
+  cancelTask(@Req() req: FastifyRequest, @Param('id') id: string, @Param('index') index: string) {
+    return this.jobs.cancelTask(this.auth.authenticate(req.headers.authorization), id, index, this.clock.now());
+  }
+
   @Get(':id/tasks/:index/logs')
   async logs(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string, @Param('index') index: string, @Query() query: unknown) {
     const stream = await this.jobs.logs(this.auth.authenticate(req.headers.authorization), id, index, query);

@@ -21,6 +21,7 @@ import {
   ListTasksQuerySchema,
   type TaskView,
   LogsQuerySchema,
+  MAX_CANCELLED_TASK_RANGES,
   parseSubmit,
   ResubmitSchema,
   resubmitBody,
@@ -47,6 +48,7 @@ import { type HistoryStore, MAX_PAGE_SIZE } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import {
   cancelJob,
+  cancelTask,
   type EtcdStore,
   getJob,
   IDEMPOTENCY_LOOKUP_MAX_MS,
@@ -571,6 +573,31 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   }
 
   /**
+   * Cancels task `index` of a job alone: a pending task ends `Cancelled` at once, a bound or
+   * running one is stopped by its executor; it never runs again. Cancelling it again changes nothing.
+   * @throws ApiError not_found (404) naming `index` for a task the job does not have; conflict (409)
+   * when the job or the task already ended; invalid_argument (422) naming `index` when the job
+   * already records `MAX_CANCELLED_TASK_RANGES` ranges of tasks cancelled one by one
+   */
+  async cancelTask(principal: Principal, id: string, indexParam: string, now: number): Promise<JobView> {
+    const { job, live } = await this.findJob(principal, id);
+    const index = taskIndex(job, id, indexParam);
+    const outcome = live ? await cancelTask(this.ctx.store, id, index, now) : 'job_ended';
+    if (outcome === 'job_ended' || outcome === undefined) {
+      throw new ApiError(ErrorCode.Conflict, `job ${id} already ended; there is nothing of it to cancel`, { id });
+    }
+    if (outcome === 'task_ended') throw new ApiError(ErrorCode.Conflict, `task ${index} of job ${id} already ended`, { id, field: 'index' });
+    if (outcome === 'too_many_ranges') {
+      throw new ApiError(
+        ErrorCode.InvalidArgument,
+        `job ${id} already has ${MAX_CANCELLED_TASK_RANGES} ranges of tasks cancelled one by one; cancel the whole job instead`,
+        { id, field: 'index' },
+      );
+    }
+    return this.get(principal, id);
+  }
+
+  /**
    * Opens the log of one task attempt: from the blob store once the attempt ended and its node
    * uploaded it (so it outlives the node and the job's archiving), else from the executor that
    * runs or ran it. The latest attempt unless `attempt` names one.
@@ -578,10 +605,7 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
   async logs(principal: Principal, id: string, indexParam: string, query: unknown): Promise<Readable> {
     const job = await this.visibleJob(principal, id);
     const q = parseWith(LogsQuerySchema, query);
-    const index = Number(indexParam);
-    if (!/^\d{1,9}$/.test(indexParam) || index >= job.spec.tasks) {
-      throw new ApiError(ErrorCode.NotFound, `task ${indexParam} does not exist in job ${id} (it has ${job.spec.tasks})`, { field: 'index', id });
-    }
+    const index = taskIndex(job, id, indexParam);
     const stream = q.stream ?? 'stdout';
     const groups: GroupStatus[] = (await listGroups(this.ctx.store, id)).map((g) => g.value).filter((g) => g.start <= index && index < g.end);
     const group = q.attempt ? groups.find((g) => g.attempt === q.attempt) : groups.sort((a, b) => b.attempt - a.attempt)[0];
@@ -689,6 +713,15 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     }
     return { job, live: stored !== undefined };
   }
+}
+
+/** Path parameter `index` as a task of `job`; 404 naming `index` for anything else. */
+function taskIndex(job: JobRecord, id: string, indexParam: string): number {
+  const index = Number(indexParam);
+  if (!/^\d{1,9}$/.test(indexParam) || index >= job.spec.tasks) {
+    throw new ApiError(ErrorCode.NotFound, `task ${indexParam} does not exist in job ${id} (it has ${job.spec.tasks})`, { field: 'index', id });
+  }
+  return index;
 }
 
 function encodeTaskToken(c: TaskCursor): string {

@@ -3,7 +3,7 @@
  * The `batch` command. Exit codes: 0 done, 1 the API or the cluster said no (printed as
  * `error: <code>: <message>`), 2 bad usage.
  */
-import { ApiError, JOB_SORTS, JobPhase, TASK_LIST_STATES, TERMINAL_PHASES } from '@batchapi/api';
+import { ApiError, JOB_SORTS, JobPhase, type JobView, TASK_LIST_STATES, TERMINAL_PHASES } from '@batchapi/api';
 import { BatchClient } from '@batchapi/sdk';
 import { Command, CommanderError, Option } from 'commander';
 import { dev } from './dev';
@@ -19,7 +19,7 @@ import { cliVersion } from './version';
 import { pastTime } from './times';
 import { runSimulate } from './simulate';
 import { DEFAULT_WORKING_DIR_MAX_MIB, shipWorkingDir } from './working-dir';
-import { defineSubmit, outputOption, type ResubmitFlags, resubmitChanges, submitInvocation, UsageError, wholeNumber } from './submit-args';
+import { collectTaskIndex, defineSubmit, outputOption, type ResubmitFlags, resubmitChanges, submitInvocation, UsageError, wholeNumber } from './submit-args';
 
 const program = new Command('batch')
   .description('BatchAPI: submit, follow and manage batch jobs')
@@ -168,13 +168,17 @@ program
 
 program
   .command('cancel')
-  .description('cancel a job (running tasks get SIGTERM, then SIGKILL)')
+  .description('cancel a job, or with --task only some of its tasks (running tasks get SIGTERM, then SIGKILL)')
   .argument('<id>')
+  .option('--task <index>', 'cancel only this task of the job (repeat for more); it never runs again', collectTaskIndex, [])
   .addOption(outputOption())
   .action(
-    run(async (id: string, o: { output: OutputFormat }) => {
-      const job = await client().cancelJob(id);
+    run(async (id: string, o: { task: number[]; output: OutputFormat }) => {
+      let job: JobView | undefined;
+      for (const index of o.task) job = await client().cancelTask(id, index);
+      job ??= await client().cancelJob(id);
       if (isData(o.output)) printData(job, o.output);
+      else if (o.task.length) process.stdout.write(`${job.id} task${o.task.length > 1 ? 's' : ''} ${o.task.join(', ')} cancelled; the job is ${job.phase}\n`);
       // A job that had already ended keeps its phase; a live one stops its tasks and becomes Cancelled.
       else process.stdout.write(`${job.id} ${job.phase}${TERMINAL_PHASES.has(job.phase) ? '' : ' (cancelling)'}\n`);
     }),

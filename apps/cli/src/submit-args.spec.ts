@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseSubmitArgv, submitRequest, UsageError } from './submit-args';
+import { collectTaskIndex, MAX_CANCEL_TASK_FLAGS, parseSubmitArgv, submitRequest, UsageError } from './submit-args';
 
 describe('batch submit argv → SubmitJobRequest', () => {
   it.each<[string, string[], object]>([
@@ -102,5 +102,15 @@ describe('batch submit argv → SubmitJobRequest', () => {
 
   it('refuses an empty command even when called directly', () => {
     expect(() => submitRequest([], {})).toThrow('give the command after --');
+  });
+});
+
+describe('batch cancel --task', () => {
+  it('collects task indices once each, refuses what is not one and more than the bound', () => {
+    // --task 3 --task 0 --task 3: [3, 0], the repeat dropped
+    expect(['3', '0', '3'].reduce((acc: number[], v) => collectTaskIndex(v, acc), [])).toEqual([3, 0]);
+    for (const bad of ['-1', 'x', '1.5', '']) expect(() => collectTaskIndex(bad, [])).toThrow('must be a whole number');
+    const full = Array.from({ length: MAX_CANCEL_TASK_FLAGS }, (_, i) => i);
+    expect(() => collectTaskIndex('5000', full)).toThrow(`at most ${MAX_CANCEL_TASK_FLAGS} tasks`);
   });
 });

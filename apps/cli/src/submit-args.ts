@@ -60,6 +60,16 @@ export const wholeNumber =
     return Number(v);
   };
 
+/** Most `--task` flags of one `batch cancel`. */
+export const MAX_CANCEL_TASK_FLAGS = 1000;
+
+/** Commander's collector of a repeatable `--task <index>` (a task index, at most `MAX_CANCEL_TASK_FLAGS` of them). */
+export function collectTaskIndex(v: string, previous: number[]): number[] {
+  const index = wholeNumber(0)(v);
+  if (previous.length >= MAX_CANCEL_TASK_FLAGS) throw new InvalidArgumentError(`at most ${MAX_CANCEL_TASK_FLAGS} tasks; cancel the whole job instead.`);
+  return previous.includes(index) ? previous : [...previous, index];
+}
+
 /** Adds the arguments and options of `batch submit` to `cmd`. */
 export function defineSubmit(cmd: Command): Command {
   return cmd

@@ -11,7 +11,7 @@ import type { ProcessExit } from './task-process';
 
 /** A group as it is bound to this executor, with what is known of its past. */
 export interface BoundGroup {
-  binding: Pick<Binding, 'start' | 'end' | 'cancelRequested' | 'preempt'>;
+  binding: Pick<Binding, 'start' | 'end' | 'cancelRequested' | 'cancel' | 'preempt'>;
   /** Its tasks as its status (read from etcd) holds them. */
   tasks: TaskStatus[];
   /** It came in this executor's first listing of its bindings (not from a later event or relisting). */
@@ -26,23 +26,24 @@ export type GroupStart =
   | { kind: 'lost' }
   /** Its job was cancelled before it started: no attempt starts, its tasks end `Cancelled`. */
   | { kind: 'cancel' }
-  /** Its `preempt` indices end `Preempted` without running; an attempt starts for each index of `start`, in order. */
-  | { kind: 'run'; preempt: number[]; start: number[] };
+  /** Its `cancel` indices end `Cancelled` and its `preempt` ones `Preempted` without running; an attempt starts for each index of `start`, in order. */
+  | { kind: 'run'; cancel: number[]; preempt: number[]; start: number[] };
 
 /**
  * How a newly bound group begins. Only a group of the first listing can have been started by a
  * previous incarnation: its status shows a task past `Bound`, or the process-group ledger said a
- * previous incarnation ran tasks here. A cancel decides before a preemption.
+ * previous incarnation ran tasks here. A cancel (of the group, or of a task) decides before a preemption.
  */
 export function planGroupStart(g: BoundGroup): GroupStart {
   const ranBefore = g.tasks.some((t) => t.state !== 'Bound') || g.leftOver;
   if (g.atStart && ranBefore) return { kind: 'lost' };
   if (g.binding.cancelRequested) return { kind: 'cancel' };
-  const preempt = g.binding.preempt ?? [];
-  const skip = new Set(preempt);
+  const cancel = g.binding.cancel ?? [];
+  const preempt = (g.binding.preempt ?? []).filter((i) => !cancel.includes(i));
+  const skip = new Set([...cancel, ...preempt]);
   const start: number[] = [];
   for (let i = g.binding.start; i < g.binding.end; i++) if (!skip.has(i)) start.push(i);
-  return { kind: 'run', preempt, start };
+  return { kind: 'run', cancel, preempt, start };
 }
 
 /** Every task not ended is `Failed`/`NodeLost` at `now` (epoch ms): lost with the incarnation that ran it, requeued at the next attempt. */

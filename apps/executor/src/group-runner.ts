@@ -94,6 +94,8 @@ export class GroupRunner implements ReportedGroup {
   private cancelling = false;
   /** Task indices the scheduler preempted. */
   private readonly preempting = new Set<number>();
+  /** Indices of tasks cancelled one by one (the binding's `cancel`), each stopped once. */
+  private readonly cancelled = new Set<number>();
   /**
    * Attempts this executor's graceful stop asked to stop: those that die of its signal end
    * `NodeLost` (requeued, no retry charged); an attempt that ends otherwise ended on its own.
@@ -127,6 +129,7 @@ export class GroupRunner implements ReportedGroup {
       this.cancel();
       return;
     }
+    this.cancelTasks(plan.cancel);
     this.preempt(plan.preempt);
     for (const i of plan.start) this.startTask(i);
   }
@@ -135,6 +138,7 @@ export class GroupRunner implements ReportedGroup {
   update(b: Binding): void {
     this.binding = b;
     if (b.cancelRequested && !this.cancelling) this.cancel();
+    this.cancelTasks(b.cancel ?? []);
     this.preempt(b.preempt ?? []);
   }
 
@@ -209,6 +213,17 @@ export class GroupRunner implements ReportedGroup {
     }
   }
 
+  /** Stops tasks cancelled one by one (SIGTERM, grace, SIGKILL); they end `Cancelled` and never run again. */
+  private cancelTasks(indices: number[]): void {
+    for (const i of indices) {
+      if (this.cancelled.has(i)) continue;
+      this.cancelled.add(i);
+      const proc = this.procs.get(i);
+      if (proc) proc.stop(this.ctx.killGraceMs);
+      else this.setTask(i - this.binding.start, endWithoutAttempt(this.status.tasks[i - this.binding.start], 'cancel', this.ctx.clock.now()));
+    }
+  }
+
   private cancel(): void {
     this.cancelling = true;
     const now = this.ctx.clock.now();
@@ -253,8 +268,8 @@ export class GroupRunner implements ReportedGroup {
       clearTimeout(deadline);
       this.procs.delete(index);
       ctx.metrics.running.dec();
-      const cancelling = this.cancelling;
-      const preempting = this.preempting.has(index);
+      const cancelling = this.cancelling || this.cancelled.has(index);
+      const preempting = !cancelling && this.preempting.has(index);
       // A result counts only for an attempt that ran to its end (not cancelled or preempted).
       const result = cancelling || preempting ? undefined : this.readResult(paths.result, b.jobId, index);
       // A result over the inline cap goes to the blob store (only a successful attempt's: a failed one's is not read).

@@ -126,7 +126,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
   private async onBinding(key: string, b: Binding, boundAt: string | undefined, atStart: boolean): Promise<void> {
     const known = this.groups.get(key);
     if (known) {
-      if (b.cancelRequested || b.preempt?.length) this.stopAsAsked(known, b);
+      if (b.cancelRequested || b.cancel?.length || b.preempt?.length) this.stopAsAsked(known, b);
       return;
     }
     let st: Versioned<GroupStatus> | undefined;
@@ -175,7 +175,7 @@ export class SimulatedFleet implements OnApplicationShutdown {
     };
     this.groups.set(key, g);
     for (let i = b.start; i < b.end; i++) this.startAttempt(g, b, i);
-    if (b.cancelRequested || b.preempt?.length) this.stopAsAsked(g, b);
+    if (b.cancelRequested || b.cancel?.length || b.preempt?.length) this.stopAsAsked(g, b);
   }
 
   /** Starts task `index`'s simulated attempt; when it runs to its end the task `Succeeded` (exit code 0). */
@@ -213,10 +213,13 @@ export class SimulatedFleet implements OnApplicationShutdown {
    * Ends the group's tasks not ended yet — only the indices in `only` when it has any — as
    * `state`, at once, and stops their attempts (whose ends then change nothing).
    */
-  /** A cancel ends every task still running; a preemption only the indices it names. */
+  /** A cancel ends every task still running; a cancel of tasks one by one, or a preemption, only the indices it names. */
   private stopAsAsked(g: SimGroup, b: Binding): void {
-    if (b.cancelRequested) this.finish(g, 'Cancelled');
-    else this.finish(g, 'Preempted', new Set(b.preempt ?? []));
+    if (b.cancelRequested) return this.finish(g, 'Cancelled');
+    const cancel = new Set(b.cancel ?? []);
+    if (cancel.size) this.finish(g, 'Cancelled', cancel);
+    const preempt = new Set((b.preempt ?? []).filter((i) => !cancel.has(i)));
+    if (preempt.size) this.finish(g, 'Preempted', preempt);
   }
 
   private finish(g: SimGroup, state: 'Cancelled' | 'Preempted', only?: Set<number>): void {
@@ -269,9 +272,9 @@ function lostByPredecessor(status: GroupStatus, now: number): GroupStatus {
   return { ...rest, tasks: lostTasks(status.tasks, now) };
 }
 
-/** A binding as the scheduler wrote it: bindings change only to carry a cancel or a preemption. */
+/** A binding as the scheduler wrote it: bindings change only to carry a cancel (of the group or of tasks) or a preemption. */
 function pristine(b: Binding): boolean {
-  return !b.cancelRequested && !b.preempt?.length && b.preemptRequestedAt === undefined;
+  return !b.cancelRequested && !b.cancel?.length && !b.preempt?.length && b.preemptRequestedAt === undefined;
 }
 
 /**

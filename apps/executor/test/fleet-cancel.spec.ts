@@ -7,6 +7,7 @@ import type { Binding } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { startSimulatedFleet } from '../src';
 import { waitFor } from '@batchapi/proc';
+import { cancelTask } from '@batchapi/store';
 import { bind, groupOf, serviceConfig, useTestbed } from './harness';
 
 const tb = useTestbed();
@@ -41,4 +42,17 @@ it('cancels the tasks a preemption left running when the job is cancelled', asyn
     { timeoutMs: 5000 },
   );
   expect(ended?.tasks.map((t) => t.state)).toEqual(['Preempted', 'Cancelled', 'Cancelled']);
+});
+
+it('cancels one task of a group alone: it ends Cancelled at once, the others keep running', async () => {
+  await bind(tb, 'sim-00000', 'one-task', ['true'], 3, { resources: { cpu: 100 } });
+  const running = (g: Awaited<ReturnType<typeof groupOf>>) => g?.tasks.every((t) => t.state === 'Running') ?? false;
+  expect(running(await waitFor(() => groupOf(tb, 'one-task'), running))).toBe(true);
+  await cancelTask(tb.store, 'one-task', 2, Date.now());
+  const ended = await waitFor(
+    () => groupOf(tb, 'one-task'),
+    (g) => g?.tasks[2].state === 'Cancelled',
+    { timeoutMs: 5000 },
+  );
+  expect(ended?.tasks.map((t) => t.state)).toEqual(['Running', 'Running', 'Cancelled']);
 });

@@ -21,15 +21,15 @@ const fresh: BoundGroup = { binding: { start: 10, end: 13 }, tasks: [bound, boun
 describe('planGroupStart', () => {
   const cases: Array<[string, Partial<BoundGroup>, GroupStart]> = [
     // a group bound while this executor runs: every task starts, in index order
-    ['fresh', {}, { kind: 'run', preempt: [], start: [10, 11, 12] }],
+    ['fresh', {}, { kind: 'run', cancel: [], preempt: [], start: [10, 11, 12] }],
     // in the first listing but never started (all Bound, no ledger records): started now
-    ['first listing, pristine', { atStart: true }, { kind: 'run', preempt: [], start: [10, 11, 12] }],
+    ['first listing, pristine', { atStart: true }, { kind: 'run', cancel: [], preempt: [], start: [10, 11, 12] }],
     // in the first listing with a task past Bound: a previous incarnation ran it; its attempts died with it
     ['first listing, a task ran', { atStart: true, tasks: [running, bound, bound] }, { kind: 'lost' }],
     // in the first listing, all Bound, but the ledger says a previous incarnation ran tasks: its report of the start may never have landed
     ['first listing, left over', { atStart: true, leftOver: true }, { kind: 'lost' }],
     // a status past Bound seen later (a relisting after a compaction) is this incarnation's own: not lost
-    ['relisted, a task ran', { tasks: [running, bound, bound] }, { kind: 'run', preempt: [], start: [10, 11, 12] }],
+    ['relisted, a task ran', { tasks: [running, bound, bound] }, { kind: 'run', cancel: [], preempt: [], start: [10, 11, 12] }],
     // its job was cancelled while its status was read: nothing starts
     ['cancelled', { binding: { start: 10, end: 13, cancelRequested: true } }, { kind: 'cancel' }],
     // cancel beats preemption: the job is going away
@@ -37,9 +37,17 @@ describe('planGroupStart', () => {
     // lost beats cancel: the previous incarnation's attempts are gone either way, requeued NodeLost
     ['lost and cancelled', { atStart: true, leftOver: true, binding: { start: 10, end: 13, cancelRequested: true } }, { kind: 'lost' }],
     // preempted indices end without running; the others start (3 tasks − 1 preempted = 2 start)
-    ['one preempted', { binding: { start: 10, end: 13, preempt: [11] } }, { kind: 'run', preempt: [11], start: [10, 12] }],
+    ['one preempted', { binding: { start: 10, end: 13, preempt: [11] } }, { kind: 'run', cancel: [], preempt: [11], start: [10, 12] }],
+    // a task cancelled on its own ends without running; the others start (3 − 1 = 2)
+    ['one task cancelled', { binding: { start: 10, end: 13, cancel: [12] } }, { kind: 'run', cancel: [12], preempt: [], start: [10, 11] }],
+    // a task both cancelled and preempted is cancelled: it never runs again (3 − 1 cancelled − 1 preempted = 1 starts)
+    [
+      'cancelled and preempted tasks',
+      { binding: { start: 10, end: 13, cancel: [11], preempt: [11, 12] } },
+      { kind: 'run', cancel: [11], preempt: [12], start: [10] },
+    ],
     // every index preempted: nothing starts
-    ['all preempted', { binding: { start: 10, end: 13, preempt: [12, 10, 11] } }, { kind: 'run', preempt: [12, 10, 11], start: [] }],
+    ['all preempted', { binding: { start: 10, end: 13, preempt: [12, 10, 11] } }, { kind: 'run', cancel: [], preempt: [12, 10, 11], start: [] }],
   ];
   it.each(cases)('%s', (_name, over, want) => {
     expect(planGroupStart({ ...fresh, ...over })).toEqual(want);

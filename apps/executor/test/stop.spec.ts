@@ -4,10 +4,10 @@
  * never start; a binding removed under the executor (its node was reaped) has its tasks
  * killed at once, since another attempt may already run elsewhere.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Binding } from '@batchapi/api';
-import { cancelJob } from '@batchapi/store';
+import { cancelJob, cancelTask } from '@batchapi/store';
 import { attemptPaths, type RunningExecutor } from '../src';
 import { waitFor, waitUntil } from '@batchapi/proc';
 import { bind, groupAlive, groupOf, jobOf, runLong, startNode, useTestbed } from './harness';
@@ -41,6 +41,43 @@ it('cancels a running task: SIGTERM to its process group, Cancelled well within 
     ),
   ).toMatchObject({ phase: 'Cancelled', counts: { cancelled: 1 } });
   expect(await tb.store.get(tb.store.keys.binding('stop-node', 'cancel-me', 0, 1))).toBeUndefined();
+});
+
+it('cancels one running task of three alone: it ends Cancelled, the others run on to Succeeded, the job ends Cancelled', async () => {
+  // task 1 sleeps until stopped; tasks 0 and 2 end once the file "go" exists
+  const go = join(tb.dir, 'one-of-three-go');
+  await bind(
+    tb,
+    'stop-node',
+    'one-of-three',
+    ['sh', '-c', `if [ "$BATCH_TASK_INDEX" = 1 ]; then sleep 30; else while [ ! -e ${go} ]; do sleep 0.05; done; fi`],
+    3,
+    {
+      resources: { cpu: 100 },
+    },
+  );
+  await waitFor(
+    () => groupOf(tb, 'one-of-three'),
+    (g) => g?.tasks.every((t) => t.state === 'Running') ?? false,
+  );
+  const cancelled = await cancelTask(tb.store, 'one-of-three', 1, Date.now());
+  expect(cancelled).toMatchObject({ value: { cancelledTasks: [{ start: 1, end: 2 }] } });
+  const g = await waitFor(
+    () => groupOf(tb, 'one-of-three'),
+    (x) => x?.tasks[1].state === 'Cancelled',
+    { timeoutMs: 5000 },
+  );
+  expect(g?.tasks.map((t) => t.state)).toEqual(['Running', 'Cancelled', 'Running']);
+  expect(g?.tasks[1]).toMatchObject({ signal: 'SIGTERM' });
+  writeFileSync(go, '');
+  expect(
+    await waitFor(
+      () => jobOf(tb, 'one-of-three'),
+      (j) => j?.phase === 'Cancelled',
+    ),
+  ).toMatchObject({ phase: 'Cancelled', counts: { succeeded: 2, failed: 0, cancelled: 1 } });
+  // the task ended: cancelling it again is refused as such; the job ended: so is any task of it
+  expect(await cancelTask(tb.store, 'one-of-three', 0, Date.now())).toBe('job_ended');
 });
 
 it('SIGKILLs a task that ignores SIGTERM once the grace has passed', async () => {

@@ -128,6 +128,9 @@ export interface JobTopology {
 }
 
 /** The job record at `jobs/{id}`: one key per job whatever its task count. */
+/** Most ranges of tasks a job records as cancelled one by one; a cancel that would need more is refused (cancel the job instead). */
+export const MAX_CANCELLED_TASK_RANGES = 1000;
+
 export interface JobRecord {
   id: string;
   tenant: string;
@@ -147,6 +150,12 @@ export interface JobRecord {
   finishedAt?: number;
   /** Set when a cancel was asked for. */
   cancelRequestedAt?: number;
+  /**
+   * Tasks cancelled one by one (`POST /v1/jobs/{id}/tasks/{index}/cancel`), as sorted, merged
+   * ranges `[start, end)`: they never run again, whatever their last attempt's outcome. At most
+   * `MAX_CANCELLED_TASK_RANGES` ranges. @default none
+   */
+  cancelledTasks?: Array<{ start: number; end: number }>;
   /** sha256 of its submit's Idempotency-Key, when it had one: where its idempotency record is (`idempotency/{tenant}/{digest}`), which the archiver moves with it. @default none */
   idempotencyDigest?: string;
 }
@@ -249,6 +258,8 @@ export interface Binding extends TaskGroup {
   items?: unknown[];
   /** Set by a cancel: the executor stops the group's tasks. */
   cancelRequested?: boolean;
+  /** Task indices cancelled one by one: the executor stops them (SIGTERM, grace, SIGKILL) as `Cancelled`. @default none */
+  cancel?: number[];
   /** Task indices the scheduler preempts: the executor stops them (SIGTERM, grace, SIGKILL) as `Preempted`. */
   preempt?: number[];
   /** When the scheduler asked for the preemption (epoch ms). */

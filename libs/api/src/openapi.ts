@@ -277,6 +277,12 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       errors: ['not_found', 'conflict'],
       answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } },
     },
+    'DELETE /v1/jobs/{id}/tasks/{index}': {
+      operationId: 'cancelTask',
+      summary: 'Cancel one task of a job (as `scancel 123_7`): pending, it ends at once; running, it is stopped; it never runs again',
+      errors: ['not_found', 'conflict', 'invalid_argument'],
+      answers: { 202: { description: 'Cancel accepted: the job as it is now', schema: JobViewSchema } },
+    },
     'GET /v1/jobs/{id}/why': {
       operationId: 'whyJob',
       summary: 'Why the job is pending: blockers with node counts and what would let it run',

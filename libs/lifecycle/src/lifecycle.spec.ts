@@ -1,4 +1,4 @@
-import { ApiError, type GroupStatus, type JobRecord, jsonBytes, type NodeAllocation } from '@batchapi/api';
+import { ApiError, type GroupStatus, type JobRecord, jsonBytes, MAX_CANCELLED_TASK_RANGES, type NodeAllocation } from '@batchapi/api';
 import {
   applyGroupOutcomes,
   failPending,
@@ -7,7 +7,9 @@ import {
   NODE_LOST,
   onlyReleased,
   requestCancel,
+  requestTaskCancel,
   retryDelayMs,
+  taskCancelled,
   retryNotBefore,
 } from './lifecycle';
 
@@ -79,6 +81,122 @@ describe('requestCancel and markBound', () => {
       3,
     );
     expect(done).toMatchObject({ phase: 'Cancelled', finishedAt: 3, counts: { cancelled: 10 } });
+  });
+});
+
+describe('requestTaskCancel: one task of a job', () => {
+  const four = () => job(4, { pending: [{ start: 0, end: 4, attempt: 1 }] });
+  it.each([
+    // [case, job, index, running, expected pending, expected cancelledTasks, expected counts.cancelled, expected phase]
+    [
+      'a pending task ends at once: 0..4 minus 2 = [0,2) and [3,4)',
+      four(),
+      2,
+      false,
+      [
+        [0, 2],
+        [3, 4],
+      ],
+      [[2, 3]],
+      1,
+      'Running',
+    ],
+    [
+      'a bound task is only marked: pending unchanged, nothing counted until its executor reports',
+      job(4, { pending: [{ start: 3, end: 4, attempt: 1 }] }),
+      1,
+      true,
+      [[3, 4]],
+      [[1, 2]],
+      0,
+      'Running',
+    ],
+    [
+      'next to an earlier one it merges: [1,2) + 2 = [1,3)',
+      job(4, { pending: [{ start: 2, end: 4, attempt: 1 }], cancelledTasks: [{ start: 1, end: 2 }] }),
+      2,
+      false,
+      [[3, 4]],
+      [[1, 3]],
+      1,
+      'Running',
+    ],
+    // 3 succeeded + this one cancelled = 4 of 4 ended, none failed: Cancelled (not every task ran)
+    [
+      'the last pending task of a job whose others succeeded ends it Cancelled',
+      job(4, { pending: [{ start: 3, end: 4, attempt: 1 }], counts: { succeeded: 3, failed: 0, cancelled: 0 } }),
+      3,
+      false,
+      [],
+      [[3, 4]],
+      1,
+      'Cancelled',
+    ],
+    // 2 succeeded + 1 failed + this one = 4: one failed, so Failed
+    [
+      '... and Failed when one of them failed',
+      job(4, { pending: [{ start: 3, end: 4, attempt: 2 }], counts: { succeeded: 2, failed: 1, cancelled: 0 } }),
+      3,
+      false,
+      [],
+      [[3, 4]],
+      1,
+      'Failed',
+    ],
+  ] as const)('%s', (_case, j, index, running, pending, cancelled, count, phase) => {
+    const next = requestTaskCancel(j, index, running, 5);
+    if (typeof next === 'string') throw new Error(next);
+    expect(next.pending.map((r) => [r.start, r.end])).toEqual(pending);
+    expect(next.cancelledTasks?.map((r) => [r.start, r.end])).toEqual(cancelled);
+    expect(next.counts.cancelled).toBe(count);
+    expect(next.phase).toBe(phase);
+  });
+
+  it.each([
+    ['the job ended', job(4, { phase: 'Succeeded' }), 0, false, 'job_ended'],
+    [
+      'already cancelled: nothing changes',
+      job(4, { pending: [{ start: 0, end: 1, attempt: 1 }], cancelledTasks: [{ start: 2, end: 3 }] }),
+      2,
+      true,
+      'unchanged',
+    ],
+    ['not pending, not running: it ended', job(4, { pending: [{ start: 0, end: 1, attempt: 1 }] }), 2, false, 'task_ended'],
+  ] as const)('refuses or ignores when %s', (_case, j, index, running, expected) => {
+    expect(requestTaskCancel(j, index, running, 5)).toBe(expected);
+  });
+
+  it(`refuses a cancel that would record more than ${MAX_CANCELLED_TASK_RANGES} ranges`, () => {
+    // every other task cancelled: ranges [0,1), [2,3), … — one more apart from them is one range too many
+    const cancelledTasks = Array.from({ length: MAX_CANCELLED_TASK_RANGES }, (_, i) => ({ start: 2 * i, end: 2 * i + 1 }));
+    const j = job(3 * MAX_CANCELLED_TASK_RANGES, { pending: [{ start: 0, end: 3 * MAX_CANCELLED_TASK_RANGES, attempt: 1 }], cancelledTasks });
+    expect(requestTaskCancel(j, 2 * MAX_CANCELLED_TASK_RANGES + 1, false, 5)).toBe('too_many_ranges');
+    // 1 joins [0,1) and [2,3) into [0,3): one range fewer, accepted
+    expect(typeof requestTaskCancel(j, 1, false, 5)).toBe('object');
+  });
+
+  it.each([
+    // [outcome of the cancelled task 1, succeeded, failed, cancelled]: never requeued, whatever it was
+    ['Cancelled (its executor stopped it)', { state: 'Cancelled' as const }, 1, 0, 1],
+    ['Preempted (stopped for other work meanwhile)', { state: 'Preempted' as const }, 1, 0, 1],
+    ['Failed with its node lost', { state: 'Failed' as const, reason: NODE_LOST }, 1, 0, 1],
+    ['Failed on its own (exit 3), although retries remain', { state: 'Failed' as const, reason: 'Error' as const, exitCode: 3 }, 1, 1, 0],
+    ['Succeeded before the stop arrived', { state: 'Succeeded' as const }, 2, 0, 0],
+  ])('a cancelled task that ended %s is not run again', (_case, outcome, succeeded, failed, cancelled) => {
+    const j = job(2, { cancelledTasks: [{ start: 1, end: 2 }], spec: { ...job(2).spec, retry: { maxAttempts: 5, backoffSeconds: 0 } } });
+    const next = applyGroupOutcomes(j, [group(0, 1, [{ state: 'Succeeded' }, outcome])], 9);
+    expect(next.pending).toEqual([]);
+    expect(next.counts).toEqual({ succeeded, failed, cancelled });
+    expect(next.phase).toBe(failed ? 'Failed' : cancelled ? 'Cancelled' : 'Succeeded');
+    expect(taskCancelled(next, 1)).toBe(true);
+  });
+
+  it("counts nothing for a cancelled task that has not ended (a report of its group's other tasks ending)", () => {
+    const j = job(3, { cancelledTasks: [{ start: 1, end: 2 }] });
+    // task 0 ended, task 1 (cancelled) still stopping, task 2 running: 1 succeeded, nothing else yet
+    const next = applyGroupOutcomes(j, [group(0, 1, [{ state: 'Succeeded' }, { state: 'Running' }, { state: 'Running' }])], 9);
+    expect(next.counts).toEqual({ succeeded: 1, failed: 0, cancelled: 0 });
+    expect(next.phase).toBe('Running');
   });
 });
 

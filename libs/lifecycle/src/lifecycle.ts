@@ -10,6 +10,7 @@ import {
   GPU_MILLI,
   type GroupStatus,
   type JobRecord,
+  MAX_CANCELLED_TASK_RANGES,
   mergeRanges,
   type NodeAllocation,
   type RetryPolicy,
@@ -66,6 +67,12 @@ export function settleOutcomes(job: JobRecord, groups: readonly GroupStatus[], n
   for (const g of groups) {
     g.tasks.forEach((t, k) => {
       const index = g.start + k;
+      if ((t.state === 'Failed' || t.state === 'Preempted') && job.cancelledTasks && taskCancelled(job, index)) {
+        // Cancelled on its own: it never runs again. Stopped (preempted, or its node gone) it counts cancelled; a failure of its own stays one.
+        if (t.state === 'Failed' && t.reason !== NODE_LOST && t.reason !== NODE_ERROR) counts.failed++;
+        else counts.cancelled++;
+        return;
+      }
       if (t.state === 'Succeeded') counts.succeeded++;
       else if (t.state === 'Cancelled') counts.cancelled++;
       else if (t.state === 'Preempted') {
@@ -102,6 +109,49 @@ export function requestCancel(job: JobRecord, now: number): JobRecord {
     { ...job, pending: [], cancelRequestedAt: job.cancelRequestedAt ?? now, counts: { ...job.counts, cancelled: job.counts.cancelled + cancelled } },
     now,
   );
+}
+
+/** Whether task `index` of `job` was cancelled on its own (`requestTaskCancel`). */
+export function taskCancelled(job: Pick<JobRecord, 'cancelledTasks'>, index: number): boolean {
+  return (job.cancelledTasks ?? []).some((r) => r.start <= index && index < r.end);
+}
+
+/** Why a task cannot be cancelled on its own. */
+export type TaskCancelRefusal = 'job_ended' | 'task_ended' | 'too_many_ranges';
+
+/**
+ * Asks for the cancellation of task `index` alone (Slurm's `scancel 123_7`): a pending task ends
+ * `Cancelled` at once; a bound or running one is stopped by its executor (the binding's
+ * `cancel`), and whatever its attempt's outcome, it never runs again. The job ends when its other
+ * tasks do: `Failed` if one failed, else `Cancelled` (not every task ran), else `Succeeded`.
+ *
+ * `running`: whether the task is bound or running now (its group's status says so). Returns the
+ * next record, `'unchanged'` when the task was already cancelled, or why it cannot be cancelled:
+ * the job ended, the task ended (`running` false and not pending), or the job would record more
+ * than `MAX_CANCELLED_TASK_RANGES` ranges.
+ */
+export function requestTaskCancel(job: JobRecord, index: number, running: boolean, now: number): JobRecord | 'unchanged' | TaskCancelRefusal {
+  if (TERMINAL_PHASES.has(job.phase)) return 'job_ended';
+  if (taskCancelled(job, index)) return 'unchanged';
+  const pending = job.pending.some((r) => r.start <= index && index < r.end);
+  if (!pending && !running) return 'task_ended';
+  const cancelledTasks = addIndex(job.cancelledTasks ?? [], index);
+  if (cancelledTasks.length > MAX_CANCELLED_TASK_RANGES) return 'too_many_ranges';
+  const next: JobRecord = { ...job, cancelledTasks };
+  if (!pending) return next;
+  const counts = { ...job.counts, cancelled: job.counts.cancelled + 1 };
+  return settle({ ...next, pending: subtractRanges(job.pending, [{ start: index, end: index + 1 }]), counts }, now);
+}
+
+/** `ranges` (sorted, merged) with `index` added, merged with its neighbours. */
+function addIndex(ranges: ReadonlyArray<{ start: number; end: number }>, index: number): Array<{ start: number; end: number }> {
+  const out: Array<{ start: number; end: number }> = [];
+  for (const r of [...ranges, { start: index, end: index + 1 }].sort((a, b) => a.start - b.start)) {
+    const last = out[out.length - 1];
+    if (last && last.end >= r.start) last.end = Math.max(last.end, r.end);
+    else out.push({ ...r });
+  }
+  return out;
 }
 
 /** Removes the ranges the scheduler bound from the pending ones and marks the job running. */
@@ -179,7 +229,8 @@ export function failPending(job: JobRecord, reason: { code: string; message: str
 function settle(job: JobRecord, now: number): JobRecord {
   const { succeeded, failed, cancelled } = job.counts;
   if (succeeded + failed + cancelled < job.spec.tasks || TERMINAL_PHASES.has(job.phase)) return job;
-  const phase = job.cancelRequestedAt !== undefined ? 'Cancelled' : failed > 0 ? 'Failed' : 'Succeeded';
+  // Tasks cancelled one by one (`requestTaskCancel`) make a job that did not fail `Cancelled`: not all of it ran.
+  const phase = job.cancelRequestedAt !== undefined ? 'Cancelled' : failed > 0 ? 'Failed' : cancelled > 0 ? 'Cancelled' : 'Succeeded';
   return { ...job, phase, finishedAt: now };
 }
 
@@ -210,7 +261,7 @@ export function releaseOnNode(alloc: NodeAllocation, group: TaskGroup): NodeAllo
  * binding unchanged since then knows the status (and its revision) without reading it.
  */
 export function boundGroupStatus(b: Binding): GroupStatus {
-  const { command: _c, env: _e, items: _i, cancelRequested: _x, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
+  const { command: _c, env: _e, items: _i, cancelRequested: _x, cancel: _k, preempt: _p, preemptRequestedAt: _t, timeoutSeconds: _d, ...group } = b;
   return { ...group, tasks: Array.from({ length: b.end - b.start }, () => ({ state: 'Bound' as const })) };
 }
 

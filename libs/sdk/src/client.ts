@@ -311,6 +311,15 @@ export class BatchClient {
     return this.call<JobView>('DELETE', `/v1/jobs/${encodeURIComponent(id)}`);
   }
 
+  /**
+   * Cancels task `index` of a job alone: pending, it ends at once; running, it gets SIGTERM then
+   * SIGKILL; it never runs again. The job ends when its other tasks do (`Cancelled` unless one failed).
+   * Throws `ApiError` `conflict` when the job or the task already ended.
+   */
+  cancelTask(id: string, index: number): Promise<JobView> {
+    return this.call<JobView>('DELETE', `/v1/jobs/${encodeURIComponent(id)}/tasks/${index}`);
+  }
+
   /** Why a job's tasks are pending: blockers with node counts and changes that would let it run. */
   why(id: string): Promise<WhyView> {
     return this.call<WhyView>('GET', `/v1/jobs/${encodeURIComponent(id)}/why`);

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { type Binding, type GroupStatus, type JobRecord, type TaskResult, TERMINAL_PHASES } from '@batchapi/api';
-import { requestCancel } from '@batchapi/lifecycle';
+import { requestCancel, requestTaskCancel, type TaskCancelRefusal } from '@batchapi/lifecycle';
 import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 import { CasConflictError, IdempotentJobGoneError, OutcomeUnknownError, StoreUnavailableError } from './errors';
 import { firstSubmitOf } from './idempotency';
@@ -450,6 +450,47 @@ export async function cancelJob(store: EtcdStore, id: string, now: number, fence
     }
   }
   return getJob(store, id);
+}
+
+/**
+ * Cancels task `index` of a job alone (`requestTaskCancel`): the job record first, by
+ * compare-and-swap — read before the groups, so a bind after that read fails the swap and the
+ * decision is taken again — then, when the task is bound or running, its binding's `cancel` gets
+ * the index so its executor stops it. Returns the job as written (or as it was, when the task was
+ * already cancelled: a repeated call marks the binding again, in case the first stopped between
+ * its two writes), undefined when there is no such job, or why the task cannot be cancelled.
+ */
+export async function cancelTask(store: EtcdStore, id: string, index: number, now: number): Promise<Versioned<JobRecord> | TaskCancelRefusal | undefined> {
+  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const cur = await getJob(store, id);
+    if (!cur) return undefined;
+    const live = (await listGroups(store, id)).find(
+      (g) => g.value.start <= index && index < g.value.end && ['Bound', 'Running'].includes(g.value.tasks[index - g.value.start]?.state),
+    );
+    const next = requestTaskCancel(cur.value, index, live !== undefined, now);
+    if (next === 'unchanged') {
+      // A repeated call also marks the binding, should the first have stopped between its two writes.
+      if (live) await markTaskCancelled(store, store.keys.binding(live.value.node, id, live.value.start, live.value.attempt), index);
+      return cur;
+    }
+    if (typeof next === 'string') return next;
+    const res = await store.txn([{ key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }]);
+    if (!res.succeeded) continue;
+    if (live) await markTaskCancelled(store, store.keys.binding(live.value.node, id, live.value.start, live.value.attempt), index);
+    return { ...cur, value: next, modRevision: res.revision };
+  }
+  throw new CasConflictError(`job ${id} changed on each of ${MAX_CAS_ATTEMPTS} compare-and-swap attempts`, id);
+}
+
+/** Adds `index` to a binding's `cancel`, by compare-and-swap; nothing when the binding is gone (its group ended). */
+async function markTaskCancelled(store: EtcdStore, key: string, index: number): Promise<void> {
+  for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+    const b = await store.get<Binding>(key);
+    if (!b || b.value.cancelRequested || b.value.cancel?.includes(index)) return;
+    const res = await store.txn([{ key, modRevision: b.modRevision }], [{ put: key, value: { ...b.value, cancel: [...(b.value.cancel ?? []), index] } }]);
+    if (res.succeeded) return;
+  }
+  throw new CasConflictError(`binding ${key} changed on each of ${MAX_CAS_ATTEMPTS} compare-and-swap attempts`, key);
 }
 
 /** The results tasks of a job returned (`BATCH_RESULT_PATH`), in task order. */

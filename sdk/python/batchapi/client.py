@@ -151,6 +151,12 @@ class Client:
     def cancel_job(self, job_id: str) -> Dict[str, Any]:
         return _obj(self.request("DELETE", f"/v1/jobs/{quote(job_id)}")[1])
 
+    def cancel_task(self, job_id: str, index: int) -> Dict[str, Any]:
+        """DELETE /v1/jobs/{id}/tasks/{index}: cancels task ``index`` alone (pending, it ends at once;
+        running, it is stopped); it never runs again. Returns the job's view. Raises `ApiError`
+        ``conflict`` when the job or the task already ended."""
+        return _obj(self.request("DELETE", f"/v1/jobs/{quote(job_id)}/tasks/{int(index)}")[1])
+
     def resubmit_job(self, job_id: str, *, queue: Optional[str] = None, priority: Optional[int] = None,
                      resources: Optional[Dict[str, Union[str, float]]] = None, labels: Optional[Dict[str, str]] = None,
                      env: Optional[Dict[str, str]] = None, idempotency_key: Optional[str] = None) -> Dict[str, Any]:

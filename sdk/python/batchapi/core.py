@@ -30,7 +30,7 @@ from typing import Concatenate, ParamSpec
 
 from ._steps import step_results
 from .client import TERMINAL, Client, new_traceparent
-from .errors import BatchError, InvalidTask, TaskFailed
+from .errors import BatchError, Conflict, InvalidTask, TaskFailed
 from .run import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
 from .working_dir import upload as upload_working_dir
 
@@ -377,8 +377,16 @@ class JobRef(Generic[T_co]):
         return client().wait_job(self.job_id, timeout)
 
     def cancel(self) -> None:
-        """Cancels the whole job (the API cancels jobs, not single tasks of an array)."""
-        client().cancel_job(self.job_id)
+        """Cancels this task alone when the reference is one task of an array job (a `map`'s),
+        else the whole job: pending it never starts, running it is stopped; it never runs again.
+        Cancelling a task that already ended changes nothing."""
+        if self.index is None:
+            client().cancel_job(self.job_id)
+            return
+        try:
+            client().cancel_task(self.job_id, self.index)
+        except Conflict:
+            pass  # the task or its job already ended: nothing to cancel
 
     def result(self, timeout: Optional[float] = None) -> T_co:
         return get(self, timeout)
@@ -683,7 +691,8 @@ def tasks(ref: JobRef[Any], state: Optional[str] = None) -> List[Dict[str, Any]]
 
 
 def cancel(ref: Union[JobRef[Any], Workflow]) -> None:
-    """Cancels a workflow, or the job of a reference (the API cancels whole jobs: every task of an array)."""
+    """Cancels a workflow; a job (every task of it) for a job's reference; one task alone for a
+    reference to one task of an array job (a `map`'s): it never runs again, the others run on."""
     ref.cancel()
 
 

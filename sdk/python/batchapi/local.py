@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 from ._steps import step_results
 from .client import TERMINAL, Client
-from .errors import BatchError, NotFound
+from .errors import BatchError, Conflict, NotFound
 
 #: Where `python` (the task option) defaults on a node; locally that means this interpreter.
 NODE_DEFAULT_PYTHON = "python3"
@@ -45,6 +45,10 @@ class _Job:
         self.attempts: List[Dict[str, Any]] = []
         self.procs: Set[subprocess.Popen[bytes]] = set()
         self.cancelled = False
+        #: tasks cancelled one by one (`cancel_task`), tasks ended, and the process each task runs now
+        self.cancelled_tasks: Set[int] = set()
+        self.ended: Set[int] = set()
+        self.running: Dict[int, "subprocess.Popen[bytes]"] = {}
         self.done = threading.Event()
         #: at most `maxRunning` of its tasks at once
         self.slots = threading.Semaphore(int(body["maxRunning"])) if body.get("maxRunning") else None
@@ -144,6 +148,19 @@ class LocalClient(Client):
             p.kill()
         return self.get_job(job_id)
 
+    def cancel_task(self, job_id: str, index: int) -> Dict[str, Any]:
+        job = self._job(job_id)
+        if not 0 <= index < int(job.view["tasks"]):
+            raise NotFound("not_found", f"task {index} does not exist in job {job_id} (it has {job.view['tasks']})", 404, field="index", id=job_id)
+        with self._lock:
+            if index not in job.cancelled_tasks and (job.view["phase"] in TERMINAL or index in job.ended):
+                raise Conflict("conflict", f"task {index} of job {job_id} already ended", 409, field="index", id=job_id)
+            job.cancelled_tasks.add(index)
+            p = job.running.get(index)
+        if p is not None:
+            p.kill()
+        return self.get_job(job_id)
+
     def results(self, job_id: str) -> List[Dict[str, Any]]:
         job = self._job(job_id)
         with self._lock:
@@ -193,8 +210,12 @@ class LocalClient(Client):
             command[0] = sys.executable
         os.makedirs(os.path.join(self.workdir, job.view["id"]), exist_ok=True)
         state = "Failed"
+
+        def cancelled() -> bool:
+            return job.cancelled or index in job.cancelled_tasks
+
         for attempt in range(1, attempts + 1):
-            if job.cancelled:
+            if cancelled():
                 state = "Cancelled"
                 break
             result_path = os.path.join(self.workdir, job.view["id"], f"{index}.{attempt}.result")
@@ -214,26 +235,27 @@ class LocalClient(Client):
             finally:
                 if job.slots:
                     job.slots.release()
-            succeeded = code == 0 and not job.cancelled
+            succeeded = code == 0 and not cancelled()
             value: Any = None
             if succeeded and os.path.exists(result_path):
                 with open(result_path, encoding="utf-8") as f:
                     value = json.loads(f.read())
             with self._lock:
-                row.update({"state": "Succeeded" if succeeded else ("Cancelled" if job.cancelled else "Failed"), "exitCode": code,
+                row.update({"state": "Succeeded" if succeeded else ("Cancelled" if cancelled() else "Failed"), "exitCode": code,
                             "finishedAt": _now_iso(), **({} if succeeded or reason is None else {"reason": reason})})
                 if succeeded and os.path.exists(result_path):
                     job.results[index] = value
             if succeeded:
                 state = "Succeeded"
                 break
-            if job.cancelled:
+            if cancelled():
                 state = "Cancelled"
                 break
             if code in fail_fast or attempt == attempts:
                 break
             time.sleep(backoff * 2 ** (attempt - 1))
         with self._lock:
+            job.ended.add(index)
             job.view["counts"][{"Succeeded": "succeeded", "Failed": "failed", "Cancelled": "cancelled"}[state]] += 1
             ended = sum(job.view["counts"].values())
         if ended == job.view["tasks"]:
@@ -247,6 +269,9 @@ class LocalClient(Client):
             p = subprocess.Popen(command, env=env, stdout=out, stderr=err, cwd=cwd)
             with self._lock:
                 job.procs.add(p)
+                job.running[index] = p
+            if index in job.cancelled_tasks:  # cancelled while it started
+                p.kill()
             try:
                 code = p.wait(timeout=float(timeout) if timeout else None)
                 reason = None if code == 0 else "Error"
@@ -257,12 +282,15 @@ class LocalClient(Client):
             finally:
                 with self._lock:
                     job.procs.discard(p)
+                    job.running.pop(index, None)
         return code, reason
 
     def _finish(self, job: _Job) -> None:
         with self._lock:
             c = job.view["counts"]
-            phase = "Cancelled" if job.cancelled and c["succeeded"] < job.view["tasks"] else ("Failed" if c["failed"] or c["cancelled"] else "Succeeded")
+            # as the API: a cancelled job is Cancelled; else one failed task fails it; tasks cancelled one by one make it Cancelled
+            phase = ("Cancelled" if job.cancelled and c["succeeded"] < job.view["tasks"]
+                     else "Failed" if c["failed"] else "Cancelled" if c["cancelled"] else "Succeeded")
             job.view["phase"] = phase
             job.view["finishedAt"] = _now_iso()
             if phase == "Failed":

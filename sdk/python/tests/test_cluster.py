@@ -6,6 +6,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 from typing import Any, List
 
 import pytest
@@ -242,3 +243,22 @@ def test_a_failed_step_raises_task_failed_with_the_remote_traceback() -> None:
     with pytest.raises(batch.TaskFailed) as e:
         wf.result(bad)
     assert e.value.traceback is not None and e.value.traceback.endswith("ValueError: step broke")
+
+
+def test_cancelling_one_task_of_a_map_stops_only_it() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        paths = [os.path.join(d, f"go-{i}") for i in range(3)]
+        refs = t.wait_for.map(paths)
+        time.sleep(0.3)
+        batch.cancel(refs[1])
+        batch.cancel(refs[1])  # again: nothing changes
+        for p in (paths[0], paths[2]):
+            open(p, "w").close()
+        assert batch.get(refs[0], timeout=60) == paths[0]
+        assert batch.get(refs[2], timeout=60) == paths[2]
+        with pytest.raises(batch.TaskFailed) as e:
+            batch.get(refs[1], timeout=60)
+        # the job ends Cancelled: not every task ran, none failed
+        assert e.value.state == "Cancelled"
+        assert refs[1].wait(timeout=60)["phase"] == "Cancelled"
+        batch.cancel(refs[0])  # a task that ended: nothing to cancel, no error

@@ -196,7 +196,7 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
 export function runningTasks(bindings: Iterable<Binding>): RunningTask[] {
   const out: RunningTask[] = [];
   for (const b of bindings) {
-    const stopping = new Set(b.preempt ?? []);
+    const stopping = new Set([...(b.preempt ?? []), ...(b.cancel ?? [])]);
     for (let i = b.start; i < b.end; i++) {
       out.push({
         jobId: b.jobId,

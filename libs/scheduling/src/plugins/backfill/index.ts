@@ -87,7 +87,7 @@ export function releasesOf(bindings: Iterable<Binding>, now: number, runtimeSeco
   const out: Release[] = [];
   for (const b of bindings) {
     const tasks = b.end - b.start;
-    const stopping = b.cancelRequested ? tasks : (b.preempt?.length ?? 0);
+    const stopping = b.cancelRequested ? tasks : new Set([...(b.preempt ?? []), ...(b.cancel ?? [])]).size;
     const at = expectedEnd(b.boundAt, b.timeoutSeconds, runtimeSeconds(b.queue), now);
     if (stopping > 0) out.push({ node: b.node, at: now, resources: b.resources, count: stopping });
     if (tasks - stopping > 0) out.push({ node: b.node, at, resources: b.resources, count: tasks - stopping });
