@@ -3,7 +3,7 @@ import { jobRecord, nodeRecord, queue, T0 } from '../../../test/fixtures';
 import { buildSnapshot, type ClusterState } from '../../framework/snapshot-builder';
 import { explainJob } from '../../explain';
 import { queueViews } from '../../queue-views';
-import { advanceGpuUsage, capSeries, capWaitMessage, emptyGpuUsage, GPU_BUDGET_WINDOW_MS, GPU_USAGE_BUCKET_MS, gpuHoursAt } from './index';
+import { addGpuInterval, advanceGpuUsage, capSeries, capWaitMessage, emptyGpuUsage, GPU_BUDGET_WINDOW_MS, GPU_USAGE_BUCKET_MS, gpuHoursAt } from './index';
 
 const HOUR = GPU_USAGE_BUCKET_MS;
 /** T0 rounded down to its hour: the buckets' arithmetic reads better from an hour's start. */
@@ -87,6 +87,13 @@ describe('maxRunningTasks: a queue and its tenant start at most N tasks at once'
       want: { g: 4, s: 0 },
     },
     {
+      name: 'a gang of 3 short in its tenant (6 − 4 = 2 free) gets none; the 2 tenant slots wait for it, while the queue (cap 10) had room',
+      queues: [queue('q', {}, { maxRunningTasks: 10 }), queue('q2')],
+      tenants: [tenant('t', { maxRunningTasks: 6 })],
+      jobs: [job('r', 4, { bound: 4, queue: 'q2' }), job('g', 3, { gang: true, priority: 1 }), job('s', 1, { queue: 'q2' })],
+      want: { g: 0, s: 0 },
+    },
+    {
       name: "a job's own maxRunning still applies: min(maxRunning 2 − 0, cap 10) = 2",
       queues: [queue('q', {}, { maxRunningTasks: 10 })],
       jobs: [job('a', 5, { maxRunning: 2 })],
@@ -139,6 +146,18 @@ describe('GPU-hour buckets: advanceGpuUsage and the rolling window', () => {
     // then an hour idle: H0 + 7 h leaves too, 22 left
     const idle = advanceGpuUsage(u, held({}), tenantOf, H0 + 31 * HOUR);
     expect(gpuHoursAt(idle.queues.q, H0 + 31 * HOUR).used).toBe(22);
+  });
+
+  it.each([
+    // a new leader credits the gap since the stored count (at = H0 + 1 h) up to now (H0 + 1 h + 60 s) to live bindings
+    { name: 'bound before the count: 2 GPUs × the whole 60 s gap = 120 GPU-s', from: H0 + HOUR, milli: 2000, gpuSeconds: 120 },
+    { name: 'bound within the gap (30 s before now): 2 GPUs × 30 s = 60 GPU-s', from: H0 + HOUR + 30_000, milli: 2000, gpuSeconds: 60 },
+    { name: 'a quarter GPU over the whole gap: 0.25 × 60 = 15 GPU-s', from: H0 + HOUR, milli: 250, gpuSeconds: 15 },
+  ])('addGpuInterval: $name', ({ from, milli, gpuSeconds }) => {
+    const u = addGpuInterval(emptyGpuUsage(H0 + HOUR), 'q', 't', milli, from, H0 + HOUR + 60_000);
+    expect(u.queues.q).toEqual({ [H0 + HOUR]: gpuSeconds });
+    expect(u.tenants.t).toEqual({ [H0 + HOUR]: gpuSeconds });
+    expect(u.at).toBe(H0 + HOUR);
   });
 
   it.each([
