@@ -573,7 +573,13 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private async saveGpuUsage(leadership: Leadership, now: number): Promise<void> {
     if (now - this.gpu.savedAt < this.tuning.usageSaveMs) return;
     this.gpu.savedAt = now;
-    await saveGpuUsage(this.ctx.store, leadership.fence(), this.gpu.usage).catch((err: Error) =>
+    // To the millisecond of GPU time: a stored hour is about 30 bytes, so a day of a queue or tenant that used GPUs under 1 KiB.
+    const round = (owners: GpuUsage['queues']) =>
+      Object.fromEntries(
+        Object.entries(owners).map(([o, hours]) => [o, Object.fromEntries(Object.entries(hours).map(([h, s]) => [h, Math.round(s * 1000) / 1000]))]),
+      );
+    const stored: GpuUsage = { at: this.gpu.usage.at, queues: round(this.gpu.usage.queues), tenants: round(this.gpu.usage.tenants) };
+    await saveGpuUsage(this.ctx.store, leadership.fence(), stored).catch((err: Error) =>
       this.ctx.log.warn({ err: err.message }, 'storing GPU usage failed; will retry'),
     );
   }
