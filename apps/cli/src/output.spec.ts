@@ -23,6 +23,31 @@ describe('queueTable', () => {
     expect(lines[1].split(/\s{2,}/)).toEqual(['ml', 'perception', 'research', '2', '{"cpu":"64"}', '{"cpu":"72"}', '{"cpu":"8"}', '0.063', '8', '12 (3 jobs)']);
     expect(lines[2]).toContain('0.500');
   });
+
+  it('adds a CAPS column with only the caps that are set, when some queue or tenant sets one', () => {
+    const q: QueueView = {
+      name: 'ml',
+      tenant: 'vision',
+      weight: 1,
+      nominal: {},
+      used: {},
+      borrowed: {},
+      fairShare: 0,
+      pendingTasks: 3,
+      pendingJobs: 1,
+      runningTasks: 50,
+      caps: {
+        queue: { runningTasks: 50, maxRunningTasks: 50, gpuHoursUsed: 10.25 },
+        tenant: { runningTasks: 80, gpuHoursUsed: 120, gpuHoursPerDay: 100, gpuBudgetFreesAt: '2026-12-05T03:00:00.000Z' },
+      },
+    };
+    const lines = queueTable([q, { ...q, name: 'etl', caps: undefined }])
+      .trimEnd()
+      .split('\n');
+    expect(lines[0].split(/\s{2,}/).at(-1)).toBe('CAPS');
+    expect(lines[1].split(/\s{2,}/).at(-1)).toBe('queue 50/50 tasks; tenant 120/100 GPU-h (frees 2026-12-05T03:00:00.000Z)');
+    expect(lines[2].split(/\s{2,}/).at(-1)).toBe('-');
+  });
 });
 
 describe('jobDetail', () => {

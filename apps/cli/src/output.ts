@@ -1,5 +1,5 @@
 /** How the CLI prints: a table for people (`-o wide`: more columns), the API's JSON or YAML with `-o json|yaml`. */
-import type { JobView, QueueView, UsageView, WorkflowView } from '@batchapi/api';
+import type { JobView, QueueView, RunningCapView, UsageView, WorkflowView } from '@batchapi/api';
 import { dump } from 'js-yaml';
 
 export type OutputFormat = 'table' | 'wide' | 'json' | 'yaml';
@@ -132,10 +132,11 @@ export function jobDetail(j: JobView): string {
   );
 }
 
-/** Queues as `batch queues` and `batch top` show them. */
+/** Queues as `batch queues` and `batch top` show them; a CAPS column when some queue or tenant sets running caps. */
 export function queueTable(queues: QueueView[]): string {
+  const capped = queues.some((q) => q.caps);
   return table(
-    ['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING'],
+    ['QUEUE', 'TENANT', 'COHORT', 'WEIGHT', 'NOMINAL', 'USED', 'BORROWED', 'SHARE', 'RUNNING', 'PENDING', ...(capped ? ['CAPS'] : [])],
     queues.map((q) => [
       q.name,
       q.tenant,
@@ -147,8 +148,24 @@ export function queueTable(queues: QueueView[]): string {
       q.fairShare.toFixed(3),
       String(q.runningTasks),
       `${q.pendingTasks} (${q.pendingJobs} jobs)`,
+      ...(capped ? [capsCell(q.caps)] : []),
     ]),
   );
+}
+
+/**
+ * A queue's running caps in one cell, only what is set: `queue 50/50 tasks, 10.2/100 GPU-h; tenant 80/100 tasks`
+ * (running/maxRunningTasks, GPU-hours used in the last 24 h/gpuHoursPerDay, and when a used-up budget frees).
+ */
+export function capsCell(caps: QueueView['caps']): string {
+  if (!caps) return '-';
+  const one = (who: string, c: RunningCapView): string | undefined => {
+    const parts: string[] = [];
+    if (c.maxRunningTasks !== undefined) parts.push(`${c.runningTasks}/${c.maxRunningTasks} tasks`);
+    if (c.gpuHoursPerDay !== undefined) parts.push(`${c.gpuHoursUsed}/${c.gpuHoursPerDay} GPU-h${c.gpuBudgetFreesAt ? ` (frees ${c.gpuBudgetFreesAt})` : ''}`);
+    return parts.length ? `${who} ${parts.join(', ')}` : undefined;
+  };
+  return [one('queue', caps.queue), one('tenant', caps.tenant)].filter((x) => x !== undefined).join('; ');
 }
 
 /** `batch usage`: one row per group, then the window. Hours to 2 decimals; waits in seconds. */

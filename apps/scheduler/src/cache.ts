@@ -1,10 +1,10 @@
 /**
  * The scheduler's cache, built from informers (list then watch) on jobs, nodes, node
- * allocations, live bindings, queues and semaphores. Standbys keep it warm too, so a new leader starts
+ * allocations, live bindings, tenants, queues, semaphores and the stored GPU usage. Standbys keep it warm too, so a new leader starts
  * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
  */
-import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, ResourceVector, SemaphoreRecord } from '@batchapi/api';
-import { type ClusterState, holdsSemaphores, queueUsageOf, wantsPlacement } from '@batchapi/scheduling';
+import type { Binding, Cordon, GpuUsage, JobRecord, NodeAllocation, NodeRecord, Queue, ResourceVector, SemaphoreRecord, Tenant } from '@batchapi/api';
+import { type ClusterState, queueUsageOf, tasksInFlight, wantsPlacement } from '@batchapi/scheduling';
 import { allocationsByNode, type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
@@ -85,20 +85,28 @@ export class SchedulerCache {
   readonly queues: Mirror<Queue>;
   readonly cordons: Mirror<Cordon>;
   readonly semaphores: Mirror<SemaphoreRecord>;
+  readonly tenants: Mirror<Tenant>;
+  /** The GPU usage the leader last stored (`gpu-usage`): what a standby's views count from. */
+  readonly storedGpuUsage: Mirror<GpuUsage>;
+  /** The leader's own GPU usage, advanced as time passes (see `plugins/running-caps`); over `storedGpuUsage` while set. @default none */
+  gpuUsage?: GpuUsage;
   /** Set by every change; a cycle clears it. */
   dirty = true;
   synced = false;
 
   constructor(private readonly store: EtcdStore) {
     const k = store.keys;
-    // Jobs waiting for nodes, and jobs whose running tasks hold semaphore units (counted, never stored).
-    this.jobs = new Mirror<JobRecord>(k.jobs(), (j) => wantsPlacement(j) || holdsSemaphores(j));
+    // Jobs waiting for nodes, and jobs with tasks bound or running: they hold semaphore units and
+    // running-cap slots (counted, never stored).
+    this.jobs = new Mirror<JobRecord>(k.jobs(), (j) => wantsPlacement(j) || tasksInFlight(j) > 0);
     this.nodes = new Mirror<NodeRecord>(k.nodes());
     this.allocs = new Mirror<NodeAllocation>(k.allocs());
     this.bindings = new Mirror<Binding>(k.bindings());
     this.queues = new Mirror<Queue>(k.queues());
     this.cordons = new Mirror<Cordon>(k.cordons());
     this.semaphores = new Mirror<SemaphoreRecord>(k.semaphores());
+    this.tenants = new Mirror<Tenant>(k.tenants());
+    this.storedGpuUsage = new Mirror<GpuUsage>(k.gpuUsage());
   }
 
   async start(): Promise<void> {
@@ -160,7 +168,7 @@ export class SchedulerCache {
     return this.cordons.items.get(this.store.keys.cordon(node))?.value;
   }
 
-  /** The cached jobs waiting for placement (the cache also keeps running jobs whose tasks hold semaphore units). */
+  /** The cached jobs waiting for placement (the cache also keeps running jobs: their tasks hold semaphore units and cap slots). */
   *waitingJobs(): IterableIterator<JobRecord> {
     for (const { value } of this.jobs.items.values()) if (wantsPlacement(value)) yield value;
   }
@@ -175,6 +183,7 @@ export class SchedulerCache {
       nodeRevisions.set(n.name, createRevision);
       allocs.set(n.name, this.alloc(n.name));
     }
+    const gpuUsage = this.gpuUsage ?? this.stored();
     return {
       state: {
         jobs: [...jobs.values()].map((j) => j.value),
@@ -184,6 +193,8 @@ export class SchedulerCache {
         bindings: [...this.bindings.items.values()].map((b) => b.value),
         cordons: [...this.cordons.items.values()].map((c) => c.value),
         semaphores: [...this.semaphores.items.values()].map((s) => s.value),
+        tenants: [...this.tenants.items.values()].map((t) => t.value),
+        ...(gpuUsage ? { gpuUsage } : {}),
       },
       versions: { jobs, allocs, nodeRevisions },
     };
@@ -194,8 +205,13 @@ export class SchedulerCache {
     return queueUsageOf(allocationsByNode(this.store.keys, this.allocs.items.values()), (n) => this.node(n)?.labels);
   }
 
+  /** The GPU usage the leader last stored, if any. */
+  stored(): GpuUsage | undefined {
+    return this.storedGpuUsage.items.get(this.store.keys.gpuUsage())?.value;
+  }
+
   private mirrors() {
-    return [this.queues, this.cordons, this.semaphores, this.nodes, this.allocs, this.bindings, this.jobs];
+    return [this.tenants, this.queues, this.cordons, this.semaphores, this.nodes, this.allocs, this.bindings, this.jobs, this.storedGpuUsage];
   }
 }
 

@@ -4,13 +4,27 @@
  * bind makes it check its fence; once the fence is gone it stops and campaigns again.
  */
 import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
-import { allocationsByNode, type Leadership, loadUsageHistory, quarantineNode, reapLostNode, saveUsageHistory, type UsageHistory } from '@batchapi/store';
+import {
+  allocationsByNode,
+  type Leadership,
+  loadGpuUsage,
+  loadUsageHistory,
+  quarantineNode,
+  reapLostNode,
+  saveGpuUsage,
+  saveUsageHistory,
+  type UsageHistory,
+} from '@batchapi/store';
 import { Metric } from '@batchapi/telemetry';
 import { type BeforeApplicationShutdown, Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import {
+  addGpuInterval,
+  advanceGpuUsage,
   allocationRatio,
+  capSeries,
   type ClusterSnapshot,
+  emptyGpuUsage,
   decayUsage,
   fairShareOf,
   fragmentedGpus,
@@ -27,7 +41,7 @@ import {
   semaphoreSeries,
   type TopologyLevel,
 } from '@batchapi/scheduling';
-import { countTasks, type ResourceVector } from '@batchapi/api';
+import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
@@ -104,6 +118,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private jobStoppedAt = new Map<string, number[]>();
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
   private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
+  /** GPU-seconds by hour per queue and tenant (`gpuHoursPerDay`, see `plugins/running-caps`) and when they were last stored. */
+  private gpu: { usage: GpuUsage; savedAt: number } = { usage: emptyGpuUsage(0), savedAt: 0 };
   /** Cycles run as leader, the durations of the last ones (ms) and the longest synchronous slice of any. */
   private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
   /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
@@ -217,6 +233,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     };
     this.clusterGauges(registers);
     this.semaphoreGauges(registers);
+    this.capGauges(registers);
     ctx.readiness = { check: () => this.cache.synced, reason: () => 'cache not synced' };
   }
 
@@ -432,6 +449,49 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     });
   }
 
+  /**
+   * The running-cap gauges of every queue (`scope="queue"`) and tenant (`scope="tenant"`, `queue=""`),
+   * from the cache when scraped; a cap or budget that is not set has no series.
+   */
+  private capGauges(registers: Registry[]): void {
+    const labelNames = ['scope', 'queue', 'tenant'];
+    let current: ReturnType<typeof capSeries> | undefined;
+    const series = () => {
+      if (!current) {
+        const s = this.snapshotAt(this.clock.now());
+        current = capSeries(s.caps, s.tenantOf);
+        setImmediate(() => (current = undefined));
+      }
+      return current;
+    };
+    const gauge = (o: { name: string; help: string; value: (c: ReturnType<typeof capSeries>[number]) => number | undefined }): Gauge =>
+      new Gauge({
+        name: o.name,
+        help: o.help,
+        labelNames,
+        registers,
+        collect() {
+          this.reset();
+          for (const c of series()) {
+            const v = o.value(c);
+            if (v !== undefined) this.set(c.labels, v);
+          }
+        },
+      });
+    gauge({
+      name: Metric.queueCapRunningTasks,
+      help: "Tasks bound or running of a queue, or of all a tenant's queues (what maxRunningTasks counts)",
+      value: (c) => c.running,
+    });
+    gauge({ name: Metric.queueMaxRunningTasks, help: 'maxRunningTasks of a queue or tenant (no series when unset)', value: (c) => c.maxRunningTasks });
+    gauge({
+      name: Metric.queueGpuHoursUsed,
+      help: 'GPU-hours a queue or tenant used in the last 24 h (ended attempts and the elapsed part of running ones)',
+      value: (c) => c.gpuHoursUsed,
+    });
+    gauge({ name: Metric.queueGpuHoursPerDay, help: 'gpuHoursPerDay budget of a queue or tenant (no series when unset)', value: (c) => c.gpuHoursPerDay });
+  }
+
   private recordPendingAge(now: number): void {
     const oldest = new Map<string, number>();
     for (const j of this.cache.waitingJobs()) oldest.set(j.queue, Math.min(oldest.get(j.queue) ?? now, j.createdAt));
@@ -479,6 +539,55 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     this.history.at = now;
   }
 
+  /**
+   * Loads the GPU usage the previous leader stored and credits the time since it was counted
+   * (`at`) to the GPUs of the bindings still live, each from when it was bound: tasks that ended
+   * in that gap (a failover's few seconds) are not counted. None stored: counting starts now.
+   */
+  private async loadGpuUsage(now: number): Promise<void> {
+    const stored = await loadGpuUsage(this.ctx.store).catch(() => undefined);
+    let usage = stored ?? emptyGpuUsage(now);
+    if (usage.at < now) {
+      const tenantOf = this.tenantOfQueue();
+      for (const { value: b } of this.cache.bindings.items.values()) {
+        const milli = (b.resources.gpu ?? 0) * (b.end - b.start);
+        if (milli > 0) usage = addGpuInterval(usage, b.queue, tenantOf.get(b.queue), milli, Math.max(usage.at, b.boundAt), now);
+      }
+      usage = advanceGpuUsage(usage, new Map(), () => undefined, now);
+    }
+    this.gpu = { usage, savedAt: now };
+    this.cache.gpuUsage = usage;
+  }
+
+  /** Advances the GPU usage to `now` with the GPUs each queue's live tasks hold (milli-GPU, from the allocations). */
+  private advanceGpuUsage(now: number): void {
+    if (now <= this.gpu.usage.at) return;
+    const held = new Map<string, number>();
+    for (const [queue, used] of this.cache.queueUsage()) if ((used.gpu ?? 0) > 0) held.set(queue, used.gpu!);
+    const tenantOf = this.tenantOfQueue();
+    this.gpu.usage = advanceGpuUsage(this.gpu.usage, held, (q) => tenantOf.get(q), now);
+    this.cache.gpuUsage = this.gpu.usage;
+  }
+
+  /** Stores the GPU usage as often as the usage history (fenced: a deposed leader's copy is refused). */
+  private async saveGpuUsage(leadership: Leadership, now: number): Promise<void> {
+    if (now - this.gpu.savedAt < this.tuning.usageSaveMs) return;
+    this.gpu.savedAt = now;
+    // To the millisecond of GPU time: a stored hour is about 30 bytes, so a day of a queue or tenant that used GPUs under 1 KiB.
+    const round = (owners: GpuUsage['queues']) =>
+      Object.fromEntries(
+        Object.entries(owners).map(([o, hours]) => [o, Object.fromEntries(Object.entries(hours).map(([h, s]) => [h, Math.round(s * 1000) / 1000]))]),
+      );
+    const stored: GpuUsage = { at: this.gpu.usage.at, queues: round(this.gpu.usage.queues), tenants: round(this.gpu.usage.tenants) };
+    await saveGpuUsage(this.ctx.store, leadership.fence(), stored).catch((err: Error) =>
+      this.ctx.log.warn({ err: err.message }, 'storing GPU usage failed; will retry'),
+    );
+  }
+
+  private tenantOfQueue(): Map<string, string> {
+    return new Map([...this.cache.queues.items.values()].map(({ value: q }) => [q.name, q.tenant]));
+  }
+
   /** Stores the usage history now and then (fenced: a deposed leader's copy is refused). */
   private async saveHistory(leadership: Leadership, now: number): Promise<void> {
     if (now - this.history.savedAt < this.tuning.usageSaveMs) return;
@@ -512,12 +621,24 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     this.ctx.log.info({ wonAt: leadership.wonAt, waitedMs: this.clock.monotonic() - waitStarted }, 'caches caught up with the election revision');
     this.onTermReady?.({ wonAt, caches: this.cache.revisions() });
     await this.loadHistory(this.clock.now());
+    await this.loadGpuUsage(this.clock.now());
+    try {
+      await this.leadCycles(leadership);
+    } finally {
+      // A standby's views count from what the leader stored, not from this term's copy.
+      this.cache.gpuUsage = undefined;
+    }
+  }
+
+  private async leadCycles(leadership: Leadership): Promise<void> {
     let lastCycleAt = 0;
     while (!this.abort.signal.aborted && leadership.held()) {
-      // Housekeeping (usage history, reap, drain) is one instant: read the clocks once for all of it.
+      // Housekeeping (usage history, GPU usage, reap, drain) is one instant: read the clocks once for all of it.
       const at = this.clock.now();
       this.advanceHistory(at);
       await this.saveHistory(leadership, at);
+      this.advanceGpuUsage(at);
+      await this.saveGpuUsage(leadership, at);
       await this.reap(leadership, at, this.clock.monotonic());
       await drainNodes(this.ctx.store, this.cache, leadership, at).catch((err: Error) =>
         this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'),

@@ -396,6 +396,13 @@ export interface Tenant {
   weight: number;
   /** Submit throttles. @default none */
   limits?: TenantLimits;
+  /** Most tasks of all the tenant's queues bound or running at once (the scheduler's running caps; 0 starts none). @default unlimited */
+  maxRunningTasks?: number;
+  /**
+   * Rolling 24-hour budget of GPU-hours (GPUs × hours; a milli-GPU share counts by its fraction) of all
+   * the tenant's queues: work asking for GPUs waits while the last 24 h reached it. @default unlimited
+   */
+  gpuHoursPerDay?: number;
 }
 
 /** A queue of one tenant with a nominal quota. */
@@ -422,6 +429,28 @@ export interface Queue {
   priorityAgingMax?: number;
   /** Prices fair share charges this queue's usage at (per core, GiB, GPU, GPU of a model), over the cluster-wide ones. @default none */
   prices?: Record<string, number>;
+  /** Most of the queue's tasks bound or running at once (the scheduler's running caps; 0 starts none). @default unlimited */
+  maxRunningTasks?: number;
+  /**
+   * Rolling 24-hour budget of GPU-hours (GPUs × hours; a milli-GPU share counts by its fraction): work of
+   * the queue asking for GPUs waits while the queue's last 24 h reached it; nothing running is stopped. @default unlimited
+   */
+  gpuHoursPerDay?: number;
+}
+
+/**
+ * GPU-seconds used per hour by each queue and each tenant over the last 24 h: what the scheduler
+ * leader counts from what live tasks hold and stores (fenced) at `gpu-usage`, so that a successor
+ * goes on from it (see `plugins/running-caps` of libs/scheduling). Keys of an hour's map are the
+ * hour's start in epoch ms; hours older than the window are dropped as it moves.
+ */
+export interface GpuUsage {
+  /** Up to when usage was counted, epoch ms. */
+  at: number;
+  /** GPU-seconds by hour, per queue. */
+  queues: Record<string, Record<string, number>>;
+  /** GPU-seconds by hour, per tenant (of all its queues). */
+  tenants: Record<string, Record<string, number>>;
 }
 
 /** Who a bearer token speaks for. */

@@ -138,6 +138,14 @@ export const WhyViewSchema = z.strictObject({
   explainedBy: z.enum(['scheduler', 'admission']),
 });
 
+export const RunningCapViewSchema = z.strictObject({
+  runningTasks: z.number().int(),
+  maxRunningTasks: z.number().int().optional(),
+  gpuHoursUsed: z.number(),
+  gpuHoursPerDay: z.number().optional(),
+  gpuBudgetFreesAt: Instant.optional(),
+});
+
 export const QueueViewSchema = z.strictObject({
   name: z.string(),
   tenant: z.string(),
@@ -157,6 +165,7 @@ export const QueueViewSchema = z.strictObject({
   pendingTasks: z.number().int(),
   pendingJobs: z.number().int(),
   runningTasks: z.number().int(),
+  caps: z.strictObject({ queue: RunningCapViewSchema, tenant: RunningCapViewSchema }).optional(),
 });
 export const QueueListSchema = z.strictObject({ queues: z.array(QueueViewSchema) });
 export const QueueDeletedSchema = z.strictObject({ deleted: z.string() });
@@ -172,6 +181,8 @@ export const TenantSchema = z.strictObject({
       taskBurst: z.number().optional(),
     })
     .optional(),
+  maxRunningTasks: z.number().int().optional(),
+  gpuHoursPerDay: z.number().optional(),
 });
 
 export const NodeViewSchema = z.strictObject({

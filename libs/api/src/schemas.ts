@@ -336,11 +336,25 @@ export const TenantLimitsSchema = z.strictObject({
   taskBurst: z.number().int().positive().max(1e10).optional(),
 });
 
+/** Most a `maxRunningTasks` may be: 10^9 tasks. */
+export const MAX_RUNNING_TASKS_CAP = 1e9;
+/** Most a `gpuHoursPerDay` may be: 10^7 GPU-hours (over 400,000 GPUs all day). */
+export const MAX_GPU_HOURS_PER_DAY = 1e7;
+
+/** The running caps a queue and a tenant share (see `plugins/running-caps` of libs/scheduling). */
+const CapFields = {
+  /** Most tasks bound or running at once (the scheduler's running caps; 0 starts none). @default unlimited */
+  maxRunningTasks: z.number().int().nonnegative().max(MAX_RUNNING_TASKS_CAP).optional(),
+  /** Rolling 24-hour budget of GPU-hours (GPUs × hours; milli-GPU shares by their fraction); work asking for GPUs waits while it is used up. @default unlimited */
+  gpuHoursPerDay: z.number().nonnegative().max(MAX_GPU_HOURS_PER_DAY).optional(),
+};
+
 /** `PUT /v1/tenants/:name` body. */
 export const PutTenantSchema = z.strictObject({
   /** Fair-share weight. @default 1 */
   weight: z.number().positive().max(1e6).optional(),
   limits: TenantLimitsSchema.optional(),
+  ...CapFields,
 });
 
 /** A resource a price may be set for: `cpu`, `memory`, `gpu`, `gpu:<model>`, or an extended `domain/name`. */
@@ -380,6 +394,7 @@ const QueueFields = {
           ctx.addIssue({ code: 'custom', path: [k], message: 'unknown resource; price cpu, memory, gpu, gpu:<model> or a domain/name resource' });
     })
     .optional(),
+  ...CapFields,
 };
 
 /** `PUT /v1/queues/:name` body. */
@@ -388,7 +403,7 @@ export type PutQueue = z.infer<typeof PutQueueSchema>;
 
 /** The quota service's seed file: tenants and queues that must exist. */
 export const ClusterConfigSchema = z.strictObject({
-  tenants: z.array(z.strictObject({ name: NameSchema, weight: z.number().positive().max(1e6).optional(), limits: TenantLimitsSchema.optional() })),
+  tenants: z.array(z.strictObject({ name: NameSchema, ...PutTenantSchema.shape })),
   queues: z.array(z.strictObject({ name: NameSchema, ...QueueFields })),
 });
 export type ClusterConfig = z.infer<typeof ClusterConfigSchema>;
@@ -409,12 +424,20 @@ export function toQueue(name: string, b: PutQueue, field = ''): Queue {
     ...(b.priorityAgingPerHour !== undefined ? { priorityAgingPerHour: b.priorityAgingPerHour } : {}),
     ...(b.priorityAgingMax !== undefined ? { priorityAgingMax: b.priorityAgingMax } : {}),
     ...(b.prices && Object.keys(b.prices).length ? { prices: b.prices } : {}),
+    ...(b.maxRunningTasks !== undefined ? { maxRunningTasks: b.maxRunningTasks } : {}),
+    ...(b.gpuHoursPerDay !== undefined ? { gpuHoursPerDay: b.gpuHoursPerDay } : {}),
   };
 }
 
 /** A tenant record from its validated description. */
-export function toTenant(name: string, b: { weight?: number; limits?: TenantLimits }): Tenant {
-  return { name, weight: b.weight ?? 1, ...(b.limits && Object.keys(b.limits).length ? { limits: b.limits } : {}) };
+export function toTenant(name: string, b: { weight?: number; limits?: TenantLimits; maxRunningTasks?: number; gpuHoursPerDay?: number }): Tenant {
+  return {
+    name,
+    weight: b.weight ?? 1,
+    ...(b.limits && Object.keys(b.limits).length ? { limits: b.limits } : {}),
+    ...(b.maxRunningTasks !== undefined ? { maxRunningTasks: b.maxRunningTasks } : {}),
+    ...(b.gpuHoursPerDay !== undefined ? { gpuHoursPerDay: b.gpuHoursPerDay } : {}),
+  };
 }
 
 /** A time in a query: RFC 3339 with a zone (`2026-12-01T00:00:00Z`). */

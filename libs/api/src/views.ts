@@ -155,6 +155,22 @@ export interface QueueView {
   pendingTasks: number;
   pendingJobs: number;
   runningTasks: number;
+  /** The running caps of the queue and of its tenant, when either sets one (docs/scheduler.md, "Running caps"). @default absent */
+  caps?: { queue: RunningCapView; tenant: RunningCapView };
+}
+
+/** One queue's or tenant's running caps as the scheduler counts them. */
+export interface RunningCapView {
+  /** Tasks bound or running now (of all the tenant's queues, for a tenant). */
+  runningTasks: number;
+  /** The cap, when set. @default unlimited */
+  maxRunningTasks?: number;
+  /** GPU-hours used in the last 24 h (ended attempts and the elapsed part of running ones), to 3 decimals. */
+  gpuHoursUsed: number;
+  /** The rolling 24-hour GPU-hour budget, when set. @default unlimited */
+  gpuHoursPerDay?: number;
+  /** When the oldest hour of usage still counted leaves the window (RFC 3339), when a budget is set and used up. @default absent */
+  gpuBudgetFreesAt?: string;
 }
 
 /** A node as `GET /v1/nodes` shows it. */

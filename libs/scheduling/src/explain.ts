@@ -13,6 +13,7 @@ import { placeTasks, type Unplaced } from './placement';
 import { boundOf, type Reservation } from './plugins/backfill';
 import { runLimitMessage } from './plugins/max-running';
 import { semaphoreWaitMessage } from './plugins/semaphores';
+import { capWaitMessage } from './plugins/running-caps';
 import { NodeSelector } from './plugins/node-selector';
 import { preemptionPass, type ProtectionReason } from './plugins/preemption';
 import type { PriorityAging } from './plugins/priority-aging';
@@ -98,8 +99,8 @@ export function explainPending(
   const placeableNow = outcome.placed;
   const why = outcome.unplaced;
   const blockers: Explanation['blockers'] = [];
-  // Work at its maxRunning limit, or waiting for a semaphore, tries no node: what nodes lack is not what holds it.
-  const atLimit = work.tasks === 0 && (work.runLimit !== undefined || work.semaphoreWait !== undefined);
+  // Work at its maxRunning limit, a running cap, or waiting for a semaphore, tries no node: what nodes lack is not what holds it.
+  const atLimit = work.tasks === 0 && (work.runLimit !== undefined || work.capWait !== undefined || work.semaphoreWait !== undefined);
   if (!atLimit) {
     for (const r of why?.filtered ?? []) blockers.push({ reason: r.status.reason, nodes: r.nodes, ...(r.status.detail ? { detail: r.status.detail } : {}) });
     for (const [reason, n] of shortages(work, nodes)) blockers.push({ reason, nodes: n });
@@ -107,9 +108,11 @@ export function explainPending(
   blockers.sort((a, b) => b.nodes - a.nodes || (a.reason < b.reason ? -1 : 1));
   const messages: string[] = [];
   // Tasks its maxRunning or its semaphores hold back are pending too, though placement never sees them.
-  const pending = work.tasks + (work.runLimit?.held ?? 0) + (work.semaphoreWait?.waiting ?? 0);
+  const pending = work.tasks + (work.runLimit?.held ?? 0) + (work.capWait?.waiting ?? 0) + (work.semaphoreWait?.waiting ?? 0);
   const limited = runLimitMessage(work);
   if (limited) messages.push(limited);
+  const capped = capWaitMessage(work);
+  if (capped) messages.push(capped);
   const waiting = semaphoreWaitMessage(work);
   if (waiting) messages.push(waiting);
   if (ahead > 0) messages.push(`${ahead} task${ahead === 1 ? '' : 's'} of other jobs come first in queue ${work.queue} (priority, then age)`);

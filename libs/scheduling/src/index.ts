@@ -18,6 +18,7 @@ export * from './plugins/preemption';
 export * from './plugins/priority-aging';
 export * from './plugins/max-running';
 export * from './plugins/semaphores';
+export * from './plugins/running-caps';
 export * from './plugins/backfill';
 export * from './plugins/topology';
 export * from './plugins/reclaim';

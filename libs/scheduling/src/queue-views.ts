@@ -9,6 +9,7 @@ import type { ClusterSnapshot } from './framework/snapshot-builder';
 import { fairShareOf } from './plugins/fair-share';
 import { queueOrder } from './plugins/queue-sort';
 import { waitingIn } from './framework/snapshot-builder';
+import { capView } from './plugins/running-caps';
 
 /** Most positions one queue view lists. */
 export const MAX_QUEUE_POSITIONS = 100;
@@ -17,6 +18,7 @@ export const MAX_QUEUE_POSITIONS = 100;
  * Every queue of the snapshot as the API shows it (without positions).
  *   borrowed[r] = used[r] − nominal[r] where used exceeds nominal
  *   fairShare   = dominant share of the cluster's capacity, divided by weight, to 4 decimals
+ *   caps        = the queue's and its tenant's running caps, when either sets one (`plugins/running-caps`)
  */
 export function queueViews(s: ClusterSnapshot): QueueView[] {
   const running = new Map<string, number>();
@@ -33,6 +35,9 @@ export function queueViews(s: ClusterSnapshot): QueueView[] {
     const borrowed: ResourceVector = {};
     for (const [r, nominal] of Object.entries(q.nominal)) if ((used[r] ?? 0) > nominal) borrowed[r] = used[r] - nominal;
     const w = waiting.get(q.name) ?? { jobs: 0, tasks: 0 };
+    const qc = s.caps.queues.get(q.name);
+    const tc = s.caps.tenants.get(q.tenant);
+    const capped = [qc, tc].some((c) => c?.maxRunningTasks !== undefined || c?.gpuHoursPerDay !== undefined);
     return {
       name: q.name,
       tenant: q.tenant,
@@ -51,6 +56,7 @@ export function queueViews(s: ClusterSnapshot): QueueView[] {
       pendingTasks: w.tasks,
       pendingJobs: w.jobs,
       runningTasks: running.get(q.name) ?? 0,
+      ...(capped ? { caps: { queue: capView(qc, s.now), tenant: capView(tc, s.now) } } : {}),
     };
   });
 }

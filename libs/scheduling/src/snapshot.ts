@@ -2,6 +2,7 @@
 import { countTasks, eligibleRanges, GPU_MILLI, type JobTopology, type NodeAllocation, type NodeRecord, type ResourceVector, type WhyJob } from '@batchapi/api';
 import { limitRunning, type RunLimit } from './plugins/max-running';
 import type { SemaphoreWait } from './plugins/semaphores';
+import type { CapWait } from './plugins/running-caps';
 
 /** A node as a cycle sees it. */
 export interface NodeSnapshot {
@@ -49,6 +50,8 @@ export interface PendingWork {
   runLimit?: RunLimit;
   /** Set when a semaphore or lock the job names held placeable tasks back: `tasks` is what it granted (`plugins/semaphores`). @default none */
   semaphoreWait?: SemaphoreWait;
+  /** Set when its queue's or tenant's running caps held placeable tasks back: `tasks` is what they leave (`plugins/running-caps`). @default none */
+  capWait?: CapWait;
 }
 
 /** A toleration in the Kubernetes sense: matches a taint by key, optional value and effect. */

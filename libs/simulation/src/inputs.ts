@@ -74,6 +74,7 @@ const QueuesFile = z.strictObject({
       nominal: z.record(z.string(), Quantity).optional(),
       borrowingLimit: z.record(z.string(), Quantity).optional(),
       lendingLimit: z.record(z.string(), Quantity).optional(),
+      maxRunningTasks: z.number().int().nonnegative().max(1e9).optional(),
     }),
   ),
 });
@@ -115,6 +116,8 @@ export interface SimQueue {
   borrowingLimit: ResourceVector;
   /** Absent dimension = lends all of its nominal. */
   lendingLimit: ResourceVector;
+  /** Most of its tasks running at once (the scheduler's running caps, `plugins/running-caps`). @default unlimited */
+  maxRunningTasks?: number;
 }
 
 function lines(text: string, file: string, each: (value: unknown, line: number) => void): void {
@@ -207,5 +210,6 @@ export function parseQueues(text: string, file = 'queues.json'): SimQueue[] {
     nominal: resources(x.nominal ?? {}, file, undefined, `queues.${i}.nominal`),
     borrowingLimit: resources(x.borrowingLimit ?? {}, file, undefined, `queues.${i}.borrowingLimit`),
     lendingLimit: resources(x.lendingLimit ?? {}, file, undefined, `queues.${i}.lendingLimit`),
+    ...(x.maxRunningTasks !== undefined ? { maxRunningTasks: x.maxRunningTasks } : {}),
   }));
 }

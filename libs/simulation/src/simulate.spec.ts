@@ -77,6 +77,31 @@ describe('simulate', () => {
     expect(Math.max(...starts.map(([t]) => runningAt(t)))).toBe(5);
   });
 
+  it("holds a queue to its maxRunningTasks across jobs, and leaves another queue's work alone", () => {
+    // 16 cores. Queue ml (maxRunningTasks 4): a (12 × 1 core × 10 s, priority 5) and b (4 × 1 core × 10 s) share 4 slots,
+    // a first (higher priority): a runs 4, 4, 4 over 0–30 s, then b's 4 at 30–40 s → ml's makespan 40 s.
+    // Queue etl (no cap): c (8 × 1 core × 10 s) takes 8 of the other 12 cores at once → done at 10 s.
+    const starts: Array<[number, string, number]> = [];
+    const res = simulate(
+      nodes({ name: 'n', capacity: { cpu: '16' } }),
+      workload(
+        { name: 'a', queue: 'ml', tasks: 12, resources: { cpu: '1' }, duration: 10, priority: 5 },
+        { name: 'b', queue: 'ml', tasks: 4, resources: { cpu: '1' }, duration: 10 },
+        { name: 'c', queue: 'etl', tasks: 8, resources: { cpu: '1' }, duration: 10 },
+      ),
+      {
+        queues: parseQueues(JSON.stringify({ queues: [{ name: 'ml', maxRunningTasks: 4 }, { name: 'etl' }] })),
+        // Job ids are `<line>:<name>`.
+        onStart: (t, job, tasks) => starts.push([t, job.split(':')[1], tasks]),
+      },
+    );
+    expect(res).toMatchObject({ placed: 24, completed: 24, makespan: 40, placedByQueue: { ml: 16, etl: 8 } });
+    const ml = (t: number) => starts.filter(([s, j]) => j !== 'c' && s > t - 10 && s <= t).reduce((n, [, , k]) => n + k, 0);
+    expect(Math.max(...starts.map(([t]) => ml(t)))).toBe(4);
+    expect(starts.filter(([, j]) => j === 'b').map(([t]) => t)).toEqual([30]);
+    expect(starts.filter(([, j]) => j === 'c')).toEqual([[0, 'c', 8]]);
+  });
+
   it('with a batching window, work arriving within it is placed together at its end', () => {
     // Arrivals at 0, 0.3 and 0.6 s. No window: each starts as it arrives. A 1 s window: the first
     // starts at once (no cycle before it), the other two wait for the cycle owed at 0 + 1 = 1 s.

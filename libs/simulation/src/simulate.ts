@@ -30,6 +30,8 @@ import {
   type RunningTask,
   type ScorePlugin,
   type Victim,
+  type CapCount,
+  grantCaps,
 } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
@@ -152,6 +154,27 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const nodes = nodesIn.map((n) => ({ ...n, used: { ...n.used }, devices: { ...n.devices } }));
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const queues = new Map((opts.queues ?? []).map((q) => [q.name, q]));
+  // Tasks of each queue placed and not yet ended or stopped (what its maxRunningTasks counts).
+  const queueInFlight = new Map<string, number>();
+  const capped = [...queues.values()].some((q) => q.maxRunningTasks !== undefined);
+  const noTenants = new Map<string, string>();
+  const queueCaps = () => ({
+    queues: new Map(
+      [...queues.values()].map((q): [string, CapCount] => [
+        q.name,
+        {
+          kind: 'queue',
+          name: q.name,
+          ...(q.maxRunningTasks !== undefined ? { maxRunningTasks: q.maxRunningTasks } : {}),
+          running: queueInFlight.get(q.name) ?? 0,
+          granted: 0,
+          waitingTasks: 0,
+          gpuHoursUsed: 0,
+        },
+      ]),
+    ),
+    tenants: new Map<string, CapCount>(),
+  });
   const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, opts.prices ? chargeOf(n.capacity, n.labels) : n.capacity), {});
   const subs = [...workload].sort((a, b) => a.submitAt - b.submitAt || a.line - b.line);
   const running = new MinHeap<Running>();
@@ -204,6 +227,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       const r = running.pop()!;
       release(r);
       if (r.job) r.job.inFlight -= r.count - r.stopped.size;
+      queueInFlight.set(r.queue, (queueInFlight.get(r.queue) ?? 0) - (r.count - r.stopped.size));
       live.delete(r.id);
       completed += r.count - r.stopped.size;
       lastFinish = Math.max(lastFinish, r.at);
@@ -286,7 +310,9 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const weights = new Map([...queues.values()].map((q) => [q.name, q.weight]));
     // A job's maxRunning, as the live snapshot applies it: at most `maxRunning − inFlight` of its tasks are placeable.
     const limited = pending.map((j) => withinLimit(j, j.maxRunning, j.inFlight)).filter((w) => w.tasks > 0);
-    const aged = opts.aging ? limited.map((w) => aged1(w, t, opts.aging!)) : limited;
+    const agedAll = opts.aging ? limited.map((w) => aged1(w, t, opts.aging!)) : limited;
+    // A queue's maxRunningTasks, as the live snapshot applies it (`plugins/running-caps`): slots in priority, then age, order.
+    const aged = capped ? grantCaps(agedAll, queueCaps(), noTenants).filter((w) => w.tasks > 0) : agedAll;
     const { placements, unplaced } = placeTasks(aged, nodes, {
       quota,
       policy: opts.policy,
@@ -321,6 +347,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       opts.onStart?.(t, job.jobId, p.count, p.node);
       job.tasks -= p.count;
       job.inFlight += p.count;
+      queueInFlight.set(job.queue, (queueInFlight.get(job.queue) ?? 0) + p.count);
       placed += p.count;
       placedByQueue[job.queue] = (placedByQueue[job.queue] ?? 0) + p.count;
       nodesUsed.add(node.name);
@@ -427,6 +454,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     if (job.tasks === 0) pending.push(job);
     job.tasks++;
     job.inFlight--;
+    queueInFlight.set(r.queue, (queueInFlight.get(r.queue) ?? 0) - 1);
     if (r.stopped.size === r.count) live.delete(r.id);
     opts.onStop?.(t, v, cause);
   }

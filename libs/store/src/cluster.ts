@@ -3,7 +3,7 @@
  * no informer cache is at hand (admission's why-pending and queue views, the node listing).
  * Each prefix is listed at its own revision: a view for people, not for decisions that write.
  */
-import type { Binding, Cordon, JobRecord, NodeAllocation, NodeRecord, Queue, SemaphoreRecord } from '@batchapi/api';
+import type { Binding, Cordon, GpuUsage, JobRecord, NodeAllocation, NodeRecord, Queue, SemaphoreRecord, Tenant } from '@batchapi/api';
 import type { EtcdStore } from './etcd';
 import { allocationsByNode } from './nodes';
 
@@ -15,12 +15,15 @@ export interface Fleet {
   cordons: Cordon[];
 }
 
-/** The whole cluster: the fleet, the queues, every job, every live binding and the semaphores. */
+/** The whole cluster: the fleet, the tenants and queues, every job, every live binding, the semaphores and the leader's last GPU usage. */
 export interface ClusterRead extends Fleet {
   queues: Queue[];
+  tenants: Tenant[];
   jobs: JobRecord[];
   bindings: Binding[];
   semaphores: SemaphoreRecord[];
+  /** As the scheduler leader last stored it (a few seconds behind). @default absent when none was stored */
+  gpuUsage?: GpuUsage;
 }
 
 /** Reads every node, allocation and cordon. */
@@ -35,14 +38,24 @@ export async function readFleet(store: EtcdStore): Promise<Fleet> {
 
 /** Reads the whole cluster (see `ClusterRead`): fit for `buildSnapshot` as it is. */
 export async function readCluster(store: EtcdStore): Promise<ClusterRead> {
-  const [fleet, queues, jobs, bindings, semaphores] = await Promise.all([
+  const [fleet, queues, tenants, jobs, bindings, semaphores, gpuUsage] = await Promise.all([
     readFleet(store),
     store.listAll<Queue>(store.keys.queues()),
+    store.listAll<Tenant>(store.keys.tenants()),
     store.listAll<JobRecord>(store.keys.jobs()),
     store.listAll<Binding>(store.keys.bindings()),
     store.listAll<SemaphoreRecord>(store.keys.semaphores()),
+    store.get<GpuUsage>(store.keys.gpuUsage()),
   ]);
-  return { ...fleet, queues: values(queues.items), jobs: values(jobs.items), bindings: values(bindings.items), semaphores: values(semaphores.items) };
+  return {
+    ...fleet,
+    queues: values(queues.items),
+    tenants: values(tenants.items),
+    jobs: values(jobs.items),
+    bindings: values(bindings.items),
+    semaphores: values(semaphores.items),
+    ...(gpuUsage ? { gpuUsage: gpuUsage.value } : {}),
+  };
 }
 
 function values<T>(items: Array<{ value: T }>): T[] {

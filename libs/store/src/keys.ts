@@ -118,6 +118,10 @@ export class Keys {
   usage() {
     return `${this.root}usage`;
   }
+  /** GPU-seconds by hour of each queue and tenant over the last 24 h (`gpuHoursPerDay`), written by the scheduler leader so a successor continues it. */
+  gpuUsage() {
+    return `${this.root}gpu-usage`;
+  }
   /** The archiver's last count of finished jobs etcd still holds (`ArchiveBacklog`): admission pauses submits past a limit. */
   archiveBacklog() {
     return `${this.root}archive/backlog`;

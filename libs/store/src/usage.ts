@@ -1,8 +1,10 @@
 /**
  * The scheduler leader's usage history at `usage`: each queue's decayed usage, stored now and
- * then so that a successor continues fair share where the last leader left it.
+ * then so that a successor continues fair share where the last leader left it; and at
+ * `gpu-usage` the GPU-seconds by hour of each queue and tenant over the last 24 h, which the
+ * running caps' `gpuHoursPerDay` is counted from.
  */
-import type { ResourceVector } from '@batchapi/api';
+import type { GpuUsage, ResourceVector } from '@batchapi/api';
 import type { Compare, EtcdStore } from './etcd';
 
 /** Decayed usage per queue as of `at`. */
@@ -21,4 +23,14 @@ export async function loadUsageHistory(store: EtcdStore): Promise<UsageHistory |
 /** Stores the usage history, fenced by the leader's compare. False when the fence failed (a deposed leader's copy is refused). */
 export async function saveUsageHistory(store: EtcdStore, fence: Compare, history: UsageHistory): Promise<boolean> {
   return (await store.txn([fence], [{ put: store.keys.usage(), value: history }])).succeeded;
+}
+
+/** The GPU usage the last leader stored; undefined when none ever did. */
+export async function loadGpuUsage(store: EtcdStore): Promise<GpuUsage | undefined> {
+  return (await store.get<GpuUsage>(store.keys.gpuUsage()))?.value;
+}
+
+/** Stores the GPU usage, fenced by the leader's compare. False when the fence failed (a deposed leader's copy is refused). */
+export async function saveGpuUsage(store: EtcdStore, fence: Compare, usage: GpuUsage): Promise<boolean> {
+  return (await store.txn([fence], [{ put: store.keys.gpuUsage(), value: usage }])).succeeded;
 }

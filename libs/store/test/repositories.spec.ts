@@ -151,7 +151,7 @@ describe('queues and tenants', () => {
 });
 
 describe('readCluster', () => {
-  it('returns the nodes, allocations by node, queues, jobs, cordons, bindings and semaphores that were written, as plain values', async () => {
+  it('returns the nodes, allocations by node, tenants, queues, jobs, cordons, bindings, semaphores and GPU usage that were written, as plain values', async () => {
     const s = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/cluster-read/' });
     try {
       const node: NodeRecord = { name: 'n1', url: 'http://n1', capacity: { cpu: 8000 }, labels: { zone: 'a' }, taints: [], gpus: [], registeredAt: 1 };
@@ -168,6 +168,8 @@ describe('readCluster', () => {
           { put: s.keys.job('j1'), value: job('j1', 'q1') },
           { put: s.keys.binding('n1', 'j1', 0, 1), value: binding },
           { put: s.keys.semaphore('a/db/pool'), value: semaphore },
+          { put: s.keys.tenant('a'), value: { name: 'a', weight: 1, maxRunningTasks: 5 } },
+          { put: s.keys.gpuUsage(), value: { at: 7, queues: { q1: { '0': 3600 } }, tenants: { a: { '0': 3600 } } } },
         ],
       );
       await setCordon(s, cordon);
@@ -177,9 +179,11 @@ describe('readCluster', () => {
         allocs: new Map([['n1', alloc]]),
         cordons: [cordon],
         queues: [queue('q1')],
+        tenants: [{ name: 'a', weight: 1, maxRunningTasks: 5 }],
         jobs: [job('j1', 'q1')],
         bindings: [binding],
         semaphores: [semaphore],
+        gpuUsage: { at: 7, queues: { q1: { '0': 3600 } }, tenants: { a: { '0': 3600 } } },
       });
       expect(await readFleet(s)).toEqual({ nodes: [node], allocs: new Map([['n1', alloc]]), cordons: [cordon] });
       expect(await getNode(s, 'n1')).toEqual(node);

@@ -77,4 +77,12 @@ export const Metric = {
   queueFairShare: 'batch_queue_fair_share',
   queuePendingTasks: 'batch_queue_pending_tasks',
   queuePendingAgeSlo: 'batch_queue_pending_age_slo_seconds',
+  /** Tasks bound or running of a queue or tenant, as the running caps count them (`scope`: queue or tenant). */
+  queueCapRunningTasks: 'batch_queue_cap_running_tasks',
+  /** A queue's or tenant's `maxRunningTasks`. */
+  queueMaxRunningTasks: 'batch_queue_max_running_tasks',
+  /** GPU-hours a queue or tenant used in the last 24 h. */
+  queueGpuHoursUsed: 'batch_queue_gpu_hours_used',
+  /** A queue's or tenant's `gpuHoursPerDay`. */
+  queueGpuHoursPerDay: 'batch_queue_gpu_hours_per_day',
 } as const;

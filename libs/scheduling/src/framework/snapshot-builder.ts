@@ -9,6 +9,7 @@ import {
   type Binding,
   type Cordon,
   countTasks,
+  type GpuUsage,
   type JobRecord,
   type NodeAllocation,
   type NodeRecord,
@@ -16,6 +17,7 @@ import {
   type ResourceVector,
   namesSemaphores,
   type SemaphoreRecord,
+  type Tenant,
   type WhyJob,
 } from '@batchapi/api';
 import { type FairShareInput, type ResourcePrices } from '../plugins/fair-share';
@@ -25,6 +27,7 @@ import { agePendingWork, agingOf, NO_AGING, type PriorityAging } from '../plugin
 import { chargeOf, QuotaLedger, queueUsageOf } from '../plugins/quota/ledger';
 import { tasksThatFit } from '../plugins/resource-fit';
 import { countSemaphores, grantOne, grantSemaphores, type SemaphoreCount } from '../plugins/semaphores';
+import { anyCap, type CapCount, capOne, countCaps, grantCaps, type RunningCaps, tenantsOfQueues } from '../plugins/running-caps';
 import type { TopologyLevel } from '../plugins/topology';
 import { DEFAULT_FILTERS } from './profile';
 import { type NodeSnapshot, type PendingWork, toNodeSnapshot, toPendingWork } from '../snapshot';
@@ -42,6 +45,10 @@ export interface ClusterState {
   cordons: Iterable<Cordon>;
   /** Semaphore records (their capacities; what is held is counted from `jobs`). @default none */
   semaphores?: Iterable<SemaphoreRecord>;
+  /** Tenants (their running caps). @default none */
+  tenants?: Iterable<Tenant>;
+  /** GPU-seconds by hour of each queue and tenant (`gpuHoursPerDay`), advanced to about `now` by the scheduler leader. @default none used */
+  gpuUsage?: GpuUsage;
 }
 
 /** Options of `buildSnapshot`. */
@@ -68,6 +75,10 @@ export interface ClusterSnapshot {
   pendingOf(job: WhyJob): PendingWork;
   /** Every semaphore and mutex named or recorded, with what is held and what this snapshot granted. */
   semaphores: ReadonlyMap<string, SemaphoreCount>;
+  /** Every queue's and tenant's running caps, with what runs, what this snapshot granted and the GPU-hours used. */
+  caps: RunningCaps;
+  /** Each queue's tenant. */
+  tenantOf: ReadonlyMap<string, string>;
   /** The aging settings of a queue (its own, else the cluster-wide ones). */
   agingOf(queue: string): PriorityAging;
   /** The nodes that take new work (not cordoned). */
@@ -117,7 +128,9 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
   let work: PendingWork[] = [];
   // Live jobs that name semaphores or locks: their running tasks hold units.
   const holding: JobRecord[] = [];
+  const live: JobRecord[] = [];
   for (const j of state.jobs) {
+    live.push(j);
     if (namesSemaphores(j.spec)) holding.push(j);
     if (!wantsPlacement(j)) continue;
     jobs.set(j.id, j);
@@ -143,16 +156,31 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     }
     nodes.push(toNodeSnapshot(n, state.allocs.get(n.name)));
   }
-  const semaphores = countSemaphores(holding, state.semaphores ?? []);
+  // Work no node could ever run (selector, taints, resource kinds or amounts) takes no cap slot and no unit.
+  const feasible = (w: PendingWork) => nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n)));
+  // Running caps first (a queue's or tenant's slots), then semaphores on what the caps left.
+  const tenantOf = tenantsOfQueues(queues);
+  const caps = countCaps(live, queues, state.tenants ?? [], state.gpuUsage, now);
+  const capping = anyCap(caps);
   const granted = new Map<string, PendingWork>();
-  if (holding.length > 0) {
-    // Work no node could ever run (selector, taints, resource kinds or amounts) takes no units.
-    const feasible = (w: PendingWork) => nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n)));
-    for (const w of grantSemaphores(work, jobs, semaphores, feasible)) if (w.semaphoreWait) granted.set(w.jobId, w);
-    work = work.map((w) => granted.get(w.jobId) ?? w).filter((w) => w.tasks > 0);
+  if (capping) {
+    for (const w of grantCaps(work, caps, tenantOf, feasible)) if (w.capWait) granted.set(w.jobId, w);
+    work = work.map((w) => granted.get(w.jobId) ?? w);
   }
+  const semaphores = countSemaphores(holding, state.semaphores ?? []);
+  if (holding.length > 0) {
+    for (const w of grantSemaphores(work, jobs, semaphores, feasible)) if (w.semaphoreWait) granted.set(w.jobId, w);
+    work = work.map((w) => granted.get(w.jobId) ?? w);
+  }
+  if (granted.size > 0) work = work.filter((w) => w.tasks > 0);
   // A job this snapshot did not grant for (not waiting, or just submitted): what is left for it.
-  const pendingOf = (j: WhyJob): PendingWork => granted.get(j.id) ?? (jobs.has(j.id) ? agedOf(j) : grantOne(agedOf(j), j, new Map(cloneCounts(semaphores))));
+  const pendingOf = (j: WhyJob): PendingWork => {
+    const got = granted.get(j.id);
+    if (got) return got;
+    if (jobs.has(j.id)) return agedOf(j);
+    const w = capping ? capOne(agedOf(j), cloneCaps(caps), tenantOf) : agedOf(j);
+    return w.capWait ? w : grantOne(w, j, new Map(cloneCounts(semaphores)));
+  };
   const usage = queueUsageOf(state.allocs, (n) => labels.get(n));
   const fairUsage = new Map(usage);
   for (const [q, h] of opts.history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
@@ -169,6 +197,8 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     work,
     pendingOf,
     semaphores,
+    caps,
+    tenantOf,
     agingOf: agingOfQueue,
     nodes,
     labels,
@@ -224,6 +254,11 @@ export function waitingIn(s: ClusterSnapshot, queue: string, compare: (a: Pendin
     .map((j) => ({ j, w: s.pendingOf(j) }))
     .sort((a, b) => compare(a.w, b.w))
     .map(({ j }) => j);
+}
+
+function cloneCaps(caps: RunningCaps): RunningCaps {
+  const copy = (m: ReadonlyMap<string, CapCount>) => new Map([...m].map(([k, c]) => [k, { ...c }]));
+  return { queues: copy(caps.queues), tenants: copy(caps.tenants) };
 }
 
 function cloneCounts(counts: ReadonlyMap<string, SemaphoreCount>): Array<[string, SemaphoreCount]> {
