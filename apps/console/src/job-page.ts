@@ -14,6 +14,8 @@ import { ResubmitDialog } from './resubmit-dialog';
 import { traceLink } from './trace-link';
 
 const PENDING = new Set(['Submitted', 'Queued']);
+/** Task states a task can be cancelled in (one by one). */
+const LIVE_TASK = new Set(['Pending', 'Bound', 'Running']);
 
 interface JobState {
   job?: JobView;
@@ -224,6 +226,15 @@ export function JobPage({ id }: { id: string }) {
       setCancelError(e instanceof Error ? e.message : String(e));
     }
   };
+  // One task alone: it never runs again; the job's other tasks run on.
+  const cancelTask = async (index: number) => {
+    try {
+      await call('DELETE', `/v1/jobs/${encodeURIComponent(id)}/tasks/${index}`);
+      setCancelError(undefined);
+    } catch (e) {
+      setCancelError(e instanceof Error ? e.message : String(e));
+    }
+  };
   // A new job with this one's spec (the stored one: secrets as they are, not as shown); its page opens.
   const resubmit = async () => {
     try {
@@ -243,6 +254,11 @@ export function JobPage({ id }: { id: string }) {
     resources: job.resources,
     ...(Object.keys(job.env).length ? { env: job.env } : {}),
     ...(Object.keys(job.labels).length ? { labels: job.labels } : {}),
+    ...(job.maxRunning !== undefined ? { maxRunning: job.maxRunning } : {}),
+    ...(job.locks ? { locks: job.locks } : {}),
+    ...(job.limits ? { limits: job.limits } : {}),
+    ...(job.workingDir ? { workingDir: job.workingDir } : {}),
+    ...(job.python ? { python: { requirements: job.python.requirements } } : {}),
   };
   return html`<main>
     <p><a href="#/">← Jobs</a></p>
@@ -259,6 +275,26 @@ export function JobPage({ id }: { id: string }) {
             step ${job.labels['batch.step']} of
             <a href=${`#/workflows/${encodeURIComponent(job.labels['batch.workflow'])}`}>${job.labels['batch.workflow']}</a>
           </dd>`
+      }
+      ${
+        job.python &&
+        html`<dt>Python environment</dt>
+          <dd data-testid="python-env">
+            <details>
+              <summary>
+                ${job.python.requirements.length} requirement${job.python.requirements.length === 1 ? '' : 's'}, built on each node once (digest
+                <code title=${job.python.digest}>${job.python.digest.slice(0, 12)}</code>)
+              </summary>
+              <ul>
+                ${job.python.requirements.map((r) => html`<li><code>${r}</code></li>`)}
+              </ul>
+            </details>
+          </dd>`
+      }
+      ${
+        job.workingDir &&
+        html`<dt>Working dir</dt>
+          <dd>package <code title=${job.workingDir.digest}>${job.workingDir.digest.slice(0, 12)}</code>, unpacked read-only as each task's directory</dd>`
       }
       ${
         job.reason &&
@@ -335,6 +371,11 @@ export function JobPage({ id }: { id: string }) {
               <td>${duration(t.startedAt, t.endedAt)}</td>
               <td>
                 ${t.node && html`<button type="button" aria-label=${`Log of task ${t.index} attempt ${t.attempt}`} onClick=${() => setChosen(t)}>Log</button>`}
+                ${
+                  LIVE_TASK.has(t.state) &&
+                  !TERMINAL.has(job.phase) &&
+                  html`<button type="button" class="danger" aria-label=${`Cancel task ${t.index}`} onClick=${() => void cancelTask(t.index)}>Cancel</button>`
+                }
               </td>
             </tr>`,
         )}

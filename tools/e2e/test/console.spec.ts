@@ -5,7 +5,8 @@
  * cannot fit is pending, cancels from the UI, and checks a tenant gets the 404 page for another
  * tenant's job. Then the second slice's pages: a workflow's graph with its fan-out and critical
  * path followed to its end, a step opening its job; a queue's used bar moving when a job starts;
- * an operator cordoning a node from the nodes page, and a tenant told the page is for operators.
+ * an operator cordoning a node from the nodes page, and a tenant told the page is for operators;
+ * a job's Python environment, and one of its tasks cancelled from the task table.
  * Each page's screenshot goes to dist/console-screens/ (not committed).
  */
 import { execFile } from 'node:child_process';
@@ -438,4 +439,31 @@ it("shows a queue's used bar move when a job starts, lets an operator cordon and
   await row.getByText('Ready').waitFor();
   await api(c.base, 'DELETE', `/v1/jobs/${cli}`);
   await ops.close();
+});
+
+it("shows a job's Python environment and cancels one of its tasks from the task table", async () => {
+  // Two tasks no node can take (a selector nobody meets): both stay Pending, each with its Cancel button.
+  const id = await submit({
+    name: 'py-env',
+    tasks: 2,
+    selector: { 'no.such.label': 'x' },
+    python: { requirements: ['numpy==2.1.3', 'pandas>=2.2'] },
+    resources: { cpu: '100m', memory: '32Mi' },
+    command: ['python3', '-c', 'print(1)'],
+  });
+  const page = await signIn('tenant-token');
+  await page.goto(`${c.base}/console/#/jobs/${id}`);
+  const env = page.getByTestId('python-env');
+  await env.getByText('2 requirements').waitFor();
+  await env.getByText('2 requirements').click();
+  await env.getByText('numpy==2.1.3').waitFor();
+  await page.screenshot({ path: join(SCREENS, 'job-python-env.png'), fullPage: true });
+
+  await page.getByRole('button', { name: 'Cancel task 1' }).click();
+  expect(await until(async () => (await api(c.base, 'GET', `/v1/jobs/${id}`)).body.taskCounts.cancelled === 1)).toBe(true);
+  // Task 1 is gone from the pending rows; task 0 still waits, still cancellable.
+  await until(async () => (await page.getByRole('button', { name: 'Cancel task 1' }).count()) === 0);
+  expect(await page.getByRole('button', { name: 'Cancel task 1' }).count()).toBe(0);
+  expect(await page.getByRole('button', { name: 'Cancel task 0' }).count()).toBe(1);
+  await page.close();
 });
