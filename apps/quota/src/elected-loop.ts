@@ -91,3 +91,19 @@ export class ElectedLoop {
     await this.loop?.catch(() => undefined);
   }
 }
+
+/**
+ * Calls `fn` on each of `items` with at most `limit` calls in flight, each item once, started in
+ * order; starts no more once `go()` says false, and resolves when every call started has ended.
+ * `fn` handles its own errors (one that throws rejects this, after the others in flight end).
+ * What a controller's pass uses to wait on etcd for many records at once instead of one by one.
+ */
+export async function forEachAtMost<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>, go: () => boolean = () => true): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length && go()) await fn(items[next++]);
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}

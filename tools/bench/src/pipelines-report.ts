@@ -170,6 +170,12 @@ export interface StepRecord {
   endedAt?: number;
   /** When its job's first task started (the earliest `startedAt` of its task groups), epoch ms. */
   firstTaskStartedAt?: number;
+  /** When the controller created its job (`JobRecord.createdAt`), epoch ms. */
+  createdAt?: number;
+  /** When quota admitted its job (`JobRecord.queuedAt`), epoch ms. */
+  queuedAt?: number;
+  /** When the scheduler first bound a task of its job (`JobRecord.startedAt`), epoch ms. */
+  boundAt?: number;
 }
 
 /** One run as the cluster recorded it. */
@@ -187,11 +193,29 @@ export interface StepLatencies {
   rootsMs: number[];
   /** Steps whose start or a dependency's end is not recorded (a step that never ran). */
   unmeasured: number;
+  /**
+   * Where the wait of the steps with dependencies goes, stage by stage (each measured where both
+   * of its times are recorded), in ms: inputs ready → job created (the workflow controller),
+   * created → queued (quota's admitter), queued → bound (the scheduler), bound → first task
+   * started (the node's executor).
+   */
+  stagesMs: Record<Stage, number[]>;
 }
+
+/** The stages of a step's start, in order. */
+export const STAGES = ['controller', 'admission', 'scheduler', 'executor'] as const;
+export type Stage = (typeof STAGES)[number];
+/** What each stage measures, as printed. */
+export const STAGE_SPANS: Record<Stage, string> = {
+  controller: 'inputs ready → job created (workflow controller)',
+  admission: 'job created → queued (quota admitter)',
+  scheduler: 'queued → first bind (scheduler)',
+  executor: 'first bind → first task started (executor)',
+};
 
 /** Step-start latencies of every step of every run, from the records. */
 export function stepLatencies(runs: readonly RunRecord[]): StepLatencies {
-  const out: StepLatencies = { afterInputsMs: [], rootsMs: [], unmeasured: 0 };
+  const out: StepLatencies = { afterInputsMs: [], rootsMs: [], unmeasured: 0, stagesMs: { controller: [], admission: [], scheduler: [], executor: [] } };
   for (const run of runs) {
     const ended = new Map(run.steps.map((s) => [s.name, s.endedAt]));
     for (const s of run.steps) {
@@ -201,7 +225,15 @@ export function stepLatencies(runs: readonly RunRecord[]): StepLatencies {
         continue;
       }
       if (ends.length === 0) out.rootsMs.push(s.firstTaskStartedAt - run.createdAt);
-      else out.afterInputsMs.push(s.firstTaskStartedAt - Math.max(...(ends as number[])));
+      else {
+        const ready = Math.max(...(ends as number[]));
+        out.afterInputsMs.push(s.firstTaskStartedAt - ready);
+        const times = [ready, s.createdAt, s.queuedAt, s.boundAt, s.firstTaskStartedAt];
+        STAGES.forEach((stage, k) => {
+          const [from, to] = [times[k], times[k + 1]];
+          if (from !== undefined && to !== undefined) out.stagesMs[stage].push(to - from);
+        });
+      }
     }
   }
   return out;
@@ -235,7 +267,7 @@ export interface PipelinesFigures {
   /** CPU seconds each process used over the run (first submit → last end), by name. */
   cpuSeconds: Record<string, number>;
   wallS: number;
-  latency: { afterInputs: Spread; roots: Spread; unmeasured: number };
+  latency: { afterInputs: Spread; roots: Spread; unmeasured: number; stages: Record<Stage, Spread> };
   /** 1-minute load average at the start and the end of the run. */
   load: [number, number];
 }
@@ -292,6 +324,10 @@ export function pipelinesRows(f: PipelinesFigures): PipelinesRow[] {
     measured: `p50 ${ms(l.p50)} p99 ${ms(l.p99)} max ${ms(l.max)} ms (${l.n} steps${f.latency.unmeasured ? `, ${f.latency.unmeasured} unmeasured` : ''})`,
     verdict: l.n > 0 && l.p99 < PIPELINES_TARGETS.stepStartP99Ms ? 'PASS' : 'MISS',
   });
+  for (const stage of STAGES) {
+    const x = f.latency.stages[stage];
+    rows.push({ figure: `… of which ${STAGE_SPANS[stage]}`, target: '—', measured: `p50 ${ms(x.p50)} p99 ${ms(x.p99)} max ${ms(x.max)} ms`, verdict: '' });
+  }
   const r = f.latency.roots;
   rows.push({
     figure: 'first step start after submit',

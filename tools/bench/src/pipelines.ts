@@ -27,6 +27,9 @@ import {
   resolvePipelinesOptions,
   type RunRecord,
   spread,
+  type Spread,
+  type Stage,
+  STAGES,
   stepLatencies,
   TASK_CPU,
   TASKS_PER_NODE,
@@ -58,6 +61,10 @@ function workflowBody(steps: readonly PlannedStep[], run: number): Record<string
       },
     })),
   };
+}
+
+function mapStages(xs: Record<Stage, number[]>): Record<Stage, Spread> {
+  return Object.fromEntries(STAGES.map((s) => [s, spread(xs[s])])) as Record<Stage, Spread>;
 }
 
 function cpuTicks(pid: number): number | undefined {
@@ -248,6 +255,9 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
           dependsOn: s.dependsOn,
           endedAt: s.jobId ? jobs.get(s.jobId)?.finishedAt : undefined,
           firstTaskStartedAt: s.jobId ? firstStart.get(s.jobId) : undefined,
+          createdAt: s.jobId ? jobs.get(s.jobId)?.createdAt : undefined,
+          queuedAt: s.jobId ? jobs.get(s.jobId)?.queuedAt : undefined,
+          boundAt: s.jobId ? jobs.get(s.jobId)?.startedAt : undefined,
         })),
       });
     });
@@ -269,7 +279,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
       runStretch: spread(stretch),
       cpuSeconds,
       wallS,
-      latency: { afterInputs: spread(lat.afterInputsMs), roots: spread(lat.rootsMs), unmeasured: lat.unmeasured },
+      latency: { afterInputs: spread(lat.afterInputsMs), roots: spread(lat.rootsMs), unmeasured: lat.unmeasured, stages: mapStages(lat.stagesMs) },
       load: [load0, load1],
     };
     const rows = pipelinesRows(figures);
