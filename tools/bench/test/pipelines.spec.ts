@@ -70,6 +70,41 @@ describe('the DAG of a run', () => {
     expect(pipelineDag(seed, steps, fanout, range)).toEqual(dag);
   });
 
+  it.each([
+    // [seed, the run as [name, layer, kind, tasks, seconds, dependsOn], critical path, task-seconds]
+    [
+      2,
+      [
+        ['s00', 0, 'map', 10, 1.3, ''],
+        ['s01', 1, 'fanin', 1, 1.3, 's00'],
+        ['s02', 2, 'single', 1, 1.5, 's01'],
+        ['s03', 3, 'single', 1, 1.9, 's02'],
+        ['s04', 4, 'single', 1, 1.6, 's03'],
+        ['s05', 5, 'single', 1, 1.5, 's00,s04'],
+      ],
+      9.1, // the chain s00 … s05: 1.3 + 1.3 + 1.5 + 1.9 + 1.6 + 1.5
+      20.8, // 10 × 1.3 + 1.3 + 1.5 + 1.9 + 1.6 + 1.5 = 13 + 7.8
+    ],
+    [
+      3,
+      [
+        ['s00', 0, 'single', 1, 1, ''],
+        ['s01', 1, 'single', 1, 1.5, 's00'],
+        ['s02', 2, 'single', 1, 1.1, 's01'],
+        ['s03', 3, 'map', 10, 1.8, 's01,s02'],
+        ['s04', 4, 'fanin', 1, 1.5, 's03'],
+        ['s05', 5, 'single', 1, 1.5, 's04'],
+      ],
+      8.4, // 1 + 1.5 + 1.1 + 1.8 + 1.5 + 1.5
+      24.6, // 1 + 1.5 + 1.1 + 10 × 1.8 + 1.5 + 1.5 = 6.6 + 18
+    ],
+  ] as const)('seed %d, 6 steps, fan-out 10, 1–2 s: %j', (seed, expected, critical, work) => {
+    const dag = pipelineDag(seed, 6, 10, [1, 2]);
+    expect(dag.map((s) => [s.name, s.layer, s.kind, s.tasks, s.seconds, s.dependsOn.join(',')])).toEqual(expected);
+    expect(criticalPathSeconds(dag)).toBeCloseTo(critical, 6);
+    expect(taskSecondsOf(dag)).toBeCloseTo(work, 6);
+  });
+
   it('differs from seed to seed', () => {
     expect(pipelineDag(5, 20, 100, [1, 3])).not.toEqual(pipelineDag(6, 20, 100, [1, 3]));
   });
@@ -125,7 +160,8 @@ describe('step-start latency from the records', () => {
         steps: [
           { name: 'a', dependsOn: [], endedAt: 3000, firstTaskStartedAt: 1200 }, // root: 1200 − 1000 = 200
           { name: 'b', dependsOn: [], endedAt: 2500, firstTaskStartedAt: 1300 }, // root: 300
-          { name: 'c', dependsOn: ['a', 'b'], endedAt: 5000, firstTaskStartedAt: 3150 }, // last input 3000 → 150
+          // last input 3000 → 150: created +40, queued +30, bound +50, started +30
+          { name: 'c', dependsOn: ['a', 'b'], endedAt: 5000, createdAt: 3040, queuedAt: 3070, boundAt: 3120, firstTaskStartedAt: 3150 },
           { name: 'd', dependsOn: ['b'], endedAt: 4000, firstTaskStartedAt: 2900 }, // 2900 − 2500 = 400
           { name: 'e', dependsOn: ['c'] }, // never started: unmeasured
         ],
@@ -138,7 +174,13 @@ describe('step-start latency from the records', () => {
         ],
       }, // y has no end: both unmeasured
     ]);
-    expect(lat).toEqual({ afterInputsMs: [150, 400], rootsMs: [200, 300], unmeasured: 3 });
+    // d records no stage times: only c's stages count
+    expect(lat).toEqual({
+      afterInputsMs: [150, 400],
+      rootsMs: [200, 300],
+      unmeasured: 3,
+      stagesMs: { controller: [40], admission: [30], scheduler: [50], executor: [30] },
+    });
   });
 
   it('spreads: p50, p99 and max as the other benches rank them', () => {
@@ -159,7 +201,17 @@ describe('pipelines summary', () => {
     runStretch: { p50: 1.2, p99: 1.5, max: 1.5, n: 10 },
     cpuSeconds: { quota: 6, scheduler: 3 },
     wallS: 30,
-    latency: { afterInputs: { p50: 150, p99: 900, max: 1200, n: 100 }, roots: { p50: 800, p99: 1100, max: 1100, n: 20 }, unmeasured: 0 },
+    latency: {
+      afterInputs: { p50: 150, p99: 900, max: 1200, n: 100 },
+      roots: { p50: 800, p99: 1100, max: 1100, n: 20 },
+      unmeasured: 0,
+      stages: {
+        controller: { p50: 50, p99: 700, max: 900, n: 100 },
+        admission: { p50: 30, p99: 100, max: 150, n: 100 },
+        scheduler: { p50: 40, p99: 90, max: 100, n: 100 },
+        executor: { p50: 20, p99: 60, max: 80, n: 100 },
+      },
+    },
     load: [1.5, 2.25],
   };
 
@@ -171,6 +223,7 @@ describe('pipelines summary', () => {
     expect(text).toContain('| lower bound: critical path | — | 20.0 s (binds) |  |');
     // 6 CPU s over 30 s = 20% of a core
     expect(text).toContain('| CPU quota (workflow controller) | — | 6.0 s (20% of a core over 30.0 s) |  |');
+    expect(text).toContain('| … of which inputs ready → job created (workflow controller) | — | p50 50 p99 700 max 900 ms |  |');
     expect(verdictLines(rows)).toEqual([
       'PASS: step start after its inputs are ready: p50 150 p99 900 max 1200 ms (100 steps) (target p99 < 1000 ms)',
       'PASS: runs Succeeded / failed / lost: 10 / 0 / 0 (target 10 / 0 / 0)',
