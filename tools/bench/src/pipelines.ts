@@ -42,6 +42,8 @@ import { clusterPids } from './soak';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 /** Seconds between progress lines. */
 const EVERY_S = 5;
+/** Records per read of the records at the end: a run's record holds its map's items, and one answer must stay under gRPC's 4 MiB. */
+const PAGE = 200;
 const TERMINAL = new Set(['Succeeded', 'Failed', 'Cancelled']);
 
 /** The `POST /v1/workflows` body of one run. */
@@ -218,10 +220,10 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
 
     // The records: every workflow, its step jobs and their task groups, from etcd.
     print('pipelines: reading the records (workflows, step jobs, task groups) from etcd');
-    const workflows = new Map((await store.listAll<WorkflowRecord>(store.keys.workflows())).items.map((kv) => [kv.value.id, kv.value]));
-    const jobs = new Map((await store.listAll<JobRecord>(store.keys.jobs())).items.map((kv) => [kv.value.id, kv.value]));
+    const workflows = new Map((await store.listAll<WorkflowRecord>(store.keys.workflows(), PAGE)).items.map((kv) => [kv.value.id, kv.value]));
+    const jobs = new Map((await store.listAll<JobRecord>(store.keys.jobs(), PAGE)).items.map((kv) => [kv.value.id, kv.value]));
     const firstStart = new Map<string, number>();
-    for (const kv of (await store.listAll<GroupStatus>(`${store.keys.root}groups/`)).items) {
+    for (const kv of (await store.listAll<GroupStatus>(`${store.keys.root}groups/`, PAGE)).items) {
       const g = kv.value;
       for (const t of g.tasks ?? []) if (t.startedAt !== undefined && t.startedAt < (firstStart.get(g.jobId) ?? Infinity)) firstStart.set(g.jobId, t.startedAt);
     }
