@@ -25,7 +25,8 @@ export class ElectedLoop {
   leadership?: Leadership;
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
-  private wake?: () => void;
+  /** Every `pause` under way (a controller's workers may each wait at once). */
+  private readonly waking = new Set<() => void>();
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -62,16 +63,18 @@ export class ElectedLoop {
 
   /** Waits `ms` milliseconds of real time, or less if `wakeUp` (or `stop`) comes first. */
   async pause(ms: number): Promise<void> {
+    let wake!: () => void;
     await new Promise<void>((r) => {
-      this.wake = r;
+      wake = r;
+      this.waking.add(r);
       setTimeout(r, ms).unref();
     });
-    this.wake = undefined;
+    this.waking.delete(wake);
   }
 
-  /** Ends the current `pause` now (a change the leader should act on). */
+  /** Ends every `pause` under way now (a change the leader should act on). */
   wakeUp(): void {
-    this.wake?.();
+    for (const wake of this.waking) wake();
   }
 
   /**
@@ -86,24 +89,8 @@ export class ElectedLoop {
   /** Stops campaigning and leading: wakes a paused loop, resigns a term held, and waits for the loop to end. */
   async stop(): Promise<void> {
     this.abort.abort();
-    this.wake?.();
+    this.wakeUp();
     await this.leadership?.resign();
     await this.loop?.catch(() => undefined);
   }
-}
-
-/**
- * Calls `fn` on each of `items` with at most `limit` calls in flight, each item once, started in
- * order; starts no more once `go()` says false, and resolves when every call started has ended.
- * `fn` handles its own errors (one that throws rejects this, after the others in flight end).
- * What a controller's pass uses to wait on etcd for many records at once instead of one by one.
- */
-export async function forEachAtMost<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>, go: () => boolean = () => true): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length && go()) await fn(items[next++]);
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
 }

@@ -1,69 +1,27 @@
 /**
- * The workflow controller reconciles many workflows at once (`RECONCILE_CONCURRENCY`), each at
- * most once at a time: the passes it runs in parallel must lose no step and submit none twice.
- * `forEachAtMost` is the bound it uses.
+ * The workflow controller reconciles many workflows at once (`RECONCILE_CONCURRENCY` workers),
+ * each at most once at a time: the workers must lose no step and submit none twice, and every idle
+ * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`).
  */
 import type { JobRecord, WorkflowRecord } from '@batchapi/api';
 import { submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { DEFAULT_CLUSTER, startQuota } from '../src';
-import { forEachAtMost } from '../src/elected-loop';
+import type { ServiceContext } from '@batchapi/runtime';
+import type { Gauge } from 'prom-client';
+import { ElectedLoop } from '../src/elected-loop';
 import { quotaSuite } from './harness';
 
-describe('forEachAtMost', () => {
-  it.each([
-    // [items, limit, most in flight, why]
-    [10, 3, 3, 'never more than the limit'],
-    [2, 32, 2, 'never more than there are items'],
-    [0, 4, 0, 'nothing to do'],
-    [5, 1, 1, 'one at a time'],
-  ])('%d items at most %d at once: %d in flight (%s)', async (n, limit, most) => {
-    const items = Array.from({ length: n }, (_, i) => i);
-    const done: number[] = [];
-    let inFlight = 0;
-    let peak = 0;
-    // each call waits on a promise the test settles: the calls overlap as much as the bound lets them
-    const waiting: Array<() => void> = [];
-    const run = forEachAtMost(items, limit, async (i) => {
-      peak = Math.max(peak, ++inFlight);
-      await new Promise<void>((r) => waiting.push(r));
-      inFlight--;
-      done.push(i);
-    });
-    while (done.length < n) {
-      await new Promise((r) => setImmediate(r));
-      waiting.splice(0).forEach((r) => r());
-    }
-    await run;
-    expect(peak).toBe(most);
-    expect([...done].sort((a, b) => a - b)).toEqual(items);
-  });
-
-  it('starts no more once told to stop, and waits for those started', async () => {
-    const started: number[] = [];
-    await forEachAtMost(
-      [0, 1, 2, 3, 4, 5],
-      2,
-      async (i) => {
-        started.push(i);
-        await new Promise((r) => setImmediate(r));
-      },
-      () => started.length < 3,
-    );
-    // two workers start 0 and 1; after 0 ends, one more (2) starts, then go() is false: 3 in all
-    expect(started).toEqual([0, 1, 2]);
-  });
-
-  it('rejects with the error of a call that throws, after the others end', async () => {
+describe('ElectedLoop.pause', () => {
+  it("ends every pause under way at one wakeUp (each of the controller's idle workers)", async () => {
+    const loop = new ElectedLoop({} as ServiceContext, { role: 'test', title: 'test', isLeader: {} as Gauge });
     const ended: number[] = [];
-    await expect(
-      forEachAtMost([0, 1, 2], 3, async (i) => {
-        await new Promise((r) => setImmediate(r));
-        if (i === 1) throw new Error('boom');
-        ended.push(i);
-      }),
-    ).rejects.toThrow('boom');
-    expect(ended.sort()).toEqual([0, 2]);
+    // an hour each: only the wakeUp can end them before the test's timeout
+    const pauses = [0, 1, 2].map((i) => loop.pause(3_600_000).then(() => ended.push(i)));
+    await new Promise((r) => setImmediate(r));
+    loop.wakeUp();
+    await Promise.all(pauses);
+    expect(ended.sort()).toEqual([0, 1, 2]);
   });
 });
 
