@@ -25,7 +25,8 @@ export class ElectedLoop {
   leadership?: Leadership;
   private readonly abort = new AbortController();
   private loop?: Promise<void>;
-  private wake?: () => void;
+  /** Every `pause` under way (a controller's workers may each wait at once). */
+  private readonly waking = new Set<() => void>();
 
   constructor(
     private readonly ctx: ServiceContext,
@@ -62,16 +63,18 @@ export class ElectedLoop {
 
   /** Waits `ms` milliseconds of real time, or less if `wakeUp` (or `stop`) comes first. */
   async pause(ms: number): Promise<void> {
+    let wake!: () => void;
     await new Promise<void>((r) => {
-      this.wake = r;
+      wake = r;
+      this.waking.add(r);
       setTimeout(r, ms).unref();
     });
-    this.wake = undefined;
+    this.waking.delete(wake);
   }
 
-  /** Ends the current `pause` now (a change the leader should act on). */
+  /** Ends every `pause` under way now (a change the leader should act on). */
   wakeUp(): void {
-    this.wake?.();
+    for (const wake of this.waking) wake();
   }
 
   /**
@@ -86,7 +89,7 @@ export class ElectedLoop {
   /** Stops campaigning and leading: wakes a paused loop, resigns a term held, and waits for the loop to end. */
   async stop(): Promise<void> {
     this.abort.abort();
-    this.wake?.();
+    this.wakeUp();
     await this.leadership?.resign();
     await this.loop?.catch(() => undefined);
   }

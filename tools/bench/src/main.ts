@@ -10,6 +10,7 @@ import { benchFairShare } from './fairshare';
 import { benchLatency } from './latency';
 import { benchOverload } from './overload';
 import { benchPacking } from './packing';
+import { benchPipelines } from './pipelines';
 import { progress } from './rng';
 import { benchScheduling } from './scheduling';
 import { benchSoak } from './soak';
@@ -38,6 +39,15 @@ function num(o: Record<string, string>, name: string, def: number): number {
 /** An option without a default here (the benchmark applies its own). */
 function optional(o: Record<string, string>, name: string): number | undefined {
   return o[name] === undefined ? undefined : num(o, name, 0);
+}
+
+/** A switch: on/off, true/false or 1/0. */
+function onOff(o: Record<string, string>, name: string, def: boolean): boolean {
+  const v = o[name];
+  if (v === undefined) return def;
+  if (['on', 'true', '1'].includes(v)) return true;
+  if (['off', 'false', '0'].includes(v)) return false;
+  throw new Error(`--${name} must be on or off`);
 }
 
 const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unknown> | Promise<Record<string, unknown>>> = {
@@ -103,6 +113,19 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
       archiveAfter: optional(o, 'archive-after'),
       readsPerSecond: optional(o, 'reads-per-second'),
       every: optional(o, 'every'),
+    }),
+  // issue 17: many workflow runs at once; --task-seconds takes "2" or a range "1-3", --history on|off
+  pipelines: (o) =>
+    benchPipelines({
+      runs: num(o, 'runs', 1000),
+      steps: num(o, 'steps', 20),
+      fanout: num(o, 'fanout', 100),
+      nodes: optional(o, 'nodes'),
+      seed: num(o, 'seed', 17),
+      taskSeconds: o['task-seconds'],
+      history: onOff(o, 'history', false),
+      concurrency: optional(o, 'concurrency'),
+      timeout: optional(o, 'timeout'),
     }),
   console: (o) => benchConsole({ rows: num(o, 'rows', 1000), rate: num(o, 'rate', 10), seconds: num(o, 'seconds', 20) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),

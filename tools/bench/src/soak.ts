@@ -400,7 +400,7 @@ async function startCluster(nodes: number, archiveAfter: number, dir: string, si
 }
 
 /** The services' and etcd's pids, from the cluster's lock file (PostgreSQL left out: its server is many processes). */
-function clusterPids(dir: string): Array<{ name: string; pid: number }> {
+export function clusterPids(dir: string): Array<{ name: string; pid: number }> {
   const lock = JSON.parse(readFileSync(join(dir, 'cluster.lock.json'), 'utf8')) as { processes: Array<{ name: string; pid: number }> };
   return lock.processes.filter((p) => p.name !== 'postgres').map(({ name, pid }) => ({ name, pid }));
 }

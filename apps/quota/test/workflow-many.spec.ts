@@ -1,0 +1,86 @@
+/**
+ * The workflow controller reconciles many workflows at once (`RECONCILE_CONCURRENCY` workers),
+ * each at most once at a time: the workers must lose no step and submit none twice, and every idle
+ * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`).
+ */
+import type { JobRecord, WorkflowRecord } from '@batchapi/api';
+import { submitWorkflow } from '@batchapi/store';
+import { stepJobId } from '@batchapi/workflows';
+import { DEFAULT_CLUSTER, startQuota } from '../src';
+import type { ServiceContext } from '@batchapi/runtime';
+import type { Gauge } from 'prom-client';
+import { ElectedLoop } from '../src/elected-loop';
+import { quotaSuite } from './harness';
+
+describe('ElectedLoop.pause', () => {
+  it("ends every pause under way at one wakeUp (each of the controller's idle workers)", async () => {
+    const loop = new ElectedLoop({} as ServiceContext, { role: 'test', title: 'test', isLeader: {} as Gauge });
+    const ended: number[] = [];
+    // an hour each: only the wakeUp can end them before the test's timeout
+    const pauses = [0, 1, 2].map((i) => loop.pause(3_600_000).then(() => ended.push(i)));
+    await new Promise((r) => setImmediate(r));
+    loop.wakeUp();
+    await Promise.all(pauses);
+    expect(ended.sort()).toEqual([0, 1, 2]);
+  });
+});
+
+const suite = quotaSuite();
+
+async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  let v = await fn();
+  while (!ok(v) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+    v = await fn();
+  }
+  return v;
+}
+
+/** a → b, both one-task jobs. */
+const twoSteps = (id: string): WorkflowRecord => {
+  const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
+  return {
+    id,
+    name: id,
+    tenant: 'default',
+    queue: 'default',
+    labels: {},
+    phase: 'Running',
+    createdAt: Date.now(),
+    steps: [
+      { name: 'a', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Pending' },
+      { name: 'b', dependsOn: ['a'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+    ],
+  };
+};
+
+/** Every job of `ids` is admitted (`Queued`); then each is marked Succeeded (what an executor's report does to the record). */
+async function succeedAll(ids: string[]): Promise<void> {
+  const jobs = await until(
+    () => Promise.all(ids.map((id) => suite.store.get<JobRecord>(suite.store.keys.job(id)))),
+    (js) => js.every((j) => j?.value.phase === 'Queued'),
+  );
+  expect(ids.filter((_, i) => jobs[i]?.value.phase !== 'Queued')).toEqual([]);
+  for (const j of jobs) {
+    const done: JobRecord = { ...j!.value, phase: 'Succeeded', pending: [], counts: { succeeded: 1, failed: 0, cancelled: 0 }, finishedAt: Date.now() };
+    const res = await suite.store.txn([{ key: j!.key, modRevision: j!.modRevision }], [{ put: j!.key, value: done }]);
+    expect(res.succeeded).toBe(true);
+  }
+}
+
+it('takes 100 workflows whose steps end together through to Succeeded, each step job submitted once', async () => {
+  suite.quota = await startQuota({ config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-many' }, cluster: DEFAULT_CLUSTER });
+  const ids = Array.from({ length: 100 }, (_, i) => `wf-many-${String(i).padStart(3, '0')}`);
+  await Promise.all(ids.map((id) => submitWorkflow(suite.store, twoSteps(id))));
+  await succeedAll(ids.map((id) => stepJobId(id, 0)));
+  await succeedAll(ids.map((id) => stepJobId(id, 1)));
+  const phases = await until(
+    () => Promise.all(ids.map(async (id) => (await suite.store.get<WorkflowRecord>(suite.store.keys.workflow(id)))?.value.phase)),
+    (ps) => ps.every((p) => p === 'Succeeded'),
+  );
+  expect(new Set(phases)).toEqual(new Set(['Succeeded']));
+  // 100 workflows × 2 steps, each created once (a step created twice would count twice: createStepJob says "created" once)
+  const metrics = await (await fetch(`${suite.quota.url}/metrics`)).text();
+  expect(metrics).toMatch(/batch_workflow_steps_submitted_total\{service="quota"\} 200\n/);
+}, 120_000);
