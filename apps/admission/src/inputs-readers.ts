@@ -40,7 +40,8 @@ export class Readers {
     const wf = (await getWorkflow(this.ctx.store, id))?.value ?? (await fromHistory(this.history, (h) => h.getWorkflow(id)));
     const jobId = 'jobId' in target ? target.jobId : undefined;
     const allowed = 'workflowId' in target && target.workflowId !== id ? 'not_found' : inputsTokenAllows(claims, wf, jobId, now);
-    if (allowed === 'expired') throw new ApiError(ErrorCode.Unauthenticated, "the step's inputs token has expired (its workflow ended)", { field: 'Authorization' });
+    if (allowed === 'expired')
+      throw new ApiError(ErrorCode.Unauthenticated, "the step's inputs token has expired (its workflow ended)", { field: 'Authorization' });
     if (allowed === 'not_found') {
       const what = jobId !== undefined ? `job ${jobId}` : `workflow ${'workflowId' in target ? target.workflowId : id}`;
       throw new ApiError(ErrorCode.NotFound, `${what} not found`, { id: jobId ?? ('workflowId' in target ? target.workflowId : id) });

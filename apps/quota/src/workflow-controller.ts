@@ -419,12 +419,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
    * with a token that only reads them (`BATCH_INPUTS_TOKEN`, over any the step's env sets); `empty`
    * when a fan-out has nothing to map over, `invalid` when the items make an invalid job (e.g. over 1 MiB).
    */
-  private async stepJob(
-    wf: WorkflowRecord,
-    i: number,
-    phases: Readonly<Record<string, StepPhase>>,
-    now: number,
-  ): Promise<JobRecord | 'empty' | 'invalid'> {
+  private async stepJob(wf: WorkflowRecord, i: number, phases: Readonly<Record<string, StepPhase>>, now: number): Promise<JobRecord | 'empty' | 'invalid'> {
     const step = wf.steps[i];
     const body: Record<string, unknown> = {
       ...step.job,
