@@ -193,6 +193,9 @@ def test_steps_outputs_are_typed_arguments_anywhere_and_a_fan_in_gets_a_list_in_
     if batch.client().api != "local":  # the cluster's view says what the step reads (a local run's view has no dependencies)
         nested_view = next(s for s in wf.view["steps"] if s["name"] == "nested")
         assert (sorted(nested_view["dependsOn"]), nested_view["inputs"]) == (["kw", "sq", "total"], ["total", "kw", "sq"])
+        # the step read its inputs with the workflow's read-only token: the user's own is nowhere in its job
+        env = batch.client().get_job(nested_view["jobId"])["env"]
+        assert "BATCH_TOKEN" not in env and env["BATCH_INPUTS_TOKEN"] == "***" and "BATCH_INPUTS" in env
 
 
 def test_fan_out_results_are_always_lists_one_item_and_none_included() -> None:
