@@ -31,9 +31,9 @@ export class Readers {
    * @throws ApiError `unauthenticated` (a forged or expired inputs token), `not_found` (outside its workflow), as `authenticate` otherwise
    */
   async principal(header: string | undefined, target: { workflowId: string } | { jobId: string }, now: number): Promise<Principal> {
-    const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header ?? '');
-    if (!m || !m[1].startsWith(INPUTS_TOKEN_PREFIX)) return this.auth.authenticate(header);
-    const claims = readInputsToken(this.key, m[1], now);
+    const token = inputsTokenOf(header);
+    if (token === undefined) return this.auth.authenticate(header);
+    const claims = readInputsToken(this.key, token, now);
     if (claims === 'invalid') throw new ApiError(ErrorCode.Unauthenticated, 'the bearer token is not valid', { field: 'Authorization' });
     if (claims === 'expired') throw new ApiError(ErrorCode.Unauthenticated, "the step's inputs token has expired", { field: 'Authorization' });
     const id = claims.workflowId;
@@ -48,4 +48,20 @@ export class Readers {
     }
     return { tenant: claims.tenant, role: 'tenant' };
   }
+
+  /**
+   * The tenant an inputs token in `header` speaks for, when it is one, signed and unexpired
+   * (what it may read is not checked here): the read limit charges a step's reads to its tenant.
+   */
+  inputsTenant(header: string | undefined, now: number): Principal | undefined {
+    const token = inputsTokenOf(header);
+    const claims = token === undefined ? undefined : readInputsToken(this.key, token, now);
+    return claims === undefined || typeof claims === 'string' ? undefined : { tenant: claims.tenant, role: 'tenant' };
+  }
+}
+
+/** The bearer token of `header` when it is an inputs token. */
+function inputsTokenOf(header: string | undefined): string | undefined {
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header ?? '');
+  return m && m[1].startsWith(INPUTS_TOKEN_PREFIX) ? m[1] : undefined;
 }
