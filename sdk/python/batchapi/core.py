@@ -991,7 +991,14 @@ class Workflow:
 
     def request(self) -> Dict[str, Any]:
         """The body `submit` sends (`POST /v1/workflows`): the steps so far and the workflow's options."""
-        body: Dict[str, Any] = {"name": self.name, "steps": self.steps}
+        api = None
+        if any(s.get("inputs") for s in self.steps):
+            try:
+                api = client().api  # the controller adds BATCH_INPUTS and a read-only token; the runner needs the API's address
+            except (BatchError, ValueError):
+                pass  # no client configured yet (a body built to look at): submit configures one
+        steps = [{**s, "job": {**s["job"], "env": {"BATCH_API": api, **s["job"]["env"]}}} if api and s.get("inputs") else s for s in self.steps]
+        body: Dict[str, Any] = {"name": self.name, "steps": steps}
         if self.queue:
             body["queue"] = self.queue
         if self.deadline:
@@ -1001,12 +1008,7 @@ class Workflow:
         return body
 
     def submit(self) -> Workflow:
-        c = client()
-        for s in self.steps:
-            if s.get("inputs"):
-                # the controller adds BATCH_INPUTS and a read-only BATCH_INPUTS_TOKEN; the runner needs the API's address
-                s["job"]["env"].setdefault("BATCH_API", c.api)
-        self.view = c.submit_workflow(self.request(), traceparent=new_traceparent())
+        self.view = client().submit_workflow(self.request(), traceparent=new_traceparent())
         self.id = self.view["id"]
         return self
 
