@@ -700,11 +700,13 @@ class StepRef(Generic[T_co]):
     whose return annotation `wf.step` checks arguments against. Pass `step.output` as an argument of
     another step to hand it the result; `wf.map(t, step.outputs)` fans out over it."""
 
-    def __init__(self, wf: Workflow, name: str, is_map: bool = False, fn: Optional[Callable[..., Any]] = None):
+    def __init__(self, wf: Workflow, name: str, is_map: bool = False, fn: Optional[Callable[..., Any]] = None, listed: bool = False):
         self.wf = wf
         self.name = name
         self.is_map = is_map
         self.fn = fn
+        #: its result is a list of what `fn` returns (a map step; also a map over no items, which runs as one task returning [])
+        self.listed = is_map or listed
 
     def __repr__(self) -> str:
         return f"StepRef({self.name})"
@@ -741,7 +743,7 @@ class StepOutput:
         if "return" not in hints:
             return None
         r = hints["return"]
-        return List[r] if self.step.is_map else r  # type: ignore[valid-type]
+        return List[r] if self.step.listed else r  # type: ignore[valid-type]
 
 
 def _promised_step(wf: Optional[Workflow], found: Optional[List[StepRef[Any]]] = None) -> Callable[[Any], Optional[str]]:
@@ -912,7 +914,8 @@ class Workflow:
         if exc_type is None:
             self.submit()
 
-    def _add(self, t: Task[Any, Any], body: Dict[str, Any], after: Sequence[StepRef[Any]], extra: Dict[str, Any], is_map: bool) -> StepRef[Any]:
+    def _add(self, t: Task[Any, Any], body: Dict[str, Any], after: Sequence[StepRef[Any]], extra: Dict[str, Any], is_map: bool,
+             listed: bool = False) -> StepRef[Any]:
         step_name = t.opts.get("name") or f"{_default_name(t.__name__)[:56]}-{len(self.steps)}"
         if any(s["name"] == step_name for s in self.steps):
             raise InvalidTask("invalid_option", f"workflow {self.name} already has a step named {step_name!r}", "name")
@@ -925,7 +928,7 @@ class Workflow:
         step = {"name": step_name, "job": body, "dependsOn": list(dict.fromkeys(a.name for a in after)), "when": t.opts.get("when", "success"),
                 **extra, **memo}
         self.steps.append(step)
-        return StepRef(self, step_name, is_map, t.fn)
+        return StepRef(self, step_name, is_map, t.fn, listed)
 
     def _legacy_inputs(self, t: Task[Any, Any], args: Sequence[Any]) -> Tuple[Task[Any, Any], List[Any]]:
         """`inputs=` (deprecated): the steps' outputs as the last positional arguments."""
@@ -985,7 +988,7 @@ class Workflow:
             body["env"] = {k: v for k, v in body["env"].items() if not k.startswith("BATCH_PY_FN_")}
             body["env"].update({"BATCH_PY_CALL": "batchapi.run:empty_list", "BATCH_PY_ARGS": '{"args": [], "kwargs": {}}'})
             body.pop("retry", None)
-            return self._add(t, body, deps, {}, False)
+            return self._add(t, body, deps, {}, False, listed=True)
         _json(items, "the map items", "items")
         return self._add(t, body, deps, {**extra, "map": {"items": items}}, True)
 

@@ -128,6 +128,15 @@ def test_what_annotations_allow_or_leave_open_is_accepted() -> None:
     wf.step(t.add.options(name="g"), sq.output, one.output)  # *xs: Any
 
 
+def test_a_map_over_no_items_is_typed_as_a_list_too() -> None:
+    wf = batch.workflow("w")
+    none = wf.map(t.square.options(name="none"), [])  # runs as one task returning []: still a List[int]
+    wf.step(t.weighted_sum.options(name="ok"), none.output)
+    with pytest.raises(batch.InvalidTask) as e:
+        wf.step(t.square.options(name="bad"), none.output)
+    assert (e.value.code, e.value.field) == ("type_mismatch", "x")
+
+
 def test_a_fan_out_item_is_checked_against_the_first_parameter() -> None:
     wf = batch.workflow("w")
     xs = wf.step(t.shards.options(name="xs"), 3)  # List[int]: items are int
