@@ -40,8 +40,8 @@ def merge(per_shard):
 if __name__ == "__main__":
     with batch.workflow("word-count") as wf:
         shards = wf.step(list_shards, name="shards")
-        counted = wf.map(count_words, from_step=shards, name="count")
-        total = wf.step(merge, inputs=[counted], name="merge")
+        counted = wf.map(count_words.options(name="count"), shards.outputs)
+        total = wf.step(merge.options(name="merge"), counted.output)  # the counts of every shard, in shard order
     view = wf.wait(timeout=180)
     assert view["phase"] == "Succeeded", view
     result = wf.result(total)

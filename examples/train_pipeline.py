@@ -68,8 +68,8 @@ if __name__ == "__main__":
     with batch.workflow("train-linear") as wf:
         prep = wf.step(preprocess, WORK, name="preprocess")
         fit = wf.step(train, WORK, after=[prep], name="train")
-        ev = wf.step(evaluate, inputs=[fit], name="evaluate")
-        reg = wf.step(register, WORK, inputs=[ev], name="register")
+        ev = wf.step(evaluate.options(name="evaluate"), fit.output)  # evaluate(train's result)
+        reg = wf.step(register.options(name="register"), WORK, ev.output)
         wf.step(cleanup, WORK, after=[reg], when="failure", name="cleanup")
     view = wf.wait(timeout=240)
     phases = {s["name"]: s["phase"] for s in view["steps"]}

@@ -25,6 +25,7 @@ import { SchedulesController } from './schedules.controller';
 import { SemaphoresController } from './semaphores.controller';
 import { SchedulesService } from './schedules.service';
 import { WorkflowsService } from './workflows.service';
+import { Readers } from './inputs-readers';
 import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
 import { uploadLimitOf, WORKING_DIR_MAX_BYTES, WORKING_DIR_MEDIA_TYPES, WorkingDirsService } from './working-dirs';
 import { WorkingDirsController } from './working-dirs.controller';
@@ -114,6 +115,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
     ],
     providers: [
       JobsService,
+      Readers,
       WorkflowsService,
       SchedulesService,
       WorkingDirsService,

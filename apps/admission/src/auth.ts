@@ -7,6 +7,10 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { readFileSync, stat, type Stats, statSync } from 'node:fs';
 import { ApiError, ErrorCode, parseWith, type Principal, TokensFileSchema } from '@batchapi/api';
+import { INPUTS_TOKEN_PREFIX } from '@batchapi/workflows';
+
+/** Injection token of the authenticator. */
+export const AUTH = Symbol('TokenAuthenticator');
 
 export class TokenAuthenticator {
   private entries: Array<{ digest: Buffer; principal: Principal }> = [];
@@ -68,6 +72,12 @@ export class TokenAuthenticator {
   authenticate(header: string | undefined): Principal {
     const m = /^Bearer ([\x21-\x7e]{1,512})$/.exec(header ?? '');
     if (!m) throw new ApiError(ErrorCode.Unauthenticated, 'send "Authorization: Bearer <token>"', { field: 'Authorization' });
+    // A step's inputs token reads its workflow's jobs and results (`Readers`), and nothing else.
+    if (m[1].startsWith(INPUTS_TOKEN_PREFIX)) {
+      throw new ApiError(ErrorCode.PermissionDenied, "a step's inputs token only reads its workflow, its steps' jobs and their results; use a user's token", {
+        field: 'Authorization',
+      });
+    }
     const digest = createHash('sha256').update(m[1]).digest();
     let found: Principal | undefined;
     for (const e of this.entries) if (timingSafeEqual(e.digest, digest)) found = e.principal;

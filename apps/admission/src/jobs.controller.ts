@@ -4,12 +4,12 @@ import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@b
 import { inSpan, SpanKind } from '@batchapi/telemetry';
 import { Body, Controller, Delete, Get, Headers, HttpCode, Inject, Optional, Param, Post, Query, Req, Res } from '@nestjs/common';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { TokenAuthenticator } from './auth';
+import { AUTH, TokenAuthenticator } from './auth';
 import { EventStreams } from './event-stream';
+import { Readers } from './inputs-readers';
 import { JobsService } from './jobs.service';
 
-/** Injection token of the authenticator. */
-export const AUTH = Symbol('TokenAuthenticator');
+export { AUTH } from './auth';
 
 @Controller('v1/jobs')
 export class JobsController {
@@ -18,6 +18,7 @@ export class JobsController {
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     @Inject(SERVICE) private readonly ctx: ServiceContext,
     private readonly streams: EventStreams,
+    private readonly readers: Readers,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
@@ -78,8 +79,8 @@ export class JobsController {
   }
 
   @Get(':id')
-  get(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return this.jobs.get(this.auth.authenticate(req.headers.authorization), id);
+  async get(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.jobs.get(await this.reader(req, id), id);
   }
 
   /** Server-sent events: the job's view now and at every change, until it ends. */
@@ -102,14 +103,19 @@ export class JobsController {
   }
 
   @Get(':id/results')
-  results(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return this.jobs.results(this.auth.authenticate(req.headers.authorization), id);
+  async results(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.jobs.results(await this.reader(req, id), id);
   }
 
   @Get(':id/results/:index')
   async result(@Req() req: FastifyRequest, @Res() reply: FastifyReply, @Param('id') id: string, @Param('index') index: string) {
-    const json = await this.jobs.result(this.auth.authenticate(req.headers.authorization), id, index);
+    const json = await this.jobs.result(await this.reader(req, id), id, index);
     reply.header('Content-Type', 'application/json').send(json);
+  }
+
+  /** Who reads job `id`: a user, or a step whose inputs token names it (`Readers`). */
+  private reader(req: FastifyRequest, id: string): Promise<Principal> {
+    return this.readers.principal(req.headers.authorization, { jobId: id }, this.clock.now());
   }
 
   @Get(':id/why')

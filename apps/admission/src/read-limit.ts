@@ -13,8 +13,8 @@ import { type BucketLimit, type BucketRecord, refill } from '@batchapi/store';
 import { CLOCK, type Clock, systemClock } from '@batchapi/runtime';
 import { type CanActivate, type ExecutionContext, Inject, Injectable, Optional } from '@nestjs/common';
 import type { FastifyRequest } from 'fastify';
-import { TokenAuthenticator } from './auth';
-import { AUTH } from './jobs.controller';
+import { AUTH, TokenAuthenticator } from './auth';
+import { Readers } from './inputs-readers';
 
 /** Read budgets per admission replica. A rate of 0 turns that limit off. */
 export interface ReadLimits {
@@ -71,6 +71,8 @@ export class ReadRateGuard implements CanActivate {
     @Inject(READ_LIMITER) private readonly limiter: ReadLimiter,
     @Inject(READS_REFUSED) private readonly refused: (limit: 'reads_per_second') => void,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
+    /** Tells a step's inputs token's tenant. @default none: such reads are not limited */
+    @Optional() private readonly readers?: Readers,
   ) {}
 
   canActivate(ctx: ExecutionContext): boolean {
@@ -79,7 +81,8 @@ export class ReadRateGuard implements CanActivate {
     if ((req.method !== 'GET' && req.method !== 'HEAD') || !req.routeOptions.url?.startsWith('/v1/')) return true;
     let principal: Principal;
     try {
-      principal = this.auth.authenticate(req.headers.authorization);
+      // a step's inputs token reads on its tenant's budget
+      principal = this.readers?.inputsTenant(req.headers.authorization, this.clock.now()) ?? this.auth.authenticate(req.headers.authorization);
     } catch {
       return true;
     }

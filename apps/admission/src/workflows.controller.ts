@@ -5,6 +5,7 @@ import { Body, Controller, Delete, Get, Headers, Inject, Optional, Param, Post, 
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { TokenAuthenticator } from './auth';
 import { EventStreams } from './event-stream';
+import { Readers } from './inputs-readers';
 import { AUTH } from './jobs.controller';
 import { WorkflowsService } from './workflows.service';
 
@@ -14,6 +15,7 @@ export class WorkflowsController {
     private readonly workflows: WorkflowsService,
     @Inject(AUTH) private readonly auth: TokenAuthenticator,
     private readonly streams: EventStreams,
+    private readonly readers: Readers,
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
   ) {}
 
@@ -73,8 +75,8 @@ export class WorkflowsController {
   }
 
   @Get(':id')
-  get(@Req() req: FastifyRequest, @Param('id') id: string) {
-    return this.workflows.get(this.auth.authenticate(req.headers.authorization), id);
+  async get(@Req() req: FastifyRequest, @Param('id') id: string) {
+    return this.workflows.get(await this.readers.principal(req.headers.authorization, { workflowId: id }, this.clock.now()), id);
   }
 
   @Delete(':id')

@@ -26,7 +26,7 @@ import type { HistoryStore } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow, tenantAndQueues } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
-import { criticalPaths, retrySteps, validateDag } from '@batchapi/workflows';
+import { criticalPaths, dependenciesWithInputs, retrySteps, validateDag } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { JobsService, newJobId, requestDigest } from './jobs.service';
 import { WorkingDirsService } from './working-dirs';
@@ -139,9 +139,11 @@ export class WorkflowsService {
       throw new ApiError(ErrorCode.InvalidArgument, `${root || 'the body'} must be a JSON object`, { field: root.replace(/\.$/, '') || '(body)' });
     }
     let req: SubmitWorkflowRequest;
+    let deps: string[][];
     try {
       req = parseWith(SubmitWorkflowSchema, body);
-      validateDag(req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map })));
+      deps = dependenciesWithInputs(req.steps);
+      validateDag(req.steps.map((s, i) => ({ name: s.name, dependsOn: deps[i], when: s.when ?? 'success', map: s.map })));
     } catch (err) {
       if (!(err instanceof ApiError) || !root) throw err;
       throw new ApiError(err.code, `${root}${err.message}`, { ...err.details, ...(err.details.field ? { field: `${root}${err.details.field}` } : {}) });
@@ -151,7 +153,7 @@ export class WorkflowsService {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
     }
     const queue = req.queue ?? 'default';
-    const dag = req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map }));
+    const dag = req.steps.map((s, i) => ({ name: s.name, dependsOn: deps[i], when: s.when ?? 'success', map: s.map }));
     const queues = new Set([queue]);
     const workingDirs: Array<{ digest: string; field: string }> = [];
     req.steps.forEach((s, i) => {
@@ -193,6 +195,7 @@ export class WorkflowsService {
       dependsOn: dag[i].dependsOn,
       when: dag[i].when,
       job: s.job,
+      ...(s.inputs?.length ? { inputs: s.inputs } : {}),
       ...(s.map ? { map: s.map } : {}),
       ...(s.cache ? { cache: true } : {}),
       ...(s.cache && s.cacheVersion ? { cacheVersion: s.cacheVersion } : {}),

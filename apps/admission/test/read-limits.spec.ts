@@ -7,7 +7,8 @@
  */
 import { connect, type Socket } from 'node:net';
 import type { JobRecord } from '@batchapi/api';
-import type { RunningService } from '@batchapi/runtime';
+import { type RunningService, ServiceCredential } from '@batchapi/runtime';
+import { INPUTS_TOKEN_KEY_PURPOSE, mintInputsToken } from '@batchapi/workflows';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
 import { teamTokens } from './tokens';
@@ -118,6 +119,18 @@ describe('read rate limits', () => {
     await new Promise((r) => setTimeout(r, 1000));
     expect((await get('/v1/jobs/a1', 'token-a')).status).toBe(200);
     expect((await metric(/batch_admission_reads_refused_total\{limit="reads_per_second",service="admission"\}/)) - refusedBefore).toBe(2);
+  });
+
+  it("charges a step's inputs token's reads to its tenant's budget", async () => {
+    // signed with the key admission derives from this process's service credential, for a tenant with a full bucket
+    const key = ServiceCredential.fromEnv().derive(INPUTS_TOKEN_KEY_PURPOSE);
+    const token = mintInputsToken(key, { tenant: 'team-z', workflowId: 'wf-none', expiresAt: Date.now() + 3_600_000 });
+    const answers = [];
+    for (let i = 0; i < 20; i++) answers.push((await get('/v1/workflows/wf-none', token)).status);
+    // burst 5, 2 a second: the first five pass the limit (404: no such workflow), later ones are refused
+    expect(answers.slice(0, 5)).toEqual([404, 404, 404, 404, 404]);
+    expect(answers.filter((s) => s === 429).length).toBeGreaterThan(0);
+    expect(answers.filter((s) => s !== 404 && s !== 429)).toEqual([]);
   });
 
   it('holds operators to their own, larger budget', async () => {

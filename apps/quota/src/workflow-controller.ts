@@ -23,7 +23,18 @@ import {
 import type { HistoryStore } from '@batchapi/history';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
-import { advance, fanOutItems, resultsDigest, stepCacheKey, stepJobId, stepJobPrefix } from '@batchapi/workflows';
+import {
+  advance,
+  fanOutItems,
+  INPUTS_TOKEN_KEY_PURPOSE,
+  inputsTokenExpiry,
+  mintInputsToken,
+  resolveInputs,
+  resultsDigest,
+  stepCacheKey,
+  stepJobId,
+  stepJobPrefix,
+} from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
@@ -65,6 +76,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private readonly elected: ElectedLoop;
   private readonly m: { submitted: Counter; finished: Counter; cache: Counter };
   private readonly cacheTuning: StepCacheTuning;
+  /** What inputs tokens are signed with: derived from the service credential, which admission holds too. */
+  private readonly inputsTokenKey: Buffer;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -76,6 +89,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() @Inject(STEP_CACHE_TUNING) cacheTuning?: Partial<StepCacheTuning>,
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
+    this.inputsTokenKey = ctx.credential.derive(INPUTS_TOKEN_KEY_PURPOSE);
     const registers = [ctx.registry];
     const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
     this.elected = new ElectedLoop(ctx, { role: 'workflows', title: 'workflow controller', isLeader });
@@ -258,7 +272,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     await this.recordSucceededInCache(wf, phases, now);
     for (const name of plan.submit) {
       const i = wf.steps.findIndex((s) => s.name === name);
-      const made = await this.stepJob(wf, i, now);
+      const made = await this.stepJob(wf, i, phases, now);
       if (made === 'empty') {
         phases[name] = 'Succeeded';
         continue;
@@ -428,16 +442,25 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
 
   /**
    * The job of step `i`: its body with the workflow's queue, labels naming the workflow and
-   * step, and the fan-out items; `empty` when a fan-out has nothing to map over, `invalid`
-   * when the items make an invalid job (e.g. over 1 MiB).
+   * step, the fan-out items, and for a step with `inputs` the jobs holding them (`BATCH_INPUTS`)
+   * with a token that only reads them (`BATCH_INPUTS_TOKEN`, over any the step's env sets); `empty`
+   * when a fan-out has nothing to map over, `invalid` when the items make an invalid job (e.g. over 1 MiB).
    */
-  private async stepJob(wf: WorkflowRecord, i: number, now: number): Promise<JobRecord | 'empty' | 'invalid'> {
+  private async stepJob(wf: WorkflowRecord, i: number, phases: Readonly<Record<string, StepPhase>>, now: number): Promise<JobRecord | 'empty' | 'invalid'> {
     const step = wf.steps[i];
     const body: Record<string, unknown> = {
       ...step.job,
       queue: step.job.queue ?? wf.queue,
       labels: { ...(step.job.labels as Record<string, string> | undefined), [WORKFLOW_LABEL]: wf.id, [STEP_LABEL]: step.name },
     };
+    if (step.inputs?.length) {
+      const token = mintInputsToken(this.inputsTokenKey, { tenant: wf.tenant, workflowId: wf.id, expiresAt: inputsTokenExpiry(wf, now) });
+      body.env = {
+        ...(step.job.env as Record<string, string> | undefined),
+        BATCH_INPUTS: JSON.stringify(resolveInputs(wf.steps, i, phases)),
+        BATCH_INPUTS_TOKEN: token,
+      };
+    }
     if (step.map && 'items' in step.map) body.items = step.map.items;
     if (step.map && 'fromStep' in step.map) {
       const from = step.map.fromStep;

@@ -23,6 +23,8 @@ export const ErrorCode = {
   UnknownSemaphore: 'unknown_semaphore',
   /** A task of the job asks for more units of a semaphore than its capacity: it could never start. */
   ExceedsSemaphore: 'exceeds_semaphore',
+  /** A workflow step's `inputs` names a step the workflow does not have (or the step itself): name a step of the same workflow. */
+  UnknownInputStep: 'unknown_input_step',
   /** An uploaded body is not the package its digest names (its tar's SHA-256 differs, or it is not gzip). */
   DigestMismatch: 'digest_mismatch',
   IdempotencyConflict: 'idempotency_conflict',
@@ -65,6 +67,7 @@ export const statusOf: Record<ErrorCode, number> = {
   unknown_working_dir: 422,
   unknown_semaphore: 422,
   exceeds_semaphore: 422,
+  unknown_input_step: 422,
   digest_mismatch: 400,
   idempotency_conflict: 409,
   workflow_not_retryable: 409,

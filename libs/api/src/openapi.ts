@@ -347,7 +347,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     'POST /v1/workflows': {
       operationId: 'submitWorkflow',
       summary: 'Submit a workflow: a DAG of jobs',
-      errors: [...SUBMIT_ERRORS, 'workflow_cycle'],
+      errors: [...SUBMIT_ERRORS, 'workflow_cycle', 'unknown_input_step'],
       ...idempotentSubmit(SubmitWorkflowSchema, {
         schema: WorkflowViewSchema,
         location: 'The workflow: /v1/workflows/{id}',

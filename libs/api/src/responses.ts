@@ -228,6 +228,8 @@ export const WorkflowViewSchema = z.strictObject({
       name: z.string(),
       phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Skipped', 'Cancelled']),
       jobId: z.string().nullable(),
+      /** Steps whose results the step reads (`inputs`). @default absent: none */
+      inputs: z.array(z.string()).optional(),
       /** Memoized (`cache: true`). */
       cache: z.boolean().optional(),
       /** The step did not run: its results and `jobId` are those of an earlier run's step (`reason`: `retry` or `cache`). */

@@ -12,6 +12,8 @@ export const WorkflowMaxRunningSchema = z.number().int().min(1).max(1000);
 
 /** Most steps in one workflow. */
 export const MAX_WORKFLOW_STEPS = 1000;
+/** Most `inputs` of one step. */
+export const MAX_STEP_INPUTS = 100;
 /** Label every step job carries: the id of its workflow. */
 export const WORKFLOW_LABEL = 'batch.workflow';
 /** Label every step job carries: its step's name. */
@@ -79,6 +81,14 @@ export const WorkflowStepSchema = z.strictObject({
   dependsOn: z.array(StepNameSchema).max(MAX_WORKFLOW_STEPS).optional(),
   /** @default "success" */
   when: StepWhenSchema.optional(),
+  /**
+   * Steps whose results this step reads (passing data between steps): each is a dependency too
+   * (added to `dependsOn` if absent). The controller gives the step's job `BATCH_INPUTS` (JSON
+   * `[{step, jobId, map, phase}]`, `jobId` the job that holds the results, a reused step's included)
+   * and `BATCH_INPUTS_TOKEN`, a credential that only reads those jobs and their results, until the
+   * workflow ended plus an hour. At most 100 distinct names. @default []
+   */
+  inputs: z.array(StepNameSchema).max(MAX_STEP_INPUTS).optional(),
   /** Fan-out: an array job with one task per item, or over the results of a dependency. @default none */
   map: z.union([z.strictObject({ items: z.array(z.unknown()).min(1).max(100_000) }), z.strictObject({ fromStep: StepNameSchema })]).optional(),
   /**
@@ -130,6 +140,8 @@ export interface WorkflowStep {
   when: StepWhen;
   /** The validated `POST /v1/jobs` body of the step (without map items). */
   job: Record<string, unknown>;
+  /** Steps whose results the step reads (each also in `dependsOn`), in the request's order. @default [] */
+  inputs?: string[];
   map?: { items: unknown[] } | { fromStep: string };
   /** Steps in the longest chain from this one to the end, itself included. */
   criticalPath: number;
@@ -180,6 +192,8 @@ export interface WorkflowView extends Pick<WorkflowRecord, 'id' | 'name' | 'tena
   steps: Array<
     Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & {
       jobId: string | null;
+      /** Steps whose results the step reads. @default absent: none */
+      inputs?: string[];
       /** Memoized (`cache: true`). @default absent: false */
       cache?: boolean;
       /** The step did not run: its results (and `jobId`) are an earlier job's. @default absent: it ran (or will) */
@@ -211,6 +225,7 @@ export function workflowView(w: WorkflowRecord): WorkflowView {
       dependsOn: s.dependsOn,
       when: s.when,
       criticalPath: s.criticalPath,
+      ...(s.inputs?.length ? { inputs: s.inputs } : {}),
       ...(s.cache ? { cache: true } : {}),
       ...(s.cached ? { cached: s.cached } : {}),
       ...(s.map ? { map: 'items' in s.map ? { items: s.map.items.length } : { fromStep: s.map.fromStep } } : {}),

@@ -11,7 +11,7 @@
  * services started in-process without one (tests) share a random token of their process,
  * so nothing outside the process can call them.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { SERVICE_ENV } from './config';
 import { parseEnv } from './env';
@@ -94,6 +94,14 @@ export class ServiceCredential {
   /** From the environment, else the random token shared by every service of this process. */
   static fromEnv(env: NodeJS.ProcessEnv = process.env): ServiceCredential {
     return new ServiceCredential(serviceTokenFromEnv(env) ?? (processToken ??= newServiceToken()));
+  }
+
+  /**
+   * A key for `purpose` derived from the token (HMAC-SHA256 of the purpose): what one service signs
+   * and another checks with (e.g. a step's inputs token), never the token itself.
+   */
+  derive(purpose: string): Buffer {
+    return createHmac('sha256', this.token).update(purpose).digest();
   }
 
   /** The `Authorization` header value of an internal call. */

@@ -13,6 +13,14 @@ const base: StepCacheInput = {
   cacheVersion: 'v1',
 };
 const key = stepCacheKey(base);
+/** The same step reading `prep` as its input, as the controller submits it in one run. */
+const reading = (jobId: string, token: string): StepCacheInput => ({
+  ...base,
+  spec: {
+    ...base.spec,
+    env: { ...base.spec.env, BATCH_INPUTS: JSON.stringify([{ step: 'prep', jobId, map: false, phase: 'Succeeded' }]), BATCH_INPUTS_TOKEN: token },
+  },
+});
 const withSpec = (spec: Partial<StepCacheInput['spec']>): StepCacheInput => ({ ...base, spec: { ...base.spec, ...spec } });
 
 describe('stepCacheKey', () => {
@@ -34,6 +42,10 @@ describe('stepCacheKey', () => {
     ['an upstream step that failed instead', { ...base, inputs: { prep: { ...base.inputs.prep, phase: 'Failed' } } }],
     ['the same results from an upstream step of another name', { ...base, inputs: { load: base.inputs.prep } }],
     ['another cacheVersion (invalidation)', { ...base, cacheVersion: 'v2' }],
+    [
+      'reading another input (BATCH_INPUTS names another step)',
+      withSpec({ env: { ...base.spec.env, BATCH_INPUTS: '[{"step":"load","jobId":"j1","map":false}]' } }),
+    ],
     ['no cacheVersion', { ...base, cacheVersion: undefined }],
   ])('changes with %s', (_n, input) => {
     expect(stepCacheKey(input)).not.toBe(key);
@@ -60,6 +72,11 @@ describe('stepCacheKey', () => {
     ],
   ])('stays the same with %s', (_n, input) => {
     expect(stepCacheKey(input)).toBe(key);
+  });
+
+  it('is the same for a step reading its inputs in two runs (other jobs, other tokens: only the step names and kinds count)', () => {
+    expect(stepCacheKey(reading('wf1-s0', 'bsi1.a'))).toBe(stepCacheKey(reading('wf2-s0', 'bsi1.b')));
+    expect(stepCacheKey(reading('wf1-s0', 'bsi1.a'))).not.toBe(key);
   });
 
   it('is a hex SHA-256', () => {

@@ -7,11 +7,17 @@ import { createHash } from 'node:crypto';
 import { canonicalJson, type JobSpec, type StepPhase, type TaskResult } from '@batchapi/api';
 
 /**
- * Variables of a step's environment that are not inputs of its computation: the API's address and
- * a token the Python SDK passes to a step that reads its inputs (a rotated token must not make
- * every cached step run again).
+ * Variables of a step's environment that are not inputs of its computation: the API's address, a
+ * token older Python SDKs passed to a step that reads its inputs, and the inputs token the
+ * controller mints (a new token must not make every cached step run again).
  */
-export const CACHE_KEY_IGNORED_ENV: readonly string[] = ['BATCH_API', 'BATCH_TOKEN'];
+export const CACHE_KEY_IGNORED_ENV: readonly string[] = ['BATCH_API', 'BATCH_TOKEN', 'BATCH_INPUTS_TOKEN'];
+
+/**
+ * The variable listing a step's inputs (`resolveInputs`): the key takes their step names and kinds,
+ * not their job ids, which differ from run to run (the inputs' results are in the key already).
+ */
+export const CACHE_KEY_INPUTS_ENV = 'BATCH_INPUTS';
 
 /**
  * Variables whose value is JSON: the Python SDK's call of the step's function (`{"args", "kwargs"}`).
@@ -45,7 +51,7 @@ export function stepCacheKey(input: StepCacheInput): string {
   const env = Object.fromEntries(
     Object.entries(spec.env)
       .filter(([k]) => !CACHE_KEY_IGNORED_ENV.includes(k))
-      .map(([k, v]) => [k, CACHE_KEY_JSON_ENV.includes(k) ? jsonOrText(v) : v]),
+      .map(([k, v]) => [k, k === CACHE_KEY_INPUTS_ENV ? inputNames(v) : CACHE_KEY_JSON_ENV.includes(k) ? jsonOrText(v) : v]),
   );
   return sha256(
     canonicalJson({
@@ -72,6 +78,17 @@ export function resultsDigest(results: ReadonlyArray<Pick<TaskResult, 'index' | 
     .sort((a, b) => a.index - b.index)
     .map((r) => (r.ref ? { index: r.index, sha256: r.ref.sha256 } : { index: r.index, value: r.value ?? null }));
   return sha256(canonicalJson(byIndex));
+}
+
+/** The steps and kinds of a `BATCH_INPUTS` value, without job ids or phases (`text` itself when it is not such a list). */
+function inputNames(text: string): unknown {
+  try {
+    const list = JSON.parse(text) as unknown;
+    if (Array.isArray(list)) return { inputs: list.map((x: { step?: unknown; map?: unknown }) => ({ step: x?.step, map: x?.map })) };
+  } catch {
+    // not JSON: taken as it is
+  }
+  return text;
 }
 
 /** The parsed JSON of `text` (as `{json: …}`, so that it never equals a plain string), or `text` itself when it is not JSON. */

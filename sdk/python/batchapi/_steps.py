@@ -1,9 +1,70 @@
 """What a workflow step's results are, read the same way by `Workflow.result` and by a task
-that takes the step as an input (`batchapi.run`)."""
-from typing import Any, Dict, List
+that takes a step's output as an argument (`batchapi.run`), and how such arguments travel.
 
-from .client import Client
+A step's output given as an argument (`wf.step(train, prep.output)`) travels in `BATCH_PY_ARGS`
+as the marker `{"$batch_input": "prep"}`; the node's runner puts the value in its place. A dict
+of the user's own with a key starting `$batch_` is escaped as `{"$batch_literal": {...}}`, so no
+data is ever taken for a marker.
+"""
+from typing import Any, Callable, Dict, List, Mapping
+from urllib.parse import quote
+
+from .client import Client, _obj
 from .errors import TaskFailed
+
+#: The key of the marker of a step's output among a step's arguments.
+INPUT_MARKER = "$batch_input"
+#: The key wrapping a dict of the user's that has a key starting with `$batch_` (escaped, so it is never read as a marker).
+LITERAL_MARKER = "$batch_literal"
+_RESERVED_PREFIX = "$batch_"
+
+
+def encode_arguments(value: Any, promise: Callable[[Any], Any]) -> Any:
+    """`value` as JSON-ready data: what `promise(x)` turns into a step name (not None) becomes its
+    marker; a dict with a `$batch_`-prefixed key is escaped. Lists, tuples and dicts at any depth."""
+    name = promise(value)
+    if name is not None:
+        return {INPUT_MARKER: name}
+    if isinstance(value, (list, tuple)):
+        return [encode_arguments(v, promise) for v in value]
+    if isinstance(value, dict):
+        out = {k: encode_arguments(v, promise) for k, v in value.items()}
+        return {LITERAL_MARKER: out} if any(isinstance(k, str) and k.startswith(_RESERVED_PREFIX) for k in out) else out
+    return value
+
+
+def decode_arguments(value: Any, inputs: Mapping[str, Any]) -> Any:
+    """The inverse of `encode_arguments`: markers replaced by `inputs[name]`, escaped dicts unwrapped."""
+    if isinstance(value, list):
+        return [decode_arguments(v, inputs) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and INPUT_MARKER in value:
+            name = value[INPUT_MARKER]
+            if name not in inputs:
+                raise KeyError(f"this step's arguments name the output of step {name!r}, which is not among its inputs {sorted(inputs)}")
+            return inputs[name]
+        if len(value) == 1 and LITERAL_MARKER in value and isinstance(value[LITERAL_MARKER], dict):
+            return {k: decode_arguments(v, inputs) for k, v in value[LITERAL_MARKER].items()}
+        return {k: decode_arguments(v, inputs) for k, v in value.items()}
+    return value
+
+
+def _values(c: Client, job_id: str) -> List[Any]:
+    """The tasks' values of a job by index; one kept in the blob store (over 64 KiB) is read on its own."""
+    out: List[Any] = []
+    for r in sorted(c.results(job_id), key=lambda r: int(r["index"])):
+        if "value" not in r and r.get("ref"):
+            out.append(c.request("GET", f"/v1/jobs/{quote(job_id)}/results/{int(r['index'])}")[1])
+        else:
+            out.append(r.get("value"))
+    return out
+
+
+def _value_of(c: Client, job_id: str, is_map: bool) -> Any:
+    values = _values(c, job_id)
+    if is_map:
+        return values
+    return values[0] if _obj(c.get_job(job_id))["tasks"] == 1 and values else values
 
 
 def step_results(c: Client, wf_view: Dict[str, Any], name: str, is_map: bool) -> Any:
@@ -18,7 +79,15 @@ def step_results(c: Client, wf_view: Dict[str, Any], name: str, is_map: bool) ->
         return [] if is_map else None
     if step.get("phase") != "Succeeded" or not job_id:
         raise TaskFailed(job_id or "-", None, str(step.get("phase")), message=f"step {name} ended {step.get('phase')}")
-    values: List[Any] = [r["value"] for r in sorted(c.results(job_id), key=lambda r: int(r["index"]))]
-    if is_map:
-        return values
-    return values[0] if c.get_job(job_id)["tasks"] == 1 and values else values
+    return _value_of(c, job_id, is_map)
+
+
+def input_value(c: Client, spec: Mapping[str, Any]) -> Any:
+    """The value of one entry of a step job's `BATCH_INPUTS` (`{step, jobId, map, phase}`, set by
+    the controller): as `step_results` reads it, from the job the entry names."""
+    name, job_id, phase, is_map = spec["step"], spec.get("jobId"), spec.get("phase"), bool(spec.get("map"))
+    if phase != "Succeeded":
+        raise TaskFailed(job_id or "-", None, str(phase), message=f"input step {name} ended {phase}: it has no output")
+    if not job_id:
+        return [] if is_map else None
+    return _value_of(c, str(job_id), is_map)

@@ -22,13 +22,15 @@ import re
 import sys
 import threading
 import time
+import types
+import typing
 import warnings
 from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Generic, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple,
                     TypedDict, TypeVar, Union, cast, overload)
 
 from typing import Concatenate, ParamSpec
 
-from ._steps import step_results
+from ._steps import encode_arguments, step_results
 from .client import TERMINAL, Client, new_traceparent
 from .errors import BatchError, Conflict, InvalidTask, TaskFailed
 from .run import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
@@ -175,7 +177,8 @@ class TaskOptions(TypedDict, total=False):
     after: Sequence["StepRef[Any]"]
     """Workflow steps only: steps this one runs after. Default none."""
     inputs: Sequence["StepRef[Any]"]
-    """Workflow steps only: steps whose results are passed as extra positional arguments. Default none."""
+    """Deprecated (pass `step.output` as an argument instead): workflow steps only, steps whose
+    results are passed as extra positional arguments, last. Default none."""
     when: str
     """Workflow steps only: "success" (default), "failure" or "always"."""
     cache: bool
@@ -338,18 +341,16 @@ def _default_name(fn_name: str) -> str:
     return name[:63] or "task"
 
 
-def bind_arguments(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, leading: int = 0, trailing: int = 0) -> None:
-    """Checks a call against `fn`'s signature, with `leading` arguments the node adds first (the
-    map item) and `trailing` ones it adds last (the inputs' results)."""
+def bind_arguments(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, leading: int = 0) -> None:
+    """Checks a call against `fn`'s signature, with `leading` arguments the node adds first (the map item)."""
     try:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return  # a builtin without a signature: the node will tell
     try:
-        sig.bind(*([_PLACEHOLDER] * leading), *args, *([_PLACEHOLDER] * trailing), **kwargs)
+        sig.bind(*([_PLACEHOLDER] * leading), *args, **kwargs)
     except TypeError as e:
         extra = " (a map passes the item as the first argument)" if leading else ""
-        extra += f" (the {trailing} inputs' results come last)" if trailing else ""
         # A keyword the function does not take but a task option has this name (max_running=…): say where it goes.
         misplaced = [k for k in kwargs if k in OPTION_NAMES and k not in sig.parameters]
         extra += f"; {misplaced[0]!r} is a task option: pass it as task.options({misplaced[0]}=…)" if misplaced else ""
@@ -421,26 +422,23 @@ class Task(Generic[P, R]):
 
     def options(self, **overrides: Unpack[TaskOptions]) -> Task[P, R]:
         """The same task with other options, e.g. `train.options(queue="ml-research")`; in a
-        workflow also the step's `name`, `after`, `inputs` and `when`."""
+        workflow also the step's `name`, `after` and `when`."""
         return Task(self.fn, {**self.opts, **overrides})
 
     def job_body(self, args: Sequence[Any] = (), kwargs: Optional[Mapping[str, Any]] = None, items: Optional[List[Any]] = None,
-                 inputs: Optional[Sequence[StepRef[Any]]] = None, mapped: bool = False) -> Dict[str, Any]:
+                 mapped: bool = False, workflow: Optional[Workflow] = None) -> Dict[str, Any]:
         """The job request of a call: the runner command, its env, resources and policies (the
         call is checked against the function's signature first; `mapped`: the node passes a map
-        item first, as it does when `items` are given)."""
+        item first, as it does when `items` are given). Steps' outputs among the arguments go as
+        markers: only in a step of `workflow`."""
         kwargs = dict(kwargs or {})
-        bind_arguments(self.fn, args, kwargs, leading=1 if items is not None or mapped else 0, trailing=len(inputs or ()))
+        bind_arguments(self.fn, args, kwargs, leading=1 if items is not None or mapped else 0)
         o = self.opts
-        call = _json({"args": list(args), "kwargs": kwargs}, "the arguments", "args")
+        call = _json(encode_arguments({"args": list(args), "kwargs": kwargs}, _promised_step(workflow)), "the arguments", "args")
         if len(call.encode()) > MAX_ENV_VALUE_BYTES:
             raise InvalidTask("too_large", f"the arguments are {len(call.encode())} bytes of JSON, over {MAX_ENV_VALUE_BYTES}; "
                               "pass large data through files", "args")
         env = {**ship(self.fn), "BATCH_PY_ARGS": call, **{k: str(v) for k, v in (o.get("env") or {}).items()}}
-        if inputs:
-            c = client()
-            env.update({"BATCH_PY_INPUTS": json.dumps([{"step": i.name, "map": i.is_map} for i in inputs]), "BATCH_API": c.api,
-                        "BATCH_TOKEN": c.token})
         resources: Dict[str, Any] = {"cpu": str(o.get("cpus", 1)), "memory": str(o.get("memory", "256Mi"))}
         if o.get("gpus"):
             resources["gpu"] = o["gpus"]
@@ -706,15 +704,172 @@ def list_jobs(**filters: Any) -> Iterator[Dict[str, Any]]:
 
 
 class StepRef(Generic[T_co]):
-    """A step of a workflow being built. `is_map`: its results are a list (one per item)."""
+    """A step of a workflow being built; `T` is what it returns (a map step: the list of its
+    tasks' results). `is_map`: its results are a list (one per item). `fn`: the step's function,
+    whose return annotation `wf.step` checks arguments against. Pass `step.output` as an argument of
+    another step to hand it the result; `wf.map(t, step.outputs)` fans out over it."""
 
-    def __init__(self, wf: Workflow, name: str, is_map: bool = False):
+    def __init__(self, wf: Workflow, name: str, is_map: bool = False, fn: Optional[Callable[..., Any]] = None, listed: bool = False):
         self.wf = wf
         self.name = name
         self.is_map = is_map
+        self.fn = fn
+        #: its result is a list of what `fn` returns (a map step; also a map over no items, which runs as one task returning [])
+        self.listed = is_map or listed
 
     def __repr__(self) -> str:
         return f"StepRef({self.name})"
+
+    @property
+    def output(self) -> T_co:
+        """The step's result, as an argument of another step of the same workflow (`wf.step(train,
+        prep.output, lr=0.1)`, also inside a list or dict): a map step's list of results in item
+        order, another step's value (the list of its tasks' values when it has several). The
+        argument's step then depends on this one and reads it when it runs."""
+        return cast(T_co, StepOutput(self))
+
+    @property
+    def outputs(self) -> T_co:
+        """What `wf.map(t, step.outputs)` fans out over: one task per element of the step's list
+        result (a map step's results, or a one-task step's returned list), in order."""
+        return cast(T_co, StepOutput(self, fan_out=True))
+
+
+class StepOutput:
+    """A promise of a step's result (`StepRef.output`, `StepRef.outputs`): a placeholder among a
+    step's arguments, sent as a marker the node's runner replaces by the value."""
+
+    def __init__(self, step: StepRef[Any], fan_out: bool = False):
+        self.step = step
+        self.fan_out = fan_out
+
+    def __repr__(self) -> str:
+        return f"{self.step.name}.{'outputs' if self.fan_out else 'output'}"
+
+    def returns(self) -> Any:
+        """The type the step returns as far as annotations say (a map step: a list of it); None when unknown."""
+        hints = _type_hints(self.step.fn) if self.step.fn is not None else {}
+        if "return" not in hints:
+            return None
+        r = hints["return"]
+        return List[r] if self.step.listed else r  # type: ignore[valid-type]
+
+
+def _promised_step(wf: Optional[Workflow], found: Optional[List[StepRef[Any]]] = None) -> Callable[[Any], Optional[str]]:
+    """What `encode_arguments` asks of each argument: the step a `StepOutput` promises (collected in
+    `found`); refuses one of another workflow, or one outside a workflow (`wf` None)."""
+    def promise(value: Any) -> Optional[str]:
+        if isinstance(value, StepRef):
+            raise InvalidTask("bad_arguments", f"a step ({value.name}) is not a value: pass {value.name}.output to hand over its result", "args")
+        if not isinstance(value, StepOutput):
+            return None
+        if wf is None:
+            raise InvalidTask("bad_arguments", f"{value!r} is a workflow step's result: pass it to wf.step or wf.map of its workflow", "args")
+        if value.step.wf is not wf:
+            raise InvalidTask("bad_arguments", f"{value!r} is a step of workflow {value.step.wf.name}, not of {wf.name}", "args")
+        if value.fan_out:
+            raise InvalidTask("bad_arguments", f"{value!r} is what wf.map fans out over (its `over`); pass {value.step.name}.output as an argument", "args")
+        if found is not None and value.step not in found:
+            found.append(value.step)
+        return value.step.name
+    return promise
+
+
+# -- definition-time type checks of step outputs ----------------------------------------------
+
+
+def _type_hints(fn: Callable[..., Any]) -> Dict[str, Any]:
+    """`typing.get_type_hints` of `fn` (of a `Task`, its function), or {} when they cannot be resolved."""
+    try:
+        return typing.get_type_hints(getattr(fn, "fn", fn))
+    except Exception:  # noqa: BLE001 - a forward reference that does not resolve, a builtin: nothing to check
+        return {}
+
+
+_UNIONS: Tuple[Any, ...] = (Union, types.UnionType)
+_NUMERIC = {float: (int, bool), complex: (int, float, bool)}
+
+
+def _type_name(t: Any) -> str:
+    """`int`, `list[str]`, `Optional[int]`: a type as its annotation reads."""
+    if isinstance(t, type) and typing.get_origin(t) is None:
+        return t.__name__
+    return str(t).replace("typing.", "")
+
+
+def _compatible(expected: Any, given: Any) -> bool:
+    """False only when a value of type `given` (what a step returns, after its trip through JSON)
+    can never be a `expected` (a parameter's annotation); True when it can or it cannot be told."""
+    if expected is Any or given is Any or expected is object:
+        return True
+    eo, go = typing.get_origin(expected), typing.get_origin(given)
+    if eo in _UNIONS:
+        return any(_compatible(e, given) for e in typing.get_args(expected))
+    if go in _UNIONS:
+        return any(_compatible(expected, g) for g in typing.get_args(given))
+    if expected is None:
+        expected = type(None)
+    if given is None:
+        given = type(None)
+    ecls, gcls = eo or expected, go or given
+    if not isinstance(ecls, type) or not isinstance(gcls, type):
+        return True  # a TypeVar, Literal, NewType, Annotated, a string: not decided here
+    if gcls in _NUMERIC.get(ecls, ()):
+        return True
+    if gcls is tuple and ecls is not tuple:
+        gcls = list  # JSON makes a tuple a list
+    try:
+        if not issubclass(gcls, ecls):
+            return ecls is tuple and issubclass(gcls, list)  # and a tuple parameter gets the list
+    except TypeError:
+        return True  # a TypedDict, a Protocol: not decided here
+    ea, ga = typing.get_args(expected), typing.get_args(given)
+    if len(ea) == 1 and len(ga) == 1:
+        return _compatible(ea[0], ga[0])
+    if len(ea) == 2 and len(ga) == 2 and Ellipsis not in ea and Ellipsis not in ga:
+        return _compatible(ea[0], ga[0]) and _compatible(ea[1], ga[1])
+    return True
+
+
+def _element_type(t: Any) -> Any:
+    """The type of the items a fan-out over a result of type `t` gets (None when unknown)."""
+    args = typing.get_args(t)
+    origin = typing.get_origin(t)
+    if isinstance(origin, type) and issubclass(origin, (list, tuple, set, frozenset)) and len(args) == 1:
+        return args[0]
+    return None
+
+
+def check_step_types(fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], *, item: Any = None, leading: int = 0) -> None:
+    """Refuses (`InvalidTask` code `type_mismatch`, naming the parameter) a step output given to a
+    parameter whose annotation it can never satisfy, by the producing step's return annotation
+    (and a fan-out's item type, `item`, for the first parameter). Skips what annotations leave open."""
+    hints = _type_hints(fn)
+    if not hints:
+        return
+    try:
+        bound = inspect.signature(getattr(fn, "fn", fn)).bind_partial(*([_PLACEHOLDER] * leading), *args, **kwargs)
+    except (TypeError, ValueError):
+        return  # bind_arguments says what is wrong
+    name = getattr(fn, "__qualname__", repr(fn))
+    if leading and item is not None:
+        first = next(iter(bound.arguments), None)
+        if first is not None and first in hints and not _compatible(hints[first], item):
+            raise InvalidTask("type_mismatch", f"{name}: parameter {first!r} (the fan-out's item) expects {_type_name(hints[first])}, but the items "
+                              f"are {_type_name(item)}", first)
+    params = inspect.signature(getattr(fn, "fn", fn)).parameters
+    for pname, value in bound.arguments.items():
+        if pname not in hints:
+            continue
+        kind = params[pname].kind
+        values = list(value) if kind is inspect.Parameter.VAR_POSITIONAL else list(value.values()) if kind is inspect.Parameter.VAR_KEYWORD else [value]
+        for v in values:
+            if not isinstance(v, StepOutput):
+                continue
+            given = v.returns()
+            if given is not None and not _compatible(hints[pname], given):
+                raise InvalidTask("type_mismatch", f"{name}: parameter {pname!r} expects {_type_name(hints[pname])}, but step {v.step.name!r} "
+                                  f"returns {_type_name(given)}", pname)
 
 
 def _legacy_step_kwargs(fn: Callable[..., Any], kwargs: Dict[str, Any], names: Sequence[str]) -> Dict[str, Any]:
@@ -737,13 +892,14 @@ class Workflow:
 
         with batchapi.workflow("nightly") as wf:
             shards = wf.step(list_shards.options(name="shards"))
-            parts = wf.map(process, shards)                              # fan-out over shards' result
-            total = wf.step(reduce.options(inputs=[parts]))              # fan-in: gets parts' results (a list)
+            parts = wf.map(process, shards.outputs)                      # fan-out over shards' result
+            total = wf.step(reduce, parts.output)                        # fan-in: parts' results, a list in item order
             wf.step(cleanup.options(after=[total], when="failure"))
         print(wf.result(total))
 
-    Every keyword of `wf.step(t, *args, **kwargs)` is the function's own; the step's name,
-    `after`, `inputs`, `when`, `cache` and `cache_version` come from `t.options(...)` (memoize a
+    Every keyword of `wf.step(t, *args, **kwargs)` is the function's own; any argument may be
+    another step's `output`; the step's name, `after`, `when`, `cache` and `cache_version` come
+    from `t.options(...)` (memoize a
     step: `wf.step(train.options(cache=True, cache_version="v2"), cfg)`), and so does a map step's limit on
     its tasks: `wf.map(process.options(max_running=10), shards)`. `max_running` of the workflow
     is the most steps running at once (default unlimited); waiting steps start in definition order.
@@ -767,7 +923,8 @@ class Workflow:
         if exc_type is None:
             self.submit()
 
-    def _add(self, t: Task[Any, Any], body: Dict[str, Any], after: Sequence[StepRef[Any]], extra: Dict[str, Any], is_map: bool) -> StepRef[Any]:
+    def _add(self, t: Task[Any, Any], body: Dict[str, Any], after: Sequence[StepRef[Any]], extra: Dict[str, Any], is_map: bool,
+             listed: bool = False) -> StepRef[Any]:
         step_name = t.opts.get("name") or f"{_default_name(t.__name__)[:56]}-{len(self.steps)}"
         if any(s["name"] == step_name for s in self.steps):
             raise InvalidTask("invalid_option", f"workflow {self.name} already has a step named {step_name!r}", "name")
@@ -780,49 +937,80 @@ class Workflow:
         step = {"name": step_name, "job": body, "dependsOn": list(dict.fromkeys(a.name for a in after)), "when": t.opts.get("when", "success"),
                 **extra, **memo}
         self.steps.append(step)
-        return StepRef(self, step_name, is_map)
+        return StepRef(self, step_name, is_map, t.fn, listed)
+
+    def _legacy_inputs(self, t: Task[Any, Any], args: Sequence[Any]) -> Tuple[Task[Any, Any], List[Any]]:
+        """`inputs=` (deprecated): the steps' outputs as the last positional arguments."""
+        inputs = list(t.opts.get("inputs") or ())
+        if not inputs:
+            return t, list(args)
+        warnings.warn("the step option inputs= is deprecated: pass the steps' outputs as arguments, e.g. wf.step(train, prep.output)",
+                      DeprecationWarning, stacklevel=3)
+        return Task(t.fn, {k: v for k, v in t.opts.items() if k != "inputs"}), list(args) + [i.output for i in inputs]
+
+    def _call(self, t: Task[Any, Any], args: Sequence[Any], kwargs: Dict[str, Any], item: Any = None, mapped: bool = False
+              ) -> Tuple[Dict[str, Any], List[StepRef[Any]], Dict[str, Any]]:
+        """The job body of a step's call, the steps whose outputs it takes, and the step's `inputs`."""
+        found: List[StepRef[Any]] = []
+        encode_arguments([list(args), kwargs], _promised_step(self, found))  # checks and collects the promises
+        check_step_types(t.fn, args, kwargs, item=item, leading=1 if mapped else 0)
+        body = t.job_body(args, kwargs, mapped=mapped, workflow=self)
+        return body, found, ({"inputs": [f.name for f in found]} if found else {})
 
     def step(self, t: Task[..., R], *args: Any, **kwargs: Any) -> StepRef[R]:
-        """A step that calls `t(*args, **kwargs)` (then the results of `t`'s `inputs` steps as
-        extra positional arguments: a map step's as a list) once its `after` and `inputs` steps
-        are done, as its `when` says."""
+        """A step that calls `t(*args, **kwargs)` once its `after` steps and the steps whose outputs
+        it takes are done, as its `when` says. Any argument may be another step's `output` (also
+        inside a list or dict): `wf.step(train, prep.output, lr=0.1)`; an annotated parameter is
+        checked against that step's return annotation (`InvalidTask` code `type_mismatch`)."""
         legacy = _legacy_step_kwargs(t.fn, kwargs, ("name", "after", "when", "inputs"))
         if legacy:
             t = Task(t.fn, {**t.opts, **legacy})
-        inputs = list(t.opts.get("inputs") or ())
-        deps = list(t.opts.get("after") or ()) + inputs
-        return self._add(t, t.job_body(args, kwargs, inputs=inputs or None), deps, {}, False)
+        t, call_args = self._legacy_inputs(t, args)
+        body, found, extra = self._call(t, call_args, kwargs)
+        deps = list(t.opts.get("after") or ()) + found
+        return self._add(t, body, deps, extra, False)
 
     def map(self, t: Task[..., R], over: Union[Sequence[Any], StepRef[Any], None] = None, *args: Any, **kwargs: Any) -> StepRef[List[R]]:
-        """A fan-out step: one task per item of `over` — a list, or a step whose result is the
-        list (a map step's results) — calling `t(item, *args, **kwargs)` (then the results of `t`'s
-        `inputs` steps). Its result is always a list: of one for one item, `[]` for none
-        (downstream steps get `[]`)."""
+        """A fan-out step: one task per item of `over` — a list, or a step's list result
+        (`prep.outputs`; `prep` itself or `prep.output` mean the same) — calling `t(item, *args,
+        **kwargs)`; the other arguments may be steps' outputs as in `step`. Its result is always a
+        list, in item order: of one for one item, `[]` for none (downstream steps get `[]`)."""
         legacy = _legacy_step_kwargs(t.fn, kwargs, ("items", "from_step", "name", "after"))
         if "items" in legacy or "from_step" in legacy:
             over = legacy.pop("items", None) if "items" in legacy else legacy.pop("from_step")
         if legacy:
             t = Task(t.fn, {**t.opts, **legacy})
         if over is None:
-            raise InvalidTask("bad_arguments", "wf.map needs what to map over: a list of items or a step", "over")
-        inputs = list(t.opts.get("inputs") or ())
-        deps = list(t.opts.get("after") or ()) + inputs
-        body = t.job_body(args, kwargs, inputs=inputs or None, mapped=True)
-        if isinstance(over, StepRef):
-            return self._add(t, body, deps + [over], {"map": {"fromStep": over.name}}, True)
-        items = list(over)
+            raise InvalidTask("bad_arguments", "wf.map needs what to map over: a list of items or a step's outputs", "over")
+        t, call_args = self._legacy_inputs(t, args)
+        source: Optional[StepRef[Any]] = over.step if isinstance(over, StepOutput) else over if isinstance(over, StepRef) else None
+        if source is not None and source.wf is not self:
+            raise InvalidTask("bad_arguments", f"wf.map over step {source.name} of workflow {source.wf.name}, not of {self.name}", "over")
+        item = _element_type(StepOutput(source).returns()) if source is not None else None
+        body, found, extra = self._call(t, call_args, kwargs, item=item, mapped=True)
+        deps = list(t.opts.get("after") or ()) + found
+        if source is not None:
+            return self._add(t, body, deps + [source], {**extra, "map": {"fromStep": source.name}}, True)
+        items = list(cast(Sequence[Any], over))
         if not items:
             # the API takes no map over nothing: a step whose one task returns [] (read as a value, it is the empty list)
-            body["env"] = {k: v for k, v in body["env"].items() if not k.startswith("BATCH_PY_FN_") and k not in ("BATCH_PY_INPUTS", "BATCH_TOKEN")}
+            body["env"] = {k: v for k, v in body["env"].items() if not k.startswith("BATCH_PY_FN_")}
             body["env"].update({"BATCH_PY_CALL": "batchapi.run:empty_list", "BATCH_PY_ARGS": '{"args": [], "kwargs": {}}'})
             body.pop("retry", None)
-            return self._add(t, body, deps, {}, False)
+            return self._add(t, body, deps, {}, False, listed=True)
         _json(items, "the map items", "items")
-        return self._add(t, body, deps, {"map": {"items": items}}, True)
+        return self._add(t, body, deps, {**extra, "map": {"items": items}}, True)
 
     def request(self) -> Dict[str, Any]:
         """The body `submit` sends (`POST /v1/workflows`): the steps so far and the workflow's options."""
-        body: Dict[str, Any] = {"name": self.name, "steps": self.steps}
+        api = None
+        if any(s.get("inputs") for s in self.steps):
+            try:
+                api = client().api  # the controller adds BATCH_INPUTS and a read-only token; the runner needs the API's address
+            except (BatchError, ValueError):
+                pass  # no client configured yet (a body built to look at): submit configures one
+        steps = [{**s, "job": {**s["job"], "env": {"BATCH_API": api, **s["job"]["env"]}}} if api and s.get("inputs") else s for s in self.steps]
+        body: Dict[str, Any] = {"name": self.name, "steps": steps}
         if self.queue:
             body["queue"] = self.queue
         if self.deadline:

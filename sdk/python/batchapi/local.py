@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 from ._steps import step_results
 from .client import TERMINAL, Client
-from .errors import BatchError, Conflict, NotFound
+from .errors import BatchError, Conflict, NotFound, TaskFailed
 
 #: Where `python` (the task option) defaults on a node; locally that means this interpreter.
 NODE_DEFAULT_PYTHON = "python3"
@@ -358,7 +358,8 @@ class LocalClient(Client):
                     if cancelling:
                         s["phase"] = "Cancelled"
                         continue
-                    deps = [by_name[d]["phase"] for d in specs[s["name"]].get("dependsOn", [])]
+                    spec = specs[s["name"]]
+                    deps = [by_name[d]["phase"] for d in dict.fromkeys([*spec.get("dependsOn", []), *spec.get("inputs", [])])]
                     done = all(p in _STEP_TERMINAL for p in deps)
                     failed = any(p in ("Failed", "Cancelled") for p in deps)
                     when = specs[s["name"]].get("when", "success")
@@ -391,16 +392,19 @@ class LocalClient(Client):
         job = dict(spec["job"])
         job["name"] = name
         env = dict(job.get("env") or {})
-        if env.get("BATCH_PY_INPUTS"):
-            # the node's runner reads its inputs through the API; locally they are handed over as values
+        if spec.get("inputs"):
+            # the node's runner reads its inputs through the API; locally they are handed over as values, by step name
             wf = self.get_workflow(wf_id)
-            values = [step_results(self, wf, i["step"], bool(i.get("map")))
-                      for i in json.loads(env.pop("BATCH_PY_INPUTS"))]
+            values = {}
+            for i in spec["inputs"]:
+                try:
+                    values[i] = step_results(self, wf, i, bool(specs[i].get("map")))
+                except TaskFailed:
+                    pass  # a step that did not succeed has no output: the task fails when it reads it, as on a cluster
             path = os.path.join(self.workdir, f"{wf_id}.{name}.inputs.json")
             with open(path, "w", encoding="utf-8") as f:
                 json.dump(values, f)
             env["BATCH_PY_INPUTS_FILE"] = path
-            env.pop("BATCH_TOKEN", None)
             env.pop("BATCH_API", None)
         job["env"] = env
         m = spec.get("map")

@@ -4,7 +4,11 @@ It loads the function — by value from `BATCH_PY_FN_0`, `BATCH_PY_FN_1`, … (b
 cloudpickle, for functions of `__main__`, notebooks, lambdas and closures: the submitting
 script is never imported here, so its top-level code never runs on the node), else by name
 from `BATCH_PY_CALL` (`module:qualname`) — and calls it with `BATCH_PY_ARGS` (JSON), with
-`BATCH_MAP_ITEM` first for a map task and the results of the `BATCH_PY_INPUTS` steps last.
+`BATCH_MAP_ITEM` first for a map task. Each marker of a step's output among the arguments
+(`{"$batch_input": "prep"}`, see `batchapi._steps`) is replaced by that step's result: read from
+the API (`BATCH_API`) with the step's own inputs token (`BATCH_INPUTS_TOKEN`, read-only, minted by
+the workflow controller) from the jobs `BATCH_INPUTS` names, or — a local run — from the JSON
+object of values in `BATCH_PY_INPUTS_FILE`.
 
 The result is checked inside the attempt, before anything is written: a value that is not
 JSON (NaN, inf, an object) or is over 64 KiB exits `RESULT_NOT_JSON_EXIT` (65, EX_DATAERR), an
@@ -34,20 +38,23 @@ def empty_list() -> List[Any]:
     return []
 
 
-def _inputs(specs: List[Any]) -> List[Any]:
-    """The results of the named steps of this task's workflow: a map step gives a list (of one
-    for one item, empty for none); another step its value (a list for a step of many tasks)."""
-    from ._steps import step_results
+def _inputs() -> Dict[str, Any]:
+    """The results of this step's inputs by step name: a map step gives a list (of one for one
+    item, empty for none); another step its value (a list for a step of many tasks)."""
+    if os.environ.get("BATCH_PY_INPUTS_FILE"):  # a local run hands the inputs' results over as values
+        with open(os.environ["BATCH_PY_INPUTS_FILE"], encoding="utf-8") as f:
+            values: Dict[str, Any] = json.load(f)
+        return values
+    specs = json.loads(os.environ.get("BATCH_INPUTS") or "[]")
+    if not specs:
+        return {}
+    from ._steps import input_value
     from .client import Client
 
-    c = Client()
-    me = c.get_job(os.environ["BATCH_JOB_ID"])
-    wf = c.get_workflow(me["labels"]["batch.workflow"])
-    out = []
-    for spec in specs:
-        name, is_map = (spec, False) if isinstance(spec, str) else (spec["step"], bool(spec.get("map")))
-        out.append(step_results(c, wf, name, is_map))
-    return out
+    if not os.environ.get("BATCH_API"):
+        raise RuntimeError("this step reads the outputs of other steps but its environment has no BATCH_API (the API's address)")
+    c = Client(os.environ["BATCH_API"], os.environ.get("BATCH_INPUTS_TOKEN", ""))
+    return {spec["step"]: input_value(c, spec) for spec in specs}
 
 
 def _load() -> Callable[..., Any]:
@@ -83,17 +90,16 @@ def _failed(message: str) -> None:
 
 def main() -> int:
     call: Dict[str, Any] = json.loads(os.environ.get("BATCH_PY_ARGS") or '{"args": [], "kwargs": {}}')
-    args = list(call.get("args", []))
     try:
+        from ._steps import decode_arguments
+
+        inputs = _inputs()
+        args = list(decode_arguments(list(call.get("args", [])), inputs))
+        kwargs = decode_arguments(call.get("kwargs", {}), inputs)
         if "BATCH_MAP_ITEM" in os.environ:
             args.insert(0, json.loads(os.environ["BATCH_MAP_ITEM"]))
-        if os.environ.get("BATCH_PY_INPUTS_FILE"):  # a local run hands the inputs' results over as values
-            with open(os.environ["BATCH_PY_INPUTS_FILE"], encoding="utf-8") as f:
-                args.extend(json.load(f))
-        elif os.environ.get("BATCH_PY_INPUTS"):
-            args.extend(_inputs(json.loads(os.environ["BATCH_PY_INPUTS"])))
         fn = _load()
-        value = fn(*args, **call.get("kwargs", {}))
+        value = fn(*args, **kwargs)
     except Exception:  # noqa: BLE001 - the task's error goes to its stderr
         _failed(traceback.format_exc())
         return 1

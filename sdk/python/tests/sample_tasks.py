@@ -88,3 +88,22 @@ def timed(x: int) -> List[float]:
 def list_cwd() -> List[str]:
     """What the task's cwd holds (a `working_dir` test)."""
     return sorted(os.listdir("."))
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def weighted_sum(values: List[int], weight: int = 1) -> int:
+    """A typed fan-in: the list of a map step's results, in item order."""
+    assert isinstance(values, list), values
+    return weight * sum(values)
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def describe(payload: Dict[str, Any], extra: List[Any]) -> Dict[str, Any]:
+    """What it got, as it got it: steps' outputs nested in a dict and a list, and the user's own dict."""
+    return {"payload": payload, "extra": extra}
+
+
+@batch.task(cpus=0.1, memory="64Mi")
+def ordered(values: List[int]) -> List[int]:
+    """The fan-in as it got it (item order)."""
+    return values

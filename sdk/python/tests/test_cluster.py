@@ -168,12 +168,35 @@ def test_api_errors_are_typed_and_name_the_field() -> None:
 def test_a_workflow_fans_out_over_a_result_and_reduces_it() -> None:
     with batch.workflow("py-sum-of-squares") as wf:
         xs = wf.step(t.shards.options(name="shards"), 4)  # [0, 1, 2, 3]
-        sq = wf.map(t.square.options(name="squares"), xs)  # 0, 1, 4, 9
-        total = wf.step(t.add.options(name="total", inputs=[sq]))  # 14
+        sq = wf.map(t.square.options(name="squares"), xs.outputs)  # 0, 1, 4, 9
+        total = wf.step(t.add.options(name="total"), sq.output)  # 14
     view = wf.wait(timeout=120)
     assert view["phase"] == "Succeeded", view
     assert wf.result(sq) == [0, 1, 4, 9]
     assert wf.result(total) == 14
+
+
+def test_steps_outputs_are_typed_arguments_anywhere_and_a_fan_in_gets_a_list_in_map_order() -> None:
+    with batch.workflow("py-promises") as wf:
+        xs = wf.step(t.shards.options(name="xs"), 5)  # [0, 1, 2, 3, 4]
+        sq = wf.map(t.square.options(name="sq"), xs.outputs)  # [0, 1, 4, 9, 16]
+        back = wf.map(t.square.options(name="back"), [4, 3, 2, 1])  # [16, 9, 4, 1]: item order, not finishing order
+        fan_in = wf.step(t.ordered.options(name="fan-in"), back.output)
+        total = wf.step(t.weighted_sum.options(name="total"), sq.output, weight=2)  # 2 * 30 = 60
+        kw = wf.step(t.weighted_sum.options(name="kw"), values=xs.output)  # a promise as a keyword: 10
+        nested = wf.step(t.describe.options(name="nested"), {"sum": total.output, "$batch_input": "xs", "n": 1}, [kw.output, "x", [sq.output]])
+    assert wf.wait(timeout=180)["phase"] == "Succeeded", wf.view
+    assert wf.result(fan_in) == [16, 9, 4, 1]
+    assert (wf.result(total), wf.result(kw)) == (60, 10)
+    # the user's own "$batch_input" key is data, never a marker
+    assert wf.result(nested) == {"payload": {"sum": 60, "$batch_input": "xs", "n": 1}, "extra": [10, "x", [[0, 1, 4, 9, 16]]]}
+    assert wf.view is not None
+    if batch.client().api != "local":  # the cluster's view says what the step reads (a local run's view has no dependencies)
+        nested_view = next(s for s in wf.view["steps"] if s["name"] == "nested")
+        assert (sorted(nested_view["dependsOn"]), nested_view["inputs"]) == (["kw", "sq", "total"], ["total", "kw", "sq"])
+        # the step read its inputs with the workflow's read-only token: the user's own is nowhere in its job
+        env = batch.client().get_job(nested_view["jobId"])["env"]
+        assert "BATCH_TOKEN" not in env and env["BATCH_INPUTS_TOKEN"] == "***" and "BATCH_INPUTS" in env
 
 
 def test_fan_out_results_are_always_lists_one_item_and_none_included() -> None:
@@ -182,9 +205,10 @@ def test_fan_out_results_are_always_lists_one_item_and_none_included() -> None:
         none = wf.map(t.square.options(name="none"), [])  # a map over nothing: []
         zero = wf.step(t.shards.options(name="zero"), 0)  # []
         fanned = wf.map(t.square.options(name="fanned"), zero)  # a fan-out over nothing: []
-        seen = wf.step(t.echo.options(name="seen", inputs=[one, none, fanned]))
-        plus = wf.map(t.add.options(name="plus", inputs=[one]), [1, 2])  # add(item, [9]): 10, 11
-        none_plus = wf.map(t.add.options(name="none-plus", inputs=[one]), [])  # []
+        with pytest.warns(DeprecationWarning):  # inputs= (deprecated): the steps' outputs as the last positional arguments
+            seen = wf.step(t.echo.options(name="seen", inputs=[one, none, fanned]))
+            plus = wf.map(t.add.options(name="plus", inputs=[one]), [1, 2])  # add(item, [9]): 10, 11
+            none_plus = wf.map(t.add.options(name="none-plus", inputs=[one]), [])  # []
     assert wf.wait(timeout=120)["phase"] == "Succeeded", wf.view
     assert (wf.result(one), wf.result(none), wf.result(fanned)) == ([9], [], [])
     assert wf.result(seen) == [[9], [], []]

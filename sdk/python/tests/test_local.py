@@ -20,6 +20,7 @@ from test_cluster import (  # noqa: F401 - collected by pytest
     test_a_workflow_fans_out_over_a_result_and_reduces_it, test_fan_out_results_are_always_lists_one_item_and_none_included,
     test_get_of_many_and_wait_and_as_completed, test_map_is_one_array_job_with_a_result_per_item, test_max_running_bounds_a_map_and_a_workflow, test_references_are_awaitable_from_asyncio,
     test_retries_until_the_third_attempt_succeeds, test_step_options_stay_apart_from_the_function_keywords,
+    test_steps_outputs_are_typed_arguments_anywhere_and_a_fan_in_gets_a_list_in_map_order,
     test_submit_returns_at_once_and_get_waits_for_the_result)
 
 

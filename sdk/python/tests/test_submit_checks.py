@@ -174,12 +174,12 @@ def test_arguments_are_bound_against_the_signature_at_submit() -> None:
     with pytest.raises(batch.InvalidTask) as e:
         t.square.job_body((5,), items=[1, 2])
     assert "map passes the item" in str(e.value)
-    # a step's inputs come last: square(x) has no room for one more
+    # the deprecated inputs= puts the steps' outputs last: square(x) has no room for one more
     wf = batch.workflow("w")  # built, never submitted
     s = wf.step(t.shards.options(name="s"), 1)
-    with pytest.raises(batch.InvalidTask) as e:
+    with pytest.raises(batch.InvalidTask) as e, pytest.warns(DeprecationWarning):
         wf.step(t.square.options(inputs=[s], name="x"), 1)
-    assert e.value.code == "bad_arguments" and "inputs' results come last" in str(e.value)
+    assert e.value.code == "bad_arguments" and "too many positional arguments" in str(e.value)
 
 
 @pytest.mark.parametrize("value", [float("nan"), float("inf"), object(), {1, 2}])
