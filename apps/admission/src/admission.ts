@@ -24,6 +24,8 @@ import { WorkflowsController } from './workflows.controller';
 import { SchedulesController } from './schedules.controller';
 import { SemaphoresController } from './semaphores.controller';
 import { SchedulesService } from './schedules.service';
+import { WorkflowTemplatesController } from './workflow-templates.controller';
+import { WorkflowTemplatesService } from './workflow-templates.service';
 import { WorkflowsService } from './workflows.service';
 import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
 import { uploadLimitOf, WORKING_DIR_MAX_BYTES, WORKING_DIR_MEDIA_TYPES, WorkingDirsService } from './working-dirs';
@@ -109,6 +111,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       UsageController,
       WorkflowsController,
       SchedulesController,
+      WorkflowTemplatesController,
       SemaphoresController,
       WorkingDirsController,
     ],
@@ -116,6 +119,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       JobsService,
       WorkflowsService,
       SchedulesService,
+      WorkflowTemplatesService,
       WorkingDirsService,
       { provide: WORKING_DIR_MAX_BYTES, useValue: workingDirMaxBytes },
       { provide: AUTH, useValue: auth },

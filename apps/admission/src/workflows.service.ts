@@ -17,6 +17,7 @@ import {
   TERMINAL_WORKFLOW_PHASES,
   WORKFLOW_LABEL,
   type WorkflowStep,
+  type WorkflowTemplateRef,
   type WorkflowView,
   workflowView,
 } from '@batchapi/api';
@@ -44,7 +45,18 @@ export class WorkflowsService {
   ) {}
 
   /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
-  async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: WorkflowView; created: boolean }> {
+  async submit(
+    principal: Principal,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    now: number,
+    /**
+     * A template's run (`POST /v1/workflow-templates/{name}/runs`): `template` is recorded on the
+     * run, and the Idempotency-Key is matched against `request` (the run request) rather than the
+     * substituted body. @default a plain submit
+     */
+    run?: { template: WorkflowTemplateRef; request: unknown },
+  ): Promise<{ view: WorkflowView; created: boolean }> {
     const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
     const { tenant, req, queue, steps } = await this.prepare(principal, body, now);
     this.jobs?.checkBacklog(now);
@@ -61,8 +73,9 @@ export class WorkflowsService {
       ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
       ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
+      ...(run ? { template: run.template } : {}),
     };
-    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
+    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, run ? run.request : body) } : undefined);
     return { view: workflowView(res.workflow), created: res.created };
   }
 
@@ -102,6 +115,7 @@ export class WorkflowsService {
       steps,
       createdAt: now,
       retryOf: old.id,
+      ...(old.template ? { template: old.template } : {}),
       ...(old.deadlineAt !== undefined ? { deadlineAt: now + (old.deadlineAt - old.createdAt) } : {}),
       ...(old.maxRunning !== undefined ? { maxRunning: old.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
@@ -206,10 +220,10 @@ export class WorkflowsService {
     return workflowView(await this.visible(principal, id));
   }
 
-  /** Live workflows (etcd, in id order), then archived ones, most recently finished first, at most `limit` in all. */
+  /** Live workflows (etcd, in id order), then archived ones, most recently finished first, at most `limit` in all; one template's runs with `template`. */
   async list(principal: Principal, query: unknown): Promise<{ workflows: WorkflowView[] }> {
     const q = parseWith(ListWorkflowsQuerySchema, query);
-    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, limit: q.limit ?? 100 };
+    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, template: q.template, limit: q.limit ?? 100 };
     const live = await listWorkflows(this.ctx.store, filter);
     const archived =
       live.length < filter.limit ? ((await fromHistory(this.history, (h) => h.listWorkflows({ ...filter, limit: filter.limit - live.length }))) ?? []) : [];
