@@ -10,19 +10,15 @@ import {
   ErrorCode,
   jsonBytes,
   ListWorkflowTemplatesQuerySchema,
-  MAX_TEMPLATE_RUN_BYTES,
   MAX_WORKFLOW_TEMPLATE_BYTES,
   parseWith,
   type Principal,
   PutWorkflowTemplateSchema,
-  resolveParams,
   RunWorkflowTemplateSchema,
   sampleParams,
   substituteParams,
-  TEMPLATE_LABEL,
-  TEMPLATE_VERSION_LABEL,
+  templateRunBody,
   type WorkflowTemplateRecord,
-  type WorkflowTemplateVersion,
   WorkflowTemplateQuerySchema,
   WorkflowTemplateTenantQuerySchema,
   type WorkflowTemplateView,
@@ -149,35 +145,6 @@ export class WorkflowTemplatesService {
     if (!t) throw notFound(name);
     return t.value;
   }
-}
-
-/**
- * The workflow body of a run of version `v` of template `name` (pure): the values resolved and
- * substituted, and the two labels of a template's run added.
- * @throws ApiError `unknown_parameter`, `missing_parameter`, `invalid_argument` naming `params.<name>`; `payload_too_large` naming `params`
- */
-export function templateRunBody(
-  name: string,
-  v: WorkflowTemplateVersion,
-  given: Readonly<Record<string, string>>,
-  root = 'params.',
-): { body: Record<string, unknown>; params: Record<string, string> } {
-  const params = resolveParams(v.parameters, given, root);
-  const wf = substituteParams(v.workflow, params);
-  const labels = wf.labels;
-  const body = {
-    ...wf,
-    ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels))
-      ? { labels: { ...(labels as Record<string, string> | undefined), [TEMPLATE_LABEL]: name, [TEMPLATE_VERSION_LABEL]: String(v.version) } }
-      : {}),
-  };
-  if (jsonBytes(body) > MAX_TEMPLATE_RUN_BYTES) {
-    const field = root.replace(/\.$/, '');
-    throw new ApiError(ErrorCode.PayloadTooLarge, `${field}: the workflow with these values is over ${MAX_TEMPLATE_RUN_BYTES} bytes of JSON; pass shorter values`, {
-      field,
-    });
-  }
-  return { body, params };
 }
 
 function parseName(name: string): void {

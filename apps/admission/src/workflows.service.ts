@@ -27,7 +27,7 @@ import type { HistoryStore } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow, tenantAndQueues } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
-import { criticalPaths, retrySteps, validateDag } from '@batchapi/workflows';
+import { readWorkflowBody, retrySteps } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { JobsService, newJobId, requestDigest } from './jobs.service';
 import { WorkingDirsService } from './working-dirs';
@@ -149,70 +149,13 @@ export class WorkflowsService {
     now: number,
     root = '',
   ): Promise<{ tenant: string; req: SubmitWorkflowRequest; queue: string; steps: WorkflowStep[] }> {
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw new ApiError(ErrorCode.InvalidArgument, `${root || 'the body'} must be a JSON object`, { field: root.replace(/\.$/, '') || '(body)' });
-    }
-    let req: SubmitWorkflowRequest;
-    try {
-      req = parseWith(SubmitWorkflowSchema, body);
-      validateDag(req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map })));
-    } catch (err) {
-      if (!(err instanceof ApiError) || !root) throw err;
-      throw new ApiError(err.code, `${root}${err.message}`, { ...err.details, ...(err.details.field ? { field: `${root}${err.details.field}` } : {}) });
-    }
+    const { req, queue, queues, workingDirs, steps } = readWorkflowBody(body, `wf-${newJobId(now)}`, root);
     const tenant = req.tenant ?? principal.tenant;
     if (tenant !== principal.tenant && principal.role !== 'operator') {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
     }
-    const queue = req.queue ?? 'default';
-    const dag = req.steps.map((s) => ({ name: s.name, dependsOn: s.dependsOn ?? [], when: s.when ?? 'success', map: s.map }));
-    const queues = new Set([queue]);
-    const workingDirs: Array<{ digest: string; field: string }> = [];
-    req.steps.forEach((s, i) => {
-      if ('tenant' in s.job)
-        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, {
-          field: `${root}steps[${i}].job.tenant`,
-        });
-      // Validated as the controller will submit it: with the labels naming the workflow and step (counted in the label and size limits).
-      const labels = s.job.labels;
-      const job = {
-        ...s.job,
-        queue: s.job.queue ?? queue,
-        ...(s.map && 'items' in s.map ? { items: s.map.items } : {}),
-        ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels))
-          ? { labels: { ...labels, [WORKFLOW_LABEL]: `wf-${newJobId(now)}`, [STEP_LABEL]: s.name } }
-          : {}),
-      };
-      if (s.map) delete (job as Record<string, unknown>).tasks;
-      if (s.cacheVersion !== undefined && s.cache !== true) {
-        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].cacheVersion: it versions the step's cache; set cache: true too, or remove it`, {
-          field: `${root}steps[${i}].cacheVersion`,
-        });
-      }
-      try {
-        const parsed = parseSubmit(job);
-        queues.add(parsed.queue);
-        if (parsed.spec.workingDir) workingDirs.push({ digest: parsed.spec.workingDir.digest, field: `${root}steps[${i}].job.workingDir.digest` });
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        const field = `${root}steps[${i}].job.${err.details.field ?? ''}`.replace(/\.$/, '');
-        throw new ApiError(err.code, `${root}steps[${i}].job.${err.message}`, { ...err.details, field });
-      }
-    });
-    await this.checkTenantAndQueues(tenant, [...queues]);
+    await this.checkTenantAndQueues(tenant, queues);
     for (const w of workingDirs) await this.workingDirs?.requireUploaded(tenant, w.digest, w.field);
-    const cps = criticalPaths(dag);
-    const steps: WorkflowStep[] = req.steps.map((s, i) => ({
-      name: s.name,
-      dependsOn: dag[i].dependsOn,
-      when: dag[i].when,
-      job: s.job,
-      ...(s.map ? { map: s.map } : {}),
-      ...(s.cache ? { cache: true } : {}),
-      ...(s.cache && s.cacheVersion ? { cacheVersion: s.cacheVersion } : {}),
-      criticalPath: cps[i],
-      phase: 'Pending',
-    }));
     return { tenant, req, queue, steps };
   }
 

@@ -10,7 +10,9 @@ import {
   resolveParams,
   RunWorkflowTemplateSchema,
   sampleParams,
+  scheduleParams,
   substituteParams,
+  zonedIso,
   type TemplateParameter,
   type WorkflowTemplateRecord,
   workflowTemplateView,
@@ -184,5 +186,29 @@ describe('putTemplateVersion', () => {
     for (let n = 1; n <= 5; n++) rec = putTemplateVersion(rec, id, big(n), n).record;
     expect(rec!.versions.map((x) => x.version)).toEqual([3, 4, 5]);
     expect(JSON.stringify(rec).length).toBeLessThanOrEqual(MAX_WORKFLOW_TEMPLATE_RECORD_BYTES);
+  });
+});
+
+describe('scheduleParams', () => {
+  const tick = Date.UTC(2026, 11, 1, 1, 30); // 2026-12-01T01:30:00Z
+  it.each([
+    ['UTC', { date: '2026-12-01', time: '2026-12-01T01:30:00Z' }],
+    // UTC+1 in winter: 02:30 the same day
+    ['Europe/Berlin', { date: '2026-12-01', time: '2026-12-01T02:30:00+01:00' }],
+    // UTC-8: 17:30 the day before
+    ['America/Los_Angeles', { date: '2026-11-30', time: '2026-11-30T17:30:00-08:00' }],
+    // UTC+5:45
+    ['Asia/Kathmandu', { date: '2026-12-01', time: '2026-12-01T07:15:00+05:45' }],
+  ])('the tick in %s', (tz, want) => {
+    expect(zonedIso(tick, tz)).toEqual(want);
+  });
+
+  it('fills {{schedule.date}} and {{schedule.time}} in every value, and leaves the rest', () => {
+    expect(scheduleParams({ date: '{{schedule.date}}', at: 'run-{{ schedule.time }}', region: 'eu', p: '{{params.x}}' }, tick, 'Europe/Berlin')).toEqual({
+      date: '2026-12-01',
+      at: 'run-2026-12-01T02:30:00+01:00',
+      region: 'eu',
+      p: '{{params.x}}',
+    });
   });
 });

@@ -359,3 +359,60 @@ function sameContent(a: Pick<WorkflowTemplateVersion, 'description' | 'parameter
   const c = (x: typeof a) => canonicalJson({ description: x.description ?? null, parameters: x.parameters, workflow: x.workflow });
   return c(a) === c(b);
 }
+
+/**
+ * The workflow body of a run of version `v` of template `name` (pure): the values resolved and
+ * substituted, and the two labels of a template's run added.
+ * @throws ApiError `unknown_parameter`, `missing_parameter`, `invalid_argument` naming `params.<name>`; `payload_too_large` naming `params`
+ */
+export function templateRunBody(
+  name: string,
+  v: WorkflowTemplateVersion,
+  given: Readonly<Record<string, string>>,
+  root = 'params.',
+): { body: Record<string, unknown>; params: Record<string, string> } {
+  const params = resolveParams(v.parameters, given, root);
+  const wf = substituteParams(v.workflow, params);
+  const labels = wf.labels;
+  const body = {
+    ...wf,
+    ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels))
+      ? { labels: { ...(labels as Record<string, string> | undefined), [TEMPLATE_LABEL]: name, [TEMPLATE_VERSION_LABEL]: String(v.version) } }
+      : {}),
+  };
+  if (jsonBytes(body) > MAX_TEMPLATE_RUN_BYTES) {
+    const field = root.replace(/\.$/, '');
+    throw new ApiError(ErrorCode.PayloadTooLarge, `${field}: the workflow with these values is over ${MAX_TEMPLATE_RUN_BYTES} bytes of JSON; pass shorter values`, {
+      field,
+    });
+  }
+  return { body, params };
+}
+
+/**
+ * A schedule's parameter values for one tick (pure): `{{schedule.date}}` becomes the tick's date
+ * in the schedule's zone (`2026-12-01`), `{{schedule.time}}` its time there in ISO 8601 with the
+ * zone's offset (`2026-12-01T02:00:00+01:00`).
+ */
+export function scheduleParams(params: Readonly<Record<string, string>>, tick: number, timeZone: string): Record<string, string> {
+  const { date, time } = zonedIso(tick, timeZone);
+  const sub = (v: string) => v.replace(/\{\{\s*schedule\.date\s*\}\}/g, () => date).replace(/\{\{\s*schedule\.time\s*\}\}/g, () => time);
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [k, sub(v)]));
+}
+
+/** `tick` (epoch ms) in `timeZone`: its date, and its time in ISO 8601 with the offset. */
+export function zonedIso(tick: number, timeZone: string): { date: string; time: string } {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
+      .formatToParts(new Date(tick))
+      .map((p) => [p.type, p.value]),
+  );
+  const date = `${parts.year}-${parts.month}-${parts.day}`;
+  const local = `${date}T${parts.hour}:${parts.minute}:${parts.second}`;
+  // the offset: the zone's wall time read as UTC, less the instant (whole seconds)
+  const offsetMin = Math.round((Date.parse(`${local}Z`) - Math.floor(tick / 1000) * 1000) / 60000);
+  const sign = offsetMin < 0 ? '-' : '+';
+  const abs = Math.abs(offsetMin);
+  const offset = offsetMin === 0 ? 'Z' : `${sign}${String(Math.floor(abs / 60)).padStart(2, '0')}:${String(abs % 60).padStart(2, '0')}`;
+  return { date, time: `${local}${offset}` };
+}

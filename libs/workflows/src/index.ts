@@ -2,3 +2,4 @@ export * from './dag';
 export * from './cron';
 export * from './retry';
 export * from './cache-key';
+export * from './workflow-body';

@@ -168,3 +168,31 @@ test("another tenant's template is not found; delete removes it and keeps its ru
   expect((await api(base, 'GET', '/v1/workflow-templates/mine')).status).toBe(404);
   expect((await api(base, 'GET', `/v1/workflows/${run.body.id}`)).body.template.name).toBe('mine');
 });
+
+test("a schedule runs a template: {{schedule.date}} in its values becomes the tick's date in the schedule's zone", async () => {
+  await api(base, 'PUT', '/v1/workflow-templates/nightly-etl', v1);
+  const bad = await api(base, 'POST', '/v1/schedules', { name: 'etl-bad', schedule: '0 2 * * *', template: { name: 'nightly-etl', params: { date: 'today' } } });
+  expect([bad.status, bad.body.error.code, bad.body.error.field]).toEqual([400, 'invalid_argument', 'template.params.date']);
+  const missing = await api(base, 'POST', '/v1/schedules', { name: 'etl-bad', schedule: '0 2 * * *', template: { name: 'no-such' } });
+  expect([missing.status, missing.body.error.field]).toEqual([404, 'template.name']);
+
+  const created = await api(base, 'POST', '/v1/schedules', {
+    name: 'etl',
+    schedule: '0 2 * * *',
+    timeZone: 'Pacific/Kiritimati',
+    template: { name: 'nightly-etl', params: { date: '{{schedule.date}}', region: 'apac' } },
+  });
+  expect([created.status, created.body.kind]).toEqual([201, 'template']);
+  const trigger = await api(base, 'POST', '/v1/schedules/etl/trigger', {});
+  let id: string | undefined;
+  await until(async () => {
+    id = (await api(base, 'GET', '/v1/schedules/etl')).body.active[0]?.id ?? (await api(base, 'GET', '/v1/schedules/etl')).body.succeeded[0]?.id;
+    return id !== undefined;
+  });
+  const w = await finished(id!);
+  // the trigger's time, in UTC+14
+  const day = new Date(trigger.body.triggerRequestedAt + 14 * 3600_000).toISOString().slice(0, 10);
+  expect(w.template).toEqual({ name: 'nightly-etl', version: 1, params: { date: day, region: 'apac' } });
+  expect(w.labels).toMatchObject({ 'batch.schedule': 'etl', 'batch.template': 'nightly-etl' });
+  expect(await resultOf(w, 'extract')).toEqual([`v1 ${day} apac`]);
+}, 60000);
