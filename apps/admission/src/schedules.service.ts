@@ -201,14 +201,26 @@ export class SchedulesService {
     now: number,
   ): Promise<ScheduleTemplate> {
     const t = await getWorkflowTemplate(this.ctx.store, tenant, ref.name);
-    if (!t) throw new ApiError(ErrorCode.NotFound, `template.name: workflow template ${ref.name} not found; register it first`, { field: 'template.name', id: ref.name });
+    if (!t)
+      throw new ApiError(ErrorCode.NotFound, `template.name: workflow template ${ref.name} not found; register it first`, {
+        field: 'template.name',
+        id: ref.name,
+      });
     const v = ref.version === undefined ? t.value.versions[t.value.versions.length - 1] : t.value.versions.find((x) => x.version === ref.version);
     if (!v) {
-      throw new ApiError(ErrorCode.NotFound, `template.version: workflow template ${ref.name} has no version ${ref.version}`, { field: 'template.version', id: ref.name });
+      throw new ApiError(ErrorCode.NotFound, `template.version: workflow template ${ref.name} has no version ${ref.version}`, {
+        field: 'template.version',
+        id: ref.name,
+      });
     }
     const params = ref.params ?? {};
     const { body } = templateRunBody(ref.name, v, scheduleParams(params, now, timeZone), 'template.params.');
-    await this.workflows.prepare({ ...principal, tenant }, { ...body, labels: { ...(body.labels as Record<string, string>), [SCHEDULE_LABEL]: name } }, now, 'template.');
+    await this.workflows.prepare(
+      { ...principal, tenant },
+      { ...body, labels: { ...(body.labels as Record<string, string>), [SCHEDULE_LABEL]: name } },
+      now,
+      'template.',
+    );
     return { kind: 'template', name: ref.name, ...(ref.version !== undefined ? { version: ref.version } : {}), params };
   }
 

@@ -56,9 +56,13 @@ export class WorkflowTemplatesService {
       throw new ApiError(ErrorCode.InvalidArgument, "workflow.tenant: a template's runs run as its tenant; remove it", { field: 'workflow.tenant' });
     }
     if (jsonBytes(req.workflow) > MAX_WORKFLOW_TEMPLATE_BYTES) {
-      throw new ApiError(ErrorCode.PayloadTooLarge, `workflow: over ${MAX_WORKFLOW_TEMPLATE_BYTES} bytes of JSON; pass references (URIs) to large data instead`, {
-        field: 'workflow',
-      });
+      throw new ApiError(
+        ErrorCode.PayloadTooLarge,
+        `workflow: over ${MAX_WORKFLOW_TEMPLATE_BYTES} bytes of JSON; pass references (URIs) to large data instead`,
+        {
+          field: 'workflow',
+        },
+      );
     }
     checkTemplate(parameters, req.workflow);
     // Valid with each parameter's default (or a sample): a run's own values are validated again.

@@ -259,7 +259,10 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
       } catch (err) {
         // A template's run that cannot be made (the template deleted, its version gone, a value no longer valid): the tick is missed.
         if (!(err instanceof ApiError)) throw err;
-        this.ctx.log.warn({ schedule: s.name, tenant: s.tenant, tick, code: err.code, field: err.details.field, err: err.message }, 'schedule tick cannot run its template');
+        this.ctx.log.warn(
+          { schedule: s.name, tenant: s.tenant, tick, code: err.code, field: err.details.field, err: err.message },
+          'schedule tick cannot run its template',
+        );
         span.setAttribute('batch.schedule.outcome', 'missed');
         const next: ScheduleRecord = {
           ...base,
@@ -338,13 +341,7 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
    * schedule deleted and made again starts afresh), the tick and the trigger — time-ordered like
    * submitted ids, and the same for every attempt to fire that tick.
    */
-  private async instanceOf(
-    cur: Versioned<ScheduleRecord>,
-    tick: number,
-    manual: boolean,
-    now: number,
-    traceparent?: string,
-  ): Promise<ScheduleInstanceRecord> {
+  private async instanceOf(cur: Versioned<ScheduleRecord>, tick: number, manual: boolean, now: number, traceparent?: string): Promise<ScheduleInstanceRecord> {
     const s = cur.value;
     const digest = createHash('sha256')
       .update(`${s.tenant}/${s.name}/${cur.createRevision}/${manual ? 'manual' : 'cron'}`)
@@ -401,7 +398,11 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
     const v = t.version === undefined ? rec.value.versions[rec.value.versions.length - 1] : rec.value.versions.find((x) => x.version === t.version);
     if (!v) throw new ApiError(ErrorCode.NotFound, `workflow template ${t.name} has no version ${t.version}`, { field: 'template.version', id: t.name });
     const { body, params } = templateRunBody(t.name, v, scheduleParams(t.params, tick, s.timeZone), 'template.params.');
-    const { req, queue, steps } = readWorkflowBody({ ...body, labels: { ...(body.labels as Record<string, string>), [SCHEDULE_LABEL]: s.name } }, id, 'template.');
+    const { req, queue, steps } = readWorkflowBody(
+      { ...body, labels: { ...(body.labels as Record<string, string>), [SCHEDULE_LABEL]: s.name } },
+      id,
+      'template.',
+    );
     return {
       id,
       name: req.name ?? s.name,

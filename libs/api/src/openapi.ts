@@ -400,12 +400,31 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     'PUT /v1/workflow-templates/{name}': {
       operationId: 'putWorkflowTemplate',
       summary:
-        'Register a workflow template, or a new version of it: a workflow body whose strings may hold {{params.<name>}}, validated as a submit with each parameter\'s default (or a sample). A body equal to the latest version answers it unchanged; the record keeps the latest 20 versions',
+        "Register a workflow template, or a new version of it: a workflow body whose strings may hold {{params.<name>}}, validated as a submit with each parameter's default (or a sample). A body equal to the latest version answers it unchanged; the record keeps the latest 20 versions",
       body: PutWorkflowTemplateSchema,
-      errors: ['permission_denied', 'unknown_tenant', 'unknown_queue', 'max_running_below_gang', 'unknown_working_dir', 'unknown_parameter', 'conflict', 'workflow_cycle'],
+      errors: [
+        'permission_denied',
+        'unknown_tenant',
+        'unknown_queue',
+        'max_running_below_gang',
+        'unknown_working_dir',
+        'unknown_parameter',
+        'conflict',
+        'workflow_cycle',
+      ],
       answers: {
-        201: { description: 'Created (its version 1)', schema: WorkflowTemplateViewSchema, headers: { Location: 'The template: /v1/workflow-templates/{name}' }, links: templateLinks },
-        200: { description: 'A new version, or the latest unchanged', schema: WorkflowTemplateViewSchema, headers: { Location: 'The template: /v1/workflow-templates/{name}' }, links: templateLinks },
+        201: {
+          description: 'Created (its version 1)',
+          schema: WorkflowTemplateViewSchema,
+          headers: { Location: 'The template: /v1/workflow-templates/{name}' },
+          links: templateLinks,
+        },
+        200: {
+          description: 'A new version, or the latest unchanged',
+          schema: WorkflowTemplateViewSchema,
+          headers: { Location: 'The template: /v1/workflow-templates/{name}' },
+          links: templateLinks,
+        },
       },
     },
     'GET /v1/workflow-templates': {
@@ -432,7 +451,7 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
     'POST /v1/workflow-templates/{name}/runs': {
       operationId: 'runWorkflowTemplate',
       summary:
-        'Run a workflow template: its parameters\' values (given, else defaults) are substituted into every string of its workflow, which is then submitted as POST /v1/workflows, labelled batch.template and batch.template-version. Committed before the answer',
+        "Run a workflow template: its parameters' values (given, else defaults) are substituted into every string of its workflow, which is then submitted as POST /v1/workflows, labelled batch.template and batch.template-version. Committed before the answer",
       errors: [...SUBMIT_ERRORS, 'not_found', 'workflow_cycle', 'unknown_parameter', 'missing_parameter'],
       ...idempotentSubmit(RunWorkflowTemplateSchema, {
         schema: WorkflowViewSchema,

@@ -45,7 +45,14 @@ describe('placeholdersOf', () => {
   it.each([
     ['a plain string has none', 'x', []],
     ['one in a string', 'a-{{params.d}}', [{ param: 'd', field: '' }]],
-    ['two in one string, spaces inside the braces', '{{ params.a }}{{params.b}}', [{ param: 'a', field: '' }, { param: 'b', field: '' }]],
+    [
+      'two in one string, spaces inside the braces',
+      '{{ params.a }}{{params.b}}',
+      [
+        { param: 'a', field: '' },
+        { param: 'b', field: '' },
+      ],
+    ],
     ['other braces are not placeholders', '{{schedule.date}} {params.x} {{params}}', []],
     ['numbers and booleans are never substituted', { tasks: 3, gang: true }, []],
   ])('%s', (_case, body, want) => {
@@ -90,14 +97,24 @@ describe('substituteParams', () => {
 describe('checkTemplate', () => {
   it.each([
     ['every placeholder declared', params, nightly, undefined],
-    ['an undeclared placeholder is unknown_parameter naming its string', { date: {} }, nightly, { code: 'unknown_parameter', field: 'workflow.steps[0].job.env.REGION' }],
+    [
+      'an undeclared placeholder is unknown_parameter naming its string',
+      { date: {} },
+      nightly,
+      { code: 'unknown_parameter', field: 'workflow.steps[0].job.env.REGION' },
+    ],
     [
       'an empty name is unknown too',
       {},
       { steps: [{ name: 's', job: { command: ['{{params.}}'] } }] },
       { code: 'unknown_parameter', field: 'workflow.steps[0].job.command[0]' },
     ],
-    ['a default that does not match its pattern', { d: { default: 'today', pattern: '\\d+' } }, {}, { code: 'invalid_argument', field: 'parameters.d.default' }],
+    [
+      'a default that does not match its pattern',
+      { d: { default: 'today', pattern: '\\d+' } },
+      {},
+      { code: 'invalid_argument', field: 'parameters.d.default' },
+    ],
   ])('%s', (_case, p, wf, want) => {
     if (want === undefined) expect(() => checkTemplate(p, wf)).not.toThrow();
     else expect(failure(() => checkTemplate(p, wf))).toEqual(want);

@@ -382,9 +382,13 @@ export function templateRunBody(
   };
   if (jsonBytes(body) > MAX_TEMPLATE_RUN_BYTES) {
     const field = root.replace(/\.$/, '');
-    throw new ApiError(ErrorCode.PayloadTooLarge, `${field}: the workflow with these values is over ${MAX_TEMPLATE_RUN_BYTES} bytes of JSON; pass shorter values`, {
-      field,
-    });
+    throw new ApiError(
+      ErrorCode.PayloadTooLarge,
+      `${field}: the workflow with these values is over ${MAX_TEMPLATE_RUN_BYTES} bytes of JSON; pass shorter values`,
+      {
+        field,
+      },
+    );
   }
   return { body, params };
 }
@@ -403,7 +407,16 @@ export function scheduleParams(params: Readonly<Record<string, string>>, tick: n
 /** `tick` (epoch ms) in `timeZone`: its date, and its time in ISO 8601 with the offset. */
 export function zonedIso(tick: number, timeZone: string): { date: string; time: string } {
   const parts = Object.fromEntries(
-    new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
+    new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
+    })
       .formatToParts(new Date(tick))
       .map((p) => [p.type, p.value]),
   );

@@ -3,7 +3,7 @@
  * results, the job record round trip, every list filter, cursor paging, per-attempt task rows
  * with the state filter, and the typed errors (unavailable, invalid request).
  */
-import { type JobRecord, parseLabelSelector } from '@batchapi/api';
+import { type JobRecord, parseLabelSelector, type WorkflowRecord } from '@batchapi/api';
 import {
   createHistoryPool,
   HistoryStore,
@@ -339,12 +339,12 @@ describe('archiveWorkflows', () => {
   });
 
   it("lists one template's runs (their batch.template label), one tenant's, most recently finished first", async () => {
-    const run = (id: string, tenant: string, template: string | undefined, finishedAt: number) => ({
+    const run = (id: string, tenant: string, template: string | undefined, finishedAt: number): WorkflowRecord => ({
       id,
       name: 'nightly',
       tenant,
       queue: 'default',
-      labels: template ? { 'batch.template': template, 'batch.template-version': '1' } : {},
+      labels: template ? { 'batch.template': template, 'batch.template-version': '1' } : ({} as Record<string, string>),
       phase: 'Succeeded' as const,
       steps: [],
       createdAt: finishedAt - HOUR,

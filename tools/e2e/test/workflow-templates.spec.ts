@@ -31,7 +31,15 @@ beforeAll(async () => {
   services.push(
     await startExecutor({
       config: config(),
-      executor: { nodeName: 'wft-node', dataDir: join(dir, 'node'), cpu: '8', memory: '16Gi', killGraceMs: 300, reportIntervalMs: 50, nvidiaSmi: join(dir, 'absent') },
+      executor: {
+        nodeName: 'wft-node',
+        dataDir: join(dir, 'node'),
+        cpu: '8',
+        memory: '16Gi',
+        killGraceMs: 300,
+        reportIntervalMs: 50,
+        nvidiaSmi: join(dir, 'absent'),
+      },
     }),
   );
   const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config: config() });
@@ -132,7 +140,13 @@ test('an Idempotency-Key makes a run safe to repeat', async () => {
 });
 
 test.each([
-  ['an undeclared placeholder', { workflow: { steps: [{ name: 's', job: { command: ['echo'], env: { DATE: '{{params.date}}' } } }] } }, 422, 'unknown_parameter', 'workflow.steps[0].job.env.DATE'],
+  [
+    'an undeclared placeholder',
+    { workflow: { steps: [{ name: 's', job: { command: ['echo'], env: { DATE: '{{params.date}}' } } }] } },
+    422,
+    'unknown_parameter',
+    'workflow.steps[0].job.env.DATE',
+  ],
   [
     'a workflow invalid with the defaults',
     { parameters: { n: { default: 'lots' } }, workflow: { steps: [{ name: 's', job: { command: ['echo'], resources: { cpu: '{{params.n}}' } } }] } },
@@ -140,8 +154,20 @@ test.each([
     'invalid_argument',
     'workflow.steps[0].job.resources.cpu',
   ],
-  ['a tenant in the workflow', { workflow: { tenant: 'other', steps: [{ name: 's', job: { command: ['echo'] } }] } }, 400, 'invalid_argument', 'workflow.tenant'],
-  ['a bad parameter name', { parameters: { 'a b': {} }, workflow: { steps: [{ name: 's', job: { command: ['echo'] } }] } }, 400, 'invalid_argument', 'parameters.a b'],
+  [
+    'a tenant in the workflow',
+    { workflow: { tenant: 'other', steps: [{ name: 's', job: { command: ['echo'] } }] } },
+    400,
+    'invalid_argument',
+    'workflow.tenant',
+  ],
+  [
+    'a bad parameter name',
+    { parameters: { 'a b': {} }, workflow: { steps: [{ name: 's', job: { command: ['echo'] } }] } },
+    400,
+    'invalid_argument',
+    'parameters.a b',
+  ],
 ])('a put with %s is refused', async (_case, body, status, code, field) => {
   const res = await api(base, 'PUT', '/v1/workflow-templates/bad', body);
   expect([res.status, res.body.error.code, res.body.error.field]).toEqual([status, code, field]);
@@ -171,7 +197,11 @@ test("another tenant's template is not found; delete removes it and keeps its ru
 
 test("a schedule runs a template: {{schedule.date}} in its values becomes the tick's date in the schedule's zone", async () => {
   await api(base, 'PUT', '/v1/workflow-templates/nightly-etl', v1);
-  const bad = await api(base, 'POST', '/v1/schedules', { name: 'etl-bad', schedule: '0 2 * * *', template: { name: 'nightly-etl', params: { date: 'today' } } });
+  const bad = await api(base, 'POST', '/v1/schedules', {
+    name: 'etl-bad',
+    schedule: '0 2 * * *',
+    template: { name: 'nightly-etl', params: { date: 'today' } },
+  });
   expect([bad.status, bad.body.error.code, bad.body.error.field]).toEqual([400, 'invalid_argument', 'template.params.date']);
   const missing = await api(base, 'POST', '/v1/schedules', { name: 'etl-bad', schedule: '0 2 * * *', template: { name: 'no-such' } });
   expect([missing.status, missing.body.error.field]).toEqual([404, 'template.name']);
