@@ -80,14 +80,14 @@ export function defineTemplateCommands(
     .description('run a workflow template with parameter values; prints the run id (or follows it with --follow)')
     .argument('<template>')
     .option('--param <KEY=VALUE...>', 'a parameter value (repeatable)')
-    .option('--version <n>', 'the version to run (default: the latest)', wholeNumber(1))
+    .option('--template-version <n>', "the version to run (default: the latest; --version is the CLI's own)", wholeNumber(1))
     .option('--idempotency-key <key>', 'retrying with the same key returns the same run')
     .option('--follow', 'follow the run to its end with a progress bar; exit 0 only if it succeeded')
     .addOption(outputOption())
     .action(
-      run(async (name: string, o: { param?: string[]; version?: number; idempotencyKey?: string; follow?: boolean; output: OutputFormat }) => {
+      run(async (name: string, o: { param?: string[]; templateVersion?: number; idempotencyKey?: string; follow?: boolean; output: OutputFormat }) => {
         const c = client();
-        const handle = await c.workflowTemplates.run(name, { params: pairs(o.param, '--param'), version: o.version, idempotencyKey: o.idempotencyKey });
+        const handle = await c.workflowTemplates.run(name, { params: pairs(o.param, '--param'), version: o.templateVersion, idempotencyKey: o.idempotencyKey });
         return printOrFollow(c, handle, { wait: o.follow, output: o.output });
       }),
     );
@@ -108,12 +108,12 @@ export function defineTemplateCommands(
     .command('get')
     .description('show a workflow template: its parameters and steps (-o yaml for the whole workflow)')
     .argument('<name>')
-    .option('--version <n>', 'an older version (default: the latest)', wholeNumber(1))
+    .option('--template-version <n>', 'an older version (default: the latest)', wholeNumber(1))
     .option('--tenant <name>', "another tenant's (operators)")
     .addOption(outputOption())
     .action(
-      run(async (name: string, o: { version?: number; tenant?: string; output: OutputFormat }) => {
-        const t = await client().workflowTemplates.get(name, { version: o.version, tenant: o.tenant });
+      run(async (name: string, o: { templateVersion?: number; tenant?: string; output: OutputFormat }) => {
+        const t = await client().workflowTemplates.get(name, { version: o.templateVersion, tenant: o.tenant });
         if (isData(o.output)) printData(t, o.output);
         else process.stdout.write(templateDetail(t));
       }),

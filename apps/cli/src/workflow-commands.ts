@@ -170,7 +170,6 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
         return printOrFollow(c, handle, o);
       }),
     );
-  defineTemplateCommands(wf, client, run, printOrFollow);
   wf.command('cancel')
     .description('cancel a workflow: its running steps are cancelled, pending ones never run')
     .argument('<id>')
@@ -182,4 +181,5 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
         else process.stdout.write(`${w.id} ${w.phase}${TERMINAL_WORKFLOW_PHASES.has(w.phase) ? '' : ' (cancelling)'}\n`);
       }),
     );
+  defineTemplateCommands(wf, client, run, printOrFollow);
 }
