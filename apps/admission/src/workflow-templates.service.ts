@@ -42,7 +42,7 @@ export class WorkflowTemplatesService {
 
   /**
    * Puts a version of template `name`: a new version (1, 2, …) when its content differs from the
-   * latest, else the latest unchanged. `created` is true for the template's first version.
+   * latest, else the latest unchanged. `created`: the tenant had no template of that name.
    */
   async put(principal: Principal, name: string, body: unknown, now: number): Promise<{ view: WorkflowTemplateView; created: boolean }> {
     if (body === null || typeof body !== 'object' || Array.isArray(body)) {
@@ -82,8 +82,7 @@ export class WorkflowTemplatesService {
       { ...(req.description !== undefined ? { description: req.description } : {}), parameters, workflow: req.workflow },
       now,
     );
-    const view = workflowTemplateView(record)!;
-    return { view, created: view.version === 1 && record.versions.length === 1 && !existing };
+    return { view: workflowTemplateView(record)!, created: !existing };
   }
 
   /** The template at its latest version, or at `?version=N`. */

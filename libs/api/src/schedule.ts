@@ -53,7 +53,15 @@ export const ScheduleTemplateRefSchema = z.strictObject({
    * tick's date (`2026-12-01`) and time (ISO 8601 with offset) in the schedule's time zone. @default {}
    */
   params: z
-    .record(z.string().max(63), z.string().max(1024))
+    // as a run's values (`ParamValueSchema`): at most 1,024 characters, no control characters
+    // eslint-disable-next-line no-control-regex
+    .record(
+      z.string().max(63),
+      z
+        .string()
+        .max(1024)
+        .regex(/^[^\u0000-\u001f\u007f]*$/, 'must hold no control characters'),
+    )
     .refine((p) => Object.keys(p).length <= 50, 'at most 50 parameters')
     .optional(),
   /** The version every tick runs. @default the latest at each tick */
