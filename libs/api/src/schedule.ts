@@ -44,6 +44,9 @@ export function isTimeZone(tz: string): boolean {
   }
 }
 
+// eslint-disable-next-line no-control-regex
+const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f]*$/;
+
 /** What a schedule that runs a workflow template gives: the template, its values, and optionally a version. */
 export const ScheduleTemplateRefSchema = z.strictObject({
   /** A workflow template of the schedule's tenant (`PUT /v1/workflow-templates/{name}`). */
@@ -54,14 +57,7 @@ export const ScheduleTemplateRefSchema = z.strictObject({
    */
   params: z
     // as a run's values (`ParamValueSchema`): at most 1,024 characters, no control characters
-    // eslint-disable-next-line no-control-regex
-    .record(
-      z.string().max(63),
-      z
-        .string()
-        .max(1024)
-        .regex(/^[^\u0000-\u001f\u007f]*$/, 'must hold no control characters'),
-    )
+    .record(z.string().max(63), z.string().max(1024).regex(NO_CONTROL_CHARS, 'must hold no control characters'))
     .refine((p) => Object.keys(p).length <= 50, 'at most 50 parameters')
     .optional(),
   /** The version every tick runs. @default the latest at each tick */
