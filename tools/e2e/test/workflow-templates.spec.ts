@@ -225,4 +225,14 @@ test("a schedule runs a template: {{schedule.date}} in its values becomes the ti
   expect(w.template).toEqual({ name: 'nightly-etl', version: 1, params: { date: day, region: 'apac' } });
   expect(w.labels).toMatchObject({ 'batch.schedule': 'etl', 'batch.template': 'nightly-etl' });
   expect(await resultOf(w, 'extract')).toEqual([`v1 ${day} apac`]);
+
+  // the template deleted: a tick cannot make its run, and is counted missed (nothing starts)
+  await api(base, 'DELETE', '/v1/workflow-templates/nightly-etl');
+  await api(base, 'POST', '/v1/schedules/etl/trigger', {});
+  let s: { missedTicks: number; active: unknown[]; succeeded: unknown[]; triggerRequestedAt: number | null } | undefined;
+  await until(async () => {
+    s = (await api(base, 'GET', '/v1/schedules/etl')).body;
+    return s!.missedTicks === 1;
+  });
+  expect([s!.triggerRequestedAt, s!.active.length + s!.succeeded.length]).toEqual([null, 1]);
 }, 60000);
