@@ -24,6 +24,8 @@ import { WorkflowsController } from './workflows.controller';
 import { SchedulesController } from './schedules.controller';
 import { SemaphoresController } from './semaphores.controller';
 import { SchedulesService } from './schedules.service';
+import { WorkflowTemplatesController } from './workflow-templates.controller';
+import { WorkflowTemplatesService } from './workflow-templates.service';
 import { WorkflowsService } from './workflows.service';
 import { Readers } from './inputs-readers';
 import { DEFAULT_CONSOLE_DIR, serveConsole } from './console';
@@ -110,6 +112,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       UsageController,
       WorkflowsController,
       SchedulesController,
+      WorkflowTemplatesController,
       SemaphoresController,
       WorkingDirsController,
     ],
@@ -118,6 +121,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
       Readers,
       WorkflowsService,
       SchedulesService,
+      WorkflowTemplatesService,
       WorkingDirsService,
       { provide: WORKING_DIR_MAX_BYTES, useValue: workingDirMaxBytes },
       { provide: AUTH, useValue: auth },

@@ -6,6 +6,7 @@
 import {
   ApiError,
   CreateScheduleSchema,
+  type CreateScheduleRequest,
   ErrorCode,
   jsonBytes,
   ListSchedulesQuerySchema,
@@ -21,9 +22,11 @@ import {
   type ScheduleTemplate,
   type ScheduleView,
   scheduleView,
+  scheduleParams,
+  templateRunBody,
 } from '@batchapi/api';
 import { SERVICE, type ServiceContext } from '@batchapi/runtime';
-import { createSchedule, deleteSchedule, getSchedule, listSchedules, tenantAndQueues, updateSchedule } from '@batchapi/store';
+import { createSchedule, deleteSchedule, getSchedule, getWorkflowTemplate, listSchedules, tenantAndQueues, updateSchedule } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
 import { parseCron } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
@@ -48,10 +51,14 @@ export class SchedulesService {
     const tenant = this.tenantOf(principal, req.tenant);
     const timeZone = req.timeZone ?? 'UTC';
     parseCron(req.schedule, timeZone);
-    if ((req.job === undefined) === (req.workflow === undefined)) {
-      throw new ApiError(ErrorCode.InvalidArgument, 'job: give exactly one of "job" and "workflow": what each tick submits', { field: 'job' });
+    if ([req.job, req.workflow, req.template].filter((x) => x !== undefined).length !== 1) {
+      throw new ApiError(ErrorCode.InvalidArgument, 'job: give exactly one of "job", "workflow" and "template": what each tick submits', { field: 'job' });
     }
-    const template = req.job ? await this.jobTemplate(tenant, req.name, req.job) : await this.workflowTemplate(principal, tenant, req.name, req.workflow!, now);
+    const template = req.job
+      ? await this.jobTemplate(tenant, req.name, req.job)
+      : req.workflow
+        ? await this.workflowTemplate(principal, tenant, req.name, req.workflow, now)
+        : await this.templateRun(principal, tenant, req.name, req.template!, timeZone, now);
     const field = template.kind;
     if (jsonBytes(template) > MAX_SCHEDULE_TEMPLATE_BYTES) {
       throw new ApiError(
@@ -178,6 +185,43 @@ export class SchedulesService {
       ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       steps,
     };
+  }
+
+  /**
+   * A schedule of a workflow template: the template must exist, and a run of it now (with the
+   * version given, else the latest) must be valid — each tick reads it again (an update of the
+   * template changes the next ticks when no version is pinned).
+   */
+  private async templateRun(
+    principal: Principal,
+    tenant: string,
+    name: string,
+    ref: NonNullable<CreateScheduleRequest['template']>,
+    timeZone: string,
+    now: number,
+  ): Promise<ScheduleTemplate> {
+    const t = await getWorkflowTemplate(this.ctx.store, tenant, ref.name);
+    if (!t)
+      throw new ApiError(ErrorCode.NotFound, `template.name: workflow template ${ref.name} not found; register it first`, {
+        field: 'template.name',
+        id: ref.name,
+      });
+    const v = ref.version === undefined ? t.value.versions[t.value.versions.length - 1] : t.value.versions.find((x) => x.version === ref.version);
+    if (!v) {
+      throw new ApiError(ErrorCode.NotFound, `template.version: workflow template ${ref.name} has no version ${ref.version}`, {
+        field: 'template.version',
+        id: ref.name,
+      });
+    }
+    const params = ref.params ?? {};
+    const { body } = templateRunBody(ref.name, v, scheduleParams(params, now, timeZone), 'template.params.');
+    await this.workflows.prepare(
+      { ...principal, tenant },
+      { ...body, labels: { ...(body.labels as Record<string, string>), [SCHEDULE_LABEL]: name } },
+      now,
+      'template.',
+    );
+    return { kind: 'template', name: ref.name, ...(ref.version !== undefined ? { version: ref.version } : {}), params };
   }
 
   private tenantOf(principal: Principal, asked: string | undefined): string {

@@ -5,18 +5,15 @@ import {
   IdempotencyKeySchema,
   type JobRecord,
   ListWorkflowsQuerySchema,
-  parseSubmit,
   parseWith,
   type Principal,
   RetryWorkflowSchema,
   SCHEDULE_LABEL,
-  STEP_LABEL,
-  SubmitWorkflowSchema,
   type SubmitWorkflowRequest,
   type WorkflowRecord,
   TERMINAL_WORKFLOW_PHASES,
-  WORKFLOW_LABEL,
   type WorkflowStep,
+  type WorkflowTemplateRef,
   type WorkflowView,
   workflowView,
 } from '@batchapi/api';
@@ -26,7 +23,7 @@ import type { HistoryStore } from '@batchapi/history';
 import { fromHistory } from './history-reads';
 import { cancelJob, getWorkflow, listWorkflows, requestWorkflowCancel, submitWorkflow, tenantAndQueues } from '@batchapi/store';
 import { traceparentOf } from '@batchapi/telemetry';
-import { criticalPaths, dependenciesWithInputs, retrySteps, validateDag } from '@batchapi/workflows';
+import { readWorkflowBody, retrySteps } from '@batchapi/workflows';
 import { Inject, Injectable, Optional } from '@nestjs/common';
 import { JobsService, newJobId, requestDigest } from './jobs.service';
 import { WorkingDirsService } from './working-dirs';
@@ -44,7 +41,18 @@ export class WorkflowsService {
   ) {}
 
   /** Validates the DAG and every step's job, checks tenant and queues, commits the workflow before answering. */
-  async submit(principal: Principal, body: unknown, idempotencyKey: string | undefined, now: number): Promise<{ view: WorkflowView; created: boolean }> {
+  async submit(
+    principal: Principal,
+    body: unknown,
+    idempotencyKey: string | undefined,
+    now: number,
+    /**
+     * A template's run (`POST /v1/workflow-templates/{name}/runs`): `template` is recorded on the
+     * run, and the Idempotency-Key is matched against `request` (the run request) rather than the
+     * substituted body. @default a plain submit
+     */
+    run?: { template: WorkflowTemplateRef; request: unknown },
+  ): Promise<{ view: WorkflowView; created: boolean }> {
     const key = idempotencyKey === undefined ? undefined : parseWith(IdempotencyKeySchema, idempotencyKey, 'Idempotency-Key');
     const { tenant, req, queue, steps } = await this.prepare(principal, body, now);
     this.jobs?.checkBacklog(now);
@@ -61,8 +69,9 @@ export class WorkflowsService {
       ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
       ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
+      ...(run ? { template: run.template } : {}),
     };
-    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, body) } : undefined);
+    const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, run ? run.request : body) } : undefined);
     return { view: workflowView(res.workflow), created: res.created };
   }
 
@@ -102,6 +111,7 @@ export class WorkflowsService {
       steps,
       createdAt: now,
       retryOf: old.id,
+      ...(old.template ? { template: old.template } : {}),
       ...(old.deadlineAt !== undefined ? { deadlineAt: now + (old.deadlineAt - old.createdAt) } : {}),
       ...(old.maxRunning !== undefined ? { maxRunning: old.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
@@ -135,73 +145,13 @@ export class WorkflowsService {
     now: number,
     root = '',
   ): Promise<{ tenant: string; req: SubmitWorkflowRequest; queue: string; steps: WorkflowStep[] }> {
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      throw new ApiError(ErrorCode.InvalidArgument, `${root || 'the body'} must be a JSON object`, { field: root.replace(/\.$/, '') || '(body)' });
-    }
-    let req: SubmitWorkflowRequest;
-    let deps: string[][];
-    try {
-      req = parseWith(SubmitWorkflowSchema, body);
-      deps = dependenciesWithInputs(req.steps);
-      validateDag(req.steps.map((s, i) => ({ name: s.name, dependsOn: deps[i], when: s.when ?? 'success', map: s.map })));
-    } catch (err) {
-      if (!(err instanceof ApiError) || !root) throw err;
-      throw new ApiError(err.code, `${root}${err.message}`, { ...err.details, ...(err.details.field ? { field: `${root}${err.details.field}` } : {}) });
-    }
+    const { req, queue, queues, workingDirs, steps } = readWorkflowBody(body, `wf-${newJobId(now)}`, root);
     const tenant = req.tenant ?? principal.tenant;
     if (tenant !== principal.tenant && principal.role !== 'operator') {
       throw new ApiError(ErrorCode.PermissionDenied, `your token may submit only for tenant ${principal.tenant}`, { field: 'tenant' });
     }
-    const queue = req.queue ?? 'default';
-    const dag = req.steps.map((s, i) => ({ name: s.name, dependsOn: deps[i], when: s.when ?? 'success', map: s.map }));
-    const queues = new Set([queue]);
-    const workingDirs: Array<{ digest: string; field: string }> = [];
-    req.steps.forEach((s, i) => {
-      if ('tenant' in s.job)
-        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].job.tenant: a step runs as its workflow's tenant; remove it`, {
-          field: `${root}steps[${i}].job.tenant`,
-        });
-      // Validated as the controller will submit it: with the labels naming the workflow and step (counted in the label and size limits).
-      const labels = s.job.labels;
-      const job = {
-        ...s.job,
-        queue: s.job.queue ?? queue,
-        ...(s.map && 'items' in s.map ? { items: s.map.items } : {}),
-        ...(labels === undefined || (typeof labels === 'object' && labels !== null && !Array.isArray(labels))
-          ? { labels: { ...labels, [WORKFLOW_LABEL]: `wf-${newJobId(now)}`, [STEP_LABEL]: s.name } }
-          : {}),
-      };
-      if (s.map) delete (job as Record<string, unknown>).tasks;
-      if (s.cacheVersion !== undefined && s.cache !== true) {
-        throw new ApiError(ErrorCode.InvalidArgument, `${root}steps[${i}].cacheVersion: it versions the step's cache; set cache: true too, or remove it`, {
-          field: `${root}steps[${i}].cacheVersion`,
-        });
-      }
-      try {
-        const parsed = parseSubmit(job);
-        queues.add(parsed.queue);
-        if (parsed.spec.workingDir) workingDirs.push({ digest: parsed.spec.workingDir.digest, field: `${root}steps[${i}].job.workingDir.digest` });
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        const field = `${root}steps[${i}].job.${err.details.field ?? ''}`.replace(/\.$/, '');
-        throw new ApiError(err.code, `${root}steps[${i}].job.${err.message}`, { ...err.details, field });
-      }
-    });
-    await this.checkTenantAndQueues(tenant, [...queues]);
+    await this.checkTenantAndQueues(tenant, queues);
     for (const w of workingDirs) await this.workingDirs?.requireUploaded(tenant, w.digest, w.field);
-    const cps = criticalPaths(dag);
-    const steps: WorkflowStep[] = req.steps.map((s, i) => ({
-      name: s.name,
-      dependsOn: dag[i].dependsOn,
-      when: dag[i].when,
-      job: s.job,
-      ...(s.inputs?.length ? { inputs: s.inputs } : {}),
-      ...(s.map ? { map: s.map } : {}),
-      ...(s.cache ? { cache: true } : {}),
-      ...(s.cache && s.cacheVersion ? { cacheVersion: s.cacheVersion } : {}),
-      criticalPath: cps[i],
-      phase: 'Pending',
-    }));
     return { tenant, req, queue, steps };
   }
 
@@ -209,10 +159,10 @@ export class WorkflowsService {
     return workflowView(await this.visible(principal, id));
   }
 
-  /** Live workflows (etcd, in id order), then archived ones, most recently finished first, at most `limit` in all. */
+  /** Live workflows (etcd, in id order), then archived ones, most recently finished first, at most `limit` in all; one template's runs with `template`. */
   async list(principal: Principal, query: unknown): Promise<{ workflows: WorkflowView[] }> {
     const q = parseWith(ListWorkflowsQuerySchema, query);
-    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, limit: q.limit ?? 100 };
+    const filter = { tenant: principal.role === 'operator' ? undefined : principal.tenant, template: q.template, limit: q.limit ?? 100 };
     const live = await listWorkflows(this.ctx.store, filter);
     const archived =
       live.length < filter.limit ? ((await fromHistory(this.history, (h) => h.listWorkflows({ ...filter, limit: filter.limit - live.length }))) ?? []) : [];

@@ -113,7 +113,8 @@ export function defineSubmit(cmd: Command): Command {
     .addOption(outputOption());
 }
 
-function pairs(list: string[] | undefined, flag: string): Record<string, string> | undefined {
+/** `KEY=VALUE` items of a repeatable flag as a map; undefined when none. */
+export function pairs(list: string[] | undefined, flag: string): Record<string, string> | undefined {
   if (!list?.length) return undefined;
   const out: Record<string, string> = {};
   for (const item of list) {

@@ -9,6 +9,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import type { Command } from 'commander';
 import { countsLine, isData, jobDetail, type OutputFormat, printData, workflowDetail, workflowRows } from './output';
 import { defineSubmit, outputOption, readRequestFile, submitInvocation, wholeNumber } from './submit-args';
+import { defineTemplateCommands } from './template-commands';
 
 // commander hands each action its own argument list
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -115,7 +116,7 @@ async function printOrFollow(c: BatchClient, handle: { id: string; submitted: Wo
   return exitCodeOf(final.phase);
 }
 
-/** `batch workflow submit|get|list|retry|cancel`. */
+/** `batch workflow submit|get|list|retry|cancel`, and the template commands (`register|run|templates|template`). */
 export function defineWorkflow(program: Command, client: () => BatchClient, run: Run): void {
   const wf = program.command('workflow').description('workflows: DAGs of jobs (docs/workflows.md)');
   wf.command('submit')
@@ -147,10 +148,11 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
   wf.command('list')
     .description('list workflows')
     .option('--limit <n>', 'at most this many (1–1000)', wholeNumber(1), 100)
+    .option('--template <name>', 'only the runs of this workflow template')
     .addOption(outputOption())
     .action(
-      run(async (o: { limit: number; output: OutputFormat }) => {
-        const workflows = await client().workflows.list(o.limit);
+      run(async (o: { limit: number; template?: string; output: OutputFormat }) => {
+        const workflows = await client().workflows.list(o.limit, { template: o.template });
         if (isData(o.output)) printData({ workflows }, o.output);
         else process.stdout.write(workflowRows(workflows, o.output === 'wide'));
       }),
@@ -179,4 +181,5 @@ export function defineWorkflow(program: Command, client: () => BatchClient, run:
         else process.stdout.write(`${w.id} ${w.phase}${TERMINAL_WORKFLOW_PHASES.has(w.phase) ? '' : ' (cancelling)'}\n`);
       }),
     );
+  defineTemplateCommands(wf, client, run, printOrFollow);
 }

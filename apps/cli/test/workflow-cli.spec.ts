@@ -84,11 +84,49 @@ it('batch workflow retry re-runs a failed run from its failure and refuses a run
   expect(refused.stderr).toMatch(/^error: workflow_not_retryable: .*succeeded/);
 });
 
+it('batch workflow register, run --param --follow, templates, template get|delete and list --template', async () => {
+  const file = c.file('tpl.yaml', [
+    'name: cli-nightly',
+    'description: one day',
+    'parameters:',
+    "  date: { pattern: '\\d{4}-\\d{2}-\\d{2}' }",
+    '  region: { default: eu }',
+    'workflow:',
+    '  steps:',
+    '    - name: day',
+    '      job: { command: [sh, -c, \'printf "\\"%s\\"" "$D" > $BATCH_RESULT_PATH\'], env: { D: "{{params.date}}/{{params.region}}" }, resources: { cpu: 100m, memory: 16Mi } }',
+  ]);
+  const reg = await batch(['workflow', 'register', '-f', file]);
+  expect(reg).toMatchObject({ status: 0, stdout: 'cli-nightly version 1\n' });
+  const run = await batch(['workflow', 'run', 'cli-nightly', '--param', 'date=2026-12-01', '--param', 'region=us', '--follow', '-o', 'json']);
+  expect(run.status).toBe(0);
+  const wf = JSON.parse(run.stdout);
+  expect(wf).toMatchObject({ phase: 'Succeeded', template: { name: 'cli-nightly', version: 1, params: { date: '2026-12-01', region: 'us' } } });
+  const results = await fetch(`${c.base}/v1/jobs/${wf.steps[0].jobId}/results`, { headers: { authorization: 'Bearer tenant-token' } });
+  expect(((await results.json()) as { results: Array<{ value: unknown }> }).results[0].value).toBe('2026-12-01/us');
+  const id = await batch(['workflow', 'run', 'cli-nightly', '--param', 'date=2026-12-02']);
+  expect(id.stdout).toMatch(/^wf-\S+\n$/);
+  const missing = await batch(['workflow', 'run', 'cli-nightly']);
+  expect(missing.status).toBe(1);
+  expect(missing.stderr).toMatch(/^error: missing_parameter: params\.date/);
+  expect((await batch(['workflow', 'templates'])).stdout).toMatch(/^NAME\s+VERSION\s+PARAMETERS.*\ncli-nightly\s+1\s+date\*, region=eu\s/);
+  expect((await batch(['workflow', 'template', 'get', 'cli-nightly', '--template-version', '1'])).stdout).toMatch(/version:\s+1 of 1[\s\S]*date \(required\)/);
+  const v1 = await batch(['workflow', 'run', 'cli-nightly', '--template-version', '1', '--param', 'date=2026-12-03', '-o', 'json']);
+  expect(JSON.parse(v1.stdout).template.version).toBe(1);
+  const listed = await batch(['workflow', 'list', '--template', 'cli-nightly', '-o', 'json']);
+  expect((JSON.parse(listed.stdout) as { workflows: Array<{ id: string }> }).workflows.map((w) => w.id).sort()).toEqual(
+    [wf.id, id.stdout.trim(), JSON.parse(v1.stdout).id].sort(),
+  );
+  expect(await batch(['workflow', 'template', 'delete', 'cli-nightly'])).toMatchObject({ status: 0, stdout: 'cli-nightly deleted\n' });
+});
+
 it('batch completion bash prints a script that completes commands', async () => {
   const r = await batch(['completion', 'bash']);
   expect(r.status).toBe(0);
   expect(r.stdout).toContain('complete -F _batch_complete batch');
-  expect(r.stdout).toContain('"workflow") words="submit get list retry cancel --help"');
+  expect(r.stdout).toContain('"workflow") words="submit get list retry cancel register run templates template --help"');
+  expect(r.stdout).toContain('"workflow template") words="get delete --help"');
+  expect(r.stdout).toContain('"workflow run") words="--param --template-version --idempotency-key --follow --output -o --help"');
   expect((await batch(['completion', 'fish'])).status).toBe(2);
 });
 

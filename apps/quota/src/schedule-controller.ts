@@ -10,8 +10,13 @@
  */
 import { createHash } from 'node:crypto';
 import {
+  ApiError,
+  ErrorCode,
   type JobRecord,
   MAX_ACTIVE_INSTANCES,
+  SCHEDULE_LABEL,
+  scheduleParams,
+  templateRunBody,
   type ScheduleInstance,
   type ScheduleRecord,
   TERMINAL_PHASES,
@@ -25,6 +30,7 @@ import {
   getJob,
   getSchedule,
   getWorkflow,
+  getWorkflowTemplate,
   type Informer,
   type Leadership,
   putScheduleFenced,
@@ -34,7 +40,7 @@ import {
   type Versioned,
 } from '@batchapi/store';
 import { startSpan } from '@batchapi/telemetry';
-import { type CronSchedule, decideTick, parseCron, settleInstances } from '@batchapi/workflows';
+import { type CronSchedule, decideTick, parseCron, readWorkflowBody, settleInstances } from '@batchapi/workflows';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge, Histogram } from 'prom-client';
 import { ElectedLoop } from './elected-loop';
@@ -247,7 +253,28 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
       },
     });
     try {
-      const instance = this.instanceOf(cur, tick, manual, now, traceparent);
+      let instance: ScheduleInstanceRecord;
+      try {
+        instance = await this.instanceOf(cur, tick, manual, now, traceparent);
+      } catch (err) {
+        // A template's run that cannot be made (the template deleted, its version gone, a value no longer valid): the tick is missed.
+        if (!(err instanceof ApiError)) throw err;
+        this.ctx.log.warn(
+          { schedule: s.name, tenant: s.tenant, tick, code: err.code, field: err.details.field, err: err.message },
+          'schedule tick cannot run its template',
+        );
+        span.setAttribute('batch.schedule.outcome', 'missed');
+        const next: ScheduleRecord = {
+          ...base,
+          ...(manual ? {} : { lastScheduleTime: tick }),
+          missedTicks: base.missedTicks + 1,
+          lastMissedTick: tick,
+        };
+        const res = await putScheduleFenced(this.ctx.store, leader.fence(), cur, next);
+        if (res.outcome === 'written') this.m.missed.inc(1 + missed);
+        await this.after(leader, cur, next, res);
+        return;
+      }
       span.setAttribute(instance.kind === 'job' ? 'batch.job.id' : 'batch.workflow.id', instance.record.id);
       const ref: ScheduleInstance = { id: instance.record.id, kind: instance.kind, scheduledAt: tick, ...(manual ? { manual: true } : {}) };
       const next: ScheduleRecord = {
@@ -314,7 +341,7 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
    * schedule deleted and made again starts afresh), the tick and the trigger — time-ordered like
    * submitted ids, and the same for every attempt to fire that tick.
    */
-  private instanceOf(cur: Versioned<ScheduleRecord>, tick: number, manual: boolean, now: number, traceparent?: string): ScheduleInstanceRecord {
+  private async instanceOf(cur: Versioned<ScheduleRecord>, tick: number, manual: boolean, now: number, traceparent?: string): Promise<ScheduleInstanceRecord> {
     const s = cur.value;
     const digest = createHash('sha256')
       .update(`${s.tenant}/${s.name}/${cur.createRevision}/${manual ? 'manual' : 'cron'}`)
@@ -336,6 +363,7 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
       };
       return { kind: 'job', record: job };
     }
+    if (t.kind === 'template') return { kind: 'workflow', record: await this.templateRunOf(s, t, `wf-${suffix}`, tick, now, traceparent) };
     const wf: WorkflowRecord = {
       id: `wf-${suffix}`,
       name: t.name,
@@ -350,5 +378,44 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
       ...(traceparent ? { traceparent } : {}),
     };
     return { kind: 'workflow', record: wf };
+  }
+  /**
+   * The run of a schedule's workflow template for one tick: the template read now (the version
+   * pinned, else the latest), `{{schedule.date}}` and `{{schedule.time}}` of the values made the
+   * tick's, the values resolved and substituted, the body read as a submit reads it.
+   * @throws ApiError when the template or its version is gone, or the run would be invalid
+   */
+  private async templateRunOf(
+    s: ScheduleRecord,
+    t: Extract<ScheduleRecord['template'], { kind: 'template' }>,
+    id: string,
+    tick: number,
+    now: number,
+    traceparent?: string,
+  ): Promise<WorkflowRecord> {
+    const rec = await getWorkflowTemplate(this.ctx.store, s.tenant, t.name);
+    if (!rec) throw new ApiError(ErrorCode.NotFound, `workflow template ${t.name} not found`, { field: 'template.name', id: t.name });
+    const v = t.version === undefined ? rec.value.versions[rec.value.versions.length - 1] : rec.value.versions.find((x) => x.version === t.version);
+    if (!v) throw new ApiError(ErrorCode.NotFound, `workflow template ${t.name} has no version ${t.version}`, { field: 'template.version', id: t.name });
+    const { body, params } = templateRunBody(t.name, v, scheduleParams(t.params, tick, s.timeZone), 'template.params.');
+    const { req, queue, steps } = readWorkflowBody(
+      { ...body, labels: { ...(body.labels as Record<string, string>), [SCHEDULE_LABEL]: s.name } },
+      id,
+      'template.',
+    );
+    return {
+      id,
+      name: req.name ?? s.name,
+      tenant: s.tenant,
+      queue,
+      labels: req.labels ?? {},
+      phase: 'Running',
+      steps,
+      createdAt: now,
+      template: { name: t.name, version: v.version, params },
+      ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
+      ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
+      ...(traceparent ? { traceparent } : {}),
+    };
   }
 }

@@ -31,6 +31,10 @@ export const ErrorCode = {
   /** A workflow run that is still running or that succeeded cannot be retried (`POST /v1/workflows/{id}/retry`): only a finished run that did not succeed can. */
   WorkflowNotRetryable: 'workflow_not_retryable',
   Conflict: 'conflict',
+  /** A workflow template's body names `{{params.<name>}}` it does not declare, or a run of it gives a parameter it does not declare. */
+  UnknownParameter: 'unknown_parameter',
+  /** A run of a workflow template gives no value for a parameter that has no default. */
+  MissingParameter: 'missing_parameter',
   RateLimited: 'rate_limited',
   /** The tenant's submit requests per second (token bucket) are spent. */
   SubmitRateExceeded: 'submit_rate_exceeded',
@@ -72,6 +76,8 @@ export const statusOf: Record<ErrorCode, number> = {
   idempotency_conflict: 409,
   workflow_not_retryable: 409,
   conflict: 409,
+  unknown_parameter: 422,
+  missing_parameter: 422,
   rate_limited: 429,
   submit_rate_exceeded: 429,
   task_rate_exceeded: 429,

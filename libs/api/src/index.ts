@@ -15,3 +15,4 @@ export * from './schedule';
 export * from './resubmit';
 export * from './python-env';
 export * from './semaphore';
+export * from './workflow-template';

@@ -56,6 +56,15 @@ import {
   ScheduleTenantQuerySchema,
   ScheduleViewSchema,
 } from './schedule';
+import {
+  ListWorkflowTemplatesQuerySchema,
+  PutWorkflowTemplateSchema,
+  RunWorkflowTemplateSchema,
+  WorkflowTemplateListSchema,
+  WorkflowTemplateQuerySchema,
+  WorkflowTemplateTenantQuerySchema,
+  WorkflowTemplateViewSchema,
+} from './workflow-template';
 
 /** A JSON Schema or OpenAPI object, as plain JSON. */
 type Json = Record<string, unknown>;
@@ -133,6 +142,7 @@ const linksTo = (param: string, from: string, operationIds: Record<string, strin
 const jobLinks = linksTo('id', '$response.body#/id', { GetJob: 'getJob', WhyJob: 'whyJob', JobResults: 'getJobResults', CancelJob: 'cancelJob' });
 const workflowLinks = linksTo('id', '$response.body#/id', { GetWorkflow: 'getWorkflow', CancelWorkflow: 'cancelWorkflow' });
 const scheduleLinks = linksTo('name', '$response.body#/name', { GetSchedule: 'getSchedule', DeleteSchedule: 'deleteSchedule' });
+const templateLinks = linksTo('name', '$response.body#/name', { GetWorkflowTemplate: 'getWorkflowTemplate', DeleteWorkflowTemplate: 'deleteWorkflowTemplate' });
 const queueLinks = linksTo('name', '$request.path.name', { GetQueue: 'getQueue', DeleteQueue: 'deleteQueue' });
 const SUBMIT_ERRORS: ErrorCode[] = [
   'permission_denied',
@@ -389,6 +399,72 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
       operationId: 'workflowEvents',
       summary: "Server-sent events: the workflow's view now and at every change, until it ends",
       ...eventStream('workflow', WorkflowViewSchema, 'getWorkflow'),
+    },
+  }),
+
+  ...operations('workflow-templates', 'tenant', {
+    'PUT /v1/workflow-templates/{name}': {
+      operationId: 'putWorkflowTemplate',
+      summary:
+        "Register a workflow template, or a new version of it: a workflow body whose strings may hold {{params.<name>}}, validated as a submit with each parameter's default (or a sample). A body equal to the latest version answers it unchanged; the record keeps the latest 20 versions",
+      body: PutWorkflowTemplateSchema,
+      errors: [
+        'permission_denied',
+        'unknown_tenant',
+        'unknown_queue',
+        'max_running_below_gang',
+        'unknown_working_dir',
+        'unknown_parameter',
+        'conflict',
+        'workflow_cycle',
+      ],
+      answers: {
+        201: {
+          description: 'Created (its version 1)',
+          schema: WorkflowTemplateViewSchema,
+          headers: { Location: 'The template: /v1/workflow-templates/{name}' },
+          links: templateLinks,
+        },
+        200: {
+          description: 'A new version, or the latest unchanged',
+          schema: WorkflowTemplateViewSchema,
+          headers: { Location: 'The template: /v1/workflow-templates/{name}' },
+          links: templateLinks,
+        },
+      },
+    },
+    'GET /v1/workflow-templates': {
+      operationId: 'listWorkflowTemplates',
+      summary: "The caller's workflow templates at their latest versions (every tenant's for operators)",
+      query: ListWorkflowTemplatesQuerySchema,
+      errors: ['permission_denied'],
+      answers: ok('Workflow templates', WorkflowTemplateListSchema),
+    },
+    'GET /v1/workflow-templates/{name}': {
+      operationId: 'getWorkflowTemplate',
+      summary: 'A workflow template at its latest version, or at ?version=N (one of the versions it keeps)',
+      query: WorkflowTemplateQuerySchema,
+      errors: ['not_found', 'permission_denied'],
+      answers: ok('The template', WorkflowTemplateViewSchema),
+    },
+    'DELETE /v1/workflow-templates/{name}': {
+      operationId: 'deleteWorkflowTemplate',
+      summary: 'Delete a workflow template and every version; its runs stay',
+      query: WorkflowTemplateTenantQuerySchema,
+      errors: ['not_found', 'permission_denied', 'conflict'],
+      answers: ok('The deleted template (its latest version)', WorkflowTemplateViewSchema),
+    },
+    'POST /v1/workflow-templates/{name}/runs': {
+      operationId: 'runWorkflowTemplate',
+      summary:
+        "Run a workflow template: its parameters' values (given, else defaults) are substituted into every string of its workflow, which is then submitted as POST /v1/workflows, labelled batch.template and batch.template-version. Committed before the answer",
+      errors: [...SUBMIT_ERRORS, 'not_found', 'workflow_cycle', 'unknown_parameter', 'missing_parameter'],
+      ...idempotentSubmit(RunWorkflowTemplateSchema, {
+        schema: WorkflowViewSchema,
+        location: 'The run: /v1/workflows/{id}',
+        links: workflowLinks,
+        retried: 'A retry with the same Idempotency-Key and body: the run the first one created',
+      }),
     },
   }),
 

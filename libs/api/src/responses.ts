@@ -223,6 +223,7 @@ export const WorkflowViewSchema = z.strictObject({
   traceId: z.string().optional(),
   /** The run this one retries. */
   retryOf: z.string().optional(),
+  template: z.strictObject({ name: z.string(), version: z.number().int(), params: z.record(z.string(), z.string()) }).optional(),
   steps: z.array(
     z.strictObject({
       name: z.string(),

@@ -44,7 +44,27 @@ export function isTimeZone(tz: string): boolean {
   }
 }
 
-/** `POST /v1/schedules` body: exactly one of `job` and `workflow`. */
+// eslint-disable-next-line no-control-regex
+const NO_CONTROL_CHARS = /^[^\u0000-\u001f\u007f]*$/;
+
+/** What a schedule that runs a workflow template gives: the template, its values, and optionally a version. */
+export const ScheduleTemplateRefSchema = z.strictObject({
+  /** A workflow template of the schedule's tenant (`PUT /v1/workflow-templates/{name}`). */
+  name: NameSchema,
+  /**
+   * A value for each parameter; `{{schedule.date}}` and `{{schedule.time}}` in a value become the
+   * tick's date (`2026-12-01`) and time (ISO 8601 with offset) in the schedule's time zone. @default {}
+   */
+  params: z
+    // as a run's values (`ParamValueSchema`): at most 1,024 characters, no control characters
+    .record(z.string().max(63), z.string().max(1024).regex(NO_CONTROL_CHARS, 'must hold no control characters'))
+    .refine((p) => Object.keys(p).length <= 50, 'at most 50 parameters')
+    .optional(),
+  /** The version every tick runs. @default the latest at each tick */
+  version: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+});
+
+/** `POST /v1/schedules` body: exactly one of `job`, `workflow` and `template`. */
 export const CreateScheduleSchema = z.strictObject({
   /** Unique within the tenant; instances are labelled with it. */
   name: NameSchema,
@@ -68,6 +88,8 @@ export const CreateScheduleSchema = z.strictObject({
   job: z.record(z.string(), z.unknown()).optional(),
   /** The workflow each tick submits: the body of `POST /v1/workflows` without `tenant`. */
   workflow: z.record(z.string(), z.unknown()).optional(),
+  /** The workflow template each tick runs, with its parameter values. */
+  template: ScheduleTemplateRefSchema.optional(),
 });
 export type CreateScheduleRequest = z.infer<typeof CreateScheduleSchema>;
 
@@ -101,6 +123,15 @@ export type ScheduleTemplate =
       /** Most steps running at once. @default unlimited */
       maxRunning?: number;
       steps: WorkflowStep[];
+    }
+  | {
+      /** A run of a workflow template of the schedule's tenant, read at each tick. */
+      kind: 'template';
+      name: string;
+      /** @default the latest at each tick */
+      version?: number;
+      /** The values, `{{schedule.date}}` and `{{schedule.time}}` unsubstituted. */
+      params: Record<string, string>;
     };
 
 /** One instance a schedule started: a job or a workflow. */
@@ -164,7 +195,7 @@ export interface ScheduleView {
   successfulHistoryLimit: number;
   failedHistoryLimit: number;
   suspend: boolean;
-  kind: 'job' | 'workflow';
+  kind: 'job' | 'workflow' | 'template';
   createdAt: number;
   lastScheduleTime: number | null;
   lastFiredTick: number | null;
@@ -224,7 +255,7 @@ export const ScheduleViewSchema = z.strictObject({
   successfulHistoryLimit: z.number().int(),
   failedHistoryLimit: z.number().int(),
   suspend: z.boolean(),
-  kind: z.enum(['job', 'workflow']),
+  kind: z.enum(['job', 'workflow', 'template']),
   createdAt: z.number(),
   lastScheduleTime: z.number().nullable(),
   lastFiredTick: z.number().nullable(),

@@ -564,6 +564,8 @@ export const LogsQuerySchema = z.strictObject({
 export const ListWorkflowsQuerySchema = z.strictObject({
   /** @default 100 */
   limit: z.coerce.number().int().min(1).max(1000).optional(),
+  /** Only the runs of this workflow template (those labelled `batch.template=<name>`). @default every workflow */
+  template: NameSchema.optional(),
 });
 
 /** `POST /v1/nodes/:name/cordon` body. */

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { Ended } from './model';
 import { dottedName, NameSchema } from './schemas';
+import type { WorkflowTemplateRef } from './workflow-template';
 
 /** Most steps of one workflow running at once: a whole number from 1 to `MAX_WORKFLOW_STEPS`. */
 export const WorkflowMaxRunningSchema = z.number().int().min(1).max(1000);
@@ -178,6 +179,8 @@ export interface WorkflowRecord {
   traceparent?: string;
   /** The run this one retries (`POST /v1/workflows/{id}/retry`). @default none */
   retryOf?: string;
+  /** The template (name, version, parameter values) this run was made from (`POST /v1/workflow-templates/{name}/runs`). @default none */
+  template?: WorkflowTemplateRef;
 }
 
 /** A workflow as the API returns it (times in epoch milliseconds). */
@@ -189,6 +192,8 @@ export interface WorkflowView extends Pick<WorkflowRecord, 'id' | 'name' | 'tena
   traceId?: string;
   /** The run this one retries. @default absent: not a retry */
   retryOf?: string;
+  /** The template run: its name, version and every parameter's value. @default absent: not a template's run */
+  template?: WorkflowTemplateRef;
   steps: Array<
     Pick<WorkflowStep, 'name' | 'phase' | 'dependsOn' | 'when' | 'criticalPath'> & {
       jobId: string | null;
@@ -218,6 +223,7 @@ export function workflowView(w: WorkflowRecord): WorkflowView {
     ...(w.maxRunning !== undefined ? { maxRunning: w.maxRunning } : {}),
     traceId: w.traceparent?.split('-')[1],
     ...(w.retryOf !== undefined ? { retryOf: w.retryOf } : {}),
+    ...(w.template !== undefined ? { template: w.template } : {}),
     steps: w.steps.map((s) => ({
       name: s.name,
       phase: s.phase,

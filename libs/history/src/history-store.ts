@@ -548,12 +548,19 @@ export class HistoryStore {
     return rows[0]?.record;
   }
 
-  /** Archived workflows, most recently finished first, one tenant's when given, at most `limit` (1 to `MAX_PAGE_SIZE`). */
-  async listWorkflows(filter: { tenant?: string; limit?: number } = {}): Promise<WorkflowRecord[]> {
+  /**
+   * Archived workflows, most recently finished first, one tenant's when given, one template's runs
+   * (its `batch.template` label) when given, at most `limit` (1 to `MAX_PAGE_SIZE`).
+   */
+  async listWorkflows(filter: { tenant?: string; template?: string; limit?: number } = {}): Promise<WorkflowRecord[]> {
     const limit = pageSize(filter.limit);
     const params: unknown[] = [];
     const p = (v: unknown) => `$${params.push(v)}`;
-    const where = filter.tenant !== undefined ? `WHERE tenant = ${p(filter.tenant)}` : '';
+    const terms: string[] = [];
+    if (filter.tenant !== undefined) terms.push(`tenant = ${p(filter.tenant)}`);
+    // the expression of the workflows_template_finished_idx index
+    if (filter.template !== undefined) terms.push(`(record -> 'labels' ->> 'batch.template') = ${p(filter.template)}`);
+    const where = terms.length ? `WHERE ${terms.join(' AND ')}` : '';
     const sql = `SELECT record FROM workflows ${where} ORDER BY finished_at DESC, id DESC LIMIT ${p(limit)}`;
     const { rows } = await this.run('listing workflows', () => this.pool.query<{ record: WorkflowRecord }>(sql, params));
     return rows.map((r) => r.record);

@@ -3,7 +3,7 @@
  * results, the job record round trip, every list filter, cursor paging, per-attempt task rows
  * with the state filter, and the typed errors (unavailable, invalid request).
  */
-import { type JobRecord, parseLabelSelector } from '@batchapi/api';
+import { type JobRecord, parseLabelSelector, type WorkflowRecord } from '@batchapi/api';
 import {
   createHistoryPool,
   HistoryStore,
@@ -336,6 +336,33 @@ describe('archiveWorkflows', () => {
     await history.archiveWorkflows([wf]);
     await history.archiveWorkflows([wf]);
     expect(await history.getWorkflow('wf-9')).toEqual(wf);
+  });
+
+  it("lists one template's runs (their batch.template label), one tenant's, most recently finished first", async () => {
+    const run = (id: string, tenant: string, template: string | undefined, finishedAt: number): WorkflowRecord => ({
+      id,
+      name: 'nightly',
+      tenant,
+      queue: 'default',
+      labels: template ? { 'batch.template': template, 'batch.template-version': '1' } : ({} as Record<string, string>),
+      phase: 'Succeeded' as const,
+      steps: [],
+      createdAt: finishedAt - HOUR,
+      finishedAt,
+      ...(template ? { template: { name: template, version: 1, params: { date: id } } } : {}),
+    });
+    await history.archiveWorkflows([
+      run('wf-t1', 'acme', 'etl', T0 - 3 * HOUR),
+      run('wf-t2', 'acme', 'etl', T0 - 2 * HOUR),
+      run('wf-t3', 'acme', 'other', T0 - 2 * HOUR),
+      run('wf-t4', 'acme', undefined, T0 - 2 * HOUR),
+      run('wf-t5', 'beta', 'etl', T0 - HOUR),
+    ]);
+    const ids = async (f: { tenant?: string; template?: string }) => (await history.listWorkflows(f)).map((w) => w.id);
+    expect(await ids({ tenant: 'acme', template: 'etl' })).toEqual(['wf-t2', 'wf-t1']);
+    expect(await ids({ template: 'etl' })).toEqual(['wf-t5', 'wf-t2', 'wf-t1']);
+    expect(await ids({ tenant: 'acme', template: 'none' })).toEqual([]);
+    expect((await history.listWorkflows({ template: 'other' }))[0].template).toEqual({ name: 'other', version: 1, params: { date: 'wf-t3' } });
   });
 });
 

@@ -11,6 +11,7 @@ import {
 } from '@batchapi/api';
 import { backoff, RETRYABLE_STATUSES } from './retry';
 import { SchedulesApi } from './schedules';
+import { WorkflowTemplatesApi } from './workflow-templates';
 import { SemaphoresApi } from './semaphores';
 
 /** Options of a `BatchClient`. */
@@ -172,6 +173,8 @@ export class BatchClient {
   readonly workflows: WorkflowsApi;
   /** Schedules: cron jobs and cron workflows. */
   readonly schedules: SchedulesApi;
+  /** Workflow templates: workflows defined once, versioned, run with parameters. */
+  readonly workflowTemplates: WorkflowTemplatesApi<WorkflowHandle>;
   /** Semaphores: capacities that jobs' `limits` take units of; the mutexes of their `locks`. */
   readonly semaphores: SemaphoresApi;
 
@@ -180,6 +183,7 @@ export class BatchClient {
     this.jobs = new JobsApi(this);
     this.workflows = new WorkflowsApi(this);
     this.schedules = new SchedulesApi(this);
+    this.workflowTemplates = new WorkflowTemplatesApi(this, (view) => new WorkflowHandle(this, view.id, view));
     this.semaphores = new SemaphoresApi(this);
   }
 
@@ -599,9 +603,17 @@ export class WorkflowsApi {
     return this.client.request('GET', `/v1/workflows/${encodeURIComponent(id)}`);
   }
 
-  /** The token's workflows (all of them for operators), oldest first. @param limit 1 to 1000. @default 100 */
-  async list(limit?: number): Promise<WorkflowView[]> {
-    return (await this.client.request<{ workflows: WorkflowView[] }>('GET', `/v1/workflows${limit ? `?limit=${limit}` : ''}`)).workflows;
+  /**
+   * The token's workflows (all of them for operators), oldest first.
+   * @param limit 1 to 1000. @default 100
+   * @param opts.template only the runs of this workflow template. @default every workflow
+   */
+  async list(limit?: number, opts: { template?: string } = {}): Promise<WorkflowView[]> {
+    const q = new URLSearchParams();
+    if (limit) q.set('limit', String(limit));
+    if (opts.template) q.set('template', opts.template);
+    const qs = q.toString();
+    return (await this.client.request<{ workflows: WorkflowView[] }>('GET', `/v1/workflows${qs ? `?${qs}` : ''}`)).workflows;
   }
 
   /** Cancels the workflow: running steps' jobs are cancelled, pending steps never run. */

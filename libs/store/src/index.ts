@@ -29,3 +29,4 @@ export * from './usage';
 export * from './members';
 export * from './archive';
 export * from './schedules';
+export * from './workflow-templates';

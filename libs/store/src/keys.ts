@@ -73,6 +73,16 @@ export class Keys {
   schedulesOf(tenant: string) {
     return `${this.root}schedules/${tenant}/`;
   }
+  /** A workflow template of a tenant: its latest versions. */
+  workflowTemplate(tenant: string, name: string) {
+    return `${this.root}workflow-templates/${tenant}/${name}`;
+  }
+  workflowTemplates() {
+    return `${this.root}workflow-templates/`;
+  }
+  workflowTemplatesOf(tenant: string) {
+    return `${this.root}workflow-templates/${tenant}/`;
+  }
   /** A semaphore record by its id (`semaphoreRecordId`: `<tenant>/<name>`, or `global/<name>`). */
   semaphore(id: string) {
     return `${this.root}semaphores/${id}`;

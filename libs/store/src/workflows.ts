@@ -3,7 +3,7 @@
  * updates, listing, the cancel request, and the controller's fenced writes (step jobs
  * created only if absent under fixed ids, then the record).
  */
-import { type JobRecord, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
+import { type JobRecord, TEMPLATE_LABEL, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
 import type { Compare, EtcdStore, Versioned } from './etcd';
 import { CasConflictError } from './errors';
 import { firstSubmitOf } from './idempotency';
@@ -46,8 +46,8 @@ export async function getWorkflow(store: EtcdStore, id: string): Promise<Version
   return store.get<WorkflowRecord>(store.keys.workflow(id));
 }
 
-/** Lists workflows in id order (time-ordered), optionally one tenant's, at most `limit`. */
-export async function listWorkflows(store: EtcdStore, f: { tenant?: string; limit?: number } = {}): Promise<WorkflowRecord[]> {
+/** Lists workflows in id order (time-ordered), optionally one tenant's and one template's runs (`batch.template` label), at most `limit`. */
+export async function listWorkflows(store: EtcdStore, f: { tenant?: string; template?: string; limit?: number } = {}): Promise<WorkflowRecord[]> {
   const out: WorkflowRecord[] = [];
   const limit = f.limit ?? 100;
   let after: string | undefined;
@@ -55,6 +55,7 @@ export async function listWorkflows(store: EtcdStore, f: { tenant?: string; limi
     const page = await store.list<WorkflowRecord>(store.keys.workflows(), { limit: 500, startAfter: after });
     for (const kv of page.items) {
       if (f.tenant && kv.value.tenant !== f.tenant) continue;
+      if (f.template !== undefined && kv.value.labels?.[TEMPLATE_LABEL] !== f.template) continue;
       out.push(kv.value);
       if (out.length === limit) return out;
     }

@@ -3,3 +3,4 @@ export * from './cron';
 export * from './retry';
 export * from './cache-key';
 export * from './inputs';
+export * from './workflow-body';

@@ -1053,6 +1053,14 @@ class Workflow:
         """Re-runs this finished run from its failure: see `batchapi.retry`."""
         return retry(self)
 
+    def register(self, name: str, parameters: Optional[Mapping[str, Any]] = None, description: Optional[str] = None) -> Dict[str, Any]:
+        """Registers this workflow (built without `with`, which would submit it) as workflow
+        template `name`, a new version when it changed; `parameters`: name -> None (required), a
+        default string, or `{"default", "description", "pattern"}`. Place them with
+        `batchapi.param(name)`; run with `batchapi.run_template`. See `batchapi.templates`."""
+        from .templates import register_workflow
+        return register_workflow(self, name, parameters, description)
+
 
 def retry(run: Union[str, Workflow]) -> Workflow:
     """Re-run from failure: a new run of a finished run that did not succeed (a `Workflow` or its

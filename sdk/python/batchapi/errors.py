@@ -55,7 +55,8 @@ class PayloadTooLarge(BatchError):
 
 
 class Unprocessable(BatchError):
-    """422: unknown tenant or queue, or a task larger than its queue can ever hold."""
+    """422: unknown tenant or queue, a task larger than its queue can ever hold, or a workflow template's
+    `missing_parameter` / `unknown_parameter` (`field` names `params.<name>`)."""
 
 
 class RateLimited(BatchError):

@@ -21,7 +21,8 @@
  * work of a request schemathesis saw accepted (from its HAR report): each job (other than a
  * workflow's step jobs) and each workflow an accepted submit or retry returned, each cancelled job one a
  * DELETE answered 202, each new or changed queue, tenant and cordon one a PUT or POST answered
- * 200 for, each removed queue one a DELETE answered 200 for.
+ * 200 for, each removed queue one a DELETE answered 200 for, each workflow template one a PUT
+ * answered 2xx for (a template's runs count as accepted workflows).
  *
  * The project's own fuzzer (security.spec.ts) stays: it aims at what this one does not (deep
  * nesting, bodies over the limit, tokens of other tenants).
@@ -30,7 +31,16 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { type Cordon, type JobRecord, type Queue, SCHEDULE_LABEL, type Tenant, WORKFLOW_LABEL, type WorkflowRecord } from '@batchapi/api';
+import {
+  type Cordon,
+  type JobRecord,
+  type Queue,
+  SCHEDULE_LABEL,
+  type Tenant,
+  WORKFLOW_LABEL,
+  type WorkflowRecord,
+  type WorkflowTemplateRecord,
+} from '@batchapi/api';
 import { LocalCluster } from '@batchapi/cli';
 import { EtcdStore } from '@batchapi/store';
 
@@ -146,6 +156,7 @@ describe('schemathesis against the local cluster', () => {
         tenants: new Set<string>(),
         cordoned: new Set<string>(),
         schedules: new Set<string>(),
+        templates: new Set<string>(),
       };
       for (const { request, response } of [...tenantRun.entries, ...operatorRun.entries]) {
         if (response.status < 200 || response.status >= 300) continue;
@@ -162,7 +173,9 @@ describe('schemathesis against the local cluster', () => {
         else if (route === 'POST v1/jobs:batch') {
           for (const r of body.results) if (r.job) accepted.jobs.add(r.job.id);
         } else if (route === 'DELETE v1/jobs/*') accepted.cancelled.add(path[3]);
-        else if (route === 'POST v1/workflows' || route === 'POST v1/workflows/*/retry') accepted.workflows.add(body.id);
+        else if (route === 'POST v1/workflows' || route === 'POST v1/workflows/*/retry' || route === 'POST v1/workflow-templates/*/runs')
+          accepted.workflows.add(body.id);
+        else if (route === 'PUT v1/workflow-templates/*') accepted.templates.add(path[3]);
         else if (route === 'POST v1/schedules') accepted.schedules.add(body.name);
         else if (route === 'PUT v1/queues/*') accepted.queues.add(path[3]);
         else if (route === 'DELETE v1/queues/*') accepted.removedQueues.add(path[3]);
@@ -173,13 +186,15 @@ describe('schemathesis against the local cluster', () => {
         `accepted: ${accepted.jobs.size} jobs, ${accepted.cancelled.size} cancels, ${accepted.workflows.size} workflows, ${accepted.queues.size} queue puts, ${accepted.removedQueues.size} queue deletes, ${accepted.tenants.size} tenant puts, ${accepted.cordoned.size} cordons`,
       );
 
-      const [jobs, workflows, queues, tenants, cordons] = await Promise.all([
+      const [jobs, workflows, queues, tenants, cordons, templates] = await Promise.all([
         store.listAll<JobRecord>(store.keys.jobs()),
         store.listAll<WorkflowRecord>(store.keys.workflows()),
         store.listAll<Queue>(store.keys.queues()),
         store.listAll<Tenant>(store.keys.tenants()),
         store.listAll<Cordon>(store.keys.cordons()),
+        store.listAll<WorkflowTemplateRecord>(store.keys.workflowTemplates()),
       ]);
+      expect(templates.items.map((t) => t.value.name).filter((n) => !accepted.templates.has(n))).toEqual([]);
       // A schedule an accepted request created starts jobs and workflows of its own (labelled with its name).
       const scheduled = (labels: Record<string, string>) => SCHEDULE_LABEL in labels && accepted.schedules.has(labels[SCHEDULE_LABEL]);
       const own = jobs.items.map((j) => j.value).filter((j) => !(WORKFLOW_LABEL in j.spec.labels) && !scheduled(j.spec.labels));
