@@ -26,6 +26,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # Pinned specifiers (a lock file with --hash lines works too): the node's pip installs them from its index.
 REQUIREMENTS = batch.read_requirements(os.path.join(HERE, "requirements.txt"))
 WORK = os.environ.get("TRAIN_WORKDIR") or tempfile.mkdtemp(prefix="train-")
+os.makedirs(WORK, exist_ok=True)
 C_GRID = [0.01, 0.1, 1.0, 10.0]
 
 ml = dict(cpus=0.5, memory="512Mi", requirements=REQUIREMENTS)

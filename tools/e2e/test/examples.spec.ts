@@ -27,7 +27,14 @@ let venvPython: string;
 let cluster: LocalCluster;
 
 const example = (file: string) =>
-  run(venvPython, [file], project, { BATCH_API: cluster.apiUrl, BATCH_TOKEN: cluster.tenantToken, PYTHONPATH: '', TRAIN_WORKDIR: '' }).stdout;
+  run(venvPython, [file], project, {
+    BATCH_API: cluster.apiUrl,
+    BATCH_TOKEN: cluster.tenantToken,
+    PYTHONPATH: '',
+    // the examples' shared files (a shared mount on a real cluster), removed with the rest
+    DATA_DIR: join(dir, 'data'),
+    TRAIN_WORKDIR: join(dir, 'train'),
+  }).stdout;
 
 (hasPython ? describe : describe.skip)('examples/ from a directory of their own, with the SDK installed from its wheel', () => {
   beforeAll(async () => {
