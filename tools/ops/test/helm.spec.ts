@@ -275,7 +275,7 @@ describe("helm template: the executor's pip settings (jobs' python environments)
     return Object.fromEntries(env.filter((e) => /^BATCH_(PIP|PYTHON_ENV)_/.test(e.name)).map((e) => [e.name, e.value]));
   };
 
-  it.each([
+  it.each<[string, string[], Record<string, string>]>([
     // the defaults are the executor's own (DEFAULT_PYTHON_ENV_CACHE_BYTES 5 GiB, build timeout 900 s): pip's own index, wheels only
     [
       'the defaults',
