@@ -39,6 +39,12 @@ export interface LocalClusterOptions {
   onStep?: (step: string) => void;
   /** Run a PostgreSQL beside etcd as the history store (finished jobs leave etcd a minute after they end). @default true, when PostgreSQL is installed */
   history?: boolean;
+  /**
+   * More environment of each local executor, over the machine's: e.g. `{ BATCH_PIP_FIND_LINKS: dir,
+   * BATCH_PIP_NO_INDEX: 'true' }` so jobs' Python environments install from a local wheel cache.
+   * @default none
+   */
+  executorEnv?: Record<string, string>;
   /** A process of the cluster (a service or etcd) exited on its own: the cluster is no longer whole. */
   onChildExit?: (name: string, code: number | null, signal: string | null, stderrTail: string) => void;
 }
@@ -206,6 +212,7 @@ export class LocalCluster {
                     BATCH_DRAIN_GRACE_MS: '0',
                     // ended attempts' logs go to the history database (BATCH_BLOB_STORE=auto), so they outlive the executor
                     ...history,
+                    ...o.executorEnv,
                   }
                 : {};
         this.step(`starting ${name}`);

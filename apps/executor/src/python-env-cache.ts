@@ -20,7 +20,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { lstat, readdir, rename, symlink, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { PythonEnv } from '@batchapi/api';
+import { type PythonEnv, requirementsHashed } from '@batchapi/api';
 import { makeReadOnly, removeTree } from '@batchapi/blobs';
 import type { Clock } from '@batchapi/runtime';
 import { Metric } from '@batchapi/telemetry';
@@ -85,12 +85,17 @@ export function envKey(digest: string, interpreter: Interpreter): string {
   return createHash('sha256').update(`${digest}\n${interpreter.version}\n${interpreter.executable}`).digest('hex');
 }
 
-/** The arguments of `<venv>/bin/pip` that install `requirementsFile` from the node's index. Pure. */
-export function pipInstallArgs(pip: PipIndexOptions, requirementsFile: string): string[] {
+/**
+ * The arguments of `<venv>/bin/pip` that install `requirementsFile` from the node's index;
+ * `requireHashes` (the job's lines carry `--hash`) adds `--require-hashes`: pip then installs only
+ * files whose hashes the lines list, every dependency included. Pure.
+ */
+export function pipInstallArgs(pip: PipIndexOptions, requirementsFile: string, requireHashes = false): string[] {
   return [
     'install',
     '--no-input',
     '--disable-pip-version-check',
+    ...(requireHashes ? ['--require-hashes'] : []),
     ...(pip.allowSourceBuilds ? [] : ['--only-binary', ':all:']),
     ...(pip.noIndex ? ['--no-index'] : []),
     ...(pip.indexUrl && !pip.noIndex ? ['--index-url', pip.indexUrl] : []),
@@ -129,9 +134,11 @@ export class PythonEnvBuildError extends Error {
 }
 
 /**
- * A build that failed because the node's index has no distribution of a requirement (a misspelt
- * name, a version that does not exist): the job's fault, not the node's — the attempt ends
- * `Error` and never counts toward the node's quarantine, so one user's typo cordons no node.
+ * A build that failed because of what the job asked for: the node's index has no distribution of
+ * a requirement (a misspelt name, a version that does not exist), or, in hash-checking mode, a
+ * file does not match the job's hashes or a dependency has none (a stale or incomplete lock
+ * file). The job's fault, not the node's — the attempt ends `Error` and never counts toward the
+ * node's quarantine, so one user's typo cordons no node.
  */
 export class PythonRequirementNotFoundError extends PythonEnvBuildError {
   constructor(message: string) {
@@ -140,14 +147,18 @@ export class PythonRequirementNotFoundError extends PythonEnvBuildError {
   }
 }
 
-/** pip's words for a requirement its index has no distribution of. */
-const NOT_FOUND = /No matching distribution found for |Could not find a version that satisfies the requirement /;
+/**
+ * pip's words for a requirement its index has no distribution of, and (hash-checking mode) for a
+ * file that does not match the job's hashes or a dependency the lock file left out.
+ */
+const NOT_FOUND =
+  /No matching distribution found for |Could not find a version that satisfies the requirement |DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE|Hashes are required in --require-hashes mode|In --require-hashes mode, all requirements must have their versions pinned/;
 /** pip's words for an index it could not reach (then "not found" is the node's trouble, not the job's). */
 const UNREACHABLE = /Retrying \(Retry\(|NewConnectionError|Max retries exceeded|ConnectionError|Read timed out|SSLError|ProxyError/;
 
 /**
- * Whether a failed `pip install`'s output says a requirement does not exist on the index, and not
- * that the index could not be reached. Pure.
+ * Whether a failed `pip install`'s output says a requirement does not exist on the index or does
+ * not match the job's hashes (the job's fault), and not that the index could not be reached. Pure.
  */
 export function requirementNotFound(output: string): boolean {
   return NOT_FOUND.test(output) && !UNREACHABLE.test(output);
@@ -265,7 +276,9 @@ export class PythonEnvCache {
       if (venv.code !== 0) throw this.failed('python3 -m venv', venv, env.digest);
       const file = join(dir, 'batch-requirements.txt');
       await writeFile(file, `${env.requirements.join('\n')}\n`);
-      const pip = await this.run(join(dir, 'bin', 'pip'), pipInstallArgs(this.opts.pip, file), { timeoutMs: Math.max(1, deadline - Date.now()) });
+      const pip = await this.run(join(dir, 'bin', 'pip'), pipInstallArgs(this.opts.pip, file, requirementsHashed(env.requirements)), {
+        timeoutMs: Math.max(1, deadline - Date.now()),
+      });
       if (pip.code !== 0) throw this.failed('pip install', pip, env.digest);
       const bytes = await treeBytes(dir);
       await writeFile(join(dir, 'batch-env.json'), JSON.stringify({ digest: env.digest, python: interpreter.version, bytes }));

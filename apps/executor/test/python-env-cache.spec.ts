@@ -57,6 +57,22 @@ describe('pipInstallArgs', () => {
   ])('%s', (_name, pip, args) => {
     expect(pipInstallArgs(pip, 'r.txt')).toEqual(args);
   });
+
+  it('adds --require-hashes when the requirements carry hashes (every dependency must then have one)', () => {
+    expect(pipInstallArgs({ noIndex: true, findLinks: '/w' }, 'r.txt', true)).toEqual([
+      'install',
+      '--no-input',
+      '--disable-pip-version-check',
+      '--require-hashes',
+      '--only-binary',
+      ':all:',
+      '--no-index',
+      '--find-links',
+      '/w',
+      '-r',
+      'r.txt',
+    ]);
+  });
 });
 
 describe('venvEnv', () => {
@@ -91,6 +107,13 @@ describe('requirementNotFound', () => {
       true,
     ],
     ['ERROR: No matching distribution found for numpy==99', true],
+    // hash-checking mode: a file that does not match the lock file, a dependency it left out or did not pin
+    [
+      'ERROR: THESE PACKAGES DO NOT MATCH THE HASHES FROM THE REQUIREMENTS FILE. If you have updated the package versions, please update the hashes.\n    tinypkg==1.0 from file:///w/tinypkg-1.0-py3-none-any.whl:\n        Expected sha256 aaaa\n             Got        bbbb',
+      true,
+    ],
+    ['ERROR: Hashes are required in --require-hashes mode, but they are missing from some requirements.', true],
+    ['ERROR: In --require-hashes mode, all requirements must have their versions pinned with ==. These do not:\n    cloudpickle>=3.0', true],
     [
       "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) after connection broken by 'NewConnectionError(...)'\nERROR: No matching distribution found for numpy==1.26.4",
       false,

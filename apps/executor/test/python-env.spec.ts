@@ -6,7 +6,11 @@
  * distribution of ends the attempt `Error` 126 (the job's fault; any other failed build is the
  * node's, `NodeError`), with pip's own message in the task's stderr — not the exit 127 of a
  * missing module.
+ * Hashed requirements (a `pip-compile --generate-hashes` lock file) install with `--require-hashes`:
+ * the wheel's own hash builds the environment; a wrong one ends the attempt `Error` 126 like a
+ * missing requirement, with pip's "do not match the hashes" in its stderr.
  */
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +28,7 @@ let wheels: string;
 beforeAll(async () => {
   wheels = mkdtempSync(join(tmpdir(), 'wheels-'));
   writeWheel(wheels, 'tinypkg', '1.0', 'from the wheel');
+  writeWheel(wheels, 'hashedpkg', '1.0', 'from the hashed wheel');
   ex = await startNode(tb, 'py-node', { pip: { noIndex: true, findLinks: wheels } });
 });
 afterAll(() => ex?.close());
@@ -93,4 +98,34 @@ it('ends an attempt cancelled while its environment is being built at once, with
     await hung.close(); // kills the build
     await index.close();
   }
+});
+
+describe('hashed requirements (pip-compile --generate-hashes)', () => {
+  const sha256 = (file: string) =>
+    createHash('sha256')
+      .update(readFileSync(join(wheels, file)))
+      .digest('hex');
+  const hashedTask = ['python3', '-c', 'import hashedpkg; print(hashedpkg.VALUE)'];
+
+  it("builds the environment when the wheel matches the requirement's hash", async () => {
+    const hash = sha256('hashedpkg-1.0-py3-none-any.whl');
+    // two hashes, as a lock file lists one per file of the release: pip takes a file matching any
+    const python = pythonEnvOf({ requirements: [`hashedpkg==1.0 --hash=sha256:${'0'.repeat(64)} --hash=sha256:${hash}`] });
+    await bind(tb, 'py-node', 'py-hashed', hashedTask, 1, { resources: { cpu: 100 }, binding: { python } });
+    expect((await ended('py-hashed'))!.tasks[0]).toMatchObject({ state: 'Succeeded', exitCode: 0 });
+    expect(output('py-hashed', 'stdout')).toBe('from the hashed wheel\n');
+  });
+
+  it("ends the attempt Error 126 (the job's fault) when the wheel does not match the hash, with pip's message in the task's stderr", async () => {
+    const python = pythonEnvOf({ requirements: [`hashedpkg==1.0 --hash=sha256:${'f'.repeat(64)}`] });
+    await bind(tb, 'py-node', 'py-badhash', hashedTask, 1, { resources: { cpu: 100 }, binding: { python } });
+    expect((await ended('py-badhash'))!.tasks[0]).toMatchObject({ state: 'Failed', reason: 'Error', exitCode: 126 });
+    const stderr = output('py-badhash', 'stderr');
+    expect(stderr).toMatch(
+      /^batch: could not build python environment sha256:[0-9a-f]{64}: pip install exited 1 \(ERROR: THESE PACKAGES DO NOT MATCH THE HASHES/,
+    );
+    expect(stderr).toContain(`Expected sha256 ${'f'.repeat(64)}`);
+    // never built: nothing published on the node for it
+    expect(stderr).not.toMatch(/^from the hashed wheel/m);
+  });
 });

@@ -12,6 +12,7 @@ scripts, notebooks, lambdas and closures by value).
 from .client import Client
 from .core import (JobRef, Ref, StepRef, Task, TaskOptions, Toleration, Workflow, as_completed, cancel, client, configure, get, get_async,
                    init, list_jobs, logs, retry, task, tasks, wait, wait_async, why, workflow)
+from .requirements import read_requirements
 from .semaphores import delete_semaphore, get_semaphore, put_semaphore, semaphores
 from .templates import Param, param, run_template, templates
 from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTask, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
@@ -21,8 +22,8 @@ from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTa
 list = list_jobs  # noqa: A001 - the SDK's verb, like the CLI's `batch list`
 
 __all__ = ["Client", "JobRef", "Ref", "StepRef", "Task", "TaskOptions", "Toleration", "Workflow", "as_completed", "cancel", "client",
-           "configure", "delete_semaphore", "get", "get_async", "get_semaphore", "put_semaphore", "semaphores", "init", "list", "list_jobs", "logs", "retry",
-           "task", "tasks", "wait", "wait_async", "why", "workflow", "Param", "param", "run_template", "templates",
+           "configure", "delete_semaphore", "get", "get_async", "get_semaphore", "put_semaphore", "semaphores", "init", "list", "list_jobs", "logs",
+           "read_requirements", "retry", "task", "tasks", "wait", "wait_async", "why", "workflow", "Param", "param", "run_template", "templates",
            "BatchError", "Conflict", "Forbidden", "InvalidArgument", "InvalidTask", "NotFound", "PayloadTooLarge", "RateLimited",
            "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable", "WorkflowNotRetryable"]
 __version__ = "0.2.0"

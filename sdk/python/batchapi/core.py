@@ -33,6 +33,7 @@ from typing import Concatenate, ParamSpec
 from ._steps import encode_arguments, step_results
 from .client import TERMINAL, Client, new_traceparent
 from .errors import BatchError, Conflict, InvalidTask, TaskFailed
+from .requirements import MAX_REQUIREMENT_CHARS, MAX_REQUIREMENTS, mixed_hashes, requirement_problem
 from .run import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
 from .working_dir import upload as upload_working_dir
 
@@ -135,7 +136,9 @@ class TaskOptions(TypedDict, total=False):
     Process executors only. Default none."""
     requirements: Sequence[str]
     """Python requirement specifiers (pinned lines such as "scikit-learn==1.5.2", at most 500 of at
-    most 200 characters; no pip options, paths or URLs): the node builds a virtual environment with
+    most 200 characters; no pip options, paths or URLs, but each line may carry
+    `--hash=sha256:<64 hex>` options, then every line must: `batch.read_requirements(path)` reads a
+    `pip-compile --generate-hashes` lock file, and the node installs it with `--require-hashes`): the node builds a virtual environment with
     them once per content and its interpreter (pip from the index its operator configured) and runs
     the task with its `python3`. A build that fails ends the attempt NodeError with pip's output in
     the task's stderr. Process executors only; refused in local mode (BatchError `local_mode`).
@@ -202,9 +205,6 @@ _TEXTS = {"memory", "queue", "image", "name", "python", "when", "working_dir", "
 _BOOLS = {"gang", "spread", "cache"}
 _MAPS = {"env", "selector", "labels"}
 _TOLERATION_KEYS = {"key", "operator", "value", "effect"}
-MAX_REQUIREMENTS = 500
-"""Most lines of `requirements=` (the API's bound; it checks each line's grammar too)."""
-MAX_REQUIREMENT_CHARS = 200
 
 
 def check_options(options: Mapping[str, Any]) -> None:
@@ -235,10 +235,11 @@ def check_options(options: Mapping[str, Any]) -> None:
                                       and all(isinstance(level, str) and level for level in v.values())):
             bad = 'one of {"required": level} or {"preferred": level}, the level a name such as "rack"'
         elif k == "requirements" and not (isinstance(v, (list, tuple)) and 0 < len(v) <= MAX_REQUIREMENTS
-                                          and all(isinstance(r, str) and 0 < len(r.strip()) <= MAX_REQUIREMENT_CHARS
-                                                  and not r.strip().startswith("-") for r in v)):
+                                          and all(isinstance(r, str) and requirement_problem(r) is None for r in v)
+                                          and mixed_hashes(list(v)) is None):
             bad = (f"a list of 1 to {MAX_REQUIREMENTS} requirement specifiers such as \"scikit-learn==1.5.2\" (each at most "
-                   f"{MAX_REQUIREMENT_CHARS} characters, no pip options)")
+                   f"{MAX_REQUIREMENT_CHARS} characters, no pip options but --hash=sha256:… on every line or none; "
+                   "batch.read_requirements(path) reads a lock file)")
         elif k == "locks" and not (isinstance(v, (list, tuple)) and 0 < len(v) <= 8 and all(isinstance(n, str) and n for n in v)
                                   and len(set(v)) == len(v)):
             bad = 'a list of 1 to 8 distinct lock names such as "dataset/lidar"'

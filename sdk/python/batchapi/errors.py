@@ -76,7 +76,9 @@ class InvalidTask(_CodedError, TypeError):
     not fit the function's signature), `arguments_not_json` (an argument or map item is not
     JSON: NaN, inf, or an object), `function_not_shippable` (a function from `__main__`, a
     notebook, a lambda or a closure, and `cloudpickle` is not installed), `too_large` (a
-    shipped function or the arguments are over the size a job may carry), `step_option_outside_workflow`.
+    shipped function or the arguments are over the size a job may carry), `step_option_outside_workflow`,
+    `invalid_requirements` (`read_requirements`: a line of a requirements file that is not a
+    specifier with its hashes; the message names the file and line).
     """
 
 

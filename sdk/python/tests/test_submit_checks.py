@@ -52,6 +52,8 @@ def test_an_unknown_option_is_refused_naming_it_and_the_likely_one() -> None:
     ("max_running", 0), ("max_running", -3), ("max_running", 2.5), ("max_running", "50"), ("max_running", True),
     ("requirements", "numpy==2.1.0"), ("requirements", []), ("requirements", ["-e ."]), ("requirements", ["--index-url=https://x"]),
     ("requirements", ["a" * 201]), ("requirements", ["numpy"] * 501), ("requirements", [1]), ("requirements", [""]),
+    ("requirements", ["numpy==2.1.0 --hash=sha256:abc"]), ("requirements", [f"numpy>=2 --hash=sha256:{'a' * 64}"]),
+    ("requirements", [f"numpy==2.1.0 --hash=sha256:{'a' * 64}", "scipy==1.14.1"]),
 ])
 def test_an_option_of_the_wrong_type_is_refused_naming_it(option: str, value: Any) -> None:
     with pytest.raises(batch.InvalidTask) as e:

@@ -7,10 +7,12 @@
  * digest and the node builds their environment once; the Python SDK's `requirements=` runs a
  * task in it; a requirement that is not a specifier is refused 400 naming its line, in a workflow
  * step too; one the index does not have fails the job Error 126 (its fault, no node blamed) with
- * pip's message in the task's stderr.
+ * pip's message in the task's stderr. A `pip-compile --generate-hashes` lock file (continuations,
+ * hashes, "# via" comments) runs with `--require-hashes`, its hashes part of the digest.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -65,7 +67,7 @@ describe('batch submit --python-requirements', () => {
       python: { requirements: ['tinypkg==1.0', '--index-url=https://evil.example/simple'] },
     });
     expect([refused.status, refused.body.error.code, refused.body.error.field]).toEqual([400, 'invalid_argument', 'python.requirements.1']);
-    expect(refused.body.error.message).toMatch(/no pip options/);
+    expect(refused.body.error.message).toMatch(/no other pip options \(-e, -r, --index-url\)/);
     const step = await api(c.base, 'POST', '/v1/workflows', {
       steps: [{ name: 'a', job: { command: ['true'], python: { requirements: ['https://x/y.whl'] } } }],
     });
@@ -139,5 +141,26 @@ describe('batch submit --python-requirements', () => {
     type Listed = { name: string; cordon?: unknown };
     const node = ((await api(c.base, 'GET', '/v1/nodes', undefined, 'operator-token')).body.nodes as Listed[]).find((n) => n.name === 'local-0');
     expect(node?.cordon).toBeUndefined();
+  }, 90_000);
+
+  it("runs a job from a pip-compile --generate-hashes lock file with the wheel's hash; its hashes make it another environment", async () => {
+    const hash = createHash('sha256')
+      .update(readFileSync(join(wheels, 'tinypkg-1.0-py3-none-any.whl')))
+      .digest('hex');
+    const zero = '0'.repeat(64);
+    // pip-compile's layout: the pin, its hashes on continuation lines (one per file of the release), then "# via"
+    const lock = c.file('hashed.lock', [
+      '# pip-compile --generate-hashes',
+      'tinypkg==1.0 \\',
+      `    --hash=sha256:${zero} \\`,
+      `    --hash=sha256:${hash}`,
+      '    # via -r requirements.in',
+    ]);
+    const { stdout } = await batch(['submit', '--python-requirements', lock, '--cpu', '100m', '--memory', '64Mi', '--', ...importIt]);
+    const job = await waitForJob(c.base, stdout.trim(), 60_000);
+    expect([job.phase, await logOf(job.id)]).toEqual(['Succeeded', 'from the local wheel True\n']);
+    // stored with its hashes sorted; not the digest of the same pin without them
+    expect(job.python?.requirements).toEqual([`tinypkg==1.0 --hash=sha256:${zero} --hash=sha256:${hash}`]);
+    expect(job.python?.digest).not.toBe(pythonEnvDigest(['tinypkg==1.0']));
   }, 90_000);
 });

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { ClusterConfigSchema, TokensFileSchema } from '@batchapi/api';
 import { freePort } from '@batchapi/proc';
+import { DEFAULT_PYTHON_ENV_BUILD_TIMEOUT_SECONDS, DEFAULT_PYTHON_ENV_CACHE_BYTES, executorConfigFromEnv as executorConfig } from '@batchapi/executor';
 import { configFromEnv } from '@batchapi/runtime';
 import { EtcdStore } from '@batchapi/store';
 import { dump, load, loadAll } from 'js-yaml';
@@ -260,8 +261,73 @@ describe('the chart', () => {
     ['history without a URL', ['history.enabled=true'], 'history.url (or history.existingSecret) is required'],
     // (60 000 + 30 000) ms / 1000 + 10 s = 100 s at least
     ['an executor termination grace shorter than its drain and kill graces', ['executor.terminationGracePeriodSeconds=99'], 'must be at least 100'],
+    ['pip with no index and no wheel directory', ['executor.python.noIndex=true'], 'executor.python.noIndex needs executor.python.findLinks'],
   ])('refuses %s with a message naming the value', (_, set, message) => {
     expect(() => template([], set)).toThrow(message);
+  });
+});
+
+describe("helm template: the executor's pip settings (jobs' python environments)", () => {
+  const executorEnv = (set: string[]) => {
+    const objs = (loadAll(template([], set)) as Obj[]).filter(Boolean);
+    const ds = objs.find((o) => o.kind === 'DaemonSet' && o.metadata.name === `${RELEASE}-executor`)!;
+    const env = (ds.spec.template.spec.containers as Container[])[0].env ?? [];
+    return Object.fromEntries(env.filter((e) => /^BATCH_(PIP|PYTHON_ENV)_/.test(e.name)).map((e) => [e.name, e.value]));
+  };
+
+  it.each<[string, string[], Record<string, string>]>([
+    // the defaults are the executor's own (DEFAULT_PYTHON_ENV_CACHE_BYTES 5 GiB, build timeout 900 s): pip's own index, wheels only
+    [
+      'the defaults',
+      [],
+      {
+        BATCH_PIP_NO_INDEX: 'false',
+        BATCH_PIP_ALLOW_SOURCE_BUILDS: 'false',
+        BATCH_PYTHON_ENV_CACHE_BYTES: String(DEFAULT_PYTHON_ENV_CACHE_BYTES),
+        BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: String(DEFAULT_PYTHON_ENV_BUILD_TIMEOUT_SECONDS),
+      },
+    ],
+    [
+      'an internal index, source builds, 20 GiB and 30 minutes',
+      [
+        'executor.python.indexUrl=https://pypi.internal/simple',
+        'executor.python.allowSourceBuilds=true',
+        'executor.python.cacheBytes=21474836480',
+        'executor.python.buildTimeoutSeconds=1800',
+      ],
+      {
+        BATCH_PIP_INDEX_URL: 'https://pypi.internal/simple',
+        BATCH_PIP_NO_INDEX: 'false',
+        BATCH_PIP_ALLOW_SOURCE_BUILDS: 'true',
+        BATCH_PYTHON_ENV_CACHE_BYTES: '21474836480',
+        BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: '1800',
+      },
+    ],
+    [
+      'offline nodes: a wheel directory and no index',
+      ['executor.python.findLinks=/var/lib/batchapi/wheels', 'executor.python.noIndex=true'],
+      {
+        BATCH_PIP_FIND_LINKS: '/var/lib/batchapi/wheels',
+        BATCH_PIP_NO_INDEX: 'true',
+        BATCH_PIP_ALLOW_SOURCE_BUILDS: 'false',
+        BATCH_PYTHON_ENV_CACHE_BYTES: String(DEFAULT_PYTHON_ENV_CACHE_BYTES),
+        BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: String(DEFAULT_PYTHON_ENV_BUILD_TIMEOUT_SECONDS),
+      },
+    ],
+  ])('%s render into the executor env, as values the executor accepts', (_name, set, want) => {
+    if (!HELM) throw new Error(MISSING_HELM);
+    const env = executorEnv(set);
+    expect(env).toEqual(want);
+    // the executor's own parser takes them and gives back the same settings
+    const config = executorConfig({ ...env, BATCH_NODE_NAME: 'n', BATCH_DATA_DIR: '/tmp/x' });
+    expect(config.pythonEnvCacheBytes).toBe(Number(want.BATCH_PYTHON_ENV_CACHE_BYTES));
+    expect(config.pythonEnvBuildTimeoutSeconds).toBe(Number(want.BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS));
+    expect(config.pip).toEqual({
+      ...(want.BATCH_PIP_INDEX_URL ? { indexUrl: want.BATCH_PIP_INDEX_URL } : {}),
+      ...(want.BATCH_PIP_FIND_LINKS ? { findLinks: want.BATCH_PIP_FIND_LINKS } : {}),
+      ...(want.BATCH_PIP_NO_INDEX === 'true' ? { noIndex: true } : {}),
+      ...(want.BATCH_PIP_ALLOW_SOURCE_BUILDS === 'true' ? { allowSourceBuilds: true } : {}),
+    });
   });
 });
 
