@@ -9,52 +9,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
 import type { JobRecord, WorkflowView } from '@batchapi/api';
-import { startExecutor } from '@batchapi/executor';
-import { startQuota } from '@batchapi/quota';
-import type { RunningService } from '@batchapi/runtime';
-import { startScheduler } from '@batchapi/scheduler';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
-import { api, CLUSTER, TOKENS, until } from './harness';
+import { api, until, useCluster } from './harness';
 
-let etcd: LocalEtcd;
-let store: EtcdStore;
-let dir: string;
-const services: RunningService[] = [];
-let base: string;
-const config = () => ({ etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' });
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  store = new EtcdStore({ endpoints: etcd.endpoints });
-  dir = mkdtempSync(join(tmpdir(), 'e2e-wf-inputs-'));
-  services.push(await startQuota({ cluster: CLUSTER, config: config() }));
-  services.push(await startScheduler({ config: config(), tuning: { idleMs: 50, busyMs: 5 } }));
-  services.push(
-    await startExecutor({
-      config: config(),
-      executor: {
-        nodeName: 'in-node',
-        dataDir: join(dir, 'node'),
-        cpu: '8',
-        memory: '16Gi',
-        killGraceMs: 300,
-        reportIntervalMs: 50,
-        nvidiaSmi: join(dir, 'absent'),
-      },
-    }),
-  );
-  const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config: config() });
-  services.push(admission);
-  base = admission.url;
-}, 60000);
-afterAll(async () => {
-  for (const s of [...services].reverse()) await s.close().catch(() => undefined);
-  await store?.close();
-  await etcd?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const c = useCluster({ executor: { cpu: '8', memory: '16Gi', killGraceMs: 300 } });
 
 const small = { resources: { cpu: '100m', memory: '16Mi' } };
 const sh = (script: string, env: Record<string, string> = {}) => ({ ...small, command: ['sh', '-c', script], env });
@@ -67,23 +25,23 @@ const READ_INPUTS =
 async function waitWorkflow(id: string, ms = 30000): Promise<WorkflowView> {
   let last: WorkflowView | undefined;
   await until(async () => {
-    last = (await api(base, 'GET', `/v1/workflows/${id}`)).body;
+    last = (await api(c.base, 'GET', `/v1/workflows/${id}`)).body;
     return last !== undefined && last.phase !== 'Running';
   }, ms);
   return last!;
 }
 const stepOf = (w: WorkflowView, name: string) => w.steps.find((s) => s.name === name)!;
-const resultsOf = async (jobId: string, token?: string) => (await api(base, 'GET', `/v1/jobs/${jobId}/results`, undefined, token)).body;
+const resultsOf = async (jobId: string, token?: string) => (await api(c.base, 'GET', `/v1/jobs/${jobId}/results`, undefined, token)).body;
 
 it('a shell step reads its inputs with its own read-only token: a fan-out in item order, a one-task step', async () => {
-  const res = await api(base, 'POST', '/v1/workflows', {
+  const res = await api(c.base, 'POST', '/v1/workflows', {
     name: 'inputs',
     steps: [
       { name: 'prep', job: sh('echo "[3,1,2]" > "$BATCH_RESULT_PATH"') },
       // square's tasks finish in any order; its results are read by index: 9, 1, 4
       { name: 'square', dependsOn: ['prep'], map: { fromStep: 'prep' }, job: sh('echo $((BATCH_MAP_ITEM * BATCH_MAP_ITEM)) > "$BATCH_RESULT_PATH"') },
       // inputs imply the dependencies: report waits for square and prep without naming them in dependsOn
-      { name: 'report', inputs: ['square', 'prep'], job: sh(READ_INPUTS, { BATCH_API: base }) },
+      { name: 'report', inputs: ['square', 'prep'], job: sh(READ_INPUTS, { BATCH_API: c.base }) },
     ],
   });
   expect(res.status).toBe(201);
@@ -94,7 +52,7 @@ it('a shell step reads its inputs with its own read-only token: a fan-out in ite
   expect(await resultsOf(report.jobId!)).toEqual({ results: [{ index: 0, value: [[9, 1, 4], [[3, 1, 2]]] }] });
 
   // The step's job: its inputs by job, an inputs token, and no user token anywhere.
-  const job = (await store.get<JobRecord>(store.keys.job(report.jobId!)))!.value;
+  const job = (await c.store.get<JobRecord>(c.store.keys.job(report.jobId!)))!.value;
   expect(JSON.parse(job.spec.env.BATCH_INPUTS)).toEqual([
     { step: 'square', jobId: stepOf(done, 'square').jobId, map: true, phase: 'Succeeded' },
     { step: 'prep', jobId: stepOf(done, 'prep').jobId, map: false, phase: 'Succeeded' },
@@ -105,13 +63,13 @@ it('a shell step reads its inputs with its own read-only token: a fan-out in ite
   for (const userToken of ['tenant-token', 'operator-token']) expect(JSON.stringify(job)).not.toContain(userToken);
 
   // What the token reads: its workflow, its steps' jobs and their results.
-  expect((await api(base, 'GET', `/v1/workflows/${done.id}`, undefined, token)).status).toBe(200);
-  expect((await api(base, 'GET', `/v1/jobs/${report.jobId}`, undefined, token)).status).toBe(200);
+  expect((await api(c.base, 'GET', `/v1/workflows/${done.id}`, undefined, token)).status).toBe(200);
+  expect((await api(c.base, 'GET', `/v1/jobs/${report.jobId}`, undefined, token)).status).toBe(200);
   expect(await resultsOf(stepOf(done, 'prep').jobId!, token)).toEqual({ results: [{ index: 0, value: [3, 1, 2] }] });
-  expect((await api(base, 'GET', `/v1/jobs/${stepOf(done, 'square').jobId}/results/0`, undefined, token)).body).toBe(9);
+  expect((await api(c.base, 'GET', `/v1/jobs/${stepOf(done, 'square').jobId}/results/0`, undefined, token)).body).toBe(9);
 
   // What it cannot do: submit, cancel, list, read logs, or anything of another workflow.
-  const other = await api(base, 'POST', '/v1/workflows', { name: 'other', steps: [{ name: 'secret', job: sh('echo 42 > "$BATCH_RESULT_PATH"') }] });
+  const other = await api(c.base, 'POST', '/v1/workflows', { name: 'other', steps: [{ name: 'secret', job: sh('echo 42 > "$BATCH_RESULT_PATH"') }] });
   const otherDone = await waitWorkflow(other.body.id);
   const otherJob = stepOf(otherDone, 'secret').jobId!;
   const refused: Array<[string, string, unknown, number]> = [
@@ -126,16 +84,16 @@ it('a shell step reads its inputs with its own read-only token: a fan-out in ite
     ['GET', `/v1/workflows/${otherDone.id}`, undefined, 404],
   ];
   for (const [method, path, body, status] of refused) {
-    const r = await api(base, method, path, body, token);
+    const r = await api(c.base, method, path, body, token);
     expect([method, path, r.status]).toEqual([method, path, status]);
   }
   // a forged token (the claims of another workflow under the old signature) is no token at all
   const [, , mac] = token.split('.');
   const forged = `bsi1.${Buffer.from(JSON.stringify({ t: 'default', w: otherDone.id, x: Date.now() + 3_600_000 })).toString('base64url')}.${mac}`;
-  expect((await api(base, 'GET', `/v1/jobs/${otherJob}/results`, undefined, forged)).status).toBe(401);
+  expect((await api(c.base, 'GET', `/v1/jobs/${otherJob}/results`, undefined, forged)).status).toBe(401);
   // the user still reads the other workflow; another tenant reads neither
   expect(await resultsOf(otherJob)).toEqual({ results: [{ index: 0, value: 42 }] });
-  expect((await api(base, 'GET', `/v1/jobs/${report.jobId}/results`, undefined, 'other-token')).status).toBe(404);
+  expect((await api(c.base, 'GET', `/v1/jobs/${report.jobId}/results`, undefined, 'other-token')).status).toBe(404);
 }, 60000);
 
 it('refuses inputs naming no step or the step itself, with 422 unknown_input_step naming steps[i].inputs[j]', async () => {
@@ -161,7 +119,7 @@ it('refuses inputs naming no step or the step itself, with 422 unknown_input_ste
     ],
   ];
   for (const [steps, status, code, field] of cases) {
-    const r = await api(base, 'POST', '/v1/workflows', { steps });
+    const r = await api(c.base, 'POST', '/v1/workflows', { steps });
     expect([r.status, r.body.error.code, r.body.error.field]).toEqual([status, code, field]);
   }
 });
@@ -169,23 +127,23 @@ it('refuses inputs naming no step or the step itself, with 422 unknown_input_ste
 it("a retry's step reads the earlier run's job of a reused input with the new run's token", async () => {
   const marks = mkdtempSync(join(tmpdir(), 'e2e-wf-inputs-retry-'));
   try {
-    const first = await api(base, 'POST', '/v1/workflows', {
+    const first = await api(c.base, 'POST', '/v1/workflows', {
       name: 'reuse',
       steps: [
         { name: 'prep', job: sh('echo \'{"rows": 7}\' > "$BATCH_RESULT_PATH"') },
         // fails the first time (no mark yet), succeeds on the retry
-        { name: 'use', inputs: ['prep'], job: sh(`if [ ! -e ${marks}/ok ]; then touch ${marks}/ok; exit 1; fi; ${READ_INPUTS}`, { BATCH_API: base }) },
+        { name: 'use', inputs: ['prep'], job: sh(`if [ ! -e ${marks}/ok ]; then touch ${marks}/ok; exit 1; fi; ${READ_INPUTS}`, { BATCH_API: c.base }) },
       ],
     });
     const failed = await waitWorkflow(first.body.id);
     expect(failed.phase).toBe('Failed');
-    const again = await api(base, 'POST', `/v1/workflows/${failed.id}/retry`, {});
+    const again = await api(c.base, 'POST', `/v1/workflows/${failed.id}/retry`, {});
     expect(again.status).toBe(201);
     const done = await waitWorkflow(again.body.id);
     expect(done.phase).toBe('Succeeded');
     const prepJob = stepOf(failed, 'prep').jobId!;
     expect(stepOf(done, 'prep')).toMatchObject({ jobId: prepJob, cached: { reason: 'retry', workflowId: failed.id, jobId: prepJob } });
-    const use = (await store.get<JobRecord>(store.keys.job(stepOf(done, 'use').jobId!)))!.value;
+    const use = (await c.store.get<JobRecord>(c.store.keys.job(stepOf(done, 'use').jobId!)))!.value;
     expect(JSON.parse(use.spec.env.BATCH_INPUTS)).toEqual([{ step: 'prep', jobId: prepJob, map: false, phase: 'Succeeded' }]);
     expect(await resultsOf(stepOf(done, 'use').jobId!)).toEqual({ results: [{ index: 0, value: [[{ rows: 7 }]] }] });
   } finally {

@@ -4,53 +4,11 @@
  * tasks see their own values), its runs list by template, an update makes version 2 while version 1
  * stays runnable, and bad puts and runs get their codes naming the field.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { startAdmission, TokenAuthenticator } from '@batchapi/admission';
 import type { WorkflowTemplateView, WorkflowView } from '@batchapi/api';
-import { startExecutor } from '@batchapi/executor';
-import { startQuota } from '@batchapi/quota';
-import type { RunningService } from '@batchapi/runtime';
-import { startScheduler } from '@batchapi/scheduler';
 import { BatchClient } from '@batchapi/sdk';
-import { type LocalEtcd, startEtcd } from '@batchapi/store';
-import { api, CLUSTER, TOKENS, until } from './harness';
+import { api, until, useCluster } from './harness';
 
-let etcd: LocalEtcd;
-let dir: string;
-const services: RunningService[] = [];
-let base: string;
-const config = () => ({ etcdEndpoints: etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' });
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  dir = mkdtempSync(join(tmpdir(), 'e2e-wft-'));
-  services.push(await startQuota({ cluster: CLUSTER, config: config() }));
-  services.push(await startScheduler({ config: config(), tuning: { idleMs: 50, busyMs: 5 } }));
-  services.push(
-    await startExecutor({
-      config: config(),
-      executor: {
-        nodeName: 'wft-node',
-        dataDir: join(dir, 'node'),
-        cpu: '8',
-        memory: '16Gi',
-        killGraceMs: 300,
-        reportIntervalMs: 50,
-        nvidiaSmi: join(dir, 'absent'),
-      },
-    }),
-  );
-  const admission = await startAdmission({ tokens: new TokenAuthenticator(TOKENS), config: config() });
-  services.push(admission);
-  base = admission.url;
-}, 60000);
-afterAll(async () => {
-  for (const s of [...services].reverse()) await s.close().catch(() => undefined);
-  await etcd?.stop();
-  rmSync(dir, { recursive: true, force: true });
-});
+const c = useCluster({ executor: { cpu: '8', memory: '16Gi', killGraceMs: 300 } });
 
 const small = { resources: { cpu: '100m', memory: '16Mi' } };
 /** A step whose task's result is the JSON of what its shell prints. */
@@ -72,24 +30,24 @@ const v1 = {
 async function finished(id: string): Promise<WorkflowView> {
   let last: WorkflowView | undefined;
   await until(async () => {
-    last = (await api(base, 'GET', `/v1/workflows/${id}`)).body;
+    last = (await api(c.base, 'GET', `/v1/workflows/${id}`)).body;
     return last !== undefined && last.phase !== 'Running';
   }, 30000);
   return last!;
 }
 const resultOf = async (w: WorkflowView, step: string) =>
-  (await api(base, 'GET', `/v1/jobs/${w.steps.find((s) => s.name === step)!.jobId}/results`)).body.results.map((r: { value: unknown }) => r.value);
+  (await api(c.base, 'GET', `/v1/jobs/${w.steps.find((s) => s.name === step)!.jobId}/results`)).body.results.map((r: { value: unknown }) => r.value);
 
 test('a template runs twice with different parameters, lists its runs, and version 1 stays runnable after an update to version 2', async () => {
-  const put = await api(base, 'PUT', '/v1/workflow-templates/nightly', v1);
+  const put = await api(c.base, 'PUT', '/v1/workflow-templates/nightly', v1);
   expect(put.status).toBe(201);
   expect(put.body).toMatchObject({ name: 'nightly', version: 1, versions: [1], description: 'the nightly pipeline' });
   // the same body again: unchanged, still version 1
-  const again = await api(base, 'PUT', '/v1/workflow-templates/nightly', v1);
+  const again = await api(c.base, 'PUT', '/v1/workflow-templates/nightly', v1);
   expect(again.status).toBe(200);
   expect(again.body.version).toBe(1);
 
-  const client = new BatchClient({ url: base, token: 'tenant-token' });
+  const client = new BatchClient({ url: c.base, token: 'tenant-token' });
   const a = await client.workflowTemplates.run('nightly', { params: { date: '2026-12-01' } });
   const b = await client.workflowTemplates.run('nightly', { params: { date: '2026-12-02', region: 'us' } });
   expect(a.submitted.labels).toMatchObject({ 'batch.template': 'nightly', 'batch.template-version': '1' });
@@ -102,14 +60,14 @@ test('a template runs twice with different parameters, lists its runs, and versi
   expect(await resultOf(wb, 'load')).toEqual(['loaded 2026-12-02']);
 
   // another workflow, not a run of the template, is not listed with its runs
-  await api(base, 'POST', '/v1/workflows', { steps: [{ name: 'x', job: { ...small, command: ['true'] } }] });
+  await api(c.base, 'POST', '/v1/workflows', { steps: [{ name: 'x', job: { ...small, command: ['true'] } }] });
   const runs = await client.workflows.list(100, { template: 'nightly' });
   expect(runs.map((w) => w.id).sort()).toEqual([a.id, b.id].sort());
-  expect((await api(base, 'GET', '/v1/workflows?template=other')).body.workflows).toEqual([]);
+  expect((await api(c.base, 'GET', '/v1/workflows?template=other')).body.workflows).toEqual([]);
 
   // version 2: one more step; version 1 is still there to run
   const v2 = { ...v1, workflow: { ...v1.workflow, steps: [...v1.workflow.steps, report('check', 'v2 {{params.date}}', { dependsOn: ['load'] })] } };
-  const put2 = (await api(base, 'PUT', '/v1/workflow-templates/nightly', v2)).body as WorkflowTemplateView;
+  const put2 = (await api(c.base, 'PUT', '/v1/workflow-templates/nightly', v2)).body as WorkflowTemplateView;
   expect([put2.version, put2.versions]).toEqual([2, [1, 2]]);
   expect((await client.workflowTemplates.get('nightly', { version: 1 })).workflow).toEqual(v1.workflow);
   const old = await client.workflowTemplates.run('nightly', { params: { date: '2026-12-03' }, version: 1 });
@@ -126,9 +84,9 @@ test('a template runs twice with different parameters, lists its runs, and versi
 }, 120000);
 
 test('an Idempotency-Key makes a run safe to repeat', async () => {
-  await api(base, 'PUT', '/v1/workflow-templates/once', { workflow: { steps: [{ name: 's', job: { ...small, command: ['true'] } }] } });
+  await api(c.base, 'PUT', '/v1/workflow-templates/once', { workflow: { steps: [{ name: 's', job: { ...small, command: ['true'] } }] } });
   const run = (body: unknown) =>
-    fetch(`${base}/v1/workflow-templates/once/runs`, {
+    fetch(`${c.base}/v1/workflow-templates/once/runs`, {
       method: 'POST',
       headers: { authorization: 'Bearer tenant-token', 'content-type': 'application/json', 'idempotency-key': 'k-1' },
       body: JSON.stringify(body),
@@ -169,7 +127,7 @@ test.each([
     'parameters.a b',
   ],
 ])('a put with %s is refused', async (_case, body, status, code, field) => {
-  const res = await api(base, 'PUT', '/v1/workflow-templates/bad', body);
+  const res = await api(c.base, 'PUT', '/v1/workflow-templates/bad', body);
   expect([res.status, res.body.error.code, res.body.error.field]).toEqual([status, code, field]);
 });
 
@@ -179,44 +137,44 @@ test.each([
   ['a value that does not match its pattern', { params: { date: 'yesterday' } }, 400, 'invalid_argument', 'params.date'],
   ['a version the template never had', { params: { date: '2026-12-01' }, version: 9 }, 404, 'not_found', 'version'],
 ])('a run with %s is refused', async (_case, body, status, code, field) => {
-  await api(base, 'PUT', '/v1/workflow-templates/strict', v1);
-  const res = await api(base, 'POST', '/v1/workflow-templates/strict/runs', body);
+  await api(c.base, 'PUT', '/v1/workflow-templates/strict', v1);
+  const res = await api(c.base, 'POST', '/v1/workflow-templates/strict/runs', body);
   expect([res.status, res.body.error.code, res.body.error.field]).toEqual([status, code, field]);
 });
 
 test("another tenant's template is not found; delete removes it and keeps its runs", async () => {
-  await api(base, 'PUT', '/v1/workflow-templates/mine', v1);
-  expect((await api(base, 'GET', '/v1/workflow-templates/mine', undefined, 'other-token')).status).toBe(404);
-  expect((await api(base, 'POST', '/v1/workflow-templates/mine/runs', { params: { date: '2026-12-01' } }, 'other-token')).status).toBe(404);
-  const run = await api(base, 'POST', '/v1/workflow-templates/mine/runs', { params: { date: '2026-12-01' } });
+  await api(c.base, 'PUT', '/v1/workflow-templates/mine', v1);
+  expect((await api(c.base, 'GET', '/v1/workflow-templates/mine', undefined, 'other-token')).status).toBe(404);
+  expect((await api(c.base, 'POST', '/v1/workflow-templates/mine/runs', { params: { date: '2026-12-01' } }, 'other-token')).status).toBe(404);
+  const run = await api(c.base, 'POST', '/v1/workflow-templates/mine/runs', { params: { date: '2026-12-01' } });
   expect(run.status).toBe(201);
-  expect((await api(base, 'DELETE', '/v1/workflow-templates/mine')).status).toBe(200);
-  expect((await api(base, 'GET', '/v1/workflow-templates/mine')).status).toBe(404);
-  expect((await api(base, 'GET', `/v1/workflows/${run.body.id}`)).body.template.name).toBe('mine');
+  expect((await api(c.base, 'DELETE', '/v1/workflow-templates/mine')).status).toBe(200);
+  expect((await api(c.base, 'GET', '/v1/workflow-templates/mine')).status).toBe(404);
+  expect((await api(c.base, 'GET', `/v1/workflows/${run.body.id}`)).body.template.name).toBe('mine');
 });
 
 test("a schedule runs a template: {{schedule.date}} in its values becomes the tick's date in the schedule's zone", async () => {
-  await api(base, 'PUT', '/v1/workflow-templates/nightly-etl', v1);
-  const bad = await api(base, 'POST', '/v1/schedules', {
+  await api(c.base, 'PUT', '/v1/workflow-templates/nightly-etl', v1);
+  const bad = await api(c.base, 'POST', '/v1/schedules', {
     name: 'etl-bad',
     schedule: '0 2 * * *',
     template: { name: 'nightly-etl', params: { date: 'today' } },
   });
   expect([bad.status, bad.body.error.code, bad.body.error.field]).toEqual([400, 'invalid_argument', 'template.params.date']);
-  const missing = await api(base, 'POST', '/v1/schedules', { name: 'etl-bad', schedule: '0 2 * * *', template: { name: 'no-such' } });
+  const missing = await api(c.base, 'POST', '/v1/schedules', { name: 'etl-bad', schedule: '0 2 * * *', template: { name: 'no-such' } });
   expect([missing.status, missing.body.error.field]).toEqual([404, 'template.name']);
 
-  const created = await api(base, 'POST', '/v1/schedules', {
+  const created = await api(c.base, 'POST', '/v1/schedules', {
     name: 'etl',
     schedule: '0 2 * * *',
     timeZone: 'Pacific/Kiritimati',
     template: { name: 'nightly-etl', params: { date: '{{schedule.date}}', region: 'apac' } },
   });
   expect([created.status, created.body.kind]).toEqual([201, 'template']);
-  const trigger = await api(base, 'POST', '/v1/schedules/etl/trigger', {});
+  const trigger = await api(c.base, 'POST', '/v1/schedules/etl/trigger', {});
   let id: string | undefined;
   await until(async () => {
-    id = (await api(base, 'GET', '/v1/schedules/etl')).body.active[0]?.id ?? (await api(base, 'GET', '/v1/schedules/etl')).body.succeeded[0]?.id;
+    id = (await api(c.base, 'GET', '/v1/schedules/etl')).body.active[0]?.id ?? (await api(c.base, 'GET', '/v1/schedules/etl')).body.succeeded[0]?.id;
     return id !== undefined;
   });
   const w = await finished(id!);
@@ -227,11 +185,11 @@ test("a schedule runs a template: {{schedule.date}} in its values becomes the ti
   expect(await resultOf(w, 'extract')).toEqual([`v1 ${day} apac`]);
 
   // the template deleted: a tick cannot make its run, and is counted missed (nothing starts)
-  await api(base, 'DELETE', '/v1/workflow-templates/nightly-etl');
-  await api(base, 'POST', '/v1/schedules/etl/trigger', {});
+  await api(c.base, 'DELETE', '/v1/workflow-templates/nightly-etl');
+  await api(c.base, 'POST', '/v1/schedules/etl/trigger', {});
   let s: { missedTicks: number; active: unknown[]; succeeded: unknown[]; triggerRequestedAt: number | null } | undefined;
   await until(async () => {
-    s = (await api(base, 'GET', '/v1/schedules/etl')).body;
+    s = (await api(c.base, 'GET', '/v1/schedules/etl')).body;
     return s!.missedTicks === 1;
   });
   expect([s!.triggerRequestedAt, s!.active.length + s!.succeeded.length]).toEqual([null, 1]);
