@@ -5,7 +5,8 @@
  * the key prefix its step jobs share, so the controller never sees unrelated jobs); the leader turns each change into a plan (`advance`, pure)
  * and applies it with fenced writes: step jobs created only if absent under fixed ids (so a
  * controller killed mid-way never submits a step twice), cancels cascaded to running step
- * jobs, then the workflow record by compare-and-swap.
+ * jobs, then the workflow record by compare-and-swap; usually (no cancels, every job absent)
+ * the jobs and the record in one fenced transaction.
  */
 import {
   type JobPhase,
