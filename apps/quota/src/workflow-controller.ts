@@ -5,7 +5,8 @@
  * the key prefix its step jobs share, so the controller never sees unrelated jobs); the leader turns each change into a plan (`advance`, pure)
  * and applies it with fenced writes: step jobs created only if absent under fixed ids (so a
  * controller killed mid-way never submits a step twice), cancels cascaded to running step
- * jobs, then the workflow record by compare-and-swap.
+ * jobs, then the workflow record by compare-and-swap; usually (no cancels, every job absent)
+ * the jobs and the record in one fenced transaction.
  */
 import {
   type JobPhase,
@@ -22,7 +23,18 @@ import {
 } from '@batchapi/api';
 import type { HistoryStore } from '@batchapi/history';
 import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
-import { cancelJob, createStepJob, getJob, getWorkflow, type Informer, type Leadership, listResults, putWorkflowFenced, type Versioned } from '@batchapi/store';
+import {
+  cancelJob,
+  createStepJob,
+  getJob,
+  getWorkflow,
+  type Informer,
+  type Leadership,
+  listResults,
+  putWorkflowFenced,
+  submitStepJobsFenced,
+  type Versioned,
+} from '@batchapi/store';
 import {
   advance,
   fanOutItems,
@@ -269,6 +281,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     const jobIds = new Map<string, string>();
     const cached = new Map<string, StepCached>();
     const cacheKeys = new Map<string, string>();
+    /** The step jobs to create, each with its span (ended once the job is written or found). */
+    const toCreate: Array<{ job: JobRecord; span: ReturnType<typeof startSpan>['span'] }> = [];
     await this.recordSucceededInCache(wf, phases, now);
     for (const name of plan.submit) {
       const i = wf.steps.findIndex((s) => s.name === name);
@@ -307,19 +321,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         },
       });
       if (traceparent) made.traceparent = traceparent;
-      const outcome = await createStepJob(this.ctx.store, fence, made);
-      span.setAttribute('batch.step.created', outcome === 'created');
-      span.end();
-      if (outcome === 'fenced') {
-        leader.depose();
-        return;
-      }
-      if (outcome === 'created') this.m.submitted.inc();
+      toCreate.push({ job: made, span });
+      // created now or found (an earlier controller's): the step's job either way
       jobIds.set(name, made.id);
-    }
-    for (const name of plan.cancel) {
-      const jobId = wf.steps.find((s) => s.name === name)?.jobId;
-      if (jobId) await cancelJob(this.ctx.store, jobId, now, fence);
     }
     // An empty fan-out or a step that could not be made changes what follows: plan again next pass.
     const replan = plan.submit.some((n) => phases[n] !== 'Running');
@@ -336,7 +340,43 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       ...(replan ? {} : { phase: plan.phase }),
       ...(!replan && plan.finishedAt !== undefined ? { finishedAt: plan.finishedAt } : {}),
     };
-    if (JSON.stringify(next) === JSON.stringify(wf)) return;
+    const unchanged = JSON.stringify(next) === JSON.stringify(wf);
+    if (toCreate.length > 0 && plan.cancel.length === 0 && !unchanged) {
+      // The usual case: every job to create is absent, so the jobs and the record go in one fenced
+      // transaction. Anything else (a job a crashed controller created, a record changed by a cancel,
+      // a lost fence, too large) wrote nothing: the one-at-a-time path below tells those apart.
+      const rev = await submitStepJobsFenced(
+        this.ctx.store,
+        fence,
+        toCreate.map((c) => c.job),
+        cur,
+        next,
+      );
+      if (rev) {
+        for (const c of toCreate) {
+          c.span.setAttribute('batch.step.created', true);
+          c.span.end();
+          this.m.submitted.inc();
+        }
+        this.recorded(id, cur, next, rev, replan);
+        return;
+      }
+    }
+    for (const c of toCreate) {
+      const outcome = await createStepJob(this.ctx.store, fence, c.job);
+      c.span.setAttribute('batch.step.created', outcome === 'created');
+      c.span.end();
+      if (outcome === 'fenced') {
+        leader.depose();
+        return;
+      }
+      if (outcome === 'created') this.m.submitted.inc();
+    }
+    for (const name of plan.cancel) {
+      const jobId = wf.steps.find((s) => s.name === name)?.jobId;
+      if (jobId) await cancelJob(this.ctx.store, jobId, now, fence);
+    }
+    if (unchanged) return;
     const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next);
     if (!rev) {
       // The record changed (a cancel) or the fence is gone: re-read and decide again.
@@ -346,6 +386,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       this.dirty.add(id);
       return;
     }
+    this.recorded(id, cur, next, rev, replan);
+  }
+
+  /** After the record's write (revision `rev`): the cache holds `next`; a finished workflow is forgotten. */
+  private recorded(id: string, cur: Versioned<WorkflowRecord>, next: WorkflowRecord, rev: string, replan: boolean): void {
     if (replan) this.dirty.add(id);
     if (TERMINAL_WORKFLOW_PHASES.has(next.phase)) {
       this.m.finished.inc({ phase: next.phase });

@@ -80,7 +80,7 @@ it('takes 100 workflows whose steps end together through to Succeeded, each step
     (ps) => ps.every((p) => p === 'Succeeded'),
   );
   expect(new Set(phases)).toEqual(new Set(['Succeeded']));
-  // 100 workflows × 2 steps, each created once (a step created twice would count twice: createStepJob says "created" once)
+  // 100 workflows × 2 steps, each created once (a step created twice would count twice: a job is counted only when the write that created it succeeded)
   const metrics = await (await fetch(`${suite.quota.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_workflow_steps_submitted_total\{service="quota"\} 200\n/);
 }, 120_000);

@@ -4,7 +4,8 @@
  * created only if absent under fixed ids, then the record).
  */
 import { type JobRecord, TEMPLATE_LABEL, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
-import type { Compare, EtcdStore, Versioned } from './etcd';
+import { DEFAULT_TXN_LIMITS, type TxnLimits, txnSize, withinTxnLimits } from './chunks';
+import type { Compare, EtcdStore, Op, Versioned } from './etcd';
 import { CasConflictError } from './errors';
 import { firstSubmitOf } from './idempotency';
 import { MAX_CAS_ATTEMPTS, sha256 } from './jobs';
@@ -92,5 +93,37 @@ export async function createStepJob(store: EtcdStore, fence: Compare, job: JobRe
 /** The controller's CAS of a workflow record, fenced by its leadership. False when either compare failed. */
 export async function putWorkflowFenced(store: EtcdStore, fence: Compare, cur: Versioned<WorkflowRecord>, next: WorkflowRecord): Promise<string | undefined> {
   const res = await store.txn([fence, { key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }]);
+  return res.succeeded ? res.revision : undefined;
+}
+
+/**
+ * The controller's usual write as one transaction, fenced by its leadership: step jobs created
+ * under their fixed ids, each only if absent, and the workflow record's compare-and-swap to
+ * `next` (which names those jobs). All or nothing: the revision written, or undefined when any
+ * compare failed (a job already there, the record changed, the fence gone) or it would be over
+ * `limits`; then nothing was written and the caller falls back to `createStepJob` one job at a
+ * time and `putWorkflowFenced`, which tell an existing job (adopted) from a lost fence. One round
+ * trip instead of one per job plus one for the record; a crash cannot fall between the jobs and
+ * the record that names them.
+ */
+export async function submitStepJobsFenced(
+  store: EtcdStore,
+  fence: Compare,
+  jobs: readonly JobRecord[],
+  cur: Versioned<WorkflowRecord>,
+  next: WorkflowRecord,
+  /** The transaction's limits. @default DEFAULT_TXN_LIMITS */
+  limits: TxnLimits = DEFAULT_TXN_LIMITS,
+): Promise<string | undefined> {
+  const compares: Compare[] = [fence, { key: cur.key, modRevision: cur.modRevision }];
+  const ops: Op[] = [];
+  for (const job of jobs) {
+    const key = store.keys.job(job.id);
+    compares.push({ key, absent: true });
+    ops.push({ put: key, value: job });
+  }
+  ops.push({ put: cur.key, value: next });
+  if (!withinTxnLimits(txnSize(compares, ops), limits)) return undefined;
+  const res = await store.txn(compares, ops);
   return res.succeeded ? res.revision : undefined;
 }
