@@ -55,6 +55,9 @@ import { ElectedLoop } from './elected-loop';
 // The labels every step job carries belong to the workflow vocabulary (admission validates steps with them).
 export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
 
+/** A finished step job and its results (`WorkflowController.outputOf`), read at most once per reconcile. */
+type OutputOf = (jobId: string) => Promise<{ job: JobRecord; results: TaskResult[] } | undefined>;
+
 /** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
 const TICK_MS = 1000;
 /**
@@ -284,9 +287,16 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     /** The step jobs to create, each with its span (ended once the job is written or found). */
     const toCreate: Array<{ job: JobRecord; span: ReturnType<typeof startSpan>['span'] }> = [];
     await this.recordSucceededInCache(wf, phases, now);
+    // A step job's results read once per pass, however many steps ask (a memoized fan-out asks twice: for its items and its cache key).
+    const outputs = new Map<string, ReturnType<WorkflowController['outputOf']>>();
+    const outputOf: OutputOf = (jobId) => {
+      let o = outputs.get(jobId);
+      if (!o) outputs.set(jobId, (o = this.outputOf(jobId)));
+      return o;
+    };
     for (const name of plan.submit) {
       const i = wf.steps.findIndex((s) => s.name === name);
-      const made = await this.stepJob(wf, i, phases, now);
+      const made = await this.stepJob(wf, i, phases, now, outputOf);
       if (made === 'empty') {
         phases[name] = 'Succeeded';
         continue;
@@ -296,7 +306,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         continue;
       }
       if (wf.steps[i].cache) {
-        const memo = await this.lookUpCache(wf, i, made, phases, now);
+        const memo = await this.lookUpCache(wf, i, made, phases, now, outputOf);
         if (memo?.hit) {
           // not run: the step reuses the earlier job (its results), as a retry's reused step does; still a span of the run's trace
           startSpan('workflow.step', {
@@ -413,13 +423,14 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     job: JobRecord,
     phases: Readonly<Record<string, StepPhase>>,
     now: number,
+    outputOf: OutputOf,
   ): Promise<{ key: string; hit?: StepCached } | undefined> {
     if (!this.history) return undefined;
     const step = wf.steps[i];
     const inputs: Record<string, { phase: StepPhase; results: string }> = {};
     for (const name of step.dependsOn) {
       const dep = wf.steps.find((s) => s.name === name)!;
-      const output = dep.jobId ? await this.outputOf(dep.jobId) : undefined;
+      const output = dep.jobId ? await outputOf(dep.jobId) : undefined;
       if (dep.jobId && !output) return undefined;
       inputs[name] = { phase: phases[name], results: resultsDigest(output?.results ?? []) };
     }
@@ -491,7 +502,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
    * with a token that only reads them (`BATCH_INPUTS_TOKEN`, over any the step's env sets); `empty`
    * when a fan-out has nothing to map over, `invalid` when the items make an invalid job (e.g. over 1 MiB).
    */
-  private async stepJob(wf: WorkflowRecord, i: number, phases: Readonly<Record<string, StepPhase>>, now: number): Promise<JobRecord | 'empty' | 'invalid'> {
+  private async stepJob(
+    wf: WorkflowRecord,
+    i: number,
+    phases: Readonly<Record<string, StepPhase>>,
+    now: number,
+    outputOf: OutputOf,
+  ): Promise<JobRecord | 'empty' | 'invalid'> {
     const step = wf.steps[i];
     const body: Record<string, unknown> = {
       ...step.job,
@@ -510,7 +527,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (step.map && 'fromStep' in step.map) {
       const from = step.map.fromStep;
       const source = wf.steps.find((s) => s.name === from);
-      const output = source?.jobId ? await this.outputOf(source.jobId) : undefined;
+      const output = source?.jobId ? await outputOf(source.jobId) : undefined;
       // a reused step's job (an earlier run's) may be gone from etcd and history alike (retention): the step cannot get its items
       if (source?.jobId && !output) return 'invalid';
       const results = output?.results ?? [];
