@@ -30,8 +30,11 @@ import { deleteWorkflowTemplate, getWorkflowTemplate, listWorkflowTemplates, put
 import { Inject, Injectable } from '@nestjs/common';
 import { WorkflowsService } from './workflows.service';
 
-/** Most templates one tenant may have. */
-export const MAX_WORKFLOW_TEMPLATES_PER_TENANT = 1000;
+/**
+ * Most templates one tenant may have: with records of at most `MAX_WORKFLOW_TEMPLATE_RECORD_BYTES`
+ * (512 KiB), at most 50 MiB of etcd a tenant, so templates cannot fill etcd's quota.
+ */
+export const MAX_WORKFLOW_TEMPLATES_PER_TENANT = 100;
 
 @Injectable()
 export class WorkflowTemplatesService {

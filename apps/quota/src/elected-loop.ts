@@ -64,11 +64,13 @@ export class ElectedLoop {
   /** Waits `ms` milliseconds of real time, or less if `wakeUp` (or `stop`) comes first. */
   async pause(ms: number): Promise<void> {
     let wake!: () => void;
+    let timer: NodeJS.Timeout | undefined;
     await new Promise<void>((r) => {
       wake = r;
       this.waking.add(r);
-      setTimeout(r, ms).unref();
+      timer = setTimeout(r, ms).unref();
     });
+    clearTimeout(timer); // woken early: no timer left behind per waiter
     this.waking.delete(wake);
   }
 

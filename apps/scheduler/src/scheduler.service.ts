@@ -94,6 +94,9 @@ export interface SchedulerTuning {
 
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
+/** A read given up because the term ended. */
+const FAILED = Symbol('failed');
+
 @Injectable()
 export class SchedulerService implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   readonly cache: SchedulerCache;
@@ -523,9 +526,25 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     }
   }
 
-  /** Loads the usage history the previous leader stored (none: start from what queues hold). */
-  private async loadHistory(now: number): Promise<void> {
-    const stored = await loadUsageHistory(this.ctx.store).catch(() => undefined);
+  /**
+   * A record the previous leader stored, read again every `idleMs` while reads fail and this term
+   * lasts; undefined when none is stored, `FAILED` when the term ended first.
+   */
+  private async readStored<T>(read: () => Promise<T | undefined>, leading: () => boolean, what: string): Promise<T | undefined | typeof FAILED> {
+    for (;;) {
+      try {
+        return await read();
+      } catch (err) {
+        this.ctx.log.warn({ err: (err as Error).message }, `could not read the stored ${what}; reading again`);
+      }
+      if (!leading()) return FAILED;
+      await new Promise((r) => setTimeout(r, this.tuning.idleMs));
+      if (!leading()) return FAILED;
+    }
+  }
+
+  /** Takes the usage history the previous leader stored (none: start from what queues hold). */
+  private loadHistory(stored: Awaited<ReturnType<typeof loadUsageHistory>>, now: number): void {
     const usage = new Map(Object.entries(stored?.queues ?? {}));
     this.history = { at: stored?.at ?? now, usage, savedAt: now };
     this.advanceHistory(now);
@@ -540,12 +559,11 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Loads the GPU usage the previous leader stored and credits the time since it was counted
+   * Takes the GPU usage the previous leader stored and credits the time since it was counted
    * (`at`) to the GPUs of the bindings still live, each from when it was bound: tasks that ended
    * in that gap (a failover's few seconds) are not counted. None stored: counting starts now.
    */
-  private async loadGpuUsage(now: number): Promise<void> {
-    const stored = await loadGpuUsage(this.ctx.store).catch(() => undefined);
+  private loadGpuUsage(stored: Awaited<ReturnType<typeof loadGpuUsage>>, now: number): void {
     let usage = stored ?? emptyGpuUsage(now);
     if (usage.at < now) {
       const tenantOf = this.tenantOfQueue();
@@ -620,8 +638,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (!(await this.cache.catchUpTo(wonAt, () => !this.abort.signal.aborted && leadership.held(), this.tuning.idleMs))) return;
     this.ctx.log.info({ wonAt: leadership.wonAt, waitedMs: this.clock.monotonic() - waitStarted }, 'caches caught up with the election revision');
     this.onTermReady?.({ wonAt, caches: this.cache.revisions() });
-    await this.loadHistory(this.clock.now());
-    await this.loadGpuUsage(this.clock.now());
+    // A failed read is not "none stored": the first fenced save would overwrite the stored counts with empty ones.
+    const stillLeading = () => !this.abort.signal.aborted && leadership.held();
+    const history = await this.readStored(() => loadUsageHistory(this.ctx.store), stillLeading, 'usage history');
+    if (history === FAILED) return;
+    const gpu = await this.readStored(() => loadGpuUsage(this.ctx.store), stillLeading, 'GPU usage');
+    if (gpu === FAILED) return;
+    this.loadHistory(history, this.clock.now());
+    this.loadGpuUsage(gpu, this.clock.now());
     try {
       await this.leadCycles(leadership);
     } finally {

@@ -2,6 +2,7 @@ import { ApiError } from './errors';
 import { parseWith } from './schemas';
 import {
   checkTemplate,
+  matchesPattern,
   MAX_TEMPLATE_VERSIONS,
   MAX_WORKFLOW_TEMPLATE_RECORD_BYTES,
   placeholdersOf,
@@ -150,7 +151,8 @@ describe('the request schemas', () => {
     ['a parameter name starting with a digit', { workflow: {}, parameters: { '1a': {} } }, 'parameters.1a'],
     ['51 parameters', { workflow: {}, parameters: Object.fromEntries(Array.from({ length: 51 }, (_, i) => [`p${i}`, {}])) }, 'parameters'],
     ['a pattern that does not compile', { workflow: {}, parameters: { a: { pattern: '(' } } }, 'parameters.a.pattern'],
-    ['a pattern with a nested quantifier (exponential matching)', { workflow: {}, parameters: { a: { pattern: '(a+)+' } } }, 'parameters.a.pattern'],
+    ['a pattern with a backreference (not RE2)', { workflow: {}, parameters: { a: { pattern: '(a)\\1' } } }, 'parameters.a.pattern'],
+    ['a pattern with a lookahead (not RE2)', { workflow: {}, parameters: { a: { pattern: '(?=a)a' } } }, 'parameters.a.pattern'],
     ['a default over 1024 characters', { workflow: {}, parameters: { a: { default: 'x'.repeat(1025) } } }, 'parameters.a.default'],
     ['an unknown field', { workflow: {}, extra: 1 }, 'extra'],
   ])('PUT refuses %s', (_case, body, field) => {
@@ -197,8 +199,8 @@ describe('putTemplateVersion', () => {
   });
 
   it('drops the oldest versions past the record byte bound, never the new one', () => {
-    // each version ~300 KiB: three fit in 1 MiB, a fourth does not
-    const big = (n: number) => ({ parameters: {}, workflow: { steps: [{ name: 's', job: { command: ['echo', String(n).repeat(300 * 1024)] } }] } });
+    // each version ~150 KiB: three fit in 512 KiB (~450), a fourth (~600) does not
+    const big = (n: number) => ({ parameters: {}, workflow: { steps: [{ name: 's', job: { command: ['echo', String(n).repeat(150 * 1024)] } }] } });
     let rec: WorkflowTemplateRecord | undefined;
     for (let n = 1; n <= 5; n++) rec = putTemplateVersion(rec, id, big(n), n).record;
     expect(rec!.versions.map((x) => x.version)).toEqual([3, 4, 5]);
@@ -228,4 +230,24 @@ describe('scheduleParams', () => {
       p: '{{params.x}}',
     });
   });
+});
+
+describe('matchesPattern (RE2: linear in the value)', () => {
+  it.each([
+    // [pattern, value, matches]: the whole value must match
+    ['[0-9]{4}-[0-9]{2}-[0-9]{2}', '2026-12-01', true],
+    ['[0-9]{4}-[0-9]{2}-[0-9]{2}', '2026-12-01x', false],
+    ['eu|us', 'eu', true],
+    ['eu|us', 'eus', false],
+  ])('%s against %s: %s', (pattern, value, want) => {
+    expect(matchesPattern(value, pattern)).toBe(want);
+  });
+
+  it.each(['((a)+)+', '(a|a)+', '(a+)+', 'a*a*a*a*a*a*a*b?c'])(
+    'answers %s against 1,024 characters that almost match, which a backtracking engine takes exponential (or high polynomial) time on',
+    (pattern) => {
+      // 1,024 a's then a b: every one of these patterns fails on the b after trying the a's every way a backtracking engine would
+      expect(matchesPattern(`${'a'.repeat(1024)}b`, pattern)).toBe(false);
+    },
+  );
 });

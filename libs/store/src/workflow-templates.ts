@@ -45,8 +45,8 @@ export async function listWorkflowTemplates(store: EtcdStore, f: { tenant?: stri
   const out: WorkflowTemplateRecord[] = [];
   let after: string | undefined;
   for (;;) {
-    // records are up to 1 MiB each: small pages
-    const page = await store.list<WorkflowTemplateRecord>(prefix, { limit: Math.min(50, limit), startAfter: after });
+    // records are up to 512 KiB each (MAX_WORKFLOW_TEMPLATE_RECORD_BYTES): pages of 5 stay under gRPC's 4 MiB answer
+    const page = await store.list<WorkflowTemplateRecord>(prefix, { limit: Math.min(5, limit), startAfter: after });
     for (const kv of page.items) {
       out.push(kv.value);
       if (out.length === limit) return out;

@@ -272,13 +272,17 @@ export function capOne(w: PendingWork, caps: RunningCaps, tenantOf: ReadonlyMap<
     }
   }
   if (w.gang && room < w.tasks) room = 0;
+  // A gang larger than a cap can never start under it: it keeps nothing for itself.
+  const couldStart = applying.every((c) => c.maxRunningTasks === undefined || w.tasks <= c.maxRunningTasks);
   if (take)
     for (const c of applying) {
       c.granted += room;
       if (room >= w.tasks) continue;
       c.waitingTasks += w.tasks - room;
-      // Too few slots here: what is left of this cap waits for this work (see the header).
-      if (short.includes(c) && c.maxRunningTasks !== undefined) c.granted = Math.max(c.granted, c.maxRunningTasks - c.running);
+      // A gang too big for the slots free now keeps what is left of each cap short of it, so single
+      // tasks behind it cannot starve it (see the header). Other work takes what is free and keeps
+      // nothing more: the tenant's other queues go on while a capped queue has a backlog.
+      if (w.gang && couldStart && short.includes(c) && c.maxRunningTasks !== undefined) c.granted = Math.max(c.granted, c.maxRunningTasks - c.running);
     }
   if (room >= w.tasks || !first) return w;
   return { ...w, tasks: room, capWait: waitOf(first, 'tasks', w.tasks - room) };

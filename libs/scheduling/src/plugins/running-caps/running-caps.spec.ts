@@ -75,10 +75,23 @@ describe('maxRunningTasks: a queue and its tenant start at most N tasks at once'
       want: { old: 3, new: 1 },
     },
     {
-      name: 'a gang of 5 with 4 free gets none, and keeps the 4 from later work',
+      name: 'a gang of 4 with 4 − 1 = 3 free gets none, and keeps the 3 from later work',
+      queues: [queue('q', {}, { maxRunningTasks: 4 })],
+      jobs: [job('r', 1, { bound: 1 }), job('g', 4, { gang: true, priority: 5 }), job('s', 1)],
+      want: { g: 0, s: 0 },
+    },
+    {
+      name: 'a gang of 5 under a cap of 4 can never start: it takes none and keeps none (4 free for the next)',
       queues: [queue('q', {}, { maxRunningTasks: 4 })],
       jobs: [job('g', 5, { gang: true, priority: 5 }), job('s', 1)],
-      want: { g: 0, s: 0 },
+      want: { g: 0, s: 1 },
+    },
+    {
+      name: "a capped queue's backlog keeps none of its tenant's slots: q full (2 of 2), q2 gets min(10 − 2, 3) = 3",
+      queues: [queue('q', {}, { maxRunningTasks: 2 }), queue('q2')],
+      tenants: [tenant('t', { maxRunningTasks: 10 })],
+      jobs: [job('r', 2, { bound: 2 }), job('backlog', 100, { priority: 5 }), job('other', 3, { queue: 'q2' })],
+      want: { backlog: 0, other: 3 },
     },
     {
       name: 'a gang of 4 with 4 free starts whole; the next gets 4 − 4 = 0',
