@@ -371,6 +371,16 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         this.recorded(id, cur, next, rev, replan);
         return;
       }
+      // Nothing was written. A record changed meanwhile (a cancel) is planned again from a fresh
+      // read, creating nothing: a job made from this stale plan would run on after the cancel, which
+      // cancels only the step jobs its record names.
+      const fresh = await getWorkflow(this.ctx.store, id);
+      if (fresh?.modRevision !== cur.modRevision) {
+        for (const c of toCreate) c.span.end();
+        if (fresh) this.onWorkflow(fresh);
+        this.dirty.add(id);
+        return;
+      }
     }
     for (const c of toCreate) {
       const outcome = await createStepJob(this.ctx.store, fence, c.job);
