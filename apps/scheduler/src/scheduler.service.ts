@@ -94,6 +94,35 @@ export interface SchedulerTuning {
 
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
 
+/** A gauge whose series are computed when scraped: `value` of each (none for undefined). */
+interface SeriesGauge<T> {
+  name: string;
+  help: string;
+  value: (s: T) => number | undefined;
+}
+
+/** Registers a gauge that, at each scrape, resets and sets one series per element of `series()`, labelled by its `labels`. */
+function seriesGauge<T extends { labels: Record<string, string> }>(
+  registers: Registry[],
+  labelNames: string[],
+  series: () => Iterable<T>,
+  o: SeriesGauge<T>,
+): Gauge {
+  return new Gauge({
+    name: o.name,
+    help: o.help,
+    labelNames,
+    registers,
+    collect() {
+      this.reset();
+      for (const s of series()) {
+        const v = o.value(s);
+        if (v !== undefined) this.set(s.labels, v);
+      }
+    },
+  });
+}
+
 /** A read given up because the term ended. */
 const FAILED = Symbol('failed');
 
@@ -426,17 +455,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private semaphoreGauges(registers: Registry[]): void {
     const labelNames = ['semaphore', 'tenant', 'kind'];
     const series = () => semaphoreSeries(this.leadership?.held() ? this.semaphores : new Map(), this.clock.now());
-    const gauge = (o: { name: string; help: string; value: (s: SemaphoreSeries) => number }): Gauge =>
-      new Gauge({
-        name: o.name,
-        help: o.help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset();
-          for (const s of series()) this.set(s.labels, o.value(s));
-        },
-      });
+    const gauge = (o: SeriesGauge<SemaphoreSeries>) => seriesGauge(registers, labelNames, series, o);
     gauge({ name: Metric.semaphoreCapacity, help: 'Units a semaphore hands out at once (1 for a lock)', value: (s) => s.capacity });
     gauge({ name: Metric.semaphoreHeld, help: 'Units of a semaphore or lock held by bound or running tasks', value: (s) => s.held });
     gauge({ name: Metric.semaphoreWaiting, help: 'Tasks waiting for units of a semaphore or lock', value: (s) => s.waitingTasks });
@@ -467,20 +486,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       }
       return current;
     };
-    const gauge = (o: { name: string; help: string; value: (c: ReturnType<typeof capSeries>[number]) => number | undefined }): Gauge =>
-      new Gauge({
-        name: o.name,
-        help: o.help,
-        labelNames,
-        registers,
-        collect() {
-          this.reset();
-          for (const c of series()) {
-            const v = o.value(c);
-            if (v !== undefined) this.set(c.labels, v);
-          }
-        },
-      });
+    const gauge = (o: SeriesGauge<ReturnType<typeof capSeries>[number]>) => seriesGauge(registers, labelNames, series, o);
     gauge({
       name: Metric.queueCapRunningTasks,
       help: "Tasks bound or running of a queue, or of all a tenant's queues (what maxRunningTasks counts)",
