@@ -47,6 +47,13 @@ export const QUOTA_ENV = z.object({
     unit: 'seconds',
     doc: 'With `BATCH_HISTORY_URL`: how long after it succeeded a memoized workflow step (`cache: true`) can be reused; keep it under `BATCH_HISTORY_RETENTION`.',
   }),
+  BATCH_STEP_API_URL: envString({
+    type: 'URL',
+    blankIsUnset: true,
+    defaultText: "a live admission replica's URL (its member record)",
+    check: (v) => (/^https?:\/\/[^\s/]+(\/\S*)?$/.test(v) ? undefined : 'must be an http:// or https:// URL'),
+    doc: "The API address a workflow step that reads other steps' outputs is given as `BATCH_API` (unless its env sets one): the admission Service's address as the step's tasks reach it.",
+  }),
   BATCH_STEP_CACHE_MAX_ENTRIES: envNumber({
     default: DEFAULT_STEP_CACHE.maxEntries,
     min: 1,
@@ -67,6 +74,8 @@ export interface QuotaConfig {
   archive: ArchiveTuning;
   /** The step cache (`BATCH_STEP_CACHE_TTL`, seconds; `BATCH_STEP_CACHE_MAX_ENTRIES`). @default 7 days, 10,000 entries per tenant */
   stepCache: StepCacheTuning;
+  /** The API address steps read their inputs from (`BATCH_STEP_API_URL`). @default a live admission replica's member record URL */
+  stepApiUrl?: string;
 }
 
 /** Pause between retention passes, in milliseconds (not configurable by a variable). */
@@ -91,5 +100,6 @@ export function quotaConfigFromEnv(env: NodeJS.ProcessEnv = process.env): QuotaC
       idempotencyTtlMs: e.BATCH_IDEMPOTENCY_TTL * 1000,
     },
     stepCache: { ttlMs: e.BATCH_STEP_CACHE_TTL * 1000, maxEntries: e.BATCH_STEP_CACHE_MAX_ENTRIES },
+    ...(e.BATCH_STEP_API_URL ? { stepApiUrl: e.BATCH_STEP_API_URL } : {}),
   };
 }

@@ -7,7 +7,7 @@ import { quotaConfigFromEnv } from './config';
 import { RETENTION_TUNING, RetentionService, type RetentionTuning } from './retention.service';
 import { ARCHIVE_TUNING, ArchiverService, type ArchiveTuning } from './archiver.service';
 import { HistoryStore, migrate } from '@batchapi/history';
-import { STEP_CACHE_TUNING, type StepCacheTuning, WorkflowController } from './workflow-controller';
+import { STEP_API_URL, STEP_CACHE_TUNING, type StepCacheTuning, WorkflowController } from './workflow-controller';
 import { SCHEDULE_TUNING, ScheduleController, type ScheduleTuning } from './schedule-controller';
 import { FinishedJobs } from './finished-jobs';
 
@@ -29,6 +29,8 @@ export interface QuotaOptions {
   schedules?: Partial<ScheduleTuning>;
   /** The step cache of memoized workflow steps (with a history store). @default from `BATCH_STEP_CACHE_TTL` / `BATCH_STEP_CACHE_MAX_ENTRIES`, else 7 days, 10,000 entries per tenant */
   stepCache?: Partial<StepCacheTuning>;
+  /** The API address steps that read other steps' outputs get as `BATCH_API`. @default `BATCH_STEP_API_URL`, else a live admission replica's member record URL */
+  stepApiUrl?: string;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
@@ -54,6 +56,7 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
       FinishedJobs,
       WorkflowController,
       { provide: STEP_CACHE_TUNING, useValue: { ...env.stepCache, ...opts.stepCache } },
+      { provide: STEP_API_URL, useValue: opts.stepApiUrl ?? env.stepApiUrl },
       ScheduleController,
       { provide: SCHEDULE_TUNING, useValue: opts.schedules ?? {} },
       RetentionService,

@@ -22,7 +22,7 @@ import {
   type WorkflowStep,
 } from '@batchapi/api';
 import type { HistoryStore } from '@batchapi/history';
-import { CLOCK, type Clock, HISTORY, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
+import { CLOCK, type Clock, HISTORY, type MemberRecord, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import {
   cancelJob,
   createStepJob,
@@ -30,6 +30,7 @@ import {
   getWorkflow,
   type Informer,
   type Leadership,
+  listMembers,
   listResults,
   putWorkflowFenced,
   submitStepJobsFenced,
@@ -78,6 +79,15 @@ export interface StepCacheTuning {
 }
 export const DEFAULT_STEP_CACHE: StepCacheTuning = { ttlMs: 7 * 86_400_000, maxEntries: 10_000 };
 export const STEP_CACHE_TUNING = Symbol('StepCacheTuning');
+/**
+ * The API address a step job reads its inputs from: its `BATCH_API`, unless the step's env sets
+ * one (`BATCH_STEP_API_URL`). @default the `url` of a live admission replica's member record
+ * (right for `batch dev`, where tasks run on this machine; a Kubernetes deployment sets the
+ * admission Service's address)
+ */
+export const STEP_API_URL = Symbol('StepApiUrl');
+/** How long a looked-up admission URL is used before it is looked up again, in milliseconds. */
+const API_URL_TTL_MS = 30_000;
 
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -102,6 +112,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() @Inject(HISTORY) private readonly history?: HistoryStore,
     /** The step cache's bounds. @default DEFAULT_STEP_CACHE */
     @Optional() @Inject(STEP_CACHE_TUNING) cacheTuning?: Partial<StepCacheTuning>,
+    /** See `STEP_API_URL`. @default an admission replica's member record */
+    @Optional() @Inject(STEP_API_URL) private readonly stepApiUrl?: string,
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
     this.inputsTokenKey = ctx.credential.derive(INPUTS_TOKEN_KEY_PURPOSE);
@@ -506,6 +518,18 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     return { job, results: archived };
   }
 
+  /** `STEP_API_URL`, else a live admission replica's URL (looked up at most every `API_URL_TTL_MS`); undefined when none is up. */
+  private async apiUrl(): Promise<string | undefined> {
+    if (this.stepApiUrl) return this.stepApiUrl;
+    const at = this.clock.monotonic();
+    if (this.apiUrlSeen?.url && at - this.apiUrlSeen.at < API_URL_TTL_MS) return this.apiUrlSeen.url;
+    const members = await listMembers<MemberRecord>(this.ctx.store, 'admission');
+    const url = members.map((m) => m.url).find((u): u is string => !!u);
+    this.apiUrlSeen = { url, at };
+    return url;
+  }
+  private apiUrlSeen?: { url: string | undefined; at: number };
+
   /**
    * The job of step `i`: its body with the workflow's queue, labels naming the workflow and
    * step, the fan-out items, and for a step with `inputs` the jobs holding them (`BATCH_INPUTS`)
@@ -527,8 +551,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     };
     if (step.inputs?.length) {
       const token = mintInputsToken(this.inputsTokenKey, { tenant: wf.tenant, workflowId: wf.id, expiresAt: inputsTokenExpiry(wf, now) });
+      const env = step.job.env as Record<string, string> | undefined;
+      const api = env?.BATCH_API ? undefined : await this.apiUrl();
       body.env = {
-        ...(step.job.env as Record<string, string> | undefined),
+        ...(api ? { BATCH_API: api } : {}),
+        ...env,
         BATCH_INPUTS: JSON.stringify(resolveInputs(wf.steps, i, phases)),
         BATCH_INPUTS_TOKEN: token,
       };

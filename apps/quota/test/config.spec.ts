@@ -34,3 +34,10 @@ it('coerces seconds from their text into milliseconds', () => {
 it('refuses a bad value with a message naming the variable', () => {
   expect(() => quotaConfigFromEnv({ BATCH_JOB_RETENTION: '7d' })).toThrow('BATCH_JOB_RETENTION must be a number ≥ 0 (got "7d")');
 });
+
+it('gives steps that read inputs BATCH_STEP_API_URL as their API address, refusing what is not an http(s) URL', () => {
+  expect(quotaConfigFromEnv({ BATCH_STEP_API_URL: 'http://batchapi-admission.batch.svc:80' }).stepApiUrl).toBe('http://batchapi-admission.batch.svc:80');
+  expect(quotaConfigFromEnv({ BATCH_STEP_API_URL: '' }).stepApiUrl).toBeUndefined();
+  for (const bad of ['batchapi-admission:80', 'ftp://x', 'http://a b'])
+    expect(() => quotaConfigFromEnv({ BATCH_STEP_API_URL: bad })).toThrow(/BATCH_STEP_API_URL must be an http:\/\/ or https:\/\/ URL/);
+});

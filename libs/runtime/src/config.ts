@@ -51,7 +51,7 @@ export const SERVICE_ENV = z.object({
   BATCH_LOG_LEVEL: envEnum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', doc: 'Log level.' }),
   BATCH_SERVICE_TOKEN_FILE: envString({
     type: 'path',
-    doc: "File holding the cluster's shared service token (preferred over `BATCH_SERVICE_TOKEN`); admission, scheduler and executor refuse to start without a token.",
+    doc: "File holding the cluster's shared service token (preferred over `BATCH_SERVICE_TOKEN`); admission, quota (it signs workflow steps' inputs tokens), scheduler and executor refuse to start without a token.",
   }),
   BATCH_SERVICE_TOKEN: envString({ doc: "The cluster's shared service token (at least 32 printable characters), when `BATCH_SERVICE_TOKEN_FILE` is unset." }),
 });

@@ -73,7 +73,7 @@ export function requireServiceToken(service: string, env: NodeJS.ProcessEnv = pr
     const token = serviceTokenFromEnv(env);
     if (token) return token;
     console.error(
-      `${service}: set BATCH_SERVICE_TOKEN_FILE (or BATCH_SERVICE_TOKEN) to the cluster's shared service token; every admission, scheduler and executor needs the same one (see docs/security.md)`,
+      `${service}: set BATCH_SERVICE_TOKEN_FILE (or BATCH_SERVICE_TOKEN) to the cluster's shared service token; every admission, quota, scheduler and executor needs the same one (see docs/security.md)`,
     );
   } catch (err) {
     console.error(`${service}: ${(err as Error).message}`);

@@ -14,7 +14,8 @@ from .core import (JobRef, Ref, StepRef, Task, TaskOptions, Toleration, Workflow
                    init, list_jobs, logs, retry, task, tasks, wait, wait_async, why, workflow)
 from .requirements import read_requirements
 from .semaphores import delete_semaphore, get_semaphore, put_semaphore, semaphores
-from .templates import Param, param, run_template, templates
+from ._steps import Param
+from .templates import param, run_template, templates
 from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTask, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
                      Unauthenticated, Unavailable, Unprocessable, WorkflowNotRetryable)
 

@@ -5,47 +5,92 @@ A step's output given as an argument (`wf.step(train, prep.output)`) travels in 
 as the marker `{"$batch_input": "prep"}`; the node's runner puts the value in its place. A dict
 of the user's own with a key starting `$batch_` is escaped as `{"$batch_literal": {...}}`, so no
 data is ever taken for a marker.
+
+A template parameter given as an argument (`wf.step(extract, batchapi.param("date"))`) travels
+as the marker `{"$batch_param": "date"}`, and the step's env carries `BATCH_PARAM_date` holding
+the placeholder `{{params.date}}`: the server puts each run's value in a plain env value, never
+inside the JSON of the arguments, so any value (quotes and backslashes included) arrives as given.
 """
-from typing import Any, Callable, Dict, List, Mapping
+import re
+from typing import Any, Callable, Dict, List, Mapping, Optional
 from urllib.parse import quote
 
 from .client import Client, _obj
-from .errors import TaskFailed
+from .errors import InvalidTask, TaskFailed
 
 #: The key of the marker of a step's output among a step's arguments.
 INPUT_MARKER = "$batch_input"
 #: The key wrapping a dict of the user's that has a key starting with `$batch_` (escaped, so it is never read as a marker).
 LITERAL_MARKER = "$batch_literal"
+#: The key of the marker of a template parameter among a step's arguments.
+PARAM_MARKER = "$batch_param"
+#: The env var prefix of a parameter's value on the node: `BATCH_PARAM_<name>`.
+PARAM_ENV_PREFIX = "BATCH_PARAM_"
 _RESERVED_PREFIX = "$batch_"
+_PARAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 
 
-def encode_arguments(value: Any, promise: Callable[[Any], Any]) -> Any:
+class Param(str):
+    """A placeholder for a template parameter: the string `{{params.<name>}}`. Pass it where a
+    step takes a string; each run of the registered template puts its value there."""
+
+    name: str
+
+    def __new__(cls, name: str) -> "Param":
+        if not isinstance(name, str) or not _PARAM_NAME.match(name):
+            raise InvalidTask("invalid_option", f"a parameter name is a letter, then letters, digits, '_' and '-' (at most 63), not {name!r}", "param")
+        p = super().__new__(cls, "{{params." + name + "}}")
+        p.name = name
+        return p
+
+    def __repr__(self) -> str:
+        return f"param({self.name!r})"
+
+
+def encode_arguments(value: Any, promise: Callable[[Any], Any], params: Optional[List[str]] = None) -> Any:
     """`value` as JSON-ready data: what `promise(x)` turns into a step name (not None) becomes its
-    marker; a dict with a `$batch_`-prefixed key is escaped. Lists, tuples and dicts at any depth."""
+    marker, a `Param` its parameter's marker (its name appended to `params`, once); a dict with a
+    `$batch_`-prefixed key is escaped. Lists, tuples and dicts at any depth."""
+    if isinstance(value, Param):
+        if params is not None and value.name not in params:
+            params.append(value.name)
+        return {PARAM_MARKER: value.name}
     name = promise(value)
     if name is not None:
         return {INPUT_MARKER: name}
     if isinstance(value, (list, tuple)):
-        return [encode_arguments(v, promise) for v in value]
+        return [encode_arguments(v, promise, params) for v in value]
     if isinstance(value, dict):
-        out = {k: encode_arguments(v, promise) for k, v in value.items()}
+        out = {k: encode_arguments(v, promise, params) for k, v in value.items()}
         return {LITERAL_MARKER: out} if any(isinstance(k, str) and k.startswith(_RESERVED_PREFIX) for k in out) else out
     return value
 
 
-def decode_arguments(value: Any, inputs: Mapping[str, Any]) -> Any:
-    """The inverse of `encode_arguments`: markers replaced by `inputs[name]`, escaped dicts unwrapped."""
+def param_env(names: List[str]) -> Dict[str, str]:
+    """The env of a step whose arguments hold the parameters `names`: `BATCH_PARAM_<name>` set to
+    its placeholder, which the server fills with each run's value."""
+    return {PARAM_ENV_PREFIX + n: str(Param(n)) for n in names}
+
+
+def decode_arguments(value: Any, inputs: Mapping[str, Any], params: Optional[Mapping[str, str]] = None) -> Any:
+    """The inverse of `encode_arguments`: step markers replaced by `inputs[name]`, parameter
+    markers by `params[name]` (the values of `BATCH_PARAM_<name>`), escaped dicts unwrapped."""
     if isinstance(value, list):
-        return [decode_arguments(v, inputs) for v in value]
+        return [decode_arguments(v, inputs, params) for v in value]
     if isinstance(value, dict):
         if len(value) == 1 and INPUT_MARKER in value:
             name = value[INPUT_MARKER]
             if name not in inputs:
                 raise KeyError(f"this step's arguments name the output of step {name!r}, which is not among its inputs {sorted(inputs)}")
             return inputs[name]
+        if len(value) == 1 and PARAM_MARKER in value:
+            pname = value[PARAM_MARKER]
+            if params is None or pname not in params:
+                raise KeyError(f"this step's arguments name template parameter {pname!r}, but its environment has no {PARAM_ENV_PREFIX}{pname}")
+            return params[pname]
         if len(value) == 1 and LITERAL_MARKER in value and isinstance(value[LITERAL_MARKER], dict):
-            return {k: decode_arguments(v, inputs) for k, v in value[LITERAL_MARKER].items()}
-        return {k: decode_arguments(v, inputs) for k, v in value.items()}
+            return {k: decode_arguments(v, inputs, params) for k, v in value[LITERAL_MARKER].items()}
+        return {k: decode_arguments(v, inputs, params) for k, v in value.items()}
     return value
 
 

@@ -30,7 +30,7 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Generic, Iter
 
 from typing import Concatenate, ParamSpec
 
-from ._steps import encode_arguments, step_results
+from ._steps import encode_arguments, param_env, step_results
 from .client import TERMINAL, Client, new_traceparent
 from .errors import BatchError, Conflict, InvalidTask, TaskFailed
 from .requirements import MAX_REQUIREMENT_CHARS, MAX_REQUIREMENTS, mixed_hashes, requirement_problem
@@ -435,11 +435,12 @@ class Task(Generic[P, R]):
         kwargs = dict(kwargs or {})
         bind_arguments(self.fn, args, kwargs, leading=1 if items is not None or mapped else 0)
         o = self.opts
-        call = _json(encode_arguments({"args": list(args), "kwargs": kwargs}, _promised_step(workflow)), "the arguments", "args")
+        params: List[str] = []
+        call = _json(encode_arguments({"args": list(args), "kwargs": kwargs}, _promised_step(workflow), params), "the arguments", "args")
         if len(call.encode()) > MAX_ENV_VALUE_BYTES:
             raise InvalidTask("too_large", f"the arguments are {len(call.encode())} bytes of JSON, over {MAX_ENV_VALUE_BYTES}; "
                               "pass large data through files", "args")
-        env = {**ship(self.fn), "BATCH_PY_ARGS": call, **{k: str(v) for k, v in (o.get("env") or {}).items()}}
+        env = {**ship(self.fn), "BATCH_PY_ARGS": call, **param_env(params), **{k: str(v) for k, v in (o.get("env") or {}).items()}}
         resources: Dict[str, Any] = {"cpu": str(o.get("cpus", 1)), "memory": str(o.get("memory", "256Mi"))}
         if o.get("gpus"):
             resources["gpu"] = o["gpus"]

@@ -8,7 +8,8 @@ from `BATCH_PY_CALL` (`module:qualname`) — and calls it with `BATCH_PY_ARGS` (
 (`{"$batch_input": "prep"}`, see `batchapi._steps`) is replaced by that step's result: read from
 the API (`BATCH_API`) with the step's own inputs token (`BATCH_INPUTS_TOKEN`, read-only, minted by
 the workflow controller) from the jobs `BATCH_INPUTS` names, or — a local run — from the JSON
-object of values in `BATCH_PY_INPUTS_FILE`.
+object of values in `BATCH_PY_INPUTS_FILE`. Each template parameter's marker
+(`{"$batch_param": "date"}`) is replaced by the value of `BATCH_PARAM_date`.
 
 The result is checked inside the attempt, before anything is written: a value that is not
 JSON (NaN, inf, an object) or is over 64 KiB exits `RESULT_NOT_JSON_EXIT` (65, EX_DATAERR), an
@@ -91,11 +92,12 @@ def _failed(message: str) -> None:
 def main() -> int:
     call: Dict[str, Any] = json.loads(os.environ.get("BATCH_PY_ARGS") or '{"args": [], "kwargs": {}}')
     try:
-        from ._steps import decode_arguments
+        from ._steps import PARAM_ENV_PREFIX, decode_arguments
 
         inputs = _inputs()
-        args = list(decode_arguments(list(call.get("args", [])), inputs))
-        kwargs = decode_arguments(call.get("kwargs", {}), inputs)
+        params = {k[len(PARAM_ENV_PREFIX):]: v for k, v in os.environ.items() if k.startswith(PARAM_ENV_PREFIX)}
+        args = list(decode_arguments(list(call.get("args", [])), inputs, params))
+        kwargs = decode_arguments(call.get("kwargs", {}), inputs, params)
         if "BATCH_MAP_ITEM" in os.environ:
             args.insert(0, json.loads(os.environ["BATCH_MAP_ITEM"]))
         fn = _load()

@@ -11,10 +11,12 @@ version), and run many times with parameters (`/v1/workflow-templates`).
     run = batchapi.run_template("nightly", params={"date": "2026-12-01"})
     run.wait()
 
-`batchapi.param("date")` is the string `{{params.date}}`: it goes into the step's arguments (its
-`BATCH_PY_ARGS` JSON) as is, and the server puts each run's value in its place. A value lands
-inside that JSON string, so a parameter of Python steps may not hold `"` or `\\`: `register` gives
-such parameters the pattern `[^"\\\\]*` unless they declare their own.
+`batchapi.param("date")` is the string `{{params.date}}`. Given as a step's argument, it travels
+as a marker, and the step's env var `BATCH_PARAM_date` holds the placeholder: the server puts each
+run's value there and the node's runner hands it to the function, so a value may hold any
+character but control characters (quotes and backslashes included). A placeholder inside a longer
+string of the arguments (`f"{batchapi.param('date')}/x"`) is filled inside their JSON text, so
+`register` gives such a parameter the pattern `[^"\\\\]*` (no `"` or `\\`) unless it declares its own.
 
 See docs/workflows.md, "Templates and parameters".
 """
@@ -26,12 +28,14 @@ import secrets
 from typing import Any, Dict, List, Mapping, Optional, TypedDict, Union
 from urllib.parse import quote
 
+from ._steps import Param
 from .core import Workflow, client
 from .errors import InvalidTask
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
 _PLACEHOLDER = re.compile(r"\{\{\s*params\.([^\s{}]*)\s*\}\}")
-#: The pattern `register` gives a parameter without one: no `"` or `\`, which would break the JSON of the step's arguments.
+#: The pattern `register` gives a parameter without one whose placeholder is inside a string of a
+#: step's arguments (their JSON text): no `"` or `\`, which would break that JSON.
 JSON_SAFE_PATTERN = '[^"\\\\]*'
 
 
@@ -47,23 +51,6 @@ class ParameterSpec(TypedDict, total=False):
 Parameter = Union[None, str, ParameterSpec]
 
 
-class Param(str):
-    """A placeholder for a template parameter: the string `{{params.<name>}}`. Pass it where a
-    step takes a string; each run of the registered template puts its value there."""
-
-    name: str
-
-    def __new__(cls, name: str) -> Param:
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidTask("invalid_option", f"a parameter name is a letter, then letters, digits, '_' and '-' (at most 63), not {name!r}", "param")
-        p = super().__new__(cls, "{{params." + name + "}}")
-        p.name = name
-        return p
-
-    def __repr__(self) -> str:
-        return f"param({self.name!r})"
-
-
 def param(name: str) -> Param:
     """`batchapi.param("date")`: the placeholder of parameter `date` in a workflow to register."""
     return Param(name)
@@ -74,10 +61,22 @@ def placeholders(body: Any) -> List[str]:
     return list(dict.fromkeys(_PLACEHOLDER.findall(json.dumps(body))))
 
 
+def _in_arguments_json(workflow: Any) -> List[str]:
+    """The parameters whose placeholders are inside the JSON text of a step's `BATCH_PY_ARGS`."""
+    names: List[str] = []
+    for step in (workflow.get("steps") or []) if isinstance(workflow, dict) else []:
+        job = step.get("job") if isinstance(step, dict) else None
+        args = ((job or {}).get("env") or {}).get("BATCH_PY_ARGS") if isinstance(job, dict) else None
+        if isinstance(args, str):
+            names.extend(n for n in _PLACEHOLDER.findall(args) if n not in names)
+    return names
+
+
 def template_request(wf: Workflow, parameters: Optional[Mapping[str, Parameter]] = None, description: Optional[str] = None) -> Dict[str, Any]:
     """The body `register` sends (`PUT /v1/workflow-templates/{name}`): the workflow's request as
     its `workflow`, and every parameter — those given, and those its steps name but `parameters`
-    does not (required) — each without a pattern given `JSON_SAFE_PATTERN`."""
+    does not (required); one without a pattern whose placeholder is inside the JSON text of a
+    step's arguments (`BATCH_PY_ARGS`) is given `JSON_SAFE_PATTERN`."""
     workflow = wf.request()
     declared: Dict[str, ParameterSpec] = {}
     for name, p in (parameters or {}).items():
@@ -87,8 +86,9 @@ def template_request(wf: Workflow, parameters: Optional[Mapping[str, Parameter]]
         declared[name] = spec
     for name in placeholders(workflow):
         declared.setdefault(name, {})
-    for spec in declared.values():
-        spec.setdefault("pattern", JSON_SAFE_PATTERN)
+    for name in _in_arguments_json(workflow):
+        if name in declared:
+            declared[name].setdefault("pattern", JSON_SAFE_PATTERN)
     body: Dict[str, Any] = {"parameters": declared, "workflow": workflow}
     if description is not None:
         body["description"] = description

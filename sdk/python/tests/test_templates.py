@@ -1,9 +1,11 @@
-"""Workflow templates from Python: `batchapi.param` placeholders survive into the step's
-arguments as the literal `{{params.<name>}}`, `register` declares every parameter its steps name,
-and (against a cluster) a registered template runs with each run's values."""
+"""Workflow templates from Python: a `batchapi.param` argument travels as a marker with its
+placeholder `{{params.<name>}}` in the step's env (`BATCH_PARAM_<name>`), `register` declares every
+parameter its steps name, and (against a cluster) a registered template runs with each run's
+values, quotes and backslashes included."""
 import json
 import os
 import secrets
+from typing import Any
 
 import pytest
 
@@ -26,24 +28,45 @@ def test_param_refuses_a_name_the_api_would(name: str) -> None:
         batch.param(name)
 
 
-def test_the_placeholder_survives_into_the_json_of_the_step_arguments() -> None:
+def test_a_param_argument_is_a_marker_and_its_placeholder_is_an_env_value() -> None:
     body = t.greet.job_body([batch.param("greeting")], {"name": batch.param("who")})
-    raw = body["env"]["BATCH_PY_ARGS"]
-    assert '"{{params.greeting}}"' in raw and '"{{params.who}}"' in raw
-    # the server puts a value in place of the placeholder: the arguments stay JSON
-    filled = raw.replace("{{params.greeting}}", "hello").replace("{{params.who}}", "ana")
-    assert json.loads(filled) == {"args": ["hello"], "kwargs": {"name": "ana"}}
+    env = body["env"]
+    assert json.loads(env["BATCH_PY_ARGS"]) == {"args": [{"$batch_param": "greeting"}], "kwargs": {"name": {"$batch_param": "who"}}}
+    assert (env["BATCH_PARAM_greeting"], env["BATCH_PARAM_who"]) == ("{{params.greeting}}", "{{params.who}}")
+
+
+def test_the_runner_hands_over_each_value_as_given(tmp_path: Any, monkeypatch: Any) -> None:
+    """The server fills `BATCH_PARAM_<name>` with a run's value as plain text: a value with quotes
+    and backslashes, which would break the JSON of the arguments, reaches the function unchanged."""
+    from batchapi import run
+    body = t.greet.job_body([batch.param("greeting")], {"name": batch.param("who")})
+    value = 'say "hi" \\ {{x}}'
+    filled = {k: v.replace("{{params.greeting}}", value).replace("{{params.who}}", "ana") for k, v in body["env"].items()}
+    out = tmp_path / "result.json"
+    for k, v in {**filled, "BATCH_RESULT_PATH": str(out)}.items():
+        monkeypatch.setenv(k, v)
+    assert run.main() == 0
+    assert json.loads(out.read_text()) == f"{value}, ana"
+
+
+def test_a_param_marker_without_its_env_value_fails_naming_it() -> None:
+    from batchapi._steps import decode_arguments
+    with pytest.raises(KeyError, match="BATCH_PARAM_date"):
+        decode_arguments([{"$batch_param": "date"}], {}, {})
+    assert decode_arguments([{"$batch_literal": {"$batch_param": "date"}}], {}, {}) == [{"$batch_param": "date"}]
 
 
 def test_template_request_declares_every_parameter_its_steps_name() -> None:
     wf = batch.workflow("greetings")
     wf.step(t.greet.options(name="hello"), batch.param("greeting"), name=batch.param("who"))
+    wf.step(t.greet.options(name="dated"), f"{batch.param('day')}/x", name="z")  # inside a string: filled in the JSON
     body = template_request(wf, {"greeting": "hi", "region": {"default": "eu", "pattern": "[a-z]+"}}, description="d")
-    assert placeholders(body["workflow"]) == ["greeting", "who"]
+    assert placeholders(body["workflow"]) == ["greeting", "who", "day"]
     assert body["parameters"] == {
-        "greeting": {"default": "hi", "pattern": JSON_SAFE_PATTERN},  # a default string
+        "greeting": {"default": "hi"},  # a default string; a whole argument: any value
         "region": {"default": "eu", "pattern": "[a-z]+"},  # its own pattern kept
-        "who": {"pattern": JSON_SAFE_PATTERN},  # named by a step, not declared: required
+        "who": {},  # named by a step, not declared: required
+        "day": {"pattern": JSON_SAFE_PATTERN},  # part of a string of the arguments' JSON
     }
     assert body["description"] == "d" and body["workflow"]["name"] == "greetings"
 
@@ -78,8 +101,8 @@ def test_a_registered_workflow_runs_with_each_runs_values() -> None:
     with pytest.raises(batch.Unprocessable) as missing:
         batch.run_template(name)
     assert missing.value.field == "params.who"
-    with pytest.raises(batch.InvalidArgument) as quoted:
-        batch.run_template(name, params={"who": 'a "b"'})
-    assert quoted.value.field == "params.who"
+    quoted = batch.run_template(name, params={"who": 'a "b" \\ c'})  # any value: it travels in an env value
+    assert quoted.wait(timeout=120)["phase"] == "Succeeded", quoted.view
+    assert quoted.result(hello) == 'hi, a "b" \\ c'
     assert [x["name"] for x in batch.templates()].count(name) == 1
     batch.templates("delete", name)

@@ -111,7 +111,7 @@ it('serves internal calls only with the service credential: executor logs 401 an
 });
 
 it('refuses to start a service without the service credential, naming the variable to set', async () => {
-  for (const app of ['admission', 'scheduler', 'executor']) {
+  for (const app of ['admission', 'quota', 'scheduler', 'executor']) {
     const { BATCH_SERVICE_TOKEN: _t, BATCH_SERVICE_TOKEN_FILE: _f, ...env } = process.env;
     const child = spawn(process.execPath, [join(ROOT, 'apps', app, 'dist/main.js')], {
       env: { ...env, BATCH_ETCD_ENDPOINTS: pc.etcd.endpoints.join(','), BATCH_TOKENS_FILE: join(pc.dir, 'tokens.json') },

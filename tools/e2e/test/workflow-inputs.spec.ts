@@ -4,7 +4,8 @@
  * them) and a read-only `BATCH_INPUTS_TOKEN`, reads its inputs' results with curl — a fan-out's
  * in item order — and a retry's step reads a reused step's job of the earlier run. The token reads
  * its own workflow's jobs and nothing else: it cannot submit, cancel, list, or read another
- * workflow; a forged one is refused; no user token is in the step's job.
+ * workflow; a forged one is refused; no user token is in the step's job. A step whose env names
+ * no `BATCH_API` is given an admission replica's address.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -40,8 +41,9 @@ it('a shell step reads its inputs with its own read-only token: a fan-out in ite
       { name: 'prep', job: sh('echo "[3,1,2]" > "$BATCH_RESULT_PATH"') },
       // square's tasks finish in any order; its results are read by index: 9, 1, 4
       { name: 'square', dependsOn: ['prep'], map: { fromStep: 'prep' }, job: sh('echo $((BATCH_MAP_ITEM * BATCH_MAP_ITEM)) > "$BATCH_RESULT_PATH"') },
-      // inputs imply the dependencies: report waits for square and prep without naming them in dependsOn
-      { name: 'report', inputs: ['square', 'prep'], job: sh(READ_INPUTS, { BATCH_API: c.base }) },
+      // inputs imply the dependencies: report waits for square and prep without naming them in dependsOn;
+      // its env names no BATCH_API: the controller gives it the address of an admission replica
+      { name: 'report', inputs: ['square', 'prep'], job: sh(READ_INPUTS) },
     ],
   });
   expect(res.status).toBe(201);
@@ -59,6 +61,7 @@ it('a shell step reads its inputs with its own read-only token: a fan-out in ite
   ]);
   const token = job.spec.env.BATCH_INPUTS_TOKEN;
   expect(token).toMatch(/^bsi1\./);
+  expect((await fetch(`${job.spec.env.BATCH_API}/readyz`)).status).toBe(200);
   expect(job.spec.env.BATCH_TOKEN).toBeUndefined();
   for (const userToken of ['tenant-token', 'operator-token']) expect(JSON.stringify(job)).not.toContain(userToken);
 

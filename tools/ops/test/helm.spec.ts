@@ -452,7 +452,7 @@ describe.each(VALUE_SETS)('helm template: $name', ({ files }) => {
         ...(
           {
             admission: ['BATCH_TOKENS_FILE', 'BATCH_SERVICE_TOKEN_FILE'],
-            quota: ['BATCH_CLUSTER_CONFIG'],
+            quota: ['BATCH_CLUSTER_CONFIG', 'BATCH_SERVICE_TOKEN_FILE', 'BATCH_STEP_API_URL'],
             scheduler: ['BATCH_SERVICE_TOKEN_FILE', 'BATCH_RPC_PORT'],
             executor: ['BATCH_NODE_NAME', 'BATCH_DATA_DIR', 'BATCH_SERVICE_TOKEN_FILE', 'BATCH_EXECUTOR_BACKEND'],
           } as Record<string, string[]>
@@ -463,6 +463,8 @@ describe.each(VALUE_SETS)('helm template: $name', ({ files }) => {
       expect({ svc, missing: required.filter((n) => !env.has(n)) }).toEqual({ svc, missing: [] });
       expect(env.get('BATCH_ETCD_ENDPOINTS')!.value!.split(',')).toEqual(endpoints);
       expect(env.get('BATCH_PORT')?.value).toBe(String(c.ports![0].containerPort));
+      // a workflow step's tasks read other steps' outputs through the admission Service
+      if (svc === 'quota') expect(env.get('BATCH_STEP_API_URL')?.value).toBe(`http://${RELEASE}-admission.${NAMESPACE}.svc:${v.admission.service.port}`);
       for (const n of [
         'BATCH_TOKENS_FILE',
         'BATCH_CLUSTER_CONFIG',
