@@ -249,7 +249,7 @@ export class GroupRunner implements ReportedGroup {
     } catch {
       /* reported by TaskProcess */
     }
-    const env = attemptEnv(b, index, paths.result, traceparent, inheritedEnv());
+    const env = attemptEnv(b, index, paths.result, traceparent, inheritedEnv(), ctx.keepResult ? ctx.resultMaxBytes : MAX_RESULT_BYTES);
     // Processes get cgroup (or rlimit) limits from the backend; pods get them from Kubernetes.
     const proc = b.workingDir || b.python ? this.startPrepared(b, index, env, paths) : ctx.backend.start(b, index, env, paths);
     this.procs.set(index, proc);
@@ -480,7 +480,9 @@ export class GroupRunner implements ReportedGroup {
 /**
  * The environment of task `index`'s attempt: `inherited` (the few variables a task takes from the
  * executor), the job's env, then the `BATCH_*` variables, `TRACEPARENT` and `CUDA_VISIBLE_DEVICES`
- * (the devices the scheduler chose), which the job cannot override.
+ * (the devices the scheduler chose), which the job cannot override. With `resultMaxBytes`, the
+ * largest result this node keeps (`BATCH_RESULT_MAX_BYTES`: its blob store's bound, or
+ * `MAX_RESULT_BYTES` without one), so a task can refuse a larger one before it ends.
  */
 export function attemptEnv(
   b: Binding,
@@ -488,6 +490,7 @@ export function attemptEnv(
   resultPath: string,
   traceparent: string | undefined,
   inherited: Record<string, string>,
+  resultMaxBytes?: number,
 ): Record<string, string> {
   const k = index - b.start;
   const devices = b.devices[k] ?? [];
@@ -499,6 +502,7 @@ export function attemptEnv(
     BATCH_ATTEMPT: String(b.attempt),
     BATCH_NODE: b.node,
     BATCH_RESULT_PATH: resultPath,
+    ...(resultMaxBytes !== undefined ? { BATCH_RESULT_MAX_BYTES: String(resultMaxBytes) } : {}),
     ...(b.items && k < b.items.length ? { BATCH_MAP_ITEM: JSON.stringify(b.items[k] ?? null) } : {}),
     ...(traceparent ? { TRACEPARENT: traceparent } : {}),
     ...(devices.length ? { CUDA_VISIBLE_DEVICES: devices.join(',') } : {}),

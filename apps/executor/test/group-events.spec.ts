@@ -138,4 +138,8 @@ describe('attemptEnv', () => {
   it.each(cases)('%s', (_name, over, index, traceparent, want) => {
     expect(attemptEnv({ ...binding, ...over }, index, '/r.json', traceparent, { PATH: '/usr/bin', HOME: '/home/x' })).toEqual(want);
   });
+  it('tells the task the largest result its node keeps, over any the job sets', () => {
+    const env = attemptEnv({ ...binding, env: { ...binding.env, BATCH_RESULT_MAX_BYTES: '1' } }, 5, '/r.json', undefined, {}, 64 * 2 ** 20);
+    expect(env.BATCH_RESULT_MAX_BYTES).toBe(String(64 * 2 ** 20)); // 64 MiB: a node with a blob store
+  });
 });

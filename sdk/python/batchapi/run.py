@@ -12,7 +12,8 @@ object of values in `BATCH_PY_INPUTS_FILE`. Each template parameter's marker
 (`{"$batch_param": "date"}`) is replaced by the value of `BATCH_PARAM_date`.
 
 The result is checked inside the attempt, before anything is written: a value that is not
-JSON (NaN, inf, an object) or is over 64 KiB exits `RESULT_NOT_JSON_EXIT` (65, EX_DATAERR), an
+JSON (NaN, inf, an object) or is over what the node keeps (`BATCH_RESULT_MAX_BYTES`: 64 KiB
+without a blob store, 64 MiB by default with one) exits `RESULT_NOT_JSON_EXIT` (65, EX_DATAERR), an
 exit code the SDK puts in the job's `retry.failFastOnExitCodes`, so a finished computation is
 never run again for a result it cannot store. An exception prints `TRACEBACK_MARKER` and its
 traceback to stderr and exits 1 (retried under the task's `retries`); no result is written.
@@ -30,8 +31,17 @@ from typing import Any, Callable, Dict, List
 RESULT_NOT_JSON_EXIT = 65
 #: The line before the traceback a failed task prints to stderr; `TaskFailed.traceback` is what follows the last one.
 TRACEBACK_MARKER = "----- batchapi: remote traceback -----"
-#: Largest result the control plane stores, in UTF-8 bytes of JSON (the executor's limit).
+#: Largest result a node keeps without a blob store, in UTF-8 bytes of JSON. A node with one keeps
+#: larger results there (by reference) and says its bound in `BATCH_RESULT_MAX_BYTES`.
 MAX_RESULT_BYTES = 64 * 1024
+
+
+def result_max_bytes() -> int:
+    """The largest result this node keeps: `BATCH_RESULT_MAX_BYTES` (set by the executor), else `MAX_RESULT_BYTES`."""
+    try:
+        return max(1, int(os.environ.get("BATCH_RESULT_MAX_BYTES") or MAX_RESULT_BYTES))
+    except ValueError:
+        return MAX_RESULT_BYTES
 
 
 def empty_list() -> List[Any]:
@@ -112,9 +122,9 @@ def main() -> int:
         _failed(f"ResultNotJSON: the result of {name} is not JSON ({e}); return numbers, strings, lists, dicts, "
                 "booleans or None (not NaN or inf) — the task is not retried for this")
         return RESULT_NOT_JSON_EXIT
-    size = len(text.encode("utf-8"))
-    if size > MAX_RESULT_BYTES:
-        _failed(f"ResultNotJSON: the result of {name} is {size} bytes of JSON, over the {MAX_RESULT_BYTES} a task may return; "
+    size, limit = len(text.encode("utf-8")), result_max_bytes()
+    if size > limit:
+        _failed(f"ResultNotJSON: the result of {name} is {size} bytes of JSON, over the {limit} a task may return here; "
                 "write large data to storage and return its location — the task is not retried for this")
         return RESULT_NOT_JSON_EXIT
     path = os.environ.get("BATCH_RESULT_PATH")

@@ -216,6 +216,15 @@ def test_a_result_that_cannot_be_stored_ends_the_task_with_the_exit_code_never_r
     assert t.returns.job_body((kind, "d"))["retry"]["failFastOnExitCodes"] == [65]
 
 
+def test_a_node_with_a_blob_store_takes_a_result_up_to_its_bound(tmp_path: Any) -> None:
+    """70 KiB is over what a node without a blob store keeps inline, under what one with it keeps."""
+    env = t.returns.job_body(("big", str(tmp_path / "attempts")))["env"]
+    p, result = run_task(env, tmp_path, {"BATCH_RESULT_MAX_BYTES": str(64 * 2**20)})
+    assert (p.returncode, result) == (0, "x" * 70_000), p.stderr
+    p, _ = run_task(env, tmp_path, {"BATCH_RESULT_MAX_BYTES": "1000"})
+    assert p.returncode == RESULT_NOT_JSON_EXIT and "over the 1000 a task may return here" in p.stderr
+
+
 def test_an_exception_prints_its_traceback_after_the_marker_and_exits_1(tmp_path: Any) -> None:
     p, result = run_task(t.boom.job_body(("broken",))["env"], tmp_path)
     assert (p.returncode, result) == (1, None)

@@ -7,8 +7,10 @@
  * - param_sweep.py: an ODE-integrating parameter sweep where unstable points fail and the reduce
  *   keeps the others;
  * - train_pipeline.py: scikit-learn installed through `requirements=` (examples/requirements.txt)
- *   into the job's python environment, trained and evaluated on the digits data set; its test
- *   accuracy must beat the majority class (a sanity bound, not an expected number).
+ *   into the job's python environment, its model code shipped in the tasks' `working_dir`, trained
+ *   and evaluated on the digits data set, the model passed between steps as an artifact in a result
+ *   (no shared disk); its test accuracy must beat the majority class (a sanity bound, not an
+ *   expected number). `working_dir` needs a blob store: this cluster runs its history database.
  * The cluster's pip installs only from a local wheel cache (`BATCH_PIP_FIND_LINKS`,
  * `BATCH_PIP_NO_INDEX=true`): `.ci/run` downloads the pinned wheels into it once
  * (BATCH_EXAMPLE_WHEELS), so the suite itself needs no network.
@@ -33,7 +35,6 @@ const example = (file: string) =>
     PYTHONPATH: '',
     // the examples' shared files (a shared mount on a real cluster), removed with the rest
     DATA_DIR: join(dir, 'data'),
-    TRAIN_WORKDIR: join(dir, 'train'),
   }).stdout;
 
 (hasPython ? describe : describe.skip)('examples/ from a directory of their own, with the SDK installed from its wheel', () => {
@@ -57,7 +58,6 @@ const example = (file: string) =>
       dataDir: join(dir, 'cluster'),
       executors: 1,
       killGraceMs: 500,
-      history: false,
       executorEnv: { BATCH_PIP_FIND_LINKS: WHEELS, BATCH_PIP_NO_INDEX: 'true' },
     });
   }, 240_000);
@@ -87,7 +87,7 @@ const example = (file: string) =>
   it("train_pipeline.py: trains with scikit-learn from the job's python environment and beats the majority class", () => {
     const out = example('train_pipeline.py');
     expect(out).toMatch(/^scikit-learn 1\.6\.1 from the job's python environment/m);
-    const m = /^ok: best C=\S+, test accuracy ([0-9.]+) vs majority class ([0-9.]+)/m.exec(out);
+    const m = /^ok: best C=\S+, test accuracy ([0-9.]+) vs majority class ([0-9.]+); model sha256:[0-9a-f]{12} \(\d+ bytes\) passed as an artifact/m.exec(out);
     expect(m).not.toBeNull();
     const [accuracy, majority] = m!.slice(1).map(Number);
     // a sanity bound, not an expected number: ten classes, so the majority class is right about a tenth of the time
