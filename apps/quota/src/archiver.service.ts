@@ -30,6 +30,7 @@ import {
   type Leadership,
   type Versioned,
   putArchiveBacklog,
+  putRuntimeEstimates,
   readArchiveBatch,
   removeArchived,
   removeArchivedWorkflows,
@@ -66,6 +67,13 @@ export interface ArchiveTuning {
    * @default IDEMPOTENCY_HANDOVER_MS (120000)
    */
   idempotencyHandoverMs: number;
+  /**
+   * Runtime estimates learned from the history for the scheduler's backfill (`runtime-estimates`):
+   * every `everyMs` (ms), per queue the `quantile` of its succeeded task attempts' run times over
+   * the last `windowMs` (ms), for queues with at least `minSamples` of them.
+   * @default every 15 minutes, p90 over 7 days, at least 20 attempts
+   */
+  runtimeEstimates: { everyMs: number; windowMs: number; quantile: number; minSamples: number };
 }
 
 export const DEFAULT_ARCHIVE: ArchiveTuning = {
@@ -77,6 +85,7 @@ export const DEFAULT_ARCHIVE: ArchiveTuning = {
   retentionEveryMs: 3_600_000,
   idempotencyTtlMs: 86_400_000,
   idempotencyHandoverMs: IDEMPOTENCY_HANDOVER_MS,
+  runtimeEstimates: { everyMs: 900_000, windowMs: 7 * 86_400_000, quantile: 0.9, minSamples: 20 },
 };
 export const ARCHIVE_TUNING = Symbol('ArchiveTuning');
 
@@ -123,6 +132,8 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
   private listedAt = Number.NEGATIVE_INFINITY;
   /** When retention last ran (CLOCK_MONOTONIC ms); it runs on the first pass of a term, then every `retentionEveryMs`. */
   private retainedAt = Number.NEGATIVE_INFINITY;
+  /** When runtime estimates were last learned (CLOCK_MONOTONIC ms); on the first pass of a term, then every `runtimeEstimates.everyMs`. */
+  private estimatedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -158,8 +169,9 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     this.loop = serveElectedRole(this.ctx, 'archiver', this.abort.signal, {
       elected: (l) => {
         this.leadership = l;
-        // a new term publishes its first count at once
+        // a new term publishes its first count and estimates at once
         this.published = undefined;
+        this.estimatedAt = Number.NEGATIVE_INFINITY;
       },
       lead: (l) => this.archiveWhileLeader(l),
     });
@@ -177,6 +189,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     while (!this.abort.signal.aborted && leadership.held()) {
       let full = false;
       let passedAt: number | undefined;
+      await this.estimateRuntimes(leadership);
       try {
         await this.retain();
         passedAt = this.clock.now();
@@ -191,6 +204,28 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
       }
       // A full batch: more are ready, go on at once; else wait for the next job to be ready.
       if (!full) await sleepUnlessAborted(this.pauseAfter(passedAt), this.abort.signal);
+    }
+  }
+
+  /**
+   * Now and then, learns each queue's runtime estimate from the history and stores them fenced at
+   * `runtime-estimates` for the scheduler. A failure is logged and counted; archiving goes on, and
+   * the next pass tries again.
+   */
+  private async estimateRuntimes(leadership: Leadership): Promise<void> {
+    const t = this.tuning.runtimeEstimates;
+    const mono = this.clock.monotonic();
+    if (mono - this.estimatedAt < t.everyMs) return;
+    try {
+      const at = this.clock.now();
+      const from = at - t.windowMs;
+      const rows = await this.history.runtimeEstimates({ from, to: at, quantile: t.quantile, minSamples: t.minSamples });
+      const queues = Object.fromEntries(rows.map((r) => [r.queue, { seconds: Math.round(r.seconds * 1000) / 1000, samples: r.samples }]));
+      if (await putRuntimeEstimates(this.ctx.store, leadership.fence(), { at, from, quantile: t.quantile, queues })) this.estimatedAt = mono;
+    } catch (err) {
+      const reason = isUnavailable(err) ? 'history_unavailable' : 'error';
+      this.m.failures.inc({ reason });
+      this.ctx.log.warn({ err: (err as Error).message, reason }, 'learning runtime estimates failed; the scheduler keeps the last ones');
     }
   }
 

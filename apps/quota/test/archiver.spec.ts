@@ -8,9 +8,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { GroupStatus, JobRecord, TaskResult, WorkflowRecord } from '@batchapi/api';
+import type { GroupStatus, JobRecord, RuntimeEstimates, TaskResult, WorkflowRecord } from '@batchapi/api';
 import { createDatabase, HistoryStore, type LocalPostgres, migrate, startPostgres } from '@batchapi/history';
-import { submitJob, submitWorkflow } from '@batchapi/store';
+import { putRuntimeEstimates, submitJob, submitWorkflow } from '@batchapi/store';
 import { startQuota } from '../src';
 import { finishedJob, quotaSuite } from './harness';
 
@@ -101,7 +101,12 @@ it('moves a finished job with its groups and results to history, and leaves live
   suite.quota = await startQuota({
     config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
     historyUrl: url,
-    archive: { afterMs: 1_000, intervalMs: 50, retentionEveryMs: 100 },
+    archive: {
+      afterMs: 1_000,
+      intervalMs: 50,
+      retentionEveryMs: 100,
+      runtimeEstimates: { everyMs: 100, windowMs: 86_400_000, quantile: 0.5, minSamples: 2 },
+    },
   });
   expect(await until(async () => !(await inEtcd('done')))).toBe(true);
   expect(await history.getJob('done')).toEqual(done);
@@ -118,6 +123,24 @@ it('moves a finished job with its groups and results to history, and leaves live
   const metrics = await (await fetch(`${suite.quota.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_archive_jobs_total\{service="quota"\} [1-9]/);
   expect(metrics).toMatch(/batch_archive_lag_seconds_count\{service="quota"\} [1-9]/);
+});
+
+it("learns each queue's runtime estimate from the history and stores it, fenced, for the scheduler", async () => {
+  // 'done' ran two tasks in queue default: 1,490 ms and 1,500 ms (started 1.5 s before the end, ended 10 ms apart);
+  // p50 of [1.49, 1.5] = 1.495 s; 'half-done' and the others ran no task
+  const { store } = suite;
+  let estimates: RuntimeEstimates | undefined;
+  expect(
+    await until(async () => {
+      estimates = (await store.get<RuntimeEstimates>(store.keys.runtimeEstimates()))?.value;
+      return estimates?.queues.default !== undefined;
+    }),
+  ).toBe(true);
+  expect(estimates!.queues).toEqual({ default: { seconds: 1.495, samples: 2 } });
+  expect(estimates!.quantile).toBe(0.5);
+  expect(estimates!.at - estimates!.from).toBe(86_400_000);
+  // a write under a fence that no longer holds (a deposed archiver) changes nothing
+  expect(await putRuntimeEstimates(store, { key: store.keys.leader('archiver'), createRevision: '1' }, { ...estimates!, queues: {} })).toBe(false);
 });
 
 it('archives once a job a crashed pass had already written to history', async () => {

@@ -3,7 +3,19 @@
  * allocations, live bindings, tenants, queues, semaphores and the stored GPU usage. Standbys keep it warm too, so a new leader starts
  * placing at once. It is never trusted over etcd: every bind compares the revisions it saw.
  */
-import type { Binding, Cordon, GpuUsage, JobRecord, NodeAllocation, NodeRecord, Queue, ResourceVector, SemaphoreRecord, Tenant } from '@batchapi/api';
+import type {
+  Binding,
+  Cordon,
+  GpuUsage,
+  JobRecord,
+  NodeAllocation,
+  NodeRecord,
+  Queue,
+  ResourceVector,
+  RuntimeEstimates,
+  SemaphoreRecord,
+  Tenant,
+} from '@batchapi/api';
 import { type ClusterState, queueUsageOf, tasksInFlight, wantsPlacement } from '@batchapi/scheduling';
 import { allocationsByNode, type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
@@ -88,6 +100,8 @@ export class SchedulerCache {
   readonly tenants: Mirror<Tenant>;
   /** The GPU usage the leader last stored (`gpu-usage`): what a standby's views count from. */
   readonly storedGpuUsage: Mirror<GpuUsage>;
+  /** The runtime estimates the archiver learned from the history (`runtime-estimates`), for backfill. */
+  readonly runtimeEstimates: Mirror<RuntimeEstimates>;
   /** The leader's own GPU usage, advanced as time passes (see `plugins/running-caps`); over `storedGpuUsage` while set. @default none */
   gpuUsage?: GpuUsage;
   /** Set by every change; a cycle clears it. */
@@ -107,6 +121,7 @@ export class SchedulerCache {
     this.semaphores = new Mirror<SemaphoreRecord>(k.semaphores());
     this.tenants = new Mirror<Tenant>(k.tenants());
     this.storedGpuUsage = new Mirror<GpuUsage>(k.gpuUsage());
+    this.runtimeEstimates = new Mirror<RuntimeEstimates>(k.runtimeEstimates());
   }
 
   async start(): Promise<void> {
@@ -210,8 +225,24 @@ export class SchedulerCache {
     return this.storedGpuUsage.items.get(this.store.keys.gpuUsage())?.value;
   }
 
+  /** The runtime estimates learned from the history, if the archiver stored any. */
+  learnedRuntimes(): RuntimeEstimates | undefined {
+    return this.runtimeEstimates.items.get(this.store.keys.runtimeEstimates())?.value;
+  }
+
   private mirrors() {
-    return [this.tenants, this.queues, this.cordons, this.semaphores, this.nodes, this.allocs, this.bindings, this.jobs, this.storedGpuUsage];
+    return [
+      this.tenants,
+      this.queues,
+      this.cordons,
+      this.semaphores,
+      this.nodes,
+      this.allocs,
+      this.bindings,
+      this.jobs,
+      this.storedGpuUsage,
+      this.runtimeEstimates,
+    ];
   }
 }
 

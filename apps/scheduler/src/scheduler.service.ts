@@ -40,6 +40,7 @@ import {
   type SemaphoreSeries,
   semaphoreSeries,
   type TopologyLevel,
+  withLearnedRuntimes,
 } from '@batchapi/scheduling';
 import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
@@ -404,9 +405,9 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     return { aging: this.tuning.aging, prices: this.tuning.prices, ...(this.tuning.topology ? { topology: this.tuning.topology } : {}) };
   }
 
-  /** The backfill settings of the cycles (for "why pending": the same reservations). */
+  /** The backfill settings of the cycles (for "why pending": the same reservations), with the runtime estimates learned from the history. */
   backfillSettings(): BackfillSettings | undefined {
-    return this.tuning.backfill;
+    return this.tuning.backfill && withLearnedRuntimes(this.tuning.backfill, this.cache.learnedRuntimes());
   }
 
   /** The preemption settings a cycle at `now` would use (budgets, exempt time, jobs at their repeat limit), without advancing them: for "why pending". */
@@ -709,7 +710,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
           history,
           { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor },
           this.policy(),
-          { ...(this.tuning.backfill ? { backfill: this.tuning.backfill } : {}), batchWindowMs: this.tuning.batchWindowMs ?? 0 },
+          { ...(this.tuning.backfill ? { backfill: this.backfillSettings()! } : {}), batchWindowMs: this.tuning.batchWindowMs ?? 0 },
         );
         this.backlogCursor = out.cursor;
         if (out.semaphores) this.semaphores = out.semaphores;

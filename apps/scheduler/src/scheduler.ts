@@ -46,10 +46,14 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
 }
 
 /**
- * The backfill settings of a cycle: each queue's runtime estimate from the configuration. A
- * history-learned estimate (e.g. the p90 of the queue's finished task durations, from the
- * history store) plugs in here as another `runtimeSeconds`, with the configured one as fallback.
+ * The backfill settings of a cycle from the configuration: each queue's runtime estimate, and
+ * which queues an operator set one for. The scheduler lays the estimates learned from the history
+ * over the others at each cycle (`withLearnedRuntimes`).
  */
 export function backfillSettings(c: BackfillConfig): BackfillSettings {
-  return { maxReservations: c.maxReservations, runtimeSeconds: (queue) => c.queueRuntimeSeconds[queue] ?? c.runtimeSeconds };
+  return {
+    maxReservations: c.maxReservations,
+    runtimeSeconds: (queue) => (Object.hasOwn(c.queueRuntimeSeconds, queue) ? c.queueRuntimeSeconds[queue] : c.runtimeSeconds),
+    configured: (queue) => Object.hasOwn(c.queueRuntimeSeconds, queue),
+  };
 }

@@ -112,4 +112,6 @@ it('reads backfill settings, and refuses bad ones naming the variable', () => {
 it('gives each queue its runtime estimate, the configured default for the others', () => {
   const b = backfillSettings({ maxReservations: 1, runtimeSeconds: 600, queueRuntimeSeconds: { train: 86400 } });
   expect([b.runtimeSeconds('train'), b.runtimeSeconds('dev'), b.maxReservations]).toEqual([86400, 600, 1]);
+  // only train's was set by the operator: a learned estimate may replace dev's
+  expect([b.configured?.('train'), b.configured?.('dev'), b.configured?.('constructor')]).toEqual([true, false, false]);
 });

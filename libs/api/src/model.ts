@@ -453,6 +453,23 @@ export interface GpuUsage {
   tenants: Record<string, Record<string, number>>;
 }
 
+/**
+ * Runtime estimates learned from the history, at `runtime-estimates`: per queue, a high quantile
+ * of how long its tasks ran (succeeded attempts, start to end) over a recent window. Written by
+ * the elected archiver (quota), fenced; read by the scheduler as the expected runtime of a task
+ * without `timeoutSeconds` (backfill reservations), under an operator's per-queue setting.
+ */
+export interface RuntimeEstimates {
+  /** When they were computed, epoch ms. */
+  at: number;
+  /** The window of attempt ends they cover: `[from, at)`, epoch ms. */
+  from: number;
+  /** The quantile of run times taken, e.g. 0.9. */
+  quantile: number;
+  /** Per queue with enough samples: the quantile's run time in seconds and how many attempts it is of. */
+  queues: Record<string, { seconds: number; samples: number }>;
+}
+
 /** Who a bearer token speaks for. */
 export interface Principal {
   tenant: string;

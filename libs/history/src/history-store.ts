@@ -24,7 +24,17 @@ import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from
 import { inTransaction } from './transaction';
 import { type BlobInfo, dropBlobsBefore, getBlob, listBlobs, putBlob } from './blobs';
 import { findStepCache, recordStepCache, type StepCacheBounds, type StepCacheEntry } from './step-cache';
-import { MAX_USAGE_GROUPS, type UsageQuery, type UsageRow, usageRow, usageSql, type UsageSqlRow } from './usage';
+import {
+  MAX_USAGE_GROUPS,
+  type RuntimeEstimateQuery,
+  type RuntimeEstimateRow,
+  runtimeEstimateSql,
+  type UsageQuery,
+  type UsageRow,
+  usageRow,
+  usageSql,
+  type UsageSqlRow,
+} from './usage';
 
 /** A finished job as the archiver reads it from etcd: its record, every group status of every attempt, its results. */
 export interface ArchivedJob {
@@ -450,6 +460,18 @@ export class HistoryStore {
     const { sql, params } = usageSql(q);
     const { rows } = await this.run('summing usage', () => this.pool.query<UsageSqlRow>(sql, params));
     return { rows: rows.slice(0, MAX_USAGE_GROUPS).map(usageRow), truncated: rows.length > MAX_USAGE_GROUPS };
+  }
+
+  /**
+   * Per queue, the `q.quantile` of its succeeded task attempts' run times that ended in
+   * `[q.from, q.to)`, in seconds, for queues with at least `q.minSamples` of them (see
+   * `runtimeEstimateSql`); the queues with the most attempts first, at most `MAX_RUNTIME_ESTIMATE_QUEUES`.
+   * @throws InvalidHistoryRequestError for a window that is empty, reversed or over 400 days, or a quantile outside (0, 1)
+   */
+  async runtimeEstimates(q: RuntimeEstimateQuery): Promise<RuntimeEstimateRow[]> {
+    const { sql, params } = runtimeEstimateSql(q);
+    const { rows } = await this.run('estimating runtimes', () => this.pool.query<{ queue: string; seconds: number | string; samples: number }>(sql, params));
+    return rows.map((r) => ({ queue: r.queue, seconds: Number(r.seconds), samples: r.samples }));
   }
 
   /**

@@ -12,4 +12,13 @@ export * from './partitions';
 export * from './postgres-server';
 export type { StepCacheBounds, StepCacheEntry } from './step-cache';
 export { HistoryError, HistoryUnavailableError, InvalidHistoryRequestError, isUnavailable } from './errors';
-export { MAX_USAGE_GROUPS, MAX_USAGE_WINDOW_MS, type UsageGroupBy, type UsageQuery, type UsageRow } from './usage';
+export {
+  MAX_RUNTIME_ESTIMATE_QUEUES,
+  MAX_USAGE_GROUPS,
+  MAX_USAGE_WINDOW_MS,
+  type RuntimeEstimateQuery,
+  type RuntimeEstimateRow,
+  type UsageGroupBy,
+  type UsageQuery,
+  type UsageRow,
+} from './usage';

@@ -164,3 +164,55 @@ function usagePoint([start, cpu, memory, gpu, attempts]: [number, number, number
     attempts: Number(attempts),
   };
 }
+
+/** A runtime-estimate question (see `runtimeEstimateSql`). Times are epoch milliseconds. */
+export interface RuntimeEstimateQuery {
+  /** Attempts that ended at or after this time. */
+  from: number;
+  /** Attempts that ended before this time; at most `MAX_USAGE_WINDOW_MS` after `from`. */
+  to: number;
+  /** The quantile of run times, in (0, 1), e.g. 0.9. */
+  quantile: number;
+  /** Fewest attempts a queue needs for an estimate (fewer say little about the next one). */
+  minSamples: number;
+}
+
+/** One queue's learned runtime: the quantile's run time in seconds, and how many attempts it is of. */
+export interface RuntimeEstimateRow {
+  queue: string;
+  seconds: number;
+  samples: number;
+}
+
+/** Most queues one runtime-estimate question answers (those with the most attempts first). */
+export const MAX_RUNTIME_ESTIMATE_QUEUES = 1000;
+
+/**
+ * The SQL of a runtime-estimate question: per queue, the `quantile` of the run times (start to
+ * end, seconds) of the task attempts that succeeded with an end in `[from, to)` — what a task of
+ * the queue is expected to run, for backfill — over queues with at least `minSamples` of them.
+ * A failed, preempted or cancelled attempt says nothing of how long the work takes, so only
+ * succeeded attempts count.
+ */
+export function runtimeEstimateSql(q: RuntimeEstimateQuery): { sql: string; params: unknown[] } {
+  if (!Number.isFinite(q.from) || !Number.isFinite(q.to)) throw new InvalidHistoryRequestError('from and to must be times in epoch milliseconds', 'from');
+  if (q.to <= q.from) throw new InvalidHistoryRequestError('to must be after from', 'to');
+  if (q.to - q.from > MAX_USAGE_WINDOW_MS) throw new InvalidHistoryRequestError(`the window is over ${MAX_USAGE_WINDOW_MS / 86_400_000} days`, 'to');
+  if (!(q.quantile > 0 && q.quantile < 1)) throw new InvalidHistoryRequestError('the quantile must be between 0 and 1', 'quantile');
+  if (!Number.isInteger(q.minSamples) || q.minSamples < 1) throw new InvalidHistoryRequestError('minSamples must be a whole number ≥ 1', 'minSamples');
+  const params: unknown[] = [new Date(q.from).toISOString(), new Date(q.to).toISOString(), q.quantile, q.minSamples, MAX_RUNTIME_ESTIMATE_QUEUES];
+  // A job finishes after each of its attempts ends: its partition key bounds the scan from below.
+  const sql = `
+    SELECT j.queue AS queue,
+      percentile_cont($3::float8) WITHIN GROUP (ORDER BY extract(epoch FROM t.ended_at - t.started_at)) AS seconds,
+      count(*)::int AS samples
+    FROM tasks t JOIN jobs j ON j.id = t.job_id AND j.finished_at = t.finished_at
+    WHERE t.finished_at >= $1::timestamptz AND j.finished_at >= $1::timestamptz
+      AND t.ended_at >= $1::timestamptz AND t.ended_at < $2::timestamptz
+      AND t.state = 'Succeeded' AND t.started_at IS NOT NULL AND t.ended_at >= t.started_at
+    GROUP BY j.queue
+    HAVING count(*) >= $4::int
+    ORDER BY count(*) DESC, j.queue
+    LIMIT $5::int`;
+  return { sql, params };
+}

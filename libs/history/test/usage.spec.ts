@@ -175,3 +175,17 @@ it.each([
   expect(err).toBeInstanceOf(InvalidHistoryRequestError);
   expect(err).toMatchObject({ field });
 });
+
+it('learns each queue a runtime estimate: a quantile of its succeeded attempts run times, with enough of them', async () => {
+  // succeeded attempts ending in the day: train ran 2 h (u-train 0), 1 h (u-train 1, attempt 2), 4 h (u-globex);
+  // its preempted hour does not count; etl's one success ran 30 min (its failure does not count); u-old ended before the day
+  // train p90 over [1 h, 2 h, 4 h]: position 0.9 × (3 − 1) = 1.8 → 2 h + 0.8 × (4 h − 2 h) = 3.6 h = 12,960 s
+  expect(await history.runtimeEstimates({ ...day, quantile: 0.9, minSamples: 1 })).toEqual([
+    { queue: 'train', seconds: 12_960, samples: 3 },
+    { queue: 'etl', seconds: 1_800, samples: 1 },
+  ]);
+  // p50 of train: the middle one, 2 h; etl has 1 sample, under 2: no estimate
+  expect(await history.runtimeEstimates({ ...day, quantile: 0.5, minSamples: 2 })).toEqual([{ queue: 'train', seconds: 7_200, samples: 3 }]);
+  await expect(history.runtimeEstimates({ ...day, quantile: 1, minSamples: 1 })).rejects.toThrow(InvalidHistoryRequestError);
+  await expect(history.runtimeEstimates({ from: day.to, to: day.from, quantile: 0.9, minSamples: 1 })).rejects.toThrow('to must be after from');
+});

@@ -20,6 +20,7 @@ export * from './plugins/max-running';
 export * from './plugins/semaphores';
 export * from './plugins/running-caps';
 export * from './plugins/backfill';
+export * from './plugins/backfill/learned';
 export * from './plugins/topology';
 export * from './plugins/reclaim';
 export * from './admit';

@@ -8,6 +8,7 @@
 import {
   type GroupStatus,
   type JobRecord,
+  type RuntimeEstimates,
   type TaskResult,
   TERMINAL_PHASES,
   TERMINAL_WORKFLOW_PHASES,
@@ -231,4 +232,13 @@ export interface ArchiveBacklog {
  */
 export async function putArchiveBacklog(store: EtcdStore, fence: Compare, backlog: ArchiveBacklog): Promise<boolean> {
   return (await store.txn([fence], [{ put: store.keys.archiveBacklog(), value: backlog }])).succeeded;
+}
+
+/**
+ * Records the runtime estimates the archiver learned from the history, fenced by its leader key
+ * (a deposed archiver cannot overwrite its successor's). The latest wins.
+ * @returns false when the fence no longer holds
+ */
+export async function putRuntimeEstimates(store: EtcdStore, fence: Compare, estimates: RuntimeEstimates): Promise<boolean> {
+  return (await store.txn([fence], [{ put: store.keys.runtimeEstimates(), value: estimates }])).succeeded;
 }

@@ -132,6 +132,10 @@ export class Keys {
   gpuUsage() {
     return `${this.root}gpu-usage`;
   }
+  /** Runtime estimates per queue learned from the history (`RuntimeEstimates`), written by the archiver, read by the scheduler. */
+  runtimeEstimates() {
+    return `${this.root}runtime-estimates`;
+  }
   /** The archiver's last count of finished jobs etcd still holds (`ArchiveBacklog`): admission pauses submits past a limit. */
   archiveBacklog() {
     return `${this.root}archive/backlog`;

@@ -61,6 +61,8 @@ export interface BackfillSettings {
   maxReservations: number;
   /** Runtime assumed for a task without `timeoutSeconds`, per queue, in seconds. @default 3600 for every queue */
   runtimeSeconds: (queue: string) => number;
+  /** Whether an operator set the queue's estimate (it then wins over one learned from the history, see `withLearnedRuntimes`). @default none did */
+  configured?: (queue: string) => boolean;
 }
 
 /** Default runtime estimate of a task without `timeoutSeconds`, in seconds. */
