@@ -147,7 +147,14 @@ export function placeSnapshot(
     ...(opts.batchWindowMs ? { batchWindow: opts.batchWindowMs } : {}),
     ...(opts.fairShare === false ? {} : { fairShare: s.fair }),
     ...(opts.backfill && opts.backfill.maxReservations > 0
-      ? { backfill: { ...opts.backfill, now: s.now, releases: releasesOf(s.bindings, s.now, opts.backfill.runtimeSeconds) } }
+      ? {
+          backfill: {
+            ...opts.backfill,
+            now: s.now,
+            releases: releasesOf(s.bindings, s.now, opts.backfill.runtimeSeconds),
+            ...(s.topology ? { topology: s.topology } : {}),
+          },
+        }
       : {}),
   });
   return { ...placed, ledger, profile };
@@ -242,5 +249,11 @@ function preempt(
   const running = s.running();
   const lowest = running.reduce((m, t) => Math.min(m, t.priority), Infinity);
   if (!candidates.some((w) => (w.basePriority ?? w.priority) > lowest)) return none;
-  return preemptionPass(candidates, s.nodes, running, { now: s.now, protectMs: p.protectMs, budget: p.budget, exemptJobs: p.exemptJobs });
+  return preemptionPass(candidates, s.nodes, running, {
+    now: s.now,
+    protectMs: p.protectMs,
+    budget: p.budget,
+    exemptJobs: p.exemptJobs,
+    ...(s.topology ? { topology: s.topology } : {}),
+  });
 }

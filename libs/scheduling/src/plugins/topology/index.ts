@@ -95,7 +95,7 @@ export function tasksOnNode(need: ResourceVector, free: ResourceVector, devices:
 }
 
 /** The node's domain at level `i`: the labels' values from the top down to `i` (a rack name may repeat across blocks); undefined when it lacks level `i`'s label. */
-function domainOf(levels: readonly TopologyLevel[], node: NodeSnapshot, i: number): string | undefined {
+export function domainOf(levels: readonly TopologyLevel[], node: NodeSnapshot, i: number): string | undefined {
   const own = levels[i].label === undefined ? node.name : node.labels[levels[i].label!];
   if (own === undefined) return undefined;
   const path: string[] = [];
