@@ -116,3 +116,17 @@ describe('preemption for a gang that requires a rack, through a cycle', () => {
     expect(plan.preempted.every((v) => v.forJob === 'urgent')).toBe(true);
   });
 });
+
+describe('the domain score in a cycle (BATCH_TOPOLOGY_SCORE_WEIGHT)', () => {
+  it.each([
+    // b-1 full (4 of rack b's 8 GPUs: u = 0.5, × 4 = 2); every empty node scores the same by packing → rack b's b-2.
+    { name: 'by default a 1-GPU job goes to the rack in use (b-2)', weight: undefined, node: 'b-2' },
+    // Off: the packing scores tie and name order takes a-1, breaking the whole rack a.
+    { name: 'weight 0: name order breaks the whole rack (a-1)', weight: 0, node: 'a-1' },
+  ])('$name', async ({ weight, node }) => {
+    const p = await cluster([{ node: 'b-1', id: 'run-b1', tasks: 1, gpus: 4 }]);
+    p.jobs.set('one', jobRecord('one', 1, { cpu: 1, gpu: 1 }, { createdAt: T0 + S }));
+    const plan = schedule(buildSnapshot(p.state(), T0 + 2 * S, weight === undefined ? {} : { domainScoreWeight: weight }));
+    expect(plan.placements.map((x) => x.node)).toEqual([node]);
+  });
+});

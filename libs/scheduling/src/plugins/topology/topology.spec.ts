@@ -1,8 +1,8 @@
 import type { JobTopology } from '@batchapi/api';
 import type { NodeSnapshot, PendingWork, Placement, Unplaced } from '../../index';
-import { explainPending, placeTasks } from '../../index';
+import { explainPending, packingScores, placeTasks, requestShapes } from '../../index';
 import { planReservation } from '../backfill';
-import { DEFAULT_TOPOLOGY_LEVELS, parseTopologyLevels, tasksOnNode, TopologyLevelsError } from './index';
+import { DEFAULT_TOPOLOGY_LEVELS, domainScore, parseTopologyLevels, tasksOnNode, TopologyLevelsError } from './index';
 
 const BLOCK = 'topology.batchapi.io/block';
 const RACK = 'topology.batchapi.io/rack';
@@ -342,6 +342,46 @@ describe('topology and backfill: planReservation holds one domain', () => {
     const r = placeTasks([gang('r', 3, 8, { required: 'rack' }, 0), gang('s', 1, 8, { required: 'rack' }, 1)], cluster(used), { backfill });
     expect(r.reservations?.[0]).toMatchObject({ jobId: 'r', start: 100_000, domain: { level: 'rack', name: 'x/a' } });
     expect(r.placements.filter((p) => p.jobId === 's').map((p) => p.node)).toEqual(['b-4']);
+  });
+});
+
+describe('domainScore: work without topology goes to the fullest rack it fits', () => {
+  const one = (more: Partial<PendingWork> = {}): PendingWork => ({ ...gang('p', 1, 1), gang: false, ...more });
+  // Rack a: 4 nodes × 8 GPUs, 64 cores = 32 GPUs, 256 cores. a-1 has 4 GPUs and 4 cores in use (gpuNode: a core per GPU).
+  const nodes = [...cluster({ 'a-1': 4 }), gpuNode('loose', {})];
+  const table: Array<{ name: string; work: PendingWork; node: string; want: number }> = [
+    // u = max(gpu 4 / 32 = 0.125, cpu 4 / 256 = 0.016) = 0.125 (the same for every node of rack a)
+    { name: 'a rack in use: its used share in the dominant resource asked (4 of 32 GPUs)', work: one(), node: 'a-4', want: 0.125 },
+    // rack b: nothing in use → 0
+    { name: 'a whole rack: 0', work: one(), node: 'b-1', want: 0 },
+    // no rack label: no gang can require it → 1, the first choice
+    { name: 'a node in no rack: 1', work: one(), node: 'loose', want: 1 },
+    // CPU-only work: u = cpu 4 / 256 = 0.015625
+    { name: 'CPU-only work counts the cores in use', work: one({ resources: { cpu: 1000 } }), node: 'a-1', want: 0.015625 },
+    // work that names a topology is placed by the Domain point; spreading work wants empty nodes
+    { name: 'work with topology: 0', work: one({ topology: { preferred: 'rack' } }), node: 'a-1', want: 0 },
+    { name: 'spreading work: 0', work: one({ spread: true }), node: 'a-1', want: 0 },
+  ];
+  it.each(table)('$name', ({ work, node, want }) => {
+    const n = nodes.find((x) => x.name === node)!;
+    expect(domainScore(nodes)!.score(work, n, {}, 0)).toBeCloseTo(want, 10);
+  });
+
+  it('is absent with weight 0 or when no node has a rack label (other scores decide alone)', () => {
+    expect(domainScore(nodes, DEFAULT_TOPOLOGY_LEVELS, 0)).toBeUndefined();
+    expect(domainScore([gpuNode('n-1', {}), gpuNode('n-2', {})])).toBeUndefined();
+    expect(domainScore(nodes)!.weight).toBe(4);
+  });
+
+  it('a 1-GPU job goes to the rack already in use instead of breaking a whole one', () => {
+    // Rack a whole; b-1 full (8 of 32 GPUs of rack b: u = 0.25). Packing scores tie every node with a free GPU (a whole GPU
+    // fragments nothing) and name order would take a-1, breaking rack a; with the domain score (4 × 0.25 = 1 for rack b)
+    // the job takes b-2 (b-1 has no room).
+    const racks = cluster({ 'b-1': 8 });
+    const w = one();
+    const packing = packingScores(requestShapes([{ resources: w.resources, count: 1 }]));
+    expect(placeTasks([w], racks, { scores: packing }).placements.map((p) => p.node)).toEqual(['a-1']);
+    expect(placeTasks([w], racks, { scores: [...packing, domainScore(racks)!] }).placements.map((p) => p.node)).toEqual(['b-2']);
   });
 });
 
