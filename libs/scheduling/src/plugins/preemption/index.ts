@@ -118,8 +118,13 @@ interface PassState {
   victims: Victim[];
 }
 
-function copyState(s: PassState): PassState {
-  const rooms = new Map([...s.rooms].map(([k, r]) => [k, { node: r.node, free: { ...r.free }, devices: { ...r.devices }, running: [...r.running] }]));
+/** A copy of `s`; with `names`, of those rooms only (what a search within one domain sees and changes). */
+function copyState(s: PassState, names: Iterable<string> = s.rooms.keys()): PassState {
+  const rooms = new Map<string, NodeRoom>();
+  for (const k of names) {
+    const r = s.rooms.get(k)!;
+    rooms.set(k, { node: r.node, free: { ...r.free }, devices: { ...r.devices }, running: [...r.running] });
+  }
   return { rooms, budget: new Map(s.budget), left: s.left, victims: [...s.victims] };
 }
 
@@ -220,7 +225,7 @@ function makeRoomFor(
   }
   let best: DomainOption | undefined;
   for (const [key, names] of domains) {
-    const trial = domainState(state, names);
+    const trial = copyState(state, names);
     const from = trial.victims.length;
     const found = makeRoom(w, trial, opts, filters);
     if (found === 0 || (w.gang && found < w.tasks)) continue;
@@ -255,16 +260,6 @@ interface DomainOption {
   maxPriority: number;
   /** Milliseconds the victims have run, summed. */
   lost: number;
-}
-
-/** A copy of `s` whose rooms are only the named ones: what a search within one domain sees and changes. */
-function domainState(s: PassState, names: readonly string[]): PassState {
-  const rooms = new Map<string, NodeRoom>();
-  for (const k of names) {
-    const r = s.rooms.get(k)!;
-    rooms.set(k, { node: r.node, free: { ...r.free }, devices: { ...r.devices }, running: [...r.running] });
-  }
-  return { rooms, budget: new Map(s.budget), left: s.left, victims: [...s.victims] };
 }
 
 /** Finds room for up to `w.tasks` tasks of `w`, free or made by victims; changes `state`; returns how many got room. */
