@@ -2,6 +2,7 @@
 import { NameSchema, ResourcePriceName } from '@batchapi/api';
 import { ConfigError, configFromEnv, envNumber, envString, parseEnv } from '@batchapi/runtime';
 import {
+  DEFAULT_DOMAIN_SCORE_WEIGHT,
   DEFAULT_TOPOLOGY_LEVELS,
   parseTopologyLevels,
   type PriorityAging,
@@ -102,6 +103,13 @@ export const SCHEDULER_ENV = z.object({
     check: (v) => topologyProblem(v),
     doc: "Topology-aware placement: the levels of the node tree, top first, each `name=label key` (a node's domain at that level is its label's value); the last may be a bare name, the node itself. A job's `topology.required` / `preferred` names one of them. At most 8 levels.",
   }),
+  BATCH_TOPOLOGY_SCORE_WEIGHT: envNumber({
+    default: DEFAULT_DOMAIN_SCORE_WEIGHT,
+    min: 0,
+    int: false,
+    unit: 'score weight',
+    doc: "Topology-aware placement: weight of the domain score, which sends work without a topology to the fullest domain of the lowest labelled level (rack) it fits in, so whole racks stay free for gangs that require one (at most 100; the packing scores count about 1 per GPU). 0 turns it off; it does nothing while no node has the level's label.",
+  }),
 });
 
 /** A scheduler replica's settings, as read from its environment. */
@@ -124,6 +132,8 @@ export interface SchedulerConfig {
   backfill: BackfillConfig;
   /** Topology levels, top first (`BATCH_TOPOLOGY_LEVELS`). @default block, rack (labels `topology.batchapi.io/block`, `/rack`), host (the node) */
   topology: TopologyLevel[];
+  /** Weight of the domain score (`BATCH_TOPOLOGY_SCORE_WEIGHT`); 0 = off. @default 4 */
+  domainScoreWeight: number;
   /** The batching window, in milliseconds (`BATCH_PLACEMENT_WINDOW`, in seconds). @default 0: off */
   batchWindowMs: number;
 }
@@ -210,6 +220,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     ...(e.BATCH_PRIORITY_AGING_MAX > 2000 ? ['BATCH_PRIORITY_AGING_MAX must be at most 2000 (the whole priority range)'] : []),
     ...(e.BATCH_BACKFILL_RESERVATIONS > 100 ? ['BATCH_BACKFILL_RESERVATIONS must be at most 100'] : []),
     ...(e.BATCH_PLACEMENT_WINDOW > 10 ? ['BATCH_PLACEMENT_WINDOW must be at most 10'] : []),
+    ...(e.BATCH_TOPOLOGY_SCORE_WEIGHT > 100 ? ['BATCH_TOPOLOGY_SCORE_WEIGHT must be at most 100'] : []),
     ...(e.BATCH_BACKFILL_RUNTIME_ESTIMATE > MAX_ESTIMATE_SECONDS ? [`BATCH_BACKFILL_RUNTIME_ESTIMATE must be at most ${MAX_ESTIMATE_SECONDS}`] : []),
   ];
   if (problems.length) throw new ConfigError(problems);
@@ -222,6 +233,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     repeat: { maxPreemptions: e.BATCH_PREEMPT_REPEAT_LIMIT, windowMs: e.BATCH_PREEMPT_REPEAT_WINDOW * 1000 },
     ...(e.BATCH_FAIR_SHARE_PRICES ? { prices: parsePrices(e.BATCH_FAIR_SHARE_PRICES) as ResourcePrices } : {}),
     topology: parseTopologyLevels(e.BATCH_TOPOLOGY_LEVELS),
+    domainScoreWeight: e.BATCH_TOPOLOGY_SCORE_WEIGHT,
     batchWindowMs: Math.round(e.BATCH_PLACEMENT_WINDOW * 1000),
     backfill: {
       maxReservations: e.BATCH_BACKFILL_RESERVATIONS,

@@ -45,7 +45,7 @@ import {
 import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
-import { drainNodes, type PreemptionTuning, runCycle, takeSnapshot } from './cycle';
+import { drainNodes, type PreemptionTuning, runCycle, type SnapshotPolicy, takeSnapshot } from './cycle';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -84,6 +84,8 @@ export interface SchedulerTuning {
   backfill?: BackfillSettings;
   /** Topology levels, top first, that jobs' `topology` names (`BATCH_TOPOLOGY_LEVELS`). @default DEFAULT_TOPOLOGY_LEVELS */
   topology?: readonly TopologyLevel[];
+  /** Weight of the domain score for work without `topology` (`BATCH_TOPOLOGY_SCORE_WEIGHT`); 0 turns it off. @default DEFAULT_DOMAIN_SCORE_WEIGHT */
+  domainScoreWeight?: number;
   /**
    * Half-life of the usage history fair share counts (`BATCH_USAGE_HALF_LIFE`, seconds), in
    * milliseconds; 0 = only what queues hold now. @default 3600000
@@ -400,9 +402,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.policy()).snapshot;
   }
 
-  /** The cluster-wide settings every snapshot applies (aging, fair-share prices, topology levels). */
-  private policy(): { aging?: PriorityAging; prices?: ResourcePrices; topology?: readonly TopologyLevel[] } {
-    return { aging: this.tuning.aging, prices: this.tuning.prices, ...(this.tuning.topology ? { topology: this.tuning.topology } : {}) };
+  /** The cluster-wide settings every snapshot applies (aging, fair-share prices, topology levels, the domain score's weight). */
+  private policy(): SnapshotPolicy {
+    return {
+      aging: this.tuning.aging,
+      prices: this.tuning.prices,
+      ...(this.tuning.topology ? { topology: this.tuning.topology } : {}),
+      ...(this.tuning.domainScoreWeight !== undefined ? { domainScoreWeight: this.tuning.domainScoreWeight } : {}),
+    };
   }
 
   /** The backfill settings of the cycles (for "why pending": the same reservations), with the runtime estimates learned from the history. */

@@ -31,6 +31,7 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     ...(env.prices ? { prices: env.prices } : {}),
     backfill: backfillSettings(env.backfill),
     topology: env.topology,
+    domainScoreWeight: env.domainScoreWeight,
     usageHalfLifeMs: env.usageHalfLifeMs,
     usageSaveMs: 10_000,
     ...opts.tuning,

@@ -11,8 +11,17 @@ it('defaults every setting when the environment is empty', () => {
     repeat: { maxPreemptions: 3, windowMs: 600_000 },
     backfill: { maxReservations: 1, runtimeSeconds: 3600, queueRuntimeSeconds: {} },
     topology: [{ name: 'block', label: 'topology.batchapi.io/block' }, { name: 'rack', label: 'topology.batchapi.io/rack' }, { name: 'host' }],
+    domainScoreWeight: 4,
     batchWindowMs: 0,
   });
+});
+
+it('reads the domain score weight, fractions and 0 (off) too, and refuses one over 100 or below 0 naming the variable', () => {
+  expect(schedulerConfigFromEnv({ BATCH_TOPOLOGY_SCORE_WEIGHT: '0' }).domainScoreWeight).toBe(0);
+  expect(schedulerConfigFromEnv({ BATCH_TOPOLOGY_SCORE_WEIGHT: '2.5' }).domainScoreWeight).toBe(2.5);
+  expect(() => schedulerConfigFromEnv({ BATCH_TOPOLOGY_SCORE_WEIGHT: '101' })).toThrow('BATCH_TOPOLOGY_SCORE_WEIGHT must be at most 100');
+  expect(() => schedulerConfigFromEnv({ BATCH_TOPOLOGY_SCORE_WEIGHT: '-1' })).toThrow('BATCH_TOPOLOGY_SCORE_WEIGHT');
+  expect(() => schedulerConfigFromEnv({ BATCH_TOPOLOGY_SCORE_WEIGHT: 'heavy' })).toThrow('BATCH_TOPOLOGY_SCORE_WEIGHT');
 });
 
 it('reads the batching window in seconds, fractions too, and refuses one over 10 s naming the variable', () => {

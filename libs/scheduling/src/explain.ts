@@ -268,7 +268,7 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
   return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, blockers, explainedBy };
 }
 
-/** "reserved: room on 2 nodes (a, c) for all 16 tasks from 2026-12-03T08:10:00.000Z, in 12m (ETA) …" */
+/** "reserved: room on 2 nodes (a, c) for all 16 tasks from 2026-12-03T08:10:00.000Z, in 12m (ETA) …"; in one domain: "reserved: room in rack b0/r1 on 2 nodes …". */
 function reservationMessage(r: Reservation, w: PendingWork, now: number): string {
   const names = r.nodes.map((n) => n.node);
   const shown = names.length > 4 ? `${names.slice(0, 4).join(', ')}, …` : names.join(', ');
@@ -277,7 +277,8 @@ function reservationMessage(r: Reservation, w: PendingWork, now: number): string
     r.start <= now
       ? 'as soon as the tasks running past their expected end there stop (ETA: now)'
       : `from ${new Date(r.start).toISOString()}, in ${formatWait(r.start - now)} (ETA, from running tasks' timeouts and runtime estimates)`;
-  return `reserved: room on ${names.length} node${names.length === 1 ? '' : 's'} (${shown}) for ${what} ${when}; other work runs there meanwhile only if its timeoutSeconds ends it before then`;
+  const where = r.domain ? `in ${r.domain.level} ${r.domain.name} ` : '';
+  return `reserved: room ${where}on ${names.length} node${names.length === 1 ? '' : 's'} (${shown}) for ${what} ${when}; other work runs there meanwhile only if its timeoutSeconds ends it before then`;
 }
 
 /** When reservations for other work hold nodes this work could use and it may run past their start, a line that says so. */
@@ -331,7 +332,14 @@ function protectionMessage(s: ClusterSnapshot, w: PendingWork, p: NonNullable<Sc
   const running = s.running();
   const base = w.basePriority ?? w.priority;
   if (!running.some((t) => t.priority < base)) return undefined;
-  const { held } = preemptionPass([w], s.nodes, running, { now: s.now, protectMs: p.protectMs, budget: p.budget, exemptJobs: p.exemptJobs, maxHeldChecks: 1 });
+  const { held } = preemptionPass([w], s.nodes, running, {
+    now: s.now,
+    protectMs: p.protectMs,
+    budget: p.budget,
+    exemptJobs: p.exemptJobs,
+    maxHeldChecks: 1,
+    ...(s.topology ? { topology: s.topology } : {}),
+  });
   const mine = held.find((h) => h.jobId === w.jobId);
   if (!mine) return undefined;
   const by = new Map<ProtectionReason, number>();

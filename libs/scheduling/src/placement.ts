@@ -211,20 +211,12 @@ class PlacementPass implements PassContext {
 
   /**
    * Places up to `limit` tasks of `w` (see `placeOn`); with backfill, work that placed nothing
-   * and is not held back by quota or the task budget (nor requires a topology domain) is
-   * considered for a reservation (PostFilter).
+   * and is not held back by quota or the task budget is considered for a reservation
+   * (PostFilter; work that requires a topology domain is held within one, see `planReservation`).
    */
   place(w: PendingWork, limit: number): PlaceStep {
     const step = this.placeOn(w, limit);
-    // A reservation does not know topology: held nodes of several racks would keep other work off them for a start that cannot come.
-    if (
-      this.backfill?.open() &&
-      step.placed === 0 &&
-      w.tasks > 0 &&
-      (w.gang ? w.tasks : 1) <= this.budget &&
-      !this.why.get(w)?.quotaLimited &&
-      !w.topology?.required
-    ) {
+    if (this.backfill?.open() && step.placed === 0 && w.tasks > 0 && (w.gang ? w.tasks : 1) <= this.budget && !this.why.get(w)?.quotaLimited) {
       const rooms = this.states.filter((s) => !this.profile.filters.some((f) => f.filter(w, s.node)));
       this.backfill.consider(w, rooms);
     }
@@ -267,10 +259,11 @@ class PlacementPass implements PassContext {
     let candidates = ranked.nodes;
     if (w.topology) {
       for (const d of this.profile.domains ?? []) {
+        // A node's room is what the Reserve plugins would admit there (a reservation's held room, quota): a domain that only looks free is not chosen.
         const choice = d.choose(
           w,
           want,
-          candidates.map((c) => ({ node: c.node, fit: tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount) })),
+          candidates.map((c) => ({ node: c.node, fit: this.admitted(w, c.node, tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount)) })),
         );
         if (choice.status) {
           why.statuses.push(choice.status);
@@ -308,6 +301,12 @@ class PlacementPass implements PassContext {
       step.charged = charged;
     }
     return step;
+  }
+
+  /** Tasks of `want` the Reserve plugins admit on `node` (their `admit` has no effect). */
+  private admitted(w: PendingWork, node: NodeSnapshot, want: number): number {
+    for (const r of this.profile.reserves) if (want > 0) want = r.admit(w, node, want, this);
+    return Math.max(0, want);
   }
 
   private labels?: Map<string, Record<string, string>>;
@@ -387,7 +386,7 @@ class PlacementPass implements PassContext {
    */
   private reserveOn(s: NodeState, w: PendingWork, want: number, undo: Array<() => void>): number[][] | 0 {
     const reserves = this.profile.reserves;
-    for (const r of reserves) if (want > 0) want = r.admit(w, s.node, want, this);
+    want = this.admitted(w, s.node, want);
     if (want <= 0) return 0;
     const share = w.resources.gpu ?? 0;
     const each = share >= GPU_MILLI ? GPU_MILLI : share;

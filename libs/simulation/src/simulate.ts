@@ -8,7 +8,10 @@ import {
   agingBoost,
   type BackfillInput,
   chargeOf,
+  DEFAULT_DOMAIN_SCORE_WEIGHT,
   DEFAULT_RUNTIME_ESTIMATE_SECONDS,
+  DEFAULT_TOPOLOGY_LEVELS,
+  domainScore,
   expectedEnd,
   mostEver,
   type NodeSnapshot,
@@ -117,6 +120,12 @@ export interface SimulationOptions {
    * `BATCH_PLACEMENT_WINDOW`), in seconds. @default 0: a cycle at every event
    */
   batchWindowSeconds?: number;
+  /**
+   * Weight of the domain score (`domainScore`: work without `topology` goes to the racks already in
+   * use), as the live `BATCH_TOPOLOGY_SCORE_WEIGHT`; 0 turns it off. Ignored when `scores` is given.
+   * @default DEFAULT_DOMAIN_SCORE_WEIGHT
+   */
+  domainScoreWeight?: number;
   /** Called when tasks of a job start on a node (virtual time in seconds). */
   onStart?: (time: number, jobId: string, tasks: number, node: string) => void;
   /** Called for each task stopped by preemption or reclaim (virtual time in seconds). */
@@ -316,7 +325,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const { placements, unplaced } = placeTasks(aged, nodes, {
       quota,
       policy: opts.policy,
-      scores: opts.scores ?? packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()])),
+      scores: opts.scores ?? cycleScores(),
       maxTasks: Number.MAX_SAFE_INTEGER,
       batchWindow: window,
       fairShare: opts.fairShare === false ? undefined : { capacity, usage: queueUsed, weights, ...(opts.prices ? { prices: opts.prices } : {}) },
@@ -357,6 +366,13 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     for (let i = pending.length - 1; i >= 0; i--) if (pending[i].tasks === 0) pending.splice(i, 1);
     if (!pre || unplaced.length === 0) return false;
     return postFilter(t, quota, unplaced, placements.length, jobs, aged);
+  }
+
+  /** The live cycle's scores: packing against the request mix pending and running, and the domain score on the nodes as they are now. */
+  function cycleScores(): ScorePlugin[] {
+    const packing = packingScores(requestShapes([...pending.map((j) => ({ resources: j.resources, count: j.tasks })), ...held.values()]));
+    const domain = domainScore(nodes, DEFAULT_TOPOLOGY_LEVELS, opts.domainScoreWeight ?? DEFAULT_DOMAIN_SCORE_WEIGHT);
+    return domain ? [...packing, domain] : packing;
   }
 
   /** The backfill input of a cycle at `t` (seconds): every live group's expected end (its timeout, else the estimate; never before now). */

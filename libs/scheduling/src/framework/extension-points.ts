@@ -87,7 +87,7 @@ export interface DomainPlugin {
 /** Takes a node's room for tasks, and gives it back when the work is not permitted. */
 export interface ReservePlugin {
   name: string;
-  /** How many of `want` tasks this plugin lets the node take (≤ want). */
+  /** How many of `want` tasks this plugin lets the node take (≤ want). Changes nothing: the Domain point asks it too, to count a node's room. */
   admit(work: PendingWork, node: NodeSnapshot, want: number, ctx: PassContext): number;
   /** `count` tasks were reserved on the node. */
   reserve(work: PendingWork, node: NodeSnapshot, count: number, ctx: PassContext): void;

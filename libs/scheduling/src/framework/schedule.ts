@@ -16,7 +16,7 @@ import { expiredGangs, type GangFailure } from '../plugins/gang-timeout';
 import { type HeldPreemption, preemptionPass, type RunningTask, type Victim } from '../plugins/preemption';
 import { chargeOf, GPU_MODEL_LABEL, type QuotaLedger } from '../plugins/quota/ledger';
 import { planReclaim, type QuotaDemand } from '../plugins/reclaim';
-import { topologyPlacement } from '../plugins/topology';
+import { DEFAULT_DOMAIN_SCORE_WEIGHT, DEFAULT_TOPOLOGY_LEVELS, domainScore, topologyPlacement } from '../plugins/topology';
 import type { PendingWork, Placement } from '../snapshot';
 import { DEFAULT_PROFILE, type Profile } from './profile';
 import type { ClusterSnapshot } from './snapshot-builder';
@@ -29,7 +29,7 @@ export const STOPPING_WINDOW_MS = 60_000;
 
 /** Options of one cycle's decisions. */
 export interface ScheduleOptions {
-  /** The plugins. @default DEFAULT_PROFILE with `packingScores` of the snapshot's request mix */
+  /** The plugins. @default `cycleProfile` of the snapshot (packing and domain scores, its topology levels) */
   profile?: Profile;
   /** Most tasks placed. @default 100000 */
   maxTasks?: number;
@@ -130,7 +130,7 @@ export function* scheduleSteps(s: ClusterSnapshot, opts: ScheduleOptions = {}): 
 
 /**
  * The placement pass of a cycle on `work` (the snapshot's, or a window of it): the profile
- * (default: packing scores of the snapshot's request mix, its topology levels), a fresh quota ledger, fair share.
+ * (default: `cycleProfile`), a fresh quota ledger, fair share.
  * Returns the ledger as placement left it (reclaim continues from it) and the profile used.
  */
 export function placeSnapshot(
@@ -139,7 +139,7 @@ export function placeSnapshot(
   opts: ScheduleOptions = {},
 ): PlacementResult & { ledger: QuotaLedger; profile: Profile } {
   const ledger = s.ledger();
-  const profile = opts.profile ?? { ...DEFAULT_PROFILE, scores: packingScores(s.shapes), ...(s.topology ? { domains: [topologyPlacement(s.topology)] } : {}) };
+  const profile = opts.profile ?? cycleProfile(s);
   const placed = placeTasks(work, s.nodes, {
     quota: ledger,
     maxTasks: opts.maxTasks ?? 100_000,
@@ -147,10 +147,28 @@ export function placeSnapshot(
     ...(opts.batchWindowMs ? { batchWindow: opts.batchWindowMs } : {}),
     ...(opts.fairShare === false ? {} : { fairShare: s.fair }),
     ...(opts.backfill && opts.backfill.maxReservations > 0
-      ? { backfill: { ...opts.backfill, now: s.now, releases: releasesOf(s.bindings, s.now, opts.backfill.runtimeSeconds) } }
+      ? {
+          backfill: {
+            ...opts.backfill,
+            now: s.now,
+            releases: releasesOf(s.bindings, s.now, opts.backfill.runtimeSeconds),
+            ...(s.topology ? { topology: s.topology } : {}),
+          },
+        }
       : {}),
   });
   return { ...placed, ledger, profile };
+}
+
+/**
+ * The profile a cycle runs: the default plugins, scored by packing against the snapshot's request
+ * mix and by the domain score on its nodes (when a node has a rack label and the weight is not 0),
+ * with the Domain plugin of its topology levels.
+ */
+export function cycleProfile(s: ClusterSnapshot): Profile {
+  const domain = domainScore(s.nodes, s.topology ?? DEFAULT_TOPOLOGY_LEVELS, s.domainScoreWeight ?? DEFAULT_DOMAIN_SCORE_WEIGHT);
+  const packing = packingScores(s.shapes);
+  return { ...DEFAULT_PROFILE, scores: domain ? [...packing, domain] : packing, ...(s.topology ? { domains: [topologyPlacement(s.topology)] } : {}) };
 }
 
 /** One cycle's decisions on `s`, in one synchronous call. */
@@ -242,5 +260,11 @@ function preempt(
   const running = s.running();
   const lowest = running.reduce((m, t) => Math.min(m, t.priority), Infinity);
   if (!candidates.some((w) => (w.basePriority ?? w.priority) > lowest)) return none;
-  return preemptionPass(candidates, s.nodes, running, { now: s.now, protectMs: p.protectMs, budget: p.budget, exemptJobs: p.exemptJobs });
+  return preemptionPass(candidates, s.nodes, running, {
+    now: s.now,
+    protectMs: p.protectMs,
+    budget: p.budget,
+    exemptJobs: p.exemptJobs,
+    ...(s.topology ? { topology: s.topology } : {}),
+  });
 }

@@ -61,6 +61,8 @@ export interface SnapshotOptions {
   prices?: ResourcePrices;
   /** The topology levels, top first, that work's `topology` names (see `plugins/topology`). @default DEFAULT_TOPOLOGY_LEVELS */
   topology?: readonly TopologyLevel[];
+  /** Weight of the domain score (work without `topology` goes to the fullest rack it fits, see `domainScore`); 0 turns it off. @default DEFAULT_DOMAIN_SCORE_WEIGHT */
+  domainScoreWeight?: number;
 }
 
 /** Everything a scheduling decision is made from, as of `now`. Read-only: placement copies what it changes. */
@@ -105,6 +107,8 @@ export interface ClusterSnapshot {
   ledger(): QuotaLedger;
   /** The topology levels, top first, when set (`SnapshotOptions.topology`). @default DEFAULT_TOPOLOGY_LEVELS */
   topology?: readonly TopologyLevel[];
+  /** The domain score's weight, when set (`SnapshotOptions.domainScoreWeight`). @default DEFAULT_DOMAIN_SCORE_WEIGHT */
+  domainScoreWeight?: number;
 }
 
 /** True for jobs with tasks to place: queued or running, not being cancelled, with pending tasks. */
@@ -219,6 +223,7 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     running: () => (running ??= runningTasks(bindings)),
     ledger: () => new QuotaLedger(queues, usage),
     ...(opts.topology ? { topology: opts.topology } : {}),
+    ...(opts.domainScoreWeight !== undefined ? { domainScoreWeight: opts.domainScoreWeight } : {}),
   };
 }
 

@@ -7,7 +7,9 @@
  *
  *   PostFilter (`planReservation`) — for work that placed nothing: sweep the expected ends in
  *     time order, adding each freed task's room to its node, until the work fits; that instant
- *     is the reservation's start, the nodes that fit it then are held;
+ *     is the reservation's start, the nodes that fit it then are held; work that requires a
+ *     topology domain sweeps each domain of its level alone and is held in the one where it
+ *     starts soonest (ties: best fit), so a rack gang waits for one rack, not for nodes of several;
  *   Reserve (`BackfillReserve.admit`) — on a held node, work that may run past the start takes
  *     only the node's spare room (free at the start minus what is held).
  *
@@ -20,6 +22,7 @@ import type { Binding, ResourceVector } from '@batchapi/api';
 import type { PassContext, ReservePlugin } from '../../framework/extension-points';
 import type { NodeSnapshot, PendingWork } from '../../snapshot';
 import { tasksThatFit } from '../resource-fit';
+import { DEFAULT_TOPOLOGY_LEVELS, domainOf, type TopologyLevel } from '../topology';
 
 /** Tasks a node gets back at an instant: running tasks' expected end. */
 export interface Release {
@@ -49,6 +52,8 @@ export interface Reservation {
   /** Tasks reserved: a gang's all, one task of other work. */
   tasks: number;
   nodes: ReservedNode[];
+  /** The topology domain the nodes are in, when the work names a topology and one domain holds them (e.g. `{level: "rack", name: "b0/r1"}`). @default none */
+  domain?: { level: string; name: string };
 }
 
 /** Settings of backfill in one cycle. */
@@ -77,6 +82,8 @@ export interface BackfillInput extends BackfillSettings {
   now: number;
   /** Expected ends of running tasks (see `releasesOf`). */
   releases: readonly Release[];
+  /** The topology levels, top first, that work's `topology` names (see `planReservation`). @default DEFAULT_TOPOLOGY_LEVELS */
+  topology?: readonly TopologyLevel[];
 }
 
 /** The instant a task bound at `boundAt` is expected to end: its timeout, else its queue's estimate; never before `now`. */
@@ -108,14 +115,23 @@ export interface NodeRoom {
   free: ResourceVector;
 }
 
+/** Where a sweep ends: the start, the nodes held, and the tasks of room it leaves over there at the start. */
+interface Sweep {
+  start: number;
+  nodes: ReservedNode[];
+  /** Tasks of the work the swept nodes take at the start beyond `need`: a best fit leaves the fewest. */
+  over: number;
+}
+
+const byTime = (a: Release, b: Release) => a.at - b.at || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0);
+
 /**
- * Where and when `w` starts soonest (the PostFilter): nodes that pass the filters (`rooms`,
- * already filtered) gain the room of each release in time order until `need` tasks fit
- * (`tasksThatFit` per node, summed). The held nodes are those ready earliest, then the ones
- * fitting most, then by name. Undefined when the work fits now (something else blocks it) or
- * never fits within the known releases. O(releases log releases + nodes).
+ * One sweep over `rooms`: the releases (`sorted` in time order; those of other nodes are skipped)
+ * give their room back to their node, every release of an instant together, until `need` tasks
+ * fit (`tasksThatFit` per node, summed). `now` when they fit already; undefined when the releases
+ * never make room. The held nodes are those ready earliest, then the ones fitting most, then by name.
  */
-export function planReservation(w: PendingWork, need: number, rooms: readonly NodeRoom[], releases: readonly Release[], now: number): Reservation | undefined {
+function sweep(w: PendingWork, need: number, rooms: readonly NodeRoom[], sorted: readonly Release[], now: number): Sweep | 'now' | undefined {
   const byName = new Map<string, { room: NodeRoom; free: ResourceVector; fit: number; readyAt: number }>();
   let total = 0;
   for (const r of rooms) {
@@ -123,18 +139,20 @@ export function planReservation(w: PendingWork, need: number, rooms: readonly No
     byName.set(r.node.name, { room: r, free: { ...r.free }, fit, readyAt: now });
     total += fit;
   }
-  if (total >= need || need <= 0) return undefined;
-  const sorted = [...releases].filter((r) => byName.has(r.node)).sort((a, b) => a.at - b.at || (a.node < b.node ? -1 : a.node > b.node ? 1 : 0));
-  for (const r of sorted) {
-    const n = byName.get(r.node)!;
-    for (const [k, v] of Object.entries(r.resources)) n.free[k] = (n.free[k] ?? 0) + v * r.count;
-    const fit = tasksThatFit(w.resources, n.free);
-    if (fit === n.fit) continue;
-    total += fit - n.fit;
-    n.fit = fit;
-    n.readyAt = r.at;
-    if (total < need) continue;
-    const start = Math.max(now, r.at);
+  if (total >= need) return 'now';
+  for (let i = 0; i < sorted.length; i++) {
+    const r = sorted[i];
+    const n = byName.get(r.node);
+    if (n) {
+      for (const [k, v] of Object.entries(r.resources)) n.free[k] = (n.free[k] ?? 0) + v * r.count;
+      const fit = tasksThatFit(w.resources, n.free);
+      if (fit !== n.fit) {
+        total += fit - n.fit;
+        n.fit = fit;
+        n.readyAt = r.at;
+      }
+    }
+    if (total < need || (i + 1 < sorted.length && sorted[i + 1].at === r.at)) continue;
     const ready = [...byName.values()]
       .filter((x) => x.fit > 0)
       .sort((a, b) => a.readyAt - b.readyAt || b.fit - a.fit || (a.room.node.name < b.room.node.name ? -1 : 1));
@@ -148,9 +166,99 @@ export function planReservation(w: PendingWork, need: number, rooms: readonly No
       for (const [k, v] of Object.entries(w.resources)) spare[k] = (spare[k] ?? 0) - v * tasks;
       nodes.push({ node: x.room.node.name, tasks, spare });
     }
-    return { jobId: w.jobId, queue: w.queue, start, tasks: need, nodes };
+    return { start: Math.max(now, r.at), nodes, over: total - need };
   }
   return undefined;
+}
+
+/**
+ * The domain of level `i` where `w` starts soonest: one sweep per domain over its own nodes and
+ * releases; ties go to the best fit (the least room left over at the start), then the name.
+ * Domains where it fits now are passed over (something else holds it back there), and so are
+ * nodes without the level's label. O(releases + nodes) besides the sweeps.
+ */
+function soonestDomain(
+  w: PendingWork,
+  need: number,
+  rooms: readonly NodeRoom[],
+  sorted: readonly Release[],
+  now: number,
+  levels: readonly TopologyLevel[],
+  i: number,
+): { name: string; sweep: Sweep } | undefined {
+  const members = new Map<string, NodeRoom[]>();
+  const domainOfNode = new Map<string, string>();
+  for (const r of rooms) {
+    const key = domainOf(levels, r.node, i);
+    if (key === undefined) continue;
+    domainOfNode.set(r.node.name, key);
+    const m = members.get(key);
+    if (m) m.push(r);
+    else members.set(key, [r]);
+  }
+  const releases = new Map<string, Release[]>();
+  for (const r of sorted) {
+    const key = domainOfNode.get(r.node);
+    if (key === undefined) continue;
+    const m = releases.get(key);
+    if (m) m.push(r);
+    else releases.set(key, [r]);
+  }
+  let best: { name: string; sweep: Sweep } | undefined;
+  for (const [name, rs] of members) {
+    const s = sweep(w, need, rs, releases.get(name) ?? [], now);
+    if (s === undefined || s === 'now') continue;
+    const b = best?.sweep;
+    if (!b || s.start < b.start || (s.start === b.start && (s.over < b.over || (s.over === b.over && name < best!.name)))) best = { name, sweep: s };
+  }
+  return best;
+}
+
+/**
+ * Where and when `w` starts soonest (the PostFilter): nodes that pass the filters (`rooms`,
+ * already filtered) gain the room of each release in time order until `need` tasks fit (see
+ * `sweep`). Work that names a topology (`w.topology`, levels `levels`):
+ *   required — the sweep runs in each domain of the level alone; the reservation is in the domain
+ *              where the work starts soonest, ties to the best fit (least room left over);
+ *   preferred — the soonest start overall; when one domain of the level (else of the lowest level
+ *              above it where one does) can start it then too, the reservation is in that domain.
+ * Undefined when the work fits now (something else blocks it), when it names a level the cluster
+ * does not have, or when it never fits within the known releases. O(releases log releases + nodes)
+ * per level swept.
+ */
+export function planReservation(
+  w: PendingWork,
+  need: number,
+  rooms: readonly NodeRoom[],
+  releases: readonly Release[],
+  now: number,
+  levels: readonly TopologyLevel[] = DEFAULT_TOPOLOGY_LEVELS,
+): Reservation | undefined {
+  if (need <= 0) return undefined;
+  const sorted = [...releases].sort(byTime);
+  const t = w.topology;
+  const of = (s: Sweep, domain?: Reservation['domain']): Reservation => ({
+    jobId: w.jobId,
+    queue: w.queue,
+    start: s.start,
+    tasks: need,
+    nodes: s.nodes,
+    ...(domain ? { domain } : {}),
+  });
+  if (t?.required !== undefined) {
+    const level = levels.findIndex((l) => l.name === t.required);
+    const d = level < 0 ? undefined : soonestDomain(w, need, rooms, sorted, now, levels, level);
+    return d && of(d.sweep, { level: t.required, name: d.name });
+  }
+  const all = sweep(w, need, rooms, sorted, now);
+  if (all === undefined || all === 'now') return undefined;
+  if (t?.preferred !== undefined)
+    for (let i = levels.findIndex((l) => l.name === t.preferred); i >= 0; i--) {
+      const d = soonestDomain(w, need, rooms, sorted, now, levels, i);
+      // No domain starts it before the whole cluster does: a tie is all one can ask.
+      if (d && d.sweep.start <= all.start) return of(d.sweep, { level: levels[i].name, name: d.name });
+    }
+  return of(all);
 }
 
 /**
@@ -217,7 +325,7 @@ export class BackfillReserve implements ReservePlugin {
     if (!this.open() || this.reservationOf(w.jobId)) return undefined;
     this.tests++;
     const free = rooms.filter((r) => !this.held.has(r.node.name));
-    const res = planReservation(w, w.gang ? w.tasks : 1, free, [...this.input.releases, ...this.placed], this.input.now);
+    const res = planReservation(w, w.gang ? w.tasks : 1, free, [...this.input.releases, ...this.placed], this.input.now, this.input.topology);
     if (!res) return undefined;
     this.reservations.push(res);
     for (const n of res.nodes) this.held.set(n.node, { res, spare: n.spare });

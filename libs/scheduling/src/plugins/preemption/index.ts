@@ -4,7 +4,10 @@
  * recently started (least lost work) — within per-queue budgets. Thrash damping: never a task
  * bound less than `protectMs` ago (Slurm's PreemptExemptTime), nor a task of a job preempted too
  * often lately (`exemptJobs`, see `repeatExempt`). Work whose victims protection kept is
- * reported (`held`), for "why pending" and the metrics. Pure.
+ * reported (`held`), for "why pending" and the metrics. Work that requires a topology domain
+ * (`topology.required`) gets victims within one domain of its level only — the one that needs
+ * the fewest, then the lowest-priority, then the least lost work — so no task is stopped in a rack
+ * the gang cannot use. Pure.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
@@ -12,6 +15,7 @@ import { DEFAULT_FILTERS } from '../../framework/profile';
 import { queueOrder } from '../queue-sort';
 import { pickDevices, tasksThatFit } from '../resource-fit';
 import type { NodeSnapshot, PendingWork } from '../../snapshot';
+import { DEFAULT_TOPOLOGY_LEVELS, domainOf, type TopologyLevel } from '../topology';
 
 /** One running task as preemption sees it. */
 export interface RunningTask {
@@ -72,6 +76,8 @@ export interface PreemptionOptions {
   maxHeldChecks?: number;
   /** @default DEFAULT_FILTERS */
   filters?: readonly FilterPlugin[];
+  /** The topology levels, top first, that work's `topology.required` names. @default DEFAULT_TOPOLOGY_LEVELS */
+  topology?: readonly TopologyLevel[];
 }
 
 interface NodeRoom {
@@ -112,8 +118,13 @@ interface PassState {
   victims: Victim[];
 }
 
-function copyState(s: PassState): PassState {
-  const rooms = new Map([...s.rooms].map(([k, r]) => [k, { node: r.node, free: { ...r.free }, devices: { ...r.devices }, running: [...r.running] }]));
+/** A copy of `s`; with `names`, of those rooms only (what a search within one domain sees and changes). */
+function copyState(s: PassState, names: Iterable<string> = s.rooms.keys()): PassState {
+  const rooms = new Map<string, NodeRoom>();
+  for (const k of names) {
+    const r = s.rooms.get(k)!;
+    rooms.set(k, { node: r.node, free: { ...r.free }, devices: { ...r.devices }, running: [...r.running] });
+  }
   return { rooms, budget: new Map(s.budget), left: s.left, victims: [...s.victims] };
 }
 
@@ -160,19 +171,19 @@ export function preemptionPass(
     if (t.stopping) release(room, t);
     else room.running.push(t);
   }
+  const levels = opts.topology ?? DEFAULT_TOPOLOGY_LEVELS;
   for (const w of [...pending].sort(queueOrder)) {
     if (state.left <= 0) break;
-    const trial = w.gang ? copyState(state) : state;
-    const found = makeRoom(w, trial, opts, filters);
-    if (w.gang && found === w.tasks) state = trial;
+    const { found, next } = makeRoomFor(w, state, opts, filters, levels);
+    if (!w.gang || found === w.tasks) state = next;
     if (found === w.tasks || checks <= 0) continue;
     checks--;
     // Would the search have found the rest without protection? Asked on a copy, then dropped.
     const rest = w.gang ? w.tasks : w.tasks - found;
-    const what = copyState(state);
-    const from = what.victims.length;
-    if (makeRoom({ ...w, tasks: rest }, what, unprotected, filters) < (w.gang ? rest : 1)) continue;
-    const protectedTasks = what.victims.slice(from).flatMap(({ task: t }) => {
+    const from = state.victims.length;
+    const what = makeRoomFor({ ...w, tasks: rest }, copyState(state), unprotected, filters, levels);
+    if (what.found < (w.gang ? rest : 1)) continue;
+    const protectedTasks = what.next.victims.slice(from).flatMap(({ task: t }) => {
       const reason: ProtectionReason | undefined =
         opts.now - t.boundAt < protectMs ? 'exempt-time' : opts.exemptJobs?.has(t.jobId) ? 'repeat-limit' : undefined;
       return reason ? [{ jobId: t.jobId, queue: t.queue, reason }] : [];
@@ -180,6 +191,75 @@ export function preemptionPass(
     if (protectedTasks.length) held.push({ jobId: w.jobId, protectedTasks });
   }
   return { victims: state.victims, held };
+}
+
+/**
+ * Room for `w` (see `makeRoom`), and the state after it: for a gang a copy (the caller keeps it
+ * only if every task got room), for other work `state` itself. Work that requires a domain of a
+ * level is searched for in each domain of it alone, each on a copy of that domain's rooms; the
+ * domain that gives the most tasks room, then with the fewest victims, then the lowest top
+ * priority among them, then the least lost work (then the name) is kept. A gang counts only a
+ * domain that takes all of it.
+ */
+function makeRoomFor(
+  w: PendingWork,
+  state: PassState,
+  opts: PreemptionOptions,
+  filters: readonly FilterPlugin[],
+  levels: readonly TopologyLevel[],
+): { found: number; next: PassState } {
+  const name = w.topology?.required;
+  if (name === undefined) {
+    const trial = w.gang ? copyState(state) : state;
+    return { found: makeRoom(w, trial, opts, filters), next: trial };
+  }
+  const level = levels.findIndex((l) => l.name === name);
+  if (level < 0) return { found: 0, next: state };
+  const domains = new Map<string, string[]>();
+  for (const r of state.rooms.values()) {
+    const key = domainOf(levels, r.node, level);
+    if (key === undefined) continue;
+    const m = domains.get(key);
+    if (m) m.push(r.node.name);
+    else domains.set(key, [r.node.name]);
+  }
+  let best: DomainOption | undefined;
+  for (const [key, names] of domains) {
+    const trial = copyState(state, names);
+    const from = trial.victims.length;
+    const found = makeRoom(w, trial, opts, filters);
+    if (found === 0 || (w.gang && found < w.tasks)) continue;
+    const mine = trial.victims.slice(from).map((v) => v.task);
+    const option = {
+      key,
+      found,
+      trial,
+      victims: mine.length,
+      maxPriority: mine.reduce((m, t) => Math.max(m, t.priority), -1e9),
+      lost: mine.reduce((n, t) => n + (opts.now - t.boundAt), 0),
+    };
+    if (!best || betterDomain(option, best) < 0) best = option;
+  }
+  if (!best) return { found: 0, next: state };
+  const rooms = new Map(state.rooms);
+  for (const [k, r] of best.trial.rooms) rooms.set(k, r);
+  return { found: best.found, next: { rooms, budget: best.trial.budget, left: best.trial.left, victims: best.trial.victims } };
+}
+
+/** Most tasks given room, then fewest victims, then lowest top priority among them (none: lowest), then least lost work, then name. */
+function betterDomain(a: DomainOption, b: DomainOption): number {
+  return b.found - a.found || a.victims - b.victims || a.maxPriority - b.maxPriority || a.lost - b.lost || (a.key < b.key ? -1 : 1);
+}
+
+interface DomainOption {
+  key: string;
+  found: number;
+  trial: PassState;
+  victims: number;
+  /** Highest priority among the victims; -1e9 when there are none. */
+  maxPriority: number;
+  /** Milliseconds the victims have run, summed. */
+  lost: number;
 }
 
 /** Finds room for up to `w.tasks` tasks of `w`, free or made by victims; changes `state`; returns how many got room. */

@@ -135,3 +135,122 @@ describe('preemptionPass: thrash damping', () => {
     expect(out).toEqual({ victims: [], held: [] });
   });
 });
+
+describe('preemption for work that requires a topology domain: victims in one domain only', () => {
+  const RACK = 'topology.batchapi.io/rack';
+  const BLOCK = 'topology.batchapi.io/block';
+  // Racks a (a-1, a-2; block x) and b (b-1, b-2; block y) of 4-core nodes, all full; the gang asks 2 tasks of 4 cores, priority 10.
+  const racked = (name: string, free: readonly string[]): NodeSnapshot => ({
+    ...node(name, { cpu: '4' }, free.includes(name) ? {} : { cpu: '4' }),
+    labels: { [RACK]: name[0], [BLOCK]: name[0] === 'a' ? 'x' : 'y' },
+  });
+  const nodes = (free: readonly string[] = []) => ['a-1', 'a-2', 'b-1', 'b-2'].map((n) => racked(n, free));
+  /** Tasks of `cpu` cores each filling `node` (4 cores), at `priority`, bound 10 min ago (`young`: 10 s ago). */
+  const fill = (nodeName: string, count: number, priority = 0, young = false) =>
+    Array.from({ length: count }, () => task(nodeName, priority, String(4 / count), young ? 10_000 : 600_000));
+  const gang = (topology?: PendingWork['topology'], tasks = 2) => work('gang', 10, { cpu: '4' }, tasks, { gang: true, ...(topology ? { topology } : {}) });
+  const racksOf = (victims: Array<{ task: RunningTask }>) => [...new Set(victims.map((v) => v.task.node[0]))].sort();
+
+  const table: Array<{
+    name: string;
+    running: () => RunningTask[];
+    topology?: PendingWork['topology'];
+    tasks?: number;
+    budget?: Array<[string, number]>;
+    /** Nodes with nothing running. */
+    free?: string[];
+    /** Victims expected, and the racks they are in. */
+    victims: number;
+    racks: string[];
+  }> = [
+    {
+      // Without topology, per task the cheapest node: a-1 (1 victim) and b-1 (1 victim) → 2 victims in 2 racks.
+      name: 'without topology: the cheapest node per task, across racks',
+      running: () => [...fill('a-1', 1), ...fill('a-2', 2), ...fill('b-1', 1), ...fill('b-2', 4)],
+      victims: 2,
+      racks: ['a', 'b'],
+    },
+    {
+      // required=rack: rack a needs 1 (a-1) + 2 (a-2) = 3 victims, rack b 1 (b-1) + 4 (b-2) = 5 → rack a, 3 victims, none in b.
+      name: 'required=rack: the rack needing the fewest victims (a: 1 + 2 = 3, b: 1 + 4 = 5)',
+      running: () => [...fill('a-1', 1), ...fill('a-2', 2), ...fill('b-1', 1), ...fill('b-2', 4)],
+      topology: { required: 'rack' },
+      victims: 3,
+      racks: ['a'],
+    },
+    {
+      // Both racks need 2 victims; rack a's top priority is 5 (a-1), rack b's 1 → rack b.
+      name: 'required=rack, equal counts: the rack whose victims have the lower top priority (b: 1 < a: 5)',
+      running: () => [...fill('a-1', 1, 5), ...fill('a-2', 1, 0), ...fill('b-1', 1, 1), ...fill('b-2', 1, 1)],
+      topology: { required: 'rack' },
+      victims: 2,
+      racks: ['b'],
+    },
+    {
+      // a-1 is free: rack a needs 1 victim (a-2), rack b 2 → rack a with 1 — free room first, never more than needed.
+      name: 'required=rack uses free room first: 1 victim in rack a (a-1 free), not 2 in b',
+      running: () => [...fill('a-2', 1), ...fill('b-1', 1), ...fill('b-2', 1)],
+      free: ['a-1'],
+      topology: { required: 'rack' },
+      victims: 1,
+      racks: ['a'],
+    },
+    {
+      // 3 tasks of 4 cores > the 2 nodes of any rack: nothing stops (without topology 3 victims over both racks would).
+      name: 'required=rack when no rack can ever hold the gang: no victim',
+      running: () => [...fill('a-1', 1), ...fill('a-2', 1), ...fill('b-1', 1), ...fill('b-2', 1)],
+      topology: { required: 'rack' },
+      tasks: 3,
+      victims: 0,
+      racks: [],
+    },
+    {
+      // Rack a's tasks are in queue lo (budget 1 left < 2 needed), rack b's in lo2 (no limit): rack b, though a is cheaper by
+      // priority (a: 0, b: 3). The budget is counted as before, per queue.
+      name: 'required=rack within the budgets: rack a would need 2 of lo (budget 1) → rack b',
+      running: () => [
+        ...fill('a-1', 1),
+        ...fill('a-2', 1),
+        ...fill('b-1', 1, 3).map((t) => ({ ...t, queue: 'lo2' })),
+        ...fill('b-2', 1, 3).map((t) => ({ ...t, queue: 'lo2' })),
+      ],
+      topology: { required: 'rack' },
+      budget: [['lo', 1]],
+      victims: 2,
+      racks: ['b'],
+    },
+    {
+      // required=block: block x is rack a, block y rack b (as racks) → the same choice at the block level: a (3 < 5).
+      name: 'required=block: the block needing the fewest victims',
+      running: () => [...fill('a-1', 1), ...fill('a-2', 2), ...fill('b-1', 1), ...fill('b-2', 4)],
+      topology: { required: 'block' },
+      victims: 3,
+      racks: ['a'],
+    },
+  ];
+  it.each(table)('$name', ({ running, topology, tasks, budget, free, victims, racks }) => {
+    const v = planPreemption([gang(topology, tasks)], nodes(free), running(), { now: NOW, ...(budget ? { budget: new Map(budget) } : {}) });
+    expect(v).toHaveLength(victims);
+    expect(racksOf(v)).toEqual(racks);
+  });
+
+  it('thrash damping is unchanged: young tasks are protected, and the held report names only the chosen rack', () => {
+    // Every task young (10 s < 60 s): no victim. Without protection rack a would need 2 (a-1, a-2), rack b 3 (b-1, b-2 × 2) →
+    // the report names rack a's 2 tasks, not 5 over both racks.
+    const running = [...fill('a-1', 1, 0, true), ...fill('a-2', 1, 0, true), ...fill('b-1', 1, 0, true), ...fill('b-2', 2, 0, true)];
+    const out = preemptionPass([gang({ required: 'rack' })], nodes(), running, { now: NOW, protectMs: 60_000 });
+    expect(out.victims).toEqual([]);
+    expect(out.held).toEqual([
+      { jobId: 'gang', protectedTasks: [expect.objectContaining({ reason: 'exempt-time' }), expect.objectContaining({ reason: 'exempt-time' })] },
+    ]);
+  });
+
+  it('plain (non-gang) work with required=rack takes victims in one rack for as many tasks as that rack can give', () => {
+    // 3 tasks of 4 cores, not a gang: rack a gives 2 (2 victims), rack b 2 (2 victims) → the most tasks, then the fewest
+    // victims tie, then lowest top priority (a: 0, b: 2) → rack a; the third task waits (no victim in rack b for it).
+    const running = [...fill('a-1', 1), ...fill('a-2', 1), ...fill('b-1', 1, 2), ...fill('b-2', 1, 2)];
+    const v = planPreemption([work('plain', 10, { cpu: '4' }, 3, { topology: { required: 'rack' } })], nodes(), running, { now: NOW });
+    expect(v).toHaveLength(2);
+    expect(racksOf(v)).toEqual(['a']);
+  });
+});

@@ -1,7 +1,8 @@
 import type { JobTopology } from '@batchapi/api';
 import type { NodeSnapshot, PendingWork, Placement, Unplaced } from '../../index';
-import { explainPending, placeTasks } from '../../index';
-import { DEFAULT_TOPOLOGY_LEVELS, parseTopologyLevels, tasksOnNode, TopologyLevelsError } from './index';
+import { explainPending, packingScores, placeTasks, requestShapes } from '../../index';
+import { planReservation } from '../backfill';
+import { DEFAULT_TOPOLOGY_LEVELS, domainScore, parseTopologyLevels, tasksOnNode, TopologyLevelsError } from './index';
 
 const BLOCK = 'topology.batchapi.io/block';
 const RACK = 'topology.batchapi.io/rack';
@@ -201,24 +202,186 @@ describe('why pending for a gang no rack can hold', () => {
   });
 });
 
-describe('topology and backfill', () => {
-  // Every node full (8 of 8 GPUs), each frees its 8 GPUs at +1000 s. A 2 × 8-GPU gang cannot start now.
+describe('topology and backfill: planReservation holds one domain', () => {
+  // Every node full (8 of 8 GPUs). Rack a = a-1..a-4 (block x), rack b = b-1..b-4 (block y). A
+  // release frees a node's 8 GPUs at +t s; the gang asks 2 tasks of 8 GPUs (one whole node each).
   const full = Object.fromEntries(cluster().map((n) => [n.name, 8]));
-  const backfill = {
-    now: 0,
-    maxReservations: 1,
-    runtimeSeconds: () => 3600,
-    releases: cluster().map((n) => ({ node: n.name, at: 1_000_000, resources: { cpu: 1000, gpu: 1000 }, count: 8 })),
-  };
-  it.each<[string, JobTopology, number]>([
-    // required: a reservation would not know racks, so none is held (other work keeps the nodes)
-    ['a gang with required=rack gets no reservation', { required: 'rack' }, 0],
-    // preferred: placement may span racks, so it is reserved for as any gang
-    ['a gang with preferred=rack is reserved for', { preferred: 'rack' }, 1],
-  ])('%s', (_name, topology, reservations) => {
-    const r = placeTasks([gang('g', 2, 8, topology)], cluster(full), { backfill });
-    expect(r.placements).toEqual([]);
-    expect(r.reservations ?? []).toHaveLength(reservations);
+  const rooms = () => cluster(full).map((node) => ({ node, free: { cpu: 64_000 - 8000, gpu: 0 } }));
+  const frees = (node: string, t: number) => ({ node, at: t * 1000, resources: { cpu: 1000, gpu: 1000 }, count: 8 });
+  const table: Array<{
+    name: string;
+    topology?: JobTopology;
+    releases: Array<[string, number]>;
+    /** Expected start (s), held nodes and domain; undefined: no reservation. */
+    want?: { start: number; nodes: string[]; domain?: string };
+  }> = [
+    {
+      // Without topology: a-1 at +100 s, b-1 at +200 s → 2 nodes at +200 s, one in each rack.
+      name: 'without topology the soonest start may span racks',
+      releases: [
+        ['a-1', 100],
+        ['b-1', 200],
+        ['b-2', 300],
+        ['a-2', 400],
+      ],
+      want: { start: 200, nodes: ['a-1', 'b-1'] },
+    },
+    {
+      // required=rack: rack a fits 2 at max(100, 400) = +400 s; rack b at max(200, 300) = +300 s → rack b, +300 s.
+      name: 'required=rack: the rack where the gang starts soonest (b at +300 s, not a at +400 s)',
+      topology: { required: 'rack' },
+      releases: [
+        ['a-1', 100],
+        ['b-1', 200],
+        ['b-2', 300],
+        ['a-2', 400],
+      ],
+      want: { start: 300, nodes: ['b-1', 'b-2'], domain: 'y/b' },
+    },
+    {
+      // Both racks start at +300 s. Rack a frees 3 nodes then (room 3, 3 − 2 = 1 over), rack b 2 (2 − 2 = 0 over) → best fit: b,
+      // though a comes first by name. Every release of +300 s counts before the room is measured.
+      name: 'required=rack, a tie on the start: the best fit (b frees exactly 2 nodes, a 3)',
+      topology: { required: 'rack' },
+      releases: [
+        ['a-1', 300],
+        ['a-2', 300],
+        ['a-3', 300],
+        ['b-1', 300],
+        ['b-2', 300],
+      ],
+      want: { start: 300, nodes: ['b-1', 'b-2'], domain: 'y/b' },
+    },
+    {
+      // Each rack frees one node (1 task < 2): no rack ever holds the gang → no reservation (a 2-rack one would hold for nothing).
+      name: 'required=rack when no rack frees enough: no reservation',
+      topology: { required: 'rack' },
+      releases: [
+        ['a-1', 100],
+        ['b-1', 200],
+      ],
+    },
+    {
+      // Overall soonest: a-1 +100, b-1 +200 → +200 s. Rack b also starts at +200 (b-1, b-2) → tie: one rack, b.
+      name: 'preferred=rack: the soonest start overall, in one rack when one starts it as soon',
+      topology: { preferred: 'rack' },
+      releases: [
+        ['a-1', 100],
+        ['b-1', 200],
+        ['b-2', 200],
+        ['a-2', 400],
+      ],
+      want: { start: 200, nodes: ['b-1', 'b-2'], domain: 'y/b' },
+    },
+    {
+      // Overall +200 s (a-1, b-1); rack a +400, rack b +500, and each block is one rack here → no domain
+      // starts it at +200 s: the soonest start wins, across racks.
+      name: 'preferred=rack: when no rack (nor block) starts it as soon, the soonest start across racks',
+      topology: { preferred: 'rack' },
+      releases: [
+        ['a-1', 100],
+        ['b-1', 200],
+        ['a-2', 400],
+        ['b-2', 500],
+      ],
+      want: { start: 200, nodes: ['a-1', 'b-1'] },
+    },
+    {
+      // A level the cluster lacks: the gang never places (Domain refuses it), so nothing is held.
+      name: 'required on an unknown level: no reservation',
+      topology: { required: 'row' },
+      releases: [
+        ['a-1', 100],
+        ['a-2', 100],
+      ],
+    },
+  ];
+  it.each(table)('$name', ({ topology, releases, want }) => {
+    const r = planReservation(
+      gang('g', 2, 8, topology),
+      2,
+      rooms(),
+      releases.map(([n, t]) => frees(n, t)),
+      0,
+    );
+    if (!want) return expect(r).toBeUndefined();
+    expect(r?.start).toBe(want.start * 1000);
+    expect(r?.nodes.map((n) => n.node).sort()).toEqual(want.nodes);
+    expect(r?.domain).toEqual(want.domain ? { level: topology?.required ?? topology?.preferred, name: want.domain } : undefined);
+  });
+
+  it('in a placement pass a gang with required=rack is reserved for within one rack, and a second rack gang is placed around it', () => {
+    // All full but rack b's b-3, b-4 (16 GPUs free now). g (first, 4 × 8 GPUs, required=rack) fits no rack now; its releases:
+    // rack a's four nodes at +1000 s → reservation on rack a from +1000 s. h (2 × 8 GPUs, required=rack, no timeout) then takes
+    // b-3, b-4 — rack a looks no better (no room now), and even if it had room, held room would not count for h.
+    const used = { ...full, 'b-3': 0, 'b-4': 0 };
+    const backfill = {
+      now: 0,
+      maxReservations: 1,
+      runtimeSeconds: () => 3600,
+      releases: ['a-1', 'a-2', 'a-3', 'a-4'].map((n) => frees(n, 1000)),
+    };
+    const r = placeTasks([gang('g', 4, 8, { required: 'rack' }, 0), gang('h', 2, 8, { required: 'rack' }, 1)], cluster(used), { backfill });
+    expect(r.reservations).toEqual([expect.objectContaining({ jobId: 'g', start: 1_000_000, domain: { level: 'rack', name: 'x/a' } })]);
+    expect(r.reservations?.[0].nodes.map((n) => n.node)).toEqual(['a-1', 'a-2', 'a-3', 'a-4']);
+    expect(perRack(r.placements, 'h')).toEqual({ b: 2 });
+  });
+
+  it('a rack gang is not steered into a rack whose free room is held for a reservation', () => {
+    // Rack a: a-1..a-3 full, a-4 empty; rack b: b-1..b-3 full, b-4 empty. Releases: a-1..a-3 at +100 s, b-1 at +900 s.
+    // r (3 × 8 GPUs, required=rack, first) → rack a at +100 s (a-4 now + a-1, a-2 at +100; rack b only at +900 s).
+    // Then s (1 × 8 GPUs, required=rack, no timeout): a-4 is held (spare 0 GPUs), so its room counts 0 and the Domain
+    // point takes rack b's b-4 (room 1, best fit) — counting a-4's raw room it would pick rack a and be refused there.
+    const used = { 'a-1': 8, 'a-2': 8, 'a-3': 8, 'b-1': 8, 'b-2': 8, 'b-3': 8 };
+    const backfill = {
+      now: 0,
+      maxReservations: 1,
+      runtimeSeconds: () => 3600,
+      releases: [frees('a-1', 100), frees('a-2', 100), frees('a-3', 100), frees('b-1', 900)],
+    };
+    const r = placeTasks([gang('r', 3, 8, { required: 'rack' }, 0), gang('s', 1, 8, { required: 'rack' }, 1)], cluster(used), { backfill });
+    expect(r.reservations?.[0]).toMatchObject({ jobId: 'r', start: 100_000, domain: { level: 'rack', name: 'x/a' } });
+    expect(r.placements.filter((p) => p.jobId === 's').map((p) => p.node)).toEqual(['b-4']);
+  });
+});
+
+describe('domainScore: work without topology goes to the fullest rack it fits', () => {
+  const one = (more: Partial<PendingWork> = {}): PendingWork => ({ ...gang('p', 1, 1), gang: false, ...more });
+  // Rack a: 4 nodes × 8 GPUs, 64 cores = 32 GPUs, 256 cores. a-1 has 4 GPUs and 4 cores in use (gpuNode: a core per GPU).
+  const nodes = [...cluster({ 'a-1': 4 }), gpuNode('loose', {})];
+  const table: Array<{ name: string; work: PendingWork; node: string; want: number }> = [
+    // u = max(gpu 4 / 32 = 0.125, cpu 4 / 256 = 0.016) = 0.125 (the same for every node of rack a)
+    { name: 'a rack in use: its used share in the dominant resource asked (4 of 32 GPUs)', work: one(), node: 'a-4', want: 0.125 },
+    // rack b: nothing in use → 0
+    { name: 'a whole rack: 0', work: one(), node: 'b-1', want: 0 },
+    // no rack label: no gang can require it → 1, the first choice
+    { name: 'a node in no rack: 1', work: one(), node: 'loose', want: 1 },
+    // CPU-only work: u = cpu 4 / 256 = 0.015625
+    { name: 'CPU-only work counts the cores in use', work: one({ resources: { cpu: 1000 } }), node: 'a-1', want: 0.015625 },
+    // work that names a topology is placed by the Domain point; spreading work wants empty nodes
+    { name: 'work with topology: 0', work: one({ topology: { preferred: 'rack' } }), node: 'a-1', want: 0 },
+    { name: 'spreading work: 0', work: one({ spread: true }), node: 'a-1', want: 0 },
+  ];
+  it.each(table)('$name', ({ work, node, want }) => {
+    const n = nodes.find((x) => x.name === node)!;
+    expect(domainScore(nodes)!.score(work, n, {}, 0)).toBeCloseTo(want, 10);
+  });
+
+  it('is absent with weight 0 or when no node has a rack label (other scores decide alone)', () => {
+    expect(domainScore(nodes, DEFAULT_TOPOLOGY_LEVELS, 0)).toBeUndefined();
+    expect(domainScore([gpuNode('n-1', {}), gpuNode('n-2', {})])).toBeUndefined();
+    expect(domainScore(nodes)!.weight).toBe(4);
+  });
+
+  it('a 1-GPU job goes to the rack already in use instead of breaking a whole one', () => {
+    // Rack a whole; b-1 full (8 of 32 GPUs of rack b: u = 0.25). Packing scores tie every node with a free GPU (a whole GPU
+    // fragments nothing) and name order would take a-1, breaking rack a; with the domain score (4 × 0.25 = 1 for rack b)
+    // the job takes b-2 (b-1 has no room).
+    const racks = cluster({ 'b-1': 8 });
+    const w = one();
+    const packing = packingScores(requestShapes([{ resources: w.resources, count: 1 }]));
+    expect(placeTasks([w], racks, { scores: packing }).placements.map((p) => p.node)).toEqual(['a-1']);
+    expect(placeTasks([w], racks, { scores: [...packing, domainScore(racks)!] }).placements.map((p) => p.node)).toEqual(['b-2']);
   });
 });
 
