@@ -1,5 +1,6 @@
 import { ApiError } from './errors';
 import { parseWith } from './schemas';
+import { jsonBytes } from './limits';
 import {
   checkTemplate,
   matchesPattern,
@@ -13,6 +14,9 @@ import {
   sampleParams,
   scheduleParams,
   substituteParams,
+  substitutedBytes,
+  templateRunBody,
+  type WorkflowTemplateVersion,
   zonedIso,
   type TemplateParameter,
   type WorkflowTemplateRecord,
@@ -92,6 +96,28 @@ describe('substituteParams', () => {
     ['quotes and backslashes stay as they are', 'x={{params.a}}', { a: 'say "hi" \\ ok' }, 'x=say "hi" \\ ok'],
   ])('%s', (_case, s, values, want) => {
     expect(substituteParams(s, values)).toBe(want);
+  });
+});
+
+describe('substitutedBytes', () => {
+  it.each([
+    ['the values of nightly', nightly, { date: '2026-12-01', region: 'us' }],
+    ['quotes, backslashes and a newline escape', nightly, { date: 'say "hi" \\ ok\n', region: 'é€😀' }],
+    ['a name without a value stays', { a: '{{params.zzz}} and {{params.date}}' }, { date: 'x' }],
+    ['nothing to substitute', { a: ['b', 1, null, { c: true }] }, { date: 'x' }],
+  ])('%s: the bytes of the substituted body, without building it', (_case, body, values) => {
+    expect(substitutedBytes(body, values)).toBe(jsonBytes(substituteParams(body, values)));
+  });
+
+  it('refuses a run whose values would take the body over the bound (sized by substitutedBytes)', () => {
+    // 600 placeholders × a 1,024-character value ≈ 600 KiB + 600 KiB of escapes (each `"` doubles) > 1 MiB
+    const v: WorkflowTemplateVersion = {
+      version: 1,
+      createdAt: 0,
+      parameters: { a: {} },
+      workflow: { name: 'w', steps: [{ name: 's', job: { command: Array.from({ length: 600 }, () => '{{params.a}}') } }] },
+    };
+    expect(() => templateRunBody('t', v, { a: '"'.repeat(1024) })).toThrow(/params: the workflow with these values is over 1048576 bytes/);
   });
 });
 
