@@ -41,6 +41,8 @@ import {
   semaphoreSeries,
   type TopologyLevel,
   withLearnedRuntimes,
+  storableGpuUsage,
+  MAX_STORED_GPU_USAGE_BYTES,
 } from '@batchapi/scheduling';
 import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
@@ -154,7 +156,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
   private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
   /** GPU-seconds by hour per queue and tenant (`gpuHoursPerDay`, see `plugins/running-caps`) and when they were last stored. */
-  private gpu: { usage: GpuUsage; savedAt: number } = { usage: emptyGpuUsage(0), savedAt: 0 };
+  private gpu: { usage: GpuUsage; savedAt: number; warnedDropped?: boolean } = { usage: emptyGpuUsage(0), savedAt: 0 };
   /** Cycles run as leader, the durations of the last ones (ms) and the longest synchronous slice of any. */
   private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
   /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
@@ -605,12 +607,20 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private async saveGpuUsage(leadership: Leadership, now: number): Promise<void> {
     if (now - this.gpu.savedAt < this.tuning.usageSaveMs) return;
     this.gpu.savedAt = now;
-    // To the millisecond of GPU time: a stored hour is about 30 bytes, so a day of a queue or tenant that used GPUs under 1 KiB.
-    const round = (owners: GpuUsage['queues']) =>
-      Object.fromEntries(
-        Object.entries(owners).map(([o, hours]) => [o, Object.fromEntries(Object.entries(hours).map(([h, s]) => [h, Math.round(s * 1000) / 1000]))]),
+    // Rounded to the millisecond of GPU time, and bounded: owners with a GPU-hour budget first, then the most used.
+    const queues = new Map([...this.cache.queues.items.values()].map(({ value: q }) => [q.name, q]));
+    const tenants = new Map([...this.cache.tenants.items.values()].map(({ value: t }) => [t.name, t]));
+    const { usage: stored, dropped } = storableGpuUsage(
+      this.gpu.usage,
+      (kind, owner) => (kind === 'queue' ? queues.get(owner) : tenants.get(owner))?.gpuHoursPerDay !== undefined,
+    );
+    if (dropped > 0 && !this.gpu.warnedDropped) {
+      this.gpu.warnedDropped = true;
+      this.ctx.log.warn(
+        { dropped, maxBytes: MAX_STORED_GPU_USAGE_BYTES },
+        'GPU usage of more owners than the stored record holds: those without a gpuHoursPerDay budget and least used are not stored (their counts restart after a failover)',
       );
-    const stored: GpuUsage = { at: this.gpu.usage.at, queues: round(this.gpu.usage.queues), tenants: round(this.gpu.usage.tenants) };
+    }
     await saveGpuUsage(this.ctx.store, leadership.fence(), stored).catch((err: Error) =>
       this.ctx.log.warn({ err: err.message }, 'storing GPU usage failed; will retry'),
     );

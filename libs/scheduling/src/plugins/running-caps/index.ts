@@ -81,6 +81,54 @@ export interface CapWait {
 }
 
 /** An empty usage record as of `at`. */
+/**
+ * Most bytes of JSON the stored GPU usage (`gpu-usage`) may take: under etcd's 1.5 MiB request
+ * limit with room for the fence. A day of one owner is up to 24 hours of ~30 bytes, so ~1,400
+ * owners fit whole.
+ */
+export const MAX_STORED_GPU_USAGE_BYTES = 1_000_000;
+
+/**
+ * The GPU usage to store (pure): rounded to the millisecond of GPU time, and at most `maxBytes`
+ * of JSON. When more owners used GPUs than fit, those with a `gpuHoursPerDay` budget (`budgeted`)
+ * are kept first — a successor must go on enforcing them — then the others by GPU-seconds used,
+ * most first; the rest are left out (`dropped`: their counts restart from zero after a failover,
+ * which only their queue views show).
+ */
+export function storableGpuUsage(
+  usage: GpuUsage,
+  budgeted: (kind: 'queue' | 'tenant', owner: string) => boolean,
+  maxBytes = MAX_STORED_GPU_USAGE_BYTES,
+): { usage: GpuUsage; dropped: number } {
+  const round = (hours: Record<string, number>) => Object.fromEntries(Object.entries(hours).map(([h, s]) => [h, Math.round(s * 1000) / 1000]));
+  type Entry = { kind: 'queue' | 'tenant'; owner: string; hours: Record<string, number>; bytes: number; kept: boolean; used: number };
+  const entries: Entry[] = [];
+  for (const [kind, owners] of [
+    ['queue', usage.queues],
+    ['tenant', usage.tenants],
+  ] as const) {
+    for (const [owner, raw] of Object.entries(owners)) {
+      const hours = round(raw);
+      // "owner":{hours}, and a comma
+      const bytes = Buffer.byteLength(JSON.stringify(owner)) + Buffer.byteLength(JSON.stringify(hours)) + 2;
+      entries.push({ kind, owner, hours, bytes, kept: budgeted(kind, owner), used: Object.values(raw).reduce((a, b) => a + b, 0) });
+    }
+  }
+  entries.sort((a, b) => Number(b.kept) - Number(a.kept) || b.used - a.used || (a.owner < b.owner ? -1 : a.owner > b.owner ? 1 : 0));
+  const out: GpuUsage = { at: usage.at, queues: {}, tenants: {} };
+  let bytes = Buffer.byteLength(JSON.stringify(out));
+  let dropped = 0;
+  for (const e of entries) {
+    if (bytes + e.bytes > maxBytes) {
+      dropped++;
+      continue;
+    }
+    bytes += e.bytes;
+    (e.kind === 'queue' ? out.queues : out.tenants)[e.owner] = e.hours;
+  }
+  return { usage: out, dropped };
+}
+
 export function emptyGpuUsage(at: number): GpuUsage {
   return { at, queues: {}, tenants: {} };
 }

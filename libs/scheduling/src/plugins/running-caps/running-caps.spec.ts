@@ -3,7 +3,17 @@ import { jobRecord, nodeRecord, queue, T0 } from '../../../test/fixtures';
 import { buildSnapshot, type ClusterState } from '../../framework/snapshot-builder';
 import { explainJob } from '../../explain';
 import { queueViews } from '../../queue-views';
-import { addGpuInterval, advanceGpuUsage, capSeries, capWaitMessage, emptyGpuUsage, GPU_BUDGET_WINDOW_MS, GPU_USAGE_BUCKET_MS, gpuHoursAt } from './index';
+import {
+  addGpuInterval,
+  advanceGpuUsage,
+  capSeries,
+  capWaitMessage,
+  emptyGpuUsage,
+  GPU_BUDGET_WINDOW_MS,
+  GPU_USAGE_BUCKET_MS,
+  gpuHoursAt,
+  storableGpuUsage,
+} from './index';
 
 const HOUR = GPU_USAGE_BUCKET_MS;
 /** T0 rounded down to its hour: the buckets' arithmetic reads better from an hour's start. */
@@ -254,5 +264,38 @@ describe('gpuHoursPerDay: work asking for GPUs waits while the last 24 h used th
   it('a queue without caps (nor its tenant) shows none', () => {
     const s = buildSnapshot(state([], [queue('q')]), T0);
     expect(queueViews(s)[0].caps).toBeUndefined();
+  });
+});
+
+describe('storableGpuUsage: what the leader stores stays under a byte bound, budgeted owners first', () => {
+  const H = 1_800_000_000_000; // an hour's start
+  const usage: GpuUsage = {
+    at: H + 60_000,
+    queues: { big: { [H]: 7200.0004 }, small: { [H]: 10 }, capped: { [H]: 1 } },
+    tenants: { acme: { [H]: 7211.0004 } },
+  };
+  // each owner's entry: "name":{"1800000000000":n} plus a comma; the empty record {"at":…,"queues":{},"tenants":{}} is 47 bytes
+  const entry = (name: string, n: number) => JSON.stringify(name).length + JSON.stringify({ [H]: n }).length + 2;
+  const budgeted = (kind: 'queue' | 'tenant', owner: string) => kind === 'queue' && owner === 'capped';
+
+  it('keeps everything, rounded to the millisecond of GPU time, when it fits', () => {
+    const { usage: out, dropped } = storableGpuUsage(usage, budgeted);
+    expect(dropped).toBe(0);
+    expect(out).toEqual({ at: H + 60_000, queues: { big: { [H]: 7200 }, small: { [H]: 10 }, capped: { [H]: 1 } }, tenants: { acme: { [H]: 7211 } } });
+  });
+
+  it.each<[string, number, string[]]>([
+    // room for the budgeted queue and the two largest: capped (budget), then acme 7211 s, big 7200 s; small (10 s) left out
+    ['three owners', 47 + entry('capped', 1) + entry('acme', 7211) + entry('big', 7200), ['capped', 'acme', 'big']],
+    // room for one: the budgeted queue, however little it used
+    ['one owner', 47 + entry('capped', 1), ['capped']],
+    // room for none
+    ['none', 47, []],
+  ])('under a bound of %s, keeps the budgeted owner first, then the most used', (_case, maxBytes, kept) => {
+    const { usage: out, dropped } = storableGpuUsage(usage, budgeted, maxBytes);
+    const owners = [...Object.keys(out.queues), ...Object.keys(out.tenants)];
+    expect(owners.sort()).toEqual([...kept].sort());
+    expect(dropped).toBe(4 - kept.length);
+    expect(JSON.stringify(out).length).toBeLessThanOrEqual(maxBytes);
   });
 });
