@@ -11,6 +11,7 @@ import { inSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
 import { FinishedJobs } from './finished-jobs';
+import { StepJobs } from './step-jobs';
 
 @Injectable()
 export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -28,6 +29,8 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     @Optional() @Inject(CLOCK) private readonly clock: Clock = systemClock,
     /** The finished jobs' index the archiver reads, kept from this informer. @default one of its own */
     @Optional() private readonly finished: FinishedJobs = new FinishedJobs(),
+    /** The step jobs' phases the workflow controller reads, kept from this informer. @default one of its own */
+    @Optional() private readonly stepJobs: StepJobs = new StepJobs(),
   ) {
     this.decided = new Counter({
       name: 'batch_quota_decisions_total',
@@ -58,6 +61,7 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
           this.submitted.clear();
           for (const kv of items) if (kv.value.phase === 'Submitted') this.submitted.add(kv.value.id);
           this.finished.sync(items.map((kv) => kv.value));
+          this.stepJobs.sync(items.map((kv) => kv.value));
           this.kick();
         },
         onEvent: (ev: WatchEvent<JobRecord>) => {
@@ -66,6 +70,7 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
           if (ev.type === 'put' && ev.value?.phase === 'Submitted') this.submitted.add(id);
           else this.submitted.delete(id);
           this.finished.put(id, ev.type === 'put' ? ev.value : undefined);
+          this.stepJobs.put(id, ev.type === 'put' ? ev.value : undefined);
           this.kick();
         },
       }),

@@ -10,6 +10,7 @@ import { HistoryStore, migrate } from '@batchapi/history';
 import { STEP_API_URL, STEP_CACHE_TUNING, type StepCacheTuning, WorkflowController } from './workflow-controller';
 import { SCHEDULE_TUNING, ScheduleController, type ScheduleTuning } from './schedule-controller';
 import { FinishedJobs } from './finished-jobs';
+import { StepJobs } from './step-jobs';
 
 export interface QuotaOptions {
   /** Tenants and queues to create or update at start. @default DEFAULT_CLUSTER */
@@ -54,6 +55,8 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
       Admitter,
       // the finished jobs' index: kept from the admitter's jobs informer, read by the archiver
       FinishedJobs,
+      // the step jobs' phases: kept from the same informer, read by the workflow controller
+      StepJobs,
       WorkflowController,
       { provide: STEP_CACHE_TUNING, useValue: { ...env.stepCache, ...opts.stepCache } },
       { provide: STEP_API_URL, useValue: opts.stepApiUrl ?? env.stepApiUrl },

@@ -1,15 +1,14 @@
 /**
  * The workflow controller: a separately elected role (`leaders/workflows`) hosted by the
- * quota service. Every replica keeps a cache of unfinished workflows and of their step
- * jobs' phases from informers (one over `workflows/`, and one per unfinished workflow over
- * the key prefix its step jobs share, so the controller never sees unrelated jobs); the leader turns each change into a plan (`advance`, pure)
+ * quota service. Every replica keeps a cache of unfinished workflows (an informer over
+ * `workflows/`) and reads their step jobs' phases from `StepJobs`, which the admitter's informer
+ * over every job keeps (one watch, not one per workflow); the leader turns each change into a plan (`advance`, pure)
  * and applies it with fenced writes: step jobs created only if absent under fixed ids (so a
  * controller killed mid-way never submits a step twice), cancels cascaded to running step
  * jobs, then the workflow record by compare-and-swap; usually (no cancels, every job absent)
  * the jobs and the record in one fenced transaction.
  */
 import {
-  type JobPhase,
   type JobRecord,
   parseSubmit,
   type TaskResult,
@@ -46,12 +45,12 @@ import {
   resultsDigest,
   stepCacheKey,
   stepJobId,
-  stepJobPrefix,
 } from '@batchapi/workflows';
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
 import { ElectedLoop } from './elected-loop';
+import { StepJobs } from './step-jobs';
 
 // The labels every step job carries belong to the workflow vocabulary (admission validates steps with them).
 export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
@@ -92,13 +91,11 @@ const API_URL_TTL_MS = 30_000;
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
-  /** Phase of each step job, by job id (only jobs labelled with a workflow). */
-  private readonly jobs = new Map<string, JobPhase>();
   private readonly dirty = new Set<string>();
   private informers: Informer[] = [];
-  /** Per unfinished workflow: the informer over its step jobs (a promise while it starts). */
-  private readonly stepInformers = new Map<string, Promise<Informer | undefined>>();
   private readonly elected: ElectedLoop;
+  /** Stops hearing of step jobs' changes. */
+  private unsubscribe?: () => void;
   private readonly m: { submitted: Counter; finished: Counter; cache: Counter };
   private readonly cacheTuning: StepCacheTuning;
   /** What inputs tokens are signed with: derived from the service credential, which admission holds too. */
@@ -114,6 +111,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() @Inject(STEP_CACHE_TUNING) cacheTuning?: Partial<StepCacheTuning>,
     /** See `STEP_API_URL`. @default an admission replica's member record */
     @Optional() @Inject(STEP_API_URL) private readonly stepApiUrl?: string,
+    /** The step jobs' phases, kept from the admitter's jobs informer (one watch over every job). */
+    @Optional() private readonly stepJobs: StepJobs = new StepJobs(),
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
     this.inputsTokenKey = ctx.credential.derive(INPUTS_TOKEN_KEY_PURPOSE);
@@ -139,6 +138,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
 
   async onApplicationBootstrap(): Promise<void> {
     const { store } = this.ctx;
+    this.unsubscribe = this.stepJobs.onChange((wf) => {
+      if (this.workflows.has(wf)) this.kick(wf);
+    });
     this.informers.push(
       await store.inform<WorkflowRecord>(store.keys.workflows(), {
         onSync: (items) => {
@@ -163,40 +165,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   async onApplicationShutdown(): Promise<void> {
     await this.elected.stop();
     await Promise.all(this.informers.map((i) => i.stop()));
-    await Promise.all([...this.stepInformers.keys()].map((id) => this.unwatchSteps(id)));
+    this.unsubscribe?.();
   }
 
   /** The term this replica holds, or held last. */
   get leadership(): Leadership | undefined {
     return this.elected.leadership;
-  }
-
-  /** Starts following the step jobs of a workflow (once). */
-  private watchSteps(id: string): void {
-    if (this.stepInformers.has(id) || this.elected.stopping) return;
-    const { store } = this.ctx;
-    const started = store
-      .inform<JobRecord>(store.keys.job(stepJobPrefix(id)), {
-        onSync: (items) => {
-          for (const kv of items) this.onJob(kv.value);
-        },
-        onEvent: (ev) => {
-          if (ev.type === 'put' && ev.value) this.onJob(ev.value);
-        },
-      })
-      .catch((err: Error) => {
-        // etcd trouble: forget the attempt; the next event or tick of this workflow tries again.
-        this.ctx.log.warn({ workflow: id, err: err.message }, 'could not watch the step jobs of a workflow; will retry');
-        this.stepInformers.delete(id);
-        return undefined;
-      });
-    this.stepInformers.set(id, started);
-  }
-
-  private async unwatchSteps(id: string): Promise<void> {
-    const started = this.stepInformers.get(id);
-    this.stepInformers.delete(id);
-    await (await started)?.stop();
   }
 
   private onWorkflow(kv: Versioned<WorkflowRecord>): void {
@@ -209,24 +183,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       return;
     }
     this.workflows.set(id, kv);
-    this.watchSteps(id);
     this.kick(id);
   }
 
-  /** Drops a finished (or deleted) workflow and what follows its step jobs. */
+  /** Drops a finished (or deleted) workflow. */
   private forgetWorkflow(id: string): void {
-    const wf = this.workflows.get(id);
     this.workflows.delete(id);
-    for (const s of wf?.value.steps ?? []) if (s.jobId) this.jobs.delete(s.jobId);
-    void this.unwatchSteps(id);
-  }
-
-  private onJob(job: JobRecord): void {
-    const wf = job.spec.labels[WORKFLOW_LABEL];
-    if (!wf) return;
-    if (this.jobs.get(job.id) === job.phase) return;
-    this.jobs.set(job.id, job.phase);
-    this.kick(wf);
   }
 
   private kick(id: string): void {
@@ -258,10 +220,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         const mono = this.clock.monotonic();
         if (mono - lastTick >= TICK_MS) {
           lastTick = mono;
-          for (const id of this.workflows.keys()) {
-            this.dirty.add(id);
-            this.watchSteps(id);
-          }
+          for (const id of this.workflows.keys()) this.dirty.add(id);
         }
         const id = take();
         if (id === undefined) {
@@ -289,7 +248,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (!cur) return;
     const wf = cur.value;
     const now = this.clock.now();
-    const plan = advance(wf, this.jobs, now);
+    const plan = advance(wf, this.stepJobs.byId, now);
     if (!plan.changed) return;
     const fence = leader.fence();
     const phases: Record<string, StepPhase> = { ...plan.phases };
