@@ -80,3 +80,13 @@ export function describeError(err: unknown): string {
   const code = e?.code ? ` [${e.code}]` : '';
   return `${e?.constructor?.name ?? 'Error'}: ${e?.message ?? String(err)}${code}`;
 }
+
+/**
+ * PostgreSQL's transient conflicts: a deadlock (`40P01`: it aborted this statement's transaction
+ * to break a lock cycle, e.g. a history read against the archiver creating next month's partitions)
+ * or a serialization failure (`40001`). The statement or transaction can simply run again.
+ */
+export function isTransientConflict(err: unknown): boolean {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return code === '40P01' || code === '40001';
+}

@@ -19,7 +19,7 @@ import {
   type WorkflowRecord,
 } from '@batchapi/api';
 import pg from 'pg';
-import { InvalidHistoryRequestError, asHistoryError } from './errors';
+import { InvalidHistoryRequestError, asHistoryError, isTransientConflict } from './errors';
 import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from './partitions';
 import { inTransaction } from './transaction';
 import { type BlobInfo, dropBlobsBefore, getBlob, listBlobs, putBlob } from './blobs';
@@ -606,14 +606,33 @@ export class HistoryStore {
     await this.pool.end();
   }
 
+  /**
+   * Runs `fn` — one statement, or writes in one transaction, or idempotent upserts, so it may run
+   * again — again after a transient conflict (`isTransientConflict`: a deadlock PostgreSQL broke
+   * by aborting it), up to `CONFLICT_RETRIES` times; maps an unavailable server to `HistoryUnavailableError`.
+   */
   private async run<T>(what: string, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw asHistoryError(err, what);
+    for (let retries = 0; ; retries++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (retries < CONFLICT_RETRIES && isTransientConflict(err)) {
+          // 20, 40, 80 ms, jittered by up to half: the other side of the conflict gets to finish first
+          await new Promise((r) => setTimeout(r, 20 * 2 ** retries * (1 + Math.random() / 2)));
+          continue;
+        }
+        throw asHistoryError(err, what);
+      }
     }
   }
 }
+
+/**
+ * Times a history call runs again after a transient conflict (a deadlock or serialization
+ * failure), after 20, 40 and 80 ms. (cockatiel, the retry library the project pins, is an ES
+ * module that this CommonJS build and jest cannot load.)
+ */
+export const CONFLICT_RETRIES = 3;
 
 /** A row of `jobs` as node-postgres returns it (timestamptz → Date, jsonb → parsed). */
 interface JobRow {
