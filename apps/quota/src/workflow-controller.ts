@@ -85,6 +85,14 @@ export const STEP_CACHE_TUNING = Symbol('StepCacheTuning');
  * admission Service's address)
  */
 export const STEP_API_URL = Symbol('StepApiUrl');
+/** No API address for a step that reads inputs: no `BATCH_STEP_API_URL`, and no admission replica registered yet. */
+export class StepApiUnknownError extends Error {
+  constructor() {
+    super('no API address for a step that reads its inputs: set BATCH_STEP_API_URL, or wait for an admission replica to register');
+    this.name = 'StepApiUnknownError';
+  }
+}
+
 /** How long a looked-up admission URL is used before it is looked up again, in milliseconds. */
 const API_URL_TTL_MS = 30_000;
 
@@ -477,17 +485,23 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     return { job, results: archived };
   }
 
-  /** `STEP_API_URL`, else a live admission replica's URL (looked up at most every `API_URL_TTL_MS`); undefined when none is up. */
-  private async apiUrl(): Promise<string | undefined> {
+  /**
+   * `STEP_API_URL`, else a live admission replica's URL, looked up at most every `API_URL_TTL_MS`;
+   * while no replica is registered (all restarting, or their leases lapsed on a stalled machine)
+   * the last one seen. With none ever seen it throws `StepApiUnknownError`: the reconcile is tried
+   * again shortly, rather than a step made without the address it reads its inputs from.
+   */
+  private async apiUrl(): Promise<string> {
     if (this.stepApiUrl) return this.stepApiUrl;
     const at = this.clock.monotonic();
-    if (this.apiUrlSeen?.url && at - this.apiUrlSeen.at < API_URL_TTL_MS) return this.apiUrlSeen.url;
+    if (this.apiUrlSeen && at - this.apiUrlSeen.at < API_URL_TTL_MS) return this.apiUrlSeen.url;
     const members = await listMembers<MemberRecord>(this.ctx.store, 'admission');
     const url = members.map((m) => m.url).find((u): u is string => !!u);
-    this.apiUrlSeen = { url, at };
-    return url;
+    if (url) this.apiUrlSeen = { url, at };
+    if (this.apiUrlSeen) return this.apiUrlSeen.url;
+    throw new StepApiUnknownError();
   }
-  private apiUrlSeen?: { url: string | undefined; at: number };
+  private apiUrlSeen?: { url: string; at: number };
 
   /**
    * The job of step `i`: its body with the workflow's queue, labels naming the workflow and

@@ -1,0 +1,62 @@
+/**
+ * The API address a step that reads its inputs is given (`BATCH_API`), against a real etcd: with no
+ * `BATCH_STEP_API_URL` and no admission replica registered, the controller does not make the step
+ * (it would have no address to read its inputs from) and makes it once a replica registers, with
+ * that replica's URL.
+ */
+import type { JobRecord, WorkflowRecord } from '@batchapi/api';
+import { submitWorkflow } from '@batchapi/store';
+import { stepJobId } from '@batchapi/workflows';
+import { startQuota } from '../src';
+import { quotaSuite } from './harness';
+
+const suite = quotaSuite();
+
+async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await read();
+    if (ok(v) || Date.now() > deadline) return v;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+it('makes a step that reads inputs only once it knows an admission address, and gives it that address', async () => {
+  suite.quota = await startQuota({ config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'fatal', instanceId: 'quota-api-url' } });
+  const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
+  const wf: WorkflowRecord = {
+    id: 'wf-api-url',
+    name: 'wf-api-url',
+    tenant: 'default',
+    queue: 'default',
+    labels: {},
+    phase: 'Running',
+    createdAt: Date.now(),
+    // 'read' names an input: 'prep', whose job already succeeded
+    steps: [
+      { name: 'prep', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Succeeded', jobId: 'earlier-job' },
+      { name: 'read', dependsOn: ['prep'], inputs: ['prep'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+    ],
+  };
+  await submitWorkflow(suite.store, wf);
+  const key = suite.store.keys.job(stepJobId(wf.id, 1));
+  // No admission replica: after several reconciles (a tick a second, a retry every 200 ms), still no step job.
+  await new Promise((r) => setTimeout(r, 1500));
+  expect(await suite.store.get<JobRecord>(key)).toBeUndefined();
+  // A replica registers (its member record, as a running admission writes it): the step is made with its URL.
+  await suite.store.txn(
+    [],
+    [
+      {
+        put: suite.store.keys.member('admission', 'adm-1'),
+        value: { service: 'admission', id: 'adm-1', pid: 1, startedAt: Date.now(), url: 'http://10.0.0.7:8080' },
+      },
+    ],
+  );
+  const made = await until(
+    () => suite.store.get<JobRecord>(key),
+    (j) => j !== undefined,
+  );
+  expect(made?.value.spec.env.BATCH_API).toBe('http://10.0.0.7:8080');
+  expect(made?.value.spec.env.BATCH_INPUTS_TOKEN).toMatch(/^bsi1\./);
+});
