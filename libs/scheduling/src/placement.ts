@@ -12,6 +12,7 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
+import { freeDeviceCount, NodeBuckets } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
@@ -60,6 +61,13 @@ export interface PlacementOptions {
    * `plugins/backfill`). @default off
    */
   backfill?: BackfillInput;
+  /**
+   * Rank request shapes through node buckets (`framework/node-buckets`: nodes indexed by class and
+   * free room) instead of a scan of every node. The plan is the same either way (Filters and
+   * Scores must depend on a node only through what `FilterPlugin` and `ScorePlugin` say); off
+   * scans every node, as the equivalence tests compare. @default true
+   */
+  nodeIndex?: boolean;
 }
 
 /** Why the tasks of a job that were not placed were not. */
@@ -107,6 +115,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     ...(backfill ? { reserves: [...base.reserves, backfill] } : {}),
   };
   const pass = new PlacementPass(nodes, profile, opts.quota ?? headroomLedger(opts.queueHeadroom), opts.maxTasks ?? 100_000, backfill);
+  pass.indexed = opts.nodeIndex !== false;
   // Priced fair share counts what placed tasks charge on their nodes (the GPU model).
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
@@ -137,6 +146,12 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
   return { jobId, tasks, filtered: [], full: 0, quotaLimited: false, gangBlocked: false, statuses: [] };
 }
 
+/** Nodes to reserve on, in order, from `start` on. */
+interface Candidates {
+  nodes: NodeState[];
+  start: number;
+}
+
 /** Mutable per-pass state of one node. */
 interface NodeState {
   node: NodeSnapshot;
@@ -146,16 +161,12 @@ interface NodeState {
 
 /** The nodes that pass a shape's filters, best first, with why the others do not. */
 interface Ranked {
+  /** From `start` on (nodes before it left the ranking: full for the shape). */
   nodes: NodeState[];
+  start: number;
   refused: FilterRefusal[];
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
-}
-
-function freeDeviceCount(s: NodeState): number {
-  let n = 0;
-  for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
-  return n;
 }
 
 /** With backfill, work of one shape but another timeout may backfill where the shape did not: the timeout is part of the shape. */
@@ -185,6 +196,10 @@ class PlacementPass implements PassContext {
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
+  /** Rank through node buckets (built at the second fresh ranking: one scan costs less than building them). */
+  indexed = true;
+  private buckets?: NodeBuckets<NodeState>;
+  private freshRankings = 0;
 
   constructor(
     nodes: readonly NodeSnapshot[],
@@ -264,13 +279,13 @@ class PlacementPass implements PassContext {
     why.filtered = ranked.refused;
     why.full = ranked.full;
     // Domain (work that names a topology)
-    let candidates = ranked.nodes;
+    let candidates: Candidates = ranked;
     if (w.topology) {
       for (const d of this.profile.domains ?? []) {
         const choice = d.choose(
           w,
           want,
-          candidates.map((c) => ({ node: c.node, fit: tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount) })),
+          candidates.nodes.slice(candidates.start).map((c) => ({ node: c.node, fit: tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount) })),
         );
         if (choice.status) {
           why.statuses.push(choice.status);
@@ -279,7 +294,7 @@ class PlacementPass implements PassContext {
         }
         if (choice.order) {
           const from = candidates;
-          candidates = choice.order.map((k) => from[k]);
+          candidates = { nodes: choice.order.map((k) => from.nodes[from.start + k]), start: 0 };
         }
       }
     }
@@ -325,6 +340,13 @@ class PlacementPass implements PassContext {
     let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
     if (ranked) return ranked;
     const { filters, scores } = this.profile;
+    if (this.indexed && this.freshRankings++ > 0) {
+      // Built after the batch fill, which changes room without telling the index.
+      this.buckets ??= new NodeBuckets(this.states);
+      ranked = { ...this.buckets.rank(w, filters, scores), start: 0 };
+      if (!w.spread) this.rankedByShape.set(shape, ranked);
+      return ranked;
+    }
     const refused = new RefusalCounter();
     let full = 0;
     const scored: Array<{ s: NodeState; score: number }> = [];
@@ -347,28 +369,36 @@ class PlacementPass implements PassContext {
       scored.push({ s, score });
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
-    ranked = { nodes: scored.map((c) => c.s), refused: refused.list(), full };
+    ranked = { nodes: scored.map((c) => c.s), start: 0, refused: refused.list(), full };
     if (!w.spread) this.rankedByShape.set(shape, ranked);
     return ranked;
   }
 
-  /** Packing fills the best node, then the next; spreading deals one task per node per round. */
-  private reserve(w: PendingWork, want: number, candidates: NodeState[], why: Unplaced): { byNode: Map<string, Placement>; undo: Array<() => void> } {
+  /**
+   * Packing fills the best node, then the next; spreading deals one task per node per round. A
+   * node with no room for one task of a packing shape leaves `candidates` (moving its start).
+   */
+  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): { byNode: Map<string, Placement>; undo: Array<() => void> } {
     const byNode = new Map<string, Placement>();
     const undo: Array<() => void> = [];
+    const list = candidates.nodes;
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
-      for (let i = 0; i < candidates.length && left > 0; i++) {
-        const s = candidates[i];
+      // The visited nodes that stay, in order: written back just before the unvisited ones.
+      const kept: NodeState[] = [];
+      let i = candidates.start;
+      for (; i < list.length && left > 0; i++) {
+        const s = list[i];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
         const reserved = this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo);
         if (reserved === 0) {
           if (!byNode.has(s.node.name)) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
-          if (!w.spread && fit === 0) candidates.splice(i--, 1);
+          if (w.spread || fit !== 0) kept.push(s);
           continue;
         }
+        kept.push(s);
         const p = byNode.get(s.node.name) ?? { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
         p.count += reserved.length;
         p.devices.push(...reserved);
@@ -376,6 +406,8 @@ class PlacementPass implements PassContext {
         left -= reserved.length;
         progress = true;
       }
+      candidates.start = i - kept.length;
+      for (let k = 0; k < kept.length; k++) list[candidates.start + k] = kept[k];
     }
     return { byNode, undo };
   }
@@ -401,10 +433,12 @@ class PlacementPass implements PassContext {
     const count = devices.length;
     if (count === 0) return 0;
     for (const [name, amount] of Object.entries(w.resources)) s.free[name] = (s.free[name] ?? 0) - amount * count;
+    this.buckets?.moved(s);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;
       for (const [name, amount] of Object.entries(w.resources)) s.free[name] += amount * count;
+      this.buckets?.moved(s);
       for (const r of reserves) r.unreserve(w, s.node, count, this);
     });
     return devices;

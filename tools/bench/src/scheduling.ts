@@ -91,6 +91,47 @@ export function makeBacklog(totalTasks: number, seed: number): PendingWork[] {
   return work;
 }
 
+/**
+ * A backlog of `jobs` distinct single-task jobs (issue 16): each job is one task, its shape drawn
+ * from a seeded mix wide enough that jobs rarely share a request shape — CPU tasks of 100m–8
+ * cores with 0.5–4 GiB per core in 128 MiB steps (some tied to a zone), whole-GPU tasks (1, 2, 4
+ * or 8 GPUs, some tied to a GPU model), GPU shares (¼ or ½ of a device) — over 8 queues and
+ * 3 priorities.
+ */
+export function makeSingleTaskBacklog(jobs: number, seed: number): PendingWork[] {
+  const rand = rng(seed);
+  const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)];
+  const MiB = 1024 ** 2;
+  const work: PendingWork[] = [];
+  for (let i = 0; i < jobs; i++) {
+    const kind = rand();
+    let resources: ResourceVector;
+    let selector: Record<string, string> | undefined;
+    if (kind < 0.92) {
+      const cpu = pick([100, 250, 500, 750, 1000, 1500, 2000, 3000, 4000, 6000, 8000]);
+      const perCore = 512 + 128 * Math.floor(rand() * 29); // 0.5–4 GiB per core
+      resources = { cpu, memory: Math.ceil((cpu * perCore) / 1000 / 128) * 128 * MiB };
+      if (rand() < 0.2) selector = { zone: `z${Math.floor(rand() * 3)}` };
+    } else if (kind < 0.96) {
+      const gpus = pick([1, 1, 1, 1, 2, 2, 4, 8]);
+      resources = { cpu: gpus * pick([2000, 4000, 8000, 12000]), memory: gpus * (16 + 8 * Math.floor(rand() * 11)) * 1024 * MiB, gpu: gpus * GPU_MILLI };
+      if (rand() < 0.5) selector = { 'gpu.model': pick(['A100', 'H100']) };
+    } else {
+      resources = { cpu: pick([500, 1000, 2000, 4000]), memory: (2 + 2 * Math.floor(rand() * 8)) * 1024 * MiB, gpu: pick([250, 500]) };
+    }
+    work.push({
+      jobId: `one-${String(i).padStart(6, '0')}`,
+      queue: `q${Math.floor(rand() * 8)}`,
+      priority: pick([0, 0, 0, 5, 10]),
+      createdAt: i,
+      resources,
+      tasks: 1,
+      ...(selector ? { selector } : {}),
+    });
+  }
+  return work;
+}
+
 /** The kube-scheduler way: for each task, filter and score every node, bind to the best. */
 export function naivePlace(work: readonly PendingWork[], nodes: readonly NodeSnapshot[], maxTasks: number): number {
   const state = nodes.map((n) => ({

@@ -1,0 +1,208 @@
+/**
+ * Node buckets: an index of a pass's nodes by shape and free room, so ranking a new request shape
+ * costs one Filter call per node class and one fit check and Score per bucket, not per node.
+ *
+ *   class  — nodes with the same capacity, GPU count, labels and taints (what Filters look at);
+ *   bucket — nodes of one class with the same free room and device use (what Scores look at).
+ *
+ * A Filter verdict is the same for every node of a class and a Score the same for every node of a
+ * bucket (the contract of `FilterPlugin` and `ScorePlugin`), so the ranking this index returns is
+ * the one a scan of every node returns: the same nodes, the same order (score, then name), the
+ * same refusal counts. It changes how candidates are found, not which node wins. The engine
+ * tells it when a node's room changed (`moved`). Pure; no I/O.
+ */
+import type { ResourceVector } from '@batchapi/api';
+import type { NodeSnapshot, PendingWork } from '../snapshot';
+import { tasksThatFit } from '../plugins/resource-fit';
+import type { FilterPlugin, ScorePlugin } from './extension-points';
+import { type FilterRefusal, RefusalCounter, type Status } from './status';
+
+/** A node's room as a pass sees it (the engine's per-node state). */
+export interface NodeRoom {
+  node: NodeSnapshot;
+  free: ResourceVector;
+  /** Milli-GPU in use per device index. */
+  devices: Record<string, number>;
+}
+
+/** Nodes that pass a shape's filters and have room for one task, best first, and why the others do not. */
+export interface BucketRanking<S extends NodeRoom> {
+  nodes: S[];
+  refused: FilterRefusal[];
+  /** Nodes that pass the filters but have no room for one task. */
+  full: number;
+}
+
+interface NodeClass {
+  /** Index of its first node (nodes are in name order): classes are visited in this order. */
+  first: number;
+  size: number;
+  buckets: Set<Bucket>;
+}
+
+interface Bucket {
+  cls: NodeClass;
+  key: string;
+  /** Node indices, ascending (= name order). */
+  members: number[];
+}
+
+/** Wholly free devices of a node. */
+export function freeDeviceCount(s: NodeRoom): number {
+  let n = 0;
+  for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
+  return n;
+}
+
+/** Merges ascending index lists into one ascending list. */
+function mergeAscending(lists: readonly number[][]): number[] {
+  if (lists.length === 1) return lists[0];
+  if (lists.length > 8) {
+    let n = 0;
+    for (const l of lists) n += l.length;
+    const all = new Int32Array(n);
+    n = 0;
+    for (const l of lists) for (const i of l) all[n++] = i;
+    return Array.from(all.sort());
+  }
+  const out: number[] = [];
+  const at = lists.map(() => 0);
+  for (;;) {
+    let best = -1;
+    for (let k = 0; k < lists.length; k++)
+      if (at[k] < lists[k].length && (best < 0 || lists[k][at[k]] < lists[best][at[best]])) best = k;
+    if (best < 0) return out;
+    out.push(lists[best][at[best]++]);
+  }
+}
+
+/** Inserts `i` into ascending `xs`. */
+function insertSorted(xs: number[], i: number): void {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < i) lo = mid + 1;
+    else hi = mid;
+  }
+  xs.splice(lo, 0, i);
+}
+
+/** Removes `i` from ascending `xs`. */
+function removeSorted(xs: number[], i: number): void {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < i) lo = mid + 1;
+    else hi = mid;
+  }
+  if (xs[lo] === i) xs.splice(lo, 1);
+}
+
+/** An index of `states` (in name order) by class and free room; kept current through `moved`. */
+export class NodeBuckets<S extends NodeRoom> {
+  private readonly classes: NodeClass[] = [];
+  private readonly classOf: NodeClass[] = [];
+  private readonly bucketOf: Bucket[] = [];
+  private readonly byKey = new Map<string, Bucket>();
+  private readonly indexOf = new Map<S, number>();
+
+  /** `states` must be in node name order (ties in a ranking go to the lower index). */
+  constructor(private readonly states: readonly S[]) {
+    const byClass = new Map<string, NodeClass>();
+    states.forEach((s, i) => {
+      const n = s.node;
+      const key = JSON.stringify([n.capacity, n.gpuCount, n.labels, n.taints]);
+      let cls = byClass.get(key);
+      if (!cls) {
+        byClass.set(key, (cls = { first: i, size: 0, buckets: new Set() }));
+        this.classes.push(cls);
+      }
+      cls.size++;
+      this.classOf.push(cls);
+      this.indexOf.set(s, i);
+      this.bucketOf.push(this.enter(i, cls));
+    });
+  }
+
+  /** Number of buckets (distinct class and room) now. */
+  get size(): number {
+    return this.byKey.size;
+  }
+
+  /** Re-files a node whose free room or devices changed. */
+  moved(s: S): void {
+    const i = this.indexOf.get(s);
+    if (i === undefined) return;
+    const from = this.bucketOf[i];
+    const cls = this.classOf[i];
+    if (this.keyOf(i, cls) === from.key) return;
+    removeSorted(from.members, i);
+    if (from.members.length === 0) {
+      this.byKey.delete(from.key);
+      cls.buckets.delete(from);
+    }
+    this.bucketOf[i] = this.enter(i, cls);
+  }
+
+  /**
+   * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
+   * (best first, ties in name order; name order when there are no scores), with the refusals
+   * counted per reason and the full nodes counted — as a scan of every node gives them.
+   */
+  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): BucketRanking<S> {
+    const refused = new RefusalCounter();
+    let full = 0;
+    const scored: Array<{ score: number; members: number[] }> = [];
+    // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
+    for (const cls of this.classes) {
+      const rep = this.states[cls.first].node;
+      let status: Status | undefined;
+      for (const f of filters) if ((status = f.filter(work, rep))) break;
+      if (status) {
+        refused.add(status, cls.size);
+        continue;
+      }
+      for (const b of cls.buckets) {
+        const s = this.states[b.members[0]];
+        if (tasksThatFit(work.resources, s.free) === 0) {
+          full += b.members.length;
+          continue;
+        }
+        let score = 0;
+        if (scores.length) {
+          const fd = freeDeviceCount(s);
+          for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
+        }
+        scored.push({ score, members: b.members });
+      }
+    }
+    scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
+    const nodes: S[] = [];
+    for (let g = 0; g < scored.length; ) {
+      let end = g + 1;
+      while (end < scored.length && scored[end].score === scored[g].score) end++;
+      const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
+      for (const i of group) nodes.push(this.states[i]);
+      g = end;
+    }
+    return { nodes, refused: refused.list(), full };
+  }
+
+  private keyOf(i: number, cls: NodeClass): string {
+    const s = this.states[i];
+    return `${cls.first}|${JSON.stringify(s.free)}|${JSON.stringify(s.devices)}`;
+  }
+
+  private enter(i: number, cls: NodeClass): Bucket {
+    const key = this.keyOf(i, cls);
+    let b = this.byKey.get(key);
+    if (!b) {
+      this.byKey.set(key, (b = { cls, key, members: [] }));
+      cls.buckets.add(b);
+    }
+    insertSorted(b.members, i);
+    return b;
+  }
+}
