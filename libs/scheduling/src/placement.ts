@@ -146,10 +146,11 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
   return { jobId, tasks, filtered: [], full: 0, quotaLimited: false, gangBlocked: false, statuses: [] };
 }
 
-/** Nodes to reserve on, in order, from `start` on. */
+/** Nodes to reserve on, in order, from `start` on; `more` appends the next ones when there are (see `NodeBuckets.rank`). */
 interface Candidates {
   nodes: NodeState[];
   start: number;
+  more?(): boolean;
 }
 
 /** Mutable per-pass state of one node. */
@@ -160,10 +161,9 @@ interface NodeState {
 }
 
 /** The nodes that pass a shape's filters, best first, with why the others do not. */
-interface Ranked {
+interface Ranked extends Candidates {
   /** From `start` on (nodes before it left the ranking: full for the shape). */
   nodes: NodeState[];
-  start: number;
   refused: FilterRefusal[];
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
@@ -281,6 +281,7 @@ class PlacementPass implements PassContext {
     // Domain (work that names a topology)
     let candidates: Candidates = ranked;
     if (w.topology) {
+      while (ranked.more?.());
       for (const d of this.profile.domains ?? []) {
         const choice = d.choose(
           w,
@@ -388,7 +389,7 @@ class PlacementPass implements PassContext {
       // The visited nodes that stay, in order: written back just before the unvisited ones.
       const kept: NodeState[] = [];
       let i = candidates.start;
-      for (; i < list.length && left > 0; i++) {
+      for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
         const s = list[i];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
         const reserved = this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo);

@@ -11,13 +11,19 @@ import {
   placeTasks,
   requestShapes,
 } from '../index';
-import { type NodeRoom, NodeBuckets } from './node-buckets';
+import { type BucketRanking, type NodeRoom, NodeBuckets } from './node-buckets';
 
 /** A pass's view of a node: its snapshot, and its free room after `used`. */
 function room(n: NodeSnapshot): NodeRoom {
   const free: ResourceVector = {};
   for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
   return { node: n, free, devices: { ...n.devices } };
+}
+
+/** Names of a ranking's nodes, all of them (its later scores appended). */
+function names(r: BucketRanking<NodeRoom>): string[] {
+  while (r.more());
+  return r.nodes.map((s) => s.node.name);
 }
 
 /** Nodes in name order, as the engine gives them to the index. */
@@ -70,7 +76,7 @@ describe('NodeBuckets', () => {
   ])('%s', (_case, states, work, want, buckets) => {
     const index = new NodeBuckets(states);
     expect(index.size).toBe(buckets);
-    expect(index.rank(work, DEFAULT_FILTERS, [mostAllocated()]).nodes.map((s) => s.node.name)).toEqual(want);
+    expect(names(index.rank(work, DEFAULT_FILTERS, [mostAllocated()]))).toEqual(want);
   });
 
   it('counts refusals per reason over whole classes, and full nodes, as a scan does', () => {
@@ -84,7 +90,7 @@ describe('NodeBuckets', () => {
       nodeSnapshot('f', { cpu: '4' }, { labels: { zone: 'z1' }, taints: [{ key: 'gpu', effect: 'NoSchedule' }] }),
     );
     const got = new NodeBuckets(states).rank(pendingWork('j', 1, { cpu: '4' }, { selector: { zone: 'z1' } }), DEFAULT_FILTERS, DEFAULT_SCORES);
-    expect(got.nodes.map((s) => s.node.name)).toEqual(['c']);
+    expect(names(got)).toEqual(['c']);
     expect(got.full).toBe(2);
     expect(got.refused.map((r) => [r.status.reason, r.nodes])).toEqual([
       ['label zone=z1 missing', 2],
@@ -102,10 +108,23 @@ describe('NodeBuckets', () => {
     index.moved(states[0]);
     expect(index.size).toBe(2);
     // Now a is fuller: it ranks first for bin packing, (4−3+1)/4 = 0.5 against 0.25.
-    expect(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]).nodes.map((s) => s.node.name)).toEqual(['a', 'b']);
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]))).toEqual(['a', 'b']);
     states[1].free.cpu -= 1000;
     index.moved(states[1]);
     expect(index.size).toBe(1);
+  });
+
+  it('keeps a ranking as it was when nodes move after it was made', () => {
+    // Ranked with a, b, c empty (one bucket, name order); then b takes 1 core and moves to a bucket of its own.
+    // The ranking's later nodes are still a, b, c: the order when it was made (what a scan's list holds).
+    const states = rooms(nodeSnapshot('a', { cpu: '4' }), nodeSnapshot('b', { cpu: '4' }), nodeSnapshot('c', { cpu: '4' }));
+    const index = new NodeBuckets(states);
+    const ranking = index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]);
+    states[1].free.cpu -= 1000;
+    index.moved(states[1]);
+    expect(names(ranking)).toEqual(['a', 'b', 'c']);
+    // A new ranking sees b first: (4−3+1)/4 = 0.5 against 0.25.
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]))).toEqual(['b', 'a', 'c']);
   });
 
   it('tells GPU nodes apart by device use, not only by free GPU', () => {

@@ -25,9 +25,14 @@ export interface NodeRoom {
   devices: Record<string, number>;
 }
 
-/** Nodes that pass a shape's filters and have room for one task, best first, and why the others do not. */
+/**
+ * Nodes that pass a shape's filters and had room for one task when ranked, best first, and why the
+ * others do not. `nodes` holds the ranking's first nodes; `more` appends the next ones (the next
+ * score), as they were when ranked, and says whether it did.
+ */
 export interface BucketRanking<S extends NodeRoom> {
   nodes: S[];
+  more(): boolean;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
@@ -45,6 +50,8 @@ interface Bucket {
   key: string;
   /** Node indices, ascending (= name order). */
   members: number[];
+  /** A ranking holds `members` as it was: copy before changing it. */
+  shared: boolean;
 }
 
 /** Wholly free devices of a node. */
@@ -138,6 +145,10 @@ export class NodeBuckets<S extends NodeRoom> {
     const from = this.bucketOf[i];
     const cls = this.classOf[i];
     if (this.keyOf(i, cls) === from.key) return;
+    if (from.shared) {
+      from.members = from.members.slice();
+      from.shared = false;
+    }
     removeSorted(from.members, i);
     if (from.members.length === 0) {
       this.byKey.delete(from.key);
@@ -175,19 +186,26 @@ export class NodeBuckets<S extends NodeRoom> {
           const fd = freeDeviceCount(s);
           for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
         }
+        b.shared = true;
         scored.push({ score, members: b.members });
       }
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
+    // Materialized a score at a time, as reserving reaches it: most rankings are used only at their head.
     const nodes: S[] = [];
-    for (let g = 0; g < scored.length; ) {
+    const states = this.states;
+    let g = 0;
+    const more = (): boolean => {
+      if (g >= scored.length) return false;
       let end = g + 1;
       while (end < scored.length && scored[end].score === scored[g].score) end++;
       const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
-      for (const i of group) nodes.push(this.states[i]);
+      for (const i of group) nodes.push(states[i]);
       g = end;
-    }
-    return { nodes, refused: refused.list(), full };
+      return true;
+    };
+    more();
+    return { nodes, more, refused: refused.list(), full };
   }
 
   private keyOf(i: number, cls: NodeClass): string {
@@ -199,8 +217,12 @@ export class NodeBuckets<S extends NodeRoom> {
     const key = this.keyOf(i, cls);
     let b = this.byKey.get(key);
     if (!b) {
-      this.byKey.set(key, (b = { cls, key, members: [] }));
+      this.byKey.set(key, (b = { cls, key, members: [], shared: false }));
       cls.buckets.add(b);
+    }
+    if (b.shared) {
+      b.members = b.members.slice();
+      b.shared = false;
     }
     insertSorted(b.members, i);
     return b;

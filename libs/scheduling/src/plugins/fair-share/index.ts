@@ -100,7 +100,7 @@ export function fairShareOf(queue: string, usage: ResourceVector, fair: FairShar
  */
 export function dominantShare(usage: ResourceVector, capacity: ResourceVector, weight = 1): number {
   let share = 0;
-  for (const [k, v] of Object.entries(usage)) if (capacity[k] > 0) share = Math.max(share, v / capacity[k]);
+  for (const k in usage) if (capacity[k] > 0) share = Math.max(share, usage[k] / capacity[k]);
   return share / weight;
 }
 
@@ -129,7 +129,13 @@ export function fairShareOrder(
   const priced = !!fair.prices || !!fair.queuePrices?.size;
   const capacity = priced ? pricedCharge(fair.capacity, fair.prices ?? {}) : fair.capacity;
   const price = (q: string, v: ResourceVector) => (priced ? pricedCharge(v, pricesOf(q, fair) ?? {}) : v);
-  const share = (q: string) => dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q));
+  // A queue's share changes only when it places: computed once per change, not per comparison.
+  const shares = new Map<string, number>();
+  const share = (q: string) => {
+    let s = shares.get(q);
+    if (s === undefined) shares.set(q, (s = dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q))));
+    return s;
+  };
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
   for (const level of levels) {
@@ -157,6 +163,7 @@ export function fairShareOrder(
       const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - share(q)) / perTask)) : w.tasks;
       const { placed, blocked, charged } = place(w, limit);
       usage.set(q, charged ? addResources(usage.get(q) ?? {}, charged) : addResources(usage.get(q) ?? {}, w.resources, placed));
+      shares.delete(q);
       if (w.tasks === 0 || blocked) {
         if (w.tasks > 0) left.add(w);
         const list = lists.get(q)!;

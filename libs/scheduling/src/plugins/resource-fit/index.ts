@@ -19,7 +19,8 @@ export const ResourceKinds: FilterPlugin = {
 /** How many tasks of `need` fit in `free` by the non-device dimensions. */
 export function tasksThatFit(need: ResourceVector, free: ResourceVector): number {
   let n = Number.POSITIVE_INFINITY;
-  for (const [name, amount] of Object.entries(need)) {
+  for (const name in need) {
+    const amount = need[name];
     if (amount <= 0) continue;
     n = Math.min(n, Math.floor((free[name] ?? 0) / amount));
   }
