@@ -12,7 +12,7 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { freeDeviceCount, NodeBuckets } from './framework/node-buckets';
+import { freeDeviceCount, labelKeysOf, NodeBuckets, roomKey } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
@@ -198,7 +198,8 @@ class PlacementPass implements PassContext {
   charging = false;
   /** Rank through node buckets (built at the second fresh ranking: one scan costs less than building them). */
   indexed = true;
-  private buckets?: NodeBuckets<NodeState>;
+  /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
+  private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
   private freshRankings = 0;
 
   constructor(
@@ -343,8 +344,11 @@ class PlacementPass implements PassContext {
     const { filters, scores } = this.profile;
     if (this.indexed && this.freshRankings++ > 0) {
       // Built after the batch fill, which changes room without telling the index.
-      this.buckets ??= new NodeBuckets(this.states);
-      ranked = { ...this.buckets.rank(w, filters, scores), start: 0 };
+      const keys = labelKeysOf(w, filters, scores);
+      const name = keys ? JSON.stringify(keys) : '*';
+      let index = this.buckets.get(name);
+      if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys)));
+      ranked = { ...index.rank(w, filters, scores), start: 0 };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
     }
@@ -413,6 +417,13 @@ class PlacementPass implements PassContext {
     return { byNode, undo };
   }
 
+  /** Tells the node buckets that a node's room changed. */
+  private moved(s: NodeState): void {
+    if (this.buckets.size === 0) return;
+    const room = roomKey(s);
+    for (const index of this.buckets.values()) index.moved(s, room);
+  }
+
   /**
    * Reserves up to `want` tasks of `w` on one node: each Reserve plugin admits its part, devices
    * are picked task by task, then the plugins take their part; records how to undo it. Returns
@@ -434,12 +445,12 @@ class PlacementPass implements PassContext {
     const count = devices.length;
     if (count === 0) return 0;
     for (const [name, amount] of Object.entries(w.resources)) s.free[name] = (s.free[name] ?? 0) - amount * count;
-    this.buckets?.moved(s);
+    this.moved(s);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;
       for (const [name, amount] of Object.entries(w.resources)) s.free[name] += amount * count;
-      this.buckets?.moved(s);
+      this.moved(s);
       for (const r of reserves) r.unreserve(w, s.node, count, this);
     });
     return devices;

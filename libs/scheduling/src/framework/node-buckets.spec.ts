@@ -3,15 +3,18 @@ import { nodeSnapshot, pendingWork } from '../../test/fixtures';
 import {
   DEFAULT_FILTERS,
   DEFAULT_SCORES,
+  type FilterPlugin,
+  NodeSelector,
   mostAllocated,
   type NodeSnapshot,
   packingScores,
   type PendingWork,
   type PlacementOptions,
+  type Status,
   placeTasks,
   requestShapes,
 } from '../index';
-import { type BucketRanking, type NodeRoom, NodeBuckets } from './node-buckets';
+import { type BucketRanking, labelKeysOf, type NodeRoom, NodeBuckets } from './node-buckets';
 
 /** A pass's view of a node: its snapshot, and its free room after `used`. */
 function room(n: NodeSnapshot): NodeRoom {
@@ -127,6 +130,26 @@ describe('NodeBuckets', () => {
     expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]))).toEqual(['b', 'a', 'c']);
   });
 
+  it('asks a Filter once per class of the labels it reads', () => {
+    // 4 nodes with a host-name label each, 2 in zone z1: NodeSelector reads only `zone` → 2 classes
+    // → 2 calls; a filter that names no keys reads every label → 4 classes → 4 calls.
+    const states = rooms(
+      ...['a', 'b', 'c', 'd'].map((h, k) => nodeSnapshot(h, { cpu: '4' }, { labels: { zone: k < 2 ? 'z1' : 'z2', 'kubernetes.io/hostname': h } })),
+    );
+    const work = pendingWork('j', 1, { cpu: '1' }, { selector: { zone: 'z1' } });
+    let calls = 0;
+    const counted = (f: FilterPlugin, labelKeys?: FilterPlugin['labelKeys']): FilterPlugin => ({ name: f.name, filter: (w, n) => (calls++, f.filter(w, n)), labelKeys });
+    const bySelector = [counted(NodeSelector, NodeSelector.labelKeys)];
+    expect(labelKeysOf(work, bySelector, [mostAllocated()])).toEqual(['zone']);
+    expect(names(new NodeBuckets(states, labelKeysOf(work, bySelector, [])).rank(work, bySelector, []))).toEqual(['a', 'b']);
+    expect(calls).toBe(2);
+    calls = 0;
+    const anyLabel = [counted(NodeSelector)];
+    expect(labelKeysOf(work, anyLabel, [])).toBeUndefined();
+    expect(names(new NodeBuckets(states, labelKeysOf(work, anyLabel, [])).rank(work, anyLabel, []))).toEqual(['a', 'b']);
+    expect(calls).toBe(4);
+  });
+
   it('tells GPU nodes apart by device use, not only by free GPU', () => {
     // Both have 1 GPU (1000 milli) free in total: g1 as one whole device, g2 as two halves. A whole-GPU
     // task fits only g1 by devices; the buckets differ, so a Score that reads devices sees each as it is.
@@ -135,6 +158,8 @@ describe('NodeBuckets', () => {
     expect(new NodeBuckets(rooms(g1, g2)).size).toBe(2);
   });
 });
+
+const REFUSED: Status = { code: 'Unschedulable', plugin: 'EvenHosts', reason: 'odd host' };
 
 /** mulberry32: seeded, so each case is one fixed snapshot. */
 function rng(seed: number): () => number {
@@ -165,7 +190,8 @@ function randomSnapshot(seed: number): { nodes: NodeSnapshot[]; work: PendingWor
     const devices: Record<string, number> = {};
     for (let d = 0; d < gpus; d++) if (rand() < 0.3) devices[d] = pick([250, 500, 1000]);
     if (gpus) used.gpu = Object.values(devices).reduce((a, b) => a + b, 0);
-    const labels: Record<string, string> = { zone: pick(['z0', 'z1', 'z2']) };
+    // A label each node has its own value of (a host name), as Kubernetes nodes carry.
+    const labels: Record<string, string> = { zone: pick(['z0', 'z1', 'z2']), 'kubernetes.io/hostname': `h${i}` };
     if (gpus) labels['gpu.model'] = pick(['A100', 'H100']);
     if (rand() < 0.5) labels['topology.batchapi.io/rack'] = pick(['r0', 'r1', 'r2', 'r3']);
     if (rand() < 0.3) labels[CONTAINER_RUNTIME_LABEL] = 'k8s';
@@ -218,6 +244,16 @@ describe('placement through node buckets', () => {
           now: 0,
           releases: nodes.slice(0, 5).map((n, k) => ({ node: n.name, at: 1000 * (k + 1), resources: parseResources({ cpu: '1' }), count: 2 })),
         },
+      }),
+    ],
+    [
+      // A Filter that says nothing of the labels it reads: every label tells classes apart.
+      'a filter without labelKeys',
+      () => ({
+        filters: [
+          ...DEFAULT_FILTERS,
+          { name: 'EvenHosts', filter: (w, n) => (w.tasks > 5 && Number(n.labels['kubernetes.io/hostname'].slice(1)) % 2 ? REFUSED : undefined) },
+        ],
       }),
     ],
   ];

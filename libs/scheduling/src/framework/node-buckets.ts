@@ -2,7 +2,9 @@
  * Node buckets: an index of a pass's nodes by shape and free room, so ranking a new request shape
  * costs one Filter call per node class and one fit check and Score per bucket, not per node.
  *
- *   class  — nodes with the same capacity, GPU count, labels and taints (what Filters look at);
+ *   class  — nodes with the same capacity, GPU count, taints and labels (what Filters look at) —
+ *            of the labels, only the keys the plugins say they read (`labelKeys`), so a label
+ *            every node has its own value of (a host name) does not make each node a class;
  *   bucket — nodes of one class with the same free room and device use (what Scores look at).
  *
  * A Filter verdict is the same for every node of a class and a Score the same for every node of a
@@ -52,6 +54,38 @@ interface Bucket {
   members: number[];
   /** A ranking holds `members` as it was: copy before changing it. */
   shared: boolean;
+}
+
+/**
+ * The room of a node as a bucket key: its free room and device use, exactly (key order included).
+ * Computed once per change and given to every index of the pass.
+ */
+export function roomKey(s: NodeRoom): string {
+  return `${JSON.stringify(s.free)}|${JSON.stringify(s.devices)}`;
+}
+
+/** A node's room is all of its capacity and no device is used (no key of room needed to tell such nodes of a class apart). */
+function untouched(s: NodeRoom): boolean {
+  let n = 0;
+  for (const k in s.free) {
+    if (s.free[k] !== s.node.capacity[k]) return false;
+    n++;
+  }
+  for (const _ in s.devices) return false;
+  return n === Object.keys(s.node.capacity).length;
+}
+
+/**
+ * The label keys the filters and scores read for `work`, sorted; undefined when one of them may
+ * read any label (then every label counts).
+ */
+export function labelKeysOf(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): string[] | undefined {
+  const keys = new Set<string>();
+  for (const p of [...filters, ...scores]) {
+    if (!p.labelKeys) return undefined;
+    for (const k of p.labelKeys(work)) keys.add(k);
+  }
+  return [...keys].sort();
 }
 
 /** Wholly free devices of a node. */
@@ -115,12 +149,19 @@ export class NodeBuckets<S extends NodeRoom> {
   private readonly byKey = new Map<string, Bucket>();
   private readonly indexOf = new Map<S, number>();
 
-  /** `states` must be in node name order (ties in a ranking go to the lower index). */
-  constructor(private readonly states: readonly S[]) {
+  /**
+   * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
+   * the labels that tell classes apart (see `labelKeysOf`). @default every label
+   */
+  constructor(
+    private readonly states: readonly S[],
+    labelKeys?: readonly string[],
+  ) {
     const byClass = new Map<string, NodeClass>();
     states.forEach((s, i) => {
       const n = s.node;
-      const key = JSON.stringify([n.capacity, n.gpuCount, n.labels, n.taints]);
+      const labels = labelKeys ? labelKeys.map((k) => n.labels[k] ?? null) : n.labels;
+      const key = JSON.stringify([n.capacity, n.gpuCount, labels, n.taints]);
       let cls = byClass.get(key);
       if (!cls) {
         byClass.set(key, (cls = { first: i, size: 0, buckets: new Set() }));
@@ -129,7 +170,7 @@ export class NodeBuckets<S extends NodeRoom> {
       cls.size++;
       this.classOf.push(cls);
       this.indexOf.set(s, i);
-      this.bucketOf.push(this.enter(i, cls));
+      this.bucketOf.push(this.enter(i, cls, untouched(s) ? '' : roomKey(s)));
     });
   }
 
@@ -138,13 +179,14 @@ export class NodeBuckets<S extends NodeRoom> {
     return this.byKey.size;
   }
 
-  /** Re-files a node whose free room or devices changed. */
-  moved(s: S): void {
+  /** Re-files a node whose free room or devices changed; `room` is its `roomKey`. */
+  moved(s: S, room = roomKey(s)): void {
     const i = this.indexOf.get(s);
     if (i === undefined) return;
     const from = this.bucketOf[i];
     const cls = this.classOf[i];
-    if (this.keyOf(i, cls) === from.key) return;
+    const key = `${cls.first}|${room}`;
+    if (key === from.key) return;
     if (from.shared) {
       from.members = from.members.slice();
       from.shared = false;
@@ -154,7 +196,7 @@ export class NodeBuckets<S extends NodeRoom> {
       this.byKey.delete(from.key);
       cls.buckets.delete(from);
     }
-    this.bucketOf[i] = this.enter(i, cls);
+    this.bucketOf[i] = this.enter(i, cls, room);
   }
 
   /**
@@ -208,13 +250,9 @@ export class NodeBuckets<S extends NodeRoom> {
     return { nodes, more, refused: refused.list(), full };
   }
 
-  private keyOf(i: number, cls: NodeClass): string {
-    const s = this.states[i];
-    return `${cls.first}|${JSON.stringify(s.free)}|${JSON.stringify(s.devices)}`;
-  }
-
-  private enter(i: number, cls: NodeClass): Bucket {
-    const key = this.keyOf(i, cls);
+  /** Files node `i` in the bucket of `room` (`''`: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
+  private enter(i: number, cls: NodeClass, room: string): Bucket {
+    const key = `${cls.first}|${room}`;
     let b = this.byKey.get(key);
     if (!b) {
       this.byKey.set(key, (b = { cls, key, members: [], shared: false }));

@@ -14,6 +14,7 @@ export const ResourceKinds: FilterPlugin = {
         return { code: 'Unschedulable', plugin: 'ResourceKinds', reason: `capacity of ${resource} too small`, detail: { kind: 'capacity', resource } };
     return undefined;
   },
+  labelKeys: () => [],
 };
 
 /** How many tasks of `need` fit in `free` by the non-device dimensions. */
