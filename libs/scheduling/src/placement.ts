@@ -12,7 +12,7 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { freeDeviceCount, labelKeysOf, NodeBuckets, roomKey } from './framework/node-buckets';
+import { freeDeviceCount, labelKeysOf, NodeBuckets, RoomIds } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
@@ -200,6 +200,7 @@ class PlacementPass implements PassContext {
   indexed = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
+  private readonly rooms = new RoomIds();
   private freshRankings = 0;
 
   constructor(
@@ -347,7 +348,7 @@ class PlacementPass implements PassContext {
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';
       let index = this.buckets.get(name);
-      if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys)));
+      if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
       ranked = { ...index.rank(w, filters, scores), start: 0 };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
@@ -396,9 +397,9 @@ class PlacementPass implements PassContext {
       for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
         const s = list[i];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
-        const reserved = this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo);
+        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
         if (reserved === 0) {
-          if (!byNode.has(s.node.name)) why.full++;
+          if (byNode.size === 0 || !byNode.has(s.node.name)) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
           if (w.spread || fit !== 0) kept.push(s);
           continue;
@@ -420,7 +421,7 @@ class PlacementPass implements PassContext {
   /** Tells the node buckets that a node's room changed. */
   private moved(s: NodeState): void {
     if (this.buckets.size === 0) return;
-    const room = roomKey(s);
+    const room = this.rooms.of(s);
     for (const index of this.buckets.values()) index.moved(s, room);
   }
 

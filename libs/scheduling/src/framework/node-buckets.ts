@@ -44,12 +44,12 @@ interface NodeClass {
   /** Index of its first node (nodes are in name order): classes are visited in this order. */
   first: number;
   size: number;
-  buckets: Set<Bucket>;
+  /** By room id (`RoomIds`). */
+  buckets: Map<number, Bucket>;
 }
 
 interface Bucket {
-  cls: NodeClass;
-  key: string;
+  room: number;
   /** Node indices, ascending (= name order). */
   members: number[];
   /** A ranking holds `members` as it was: copy before changing it. */
@@ -57,11 +57,18 @@ interface Bucket {
 }
 
 /**
- * The room of a node as a bucket key: its free room and device use, exactly (key order included).
- * Computed once per change and given to every index of the pass.
+ * Numbers for rooms: nodes with the same free room and device use, exactly (key order included),
+ * get the same number; 0 is a node's room before the pass took any of it. One per pass, shared
+ * by its indexes, so a change is keyed once.
  */
-export function roomKey(s: NodeRoom): string {
-  return `${JSON.stringify(s.free)}|${JSON.stringify(s.devices)}`;
+export class RoomIds {
+  private readonly ids = new Map<string, number>();
+  of(s: NodeRoom): number {
+    const key = `${JSON.stringify(s.free)}|${JSON.stringify(s.devices)}`;
+    let id = this.ids.get(key);
+    if (id === undefined) this.ids.set(key, (id = this.ids.size + 1));
+    return id;
+  }
 }
 
 /** A node's room is all of its capacity and no device is used (no key of room needed to tell such nodes of a class apart). */
@@ -146,8 +153,8 @@ export class NodeBuckets<S extends NodeRoom> {
   private readonly classes: NodeClass[] = [];
   private readonly classOf: NodeClass[] = [];
   private readonly bucketOf: Bucket[] = [];
-  private readonly byKey = new Map<string, Bucket>();
   private readonly indexOf = new Map<S, number>();
+  private buckets = 0;
 
   /**
    * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
@@ -156,6 +163,7 @@ export class NodeBuckets<S extends NodeRoom> {
   constructor(
     private readonly states: readonly S[],
     labelKeys?: readonly string[],
+    private readonly rooms = new RoomIds(),
   ) {
     const byClass = new Map<string, NodeClass>();
     states.forEach((s, i) => {
@@ -164,37 +172,36 @@ export class NodeBuckets<S extends NodeRoom> {
       const key = JSON.stringify([n.capacity, n.gpuCount, labels, n.taints]);
       let cls = byClass.get(key);
       if (!cls) {
-        byClass.set(key, (cls = { first: i, size: 0, buckets: new Set() }));
+        byClass.set(key, (cls = { first: i, size: 0, buckets: new Map() }));
         this.classes.push(cls);
       }
       cls.size++;
       this.classOf.push(cls);
       this.indexOf.set(s, i);
-      this.bucketOf.push(this.enter(i, cls, untouched(s) ? '' : roomKey(s)));
+      this.bucketOf.push(this.enter(i, cls, untouched(s) ? 0 : rooms.of(s)));
     });
   }
 
   /** Number of buckets (distinct class and room) now. */
   get size(): number {
-    return this.byKey.size;
+    return this.buckets;
   }
 
-  /** Re-files a node whose free room or devices changed; `room` is its `roomKey`. */
-  moved(s: S, room = roomKey(s)): void {
+  /** Re-files a node whose free room or devices changed; `room`: its id from the `RoomIds` the index was built with. */
+  moved(s: S, room = this.rooms.of(s)): void {
     const i = this.indexOf.get(s);
     if (i === undefined) return;
     const from = this.bucketOf[i];
     const cls = this.classOf[i];
-    const key = `${cls.first}|${room}`;
-    if (key === from.key) return;
+    if (room === from.room) return;
     if (from.shared) {
       from.members = from.members.slice();
       from.shared = false;
     }
     removeSorted(from.members, i);
     if (from.members.length === 0) {
-      this.byKey.delete(from.key);
-      cls.buckets.delete(from);
+      cls.buckets.delete(from.room);
+      this.buckets--;
     }
     this.bucketOf[i] = this.enter(i, cls, room);
   }
@@ -217,7 +224,7 @@ export class NodeBuckets<S extends NodeRoom> {
         refused.add(status, cls.size);
         continue;
       }
-      for (const b of cls.buckets) {
+      for (const b of cls.buckets.values()) {
         const s = this.states[b.members[0]];
         if (tasksThatFit(work.resources, s.free) === 0) {
           full += b.members.length;
@@ -250,13 +257,12 @@ export class NodeBuckets<S extends NodeRoom> {
     return { nodes, more, refused: refused.list(), full };
   }
 
-  /** Files node `i` in the bucket of `room` (`''`: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
-  private enter(i: number, cls: NodeClass, room: string): Bucket {
-    const key = `${cls.first}|${room}`;
-    let b = this.byKey.get(key);
+  /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
+  private enter(i: number, cls: NodeClass, room: number): Bucket {
+    let b = cls.buckets.get(room);
     if (!b) {
-      this.byKey.set(key, (b = { cls, key, members: [], shared: false }));
-      cls.buckets.add(b);
+      cls.buckets.set(room, (b = { room, members: [], shared: false }));
+      this.buckets++;
     }
     if (b.shared) {
       b.members = b.members.slice();
