@@ -57,18 +57,51 @@ interface Bucket {
 }
 
 /**
- * Numbers for rooms: nodes with the same free room and device use, exactly (key order included),
- * get the same number; 0 is a node's room before the pass took any of it. One per pass, shared
+ * Numbers for rooms: nodes with the same free room and device use, exactly (key order included;
+ * numbers equal by `===`), get the same number; 0 is a node's room before the pass took any of it. One per pass, shared
  * by its indexes, so a change is keyed once.
  */
 export class RoomIds {
-  private readonly ids = new Map<string, number>();
+  /** Rooms by a hash of their numbers; a hit is compared exactly. */
+  private readonly byHash = new Map<number, Array<{ room: Room; id: number }>>();
+  private next = 1;
+
   of(s: NodeRoom): number {
-    const key = `${JSON.stringify(s.free)}|${JSON.stringify(s.devices)}`;
-    let id = this.ids.get(key);
-    if (id === undefined) this.ids.set(key, (id = this.ids.size + 1));
+    let h = 0;
+    for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
+    for (const k in s.devices) h = (Math.imul(h, 31) + hashNumber(s.devices[k]) + Number(k)) | 0;
+    const seen = this.byHash.get(h);
+    if (seen) for (const r of seen) if (sameRoom(r.room, s)) return r.id;
+    const id = this.next++;
+    const entry = { room: { free: Object.entries(s.free), devices: Object.entries(s.devices) }, id };
+    if (seen) seen.push(entry);
+    else this.byHash.set(h, [entry]);
     return id;
   }
+}
+
+/** A room as it was numbered: its entries in key order. */
+interface Room {
+  free: Array<[string, number]>;
+  devices: Array<[string, number]>;
+}
+
+function hashNumber(v: number): number {
+  return (v % 2147483629) | 0;
+}
+
+/** Same keys in the same order, same values. */
+function sameEntries(entries: ReadonlyArray<[string, number]>, o: Record<string, number>): boolean {
+  let n = 0;
+  for (const k in o) {
+    const e = entries[n++];
+    if (!e || e[0] !== k || e[1] !== o[k]) return false;
+  }
+  return n === entries.length;
+}
+
+function sameRoom(r: Room, s: NodeRoom): boolean {
+  return sameEntries(r.free, s.free) && sameEntries(r.devices, s.devices);
 }
 
 /** A node's room is all of its capacity and no device is used (no key of room needed to tell such nodes of a class apart). */

@@ -139,18 +139,19 @@ export function fairShareOrder(
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
   for (const level of levels) {
-    // Each queue's work of this level, oldest first (the order is already by age).
-    const lists = new Map<string, PendingWork[]>();
+    // Each queue's work of this level, oldest first (the order is already by age), from `head` on.
+    const lists = new Map<string, { items: PendingWork[]; head: number }>();
     for (const w of ordered) {
       if (w.priority !== level || w.tasks === 0) continue;
       const list = lists.get(w.queue);
-      if (list) list.push(w);
-      else lists.set(w.queue, [w]);
+      if (list) list.items.push(w);
+      else lists.set(w.queue, { items: [w], head: 0 });
     }
     while (lists.size > 0 && budget() > 0) {
       const queues = [...lists.keys()].sort((x, y) => share(x) - share(y) || (x < y ? -1 : 1));
       const q = queues[0];
-      const w = lists.get(q)![0];
+      const head = lists.get(q)!;
+      const w = head.items[head.head];
       // A task's share for the step size; the GPU model it will get is known only when its selector names it.
       const model = w.selector?.['gpu.model'];
       const perTask = dominantShare(
@@ -166,9 +167,7 @@ export function fairShareOrder(
       shares.delete(q);
       if (w.tasks === 0 || blocked) {
         if (w.tasks > 0) left.add(w);
-        const list = lists.get(q)!;
-        list.shift();
-        if (list.length === 0) lists.delete(q);
+        if (++head.head === head.items.length) lists.delete(q);
       }
     }
   }
