@@ -158,6 +158,9 @@ interface NodeState {
   node: NodeSnapshot;
   free: ResourceVector;
   devices: Record<string, number>;
+  /** The last `reserve` call that gave it tasks, and the placement it made. */
+  call?: number;
+  placement?: Placement;
 }
 
 /** The nodes that pass a shape's filters, best first, with why the others do not. */
@@ -196,12 +199,12 @@ class PlacementPass implements PassContext {
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
-  /** Rank through node buckets (built at the second fresh ranking: one scan costs less than building them). */
+  /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
   indexed = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
   private readonly rooms = new RoomIds();
-  private freshRankings = 0;
+  private reserveCalls = 0;
 
   constructor(
     nodes: readonly NodeSnapshot[],
@@ -302,9 +305,9 @@ class PlacementPass implements PassContext {
       }
     }
     // Reserve
-    const { byNode, undo } = this.reserve(w, want, candidates, why);
-    const mine = [...byNode.values()];
-    const placed = mine.reduce((n, p) => n + p.count, 0);
+    const { mine, undo } = this.reserve(w, want, candidates, why);
+    let placed = 0;
+    for (const p of mine) placed += p.count;
     // Permit
     for (const p of this.profile.permits) {
       const refused = p.permit(w, placed);
@@ -315,7 +318,7 @@ class PlacementPass implements PassContext {
       why.gangBlocked ||= refused.code === 'GangBlocked';
       return { placed: 0, blocked: true };
     }
-    this.placements.push(...mine);
+    for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
     if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
@@ -343,7 +346,7 @@ class PlacementPass implements PassContext {
     let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
     if (ranked) return ranked;
     const { filters, scores } = this.profile;
-    if (this.indexed && this.freshRankings++ > 0) {
+    if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';
@@ -383,39 +386,48 @@ class PlacementPass implements PassContext {
   /**
    * Packing fills the best node, then the next; spreading deals one task per node per round. A
    * node with no room for one task of a packing shape leaves `candidates` (moving its start).
+   * Returns the placements in the order their nodes were first given tasks.
    */
-  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): { byNode: Map<string, Placement>; undo: Array<() => void> } {
-    const byNode = new Map<string, Placement>();
+  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): { mine: Placement[]; undo: Array<() => void> } {
+    const call = ++this.reserveCalls;
+    const mine: Placement[] = [];
     const undo: Array<() => void> = [];
     const list = candidates.nodes;
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
-      // The visited nodes that stay, in order: written back just before the unvisited ones.
-      const kept: NodeState[] = [];
+      // Visited nodes that stay are written from `start` on, then moved just before the unvisited ones.
+      let write = candidates.start;
       let i = candidates.start;
       for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
         const s = list[i];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
         const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
         if (reserved === 0) {
-          if (byNode.size === 0 || !byNode.has(s.node.name)) why.full++;
+          if (s.call !== call) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
-          if (w.spread || fit !== 0) kept.push(s);
+          if (w.spread || fit !== 0) list[write++] = s;
           continue;
         }
-        kept.push(s);
-        const p = byNode.get(s.node.name) ?? { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+        list[write++] = s;
+        let p = s.call === call ? s.placement : undefined;
+        if (!p) {
+          p = { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+          mine.push(p);
+          s.call = call;
+          s.placement = p;
+        }
         p.count += reserved.length;
-        p.devices.push(...reserved);
-        byNode.set(s.node.name, p);
+        for (const d of reserved) p.devices.push(d);
         left -= reserved.length;
         progress = true;
       }
-      candidates.start = i - kept.length;
-      for (let k = 0; k < kept.length; k++) list[candidates.start + k] = kept[k];
+      const kept = write - candidates.start;
+      // Backwards: the target range ends at or after the source's end.
+      if (write !== i) for (let k = kept - 1; k >= 0; k--) list[i - kept + k] = list[candidates.start + k];
+      candidates.start = i - kept;
     }
-    return { byNode, undo };
+    return { mine, undo };
   }
 
   /** Tells the node buckets that a node's room changed. */
@@ -445,12 +457,13 @@ class PlacementPass implements PassContext {
     }
     const count = devices.length;
     if (count === 0) return 0;
-    for (const [name, amount] of Object.entries(w.resources)) s.free[name] = (s.free[name] ?? 0) - amount * count;
+    const need = w.resources;
+    for (const name in need) s.free[name] = (s.free[name] ?? 0) - need[name] * count;
     this.moved(s);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;
-      for (const [name, amount] of Object.entries(w.resources)) s.free[name] += amount * count;
+      for (const name in need) s.free[name] += need[name] * count;
       this.moved(s);
       for (const r of reserves) r.unreserve(w, s.node, count, this);
     });

@@ -57,9 +57,10 @@ interface Bucket {
 }
 
 /**
- * Numbers for rooms: nodes with the same free room and device use, exactly (key order included;
- * numbers equal by `===`), get the same number; 0 is a node's room before the pass took any of it. One per pass, shared
- * by its indexes, so a change is keyed once.
+ * Numbers for rooms: nodes with the same free room (same keys in the same order, values equal by
+ * `===`) and the same use of each device (indices below `gpuCount`; absent is 0, as `NodeSnapshot`
+ * defines it) get the same number; 0 is a node's room before the pass took any of it. One per
+ * pass, shared by its indexes, so a change is numbered once.
  */
 export class RoomIds {
   /** Rooms by a hash of their numbers; a hit is compared exactly. */
@@ -67,41 +68,43 @@ export class RoomIds {
   private next = 1;
 
   of(s: NodeRoom): number {
-    let h = 0;
+    let h = s.node.gpuCount;
     for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
-    for (const k in s.devices) h = (Math.imul(h, 31) + hashNumber(s.devices[k]) + Number(k)) | 0;
+    for (let d = 0; d < s.node.gpuCount; d++) h = (Math.imul(h, 31) + (s.devices[d] ?? 0)) | 0;
     const seen = this.byHash.get(h);
     if (seen) for (const r of seen) if (sameRoom(r.room, s)) return r.id;
     const id = this.next++;
-    const entry = { room: { free: Object.entries(s.free), devices: Object.entries(s.devices) }, id };
+    const devices: number[] = [];
+    for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
+    const entry = { room: { keys: Object.keys(s.free), free: Object.values(s.free), devices }, id };
     if (seen) seen.push(entry);
     else this.byHash.set(h, [entry]);
     return id;
   }
 }
 
-/** A room as it was numbered: its entries in key order. */
+/** A room as it was numbered. */
 interface Room {
-  free: Array<[string, number]>;
-  devices: Array<[string, number]>;
+  keys: string[];
+  free: number[];
+  /** Use of each device, 0..gpuCount−1. */
+  devices: number[];
 }
 
+/** The low 32 bits of an integer (and a mix of the rest), for the hash. */
 function hashNumber(v: number): number {
-  return (v % 2147483629) | 0;
-}
-
-/** Same keys in the same order, same values. */
-function sameEntries(entries: ReadonlyArray<[string, number]>, o: Record<string, number>): boolean {
-  let n = 0;
-  for (const k in o) {
-    const e = entries[n++];
-    if (!e || e[0] !== k || e[1] !== o[k]) return false;
-  }
-  return n === entries.length;
+  return (v | 0) ^ ((v / 4294967296) | 0);
 }
 
 function sameRoom(r: Room, s: NodeRoom): boolean {
-  return sameEntries(r.free, s.free) && sameEntries(r.devices, s.devices);
+  let n = 0;
+  for (const k in s.free) {
+    if (r.keys[n] !== k || r.free[n] !== s.free[k]) return false;
+    n++;
+  }
+  if (n !== r.keys.length || r.devices.length !== s.node.gpuCount) return false;
+  for (let d = 0; d < r.devices.length; d++) if (r.devices[d] !== (s.devices[d] ?? 0)) return false;
+  return true;
 }
 
 /** A node's room is all of its capacity and no device is used (no key of room needed to tell such nodes of a class apart). */
@@ -111,7 +114,7 @@ function untouched(s: NodeRoom): boolean {
     if (s.free[k] !== s.node.capacity[k]) return false;
     n++;
   }
-  for (const _ in s.devices) return false;
+  for (let d = 0; d < s.node.gpuCount; d++) if (s.devices[d]) return false;
   return n === Object.keys(s.node.capacity).length;
 }
 
@@ -166,7 +169,8 @@ function insertSorted(xs: number[], i: number): void {
     if (xs[mid] < i) lo = mid + 1;
     else hi = mid;
   }
-  xs.splice(lo, 0, i);
+  if (lo === xs.length) xs.push(i);
+  else xs.splice(lo, 0, i);
 }
 
 /** Removes `i` from ascending `xs`. */
@@ -178,7 +182,9 @@ function removeSorted(xs: number[], i: number): void {
     if (xs[mid] < i) lo = mid + 1;
     else hi = mid;
   }
-  if (xs[lo] === i) xs.splice(lo, 1);
+  if (xs[lo] !== i) return;
+  if (lo === xs.length - 1) xs.pop();
+  else xs.splice(lo, 1);
 }
 
 /** An index of `states` (in name order) by class and free room; kept current through `moved`. */
