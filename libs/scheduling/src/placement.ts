@@ -199,11 +199,16 @@ class PlacementPass implements PassContext {
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
-  /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
+  /**
+   * Rank through node buckets (see `PlacementOptions.nodeIndex`), from the second request shape
+   * ranked on: building them reads every node as one scan does, which a pass of one shape (a
+   * why-pending explanation) does not win back.
+   */
   indexed = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
   private readonly rooms = new RoomIds();
+  private freshRankings = 0;
   private reserveCalls = 0;
 
   constructor(
@@ -346,7 +351,7 @@ class PlacementPass implements PassContext {
     let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
     if (ranked) return ranked;
     const { filters, scores } = this.profile;
-    if (this.indexed) {
+    if (this.indexed && this.freshRankings++ > 0) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';
