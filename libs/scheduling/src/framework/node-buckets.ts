@@ -131,6 +131,21 @@ export function labelKeysOf(work: PendingWork, filters: readonly FilterPlugin[],
   return [...keys].sort();
 }
 
+/** Same entries in the same order. */
+function sameRecord<T>(a: Record<string, T>, b: Record<string, T>): boolean {
+  const keys = Object.keys(a);
+  let n = 0;
+  for (const k in b) if (keys[n++] !== k || a[k] !== b[k]) return false;
+  return n === keys.length;
+}
+
+/** Nodes a Filter cannot tell apart: capacity, GPU count, taints, and the labels of `labelKeys` (every label when absent). */
+function sameClass(a: NodeSnapshot, b: NodeSnapshot, labelKeys: readonly string[] | undefined): boolean {
+  if (a.gpuCount !== b.gpuCount || !sameRecord(a.capacity, b.capacity) || a.taints.length !== b.taints.length) return false;
+  if (labelKeys ? labelKeys.some((k) => a.labels[k] !== b.labels[k]) : !sameRecord(a.labels, b.labels)) return false;
+  return a.taints.every((t, k) => JSON.stringify(t) === JSON.stringify(b.taints[k]));
+}
+
 /** Wholly free devices of a node. */
 export function freeDeviceCount(s: NodeRoom): number {
   let n = 0;
@@ -204,14 +219,27 @@ export class NodeBuckets<S extends NodeRoom> {
     labelKeys?: readonly string[],
     private readonly rooms = new RoomIds(),
   ) {
-    const byClass = new Map<string, NodeClass>();
+    // Classes by a hash of what tells them apart; a hit is compared with the class's first node.
+    const byHash = new Map<number, NodeClass[]>();
+    const strings = new Map<string, number>();
+    const idOf = (x: string) => {
+      let id = strings.get(x);
+      if (id === undefined) strings.set(x, (id = strings.size + 1));
+      return id;
+    };
     states.forEach((s, i) => {
       const n = s.node;
-      const labels = labelKeys ? labelKeys.map((k) => n.labels[k] ?? null) : n.labels;
-      const key = JSON.stringify([n.capacity, n.gpuCount, labels, n.taints]);
-      let cls = byClass.get(key);
+      let h = n.gpuCount;
+      for (const k in n.capacity) h = (Math.imul(h, 31) + idOf(k) + hashNumber(n.capacity[k])) | 0;
+      if (labelKeys) for (const k of labelKeys) h = (Math.imul(h, 31) + (n.labels[k] === undefined ? 0 : idOf(n.labels[k]))) | 0;
+      else for (const k in n.labels) h = (Math.imul(h, 31) + idOf(k) * 7 + idOf(n.labels[k])) | 0;
+      h = (Math.imul(h, 31) + n.taints.length) | 0;
+      const seen = byHash.get(h);
+      let cls = seen?.find((c) => sameClass(states[c.first].node, n, labelKeys));
       if (!cls) {
-        byClass.set(key, (cls = { first: i, size: 0, buckets: new Map() }));
+        cls = { first: i, size: 0, buckets: new Map() };
+        if (seen) seen.push(cls);
+        else byHash.set(h, [cls]);
         this.classes.push(cls);
       }
       cls.size++;
