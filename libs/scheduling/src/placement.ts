@@ -115,7 +115,9 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     ...(backfill ? { reserves: [...base.reserves, backfill] } : {}),
   };
   const pass = new PlacementPass(nodes, profile, opts.quota ?? headroomLedger(opts.queueHeadroom), opts.maxTasks ?? 100_000, backfill);
-  pass.indexed = opts.nodeIndex !== false;
+  // Building the buckets reads every node once, as one scan does: a pass of one piece of work (a
+  // why-pending explanation) would not win it back.
+  pass.indexed = opts.nodeIndex !== false && work.length > 1;
   // Priced fair share counts what placed tasks charge on their nodes (the GPU model).
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
@@ -199,16 +201,11 @@ class PlacementPass implements PassContext {
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
-  /**
-   * Rank through node buckets (see `PlacementOptions.nodeIndex`), from the second request shape
-   * ranked on: building them reads every node as one scan does, which a pass of one shape (a
-   * why-pending explanation) does not win back.
-   */
+  /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
   indexed = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
   private readonly rooms = new RoomIds();
-  private freshRankings = 0;
   private reserveCalls = 0;
 
   constructor(
@@ -351,7 +348,7 @@ class PlacementPass implements PassContext {
     let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
     if (ranked) return ranked;
     const { filters, scores } = this.profile;
-    if (this.indexed && this.freshRankings++ > 0) {
+    if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';

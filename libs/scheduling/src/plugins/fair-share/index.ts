@@ -136,6 +136,7 @@ export function fairShareOrder(
     if (s === undefined) shares.set(q, (s = dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q))));
     return s;
   };
+  const lower = (x: string, y: string) => (share(x) - share(y) || (x < y ? -1 : 1)) < 0;
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
   for (const level of levels) {
@@ -148,8 +149,15 @@ export function fairShareOrder(
       else lists.set(w.queue, { items: [w], head: 0 });
     }
     while (lists.size > 0 && budget() > 0) {
-      const queues = [...lists.keys()].sort((x, y) => share(x) - share(y) || (x < y ? -1 : 1));
-      const q = queues[0];
+      // The queue of the lowest share (ties by name) places next; the second lowest bounds its step.
+      let q = '';
+      let second: string | undefined;
+      for (const k of lists.keys()) {
+        if (!q || lower(k, q)) {
+          second = q || undefined;
+          q = k;
+        } else if (second === undefined || lower(k, second)) second = k;
+      }
       const head = lists.get(q)!;
       const w = head.items[head.head];
       // A task's share for the step size; the GPU model it will get is known only when its selector names it.
@@ -159,7 +167,7 @@ export function fairShareOrder(
         capacity,
         weight(q),
       );
-      const next = queues.length > 1 ? share(queues[1]) : Infinity;
+      const next = second !== undefined ? share(second) : Infinity;
       const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
       const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - share(q)) / perTask)) : w.tasks;
       const { placed, blocked, charged } = place(w, limit);
