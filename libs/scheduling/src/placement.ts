@@ -323,6 +323,11 @@ class PlacementPass implements PassContext {
     for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
+    if (w.tasks === 0) {
+      // Done: it never leaves the pass nor comes back, so its reasons and shape are not kept.
+      this.why.delete(w);
+      this.shapes.delete(w);
+    }
     if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {

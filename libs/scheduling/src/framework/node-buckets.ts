@@ -63,8 +63,10 @@ interface Bucket {
  * pass, shared by its indexes, so a change is numbered once.
  */
 export class RoomIds {
-  /** Rooms by a hash of their numbers; a hit is compared exactly. */
-  private readonly byHash = new Map<number, Array<{ room: Room; id: number }>>();
+  /** Rooms some node is in now, by a hash of their numbers; a hit is compared exactly. */
+  private readonly byHash = new Map<number, RoomEntry[]>();
+  /** The room each node was last numbered in (a room no node is in is forgotten). */
+  private readonly current = new Map<NodeRoom, RoomEntry>();
   private next = 1;
 
   of(s: NodeRoom): number {
@@ -72,15 +74,34 @@ export class RoomIds {
     for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
     for (let d = 0; d < s.node.gpuCount; d++) h = (Math.imul(h, 31) + (s.devices[d] ?? 0)) | 0;
     const seen = this.byHash.get(h);
-    if (seen) for (const r of seen) if (sameRoom(r.room, s)) return r.id;
-    const id = this.next++;
-    const devices: number[] = [];
-    for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
-    const entry = { room: { keys: Object.keys(s.free), free: Object.values(s.free), devices }, id };
-    if (seen) seen.push(entry);
-    else this.byHash.set(h, [entry]);
-    return id;
+    let entry = seen?.find((r) => sameRoom(r.room, s));
+    if (!entry) {
+      const devices: number[] = [];
+      for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
+      entry = { room: { keys: Object.keys(s.free), free: Object.values(s.free), devices }, id: this.next++, hash: h, nodes: 0 };
+      if (seen) seen.push(entry);
+      else this.byHash.set(h, [entry]);
+    }
+    const was = this.current.get(s);
+    if (was !== entry) {
+      if (was && --was.nodes === 0) {
+        const list = this.byHash.get(was.hash)!;
+        if (list.length === 1) this.byHash.delete(was.hash);
+        else list.splice(list.indexOf(was), 1);
+      }
+      entry.nodes++;
+      this.current.set(s, entry);
+    }
+    return entry.id;
   }
+}
+
+interface RoomEntry {
+  room: Room;
+  id: number;
+  hash: number;
+  /** Nodes in it now. */
+  nodes: number;
 }
 
 /** A room as it was numbered. */
