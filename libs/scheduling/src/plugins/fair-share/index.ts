@@ -113,6 +113,16 @@ export interface PlaceStep {
   blocked: boolean;
 }
 
+/** One queue's work of a priority level in a fair-share pass. */
+interface QueueTurn {
+  queue: string;
+  items: PendingWork[];
+  /** The next item to place. */
+  head: number;
+  /** The queue's share while it has not placed since it was computed. */
+  share: number | undefined;
+}
+
 /**
  * Runs progressive filling over `ordered` (queue order) with `place` as the engine's callback.
  * Returns the work that left the pass blocked (its remaining tasks count as unplaced with the
@@ -136,30 +146,34 @@ export function fairShareOrder(
     if (s === undefined) shares.set(q, (s = dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q))));
     return s;
   };
-  const lower = (x: string, y: string) => (share(x) - share(y) || (x < y ? -1 : 1)) < 0;
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
   for (const level of levels) {
-    // Each queue's work of this level, oldest first (the order is already by age), from `head` on.
-    const lists = new Map<string, { items: PendingWork[]; head: number }>();
+    // Each queue's work of this level, oldest first (the order is already by age), from `head` on;
+    // `share` is the queue's share while it has not placed since (undefined: to compute).
+    const byQueue = new Map<string, QueueTurn>();
     for (const w of ordered) {
       if (w.priority !== level || w.tasks === 0) continue;
-      const list = lists.get(w.queue);
-      if (list) list.items.push(w);
-      else lists.set(w.queue, { items: [w], head: 0 });
+      const turn = byQueue.get(w.queue);
+      if (turn) turn.items.push(w);
+      else byQueue.set(w.queue, { queue: w.queue, items: [w], head: 0, share: undefined });
     }
-    while (lists.size > 0 && budget() > 0) {
+    const turns = [...byQueue.values()];
+    const shareOf = (t: QueueTurn) => (t.share ??= share(t.queue));
+    const lower = (x: QueueTurn, y: QueueTurn) => (shareOf(x) - shareOf(y) || (x.queue < y.queue ? -1 : 1)) < 0;
+    while (turns.length > 0 && budget() > 0) {
       // The queue of the lowest share (ties by name) places next; the second lowest bounds its step.
-      let q = '';
-      let second: string | undefined;
-      for (const k of lists.keys()) {
-        if (!q || lower(k, q)) {
-          second = q || undefined;
-          q = k;
-        } else if (second === undefined || lower(k, second)) second = k;
+      let best = 0;
+      let second = -1;
+      for (let k = 1; k < turns.length; k++) {
+        if (lower(turns[k], turns[best])) {
+          second = best;
+          best = k;
+        } else if (second < 0 || lower(turns[k], turns[second])) second = k;
       }
-      const head = lists.get(q)!;
-      const w = head.items[head.head];
+      const turn = turns[best];
+      const q = turn.queue;
+      const w = turn.items[turn.head];
       // A task's share for the step size; the GPU model it will get is known only when its selector names it.
       const model = w.selector?.['gpu.model'];
       const perTask = dominantShare(
@@ -167,15 +181,16 @@ export function fairShareOrder(
         capacity,
         weight(q),
       );
-      const next = second !== undefined ? share(second) : Infinity;
+      const next = second >= 0 ? shareOf(turns[second]) : Infinity;
       const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
-      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - share(q)) / perTask)) : w.tasks;
+      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - shareOf(turn)) / perTask)) : w.tasks;
       const { placed, blocked, charged } = place(w, limit);
       usage.set(q, charged ? addResources(usage.get(q) ?? {}, charged) : addResources(usage.get(q) ?? {}, w.resources, placed));
       shares.delete(q);
+      turn.share = undefined;
       if (w.tasks === 0 || blocked) {
         if (w.tasks > 0) left.add(w);
-        if (++head.head === head.items.length) lists.delete(q);
+        if (++turn.head === turn.items.length) turns.splice(best, 1);
       }
     }
   }
