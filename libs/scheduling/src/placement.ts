@@ -19,7 +19,7 @@ import { type BackfillInput, BackfillReserve, type Reservation } from './plugins
 import { batchFill } from './plugins/batch-fill';
 import { type FairShareInput, fairShareOrder, type PlaceStep } from './plugins/fair-share';
 import { chargeOf, QuotaLedger } from './plugins/quota/ledger';
-import { pickDevices, tasksThatFit } from './plugins/resource-fit';
+import { fitsOne, pickDevices, tasksThatFit } from './plugins/resource-fit';
 import { tasksOnNode } from './plugins/topology';
 import type { NodeSnapshot, PendingWork, Placement } from './snapshot';
 
@@ -408,7 +408,7 @@ class PlacementPass implements PassContext {
       let i = candidates.start;
       for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
         const s = list[i];
-        const fit = Math.min(left, tasksThatFit(w.resources, s.free));
+        const fit = fitsOne(w.resources, s.free) ? Math.min(left, tasksThatFit(w.resources, s.free)) : 0;
         const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
         if (reserved === 0) {
           if (s.call !== call) why.full++;
