@@ -440,8 +440,8 @@ class PlacementPass implements PassContext {
   /** Tells the node buckets that a node's room changed. */
   private moved(s: NodeState): void {
     if (this.buckets.size === 0) return;
-    const room = this.rooms.of(s);
-    for (const index of this.buckets.values()) index.moved(s, room);
+    this.rooms.of(s);
+    for (const index of this.buckets.values()) index.moved(s, true);
   }
 
   /**

@@ -66,7 +66,7 @@ export class RoomIds {
   /** Rooms some node is in now, by a hash of their numbers; a hit is compared exactly. */
   private readonly byHash = new Map<number, RoomEntry[]>();
   /** The room each node was last numbered in (a room no node is in is forgotten). */
-  private readonly current = new Map<NodeRoom, RoomEntry>();
+  private readonly numbered = new Map<NodeRoom, RoomEntry>();
   private next = 1;
 
   of(s: NodeRoom): number {
@@ -82,7 +82,7 @@ export class RoomIds {
       if (seen) seen.push(entry);
       else this.byHash.set(h, [entry]);
     }
-    const was = this.current.get(s);
+    const was = this.numbered.get(s);
     if (was !== entry) {
       if (was && --was.nodes === 0) {
         const list = this.byHash.get(was.hash)!;
@@ -90,9 +90,14 @@ export class RoomIds {
         else list.splice(list.indexOf(was), 1);
       }
       entry.nodes++;
-      this.current.set(s, entry);
+      this.numbered.set(s, entry);
     }
     return entry.id;
+  }
+
+  /** The room `s` was last numbered in (0: never numbered, so as the pass found it). */
+  current(s: NodeRoom): number {
+    return this.numbered.get(s)?.id ?? 0;
   }
 }
 
@@ -230,6 +235,9 @@ export class NodeBuckets<S extends NodeRoom> {
   private readonly bucketOf: Bucket[] = [];
   private readonly indexOf = new Map<S, number>();
   private buckets = 0;
+  /** Nodes moved since the last ranking (`moved`), each once. */
+  private readonly stale: number[] = [];
+  private readonly isStale: Uint8Array;
 
   /**
    * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
@@ -240,6 +248,7 @@ export class NodeBuckets<S extends NodeRoom> {
     labelKeys?: readonly string[],
     private readonly rooms = new RoomIds(),
   ) {
+    this.isStale = new Uint8Array(states.length);
     // Classes by a hash of what tells them apart; a hit is compared with the class's first node.
     const byHash = new Map<number, NodeClass[]>();
     const strings = new Map<string, number>();
@@ -272,13 +281,34 @@ export class NodeBuckets<S extends NodeRoom> {
 
   /** Number of buckets (distinct class and room) now. */
   get size(): number {
+    this.refile();
     return this.buckets;
   }
 
-  /** Re-files a node whose free room or devices changed; `room`: its id from the `RoomIds` the index was built with. */
-  moved(s: S, room = this.rooms.of(s)): void {
+  /**
+   * Notes that a node's free room or devices changed: it is re-filed at the next `rank` (a node
+   * that changes many times between two rankings moves once). `numbered`: the caller has already
+   * given its new room to the `RoomIds` the index was built with (`RoomIds.of`).
+   */
+  moved(s: S, numbered = false): void {
     const i = this.indexOf.get(s);
     if (i === undefined) return;
+    if (!numbered) this.rooms.of(s);
+    if (this.isStale[i]) return;
+    this.isStale[i] = 1;
+    this.stale.push(i);
+  }
+
+  /** Files the nodes that moved since the last ranking in the buckets of their rooms now. */
+  private refile(): void {
+    for (const i of this.stale) {
+      this.isStale[i] = 0;
+      this.refileNode(i, this.rooms.current(this.states[i]));
+    }
+    this.stale.length = 0;
+  }
+
+  private refileNode(i: number, room: number): void {
     const from = this.bucketOf[i];
     const cls = this.classOf[i];
     if (room === from.room) return;
@@ -300,6 +330,7 @@ export class NodeBuckets<S extends NodeRoom> {
    * counted per reason and the full nodes counted — as a scan of every node gives them.
    */
   rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): BucketRanking<S> {
+    this.refile();
     const refused = new RefusalCounter();
     let full = 0;
     const scored: Array<{ score: number; members: number[] }> = [];
