@@ -141,7 +141,8 @@ function untouched(s: NodeRoom): boolean {
     n++;
   }
   for (let d = 0; d < s.node.gpuCount; d++) if (s.devices[d]) return false;
-  return n === Object.keys(s.node.capacity).length;
+  for (const _ in s.node.capacity) n--;
+  return n === 0;
 }
 
 /**
