@@ -138,7 +138,11 @@ describe('NodeBuckets', () => {
     );
     const work = pendingWork('j', 1, { cpu: '1' }, { selector: { zone: 'z1' } });
     let calls = 0;
-    const counted = (f: FilterPlugin, labelKeys?: FilterPlugin['labelKeys']): FilterPlugin => ({ name: f.name, filter: (w, n) => (calls++, f.filter(w, n)), labelKeys });
+    const counted = (f: FilterPlugin, labelKeys?: FilterPlugin['labelKeys']): FilterPlugin => ({
+      name: f.name,
+      filter: (w, n) => (calls++, f.filter(w, n)),
+      labelKeys,
+    });
     const bySelector = [counted(NodeSelector, NodeSelector.labelKeys)];
     expect(labelKeysOf(work, bySelector, [mostAllocated()])).toEqual(['zone']);
     expect(names(new NodeBuckets(states, labelKeysOf(work, bySelector, [])).rank(work, bySelector, []))).toEqual(['a', 'b']);
@@ -231,7 +235,11 @@ describe('placement through node buckets', () => {
     [
       'fair share with quota',
       ({ nodes }) => ({
-        fairShare: { capacity: nodes.reduce<ResourceVector>((a, n) => ({ cpu: (a.cpu ?? 0) + (n.capacity.cpu ?? 0) }), {}), usage: new Map(), granularity: 0.01 },
+        fairShare: {
+          capacity: nodes.reduce<ResourceVector>((a, n) => ({ cpu: (a.cpu ?? 0) + (n.capacity.cpu ?? 0) }), {}),
+          usage: new Map(),
+          granularity: 0.01,
+        },
         queueHeadroom: new Map([['q1', parseResources({ cpu: '20', gpu: 2 })]]),
       }),
     ],

@@ -195,8 +195,7 @@ function mergeAscending(lists: readonly number[][]): number[] {
   const at = lists.map(() => 0);
   for (;;) {
     let best = -1;
-    for (let k = 0; k < lists.length; k++)
-      if (at[k] < lists[k].length && (best < 0 || lists[k][at[k]] < lists[best][at[best]])) best = k;
+    for (let k = 0; k < lists.length; k++) if (at[k] < lists[k].length && (best < 0 || lists[k][at[k]] < lists[best][at[best]])) best = k;
     if (best < 0) return out;
     out.push(lists[best][at[best]++]);
   }
