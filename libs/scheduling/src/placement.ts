@@ -148,9 +148,9 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
   return { jobId, tasks, filtered: [], full: 0, quotaLimited: false, gangBlocked: false, statuses: [] };
 }
 
-/** Nodes to reserve on, in order, from `start` on; `more` appends the next ones when there are (see `NodeBuckets.rank`). */
+/** Nodes to reserve on (indices into the pass's states), in order, from `start` on; `more` appends the next ones when there are (see `NodeBuckets.rank`). */
 interface Candidates {
-  nodes: NodeState[];
+  nodes: number[];
   start: number;
   more?(): boolean;
 }
@@ -160,15 +160,16 @@ interface NodeState {
   node: NodeSnapshot;
   free: ResourceVector;
   devices: Record<string, number>;
-  /** The last `reserve` call that gave it tasks, and the placement it made. */
-  call?: number;
+  /** Its index in the pass's states (name order). */
+  index: number;
+  /** The placement the last `reserve` call that gave it tasks made (see `PlacementPass.placedBy`). */
   placement?: Placement;
 }
 
 /** The nodes that pass a shape's filters, best first, with why the others do not. */
 interface Ranked extends Candidates {
   /** From `start` on (nodes before it left the ranking: full for the shape). */
-  nodes: NodeState[];
+  nodes: number[];
   refused: FilterRefusal[];
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
@@ -207,6 +208,8 @@ class PlacementPass implements PassContext {
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
   private readonly rooms = new RoomIds();
   private reserveCalls = 0;
+  /** The last `reserve` call that gave each node tasks. */
+  private readonly placedBy: Float64Array;
 
   constructor(
     nodes: readonly NodeSnapshot[],
@@ -220,8 +223,22 @@ class PlacementPass implements PassContext {
       .map((n) => {
         const free: ResourceVector = {};
         for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
-        return { node: n, free, devices: { ...n.devices } };
+        return { node: n, free, devices: { ...n.devices }, index: 0 };
       });
+    this.states.forEach((s, i) => (s.index = i));
+    this.placedBy = new Float64Array(this.states.length);
+  }
+
+  /** Free amount of a resource on every node, by index, kept equal to `states[i].free[name] ?? 0` (made at first use, after the batch fill). */
+  private readonly freeArrays = new Map<string, Float64Array>();
+  private freeOf(name: string): Float64Array {
+    let a = this.freeArrays.get(name);
+    if (!a) {
+      a = new Float64Array(this.states.length);
+      for (let i = 0; i < a.length; i++) a[i] = this.states[i].free[name] ?? 0;
+      this.freeArrays.set(name, a);
+    }
+    return a;
   }
 
   /** Records why `w` leaves the pass with tasks unplaced. */
@@ -293,7 +310,10 @@ class PlacementPass implements PassContext {
         const choice = d.choose(
           w,
           want,
-          candidates.nodes.slice(candidates.start).map((c) => ({ node: c.node, fit: tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount) })),
+          candidates.nodes.slice(candidates.start).map((i) => {
+            const c = this.states[i];
+            return { node: c.node, fit: tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount) };
+          }),
         );
         if (choice.status) {
           why.statuses.push(choice.status);
@@ -365,8 +385,9 @@ class PlacementPass implements PassContext {
     }
     const refused = new RefusalCounter();
     let full = 0;
-    const scored: Array<{ s: NodeState; score: number }> = [];
-    for (const s of this.states) {
+    const scored: Array<{ s: NodeState; i: number; score: number }> = [];
+    for (let i = 0; i < this.states.length; i++) {
+      const s = this.states[i];
       let status: Status | undefined;
       for (const f of filters) if ((status = f.filter(w, s.node))) break;
       if (status) {
@@ -382,10 +403,10 @@ class PlacementPass implements PassContext {
         const fd = freeDeviceCount(s);
         for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
       }
-      scored.push({ s, score });
+      scored.push({ s, i, score });
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
-    ranked = { nodes: scored.map((c) => c.s), start: 0, refused: refused.list(), full };
+    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full };
     if (!w.spread) this.rankedByShape.set(shape, ranked);
     return ranked;
   }
@@ -400,6 +421,15 @@ class PlacementPass implements PassContext {
     const mine: Placement[] = [];
     const undo: Array<() => void> = [];
     const list = candidates.nodes;
+    const states = this.states;
+    // With node buckets, the shape's dimensions, each with every node's free amount (see `freeOf`):
+    // the loop below passes many nodes that became full and reads only these arrays for them.
+    // Without, each node's `free` (the plain pass the equivalence tests compare with).
+    let dims: Array<{ free: Float64Array; amount: number }> | undefined;
+    if (this.indexed) {
+      dims = [];
+      for (const name in w.resources) if (w.resources[name] > 0) dims.push({ free: this.freeOf(name), amount: w.resources[name] });
+    }
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
@@ -407,21 +437,32 @@ class PlacementPass implements PassContext {
       let write = candidates.start;
       let i = candidates.start;
       for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
-        const s = list[i];
-        const fit = fitsOne(w.resources, s.free) ? Math.min(left, tasksThatFit(w.resources, s.free)) : 0;
-        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
-        if (reserved === 0) {
-          if (s.call !== call) why.full++;
+        const n = list[i];
+        // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
+        let one = true;
+        if (dims) {
+          for (const d of dims) if (d.free[n] / d.amount < 1) one = false;
+        } else one = fitsOne(w.resources, states[n].free);
+        if (!one) {
+          if (this.placedBy[n] !== call) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
-          if (w.spread || fit !== 0) list[write++] = s;
+          if (w.spread) list[write++] = n;
           continue;
         }
-        list[write++] = s;
-        let p = s.call === call ? s.placement : undefined;
+        const s = states[n];
+        const fit = Math.min(left, tasksThatFit(w.resources, s.free));
+        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
+        if (reserved === 0) {
+          if (this.placedBy[n] !== call) why.full++;
+          if (w.spread || fit !== 0) list[write++] = n;
+          continue;
+        }
+        list[write++] = n;
+        let p = this.placedBy[n] === call ? s.placement : undefined;
         if (!p) {
           p = { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
           mine.push(p);
-          s.call = call;
+          this.placedBy[n] = call;
           s.placement = p;
         }
         p.count += reserved.length;
@@ -465,12 +506,20 @@ class PlacementPass implements PassContext {
     const count = devices.length;
     if (count === 0) return 0;
     const need = w.resources;
-    for (const name in need) s.free[name] = (s.free[name] ?? 0) - need[name] * count;
+    for (const name in need) {
+      s.free[name] = (s.free[name] ?? 0) - need[name] * count;
+      const free = this.freeArrays.get(name);
+      if (free) free[s.index] = s.free[name];
+    }
     this.moved(s);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;
-      for (const name in need) s.free[name] += need[name] * count;
+      for (const name in need) {
+        s.free[name] += need[name] * count;
+        const free = this.freeArrays.get(name);
+        if (free) free[s.index] = s.free[name];
+      }
       this.moved(s);
       for (const r of reserves) r.unreserve(w, s.node, count, this);
     });

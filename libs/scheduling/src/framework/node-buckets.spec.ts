@@ -24,9 +24,9 @@ function room(n: NodeSnapshot): NodeRoom {
 }
 
 /** Names of a ranking's nodes, all of them (its later scores appended). */
-function names(r: BucketRanking<NodeRoom>): string[] {
+function names(r: BucketRanking, states: readonly NodeRoom[]): string[] {
   while (r.more());
-  return r.nodes.map((s) => s.node.name);
+  return r.nodes.map((i) => states[i].node.name);
 }
 
 /** Nodes in name order, as the engine gives them to the index. */
@@ -79,7 +79,7 @@ describe('NodeBuckets', () => {
   ])('%s', (_case, states, work, want, buckets) => {
     const index = new NodeBuckets(states);
     expect(index.size).toBe(buckets);
-    expect(names(index.rank(work, DEFAULT_FILTERS, [mostAllocated()]))).toEqual(want);
+    expect(names(index.rank(work, DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(want);
   });
 
   it('counts refusals per reason over whole classes, and full nodes, as a scan does', () => {
@@ -93,7 +93,7 @@ describe('NodeBuckets', () => {
       nodeSnapshot('f', { cpu: '4' }, { labels: { zone: 'z1' }, taints: [{ key: 'gpu', effect: 'NoSchedule' }] }),
     );
     const got = new NodeBuckets(states).rank(pendingWork('j', 1, { cpu: '4' }, { selector: { zone: 'z1' } }), DEFAULT_FILTERS, DEFAULT_SCORES);
-    expect(names(got)).toEqual(['c']);
+    expect(names(got, states)).toEqual(['c']);
     expect(got.full).toBe(2);
     expect(got.refused.map((r) => [r.status.reason, r.nodes])).toEqual([
       ['label zone=z1 missing', 2],
@@ -111,7 +111,7 @@ describe('NodeBuckets', () => {
     index.moved(states[0]);
     expect(index.size).toBe(2);
     // Now a is fuller: it ranks first for bin packing, (4−3+1)/4 = 0.5 against 0.25.
-    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]))).toEqual(['a', 'b']);
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['a', 'b']);
     states[1].free.cpu -= 1000;
     index.moved(states[1]);
     expect(index.size).toBe(1);
@@ -125,9 +125,9 @@ describe('NodeBuckets', () => {
     const ranking = index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]);
     states[1].free.cpu -= 1000;
     index.moved(states[1]);
-    expect(names(ranking)).toEqual(['a', 'b', 'c']);
+    expect(names(ranking, states)).toEqual(['a', 'b', 'c']);
     // A new ranking sees b first: (4−3+1)/4 = 0.5 against 0.25.
-    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]))).toEqual(['b', 'a', 'c']);
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['b', 'a', 'c']);
   });
 
   it('asks a Filter once per class of the labels it reads', () => {
@@ -145,12 +145,12 @@ describe('NodeBuckets', () => {
     });
     const bySelector = [counted(NodeSelector, NodeSelector.labelKeys)];
     expect(labelKeysOf(work, bySelector, [mostAllocated()])).toEqual(['zone']);
-    expect(names(new NodeBuckets(states, labelKeysOf(work, bySelector, [])).rank(work, bySelector, []))).toEqual(['a', 'b']);
+    expect(names(new NodeBuckets(states, labelKeysOf(work, bySelector, [])).rank(work, bySelector, []), states)).toEqual(['a', 'b']);
     expect(calls).toBe(2);
     calls = 0;
     const anyLabel = [counted(NodeSelector)];
     expect(labelKeysOf(work, anyLabel, [])).toBeUndefined();
-    expect(names(new NodeBuckets(states, labelKeysOf(work, anyLabel, [])).rank(work, anyLabel, []))).toEqual(['a', 'b']);
+    expect(names(new NodeBuckets(states, labelKeysOf(work, anyLabel, [])).rank(work, anyLabel, []), states)).toEqual(['a', 'b']);
     expect(calls).toBe(4);
   });
 

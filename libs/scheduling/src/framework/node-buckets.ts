@@ -29,11 +29,11 @@ export interface NodeRoom {
 
 /**
  * Nodes that pass a shape's filters and had room for one task when ranked, best first, and why the
- * others do not. `nodes` holds the ranking's first nodes; `more` appends the next ones (the next
- * score), as they were when ranked, and says whether it did.
+ * others do not. `nodes` holds the ranking's first nodes, as indices into the index's states;
+ * `more` appends the next ones (the next score), as they were when ranked, and says whether it did.
  */
-export interface BucketRanking<S extends NodeRoom> {
-  nodes: S[];
+export interface BucketRanking {
+  nodes: number[];
   more(): boolean;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
@@ -329,7 +329,7 @@ export class NodeBuckets<S extends NodeRoom> {
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
    */
-  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): BucketRanking<S> {
+  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): BucketRanking {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
@@ -360,15 +360,14 @@ export class NodeBuckets<S extends NodeRoom> {
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
     // Materialized a score at a time, as reserving reaches it: most rankings are used only at their head.
-    const nodes: S[] = [];
-    const states = this.states;
+    const nodes: number[] = [];
     let g = 0;
     const more = (): boolean => {
       if (g >= scored.length) return false;
       let end = g + 1;
       while (end < scored.length && scored[end].score === scored[g].score) end++;
       const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
-      for (const i of group) nodes.push(states[i]);
+      for (const i of group) nodes.push(i);
       g = end;
       return true;
     };
