@@ -2,7 +2,8 @@
  * The placement pass: the engine that runs a profile's plugins over pending work in queue
  * order. For each piece of work (one job's identical pending tasks, an equivalence class):
  *   PreFilter  — how many of its tasks may be tried (quota room; a gang all or nothing);
- *   Filter     — drop nodes that can never run it;   Score — rank the rest (or name order);
+ *   Filter     — drop nodes that can never run it;   Score — rank the rest (or name order),
+ *                once per request shape per pass, through node buckets (`framework/node-buckets`);
  *   Domain     — work that names a topology: the domain its tasks go to (`plugins/topology`);
  *   Reserve    — tasks fill the best node, then the next, GPU devices picked per task, each
  *                Reserve plugin admitting and taking its part (quota per node);
