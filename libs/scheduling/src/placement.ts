@@ -2,7 +2,8 @@
  * The placement pass: the engine that runs a profile's plugins over pending work in queue
  * order. For each piece of work (one job's identical pending tasks, an equivalence class):
  *   PreFilter  — how many of its tasks may be tried (quota room; a gang all or nothing);
- *   Filter     — drop nodes that can never run it;   Score — rank the rest (or name order);
+ *   Filter     — drop nodes that can never run it;   Score — rank the rest (or name order),
+ *                once per request shape per pass, through node buckets (`framework/node-buckets`);
  *   Domain     — work that names a topology: the domain its tasks go to (`plugins/topology`);
  *   Reserve    — tasks fill the best node, then the next, GPU devices picked per task, each
  *                Reserve plugin admitting and taking its part (quota per node);
@@ -12,13 +13,14 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
+import { freeDeviceCount, labelKeysOf, NodeBuckets, RoomIds } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
 import { batchFill } from './plugins/batch-fill';
 import { type FairShareInput, fairShareOrder, type PlaceStep } from './plugins/fair-share';
 import { chargeOf, QuotaLedger } from './plugins/quota/ledger';
-import { pickDevices, tasksThatFit } from './plugins/resource-fit';
+import { fitsOne, pickDevices, tasksThatFit } from './plugins/resource-fit';
 import { tasksOnNode } from './plugins/topology';
 import type { NodeSnapshot, PendingWork, Placement } from './snapshot';
 
@@ -60,6 +62,13 @@ export interface PlacementOptions {
    * `plugins/backfill`). @default off
    */
   backfill?: BackfillInput;
+  /**
+   * Rank request shapes through node buckets (`framework/node-buckets`: nodes indexed by class and
+   * free room) instead of a scan of every node. The plan is the same either way (Filters and
+   * Scores must depend on a node only through what `FilterPlugin` and `ScorePlugin` say); off
+   * scans every node, as the equivalence tests compare. @default true
+   */
+  nodeIndex?: boolean;
 }
 
 /** Why the tasks of a job that were not placed were not. */
@@ -107,6 +116,9 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     ...(backfill ? { reserves: [...base.reserves, backfill] } : {}),
   };
   const pass = new PlacementPass(nodes, profile, opts.quota ?? headroomLedger(opts.queueHeadroom), opts.maxTasks ?? 100_000, backfill);
+  // Building the buckets reads every node once, as one scan does: a pass of one piece of work (a
+  // why-pending explanation) would not win it back.
+  pass.indexed = opts.nodeIndex !== false && work.length > 1;
   // Priced fair share counts what placed tasks charge on their nodes (the GPU model).
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
@@ -137,25 +149,31 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
   return { jobId, tasks, filtered: [], full: 0, quotaLimited: false, gangBlocked: false, statuses: [] };
 }
 
+/** Nodes to reserve on (indices into the pass's states), in order, from `start` on; `more` appends the next ones when there are (see `NodeBuckets.rank`). */
+interface Candidates {
+  nodes: number[];
+  start: number;
+  more?(): boolean;
+}
+
 /** Mutable per-pass state of one node. */
 interface NodeState {
   node: NodeSnapshot;
   free: ResourceVector;
   devices: Record<string, number>;
+  /** Its index in the pass's states (name order). */
+  index: number;
+  /** The placement the last `reserve` call that gave it tasks made (see `PlacementPass.placedBy`). */
+  placement?: Placement;
 }
 
 /** The nodes that pass a shape's filters, best first, with why the others do not. */
-interface Ranked {
-  nodes: NodeState[];
+interface Ranked extends Candidates {
+  /** From `start` on (nodes before it left the ranking: full for the shape). */
+  nodes: number[];
   refused: FilterRefusal[];
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
-}
-
-function freeDeviceCount(s: NodeState): number {
-  let n = 0;
-  for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
-  return n;
 }
 
 /** With backfill, work of one shape but another timeout may backfill where the shape did not: the timeout is part of the shape. */
@@ -185,6 +203,14 @@ class PlacementPass implements PassContext {
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
+  /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
+  indexed = true;
+  /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
+  private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
+  private readonly rooms = new RoomIds();
+  private reserveCalls = 0;
+  /** The last `reserve` call that gave each node tasks. */
+  private readonly placedBy: Float64Array;
 
   constructor(
     nodes: readonly NodeSnapshot[],
@@ -198,8 +224,22 @@ class PlacementPass implements PassContext {
       .map((n) => {
         const free: ResourceVector = {};
         for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
-        return { node: n, free, devices: { ...n.devices } };
+        return { node: n, free, devices: { ...n.devices }, index: 0 };
       });
+    this.states.forEach((s, i) => (s.index = i));
+    this.placedBy = new Float64Array(this.states.length);
+  }
+
+  /** Free amount of a resource on every node, by index, kept equal to `states[i].free[name] ?? 0` (made at first use, after the batch fill). */
+  private readonly freeArrays = new Map<string, Float64Array>();
+  private freeOf(name: string): Float64Array {
+    let a = this.freeArrays.get(name);
+    if (!a) {
+      a = new Float64Array(this.states.length);
+      for (let i = 0; i < a.length; i++) a[i] = this.states[i].free[name] ?? 0;
+      this.freeArrays.set(name, a);
+    }
+    return a;
   }
 
   /** Records why `w` leaves the pass with tasks unplaced. */
@@ -256,14 +296,18 @@ class PlacementPass implements PassContext {
     why.filtered = ranked.refused;
     why.full = ranked.full;
     // Domain (work that names a topology)
-    let candidates = ranked.nodes;
+    let candidates: Candidates = ranked;
     if (w.topology) {
+      while (ranked.more?.());
       for (const d of this.profile.domains ?? []) {
         // A node's room is what the Reserve plugins would admit there (a reservation's held room, quota): a domain that only looks free is not chosen.
         const choice = d.choose(
           w,
           want,
-          candidates.map((c) => ({ node: c.node, fit: this.admitted(w, c.node, tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount)) })),
+          candidates.nodes.slice(candidates.start).map((i) => {
+            const c = this.states[i];
+            return { node: c.node, fit: this.admitted(w, c.node, tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount)) };
+          }),
         );
         if (choice.status) {
           why.statuses.push(choice.status);
@@ -272,14 +316,14 @@ class PlacementPass implements PassContext {
         }
         if (choice.order) {
           const from = candidates;
-          candidates = choice.order.map((k) => from[k]);
+          candidates = { nodes: choice.order.map((k) => from.nodes[from.start + k]), start: 0 };
         }
       }
     }
     // Reserve
-    const { byNode, undo } = this.reserve(w, want, candidates, why);
-    const mine = [...byNode.values()];
-    const placed = mine.reduce((n, p) => n + p.count, 0);
+    const { mine, undo } = this.reserve(w, want, candidates, why);
+    let placed = 0;
+    for (const p of mine) placed += p.count;
     // Permit
     for (const p of this.profile.permits) {
       const refused = p.permit(w, placed);
@@ -290,9 +334,14 @@ class PlacementPass implements PassContext {
       why.gangBlocked ||= refused.code === 'GangBlocked';
       return { placed: 0, blocked: true };
     }
-    this.placements.push(...mine);
+    for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
+    if (w.tasks === 0) {
+      // Done: it never leaves the pass nor comes back, so its reasons and shape are not kept.
+      this.why.delete(w);
+      this.shapes.delete(w);
+    }
     if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
@@ -324,10 +373,21 @@ class PlacementPass implements PassContext {
     let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
     if (ranked) return ranked;
     const { filters, scores } = this.profile;
+    if (this.indexed) {
+      // Built after the batch fill, which changes room without telling the index.
+      const keys = labelKeysOf(w, filters, scores);
+      const name = keys ? JSON.stringify(keys) : '*';
+      let index = this.buckets.get(name);
+      if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
+      ranked = { ...index.rank(w, filters, scores), start: 0 };
+      if (!w.spread) this.rankedByShape.set(shape, ranked);
+      return ranked;
+    }
     const refused = new RefusalCounter();
     let full = 0;
-    const scored: Array<{ s: NodeState; score: number }> = [];
-    for (const s of this.states) {
+    const scored: Array<{ s: NodeState; i: number; score: number }> = [];
+    for (let i = 0; i < this.states.length; i++) {
+      const s = this.states[i];
       let status: Status | undefined;
       for (const f of filters) if ((status = f.filter(w, s.node))) break;
       if (status) {
@@ -343,40 +403,86 @@ class PlacementPass implements PassContext {
         const fd = freeDeviceCount(s);
         for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
       }
-      scored.push({ s, score });
+      scored.push({ s, i, score });
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
-    ranked = { nodes: scored.map((c) => c.s), refused: refused.list(), full };
+    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full };
     if (!w.spread) this.rankedByShape.set(shape, ranked);
     return ranked;
   }
 
-  /** Packing fills the best node, then the next; spreading deals one task per node per round. */
-  private reserve(w: PendingWork, want: number, candidates: NodeState[], why: Unplaced): { byNode: Map<string, Placement>; undo: Array<() => void> } {
-    const byNode = new Map<string, Placement>();
+  /**
+   * Packing fills the best node, then the next; spreading deals one task per node per round. A
+   * node with no room for one task of a packing shape leaves `candidates` (moving its start).
+   * Returns the placements in the order their nodes were first given tasks.
+   */
+  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): { mine: Placement[]; undo: Array<() => void> } {
+    const call = ++this.reserveCalls;
+    const mine: Placement[] = [];
     const undo: Array<() => void> = [];
+    const list = candidates.nodes;
+    const states = this.states;
+    // With node buckets, the shape's dimensions, each with every node's free amount (see `freeOf`):
+    // the loop below passes many nodes that became full and reads only these arrays for them.
+    // Without, each node's `free` (the plain pass the equivalence tests compare with).
+    let dims: Array<{ free: Float64Array; amount: number }> | undefined;
+    if (this.indexed) {
+      dims = [];
+      for (const name in w.resources) if (w.resources[name] > 0) dims.push({ free: this.freeOf(name), amount: w.resources[name] });
+    }
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
-      for (let i = 0; i < candidates.length && left > 0; i++) {
-        const s = candidates[i];
-        const fit = Math.min(left, tasksThatFit(w.resources, s.free));
-        const reserved = this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo);
-        if (reserved === 0) {
-          if (!byNode.has(s.node.name)) why.full++;
+      // Visited nodes that stay are written from `start` on, then moved just before the unvisited ones.
+      let write = candidates.start;
+      let i = candidates.start;
+      for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
+        const n = list[i];
+        // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
+        let one = true;
+        if (dims) {
+          for (const d of dims) if (d.free[n] / d.amount < 1) one = false;
+        } else one = fitsOne(w.resources, states[n].free);
+        if (!one) {
+          if (this.placedBy[n] !== call) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
-          if (!w.spread && fit === 0) candidates.splice(i--, 1);
+          if (w.spread) list[write++] = n;
           continue;
         }
-        const p = byNode.get(s.node.name) ?? { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+        const s = states[n];
+        const fit = Math.min(left, tasksThatFit(w.resources, s.free));
+        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
+        if (reserved === 0) {
+          if (this.placedBy[n] !== call) why.full++;
+          if (w.spread || fit !== 0) list[write++] = n;
+          continue;
+        }
+        list[write++] = n;
+        let p = this.placedBy[n] === call ? s.placement : undefined;
+        if (!p) {
+          p = { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+          mine.push(p);
+          this.placedBy[n] = call;
+          s.placement = p;
+        }
         p.count += reserved.length;
-        p.devices.push(...reserved);
-        byNode.set(s.node.name, p);
+        for (const d of reserved) p.devices.push(d);
         left -= reserved.length;
         progress = true;
       }
+      const kept = write - candidates.start;
+      // Backwards: the target range ends at or after the source's end.
+      if (write !== i) for (let k = kept - 1; k >= 0; k--) list[i - kept + k] = list[candidates.start + k];
+      candidates.start = i - kept;
     }
-    return { byNode, undo };
+    return { mine, undo };
+  }
+
+  /** Tells the node buckets that a node's room changed. */
+  private moved(s: NodeState): void {
+    if (this.buckets.size === 0) return;
+    this.rooms.of(s);
+    for (const index of this.buckets.values()) index.moved(s, true);
   }
 
   /**
@@ -399,11 +505,22 @@ class PlacementPass implements PassContext {
     }
     const count = devices.length;
     if (count === 0) return 0;
-    for (const [name, amount] of Object.entries(w.resources)) s.free[name] = (s.free[name] ?? 0) - amount * count;
+    const need = w.resources;
+    for (const name in need) {
+      s.free[name] = (s.free[name] ?? 0) - need[name] * count;
+      const free = this.freeArrays.get(name);
+      if (free) free[s.index] = s.free[name];
+    }
+    this.moved(s);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;
-      for (const [name, amount] of Object.entries(w.resources)) s.free[name] += amount * count;
+      for (const name in need) {
+        s.free[name] += need[name] * count;
+        const free = this.freeArrays.get(name);
+        if (free) free[s.index] = s.free[name];
+      }
+      this.moved(s);
       for (const r of reserves) r.unreserve(w, s.node, count, this);
     });
     return devices;

@@ -1,6 +1,6 @@
 import { traceNodes, tracePods } from '../src/alibaba';
 import { cutInstance, firstFitDecreasing, gpuCutInstance, packInstance, parseOrLib, pooled } from '../src/packing';
-import { makeBacklog, makeCluster, naivePlace } from '../src/scheduling';
+import { makeBacklog, makeCluster, makeSingleTaskBacklog, naivePlace } from '../src/scheduling';
 
 describe('packing instances', () => {
   it('cuts full bins into pieces that add up to the bins exactly, in every dimension', () => {
@@ -64,6 +64,17 @@ describe('scheduling bench inputs', () => {
     const a = makeBacklog(5000, 1);
     expect(a.reduce((n, w) => n + w.tasks, 0)).toBe(5000);
     expect(makeBacklog(5000, 1)).toEqual(a);
+  });
+
+  it('generates distinct single-task jobs whose shapes do not collapse into a few', () => {
+    const a = makeSingleTaskBacklog(10_000, 1);
+    expect(makeSingleTaskBacklog(10_000, 1)).toEqual(a);
+    expect(a.every((w) => w.tasks === 1)).toBe(true);
+    expect(new Set(a.map((w) => w.jobId)).size).toBe(10_000);
+    // hundreds of request shapes (resources and selector), whole GPUs and shares, several queues and priorities
+    expect(new Set(a.map((w) => JSON.stringify([w.resources, w.selector ?? {}]))).size).toBeGreaterThan(500);
+    expect(a.some((w) => (w.resources.gpu ?? 0) >= 1000) && a.some((w) => (w.resources.gpu ?? 0) % 1000 > 0)).toBe(true);
+    expect([new Set(a.map((w) => w.queue)).size, new Set(a.map((w) => w.priority)).size]).toEqual([8, 3]);
   });
 
   it('the naive baseline places tasks on a small cluster', () => {

@@ -44,19 +44,35 @@ export interface PreFilterPlugin {
   preFilter(work: PendingWork, allowed: number, ctx: PassContext): PreFilterResult;
 }
 
-/** Can this node run a task of this work at all? `undefined` to pass, or the refusal. */
+/**
+ * Can this node run a task of this work at all? `undefined` to pass, or the refusal. The verdict
+ * depends on the node only through its `capacity`, `gpuCount`, `labels` and `taints` — never its
+ * name or what is used on it — so the engine asks once per class of such nodes (`framework/node-buckets`).
+ */
 export interface FilterPlugin {
   name: string;
   filter(work: PendingWork, node: NodeSnapshot): Status | undefined;
+  /**
+   * The node label keys the verdict reads for this work, so nodes that differ only in other
+   * labels (a host name) are asked once. @default every label: nodes that differ in any label are asked apart
+   */
+  labelKeys?(work: PendingWork): readonly string[];
 }
 
-/** A score plugin: a number, usually in [-1, 1], weighted and summed with the others; higher is better. */
+/**
+ * A score plugin: a finite number, usually in [-1, 1], weighted and summed with the others; higher
+ * is better. It depends on the node only through its `capacity`, `gpuCount`, `labels` and `taints`
+ * and on its room only through `free`, `freeDevices` and `devices` — never the node's name or
+ * snapshot `used`/`devices` — so nodes alike in those get one score (`framework/node-buckets`).
+ */
 export interface ScorePlugin {
   name: string;
   /** Weight in the sum. @default 1 */
   weight: number;
   /** `devices`: milli-GPU in use per device now (within a pass; defaults to the snapshot's). */
   score(work: PendingWork, node: NodeSnapshot, free: ResourceVector, freeDevices: number, devices?: Record<string, number>): number;
+  /** The node label keys the score reads for this work (see `FilterPlugin.labelKeys`). @default every label */
+  labelKeys?(work: PendingWork): readonly string[];
 }
 
 /** A node that passed Filter, in Score order, with how many tasks of the work fit there now. */

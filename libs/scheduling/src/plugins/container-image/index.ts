@@ -17,4 +17,5 @@ export const ContainerImage: FilterPlugin = {
       detail: { kind: 'label', key: CONTAINER_RUNTIME_LABEL, value: '*' },
     };
   },
+  labelKeys: (work) => (work.image ? [CONTAINER_RUNTIME_LABEL] : []),
 };

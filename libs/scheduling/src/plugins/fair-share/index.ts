@@ -100,7 +100,7 @@ export function fairShareOf(queue: string, usage: ResourceVector, fair: FairShar
  */
 export function dominantShare(usage: ResourceVector, capacity: ResourceVector, weight = 1): number {
   let share = 0;
-  for (const [k, v] of Object.entries(usage)) if (capacity[k] > 0) share = Math.max(share, v / capacity[k]);
+  for (const k in usage) if (capacity[k] > 0) share = Math.max(share, usage[k] / capacity[k]);
   return share / weight;
 }
 
@@ -111,6 +111,16 @@ export interface PlaceStep {
   charged?: ResourceVector;
   /** It got less than it asked for (no room, quota or budget): it leaves the pass. */
   blocked: boolean;
+}
+
+/** One queue's work of a priority level in a fair-share pass. */
+interface QueueTurn {
+  queue: string;
+  items: PendingWork[];
+  /** The next item to place. */
+  head: number;
+  /** The queue's share while it has not placed since it was computed. */
+  share: number | undefined;
 }
 
 /**
@@ -129,22 +139,41 @@ export function fairShareOrder(
   const priced = !!fair.prices || !!fair.queuePrices?.size;
   const capacity = priced ? pricedCharge(fair.capacity, fair.prices ?? {}) : fair.capacity;
   const price = (q: string, v: ResourceVector) => (priced ? pricedCharge(v, pricesOf(q, fair) ?? {}) : v);
-  const share = (q: string) => dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q));
+  // A queue's share changes only when it places: computed once per change, not per comparison.
+  const shares = new Map<string, number>();
+  const share = (q: string) => {
+    let s = shares.get(q);
+    if (s === undefined) shares.set(q, (s = dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q))));
+    return s;
+  };
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
   for (const level of levels) {
-    // Each queue's work of this level, oldest first (the order is already by age).
-    const lists = new Map<string, PendingWork[]>();
+    // Each queue's work of this level, oldest first (the order is already by age), from `head` on;
+    // `share` is the queue's share while it has not placed since (undefined: to compute).
+    const byQueue = new Map<string, QueueTurn>();
     for (const w of ordered) {
       if (w.priority !== level || w.tasks === 0) continue;
-      const list = lists.get(w.queue);
-      if (list) list.push(w);
-      else lists.set(w.queue, [w]);
+      const turn = byQueue.get(w.queue);
+      if (turn) turn.items.push(w);
+      else byQueue.set(w.queue, { queue: w.queue, items: [w], head: 0, share: undefined });
     }
-    while (lists.size > 0 && budget() > 0) {
-      const queues = [...lists.keys()].sort((x, y) => share(x) - share(y) || (x < y ? -1 : 1));
-      const q = queues[0];
-      const w = lists.get(q)![0];
+    const turns = [...byQueue.values()];
+    const shareOf = (t: QueueTurn) => (t.share ??= share(t.queue));
+    const lower = (x: QueueTurn, y: QueueTurn) => (shareOf(x) - shareOf(y) || (x.queue < y.queue ? -1 : 1)) < 0;
+    while (turns.length > 0 && budget() > 0) {
+      // The queue of the lowest share (ties by name) places next; the second lowest bounds its step.
+      let best = 0;
+      let second = -1;
+      for (let k = 1; k < turns.length; k++) {
+        if (lower(turns[k], turns[best])) {
+          second = best;
+          best = k;
+        } else if (second < 0 || lower(turns[k], turns[second])) second = k;
+      }
+      const turn = turns[best];
+      const q = turn.queue;
+      const w = turn.items[turn.head];
       // A task's share for the step size; the GPU model it will get is known only when its selector names it.
       const model = w.selector?.['gpu.model'];
       const perTask = dominantShare(
@@ -152,16 +181,16 @@ export function fairShareOrder(
         capacity,
         weight(q),
       );
-      const next = queues.length > 1 ? share(queues[1]) : Infinity;
+      const next = second >= 0 ? shareOf(turns[second]) : Infinity;
       const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
-      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - share(q)) / perTask)) : w.tasks;
+      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - shareOf(turn)) / perTask)) : w.tasks;
       const { placed, blocked, charged } = place(w, limit);
       usage.set(q, charged ? addResources(usage.get(q) ?? {}, charged) : addResources(usage.get(q) ?? {}, w.resources, placed));
+      shares.delete(q);
+      turn.share = undefined;
       if (w.tasks === 0 || blocked) {
         if (w.tasks > 0) left.add(w);
-        const list = lists.get(q)!;
-        list.shift();
-        if (list.length === 0) lists.delete(q);
+        if (++turn.head === turn.items.length) turns.splice(best, 1);
       }
     }
   }

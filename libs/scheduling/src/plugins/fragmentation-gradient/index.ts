@@ -103,6 +103,7 @@ export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlu
       }
       return -(fragmentation(shapes, after, next, node.gpuCount) - before) / GPU_MILLI;
     },
+    labelKeys: () => [],
   };
 }
 
@@ -116,7 +117,12 @@ export function packingScores(shapes: readonly RequestShape[]): ScorePlugin[] {
   const most = mostAllocated();
   const fgd = fragmentationGradient(shapes);
   return [
-    { name: 'MostAllocated', weight: 1, score: (w, n, f, fd, d) => ((w.resources.gpu ?? 0) > 0 || n.gpuCount > 0 ? 0 : most.score(w, n, f, fd, d)) },
-    { name: 'FragmentationGradient', weight: 1, score: (w, n, f, fd, d) => (w.spread ? 0 : fgd.score(w, n, f, fd, d)) },
+    {
+      name: 'MostAllocated',
+      weight: 1,
+      score: (w, n, f, fd, d) => ((w.resources.gpu ?? 0) > 0 || n.gpuCount > 0 ? 0 : most.score(w, n, f, fd, d)),
+      labelKeys: () => [],
+    },
+    { name: 'FragmentationGradient', weight: 1, score: (w, n, f, fd, d) => (w.spread ? 0 : fgd.score(w, n, f, fd, d)), labelKeys: () => [] },
   ];
 }

@@ -17,4 +17,5 @@ export const GpuFragmentation: ScorePlugin = {
     if (freeDevices === node.gpuCount && wholeNeeded < node.gpuCount) return -0.25;
     return 0;
   },
+  labelKeys: () => [],
 };

@@ -28,5 +28,6 @@ export function mostAllocated(weights: Record<string, number> = DEFAULT_RESOURCE
       const packed = wsum ? sum / wsum : 0;
       return work.spread ? -packed : packed;
     },
+    labelKeys: () => [],
   };
 }

@@ -9,4 +9,5 @@ export const NodeSelector: FilterPlugin = {
         return { code: 'Unschedulable', plugin: 'NodeSelector', reason: `label ${key}=${value} missing`, detail: { kind: 'label', key, value } };
     return undefined;
   },
+  labelKeys: (work) => Object.keys(work.selector ?? {}),
 };

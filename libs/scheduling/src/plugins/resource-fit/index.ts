@@ -14,16 +14,32 @@ export const ResourceKinds: FilterPlugin = {
         return { code: 'Unschedulable', plugin: 'ResourceKinds', reason: `capacity of ${resource} too small`, detail: { kind: 'capacity', resource } };
     return undefined;
   },
+  labelKeys: () => [],
 };
 
 /** How many tasks of `need` fit in `free` by the non-device dimensions. */
 export function tasksThatFit(need: ResourceVector, free: ResourceVector): number {
   let n = Number.POSITIVE_INFINITY;
-  for (const [name, amount] of Object.entries(need)) {
+  for (const name in need) {
+    const amount = need[name];
     if (amount <= 0) continue;
     n = Math.min(n, Math.floor((free[name] ?? 0) / amount));
   }
   return Math.max(0, n);
+}
+
+/**
+ * Whether one task of `need` fits in `free` by the non-device dimensions: `tasksThatFit(need, free)
+ * !== 0`, without computing how many (and allocating nothing: the reserve loop asks it of every
+ * node it passes).
+ */
+export function fitsOne(need: ResourceVector, free: ResourceVector): boolean {
+  for (const name in need) {
+    const amount = need[name];
+    // The quotient tasksThatFit floors: below 1 is 0 tasks (NaN falls through, as it does there).
+    if (amount > 0 && (free[name] ?? 0) / amount < 1) return false;
+  }
+  return true;
 }
 
 /** Picks devices for one task: `share` milli-GPU. Whole GPUs need fully free devices; a fraction shares one device. Returns undefined when none fit. */

@@ -17,6 +17,7 @@ export const TaintToleration: FilterPlugin = {
     }
     return undefined;
   },
+  labelKeys: () => [],
 };
 
 /** Kubernetes matching: same key; same effect unless the toleration names none; `Exists` matches any value, `Equal` (default) the same value. */

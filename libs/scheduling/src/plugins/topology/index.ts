@@ -264,9 +264,12 @@ export function domainScore(
     for (const [k, v] of Object.entries(n.used)) d.used[k] = (d.used[k] ?? 0) + v;
   }
   if (domains.size === 0) return undefined;
+  // A node's domain is a function of these labels (the levels down to the one scored): nodes alike in them score alike (node buckets).
+  const keys = levels.slice(0, level + 1).flatMap((l) => (l.label === undefined ? [] : [l.label]));
   return {
     name: 'TopologyDomain',
     weight,
+    labelKeys: () => keys,
     score(work, node) {
       if (work.topology || work.spread) return 0;
       const key = domainOfNode.get(node.name);

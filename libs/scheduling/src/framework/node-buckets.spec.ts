@@ -1,0 +1,290 @@
+import { CONTAINER_RUNTIME_LABEL, parseResources, type ResourceVector } from '@batchapi/api';
+import { nodeSnapshot, pendingWork } from '../../test/fixtures';
+import {
+  DEFAULT_FILTERS,
+  DEFAULT_SCORES,
+  type FilterPlugin,
+  NodeSelector,
+  mostAllocated,
+  type NodeSnapshot,
+  packingScores,
+  type PendingWork,
+  type PlacementOptions,
+  type Status,
+  placeTasks,
+  requestShapes,
+} from '../index';
+import { type BucketRanking, labelKeysOf, type NodeRoom, NodeBuckets } from './node-buckets';
+
+/** A pass's view of a node: its snapshot, and its free room after `used`. */
+function room(n: NodeSnapshot): NodeRoom {
+  const free: ResourceVector = {};
+  for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
+  return { node: n, free, devices: { ...n.devices } };
+}
+
+/** Names of a ranking's nodes, all of them (its later scores appended). */
+function names(r: BucketRanking, states: readonly NodeRoom[]): string[] {
+  while (r.more());
+  return r.nodes.map((i) => states[i].node.name);
+}
+
+/** Nodes in name order, as the engine gives them to the index. */
+function rooms(...nodes: NodeSnapshot[]): NodeRoom[] {
+  return nodes.sort((a, b) => (a.name < b.name ? -1 : 1)).map(room);
+}
+
+describe('NodeBuckets', () => {
+  it.each([
+    [
+      // Four 8-core nodes of one class; a has 6 cores used, b and c 2, d none. MostAllocated for 1 core:
+      // a (8−2+1)/8 = 0.875; b, c (8−6+1)/8 = 0.375 (one bucket, name order); d 1/8 = 0.125.
+      'bin-pack order, a bucket of equal nodes in name order',
+      rooms(
+        nodeSnapshot('d', { cpu: '8' }),
+        nodeSnapshot('c', { cpu: '8' }, { used: parseResources({ cpu: '2' }) }),
+        nodeSnapshot('b', { cpu: '8' }, { used: parseResources({ cpu: '2' }) }),
+        nodeSnapshot('a', { cpu: '8' }, { used: parseResources({ cpu: '6' }) }),
+      ),
+      pendingWork('j', 1, { cpu: '1' }),
+      ['a', 'b', 'c', 'd'],
+      3,
+    ],
+    [
+      // Equal scores across classes interleave by name: x (zone z1) and y (no label) are both empty
+      // 4-core nodes → 1/4 = 0.25 each; w (zone z1) has 3 used → (4−1+1)/4 = 1.
+      'equal scores of two classes merge by name',
+      rooms(
+        nodeSnapshot('y', { cpu: '4' }),
+        nodeSnapshot('x', { cpu: '4' }, { labels: { zone: 'z1' } }),
+        nodeSnapshot('w', { cpu: '4' }, { labels: { zone: 'z1' }, used: parseResources({ cpu: '3' }) }),
+        nodeSnapshot('v', { cpu: '4' }),
+      ),
+      pendingWork('j', 1, { cpu: '1' }),
+      ['w', 'v', 'x', 'y'],
+      3,
+    ],
+    [
+      // 3 cores in zone z1 asked: a has 2 free (full for it), b 6 → 1 node ranked; c refused by its label.
+      'a node without room for one task is left out, one that never fits is refused',
+      rooms(
+        nodeSnapshot('a', { cpu: '8' }, { labels: { zone: 'z1' }, used: parseResources({ cpu: '6' }) }),
+        nodeSnapshot('b', { cpu: '8' }, { labels: { zone: 'z1' }, used: parseResources({ cpu: '2' }) }),
+        nodeSnapshot('c', { cpu: '8' }, { labels: { zone: 'z2' } }),
+      ),
+      pendingWork('j', 1, { cpu: '3' }, { selector: { zone: 'z1' } }),
+      ['b'],
+      3,
+    ],
+  ])('%s', (_case, states, work, want, buckets) => {
+    const index = new NodeBuckets(states);
+    expect(index.size).toBe(buckets);
+    expect(names(index.rank(work, DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(want);
+  });
+
+  it('counts refusals per reason over whole classes, and full nodes, as a scan does', () => {
+    // 3 nodes labelled zone=z1 pass; 2 of them full for 4 cores (1 free each); 2 unlabelled and 1 tainted refused.
+    const states = rooms(
+      nodeSnapshot('a', { cpu: '4' }, { labels: { zone: 'z1' }, used: parseResources({ cpu: '3' }) }),
+      nodeSnapshot('b', { cpu: '4' }, { labels: { zone: 'z1' }, used: parseResources({ cpu: '3' }) }),
+      nodeSnapshot('c', { cpu: '4' }, { labels: { zone: 'z1' } }),
+      nodeSnapshot('d', { cpu: '4' }),
+      nodeSnapshot('e', { cpu: '4' }),
+      nodeSnapshot('f', { cpu: '4' }, { labels: { zone: 'z1' }, taints: [{ key: 'gpu', effect: 'NoSchedule' }] }),
+    );
+    const got = new NodeBuckets(states).rank(pendingWork('j', 1, { cpu: '4' }, { selector: { zone: 'z1' } }), DEFAULT_FILTERS, DEFAULT_SCORES);
+    expect(names(got, states)).toEqual(['c']);
+    expect(got.full).toBe(2);
+    expect(got.refused.map((r) => [r.status.reason, r.nodes])).toEqual([
+      ['label zone=z1 missing', 2],
+      ['taint gpu:NoSchedule', 1],
+    ]);
+  });
+
+  it('re-files a node whose room changed, and drops an empty bucket', () => {
+    // a and b start in one bucket (empty 4-core nodes): 1 bucket. 1 core taken on a: 2 buckets.
+    // The same on b: a and b share a bucket again (3 cores free each): 1 bucket.
+    const states = rooms(nodeSnapshot('a', { cpu: '4' }), nodeSnapshot('b', { cpu: '4' }));
+    const index = new NodeBuckets(states);
+    expect(index.size).toBe(1);
+    states[0].free.cpu -= 1000;
+    index.moved(states[0]);
+    expect(index.size).toBe(2);
+    // Now a is fuller: it ranks first for bin packing, (4−3+1)/4 = 0.5 against 0.25.
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['a', 'b']);
+    states[1].free.cpu -= 1000;
+    index.moved(states[1]);
+    expect(index.size).toBe(1);
+  });
+
+  it('keeps a ranking as it was when nodes move after it was made', () => {
+    // Ranked with a, b, c empty (one bucket, name order); then b takes 1 core and moves to a bucket of its own.
+    // The ranking's later nodes are still a, b, c: the order when it was made (what a scan's list holds).
+    const states = rooms(nodeSnapshot('a', { cpu: '4' }), nodeSnapshot('b', { cpu: '4' }), nodeSnapshot('c', { cpu: '4' }));
+    const index = new NodeBuckets(states);
+    const ranking = index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]);
+    states[1].free.cpu -= 1000;
+    index.moved(states[1]);
+    expect(names(ranking, states)).toEqual(['a', 'b', 'c']);
+    // A new ranking sees b first: (4−3+1)/4 = 0.5 against 0.25.
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['b', 'a', 'c']);
+  });
+
+  it('asks a Filter once per class of the labels it reads', () => {
+    // 4 nodes with a host-name label each, 2 in zone z1: NodeSelector reads only `zone` → 2 classes
+    // → 2 calls; a filter that names no keys reads every label → 4 classes → 4 calls.
+    const states = rooms(
+      ...['a', 'b', 'c', 'd'].map((h, k) => nodeSnapshot(h, { cpu: '4' }, { labels: { zone: k < 2 ? 'z1' : 'z2', 'kubernetes.io/hostname': h } })),
+    );
+    const work = pendingWork('j', 1, { cpu: '1' }, { selector: { zone: 'z1' } });
+    let calls = 0;
+    const counted = (f: FilterPlugin, labelKeys?: FilterPlugin['labelKeys']): FilterPlugin => ({
+      name: f.name,
+      filter: (w, n) => (calls++, f.filter(w, n)),
+      labelKeys,
+    });
+    const bySelector = [counted(NodeSelector, NodeSelector.labelKeys)];
+    expect(labelKeysOf(work, bySelector, [mostAllocated()])).toEqual(['zone']);
+    expect(names(new NodeBuckets(states, labelKeysOf(work, bySelector, [])).rank(work, bySelector, []), states)).toEqual(['a', 'b']);
+    expect(calls).toBe(2);
+    calls = 0;
+    const anyLabel = [counted(NodeSelector)];
+    expect(labelKeysOf(work, anyLabel, [])).toBeUndefined();
+    expect(names(new NodeBuckets(states, labelKeysOf(work, anyLabel, [])).rank(work, anyLabel, []), states)).toEqual(['a', 'b']);
+    expect(calls).toBe(4);
+  });
+
+  it('tells GPU nodes apart by device use, not only by free GPU', () => {
+    // Both have 1 GPU (1000 milli) free in total: g1 as one whole device, g2 as two halves. A whole-GPU
+    // task fits only g1 by devices; the buckets differ, so a Score that reads devices sees each as it is.
+    const g1 = nodeSnapshot('g1', { cpu: '8', gpu: 2 }, { used: parseResources({ gpu: 1 }), devices: { 0: 1000 } });
+    const g2 = nodeSnapshot('g2', { cpu: '8', gpu: 2 }, { used: parseResources({ gpu: 1 }), devices: { 0: 500, 1: 500 } });
+    expect(new NodeBuckets(rooms(g1, g2)).size).toBe(2);
+  });
+});
+
+const REFUSED: Status = { code: 'Unschedulable', plugin: 'EvenHosts', reason: 'odd host' };
+
+/** mulberry32: seeded, so each case is one fixed snapshot. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A random cluster (labels, taints, GPUs, room partly used, names out of creation order) and backlog. */
+function randomSnapshot(seed: number): { nodes: NodeSnapshot[]; work: PendingWork[] } {
+  const rand = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+  const nodes: NodeSnapshot[] = [];
+  const count = 20 + Math.floor(rand() * 60);
+  for (let i = 0; i < count; i++) {
+    const gpus = rand() < 0.3 ? pick([2, 4, 8]) : 0;
+    const capacity = parseResources({ cpu: pick(['4', '8', '16']), memory: pick(['16Gi', '32Gi', '64Gi']), ...(gpus ? { gpu: gpus } : {}) });
+    const used: ResourceVector = {};
+    if (rand() < 0.5) {
+      used.cpu = Math.floor(rand() * 4) * 1000;
+      used.memory = Math.floor(rand() * 8) * 1024 ** 3;
+    }
+    const devices: Record<string, number> = {};
+    for (let d = 0; d < gpus; d++) if (rand() < 0.3) devices[d] = pick([250, 500, 1000]);
+    if (gpus) used.gpu = Object.values(devices).reduce((a, b) => a + b, 0);
+    // A label each node has its own value of (a host name), as Kubernetes nodes carry.
+    const labels: Record<string, string> = { zone: pick(['z0', 'z1', 'z2']), 'kubernetes.io/hostname': `h${i}` };
+    if (gpus) labels['gpu.model'] = pick(['A100', 'H100']);
+    if (rand() < 0.5) labels['topology.batchapi.io/rack'] = pick(['r0', 'r1', 'r2', 'r3']);
+    if (rand() < 0.3) labels[CONTAINER_RUNTIME_LABEL] = 'k8s';
+    const taints = rand() < 0.15 ? [{ key: 'dedicated', value: pick(['ml', 'db']), effect: pick(['NoSchedule', 'PreferNoSchedule']) }] : [];
+    nodes.push({ name: `n${Math.floor(rand() * 1e6)}-${i}`, capacity, used, devices, gpuCount: gpus, labels, taints });
+  }
+  const shapes: Array<Record<string, string | number>> = [];
+  for (let i = 0; i < 6; i++) shapes.push({ cpu: pick(['500m', '1', '2', '3']), memory: pick(['1Gi', '2Gi', '5Gi']) });
+  shapes.push({ cpu: '2', memory: '8Gi', gpu: 1 }, { cpu: '1', memory: '4Gi', gpu: 0.5 }, { cpu: '4', memory: '16Gi', gpu: 2 });
+  const work: PendingWork[] = [];
+  const jobs = 30 + Math.floor(rand() * 90);
+  for (let i = 0; i < jobs; i++) {
+    const res = rand() < 0.7 ? pick(shapes) : { cpu: `${100 * (1 + Math.floor(rand() * 40))}m`, memory: `${128 * (1 + Math.floor(rand() * 40))}Mi` };
+    const r = rand();
+    work.push(
+      pendingWork(`j${i}`, rand() < 0.6 ? 1 : 1 + Math.floor(rand() * 20), res, {
+        queue: pick(['q0', 'q1', 'q2', 'q3']),
+        priority: pick([0, 0, 5]),
+        createdAt: Math.floor(rand() * 5),
+        ...(rand() < 0.25 ? { selector: rand() < 0.5 ? { zone: pick(['z0', 'z1']) } : { 'gpu.model': pick(['A100', 'H100']) } } : {}),
+        ...(rand() < 0.2 ? { tolerations: [{ key: 'dedicated', value: 'ml' }] } : {}),
+        ...(r < 0.1 ? { gang: true } : r < 0.15 ? { spread: true } : r < 0.2 ? { topology: rand() < 0.5 ? { required: 'rack' } : { preferred: 'rack' } } : {}),
+        ...(rand() < 0.05 ? { image: 'python:3.12' } : {}),
+        ...(rand() < 0.3 ? { timeoutSeconds: pick([60, 600]) } : {}),
+      }),
+    );
+  }
+  return { nodes, work };
+}
+
+describe('placement through node buckets', () => {
+  const variants: Array<[string, (s: { nodes: NodeSnapshot[]; work: PendingWork[] }) => PlacementOptions]> = [
+    ['default profile', () => ({})],
+    ['packing scores of the mix', ({ work }) => ({ scores: packingScores(requestShapes(work.map((w) => ({ resources: w.resources, count: w.tasks })))) })],
+    ['first fit', () => ({ policy: 'first-fit' })],
+    ['no batch fill, task budget', () => ({ batchFill: false, maxTasks: 150 })],
+    [
+      'fair share with quota',
+      ({ nodes }) => ({
+        fairShare: {
+          capacity: nodes.reduce<ResourceVector>((a, n) => ({ cpu: (a.cpu ?? 0) + (n.capacity.cpu ?? 0) }), {}),
+          usage: new Map(),
+          granularity: 0.01,
+        },
+        queueHeadroom: new Map([['q1', parseResources({ cpu: '20', gpu: 2 })]]),
+      }),
+    ],
+    [
+      'backfill',
+      ({ nodes }) => ({
+        backfill: {
+          maxReservations: 3,
+          runtimeSeconds: () => 3600,
+          now: 0,
+          releases: nodes.slice(0, 5).map((n, k) => ({ node: n.name, at: 1000 * (k + 1), resources: parseResources({ cpu: '1' }), count: 2 })),
+        },
+      }),
+    ],
+    [
+      // A Filter that says nothing of the labels it reads: every label tells classes apart.
+      'a filter without labelKeys',
+      () => ({
+        filters: [
+          ...DEFAULT_FILTERS,
+          { name: 'EvenHosts', filter: (w, n) => (w.tasks > 5 && Number(n.labels['kubernetes.io/hostname'].slice(1)) % 2 ? REFUSED : undefined) },
+        ],
+      }),
+    ],
+  ];
+  const seeds = Array.from({ length: 25 }, (_, k) => 1000 + k);
+  it.each(variants)('gives the plan of a scan of every node on 25 seeded random snapshots: %s', (_name, opts) => {
+    for (const seed of seeds) {
+      const snap = randomSnapshot(seed);
+      const o = opts(snap);
+      const scanned = placeTasks(snap.work, snap.nodes, { ...o, nodeIndex: false });
+      const indexed = placeTasks(snap.work, snap.nodes, o);
+      expect({ seed, ...indexed }).toEqual({ seed, ...scanned });
+    }
+  });
+
+  it('gives the plan of a scan when gangs reserve and give room back (25 seeded random snapshots)', () => {
+    for (const seed of seeds) {
+      const snap = randomSnapshot(seed);
+      // Every fourth job a gang of 40–80 tasks: many reserve on several nodes, then Permit gives it all back.
+      const work = snap.work.map((w, k) => (k % 4 ? w : { ...w, gang: true, spread: false, topology: undefined, tasks: 40 + ((k * 7) % 41) }));
+      const scanned = placeTasks(work, snap.nodes, { batchFill: false, nodeIndex: false });
+      const indexed = placeTasks(work, snap.nodes, { batchFill: false });
+      expect(scanned.unplaced.some((u) => u.gangBlocked)).toBe(true);
+      expect({ seed, ...indexed }).toEqual({ seed, ...scanned });
+    }
+  });
+});

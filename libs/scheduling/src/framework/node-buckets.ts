@@ -1,0 +1,392 @@
+/**
+ * Node buckets: an index of a pass's nodes by shape and free room, so ranking a new request shape
+ * costs one Filter call per node class and one fit check and Score per bucket, not per node.
+ *
+ *   class  — nodes with the same capacity, GPU count, taints and labels (what Filters look at) —
+ *            of the labels, only the keys the plugins say they read (`labelKeys`), so a label
+ *            every node has its own value of (a host name) does not make each node a class;
+ *   bucket — nodes of one class with the same free room and device use (what Scores look at).
+ *
+ * A Filter verdict is the same for every node of a class and a Score the same for every node of a
+ * bucket (the contract of `FilterPlugin` and `ScorePlugin`), so the ranking this index returns is
+ * the one a scan of every node returns: the same nodes, the same order (score, then name), the
+ * same refusal counts. It changes how candidates are found, not which node wins. The engine
+ * tells it when a node's room changed (`moved`). Pure; no I/O.
+ */
+import type { ResourceVector } from '@batchapi/api';
+import type { NodeSnapshot, PendingWork } from '../snapshot';
+import { tasksThatFit } from '../plugins/resource-fit';
+import type { FilterPlugin, ScorePlugin } from './extension-points';
+import { type FilterRefusal, RefusalCounter, type Status } from './status';
+
+/** A node's room as a pass sees it (the engine's per-node state). */
+export interface NodeRoom {
+  node: NodeSnapshot;
+  free: ResourceVector;
+  /** Milli-GPU in use per device index. */
+  devices: Record<string, number>;
+}
+
+/**
+ * Nodes that pass a shape's filters and had room for one task when ranked, best first, and why the
+ * others do not. `nodes` holds the ranking's first nodes, as indices into the index's states;
+ * `more` appends the next ones (the next score), as they were when ranked, and says whether it did.
+ */
+export interface BucketRanking {
+  nodes: number[];
+  more(): boolean;
+  refused: FilterRefusal[];
+  /** Nodes that pass the filters but have no room for one task. */
+  full: number;
+}
+
+interface NodeClass {
+  /** Index of its first node (nodes are in name order): classes are visited in this order. */
+  first: number;
+  size: number;
+  /** By room id (`RoomIds`). */
+  buckets: Map<number, Bucket>;
+}
+
+interface Bucket {
+  room: number;
+  /** Node indices, ascending (= name order). */
+  members: number[];
+  /** A ranking holds `members` as it was: copy before changing it. */
+  shared: boolean;
+}
+
+/**
+ * Numbers for rooms: nodes with the same free room (same keys in the same order, values equal by
+ * `===`) and the same use of each device (indices below `gpuCount`; absent is 0, as `NodeSnapshot`
+ * defines it) get the same number; 0 is a node's room before the pass took any of it. One per
+ * pass, shared by its indexes, so a change is numbered once.
+ */
+export class RoomIds {
+  /** Rooms some node is in now, by a hash of their numbers; a hit is compared exactly. */
+  private readonly byHash = new Map<number, RoomEntry[]>();
+  /** The room each node was last numbered in (a room no node is in is forgotten). */
+  private readonly numbered = new Map<NodeRoom, RoomEntry>();
+  private next = 1;
+
+  of(s: NodeRoom): number {
+    let h = s.node.gpuCount;
+    for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
+    for (let d = 0; d < s.node.gpuCount; d++) h = (Math.imul(h, 31) + (s.devices[d] ?? 0)) | 0;
+    const seen = this.byHash.get(h);
+    let entry = seen?.find((r) => sameRoom(r.room, s));
+    if (!entry) {
+      const devices: number[] = [];
+      for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
+      entry = { room: { keys: Object.keys(s.free), free: Object.values(s.free), devices }, id: this.next++, hash: h, nodes: 0 };
+      if (seen) seen.push(entry);
+      else this.byHash.set(h, [entry]);
+    }
+    const was = this.numbered.get(s);
+    if (was !== entry) {
+      if (was && --was.nodes === 0) {
+        const list = this.byHash.get(was.hash)!;
+        if (list.length === 1) this.byHash.delete(was.hash);
+        else list.splice(list.indexOf(was), 1);
+      }
+      entry.nodes++;
+      this.numbered.set(s, entry);
+    }
+    return entry.id;
+  }
+
+  /** The room `s` was last numbered in (0: never numbered, so as the pass found it). */
+  current(s: NodeRoom): number {
+    return this.numbered.get(s)?.id ?? 0;
+  }
+}
+
+interface RoomEntry {
+  room: Room;
+  id: number;
+  hash: number;
+  /** Nodes in it now. */
+  nodes: number;
+}
+
+/** A room as it was numbered. */
+interface Room {
+  keys: string[];
+  free: number[];
+  /** Use of each device, 0..gpuCount−1. */
+  devices: number[];
+}
+
+/** The low 32 bits of an integer (and a mix of the rest), for the hash. */
+function hashNumber(v: number): number {
+  return (v | 0) ^ ((v / 4294967296) | 0);
+}
+
+function sameRoom(r: Room, s: NodeRoom): boolean {
+  let n = 0;
+  for (const k in s.free) {
+    if (r.keys[n] !== k || r.free[n] !== s.free[k]) return false;
+    n++;
+  }
+  if (n !== r.keys.length || r.devices.length !== s.node.gpuCount) return false;
+  for (let d = 0; d < r.devices.length; d++) if (r.devices[d] !== (s.devices[d] ?? 0)) return false;
+  return true;
+}
+
+/** A node's room is all of its capacity and no device is used (no key of room needed to tell such nodes of a class apart). */
+function untouched(s: NodeRoom): boolean {
+  let n = 0;
+  for (const k in s.free) {
+    if (s.free[k] !== s.node.capacity[k]) return false;
+    n++;
+  }
+  for (let d = 0; d < s.node.gpuCount; d++) if (s.devices[d]) return false;
+  for (const _ in s.node.capacity) n--;
+  return n === 0;
+}
+
+/**
+ * The label keys the filters and scores read for `work`, sorted; undefined when one of them may
+ * read any label (then every label counts).
+ */
+export function labelKeysOf(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): string[] | undefined {
+  const keys = new Set<string>();
+  for (const p of [...filters, ...scores]) {
+    if (!p.labelKeys) return undefined;
+    for (const k of p.labelKeys(work)) keys.add(k);
+  }
+  return [...keys].sort();
+}
+
+/** Same entries in the same order. */
+function sameRecord<T>(a: Record<string, T>, b: Record<string, T>): boolean {
+  const keys = Object.keys(a);
+  let n = 0;
+  for (const k in b) if (keys[n++] !== k || a[k] !== b[k]) return false;
+  return n === keys.length;
+}
+
+/** Nodes a Filter cannot tell apart: capacity, GPU count, taints, and the labels of `labelKeys` (every label when absent). */
+function sameClass(a: NodeSnapshot, b: NodeSnapshot, labelKeys: readonly string[] | undefined): boolean {
+  if (a.gpuCount !== b.gpuCount || !sameRecord(a.capacity, b.capacity) || a.taints.length !== b.taints.length) return false;
+  if (labelKeys ? labelKeys.some((k) => a.labels[k] !== b.labels[k]) : !sameRecord(a.labels, b.labels)) return false;
+  return a.taints.every((t, k) => JSON.stringify(t) === JSON.stringify(b.taints[k]));
+}
+
+/** Wholly free devices of a node. */
+export function freeDeviceCount(s: NodeRoom): number {
+  let n = 0;
+  for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
+  return n;
+}
+
+/** Merges ascending index lists into one ascending list. */
+function mergeAscending(lists: readonly number[][]): number[] {
+  if (lists.length === 1) return lists[0];
+  if (lists.length > 8) {
+    let n = 0;
+    for (const l of lists) n += l.length;
+    const all = new Int32Array(n);
+    n = 0;
+    for (const l of lists) for (const i of l) all[n++] = i;
+    return Array.from(all.sort());
+  }
+  const out: number[] = [];
+  const at = lists.map(() => 0);
+  for (;;) {
+    let best = -1;
+    for (let k = 0; k < lists.length; k++) if (at[k] < lists[k].length && (best < 0 || lists[k][at[k]] < lists[best][at[best]])) best = k;
+    if (best < 0) return out;
+    out.push(lists[best][at[best]++]);
+  }
+}
+
+/** Inserts `i` into ascending `xs`. */
+function insertSorted(xs: number[], i: number): void {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < i) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo === xs.length) xs.push(i);
+  else xs.splice(lo, 0, i);
+}
+
+/** Removes `i` from ascending `xs`. */
+function removeSorted(xs: number[], i: number): void {
+  let lo = 0;
+  let hi = xs.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (xs[mid] < i) lo = mid + 1;
+    else hi = mid;
+  }
+  if (xs[lo] !== i) return;
+  if (lo === xs.length - 1) xs.pop();
+  else xs.splice(lo, 1);
+}
+
+/** An index of `states` (in name order) by class and free room; kept current through `moved`. */
+export class NodeBuckets<S extends NodeRoom> {
+  private readonly classes: NodeClass[] = [];
+  private readonly classOf: NodeClass[] = [];
+  private readonly bucketOf: Bucket[] = [];
+  private readonly indexOf = new Map<S, number>();
+  private buckets = 0;
+  /** Nodes moved since the last ranking (`moved`), each once. */
+  private readonly stale: number[] = [];
+  private readonly isStale: Uint8Array;
+
+  /**
+   * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
+   * the labels that tell classes apart (see `labelKeysOf`). @default every label
+   */
+  constructor(
+    private readonly states: readonly S[],
+    labelKeys?: readonly string[],
+    private readonly rooms = new RoomIds(),
+  ) {
+    this.isStale = new Uint8Array(states.length);
+    // Classes by a hash of what tells them apart; a hit is compared with the class's first node.
+    const byHash = new Map<number, NodeClass[]>();
+    const strings = new Map<string, number>();
+    const idOf = (x: string) => {
+      let id = strings.get(x);
+      if (id === undefined) strings.set(x, (id = strings.size + 1));
+      return id;
+    };
+    states.forEach((s, i) => {
+      const n = s.node;
+      let h = n.gpuCount;
+      for (const k in n.capacity) h = (Math.imul(h, 31) + idOf(k) + hashNumber(n.capacity[k])) | 0;
+      if (labelKeys) for (const k of labelKeys) h = (Math.imul(h, 31) + (n.labels[k] === undefined ? 0 : idOf(n.labels[k]))) | 0;
+      else for (const k in n.labels) h = (Math.imul(h, 31) + idOf(k) * 7 + idOf(n.labels[k])) | 0;
+      h = (Math.imul(h, 31) + n.taints.length) | 0;
+      const seen = byHash.get(h);
+      let cls = seen?.find((c) => sameClass(states[c.first].node, n, labelKeys));
+      if (!cls) {
+        cls = { first: i, size: 0, buckets: new Map() };
+        if (seen) seen.push(cls);
+        else byHash.set(h, [cls]);
+        this.classes.push(cls);
+      }
+      cls.size++;
+      this.classOf.push(cls);
+      this.indexOf.set(s, i);
+      this.bucketOf.push(this.enter(i, cls, untouched(s) ? 0 : rooms.of(s)));
+    });
+  }
+
+  /** Number of buckets (distinct class and room) now. */
+  get size(): number {
+    this.refile();
+    return this.buckets;
+  }
+
+  /**
+   * Notes that a node's free room or devices changed: it is re-filed at the next `rank` (a node
+   * that changes many times between two rankings moves once). `numbered`: the caller has already
+   * given its new room to the `RoomIds` the index was built with (`RoomIds.of`).
+   */
+  moved(s: S, numbered = false): void {
+    const i = this.indexOf.get(s);
+    if (i === undefined) return;
+    if (!numbered) this.rooms.of(s);
+    if (this.isStale[i]) return;
+    this.isStale[i] = 1;
+    this.stale.push(i);
+  }
+
+  /** Files the nodes that moved since the last ranking in the buckets of their rooms now. */
+  private refile(): void {
+    for (const i of this.stale) {
+      this.isStale[i] = 0;
+      this.refileNode(i, this.rooms.current(this.states[i]));
+    }
+    this.stale.length = 0;
+  }
+
+  private refileNode(i: number, room: number): void {
+    const from = this.bucketOf[i];
+    const cls = this.classOf[i];
+    if (room === from.room) return;
+    if (from.shared) {
+      from.members = from.members.slice();
+      from.shared = false;
+    }
+    removeSorted(from.members, i);
+    if (from.members.length === 0) {
+      cls.buckets.delete(from.room);
+      this.buckets--;
+    }
+    this.bucketOf[i] = this.enter(i, cls, room);
+  }
+
+  /**
+   * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
+   * (best first, ties in name order; name order when there are no scores), with the refusals
+   * counted per reason and the full nodes counted — as a scan of every node gives them.
+   */
+  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): BucketRanking {
+    this.refile();
+    const refused = new RefusalCounter();
+    let full = 0;
+    const scored: Array<{ score: number; members: number[] }> = [];
+    // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
+    for (const cls of this.classes) {
+      const rep = this.states[cls.first].node;
+      let status: Status | undefined;
+      for (const f of filters) if ((status = f.filter(work, rep))) break;
+      if (status) {
+        refused.add(status, cls.size);
+        continue;
+      }
+      for (const b of cls.buckets.values()) {
+        const s = this.states[b.members[0]];
+        if (tasksThatFit(work.resources, s.free) === 0) {
+          full += b.members.length;
+          continue;
+        }
+        let score = 0;
+        if (scores.length) {
+          const fd = freeDeviceCount(s);
+          for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
+        }
+        b.shared = true;
+        scored.push({ score, members: b.members });
+      }
+    }
+    scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
+    // Materialized a score at a time, as reserving reaches it: most rankings are used only at their head.
+    const nodes: number[] = [];
+    let g = 0;
+    const more = (): boolean => {
+      if (g >= scored.length) return false;
+      let end = g + 1;
+      while (end < scored.length && scored[end].score === scored[g].score) end++;
+      const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
+      for (const i of group) nodes.push(i);
+      g = end;
+      return true;
+    };
+    more();
+    return { nodes, more, refused: refused.list(), full };
+  }
+
+  /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
+  private enter(i: number, cls: NodeClass, room: number): Bucket {
+    let b = cls.buckets.get(room);
+    if (!b) {
+      cls.buckets.set(room, (b = { room, members: [], shared: false }));
+      this.buckets++;
+    }
+    if (b.shared) {
+      b.members = b.members.slice();
+      b.shared = false;
+    }
+    insertSorted(b.members, i);
+    return b;
+  }
+}
