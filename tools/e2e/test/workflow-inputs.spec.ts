@@ -32,6 +32,21 @@ async function waitWorkflow(id: string, ms = 30000): Promise<WorkflowView> {
   return last!;
 }
 const stepOf = (w: WorkflowView, name: string) => w.steps.find((s) => s.name === name)!;
+/** Each step's phase, and for a failed one its job's reason and its first task's stderr: what a failed run is read from. */
+async function outcome(w: WorkflowView): Promise<Record<string, unknown>> {
+  const steps: Record<string, unknown> = {};
+  for (const s of w.steps) {
+    if (s.phase !== 'Failed' || !s.jobId) steps[s.name] = s.phase;
+    else {
+      const job = (await api(c.base, 'GET', `/v1/jobs/${s.jobId}`)).body;
+      const stderr = await fetch(`${c.base}/v1/jobs/${s.jobId}/tasks/0/logs?stream=stderr`, { headers: { authorization: 'Bearer tenant-token' } }).then((r) =>
+        r.text(),
+      );
+      steps[s.name] = { phase: s.phase, reason: job?.reason, env: job?.spec?.env && Object.keys(job.spec.env), stderr };
+    }
+  }
+  return { phase: w.phase, steps };
+}
 const resultsOf = async (jobId: string, token?: string) => (await api(c.base, 'GET', `/v1/jobs/${jobId}/results`, undefined, token)).body;
 
 it('a shell step reads its inputs with its own read-only token: a fan-out in item order, a one-task step', async () => {
@@ -49,7 +64,7 @@ it('a shell step reads its inputs with its own read-only token: a fan-out in ite
   expect(res.status).toBe(201);
   expect(stepOf(res.body, 'report')).toMatchObject({ dependsOn: ['square', 'prep'], inputs: ['square', 'prep'] });
   const done = await waitWorkflow(res.body.id);
-  expect(done.phase).toBe('Succeeded');
+  if (done.phase !== 'Succeeded') expect(await outcome(done)).toEqual({ phase: 'Succeeded' });
   const report = stepOf(done, 'report');
   expect(await resultsOf(report.jobId!)).toEqual({ results: [{ index: 0, value: [[9, 1, 4], [[3, 1, 2]]] }] });
 
