@@ -1,5 +1,5 @@
 import { nodeSnapshot, pendingWork } from '../test/fixtures';
-import { parseResources } from '@batchapi/api';
+import { CONTAINER_RUNTIME_LABEL, parseResources } from '@batchapi/api';
 import { type PendingWork, pickDevices, placeFirstFit, placeTasks, tasksThatFit } from './index';
 
 const node = nodeSnapshot;
@@ -95,6 +95,16 @@ describe('placeTasks (bin-pack)', () => {
       ['b', 2],
       ['a', 1],
     ]);
+  });
+
+  it.each([true, false])('sends work with an image only to nodes that run images, after plain work of the same shape (node index %s)', (nodeIndex) => {
+    // a-process runs no images; b-k8s does (its executor's label). Plain work first packs onto a-process
+    // (first by name, both empty); the image job of the same shape must not reuse that ranking.
+    const nodes = [node('a-process', { cpu: '8' }), node('b-k8s', { cpu: '8' }, { labels: { [CONTAINER_RUNTIME_LABEL]: 'kubernetes' } })];
+    const res = placeTasks([work('plain', 2, { cpu: '1' }, { createdAt: 0 }), work('img', 2, { cpu: '1' }, { createdAt: 1, image: 'python:3.12' })], nodes, {
+      nodeIndex,
+    });
+    expect(res.placements.filter((p) => p.jobId === 'img').map((p) => [p.node, p.count])).toEqual([['b-k8s', 2]]);
   });
 
   it('spreads when asked: one task per node per round, the emptiest first', () => {

@@ -183,6 +183,8 @@ function shapeOf(w: PendingWork, withTimeout: boolean): string {
     : [w.resources, w.selector ?? null, w.tolerations ?? null];
   // Work that names a topology may find no domain where the same shape without one fits.
   if (w.topology) shape.push(w.topology);
+  // Work with an image goes only to nodes that run images (ContainerImage): not the plain shape's nodes.
+  if (w.image) shape.push('image');
   return JSON.stringify(shape);
 }
 
