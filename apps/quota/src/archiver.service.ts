@@ -114,6 +114,9 @@ export function pauseAfterPass(now: number, next: number | undefined, t: Pick<Ar
   return Math.min(t.intervalMs, Math.max(t.minPauseMs, next + t.afterMs - now));
 }
 
+/** After a failed runtime estimate, the next try comes this much later, in milliseconds (not `everyMs`). */
+const ESTIMATE_RETRY_MS = 60_000;
+
 /** Idempotency records (and kept blobs) of history dropped per statement by retention. */
 const IDEMPOTENCY_DROP_BATCH = 10_000;
 
@@ -132,8 +135,10 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
   private listedAt = Number.NEGATIVE_INFINITY;
   /** When retention last ran (CLOCK_MONOTONIC ms); it runs on the first pass of a term, then every `retentionEveryMs`. */
   private retainedAt = Number.NEGATIVE_INFINITY;
-  /** When runtime estimates were last learned (CLOCK_MONOTONIC ms); on the first pass of a term, then every `runtimeEstimates.everyMs`. */
+  /** When runtime estimates were last learned or tried (CLOCK_MONOTONIC ms); on the first pass of a term, then every `runtimeEstimates.everyMs` (a minute after a failure). */
   private estimatedAt = Number.NEGATIVE_INFINITY;
+  /** The estimate under way, if any. */
+  private estimating?: Promise<void>;
 
   constructor(
     @Inject(SERVICE) private readonly ctx: ServiceContext,
@@ -181,6 +186,7 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     this.abort.abort();
     await this.leadership?.resign();
     await this.loop?.catch(() => undefined);
+    await this.estimating;
     await this.history.close();
   }
 
@@ -189,7 +195,8 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     while (!this.abort.signal.aborted && leadership.held()) {
       let full = false;
       let passedAt: number | undefined;
-      await this.estimateRuntimes(leadership);
+      // Beside the passes, not in their way: a slow estimate (a week of tasks on a large cluster) must not hold up archiving.
+      this.estimating ??= this.estimateRuntimes(leadership).finally(() => (this.estimating = undefined));
       try {
         await this.retain();
         passedAt = this.clock.now();
@@ -216,13 +223,17 @@ export class ArchiverService implements OnApplicationBootstrap, OnApplicationShu
     const t = this.tuning.runtimeEstimates;
     const mono = this.clock.monotonic();
     if (mono - this.estimatedAt < t.everyMs) return;
+    // the next try: after `everyMs`, or a minute after a failure
+    this.estimatedAt = mono;
     try {
       const at = this.clock.now();
       const from = at - t.windowMs;
       const rows = await this.history.runtimeEstimates({ from, to: at, quantile: t.quantile, minSamples: t.minSamples });
       const queues = Object.fromEntries(rows.map((r) => [r.queue, { seconds: Math.round(r.seconds * 1000) / 1000, samples: r.samples }]));
-      if (await putRuntimeEstimates(this.ctx.store, leadership.fence(), { at, from, quantile: t.quantile, queues })) this.estimatedAt = mono;
+      if (!(await putRuntimeEstimates(this.ctx.store, leadership.fence(), { at, from, quantile: t.quantile, queues })))
+        this.estimatedAt = Number.NEGATIVE_INFINITY;
     } catch (err) {
+      this.estimatedAt = mono - t.everyMs + Math.min(t.everyMs, ESTIMATE_RETRY_MS);
       const reason = isUnavailable(err) ? 'history_unavailable' : 'error';
       this.m.failures.inc({ reason });
       this.ctx.log.warn({ err: (err as Error).message, reason }, 'learning runtime estimates failed; the scheduler keeps the last ones');

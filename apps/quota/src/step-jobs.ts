@@ -6,7 +6,9 @@
  * in this process (`bench pipelines`: ~12% of quota's event loop went to watch events).
  *
  * A listener hears which workflow's step job changed phase; the controller reads the phases here.
- * A deleted job leaves the index: the archiver removes only jobs whose workflow has ended.
+ * A deleted job leaves the index. The archiver removes only jobs whose workflow has ended;
+ * retention removes any job finished longer ago than `BATCH_JOB_RETENTION` (7 days), by when its
+ * phase was long since read (a step whose job is gone reads as Running until its deadline).
  */
 import { type JobPhase, type JobRecord, WORKFLOW_LABEL } from '@batchapi/api';
 import { Injectable } from '@nestjs/common';

@@ -93,6 +93,8 @@ export class StepApiUnknownError extends Error {
   }
 }
 
+/** While no API address is known, how long before a waiting workflow (and the lookup) is tried again, in milliseconds. */
+const API_UNKNOWN_RETRY_MS = 1000;
 /** How long a looked-up admission URL is used before it is looked up again, in milliseconds. */
 const API_URL_TTL_MS = 30_000;
 
@@ -239,6 +241,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         try {
           await this.reconcile(leader, id);
         } catch (err) {
+          if (err instanceof StepApiUnknownError) {
+            // not etcd trouble: the workflow waits for an admission replica (a second), without asking etcd about the term
+            setTimeout(() => this.kick(id), API_UNKNOWN_RETRY_MS).unref();
+            continue;
+          }
           if (!(await this.elected.failed(leader, err, { workflow: id }, 'workflow reconcile'))) deposed = true;
           // etcd trouble: this workflow again in 200 ms, not at once
           setTimeout(() => this.kick(id), 200).unref();
@@ -495,13 +502,22 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     if (this.stepApiUrl) return this.stepApiUrl;
     const at = this.clock.monotonic();
     if (this.apiUrlSeen && at - this.apiUrlSeen.at < API_URL_TTL_MS) return this.apiUrlSeen.url;
+    // none registered a moment ago: every waiting workflow does not ask etcd again at once
+    if (!this.apiUrlSeen && at - this.apiUrlMissedAt < API_UNKNOWN_RETRY_MS) throw new StepApiUnknownError();
     const members = await listMembers<MemberRecord>(this.ctx.store, 'admission');
     const url = members.map((m) => m.url).find((u): u is string => !!u);
     if (url) this.apiUrlSeen = { url, at };
     if (this.apiUrlSeen) return this.apiUrlSeen.url;
+    this.apiUrlMissedAt = at;
+    if (!this.apiUrlWarned) {
+      this.apiUrlWarned = true;
+      this.ctx.log.warn('steps that read inputs wait: no BATCH_STEP_API_URL and no admission replica registered');
+    }
     throw new StepApiUnknownError();
   }
   private apiUrlSeen?: { url: string; at: number };
+  private apiUrlMissedAt = Number.NEGATIVE_INFINITY;
+  private apiUrlWarned = false;
 
   /**
    * The job of step `i`: its body with the workflow's queue, labels naming the workflow and

@@ -40,8 +40,14 @@ it('makes a step that reads inputs only once it knows an admission address, and 
   };
   await submitWorkflow(suite.store, wf);
   const key = suite.store.keys.job(stepJobId(wf.id, 1));
-  // No admission replica: after several reconciles (a tick a second, a retry every 200 ms), still no step job.
-  await new Promise((r) => setTimeout(r, 1500));
+  // No admission replica: once this replica leads the workflow controller, and for several reconciles
+  // after (a retry a second), still no step job.
+  const leader = await until(
+    () => suite.store.get(suite.store.keys.leader('workflows')),
+    (l) => l !== undefined,
+  );
+  expect(leader).toBeDefined();
+  await new Promise((r) => setTimeout(r, 2500));
   expect(await suite.store.get<JobRecord>(key)).toBeUndefined();
   // A replica registers (its member record, as a running admission writes it): the step is made with its URL.
   await suite.store.txn(

@@ -225,9 +225,10 @@ export class SchedulerCache {
     return this.storedGpuUsage.items.get(this.store.keys.gpuUsage())?.value;
   }
 
-  /** The runtime estimates learned from the history, if the archiver stored any. */
+  /** The runtime estimates learned from the history, if the archiver stored any (a record of another shape — hand-written, another version — is ignored). */
   learnedRuntimes(): RuntimeEstimates | undefined {
-    return this.runtimeEstimates.items.get(this.store.keys.runtimeEstimates())?.value;
+    const v = this.runtimeEstimates.items.get(this.store.keys.runtimeEstimates())?.value as Partial<RuntimeEstimates> | undefined;
+    return v && typeof v.queues === 'object' && v.queues !== null && !Array.isArray(v.queues) ? (v as RuntimeEstimates) : undefined;
   }
 
   private mirrors() {

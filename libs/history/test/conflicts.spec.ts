@@ -17,6 +17,13 @@ let history: HistoryStore;
 beforeAll(async () => {
   url = await postgres.freshDatabase();
   await migrate(url);
+  // The read's connections look for a deadlock 3 s after they start waiting (PostgreSQL looks once): time enough,
+  // on a loaded box, for the other session to close the cycle first. That session looks only after a minute, so
+  // the read is the one aborted.
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  await admin.query(`ALTER DATABASE ${(await admin.query<{ d: string }>('SELECT current_database() AS d')).rows[0].d} SET deadlock_timeout = '3s'`);
+  await admin.end();
   history = HistoryStore.connect(url);
 });
 afterAll(async () => {
@@ -34,6 +41,7 @@ it('runs a read again after PostgreSQL broke a deadlock by aborting it', async (
   await Promise.all([ddl.connect(), watcher.connect()]);
   try {
     const before = await deadlocks(watcher);
+    await ddl.query("SET deadlock_timeout = '60s'");
     await ddl.query('BEGIN');
     await ddl.query('LOCK TABLE jobs IN ACCESS EXCLUSIVE MODE');
     // the read locks tasks (first in its FROM), then waits for jobs
@@ -43,14 +51,21 @@ it('runs a read again after PostgreSQL broke a deadlock by aborting it', async (
         `SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM tasks t JOIN jobs j%'`,
       );
       waiting = Number(rows[0].n);
+      if (waiting === 0) await new Promise((r) => setTimeout(r, 20));
     }
-    // the cycle: this session now waits for tasks, which the read holds; within deadlock_timeout (1 s) one of the two is aborted
+    // the cycle: this session now waits for tasks, which the read holds; 3 s after the read began waiting, it is aborted
     const ddlLocks = ddl.query('LOCK TABLE tasks IN ACCESS EXCLUSIVE MODE');
     await ddlLocks;
     await ddl.query('COMMIT');
     expect(await read).toEqual({ rows: [], truncated: false });
-    // a deadlock did happen, and it was the read that PostgreSQL aborted (this session got both locks)
-    expect(await deadlocks(watcher)).toBe(before + 1);
+    // a deadlock did happen, and it was the read that PostgreSQL aborted (this session got both locks);
+    // the counter is flushed to the statistics now and then: wait for it
+    let seen = before;
+    for (let i = 0; i < 100 && seen === before; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      seen = await deadlocks(watcher);
+    }
+    expect(seen).toBe(before + 1);
   } finally {
     await Promise.all([ddl.end(), watcher.end()]);
   }

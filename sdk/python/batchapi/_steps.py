@@ -7,7 +7,8 @@ of the user's own with a key starting `$batch_` is escaped as `{"$batch_literal"
 data is ever taken for a marker.
 
 A template parameter given as an argument (`wf.step(extract, batchapi.param("date"))`) travels
-as the marker `{"$batch_param": "date"}`, and the step's env carries `BATCH_PARAM_date` holding
+as the marker `{"$batch_param": "date"}`, and the step's env carries `BATCH_PARAM_date` (see
+`param_env_name`) holding
 the placeholder `{{params.date}}`: the server puts each run's value in a plain env value, never
 inside the JSON of the arguments, so any value (quotes and backslashes included) arrives as given.
 """
@@ -66,10 +67,33 @@ def encode_arguments(value: Any, promise: Callable[[Any], Any], params: Optional
     return value
 
 
+def param_env_name(name: str) -> str:
+    """The env var of parameter `name`: `BATCH_PARAM_` and the name with `_` written `__` and `-`
+    written `_H` (env names hold no `-`; the mapping is one to one, see `param_of_env_name`)."""
+    return PARAM_ENV_PREFIX + "".join("__" if c == "_" else "_H" if c == "-" else c for c in name)
+
+
+def param_of_env_name(env_name: str) -> Optional[str]:
+    """The parameter whose env var is `env_name` (the inverse of `param_env_name`); None for another name."""
+    if not env_name.startswith(PARAM_ENV_PREFIX):
+        return None
+    out, rest, i = [], env_name[len(PARAM_ENV_PREFIX):], 0
+    while i < len(rest):
+        if rest[i] != "_":
+            out.append(rest[i])
+            i += 1
+        elif rest[i + 1:i + 2] in ("_", "H"):
+            out.append("_" if rest[i + 1] == "_" else "-")
+            i += 2
+        else:
+            return None
+    return "".join(out)
+
+
 def param_env(names: List[str]) -> Dict[str, str]:
-    """The env of a step whose arguments hold the parameters `names`: `BATCH_PARAM_<name>` set to
-    its placeholder, which the server fills with each run's value."""
-    return {PARAM_ENV_PREFIX + n: str(Param(n)) for n in names}
+    """The env of a step whose arguments hold the parameters `names`: each one's env var
+    (`param_env_name`) set to its placeholder, which the server fills with each run's value."""
+    return {param_env_name(n): str(Param(n)) for n in names}
 
 
 def decode_arguments(value: Any, inputs: Mapping[str, Any], params: Optional[Mapping[str, str]] = None) -> Any:
@@ -86,7 +110,7 @@ def decode_arguments(value: Any, inputs: Mapping[str, Any], params: Optional[Map
         if len(value) == 1 and PARAM_MARKER in value:
             pname = value[PARAM_MARKER]
             if params is None or pname not in params:
-                raise KeyError(f"this step's arguments name template parameter {pname!r}, but its environment has no {PARAM_ENV_PREFIX}{pname}")
+                raise KeyError(f"this step's arguments name template parameter {pname!r}, but its environment has no {param_env_name(str(pname))}")
             return params[pname]
         if len(value) == 1 and LITERAL_MARKER in value and isinstance(value[LITERAL_MARKER], dict):
             return {k: decode_arguments(v, inputs, params) for k, v in value[LITERAL_MARKER].items()}

@@ -102,10 +102,10 @@ def _failed(message: str) -> None:
 def main() -> int:
     call: Dict[str, Any] = json.loads(os.environ.get("BATCH_PY_ARGS") or '{"args": [], "kwargs": {}}')
     try:
-        from ._steps import PARAM_ENV_PREFIX, decode_arguments
+        from ._steps import decode_arguments, param_of_env_name
 
         inputs = _inputs()
-        params = {k[len(PARAM_ENV_PREFIX):]: v for k, v in os.environ.items() if k.startswith(PARAM_ENV_PREFIX)}
+        params = {name: v for k, v in os.environ.items() if (name := param_of_env_name(k)) is not None}
         args = list(decode_arguments(list(call.get("args", [])), inputs, params))
         kwargs = decode_arguments(call.get("kwargs", {}), inputs, params)
         if "BATCH_MAP_ITEM" in os.environ:

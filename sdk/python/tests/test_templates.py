@@ -49,6 +49,26 @@ def test_the_runner_hands_over_each_value_as_given(tmp_path: Any, monkeypatch: A
     assert json.loads(out.read_text()) == f"{value}, ana"
 
 
+@pytest.mark.parametrize("name, env", [("date", "BATCH_PARAM_date"), ("run-date", "BATCH_PARAM_run_Hdate"),
+                                       ("run_date", "BATCH_PARAM_run__date"), ("a_H", "BATCH_PARAM_a__H"), ("a-_-b", "BATCH_PARAM_a_H___Hb")])
+def test_a_param_env_name_is_a_valid_env_name_one_to_one(name: str, env: str) -> None:
+    import re
+    from batchapi._steps import param_env_name, param_of_env_name
+    assert param_env_name(name) == env and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", env)
+    assert param_of_env_name(env) == name
+    assert param_of_env_name("BATCH_PARAM_bad_x") is None and param_of_env_name("PATH") is None
+
+
+def test_a_hyphenated_param_reaches_the_function(tmp_path: Any, monkeypatch: Any) -> None:
+    from batchapi import run
+    env = t.greet.job_body([batch.param("run-date")])["env"]
+    assert env["BATCH_PARAM_run_Hdate"] == "{{params.run-date}}"
+    out = tmp_path / "result.json"
+    for k, v in {**env, "BATCH_PARAM_run_Hdate": "2026-12-01", "BATCH_RESULT_PATH": str(out)}.items():
+        monkeypatch.setenv(k, v)
+    assert run.main() == 0 and json.loads(out.read_text()) == "2026-12-01, world"
+
+
 def test_a_param_marker_without_its_env_value_fails_naming_it() -> None:
     from batchapi._steps import decode_arguments
     with pytest.raises(KeyError, match="BATCH_PARAM_date"):
