@@ -4,6 +4,7 @@
  *   PreFilter  — how many of its tasks may be tried (quota room; a gang all or nothing);
  *   Filter     — drop nodes that can never run it;   Score — rank the rest (or name order),
  *                once per request shape per pass, through node buckets (`framework/node-buckets`);
+ *                a kept ranking re-scores the nodes whose room changed since it was last used;
  *   Domain     — work that names a topology: the domain its tasks go to (`plugins/topology`);
  *   Reserve    — tasks fill the best node, then the next, GPU devices picked per task, each
  *                Reserve plugin admitting and taking its part (quota per node);
@@ -69,6 +70,12 @@ export interface PlacementOptions {
    * scans every node, as the equivalence tests compare. @default true
    */
   nodeIndex?: boolean;
+  /**
+   * A ranking kept for a request shape re-scores the nodes whose room changed since it was last
+   * used (see `PlacementPass.rescore`); off keeps each ranking as first made, scores of the room
+   * then (what the pass did before; tests compare the two). @default true
+   */
+  rescore?: boolean;
 }
 
 /** Why the tasks of a job that were not placed were not. */
@@ -119,6 +126,7 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   // Building the buckets reads every node once, as one scan does: a pass of one piece of work (a
   // why-pending explanation) would not win it back.
   pass.indexed = opts.nodeIndex !== false && work.length > 1;
+  pass.rescoring = opts.rescore !== false;
   // Priced fair share counts what placed tasks charge on their nodes (the GPU model).
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
@@ -154,6 +162,8 @@ interface Candidates {
   nodes: number[];
   start: number;
   more?(): boolean;
+  /** The score of the nodes `more` would append next; undefined when none are left. */
+  nextScore?(): number | undefined;
 }
 
 /** Mutable per-pass state of one node. */
@@ -172,8 +182,33 @@ interface Ranked extends Candidates {
   /** From `start` on (nodes before it left the ranking: full for the shape). */
   nodes: number[];
   refused: FilterRefusal[];
-  /** Nodes that passed the filters but had no room for one task when ranked. */
+  /** Nodes that passed the filters but had no room for one task when ranked (or when re-scored). */
   full: number;
+  /**
+   * The score each node of `nodes` was ranked with, by node index (bin-pack only; NaN: not in
+   * the ranking, or not appended yet by `more`): finds it again when its room changes.
+   */
+  scoreOf?: Float64Array;
+  /** How much of the pass's change log (`PlacementPass.changed`) the scores reflect. */
+  seen: number;
+}
+
+/** Order of a ranking: higher score first, then node index (= name order). */
+function before(a: number, ai: number, b: number, bi: number): boolean {
+  return a > b || (a === b && ai < bi);
+}
+
+/** Index in `list` from `start` on (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
+function rankIndex(list: readonly number[], start: number, scoreOf: Float64Array, score: number, i: number): number {
+  let lo = start;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const m = list[mid];
+    if (before(scoreOf[m], m, score, i)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** With backfill, work of one shape but another timeout may backfill where the shape did not: the timeout is part of the shape. */
@@ -201,12 +236,24 @@ class PlacementPass implements PassContext {
   private readonly noRoom = new Map<string, Unplaced>();
   /** Filter + Score results per shape (see `ranking`). */
   private readonly rankedByShape = new Map<string, Ranked>();
+  /**
+   * Nodes whose room changed (indices), in order, a node once per reservation. A ranking kept for
+   * a shape re-scores the nodes logged since it was last used: scores depend on the room left (the
+   * fragmentation gradient, most-allocated), and a ranking of the empty cluster reused for work
+   * submitted at one instant would place every task as if no other had been placed.
+   */
+  private readonly changed: number[] = [];
+  /** Marks of `rescore` (by node index): a node logged many times is re-scored once. */
+  private rescoreMark?: Uint32Array;
+  private rescores = 0;
   /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
   /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
   indexed = true;
+  /** Re-score kept rankings (see `PlacementOptions.rescore`). */
+  rescoring = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
   private readonly rooms = new RoomIds();
@@ -369,19 +416,24 @@ class PlacementPass implements PassContext {
   /**
    * Filter + Score, once per request shape per pass: filters do not depend on free room, and
    * within a pass room only shrinks, so the ranking stays usable for the next job of the same
-   * shape (a node that can no longer take one task leaves it). Spreading ranks afresh each time.
+   * shape (a node that can no longer take one task leaves it), once the nodes whose room changed
+   * since it was last used are scored again (`rescore`). Spreading ranks afresh each time.
    */
   private ranking(w: PendingWork, shape: string): Ranked {
     let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
-    if (ranked) return ranked;
+    if (ranked) {
+      this.rescore(ranked, w);
+      return ranked;
+    }
     const { filters, scores } = this.profile;
+    const scoreOf = scores.length && !w.spread && this.rescoring ? new Float64Array(this.states.length).fill(NaN) : undefined;
     if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';
       let index = this.buckets.get(name);
       if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
-      ranked = { ...index.rank(w, filters, scores), start: 0 };
+      ranked = { ...index.rank(w, filters, scores, scoreOf), start: 0, seen: this.changed.length, ...(scoreOf ? { scoreOf } : {}) };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
     }
@@ -408,9 +460,64 @@ class PlacementPass implements PassContext {
       scored.push({ s, i, score });
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
-    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full };
+    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changed.length };
+    if (scoreOf) {
+      for (const c of scored) scoreOf[c.i] = c.score;
+      ranked.scoreOf = scoreOf;
+    }
     if (!w.spread) this.rankedByShape.set(shape, ranked);
     return ranked;
+  }
+
+  /**
+   * Brings a kept ranking up to date: each node whose room changed since it was last used is
+   * scored again and moved to its place (or taken out when one task no longer fits). Nodes that
+   * did not change keep their scores, which depend on their own room only. With node buckets, the
+   * nodes not appended yet were scored in their bucket with the room they still have; a changed
+   * one among them has all of them appended first, and a node scored below the next ones appends
+   * those first, so the ranking stays the one a scan of every node keeps.
+   */
+  private rescore(ranked: Ranked, w: PendingWork): void {
+    const scoreOf = ranked.scoreOf;
+    if (!scoreOf || ranked.seen === this.changed.length) return;
+    const mark = (this.rescoreMark ??= new Uint32Array(this.states.length));
+    const round = ++this.rescores;
+    const dirty: number[] = [];
+    let unseen = false;
+    for (let k = ranked.seen; k < this.changed.length; k++) {
+      const i = this.changed[k];
+      if (mark[i] === round) continue;
+      mark[i] = round;
+      dirty.push(i);
+      if (Number.isNaN(scoreOf[i])) unseen = true;
+    }
+    ranked.seen = this.changed.length;
+    if (unseen && ranked.nextScore?.() !== undefined) while (ranked.more!());
+    const { scores } = this.profile;
+    const list = ranked.nodes;
+    for (const i of dirty) {
+      const old = scoreOf[i];
+      if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
+      let at = rankIndex(list, ranked.start, scoreOf, old, i);
+      if (list[at] !== i) continue; // left the ranking already (full for the shape)
+      const s = this.states[i];
+      if (tasksThatFit(w.resources, s.free) === 0) {
+        list.splice(at, 1);
+        scoreOf[i] = NaN;
+        ranked.full++;
+        continue;
+      }
+      const fd = freeDeviceCount(s);
+      let score = 0;
+      for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+      if (score === old) continue;
+      // Nodes not appended yet that rank with or before the new score come first.
+      if (ranked.nextScore) for (let next = ranked.nextScore(); next !== undefined && next >= score; next = ranked.nextScore()) ranked.more!();
+      scoreOf[i] = score;
+      if (before(score, i, old, i)) for (; at > ranked.start && before(score, i, scoreOf[list[at - 1]], list[at - 1]); at--) list[at] = list[at - 1];
+      else for (; at + 1 < list.length && before(scoreOf[list[at + 1]], list[at + 1], score, i); at++) list[at] = list[at + 1];
+      list[at] = i;
+    }
   }
 
   /**
@@ -514,6 +621,7 @@ class PlacementPass implements PassContext {
       if (free) free[s.index] = s.free[name];
     }
     this.moved(s);
+    this.changed.push(s.index);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;

@@ -1,6 +1,6 @@
 /** The benchmark runner: `npm run -s bench -- NAME [--option value]`. Last stdout line: one JSON object. */
 import { join } from 'node:path';
-import { benchAlibaba } from './alibaba';
+import { ARRIVALS, type Arrival, benchAlibaba } from './alibaba';
 import { benchArray } from './array';
 import { benchBacklog } from './backlog';
 import { benchConsole } from './console';
@@ -62,7 +62,11 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
       baselineTasks: num(o, 'baseline-tasks', 2000),
       seed: num(o, 'seed', 42),
     }),
-  alibaba: (o) => benchAlibaba({ data: o.data ?? DATA, trace: o.trace ?? 'default' }),
+  alibaba: (o) => {
+    const arrival = o.arrival as Arrival | undefined;
+    if (arrival !== undefined && !ARRIVALS.includes(arrival)) throw new Error(`--arrival must be one of ${ARRIVALS.join(', ')}`);
+    return benchAlibaba({ data: o.data ?? DATA, trace: o.trace ?? 'default', arrival });
+  },
   packing: (o) => benchPacking({ data: o.data ?? DATA, seed: num(o, 'seed', 7) }),
   latency: (o) =>
     benchLatency({

@@ -35,6 +35,8 @@ export interface NodeRoom {
 export interface BucketRanking {
   nodes: number[];
   more(): boolean;
+  /** The score of the nodes `more` would append next; undefined when none are left. */
+  nextScore(): number | undefined;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
@@ -328,8 +330,10 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
+   * `scoreOf` (by node index), when given, gets each node's score as `more` appends it (a kept
+   * ranking finds a node again by it when the node's room changes).
    */
-  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[]): BucketRanking {
+  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreOf?: Float64Array): BucketRanking {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
@@ -367,12 +371,15 @@ export class NodeBuckets<S extends NodeRoom> {
       let end = g + 1;
       while (end < scored.length && scored[end].score === scored[g].score) end++;
       const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
+      const score = scored[g].score;
       for (const i of group) nodes.push(i);
+      if (scoreOf) for (const i of group) scoreOf[i] = score;
       g = end;
       return true;
     };
     more();
-    return { nodes, more, refused: refused.list(), full };
+    const nextScore = () => (g < scored.length ? scored[g].score : undefined);
+    return { nodes, more, nextScore, refused: refused.list(), full };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
