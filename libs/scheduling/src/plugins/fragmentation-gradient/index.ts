@@ -8,6 +8,10 @@
  *   - all free GPU, when the shape does not fit the node's free CPU, memory or GPUs at all;
  *   - for a share s of one device: the free part of every device with less than s free;
  *   - for k whole devices: the free part of every partly used device;
+ *   - and, of what the devices leave usable, whatever more the tasks that the node's free CPU
+ *     and memory can still hold would not take (n tasks of g milli-GPU use at most n·g): a
+ *     node's CPU running short strands its GPUs gradually, not only when the last task's
+ *     CPU is gone, so CPU-heavy work goes where CPU is plentiful per free GPU;
  *   - nothing for requests without GPUs (they do not want GPUs).
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
@@ -63,9 +67,12 @@ export function fragmentation(shapes: readonly RequestShape[], free: ResourceVec
     weights += s.weight;
     const gpu = s.resources.gpu ?? 0;
     if (gpu === 0) continue;
-    const fits = (s.resources.cpu ?? 0) <= (free.cpu ?? 0) && (s.resources.memory ?? 0) <= (free.memory ?? 0);
+    // tasks of the shape the node's free CPU and memory hold
+    const cpu = s.resources.cpu ?? 0;
+    const memory = s.resources.memory ?? 0;
+    const tasks = Math.min(cpu > 0 ? Math.floor((free.cpu ?? 0) / cpu) : Infinity, memory > 0 ? Math.floor((free.memory ?? 0) / memory) : Infinity);
     let lost: number;
-    if (!fits) lost = freeGpu;
+    if (tasks === 0) lost = freeGpu;
     else if (gpu < GPU_MILLI) {
       lost = 0;
       let usable = false;
@@ -75,6 +82,7 @@ export function fragmentation(shapes: readonly RequestShape[], free: ResourceVec
       }
       if (!usable) lost = freeGpu;
     } else lost = wholeFree * GPU_MILLI < gpu ? freeGpu : partialFree;
+    lost = Math.max(lost, freeGpu - tasks * gpu);
     total += s.weight * lost;
   }
   return weights > 0 ? total / weights : 0;
