@@ -1,6 +1,6 @@
 import { nodeSnapshot, pendingWork } from '../test/fixtures';
 import { CONTAINER_RUNTIME_LABEL, parseResources } from '@batchapi/api';
-import { type PendingWork, pickDevices, placeFirstFit, placeTasks, tasksThatFit } from './index';
+import { type NodeSnapshot, type PendingWork, packingScores, pickDevices, placeFirstFit, placeTasks, type RequestShape, tasksThatFit } from './index';
 
 const node = nodeSnapshot;
 const work = pendingWork;
@@ -185,6 +185,53 @@ describe('placeTasks (bin-pack)', () => {
     expect(res.unplaced.find((u) => u.jobId === 'gang')?.gangBlocked).toBe(true);
     // a gang of 8 fits exactly
     expect(placeTasks([work('g8', 8, { cpu: '1' }, { gang: true })], nodes).placements.reduce((n, p) => n + p.count, 0)).toBe(8);
+  });
+});
+
+describe('placeTasks: a ranking kept for a shape re-scores the nodes whose room changed', () => {
+  // one-GPU nodes (8 cores, 16 GiB); used = milli-GPU held on device 0
+  const gpu1 = (name: string, used = 0): NodeSnapshot => ({
+    name,
+    capacity: { cpu: 8000, memory: 2 ** 34, gpu: 1000 },
+    used: { gpu: used },
+    devices: used ? { 0: used } : {},
+    gpuCount: 1,
+    labels: {},
+    taints: [],
+  });
+  const share = (jobId: string, gpu: number): PendingWork => ({ jobId, queue: 'q', priority: 0, createdAt: 0, resources: { cpu: 1000, gpu }, tasks: 1 });
+  it.each([
+    {
+      // mix 0.3 : 0.6 shares, 1:1. j1 (0.3) on a or b: 1000 → 700 free, both still fit a 0.6 → gradient 0, a by name.
+      // j2 (0.3) again: on a 700 → 400 free, a 0.6 can no longer use it: −(½·400)/1000 = −0.2; on b 1000 → 700: 0 → b.
+      // (a ranking of the empty nodes kept for the shape put j2 on a as well, leaving no device for a 0.6)
+      name: 'the second task of a shape goes where the first left room for the mix',
+      nodes: [gpu1('a'), gpu1('b')],
+      shapes: [
+        { resources: { cpu: 1000, gpu: 300 }, weight: 1 },
+        { resources: { cpu: 1000, gpu: 600 }, weight: 1 },
+      ],
+      jobs: [share('j1', 300), share('j2', 300)],
+      want: [
+        ['j1', 'a'],
+        ['j2', 'b'],
+      ],
+    },
+    {
+      // mix 0.6 only. j1 (0.6) on a or b: 1000 → 400 free, which a 0.6 cannot use: −0.4 on both, a by name;
+      // then a has 400 free < 600: it leaves the ranking when re-scored, j2 goes to b.
+      name: 'a node that no longer takes one task of the shape leaves its ranking',
+      nodes: [gpu1('a'), gpu1('b')],
+      shapes: [{ resources: { cpu: 1000, gpu: 600 }, weight: 1 }],
+      jobs: [share('j1', 600), share('j2', 600)],
+      want: [
+        ['j1', 'a'],
+        ['j2', 'b'],
+      ],
+    },
+  ])('$name', ({ nodes, shapes, jobs, want }) => {
+    const res = placeTasks(jobs, nodes, { scores: packingScores(shapes as RequestShape[]) });
+    expect(res.placements.map((p) => [p.jobId, p.node])).toEqual(want);
   });
 });
 

@@ -37,7 +37,7 @@ export function traceNodes(csv: string): NodeSnapshot[] {
 
 /**
  * Pods of an `openb_pod_list_*.csv` as submissions: one task each, submitted in creation order
- * (seconds from the first). `num_gpu` devices of `gpu_milli` each: a share of one device below
+ * (seconds from the first; one a second in file order for lists without times). `num_gpu` devices of `gpu_milli` each: a share of one device below
  * 1000, whole devices otherwise. With `keep`, pods never end — the trace's own way to measure
  * how much of the cluster a policy can fill before requests stop fitting (fragmentation);
  * otherwise each runs as long as it did in the trace.
@@ -48,7 +48,9 @@ export function tracePods(csv: string, keep = true): Submission[] {
     .split('\n')
     .slice(1)
     .map((l) => l.split(','));
-  const t0 = Math.min(...rows.map((r) => Number(r[8])));
+  // The sampled lists (multigpu*) have no times: pods are submitted one a second in file order.
+  const timed = rows.every((r) => r.length > 8 && r[8] !== '');
+  const t0 = timed ? Math.min(...rows.map((r) => Number(r[8]))) : 0;
   return rows.map((r, i) => {
     const [name, cpu, mem, numGpu, gpuMilli, spec, , , created, deleted, scheduled] = r;
     const gpu = Number(numGpu) === 0 ? 0 : Number(gpuMilli) < GPU_MILLI ? Number(gpuMilli) : Number(numGpu) * GPU_MILLI;
@@ -57,10 +59,10 @@ export function tracePods(csv: string, keep = true): Submission[] {
       name,
       tenant: 'default',
       queue: 'default',
-      submitAt: Number(created) - t0,
+      submitAt: timed ? Number(created) - t0 : i,
       tasks: 1,
       resources: { cpu: Number(cpu), memory: Number(mem) * 2 ** 20, ...(gpu ? { gpu } : {}) },
-      duration: keep ? null : Math.max(1, Number(deleted) - start),
+      duration: keep || !timed ? null : Math.max(1, Number(deleted) - start),
       priority: 0,
       gang: false,
       selector: (spec ? { 'gpu.model': spec.split('|')[0] } : {}) as Record<string, string>,

@@ -1,4 +1,4 @@
-import { traceNodes, tracePods } from '../src/alibaba';
+import { allAtOnce, traceNodes, tracePods } from '../src/alibaba';
 import { cutInstance, firstFitDecreasing, gpuCutInstance, packInstance, parseOrLib, pooled } from '../src/packing';
 import { makeBacklog, makeCluster, makeSingleTaskBacklog, naivePlace } from '../src/scheduling';
 
@@ -102,5 +102,27 @@ describe('alibaba trace', () => {
       [8000, 60, { 'gpu.model': 'V100M32' }, null],
     ]);
     expect(tracePods(`${header}p0,1000,1024,0,0,,LS,Running,100,500,130\n`, false)[0].duration).toBe(370);
+  });
+
+  it('submits the pods of a list without times (multigpu*) one a second in file order', () => {
+    const pods = tracePods('name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1000,1024,2,1000\np1,1000,1024,1,300\n');
+    expect(pods.map((p) => [p.submitAt, p.resources.gpu, p.duration])).toEqual([
+      [0, 2000, null],
+      [1, 300, null],
+    ]);
+  });
+
+  it('all at once: creation order at t=0, the trace again from its start until the GPU requests reach capacity', () => {
+    const header = 'name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n';
+    const pods = tracePods(`${header}p0,1000,1024,1,500,,LS,Running,100,500,100\np1,1000,1024,1,1000,,LS,Running,160,500,160\np2,1000,1024,0,0,,LS,Running,200,500,200\n`);
+    // capacity 2000: p0 500, p1 1500, p2 (no GPU) 1500, p0 again 2000; p1 again would make 3000 > 2000 → stop
+    expect(allAtOnce(pods, 2000).map((p) => [p.name, p.submitAt, p.resources.gpu ?? 0])).toEqual([
+      ['p0', 0, 500],
+      ['p1', 0, 1000],
+      ['p2', 0, 0],
+      ['p0-r1', 0, 500],
+    ]);
+    // capacity 1500: p0, p1 (1500), p2 (no GPU); p0 again would make 2000 > 1500
+    expect(allAtOnce(pods, 1500).map((p) => p.name)).toEqual(['p0', 'p1', 'p2']);
   });
 });
