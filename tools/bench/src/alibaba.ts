@@ -134,7 +134,9 @@ export function benchAlibaba(o: { data: string; trace: string; arrival?: Arrival
         nodesUsed: r.nodesUsed,
         wallSeconds: r.wallSeconds,
       };
-      table.push(`${arrival.padEnd(12)} ${policy.padEnd(10)} placed ${String(r.placed).padStart(5)}  pending ${String(r.pending).padStart(5)}  GPUs ${pct(r.allocation.gpu).padStart(7)}  CPU ${pct(r.allocation.cpu).padStart(7)}  ${r.wallSeconds.toFixed(1)} s`);
+      table.push(
+        `${arrival.padEnd(12)} ${policy.padEnd(10)} placed ${String(r.placed).padStart(5)}  pending ${String(r.pending).padStart(5)}  GPUs ${pct(r.allocation.gpu).padStart(7)}  CPU ${pct(r.allocation.cpu).padStart(7)}  ${r.wallSeconds.toFixed(1)} s`,
+      );
     }
     result[arrival] = byPolicy;
   }

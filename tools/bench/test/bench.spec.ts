@@ -114,7 +114,9 @@ describe('alibaba trace', () => {
 
   it('all at once: creation order at t=0, the trace again from its start until the GPU requests reach capacity', () => {
     const header = 'name,cpu_milli,memory_mib,num_gpu,gpu_milli,gpu_spec,qos,pod_phase,creation_time,deletion_time,scheduled_time\n';
-    const pods = tracePods(`${header}p0,1000,1024,1,500,,LS,Running,100,500,100\np1,1000,1024,1,1000,,LS,Running,160,500,160\np2,1000,1024,0,0,,LS,Running,200,500,200\n`);
+    const pods = tracePods(
+      `${header}p0,1000,1024,1,500,,LS,Running,100,500,100\np1,1000,1024,1,1000,,LS,Running,160,500,160\np2,1000,1024,0,0,,LS,Running,200,500,200\n`,
+    );
     // capacity 2000: p0 500, p1 1500, p2 (no GPU) 1500, p0 again 2000; p1 again would make 3000 > 2000 → stop
     expect(allAtOnce(pods, 2000).map((p) => [p.name, p.submitAt, p.resources.gpu ?? 0])).toEqual([
       ['p0', 0, 500],

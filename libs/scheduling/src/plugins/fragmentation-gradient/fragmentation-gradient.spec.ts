@@ -1,3 +1,4 @@
+import type { ResourceVector } from '@batchapi/api';
 import type { NodeSnapshot, PendingWork } from '../../index';
 import { fragmentation, packingScores, requestShapes } from '../../index';
 import { placeTasks } from '../../index';
@@ -57,7 +58,7 @@ describe('fragmentation', () => {
     // 2-GPU tasks, 32 cores free, 8 each: 4 tasks × 2000 = 8000 ≥ 8000 free → nothing lost
     { name: 'nothing when CPU feeds every free GPU', need: { cpu: 8000, gpu: 2000 }, free: { cpu: 32_000, memory: 2 ** 40 }, want: 0 },
   ])('$name', ({ need, free: room, want }) => {
-    expect(fragmentation([{ resources: need, weight: 1 }], room, {}, 8)).toBe(want);
+    expect(fragmentation([{ resources: need as ResourceVector, weight: 1 }], room, {}, 8)).toBe(want);
   });
 
   it('requestShapes keeps the most common shapes with their counts', () => {
