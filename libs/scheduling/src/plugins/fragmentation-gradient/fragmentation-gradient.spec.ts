@@ -51,8 +51,10 @@ describe('fragmentation', () => {
   it.each([
     // 8 free GPUs, 20 cores free; 1 GPU + 8 cores a task: ⌊20/8⌋ = 2 tasks use 2000 → 8000 − 2000 = 6000 lost
     { name: 'CPU for fewer tasks than the free GPUs strands the rest', need: { cpu: 8000, gpu: 1000 }, free: { cpu: 20_000, memory: 2 ** 40 }, want: 6000 },
-    // 0.5 shares with 4 cores: ⌊10/4⌋ = 2 tasks use 1000 of the 8000 free → 7000
-    { name: 'the same for shares', need: { cpu: 4000, gpu: 500 }, free: { cpu: 10_000, memory: 2 ** 40 }, want: 7000 },
+    // 0.5 shares with 4 cores: ⌊10/4⌋ = 2 tasks open 2 devices (the rest of a device a share fits on counts as usable): 8000 − 2000 = 6000
+    { name: 'the same for shares, a device per task', need: { cpu: 4000, gpu: 500 }, free: { cpu: 10_000, memory: 2 ** 40 }, want: 6000 },
+    // 0.25 shares with 12 cores on 96 free: 8 tasks, one per device → nothing lost (counted in milli, 8 × 250 = 2000, it would lose 6000)
+    { name: 'shares with CPU for one task per free device lose nothing', need: { cpu: 12_000, gpu: 250 }, free: { cpu: 96_000, memory: 2 ** 40 }, want: 0 },
     // memory binds: 64 GiB free / 32 GiB = 2 tasks of 1 GPU → 6000
     { name: 'and for memory', need: { cpu: 1000, memory: 32 * 2 ** 30, gpu: 1000 }, free: { cpu: 64_000, memory: 64 * 2 ** 30 }, want: 6000 },
     // 2-GPU tasks, 32 cores free, 8 each: 4 tasks × 2000 = 8000 ≥ 8000 free → nothing lost

@@ -9,9 +9,10 @@
  *   - for a share s of one device: the free part of every device with less than s free;
  *   - for k whole devices: the free part of every partly used device;
  *   - and, of what the devices leave usable, whatever more the tasks that the node's free CPU
- *     and memory can still hold would not take (n tasks of g milli-GPU use at most n·g): a
- *     node's CPU running short strands its GPUs gradually, not only when the last task's
- *     CPU is gone, so CPU-heavy work goes where CPU is plentiful per free GPU;
+ *     and memory can still hold would not take (n tasks of k whole GPUs use n·k devices; n
+ *     shares, n devices — the rest of a device a share fits on counts as usable, as above): a
+ *     node's CPU running short strands its GPUs gradually, not only when the last task's CPU is
+ *     gone, so CPU-heavy work goes where CPU is plentiful per free GPU;
  *   - nothing for requests without GPUs (they do not want GPUs).
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
@@ -82,7 +83,8 @@ export function fragmentation(shapes: readonly RequestShape[], free: ResourceVec
       }
       if (!usable) lost = freeGpu;
     } else lost = wholeFree * GPU_MILLI < gpu ? freeGpu : partialFree;
-    lost = Math.max(lost, freeGpu - tasks * gpu);
+    // n tasks of k whole GPUs use n·k devices; n shares open at most n devices (as above, the rest of a device a share fits on counts as usable)
+    lost = Math.max(lost, freeGpu - tasks * Math.max(gpu, GPU_MILLI));
     total += s.weight * lost;
   }
   return weights > 0 ? total / weights : 0;
