@@ -182,14 +182,14 @@ interface Ranked extends Candidates {
   /** From `start` on (nodes before it left the ranking: full for the shape). */
   nodes: number[];
   refused: FilterRefusal[];
-  /** Nodes that passed the filters but had no room for one task when ranked (or when re-scored). */
+  /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
   /**
    * The score each node of `nodes` was ranked with, by node index (bin-pack only; NaN: not in
    * the ranking, or not appended yet by `more`): finds it again when its room changes.
    */
   scoreOf?: Float64Array;
-  /** How much of the pass's change log (`PlacementPass.changed`) the scores reflect. */
+  /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
   seen: number;
 }
 
@@ -198,10 +198,10 @@ function before(a: number, ai: number, b: number, bi: number): boolean {
   return a > b || (a === b && ai < bi);
 }
 
-/** Index in `list` from `start` on (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
-function rankIndex(list: readonly number[], start: number, scoreOf: Float64Array, score: number, i: number): number {
+/** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
+function rankIndex(list: readonly number[], start: number, end: number, scoreOf: Float64Array, score: number, i: number): number {
   let lo = start;
-  let hi = list.length;
+  let hi = end;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const m = list[mid];
@@ -237,15 +237,18 @@ class PlacementPass implements PassContext {
   /** Filter + Score results per shape (see `ranking`). */
   private readonly rankedByShape = new Map<string, Ranked>();
   /**
-   * Nodes whose room changed (indices), in order, a node once per reservation. A ranking kept for
-   * a shape re-scores the nodes logged since it was last used: scores depend on the room left (the
-   * fragmentation gradient, most-allocated), and a ranking of the empty cluster reused for work
-   * submitted at one instant would place every task as if no other had been placed.
+   * The change log: nodes whose room changed, by when they last did (`changes` counts the
+   * reservations; `changedAt` by node index, 0: not in this pass), linked newest last. A ranking
+   * kept for a shape re-scores the nodes changed since it was last used: scores depend on the room
+   * left (the fragmentation gradient, most-allocated), and a ranking of the empty cluster reused
+   * for work submitted at one instant would place every task as if no other had been placed.
+   * Walking back from the newest finds each such node once, however often it changed.
    */
-  private readonly changed: number[] = [];
-  /** Marks of `rescore` (by node index): a node logged many times is re-scored once. */
-  private rescoreMark?: Uint32Array;
-  private rescores = 0;
+  private changes = 0;
+  private changedAt?: Float64Array;
+  private changedPrev?: Int32Array;
+  private changedNext?: Int32Array;
+  private newest = -1;
   /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
@@ -433,7 +436,7 @@ class PlacementPass implements PassContext {
       const name = keys ? JSON.stringify(keys) : '*';
       let index = this.buckets.get(name);
       if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
-      ranked = { ...index.rank(w, filters, scores, scoreOf), start: 0, seen: this.changed.length, ...(scoreOf ? { scoreOf } : {}) };
+      ranked = { ...index.rank(w, filters, scores, scoreOf), start: 0, seen: this.changes, ...(scoreOf ? { scoreOf } : {}) };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
     }
@@ -460,7 +463,7 @@ class PlacementPass implements PassContext {
       scored.push({ s, i, score });
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
-    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changed.length };
+    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
     if (scoreOf) {
       for (const c of scored) scoreOf[c.i] = c.score;
       ranked.scoreOf = scoreOf;
@@ -471,7 +474,8 @@ class PlacementPass implements PassContext {
 
   /**
    * Brings a kept ranking up to date: each node whose room changed since it was last used is
-   * scored again and moved to its place (or taken out when one task no longer fits). Nodes that
+   * scored again and moved to its place (one that no longer takes one task is left for the reserve
+   * loop to drop, as it drops the nodes a job fills). Nodes that
    * did not change keep their scores, which depend on their own room only. With node buckets, the
    * nodes not appended yet were scored in their bucket with the room they still have; a changed
    * one among them has all of them appended first, and a node scored below the next ones appends
@@ -479,43 +483,42 @@ class PlacementPass implements PassContext {
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
-    if (!scoreOf || ranked.seen === this.changed.length) return;
-    const mark = (this.rescoreMark ??= new Uint32Array(this.states.length));
-    const round = ++this.rescores;
+    if (!scoreOf || ranked.seen === this.changes) return;
+    const when = this.changedAt!;
+    const prev = this.changedPrev!;
     const dirty: number[] = [];
     let unseen = false;
-    for (let k = ranked.seen; k < this.changed.length; k++) {
-      const i = this.changed[k];
-      if (mark[i] === round) continue;
-      mark[i] = round;
+    for (let i = this.newest; i >= 0 && when[i] > ranked.seen; i = prev[i]) {
       dirty.push(i);
       if (Number.isNaN(scoreOf[i])) unseen = true;
     }
-    ranked.seen = this.changed.length;
+    ranked.seen = this.changes;
     if (unseen && ranked.nextScore?.() !== undefined) while (ranked.more!());
     const { scores } = this.profile;
     const list = ranked.nodes;
     for (const i of dirty) {
       const old = scoreOf[i];
       if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
-      let at = rankIndex(list, ranked.start, scoreOf, old, i);
+      let at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
       if (list[at] !== i) continue; // left the ranking already (full for the shape)
       const s = this.states[i];
-      if (tasksThatFit(w.resources, s.free) === 0) {
-        list.splice(at, 1);
-        scoreOf[i] = NaN;
-        ranked.full++;
-        continue;
-      }
+      // A node without room for one task more stays where it is: the reserve loop drops it (full).
+      if (!fitsOne(w.resources, s.free)) continue;
       const fd = freeDeviceCount(s);
       let score = 0;
       for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
       if (score === old) continue;
       // Nodes not appended yet that rank with or before the new score come first.
       if (ranked.nextScore) for (let next = ranked.nextScore(); next !== undefined && next >= score; next = ranked.nextScore()) ranked.more!();
+      // Its new place (binary search on each side of it), then the nodes between shift by one.
+      if (before(score, i, old, i)) {
+        const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
+        for (; at > to; at--) list[at] = list[at - 1];
+      } else {
+        const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
+        for (; at < to; at++) list[at] = list[at + 1];
+      }
       scoreOf[i] = score;
-      if (before(score, i, old, i)) for (; at > ranked.start && before(score, i, scoreOf[list[at - 1]], list[at - 1]); at--) list[at] = list[at - 1];
-      else for (; at + 1 < list.length && before(scoreOf[list[at + 1]], list[at + 1], score, i); at++) list[at] = list[at + 1];
       list[at] = i;
     }
   }
@@ -587,6 +590,28 @@ class PlacementPass implements PassContext {
     return { mine, undo };
   }
 
+  /** Puts node `i` last in the change log (see `changes`). */
+  private logChange(i: number): void {
+    const n = this.states.length;
+    const at = (this.changedAt ??= new Float64Array(n));
+    const prev = (this.changedPrev ??= new Int32Array(n).fill(-1));
+    const next = (this.changedNext ??= new Int32Array(n).fill(-1));
+    if (at[i] > 0) {
+      if (this.newest === i) {
+        at[i] = ++this.changes;
+        return;
+      }
+      // Unlinked from where it was (not the newest, so it has a next).
+      if (prev[i] >= 0) next[prev[i]] = next[i];
+      prev[next[i]] = prev[i];
+    }
+    at[i] = ++this.changes;
+    prev[i] = this.newest;
+    next[i] = -1;
+    if (this.newest >= 0) next[this.newest] = i;
+    this.newest = i;
+  }
+
   /** Tells the node buckets that a node's room changed. */
   private moved(s: NodeState): void {
     if (this.buckets.size === 0) return;
@@ -621,7 +646,7 @@ class PlacementPass implements PassContext {
       if (free) free[s.index] = s.free[name];
     }
     this.moved(s);
-    this.changed.push(s.index);
+    this.logChange(s.index);
     for (const r of reserves) r.reserve(w, s.node, count, this);
     undo.push(() => {
       for (const ds of devices) for (const d of ds) s.devices[d] -= each;
