@@ -5,21 +5,13 @@
  * that replica's URL.
  */
 import type { JobRecord, WorkflowRecord } from '@batchapi/api';
+import { waitFor } from '@batchapi/proc';
 import { submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { startQuota } from '../src';
 import { quotaSuite } from './harness';
 
 const suite = quotaSuite();
-
-async function until<T>(read: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await read();
-    if (ok(v) || Date.now() > deadline) return v;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 it('makes a step that reads inputs only once it knows an admission address, and gives it that address', async () => {
   suite.quota = await startQuota({ config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'fatal', instanceId: 'quota-api-url' } });
@@ -42,9 +34,10 @@ it('makes a step that reads inputs only once it knows an admission address, and 
   const key = suite.store.keys.job(stepJobId(wf.id, 1));
   // No admission replica: once this replica leads the workflow controller, and for several reconciles
   // after (a retry a second), still no step job.
-  const leader = await until(
+  const leader = await waitFor(
     () => suite.store.get(suite.store.keys.leader('workflows')),
     (l) => l !== undefined,
+    { timeoutMs: 15_000 },
   );
   expect(leader).toBeDefined();
   await new Promise((r) => setTimeout(r, 2500));
@@ -59,9 +52,10 @@ it('makes a step that reads inputs only once it knows an admission address, and 
       },
     ],
   );
-  const made = await until(
+  const made = await waitFor(
     () => suite.store.get<JobRecord>(key),
     (j) => j !== undefined,
+    { timeoutMs: 15_000 },
   );
   expect(made?.value.spec.env.BATCH_API).toBe('http://10.0.0.7:8080');
   expect(made?.value.spec.env.BATCH_INPUTS_TOKEN).toMatch(/^bsi1\./);

@@ -203,8 +203,8 @@ function mergeAscending(lists: readonly number[][]): number[] {
   }
 }
 
-/** Inserts `i` into ascending `xs`. */
-function insertSorted(xs: number[], i: number): void {
+/** The first index of ascending `xs` whose value is not below `i`. */
+function lowerBound(xs: readonly number[], i: number): number {
   let lo = 0;
   let hi = xs.length;
   while (lo < hi) {
@@ -212,19 +212,19 @@ function insertSorted(xs: number[], i: number): void {
     if (xs[mid] < i) lo = mid + 1;
     else hi = mid;
   }
+  return lo;
+}
+
+/** Inserts `i` into ascending `xs`. */
+function insertSorted(xs: number[], i: number): void {
+  const lo = lowerBound(xs, i);
   if (lo === xs.length) xs.push(i);
   else xs.splice(lo, 0, i);
 }
 
 /** Removes `i` from ascending `xs`. */
 function removeSorted(xs: number[], i: number): void {
-  let lo = 0;
-  let hi = xs.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (xs[mid] < i) lo = mid + 1;
-    else hi = mid;
-  }
+  const lo = lowerBound(xs, i);
   if (xs[lo] !== i) return;
   if (lo === xs.length - 1) xs.pop();
   else xs.splice(lo, 1);
