@@ -111,20 +111,45 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
         // Jobs naming a tenant or queue these caches lack: the informers may not have delivered it yet
         // (separate watches; a queue made just before its first job). Read them from etcd; decide again.
         if (unknown.length) await this.resolve(unknown);
-        for (const job of decided) {
-          await inSpan(
-            'quota.admit',
-            { parent: job.traceparent, attributes: { 'batch.job.id': job.id, 'batch.queue': job.queue, 'batch.decision': job.phase } },
-            () => undefined,
-          );
-          this.decided.inc({ decision: job.phase });
-        }
+        for (const job of decided) await this.traceDecision(job);
       } catch (err) {
         this.ctx.log.warn({ err: (err as Error).message, jobs: batch.length }, 'admission decisions failed; will retry');
         setTimeout(() => this.kick(), 500);
         return;
       }
     }
+  }
+
+  /**
+   * `job` as a pass of this admitter would decide it now, for a job about to be created: `Queued`
+   * (with `queuedAt`) when the caches hold its tenant and queue and admit it, else unchanged
+   * (`Submitted`, for a pass to decide: it looks up what the caches lack and gives a refusal its
+   * reason). The workflow controller creates its step jobs this way, so a step does not wait for a
+   * pass of its own after its job is written (`bench pipelines`: that wait was p50 0.4–5.8 s at
+   * 300–1,000 runs). Deciding at create time is the same decision from the same caches a pass makes
+   * a moment later; the job's create is its only write, so it is still decided exactly once.
+   */
+  admitAtCreate(job: JobRecord, now: number): JobRecord {
+    if (!this.synced || job.phase !== 'Submitted') return job;
+    const tenant = this.tenants.get(job.tenant);
+    const queue = this.queues.get(job.queue);
+    if (!tenant || !queue || admissionRefusal(job, tenant, queue, this.queues.values())) return job;
+    return { ...job, phase: 'Queued', queuedAt: now };
+  }
+
+  /** Counts and traces a job created already `Queued` (`admitAtCreate`), as a pass does its own decisions. */
+  async admittedAtCreate(job: JobRecord): Promise<void> {
+    if (job.phase !== 'Queued') return;
+    await this.traceDecision(job);
+  }
+
+  private async traceDecision(job: JobRecord): Promise<void> {
+    await inSpan(
+      'quota.admit',
+      { parent: job.traceparent, attributes: { 'batch.job.id': job.id, 'batch.queue': job.queue, 'batch.decision': job.phase } },
+      () => undefined,
+    );
+    this.decided.inc({ decision: job.phase });
   }
 
   /**

@@ -49,6 +49,7 @@ import {
 import { startSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter, Gauge } from 'prom-client';
+import { Admitter } from './admitter';
 import { ElectedLoop } from './elected-loop';
 import { StepJobs } from './step-jobs';
 
@@ -123,6 +124,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() @Inject(STEP_API_URL) private readonly stepApiUrl?: string,
     /** The step jobs' phases, kept from the admitter's jobs informer (one watch over every job). */
     @Optional() private readonly stepJobs: StepJobs = new StepJobs(),
+    /** Decides each step job as it is created (`Admitter.admitAtCreate`). @default none: step jobs are created `Submitted` and wait for the admitter's pass */
+    @Optional() private readonly admitter?: Admitter,
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
     this.inputsTokenKey = ctx.credential.derive(INPUTS_TOKEN_KEY_PURPOSE);
@@ -317,7 +320,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         },
       });
       if (traceparent) made.traceparent = traceparent;
-      toCreate.push({ job: made, span });
+      // admitted in its create when the admitter's caches admit it: no pass of the admitter to wait for
+      toCreate.push({ job: this.admitter?.admitAtCreate(made, now) ?? made, span });
       // created now or found (an earlier controller's): the step's job either way
       jobIds.set(name, made.id);
     }
@@ -351,6 +355,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       if (rev) {
         for (const c of toCreate) {
           c.span.setAttribute('batch.step.created', true);
+          await this.admitter?.admittedAtCreate(c.job);
           c.span.end();
           this.m.submitted.inc();
         }
@@ -376,7 +381,10 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         leader.depose();
         return;
       }
-      if (outcome === 'created') this.m.submitted.inc();
+      if (outcome === 'created') {
+        await this.admitter?.admittedAtCreate(c.job);
+        this.m.submitted.inc();
+      }
     }
     for (const name of plan.cancel) {
       const jobId = wf.steps.find((s) => s.name === name)?.jobId;
