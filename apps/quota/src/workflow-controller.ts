@@ -99,10 +99,34 @@ const API_UNKNOWN_RETRY_MS = 1000;
 /** How long a looked-up admission URL is used before it is looked up again, in milliseconds. */
 const API_URL_TTL_MS = 30_000;
 
+/**
+ * The next workflow a free worker reconciles: the first changed one (`dirty`, in the order of their
+ * changes) that no worker holds, else the first of the tick's (`swept`); it leaves both sets (one
+ * reconcile serves a change and the tick alike) and joins `held`. Undefined when every waiting
+ * workflow is held. Pure but for the three sets it updates.
+ */
+export function takeNextWorkflow(dirty: Set<string>, swept: Set<string>, held: Set<string>): string | undefined {
+  for (const set of [dirty, swept])
+    for (const id of set)
+      if (!held.has(id)) {
+        dirty.delete(id);
+        swept.delete(id);
+        held.add(id);
+        return id;
+      }
+  return undefined;
+}
+
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
+  /** Workflows a change concerns (a step job's phase, the record, a retry): reconciled first. */
   private readonly dirty = new Set<string>();
+  /**
+   * Workflows the tick re-plans without a change (a deadline may have passed): taken only when no
+   * change waits, so with 1,000 runs a step that just ended does not queue behind 1,000 re-plans.
+   */
+  private readonly swept = new Set<string>();
   private informers: Informer[] = [];
   private readonly elected: ElectedLoop;
   /** Stops hearing of step jobs' changes. */
@@ -202,6 +226,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   /** Drops a finished (or deleted) workflow. */
   private forgetWorkflow(id: string): void {
     this.workflows.delete(id);
+    this.swept.delete(id);
   }
 
   private kick(id: string): void {
@@ -219,21 +244,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     let lastTick = -Infinity;
     const held = new Set<string>();
     let deposed = false;
-    const take = (): string | undefined => {
-      for (const id of this.dirty)
-        if (!held.has(id)) {
-          this.dirty.delete(id);
-          held.add(id);
-          return id;
-        }
-      return undefined;
-    };
+    const take = (): string | undefined => takeNextWorkflow(this.dirty, this.swept, held);
     const worker = async (): Promise<void> => {
       while (!deposed && this.elected.leading(leader)) {
         const mono = this.clock.monotonic();
         if (mono - lastTick >= TICK_MS) {
           lastTick = mono;
-          for (const id of this.workflows.keys()) this.dirty.add(id);
+          for (const id of this.workflows.keys()) if (!this.dirty.has(id)) this.swept.add(id);
         }
         const id = take();
         if (id === undefined) {

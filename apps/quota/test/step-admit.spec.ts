@@ -8,7 +8,7 @@ import type { JobRecord, WorkflowRecord } from '@batchapi/api';
 import { waitFor } from '@batchapi/proc';
 import { submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
-import { DEFAULT_CLUSTER, startQuota } from '../src';
+import { DEFAULT_CLUSTER, seedCluster, startQuota } from '../src';
 import { quotaSuite } from './harness';
 
 const suite = quotaSuite();
@@ -35,10 +35,11 @@ const oneStep = (id: string, queue?: string): WorkflowRecord => ({
 });
 
 beforeAll(async () => {
-  suite.quota = await startQuota({
-    config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-step-admit' },
-    cluster: DEFAULT_CLUSTER,
-  });
+  // The tenant and queue exist before quota starts, so its caches hold them once it is ready (seeded
+  // by `startQuota` instead, they reach the caches through the informers a moment after it returns,
+  // and a step job made in that moment is rightly created Submitted).
+  await seedCluster(suite.store, DEFAULT_CLUSTER);
+  suite.quota = await startQuota({ config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-step-admit' } });
 });
 
 const stored = (id: string) => suite.store.get<JobRecord>(suite.store.keys.job(id));
