@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import type { GroupStatus, JobRecord, RuntimeEstimates, TaskResult, WorkflowRecord } from '@batchapi/api';
 import { createDatabase, HistoryStore, type LocalPostgres, migrate, startPostgres } from '@batchapi/history';
 import { putRuntimeEstimates, submitJob, submitWorkflow } from '@batchapi/store';
-import { startQuota } from '../src';
+import { DEFAULT_CLUSTER, seedCluster, startQuota } from '../src';
 import { finishedJob, quotaSuite } from './harness';
+import { waitUntil } from '@batchapi/proc';
 
 const suite = quotaSuite();
 let pgDir: string;
@@ -34,14 +35,7 @@ afterAll(async () => {
   await pg?.stop();
 });
 
-async function until(ok: () => Promise<boolean>, ms = 15_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await ok()) return true;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return ok();
-}
+const until = (ok: () => Promise<boolean>, ms = 15_000): Promise<boolean> => waitUntil(ok, { timeoutMs: ms });
 const inEtcd = async (id: string) => (await suite.store.get(suite.store.keys.job(id))) !== undefined;
 
 const group = (job: JobRecord, node: string): GroupStatus => ({
@@ -98,6 +92,10 @@ it('moves a finished job with its groups and results to history, and leaves live
   const step = finishedJob('step', now - 5_000);
   await submitJob(store, { ...step, spec: { ...step.spec, labels: { 'batch.workflow': 'wf-live' } } });
 
+  // The tenant and queue exist, so the second step's job is admitted and the workflow stays
+  // Running. Without them that job is refused (unknown tenant), the workflow ends Failed, and its
+  // finished step is rightly archived: the assertion below would race that.
+  await seedCluster(store, DEFAULT_CLUSTER);
   suite.quota = await startQuota({
     config: { etcdEndpoints: suite.etcd.endpoints, leaseTtlSeconds: 5, logLevel: 'error' },
     historyUrl: url,

@@ -8,6 +8,7 @@ import { submitJob, submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { startQuota } from '../src';
 import { finishedJob, quotaSuite } from './harness';
+import { waitFor } from '@batchapi/proc';
 
 const suite = quotaSuite();
 
@@ -17,15 +18,7 @@ async function leaseOf(key: string): Promise<string | undefined> {
   return res.kvs[0]?.lease;
 }
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    v = await fn();
-  }
-  return v;
-}
+const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => waitFor(fn, ok, { timeoutMs: 15_000, intervalMs: 100 });
 
 const workflow = (id: string): WorkflowRecord => ({
   id,

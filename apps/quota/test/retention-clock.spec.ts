@@ -7,16 +7,13 @@ import { FakeClock } from '@batchapi/runtime';
 import { submitJob } from '@batchapi/store';
 import { startQuota } from '../src';
 import { finishedJob, quotaSuite } from './harness';
+import { waitUntil } from '@batchapi/proc';
 
 const HOUR_MS = 60 * 60_000;
 const suite = quotaSuite();
 
 /** Polls `ok` every 20 ms for up to 10 s of real time; resolves to its last answer. */
-async function until(ok: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + 10_000;
-  while (!(await ok()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return ok();
-}
+const until = (ok: () => Promise<boolean>): Promise<boolean> => waitUntil(ok, { intervalMs: 20 });
 
 /** Retention passes the service has finished (a pass records its job count, 0 included). */
 async function passesDone(): Promise<boolean> {

@@ -12,6 +12,7 @@ import { FakeClock, type RunningService } from '@batchapi/runtime';
 import { cancelJob, createSchedule, EtcdStore, getJob, getSchedule } from '@batchapi/store';
 import { DEFAULT_CLUSTER, ScheduleController, startQuota } from '../src';
 import { quotaSuite } from './harness';
+import { waitUntil } from '@batchapi/proc';
 
 const suite = quotaSuite();
 const START = Date.UTC(2026, 11, 1, 10, 0, 0);
@@ -24,11 +25,7 @@ afterEach(async () => {
 });
 
 /** Polls `ok` every 20 ms for up to 10 s of real time; resolves to its last answer. */
-async function until(ok: () => Promise<boolean>): Promise<boolean> {
-  const deadline = Date.now() + 10_000;
-  while (!(await ok()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  return ok();
-}
+const until = (ok: () => Promise<boolean>): Promise<boolean> => waitUntil(ok, { intervalMs: 20 });
 
 function schedule(name: string, over: Partial<ScheduleRecord> = {}): ScheduleRecord {
   return {

@@ -11,6 +11,7 @@ import type { ServiceContext } from '@batchapi/runtime';
 import type { Gauge } from 'prom-client';
 import { ElectedLoop } from '../src/elected-loop';
 import { quotaSuite } from './harness';
+import { waitFor } from '@batchapi/proc';
 
 describe('ElectedLoop.pause', () => {
   it("ends every pause under way at one wakeUp (each of the controller's idle workers)", async () => {
@@ -27,15 +28,7 @@ describe('ElectedLoop.pause', () => {
 
 const suite = quotaSuite();
 
-async function until<T>(fn: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
-  const deadline = Date.now() + ms;
-  let v = await fn();
-  while (!ok(v) && Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 100));
-    v = await fn();
-  }
-  return v;
-}
+const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => waitFor(fn, ok, { timeoutMs: 30_000, intervalMs: 100 });
 
 /** a → b, both one-task jobs. */
 const twoSteps = (id: string): WorkflowRecord => {
