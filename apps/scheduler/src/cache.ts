@@ -163,9 +163,15 @@ export class SchedulerCache {
     return Object.fromEntries(this.mirrors().map((m) => [m.prefix, m.revision]));
   }
 
-  /** True once the caches reflect every write up to `revision` (the scheduler's own last bind). */
+  /**
+   * True once the caches reflect every write up to `revision` (the scheduler's own last bind, which
+   * writes jobs, allocations and bindings in one transaction). All three: a cycle that saw a bind's
+   * allocation but not yet its binding (separate watches) counted the room as taken with no
+   * expected end, so backfill found no start for blocked work and let unbounded work take room
+   * a reservation should have held.
+   */
   caughtUp(revision: bigint): boolean {
-    return this.jobs.revision >= revision && this.allocs.revision >= revision;
+    return this.jobs.revision >= revision && this.allocs.revision >= revision && this.bindings.revision >= revision;
   }
 
   /** A registered node as cached. */

@@ -529,13 +529,18 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     ];
     const decision = lostNodes(live, holding, this.missingSince, mono, this.tuning.nodeLostAfterMs);
     this.missingSince = decision.missingSince;
+    if (decision.massLoss && decision.lost.length > 0)
+      this.ctx.log.warn(
+        { missing: decision.missingSince.size, live: live.size, lost: decision.lost.length },
+        'many nodes lost at once (etcd, the network or a stalled machine rather than the nodes): their tasks are requeued, and the losses count toward no quarantine',
+      );
     for (const { node, goneForMs } of decision.lost) {
       try {
         const { groups, tasks } = await reapLostNode(this.ctx.store, leadership.fence(), node, now);
         this.m.nodeLost.inc(tasks);
         this.ctx.log.warn({ node, groups, tasks, goneForMs: Math.round(goneForMs) }, 'node lost: its tasks were requeued');
         this.missingSince.delete(node);
-        if (tasks > 0) await this.nodeLostAgain(leadership, node, now);
+        if (tasks > 0 && !decision.massLoss) await this.nodeLostAgain(leadership, node, now);
       } catch (err) {
         this.ctx.log.warn({ node, err: (err as Error).message }, 'reaping a lost node failed; will retry');
       }

@@ -12,6 +12,36 @@ export interface NodeLossDecision {
   missingSince: Map<string, number>;
   /** Nodes gone for at least `afterMs`, with how long. */
   lost: Array<{ node: string; goneForMs: number }>;
+  /**
+   * Many nodes are missing at once (`isMassLoss`): the trouble is more likely etcd's, the network's
+   * or a stalled machine's than each node's, so these losses count toward no node's quarantine.
+   * Their tasks are requeued all the same (each executor has stopped them on its own clock).
+   */
+  massLoss: boolean;
+}
+
+/**
+ * When missing nodes are a mass loss, as the Kubernetes node lifecycle controller tells a zone's
+ * disruption: every node missing, or more than `minMissing` of them and at least `fraction` of the
+ * nodes known (live, or missing while holding work).
+ */
+export interface MassLossPolicy {
+  /** Share of the known nodes missing at once that makes a mass loss, 0–1. @default 0.55 (Kubernetes' `--unhealthy-zone-threshold`) */
+  fraction: number;
+  /** Below the "every node" case, more than this many must be missing. @default 2 */
+  minMissing: number;
+}
+
+export const DEFAULT_MASS_LOSS: MassLossPolicy = { fraction: 0.55, minMissing: 2 };
+
+/**
+ * Whether `missing` nodes missing at once among `live` live ones is a mass loss:
+ *   (live = 0 and missing > 0) or (missing > minMissing and missing / (live + missing) ≥ fraction).
+ */
+export function isMassLoss(missing: number, live: number, policy: MassLossPolicy = DEFAULT_MASS_LOSS): boolean {
+  if (missing === 0) return false;
+  if (live === 0) return true;
+  return missing > policy.minMissing && missing / (live + missing) >= policy.fraction;
 }
 
 /**
@@ -19,6 +49,7 @@ export interface NodeLossDecision {
  * holding work but not live is missing from the first call that sees it (`mono`); it is lost when
  *   mono − missingSince ≥ afterMs.
  * Nodes no longer missing are forgotten (a node that comes back and goes again waits the full time).
+ * `massLoss` says whether the nodes missing now (lost or not yet) are a mass loss among `live`.
  */
 export function lostNodes(
   live: ReadonlySet<string>,
@@ -26,6 +57,8 @@ export function lostNodes(
   missingSince: ReadonlyMap<string, number>,
   mono: number,
   afterMs: number,
+  /** When the missing nodes are a mass loss. @default DEFAULT_MASS_LOSS */
+  massLoss: MassLossPolicy = DEFAULT_MASS_LOSS,
 ): NodeLossDecision {
   const next = new Map<string, number>();
   const lost: NodeLossDecision['lost'] = [];
@@ -35,5 +68,5 @@ export function lostNodes(
     next.set(node, since);
     if (mono - since >= afterMs) lost.push({ node, goneForMs: mono - since });
   }
-  return { missingSince: next, lost };
+  return { missingSince: next, lost, massLoss: isMassLoss(next.size, live.size, massLoss) };
 }

@@ -1,4 +1,4 @@
-import { lostNodes } from './index';
+import { isMassLoss, lostNodes } from './index';
 
 describe('lostNodes', () => {
   const AFTER = 12_000; // lease TTL 10 s + grace 2 s
@@ -66,5 +66,44 @@ describe('lostNodes', () => {
   it.each(table)('$name', ({ live, holding, missingSince, mono, expected }) => {
     const d = lostNodes(new Set(live), holding, new Map(Object.entries(missingSince)), mono, AFTER);
     expect({ missingSince: Object.fromEntries(d.missingSince), lost: d.lost }).toEqual(expected);
+  });
+});
+
+describe('isMassLoss', () => {
+  it.each([
+    // [missing, live, mass loss?]
+    { missing: 0, live: 0, want: false }, // nothing missing
+    { missing: 1, live: 0, want: true }, // every node missing (a one-node cluster: nothing else to run on either)
+    { missing: 2, live: 0, want: true }, // every node missing
+    { missing: 2, live: 1, want: false }, // 2 of 3 = 67%, but not more than 2 missing
+    { missing: 3, live: 2, want: true }, // 3 > 2 and 3 / 5 = 60% ≥ 55%
+    { missing: 3, live: 3, want: false }, // 3 / 6 = 50% < 55%
+    { missing: 11, live: 9, want: true }, // 11 / 20 = 55% ≥ 55%
+    { missing: 10, live: 10, want: false }, // 10 / 20 = 50%
+    { missing: 1, live: 99, want: false }, // one node among a hundred: its own trouble
+  ])('$missing missing, $live live → $want', ({ missing, live, want }) => {
+    expect(isMassLoss(missing, live)).toBe(want);
+  });
+
+  it('tells a mass loss from the nodes missing now, lost or not yet', () => {
+    const AFTER = 12_000;
+    // b and c lost, d missing for 1 s, a live: 3 of 4 missing = 75%, 3 > 2
+    const mass = lostNodes(
+      new Set(['a']),
+      ['a', 'b', 'c', 'd'],
+      new Map([
+        ['b', 0],
+        ['c', 0],
+        ['d', 29_000],
+      ]),
+      30_000,
+      AFTER,
+    );
+    expect(mass.lost.map((l) => l.node)).toEqual(['b', 'c']);
+    expect(mass.massLoss).toBe(true);
+    // b lost among a, c, d live: 1 of 4
+    const one = lostNodes(new Set(['a', 'c', 'd']), ['a', 'b', 'c', 'd'], new Map([['b', 0]]), 30_000, AFTER);
+    expect(one.lost.map((l) => l.node)).toEqual(['b']);
+    expect(one.massLoss).toBe(false);
   });
 });

@@ -1,0 +1,69 @@
+/**
+ * A node the scheduler reaps 3 times in 10 minutes with tasks on it is quarantined (`node_lost`),
+ * but losses of many nodes at once count toward no quarantine (`isMassLoss`): a stalled machine or
+ * an etcd outage that costs every executor its lease must not cordon the whole fleet and leave the
+ * work nowhere to run. Real etcd, one scheduler; a node's loss is its key's delete, as its lease's
+ * expiry does; the wait before a reap is 300 ms here.
+ */
+import type { Binding, Cordon } from '@batchapi/api';
+import { submitJob } from '@batchapi/store';
+import { waitFor } from '@batchapi/proc';
+import { allBindings, nodeRecord, putNode, queuedJob, useScheduler } from './harness';
+
+const suite = useScheduler({ tuning: { nodeLostAfterMs: 300 } });
+
+const holds = (bs: readonly Binding[], node: string) => bs.some((b) => b.node === node);
+const cordonOf = async (node: string) => (await suite.store.get<Cordon>(suite.store.keys.cordon(node)))?.value;
+
+/** Waits until each of `nodes` holds a task, deletes their keys in one transaction, waits until they hold none (reaped), and registers them again. */
+async function loseTogether(nodes: readonly string[]): Promise<void> {
+  const held = await waitFor(
+    () => allBindings(suite.store),
+    (bs) => nodes.every((n) => holds(bs, n)),
+    { timeoutMs: 15_000 },
+  );
+  expect(nodes.filter((n) => !holds(held, n))).toEqual([]);
+  await suite.store.txn(
+    [],
+    nodes.map((n) => ({ delete: suite.store.keys.node(n) })),
+  );
+  const reaped = await waitFor(
+    () => allBindings(suite.store),
+    (bs) => nodes.every((n) => !holds(bs, n)),
+    { timeoutMs: 15_000 },
+  );
+  expect(nodes.filter((n) => holds(reaped, n))).toEqual([]);
+  for (const n of nodes) await putNode(suite.store, nodeRecord(n, 1));
+}
+
+it('quarantines no node when every node is lost at once, three times over', async () => {
+  const fleet = ['m1', 'm2', 'm3'];
+  for (const n of fleet) await putNode(suite.store, nodeRecord(n, 1));
+  await submitJob(suite.store, queuedJob('mass', 3, { cpu: 1000 }));
+  for (let i = 0; i < 3; i++) await loseTogether(fleet);
+  // each lost with a task three times within the window: one at a time, that quarantines (below)
+  expect(await Promise.all(fleet.map(cordonOf))).toEqual([undefined, undefined, undefined]);
+  // and the work runs on: its tasks are bound again, on the fleet that came back
+  const again = await waitFor(
+    () => allBindings(suite.store),
+    (bs) => fleet.every((n) => holds(bs, n)),
+    { timeoutMs: 15_000 },
+  );
+  expect(fleet.filter((n) => !holds(again, n))).toEqual([]);
+});
+
+it('quarantines a node lost alone three times while the others stay', async () => {
+  for (const n of ['q2', 'q3', 'q4', 'q1']) await putNode(suite.store, nodeRecord(n, 1));
+  // room for 7 tasks (m1–m3, q1–q4): 'mass' takes 3, 'one' 4, 4 wait
+  await submitJob(suite.store, queuedJob('one', 8, { cpu: 1000 }));
+  await loseTogether(['q1']);
+  await loseTogether(['q1']);
+  expect(await cordonOf('q1')).toBeUndefined();
+  await loseTogether(['q1']);
+  const cordon = await waitFor(
+    () => cordonOf('q1'),
+    (c) => c !== undefined,
+  );
+  expect(cordon?.quarantine).toEqual({ cause: 'node_lost', failures: 3 });
+  expect(await Promise.all(['q2', 'q3', 'q4', 'm1'].map(cordonOf))).toEqual([undefined, undefined, undefined, undefined]);
+});
