@@ -156,7 +156,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** Decayed usage per queue (see `decayUsage`) and when it was last advanced. */
   private history = { at: 0, usage: new Map<string, ResourceVector>(), savedAt: 0 };
   /** GPU-seconds by hour per queue and tenant (`gpuHoursPerDay`, see `plugins/running-caps`) and when they were last stored. */
-  private gpu: { usage: GpuUsage; savedAt: number; warnedDropped?: boolean } = { usage: emptyGpuUsage(0), savedAt: 0 };
+  /** `warnedDropped`: the most owners left out of the stored GPU usage that a warning named yet (warned again only when more are). */
+  private gpu: { usage: GpuUsage; savedAt: number; warnedDropped: number } = { usage: emptyGpuUsage(0), savedAt: 0, warnedDropped: 0 };
   /** Cycles run as leader, the durations of the last ones (ms) and the longest synchronous slice of any. */
   private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
   /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
@@ -594,7 +595,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       }
       usage = advanceGpuUsage(usage, new Map(), () => undefined, now);
     }
-    this.gpu = { usage, savedAt: now };
+    this.gpu = { usage, savedAt: now, warnedDropped: this.gpu.warnedDropped };
     this.cache.gpuUsage = usage;
   }
 
@@ -619,8 +620,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.gpu.usage,
       (kind, owner) => (kind === 'queue' ? queues.get(owner) : tenants.get(owner))?.gpuHoursPerDay !== undefined,
     );
-    if (dropped > 0 && !this.gpu.warnedDropped) {
-      this.gpu.warnedDropped = true;
+    if (dropped > this.gpu.warnedDropped) {
+      this.gpu.warnedDropped = dropped;
       this.ctx.log.warn(
         { dropped, maxBytes: MAX_STORED_GPU_USAGE_BYTES },
         'GPU usage of more owners than the stored record holds: those without a gpuHoursPerDay budget and least used are not stored (their counts restart after a failover)',
