@@ -60,12 +60,13 @@ import {
   listJobs,
   listResults,
   mirrorByName,
+  loadSchedulerSettings,
   readCluster,
   sha256,
   SubmitCommitter,
   tenantAndQueues,
 } from '@batchapi/store';
-import { buildSnapshot, explainJob } from '@batchapi/scheduling';
+import { buildSnapshot, explainJob, learnedRuntimesOf, settingsOfRecord, withLearnedRuntimes } from '@batchapi/scheduling';
 import { IdempotencyLookups } from './idempotency-lookups';
 import { WorkingDirsService } from './working-dirs';
 import { SchedulerCalls } from './scheduler-calls';
@@ -687,9 +688,18 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
       return fromScheduler;
     }
     this.whys.inc({ explained_by: 'admission' });
-    // No scheduler answered: the same builder and explanation on a fresh read of etcd (no usage history).
-    const snapshot = buildSnapshot(await readCluster(this.ctx.store), now);
-    return explainJob(snapshot, job, 'admission');
+    // No scheduler answered: the same builder and explanation on a fresh read of etcd (no usage
+    // history), with the settings the scheduler leader stored (topology levels, aging, prices,
+    // backfill with the learned runtime estimates); a cluster whose leader stored none gets the defaults.
+    const { store } = this.ctx;
+    const [cluster, stored, learned] = await Promise.all([readCluster(store), loadSchedulerSettings(store), store.get<unknown>(store.keys.runtimeEstimates())]);
+    const { policy, backfill } = settingsOfRecord(stored);
+    return explainJob(
+      buildSnapshot(cluster, now, policy),
+      job,
+      'admission',
+      backfill ? { backfill: withLearnedRuntimes(backfill, learnedRuntimesOf(learned?.value)) } : {},
+    );
   }
 
   private async visibleJob(principal: Principal, id: string): Promise<JobRecord> {

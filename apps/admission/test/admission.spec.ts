@@ -347,6 +347,58 @@ describe('why pending', () => {
   });
 });
 
+describe("why pending, explained by admission with the scheduler leader's settings", () => {
+  it('names the topology levels the leader stored, not the default ones', async () => {
+    const port = await freePort(); // nothing listens there: no scheduler replica answers
+    const member = store.keys.member('scheduler', 'gone-settings');
+    const node: NodeRecord = {
+      name: 'why-pod-1',
+      capacity: { cpu: 1000, memory: 2 ** 30 },
+      labels: { 'example.com/pod': 'p1' },
+      taints: [],
+      gpus: [],
+      url: 'http://127.0.0.1:1',
+      registeredAt: 0,
+    };
+    await store.txn(
+      [],
+      [
+        { put: member, value: { service: 'scheduler', id: 'gone-settings', pid: 1, startedAt: 0, rpc: `127.0.0.1:${port}` } },
+        { put: store.keys.node(node.name), value: node },
+      ],
+    );
+    try {
+      // one task of 2 cores in one pod: the only node (1 core) has no room
+      const job = await call('POST', '/v1/jobs', 'token-a', { command: ['true'], resources: { cpu: '2' }, topology: { required: 'pod' } });
+      expect(job.status).toBe(201);
+      const why = async () => {
+        let view: any;
+        for (let i = 0; i < 50; i++) {
+          view = (await call('GET', `/v1/jobs/${job.body.id}/why`, 'token-a')).body;
+          if (view.phase === 'Queued') break;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        return view as { explainedBy: string; messages: string[] };
+      };
+      // No settings stored: the default levels (block, rack, host), which have no "pod".
+      const before = await why();
+      expect(before.explainedBy).toBe('admission');
+      expect(before.messages.join('\n')).toContain(`level "pod" is not one of the cluster's levels (block, rack, host)`);
+      // The leader's settings name "pod" by its label: the same job is explained against it.
+      await store.txn(
+        [],
+        [{ put: store.keys.schedulerSettings(), value: { at: Date.now(), topology: [{ name: 'pod', label: 'example.com/pod' }, { name: 'host' }] } }],
+      );
+      const after = await why();
+      expect(after.explainedBy).toBe('admission');
+      expect(after.messages.join('\n')).not.toContain('is not one of the cluster');
+      expect(after.messages.join('\n')).toContain('example.com/pod');
+    } finally {
+      await store.txn([], [{ delete: member }, { delete: store.keys.node(node.name) }, { delete: store.keys.schedulerSettings() }]);
+    }
+  });
+});
+
 describe('etcd unavailable', () => {
   it('answers 503 with Retry-After and writes nothing', async () => {
     for (let i = 0; i < etcd.members.length; i++) etcd.kill(i, 'SIGSTOP');

@@ -16,7 +16,7 @@ import type {
   SemaphoreRecord,
   Tenant,
 } from '@batchapi/api';
-import { type ClusterState, queueUsageOf, tasksInFlight, wantsPlacement } from '@batchapi/scheduling';
+import { type ClusterState, learnedRuntimesOf, queueUsageOf, tasksInFlight, wantsPlacement } from '@batchapi/scheduling';
 import { allocationsByNode, type EtcdStore, type Informer, prefixUnchangedBetween, type Versioned, type WatchEvent } from '@batchapi/store';
 
 /** A keyed map kept current by one informer. */
@@ -233,8 +233,7 @@ export class SchedulerCache {
 
   /** The runtime estimates learned from the history, if the archiver stored any (a record of another shape — hand-written, another version — is ignored). */
   learnedRuntimes(): RuntimeEstimates | undefined {
-    const v = this.runtimeEstimates.items.get(this.store.keys.runtimeEstimates())?.value as Partial<RuntimeEstimates> | undefined;
-    return v && typeof v.queues === 'object' && v.queues !== null && !Array.isArray(v.queues) ? (v as RuntimeEstimates) : undefined;
+    return learnedRuntimesOf(this.runtimeEstimates.items.get(this.store.keys.runtimeEstimates())?.value);
   }
 
   private mirrors() {

@@ -12,6 +12,7 @@ import {
   quarantineNode,
   reapLostNode,
   saveGpuUsage,
+  saveSchedulerSettings,
   saveUsageHistory,
   type UsageHistory,
 } from '@batchapi/store';
@@ -34,7 +35,9 @@ import {
   recordPreemptions,
   type ResourcePrices,
   repeatExempt,
+  type BackfillConfigRecord,
   type BackfillSettings,
+  settingsRecord,
   type ScheduleOptions,
   type SemaphoreCount,
   type SemaphoreSeries,
@@ -84,6 +87,8 @@ export interface SchedulerTuning {
   prices?: ResourcePrices;
   /** Backfill with reservations (`BATCH_BACKFILL_*`). @default off when absent (`startScheduler` sets 1 reservation, 3600 s estimates) */
   backfill?: BackfillSettings;
+  /** `backfill`'s configuration as data, stored for admission's "why pending" (`scheduler-settings`). @default none: the stored settings name no backfill */
+  backfillConfig?: BackfillConfigRecord;
   /** Topology levels, top first, that jobs' `topology` names (`BATCH_TOPOLOGY_LEVELS`). @default DEFAULT_TOPOLOGY_LEVELS */
   topology?: readonly TopologyLevel[];
   /** Weight of the domain score for work without `topology` (`BATCH_TOPOLOGY_SCORE_WEIGHT`); 0 turns it off. @default DEFAULT_DOMAIN_SCORE_WEIGHT */
@@ -674,6 +679,12 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (history === FAILED) return;
     const gpu = await this.readStored(() => loadGpuUsage(this.ctx.store), stillLeading, 'GPU usage');
     if (gpu === FAILED) return;
+    // What admission's "why pending" applies when no replica answers: this term's settings (fenced).
+    void saveSchedulerSettings(
+      this.ctx.store,
+      leadership.fence(),
+      settingsRecord(this.policy(), this.tuning.backfill ? this.tuning.backfillConfig : undefined, this.clock.now()),
+    ).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing the scheduler settings failed; admission explains with the defaults'));
     this.loadHistory(history, this.clock.now());
     this.loadGpuUsage(gpu, this.clock.now());
     try {

@@ -3,8 +3,8 @@ import { CLOCK, type Clock, runService, type RunningService, type ServiceConfig,
 import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './scheduler.service';
 import { WhyController } from './why.controller';
 import { DEFAULT_MAX_JOBS_PER_CYCLE } from './cycle';
-import { type BackfillConfig, schedulerConfigFromEnv } from './config';
-import type { BackfillSettings } from '@batchapi/scheduling';
+import { schedulerConfigFromEnv } from './config';
+import { backfillSettings } from '@batchapi/scheduling';
 
 export interface SchedulerOptions {
   tuning?: Partial<SchedulerTuning>;
@@ -30,6 +30,7 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     aging: env.aging,
     ...(env.prices ? { prices: env.prices } : {}),
     backfill: backfillSettings(env.backfill),
+    backfillConfig: env.backfill,
     topology: env.topology,
     domainScoreWeight: env.domainScoreWeight,
     usageHalfLifeMs: env.usageHalfLifeMs,
@@ -44,17 +45,4 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     controllers: [WhyController],
     providers: [SchedulerService, { provide: SCHEDULER_TUNING, useValue: tuning }, { provide: CLOCK, useValue: opts.clock ?? systemClock }],
   });
-}
-
-/**
- * The backfill settings of a cycle from the configuration: each queue's runtime estimate, and
- * which queues an operator set one for. The scheduler lays the estimates learned from the history
- * over the others at each cycle (`withLearnedRuntimes`).
- */
-export function backfillSettings(c: BackfillConfig): BackfillSettings {
-  return {
-    maxReservations: c.maxReservations,
-    runtimeSeconds: (queue) => (Object.hasOwn(c.queueRuntimeSeconds, queue) ? c.queueRuntimeSeconds[queue] : c.runtimeSeconds),
-    configured: (queue) => Object.hasOwn(c.queueRuntimeSeconds, queue),
-  };
 }

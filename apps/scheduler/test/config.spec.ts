@@ -1,5 +1,6 @@
 /** The scheduler settings from its environment: defaults, coercion, and refusals that name the variable. */
-import { backfillSettings, schedulerConfigFromEnv } from '../src';
+import { backfillSettings } from '@batchapi/scheduling';
+import { schedulerConfigFromEnv } from '../src';
 
 it('defaults every setting when the environment is empty', () => {
   expect(schedulerConfigFromEnv({})).toEqual({

@@ -13,17 +13,24 @@ export interface SchedulerSuite {
 
 /**
  * Registers `beforeAll`/`afterAll` that start an etcd, write queue `q`, and start one scheduler
- * on it (2 s lease, 100 ms idle / 5 ms busy cycles, logs at `TEST_LOG` or `error`), `tuning` and
- * `clock` over those; and stop all three.
+ * on it (2 s lease unless `leaseTtlSeconds`, 100 ms idle / 5 ms busy cycles, logs at `TEST_LOG` or
+ * `error`), `tuning` and `clock` over those; and stop all three.
  */
-export function useScheduler(o: { tuning?: SchedulerOptions['tuning']; clock?: SchedulerOptions['clock'] } = {}): SchedulerSuite {
+export function useScheduler(
+  o: {
+    tuning?: SchedulerOptions['tuning'];
+    clock?: SchedulerOptions['clock'];
+    /** The scheduler's process lease TTL, in seconds. @default 2 */
+    leaseTtlSeconds?: number;
+  } = {},
+): SchedulerSuite {
   const s = {} as SchedulerSuite;
   beforeAll(async () => {
     s.etcd = await startEtcd();
     s.store = new EtcdStore({ endpoints: s.etcd.endpoints });
     await putQueue(s.store);
     s.scheduler = await startScheduler({
-      config: { etcdEndpoints: s.etcd.endpoints, leaseTtlSeconds: 2, logLevel: process.env.TEST_LOG ?? 'error' },
+      config: { etcdEndpoints: s.etcd.endpoints, leaseTtlSeconds: o.leaseTtlSeconds ?? 2, logLevel: process.env.TEST_LOG ?? 'error' },
       tuning: { idleMs: 100, busyMs: 5, ...o.tuning },
       ...(o.clock ? { clock: o.clock } : {}),
     });

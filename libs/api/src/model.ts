@@ -470,6 +470,26 @@ export interface RuntimeEstimates {
   queues: Record<string, { seconds: number; samples: number }>;
 }
 
+/**
+ * The elected scheduler's cluster-wide placement settings, at `scheduler-settings`: written
+ * (fenced) by each scheduler leader as its term starts, read by admission to explain "why pending"
+ * the same way when no scheduler replica answers. Per-queue settings live on the queue records.
+ */
+export interface SchedulerSettings {
+  /** When the leader wrote them, epoch ms. */
+  at: number;
+  /** Cluster-wide priority aging: points per hour of waiting, and the most it adds. */
+  aging?: { perHour: number; max: number };
+  /** Fair-share prices per resource (`BATCH_FAIR_SHARE_PRICES`). */
+  prices?: Record<string, number>;
+  /** Topology levels, top first (`BATCH_TOPOLOGY_LEVELS`): a level's node label, or none for the node itself. */
+  topology?: Array<{ name: string; label?: string }>;
+  /** Weight of the topology domain score, 0–100 (`BATCH_TOPOLOGY_SCORE_WEIGHT`). */
+  domainScoreWeight?: number;
+  /** Backfill: most reservations per cycle (0: off), the default runtime estimate and per-queue ones, in seconds. */
+  backfill?: { maxReservations: number; runtimeSeconds: number; queueRuntimeSeconds: Record<string, number> };
+}
+
 /** Who a bearer token speaks for. */
 export interface Principal {
   tenant: string;

@@ -34,3 +34,4 @@ export * from './plugins/drain';
 export * from './framework/memory-planner';
 export * from './plugins/node-lost';
 export * from './queue-views';
+export * from './settings';

@@ -136,6 +136,10 @@ export class Keys {
   runtimeEstimates() {
     return `${this.root}runtime-estimates`;
   }
+  /** The scheduler leader's cluster-wide placement settings (`SchedulerSettings`), read by admission's "why pending" when no scheduler answers. */
+  schedulerSettings() {
+    return `${this.root}scheduler-settings`;
+  }
   /** The archiver's last count of finished jobs etcd still holds (`ArchiveBacklog`): admission pauses submits past a limit. */
   archiveBacklog() {
     return `${this.root}archive/backlog`;

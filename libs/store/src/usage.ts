@@ -2,9 +2,10 @@
  * The scheduler leader's usage history at `usage`: each queue's decayed usage, stored now and
  * then so that a successor continues fair share where the last leader left it; and at
  * `gpu-usage` the GPU-seconds by hour of each queue and tenant over the last 24 h, which the
- * running caps' `gpuHoursPerDay` is counted from.
+ * running caps' `gpuHoursPerDay` is counted from; and at `scheduler-settings` the leader's
+ * cluster-wide placement settings.
  */
-import type { GpuUsage, ResourceVector } from '@batchapi/api';
+import type { GpuUsage, ResourceVector, SchedulerSettings } from '@batchapi/api';
 import type { Compare, EtcdStore } from './etcd';
 
 /** Decayed usage per queue as of `at`. */
@@ -33,4 +34,14 @@ export async function loadGpuUsage(store: EtcdStore): Promise<GpuUsage | undefin
 /** Stores the GPU usage, fenced by the leader's compare. False when the fence failed (a deposed leader's copy is refused). */
 export async function saveGpuUsage(store: EtcdStore, fence: Compare, usage: GpuUsage): Promise<boolean> {
   return (await store.txn([fence], [{ put: store.keys.gpuUsage(), value: usage }])).succeeded;
+}
+
+/** The scheduler leader's placement settings as stored, unchecked (the reader validates them); undefined when none are. */
+export async function loadSchedulerSettings(store: EtcdStore): Promise<unknown> {
+  return (await store.get<unknown>(store.keys.schedulerSettings()))?.value;
+}
+
+/** Stores the scheduler leader's placement settings, fenced by its compare. False when the fence failed (a deposed leader's copy is refused). */
+export async function saveSchedulerSettings(store: EtcdStore, fence: Compare, settings: SchedulerSettings): Promise<boolean> {
+  return (await store.txn([fence], [{ put: store.keys.schedulerSettings(), value: settings }])).succeeded;
 }

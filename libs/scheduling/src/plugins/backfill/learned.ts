@@ -17,6 +17,12 @@ export function learnedRuntimeSeconds(learned: RuntimeEstimates | undefined, que
   return Math.min(MAX_RUNTIME_ESTIMATE_SECONDS, Math.max(1, Math.ceil(e.seconds)));
 }
 
+/** A stored `runtime-estimates` value if it has the shape the scheduler reads (a record of another shape — hand-written, another version — is ignored). */
+export function learnedRuntimesOf(raw: unknown): RuntimeEstimates | undefined {
+  const v = raw as Partial<RuntimeEstimates> | undefined;
+  return v && typeof v === 'object' && typeof v.queues === 'object' && v.queues !== null && !Array.isArray(v.queues) ? (v as RuntimeEstimates) : undefined;
+}
+
 /**
  * `settings` with each queue's runtime: the operator's setting for it (`configured`), else its
  * learned estimate, else the settings' own (the configured default).
