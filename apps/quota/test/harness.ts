@@ -1,5 +1,5 @@
-/** What the quota suites share: one etcd member and a store client per suite, and a finished job record. */
-import type { JobRecord } from '@batchapi/api';
+/** What the quota suites share: one etcd member and a store client per suite, a finished job record and a running workflow record. */
+import type { JobRecord, WorkflowRecord, WorkflowStep } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 
@@ -38,4 +38,9 @@ export function finishedJob(id: string, finishedAt: number): JobRecord {
     counts: { succeeded: 1, failed: 0, cancelled: 0 },
     finishedAt,
   };
+}
+
+/** A running workflow of tenant and queue `default` with `steps`, created now. */
+export function runningWorkflow(id: string, steps: WorkflowStep[]): WorkflowRecord {
+  return { id, name: id, tenant: 'default', queue: 'default', labels: {}, phase: 'Running', createdAt: Date.now(), steps };
 }

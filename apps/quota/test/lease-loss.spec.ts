@@ -7,7 +7,7 @@ import type { JobRecord, WorkflowRecord } from '@batchapi/api';
 import { submitJob, submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { startQuota } from '../src';
-import { finishedJob, quotaSuite } from './harness';
+import { finishedJob, quotaSuite, runningWorkflow } from './harness';
 import { waitFor } from '@batchapi/proc';
 
 const suite = quotaSuite();
@@ -20,18 +20,10 @@ async function leaseOf(key: string): Promise<string | undefined> {
 
 const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => waitFor(fn, ok, { timeoutMs: 15_000, intervalMs: 100 });
 
-const workflow = (id: string): WorkflowRecord => ({
-  id,
-  name: id,
-  tenant: 'default',
-  queue: 'default',
-  labels: {},
-  phase: 'Running',
-  createdAt: Date.now(),
-  steps: [
+const workflow = (id: string): WorkflowRecord =>
+  runningWorkflow(id, [
     { name: 'only', dependsOn: [], when: 'success', job: { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } }, criticalPath: 1, phase: 'Pending' },
-  ],
-});
+  ]);
 
 it('serves the workflow controller and the retention loop again on the new lease after its lease is revoked', async () => {
   suite.quota = await startQuota({

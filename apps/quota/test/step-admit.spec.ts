@@ -9,20 +9,13 @@ import { waitFor } from '@batchapi/proc';
 import { submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { DEFAULT_CLUSTER, seedCluster, startQuota } from '../src';
-import { quotaSuite } from './harness';
+import { quotaSuite, runningWorkflow } from './harness';
 
 const suite = quotaSuite();
 
 /** One step, one task, in `queue` (the workflow's is `default`). */
-const oneStep = (id: string, queue?: string): WorkflowRecord => ({
-  id,
-  name: id,
-  tenant: 'default',
-  queue: 'default',
-  labels: {},
-  phase: 'Running',
-  createdAt: Date.now(),
-  steps: [
+const oneStep = (id: string, queue?: string): WorkflowRecord =>
+  runningWorkflow(id, [
     {
       name: 'a',
       dependsOn: [],
@@ -31,8 +24,7 @@ const oneStep = (id: string, queue?: string): WorkflowRecord => ({
       criticalPath: 1,
       phase: 'Pending',
     },
-  ],
-});
+  ]);
 
 beforeAll(async () => {
   // The tenant and queue exist before quota starts, so its caches hold them once it is ready (seeded
