@@ -1,7 +1,8 @@
 /**
  * Moves submitted jobs into their queue. Watches jobs, tenants and queues; each submitted
  * job is admitted (`Queued`) or refused (`Rejected` with a reason) by compare-and-swap, so
- * several quota replicas can run at once and a job is decided exactly once.
+ * several quota replicas can run at once and a job is decided exactly once. The workflow
+ * controller creates step jobs already admitted when these caches admit them (`admitAtCreate`).
  */
 import type { JobRecord, Queue, Tenant } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';

@@ -101,12 +101,14 @@ const API_URL_TTL_MS = 30_000;
 
 /**
  * The next workflow a free worker reconciles: the first changed one (`dirty`, in the order of their
- * changes) that no worker holds, else the first of the tick's (`swept`); it leaves both sets (one
- * reconcile serves a change and the tick alike) and joins `held`. Undefined when every waiting
+ * changes) that no worker holds, else the first of the tick's (`swept`) — the tick's first when
+ * `sweptFirst` (its re-plans have waited a whole tick: a deadline is enforced only by a re-plan, so
+ * a steady stream of changes must not hold them back for ever). The one taken leaves both sets
+ * (one reconcile serves a change and the tick alike) and joins `held`. Undefined when every waiting
  * workflow is held. Pure but for the three sets it updates.
  */
-export function takeNextWorkflow(dirty: Set<string>, swept: Set<string>, held: Set<string>): string | undefined {
-  for (const set of [dirty, swept])
+export function takeNextWorkflow(dirty: Set<string>, swept: Set<string>, held: Set<string>, sweptFirst = false): string | undefined {
+  for (const set of sweptFirst ? [swept, dirty] : [dirty, swept])
     for (const id of set)
       if (!held.has(id)) {
         dirty.delete(id);
@@ -213,8 +215,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private onWorkflow(kv: Versioned<WorkflowRecord>): void {
     const id = kv.value.id;
     const known = this.workflows.get(id);
-    // Our own write updated the cache already; an older event must not undo it.
-    if (known && BigInt(known.modRevision) > BigInt(kv.modRevision)) return;
+    // Our own write updated the cache already (and its event, at the same revision, changes nothing);
+    // an older event must not undo it.
+    if (known && BigInt(known.modRevision) >= BigInt(kv.modRevision)) return;
     if (TERMINAL_WORKFLOW_PHASES.has(kv.value.phase)) {
       this.forgetWorkflow(id);
       return;
@@ -244,7 +247,13 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     let lastTick = -Infinity;
     const held = new Set<string>();
     let deposed = false;
-    const take = (): string | undefined => takeNextWorkflow(this.dirty, this.swept, held);
+    // When the tick last found its previous re-plans all taken (monotonic ms): once they have waited a
+    // whole tick, they go before changes until they are all taken.
+    let sweptSince = this.clock.monotonic();
+    const take = (): string | undefined => {
+      if (this.swept.size === 0) sweptSince = this.clock.monotonic();
+      return takeNextWorkflow(this.dirty, this.swept, held, this.clock.monotonic() - sweptSince >= TICK_MS);
+    };
     const worker = async (): Promise<void> => {
       while (!deposed && this.elected.leading(leader)) {
         const mono = this.clock.monotonic();

@@ -1,4 +1,4 @@
-/** The order the controller's workers take workflows in (`takeNextWorkflow`): changes before the tick's re-plans, never one held. */
+/** The order the controller's workers take workflows in (`takeNextWorkflow`): changes before the tick's re-plans unless those waited a tick, never one held. */
 import { takeNextWorkflow } from '../src/workflow-controller';
 
 describe('takeNextWorkflow', () => {
@@ -11,12 +11,16 @@ describe('takeNextWorkflow', () => {
     { dirty: ['w2', 'w1'], swept: ['w1', 'w3'], held: [], order: ['w2', 'w1', 'w3'] },
     // held ones are skipped in both sets: w1 (changed) and w3 (swept) stay for later
     { dirty: ['w1', 'w2'], swept: ['w3', 'w4'], held: ['w1', 'w3'], order: ['w2', 'w4'] },
-  ])('dirty $dirty, swept $swept, held $held → $order', ({ dirty, swept, held, order }) => {
+    // the tick's re-plans waited a whole tick: they go first (a deadline is enforced by a re-plan)
+    { dirty: ['w9'], swept: ['w1', 'w2'], held: [], sweptFirst: true, order: ['w1', 'w2', 'w9'] },
+    // … still one reconcile for a workflow in both
+    { dirty: ['w1', 'w9'], swept: ['w1', 'w2'], held: ['w2'], sweptFirst: true, order: ['w1', 'w9'] },
+  ])('dirty $dirty, swept $swept, held $held, swept first $sweptFirst → $order', ({ dirty, swept, held, order, sweptFirst }) => {
     const d = new Set<string>(dirty);
     const s = new Set<string>(swept);
     const h = new Set<string>(held);
     const taken: string[] = [];
-    for (let id = takeNextWorkflow(d, s, h); id !== undefined; id = takeNextWorkflow(d, s, h)) taken.push(id);
+    for (let id = takeNextWorkflow(d, s, h, sweptFirst); id !== undefined; id = takeNextWorkflow(d, s, h, sweptFirst)) taken.push(id);
     expect(taken).toEqual(order);
     // whatever was taken is held now; what is left in the sets is only what was held before
     for (const id of order) expect(h.has(id)).toBe(true);

@@ -6,6 +6,7 @@ import {
   DEFAULT_TOPOLOGY_LEVELS,
   parseTopologyLevels,
   type PriorityAging,
+  SETTINGS_BOUNDS,
   type RepeatLimit,
   type ResourcePrices,
   type TopologyLevel,
@@ -15,7 +16,7 @@ import { z } from 'zod';
 
 /** `BATCH_TOPOLOGY_LEVELS` when unset: `DEFAULT_TOPOLOGY_LEVELS`. */
 export const DEFAULT_TOPOLOGY_LEVELS_SETTING = DEFAULT_TOPOLOGY_LEVELS.map((l) => (l.label ? `${l.name}=${l.label}` : l.name)).join(',');
-const MAX_TOPOLOGY_LEVELS = 8;
+const MAX_TOPOLOGY_LEVELS = SETTINGS_BOUNDS.topologyLevels;
 
 /** The variables of a scheduler replica beyond every service's (docs/configuration.md, "scheduler"). */
 export const SCHEDULER_ENV = z.object({
@@ -158,8 +159,8 @@ export interface BackfillConfig {
   queueRuntimeSeconds: Record<string, number>;
 }
 
-const MAX_ESTIMATES = 256;
-const MAX_ESTIMATE_SECONDS = 30 * 24 * 3600;
+const MAX_ESTIMATES = SETTINGS_BOUNDS.queueEstimates;
+const MAX_ESTIMATE_SECONDS = SETTINGS_BOUNDS.estimateSeconds;
 
 /** `queue=seconds` pairs, comma-separated: the estimates, or a message saying what is wrong. */
 export function parseRuntimeEstimates(text: string): Record<string, number> | string {
@@ -186,7 +187,7 @@ function estimatesProblem(text: string): string | undefined {
   return typeof r === 'string' ? r : undefined;
 }
 
-const MAX_PRICES = 64;
+const MAX_PRICES = SETTINGS_BOUNDS.prices;
 
 /** `resource=price` pairs, comma-separated: the prices, or a message saying what is wrong. */
 export function parsePrices(text: string): ResourcePrices | string {
@@ -201,7 +202,8 @@ export function parsePrices(text: string): ResourcePrices | string {
     if (!m) return `must be resource=price pairs such as gpu:H100=4 (got "${e}")`;
     if (!ResourcePriceName.test(m[1])) return `names an unknown resource "${m[1]}"; use cpu, memory, gpu, gpu:<model> or domain/name`;
     const price = Number(m[2]);
-    if (!Number.isFinite(price) || price < 0 || price > 1e6) return `must give each resource a price from 0 to 1000000 (got "${m[2]}" for ${m[1]})`;
+    if (!Number.isFinite(price) || price < 0 || price > SETTINGS_BOUNDS.price)
+      return `must give each resource a price from 0 to ${SETTINGS_BOUNDS.price} (got "${m[2]}" for ${m[1]})`;
     out[m[1]] = price;
   }
   return out;
@@ -216,11 +218,19 @@ function pricesProblem(text: string): string | undefined {
 export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): SchedulerConfig {
   const e = parseEnv(SCHEDULER_ENV, env);
   const problems = [
-    ...(e.BATCH_PRIORITY_AGING_PER_HOUR > 1e6 ? ['BATCH_PRIORITY_AGING_PER_HOUR must be at most 1000000'] : []),
-    ...(e.BATCH_PRIORITY_AGING_MAX > 2000 ? ['BATCH_PRIORITY_AGING_MAX must be at most 2000 (the whole priority range)'] : []),
-    ...(e.BATCH_BACKFILL_RESERVATIONS > 100 ? ['BATCH_BACKFILL_RESERVATIONS must be at most 100'] : []),
+    ...(e.BATCH_PRIORITY_AGING_PER_HOUR > SETTINGS_BOUNDS.agingPerHour
+      ? [`BATCH_PRIORITY_AGING_PER_HOUR must be at most ${SETTINGS_BOUNDS.agingPerHour}`]
+      : []),
+    ...(e.BATCH_PRIORITY_AGING_MAX > SETTINGS_BOUNDS.agingMax
+      ? [`BATCH_PRIORITY_AGING_MAX must be at most ${SETTINGS_BOUNDS.agingMax} (the whole priority range)`]
+      : []),
+    ...(e.BATCH_BACKFILL_RESERVATIONS > SETTINGS_BOUNDS.maxReservations
+      ? [`BATCH_BACKFILL_RESERVATIONS must be at most ${SETTINGS_BOUNDS.maxReservations}`]
+      : []),
     ...(e.BATCH_PLACEMENT_WINDOW > 10 ? ['BATCH_PLACEMENT_WINDOW must be at most 10'] : []),
-    ...(e.BATCH_TOPOLOGY_SCORE_WEIGHT > 100 ? ['BATCH_TOPOLOGY_SCORE_WEIGHT must be at most 100'] : []),
+    ...(e.BATCH_TOPOLOGY_SCORE_WEIGHT > SETTINGS_BOUNDS.domainScoreWeight
+      ? [`BATCH_TOPOLOGY_SCORE_WEIGHT must be at most ${SETTINGS_BOUNDS.domainScoreWeight}`]
+      : []),
     ...(e.BATCH_BACKFILL_RUNTIME_ESTIMATE > MAX_ESTIMATE_SECONDS ? [`BATCH_BACKFILL_RUNTIME_ESTIMATE must be at most ${MAX_ESTIMATE_SECONDS}`] : []),
   ];
   if (problems.length) throw new ConfigError(problems);

@@ -37,6 +37,7 @@ import {
   repeatExempt,
   type BackfillConfigRecord,
   type BackfillSettings,
+  backfillSettings,
   settingsRecord,
   type ScheduleOptions,
   type SemaphoreCount,
@@ -85,10 +86,13 @@ export interface SchedulerTuning {
   aging?: PriorityAging;
   /** Cluster-wide fair-share prices (`BATCH_FAIR_SHARE_PRICES`). @default none (plain DRF) */
   prices?: ResourcePrices;
-  /** Backfill with reservations (`BATCH_BACKFILL_*`). @default off when absent (`startScheduler` sets 1 reservation, 3600 s estimates) */
-  backfill?: BackfillSettings;
-  /** `backfill`'s configuration as data, stored for admission's "why pending" (`scheduler-settings`). @default none: the stored settings name no backfill */
-  backfillConfig?: BackfillConfigRecord;
+  /**
+   * Backfill with reservations (`BATCH_BACKFILL_*`): most reservations per cycle, the runtime
+   * estimate of a task without `timeoutSeconds` and per-queue ones, in seconds. The cycles use it,
+   * and it is stored for admission's "why pending" (`scheduler-settings`). @default off when absent
+   * (`startScheduler` sets 1 reservation, 3600 s estimates)
+   */
+  backfill?: BackfillConfigRecord;
   /** Topology levels, top first, that jobs' `topology` names (`BATCH_TOPOLOGY_LEVELS`). @default DEFAULT_TOPOLOGY_LEVELS */
   topology?: readonly TopologyLevel[];
   /** Weight of the domain score for work without `topology` (`BATCH_TOPOLOGY_SCORE_WEIGHT`); 0 turns it off. @default DEFAULT_DOMAIN_SCORE_WEIGHT */
@@ -422,7 +426,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
   /** The backfill settings of the cycles (for "why pending": the same reservations), with the runtime estimates learned from the history. */
   backfillSettings(): BackfillSettings | undefined {
-    return this.tuning.backfill && withLearnedRuntimes(this.tuning.backfill, this.cache.learnedRuntimes());
+    return this.tuning.backfill && withLearnedRuntimes(backfillSettings(this.tuning.backfill), this.cache.learnedRuntimes());
   }
 
   /** The preemption settings a cycle at `now` would use (budgets, exempt time, jobs at their repeat limit), without advancing them: for "why pending". */
@@ -641,6 +645,22 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     return new Map([...this.cache.queues.items.values()].map(({ value: q }) => [q.name, q.tenant]));
   }
 
+  /**
+   * Stores this term's placement settings once, for admission's "why pending" when no replica
+   * answers (fenced: a deposed leader's copy is refused); tried again at each pass until it lands,
+   * since until then admission reads the last leader's.
+   */
+  private async saveSettings(leadership: Leadership, now: number): Promise<void> {
+    if (this.settingsStored) return;
+    const record = settingsRecord(this.policy(), this.tuning.backfill, now);
+    this.settingsStored = await saveSchedulerSettings(this.ctx.store, leadership.fence(), record).catch((err: Error) => {
+      this.ctx.log.warn({ err: err.message }, "storing the scheduler settings failed (admission's own why-pending reads the last stored); will retry");
+      return false;
+    });
+  }
+  /** Whether this term's settings are stored (`saveSettings`). */
+  private settingsStored = false;
+
   /** Stores the usage history now and then (fenced: a deposed leader's copy is refused). */
   private async saveHistory(leadership: Leadership, now: number): Promise<void> {
     if (now - this.history.savedAt < this.tuning.usageSaveMs) return;
@@ -679,12 +699,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (history === FAILED) return;
     const gpu = await this.readStored(() => loadGpuUsage(this.ctx.store), stillLeading, 'GPU usage');
     if (gpu === FAILED) return;
-    // What admission's "why pending" applies when no replica answers: this term's settings (fenced).
-    void saveSchedulerSettings(
-      this.ctx.store,
-      leadership.fence(),
-      settingsRecord(this.policy(), this.tuning.backfill ? this.tuning.backfillConfig : undefined, this.clock.now()),
-    ).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'storing the scheduler settings failed; admission explains with the defaults'));
+    this.settingsStored = false;
     this.loadHistory(history, this.clock.now());
     this.loadGpuUsage(gpu, this.clock.now());
     try {
@@ -704,6 +719,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       await this.saveHistory(leadership, at);
       this.advanceGpuUsage(at);
       await this.saveGpuUsage(leadership, at);
+      await this.saveSettings(leadership, at);
       await this.reap(leadership, at, this.clock.monotonic());
       await drainNodes(this.ctx.store, this.cache, leadership, at).catch((err: Error) =>
         this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'),

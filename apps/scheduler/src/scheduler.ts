@@ -4,7 +4,6 @@ import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './sche
 import { WhyController } from './why.controller';
 import { DEFAULT_MAX_JOBS_PER_CYCLE } from './cycle';
 import { schedulerConfigFromEnv } from './config';
-import { backfillSettings } from '@batchapi/scheduling';
 
 export interface SchedulerOptions {
   tuning?: Partial<SchedulerTuning>;
@@ -29,8 +28,7 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     preemption: { protectMs: env.protectMs, perQueuePerMinute: 100, reclaimProtectMs: env.reclaimProtectMs, repeat: env.repeat },
     aging: env.aging,
     ...(env.prices ? { prices: env.prices } : {}),
-    backfill: backfillSettings(env.backfill),
-    backfillConfig: env.backfill,
+    backfill: env.backfill,
     topology: env.topology,
     domainScoreWeight: env.domainScoreWeight,
     usageHalfLifeMs: env.usageHalfLifeMs,

@@ -4,12 +4,12 @@
  */
 import type { SchedulerSettings } from '@batchapi/api';
 import { waitFor } from '@batchapi/proc';
-import { backfillSettings, settingsOfRecord } from '@batchapi/scheduling';
+import { settingsOfRecord } from '@batchapi/scheduling';
 import { useScheduler } from './harness';
 
 const backfill = { maxReservations: 2, runtimeSeconds: 900, queueRuntimeSeconds: { q: 60 } };
 const topology = [{ name: 'pod', label: 'example.com/pod' }, { name: 'host' }];
-const suite = useScheduler({ tuning: { topology, aging: { perHour: 2, max: 6 }, backfill: backfillSettings(backfill), backfillConfig: backfill } });
+const suite = useScheduler({ tuning: { topology, aging: { perHour: 2, max: 6 }, backfill } });
 
 it('stores its topology levels, aging and backfill as its term starts', async () => {
   const stored = await waitFor(

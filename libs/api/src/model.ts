@@ -478,15 +478,15 @@ export interface RuntimeEstimates {
 export interface SchedulerSettings {
   /** When the leader wrote them, epoch ms. */
   at: number;
-  /** Cluster-wide priority aging: points per hour of waiting, and the most it adds. */
+  /** Cluster-wide priority aging: priority points per hour of waiting, and the most it adds. @default none (no aging) */
   aging?: { perHour: number; max: number };
-  /** Fair-share prices per resource (`BATCH_FAIR_SHARE_PRICES`). */
+  /** Fair-share prices per resource: cost per core, GiB or GPU (`BATCH_FAIR_SHARE_PRICES`). @default none (plain DRF) */
   prices?: Record<string, number>;
-  /** Topology levels, top first (`BATCH_TOPOLOGY_LEVELS`): a level's node label, or none for the node itself. */
+  /** Topology levels, top first (`BATCH_TOPOLOGY_LEVELS`): a level's node label, or none for the node itself. @default DEFAULT_TOPOLOGY_LEVELS (block, rack, host) */
   topology?: Array<{ name: string; label?: string }>;
-  /** Weight of the topology domain score, 0–100 (`BATCH_TOPOLOGY_SCORE_WEIGHT`). */
+  /** Weight of the topology domain score, 0–100 (`BATCH_TOPOLOGY_SCORE_WEIGHT`). @default DEFAULT_DOMAIN_SCORE_WEIGHT */
   domainScoreWeight?: number;
-  /** Backfill: most reservations per cycle (0: off), the default runtime estimate and per-queue ones, in seconds. */
+  /** Backfill: most reservations per cycle (0: off), the default runtime estimate and per-queue ones, in seconds. @default none (backfill off) */
   backfill?: { maxReservations: number; runtimeSeconds: number; queueRuntimeSeconds: Record<string, number> };
 }
 

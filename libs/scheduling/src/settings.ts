@@ -7,6 +7,8 @@
 import type { SchedulerSettings } from '@batchapi/api';
 import type { SnapshotOptions } from './framework/snapshot-builder';
 import type { BackfillSettings } from './plugins/backfill';
+import { MAX_RUNTIME_ESTIMATE_SECONDS } from './plugins/backfill/learned';
+import { parseTopologyLevels, type TopologyLevel } from './plugins/topology';
 
 /** The snapshot settings a record carries (the rest of `SnapshotOptions` is per cycle). */
 export type SettingsPolicy = Pick<SnapshotOptions, 'aging' | 'prices' | 'topology' | 'domainScoreWeight'>;
@@ -14,8 +16,32 @@ export type SettingsPolicy = Pick<SnapshotOptions, 'aging' | 'prices' | 'topolog
 /** Backfill's configuration as data: most reservations per cycle, the default estimate and per-queue ones, in seconds. */
 export type BackfillConfigRecord = NonNullable<SchedulerSettings['backfill']>;
 
-/** Bounds a stored record must keep to be used: a larger one (hand-written, another version) is ignored field by field. */
-export const SETTINGS_BOUNDS = { topologyLevels: 16, prices: 256, queueEstimates: 256, nameLength: 253 } as const;
+/**
+ * The bounds of the scheduler's placement settings: its configuration (`BATCH_*`) is refused past
+ * them, and a stored record (`settingsOfRecord`) past them is ignored field by field.
+ */
+export const SETTINGS_BOUNDS = {
+  /** Topology levels. */
+  topologyLevels: 8,
+  /** Fair-share price entries. */
+  prices: 64,
+  /** Highest price of one resource (per core, GiB or GPU). */
+  price: 1e6,
+  /** Per-queue runtime estimates. */
+  queueEstimates: 256,
+  /** Longest runtime estimate, in seconds (30 days). */
+  estimateSeconds: MAX_RUNTIME_ESTIMATE_SECONDS,
+  /** Most backfill reservations per cycle. */
+  maxReservations: 100,
+  /** Most priority points aging adds per hour of waiting. */
+  agingPerHour: 1e6,
+  /** Most priority points aging adds (the whole priority range). */
+  agingMax: 2000,
+  /** Highest weight of the topology domain score. */
+  domainScoreWeight: 100,
+  /** Longest name of a resource or queue in the record, in characters. */
+  nameLength: 253,
+} as const;
 
 /**
  * Backfill settings from their configuration: each queue's runtime estimate (its own, else the
@@ -55,6 +81,23 @@ function numbers(v: unknown, most: number, min: number, max?: number): Record<st
 }
 
 /**
+ * Stored topology levels checked as the configuration is (`parseTopologyLevels` of their
+ * `name=label,…` form: level names, distinct, a bare level only last), at most
+ * `SETTINGS_BOUNDS.topologyLevels`; undefined when they are not such.
+ */
+function topologyOf(v: unknown): TopologyLevel[] | undefined {
+  if (!Array.isArray(v) || v.length === 0 || v.length > SETTINGS_BOUNDS.topologyLevels) return undefined;
+  if (!v.every((l) => isObject(l) && name(l.name) && (l.label === undefined || name(l.label)))) return undefined;
+  const text = v.map((l) => (l.label === undefined ? String(l.name) : `${String(l.name)}=${String(l.label)}`)).join(',');
+  try {
+    const parsed = parseTopologyLevels(text, 'scheduler-settings.topology');
+    return parsed.length === v.length ? parsed : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The settings a stored record gives (`loadSchedulerSettings`'s value): each field that is well
  * formed and within `SETTINGS_BOUNDS`; a missing or malformed one is left out, so its default
  * applies (as for a cluster whose scheduler never stored any).
@@ -63,25 +106,22 @@ export function settingsOfRecord(raw: unknown): { policy: SettingsPolicy; backfi
   const policy: SettingsPolicy = {};
   if (!isObject(raw)) return { policy };
   const { aging, prices, topology, domainScoreWeight, backfill } = raw;
-  if (isObject(aging) && finiteAtLeast(aging.perHour, 0) && finiteAtLeast(aging.max, 0)) policy.aging = { perHour: aging.perHour, max: aging.max };
-  const priced = numbers(prices, SETTINGS_BOUNDS.prices, 0);
+  const B = SETTINGS_BOUNDS;
+  if (isObject(aging) && finiteAtLeast(aging.perHour, 0, B.agingPerHour) && finiteAtLeast(aging.max, 0, B.agingMax))
+    policy.aging = { perHour: aging.perHour, max: aging.max };
+  const priced = numbers(prices, B.prices, 0, B.price);
   if (priced) policy.prices = priced;
-  if (
-    Array.isArray(topology) &&
-    topology.length > 0 &&
-    topology.length <= SETTINGS_BOUNDS.topologyLevels &&
-    topology.every((l) => isObject(l) && name(l.name) && (l.label === undefined || name(l.label)))
-  )
-    policy.topology = topology.map((l) => ({ name: l.name as string, ...(l.label !== undefined ? { label: l.label as string } : {}) }));
-  if (finiteAtLeast(domainScoreWeight, 0, 100)) policy.domainScoreWeight = domainScoreWeight;
+  const levels = topologyOf(topology);
+  if (levels) policy.topology = levels;
+  if (finiteAtLeast(domainScoreWeight, 0, B.domainScoreWeight)) policy.domainScoreWeight = domainScoreWeight;
   if (
     !isObject(backfill) ||
     !Number.isInteger(backfill.maxReservations) ||
-    !finiteAtLeast(backfill.maxReservations, 0) ||
-    !finiteAtLeast(backfill.runtimeSeconds, 1)
+    !finiteAtLeast(backfill.maxReservations, 0, B.maxReservations) ||
+    !finiteAtLeast(backfill.runtimeSeconds, 1, B.estimateSeconds)
   )
     return { policy };
-  const perQueue = numbers(backfill.queueRuntimeSeconds ?? {}, SETTINGS_BOUNDS.queueEstimates, 1);
+  const perQueue = numbers(backfill.queueRuntimeSeconds ?? {}, B.queueEstimates, 1, B.estimateSeconds);
   if (!perQueue) return { policy };
   return {
     policy,
