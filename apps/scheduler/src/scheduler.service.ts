@@ -31,6 +31,7 @@ import {
   fragmentedGpus,
   lostNodes,
   preemptionBudget,
+  recentlyGone,
   type PriorityAging,
   recordPreemptions,
   type ResourcePrices,
@@ -158,6 +159,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private readonly nodeLostAt = new Map<string, number[]>();
   /** When this replica first saw each node with live bindings but no node key (ms of CLOCK_MONOTONIC). */
   private missingSince = new Map<string, number>();
+  /** When each node was last seen live (CLOCK_MONOTONIC ms), kept by `recentlyGone` for mass losses. */
+  private lastLive = new Map<string, number>();
   /** Times of recent preemptions per victim queue (leader-local sliding window of a minute). */
   private readonly preemptedAt = new Map<string, number[]>();
   /** Times of recent stops per victim job, one per cycle (leader-local, within the repeat window). */
@@ -537,11 +540,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       ...[...this.cache.bindings.items.values()].map((b) => b.value.node),
       ...allocationsByNode(this.ctx.store.keys, this.cache.allocs.items.values()).keys(),
     ];
-    const decision = lostNodes(live, holding, this.missingSince, mono, this.tuning.nodeLostAfterMs);
+    // Idle nodes gone within twice the wait count toward a mass loss too (a partition of mostly idle nodes).
+    const seen = recentlyGone(this.lastLive, live, mono, 2 * this.tuning.nodeLostAfterMs);
+    this.lastLive = seen.lastLive;
+    const decision = lostNodes(live, holding, this.missingSince, mono, this.tuning.nodeLostAfterMs, undefined, seen.gone);
     this.missingSince = decision.missingSince;
     if (decision.massLoss && decision.lost.length > 0)
       this.ctx.log.warn(
-        { missing: decision.missingSince.size, live: live.size, lost: decision.lost.length },
+        { missing: decision.missingSince.size, goneIdle: seen.gone.size, live: live.size, lost: decision.lost.length },
         'many nodes lost at once (etcd, the network or a stalled machine rather than the nodes): their tasks are requeued, and the losses count toward no quarantine',
       );
     for (const { node, goneForMs } of decision.lost) {

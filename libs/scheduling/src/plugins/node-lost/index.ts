@@ -49,7 +49,7 @@ export function isMassLoss(missing: number, live: number, policy: MassLossPolicy
  * holding work but not live is missing from the first call that sees it (`mono`); it is lost when
  *   mono − missingSince ≥ afterMs.
  * Nodes no longer missing are forgotten (a node that comes back and goes again waits the full time).
- * `massLoss` says whether the nodes missing now (lost or not yet) are a mass loss among `live`.
+ * `massLoss` says whether the nodes missing now (lost or not yet, and `goneIdle`) are a mass loss among `live`.
  */
 export function lostNodes(
   live: ReadonlySet<string>,
@@ -59,6 +59,8 @@ export function lostNodes(
   afterMs: number,
   /** When the missing nodes are a mass loss. @default DEFAULT_MASS_LOSS */
   massLoss: MassLossPolicy = DEFAULT_MASS_LOSS,
+  /** Idle nodes gone lately (see `recentlyGone`): missing too for a mass loss, though they hold no work. @default none */
+  goneIdle: ReadonlySet<string> = new Set(),
 ): NodeLossDecision {
   const next = new Map<string, number>();
   const lost: NodeLossDecision['lost'] = [];
@@ -68,5 +70,30 @@ export function lostNodes(
     next.set(node, since);
     if (mono - since >= afterMs) lost.push({ node, goneForMs: mono - since });
   }
-  return { missingSince: next, lost, massLoss: isMassLoss(next.size, live.size, massLoss) };
+  let idle = 0;
+  for (const n of goneIdle) if (!next.has(n) && !live.has(n)) idle++;
+  return { missingSince: next, lost, massLoss: isMassLoss(next.size + idle, live.size, massLoss) };
+}
+
+/**
+ * The nodes seen live within `windowMs` before `mono` but not live now, and the last instant each
+ * node was seen live (the caller keeps it for the next call; a node gone longer than the window
+ * is forgotten). A mass loss counts them beside the missing nodes that hold work, so a partition
+ * that cuts off mostly idle nodes is still seen as one. Pure: CLOCK_MONOTONIC ms passed in.
+ */
+export function recentlyGone(
+  lastLive: ReadonlyMap<string, number>,
+  live: ReadonlySet<string>,
+  mono: number,
+  windowMs: number,
+): { lastLive: Map<string, number>; gone: Set<string> } {
+  const next = new Map<string, number>();
+  const gone = new Set<string>();
+  for (const [node, at] of lastLive)
+    if (!live.has(node) && mono - at < windowMs) {
+      next.set(node, at);
+      gone.add(node);
+    }
+  for (const node of live) next.set(node, mono);
+  return { lastLive: next, gone };
 }

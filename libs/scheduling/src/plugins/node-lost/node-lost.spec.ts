@@ -1,4 +1,4 @@
-import { isMassLoss, lostNodes } from './index';
+import { isMassLoss, lostNodes, recentlyGone } from './index';
 
 describe('lostNodes', () => {
   const AFTER = 12_000; // lease TTL 10 s + grace 2 s
@@ -105,5 +105,29 @@ describe('isMassLoss', () => {
     const one = lostNodes(new Set(['a', 'c', 'd']), ['a', 'b', 'c', 'd'], new Map([['b', 0]]), 30_000, AFTER);
     expect(one.lost.map((l) => l.node)).toEqual(['b']);
     expect(one.massLoss).toBe(false);
+  });
+});
+
+describe('recentlyGone', () => {
+  it('keeps a node gone within the window as gone, forgets it after, and records the live ones now', () => {
+    const last = new Map([
+      ['a', 1_000], // live now
+      ['b', 9_500], // gone; 10 000 − 9 500 = 500 < 1 000: still counted
+      ['c', 8_000], // gone; 10 000 − 8 000 = 2 000 ≥ 1 000: forgotten
+    ]);
+    const { lastLive, gone } = recentlyGone(last, new Set(['a', 'd']), 10_000, 1_000);
+    expect([...gone]).toEqual(['b']);
+    expect(Object.fromEntries(lastLive)).toEqual({ a: 10_000, b: 9_500, d: 10_000 });
+  });
+
+  it('makes a partition of mostly idle nodes a mass loss', () => {
+    const AFTER = 12_000;
+    // 1 busy node lost, 3 idle ones gone with it, 3 live: 4 of 7 missing = 57% ≥ 55%, 4 > 2
+    const live = new Set(['l1', 'l2', 'l3']);
+    const with_ = lostNodes(live, ['busy'], new Map([['busy', 0]]), 20_000, AFTER, undefined, new Set(['i1', 'i2', 'i3']));
+    expect(with_.lost.map((l) => l.node)).toEqual(['busy']);
+    expect(with_.massLoss).toBe(true);
+    // without the idle ones: 1 of 4, its own trouble
+    expect(lostNodes(live, ['busy'], new Map([['busy', 0]]), 20_000, AFTER).massLoss).toBe(false);
   });
 });
