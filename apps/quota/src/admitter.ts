@@ -7,7 +7,7 @@
 import type { JobRecord, Queue, Tenant } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import { admissionRefusal } from '@batchapi/scheduling';
-import { type Informer, mirrorByName, tenantAndQueues, updateJobs, type WatchEvent } from '@batchapi/store';
+import { type Informer, type InformerHandlers, mirrorByName, updateJobs, type WatchEvent } from '@batchapi/store';
 import { inSpan } from '@batchapi/telemetry';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown, Optional } from '@nestjs/common';
 import { Counter } from 'prom-client';
@@ -47,13 +47,19 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     this.informers.push(
       await store.inform<Tenant>(
         store.keys.tenants(),
-        mirrorByName(this.tenants, () => this.kick()),
+        this.recordingDeletes(
+          mirrorByName(this.tenants, () => this.kick()),
+          'tenant',
+        ),
       ),
     );
     this.informers.push(
       await store.inform<Queue>(
         store.keys.queues(),
-        mirrorByName(this.queues, () => this.kick()),
+        this.recordingDeletes(
+          mirrorByName(this.queues, () => this.kick()),
+          'queue',
+        ),
       ),
     );
     this.informers.push(
@@ -162,12 +168,35 @@ export class Admitter implements OnApplicationBootstrap, OnApplicationShutdown {
     // still to decide, whatever the reads below do (a failed read is retried with the batch)
     for (const job of jobs) this.submitted.add(job.id);
     this.again = true;
+    const { store } = this.ctx;
     for (const job of jobs) {
-      const stored = await tenantAndQueues(this.ctx.store, job.tenant, [job.queue]);
-      if (stored.tenant && !this.tenants.has(job.tenant)) this.tenants.set(job.tenant, stored.tenant);
-      if (stored.queues[0] && !this.queues.has(job.queue)) this.queues.set(job.queue, stored.queues[0]);
+      const [tenant, queue] = await store.getMany<Tenant | Queue>([store.keys.tenant(job.tenant), store.keys.queue(job.queue)]);
+      // A record read before its delete reached the informer must not come back into the cache after it.
+      if (tenant && !this.tenants.has(job.tenant) && this.newerThanDelete('tenant', job.tenant, tenant.modRevision))
+        this.tenants.set(job.tenant, tenant.value as Tenant);
+      if (queue && !this.queues.has(job.queue) && this.newerThanDelete('queue', job.queue, queue.modRevision)) this.queues.set(job.queue, queue.value as Queue);
       this.looked.add(job.id);
     }
+  }
+
+  /** The revision of the last delete the informers delivered, per `kind/name` (tenants and queues). */
+  private readonly deletedAt = new Map<string, bigint>();
+
+  /** `handlers` that also note each delete's revision (see `resolve`). */
+  private recordingDeletes<T>(handlers: InformerHandlers<T>, kind: 'tenant' | 'queue'): InformerHandlers<T> {
+    return {
+      ...handlers,
+      onEvent: (ev) => {
+        if (ev.type === 'delete') this.deletedAt.set(`${kind}/${ev.key.slice(ev.key.lastIndexOf('/') + 1)}`, BigInt(ev.modRevision));
+        handlers.onEvent(ev);
+      },
+    };
+  }
+
+  /** True unless the informers delivered a delete of `kind/name` at or after `modRevision` (the record read is older than it). */
+  private newerThanDelete(kind: 'tenant' | 'queue', name: string, modRevision: string): boolean {
+    const deleted = this.deletedAt.get(`${kind}/${name}`);
+    return deleted === undefined || BigInt(modRevision) > deleted;
   }
   /** Jobs whose unknown tenant or queue was looked up in etcd: the next decision is final. */
   private readonly looked = new Set<string>();
