@@ -162,8 +162,10 @@ interface Candidates {
   nodes: number[];
   start: number;
   more?(): boolean;
-  /** The score of the nodes `more` would append next; undefined when none are left. */
+  /** The score of the node `more` would append next; undefined when none are left. */
   nextScore?(): number | undefined;
+  /** The node `more` would append next; undefined when none are left. */
+  nextNode?(): number | undefined;
 }
 
 /** Mutable per-pass state of one node. */
@@ -475,41 +477,47 @@ class PlacementPass implements PassContext {
   /**
    * Brings a kept ranking up to date: each node whose room changed since it was last used is
    * scored again and moved to its place (one that no longer takes one task is left for the reserve
-   * loop to drop, as it drops the nodes a job fills). Nodes that
-   * did not change keep their scores, which depend on their own room only. With node buckets, the
-   * nodes not appended yet were scored in their bucket with the room they still have; a changed
-   * one among them has all of them appended first, and a node scored below the next ones appends
-   * those first, so the ranking stays the one a scan of every node keeps.
+   * loop to drop, as it drops the nodes a job fills). Nodes that did not change keep their scores,
+   * which depend on their own room only. With node buckets, a changed node not appended yet is
+   * taken out of the bucket it was ranked in (`NodeBuckets.rank`'s `scoreOf`) and put in the
+   * appended head at its new score, after the nodes not appended yet that rank with or before it
+   * are appended: the ranking stays the one a scan of every node keeps, and moves stay in the head.
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
     if (!scoreOf || ranked.seen === this.changes) return;
     const when = this.changedAt!;
     const prev = this.changedPrev!;
-    const dirty: number[] = [];
-    let unseen = false;
-    for (let i = this.newest; i >= 0 && when[i] > ranked.seen; i = prev[i]) {
-      dirty.push(i);
-      if (Number.isNaN(scoreOf[i])) unseen = true;
-    }
+    const seen = ranked.seen;
     ranked.seen = this.changes;
-    if (unseen && ranked.nextScore?.() !== undefined) while (ranked.more!());
     const { scores } = this.profile;
     const list = ranked.nodes;
-    for (const i of dirty) {
+    // Walking back from the newest change finds each changed node once.
+    for (let i = this.newest; i >= 0 && when[i] > seen; i = prev[i]) {
       const old = scoreOf[i];
       if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
-      let at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
-      if (list[at] !== i) continue; // left the ranking already (full for the shape)
       const s = this.states[i];
       // A node without room for one task more stays where it is: the reserve loop drops it (full).
       if (!fitsOne(w.resources, s.free)) continue;
+      let next = ranked.nextScore?.();
+      let at = -1;
+      if (next === undefined || before(old, i, next, ranked.nextNode!()!)) {
+        at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
+        if (list[at] !== i) continue; // left the ranking already (full for the shape)
+      }
       const fd = freeDeviceCount(s);
       let score = 0;
       for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
       if (score === old) continue;
       // Nodes not appended yet that rank with or before the new score come first.
-      if (ranked.nextScore) for (let next = ranked.nextScore(); next !== undefined && next >= score; next = ranked.nextScore()) ranked.more!();
+      for (; next !== undefined && !before(score, i, next, ranked.nextNode!()!); next = ranked.nextScore!()) ranked.more!();
+      if (at < 0 && (next === undefined || before(old, i, next, ranked.nextNode!()!))) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
+      if (at < 0) {
+        // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
+        scoreOf[i] = score;
+        list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
+        continue;
+      }
       // Its new place (binary search on each side of it), then the nodes between shift by one.
       if (before(score, i, old, i)) {
         const to = rankIndex(list, ranked.start, at, scoreOf, score, i);

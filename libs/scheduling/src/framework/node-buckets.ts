@@ -19,6 +19,9 @@ import { tasksThatFit } from '../plugins/resource-fit';
 import type { FilterPlugin, ScorePlugin } from './extension-points';
 import { type FilterRefusal, RefusalCounter, type Status } from './status';
 
+/** Most nodes one `BucketRanking.more` call appends. */
+const APPEND = 32;
+
 /** A node's room as a pass sees it (the engine's per-node state). */
 export interface NodeRoom {
   node: NodeSnapshot;
@@ -30,13 +33,16 @@ export interface NodeRoom {
 /**
  * Nodes that pass a shape's filters and had room for one task when ranked, best first, and why the
  * others do not. `nodes` holds the ranking's first nodes, as indices into the index's states;
- * `more` appends the next ones (the next score), as they were when ranked, and says whether it did.
+ * `more` appends the next ones (up to `APPEND` of them), as they were when ranked, and says
+ * whether it did.
  */
 export interface BucketRanking {
   nodes: number[];
   more(): boolean;
-  /** The score of the nodes `more` would append next; undefined when none are left. */
+  /** The score of the node `more` would append next; undefined when none are left. */
   nextScore(): number | undefined;
+  /** The node `more` would append next (its index; nodes of one score go in index order); undefined when none are left. */
+  nextNode(): number | undefined;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
@@ -330,8 +336,10 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
-   * `scoreOf` (by node index), when given, gets each node's score as `more` appends it (a kept
-   * ranking finds a node again by it when the node's room changes).
+   * `scoreOf` (by node index), when given, gets the score of every node ranked, appended or not (a
+   * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
+   * not appended yet another score there has placed it itself: `more` then leaves it out of its
+   * bucket (the caller's new score is always above those still to append).
    */
   rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreOf?: Float64Array): BucketRanking {
     this.refile();
@@ -360,26 +368,40 @@ export class NodeBuckets<S extends NodeRoom> {
         }
         b.shared = true;
         scored.push({ score, members: b.members });
+        if (scoreOf) for (const i of b.members) scoreOf[i] = score;
       }
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
-    // Materialized a score at a time, as reserving reaches it: most rankings are used only at their head.
+    // Materialized a few nodes at a time, as reserving reaches them: most rankings are used only at
+    // their head, and a kept ranking moves a re-scored node within what is materialized.
     const nodes: number[] = [];
     let g = 0;
-    const more = (): boolean => {
+    /** The nodes of the score being appended (its buckets merged), in index order, from `k` on. */
+    let group: readonly number[] = [];
+    let score = 0;
+    let k = 0;
+    const open = (): boolean => {
+      if (k < group.length) return true;
       if (g >= scored.length) return false;
       let end = g + 1;
       while (end < scored.length && scored[end].score === scored[g].score) end++;
-      const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
-      const score = scored[g].score;
-      for (const i of group) nodes.push(i);
-      if (scoreOf) for (const i of group) scoreOf[i] = score;
+      group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
+      score = scored[g].score;
+      k = 0;
       g = end;
       return true;
     };
+    const more = (): boolean => {
+      const was = nodes.length;
+      // A node the caller placed elsewhere (see `scoreOf`) is left out.
+      while (nodes.length - was < APPEND && open())
+        for (; k < group.length && nodes.length - was < APPEND; k++) if (!scoreOf || scoreOf[group[k]] === score) nodes.push(group[k]);
+      return nodes.length > was;
+    };
     more();
-    const nextScore = () => (g < scored.length ? scored[g].score : undefined);
-    return { nodes, more, nextScore, refused: refused.list(), full };
+    const nextScore = () => (open() ? score : undefined);
+    const nextNode = () => (open() ? group[k] : undefined);
+    return { nodes, more, nextScore, nextNode, refused: refused.list(), full };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
