@@ -166,6 +166,14 @@ interface Candidates {
   nextScore?(): number | undefined;
   /** The node `more` would append next; undefined when none are left. */
   nextNode?(): number | undefined;
+  /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
+  dims?: Dim[];
+}
+
+/** A resource a request asks for: every node's free amount of it (by index) and the amount one task takes. */
+interface Dim {
+  free: Float64Array;
+  amount: number;
 }
 
 /** Mutable per-pass state of one node. */
@@ -294,6 +302,13 @@ class PlacementPass implements PassContext {
       this.freeArrays.set(name, a);
     }
     return a;
+  }
+
+  /** The dimensions `w` asks for, each with every node's free amount (`freeOf`). */
+  private dimsOf(w: PendingWork): Dim[] {
+    const dims: Dim[] = [];
+    for (const name in w.resources) if (w.resources[name] > 0) dims.push({ free: this.freeOf(name), amount: w.resources[name] });
+    return dims;
   }
 
   /** Records why `w` leaves the pass with tasks unplaced. */
@@ -431,7 +446,7 @@ class PlacementPass implements PassContext {
       return ranked;
     }
     const { filters, scores } = this.profile;
-    const scoreOf = scores.length && !w.spread && this.rescoring ? new Float64Array(this.states.length).fill(NaN) : undefined;
+    const scoreOf = scores.length && !w.spread && this.rescoring ? this.newScores() : undefined;
     if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
@@ -475,6 +490,22 @@ class PlacementPass implements PassContext {
   }
 
   /**
+   * Rankings' scores (`Ranked.scoreOf`, NaN: not ranked) are cut from blocks that double up to 64
+   * rankings or 2^20 scores: a pass of many shapes allocates few buffers, one of few shapes small ones.
+   */
+  private scoreBlock?: Float64Array;
+  private scoreBlockAt = 0;
+  private newScores(): Float64Array {
+    const n = this.states.length;
+    if (!this.scoreBlock || this.scoreBlockAt + n > this.scoreBlock.length) {
+      const rankings = this.scoreBlock ? Math.min(64, 2 * (this.scoreBlock.length / n), Math.floor(2 ** 20 / n)) : 1;
+      this.scoreBlock = new Float64Array(n * Math.max(1, rankings)).fill(NaN);
+      this.scoreBlockAt = 0;
+    }
+    return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += n));
+  }
+
+  /**
    * Brings a kept ranking up to date: each node whose room changed since it was last used is
    * scored again and moved to its place (one that no longer takes one task is left for the reserve
    * loop to drop, as it drops the nodes a job fills). Nodes that did not change keep their scores,
@@ -490,15 +521,21 @@ class PlacementPass implements PassContext {
     const prev = this.changedPrev!;
     const seen = ranked.seen;
     ranked.seen = this.changes;
+    const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
     const { scores } = this.profile;
     const list = ranked.nodes;
     // Walking back from the newest change finds each changed node once.
     for (let i = this.newest; i >= 0 && when[i] > seen; i = prev[i]) {
-      const old = scoreOf[i];
-      if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
       const s = this.states[i];
       // A node without room for one task more stays where it is: the reserve loop drops it (full).
-      if (!fitsOne(w.resources, s.free)) continue;
+      // (Asked first: the free amounts are shared by every shape, its scores are not.)
+      if (dims) {
+        let one = true;
+        for (const d of dims) if (d.free[i] / d.amount < 1) one = false;
+        if (!one) continue;
+      } else if (!fitsOne(w.resources, s.free)) continue;
+      const old = scoreOf[i];
+      if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
       let next = ranked.nextScore?.();
       let at = -1;
       if (next === undefined || before(old, i, next, ranked.nextNode!()!)) {
@@ -545,11 +582,7 @@ class PlacementPass implements PassContext {
     // With node buckets, the shape's dimensions, each with every node's free amount (see `freeOf`):
     // the loop below passes many nodes that became full and reads only these arrays for them.
     // Without, each node's `free` (the plain pass the equivalence tests compare with).
-    let dims: Array<{ free: Float64Array; amount: number }> | undefined;
-    if (this.indexed) {
-      dims = [];
-      for (const name in w.resources) if (w.resources[name] > 0) dims.push({ free: this.freeOf(name), amount: w.resources[name] });
-    }
+    const dims = this.indexed ? (candidates.dims ??= this.dimsOf(w)) : undefined;
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;

@@ -190,23 +190,12 @@ export function freeDeviceCount(s: NodeRoom): number {
 
 /** Merges ascending index lists into one ascending list. */
 function mergeAscending(lists: readonly number[][]): number[] {
-  if (lists.length === 1) return lists[0];
-  if (lists.length > 8) {
-    let n = 0;
-    for (const l of lists) n += l.length;
-    const all = new Int32Array(n);
-    n = 0;
-    for (const l of lists) for (const i of l) all[n++] = i;
-    return Array.from(all.sort());
-  }
-  const out: number[] = [];
-  const at = lists.map(() => 0);
-  for (;;) {
-    let best = -1;
-    for (let k = 0; k < lists.length; k++) if (at[k] < lists[k].length && (best < 0 || lists[k][at[k]] < lists[best][at[best]])) best = k;
-    if (best < 0) return out;
-    out.push(lists[best][at[best]++]);
-  }
+  let n = 0;
+  for (const l of lists) n += l.length;
+  const all = new Int32Array(n);
+  n = 0;
+  for (const l of lists) for (const i of l) all[n++] = i;
+  return Array.from(all.sort());
 }
 
 /** The first index of ascending `xs` whose value is not below `i`. */
@@ -355,11 +344,12 @@ export class NodeBuckets<S extends NodeRoom> {
         refused.add(status, cls.size);
         continue;
       }
-      for (const b of cls.buckets.values()) {
+      // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
+      cls.buckets.forEach((b) => {
         const s = this.states[b.members[0]];
         if (tasksThatFit(work.resources, s.free) === 0) {
           full += b.members.length;
-          continue;
+          return;
         }
         let score = 0;
         if (scores.length) {
@@ -369,38 +359,52 @@ export class NodeBuckets<S extends NodeRoom> {
         b.shared = true;
         scored.push({ score, members: b.members });
         if (scoreOf) for (const i of b.members) scoreOf[i] = score;
-      }
+      });
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
     // Materialized a few nodes at a time, as reserving reaches them: most rankings are used only at
     // their head, and a kept ranking moves a re-scored node within what is materialized.
     const nodes: number[] = [];
     let g = 0;
-    /** The nodes of the score being appended (its buckets merged), in index order, from `k` on. */
-    let group: readonly number[] = [];
     let score = 0;
-    let k = 0;
+    // The buckets of the score being appended, each from its `at` on: their nodes go in index order
+    // (merged as they are appended; more than 8 are merged at once).
+    const lists: number[][] = [];
+    const at: number[] = [];
+    /** The list whose next node comes first; -1 when the open score has none left. */
+    let cur = -1;
+    const advance = () => {
+      cur = -1;
+      for (let l = 0; l < lists.length; l++) if (at[l] < lists[l].length && (cur < 0 || lists[l][at[l]] < lists[cur][at[cur]])) cur = l;
+    };
     const open = (): boolean => {
-      if (k < group.length) return true;
+      if (cur >= 0) return true;
       if (g >= scored.length) return false;
       let end = g + 1;
       while (end < scored.length && scored[end].score === scored[g].score) end++;
-      group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
+      lists.length = 0;
+      at.length = 0;
+      if (end - g > 8) lists.push(mergeAscending(scored.slice(g, end).map((x) => x.members)));
+      else for (let k = g; k < end; k++) lists.push(scored[k].members);
+      for (let k = 0; k < lists.length; k++) at.push(0);
       score = scored[g].score;
-      k = 0;
       g = end;
+      advance();
       return true;
     };
     const more = (): boolean => {
       const was = nodes.length;
       // A node the caller placed elsewhere (see `scoreOf`) is left out.
-      while (nodes.length - was < APPEND && open())
-        for (; k < group.length && nodes.length - was < APPEND; k++) if (!scoreOf || scoreOf[group[k]] === score) nodes.push(group[k]);
+      while (nodes.length - was < APPEND && open()) {
+        const i = lists[cur][at[cur]++];
+        if (!scoreOf || scoreOf[i] === score) nodes.push(i);
+        advance();
+      }
       return nodes.length > was;
     };
     more();
     const nextScore = () => (open() ? score : undefined);
-    const nextNode = () => (open() ? group[k] : undefined);
+    const nextNode = () => (open() ? lists[cur][at[cur]] : undefined);
     return { nodes, more, nextScore, nextNode, refused: refused.list(), full };
   }
 
