@@ -208,6 +208,15 @@ function before(a: number, ai: number, b: number, bi: number): boolean {
   return a > b || (a === b && ai < bi);
 }
 
+/**
+ * Whether node `i` with score `score` ranks in a kept ranking's appended nodes (`nodes`), not with
+ * the nodes its buckets have still to append (see `NodeBuckets.rank`): it ranks before the next.
+ */
+function appended(ranked: Ranked, score: number, i: number): boolean {
+  const next = ranked.nextScore?.();
+  return next === undefined || before(score, i, next, ranked.nextNode!()!);
+}
+
 /** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
 function rankIndex(list: readonly number[], start: number, end: number, scoreOf: Float64Array, score: number, i: number): number {
   let lo = start;
@@ -536,9 +545,8 @@ class PlacementPass implements PassContext {
       } else if (!fitsOne(w.resources, s.free)) continue;
       const old = scoreOf[i];
       if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
-      let next = ranked.nextScore?.();
       let at = -1;
-      if (next === undefined || before(old, i, next, ranked.nextNode!()!)) {
+      if (appended(ranked, old, i)) {
         at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
         if (list[at] !== i) continue; // left the ranking already (full for the shape)
       }
@@ -547,8 +555,8 @@ class PlacementPass implements PassContext {
       for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
       if (score === old) continue;
       // Nodes not appended yet that rank with or before the new score come first.
-      for (; next !== undefined && !before(score, i, next, ranked.nextNode!()!); next = ranked.nextScore!()) ranked.more!();
-      if (at < 0 && (next === undefined || before(old, i, next, ranked.nextNode!()!))) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
+      while (!appended(ranked, score, i)) ranked.more!();
+      if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
       if (at < 0) {
         // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
         scoreOf[i] = score;
