@@ -15,7 +15,7 @@
  */
 import type { ResourceVector } from '@batchapi/api';
 import type { NodeSnapshot, PendingWork } from '../snapshot';
-import { tasksThatFit } from '../plugins/resource-fit';
+import { fitsOne } from '../plugins/resource-fit';
 import type { FilterPlugin, ScorePlugin } from './extension-points';
 import { type FilterRefusal, RefusalCounter, type Status } from './status';
 
@@ -347,7 +347,7 @@ export class NodeBuckets<S extends NodeRoom> {
       // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
       cls.buckets.forEach((b) => {
         const s = this.states[b.members[0]];
-        if (tasksThatFit(work.resources, s.free) === 0) {
+        if (!fitsOne(work.resources, s.free)) {
           full += b.members.length;
           return;
         }
@@ -357,8 +357,9 @@ export class NodeBuckets<S extends NodeRoom> {
           for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
         }
         b.shared = true;
-        scored.push({ score, members: b.members });
-        if (scoreOf) for (const i of b.members) scoreOf[i] = score;
+        const members = b.members;
+        scored.push({ score, members });
+        if (scoreOf) for (let k = 0; k < members.length; k++) scoreOf[members[k]] = score;
       });
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
