@@ -545,15 +545,15 @@ class PlacementPass implements PassContext {
       } else if (!fitsOne(w.resources, s.free)) continue;
       const old = scoreOf[i];
       if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
+      const fd = freeDeviceCount(s);
+      let score = 0;
+      for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+      if (score === old) continue;
       let at = -1;
       if (appended(ranked, old, i)) {
         at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
         if (list[at] !== i) continue; // left the ranking already (full for the shape)
       }
-      const fd = freeDeviceCount(s);
-      let score = 0;
-      for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
-      if (score === old) continue;
       // Nodes not appended yet that rank with or before the new score come first.
       while (!appended(ranked, score, i)) ranked.more!();
       if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
