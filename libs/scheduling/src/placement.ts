@@ -535,16 +535,16 @@ class PlacementPass implements PassContext {
     const list = ranked.nodes;
     // Walking back from the newest change finds each changed node once.
     for (let i = this.newest; i >= 0 && when[i] > seen; i = prev[i]) {
-      const s = this.states[i];
       // A node without room for one task more stays where it is: the reserve loop drops it (full).
       // (Asked first: the free amounts are shared by every shape, its scores are not.)
       if (dims) {
         let one = true;
-        for (const d of dims) if (d.free[i] / d.amount < 1) one = false;
+        for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
         if (!one) continue;
-      } else if (!fitsOne(w.resources, s.free)) continue;
+      } else if (!fitsOne(w.resources, this.states[i].free)) continue;
       const old = scoreOf[i];
       if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
+      const s = this.states[i];
       const fd = freeDeviceCount(s);
       let score = 0;
       for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
@@ -635,6 +635,13 @@ class PlacementPass implements PassContext {
       // Backwards: the target range ends at or after the source's end.
       if (write !== i) for (let k = kept - 1; k >= 0; k--) list[i - kept + k] = list[candidates.start + k];
       candidates.start = i - kept;
+      // The nodes before `start` left the ranking: now and then they leave the array too, so a ranking
+      // kept all pass does not grow with every node it ever passed.
+      if (candidates.start >= 1024 && 2 * candidates.start >= list.length) {
+        list.copyWithin(0, candidates.start);
+        list.length -= candidates.start;
+        candidates.start = 0;
+      }
     }
     return { mine, undo };
   }
