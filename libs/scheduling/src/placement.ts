@@ -203,6 +203,17 @@ interface Ranked extends Candidates {
   seen: number;
 }
 
+/** Levels of free CPU in the change log (see `cpuLevel`). */
+const CPU_LEVELS = 33;
+
+/**
+ * The change log's level of `milli` CPU: 0 below 1, else its bits (1: 1, 2: 2–3, 3: 4–7, …; 32 from
+ * 2^31). A node of a lower level than a task's ask has less free CPU than it.
+ */
+function cpuLevel(milli: number): number {
+  return milli < 1 ? 0 : milli >= 2 ** 31 ? 32 : 32 - Math.clz32(milli);
+}
+
 /** Order of a ranking: higher score first, then node index (= name order). */
 function before(a: number, ai: number, b: number, bi: number): boolean {
   return a > b || (a === b && ai < bi);
@@ -261,13 +272,16 @@ class PlacementPass implements PassContext {
    * kept for a shape re-scores the nodes changed since it was last used: scores depend on the room
    * left (the fragmentation gradient, most-allocated), and a ranking of the empty cluster reused
    * for work submitted at one instant would place every task as if no other had been placed.
-   * Walking back from the newest finds each such node once, however often it changed.
+   * Walking back from the newest finds each such node once, however often it changed. One list per
+   * level of free CPU at the last change (`cpuLevel`): a shape skips the levels too low for one task.
    */
   private changes = 0;
   private changedAt?: Float64Array;
   private changedPrev?: Int32Array;
   private changedNext?: Int32Array;
-  private newest = -1;
+  private changedLevel?: Uint8Array;
+  /** The newest node of each level's list; -1: none. */
+  private readonly newest = new Int32Array(CPU_LEVELS).fill(-1);
   /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
@@ -533,47 +547,49 @@ class PlacementPass implements PassContext {
     const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
     const { scores } = this.profile;
     const list = ranked.nodes;
-    // Walking back from the newest change finds each changed node once.
-    for (let i = this.newest; i >= 0 && when[i] > seen; i = prev[i]) {
-      // A node without room for one task more stays where it is: the reserve loop drops it (full).
-      // (Asked first: the free amounts are shared by every shape, its scores are not.)
-      if (dims) {
-        let one = true;
-        for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
-        if (!one) continue;
-      } else if (!fitsOne(w.resources, this.states[i].free)) continue;
-      const old = scoreOf[i];
-      if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
-      const s = this.states[i];
-      const fd = freeDeviceCount(s);
-      let score = 0;
-      for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
-      if (score === old) continue;
-      let at = -1;
-      if (appended(ranked, old, i)) {
-        at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
-        if (list[at] !== i) continue; // left the ranking already (full for the shape)
-      }
-      // Nodes not appended yet that rank with or before the new score come first.
-      while (!appended(ranked, score, i)) ranked.more!();
-      if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
-      if (at < 0) {
-        // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
+    // Walking back from the newest change finds each changed node once. Nodes in lists below the
+    // level of the CPU one task asks have less free CPU than that: they do not fit.
+    for (let level = cpuLevel(w.resources.cpu ?? 0); level < CPU_LEVELS; level++)
+      for (let i = this.newest[level]; i >= 0 && when[i] > seen; i = prev[i]) {
+        // A node without room for one task more stays where it is: the reserve loop drops it (full).
+        // (Asked first: the free amounts are shared by every shape, its scores are not.)
+        if (dims) {
+          let one = true;
+          for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
+          if (!one) continue;
+        } else if (!fitsOne(w.resources, this.states[i].free)) continue;
+        const old = scoreOf[i];
+        if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
+        const s = this.states[i];
+        const fd = freeDeviceCount(s);
+        let score = 0;
+        for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+        if (score === old) continue;
+        let at = -1;
+        if (appended(ranked, old, i)) {
+          at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
+          if (list[at] !== i) continue; // left the ranking already (full for the shape)
+        }
+        // Nodes not appended yet that rank with or before the new score come first.
+        while (!appended(ranked, score, i)) ranked.more!();
+        if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
+        if (at < 0) {
+          // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
+          scoreOf[i] = score;
+          list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
+          continue;
+        }
+        // Its new place (binary search on each side of it), then the nodes between shift by one.
+        if (before(score, i, old, i)) {
+          const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
+          for (; at > to; at--) list[at] = list[at - 1];
+        } else {
+          const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
+          for (; at < to; at++) list[at] = list[at + 1];
+        }
         scoreOf[i] = score;
-        list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
-        continue;
+        list[at] = i;
       }
-      // Its new place (binary search on each side of it), then the nodes between shift by one.
-      if (before(score, i, old, i)) {
-        const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
-        for (; at > to; at--) list[at] = list[at - 1];
-      } else {
-        const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
-        for (; at < to; at++) list[at] = list[at + 1];
-      }
-      scoreOf[i] = score;
-      list[at] = i;
-    }
   }
 
   /**
@@ -646,26 +662,32 @@ class PlacementPass implements PassContext {
     return { mine, undo };
   }
 
-  /** Puts node `i` last in the change log (see `changes`). */
+  /** Puts node `i` last in the change log's list of its free CPU now (see `changes`). */
   private logChange(i: number): void {
     const n = this.states.length;
     const at = (this.changedAt ??= new Float64Array(n));
     const prev = (this.changedPrev ??= new Int32Array(n).fill(-1));
     const next = (this.changedNext ??= new Int32Array(n).fill(-1));
+    const levels = (this.changedLevel ??= new Uint8Array(n));
+    const newest = this.newest;
+    const level = cpuLevel(this.states[i].free.cpu ?? 0);
     if (at[i] > 0) {
-      if (this.newest === i) {
+      const was = levels[i];
+      if (newest[was] === i && was === level) {
         at[i] = ++this.changes;
         return;
       }
-      // Unlinked from where it was (not the newest, so it has a next).
+      // Unlinked from where it was.
       if (prev[i] >= 0) next[prev[i]] = next[i];
-      prev[next[i]] = prev[i];
+      if (next[i] >= 0) prev[next[i]] = prev[i];
+      else newest[was] = prev[i];
     }
     at[i] = ++this.changes;
-    prev[i] = this.newest;
+    levels[i] = level;
+    prev[i] = newest[level];
     next[i] = -1;
-    if (this.newest >= 0) next[this.newest] = i;
-    this.newest = i;
+    if (newest[level] >= 0) next[newest[level]] = i;
+    newest[level] = i;
   }
 
   /** Tells the node buckets that a node's room changed. */
