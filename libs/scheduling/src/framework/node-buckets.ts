@@ -82,7 +82,8 @@ export class RoomIds {
     for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
     for (let d = 0; d < s.node.gpuCount; d++) h = (Math.imul(h, 31) + (s.devices[d] ?? 0)) | 0;
     const seen = this.byHash.get(h);
-    let entry = seen?.find((r) => sameRoom(r.room, s));
+    let entry: RoomEntry | undefined;
+    if (seen) for (let k = 0; k < seen.length && !entry; k++) if (sameRoom(seen[k].room, s)) entry = seen[k];
     if (!entry) {
       const devices: number[] = [];
       for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
