@@ -195,8 +195,9 @@ interface Ranked extends Candidates {
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
   /**
-   * The score each node of `nodes` was ranked with, by node index (bin-pack only; NaN: not in
-   * the ranking, or not appended yet by `more`): finds it again when its room changes.
+   * The score of each node of the ranking, appended or not (a node not appended yet has its
+   * bucket's, see `NodeBuckets.rank`), by node index (bin-pack only; NaN: not in the ranking):
+   * finds it again when its room changes.
    */
   scoreOf?: Float64Array;
   /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
