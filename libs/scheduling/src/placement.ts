@@ -162,8 +162,18 @@ interface Candidates {
   nodes: number[];
   start: number;
   more?(): boolean;
-  /** The score of the nodes `more` would append next; undefined when none are left. */
+  /** The score of the node `more` would append next; undefined when none are left. */
   nextScore?(): number | undefined;
+  /** The node `more` would append next; undefined when none are left. */
+  nextNode?(): number | undefined;
+  /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
+  dims?: Dim[];
+}
+
+/** A resource a request asks for: every node's free amount of it (by index) and the amount one task takes. */
+interface Dim {
+  free: Float64Array;
+  amount: number;
 }
 
 /** Mutable per-pass state of one node. */
@@ -185,17 +195,38 @@ interface Ranked extends Candidates {
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
   /**
-   * The score each node of `nodes` was ranked with, by node index (bin-pack only; NaN: not in
-   * the ranking, or not appended yet by `more`): finds it again when its room changes.
+   * The score of each node of the ranking, appended or not (a node not appended yet has its
+   * bucket's, see `NodeBuckets.rank`), by node index (bin-pack only; NaN: not in the ranking):
+   * finds it again when its room changes.
    */
   scoreOf?: Float64Array;
   /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
   seen: number;
 }
 
+/** Levels of free CPU in the change log (see `cpuLevel`). */
+const CPU_LEVELS = 33;
+
+/**
+ * The change log's level of `milli` CPU: 0 below 1, else its bits (1: 1, 2: 2–3, 3: 4–7, …; 32 from
+ * 2^31). A node of a lower level than a task's ask has less free CPU than it.
+ */
+function cpuLevel(milli: number): number {
+  return milli < 1 ? 0 : milli >= 2 ** 31 ? 32 : 32 - Math.clz32(milli);
+}
+
 /** Order of a ranking: higher score first, then node index (= name order). */
 function before(a: number, ai: number, b: number, bi: number): boolean {
   return a > b || (a === b && ai < bi);
+}
+
+/**
+ * Whether node `i` with score `score` ranks in a kept ranking's appended nodes (`nodes`), not with
+ * the nodes its buckets have still to append (see `NodeBuckets.rank`): it ranks before the next.
+ */
+function appended(ranked: Ranked, score: number, i: number): boolean {
+  const next = ranked.nextScore?.();
+  return next === undefined || before(score, i, next, ranked.nextNode!()!);
 }
 
 /** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
@@ -242,13 +273,16 @@ class PlacementPass implements PassContext {
    * kept for a shape re-scores the nodes changed since it was last used: scores depend on the room
    * left (the fragmentation gradient, most-allocated), and a ranking of the empty cluster reused
    * for work submitted at one instant would place every task as if no other had been placed.
-   * Walking back from the newest finds each such node once, however often it changed.
+   * Walking back from the newest finds each such node once, however often it changed. One list per
+   * level of free CPU at the last change (`cpuLevel`): a shape skips the levels too low for one task.
    */
   private changes = 0;
   private changedAt?: Float64Array;
   private changedPrev?: Int32Array;
   private changedNext?: Int32Array;
-  private newest = -1;
+  private changedLevel?: Uint8Array;
+  /** The newest node of each level's list; -1: none. */
+  private readonly newest = new Int32Array(CPU_LEVELS).fill(-1);
   /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
   private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
@@ -292,6 +326,13 @@ class PlacementPass implements PassContext {
       this.freeArrays.set(name, a);
     }
     return a;
+  }
+
+  /** The dimensions `w` asks for, each with every node's free amount (`freeOf`). */
+  private dimsOf(w: PendingWork): Dim[] {
+    const dims: Dim[] = [];
+    for (const name in w.resources) if (w.resources[name] > 0) dims.push({ free: this.freeOf(name), amount: w.resources[name] });
+    return dims;
   }
 
   /** Records why `w` leaves the pass with tasks unplaced. */
@@ -429,7 +470,7 @@ class PlacementPass implements PassContext {
       return ranked;
     }
     const { filters, scores } = this.profile;
-    const scoreOf = scores.length && !w.spread && this.rescoring ? new Float64Array(this.states.length).fill(NaN) : undefined;
+    const scoreOf = scores.length && !w.spread && this.rescoring ? this.newScores() : undefined;
     if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
@@ -473,54 +514,83 @@ class PlacementPass implements PassContext {
   }
 
   /**
+   * Rankings' scores (`Ranked.scoreOf`, NaN: not ranked) are cut from blocks that double up to 64
+   * rankings or 2^20 scores: a pass of many shapes allocates few buffers, one of few shapes small ones.
+   */
+  private scoreBlock?: Float64Array;
+  private scoreBlockAt = 0;
+  private newScores(): Float64Array {
+    const n = this.states.length;
+    if (!this.scoreBlock || this.scoreBlockAt + n > this.scoreBlock.length) {
+      const rankings = this.scoreBlock ? Math.min(64, 2 * (this.scoreBlock.length / n), Math.floor(2 ** 20 / n)) : 1;
+      this.scoreBlock = new Float64Array(n * Math.max(1, rankings)).fill(NaN);
+      this.scoreBlockAt = 0;
+    }
+    return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += n));
+  }
+
+  /**
    * Brings a kept ranking up to date: each node whose room changed since it was last used is
    * scored again and moved to its place (one that no longer takes one task is left for the reserve
-   * loop to drop, as it drops the nodes a job fills). Nodes that
-   * did not change keep their scores, which depend on their own room only. With node buckets, the
-   * nodes not appended yet were scored in their bucket with the room they still have; a changed
-   * one among them has all of them appended first, and a node scored below the next ones appends
-   * those first, so the ranking stays the one a scan of every node keeps.
+   * loop to drop, as it drops the nodes a job fills). Nodes that did not change keep their scores,
+   * which depend on their own room only. With node buckets, a changed node not appended yet is
+   * taken out of the bucket it was ranked in (`NodeBuckets.rank`'s `scoreOf`) and put in the
+   * appended head at its new score, after the nodes not appended yet that rank with or before it
+   * are appended: the ranking stays the one a scan of every node keeps, and moves stay in the head.
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
     if (!scoreOf || ranked.seen === this.changes) return;
     const when = this.changedAt!;
     const prev = this.changedPrev!;
-    const dirty: number[] = [];
-    let unseen = false;
-    for (let i = this.newest; i >= 0 && when[i] > ranked.seen; i = prev[i]) {
-      dirty.push(i);
-      if (Number.isNaN(scoreOf[i])) unseen = true;
-    }
+    const seen = ranked.seen;
     ranked.seen = this.changes;
-    if (unseen && ranked.nextScore?.() !== undefined) while (ranked.more!());
+    const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
     const { scores } = this.profile;
     const list = ranked.nodes;
-    for (const i of dirty) {
-      const old = scoreOf[i];
-      if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
-      let at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
-      if (list[at] !== i) continue; // left the ranking already (full for the shape)
-      const s = this.states[i];
-      // A node without room for one task more stays where it is: the reserve loop drops it (full).
-      if (!fitsOne(w.resources, s.free)) continue;
-      const fd = freeDeviceCount(s);
-      let score = 0;
-      for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
-      if (score === old) continue;
-      // Nodes not appended yet that rank with or before the new score come first.
-      if (ranked.nextScore) for (let next = ranked.nextScore(); next !== undefined && next >= score; next = ranked.nextScore()) ranked.more!();
-      // Its new place (binary search on each side of it), then the nodes between shift by one.
-      if (before(score, i, old, i)) {
-        const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
-        for (; at > to; at--) list[at] = list[at - 1];
-      } else {
-        const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
-        for (; at < to; at++) list[at] = list[at + 1];
+    // Walking back from the newest change finds each changed node once. Nodes in lists below the
+    // level of the CPU one task asks have less free CPU than that: they do not fit.
+    for (let level = cpuLevel(w.resources.cpu ?? 0); level < CPU_LEVELS; level++)
+      for (let i = this.newest[level]; i >= 0 && when[i] > seen; i = prev[i]) {
+        // A node without room for one task more stays where it is: the reserve loop drops it (full).
+        // (Asked first: the free amounts are shared by every shape, its scores are not.)
+        if (dims) {
+          let one = true;
+          for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
+          if (!one) continue;
+        } else if (!fitsOne(w.resources, this.states[i].free)) continue;
+        const old = scoreOf[i];
+        if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
+        const s = this.states[i];
+        const fd = freeDeviceCount(s);
+        let score = 0;
+        for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+        if (score === old) continue;
+        let at = -1;
+        if (appended(ranked, old, i)) {
+          at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
+          if (list[at] !== i) continue; // left the ranking already (full for the shape)
+        }
+        // Nodes not appended yet that rank with or before the new score come first.
+        while (!appended(ranked, score, i)) ranked.more!();
+        if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
+        if (at < 0) {
+          // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
+          scoreOf[i] = score;
+          list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
+          continue;
+        }
+        // Its new place (binary search on each side of it), then the nodes between shift by one.
+        if (before(score, i, old, i)) {
+          const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
+          for (; at > to; at--) list[at] = list[at - 1];
+        } else {
+          const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
+          for (; at < to; at++) list[at] = list[at + 1];
+        }
+        scoreOf[i] = score;
+        list[at] = i;
       }
-      scoreOf[i] = score;
-      list[at] = i;
-    }
   }
 
   /**
@@ -537,11 +607,7 @@ class PlacementPass implements PassContext {
     // With node buckets, the shape's dimensions, each with every node's free amount (see `freeOf`):
     // the loop below passes many nodes that became full and reads only these arrays for them.
     // Without, each node's `free` (the plain pass the equivalence tests compare with).
-    let dims: Array<{ free: Float64Array; amount: number }> | undefined;
-    if (this.indexed) {
-      dims = [];
-      for (const name in w.resources) if (w.resources[name] > 0) dims.push({ free: this.freeOf(name), amount: w.resources[name] });
-    }
+    const dims = this.indexed ? (candidates.dims ??= this.dimsOf(w)) : undefined;
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
@@ -586,30 +652,43 @@ class PlacementPass implements PassContext {
       // Backwards: the target range ends at or after the source's end.
       if (write !== i) for (let k = kept - 1; k >= 0; k--) list[i - kept + k] = list[candidates.start + k];
       candidates.start = i - kept;
+      // The nodes before `start` left the ranking: now and then they leave the array too, so a ranking
+      // kept all pass does not grow with every node it ever passed.
+      if (candidates.start >= 1024 && 2 * candidates.start >= list.length) {
+        list.copyWithin(0, candidates.start);
+        list.length -= candidates.start;
+        candidates.start = 0;
+      }
     }
     return { mine, undo };
   }
 
-  /** Puts node `i` last in the change log (see `changes`). */
+  /** Puts node `i` last in the change log's list of its free CPU now (see `changes`). */
   private logChange(i: number): void {
     const n = this.states.length;
     const at = (this.changedAt ??= new Float64Array(n));
     const prev = (this.changedPrev ??= new Int32Array(n).fill(-1));
     const next = (this.changedNext ??= new Int32Array(n).fill(-1));
+    const levels = (this.changedLevel ??= new Uint8Array(n));
+    const newest = this.newest;
+    const level = cpuLevel(this.states[i].free.cpu ?? 0);
     if (at[i] > 0) {
-      if (this.newest === i) {
+      const was = levels[i];
+      if (newest[was] === i && was === level) {
         at[i] = ++this.changes;
         return;
       }
-      // Unlinked from where it was (not the newest, so it has a next).
+      // Unlinked from where it was.
       if (prev[i] >= 0) next[prev[i]] = next[i];
-      prev[next[i]] = prev[i];
+      if (next[i] >= 0) prev[next[i]] = prev[i];
+      else newest[was] = prev[i];
     }
     at[i] = ++this.changes;
-    prev[i] = this.newest;
+    levels[i] = level;
+    prev[i] = newest[level];
     next[i] = -1;
-    if (this.newest >= 0) next[this.newest] = i;
-    this.newest = i;
+    if (newest[level] >= 0) next[newest[level]] = i;
+    newest[level] = i;
   }
 
   /** Tells the node buckets that a node's room changed. */

@@ -15,9 +15,12 @@
  */
 import type { ResourceVector } from '@batchapi/api';
 import type { NodeSnapshot, PendingWork } from '../snapshot';
-import { tasksThatFit } from '../plugins/resource-fit';
+import { fitsOne } from '../plugins/resource-fit';
 import type { FilterPlugin, ScorePlugin } from './extension-points';
 import { type FilterRefusal, RefusalCounter, type Status } from './status';
+
+/** Most nodes one `BucketRanking.more` call appends. */
+const APPEND = 32;
 
 /** A node's room as a pass sees it (the engine's per-node state). */
 export interface NodeRoom {
@@ -30,13 +33,16 @@ export interface NodeRoom {
 /**
  * Nodes that pass a shape's filters and had room for one task when ranked, best first, and why the
  * others do not. `nodes` holds the ranking's first nodes, as indices into the index's states;
- * `more` appends the next ones (the next score), as they were when ranked, and says whether it did.
+ * `more` appends the next ones (up to `APPEND` of them), as they were when ranked, and says
+ * whether it did.
  */
 export interface BucketRanking {
   nodes: number[];
   more(): boolean;
-  /** The score of the nodes `more` would append next; undefined when none are left. */
+  /** The score of the node `more` would append next; undefined when none are left. */
   nextScore(): number | undefined;
+  /** The node `more` would append next (its index; nodes of one score go in index order); undefined when none are left. */
+  nextNode(): number | undefined;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
@@ -76,7 +82,8 @@ export class RoomIds {
     for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
     for (let d = 0; d < s.node.gpuCount; d++) h = (Math.imul(h, 31) + (s.devices[d] ?? 0)) | 0;
     const seen = this.byHash.get(h);
-    let entry = seen?.find((r) => sameRoom(r.room, s));
+    let entry: RoomEntry | undefined;
+    if (seen) for (let k = 0; k < seen.length && !entry; k++) if (sameRoom(seen[k].room, s)) entry = seen[k];
     if (!entry) {
       const devices: number[] = [];
       for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
@@ -184,23 +191,12 @@ export function freeDeviceCount(s: NodeRoom): number {
 
 /** Merges ascending index lists into one ascending list. */
 function mergeAscending(lists: readonly number[][]): number[] {
-  if (lists.length === 1) return lists[0];
-  if (lists.length > 8) {
-    let n = 0;
-    for (const l of lists) n += l.length;
-    const all = new Int32Array(n);
-    n = 0;
-    for (const l of lists) for (const i of l) all[n++] = i;
-    return Array.from(all.sort());
-  }
-  const out: number[] = [];
-  const at = lists.map(() => 0);
-  for (;;) {
-    let best = -1;
-    for (let k = 0; k < lists.length; k++) if (at[k] < lists[k].length && (best < 0 || lists[k][at[k]] < lists[best][at[best]])) best = k;
-    if (best < 0) return out;
-    out.push(lists[best][at[best]++]);
-  }
+  let n = 0;
+  for (const l of lists) n += l.length;
+  const all = new Int32Array(n);
+  n = 0;
+  for (const l of lists) for (const i of l) all[n++] = i;
+  return Array.from(all.sort());
 }
 
 /** The first index of ascending `xs` whose value is not below `i`. */
@@ -330,8 +326,10 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
-   * `scoreOf` (by node index), when given, gets each node's score as `more` appends it (a kept
-   * ranking finds a node again by it when the node's room changes).
+   * `scoreOf` (by node index), when given, gets the score of every node ranked, appended or not (a
+   * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
+   * not appended yet another score there has placed it itself: `more` then leaves it out of its
+   * bucket (the caller's new score is always above those still to append).
    */
   rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreOf?: Float64Array): BucketRanking {
     this.refile();
@@ -347,11 +345,12 @@ export class NodeBuckets<S extends NodeRoom> {
         refused.add(status, cls.size);
         continue;
       }
-      for (const b of cls.buckets.values()) {
+      // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
+      cls.buckets.forEach((b) => {
         const s = this.states[b.members[0]];
-        if (tasksThatFit(work.resources, s.free) === 0) {
+        if (!fitsOne(work.resources, s.free)) {
           full += b.members.length;
-          continue;
+          return;
         }
         let score = 0;
         if (scores.length) {
@@ -359,27 +358,56 @@ export class NodeBuckets<S extends NodeRoom> {
           for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
         }
         b.shared = true;
-        scored.push({ score, members: b.members });
-      }
+        const members = b.members;
+        scored.push({ score, members });
+        if (scoreOf) for (let k = 0; k < members.length; k++) scoreOf[members[k]] = score;
+      });
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
-    // Materialized a score at a time, as reserving reaches it: most rankings are used only at their head.
+    // Materialized a few nodes at a time, as reserving reaches them: most rankings are used only at
+    // their head, and a kept ranking moves a re-scored node within what is materialized.
     const nodes: number[] = [];
     let g = 0;
-    const more = (): boolean => {
+    let score = 0;
+    // The buckets of the score being appended, each from its `at` on: their nodes go in index order
+    // (merged as they are appended; more than 8 are merged at once).
+    const lists: number[][] = [];
+    const at: number[] = [];
+    /** The list whose next node comes first; -1 when the open score has none left. */
+    let cur = -1;
+    const advance = () => {
+      cur = -1;
+      for (let l = 0; l < lists.length; l++) if (at[l] < lists[l].length && (cur < 0 || lists[l][at[l]] < lists[cur][at[cur]])) cur = l;
+    };
+    const open = (): boolean => {
+      if (cur >= 0) return true;
       if (g >= scored.length) return false;
       let end = g + 1;
       while (end < scored.length && scored[end].score === scored[g].score) end++;
-      const group = end - g === 1 ? scored[g].members : mergeAscending(scored.slice(g, end).map((x) => x.members));
-      const score = scored[g].score;
-      for (const i of group) nodes.push(i);
-      if (scoreOf) for (const i of group) scoreOf[i] = score;
+      lists.length = 0;
+      at.length = 0;
+      if (end - g > 8) lists.push(mergeAscending(scored.slice(g, end).map((x) => x.members)));
+      else for (let k = g; k < end; k++) lists.push(scored[k].members);
+      for (let k = 0; k < lists.length; k++) at.push(0);
+      score = scored[g].score;
       g = end;
+      advance();
       return true;
     };
+    const more = (): boolean => {
+      const was = nodes.length;
+      // A node the caller placed elsewhere (see `scoreOf`) is left out.
+      while (nodes.length - was < APPEND && open()) {
+        const i = lists[cur][at[cur]++];
+        if (!scoreOf || scoreOf[i] === score) nodes.push(i);
+        advance();
+      }
+      return nodes.length > was;
+    };
     more();
-    const nextScore = () => (g < scored.length ? scored[g].score : undefined);
-    return { nodes, more, nextScore, refused: refused.list(), full };
+    const nextScore = () => (open() ? score : undefined);
+    const nextNode = () => (open() ? lists[cur][at[cur]] : undefined);
+    return { nodes, more, nextScore, nextNode, refused: refused.list(), full };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */

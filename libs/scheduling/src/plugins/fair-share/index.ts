@@ -6,7 +6,7 @@
  * order and the step sizes. With prices (GPU-model-priced fair share), the priced resources
  * count as one: what they cost (`pricedCharge`), so an H100 counts as much as it costs.
  */
-import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { PendingWork } from '../../snapshot';
 
 /** What dominant resource fairness needs. */
@@ -104,6 +104,14 @@ export function dominantShare(usage: ResourceVector, capacity: ResourceVector, w
   return share / weight;
 }
 
+/**
+ * Adds `k` × `v` to `into` in place (a pass's own copy of a queue's usage; `addResources` would make
+ * a new vector per placement). Zero amounts stay: a dominant share reads them as no share.
+ */
+function addInto(into: ResourceVector, v: ResourceVector, k: number): void {
+  for (const name in v) into[name] = (into[name] ?? 0) + k * v[name];
+}
+
 /** What placing up to `limit` tasks of a piece of work did. */
 export interface PlaceStep {
   placed: number;
@@ -185,7 +193,9 @@ export function fairShareOrder(
       const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
       const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - shareOf(turn)) / perTask)) : w.tasks;
       const { placed, blocked, charged } = place(w, limit);
-      usage.set(q, charged ? addResources(usage.get(q) ?? {}, charged) : addResources(usage.get(q) ?? {}, w.resources, placed));
+      let used = usage.get(q);
+      if (!used) usage.set(q, (used = {}));
+      addInto(used, charged ?? w.resources, charged ? 1 : placed);
       shares.delete(q);
       turn.share = undefined;
       if (w.tasks === 0 || blocked) {

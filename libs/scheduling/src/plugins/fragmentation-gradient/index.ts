@@ -47,18 +47,24 @@ export function requestShapes(requests: Iterable<{ resources: ResourceVector; co
     .map((s) => ({ resources: { cpu: s.cpu, memory: Math.round(s.memory / s.count), ...(s.gpu ? { gpu: s.gpu } : {}) }, weight: s.count }));
 }
 
+/** Read once: the package index re-exports it through a getter, and scores run per node scored. */
+const MILLI = GPU_MILLI;
+
 /** Free GPU (milli) of a node that the shapes cannot use, weighted by their frequencies. */
 export function fragmentation(shapes: readonly RequestShape[], free: ResourceVector, devices: Record<string, number>, gpuCount: number): number {
+  return fragmentationWith(shapes, free.cpu ?? 0, free.memory ?? 0, devices, gpuCount);
+}
+
+/** `fragmentation` of a node with `freeCpu` millicores and `freeMemory` bytes free (the only room it reads besides the devices). */
+function fragmentationWith(shapes: readonly RequestShape[], freeCpu: number, freeMemory: number, devices: Record<string, number>, gpuCount: number): number {
   if (gpuCount === 0) return 0;
   let freeGpu = 0;
   let wholeFree = 0;
   let partialFree = 0;
-  const freeOf: number[] = [];
   for (let d = 0; d < gpuCount; d++) {
-    const f = GPU_MILLI - (devices[d] ?? 0);
-    freeOf.push(f);
+    const f = MILLI - (devices[d] ?? 0);
     freeGpu += f;
-    if (f === GPU_MILLI) wholeFree++;
+    if (f === MILLI) wholeFree++;
     else partialFree += f;
   }
   if (freeGpu === 0) return 0;
@@ -71,20 +77,21 @@ export function fragmentation(shapes: readonly RequestShape[], free: ResourceVec
     // tasks of the shape the node's free CPU and memory hold
     const cpu = s.resources.cpu ?? 0;
     const memory = s.resources.memory ?? 0;
-    const tasks = Math.min(cpu > 0 ? Math.floor((free.cpu ?? 0) / cpu) : Infinity, memory > 0 ? Math.floor((free.memory ?? 0) / memory) : Infinity);
+    const tasks = Math.min(cpu > 0 ? Math.floor(freeCpu / cpu) : Infinity, memory > 0 ? Math.floor(freeMemory / memory) : Infinity);
     let lost: number;
     if (tasks === 0) lost = freeGpu;
-    else if (gpu < GPU_MILLI) {
+    else if (gpu < MILLI) {
       lost = 0;
       let usable = false;
-      for (const f of freeOf) {
+      for (let d = 0; d < gpuCount; d++) {
+        const f = MILLI - (devices[d] ?? 0);
         if (f < gpu) lost += f;
         else usable = true;
       }
       if (!usable) lost = freeGpu;
-    } else lost = wholeFree * GPU_MILLI < gpu ? freeGpu : partialFree;
+    } else lost = wholeFree * MILLI < gpu ? freeGpu : partialFree;
     // n tasks of k whole GPUs use n·k devices; n shares open at most n devices (as above, the rest of a device a share fits on counts as usable)
-    lost = Math.max(lost, freeGpu - tasks * Math.max(gpu, GPU_MILLI));
+    lost = Math.max(lost, freeGpu - tasks * Math.max(gpu, MILLI));
     total += s.weight * lost;
   }
   return weights > 0 ? total / weights : 0;
@@ -101,17 +108,21 @@ export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlu
     weight: 1,
     score(work, node, free, _freeDevices, devices = node.devices) {
       if (node.gpuCount === 0 || shapes.length === 0) return 0;
-      const before = fragmentation(shapes, free, devices, node.gpuCount);
-      const after: ResourceVector = { ...free };
-      for (const [k, v] of Object.entries(work.resources)) after[k] = (after[k] ?? 0) - v;
-      const next = { ...devices };
+      const cpu = free.cpu ?? 0;
+      const memory = free.memory ?? 0;
+      const before = fragmentationWith(shapes, cpu, memory, devices, node.gpuCount);
+      // One task less of room: its CPU and memory (the only room besides devices fragmentation reads).
+      const cpuAfter = cpu - (work.resources.cpu ?? 0);
+      const memoryAfter = memory - (work.resources.memory ?? 0);
       const share = work.resources.gpu ?? 0;
+      let next = devices;
       if (share > 0) {
+        next = { ...devices };
         const picked = pickDevices(next, node.gpuCount, share);
         if (!picked) return 0;
-        for (const d of picked) next[d] = (next[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
+        for (const d of picked) next[d] = (next[d] ?? 0) + (share >= MILLI ? MILLI : share);
       }
-      return -(fragmentation(shapes, after, next, node.gpuCount) - before) / GPU_MILLI;
+      return -(fragmentationWith(shapes, cpuAfter, memoryAfter, next, node.gpuCount) - before) / MILLI;
     },
     labelKeys: () => [],
   };

@@ -18,7 +18,9 @@ export function mostAllocated(weights: Record<string, number> = DEFAULT_RESOURCE
     score(work, node, free) {
       let sum = 0;
       let wsum = 0;
-      for (const [name, amount] of Object.entries(work.resources)) {
+      // for-in, not Object.entries: the same keys in the same order, without an array per node scored.
+      for (const name in work.resources) {
+        const amount = work.resources[name];
         const cap = node.capacity[name] ?? 0;
         if (cap <= 0 || amount <= 0) continue;
         const w = weights[name] ?? 1;
