@@ -110,4 +110,38 @@ describe('batch fill', () => {
     }
     expect(filled.find((f) => f.jobId === 'cpu' || f.jobId === 'g3')).toBeUndefined();
   });
+
+  it.each([
+    {
+      name: 'goes back to an earlier node for its next exact fill when a later node has none',
+      sizes: [52, 51, 41, 39, 38, 36, 21, 12, 10],
+      // Node by node (minimum bin slack, heaviest first) takes the first exact fill of n0, 52+38+10, and then n1 has
+      // none: 51+36+12 = 99, n2 41+39 = 80, n3 21 — 4 nodes. The exact search goes back to n0's next exact fill,
+      // 52+36+12 = 100; then n1 51+39+10 = 100 and n2 41+38+21 = 100 — 3 nodes, every one full.
+      want: ['52+36+12', '51+39+10', '41+38+21'],
+    },
+    {
+      name: 'a last node that takes every task left need not be full',
+      sizes: [60, 50, 40, 30],
+      // n0: 60+40 = 100 exactly; n1 takes 50+30 = 80, all that is left
+      want: ['60+40', '50+30'],
+    },
+    {
+      name: 'falls back to minimum bin slack node by node when no plan fills every node',
+      sizes: [70, 50, 40],
+      // No set makes 100 and none holds all three (160): the exact search finds nothing. Node by node, n0 takes the
+      // least slack, 50+40 = 90 (70 alone leaves 30; 70+50 and 70+40 do not fit), n1 takes 70
+      want: ['50+40', '70'],
+    },
+  ])('$name', ({ sizes, want }) => {
+    const cpuBins: FillNode[] = ['n0', 'n1', 'n2', 'n3'].map((name) => ({ node: bin(name), free: { cpu: 100_000 } }));
+    const filled = fillTier(
+      sizes.map((s, i) => item(i, s)),
+      cpuBins,
+      [],
+    );
+    const byNode = new Map<string, number[]>();
+    for (const f of filled) byNode.set(f.node, [...(byNode.get(f.node) ?? []), sizes[Number(f.jobId.slice(1))]]);
+    expect([...byNode.values()].map((s) => s.join('+'))).toEqual(want);
+  });
 });

@@ -2,7 +2,9 @@
  * Batch fill: when many pieces of work arrive at the same instant with the same priority,
  * packing them one job at a time (decreasing best fit) leaves gaps that a person would not.
  * Instead, node by node (fullest first), search for the set of waiting tasks that fills the
- * node best — minimum bin slack — with a bounded search. Tasks of one shape (resources, node
+ * node best — minimum bin slack — with a bounded search; before that, a bounded search for a
+ * plan that fills every node exactly until the tasks run out (`exactPlan`), which node by node
+ * misses when an early exact fill leaves pieces that fit no later node. Tasks of one shape (resources, node
  * selector, tolerations, image) are interchangeable; each node considers only the shapes its
  * filters let on it, so work tied to pools by selectors is packed within each pool. Whole
  * GPUs are one more dimension (counted over the node's wholly free devices, then devices
@@ -72,6 +74,199 @@ function shapeKey(w: PendingWork): string {
   ]);
 }
 
+/** A node as one fill sees it: its room (whole GPUs counted over wholly free devices) and the shapes its filters let on it that fit, heaviest first. */
+interface NodeView {
+  n: FillNode;
+  free: ResourceVector;
+  eligible: Shape[];
+  /** `weight(free)`: a fill of this weight leaves no slack. */
+  target: number;
+}
+
+function viewOf(n: FillNode, shapes: readonly Shape[], filters: readonly FilterPlugin[]): NodeView {
+  const gpuNode = n.node.gpuCount > 0;
+  // On a GPU node the fill counts whole GPUs over the wholly free devices (a device partly held by a fractional task takes no whole-GPU task).
+  const free: ResourceVector = gpuNode ? { ...n.free, gpu: Math.min(n.free.gpu ?? 0, wholeFreeDevices(n) * GPU_MILLI) } : { ...n.free };
+  const eligible = shapes
+    .filter(
+      (s) =>
+        (s.resources.gpu ?? 0) > 0 === gpuNode &&
+        (!gpuNode || n.devices !== undefined) &&
+        fits(s.resources, free, 1) &&
+        !filters.some((f) => f.filter({ ...s.like, tasks: 1 }, n.node)),
+    )
+    .sort((a, b) => weight(b.resources, n.node.capacity) - weight(a.resources, n.node.capacity));
+  return { n, free, eligible, target: weight(free, n.node.capacity) };
+}
+
+/**
+ * Minimum bin slack on one node: depth first over how many tasks of each of `cands` go on it,
+ * most first, within `steps`; the first fill without slack ends it. Returns the best counts
+ * per candidate.
+ */
+function leastSlack(v: NodeView, cands: readonly Shape[], steps: number): number[] {
+  const cap = v.n.node.capacity;
+  const free = { ...v.free };
+  const best = new Array<number>(cands.length).fill(0);
+  const cur = new Array<number>(cands.length).fill(0);
+  let bestFill = -1;
+  let budget = steps;
+  const search = (i: number, fill: number): boolean => {
+    if (fill > bestFill) {
+      bestFill = fill;
+      for (let k = 0; k < cands.length; k++) best[k] = cur[k];
+    }
+    if (bestFill >= v.target - 1e-9 || --budget <= 0) return true;
+    if (i === cands.length) return false;
+    const s = cands[i];
+    let most = s.count;
+    for (const [k, x] of Object.entries(s.resources)) if (x > 0) most = Math.min(most, Math.floor((free[k] ?? 0) / x));
+    const w = weight(s.resources, cap);
+    for (let c = most; c >= 0; c--) {
+      cur[i] = c;
+      for (const [k, x] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - x * c;
+      const stop = search(i + 1, fill + w * c);
+      for (const [k, x] of Object.entries(s.resources)) free[k] += x * c;
+      cur[i] = 0;
+      if (stop) return true;
+    }
+    return false;
+  };
+  search(0, 0);
+  return best;
+}
+
+/**
+ * The fills of one node that the exact search takes — no slack, or every task of `cands` left —
+ * heaviest tasks first, each as counts per candidate (a fresh array). Each task tried costs a
+ * step of `budget`; none left ends it. With `heaviestFirst` the fill holds a task of `cands[0]`.
+ */
+function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: number }, heaviestFirst: boolean): Generator<number[]> {
+  const cap = v.n.node.capacity;
+  const w = cands.map((s) => weight(s.resources, cap));
+  // Weight of all the tasks of cands[j..]: a bound on what the rest of a fill can add.
+  const rest = new Array<number>(cands.length + 1).fill(0);
+  for (let j = cands.length - 1; j >= 0; j--) rest[j] = rest[j + 1] + w[j] * cands[j].count;
+  let total = 0;
+  for (const s of cands) total += s.count;
+  const cur = new Array<number>(cands.length).fill(0);
+  const free = { ...v.free };
+  let taken = 0;
+  let out = false;
+  // Tasks in order of their candidates (a fill is found once); `from`: the first candidate to try.
+  function* pick(from: number, fill: number): Generator<number[]> {
+    const end = heaviestFirst && taken === 0 ? 1 : cands.length;
+    for (let j = from; j < end && !out; j++) {
+      // Neither an exact fill nor every task left can come from j on: nothing to find.
+      if (fill + rest[j] < v.target - 1e-9 && cur.some((c, i) => i < j && c < cands[i].count)) return;
+      const s = cands[j];
+      if (cur[j] >= s.count || !fits(s.resources, free, 1)) continue;
+      if (--budget.left < 0) out = true;
+      if (out) return;
+      cur[j]++;
+      taken++;
+      for (const [k, x] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - x;
+      if (fill + w[j] >= v.target - 1e-9 || taken === total) yield [...cur];
+      else yield* pick(j, fill + w[j]);
+      for (const [k, x] of Object.entries(s.resources)) free[k] += x;
+      taken--;
+      cur[j]--;
+    }
+  }
+  yield* pick(0, 0);
+}
+
+/**
+ * Exact fills first: a bounded search for a plan that fills every node of `views`, in order,
+ * without slack — or with every task left that it may take — until no task is left, going back
+ * to an earlier node's next such fill when a later node has none. Minimum bin slack node by node
+ * can take a set that fills one node exactly but leaves pieces that fill no later node exactly
+ * (triplets: the last bins of a run); this finds a plan when one exists within `steps` (tasks
+ * tried, over all the nodes: as many as one node's search by minimum bin slack). Returns the
+ * counts per node (aligned with its candidates), or undefined (none found within the bound).
+ */
+function exactPlan(views: readonly NodeView[], shapes: readonly Shape[], steps: number): PlannedFill[] | undefined {
+  const budget = { left: steps };
+  let left = 0;
+  for (const s of shapes) left += s.count;
+  // Views from k to the end that are interchangeable (same room and capacity, same shapes let on): whichever of them
+  // holds the heaviest task in a plan could be the first, so the first takes it (nodes that differ are tried either way).
+  const keyOf = (v: NodeView) =>
+    JSON.stringify([Object.entries(v.free).sort(), Object.entries(v.n.node.capacity).sort(), v.eligible.map((s) => shapes.indexOf(s))]);
+  const alike = new Array<boolean>(views.length).fill(false);
+  for (let k = views.length - 1; k >= 0; k--) alike[k] = k === views.length - 1 || (alike[k + 1] && keyOf(views[k]) === keyOf(views[k + 1]));
+  const stack: Array<PlannedFill & { k: number; fills: Generator<number[]> }> = [];
+  /** Opens the first node from `k` on that some task left may go on; false when none. */
+  const open = (k: number): boolean => {
+    for (; k < views.length; k++) {
+      const v = views[k];
+      const cands = v.eligible.filter((s) => s.count > 0);
+      if (cands.length === 0) continue;
+      stack.push({ v, k, cands, take: [], fills: exactFills(v, cands, budget, alike[k]) });
+      return true;
+    }
+    return false;
+  };
+  /** Gives a node's fill back to the tasks left. */
+  const untake = (p: PlannedFill) => {
+    p.cands.forEach((s, j) => {
+      s.count += p.take[j] ?? 0;
+      left += p.take[j] ?? 0;
+    });
+    p.take = [];
+  };
+  let ok = open(0);
+  while (ok && left > 0) {
+    const top = stack[stack.length - 1];
+    untake(top);
+    const next = top.fills.next();
+    if (next.done) {
+      stack.pop();
+      if (stack.length === 0 || budget.left < 0) ok = false;
+      continue;
+    }
+    top.take = next.value;
+    top.cands.forEach((s, j) => {
+      s.count -= top.take[j];
+      left -= top.take[j];
+    });
+    // No node after it for the tasks left: its next fill is tried.
+    if (left > 0) open(top.k + 1);
+  }
+  const plan = ok ? stack.map(({ v, cands, take }) => ({ v, cands, take })) : undefined;
+  // The counts go back as they were: the caller takes them again as it applies the plan.
+  for (const p of stack) untake(p);
+  return plan;
+}
+
+interface PlannedFill {
+  v: NodeView;
+  cands: Shape[];
+  take: number[];
+}
+
+/** Groups of views that share no shape (so no task): each can be planned alone, in its own order. */
+function independent(views: readonly NodeView[]): NodeView[][] {
+  const parent = new Map<Shape, Shape>();
+  const root = (s: Shape): Shape => {
+    let r = s;
+    while (parent.get(r) !== r) r = parent.get(r)!;
+    parent.set(s, r);
+    return r;
+  };
+  for (const v of views)
+    for (const s of v.eligible) {
+      if (!parent.has(s)) parent.set(s, s);
+      parent.set(root(s), root(v.eligible[0]));
+    }
+  const groups = new Map<Shape, NodeView[]>();
+  for (const v of views) {
+    const r = root(v.eligible[0]);
+    groups.set(r, [...(groups.get(r) ?? []), v]);
+  }
+  return [...groups.values()];
+}
+
 /**
  * Fills nodes with the tasks of `tier` (work of one priority submitted at one instant, without
  * fractional GPUs, gangs or spreading). Returns tasks placed per job per node with their
@@ -89,51 +284,30 @@ export function fillTier(tier: readonly PendingWork[], nodes: FillNode[], filter
   // Tasks of one shape gain nothing from a search over combinations: the per-job pass, whose scores see the whole cluster, places them.
   if (shapes.size < 2) return [];
   const out: Filled[] = [];
+  const all = [...shapes.values()];
   const order = [...nodes].sort((a, b) => weight(used(b), b.node.capacity) - weight(used(a), a.node.capacity) || (a.node.name < b.node.name ? -1 : 1));
-  for (const n of order) {
-    const gpuNode = n.node.gpuCount > 0;
-    // On a GPU node the fill counts whole GPUs over the wholly free devices (a device partly held by a fractional task takes no whole-GPU task).
-    const free: ResourceVector = gpuNode ? { ...n.free, gpu: Math.min(n.free.gpu ?? 0, wholeFreeDevices(n) * GPU_MILLI) } : { ...n.free };
-    const cands = [...shapes.values()]
-      .filter(
-        (s) =>
-          s.count > 0 &&
-          (s.resources.gpu ?? 0) > 0 === gpuNode &&
-          (!gpuNode || n.devices !== undefined) &&
-          fits(s.resources, free, 1) &&
-          !filters.some((f) => f.filter({ ...s.like, tasks: 1 }, n.node)),
-      )
-      .sort((a, b) => weight(b.resources, n.node.capacity) - weight(a.resources, n.node.capacity));
-    if (cands.length === 0) continue;
-    const target = weight(free, n.node.capacity);
-    const best = new Array<number>(cands.length).fill(0);
-    const cur = new Array<number>(cands.length).fill(0);
-    let bestFill = -1;
-    let budget = steps;
-    const search = (i: number, fill: number): boolean => {
-      if (fill > bestFill) {
-        bestFill = fill;
-        for (let k = 0; k < cands.length; k++) best[k] = cur[k];
-      }
-      if (bestFill >= target - 1e-9 || --budget <= 0) return true;
-      if (i === cands.length) return false;
-      const s = cands[i];
-      let most = s.count;
-      for (const [k, v] of Object.entries(s.resources)) if (v > 0) most = Math.min(most, Math.floor((free[k] ?? 0) / v));
-      const w = weight(s.resources, n.node.capacity);
-      for (let c = most; c >= 0; c--) {
-        cur[i] = c;
-        for (const [k, v] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - v * c;
-        const stop = search(i + 1, fill + w * c);
-        for (const [k, v] of Object.entries(s.resources)) free[k] += v * c;
-        cur[i] = 0;
-        if (stop) return true;
-      }
-      return false;
-    };
-    search(0, 0);
+  const views = order.map((n) => viewOf(n, all, filters)).filter((v) => v.eligible.length > 0);
+  for (const group of independent(views)) {
+    const shapesOf = [...new Set(group.flatMap((v) => v.eligible))];
+    const plan = exactPlan(group, shapesOf, steps);
+    if (plan) for (const p of plan) apply(p.v.n, p.cands, p.take);
+    else greedy(group);
+  }
+  return out;
+
+  /** Minimum bin slack, node by node. */
+  function greedy(group: readonly NodeView[]): void {
+    for (const v of group) {
+      const cands = v.eligible.filter((s) => s.count > 0);
+      if (cands.length === 0) continue;
+      apply(v.n, cands, leastSlack(v, cands, steps));
+    }
+  }
+
+  /** Places `take[i]` tasks of `cands[i]` on `n`, jobs in queue order, devices picked per task. */
+  function apply(n: FillNode, cands: readonly Shape[], takes: readonly number[]): void {
     cands.forEach((s, i) => {
-      let take = best[i];
+      let take = takes[i];
       for (const [k, v] of Object.entries(s.resources)) n.free[k] = (n.free[k] ?? 0) - v * take;
       s.count -= take;
       const share = s.resources.gpu ?? 0;
@@ -154,7 +328,6 @@ export function fillTier(tier: readonly PendingWork[], nodes: FillNode[], filter
       }
     });
   }
-  return out;
 
   function used(n: FillNode): ResourceVector {
     const u: ResourceVector = {};
