@@ -149,6 +149,7 @@ function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: numbe
   for (let j = cands.length - 1; j >= 0; j--) rest[j] = rest[j + 1] + w[j] * cands[j].count;
   let total = 0;
   for (const s of cands) total += s.count;
+  const lightest = w.reduce((a, b) => Math.min(a, b), Infinity);
   const cur = new Array<number>(cands.length).fill(0);
   const free = { ...v.free };
   let taken = 0;
@@ -161,6 +162,9 @@ function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: numbe
       if (fill + rest[j] < v.target - 1e-9 && cur.some((c, i) => i < j && c < cands[i].count)) return;
       const s = cands[j];
       if (cur[j] >= s.count || !fits(s.resources, free, 1)) continue;
+      // Room left that no task fits (a task that fits weighs at most the room), short of full and of every task: a dead end.
+      const room = v.target - fill - w[j];
+      if (room > 1e-9 && room < lightest - 1e-9 && taken + 1 < total) continue;
       if (--budget.left < 0) out = true;
       if (out) return;
       cur[j]++;
