@@ -139,7 +139,9 @@ function leastSlack(v: NodeView, cands: readonly Shape[], steps: number): number
 /**
  * The fills of one node that the exact search takes — no slack, or every task of `cands` left —
  * heaviest tasks first, each as counts per candidate (a fresh array). Each task tried costs a
- * step of `budget`; none left ends it. With `heaviestFirst` the fill holds a task of `cands[0]`.
+ * step of `budget` (none left ends it) and at most one pass over the candidates, none heavier than
+ * the room (a binary search on weight starts past those). With `heaviestFirst` the fill holds a
+ * task of `cands[0]`.
  */
 function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: number }, heaviestFirst: boolean): Generator<number[]> {
   const cap = v.n.node.capacity;
@@ -154,30 +156,48 @@ function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: numbe
   const free = { ...v.free };
   let taken = 0;
   let out = false;
-  // Tasks in order of their candidates (a fill is found once); `from`: the first candidate to try.
-  function* pick(from: number, fill: number): Generator<number[]> {
+  // Tasks in order of their candidates (a fill is found once); `from`: the first candidate to try;
+  // `short`: some candidate before `from` keeps tasks out of the fill (so it cannot hold every task).
+  function* pick(from: number, fill: number, short: boolean): Generator<number[]> {
     const end = heaviestFirst && taken === 0 ? 1 : cands.length;
-    for (let j = from; j < end && !out; j++) {
+    // Candidates heavier than the room do not fit (weights are sorted, heaviest first): start past them.
+    let lo = from;
+    let hi = end;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (w[mid] > v.target - fill + 1e-9) lo = mid + 1;
+      else hi = mid;
+    }
+    for (let j = from; j < lo; j++) short ||= cur[j] < cands[j].count;
+    for (let j = lo; j < end && !out; j++) {
       // Neither an exact fill nor every task left can come from j on: nothing to find.
-      if (fill + rest[j] < v.target - 1e-9 && cur.some((c, i) => i < j && c < cands[i].count)) return;
+      if (short && fill + rest[j] < v.target - 1e-9) return;
       const s = cands[j];
-      if (cur[j] >= s.count || !fits(s.resources, free, 1)) continue;
+      if (cur[j] >= s.count || !fits(s.resources, free, 1)) {
+        short ||= cur[j] < s.count;
+        continue;
+      }
       // Room left that no task fits (a task that fits weighs at most the room), short of full and of every task: a dead end.
       const room = v.target - fill - w[j];
-      if (room > 1e-9 && room < lightest - 1e-9 && taken + 1 < total) continue;
+      if (room > 1e-9 && room < lightest - 1e-9 && taken + 1 < total) {
+        short = true;
+        continue;
+      }
       if (--budget.left < 0) out = true;
       if (out) return;
       cur[j]++;
       taken++;
       for (const [k, x] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - x;
       if (fill + w[j] >= v.target - 1e-9 || taken === total) yield [...cur];
-      else yield* pick(j, fill + w[j]);
+      else yield* pick(j, fill + w[j], short);
       for (const [k, x] of Object.entries(s.resources)) free[k] += x;
       taken--;
       cur[j]--;
+      // Past j, the fills leave j's task (one at least) out.
+      short = true;
     }
   }
-  yield* pick(0, 0);
+  yield* pick(0, 0, false);
 }
 
 /**
