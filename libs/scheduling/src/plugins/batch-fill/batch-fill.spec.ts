@@ -165,4 +165,25 @@ describe('batch fill', () => {
     expect(nodesUsed(13)).toBe(3);
     expect(nodesUsed(12)).toBe(4);
   });
+
+  it.each([
+    // 8,000 one-task jobs of 1, 2, … 8,000 millicores (8,000 · 8,001 / 2 = 32,004,000 in all; 8,000 shapes, as deep a
+    // search: it overflowed the call stack before) on two nodes of 32,003,999: the exact plan takes 8,000 down to 2 on
+    // n0 (32,004,000 − 1, full; 7,999 tasks tried) and the 1 left on n1.
+    { steps: 20_000, n0: { tasks: 7999, sum: 32_003_999 }, n1: { tasks: 1, sum: 1 } },
+    // With 3,000 steps the exact plan runs out; node by node, each node takes the heaviest first until its 3,000 steps
+    // end (2,999 tasks): n0 8,000 down to 5,002 ((5,002 + 8,000) · 2,999 / 2 = 19,496,499), n1 5,001 down to 2,003
+    // ((2,003 + 5,001) · 2,999 / 2 = 10,502,498).
+    { steps: 3000, n0: { tasks: 2999, sum: 19_496_499 }, n1: { tasks: 2999, sum: 10_502_498 } },
+  ])('searches thousands of shapes without overflowing the call stack ($steps steps)', ({ steps, n0, n1 }) => {
+    const big = (name: string): FillNode => ({ node: { ...bin(name), capacity: { cpu: 32_003_999 } }, free: { cpu: 32_003_999 } });
+    const tier = Array.from({ length: 8000 }, (_, i): PendingWork => ({ ...item(0, 0), jobId: `m${i + 1}`, resources: { cpu: i + 1 } }));
+    const filled = fillTier(tier, [big('n0'), big('n1')], [], steps);
+    const on = (node: string) => {
+      const cpus = filled.filter((f) => f.node === node).map((f) => Number(f.jobId.slice(1)));
+      return { tasks: cpus.length, sum: cpus.reduce((a, b) => a + b, 0) };
+    };
+    expect(on('n0')).toEqual(n0);
+    expect(on('n1')).toEqual(n1);
+  });
 });

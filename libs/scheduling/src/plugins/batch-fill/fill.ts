@@ -79,60 +79,93 @@ interface NodeView {
   n: FillNode;
   free: ResourceVector;
   eligible: Shape[];
+  /** Each shape's weight on the node (`weight` of its resources over the node's capacity). */
+  weightOf: ReadonlyMap<Shape, number>;
   /** `weight(free)`: a fill of this weight leaves no slack. */
   target: number;
 }
 
-function viewOf(n: FillNode, shapes: readonly Shape[], filters: readonly FilterPlugin[]): NodeView {
+/** The shapes heaviest first on nodes of one capacity, with their weights there: computed once per capacity, not per node. */
+type ByCapacity = Map<string, { sorted: Shape[]; weightOf: Map<Shape, number> }>;
+
+function viewOf(n: FillNode, shapes: readonly Shape[], filters: readonly FilterPlugin[], byCapacity: ByCapacity): NodeView {
+  const key = JSON.stringify(Object.entries(n.node.capacity).sort());
+  let ranked = byCapacity.get(key);
+  if (!ranked) {
+    const weightOf = new Map(shapes.map((s) => [s, weight(s.resources, n.node.capacity)]));
+    ranked = { sorted: [...shapes].sort((a, b) => weightOf.get(b)! - weightOf.get(a)!), weightOf };
+    byCapacity.set(key, ranked);
+  }
   const gpuNode = n.node.gpuCount > 0;
   // On a GPU node the fill counts whole GPUs over the wholly free devices (a device partly held by a fractional task takes no whole-GPU task).
   const free: ResourceVector = gpuNode ? { ...n.free, gpu: Math.min(n.free.gpu ?? 0, wholeFreeDevices(n) * GPU_MILLI) } : { ...n.free };
-  const eligible = shapes
-    .filter(
-      (s) =>
-        (s.resources.gpu ?? 0) > 0 === gpuNode &&
-        (!gpuNode || n.devices !== undefined) &&
-        fits(s.resources, free, 1) &&
-        !filters.some((f) => f.filter({ ...s.like, tasks: 1 }, n.node)),
-    )
-    .sort((a, b) => weight(b.resources, n.node.capacity) - weight(a.resources, n.node.capacity));
-  return { n, free, eligible, target: weight(free, n.node.capacity) };
+  const eligible = ranked.sorted.filter(
+    (s) =>
+      (s.resources.gpu ?? 0) > 0 === gpuNode &&
+      (!gpuNode || n.devices !== undefined) &&
+      fits(s.resources, free, 1) &&
+      !filters.some((f) => f.filter({ ...s.like, tasks: 1 }, n.node)),
+  );
+  return { n, free, eligible, weightOf: ranked.weightOf, target: weight(free, n.node.capacity) };
 }
 
 /**
  * Minimum bin slack on one node: depth first over how many tasks of each of `cands` go on it,
- * most first, within `steps`; the first fill without slack ends it. Returns the best counts
- * per candidate.
+ * most first, within `steps` (each fill looked at is one); the first fill without slack ends it.
+ * Returns the best counts per candidate. The depth is the number of candidates, so the search
+ * keeps its own stack (thousands of shapes would overflow the call stack).
  */
 function leastSlack(v: NodeView, cands: readonly Shape[], steps: number): number[] {
-  const cap = v.n.node.capacity;
+  const w = cands.map((s) => v.weightOf.get(s)!);
+  const need = cands.map((s) => Object.entries(s.resources));
   const free = { ...v.free };
   const best = new Array<number>(cands.length).fill(0);
   const cur = new Array<number>(cands.length).fill(0);
   let bestFill = -1;
   let budget = steps;
-  const search = (i: number, fill: number): boolean => {
+  // The best fill is the path's first `lazy` counts while that path stands (copied into `best`, whose
+  // counts from `copied` on are 0, only before it changes): a deep search improves at every step.
+  let lazy = -1;
+  let copied = 0;
+  const keep = () => {
+    for (let k = 0; k < Math.max(lazy, copied); k++) best[k] = k < lazy ? cur[k] : 0;
+    copied = lazy;
+    lazy = -1;
+  };
+  /** Looks at the fill of `cur` (candidates before i set): false when the search ends here. */
+  const visit = (i: number, fill: number): boolean => {
     if (fill > bestFill) {
       bestFill = fill;
-      for (let k = 0; k < cands.length; k++) best[k] = cur[k];
+      lazy = i;
     }
-    if (bestFill >= v.target - 1e-9 || --budget <= 0) return true;
-    if (i === cands.length) return false;
-    const s = cands[i];
-    let most = s.count;
-    for (const [k, x] of Object.entries(s.resources)) if (x > 0) most = Math.min(most, Math.floor((free[k] ?? 0) / x));
-    const w = weight(s.resources, cap);
-    for (let c = most; c >= 0; c--) {
-      cur[i] = c;
-      for (const [k, x] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - x * c;
-      const stop = search(i + 1, fill + w * c);
-      for (const [k, x] of Object.entries(s.resources)) free[k] += x * c;
-      cur[i] = 0;
-      if (stop) return true;
-    }
-    return false;
+    return !(bestFill >= v.target - 1e-9 || --budget <= 0);
   };
-  search(0, 0);
+  /** Tasks of candidate i that fit the room left. */
+  const most = (i: number): number => {
+    let m = cands[i].count;
+    for (const [k, x] of need[i]) if (x > 0) m = Math.min(m, Math.floor((free[k] ?? 0) / x));
+    return m;
+  };
+  // A frame per candidate being counted: the fill before it and the count it holds now (tried from `most` down to 0).
+  const stack: Array<{ fill: number; c: number }> = [];
+  if (visit(0, 0) && cands.length > 0) stack.push({ fill: 0, c: most(0) + 1 });
+  while (stack.length > 0) {
+    const i = stack.length - 1;
+    const top = stack[i];
+    if (lazy > i) keep();
+    if (cur[i] > 0) for (const [k, x] of need[i]) free[k] += x * cur[i];
+    cur[i] = 0;
+    if (--top.c < 0) {
+      stack.pop();
+      continue;
+    }
+    cur[i] = top.c;
+    for (const [k, x] of need[i]) free[k] = (free[k] ?? 0) - x * top.c;
+    const fill = top.fill + w[i] * top.c;
+    if (!visit(i + 1, fill)) break;
+    if (i + 1 < cands.length) stack.push({ fill, c: most(i + 1) + 1 });
+  }
+  if (lazy >= 0) keep();
   return best;
 }
 
@@ -144,8 +177,7 @@ function leastSlack(v: NodeView, cands: readonly Shape[], steps: number): number
  * task of `cands[0]`.
  */
 function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: number }, heaviestFirst: boolean): Generator<number[]> {
-  const cap = v.n.node.capacity;
-  const w = cands.map((s) => weight(s.resources, cap));
+  const w = cands.map((s) => v.weightOf.get(s)!);
   // Weight of all the tasks of cands[j..]: a bound on what the rest of a fill can add.
   const rest = new Array<number>(cands.length + 1).fill(0);
   for (let j = cands.length - 1; j >= 0; j--) rest[j] = rest[j + 1] + w[j] * cands[j].count;
@@ -155,10 +187,12 @@ function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: numbe
   const cur = new Array<number>(cands.length).fill(0);
   const free = { ...v.free };
   let taken = 0;
-  let out = false;
-  // Tasks in order of their candidates (a fill is found once); `from`: the first candidate to try;
-  // `short`: some candidate before `from` keeps tasks out of the fill (so it cannot hold every task).
-  function* pick(from: number, fill: number, short: boolean): Generator<number[]> {
+  // Tasks in order of their candidates (a fill is found once), one frame per task taken (a fill of
+  // thousands of tasks would overflow the call stack): `fill` before it, `j` the candidate tried,
+  // `short` when a candidate before j keeps tasks out of the fill (so it cannot hold every task).
+  const frames: Array<{ fill: number; j: number; end: number; short: boolean; took: boolean }> = [];
+  /** Opens a frame trying candidates from `from` on (the heaviest only for the first task when `heaviestFirst`). */
+  const open = (from: number, fill: number, short: boolean) => {
     const end = heaviestFirst && taken === 0 ? 1 : cands.length;
     // Candidates heavier than the room do not fit (weights are sorted, heaviest first): start past them.
     let lo = from;
@@ -169,35 +203,47 @@ function* exactFills(v: NodeView, cands: readonly Shape[], budget: { left: numbe
       else hi = mid;
     }
     for (let j = from; j < lo; j++) short ||= cur[j] < cands[j].count;
-    for (let j = lo; j < end && !out; j++) {
-      // Neither an exact fill nor every task left can come from j on: nothing to find.
-      if (short && fill + rest[j] < v.target - 1e-9) return;
-      const s = cands[j];
-      if (cur[j] >= s.count || !fits(s.resources, free, 1)) {
-        short ||= cur[j] < s.count;
-        continue;
-      }
-      // Room left that no task fits (a task that fits weighs at most the room), short of full and of every task: a dead end.
-      const room = v.target - fill - w[j];
-      if (room > 1e-9 && room < lightest - 1e-9 && taken + 1 < total) {
-        short = true;
-        continue;
-      }
-      if (--budget.left < 0) out = true;
-      if (out) return;
-      cur[j]++;
-      taken++;
-      for (const [k, x] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - x;
-      if (fill + w[j] >= v.target - 1e-9 || taken === total) yield [...cur];
-      else yield* pick(j, fill + w[j], short);
-      for (const [k, x] of Object.entries(s.resources)) free[k] += x;
+    frames.push({ fill, j: lo, end, short, took: false });
+  };
+  open(0, 0, false);
+  while (frames.length > 0) {
+    const f = frames[frames.length - 1];
+    if (f.took) {
+      // Back from the fills holding one more task of j: now those leaving it out.
+      for (const [k, x] of Object.entries(cands[f.j].resources)) free[k] += x;
       taken--;
-      cur[j]--;
-      // Past j, the fills leave j's task (one at least) out.
-      short = true;
+      cur[f.j]--;
+      f.took = false;
+      f.short = true;
+      f.j++;
     }
+    const j = f.j;
+    // Past the candidates, or neither an exact fill nor every task left can come from j on: nothing more here.
+    if (j >= f.end || (f.short && f.fill + rest[j] < v.target - 1e-9)) {
+      frames.pop();
+      continue;
+    }
+    const s = cands[j];
+    if (cur[j] >= s.count || !fits(s.resources, free, 1)) {
+      f.short ||= cur[j] < s.count;
+      f.j++;
+      continue;
+    }
+    // Room left that no task fits (a task that fits weighs at most the room), short of full and of every task: a dead end.
+    const room = v.target - f.fill - w[j];
+    if (room > 1e-9 && room < lightest - 1e-9 && taken + 1 < total) {
+      f.short = true;
+      f.j++;
+      continue;
+    }
+    if (--budget.left < 0) return;
+    cur[j]++;
+    taken++;
+    for (const [k, x] of Object.entries(s.resources)) free[k] = (free[k] ?? 0) - x;
+    f.took = true;
+    if (f.fill + w[j] >= v.target - 1e-9 || taken === total) yield [...cur];
+    else open(j, f.fill + w[j], f.short);
   }
-  yield* pick(0, 0, false);
 }
 
 /**
@@ -215,8 +261,8 @@ function exactPlan(views: readonly NodeView[], shapes: readonly Shape[], steps: 
   for (const s of shapes) left += s.count;
   // Views from k to the end that are interchangeable (same room and capacity, same shapes let on): whichever of them
   // holds the heaviest task in a plan could be the first, so the first takes it (nodes that differ are tried either way).
-  const keyOf = (v: NodeView) =>
-    JSON.stringify([Object.entries(v.free).sort(), Object.entries(v.n.node.capacity).sort(), v.eligible.map((s) => shapes.indexOf(s))]);
+  const index = new Map(shapes.map((s, i) => [s, i]));
+  const keyOf = (v: NodeView) => JSON.stringify([Object.entries(v.free).sort(), Object.entries(v.n.node.capacity).sort(), v.eligible.map((s) => index.get(s))]);
   const alike = new Array<boolean>(views.length).fill(false);
   for (let k = views.length - 1; k >= 0; k--) alike[k] = k === views.length - 1 || (alike[k + 1] && keyOf(views[k]) === keyOf(views[k + 1]));
   const stack: Array<PlannedFill & { k: number; fills: Generator<number[]> }> = [];
@@ -310,7 +356,8 @@ export function fillTier(tier: readonly PendingWork[], nodes: FillNode[], filter
   const out: Filled[] = [];
   const all = [...shapes.values()];
   const order = [...nodes].sort((a, b) => weight(used(b), b.node.capacity) - weight(used(a), a.node.capacity) || (a.node.name < b.node.name ? -1 : 1));
-  const views = order.map((n) => viewOf(n, all, filters)).filter((v) => v.eligible.length > 0);
+  const byCapacity: ByCapacity = new Map();
+  const views = order.map((n) => viewOf(n, all, filters, byCapacity)).filter((v) => v.eligible.length > 0);
   for (const group of independent(views)) {
     const shapesOf = [...new Set(group.flatMap((v) => v.eligible))];
     const plan = exactPlan(group, shapesOf, steps);
