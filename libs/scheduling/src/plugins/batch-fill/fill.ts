@@ -259,8 +259,9 @@ function exactPlan(views: readonly NodeView[], shapes: readonly Shape[], steps: 
   const budget = { left: steps };
   let left = 0;
   for (const s of shapes) left += s.count;
-  // Views from k to the end that are interchangeable (same room and capacity, same shapes let on): whichever of them
-  // holds the heaviest task in a plan could be the first, so the first takes it (nodes that differ are tried either way).
+  // Views from k to the end that are interchangeable (same room and capacity, same shapes let on): a plan that puts the
+  // heaviest task left in a later full one has a twin with the two nodes' fills swapped, so the first takes it (nodes
+  // that differ are tried either way; a plan with it only in the last node, not full, is left to the node-by-node pass).
   const index = new Map(shapes.map((s, i) => [s, i]));
   const keyOf = (v: NodeView) => JSON.stringify([Object.entries(v.free).sort(), Object.entries(v.n.node.capacity).sort(), v.eligible.map((s) => index.get(s))]);
   const alike = new Array<boolean>(views.length).fill(false);
@@ -332,7 +333,9 @@ function independent(views: readonly NodeView[]): NodeView[][] {
   const groups = new Map<Shape, NodeView[]>();
   for (const v of views) {
     const r = root(v.eligible[0]);
-    groups.set(r, [...(groups.get(r) ?? []), v]);
+    const group = groups.get(r);
+    if (group) group.push(v);
+    else groups.set(r, [v]);
   }
   return [...groups.values()];
 }
