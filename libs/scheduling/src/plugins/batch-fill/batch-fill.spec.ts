@@ -110,4 +110,80 @@ describe('batch fill', () => {
     }
     expect(filled.find((f) => f.jobId === 'cpu' || f.jobId === 'g3')).toBeUndefined();
   });
+
+  it.each([
+    {
+      name: 'goes back to an earlier node for its next exact fill when a later node has none',
+      sizes: [52, 51, 41, 39, 38, 36, 21, 12, 10],
+      // Node by node (minimum bin slack, heaviest first) takes the first exact fill of n0, 52+38+10, and then n1 has
+      // none: 51+36+12 = 99, n2 41+39 = 80, n3 21 — 4 nodes. The exact search goes back to n0's next exact fill,
+      // 52+36+12 = 100; then n1 51+39+10 = 100 and n2 41+38+21 = 100 — 3 nodes, every one full.
+      want: ['52+36+12', '51+39+10', '41+38+21'],
+    },
+    {
+      name: 'a last node that takes every task left need not be full',
+      sizes: [60, 50, 40, 30],
+      // n0: 60+40 = 100 exactly; n1 takes 50+30 = 80, all that is left
+      want: ['60+40', '50+30'],
+    },
+    {
+      name: 'falls back to minimum bin slack node by node when no plan fills every node',
+      sizes: [70, 50, 40],
+      // No set makes 100 and none holds all three (160): the exact search finds nothing. Node by node, n0 takes the
+      // least slack, 50+40 = 90 (70 alone leaves 30; 70+50 and 70+40 do not fit), n1 takes 70
+      want: ['50+40', '70'],
+    },
+  ])('$name', ({ sizes, want }) => {
+    const cpuBins: FillNode[] = ['n0', 'n1', 'n2', 'n3'].map((name) => ({ node: bin(name), free: { cpu: 100_000 } }));
+    const filled = fillTier(
+      sizes.map((s, i) => item(i, s)),
+      cpuBins,
+      [],
+    );
+    const byNode = new Map<string, number[]>();
+    for (const f of filled) byNode.set(f.node, [...(byNode.get(f.node) ?? []), sizes[Number(f.jobId.slice(1))]]);
+    expect([...byNode.values()].map((s) => s.join('+'))).toEqual(want);
+  });
+
+  it('skips tasks that leave room no task fits, so the plan is found within fewer steps', () => {
+    // The first example: beside 52, 41 leaves 100 − 52 − 41 = 7 and 39 leaves 9, below the lightest task (10): no
+    // task fits that room, so the fill can be neither full nor hold every task, and neither is tried (nor 12 beside
+    // 51+36 once n0 holds 10: room 1). With them skipped the three-node plan is found within 13 steps (tasks tried);
+    // counted without the skip it needs 18, and with 12 steps the search runs out and node by node gives 4 nodes.
+    const sizes = [52, 51, 41, 39, 38, 36, 21, 12, 10];
+    const nodesUsed = (steps: number) => {
+      const cpuBins: FillNode[] = ['n0', 'n1', 'n2', 'n3'].map((name) => ({ node: bin(name), free: { cpu: 100_000 } }));
+      return new Set(
+        fillTier(
+          sizes.map((s, i) => item(i, s)),
+          cpuBins,
+          [],
+          steps,
+        ).map((f) => f.node),
+      ).size;
+    };
+    expect(nodesUsed(13)).toBe(3);
+    expect(nodesUsed(12)).toBe(4);
+  });
+
+  it.each([
+    // 8,000 one-task jobs of 1, 2, … 8,000 millicores (8,000 · 8,001 / 2 = 32,004,000 in all; 8,000 shapes, as deep a
+    // search: it overflowed the call stack before) on two nodes of 32,003,999: the exact plan takes 8,000 down to 2 on
+    // n0 (32,004,000 − 1, full; 7,999 tasks tried) and the 1 left on n1.
+    { steps: 20_000, n0: { tasks: 7999, sum: 32_003_999 }, n1: { tasks: 1, sum: 1 } },
+    // With 3,000 steps the exact plan runs out; node by node, each node takes the heaviest first until its 3,000 steps
+    // end (2,999 tasks): n0 8,000 down to 5,002 ((5,002 + 8,000) · 2,999 / 2 = 19,496,499), n1 5,001 down to 2,003
+    // ((2,003 + 5,001) · 2,999 / 2 = 10,502,498).
+    { steps: 3000, n0: { tasks: 2999, sum: 19_496_499 }, n1: { tasks: 2999, sum: 10_502_498 } },
+  ])('searches thousands of shapes without overflowing the call stack ($steps steps)', ({ steps, n0, n1 }) => {
+    const big = (name: string): FillNode => ({ node: { ...bin(name), capacity: { cpu: 32_003_999 } }, free: { cpu: 32_003_999 } });
+    const tier = Array.from({ length: 8000 }, (_, i): PendingWork => ({ ...item(0, 0), jobId: `m${i + 1}`, resources: { cpu: i + 1 } }));
+    const filled = fillTier(tier, [big('n0'), big('n1')], [], steps);
+    const on = (node: string) => {
+      const cpus = filled.filter((f) => f.node === node).map((f) => Number(f.jobId.slice(1)));
+      return { tasks: cpus.length, sum: cpus.reduce((a, b) => a + b, 0) };
+    };
+    expect(on('n0')).toEqual(n0);
+    expect(on('n1')).toEqual(n1);
+  });
 });
