@@ -377,4 +377,64 @@ describe('placement through node buckets', () => {
     expect(indexed.placements.slice(0, 2).map((p) => `${p.jobId}@${p.node}`)).toEqual(['a1@n00', 'a2@n00']);
     expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['a3', 122, 1]]);
   });
+
+  /**
+   * Nodes and work the random clusters above lack (found by a review: breaking the re-score walk
+   * for work without CPU passed every other test): work asking for no CPU (memory only, `cpu: 0`,
+   * GPU only, another resource kind), GPU nodes without CPU capacity, and nodes whose free CPU
+   * crosses the change log's levels; over a thousand nodes.
+   */
+  function mixedResources(seed: number, count: number): { nodes: NodeSnapshot[]; work: PendingWork[] } {
+    const rand = rng(seed);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+    const nodes: NodeSnapshot[] = [];
+    for (let i = 0; i < count; i++) {
+      const kind = rand();
+      const gpus = kind < 0.3 ? pick([2, 4, 8]) : 0;
+      const cap: Record<string, string | number> = { memory: pick(['8Gi', '16Gi']) };
+      if (!(gpus && kind < 0.12)) cap.cpu = pick(['1', '2', '3', '4', '1500m']);
+      if (gpus) cap.gpu = gpus;
+      if (rand() < 0.1) cap['example.com/fpga'] = pick([1, 2]);
+      const capacity = parseResources(cap);
+      const used: ResourceVector = {};
+      if (rand() < 0.2 && capacity.cpu) used.cpu = Math.floor(rand() * 2) * 500;
+      nodes.push({ name: `n${String(Math.floor(rand() * 1e6)).padStart(6, '0')}-${i}`, capacity, used, devices: {}, gpuCount: gpus, labels: {}, taints: [] });
+    }
+    const shapes: Array<Record<string, string | number>> = [
+      { cpu: '1', memory: '1Gi' },
+      { cpu: '500m', memory: '512Mi' },
+      { cpu: '1500m', memory: '2Gi' },
+      { memory: '1Gi' },
+      { cpu: 0, memory: '2Gi' },
+      { gpu: 1 },
+      { gpu: 0.5, memory: '1Gi' },
+      { 'example.com/fpga': 1 },
+      { cpu: '1', gpu: 1 },
+    ];
+    const work: PendingWork[] = [];
+    for (let i = 0; i < count + 200; i++)
+      work.push(pendingWork(`j${i}`, rand() < 0.8 ? 1 : 1 + Math.floor(rand() * 5), pick(shapes), { createdAt: Math.floor(rand() * 3) }));
+    return { nodes, work };
+  }
+
+  it.each(rescoreVariants)('indexed pass = scan = ranked afresh for work without CPU, nodes without CPU and other resources (%s)', (_name, options) => {
+    for (const seed of [1, 2, 3]) {
+      const snap = mixedResources(seed, 1_300);
+      const o: PlacementOptions = { ...options(snap.work), batchFill: false };
+      const scanned = placeTasks(snap.work, snap.nodes, { ...o, nodeIndex: false });
+      expect({ seed, ...placeTasks(snap.work, snap.nodes, o) }).toEqual({ seed, ...scanned });
+      expect({ seed, placements: scanned.placements }).toEqual({ seed, placements: rankedAfresh(snap.work, snap.nodes, o) });
+    }
+  });
+
+  it('drops the passed head of a kept ranking once it is over 1,024 nodes and the plan stays the same (1,500 small nodes filled one job at a time)', () => {
+    const nodes = Array.from({ length: 1_500 }, (_, k) => nodeSnapshot(`n${String(k).padStart(4, '0')}`, { cpu: k % 3 ? '1' : '2', memory: '4Gi' }));
+    const work = Array.from({ length: 1_700 }, (_, i) =>
+      pendingWork(`j${i}`, 1, i % 5 ? { cpu: '1', memory: '1Gi' } : { cpu: '500m', memory: '1Gi' }, { createdAt: i }),
+    );
+    const o: PlacementOptions = { batchFill: false };
+    const scanned = placeTasks(work, nodes, { ...o, nodeIndex: false });
+    expect(placeTasks(work, nodes, o)).toEqual(scanned);
+    expect(scanned.placements).toEqual(rankedAfresh(work, nodes, o));
+  });
 });
