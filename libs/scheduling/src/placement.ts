@@ -500,6 +500,7 @@ class PlacementPass implements PassContext {
       if (scores.length) {
         const fd = freeDeviceCount(s);
         for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+        if (score !== score) score = -Infinity; // NaN (a plugin that could not score): last, not lost (see NodeBuckets.rank)
       }
       scored.push({ s, i, score });
     }
@@ -565,6 +566,7 @@ class PlacementPass implements PassContext {
         const fd = freeDeviceCount(s);
         let score = 0;
         for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+        if (score !== score) score = -Infinity; // NaN marks "not ranked" here: a plugin's NaN ranks last instead
         if (score === old) continue;
         let at = -1;
         if (appended(ranked, old, i)) {

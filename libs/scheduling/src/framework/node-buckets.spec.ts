@@ -12,6 +12,7 @@ import {
   packingScores,
   type PendingWork,
   type PlacementOptions,
+  type ScorePlugin,
   type Status,
   placeTasks,
   requestShapes,
@@ -436,5 +437,19 @@ describe('placement through node buckets', () => {
     const scanned = placeTasks(work, nodes, { ...o, nodeIndex: false });
     expect(placeTasks(work, nodes, o)).toEqual(scanned);
     expect(scanned.placements).toEqual(rankedAfresh(work, nodes, o));
+  });
+
+  it('ranks the nodes a Score plugin gives NaN last, in both passes, and places on them (6 one-core nodes, 3 scored NaN, 7 tasks)', () => {
+    // Before, the indexed pass lost the NaN bucket's nodes: 3 of 6 tasks placed, no reason given.
+    const nan: ScorePlugin = { name: 'NaNy', weight: 1, score: (_w, node) => (node.labels.odd ? NaN : 0), labelKeys: () => ['odd'] };
+    const nodes = Array.from({ length: 6 }, (_, k) => nodeSnapshot(`n${k}`, { cpu: '1' }, k % 2 ? { labels: { odd: 'y' } } : {}));
+    const work = [pendingWork('a', 6, { cpu: '1' }), pendingWork('b', 1, { cpu: '1' }, { createdAt: 1 })];
+    const o: PlacementOptions = { batchFill: false, scores: [...DEFAULT_SCORES, nan] };
+    const indexed = placeTasks(work, nodes, o);
+    expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+    // the even nodes (score 0 + MostAllocated) first, then the odd ones (−∞)
+    expect(indexed.placements.map((p) => `${p.jobId}@${p.node}`)).toEqual(['a@n0', 'a@n2', 'a@n4', 'a@n1', 'a@n3', 'a@n5']);
+    // b finds every node full (6 tasks, 6 cores): unplaced for room, not lost
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['b', 1, 6]]);
   });
 });

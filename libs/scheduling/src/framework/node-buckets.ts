@@ -356,6 +356,8 @@ export class NodeBuckets<S extends NodeRoom> {
         if (scores.length) {
           const fd = freeDeviceCount(s);
           for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
+          // A plugin's NaN ranks the bucket last, as the scan does: compared with itself NaN would drop its nodes.
+          if (score !== score) score = -Infinity;
         }
         b.shared = true;
         const members = b.members;
