@@ -12,7 +12,7 @@ import type { GroupStatus, JobRecord, RuntimeEstimates, TaskResult, WorkflowReco
 import { createDatabase, HistoryStore, type LocalPostgres, migrate, startPostgres } from '@batchapi/history';
 import { putRuntimeEstimates, submitJob, submitWorkflow } from '@batchapi/store';
 import { DEFAULT_CLUSTER, seedCluster, startQuota } from '../src';
-import { finishedJob, quotaSuite } from './harness';
+import { finishedJob, quotaSuite, runningWorkflow } from './harness';
 import { waitUntil } from '@batchapi/proc';
 
 const suite = quotaSuite();
@@ -76,17 +76,11 @@ it('moves a finished job with its groups and results to history, and leaves live
   // Its first step ran (job "step", finished); its second waits on it and then never ends (no scheduler here).
   const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
   const wf: WorkflowRecord = {
-    id: 'wf-live',
-    name: 'wf-live',
-    tenant: 'default',
-    queue: 'default',
-    labels: {},
-    phase: 'Running',
-    createdAt: now,
-    steps: [
+    ...runningWorkflow('wf-live', [
       { name: 'first', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Running', jobId: 'step' },
       { name: 'second', dependsOn: ['first'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
-    ],
+    ]),
+    createdAt: now,
   };
   await submitWorkflow(store, wf);
   const step = finishedJob('step', now - 5_000);

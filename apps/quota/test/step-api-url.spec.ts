@@ -9,27 +9,18 @@ import { waitFor } from '@batchapi/proc';
 import { submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { startQuota } from '../src';
-import { quotaSuite } from './harness';
+import { quotaSuite, runningWorkflow } from './harness';
 
 const suite = quotaSuite();
 
 it('makes a step that reads inputs only once it knows an admission address, and gives it that address', async () => {
   suite.quota = await startQuota({ config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'fatal', instanceId: 'quota-api-url' } });
   const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
-  const wf: WorkflowRecord = {
-    id: 'wf-api-url',
-    name: 'wf-api-url',
-    tenant: 'default',
-    queue: 'default',
-    labels: {},
-    phase: 'Running',
-    createdAt: Date.now(),
-    // 'read' names an input: 'prep', whose job already succeeded
-    steps: [
-      { name: 'prep', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Succeeded', jobId: 'earlier-job' },
-      { name: 'read', dependsOn: ['prep'], inputs: ['prep'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
-    ],
-  };
+  // 'read' names an input: 'prep', whose job already succeeded
+  const wf: WorkflowRecord = runningWorkflow('wf-api-url', [
+    { name: 'prep', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Succeeded', jobId: 'earlier-job' },
+    { name: 'read', dependsOn: ['prep'], inputs: ['prep'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+  ]);
   await submitWorkflow(suite.store, wf);
   const key = suite.store.keys.job(stepJobId(wf.id, 1));
   // No admission replica: once this replica leads the workflow controller, and for several reconciles

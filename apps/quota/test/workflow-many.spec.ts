@@ -10,7 +10,7 @@ import { DEFAULT_CLUSTER, startQuota } from '../src';
 import type { ServiceContext } from '@batchapi/runtime';
 import type { Gauge } from 'prom-client';
 import { ElectedLoop } from '../src/elected-loop';
-import { quotaSuite } from './harness';
+import { quotaSuite, runningWorkflow } from './harness';
 import { waitFor } from '@batchapi/proc';
 
 describe('ElectedLoop.pause', () => {
@@ -33,19 +33,10 @@ const until = <T>(fn: () => Promise<T>, ok: (v: T) => boolean): Promise<T> => wa
 /** a → b, both one-task jobs. */
 const twoSteps = (id: string): WorkflowRecord => {
   const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
-  return {
-    id,
-    name: id,
-    tenant: 'default',
-    queue: 'default',
-    labels: {},
-    phase: 'Running',
-    createdAt: Date.now(),
-    steps: [
-      { name: 'a', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Pending' },
-      { name: 'b', dependsOn: ['a'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
-    ],
-  };
+  return runningWorkflow(id, [
+    { name: 'a', dependsOn: [], when: 'success', job, criticalPath: 2, phase: 'Pending' },
+    { name: 'b', dependsOn: ['a'], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+  ]);
 };
 
 /** Every job of `ids` is admitted (`Queued`); then each is marked Succeeded (what an executor's report does to the record). */

@@ -7,7 +7,7 @@
 import type { JobRecord, WorkflowRecord } from '@batchapi/api';
 import { type Compare, submitStepJobsFenced, submitWorkflow, type Versioned } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
-import { finishedJob, quotaSuite } from './harness';
+import { finishedJob, quotaSuite, runningWorkflow } from './harness';
 
 const suite = quotaSuite();
 
@@ -22,19 +22,10 @@ async function fenceKey(name: string): Promise<Compare> {
 /** A submitted workflow of two independent steps, as read back from etcd. */
 async function workflow(id: string): Promise<Versioned<WorkflowRecord>> {
   const job = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' } };
-  const wf: WorkflowRecord = {
-    id,
-    name: id,
-    tenant: 'default',
-    queue: 'default',
-    labels: {},
-    phase: 'Running',
-    createdAt: Date.now(),
-    steps: [
-      { name: 'a', dependsOn: [], when: 'success', job, criticalPath: 1, phase: 'Pending' },
-      { name: 'b', dependsOn: [], when: 'success', job, criticalPath: 1, phase: 'Pending' },
-    ],
-  };
+  const wf = runningWorkflow(id, [
+    { name: 'a', dependsOn: [], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+    { name: 'b', dependsOn: [], when: 'success', job, criticalPath: 1, phase: 'Pending' },
+  ]);
   await submitWorkflow(suite.store, wf);
   return (await suite.store.get<WorkflowRecord>(suite.store.keys.workflow(id)))!;
 }
