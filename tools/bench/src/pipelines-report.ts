@@ -4,6 +4,7 @@
  * verdict per target. No I/O, no clock: the run (pipelines.ts) passes in what it read.
  */
 import { percentile, rng } from './rng';
+import { bucketDelta, histogramQuantile, promBuckets, promValue } from './soak-report';
 
 /** Options of `bench pipelines`, as given; unset ones take their defaults (`resolvePipelinesOptions`). */
 export interface PipelinesOptionsInput {
@@ -270,6 +271,44 @@ export interface PipelinesFigures {
   latency: { afterInputs: Spread; roots: Spread; unmeasured: number; stages: Record<Stage, Spread> };
   /** 1-minute load average at the start and the end of the run. */
   load: [number, number];
+  /** What etcd did over the run (`etcdFigures`), when its metrics could be read. */
+  etcd?: EtcdFigures;
+}
+
+/** What etcd did between two scrapes of its `/metrics`: its work per step, and how long its disk and applies took. */
+export interface EtcdFigures {
+  /** Transactions, puts and deletes applied (`etcd_mvcc_txn_total`, `etcd_mvcc_put_total`, `etcd_mvcc_delete_total`). */
+  txns: number;
+  puts: number;
+  deletes: number;
+  /** Revisions written (`etcd_debugging_mvcc_current_revision`): one per write that changed something. */
+  revisions: number;
+  /** Bytes etcd sent to its clients (`etcd_network_client_grpc_sent_bytes_total`): watch events are most of them. */
+  sentBytes: number;
+  /** WAL fsync p50 and p99 (`etcd_disk_wal_fsync_duration_seconds`), in milliseconds; NaN without observations. */
+  walFsyncP50Ms: number;
+  walFsyncP99Ms: number;
+  /** Backend commit p99 (`etcd_disk_backend_commit_duration_seconds`), in milliseconds. */
+  backendCommitP99Ms: number;
+  /** Watchers behind at the end scrape (`etcd_debugging_mvcc_slow_watcher_total`, a gauge). */
+  slowWatchers: number;
+}
+
+/** `etcdFigures` from the text of two scrapes of etcd's `/metrics`, at the run's start and end. */
+export function etcdFigures(before: string, after: string): EtcdFigures {
+  const d = (name: string) => (promValue(after, name) ?? 0) - (promValue(before, name) ?? 0);
+  const q = (name: string, quantile: number) => histogramQuantile(bucketDelta(promBuckets(after, name), promBuckets(before, name)), quantile) * 1000;
+  return {
+    txns: d('etcd_mvcc_txn_total'),
+    puts: d('etcd_mvcc_put_total'),
+    deletes: d('etcd_mvcc_delete_total'),
+    revisions: d('etcd_debugging_mvcc_current_revision'),
+    sentBytes: d('etcd_network_client_grpc_sent_bytes_total'),
+    walFsyncP50Ms: q('etcd_disk_wal_fsync_duration_seconds', 0.5),
+    walFsyncP99Ms: q('etcd_disk_wal_fsync_duration_seconds', 0.99),
+    backendCommitP99Ms: q('etcd_disk_backend_commit_duration_seconds', 0.99),
+    slowWatchers: promValue(after, 'etcd_debugging_mvcc_slow_watcher_total') ?? 0,
+  };
 }
 
 /** Targets of issue 17 ("Tests and figures"). */
@@ -341,6 +380,23 @@ export function pipelinesRows(f: PipelinesFigures): PipelinesRow[] {
     measured: `${f.succeeded} / ${f.failed} / ${f.lost}`,
     verdict: f.succeeded === f.runs && f.failed === 0 && f.lost === 0 ? 'PASS' : 'MISS',
   });
+  const e = f.etcd;
+  if (e) {
+    const steps = Math.max(1, f.latency.afterInputs.n + f.latency.roots.n + f.latency.unmeasured);
+    const per = (x: number) => (x / steps).toFixed(1);
+    rows.push({
+      figure: 'etcd: writes per step',
+      target: '—',
+      measured: `${per(e.revisions)} revisions (${per(e.txns)} txns, ${per(e.puts)} puts, ${per(e.deletes)} deletes) over ${steps} steps; ${(e.sentBytes / steps / 1024).toFixed(1)} KiB sent to clients per step`,
+      verdict: '',
+    });
+    rows.push({
+      figure: 'etcd: disk',
+      target: '—',
+      measured: `WAL fsync p50 ${e.walFsyncP50Ms.toFixed(1)} p99 ${e.walFsyncP99Ms.toFixed(1)} ms; backend commit p99 ${e.backendCommitP99Ms.toFixed(1)} ms; slow watchers at the end ${e.slowWatchers}`,
+      verdict: '',
+    });
+  }
   rows.push({ figure: 'load average (1 min), start → end', target: '—', measured: `${f.load[0].toFixed(2)} → ${f.load[1].toFixed(2)}`, verdict: '' });
   return rows;
 }

@@ -35,6 +35,7 @@ import {
   TASKS_PER_NODE,
   taskSecondsOf,
   verdictLines,
+  etcdFigures,
 } from './pipelines-report';
 import { progress } from './rng';
 import { clusterPids } from './soak';
@@ -137,6 +138,13 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
     });
     closers.push(() => informer.stop());
 
+    // etcd's own counters over the run (its writes per step, its disk): read at the start and the end.
+    const etcdMetrics = () =>
+      fetch(`${c.etcd!.endpoints[0]}/metrics`).then(
+        (r) => r.text(),
+        () => undefined,
+      );
+    const etcd0 = await etcdMetrics();
     const load0 = loadavg()[0];
     const ticks0 = new Map(pids.map((p) => [p.name, cpuTicks(p.pid)]));
     const first = Date.now();
@@ -216,6 +224,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
     if (submitFailed) throw submitFailed;
     const ticks1 = new Map(pids.map((p) => [p.name, cpuTicks(p.pid)]));
     const load1 = loadavg()[0];
+    const etcd1 = await etcdMetrics();
     if (abort.signal.aborted) throw new Error('pipelines: interrupted');
 
     // The records: every workflow, its step jobs and their task groups, from etcd.
@@ -283,6 +292,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
       wallS,
       latency: { afterInputs: spread(lat.afterInputsMs), roots: spread(lat.rootsMs), unmeasured: lat.unmeasured, stages: mapStages(lat.stagesMs) },
       load: [load0, load1],
+      ...(etcd0 && etcd1 ? { etcd: etcdFigures(etcd0, etcd1) } : {}),
     };
     const rows = pipelinesRows(figures);
     print(`pipelines summary: ${o.runs} runs × ${o.steps} steps, fan-out ${o.fanout}, ${o.nodes} nodes, ${refused} submits refused (429/503) and sent again`);

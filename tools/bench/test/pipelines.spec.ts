@@ -8,6 +8,7 @@ import {
   type PipelinesOptionsInput,
   pipelineDag,
   pipelinesRows,
+  etcdFigures,
   resolvePipelinesOptions,
   spread,
   stepLatencies,
@@ -228,6 +229,46 @@ describe('pipelines summary', () => {
       'PASS: step start after its inputs are ready: p50 150 p99 900 max 1200 ms (100 steps) (target p99 < 1000 ms)',
       'PASS: runs Succeeded / failed / lost: 10 / 0 / 0 (target 10 / 0 / 0)',
     ]);
+  });
+
+  it("reads etcd's work over the run from two scrapes, and prints it per step", () => {
+    const scrape = (
+      txn: number,
+      put: number,
+      del: number,
+      rev: number,
+      sent: number,
+      fsync: [number, number, number],
+      commit: [number, number],
+      slow: number,
+    ) =>
+      [
+        '# HELP etcd_mvcc_txn_total Total number of txns seen by this member.',
+        '# TYPE etcd_mvcc_txn_total counter',
+        `etcd_mvcc_txn_total ${txn}`,
+        `etcd_mvcc_put_total ${put}`,
+        `etcd_mvcc_delete_total ${del}`,
+        `etcd_debugging_mvcc_current_revision ${rev}`,
+        `etcd_network_client_grpc_sent_bytes_total ${sent}`,
+        `etcd_disk_wal_fsync_duration_seconds_bucket{le="0.001"} ${fsync[0]}`,
+        `etcd_disk_wal_fsync_duration_seconds_bucket{le="0.002"} ${fsync[1]}`,
+        `etcd_disk_wal_fsync_duration_seconds_bucket{le="+Inf"} ${fsync[2]}`,
+        `etcd_disk_backend_commit_duration_seconds_bucket{le="0.01"} ${commit[0]}`,
+        `etcd_disk_backend_commit_duration_seconds_bucket{le="+Inf"} ${commit[1]}`,
+        `etcd_debugging_mvcc_slow_watcher_total ${slow}`,
+      ].join('\n');
+    // over the run: 500 txns, 800 puts, 100 deletes, 900 revisions, 1 MiB sent; fsyncs: 100 more, all ≤ 2 ms, 50 of them ≤ 1 ms
+    const e = etcdFigures(scrape(100, 200, 0, 1000, 0, [10, 10, 10], [5, 5], 3), scrape(600, 1000, 100, 1900, 1_048_576, [60, 110, 110], [105, 105], 0));
+    expect(e).toMatchObject({ txns: 500, puts: 800, deletes: 100, revisions: 900, sentBytes: 1_048_576, slowWatchers: 0 });
+    expect(e.walFsyncP50Ms).toBeCloseTo(1); // the 50th of 100 falls at the top of the ≤ 1 ms bucket
+    expect(e.walFsyncP99Ms).toBeCloseTo(1.98); // 1 + (2 − 1) × (99 − 50) / 50
+    expect(e.backendCommitP99Ms).toBeCloseTo(9.9); // 10 × 99 / 100
+    // 100 + 20 steps: 900 / 120 = 7.5 revisions, 1,048,576 / 120 / 1024 = 8.5 KiB each
+    const text = formatPipelinesSummary(pipelinesRows({ ...figures, etcd: e }));
+    expect(text).toContain(
+      '| etcd: writes per step | — | 7.5 revisions (4.2 txns, 6.7 puts, 0.8 deletes) over 120 steps; 8.5 KiB sent to clients per step |  |',
+    );
+    expect(text).toContain('| etcd: disk | — | WAL fsync p50 1.0 p99 2.0 ms; backend commit p99 9.9 ms; slow watchers at the end 0 |  |');
   });
 
   it('misses the latency target at p99 ≥ 1 s, and the runs target with one lost', () => {
