@@ -578,8 +578,12 @@ async function reportChunk(
   now: number,
   token: ReporterToken,
 ): Promise<'fenced' | 'too-large' | (PreparedChunk & ({ revision: string } | { unsettled: true }))> {
-  // The allocation is read only when some task ends now (a report of tasks starting leaves it be).
-  const alloc = chunk.some((r) => hasUnreleasedEnd(r.status)) ? await store.get<NodeAllocation>(store.keys.alloc(node)) : undefined;
+  // The jobs whose tasks end now, from the statuses alone; they and the allocation are read in one
+  // transaction, and only when some task ends (a report of tasks starting leaves them be).
+  const jobIds = [...new Set(chunk.filter((r) => hasUnreleasedEnd(r.status)).map((r) => r.status.jobId))];
+  const read = jobIds.length ? await store.getMany<NodeAllocation | JobRecord>([store.keys.alloc(node), ...jobIds.map((id) => store.keys.job(id))]) : [];
+  const alloc = read[0] as Versioned<NodeAllocation> | undefined;
+  const jobs = read.slice(1) as Array<Versioned<JobRecord> | undefined>;
   // Every task that ended gives its room back and reaches its job now, not when its whole group ends.
   let nextAlloc = alloc?.value ?? EMPTY_ALLOCATION;
   const written = new Map<GroupReport, GroupStatus>();
@@ -595,8 +599,6 @@ async function reportChunk(
     nextAlloc = after;
     outcomes.set(r.status.jobId, [...(outcomes.get(r.status.jobId) ?? []), onlyTasks(r.status, released)]);
   }
-  const jobIds = [...outcomes.keys()];
-  const jobs = await store.getMany<JobRecord>(jobIds.map((id) => store.keys.job(id)));
   let requeued: Array<Requeue & { jobId: string }> = [];
   // A failed compare: fenced when the lease no longer holds the node key, else for the caller to settle.
   const compareFailed = async (): Promise<'fenced' | (PreparedChunk & { unsettled: true })> => {

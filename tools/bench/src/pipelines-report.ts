@@ -292,6 +292,8 @@ export interface EtcdFigures {
   backendCommitP99Ms: number;
   /** Watchers behind at the end scrape (`etcd_debugging_mvcc_slow_watcher_total`, a gauge). */
   slowWatchers: number;
+  /** The most watchers behind at any progress line's scrape, when sampled. */
+  slowWatchersMax?: number;
 }
 
 /** `etcdFigures` from the text of two scrapes of etcd's `/metrics`, at the run's start and end. */
@@ -393,7 +395,7 @@ export function pipelinesRows(f: PipelinesFigures): PipelinesRow[] {
     rows.push({
       figure: 'etcd: disk',
       target: '—',
-      measured: `WAL fsync p50 ${e.walFsyncP50Ms.toFixed(1)} p99 ${e.walFsyncP99Ms.toFixed(1)} ms; backend commit p99 ${e.backendCommitP99Ms.toFixed(1)} ms; slow watchers at the end ${e.slowWatchers}`,
+      measured: `WAL fsync p50 ${e.walFsyncP50Ms.toFixed(1)} p99 ${e.walFsyncP99Ms.toFixed(1)} ms; backend commit p99 ${e.backendCommitP99Ms.toFixed(1)} ms; slow watchers at the end ${e.slowWatchers}${e.slowWatchersMax !== undefined ? `, at most ${e.slowWatchersMax} while it ran` : ''}`,
       verdict: '',
     });
   }

@@ -38,6 +38,7 @@ import {
   etcdFigures,
 } from './pipelines-report';
 import { progress } from './rng';
+import { promValue } from './soak-report';
 import { clusterPids } from './soak';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, Math.max(0, ms)));
@@ -187,6 +188,9 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
     let lastTicks = ticks0.get('quota');
     let lastAt = performance.now();
     const quotaPid = pids.find((p) => p.name === 'quota')?.pid;
+    // etcd's watchers that fell behind (its gauge, sampled with each progress line): events then reach them late.
+    let slowWatchers = NaN;
+    let slowWatchersMax = 0;
     const line = () => {
       const mine = ids.filter((x): x is string => x !== undefined);
       let ended = 0;
@@ -207,7 +211,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
       lastAt = now;
       print(
         `pipelines ${Math.round((now - t0) / 1000)}s: submitted ${mine.length}/${o.runs} | runs ended ${ended} (Succeeded ${succeeded}) | ` +
-          `steps running ${running} done ${done}/${mine.length * o.steps} | quota CPU ${quotaPct.toFixed(0)}% | load ${loadavg()[0].toFixed(2)}`,
+          `steps running ${running} done ${done}/${mine.length * o.steps} | quota CPU ${quotaPct.toFixed(0)}% | etcd slow watchers ${slowWatchers} | load ${loadavg()[0].toFixed(2)}`,
       );
       return ended;
     };
@@ -218,6 +222,9 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
     });
     for (let n = 1; !abort.signal.aborted && performance.now() < deadline; n++) {
       await sleep(t0 + n * EVERY_S * 1000 - performance.now());
+      const m = await etcdMetrics();
+      slowWatchers = m ? (promValue(m, 'etcd_debugging_mvcc_slow_watcher_total') ?? 0) : NaN;
+      slowWatchersMax = Math.max(slowWatchersMax, slowWatchers || 0);
       if (line() >= o.runs) break;
     }
     await submitting;
@@ -292,7 +299,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
       wallS,
       latency: { afterInputs: spread(lat.afterInputsMs), roots: spread(lat.rootsMs), unmeasured: lat.unmeasured, stages: mapStages(lat.stagesMs) },
       load: [load0, load1],
-      ...(etcd0 && etcd1 ? { etcd: etcdFigures(etcd0, etcd1) } : {}),
+      ...(etcd0 && etcd1 ? { etcd: { ...etcdFigures(etcd0, etcd1), slowWatchersMax } } : {}),
     };
     const rows = pipelinesRows(figures);
     print(`pipelines summary: ${o.runs} runs × ${o.steps} steps, fan-out ${o.fanout}, ${o.nodes} nodes, ${refused} submits refused (429/503) and sent again`);
