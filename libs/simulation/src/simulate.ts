@@ -35,6 +35,9 @@ import {
   type Victim,
   type CapCount,
   grantCaps,
+  type ConsolidationJob,
+  DEFAULT_CONSOLIDATION,
+  planConsolidation,
 } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
@@ -55,6 +58,41 @@ export interface SimulationResult {
   decisionsPerSecond: number;
   /** Tasks stopped by preemption and reclaim, by cause (only with `preemption`). */
   stopped?: { preempt: number; reclaim: number };
+  /** What consolidation did once the workload's events were over (only with `consolidation`). */
+  consolidation?: SimConsolidationResult;
+}
+
+/** What the consolidation passes did. */
+export interface SimConsolidationResult {
+  /** Passes that emptied at least one node. */
+  passes: number;
+  /** Tasks moved (stopped, requeued and placed again): the cost. */
+  moved: number;
+  /** Nodes holding tasks before the first pass, and after the last. */
+  nodesInUseBefore: number;
+  nodesInUse: number;
+}
+
+/**
+ * Consolidation in the simulation (the live `BATCH_CONSOLIDATION_*`): once the workload's events
+ * are over and nothing waits (arrivals ended, the cluster settled; tasks that never end still run),
+ * passes of `planConsolidation` empty the least-used nodes whose tasks fit the room of the others,
+ * each pass `max(consolidateAfterSeconds, protectSeconds)` of virtual time after the last, until
+ * a pass frees nothing. Moved tasks are stopped and placed again by the live placement code with
+ * the emptied nodes cordoned (the cordon is lifted after the placement, as the live leader does
+ * once the node is empty).
+ */
+export interface SimConsolidation {
+  /** Most nodes emptied per pass. @default 1 */
+  maxNodesPerPass?: number;
+  /** Most nodes emptied per pass, as a fraction of the nodes in use (at least 1). @default 0.1 */
+  maxNodeFraction?: number;
+  /** A node whose newest task is younger than this is not emptied, in seconds. @default 300 */
+  consolidateAfterSeconds?: number;
+  /** A task younger than this is not moved, in seconds (the preemption exempt time). @default 60 */
+  protectSeconds?: number;
+  /** Most passes. @default 1000 */
+  maxPasses?: number;
 }
 
 /** Preemption and reclaim in the simulation, as the live scheduler's post-filter phase runs them. */
@@ -128,6 +166,8 @@ export interface SimulationOptions {
   domainScoreWeight?: number;
   /** Called when tasks of a job start on a node (virtual time in seconds). */
   onStart?: (time: number, jobId: string, tasks: number, node: string) => void;
+  /** Consolidation once the workload's events are over. @default off */
+  consolidation?: SimConsolidation;
   /** Called for each task stopped by preemption or reclaim (virtual time in seconds). */
   onStop?: (time: number, victim: Victim, cause: 'preempt' | 'reclaim') => void;
 }
@@ -207,7 +247,9 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const tick = pre ? (pre.tickSeconds ?? 5) : Infinity;
   /** Running groups by id (simulations with preemption: victims are picked among them; with backfill: their expected ends). */
   const live = new Map<number, Running>();
-  const tracked = !!pre || !!opts.backfill;
+  const tracked = !!pre || !!opts.backfill || !!opts.consolidation;
+  /** Nodes cordoned by a consolidation pass: placement leaves them out. */
+  let cordoned: ReadonlySet<string> = new Set();
   let groups = 0,
     lastCycle = -Infinity;
   const window = opts.batchWindowSeconds ?? 0;
@@ -288,6 +330,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     }
   }
 
+  const consolidation = opts.consolidation ? consolidate(opts.consolidation) : undefined;
   const pendingTasks = pending.reduce((n, j) => n + j.tasks, 0);
   const makespan = pendingTasks === 0 && forever === 0 ? lastFinish : null;
   const allocation: Record<string, number> = {};
@@ -310,7 +353,55 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     wallSeconds: round(wallSeconds),
     decisionsPerSecond: wallSeconds > 0 ? Math.round(placed / wallSeconds) : placed,
     ...(pre ? { stopped } : {}),
+    ...(consolidation ? { consolidation } : {}),
   };
+
+  /** The consolidation passes, once the events are over (see `SimConsolidation`). */
+  function consolidate(c: SimConsolidation): SimConsolidationResult {
+    const inUse = () => nodes.filter((n) => Object.values(n.used).some((v) => v > 0)).length;
+    const out: SimConsolidationResult = { passes: 0, moved: 0, nodesInUseBefore: inUse(), nodesInUse: 0 };
+    const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
+    const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
+    for (let pass = 0; pass < (c.maxPasses ?? 1000) && pending.length === 0; pass++) {
+      const t = now + Math.max(afterS, protectS, 1);
+      advance(t);
+      const jobs = new Map<string, ConsolidationJob>();
+      for (const r of live.values())
+        if (r.job)
+          jobs.set(r.job.jobId, {
+            createdAt: r.job.createdAt,
+            selector: r.job.selector,
+            tolerations: r.job.tolerations,
+            gang: r.job.gang,
+            ...(r.job.topology ? { topology: r.job.topology } : {}),
+          });
+      const plan = planConsolidation(nodes, runningTasks(), (id) => jobs.get(id), t * 1000, {
+        consolidateAfterMs: afterS * 1000,
+        protectMs: protectS * 1000,
+        ...(c.maxNodesPerPass !== undefined ? { maxNodesPerPass: c.maxNodesPerPass } : {}),
+        ...(c.maxNodeFraction !== undefined ? { maxNodeFraction: c.maxNodeFraction } : {}),
+        // The check is the placement the next cycle runs: what it finds room for is where the tasks go.
+        placer: (work, open) =>
+          placeTasks(work, open, { policy: opts.policy, scores: opts.scores ?? cycleScores(), maxTasks: Number.MAX_SAFE_INTEGER, batchWindow: window })
+            .placements,
+      });
+      if (plan.nodes.length === 0) break;
+      const before = inUse();
+      for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
+      out.moved += plan.moves.length;
+      out.passes++;
+      // Placed again with the emptied nodes cordoned; the cordon lifted after (what could not be placed goes anywhere).
+      cordoned = new Set(plan.nodes);
+      cycle(t);
+      cordoned = new Set();
+      cycle(t);
+      // The placement is free to differ from the plan's fit: a pass that freed nothing net (its
+      // tasks went to nodes that were empty) ends the passes, as the live leader would find the same.
+      if (inUse() >= before) break;
+    }
+    out.nodesInUse = inUse();
+    return out;
+  }
 
   /** One cycle: placement, then (with `preemption`) reclaim and preemption. True when it stopped tasks. */
   function cycle(t: number): boolean {
@@ -322,7 +413,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const agedAll = opts.aging ? limited.map((w) => aged1(w, t, opts.aging!)) : limited;
     // A queue's maxRunningTasks, as the live snapshot applies it (`plugins/running-caps`): slots in priority, then age, order.
     const aged = capped ? grantCaps(agedAll, queueCaps(), noTenants).filter((w) => w.tasks > 0) : agedAll;
-    const { placements, unplaced } = placeTasks(aged, nodes, {
+    const open = cordoned.size ? nodes.filter((n) => !cordoned.has(n.name)) : nodes;
+    const { placements, unplaced } = placeTasks(aged, open, {
       quota,
       policy: opts.policy,
       scores: opts.scores ?? cycleScores(),
@@ -459,11 +551,11 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   }
 
   /** Stops one task now: its room comes back, the task waits again (its work is lost: it runs its whole duration again). */
-  function stop(t: number, v: Victim, cause: 'preempt' | 'reclaim'): void {
+  function stop(t: number, v: Victim, cause: 'preempt' | 'reclaim' | 'consolidate'): void {
     const r = live.get(v.task.groupStart)!;
     r.stopped.add(v.task.index);
     changeOne(r, v.task.index, -1);
-    stopped[cause]++;
+    if (cause !== 'consolidate') stopped[cause]++;
     placed--;
     placedByQueue[r.queue]--;
     const job = r.job!;
@@ -472,7 +564,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     job.inFlight--;
     queueInFlight.set(r.queue, (queueInFlight.get(r.queue) ?? 0) - 1);
     if (r.stopped.size === r.count) live.delete(r.id);
-    opts.onStop?.(t, v, cause);
+    if (cause !== 'consolidate') opts.onStop?.(t, v, cause);
   }
 
   function hold(r: Running): void {

@@ -18,7 +18,7 @@
 import { GPU_MILLI, type JobTopology, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
 import { DEFAULT_FILTERS } from '../../framework/profile';
-import type { NodeSnapshot, PendingWork, Toleration } from '../../snapshot';
+import type { NodeSnapshot, PendingWork, Placement, Toleration } from '../../snapshot';
 import type { RunningTask } from '../preemption';
 import { fitsOne, pickDevices } from '../resource-fit';
 
@@ -42,7 +42,17 @@ export interface ConsolidationJob {
   topology?: JobTopology;
   /** The job's labels: `DO_NOT_DISRUPT_LABEL` = "true" keeps it in place. @default {} */
   labels?: Record<string, string>;
+  /** Submit time (epoch ms, or the simulation's seconds): the queue order a `placer` sees. @default 0 */
+  createdAt?: number;
 }
+
+/**
+ * The placement the moved tasks will get: given them as pending work and the other nodes in use
+ * (their rooms as this pass left them), where they go. A caller passes the live placement
+ * (`placeTasks` with the cycle's profile) so that what the check found is what the next cycle
+ * does; without one, best-fit decreasing.
+ */
+export type ConsolidationPlacer = (work: PendingWork[], nodes: NodeSnapshot[]) => readonly Placement[];
 
 /** Settings of a consolidation pass. */
 export interface ConsolidationOptions {
@@ -60,9 +70,11 @@ export interface ConsolidationOptions {
   maxSteps?: number;
   /** @default DEFAULT_FILTERS */
   filters?: readonly FilterPlugin[];
+  /** Where the moved tasks fit: the live placement. @default best-fit decreasing with `filters` */
+  placer?: ConsolidationPlacer;
 }
 
-export const DEFAULT_CONSOLIDATION: Required<Omit<ConsolidationOptions, 'exemptJobs' | 'filters'>> = {
+export const DEFAULT_CONSOLIDATION: Required<Omit<ConsolidationOptions, 'exemptJobs' | 'filters' | 'placer'>> = {
   consolidateAfterMs: 300_000,
   protectMs: 60_000,
   maxNodesPerPass: 1,
@@ -177,45 +189,17 @@ export function planConsolidation(
       skipped.push({ node: name, reason });
       continue;
     }
-    // Best-fit decreasing of this node's tasks into the other nodes in use, on the rooms as the earlier choices left them.
-    const tasks = [...c.tasks].sort(
-      (a, b) => weight(b.resources, c.node.capacity) - weight(a.resources, c.node.capacity) || a.jobId.localeCompare(b.jobId) || a.index - b.index,
-    );
-    const taken: Array<{ room: Room; task: RunningTask; devices: number[] }> = [];
-    let fitsAll = true;
-    for (const t of tasks) {
-      const work = workFor(t, jobOf(t.jobId)!, workOf);
-      let best: Room | undefined;
-      let bestSlack = Infinity;
-      for (const r of rooms.values()) {
-        if (r === c || chosen.has(r.node.name) || r.tasks.length === 0) continue;
-        if (++steps > maxSteps) break;
-        if (!fitsOne(t.resources, r.free) || pickDevices(r.devices, r.node.gpuCount, t.resources.gpu ?? 0) === undefined) continue;
-        if (filters.some((f) => f.filter(work, r.node))) continue;
-        const slack = slackAfter(r, t.resources);
-        if (slack < bestSlack || (slack === bestSlack && best && r.node.name < best.node.name)) {
-          best = r;
-          bestSlack = slack;
-        }
-      }
-      if (steps > maxSteps) {
-        stopped = 'steps';
-        fitsAll = false;
-        break;
-      }
-      if (!best) {
-        fitsAll = false;
-        break;
-      }
-      taken.push({ room: best, task: t, devices: take(best, t.resources) });
-    }
-    if (!fitsAll) {
-      for (const x of taken.reverse()) give(x.room, x.task.resources, x.devices);
+    const others = [...rooms.values()].filter((r) => r !== c && !chosen.has(r.node.name) && r.tasks.length > 0);
+    const placed = o.placer ? placeWith(o.placer, c, others, jobOf) : bestFitDecreasing(c, others, jobOf, filters, workOf, maxSteps - steps);
+    steps += placed.steps;
+    if (!placed.taken) {
+      if (steps >= maxSteps) stopped = 'steps';
       skipped.push({ node: name, reason: stopped ?? 'no-room' });
       continue;
     }
+    for (const x of placed.taken) take(x.room, x.task.resources, x.devices);
     chosen.add(name);
-    for (const x of taken) {
+    for (const x of placed.taken) {
       targets.add(x.room.node.name);
       moves.push({ task: x.task, to: x.room.node.name });
     }
@@ -223,6 +207,103 @@ export function planConsolidation(
   return { nodes: [...chosen], moves, skipped, steps: Math.min(steps, maxSteps) };
 }
 
+interface Taken {
+  room: Room;
+  task: RunningTask;
+  devices: number[];
+}
+
+/**
+ * Best-fit decreasing of `c`'s tasks into `others` (left as they were): each task, heaviest first,
+ * to the node it fits that it leaves least free. Every fit check is a step; undefined `taken`
+ * when a task fits nowhere or the steps run out.
+ */
+function bestFitDecreasing(
+  c: Room,
+  others: readonly Room[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+  filters: readonly FilterPlugin[],
+  workOf: Map<string, PendingWork>,
+  maxSteps: number,
+): { taken?: Taken[]; steps: number } {
+  const tasks = [...c.tasks].sort(
+    (a, b) => weight(b.resources, c.node.capacity) - weight(a.resources, c.node.capacity) || a.jobId.localeCompare(b.jobId) || a.index - b.index,
+  );
+  const taken: Taken[] = [];
+  let steps = 0;
+  let ok = true;
+  for (const t of tasks) {
+    const work = workFor(t, jobOf(t.jobId)!, workOf);
+    let best: Room | undefined;
+    let bestSlack = Infinity;
+    for (const r of others) {
+      if (++steps > maxSteps) break;
+      if (!fitsOne(t.resources, r.free) || pickDevices(r.devices, r.node.gpuCount, t.resources.gpu ?? 0) === undefined) continue;
+      if (filters.some((f) => f.filter(work, r.node))) continue;
+      const slack = slackAfter(r, t.resources);
+      if (slack < bestSlack || (slack === bestSlack && best && r.node.name < best.node.name)) {
+        best = r;
+        bestSlack = slack;
+      }
+    }
+    if (steps > maxSteps || !best) {
+      ok = false;
+      break;
+    }
+    taken.push({ room: best, task: t, devices: take(best, t.resources) });
+  }
+  // The rooms are left as they were: the caller takes what it keeps.
+  for (const x of [...taken].reverse()) give(x.room, x.task.resources, x.devices);
+  return ok ? { taken, steps } : { steps: Math.min(steps, maxSteps) };
+}
+
+/** `c`'s tasks placed by `placer` on `others` (one piece of work per job); one step per task. */
+function placeWith(
+  placer: ConsolidationPlacer,
+  c: Room,
+  others: readonly Room[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+): { taken?: Taken[]; steps: number } {
+  const byJob = new Map<string, RunningTask[]>();
+  for (const t of c.tasks) byJob.set(t.jobId, [...(byJob.get(t.jobId) ?? []), t]);
+  const work: PendingWork[] = [...byJob].map(([jobId, ts]) => {
+    const job = jobOf(jobId)!;
+    const t = ts[0];
+    return {
+      jobId,
+      queue: t.queue,
+      priority: t.priority,
+      createdAt: job.createdAt ?? 0,
+      resources: t.resources,
+      tasks: ts.length,
+      ...(job.selector ? { selector: job.selector } : {}),
+      ...(job.tolerations ? { tolerations: job.tolerations } : {}),
+      ...(job.image ? { image: job.image } : {}),
+    };
+  });
+  const byName = new Map(others.map((r) => [r.node.name, r]));
+  const nodes = others.map((r) => ({ ...r.node, used: usedOf(r), devices: { ...r.devices } }));
+  const placements = placer(work, nodes);
+  const taken: Taken[] = [];
+  const left = new Map([...byJob].map(([id, ts]) => [id, [...ts]]));
+  for (const p of placements) {
+    const room = byName.get(p.node);
+    const ts = left.get(p.jobId);
+    if (!room || !ts) return { steps: c.tasks.length };
+    for (let k = 0; k < p.count; k++) {
+      const task = ts.shift();
+      if (!task) return { steps: c.tasks.length };
+      taken.push({ room, task, devices: p.devices[k] ?? [] });
+    }
+  }
+  return [...left.values()].every((ts) => ts.length === 0) ? { taken, steps: c.tasks.length } : { steps: c.tasks.length };
+}
+
+function usedOf(r: Room): ResourceVector {
+  const used: ResourceVector = {};
+  for (const [k, cap] of Object.entries(r.node.capacity)) used[k] = cap - (r.free[k] ?? 0);
+  return used;
+}
 /** Why the tasks of `c` may not move (undefined: they all may). */
 function unmovable(
   c: Room,
@@ -291,10 +372,11 @@ function slackAfter(r: Room, need: ResourceVector): number {
   return s;
 }
 
-function take(r: Room, need: ResourceVector): number[] {
+/** Takes `need` from the room, on `devices` when given (else the devices `pickDevices` picks); returns the devices. */
+function take(r: Room, need: ResourceVector, given?: readonly number[]): number[] {
   for (const [k, v] of Object.entries(need)) r.free[k] = (r.free[k] ?? 0) - v;
   const share = need.gpu ?? 0;
-  const devices = pickDevices(r.devices, r.node.gpuCount, share) ?? [];
+  const devices = given ? [...given] : (pickDevices(r.devices, r.node.gpuCount, share) ?? []);
   for (const d of devices) r.devices[d] = (r.devices[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
   return devices;
 }
