@@ -25,9 +25,6 @@ import { fitsOne, pickDevices } from '../resource-fit';
 /** The job label that keeps a job's tasks where they run: consolidation never moves them (Karpenter's `do-not-disrupt`). */
 export const DO_NOT_DISRUPT_LABEL = 'batchapi.io/do-not-disrupt';
 
-/** The reason written on the cordons consolidation sets (an operator's cordon never carries `consolidation`). */
-export const CONSOLIDATION_REASON = 'consolidation';
-
 /** What consolidation needs to know of a running task's job. */
 export interface ConsolidationJob {
   /** Node labels its tasks need. @default {} */

@@ -1,0 +1,125 @@
+/**
+ * Consolidation, the leader's side (opt-in, `BATCH_CONSOLIDATION_NODES_PER_PASS`): lifts its own
+ * cordons once their nodes are empty, and — when nothing waits and no consolidation is under way —
+ * decides a pass (`planConsolidation`, pure, on the cycle's snapshot, checked with the cycle's own
+ * placement) and cordons the chosen nodes with a drain deadline of now. The drain (`drainNodes`)
+ * then stops their tasks, which are requeued at their next attempt and placed by the next cycles on
+ * the other nodes; the cordon keeps them off the emptied node. Every write is fenced.
+ */
+import type { JobRecord } from '@batchapi/api';
+import { type ConsolidationJob, type ConsolidationMove, cycleProfile, placeTasks, planConsolidation, type ScheduleOptions } from '@batchapi/scheduling';
+import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon } from '@batchapi/store';
+import type { SchedulerCache } from './cache';
+import { type SnapshotPolicy, takeSnapshot } from './cycle';
+
+/** Consolidation settings of the leader. */
+export interface ConsolidationTuning {
+  /** Most nodes emptied per pass (`BATCH_CONSOLIDATION_NODES_PER_PASS`). */
+  maxNodesPerPass: number;
+  /** Most nodes emptied per pass as a fraction of the nodes in use, at least 1 (`BATCH_CONSOLIDATION_NODE_FRACTION`). @default 0.1 */
+  maxNodeFraction: number;
+  /** A node whose newest task is younger than this is not emptied, in milliseconds (`BATCH_CONSOLIDATE_AFTER`, in seconds). @default 300000 */
+  consolidateAfterMs: number;
+  /** Least time between two passes, in milliseconds. @default 10000 */
+  intervalMs: number;
+  /** A consolidation cordon still up this long after it was set is lifted even if its node is not empty, in milliseconds. @default 600000 */
+  liftAfterMs: number;
+}
+
+/** Consolidation off (the default): only cordons a previous leader set are lifted. */
+export const CONSOLIDATION_OFF: ConsolidationTuning = {
+  maxNodesPerPass: 0,
+  maxNodeFraction: 0.1,
+  consolidateAfterMs: 300_000,
+  intervalMs: 10_000,
+  liftAfterMs: 600_000,
+};
+
+/** What one call did. */
+export interface ConsolidationOutcome {
+  /** Nodes cordoned to be emptied, with the tasks to move off each. */
+  cordoned: Array<{ node: string; moves: ConsolidationMove[] }>;
+  /** Consolidation cordons lifted: `freed` when their node was empty, else `timed_out`. */
+  lifted: Array<{ node: string; reason: 'freed' | 'timed_out' }>;
+}
+
+/**
+ * Lifts the consolidation cordons whose nodes are empty while nothing waits for placement (the
+ * moved tasks are placed elsewhere by then), or that are older than `liftAfterMs`. Fenced, and
+ * compares the cordon's revision: an operator's cordon written over it stays.
+ */
+export async function liftConsolidationCordons(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  liftAfterMs: number,
+): Promise<ConsolidationOutcome['lifted']> {
+  const ours = [...cache.cordons.items.values()].filter((c) => c.value.consolidation);
+  if (ours.length === 0) return [];
+  const holding = new Set([...cache.bindings.items.values()].map((b) => b.value.node));
+  const waiting = !cache.waitingJobs().next().done;
+  const lifted: ConsolidationOutcome['lifted'] = [];
+  for (const { value: c, modRevision } of ours) {
+    const empty = !holding.has(c.node);
+    const timedOut = now - c.at >= liftAfterMs;
+    if (!(empty && !waiting) && !timedOut) continue;
+    if (await liftConsolidationCordon(store, leadership.fence(), c.node, modRevision)) lifted.push({ node: c.node, reason: empty ? 'freed' : 'timed_out' });
+  }
+  return lifted;
+}
+
+/**
+ * One consolidation pass at `now`, when consolidation is on, nothing waits for placement (work
+ * that waits is served first; the moved tasks themselves wait until placed) and no consolidation
+ * cordon is up (one pass at a time). Protection as preemption's: the exempt time and the jobs at
+ * their repeat limit are never moved.
+ */
+export async function consolidateNodes(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  tuning: ConsolidationTuning,
+  protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
+  policy: SnapshotPolicy,
+): Promise<ConsolidationOutcome['cordoned']> {
+  if (tuning.maxNodesPerPass <= 0) return [];
+  if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
+  if (!cache.waitingJobs().next().done) return [];
+  const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
+  if (s.work.length > 0) return [];
+  const jobs = new Map<string, JobRecord>();
+  for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
+  const profile = cycleProfile(s);
+  const plan = planConsolidation(s.nodes, s.running(), (id) => consolidationJobOf(jobs.get(id)), now, {
+    consolidateAfterMs: tuning.consolidateAfterMs,
+    protectMs: protection.protectMs,
+    ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
+    maxNodesPerPass: tuning.maxNodesPerPass,
+    maxNodeFraction: tuning.maxNodeFraction,
+    // The check is the cycle's own placement: where it finds room is where the next cycle puts the tasks.
+    placer: (work, nodes) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
+  });
+  const cordoned: ConsolidationOutcome['cordoned'] = [];
+  for (const node of plan.nodes) {
+    const moves = plan.moves.filter((m) => m.task.node === node);
+    if (await cordonForConsolidation(store, leadership.fence(), node, moves.length, now)) cordoned.push({ node, moves });
+  }
+  return cordoned;
+}
+
+/** What consolidation reads of a job (undefined: not cached, never moved). */
+function consolidationJobOf(j: JobRecord | undefined): ConsolidationJob | undefined {
+  if (!j) return undefined;
+  const spec = j.spec;
+  return {
+    createdAt: j.createdAt,
+    labels: spec.labels,
+    ...(spec.selector ? { selector: spec.selector } : {}),
+    ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+    ...(spec.image ? { image: spec.image } : {}),
+    ...(spec.gang ? { gang: true } : {}),
+    ...(spec.topology ? { topology: spec.topology } : {}),
+  };
+}
