@@ -6,7 +6,7 @@
  * then stops their tasks, which are requeued at their next attempt and placed by the next cycles on
  * the other nodes; the cordon keeps them off the emptied node. Every write is fenced.
  */
-import type { JobRecord } from '@batchapi/api';
+import type { Cordon, JobRecord } from '@batchapi/api';
 import { type ConsolidationJob, type ConsolidationMove, cycleProfile, placeTasks, planConsolidation, type ScheduleOptions } from '@batchapi/scheduling';
 import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon } from '@batchapi/store';
 import type { SchedulerCache } from './cache';
@@ -55,15 +55,25 @@ export async function liftConsolidationCordons(
   now: number,
   liftAfterMs: number,
 ): Promise<ConsolidationOutcome['lifted']> {
-  const ours = [...cache.cordons.items.values()].filter((c) => c.value.consolidation);
-  if (ours.length === 0) return [];
-  const holding = new Set([...cache.bindings.items.values()].map((b) => b.value.node));
-  const waiting = !cache.waitingJobs().next().done;
+  if (![...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
+  const view = () => ({
+    ours: [...cache.cordons.items.values()].filter((c) => c.value.consolidation),
+    holding: new Set([...cache.bindings.items.values()].map((b) => b.value.node)),
+    waiting: !cache.waitingJobs().next().done,
+  });
+  let v = view();
+  const due = (c: Cordon, w: typeof v) => (!w.holding.has(c.node) && !w.waiting) || now - c.at >= liftAfterMs;
+  if (!v.ours.some((c) => due(c.value, v))) return [];
+  // The bindings and jobs come from separate watches: a task's requeue (its binding gone, its job
+  // pending again, one transaction) may show in one before the other. Every cache is brought up to
+  // the newest revision seen before deciding, so a moved task still waiting is seen waiting.
+  const newest = [cache.bindings.revision, cache.jobs.revision, cache.cordons.revision].reduce((a, b) => (a > b ? a : b));
+  if (!(await cache.catchUpTo(newest, () => leadership.held(), 100))) return [];
+  v = view();
   const lifted: ConsolidationOutcome['lifted'] = [];
-  for (const { value: c, modRevision } of ours) {
-    const empty = !holding.has(c.node);
-    const timedOut = now - c.at >= liftAfterMs;
-    if (!(empty && !waiting) && !timedOut) continue;
+  for (const { value: c, modRevision } of v.ours) {
+    if (!due(c, v)) continue;
+    const empty = !v.holding.has(c.node);
     if (await liftConsolidationCordon(store, leadership.fence(), c.node, modRevision)) lifted.push({ node: c.node, reason: empty ? 'freed' : 'timed_out' });
   }
   return lifted;
