@@ -68,19 +68,23 @@ export interface SimConsolidationResult {
   passes: number;
   /** Tasks moved (stopped, requeued and placed again): the cost. */
   moved: number;
-  /** Nodes holding tasks before the first pass, and after the last. */
+  /** Nodes holding tasks when the workload's events were over (before the settling passes), and after the last pass. */
   nodesInUseBefore: number;
   nodesInUse: number;
+  /** Nodes in use integrated over virtual time until the events were over, in node-seconds (what an autoscaler would pay for). */
+  nodeSeconds: number;
 }
 
 /**
- * Consolidation in the simulation (the live `BATCH_CONSOLIDATION_*`): once the workload's events
- * are over and nothing waits (arrivals ended, the cluster settled; tasks that never end still run),
- * passes of `planConsolidation` empty the least-used nodes whose tasks fit the room of the others,
- * each pass `max(consolidateAfterSeconds, protectSeconds)` of virtual time after the last, until
- * a pass frees nothing. Moved tasks are stopped and placed again by the live placement code with
- * the emptied nodes cordoned (the cordon is lifted after the placement, as the live leader does
- * once the node is empty).
+ * Consolidation in the simulation (the live `BATCH_CONSOLIDATION_*`): passes of
+ * `planConsolidation` empty the least-used nodes whose tasks fit the room of the others, checked
+ * with the simulation's own placement. While tasks run and end, a pass runs every
+ * `intervalSeconds` that nothing waits (as the live leader's); once the workload's events are over
+ * (tasks that never end still run: the cluster settled), passes follow each other
+ * `max(consolidateAfterSeconds, protectSeconds)` of virtual time apart until one frees nothing.
+ * Moved tasks are stopped (a task that ends runs its whole duration again) and placed again by the
+ * live placement code with the emptied nodes cordoned (the cordon is lifted after the placement, as
+ * the live leader does once the node is empty).
  */
 export interface SimConsolidation {
   /** Most nodes emptied per pass. @default 1 */
@@ -91,8 +95,10 @@ export interface SimConsolidation {
   consolidateAfterSeconds?: number;
   /** A task younger than this is not moved, in seconds (the preemption exempt time). @default 60 */
   protectSeconds?: number;
-  /** Most passes. @default 1000 */
+  /** Most passes once the events are over. @default 1000 */
   maxPasses?: number;
+  /** Least virtual time between two passes while tasks run and end, in seconds (the live leader's 10 s). @default 10 */
+  intervalSeconds?: number;
 }
 
 /** Preemption and reclaim in the simulation, as the live scheduler's post-filter phase runs them. */
@@ -260,7 +266,12 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   let stoppedAt = new Map<string, number[]>();
   let jobStops = new Map<string, number[]>();
 
+  const cons = opts.consolidation;
+  const consolidated: SimConsolidationResult = { passes: 0, moved: 0, nodesInUseBefore: 0, nodesInUse: 0, nodeSeconds: 0 };
+  let nextPass = 0;
+  const inUse = () => nodes.filter((n) => Object.values(n.used).some((v) => v > 0)).length;
   const advance = (to: number) => {
+    if (cons && to > now) consolidated.nodeSeconds += inUse() * (to - now);
     for (const [k, v] of Object.entries(allocated)) integral[k] = (integral[k] ?? 0) + v * (to - now);
     now = to;
   };
@@ -271,6 +282,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       running.peek()?.at ?? Infinity,
       pending.length > 0 ? lastCycle + tick : Infinity,
       owed ? lastCycle + window : Infinity,
+      // A consolidation pass is owed while tasks run (and end) and nothing waits.
+      cons && running.size > 0 && pending.length === 0 ? Math.max(nextPass, now) : Infinity,
     );
     advance(t);
     // Completions at t free their resources.
@@ -324,13 +337,17 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       for (const j of pending) waiting.set(j.queue, (waiting.get(j.queue) ?? 0) + j.tasks);
       opts.onCycle(t, queueUsed, waiting);
     }
+    if (cons && pending.length === 0 && t >= nextPass) {
+      nextPass = t + (cons.intervalSeconds ?? 10);
+      consolidationPass(cons, t);
+    }
     events++;
     if (opts.onProgress && events % (opts.progressEvery ?? 1000) === 0) {
       opts.onProgress({ time: t, placed, pending: pending.reduce((n, j) => n + j.tasks, 0), running: running.size, events });
     }
   }
 
-  const consolidation = opts.consolidation ? consolidate(opts.consolidation) : undefined;
+  const consolidation = cons ? consolidate(cons) : undefined;
   const pendingTasks = pending.reduce((n, j) => n + j.tasks, 0);
   const makespan = pendingTasks === 0 && forever === 0 ? lastFinish : null;
   const allocation: Record<string, number> = {};
@@ -356,51 +373,60 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     ...(consolidation ? { consolidation } : {}),
   };
 
-  /** The consolidation passes, once the events are over (see `SimConsolidation`). */
+  /** The settling passes once the events are over (see `SimConsolidation`), and what all passes did. */
   function consolidate(c: SimConsolidation): SimConsolidationResult {
-    const inUse = () => nodes.filter((n) => Object.values(n.used).some((v) => v > 0)).length;
-    const out: SimConsolidationResult = { passes: 0, moved: 0, nodesInUseBefore: inUse(), nodesInUse: 0 };
+    consolidated.nodesInUseBefore = inUse();
+    const nodeSeconds = consolidated.nodeSeconds;
     const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
     const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
     for (let pass = 0; pass < (c.maxPasses ?? 1000) && pending.length === 0; pass++) {
       const t = now + Math.max(afterS, protectS, 1);
       advance(t);
-      const jobs = new Map<string, ConsolidationJob>();
-      for (const r of live.values())
-        if (r.job)
-          jobs.set(r.job.jobId, {
-            createdAt: r.job.createdAt,
-            selector: r.job.selector,
-            tolerations: r.job.tolerations,
-            gang: r.job.gang,
-            ...(r.job.topology ? { topology: r.job.topology } : {}),
-          });
-      const plan = planConsolidation(nodes, runningTasks(), (id) => jobs.get(id), t * 1000, {
-        consolidateAfterMs: afterS * 1000,
-        protectMs: protectS * 1000,
-        ...(c.maxNodesPerPass !== undefined ? { maxNodesPerPass: c.maxNodesPerPass } : {}),
-        ...(c.maxNodeFraction !== undefined ? { maxNodeFraction: c.maxNodeFraction } : {}),
-        // The check is the placement the next cycle runs: what it finds room for is where the tasks go.
-        placer: (work, open) =>
-          placeTasks(work, open, { policy: opts.policy, scores: opts.scores ?? cycleScores(), maxTasks: Number.MAX_SAFE_INTEGER, batchWindow: window })
-            .placements,
-      });
-      if (plan.nodes.length === 0) break;
-      const before = inUse();
-      for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
-      out.moved += plan.moves.length;
-      out.passes++;
-      // Placed again with the emptied nodes cordoned; the cordon lifted after (what could not be placed goes anywhere).
-      cordoned = new Set(plan.nodes);
-      cycle(t);
-      cordoned = new Set();
-      cycle(t);
       // The placement is free to differ from the plan's fit: a pass that freed nothing net (its
       // tasks went to nodes that were empty) ends the passes, as the live leader would find the same.
-      if (inUse() >= before) break;
+      if (!consolidationPass(c, t)) break;
     }
-    out.nodesInUse = inUse();
-    return out;
+    consolidated.nodesInUse = inUse();
+    // The settling passes' virtual time is not the workload's.
+    consolidated.nodeSeconds = nodeSeconds;
+    return consolidated;
+  }
+
+  /** One consolidation pass at `t`: true when it left fewer nodes in use. */
+  function consolidationPass(c: SimConsolidation, t: number): boolean {
+    const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
+    const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
+    const jobs = new Map<string, ConsolidationJob>();
+    for (const r of live.values())
+      if (r.job)
+        jobs.set(r.job.jobId, {
+          createdAt: r.job.createdAt,
+          selector: r.job.selector,
+          tolerations: r.job.tolerations,
+          gang: r.job.gang,
+          ...(r.job.topology ? { topology: r.job.topology } : {}),
+        });
+    const plan = planConsolidation(nodes, runningTasks(), (id) => jobs.get(id), t * 1000, {
+      consolidateAfterMs: afterS * 1000,
+      protectMs: protectS * 1000,
+      ...(c.maxNodesPerPass !== undefined ? { maxNodesPerPass: c.maxNodesPerPass } : {}),
+      ...(c.maxNodeFraction !== undefined ? { maxNodeFraction: c.maxNodeFraction } : {}),
+      // The check is the placement the next cycle runs: what it finds room for is where the tasks go.
+      placer: (work, open) =>
+        placeTasks(work, open, { policy: opts.policy, scores: opts.scores ?? cycleScores(), maxTasks: Number.MAX_SAFE_INTEGER, batchWindow: window })
+          .placements,
+    });
+    if (plan.nodes.length === 0) return false;
+    const before = inUse();
+    for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
+    consolidated.moved += plan.moves.length;
+    consolidated.passes++;
+    // Placed again with the emptied nodes cordoned; the cordon lifted after (what could not be placed goes anywhere).
+    cordoned = new Set(plan.nodes);
+    cycle(t);
+    cordoned = new Set();
+    cycle(t);
+    return inUse() < before;
   }
 
   /** One cycle: placement, then (with `preemption`) reclaim and preemption. True when it stopped tasks. */
