@@ -124,6 +124,12 @@ export const SCHEDULER_ENV = z.object({
     unit: 'fraction of the nodes in use',
     doc: 'Consolidation: most nodes one pass empties, as a fraction of the nodes in use (at most 1; at least one node a pass), beside BATCH_CONSOLIDATION_NODES_PER_PASS: the disruption budget.',
   }),
+  BATCH_CONSOLIDATION_MAX_TASK_AGE: envNumber({
+    default: 600,
+    min: 0,
+    unit: 'seconds',
+    doc: 'Consolidation: a task bound longer ago than this is never moved (at most 604800): a move restarts it, so this bounds the work lost per task. Batch work that ends frees its room by itself; moving old tasks cost more node-hours than it saved in the consolidation scenario (docs/scheduler.md). 0 moves tasks of any age (long-running services).',
+  }),
   BATCH_CONSOLIDATE_AFTER: envNumber({
     default: 300,
     min: 0,
@@ -157,11 +163,12 @@ export interface SchedulerConfig {
   /** The batching window, in milliseconds (`BATCH_PLACEMENT_WINDOW`, in seconds). @default 0: off */
   batchWindowMs: number;
   /**
-   * Consolidation (`BATCH_CONSOLIDATION_NODES_PER_PASS`, `_NODE_FRACTION`, `BATCH_CONSOLIDATE_AFTER`
-   * in seconds): nodes per pass (0 = off), their fraction of the nodes in use, and the idle time a
-   * node needs, in milliseconds. @default off: 0 nodes, 0.1, 300000 ms
+   * Consolidation (`BATCH_CONSOLIDATION_NODES_PER_PASS`, `_NODE_FRACTION`, `_MAX_TASK_AGE` and
+   * `BATCH_CONSOLIDATE_AFTER` in seconds): nodes per pass (0 = off), their fraction of the nodes in
+   * use, the oldest task moved (0 = any) and the idle time a node needs, in milliseconds.
+   * @default off: 0 nodes, 0.1, 600000 ms, 300000 ms
    */
-  consolidation: { maxNodesPerPass: number; maxNodeFraction: number; consolidateAfterMs: number };
+  consolidation: { maxNodesPerPass: number; maxNodeFraction: number; consolidateAfterMs: number; maxTaskAgeMs: number };
 }
 
 function topologyProblem(text: string): string | undefined {
@@ -260,6 +267,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     ...(e.BATCH_CONSOLIDATION_NODES_PER_PASS > 100 ? ['BATCH_CONSOLIDATION_NODES_PER_PASS must be at most 100'] : []),
     ...(e.BATCH_CONSOLIDATION_NODE_FRACTION > 1 ? ['BATCH_CONSOLIDATION_NODE_FRACTION must be at most 1'] : []),
     ...(e.BATCH_CONSOLIDATE_AFTER > 86_400 ? ['BATCH_CONSOLIDATE_AFTER must be at most 86400'] : []),
+    ...(e.BATCH_CONSOLIDATION_MAX_TASK_AGE > 604_800 ? ['BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800'] : []),
   ];
   if (problems.length) throw new ConfigError(problems);
   return {
@@ -277,6 +285,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
       maxNodesPerPass: e.BATCH_CONSOLIDATION_NODES_PER_PASS,
       maxNodeFraction: e.BATCH_CONSOLIDATION_NODE_FRACTION,
       consolidateAfterMs: e.BATCH_CONSOLIDATE_AFTER * 1000,
+      maxTaskAgeMs: e.BATCH_CONSOLIDATION_MAX_TASK_AGE * 1000,
     },
     backfill: {
       maxReservations: e.BATCH_BACKFILL_RESERVATIONS,

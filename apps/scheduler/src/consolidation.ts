@@ -20,6 +20,8 @@ export interface ConsolidationTuning {
   maxNodeFraction: number;
   /** A node whose newest task is younger than this is not emptied, in milliseconds (`BATCH_CONSOLIDATE_AFTER`, in seconds). @default 300000 */
   consolidateAfterMs: number;
+  /** A task bound longer ago than this is never moved (a move restarts it), in milliseconds; 0 = any age (`BATCH_CONSOLIDATION_MAX_TASK_AGE`, in seconds). @default 600000 */
+  maxTaskAgeMs: number;
   /** Least time between two passes, in milliseconds. @default 10000 */
   intervalMs: number;
   /** A consolidation cordon still up this long after it was set is lifted even if its node is not empty, in milliseconds. @default 600000 */
@@ -31,6 +33,7 @@ export const CONSOLIDATION_OFF: ConsolidationTuning = {
   maxNodesPerPass: 0,
   maxNodeFraction: 0.1,
   consolidateAfterMs: 300_000,
+  maxTaskAgeMs: 600_000,
   intervalMs: 10_000,
   liftAfterMs: 600_000,
 };
@@ -108,6 +111,7 @@ export async function consolidateNodes(
     ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
     maxNodesPerPass: tuning.maxNodesPerPass,
     maxNodeFraction: tuning.maxNodeFraction,
+    ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
     // The check is the cycle's own placement: where it finds room is where the next cycle puts the tasks.
     placer: (work, nodes) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
   });

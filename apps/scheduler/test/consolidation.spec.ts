@@ -13,7 +13,7 @@ import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
 const suite = useScheduler({
   tuning: {
     // Consolidation on: one node a pass, no idle time, passes every 100 ms; no exempt time.
-    consolidation: { maxNodesPerPass: 1, maxNodeFraction: 1, consolidateAfterMs: 0, intervalMs: 100, liftAfterMs: 600_000 },
+    consolidation: { maxNodesPerPass: 1, maxNodeFraction: 1, consolidateAfterMs: 0, maxTaskAgeMs: 600_000, intervalMs: 100, liftAfterMs: 600_000 },
     preemption: { protectMs: 0, perQueuePerMinute: 100 },
   },
 });

@@ -37,6 +37,7 @@ import {
   grantCaps,
   type ConsolidationJob,
   DEFAULT_CONSOLIDATION,
+  DEFAULT_REPEAT_LIMIT,
   planConsolidation,
 } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
@@ -99,6 +100,10 @@ export interface SimConsolidation {
   maxPasses?: number;
   /** Least virtual time between two passes while tasks run and end, in seconds (the live leader's 10 s). @default 10 */
   intervalSeconds?: number;
+  /** The repeat limit moves count toward (its window in milliseconds). @default DEFAULT_REPEAT_LIMIT (3 in 10 minutes) */
+  repeat?: RepeatLimit;
+  /** A task running longer than this is not moved (a move restarts it: its work so far is lost), in seconds; 0 = any age. @default 600 (the live `BATCH_CONSOLIDATION_MAX_TASK_AGE`) */
+  maxTaskAgeSeconds?: number;
 }
 
 /** Preemption and reclaim in the simulation, as the live scheduler's post-filter phase runs them. */
@@ -396,6 +401,9 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   function consolidationPass(c: SimConsolidation, t: number): boolean {
     const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
     const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
+    // Moves count toward the repeat limit, as the live leader counts them.
+    const repeat = repeatExempt(jobStops, t * 1000, c.repeat ?? DEFAULT_REPEAT_LIMIT);
+    jobStops = repeat.recent;
     const jobs = new Map<string, ConsolidationJob>();
     for (const r of live.values())
       if (r.job)
@@ -409,6 +417,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const plan = planConsolidation(nodes, runningTasks(), (id) => jobs.get(id), t * 1000, {
       consolidateAfterMs: afterS * 1000,
       protectMs: protectS * 1000,
+      exemptJobs: repeat.exempt,
+      ...((c.maxTaskAgeSeconds ?? 600) > 0 ? { maxTaskAgeMs: (c.maxTaskAgeSeconds ?? 600) * 1000 } : {}),
       ...(c.maxNodesPerPass !== undefined ? { maxNodesPerPass: c.maxNodesPerPass } : {}),
       ...(c.maxNodeFraction !== undefined ? { maxNodeFraction: c.maxNodeFraction } : {}),
       // The check is the placement the next cycle runs: what it finds room for is where the tasks go.
@@ -419,6 +429,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     if (plan.nodes.length === 0) return false;
     const before = inUse();
     for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
+    for (const jobId of new Set(plan.moves.map((m) => m.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), t * 1000]);
     consolidated.moved += plan.moves.length;
     consolidated.passes++;
     // Placed again with the emptied nodes cordoned; the cordon lifted after (what could not be placed goes anywhere).

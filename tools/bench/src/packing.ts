@@ -38,7 +38,7 @@ export interface Instance {
   seed?: number;
   /** The scheduler's batching window (`BATCH_PLACEMENT_WINDOW`), in seconds. @default 0 (the default setting: off) */
   batchWindowSeconds?: number;
-  /** Consolidation with its default settings once the arrivals are over (`BATCH_CONSOLIDATION_NODES_PER_PASS=1`): bins are those in use at the end. @default off */
+  /** Consolidation with its default settings but any task age (these tasks never end: a move loses no progress measured) once the arrivals are over (`BATCH_CONSOLIDATION_NODES_PER_PASS=1`, `BATCH_CONSOLIDATION_MAX_TASK_AGE=0`): bins are those in use at the end. @default off */
   consolidation?: boolean;
 }
 
@@ -125,7 +125,11 @@ export function packInstanceWithMoves(inst: Instance, policy: PlacementPolicy): 
       line: i + 1,
     }))
     .sort((a, b) => a.submitAt - b.submitAt);
-  const res = simulate(nodes, workload, { policy, batchWindowSeconds: inst.batchWindowSeconds ?? 0, ...(inst.consolidation ? { consolidation: {} } : {}) });
+  const res = simulate(nodes, workload, {
+    policy,
+    batchWindowSeconds: inst.batchWindowSeconds ?? 0,
+    ...(inst.consolidation ? { consolidation: { maxTaskAgeSeconds: 0 } } : {}),
+  });
   return res.consolidation ? { bins: res.consolidation.nodesInUse, moved: res.consolidation.moved } : { bins: res.nodesUsed, moved: 0 };
 }
 

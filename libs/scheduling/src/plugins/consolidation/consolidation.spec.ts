@@ -170,6 +170,17 @@ describe('planConsolidation', () => {
       skipped: { a: 'protected', b: 'protected' },
     },
     {
+      // a's task runs for 1 hour > maxTaskAge 10 min: a move would lose an hour of work → a stays. b's
+      // (4 cores, bound 5 min ago: ≥ 60 s exempt, ≤ 10 min) goes to a (7 free).
+      name: 'tasks older than the age bound are not moved (a move restarts them)',
+      nodes: [node('a', 8), node('b', 8)],
+      tasks: [task('old', 'a', 1), task('young', 'b', 4, { ageMs: 300_000 })],
+      opts: { maxTaskAgeMs: 600_000, consolidateAfterMs: 60_000 },
+      chosen: ['b'],
+      moves: ['young→a'],
+      skipped: { a: 'too-old' },
+    },
+    {
       // newest task on a: 120 s ago < consolidateAfter 300 s (the default) → the node is still taking work.
       name: 'a node that took new work lately is not a candidate (consolidateAfter)',
       nodes: [node('a', 8), node('b', 8)],

@@ -59,6 +59,8 @@ export interface ConsolidationOptions {
   protectMs?: number;
   /** Jobs at their preemption repeat limit (see `repeatExempt`): never moved. @default none */
   exemptJobs?: ReadonlySet<string>;
+  /** A task bound longer ago than this is never moved: a move restarts it, so this bounds the work lost per task, in milliseconds. @default none (any age) */
+  maxTaskAgeMs?: number;
   /** Most nodes emptied in one pass (the disruption budget). @default 1 */
   maxNodesPerPass?: number;
   /** Most nodes emptied in one pass, as a fraction of the nodes in use (at least 1 node). @default 0.1 */
@@ -71,7 +73,7 @@ export interface ConsolidationOptions {
   placer?: ConsolidationPlacer;
 }
 
-export const DEFAULT_CONSOLIDATION: Required<Omit<ConsolidationOptions, 'exemptJobs' | 'filters' | 'placer'>> = {
+export const DEFAULT_CONSOLIDATION: Required<Omit<ConsolidationOptions, 'exemptJobs' | 'filters' | 'placer' | 'maxTaskAgeMs'>> = {
   consolidateAfterMs: 300_000,
   protectMs: 60_000,
   maxNodesPerPass: 1,
@@ -83,6 +85,7 @@ export const DEFAULT_CONSOLIDATION: Required<Omit<ConsolidationOptions, 'exemptJ
 export type ConsolidationSkip =
   | 'recent-work'
   | 'protected'
+  | 'too-old'
   | 'repeat-limit'
   | 'do-not-disrupt'
   | 'gang'
@@ -181,7 +184,7 @@ export function planConsolidation(
       continue;
     }
     // A node that received moves of this pass must keep them.
-    const reason = targets.has(name) ? 'target' : unmovable(c, jobOf, nodesOfJob, chosen, now, after, protectMs, o.exemptJobs);
+    const reason = targets.has(name) ? 'target' : unmovable(c, jobOf, nodesOfJob, chosen, now, after, protectMs, o.exemptJobs, o.maxTaskAgeMs);
     if (reason) {
       skipped.push({ node: name, reason });
       continue;
@@ -311,6 +314,7 @@ function unmovable(
   after: number,
   protectMs: number,
   exempt: ReadonlySet<string> | undefined,
+  maxAge = Infinity,
 ): ConsolidationSkip | undefined {
   let newest = -Infinity;
   for (const t of c.tasks) newest = Math.max(newest, t.boundAt);
@@ -318,6 +322,7 @@ function unmovable(
   for (const t of c.tasks) {
     if (t.stopping) return 'stopping';
     if (now - t.boundAt < protectMs) return 'protected';
+    if (now - t.boundAt > maxAge) return 'too-old';
     if (exempt?.has(t.jobId)) return 'repeat-limit';
     const job = jobOf(t.jobId);
     if (!job) return 'unknown-job';
