@@ -115,7 +115,7 @@ export const SCHEDULER_ENV = z.object({
     default: 0,
     min: 0,
     unit: 'nodes',
-    doc: 'Consolidation: most nodes one pass empties (at most 100) — the least-used nodes whose every task may move and fits, by the placement itself, in the room left on the other nodes in use; they are cordoned with a drain deadline of now (their tasks are stopped and requeued), and the cordon is lifted once the node is empty. Passes run only while no work waits. 0 turns consolidation off.',
+    doc: 'Consolidation: most nodes one pass empties (at most 100) — the least-used nodes whose every task may move and fits, by the placement itself, in the room left on the other nodes in use; they are cordoned with a drain deadline of now (their tasks are stopped and requeued), and the cordon is lifted once the node is empty. Passes run only while no work that a node could run waits. 0 turns consolidation off.',
   }),
   BATCH_CONSOLIDATION_NODE_FRACTION: envNumber({
     default: 0.1,

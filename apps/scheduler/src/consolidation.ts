@@ -1,13 +1,23 @@
 /**
  * Consolidation, the leader's side (opt-in, `BATCH_CONSOLIDATION_NODES_PER_PASS`): lifts its own
- * cordons once their nodes are empty, and — when nothing waits and no consolidation is under way —
+ * cordons once their nodes are empty, and — when no runnable work waits and no consolidation is under way —
  * decides a pass (`planConsolidation`, pure, on the cycle's snapshot, checked with the cycle's own
  * placement) and cordons the chosen nodes with a drain deadline of now. The drain (`drainNodes`)
  * then stops their tasks, which are requeued at their next attempt and placed by the next cycles on
  * the other nodes; the cordon keeps them off the emptied node. Every write is fenced.
  */
 import type { Cordon, JobRecord } from '@batchapi/api';
-import { type ConsolidationJob, type ConsolidationMove, cycleProfile, placeTasks, planConsolidation, type ScheduleOptions } from '@batchapi/scheduling';
+import {
+  type ClusterSnapshot,
+  type ConsolidationJob,
+  type ConsolidationMove,
+  cycleProfile,
+  DEFAULT_FILTERS,
+  placeTasks,
+  planConsolidation,
+  type ScheduleOptions,
+  tasksThatFit,
+} from '@batchapi/scheduling';
 import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon } from '@batchapi/store';
 import type { SchedulerCache } from './cache';
 import { type SnapshotPolicy, takeSnapshot } from './cycle';
@@ -47,9 +57,10 @@ export interface ConsolidationOutcome {
 }
 
 /**
- * Lifts the consolidation cordons whose nodes are empty while nothing waits for placement (the
- * moved tasks are placed elsewhere by then), or that are older than `liftAfterMs`. Fenced, and
- * compares the cordon's revision: an operator's cordon written over it stays.
+ * Lifts the consolidation cordons whose nodes are empty while no runnable work waits (the moved
+ * tasks are placed elsewhere by then; one that fits no other node is runnable nowhere else, and the
+ * lift lets it back), or that are older than `liftAfterMs`. Fenced, and compares the cordon's
+ * revision: an operator's cordon written over it stays.
  */
 export async function liftConsolidationCordons(
   store: EtcdStore,
@@ -57,15 +68,19 @@ export async function liftConsolidationCordons(
   leadership: Leadership,
   now: number,
   liftAfterMs: number,
+  policy: SnapshotPolicy,
 ): Promise<ConsolidationOutcome['lifted']> {
   if (![...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
-  const view = () => ({
-    ours: [...cache.cordons.items.values()].filter((c) => c.value.consolidation),
-    holding: new Set([...cache.bindings.items.values()].map((b) => b.value.node)),
-    waiting: !cache.waitingJobs().next().done,
-  });
+  const view = () => {
+    const ours = [...cache.cordons.items.values()].filter((c) => c.value.consolidation);
+    const holding = new Set([...cache.bindings.items.values()].map((b) => b.value.node));
+    // Whether runnable work waits, computed (a snapshot) only when an emptied node asks.
+    let waits: boolean | undefined;
+    const waiting = () => (waits ??= !cache.waitingJobs().next().done && runnableWaiting(takeSnapshot(cache, now, undefined, policy).snapshot));
+    return { ours, holding, waiting };
+  };
   let v = view();
-  const due = (c: Cordon, w: typeof v) => (!w.holding.has(c.node) && !w.waiting) || now - c.at >= liftAfterMs;
+  const due = (c: Cordon, w: typeof v) => now - c.at >= liftAfterMs || (!w.holding.has(c.node) && !w.waiting());
   if (!v.ours.some((c) => due(c.value, v))) return [];
   // The bindings and jobs come from separate watches: a task's requeue (its binding gone, its job
   // pending again, one transaction) may show in one before the other. Every cache is brought up to
@@ -83,10 +98,10 @@ export async function liftConsolidationCordons(
 }
 
 /**
- * One consolidation pass at `now`, when consolidation is on, nothing waits for placement (work
- * that waits is served first; the moved tasks themselves wait until placed) and no consolidation
- * cordon is up (one pass at a time). Protection as preemption's: the exempt time and the jobs at
- * their repeat limit are never moved.
+ * One consolidation pass at `now`, when consolidation is on, no runnable work waits (see
+ * `runnableWaiting`: work that waits is served first; the moved tasks themselves wait until
+ * placed) and no consolidation cordon is up (one pass at a time). Protection as preemption's: the
+ * exempt time and the jobs at their repeat limit are never moved.
  */
 export async function consolidateNodes(
   store: EtcdStore,
@@ -99,9 +114,8 @@ export async function consolidateNodes(
 ): Promise<ConsolidationOutcome['cordoned']> {
   if (tuning.maxNodesPerPass <= 0) return [];
   if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
-  if (!cache.waitingJobs().next().done) return [];
   const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
-  if (s.work.length > 0) return [];
+  if (runnableWaiting(s)) return [];
   const jobs = new Map<string, JobRecord>();
   for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
   const profile = cycleProfile(s);
@@ -121,6 +135,15 @@ export async function consolidateNodes(
     if (await cordonForConsolidation(store, leadership.fence(), node, moves.length, now)) cordoned.push({ node, moves });
   }
   return cordoned;
+}
+
+/**
+ * True when work waits that a node taking work could run (its capacity and the filters let it):
+ * the cycles serve it first. Work no node could ever run (more than any node has, a selector no
+ * node matches) and retries still in backoff hold nothing back.
+ */
+export function runnableWaiting(s: ClusterSnapshot): boolean {
+  return s.work.some((w) => s.nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n))));
 }
 
 /** What consolidation reads of a job (undefined: not cached, never moved). */

@@ -695,7 +695,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    */
   private async consolidate(leadership: Leadership, now: number): Promise<void> {
     const c = this.tuning.consolidation ?? CONSOLIDATION_OFF;
-    for (const l of await liftConsolidationCordons(this.ctx.store, this.cache, leadership, now, c.liftAfterMs)) {
+    for (const l of await liftConsolidationCordons(this.ctx.store, this.cache, leadership, now, c.liftAfterMs, this.policy())) {
       this.m.consolidation.inc({ reason: l.reason });
       this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
     }
