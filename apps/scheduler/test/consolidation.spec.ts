@@ -8,6 +8,8 @@
 import type { Binding, Cordon, GroupStatus } from '@batchapi/api';
 import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
+import { buildSnapshot } from '@batchapi/scheduling';
+import { runnableWaiting } from '../src';
 import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
 
 const suite = useScheduler({
@@ -72,3 +74,17 @@ it('empties the less-used of two half-used nodes into the other, then lifts its 
   expect(after).toEqual({ bindings: ['x@c2', 'y@c2'], cordon: undefined });
   await lease.revoke();
 }, 60_000);
+
+it('waits for work some node could run, not for work no node could ever run', () => {
+  // One node of 8 cores: a 1-core job could run there (consolidation waits for it); a 64-core one never could.
+  const state = (cpu: number) => ({
+    jobs: [queuedJob('w', 1, { cpu })],
+    nodes: [nodeRecord('r1', 8)],
+    allocs: new Map(),
+    queues: [{ name: 'q', tenant: 't', nominal: {} }],
+    bindings: [],
+    cordons: [],
+  });
+  expect(runnableWaiting(buildSnapshot(state(1000), Date.now()))).toBe(true);
+  expect(runnableWaiting(buildSnapshot(state(64_000), Date.now()))).toBe(false);
+});
