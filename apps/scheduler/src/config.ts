@@ -111,6 +111,31 @@ export const SCHEDULER_ENV = z.object({
     unit: 'score weight',
     doc: "Topology-aware placement: weight of the domain score, which sends work without a topology to the fullest domain of the lowest labelled level (rack) it fits in, so whole racks stay free for gangs that require one (at most 100; the packing scores count about 1 per GPU). 0 turns it off; it does nothing while no node has the level's label.",
   }),
+  BATCH_CONSOLIDATION_NODES_PER_PASS: envNumber({
+    default: 0,
+    min: 0,
+    unit: 'nodes',
+    doc: 'Consolidation: most nodes one pass empties (at most 100) — the least-used nodes whose every task may move and fits, by the placement itself, in the room left on the other nodes in use; they are cordoned with a drain deadline of now (their tasks are stopped and requeued), and the cordon is lifted once the node is empty. Passes run only while no work that a node could run waits. 0 turns consolidation off.',
+  }),
+  BATCH_CONSOLIDATION_NODE_FRACTION: envNumber({
+    default: 0.1,
+    min: 0,
+    int: false,
+    unit: 'fraction of the nodes in use',
+    doc: 'Consolidation: most nodes one pass empties, as a fraction of the nodes in use (at most 1; at least one node a pass), beside BATCH_CONSOLIDATION_NODES_PER_PASS: the disruption budget.',
+  }),
+  BATCH_CONSOLIDATION_MAX_TASK_AGE: envNumber({
+    default: 600,
+    min: 0,
+    unit: 'seconds',
+    doc: 'Consolidation: a task bound longer ago than this is never moved (at most 604800): a move restarts it, so this bounds the work lost per task. Batch work that ends frees its room by itself; moving old tasks cost more node-hours than it saved in the consolidation scenario (docs/scheduler.md). 0 moves tasks of any age (long-running services).',
+  }),
+  BATCH_CONSOLIDATE_AFTER: envNumber({
+    default: 300,
+    min: 0,
+    unit: 'seconds',
+    doc: 'Consolidation: a node whose newest task was bound less than this long ago is not emptied (at most 86400); tasks bound within BATCH_PREEMPT_EXEMPT_TIME and jobs at their preemption repeat limit or labelled batchapi.io/do-not-disrupt=true are never moved.',
+  }),
 });
 
 /** A scheduler replica's settings, as read from its environment. */
@@ -137,6 +162,13 @@ export interface SchedulerConfig {
   domainScoreWeight: number;
   /** The batching window, in milliseconds (`BATCH_PLACEMENT_WINDOW`, in seconds). @default 0: off */
   batchWindowMs: number;
+  /**
+   * Consolidation (`BATCH_CONSOLIDATION_NODES_PER_PASS`, `_NODE_FRACTION`, `_MAX_TASK_AGE` and
+   * `BATCH_CONSOLIDATE_AFTER` in seconds): nodes per pass (0 = off), their fraction of the nodes in
+   * use, the oldest task moved (0 = any) and the idle time a node needs, in milliseconds.
+   * @default off: 0 nodes, 0.1, 600000 ms, 300000 ms
+   */
+  consolidation: { maxNodesPerPass: number; maxNodeFraction: number; consolidateAfterMs: number; maxTaskAgeMs: number };
 }
 
 function topologyProblem(text: string): string | undefined {
@@ -232,6 +264,10 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
       ? [`BATCH_TOPOLOGY_SCORE_WEIGHT must be at most ${SETTINGS_BOUNDS.domainScoreWeight}`]
       : []),
     ...(e.BATCH_BACKFILL_RUNTIME_ESTIMATE > MAX_ESTIMATE_SECONDS ? [`BATCH_BACKFILL_RUNTIME_ESTIMATE must be at most ${MAX_ESTIMATE_SECONDS}`] : []),
+    ...(e.BATCH_CONSOLIDATION_NODES_PER_PASS > 100 ? ['BATCH_CONSOLIDATION_NODES_PER_PASS must be at most 100'] : []),
+    ...(e.BATCH_CONSOLIDATION_NODE_FRACTION > 1 ? ['BATCH_CONSOLIDATION_NODE_FRACTION must be at most 1'] : []),
+    ...(e.BATCH_CONSOLIDATE_AFTER > 86_400 ? ['BATCH_CONSOLIDATE_AFTER must be at most 86400'] : []),
+    ...(e.BATCH_CONSOLIDATION_MAX_TASK_AGE > 604_800 ? ['BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800'] : []),
   ];
   if (problems.length) throw new ConfigError(problems);
   return {
@@ -245,6 +281,12 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     topology: parseTopologyLevels(e.BATCH_TOPOLOGY_LEVELS),
     domainScoreWeight: e.BATCH_TOPOLOGY_SCORE_WEIGHT,
     batchWindowMs: Math.round(e.BATCH_PLACEMENT_WINDOW * 1000),
+    consolidation: {
+      maxNodesPerPass: e.BATCH_CONSOLIDATION_NODES_PER_PASS,
+      maxNodeFraction: e.BATCH_CONSOLIDATION_NODE_FRACTION,
+      consolidateAfterMs: e.BATCH_CONSOLIDATE_AFTER * 1000,
+      maxTaskAgeMs: e.BATCH_CONSOLIDATION_MAX_TASK_AGE * 1000,
+    },
     backfill: {
       maxReservations: e.BATCH_BACKFILL_RESERVATIONS,
       runtimeSeconds: e.BATCH_BACKFILL_RUNTIME_ESTIMATE,

@@ -3,3 +3,4 @@ export * from './scheduler.service';
 export * from './cycle';
 export * from './cache';
 export * from './config';
+export * from './consolidation';

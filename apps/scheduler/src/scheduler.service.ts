@@ -53,6 +53,7 @@ import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, type SnapshotPolicy, takeSnapshot } from './cycle';
+import { CONSOLIDATION_OFF, consolidateNodes, type ConsolidationTuning, liftConsolidationCordons } from './consolidation';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -105,6 +106,8 @@ export interface SchedulerTuning {
   usageHalfLifeMs: number;
   /** How often the leader stores the usage history, in milliseconds. @default 10000 */
   usageSaveMs: number;
+  /** Consolidation (`BATCH_CONSOLIDATION_*`, see `consolidation.ts`). @default CONSOLIDATION_OFF: off (cordons a previous leader set are still lifted) */
+  consolidation?: ConsolidationTuning;
 }
 
 export const SCHEDULER_TUNING = Symbol('SchedulerTuning');
@@ -174,6 +177,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private readonly stats = { count: 0, recent: [] as number[], longestPhaseMs: 0 };
   /** Start of the next cycle's rotating window over the pending jobs it cannot all consider. */
   private backlogCursor = 0;
+  /** When the last consolidation pass was decided (wall ms). */
+  private lastConsolidationAt = 0;
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
   private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
@@ -193,6 +198,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     reservations: Gauge;
     nodeLost: Counter;
     quarantined: Counter;
+    consolidation: Counter;
   };
 
   constructor(
@@ -237,7 +243,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       }),
       stops: new Counter({
         name: Metric.schedulerStops,
-        help: 'Running tasks asked to stop by a cycle, by their queue and reason (preempt, reclaim)',
+        help: 'Running tasks asked to stop, by their queue and reason (preempt, reclaim; consolidation: the tasks of a node cordoned to be emptied)',
         labelNames: ['queue', 'reason'],
         registers,
       }),
@@ -257,6 +263,12 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
         name: Metric.nodeQuarantined,
         help: 'Nodes taken out of scheduling for repeated node failures, by node and cause',
         labelNames: ['node', 'reason'],
+        registers,
+      }),
+      consolidation: new Counter({
+        name: Metric.schedulerConsolidationNodes,
+        help: 'Nodes consolidation cordoned to empty (reason cordoned), and its cordons lifted: freed (the node was empty) or timed_out',
+        labelNames: ['reason'],
         registers,
       }),
       reclaimed: new Counter({
@@ -677,6 +689,41 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     );
   }
 
+  /**
+   * Consolidation: lifts its cordons whose nodes are empty, then, at most every `intervalMs` and
+   * when on, cordons the nodes a pass chose (their drain is the next loop's `drainNodes`).
+   */
+  private async consolidate(leadership: Leadership, now: number): Promise<void> {
+    const c = this.tuning.consolidation ?? CONSOLIDATION_OFF;
+    for (const l of await liftConsolidationCordons(this.ctx.store, this.cache, leadership, now, c.liftAfterMs, this.policy())) {
+      this.m.consolidation.inc({ reason: l.reason });
+      this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
+    }
+    if (c.maxNodesPerPass <= 0 || now - this.lastConsolidationAt < c.intervalMs) return;
+    this.lastConsolidationAt = now;
+    const cordoned = await consolidateNodes(
+      this.ctx.store,
+      this.cache,
+      leadership,
+      now,
+      c,
+      { protectMs: this.tuning.preemption.protectMs, exemptJobs: this.exemptJobsAt(now) },
+      this.policy(),
+    );
+    for (const x of cordoned) {
+      this.m.consolidation.inc({ reason: 'cordoned' });
+      for (const mv of x.moves) this.m.stops.inc({ queue: mv.task.queue, reason: 'consolidation' });
+      this.ctx.log.info({ node: x.node, tasks: x.moves.length }, 'consolidation: node cordoned to be emptied, its tasks fit on the other nodes');
+    }
+    // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
+    if (cordoned.length && this.tuning.preemption.repeat)
+      this.jobStoppedAt = recordPreemptions(
+        this.jobStoppedAt,
+        cordoned.flatMap((x) => x.moves),
+        now,
+      );
+  }
+
   /** A node that keeps losing its tasks (executor dying or cut off) is quarantined, fenced. */
   private async nodeLostAgain(leadership: Leadership, node: string, now: number): Promise<void> {
     const { times, quarantine } = recordNodeFailure(this.nodeLostAt.get(node) ?? [], now);
@@ -730,6 +777,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       await drainNodes(this.ctx.store, this.cache, leadership, at).catch((err: Error) =>
         this.ctx.log.warn({ err: err.message }, 'draining failed; will retry'),
       );
+      await this.consolidate(leadership, at).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'consolidation failed; will retry'));
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
       if (at - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
       // Nor before the cache shows the stop requests of the last cycle: a cycle that still saw the

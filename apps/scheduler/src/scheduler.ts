@@ -4,6 +4,7 @@ import { SCHEDULER_TUNING, SchedulerService, type SchedulerTuning } from './sche
 import { WhyController } from './why.controller';
 import { DEFAULT_MAX_JOBS_PER_CYCLE } from './cycle';
 import { schedulerConfigFromEnv } from './config';
+import { CONSOLIDATION_OFF } from './consolidation';
 
 export interface SchedulerOptions {
   tuning?: Partial<SchedulerTuning>;
@@ -33,6 +34,7 @@ export async function startScheduler(opts: SchedulerOptions = {}): Promise<Runni
     domainScoreWeight: env.domainScoreWeight,
     usageHalfLifeMs: env.usageHalfLifeMs,
     usageSaveMs: 10_000,
+    consolidation: { ...CONSOLIDATION_OFF, ...env.consolidation },
     ...opts.tuning,
   };
   return runService({

@@ -14,7 +14,25 @@ it('defaults every setting when the environment is empty', () => {
     topology: [{ name: 'block', label: 'topology.batchapi.io/block' }, { name: 'rack', label: 'topology.batchapi.io/rack' }, { name: 'host' }],
     domainScoreWeight: 4,
     batchWindowMs: 0,
+    consolidation: { maxNodesPerPass: 0, maxNodeFraction: 0.1, consolidateAfterMs: 300_000, maxTaskAgeMs: 600_000 },
   });
+});
+
+it('reads consolidation (off by default), its budget and idle time, and refuses values out of bounds naming the variable', () => {
+  expect(
+    schedulerConfigFromEnv({
+      BATCH_CONSOLIDATION_NODES_PER_PASS: '2',
+      BATCH_CONSOLIDATION_NODE_FRACTION: '0.25',
+      BATCH_CONSOLIDATE_AFTER: '60',
+      BATCH_CONSOLIDATION_MAX_TASK_AGE: '0',
+    }).consolidation,
+  ).toEqual({ maxNodesPerPass: 2, maxNodeFraction: 0.25, consolidateAfterMs: 60_000, maxTaskAgeMs: 0 });
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_MAX_TASK_AGE: '604801' })).toThrow('BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800');
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_NODES_PER_PASS: '101' })).toThrow('BATCH_CONSOLIDATION_NODES_PER_PASS must be at most 100');
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_NODES_PER_PASS: '1.5' })).toThrow('BATCH_CONSOLIDATION_NODES_PER_PASS');
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_NODE_FRACTION: '1.5' })).toThrow('BATCH_CONSOLIDATION_NODE_FRACTION must be at most 1');
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATE_AFTER: '90000' })).toThrow('BATCH_CONSOLIDATE_AFTER must be at most 86400');
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATE_AFTER: '-1' })).toThrow('BATCH_CONSOLIDATE_AFTER');
 });
 
 it('reads the domain score weight, fractions and 0 (off) too, and refuses one over 100 or below 0 naming the variable', () => {

@@ -372,10 +372,15 @@ export interface Cordon {
   drainDeadline?: number;
   /** Set when the system (not an operator) took the node out: repeated node failures. `batch uncordon` lifts it. */
   quarantine?: { cause: QuarantineCause; failures: number };
+  /** Set when the scheduler's consolidation took the node out to empty it (its tasks fit on the other nodes): the leader lifts it once the node is empty. An operator's cordon never carries it. */
+  consolidation?: { tasks: number };
 }
 
 /** Why a node was quarantined: attempts it could not start, or its executor lost again and again. */
 export type QuarantineCause = 'node_error' | 'node_lost';
+
+/** How the reason of a consolidation cordon starts (see `Cordon.consolidation`). */
+export const CONSOLIDATION_CORDON_REASON = 'consolidation';
 
 /** Per-tenant submit throttles, shared by every admission replica through etcd. */
 export interface TenantLimits {

@@ -252,11 +252,19 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
     const held = protectionMessage(s, { ...mine, tasks: outcome.unplaced.tasks }, opts.preemption);
     if (held) e.messages.push(held);
   }
-  if (s.cordonedNodes)
+  // Consolidation's cordons are named apart: they lift by themselves once their nodes are empty.
+  let consolidating = 0;
+  for (const c of s.cordons.values()) if (c.consolidation && s.labels.has(c.node)) consolidating++;
+  const byOperator = s.cordonedNodes - consolidating;
+  if (byOperator)
     e.messages.push(
-      s.cordonedNodes === 1
-        ? '1 node is cordoned by an operator and takes no new work'
-        : `${s.cordonedNodes} nodes are cordoned by an operator and take no new work`,
+      byOperator === 1 ? '1 node is cordoned by an operator and takes no new work' : `${byOperator} nodes are cordoned by an operator and take no new work`,
+    );
+  if (consolidating)
+    e.messages.push(
+      consolidating === 1
+        ? '1 node is being emptied by consolidation (its tasks fit on the other nodes) and takes no new work until it is empty'
+        : `${consolidating} nodes are being emptied by consolidation (their tasks fit on the other nodes) and take no new work until they are empty`,
     );
   if (s.drainingNodes)
     e.messages.push(

@@ -35,3 +35,4 @@ export * from './framework/memory-planner';
 export * from './plugins/node-lost';
 export * from './queue-views';
 export * from './settings';
+export * from './plugins/consolidation';

@@ -2,3 +2,4 @@ export * from './inputs';
 export * from './simulate';
 export * from './scenarios';
 export * from './topology-scenario';
+export * from './consolidation-scenario';

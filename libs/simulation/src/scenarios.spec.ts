@@ -1,4 +1,5 @@
 import { agingScenario, backfillScenario, churnScenario, pricedScenario } from './scenarios';
+import { consolidationScenario } from './consolidation-scenario';
 
 describe('simulate scenarios', () => {
   it('aging: a priority-0 job behind a steady priority-10 stream starts within the bound its settings imply', () => {
@@ -70,5 +71,16 @@ describe('simulate scenarios', () => {
     // A slow stream (a job every 60 s: ~9% load): the gang's nodes drain at once; it waits at most one timeout.
     const r = backfillScenario({ everySeconds: 60, streamSeconds: 3600 });
     expect(r.withReservations.gangWaitSeconds).toBeLessThanOrEqual(600);
+  });
+
+  it('consolidation: with batch work that ends, moving only young tasks keeps the makespan; moving any age costs node-hours', () => {
+    // 24 nodes × 32 cores, 300 one-task jobs over 4 h, 5 min–3 h each (about half loaded). With the age bound
+    // (600 s, the default) a move loses at most 10 minutes of a task; without it long tasks restart late.
+    const r = consolidationScenario();
+    console.log(JSON.stringify(r));
+    expect(r.on.makespan).toBe(r.off.makespan);
+    expect(r.on.moved).toBeLessThan(r.onAnyAge.moved);
+    expect(r.onAnyAge.nodeHours).toBeGreaterThan(r.off.nodeHours);
+    expect(r.off.moved).toBe(0);
   });
 });

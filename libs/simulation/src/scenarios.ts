@@ -8,6 +8,7 @@ import { agingCatchUpMs, type PriorityAging, type RepeatLimit, type ResourcePric
 import { parseNodes, parseQueues, parseWorkload } from './inputs';
 import { type SimPreemption, simulate } from './simulate';
 import { topologyScenario } from './topology-scenario';
+import { consolidationScenario } from './consolidation-scenario';
 
 const lines = (xs: object[]) => xs.map((x) => JSON.stringify(x)).join('\n');
 
@@ -379,4 +380,5 @@ export const SCENARIOS = {
   priced: () => pricedScenario(),
   backfill: () => backfillScenario(),
   topology: () => topologyScenario(),
+  consolidation: () => consolidationScenario(),
 } as const;

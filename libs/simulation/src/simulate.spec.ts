@@ -207,3 +207,25 @@ describe('input errors name the file, line and field', () => {
     expect(starts(true)).toEqual({ r: 0, short: 1, big: 100, long: 110 });
   });
 });
+
+describe('consolidation in the simulation', () => {
+  // a and b of 8 cores. x (2 cores, no selector) arrives first → a (the tie goes by name); y (4
+  // cores) must run on b (selector host=b). Once the events are over: a 2/8, b 4/8 → a first; x's 2
+  // cores fit b's 4 free → a is emptied: 2 nodes in use → 1, one task moved. Without it, 2 nodes.
+  // Node-seconds until the events are over (t = 1): a alone in use from 0 to 1 → 1.
+  const cluster = nodes({ name: 'a', capacity: { cpu: '8' }, labels: { host: 'a' } }, { name: 'b', capacity: { cpu: '8' }, labels: { host: 'b' } });
+  const work = workload({ name: 'x', resources: { cpu: '2' } }, { name: 'y', submitAt: 1, resources: { cpu: '4' }, selector: { host: 'b' } });
+
+  it('empties the less-used node into the other once the events are over', () => {
+    const r = simulate(cluster, work, { consolidation: {} });
+    expect(r.consolidation).toEqual({ passes: 1, moved: 1, nodesInUseBefore: 2, nodesInUse: 1, nodeSeconds: 1 });
+    expect([r.placed, r.pending]).toEqual([2, 0]);
+  });
+
+  it('moves nothing where the tasks would not fit, and is off by default', () => {
+    expect(simulate(cluster, work).consolidation).toBeUndefined();
+    // y of 7 cores: a 2/8 → x's 2 cores do not fit b's 1 free; b: y is tied to b. Nothing moves.
+    const tight = workload({ name: 'x', resources: { cpu: '2' } }, { name: 'y', submitAt: 1, resources: { cpu: '7' }, selector: { host: 'b' } });
+    expect(simulate(cluster, tight, { consolidation: {} }).consolidation).toEqual({ passes: 0, moved: 0, nodesInUseBefore: 2, nodesInUse: 2, nodeSeconds: 1 });
+  });
+});

@@ -19,6 +19,7 @@ export * from './throttle';
 export * from './retention';
 export * from './workflows';
 export * from './nodes';
+export * from './consolidation';
 export * from './lease-fence';
 export * from './versioned';
 export * from './queues';

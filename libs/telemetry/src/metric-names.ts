@@ -66,6 +66,8 @@ export const Metric = {
   executorLogUploads: 'batch_executor_log_uploads_total',
   executorLogUploadSeconds: 'batch_executor_log_upload_seconds',
   nodeQuarantined: 'batch_node_quarantined_total',
+  /** Nodes consolidation cordoned to empty, and its cordons lifted (`reason`: cordoned, freed, timed_out). */
+  schedulerConsolidationNodes: 'batch_scheduler_consolidation_nodes_total',
   etcdRequestDuration: 'batch_etcd_request_duration_seconds',
   etcdRequestErrors: 'batch_etcd_request_errors_total',
   admissionSubmitsShed: 'batch_admission_submits_shed_total',

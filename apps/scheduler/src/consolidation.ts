@@ -1,0 +1,162 @@
+/**
+ * Consolidation, the leader's side (opt-in, `BATCH_CONSOLIDATION_NODES_PER_PASS`): lifts its own
+ * cordons once their nodes are empty, and — when no runnable work waits and no consolidation is under way —
+ * decides a pass (`planConsolidation`, pure, on the cycle's snapshot, checked with the cycle's own
+ * placement) and cordons the chosen nodes with a drain deadline of now. The drain (`drainNodes`)
+ * then stops their tasks, which are requeued at their next attempt and placed by the next cycles on
+ * the other nodes; the cordon keeps them off the emptied node. Every write is fenced.
+ */
+import type { Cordon, JobRecord } from '@batchapi/api';
+import {
+  type ClusterSnapshot,
+  type ConsolidationJob,
+  type ConsolidationMove,
+  cycleProfile,
+  DEFAULT_FILTERS,
+  placeTasks,
+  planConsolidation,
+  type ScheduleOptions,
+  tasksThatFit,
+} from '@batchapi/scheduling';
+import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon } from '@batchapi/store';
+import type { SchedulerCache } from './cache';
+import { type SnapshotPolicy, takeSnapshot } from './cycle';
+
+/** Consolidation settings of the leader. */
+export interface ConsolidationTuning {
+  /** Most nodes emptied per pass (`BATCH_CONSOLIDATION_NODES_PER_PASS`). */
+  maxNodesPerPass: number;
+  /** Most nodes emptied per pass as a fraction of the nodes in use, at least 1 (`BATCH_CONSOLIDATION_NODE_FRACTION`). @default 0.1 */
+  maxNodeFraction: number;
+  /** A node whose newest task is younger than this is not emptied, in milliseconds (`BATCH_CONSOLIDATE_AFTER`, in seconds). @default 300000 */
+  consolidateAfterMs: number;
+  /** A task bound longer ago than this is never moved (a move restarts it), in milliseconds; 0 = any age (`BATCH_CONSOLIDATION_MAX_TASK_AGE`, in seconds). @default 600000 */
+  maxTaskAgeMs: number;
+  /** Least time between two passes, in milliseconds. @default 10000 */
+  intervalMs: number;
+  /** A consolidation cordon still up this long after it was set is lifted even if its node is not empty, in milliseconds. @default 600000 */
+  liftAfterMs: number;
+}
+
+/** Consolidation off (the default): only cordons a previous leader set are lifted. */
+export const CONSOLIDATION_OFF: ConsolidationTuning = {
+  maxNodesPerPass: 0,
+  maxNodeFraction: 0.1,
+  consolidateAfterMs: 300_000,
+  maxTaskAgeMs: 600_000,
+  intervalMs: 10_000,
+  liftAfterMs: 600_000,
+};
+
+/** What one call did. */
+export interface ConsolidationOutcome {
+  /** Nodes cordoned to be emptied, with the tasks to move off each. */
+  cordoned: Array<{ node: string; moves: ConsolidationMove[] }>;
+  /** Consolidation cordons lifted: `freed` when their node was empty, else `timed_out`. */
+  lifted: Array<{ node: string; reason: 'freed' | 'timed_out' }>;
+}
+
+/**
+ * Lifts the consolidation cordons whose nodes are empty while no runnable work waits (the moved
+ * tasks are placed elsewhere by then; one that fits no other node is runnable nowhere else, and the
+ * lift lets it back), or that are older than `liftAfterMs`. Fenced, and compares the cordon's
+ * revision: an operator's cordon written over it stays.
+ */
+export async function liftConsolidationCordons(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  liftAfterMs: number,
+  policy: SnapshotPolicy,
+): Promise<ConsolidationOutcome['lifted']> {
+  if (![...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
+  const view = () => {
+    const ours = [...cache.cordons.items.values()].filter((c) => c.value.consolidation);
+    const holding = new Set([...cache.bindings.items.values()].map((b) => b.value.node));
+    // Whether runnable work waits, computed (a snapshot) only when an emptied node asks.
+    let waits: boolean | undefined;
+    const waiting = () => (waits ??= !cache.waitingJobs().next().done && runnableWaiting(takeSnapshot(cache, now, undefined, policy).snapshot));
+    return { ours, holding, waiting };
+  };
+  let v = view();
+  const due = (c: Cordon, w: typeof v) => now - c.at >= liftAfterMs || (!w.holding.has(c.node) && !w.waiting());
+  if (!v.ours.some((c) => due(c.value, v))) return [];
+  // The bindings and jobs come from separate watches: a task's requeue (its binding gone, its job
+  // pending again, one transaction) may show in one before the other. Every cache is brought up to
+  // the newest revision seen before deciding, so a moved task still waiting is seen waiting.
+  const newest = [cache.bindings.revision, cache.jobs.revision, cache.cordons.revision].reduce((a, b) => (a > b ? a : b));
+  if (!(await cache.catchUpTo(newest, () => leadership.held(), 100))) return [];
+  v = view();
+  const lifted: ConsolidationOutcome['lifted'] = [];
+  for (const { value: c, modRevision } of v.ours) {
+    if (!due(c, v)) continue;
+    const empty = !v.holding.has(c.node);
+    if (await liftConsolidationCordon(store, leadership.fence(), c.node, modRevision)) lifted.push({ node: c.node, reason: empty ? 'freed' : 'timed_out' });
+  }
+  return lifted;
+}
+
+/**
+ * One consolidation pass at `now`, when consolidation is on, no runnable work waits (see
+ * `runnableWaiting`: work that waits is served first; the moved tasks themselves wait until
+ * placed) and no consolidation cordon is up (one pass at a time). Protection as preemption's: the
+ * exempt time and the jobs at their repeat limit are never moved.
+ */
+export async function consolidateNodes(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  tuning: ConsolidationTuning,
+  protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
+  policy: SnapshotPolicy,
+): Promise<ConsolidationOutcome['cordoned']> {
+  if (tuning.maxNodesPerPass <= 0) return [];
+  if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
+  const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
+  if (runnableWaiting(s)) return [];
+  const jobs = new Map<string, JobRecord>();
+  for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
+  const profile = cycleProfile(s);
+  const plan = planConsolidation(s.nodes, s.running(), (id) => consolidationJobOf(jobs.get(id)), now, {
+    consolidateAfterMs: tuning.consolidateAfterMs,
+    protectMs: protection.protectMs,
+    ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
+    maxNodesPerPass: tuning.maxNodesPerPass,
+    maxNodeFraction: tuning.maxNodeFraction,
+    ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
+    // The check is the cycle's own placement: where it finds room is where the next cycle puts the tasks.
+    placer: (work, nodes) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
+  });
+  const cordoned: ConsolidationOutcome['cordoned'] = [];
+  for (const node of plan.nodes) {
+    const moves = plan.moves.filter((m) => m.task.node === node);
+    if (await cordonForConsolidation(store, leadership.fence(), node, moves.length, now)) cordoned.push({ node, moves });
+  }
+  return cordoned;
+}
+
+/**
+ * True when work waits that a node taking work could run (its capacity and the filters let it):
+ * the cycles serve it first. Work no node could ever run (more than any node has, a selector no
+ * node matches) and retries still in backoff hold nothing back.
+ */
+export function runnableWaiting(s: ClusterSnapshot): boolean {
+  return s.work.some((w) => s.nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n))));
+}
+
+/** What consolidation reads of a job (undefined: not cached, never moved). */
+function consolidationJobOf(j: JobRecord | undefined): ConsolidationJob | undefined {
+  if (!j) return undefined;
+  const spec = j.spec;
+  return {
+    createdAt: j.createdAt,
+    labels: spec.labels,
+    ...(spec.selector ? { selector: spec.selector } : {}),
+    ...(spec.tolerations ? { tolerations: spec.tolerations } : {}),
+    ...(spec.image ? { image: spec.image } : {}),
+    ...(spec.gang ? { gang: true } : {}),
+    ...(spec.topology ? { topology: spec.topology } : {}),
+  };
+}
