@@ -14,7 +14,7 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { freeDeviceCount, labelKeysOf, NodeBuckets, RoomIds } from './framework/node-buckets';
+import { freeDeviceCount, labelKeysOf, NodeBuckets, RoomIds, ranksBefore as before } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
@@ -202,6 +202,10 @@ interface Ranked extends Candidates {
   scoreOf?: Float64Array;
   /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
   seen: number;
+  /** With node buckets: a re-scored node that ranks after the appended ones waits with those still to append (`BucketRanking.defer`). */
+  defer?(i: number, score: number): void;
+  /** With node buckets: a deferred node goes back into the appended head (`BucketRanking.undefer`). */
+  undefer?(i: number): void;
 }
 
 /** Levels of free CPU in the change log (see `cpuLevel`). */
@@ -213,11 +217,6 @@ const CPU_LEVELS = 33;
  */
 function cpuLevel(milli: number): number {
   return milli < 1 ? 0 : milli >= 2 ** 31 ? 32 : 32 - Math.clz32(milli);
-}
-
-/** Order of a ranking: higher score first, then node index (= name order). */
-function before(a: number, ai: number, b: number, bi: number): boolean {
-  return a > b || (a === b && ai < bi);
 }
 
 /**
@@ -535,9 +534,11 @@ class PlacementPass implements PassContext {
    * scored again and moved to its place (one that no longer takes one task is left for the reserve
    * loop to drop, as it drops the nodes a job fills). Nodes that did not change keep their scores,
    * which depend on their own room only. With node buckets, a changed node not appended yet is
-   * taken out of the bucket it was ranked in (`NodeBuckets.rank`'s `scoreOf`) and put in the
-   * appended head at its new score, after the nodes not appended yet that rank with or before it
-   * are appended: the ranking stays the one a scan of every node keeps, and moves stay in the head.
+   * taken out of the bucket it was ranked in (`NodeBuckets.rank`'s `scoreOf`); at its new score it
+   * goes into the appended head when it ranks before the nodes still to append, else it waits with
+   * them (`BucketRanking.defer`, appended or not): the ranking stays the one a scan of every node
+   * keeps, and the head grows only as the reserve loop reads it (before, a node whose score fell
+   * behind the run of empty nodes had the ranking append every node up to it).
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
@@ -573,11 +574,18 @@ class PlacementPass implements PassContext {
           at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
           if (list[at] !== i) continue; // left the ranking already (full for the shape)
         }
-        // Nodes not appended yet that rank with or before the new score come first.
-        while (!appended(ranked, score, i)) ranked.more!();
-        if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
+        if (!appended(ranked, score, i)) {
+          // It now ranks with the nodes not appended yet: it waits there (the head is not appended up to it).
+          if (at >= 0) {
+            list.copyWithin(at, at + 1);
+            list.length--;
+          }
+          ranked.defer!(i, score);
+          continue;
+        }
         if (at < 0) {
-          // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
+          // Not appended (in its bucket, or deferred): into the appended head; its bucket leaves it out from now on (its score is no longer the bucket's).
+          ranked.undefer!(i);
           scoreOf[i] = score;
           list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
           continue;

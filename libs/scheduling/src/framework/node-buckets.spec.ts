@@ -379,6 +379,68 @@ describe('placement through node buckets', () => {
     expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['a3', 122, 1]]);
   });
 
+  it('a node whose score falls behind the nodes a ranking has still to append waits with them, in score order (40 equal nodes, more than a ranking appends at once)', () => {
+    // Room left scores: free CPU / capacity. 40 empty 2-core nodes rank at 1 in name order; a ranking
+    // appends n00–n31. j0 takes n00 (1 core), which falls to (2−1)/2 = 0.5, behind n32–n39 still to
+    // append at 1: it waits with them and comes after them. Each job takes the next empty node:
+    // j0–j39 fill n00–n39 in name order, then j40–j79 the second core of each, again in name order
+    // (all at 0.5), then j80 finds no room: it passes n39 full (the nodes before left the kept ranking
+    // when earlier jobs passed them full).
+    const roomLeft: ScorePlugin = { name: 'RoomLeft', weight: 1, score: (_w, n, free) => (free.cpu ?? 0) / (n.capacity.cpu ?? 1), labelKeys: () => [] };
+    const nodes = Array.from({ length: 40 }, (_, k) => nodeSnapshot(`n${String(k).padStart(2, '0')}`, { cpu: '2' }));
+    const work = Array.from({ length: 81 }, (_, i) => pendingWork(`j${i}`, 1, { cpu: '1' }, { createdAt: i }));
+    const o: PlacementOptions = { batchFill: false, scores: [roomLeft] };
+    const indexed = placeTasks(work, nodes, o);
+    expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+    expect(indexed.placements).toEqual(rankedAfresh(work, nodes, o));
+    const at = (k: number) => `n${String(k % 40).padStart(2, '0')}`;
+    expect(indexed.placements.map((p) => `${p.jobId}@${p.node}`)).toEqual(Array.from({ length: 80 }, (_, i) => `j${i}@${at(i)}`));
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['j80', 1, 1]]);
+  });
+
+  it('a node deferred back to the score of the bucket it was ranked in is appended once (a full node counted once)', () => {
+    // Scores: 8-core nodes 3 while 5 cores are free (else 0); 4-core nodes 1 at 4 cores free, 2 at
+    // 3.5, 1 at 3, else 0. X (500m) ranks a00–a32 at 3 (32 appended) and b0–b4 and c at 1 (one bucket,
+    // not appended). Y (500m, zone zc: only c) takes c to 3.5 free: X's re-score defers c at 2; again
+    // to 3: c goes back to 1, its bucket's score, still deferred. Y fills c. X's 1,000 tasks fill every
+    // other node and pass c full once: 1 full (counted twice if c were appended from its bucket and
+    // from the deferred nodes).
+    const byRoom: ScorePlugin = {
+      name: 'ByRoom',
+      weight: 1,
+      score: (_w, n, free) => (n.capacity.cpu === 8000 ? ((free.cpu ?? 0) >= 5000 ? 3 : 0) : ({ 4000: 1, 3500: 2, 3000: 1 }[free.cpu ?? 0] ?? 0)),
+      labelKeys: () => [],
+    };
+    const nodes = [
+      ...Array.from({ length: 33 }, (_, k) => nodeSnapshot(`a${String(k).padStart(2, '0')}`, { cpu: '8' })),
+      ...Array.from({ length: 5 }, (_, k) => nodeSnapshot(`b${k}`, { cpu: '4' })),
+      nodeSnapshot('c', { cpu: '4' }, { labels: { zone: 'zc' } }),
+    ];
+    const x = (id: string, tasks: number, at: number) => pendingWork(id, tasks, { cpu: '500m' }, { createdAt: at });
+    const y = (id: string, tasks: number, at: number) => pendingWork(id, tasks, { cpu: '500m' }, { createdAt: at, selector: { zone: 'zc' } });
+    const work = [x('x1', 1, 1), y('y1', 1, 2), x('x2', 1, 3), y('y2', 1, 4), x('x3', 1, 5), y('y3', 6, 6), x('x4', 1_000, 7)];
+    const o: PlacementOptions = { batchFill: false, scores: [byRoom] };
+    const indexed = placeTasks(work, nodes, o);
+    expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+    // x4: 33 × 16 − 3 (x1–x3) + 5 × 8 = 565 placed, 435 left
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x4', 435, 1]]);
+  });
+
+  it('indexed pass = scan = ranked afresh with a Score that rises and falls as room shrinks (ten clusters of 250–310 nodes, mostly empty)', () => {
+    // Free CPU in half cores, modulo 3: a node's score goes 0, 2, 1, 0, 2, … as it fills, so a changed
+    // node moves up into the appended head, down behind the nodes still to append, and back to the
+    // score of the bucket it was ranked in (where it must be appended once).
+    const wobbly: ScorePlugin = { name: 'Wobbly', weight: 1, score: (_w, _n, free) => Math.floor((free.cpu ?? 0) / 500) % 3, labelKeys: () => [] };
+    for (const seed of seeds.slice(0, 10)) {
+      const snap = randomSnapshot(seed, 250, 0.1);
+      const work = snap.work.map((w) => ({ ...w, gang: false }));
+      const o: PlacementOptions = { batchFill: false, scores: [wobbly] };
+      const scanned = placeTasks(work, snap.nodes, { ...o, nodeIndex: false });
+      expect({ seed, ...placeTasks(work, snap.nodes, o) }).toEqual({ seed, ...scanned });
+      expect({ seed, placements: scanned.placements }).toEqual({ seed, placements: rankedAfresh(work, snap.nodes, o) });
+    }
+  });
+
   /**
    * Nodes and work the random clusters above lack (found by a review: breaking the re-score walk
    * for work without CPU passed every other test): work asking for no CPU (memory only, `cpu: 0`,

@@ -43,6 +43,15 @@ export interface BucketRanking {
   nextScore(): number | undefined;
   /** The node `more` would append next (its index; nodes of one score go in index order); undefined when none are left. */
   nextNode(): number | undefined;
+  /**
+   * With `scoreOf` (see `NodeBuckets.rank`): node `i`, not in `nodes`, which the caller scored
+   * again at `score` that ranks after `nodes`, waits with the nodes still to append at that score
+   * (`more` appends it in its place; its bucket leaves it out); `scoreOf[i]` becomes `score`. A
+   * node deferred before moves.
+   */
+  defer(i: number, score: number): void;
+  /** Takes node `i` out of the deferred nodes (see `defer`), if it is there: the caller puts it in `nodes`. */
+  undefer(i: number): void;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
@@ -189,6 +198,11 @@ export function freeDeviceCount(s: NodeRoom): number {
   return n;
 }
 
+/** Order of a ranking: higher score first, then node index (= name order). */
+export function ranksBefore(a: number, ai: number, b: number, bi: number): boolean {
+  return a > b || (a === b && ai < bi);
+}
+
 /** Merges ascending index lists into one ascending list. */
 function mergeAscending(lists: readonly number[][]): number[] {
   let n = 0;
@@ -328,8 +342,8 @@ export class NodeBuckets<S extends NodeRoom> {
    * counted per reason and the full nodes counted — as a scan of every node gives them.
    * `scoreOf` (by node index), when given, gets the score of every node ranked, appended or not (a
    * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
-   * not appended yet another score there has placed it itself: `more` then leaves it out of its
-   * bucket (the caller's new score is always above those still to append).
+   * not appended yet another score there has placed it itself — in `nodes` (its new score ranks
+   * before those still to append) or with `defer` — and `more` leaves it out of its bucket.
    */
   rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreOf?: Float64Array): BucketRanking {
     this.refile();
@@ -396,20 +410,67 @@ export class NodeBuckets<S extends NodeRoom> {
       advance();
       return true;
     };
+    // Nodes the caller scored again that rank after `nodes` (see `defer`), by `scoreOf` then index,
+    // from `ex` on: merged with the buckets as they are appended, so the appended head does not grow
+    // to reach a node whose score fell behind the nodes still to append.
+    const deferred: number[] = [];
+    let ex = 0;
+    /** Whether the next deferred node comes before the buckets' next one. */
+    const deferredFirst = (): boolean => {
+      if (ex >= deferred.length) return false;
+      if (!open()) return true;
+      const e = deferred[ex];
+      return ranksBefore(scoreOf![e], e, score, lists[cur][at[cur]]);
+    };
+    /** Where node `i` of score `v` is or would go among the deferred nodes. */
+    const deferredIndex = (v: number, i: number): number => {
+      let lo = ex;
+      let hi = deferred.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const m = deferred[mid];
+        if (ranksBefore(scoreOf![m], m, v, i)) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    const undefer = (i: number): void => {
+      if (ex >= deferred.length) return;
+      const k = deferredIndex(scoreOf![i], i);
+      if (deferred[k] === i) deferred.splice(k, 1);
+    };
+    const defer = (i: number, v: number): void => {
+      undefer(i);
+      scoreOf![i] = v;
+      deferred.splice(deferredIndex(v, i), 0, i);
+    };
     const more = (): boolean => {
       const was = nodes.length;
-      // A node the caller placed elsewhere (see `scoreOf`) is left out.
-      while (nodes.length - was < APPEND && open()) {
+      while (nodes.length - was < APPEND) {
+        if (deferredFirst()) {
+          nodes.push(deferred[ex++]);
+          continue;
+        }
+        if (!open()) break;
         const i = lists[cur][at[cur]++];
-        if (!scoreOf || scoreOf[i] === score) nodes.push(i);
+        // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
+        if (!scoreOf || scoreOf[i] === score) {
+          nodes.push(i);
+          if (deferred[ex] === i) ex++;
+        }
         advance();
+      }
+      if (ex >= 1024 && 2 * ex >= deferred.length) {
+        deferred.copyWithin(0, ex);
+        deferred.length -= ex;
+        ex = 0;
       }
       return nodes.length > was;
     };
     more();
-    const nextScore = () => (open() ? score : undefined);
-    const nextNode = () => (open() ? lists[cur][at[cur]] : undefined);
-    return { nodes, more, nextScore, nextNode, refused: refused.list(), full };
+    const nextScore = () => (deferredFirst() ? scoreOf![deferred[ex]] : open() ? score : undefined);
+    const nextNode = () => (deferredFirst() ? deferred[ex] : open() ? lists[cur][at[cur]] : undefined);
+    return { nodes, more, nextScore, nextNode, defer, undefer, refused: refused.list(), full };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
