@@ -292,6 +292,8 @@ class PlacementPass implements PassContext {
   rescoring = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
+  /** The values of `buckets` (told of every move: a Map's iterator allocated per move). */
+  private readonly bucketList: Array<NodeBuckets<NodeState>> = [];
   private readonly rooms = new RoomIds();
   private reserveCalls = 0;
   /** The last `reserve` call that gave each node tasks. */
@@ -361,16 +363,30 @@ class PlacementPass implements PassContext {
    * budget), so it leaves a fair-share pass.
    */
   private placeOn(w: PendingWork, limit: number): PlaceStep {
-    let shape = this.shapes.get(w);
-    if (shape === undefined) this.shapes.set(w, (shape = shapeOf(w, !!this.backfill)));
+    const kept = this.shapes.get(w);
+    const shape = kept ?? shapeOf(w, !!this.backfill);
+    const why: Unplaced = emptyWhy(w.jobId, 0);
+    const step = this.placeShape(w, limit, shape, why);
+    // Work done never leaves the pass nor comes back: its reasons and shape are not kept (most work
+    // of one task is done in its first call, and a Map written and emptied each call reallocates).
+    if (w.tasks > 0) {
+      this.why.set(w, why);
+      if (kept === undefined) this.shapes.set(w, shape);
+    } else if (kept !== undefined) {
+      this.why.delete(w);
+      this.shapes.delete(w);
+    }
+    return step;
+  }
+
+  /** `placeOn` for work of request shape `shape`, its reasons written into `why`. */
+  private placeShape(w: PendingWork, limit: number, shape: string, why: Unplaced): PlaceStep {
     const known = this.noRoom.get(shape);
     if (known) {
-      this.why.set(w, { ...known, jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
+      Object.assign(why, known, { jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
       return { placed: 0, blocked: true };
     }
     // PreFilter
-    const why: Unplaced = emptyWhy(w.jobId, 0);
-    this.why.set(w, why);
     let allowed = w.tasks;
     for (const p of this.profile.preFilters) {
       const r = p.preFilter(w, allowed, this);
@@ -413,14 +429,14 @@ class PlacementPass implements PassContext {
       }
     }
     // Reserve
-    const { mine, undo } = this.reserve(w, want, candidates, why);
+    const mine = this.reserve(w, want, candidates, why);
     let placed = 0;
     for (const p of mine) placed += p.count;
     // Permit
     for (const p of this.profile.permits) {
       const refused = p.permit(w, placed);
       if (!refused) continue;
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+      this.giveBack(w);
       this.rankedByShape.clear(); // room came back: rankings of this pass are stale
       why.statuses.push(refused);
       why.gangBlocked ||= refused.code === 'GangBlocked';
@@ -429,11 +445,6 @@ class PlacementPass implements PassContext {
     for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
-    if (w.tasks === 0) {
-      // Done: it never leaves the pass nor comes back, so its reasons and shape are not kept.
-      this.why.delete(w);
-      this.shapes.delete(w);
-    }
     if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
@@ -475,7 +486,10 @@ class PlacementPass implements PassContext {
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';
       let index = this.buckets.get(name);
-      if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
+      if (!index) {
+        this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
+        this.bucketList.push(index);
+      }
       ranked = { ...index.rank(w, filters, scores, scoreOf), start: 0, seen: this.changes, ...(scoreOf ? { scoreOf } : {}) };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
@@ -608,10 +622,10 @@ class PlacementPass implements PassContext {
    * node with no room for one task of a packing shape leaves `candidates` (moving its start).
    * Returns the placements in the order their nodes were first given tasks.
    */
-  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): { mine: Placement[]; undo: Array<() => void> } {
+  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): Placement[] {
     const call = ++this.reserveCalls;
     const mine: Placement[] = [];
-    const undo: Array<() => void> = [];
+    this.takenCount = 0;
     const list = candidates.nodes;
     const states = this.states;
     // With node buckets, the shape's dimensions, each with every node's free amount (see `freeOf`):
@@ -639,7 +653,7 @@ class PlacementPass implements PassContext {
         }
         const s = states[n];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
-        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
+        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit) : 0;
         if (reserved === 0) {
           if (this.placedBy[n] !== call) why.full++;
           if (w.spread || fit !== 0) list[write++] = n;
@@ -670,7 +684,7 @@ class PlacementPass implements PassContext {
         candidates.start = 0;
       }
     }
-    return { mine, undo };
+    return mine;
   }
 
   /** Puts node `i` last in the change log's list of its free CPU now (see `changes`). */
@@ -703,17 +717,49 @@ class PlacementPass implements PassContext {
 
   /** Tells the node buckets that a node's room changed. */
   private moved(s: NodeState): void {
-    if (this.buckets.size === 0) return;
+    const indexes = this.bucketList;
+    if (indexes.length === 0) return;
     this.rooms.of(s);
-    for (const index of this.buckets.values()) index.moved(s, true);
+    for (let k = 0; k < indexes.length; k++) indexes[k].moved(s, true);
+  }
+
+  /**
+   * What the current `reserve` call took, in order, to give back if Permit refuses: the nodes
+   * (`taken`, the first `takenCount`) and the devices of each one's tasks. Kept as data in arrays
+   * reused by every call: most work is permitted, and a closure per reservation was garbage.
+   */
+  private readonly taken: NodeState[] = [];
+  private readonly takenDevices: number[][][] = [];
+  private takenCount = 0;
+
+  /** Gives back everything the last `reserve` call for `w` took (newest first), Reserve plugins included. */
+  private giveBack(w: PendingWork): void {
+    const reserves = this.profile.reserves;
+    const share = w.resources.gpu ?? 0;
+    const each = share >= GPU_MILLI ? GPU_MILLI : share;
+    const need = w.resources;
+    for (let k = this.takenCount - 1; k >= 0; k--) {
+      const s = this.taken[k];
+      const devices = this.takenDevices[k];
+      const count = devices.length;
+      for (const ds of devices) for (const d of ds) s.devices[d] -= each;
+      for (const name in need) {
+        s.free[name] += need[name] * count;
+        const free = this.freeArrays.get(name);
+        if (free) free[s.index] = s.free[name];
+      }
+      this.moved(s);
+      for (const r of reserves) r.unreserve(w, s.node, count, this);
+    }
+    this.takenCount = 0;
   }
 
   /**
    * Reserves up to `want` tasks of `w` on one node: each Reserve plugin admits its part, devices
-   * are picked task by task, then the plugins take their part; records how to undo it. Returns
-   * the devices of each reserved task (empty lists without GPUs), or 0.
+   * are picked task by task, then the plugins take their part; records it to give back (`taken`).
+   * Returns the devices of each reserved task (empty lists without GPUs), or 0.
    */
-  private reserveOn(s: NodeState, w: PendingWork, want: number, undo: Array<() => void>): number[][] | 0 {
+  private reserveOn(s: NodeState, w: PendingWork, want: number): number[][] | 0 {
     const reserves = this.profile.reserves;
     want = this.admitted(w, s.node, want);
     if (want <= 0) return 0;
@@ -737,16 +783,8 @@ class PlacementPass implements PassContext {
     this.moved(s);
     this.logChange(s.index);
     for (const r of reserves) r.reserve(w, s.node, count, this);
-    undo.push(() => {
-      for (const ds of devices) for (const d of ds) s.devices[d] -= each;
-      for (const name in need) {
-        s.free[name] += need[name] * count;
-        const free = this.freeArrays.get(name);
-        if (free) free[s.index] = s.free[name];
-      }
-      this.moved(s);
-      for (const r of reserves) r.unreserve(w, s.node, count, this);
-    });
+    this.taken[this.takenCount] = s;
+    this.takenDevices[this.takenCount++] = devices;
     return devices;
   }
 }

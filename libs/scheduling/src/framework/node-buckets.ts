@@ -237,6 +237,9 @@ function removeSorted(xs: number[], i: number): void {
   const lo = lowerBound(xs, i);
   if (xs[lo] !== i) return;
   if (lo === xs.length - 1) xs.pop();
+  // Packing takes equal nodes in name order, so nodes mostly leave a bucket at its front: `shift`
+  // moves the array's start there instead of every element after it.
+  else if (lo === 0) xs.shift();
   else xs.splice(lo, 1);
 }
 
