@@ -14,7 +14,7 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { freeDeviceCount, labelKeysOf, NodeBuckets, RoomIds, ranksBefore as before } from './framework/node-buckets';
+import { freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, RoomIds, ranksBefore as before } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
@@ -199,7 +199,7 @@ interface Ranked extends Candidates {
    * bucket's, see `NodeBuckets.rank`), by node index (bin-pack only; NaN: not in the ranking):
    * finds it again when its room changes.
    */
-  scoreOf?: Float64Array;
+  scoreOf?: NodeScores;
   /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
   seen: number;
   /** With node buckets: a re-scored node that ranks after the appended ones waits with those still to append (`BucketRanking.defer`). */
@@ -229,13 +229,13 @@ function appended(ranked: Ranked, score: number, i: number): boolean {
 }
 
 /** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
-function rankIndex(list: readonly number[], start: number, end: number, scoreOf: Float64Array, score: number, i: number): number {
+function rankIndex(list: readonly number[], start: number, end: number, scoreOf: NodeScores, score: number, i: number): number {
   let lo = start;
   let hi = end;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const m = list[mid];
-    if (before(scoreOf[m], m, score, i)) lo = mid + 1;
+    if (before(scoreOf.get(m), m, score, i)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -480,7 +480,7 @@ class PlacementPass implements PassContext {
       return ranked;
     }
     const { filters, scores } = this.profile;
-    const scoreOf = scores.length && !w.spread && this.rescoring ? this.newScores() : undefined;
+    const keepScores = scores.length > 0 && !w.spread && this.rescoring;
     if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
@@ -490,7 +490,7 @@ class PlacementPass implements PassContext {
         this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
         this.bucketList.push(index);
       }
-      ranked = { ...index.rank(w, filters, scores, scoreOf), start: 0, seen: this.changes, ...(scoreOf ? { scoreOf } : {}) };
+      ranked = { ...index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined), start: 0, seen: this.changes };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
     }
@@ -519,28 +519,33 @@ class PlacementPass implements PassContext {
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
     ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
-    if (scoreOf) {
-      for (const c of scored) scoreOf[c.i] = c.score;
+    if (keepScores) {
+      const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
+      for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
     if (!w.spread) this.rankedByShape.set(shape, ranked);
     return ranked;
   }
 
+  /** Every node its own slot (`NodeScores.dense`): the scan's rankings. */
+  private denseMapping?: { classNo: Int32Array; slotOf: Int32Array };
+
   /**
-   * Rankings' scores (`Ranked.scoreOf`, NaN: not ranked) are cut from blocks that double up to 64
-   * rankings or 2^20 scores: a pass of many shapes allocates few buffers, one of few shapes small ones.
+   * Rankings' scores (`Ranked.scoreOf`: `size` of them, the nodes their filters pass; NaN: not
+   * ranked) are cut from blocks that double up to 64 rankings of every node or 2^20 scores: a pass
+   * of many shapes allocates few buffers, one of few shapes small ones.
    */
   private scoreBlock?: Float64Array;
   private scoreBlockAt = 0;
-  private newScores(): Float64Array {
+  private newScores(size: number): Float64Array {
     const n = this.states.length;
-    if (!this.scoreBlock || this.scoreBlockAt + n > this.scoreBlock.length) {
+    if (!this.scoreBlock || this.scoreBlockAt + size > this.scoreBlock.length) {
       const rankings = this.scoreBlock ? Math.min(64, 2 * (this.scoreBlock.length / n), Math.floor(2 ** 20 / n)) : 1;
       this.scoreBlock = new Float64Array(n * Math.max(1, rankings)).fill(NaN);
       this.scoreBlockAt = 0;
     }
-    return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += n));
+    return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += size));
   }
 
   /**
@@ -575,7 +580,7 @@ class PlacementPass implements PassContext {
           for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
           if (!one) continue;
         } else if (!fitsOne(w.resources, this.states[i].free)) continue;
-        const old = scoreOf[i];
+        const old = scoreOf.get(i);
         if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
         const s = this.states[i];
         const fd = freeDeviceCount(s);
@@ -600,7 +605,7 @@ class PlacementPass implements PassContext {
         if (at < 0) {
           // Not appended (in its bucket, or deferred): into the appended head; its bucket leaves it out from now on (its score is no longer the bucket's).
           ranked.undefer!(i);
-          scoreOf[i] = score;
+          scoreOf.set(i, score);
           list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
           continue;
         }
@@ -612,7 +617,7 @@ class PlacementPass implements PassContext {
           const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
           for (; at < to; at++) list[at] = list[at + 1];
         }
-        scoreOf[i] = score;
+        scoreOf.set(i, score);
         list[at] = i;
       }
   }

@@ -157,6 +157,33 @@ describe('NodeBuckets', () => {
     expect(calls).toBe(4);
   });
 
+  it('keeps the scores of the nodes the filters pass only, each found by its node index (NaN: refused or full)', () => {
+    // Six 8-core nodes, zones alternating z1, z2 by name; a, c, e in z1 with 0, 2 and 7 cores used.
+    // A 2-core task in z1: the z2 class is refused, so the buffer holds the 3 z1 nodes only.
+    // MostAllocated: a (8−8+2)/8 = 0.25, c (8−6+2)/8 = 0.5; e has 1 core free: full, NaN.
+    const states = rooms(
+      ...['a', 'b', 'c', 'd', 'e', 'f'].map((name, k) =>
+        nodeSnapshot(name, { cpu: '8' }, { labels: { zone: k % 2 ? 'z2' : 'z1' }, used: parseResources({ cpu: ['0', '1', '2', '3', '7', '5'][k] }) }),
+      ),
+    );
+    const sizes: number[] = [];
+    const ranking = new NodeBuckets(states).rank(
+      pendingWork('j', 1, { cpu: '2' }, { selector: { zone: 'z1' } }),
+      DEFAULT_FILTERS,
+      [mostAllocated()],
+      (size) => {
+        sizes.push(size);
+        return new Float64Array(size).fill(NaN);
+      },
+    );
+    expect(sizes).toEqual([3]);
+    expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.5, NaN, NaN, NaN]);
+    expect(names(ranking, states)).toEqual(['c', 'a']);
+    // A new score lands on its node only.
+    ranking.scoreOf!.set(2, 0.75);
+    expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.75, NaN, NaN, NaN]);
+  });
+
   it('tells GPU nodes apart by device use, not only by free GPU', () => {
     // Both have 1 GPU (1000 milli) free in total: g1 as one whole device, g2 as two halves. A whole-GPU
     // task fits only g1 by devices; the buckets differ, so a Score that reads devices sees each as it is.

@@ -46,7 +46,7 @@ export interface BucketRanking {
   /**
    * With `scoreOf` (see `NodeBuckets.rank`): node `i`, not in `nodes`, which the caller scored
    * again at `score` that ranks after `nodes`, waits with the nodes still to append at that score
-   * (`more` appends it in its place; its bucket leaves it out); `scoreOf[i]` becomes `score`. A
+   * (`more` appends it in its place; its bucket leaves it out); its `scoreOf` becomes `score`. A
    * node deferred before moves.
    */
   defer(i: number, score: number): void;
@@ -55,9 +55,55 @@ export interface BucketRanking {
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
+  /** With a score buffer (see `NodeBuckets.rank`): the score of each node ranked. */
+  scoreOf?: NodeScores;
+}
+
+/**
+ * The scores of a ranking's nodes by node index, stored only for the nodes of the classes its
+ * filters pass (a shape tied to one zone or GPU model keeps a third of the cluster or less): node
+ * `i` is at `base[classNo[i]] + slotOf[i]`; NaN there and for refused classes (`base` −1): not
+ * ranked (refused, or full when ranked).
+ */
+export class NodeScores {
+  /**
+   * `classNo`, `slotOf` (by node index): the node's class and its place among the class's nodes, in
+   * index order; `base` (by class): where the class's scores start in `scores`, −1 when refused.
+   */
+  constructor(
+    private readonly classNo: Int32Array,
+    private readonly slotOf: Int32Array,
+    private readonly base: Int32Array,
+    private readonly scores: Float64Array,
+  ) {}
+
+  /** Every node in one class, in index order: a table over all `scores.length` nodes. */
+  static dense(scores: Float64Array, mapping: { classNo: Int32Array; slotOf: Int32Array }): NodeScores {
+    return new NodeScores(mapping.classNo, mapping.slotOf, new Int32Array(1), scores);
+  }
+
+  /** The identity mapping of `dense` for `n` nodes. */
+  static denseMapping(n: number): { classNo: Int32Array; slotOf: Int32Array } {
+    const slotOf = new Int32Array(n);
+    for (let i = 0; i < n; i++) slotOf[i] = i;
+    return { classNo: new Int32Array(n), slotOf };
+  }
+
+  /** Node `i`'s score; NaN: not ranked. */
+  get(i: number): number {
+    const b = this.base[this.classNo[i]];
+    return b < 0 ? NaN : this.scores[b + this.slotOf[i]];
+  }
+
+  /** Sets the score of node `i`, which must be of a class the ranking's filters pass. */
+  set(i: number, score: number): void {
+    this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = score;
+  }
 }
 
 interface NodeClass {
+  /** Its number (its place in `NodeBuckets.classes`). */
+  no: number;
   /** Index of its first node (nodes are in name order): classes are visited in this order. */
   first: number;
   size: number;
@@ -253,6 +299,9 @@ export class NodeBuckets<S extends NodeRoom> {
   /** Nodes moved since the last ranking (`moved`), each once. */
   private readonly stale: number[] = [];
   private readonly isStale: Uint8Array;
+  /** By node index: its class's number and its place among the class's nodes (see `NodeScores`). */
+  private readonly classNo: Int32Array;
+  private readonly slotOf: Int32Array;
 
   /**
    * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
@@ -264,6 +313,8 @@ export class NodeBuckets<S extends NodeRoom> {
     private readonly rooms = new RoomIds(),
   ) {
     this.isStale = new Uint8Array(states.length);
+    this.classNo = new Int32Array(states.length);
+    this.slotOf = new Int32Array(states.length);
     // Classes by a hash of what tells them apart; a hit is compared with the class's first node.
     const byHash = new Map<number, NodeClass[]>();
     const strings = new Map<string, number>();
@@ -282,12 +333,13 @@ export class NodeBuckets<S extends NodeRoom> {
       const seen = byHash.get(h);
       let cls = seen?.find((c) => sameClass(states[c.first].node, n, labelKeys));
       if (!cls) {
-        cls = { first: i, size: 0, buckets: new Map() };
+        cls = { no: this.classes.length, first: i, size: 0, buckets: new Map() };
         if (seen) seen.push(cls);
         else byHash.set(h, [cls]);
         this.classes.push(cls);
       }
-      cls.size++;
+      this.classNo[i] = cls.no;
+      this.slotOf[i] = cls.size++;
       this.classOf.push(cls);
       this.indexOf.set(s, i);
       this.bucketOf.push(this.enter(i, cls, untouched(s) ? 0 : rooms.of(s)));
@@ -343,25 +395,35 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
-   * `scoreOf` (by node index), when given, gets the score of every node ranked, appended or not (a
+   * `scoreBuffer`, when given, is asked for a NaN-filled buffer of as many scores as the filters pass
+   * nodes, and the ranking's `scoreOf` holds the score of every node ranked, appended or not (a
    * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
    * not appended yet another score there has placed it itself — in `nodes` (its new score ranks
    * before those still to append) or with `defer` — and `more` leaves it out of its bucket.
    */
-  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreOf?: Float64Array): BucketRanking {
+  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreBuffer?: (size: number) => Float64Array): BucketRanking {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
     const scored: Array<{ score: number; members: number[] }> = [];
     // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
+    const base = new Int32Array(this.classes.length);
+    let passed = 0;
     for (const cls of this.classes) {
       const rep = this.states[cls.first].node;
       let status: Status | undefined;
       for (const f of filters) if ((status = f.filter(work, rep))) break;
       if (status) {
         refused.add(status, cls.size);
-        continue;
+        base[cls.no] = -1;
+      } else {
+        base[cls.no] = passed;
+        passed += cls.size;
       }
+    }
+    const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed)) : undefined;
+    for (const cls of this.classes) {
+      if (base[cls.no] < 0) continue;
       // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
       cls.buckets.forEach((b) => {
         const s = this.states[b.members[0]];
@@ -379,7 +441,7 @@ export class NodeBuckets<S extends NodeRoom> {
         b.shared = true;
         const members = b.members;
         scored.push({ score, members });
-        if (scoreOf) for (let k = 0; k < members.length; k++) scoreOf[members[k]] = score;
+        if (scoreOf) for (let k = 0; k < members.length; k++) scoreOf.set(members[k], score);
       });
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
@@ -423,7 +485,7 @@ export class NodeBuckets<S extends NodeRoom> {
       if (ex >= deferred.length) return false;
       if (!open()) return true;
       const e = deferred[ex];
-      return ranksBefore(scoreOf![e], e, score, lists[cur][at[cur]]);
+      return ranksBefore(scoreOf!.get(e), e, score, lists[cur][at[cur]]);
     };
     /** Where node `i` of score `v` is or would go among the deferred nodes. */
     const deferredIndex = (v: number, i: number): number => {
@@ -432,19 +494,19 @@ export class NodeBuckets<S extends NodeRoom> {
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
         const m = deferred[mid];
-        if (ranksBefore(scoreOf![m], m, v, i)) lo = mid + 1;
+        if (ranksBefore(scoreOf!.get(m), m, v, i)) lo = mid + 1;
         else hi = mid;
       }
       return lo;
     };
     const undefer = (i: number): void => {
       if (ex >= deferred.length) return;
-      const k = deferredIndex(scoreOf![i], i);
+      const k = deferredIndex(scoreOf!.get(i), i);
       if (deferred[k] === i) deferred.splice(k, 1);
     };
     const defer = (i: number, v: number): void => {
       undefer(i);
-      scoreOf![i] = v;
+      scoreOf!.set(i, v);
       deferred.splice(deferredIndex(v, i), 0, i);
     };
     const more = (): boolean => {
@@ -457,7 +519,7 @@ export class NodeBuckets<S extends NodeRoom> {
         if (!open()) break;
         const i = lists[cur][at[cur]++];
         // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
-        if (!scoreOf || scoreOf[i] === score) {
+        if (!scoreOf || scoreOf.get(i) === score) {
           nodes.push(i);
           if (deferred[ex] === i) ex++;
         }
@@ -471,9 +533,9 @@ export class NodeBuckets<S extends NodeRoom> {
       return nodes.length > was;
     };
     more();
-    const nextScore = () => (deferredFirst() ? scoreOf![deferred[ex]] : open() ? score : undefined);
+    const nextScore = () => (deferredFirst() ? scoreOf!.get(deferred[ex]) : open() ? score : undefined);
     const nextNode = () => (deferredFirst() ? deferred[ex] : open() ? lists[cur][at[cur]] : undefined);
-    return { nodes, more, nextScore, nextNode, defer, undefer, refused: refused.list(), full };
+    return { nodes, more, nextScore, nextNode, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
