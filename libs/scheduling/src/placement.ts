@@ -161,13 +161,15 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
 interface Candidates {
   nodes: number[];
   start: number;
-  more?(): boolean;
+  more?(fits?: (i: number) => boolean): boolean;
   /** The score of the node `more` would append next; undefined when none are left. */
   nextScore?(): number | undefined;
   /** The node `more` would append next; undefined when none are left. */
   nextNode?(): number | undefined;
   /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
   dims?: Dim[];
+  /** With node buckets, whether a node has room for one task on `dims`; counts the nodes it refuses in `PlacementPass.passedFull`. */
+  fits?: (i: number) => boolean;
 }
 
 /** A resource a request asks for: every node's free amount of it (by index) and the amount one task takes. */
@@ -637,13 +639,17 @@ class PlacementPass implements PassContext {
     // the loop below passes many nodes that became full and reads only these arrays for them.
     // Without, each node's `free` (the plain pass the equivalence tests compare with).
     const dims = this.indexed ? (candidates.dims ??= this.dimsOf(w)) : undefined;
+    // Packing drops a full node as it visits it, counted in `why.full`: the ranking leaves out the
+    // full nodes before the next that fits, counted the same (spreading keeps full nodes).
+    const fits = dims && !w.spread ? (candidates.fits ??= (n) => this.fitsOn(dims, n)) : undefined;
+    this.passedFull = 0;
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
       // Visited nodes that stay are written from `start` on, then moved just before the unvisited ones.
       let write = candidates.start;
       let i = candidates.start;
-      for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
+      for (; left > 0 && (i < list.length || !!candidates.more?.(fits)); i++) {
         const n = list[i];
         // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
         let one = true;
@@ -689,7 +695,21 @@ class PlacementPass implements PassContext {
         candidates.start = 0;
       }
     }
+    why.full += this.passedFull;
     return mine;
+  }
+
+  /** Nodes `fitsOn` refused in the current `reserve` call (left out of its ranking: full). */
+  private passedFull = 0;
+
+  /** Whether node `n` has room for one task on `dims` (the reserve loop's check); counts it in `passedFull` when not. */
+  private fitsOn(dims: readonly Dim[], n: number): boolean {
+    for (let k = 0; k < dims.length; k++)
+      if (dims[k].free[n] / dims[k].amount < 1) {
+        this.passedFull++;
+        return false;
+      }
+    return true;
   }
 
   /** Puts node `i` last in the change log's list of its free CPU now (see `changes`). */

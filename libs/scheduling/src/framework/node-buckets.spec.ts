@@ -453,6 +453,28 @@ describe('placement through node buckets', () => {
     expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x4', 435, 1]]);
   });
 
+  it('a packing job passes over the full nodes before the next that fits, counted; a full node after it stays for the next job to count', () => {
+    // 40 2-core nodes; n32, n33, n34 and n36 in zone z1. x1 takes n00 (X's ranking appends n00–n31).
+    // y1 (2 cores in z1, 4 tasks) fills n32, n33, n34, n36. x2 (65 tasks) fills n00 (1), n01–n31 (62),
+    // then reaches the nodes not appended: n32–n34 full, passed over, then n35 (2): done. x3 (20 tasks)
+    // passes the 33 nodes x2 filled and n36, full, and fills n37–n39 (6): 14 left, 34 full nodes.
+    // (Had x2 left out n36 too, x3 would count 33.)
+    const nodes = Array.from({ length: 40 }, (_, k) =>
+      nodeSnapshot(`n${String(k).padStart(2, '0')}`, { cpu: '2' }, [32, 33, 34, 36].includes(k) ? { labels: { zone: 'z1' } } : {}),
+    );
+    const work = [
+      pendingWork('x1', 1, { cpu: '1' }, { createdAt: 1 }),
+      pendingWork('y1', 4, { cpu: '2' }, { createdAt: 2, selector: { zone: 'z1' } }),
+      pendingWork('x2', 65, { cpu: '1' }, { createdAt: 3 }),
+      pendingWork('x3', 20, { cpu: '1' }, { createdAt: 4 }),
+    ];
+    const indexed = placeTasks(work, nodes, { batchFill: false });
+    expect(indexed).toEqual(placeTasks(work, nodes, { batchFill: false, nodeIndex: false }));
+    expect(indexed.placements.filter((p) => p.jobId === 'y1').map((p) => p.node)).toEqual(['n32', 'n33', 'n34', 'n36']);
+    expect(indexed.placements.filter((p) => p.jobId === 'x3').map((p) => p.node)).toEqual(['n37', 'n38', 'n39']);
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x3', 14, 34]]);
+  });
+
   it('indexed pass = scan = ranked afresh with a Score that rises and falls as room shrinks (ten clusters of 250–310 nodes, mostly empty)', () => {
     // Free CPU in half cores, modulo 3: a node's score goes 0, 2, 1, 0, 2, … as it fills, so a changed
     // node moves up into the appended head, down behind the nodes still to append, and back to the

@@ -38,7 +38,13 @@ export interface NodeRoom {
  */
 export interface BucketRanking {
   nodes: number[];
-  more(): boolean;
+  /**
+   * Appends the next nodes. With `fits`, for a caller that visits them next and drops a node
+   * without room for one task (it stays full for the rest of the pass): the nodes before the first
+   * that `fits` accepts are passed to `fits` and left out (it counts them), so a run of full nodes
+   * is not appended only to be dropped.
+   */
+  more(fits?: (i: number) => boolean): boolean;
   /** The score of the node `more` would append next; undefined when none are left. */
   nextScore(): number | undefined;
   /** The node `more` would append next (its index; nodes of one score go in index order); undefined when none are left. */
@@ -509,21 +515,23 @@ export class NodeBuckets<S extends NodeRoom> {
       scoreOf!.set(i, v);
       deferred.splice(deferredIndex(v, i), 0, i);
     };
-    const more = (): boolean => {
+    const more = (fits?: (i: number) => boolean): boolean => {
       const was = nodes.length;
       while (nodes.length - was < APPEND) {
-        if (deferredFirst()) {
-          nodes.push(deferred[ex++]);
-          continue;
+        let i: number;
+        if (deferredFirst()) i = deferred[ex++];
+        else {
+          if (!open()) break;
+          i = lists[cur][at[cur]++];
+          // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
+          const placed = !!scoreOf && scoreOf.get(i) !== score;
+          if (!placed && deferred[ex] === i) ex++;
+          advance();
+          if (placed) continue;
         }
-        if (!open()) break;
-        const i = lists[cur][at[cur]++];
-        // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
-        if (!scoreOf || scoreOf.get(i) === score) {
-          nodes.push(i);
-          if (deferred[ex] === i) ex++;
-        }
-        advance();
+        // The nodes before the first that fits are passed over (see `BucketRanking.more`).
+        if (fits && nodes.length === was && !fits(i)) continue;
+        nodes.push(i);
       }
       if (ex >= 1024 && 2 * ex >= deferred.length) {
         deferred.copyWithin(0, ex);
