@@ -745,7 +745,7 @@ class PlacementPass implements PassContext {
     const indexes = this.bucketList;
     if (indexes.length === 0) return;
     this.rooms.of(s);
-    for (let k = 0; k < indexes.length; k++) indexes[k].moved(s, true);
+    for (let k = 0; k < indexes.length; k++) indexes[k].movedAt(s.index);
   }
 
   /**

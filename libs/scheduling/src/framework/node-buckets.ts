@@ -101,6 +101,12 @@ export class NodeScores {
     return b < 0 ? NaN : this.scores[b + this.slotOf[i]];
   }
 
+  /** Sets the score of each node of `members` (nodes of one class the ranking's filters pass). */
+  setAll(members: readonly number[], score: number): void {
+    const b = this.base[this.classNo[members[0]]];
+    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = score;
+  }
+
   /** Sets the score of node `i`, which must be of a class the ranking's filters pass. */
   set(i: number, score: number): void {
     this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = score;
@@ -112,6 +118,9 @@ interface NodeClass {
   no: number;
   /** Index of its first node (nodes are in name order): classes are visited in this order. */
   first: number;
+  /** The keys of its first node's capacity and labels, in order (compared without a copy per node). */
+  capacityKeys: string[];
+  labelKeys: string[];
   size: number;
   /** By room id (`RoomIds`). */
   buckets: Map<number, Bucket>;
@@ -228,19 +237,21 @@ export function labelKeysOf(work: PendingWork, filters: readonly FilterPlugin[],
   return [...keys].sort();
 }
 
-/** Same entries in the same order. */
-function sameRecord<T>(a: Record<string, T>, b: Record<string, T>): boolean {
-  const keys = Object.keys(a);
+/** Same entries in the same order (`keys`: the keys of `a`, in order). */
+function sameRecord<T>(keys: readonly string[], a: Record<string, T>, b: Record<string, T>): boolean {
   let n = 0;
   for (const k in b) if (keys[n++] !== k || a[k] !== b[k]) return false;
   return n === keys.length;
 }
 
 /** Nodes a Filter cannot tell apart: capacity, GPU count, taints, and the labels of `labelKeys` (every label when absent). */
-function sameClass(a: NodeSnapshot, b: NodeSnapshot, labelKeys: readonly string[] | undefined): boolean {
-  if (a.gpuCount !== b.gpuCount || !sameRecord(a.capacity, b.capacity) || a.taints.length !== b.taints.length) return false;
-  if (labelKeys ? labelKeys.some((k) => a.labels[k] !== b.labels[k]) : !sameRecord(a.labels, b.labels)) return false;
-  return a.taints.every((t, k) => JSON.stringify(t) === JSON.stringify(b.taints[k]));
+function sameClass(cls: NodeClass, a: NodeSnapshot, b: NodeSnapshot, labelKeys: readonly string[] | undefined): boolean {
+  if (a.gpuCount !== b.gpuCount || !sameRecord(cls.capacityKeys, a.capacity, b.capacity) || a.taints.length !== b.taints.length) return false;
+  if (labelKeys) {
+    for (const k of labelKeys) if (a.labels[k] !== b.labels[k]) return false;
+  } else if (!sameRecord(cls.labelKeys, a.labels, b.labels)) return false;
+  for (let k = 0; k < a.taints.length; k++) if (JSON.stringify(a.taints[k]) !== JSON.stringify(b.taints[k])) return false;
+  return true;
 }
 
 /** Wholly free devices of a node. */
@@ -300,7 +311,8 @@ export class NodeBuckets<S extends NodeRoom> {
   private readonly classes: NodeClass[] = [];
   private readonly classOf: NodeClass[] = [];
   private readonly bucketOf: Bucket[] = [];
-  private readonly indexOf = new Map<S, number>();
+  /** Node indices by state (made at the first `moved`: the engine says `movedAt`). */
+  private indexOf?: Map<S, number>;
   private buckets = 0;
   /** Nodes moved since the last ranking (`moved`), each once. */
   private readonly stale: number[] = [];
@@ -337,9 +349,10 @@ export class NodeBuckets<S extends NodeRoom> {
       else for (const k in n.labels) h = (Math.imul(h, 31) + idOf(k) * 7 + idOf(n.labels[k])) | 0;
       h = (Math.imul(h, 31) + n.taints.length) | 0;
       const seen = byHash.get(h);
-      let cls = seen?.find((c) => sameClass(states[c.first].node, n, labelKeys));
+      let cls: NodeClass | undefined;
+      if (seen) for (let k = 0; k < seen.length && !cls; k++) if (sameClass(seen[k], states[seen[k].first].node, n, labelKeys)) cls = seen[k];
       if (!cls) {
-        cls = { no: this.classes.length, first: i, size: 0, buckets: new Map() };
+        cls = { no: this.classes.length, first: i, capacityKeys: Object.keys(n.capacity), labelKeys: Object.keys(n.labels), size: 0, buckets: new Map() };
         if (seen) seen.push(cls);
         else byHash.set(h, [cls]);
         this.classes.push(cls);
@@ -347,7 +360,6 @@ export class NodeBuckets<S extends NodeRoom> {
       this.classNo[i] = cls.no;
       this.slotOf[i] = cls.size++;
       this.classOf.push(cls);
-      this.indexOf.set(s, i);
       this.bucketOf.push(this.enter(i, cls, untouched(s) ? 0 : rooms.of(s)));
     });
   }
@@ -364,9 +376,15 @@ export class NodeBuckets<S extends NodeRoom> {
    * given its new room to the `RoomIds` the index was built with (`RoomIds.of`).
    */
   moved(s: S, numbered = false): void {
+    this.indexOf ??= new Map(this.states.map((x, i) => [x, i]));
     const i = this.indexOf.get(s);
     if (i === undefined) return;
     if (!numbered) this.rooms.of(s);
+    this.movedAt(i);
+  }
+
+  /** `moved` for the node at index `i` of `states`, its new room already numbered (`RoomIds.of`). */
+  movedAt(i: number): void {
     if (this.isStale[i]) return;
     this.isStale[i] = 1;
     this.stale.push(i);
@@ -447,7 +465,7 @@ export class NodeBuckets<S extends NodeRoom> {
         b.shared = true;
         const members = b.members;
         scored.push({ score, members });
-        if (scoreOf) for (let k = 0; k < members.length; k++) scoreOf.set(members[k], score);
+        if (scoreOf) scoreOf.setAll(members, score);
       });
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
