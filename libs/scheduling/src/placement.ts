@@ -673,13 +673,15 @@ class PlacementPass implements PassContext {
         list[write++] = n;
         let p = this.placedBy[n] === call ? s.placement : undefined;
         if (!p) {
-          p = { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+          // A copy of the devices sized to them (an empty array grown by push reserves 17 slots).
+          p = { jobId: w.jobId, node: s.node.name, count: reserved.length, devices: reserved.slice() };
           mine.push(p);
           this.placedBy[n] = call;
           s.placement = p;
+        } else {
+          p.count += reserved.length;
+          for (const d of reserved) p.devices.push(d);
         }
-        p.count += reserved.length;
-        for (const d of reserved) p.devices.push(d);
         left -= reserved.length;
         progress = true;
       }
