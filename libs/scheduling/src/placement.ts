@@ -162,10 +162,8 @@ interface Candidates {
   nodes: number[];
   start: number;
   more?(fits?: (i: number) => boolean): boolean;
-  /** The score of the node `more` would append next; undefined when none are left. */
-  nextScore?(): number | undefined;
-  /** The node `more` would append next; undefined when none are left. */
-  nextNode?(): number | undefined;
+  /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (see `BucketRanking.beforeNext`). */
+  beforeNext?(score: number, i: number): boolean;
   /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
   dims?: Dim[];
   /** With node buckets, whether a node has room for one task on `dims`; counts the nodes it refuses in `PlacementPass.passedFull`. */
@@ -226,8 +224,7 @@ function cpuLevel(milli: number): number {
  * the nodes its buckets have still to append (see `NodeBuckets.rank`): it ranks before the next.
  */
 function appended(ranked: Ranked, score: number, i: number): boolean {
-  const next = ranked.nextScore?.();
-  return next === undefined || before(score, i, next, ranked.nextNode!()!);
+  return !ranked.beforeNext || ranked.beforeNext(score, i);
 }
 
 /** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */

@@ -45,10 +45,8 @@ export interface BucketRanking {
    * is not appended only to be dropped.
    */
   more(fits?: (i: number) => boolean): boolean;
-  /** The score of the node `more` would append next; undefined when none are left. */
-  nextScore(): number | undefined;
-  /** The node `more` would append next (its index; nodes of one score go in index order); undefined when none are left. */
-  nextNode(): number | undefined;
+  /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (true when none are left). */
+  beforeNext(score: number, i: number): boolean;
   /**
    * With `scoreOf` (see `NodeBuckets.rank`): node `i`, not in `nodes`, which the caller scored
    * again at `score` that ranks after `nodes`, waits with the nodes still to append at that score
@@ -559,9 +557,14 @@ export class NodeBuckets<S extends NodeRoom> {
       return nodes.length > was;
     };
     more();
-    const nextScore = () => (deferredFirst() ? scoreOf!.get(deferred[ex]) : open() ? score : undefined);
-    const nextNode = () => (deferredFirst() ? deferred[ex] : open() ? lists[cur][at[cur]] : undefined);
-    return { nodes, more, nextScore, nextNode, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
+    const beforeNext = (v: number, i: number): boolean => {
+      if (deferredFirst()) {
+        const e = deferred[ex];
+        return ranksBefore(v, i, scoreOf!.get(e), e);
+      }
+      return !open() || ranksBefore(v, i, score, lists[cur][at[cur]]);
+    };
+    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
