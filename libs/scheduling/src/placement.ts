@@ -14,7 +14,7 @@
  */
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { freeDeviceCount, labelKeysOf, NodeBuckets, RoomIds } from './framework/node-buckets';
+import { freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, RoomIds, ranksBefore as before } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
@@ -161,13 +161,13 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
 interface Candidates {
   nodes: number[];
   start: number;
-  more?(): boolean;
-  /** The score of the node `more` would append next; undefined when none are left. */
-  nextScore?(): number | undefined;
-  /** The node `more` would append next; undefined when none are left. */
-  nextNode?(): number | undefined;
+  more?(fits?: (i: number) => boolean): boolean;
+  /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (see `BucketRanking.beforeNext`). */
+  beforeNext?(score: number, i: number): boolean;
   /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
   dims?: Dim[];
+  /** With node buckets, whether a node has room for one task on `dims`; counts the nodes it refuses in `PlacementPass.passedFull`. */
+  fits?: (i: number) => boolean;
 }
 
 /** A resource a request asks for: every node's free amount of it (by index) and the amount one task takes. */
@@ -199,9 +199,13 @@ interface Ranked extends Candidates {
    * bucket's, see `NodeBuckets.rank`), by node index (bin-pack only; NaN: not in the ranking):
    * finds it again when its room changes.
    */
-  scoreOf?: Float64Array;
+  scoreOf?: NodeScores;
   /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
   seen: number;
+  /** With node buckets: a re-scored node that ranks after the appended ones waits with those still to append (`BucketRanking.defer`). */
+  defer?(i: number, score: number): void;
+  /** With node buckets: a deferred node goes back into the appended head (`BucketRanking.undefer`). */
+  undefer?(i: number): void;
 }
 
 /** Levels of free CPU in the change log (see `cpuLevel`). */
@@ -215,28 +219,22 @@ function cpuLevel(milli: number): number {
   return milli < 1 ? 0 : milli >= 2 ** 31 ? 32 : 32 - Math.clz32(milli);
 }
 
-/** Order of a ranking: higher score first, then node index (= name order). */
-function before(a: number, ai: number, b: number, bi: number): boolean {
-  return a > b || (a === b && ai < bi);
-}
-
 /**
  * Whether node `i` with score `score` ranks in a kept ranking's appended nodes (`nodes`), not with
  * the nodes its buckets have still to append (see `NodeBuckets.rank`): it ranks before the next.
  */
 function appended(ranked: Ranked, score: number, i: number): boolean {
-  const next = ranked.nextScore?.();
-  return next === undefined || before(score, i, next, ranked.nextNode!()!);
+  return !ranked.beforeNext || ranked.beforeNext(score, i);
 }
 
 /** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
-function rankIndex(list: readonly number[], start: number, end: number, scoreOf: Float64Array, score: number, i: number): number {
+function rankIndex(list: readonly number[], start: number, end: number, scoreOf: NodeScores, score: number, i: number): number {
   let lo = start;
   let hi = end;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const m = list[mid];
-    if (before(scoreOf[m], m, score, i)) lo = mid + 1;
+    if (before(scoreOf.get(m), m, score, i)) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -293,6 +291,8 @@ class PlacementPass implements PassContext {
   rescoring = true;
   /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
   private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
+  /** The values of `buckets` (told of every move: a Map's iterator allocated per move). */
+  private readonly bucketList: Array<NodeBuckets<NodeState>> = [];
   private readonly rooms = new RoomIds();
   private reserveCalls = 0;
   /** The last `reserve` call that gave each node tasks. */
@@ -362,16 +362,30 @@ class PlacementPass implements PassContext {
    * budget), so it leaves a fair-share pass.
    */
   private placeOn(w: PendingWork, limit: number): PlaceStep {
-    let shape = this.shapes.get(w);
-    if (shape === undefined) this.shapes.set(w, (shape = shapeOf(w, !!this.backfill)));
+    const kept = this.shapes.get(w);
+    const shape = kept ?? shapeOf(w, !!this.backfill);
+    const why: Unplaced = emptyWhy(w.jobId, 0);
+    const step = this.placeShape(w, limit, shape, why);
+    // Work done never leaves the pass nor comes back: its reasons and shape are not kept (most work
+    // of one task is done in its first call, and a Map written and emptied each call reallocates).
+    if (w.tasks > 0) {
+      this.why.set(w, why);
+      if (kept === undefined) this.shapes.set(w, shape);
+    } else if (kept !== undefined) {
+      this.why.delete(w);
+      this.shapes.delete(w);
+    }
+    return step;
+  }
+
+  /** `placeOn` for work of request shape `shape`, its reasons written into `why`. */
+  private placeShape(w: PendingWork, limit: number, shape: string, why: Unplaced): PlaceStep {
     const known = this.noRoom.get(shape);
     if (known) {
-      this.why.set(w, { ...known, jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
+      Object.assign(why, known, { jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
       return { placed: 0, blocked: true };
     }
     // PreFilter
-    const why: Unplaced = emptyWhy(w.jobId, 0);
-    this.why.set(w, why);
     let allowed = w.tasks;
     for (const p of this.profile.preFilters) {
       const r = p.preFilter(w, allowed, this);
@@ -414,14 +428,14 @@ class PlacementPass implements PassContext {
       }
     }
     // Reserve
-    const { mine, undo } = this.reserve(w, want, candidates, why);
+    const mine = this.reserve(w, want, candidates, why);
     let placed = 0;
     for (const p of mine) placed += p.count;
     // Permit
     for (const p of this.profile.permits) {
       const refused = p.permit(w, placed);
       if (!refused) continue;
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+      this.giveBack(w);
       this.rankedByShape.clear(); // room came back: rankings of this pass are stale
       why.statuses.push(refused);
       why.gangBlocked ||= refused.code === 'GangBlocked';
@@ -430,11 +444,6 @@ class PlacementPass implements PassContext {
     for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
-    if (w.tasks === 0) {
-      // Done: it never leaves the pass nor comes back, so its reasons and shape are not kept.
-      this.why.delete(w);
-      this.shapes.delete(w);
-    }
     if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
@@ -470,14 +479,17 @@ class PlacementPass implements PassContext {
       return ranked;
     }
     const { filters, scores } = this.profile;
-    const scoreOf = scores.length && !w.spread && this.rescoring ? this.newScores() : undefined;
+    const keepScores = scores.length > 0 && !w.spread && this.rescoring;
     if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
       const name = keys ? JSON.stringify(keys) : '*';
       let index = this.buckets.get(name);
-      if (!index) this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
-      ranked = { ...index.rank(w, filters, scores, scoreOf), start: 0, seen: this.changes, ...(scoreOf ? { scoreOf } : {}) };
+      if (!index) {
+        this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
+        this.bucketList.push(index);
+      }
+      ranked = { ...index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined), start: 0, seen: this.changes };
       if (!w.spread) this.rankedByShape.set(shape, ranked);
       return ranked;
     }
@@ -506,28 +518,33 @@ class PlacementPass implements PassContext {
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
     ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
-    if (scoreOf) {
-      for (const c of scored) scoreOf[c.i] = c.score;
+    if (keepScores) {
+      const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
+      for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
     if (!w.spread) this.rankedByShape.set(shape, ranked);
     return ranked;
   }
 
+  /** Every node its own slot (`NodeScores.dense`): the scan's rankings. */
+  private denseMapping?: { classNo: Int32Array; slotOf: Int32Array };
+
   /**
-   * Rankings' scores (`Ranked.scoreOf`, NaN: not ranked) are cut from blocks that double up to 64
-   * rankings or 2^20 scores: a pass of many shapes allocates few buffers, one of few shapes small ones.
+   * Rankings' scores (`Ranked.scoreOf`: `size` of them, the nodes their filters pass; NaN: not
+   * ranked) are cut from blocks that double up to 64 rankings of every node or 2^20 scores: a pass
+   * of many shapes allocates few buffers, one of few shapes small ones.
    */
   private scoreBlock?: Float64Array;
   private scoreBlockAt = 0;
-  private newScores(): Float64Array {
+  private newScores(size: number): Float64Array {
     const n = this.states.length;
-    if (!this.scoreBlock || this.scoreBlockAt + n > this.scoreBlock.length) {
+    if (!this.scoreBlock || this.scoreBlockAt + size > this.scoreBlock.length) {
       const rankings = this.scoreBlock ? Math.min(64, 2 * (this.scoreBlock.length / n), Math.floor(2 ** 20 / n)) : 1;
       this.scoreBlock = new Float64Array(n * Math.max(1, rankings)).fill(NaN);
       this.scoreBlockAt = 0;
     }
-    return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += n));
+    return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += size));
   }
 
   /**
@@ -535,9 +552,11 @@ class PlacementPass implements PassContext {
    * scored again and moved to its place (one that no longer takes one task is left for the reserve
    * loop to drop, as it drops the nodes a job fills). Nodes that did not change keep their scores,
    * which depend on their own room only. With node buckets, a changed node not appended yet is
-   * taken out of the bucket it was ranked in (`NodeBuckets.rank`'s `scoreOf`) and put in the
-   * appended head at its new score, after the nodes not appended yet that rank with or before it
-   * are appended: the ranking stays the one a scan of every node keeps, and moves stay in the head.
+   * taken out of the bucket it was ranked in (`NodeBuckets.rank`'s `scoreOf`); at its new score it
+   * goes into the appended head when it ranks before the nodes still to append, else it waits with
+   * them (`BucketRanking.defer`, appended or not): the ranking stays the one a scan of every node
+   * keeps, and the head grows only as the reserve loop reads it (before, a node whose score fell
+   * behind the run of empty nodes had the ranking append every node up to it).
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
@@ -560,7 +579,7 @@ class PlacementPass implements PassContext {
           for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
           if (!one) continue;
         } else if (!fitsOne(w.resources, this.states[i].free)) continue;
-        const old = scoreOf[i];
+        const old = scoreOf.get(i);
         if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
         const s = this.states[i];
         const fd = freeDeviceCount(s);
@@ -573,12 +592,19 @@ class PlacementPass implements PassContext {
           at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
           if (list[at] !== i) continue; // left the ranking already (full for the shape)
         }
-        // Nodes not appended yet that rank with or before the new score come first.
-        while (!appended(ranked, score, i)) ranked.more!();
-        if (at < 0 && appended(ranked, old, i)) at = rankIndex(list, ranked.start, list.length, scoreOf, old, i); // appended just now
+        if (!appended(ranked, score, i)) {
+          // It now ranks with the nodes not appended yet: it waits there (the head is not appended up to it).
+          if (at >= 0) {
+            list.copyWithin(at, at + 1);
+            list.length--;
+          }
+          ranked.defer!(i, score);
+          continue;
+        }
         if (at < 0) {
-          // Still in its bucket, not appended: the bucket leaves it out from now on (its score is no longer the bucket's).
-          scoreOf[i] = score;
+          // Not appended (in its bucket, or deferred): into the appended head; its bucket leaves it out from now on (its score is no longer the bucket's).
+          ranked.undefer!(i);
+          scoreOf.set(i, score);
           list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
           continue;
         }
@@ -590,7 +616,7 @@ class PlacementPass implements PassContext {
           const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
           for (; at < to; at++) list[at] = list[at + 1];
         }
-        scoreOf[i] = score;
+        scoreOf.set(i, score);
         list[at] = i;
       }
   }
@@ -600,23 +626,27 @@ class PlacementPass implements PassContext {
    * node with no room for one task of a packing shape leaves `candidates` (moving its start).
    * Returns the placements in the order their nodes were first given tasks.
    */
-  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): { mine: Placement[]; undo: Array<() => void> } {
+  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): Placement[] {
     const call = ++this.reserveCalls;
     const mine: Placement[] = [];
-    const undo: Array<() => void> = [];
+    this.takenCount = 0;
     const list = candidates.nodes;
     const states = this.states;
     // With node buckets, the shape's dimensions, each with every node's free amount (see `freeOf`):
     // the loop below passes many nodes that became full and reads only these arrays for them.
     // Without, each node's `free` (the plain pass the equivalence tests compare with).
     const dims = this.indexed ? (candidates.dims ??= this.dimsOf(w)) : undefined;
+    // Packing drops a full node as it visits it, counted in `why.full`: the ranking leaves out the
+    // full nodes before the next that fits, counted the same (spreading keeps full nodes).
+    const fits = dims && !w.spread ? (candidates.fits ??= (n) => this.fitsOn(dims, n)) : undefined;
+    this.passedFull = 0;
     let left = want;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
       // Visited nodes that stay are written from `start` on, then moved just before the unvisited ones.
       let write = candidates.start;
       let i = candidates.start;
-      for (; left > 0 && (i < list.length || !!candidates.more?.()); i++) {
+      for (; left > 0 && (i < list.length || !!candidates.more?.(fits)); i++) {
         const n = list[i];
         // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
         let one = true;
@@ -631,7 +661,7 @@ class PlacementPass implements PassContext {
         }
         const s = states[n];
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
-        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit, undo) : 0;
+        const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit) : 0;
         if (reserved === 0) {
           if (this.placedBy[n] !== call) why.full++;
           if (w.spread || fit !== 0) list[write++] = n;
@@ -640,13 +670,15 @@ class PlacementPass implements PassContext {
         list[write++] = n;
         let p = this.placedBy[n] === call ? s.placement : undefined;
         if (!p) {
-          p = { jobId: w.jobId, node: s.node.name, count: 0, devices: [] };
+          // A copy of the devices sized to them (an empty array grown by push reserves 17 slots).
+          p = { jobId: w.jobId, node: s.node.name, count: reserved.length, devices: reserved.slice() };
           mine.push(p);
           this.placedBy[n] = call;
           s.placement = p;
+        } else {
+          p.count += reserved.length;
+          for (const d of reserved) p.devices.push(d);
         }
-        p.count += reserved.length;
-        for (const d of reserved) p.devices.push(d);
         left -= reserved.length;
         progress = true;
       }
@@ -662,7 +694,21 @@ class PlacementPass implements PassContext {
         candidates.start = 0;
       }
     }
-    return { mine, undo };
+    why.full += this.passedFull;
+    return mine;
+  }
+
+  /** Nodes `fitsOn` refused in the current `reserve` call (left out of its ranking: full). */
+  private passedFull = 0;
+
+  /** Whether node `n` has room for one task on `dims` (the reserve loop's check); counts it in `passedFull` when not. */
+  private fitsOn(dims: readonly Dim[], n: number): boolean {
+    for (let k = 0; k < dims.length; k++)
+      if (dims[k].free[n] / dims[k].amount < 1) {
+        this.passedFull++;
+        return false;
+      }
+    return true;
   }
 
   /** Puts node `i` last in the change log's list of its free CPU now (see `changes`). */
@@ -695,17 +741,49 @@ class PlacementPass implements PassContext {
 
   /** Tells the node buckets that a node's room changed. */
   private moved(s: NodeState): void {
-    if (this.buckets.size === 0) return;
+    const indexes = this.bucketList;
+    if (indexes.length === 0) return;
     this.rooms.of(s);
-    for (const index of this.buckets.values()) index.moved(s, true);
+    for (let k = 0; k < indexes.length; k++) indexes[k].movedAt(s.index);
+  }
+
+  /**
+   * What the current `reserve` call took, in order, to give back if Permit refuses: the nodes
+   * (`taken`, the first `takenCount`) and the devices of each one's tasks. Kept as data in arrays
+   * reused by every call: most work is permitted, and a closure per reservation was garbage.
+   */
+  private readonly taken: NodeState[] = [];
+  private readonly takenDevices: number[][][] = [];
+  private takenCount = 0;
+
+  /** Gives back everything the last `reserve` call for `w` took (newest first), Reserve plugins included. */
+  private giveBack(w: PendingWork): void {
+    const reserves = this.profile.reserves;
+    const share = w.resources.gpu ?? 0;
+    const each = share >= GPU_MILLI ? GPU_MILLI : share;
+    const need = w.resources;
+    for (let k = this.takenCount - 1; k >= 0; k--) {
+      const s = this.taken[k];
+      const devices = this.takenDevices[k];
+      const count = devices.length;
+      for (const ds of devices) for (const d of ds) s.devices[d] -= each;
+      for (const name in need) {
+        s.free[name] += need[name] * count;
+        const free = this.freeArrays.get(name);
+        if (free) free[s.index] = s.free[name];
+      }
+      this.moved(s);
+      for (const r of reserves) r.unreserve(w, s.node, count, this);
+    }
+    this.takenCount = 0;
   }
 
   /**
    * Reserves up to `want` tasks of `w` on one node: each Reserve plugin admits its part, devices
-   * are picked task by task, then the plugins take their part; records how to undo it. Returns
-   * the devices of each reserved task (empty lists without GPUs), or 0.
+   * are picked task by task, then the plugins take their part; records it to give back (`taken`).
+   * Returns the devices of each reserved task (empty lists without GPUs), or 0.
    */
-  private reserveOn(s: NodeState, w: PendingWork, want: number, undo: Array<() => void>): number[][] | 0 {
+  private reserveOn(s: NodeState, w: PendingWork, want: number): number[][] | 0 {
     const reserves = this.profile.reserves;
     want = this.admitted(w, s.node, want);
     if (want <= 0) return 0;
@@ -729,16 +807,8 @@ class PlacementPass implements PassContext {
     this.moved(s);
     this.logChange(s.index);
     for (const r of reserves) r.reserve(w, s.node, count, this);
-    undo.push(() => {
-      for (const ds of devices) for (const d of ds) s.devices[d] -= each;
-      for (const name in need) {
-        s.free[name] += need[name] * count;
-        const free = this.freeArrays.get(name);
-        if (free) free[s.index] = s.free[name];
-      }
-      this.moved(s);
-      for (const r of reserves) r.unreserve(w, s.node, count, this);
-    });
+    this.taken[this.takenCount] = s;
+    this.takenDevices[this.takenCount++] = devices;
     return devices;
   }
 }

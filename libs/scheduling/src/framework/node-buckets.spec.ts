@@ -157,6 +157,33 @@ describe('NodeBuckets', () => {
     expect(calls).toBe(4);
   });
 
+  it('keeps the scores of the nodes the filters pass only, each found by its node index (NaN: refused or full)', () => {
+    // Six 8-core nodes, zones alternating z1, z2 by name; a, c, e in z1 with 0, 2 and 7 cores used.
+    // A 2-core task in z1: the z2 class is refused, so the buffer holds the 3 z1 nodes only.
+    // MostAllocated: a (8−8+2)/8 = 0.25, c (8−6+2)/8 = 0.5; e has 1 core free: full, NaN.
+    const states = rooms(
+      ...['a', 'b', 'c', 'd', 'e', 'f'].map((name, k) =>
+        nodeSnapshot(name, { cpu: '8' }, { labels: { zone: k % 2 ? 'z2' : 'z1' }, used: parseResources({ cpu: ['0', '1', '2', '3', '7', '5'][k] }) }),
+      ),
+    );
+    const sizes: number[] = [];
+    const ranking = new NodeBuckets(states).rank(
+      pendingWork('j', 1, { cpu: '2' }, { selector: { zone: 'z1' } }),
+      DEFAULT_FILTERS,
+      [mostAllocated()],
+      (size) => {
+        sizes.push(size);
+        return new Float64Array(size).fill(NaN);
+      },
+    );
+    expect(sizes).toEqual([3]);
+    expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.5, NaN, NaN, NaN]);
+    expect(names(ranking, states)).toEqual(['c', 'a']);
+    // A new score lands on its node only.
+    ranking.scoreOf!.set(2, 0.75);
+    expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.75, NaN, NaN, NaN]);
+  });
+
   it('tells GPU nodes apart by device use, not only by free GPU', () => {
     // Both have 1 GPU (1000 milli) free in total: g1 as one whole device, g2 as two halves. A whole-GPU
     // task fits only g1 by devices; the buckets differ, so a Score that reads devices sees each as it is.
@@ -377,6 +404,90 @@ describe('placement through node buckets', () => {
     expect(indexed).toEqual(placeTasks(work, nodes, { batchFill: false, nodeIndex: false }));
     expect(indexed.placements.slice(0, 2).map((p) => `${p.jobId}@${p.node}`)).toEqual(['a1@n00', 'a2@n00']);
     expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['a3', 122, 1]]);
+  });
+
+  it('a node whose score falls behind the nodes a ranking has still to append waits with them, in score order (40 equal nodes, more than a ranking appends at once)', () => {
+    // Room left scores: free CPU / capacity. 40 empty 2-core nodes rank at 1 in name order; a ranking
+    // appends n00–n31. j0 takes n00 (1 core), which falls to (2−1)/2 = 0.5, behind n32–n39 still to
+    // append at 1: it waits with them and comes after them. Each job takes the next empty node:
+    // j0–j39 fill n00–n39 in name order, then j40–j79 the second core of each, again in name order
+    // (all at 0.5), then j80 finds no room: it passes n39 full (the nodes before left the kept ranking
+    // when earlier jobs passed them full).
+    const roomLeft: ScorePlugin = { name: 'RoomLeft', weight: 1, score: (_w, n, free) => (free.cpu ?? 0) / (n.capacity.cpu ?? 1), labelKeys: () => [] };
+    const nodes = Array.from({ length: 40 }, (_, k) => nodeSnapshot(`n${String(k).padStart(2, '0')}`, { cpu: '2' }));
+    const work = Array.from({ length: 81 }, (_, i) => pendingWork(`j${i}`, 1, { cpu: '1' }, { createdAt: i }));
+    const o: PlacementOptions = { batchFill: false, scores: [roomLeft] };
+    const indexed = placeTasks(work, nodes, o);
+    expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+    expect(indexed.placements).toEqual(rankedAfresh(work, nodes, o));
+    const at = (k: number) => `n${String(k % 40).padStart(2, '0')}`;
+    expect(indexed.placements.map((p) => `${p.jobId}@${p.node}`)).toEqual(Array.from({ length: 80 }, (_, i) => `j${i}@${at(i)}`));
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['j80', 1, 1]]);
+  });
+
+  it('a node deferred back to the score of the bucket it was ranked in is appended once (a full node counted once)', () => {
+    // Scores: 8-core nodes 3 while 5 cores are free (else 0); 4-core nodes 1 at 4 cores free, 2 at
+    // 3.5, 1 at 3, else 0. X (500m) ranks a00–a32 at 3 (32 appended) and b0–b4 and c at 1 (one bucket,
+    // not appended). Y (500m, zone zc: only c) takes c to 3.5 free: X's re-score defers c at 2; again
+    // to 3: c goes back to 1, its bucket's score, still deferred. Y fills c. X's 1,000 tasks fill every
+    // other node and pass c full once: 1 full (counted twice if c were appended from its bucket and
+    // from the deferred nodes).
+    const byRoom: ScorePlugin = {
+      name: 'ByRoom',
+      weight: 1,
+      score: (_w, n, free) => (n.capacity.cpu === 8000 ? ((free.cpu ?? 0) >= 5000 ? 3 : 0) : ({ 4000: 1, 3500: 2, 3000: 1 }[free.cpu ?? 0] ?? 0)),
+      labelKeys: () => [],
+    };
+    const nodes = [
+      ...Array.from({ length: 33 }, (_, k) => nodeSnapshot(`a${String(k).padStart(2, '0')}`, { cpu: '8' })),
+      ...Array.from({ length: 5 }, (_, k) => nodeSnapshot(`b${k}`, { cpu: '4' })),
+      nodeSnapshot('c', { cpu: '4' }, { labels: { zone: 'zc' } }),
+    ];
+    const x = (id: string, tasks: number, at: number) => pendingWork(id, tasks, { cpu: '500m' }, { createdAt: at });
+    const y = (id: string, tasks: number, at: number) => pendingWork(id, tasks, { cpu: '500m' }, { createdAt: at, selector: { zone: 'zc' } });
+    const work = [x('x1', 1, 1), y('y1', 1, 2), x('x2', 1, 3), y('y2', 1, 4), x('x3', 1, 5), y('y3', 6, 6), x('x4', 1_000, 7)];
+    const o: PlacementOptions = { batchFill: false, scores: [byRoom] };
+    const indexed = placeTasks(work, nodes, o);
+    expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+    // x4: 33 × 16 − 3 (x1–x3) + 5 × 8 = 565 placed, 435 left
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x4', 435, 1]]);
+  });
+
+  it('a packing job passes over the full nodes before the next that fits, counted; a full node after it stays for the next job to count', () => {
+    // 40 2-core nodes; n32, n33, n34 and n36 in zone z1. x1 takes n00 (X's ranking appends n00–n31).
+    // y1 (2 cores in z1, 4 tasks) fills n32, n33, n34, n36. x2 (65 tasks) fills n00 (1), n01–n31 (62),
+    // then reaches the nodes not appended: n32–n34 full, passed over, then n35 (2): done. x3 (20 tasks)
+    // passes the 33 nodes x2 filled and n36, full, and fills n37–n39 (6): 14 left, 34 full nodes.
+    // (Had x2 left out n36 too, x3 would count 33.)
+    const nodes = Array.from({ length: 40 }, (_, k) =>
+      nodeSnapshot(`n${String(k).padStart(2, '0')}`, { cpu: '2' }, [32, 33, 34, 36].includes(k) ? { labels: { zone: 'z1' } } : {}),
+    );
+    const work = [
+      pendingWork('x1', 1, { cpu: '1' }, { createdAt: 1 }),
+      pendingWork('y1', 4, { cpu: '2' }, { createdAt: 2, selector: { zone: 'z1' } }),
+      pendingWork('x2', 65, { cpu: '1' }, { createdAt: 3 }),
+      pendingWork('x3', 20, { cpu: '1' }, { createdAt: 4 }),
+    ];
+    const indexed = placeTasks(work, nodes, { batchFill: false });
+    expect(indexed).toEqual(placeTasks(work, nodes, { batchFill: false, nodeIndex: false }));
+    expect(indexed.placements.filter((p) => p.jobId === 'y1').map((p) => p.node)).toEqual(['n32', 'n33', 'n34', 'n36']);
+    expect(indexed.placements.filter((p) => p.jobId === 'x3').map((p) => p.node)).toEqual(['n37', 'n38', 'n39']);
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x3', 14, 34]]);
+  });
+
+  it('indexed pass = scan = ranked afresh with a Score that rises and falls as room shrinks (ten clusters of 250–310 nodes, mostly empty)', () => {
+    // Free CPU in half cores, modulo 3: a node's score goes 0, 2, 1, 0, 2, … as it fills, so a changed
+    // node moves up into the appended head, down behind the nodes still to append, and back to the
+    // score of the bucket it was ranked in (where it must be appended once).
+    const wobbly: ScorePlugin = { name: 'Wobbly', weight: 1, score: (_w, _n, free) => Math.floor((free.cpu ?? 0) / 500) % 3, labelKeys: () => [] };
+    for (const seed of seeds.slice(0, 10)) {
+      const snap = randomSnapshot(seed, 250, 0.1);
+      const work = snap.work.map((w) => ({ ...w, gang: false }));
+      const o: PlacementOptions = { batchFill: false, scores: [wobbly] };
+      const scanned = placeTasks(work, snap.nodes, { ...o, nodeIndex: false });
+      expect({ seed, ...placeTasks(work, snap.nodes, o) }).toEqual({ seed, ...scanned });
+      expect({ seed, placements: scanned.placements }).toEqual({ seed, placements: rankedAfresh(work, snap.nodes, o) });
+    }
   });
 
   /**

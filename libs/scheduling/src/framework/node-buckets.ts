@@ -38,19 +38,87 @@ export interface NodeRoom {
  */
 export interface BucketRanking {
   nodes: number[];
-  more(): boolean;
-  /** The score of the node `more` would append next; undefined when none are left. */
-  nextScore(): number | undefined;
-  /** The node `more` would append next (its index; nodes of one score go in index order); undefined when none are left. */
-  nextNode(): number | undefined;
+  /**
+   * Appends the next nodes. With `fits`, for a caller that visits them next and drops a node
+   * without room for one task (it stays full for the rest of the pass): the nodes before the first
+   * that `fits` accepts are passed to `fits` and left out (it counts them), so a run of full nodes
+   * is not appended only to be dropped.
+   */
+  more(fits?: (i: number) => boolean): boolean;
+  /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (true when none are left). */
+  beforeNext(score: number, i: number): boolean;
+  /**
+   * With `scoreOf` (see `NodeBuckets.rank`): node `i`, not in `nodes`, which the caller scored
+   * again at `score` that ranks after `nodes`, waits with the nodes still to append at that score
+   * (`more` appends it in its place; its bucket leaves it out); its `scoreOf` becomes `score`. A
+   * node deferred before moves.
+   */
+  defer(i: number, score: number): void;
+  /** Takes node `i` out of the deferred nodes (see `defer`), if it is there: the caller puts it in `nodes`. */
+  undefer(i: number): void;
   refused: FilterRefusal[];
   /** Nodes that pass the filters but have no room for one task. */
   full: number;
+  /** With a score buffer (see `NodeBuckets.rank`): the score of each node ranked. */
+  scoreOf?: NodeScores;
+}
+
+/**
+ * The scores of a ranking's nodes by node index, stored only for the nodes of the classes its
+ * filters pass (a shape tied to one zone or GPU model keeps a third of the cluster or less): node
+ * `i` is at `base[classNo[i]] + slotOf[i]`; NaN there and for refused classes (`base` −1): not
+ * ranked (refused, or full when ranked).
+ */
+export class NodeScores {
+  /**
+   * `classNo`, `slotOf` (by node index): the node's class and its place among the class's nodes, in
+   * index order; `base` (by class): where the class's scores start in `scores`, −1 when refused.
+   */
+  constructor(
+    private readonly classNo: Int32Array,
+    private readonly slotOf: Int32Array,
+    private readonly base: Int32Array,
+    private readonly scores: Float64Array,
+  ) {}
+
+  /** Every node in one class, in index order: a table over all `scores.length` nodes. */
+  static dense(scores: Float64Array, mapping: { classNo: Int32Array; slotOf: Int32Array }): NodeScores {
+    return new NodeScores(mapping.classNo, mapping.slotOf, new Int32Array(1), scores);
+  }
+
+  /** The identity mapping of `dense` for `n` nodes. */
+  static denseMapping(n: number): { classNo: Int32Array; slotOf: Int32Array } {
+    const slotOf = new Int32Array(n);
+    for (let i = 0; i < n; i++) slotOf[i] = i;
+    return { classNo: new Int32Array(n), slotOf };
+  }
+
+  /** Node `i`'s score; NaN: not ranked. */
+  get(i: number): number {
+    const b = this.base[this.classNo[i]];
+    return b < 0 ? NaN : this.scores[b + this.slotOf[i]];
+  }
+
+  /** Sets the score of each node of `members` (nodes of one class the ranking's filters pass). */
+  setAll(members: readonly number[], score: number): void {
+    const b = this.base[this.classNo[members[0]]];
+    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = score;
+  }
+
+  /** Sets the score of node `i`, which must be of a class the ranking's filters pass. */
+  set(i: number, score: number): void {
+    this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = score;
+  }
 }
 
 interface NodeClass {
+  /** Its number (its place in `NodeBuckets.classes`). */
+  no: number;
   /** Index of its first node (nodes are in name order): classes are visited in this order. */
   first: number;
+  /** The keys of its first node's capacity and labels, in order (compared without a copy per node). */
+  capacityKeys: string[];
+  labelKeys: string[];
   size: number;
   /** By room id (`RoomIds`). */
   buckets: Map<number, Bucket>;
@@ -167,19 +235,21 @@ export function labelKeysOf(work: PendingWork, filters: readonly FilterPlugin[],
   return [...keys].sort();
 }
 
-/** Same entries in the same order. */
-function sameRecord<T>(a: Record<string, T>, b: Record<string, T>): boolean {
-  const keys = Object.keys(a);
+/** Same entries in the same order (`keys`: the keys of `a`, in order). */
+function sameRecord<T>(keys: readonly string[], a: Record<string, T>, b: Record<string, T>): boolean {
   let n = 0;
   for (const k in b) if (keys[n++] !== k || a[k] !== b[k]) return false;
   return n === keys.length;
 }
 
 /** Nodes a Filter cannot tell apart: capacity, GPU count, taints, and the labels of `labelKeys` (every label when absent). */
-function sameClass(a: NodeSnapshot, b: NodeSnapshot, labelKeys: readonly string[] | undefined): boolean {
-  if (a.gpuCount !== b.gpuCount || !sameRecord(a.capacity, b.capacity) || a.taints.length !== b.taints.length) return false;
-  if (labelKeys ? labelKeys.some((k) => a.labels[k] !== b.labels[k]) : !sameRecord(a.labels, b.labels)) return false;
-  return a.taints.every((t, k) => JSON.stringify(t) === JSON.stringify(b.taints[k]));
+function sameClass(cls: NodeClass, a: NodeSnapshot, b: NodeSnapshot, labelKeys: readonly string[] | undefined): boolean {
+  if (a.gpuCount !== b.gpuCount || !sameRecord(cls.capacityKeys, a.capacity, b.capacity) || a.taints.length !== b.taints.length) return false;
+  if (labelKeys) {
+    for (const k of labelKeys) if (a.labels[k] !== b.labels[k]) return false;
+  } else if (!sameRecord(cls.labelKeys, a.labels, b.labels)) return false;
+  for (let k = 0; k < a.taints.length; k++) if (JSON.stringify(a.taints[k]) !== JSON.stringify(b.taints[k])) return false;
+  return true;
 }
 
 /** Wholly free devices of a node. */
@@ -187,6 +257,11 @@ export function freeDeviceCount(s: NodeRoom): number {
   let n = 0;
   for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
   return n;
+}
+
+/** Order of a ranking: higher score first, then node index (= name order). */
+export function ranksBefore(a: number, ai: number, b: number, bi: number): boolean {
+  return a > b || (a === b && ai < bi);
 }
 
 /** Merges ascending index lists into one ascending list. */
@@ -223,6 +298,9 @@ function removeSorted(xs: number[], i: number): void {
   const lo = lowerBound(xs, i);
   if (xs[lo] !== i) return;
   if (lo === xs.length - 1) xs.pop();
+  // Packing takes equal nodes in name order, so nodes mostly leave a bucket at its front: `shift`
+  // moves the array's start there instead of every element after it.
+  else if (lo === 0) xs.shift();
   else xs.splice(lo, 1);
 }
 
@@ -231,11 +309,15 @@ export class NodeBuckets<S extends NodeRoom> {
   private readonly classes: NodeClass[] = [];
   private readonly classOf: NodeClass[] = [];
   private readonly bucketOf: Bucket[] = [];
-  private readonly indexOf = new Map<S, number>();
+  /** Node indices by state (made at the first `moved`: the engine says `movedAt`). */
+  private indexOf?: Map<S, number>;
   private buckets = 0;
   /** Nodes moved since the last ranking (`moved`), each once. */
   private readonly stale: number[] = [];
   private readonly isStale: Uint8Array;
+  /** By node index: its class's number and its place among the class's nodes (see `NodeScores`). */
+  private readonly classNo: Int32Array;
+  private readonly slotOf: Int32Array;
 
   /**
    * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
@@ -247,6 +329,8 @@ export class NodeBuckets<S extends NodeRoom> {
     private readonly rooms = new RoomIds(),
   ) {
     this.isStale = new Uint8Array(states.length);
+    this.classNo = new Int32Array(states.length);
+    this.slotOf = new Int32Array(states.length);
     // Classes by a hash of what tells them apart; a hit is compared with the class's first node.
     const byHash = new Map<number, NodeClass[]>();
     const strings = new Map<string, number>();
@@ -263,16 +347,17 @@ export class NodeBuckets<S extends NodeRoom> {
       else for (const k in n.labels) h = (Math.imul(h, 31) + idOf(k) * 7 + idOf(n.labels[k])) | 0;
       h = (Math.imul(h, 31) + n.taints.length) | 0;
       const seen = byHash.get(h);
-      let cls = seen?.find((c) => sameClass(states[c.first].node, n, labelKeys));
+      let cls: NodeClass | undefined;
+      if (seen) for (let k = 0; k < seen.length && !cls; k++) if (sameClass(seen[k], states[seen[k].first].node, n, labelKeys)) cls = seen[k];
       if (!cls) {
-        cls = { first: i, size: 0, buckets: new Map() };
+        cls = { no: this.classes.length, first: i, capacityKeys: Object.keys(n.capacity), labelKeys: Object.keys(n.labels), size: 0, buckets: new Map() };
         if (seen) seen.push(cls);
         else byHash.set(h, [cls]);
         this.classes.push(cls);
       }
-      cls.size++;
+      this.classNo[i] = cls.no;
+      this.slotOf[i] = cls.size++;
       this.classOf.push(cls);
-      this.indexOf.set(s, i);
       this.bucketOf.push(this.enter(i, cls, untouched(s) ? 0 : rooms.of(s)));
     });
   }
@@ -289,9 +374,15 @@ export class NodeBuckets<S extends NodeRoom> {
    * given its new room to the `RoomIds` the index was built with (`RoomIds.of`).
    */
   moved(s: S, numbered = false): void {
+    this.indexOf ??= new Map(this.states.map((x, i) => [x, i]));
     const i = this.indexOf.get(s);
     if (i === undefined) return;
     if (!numbered) this.rooms.of(s);
+    this.movedAt(i);
+  }
+
+  /** `moved` for the node at index `i` of `states`, its new room already numbered (`RoomIds.of`). */
+  movedAt(i: number): void {
     if (this.isStale[i]) return;
     this.isStale[i] = 1;
     this.stale.push(i);
@@ -326,25 +417,35 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
-   * `scoreOf` (by node index), when given, gets the score of every node ranked, appended or not (a
+   * `scoreBuffer`, when given, is asked for a NaN-filled buffer of as many scores as the filters pass
+   * nodes, and the ranking's `scoreOf` holds the score of every node ranked, appended or not (a
    * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
-   * not appended yet another score there has placed it itself: `more` then leaves it out of its
-   * bucket (the caller's new score is always above those still to append).
+   * not appended yet another score there has placed it itself — in `nodes` (its new score ranks
+   * before those still to append) or with `defer` — and `more` leaves it out of its bucket.
    */
-  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreOf?: Float64Array): BucketRanking {
+  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreBuffer?: (size: number) => Float64Array): BucketRanking {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
     const scored: Array<{ score: number; members: number[] }> = [];
     // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
+    const base = new Int32Array(this.classes.length);
+    let passed = 0;
     for (const cls of this.classes) {
       const rep = this.states[cls.first].node;
       let status: Status | undefined;
       for (const f of filters) if ((status = f.filter(work, rep))) break;
       if (status) {
         refused.add(status, cls.size);
-        continue;
+        base[cls.no] = -1;
+      } else {
+        base[cls.no] = passed;
+        passed += cls.size;
       }
+    }
+    const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed)) : undefined;
+    for (const cls of this.classes) {
+      if (base[cls.no] < 0) continue;
       // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
       cls.buckets.forEach((b) => {
         const s = this.states[b.members[0]];
@@ -362,7 +463,7 @@ export class NodeBuckets<S extends NodeRoom> {
         b.shared = true;
         const members = b.members;
         scored.push({ score, members });
-        if (scoreOf) for (let k = 0; k < members.length; k++) scoreOf[members[k]] = score;
+        if (scoreOf) scoreOf.setAll(members, score);
       });
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
@@ -396,20 +497,74 @@ export class NodeBuckets<S extends NodeRoom> {
       advance();
       return true;
     };
-    const more = (): boolean => {
+    // Nodes the caller scored again that rank after `nodes` (see `defer`), by `scoreOf` then index,
+    // from `ex` on: merged with the buckets as they are appended, so the appended head does not grow
+    // to reach a node whose score fell behind the nodes still to append.
+    const deferred: number[] = [];
+    let ex = 0;
+    /** Whether the next deferred node comes before the buckets' next one. */
+    const deferredFirst = (): boolean => {
+      if (ex >= deferred.length) return false;
+      if (!open()) return true;
+      const e = deferred[ex];
+      return ranksBefore(scoreOf!.get(e), e, score, lists[cur][at[cur]]);
+    };
+    /** Where node `i` of score `v` is or would go among the deferred nodes. */
+    const deferredIndex = (v: number, i: number): number => {
+      let lo = ex;
+      let hi = deferred.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        const m = deferred[mid];
+        if (ranksBefore(scoreOf!.get(m), m, v, i)) lo = mid + 1;
+        else hi = mid;
+      }
+      return lo;
+    };
+    const undefer = (i: number): void => {
+      if (ex >= deferred.length) return;
+      const k = deferredIndex(scoreOf!.get(i), i);
+      if (deferred[k] === i) deferred.splice(k, 1);
+    };
+    const defer = (i: number, v: number): void => {
+      undefer(i);
+      scoreOf!.set(i, v);
+      deferred.splice(deferredIndex(v, i), 0, i);
+    };
+    const more = (fits?: (i: number) => boolean): boolean => {
       const was = nodes.length;
-      // A node the caller placed elsewhere (see `scoreOf`) is left out.
-      while (nodes.length - was < APPEND && open()) {
-        const i = lists[cur][at[cur]++];
-        if (!scoreOf || scoreOf[i] === score) nodes.push(i);
-        advance();
+      while (nodes.length - was < APPEND) {
+        let i: number;
+        if (deferredFirst()) i = deferred[ex++];
+        else {
+          if (!open()) break;
+          i = lists[cur][at[cur]++];
+          // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
+          const placed = !!scoreOf && scoreOf.get(i) !== score;
+          if (!placed && deferred[ex] === i) ex++;
+          advance();
+          if (placed) continue;
+        }
+        // The nodes before the first that fits are passed over (see `BucketRanking.more`).
+        if (fits && nodes.length === was && !fits(i)) continue;
+        nodes.push(i);
+      }
+      if (ex >= 1024 && 2 * ex >= deferred.length) {
+        deferred.copyWithin(0, ex);
+        deferred.length -= ex;
+        ex = 0;
       }
       return nodes.length > was;
     };
     more();
-    const nextScore = () => (open() ? score : undefined);
-    const nextNode = () => (open() ? lists[cur][at[cur]] : undefined);
-    return { nodes, more, nextScore, nextNode, refused: refused.list(), full };
+    const beforeNext = (v: number, i: number): boolean => {
+      if (deferredFirst()) {
+        const e = deferred[ex];
+        return ranksBefore(v, i, scoreOf!.get(e), e);
+      }
+      return !open() || ranksBefore(v, i, score, lists[cur][at[cur]]);
+    };
+    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
   }
 
   /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
