@@ -244,7 +244,8 @@ export class EtcdStore {
       // (a burst of events to decode) then stalled every watch on the connection, etcd marked them
       // slow and caught them up from its backend every 100 ms: `bench pipelines` at 1,000 runs saw
       // a job's commit reach quota's watch p50 1.3 s later during the submission burst; with
-      // FLOW_CONTROL_WINDOW_BYTES, 51 ms (p99 1.7 s → 174 ms), and etcd reported no slow watcher.
+      // FLOW_CONTROL_WINDOW_BYTES, 51–130 ms, and etcd reported no slow watcher. (etcd's Go clients
+      // grow their window by BDP estimation; grpc-js keeps the one it is given.)
       grpcOptions: {
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
