@@ -9,6 +9,7 @@
  */
 import { parseNodes, parseWorkload } from './inputs';
 import { type SimConsolidation, simulate } from './simulate';
+import { mulberry32 } from './random';
 
 /** Settings of the consolidation scenario. */
 export interface ConsolidationScenarioOptions {
@@ -46,18 +47,6 @@ export interface ConsolidationScenarioResult {
   movedShare: { on: string; onAnyAge: string };
 }
 
-/** A small seeded generator (mulberry32): the same inputs for the same seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Jobs of 1–12 cores and 2–40 GiB arrive uniformly over `arrivalSeconds`; each runs 5 minutes to 3
  * hours (log-uniform: most end soon, a few hold their node long — the tail that strands nodes).
@@ -70,7 +59,7 @@ export function consolidationScenario(o: ConsolidationScenarioOptions = {}): Con
     seed: o.seed ?? 11,
     consolidation: o.consolidation ?? {},
   };
-  const rand = rng(settings.seed);
+  const rand = mulberry32(settings.seed);
   const nodes = parseNodes(
     Array.from({ length: settings.nodes }, (_, i) => JSON.stringify({ name: `n${String(i).padStart(3, '0')}`, capacity: { cpu: '32', memory: '128Gi' } })).join(
       '\n',

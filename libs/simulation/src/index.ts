@@ -3,3 +3,4 @@ export * from './simulate';
 export * from './scenarios';
 export * from './topology-scenario';
 export * from './consolidation-scenario';
+export * from './random';

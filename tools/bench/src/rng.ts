@@ -1,14 +1,5 @@
 /** A seeded PRNG (mulberry32), so every benchmark run generates the same instance. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 as rng } from '@batchapi/simulation';
 
 /** Fisher–Yates shuffle in place with the given PRNG. */
 export function shuffle<T>(xs: T[], rand: () => number): T[] {
