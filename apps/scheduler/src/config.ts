@@ -268,6 +268,15 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     ...(e.BATCH_CONSOLIDATION_NODE_FRACTION > 1 ? ['BATCH_CONSOLIDATION_NODE_FRACTION must be at most 1'] : []),
     ...(e.BATCH_CONSOLIDATE_AFTER > 86_400 ? ['BATCH_CONSOLIDATE_AFTER must be at most 86400'] : []),
     ...(e.BATCH_CONSOLIDATION_MAX_TASK_AGE > 604_800 ? ['BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800'] : []),
+    // A node is emptied only when its newest task is BATCH_CONSOLIDATE_AFTER old and none is older than
+    // the age bound (nor within the exempt time): a bound at or below either leaves no node to empty.
+    ...(e.BATCH_CONSOLIDATION_NODES_PER_PASS > 0 &&
+    e.BATCH_CONSOLIDATION_MAX_TASK_AGE > 0 &&
+    e.BATCH_CONSOLIDATION_MAX_TASK_AGE <= Math.max(e.BATCH_CONSOLIDATE_AFTER, e.BATCH_PREEMPT_EXEMPT_TIME)
+      ? [
+          `BATCH_CONSOLIDATION_MAX_TASK_AGE (${e.BATCH_CONSOLIDATION_MAX_TASK_AGE} s) must be 0 (any age) or over BATCH_CONSOLIDATE_AFTER (${e.BATCH_CONSOLIDATE_AFTER} s) and BATCH_PREEMPT_EXEMPT_TIME (${e.BATCH_PREEMPT_EXEMPT_TIME} s): no node could ever be emptied`,
+        ]
+      : []),
   ];
   if (problems.length) throw new ConfigError(problems);
   return {

@@ -114,7 +114,7 @@ export async function consolidateNodes(
 ): Promise<ConsolidationOutcome['cordoned']> {
   if (tuning.maxNodesPerPass <= 0) return [];
   if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
-  const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
+  const { snapshot: s, versions } = takeSnapshot(cache, now, undefined, policy);
   if (runnableWaiting(s)) return [];
   const jobs = new Map<string, JobRecord>();
   for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
@@ -130,10 +130,17 @@ export async function consolidateNodes(
     placer: (work, nodes) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
   });
   const cordoned: ConsolidationOutcome['cordoned'] = [];
+  let last: bigint | undefined;
   for (const node of plan.nodes) {
     const moves = plan.moves.filter((m) => m.task.node === node);
-    if (await cordonForConsolidation(store, leadership.fence(), node, moves.length, now)) cordoned.push({ node, moves });
+    const rev = await cordonForConsolidation(store, leadership.fence(), node, moves.length, now, versions.allocs.get(node)?.modRevision);
+    if (rev === undefined) continue;
+    cordoned.push({ node, moves });
+    last = BigInt(rev);
   }
+  // The next cycle must see the cordons, or it could bind onto a node being emptied (its drain
+  // would then stop a task no plan checked): wait until the caches hold them.
+  if (last !== undefined) await cache.catchUpTo(last, () => leadership.held(), 100);
   return cordoned;
 }
 

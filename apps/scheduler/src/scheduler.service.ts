@@ -700,6 +700,9 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
     }
     if (c.maxNodesPerPass <= 0 || now - this.lastConsolidationAt < c.intervalMs) return;
+    // Planned only on caches that hold the last cycle's binds and stops (as a cycle is): a node whose
+    // newest bindings were not seen yet must not be chosen. Its cordon compares the allocation too.
+    if (!this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) return;
     this.lastConsolidationAt = now;
     const cordoned = await consolidateNodes(
       this.ctx.store,

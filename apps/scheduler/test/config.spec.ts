@@ -28,6 +28,18 @@ it('reads consolidation (off by default), its budget and idle time, and refuses 
     }).consolidation,
   ).toEqual({ maxNodesPerPass: 2, maxNodeFraction: 0.25, consolidateAfterMs: 60_000, maxTaskAgeMs: 0 });
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_MAX_TASK_AGE: '604801' })).toThrow('BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800');
+  // on, with an age bound no node can meet: newest task ≥ 300 s old and every task ≤ 300 s old (or ≤ the 60 s exempt time)
+  const on = { BATCH_CONSOLIDATION_NODES_PER_PASS: '1' };
+  expect(() => schedulerConfigFromEnv({ ...on, BATCH_CONSOLIDATION_MAX_TASK_AGE: '300' })).toThrow(
+    'BATCH_CONSOLIDATION_MAX_TASK_AGE (300 s) must be 0 (any age) or over BATCH_CONSOLIDATE_AFTER (300 s) and BATCH_PREEMPT_EXEMPT_TIME (60 s)',
+  );
+  expect(() => schedulerConfigFromEnv({ ...on, BATCH_CONSOLIDATE_AFTER: '30', BATCH_CONSOLIDATION_MAX_TASK_AGE: '60' })).toThrow(
+    'BATCH_CONSOLIDATION_MAX_TASK_AGE (60 s)',
+  );
+  // the defaults (300 s after, 600 s age) and any age (0) are fine; off, nothing is checked
+  expect(schedulerConfigFromEnv({ ...on }).consolidation?.maxTaskAgeMs).toBe(600_000);
+  expect(schedulerConfigFromEnv({ ...on, BATCH_CONSOLIDATION_MAX_TASK_AGE: '0' }).consolidation?.maxTaskAgeMs).toBe(0);
+  expect(schedulerConfigFromEnv({ BATCH_CONSOLIDATION_MAX_TASK_AGE: '300' }).consolidation?.maxNodesPerPass).toBe(0);
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_NODES_PER_PASS: '101' })).toThrow('BATCH_CONSOLIDATION_NODES_PER_PASS must be at most 100');
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_NODES_PER_PASS: '1.5' })).toThrow('BATCH_CONSOLIDATION_NODES_PER_PASS');
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_NODE_FRACTION: '1.5' })).toThrow('BATCH_CONSOLIDATION_NODE_FRACTION must be at most 1');

@@ -9,9 +9,19 @@ import type { Compare, EtcdStore } from './etcd';
 
 /**
  * Cordons `node` to empty it: a drain with its deadline at `now`, so its `tasks` are stopped and
- * requeued at once and are not placed back on it. Returns whether this call wrote it.
+ * requeued at once and are not placed back on it. `allocRevision` is the mod revision of the node's
+ * allocation the plan saw (undefined: it had none): a bind or a release since then refuses the
+ * write, so the drain stops exactly the tasks the plan checked. Returns the write's revision, or
+ * undefined when it was refused.
  */
-export async function cordonForConsolidation(store: EtcdStore, fence: Compare, node: string, tasks: number, now: number): Promise<boolean> {
+export async function cordonForConsolidation(
+  store: EtcdStore,
+  fence: Compare,
+  node: string,
+  tasks: number,
+  now: number,
+  allocRevision: string | undefined,
+): Promise<string | undefined> {
   const key = store.keys.cordon(node);
   const cordon: Cordon = {
     node,
@@ -21,8 +31,12 @@ export async function cordonForConsolidation(store: EtcdStore, fence: Compare, n
     drainDeadline: now,
     consolidation: { tasks },
   };
-  const res = await store.txn([fence, { key, absent: true }], [{ put: key, value: cordon }]);
-  return res.succeeded;
+  const alloc = store.keys.alloc(node);
+  const res = await store.txn(
+    [fence, { key, absent: true }, allocRevision === undefined ? { key: alloc, absent: true } : { key: alloc, modRevision: allocRevision }],
+    [{ put: key, value: cordon }],
+  );
+  return res.succeeded ? res.revision : undefined;
 }
 
 /** Lifts a consolidation cordon if it is still the version `modRevision` (the one read). Returns whether this call lifted it. */

@@ -141,7 +141,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
 
     // etcd's own counters over the run (its writes per step, its disk): read at the start and the end.
     const etcdMetrics = () =>
-      fetch(`${c.etcd!.endpoints[0]}/metrics`).then(
+      fetch(`${c.etcd!.endpoints[0]}/metrics`, { signal: AbortSignal.timeout(2000) }).then(
         (r) => r.text(),
         () => undefined,
       );
@@ -190,7 +190,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
     const quotaPid = pids.find((p) => p.name === 'quota')?.pid;
     // etcd's watchers that fell behind (its gauge, sampled with each progress line): events then reach them late.
     let slowWatchers = NaN;
-    let slowWatchersMax = 0;
+    let slowWatchersMax: number | undefined; // undefined until a scrape answers
     const line = () => {
       const mine = ids.filter((x): x is string => x !== undefined);
       let ended = 0;
@@ -224,7 +224,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
       await sleep(t0 + n * EVERY_S * 1000 - performance.now());
       const m = await etcdMetrics();
       slowWatchers = m ? (promValue(m, 'etcd_debugging_mvcc_slow_watcher_total') ?? 0) : NaN;
-      slowWatchersMax = Math.max(slowWatchersMax, slowWatchers || 0);
+      if (Number.isFinite(slowWatchers)) slowWatchersMax = Math.max(slowWatchersMax ?? 0, slowWatchers);
       if (line() >= o.runs) break;
     }
     await submitting;
@@ -299,7 +299,7 @@ export async function benchPipelines(input: PipelinesOptionsInput): Promise<Reco
       wallS,
       latency: { afterInputs: spread(lat.afterInputsMs), roots: spread(lat.rootsMs), unmeasured: lat.unmeasured, stages: mapStages(lat.stagesMs) },
       load: [load0, load1],
-      ...(etcd0 && etcd1 ? { etcd: { ...etcdFigures(etcd0, etcd1), slowWatchersMax } } : {}),
+      ...(etcd0 && etcd1 ? { etcd: { ...etcdFigures(etcd0, etcd1), ...(slowWatchersMax !== undefined ? { slowWatchersMax } : {}) } } : {}),
     };
     const rows = pipelinesRows(figures);
     print(`pipelines summary: ${o.runs} runs × ${o.steps} steps, fan-out ${o.fanout}, ${o.nodes} nodes, ${refused} submits refused (429/503) and sent again`);

@@ -266,7 +266,7 @@ describe('pipelines summary', () => {
     // 100 + 20 steps: 900 / 120 = 7.5 revisions, 1,048,576 / 120 / 1024 = 8.5 KiB each
     const text = formatPipelinesSummary(pipelinesRows({ ...figures, etcd: e }));
     expect(text).toContain(
-      '| etcd: writes per step | — | 7.5 revisions (4.2 txns, 6.7 puts, 0.8 deletes) over 120 steps; 8.5 KiB sent to clients per step |  |',
+      '| etcd: writes per step | — | 7.5 revisions (writes; 6.7 puts, 0.8 deletes; 4.2 multi-op requests, reads included) over 120 steps; 8.5 KiB sent to clients per step |  |',
     );
     expect(text).toContain('| etcd: disk | — | WAL fsync p50 1.0 p99 2.0 ms; backend commit p99 9.9 ms; slow watchers at the end 0 |  |');
   });

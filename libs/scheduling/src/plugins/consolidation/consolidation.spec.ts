@@ -247,6 +247,29 @@ describe('planConsolidation', () => {
     },
   ];
 
+  it("counts a placer's run as each task against each node it is offered, before running it", () => {
+    // 5 nodes of 8 cores, one task each, least used first: a (1 core) is offered b, c, d, e:
+    // 1 task × 4 nodes = 4 steps ≤ 6, so the placer runs and puts it on b (the first offered).
+    // b is now a target. c (3 cores) would be offered b, d, e: 4 + 1 × 3 = 7 > 6, so the pass stops
+    // at the bound without running the placer again; d and e are skipped for the same reason.
+    const tasks = [task('j1', 'a', 1), task('j2', 'b', 2), task('j3', 'c', 3), task('j4', 'd', 4), task('j5', 'e', 5)];
+    const nodes = cluster([node('a', 8), node('b', 8), node('c', 8), node('d', 8), node('e', 8)], tasks);
+    const offered: number[] = [];
+    const plan = planConsolidation(nodes, tasks, () => plain(), NOW, {
+      maxSteps: 6,
+      maxNodesPerPass: 5,
+      maxNodeFraction: 1,
+      placer: (work, offeredNodes) => {
+        offered.push(offeredNodes.length);
+        return work.map((w) => ({ jobId: w.jobId, node: offeredNodes[0].name, count: w.tasks, devices: Array.from({ length: w.tasks }, () => []) }));
+      },
+    });
+    expect(offered).toEqual([4]);
+    expect(plan.nodes).toEqual(['a']);
+    expect(plan.steps).toBe(4);
+    expect(Object.fromEntries(plan.skipped.map((x) => [x.node, x.reason]))).toEqual({ b: 'target', c: 'steps', d: 'steps', e: 'steps' });
+  });
+
   it.each(table)('$name', (c) => {
     const nodes = cluster(c.nodes, c.tasks);
     const jobs = c.jobs ?? {};

@@ -65,7 +65,7 @@ export interface ConsolidationOptions {
   maxNodesPerPass?: number;
   /** Most nodes emptied in one pass, as a fraction of the nodes in use (at least 1 node). @default 0.1 */
   maxNodeFraction?: number;
-  /** Most (task, node) fit checks in one pass; past it the pass stops with what it chose. @default 200000 */
+  /** Most (task, node) fit checks in one pass, a placer's run counted as each of its tasks against each node it is offered; past it the pass stops with what it chose. @default 200000 */
   maxSteps?: number;
   /** @default DEFAULT_FILTERS */
   filters?: readonly FilterPlugin[];
@@ -190,6 +190,13 @@ export function planConsolidation(
       continue;
     }
     const others = [...rooms.values()].filter((r) => r !== c && !chosen.has(r.node.name) && r.tasks.length > 0);
+    // A placer's run is counted as every (task, node) pair it may weigh, before it runs: the bound
+    // holds however large the cluster (one placement over 10,000 nodes is 10,000 steps a task).
+    if (o.placer && steps + c.tasks.length * others.length > maxSteps) {
+      stopped = 'steps';
+      skipped.push({ node: name, reason: stopped });
+      continue;
+    }
     const placed = o.placer ? placeWith(o.placer, c, others, jobOf) : bestFitDecreasing(c, others, jobOf, filters, workOf, maxSteps - steps);
     steps += placed.steps;
     if (!placed.taken) {
@@ -284,19 +291,21 @@ function placeWith(
   const byName = new Map(others.map((r) => [r.node.name, r]));
   const nodes = others.map((r) => ({ ...r.node, used: usedOf(r), devices: { ...r.devices } }));
   const placements = placer(work, nodes);
+  // Every (task, node) pair the placer may have weighed (what the pass's step bound counts).
+  const steps = c.tasks.length * others.length;
   const taken: Taken[] = [];
   const left = new Map([...byJob].map(([id, ts]) => [id, [...ts]]));
   for (const p of placements) {
     const room = byName.get(p.node);
     const ts = left.get(p.jobId);
-    if (!room || !ts) return { steps: c.tasks.length };
+    if (!room || !ts) return { steps };
     for (let k = 0; k < p.count; k++) {
       const task = ts.shift();
-      if (!task) return { steps: c.tasks.length };
+      if (!task) return { steps };
       taken.push({ room, task, devices: p.devices[k] ?? [] });
     }
   }
-  return [...left.values()].every((ts) => ts.length === 0) ? { taken, steps: c.tasks.length } : { steps: c.tasks.length };
+  return [...left.values()].every((ts) => ts.length === 0) ? { taken, steps } : { steps };
 }
 
 function usedOf(r: Room): ResourceVector {
