@@ -276,15 +276,30 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         last_id: Optional[str] = None
         view: Optional[Dict[str, Any]] = None
+        # Streams in a row that ended with no view: each waits twice as long before the next
+        # (0.1 s, 0.2 s … 2 s), so a server that ends streams at once is not asked again and
+        # again (every stream is a read against the tenant's read limit).
+        empty = 0
         while deadline is None or time.monotonic() < deadline:
+            got = False
             try:
                 for event_id, view in self._events(f"{path}/events", last_id, deadline):
+                    got = True
                     last_id = event_id or last_id
                     if view.get("phase") in TERMINAL:
                         return view
+                empty = 0 if got else empty + 1
+                if empty:
+                    pause = min(2.0, 0.1 * 2 ** (empty - 1))
+                    time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic())))
             except NotImplementedError:
                 return self._poll(path, deadline)
-            except (ConnectionError, http.client.HTTPException, OSError, Unavailable):
+            except (RateLimited, Unavailable) as e:
+                # A throttle refused the stream (429, 503): wait as it says, within the deadline, and
+                # resume from the last event id, as every other call honours Retry-After.
+                pause = e.retry_after if e.retry_after is not None else 1.0
+                time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic())))
+            except (ConnectionError, http.client.HTTPException, OSError):
                 time.sleep(0.2)  # resume from the last event id
         raise TimeoutError(f"{path} did not end within {timeout} s (last phase {view and view.get('phase')})")
 
@@ -311,7 +326,7 @@ class Client:
                     raise err
                 raise NotImplementedError
             if res.status >= 400:
-                raise error_from(res.status, json.loads(res.read() or b"null"))
+                raise error_from(res.status, json.loads(res.read() or b"null"), _retry_after(res.getheader("retry-after")))
             event_id: Optional[str] = None
             event: Optional[str] = None
             data: List[str] = []

@@ -9,6 +9,7 @@ from typing import Any, Iterator, List
 import pytest
 
 import batchapi as batch
+import importlib
 from batchapi.core import JobRef
 
 TIMEOUT = 0.3
@@ -59,3 +60,83 @@ def test_get_of_a_list_applies_one_timeout_to_all_its_jobs(api: str) -> None:
     # the timeout was spent on the first job: the second is never waited for
     assert "other" in str(e.value)
     assert not any("/other" in p for p in Api.seen), Api.seen
+
+
+class Throttled(BaseHTTPRequestHandler):
+    """The job's event stream is refused twice (429 read_rate_exceeded, Retry-After: 0.05), then
+    sends the terminal view."""
+
+    events = 0
+
+    def do_GET(self) -> None:
+        if not self.path.endswith("/events"):
+            self.send_error(500)
+            return
+        Throttled.events += 1
+        if Throttled.events <= 2:
+            data = json.dumps({"error": {"code": "read_rate_exceeded", "message": "over its read limit"}}).encode()
+            self.send_response(429)
+            self.send_header("content-type", "application/json")
+            self.send_header("retry-after", "0.05")
+            self.send_header("content-length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        view = json.dumps({"id": "j", "phase": "Succeeded", "tasks": 1})
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        self.wfile.write(f"id: 1\nevent: job\ndata: {view}\n\n".encode())
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+def test_waiting_honours_retry_after_when_the_event_stream_is_throttled() -> None:
+    # Seen in CI: a job's wait raised RateLimited (429 on /events) instead of waiting Retry-After
+    # and resuming, as every other call of the client does.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Throttled)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Throttled.events = 0
+    try:
+        client = batch.Client(f"http://127.0.0.1:{server.server_address[1]}", "tok", retries=0)
+        view = client.wait_job("j", timeout=10)
+        assert view["phase"] == "Succeeded"
+        assert Throttled.events == 3  # two refusals, each waited out, then the stream
+    finally:
+        server.shutdown()
+
+
+class Ending(BaseHTTPRequestHandler):
+    """The job's event stream ends at once with no view three times, then sends the terminal view."""
+
+    events = 0
+
+    def do_GET(self) -> None:
+        Ending.events += 1
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.end_headers()
+        if Ending.events > 3:
+            view = json.dumps({"id": "j", "phase": "Succeeded", "tasks": 1})
+            self.wfile.write(f"id: 1\nevent: job\ndata: {view}\n\n".encode())
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+def test_waiting_backs_off_when_streams_end_with_no_view(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Seen in CI: streams that the server ended at once were opened again with no pause, until the
+    # tenant's read limit refused them (429). Each empty stream in a row now waits twice as long.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ending)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Ending.events = 0
+    pauses: List[float] = []
+    monkeypatch.setattr(importlib.import_module("batchapi.client").time, "sleep", lambda s: pauses.append(round(s, 3)))
+    try:
+        client = batch.Client(f"http://127.0.0.1:{server.server_address[1]}", "tok", retries=0)
+        assert client.wait_job("j", timeout=10)["phase"] == "Succeeded"
+        assert Ending.events == 4
+        assert pauses == [0.1, 0.2, 0.4]  # 0.1 × 2^(k − 1) after the k-th empty stream in a row
+    finally:
+        server.shutdown()
