@@ -12,11 +12,10 @@ import {
   type ConsolidationJob,
   type ConsolidationMove,
   cycleProfile,
-  DEFAULT_FILTERS,
   placeTasks,
   planConsolidation,
   type ScheduleOptions,
-  tasksThatFit,
+  runnableOnSome,
 } from '@batchapi/scheduling';
 import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon } from '@batchapi/store';
 import type { SchedulerCache } from './cache';
@@ -150,7 +149,7 @@ export async function consolidateNodes(
  * node matches) and retries still in backoff hold nothing back.
  */
 export function runnableWaiting(s: ClusterSnapshot): boolean {
-  return s.work.some((w) => s.nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n))));
+  return s.work.some((w) => runnableOnSome(w, s.nodes));
 }
 
 /** What consolidation reads of a job (undefined: not cached, never moved). */

@@ -290,15 +290,13 @@ class Client:
                         return view
                 empty = 0 if got else empty + 1
                 if empty:
-                    pause = min(2.0, 0.1 * 2 ** (empty - 1))
-                    time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic())))
+                    _sleep_within(min(2.0, 0.1 * 2 ** (empty - 1)), deadline)
             except NotImplementedError:
                 return self._poll(path, deadline)
             except (RateLimited, Unavailable) as e:
                 # A throttle refused the stream (429, 503): wait as it says, within the deadline, and
                 # resume from the last event id, as every other call honours Retry-After.
-                pause = e.retry_after if e.retry_after is not None else 1.0
-                time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic())))
+                _sleep_within(e.retry_after if e.retry_after is not None else 1.0, deadline)
             except (ConnectionError, http.client.HTTPException, OSError):
                 time.sleep(0.2)  # resume from the last event id
         raise TimeoutError(f"{path} did not end within {timeout} s (last phase {view and view.get('phase')})")
@@ -378,6 +376,11 @@ def _obj(value: Any) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise BatchError("http_error", f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _sleep_within(pause: float, deadline: Optional[float]) -> None:
+    """Sleeps `pause` seconds, or until `deadline` (monotonic) if that comes first."""
+    time.sleep(pause if deadline is None else min(pause, max(0.0, deadline - time.monotonic())))
 
 
 def _retry_after(value: Optional[str]) -> Optional[float]:

@@ -111,6 +111,14 @@ export interface ClusterSnapshot {
   domainScoreWeight?: number;
 }
 
+/**
+ * True when some node of `nodes` could ever run one task of `w`: its capacity holds the task and
+ * the default filters (selector, taints, resource kinds) let it on, whatever runs there now.
+ */
+export function runnableOnSome(w: PendingWork, nodes: readonly NodeSnapshot[]): boolean {
+  return nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n)));
+}
+
 /** True for jobs with tasks to place: queued or running, not being cancelled, with pending tasks. */
 export function wantsPlacement(j: JobRecord): boolean {
   return (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0;
@@ -161,7 +169,7 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     nodes.push(toNodeSnapshot(n, state.allocs.get(n.name)));
   }
   // Work no node could ever run (selector, taints, resource kinds or amounts) takes no cap slot and no unit.
-  const feasible = (w: PendingWork) => nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n)));
+  const feasible = (w: PendingWork) => runnableOnSome(w, nodes);
   // Running caps first (a queue's or tenant's slots), then semaphores on what the caps left.
   const tenantOf = tenantsOfQueues(queues);
   const caps = countCaps(live, queues, state.tenants ?? [], state.gpuUsage, now);
