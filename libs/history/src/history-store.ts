@@ -20,8 +20,7 @@ import {
 } from '@batchapi/api';
 import pg from 'pg';
 import { InvalidHistoryRequestError, asHistoryError, isTransientConflict } from './errors';
-import { dropPartitionsBefore, ensurePartitionsFor, type HistoryPartition } from './partitions';
-import { inTransaction } from './transaction';
+import { dropPartitionsBefore, type HistoryPartition, writeIntoMonths } from './partitions';
 import { type BlobInfo, dropBlobsBefore, getBlob, listBlobs, putBlob } from './blobs';
 import { findStepCache, recordStepCache, type StepCacheBounds, type StepCacheEntry } from './step-cache';
 import {
@@ -290,16 +289,16 @@ export class HistoryStore {
         : [],
     );
     await this.run('archiving jobs', async () => {
-      await ensurePartitionsFor(
+      await writeIntoMonths(
         this.pool,
         jobs.map((a) => a.job.finishedAt!),
+        async (client) => {
+          await client.query(UPSERT_JOBS, [JSON.stringify(jobRows)]);
+          for (const slice of slices(tasks, this.rowsPerStatement)) await client.query(UPSERT_TASKS, [JSON.stringify(slice)]);
+          for (const slice of slices(results, this.rowsPerStatement)) await client.query(UPSERT_RESULTS, [JSON.stringify(slice)]);
+          if (keys.length) await client.query(UPSERT_IDEMPOTENCY, [JSON.stringify(keys)]);
+        },
       );
-      await inTransaction(this.pool, async (client) => {
-        await client.query(UPSERT_JOBS, [JSON.stringify(jobRows)]);
-        for (const slice of slices(tasks, this.rowsPerStatement)) await client.query(UPSERT_TASKS, [JSON.stringify(slice)]);
-        for (const slice of slices(results, this.rowsPerStatement)) await client.query(UPSERT_RESULTS, [JSON.stringify(slice)]);
-        if (keys.length) await client.query(UPSERT_IDEMPOTENCY, [JSON.stringify(keys)]);
-      });
     });
   }
 
@@ -554,11 +553,11 @@ export class HistoryStore {
       finished_at: iso(w.finishedAt),
     }));
     await this.run('archiving workflows', async () => {
-      await ensurePartitionsFor(
+      await writeIntoMonths(
         this.pool,
         rows.map((r) => Date.parse(r.finished_at!)),
+        (client) => client.query(UPSERT_WORKFLOWS, [JSON.stringify(rows)]),
       );
-      await this.pool.query(UPSERT_WORKFLOWS, [JSON.stringify(rows)]);
     });
   }
 

@@ -2,11 +2,12 @@
  * Monthly partitions of the history tables, by `finished_at` in UTC: created on demand before
  * rows of a month are written, and dropped whole for retention — a month goes at once, no row is
  * ever deleted. A partition is named `<table>_<yyyy>_<mm>` (e.g. `jobs_2026_05`) and holds
- * `[first of the month, first of the next)`. Creating and dropping take one advisory lock, so
- * concurrent archivers and a retention pass never race on the catalog.
+ * `[first of the month, first of the next)`. Creating and dropping take one advisory lock
+ * exclusively and writes take it shared (`writeIntoMonths`), so concurrent archivers and a
+ * retention pass never race on the catalog, and no write meets a month dropped under it.
  */
 import type pg from 'pg';
-import { asHistoryError } from './errors';
+import { asHistoryError, HistoryUnavailableError } from './errors';
 import { inTransaction } from './transaction';
 
 /** The partitioned tables: a job, its tasks and results, and workflows, all by the month they finished. */
@@ -22,8 +23,16 @@ export interface HistoryPartition {
   name: string;
 }
 
-/** Serializes partition DDL (creating and dropping) across processes. */
-const PARTITION_LOCK_KEY = 2026_0020_0002;
+/**
+ * The advisory lock of partition DDL. Creating and dropping partitions hold it exclusively
+ * (`pg_advisory_xact_lock`); a transaction that writes rows into partitions holds it shared
+ * (`pg_advisory_xact_lock_shared`, see `writeIntoMonths`), so a drop waits for the writes in
+ * flight to commit and a write never meets a partition dropped under it. Anything else that
+ * drops partitions (an operator by hand) takes it exclusively too.
+ */
+export const PARTITION_LOCK_KEY = 2026_0020_0002;
+/** How many times `writeIntoMonths` creates partitions a concurrent drop removed before it gives up. */
+const WRITE_ATTEMPTS = 5;
 const NAME = /^(jobs|tasks|results|workflows)_(\d{4})_(\d{2})$/;
 
 /** A month as the number of months since year 0 (UTC): easy to step and compare. */
@@ -59,9 +68,44 @@ export async function ensurePartitions(pool: pg.Pool, from: Date | number, to: D
   return ensureMonths(pool, months);
 }
 
-/** `ensurePartitions` for a set of months (the distinct months of an archive batch). */
-export async function ensurePartitionsFor(pool: pg.Pool, times: Iterable<Date | number>): Promise<HistoryPartition[]> {
-  return ensureMonths(pool, [...new Set([...times].map(monthOf))]);
+/**
+ * Runs `write` in one transaction that holds the partition lock shared, after the partitions
+ * of the months of `times` exist: a retention pass cannot drop them between their creation and
+ * the write's commit (it waits for the lock). When a drop committed between the creation and
+ * the lock, the partitions are created again and the write runs again, at most
+ * `WRITE_ATTEMPTS` (5) times. `write` must be safe to run again (its transaction was rolled back).
+ * @throws HistoryUnavailableError when the partitions are dropped under every attempt, or
+ * PostgreSQL cannot be reached
+ */
+export async function writeIntoMonths<T>(pool: pg.Pool, times: Iterable<Date | number>, write: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const months = [...new Set([...times].map(monthOf))];
+  const names = months.flatMap((m) => HISTORY_TABLES.map((t) => partitionOf(t, m).name));
+  for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
+    await ensureMonths(pool, months);
+    const out = await inTransaction(pool, async (client) => {
+      await client.query('SELECT pg_advisory_xact_lock_shared($1)', [PARTITION_LOCK_KEY]);
+      return (await missingTables(client, names)).length > 0 ? undefined : { value: await write(client) };
+    });
+    if (out) return out.value;
+  }
+  throw new HistoryUnavailableError(
+    `PostgreSQL history partitions were dropped under ${WRITE_ATTEMPTS} writes in a row (a retention pass and archived rows older than it?)`,
+  );
+}
+
+/**
+ * Which of the tables `names` do not exist, as this statement's snapshot sees the catalog. Not
+ * `to_regclass`: it reads the session's catalog cache, which is refreshed when a transaction
+ * starts or locks a table, not when it takes an advisory lock; after waiting for the partition
+ * lock it could still see a partition whose drop has committed meanwhile.
+ */
+async function missingTables(client: pg.PoolClient, names: string[]): Promise<string[]> {
+  const { rows } = await client.query<{ name: string }>(
+    `SELECT n AS name FROM unnest($1::text[]) AS n
+      WHERE NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.relname = n AND c.relnamespace = current_schema()::regnamespace)`,
+    [names],
+  );
+  return rows.map((r) => r.name);
 }
 
 async function ensureMonths(pool: pg.Pool, months: MonthNumber[]): Promise<HistoryPartition[]> {
@@ -78,8 +122,7 @@ async function ensureMonths(pool: pg.Pool, months: MonthNumber[]): Promise<Histo
       const created: HistoryPartition[] = [];
       for (const p of wanted.filter((w) => missing.has(w.name))) {
         // Names and bounds are made here from integers, never from input: nothing to escape.
-        const r = await client.query<{ absent: boolean }>(`SELECT to_regclass('${p.name}') IS NULL AS absent`);
-        if (!r.rows[0].absent) continue;
+        if ((await missingTables(client, [p.name])).length === 0) continue;
         await client.query(`CREATE TABLE ${p.name} PARTITION OF ${p.table} FOR VALUES FROM ('${p.start}') TO ('${p.end}')`);
         created.push({ table: p.table, month: p.month, name: p.name });
       }

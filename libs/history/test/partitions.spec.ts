@@ -3,7 +3,7 @@
  * their job finished (UTC), partitions are created on demand and concurrently without error,
  * and retention drops whole months before a date and nothing else.
  */
-import { createHistoryPool, dropPartitionsBefore, ensurePartitions, HistoryStore, listPartitions, migrate } from '@batchapi/history';
+import { createHistoryPool, dropPartitionsBefore, ensurePartitions, HistoryStore, listPartitions, migrate, PARTITION_LOCK_KEY } from '@batchapi/history';
 import pg from 'pg';
 import { archived, finishedJob, usePostgres } from './history-fixture';
 
@@ -80,5 +80,38 @@ describe('partitions', () => {
     expect(names).toHaveLength(12);
     expect(new Set(names).size).toBe(12);
     expect(await ensurePartitions(pool, from, to)).toEqual([]);
+  });
+
+  it('archives into a month a retention pass drops between the partition check and the write: the drop waits or the month is made again', async () => {
+    // The interleaving CI met: the archiver found March 2028's partitions, retention dropped them,
+    // then the archiver's INSERT found no partition for its row. Here the drop is held open, not
+    // committed, while the archive runs: its check still sees the partitions (the drop is not
+    // visible yet), and its write must not run until the drop has committed or rolled back.
+    const MARCH_2028 = Date.UTC(2028, 2, 10);
+    await ensurePartitions(pool, MARCH_2028, MARCH_2028);
+    const retention = await pool.connect();
+    try {
+      await retention.query('BEGIN');
+      await retention.query('SELECT pg_advisory_xact_lock($1)', [PARTITION_LOCK_KEY]);
+      await retention.query('DROP TABLE jobs_2028_03, tasks_2028_03, results_2028_03, workflows_2028_03');
+      const archiving = history.archiveJobs([archived(finishedJob('march-2028', { finishedAt: MARCH_2028, tasks: 1 }))]);
+      const failed = archiving.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+      // the archive's transaction waits for the partition lock (shared) while the drop holds it
+      const waiting = async () =>
+        (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`)).rows[0].n > 0;
+      for (let i = 0; i < 500 && !(await waiting()); i++) await new Promise((r) => setTimeout(r, 10));
+      expect(await waiting()).toBe(true);
+      await retention.query('COMMIT');
+      expect(await failed).toBeUndefined();
+    } finally {
+      retention.release();
+    }
+    // March 2028 was made again, and the job is there with its task
+    expect((await listPartitions(pool)).filter((p) => p.month === '2028-03')).toHaveLength(4);
+    expect((await history.getJob('march-2028'))?.finishedAt).toBe(MARCH_2028);
+    expect(await history.listTasks('march-2028')).toMatchObject({ tasks: [{ index: 0 }] });
   });
 });
