@@ -119,6 +119,25 @@ export function takeNextWorkflow(dirty: Set<string>, swept: Set<string>, held: S
   return undefined;
 }
 
+/**
+ * Whether `next`, the record a reconcile built from `wf`, equals it: compared on the fields a
+ * reconcile sets — the record's phase and `finishedAt`, and each step's phase, job, cache key
+ * and cached result — instead of serializing both records (twice a reconcile, the largest part
+ * of its own CPU with 1,000 runs). Pure.
+ */
+export function planWritesNothing(wf: WorkflowRecord, next: WorkflowRecord): boolean {
+  if (next.phase !== wf.phase || next.finishedAt !== wf.finishedAt || next.steps.length !== wf.steps.length) return false;
+  return next.steps.every((s, i) => {
+    const was = wf.steps[i];
+    return (
+      s.phase === was.phase &&
+      s.jobId === was.jobId &&
+      s.cacheKey === was.cacheKey &&
+      (s.cached === was.cached || JSON.stringify(s.cached) === JSON.stringify(was.cached))
+    );
+  });
+}
+
 @Injectable()
 export class WorkflowController implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly workflows = new Map<string, Versioned<WorkflowRecord>>();
@@ -366,7 +385,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       ...(replan ? {} : { phase: plan.phase }),
       ...(!replan && plan.finishedAt !== undefined ? { finishedAt: plan.finishedAt } : {}),
     };
-    const unchanged = JSON.stringify(next) === JSON.stringify(wf);
+    const unchanged = planWritesNothing(wf, next);
     if (toCreate.length > 0 && plan.cancel.length === 0 && !unchanged) {
       // The usual case: every job to create is absent, so the jobs and the record go in one fenced
       // transaction. Anything else (a job a crashed controller created, a record changed by a cancel,

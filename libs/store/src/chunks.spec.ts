@@ -1,4 +1,5 @@
 import { chunkBySize, ENTRY_OVERHEAD_BYTES, type TxnSize, txnSize } from './chunks';
+import { encodedPut } from './etcd';
 
 describe('txnSize', () => {
   it.each([
@@ -14,6 +15,13 @@ describe('txnSize', () => {
   ])('counts a put of %s in UTF-8 bytes of key and JSON value', (_name, value, json) => {
     // key "k/€" = 1 + 1 + 3 bytes; one op with its framing
     expect(txnSize([], [{ put: 'k/€', value }])).toEqual({ compares: 0, ops: 1, bytes: 5 + json + ENTRY_OVERHEAD_BYTES });
+    // the same put with its JSON made beforehand (`encodedPut`) is counted from that JSON, the same bytes
+    expect(txnSize([], [encodedPut('k/€', value)])).toEqual({ compares: 0, ops: 1, bytes: 5 + json + ENTRY_OVERHEAD_BYTES });
+  });
+
+  it('counts an encoded put from the JSON it carries, not by serializing its value again', () => {
+    // the value says 2 bytes ("x" with quotes), the JSON carried says 7: what is sent is the JSON
+    expect(txnSize([], [{ put: 'k', value: 'x', json: '"xxxxx"' }]).bytes).toBe(1 + 7 + ENTRY_OVERHEAD_BYTES);
   });
 
   it('counts compares by their keys, and a delete by its key', () => {

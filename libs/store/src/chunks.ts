@@ -39,7 +39,10 @@ export const EMPTY_TXN_SIZE: TxnSize = { compares: 0, ops: 0, bytes: 0 };
 export function txnSize(compares: readonly Compare[], ops: readonly Op[]): TxnSize {
   let bytes = 0;
   for (const c of compares) bytes += Buffer.byteLength(c.key) + ENTRY_OVERHEAD_BYTES;
-  for (const op of ops) bytes += ENTRY_OVERHEAD_BYTES + ('delete' in op ? Buffer.byteLength(op.delete) : Buffer.byteLength(op.put) + jsonBytes(op.value));
+  for (const op of ops)
+    bytes +=
+      ENTRY_OVERHEAD_BYTES +
+      ('delete' in op ? Buffer.byteLength(op.delete) : Buffer.byteLength(op.put) + (op.json !== undefined ? Buffer.byteLength(op.json) : jsonBytes(op.value)));
   return { compares: compares.length, ops: ops.length, bytes };
 }
 

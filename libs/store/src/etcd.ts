@@ -68,8 +68,20 @@ export type Compare =
   /** The key exists and is bound to this lease (an executor's self-fence). */
   | { key: string; lease: string };
 
-/** A write in a transaction. */
-export type Op = { put: string; value: unknown; lease?: string } | { delete: string };
+/**
+ * A write in a transaction. A put may carry `json`, its value already serialized
+ * (`JSON.stringify(value)`, made by `encodedPut`): the transaction's size and the request then
+ * use it instead of serializing the value again. Ops are not changed once made.
+ */
+export type Op = { put: string; value: unknown; lease?: string; json?: string } | { delete: string };
+
+/**
+ * A put of `value` at `key` with its JSON made once, for a caller that sizes a transaction
+ * (`txnSize`) before sending it: a record is serialized once instead of twice.
+ */
+export function encodedPut(key: string, value: unknown, lease?: string): Op {
+  return { put: key, value, json: JSON.stringify(value), ...(lease !== undefined ? { lease } : {}) };
+}
 
 /** Most operations etcd accepts in one transaction (`--max-txn-ops`). */
 export const MAX_TXN_OPS = 128;
@@ -1166,7 +1178,7 @@ function toCompare(c: Compare): RPC.ICompare {
 
 function toRequestOp(op: Op): RPC.IRequestOp {
   if ('delete' in op) return { request_delete_range: { key: Buffer.from(op.delete) } };
-  return { request_put: { key: Buffer.from(op.put), value: Buffer.from(JSON.stringify(op.value)), lease: op.lease ?? 0 } };
+  return { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.json ?? JSON.stringify(op.value)), lease: op.lease ?? 0 } };
 }
 
 /**

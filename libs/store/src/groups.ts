@@ -30,7 +30,7 @@ import {
   reserveOnNode,
   settleOutcomes,
 } from '@batchapi/lifecycle';
-import { type Compare, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
+import { type Compare, encodedPut, type EtcdStore, MAX_TXN_BYTES, MAX_TXN_OPS, type Op, type Versioned } from './etcd';
 import { FencedError, OutcomeUnknownError } from './errors';
 import { addTxnSizes, chunkBySize, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, isTxnTooLarge, TxnBudget, type TxnLimits, type TxnSize, txnSize } from './chunks';
 
@@ -107,9 +107,10 @@ export async function bindPlan(
     const failed = await failTooLarge(store, fence, written.get(u.job.key) ?? u.job, u, limits, opts.now ?? u.bindings[0]?.boundAt ?? Date.now());
     (failed ? result.tooLarge : result.refused).push(u);
   };
+  const json = new PlanJson(store);
   let parts: BindUnit[] = [];
   for (const u of units) {
-    const split = splitUnit(store, u, current, base, limits);
+    const split = splitUnit(store, u, current, base, limits, json);
     if (split === 'too-large') await isolate(u);
     else parts.push(...split);
   }
@@ -137,7 +138,7 @@ export async function bindPlan(
         continue;
       }
       if (chunk.some((c) => c.job.key === u.job.key)) break;
-      const size = partSize(store, u, current, touched);
+      const size = partSize(store, u, current, touched, json);
       if (!budget.fits(size)) {
         if (!budget.empty) break;
         // Fitted alone when split; an allocation that grew since cannot make it fit: next cycle.
@@ -154,11 +155,11 @@ export async function bindPlan(
     const writes: Op[] = [];
     for (const u of chunk) {
       compares.push({ key: u.job.key, modRevision: written.get(u.job.key)?.modRevision ?? u.job.modRevision });
-      writes.push({ put: u.job.key, value: u.next });
+      writes.push(json.put(u.job.key, u.next));
       for (const b of u.bindings) {
         compares.push({ key: store.keys.binding(b.node, b.jobId, b.start, b.attempt), absent: true });
-        writes.push({ put: store.keys.binding(b.node, b.jobId, b.start, b.attempt), value: b });
-        writes.push({ put: store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b) });
+        writes.push(json.put(store.keys.binding(b.node, b.jobId, b.start, b.attempt), b));
+        writes.push(json.status(b));
       }
     }
     for (const [node, next] of touched) {
@@ -259,11 +260,16 @@ function partSize(
   u: BindUnit,
   current: Map<string, Versioned<NodeAllocation> | undefined>,
   touched: ReadonlyMap<string, NodeAllocation>,
+  json: PlanJson,
 ): TxnSize {
   const nodes = new Map<string, NodeAllocation>();
   for (const b of u.bindings)
     if (!touched.has(b.node)) nodes.set(b.node, reserveOnNode(nodes.get(b.node) ?? current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
-  return addTxnSizes(jobSize(store, u.next), ...u.bindings.map((b) => bindingSize(store, b)), ...[...nodes].map(([n, a]) => nodeWriteSize(store, n, a)));
+  return addTxnSizes(
+    jobSize(store, u.next, json),
+    ...u.bindings.map((b) => bindingSize(store, b, json)),
+    ...[...nodes].map(([n, a]) => nodeWriteSize(store, n, a)),
+  );
 }
 
 /** A touched node's part of a transaction: its allocation's compare and write, and its key's compare. */
@@ -278,20 +284,41 @@ function nodeWriteSize(store: EtcdStore, node: string, alloc: NodeAllocation): T
   );
 }
 
-function jobSize(store: EtcdStore, job: JobRecord): TxnSize {
+function jobSize(store: EtcdStore, job: JobRecord, json: PlanJson): TxnSize {
   const key = store.keys.job(job.id);
-  return txnSize([{ key, modRevision: '0' }], [{ put: key, value: job }]);
+  return txnSize([{ key, modRevision: '0' }], [json.put(key, job)]);
 }
 
-function bindingSize(store: EtcdStore, b: Binding): TxnSize {
+function bindingSize(store: EtcdStore, b: Binding, json: PlanJson): TxnSize {
   const key = store.keys.binding(b.node, b.jobId, b.start, b.attempt);
-  return txnSize(
-    [{ key, absent: true }],
-    [
-      { put: key, value: b },
-      { put: store.keys.group(b.jobId, b.start, b.attempt), value: boundGroupStatus(b) },
-    ],
-  );
+  return txnSize([{ key, absent: true }], [json.put(key, b), json.status(b)]);
+}
+
+/**
+ * The puts of one plan with each record's JSON made once: a plan sizes a job record, a binding
+ * and its status when it splits units and again when it fills each transaction, then sends them
+ * (four serializations of each before). Keyed by the record object: a plan never changes a
+ * record it made (a part's job is a new object).
+ */
+class PlanJson {
+  private readonly json = new WeakMap<object, string>();
+  private readonly statuses = new WeakMap<Binding, Op>();
+
+  constructor(private readonly store: EtcdStore) {}
+
+  /** The put of `value` at `key`, with its JSON. */
+  put(key: string, value: object): Op {
+    let json = this.json.get(value);
+    if (json === undefined) this.json.set(value, (json = JSON.stringify(value)));
+    return { put: key, value, json };
+  }
+
+  /** The put of the status binding `b` gives its group. */
+  status(b: Binding): Op {
+    let op = this.statuses.get(b);
+    if (!op) this.statuses.set(b, (op = this.put(this.store.keys.group(b.jobId, b.start, b.attempt), boundGroupStatus(b))));
+    return op;
+  }
 }
 
 /**
@@ -307,14 +334,15 @@ function splitUnit(
   u: BindUnit,
   current: Map<string, Versioned<NodeAllocation> | undefined>,
   base: TxnSize,
-  limits: TxnLimits = DEFAULT_TXN_LIMITS,
+  limits: TxnLimits,
+  json: PlanJson,
 ): BindUnit[] | 'too-large' {
   // Each part writes the job once; a part's record differs from `next` only in its pending
   // ranges, which a cut can lengthen by one range per binding (`RANGE_BYTES` each).
-  const job = jobSize(store, u.next);
-  const jobPart = { ...job, bytes: Math.max(job.bytes, jobSize(store, u.job.value).bytes) + RANGE_BYTES * u.bindings.length };
+  const job = jobSize(store, u.next, json);
+  const jobPart = { ...job, bytes: Math.max(job.bytes, jobSize(store, u.job.value, json).bytes) + RANGE_BYTES * u.bindings.length };
   const allocSize = (b: Binding) => nodeWriteSize(store, b.node, reserveOnNode(current.get(b.node)?.value ?? EMPTY_ALLOCATION, b));
-  const alone = (b: Binding) => new TxnBudget(base, limits).fitsAlone(addTxnSizes(jobPart, bindingSize(store, b), allocSize(b)));
+  const alone = (b: Binding) => new TxnBudget(base, limits).fitsAlone(addTxnSizes(jobPart, bindingSize(store, b, json), allocSize(b)));
   const cut = (b: Binding): Binding[] | undefined => {
     if (alone(b)) return [b];
     if (b.end - b.start <= 1) return undefined;
@@ -334,7 +362,7 @@ function splitUnit(
   let group: Binding[] = [];
   const seen = new Set<string>();
   for (const b of bindings) {
-    const size = addTxnSizes(bindingSize(store, b), seen.has(b.node) ? EMPTY_TXN_SIZE : allocSize(b));
+    const size = addTxnSizes(bindingSize(store, b, json), seen.has(b.node) ? EMPTY_TXN_SIZE : allocSize(b));
     if (!budget.fits(size) && group.length > 0) {
       groups.push(group);
       group = [];
@@ -608,7 +636,7 @@ async function reportChunk(
   const compares: Compare[] = [{ key: store.keys.node(node), lease: leaseId }];
   const statusOps = (statusOf: (r: GroupReport) => GroupStatus): Op[] =>
     chunk.flatMap((r) => [
-      { put: store.keys.group(r.status.jobId, r.status.start, r.status.attempt), value: statusOf(r) },
+      encodedPut(store.keys.group(r.status.jobId, r.status.start, r.status.attempt), statusOf(r)),
       ...(r.status.tasks.every((t) => TERMINAL_TASK_STATES.has(t.state))
         ? [{ delete: store.keys.binding(node, r.status.jobId, r.status.start, r.status.attempt) }]
         : []),
@@ -617,7 +645,7 @@ async function reportChunk(
   const allocOps: Op[] = [];
   if (alloc && outcomes.size > 0) {
     compares.push({ key: alloc.key, modRevision: alloc.modRevision });
-    allocOps.push({ put: alloc.key, value: nextAlloc });
+    allocOps.push(encodedPut(alloc.key, nextAlloc));
   }
   const settledJobs: Array<{ job: Versioned<JobRecord>; next: JobRecord }> = [];
   jobIds.forEach((id, k) => {
@@ -628,9 +656,9 @@ async function reportChunk(
     settledJobs.push({ job, next: settled.job });
     for (const r of settled.requeued) requeued.push({ ...r, jobId: id });
   });
-  const jobOps = (jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord): Op[] =>
-    settledJobs.map((j) => ({ put: j.job.key, value: jobOf(j) }));
-  const resultOps: Op[] = chunk.flatMap((r) => (r.results ?? []).map((x) => ({ put: store.keys.result(r.status.jobId, x.index), value: x })));
+  const jobOps = (jobOf: (j: { job: Versioned<JobRecord>; next: JobRecord }) => JobRecord): Op[] => settledJobs.map((j) => encodedPut(j.job.key, jobOf(j)));
+  // Each record serialized once: the transaction is sized and sent from the same JSON.
+  const resultOps: Op[] = chunk.flatMap((r) => (r.results ?? []).map((x) => encodedPut(store.keys.result(r.status.jobId, x.index), x)));
   const budget = new TxnBudget();
   let ops: Op[] = [...statusOps((r) => written.get(r)!), ...allocOps, ...jobOps((j) => j.next)];
   try {

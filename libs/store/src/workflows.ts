@@ -5,7 +5,7 @@
  */
 import { type JobRecord, TEMPLATE_LABEL, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
 import { DEFAULT_TXN_LIMITS, type TxnLimits, txnSize, withinTxnLimits } from './chunks';
-import type { Compare, EtcdStore, Op, Versioned } from './etcd';
+import { type Compare, encodedPut, type EtcdStore, type Op, type Versioned } from './etcd';
 import { CasConflictError } from './errors';
 import { firstSubmitOf } from './idempotency';
 import { MAX_CAS_ATTEMPTS, sha256 } from './jobs';
@@ -120,9 +120,10 @@ export async function submitStepJobsFenced(
   for (const job of jobs) {
     const key = store.keys.job(job.id);
     compares.push({ key, absent: true });
-    ops.push({ put: key, value: job });
+    ops.push(encodedPut(key, job));
   }
-  ops.push({ put: cur.key, value: next });
+  ops.push(encodedPut(cur.key, next));
+  // sized and sent from the same JSON: each record serialized once
   if (!withinTxnLimits(txnSize(compares, ops), limits)) return undefined;
   const res = await store.txn(compares, ops);
   return res.succeeded ? res.revision : undefined;
