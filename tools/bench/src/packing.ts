@@ -94,8 +94,8 @@ export function packInstance(inst: Instance, policy: PlacementPolicy): number {
   return packInstanceWithMoves(inst, policy).bins;
 }
 
-/** Runs one instance through `simulate`: the bins (nodes) used — in use at the end with consolidation — and the tasks consolidation moved. */
-export function packInstanceWithMoves(inst: Instance, policy: PlacementPolicy): { bins: number; moved: number } {
+/** Runs one instance through `simulate`: the bins (nodes) used — in use at the end with consolidation — the tasks consolidation moved, and the tasks left waiting. */
+export function packInstanceWithMoves(inst: Instance, policy: PlacementPolicy): { bins: number; moved: number; pending: number } {
   const dims = inst.dims ?? DIMS;
   const capacity = Object.fromEntries(inst.capacity.map((c, d) => [dims[d], c]));
   const gpuCount = dims.includes('gpu') ? Math.floor((capacity.gpu ?? 0) / 1000) : 0;
@@ -133,7 +133,9 @@ export function packInstanceWithMoves(inst: Instance, policy: PlacementPolicy): 
     batchWindowSeconds: inst.batchWindowSeconds ?? 0,
     ...(inst.consolidation ? { consolidation: { maxTaskAgeSeconds: 0, ...(inst.repack ? { repack: true } : {}) } } : {}),
   });
-  return res.consolidation ? { bins: res.consolidation.nodesInUse, moved: res.consolidation.moved } : { bins: res.nodesUsed, moved: 0 };
+  return res.consolidation
+    ? { bins: res.consolidation.nodesInUse, moved: res.consolidation.moved, pending: res.pending }
+    : { bins: res.nodesUsed, moved: 0, pending: res.pending };
 }
 
 /**

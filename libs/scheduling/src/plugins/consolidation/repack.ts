@@ -128,19 +128,15 @@ export function planRepack(
       const window = pool.slice(0, w);
       const tasks = window.flatMap((h) => h.tasks);
       // A window's packing and its check are counted before they run: the bound holds however large.
-      const cost = tasks.length * w + 4 * tasks.length * inUse.length;
+      const cost = tasks.length * w + 2 * Math.min(tasks.length, maxMoves) * inUse.length;
       if (steps + cost > maxSteps) break;
       steps += cost;
       windows++;
       const target = repackTarget(window, jobOf, placer, budget);
-      for (const c of [target, ruinTarget(window, budget)]) {
-        const candidate = c && checkCandidate(c, inUse, jobOf, placer, maxMoves, !!o.nominate);
-        if (!candidate) continue;
-        // The most nodes freed (within the budget), then the fewest moves.
-        if (!best || candidate.freed > best.freed || (candidate.freed === best.freed && candidate.moves.length < best.moves.length)) best = candidate;
-      }
-      if (!best) continue;
-      const candidate = best;
+      const candidate = target && checkCandidate(target, inUse, jobOf, placer, maxMoves, !!o.nominate);
+      if (!candidate) continue;
+      // The most nodes freed (within the budget), then the fewest moves.
+      if (!best || candidate.freed > best.freed || (candidate.freed === best.freed && candidate.moves.length < best.moves.length)) best = candidate;
       // Larger windows move more tasks; once the budget of nodes is met by a window, stop growing.
       if (candidate.freed >= budget) break;
     }
@@ -197,39 +193,51 @@ function repackTarget(window: readonly Host[], jobOf: (jobId: string) => Consoli
     binOf.set(p.node, p.bin);
     taken.add(p.bin);
   }
-  // Nodes no bin matched are emptied — as many as the budget allows, the fewest tasks first; the
-  // others keep their tasks (their bins' tasks had gone elsewhere: the room stays unused).
-  const unmatched = window.filter((h) => !binOf.has(h.node.name)).sort((a, b) => a.tasks.length - b.tasks.length || (a.node.name < b.node.name ? -1 : 1));
-  const empty = unmatched.slice(0, budget);
-  const moving: RunningTask[] = empty.flatMap((h) => h.tasks);
-  // What each bin still wants, by job, once the tasks that stay on its node are counted.
+  // What each bin's node must give up (its tasks not in the bin) and still wants (the bin's tasks
+  // not on it, by job).
+  const extra = new Map<string, RunningTask[]>();
   const wanted = new Map<string, string[]>();
   for (const h of window) {
     const bin = binOf.get(h.node.name);
     if (!bin) continue;
     const keep = new Map(bins.get(bin));
+    const out: RunningTask[] = [];
     for (const t of [...h.tasks].sort((a, b) => a.index - b.index)) {
       const k = keep.get(t.jobId) ?? 0;
       if (k > 0) keep.set(t.jobId, k - 1);
-      else moving.push(t);
+      else out.push(t);
     }
+    extra.set(h.node.name, out);
     for (const [job, n] of keep) for (let k = 0; k < n; k++) wanted.set(job, [...(wanted.get(job) ?? []), h.node.name]);
   }
-  const targets = new Map<RunningTask, string>();
-  for (const t of moving) {
-    const to = wanted.get(t.jobId)?.shift();
-    if (to) targets.set(t, to);
-  }
-  return { empty, moving, targets };
-}
-
-/**
- * Ruin and recreate: every task of the window is stopped and the window's emptiest nodes (as many
- * as the budget allows) are emptied; the check's placement recreates the rest (tasks it puts back
- * on their own node stay).
- */
-function ruinTarget(window: readonly Host[], budget: number): Candidate {
-  return { empty: window.slice(0, budget), moving: window.flatMap((h) => h.tasks) };
+  // Only the moves the emptied nodes need: their tasks go to their bins' nodes, a node that receives
+  // gives up its tasks not in its bin (which go to theirs), and so on. A node that receives nothing
+  // keeps all it holds; one that receives ends with a part of its bin, within its capacity.
+  const closure = (empty: readonly Host[]): Candidate => {
+    const want = new Map([...wanted].map(([job, nodes]) => [job, [...nodes]]));
+    const moving: RunningTask[] = [];
+    const targets = new Map<RunningTask, string>();
+    const receiving = new Set<string>();
+    const queue = empty.flatMap((h) => h.tasks);
+    for (let i = 0; i < queue.length; i++) {
+      const t = queue[i];
+      moving.push(t);
+      const to = want.get(t.jobId)?.shift();
+      if (!to) continue;
+      targets.set(t, to);
+      if (receiving.has(to)) continue;
+      receiving.add(to);
+      queue.push(...(extra.get(to) ?? []));
+    }
+    return { empty: [...empty], moving, targets };
+  };
+  // The nodes no bin matched may be emptied: as many as the budget allows, those whose emptying
+  // moves the fewest tasks first (ties by name).
+  const unmatched = window
+    .filter((h) => !binOf.has(h.node.name))
+    .map((h) => ({ h, cost: closure([h]).moving.length }))
+    .sort((a, b) => a.cost - b.cost || (a.h.node.name < b.h.node.name ? -1 : 1));
+  return closure(unmatched.slice(0, budget).map((u) => u.h));
 }
 
 /**
@@ -246,6 +254,7 @@ function checkCandidate(
   maxMoves: number,
   nominate: boolean,
 ): (RepackPlan & { freed: number }) | undefined {
+  if (c.moving.length > maxMoves) return undefined;
   const emptied = new Set(c.empty.map((h) => h.node.name));
   const targets = nominate ? c.targets : undefined;
   const place = (moving: readonly RunningTask[]) => {
