@@ -3,32 +3,31 @@
  * others have left, move tasks between nodes so that some can. Work placed as it arrived was
  * placed well for its moment; once all of it is known, a better packing of the same running tasks
  * exists. This planner computes one over a window of interchangeable nodes and moves only the
- * tasks the new packing needs to free nodes — what a defragmenting descheduler does (Volcano's and
- * the Kubernetes descheduler's HighNodeUtilization with a packing target, Karpenter's multi-node
- * consolidation), bounded by a disruption budget per pass (nodes freed and tasks moved).
+ * tasks that packing needs to free nodes — what a defragmenting descheduler does (the Kubernetes
+ * descheduler's HighNodeUtilization, Karpenter's multi-node consolidation), bounded by a
+ * disruption budget per pass (nodes freed, tasks moved) and a step bound.
  *
  * A pass, per pool of interchangeable nodes (same capacity, GPU count, labels and taints: what the
- * filters and the fit see), over the nodes whose every task may move (the consolidation rules:
- * age bounds, repeat limit, `do-not-disrupt`, no required topology; never a gang task: a gang is
- * never split, so its nodes stay as they are):
+ * filters and the fit see), over the nodes in use whose every task may move (consolidation's
+ * rules: `consolidateAfter`, the exempt time, the age bound, the repeat limit, `do-not-disrupt`, no
+ * required topology; and never a gang task — a gang is never split — nor a fractional GPU):
  *
- * 1. windows of those nodes, most free room first (the sum over resources of the free share),
- *    of 2, 4, 8 … nodes up to the whole pool; each window's tasks are packed afresh onto empty
- *    copies of its nodes by the placement (all at one instant, so the placer's batch fill packs
- *    them as a batch);
+ * 1. windows of those nodes, most free room first (the sum over resources of the free share), of
+ *    2, 4, 8 … nodes up to the whole pool; a window's tasks are packed afresh on empty copies of its
+ *    nodes by the placement, given them at one instant (so its batch fill packs them as a batch);
  * 2. the new packing's bins are matched to the window's nodes so that as many tasks as possible
- *    stay where they run (greedy on the tasks shared); the nodes no bin matched are the ones to
- *    empty, the tasks not in their node's bin are the ones to move;
- * 3. the check: the tasks to move, as waiting work, placed by the live placement on the nodes in
- *    use minus those to empty (their room as the moves leave it). The plan stands only when every
- *    moved task is placed there — what the next cycle does once the tasks are stopped and the
- *    emptied nodes cordoned — and it frees at least one node net.
+ *    stay (greedy on the tasks a bin and a node share). A node no bin matched can be emptied; doing
+ *    so moves its tasks to their bins' nodes, each of which gives up the tasks not in its bin (which
+ *    go to theirs), and so on — the closure; nodes outside it keep all they hold. The unmatched
+ *    nodes with the smallest closures are emptied, as many as the node budget allows;
+ * 3. the check: the moved tasks, as they will wait — with the nodes the packing planned for them
+ *    nominated when `nominate` (see `plugins/nomination`) — placed by the live placement on the
+ *    nodes in use minus those emptied, their room as the moves leave it. The plan stands only when
+ *    every moved task is placed, within the budget of moves, and at least one node is freed net.
  *
- * Among the windows whose check holds, within the budgets, the one that frees the most nodes
- * (capped by the node budget), then the fewest moves. Pure: snapshot, options and `now` in; the
- * nodes to empty and the tasks to stop out. Applied as consolidation is: the chosen nodes cordoned
- * with a drain deadline of now, and the other moved tasks stopped with the consolidation reason;
- * the stopped tasks are requeued and placed by the next cycle on the kept nodes.
+ * Among the windows whose check holds, the one that frees the most nodes (capped by the node
+ * budget), then the fewest moves; the search stops growing windows once one frees the budget.
+ * Pure: snapshot, options and `now` in; the nodes to empty and the tasks to stop out.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
