@@ -134,7 +134,10 @@ describe('re-pack on arrivals, other seeds and shapes than the bench', () => {
   it.each([
     ['3-D cut, seed 1234', cutInstance('r3', 40, [1000, 1000, 1000], 1234)],
     ['GPU cut, seed 4321', gpuCutInstance('rg', 30, 4321)],
-    ['4-D cut in 2 selector pools, seed 99', pooled('rp', 'pools', [cutInstance('p0', 20, [500, 800, 1000, 300], 99), cutInstance('p1', 20, [500, 800, 1000, 300], 100)], 98)],
+    [
+      '4-D cut in 2 selector pools, seed 99',
+      pooled('rp', 'pools', [cutInstance('p0', 20, [500, 800, 1000, 300], 99), cutInstance('p1', 20, [500, 800, 1000, 300], 100)], 98),
+    ],
   ])('%s: every task still runs, never on more nodes than consolidation alone', (_, base) => {
     const arriving = { ...base, arrivalSeconds: 60, seed: 5 };
     const online = packInstanceWithMoves(arriving, 'bin-pack');

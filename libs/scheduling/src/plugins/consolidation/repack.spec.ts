@@ -16,7 +16,19 @@ let seq = 0;
 /** One running task of `jobId` on `node` asking `cpu` cores, bound `ageMs` ago. */
 function task(jobId: string, nodeName: string, cpu: number, ageMs = OLD): RunningTask {
   const resources: ResourceVector = { cpu: cpu * 1000 };
-  return { jobId, queue: 'q', node: nodeName, groupStart: 0, attempt: 1, index: seq++, priority: 0, resources, devices: [], boundAt: NOW - ageMs, stopping: false };
+  return {
+    jobId,
+    queue: 'q',
+    node: nodeName,
+    groupStart: 0,
+    attempt: 1,
+    index: seq++,
+    priority: 0,
+    resources,
+    devices: [],
+    boundAt: NOW - ageMs,
+    stopping: false,
+  };
 }
 
 function cluster(nodes: NodeSnapshot[], tasks: RunningTask[]): NodeSnapshot[] {
@@ -110,10 +122,7 @@ describe('planRepack', () => {
       // selecting theirs); a budget of 1 node a pass (⌊0.1 × 6⌋ = 0 → at least 1): one pool re-packed.
       // Pools tie on free room (1.0 each); the first by its first node's name: a, b, c. As above.
       name: 'one node a pass: the first pool of two alike is re-packed',
-      nodes: [
-        ...abc().map((n) => ({ ...n, labels: { pool: '1' } })),
-        ...['d', 'e', 'f'].map((n) => node(n, 10, { labels: { pool: '2' } })),
-      ],
+      nodes: [...abc().map((n) => ({ ...n, labels: { pool: '1' } })), ...['d', 'e', 'f'].map((n) => node(n, 10, { labels: { pool: '2' } }))],
       tasks: [...fragmented(), task('5d', 'd', 5), task('3d', 'd', 3), task('5e', 'e', 5), task('3e', 'e', 3), task('4f', 'f', 4)],
       jobs: Object.fromEntries(['5d', '3d', '5e', '3e', '4f'].map((j) => [j, { selector: { pool: '2' } }])),
       chosen: ['c'],

@@ -159,7 +159,12 @@ interface Candidate {
  * matched to the nodes so that as many tasks as possible stay; undefined when the packing frees no
  * node.
  */
-function repackTarget(window: readonly Host[], jobOf: (jobId: string) => ConsolidationJob | undefined, placer: ConsolidationPlacer, budget: number): Candidate | undefined {
+function repackTarget(
+  window: readonly Host[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+  placer: ConsolidationPlacer,
+  budget: number,
+): Candidate | undefined {
   const tasks = window.flatMap((h) => h.tasks);
   const blank = window.map((h) => ({ ...h.node, used: {}, devices: {} }));
   const packed = placer(
@@ -284,7 +289,11 @@ function checkCandidate(
 }
 
 /** The tasks as waiting work: one piece per job (its tasks are alike), with the job's traits. */
-function workOf(tasks: readonly RunningTask[], jobOf: (jobId: string) => ConsolidationJob | undefined, targets?: ReadonlyMap<RunningTask, string>): PendingWork[] {
+function workOf(
+  tasks: readonly RunningTask[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+  targets?: ReadonlyMap<RunningTask, string>,
+): PendingWork[] {
   const byJob = new Map<string, RunningTask[]>();
   for (const t of tasks) byJob.set(t.jobId, [...(byJob.get(t.jobId) ?? []), t]);
   return [...byJob].map(([jobId, ts]) => {
@@ -362,7 +371,10 @@ function movable(h: Host, jobOf: (jobId: string) => ConsolidationJob | undefined
 
 /** What makes nodes interchangeable to the fit and the filters: capacity, GPUs, labels, taints. */
 function poolKey(n: NodeSnapshot): string {
-  const sorted = (r: Record<string, unknown>) => Object.keys(r).sort().map((k) => [k, r[k]]);
+  const sorted = (r: Record<string, unknown>) =>
+    Object.keys(r)
+      .sort()
+      .map((k) => [k, r[k]]);
   const taints = n.taints.map((t) => `${t.key}=${t.value ?? ''}:${t.effect}`).sort();
   return JSON.stringify([sorted(n.capacity), n.gpuCount, sorted(n.labels), taints]);
 }
