@@ -4,11 +4,12 @@
  * the others leave (the worked example of docs/scheduler.md, "Re-pack"). The leader cordons the node
  * holding the 4 (`consolidation`, drain deadline now: its drain stops that task) and asks exactly two
  * tasks on the kept nodes to stop — one 5 and one 3, from different nodes — so that the kept nodes
- * end with 5 + 5 and 4 + 3 + 3. The placement of the requeued tasks on their nominated nodes is
- * the nomination plugin's (its table test) and the simulation's (bench packing's re-pack rows).
+ * end with 5 + 5 and 4 + 3 + 3. The executors' stops are reported through the store's own
+ * `reportGroups`; the requeued tasks go to the nodes the re-pack nominated, rc is emptied and its
+ * cordon lifted: two nodes in use instead of three.
  */
-import type { Binding, Cordon } from '@batchapi/api';
-import { clearCordon, registerNodes, setCordon, submitJob } from '@batchapi/store';
+import type { Binding, Cordon, GroupStatus } from '@batchapi/api';
+import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
 
@@ -83,5 +84,30 @@ it('moves tasks between kept nodes so that a node empties where consolidation al
   expect(new Set(moved.map((b) => b.node)).size).toBe(2);
   expect(await cordonOf('ra')).toBeUndefined();
   expect(await cordonOf('rb')).toBeUndefined();
+  // The drain asks f4 to stop too. The executors stop the three (Preempted), one node after the
+  // other, kept nodes first: each requeued task waits for the node nominated for it, so the order
+  // does not matter.
+  await waitFor(
+    () => allBindings(store),
+    (bs) => bs.some((b) => b.jobId === 'f4' && (b.preempt ?? []).includes(0)),
+  );
+  for (const b of [...moved, asked.find((x) => x.jobId === 'f4')!]) {
+    const [group] = (await store.listAll<GroupStatus>(store.keys.groupsOf(b.jobId))).items;
+    const tasks = group.value.tasks.map(() => ({ state: 'Preempted' as const, finishedAt: Date.now() }));
+    const res = await reportGroups(store, b.node, lease.id, [{ status: { ...group.value, tasks }, statusRevision: group.modRevision }], Date.now());
+    expect(res.accepted.size).toBe(1);
+  }
+  // Two nodes of 10 cores in use, rc empty and its cordon lifted.
+  const after = await waitFor(
+    async () => ({ bindings: await allBindings(store), cordon: await cordonOf('rc') }),
+    (v) => v.bindings.length === 5 && !v.bindings.some((b) => b.node === 'rc') && v.cordon === undefined,
+    { timeoutMs: 15_000 },
+  );
+  const cores = (node: string) =>
+    after.bindings
+      .filter((b) => b.node === node)
+      .map((b) => Number(b.jobId.slice(1, 2)))
+      .reduce((a, x) => a + x, 0);
+  expect([cores('ra'), cores('rb')]).toEqual([10, 10]);
   await lease.revoke();
 }, 60_000);

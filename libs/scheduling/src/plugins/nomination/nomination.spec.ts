@@ -37,9 +37,16 @@ describe('nominated nodes', () => {
       placed: ['j→a×1'],
     },
     {
-      // a has 3 free: the 4-core task does not fit its nomination and is placed as any other (on b).
-      name: 'a task whose nominated node no longer fits it is placed as any other work',
+      // a has 3 free (a moved task still runs there): the 4-core task waits for a, though b has 4 free.
+      name: 'a task whose nominated node has not the room yet waits for it',
       nodes: [node('a', 10, 7), node('b', 10, 6)],
+      work: [work('j', 4, 1, { nominated: ['a'] })],
+      placed: [],
+    },
+    {
+      // The nominated node is not among those taking work (cordoned): placed as any other (b).
+      name: 'a task whose nominated node takes no work is placed as any other work',
+      nodes: [node('b', 10, 6)],
       work: [work('j', 4, 1, { nominated: ['a'] })],
       placed: ['j→b×1'],
     },
