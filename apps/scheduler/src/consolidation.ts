@@ -4,7 +4,10 @@
  * decides a pass (`planConsolidation`, pure, on the cycle's snapshot, checked with the cycle's own
  * placement) and cordons the chosen nodes with a drain deadline of now. The drain (`drainNodes`)
  * then stops their tasks, which are requeued at their next attempt and placed by the next cycles on
- * the other nodes; the cordon keeps them off the emptied node. Every write is fenced.
+ * the other nodes; the cordon keeps them off the emptied node. With re-pack on
+ * (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`), a pass that empties no node re-packs (`planRepack`):
+ * its emptied nodes are cordoned the same way, its other moves asked to stop, and the moved tasks'
+ * planned nodes are nominated for the next cycles. Every write is fenced.
  */
 import type { Cordon, JobRecord } from '@batchapi/api';
 import {

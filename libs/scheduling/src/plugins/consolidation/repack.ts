@@ -63,6 +63,7 @@ export interface RepackMove extends ConsolidationMove {
   nominated?: string;
 }
 
+/** Most tasks one re-pack pass moves unless told (`RepackOptions.maxMovesPerPass`). */
 export const DEFAULT_MAX_MOVES_PER_PASS = 100;
 
 /** What a re-pack pass decided. */
