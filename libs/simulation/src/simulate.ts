@@ -110,7 +110,7 @@ export interface SimConsolidation {
   repeat?: RepeatLimit;
   /** A task running longer than this is not moved (a move restarts it: its work so far is lost), in seconds; 0 = any age. @default 600 (the live `BATCH_CONSOLIDATION_MAX_TASK_AGE`) */
   maxTaskAgeSeconds?: number;
-  /** When a pass empties no node, re-pack (`planRepack`): move tasks between nodes so that some can be emptied (the live `BATCH_CONSOLIDATION_REPACK`). @default false */
+  /** When a pass empties no node, re-pack (`planRepack`): move tasks between nodes so that some can be emptied (live: `BATCH_CONSOLIDATION_REPACK_MAX_MOVES` > 0). @default false */
   repack?: boolean;
   /** Most tasks a re-pack pass moves (the live `BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 100 */
   maxMovesPerPass?: number;

@@ -41,7 +41,7 @@ export interface Instance {
   batchWindowSeconds?: number;
   /** Consolidation with its default settings but any task age (these tasks never end: a move loses no progress measured) once the arrivals are over (`BATCH_CONSOLIDATION_NODES_PER_PASS=1`, `BATCH_CONSOLIDATION_MAX_TASK_AGE=0`): bins are those in use at the end. @default off */
   consolidation?: boolean;
-  /** With `consolidation`, re-pack too when no node can be emptied (`BATCH_CONSOLIDATION_REPACK=true`, its default budget of moves). @default off */
+  /** With `consolidation`, re-pack too when no node can be emptied (`simulate`'s `repack` with its default budget of 100 moves a pass: live, `BATCH_CONSOLIDATION_REPACK_MAX_MOVES=100`). @default off */
   repack?: boolean;
 }
 
