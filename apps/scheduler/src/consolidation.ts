@@ -179,10 +179,10 @@ export async function consolidateNodes(
   return { cordoned, repacked };
 }
 
-/** The nodes to nominate per job for a pass's moves (each move's planned node, else where the check placed it). */
+/** The nodes to nominate per job for a pass's moves: a re-pack's planned nodes (consolidation's own moves nominate none). */
 export function nominationsOf(moves: readonly RepackMove[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const m of moves) out.set(m.task.jobId, [...(out.get(m.task.jobId) ?? []), m.nominated ?? m.to]);
+  for (const m of moves) if (m.nominated) out.set(m.task.jobId, [...(out.get(m.task.jobId) ?? []), m.nominated]);
   return out;
 }
 
