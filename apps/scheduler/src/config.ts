@@ -130,6 +130,12 @@ export const SCHEDULER_ENV = z.object({
     unit: 'seconds',
     doc: 'Consolidation: a task bound longer ago than this is never moved (at most 604800): a move restarts it, so this bounds the work lost per task. Batch work that ends frees its room by itself; moving old tasks cost more node-hours than it saved in the consolidation scenario (docs/scheduler.md). 0 moves tasks of any age (long-running services).',
   }),
+  BATCH_CONSOLIDATION_REPACK_MAX_MOVES: envNumber({
+    default: 0,
+    min: 0,
+    unit: 'tasks',
+    doc: "Consolidation: re-pack when a pass can empty no node whole — windows of interchangeable nodes are packed afresh by the placement, and only the moves that empty a node (its tasks to their new nodes, what those give up to theirs) are taken, checked by the placement with each moved task's planned node nominated; the nodes emptied are cordoned as consolidation's, the other moved tasks asked to stop. This is the most tasks one such pass stops (at most 10000); 0 turns re-pack off. Needs BATCH_CONSOLIDATION_NODES_PER_PASS > 0; gangs, do-not-disrupt jobs and fractional GPUs never move.",
+  }),
   BATCH_CONSOLIDATE_AFTER: envNumber({
     default: 300,
     min: 0,
@@ -168,7 +174,7 @@ export interface SchedulerConfig {
    * use, the oldest task moved (0 = any) and the idle time a node needs, in milliseconds.
    * @default off: 0 nodes, 0.1, 600000 ms, 300000 ms
    */
-  consolidation: { maxNodesPerPass: number; maxNodeFraction: number; consolidateAfterMs: number; maxTaskAgeMs: number };
+  consolidation: { maxNodesPerPass: number; maxNodeFraction: number; consolidateAfterMs: number; maxTaskAgeMs: number; repackMaxMoves: number };
 }
 
 function topologyProblem(text: string): string | undefined {
@@ -268,6 +274,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     ...(e.BATCH_CONSOLIDATION_NODE_FRACTION > 1 ? ['BATCH_CONSOLIDATION_NODE_FRACTION must be at most 1'] : []),
     ...(e.BATCH_CONSOLIDATE_AFTER > 86_400 ? ['BATCH_CONSOLIDATE_AFTER must be at most 86400'] : []),
     ...(e.BATCH_CONSOLIDATION_MAX_TASK_AGE > 604_800 ? ['BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800'] : []),
+    ...(e.BATCH_CONSOLIDATION_REPACK_MAX_MOVES > 10_000 ? ['BATCH_CONSOLIDATION_REPACK_MAX_MOVES must be at most 10000'] : []),
     // A node is emptied only when its newest task is BATCH_CONSOLIDATE_AFTER old and none is older than
     // the age bound (nor within the exempt time): a bound at or below either leaves no node to empty.
     ...(e.BATCH_CONSOLIDATION_NODES_PER_PASS > 0 &&
@@ -295,6 +302,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
       maxNodeFraction: e.BATCH_CONSOLIDATION_NODE_FRACTION,
       consolidateAfterMs: e.BATCH_CONSOLIDATE_AFTER * 1000,
       maxTaskAgeMs: e.BATCH_CONSOLIDATION_MAX_TASK_AGE * 1000,
+      repackMaxMoves: e.BATCH_CONSOLIDATION_REPACK_MAX_MOVES,
     },
     backfill: {
       maxReservations: e.BATCH_BACKFILL_RESERVATIONS,

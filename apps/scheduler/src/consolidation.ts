@@ -4,20 +4,28 @@
  * decides a pass (`planConsolidation`, pure, on the cycle's snapshot, checked with the cycle's own
  * placement) and cordons the chosen nodes with a drain deadline of now. The drain (`drainNodes`)
  * then stops their tasks, which are requeued at their next attempt and placed by the next cycles on
- * the other nodes; the cordon keeps them off the emptied node. Every write is fenced.
+ * the other nodes; the cordon keeps them off the emptied node. With re-pack on
+ * (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`), a pass that empties no node re-packs (`planRepack`):
+ * its emptied nodes are cordoned the same way, its other moves asked to stop, and the moved tasks'
+ * planned nodes are nominated for the next cycles. Every write is fenced.
  */
 import type { Cordon, JobRecord } from '@batchapi/api';
 import {
   type ClusterSnapshot,
   type ConsolidationJob,
   type ConsolidationMove,
+  type ConsolidationOptions,
   cycleProfile,
+  type NodeSnapshot,
+  type PendingWork,
   placeTasks,
   planConsolidation,
+  planRepack,
+  type RepackMove,
   type ScheduleOptions,
   runnableOnSome,
 } from '@batchapi/scheduling';
-import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon } from '@batchapi/store';
+import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon, requestPreemption } from '@batchapi/store';
 import type { SchedulerCache } from './cache';
 import { type SnapshotPolicy, takeSnapshot } from './cycle';
 
@@ -35,6 +43,8 @@ export interface ConsolidationTuning {
   intervalMs: number;
   /** A consolidation cordon still up this long after it was set is lifted even if its node is not empty, in milliseconds. @default 600000 */
   liftAfterMs: number;
+  /** Re-pack when a pass empties no node: most tasks one re-pack pass stops; 0 = off (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 0 */
+  repackMaxMoves?: number;
 }
 
 /** Consolidation off (the default): only cordons a previous leader set are lifted. */
@@ -51,6 +61,8 @@ export const CONSOLIDATION_OFF: ConsolidationTuning = {
 export interface ConsolidationOutcome {
   /** Nodes cordoned to be emptied, with the tasks to move off each. */
   cordoned: Array<{ node: string; moves: ConsolidationMove[] }>;
+  /** A re-pack's moves off nodes that stay in use (asked to stop), with the nodes nominated for them. */
+  repacked: RepackMove[];
   /** Consolidation cordons lifted: `freed` when their node was empty, else `timed_out`. */
   lifted: Array<{ node: string; reason: 'freed' | 'timed_out' }>;
 }
@@ -110,15 +122,16 @@ export async function consolidateNodes(
   tuning: ConsolidationTuning,
   protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
   policy: SnapshotPolicy,
-): Promise<ConsolidationOutcome['cordoned']> {
-  if (tuning.maxNodesPerPass <= 0) return [];
-  if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return [];
+): Promise<Pick<ConsolidationOutcome, 'cordoned' | 'repacked'>> {
+  const none = { cordoned: [], repacked: [] };
+  if (tuning.maxNodesPerPass <= 0) return none;
+  if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return none;
   const { snapshot: s, versions } = takeSnapshot(cache, now, undefined, policy);
-  if (runnableWaiting(s)) return [];
+  if (runnableWaiting(s)) return none;
   const jobs = new Map<string, JobRecord>();
   for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
   const profile = cycleProfile(s);
-  const plan = planConsolidation(s.nodes, s.running(), (id) => consolidationJobOf(jobs.get(id)), now, {
+  const options = {
     consolidateAfterMs: tuning.consolidateAfterMs,
     protectMs: protection.protectMs,
     ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
@@ -126,8 +139,13 @@ export async function consolidateNodes(
     maxNodeFraction: tuning.maxNodeFraction,
     ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
     // The check is the cycle's own placement: where it finds room is where the next cycle puts the tasks.
-    placer: (work, nodes) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
-  });
+    placer: (work: PendingWork[], nodes: NodeSnapshot[]) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
+  } satisfies ConsolidationOptions;
+  const jobOf = (id: string) => consolidationJobOf(jobs.get(id));
+  let plan: { nodes: string[]; moves: RepackMove[] } = planConsolidation(s.nodes, s.running(), jobOf, now, options);
+  // Re-pack when no node can be emptied whole: the moved tasks wait with their planned nodes nominated.
+  if (plan.nodes.length === 0 && (tuning.repackMaxMoves ?? 0) > 0)
+    plan = planRepack(s.nodes, s.running(), jobOf, now, { ...options, maxMovesPerPass: tuning.repackMaxMoves, nominate: true });
   const cordoned: ConsolidationOutcome['cordoned'] = [];
   let last: bigint | undefined;
   for (const node of plan.nodes) {
@@ -137,10 +155,35 @@ export async function consolidateNodes(
     cordoned.push({ node, moves });
     last = BigInt(rev);
   }
+  // A re-pack's other moves are asked to stop only when every node it empties was cordoned: the
+  // plan's room on the kept nodes is for those nodes' tasks.
+  let repacked: RepackMove[] = [];
+  const emptied = new Set(plan.nodes);
+  const rest = plan.moves.filter((m) => !emptied.has(m.task.node));
+  if (rest.length > 0 && cordoned.length === plan.nodes.length) {
+    const asked = await requestPreemption(
+      store,
+      leadership.fence(),
+      rest.map((m) => ({ node: m.task.node, jobId: m.task.jobId, start: m.task.groupStart, attempt: m.task.attempt, index: m.task.index })),
+      now,
+    );
+    if (asked > 0) {
+      repacked = rest;
+      const rev = BigInt(store.lastCommittedRevision);
+      if (last === undefined || rev > last) last = rev;
+    }
+  }
   // The next cycle must see the cordons, or it could bind onto a node being emptied (its drain
   // would then stop a task no plan checked): wait until the caches hold them.
   if (last !== undefined) await cache.catchUpTo(last, () => leadership.held(), 100);
-  return cordoned;
+  return { cordoned, repacked };
+}
+
+/** The nodes to nominate per job for a pass's moves: a re-pack's planned nodes (consolidation's own moves nominate none). */
+export function nominationsOf(moves: readonly RepackMove[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const m of moves) if (m.nominated) out.set(m.task.jobId, [...(out.get(m.task.jobId) ?? []), m.nominated]);
+  return out;
 }
 
 /**

@@ -53,7 +53,7 @@ import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, type SnapshotPolicy, takeSnapshot } from './cycle';
-import { CONSOLIDATION_OFF, consolidateNodes, type ConsolidationTuning, liftConsolidationCordons } from './consolidation';
+import { CONSOLIDATION_OFF, consolidateNodes, type ConsolidationTuning, liftConsolidationCordons, nominationsOf } from './consolidation';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -179,6 +179,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private backlogCursor = 0;
   /** When the last consolidation pass was decided (wall ms). */
   private lastConsolidationAt = 0;
+  /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
+  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; until: number };
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
   private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
@@ -426,7 +428,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
   /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
   snapshotAt(now: number): ClusterSnapshot {
-    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.policy()).snapshot;
+    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.cyclePolicy(now)).snapshot;
   }
 
   /** The cluster-wide settings every snapshot applies (aging, fair-share prices, topology levels, the domain score's weight). */
@@ -704,7 +706,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     // newest bindings were not seen yet must not be chosen. Its cordon compares the allocation too.
     if (!this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) return;
     this.lastConsolidationAt = now;
-    const cordoned = await consolidateNodes(
+    const { cordoned, repacked } = await consolidateNodes(
       this.ctx.store,
       this.cache,
       leadership,
@@ -718,13 +720,21 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       for (const mv of x.moves) this.m.stops.inc({ queue: mv.task.queue, reason: 'consolidation' });
       this.ctx.log.info({ node: x.node, tasks: x.moves.length }, 'consolidation: node cordoned to be emptied, its tasks fit on the other nodes');
     }
+    for (const mv of repacked) this.m.stops.inc({ queue: mv.task.queue, reason: 'consolidation' });
+    if (repacked.length) this.ctx.log.info({ tasks: repacked.length }, 're-pack: tasks asked to stop on nodes that stay in use, their planned nodes nominated');
+    // The moved tasks wait with the nodes the pass planned for them nominated (kept by this leader
+    // until the cordons' lift time: a new leader places them as any other work).
+    const moves = [...cordoned.flatMap((x) => x.moves), ...repacked];
+    const nominated = nominationsOf(moves);
+    if (nominated.size > 0) this.nominations = { byJob: nominated, until: now + c.liftAfterMs };
     // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
-    if (cordoned.length && this.tuning.preemption.repeat)
-      this.jobStoppedAt = recordPreemptions(
-        this.jobStoppedAt,
-        cordoned.flatMap((x) => x.moves),
-        now,
-      );
+    if (moves.length && this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
+  }
+
+  /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */
+  private cyclePolicy(now: number): SnapshotPolicy {
+    if (this.nominations && now >= this.nominations.until) this.nominations = undefined;
+    return { ...this.policy(), ...(this.nominations ? { nominated: this.nominations.byJob } : {}) };
   }
 
   /** A node that keeps losing its tasks (executor dying or cut off) is quarantined, fenced. */
@@ -816,7 +826,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
           },
           history,
           { maxJobs: this.tuning.maxJobsPerCycle, cursor: this.backlogCursor },
-          this.policy(),
+          this.cyclePolicy(now),
           { ...(this.tuning.backfill ? { backfill: this.backfillSettings()! } : {}), batchWindowMs: this.tuning.batchWindowMs ?? 0 },
         );
         this.backlogCursor = out.cursor;

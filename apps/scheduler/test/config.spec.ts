@@ -14,7 +14,7 @@ it('defaults every setting when the environment is empty', () => {
     topology: [{ name: 'block', label: 'topology.batchapi.io/block' }, { name: 'rack', label: 'topology.batchapi.io/rack' }, { name: 'host' }],
     domainScoreWeight: 4,
     batchWindowMs: 0,
-    consolidation: { maxNodesPerPass: 0, maxNodeFraction: 0.1, consolidateAfterMs: 300_000, maxTaskAgeMs: 600_000 },
+    consolidation: { maxNodesPerPass: 0, maxNodeFraction: 0.1, consolidateAfterMs: 300_000, maxTaskAgeMs: 600_000, repackMaxMoves: 0 },
   });
 });
 
@@ -25,8 +25,11 @@ it('reads consolidation (off by default), its budget and idle time, and refuses 
       BATCH_CONSOLIDATION_NODE_FRACTION: '0.25',
       BATCH_CONSOLIDATE_AFTER: '60',
       BATCH_CONSOLIDATION_MAX_TASK_AGE: '0',
+      BATCH_CONSOLIDATION_REPACK_MAX_MOVES: '50',
     }).consolidation,
-  ).toEqual({ maxNodesPerPass: 2, maxNodeFraction: 0.25, consolidateAfterMs: 60_000, maxTaskAgeMs: 0 });
+  ).toEqual({ maxNodesPerPass: 2, maxNodeFraction: 0.25, consolidateAfterMs: 60_000, maxTaskAgeMs: 0, repackMaxMoves: 50 });
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_REPACK_MAX_MOVES: '10001' })).toThrow('BATCH_CONSOLIDATION_REPACK_MAX_MOVES must be at most 10000');
+  expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_REPACK_MAX_MOVES: '-1' })).toThrow('BATCH_CONSOLIDATION_REPACK_MAX_MOVES');
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_MAX_TASK_AGE: '604801' })).toThrow('BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800');
   // on, with an age bound no node can meet: newest task ≥ 300 s old and every task ≤ 300 s old (or ≤ the 60 s exempt time)
   const on = { BATCH_CONSOLIDATION_NODES_PER_PASS: '1' };

@@ -36,3 +36,4 @@ export * from './plugins/node-lost';
 export * from './queue-views';
 export * from './settings';
 export * from './plugins/consolidation';
+export * from './plugins/nomination';

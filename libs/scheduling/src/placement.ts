@@ -12,6 +12,7 @@
  * Fair share (when given) interleaves queues within a priority; a batch fill packs a tier of
  * simultaneous plain work first. Snapshot in, placements and reasons out; no I/O, no clock.
  */
+import { placeNominated } from './plugins/nomination';
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
 import { freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, RoomIds, ranksBefore as before } from './framework/node-buckets';
@@ -130,6 +131,8 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   // Priced fair share counts what placed tasks charge on their nodes (the GPU model).
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
+  // Tasks a re-pack moved go first to the nodes it planned for them, where they still fit.
+  if (ordered.some((w) => w.nominated?.length)) pass.budget -= placeNominated(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget);
   if (opts.policy !== 'first-fit' && opts.batchFill !== false)
     pass.budget -= batchFill(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, !!opts.fairShare, opts.batchWindow ?? 0);
   if (!opts.fairShare) {

@@ -82,5 +82,7 @@ describe('simulate scenarios', () => {
     expect(r.on.moved).toBeLessThan(r.onAnyAge.moved);
     expect(r.onAnyAge.nodeHours).toBeGreaterThan(r.off.nodeHours);
     expect(r.off.moved).toBe(0);
+    // Re-pack keeps the age bound too: the makespan is kept.
+    expect(r.onRepack.makespan).toBe(r.off.makespan);
   });
 });

@@ -39,6 +39,10 @@ import {
   DEFAULT_CONSOLIDATION,
   DEFAULT_REPEAT_LIMIT,
   planConsolidation,
+  planRepack,
+  type RepackOptions,
+  type ConsolidationMove,
+  type RepackMove,
 } from '@batchapi/scheduling';
 import { MinHeap } from './heap';
 import type { SimQueue, Submission } from './inputs';
@@ -74,6 +78,8 @@ export interface SimConsolidationResult {
   nodesInUse: number;
   /** Nodes in use integrated over virtual time until the events were over, in node-seconds (what an autoscaler would pay for). */
   nodeSeconds: number;
+  /** Of `passes`, those that re-packed (only with `repack`). */
+  repackPasses?: number;
 }
 
 /**
@@ -104,6 +110,12 @@ export interface SimConsolidation {
   repeat?: RepeatLimit;
   /** A task running longer than this is not moved (a move restarts it: its work so far is lost), in seconds; 0 = any age. @default 600 (the live `BATCH_CONSOLIDATION_MAX_TASK_AGE`) */
   maxTaskAgeSeconds?: number;
+  /** When a pass empties no node, re-pack (`planRepack`): move tasks between nodes so that some can be emptied (live: `BATCH_CONSOLIDATION_REPACK_MAX_MOVES` > 0). @default false */
+  repack?: boolean;
+  /** Most tasks a re-pack pass moves (the live `BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 100 */
+  maxMovesPerPass?: number;
+  /** A re-pack's moved tasks wait with the nodes it planned for them nominated (`PendingWork.nominated`); false: placed as plain waiting work. @default true */
+  nominate?: boolean;
 }
 
 /** Preemption and reclaim in the simulation, as the live scheduler's post-filter phase runs them. */
@@ -389,7 +401,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       advance(t);
       // The placement is free to differ from the plan's fit: a pass that freed nothing net (its
       // tasks went to nodes that were empty) ends the passes, as the live leader would find the same.
-      if (!consolidationPass(c, t)) break;
+      // With re-pack, a pass whose emptying freed nothing net is followed by a re-pack at once.
+      if (!consolidationPass(c, t) && !(c.repack && consolidationPass(c, t, true))) break;
     }
     consolidated.nodesInUse = inUse();
     // The settling passes' virtual time is not the workload's.
@@ -397,8 +410,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     return consolidated;
   }
 
-  /** One consolidation pass at `t`: true when it left fewer nodes in use. */
-  function consolidationPass(c: SimConsolidation, t: number): boolean {
+  /** One consolidation pass at `t` (`repackOnly`: the re-pack alone): true when it left fewer nodes in use. */
+  function consolidationPass(c: SimConsolidation, t: number, repackOnly = false): boolean {
     const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
     const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
     // Moves count toward the repeat limit, as the live leader counts them.
@@ -414,7 +427,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
           gang: r.job.gang,
           ...(r.job.topology ? { topology: r.job.topology } : {}),
         });
-    const plan = planConsolidation(nodes, runningTasks(), (id) => jobs.get(id), t * 1000, {
+    const options = {
       consolidateAfterMs: afterS * 1000,
       protectMs: protectS * 1000,
       exemptJobs: repeat.exempt,
@@ -425,9 +438,29 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       placer: (work, open) =>
         placeTasks(work, open, { policy: opts.policy, scores: opts.scores ?? cycleScores(), maxTasks: Number.MAX_SAFE_INTEGER, batchWindow: window })
           .placements,
-    });
+    } satisfies RepackOptions;
+    const tasks = runningTasks();
+    let plan: { nodes: string[]; moves: ConsolidationMove[] } = repackOnly
+      ? { nodes: [], moves: [] }
+      : planConsolidation(nodes, tasks, (id) => jobs.get(id), t * 1000, options);
+    if (plan.nodes.length === 0 && c.repack) {
+      plan = planRepack(nodes, tasks, (id) => jobs.get(id), t * 1000, {
+        ...options,
+        ...(c.maxMovesPerPass !== undefined ? { maxMovesPerPass: c.maxMovesPerPass } : {}),
+        nominate: c.nominate !== false,
+      });
+      if (plan.nodes.length > 0) consolidated.repackPasses = (consolidated.repackPasses ?? 0) + 1;
+    }
     if (plan.nodes.length === 0) return false;
     const before = inUse();
+    // A re-pack's moved tasks wait with the nodes it planned for them nominated, for the next cycle.
+    const nominatedJobs = new Set<Job>();
+    for (const m of plan.moves as RepackMove[]) {
+      const job = live.get(m.task.groupStart)?.job;
+      if (!job || !m.nominated) continue;
+      job.nominated = [...(job.nominated ?? []), m.nominated];
+      nominatedJobs.add(job);
+    }
     for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
     for (const jobId of new Set(plan.moves.map((m) => m.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), t * 1000]);
     consolidated.moved += plan.moves.length;
@@ -435,6 +468,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     // Placed again with the emptied nodes cordoned; the cordon lifted after (what could not be placed goes anywhere).
     cordoned = new Set(plan.nodes);
     cycle(t);
+    for (const job of nominatedJobs) delete job.nominated;
     cordoned = new Set();
     cycle(t);
     return inUse() < before;

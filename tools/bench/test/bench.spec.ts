@@ -1,5 +1,5 @@
 import { allAtOnce, traceNodes, tracePods } from '../src/alibaba';
-import { cutInstance, firstFitDecreasing, gpuCutInstance, packInstance, parseOrLib, pooled } from '../src/packing';
+import { cutInstance, firstFitDecreasing, gpuCutInstance, packInstance, packInstanceWithMoves, parseOrLib, pooled } from '../src/packing';
 import { makeBacklog, makeCluster, makeSingleTaskBacklog, naivePlace } from '../src/scheduling';
 
 describe('packing instances', () => {
@@ -126,5 +126,26 @@ describe('alibaba trace', () => {
     ]);
     // capacity 1500: p0, p1 (1500), p2 (no GPU); p0 again would make 2000 > 1500
     expect(allAtOnce(pods, 1500).map((p) => p.name)).toEqual(['p0', 'p1', 'p2']);
+  });
+});
+
+describe('re-pack on arrivals, other seeds and shapes than the bench', () => {
+  // Seeds and sizes the bench does not use (it runs seeds 7…): the re-pack must hold on any.
+  it.each([
+    ['3-D cut, seed 1234', cutInstance('r3', 40, [1000, 1000, 1000], 1234)],
+    ['GPU cut, seed 4321', gpuCutInstance('rg', 30, 4321)],
+    [
+      '4-D cut in 2 selector pools, seed 99',
+      pooled('rp', 'pools', [cutInstance('p0', 20, [500, 800, 1000, 300], 99), cutInstance('p1', 20, [500, 800, 1000, 300], 100)], 98),
+    ],
+  ])('%s: every task still runs, never on more nodes than consolidation alone', (_, base) => {
+    const arriving = { ...base, arrivalSeconds: 60, seed: 5 };
+    const online = packInstanceWithMoves(arriving, 'bin-pack');
+    const consolidated = packInstanceWithMoves({ ...arriving, consolidation: true }, 'bin-pack');
+    const repacked = packInstanceWithMoves({ ...arriving, consolidation: true, repack: true }, 'bin-pack');
+    expect(repacked.pending).toBe(0);
+    expect(repacked.bins).toBeGreaterThanOrEqual(base.optimum);
+    expect(consolidated.bins).toBeLessThanOrEqual(online.bins);
+    expect(repacked.bins).toBeLessThanOrEqual(consolidated.bins);
   });
 });

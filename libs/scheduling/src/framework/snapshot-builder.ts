@@ -63,6 +63,8 @@ export interface SnapshotOptions {
   topology?: readonly TopologyLevel[];
   /** Weight of the domain score (work without `topology` goes to the fullest rack it fits, see `domainScore`); 0 turns it off. @default DEFAULT_DOMAIN_SCORE_WEIGHT */
   domainScoreWeight?: number;
+  /** Nodes nominated for waiting jobs' tasks by a re-pack (job id → one node per task; see `plugins/nomination`). @default none */
+  nominated?: ReadonlyMap<string, readonly string[]>;
 }
 
 /** Everything a scheduling decision is made from, as of `now`. Read-only: placement copies what it changes. */
@@ -147,6 +149,8 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     if (!wantsPlacement(j)) continue;
     jobs.set(j.id, j);
     const w = agedOf(j);
+    const nominated = opts.nominated?.get(j.id);
+    if (nominated?.length) w.nominated = [...nominated];
     if (w.tasks > 0) work.push(w);
   }
   const cordons = new Map<string, Cordon>();

@@ -397,3 +397,5 @@ function give(r: Room, need: ResourceVector, devices: readonly number[]): void {
   const share = need.gpu ?? 0;
   for (const d of devices) r.devices[d] = Math.max(0, (r.devices[d] ?? 0) - (share >= GPU_MILLI ? GPU_MILLI : share));
 }
+
+export * from './repack';

@@ -1,0 +1,65 @@
+/**
+ * Nominated nodes (run before the batch fill): work whose tasks a re-pack moved carries the nodes
+ * the re-pack planned for them (`PendingWork.nominated`, one entry per task), and each such task is
+ * placed there first — as the Kubernetes scheduler tries a pod's `nominatedNodeName` before the
+ * others. The re-pack's check placed every moved task on its node with all the moves done, but the
+ * stops land one by one: a task whose nominated node does not have the room yet (another moved task
+ * still runs there) waits for it in this pass instead of taking room elsewhere that another moved
+ * task was planned to need. A task whose nominated node is gone or refused by the filters (cordoned,
+ * relabelled) is placed as any other work, and so is every task once its nomination lapses (the
+ * leader keeps them until its cordons' lift time). Gangs, fractional GPUs and queues with a quota
+ * limit are left to the pass (which charges the ledger).
+ */
+import { GPU_MILLI } from '@batchapi/api';
+import type { FilterPlugin } from '../../framework/extension-points';
+import type { QuotaLedger } from '../quota/ledger';
+import type { PendingWork, Placement } from '../../snapshot';
+import type { FillNode } from '../batch-fill';
+import { fitsOne, pickDevices } from '../resource-fit';
+
+/**
+ * Places the nominated tasks of `ordered` (queue order) on their nominated nodes where they fit, and
+ * holds back (for this pass) those whose nominated node takes them but lacks the room yet: reduces
+ * their `tasks`, takes their room from `states`, appends to `placements` and returns how many were
+ * placed (at most `budget`).
+ */
+export function placeNominated(
+  ordered: PendingWork[],
+  states: readonly FillNode[],
+  filters: readonly FilterPlugin[],
+  ledger: QuotaLedger,
+  placements: Placement[],
+  budget: number,
+): number {
+  const byName = new Map(states.map((s) => [s.node.name, s]));
+  let placed = 0;
+  for (const w of ordered) {
+    if (!w.nominated?.length || w.gang || ledger.limits(w.queue)) continue;
+    const share = w.resources.gpu ?? 0;
+    if (share % GPU_MILLI !== 0) continue;
+    for (const name of w.nominated) {
+      if (w.tasks <= 0 || placed >= budget) break;
+      const s = byName.get(name);
+      if (!s || filters.some((f) => f.filter(w, s.node))) continue;
+      const devices = fitsOne(w.resources, s.free) ? (share > 0 ? pickDevices(s.devices ?? {}, s.node.gpuCount, share) : []) : undefined;
+      if (!devices) {
+        // Its room is still held by a task on its way out: it waits for it.
+        w.tasks--;
+        continue;
+      }
+      for (const [k, v] of Object.entries(w.resources)) s.free[k] = (s.free[k] ?? 0) - v;
+      if (devices.length) {
+        s.devices ??= {};
+        for (const d of devices) s.devices[d] = (s.devices[d] ?? 0) + GPU_MILLI;
+      }
+      const last = placements[placements.length - 1];
+      if (last && last.jobId === w.jobId && last.node === name) {
+        last.count++;
+        last.devices.push(devices);
+      } else placements.push({ jobId: w.jobId, node: name, count: 1, devices: [devices] });
+      w.tasks--;
+      placed++;
+    }
+  }
+  return placed;
+}
