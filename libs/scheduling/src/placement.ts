@@ -16,6 +16,7 @@ import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
 import { freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, RoomIds, ranksBefore as before } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
+import { ShapeIds } from './framework/shape-ids';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
 import { batchFill } from './plugins/batch-fill';
@@ -240,16 +241,10 @@ function rankIndex(list: readonly number[], start: number, end: number, scoreOf:
   return lo;
 }
 
-/** With backfill, work of one shape but another timeout may backfill where the shape did not: the timeout is part of the shape. */
-function shapeOf(w: PendingWork, withTimeout: boolean): string {
-  const shape: unknown[] = withTimeout
-    ? [w.resources, w.selector ?? null, w.tolerations ?? null, w.timeoutSeconds ?? null]
-    : [w.resources, w.selector ?? null, w.tolerations ?? null];
-  // Work that names a topology may find no domain where the same shape without one fits.
-  if (w.topology) shape.push(w.topology);
-  // Work with an image goes only to nodes that run images (ContainerImage): not the plain shape's nodes.
-  if (w.image) shape.push('image');
-  return JSON.stringify(shape);
+/** Sets `xs[i]`, filling the slots before it first (an array written far past its end turns into a dictionary). */
+function setAt<T>(xs: Array<T | undefined>, i: number, x: T): void {
+  while (xs.length < i) xs.push(undefined);
+  xs[i] = x;
 }
 
 /** One pass over the nodes: their room as it shrinks, the quota ledger, and what was decided. */
@@ -261,10 +256,12 @@ class PlacementPass implements PassContext {
   readonly left = new Set<PendingWork>();
   /** The last reasons of each piece of work (the latest `place` call). */
   private readonly why = new Map<PendingWork, Unplaced>();
-  /** Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan. */
-  private readonly noRoom = new Map<string, Unplaced>();
-  /** Filter + Score results per shape (see `ranking`). */
-  private readonly rankedByShape = new Map<string, Ranked>();
+  /** Request shapes by number (`ShapeIds`: work of one shape key, one number). */
+  private readonly shapeIds: ShapeIds;
+  /** Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan (by shape number). */
+  private readonly noRoom: Array<Unplaced | undefined> = [];
+  /** Filter + Score results per shape (see `ranking`), by shape number. */
+  private rankedByShape: Array<Ranked | undefined> = [];
   /**
    * The change log: nodes whose room changed, by when they last did (`changes` counts the
    * reservations; `changedAt` by node index, 0: not in this pass), linked newest last. A ranking
@@ -281,8 +278,6 @@ class PlacementPass implements PassContext {
   private changedLevel?: Uint8Array;
   /** The newest node of each level's list; -1: none. */
   private readonly newest = new Int32Array(CPU_LEVELS).fill(-1);
-  /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
-  private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
   /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
@@ -314,6 +309,7 @@ class PlacementPass implements PassContext {
       });
     this.states.forEach((s, i) => (s.index = i));
     this.placedBy = new Float64Array(this.states.length);
+    this.shapeIds = new ShapeIds(!!backfill);
   }
 
   /** Free amount of a resource on every node, by index, kept equal to `states[i].free[name] ?? 0` (made at first use, after the batch fill). */
@@ -362,25 +358,18 @@ class PlacementPass implements PassContext {
    * budget), so it leaves a fair-share pass.
    */
   private placeOn(w: PendingWork, limit: number): PlaceStep {
-    const kept = this.shapes.get(w);
-    const shape = kept ?? shapeOf(w, !!this.backfill);
     const why: Unplaced = emptyWhy(w.jobId, 0);
-    const step = this.placeShape(w, limit, shape, why);
-    // Work done never leaves the pass nor comes back: its reasons and shape are not kept (most work
-    // of one task is done in its first call, and a Map written and emptied each call reallocates).
-    if (w.tasks > 0) {
-      this.why.set(w, why);
-      if (kept === undefined) this.shapes.set(w, shape);
-    } else if (kept !== undefined) {
-      this.why.delete(w);
-      this.shapes.delete(w);
-    }
+    const step = this.placeShape(w, limit, this.shapeIds.of(w), why);
+    // Work done never leaves the pass nor comes back: its reasons are not kept (most work of one
+    // task is done in its first call, and a Map written and emptied each call reallocates).
+    if (w.tasks > 0) this.why.set(w, why);
+    else this.why.delete(w);
     return step;
   }
 
   /** `placeOn` for work of request shape `shape`, its reasons written into `why`. */
-  private placeShape(w: PendingWork, limit: number, shape: string, why: Unplaced): PlaceStep {
-    const known = this.noRoom.get(shape);
+  private placeShape(w: PendingWork, limit: number, shape: number, why: Unplaced): PlaceStep {
+    const known = this.noRoom[shape];
     if (known) {
       Object.assign(why, known, { jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
       return { placed: 0, blocked: true };
@@ -436,7 +425,7 @@ class PlacementPass implements PassContext {
       const refused = p.permit(w, placed);
       if (!refused) continue;
       this.giveBack(w);
-      this.rankedByShape.clear(); // room came back: rankings of this pass are stale
+      this.rankedByShape = []; // room came back: rankings of this pass are stale
       why.statuses.push(refused);
       why.gangBlocked ||= refused.code === 'GangBlocked';
       return { placed: 0, blocked: true };
@@ -444,7 +433,7 @@ class PlacementPass implements PassContext {
     for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
-    if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
+    if (placed === 0 && !why.quotaLimited) setAt(this.noRoom, shape, why);
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
       let charged: ResourceVector = {};
@@ -472,8 +461,8 @@ class PlacementPass implements PassContext {
    * shape (a node that can no longer take one task leaves it), once the nodes whose room changed
    * since it was last used are scored again (`rescore`). Spreading ranks afresh each time.
    */
-  private ranking(w: PendingWork, shape: string): Ranked {
-    let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
+  private ranking(w: PendingWork, shape: number): Ranked {
+    let ranked = w.spread ? undefined : this.rankedByShape[shape];
     if (ranked) {
       this.rescore(ranked, w);
       return ranked;
@@ -490,7 +479,7 @@ class PlacementPass implements PassContext {
         this.bucketList.push(index);
       }
       ranked = { ...index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined), start: 0, seen: this.changes };
-      if (!w.spread) this.rankedByShape.set(shape, ranked);
+      if (!w.spread) setAt(this.rankedByShape, shape, ranked);
       return ranked;
     }
     const refused = new RefusalCounter();
@@ -523,7 +512,7 @@ class PlacementPass implements PassContext {
       for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
-    if (!w.spread) this.rankedByShape.set(shape, ranked);
+    if (!w.spread) setAt(this.rankedByShape, shape, ranked);
     return ranked;
   }
 

@@ -98,11 +98,93 @@ function fragmentationWith(shapes: readonly RequestShape[], freeCpu: number, fre
 }
 
 /**
+ * A request mix as the gradient reads it: the shapes that ask for GPUs, in the mix's order, as
+ * plain numbers, and the sum of every shape's weight (summed in the mix's order, as
+ * `fragmentationWith` sums it). Shapes without GPUs add only their weight.
+ */
+interface Mix {
+  cpu: Float64Array;
+  memory: Float64Array;
+  gpu: Float64Array;
+  weight: Float64Array;
+  weights: number;
+}
+
+function mixOf(shapes: readonly RequestShape[]): Mix {
+  const gpuShapes = shapes.filter((s) => (s.resources.gpu ?? 0) !== 0);
+  let weights = 0;
+  for (const s of shapes) weights += s.weight;
+  return {
+    cpu: Float64Array.from(gpuShapes, (s) => s.resources.cpu ?? 0),
+    memory: Float64Array.from(gpuShapes, (s) => s.resources.memory ?? 0),
+    gpu: Float64Array.from(gpuShapes, (s) => s.resources.gpu ?? 0),
+    weight: Float64Array.from(gpuShapes, (s) => s.weight),
+    weights,
+  };
+}
+
+/** Tasks of one shape (`cpu`, `memory` per task) that `freeCpu` and `freeMemory` hold (as `fragmentationWith` counts them). */
+function tasksIn(cpu: number, memory: number, freeCpu: number, freeMemory: number): number {
+  return Math.min(cpu > 0 ? Math.floor(freeCpu / cpu) : Infinity, memory > 0 ? Math.floor(freeMemory / memory) : Infinity);
+}
+
+/**
+ * The gradient of work without GPUs (the devices stay as they are): `fragmentationWith` of the room
+ * before and after one task (`cpuAfter`, `memoryAfter`), in one walk over the mix — what only the
+ * devices decide is worked out once for both — and the same sums in the same order, so the same
+ * numbers as two calls.
+ */
+function gradientWithoutGpus(
+  mix: Mix,
+  cpu: number,
+  memory: number,
+  cpuAfter: number,
+  memoryAfter: number,
+  devices: Record<string, number>,
+  gpuCount: number,
+): number {
+  let freeGpu = 0;
+  let wholeFree = 0;
+  let partialFree = 0;
+  for (let d = 0; d < gpuCount; d++) {
+    const f = MILLI - (devices[d] ?? 0);
+    freeGpu += f;
+    if (f === MILLI) wholeFree++;
+    else partialFree += f;
+  }
+  if (freeGpu === 0) return -(0 - 0) / MILLI;
+  let before = 0;
+  let after = 0;
+  for (let k = 0; k < mix.gpu.length; k++) {
+    const gpu = mix.gpu[k];
+    let lost: number;
+    if (gpu < MILLI) {
+      lost = 0;
+      let usable = false;
+      for (let d = 0; d < gpuCount; d++) {
+        const f = MILLI - (devices[d] ?? 0);
+        if (f < gpu) lost += f;
+        else usable = true;
+      }
+      if (!usable) lost = freeGpu;
+    } else lost = wholeFree * MILLI < gpu ? freeGpu : partialFree;
+    const each = Math.max(gpu, MILLI);
+    const tb = tasksIn(mix.cpu[k], mix.memory[k], cpu, memory);
+    const ta = tasksIn(mix.cpu[k], mix.memory[k], cpuAfter, memoryAfter);
+    before += mix.weight[k] * Math.max(tb === 0 ? freeGpu : lost, freeGpu - tb * each);
+    after += mix.weight[k] * Math.max(ta === 0 ? freeGpu : lost, freeGpu - ta * each);
+  }
+  const w = mix.weights;
+  return -((w > 0 ? after / w : 0) - (w > 0 ? before / w : 0)) / MILLI;
+}
+
+/**
  * Score: minus the growth of the node's fragmentation if one task of the work is placed
  * there, in GPUs (so one GPU made unusable costs 1). Spread work and nodes without GPUs
  * score 0.
  */
 export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlugin {
+  const mix = mixOf(shapes);
   return {
     name: 'FragmentationGradient',
     weight: 1,
@@ -110,18 +192,17 @@ export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlu
       if (node.gpuCount === 0 || shapes.length === 0) return 0;
       const cpu = free.cpu ?? 0;
       const memory = free.memory ?? 0;
-      const before = fragmentationWith(shapes, cpu, memory, devices, node.gpuCount);
       // One task less of room: its CPU and memory (the only room besides devices fragmentation reads).
       const cpuAfter = cpu - (work.resources.cpu ?? 0);
       const memoryAfter = memory - (work.resources.memory ?? 0);
       const share = work.resources.gpu ?? 0;
-      let next = devices;
-      if (share > 0) {
-        next = { ...devices };
-        const picked = pickDevices(next, node.gpuCount, share);
-        if (!picked) return 0;
-        for (const d of picked) next[d] = (next[d] ?? 0) + (share >= MILLI ? MILLI : share);
-      }
+      // Work without GPUs (most of what is scored on GPU nodes) leaves the devices as they are.
+      if (!(share > 0)) return gradientWithoutGpus(mix, cpu, memory, cpuAfter, memoryAfter, devices, node.gpuCount);
+      const before = fragmentationWith(shapes, cpu, memory, devices, node.gpuCount);
+      const next = { ...devices };
+      const picked = pickDevices(next, node.gpuCount, share);
+      if (!picked) return 0;
+      for (const d of picked) next[d] = (next[d] ?? 0) + (share >= MILLI ? MILLI : share);
       return -(fragmentationWith(shapes, cpuAfter, memoryAfter, next, node.gpuCount) - before) / MILLI;
     },
     labelKeys: () => [],
