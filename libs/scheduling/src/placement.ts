@@ -508,7 +508,7 @@ class PlacementPass implements PassContext {
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
     ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
     if (keepScores) {
-      const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
+      const scoreOf = NodeScores.dense(this.newScores(this.states.length).fill(NaN), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
       for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
@@ -522,7 +522,9 @@ class PlacementPass implements PassContext {
   /**
    * Rankings' scores (`Ranked.scoreOf`: `size` of them, the nodes their filters pass; NaN: not
    * ranked) are cut from blocks that double up to 64 rankings of every node or 2^20 scores: a pass
-   * of many shapes allocates few buffers, one of few shapes small ones.
+   * of many shapes allocates few buffers, one of few shapes small ones. Not filled: the ranking
+   * writes every slot (`NodeBuckets.rank` a score or NaN for each node of a class it passes; the
+   * scan fills its own with NaN first).
    */
   private scoreBlock?: Float64Array;
   private scoreBlockAt = 0;
@@ -530,7 +532,7 @@ class PlacementPass implements PassContext {
     const n = this.states.length;
     if (!this.scoreBlock || this.scoreBlockAt + size > this.scoreBlock.length) {
       const rankings = this.scoreBlock ? Math.min(64, 2 * (this.scoreBlock.length / n), Math.floor(2 ** 20 / n)) : 1;
-      this.scoreBlock = new Float64Array(n * Math.max(1, rankings)).fill(NaN);
+      this.scoreBlock = new Float64Array(n * Math.max(1, rankings));
       this.scoreBlockAt = 0;
     }
     return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += size));

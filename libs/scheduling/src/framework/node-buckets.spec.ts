@@ -173,7 +173,8 @@ describe('NodeBuckets', () => {
       [mostAllocated()],
       (size) => {
         sizes.push(size);
-        return new Float64Array(size).fill(NaN);
+        // Not NaN-filled: the ranking writes each slot (e full for 2 cores: NaN), so 7 shows nowhere.
+        return new Float64Array(size).fill(7);
       },
     );
     expect(sizes).toEqual([3]);

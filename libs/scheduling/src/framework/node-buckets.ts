@@ -417,9 +417,10 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
-   * `scoreBuffer`, when given, is asked for a NaN-filled buffer of as many scores as the filters pass
-   * nodes, and the ranking's `scoreOf` holds the score of every node ranked, appended or not (a
-   * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
+   * `scoreBuffer`, when given, is asked for a buffer of as many scores as the filters pass nodes
+   * (whatever it holds: each slot is written, NaN for a node full when ranked), and the ranking's
+   * `scoreOf` holds the score of every node ranked, appended or not (a kept ranking finds a node
+   * again by it when the node's room changes). A caller that gives a node
    * not appended yet another score there has placed it itself — in `nodes` (its new score ranks
    * before those still to append) or with `defer` — and `more` leaves it out of its bucket.
    */
@@ -451,6 +452,8 @@ export class NodeBuckets<S extends NodeRoom> {
         const s = this.states[b.members[0]];
         if (!fitsOne(work.resources, s.free)) {
           full += b.members.length;
+          // Not ranked: NaN (the buffer is not filled beforehand, see `scoreBuffer`).
+          if (scoreOf) scoreOf.setAll(b.members, NaN);
           return;
         }
         let score = 0;
