@@ -478,7 +478,28 @@ class PlacementPass implements PassContext {
         this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
         this.bucketList.push(index);
       }
-      ranked = { ...index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined), start: 0, seen: this.changes };
+      // Whether a node has room for one task, on the free arrays (`fitsOne` on its state, without reading it).
+      const dims = this.dimsOf(w);
+      const one = (i: number): boolean => {
+        for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) return false;
+        return true;
+      };
+      const r = index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined, one);
+      // Every field set here (none added later): the rankings the engine reads share one shape.
+      ranked = {
+        nodes: r.nodes,
+        start: 0,
+        more: r.more,
+        beforeNext: r.beforeNext,
+        defer: r.defer,
+        undefer: r.undefer,
+        refused: r.refused,
+        full: r.full,
+        scoreOf: r.scoreOf,
+        seen: this.changes,
+        dims,
+        fits: undefined,
+      };
       if (!w.spread) setAt(this.rankedByShape, shape, ranked);
       return ranked;
     }

@@ -185,6 +185,29 @@ describe('NodeBuckets', () => {
     expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.75, NaN, NaN, NaN]);
   });
 
+  it("asks the caller's fits for the first node of each bucket, when given, instead of the state's room", () => {
+    // Four 8-core nodes: a 6 used, b and c 2 (one bucket), d none. 3 cores asked: a (2 free) is full.
+    // MostAllocated: b, c (8−6+3)/8 = 0.625, d 3/8 = 0.375. A fits that agrees with the rooms gives
+    // the same ranking; one that refuses b (and so its bucket) counts b and c full as well.
+    const states = rooms(
+      nodeSnapshot('a', { cpu: '8' }, { used: parseResources({ cpu: '6' }) }),
+      nodeSnapshot('b', { cpu: '8' }, { used: parseResources({ cpu: '2' }) }),
+      nodeSnapshot('c', { cpu: '8' }, { used: parseResources({ cpu: '2' }) }),
+      nodeSnapshot('d', { cpu: '8' }),
+    );
+    const work = pendingWork('j', 1, { cpu: '3' });
+    const asked: number[] = [];
+    const agree = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, [mostAllocated()], undefined, (i) => {
+      asked.push(i);
+      return (states[i].free.cpu ?? 0) >= 3000;
+    });
+    expect([names(agree, states), agree.full]).toEqual([['b', 'c', 'd'], 1]);
+    // one question per bucket: a, b (for b and c), d
+    expect(asked.sort()).toEqual([0, 1, 3]);
+    const refuseB = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, [mostAllocated()], undefined, (i) => i === 3);
+    expect([names(refuseB, states), refuseB.full]).toEqual([['d'], 3]);
+  });
+
   it('tells GPU nodes apart by device use, not only by free GPU', () => {
     // Both have 1 GPU (1000 milli) free in total: g1 as one whole device, g2 as two halves. A whole-GPU
     // task fits only g1 by devices; the buckets differ, so a Score that reads devices sees each as it is.

@@ -420,11 +420,20 @@ export class NodeBuckets<S extends NodeRoom> {
    * `scoreBuffer`, when given, is asked for a buffer of as many scores as the filters pass nodes
    * (whatever it holds: each slot is written, NaN for a node full when ranked), and the ranking's
    * `scoreOf` holds the score of every node ranked, appended or not (a kept ranking finds a node
-   * again by it when the node's room changes). A caller that gives a node
+   * again by it when the node's room changes). `fits`, when given, says whether node `i` has room
+   * for one task of `work` as `fitsOne` on its free room does (a caller that keeps the free room in
+   * arrays answers without reading the node's state: most buckets a new shape visits are full).
+   * @default fitsOne on the state A caller that gives a node
    * not appended yet another score there has placed it itself — in `nodes` (its new score ranks
    * before those still to append) or with `defer` — and `more` leaves it out of its bucket.
    */
-  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreBuffer?: (size: number) => Float64Array): BucketRanking {
+  rank(
+    work: PendingWork,
+    filters: readonly FilterPlugin[],
+    scores: readonly ScorePlugin[],
+    scoreBuffer?: (size: number) => Float64Array,
+    fits?: (i: number) => boolean,
+  ): BucketRanking {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
@@ -449,8 +458,8 @@ export class NodeBuckets<S extends NodeRoom> {
       if (base[cls.no] < 0) continue;
       // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
       cls.buckets.forEach((b) => {
-        const s = this.states[b.members[0]];
-        if (!fitsOne(work.resources, s.free)) {
+        const first = b.members[0];
+        if (fits ? !fits(first) : !fitsOne(work.resources, this.states[first].free)) {
           full += b.members.length;
           // Not ranked: NaN (the buffer is not filled beforehand, see `scoreBuffer`).
           if (scoreOf) scoreOf.setAll(b.members, NaN);
@@ -458,6 +467,7 @@ export class NodeBuckets<S extends NodeRoom> {
         }
         let score = 0;
         if (scores.length) {
+          const s = this.states[first];
           const fd = freeDeviceCount(s);
           for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
           // A plugin's NaN ranks the bucket last, as the scan does: compared with itself NaN would drop its nodes.
