@@ -358,13 +358,43 @@ class PlacementPass implements PassContext {
    * budget), so it leaves a fair-share pass.
    */
   private placeOn(w: PendingWork, limit: number): PlaceStep {
-    const why: Unplaced = emptyWhy(w.jobId, 0);
+    // The reasons are written into one object the pass reuses, and copied only when kept: work done
+    // never leaves the pass nor comes back, so its reasons are dropped (most work of one task is
+    // done in its first call; and a Map written and emptied each call reallocates).
+    const why = this.scratch;
+    why.jobId = w.jobId;
+    why.tasks = 0;
+    why.filtered = this.scratchFiltered;
+    why.full = 0;
+    why.quotaLimited = false;
+    why.gangBlocked = false;
+    this.scratchStatuses.length = 0;
+    why.statuses = this.scratchStatuses;
     const step = this.placeShape(w, limit, this.shapeIds.of(w), why);
-    // Work done never leaves the pass nor comes back: its reasons are not kept (most work of one
-    // task is done in its first call, and a Map written and emptied each call reallocates).
-    if (w.tasks > 0) this.why.set(w, why);
+    if (w.tasks > 0) this.why.set(w, this.keep(why));
     else this.why.delete(w);
     return step;
+  }
+
+  /**
+   * The reasons of the current `placeOn` call (see there): `filtered` and `statuses` are the
+   * scratch lists below until the call sets others (a ranking's refusals, a known shape's reasons).
+   */
+  private readonly scratch: Unplaced = emptyWhy('', 0);
+  private readonly scratchFiltered: FilterRefusal[] = [];
+  private readonly scratchStatuses: Status[] = [];
+
+  /** A copy of the scratch reasons to keep (`emptyWhy`'s key order): lists of their own, or the ranking's refusals as before. */
+  private keep(why: Unplaced): Unplaced {
+    return {
+      jobId: why.jobId,
+      tasks: why.tasks,
+      filtered: why.filtered === this.scratchFiltered ? [] : why.filtered,
+      full: why.full,
+      quotaLimited: why.quotaLimited,
+      gangBlocked: why.gangBlocked,
+      statuses: why.statuses.slice(),
+    };
   }
 
   /** `placeOn` for work of request shape `shape`, its reasons written into `why`. */
@@ -433,7 +463,7 @@ class PlacementPass implements PassContext {
     for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
-    if (placed === 0 && !why.quotaLimited) setAt(this.noRoom, shape, why);
+    if (placed === 0 && !why.quotaLimited) setAt(this.noRoom, shape, this.keep(why));
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
       let charged: ResourceVector = {};
