@@ -63,7 +63,7 @@ describe('ShapeIds', () => {
 
   it('tells apart shapes of one hash by their values alone: two resources, a selector or none', () => {
     const ids = new ShapeIds(false, true);
-    const shapes = [
+    const shapes: Array<Partial<PendingWork>> = [
       {},
       { selector: {} },
       { selector: { zone: 'z1' } },

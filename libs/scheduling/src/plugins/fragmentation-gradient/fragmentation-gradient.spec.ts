@@ -1,6 +1,6 @@
 import type { ResourceVector } from '@batchapi/api';
 import type { NodeSnapshot, PendingWork } from '../../index';
-import { fragmentation, fragmentationGradient, packingScores, requestShapes } from '../../index';
+import { fragmentation, fragmentationGradient, packingScores, type RequestShape, requestShapes } from '../../index';
 import { placeTasks } from '../../index';
 
 const gpuNode = (name: string, devices: Record<string, number> = {}, cpu = 64_000): NodeSnapshot => ({
@@ -107,7 +107,7 @@ describe('packingScores', () => {
 describe('fragmentationGradient for work without GPUs (one walk over the mix for the room before and after)', () => {
   const GiB = 2 ** 30;
   // A mix of ¼ shares (2 cores), whole GPUs (8 cores, 32 GiB), 4-GPU tasks (16 cores) and CPU work (weight only).
-  const mix = [
+  const mix: RequestShape[] = [
     { resources: { cpu: 2000, memory: 8 * GiB, gpu: 250 }, weight: 2 },
     { resources: { cpu: 8000, memory: 32 * GiB, gpu: 1000 }, weight: 1 },
     { resources: { cpu: 16_000, memory: 64 * GiB, gpu: 4000 }, weight: 1 },
@@ -121,7 +121,7 @@ describe('fragmentationGradient for work without GPUs (one walk over the mix for
       0,
       devices,
     );
-  it.each([
+  it.each<{ name: string; need: ResourceVector; cpu: number; devices: Record<string, number>; want: number }>([
     // 8 free GPUs, 20 cores: before ¼ ⌊20/2⌋=10 tasks → 0 lost; 1 GPU ⌊20/8⌋=2 → 8000−2000 = 6000; 4 GPUs ⌊20/16⌋=1 → 8000−4000 = 4000;
     // (2·0 + 6000 + 4000)/8 = 1250. After 4 cores: 16 cores → ¼ 8 tasks → 0; 1 GPU 2 → 6000; 4 GPUs 1 → 4000: 1250. −(1250−1250)/1000 = −0
     { name: 'room left for every GPU shape as before: no growth', need: { cpu: 4000, memory: GiB }, cpu: 20_000, devices: {}, want: -0 },
