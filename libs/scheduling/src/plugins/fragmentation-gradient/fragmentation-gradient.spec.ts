@@ -153,3 +153,55 @@ describe('fragmentationGradient for work without GPUs (one walk over the mix for
     }
   });
 });
+
+describe('requestShapes groups requests by GPU and CPU ask', () => {
+  /** The grouping by the text `${gpu}/${cpu}` (what it did before numbers were compared in Maps). */
+  function byText(requests: Array<{ resources: ResourceVector; count: number }>, max: number) {
+    const by = new Map<string, { cpu: number; gpu: number; memory: number; count: number }>();
+    for (const r of requests) {
+      const key = `${r.resources.gpu ?? 0}/${r.resources.cpu ?? 0}`;
+      const s = by.get(key) ?? { cpu: r.resources.cpu ?? 0, gpu: r.resources.gpu ?? 0, memory: 0, count: 0 };
+      s.memory += (r.resources.memory ?? 0) * r.count;
+      s.count += r.count;
+      by.set(key, s);
+    }
+    return [...by.values()]
+      .sort((a, b) => b.count - a.count)
+      .slice(0, max)
+      .map((s) => ({ resources: { cpu: s.cpu, memory: Math.round(s.memory / s.count), ...(s.gpu ? { gpu: s.gpu } : {}) }, weight: s.count }));
+  }
+
+  it('keeps ties in the order first seen, 0 and −0 as one ask', () => {
+    // (gpu 0, cpu 2000) ×2 first, then (gpu 500, cpu 1000) ×2, then (0, 1000) ×1: ties by first seen;
+    // memory averaged per shape: (1 + 3) / 2 = 2 GiB for the first
+    const GiB = 2 ** 30;
+    const shapes = requestShapes([
+      { resources: { cpu: 2000, memory: GiB }, count: 1 },
+      { resources: { cpu: 1000, gpu: 500 }, count: 2 },
+      { resources: { cpu: 2000, memory: 3 * GiB, gpu: -0 }, count: 1 },
+      { resources: { cpu: 1000 }, count: 1 },
+    ]);
+    expect(shapes.map((s) => [s.resources.gpu ?? 0, s.resources.cpu, s.resources.memory, s.weight])).toEqual([
+      [0, 2000, 2 * GiB, 2],
+      [500, 1000, 0, 2],
+      [0, 1000, 0, 1],
+    ]);
+  });
+
+  it('groups as the text of the asks did, on random requests', () => {
+    let seed = 5;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+    for (let t = 0; t < 500; t++) {
+      const requests = Array.from({ length: 1 + Math.floor(rand() * 40) }, () => {
+        const resources: ResourceVector = {};
+        if (rand() < 0.9) resources.cpu = pick([0, -0, 100, 1000, 1000.5, NaN]);
+        if (rand() < 0.6) resources.memory = pick([0, 1, 2 ** 30]);
+        if (rand() < 0.5) resources.gpu = pick([0, -0, 250, 1000, NaN]);
+        return { resources, count: pick([1, 2, 5]) };
+      });
+      const max = pick([1, 3, 20]);
+      expect(requestShapes(requests, max)).toEqual(byText(requests, max));
+    }
+  });
+});

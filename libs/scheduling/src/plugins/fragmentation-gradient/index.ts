@@ -33,15 +33,24 @@ export interface RequestShape {
  * same GPU ask and CPU are one shape (memory averaged). At most `max` shapes.
  */
 export function requestShapes(requests: Iterable<{ resources: ResourceVector; count: number }>, max = 20): RequestShape[] {
-  const by = new Map<string, { cpu: number; gpu: number; memory: number; count: number }>();
+  // By GPU ask, then CPU: Maps compare numbers as the text `${gpu}/${cpu}` did (0 and −0 alike, NaN
+  // alike), without a string per request; shapes in the order first seen, as ties stay in the sort.
+  const byGpu = new Map<number, Map<number, { cpu: number; gpu: number; memory: number; count: number }>>();
+  const shapes: Array<{ cpu: number; gpu: number; memory: number; count: number }> = [];
   for (const r of requests) {
-    const key = `${r.resources.gpu ?? 0}/${r.resources.cpu ?? 0}`;
-    const s = by.get(key) ?? { cpu: r.resources.cpu ?? 0, gpu: r.resources.gpu ?? 0, memory: 0, count: 0 };
+    const gpu = r.resources.gpu ?? 0;
+    const cpu = r.resources.cpu ?? 0;
+    let byCpu = byGpu.get(gpu);
+    if (!byCpu) byGpu.set(gpu, (byCpu = new Map()));
+    let s = byCpu.get(cpu);
+    if (!s) {
+      byCpu.set(cpu, (s = { cpu, gpu, memory: 0, count: 0 }));
+      shapes.push(s);
+    }
     s.memory += (r.resources.memory ?? 0) * r.count;
     s.count += r.count;
-    by.set(key, s);
   }
-  return [...by.values()]
+  return shapes
     .sort((a, b) => b.count - a.count)
     .slice(0, max)
     .map((s) => ({ resources: { cpu: s.cpu, memory: Math.round(s.memory / s.count), ...(s.gpu ? { gpu: s.gpu } : {}) }, weight: s.count }));
