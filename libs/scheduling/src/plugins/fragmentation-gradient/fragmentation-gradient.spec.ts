@@ -138,18 +138,40 @@ describe('fragmentationGradient for work without GPUs (one walk over the mix for
     expect(score(need, cpu, 256 * GiB, devices)).toBe(want);
   });
 
-  it('gives what two walks of the mix give, on random rooms', () => {
+  // Shares of one size next to each other and apart (the walk reuses the last share's lost GPU), on 4- and 8-GPU nodes.
+  const shares: RequestShape[] = [
+    { resources: { cpu: 2000, memory: 8 * GiB, gpu: 250 }, weight: 3 },
+    { resources: { cpu: 6000, memory: 8 * GiB, gpu: 250 }, weight: 2 },
+    { resources: { cpu: 2000, memory: 16 * GiB, gpu: 500 }, weight: 2 },
+    { resources: { cpu: 8000, memory: 32 * GiB, gpu: 1000 }, weight: 1 },
+    { resources: { cpu: 1000, memory: 4 * GiB, gpu: 250 }, weight: 1 },
+    { resources: { cpu: 4000, memory: 8 * GiB, gpu: 750 }, weight: 1 },
+  ];
+  it.each<[string, RequestShape[]]>([
+    ['the mix above', mix],
+    ['a mix of shares of several sizes', shares],
+  ])('gives what two walks of the mix give, on random rooms (%s)', (_name, shapes) => {
     let seed = 7;
     const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const plugin = fragmentationGradient(shapes);
     for (let k = 0; k < 2000; k++) {
+      const gpus = rand() < 0.5 ? 4 : 8;
       const devices: Record<string, number> = {};
-      for (let d = 0; d < 8; d++) if (rand() < 0.4) devices[d] = [250, 500, 750, 1000][Math.floor(rand() * 4)];
+      for (let d = 0; d < gpus; d++) if (rand() < 0.4) devices[d] = [250, 500, 750, 800, 1000][Math.floor(rand() * 5)];
       const cpu = Math.floor(rand() * 96) * 1000 + (rand() < 0.3 ? 500 : 0);
       const memory = Math.floor(rand() * 768) * GiB;
       const need = { cpu: [100, 1000, 4000, 12_000][Math.floor(rand() * 4)], memory: Math.floor(rand() * 64) * GiB };
-      const before = fragmentation(mix, { cpu, memory }, devices, 8);
-      const after = fragmentation(mix, { cpu: cpu - need.cpu, memory: memory - need.memory }, devices, 8);
-      expect(score(need, cpu, memory, devices)).toBe(-(after - before) / 1000);
+      const node = { ...gpuNode('n', devices, cpu), gpuCount: gpus };
+      const got = plugin.score(
+        { jobId: 'j', queue: 'q', priority: 0, createdAt: 0, resources: need, tasks: 1 },
+        node,
+        { cpu, memory, gpu: gpus * 1000 },
+        0,
+        devices,
+      );
+      const before = fragmentation(shapes, { cpu, memory }, devices, gpus);
+      const after = fragmentation(shapes, { cpu: cpu - need.cpu, memory: memory - need.memory }, devices, gpus);
+      expect(got).toBe(-(after - before) / 1000);
     }
   });
 });

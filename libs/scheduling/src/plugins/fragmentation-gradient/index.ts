@@ -117,6 +117,8 @@ interface Mix {
   gpu: Float64Array;
   weight: Float64Array;
   weights: number;
+  /** Scratch: the free part of each device of the node being scored (read once per call, grown to its GPU count). */
+  free: Float64Array;
 }
 
 function mixOf(shapes: readonly RequestShape[]): Mix {
@@ -129,6 +131,7 @@ function mixOf(shapes: readonly RequestShape[]): Mix {
     gpu: Float64Array.from(gpuShapes, (s) => s.resources.gpu ?? 0),
     weight: Float64Array.from(gpuShapes, (s) => s.weight),
     weights,
+    free: new Float64Array(8),
   };
 }
 
@@ -152,11 +155,14 @@ function gradientWithoutGpus(
   devices: Record<string, number>,
   gpuCount: number,
 ): number {
+  if (mix.free.length < gpuCount) mix.free = new Float64Array(gpuCount);
+  const free = mix.free;
   let freeGpu = 0;
   let wholeFree = 0;
   let partialFree = 0;
   for (let d = 0; d < gpuCount; d++) {
     const f = MILLI - (devices[d] ?? 0);
+    free[d] = f;
     freeGpu += f;
     if (f === MILLI) wholeFree++;
     else partialFree += f;
@@ -164,18 +170,25 @@ function gradientWithoutGpus(
   if (freeGpu === 0) return -(0 - 0) / MILLI;
   let before = 0;
   let after = 0;
+  // The free GPU a share cannot use depends on the share only: shapes of the last share asked reuse it.
+  let shareSeen = NaN;
+  let shareLost = 0;
   for (let k = 0; k < mix.gpu.length; k++) {
     const gpu = mix.gpu[k];
     let lost: number;
     if (gpu < MILLI) {
-      lost = 0;
-      let usable = false;
-      for (let d = 0; d < gpuCount; d++) {
-        const f = MILLI - (devices[d] ?? 0);
-        if (f < gpu) lost += f;
-        else usable = true;
+      if (gpu !== shareSeen) {
+        shareLost = 0;
+        let usable = false;
+        for (let d = 0; d < gpuCount; d++) {
+          const f = free[d];
+          if (f < gpu) shareLost += f;
+          else usable = true;
+        }
+        if (!usable) shareLost = freeGpu;
+        shareSeen = gpu;
       }
-      if (!usable) lost = freeGpu;
+      lost = shareLost;
     } else lost = wholeFree * MILLI < gpu ? freeGpu : partialFree;
     const each = Math.max(gpu, MILLI);
     const tb = tasksIn(mix.cpu[k], mix.memory[k], cpu, memory);
