@@ -17,6 +17,7 @@ import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
 import { freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, RoomIds, ranksBefore as before } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
+import { ShapeIds } from './framework/shape-ids';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
 import { type BackfillInput, BackfillReserve, type Reservation } from './plugins/backfill';
 import { batchFill } from './plugins/batch-fill';
@@ -243,16 +244,10 @@ function rankIndex(list: readonly number[], start: number, end: number, scoreOf:
   return lo;
 }
 
-/** With backfill, work of one shape but another timeout may backfill where the shape did not: the timeout is part of the shape. */
-function shapeOf(w: PendingWork, withTimeout: boolean): string {
-  const shape: unknown[] = withTimeout
-    ? [w.resources, w.selector ?? null, w.tolerations ?? null, w.timeoutSeconds ?? null]
-    : [w.resources, w.selector ?? null, w.tolerations ?? null];
-  // Work that names a topology may find no domain where the same shape without one fits.
-  if (w.topology) shape.push(w.topology);
-  // Work with an image goes only to nodes that run images (ContainerImage): not the plain shape's nodes.
-  if (w.image) shape.push('image');
-  return JSON.stringify(shape);
+/** Sets `xs[i]`, filling the slots before it first (an array written far past its end turns into a dictionary). */
+function setAt<T>(xs: Array<T | undefined>, i: number, x: T): void {
+  while (xs.length < i) xs.push(undefined);
+  xs[i] = x;
 }
 
 /** One pass over the nodes: their room as it shrinks, the quota ledger, and what was decided. */
@@ -264,10 +259,12 @@ class PlacementPass implements PassContext {
   readonly left = new Set<PendingWork>();
   /** The last reasons of each piece of work (the latest `place` call). */
   private readonly why = new Map<PendingWork, Unplaced>();
-  /** Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan. */
-  private readonly noRoom = new Map<string, Unplaced>();
-  /** Filter + Score results per shape (see `ranking`). */
-  private readonly rankedByShape = new Map<string, Ranked>();
+  /** Request shapes by number (`ShapeIds`: work of one shape key, one number). */
+  private readonly shapeIds: ShapeIds;
+  /** Equivalence classes: once a request shape found no room in this pass, later work of the same shape skips the scan (by shape number). */
+  private readonly noRoom: Array<Unplaced | undefined> = [];
+  /** Filter + Score results per shape (see `ranking`), by shape number. */
+  private rankedByShape: Array<Ranked | undefined> = [];
   /**
    * The change log: nodes whose room changed, by when they last did (`changes` counts the
    * reservations; `changedAt` by node index, 0: not in this pass), linked newest last. A ranking
@@ -284,8 +281,6 @@ class PlacementPass implements PassContext {
   private changedLevel?: Uint8Array;
   /** The newest node of each level's list; -1: none. */
   private readonly newest = new Int32Array(CPU_LEVELS).fill(-1);
-  /** A piece of work comes back to `place` many times under fair share: its shape key is computed once. */
-  private readonly shapes = new Map<PendingWork, string>();
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
   /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
@@ -317,6 +312,7 @@ class PlacementPass implements PassContext {
       });
     this.states.forEach((s, i) => (s.index = i));
     this.placedBy = new Float64Array(this.states.length);
+    this.shapeIds = new ShapeIds(!!backfill);
   }
 
   /** Free amount of a resource on every node, by index, kept equal to `states[i].free[name] ?? 0` (made at first use, after the batch fill). */
@@ -365,25 +361,48 @@ class PlacementPass implements PassContext {
    * budget), so it leaves a fair-share pass.
    */
   private placeOn(w: PendingWork, limit: number): PlaceStep {
-    const kept = this.shapes.get(w);
-    const shape = kept ?? shapeOf(w, !!this.backfill);
-    const why: Unplaced = emptyWhy(w.jobId, 0);
-    const step = this.placeShape(w, limit, shape, why);
-    // Work done never leaves the pass nor comes back: its reasons and shape are not kept (most work
-    // of one task is done in its first call, and a Map written and emptied each call reallocates).
-    if (w.tasks > 0) {
-      this.why.set(w, why);
-      if (kept === undefined) this.shapes.set(w, shape);
-    } else if (kept !== undefined) {
-      this.why.delete(w);
-      this.shapes.delete(w);
-    }
+    // The reasons are written into one object the pass reuses, and copied only when kept: work done
+    // never leaves the pass nor comes back, so its reasons are dropped (most work of one task is
+    // done in its first call; and a Map written and emptied each call reallocates).
+    const why = this.scratch;
+    why.jobId = w.jobId;
+    why.tasks = 0;
+    why.filtered = this.scratchFiltered;
+    why.full = 0;
+    why.quotaLimited = false;
+    why.gangBlocked = false;
+    this.scratchStatuses.length = 0;
+    why.statuses = this.scratchStatuses;
+    const step = this.placeShape(w, limit, this.shapeIds.of(w), why);
+    if (w.tasks > 0) this.why.set(w, this.keep(why));
+    else this.why.delete(w);
     return step;
   }
 
+  /**
+   * The reasons of the current `placeOn` call (see there): `filtered` and `statuses` are the
+   * scratch lists below until the call sets others (a ranking's refusals, a known shape's reasons).
+   */
+  private readonly scratch: Unplaced = emptyWhy('', 0);
+  private readonly scratchFiltered: FilterRefusal[] = [];
+  private readonly scratchStatuses: Status[] = [];
+
+  /** A copy of the scratch reasons to keep (`emptyWhy`'s key order): lists of their own, or the ranking's refusals as before. */
+  private keep(why: Unplaced): Unplaced {
+    return {
+      jobId: why.jobId,
+      tasks: why.tasks,
+      filtered: why.filtered === this.scratchFiltered ? [] : why.filtered,
+      full: why.full,
+      quotaLimited: why.quotaLimited,
+      gangBlocked: why.gangBlocked,
+      statuses: why.statuses.slice(),
+    };
+  }
+
   /** `placeOn` for work of request shape `shape`, its reasons written into `why`. */
-  private placeShape(w: PendingWork, limit: number, shape: string, why: Unplaced): PlaceStep {
-    const known = this.noRoom.get(shape);
+  private placeShape(w: PendingWork, limit: number, shape: number, why: Unplaced): PlaceStep {
+    const known = this.noRoom[shape];
     if (known) {
       Object.assign(why, known, { jobId: w.jobId, quotaLimited: false, gangBlocked: !!w.gang });
       return { placed: 0, blocked: true };
@@ -439,7 +458,7 @@ class PlacementPass implements PassContext {
       const refused = p.permit(w, placed);
       if (!refused) continue;
       this.giveBack(w);
-      this.rankedByShape.clear(); // room came back: rankings of this pass are stale
+      this.rankedByShape = []; // room came back: rankings of this pass are stale
       why.statuses.push(refused);
       why.gangBlocked ||= refused.code === 'GangBlocked';
       return { placed: 0, blocked: true };
@@ -447,7 +466,7 @@ class PlacementPass implements PassContext {
     for (const p of mine) this.placements.push(p);
     this.budget -= placed;
     w.tasks -= placed;
-    if (placed === 0 && !why.quotaLimited) this.noRoom.set(shape, why);
+    if (placed === 0 && !why.quotaLimited) setAt(this.noRoom, shape, this.keep(why));
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
       let charged: ResourceVector = {};
@@ -475,8 +494,8 @@ class PlacementPass implements PassContext {
    * shape (a node that can no longer take one task leaves it), once the nodes whose room changed
    * since it was last used are scored again (`rescore`). Spreading ranks afresh each time.
    */
-  private ranking(w: PendingWork, shape: string): Ranked {
-    let ranked = w.spread ? undefined : this.rankedByShape.get(shape);
+  private ranking(w: PendingWork, shape: number): Ranked {
+    let ranked = w.spread ? undefined : this.rankedByShape[shape];
     if (ranked) {
       this.rescore(ranked, w);
       return ranked;
@@ -492,8 +511,29 @@ class PlacementPass implements PassContext {
         this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
         this.bucketList.push(index);
       }
-      ranked = { ...index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined), start: 0, seen: this.changes };
-      if (!w.spread) this.rankedByShape.set(shape, ranked);
+      // Whether a node has room for one task, on the free arrays (`fitsOne` on its state, without reading it).
+      const dims = this.dimsOf(w);
+      const one = (i: number): boolean => {
+        for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) return false;
+        return true;
+      };
+      const r = index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined, one);
+      // Every field set here (none added later): the rankings the engine reads share one shape.
+      ranked = {
+        nodes: r.nodes,
+        start: 0,
+        more: r.more,
+        beforeNext: r.beforeNext,
+        defer: r.defer,
+        undefer: r.undefer,
+        refused: r.refused,
+        full: r.full,
+        scoreOf: r.scoreOf,
+        seen: this.changes,
+        dims,
+        fits: undefined,
+      };
+      if (!w.spread) setAt(this.rankedByShape, shape, ranked);
       return ranked;
     }
     const refused = new RefusalCounter();
@@ -522,11 +562,11 @@ class PlacementPass implements PassContext {
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
     ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
     if (keepScores) {
-      const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
+      const scoreOf = NodeScores.dense(this.newScores(this.states.length).fill(NaN), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
       for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
-    if (!w.spread) this.rankedByShape.set(shape, ranked);
+    if (!w.spread) setAt(this.rankedByShape, shape, ranked);
     return ranked;
   }
 
@@ -536,7 +576,9 @@ class PlacementPass implements PassContext {
   /**
    * Rankings' scores (`Ranked.scoreOf`: `size` of them, the nodes their filters pass; NaN: not
    * ranked) are cut from blocks that double up to 64 rankings of every node or 2^20 scores: a pass
-   * of many shapes allocates few buffers, one of few shapes small ones.
+   * of many shapes allocates few buffers, one of few shapes small ones. Not filled: the ranking
+   * writes every slot (`NodeBuckets.rank` a score or NaN for each node of a class it passes; the
+   * scan fills its own with NaN first).
    */
   private scoreBlock?: Float64Array;
   private scoreBlockAt = 0;
@@ -544,7 +586,7 @@ class PlacementPass implements PassContext {
     const n = this.states.length;
     if (!this.scoreBlock || this.scoreBlockAt + size > this.scoreBlock.length) {
       const rankings = this.scoreBlock ? Math.min(64, 2 * (this.scoreBlock.length / n), Math.floor(2 ** 20 / n)) : 1;
-      this.scoreBlock = new Float64Array(n * Math.max(1, rankings)).fill(NaN);
+      this.scoreBlock = new Float64Array(n * Math.max(1, rankings));
       this.scoreBlockAt = 0;
     }
     return this.scoreBlock.subarray(this.scoreBlockAt, (this.scoreBlockAt += size));

@@ -173,7 +173,8 @@ describe('NodeBuckets', () => {
       [mostAllocated()],
       (size) => {
         sizes.push(size);
-        return new Float64Array(size).fill(NaN);
+        // Not NaN-filled: the ranking writes each slot (e full for 2 cores: NaN), so 7 shows nowhere.
+        return new Float64Array(size).fill(7);
       },
     );
     expect(sizes).toEqual([3]);
@@ -182,6 +183,29 @@ describe('NodeBuckets', () => {
     // A new score lands on its node only.
     ranking.scoreOf!.set(2, 0.75);
     expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.75, NaN, NaN, NaN]);
+  });
+
+  it("asks the caller's fits for the first node of each bucket, when given, instead of the state's room", () => {
+    // Four 8-core nodes: a 6 used, b and c 2 (one bucket), d none. 3 cores asked: a (2 free) is full.
+    // MostAllocated: b, c (8−6+3)/8 = 0.625, d 3/8 = 0.375. A fits that agrees with the rooms gives
+    // the same ranking; one that refuses b (and so its bucket) counts b and c full as well.
+    const states = rooms(
+      nodeSnapshot('a', { cpu: '8' }, { used: parseResources({ cpu: '6' }) }),
+      nodeSnapshot('b', { cpu: '8' }, { used: parseResources({ cpu: '2' }) }),
+      nodeSnapshot('c', { cpu: '8' }, { used: parseResources({ cpu: '2' }) }),
+      nodeSnapshot('d', { cpu: '8' }),
+    );
+    const work = pendingWork('j', 1, { cpu: '3' });
+    const asked: number[] = [];
+    const agree = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, [mostAllocated()], undefined, (i) => {
+      asked.push(i);
+      return (states[i].free.cpu ?? 0) >= 3000;
+    });
+    expect([names(agree, states), agree.full]).toEqual([['b', 'c', 'd'], 1]);
+    // one question per bucket: a, b (for b and c), d
+    expect(asked.sort()).toEqual([0, 1, 3]);
+    const refuseB = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, [mostAllocated()], undefined, (i) => i === 3);
+    expect([names(refuseB, states), refuseB.full]).toEqual([['d'], 3]);
   });
 
   it('tells GPU nodes apart by device use, not only by free GPU', () => {

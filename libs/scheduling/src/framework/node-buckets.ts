@@ -145,17 +145,25 @@ export class RoomIds {
   private readonly numbered = new Map<NodeRoom, RoomEntry>();
   private next = 1;
 
+  /** The keys of the last room numbered: rooms of one node kind share one list (never changed). */
+  private lastKeys: string[] = [];
+
   of(s: NodeRoom): number {
     let h = s.node.gpuCount;
     for (const k in s.free) h = (Math.imul(h, 31) + hashNumber(s.free[k])) | 0;
     for (let d = 0; d < s.node.gpuCount; d++) h = (Math.imul(h, 31) + (s.devices[d] ?? 0)) | 0;
     const seen = this.byHash.get(h);
     let entry: RoomEntry | undefined;
-    if (seen) for (let k = 0; k < seen.length && !entry; k++) if (sameRoom(seen[k].room, s)) entry = seen[k];
+    if (seen) for (let k = 0; k < seen.length && !entry; k++) if (sameRoom(seen[k], s)) entry = seen[k];
     if (!entry) {
-      const devices: number[] = [];
-      for (let d = 0; d < s.node.gpuCount; d++) devices.push(s.devices[d] ?? 0);
-      entry = { room: { keys: Object.keys(s.free), free: Object.values(s.free), devices }, id: this.next++, hash: h, nodes: 0 };
+      let devices = NO_DEVICES;
+      if (s.node.gpuCount > 0) {
+        const used: number[] = [];
+        for (let d = 0; d < s.node.gpuCount; d++) used.push(s.devices[d] ?? 0);
+        devices = used;
+      }
+      if (!sameKeys(this.lastKeys, s.free)) this.lastKeys = Object.keys(s.free);
+      entry = { keys: this.lastKeys, free: Object.values(s.free), devices, id: this.next++, hash: h, nodes: 0 };
       if (seen) seen.push(entry);
       else this.byHash.set(h, [entry]);
     }
@@ -178,20 +186,26 @@ export class RoomIds {
   }
 }
 
+/** A room as it was numbered, and its number. */
 interface RoomEntry {
-  room: Room;
+  keys: readonly string[];
+  free: number[];
+  /** Use of each device, 0..gpuCount−1. */
+  devices: readonly number[];
   id: number;
   hash: number;
   /** Nodes in it now. */
   nodes: number;
 }
 
-/** A room as it was numbered. */
-interface Room {
-  keys: string[];
-  free: number[];
-  /** Use of each device, 0..gpuCount−1. */
-  devices: number[];
+/** The devices of a room on a node without GPUs (shared: never changed). */
+const NO_DEVICES: readonly number[] = [];
+
+/** `record` has the keys `keys`, in their order. */
+function sameKeys(keys: readonly string[], record: Readonly<Record<string, unknown>>): boolean {
+  let n = 0;
+  for (const k in record) if (keys[n++] !== k) return false;
+  return n === keys.length;
 }
 
 /** The low 32 bits of an integer (and a mix of the rest), for the hash. */
@@ -199,7 +213,7 @@ function hashNumber(v: number): number {
   return (v | 0) ^ ((v / 4294967296) | 0);
 }
 
-function sameRoom(r: Room, s: NodeRoom): boolean {
+function sameRoom(r: RoomEntry, s: NodeRoom): boolean {
   let n = 0;
   for (const k in s.free) {
     if (r.keys[n] !== k || r.free[n] !== s.free[k]) return false;
@@ -417,13 +431,23 @@ export class NodeBuckets<S extends NodeRoom> {
    * The nodes that pass `filters` and have room for one task of `work`, by the summed `scores`
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
-   * `scoreBuffer`, when given, is asked for a NaN-filled buffer of as many scores as the filters pass
-   * nodes, and the ranking's `scoreOf` holds the score of every node ranked, appended or not (a
-   * kept ranking finds a node again by it when the node's room changes). A caller that gives a node
+   * `scoreBuffer`, when given, is asked for a buffer of as many scores as the filters pass nodes
+   * (whatever it holds: each slot is written, NaN for a node full when ranked), and the ranking's
+   * `scoreOf` holds the score of every node ranked, appended or not (a kept ranking finds a node
+   * again by it when the node's room changes). `fits`, when given, says whether node `i` has room
+   * for one task of `work` as `fitsOne` on its free room does (a caller that keeps the free room in
+   * arrays answers without reading the node's state: most buckets a new shape visits are full).
+   * @default fitsOne on the state A caller that gives a node
    * not appended yet another score there has placed it itself — in `nodes` (its new score ranks
    * before those still to append) or with `defer` — and `more` leaves it out of its bucket.
    */
-  rank(work: PendingWork, filters: readonly FilterPlugin[], scores: readonly ScorePlugin[], scoreBuffer?: (size: number) => Float64Array): BucketRanking {
+  rank(
+    work: PendingWork,
+    filters: readonly FilterPlugin[],
+    scores: readonly ScorePlugin[],
+    scoreBuffer?: (size: number) => Float64Array,
+    fits?: (i: number) => boolean,
+  ): BucketRanking {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
@@ -448,13 +472,16 @@ export class NodeBuckets<S extends NodeRoom> {
       if (base[cls.no] < 0) continue;
       // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
       cls.buckets.forEach((b) => {
-        const s = this.states[b.members[0]];
-        if (!fitsOne(work.resources, s.free)) {
+        const first = b.members[0];
+        if (fits ? !fits(first) : !fitsOne(work.resources, this.states[first].free)) {
           full += b.members.length;
+          // Not ranked: NaN (the buffer is not filled beforehand, see `scoreBuffer`).
+          if (scoreOf) scoreOf.setAll(b.members, NaN);
           return;
         }
         let score = 0;
         if (scores.length) {
+          const s = this.states[first];
           const fd = freeDeviceCount(s);
           for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
           // A plugin's NaN ranks the bucket last, as the scan does: compared with itself NaN would drop its nodes.

@@ -121,14 +121,22 @@ export interface PlaceStep {
   blocked: boolean;
 }
 
+/** A queue in a fair-share pass: its usage (the pass's own copy), weight, and share while it has not placed since. */
+interface QueueState {
+  queue: string;
+  used: ResourceVector;
+  weight: number;
+  /** Its weighted dominant share; undefined: to compute (it placed since). */
+  share: number | undefined;
+}
+
 /** One queue's work of a priority level in a fair-share pass. */
 interface QueueTurn {
   queue: string;
+  state: QueueState;
   items: PendingWork[];
   /** The next item to place. */
   head: number;
-  /** The queue's share while it has not placed since it was computed. */
-  share: number | undefined;
 }
 
 /**
@@ -142,33 +150,36 @@ export function fairShareOrder(
   budget: () => number,
   place: (w: PendingWork, limit: number) => PlaceStep,
 ): Set<PendingWork> {
-  const usage = new Map([...fair.usage].map(([q, u]) => [q, { ...u }]));
-  const weight = (q: string) => fair.weights?.get(q) ?? 1;
   const priced = !!fair.prices || !!fair.queuePrices?.size;
   const capacity = priced ? pricedCharge(fair.capacity, fair.prices ?? {}) : fair.capacity;
   const price = (q: string, v: ResourceVector) => (priced ? pricedCharge(v, pricesOf(q, fair) ?? {}) : v);
-  // A queue's share changes only when it places: computed once per change, not per comparison.
-  const shares = new Map<string, number>();
-  const share = (q: string) => {
-    let s = shares.get(q);
-    if (s === undefined) shares.set(q, (s = dominantShare(price(q, usage.get(q) ?? {}), capacity, weight(q))));
-    return s;
+  // Each queue's state, made once: its share changes only when it places, so it is computed once
+  // per change, not per comparison (and not looked up by name per step).
+  const queues = new Map<string, QueueState>();
+  const stateOf = (q: string): QueueState => {
+    let st = queues.get(q);
+    if (!st) {
+      const u = fair.usage.get(q);
+      queues.set(q, (st = { queue: q, used: u ? { ...u } : {}, weight: fair.weights?.get(q) ?? 1, share: undefined }));
+    }
+    return st;
   };
+  const shareOf = (st: QueueState): number => (st.share ??= dominantShare(price(st.queue, st.used), capacity, st.weight));
   const levels = [...new Set(ordered.map((w) => w.priority))].sort((x, y) => y - x);
   const left = new Set<PendingWork>();
+  const granularity = fair.granularity ?? 0.001;
   for (const level of levels) {
-    // Each queue's work of this level, oldest first (the order is already by age), from `head` on;
-    // `share` is the queue's share while it has not placed since (undefined: to compute).
+    // Each queue's work of this level, oldest first (the order is already by age), from `head` on.
     const byQueue = new Map<string, QueueTurn>();
     for (const w of ordered) {
       if (w.priority !== level || w.tasks === 0) continue;
       const turn = byQueue.get(w.queue);
       if (turn) turn.items.push(w);
-      else byQueue.set(w.queue, { queue: w.queue, items: [w], head: 0, share: undefined });
+      else byQueue.set(w.queue, { queue: w.queue, state: stateOf(w.queue), items: [w], head: 0 });
     }
     const turns = [...byQueue.values()];
-    const shareOf = (t: QueueTurn) => (t.share ??= share(t.queue));
-    const lower = (x: QueueTurn, y: QueueTurn) => (shareOf(x) - shareOf(y) || (x.queue < y.queue ? -1 : 1)) < 0;
+    // Lower share first, ties by queue name (a NaN share compares by name).
+    const lower = (x: QueueTurn, y: QueueTurn) => (shareOf(x.state) - shareOf(y.state) || (x.queue < y.queue ? -1 : 1)) < 0;
     while (turns.length > 0 && budget() > 0) {
       // The queue of the lowest share (ties by name) places next; the second lowest bounds its step.
       let best = 0;
@@ -180,24 +191,18 @@ export function fairShareOrder(
         } else if (second < 0 || lower(turns[k], turns[second])) second = k;
       }
       const turn = turns[best];
+      const st = turn.state;
       const q = turn.queue;
       const w = turn.items[turn.head];
       // A task's share for the step size; the GPU model it will get is known only when its selector names it.
-      const model = w.selector?.['gpu.model'];
-      const perTask = dominantShare(
-        price(q, model && w.resources.gpu ? { ...w.resources, [`${GPU_PREFIX}${model}`]: w.resources.gpu } : w.resources),
-        capacity,
-        weight(q),
-      );
-      const next = second >= 0 ? shareOf(turns[second]) : Infinity;
-      const step = Math.ceil((fair.granularity ?? 0.001) / Math.max(perTask, 1e-12));
-      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - shareOf(turn)) / perTask)) : w.tasks;
+      const model = w.resources.gpu ? w.selector?.['gpu.model'] : undefined;
+      const perTask = dominantShare(price(q, model ? { ...w.resources, [`${GPU_PREFIX}${model}`]: w.resources.gpu } : w.resources), capacity, st.weight);
+      const next = second >= 0 ? shareOf(turns[second].state) : Infinity;
+      const step = Math.ceil(granularity / Math.max(perTask, 1e-12));
+      const limit = perTask > 0 && Number.isFinite(next) ? Math.max(1, step, Math.floor((next - shareOf(st)) / perTask)) : w.tasks;
       const { placed, blocked, charged } = place(w, limit);
-      let used = usage.get(q);
-      if (!used) usage.set(q, (used = {}));
-      addInto(used, charged ?? w.resources, charged ? 1 : placed);
-      shares.delete(q);
-      turn.share = undefined;
+      addInto(st.used, charged ?? w.resources, charged ? 1 : placed);
+      st.share = undefined;
       if (w.tasks === 0 || blocked) {
         if (w.tasks > 0) left.add(w);
         if (++turn.head === turn.items.length) turns.splice(best, 1);

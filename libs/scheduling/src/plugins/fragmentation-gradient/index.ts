@@ -33,15 +33,24 @@ export interface RequestShape {
  * same GPU ask and CPU are one shape (memory averaged). At most `max` shapes.
  */
 export function requestShapes(requests: Iterable<{ resources: ResourceVector; count: number }>, max = 20): RequestShape[] {
-  const by = new Map<string, { cpu: number; gpu: number; memory: number; count: number }>();
+  // By GPU ask, then CPU: Maps compare numbers as the text `${gpu}/${cpu}` did (0 and −0 alike, NaN
+  // alike), without a string per request; shapes in the order first seen, as ties stay in the sort.
+  const byGpu = new Map<number, Map<number, { cpu: number; gpu: number; memory: number; count: number }>>();
+  const shapes: Array<{ cpu: number; gpu: number; memory: number; count: number }> = [];
   for (const r of requests) {
-    const key = `${r.resources.gpu ?? 0}/${r.resources.cpu ?? 0}`;
-    const s = by.get(key) ?? { cpu: r.resources.cpu ?? 0, gpu: r.resources.gpu ?? 0, memory: 0, count: 0 };
+    const gpu = r.resources.gpu ?? 0;
+    const cpu = r.resources.cpu ?? 0;
+    let byCpu = byGpu.get(gpu);
+    if (!byCpu) byGpu.set(gpu, (byCpu = new Map()));
+    let s = byCpu.get(cpu);
+    if (!s) {
+      byCpu.set(cpu, (s = { cpu, gpu, memory: 0, count: 0 }));
+      shapes.push(s);
+    }
     s.memory += (r.resources.memory ?? 0) * r.count;
     s.count += r.count;
-    by.set(key, s);
   }
-  return [...by.values()]
+  return shapes
     .sort((a, b) => b.count - a.count)
     .slice(0, max)
     .map((s) => ({ resources: { cpu: s.cpu, memory: Math.round(s.memory / s.count), ...(s.gpu ? { gpu: s.gpu } : {}) }, weight: s.count }));
@@ -98,11 +107,106 @@ function fragmentationWith(shapes: readonly RequestShape[], freeCpu: number, fre
 }
 
 /**
+ * A request mix as the gradient reads it: the shapes that ask for GPUs, in the mix's order, as
+ * plain numbers, and the sum of every shape's weight (summed in the mix's order, as
+ * `fragmentationWith` sums it). Shapes without GPUs add only their weight.
+ */
+interface Mix {
+  cpu: Float64Array;
+  memory: Float64Array;
+  gpu: Float64Array;
+  weight: Float64Array;
+  weights: number;
+  /** Scratch: the free part of each device of the node being scored (read once per call, grown to its GPU count). */
+  free: Float64Array;
+}
+
+function mixOf(shapes: readonly RequestShape[]): Mix {
+  const gpuShapes = shapes.filter((s) => (s.resources.gpu ?? 0) !== 0);
+  let weights = 0;
+  for (const s of shapes) weights += s.weight;
+  return {
+    cpu: Float64Array.from(gpuShapes, (s) => s.resources.cpu ?? 0),
+    memory: Float64Array.from(gpuShapes, (s) => s.resources.memory ?? 0),
+    gpu: Float64Array.from(gpuShapes, (s) => s.resources.gpu ?? 0),
+    weight: Float64Array.from(gpuShapes, (s) => s.weight),
+    weights,
+    free: new Float64Array(8),
+  };
+}
+
+/** Tasks of one shape (`cpu`, `memory` per task) that `freeCpu` and `freeMemory` hold (as `fragmentationWith` counts them). */
+function tasksIn(cpu: number, memory: number, freeCpu: number, freeMemory: number): number {
+  return Math.min(cpu > 0 ? Math.floor(freeCpu / cpu) : Infinity, memory > 0 ? Math.floor(freeMemory / memory) : Infinity);
+}
+
+/**
+ * The gradient of work without GPUs (the devices stay as they are): `fragmentationWith` of the room
+ * before and after one task (`cpuAfter`, `memoryAfter`), in one walk over the mix — what only the
+ * devices decide is worked out once for both — and the same sums in the same order, so the same
+ * numbers as two calls.
+ */
+function gradientWithoutGpus(
+  mix: Mix,
+  cpu: number,
+  memory: number,
+  cpuAfter: number,
+  memoryAfter: number,
+  devices: Record<string, number>,
+  gpuCount: number,
+): number {
+  if (mix.free.length < gpuCount) mix.free = new Float64Array(gpuCount);
+  const free = mix.free;
+  let freeGpu = 0;
+  let wholeFree = 0;
+  let partialFree = 0;
+  for (let d = 0; d < gpuCount; d++) {
+    const f = MILLI - (devices[d] ?? 0);
+    free[d] = f;
+    freeGpu += f;
+    if (f === MILLI) wholeFree++;
+    else partialFree += f;
+  }
+  if (freeGpu === 0) return -(0 - 0) / MILLI;
+  let before = 0;
+  let after = 0;
+  // The free GPU a share cannot use depends on the share only: shapes of the last share asked reuse it.
+  let shareSeen = NaN;
+  let shareLost = 0;
+  for (let k = 0; k < mix.gpu.length; k++) {
+    const gpu = mix.gpu[k];
+    let lost: number;
+    if (gpu < MILLI) {
+      if (gpu !== shareSeen) {
+        shareLost = 0;
+        let usable = false;
+        for (let d = 0; d < gpuCount; d++) {
+          const f = free[d];
+          if (f < gpu) shareLost += f;
+          else usable = true;
+        }
+        if (!usable) shareLost = freeGpu;
+        shareSeen = gpu;
+      }
+      lost = shareLost;
+    } else lost = wholeFree * MILLI < gpu ? freeGpu : partialFree;
+    const each = Math.max(gpu, MILLI);
+    const tb = tasksIn(mix.cpu[k], mix.memory[k], cpu, memory);
+    const ta = tasksIn(mix.cpu[k], mix.memory[k], cpuAfter, memoryAfter);
+    before += mix.weight[k] * Math.max(tb === 0 ? freeGpu : lost, freeGpu - tb * each);
+    after += mix.weight[k] * Math.max(ta === 0 ? freeGpu : lost, freeGpu - ta * each);
+  }
+  const w = mix.weights;
+  return -((w > 0 ? after / w : 0) - (w > 0 ? before / w : 0)) / MILLI;
+}
+
+/**
  * Score: minus the growth of the node's fragmentation if one task of the work is placed
  * there, in GPUs (so one GPU made unusable costs 1). Spread work and nodes without GPUs
  * score 0.
  */
 export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlugin {
+  const mix = mixOf(shapes);
   return {
     name: 'FragmentationGradient',
     weight: 1,
@@ -110,18 +214,17 @@ export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlu
       if (node.gpuCount === 0 || shapes.length === 0) return 0;
       const cpu = free.cpu ?? 0;
       const memory = free.memory ?? 0;
-      const before = fragmentationWith(shapes, cpu, memory, devices, node.gpuCount);
       // One task less of room: its CPU and memory (the only room besides devices fragmentation reads).
       const cpuAfter = cpu - (work.resources.cpu ?? 0);
       const memoryAfter = memory - (work.resources.memory ?? 0);
       const share = work.resources.gpu ?? 0;
-      let next = devices;
-      if (share > 0) {
-        next = { ...devices };
-        const picked = pickDevices(next, node.gpuCount, share);
-        if (!picked) return 0;
-        for (const d of picked) next[d] = (next[d] ?? 0) + (share >= MILLI ? MILLI : share);
-      }
+      // Work without GPUs (most of what is scored on GPU nodes) leaves the devices as they are.
+      if (!(share > 0)) return gradientWithoutGpus(mix, cpu, memory, cpuAfter, memoryAfter, devices, node.gpuCount);
+      const before = fragmentationWith(shapes, cpu, memory, devices, node.gpuCount);
+      const next = { ...devices };
+      const picked = pickDevices(next, node.gpuCount, share);
+      if (!picked) return 0;
+      for (const d of picked) next[d] = (next[d] ?? 0) + (share >= MILLI ? MILLI : share);
       return -(fragmentationWith(shapes, cpuAfter, memoryAfter, next, node.gpuCount) - before) / MILLI;
     },
     labelKeys: () => [],
