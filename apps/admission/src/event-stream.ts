@@ -293,7 +293,20 @@ export class EventStreams {
     try {
       for (const prefix of opts.prefixes) informers.push(await this.store.inform(prefix, handlers(prefix)));
       if (closed) for (const i of informers) void i.stop();
-    } catch {
+    } catch (err) {
+      // The first view went out but the stream cannot follow the record (etcd did not answer the
+      // watch's listing): say why, as the slow-consumer close does, so the client resumes after a
+      // pause instead of seeing a stream that ended for no reason.
+      if (!closed && !blocked) {
+        const e = new ApiError(
+          ErrorCode.Unavailable,
+          `the stream cannot follow the record now (${(err as Error).message}); reconnect with Last-Event-ID to resume`,
+          {
+            retryAfterSeconds: 1,
+          },
+        );
+        res.write(`event: stream-closed\ndata: ${JSON.stringify(e.toBody())}\n\n`);
+      }
       close();
     }
     return done;

@@ -63,6 +63,8 @@ export interface ConsolidationOutcome {
   cordoned: Array<{ node: string; moves: ConsolidationMove[] }>;
   /** A re-pack's moves off nodes that stay in use (asked to stop), with the nodes nominated for them. */
   repacked: RepackMove[];
+  /** Every cordon of the pass and every stop it asked for landed: only then are its moves' planned nodes nominated (their room depends on all of them). */
+  complete: boolean;
   /** Consolidation cordons lifted: `freed` when their node was empty, else `timed_out`. */
   lifted: Array<{ node: string; reason: 'freed' | 'timed_out' }>;
 }
@@ -122,8 +124,8 @@ export async function consolidateNodes(
   tuning: ConsolidationTuning,
   protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
   policy: SnapshotPolicy,
-): Promise<Pick<ConsolidationOutcome, 'cordoned' | 'repacked'>> {
-  const none = { cordoned: [], repacked: [] };
+): Promise<Pick<ConsolidationOutcome, 'cordoned' | 'repacked' | 'complete'>> {
+  const none = { cordoned: [], repacked: [], complete: true };
   if (tuning.maxNodesPerPass <= 0) return none;
   if ([...cache.cordons.items.values()].some((c) => c.value.consolidation)) return none;
   const { snapshot: s, versions } = takeSnapshot(cache, now, undefined, policy);
@@ -160,13 +162,17 @@ export async function consolidateNodes(
   let repacked: RepackMove[] = [];
   const emptied = new Set(plan.nodes);
   const rest = plan.moves.filter((m) => !emptied.has(m.task.node));
-  if (rest.length > 0 && cordoned.length === plan.nodes.length) {
+  let complete = cordoned.length === plan.nodes.length;
+  if (rest.length > 0 && complete) {
+    // requestPreemption counts the bindings it changed: all of them, or the pass is not complete
+    const groups = new Set(rest.map((m) => `${m.task.node}/${m.task.jobId}/${m.task.groupStart}/${m.task.attempt}`)).size;
     const asked = await requestPreemption(
       store,
       leadership.fence(),
       rest.map((m) => ({ node: m.task.node, jobId: m.task.jobId, start: m.task.groupStart, attempt: m.task.attempt, index: m.task.index })),
       now,
     );
+    complete = asked === groups;
     if (asked > 0) {
       repacked = rest;
       const rev = BigInt(store.lastCommittedRevision);
@@ -176,7 +182,7 @@ export async function consolidateNodes(
   // The next cycle must see the cordons, or it could bind onto a node being emptied (its drain
   // would then stop a task no plan checked): wait until the caches hold them.
   if (last !== undefined) await cache.catchUpTo(last, () => leadership.held(), 100);
-  return { cordoned, repacked };
+  return { cordoned, repacked, complete };
 }
 
 /** The nodes to nominate per job for a pass's moves: a re-pack's planned nodes (consolidation's own moves nominate none). */

@@ -28,7 +28,7 @@ import { EtcdPlanner, tasksBound } from './planner';
 export { DEFAULT_MAX_JOBS_PER_CYCLE } from '@batchapi/scheduling';
 
 /** The cluster-wide settings the snapshot applies: priority aging and fair-share prices (queues may override both), topology levels and the domain score's weight; and the nodes the leader's last re-pack nominated. */
-export type SnapshotPolicy = Pick<SnapshotOptions, 'aging' | 'prices' | 'topology' | 'domainScoreWeight' | 'nominated'>;
+export type SnapshotPolicy = Pick<SnapshotOptions, 'aging' | 'prices' | 'topology' | 'domainScoreWeight' | 'nominated' | 'nominatedSince'>;
 
 /** The snapshot a cycle decides on, and the revisions its writes compare. */
 export interface CycleView {

@@ -180,7 +180,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** When the last consolidation pass was decided (wall ms). */
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
-  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; until: number };
+  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: number; until: number; leadership: Leadership };
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
   private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
@@ -706,7 +706,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     // newest bindings were not seen yet must not be chosen. Its cordon compares the allocation too.
     if (!this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) return;
     this.lastConsolidationAt = now;
-    const { cordoned, repacked } = await consolidateNodes(
+    const { cordoned, repacked, complete } = await consolidateNodes(
       this.ctx.store,
       this.cache,
       leadership,
@@ -725,16 +725,18 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     // The moved tasks wait with the nodes the pass planned for them nominated (kept by this leader
     // until the cordons' lift time: a new leader places them as any other work).
     const moves = [...cordoned.flatMap((x) => x.moves), ...repacked];
-    const nominated = nominationsOf(moves);
-    if (nominated.size > 0) this.nominations = { byJob: nominated, until: now + c.liftAfterMs };
+    // Only a pass whose cordons and stops all landed: the planned room depends on every one of them.
+    const nominated = complete ? nominationsOf(moves) : new Map<string, string[]>();
+    if (nominated.size > 0) this.nominations = { byJob: nominated, since: now, until: now + c.liftAfterMs, leadership };
     // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
     if (moves.length && this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
   }
 
   /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */
   private cyclePolicy(now: number): SnapshotPolicy {
-    if (this.nominations && now >= this.nominations.until) this.nominations = undefined;
-    return { ...this.policy(), ...(this.nominations ? { nominated: this.nominations.byJob } : {}) };
+    // They lapse at the cordons' lift time, and with the term that made them (a leader elected again starts afresh).
+    if (this.nominations && (now >= this.nominations.until || this.leadership !== this.nominations.leadership)) this.nominations = undefined;
+    return { ...this.policy(), ...(this.nominations ? { nominated: this.nominations.byJob, nominatedSince: this.nominations.since } : {}) };
   }
 
   /** A node that keeps losing its tasks (executor dying or cut off) is quarantined, fenced. */

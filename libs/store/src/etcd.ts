@@ -191,6 +191,8 @@ export interface SeamCall {
   writes: boolean;
   compares?: Compare[];
   ops?: Op[];
+  /** What a read asks for (set by `get` and `list`): one key, or every key under a prefix (`prefix`). */
+  read?: { key: string; prefix: boolean };
 }
 
 /**
@@ -277,11 +279,11 @@ export class EtcdStore {
    * write is sent again only when it never left (`neverSent`, up to `UNSENT_RETRIES` times: a
    * member is down); a failure that does not prove it unapplied throws `OutcomeUnknownError`.
    */
-  private async call<T>(op: 'range' | 'txn', fn: () => Promise<T>, writes = op === 'txn', txn?: { compares: Compare[]; ops: Op[] }): Promise<T> {
+  private async call<T>(op: 'range' | 'txn', fn: () => Promise<T>, writes = op === 'txn', detail?: Pick<SeamCall, 'compares' | 'ops' | 'read'>): Promise<T> {
     const started = performance.now();
     for (let attempt = 0; ; attempt++) {
       try {
-        const out = await (this.seam ? this.seam({ op, writes, ...txn }, fn) : fn());
+        const out = await (this.seam ? this.seam({ op, writes, ...detail }, fn) : fn());
         this.options.onCall?.(op, (performance.now() - started) / 1000, true);
         return out;
       } catch (err) {
@@ -295,7 +297,7 @@ export class EtcdStore {
 
   /** Reads one key. */
   async get<T>(key: string): Promise<Versioned<T> | undefined> {
-    const res = await this.call('range', () => this.client.kv.range({ key: Buffer.from(key) }));
+    const res = await this.call('range', () => this.client.kv.range({ key: Buffer.from(key) }), false, { read: { key, prefix: false } });
     return res.kvs[0] ? decode<T>(res.kvs[0]) : undefined;
   }
 
@@ -350,7 +352,7 @@ export class EtcdStore {
           sort_target: 'Key' as const,
         }
       : { key: opts.startAfter ? Buffer.concat([Buffer.from(opts.startAfter), Buffer.from([0])]) : Buffer.from(prefix), range_end: prefixEnd(prefix) };
-    const res = await this.call('range', () => this.client.kv.range({ ...range, limit: opts.limit ?? 0 }));
+    const res = await this.call('range', () => this.client.kv.range({ ...range, limit: opts.limit ?? 0 }), false, { read: { key: prefix, prefix: true } });
     return { items: res.kvs.map((kv) => decode<T>(kv)), revision: res.header.revision, more: res.more };
   }
 

@@ -65,6 +65,12 @@ export interface SnapshotOptions {
   domainScoreWeight?: number;
   /** Nodes nominated for waiting jobs' tasks by a re-pack (job id → one node per task; see `plugins/nomination`). @default none */
   nominated?: ReadonlyMap<string, readonly string[]>;
+  /**
+   * When the nominations were made (epoch ms): a task of the job bound on a nominated node at or
+   * after it has used that node's entry, which is no longer offered (a kept nomination must not
+   * hold a later task back for a node its sibling took). @default none: every entry is offered
+   */
+  nominatedSince?: number;
 }
 
 /** Everything a scheduling decision is made from, as of `now`. Read-only: placement copies what it changes. */
@@ -121,6 +127,30 @@ export function runnableOnSome(w: PendingWork, nodes: readonly NodeSnapshot[]): 
   return nodes.some((n) => tasksThatFit(w.resources, n.capacity) >= 1 && DEFAULT_FILTERS.every((f) => !f.filter(w, n)));
 }
 
+/** Tasks of each nominated job bound on each node at or after `since`: the nominations they used (job id → node → tasks). */
+function nominationsUsed(bindings: readonly Binding[], nominated: ReadonlyMap<string, readonly string[]>, since: number): Map<string, Map<string, number>> {
+  const used = new Map<string, Map<string, number>>();
+  for (const b of bindings) {
+    if (b.boundAt < since || !nominated.has(b.jobId)) continue;
+    let byNode = used.get(b.jobId);
+    if (!byNode) used.set(b.jobId, (byNode = new Map()));
+    byNode.set(b.node, (byNode.get(b.node) ?? 0) + (b.end - b.start));
+  }
+  return used;
+}
+
+/** A job's nominated nodes less one entry per task already bound on that node since the nominations. */
+export function unusedNominations(nominated: readonly string[], used: ReadonlyMap<string, number> | undefined): string[] {
+  if (!used) return [...nominated];
+  const left = new Map(used);
+  return nominated.filter((node) => {
+    const n = left.get(node) ?? 0;
+    if (n <= 0) return true;
+    left.set(node, n - 1);
+    return false;
+  });
+}
+
 /** True for jobs with tasks to place: queued or running, not being cancelled, with pending tasks. */
 export function wantsPlacement(j: JobRecord): boolean {
   return (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0;
@@ -140,6 +170,9 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
   const agedOf = (j: WhyJob): PendingWork => agePendingWork(toPendingWork(j, now), now, agingOfQueue(j.queue));
   const jobs = new Map<string, JobRecord>();
   let work: PendingWork[] = [];
+  const bindings = [...state.bindings];
+  const usedNominations =
+    opts.nominated?.size && opts.nominatedSince !== undefined ? nominationsUsed(bindings, opts.nominated, opts.nominatedSince) : undefined;
   // Live jobs that name semaphores or locks: their running tasks hold units.
   const holding: JobRecord[] = [];
   const live: JobRecord[] = [];
@@ -150,7 +183,10 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     jobs.set(j.id, j);
     const w = agedOf(j);
     const nominated = opts.nominated?.get(j.id);
-    if (nominated?.length) w.nominated = [...nominated];
+    if (nominated?.length) {
+      const left = unusedNominations(nominated, usedNominations?.get(j.id));
+      if (left.length) w.nominated = left;
+    }
     if (w.tasks > 0) work.push(w);
   }
   const cordons = new Map<string, Cordon>();
@@ -201,7 +237,6 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
   const fairUsage = new Map(usage);
   for (const [q, h] of opts.history ?? []) fairUsage.set(q, addResources(fairUsage.get(q) ?? {}, h));
   const capacity = nodes.reduce<ResourceVector>((acc, n) => addResources(acc, chargeOf(n.capacity, n.labels)), {});
-  const bindings = [...state.bindings];
   const shapes = requestShapes([
     ...work.map((w) => ({ resources: w.resources, count: w.tasks })),
     ...bindings.map((b) => ({ resources: b.resources, count: b.end - b.start })),

@@ -19,7 +19,8 @@ import { fitsOne, pickDevices } from '../resource-fit';
 
 /**
  * Places the nominated tasks of `ordered` (queue order) on their nominated nodes where they fit, and
- * holds back (for this pass) those whose nominated node takes them but lacks the room yet: reduces
+ * holds back (for this pass) one task for each nominated node that takes them but lacks the room
+ * yet, after the nodes with room took theirs: reduces
  * their `tasks`, takes their room from `states`, appends to `placements` and returns how many were
  * placed (at most `budget`).
  */
@@ -37,14 +38,15 @@ export function placeNominated(
     if (!w.nominated?.length || w.gang || ledger.limits(w.queue)) continue;
     const share = w.resources.gpu ?? 0;
     if (share % GPU_MILLI !== 0) continue;
+    // Nominated nodes that take the work but lack the room yet (a moved task still runs there).
+    let short = 0;
     for (const name of w.nominated) {
       if (w.tasks <= 0 || placed >= budget) break;
       const s = byName.get(name);
       if (!s || filters.some((f) => f.filter(w, s.node))) continue;
       const devices = fitsOne(w.resources, s.free) ? (share > 0 ? pickDevices(s.devices ?? {}, s.node.gpuCount, share) : []) : undefined;
       if (!devices) {
-        // Its room is still held by a task on its way out: it waits for it.
-        w.tasks--;
+        short++;
         continue;
       }
       for (const [k, v] of Object.entries(w.resources)) s.free[k] = (s.free[k] ?? 0) - v;
@@ -60,6 +62,10 @@ export function placeNominated(
       w.tasks--;
       placed++;
     }
+    // The tasks left wait, one for each nominated node still short of room, and only after every
+    // nominated node with room took one: a job's tasks are alike, so which task a node was planned
+    // for does not matter, and none waits while a node planned for its job has the room.
+    w.tasks -= Math.min(w.tasks, short);
   }
   return placed;
 }

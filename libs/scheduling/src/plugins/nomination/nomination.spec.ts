@@ -1,4 +1,5 @@
 import { type NodeSnapshot, type PendingWork, placeTasks } from '../../index';
+import { unusedNominations } from '../../framework/snapshot-builder';
 
 const node = (name: string, cores: number, usedCores = 0, labels: Record<string, string> = {}): NodeSnapshot => ({
   name,
@@ -64,9 +65,48 @@ describe('nominated nodes', () => {
       work: [work('j', 4, 1, { nominated: ['a'], selector: { zone: '2' } })],
       placed: ['j→b×1'],
     },
+    {
+      // Nominated [a, b], one task left (its sibling already runs on a, now full): a has no room, b has
+      // 10 free — it goes to b rather than waiting for a.
+      name: 'a task goes to a nominated node with room though an earlier entry is full',
+      nodes: [node('a', 10, 10), node('b', 10)],
+      work: [work('j', 4, 1, { nominated: ['a', 'b'] })],
+      placed: ['j→b×1'],
+    },
+    {
+      // The stops landed the other way round: a has room first (its moved task stopped), b not yet
+      // (7 of 10 used). Two tasks: one on a (10 → 6 free), one waits for b.
+      name: 'the tasks of a job take the nominated nodes that have room, in any order; the rest wait',
+      nodes: [node('a', 10), node('b', 10, 7)],
+      work: [work('j', 4, 2, { nominated: ['b', 'a'] })],
+      placed: ['j→a×1'],
+    },
+    {
+      // Three tasks, nominated [a, b]: a has room (one placed), b is short (one waits); the third has
+      // no nomination left and goes by the pass: best fit c (4 free → 0).
+      name: 'a task beyond the nominations short of room is placed by the pass',
+      nodes: [node('a', 10), node('b', 10, 7), node('c', 10, 6)],
+      work: [work('j', 4, 3, { nominated: ['a', 'b'] })],
+      placed: ['j→a×1', 'j→c×1'],
+    },
   ];
   it.each(cases)('$name', (c) => {
     const res = placeTasks(c.work, c.nodes);
     expect(res.placements.map((p) => `${p.jobId}→${p.node}×${p.count}`)).toEqual(c.placed);
+  });
+});
+
+describe('unusedNominations (a kept nomination is used up by a task bound there since)', () => {
+  it.each([
+    // nothing bound since the nominations: every entry offered
+    { nominated: ['a', 'b'], used: undefined, left: ['a', 'b'] },
+    // one task bound on a since: a's entry used, b's left
+    { nominated: ['a', 'b'], used: { a: 1 }, left: ['b'] },
+    // two entries on a, one task bound there: one a left (the first entry is the one used)
+    { nominated: ['a', 'a', 'b'], used: { a: 1 }, left: ['a', 'b'] },
+    // more bound on a node than nominated there (a task of the job placed by the pass): the entry goes, no more
+    { nominated: ['a', 'b'], used: { a: 3, c: 2 }, left: ['b'] },
+  ])('$nominated less $used → $left', ({ nominated, used, left }) => {
+    expect(unusedNominations(nominated, used ? new Map(Object.entries(used)) : undefined)).toEqual(left);
   });
 });
