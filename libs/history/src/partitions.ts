@@ -82,10 +82,15 @@ export async function writeIntoMonths<T>(pool: pg.Pool, times: Iterable<Date | n
   const names = months.flatMap((m) => HISTORY_TABLES.map((t) => partitionOf(t, m).name));
   for (let attempt = 1; attempt <= WRITE_ATTEMPTS; attempt++) {
     await ensureMonths(pool, months);
-    const out = await inTransaction(pool, async (client) => {
-      await client.query('SELECT pg_advisory_xact_lock_shared($1)', [PARTITION_LOCK_KEY]);
-      return (await missingTables(client, names)).length > 0 ? undefined : { value: await write(client) };
-    });
+    let out: { value: T } | undefined;
+    try {
+      out = await inTransaction(pool, async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock_shared($1)', [PARTITION_LOCK_KEY]);
+        return (await missingTables(client, names)).length > 0 ? undefined : { value: await write(client) };
+      });
+    } catch (err) {
+      throw asHistoryError(err, 'writing into history partitions');
+    }
     if (out) return out.value;
   }
   throw new HistoryUnavailableError(
