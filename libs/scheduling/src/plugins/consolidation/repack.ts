@@ -279,6 +279,13 @@ function checkCandidate(
     if (again.moves) {
       moves = again.moves;
       gone = again.gone;
+    } else {
+      // The check without them placed the rest differently and failed: keep the first plan, but the
+      // tasks it put back on their own node stay where they are (stopping one to restart it there
+      // frees nothing; the node's room is the same either way).
+      moves = moves.filter((m) => !stay.has(m.task));
+      gone = new Map();
+      for (const m of moves) gone.set(m.task.node, [...(gone.get(m.task.node) ?? []), m.task]);
     }
   }
   if (moves.length > maxMoves) return undefined;
