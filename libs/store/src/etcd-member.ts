@@ -67,29 +67,6 @@ export function etcdBinaryOrExplain(binary = 'etcd'): string {
 }
 
 /**
- * True for an etcd version with etcd-io/etcd#15247: a raft leader stopped past a lease's TTL,
- * once it runs again, still takes itself for the lease's keeper for a moment and proposes
- * revoking the leases it saw expire; the proposal is forwarded to the new leader and committed,
- * so a lease renewed throughout through the other members is revoked (seen here with Debian's
- * 3.4.23: every member answered "not found" 10 ms after the paused leader resumed). Fixed by
- * etcd PR #16822 in 3.4.28 and 3.5.11. On such an etcd no client can keep its lease through a
- * leader pause, so fault tests pause followers only. Pure.
- * @param versionText what `etcd --version` printed; unreadable counts as affected
- */
-export function revokesLeasesOnLeaderResume(versionText: string): boolean {
-  const m = /etcd Version: (\d+)\.(\d+)\.(\d+)/.exec(versionText);
-  if (!m) return true;
-  const [major, minor, patch] = m.slice(1).map(Number);
-  if (major !== 3 || minor > 5) return major < 3;
-  return minor < 4 || (minor === 4 && patch < 28) || (minor === 5 && patch < 11);
-}
-
-/** `revokesLeasesOnLeaderResume` of the etcd `binary` that `startEtcd` runs. @param binary @default 'etcd' (from PATH) */
-export function installedEtcdRevokesOnLeaderResume(binary = 'etcd'): boolean {
-  return revokesLeasesOnLeaderResume(spawnSync(binary, ['--version'], { encoding: 'utf8' }).stdout ?? '');
-}
-
-/**
  * A started member is not the one answering at its URL: it exited (e.g. its port was taken
  * between `freePort` and its bind) or another etcd answers there.
  */

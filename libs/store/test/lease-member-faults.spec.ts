@@ -1,25 +1,35 @@
 /**
- * The process lease through ordinary etcd member faults (3 real members, TTL 2 s): a raft
- * leader killed and restarted, a follower killed and restarted, a member (the leader, on an
- * etcd without the revoke bug below) paused for 3 s. None of them may cost the lease: `onLost`
- * never fires and etcd holds the lease throughout. The self-fence (`alive()`, sampled every
- * 50 ms) may pause while a new raft leader is elected — no member can renew a lease then, and
- * etcd's randomized election timeout (500–1000 ms here, a second round after a split vote) can
- * outlast the 2 s counted from the last renewal sent before the kill — but only for a moment:
- * each pause ends within one TTL. (A member's time-to-live answer of 0, under a second left,
- * once read as "gone" gave such a lease up at 2.0 s; one keep-alive per period to a member
- * picked at random lost it whenever two picks in a row were the dead member.)
+ * The process lease through ordinary etcd member faults (3 real members, TTL 2 s).
+ *
+ * Kept: a raft leader killed and restarted, a follower killed and restarted, a follower paused
+ * for 3 s. None of them may cost the lease: `onLost` never fires and etcd holds the lease
+ * throughout. The self-fence (`alive()`, sampled every 50 ms) may pause while a new raft leader
+ * is elected — no member can renew a lease then, and etcd's randomized election timeout
+ * (500–1000 ms here, a second round after a split vote) can outlast the 2 s counted from the
+ * last renewal sent before the kill — but only for a moment: each pause ends within one TTL. (A
+ * member's time-to-live answer of 0, under a second left, once read as "gone" gave such a lease
+ * up at 2.0 s; one keep-alive per period to a member picked at random lost it whenever two picks
+ * in a row were the dead member.)
+ *
+ * Given up, when etcd revoked it: the raft leader paused for 3 s. A resumed leader still takes
+ * itself for the leases' keeper for a moment and may propose revoking the leases it saw expire
+ * while it was stopped; the proposal is forwarded to the new leader and committed, so a lease
+ * renewed throughout through the other members is revoked (etcd-io/etcd#15247). etcd PR #16822
+ * (3.4.28, 3.5.11) checks leadership before revoking, but skips the check while the member "is
+ * active" (a raft tick within 3 heartbeats), and a resumed process ticks at once: with 3.5.17
+ * here, about 1 pause in 15 still revoked the lease ("gone" from every member 80 ms after the
+ * resume, no leadership check logged; the old test, which paused the leader and required the
+ * lease kept, failed in CI and in 1 of 10 runs here). No client can keep its lease through that,
+ * so what is required is that the holder's view matches etcd's after each pause: held and
+ * alive, or revoked and given up (`onLost` fired, `alive()` false).
  */
-import { EtcdStore, installedEtcdRevokesOnLeaderResume, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import { Etcd3 } from 'etcd3';
 
 /** A client of member `i` alone, every call with a 1 s deadline. */
 const memberClient = (i: number) =>
   new Etcd3({ hosts: [etcd.endpoints[i]], defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + 1000 }) });
-
-/** The installed etcd has etcd-io/etcd#15247 (see `revokesLeasesOnLeaderResume`): its leaders are not paused here. */
-const OLD_LEADER_REVOKES = installedEtcdRevokesOnLeaderResume();
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -71,7 +81,7 @@ async function answers(i: number): Promise<void> {
 }
 
 describe('ProcessLease under member faults', () => {
-  it('keeps the lease through leader kills, follower kills and member pauses', async () => {
+  it('keeps the lease through leader kills, follower kills and follower pauses', async () => {
     const lease = await store.grantLease(2);
     let lost = 0;
     lease.onLost(() => lost++);
@@ -105,10 +115,9 @@ describe('ProcessLease under member faults', () => {
         etcd.restart(follower);
         await answers(follower);
 
-        // Pausing the leader is the harder case (an election, and followers forward to a member that does not answer),
-        // except on an etcd that revokes live leases when a paused leader resumes (see OLD_LEADER_REVOKES).
-        const paused = round % 2 === 0 && !OLD_LEADER_REVOKES ? await leaderIndex() : ((await leaderIndex()) + 2) % 3;
-        fault = `round ${round}: m${paused} paused`;
+        // A follower: a paused leader may revoke the lease when it resumes (the next test).
+        const paused = ((await leaderIndex()) + 1 + (round % 2)) % 3;
+        fault = `round ${round}: follower m${paused} paused`;
         etcd.kill(paused, 'SIGSTOP');
         await sleep(3000);
         etcd.kill(paused, 'SIGCONT');
@@ -131,4 +140,60 @@ describe('ProcessLease under member faults', () => {
     expect(ttl).toBeGreaterThanOrEqual(0);
     await lease.revoke();
   }, 90_000);
+
+  it("after a paused raft leader resumes, the holder's view matches etcd's: held and alive, or revoked and given up", async () => {
+    const outcomes: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const lease = await store.grantLease(2);
+      let lost = 0;
+      lease.onLost(() => lost++);
+      await sleep(1000);
+      const leader = await leaderIndex();
+      etcd.kill(leader, 'SIGSTOP');
+      await sleep(3000);
+      etcd.kill(leader, 'SIGCONT');
+      await answers(leader);
+      // A revoke is committed within moments of the resume; a holder gives the lease up once a majority says it is gone
+      // and its fence has ended (at most one TTL after its last acknowledged renewal). 2 × TTL + 1 s is past both.
+      await sleep(5000);
+      const held = await etcdHolds(lease.id);
+      outcomes.push(
+        `round ${round}: m${leader} paused; etcd ${held ? 'holds' : 'revoked'} the lease; holder ${lease.alive() ? 'alive' : 'gave up'}${lease.lostReason ? ` (${lease.lostReason})` : ''}`,
+      );
+      if (held) {
+        expect({ round, alive: lease.alive(), lost, lostReason: lease.lostReason }).toEqual({ round, alive: true, lost: 0, lostReason: undefined });
+        await lease.revoke();
+      } else {
+        expect({ round, alive: lease.alive(), lost }).toEqual({ round, alive: false, lost: 1 });
+      }
+    }
+    console.log(`leader pauses: ${outcomes.join('; ')}`);
+  }, 90_000);
 });
+
+/**
+ * Whether etcd holds lease `id`, asked of every member (each forwards to the raft leader): held
+ * when any answers a TTL ≥ 0, revoked when a majority answers not found; asked again otherwise.
+ */
+function etcdHolds(id: string): Promise<boolean> {
+  const ask = async (i: number): Promise<'held' | 'gone' | 'unknown'> => {
+    const c = memberClient(i);
+    try {
+      return Number((await c.leaseClient.leaseTimeToLive({ ID: id })).TTL) >= 0 ? 'held' : 'gone';
+    } catch {
+      return 'unknown';
+    } finally {
+      c.close();
+    }
+  };
+  return waitFor(
+    async () => {
+      const answers = await Promise.all(etcd.endpoints.map((_, i) => ask(i)));
+      if (answers.includes('held')) return true;
+      if (answers.filter((a) => a === 'gone').length * 2 > answers.length) return false;
+      throw new Error(`no majority about the lease: ${answers.join(', ')}`);
+    },
+    () => true,
+    { timeoutMs: 30_000, intervalMs: 200 },
+  );
+}

@@ -15,7 +15,6 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import type { GroupStatus, JobRecord, NodeAllocation, NodeRecord, Queue, WorkflowRecord } from '@batchapi/api';
-import { installedEtcdRevokesOnLeaderResume } from '@batchapi/store';
 import { FaultCluster, sleep } from './fault-cluster';
 import {
   capacityViolations,
@@ -29,9 +28,6 @@ import {
   summarize,
 } from './checker';
 import { NemesisLoad, rng } from './nemesis-load';
-
-/** The installed etcd revokes live leases when a paused raft leader resumes (etcd-io/etcd#15247): pauses spare the leader. */
-const LEADER_PAUSE_REVOKES = installedEtcdRevokesOnLeaderResume();
 
 /** Lease TTL of every service, seconds (as in the scenario suite). */
 export const NEMESIS_TTL = 2;
@@ -349,16 +345,16 @@ class Nemesis {
   }
 
   /**
-   * The etcd member a pause may stop: `i`, unless the installed etcd revokes live leases when a
-   * paused raft leader resumes (etcd-io/etcd#15247, `revokesLeasesOnLeaderResume`) and `i` leads
-   * now — then the next member, a follower (noted). No client can keep its lease through that bug.
+   * The etcd member a pause may stop: `i`, unless `i` is the raft leader now — then the next
+   * member, a follower (noted). A resumed raft leader may revoke the leases it saw expire while it
+   * was stopped (etcd-io/etcd#15247; narrowed in 3.5.11 but not closed, 1 pause in 15 here:
+   * libs/store/test/lease-member-faults.spec.ts), which revokes every service's lease at once.
    */
   private async pausable(i: number): Promise<number> {
-    if (!LEADER_PAUSE_REVOKES) return i;
     const leader = await this.c.etcdLeader().catch(() => undefined);
     if (leader !== i) return i;
     const follower = (i + 1) % 3;
-    this.note(`  etcd member ${i} leads and this etcd revokes leases when a paused leader resumes (etcd#15247): member ${follower} instead`);
+    this.note(`  etcd member ${i} leads; a resumed leader may revoke live leases (etcd#15247): member ${follower} instead`);
     return follower;
   }
 
@@ -627,7 +623,7 @@ export async function runNemesis(o: NemesisOptions): Promise<{ report: NemesisRe
   if (unknown.length) throw new Error(`unknown faults ${unknown.join(', ')}; known: ${FAULTS.join(', ')} (or none)`);
   const schedule = none ? [] : faultSchedule(o.seed, loadMs - 5000, o.faults?.length ? o.faults : FAULTS);
   say(
-    `nemesis seed ${o.seed}: ${o.minutes} min at ${o.rate ?? 200} submits/s; fault schedule (${schedule.length})${LEADER_PAUSE_REVOKES ? '; this etcd revokes leases when a paused leader resumes (etcd#15247), so pauses spare the raft leader' : ''}:\n${schedule.map((p, i) => `  ${i + 1}. ${describeFault(p)}`).join('\n')}`,
+    `nemesis seed ${o.seed}: ${o.minutes} min at ${o.rate ?? 200} submits/s; fault schedule (${schedule.length}); pauses spare the raft leader (etcd#15247):\n${schedule.map((p, i) => `  ${i + 1}. ${describeFault(p)}`).join('\n')}`,
   );
   const c = new FaultCluster();
   const clockJs = join(__dirname, 'clock-offset.js');
