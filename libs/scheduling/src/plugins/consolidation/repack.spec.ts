@@ -106,7 +106,7 @@ describe('planRepack', () => {
       name: 'a plan over the budget of moves is not taken',
       nodes: abc(),
       tasks: fragmented(),
-      opts: { maxMovesPerPass: 2 },
+      opts: { maxMovesPerNode: 2 },
       chosen: [],
     },
     {
