@@ -5,7 +5,7 @@
  * exists. This planner computes one over a window of interchangeable nodes and moves only the
  * tasks that packing needs to free nodes — what a defragmenting descheduler does (the Kubernetes
  * descheduler's HighNodeUtilization, Karpenter's multi-node consolidation), bounded by a
- * disruption budget per pass (nodes freed, tasks moved) and a step bound.
+ * disruption budget per pass (nodes freed; tasks moved, per node freed) and a step bound.
  *
  * A pass, per pool of interchangeable nodes (same capacity, GPU count, labels and taints: what the
  * filters and the fit see), over the nodes in use whose every task may move (consolidation's
@@ -19,7 +19,8 @@
  *    stay (greedy on the tasks a bin and a node share). A node no bin matched can be emptied; doing
  *    so moves its tasks to their bins' nodes, each of which gives up the tasks not in its bin (which
  *    go to theirs), and so on — the closure; nodes outside it keep all they hold. The unmatched
- *    nodes with the smallest closures are emptied, as many as the node budget allows;
+ *    nodes with the smallest closures are emptied, as many as the node budget allows and the moves
+ *    per node (`maxMovesPerNode`) keep: k nodes, at most k × that many moves;
  * 3. the check: the moved tasks, as they will wait — with the nodes the packing planned for them
  *    nominated when `nominate` (see `plugins/nomination`) — placed by the live placement on the
  *    nodes in use minus those emptied, their room as the moves leave it. The plan stands only when
@@ -27,6 +28,10 @@
  *
  * Among the windows whose check holds, the one that frees the most nodes (capped by the node
  * budget), then the fewest moves; the search stops growing windows once one frees the budget.
+ * When no window's plan holds (typically: its closure moves too many tasks), ejection chains, one
+ * node of a pool at a time, most free first, with the steps left (`ejectionChain`): the node's
+ * tasks moved to others, each making room by giving up one or two smaller tasks, which move on in
+ * turn; checked as a window's, the fewest moves kept.
  * Pure: snapshot, options and `now` in; the nodes to empty and the tasks to stop out.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
@@ -128,7 +133,8 @@ export function planRepack(
   let windows = 0;
   // The most nodes freed (within the budget), then the fewest moves.
   const consider = (candidate: (RepackPlan & { freed: number }) | undefined) => {
-    if (candidate && (!best || candidate.freed > best.freed || (candidate.freed === best.freed && candidate.moves.length < best.moves.length))) best = candidate;
+    if (candidate && (!best || candidate.freed > best.freed || (candidate.freed === best.freed && candidate.moves.length < best.moves.length)))
+      best = candidate;
   };
   for (const pool of order) {
     for (let w = Math.min(2, pool.length); w <= pool.length; w = w === pool.length ? Infinity : Math.min(2 * w, pool.length)) {
@@ -156,7 +162,10 @@ export function planRepack(
       const chain = ejectionChain(victim, pool, best ? best.moves.length - 1 : maxMoves, maxSteps - steps);
       steps += chain.steps;
       if (!chain.candidate) continue;
-      steps += 2 * chain.candidate.moving.length * inUse.length;
+      // Its check, counted before it runs, as a window's.
+      const check = 2 * chain.candidate.moving.length * inUse.length;
+      if (steps + check > maxSteps) break;
+      steps += check;
       windows++;
       consider(checkCandidate(chain.candidate, inUse, jobOf, placer, maxMoves, !!o.nominate));
     }
@@ -290,7 +299,12 @@ function ejectionChain(victim: Host, pool: readonly Host[], maxMoves: number, ma
   const others = pool.filter((h) => h !== victim);
   const free = new Map(others.map((h) => [h.node.name, freeOf(h.node)]));
   // What each node may give up: the tasks it held before the chain, smallest first.
-  const held = new Map(others.map((h) => [h.node.name, [...h.tasks].sort((a, b) => order(b, a))]));
+  const held = new Map(
+    others.map((h) => [
+      h.node.name,
+      [...h.tasks].sort((a, b) => size(a.resources) - size(b.resources) || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : a.index - b.index)),
+    ]),
+  );
   const moving: RunningTask[] = [];
   const targets = new Map<RunningTask, string>();
   const queue = [...victim.tasks];
@@ -308,16 +322,18 @@ function ejectionChain(victim: Host, pool: readonly Host[], maxMoves: number, ma
       const name = h.node.name;
       if (name === t.node) continue;
       const room = free.get(name)!;
-      steps++;
+      const can = held.get(name)!.filter((x) => size(x.resources) < own);
+      // This node's fit checks, counted before they run: the node, then each set of tasks given up.
+      const cost = 1 + (can.length * (can.length + 1)) / 2;
+      if (steps + cost > maxSteps) return { steps };
+      steps += fits(t.resources, room) ? 1 : cost;
       if (fits(t.resources, room)) {
         const r = [0, 0, slack(t.resources, room)];
         if (!rank || less(r, rank)) [rank, to, give] = [r, name, []];
         continue;
       }
-      const can = held.get(name)!.filter((x) => size(x.resources) < own);
       for (let i = 0; i < can.length; i++)
         for (let j = i; j < can.length; j++) {
-          steps++;
           const out = i === j ? [can[i]] : [can[i], can[j]];
           const more = { ...room };
           for (const x of out) for (const k of keys) more[k] = (more[k] ?? 0) + (x.resources[k] ?? 0);
@@ -326,7 +342,7 @@ function ejectionChain(victim: Host, pool: readonly Host[], maxMoves: number, ma
           if (!rank || less(r, rank)) [rank, to, give] = [r, name, out];
         }
     }
-    if (!to || steps > maxSteps) return { steps };
+    if (!to) return { steps };
     const room = free.get(to)!;
     for (const x of give) for (const k of keys) room[k] = (room[k] ?? 0) + (x.resources[k] ?? 0);
     for (const k of keys) room[k] = (room[k] ?? 0) - (t.resources[k] ?? 0);
