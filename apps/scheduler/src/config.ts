@@ -134,7 +134,7 @@ export const SCHEDULER_ENV = z.object({
     default: 0,
     min: 0,
     unit: 'tasks',
-    doc: "Consolidation: re-pack when a pass can empty no node whole — windows of interchangeable nodes are packed afresh by the placement, and only the moves that empty a node (its tasks to their new nodes, what those give up to theirs) are taken, checked by the placement with each moved task's planned node nominated; the nodes emptied are cordoned as consolidation's, the other moved tasks asked to stop. This is the most tasks one such pass stops (at most 10000); 0 turns re-pack off. Needs BATCH_CONSOLIDATION_NODES_PER_PASS > 0; gangs, do-not-disrupt jobs and fractional GPUs never move.",
+    doc: "Consolidation: re-pack when a pass can empty no node whole — windows of interchangeable nodes are packed afresh by the placement, and only the moves that empty a node (its tasks to their new nodes, what those give up to theirs) are taken; when no window does, ejection chains (a node's tasks moved to others, each giving up one or two smaller tasks to make room). Checked by the placement with each moved task's planned node nominated; the nodes emptied are cordoned as consolidation's, the other moved tasks asked to stop. This is the most tasks one such pass stops per node it empties (at most 10000): with BATCH_CONSOLIDATION_NODES_PER_PASS=1 the most a pass stops, with more nodes a pass k nodes emptied allow k times this. 0 turns re-pack off. Needs BATCH_CONSOLIDATION_NODES_PER_PASS > 0; gangs, do-not-disrupt jobs and fractional GPUs never move.",
   }),
   BATCH_CONSOLIDATE_AFTER: envNumber({
     default: 300,

@@ -43,7 +43,7 @@ export interface ConsolidationTuning {
   intervalMs: number;
   /** A consolidation cordon still up this long after it was set is lifted even if its node is not empty, in milliseconds. @default 600000 */
   liftAfterMs: number;
-  /** Re-pack when a pass empties no node: most tasks one re-pack pass stops; 0 = off (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 0 */
+  /** Re-pack when a pass empties no node: most tasks one re-pack pass stops per node it empties; 0 = off (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 0 */
   repackMaxMoves?: number;
 }
 
@@ -147,7 +147,7 @@ export async function consolidateNodes(
   let plan: { nodes: string[]; moves: RepackMove[] } = planConsolidation(s.nodes, s.running(), jobOf, now, options);
   // Re-pack when no node can be emptied whole: the moved tasks wait with their planned nodes nominated.
   if (plan.nodes.length === 0 && (tuning.repackMaxMoves ?? 0) > 0)
-    plan = planRepack(s.nodes, s.running(), jobOf, now, { ...options, maxMovesPerPass: tuning.repackMaxMoves, nominate: true });
+    plan = planRepack(s.nodes, s.running(), jobOf, now, { ...options, maxMovesPerNode: tuning.repackMaxMoves, nominate: true });
   const cordoned: ConsolidationOutcome['cordoned'] = [];
   let last: bigint | undefined;
   for (const node of plan.nodes) {

@@ -112,8 +112,8 @@ export interface SimConsolidation {
   maxTaskAgeSeconds?: number;
   /** When a pass empties no node, re-pack (`planRepack`): move tasks between nodes so that some can be emptied (live: `BATCH_CONSOLIDATION_REPACK_MAX_MOVES` > 0). @default false */
   repack?: boolean;
-  /** Most tasks a re-pack pass moves (the live `BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 100 */
-  maxMovesPerPass?: number;
+  /** Most tasks a re-pack pass moves per node it empties (the live `BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 100 */
+  maxMovesPerNode?: number;
   /** A re-pack's moved tasks wait with the nodes it planned for them nominated (`PendingWork.nominated`); false: placed as plain waiting work. @default true */
   nominate?: boolean;
 }
@@ -415,7 +415,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
     const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
     // Moves count toward the repeat limit, as the live leader counts them.
-    const repeat = repeatExempt(jobStops, t * 1000, c.repeat ?? DEFAULT_REPEAT_LIMIT);
+    const nowMs = Math.round(t * 1000);
+    const repeat = repeatExempt(jobStops, nowMs, c.repeat ?? DEFAULT_REPEAT_LIMIT);
     jobStops = repeat.recent;
     const jobs = new Map<string, ConsolidationJob>();
     for (const r of live.values())
@@ -442,11 +443,11 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const tasks = runningTasks();
     let plan: { nodes: string[]; moves: ConsolidationMove[] } = repackOnly
       ? { nodes: [], moves: [] }
-      : planConsolidation(nodes, tasks, (id) => jobs.get(id), t * 1000, options);
+      : planConsolidation(nodes, tasks, (id) => jobs.get(id), nowMs, options);
     if (plan.nodes.length === 0 && c.repack) {
-      plan = planRepack(nodes, tasks, (id) => jobs.get(id), t * 1000, {
+      plan = planRepack(nodes, tasks, (id) => jobs.get(id), nowMs, {
         ...options,
-        ...(c.maxMovesPerPass !== undefined ? { maxMovesPerPass: c.maxMovesPerPass } : {}),
+        ...(c.maxMovesPerNode !== undefined ? { maxMovesPerNode: c.maxMovesPerNode } : {}),
         nominate: c.nominate !== false,
       });
       if (plan.nodes.length > 0) consolidated.repackPasses = (consolidated.repackPasses ?? 0) + 1;
@@ -462,7 +463,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       nominatedJobs.add(job);
     }
     for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
-    for (const jobId of new Set(plan.moves.map((m) => m.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), t * 1000]);
+    for (const jobId of new Set(plan.moves.map((m) => m.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), nowMs]);
     consolidated.moved += plan.moves.length;
     consolidated.passes++;
     // Placed again with the emptied nodes cordoned; the cordon lifted after (what could not be placed goes anywhere).
@@ -613,7 +614,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
           priority: r.job.priority,
           resources: r.resources,
           devices: r.devices[i] ?? [],
-          boundAt: r.boundAt * 1000,
+          // Whole milliseconds, as the passes' now: a pass exactly consolidateAfter after a bind must see it as old enough (in floating seconds × 1000 it is 299999.99…).
+          boundAt: Math.round(r.boundAt * 1000),
           stopping: false,
         });
       }

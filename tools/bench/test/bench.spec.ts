@@ -147,5 +147,12 @@ describe('re-pack on arrivals, other seeds and shapes than the bench', () => {
     expect(repacked.bins).toBeGreaterThanOrEqual(base.optimum);
     expect(consolidated.bins).toBeLessThanOrEqual(online.bins);
     expect(repacked.bins).toBeLessThanOrEqual(consolidated.bins);
+    // With 10% of the nodes a pass (several emptied by one plan, 100 moves per node): the same holds
+    // against consolidation with that budget.
+    const consolidated10 = packInstanceWithMoves({ ...arriving, consolidation: true, nodesPerPass: 10 }, 'bin-pack');
+    const repacked10 = packInstanceWithMoves({ ...arriving, consolidation: true, repack: true, nodesPerPass: 10 }, 'bin-pack');
+    expect(repacked10.pending).toBe(0);
+    expect(repacked10.bins).toBeGreaterThanOrEqual(base.optimum);
+    expect(repacked10.bins).toBeLessThanOrEqual(consolidated10.bins);
   });
 });

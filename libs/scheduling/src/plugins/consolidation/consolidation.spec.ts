@@ -1,4 +1,4 @@
-import type { ResourceVector } from '@batchapi/api';
+import { cluster, node, NOW, task } from '../../../test/consolidation-fixtures';
 import type { NodeSnapshot } from '../../snapshot';
 import type { RunningTask } from '../preemption';
 import {
@@ -10,56 +10,6 @@ import {
   planConsolidation,
   utilizationOf,
 } from './index';
-
-const NOW = 10_000_000;
-/** Old enough for every bound: 1 hour. */
-const OLD = 3_600_000;
-
-/** A node of `cpu` cores (millicores in the snapshot) and `gpus` whole GPUs; `used` is filled from its tasks by `cluster`. */
-function node(name: string, cpu: number, gpus = 0, extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
-  return {
-    name,
-    capacity: { cpu: cpu * 1000, memory: 64 * 2 ** 30, ...(gpus ? { gpu: gpus * 1000 } : {}) },
-    used: {},
-    devices: {},
-    gpuCount: gpus,
-    labels: {},
-    taints: [],
-    ...extra,
-  };
-}
-
-let seq = 0;
-/** One running task of `jobId` on `node` asking `cpu` cores (and `gpu` whole GPUs on `devices`), bound `ageMs` ago. */
-function task(jobId: string, nodeName: string, cpu: number, o: { gpu?: number; devices?: number[]; ageMs?: number; stopping?: boolean } = {}): RunningTask {
-  const resources: ResourceVector = { cpu: cpu * 1000, ...(o.gpu ? { gpu: o.gpu * 1000 } : {}) };
-  return {
-    jobId,
-    queue: 'q',
-    node: nodeName,
-    groupStart: 0,
-    attempt: 1,
-    index: seq++,
-    priority: 0,
-    resources,
-    devices: o.devices ?? [],
-    boundAt: NOW - (o.ageMs ?? OLD),
-    stopping: o.stopping ?? false,
-  };
-}
-
-/** The nodes with their `used` and `devices` as the tasks on them hold. */
-function cluster(nodes: NodeSnapshot[], tasks: RunningTask[]): NodeSnapshot[] {
-  return nodes.map((n) => {
-    const used: ResourceVector = {};
-    const devices: Record<string, number> = {};
-    for (const t of tasks.filter((x) => x.node === n.name)) {
-      for (const [k, v] of Object.entries(t.resources)) used[k] = (used[k] ?? 0) + v;
-      for (const d of t.devices) devices[d] = (devices[d] ?? 0) + 1000;
-    }
-    return { ...n, used, devices };
-  });
-}
 
 const plain = (): ConsolidationJob => ({});
 

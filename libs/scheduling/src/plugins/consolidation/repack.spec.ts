@@ -1,43 +1,7 @@
-import type { ResourceVector } from '@batchapi/api';
+import { cluster, node, NOW, task } from '../../../test/consolidation-fixtures';
 import type { NodeSnapshot } from '../../snapshot';
 import type { RunningTask } from '../preemption';
 import { type ConsolidationJob, DO_NOT_DISRUPT_LABEL, planConsolidation, planRepack, type RepackOptions } from './index';
-
-const NOW = 10_000_000;
-/** Old enough for every bound: 1 hour. */
-const OLD = 3_600_000;
-
-/** A node of `cpu` cores (millicores in the snapshot); `used` is filled from its tasks by `cluster`. */
-function node(name: string, cpu: number, extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
-  return { name, capacity: { cpu: cpu * 1000 }, used: {}, devices: {}, gpuCount: 0, labels: {}, taints: [], ...extra };
-}
-
-let seq = 0;
-/** One running task of `jobId` on `node` asking `cpu` cores, bound `ageMs` ago. */
-function task(jobId: string, nodeName: string, cpu: number, ageMs = OLD): RunningTask {
-  const resources: ResourceVector = { cpu: cpu * 1000 };
-  return {
-    jobId,
-    queue: 'q',
-    node: nodeName,
-    groupStart: 0,
-    attempt: 1,
-    index: seq++,
-    priority: 0,
-    resources,
-    devices: [],
-    boundAt: NOW - ageMs,
-    stopping: false,
-  };
-}
-
-function cluster(nodes: NodeSnapshot[], tasks: RunningTask[]): NodeSnapshot[] {
-  return nodes.map((n) => {
-    const used: ResourceVector = {};
-    for (const t of tasks.filter((x) => x.node === n.name)) for (const [k, v] of Object.entries(t.resources)) used[k] = (used[k] ?? 0) + v;
-    return { ...n, used };
-  });
-}
 
 /**
  * The fragmented cluster of the worked example: three nodes of 10 cores.
@@ -98,7 +62,7 @@ describe('planRepack', () => {
       // 3b was bound 30 s ago, within consolidateAfter (300 s) and the exempt time (60 s): b stays; nothing.
       name: 'a node holding a task bound within the exempt time stays as it is',
       nodes: abc(),
-      tasks: [...fragmented().filter((t) => t.jobId !== '3b'), task('3b', 'b', 3, 30_000)],
+      tasks: [...fragmented().filter((t) => t.jobId !== '3b'), task('3b', 'b', 3, { ageMs: 30_000 })],
       chosen: [],
     },
     {
@@ -106,14 +70,14 @@ describe('planRepack', () => {
       name: 'a plan over the budget of moves is not taken',
       nodes: abc(),
       tasks: fragmented(),
-      opts: { maxMovesPerPass: 2 },
+      opts: { maxMovesPerNode: 2 },
       chosen: [],
     },
     {
       // c carries a label the others lack (another pool): pools [a, b] (16 cores, two nodes) and
       // [c] (one node, no window): nothing moves across pools.
       name: 'nodes of different labels are different pools: no window mixes them',
-      nodes: [node('a', 10), node('b', 10), node('c', 10, { labels: { zone: 'z2' } })],
+      nodes: [node('a', 10), node('b', 10), node('c', 10, 0, { labels: { zone: 'z2' } })],
       tasks: fragmented(),
       chosen: [],
     },
@@ -122,12 +86,29 @@ describe('planRepack', () => {
       // selecting theirs); a budget of 1 node a pass (⌊0.1 × 6⌋ = 0 → at least 1): one pool re-packed.
       // Pools tie on free room (1.0 each); the first by its first node's name: a, b, c. As above.
       name: 'one node a pass: the first pool of two alike is re-packed',
-      nodes: [...abc().map((n) => ({ ...n, labels: { pool: '1' } })), ...['d', 'e', 'f'].map((n) => node(n, 10, { labels: { pool: '2' } }))],
+      nodes: [...abc().map((n) => ({ ...n, labels: { pool: '1' } })), ...['d', 'e', 'f'].map((n) => node(n, 10, 0, { labels: { pool: '2' } }))],
       tasks: [...fragmented(), task('5d', 'd', 5), task('3d', 'd', 3), task('5e', 'e', 5), task('3e', 'e', 3), task('4f', 'f', 4)],
       jobs: Object.fromEntries(['5d', '3d', '5e', '3e', '4f'].map((j) => [j, { selector: { pool: '2' } }])),
       chosen: ['c'],
       moves: ['3b:b→a', '4:c→a', '5a:a→b'],
       after: 5,
+    },
+    {
+      // a: 1a + 7a (2 free), b: 2b + 6b (2 free), c: 6c (4 free), d: 3d + 3e (4 free): 28 cores, three
+      // nodes' worth; consolidation empties nothing. Windows, most free first (c, d, then a, b): [c, d]
+      // holds 12 cores, two nodes; [c, d, a, b] packs into 3 bins but its closure moves 4 tasks, over
+      // the 3 allowed. Ejection chains, c first: 6c fits no node (2, 2, 4 free); giving up one task
+      // smaller than it makes room on d only (3d: 4 + 3 = 7; a's 1a gives 3, b's 2b 4), the smallest
+      // first by name: 6c → d, 3d queued. 3d fits neither a nor b (2 free); a gives up 1a (2 + 1 = 3),
+      // b 2b (2 + 2 = 4): a, the less given up: 3d → a, 1a queued. 1a fits b (leaves 1) and d (7 − 6
+      // = 1 free, leaves 0): d. 3 moves; c freed: 4 nodes in use → 3.
+      name: 'when no window empties a node within the moves, an ejection chain shifts tasks down a chain of nodes',
+      nodes: [node('a', 10), node('b', 10), node('c', 10), node('d', 10)],
+      tasks: [task('1a', 'a', 1), task('7a', 'a', 7), task('2b', 'b', 2), task('6b', 'b', 6), task('6c', 'c', 6), task('3d', 'd', 3), task('3e', 'd', 3)],
+      opts: { maxMovesPerNode: 3 },
+      chosen: ['c'],
+      moves: ['1a:a→d', '3d:d→a', '6c:c→d'],
+      after: 3,
     },
   ];
   it.each(cases)('$name', (c) => {
@@ -156,8 +137,12 @@ describe('planRepack', () => {
   it.each([
     // A window costs its packing (tasks × window nodes) and its check (2 × min(tasks, move budget) ×
     // nodes in use). [c, a]: 3 × 2 + 2 × 3 × 3 = 24; [c, a, b]: 5 × 3 + 2 × 5 × 3 = 45; in all 69.
-    [23, { nodes: [], windows: 0, steps: 0 }],
-    [68, { nodes: [], windows: 1, steps: 24 }],
+    // No window freeing a node, the ejection chains spend what is left, a step per node a task is
+    // tried on and per set of tasks given up: c's 4 tries a (1) giving up 3a (1), b (1) giving up 3b
+    // (1), → a; then 3a tries b (1), nothing smaller to give up: 5 steps, no plan. a's 5a tries b (1)
+    // giving up 3b (1), c (1) → c; 3a tries b (1), c (1): 5 steps; b alike: 5. 15 in all.
+    [23, { nodes: [], windows: 0, steps: 15 }],
+    [68, { nodes: [], windows: 1, steps: 24 + 15 }],
     [69, { nodes: ['c'], windows: 2, steps: 69 }],
   ])('a step bound of %d stops the search before a window that would exceed it', (maxSteps, expected) => {
     const tasks = fragmented();

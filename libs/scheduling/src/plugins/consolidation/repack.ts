@@ -5,7 +5,7 @@
  * exists. This planner computes one over a window of interchangeable nodes and moves only the
  * tasks that packing needs to free nodes — what a defragmenting descheduler does (the Kubernetes
  * descheduler's HighNodeUtilization, Karpenter's multi-node consolidation), bounded by a
- * disruption budget per pass (nodes freed, tasks moved) and a step bound.
+ * disruption budget per pass (nodes freed; tasks moved, per node freed) and a step bound.
  *
  * A pass, per pool of interchangeable nodes (same capacity, GPU count, labels and taints: what the
  * filters and the fit see), over the nodes in use whose every task may move (consolidation's
@@ -19,7 +19,8 @@
  *    stay (greedy on the tasks a bin and a node share). A node no bin matched can be emptied; doing
  *    so moves its tasks to their bins' nodes, each of which gives up the tasks not in its bin (which
  *    go to theirs), and so on — the closure; nodes outside it keep all they hold. The unmatched
- *    nodes with the smallest closures are emptied, as many as the node budget allows;
+ *    nodes with the smallest closures are emptied, as many as the node budget allows and the moves
+ *    per node (`maxMovesPerNode`) keep: k nodes, at most k × that many moves;
  * 3. the check: the moved tasks, as they will wait — with the nodes the packing planned for them
  *    nominated when `nominate` (see `plugins/nomination`) — placed by the live placement on the
  *    nodes in use minus those emptied, their room as the moves leave it. The plan stands only when
@@ -27,6 +28,10 @@
  *
  * Among the windows whose check holds, the one that frees the most nodes (capped by the node
  * budget), then the fewest moves; the search stops growing windows once one frees the budget.
+ * When no window's plan holds (typically: its closure moves too many tasks), ejection chains, one
+ * node of a pool at a time, most free first, with the steps left (`ejectionChain`): the node's
+ * tasks moved to others, each making room by giving up one or two smaller tasks, which move on in
+ * turn; checked as a window's, the fewest moves kept.
  * Pure: snapshot, options and `now` in; the nodes to empty and the tasks to stop out.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
@@ -47,8 +52,12 @@ import {
 
 /** Settings of a re-pack pass: those of consolidation, and a budget of tasks. */
 export interface RepackOptions extends ConsolidationOptions {
-  /** Most tasks one pass moves (the task side of the disruption budget). @default 100 */
-  maxMovesPerPass?: number;
+  /**
+   * Most tasks one pass moves per node it empties (the task side of the disruption budget): a plan
+   * that empties k nodes (at most the node budget, `consolidationBudget`) moves at most k × this.
+   * With the default node budget (one node a pass) it is the most tasks a pass moves. @default 100
+   */
+  maxMovesPerNode?: number;
   /**
    * The moved tasks will wait with the nodes the re-pack planned for them nominated
    * (`PendingWork.nominated`, see `RepackMove.nominated`), and the check places them so. Without
@@ -63,8 +72,8 @@ export interface RepackMove extends ConsolidationMove {
   nominated?: string;
 }
 
-/** Most tasks one re-pack pass moves unless told (`RepackOptions.maxMovesPerPass`). */
-export const DEFAULT_MAX_MOVES_PER_PASS = 100;
+/** Most tasks one re-pack pass moves per node it empties unless told (`RepackOptions.maxMovesPerNode`). */
+export const DEFAULT_MAX_MOVES_PER_NODE = 100;
 
 /** What a re-pack pass decided. */
 export interface RepackPlan {
@@ -75,7 +84,7 @@ export interface RepackPlan {
   /** Nodes in use before, and after the moves as the check placed them. */
   nodesInUse: number;
   nodesInUseAfter: number;
-  /** Windows packed (each a placement of its tasks) and checks run. */
+  /** Windows packed (each a placement of its tasks) and ejection chains found, each checked once. */
   windows: number;
   /** Fit checks spent: a placement counted as each of its tasks against each node it is offered. */
   steps: number;
@@ -99,7 +108,7 @@ export function planRepack(
   o: RepackOptions = {},
 ): RepackPlan {
   const maxSteps = o.maxSteps ?? DEFAULT_CONSOLIDATION.maxSteps;
-  const maxMoves = o.maxMovesPerPass ?? DEFAULT_MAX_MOVES_PER_PASS;
+  const maxMoves = o.maxMovesPerNode ?? DEFAULT_MAX_MOVES_PER_NODE;
   const placer = o.placer ?? bestFitDecreasingPlacer(o.filters ?? DEFAULT_FILTERS);
   const hosts = new Map<string, Host>();
   for (const n of nodes) hosts.set(n.name, { node: n, tasks: [] });
@@ -122,25 +131,44 @@ export function planRepack(
   let best: (RepackPlan & { freed: number }) | undefined;
   let steps = 0;
   let windows = 0;
+  // The most nodes freed (within the budget), then the fewest moves.
+  const consider = (candidate: (RepackPlan & { freed: number }) | undefined) => {
+    if (candidate && (!best || candidate.freed > best.freed || (candidate.freed === best.freed && candidate.moves.length < best.moves.length)))
+      best = candidate;
+  };
   for (const pool of order) {
     for (let w = Math.min(2, pool.length); w <= pool.length; w = w === pool.length ? Infinity : Math.min(2 * w, pool.length)) {
       if (w < 2) break;
       const window = pool.slice(0, w);
       const tasks = window.flatMap((h) => h.tasks);
       // A window's packing and its check are counted before they run: the bound holds however large.
-      const cost = tasks.length * w + 2 * Math.min(tasks.length, maxMoves) * inUse.length;
+      const cost = tasks.length * w + 2 * Math.min(tasks.length, maxMoves * budget) * inUse.length;
       if (steps + cost > maxSteps) break;
       steps += cost;
       windows++;
-      const target = repackTarget(window, jobOf, placer, budget);
+      const target = repackTarget(window, jobOf, placer, budget, maxMoves);
       const candidate = target && checkCandidate(target, inUse, jobOf, placer, maxMoves, !!o.nominate);
       if (!candidate) continue;
-      // The most nodes freed (within the budget), then the fewest moves.
-      if (!best || candidate.freed > best.freed || (candidate.freed === best.freed && candidate.moves.length < best.moves.length)) best = candidate;
+      consider(candidate);
       // Larger windows move more tasks; once the budget of nodes is met by a window, stop growing.
       if (candidate.freed >= budget) break;
     }
     if (best && best.freed >= budget) break;
+  }
+  // No window frees a node: ejection chains, one node at a time, most free first, with the steps left.
+  for (const pool of best ? [] : order) {
+    for (const victim of pool) {
+      if (steps >= maxSteps) break;
+      const chain = ejectionChain(victim, pool, best ? best.moves.length - 1 : maxMoves, maxSteps - steps);
+      steps += chain.steps;
+      if (!chain.candidate) continue;
+      // Its check, counted before it runs, as a window's.
+      const check = 2 * chain.candidate.moving.length * inUse.length;
+      if (steps + check > maxSteps) break;
+      steps += check;
+      windows++;
+      consider(checkCandidate(chain.candidate, inUse, jobOf, placer, maxMoves, !!o.nominate));
+    }
   }
   if (!best) return { ...none, windows, steps };
   const { freed: _freed, ...plan } = best;
@@ -165,6 +193,7 @@ function repackTarget(
   jobOf: (jobId: string) => ConsolidationJob | undefined,
   placer: ConsolidationPlacer,
   budget: number,
+  maxMoves: number,
 ): Candidate | undefined {
   const tasks = window.flatMap((h) => h.tasks);
   const blank = window.map((h) => ({ ...h.node, used: {}, devices: {} }));
@@ -236,13 +265,101 @@ function repackTarget(
     }
     return { empty: [...empty], moving, targets };
   };
-  // The nodes no bin matched may be emptied: as many as the budget allows, those whose emptying
-  // moves the fewest tasks first (ties by name).
+  // The nodes no bin matched may be emptied, those whose emptying moves the fewest tasks first (ties
+  // by name): as many as the node budget allows whose closure keeps within the moves per node.
   const unmatched = window
     .filter((h) => !binOf.has(h.node.name))
     .map((h) => ({ h, cost: closure([h]).moving.length }))
     .sort((a, b) => a.cost - b.cost || (a.h.node.name < b.h.node.name ? -1 : 1));
-  return closure(unmatched.slice(0, budget).map((u) => u.h));
+  for (let k = Math.min(budget, unmatched.length); k > 1; k--) {
+    const c = closure(unmatched.slice(0, k).map((u) => u.h));
+    if (c.moving.length <= k * maxMoves) return c;
+  }
+  return closure(unmatched.slice(0, 1).map((u) => u.h));
+}
+
+/**
+ * An ejection chain that empties `victim` (one node, the fewest moves): its tasks, largest first
+ * (the sum of their shares of the capacity), each to the node of the pool that it leaves least
+ * free; a task that fits on none takes the node where giving up one or two of its tasks, each
+ * smaller than it, makes the room (fewest given up, then the least given up, then the least left
+ * free), and those join the queue. A task moves once, never back to the node it left, so the chain
+ * ends. Undefined when a task finds no room, the moves pass `maxMoves` or the fit checks
+ * `maxSteps`. The batch packing of a window finds better packings; this finds the cheap ones the
+ * windows' closures miss (a few tasks shifted down a chain of nodes).
+ */
+function ejectionChain(victim: Host, pool: readonly Host[], maxMoves: number, maxSteps: number): { candidate?: Candidate; steps: number } {
+  const cap = victim.node.capacity;
+  const keys = Object.keys(cap).filter((k) => cap[k] > 0);
+  const size = (r: ResourceVector) => keys.reduce((s, k) => s + (r[k] ?? 0) / cap[k], 0);
+  const fits = (r: ResourceVector, free: ResourceVector) => keys.every((k) => (r[k] ?? 0) <= (free[k] ?? 0));
+  const slack = (r: ResourceVector, free: ResourceVector) => keys.reduce((s, k) => s + ((free[k] ?? 0) - (r[k] ?? 0)) / cap[k], 0);
+  const order = (a: RunningTask, b: RunningTask) =>
+    size(b.resources) - size(a.resources) || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : a.index - b.index);
+  const others = pool.filter((h) => h !== victim);
+  const free = new Map(others.map((h) => [h.node.name, freeOf(h.node)]));
+  // What each node may give up: the tasks it held before the chain, smallest first.
+  const held = new Map(
+    others.map((h) => [
+      h.node.name,
+      [...h.tasks].sort((a, b) => size(a.resources) - size(b.resources) || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : a.index - b.index)),
+    ]),
+  );
+  const moving: RunningTask[] = [];
+  const targets = new Map<RunningTask, string>();
+  const queue = [...victim.tasks];
+  let steps = 0;
+  while (queue.length > 0) {
+    queue.sort(order);
+    const t = queue.shift()!;
+    moving.push(t);
+    if (moving.length > maxMoves) return { steps };
+    const own = size(t.resources);
+    let to: string | undefined;
+    let give: RunningTask[] = [];
+    let rank: number[] | undefined;
+    for (const h of others) {
+      const name = h.node.name;
+      if (name === t.node) continue;
+      const room = free.get(name)!;
+      const can = held.get(name)!.filter((x) => size(x.resources) < own);
+      // This node's fit checks, counted before they run: the node, then each set of tasks given up.
+      const cost = 1 + (can.length * (can.length + 1)) / 2;
+      if (steps + cost > maxSteps) return { steps };
+      steps += fits(t.resources, room) ? 1 : cost;
+      if (fits(t.resources, room)) {
+        const r = [0, 0, slack(t.resources, room)];
+        if (!rank || less(r, rank)) [rank, to, give] = [r, name, []];
+        continue;
+      }
+      for (let i = 0; i < can.length; i++)
+        for (let j = i; j < can.length; j++) {
+          const out = i === j ? [can[i]] : [can[i], can[j]];
+          const more = { ...room };
+          for (const x of out) for (const k of keys) more[k] = (more[k] ?? 0) + (x.resources[k] ?? 0);
+          if (!fits(t.resources, more)) continue;
+          const r = [out.length, out.reduce((s, x) => s + size(x.resources), 0), slack(t.resources, more)];
+          if (!rank || less(r, rank)) [rank, to, give] = [r, name, out];
+        }
+    }
+    if (!to) return { steps };
+    const room = free.get(to)!;
+    for (const x of give) for (const k of keys) room[k] = (room[k] ?? 0) + (x.resources[k] ?? 0);
+    for (const k of keys) room[k] = (room[k] ?? 0) - (t.resources[k] ?? 0);
+    held.set(
+      to,
+      held.get(to)!.filter((x) => !give.includes(x)),
+    );
+    queue.push(...give);
+    targets.set(t, to);
+  }
+  return { candidate: { empty: [victim], moving, targets }, steps };
+}
+
+/** Lexicographic order of two ranks of the same length. */
+function less(a: readonly number[], b: readonly number[]): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return a[i] < b[i];
+  return false;
 }
 
 /**
@@ -259,6 +376,8 @@ function checkCandidate(
   maxMoves: number,
   nominate: boolean,
 ): (RepackPlan & { freed: number }) | undefined {
+  // The moves per node emptied: k nodes, k × maxMoves.
+  maxMoves *= c.empty.length;
   if (c.moving.length > maxMoves) return undefined;
   const emptied = new Set(c.empty.map((h) => h.node.name));
   const targets = nominate ? c.targets : undefined;
