@@ -10,7 +10,9 @@
  */
 import {
   type JobRecord,
+  normalizeSubmit,
   parseSubmit,
+  type SubmitJobRequest,
   type TaskResult,
   STEP_LABEL,
   type StepCached,
@@ -209,7 +211,15 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         onEvent: (ev) => {
           const id = store.keys.workflowIdOf(ev.key);
           if (id === undefined) return;
-          if (ev.type === 'delete' || !ev.value) {
+          if (ev.type === 'delete') {
+            this.forgetWorkflow(id);
+            return;
+          }
+          // Most events are this controller's own writes, already in the cache: told apart by
+          // revision before the record (~5 KB at 20 steps) is decoded.
+          const known = this.workflows.get(id);
+          if (known && BigInt(known.modRevision) >= BigInt(ev.modRevision)) return;
+          if (!ev.value) {
             this.forgetWorkflow(id);
             return;
           }
@@ -253,7 +263,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
 
   private kick(id: string): void {
     this.dirty.add(id);
-    this.elected.wakeUp();
+    this.elected.wakeOne();
   }
 
   /**
@@ -618,7 +628,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     }
     if (body.items) delete body.tasks;
     try {
-      const { spec, queue } = parseSubmit(body);
+      // A step with no inputs and no items from another step is submitted as the workflow's submit
+      // validated it (readWorkflowBody: queue, labels and items as here), so only the schema is
+      // skipped (most of the time of a check); its bounds are checked again. Anything added here
+      // (inputs, items) is read against the whole schema.
+      const validated = !step.inputs?.length && !(step.map && 'fromStep' in step.map);
+      const { spec, queue } = validated ? normalizeSubmit(body as SubmitJobRequest) : parseSubmit(body);
       return {
         id: stepJobId(wf.id, i),
         tenant: wf.tenant,

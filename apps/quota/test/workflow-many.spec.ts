@@ -1,7 +1,7 @@
 /**
  * The workflow controller reconciles many workflows at once (`RECONCILE_CONCURRENCY` workers),
  * each at most once at a time: the workers must lose no step and submit none twice, and every idle
- * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`).
+ * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`; one worker per changed workflow, `wakeOne`).
  */
 import type { JobRecord, WorkflowRecord } from '@batchapi/api';
 import { submitWorkflow } from '@batchapi/store';
@@ -20,6 +20,22 @@ describe('ElectedLoop.pause', () => {
     // an hour each: only the wakeUp can end them before the test's timeout
     const pauses = [0, 1, 2].map((i) => loop.pause(3_600_000).then(() => ended.push(i)));
     await new Promise((r) => setImmediate(r));
+    loop.wakeUp();
+    await Promise.all(pauses);
+    expect(ended.sort()).toEqual([0, 1, 2]);
+  });
+
+  it('ends one pause per wakeOne, a different one each time, and none when none is under way', async () => {
+    const loop = new ElectedLoop({} as ServiceContext, { role: 'test', title: 'test', isLeader: {} as Gauge });
+    loop.wakeOne(); // nothing paused: a no-op
+    const ended: number[] = [];
+    const pauses = [0, 1, 2].map((i) => loop.pause(3_600_000).then(() => ended.push(i)));
+    await new Promise((r) => setImmediate(r));
+    // two in a row before either woken pause runs: two pauses end, not the same one twice
+    loop.wakeOne();
+    loop.wakeOne();
+    await new Promise((r) => setImmediate(r));
+    expect(ended.length).toBe(2);
     loop.wakeUp();
     await Promise.all(pauses);
     expect(ended.sort()).toEqual([0, 1, 2]);
