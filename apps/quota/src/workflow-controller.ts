@@ -61,8 +61,13 @@ export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
 /** A finished step job and its results (`WorkflowController.outputOf`), read at most once per reconcile. */
 type OutputOf = (jobId: string) => Promise<{ job: JobRecord; results: TaskResult[] } | undefined>;
 
-/** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
+/** How often the leader re-plans the workflows time can change (deadlines, cancels), in ms. */
 const TICK_MS = 1000;
+/**
+ * How often the tick re-plans every workflow, changed or not, in ms: a net under the changes that
+ * wake a workflow (its record, its step jobs' ends, a retry's timer), which are what plans depend on.
+ */
+const FULL_SWEEP_MS = 15_000;
 /**
  * Workflows the leader reconciles at once. A reconcile mostly waits on etcd (a create per step
  * to submit, then the record's CAS: a few ms each, hundreds on a loaded machine); one at a time,
@@ -100,6 +105,16 @@ export class StepApiUnknownError extends Error {
 const API_UNKNOWN_RETRY_MS = 1000;
 /** How long a looked-up admission URL is used before it is looked up again, in milliseconds. */
 const API_URL_TTL_MS = 30_000;
+
+/**
+ * Whether the tick re-plans `wf` at `now` (epoch ms) between full sweeps: a plan (`advance`) reads
+ * time only for the deadline, so only a workflow past its deadline — or with a cancel asked, whose
+ * cascade a failed cancel may have left unfinished — can plan something new without a change that
+ * wakes it. Pure.
+ */
+export function replannedByTick(wf: Pick<WorkflowRecord, 'deadlineAt' | 'cancelRequestedAt'>, now: number): boolean {
+  return (wf.deadlineAt !== undefined && now >= wf.deadlineAt) || wf.cancelRequestedAt !== undefined;
+}
 
 /**
  * The next workflow a free worker reconciles: the first changed one (`dirty`, in the order of their
@@ -274,6 +289,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private async reconcileWhileLeader(leader: Leadership): Promise<void> {
     // The tick is a wait (monotonic: a step of the wall clock must not skip or stall it); the first pass ticks at once.
     let lastTick = -Infinity;
+    let lastFullSweep = -Infinity;
     const held = new Set<string>();
     let deposed = false;
     // When the tick last found its previous re-plans all taken (monotonic ms): once they have waited a
@@ -288,7 +304,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         const mono = this.clock.monotonic();
         if (mono - lastTick >= TICK_MS) {
           lastTick = mono;
-          for (const id of this.workflows.keys()) if (!this.dirty.has(id)) this.swept.add(id);
+          // Every workflow at a term's first tick and every FULL_SWEEP_MS; in between only those time
+          // can change (with 1,000 runs, 1,000 re-plans a second that decided nothing).
+          const full = mono - lastFullSweep >= FULL_SWEEP_MS;
+          if (full) lastFullSweep = mono;
+          const now = this.clock.now();
+          for (const [id, kv] of this.workflows) if (!this.dirty.has(id) && (full || replannedByTick(kv.value, now))) this.swept.add(id);
         }
         const id = take();
         if (id === undefined) {

@@ -84,3 +84,30 @@ it('takes 100 workflows whose steps end together through to Succeeded, each step
   const metrics = await (await fetch(`${suite.quota.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_workflow_steps_submitted_total\{service="quota"\} 200\n/);
 }, 120_000);
+
+it('ends a workflow at its deadline with no change to wake it: the tick re-plans it, and a workflow without one is left alone', async () => {
+  await suite.quota?.close(); // the test before's (it resigns: this one leads at once)
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-deadline' },
+    cluster: DEFAULT_CLUSTER,
+  });
+  // 3 s from now: submitted, its first step running; then nothing changes but the time
+  const late: WorkflowRecord = { ...twoSteps('wf-deadline-late'), deadlineAt: Date.now() + 3000 };
+  await submitWorkflow(suite.store, late);
+  await submitWorkflow(suite.store, twoSteps('wf-deadline-none'));
+  const ended = await until(
+    () => suite.store.get<WorkflowRecord>(suite.store.keys.workflow(late.id)),
+    (kv) => kv?.value.phase === 'Failed',
+  );
+  expect(ended!.value.steps.map((s) => s.phase)).toEqual(['Cancelled', 'Cancelled']);
+  expect(ended!.value.finishedAt).toBeGreaterThanOrEqual(late.deadlineAt!);
+  // its running step's job was cancelled by the same re-plan
+  const job = await until(
+    () => suite.store.get<JobRecord>(suite.store.keys.job(stepJobId(late.id, 0))),
+    (kv) => kv?.value.cancelRequestedAt !== undefined,
+  );
+  expect(job!.value.cancelRequestedAt).toBeGreaterThanOrEqual(late.deadlineAt!);
+  const other = await suite.store.get<WorkflowRecord>(suite.store.keys.workflow('wf-deadline-none'));
+  expect(other!.value.phase).toBe('Running');
+  expect(other!.value.steps.map((s) => s.phase)).toEqual(['Running', 'Pending']);
+}, 60_000);
