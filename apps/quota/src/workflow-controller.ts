@@ -29,6 +29,7 @@ import {
   createStepJob,
   getJob,
   getWorkflow,
+  GroupCommit,
   type Informer,
   type Leadership,
   listMembers,
@@ -165,6 +166,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
    * change waits, so with 1,000 runs a step that just ended does not queue behind 1,000 re-plans.
    */
   private readonly swept = new Set<string>();
+  /**
+   * The reconciles' usual writes (step jobs and record, or the record alone), sent together while
+   * others are in flight: in the burst of 1,000 runs, several workflows' writes to a transaction.
+   */
+  private readonly commits: GroupCommit;
   private informers: Informer[] = [];
   private readonly elected: ElectedLoop;
   /** Stops hearing of step jobs' changes. */
@@ -190,6 +196,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() private readonly admitter?: Admitter,
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
+    this.commits = new GroupCommit(ctx.store);
     this.inputsTokenKey = ctx.credential.derive(INPUTS_TOKEN_KEY_PURPOSE);
     const registers = [ctx.registry];
     const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
@@ -427,6 +434,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         toCreate.map((c) => c.job),
         cur,
         next,
+        undefined,
+        this.commits.txn,
       );
       if (rev) {
         for (const c of toCreate) {
@@ -467,7 +476,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       if (jobId) await cancelJob(this.ctx.store, jobId, now, fence);
     }
     if (unchanged) return;
-    const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next);
+    const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next, this.commits.txn);
     if (!rev) {
       // The record changed (a cancel) or the fence is gone: re-read and decide again.
       if (!(await leader.verify())) return;
