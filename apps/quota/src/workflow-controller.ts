@@ -10,7 +10,9 @@
  */
 import {
   type JobRecord,
+  normalizeSubmit,
   parseSubmit,
+  type SubmitJobRequest,
   type TaskResult,
   STEP_LABEL,
   type StepCached,
@@ -27,6 +29,7 @@ import {
   createStepJob,
   getJob,
   getWorkflow,
+  GroupCommit,
   type Informer,
   type Leadership,
   listMembers,
@@ -59,8 +62,13 @@ export { STEP_LABEL, WORKFLOW_LABEL } from '@batchapi/api';
 /** A finished step job and its results (`WorkflowController.outputOf`), read at most once per reconcile. */
 type OutputOf = (jobId: string) => Promise<{ job: JobRecord; results: TaskResult[] } | undefined>;
 
-/** How often the leader re-plans every workflow even without a change (deadlines), in ms. */
+/** How often the leader re-plans the workflows time can change (deadlines, cancels), in ms. */
 const TICK_MS = 1000;
+/**
+ * How often the tick re-plans every workflow, changed or not, in ms: a net under the changes that
+ * wake a workflow (its record, its step jobs' ends, a retry's timer), which are what plans depend on.
+ */
+const FULL_SWEEP_MS = 15_000;
 /**
  * Workflows the leader reconciles at once. A reconcile mostly waits on etcd (a create per step
  * to submit, then the record's CAS: a few ms each, hundreds on a loaded machine); one at a time,
@@ -98,6 +106,16 @@ export class StepApiUnknownError extends Error {
 const API_UNKNOWN_RETRY_MS = 1000;
 /** How long a looked-up admission URL is used before it is looked up again, in milliseconds. */
 const API_URL_TTL_MS = 30_000;
+
+/**
+ * Whether the tick re-plans `wf` at `now` (epoch ms) between full sweeps: a plan (`advance`) reads
+ * time only for the deadline, so only a workflow past its deadline — or with a cancel asked, whose
+ * cascade a failed cancel may have left unfinished — can plan something new without a change that
+ * wakes it. Pure.
+ */
+export function replannedByTick(wf: Pick<WorkflowRecord, 'deadlineAt' | 'cancelRequestedAt'>, now: number): boolean {
+  return (wf.deadlineAt !== undefined && now >= wf.deadlineAt) || wf.cancelRequestedAt !== undefined;
+}
 
 /**
  * The next workflow a free worker reconciles: the first changed one (`dirty`, in the order of their
@@ -148,6 +166,11 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
    * change waits, so with 1,000 runs a step that just ended does not queue behind 1,000 re-plans.
    */
   private readonly swept = new Set<string>();
+  /**
+   * The reconciles' usual writes (step jobs and record, or the record alone), sent together while
+   * others are in flight: in the burst of 1,000 runs, several workflows' writes to a transaction.
+   */
+  private readonly commits: GroupCommit;
   private informers: Informer[] = [];
   private readonly elected: ElectedLoop;
   /** Stops hearing of step jobs' changes. */
@@ -173,6 +196,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() private readonly admitter?: Admitter,
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
+    this.commits = new GroupCommit(ctx.store);
     this.inputsTokenKey = ctx.credential.derive(INPUTS_TOKEN_KEY_PURPOSE);
     const registers = [ctx.registry];
     const isLeader = new Gauge({ name: 'batch_workflow_controller_is_leader', help: '1 while this replica holds the fenced workflows leader key', registers });
@@ -209,7 +233,15 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         onEvent: (ev) => {
           const id = store.keys.workflowIdOf(ev.key);
           if (id === undefined) return;
-          if (ev.type === 'delete' || !ev.value) {
+          if (ev.type === 'delete') {
+            this.forgetWorkflow(id);
+            return;
+          }
+          // Most events are this controller's own writes, already in the cache: told apart by
+          // revision before the record (~5 KB at 20 steps) is decoded.
+          const known = this.workflows.get(id);
+          if (known && BigInt(known.modRevision) >= BigInt(ev.modRevision)) return;
+          if (!ev.value) {
             this.forgetWorkflow(id);
             return;
           }
@@ -253,7 +285,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
 
   private kick(id: string): void {
     this.dirty.add(id);
-    this.elected.wakeUp();
+    this.elected.wakeOne();
   }
 
   /**
@@ -264,6 +296,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
   private async reconcileWhileLeader(leader: Leadership): Promise<void> {
     // The tick is a wait (monotonic: a step of the wall clock must not skip or stall it); the first pass ticks at once.
     let lastTick = -Infinity;
+    let lastFullSweep = -Infinity;
     const held = new Set<string>();
     let deposed = false;
     // When the tick last found its previous re-plans all taken (monotonic ms): once they have waited a
@@ -278,7 +311,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         const mono = this.clock.monotonic();
         if (mono - lastTick >= TICK_MS) {
           lastTick = mono;
-          for (const id of this.workflows.keys()) if (!this.dirty.has(id)) this.swept.add(id);
+          // Every workflow at a term's first tick and every FULL_SWEEP_MS; in between only those time
+          // can change (with 1,000 runs, 1,000 re-plans a second that decided nothing).
+          const full = mono - lastFullSweep >= FULL_SWEEP_MS;
+          if (full) lastFullSweep = mono;
+          const now = this.clock.now();
+          for (const [id, kv] of this.workflows) if (!this.dirty.has(id) && (full || replannedByTick(kv.value, now))) this.swept.add(id);
         }
         const id = take();
         if (id === undefined) {
@@ -396,6 +434,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         toCreate.map((c) => c.job),
         cur,
         next,
+        undefined,
+        this.commits.txn,
       );
       if (rev) {
         for (const c of toCreate) {
@@ -436,7 +476,7 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
       if (jobId) await cancelJob(this.ctx.store, jobId, now, fence);
     }
     if (unchanged) return;
-    const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next);
+    const rev = await putWorkflowFenced(this.ctx.store, fence, cur, next, this.commits.txn);
     if (!rev) {
       // The record changed (a cancel) or the fence is gone: re-read and decide again.
       if (!(await leader.verify())) return;
@@ -618,7 +658,12 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     }
     if (body.items) delete body.tasks;
     try {
-      const { spec, queue } = parseSubmit(body);
+      // A step with no inputs and no items from another step is submitted as the workflow's submit
+      // validated it (readWorkflowBody: queue, labels and items as here), so only the schema is
+      // skipped (most of the time of a check); its bounds are checked again. Anything added here
+      // (inputs, items) is read against the whole schema.
+      const validated = !step.inputs?.length && !(step.map && 'fromStep' in step.map);
+      const { spec, queue } = validated ? normalizeSubmit(body as SubmitJobRequest) : parseSubmit(body);
       return {
         id: stepJobId(wf.id, i),
         tenant: wf.tenant,

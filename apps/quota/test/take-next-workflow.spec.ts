@@ -1,5 +1,5 @@
 /** The order the controller's workers take workflows in (`takeNextWorkflow`): changes before the tick's re-plans unless those waited a tick, never one held. */
-import { takeNextWorkflow } from '../src/workflow-controller';
+import { replannedByTick, takeNextWorkflow } from '../src/workflow-controller';
 
 describe('takeNextWorkflow', () => {
   it.each([
@@ -25,5 +25,22 @@ describe('takeNextWorkflow', () => {
     // whatever was taken is held now; what is left in the sets is only what was held before
     for (const id of order) expect(h.has(id)).toBe(true);
     expect([...d, ...s].every((id) => held.includes(id))).toBe(true);
+  });
+});
+
+describe('replannedByTick', () => {
+  it.each([
+    // [the record's deadline and cancel, now (epoch ms), re-planned between full sweeps]
+    // no deadline, no cancel: only a change wakes it
+    { deadlineAt: undefined, cancelRequestedAt: undefined, now: 5000, replanned: false },
+    // its deadline 1 ms ahead: not yet
+    { deadlineAt: 5001, cancelRequestedAt: undefined, now: 5000, replanned: false },
+    // at its deadline (advance: now >= deadlineAt expires it)
+    { deadlineAt: 5000, cancelRequestedAt: undefined, now: 5000, replanned: true },
+    { deadlineAt: 4000, cancelRequestedAt: undefined, now: 5000, replanned: true },
+    // a cancel asked: its cascade goes on until the workflow ends
+    { deadlineAt: undefined, cancelRequestedAt: 4500, now: 5000, replanned: true },
+  ])('deadline $deadlineAt, cancel $cancelRequestedAt, now $now → $replanned', ({ deadlineAt, cancelRequestedAt, now, replanned }) => {
+    expect(replannedByTick({ deadlineAt, cancelRequestedAt }, now)).toBe(replanned);
   });
 });

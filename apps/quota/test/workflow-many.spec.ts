@@ -1,7 +1,7 @@
 /**
  * The workflow controller reconciles many workflows at once (`RECONCILE_CONCURRENCY` workers),
  * each at most once at a time: the workers must lose no step and submit none twice, and every idle
- * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`).
+ * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`; one worker per changed workflow, `wakeOne`).
  */
 import type { JobRecord, WorkflowRecord } from '@batchapi/api';
 import { submitWorkflow } from '@batchapi/store';
@@ -20,6 +20,22 @@ describe('ElectedLoop.pause', () => {
     // an hour each: only the wakeUp can end them before the test's timeout
     const pauses = [0, 1, 2].map((i) => loop.pause(3_600_000).then(() => ended.push(i)));
     await new Promise((r) => setImmediate(r));
+    loop.wakeUp();
+    await Promise.all(pauses);
+    expect(ended.sort()).toEqual([0, 1, 2]);
+  });
+
+  it('ends one pause per wakeOne, a different one each time, and none when none is under way', async () => {
+    const loop = new ElectedLoop({} as ServiceContext, { role: 'test', title: 'test', isLeader: {} as Gauge });
+    loop.wakeOne(); // nothing paused: a no-op
+    const ended: number[] = [];
+    const pauses = [0, 1, 2].map((i) => loop.pause(3_600_000).then(() => ended.push(i)));
+    await new Promise((r) => setImmediate(r));
+    // two in a row before either woken pause runs: two pauses end, not the same one twice
+    loop.wakeOne();
+    loop.wakeOne();
+    await new Promise((r) => setImmediate(r));
+    expect(ended.length).toBe(2);
     loop.wakeUp();
     await Promise.all(pauses);
     expect(ended.sort()).toEqual([0, 1, 2]);
@@ -68,3 +84,30 @@ it('takes 100 workflows whose steps end together through to Succeeded, each step
   const metrics = await (await fetch(`${suite.quota.url}/metrics`)).text();
   expect(metrics).toMatch(/batch_workflow_steps_submitted_total\{service="quota"\} 200\n/);
 }, 120_000);
+
+it('ends a workflow at its deadline with no change to wake it: the tick re-plans it, and a workflow without one is left alone', async () => {
+  await suite.quota?.close(); // the test before's (it resigns: this one leads at once)
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-deadline' },
+    cluster: DEFAULT_CLUSTER,
+  });
+  // 3 s from now: submitted, its first step running; then nothing changes but the time
+  const late: WorkflowRecord = { ...twoSteps('wf-deadline-late'), deadlineAt: Date.now() + 3000 };
+  await submitWorkflow(suite.store, late);
+  await submitWorkflow(suite.store, twoSteps('wf-deadline-none'));
+  const ended = await until(
+    () => suite.store.get<WorkflowRecord>(suite.store.keys.workflow(late.id)),
+    (kv) => kv?.value.phase === 'Failed',
+  );
+  expect(ended!.value.steps.map((s) => s.phase)).toEqual(['Cancelled', 'Cancelled']);
+  expect(ended!.value.finishedAt).toBeGreaterThanOrEqual(late.deadlineAt!);
+  // its running step's job was cancelled by the same re-plan
+  const job = await until(
+    () => suite.store.get<JobRecord>(suite.store.keys.job(stepJobId(late.id, 0))),
+    (kv) => kv?.value.cancelRequestedAt !== undefined,
+  );
+  expect(job!.value.cancelRequestedAt).toBeGreaterThanOrEqual(late.deadlineAt!);
+  const other = await suite.store.get<WorkflowRecord>(suite.store.keys.workflow('wf-deadline-none'));
+  expect(other!.value.phase).toBe('Running');
+  expect(other!.value.steps.map((s) => s.phase)).toEqual(['Running', 'Pending']);
+}, 60_000);

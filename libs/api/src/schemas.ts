@@ -259,7 +259,18 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
   }
-  const req = parseWith(SubmitJobSchema, body);
+  return normalizeSubmit(parseWith(SubmitJobSchema, body));
+}
+
+/**
+ * `parseSubmit` after its schema check: normalizes a body that already passed `SubmitJobSchema`
+ * (defaults filled in, resources parsed) and runs the checks across fields and of size (items
+ * against `tasks` and `MAX_ITEMS_BYTES`, `maxRunning` against a gang, `MAX_JOB_RECORD_BYTES`). For
+ * a body made only of parts validated before, e.g. a workflow step's job checked at the workflow's
+ * submit (`readWorkflowBody`) as the controller submits it: the schema is most of
+ * `parseSubmit`'s time (zod). Throws as `parseSubmit` does.
+ */
+export function normalizeSubmit(req: SubmitJobRequest): { spec: JobSpec; queue: string; tenant?: string } {
   if (req.items) {
     if (req.tasks !== undefined && req.tasks !== req.items.length) {
       throw new ApiError(ErrorCode.InvalidArgument, `items: has ${req.items.length} entries but tasks is ${req.tasks}; they must be equal (or omit tasks)`, {

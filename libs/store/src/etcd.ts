@@ -109,6 +109,34 @@ export interface WatchEvent<T> {
   createRevision?: string;
 }
 
+/**
+ * `ev` with its `value` the JSON of `raw`, decoded when a handler first reads it (then kept): a
+ * handler that needs only the key and revision — a process's own write coming back, a change it
+ * already holds — costs no decode. `value` is an ordinary enumerable property to every reader
+ * (spread, `JSON.stringify`); an empty `raw` (a delete's) is `undefined`. A value that is not JSON
+ * throws where it is read.
+ */
+export function withValueDecodedOnRead<T>(ev: Omit<WatchEvent<T>, 'value'>, raw: Buffer): WatchEvent<T> {
+  if (raw.length === 0) return { ...ev, value: undefined };
+  let decoded: T | undefined;
+  let pending: Buffer | undefined = raw;
+  return Object.defineProperty(ev as WatchEvent<T>, 'value', {
+    enumerable: true,
+    configurable: true,
+    get(): T | undefined {
+      if (pending) {
+        decoded = JSON.parse(pending.toString()) as T;
+        pending = undefined;
+      }
+      return decoded;
+    },
+    set(v: T | undefined) {
+      pending = undefined;
+      decoded = v;
+    },
+  });
+}
+
 /** Handlers of an informer. */
 export interface InformerHandlers<T> {
   /** The full listing at `revision`; called once, first. */
@@ -755,13 +783,9 @@ export class Informer {
       const type = String(ev.type).toLowerCase() === 'delete' ? 'delete' : 'put';
       if (type === 'delete') this.known.delete(key);
       else this.known.set(key, at);
-      this.handlers.onEvent({
-        type,
-        key,
-        value: kv.value.length ? JSON.parse(kv.value.toString()) : undefined,
-        modRevision: kv.mod_revision,
-        ...(type === 'put' ? { createRevision: kv.create_revision } : {}),
-      });
+      this.handlers.onEvent(
+        withValueDecodedOnRead({ type, key, modRevision: kv.mod_revision, ...(type === 'put' ? { createRevision: kv.create_revision } : {}) }, kv.value),
+      );
       if (at > last) last = at;
     }
     this.advance(last);

@@ -10,6 +10,7 @@ export {
   StoreUnavailableError,
 } from './errors';
 export * from './chunks';
+export * from './group-commit';
 export * from './leader';
 export * from './revisions';
 export * from './jobs';

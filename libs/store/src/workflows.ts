@@ -5,6 +5,7 @@
  */
 import { type JobRecord, TEMPLATE_LABEL, TERMINAL_WORKFLOW_PHASES, type WorkflowRecord } from '@batchapi/api';
 import { DEFAULT_TXN_LIMITS, type TxnLimits, txnSize, withinTxnLimits } from './chunks';
+import type { TxnSender } from './group-commit';
 import { type Compare, encodedPut, type EtcdStore, type Op, type Versioned } from './etcd';
 import { CasConflictError } from './errors';
 import { firstSubmitOf } from './idempotency';
@@ -90,9 +91,18 @@ export async function createStepJob(store: EtcdStore, fence: Compare, job: JobRe
   return fenceOk.succeeded ? 'exists' : 'fenced';
 }
 
-/** The controller's CAS of a workflow record, fenced by its leadership. False when either compare failed. */
-export async function putWorkflowFenced(store: EtcdStore, fence: Compare, cur: Versioned<WorkflowRecord>, next: WorkflowRecord): Promise<string | undefined> {
-  const res = await store.txn([fence, { key: cur.key, modRevision: cur.modRevision }], [{ put: cur.key, value: next }]);
+/**
+ * The controller's CAS of a workflow record, fenced by its leadership. Undefined when either compare failed.
+ * @param send - how the transaction is sent: a `GroupCommit`'s `txn` batches it with other reconciles' writes. @default store.txn
+ */
+export async function putWorkflowFenced(
+  store: EtcdStore,
+  fence: Compare,
+  cur: Versioned<WorkflowRecord>,
+  next: WorkflowRecord,
+  send: TxnSender = (c, o) => store.txn(c, o),
+): Promise<string | undefined> {
+  const res = await send([fence, { key: cur.key, modRevision: cur.modRevision }], [encodedPut(cur.key, next)]);
   return res.succeeded ? res.revision : undefined;
 }
 
@@ -114,6 +124,8 @@ export async function submitStepJobsFenced(
   next: WorkflowRecord,
   /** The transaction's limits. @default DEFAULT_TXN_LIMITS */
   limits: TxnLimits = DEFAULT_TXN_LIMITS,
+  /** How the transaction is sent: a `GroupCommit`'s `txn` batches it with other reconciles' writes. @default store.txn */
+  send: TxnSender = (c, o) => store.txn(c, o),
 ): Promise<string | undefined> {
   const compares: Compare[] = [fence, { key: cur.key, modRevision: cur.modRevision }];
   const ops: Op[] = [];
@@ -125,6 +137,6 @@ export async function submitStepJobsFenced(
   ops.push(encodedPut(cur.key, next));
   // sized and sent from the same JSON: each record serialized once
   if (!withinTxnLimits(txnSize(compares, ops), limits)) return undefined;
-  const res = await store.txn(compares, ops);
+  const res = await send(compares, ops);
   return res.succeeded ? res.revision : undefined;
 }
