@@ -16,6 +16,7 @@ import {
   type WorkflowTemplateRef,
   type WorkflowView,
   workflowView,
+  submitSchemaDigest,
 } from '@batchapi/api';
 import type { MirroredValue, StreamSnapshot } from './event-stream';
 import { HISTORY, SERVICE, type ServiceContext } from '@batchapi/runtime';
@@ -70,6 +71,7 @@ export class WorkflowsService {
       ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
       ...(run ? { template: run.template } : {}),
+      stepsValidatedBy: submitSchemaDigest(),
     };
     const res = await submitWorkflow(this.ctx.store, wf, key ? { key, requestHash: requestDigest(tenant, run ? run.request : body) } : undefined);
     return { view: workflowView(res.workflow), created: res.created };

@@ -22,6 +22,7 @@ import {
   TERMINAL_PHASES,
   TERMINAL_WORKFLOW_PHASES,
   type WorkflowRecord,
+  submitSchemaDigest,
 } from '@batchapi/api';
 import { CLOCK, type Clock, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
 import {
@@ -416,6 +417,8 @@ export class ScheduleController implements OnApplicationBootstrap, OnApplication
       ...(req.deadlineSeconds ? { deadlineAt: now + req.deadlineSeconds * 1000 } : {}),
       ...(req.maxRunning !== undefined ? { maxRunning: req.maxRunning } : {}),
       ...(traceparent ? { traceparent } : {}),
+      // read just now as a submit reads it
+      stepsValidatedBy: submitSchemaDigest(),
     };
   }
 }

@@ -21,6 +21,7 @@ import {
   WORKFLOW_LABEL,
   type WorkflowRecord,
   type WorkflowStep,
+  submitSchemaDigest,
 } from '@batchapi/api';
 import type { HistoryStore } from '@batchapi/history';
 import { CLOCK, type Clock, HISTORY, type MemberRecord, SERVICE, type ServiceContext, systemClock } from '@batchapi/runtime';
@@ -660,9 +661,10 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     try {
       // A step with no inputs and no items from another step is submitted as the workflow's submit
       // validated it (readWorkflowBody: queue, labels and items as here), so only the schema is
-      // skipped (most of the time of a check); its bounds are checked again. Anything added here
-      // (inputs, items) is read against the whole schema.
-      const validated = !step.inputs?.length && !(step.map && 'fromStep' in step.map);
+      // skipped (most of the time of a check); its bounds are checked again. Only when this code's
+      // schema did (`stepsValidatedBy`): a retry's or a schedule's steps, or a run made under
+      // another schema, are read against the whole schema, as is anything added here (inputs, items).
+      const validated = wf.stepsValidatedBy === submitSchemaDigest() && !step.inputs?.length && !(step.map && 'fromStep' in step.map);
       const { spec, queue } = validated ? normalizeSubmit(body as SubmitJobRequest) : parseSubmit(body);
       return {
         id: stepJobId(wf.id, i),

@@ -3,7 +3,7 @@
  * each at most once at a time: the workers must lose no step and submit none twice, and every idle
  * worker wakes at a change (`ElectedLoop.pause` / `wakeUp`; one worker per changed workflow, `wakeOne`).
  */
-import type { JobRecord, WorkflowRecord } from '@batchapi/api';
+import { type JobRecord, submitSchemaDigest, type WorkflowRecord } from '@batchapi/api';
 import { submitWorkflow } from '@batchapi/store';
 import { stepJobId } from '@batchapi/workflows';
 import { DEFAULT_CLUSTER, startQuota } from '../src';
@@ -110,4 +110,36 @@ it('ends a workflow at its deadline with no change to wake it: the tick re-plans
   const other = await suite.store.get<WorkflowRecord>(suite.store.keys.workflow('wf-deadline-none'));
   expect(other!.value.phase).toBe('Running');
   expect(other!.value.steps.map((s) => s.phase)).toEqual(['Running', 'Pending']);
+}, 60_000);
+
+it("reads a step's job against the whole schema unless this code's schema validated the run (a retry's or a schedule's copy, an older schema)", async () => {
+  await suite.quota?.close();
+  suite.quota = await startQuota({
+    config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-schema' },
+    cluster: DEFAULT_CLUSTER,
+  });
+  // a field the job schema refuses (it is strict): what a looser, older schema could have let into a saved schedule
+  const loose = { command: ['true'], resources: { cpu: '100m', memory: '16Mi' }, notAField: 1 };
+  const oneStep = (id: string, stepsValidatedBy?: string): WorkflowRecord => ({
+    ...runningWorkflow(id, [{ name: 'a', dependsOn: [], when: 'success', job: loose, criticalPath: 1, phase: 'Pending' }]),
+    ...(stepsValidatedBy ? { stepsValidatedBy } : {}),
+  });
+  await submitWorkflow(suite.store, oneStep('wf-schema-unmarked'));
+  await submitWorkflow(suite.store, oneStep('wf-schema-older', 'sha256:an-older-schema'));
+  for (const id of ['wf-schema-unmarked', 'wf-schema-older']) {
+    const wf = await until(
+      () => suite.store.get<WorkflowRecord>(suite.store.keys.workflow(id)),
+      (kv) => kv?.value.phase === 'Failed',
+    );
+    expect(wf!.value.steps.map((s) => s.phase)).toEqual(['Failed']);
+    expect(await suite.store.get<JobRecord>(suite.store.keys.job(stepJobId(id, 0)))).toBeUndefined();
+  }
+  // the gate's other side: marked by this code's schema (as a submit marks it), the step's job is not read against the schema
+  // again — this body would not pass it, and its job is created
+  await submitWorkflow(suite.store, oneStep('wf-schema-current', submitSchemaDigest()));
+  const job = await until(
+    () => suite.store.get<JobRecord>(suite.store.keys.job(stepJobId('wf-schema-current', 0))),
+    (kv) => kv !== undefined,
+  );
+  expect(job!.value.spec.command).toEqual(['true']);
 }, 60_000);

@@ -2,6 +2,7 @@
  * Request schemas (zod). The same schemas validate requests and generate the OpenAPI
  * document, so the two never disagree.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ApiError, ErrorCode } from './errors';
 import type { JobSpec } from './model';
@@ -260,6 +261,24 @@ export function parseSubmit(body: unknown): { spec: JobSpec; queue: string; tena
     throw new ApiError(ErrorCode.InvalidArgument, 'the body must be a JSON object', { field: '(body)' });
   }
   return normalizeSubmit(parseWith(SubmitJobSchema, body));
+}
+
+let submitSchemaDigestMemo: string | undefined;
+
+/**
+ * Identity of the job schema (`SubmitJobSchema`): a digest of it as JSON Schema, computed once per
+ * process. A workflow run made from a body this code validated records it
+ * (`WorkflowRecord.stepsValidatedBy`); the controller skips the schema for a step's job (and runs
+ * `normalizeSubmit` only) when the record's equals this one's — so a schedule saved, or a run
+ * retried, under an older and looser schema is read against the whole schema again. Checks the
+ * JSON Schema cannot show (refinements) are the cross-field and size checks `normalizeSubmit`
+ * runs anyway.
+ */
+export function submitSchemaDigest(): string {
+  submitSchemaDigestMemo ??= `sha256:${createHash('sha256')
+    .update(JSON.stringify(z.toJSONSchema(SubmitJobSchema, { io: 'input', unrepresentable: 'any' })))
+    .digest('hex')}`;
+  return submitSchemaDigestMemo;
 }
 
 /**

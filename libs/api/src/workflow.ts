@@ -181,6 +181,12 @@ export interface WorkflowRecord {
   retryOf?: string;
   /** The template (name, version, parameter values) this run was made from (`POST /v1/workflow-templates/{name}/runs`). @default none */
   template?: WorkflowTemplateRef;
+  /**
+   * `submitSchemaDigest()` of the code that validated every step's job as this run was made (a
+   * submit, a template's run). @default none: a retry's or a schedule's copy of steps validated
+   * earlier, read against the whole schema when submitted
+   */
+  stepsValidatedBy?: string;
 }
 
 /** A workflow as the API returns it (times in epoch milliseconds). */

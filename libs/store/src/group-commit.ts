@@ -9,7 +9,8 @@
  * Each write keeps the answer it would have had alone: its compares all hold and its ops landed
  * (`succeeded`, the revision), or one of its compares failed and nothing of it landed. A batch is
  * all or nothing, so when a batch's transaction fails a compare, nothing of it landed and each of
- * its writes is sent again alone to learn whose compare failed. An error (etcd unreachable, an
+ * its writes is sent again alone (one per transaction, ahead of the queue) to learn whose compare
+ * failed. An error (etcd unreachable, an
  * answer lost: `OutcomeUnknownError`) is every write's error, as it would have been for each alone.
  */
 import { addTxnSizes, DEFAULT_TXN_LIMITS, EMPTY_TXN_SIZE, type TxnLimits, txnSize, withinTxnLimits } from './chunks';
@@ -45,24 +46,34 @@ function compareId(c: Compare): string {
 
 /**
  * How many writes from the head of `queue` go in the next transaction: at least one, then as long
- * as the whole stays within `limits` (compares and ops counted as sent: each distinct compare once)
- * and no key is written twice (etcd refuses a transaction that puts a key twice). Pure.
+ * as the whole stays within `limits` (compares and ops counted as sent: each distinct compare once),
+ * no key is written twice (etcd refuses a transaction that puts a key twice), and no write's
+ * compares read a key another of the batch writes, or the other way round: in one transaction every
+ * compare is read before any op, so two writes that each compare what the other writes (A: "x
+ * absent → put y", B: "y absent → put x") would both land, where alone, one after the other, the
+ * second would fail. Disjoint keys make the batch the same as its writes sent one by one. A write
+ * to be sent `alone` (a failed batch's, see `GroupCommit`) goes by itself. Pure.
  */
-export function takeBatch(queue: readonly PendingWrite[], limits: TxnLimits = DEFAULT_TXN_LIMITS): number {
+export function takeBatch(queue: readonly (PendingWrite & { alone?: boolean })[], limits: TxnLimits = DEFAULT_TXN_LIMITS): number {
   const compares = new Set<string>();
-  const keys = new Set<string>();
+  const read = new Set<string>();
+  const written = new Set<string>();
   let total = EMPTY_TXN_SIZE;
   let n = 0;
   for (const w of queue) {
+    if (n > 0 && w.alone) break;
     const wKeys = keysOf(w);
-    if (n > 0 && wKeys.some((k) => keys.has(k))) break;
+    const wRead = w.compares.map((c) => c.key);
+    if (n > 0 && (wKeys.some((k) => written.has(k) || read.has(k)) || wRead.some((k) => written.has(k)))) break;
     const added = w.compares.filter((c) => !compares.has(compareId(c)));
     const size = addTxnSizes(total, txnSize(added, w.ops));
     if (n > 0 && !withinTxnLimits(size, limits)) break;
     total = size;
     for (const c of added) compares.add(compareId(c));
-    for (const k of wKeys) keys.add(k);
+    for (const k of wRead) read.add(k);
+    for (const k of wKeys) written.add(k);
     n++;
+    if (w.alone) break;
   }
   return n;
 }
@@ -75,6 +86,8 @@ export function mergeWrites(batch: readonly PendingWrite[]): PendingWrite {
 }
 
 interface Waiting extends PendingWrite {
+  /** Sent by itself: it was in a batch that failed a compare (see `send`). */
+  alone?: boolean;
   resolve: (a: TxnAnswer) => void;
   reject: (err: unknown) => void;
 }
@@ -136,8 +149,9 @@ export class GroupCommit {
       for (const w of batch) w.resolve(answer);
       return;
     }
-    // A compare failed and nothing landed: each write alone says whether it was one of its own.
-    await Promise.all(batch.map((w) => this.alone(w)));
+    // A compare failed and nothing landed: each write, sent alone, says whether it was one of its own.
+    // They go first, one per transaction, within the transactions in flight like any other.
+    this.queue.unshift(...batch.map((w) => ({ ...w, alone: true })));
   }
 
   private async alone(w: Waiting): Promise<void> {

@@ -5,7 +5,19 @@
  * lost fence refuses all; and the batching itself (`takeBatch`) keeps within the limits and never
  * writes one key twice in a transaction.
  */
-import { type Compare, DEFAULT_TXN_LIMITS, EtcdStore, GroupCommit, type LocalEtcd, type Op, type PendingWrite, startEtcd, takeBatch } from '@batchapi/store';
+import {
+  type Compare,
+  DEFAULT_TXN_LIMITS,
+  EtcdStore,
+  GroupCommit,
+  type LocalEtcd,
+  type Op,
+  OutcomeUnknownError,
+  type PendingWrite,
+  startEtcd,
+  takeBatch,
+} from '@batchapi/store';
+import { GRPCDeadlineExceededError } from 'etcd3';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
@@ -81,7 +93,7 @@ describe('takeBatch', () => {
     compares: [fence, ...keys.map((key) => ({ key, absent: true as const }))],
     ops: keys.map((k) => ({ put: k, value: 1, json: '1' })),
   });
-  it.each([
+  it.each<{ name: string; queue: Array<PendingWrite & { alone?: boolean }>; maxOps: number; n: number }>([
     // [the queue, limits, writes in the first transaction]
     { name: 'one write', queue: [write('a')], maxOps: 128, n: 1 },
     // 3 writes × 1 op = 3 ops; compares: the fence once + 3 = 4
@@ -94,28 +106,51 @@ describe('takeBatch', () => {
     { name: 'a key written twice', queue: [write('a'), write('a'), write('b')], maxOps: 128, n: 1 },
     // a first write over the limits by itself still goes (alone: its own answer, as without batching)
     { name: 'a first write over the limits', queue: [write('a', 'b', 'c'), write('d')], maxOps: 2, n: 1 },
+    // the second compares "x" (absent), which the first puts: merged, its compare would read "x" before the first's put
+    {
+      name: 'a write comparing a key an earlier one writes',
+      queue: [write('x'), { compares: [fence, { key: 'x', absent: true }], ops: [{ put: 'y', value: 1, json: '1' }] }],
+      maxOps: 128,
+      n: 1,
+    },
+    // the second puts "y", which the first compares: write skew (A: y absent → put x; B: x absent → put y) both landing
+    {
+      name: 'a write putting a key an earlier one compares',
+      queue: [{ compares: [fence, { key: 'y', absent: true }], ops: [{ put: 'x', value: 1, json: '1' }] }, write('y')],
+      maxOps: 128,
+      n: 1,
+    },
+    // a failed batch's write goes by itself, and ends the batch before it
+    { name: 'a write to be sent alone', queue: [write('a'), { ...write('b'), alone: true }], maxOps: 128, n: 1 },
+    { name: 'a write to be sent alone, first', queue: [{ ...write('a'), alone: true }, write('b')], maxOps: 128, n: 1 },
   ])('$name → $n', ({ queue, maxOps, n }) => {
     expect(takeBatch(queue, { ...DEFAULT_TXN_LIMITS, maxOps })).toBe(n);
   });
 });
 
-it("hands a batch's error (etcd unreachable, an answer lost) to every write of it, as each alone would have had it", async () => {
-  // the transaction's sender alone is replaced: whether a batch's error reaches each of its writes is the batcher's own logic
-  const lost = new Error('outcome unknown');
-  let calls = 0;
-  const commits = new GroupCommit(
-    {
-      txn: async () => {
-        calls++;
-        if (calls === 1) return { succeeded: true, revision: '10' };
-        throw lost;
-      },
-    },
-    { maxInFlight: 1 },
-  );
-  const fence: Compare = { key: 'leaders/x', createRevision: '5' };
-  const results = await Promise.allSettled(['a', 'b', 'c'].map((k) => commits.txn(...create(fence, k, 1))));
-  expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
-  expect(results.slice(1).map((r) => (r as PromiseRejectedResult).reason)).toEqual([lost, lost]);
-  expect(calls).toBe(2); // the two after the first went as one, and were not sent again
+it("hands a batch's error (an answer lost) to every write of it, as each alone would have had it: OutcomeUnknownError, to be resolved by reading", async () => {
+  // The merged transaction is sent and lands; its answer is lost on the way back (the store's test seam).
+  let lostAnswers = 0;
+  const lossy = new EtcdStore({ endpoints: etcd.endpoints, prefix: '/gc/' });
+  lossy.seam = async (call, send) => {
+    const out = await send();
+    if (call.op === 'txn' && (call.ops?.length ?? 0) > 1) {
+      lostAnswers++;
+      throw new GRPCDeadlineExceededError('deadline exceeded (answer lost after commit, test seam)');
+    }
+    return out;
+  };
+  try {
+    const fence = await fenceOf('lost');
+    const commits = new GroupCommit(lossy, { maxInFlight: 1 });
+    const results = await Promise.allSettled(['a', 'b', 'c'].map((k) => commits.txn(...create(fence, `lost/${k}`, 1))));
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected']);
+    for (const r of results.slice(1)) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(OutcomeUnknownError);
+    // the two after the first went as one transaction, sent once and not again; it did land: the outcome was unknown, not a failure
+    expect(lostAnswers).toBe(1);
+    expect(commits.sent).toEqual({ transactions: 2, writes: 3 });
+    for (const k of ['b', 'c']) expect((await store.get<unknown>(`lost/${k}`))?.value).toBe(1);
+  } finally {
+    await lossy.close();
+  }
 });
