@@ -49,42 +49,87 @@ async function etcdFollowers(c: FaultCluster): Promise<number[]> {
 }
 
 /**
- * Restarts every service whose process ends, as a service manager would (again if a restarted
- * one ends too), for `ms` and then until every service runs and no restart is under way — at
- * most `capMs`. Each restart runs on its own: one slow to become ready (an executor took 5.5 s)
- * must not hold back the others (the schedulers of a scenario that revoked every lease stayed
- * down for its whole settle time when restarts ran one by one within a 6 s watch). A restarted
- * process may fence itself again (a fresh 2 s lease not renewed while four processes start on
- * two cores): it is restarted again, not reported.
+ * A service manager over the fault cluster: every service whose process ends is restarted, on its
+ * own (one slow to become ready — an executor took 5.5 s — must not hold back the others: the
+ * schedulers of a scenario that revoked every lease stayed down for its whole settle time when
+ * restarts ran one by one within a 6 s watch), and again if it ends again (a fresh 2 s lease can
+ * lapse while four processes start on two cores), until `stop` — at most `capMs`, so a scenario
+ * that throws before stopping it leaves nothing running on.
  */
-async function superviseFor(c: FaultCluster, ms: number, capMs = 60_000): Promise<void> {
-  const start = Date.now();
-  const restarting = new Map<string, Promise<void>>();
-  const ended = (name: string) => {
-    const p = c.services.get(name)?.proc;
+class Supervisor {
+  private stopped = false;
+  private readonly restarting = new Map<string, Promise<void>>();
+  private readonly started = Date.now();
+  private readonly loop: Promise<void>;
+
+  constructor(
+    private readonly c: FaultCluster,
+    private readonly capMs = 150_000,
+  ) {
+    this.loop = this.run();
+  }
+
+  private ended(name: string): boolean {
+    const p = this.c.services.get(name)?.proc;
     return !!p && (p.exitCode !== null || p.signalCode !== null);
-  };
-  for (;;) {
-    for (const name of c.services.keys()) {
-      if (restarting.has(name) || !ended(name)) continue;
-      restarting.set(
-        name,
-        c
+  }
+
+  private async run(): Promise<void> {
+    while (!this.stopped && Date.now() - this.started < this.capMs) {
+      for (const name of this.c.services.keys()) {
+        if (this.restarting.has(name) || !this.ended(name)) continue;
+        const restart = this.c
           .restart(name)
           .catch(() => undefined) // it ended again before it was ready: the next round restarts it
-          .finally(() => restarting.delete(name)),
-      );
+          .finally(() => this.restarting.delete(name));
+        this.restarting.set(name, restart);
+      }
+      await sleep(200);
     }
-    const settled = restarting.size === 0 && ![...c.services.keys()].some(ended);
-    if (Date.now() - start >= ms && settled) return;
-    if (Date.now() - start >= capMs) {
-      await Promise.all(restarting.values());
-      const down = [...c.services.keys()].filter(ended);
-      if (down.length) throw new Error(`still not running after ${capMs} ms of restarts: ${down.join(', ')}`);
-      return;
-    }
-    await sleep(200);
+    await Promise.all(this.restarting.values());
   }
+
+  /** Resolves once `ms` have passed since it started and every service runs, no restart under way; throws past `withinMs`. */
+  async settled(ms: number, withinMs = 60_000): Promise<void> {
+    for (;;) {
+      const elapsed = Date.now() - this.started;
+      const settled = this.restarting.size === 0 && ![...this.c.services.keys()].some((n) => this.ended(n));
+      if (elapsed >= ms && settled) return;
+      if (elapsed >= withinMs)
+        throw new Error(`still not running after ${withinMs} ms of restarts: ${[...this.c.services.keys()].filter((n) => this.ended(n)).join(', ')}`);
+      await sleep(200);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
+/**
+ * A scenario whose fault makes services exit (their leases lost) with a service manager restarting
+ * them from the fault until its `after` check is done: `fault` runs, then waits until every service
+ * runs again (at least `(2 × TTL + 2)` s: a process gives its lease up once a majority of members
+ * says it is gone and its fence has ended, at most one TTL after its last renewal, then exits).
+ */
+function supervised(s: Omit<Scenario, 'after'> & { after?: Scenario['after'] }): Scenario {
+  let supervisor: Supervisor | undefined;
+  return {
+    ...s,
+    async fault(c) {
+      await s.fault(c);
+      supervisor = new Supervisor(c);
+      await supervisor.settled((2 * TTL + 2) * 1000);
+    },
+    async after(c) {
+      try {
+        return await s.after?.(c);
+      } finally {
+        await supervisor?.stop();
+      }
+    },
+  };
 }
 
 /** Kills service `name` with -9, waits `downMs`, and starts it again. */
@@ -373,18 +418,15 @@ export function nodeLostHoldingLock(): Scenario {
  * executors' tasks are killed and handed back (NodeLost) and run again.
  */
 export function everyLeaseRevoked(): Scenario {
-  return {
+  return supervised({
     name: 'every lease revoked at once under load (a resumed etcd leader, etcd#15247)',
     async fault(c) {
       const { leases } = await c.store.client.leaseClient.leaseLeases({});
       await Promise.all(leases.map((l) => c.store.client.leaseClient.leaseRevoke({ ID: l.ID }).catch(() => undefined)));
-      // A process gives its lease up once a majority of members says it is gone and its fence has ended (at most one
-      // TTL after its last renewal), then exits: supervise as a service manager would, past twice the TTL.
-      await superviseFor(c, (2 * TTL + 2) * 1000);
     },
     opts: { loadMs: 10_000, settleMs: 90_000 },
     after: (c) => c.workflowCompletes(),
-  };
+  });
 }
 
 export const SCENARIOS: Scenario[] = [
@@ -428,18 +470,17 @@ export const SCENARIOS: Scenario[] = [
       await etcdDown(c, [await c.etcdLeader()], 2000);
     },
   },
-  {
+  // services that lost their leases meanwhile fence themselves and exit: the supervisor restarts them
+  supervised({
     name: 'etcd quorum loss: 2 of 3 killed for 4 s',
     async fault(c) {
       await etcdDown(c, await etcdFollowers(c), 4000);
-      // services that lost their leases meanwhile fenced themselves and exit: the supervisor (here, this) restarts them
-      await superviseFor(c, (2 * TTL + 2) * 1000);
     },
     opts: { loadMs: 10_000, settleMs: 90_000 },
     expect: (r) => ((r.statuses['503'] ?? 0) + (r.statuses.network ?? 0) > 0 ? undefined : 'no submit saw 503 while etcd had no quorum'),
     // Every quota replica lost its lease: its elected roles must campaign again on the new one.
     after: (c) => c.workflowCompletes(),
-  },
+  }),
   {
     name: 'etcd member restart with its data (SIGTERM)',
     async fault(c) {
