@@ -7,7 +7,7 @@ import { quotaConfigFromEnv } from './config';
 import { RETENTION_TUNING, RetentionService, type RetentionTuning } from './retention.service';
 import { ARCHIVE_TUNING, ArchiverService, type ArchiveTuning } from './archiver.service';
 import { HistoryStore, migrate } from '@batchapi/history';
-import { STEP_API_URL, STEP_CACHE_TUNING, type StepCacheTuning, WorkflowController } from './workflow-controller';
+import { STEP_API_URL, STEP_CACHE_TUNING, type StepCacheTuning, WORKFLOW_FULL_SWEEP_MS, WorkflowController } from './workflow-controller';
 import { SCHEDULE_TUNING, ScheduleController, type ScheduleTuning } from './schedule-controller';
 import { FinishedJobs } from './finished-jobs';
 import { StepJobs } from './step-jobs';
@@ -32,6 +32,8 @@ export interface QuotaOptions {
   stepCache?: Partial<StepCacheTuning>;
   /** The API address steps that read other steps' outputs get as `BATCH_API`. @default `BATCH_STEP_API_URL`, else a live admission replica's member record URL */
   stepApiUrl?: string;
+  /** How often the workflow controller re-plans every workflow, changed or not, in milliseconds (tests lengthen it). @default 15000 */
+  workflowFullSweepMs?: number;
 }
 
 export async function startQuota(opts: QuotaOptions = {}): Promise<RunningService> {
@@ -60,6 +62,7 @@ export async function startQuota(opts: QuotaOptions = {}): Promise<RunningServic
       WorkflowController,
       { provide: STEP_CACHE_TUNING, useValue: { ...env.stepCache, ...opts.stepCache } },
       { provide: STEP_API_URL, useValue: opts.stepApiUrl ?? env.stepApiUrl },
+      ...(opts.workflowFullSweepMs !== undefined ? [{ provide: WORKFLOW_FULL_SWEEP_MS, useValue: opts.workflowFullSweepMs }] : []),
       ScheduleController,
       { provide: SCHEDULE_TUNING, useValue: opts.schedules ?? {} },
       RetentionService,

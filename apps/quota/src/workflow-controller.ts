@@ -68,8 +68,11 @@ const TICK_MS = 1000;
 /**
  * How often the tick re-plans every workflow, changed or not, in ms: a net under the changes that
  * wake a workflow (its record, its step jobs' ends, a retry's timer), which are what plans depend on.
+ * Tests set another (`WORKFLOW_FULL_SWEEP_MS`).
  */
-const FULL_SWEEP_MS = 15_000;
+export const DEFAULT_FULL_SWEEP_MS = 15_000;
+/** Injection token of the full sweep's period (`DEFAULT_FULL_SWEEP_MS`), in milliseconds. */
+export const WORKFLOW_FULL_SWEEP_MS = Symbol('WorkflowFullSweepMs');
 /**
  * Workflows the leader reconciles at once. A reconcile mostly waits on etcd (a create per step
  * to submit, then the record's CAS: a few ms each, hundreds on a loaded machine); one at a time,
@@ -195,6 +198,8 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
     @Optional() private readonly stepJobs: StepJobs = new StepJobs(),
     /** Decides each step job as it is created (`Admitter.admitAtCreate`). @default none: step jobs are created `Submitted` and wait for the admitter's pass */
     @Optional() private readonly admitter?: Admitter,
+    /** How often the tick re-plans every workflow, in milliseconds. @default DEFAULT_FULL_SWEEP_MS (15,000) */
+    @Optional() @Inject(WORKFLOW_FULL_SWEEP_MS) private readonly fullSweepMs: number = DEFAULT_FULL_SWEEP_MS,
   ) {
     this.cacheTuning = { ...DEFAULT_STEP_CACHE, ...cacheTuning };
     this.commits = new GroupCommit(ctx.store);
@@ -312,9 +317,9 @@ export class WorkflowController implements OnApplicationBootstrap, OnApplication
         const mono = this.clock.monotonic();
         if (mono - lastTick >= TICK_MS) {
           lastTick = mono;
-          // Every workflow at a term's first tick and every FULL_SWEEP_MS; in between only those time
+          // Every workflow at a term's first tick and every `fullSweepMs`; in between only those time
           // can change (with 1,000 runs, 1,000 re-plans a second that decided nothing).
-          const full = mono - lastFullSweep >= FULL_SWEEP_MS;
+          const full = mono - lastFullSweep >= this.fullSweepMs;
           if (full) lastFullSweep = mono;
           const now = this.clock.now();
           for (const [id, kv] of this.workflows) if (!this.dirty.has(id) && (full || replannedByTick(kv.value, now))) this.swept.add(id);

@@ -90,6 +90,8 @@ it('ends a workflow at its deadline with no change to wake it: the tick re-plans
   suite.quota = await startQuota({
     config: { etcdEndpoints: suite.etcd.endpoints, logLevel: 'error', instanceId: 'quota-deadline' },
     cluster: DEFAULT_CLUSTER,
+    // no full sweep within the test (only the term's first, before the deadline): the 1 s tick alone must end it
+    workflowFullSweepMs: 3_600_000,
   });
   // 3 s from now: submitted, its first step running; then nothing changes but the time
   const late: WorkflowRecord = { ...twoSteps('wf-deadline-late'), deadlineAt: Date.now() + 3000 };

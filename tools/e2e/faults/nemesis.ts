@@ -346,12 +346,18 @@ class Nemesis {
 
   /**
    * The etcd member a pause may stop: `i`, unless `i` is the raft leader now — then the next
-   * member, a follower (noted). A resumed raft leader may revoke the leases it saw expire while it
-   * was stopped (etcd-io/etcd#15247; narrowed in 3.5.11 but not closed, 1 pause in 15 here:
-   * libs/store/test/lease-member-faults.spec.ts), which revokes every service's lease at once.
+   * member, a follower — or no member says which leads (an election under way, another fault):
+   * then none (undefined; the pause is skipped, its time waited out). Both noted. A resumed raft
+   * leader may revoke the leases it saw expire while it was stopped (etcd-io/etcd#15247; narrowed
+   * in 3.5.11 but not closed, 1 pause in 15 here: libs/store/test/lease-member-faults.spec.ts),
+   * which revokes every service's lease at once.
    */
-  private async pausable(i: number): Promise<number> {
+  private async pausable(i: number): Promise<number | undefined> {
     const leader = await this.c.etcdLeader().catch(() => undefined);
+    if (leader === undefined) {
+      this.note(`  no etcd member says it leads: member ${i} is not paused (a resumed leader may revoke live leases, etcd#15247)`);
+      return undefined;
+    }
     if (leader !== i) return i;
     const follower = (i + 1) % 3;
     this.note(`  etcd member ${i} leads; a resumed leader may revoke live leases (etcd#15247): member ${follower} instead`);
@@ -408,12 +414,15 @@ class Nemesis {
         await sleep(p.ms);
         return c.etcd.restart(i);
       }
-      case 'etcd-pause':
-        return etcdStop(await this.pausable(Number(p.target)), p.ms);
+      case 'etcd-pause': {
+        const i = await this.pausable(Number(p.target));
+        return i === undefined ? sleep(p.ms) : etcdStop(i, p.ms);
+      }
       case 'etcd-slow-disk': {
         // Many short stops: its raft messages and fsyncs stall the way a slow disk stalls them.
         const i = await this.pausable(Number(p.target));
         const until = Date.now() + p.ms;
+        if (i === undefined) return sleep(p.ms);
         while (Date.now() < until) {
           await etcdStop(i, 20 + Math.random() * 130);
           await sleep(10 + Math.random() * 40);
