@@ -220,6 +220,15 @@ interface Job extends PendingWork {
 }
 
 /** Runs the simulation to the end of the workload. */
+/**
+ * A simulated time (seconds, floating) as the whole epoch milliseconds every pass reads: one
+ * rounding for "now" and for bind times alike, so a pass exactly `consolidateAfter` or `protect`
+ * after a bind sees it as that old (300 s × 1000 in floating point can read 299,999.99… ms).
+ */
+function msAt(seconds: number): number {
+  return Math.round(seconds * 1000);
+}
+
 export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Submission[], opts: SimulationOptions = {}): SimulationResult {
   const clock = opts.clock ?? (() => performance.now());
   const started = clock();
@@ -415,7 +424,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const afterS = c.consolidateAfterSeconds ?? DEFAULT_CONSOLIDATION.consolidateAfterMs / 1000;
     const protectS = c.protectSeconds ?? DEFAULT_CONSOLIDATION.protectMs / 1000;
     // Moves count toward the repeat limit, as the live leader counts them.
-    const nowMs = Math.round(t * 1000);
+    const nowMs = msAt(t);
     const repeat = repeatExempt(jobStops, nowMs, c.repeat ?? DEFAULT_REPEAT_LIMIT);
     jobStops = repeat.recent;
     const jobs = new Map<string, ConsolidationJob>();
@@ -542,12 +551,12 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   /** The backfill input of a cycle at `t` (seconds): every live group's expected end (its timeout, else the estimate; never before now). */
   function backfillAt(t: number, b: SimBackfill): BackfillInput {
     const estimate = b.runtimeSeconds ?? DEFAULT_RUNTIME_ESTIMATE_SECONDS;
-    const now = t * 1000;
+    const now = msAt(t);
     const releases: Release[] = [];
     for (const r of live.values()) {
       const count = r.count - r.stopped.size;
       if (count > 0)
-        releases.push({ node: r.node.name, at: expectedEnd(r.boundAt * 1000, r.job?.timeoutSeconds, estimate, now), resources: r.resources, count });
+        releases.push({ node: r.node.name, at: expectedEnd(msAt(r.boundAt), r.job?.timeoutSeconds, estimate, now), resources: r.resources, count });
     }
     return { now, releases, maxReservations: b.maxReservations ?? 1, runtimeSeconds: () => estimate };
   }
@@ -562,7 +571,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     aged: readonly PendingWork[],
   ): boolean {
     const p = pre!;
-    const nowMs = t * 1000;
+    const nowMs = msAt(t);
     const b = preemptionBudget(stoppedAt, nowMs, p.perQueuePerMinute ?? 100);
     stoppedAt = b.recent;
     const r = p.repeat ? repeatExempt(jobStops, nowMs, p.repeat) : undefined;
@@ -615,7 +624,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
           resources: r.resources,
           devices: r.devices[i] ?? [],
           // Whole milliseconds, as the passes' now: a pass exactly consolidateAfter after a bind must see it as old enough (in floating seconds × 1000 it is 299999.99…).
-          boundAt: Math.round(r.boundAt * 1000),
+          boundAt: msAt(r.boundAt),
           stopping: false,
         });
       }
