@@ -7,7 +7,10 @@
  * the other nodes; the cordon keeps them off the emptied node. With re-pack on
  * (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`), a pass that empties no node re-packs (`planRepack`):
  * its emptied nodes are cordoned the same way, its other moves asked to stop, and the moved tasks'
- * planned nodes are nominated for the next cycles. Every write is fenced.
+ * planned nodes are nominated for the next cycles. With defragmentation on
+ * (`BATCH_DEFRAGMENT_MAX_MOVES`), a pass also serves waiting work that fits no node
+ * (`planDefragment`): the few tasks whose leaving gives one node the room are asked to stop, their
+ * destinations and the freed node (for the waiting job) nominated. Every write is fenced.
  */
 import type { Cordon, JobRecord } from '@batchapi/api';
 import {
@@ -19,7 +22,9 @@ import {
   type NodeSnapshot,
   type PendingWork,
   placeTasks,
+  type DefragmentTarget,
   planConsolidation,
+  planDefragment,
   planRepack,
   type RepackMove,
   type ScheduleOptions,
@@ -45,6 +50,8 @@ export interface ConsolidationTuning {
   liftAfterMs: number;
   /** Re-pack when a pass empties no node: most tasks one re-pack pass stops per node it empties; 0 = off (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 0 */
   repackMaxMoves?: number;
+  /** Defragmentation for waiting work: most tasks one pass stops to give a waiting job that fits no node the room on one; 0 = off (`BATCH_DEFRAGMENT_MAX_MOVES`). @default 0 */
+  defragmentMaxMoves?: number;
 }
 
 /** Consolidation off (the default): only cordons a previous leader set are lifted. */
@@ -183,6 +190,65 @@ export async function consolidateNodes(
   // would then stop a task no plan checked): wait until the caches hold them.
   if (last !== undefined) await cache.catchUpTo(last, () => leadership.held(), 100);
   return { cordoned, repacked, complete };
+}
+
+/** What a defragmentation pass did. */
+export interface DefragmentOutcome {
+  /** Waiting jobs served: the node freed for each and the tasks asked to stop. */
+  targets: DefragmentTarget[];
+  /** Every stop the pass asked for landed: only then are its nodes nominated (the room depends on all of them). */
+  complete: boolean;
+}
+
+/**
+ * One defragmentation pass at `now`, when on (`defragmentMaxMoves` > 0): for the first waiting job
+ * (queue order) that fits no node but would fit one if a few of its tasks moved, those tasks are
+ * asked to stop (fenced, as re-pack's moves). The caller nominates each moved task's destination and
+ * the freed node for the job (`defragmentNominations`). Protection as preemption's.
+ */
+export async function defragmentNodes(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  tuning: ConsolidationTuning,
+  protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
+  policy: SnapshotPolicy,
+): Promise<DefragmentOutcome> {
+  const none: DefragmentOutcome = { targets: [], complete: true };
+  if ((tuning.defragmentMaxMoves ?? 0) <= 0) return none;
+  const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
+  if (s.work.length === 0) return none;
+  const jobs = new Map<string, JobRecord>();
+  for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
+  const profile = cycleProfile(s);
+  const plan = planDefragment(s.nodes, s.running(), s.work, (id) => consolidationJobOf(jobs.get(id)), now, {
+    protectMs: protection.protectMs,
+    ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
+    ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
+    maxMoves: tuning.defragmentMaxMoves,
+    // The check is the cycle's own placement, the moved tasks and the job nominated as they will wait.
+    placer: (work: PendingWork[], nodes: NodeSnapshot[]) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
+  });
+  if (plan.moves.length === 0) return none;
+  const groups = new Set(plan.moves.map((m) => `${m.task.node}/${m.task.jobId}/${m.task.groupStart}/${m.task.attempt}`)).size;
+  const asked = await requestPreemption(
+    store,
+    leadership.fence(),
+    plan.moves.map((m) => ({ node: m.task.node, jobId: m.task.jobId, start: m.task.groupStart, attempt: m.task.attempt, index: m.task.index })),
+    now,
+  );
+  if (asked === 0) return { targets: [], complete: false };
+  // The next cycle must see the stops (their tasks stopping), or a pass could choose them again.
+  await cache.catchUpTo(BigInt(store.lastCommittedRevision), () => leadership.held(), 100);
+  return { targets: plan.targets, complete: asked === groups };
+}
+
+/** The nodes to nominate per job for a defragmentation: each moved task's destination, and the freed node for its waiting job. */
+export function defragmentNominations(targets: readonly DefragmentTarget[]): Map<string, string[]> {
+  const out = nominationsOf(targets.flatMap((t) => t.moves));
+  for (const t of targets) out.set(t.jobId, [...(out.get(t.jobId) ?? []), t.node]);
+  return out;
 }
 
 /** The nodes to nominate per job for a pass's moves: a re-pack's planned nodes (consolidation's own moves nominate none). */

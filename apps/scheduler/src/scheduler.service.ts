@@ -53,7 +53,15 @@ import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, type SnapshotPolicy, takeSnapshot } from './cycle';
-import { CONSOLIDATION_OFF, consolidateNodes, type ConsolidationTuning, liftConsolidationCordons, nominationsOf } from './consolidation';
+import {
+  CONSOLIDATION_OFF,
+  consolidateNodes,
+  type ConsolidationTuning,
+  defragmentNodes,
+  defragmentNominations,
+  liftConsolidationCordons,
+  nominationsOf,
+} from './consolidation';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -245,7 +253,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       }),
       stops: new Counter({
         name: Metric.schedulerStops,
-        help: 'Running tasks asked to stop, by their queue and reason (preempt, reclaim; consolidation: the tasks of a node cordoned to be emptied)',
+        help: 'Running tasks asked to stop, by their queue and reason (preempt, reclaim; consolidation: the tasks of a node cordoned to be emptied; defragment: tasks moved to give a waiting job a node)',
         labelNames: ['queue', 'reason'],
         registers,
       }),
@@ -701,11 +709,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.m.consolidation.inc({ reason: l.reason });
       this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
     }
-    if (c.maxNodesPerPass <= 0 || now - this.lastConsolidationAt < c.intervalMs) return;
+    const defragment = (c.defragmentMaxMoves ?? 0) > 0;
+    if ((c.maxNodesPerPass <= 0 && !defragment) || now - this.lastConsolidationAt < c.intervalMs) return;
     // Planned only on caches that hold the last cycle's binds and stops (as a cycle is): a node whose
     // newest bindings were not seen yet must not be chosen. Its cordon compares the allocation too.
     if (!this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) return;
     this.lastConsolidationAt = now;
+    if (defragment) await this.defragment(leadership, now, c);
+    if (c.maxNodesPerPass <= 0) return;
     const { cordoned, repacked, complete } = await consolidateNodes(
       this.ctx.store,
       this.cache,
@@ -730,6 +741,39 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (nominated.size > 0) this.nominations = { byJob: nominated, since: now, until: now + c.liftAfterMs, leadership };
     // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
     if (moves.length && this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
+  }
+
+  /**
+   * Defragmentation for waiting work: a pass on the cycle's view (the nominations in force, so a
+   * job already served is not served again), its moved tasks asked to stop and, when every stop
+   * landed, their destinations and the freed node nominated beside the nominations in force.
+   */
+  private async defragment(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<void> {
+    const { targets, complete } = await defragmentNodes(
+      this.ctx.store,
+      this.cache,
+      leadership,
+      now,
+      c,
+      { protectMs: this.tuning.preemption.protectMs, exemptJobs: this.exemptJobsAt(now) },
+      this.cyclePolicy(now),
+    );
+    if (targets.length === 0) return;
+    const moves = targets.flatMap((t) => t.moves);
+    for (const mv of moves) this.m.stops.inc({ queue: mv.task.queue, reason: 'defragment' });
+    for (const t of targets)
+      this.ctx.log.info(
+        { job: t.jobId, node: t.node, tasks: t.moves.length },
+        'defragmentation: tasks asked to stop to make room for a waiting job, the node nominated for it',
+      );
+    if (complete) {
+      // Beside the nominations in force (their start kept: a binding since then on a nominated node used one).
+      const held = this.nominations && this.nominations.leadership === leadership && now < this.nominations.until ? this.nominations : undefined;
+      const byJob = new Map(held?.byJob ?? []);
+      for (const [job, nodes] of defragmentNominations(targets)) byJob.set(job, nodes);
+      this.nominations = { byJob, since: held?.since ?? now, until: now + c.liftAfterMs, leadership };
+    }
+    if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
   }
 
   /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */

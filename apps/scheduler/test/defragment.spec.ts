@@ -1,0 +1,76 @@
+/**
+ * Defragmentation for waiting work end to end on a real etcd, one scheduler with
+ * `BATCH_DEFRAGMENT_MAX_MOVES` on (consolidation itself off): two nodes of 4 GPUs hold three and two
+ * 1-GPU tasks — 3 GPUs free in all, but 1 and 2 per node — and a 3-GPU job waits. The leader asks
+ * exactly one task on gb to stop (gb then has 3 free); its executor's stop is reported through the
+ * store's own `reportGroups`; the requeued task goes to ga (its nominated destination, 1 free) and
+ * the waiting job to gb (the node nominated for it).
+ */
+import type { Binding, GroupStatus } from '@batchapi/api';
+import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
+import { waitFor } from '@batchapi/proc';
+import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
+
+const suite = useScheduler({
+  tuning: {
+    // Defragmentation on (at most 4 moves a pass), passes every 100 ms; consolidation off; no exempt time.
+    consolidation: {
+      maxNodesPerPass: 0,
+      maxNodeFraction: 1,
+      consolidateAfterMs: 0,
+      maxTaskAgeMs: 600_000,
+      intervalMs: 100,
+      liftAfterMs: 600_000,
+      defragmentMaxMoves: 4,
+    },
+    preemption: { protectMs: 0, perQueuePerMinute: 100 },
+  },
+});
+
+const where = (bs: readonly Binding[]) => bs.map((b) => `${b.jobId}@${b.node}`).sort();
+
+it('moves one task so that a waiting 3-GPU job gets a node, and places both where it nominated them', async () => {
+  const store = suite.store;
+  const lease = await store.grantLease(20);
+  await registerNodes(store, [nodeRecord('ga', 16, 4), nodeRecord('gb', 16, 4)], lease.id);
+  const gpu1 = { cpu: 1000, gpu: 1000 };
+  // ga filled first with 3 one-GPU tasks (gb cordoned by an operator), then gb with 2.
+  const fill = async (open: string, other: string, ids: string[]) => {
+    await setCordon(store, { node: other, reason: 'maintenance', by: 'ops', at: Date.now() });
+    await clearCordon(store, open);
+    for (const id of ids) await submitJob(store, queuedJob(id, 1, gpu1));
+    await waitFor(
+      () => allBindings(store),
+      (bs) => ids.every((id) => where(bs).includes(`${id}@${open}`)),
+    );
+  };
+  await fill('ga', 'gb', ['a1', 'a2', 'a3']);
+  await fill('gb', 'ga', ['b1', 'b2']);
+  await clearCordon(store, 'ga');
+  // 1 + 2 GPUs free, on two nodes: the 3-GPU job fits neither.
+  await submitJob(store, queuedJob('big', 1, { cpu: 4000, gpu: 3000 }));
+  // gb needs one move (2 + 1 = 3 free), ga two: one of gb's tasks is asked to stop, nothing else.
+  const asked = await waitFor(
+    () => allBindings(store),
+    (bs) => bs.some((b) => (b.preempt ?? []).length > 0),
+  );
+  const moved = asked.filter((b) => (b.preempt ?? []).length > 0);
+  expect(moved.map((b) => b.node)).toEqual(['gb']);
+  expect(asked.some((b) => b.jobId === 'big')).toBe(false);
+  // The executor stops it (Preempted): requeued, it waits for ga, nominated for it; big takes gb.
+  const [b] = moved;
+  const [group] = (await store.listAll<GroupStatus>(store.keys.groupsOf(b.jobId))).items;
+  const tasks = group.value.tasks.map(() => ({ state: 'Preempted' as const, finishedAt: Date.now() }));
+  const res = await reportGroups(store, b.node, lease.id, [{ status: { ...group.value, tasks }, statusRevision: group.modRevision }], Date.now());
+  expect(res.accepted.size).toBe(1);
+  const after = await waitFor(
+    () => allBindings(store),
+    (bs) => bs.length === 6 && bs.some((x) => x.jobId === 'big'),
+    { timeoutMs: 15_000 },
+  );
+  const other = b.jobId === 'b1' ? 'b2' : 'b1';
+  expect(where(after)).toEqual([`${b.jobId}@ga`, 'a1@ga', 'a2@ga', 'a3@ga', 'big@gb', `${other}@gb`].sort());
+  // No more stops: the job was served, nothing waits.
+  expect(after.filter((x) => (x.preempt ?? []).length > 0)).toEqual([]);
+  await lease.revoke();
+}, 60_000);
