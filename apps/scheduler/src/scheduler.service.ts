@@ -189,6 +189,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
   private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: number; until: number; leadership: Leadership };
+  /** Waiting jobs defragmentation made room for, and the node nominated for each (shown by why-pending while the nominations last). */
+  private defragmenting = new Map<string, string>();
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
   private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
@@ -435,6 +437,13 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
+  /** The jobs the last defragmentation passes make room for, with the node nominated for each, while their nominations last. */
+  defragmentingAt(now: number): ReadonlyMap<string, string> {
+    const held = this.nominations;
+    if (!held || now >= held.until || held.leadership !== this.leadership) return new Map();
+    return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
+  }
+
   snapshotAt(now: number): ClusterSnapshot {
     return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.cyclePolicy(now)).snapshot;
   }
@@ -738,6 +747,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     const moves = [...cordoned.flatMap((x) => x.moves), ...repacked];
     // Only a pass whose cordons and stops all landed: the planned room depends on every one of them.
     const nominated = complete ? nominationsOf(moves) : new Map<string, string[]>();
+    // (Never over a defragmentation's in force: its job and moved tasks wait, so no consolidation pass runs.)
     if (nominated.size > 0) this.nominations = { byJob: nominated, since: now, until: now + c.liftAfterMs, leadership };
     // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
     if (moves.length && this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
@@ -767,13 +777,22 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
         'defragmentation: tasks asked to stop to make room for a waiting job, the node nominated for it',
       );
     if (complete) {
-      // Beside the nominations in force (their start kept: a binding since then on a nominated node used one).
-      const held = this.nominations && this.nominations.leadership === leadership && now < this.nominations.until ? this.nominations : undefined;
-      const byJob = new Map(held?.byJob ?? []);
-      for (const [job, nodes] of defragmentNominations(targets)) byJob.set(job, nodes);
-      this.nominations = { byJob, since: held?.since ?? now, until: now + c.liftAfterMs, leadership };
+      this.nominate(defragmentNominations(targets), leadership, now, c);
+      for (const t of targets) this.defragmenting.set(t.jobId, t.node);
     }
     if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
+  }
+
+  /**
+   * Adds a pass's nominations beside those in force (their start kept: a binding since then on a
+   * nominated node used one), all lapsing at the new lift time; a job's new entries replace its old.
+   */
+  private nominate(added: ReadonlyMap<string, readonly string[]>, leadership: Leadership, now: number, c: ConsolidationTuning): void {
+    const held = this.nominations && this.nominations.leadership === leadership && now < this.nominations.until ? this.nominations : undefined;
+    if (!held) this.defragmenting.clear();
+    const byJob = new Map(held?.byJob ?? []);
+    for (const [job, nodes] of added) byJob.set(job, nodes);
+    this.nominations = { byJob, since: held?.since ?? now, until: now + c.liftAfterMs, leadership };
   }
 
   /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */

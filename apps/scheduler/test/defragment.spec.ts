@@ -4,11 +4,15 @@
  * 1-GPU tasks — 3 GPUs free in all, but 1 and 2 per node — and a 3-GPU job waits. The leader asks
  * exactly one task on gb to stop (gb then has 3 free); its executor's stop is reported through the
  * store's own `reportGroups`; the requeued task goes to ga (its nominated destination, 1 free) and
- * the waiting job to gb (the node nominated for it).
+ * the waiting job to gb (the node nominated for it). Meanwhile why-pending (the scheduler's RPC)
+ * says the job waits for gb.
  */
-import type { Binding, GroupStatus } from '@batchapi/api';
+import { type Binding, type GroupStatus, type JobRecord, SCHEDULER_WHY, whyJobOf, type WhyView } from '@batchapi/api';
 import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
+import { authorizeCalls } from '@batchapi/runtime';
+import { ClientProxyFactory, Transport } from '@nestjs/microservices';
+import { firstValueFrom } from 'rxjs';
 import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
 
 const suite = useScheduler({
@@ -57,6 +61,21 @@ it('moves one task so that a waiting 3-GPU job gets a node, and places both wher
   const moved = asked.filter((b) => (b.preempt ?? []).length > 0);
   expect(moved.map((b) => b.node)).toEqual(['gb']);
   expect(asked.some((b) => b.jobId === 'big')).toBe(false);
+  // Why pending, asked of the leader while the moved task still runs on gb.
+  const address = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
+  const at = address.lastIndexOf(':');
+  const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)) } });
+  authorizeCalls(client, suite.scheduler.ctx.credential);
+  try {
+    const job = (await store.get<JobRecord>(store.keys.job('big')))!.value;
+    const why = await waitFor(
+      async () => (await firstValueFrom(client.send(SCHEDULER_WHY, { job: whyJobOf(job) }))) as WhyView,
+      (w) => w.messages.some((m) => m.includes('defragmentation')),
+    );
+    expect(why.messages).toContain('waiting for node gb: 1 task moving to make room, nominated by defragmentation');
+  } finally {
+    await client.close();
+  }
   // The executor stops it (Preempted): requeued, it waits for ga, nominated for it; big takes gb.
   const [b] = moved;
   const [group] = (await store.listAll<GroupStatus>(store.keys.groupsOf(b.jobId))).items;

@@ -252,6 +252,8 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
     const held = protectionMessage(s, { ...mine, tasks: outcome.unplaced.tasks }, opts.preemption);
     if (held) e.messages.push(held);
   }
+  const defrag = outcome.placed === 0 ? defragmentMessage(s, job.id, opts.defragmenting) : undefined;
+  if (defrag) e.messages.push(defrag);
   // Consolidation's cordons are named apart: they lift by themselves once their nodes are empty.
   let consolidating = 0;
   for (const c of s.cordons.values()) if (c.consolidation && s.labels.has(c.node)) consolidating++;
@@ -274,6 +276,20 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
     );
   const blockers = e.blockers.map(({ reason, nodes }) => ({ reason, nodes }));
   return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, blockers, explainedBy };
+}
+
+/**
+ * "waiting for node gb: 1 task moving to make room, nominated by defragmentation" — while the
+ * tasks defragmentation asked to stop there still run; "…: the room is free, it is placed there
+ * next" once they are gone.
+ */
+export function defragmentMessage(s: ClusterSnapshot, jobId: string, defragmenting: ReadonlyMap<string, string> | undefined): string | undefined {
+  const node = defragmenting?.get(jobId);
+  if (!node) return undefined;
+  const moving = s.running().filter((t) => t.node === node && t.stopping).length;
+  return moving > 0
+    ? `waiting for node ${node}: ${moving} task${moving === 1 ? '' : 's'} moving to make room, nominated by defragmentation`
+    : `waiting for node ${node}, nominated by defragmentation: the room is free, it is placed there next`;
 }
 
 /** "reserved: room on 2 nodes (a, c) for all 16 tasks from 2026-12-03T08:10:00.000Z, in 12m (ETA) …"; in one domain: "reserved: room in rack b0/r1 on 2 nodes …". */
@@ -313,6 +329,8 @@ export interface ExplainOptions {
   preemption?: ScheduleOptions['preemption'];
   /** The cycle's backfill settings: with them, the placement pass holds the same reservations, and "why pending" shows them and their start as the ETA. @default none */
   backfill?: ScheduleOptions['backfill'];
+  /** The jobs the leader's defragmentation is making room for, each with the node nominated for it (see `planDefragment`). @default none */
+  defragmenting?: ReadonlyMap<string, string>;
 }
 
 /** "effective priority 7 = priority 2 + 5 for waiting 5h 0m (aging 1/hour, at most 10)". */
