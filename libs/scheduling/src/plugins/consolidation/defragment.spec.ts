@@ -94,11 +94,22 @@ describe('planDefragment', () => {
       skipped: ['huge:no-movable-room'],
     },
     {
-      // Two nodes: a 7 used (1 free), b 6 (2 free): 3 free in all < 4. b needs 2 moves, but a takes
-      // one; a needs 3, b takes 2. The tasks are alike (no chain gives up a smaller one).
-      name: 'no plan when the other nodes have not the room for the moved tasks',
+      // Two nodes: a 7 used (1 free), b 6 (2 free): 3 free in all < 4; moves only shift room.
+      name: 'no plan when the free room of all nodes together is short',
       nodes: [node('a', 64, 8), node('b', 64, 8)],
       tasks: [...gpuTasks('a', 7), ...gpuTasks('b', 6)],
+      pending: [waiting('big', 4)],
+      targets: [],
+      skipped: ['big:no-room'],
+    },
+    {
+      // a and b have 2 free each (4 in all); each needs 2 moves, but every task selects its own node
+      // (label host): no other node takes it — the placement's filters refuse every destination,
+      // the ejection chain's too (its plan fails the check).
+      name: 'no plan when the filters keep the moved tasks off every other node',
+      nodes: [node('a', 64, 8, { labels: { host: 'a' } }), node('b', 64, 8, { labels: { host: 'b' } })],
+      tasks: [...gpuTasks('a', 6), ...gpuTasks('b', 6)],
+      jobs: Object.fromEntries([...gpuTasks('a', 6), ...gpuTasks('b', 6)].map((t) => [t.jobId, { selector: { host: t.node } }])),
       pending: [waiting('big', 4)],
       targets: [],
       skipped: ['big:no-destination'],

@@ -9,7 +9,7 @@
  * A pass, for waiting jobs in queue order (priority, then submit time, then id) while the budget of
  * moves lasts: a job is served when one task of it fits on no node taking work now, it is no gang
  * (all its tasks start together), asks no fractional GPU, needs no topology domain and carries no
- * nomination yet. Each node of the pools that could hold the task (capacity and the filters) is a
+ * nomination yet, and the free room of all nodes together holds it. Each node of the pools that could hold the task (capacity and the filters) is a
  * candidate; on it, the fewest of its tasks that may move (re-pack's rule per task,
  * `taskMovable`: the exempt time, the age bound, the repeat limit, `do-not-disrupt`, no gang task,
  * no fractional GPU; and a priority at most the job's) whose leaving makes the room — largest first,
@@ -130,6 +130,13 @@ export function planDefragment(
     }
     if (able.some((n) => fitsOne(w.resources, freeOf(n)) && pickDevices(n.devices, n.gpuCount, share) !== undefined)) {
       skip('fits-now');
+      continue;
+    }
+    // Moves only shift room between nodes: the free room of all of them must hold the task.
+    const total: ResourceVector = {};
+    for (const n of view) for (const [k, v] of Object.entries(freeOf(n))) total[k] = (total[k] ?? 0) + v;
+    if (!fitsOne(w.resources, total)) {
+      skip('no-room');
       continue;
     }
     const hosts = new Map<string, Host>(view.map((n) => [n.name, { node: n, tasks: [] }]));
