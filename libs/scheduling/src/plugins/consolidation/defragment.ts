@@ -53,7 +53,7 @@ export interface DefragmentTarget {
 
 /** Why a waiting job was not served. */
 export type DefragmentSkip =
-  'fits-now' | 'gang' | 'fractional-gpu' | 'topology' | 'nominated' | 'no-node' | 'no-movable-room' | 'no-destination' | 'budget' | 'steps';
+  'fits-now' | 'gang' | 'fractional-gpu' | 'topology' | 'nominated' | 'no-node' | 'no-room' | 'no-movable-room' | 'no-destination' | 'budget' | 'steps';
 
 /** What a defragmentation pass decided. */
 export interface DefragmentPlan {
