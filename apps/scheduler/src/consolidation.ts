@@ -222,7 +222,10 @@ export async function defragmentNodes(
   const jobs = new Map<string, JobRecord>();
   for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
   const profile = cycleProfile(s);
-  const plan = planDefragment(s.nodes, s.running(), s.work, (id) => consolidationJobOf(jobs.get(id)), now, {
+  // Work its queue's quota holds back would not start on the freed node: moving tasks for it is waste.
+  const ledger = s.ledger();
+  const work = s.work.filter((w) => !ledger.limits(w.queue) || ledger.allows(w.queue, w.resources) >= 1);
+  const plan = planDefragment(s.nodes, s.running(), work, (id) => consolidationJobOf(jobs.get(id)), now, {
     protectMs: protection.protectMs,
     ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
     ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
