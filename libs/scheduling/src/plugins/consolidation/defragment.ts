@@ -196,7 +196,19 @@ export function planDefragment(
     const gone = new Set(served.moves.map((m) => m.task));
     const landed = served.moves.map((m) => ({ ...m.task, node: m.to, boundAt: now, devices: [] }));
     tasks = [...tasks.filter((t) => !gone.has(t)), ...landed];
-    const bound: RunningTask = { ...landed[0], jobId: w.jobId, queue: w.queue, priority: w.priority, resources: w.resources, node: served.node, index: 0 };
+    const bound: RunningTask = {
+      jobId: w.jobId,
+      queue: w.queue,
+      node: served.node,
+      groupStart: 0,
+      attempt: 0,
+      index: 0,
+      priority: w.priority,
+      resources: w.resources,
+      devices: [],
+      boundAt: now,
+      stopping: false,
+    };
     view = view.map((n) =>
       withTasks(
         without(
