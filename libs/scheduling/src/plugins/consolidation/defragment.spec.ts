@@ -171,6 +171,14 @@ describe('planDefragment', () => {
     expect(run()).toEqual(run());
   });
 
+  it('a long backlog is cut short by the step bound', () => {
+    // Each job looked at costs a step per node (4): j0 4, j1 8 (both fit c now); j2 would make 12 > 10.
+    const tasks = fragmented();
+    const pending = ['j0', 'j1', 'j2', 'j3'].map((id) => waiting(id, 3));
+    const plan = planDefragment(cluster(fleet(), tasks), tasks, pending, () => ({}), NOW, { maxSteps: 10 });
+    expect(plan.skipped.map((x) => `${x.jobId}:${x.reason}`)).toEqual(['j0:fits-now', 'j1:fits-now', 'j2:steps']);
+  });
+
   it('a step bound too small for the check stops the pass', () => {
     // Candidate search: 4 nodes (able) + 24 tasks = 28 steps; the first option costs 2 × (1 + 1) × 4 = 16.
     const tasks = fragmented();

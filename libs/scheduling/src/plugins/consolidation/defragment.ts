@@ -95,6 +95,7 @@ export function planDefragment(
   let tasks = [...running];
   const plan: DefragmentPlan = { targets: [], moves: [], skipped: [], steps: 0 };
   const touched = new Set<string>();
+  let total: ResourceVector | undefined;
   const ordered = [...pending]
     .filter((w) => w.tasks > 0)
     .sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
@@ -104,6 +105,11 @@ export function planDefragment(
     if (budget <= 0) {
       skip('budget');
       continue;
+    }
+    // Each job looked at costs a step per node at least: a long backlog is cut short by the bound.
+    if (plan.steps + view.length > maxSteps) {
+      skip('steps');
+      break;
     }
     const share = w.resources.gpu ?? 0;
     if (w.gang && w.tasks > 1) {
@@ -133,9 +139,7 @@ export function planDefragment(
       continue;
     }
     // Moves only shift room between nodes: the free room of all of them must hold the task.
-    const total: ResourceVector = {};
-    for (const n of view) for (const [k, v] of Object.entries(freeOf(n))) total[k] = (total[k] ?? 0) + v;
-    if (!fitsOne(w.resources, total)) {
+    if (!fitsOne(w.resources, (total ??= totalFree(view)))) {
       skip('no-room');
       continue;
     }
@@ -219,6 +223,7 @@ export function planDefragment(
       ),
     );
     for (const m of served.moves) touched.add(m.to).add(m.task.node);
+    total = undefined;
   }
   plan.steps = Math.min(plan.steps, maxSteps);
   return plan;
@@ -302,6 +307,13 @@ function withTasks(n: NodeSnapshot, added: readonly RunningTask[]): NodeSnapshot
     for (const d of pickDevices(devices, n.gpuCount, t.resources.gpu ?? 0) ?? []) devices[d] = (devices[d] ?? 0) + GPU_MILLI;
   }
   return { ...n, used, devices };
+}
+
+/** The free room of all the nodes, summed per resource. */
+function totalFree(nodes: readonly NodeSnapshot[]): ResourceVector {
+  const total: ResourceVector = {};
+  for (const n of nodes) for (const [k, v] of Object.entries(freeOf(n))) total[k] = (total[k] ?? 0) + v;
+  return total;
 }
 
 function freeOf(n: NodeSnapshot): ResourceVector {
