@@ -15,9 +15,9 @@
  * no fractional GPU; and a priority at most the job's) whose leaving makes the room — largest first,
  * then the ones not needed given back, smallest first. Candidates are tried fewest moves first,
  * then the least work lost (run time of the moved tasks), then name. The moved tasks go to the
- * other nodes by the placement (best fit without the live one); when it finds no room for all of
- * them, an ejection chain (`ejectionChain`, re-pack's) over the other nodes of the pool whose every
- * task may move and has a priority at most the job's. The check: the moved tasks, nominated to
+ * other nodes by the placement (best fit without the live one); only when that finds room for no
+ * candidate, ejection chains (`ejectionChain`, re-pack's), candidates in the same order, over the
+ * other nodes of the pool whose every task may move and has a priority at most the job's. The check: the moved tasks, nominated to
  * their destinations, and the job's task, nominated to the freed node, placed by the placement on
  * every node taking work with the moved tasks gone; the plan stands only when every moved task is
  * placed off the freed node and the job's task on it. Bounded by `maxMoves` (the tasks one pass
