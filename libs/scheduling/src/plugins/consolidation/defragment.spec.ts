@@ -137,6 +137,33 @@ describe('planDefragment', () => {
       moves: ['b0:b→d', 'b1:b→d', 'c0:c→a'],
     },
     {
+      // c0 already stopping (a preemption in its grace period): c has 3 free + 1 on its way = 4, the
+      // job's task fits c once c0 ends. No task more is stopped for it.
+      name: 'a job whose room is already being freed gets no more tasks stopped',
+      tasks: [...gpuTasks('a', 7), ...gpuTasks('b', 6), ...gpuTasks('c', 5).map((t, k) => (k === 0 ? { ...t, stopping: true } : t)), ...gpuTasks('d', 6)],
+      pending: [waiting('big', 4)],
+      targets: [],
+      skipped: ['big:freeing'],
+    },
+    {
+      // A 5-GPU job: c 3 free + c0 stopping = 4, one short. Counting c0 as gone, c needs 1 move (c1 → a,
+      // 1 free → 0); counting it as staying, c would need 2 and b 3: the plan stops one task, not two.
+      name: 'room already being freed counts toward the room a node needs',
+      tasks: [...gpuTasks('a', 7), ...gpuTasks('b', 6), ...gpuTasks('c', 5).map((t, k) => (k === 0 ? { ...t, stopping: true } : t)), ...gpuTasks('d', 6)],
+      pending: [waiting('big', 5)],
+      targets: ['big→c'],
+      moves: ['c1:c→a'],
+    },
+    {
+      // The job's base priority 0, aged to 5; c's tasks run at 3 (> 0): c is no option, though 3 ≤ 5.
+      // b and d need 2 moves each: b by name; b0 → a (1 free → 0); b1: a 0, c 3, d 2 free → d, the best fit (1 left).
+      name: 'the base priority, not the aged one, bounds which tasks move',
+      tasks: [...gpuTasks('a', 7), ...gpuTasks('b', 6), ...gpuTasks('c', 5).map((t) => ({ ...t, priority: 3 })), ...gpuTasks('d', 6)],
+      pending: [waiting('big', 4, { priority: 5, basePriority: 0 })],
+      targets: ['big→b'],
+      moves: ['b0:b→a', 'b1:b→d'],
+    },
+    {
       // Queue order at equal priority and submit time is by id: f, g, n.
       name: 'gangs, fractional GPUs and nominated work are not served',
       pending: [waiting('g', 4, { gang: true, tasks: 2 }), waiting('f', 0.5), waiting('n', 4, { nominated: ['c'] })],
@@ -177,6 +204,28 @@ describe('planDefragment', () => {
     const pending = ['j0', 'j1', 'j2', 'j3'].map((id) => waiting(id, 3));
     const plan = planDefragment(cluster(fleet(), tasks), tasks, pending, () => ({}), NOW, { maxSteps: 10 });
     expect(plan.skipped.map((x) => `${x.jobId}:${x.reason}`)).toEqual(['j0:fits-now', 'j1:fits-now', 'j2:steps']);
+  });
+
+  it('the candidate search is counted before it runs: the bound is never overrun', () => {
+    // The job costs 4 (a step per node); the search would cost 24 more (the tasks of a, b, c, d):
+    // 4 + 24 = 28 > 20, so it does not run and the pass stops at 4 steps (no clamp hides an overrun).
+    const tasks = fragmented();
+    const plan = planDefragment(cluster(fleet(), tasks), tasks, [waiting('big', 4)], () => ({}), NOW, { maxSteps: 20 });
+    expect(plan.skipped).toEqual([{ jobId: 'big', reason: 'steps' }]);
+    expect(plan.steps).toBe(4);
+  });
+
+  it("the check after an ejection chain is counted with the chain's moved tasks", () => {
+    // The ejection-chain row: 4 (the job) + 7 (the tasks of the 4 candidates) + 72 (the direct
+    // tries: a, b, c one task each, 2 × 2 × 4 = 16 each; d two, 2 × 3 × 4 = 24) + 13 (the chain's
+    // own) + 12 (the check with the chain's 2 moved tasks, (2 + 1) × 4) = 108. (Counted before the
+    // chain with a's single task, 2 × 2 × 4 = 16, it was 112 and a longer chain's check went uncounted.)
+    const tasks = [task('1a', 'a', 1), task('7a', 'a', 7), task('2b', 'b', 2), task('6b', 'b', 6), task('6c', 'c', 6), task('3d', 'd', 3), task('3e', 'd', 3)];
+    const big: PendingWork = { jobId: 'big', queue: 'q', priority: 0, createdAt: 0, resources: { cpu: 8000 }, tasks: 1 };
+    const nodes = cluster([node('a', 10), node('b', 10), node('c', 10), node('d', 10)], tasks);
+    const plan = planDefragment(nodes, tasks, [big], () => ({}), NOW);
+    expect(plan.targets.map((t) => t.node)).toEqual(['a']);
+    expect(plan.steps).toBe(108);
   });
 
   it('a step bound too small for the check stops the pass', () => {

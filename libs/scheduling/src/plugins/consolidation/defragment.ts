@@ -9,10 +9,11 @@
  * A pass, for waiting jobs in queue order (priority, then submit time, then id) while the budget of
  * moves lasts: a job is served when one task of it fits on no node taking work now, it is no gang
  * (all its tasks start together), asks no fractional GPU, needs no topology domain and carries no
- * nomination yet, and the free room of all nodes together holds it. Each node of the pools that could hold the task (capacity and the filters) is a
+ * nomination yet, no node holds it once its tasks already stopping end (their room is counted free,
+ * as preemption counts it), and the free room of all nodes together holds it. Each node of the pools that could hold the task (capacity and the filters) is a
  * candidate; on it, the fewest of its tasks that may move (re-pack's rule per task,
  * `taskMovable`: the exempt time, the age bound, the repeat limit, `do-not-disrupt`, no gang task,
- * no fractional GPU; and a priority at most the job's) whose leaving makes the room — largest first,
+ * no fractional GPU; and a priority at most the job's base priority, as preemption's) whose leaving makes the room — largest first,
  * then the ones not needed given back, smallest first. Candidates are tried fewest moves first,
  * then the least work lost (run time of the moved tasks), then name. The moved tasks go to the
  * other nodes by the placement (best fit without the live one); only when that finds room for no
@@ -53,7 +54,18 @@ export interface DefragmentTarget {
 
 /** Why a waiting job was not served. */
 export type DefragmentSkip =
-  'fits-now' | 'gang' | 'fractional-gpu' | 'topology' | 'nominated' | 'no-node' | 'no-room' | 'no-movable-room' | 'no-destination' | 'budget' | 'steps';
+  | 'fits-now'
+  | 'freeing'
+  | 'gang'
+  | 'fractional-gpu'
+  | 'topology'
+  | 'nominated'
+  | 'no-node'
+  | 'no-room'
+  | 'no-movable-room'
+  | 'no-destination'
+  | 'budget'
+  | 'steps';
 
 /** What a defragmentation pass decided. */
 export interface DefragmentPlan {
@@ -92,7 +104,13 @@ export function planDefragment(
   const placer = o.placer ?? bestFitDecreasingPlacer(filters);
   // The cluster as the plan leaves it: accepted targets take their room, their moves leave theirs.
   let view = nodes.map((n) => ({ ...n }));
-  let tasks = [...running];
+  // Tasks already asked to stop (a preemption in its grace period, an earlier pass) free their room:
+  // counted as gone, as preemption counts them, so no job gets more tasks stopped for room on its way.
+  const stoppingOn = new Map<string, RunningTask[]>();
+  for (const t of running) if (t.stopping) stoppingOn.set(t.node, [...(stoppingOn.get(t.node) ?? []), t]);
+  const released = (n: NodeSnapshot) => without(n, stoppingOn.get(n.name) ?? []);
+  const fitsOn = (need: ResourceVector, n: NodeSnapshot) => fitsOne(need, freeOf(n)) && pickDevices(n.devices, n.gpuCount, need.gpu ?? 0) !== undefined;
+  let tasks = running.filter((t) => !t.stopping);
   const plan: DefragmentPlan = { targets: [], moves: [], skipped: [], steps: 0 };
   const touched = new Set<string>();
   let total: ResourceVector | undefined;
@@ -134,25 +152,39 @@ export function planDefragment(
       skip('no-node');
       continue;
     }
-    if (able.some((n) => fitsOne(w.resources, freeOf(n)) && pickDevices(n.devices, n.gpuCount, share) !== undefined)) {
+    if (able.some((n) => fitsOn(w.resources, n))) {
       skip('fits-now');
       continue;
     }
-    // Moves only shift room between nodes: the free room of all of them must hold the task.
-    if (!fitsOne(w.resources, (total ??= totalFree(view)))) {
+    // A node that holds the task once its stopping tasks end: its room is on its way, none is made.
+    if (able.some((n) => fitsOn(w.resources, released(n)))) {
+      skip('freeing');
+      continue;
+    }
+    // Moves only shift room between nodes: the free room of all of them (what stops frees counted) must hold the task.
+    if (!fitsOne(w.resources, (total ??= totalFree(view.map(released))))) {
       skip('no-room');
       continue;
     }
-    const hosts = new Map<string, Host>(view.map((n) => [n.name, { node: n, tasks: [] }]));
+    // Each node with its stopping tasks gone and only the tasks that stay.
+    const hosts = new Map<string, Host>(view.map((n) => [n.name, { node: released(n), tasks: [] }]));
     for (const t of tasks) hosts.get(t.node)?.tasks.push(t);
-    const may = (t: RunningTask) => t.jobId !== w.jobId && t.priority <= w.priority && taskMovable(t, jobOf, now, o);
+    // The job's base priority, as preemption's: aging lets a job be placed sooner, not move more.
+    const level = w.basePriority ?? w.priority;
+    const may = (t: RunningTask) => t.jobId !== w.jobId && t.priority <= level && taskMovable(t, jobOf, now, o);
+    const candidates = able.filter((n) => !touched.has(n.name));
+    // The candidate search, counted before it runs: a step per task of each candidate.
+    const search = candidates.reduce((s, n) => s + hosts.get(n.name)!.tasks.length, 0);
+    if (plan.steps + search > maxSteps) {
+      skip('steps');
+      break;
+    }
+    plan.steps += search;
     // Each able node not touched by this pass: the fewest movable tasks whose leaving makes the room.
     const options: Option[] = [];
-    for (const n of able) {
-      if (touched.has(n.name)) continue;
+    for (const n of candidates) {
       const host = hosts.get(n.name)!;
       const leaving = roomMaker(host, w.resources, may);
-      plan.steps += host.tasks.length;
       if (leaving && leaving.length <= budget) options.push({ host, leaving, lostMs: leaving.reduce((s, t) => s + (now - t.boundAt), 0) });
     }
     options.sort((a, b) => a.leaving.length - b.leaving.length || a.lostMs - b.lostMs || (a.host.node.name < b.host.node.name ? -1 : 1));
@@ -167,8 +199,8 @@ export function planDefragment(
       if (served) break;
       let opt = option;
       const others = view.filter((n) => n.name !== opt.host.node.name);
-      // The destinations, then the check, each counted before it runs: the bound holds however large.
-      const cost = 2 * (opt.leaving.length + 1) * view.length;
+      // The destinations and the check, each counted before it runs: the bound holds however large.
+      const cost = (chain ? 0 : 2) * (opt.leaving.length + 1) * view.length;
       if (plan.steps + cost > maxSteps) {
         stopped = true;
         break;
@@ -178,13 +210,24 @@ export function planDefragment(
       if (chain) {
         // The ejection chain: over the pool's other nodes whose every task may move for this job.
         const key = poolKey(opt.host.node);
-        const pool = [...hosts.values()].filter((h) => h === opt.host || (poolKey(h.node) === key && !touched.has(h.node.name) && h.tasks.every(may)));
+        const pool = [...hosts.values()].filter(
+          (h) => h === opt.host || (poolKey(h.node) === key && !touched.has(h.node.name) && !stoppingOn.has(h.node.name) && h.tasks.every(may)),
+        );
         const found = ejectionChain(opt.host, pool, budget, maxSteps - plan.steps, opt.leaving);
         plan.steps += found.steps;
         targets = found.candidate?.targets;
         if (found.candidate) opt = { ...opt, leaving: found.candidate.moving };
       }
       if (!targets || opt.leaving.length > budget) continue;
+      if (chain) {
+        // The check after a chain, counted with the chain's own (larger) list of moved tasks.
+        const checkCost = (opt.leaving.length + 1) * view.length;
+        if (plan.steps + checkCost > maxSteps) {
+          stopped = true;
+          break;
+        }
+        plan.steps += checkCost;
+      }
       const moves = check(opt, targets, w, view, jobOf, placer);
       if (moves) served = { jobId: w.jobId, node: opt.host.node.name, moves };
     }
@@ -225,7 +268,6 @@ export function planDefragment(
     for (const m of served.moves) touched.add(m.to).add(m.task.node);
     total = undefined;
   }
-  plan.steps = Math.min(plan.steps, maxSteps);
   return plan;
 }
 
@@ -284,7 +326,8 @@ function check(
   const freed = opt.host.node.name;
   const gone = new Map<string, RunningTask[]>();
   for (const t of opt.leaving) gone.set(t.node, [...(gone.get(t.node) ?? []), t]);
-  const open = view.map((n) => without(n, gone.get(n.name) ?? []));
+  // The freed node as the option sees it (its stopping tasks gone), every other node as it is.
+  const open = view.map((n) => without(n.name === freed ? opt.host.node : n, gone.get(n.name) ?? []));
   const job: PendingWork = { ...w, tasks: 1, nominated: [freed] };
   const placements = placer([job, ...workOf(opt.leaving, jobOf, targets)], open);
   if (!placements.some((p) => p.jobId === w.jobId && p.node === freed)) return undefined;
