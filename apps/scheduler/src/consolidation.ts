@@ -12,7 +12,7 @@
  * (`planDefragment`): the few tasks whose leaving gives one node the room are asked to stop, their
  * destinations and the freed node (for the waiting job) nominated. Every write is fenced.
  */
-import type { Cordon, JobRecord } from '@batchapi/api';
+import type { Binding, Cordon, JobRecord } from '@batchapi/api';
 import {
   type ClusterSnapshot,
   type ConsolidationJob,
@@ -30,7 +30,7 @@ import {
   type ScheduleOptions,
   runnableOnSome,
 } from '@batchapi/scheduling';
-import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon, requestPreemption } from '@batchapi/store';
+import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon, OutcomeUnknownError, requestPreemption } from '@batchapi/store';
 import type { SchedulerCache } from './cache';
 import { type SnapshotPolicy, takeSnapshot } from './cycle';
 
@@ -192,12 +192,14 @@ export async function consolidateNodes(
   return { cordoned, repacked, complete };
 }
 
-/** What a defragmentation pass did. */
+/** What a defragmentation pass did: only what etcd shows landed, never what was only asked. */
 export interface DefragmentOutcome {
-  /** Waiting jobs served: the node freed for each and the tasks asked to stop. */
-  targets: DefragmentTarget[];
-  /** Every stop the pass asked for landed: only then are its nodes nominated (the room depends on all of them). */
-  complete: boolean;
+  /** Waiting jobs whose every stop landed: the node freed for each and its moves (only these are nominated: the room depends on all of them). */
+  served: DefragmentTarget[];
+  /** Every stop that landed, over all the pass's targets (served or not): counted, and recorded toward the repeat limit. */
+  moved: RepackMove[];
+  /** A store revision at or after every landed stop (0 when none): the next cycle waits until its cache holds it. */
+  revision: bigint;
 }
 
 /**
@@ -215,8 +217,10 @@ export async function defragmentNodes(
   protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
   policy: SnapshotPolicy,
 ): Promise<DefragmentOutcome> {
-  const none: DefragmentOutcome = { targets: [], complete: true };
+  const none: DefragmentOutcome = { served: [], moved: [], revision: 0n };
   if ((tuning.defragmentMaxMoves ?? 0) <= 0) return none;
+  // Nothing waits: no snapshot to build (the pass runs every `intervalMs`).
+  if (cache.waitingJobs().next().done) return none;
   const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
   if (s.work.length === 0) return none;
   const jobs = new Map<string, JobRecord>();
@@ -235,16 +239,48 @@ export async function defragmentNodes(
   });
   if (plan.moves.length === 0) return none;
   const groups = new Set(plan.moves.map((m) => `${m.task.node}/${m.task.jobId}/${m.task.groupStart}/${m.task.attempt}`)).size;
-  const asked = await requestPreemption(
-    store,
-    leadership.fence(),
-    plan.moves.map((m) => ({ node: m.task.node, jobId: m.task.jobId, start: m.task.groupStart, attempt: m.task.attempt, index: m.task.index })),
-    now,
-  );
-  if (asked === 0) return { targets: [], complete: false };
+  let asked: number | undefined;
+  try {
+    asked = await requestPreemption(
+      store,
+      leadership.fence(),
+      plan.moves.map((m) => ({ node: m.task.node, jobId: m.task.jobId, start: m.task.groupStart, attempt: m.task.attempt, index: m.task.index })),
+      now,
+    );
+  } catch (err) {
+    // An answer lost: some stops may have landed. Resolved below by reading the bindings.
+    if (!(err instanceof OutcomeUnknownError)) throw err;
+  }
+  if (asked === 0) return none;
+  const out: DefragmentOutcome =
+    asked === groups ? { served: plan.targets, moved: plan.moves, revision: BigInt(store.lastCommittedRevision) } : await landedStops(store, plan.targets);
   // The next cycle must see the stops (their tasks stopping), or a pass could choose them again.
-  await cache.catchUpTo(BigInt(store.lastCommittedRevision), () => leadership.held(), 100);
-  return { targets: plan.targets, complete: asked === groups };
+  if (out.moved.length > 0) await cache.catchUpTo(out.revision, () => leadership.held(), 100);
+  return out;
+}
+
+/**
+ * What etcd shows of a defragmentation's stops when not all of them are known to have landed (an
+ * answer lost, a transaction refused): a stop landed when its binding lists the task's index in
+ * `preempt` (the leader alone writes it, and no task the plan moved was stopping). A target is
+ * served only when every one of its stops landed.
+ */
+export async function landedStops(store: EtcdStore, targets: readonly DefragmentTarget[]): Promise<DefragmentOutcome> {
+  const moves = targets.flatMap((t) => t.moves);
+  const keyOf = (m: RepackMove) => store.keys.binding(m.task.node, m.task.jobId, m.task.groupStart, m.task.attempt);
+  const keys = [...new Set(moves.map(keyOf))];
+  const current = await store.getMany<Binding>(keys);
+  const byKey = new Map(keys.map((k, i) => [k, current[i]]));
+  let revision = 0n;
+  const landed = (m: RepackMove) => {
+    const b = byKey.get(keyOf(m));
+    if (!b || !(b.value.preempt ?? []).includes(m.task.index)) return false;
+    if (BigInt(b.modRevision) > revision) revision = BigInt(b.modRevision);
+    return true;
+  };
+  const moved = moves.filter(landed);
+  const served = targets.filter((t) => t.moves.every((m) => moved.includes(m)));
+  return { served, moved, revision };
 }
 
 /** The nodes to nominate per job for a defragmentation: each moved task's destination, and the freed node for its waiting job. */

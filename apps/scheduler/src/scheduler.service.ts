@@ -24,6 +24,7 @@ import {
   advanceGpuUsage,
   allocationRatio,
   capSeries,
+  type Defragmenting,
   type ClusterSnapshot,
   emptyGpuUsage,
   decayUsage,
@@ -188,9 +189,9 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** When the last consolidation pass was decided (wall ms). */
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
-  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: number; until: number; leadership: Leadership };
-  /** Waiting jobs defragmentation made room for, and the node nominated for each (shown by why-pending while the nominations last). */
-  private defragmenting = new Map<string, string>();
+  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: ReadonlyMap<string, number>; until: number; leadership: Leadership };
+  /** Waiting jobs defragmentation made room for: the node nominated for each and the stops it asked for (shown by why-pending while the job's nomination is unused). */
+  private defragmenting = new Map<string, Defragmenting>();
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
   private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
@@ -436,14 +437,18 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     });
   }
 
-  /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
-  /** The jobs the last defragmentation passes make room for, with the node nominated for each, while their nominations last. */
-  defragmentingAt(now: number): ReadonlyMap<string, string> {
+  /**
+   * The jobs the last defragmentation passes make room for, with the node nominated for each and the
+   * stops asked for there, while their nominations last (why-pending claims one only while the job's
+   * waiting work still has that node nominated, unused).
+   */
+  defragmentingAt(now: number): ReadonlyMap<string, Defragmenting> {
     const held = this.nominations;
     if (!held || now >= held.until || held.leadership !== this.leadership) return new Map();
     return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
   }
 
+  /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
   snapshotAt(now: number): ClusterSnapshot {
     return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.cyclePolicy(now)).snapshot;
   }
@@ -724,7 +729,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     // newest bindings were not seen yet must not be chosen. Its cordon compares the allocation too.
     if (!this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) return;
     this.lastConsolidationAt = now;
-    if (defragment) await this.defragment(leadership, now, c);
+    // A pass whose stops just landed: consolidation waits for the next interval (its caches then hold them).
+    if (defragment && (await this.defragment(leadership, now, c))) return;
     if (c.maxNodesPerPass <= 0) return;
     const { cordoned, repacked, complete } = await consolidateNodes(
       this.ctx.store,
@@ -733,7 +739,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       now,
       c,
       { protectMs: this.tuning.preemption.protectMs, exemptJobs: this.exemptJobsAt(now) },
-      this.policy(),
+      // The cycle's view, the nominations in force with it: work a defragmentation nominated waits.
+      this.cyclePolicy(now),
     );
     for (const x of cordoned) {
       this.m.consolidation.inc({ reason: 'cordoned' });
@@ -747,8 +754,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     const moves = [...cordoned.flatMap((x) => x.moves), ...repacked];
     // Only a pass whose cordons and stops all landed: the planned room depends on every one of them.
     const nominated = complete ? nominationsOf(moves) : new Map<string, string[]>();
-    // (Never over a defragmentation's in force: its job and moved tasks wait, so no consolidation pass runs.)
-    if (nominated.size > 0) this.nominations = { byJob: nominated, since: now, until: now + c.liftAfterMs, leadership };
+    // Beside the nominations in force (a defragmentation's kept), never over them.
+    if (nominated.size > 0) this.nominate(nominated, leadership, now, c);
     // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
     if (moves.length && this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
   }
@@ -758,8 +765,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    * job already served is not served again), its moved tasks asked to stop and, when every stop
    * landed, their destinations and the freed node nominated beside the nominations in force.
    */
-  private async defragment(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<void> {
-    const { targets, complete } = await defragmentNodes(
+  private async defragment(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<boolean> {
+    const { served, moved, revision } = await defragmentNodes(
       this.ctx.store,
       this.cache,
       leadership,
@@ -768,31 +775,46 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       { protectMs: this.tuning.preemption.protectMs, exemptJobs: this.exemptJobsAt(now) },
       this.cyclePolicy(now),
     );
-    if (targets.length === 0) return;
-    const moves = targets.flatMap((t) => t.moves);
-    for (const mv of moves) this.m.stops.inc({ queue: mv.task.queue, reason: 'defragment' });
-    for (const t of targets)
+    // Only what landed (etcd's word when an answer was lost or a transaction refused): counted, recorded, waited for.
+    if (moved.length === 0) return false;
+    // The next cycle waits until its cache holds the stops, or preemption could pick more victims for the same job.
+    if (revision > this.lastStopRevision) this.lastStopRevision = revision;
+    for (const mv of moved) this.m.stops.inc({ queue: mv.task.queue, reason: 'defragment' });
+    for (const t of served)
       this.ctx.log.info(
         { job: t.jobId, node: t.node, tasks: t.moves.length },
         'defragmentation: tasks asked to stop to make room for a waiting job, the node nominated for it',
       );
-    if (complete) {
-      this.nominate(defragmentNominations(targets), leadership, now, c);
-      for (const t of targets) this.defragmenting.set(t.jobId, t.node);
+    if (moved.length > served.reduce((n, t) => n + t.moves.length, 0))
+      this.ctx.log.warn({ tasks: moved.length }, 'defragmentation: not every stop landed; only the jobs whose stops all landed are nominated');
+    // Each served job's moves landed, all of them: its room stands, its nodes are nominated.
+    if (served.length > 0) {
+      this.nominate(defragmentNominations(served), leadership, now, c);
+      for (const t of served)
+        this.defragmenting.set(t.jobId, {
+          node: t.node,
+          stops: t.moves.map(({ task: x }) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })),
+        });
     }
-    if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
+    if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moved, now);
+    return true;
   }
 
   /**
-   * Adds a pass's nominations beside those in force (their start kept: a binding since then on a
-   * nominated node used one), all lapsing at the new lift time; a job's new entries replace its old.
+   * Adds a pass's nominations beside those in force, all lapsing at the new lift time; a job's new
+   * entries replace its old, with their own start (`now`): a binding of the job since then on a
+   * nominated node used one, one made before does not.
    */
   private nominate(added: ReadonlyMap<string, readonly string[]>, leadership: Leadership, now: number, c: ConsolidationTuning): void {
     const held = this.nominations && this.nominations.leadership === leadership && now < this.nominations.until ? this.nominations : undefined;
     if (!held) this.defragmenting.clear();
     const byJob = new Map(held?.byJob ?? []);
-    for (const [job, nodes] of added) byJob.set(job, nodes);
-    this.nominations = { byJob, since: held?.since ?? now, until: now + c.liftAfterMs, leadership };
+    const since = new Map(held?.since ?? []);
+    for (const [job, nodes] of added) {
+      byJob.set(job, nodes);
+      since.set(job, now);
+    }
+    this.nominations = { byJob, since, until: now + c.liftAfterMs, leadership };
   }
 
   /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */

@@ -5,35 +5,61 @@
  * exactly one task on gb to stop (gb then has 3 free); its executor's stop is reported through the
  * store's own `reportGroups`; the requeued task goes to ga (its nominated destination, 1 free) and
  * the waiting job to gb (the node nominated for it). Meanwhile why-pending (the scheduler's RPC)
- * says the job waits for gb.
+ * says the job waits for gb. Run twice: with the stop's answer received, and with it lost after the
+ * stop committed (the leader reads the bindings back and acts on the stop that landed: counted,
+ * its nodes nominated — none of it guessed).
  */
 import { type Binding, type GroupStatus, type JobRecord, SCHEDULER_WHY, whyJobOf, type WhyView } from '@batchapi/api';
 import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
+import { GRPCDeadlineExceededError } from 'etcd3';
 import { waitFor } from '@batchapi/proc';
 import { authorizeCalls } from '@batchapi/runtime';
 import { ClientProxyFactory, Transport } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
-import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
+import { allBindings, nodeRecord, queuedJob, type SchedulerSuite, useScheduler } from './harness';
 
-const suite = useScheduler({
-  tuning: {
-    // Defragmentation on (at most 4 moves a pass), passes every 100 ms; consolidation off; no exempt time.
-    consolidation: {
-      maxNodesPerPass: 0,
-      maxNodeFraction: 1,
-      consolidateAfterMs: 0,
-      maxTaskAgeMs: 600_000,
-      intervalMs: 100,
-      liftAfterMs: 600_000,
-      defragmentMaxMoves: 4,
-    },
-    preemption: { protectMs: 0, perQueuePerMinute: 100 },
+const tuning = {
+  // Defragmentation on (at most 4 moves a pass), passes every 100 ms; consolidation off; no exempt time.
+  consolidation: {
+    maxNodesPerPass: 0,
+    maxNodeFraction: 1,
+    consolidateAfterMs: 0,
+    maxTaskAgeMs: 600_000,
+    intervalMs: 100,
+    liftAfterMs: 600_000,
+    defragmentMaxMoves: 4,
   },
-});
+  preemption: { protectMs: 0, perQueuePerMinute: 100 },
+};
 
 const where = (bs: readonly Binding[]) => bs.map((b) => `${b.jobId}@${b.node}`).sort();
 
-it('moves one task so that a waiting 3-GPU job gets a node, and places both where it nominated them', async () => {
+describe('the stop answered', () => {
+  const suite = useScheduler({ tuning });
+  it('moves one task so that a waiting 3-GPU job gets a node, and places both where it nominated them', () => defragmentFlow(suite), 60_000);
+});
+
+describe("the stop's answer lost after it committed", () => {
+  const suite = useScheduler({ tuning });
+  it('reads the bindings back: the stop that landed is acted on, its nodes nominated as if answered', async () => {
+    // The scheduler's first write that asks a task to stop commits, and its answer is lost.
+    let lost = 0;
+    suite.scheduler.ctx.store.seam = async (call, send) => {
+      const stops = call.ops?.some((op) => 'put' in op && op.put.includes('/bindings/') && (op.value as Binding).preempt?.length);
+      if (!call.writes || !stops || lost++ > 0) return send();
+      await send();
+      throw new GRPCDeadlineExceededError('answer lost after commit (test seam)');
+    };
+    try {
+      await defragmentFlow(suite);
+    } finally {
+      suite.scheduler.ctx.store.seam = undefined;
+    }
+    expect(lost).toBeGreaterThan(0);
+  }, 60_000);
+});
+
+async function defragmentFlow(suite: SchedulerSuite): Promise<void> {
   const store = suite.store;
   const lease = await store.grantLease(20);
   await registerNodes(store, [nodeRecord('ga', 16, 4), nodeRecord('gb', 16, 4)], lease.id);
@@ -92,4 +118,4 @@ it('moves one task so that a waiting 3-GPU job gets a node, and places both wher
   // No more stops: the job was served, nothing waits.
   expect(after.filter((x) => (x.preempt ?? []).length > 0)).toEqual([]);
   await lease.revoke();
-}, 60_000);
+}

@@ -43,16 +43,42 @@ it('a waiting 3-GPU job gets a node: one task moves, why-pending names the node,
     ['b1', ['a']],
     ['big', ['b']],
   ]);
+  // b2 asked to stop too, by no defragmentation (a cancel, a preemption): it is not counted as moving for big.
+  const b2 = p.bindings.find((b) => b.jobId === 'b2')!;
+  b2.cancel = [0];
+  const defragmenting = new Map([['big', { node: 'b', stops: [{ jobId: 'b1', groupStart: b1.start, attempt: b1.attempt, index: 0 }] }]]);
   const during = buildSnapshot(p.state(), now + 1, { nominated, nominatedSince: now });
-  expect(explainJob(during, p.jobs.get('big')!, 'scheduler', { defragmenting: new Map([['big', 'b']]) }).messages).toContain(
+  expect(explainJob(during, p.jobs.get('big')!, 'scheduler', { defragmenting }).messages).toContain(
     'waiting for node b: 1 task moving to make room, nominated by defragmentation',
   );
+  delete b2.cancel;
   // Without the leader's map (a standby, admission) nothing is said of it.
   expect(explainJob(during, p.jobs.get('big')!, 'scheduler').messages.some((m) => m.includes('defragmentation'))).toBe(false);
+  // Nor when big's waiting work no longer has b nominated (its entry used or gone): no claim.
+  const unnominated = buildSnapshot(p.state(), now + 1, { nominated: new Map([['b1', ['a']]]), nominatedSince: now });
+  expect(explainJob(unnominated, p.jobs.get('big')!, 'scheduler', { defragmenting }).messages.some((m) => m.includes('defragmentation'))).toBe(false);
 
   // The executor stops it (Preempted): requeued at attempt 2; the next cycle places both as nominated.
   p.release(b1);
   p.jobs.set('b1', { ...p.jobs.get('b1')!, pending: [{ start: 0, end: 1, attempt: 2 }] });
   await p.apply(schedule(buildSnapshot(p.state(), now + 2, { nominated, nominatedSince: now })));
   expect(p.bindings.map((b) => `${b.jobId}@${b.node}`).sort()).toEqual(['a1@a', 'a2@a', 'a3@a', 'b1@a', 'b2@b', 'big@b']);
+});
+
+it("a nomination's start is per job: a task bound before the job was nominated does not use its entry", async () => {
+  // a of 1 core; x's 2 tasks of 1 core each: one bound on a at T0, one waits.
+  const p = new MemoryPlanner({ nodes: [nodeRecord('a', { cpu: 1 })], queues: [queue('q')] });
+  p.jobs.set('x', jobRecord('x', 2, { cpu: 1 }));
+  await p.apply(schedule(buildSnapshot(p.state(), T0)));
+  expect(p.bindings.map((b) => `${b.jobId}@${b.node}`)).toEqual(['x@a']);
+  const nominated = new Map([['x', ['a']]]);
+  // x nominated a at T0 + 5 (after its task bound at T0): the entry stands.
+  const later = buildSnapshot(p.state(), T0 + 10, { nominated, nominatedSince: new Map([['x', T0 + 5]]) });
+  expect(later.work.find((w) => w.jobId === 'x')?.nominated).toEqual(['a']);
+  // With one start for all, an older pass's (T0), the same binding would use it up.
+  const shared = buildSnapshot(p.state(), T0 + 10, { nominated, nominatedSince: T0 });
+  expect(shared.work.find((w) => w.jobId === 'x')?.nominated).toBeUndefined();
+  // A job with no start of its own has every entry offered.
+  const none = buildSnapshot(p.state(), T0 + 10, { nominated, nominatedSince: new Map() });
+  expect(none.work.find((w) => w.jobId === 'x')?.nominated).toEqual(['a']);
 });
