@@ -203,10 +203,13 @@ export interface DefragmentOutcome {
 }
 
 /**
- * One defragmentation pass at `now`, when on (`defragmentMaxMoves` > 0): for the first waiting job
- * (queue order) that fits no node but would fit one if a few of its tasks moved, those tasks are
- * asked to stop (fenced, as re-pack's moves). The caller nominates each moved task's destination and
- * the freed node for the job (`defragmentNominations`). Protection as preemption's.
+ * One defragmentation pass at `now`, when on (`defragmentMaxMoves` > 0) and work waits: for the first
+ * waiting job (the planner's order: priority, submit time, id) that fits no node but would fit one
+ * if a few of its tasks moved, those tasks are asked to stop (one fenced CAS per binding, as
+ * re-pack's moves). Returns only what landed: when not all of it is known to have (an answer lost,
+ * a transaction refused), the bindings are read back (`landedStops`). The caller nominates each
+ * served job's moved tasks' destinations and its freed node (`defragmentNominations`). Protection
+ * as preemption's.
  */
 export async function defragmentNodes(
   store: EtcdStore,

@@ -6,7 +6,8 @@
  * defragmentation do. Consolidation and re-pack move tasks to free nodes for scale-down; this moves
  * them to serve work that waits.
  *
- * A pass, for waiting jobs in queue order (priority, then submit time, then id) while the budget of
+ * A pass, for waiting jobs in its own order (priority, then submit time, then id; not the cycle's
+ * fair-share order) while the budget of
  * moves lasts: a job is served when one task of it fits on no node taking work now, it is no gang
  * (all its tasks start together), asks no fractional GPU, needs no topology domain and carries no
  * nomination yet, no node holds it once its tasks already stopping end (their room is counted free,
