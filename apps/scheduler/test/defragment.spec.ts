@@ -7,15 +7,18 @@
  * the waiting job to gb (the node nominated for it). Meanwhile why-pending (the scheduler's RPC)
  * says the job waits for gb. Run twice: with the stop's answer received, and with it lost after the
  * stop committed (the leader reads the bindings back and acts on the stop that landed: counted,
- * its nodes nominated — none of it guessed).
+ * its nodes nominated — none of it guessed). And `landedStops` on its own: a partial stop read
+ * back serves only the jobs whose stops all landed.
  */
 import { type Binding, type GroupStatus, type JobRecord, SCHEDULER_WHY, whyJobOf, type WhyView } from '@batchapi/api';
-import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
+import type { DefragmentTarget, RunningTask } from '@batchapi/scheduling';
+import { clearCordon, EtcdStore, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
 import { GRPCDeadlineExceededError } from 'etcd3';
 import { waitFor } from '@batchapi/proc';
 import { authorizeCalls } from '@batchapi/runtime';
 import { ClientProxyFactory, Transport } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
+import { landedStops } from '../src/consolidation';
 import { allBindings, nodeRecord, queuedJob, type SchedulerSuite, useScheduler } from './harness';
 
 const tuning = {
@@ -37,6 +40,47 @@ const where = (bs: readonly Binding[]) => bs.map((b) => `${b.jobId}@${b.node}`).
 describe('the stop answered', () => {
   const suite = useScheduler({ tuning });
   it('moves one task so that a waiting 3-GPU job gets a node, and places both where it nominated them', () => defragmentFlow(suite), 60_000);
+  it('counts the stops etcd shows landed; serves only the jobs whose stops all landed', async () => {
+    // Under a root of its own (the scheduler watches /batch/): bindings p1 on n1 (tasks 0, 1) and p2
+    // on n2 (task 0). w1's one move (p1#0) landed; w2's moves are p1#1 (landed) and p2#0 (not: p2's
+    // binding lists no stop). Landed: p1#0, p1#1 (2 of 3); served: w1 alone; the revision p1's.
+    const store = new EtcdStore({ endpoints: suite.etcd.endpoints, prefix: '/partial/' });
+    try {
+      const bind = (jobId: string, node: string, preempt: number[]) =>
+        store.txn([], [{ put: store.keys.binding(node, jobId, 0, 1), value: { jobId, node, start: 0, end: 2, attempt: 1, preempt } }]);
+      await bind('p1', 'n1', [0, 1]);
+      await bind('p2', 'n2', []);
+      const p1 = await store.get<Binding>(store.keys.binding('n1', 'p1', 0, 1));
+      const task = (jobId: string, node: string, index: number): RunningTask => ({
+        jobId,
+        queue: 'q',
+        node,
+        groupStart: 0,
+        attempt: 1,
+        index,
+        priority: 0,
+        resources: { cpu: 1000 },
+        devices: [],
+        boundAt: 0,
+        stopping: false,
+      });
+      const w1: DefragmentTarget = { jobId: 'w1', node: 'n1', moves: [{ task: task('p1', 'n1', 0), to: 'n3', nominated: 'n3' }] };
+      const w2: DefragmentTarget = {
+        jobId: 'w2',
+        node: 'n2',
+        moves: [
+          { task: task('p1', 'n1', 1), to: 'n3', nominated: 'n3' },
+          { task: task('p2', 'n2', 0), to: 'n3', nominated: 'n3' },
+        ],
+      };
+      const out = await landedStops(store, [w1, w2]);
+      expect(out.served.map((t) => t.jobId)).toEqual(['w1']);
+      expect(out.moved.map((m) => `${m.task.jobId}#${m.task.index}`)).toEqual(['p1#0', 'p1#1']);
+      expect(out.revision).toBe(BigInt(p1!.modRevision));
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe("the stop's answer lost after it committed", () => {
