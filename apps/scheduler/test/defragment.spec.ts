@@ -18,6 +18,7 @@ import { waitFor } from '@batchapi/proc';
 import { authorizeCalls } from '@batchapi/runtime';
 import { ClientProxyFactory, Transport } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
+import { SchedulerService } from '../src';
 import { landedStops } from '../src/consolidation';
 import { allBindings, nodeRecord, queuedJob, type SchedulerSuite, useScheduler } from './harness';
 
@@ -131,6 +132,16 @@ async function defragmentFlow(suite: SchedulerSuite): Promise<void> {
   const moved = asked.filter((b) => (b.preempt ?? []).length > 0);
   expect(moved.map((b) => b.node)).toEqual(['gb']);
   expect(asked.some((b) => b.jobId === 'big')).toBe(false);
+  // The pass records the stop's revision: the next cycle waits until its cache holds it (as after a
+  // preemption), so no more victims are picked for big meanwhile.
+  const [stop] = moved;
+  const stopRevision = BigInt((await store.get(store.keys.binding(stop.node, stop.jobId, stop.start, stop.attempt)))!.modRevision);
+  const service = suite.scheduler.app.get(SchedulerService);
+  const recorded = await waitFor(
+    async () => service['lastStopRevision'],
+    (r) => r >= stopRevision,
+  );
+  expect(recorded >= stopRevision).toBe(true);
   // Why pending, asked of the leader while the moved task still runs on gb.
   const address = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
   const at = address.lastIndexOf(':');
