@@ -762,8 +762,9 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
   /**
    * Defragmentation for waiting work: a pass on the cycle's view (the nominations in force, so a
-   * job already served is not served again), its moved tasks asked to stop and, when every stop
-   * landed, their destinations and the freed node nominated beside the nominations in force.
+   * job already served is not served again), its moved tasks asked to stop; for each job whose
+   * stops all landed (etcd read back when unsure), its moved tasks' destinations and its freed node
+   * nominated beside the nominations in force. True when any stop landed (the caller then waits).
    */
   private async defragment(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<boolean> {
     const { served, moved, revision } = await defragmentNodes(
