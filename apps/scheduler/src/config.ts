@@ -136,6 +136,12 @@ export const SCHEDULER_ENV = z.object({
     unit: 'tasks',
     doc: "Consolidation: re-pack when a pass can empty no node whole — windows of interchangeable nodes are packed afresh by the placement, and only the moves that empty a node (its tasks to their new nodes, what those give up to theirs) are taken; when no window does, ejection chains (a node's tasks moved to others, each giving up one or two smaller tasks to make room). Checked by the placement with each moved task's planned node nominated; the nodes emptied are cordoned as consolidation's, the other moved tasks asked to stop. This is the most tasks one such pass stops per node it empties (at most 10000): with BATCH_CONSOLIDATION_NODES_PER_PASS=1 the most a pass stops, with more nodes a pass k nodes emptied allow k times this. 0 turns re-pack off. Needs BATCH_CONSOLIDATION_NODES_PER_PASS > 0; gangs, do-not-disrupt jobs and fractional GPUs never move.",
   }),
+  BATCH_DEFRAGMENT_MAX_MOVES: envNumber({
+    default: 0,
+    min: 0,
+    unit: 'tasks',
+    doc: "Defragmentation for waiting work: when a waiting job fits on no node though some node would hold it if a few of its running tasks moved (a 4-GPU job while every 8-GPU node has 1–3 GPUs free), a pass (every 10 s) asks the fewest such tasks to stop — of a priority at most the job's, past the exempt time, within BATCH_CONSOLIDATION_MAX_TASK_AGE, never a gang, a do-not-disrupt job or a fractional GPU — and nominates their new nodes and the freed node for the job, all checked by the placement. This is the most tasks one pass stops (at most 1000); one job is served a pass. 0 turns it off. Independent of BATCH_CONSOLIDATION_NODES_PER_PASS.",
+  }),
   BATCH_CONSOLIDATE_AFTER: envNumber({
     default: 300,
     min: 0,
@@ -174,7 +180,15 @@ export interface SchedulerConfig {
    * use, the oldest task moved (0 = any) and the idle time a node needs, in milliseconds.
    * @default off: 0 nodes, 0.1, 600000 ms, 300000 ms
    */
-  consolidation: { maxNodesPerPass: number; maxNodeFraction: number; consolidateAfterMs: number; maxTaskAgeMs: number; repackMaxMoves: number };
+  consolidation: {
+    maxNodesPerPass: number;
+    maxNodeFraction: number;
+    consolidateAfterMs: number;
+    maxTaskAgeMs: number;
+    repackMaxMoves: number;
+    /** Defragmentation for waiting work (`BATCH_DEFRAGMENT_MAX_MOVES`): most tasks a pass stops, 0 = off. @default 0 */
+    defragmentMaxMoves: number;
+  };
 }
 
 function topologyProblem(text: string): string | undefined {
@@ -275,6 +289,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
     ...(e.BATCH_CONSOLIDATE_AFTER > 86_400 ? ['BATCH_CONSOLIDATE_AFTER must be at most 86400'] : []),
     ...(e.BATCH_CONSOLIDATION_MAX_TASK_AGE > 604_800 ? ['BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800'] : []),
     ...(e.BATCH_CONSOLIDATION_REPACK_MAX_MOVES > 10_000 ? ['BATCH_CONSOLIDATION_REPACK_MAX_MOVES must be at most 10000'] : []),
+    ...(e.BATCH_DEFRAGMENT_MAX_MOVES > 1_000 ? ['BATCH_DEFRAGMENT_MAX_MOVES must be at most 1000'] : []),
     // A node is emptied only when its newest task is BATCH_CONSOLIDATE_AFTER old and none is older than
     // the age bound (nor within the exempt time): a bound at or below either leaves no node to empty.
     ...(e.BATCH_CONSOLIDATION_NODES_PER_PASS > 0 &&
@@ -303,6 +318,7 @@ export function schedulerConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Sc
       consolidateAfterMs: e.BATCH_CONSOLIDATE_AFTER * 1000,
       maxTaskAgeMs: e.BATCH_CONSOLIDATION_MAX_TASK_AGE * 1000,
       repackMaxMoves: e.BATCH_CONSOLIDATION_REPACK_MAX_MOVES,
+      defragmentMaxMoves: e.BATCH_DEFRAGMENT_MAX_MOVES,
     },
     backfill: {
       maxReservations: e.BATCH_BACKFILL_RESERVATIONS,

@@ -7,9 +7,12 @@
  * the other nodes; the cordon keeps them off the emptied node. With re-pack on
  * (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`), a pass that empties no node re-packs (`planRepack`):
  * its emptied nodes are cordoned the same way, its other moves asked to stop, and the moved tasks'
- * planned nodes are nominated for the next cycles. Every write is fenced.
+ * planned nodes are nominated for the next cycles. With defragmentation on
+ * (`BATCH_DEFRAGMENT_MAX_MOVES`), a pass also serves waiting work that fits no node
+ * (`planDefragment`): the few tasks whose leaving gives one node the room are asked to stop, their
+ * destinations and the freed node (for the waiting job) nominated. Every write is fenced.
  */
-import type { Cordon, JobRecord } from '@batchapi/api';
+import type { Binding, Cordon, JobRecord } from '@batchapi/api';
 import {
   type ClusterSnapshot,
   type ConsolidationJob,
@@ -19,13 +22,15 @@ import {
   type NodeSnapshot,
   type PendingWork,
   placeTasks,
+  type DefragmentTarget,
   planConsolidation,
+  planDefragment,
   planRepack,
   type RepackMove,
   type ScheduleOptions,
   runnableOnSome,
 } from '@batchapi/scheduling';
-import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon, requestPreemption } from '@batchapi/store';
+import { cordonForConsolidation, type EtcdStore, type Leadership, liftConsolidationCordon, OutcomeUnknownError, requestPreemption } from '@batchapi/store';
 import type { SchedulerCache } from './cache';
 import { type SnapshotPolicy, takeSnapshot } from './cycle';
 
@@ -45,6 +50,8 @@ export interface ConsolidationTuning {
   liftAfterMs: number;
   /** Re-pack when a pass empties no node: most tasks one re-pack pass stops per node it empties; 0 = off (`BATCH_CONSOLIDATION_REPACK_MAX_MOVES`). @default 0 */
   repackMaxMoves?: number;
+  /** Defragmentation for waiting work: most tasks one pass stops to give a waiting job that fits no node the room on one; 0 = off (`BATCH_DEFRAGMENT_MAX_MOVES`). @default 0 */
+  defragmentMaxMoves?: number;
 }
 
 /** Consolidation off (the default): only cordons a previous leader set are lifted. */
@@ -183,6 +190,107 @@ export async function consolidateNodes(
   // would then stop a task no plan checked): wait until the caches hold them.
   if (last !== undefined) await cache.catchUpTo(last, () => leadership.held(), 100);
   return { cordoned, repacked, complete };
+}
+
+/** What a defragmentation pass did: only what etcd shows landed, never what was only asked. */
+export interface DefragmentOutcome {
+  /** Waiting jobs whose every stop landed: the node freed for each and its moves (only these are nominated: the room depends on all of them). */
+  served: DefragmentTarget[];
+  /** Every stop that landed, over all the pass's targets (served or not): counted, and recorded toward the repeat limit. */
+  moved: RepackMove[];
+  /** A store revision at or after every landed stop (0 when none): the next cycle waits until its cache holds it. */
+  revision: bigint;
+}
+
+/**
+ * One defragmentation pass at `now`, when on (`defragmentMaxMoves` > 0) and work waits: for the first
+ * waiting job (the planner's order: priority, submit time, id) that fits no node but would fit one
+ * if a few of its tasks moved, those tasks are asked to stop (one fenced CAS per binding, as
+ * re-pack's moves). Returns only what landed: when not all of it is known to have (an answer lost,
+ * a transaction refused), the bindings are read back (`landedStops`). The caller nominates each
+ * served job's moved tasks' destinations and its freed node (`defragmentNominations`). Protection
+ * as preemption's.
+ */
+export async function defragmentNodes(
+  store: EtcdStore,
+  cache: SchedulerCache,
+  leadership: Leadership,
+  now: number,
+  tuning: ConsolidationTuning,
+  protection: Pick<NonNullable<ScheduleOptions['preemption']>, 'protectMs' | 'exemptJobs'>,
+  policy: SnapshotPolicy,
+): Promise<DefragmentOutcome> {
+  const none: DefragmentOutcome = { served: [], moved: [], revision: 0n };
+  if ((tuning.defragmentMaxMoves ?? 0) <= 0) return none;
+  // Nothing waits: no snapshot to build (the pass runs every `intervalMs`).
+  if (cache.waitingJobs().next().done) return none;
+  const { snapshot: s } = takeSnapshot(cache, now, undefined, policy);
+  if (s.work.length === 0) return none;
+  const jobs = new Map<string, JobRecord>();
+  for (const { value: j } of cache.jobs.items.values()) jobs.set(j.id, j);
+  const profile = cycleProfile(s);
+  // Work its queue's quota holds back would not start on the freed node: moving tasks for it is waste.
+  const ledger = s.ledger();
+  const work = s.work.filter((w) => !ledger.limits(w.queue) || ledger.allows(w.queue, w.resources) >= 1);
+  const plan = planDefragment(s.nodes, s.running(), work, (id) => consolidationJobOf(jobs.get(id)), now, {
+    protectMs: protection.protectMs,
+    ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
+    ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
+    maxMoves: tuning.defragmentMaxMoves,
+    // The check is the cycle's own placement, the moved tasks and the job nominated as they will wait.
+    placer: (work: PendingWork[], nodes: NodeSnapshot[]) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
+  });
+  if (plan.moves.length === 0) return none;
+  const groups = new Set(plan.moves.map((m) => `${m.task.node}/${m.task.jobId}/${m.task.groupStart}/${m.task.attempt}`)).size;
+  let asked: number | undefined;
+  try {
+    asked = await requestPreemption(
+      store,
+      leadership.fence(),
+      plan.moves.map((m) => ({ node: m.task.node, jobId: m.task.jobId, start: m.task.groupStart, attempt: m.task.attempt, index: m.task.index })),
+      now,
+    );
+  } catch (err) {
+    // An answer lost: some stops may have landed. Resolved below by reading the bindings.
+    if (!(err instanceof OutcomeUnknownError)) throw err;
+  }
+  if (asked === 0) return none;
+  const out: DefragmentOutcome =
+    asked === groups ? { served: plan.targets, moved: plan.moves, revision: BigInt(store.lastCommittedRevision) } : await landedStops(store, plan.targets);
+  // The next cycle must see the stops (their tasks stopping), or a pass could choose them again.
+  if (out.moved.length > 0) await cache.catchUpTo(out.revision, () => leadership.held(), 100);
+  return out;
+}
+
+/**
+ * What etcd shows of a defragmentation's stops when not all of them are known to have landed (an
+ * answer lost, a transaction refused): a stop landed when its binding lists the task's index in
+ * `preempt` (the leader alone writes it, and no task the plan moved was stopping). A target is
+ * served only when every one of its stops landed.
+ */
+export async function landedStops(store: EtcdStore, targets: readonly DefragmentTarget[]): Promise<DefragmentOutcome> {
+  const moves = targets.flatMap((t) => t.moves);
+  const keyOf = (m: RepackMove) => store.keys.binding(m.task.node, m.task.jobId, m.task.groupStart, m.task.attempt);
+  const keys = [...new Set(moves.map(keyOf))];
+  const current = await store.getMany<Binding>(keys);
+  const byKey = new Map(keys.map((k, i) => [k, current[i]]));
+  let revision = 0n;
+  const landed = (m: RepackMove) => {
+    const b = byKey.get(keyOf(m));
+    if (!b || !(b.value.preempt ?? []).includes(m.task.index)) return false;
+    if (BigInt(b.modRevision) > revision) revision = BigInt(b.modRevision);
+    return true;
+  };
+  const moved = moves.filter(landed);
+  const served = targets.filter((t) => t.moves.every((m) => moved.includes(m)));
+  return { served, moved, revision };
+}
+
+/** The nodes to nominate per job for a defragmentation: each moved task's destination, and the freed node for its waiting job. */
+export function defragmentNominations(targets: readonly DefragmentTarget[]): Map<string, string[]> {
+  const out = nominationsOf(targets.flatMap((t) => t.moves));
+  for (const t of targets) out.set(t.jobId, [...(out.get(t.jobId) ?? []), t.node]);
+  return out;
 }
 
 /** The nodes to nominate per job for a pass's moves: a re-pack's planned nodes (consolidation's own moves nominate none). */

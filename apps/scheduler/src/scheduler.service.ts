@@ -24,6 +24,7 @@ import {
   advanceGpuUsage,
   allocationRatio,
   capSeries,
+  type Defragmenting,
   type ClusterSnapshot,
   emptyGpuUsage,
   decayUsage,
@@ -53,7 +54,15 @@ import { countTasks, type GpuUsage, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, type SnapshotPolicy, takeSnapshot } from './cycle';
-import { CONSOLIDATION_OFF, consolidateNodes, type ConsolidationTuning, liftConsolidationCordons, nominationsOf } from './consolidation';
+import {
+  CONSOLIDATION_OFF,
+  consolidateNodes,
+  type ConsolidationTuning,
+  defragmentNodes,
+  defragmentNominations,
+  liftConsolidationCordons,
+  nominationsOf,
+} from './consolidation';
 
 /** Tuning of the scheduling loop. */
 export interface SchedulerTuning {
@@ -180,7 +189,9 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** When the last consolidation pass was decided (wall ms). */
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
-  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: number; until: number; leadership: Leadership };
+  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: ReadonlyMap<string, number>; until: number; leadership: Leadership };
+  /** Waiting jobs defragmentation made room for: the node nominated for each and the stops it asked for (shown by why-pending while the job's nomination is unused). */
+  private defragmenting = new Map<string, Defragmenting>();
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
   private semaphores: ReadonlyMap<string, SemaphoreCount> = new Map();
   private readonly m: {
@@ -245,7 +256,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       }),
       stops: new Counter({
         name: Metric.schedulerStops,
-        help: 'Running tasks asked to stop, by their queue and reason (preempt, reclaim; consolidation: the tasks of a node cordoned to be emptied)',
+        help: 'Running tasks asked to stop, by their queue and reason (preempt, reclaim; consolidation: the tasks of a node cordoned to be emptied; defragment: tasks moved to give a waiting job a node)',
         labelNames: ['queue', 'reason'],
         registers,
       }),
@@ -424,6 +435,17 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
         for (const q of snapshot().queues) for (const [resource, v] of Object.entries(q.nominal)) nominal.set({ queue: q.name, resource }, v);
       },
     });
+  }
+
+  /**
+   * The jobs the last defragmentation passes make room for, with the node nominated for each and the
+   * stops asked for there, while their nominations last (why-pending claims one only while the job's
+   * waiting work still has that node nominated, unused).
+   */
+  defragmentingAt(now: number): ReadonlyMap<string, Defragmenting> {
+    const held = this.nominations;
+    if (!held || now >= held.until || held.leadership !== this.leadership) return new Map();
+    return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
   }
 
   /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
@@ -701,11 +723,15 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.m.consolidation.inc({ reason: l.reason });
       this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
     }
-    if (c.maxNodesPerPass <= 0 || now - this.lastConsolidationAt < c.intervalMs) return;
+    const defragment = (c.defragmentMaxMoves ?? 0) > 0;
+    if ((c.maxNodesPerPass <= 0 && !defragment) || now - this.lastConsolidationAt < c.intervalMs) return;
     // Planned only on caches that hold the last cycle's binds and stops (as a cycle is): a node whose
     // newest bindings were not seen yet must not be chosen. Its cordon compares the allocation too.
     if (!this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) return;
     this.lastConsolidationAt = now;
+    // A pass whose stops just landed: consolidation waits for the next interval (its caches then hold them).
+    if (defragment && (await this.defragment(leadership, now, c))) return;
+    if (c.maxNodesPerPass <= 0) return;
     const { cordoned, repacked, complete } = await consolidateNodes(
       this.ctx.store,
       this.cache,
@@ -713,7 +739,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       now,
       c,
       { protectMs: this.tuning.preemption.protectMs, exemptJobs: this.exemptJobsAt(now) },
-      this.policy(),
+      // The cycle's view, the nominations in force with it: work a defragmentation nominated waits.
+      this.cyclePolicy(now),
     );
     for (const x of cordoned) {
       this.m.consolidation.inc({ reason: 'cordoned' });
@@ -727,9 +754,68 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     const moves = [...cordoned.flatMap((x) => x.moves), ...repacked];
     // Only a pass whose cordons and stops all landed: the planned room depends on every one of them.
     const nominated = complete ? nominationsOf(moves) : new Map<string, string[]>();
-    if (nominated.size > 0) this.nominations = { byJob: nominated, since: now, until: now + c.liftAfterMs, leadership };
+    // Beside the nominations in force (a defragmentation's kept), never over them.
+    if (nominated.size > 0) this.nominate(nominated, leadership, now, c);
     // Moves count toward the repeat limit, as preemptions do: a job is not moved again and again.
     if (moves.length && this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moves, now);
+  }
+
+  /**
+   * Defragmentation for waiting work: a pass on the cycle's view (the nominations in force, so a
+   * job already served is not served again), its moved tasks asked to stop; for each job whose
+   * stops all landed (etcd read back when unsure), its moved tasks' destinations and its freed node
+   * nominated beside the nominations in force. True when any stop landed (the caller then waits).
+   */
+  private async defragment(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<boolean> {
+    const { served, moved, revision } = await defragmentNodes(
+      this.ctx.store,
+      this.cache,
+      leadership,
+      now,
+      c,
+      { protectMs: this.tuning.preemption.protectMs, exemptJobs: this.exemptJobsAt(now) },
+      this.cyclePolicy(now),
+    );
+    // Only what landed (etcd's word when an answer was lost or a transaction refused): counted, recorded, waited for.
+    if (moved.length === 0) return false;
+    // The next cycle waits until its cache holds the stops, or preemption could pick more victims for the same job.
+    if (revision > this.lastStopRevision) this.lastStopRevision = revision;
+    for (const mv of moved) this.m.stops.inc({ queue: mv.task.queue, reason: 'defragment' });
+    for (const t of served)
+      this.ctx.log.info(
+        { job: t.jobId, node: t.node, tasks: t.moves.length },
+        'defragmentation: tasks asked to stop to make room for a waiting job, the node nominated for it',
+      );
+    if (moved.length > served.reduce((n, t) => n + t.moves.length, 0))
+      this.ctx.log.warn({ tasks: moved.length }, 'defragmentation: not every stop landed; only the jobs whose stops all landed are nominated');
+    // Each served job's moves landed, all of them: its room stands, its nodes are nominated.
+    if (served.length > 0) {
+      this.nominate(defragmentNominations(served), leadership, now, c);
+      for (const t of served)
+        this.defragmenting.set(t.jobId, {
+          node: t.node,
+          stops: t.moves.map(({ task: x }) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })),
+        });
+    }
+    if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moved, now);
+    return true;
+  }
+
+  /**
+   * Adds a pass's nominations beside those in force, all lapsing at the new lift time; a job's new
+   * entries replace its old, with their own start (`now`): a binding of the job since then on a
+   * nominated node used one, one made before does not.
+   */
+  private nominate(added: ReadonlyMap<string, readonly string[]>, leadership: Leadership, now: number, c: ConsolidationTuning): void {
+    const held = this.nominations && this.nominations.leadership === leadership && now < this.nominations.until ? this.nominations : undefined;
+    if (!held) this.defragmenting.clear();
+    const byJob = new Map(held?.byJob ?? []);
+    const since = new Map(held?.since ?? []);
+    for (const [job, nodes] of added) {
+      byJob.set(job, nodes);
+      since.set(job, now);
+    }
+    this.nominations = { byJob, since, until: now + c.liftAfterMs, leadership };
   }
 
   /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */

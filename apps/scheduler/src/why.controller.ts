@@ -39,6 +39,7 @@ export class WhyController {
     return explainJob(this.scheduler.snapshotAt(now), req.job, 'scheduler', {
       preemption: this.scheduler.preemptionAt(now),
       ...(backfill ? { backfill } : {}),
+      defragmenting: this.scheduler.defragmentingAt(now),
     });
   }
 

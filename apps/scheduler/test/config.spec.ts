@@ -14,7 +14,7 @@ it('defaults every setting when the environment is empty', () => {
     topology: [{ name: 'block', label: 'topology.batchapi.io/block' }, { name: 'rack', label: 'topology.batchapi.io/rack' }, { name: 'host' }],
     domainScoreWeight: 4,
     batchWindowMs: 0,
-    consolidation: { maxNodesPerPass: 0, maxNodeFraction: 0.1, consolidateAfterMs: 300_000, maxTaskAgeMs: 600_000, repackMaxMoves: 0 },
+    consolidation: { maxNodesPerPass: 0, maxNodeFraction: 0.1, consolidateAfterMs: 300_000, maxTaskAgeMs: 600_000, repackMaxMoves: 0, defragmentMaxMoves: 0 },
   });
 });
 
@@ -26,8 +26,10 @@ it('reads consolidation (off by default), its budget and idle time, and refuses 
       BATCH_CONSOLIDATE_AFTER: '60',
       BATCH_CONSOLIDATION_MAX_TASK_AGE: '0',
       BATCH_CONSOLIDATION_REPACK_MAX_MOVES: '50',
+      BATCH_DEFRAGMENT_MAX_MOVES: '6',
     }).consolidation,
-  ).toEqual({ maxNodesPerPass: 2, maxNodeFraction: 0.25, consolidateAfterMs: 60_000, maxTaskAgeMs: 0, repackMaxMoves: 50 });
+  ).toEqual({ maxNodesPerPass: 2, maxNodeFraction: 0.25, consolidateAfterMs: 60_000, maxTaskAgeMs: 0, repackMaxMoves: 50, defragmentMaxMoves: 6 });
+  expect(() => schedulerConfigFromEnv({ BATCH_DEFRAGMENT_MAX_MOVES: '1001' })).toThrow('BATCH_DEFRAGMENT_MAX_MOVES must be at most 1000');
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_REPACK_MAX_MOVES: '10001' })).toThrow('BATCH_CONSOLIDATION_REPACK_MAX_MOVES must be at most 10000');
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_REPACK_MAX_MOVES: '-1' })).toThrow('BATCH_CONSOLIDATION_REPACK_MAX_MOVES');
   expect(() => schedulerConfigFromEnv({ BATCH_CONSOLIDATION_MAX_TASK_AGE: '604801' })).toThrow('BATCH_CONSOLIDATION_MAX_TASK_AGE must be at most 604800');

@@ -15,7 +15,7 @@ import { runLimitMessage } from './plugins/max-running';
 import { semaphoreWaitMessage } from './plugins/semaphores';
 import { capWaitMessage } from './plugins/running-caps';
 import { NodeSelector } from './plugins/node-selector';
-import { preemptionPass, type ProtectionReason } from './plugins/preemption';
+import { preemptionPass, type ProtectionReason, type RunningTask } from './plugins/preemption';
 import type { PriorityAging } from './plugins/priority-aging';
 import { tasksThatFit } from './plugins/resource-fit';
 import type { NodeSnapshot, PendingWork, Toleration } from './snapshot';
@@ -252,6 +252,8 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
     const held = protectionMessage(s, { ...mine, tasks: outcome.unplaced.tasks }, opts.preemption);
     if (held) e.messages.push(held);
   }
+  const defrag = outcome.placed === 0 ? defragmentMessage(s, job.id, opts.defragmenting, s.work.find((w) => w.jobId === job.id) ?? mine) : undefined;
+  if (defrag) e.messages.push(defrag);
   // Consolidation's cordons are named apart: they lift by themselves once their nodes are empty.
   let consolidating = 0;
   for (const c of s.cordons.values()) if (c.consolidation && s.labels.has(c.node)) consolidating++;
@@ -274,6 +276,35 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
     );
   const blockers = e.blockers.map(({ reason, nodes }) => ({ reason, nodes }));
   return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, blockers, explainedBy };
+}
+
+/** A job defragmentation made room for: the node nominated for it and the tasks the pass asked to stop there. */
+export interface Defragmenting {
+  node: string;
+  /** The stops the pass recorded (only these count as moving for it; a cancel or a preemption on the node does not). */
+  stops: ReadonlyArray<{ jobId: string; groupStart: number; attempt: number; index: number }>;
+}
+
+/**
+ * "waiting for node gb: 1 task moving to make room, nominated by defragmentation" — while the
+ * tasks defragmentation asked to stop there still run; "…: the room is free, it is placed there
+ * next" once they are gone. Said only while the job's waiting work (`w`) still has the node
+ * nominated (an entry a task of it used, or one lapsed, is no claim).
+ */
+export function defragmentMessage(
+  s: ClusterSnapshot,
+  jobId: string,
+  defragmenting: ReadonlyMap<string, Defragmenting> | undefined,
+  w: PendingWork,
+): string | undefined {
+  const d = defragmenting?.get(jobId);
+  if (!d || !w.nominated?.includes(d.node)) return undefined;
+  const node = d.node;
+  const ours = (t: RunningTask) => d.stops.some((x) => x.jobId === t.jobId && x.groupStart === t.groupStart && x.attempt === t.attempt && x.index === t.index);
+  const moving = s.running().filter((t) => t.node === node && t.stopping && ours(t)).length;
+  return moving > 0
+    ? `waiting for node ${node}: ${moving} task${moving === 1 ? '' : 's'} moving to make room, nominated by defragmentation`
+    : `waiting for node ${node}, nominated by defragmentation: the room is free, it is placed there next`;
 }
 
 /** "reserved: room on 2 nodes (a, c) for all 16 tasks from 2026-12-03T08:10:00.000Z, in 12m (ETA) …"; in one domain: "reserved: room in rack b0/r1 on 2 nodes …". */
@@ -313,6 +344,8 @@ export interface ExplainOptions {
   preemption?: ScheduleOptions['preemption'];
   /** The cycle's backfill settings: with them, the placement pass holds the same reservations, and "why pending" shows them and their start as the ETA. @default none */
   backfill?: ScheduleOptions['backfill'];
+  /** The jobs the leader's defragmentation is making room for, each with the node nominated for it and the stops it asked for there (see `planDefragment`). @default none */
+  defragmenting?: ReadonlyMap<string, Defragmenting>;
 }
 
 /** "effective priority 7 = priority 2 + 5 for waiting 5h 0m (aging 1/hour, at most 10)". */

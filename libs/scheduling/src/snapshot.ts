@@ -52,7 +52,7 @@ export interface PendingWork {
   semaphoreWait?: SemaphoreWait;
   /** Set when its queue's or tenant's running caps held placeable tasks back: `tasks` is what they leave (`plugins/running-caps`). @default none */
   capWait?: CapWait;
-  /** Nodes a re-pack planned for its tasks, one entry per task: each is placed there first while it fits (`plugins/nomination`). @default none */
+  /** Nodes a re-pack or a defragmentation planned for its tasks, one entry per task: each is placed there first while it fits (`plugins/nomination`). @default none */
   nominated?: string[];
 }
 

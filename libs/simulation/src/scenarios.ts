@@ -9,6 +9,7 @@ import { parseNodes, parseQueues, parseWorkload } from './inputs';
 import { type SimPreemption, simulate } from './simulate';
 import { topologyScenario } from './topology-scenario';
 import { consolidationScenario } from './consolidation-scenario';
+import { defragmentScenario } from './defragment-scenario';
 
 const lines = (xs: object[]) => xs.map((x) => JSON.stringify(x)).join('\n');
 
@@ -381,4 +382,5 @@ export const SCENARIOS = {
   backfill: () => backfillScenario(),
   topology: () => topologyScenario(),
   consolidation: () => consolidationScenario(),
+  defragment: () => defragmentScenario(),
 } as const;

@@ -39,6 +39,8 @@ import {
   DEFAULT_CONSOLIDATION,
   DEFAULT_REPEAT_LIMIT,
   planConsolidation,
+  planDefragment,
+  DEFAULT_DEFRAGMENT_MAX_MOVES,
   planRepack,
   type RepackOptions,
   type ConsolidationMove,
@@ -65,6 +67,8 @@ export interface SimulationResult {
   stopped?: { preempt: number; reclaim: number };
   /** What consolidation did once the workload's events were over (only with `consolidation`). */
   consolidation?: SimConsolidationResult;
+  /** What defragmentation did (only with `defragment`). */
+  defragment?: SimDefragmentResult;
 }
 
 /** What the consolidation passes did. */
@@ -116,6 +120,36 @@ export interface SimConsolidation {
   maxMovesPerNode?: number;
   /** A re-pack's moved tasks wait with the nodes it planned for them nominated (`PendingWork.nominated`); false: placed as plain waiting work. @default true */
   nominate?: boolean;
+}
+
+/**
+ * Defragmentation for waiting work in the simulation (the live `BATCH_DEFRAGMENT_MAX_MOVES`): while
+ * work waits, a pass of `planDefragment` every `intervalSeconds`, checked with the simulation's own
+ * placement; its moved tasks are stopped (a task that ends runs its whole duration again) and wait
+ * with their destinations nominated, the waiting job with the freed node, and the next cycle (at
+ * once: stops free room at once here) places them.
+ */
+export interface SimDefragment {
+  /** Most tasks a pass stops. @default 8 */
+  maxMoves?: number;
+  /** Least virtual time between two passes, in seconds (the live leader's 10 s). @default 10 */
+  intervalSeconds?: number;
+  /** A task younger than this is not moved, in seconds (the preemption exempt time). @default 60 */
+  protectSeconds?: number;
+  /** A task running longer than this is not moved, in seconds; 0 = any age. @default 600 */
+  maxTaskAgeSeconds?: number;
+  /** The repeat limit moves count toward (its window in milliseconds). @default DEFAULT_REPEAT_LIMIT (3 in 10 minutes) */
+  repeat?: RepeatLimit;
+}
+
+/** What the defragmentation passes did. */
+export interface SimDefragmentResult {
+  /** Passes that served a waiting job. */
+  passes: number;
+  /** Tasks moved (stopped, requeued and placed again): the cost. */
+  moved: number;
+  /** Waiting jobs given a node. */
+  served: number;
 }
 
 /** Preemption and reclaim in the simulation, as the live scheduler's post-filter phase runs them. */
@@ -191,6 +225,8 @@ export interface SimulationOptions {
   onStart?: (time: number, jobId: string, tasks: number, node: string) => void;
   /** Consolidation once the workload's events are over. @default off */
   consolidation?: SimConsolidation;
+  /** Defragmentation for waiting work (`planDefragment`). @default off */
+  defragment?: SimDefragment;
   /** Called for each task stopped by preemption or reclaim (virtual time in seconds). */
   onStop?: (time: number, victim: Victim, cause: 'preempt' | 'reclaim') => void;
 }
@@ -279,7 +315,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const tick = pre ? (pre.tickSeconds ?? 5) : Infinity;
   /** Running groups by id (simulations with preemption: victims are picked among them; with backfill: their expected ends). */
   const live = new Map<number, Running>();
-  const tracked = !!pre || !!opts.backfill || !!opts.consolidation;
+  const tracked = !!pre || !!opts.backfill || !!opts.consolidation || !!opts.defragment;
   /** Nodes cordoned by a consolidation pass: placement leaves them out. */
   let cordoned: ReadonlySet<string> = new Set();
   let groups = 0,
@@ -295,6 +331,9 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
   const cons = opts.consolidation;
   const consolidated: SimConsolidationResult = { passes: 0, moved: 0, nodesInUseBefore: 0, nodesInUse: 0, nodeSeconds: 0 };
   let nextPass = 0;
+  const defrag = opts.defragment;
+  const defragmented: SimDefragmentResult = { passes: 0, moved: 0, served: 0 };
+  let nextDefrag = 0;
   const inUse = () => nodes.filter((n) => Object.values(n.used).some((v) => v > 0)).length;
   const advance = (to: number) => {
     if (cons && to > now) consolidated.nodeSeconds += inUse() * (to - now);
@@ -310,6 +349,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       owed ? lastCycle + window : Infinity,
       // A consolidation pass is owed while tasks run (and end) and nothing waits.
       cons && running.size > 0 && pending.length === 0 ? Math.max(nextPass, now) : Infinity,
+      // A defragmentation pass is owed while work waits.
+      defrag && running.size > 0 && pending.length > 0 ? Math.max(nextDefrag, now) : Infinity,
     );
     advance(t);
     // Completions at t free their resources.
@@ -363,6 +404,10 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       for (const j of pending) waiting.set(j.queue, (waiting.get(j.queue) ?? 0) + j.tasks);
       opts.onCycle(t, queueUsed, waiting);
     }
+    if (defrag && pending.length > 0 && t >= nextDefrag) {
+      nextDefrag = t + (defrag.intervalSeconds ?? 10);
+      defragmentPass(defrag, t);
+    }
     if (cons && pending.length === 0 && t >= nextPass) {
       nextPass = t + (cons.intervalSeconds ?? 10);
       consolidationPass(cons, t);
@@ -397,7 +442,52 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     decisionsPerSecond: wallSeconds > 0 ? Math.round(placed / wallSeconds) : placed,
     ...(pre ? { stopped } : {}),
     ...(consolidation ? { consolidation } : {}),
+    ...(defrag ? { defragment: defragmented } : {}),
   };
+
+  /** One defragmentation pass at `t`: the moved tasks stopped, they and the served job nominated, and a cycle at once. */
+  function defragmentPass(d: SimDefragment, t: number): void {
+    const nowMs = Math.round(t * 1000);
+    const repeat = repeatExempt(jobStops, nowMs, d.repeat ?? DEFAULT_REPEAT_LIMIT);
+    jobStops = repeat.recent;
+    const jobs = new Map<string, ConsolidationJob>();
+    for (const r of live.values())
+      if (r.job)
+        jobs.set(r.job.jobId, {
+          createdAt: r.job.createdAt,
+          selector: r.job.selector,
+          tolerations: r.job.tolerations,
+          gang: r.job.gang,
+          ...(r.job.topology ? { topology: r.job.topology } : {}),
+        });
+    const waitingWork = pending.map((j) => withinLimit(j, j.maxRunning, j.inFlight)).filter((w) => w.tasks > 0);
+    const plan = planDefragment(nodes, runningTasks(), waitingWork, (id) => jobs.get(id), nowMs, {
+      protectMs: (d.protectSeconds ?? 60) * 1000,
+      exemptJobs: repeat.exempt,
+      ...((d.maxTaskAgeSeconds ?? 600) > 0 ? { maxTaskAgeMs: (d.maxTaskAgeSeconds ?? 600) * 1000 } : {}),
+      maxMoves: d.maxMoves ?? DEFAULT_DEFRAGMENT_MAX_MOVES,
+      placer: (work, open) =>
+        placeTasks(work, open, { policy: opts.policy, scores: opts.scores ?? cycleScores(), maxTasks: Number.MAX_SAFE_INTEGER, batchWindow: window })
+          .placements,
+    });
+    if (plan.targets.length === 0) return;
+    const byId = new Map(pending.map((j) => [j.jobId, j]));
+    const nominatedJobs = new Set<Job>();
+    const nominate = (job: Job | undefined, node: string) => {
+      if (!job) return;
+      job.nominated = [...(job.nominated ?? []), node];
+      nominatedJobs.add(job);
+    };
+    for (const m of plan.moves) nominate(live.get(m.task.groupStart)?.job, m.nominated ?? m.to);
+    for (const x of plan.targets) nominate(byId.get(x.jobId), x.node);
+    for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
+    for (const jobId of new Set(plan.moves.map((m) => m.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), nowMs]);
+    defragmented.moved += plan.moves.length;
+    defragmented.served += plan.targets.length;
+    defragmented.passes++;
+    cycle(t);
+    for (const job of nominatedJobs) delete job.nominated;
+  }
 
   /** The settling passes once the events are over (see `SimConsolidation`), and what all passes did. */
   function consolidate(c: SimConsolidation): SimConsolidationResult {

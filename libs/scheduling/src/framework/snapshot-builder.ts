@@ -66,11 +66,12 @@ export interface SnapshotOptions {
   /** Nodes nominated for waiting jobs' tasks by a re-pack (job id → one node per task; see `plugins/nomination`). @default none */
   nominated?: ReadonlyMap<string, readonly string[]>;
   /**
-   * When the nominations were made (epoch ms): a task of the job bound on a nominated node at or
-   * after it has used that node's entry, which is no longer offered (a kept nomination must not
-   * hold a later task back for a node its sibling took). @default none: every entry is offered
+   * When the nominations were made (epoch ms), one instant for all or one per job: a task of the job
+   * bound on a nominated node at or after it has used that node's entry, which is no longer offered
+   * (a kept nomination must not hold a later task back for a node its sibling took). A job missing
+   * from the map has every entry offered. @default none: every entry is offered
    */
-  nominatedSince?: number;
+  nominatedSince?: number | ReadonlyMap<string, number>;
 }
 
 /** Everything a scheduling decision is made from, as of `now`. Read-only: placement copies what it changes. */
@@ -128,10 +129,15 @@ export function runnableOnSome(w: PendingWork, nodes: readonly NodeSnapshot[]): 
 }
 
 /** Tasks of each nominated job bound on each node at or after `since`: the nominations they used (job id → node → tasks). */
-function nominationsUsed(bindings: readonly Binding[], nominated: ReadonlyMap<string, readonly string[]>, since: number): Map<string, Map<string, number>> {
+function nominationsUsed(
+  bindings: readonly Binding[],
+  nominated: ReadonlyMap<string, readonly string[]>,
+  since: number | ReadonlyMap<string, number>,
+): Map<string, Map<string, number>> {
   const used = new Map<string, Map<string, number>>();
   for (const b of bindings) {
-    if (b.boundAt < since || !nominated.has(b.jobId)) continue;
+    const from = typeof since === 'number' ? since : since.get(b.jobId);
+    if (from === undefined || b.boundAt < from || !nominated.has(b.jobId)) continue;
     let byNode = used.get(b.jobId);
     if (!byNode) used.set(b.jobId, (byNode = new Map()));
     byNode.set(b.node, (byNode.get(b.node) ?? 0) + (b.end - b.start));

@@ -398,4 +398,14 @@ function give(r: Room, need: ResourceVector, devices: readonly number[]): void {
   for (const d of devices) r.devices[d] = Math.max(0, (r.devices[d] ?? 0) - (share >= GPU_MILLI ? GPU_MILLI : share));
 }
 
-export * from './repack';
+export {
+  bestFitDecreasingPlacer,
+  DEFAULT_MAX_MOVES_PER_NODE,
+  freeShare,
+  planRepack,
+  type RepackMove,
+  type RepackOptions,
+  type RepackPlan,
+  taskMovable,
+} from './repack';
+export * from './defragment';

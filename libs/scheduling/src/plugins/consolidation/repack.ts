@@ -90,7 +90,8 @@ export interface RepackPlan {
   steps: number;
 }
 
-interface Host {
+/** A node and the running tasks on it. */
+export interface Host {
   node: NodeSnapshot;
   tasks: RunningTask[];
 }
@@ -176,7 +177,7 @@ export function planRepack(
 }
 
 /** A candidate: the nodes to empty and the tasks to stop (those on the nodes to empty among them). */
-interface Candidate {
+export interface Candidate {
   empty: Host[];
   moving: RunningTask[];
   /** The node the packing planned for each moving task. */
@@ -288,7 +289,13 @@ function repackTarget(
  * `maxSteps`. The batch packing of a window finds better packings; this finds the cheap ones the
  * windows' closures miss (a few tasks shifted down a chain of nodes).
  */
-function ejectionChain(victim: Host, pool: readonly Host[], maxMoves: number, maxSteps: number): { candidate?: Candidate; steps: number } {
+export function ejectionChain(
+  victim: Host,
+  pool: readonly Host[],
+  maxMoves: number,
+  maxSteps: number,
+  leaving: readonly RunningTask[] = victim.tasks,
+): { candidate?: Candidate; steps: number } {
   const cap = victim.node.capacity;
   const keys = Object.keys(cap).filter((k) => cap[k] > 0);
   const size = (r: ResourceVector) => keys.reduce((s, k) => s + (r[k] ?? 0) / cap[k], 0);
@@ -307,7 +314,7 @@ function ejectionChain(victim: Host, pool: readonly Host[], maxMoves: number, ma
   );
   const moving: RunningTask[] = [];
   const targets = new Map<RunningTask, string>();
-  const queue = [...victim.tasks];
+  const queue = [...leaving];
   let steps = 0;
   while (queue.length > 0) {
     queue.sort(order);
@@ -416,7 +423,7 @@ function checkCandidate(
 }
 
 /** The tasks as waiting work: one piece per job (its tasks are alike), with the job's traits. */
-function workOf(
+export function workOf(
   tasks: readonly RunningTask[],
   jobOf: (jobId: string) => ConsolidationJob | undefined,
   targets?: ReadonlyMap<RunningTask, string>,
@@ -443,7 +450,7 @@ function workOf(
 }
 
 /** Each moved task paired with the node a placement gave its job; undefined unless every one is placed. */
-function assign(moving: readonly RunningTask[], placements: readonly Placement[], targets?: ReadonlyMap<RunningTask, string>): RepackMove[] | undefined {
+export function assign(moving: readonly RunningTask[], placements: readonly Placement[], targets?: ReadonlyMap<RunningTask, string>): RepackMove[] | undefined {
   const left = new Map<string, RunningTask[]>();
   for (const t of moving) left.set(t.jobId, [...(left.get(t.jobId) ?? []), t]);
   const moves: RepackMove[] = [];
@@ -466,7 +473,7 @@ function countByJob(tasks: readonly RunningTask[]): Map<string, number> {
 }
 
 /** The node with `gone` released: their resources and devices back. */
-function without(n: NodeSnapshot, gone: readonly RunningTask[]): NodeSnapshot {
+export function without(n: NodeSnapshot, gone: readonly RunningTask[]): NodeSnapshot {
   if (gone.length === 0) return n;
   const used = { ...n.used };
   const devices = { ...n.devices };
@@ -481,23 +488,29 @@ function without(n: NodeSnapshot, gone: readonly RunningTask[]): NodeSnapshot {
 /** Whether every task on the node may move in a re-pack (the consolidation rules; no gang task, no fractional GPU). */
 function movable(h: Host, jobOf: (jobId: string) => ConsolidationJob | undefined, now: number, o: RepackOptions): boolean {
   const after = o.consolidateAfterMs ?? DEFAULT_CONSOLIDATION.consolidateAfterMs;
-  const protectMs = o.protectMs ?? DEFAULT_CONSOLIDATION.protectMs;
-  const maxAge = o.maxTaskAgeMs ?? Infinity;
   let newest = -Infinity;
   for (const t of h.tasks) newest = Math.max(newest, t.boundAt);
   if (now - newest < after) return false;
-  for (const t of h.tasks) {
-    if (t.stopping || now - t.boundAt < protectMs || now - t.boundAt > maxAge || o.exemptJobs?.has(t.jobId)) return false;
-    const job = jobOf(t.jobId);
-    if (!job || job.gang || job.topology?.required || job.labels?.[DO_NOT_DISRUPT_LABEL] === 'true') return false;
-    // A fractional GPU shares a device: the batch packing does not take it, so its node stays.
-    if ((t.resources.gpu ?? 0) % GPU_MILLI !== 0) return false;
-  }
-  return true;
+  return h.tasks.every((t) => taskMovable(t, jobOf, now, o));
+}
+
+/**
+ * Whether one running task may move (re-pack's and defragmentation's rule, consolidation's per
+ * task): not stopping, past the exempt time (`protectMs`), within the age bound, not at its repeat
+ * limit, its job known, no gang (a gang is never split), no required topology, no `do-not-disrupt`,
+ * no fractional GPU (it shares a device: the batch packing does not take it).
+ */
+export function taskMovable(t: RunningTask, jobOf: (jobId: string) => ConsolidationJob | undefined, now: number, o: ConsolidationOptions): boolean {
+  const protectMs = o.protectMs ?? DEFAULT_CONSOLIDATION.protectMs;
+  const maxAge = o.maxTaskAgeMs ?? Infinity;
+  if (t.stopping || now - t.boundAt < protectMs || now - t.boundAt > maxAge || o.exemptJobs?.has(t.jobId)) return false;
+  const job = jobOf(t.jobId);
+  if (!job || job.gang || job.topology?.required || job.labels?.[DO_NOT_DISRUPT_LABEL] === 'true') return false;
+  return (t.resources.gpu ?? 0) % GPU_MILLI === 0;
 }
 
 /** What makes nodes interchangeable to the fit and the filters: capacity, GPUs, labels, taints. */
-function poolKey(n: NodeSnapshot): string {
+export function poolKey(n: NodeSnapshot): string {
   const sorted = (r: Record<string, unknown>) =>
     Object.keys(r)
       .sort()

@@ -2,7 +2,8 @@
  * Nominated nodes (run before the batch fill): work whose tasks a re-pack moved carries the nodes
  * the re-pack planned for them (`PendingWork.nominated`, one entry per task), and each such task is
  * placed there first — as the Kubernetes scheduler tries a pod's `nominatedNodeName` before the
- * others. The re-pack's check placed every moved task on its node with all the moves done, but the
+ * others. A defragmentation (`planDefragment`) nominates the same way its moved tasks' destinations
+ * and, for the waiting job it makes room for, the freed node. The re-pack's check placed every moved task on its node with all the moves done, but the
  * stops land one by one: a task whose nominated node does not have the room yet (another moved task
  * still runs there) waits for it in this pass instead of taking room elsewhere that another moved
  * task was planned to need. A task whose nominated node is gone or refused by the filters (cordoned,

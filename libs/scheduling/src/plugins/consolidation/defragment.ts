@@ -1,0 +1,367 @@
+/**
+ * Defragmentation for waiting work (opt-in): when a job waits because no node has the room for one
+ * of its tasks, though the free room of the cluster would hold it (a 4-GPU task while four 8-GPU
+ * nodes each have 1–3 GPUs free), move a few running tasks so that one node has the room, and
+ * nominate that node for the job — what KAI scheduler's `consolidate` action and Volcano's
+ * defragmentation do. Consolidation and re-pack move tasks to free nodes for scale-down; this moves
+ * them to serve work that waits.
+ *
+ * A pass, for waiting jobs in its own order (priority, then submit time, then id; not the cycle's
+ * fair-share order) while the budget of
+ * moves lasts: a job is served when one task of it fits on no node taking work now, it is no gang
+ * (all its tasks start together), asks no fractional GPU, needs no topology domain and carries no
+ * nomination yet, no node holds it once its tasks already stopping end (their room is counted free,
+ * as preemption counts it), and the free room of all nodes together holds it. Each node of the pools that could hold the task (capacity and the filters) is a
+ * candidate; on it, the fewest of its tasks that may move (re-pack's rule per task,
+ * `taskMovable`: the exempt time, the age bound, the repeat limit, `do-not-disrupt`, no gang task,
+ * no fractional GPU; and a priority at most the job's base priority, as preemption's) whose leaving makes the room — largest first,
+ * then the ones not needed given back, smallest first. Candidates are tried fewest moves first,
+ * then the least work lost (run time of the moved tasks), then name. The moved tasks go to the
+ * other nodes by the placement (best fit without the live one); only when that finds room for no
+ * candidate, ejection chains (`ejectionChain`, re-pack's), candidates in the same order, over the
+ * other nodes of the pool whose every task may move and has a priority at most the job's. The check: the moved tasks, nominated to
+ * their destinations, and the job's task, nominated to the freed node, placed by the placement on
+ * every node taking work with the moved tasks gone; the plan stands only when every moved task is
+ * placed off the freed node and the job's task on it. Bounded by `maxMoves` (the tasks one pass
+ * stops) and `maxSteps` (fit checks). Pure: snapshot, waiting work, options and `now` in.
+ */
+import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
+import { DEFAULT_FILTERS } from '../../framework/profile';
+import type { NodeSnapshot, PendingWork } from '../../snapshot';
+import type { RunningTask } from '../preemption';
+import { fitsOne, pickDevices } from '../resource-fit';
+import { type ConsolidationJob, type ConsolidationOptions, DEFAULT_CONSOLIDATION } from './index';
+import { assign, bestFitDecreasingPlacer, ejectionChain, type Host, poolKey, type RepackMove, taskMovable, without, workOf } from './repack';
+
+/** Settings of a defragmentation pass: consolidation's eligibility rules and a budget of moves. */
+export interface DefragmentOptions extends Omit<ConsolidationOptions, 'maxNodesPerPass' | 'maxNodeFraction' | 'consolidateAfterMs'> {
+  /** Most tasks one pass stops (over all the jobs it serves); 0 = off. @default 8 */
+  maxMoves?: number;
+  /** Most waiting jobs one pass serves. @default 1 */
+  maxJobs?: number;
+}
+
+/** Most tasks a defragmentation pass stops unless told (`DefragmentOptions.maxMoves`). */
+export const DEFAULT_DEFRAGMENT_MAX_MOVES = 8;
+
+/** A waiting job served: the node freed for one of its tasks and the tasks moved off it. */
+export interface DefragmentTarget {
+  jobId: string;
+  /** The node nominated for the job's task. */
+  node: string;
+  /** The tasks to stop, each with the node the check placed it on and the node nominated for it. */
+  moves: RepackMove[];
+}
+
+/** Why a waiting job was not served. */
+export type DefragmentSkip =
+  | 'fits-now'
+  | 'freeing'
+  | 'gang'
+  | 'fractional-gpu'
+  | 'topology'
+  | 'nominated'
+  | 'no-node'
+  | 'no-room'
+  | 'no-movable-room'
+  | 'no-destination'
+  | 'budget'
+  | 'steps';
+
+/** What a defragmentation pass decided. */
+export interface DefragmentPlan {
+  targets: DefragmentTarget[];
+  /** Every task to stop, over all targets. */
+  moves: RepackMove[];
+  /** Waiting jobs considered and not served, and why. */
+  skipped: Array<{ jobId: string; reason: DefragmentSkip }>;
+  /** Fit checks spent: a placement counted as each of its tasks against each node it is offered. */
+  steps: number;
+}
+
+interface Option {
+  host: Host;
+  leaving: RunningTask[];
+  lostMs: number;
+}
+
+/**
+ * The defragmentation at `now`. `nodes`: the nodes taking work; `running`: every live task;
+ * `pending`: the waiting work (its `tasks` those placeable now); `jobOf`: a running job's traits
+ * (undefined: never moved). `o.placer` is the live placement; without one, best-fit decreasing.
+ */
+export function planDefragment(
+  nodes: readonly NodeSnapshot[],
+  running: readonly RunningTask[],
+  pending: readonly PendingWork[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+  now: number,
+  o: DefragmentOptions = {},
+): DefragmentPlan {
+  const maxSteps = o.maxSteps ?? DEFAULT_CONSOLIDATION.maxSteps;
+  const maxJobs = o.maxJobs ?? 1;
+  let budget = o.maxMoves ?? DEFAULT_DEFRAGMENT_MAX_MOVES;
+  const filters = o.filters ?? DEFAULT_FILTERS;
+  const placer = o.placer ?? bestFitDecreasingPlacer(filters);
+  // The cluster as the plan leaves it: accepted targets take their room, their moves leave theirs.
+  let view = nodes.map((n) => ({ ...n }));
+  // Tasks already asked to stop (a preemption in its grace period, an earlier pass) free their room:
+  // counted as gone, as preemption counts them, so no job gets more tasks stopped for room on its way.
+  const stoppingOn = new Map<string, RunningTask[]>();
+  for (const t of running) if (t.stopping) stoppingOn.set(t.node, [...(stoppingOn.get(t.node) ?? []), t]);
+  const released = (n: NodeSnapshot) => without(n, stoppingOn.get(n.name) ?? []);
+  const fitsOn = (need: ResourceVector, n: NodeSnapshot) => fitsOne(need, freeOf(n)) && pickDevices(n.devices, n.gpuCount, need.gpu ?? 0) !== undefined;
+  let tasks = running.filter((t) => !t.stopping);
+  const plan: DefragmentPlan = { targets: [], moves: [], skipped: [], steps: 0 };
+  const touched = new Set<string>();
+  let total: ResourceVector | undefined;
+  const ordered = [...pending]
+    .filter((w) => w.tasks > 0)
+    .sort((a, b) => b.priority - a.priority || a.createdAt - b.createdAt || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+  for (const w of ordered) {
+    if (plan.targets.length >= maxJobs) break;
+    const skip = (reason: DefragmentSkip) => plan.skipped.push({ jobId: w.jobId, reason });
+    if (budget <= 0) {
+      skip('budget');
+      continue;
+    }
+    // Each job looked at costs a step per node at least: a long backlog is cut short by the bound.
+    if (plan.steps + view.length > maxSteps) {
+      skip('steps');
+      break;
+    }
+    const share = w.resources.gpu ?? 0;
+    if (w.gang && w.tasks > 1) {
+      skip('gang');
+      continue;
+    }
+    if (share % GPU_MILLI !== 0) {
+      skip('fractional-gpu');
+      continue;
+    }
+    if (w.topology?.required) {
+      skip('topology');
+      continue;
+    }
+    if (w.nominated?.length) {
+      skip('nominated');
+      continue;
+    }
+    const able = view.filter((n) => fitsOne(w.resources, n.capacity) && n.gpuCount * GPU_MILLI >= share && !filters.some((f) => f.filter(w, n)));
+    plan.steps += view.length;
+    if (able.length === 0) {
+      skip('no-node');
+      continue;
+    }
+    if (able.some((n) => fitsOn(w.resources, n))) {
+      skip('fits-now');
+      continue;
+    }
+    // A node that holds the task once its stopping tasks end: its room is on its way, none is made.
+    if (able.some((n) => fitsOn(w.resources, released(n)))) {
+      skip('freeing');
+      continue;
+    }
+    // Moves only shift room between nodes: the free room of all of them (what stops frees counted) must hold the task.
+    if (!fitsOne(w.resources, (total ??= totalFree(view.map(released))))) {
+      skip('no-room');
+      continue;
+    }
+    // Each node with its stopping tasks gone and only the tasks that stay.
+    const hosts = new Map<string, Host>(view.map((n) => [n.name, { node: released(n), tasks: [] }]));
+    for (const t of tasks) hosts.get(t.node)?.tasks.push(t);
+    // The job's base priority, as preemption's: aging lets a job be placed sooner, not move more.
+    const level = w.basePriority ?? w.priority;
+    const may = (t: RunningTask) => t.jobId !== w.jobId && t.priority <= level && taskMovable(t, jobOf, now, o);
+    const candidates = able.filter((n) => !touched.has(n.name));
+    // The candidate search, counted before it runs: a step per task of each candidate.
+    const search = candidates.reduce((s, n) => s + hosts.get(n.name)!.tasks.length, 0);
+    if (plan.steps + search > maxSteps) {
+      skip('steps');
+      break;
+    }
+    plan.steps += search;
+    // Each able node not touched by this pass: the fewest movable tasks whose leaving makes the room.
+    const options: Option[] = [];
+    for (const n of candidates) {
+      const host = hosts.get(n.name)!;
+      const leaving = roomMaker(host, w.resources, may);
+      if (leaving && leaving.length <= budget) options.push({ host, leaving, lostMs: leaving.reduce((s, t) => s + (now - t.boundAt), 0) });
+    }
+    options.sort((a, b) => a.leaving.length - b.leaving.length || a.lostMs - b.lostMs || (a.host.node.name < b.host.node.name ? -1 : 1));
+    if (options.length === 0) {
+      skip('no-movable-room');
+      continue;
+    }
+    let served: DefragmentTarget | undefined;
+    let stopped = false;
+    // Every option with its tasks placed on the room as it is first; then with ejection chains.
+    for (const [option, chain] of [...options.map((x) => [x, false] as const), ...options.map((x) => [x, true] as const)]) {
+      if (served) break;
+      let opt = option;
+      const others = view.filter((n) => n.name !== opt.host.node.name);
+      // The destinations and the check, each counted before it runs: the bound holds however large.
+      const cost = (chain ? 0 : 2) * (opt.leaving.length + 1) * view.length;
+      if (plan.steps + cost > maxSteps) {
+        stopped = true;
+        break;
+      }
+      plan.steps += cost;
+      let targets = chain ? undefined : destinations(opt.leaving, others, jobOf, placer);
+      if (chain) {
+        // The ejection chain: over the pool's other nodes whose every task may move for this job.
+        const key = poolKey(opt.host.node);
+        const pool = [...hosts.values()].filter(
+          (h) => h === opt.host || (poolKey(h.node) === key && !touched.has(h.node.name) && !stoppingOn.has(h.node.name) && h.tasks.every(may)),
+        );
+        const found = ejectionChain(opt.host, pool, budget, maxSteps - plan.steps, opt.leaving);
+        plan.steps += found.steps;
+        targets = found.candidate?.targets;
+        if (found.candidate) opt = { ...opt, leaving: found.candidate.moving };
+      }
+      if (!targets || opt.leaving.length > budget) continue;
+      if (chain) {
+        // The check after a chain, counted with the chain's own (larger) list of moved tasks.
+        const checkCost = (opt.leaving.length + 1) * view.length;
+        if (plan.steps + checkCost > maxSteps) {
+          stopped = true;
+          break;
+        }
+        plan.steps += checkCost;
+      }
+      const moves = check(opt, targets, w, view, jobOf, placer);
+      if (moves) served = { jobId: w.jobId, node: opt.host.node.name, moves };
+    }
+    if (!served) {
+      skip(stopped ? 'steps' : 'no-destination');
+      if (stopped) break;
+      continue;
+    }
+    plan.targets.push(served);
+    plan.moves.push(...served.moves);
+    budget -= served.moves.length;
+    // The plan's cluster: the moved tasks on their destinations, the job's task on the freed node.
+    const gone = new Set(served.moves.map((m) => m.task));
+    const landed = served.moves.map((m) => ({ ...m.task, node: m.to, boundAt: now, devices: [] }));
+    tasks = [...tasks.filter((t) => !gone.has(t)), ...landed];
+    const bound: RunningTask = {
+      jobId: w.jobId,
+      queue: w.queue,
+      node: served.node,
+      groupStart: 0,
+      attempt: 0,
+      index: 0,
+      priority: w.priority,
+      resources: w.resources,
+      devices: [],
+      boundAt: now,
+      stopping: false,
+    };
+    view = view.map((n) =>
+      withTasks(
+        without(
+          n,
+          [...gone].filter((t) => t.node === n.name),
+        ),
+        [...landed, bound].filter((t) => t.node === n.name),
+      ),
+    );
+    for (const m of served.moves) touched.add(m.to).add(m.task.node);
+    total = undefined;
+  }
+  return plan;
+}
+
+/**
+ * The fewest of the host's movable tasks whose leaving lets `need` fit (resources and whole GPU
+ * devices): largest first (the sum of their shares of the node's capacity) until it fits, then those
+ * not needed given back, smallest first. Undefined when all the movable tasks leaving is not enough.
+ */
+function roomMaker(host: Host, need: ResourceVector, may: (t: RunningTask) => boolean): RunningTask[] | undefined {
+  const cap = host.node.capacity;
+  const size = (r: ResourceVector) => Object.entries(r).reduce((s, [k, v]) => s + (cap[k] ? v / cap[k] : 0), 0);
+  const movable = host.tasks
+    .filter(may)
+    .sort((a, b) => size(b.resources) - size(a.resources) || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : a.index - b.index));
+  const fitsWithout = (gone: readonly RunningTask[]) => {
+    const n = without(host.node, gone);
+    return fitsOne(need, freeOf(n)) && pickDevices(n.devices, n.gpuCount, need.gpu ?? 0) !== undefined;
+  };
+  const leaving: RunningTask[] = [];
+  for (const t of movable) {
+    if (fitsWithout(leaving)) break;
+    leaving.push(t);
+  }
+  if (!fitsWithout(leaving)) return undefined;
+  for (const t of [...leaving].reverse()) {
+    const rest = leaving.filter((x) => x !== t);
+    if (fitsWithout(rest)) leaving.splice(leaving.indexOf(t), 1);
+  }
+  return leaving;
+}
+
+/** Where the placement puts the leaving tasks on the other nodes as they are (undefined unless all of them). */
+function destinations(
+  leaving: readonly RunningTask[],
+  others: readonly NodeSnapshot[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+  placer: NonNullable<ConsolidationOptions['placer']>,
+): Map<RunningTask, string> | undefined {
+  const moves = assign(leaving, placer(workOf(leaving, jobOf), [...others]));
+  return moves ? new Map(moves.map((m) => [m.task, m.to])) : undefined;
+}
+
+/**
+ * The check: the moved tasks (nominated to their destinations) and one task of `w` (nominated to the
+ * freed node) placed by the placement on every node with the moved tasks gone. The moves, unless a
+ * moved task is unplaced or placed back on the freed node, or the job's task is not placed there.
+ */
+function check(
+  opt: Option,
+  targets: ReadonlyMap<RunningTask, string>,
+  w: PendingWork,
+  view: readonly NodeSnapshot[],
+  jobOf: (jobId: string) => ConsolidationJob | undefined,
+  placer: NonNullable<ConsolidationOptions['placer']>,
+): RepackMove[] | undefined {
+  const freed = opt.host.node.name;
+  const gone = new Map<string, RunningTask[]>();
+  for (const t of opt.leaving) gone.set(t.node, [...(gone.get(t.node) ?? []), t]);
+  // The freed node as the option sees it (its stopping tasks gone), every other node as it is.
+  const open = view.map((n) => without(n.name === freed ? opt.host.node : n, gone.get(n.name) ?? []));
+  const job: PendingWork = { ...w, tasks: 1, nominated: [freed] };
+  const placements = placer([job, ...workOf(opt.leaving, jobOf, targets)], open);
+  if (!placements.some((p) => p.jobId === w.jobId && p.node === freed)) return undefined;
+  const moves = assign(
+    opt.leaving,
+    placements.filter((p) => p.jobId !== w.jobId),
+    targets,
+  );
+  if (!moves || moves.some((m) => m.to === freed)) return undefined;
+  return moves;
+}
+
+/** The node with `added` holding their resources (their devices picked as the placement would). */
+function withTasks(n: NodeSnapshot, added: readonly RunningTask[]): NodeSnapshot {
+  if (added.length === 0) return n;
+  const used = { ...n.used };
+  const devices = { ...n.devices };
+  for (const t of added) {
+    for (const [k, v] of Object.entries(t.resources)) used[k] = (used[k] ?? 0) + v;
+    for (const d of pickDevices(devices, n.gpuCount, t.resources.gpu ?? 0) ?? []) devices[d] = (devices[d] ?? 0) + GPU_MILLI;
+  }
+  return { ...n, used, devices };
+}
+
+/** The free room of all the nodes, summed per resource. */
+function totalFree(nodes: readonly NodeSnapshot[]): ResourceVector {
+  const total: ResourceVector = {};
+  for (const n of nodes) for (const [k, v] of Object.entries(freeOf(n))) total[k] = (total[k] ?? 0) + v;
+  return total;
+}
+
+function freeOf(n: NodeSnapshot): ResourceVector {
+  const free: ResourceVector = {};
+  for (const [k, cap] of Object.entries(n.capacity)) free[k] = cap - (n.used[k] ?? 0);
+  return free;
+}
