@@ -445,11 +445,8 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     ...(defrag ? { defragment: defragmented } : {}),
   };
 
-  /** One defragmentation pass at `t`: the moved tasks stopped, they and the served job nominated, and a cycle at once. */
-  function defragmentPass(d: SimDefragment, t: number): void {
-    const nowMs = Math.round(t * 1000);
-    const repeat = repeatExempt(jobStops, nowMs, d.repeat ?? DEFAULT_REPEAT_LIMIT);
-    jobStops = repeat.recent;
+  /** What consolidation, re-pack and defragmentation read of each running job. */
+  function consolidationJobs(): Map<string, ConsolidationJob> {
     const jobs = new Map<string, ConsolidationJob>();
     for (const r of live.values())
       if (r.job)
@@ -460,6 +457,15 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
           gang: r.job.gang,
           ...(r.job.topology ? { topology: r.job.topology } : {}),
         });
+    return jobs;
+  }
+
+  /** One defragmentation pass at `t`: the moved tasks stopped, they and the served job nominated, and a cycle at once. */
+  function defragmentPass(d: SimDefragment, t: number): void {
+    const nowMs = msAt(t);
+    const repeat = repeatExempt(jobStops, nowMs, d.repeat ?? DEFAULT_REPEAT_LIMIT);
+    jobStops = repeat.recent;
+    const jobs = consolidationJobs();
     const waitingWork = pending.map((j) => withinLimit(j, j.maxRunning, j.inFlight)).filter((w) => w.tasks > 0);
     const plan = planDefragment(nodes, runningTasks(), waitingWork, (id) => jobs.get(id), nowMs, {
       protectMs: (d.protectSeconds ?? 60) * 1000,
@@ -517,16 +523,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
     const nowMs = msAt(t);
     const repeat = repeatExempt(jobStops, nowMs, c.repeat ?? DEFAULT_REPEAT_LIMIT);
     jobStops = repeat.recent;
-    const jobs = new Map<string, ConsolidationJob>();
-    for (const r of live.values())
-      if (r.job)
-        jobs.set(r.job.jobId, {
-          createdAt: r.job.createdAt,
-          selector: r.job.selector,
-          tolerations: r.job.tolerations,
-          gang: r.job.gang,
-          ...(r.job.topology ? { topology: r.job.topology } : {}),
-        });
+    const jobs = consolidationJobs();
     const options = {
       consolidateAfterMs: afterS * 1000,
       protectMs: protectS * 1000,
