@@ -8,6 +8,7 @@ import type { Binding, RuntimeEstimates } from '@batchapi/api';
 import { submitJob } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
 import { allBindings, nodeRecord, putNode, queuedJob, useScheduler } from './harness';
+import { SchedulerService } from '../src';
 
 const suite = useScheduler();
 
@@ -21,6 +22,13 @@ it("sets a reservation's start from the queue's learned runtime: work ending aft
   // Queue q's tasks ran 120 s (p90) lately; the configured default is 3600 s.
   const learned: RuntimeEstimates = { at: Date.now(), from: Date.now() - 86_400_000, quantile: 0.9, queues: { q: { seconds: 119.4, samples: 50 } } };
   await suite.store.txn([], [{ put: suite.store.keys.runtimeEstimates(), value: learned }]);
+  // The scheduler mirrors the record on a watch of its own: until it holds it, a cycle uses the configured default
+  // (3600 s), under which 'mid' may backfill (CI once bound it so). Waited for, as the archiver's first store is.
+  const cache = suite.scheduler.app.get(SchedulerService).cache;
+  await waitFor(
+    () => cache.learnedRuntimes()?.queues.q?.seconds,
+    (s) => s === 119.4,
+  );
   // One node of 4 cores. 'run' (2 cores, no timeoutSeconds) runs, expected to end 120 s after its bind
   // (119.4 rounded up to 120); 'big' (4 cores) cannot start: it reserves the node from then, with no spare core.
   await putNode(suite.store, nodeRecord('n', 4));
