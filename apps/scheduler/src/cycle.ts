@@ -117,6 +117,8 @@ export interface CycleOutcome {
   reservations?: Reservation[];
   /** The semaphores and locks as the cycle's snapshot counted them (for the metrics). @default none */
   semaphores?: ReadonlyMap<string, SemaphoreCount>;
+  /** When the first retry still backing off becomes placeable, epoch ms (see `ClusterSnapshot.nextEligibleAt`). @default none backing off */
+  nextEligibleAt?: number;
 }
 
 /** The per-cycle bound on pending work (see `boundWork`). */
@@ -174,6 +176,7 @@ export async function runCycle(
     deferred: plan.deferred,
     cursor: plan.cursor,
     longestPhaseMs,
+    ...(snapshot.nextEligibleAt !== undefined ? { nextEligibleAt: snapshot.nextEligibleAt } : {}),
   };
   const result = applied.bind;
   if (!result) return { placed: 0, units: 0, refused: 0, txns: 0, revision: 0n, ...base };

@@ -71,6 +71,12 @@ export interface SchedulerTuning {
   /** Pause between cycles while work arrives, in milliseconds. @default 20 */
   busyMs: number;
   /**
+   * A full cycle at least this often though nothing changed, in milliseconds: protection windows,
+   * budgets, reservations and aging move with time alone. (A retry's backoff does not wait for it:
+   * the cycle runs when the first one ends.) @default 10 × idleMs
+   */
+  fullCycleMs?: number;
+  /**
    * The batching window (`BATCH_PLACEMENT_WINDOW`, seconds), in milliseconds: cycles start at most
    * this often, so work that arrives meanwhile waits for the next one and is packed together with
    * what arrived beside it (the batch fill sees it as one batch) instead of one job at a time. Each
@@ -866,6 +872,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
 
   private async leadCycles(leadership: Leadership): Promise<void> {
     let lastCycleAt = 0;
+    // When the first retry still backing off becomes placeable (from the last cycle's snapshot).
+    let retryAt: number | undefined;
     while (!this.abort.signal.aborted && leadership.held()) {
       // Housekeeping (usage history, GPU usage, reap, drain) is one instant: read the clocks once for all of it.
       const at = this.clock.now();
@@ -880,7 +888,12 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       );
       await this.consolidate(leadership, at).catch((err: Error) => this.ctx.log.warn({ err: err.message }, 'consolidation failed; will retry'));
       // A full cycle now and then even without changes: protection windows and budgets expire with time.
-      if (at - lastCycleAt > this.tuning.idleMs * 10) this.cache.dirty = true;
+      if (at - lastCycleAt > (this.tuning.fullCycleMs ?? this.tuning.idleMs * 10)) this.cache.dirty = true;
+      // A retry's backoff ends with no change to any record: that is a change too.
+      if (retryAt !== undefined && at >= retryAt) {
+        this.cache.dirty = true;
+        retryAt = undefined;
+      }
       // Nor before the cache shows the stop requests of the last cycle: a cycle that still saw the
       // victims running would ask more of them to stop (a lender got 8 borrowed tasks back for 6).
       if (!this.cache.dirty || !this.cache.caughtUp(this.lastWriteRevision) || this.cache.bindings.revision < this.lastStopRevision) {
@@ -918,6 +931,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
           { ...(this.tuning.backfill ? { backfill: this.backfillSettings()! } : {}), batchWindowMs: this.tuning.batchWindowMs ?? 0 },
         );
         this.backlogCursor = out.cursor;
+        retryAt = out.nextEligibleAt;
         if (out.semaphores) this.semaphores = out.semaphores;
         if ((out.preempted?.length ?? 0) + (out.reclaimed?.length ?? 0) > 0) this.lastStopRevision = this.ctx.store.lastCommittedRevision;
         this.m.deferred.set(out.deferred);

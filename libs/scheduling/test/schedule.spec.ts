@@ -85,6 +85,27 @@ describe('schedule + MemoryPlanner: whole cycles', () => {
     ]);
   });
 
+  it.each([
+    // [backoff ends of two jobs' pending ranges (ms after T0; none = placeable now), the snapshot's nextEligibleAt (ms after T0)]
+    ['none backing off', [[], []], undefined],
+    ['the earliest of several, across jobs', [[9000, 3000], [5000]], 3000],
+    ['only those still ahead: an end at now or before is placeable now', [[0, -1000], [7000]], 7000],
+    ['none ahead', [[0], [-1]], undefined],
+  ] as const)('keeps the first end of a retry backoff after now (%s)', (_name, ends, expected) => {
+    const jobs = ends.map((list, j) =>
+      jobRecord(
+        `j${j}`,
+        list.length + 1,
+        { cpu: 1 },
+        {
+          pending: [{ start: 0, end: 1, attempt: 1 }, ...list.map((e, i) => ({ start: i + 1, end: i + 2, attempt: 2, notBefore: T0 + e }))],
+        },
+      ),
+    );
+    const s = buildSnapshot(new MemoryPlanner({ nodes: [nodeRecord('a', { cpu: 8 })], jobs }).state(), T0);
+    expect(s.nextEligibleAt).toBe(expected === undefined ? undefined : T0 + expected);
+  });
+
   it('fails a gang blocked past its timeout, with the reasons, and leaves a younger one waiting', async () => {
     // 8 cores; gangs of 10 one-core tasks: "old" queued 601 s ago (timeout 600 s) fails, "young" (1 s) waits
     const p = new MemoryPlanner({

@@ -17,6 +17,7 @@ import {
   type ResourceVector,
   namesSemaphores,
   type SemaphoreRecord,
+  type TaskRange,
   type Tenant,
   type WhyJob,
 } from '@batchapi/api';
@@ -118,6 +119,12 @@ export interface ClusterSnapshot {
   topology?: readonly TopologyLevel[];
   /** The domain score's weight, when set (`SnapshotOptions.domainScoreWeight`). @default DEFAULT_DOMAIN_SCORE_WEIGHT */
   domainScoreWeight?: number;
+  /**
+   * The earliest instant after `now` (epoch ms) at which a waiting job's retry backoff ends and its
+   * tasks become placeable, when one is still backing off: a scheduler that saw no change since
+   * cycles again then. @default undefined: no task is backing off
+   */
+  nextEligibleAt?: number;
 }
 
 /**
@@ -157,6 +164,14 @@ export function unusedNominations(nominated: readonly string[], used: ReadonlyMa
   });
 }
 
+/** The earlier of `earliest` and the first end of a backoff in `pending` after `now` (epoch ms). */
+function backoffEnd(pending: readonly TaskRange[], now: number, earliest: number | undefined): number | undefined {
+  for (const r of pending) {
+    if (r.notBefore !== undefined && r.notBefore > now && (earliest === undefined || r.notBefore < earliest)) earliest = r.notBefore;
+  }
+  return earliest;
+}
+
 /** True for jobs with tasks to place: queued or running, not being cancelled, with pending tasks. */
 export function wantsPlacement(j: JobRecord): boolean {
   return (j.phase === 'Queued' || j.phase === 'Running') && j.cancelRequestedAt === undefined && countTasks(j.pending) > 0;
@@ -182,11 +197,13 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
   // Live jobs that name semaphores or locks: their running tasks hold units.
   const holding: JobRecord[] = [];
   const live: JobRecord[] = [];
+  let nextEligibleAt: number | undefined;
   for (const j of state.jobs) {
     live.push(j);
     if (namesSemaphores(j.spec)) holding.push(j);
     if (!wantsPlacement(j)) continue;
     jobs.set(j.id, j);
+    nextEligibleAt = backoffEnd(j.pending, now, nextEligibleAt);
     const w = agedOf(j);
     const nominated = opts.nominated?.get(j.id);
     if (nominated?.length) {
@@ -277,6 +294,7 @@ export function buildSnapshot(state: ClusterState, now: number, opts: SnapshotOp
     ledger: () => new QuotaLedger(queues, usage),
     ...(opts.topology ? { topology: opts.topology } : {}),
     ...(opts.domainScoreWeight !== undefined ? { domainScoreWeight: opts.domainScoreWeight } : {}),
+    ...(nextEligibleAt !== undefined ? { nextEligibleAt } : {}),
   };
 }
 
