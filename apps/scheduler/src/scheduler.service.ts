@@ -783,7 +783,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     for (const mv of moved) this.m.stops.inc({ queue: mv.task.queue, reason: 'defragment' });
     for (const t of served)
       this.ctx.log.info(
-        { job: t.jobId, node: t.node, tasks: t.moves.length },
+        { job: t.jobId, nodes: t.nodes, tasks: t.moves.length },
         'defragmentation: tasks asked to stop to make room for a waiting job, the node nominated for it',
       );
     if (moved.length > served.reduce((n, t) => n + t.moves.length, 0))
@@ -793,7 +793,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.nominate(defragmentNominations(served), leadership, now, c);
       for (const t of served)
         this.defragmenting.set(t.jobId, {
-          node: t.node,
+          nodes: t.freed,
           stops: t.moves.map(({ task: x }) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })),
         });
     }
