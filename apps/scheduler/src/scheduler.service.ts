@@ -6,11 +6,13 @@
 import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
 import {
   allocationsByNode,
+  clearDefragmentRecord,
   type Leadership,
   loadGpuUsage,
   loadUsageHistory,
   quarantineNode,
   reapLostNode,
+  saveDefragmentRecord,
   saveGpuUsage,
   saveSchedulerSettings,
   saveUsageHistory,
@@ -25,6 +27,8 @@ import {
   allocationRatio,
   capSeries,
   type Defragmenting,
+  defragmentRecordOf,
+  storedDefragmentation,
   type ClusterSnapshot,
   emptyGpuUsage,
   decayUsage,
@@ -443,14 +447,24 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    * waiting work still has that node nominated, unused).
    */
   defragmentingAt(now: number): ReadonlyMap<string, Defragmenting> {
+    // A standby (or a leader whose term has none) names what the leader stored (`defragmenting`).
+    if (!this.leadership?.held()) return storedDefragmentation(this.cache.storedDefragmenting()?.value, now)?.defragmenting ?? new Map();
     const held = this.nominations;
     if (!held || now >= held.until || held.leadership !== this.leadership) return new Map();
     return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
   }
 
-  /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
+  /**
+   * The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why
+   * pending" and the gauges. On a standby, with the nominations the leader's defragmentation stored.
+   */
   snapshotAt(now: number): ClusterSnapshot {
-    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.cyclePolicy(now)).snapshot;
+    let policy = this.cyclePolicy(now);
+    if (!this.leadership?.held()) {
+      const stored = storedDefragmentation(this.cache.storedDefragmenting()?.value, now);
+      if (stored) policy = { ...policy, nominated: stored.nominated, nominatedSince: stored.nominatedSince };
+    }
+    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, policy).snapshot;
   }
 
   /** The cluster-wide settings every snapshot applies (aging, fair-share prices, topology levels, the domain score's weight). */
@@ -723,6 +737,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.m.consolidation.inc({ reason: l.reason });
       this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
     }
+    await this.clearDefragmentRecord(leadership, now);
     const defragment = (c.defragmentMaxMoves ?? 0) > 0;
     if ((c.maxNodesPerPass <= 0 && !defragment) || now - this.lastConsolidationAt < c.intervalMs) return;
     // Planned only on caches that hold the last cycle's binds and stops (as a cycle is): a node whose
@@ -796,9 +811,43 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
           nodes: t.freed,
           stops: t.moves.map(({ task: x }) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })),
         });
+      await this.publishDefragmenting(leadership, now);
     }
     if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moved, now);
     return true;
+  }
+
+  /**
+   * Stores the defragmentation nominations in force (`DefragmentRecord`, fenced) for the standbys'
+   * and admission's "why pending". A failure is logged: only that line is missing elsewhere.
+   */
+  private async publishDefragmenting(leadership: Leadership, now: number): Promise<void> {
+    const held = this.nominations;
+    if (!held) return;
+    const record = defragmentRecordOf(this.defragmentingAt(now), held.byJob, held.since, String(leadership.wonAt), now, held.until);
+    await saveDefragmentRecord(this.ctx.store, leadership.fence(), record).catch((err: Error) =>
+      this.ctx.log.warn({ err: err.message }, 'storing the defragmentation nominations failed; standbys do not name them'),
+    );
+  }
+
+  /**
+   * Deletes the stored defragmentation nominations (fenced) once they say nothing more: another
+   * term's, lapsed, or none of their jobs still waits (their tasks placed, the jobs gone).
+   */
+  private async clearDefragmentRecord(leadership: Leadership, now: number): Promise<void> {
+    const stored = this.cache.storedDefragmenting();
+    if (!stored) return;
+    const raw = stored.value as { term?: unknown; until?: unknown; jobs?: unknown } | null;
+    const jobs = Array.isArray(raw?.jobs) ? (raw.jobs as Array<{ jobId?: unknown }>) : [];
+    const waits = jobs.some((j) => {
+      const job = typeof j?.jobId === 'string' ? this.cache.jobs.items.get(this.ctx.store.keys.job(j.jobId))?.value : undefined;
+      return !!job && countTasks(job.pending) > 0;
+    });
+    const current = raw?.term === String(leadership.wonAt) && typeof raw?.until === 'number' && now < raw.until && waits;
+    if (current) return;
+    await clearDefragmentRecord(this.ctx.store, leadership.fence(), stored.modRevision).catch((err: Error) =>
+      this.ctx.log.warn({ err: err.message }, 'deleting the defragmentation nominations failed; will retry'),
+    );
   }
 
   /**
