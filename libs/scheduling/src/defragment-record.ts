@@ -58,13 +58,15 @@ export function storedDefragmentation(raw: unknown, now: number): StoredDefragme
     if (!isObject(j) || !isName(j.jobId) || !names(j.nominated, B.nodes) || j.nominated.length === 0 || !names(j.freed, B.nodes)) continue;
     if (typeof j.since !== 'number' || !Number.isFinite(j.since) || !Array.isArray(j.stops) || j.stops.length > B.stops) continue;
     const stops = j.stops.filter(
-      (x): x is Defragmenting['stops'][number] =>
-        isObject(x) && isName(x.jobId) && isCount(x.groupStart) && isCount(x.attempt) && isCount(x.index),
+      (x): x is Defragmenting['stops'][number] => isObject(x) && isName(x.jobId) && isCount(x.groupStart) && isCount(x.attempt) && isCount(x.index),
     );
     if (stops.length !== j.stops.length) continue;
     out.nominated.set(j.jobId, j.nominated);
     out.nominatedSince.set(j.jobId, j.since);
-    out.defragmenting.set(j.jobId, { nodes: j.freed, stops: stops.map((x) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })) });
+    out.defragmenting.set(j.jobId, {
+      nodes: j.freed,
+      stops: stops.map((x) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })),
+    });
   }
   return out;
 }
