@@ -747,6 +747,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     // A pass whose stops just landed: consolidation waits for the next interval (its caches then hold them).
     if (defragment && (await this.defragment(leadership, now, c))) return;
     if (c.maxNodesPerPass <= 0) return;
+    await this.consolidationPass(leadership, now, c);
+  }
+
+  /**
+   * One consolidation (and re-pack) pass: the nodes it chose cordoned, a re-pack's other moves asked
+   * to stop, and its moved tasks' planned nodes nominated beside the nominations in force.
+   */
+  private async consolidationPass(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<void> {
     const { cordoned, repacked, complete } = await consolidateNodes(
       this.ctx.store,
       this.cache,
