@@ -9,8 +9,9 @@
  * its emptied nodes are cordoned the same way, its other moves asked to stop, and the moved tasks'
  * planned nodes are nominated for the next cycles. With defragmentation on
  * (`BATCH_DEFRAGMENT_MAX_MOVES`), a pass also serves waiting work that fits no node
- * (`planDefragment`): the few tasks whose leaving gives one node the room are asked to stop, their
- * destinations and the freed node (for the waiting job) nominated. Every write is fenced.
+ * (`planDefragment`): the few tasks whose leaving gives the waiting job the room (a gang: all its
+ * members', in one pass) are asked to stop, their destinations and the job's nodes nominated. Every
+ * write is fenced.
  */
 import type { Binding, Cordon, JobRecord } from '@batchapi/api';
 import {

@@ -7,23 +7,34 @@
  * them to serve work that waits.
  *
  * A pass, for waiting jobs in its own order (priority, then submit time, then id; not the cycle's
- * fair-share order) while the budget of
- * moves lasts: a job is served when one task of it fits on no node taking work now, it is no gang
- * (all its tasks start together), asks no fractional GPU, needs no topology domain and carries no
- * nomination yet, no node holds it once its tasks already stopping end (their room is counted free,
- * as preemption counts it), and the free room of all nodes together holds it. Each node of the pools that could hold the task (capacity and the filters) is a
- * candidate; on it, the fewest of its tasks that may move (re-pack's rule per task,
- * `taskMovable`: the exempt time, the age bound, the repeat limit, `do-not-disrupt`, no gang task,
- * no fractional GPU; and a priority at most the job's base priority, as preemption's) whose leaving makes the room — largest first,
- * then the ones not needed given back, smallest first. Candidates are tried fewest moves first,
- * then the least work lost (run time of the moved tasks), then name. The moved tasks go to the
+ * fair-share order) while the budget of moves lasts: a job is served when one task of it fits on no
+ * node taking work now (a gang: the room there is does not hold all its members), it asks no
+ * fractional GPU and carries no nomination yet, no node holds it once its tasks already stopping
+ * end (their room is counted free, as preemption counts it), and the free room of all nodes
+ * together holds it (a gang: all its members). The tasks that may move are re-pack's rule per task
+ * (`taskMovable`: the exempt time, the age bound, the repeat limit, `do-not-disrupt`, no gang task,
+ * no fractional GPU) with a priority at most the job's base priority, as preemption's; on a node,
+ * the fewest of them whose leaving makes the room (`roomMaker`: largest first, then the ones not
+ * needed given back, smallest first).
+ *
+ * A job of one task: each node of the pools that could hold it is a candidate, tried fewest moves
+ * first, then the least work lost (run time of the moved tasks), then name. The moved tasks go to the
  * other nodes by the placement (best fit without the live one); only when that finds room for no
  * candidate, ejection chains (`ejectionChain`, re-pack's), candidates in the same order, over the
- * other nodes of the pool whose every task may move and has a priority at most the job's. The check: the moved tasks, nominated to
- * their destinations, and the job's task, nominated to the freed node, placed by the placement on
- * every node taking work with the moved tasks gone; the plan stands only when every moved task is
- * placed off the freed node and the job's task on it. Bounded by `maxMoves` (the tasks one pass
- * stops) and `maxSteps` (fit checks). Pure: snapshot, waiting work, options and `now` in.
+ * other nodes of the pool whose every task may move and has a priority at most the job's.
+ *
+ * A job of several tasks, or with a required topology level (`serveAll`): room for all of them in
+ * one pass — a gang's all or none, other work's as many as the budget allows — laid out greedily
+ * within each domain of the level (or all nodes): a gang's members take the room there is first,
+ * then one task at a time the node whose room takes the fewest moves as the earlier choices leave
+ * it; the domain serving most tasks with the fewest moves is taken. The job is nominated one node
+ * per task.
+ *
+ * The check: the moved tasks, nominated to their destinations, and the job's tasks, nominated to
+ * their nodes, placed by the placement on every node taking work with the moved tasks gone; the
+ * plan stands only when every moved task is placed off the freed nodes and the job's tasks on
+ * theirs. Bounded by `maxMoves` (the tasks one pass stops) and `maxSteps` (fit checks). Pure:
+ * snapshot, waiting work, options and `now` in.
  */
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import { DEFAULT_FILTERS } from '../../framework/profile';
@@ -60,18 +71,7 @@ export interface DefragmentTarget {
 
 /** Why a waiting job was not served. */
 export type DefragmentSkip =
-  | 'fits-now'
-  | 'freeing'
-  | 'gang'
-  | 'fractional-gpu'
-  | 'topology'
-  | 'nominated'
-  | 'no-node'
-  | 'no-room'
-  | 'no-movable-room'
-  | 'no-destination'
-  | 'budget'
-  | 'steps';
+  'fits-now' | 'freeing' | 'fractional-gpu' | 'topology' | 'nominated' | 'no-node' | 'no-room' | 'no-movable-room' | 'no-destination' | 'budget' | 'steps';
 
 /** What a defragmentation pass decided. */
 export interface DefragmentPlan {
