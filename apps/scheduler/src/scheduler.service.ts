@@ -194,6 +194,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
   private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: ReadonlyMap<string, number>; until: number; leadership: Leadership };
+  /** The revision of the stored defragmentation record last asked to be deleted (asked once per version). */
+  private clearedDefragmentRevision?: string;
   /** Waiting jobs defragmentation made room for: the node nominated for each and the stops it asked for (shown by why-pending while the job's nomination is unused). */
   private defragmenting = new Map<string, Defragmenting>();
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
@@ -852,10 +854,13 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       return !!job && countTasks(job.pending) > 0;
     });
     const current = raw?.term === String(leadership.wonAt) && typeof raw?.until === 'number' && now < raw.until && waits;
-    if (current) return;
-    await clearDefragmentRecord(this.ctx.store, leadership.fence(), stored.modRevision).catch((err: Error) =>
-      this.ctx.log.warn({ err: err.message }, 'deleting the defragmentation nominations failed; will retry'),
-    );
+    // Asked once per version: until the cache sees the delete, the next loops see the same record.
+    if (current || this.clearedDefragmentRevision === stored.modRevision) return;
+    this.clearedDefragmentRevision = stored.modRevision;
+    await clearDefragmentRecord(this.ctx.store, leadership.fence(), stored.modRevision).catch((err: Error) => {
+      this.clearedDefragmentRevision = undefined;
+      this.ctx.log.warn({ err: err.message }, 'deleting the defragmentation nominations failed; will retry');
+    });
   }
 
   /**

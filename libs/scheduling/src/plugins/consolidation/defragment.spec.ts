@@ -317,6 +317,19 @@ describe('planDefragment', () => {
     expect(plan.steps).toBe(108);
   });
 
+  it("a gang's layout is counted too: a bound too small for it stops the pass, never overrun", () => {
+    // The gang row: 4 (the job) + 8 (two slot counts over the 4 able nodes) + 4 (the group) + 24 (the
+    // first member's search: the tasks of a, b, c, d) = 40; the second member's search (23 tasks left)
+    // would make 63 > 50.
+    const tasks = fragmented();
+    const gang = waiting('g', 4, { gang: true, tasks: 2 });
+    const plan = planDefragment(cluster(fleet(), tasks), tasks, [gang], () => ({}), NOW, { maxSteps: 50 });
+    expect(plan.targets).toEqual([]);
+    expect(plan.skipped).toEqual([{ jobId: 'g', reason: 'steps' }]);
+    expect(plan.steps).toBeLessThanOrEqual(50);
+    expect(plan.steps).toBe(40);
+  });
+
   it('a step bound too small for the check stops the pass', () => {
     // Candidate search: 4 nodes (able) + 24 tasks = 28 steps; the first option costs 2 × (1 + 1) × 4 = 16.
     const tasks = fragmented();

@@ -333,6 +333,8 @@ function serveAll(
   const sum = (ns: readonly NodeSnapshot[]) => ns.reduce((s, n) => s + slots(n), 0);
   // A gang starts when the room for all its tasks is there; other work as soon as one task's is (the cycle places it).
   const enough = (k: number) => (gang ? k >= w.tasks : k > 0);
+  // The two slot counts over the able nodes, counted before they run.
+  if (able.length * 2 > stepsLeft) return { reason: 'steps', steps: 0 };
   let steps = able.length * 2;
   if (enough(sum(able))) return { reason: 'fits-now', steps };
   if (enough(sum(able.map((n) => hosts.get(n.name)!.node)))) return { reason: 'freeing', steps };
