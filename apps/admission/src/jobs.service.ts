@@ -66,7 +66,7 @@ import {
   SubmitCommitter,
   tenantAndQueues,
 } from '@batchapi/store';
-import { buildSnapshot, explainJob, learnedRuntimesOf, settingsOfRecord, withLearnedRuntimes } from '@batchapi/scheduling';
+import { buildSnapshot, explainJob, learnedRuntimesOf, settingsOfRecord, storedDefragmentation, withLearnedRuntimes } from '@batchapi/scheduling';
 import { IdempotencyLookups } from './idempotency-lookups';
 import { WorkingDirsService } from './working-dirs';
 import { SchedulerCalls } from './scheduler-calls';
@@ -692,13 +692,23 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     // history), with the settings the scheduler leader stored (topology levels, aging, prices,
     // backfill with the learned runtime estimates); a cluster whose leader stored none gets the defaults.
     const { store } = this.ctx;
-    const [cluster, stored, learned] = await Promise.all([readCluster(store), loadSchedulerSettings(store), store.get<unknown>(store.keys.runtimeEstimates())]);
+    // And the nominations the leader's defragmentation stored, so the job's "waiting for node …" line shows here too.
+    const [cluster, stored, learned, defragmenting] = await Promise.all([
+      readCluster(store),
+      loadSchedulerSettings(store),
+      store.get<unknown>(store.keys.runtimeEstimates()),
+      store.get<unknown>(store.keys.defragmenting()),
+    ]);
     const { policy, backfill } = settingsOfRecord(stored);
+    const defrag = storedDefragmentation(defragmenting?.value, now);
     return explainJob(
-      buildSnapshot(cluster, now, policy),
+      buildSnapshot(cluster, now, defrag ? { ...policy, nominated: defrag.nominated, nominatedSince: defrag.nominatedSince } : policy),
       job,
       'admission',
-      backfill ? { backfill: withLearnedRuntimes(backfill, learnedRuntimesOf(learned?.value)) } : {},
+      {
+        ...(backfill ? { backfill: withLearnedRuntimes(backfill, learnedRuntimesOf(learned?.value)) } : {}),
+        ...(defrag ? { defragmenting: defrag.defragmenting } : {}),
+      },
     );
   }
 

@@ -102,6 +102,8 @@ export class SchedulerCache {
   readonly storedGpuUsage: Mirror<GpuUsage>;
   /** The runtime estimates the archiver learned from the history (`runtime-estimates`), for backfill. */
   readonly runtimeEstimates: Mirror<RuntimeEstimates>;
+  /** The leader's defragmentation nominations in force (`defragmenting`, unchecked): what a standby's "why pending" names. */
+  readonly defragmenting: Mirror<unknown>;
   /** The leader's own GPU usage, advanced as time passes (see `plugins/running-caps`); over `storedGpuUsage` while set. @default none */
   gpuUsage?: GpuUsage;
   /** Set by every change; a cycle clears it. */
@@ -122,6 +124,7 @@ export class SchedulerCache {
     this.tenants = new Mirror<Tenant>(k.tenants());
     this.storedGpuUsage = new Mirror<GpuUsage>(k.gpuUsage());
     this.runtimeEstimates = new Mirror<RuntimeEstimates>(k.runtimeEstimates());
+    this.defragmenting = new Mirror<unknown>(k.defragmenting());
   }
 
   async start(): Promise<void> {
@@ -236,6 +239,11 @@ export class SchedulerCache {
     return learnedRuntimesOf(this.runtimeEstimates.items.get(this.store.keys.runtimeEstimates())?.value);
   }
 
+  /** The leader's stored defragmentation nominations as last seen (unchecked; see `storedDefragmentation`), with their revision. */
+  storedDefragmenting(): { value: unknown; modRevision: string } | undefined {
+    return this.defragmenting.items.get(this.store.keys.defragmenting());
+  }
+
   private mirrors() {
     return [
       this.tenants,
@@ -248,6 +256,7 @@ export class SchedulerCache {
       this.jobs,
       this.storedGpuUsage,
       this.runtimeEstimates,
+      this.defragmenting,
     ];
   }
 }

@@ -9,8 +9,9 @@
  * its emptied nodes are cordoned the same way, its other moves asked to stop, and the moved tasks'
  * planned nodes are nominated for the next cycles. With defragmentation on
  * (`BATCH_DEFRAGMENT_MAX_MOVES`), a pass also serves waiting work that fits no node
- * (`planDefragment`): the few tasks whose leaving gives one node the room are asked to stop, their
- * destinations and the freed node (for the waiting job) nominated. Every write is fenced.
+ * (`planDefragment`): the few tasks whose leaving gives the waiting job the room (a gang: all its
+ * members', in one pass) are asked to stop, their destinations and the job's nodes nominated. Every
+ * write is fenced.
  */
 import type { Binding, Cordon, JobRecord } from '@batchapi/api';
 import {
@@ -237,6 +238,7 @@ export async function defragmentNodes(
     ...(protection.exemptJobs ? { exemptJobs: protection.exemptJobs } : {}),
     ...(tuning.maxTaskAgeMs > 0 ? { maxTaskAgeMs: tuning.maxTaskAgeMs } : {}),
     maxMoves: tuning.defragmentMaxMoves,
+    ...(s.topology ? { topology: s.topology } : {}),
     // The check is the cycle's own placement, the moved tasks and the job nominated as they will wait.
     placer: (work: PendingWork[], nodes: NodeSnapshot[]) => placeTasks(work, nodes, { profile, maxTasks: 100_000 }).placements,
   });
@@ -286,10 +288,10 @@ export async function landedStops(store: EtcdStore, targets: readonly Defragment
   return { served, moved, revision };
 }
 
-/** The nodes to nominate per job for a defragmentation: each moved task's destination, and the freed node for its waiting job. */
+/** The nodes to nominate per job for a defragmentation: each moved task's destination, and its waiting job's laid-out nodes (one per task). */
 export function defragmentNominations(targets: readonly DefragmentTarget[]): Map<string, string[]> {
   const out = nominationsOf(targets.flatMap((t) => t.moves));
-  for (const t of targets) out.set(t.jobId, [...(out.get(t.jobId) ?? []), t.node]);
+  for (const t of targets) out.set(t.jobId, [...(out.get(t.jobId) ?? []), ...t.nodes]);
   return out;
 }
 

@@ -6,11 +6,13 @@
 import { CLOCK, type Clock, SERVICE, serveElectedRole, type ServiceContext, systemClock } from '@batchapi/runtime';
 import {
   allocationsByNode,
+  clearDefragmentRecord,
   type Leadership,
   loadGpuUsage,
   loadUsageHistory,
   quarantineNode,
   reapLostNode,
+  saveDefragmentRecord,
   saveGpuUsage,
   saveSchedulerSettings,
   saveUsageHistory,
@@ -25,6 +27,8 @@ import {
   allocationRatio,
   capSeries,
   type Defragmenting,
+  defragmentRecordOf,
+  storedDefragmentation,
   type ClusterSnapshot,
   emptyGpuUsage,
   decayUsage,
@@ -196,6 +200,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
   private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: ReadonlyMap<string, number>; until: number; leadership: Leadership };
+  /** The revision of the stored defragmentation record last asked to be deleted (asked once per version). */
+  private clearedDefragmentRevision?: string;
   /** Waiting jobs defragmentation made room for: the node nominated for each and the stops it asked for (shown by why-pending while the job's nomination is unused). */
   private defragmenting = new Map<string, Defragmenting>();
   /** The semaphores and locks as the leader's last cycle counted them (the semaphore gauges read them). */
@@ -449,14 +455,24 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    * waiting work still has that node nominated, unused).
    */
   defragmentingAt(now: number): ReadonlyMap<string, Defragmenting> {
+    // A standby (or a leader whose term has none) names what the leader stored (`defragmenting`).
+    if (!this.leadership?.held()) return storedDefragmentation(this.cache.storedDefragmenting()?.value, now)?.defragmenting ?? new Map();
     const held = this.nominations;
     if (!held || now >= held.until || held.leadership !== this.leadership) return new Map();
     return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
   }
 
-  /** The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why pending" and the gauges. */
+  /**
+   * The cache as the cycle sees it at `now` (with the usage history fair share counts): for "why
+   * pending" and the gauges. On a standby, with the nominations the leader's defragmentation stored.
+   */
   snapshotAt(now: number): ClusterSnapshot {
-    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, this.cyclePolicy(now)).snapshot;
+    let policy = this.cyclePolicy(now);
+    if (!this.leadership?.held()) {
+      const stored = storedDefragmentation(this.cache.storedDefragmenting()?.value, now);
+      if (stored) policy = { ...policy, nominated: stored.nominated, nominatedSince: stored.nominatedSince };
+    }
+    return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, policy).snapshot;
   }
 
   /** The cluster-wide settings every snapshot applies (aging, fair-share prices, topology levels, the domain score's weight). */
@@ -729,6 +745,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.m.consolidation.inc({ reason: l.reason });
       this.ctx.log.info({ node: l.node, reason: l.reason }, 'consolidation cordon lifted');
     }
+    await this.clearDefragmentRecord(leadership, now);
     const defragment = (c.defragmentMaxMoves ?? 0) > 0;
     if ((c.maxNodesPerPass <= 0 && !defragment) || now - this.lastConsolidationAt < c.intervalMs) return;
     // Planned only on caches that hold the last cycle's binds and stops (as a cycle is): a node whose
@@ -738,6 +755,14 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     // A pass whose stops just landed: consolidation waits for the next interval (its caches then hold them).
     if (defragment && (await this.defragment(leadership, now, c))) return;
     if (c.maxNodesPerPass <= 0) return;
+    await this.consolidationPass(leadership, now, c);
+  }
+
+  /**
+   * One consolidation (and re-pack) pass: the nodes it chose cordoned, a re-pack's other moves asked
+   * to stop, and its moved tasks' planned nodes nominated beside the nominations in force.
+   */
+  private async consolidationPass(leadership: Leadership, now: number, c: ConsolidationTuning): Promise<void> {
     const { cordoned, repacked, complete } = await consolidateNodes(
       this.ctx.store,
       this.cache,
@@ -789,7 +814,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     for (const mv of moved) this.m.stops.inc({ queue: mv.task.queue, reason: 'defragment' });
     for (const t of served)
       this.ctx.log.info(
-        { job: t.jobId, node: t.node, tasks: t.moves.length },
+        { job: t.jobId, nodes: t.nodes, tasks: t.moves.length },
         'defragmentation: tasks asked to stop to make room for a waiting job, the node nominated for it',
       );
     if (moved.length > served.reduce((n, t) => n + t.moves.length, 0))
@@ -799,12 +824,49 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       this.nominate(defragmentNominations(served), leadership, now, c);
       for (const t of served)
         this.defragmenting.set(t.jobId, {
-          node: t.node,
+          nodes: t.freed,
           stops: t.moves.map(({ task: x }) => ({ jobId: x.jobId, groupStart: x.groupStart, attempt: x.attempt, index: x.index })),
         });
+      await this.publishDefragmenting(leadership, now);
     }
     if (this.tuning.preemption.repeat) this.jobStoppedAt = recordPreemptions(this.jobStoppedAt, moved, now);
     return true;
+  }
+
+  /**
+   * Stores the defragmentation nominations in force (`DefragmentRecord`, fenced) for the standbys'
+   * and admission's "why pending". A failure is logged: only that line is missing elsewhere.
+   */
+  private async publishDefragmenting(leadership: Leadership, now: number): Promise<void> {
+    const held = this.nominations;
+    if (!held) return;
+    const record = defragmentRecordOf(this.defragmentingAt(now), held.byJob, held.since, String(leadership.wonAt), now, held.until);
+    await saveDefragmentRecord(this.ctx.store, leadership.fence(), record).catch((err: Error) =>
+      this.ctx.log.warn({ err: err.message }, 'storing the defragmentation nominations failed; standbys do not name them'),
+    );
+  }
+
+  /**
+   * Deletes the stored defragmentation nominations (fenced) once they say nothing more: another
+   * term's, lapsed, or none of their jobs still waits (their tasks placed, the jobs gone).
+   */
+  private async clearDefragmentRecord(leadership: Leadership, now: number): Promise<void> {
+    const stored = this.cache.storedDefragmenting();
+    if (!stored) return;
+    const raw = stored.value as { term?: unknown; until?: unknown; jobs?: unknown } | null;
+    const jobs = Array.isArray(raw?.jobs) ? (raw.jobs as Array<{ jobId?: unknown }>) : [];
+    const waits = jobs.some((j) => {
+      const job = typeof j?.jobId === 'string' ? this.cache.jobs.items.get(this.ctx.store.keys.job(j.jobId))?.value : undefined;
+      return !!job && countTasks(job.pending) > 0;
+    });
+    const current = raw?.term === String(leadership.wonAt) && typeof raw?.until === 'number' && now < raw.until && waits;
+    // Asked once per version: until the cache sees the delete, the next loops see the same record.
+    if (current || this.clearedDefragmentRevision === stored.modRevision) return;
+    this.clearedDefragmentRevision = stored.modRevision;
+    await clearDefragmentRecord(this.ctx.store, leadership.fence(), stored.modRevision).catch((err: Error) => {
+      this.clearedDefragmentRevision = undefined;
+      this.ctx.log.warn({ err: err.message }, 'deleting the defragmentation nominations failed; will retry');
+    });
   }
 
   /**

@@ -65,10 +65,11 @@ describe('the stop answered', () => {
         boundAt: 0,
         stopping: false,
       });
-      const w1: DefragmentTarget = { jobId: 'w1', node: 'n1', moves: [{ task: task('p1', 'n1', 0), to: 'n3', nominated: 'n3' }] };
+      const w1: DefragmentTarget = { jobId: 'w1', nodes: ['n1'], freed: ['n1'], moves: [{ task: task('p1', 'n1', 0), to: 'n3', nominated: 'n3' }] };
       const w2: DefragmentTarget = {
         jobId: 'w2',
-        node: 'n2',
+        nodes: ['n2'],
+        freed: ['n2'],
         moves: [
           { task: task('p1', 'n1', 1), to: 'n3', nominated: 'n3' },
           { task: task('p2', 'n2', 0), to: 'n3', nominated: 'n3' },
@@ -82,6 +83,80 @@ describe('the stop answered', () => {
       await store.close();
     }
   });
+});
+
+describe('a gang', () => {
+  const suite = useScheduler({ tuning });
+  it('gets room for both its members in one pass: two tasks move, the gang starts on both freed nodes at once', async () => {
+    const store = suite.store;
+    const lease = await store.grantLease(20);
+    // Three nodes of 4 GPUs, two 1-GPU tasks on each (2 free each, 6 in all); a gang of 2 × 3 GPUs
+    // fits none. First member: ga, gb, gc each need one move → gc, the least work lost (its tasks
+    // started last); second: gb (gc is full now), before ga's older tasks. The two moved tasks go to
+    // ga (2 free → 0): 2 moves, the fewest (one per member).
+    await registerNodes(store, [nodeRecord('ga', 16, 4), nodeRecord('gb', 16, 4), nodeRecord('gc', 16, 4)], lease.id);
+    const gpu1 = { cpu: 1000, gpu: 1000 };
+    const nodes = ['ga', 'gb', 'gc'];
+    for (const open of nodes) {
+      for (const other of nodes) if (other !== open) await setCordon(store, { node: other, reason: 'maintenance', by: 'ops', at: Date.now() });
+      await clearCordon(store, open);
+      const ids = [`${open}1`, `${open}2`];
+      for (const id of ids) await submitJob(store, queuedJob(id, 1, gpu1));
+      await waitFor(
+        () => allBindings(store),
+        (bs) => ids.every((id) => where(bs).includes(`${id}@${open}`)),
+      );
+    }
+    for (const n of nodes) await clearCordon(store, n);
+    const gang = queuedJob('gang', 2, { cpu: 4000, gpu: 3000 });
+    await submitJob(store, { ...gang, spec: { ...gang.spec, gang: true } });
+    const asked = await waitFor(
+      () => allBindings(store),
+      (bs) => bs.filter((b) => (b.preempt ?? []).length > 0).length === 2,
+    );
+    const moved = asked.filter((b) => (b.preempt ?? []).length > 0);
+    expect(moved.map((b) => b.node).sort()).toEqual(['gb', 'gc']);
+    // Why pending (the leader's RPC): the gang waits for both freed nodes.
+    const address = (await store.list<{ rpc?: string }>(store.keys.membersOf('scheduler'))).items.map((m) => m.value.rpc).find(Boolean)!;
+    const at = address.lastIndexOf(':');
+    const client = ClientProxyFactory.create({ transport: Transport.TCP, options: { host: address.slice(0, at), port: Number(address.slice(at + 1)) } });
+    authorizeCalls(client, suite.scheduler.ctx.credential);
+    try {
+      const record = (await store.get<JobRecord>(store.keys.job('gang')))!.value;
+      const why = await waitFor(
+        async () => (await firstValueFrom(client.send(SCHEDULER_WHY, { job: whyJobOf(record) }))) as WhyView,
+        (w) => w.messages.some((m) => m.includes('defragmentation')),
+      );
+      expect(why.messages).toContain('waiting for nodes gc, gb: 2 tasks moving to make room, nominated by defragmentation');
+    } finally {
+      await client.close();
+    }
+    // The executors stop the first moved task only: the gang still waits (all or nothing), and nothing else moves.
+    const stopOne = async (b: Binding) => {
+      const [group] = (await store.listAll<GroupStatus>(store.keys.groupsOf(b.jobId))).items;
+      const tasks = group.value.tasks.map(() => ({ state: 'Preempted' as const, finishedAt: Date.now() }));
+      const res = await reportGroups(store, b.node, lease.id, [{ status: { ...group.value, tasks }, statusRevision: group.modRevision }], Date.now());
+      expect(res.accepted.size).toBe(1);
+    };
+    await stopOne(moved[0]);
+    const between = await waitFor(
+      () => allBindings(store),
+      (bs) => bs.some((x) => x.jobId === moved[0].jobId && x.node === 'ga'),
+    );
+    expect(between.some((x) => x.jobId === 'gang')).toBe(false);
+    await stopOne(moved[1]);
+    const after = await waitFor(
+      () => allBindings(store),
+      (bs) => bs.some((x) => x.jobId === 'gang'),
+      { timeoutMs: 15_000 },
+    );
+    // Both members bound at once, on the freed nodes; the moved tasks on ga, as nominated.
+    const gangOn = after.filter((x) => x.jobId === 'gang');
+    expect(gangOn.map((x) => `${x.node}:${x.end - x.start}`).sort()).toEqual(['gb:1', 'gc:1']);
+    expect(after.filter((x) => moved.some((m) => m.jobId === x.jobId)).map((x) => x.node)).toEqual(['ga', 'ga']);
+    expect(after.filter((x) => (x.preempt ?? []).length > 0)).toEqual([]);
+    await lease.revoke();
+  }, 60_000);
 });
 
 describe("the stop's answer lost after it committed", () => {

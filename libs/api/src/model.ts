@@ -495,6 +495,40 @@ export interface SchedulerSettings {
   backfill?: { maxReservations: number; runtimeSeconds: number; queueRuntimeSeconds: Record<string, number> };
 }
 
+/**
+ * The scheduler leader's defragmentation nominations in force, at `defragmenting`: written (fenced)
+ * by the leader once a pass's stops landed, deleted when they lapse or a new term starts; read by
+ * the standby replicas' and admission's "why pending", which otherwise could not name the node a
+ * waiting job is given (the nominations live in the leader's memory). Bounded by
+ * `DEFRAGMENT_RECORD_BOUNDS`: the leader leaves out what would exceed them.
+ */
+export interface DefragmentRecord {
+  /** The election revision of the term that wrote it (a new leader's record replaces it). */
+  term: string;
+  /** When it was written, epoch ms. */
+  at: number;
+  /** When the nominations lapse, epoch ms: after it the record says nothing. */
+  until: number;
+  /** The jobs a defragmentation made room for, at most `DEFRAGMENT_RECORD_BOUNDS.jobs`. */
+  jobs: DefragmentRecordJob[];
+}
+
+/** One job of a `DefragmentRecord`. */
+export interface DefragmentRecordJob {
+  jobId: string;
+  /** Its nominated nodes, one entry per task (at most `DEFRAGMENT_RECORD_BOUNDS.nodes`). */
+  nominated: string[];
+  /** When they were nominated, epoch ms: a task of it bound on such a node since then used its entry. */
+  since: number;
+  /** The nodes moves freed for it (a subset of `nominated`). */
+  freed: string[];
+  /** The tasks the pass asked to stop for it (at most `DEFRAGMENT_RECORD_BOUNDS.stops`). */
+  stops: Array<{ jobId: string; groupStart: number; attempt: number; index: number }>;
+}
+
+/** Most entries a `DefragmentRecord` holds: jobs, nodes per job, stops per job (a few KiB per job at most, far under etcd's 1.5 MiB). */
+export const DEFRAGMENT_RECORD_BOUNDS = { jobs: 32, nodes: 128, stops: 64 } as const;
+
 /** Who a bearer token speaks for. */
 export interface Principal {
   tenant: string;

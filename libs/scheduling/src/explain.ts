@@ -278,18 +278,20 @@ export function explainJob(s: ClusterSnapshot, job: WhyJob, explainedBy: WhyView
   return { jobId: job.id, phase: job.phase, position: ahead.length + 1, tasksAhead, ...e, blockers, explainedBy };
 }
 
-/** A job defragmentation made room for: the node nominated for it and the tasks the pass asked to stop there. */
+/** A job defragmentation made room for: the nodes moves freed for it and the tasks the pass asked to stop there. */
 export interface Defragmenting {
-  node: string;
+  /** The nodes freed for it (nominated for its tasks; a gang's other members' nodes had the room). */
+  nodes: readonly string[];
   /** The stops the pass recorded (only these count as moving for it; a cancel or a preemption on the node does not). */
   stops: ReadonlyArray<{ jobId: string; groupStart: number; attempt: number; index: number }>;
 }
 
 /**
- * "waiting for node gb: 1 task moving to make room, nominated by defragmentation" — while the
- * tasks defragmentation asked to stop there still run; "…: the room is free, it is placed there
- * next" once they are gone. Said only while the job's waiting work (`w`) still has the node
- * nominated (an entry a task of it used, or one lapsed, is no claim).
+ * "waiting for node gb: 1 task moving to make room, nominated by defragmentation" (a gang: "waiting
+ * for nodes ga, gb: 3 tasks moving …") — while the tasks defragmentation asked to stop there still
+ * run; "…: the room is free, it is placed there next" once they are gone. Said only while the job's
+ * waiting work (`w`) still has such a node nominated (an entry a task of it used, or one lapsed, is
+ * no claim).
  */
 export function defragmentMessage(
   s: ClusterSnapshot,
@@ -298,13 +300,14 @@ export function defragmentMessage(
   w: PendingWork,
 ): string | undefined {
   const d = defragmenting?.get(jobId);
-  if (!d || !w.nominated?.includes(d.node)) return undefined;
-  const node = d.node;
+  const nodes = d?.nodes.filter((n) => w.nominated?.includes(n)) ?? [];
+  if (!d || nodes.length === 0) return undefined;
+  const where = nodes.length === 1 ? `node ${nodes[0]}` : `nodes ${nodes.length > 4 ? `${nodes.slice(0, 4).join(', ')}, …` : nodes.join(', ')}`;
   const ours = (t: RunningTask) => d.stops.some((x) => x.jobId === t.jobId && x.groupStart === t.groupStart && x.attempt === t.attempt && x.index === t.index);
-  const moving = s.running().filter((t) => t.node === node && t.stopping && ours(t)).length;
+  const moving = s.running().filter((t) => nodes.includes(t.node) && t.stopping && ours(t)).length;
   return moving > 0
-    ? `waiting for node ${node}: ${moving} task${moving === 1 ? '' : 's'} moving to make room, nominated by defragmentation`
-    : `waiting for node ${node}, nominated by defragmentation: the room is free, it is placed there next`;
+    ? `waiting for ${where}: ${moving} task${moving === 1 ? '' : 's'} moving to make room, nominated by defragmentation`
+    : `waiting for ${where}, nominated by defragmentation: the room is free, it is placed there next`;
 }
 
 /** "reserved: room on 2 nodes (a, c) for all 16 tasks from 2026-12-03T08:10:00.000Z, in 12m (ETA) …"; in one domain: "reserved: room in rack b0/r1 on 2 nodes …". */

@@ -35,5 +35,6 @@ export * from './framework/memory-planner';
 export * from './plugins/node-lost';
 export * from './queue-views';
 export * from './settings';
+export * from './defragment-record';
 export * from './plugins/consolidation';
 export * from './plugins/nomination';

@@ -33,7 +33,7 @@ it('a waiting 3-GPU job gets a node: one task moves, why-pending names the node,
   const plan = planDefragment(s.nodes, s.running(), s.work, (id) => ({ createdAt: p.jobs.get(id)!.createdAt }), now, {
     placer: (work, nodes) => placeTasks(work, nodes, { profile }).placements,
   });
-  expect(plan.targets.map((t) => `${t.jobId}→${t.node}`)).toEqual(['big→b']);
+  expect(plan.targets.map((t) => `${t.jobId}→${t.nodes.join('+')}`)).toEqual(['big→b']);
   expect(plan.moves.map((m) => `${m.task.jobId}:${m.task.node}→${m.nominated}`)).toEqual(['b1:b→a']);
 
   // The leader asks b1 to stop; while it runs, why-pending says big waits for b.
@@ -46,7 +46,7 @@ it('a waiting 3-GPU job gets a node: one task moves, why-pending names the node,
   // b2 asked to stop too, by no defragmentation (a cancel, a preemption): it is not counted as moving for big.
   const b2 = p.bindings.find((b) => b.jobId === 'b2')!;
   b2.cancel = [0];
-  const defragmenting = new Map([['big', { node: 'b', stops: [{ jobId: 'b1', groupStart: b1.start, attempt: b1.attempt, index: 0 }] }]]);
+  const defragmenting = new Map([['big', { nodes: ['b'], stops: [{ jobId: 'b1', groupStart: b1.start, attempt: b1.attempt, index: 0 }] }]]);
   const during = buildSnapshot(p.state(), now + 1, { nominated, nominatedSince: now });
   expect(explainJob(during, p.jobs.get('big')!, 'scheduler', { defragmenting }).messages).toContain(
     'waiting for node b: 1 task moving to make room, nominated by defragmentation',

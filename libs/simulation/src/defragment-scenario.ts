@@ -5,7 +5,9 @@
  * GPU that frees. With defragmentation (`defragment`, the live `BATCH_DEFRAGMENT_MAX_MOVES`: a pass
  * every 10 s while work waits, 60 s exempt time, tasks younger than 600 s only) a few 1-GPU tasks
  * move so that one node has the room. Measured: the 4-GPU jobs' wait with it off and on, the tasks
- * moved (each restarts: the cost) and the 1-GPU jobs' mean wait.
+ * moved (each restarts: the cost) and the 1-GPU jobs' mean wait. With `gangs` (the `defragment-gang`
+ * scenario), gangs of 2 × 4 GPUs arrive in the stream too: they need two nodes with 4 free at once,
+ * which chance almost never gives; a pass makes the room on two nodes in one go.
  */
 import { parseNodes, parseWorkload } from './inputs';
 import { mulberry32 } from './random';
@@ -21,6 +23,8 @@ export interface DefragmentScenarioOptions {
   arrivalSeconds?: number;
   /** 4-GPU jobs, one every `arrivalSeconds / (bigJobs + 1)` seconds, 20 minutes each. @default 4 */
   bigJobs?: number;
+  /** Gangs of 2 × 4 GPUs (all or nothing), one every `arrivalSeconds / (gangs + 1)` seconds (a quarter gap after the 4-GPU jobs'), 20 minutes each. @default 0 */
+  gangs?: number;
   /** Seed of the arrival times and durations. @default 7 */
   seed?: number;
   /** Defragmentation settings of the run with it on. @default the live defaults */
@@ -31,6 +35,8 @@ export interface DefragmentScenarioOptions {
 export interface DefragmentRun {
   /** Seconds each 4-GPU job waited for its start, in submit order (null: never started). */
   bigWaits: Array<number | null>;
+  /** Seconds each gang waited for its start (both members at once), in submit order (null: never started). */
+  gangWaits: Array<number | null>;
   /** Mean seconds a 1-GPU job waited for its first start. */
   smallMeanWait: number;
   /** Tasks moved (stopped and placed again). */
@@ -53,6 +59,7 @@ export function defragmentScenario(o: DefragmentScenarioOptions = {}): Defragmen
     smallJobs: o.smallJobs ?? 680,
     arrivalSeconds: o.arrivalSeconds ?? 7200,
     bigJobs: o.bigJobs ?? 4,
+    gangs: o.gangs ?? 0,
     seed: o.seed ?? 7,
     defragment: o.defragment ?? {},
   };
@@ -75,6 +82,18 @@ export function defragmentScenario(o: DefragmentScenarioOptions = {}): Defragmen
   const gap = settings.arrivalSeconds / (settings.bigJobs + 1);
   for (let i = 0; i < settings.bigJobs; i++)
     lines.push(JSON.stringify({ name: `big${i}`, submitAt: Math.round(gap * (i + 1)), resources: { cpu: '4', memory: '32Gi', gpu: '4' }, duration: 1200 }));
+  const gangGap = settings.arrivalSeconds / (settings.gangs + 1);
+  for (let i = 0; i < settings.gangs; i++)
+    lines.push(
+      JSON.stringify({
+        name: `gang${i}`,
+        submitAt: Math.round(gangGap * (i + 1.25)),
+        tasks: 2,
+        gang: true,
+        resources: { cpu: '4', memory: '32Gi', gpu: '4' },
+        duration: 1200,
+      }),
+    );
   const work = parseWorkload(lines.join('\n'));
   const run = (d?: SimDefragment): DefragmentRun => {
     const started = new Map<string, number>();
@@ -90,6 +109,7 @@ export function defragmentScenario(o: DefragmentScenarioOptions = {}): Defragmen
     const small = waits('s').filter((w): w is number => w !== null);
     return {
       bigWaits: waits('big'),
+      gangWaits: waits('gang'),
       smallMeanWait: Math.round(small.reduce((a, b) => a + b, 0) / Math.max(1, small.length)),
       moved: r.defragment?.moved ?? 0,
       served: r.defragment?.served ?? 0,

@@ -383,4 +383,5 @@ export const SCENARIOS = {
   topology: () => topologyScenario(),
   consolidation: () => consolidationScenario(),
   defragment: () => defragmentScenario(),
+  'defragment-gang': () => defragmentScenario({ bigJobs: 0, gangs: 6, smallJobs: 620 }),
 } as const;

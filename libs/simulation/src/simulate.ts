@@ -485,7 +485,7 @@ export function simulate(nodesIn: readonly NodeSnapshot[], workload: readonly Su
       nominatedJobs.add(job);
     };
     for (const m of plan.moves) nominate(live.get(m.task.groupStart)?.job, m.nominated ?? m.to);
-    for (const x of plan.targets) nominate(byId.get(x.jobId), x.node);
+    for (const x of plan.targets) for (const node of x.nodes) nominate(byId.get(x.jobId), node);
     for (const m of plan.moves) stop(t, { task: m.task, forJob: '' }, 'consolidate');
     for (const jobId of new Set(plan.moves.map((m) => m.task.jobId))) jobStops.set(jobId, [...(jobStops.get(jobId) ?? []), nowMs]);
     defragmented.moved += plan.moves.length;

@@ -140,6 +140,10 @@ export class Keys {
   schedulerSettings() {
     return `${this.root}scheduler-settings`;
   }
+  /** The scheduler leader's defragmentation nominations in force (`DefragmentRecord`), read by standbys' and admission's "why pending". */
+  defragmenting() {
+    return `${this.root}defragmenting`;
+  }
   /** The archiver's last count of finished jobs etcd still holds (`ArchiveBacklog`): admission pauses submits past a limit. */
   archiveBacklog() {
     return `${this.root}archive/backlog`;

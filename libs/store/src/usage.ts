@@ -3,9 +3,9 @@
  * then so that a successor continues fair share where the last leader left it; and at
  * `gpu-usage` the GPU-seconds by hour of each queue and tenant over the last 24 h, which the
  * running caps' `gpuHoursPerDay` is counted from; and at `scheduler-settings` the leader's
- * cluster-wide placement settings.
+ * cluster-wide placement settings; and at `defragmenting` its defragmentation nominations in force.
  */
-import type { GpuUsage, ResourceVector, SchedulerSettings } from '@batchapi/api';
+import type { DefragmentRecord, GpuUsage, ResourceVector, SchedulerSettings } from '@batchapi/api';
 import type { Compare, EtcdStore } from './etcd';
 
 /** Decayed usage per queue as of `at`. */
@@ -44,4 +44,18 @@ export async function loadSchedulerSettings(store: EtcdStore): Promise<unknown> 
 /** Stores the scheduler leader's placement settings, fenced by its compare. False when the fence failed (a deposed leader's copy is refused). */
 export async function saveSchedulerSettings(store: EtcdStore, fence: Compare, settings: SchedulerSettings): Promise<boolean> {
   return (await store.txn([fence], [{ put: store.keys.schedulerSettings(), value: settings }])).succeeded;
+}
+
+/** Stores the leader's defragmentation nominations in force, fenced by its compare. False when the fence failed. */
+export async function saveDefragmentRecord(store: EtcdStore, fence: Compare, record: DefragmentRecord): Promise<boolean> {
+  return (await store.txn([fence], [{ put: store.keys.defragmenting(), value: record }])).succeeded;
+}
+
+/**
+ * Deletes the stored defragmentation nominations the leader read at `modRevision`, fenced by its
+ * compare: a record written since (a later pass's) stays. False when a compare failed.
+ */
+export async function clearDefragmentRecord(store: EtcdStore, fence: Compare, modRevision: string): Promise<boolean> {
+  const key = store.keys.defragmenting();
+  return (await store.txn([fence, { key, modRevision }], [{ delete: key }])).succeeded;
 }

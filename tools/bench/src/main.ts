@@ -136,7 +136,7 @@ const BENCHES: Record<string, (o: Record<string, string>) => Record<string, unkn
     }),
   console: (o) => benchConsole({ rows: num(o, 'rows', 1000), rate: num(o, 'rate', 10), seconds: num(o, 'seconds', 20) }),
   e2e: (o) => benchE2e({ nodes: num(o, 'nodes', 10_000), tasks: num(o, 'tasks', 1_000_000), timeout: num(o, 'timeout', 300) }),
-  // The policy scenarios of libs/simulation (docs/scheduler.md): --scenario aging | churn | priced | backfill | topology | consolidation | defragment.
+  // The policy scenarios of libs/simulation (docs/scheduler.md): --scenario aging | churn | priced | backfill | topology | consolidation | defragment | defragment-gang.
   simulate: (o) => {
     const run = SCENARIOS[o.scenario as keyof typeof SCENARIOS];
     if (!run) throw new Error(`--scenario must be one of ${Object.keys(SCENARIOS).join(', ')}`);

@@ -164,18 +164,80 @@ describe('planDefragment', () => {
       moves: ['b0:b→a', 'b1:b→d'],
     },
     {
-      // Queue order at equal priority and submit time is by id: f, g, n.
-      name: 'gangs, fractional GPUs and nominated work are not served',
-      pending: [waiting('g', 4, { gang: true, tasks: 2 }), waiting('f', 0.5), waiting('n', 4, { nominated: ['c'] })],
+      // Queue order at equal priority and submit time is by id: f, n.
+      name: 'fractional GPUs and nominated work are not served',
+      pending: [waiting('f', 0.5), waiting('n', 4, { nominated: ['c'] })],
       targets: [],
-      skipped: ['f:fractional-gpu', 'g:gang', 'n:nominated'],
+      skipped: ['f:fractional-gpu', 'n:nominated'],
+    },
+    {
+      // A gang of 2 × 4 GPUs: 8 free in all (1 + 2 + 3 + 2), exactly its need, none with 4. First
+      // member: c needs 1 move (3 + 1), b and d 2, a 3 → c. Second: c is full now (4 more would take
+      // 4 moves); b and d 2 each, the same work lost → b by name. 1 + 2 = 3 moves, the fewest: any
+      // two nodes need ≥ 3 (c + b, c + d). The moved tasks go off b and c, in id order by best fit:
+      // b0 → a (1 free → 0), b1 → d (2 → 1), c0 → d (1 → 0). The gang fits b and c (4 free each).
+      name: 'a gang: room for all its members in one pass, on distinct nodes, with the fewest moves',
+      pending: [waiting('g', 4, { gang: true, tasks: 2 })],
+      targets: ['g→c+b'],
+      moves: ['b0:b→a', 'b1:b→d', 'c0:c→d'],
+    },
+    {
+      // a 4 used (4 free), b 6 (2), c 5 (3), d 6 (2). The gang's first member takes a's room (no move);
+      // the second: c needs 1 move (c0), b and d 2 → c. c0: b and d have 2 free, the same fit → b by name.
+      name: "a gang's member takes the room there is; moves make the room only for the others",
+      tasks: [...gpuTasks('a', 4), ...gpuTasks('b', 6), ...gpuTasks('c', 5), ...gpuTasks('d', 6)],
+      pending: [waiting('g', 4, { gang: true, tasks: 2 })],
+      targets: ['g→c+a'],
+      moves: ['c0:c→b'],
+    },
+    {
+      // The gang needs 3 moves (c 1 + b 2, as above); a budget of 2 serves none of it (all or nothing).
+      name: 'a gang whose room takes more moves than the budget is not served',
+      pending: [waiting('g', 4, { gang: true, tasks: 2 })],
+      opts: { maxMoves: 2 },
+      targets: [],
+      skipped: ['g:budget'],
+    },
+    {
+      // A gang of 3 × 4 GPUs needs 12 free; the nodes have 8 in all: moves only shift room.
+      name: 'a gang larger than the free room of all nodes is not served',
+      pending: [waiting('g', 4, { gang: true, tasks: 3 })],
+      targets: [],
+      skipped: ['g:no-room'],
+    },
+    {
+      // Two tasks of 4 GPUs, no gang: room for both in one pass, as the gang's (c 1 move, then b 2).
+      name: 'a multi-task job: room for all its tasks in one pass',
+      pending: [waiting('m', 4, { tasks: 2 })],
+      targets: ['m→c+b'],
+      moves: ['b0:b→a', 'b1:b→d', 'c0:c→d'],
+    },
+    {
+      // The same with a budget of 2: c (1 move) for the first task; the second would need b's 2 (3 > 2):
+      // one task served now, the other later.
+      name: 'a multi-task job is served as far as the budget goes',
+      pending: [waiting('m', 4, { tasks: 2 })],
+      opts: { maxMoves: 2 },
+      targets: ['m→c'],
+      moves: ['c0:c→a'],
+    },
+    {
+      // Racks: a and c in r1, b and d in r2. Unconstrained the gang would take c + b (3 moves); one
+      // rack: r1 c 1 + a 3 = 4 moves, r2 b 2 + d 2 = 4 — a tie in moves and work lost: r1 by key.
+      // a's three tasks and c0 go to b and d (2 free each → 0), in id order by best fit: a0 → b (the
+      // first of a tie), a1 → b (1 left, the best fit), a2 → d, c0 → d.
+      name: 'a gang with a required topology level gets its room within one domain',
+      nodes: fleet().map((n) => ({ ...n, labels: { 'topology.batchapi.io/rack': n.name === 'a' || n.name === 'c' ? 'r1' : 'r2' } })),
+      pending: [waiting('g', 4, { gang: true, tasks: 2, topology: { required: 'rack' } })],
+      targets: ['g→c+a'],
+      moves: ['a0:a→b', 'a1:a→b', 'a2:a→d', 'c0:c→d'],
     },
   ];
   it.each(cases)('$name', (c) => {
     const tasks = c.tasks ?? fragmented();
     const nodes = cluster(c.nodes ?? fleet(), tasks);
     const plan = planDefragment(nodes, tasks, c.pending, (id) => c.jobs?.[id] ?? {}, NOW, { maxJobs: 3, ...c.opts });
-    expect(plan.targets.map((t) => `${t.jobId}→${t.node}`)).toEqual(c.targets);
+    expect(plan.targets.map((t) => `${t.jobId}→${t.nodes.join('+')}`)).toEqual(c.targets);
     if (c.moves) expect(plan.moves.map((m) => `${m.task.jobId}:${m.task.node}→${m.to}`).sort()).toEqual(c.moves);
     if (c.skipped) expect(plan.skipped.map((s) => `${s.jobId}:${s.reason}`)).toEqual(c.skipped);
     for (const m of plan.moves) {
@@ -188,8 +250,35 @@ describe('planDefragment', () => {
     const tasks = fragmented();
     const placer = (work: PendingWork[], nodes: NodeSnapshot[]) => placeTasks(work, nodes, { profile: DEFAULT_PROFILE, maxTasks: 1000 }).placements;
     const plan = planDefragment(cluster(fleet(), tasks), tasks, [waiting('big', 4)], () => ({}), NOW, { placer });
-    expect(plan.targets.map((t) => `${t.jobId}→${t.node}`)).toEqual(['big→c']);
+    expect(plan.targets.map((t) => `${t.jobId}→${t.nodes.join('+')}`)).toEqual(['big→c']);
     expect(plan.moves.map((m) => `${m.task.jobId}:${m.task.node}→${m.to}`)).toEqual(['c0:c→a']);
+  });
+
+  it('checked with the live placement: a gang is placed on its laid-out nodes all at once, or holds their room', () => {
+    // As the gang row: c (c0 moves) and b (b0, b1 move), 3 moves.
+    const tasks = fragmented();
+    const placer = (work: PendingWork[], nodes: NodeSnapshot[]) => placeTasks(work, nodes, { profile: DEFAULT_PROFILE, maxTasks: 1000 }).placements;
+    const gang = waiting('g', 4, { gang: true, tasks: 2 });
+    const plan = planDefragment(cluster(fleet(), tasks), tasks, [gang], () => ({}), NOW, { placer });
+    expect(plan.targets.map((t) => `${t.jobId}→${t.nodes.join('+')}`)).toEqual(['g→c+b']);
+    expect(plan.moves).toHaveLength(3);
+    // Only c0 has stopped yet: c has 4 free, b 2. The gang waits, and a 1-GPU job does not take c's room.
+    const c0 = tasks.find((t) => t.jobId === 'c0')!;
+    const partly = cluster(
+      fleet(),
+      tasks.filter((t) => t !== c0),
+    );
+    const small = waiting('s', 1, { createdAt: 1 });
+    const during = placeTasks([{ ...gang, nominated: ['c', 'b'] }, small], partly, { profile: DEFAULT_PROFILE }).placements;
+    expect(during.map((p) => `${p.jobId}@${p.node}`)).not.toContain('g@c');
+    expect(during.filter((p) => p.node === 'c')).toEqual([]);
+    // All stops landed: both members placed at once on c and b.
+    const after = cluster(
+      fleet(),
+      tasks.filter((t) => !plan.moves.some((m) => m.task === t)),
+    );
+    const placed = placeTasks([{ ...gang, nominated: ['c', 'b'] }], after, { profile: DEFAULT_PROFILE }).placements;
+    expect(placed.map((p) => `${p.jobId}@${p.node}×${p.count}`).sort()).toEqual(['g@b×1', 'g@c×1']);
   });
 
   it('is deterministic: the same input gives the same plan', () => {
@@ -224,8 +313,21 @@ describe('planDefragment', () => {
     const big: PendingWork = { jobId: 'big', queue: 'q', priority: 0, createdAt: 0, resources: { cpu: 8000 }, tasks: 1 };
     const nodes = cluster([node('a', 10), node('b', 10), node('c', 10), node('d', 10)], tasks);
     const plan = planDefragment(nodes, tasks, [big], () => ({}), NOW);
-    expect(plan.targets.map((t) => t.node)).toEqual(['a']);
+    expect(plan.targets.map((t) => t.nodes)).toEqual([['a']]);
     expect(plan.steps).toBe(108);
+  });
+
+  it("a gang's layout is counted too: a bound too small for it stops the pass, never overrun", () => {
+    // The gang row: 4 (the job) + 8 (two slot counts over the 4 able nodes) + 4 (the group) + 24 (the
+    // first member's search: the tasks of a, b, c, d) = 40; the second member's search (23 tasks left)
+    // would make 63 > 50.
+    const tasks = fragmented();
+    const gang = waiting('g', 4, { gang: true, tasks: 2 });
+    const plan = planDefragment(cluster(fleet(), tasks), tasks, [gang], () => ({}), NOW, { maxSteps: 50 });
+    expect(plan.targets).toEqual([]);
+    expect(plan.skipped).toEqual([{ jobId: 'g', reason: 'steps' }]);
+    expect(plan.steps).toBeLessThanOrEqual(50);
+    expect(plan.steps).toBe(40);
   });
 
   it('a step bound too small for the check stops the pass', () => {

@@ -8,8 +8,10 @@
  * still runs there) waits for it in this pass instead of taking room elsewhere that another moved
  * task was planned to need. A task whose nominated node is gone or refused by the filters (cordoned,
  * relabelled) is placed as any other work, and so is every task once its nomination lapses (the
- * leader keeps them until its cordons' lift time). Gangs, fractional GPUs and queues with a quota
- * limit are left to the pass (which charges the ledger).
+ * leader keeps them until its cordons' lift time). A gang a defragmentation laid out is placed on
+ * its nominated nodes all at once, or, while some member's node still lacks the room, waits with the
+ * room the others have held for it in the pass (`placeGang`). Fractional GPUs and queues with a
+ * quota limit are left to the pass (which charges the ledger).
  */
 import { GPU_MILLI } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
@@ -36,9 +38,13 @@ export function placeNominated(
   const byName = new Map(states.map((s) => [s.node.name, s]));
   let placed = 0;
   for (const w of ordered) {
-    if (!w.nominated?.length || w.gang || ledger.limits(w.queue)) continue;
+    if (!w.nominated?.length || ledger.limits(w.queue)) continue;
     const share = w.resources.gpu ?? 0;
     if (share % GPU_MILLI !== 0) continue;
+    if (w.gang) {
+      placed += placeGang(w, byName, filters, placements, budget - placed);
+      continue;
+    }
     // Nominated nodes that take the work but lack the room yet (a moved task still runs there).
     let short = 0;
     for (const name of w.nominated) {
@@ -69,4 +75,46 @@ export function placeNominated(
     w.tasks -= Math.min(w.tasks, short);
   }
   return placed;
+}
+
+/**
+ * A gang a defragmentation laid out (one nominated node per member): all its members placed on
+ * their nodes at once when every one fits; else the room the nodes have is held for it in this pass
+ * and none is placed (its other stops have still to land). A gang with fewer nominations than
+ * members, one on a node gone or refused by the filters, or more members than `budget` is left to
+ * the pass. Returns the tasks placed.
+ */
+function placeGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filters: readonly FilterPlugin[], placements: Placement[], budget: number): number {
+  const nominated = w.nominated ?? [];
+  if (nominated.length < w.tasks || w.tasks > budget) return 0;
+  const states = nominated.slice(0, w.tasks).map((name) => byName.get(name));
+  if (states.some((s) => !s || filters.some((f) => f.filter(w, s.node)))) return 0;
+  const share = w.resources.gpu ?? 0;
+  const taken: Array<{ s: FillNode; devices: number[] }> = [];
+  let short = false;
+  for (const s of states as FillNode[]) {
+    const devices = fitsOne(w.resources, s.free) ? (share > 0 ? pickDevices(s.devices ?? {}, s.node.gpuCount, share) : []) : undefined;
+    if (!devices) {
+      short = true;
+      continue;
+    }
+    // Taken whether or not the gang is placed now: room a member's node has is held for it this pass.
+    for (const [k, v] of Object.entries(w.resources)) s.free[k] = (s.free[k] ?? 0) - v;
+    if (devices.length) {
+      s.devices ??= {};
+      for (const d of devices) s.devices[d] = (s.devices[d] ?? 0) + GPU_MILLI;
+    }
+    taken.push({ s, devices });
+  }
+  const tasks = w.tasks;
+  w.tasks = 0;
+  if (short) return 0;
+  for (const { s, devices } of taken) {
+    const last = placements[placements.length - 1];
+    if (last && last.jobId === w.jobId && last.node === s.node.name) {
+      last.count++;
+      last.devices.push(devices);
+    } else placements.push({ jobId: w.jobId, node: s.node.name, count: 1, devices: [devices] });
+  }
+  return tasks;
 }

@@ -89,6 +89,31 @@ describe('nominated nodes', () => {
       work: [work('j', 4, 3, { nominated: ['a', 'b'] })],
       placed: ['j→a×1', 'j→c×1'],
     },
+    {
+      // A gang of 2 × 4 cores nominated [a, b], both with room: both members placed there at once,
+      // though best fit would put one on c (4 free → 0).
+      name: 'a gang is placed on its nominated nodes, all members at once',
+      nodes: [node('a', 10), node('b', 10, 4), node('c', 10, 6)],
+      work: [work('g', 4, 2, { gang: true, nominated: ['a', 'b'] })],
+      placed: ['g→a×1', 'g→b×1'],
+    },
+    {
+      // b still short (7 of 10 used): the gang waits, and its member's room on a is held for it in
+      // the pass (10 − 4 = 6 free left) — the 8-core job after it, which only a's whole 10 would take
+      // (b 3, c 6 free), is not placed there.
+      name: "a gang whose nominated node is short waits, and the others' room is held for it",
+      nodes: [node('a', 10), node('b', 10, 7), node('c', 10, 4)],
+      work: [work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('x', 8, 1, { createdAt: 1 })],
+      placed: [],
+    },
+    {
+      // One nomination for two members (not a defragmentation's layout): left to the pass, which
+      // places the gang by best fit: a (10 free → 6), then a again (6 → 2).
+      name: 'a gang with fewer nominations than members is left to the pass',
+      nodes: [node('a', 10), node('b', 10, 7)],
+      work: [work('g', 4, 2, { gang: true, nominated: ['b'] })],
+      placed: ['g→a×2'],
+    },
   ];
   it.each(cases)('$name', (c) => {
     const res = placeTasks(c.work, c.nodes);
