@@ -302,6 +302,58 @@ export function nominationsOf(moves: readonly RepackMove[]): Map<string, string[
   return out;
 }
 
+/** The nominations a leader holds: per job its nodes and when they were nominated (each job's own lapse: see `addNominations`). */
+export interface HeldNominations {
+  byJob: ReadonlyMap<string, readonly string[]>;
+  since: ReadonlyMap<string, number>;
+  /** When the last of them lapses, epoch ms. */
+  until: number;
+}
+
+/**
+ * The nominations in force at `now` (epoch ms): each job's until its own start plus `liftAfterMs`
+ * (ms; its pass's lift time), however many passes came since — a later pass does not extend an
+ * earlier job's (a gang's nominations hold room on its nodes: a hold that could never start must
+ * lapse). Undefined when none is left.
+ */
+export function nominationsInForce(held: HeldNominations | undefined, now: number, liftAfterMs: number): HeldNominations | undefined {
+  if (!held) return undefined;
+  // Unchanged when none lapsed (the same maps: the cycles' snapshots see the same policy).
+  if ([...held.since.values()].every((at) => now < at + liftAfterMs) && held.since.size === held.byJob.size) return held.byJob.size > 0 ? held : undefined;
+  const byJob = new Map<string, readonly string[]>();
+  const since = new Map<string, number>();
+  let until = -Infinity;
+  for (const [job, nodes] of held.byJob) {
+    const at = held.since.get(job);
+    if (at === undefined || now >= at + liftAfterMs) continue;
+    byJob.set(job, nodes);
+    since.set(job, at);
+    until = Math.max(until, at + liftAfterMs);
+  }
+  return byJob.size > 0 ? { byJob, since, until } : undefined;
+}
+
+/**
+ * A pass's nominations at `now` added beside those in force (`nominationsInForce`): a job's new
+ * entries replace its old, with their own start (`now`), lapsing `liftAfterMs` later; the others
+ * keep theirs.
+ */
+export function addNominations(
+  held: HeldNominations | undefined,
+  added: ReadonlyMap<string, readonly string[]>,
+  now: number,
+  liftAfterMs: number,
+): HeldNominations {
+  const kept = nominationsInForce(held, now, liftAfterMs);
+  const byJob = new Map(kept?.byJob ?? []);
+  const since = new Map(kept?.since ?? []);
+  for (const [job, nodes] of added) {
+    byJob.set(job, nodes);
+    since.set(job, now);
+  }
+  return { byJob, since, until: Math.max(kept?.until ?? -Infinity, added.size > 0 ? now + liftAfterMs : -Infinity) };
+}
+
 /**
  * True when work waits that a node taking work could run (its capacity and the filters let it):
  * the cycles serve it first. Work no node could ever run (more than any node has, a selector no

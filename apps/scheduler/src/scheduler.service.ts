@@ -59,12 +59,15 @@ import { DEFAULT_QUARANTINE, recordNodeFailure } from '@batchapi/lifecycle';
 import { SchedulerCache } from './cache';
 import { drainNodes, type PreemptionTuning, runCycle, type SnapshotPolicy, takeSnapshot } from './cycle';
 import {
+  addNominations,
   CONSOLIDATION_OFF,
   consolidateNodes,
   type ConsolidationTuning,
   defragmentNodes,
   defragmentNominations,
+  type HeldNominations,
   liftConsolidationCordons,
+  nominationsInForce,
   nominationsOf,
 } from './consolidation';
 
@@ -199,7 +202,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   /** When the last consolidation pass was decided (wall ms). */
   private lastConsolidationAt = 0;
   /** The last re-pack's nominated nodes per job, until (wall ms) they lapse. */
-  private nominations?: { byJob: ReadonlyMap<string, readonly string[]>; since: ReadonlyMap<string, number>; until: number; leadership: Leadership };
+  private nominations?: HeldNominations & { leadership: Leadership };
   /** The revision of the stored defragmentation record last asked to be deleted (asked once per version). */
   private clearedDefragmentRevision?: string;
   /** Waiting jobs defragmentation made room for: the node nominated for each and the stops it asked for (shown by why-pending while the job's nomination is unused). */
@@ -457,8 +460,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   defragmentingAt(now: number): ReadonlyMap<string, Defragmenting> {
     // A standby (or a leader whose term has none) names what the leader stored (`defragmenting`).
     if (!this.leadership?.held()) return storedDefragmentation(this.cache.storedDefragmenting()?.value, now)?.defragmenting ?? new Map();
-    const held = this.nominations;
-    if (!held || now >= held.until || held.leadership !== this.leadership) return new Map();
+    const held = this.nominations?.leadership === this.leadership ? nominationsInForce(this.nominations, now, this.liftAfterMs()) : undefined;
+    if (!held) return new Map();
     return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
   }
 
@@ -839,8 +842,11 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    */
   private async publishDefragmenting(leadership: Leadership, now: number): Promise<void> {
     const held = this.nominations;
-    if (!held) return;
-    const record = defragmentRecordOf(this.defragmentingAt(now), held.byJob, held.since, String(leadership.wonAt), now, held.until);
+    const jobs = this.defragmentingAt(now);
+    if (!held || jobs.size === 0) return;
+    // Each job's nominations lapse on their own (`nominationsInForce`): the record says nothing past the first of them.
+    const until = Math.min(...[...jobs.keys()].map((job) => (held.since.get(job) ?? now) + this.liftAfterMs()));
+    const record = defragmentRecordOf(jobs, held.byJob, held.since, String(leadership.wonAt), now, until);
     await saveDefragmentRecord(this.ctx.store, leadership.fence(), record).catch((err: Error) =>
       this.ctx.log.warn({ err: err.message }, 'storing the defragmentation nominations failed; standbys do not name them'),
     );
@@ -870,26 +876,28 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   }
 
   /**
-   * Adds a pass's nominations beside those in force, all lapsing at the new lift time; a job's new
-   * entries replace its old, with their own start (`now`): a binding of the job since then on a
-   * nominated node used one, one made before does not.
+   * Adds a pass's nominations beside those in force, each job's lapsing at its own pass's lift time
+   * (`addNominations`); a job's new entries replace its old, with their own start (`now`): a binding
+   * of the job since then on a nominated node used one, one made before does not.
    */
   private nominate(added: ReadonlyMap<string, readonly string[]>, leadership: Leadership, now: number, c: ConsolidationTuning): void {
-    const held = this.nominations && this.nominations.leadership === leadership && now < this.nominations.until ? this.nominations : undefined;
+    const held = this.nominations?.leadership === leadership ? nominationsInForce(this.nominations, now, c.liftAfterMs) : undefined;
     if (!held) this.defragmenting.clear();
-    const byJob = new Map(held?.byJob ?? []);
-    const since = new Map(held?.since ?? []);
-    for (const [job, nodes] of added) {
-      byJob.set(job, nodes);
-      since.set(job, now);
-    }
-    this.nominations = { byJob, since, until: now + c.liftAfterMs, leadership };
+    this.nominations = { ...addNominations(held, added, now, c.liftAfterMs), leadership };
+  }
+
+  /** How long a pass's nominations last (its cordons' lift time), ms. */
+  private liftAfterMs(): number {
+    return (this.tuning.consolidation ?? CONSOLIDATION_OFF).liftAfterMs;
   }
 
   /** The snapshot settings of a cycle at `now`: the cluster-wide ones, and the last re-pack's nominations while they last. */
   private cyclePolicy(now: number): SnapshotPolicy {
     // They lapse at the cordons' lift time, and with the term that made them (a leader elected again starts afresh).
-    if (this.nominations && (now >= this.nominations.until || this.leadership !== this.nominations.leadership)) this.nominations = undefined;
+    if (this.nominations) {
+      const inForce = this.leadership === this.nominations.leadership ? nominationsInForce(this.nominations, now, this.liftAfterMs()) : undefined;
+      if (inForce !== this.nominations) this.nominations = inForce ? { ...inForce, leadership: this.nominations.leadership } : undefined;
+    }
     return { ...this.policy(), ...(this.nominations ? { nominated: this.nominations.byJob, nominatedSince: this.nominations.since } : {}) };
   }
 
