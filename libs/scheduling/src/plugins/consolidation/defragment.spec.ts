@@ -46,6 +46,26 @@ describe('planDefragment', () => {
       moves: ['c0:c→a'],
     },
     {
+      // A gang of 2 × 3 GPUs an earlier pass laid out on f and c holds their room (f: 5 used, 3 free;
+      // c: 6 used, c0 stopping, 3 free once it ends): taken as bound, f and c have 0 free. A 4-GPU job:
+      // a 3 moves, b 2, d 2, c and f 4 → b by name; b0 → a (1 free → 0), b1 → d (2 → 1). Counted as
+      // free, c would be chosen with one move and c1 sent into the room the gang takes (c: 3 + 1 = 4
+      // for the job, 0 for the gang's member there).
+      name: "a nominated gang's held room is taken: no job is served with it, no moved task sent into it",
+      nodes: [...fleet(), node('f', 64, 8)],
+      tasks: [
+        ...gpuTasks('a', 7),
+        ...gpuTasks('b', 6),
+        ...gpuTasks('c', 6).map((t, k) => (k === 0 ? { ...t, stopping: true } : t)),
+        ...gpuTasks('d', 6),
+        ...gpuTasks('f', 5),
+      ],
+      pending: [waiting('gang', 3, { gang: true, tasks: 2, nominated: ['f', 'c'] }), waiting('big', 4)],
+      targets: ['big→b'],
+      moves: ['b0:b→a', 'b1:b→d'],
+      skipped: ['gang:nominated'],
+    },
+    {
       // c has 3 free; the job asks 3 GPUs: it fits now, the placement serves it.
       name: 'a job that fits some node now is left to the placement',
       pending: [waiting('small', 3)],

@@ -115,6 +115,21 @@ export function planDefragment(
   // counted as gone, as preemption counts them, so no job gets more tasks stopped for room on its way.
   const stoppingOn = new Map<string, RunningTask[]>();
   for (const t of running) if (t.stopping) stoppingOn.set(t.node, [...(stoppingOn.get(t.node) ?? []), t]);
+  // A gang an earlier pass laid out holds its members' room on its nominated nodes (`placeGang`):
+  // taken here as if bound, so no job is served with it and no moved task sent into it (which would
+  // leave the gang short there, holding its other nodes' room for nothing).
+  for (const w of pending) {
+    const held = w.gang && w.tasks > 0 && (w.nominated?.length ?? 0) >= w.tasks ? w.nominated!.slice(0, w.tasks) : [];
+    if (held.length === 0 || !held.every((name) => view.some((n) => n.name === name))) continue;
+    view = view.map((n) =>
+      held.includes(n.name)
+        ? withTasks(
+            n,
+            held.filter((x) => x === n.name).map(() => jobTask(w, n.name, now)),
+          )
+        : n,
+    );
+  }
   const released = (n: NodeSnapshot) => without(n, stoppingOn.get(n.name) ?? []);
   const fitsOn = (need: ResourceVector, n: NodeSnapshot) => fitsOne(need, freeOf(n)) && pickDevices(n.devices, n.gpuCount, need.gpu ?? 0) !== undefined;
   let tasks = running.filter((t) => !t.stopping);
