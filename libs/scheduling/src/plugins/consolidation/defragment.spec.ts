@@ -350,6 +350,16 @@ describe('planDefragment', () => {
     expect(plan.steps).toBe(40);
   });
 
+  it("a gang's group is counted before its slot counts run: a bound just past the job's own checks is not overrun", () => {
+    // 4 (the job) + 8 (two slot counts over the 4 able nodes) = 12; the group's 4 slot counts would
+    // make 16 > 15: the pass stops at 12. (Counted after they ran, it stopped at 16, past the bound.)
+    const tasks = fragmented();
+    const gang = waiting('g', 4, { gang: true, tasks: 2 });
+    const plan = planDefragment(cluster(fleet(), tasks), tasks, [gang], () => ({}), NOW, { maxSteps: 15 });
+    expect(plan.skipped).toEqual([{ jobId: 'g', reason: 'steps' }]);
+    expect(plan.steps).toBe(12);
+  });
+
   it('a step bound too small for the check stops the pass', () => {
     // Candidate search: 4 nodes (able) + 24 tasks = 28 steps; the first option costs 2 × (1 + 1) × 4 = 16.
     const tasks = fragmented();

@@ -421,6 +421,8 @@ function spreadIn(
   const freed: string[] = [];
   const leaving: RunningTask[] = [];
   let need = w.tasks;
+  // The group's slot counts (a gang's), counted before they run.
+  if (group.length > stepsLeft) return { stopped: true, overBudget: false, steps: 0 };
   let steps = group.length;
   let overBudget = false;
   // A gang's members first take the room there is (with what stopping tasks free): no move needed for them.
