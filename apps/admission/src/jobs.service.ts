@@ -693,14 +693,16 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     // backfill with the learned runtime estimates); a cluster whose leader stored none gets the defaults.
     const { store } = this.ctx;
     // And the nominations the leader's defragmentation stored, so the job's "waiting for node …" line shows here too.
-    const [cluster, stored, learned, defragmenting] = await Promise.all([
+    // (Only the term of the leader now in etcd: a gone leader's nominations are held by no one.)
+    const [cluster, stored, learned, defragmenting, leader] = await Promise.all([
       readCluster(store),
       loadSchedulerSettings(store),
       store.get<unknown>(store.keys.runtimeEstimates()),
       store.get<unknown>(store.keys.defragmenting()),
+      store.get<unknown>(store.keys.leader('scheduler')),
     ]);
     const { policy, backfill } = settingsOfRecord(stored);
-    const defrag = storedDefragmentation(defragmenting?.value, now);
+    const defrag = storedDefragmentation(defragmenting?.value, now, leader?.createRevision);
     return explainJob(
       buildSnapshot(cluster, now, defrag ? { ...policy, nominated: defrag.nominated, nominatedSince: defrag.nominatedSince } : policy),
       job,

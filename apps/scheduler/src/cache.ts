@@ -104,6 +104,8 @@ export class SchedulerCache {
   readonly runtimeEstimates: Mirror<RuntimeEstimates>;
   /** The leader's defragmentation nominations in force (`defragmenting`, unchecked): what a standby's "why pending" names. */
   readonly defragmenting: Mirror<unknown>;
+  /** The scheduler's leader key (`leaders/scheduler`): whose term a stored `defragmenting` record must be. */
+  readonly leaderKey: Mirror<unknown>;
   /** The leader's own GPU usage, advanced as time passes (see `plugins/running-caps`); over `storedGpuUsage` while set. @default none */
   gpuUsage?: GpuUsage;
   /** Set by every change; a cycle clears it. */
@@ -125,6 +127,7 @@ export class SchedulerCache {
     this.storedGpuUsage = new Mirror<GpuUsage>(k.gpuUsage());
     this.runtimeEstimates = new Mirror<RuntimeEstimates>(k.runtimeEstimates());
     this.defragmenting = new Mirror<unknown>(k.defragmenting());
+    this.leaderKey = new Mirror<unknown>(k.leader('scheduler'));
   }
 
   async start(): Promise<void> {
@@ -244,6 +247,11 @@ export class SchedulerCache {
     return this.defragmenting.items.get(this.store.keys.defragmenting());
   }
 
+  /** The term of the scheduler leader as last seen: its leader key's create revision; undefined while none is. */
+  leaderTerm(): string | undefined {
+    return this.leaderKey.items.get(this.store.keys.leader('scheduler'))?.createRevision;
+  }
+
   private mirrors() {
     return [
       this.tenants,
@@ -257,6 +265,7 @@ export class SchedulerCache {
       this.storedGpuUsage,
       this.runtimeEstimates,
       this.defragmenting,
+      this.leaderKey,
     ];
   }
 }

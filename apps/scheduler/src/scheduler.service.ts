@@ -459,7 +459,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    */
   defragmentingAt(now: number): ReadonlyMap<string, Defragmenting> {
     // A standby (or a leader whose term has none) names what the leader stored (`defragmenting`).
-    if (!this.leadership?.held()) return storedDefragmentation(this.cache.storedDefragmenting()?.value, now)?.defragmenting ?? new Map();
+    if (!this.leadership?.held())
+      return storedDefragmentation(this.cache.storedDefragmenting()?.value, now, this.cache.leaderTerm())?.defragmenting ?? new Map();
     const held = this.nominations?.leadership === this.leadership ? nominationsInForce(this.nominations, now, this.liftAfterMs()) : undefined;
     if (!held) return new Map();
     return new Map([...this.defragmenting].filter(([job]) => held.byJob.has(job)));
@@ -472,7 +473,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
   snapshotAt(now: number): ClusterSnapshot {
     let policy = this.cyclePolicy(now);
     if (!this.leadership?.held()) {
-      const stored = storedDefragmentation(this.cache.storedDefragmenting()?.value, now);
+      const stored = storedDefragmentation(this.cache.storedDefragmenting()?.value, now, this.cache.leaderTerm());
       if (stored) policy = { ...policy, nominated: stored.nominated, nominatedSince: stored.nominatedSince };
     }
     return takeSnapshot(this.cache, now, this.tuning.usageHalfLifeMs > 0 ? this.history.usage : undefined, policy).snapshot;
@@ -846,7 +847,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
     if (!held || jobs.size === 0) return;
     // Each job's nominations lapse on their own (`nominationsInForce`): the record says nothing past the first of them.
     const until = Math.min(...[...jobs.keys()].map((job) => (held.since.get(job) ?? now) + this.liftAfterMs()));
-    const record = defragmentRecordOf(jobs, held.byJob, held.since, String(leadership.wonAt), now, until);
+    const record = defragmentRecordOf(jobs, held.byJob, held.since, leadership.createRevision, now, until);
     await saveDefragmentRecord(this.ctx.store, leadership.fence(), record).catch((err: Error) =>
       this.ctx.log.warn({ err: err.message }, 'storing the defragmentation nominations failed; standbys do not name them'),
     );
@@ -865,7 +866,7 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
       const job = typeof j?.jobId === 'string' ? this.cache.jobs.items.get(this.ctx.store.keys.job(j.jobId))?.value : undefined;
       return !!job && countTasks(job.pending) > 0;
     });
-    const current = raw?.term === String(leadership.wonAt) && typeof raw?.until === 'number' && now < raw.until && waits;
+    const current = raw?.term === leadership.createRevision && typeof raw?.until === 'number' && now < raw.until && waits;
     // Asked once per version: until the cache sees the delete, the next loops see the same record.
     if (current || this.clearedDefragmentRevision === stored.modRevision) return;
     this.clearedDefragmentRevision = stored.modRevision;

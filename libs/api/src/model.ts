@@ -503,7 +503,10 @@ export interface SchedulerSettings {
  * `DEFRAGMENT_RECORD_BOUNDS`: the leader leaves out what would exceed them.
  */
 export interface DefragmentRecord {
-  /** The election revision of the term that wrote it (a new leader's record replaces it). */
+  /**
+   * The term that wrote it: the create revision of its leader key (`leaders/scheduler`, the fence).
+   * Readers trust it only while that key is the one in etcd; a new leader deletes it.
+   */
   term: string;
   /** When it was written, epoch ms. */
   at: number;

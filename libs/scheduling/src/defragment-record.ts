@@ -16,7 +16,7 @@ export interface StoredDefragmentation {
 }
 
 /**
- * The record of the leader's term `term` at `now` for the jobs it is making room for: each job's
+ * The record of the leader's term `term` (its leader key's create revision) at `now` for the jobs it is making room for: each job's
  * nominations and their start as the leader holds them, lapsing at `until`. A job whose nominations
  * or stops exceed the bounds is left out (its standbys' why-pending just lacks the line), and so is
  * every job past the first `DEFRAGMENT_RECORD_BOUNDS.jobs` in id order.
@@ -47,12 +47,23 @@ const names = (v: unknown, most: number): v is string[] => Array.isArray(v) && v
 
 /**
  * What a stored record (`DefragmentRecord`, unchecked) gives "why pending" at `now`: undefined when
- * there is none, it has lapsed (`until` ≤ `now`), or it is malformed or out of bounds (a record this
- * code did not write is no claim). Each job is kept only when well formed.
+ * there is none, it has lapsed (`until` ≤ `now`), it is not the term of the scheduler leader now in
+ * etcd (`leaderTerm`: the create revision of `leaders/scheduler`, undefined when no leader is — a
+ * deposed or gone leader's nominations are held by no one), or it is malformed or out of bounds (a
+ * record this code did not write is no claim). Each job is kept only when well formed.
  */
-export function storedDefragmentation(raw: unknown, now: number): StoredDefragmentation | undefined {
+export function storedDefragmentation(raw: unknown, now: number, leaderTerm: string | undefined): StoredDefragmentation | undefined {
   const B = DEFRAGMENT_RECORD_BOUNDS;
-  if (!isObject(raw) || typeof raw.until !== 'number' || !(raw.until > now) || !Array.isArray(raw.jobs) || raw.jobs.length > B.jobs) return undefined;
+  if (
+    leaderTerm === undefined ||
+    !isObject(raw) ||
+    raw.term !== leaderTerm ||
+    typeof raw.until !== 'number' ||
+    !(raw.until > now) ||
+    !Array.isArray(raw.jobs) ||
+    raw.jobs.length > B.jobs
+  )
+    return undefined;
   const out: StoredDefragmentation = { nominated: new Map(), nominatedSince: new Map(), defragmenting: new Map() };
   for (const j of raw.jobs) {
     if (!isObject(j) || !isName(j.jobId) || !names(j.nominated, B.nodes) || j.nominated.length === 0 || !names(j.freed, B.nodes)) continue;

@@ -63,6 +63,9 @@ describe('storedDefragmentation', () => {
     { name: 'in force', raw: record, now: T + 999, jobs: ['big'] },
     // until = now: lapsed, no claim
     { name: 'lapsed', raw: record, now: T + 1000, jobs: undefined },
+    // another term's (a deposed leader's, until the new one deletes it), or no leader in etcd at all: held by no one
+    { name: "another term's", raw: record, now: T, leader: '8', jobs: undefined },
+    { name: 'no leader', raw: record, now: T, leader: null, jobs: undefined },
     { name: 'none stored', raw: undefined, now: T, jobs: undefined },
     { name: 'not a record', raw: 'defragmenting', now: T, jobs: undefined },
     // a job without nominations or with a malformed stop is left out; the others stay
@@ -82,8 +85,9 @@ describe('storedDefragmentation', () => {
       now: T,
       jobs: undefined,
     },
-  ])('$name', ({ raw, now, jobs }) => {
-    const s = storedDefragmentation(raw, now);
+  ])('$name', ({ raw, now, jobs, ...c }: { raw: unknown; now: number; jobs: string[] | undefined; leader?: string | null }) => {
+    // The leader now in etcd: the record's term ('7') unless the row names another, or none (null).
+    const s = storedDefragmentation(raw, now, c.leader === null ? undefined : (c.leader ?? '7'));
     expect(s ? [...s.defragmenting.keys()] : undefined).toEqual(jobs);
     if (jobs?.includes('big')) {
       expect(s!.nominated.get('big')).toEqual(['gb']);
