@@ -883,7 +883,8 @@ export class SchedulerService implements OnApplicationBootstrap, BeforeApplicati
    */
   private nominate(added: ReadonlyMap<string, readonly string[]>, leadership: Leadership, now: number, c: ConsolidationTuning): void {
     const held = this.nominations?.leadership === leadership ? nominationsInForce(this.nominations, now, c.liftAfterMs) : undefined;
-    if (!held) this.defragmenting.clear();
+    // What defragmentation made room for, kept only for the jobs whose nominations are still in force.
+    for (const job of [...this.defragmenting.keys()]) if (!held?.byJob.has(job)) this.defragmenting.delete(job);
     this.nominations = { ...addNominations(held, added, now, c.liftAfterMs), leadership };
   }
 
