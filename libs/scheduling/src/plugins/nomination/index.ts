@@ -10,8 +10,9 @@
  * relabelled) is placed as any other work, and so is every task once its nomination lapses (the
  * leader keeps them until its cordons' lift time). A gang a defragmentation laid out is placed on
  * its nominated nodes all at once, or, while some member's node still lacks the room, waits with the
- * room the others have held for it in the pass (`placeGang`). Fractional GPUs and queues with a
- * quota limit are left to the pass (which charges the ledger).
+ * room the others have held for it in the pass (`placeGang`) — unless work of a higher priority
+ * ahead of it could use those nodes (`outranked`): then it is left to the pass. Fractional GPUs and
+ * queues with a quota limit are left to the pass (which charges the ledger).
  */
 import { GPU_MILLI } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
@@ -37,12 +38,13 @@ export function placeNominated(
 ): number {
   const byName = new Map(states.map((s) => [s.node.name, s]));
   let placed = 0;
-  for (const w of ordered) {
+  for (let i = 0; i < ordered.length; i++) {
+    const w = ordered[i];
     if (!w.nominated?.length || ledger.limits(w.queue)) continue;
     const share = w.resources.gpu ?? 0;
     if (share % GPU_MILLI !== 0) continue;
     if (w.gang) {
-      placed += placeGang(w, byName, filters, placements, budget - placed);
+      if (!outranked(w, ordered, i, byName, filters)) placed += placeGang(w, byName, filters, placements, budget - placed);
       continue;
     }
     // Nominated nodes that take the work but lack the room yet (a moved task still runs there).
@@ -75,6 +77,32 @@ export function placeNominated(
     w.tasks -= Math.min(w.tasks, short);
   }
   return placed;
+}
+
+/**
+ * True when work ahead of gang `w` (index `at` of `ordered`) has a higher effective priority and
+ * could run on one of the gang's nominated nodes (filters and capacity): the gang's nomination then
+ * holds nothing against it — as a Kubernetes nomination counts only against pods of lower or equal
+ * priority — and the gang is left to the pass, in its place in the order. Else a low-priority gang
+ * whose last member's room has yet to be freed would hold the rest against more urgent work (and
+ * preemption, which does not see the hold, could stop tasks for room the gang then keeps).
+ */
+function outranked(
+  w: PendingWork,
+  ordered: readonly PendingWork[],
+  at: number,
+  byName: ReadonlyMap<string, FillNode>,
+  filters: readonly FilterPlugin[],
+): boolean {
+  for (let i = 0; i < at; i++) {
+    const o = ordered[i];
+    if (o.tasks <= 0 || o.priority <= w.priority) continue;
+    for (const name of w.nominated ?? []) {
+      const s = byName.get(name);
+      if (s && fitsOne(o.resources, s.node.capacity) && !filters.some((f) => f.filter(o, s.node))) return true;
+    }
+  }
+  return false;
 }
 
 /**

@@ -107,6 +107,23 @@ describe('nominated nodes', () => {
       placed: [],
     },
     {
+      // As above, but x has priority 5 > the gang's 0 and would fit on a (10 cores ≥ 8): the gang's
+      // nomination holds nothing against it. The pass in priority order: x on a (10 free → 2); the
+      // gang then needs 4 + 4 cores: a 2, b 3, c 6 free hold one member only (c) → it waits.
+      name: 'a gang whose nominated node is short holds nothing against higher-priority work that could use its nodes',
+      nodes: [node('a', 10), node('b', 10, 7), node('c', 10, 4)],
+      work: [work('x', 8, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] })],
+      placed: ['x→a×1'],
+    },
+    {
+      // Higher-priority work ahead that no nominated node could run (12 cores > a's and b's 10): the
+      // gang holds its room as before, and y waits (c has 6 free).
+      name: 'higher-priority work that none of its nominated nodes could run does not lift the hold',
+      nodes: [node('a', 10), node('b', 10, 7), node('c', 10, 4)],
+      work: [work('y', 12, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('x', 8, 1, { createdAt: 1 })],
+      placed: [],
+    },
+    {
       // One nomination for two members (not a defragmentation's layout): left to the pass, which
       // places the gang by best fit: a (10 free → 6), then a again (6 → 2).
       name: 'a gang with fewer nominations than members is left to the pass',
