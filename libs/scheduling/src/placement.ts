@@ -568,7 +568,7 @@ class PlacementPass implements PassContext {
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
     ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
     if (keepScores) {
-      const scoreOf = NodeScores.dense(this.newScores(this.states.length).fill(NaN), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
+      const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
       for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
@@ -582,8 +582,8 @@ class PlacementPass implements PassContext {
   /**
    * Rankings' scores (`Ranked.scoreOf`: `size` of them, the nodes their filters pass; NaN: not
    * ranked) are cut from blocks that double up to 64 rankings of every node or 2^20 scores: a pass
-   * of many shapes allocates few buffers, one of few shapes small ones. Not filled here: their
-   * users fill them with NaN first (`NodeBuckets.rank`, the scan).
+   * of many shapes allocates few buffers, one of few shapes small ones. Each slot is handed out
+   * once, as allocated (zeros: "not ranked" to `NodeScores`), and never filled.
    */
   private scoreBlock?: Float64Array;
   private scoreBlockAt = 0;

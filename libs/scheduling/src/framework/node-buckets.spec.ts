@@ -18,7 +18,7 @@ import {
   requestShapes,
 } from '../index';
 import { fitsOne } from '../plugins/resource-fit';
-import { type BucketRanking, coversKeys, labelKeysOf, type NodeRoom, NodeBuckets, unionKeys } from './node-buckets';
+import { type BucketRanking, coversKeys, labelKeysOf, type NodeRoom, NodeBuckets, NodeScores, unionKeys } from './node-buckets';
 
 /** A pass's view of a node: its snapshot, and its free room after `used`. */
 function room(n: NodeSnapshot): NodeRoom {
@@ -250,8 +250,8 @@ describe('NodeBuckets', () => {
       [mostAllocated()],
       (size) => {
         sizes.push(size);
-        // Not NaN-filled: the ranking writes each slot (e full for 2 cores: NaN), so 7 shows nowhere.
-        return new Float64Array(size).fill(7);
+        // Zeros, as allocated: the slots of nodes not ranked (e full for 2 cores) are not written.
+        return new Float64Array(size);
       },
     );
     expect(sizes).toEqual([3]);
@@ -260,6 +260,23 @@ describe('NodeBuckets', () => {
     // A new score lands on its node only.
     ranking.scoreOf!.set(2, 0.75);
     expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.75, NaN, NaN, NaN]);
+  });
+
+  it.each([
+    // written → read back: a score of 0 is not "not ranked" (it is stored as −0; +0 is a slot never written)
+    ['never written', undefined, NaN],
+    ['0', 0, 0],
+    ['−0', -0, 0],
+    ['0.5', 0.5, 0.5],
+    ['−0.25', -0.25, -0.25],
+    ['−Infinity (a plugin NaN ranks last)', -Infinity, -Infinity],
+    ['NaN (not ranked)', NaN, NaN],
+  ])('reads back a score written as %s', (_name, written, read) => {
+    const scores = NodeScores.dense(new Float64Array(3), NodeScores.denseMapping(3));
+    if (written !== undefined) scores.set(1, written);
+    expect([scores.get(0), scores.get(1), scores.get(2)]).toEqual([NaN, read, NaN]);
+    scores.setAll([0, 2], written ?? NaN);
+    expect([scores.get(0), scores.get(2)]).toEqual([read, read]);
   });
 
   it("asks the caller's fits for the first node of each bucket, when given, instead of the state's room", () => {

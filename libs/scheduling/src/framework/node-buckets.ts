@@ -78,8 +78,10 @@ export interface BucketRanking {
 /**
  * The scores of a ranking's nodes by node index, stored only for the nodes of the classes its
  * filters pass (a shape tied to one zone or GPU model keeps a third of the cluster or less): node
- * `i` is at `base[classNo[i]] + slotOf[i]`; NaN there and for refused classes (`base` −1): not
- * ranked (refused, or full when ranked).
+ * `i` is at `base[classNo[i]] + slotOf[i]`. Not ranked (refused, or full when ranked) reads NaN:
+ * refused classes have `base` −1, and a slot never written holds +0 — a new buffer's zeros, so a
+ * ranking need not fill its buffer (most of a pass's 5 million slots are written with a score
+ * anyway) — while a score of 0 is stored as −0, equal to 0 in every comparison.
  */
 export class NodeScores {
   /**
@@ -108,19 +110,28 @@ export class NodeScores {
   /** Node `i`'s score; NaN: not ranked. */
   get(i: number): number {
     const b = this.base[this.classNo[i]];
-    return b < 0 ? NaN : this.scores[b + this.slotOf[i]];
+    if (b < 0) return NaN;
+    const v = this.scores[b + this.slotOf[i]];
+    // +0: never written (−0 is a score of 0, see `stored`).
+    return v !== 0 ? v : 1 / v < 0 ? 0 : NaN;
   }
 
   /** Sets the score of each node of `members` (nodes of one class the ranking's filters pass). */
   setAll(members: readonly number[], score: number): void {
     const b = this.base[this.classNo[members[0]]];
-    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = score;
+    const v = stored(score);
+    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = v;
   }
 
-  /** Sets the score of node `i`, which must be of a class the ranking's filters pass. */
+  /** Sets the score of node `i`, which must be of a class the ranking's filters pass (NaN: not ranked). */
   set(i: number, score: number): void {
-    this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = score;
+    this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = stored(score);
   }
+}
+
+/** How `NodeScores` stores a score: 0 as −0 (+0 is "not ranked"), NaN (not ranked) as +0. */
+function stored(score: number): number {
+  return score === 0 ? -0 : score !== score ? 0 : score;
 }
 
 interface NodeClass {
@@ -516,7 +527,7 @@ export class NodeBuckets<S extends NodeRoom> {
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
    * `scoreBuffer`, when given, is asked for a buffer of as many scores as the filters pass nodes
-   * (whatever it holds: it is filled with NaN, then each ranked node's score written), and the ranking's
+   * (of zeros, as a new `Float64Array` is: each ranked node's score is written, see `NodeScores`), and the ranking's
    * `scoreOf` holds the score of every node ranked, appended or not (a kept ranking finds a node
    * again by it when the node's room changes). `fits`, when given, says whether node `i` has room
    * for one task of `work` as `fitsOne` on its free room does (a caller that keeps the free room in
@@ -551,9 +562,9 @@ export class NodeBuckets<S extends NodeRoom> {
         passed += cls.size;
       }
     }
-    // Every slot NaN (not ranked) first, in one sequential fill: most nodes a shape visits late in a
-    // pass are full, and are then neither visited nor written one by one.
-    const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed).fill(NaN)) : undefined;
+    // A new buffer reads "not ranked" in every slot (see `NodeScores`): full nodes are neither
+    // visited nor written one by one, and most nodes a shape meets late in a pass are full.
+    const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed)) : undefined;
     // Levels of free CPU below the ask's hold only nodes without room for one task (see `cpuLevel`).
     const lowest = cpuLevel(work.resources.cpu ?? 0);
     for (const cls of this.classes) {
