@@ -515,7 +515,7 @@ class PlacementPass implements PassContext {
       if (!index || !coversKeys(this.indexKeys, keys)) {
         // Rankings kept from the index before keep its buckets' member lists as they were (copy on write), and their own score mapping.
         this.indexKeys = index ? unionKeys(this.indexKeys, keys) : keys;
-        this.index = index = new NodeBuckets(this.states, this.indexKeys);
+        this.index = index = new NodeBuckets(this.states, this.indexKeys, index);
       }
       // Whether a node has room for one task, on the free arrays (`fitsOne` on its state, without reading it).
       const dims = this.dimsOf(w);

@@ -154,6 +154,38 @@ describe('NodeBuckets', () => {
     expect(ranked).toEqual(states.filter((s) => fitsOne(work.resources, s.free)).map((s) => s.node.name));
   });
 
+  it('split from an index of fewer labels, ranks as one made afresh (10 seeded random clusters, nodes moved before and after)', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const { nodes, work } = randomSnapshot(seed, 40, 0.4);
+      const states = rooms(...nodes);
+      const take = (k: number) => {
+        // Half a core and 1 GiB off every k-th node (a room of its own, a lower CPU level for some).
+        for (let i = seed % k; i < states.length; i += k) {
+          states[i].free.cpu = (states[i].free.cpu ?? 0) - 500;
+          states[i].free.memory = (states[i].free.memory ?? 0) - 1024 ** 3;
+          narrow.moved(states[i]);
+        }
+      };
+      const narrow = new NodeBuckets(states, ['zone']);
+      take(3);
+      narrow.rank(work[0], DEFAULT_FILTERS, [mostAllocated()]);
+      take(4);
+      const split = new NodeBuckets(states, ['gpu.model', 'zone'], narrow);
+      const fresh = new NodeBuckets(states, ['gpu.model', 'zone']);
+      for (const w of work.slice(0, 12)) {
+        const a = split.rank(w, DEFAULT_FILTERS, [mostAllocated()]);
+        const b = fresh.rank(w, DEFAULT_FILTERS, [mostAllocated()]);
+        expect({ seed, job: w.jobId, nodes: names(a, states), full: a.full, refused: a.refused }).toEqual({
+          seed,
+          job: w.jobId,
+          nodes: names(b, states),
+          full: b.full,
+          refused: b.refused,
+        });
+      }
+    }
+  });
+
   it("moves a node's own bucket to the CPU level of its room at the next ranking, up as well as down (room given back)", () => {
     // a, b, c: empty 8-core nodes, one bucket. a takes 1 core (7 free, level 13) and gets a bucket
     // of its own; then 5 more (2 free, level 11): for 3 cores (level 12) it is not asked, counted full.

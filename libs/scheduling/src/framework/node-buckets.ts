@@ -380,15 +380,25 @@ export class NodeBuckets<S extends NodeRoom> {
 
   /**
    * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
-   * the labels that tell classes apart (see `labelKeysOf`). @default every label
+   * the labels that tell classes apart (see `labelKeysOf`). @default every label. `from`: an index
+   * of the same states by some of `labelKeys` (both given), split rather than made afresh; it is
+   * not to be used afterwards. @default none
    */
   constructor(
     private readonly states: readonly S[],
-    labelKeys?: readonly string[],
+    private readonly labelKeys?: readonly string[],
+    from?: NodeBuckets<S>,
   ) {
     const rooms = new RoomIds();
     /** The buckets of each class (by number) by room number, while the index is made. */
     const byRoom: Array<Map<number, Bucket>> = [];
+    // Made from `from` (an index of the same states by fewer labels): its classes split by the labels
+    // it did not tell apart, its buckets by class, without hashing capacities, taints or rooms again.
+    const added = from?.labelKeys && labelKeys ? labelKeys.filter((k) => !from.labelKeys!.includes(k)) : undefined;
+    if (added) from!.refile();
+    /** With `from`: the new classes by old class and added labels' values, and each one's buckets by the old bucket. */
+    const split = new Map<string, NodeClass>();
+    const byOld: Array<Map<Bucket, Bucket>> = [];
     this.isStale = new Uint8Array(states.length);
     this.classNo = new Int32Array(states.length);
     this.slotOf = new Int32Array(states.length);
@@ -402,6 +412,24 @@ export class NodeBuckets<S extends NodeRoom> {
     };
     states.forEach((s, i) => {
       const n = s.node;
+      if (added) {
+        const key = from!.classNo[i] + JSON.stringify(added.map((k) => n.labels[k]));
+        let cls = split.get(key);
+        if (!cls) {
+          split.set(key, (cls = this.newClass(i, n)));
+          byOld.push(new Map());
+        }
+        this.classNo[i] = cls.no;
+        this.slotOf[i] = cls.size++;
+        this.classOf.push(cls);
+        const old = from!.bucketOf[i];
+        let b = byOld[cls.no].get(old);
+        if (!b) byOld[cls.no].set(old, (b = this.newBucket(cls, old.level, old.own)));
+        b.members.push(i);
+        cls.levelNodes[b.level]++;
+        this.bucketOf.push(b);
+        return;
+      }
       let h = n.gpuCount;
       for (const k in n.capacity) h = (Math.imul(h, 31) + idOf(k) + hashNumber(n.capacity[k])) | 0;
       if (labelKeys) for (const k of labelKeys) h = (Math.imul(h, 31) + (n.labels[k] === undefined ? 0 : idOf(n.labels[k]))) | 0;
@@ -411,18 +439,9 @@ export class NodeBuckets<S extends NodeRoom> {
       let cls: NodeClass | undefined;
       if (seen) for (let k = 0; k < seen.length && !cls; k++) if (sameClass(seen[k], states[seen[k].first].node, n, labelKeys)) cls = seen[k];
       if (!cls) {
-        cls = {
-          no: this.classes.length,
-          first: i,
-          capacityKeys: Object.keys(n.capacity),
-          labelKeys: Object.keys(n.labels),
-          size: 0,
-          byLevel: Array.from({ length: CPU_LEVELS }, () => []),
-          levelNodes: new Int32Array(CPU_LEVELS),
-        };
+        cls = this.newClass(i, n);
         if (seen) seen.push(cls);
         else byHash.set(h, [cls]);
-        this.classes.push(cls);
         byRoom.push(new Map());
       }
       this.classNo[i] = cls.no;
@@ -436,6 +455,21 @@ export class NodeBuckets<S extends NodeRoom> {
       cls.levelNodes[b.level]++;
       this.bucketOf.push(b);
     });
+  }
+
+  /** A new class whose first node is node `i`, last of `classes`. */
+  private newClass(i: number, n: NodeSnapshot): NodeClass {
+    const cls: NodeClass = {
+      no: this.classes.length,
+      first: i,
+      capacityKeys: Object.keys(n.capacity),
+      labelKeys: Object.keys(n.labels),
+      size: 0,
+      byLevel: Array.from({ length: CPU_LEVELS }, () => []),
+      levelNodes: new Int32Array(CPU_LEVELS),
+    };
+    this.classes.push(cls);
+    return cls;
   }
 
   /** Number of buckets now (see the class's header). */
