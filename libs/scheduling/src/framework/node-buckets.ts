@@ -22,6 +22,9 @@ import { type FilterRefusal, RefusalCounter, type Status } from './status';
 /** Most nodes one `BucketRanking.more` call appends. */
 const APPEND = 32;
 
+/** Above every node index: a merged list with no node left (see `NodeBuckets.rank`). */
+const NONE = 2 ** 31 - 1;
+
 /** Levels of free CPU (see `cpuLevel`). */
 export const CPU_LEVELS = 33;
 
@@ -638,11 +641,20 @@ export class NodeBuckets<S extends NodeRoom> {
     // (merged as they are appended; more than 8 are merged at once).
     const lists: number[][] = [];
     const at: number[] = [];
+    /** Each list's next node (`lists[l][at[l]]`), `NONE` when it has none left: the merge compares these only. */
+    const heads: number[] = [];
     /** The list whose next node comes first; -1 when the open score has none left. */
     let cur = -1;
+    /** That node (`heads[cur]`). */
+    let head = NONE;
     const advance = () => {
       cur = -1;
-      for (let l = 0; l < lists.length; l++) if (at[l] < lists[l].length && (cur < 0 || lists[l][at[l]] < lists[cur][at[cur]])) cur = l;
+      head = NONE;
+      for (let l = 0; l < heads.length; l++)
+        if (heads[l] < head) {
+          head = heads[l];
+          cur = l;
+        }
     };
     const open = (): boolean => {
       if (cur >= 0) return true;
@@ -651,9 +663,13 @@ export class NodeBuckets<S extends NodeRoom> {
       while (end < scored.length && scored[end].score === scored[g].score) end++;
       lists.length = 0;
       at.length = 0;
+      heads.length = 0;
       if (end - g > 8) lists.push(mergeAscending(scored.slice(g, end).map((x) => x.members)));
       else for (let k = g; k < end; k++) lists.push(scored[k].members);
-      for (let k = 0; k < lists.length; k++) at.push(0);
+      for (let k = 0; k < lists.length; k++) {
+        at.push(0);
+        heads.push(lists[k].length > 0 ? lists[k][0] : NONE);
+      }
       score = scored[g].score;
       g = end;
       advance();
@@ -669,7 +685,7 @@ export class NodeBuckets<S extends NodeRoom> {
       if (ex >= deferred.length) return false;
       if (!open()) return true;
       const e = deferred[ex];
-      return ranksBefore(scoreOf!.get(e), e, score, lists[cur][at[cur]]);
+      return ranksBefore(scoreOf!.get(e), e, score, head);
     };
     /** Where node `i` of score `v` is or would go among the deferred nodes. */
     const deferredIndex = (v: number, i: number): number => {
@@ -700,7 +716,10 @@ export class NodeBuckets<S extends NodeRoom> {
         if (deferredFirst()) i = deferred[ex++];
         else {
           if (!open()) break;
-          i = lists[cur][at[cur]++];
+          i = head;
+          const from = lists[cur];
+          const next = ++at[cur];
+          heads[cur] = next < from.length ? from[next] : NONE;
           // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
           const placed = !!scoreOf && scoreOf.get(i) !== score;
           if (!placed && deferred[ex] === i) ex++;
@@ -724,7 +743,7 @@ export class NodeBuckets<S extends NodeRoom> {
         const e = deferred[ex];
         return ranksBefore(v, i, scoreOf!.get(e), e);
       }
-      return !open() || ranksBefore(v, i, score, lists[cur][at[cur]]);
+      return !open() || ranksBefore(v, i, score, head);
     };
     return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
   }
