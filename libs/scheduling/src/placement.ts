@@ -15,7 +15,7 @@
 import { placeNominated } from './plugins/nomination';
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, RoomIds, ranksBefore as before } from './framework/node-buckets';
+import { coversKeys, freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, ranksBefore as before, unionKeys } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { ShapeIds } from './framework/shape-ids';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
@@ -287,11 +287,17 @@ class PlacementPass implements PassContext {
   indexed = true;
   /** Re-score kept rankings (see `PlacementOptions.rescore`). */
   rescoring = true;
-  /** Node buckets by the label keys that tell classes apart for the work ranked (see `labelKeysOf`). */
-  private readonly buckets = new Map<string, NodeBuckets<NodeState>>();
-  /** The values of `buckets` (told of every move: a Map's iterator allocated per move). */
-  private readonly bucketList: Array<NodeBuckets<NodeState>> = [];
-  private readonly rooms = new RoomIds();
+  /**
+   * The node buckets (made at the first ranking), one index for every shape: its classes tell apart
+   * the labels any shape ranked so far reads (`indexKeys`, see `labelKeysOf`), so each ranks on
+   * classes at least as fine as it needs (the ranking is the same: a Filter's verdict is the same
+   * for every node of a finer class too). A shape that reads a label the index does not tell apart
+   * has it made again with that label too — a few times a pass at most — instead of one index per
+   * set of labels, each re-filing every node that moves.
+   */
+  private index?: NodeBuckets<NodeState>;
+  /** The labels `index` tells classes apart by; undefined: every label. */
+  private indexKeys?: readonly string[];
   private reserveCalls = 0;
   /** The last `reserve` call that gave each node tasks. */
   private readonly placedBy: Float64Array;
@@ -505,11 +511,11 @@ class PlacementPass implements PassContext {
     if (this.indexed) {
       // Built after the batch fill, which changes room without telling the index.
       const keys = labelKeysOf(w, filters, scores);
-      const name = keys ? JSON.stringify(keys) : '*';
-      let index = this.buckets.get(name);
-      if (!index) {
-        this.buckets.set(name, (index = new NodeBuckets(this.states, keys, this.rooms)));
-        this.bucketList.push(index);
+      let index = this.index;
+      if (!index || !coversKeys(this.indexKeys, keys)) {
+        // Rankings kept from the index before keep its buckets' member lists as they were (copy on write), and their own score mapping.
+        this.indexKeys = index ? unionKeys(this.indexKeys, keys) : keys;
+        this.index = index = new NodeBuckets(this.states, this.indexKeys, index);
       }
       // Whether a node has room for one task, on the free arrays (`fitsOne` on its state, without reading it).
       const dims = this.dimsOf(w);
@@ -562,7 +568,7 @@ class PlacementPass implements PassContext {
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
     ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
     if (keepScores) {
-      const scoreOf = NodeScores.dense(this.newScores(this.states.length).fill(NaN), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
+      const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
       for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
     }
@@ -576,9 +582,8 @@ class PlacementPass implements PassContext {
   /**
    * Rankings' scores (`Ranked.scoreOf`: `size` of them, the nodes their filters pass; NaN: not
    * ranked) are cut from blocks that double up to 64 rankings of every node or 2^20 scores: a pass
-   * of many shapes allocates few buffers, one of few shapes small ones. Not filled: the ranking
-   * writes every slot (`NodeBuckets.rank` a score or NaN for each node of a class it passes; the
-   * scan fills its own with NaN first).
+   * of many shapes allocates few buffers, one of few shapes small ones. Each slot is handed out
+   * once, as allocated (zeros: "not ranked" to `NodeScores`), and never filled.
    */
   private scoreBlock?: Float64Array;
   private scoreBlockAt = 0;
@@ -786,10 +791,7 @@ class PlacementPass implements PassContext {
 
   /** Tells the node buckets that a node's room changed. */
   private moved(s: NodeState): void {
-    const indexes = this.bucketList;
-    if (indexes.length === 0) return;
-    this.rooms.of(s);
-    for (let k = 0; k < indexes.length; k++) indexes[k].movedAt(s.index);
+    this.index?.movedAt(s.index);
   }
 
   /**

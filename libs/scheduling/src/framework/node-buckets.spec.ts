@@ -17,7 +17,8 @@ import {
   placeTasks,
   requestShapes,
 } from '../index';
-import { type BucketRanking, labelKeysOf, type NodeRoom, NodeBuckets } from './node-buckets';
+import { fitsOne } from '../plugins/resource-fit';
+import { type BucketRanking, coversKeys, labelKeysOf, type NodeRoom, NodeBuckets, NodeScores, unionKeys } from './node-buckets';
 
 /** A pass's view of a node: its snapshot, and its free room after `used`. */
 function room(n: NodeSnapshot): NodeRoom {
@@ -104,9 +105,10 @@ describe('NodeBuckets', () => {
     ]);
   });
 
-  it('re-files a node whose room changed, and drops an empty bucket', () => {
+  it('re-files a node whose room changed in a bucket of its own, and drops an empty bucket', () => {
     // a and b start in one bucket (empty 4-core nodes): 1 bucket. 1 core taken on a: 2 buckets.
-    // The same on b: a and b share a bucket again (3 cores free each): 1 bucket.
+    // The same on b: b leaves the first bucket, now empty and dropped, for one of its own; rooms are
+    // not compared after the index was made, so a and b (3 cores free each) stay apart: 2 buckets.
     const states = rooms(nodeSnapshot('a', { cpu: '4' }), nodeSnapshot('b', { cpu: '4' }));
     const index = new NodeBuckets(states);
     expect(index.size).toBe(1);
@@ -117,7 +119,114 @@ describe('NodeBuckets', () => {
     expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['a', 'b']);
     states[1].free.cpu -= 1000;
     index.moved(states[1]);
-    expect(index.size).toBe(1);
+    expect(index.size).toBe(2);
+    // Equal rooms in two buckets rank as one: equal scores, name order.
+    expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['a', 'b']);
+  });
+
+  it.each([
+    // Free CPU levels (cpuLevel): a 1.5 cores → 11 (1024–2047m), b 3 → 12 (2048–4095m), c 8 → 13,
+    // d NaN → 32 (NaN passes fitsOne's check). No scores: name order.
+    // 3 cores (level 12): a is on a lower level, counted full and not asked; b (3/3 = 1 task), c, d fit.
+    ['3 cores', { cpu: '3' }, [1, 2, 3], ['b', 'c', 'd'], 1],
+    // 3.5 cores (level 12): b is asked (same level) and is full (3/3.5 < 1).
+    ['3.5 cores', { cpu: '3500m' }, [1, 2, 3], ['c', 'd'], 2],
+    // 5 cores (level 13): a and b on lower levels, c (8/5 ≥ 1) and d fit.
+    ['5 cores', { cpu: '5' }, [2, 3], ['c', 'd'], 2],
+    // No CPU asked (level 0): every bucket is asked.
+    ['memory only', { memory: '1Gi' }, [0, 1, 2, 3], ['a', 'b', 'c', 'd'], 0],
+  ])('skips the buckets on a CPU level below the ask and counts their nodes full without asking (%s)', (_name, ask, asked, ranked, full) => {
+    const states = rooms(
+      nodeSnapshot('a', { cpu: '8', memory: '8Gi' }, { used: parseResources({ cpu: '6500m' }) }),
+      nodeSnapshot('b', { cpu: '8', memory: '8Gi' }, { used: parseResources({ cpu: '5' }) }),
+      nodeSnapshot('c', { cpu: '8', memory: '8Gi' }),
+      nodeSnapshot('d', { cpu: '8', memory: '8Gi' }, { used: parseResources({ cpu: '1' }) }),
+    );
+    states[3].free.cpu = NaN;
+    const work = pendingWork('j', 1, ask);
+    const questions: number[] = [];
+    const r = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, [], undefined, (i) => {
+      questions.push(i);
+      return fitsOne(work.resources, states[i].free);
+    });
+    expect([questions.sort(), names(r, states), r.full]).toEqual([asked, ranked, full]);
+    // As a scan of every node: the ones fitsOne accepts, in name order.
+    expect(ranked).toEqual(states.filter((s) => fitsOne(work.resources, s.free)).map((s) => s.node.name));
+  });
+
+  it('split from an index of fewer labels, ranks as one made afresh (10 seeded random clusters, nodes moved before and after)', () => {
+    for (let seed = 1; seed <= 10; seed++) {
+      const { nodes, work } = randomSnapshot(seed, 40, 0.4);
+      const states = rooms(...nodes);
+      const take = (k: number) => {
+        // Half a core and 1 GiB off every k-th node (a room of its own, a lower CPU level for some).
+        for (let i = seed % k; i < states.length; i += k) {
+          states[i].free.cpu = (states[i].free.cpu ?? 0) - 500;
+          states[i].free.memory = (states[i].free.memory ?? 0) - 1024 ** 3;
+          narrow.moved(states[i]);
+        }
+      };
+      const narrow = new NodeBuckets(states, ['zone']);
+      take(3);
+      narrow.rank(work[0], DEFAULT_FILTERS, [mostAllocated()]);
+      take(4);
+      const split = new NodeBuckets(states, ['gpu.model', 'zone'], narrow);
+      const fresh = new NodeBuckets(states, ['gpu.model', 'zone']);
+      for (const w of work.slice(0, 12)) {
+        const a = split.rank(w, DEFAULT_FILTERS, [mostAllocated()]);
+        const b = fresh.rank(w, DEFAULT_FILTERS, [mostAllocated()]);
+        expect({ seed, job: w.jobId, nodes: names(a, states), full: a.full, refused: a.refused }).toEqual({
+          seed,
+          job: w.jobId,
+          nodes: names(b, states),
+          full: b.full,
+          refused: b.refused,
+        });
+      }
+    }
+  });
+
+  it("moves a node's own bucket to the CPU level of its room at the next ranking, up as well as down (room given back)", () => {
+    // a, b, c: empty 8-core nodes, one bucket. a takes 1 core (7 free, level 13) and gets a bucket
+    // of its own; then 5 more (2 free, level 11): for 3 cores (level 12) it is not asked, counted full.
+    // Then all 6 come back (8 free, level 13, a gang given back): a is asked again and ranked.
+    // No scores: name order.
+    const states = rooms(nodeSnapshot('a', { cpu: '8' }), nodeSnapshot('b', { cpu: '8' }), nodeSnapshot('c', { cpu: '8' }));
+    const index = new NodeBuckets(states);
+    const work = pendingWork('j', 1, { cpu: '3' });
+    const rank = () => {
+      const questions: number[] = [];
+      const r = index.rank(work, DEFAULT_FILTERS, [], undefined, (i) => {
+        questions.push(i);
+        return fitsOne(work.resources, states[i].free);
+      });
+      return [questions.sort(), names(r, states), r.full];
+    };
+    states[0].free.cpu -= 1000;
+    index.moved(states[0]);
+    expect([index.size, ...rank()]).toEqual([2, [0, 1], ['a', 'b', 'c'], 0]);
+    states[0].free.cpu -= 5000;
+    index.moved(states[0]);
+    expect([index.size, ...rank()]).toEqual([2, [1], ['b', 'c'], 1]);
+    states[0].free.cpu += 6000;
+    index.moved(states[0]);
+    expect([index.size, ...rank()]).toEqual([2, [0, 1], ['a', 'b', 'c'], 0]);
+  });
+
+  it.each([
+    // have, want → covers, union
+    [[], [], true, []],
+    [[], ['zone'], false, ['zone']],
+    [['zone'], [], true, ['zone']],
+    [['gpu.model', 'zone'], ['zone'], true, ['gpu.model', 'zone']],
+    [['zone'], ['gpu.model'], false, ['gpu.model', 'zone']],
+    // undefined: every label
+    [undefined, ['zone'], true, undefined],
+    [['zone'], undefined, false, undefined],
+    [undefined, undefined, true, undefined],
+  ])('an index of the labels %j serves a shape reading %j: %s (the wider index: %j)', (have, want, covers, union) => {
+    expect(coversKeys(have, want)).toBe(covers);
+    expect(unionKeys(have, want)).toEqual(union);
   });
 
   it('keeps a ranking as it was when nodes move after it was made', () => {
@@ -173,8 +282,8 @@ describe('NodeBuckets', () => {
       [mostAllocated()],
       (size) => {
         sizes.push(size);
-        // Not NaN-filled: the ranking writes each slot (e full for 2 cores: NaN), so 7 shows nowhere.
-        return new Float64Array(size).fill(7);
+        // Zeros, as allocated: the slots of nodes not ranked (e full for 2 cores) are not written.
+        return new Float64Array(size);
       },
     );
     expect(sizes).toEqual([3]);
@@ -183,6 +292,23 @@ describe('NodeBuckets', () => {
     // A new score lands on its node only.
     ranking.scoreOf!.set(2, 0.75);
     expect(states.map((_, i) => ranking.scoreOf!.get(i))).toEqual([0.25, NaN, 0.75, NaN, NaN, NaN]);
+  });
+
+  it.each([
+    // written → read back: a score of 0 is not "not ranked" (it is stored as −0; +0 is a slot never written)
+    ['never written', undefined, NaN],
+    ['0', 0, 0],
+    ['−0', -0, 0],
+    ['0.5', 0.5, 0.5],
+    ['−0.25', -0.25, -0.25],
+    ['−Infinity (a plugin NaN ranks last)', -Infinity, -Infinity],
+    ['NaN (not ranked)', NaN, NaN],
+  ])('reads back a score written as %s', (_name, written, read) => {
+    const scores = NodeScores.dense(new Float64Array(3), NodeScores.denseMapping(3));
+    if (written !== undefined) scores.set(1, written);
+    expect([scores.get(0), scores.get(1), scores.get(2)]).toEqual([NaN, read, NaN]);
+    scores.setAll([0, 2], written ?? NaN);
+    expect([scores.get(0), scores.get(2)]).toEqual([read, read]);
   });
 
   it("asks the caller's fits for the first node of each bucket, when given, instead of the state's room", () => {
@@ -202,8 +328,9 @@ describe('NodeBuckets', () => {
       return (states[i].free.cpu ?? 0) >= 3000;
     });
     expect([names(agree, states), agree.full]).toEqual([['b', 'c', 'd'], 1]);
-    // one question per bucket: a, b (for b and c), d
-    expect(asked.sort()).toEqual([0, 1, 3]);
+    // one question per bucket: b (for b and c), d; a (2 cores free: CPU level 11, 1024–2047m) is on
+    // a level below 3 cores' (12, 2048–4095m), counted full without a question
+    expect(asked.sort()).toEqual([1, 3]);
     const refuseB = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, [mostAllocated()], undefined, (i) => i === 3);
     expect([names(refuseB, states), refuseB.full]).toEqual([['d'], 3]);
   });
@@ -329,6 +456,26 @@ describe('placement through node buckets', () => {
       const o = opts(snap);
       const scanned = placeTasks(snap.work, snap.nodes, { ...o, nodeIndex: false });
       const indexed = placeTasks(snap.work, snap.nodes, o);
+      expect({ seed, ...indexed }).toEqual({ seed, ...scanned });
+    }
+  });
+
+  it('gives the plan of a scan when shapes read more labels as the pass goes on (the one index made again, wider, after nodes moved; 25 seeded random snapshots)', () => {
+    // Priorities put the jobs in this order: work that reads no label fills nodes first, then work
+    // tied to a zone, to a GPU model, needing an image (the runtime label), then again no label.
+    // Each new label set makes the index again on the rooms the pass has changed so far.
+    const kinds: Array<Partial<PendingWork>> = [{}, { selector: { zone: 'z1' } }, { selector: { 'gpu.model': 'A100' } }, { image: 'python:3.12' }, {}];
+    for (const seed of seeds) {
+      const { nodes } = randomSnapshot(seed, 40, 0.3);
+      const work = kinds.flatMap((extra, k) =>
+        Array.from({ length: 6 }, (_, j) =>
+          pendingWork(`k${k}-${j}`, 1 + ((seed + j) % 5), { cpu: `${500 * (1 + ((j + k) % 4))}m`, memory: '1Gi' }, { priority: 100 - k, ...extra }),
+        ),
+      );
+      const scores = packingScores(requestShapes(work.map((w) => ({ resources: w.resources, count: w.tasks }))));
+      const scanned = placeTasks(work, nodes, { scores, nodeIndex: false });
+      const indexed = placeTasks(work, nodes, { scores });
+      expect(indexed.placements.length).toBeGreaterThan(0);
       expect({ seed, ...indexed }).toEqual({ seed, ...scanned });
     }
   });

@@ -22,6 +22,21 @@ import { type FilterRefusal, RefusalCounter, type Status } from './status';
 /** Most nodes one `BucketRanking.more` call appends. */
 const APPEND = 32;
 
+/** Above every node index: a merged list with no node left (see `NodeBuckets.rank`). */
+const NONE = 2 ** 31 - 1;
+
+/** Levels of free CPU (see `cpuLevel`). */
+export const CPU_LEVELS = 33;
+
+/**
+ * The level of `milli` free CPU: 0 below 1, else its bits (1: 1, 2: 2–3, 3: 4–7, …; 32 from 2^31);
+ * NaN is 32 (a NaN room passes `fitsOne`'s check, so it must be on the level every ask visits). A
+ * room of a lower level than an ask's has less free CPU than it: no task of it fits there.
+ */
+export function cpuLevel(milli: number): number {
+  return milli < 1 ? 0 : milli >= 2 ** 31 || milli !== milli ? 32 : 32 - Math.clz32(milli);
+}
+
 /** A node's room as a pass sees it (the engine's per-node state). */
 export interface NodeRoom {
   node: NodeSnapshot;
@@ -66,8 +81,10 @@ export interface BucketRanking {
 /**
  * The scores of a ranking's nodes by node index, stored only for the nodes of the classes its
  * filters pass (a shape tied to one zone or GPU model keeps a third of the cluster or less): node
- * `i` is at `base[classNo[i]] + slotOf[i]`; NaN there and for refused classes (`base` −1): not
- * ranked (refused, or full when ranked).
+ * `i` is at `base[classNo[i]] + slotOf[i]`. Not ranked (refused, or full when ranked) reads NaN:
+ * refused classes have `base` −1, and a slot never written holds +0 — a new buffer's zeros, so a
+ * ranking need not fill its buffer (most of a pass's 5 million slots are written with a score
+ * anyway) — while a score of 0 is stored as −0, equal to 0 in every comparison.
  */
 export class NodeScores {
   /**
@@ -96,19 +113,28 @@ export class NodeScores {
   /** Node `i`'s score; NaN: not ranked. */
   get(i: number): number {
     const b = this.base[this.classNo[i]];
-    return b < 0 ? NaN : this.scores[b + this.slotOf[i]];
+    if (b < 0) return NaN;
+    const v = this.scores[b + this.slotOf[i]];
+    // +0: never written (−0 is a score of 0, see `stored`).
+    return v !== 0 ? v : 1 / v < 0 ? 0 : NaN;
   }
 
   /** Sets the score of each node of `members` (nodes of one class the ranking's filters pass). */
   setAll(members: readonly number[], score: number): void {
     const b = this.base[this.classNo[members[0]]];
-    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = score;
+    const v = stored(score);
+    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = v;
   }
 
-  /** Sets the score of node `i`, which must be of a class the ranking's filters pass. */
+  /** Sets the score of node `i`, which must be of a class the ranking's filters pass (NaN: not ranked). */
   set(i: number, score: number): void {
-    this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = score;
+    this.scores[this.base[this.classNo[i]] + this.slotOf[i]] = stored(score);
   }
+}
+
+/** How `NodeScores` stores a score: 0 as −0 (+0 is "not ranked"), NaN (not ranked) as +0. */
+function stored(score: number): number {
+  return score === 0 ? -0 : score !== score ? 0 : score;
 }
 
 interface NodeClass {
@@ -120,12 +146,24 @@ interface NodeClass {
   capacityKeys: string[];
   labelKeys: string[];
   size: number;
-  /** By room id (`RoomIds`). */
-  buckets: Map<number, Bucket>;
+  /**
+   * Its buckets by the level of their free CPU (`cpuLevel`), in no order, and how many nodes each
+   * level holds: ranking skips the levels below the ask's (every node there is full for it) and
+   * counts their nodes as full without visiting them.
+   */
+  byLevel: Bucket[][];
+  levelNodes: Int32Array;
 }
 
 interface Bucket {
-  room: number;
+  /**
+   * A node's own bucket, made when it first moved (its only member, for the rest of the pass);
+   * else a bucket of the nodes that had one room when the index was made.
+   */
+  own: boolean;
+  /** `cpuLevel` of its free CPU, and its place in its class's `byLevel[level]`. */
+  level: number;
+  at: number;
   /** Node indices, ascending (= name order). */
   members: number[];
   /** A ranking holds `members` as it was: copy before changing it. */
@@ -135,10 +173,10 @@ interface Bucket {
 /**
  * Numbers for rooms: nodes with the same free room (same keys in the same order, values equal by
  * `===`) and the same use of each device (indices below `gpuCount`; absent is 0, as `NodeSnapshot`
- * defines it) get the same number; 0 is a node's room before the pass took any of it. One per
- * pass, shared by its indexes, so a change is numbered once.
+ * defines it) get the same number; 0 is a node's room before the pass took any of it. Used when an
+ * index is made (nodes a pass moves later get buckets of their own, see `NodeBuckets.moved`).
  */
-export class RoomIds {
+class RoomIds {
   /** Rooms some node is in now, by a hash of their numbers; a hit is compared exactly. */
   private readonly byHash = new Map<number, RoomEntry[]>();
   /** The room each node was last numbered in (a room no node is in is forgotten). */
@@ -178,11 +216,6 @@ export class RoomIds {
       this.numbered.set(s, entry);
     }
     return entry.id;
-  }
-
-  /** The room `s` was last numbered in (0: never numbered, so as the pass found it). */
-  current(s: NodeRoom): number {
-    return this.numbered.get(s)?.id ?? 0;
   }
 }
 
@@ -249,6 +282,19 @@ export function labelKeysOf(work: PendingWork, filters: readonly FilterPlugin[],
   return [...keys].sort();
 }
 
+/** Whether classes told apart by the labels `have` are as fine as `want` needs (undefined: every label). */
+export function coversKeys(have: readonly string[] | undefined, want: readonly string[] | undefined): boolean {
+  if (!have) return true;
+  if (!want) return false;
+  for (const k of want) if (!have.includes(k)) return false;
+  return true;
+}
+
+/** The labels of both, sorted (undefined, every label, when either is). */
+export function unionKeys(a: readonly string[] | undefined, b: readonly string[] | undefined): string[] | undefined {
+  return a && b ? [...new Set([...a, ...b])].sort() : undefined;
+}
+
 /** Same entries in the same order (`keys`: the keys of `a`, in order). */
 function sameRecord<T>(keys: readonly string[], a: Record<string, T>, b: Record<string, T>): boolean {
   let n = 0;
@@ -300,13 +346,6 @@ function lowerBound(xs: readonly number[], i: number): number {
   return lo;
 }
 
-/** Inserts `i` into ascending `xs`. */
-function insertSorted(xs: number[], i: number): void {
-  const lo = lowerBound(xs, i);
-  if (lo === xs.length) xs.push(i);
-  else xs.splice(lo, 0, i);
-}
-
 /** Removes `i` from ascending `xs`. */
 function removeSorted(xs: number[], i: number): void {
   const lo = lowerBound(xs, i);
@@ -318,7 +357,16 @@ function removeSorted(xs: number[], i: number): void {
   else xs.splice(lo, 1);
 }
 
-/** An index of `states` (in name order) by class and free room; kept current through `moved`. */
+/**
+ * An index of `states` (in name order) by class and free room; kept current through `moved`. When
+ * it is made, nodes of a class with one room share a bucket (a cluster's empty nodes, nodes with
+ * the same running tasks); a node that moves afterwards leaves it for a bucket of its own, once,
+ * and later moves change only that bucket's CPU level. Rooms a pass makes are nearly all distinct
+ * (81,452 buckets of 84,907 moved nodes met by the rankings of the single-task bench), so
+ * numbering and comparing them after every reservation cost more than the few Score calls that
+ * sharing saves; and a bucket of one node never changes its member list, so no ranking holding
+ * it makes it copy.
+ */
 export class NodeBuckets<S extends NodeRoom> {
   private readonly classes: NodeClass[] = [];
   private readonly classOf: NodeClass[] = [];
@@ -335,13 +383,25 @@ export class NodeBuckets<S extends NodeRoom> {
 
   /**
    * `states` must be in node name order (ties in a ranking go to the lower index). `labelKeys`:
-   * the labels that tell classes apart (see `labelKeysOf`). @default every label
+   * the labels that tell classes apart (see `labelKeysOf`). @default every label. `from`: an index
+   * of the same states by some of `labelKeys` (both given), split rather than made afresh; it is
+   * not to be used afterwards. @default none
    */
   constructor(
     private readonly states: readonly S[],
-    labelKeys?: readonly string[],
-    private readonly rooms = new RoomIds(),
+    private readonly labelKeys?: readonly string[],
+    from?: NodeBuckets<S>,
   ) {
+    const rooms = new RoomIds();
+    /** The buckets of each class (by number) by room number, while the index is made. */
+    const byRoom: Array<Map<number, Bucket>> = [];
+    // Made from `from` (an index of the same states by fewer labels): its classes split by the labels
+    // it did not tell apart, its buckets by class, without hashing capacities, taints or rooms again.
+    const added = from?.labelKeys && labelKeys ? labelKeys.filter((k) => !from.labelKeys!.includes(k)) : undefined;
+    if (added) from!.refile();
+    /** With `from`: the new classes by old class and added labels' values, and each one's buckets by the old bucket. */
+    const split = new Map<string, NodeClass>();
+    const byOld: Array<Map<Bucket, Bucket>> = [];
     this.isStale = new Uint8Array(states.length);
     this.classNo = new Int32Array(states.length);
     this.slotOf = new Int32Array(states.length);
@@ -355,6 +415,24 @@ export class NodeBuckets<S extends NodeRoom> {
     };
     states.forEach((s, i) => {
       const n = s.node;
+      if (added) {
+        const key = from!.classNo[i] + JSON.stringify(added.map((k) => n.labels[k]));
+        let cls = split.get(key);
+        if (!cls) {
+          split.set(key, (cls = this.newClass(i, n)));
+          byOld.push(new Map());
+        }
+        this.classNo[i] = cls.no;
+        this.slotOf[i] = cls.size++;
+        this.classOf.push(cls);
+        const old = from!.bucketOf[i];
+        let b = byOld[cls.no].get(old);
+        if (!b) byOld[cls.no].set(old, (b = this.newBucket(cls, old.level, old.own)));
+        b.members.push(i);
+        cls.levelNodes[b.level]++;
+        this.bucketOf.push(b);
+        return;
+      }
       let h = n.gpuCount;
       for (const k in n.capacity) h = (Math.imul(h, 31) + idOf(k) + hashNumber(n.capacity[k])) | 0;
       if (labelKeys) for (const k of labelKeys) h = (Math.imul(h, 31) + (n.labels[k] === undefined ? 0 : idOf(n.labels[k]))) | 0;
@@ -364,19 +442,40 @@ export class NodeBuckets<S extends NodeRoom> {
       let cls: NodeClass | undefined;
       if (seen) for (let k = 0; k < seen.length && !cls; k++) if (sameClass(seen[k], states[seen[k].first].node, n, labelKeys)) cls = seen[k];
       if (!cls) {
-        cls = { no: this.classes.length, first: i, capacityKeys: Object.keys(n.capacity), labelKeys: Object.keys(n.labels), size: 0, buckets: new Map() };
+        cls = this.newClass(i, n);
         if (seen) seen.push(cls);
         else byHash.set(h, [cls]);
-        this.classes.push(cls);
+        byRoom.push(new Map());
       }
       this.classNo[i] = cls.no;
       this.slotOf[i] = cls.size++;
       this.classOf.push(cls);
-      this.bucketOf.push(this.enter(i, cls, untouched(s) ? 0 : rooms.of(s)));
+      const room = untouched(s) ? 0 : rooms.of(s);
+      let b = byRoom[cls.no].get(room);
+      if (!b) byRoom[cls.no].set(room, (b = this.newBucket(cls, cpuLevel(s.free.cpu ?? 0), false)));
+      // In index order: appended.
+      b.members.push(i);
+      cls.levelNodes[b.level]++;
+      this.bucketOf.push(b);
     });
   }
 
-  /** Number of buckets (distinct class and room) now. */
+  /** A new class whose first node is node `i`, last of `classes`. */
+  private newClass(i: number, n: NodeSnapshot): NodeClass {
+    const cls: NodeClass = {
+      no: this.classes.length,
+      first: i,
+      capacityKeys: Object.keys(n.capacity),
+      labelKeys: Object.keys(n.labels),
+      size: 0,
+      byLevel: Array.from({ length: CPU_LEVELS }, () => []),
+      levelNodes: new Int32Array(CPU_LEVELS),
+    };
+    this.classes.push(cls);
+    return cls;
+  }
+
+  /** Number of buckets now (see the class's header). */
   get size(): number {
     this.refile();
     return this.buckets;
@@ -384,47 +483,80 @@ export class NodeBuckets<S extends NodeRoom> {
 
   /**
    * Notes that a node's free room or devices changed: it is re-filed at the next `rank` (a node
-   * that changes many times between two rankings moves once). `numbered`: the caller has already
-   * given its new room to the `RoomIds` the index was built with (`RoomIds.of`).
+   * that changes many times between two rankings moves once).
    */
-  moved(s: S, numbered = false): void {
+  moved(s: S): void {
     this.indexOf ??= new Map(this.states.map((x, i) => [x, i]));
     const i = this.indexOf.get(s);
     if (i === undefined) return;
-    if (!numbered) this.rooms.of(s);
     this.movedAt(i);
   }
 
-  /** `moved` for the node at index `i` of `states`, its new room already numbered (`RoomIds.of`). */
+  /** `moved` for the node at index `i` of `states`. */
   movedAt(i: number): void {
     if (this.isStale[i]) return;
     this.isStale[i] = 1;
     this.stale.push(i);
   }
 
-  /** Files the nodes that moved since the last ranking in the buckets of their rooms now. */
+  /** Files the nodes that moved since the last ranking: each in a bucket of its own, on the CPU level of its room now. */
   private refile(): void {
     for (const i of this.stale) {
       this.isStale[i] = 0;
-      this.refileNode(i, this.rooms.current(this.states[i]));
+      this.refileNode(i);
     }
     this.stale.length = 0;
   }
 
-  private refileNode(i: number, room: number): void {
+  private refileNode(i: number): void {
     const from = this.bucketOf[i];
     const cls = this.classOf[i];
-    if (room === from.room) return;
+    const level = cpuLevel(this.states[i].free.cpu ?? 0);
+    if (from.own) {
+      if (level === from.level) return;
+      this.unlist(cls, from);
+      from.level = level;
+      this.list(cls, from);
+      return;
+    }
     if (from.shared) {
       from.members = from.members.slice();
       from.shared = false;
     }
     removeSorted(from.members, i);
+    cls.levelNodes[from.level]--;
     if (from.members.length === 0) {
-      cls.buckets.delete(from.room);
+      this.unlist(cls, from);
       this.buckets--;
     }
-    this.bucketOf[i] = this.enter(i, cls, room);
+    const b = this.newBucket(cls, level, true);
+    b.members.push(i);
+    cls.levelNodes[level]++;
+    this.bucketOf[i] = b;
+  }
+
+  /** A new empty bucket of `cls` on `level`. */
+  private newBucket(cls: NodeClass, level: number, own: boolean): Bucket {
+    const b: Bucket = { own, level, at: 0, members: [], shared: false };
+    b.at = cls.byLevel[level].length;
+    cls.byLevel[level].push(b);
+    this.buckets++;
+    return b;
+  }
+
+  /** Takes `b` (of one node) off its level's list: the last bucket there takes its place. */
+  private unlist(cls: NodeClass, b: Bucket): void {
+    const list = cls.byLevel[b.level];
+    const last = list.pop()!;
+    if (last !== b) list[(last.at = b.at)] = last;
+    cls.levelNodes[b.level] -= b.members.length;
+  }
+
+  /** Puts `b` last on its level's list. */
+  private list(cls: NodeClass, b: Bucket): void {
+    b.at = cls.byLevel[b.level].length;
+    cls.byLevel[b.level].push(b);
+    cls.levelNodes[b.level] += b.members.length;
   }
 
   /**
@@ -432,7 +564,7 @@ export class NodeBuckets<S extends NodeRoom> {
    * (best first, ties in name order; name order when there are no scores), with the refusals
    * counted per reason and the full nodes counted — as a scan of every node gives them.
    * `scoreBuffer`, when given, is asked for a buffer of as many scores as the filters pass nodes
-   * (whatever it holds: each slot is written, NaN for a node full when ranked), and the ranking's
+   * (of zeros, as a new `Float64Array` is: each ranked node's score is written, see `NodeScores`), and the ranking's
    * `scoreOf` holds the score of every node ranked, appended or not (a kept ranking finds a node
    * again by it when the node's room changes). `fits`, when given, says whether node `i` has room
    * for one task of `work` as `fitsOne` on its free room does (a caller that keeps the free room in
@@ -467,31 +599,37 @@ export class NodeBuckets<S extends NodeRoom> {
         passed += cls.size;
       }
     }
+    // A new buffer reads "not ranked" in every slot (see `NodeScores`): full nodes are neither
+    // visited nor written one by one, and most nodes a shape meets late in a pass are full.
     const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed)) : undefined;
+    // Levels of free CPU below the ask's hold only nodes without room for one task (see `cpuLevel`).
+    const lowest = cpuLevel(work.resources.cpu ?? 0);
     for (const cls of this.classes) {
       if (base[cls.no] < 0) continue;
-      // forEach: a Map's iterator allocates per bucket, and a class may hold thousands.
-      cls.buckets.forEach((b) => {
-        const first = b.members[0];
-        if (fits ? !fits(first) : !fitsOne(work.resources, this.states[first].free)) {
-          full += b.members.length;
-          // Not ranked: NaN (the buffer is not filled beforehand, see `scoreBuffer`).
-          if (scoreOf) scoreOf.setAll(b.members, NaN);
-          return;
+      for (let level = 0; level < lowest; level++) full += cls.levelNodes[level];
+      for (let level = lowest; level < CPU_LEVELS; level++) {
+        const list = cls.byLevel[level];
+        for (let k = 0; k < list.length; k++) {
+          const b = list[k];
+          const first = b.members[0];
+          if (fits ? !fits(first) : !fitsOne(work.resources, this.states[first].free)) {
+            full += b.members.length;
+            continue;
+          }
+          let score = 0;
+          if (scores.length) {
+            const s = this.states[first];
+            const fd = freeDeviceCount(s);
+            for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
+            // A plugin's NaN ranks the bucket last, as the scan does: compared with itself NaN would drop its nodes.
+            if (score !== score) score = -Infinity;
+          }
+          b.shared = true;
+          const members = b.members;
+          scored.push({ score, members });
+          if (scoreOf) scoreOf.setAll(members, score);
         }
-        let score = 0;
-        if (scores.length) {
-          const s = this.states[first];
-          const fd = freeDeviceCount(s);
-          for (const p of scores) score += p.weight * p.score(work, s.node, s.free, fd, s.devices);
-          // A plugin's NaN ranks the bucket last, as the scan does: compared with itself NaN would drop its nodes.
-          if (score !== score) score = -Infinity;
-        }
-        b.shared = true;
-        const members = b.members;
-        scored.push({ score, members });
-        if (scoreOf) scoreOf.setAll(members, score);
-      });
+      }
     }
     scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
     // Materialized a few nodes at a time, as reserving reaches them: most rankings are used only at
@@ -503,11 +641,20 @@ export class NodeBuckets<S extends NodeRoom> {
     // (merged as they are appended; more than 8 are merged at once).
     const lists: number[][] = [];
     const at: number[] = [];
+    /** Each list's next node (`lists[l][at[l]]`), `NONE` when it has none left: the merge compares these only. */
+    const heads: number[] = [];
     /** The list whose next node comes first; -1 when the open score has none left. */
     let cur = -1;
+    /** That node (`heads[cur]`). */
+    let head = NONE;
     const advance = () => {
       cur = -1;
-      for (let l = 0; l < lists.length; l++) if (at[l] < lists[l].length && (cur < 0 || lists[l][at[l]] < lists[cur][at[cur]])) cur = l;
+      head = NONE;
+      for (let l = 0; l < heads.length; l++)
+        if (heads[l] < head) {
+          head = heads[l];
+          cur = l;
+        }
     };
     const open = (): boolean => {
       if (cur >= 0) return true;
@@ -516,9 +663,13 @@ export class NodeBuckets<S extends NodeRoom> {
       while (end < scored.length && scored[end].score === scored[g].score) end++;
       lists.length = 0;
       at.length = 0;
+      heads.length = 0;
       if (end - g > 8) lists.push(mergeAscending(scored.slice(g, end).map((x) => x.members)));
       else for (let k = g; k < end; k++) lists.push(scored[k].members);
-      for (let k = 0; k < lists.length; k++) at.push(0);
+      for (let k = 0; k < lists.length; k++) {
+        at.push(0);
+        heads.push(lists[k].length > 0 ? lists[k][0] : NONE);
+      }
       score = scored[g].score;
       g = end;
       advance();
@@ -534,7 +685,7 @@ export class NodeBuckets<S extends NodeRoom> {
       if (ex >= deferred.length) return false;
       if (!open()) return true;
       const e = deferred[ex];
-      return ranksBefore(scoreOf!.get(e), e, score, lists[cur][at[cur]]);
+      return ranksBefore(scoreOf!.get(e), e, score, head);
     };
     /** Where node `i` of score `v` is or would go among the deferred nodes. */
     const deferredIndex = (v: number, i: number): number => {
@@ -565,7 +716,10 @@ export class NodeBuckets<S extends NodeRoom> {
         if (deferredFirst()) i = deferred[ex++];
         else {
           if (!open()) break;
-          i = lists[cur][at[cur]++];
+          i = head;
+          const from = lists[cur];
+          const next = ++at[cur];
+          heads[cur] = next < from.length ? from[next] : NONE;
           // A node the caller placed elsewhere (see `scoreOf`) is left out; one deferred at its bucket's score goes once.
           const placed = !!scoreOf && scoreOf.get(i) !== score;
           if (!placed && deferred[ex] === i) ex++;
@@ -589,23 +743,8 @@ export class NodeBuckets<S extends NodeRoom> {
         const e = deferred[ex];
         return ranksBefore(v, i, scoreOf!.get(e), e);
       }
-      return !open() || ranksBefore(v, i, score, lists[cur][at[cur]]);
+      return !open() || ranksBefore(v, i, score, head);
     };
     return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
-  }
-
-  /** Files node `i` in the bucket of `room` (0: untouched; a node back to that room later gets a bucket of its own, which ranks the same). */
-  private enter(i: number, cls: NodeClass, room: number): Bucket {
-    let b = cls.buckets.get(room);
-    if (!b) {
-      cls.buckets.set(room, (b = { room, members: [], shared: false }));
-      this.buckets++;
-    }
-    if (b.shared) {
-      b.members = b.members.slice();
-      b.shared = false;
-    }
-    insertSorted(b.members, i);
-    return b;
   }
 }
