@@ -706,7 +706,9 @@ describe('placement through node buckets', () => {
       const o: PlacementOptions = { ...options(snap.work), batchFill: false };
       const scanned = placeTasks(snap.work, snap.nodes, { ...o, nodeIndex: false });
       expect({ seed, ...placeTasks(snap.work, snap.nodes, o) }).toEqual({ seed, ...scanned });
-      expect({ seed, placements: scanned.placements }).toEqual({ seed, placements: rankedAfresh(snap.work, snap.nodes, o) });
+      // A placement afresh for each of the 1,500 jobs is most of this test's time (seconds a seed):
+      // the first seed is checked against it, every seed against the scan.
+      if (seed === 1) expect({ seed, placements: scanned.placements }).toEqual({ seed, placements: rankedAfresh(snap.work, snap.nodes, o) });
     }
   });
 
