@@ -138,9 +138,10 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     pass.budget -= placeNominated(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, outranked);
   // A gang whose hold gave way to higher-priority work ahead holds its room at its turn, when the pass did not place it.
   const holds = new Set(outranked);
-  const leave = (w: PendingWork) => {
-    pass.leave(w);
-    if (w.tasks > 0 && holds.delete(w)) pass.holdNominated(w);
+  const place = (w: PendingWork, limit: number): PlaceStep => {
+    const step = pass.place(w, limit);
+    if (w.tasks > 0 && step.blocked && holds.delete(w)) pass.holdNominated(w);
+    return step;
   };
   if (opts.policy !== 'first-fit' && opts.batchFill !== false)
     pass.budget -= batchFill(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, !!opts.fairShare, opts.batchWindow ?? 0);
@@ -148,17 +149,11 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     for (const w of ordered) {
       if (pass.budget <= 0) break;
       if (w.tasks === 0) continue;
-      pass.place(w, w.tasks);
-      if (w.tasks > 0) leave(w);
+      place(w, w.tasks);
+      if (w.tasks > 0) pass.leave(w);
     }
   } else {
-    for (const w of fairShareOrder(
-      ordered,
-      opts.fairShare,
-      () => pass.budget,
-      (w, limit) => pass.place(w, limit),
-    ))
-      leave(w);
+    for (const w of fairShareOrder(ordered, opts.fairShare, () => pass.budget, place)) pass.leave(w);
     // Work the pass never reached (its task budget ran out) waits with no reason of its own.
     for (const w of ordered) if (w.tasks > 0 && !pass.left.has(w)) pass.unplaced.push(emptyWhy(w.jobId, w.tasks));
   }

@@ -158,6 +158,17 @@ describe('nominated nodes', () => {
   });
 });
 
+it('a gang whose hold gave way to higher-priority work holds its room at its turn with fair share on too', () => {
+  // The rows above, one queue under fair share (the levels by priority: x, then g and z): x on c;
+  // the gang waits holding a's 4 cores (6 → 2); z (5 cores) waits.
+  const nodes = [node('a', 10, 4), node('b', 10, 7), node('c', 10, 2)];
+  const jobs = [work('x', 8, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })];
+  for (const nodeIndex of [true, false]) {
+    const res = placeTasks(jobs, nodes, { nodeIndex, fairShare: { capacity: { cpu: 30_000 }, usage: new Map() } });
+    expect({ nodeIndex, placed: res.placements.map((p) => `${p.jobId}→${p.node}×${p.count}`) }).toEqual({ nodeIndex, placed: ['x→c×1'] });
+  }
+});
+
 describe('unusedNominations (a kept nomination is used up by a task bound there since)', () => {
   it.each([
     // nothing bound since the nominations: every entry offered
