@@ -11,7 +11,8 @@
  * leader keeps them until its cordons' lift time). A gang a defragmentation laid out is placed on
  * its nominated nodes all at once, or, while some member's node still lacks the room, waits with the
  * room the others have held for it in the pass (`placeGang`) — unless work of a higher priority
- * ahead of it could use those nodes (`outranked`): then it is left to the pass. Fractional GPUs and
+ * ahead of it could use those nodes (`outranked`): then it is left to the pass, which holds that
+ * room at the gang's turn when it does not place it (`holdGang`). Fractional GPUs and
  * queues with a quota limit are left to the pass (which charges the ledger).
  */
 import { GPU_MILLI } from '@batchapi/api';
