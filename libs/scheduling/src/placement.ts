@@ -12,7 +12,7 @@
  * Fair share (when given) interleaves queues within a priority; a batch fill packs a tier of
  * simultaneous plain work first. Snapshot in, placements and reasons out; no I/O, no clock.
  */
-import { placeNominated } from './plugins/nomination';
+import { holdGang, placeNominated } from './plugins/nomination';
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
 import { coversKeys, freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, ranksBefore as before, unionKeys } from './framework/node-buckets';
@@ -133,24 +133,27 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   pass.charging = !!opts.fairShare && (!!opts.fairShare.prices || !!opts.fairShare.queuePrices?.size);
   const ordered = [...work].sort(profile.queueSort.compare).map((w) => ({ ...w }));
   // Tasks a re-pack moved go first to the nodes it planned for them, where they still fit.
-  if (ordered.some((w) => w.nominated?.length)) pass.budget -= placeNominated(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget);
+  const outranked: PendingWork[] = [];
+  if (ordered.some((w) => w.nominated?.length))
+    pass.budget -= placeNominated(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, outranked);
+  // A gang whose hold gave way to higher-priority work ahead holds its room at its turn, when the pass did not place it.
+  const holds = new Set(outranked);
+  const place = (w: PendingWork, limit: number): PlaceStep => {
+    const step = pass.place(w, limit);
+    if (w.tasks > 0 && step.blocked && holds.delete(w)) pass.holdNominated(w);
+    return step;
+  };
   if (opts.policy !== 'first-fit' && opts.batchFill !== false)
     pass.budget -= batchFill(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, !!opts.fairShare, opts.batchWindow ?? 0);
   if (!opts.fairShare) {
     for (const w of ordered) {
       if (pass.budget <= 0) break;
       if (w.tasks === 0) continue;
-      pass.place(w, w.tasks);
+      place(w, w.tasks);
       if (w.tasks > 0) pass.leave(w);
     }
   } else {
-    for (const w of fairShareOrder(
-      ordered,
-      opts.fairShare,
-      () => pass.budget,
-      (w, limit) => pass.place(w, limit),
-    ))
-      pass.leave(w);
+    for (const w of fairShareOrder(ordered, opts.fairShare, () => pass.budget, place)) pass.leave(w);
     // Work the pass never reached (its task budget ran out) waits with no reason of its own.
     for (const w of ordered) if (w.tasks > 0 && !pass.left.has(w)) pass.unplaced.push(emptyWhy(w.jobId, w.tasks));
   }
@@ -787,6 +790,25 @@ class PlacementPass implements PassContext {
     next[i] = -1;
     if (newest[level] >= 0) next[newest[level]] = i;
     newest[level] = i;
+  }
+
+  /** Nodes by name (made at the first `holdNominated`). */
+  private byName?: Map<string, NodeState>;
+
+  /**
+   * Holds the room of gang `w`'s nominated nodes for the rest of the pass (`holdGang`): the free
+   * arrays, the node buckets and the change log are told, as for a reservation.
+   */
+  holdNominated(w: PendingWork): void {
+    this.byName ??= new Map(this.states.map((s) => [s.node.name, s]));
+    for (const s of holdGang(w, this.byName, this.profile.filters, this.budget) as NodeState[]) {
+      for (const name in w.resources) {
+        const free = this.freeArrays.get(name);
+        if (free) free[s.index] = s.free[name];
+      }
+      this.moved(s);
+      this.logChange(s.index);
+    }
   }
 
   /** Tells the node buckets that a node's room changed. */

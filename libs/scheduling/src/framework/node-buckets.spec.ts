@@ -154,6 +154,27 @@ describe('NodeBuckets', () => {
     expect(ranked).toEqual(states.filter((s) => fitsOne(work.resources, s.free)).map((s) => s.node.name));
   });
 
+  it.each([
+    // An ask that is not a positive amount of CPU (NaN, 0, negative) is not checked by fitsOne (its
+    // `amount > 0` test): every node fits, as in a scan — so no CPU level may be skipped (NaN would
+    // be level 32 as a room, skipping the three nodes here as full). (A pass's plan did not differ:
+    // a NaN ask reserves no task anywhere, tasksThatFit being NaN; the ranking and counts did.)
+    ['NaN', NaN],
+    ['0', 0],
+    ['−1 core', -1000],
+  ])('skips no CPU level for an ask of %s CPU', (_name, cpu) => {
+    const states = rooms(
+      nodeSnapshot('a', { cpu: '8', memory: '8Gi' }, { used: parseResources({ cpu: '6500m' }) }),
+      nodeSnapshot('b', { cpu: '8', memory: '8Gi' }, { used: parseResources({ cpu: '8' }) }),
+      nodeSnapshot('c', { cpu: '8', memory: '8Gi' }),
+    );
+    const work = pendingWork('j', 1, { memory: '1Gi' });
+    work.resources.cpu = cpu;
+    const r = new NodeBuckets(states).rank(work, DEFAULT_FILTERS, []);
+    expect([names(r, states), r.full]).toEqual([['a', 'b', 'c'], 0]);
+    expect(states.every((s) => fitsOne(work.resources, s.free))).toBe(true);
+  });
+
   it('split from an index of fewer labels, ranks as one made afresh (10 seeded random clusters, nodes moved before and after)', () => {
     for (let seed = 1; seed <= 10; seed++) {
       const { nodes, work } = randomSnapshot(seed, 40, 0.4);

@@ -37,6 +37,15 @@ export function cpuLevel(milli: number): number {
   return milli < 1 ? 0 : milli >= 2 ** 31 || milli !== milli ? 32 : 32 - Math.clz32(milli);
 }
 
+/**
+ * The lowest `cpuLevel` a room needs to take one task asking `milli` CPU: that level, or 0 when the
+ * ask is not a positive amount (0, negative, NaN), which `fitsOne` does not check — every level
+ * then (NaN as a room is level 32; as an ask it must skip nothing).
+ */
+export function askLevel(milli: number): number {
+  return milli > 0 ? cpuLevel(milli) : 0;
+}
+
 /** A node's room as a pass sees it (the engine's per-node state). */
 export interface NodeRoom {
   node: NodeSnapshot;
@@ -603,7 +612,7 @@ export class NodeBuckets<S extends NodeRoom> {
     // visited nor written one by one, and most nodes a shape meets late in a pass are full.
     const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed)) : undefined;
     // Levels of free CPU below the ask's hold only nodes without room for one task (see `cpuLevel`).
-    const lowest = cpuLevel(work.resources.cpu ?? 0);
+    const lowest = askLevel(work.resources.cpu ?? 0);
     for (const cls of this.classes) {
       if (base[cls.no] < 0) continue;
       for (let level = 0; level < lowest; level++) full += cls.levelNodes[level];

@@ -11,7 +11,8 @@
  * leader keeps them until its cordons' lift time). A gang a defragmentation laid out is placed on
  * its nominated nodes all at once, or, while some member's node still lacks the room, waits with the
  * room the others have held for it in the pass (`placeGang`) — unless work of a higher priority
- * ahead of it could use those nodes (`outranked`): then it is left to the pass. Fractional GPUs and
+ * ahead of it could use those nodes (`outranked`): then it is left to the pass, which holds that
+ * room at the gang's turn when it does not place it (`holdGang`). Fractional GPUs and
  * queues with a quota limit are left to the pass (which charges the ledger).
  */
 import { GPU_MILLI } from '@batchapi/api';
@@ -26,7 +27,9 @@ import { fitsOne, pickDevices } from '../resource-fit';
  * holds back (for this pass) one task for each nominated node that takes them but lacks the room
  * yet, after the nodes with room took theirs: reduces
  * their `tasks`, takes their room from `states`, appends to `placements` and returns how many were
- * placed (at most `budget`).
+ * placed (at most `budget`). `outrankedGangs`, when given, receives the gangs left to the pass
+ * because work of a higher priority ahead could use their nodes (`outranked`): the pass holds their
+ * room at their turn (`holdGang`) when it does not place them. @default not collected
  */
 export function placeNominated(
   ordered: PendingWork[],
@@ -35,6 +38,7 @@ export function placeNominated(
   ledger: QuotaLedger,
   placements: Placement[],
   budget: number,
+  outrankedGangs?: PendingWork[],
 ): number {
   const byName = new Map(states.map((s) => [s.node.name, s]));
   let placed = 0;
@@ -45,6 +49,7 @@ export function placeNominated(
     if (share % GPU_MILLI !== 0) continue;
     if (w.gang) {
       if (!outranked(w, ordered, i, byName, filters)) placed += placeGang(w, byName, filters, placements, budget - placed);
+      else outrankedGangs?.push(w);
       continue;
     }
     // Nominated nodes that take the work but lack the room yet (a moved task still runs there).
@@ -113,14 +118,54 @@ function outranked(
  * the pass. Returns the tasks placed.
  */
 function placeGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filters: readonly FilterPlugin[], placements: Placement[], budget: number): number {
+  const states = gangNodes(w, byName, filters, budget);
+  if (!states) return 0;
+  const { taken, short } = takeRoom(w, states);
+  const tasks = w.tasks;
+  w.tasks = 0;
+  if (short) return 0;
+  for (const { s, devices } of taken) {
+    const last = placements[placements.length - 1];
+    if (last && last.jobId === w.jobId && last.node === s.node.name) {
+      last.count++;
+      last.devices.push(devices);
+    } else placements.push({ jobId: w.jobId, node: s.node.name, count: 1, devices: [devices] });
+  }
+  return tasks;
+}
+
+/**
+ * Holds, for the rest of the pass, the room of gang `w`'s nominated nodes that have room for one
+ * member, as `placeGang` holds it for a gang that waits — for a gang left to the pass because work
+ * of a higher priority ahead could use its nodes (`outranked`), once the pass has placed that work
+ * and not the gang: its nomination still counts against the work behind it (of no higher priority,
+ * as a Kubernetes nomination). `w.tasks` is not changed. Returns the nodes whose room it took
+ * (none for a gang `placeGang` would leave to the pass).
+ */
+export function holdGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filters: readonly FilterPlugin[], budget: number): FillNode[] {
+  const states = gangNodes(w, byName, filters, budget);
+  return states ? takeRoom(w, states).taken.map((t) => t.s) : [];
+}
+
+/**
+ * The nodes of gang `w`'s members (its first `w.tasks` nominations), or undefined when it is not a
+ * defragmentation's layout that fits the budget: fewer nominations than members, one on a node
+ * gone or refused by the filters, or more members than `budget`.
+ */
+function gangNodes(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filters: readonly FilterPlugin[], budget: number): FillNode[] | undefined {
   const nominated = w.nominated ?? [];
-  if (nominated.length < w.tasks || w.tasks > budget) return 0;
+  if (nominated.length < w.tasks || w.tasks > budget) return undefined;
   const states = nominated.slice(0, w.tasks).map((name) => byName.get(name));
-  if (states.some((s) => !s || filters.some((f) => f.filter(w, s.node)))) return 0;
+  if (states.some((s) => !s || filters.some((f) => f.filter(w, s.node)))) return undefined;
+  return states as FillNode[];
+}
+
+/** Takes one member of `w`'s room (and devices) on each of `states` that has it; `short`: some had not. */
+function takeRoom(w: PendingWork, states: readonly FillNode[]): { taken: Array<{ s: FillNode; devices: number[] }>; short: boolean } {
   const share = w.resources.gpu ?? 0;
   const taken: Array<{ s: FillNode; devices: number[] }> = [];
   let short = false;
-  for (const s of states as FillNode[]) {
+  for (const s of states) {
     const devices = fitsOne(w.resources, s.free) ? (share > 0 ? pickDevices(s.devices ?? {}, s.node.gpuCount, share) : []) : undefined;
     if (!devices) {
       short = true;
@@ -134,15 +179,5 @@ function placeGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filter
     }
     taken.push({ s, devices });
   }
-  const tasks = w.tasks;
-  w.tasks = 0;
-  if (short) return 0;
-  for (const { s, devices } of taken) {
-    const last = placements[placements.length - 1];
-    if (last && last.jobId === w.jobId && last.node === s.node.name) {
-      last.count++;
-      last.devices.push(devices);
-    } else placements.push({ jobId: w.jobId, node: s.node.name, count: 1, devices: [devices] });
-  }
-  return tasks;
+  return { taken, short };
 }

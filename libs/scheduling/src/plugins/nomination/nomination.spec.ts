@@ -116,6 +116,24 @@ describe('nominated nodes', () => {
       placed: ['x→a×1'],
     },
     {
+      // x (priority 5) could run on a (10 cores ≥ 8), so the gang holds nothing against it; but x
+      // fits only c (a 6, b 3, c 8 free) and goes there. The gang, left to the pass in its place,
+      // finds one member's room (a 6; b 3, c 0) and waits — holding a's 4 cores (6 → 2) against the
+      // work behind it of no higher priority, as a Kubernetes nomination does: z (5 cores) waits.
+      name: 'a gang whose hold gave way to higher-priority work still holds its room against the work behind it',
+      nodes: [node('a', 10, 4), node('b', 10, 7), node('c', 10, 2)],
+      work: [work('x', 8, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })],
+      placed: ['x→c×1'],
+    },
+    {
+      // As above, with z of x's request shape: its ranking is the one kept from x (a ranked at 6
+      // free), re-scored after the hold took a's 4 cores (6 → 2 < 5): z waits.
+      name: "a gang's hold taken at its turn reaches the ranking kept for work of one shape before it",
+      nodes: [node('a', 10, 4), node('b', 10, 7), node('c', 10, 5)],
+      work: [work('x', 5, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })],
+      placed: ['x→c×1'],
+    },
+    {
       // Higher-priority work ahead that no nominated node could run (12 cores > a's and b's 10): the
       // gang holds its room as before, and y waits (c has 6 free).
       name: 'higher-priority work that none of its nominated nodes could run does not lift the hold',
@@ -135,7 +153,20 @@ describe('nominated nodes', () => {
   it.each(cases)('$name', (c) => {
     const res = placeTasks(c.work, c.nodes);
     expect(res.placements.map((p) => `${p.jobId}→${p.node}×${p.count}`)).toEqual(c.placed);
+    // The same plan from a scan of every node (no node buckets).
+    expect(placeTasks(c.work, c.nodes, { nodeIndex: false })).toEqual(res);
   });
+});
+
+it('a gang whose hold gave way to higher-priority work holds its room at its turn with fair share on too', () => {
+  // The rows above, one queue under fair share (the levels by priority: x, then g and z): x on c;
+  // the gang waits holding a's 4 cores (6 → 2); z (5 cores) waits.
+  const nodes = [node('a', 10, 4), node('b', 10, 7), node('c', 10, 2)];
+  const jobs = [work('x', 8, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })];
+  for (const nodeIndex of [true, false]) {
+    const res = placeTasks(jobs, nodes, { nodeIndex, fairShare: { capacity: { cpu: 30_000 }, usage: new Map() } });
+    expect({ nodeIndex, placed: res.placements.map((p) => `${p.jobId}→${p.node}×${p.count}`) }).toEqual({ nodeIndex, placed: ['x→c×1'] });
+  }
 });
 
 describe('unusedNominations (a kept nomination is used up by a task bound there since)', () => {
