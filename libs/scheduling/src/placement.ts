@@ -15,7 +15,18 @@
 import { holdGang, placeNominated } from './plugins/nomination';
 import { addResources, GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin, PassContext, ScorePlugin } from './framework/extension-points';
-import { coversKeys, freeDeviceCount, labelKeysOf, NodeBuckets, NodeScores, ranksBefore as before, unionKeys } from './framework/node-buckets';
+import {
+  askLevel,
+  coversKeys,
+  CPU_LEVELS,
+  cpuLevel,
+  freeDeviceCount,
+  labelKeysOf,
+  NodeBuckets,
+  NodeScores,
+  ranksBefore as before,
+  unionKeys,
+} from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
 import { ShapeIds } from './framework/shape-ids';
 import { type FilterRefusal, RefusalCounter, type Status } from './framework/status';
@@ -213,17 +224,6 @@ interface Ranked extends Candidates {
   defer?(i: number, score: number): void;
   /** With node buckets: a deferred node goes back into the appended head (`BucketRanking.undefer`). */
   undefer?(i: number): void;
-}
-
-/** Levels of free CPU in the change log (see `cpuLevel`). */
-const CPU_LEVELS = 33;
-
-/**
- * The change log's level of `milli` CPU: 0 below 1, else its bits (1: 1, 2: 2–3, 3: 4–7, …; 32 from
- * 2^31). A node of a lower level than a task's ask has less free CPU than it.
- */
-function cpuLevel(milli: number): number {
-  return milli < 1 ? 0 : milli >= 2 ** 31 ? 32 : 32 - Math.clz32(milli);
 }
 
 /**
@@ -623,7 +623,7 @@ class PlacementPass implements PassContext {
     const list = ranked.nodes;
     // Walking back from the newest change finds each changed node once. Nodes in lists below the
     // level of the CPU one task asks have less free CPU than that: they do not fit.
-    for (let level = cpuLevel(w.resources.cpu ?? 0); level < CPU_LEVELS; level++)
+    for (let level = askLevel(w.resources.cpu ?? 0); level < CPU_LEVELS; level++)
       for (let i = this.newest[level]; i >= 0 && when[i] > seen; i = prev[i]) {
         // A node without room for one task more stays where it is: the reserve loop drops it (full).
         // (Asked first: the free amounts are shared by every shape, its scores are not.)
