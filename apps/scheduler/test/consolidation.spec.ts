@@ -10,12 +10,12 @@ import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '
 import { waitFor } from '@batchapi/proc';
 import { buildSnapshot } from '@batchapi/scheduling';
 import { runnableWaiting } from '../src';
-import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
+import { allBindings, eagerConsolidation, nodeRecord, queuedJob, useScheduler } from './harness';
 
 const suite = useScheduler({
   tuning: {
     // Consolidation on: one node a pass, no idle time, passes every 100 ms; no exempt time.
-    consolidation: { maxNodesPerPass: 1, maxNodeFraction: 1, consolidateAfterMs: 0, maxTaskAgeMs: 600_000, intervalMs: 100, liftAfterMs: 600_000 },
+    consolidation: eagerConsolidation({ maxNodesPerPass: 1 }),
     preemption: { protectMs: 0, perQueuePerMinute: 100 },
   },
 });

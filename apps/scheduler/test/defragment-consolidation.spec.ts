@@ -10,21 +10,12 @@ import type { Binding, GroupStatus } from '@batchapi/api';
 import { waitFor } from '@batchapi/proc';
 import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
 import { SchedulerService } from '../src';
-import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
+import { allBindings, eagerConsolidation, nodeRecord, queuedJob, useScheduler } from './harness';
 
 const suite = useScheduler({
   tuning: {
     // Defragmentation (4 moves a pass) and consolidation with re-pack, passes every 100 ms; no exempt time.
-    consolidation: {
-      maxNodesPerPass: 1,
-      maxNodeFraction: 1,
-      consolidateAfterMs: 0,
-      maxTaskAgeMs: 600_000,
-      intervalMs: 100,
-      liftAfterMs: 600_000,
-      repackMaxMoves: 100,
-      defragmentMaxMoves: 4,
-    },
+    consolidation: eagerConsolidation({ maxNodesPerPass: 1, repackMaxMoves: 100, defragmentMaxMoves: 4 }),
     preemption: { protectMs: 0, perQueuePerMinute: 100 },
   },
 });

@@ -20,19 +20,11 @@ import { ClientProxyFactory, Transport } from '@nestjs/microservices';
 import { firstValueFrom } from 'rxjs';
 import { SchedulerService } from '../src';
 import { landedStops } from '../src/consolidation';
-import { allBindings, nodeRecord, queuedJob, type SchedulerSuite, useScheduler } from './harness';
+import { allBindings, eagerConsolidation, nodeRecord, queuedJob, type SchedulerSuite, useScheduler } from './harness';
 
 const tuning = {
   // Defragmentation on (at most 4 moves a pass), passes every 100 ms; consolidation off; no exempt time.
-  consolidation: {
-    maxNodesPerPass: 0,
-    maxNodeFraction: 1,
-    consolidateAfterMs: 0,
-    maxTaskAgeMs: 600_000,
-    intervalMs: 100,
-    liftAfterMs: 600_000,
-    defragmentMaxMoves: 4,
-  },
+  consolidation: eagerConsolidation({ defragmentMaxMoves: 4 }),
   preemption: { protectMs: 0, perQueuePerMinute: 100 },
 };
 

@@ -3,6 +3,7 @@ import type { Binding, JobRecord, NodeRecord } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { startScheduler, type SchedulerOptions } from '../src';
+import type { ConsolidationTuning } from '../src/consolidation';
 
 /** A suite's etcd, its store client (queue `q` written) and its one scheduler; filled in `beforeAll`. */
 export interface SchedulerSuite {
@@ -83,4 +84,14 @@ export function queuedJob(id: string, tasks: number, resources: Record<string, n
 /** Every live binding. */
 export async function allBindings(store: EtcdStore): Promise<Binding[]> {
   return (await store.listAll<Binding>(store.keys.bindings())).items.map((kv) => kv.value);
+}
+
+/**
+ * Consolidation tuning for tests that want passes at once: every 100 ms, no idle time before a node
+ * may be emptied, tasks up to 10 min old movable, cordons lifted after 10 min, the whole fleet a
+ * pass's budget; consolidation off (`maxNodesPerPass` 0) unless `o` turns it on, as re-pack and
+ * defragmentation (`repackMaxMoves`, `defragmentMaxMoves`).
+ */
+export function eagerConsolidation(o: Partial<ConsolidationTuning> = {}): ConsolidationTuning {
+  return { maxNodesPerPass: 0, maxNodeFraction: 1, consolidateAfterMs: 0, maxTaskAgeMs: 600_000, intervalMs: 100, liftAfterMs: 600_000, ...o };
 }

@@ -11,20 +11,12 @@
 import type { Binding, Cordon, GroupStatus } from '@batchapi/api';
 import { clearCordon, registerNodes, reportGroups, setCordon, submitJob } from '@batchapi/store';
 import { waitFor } from '@batchapi/proc';
-import { allBindings, nodeRecord, queuedJob, useScheduler } from './harness';
+import { allBindings, eagerConsolidation, nodeRecord, queuedJob, useScheduler } from './harness';
 
 const suite = useScheduler({
   tuning: {
     // Consolidation on with re-pack: one node a pass, no idle time, passes every 100 ms; no exempt time.
-    consolidation: {
-      maxNodesPerPass: 1,
-      maxNodeFraction: 1,
-      consolidateAfterMs: 0,
-      maxTaskAgeMs: 600_000,
-      intervalMs: 100,
-      liftAfterMs: 600_000,
-      repackMaxMoves: 100,
-    },
+    consolidation: eagerConsolidation({ maxNodesPerPass: 1, repackMaxMoves: 100 }),
     preemption: { protectMs: 0, perQueuePerMinute: 100 },
   },
 });
