@@ -38,6 +38,9 @@ function rooms(...nodes: NodeSnapshot[]): NodeRoom[] {
   return nodes.sort((a, b) => (a.name < b.name ? -1 : 1)).map(room);
 }
 
+/** n00 … n39. */
+const NAMES_40 = Array.from({ length: 40 }, (_, k) => `n${String(k).padStart(2, '0')}`);
+
 describe('NodeBuckets', () => {
   it.each([
     [
@@ -261,6 +264,36 @@ describe('NodeBuckets', () => {
     expect(names(ranking, states)).toEqual(['a', 'b', 'c']);
     // A new ranking sees b first: (4−3+1)/4 = 0.5 against 0.25.
     expect(names(index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]), states)).toEqual(['b', 'a', 'c']);
+  });
+
+  it.each([
+    ['the front node (the bucket start moves, the list is not copied)', ['n00']],
+    ['the front node twice', ['n00', 'n01']],
+    ['a node in the appended head (the list is copied)', ['n20']],
+    ['a node not appended yet', ['n35']],
+    ['the last node', ['n39']],
+    ['the front node, then one not appended yet (copied from the start on)', ['n00', 'n35']],
+    ['a node not appended yet, then the front (the start of the copy)', ['n35', 'n00']],
+    ['every node, front first', NAMES_40],
+  ])('a node leaving a shared bucket: %s — rankings made before are unchanged, later ones see the moves', (_case, moves) => {
+    // 40 empty 4-core nodes n00–n39, one bucket, held by ranking r1 (32 appended when made, 8 not
+    // yet); then each node of `moves` takes 1 core, in turn, and a ranking is made after each move.
+    // MostAllocated for 1 core: a moved node (4−3+1)/4 = 0.5, an empty one 1/4 = 0.25, so a ranking
+    // lists the nodes moved before it by name, then the others by name. Buckets: the shared one
+    // while it has nodes, plus one per moved node.
+    const states = rooms(...NAMES_40.map((n) => nodeSnapshot(n, { cpu: '4' })));
+    const index = new NodeBuckets(states);
+    const rank = () => index.rank(pendingWork('j', 1, { cpu: '1' }), DEFAULT_FILTERS, [mostAllocated()]);
+    const order = (moved: string[]) => [...[...moved].sort(), ...NAMES_40.filter((x) => !moved.includes(x))];
+    const made = [{ r: rank(), want: order([]) }];
+    for (const [k, n] of moves.entries()) {
+      const s = states.find((x) => x.node.name === n)!;
+      s.free.cpu -= 1000;
+      index.moved(s);
+      made.push({ r: rank(), want: order(moves.slice(0, k + 1)) });
+    }
+    for (const { r, want } of made) expect(names(r, states)).toEqual(want);
+    expect(index.size).toBe((moves.length < 40 ? 1 : 0) + moves.length);
   });
 
   it('asks a Filter once per class of the labels it reads', () => {

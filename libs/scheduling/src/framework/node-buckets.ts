@@ -128,11 +128,11 @@ export class NodeScores {
     return v !== 0 ? v : 1 / v < 0 ? 0 : NaN;
   }
 
-  /** Sets the score of each node of `members` (nodes of one class the ranking's filters pass). */
-  setAll(members: readonly number[], score: number): void {
-    const b = this.base[this.classNo[members[0]]];
+  /** Sets the score of each node of `members` from `from` on (nodes of one class the ranking's filters pass). @default from: 0 */
+  setAll(members: readonly number[], score: number, from = 0): void {
+    const b = this.base[this.classNo[members[from]]];
     const v = stored(score);
-    for (let k = 0; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = v;
+    for (let k = from; k < members.length; k++) this.scores[b + this.slotOf[members[k]]] = v;
   }
 
   /** Sets the score of node `i`, which must be of a class the ranking's filters pass (NaN: not ranked). */
@@ -173,10 +173,20 @@ interface Bucket {
   /** `cpuLevel` of its free CPU, and its place in its class's `byLevel[level]`. */
   level: number;
   at: number;
-  /** Node indices, ascending (= name order). */
+  /** Node indices, ascending (= name order), from `from` on. */
   members: number[];
-  /** A ranking holds `members` as it was: copy before changing it. */
+  /**
+   * Where its nodes start in `members`: the nodes before it left the bucket at its front (packing
+   * takes equal nodes in name order), so a shared list is not copied for them. @default 0
+   */
+  from: number;
+  /** A ranking holds `members` (from `from` on) as it was: copy before changing it. */
   shared: boolean;
+}
+
+/** Nodes in bucket `b`. */
+function sizeOf(b: Bucket): number {
+  return b.members.length - b.from;
 }
 
 /**
@@ -356,14 +366,25 @@ function lowerBound(xs: readonly number[], i: number): number {
 }
 
 /** Removes `i` from ascending `xs`. */
-function removeSorted(xs: number[], i: number): void {
-  const lo = lowerBound(xs, i);
-  if (xs[lo] !== i) return;
-  if (lo === xs.length - 1) xs.pop();
-  // Packing takes equal nodes in name order, so nodes mostly leave a bucket at its front: `shift`
-  // moves the array's start there instead of every element after it.
-  else if (lo === 0) xs.shift();
-  else xs.splice(lo, 1);
+function removeSorted(b: Bucket, i: number): void {
+  let lo = lowerBound(b.members, i);
+  if (b.members[lo] !== i || lo < b.from) return;
+  // Packing takes equal nodes in name order, so nodes mostly leave a bucket at its front: its start
+  // moves past them, and a list a ranking holds is neither copied nor changed (it was copied for
+  // each: 1.9 million node numbers a single-task pass, kept until the bucket changed again).
+  if (lo === b.from) {
+    b.from++;
+    return;
+  }
+  if (b.shared) {
+    // A ranking holds the list: the bucket's nodes get a list of their own.
+    b.members = b.members.slice(b.from);
+    lo -= b.from;
+    b.from = 0;
+    b.shared = false;
+  }
+  if (lo === b.members.length - 1) b.members.pop();
+  else b.members.splice(lo, 1);
 }
 
 /**
@@ -528,25 +549,22 @@ export class NodeBuckets<S extends NodeRoom> {
       this.list(cls, from);
       return;
     }
-    if (from.shared) {
-      from.members = from.members.slice();
-      from.shared = false;
-    }
-    removeSorted(from.members, i);
+    removeSorted(from, i);
     cls.levelNodes[from.level]--;
-    if (from.members.length === 0) {
+    if (sizeOf(from) === 0) {
       this.unlist(cls, from);
       this.buckets--;
     }
-    const b = this.newBucket(cls, level, true);
-    b.members.push(i);
+    // Its member list made with its one node: a list grown by push from empty reserves 17 slots,
+    // kept all pass by the ~85,000 own buckets of a single-task pass (each copied by the collector).
+    const b = this.newBucket(cls, level, true, [i]);
     cls.levelNodes[level]++;
     this.bucketOf[i] = b;
   }
 
-  /** A new empty bucket of `cls` on `level`. */
-  private newBucket(cls: NodeClass, level: number, own: boolean): Bucket {
-    const b: Bucket = { own, level, at: 0, members: [], shared: false };
+  /** A new bucket of `cls` on `level`, of `members` (ascending). @default members: [] (empty) */
+  private newBucket(cls: NodeClass, level: number, own: boolean, members: number[] = []): Bucket {
+    const b: Bucket = { own, level, at: 0, members, from: 0, shared: false };
     b.at = cls.byLevel[level].length;
     cls.byLevel[level].push(b);
     this.buckets++;
@@ -558,14 +576,14 @@ export class NodeBuckets<S extends NodeRoom> {
     const list = cls.byLevel[b.level];
     const last = list.pop()!;
     if (last !== b) list[(last.at = b.at)] = last;
-    cls.levelNodes[b.level] -= b.members.length;
+    cls.levelNodes[b.level] -= sizeOf(b);
   }
 
   /** Puts `b` last on its level's list. */
   private list(cls: NodeClass, b: Bucket): void {
     b.at = cls.byLevel[b.level].length;
     cls.byLevel[b.level].push(b);
-    cls.levelNodes[b.level] += b.members.length;
+    cls.levelNodes[b.level] += sizeOf(b);
   }
 
   /**
@@ -592,7 +610,7 @@ export class NodeBuckets<S extends NodeRoom> {
     this.refile();
     const refused = new RefusalCounter();
     let full = 0;
-    const scored: Array<{ score: number; members: number[] }> = [];
+    const scored: Array<{ score: number; members: number[]; from: number }> = [];
     // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
     const base = new Int32Array(this.classes.length);
     let passed = 0;
@@ -620,9 +638,9 @@ export class NodeBuckets<S extends NodeRoom> {
         const list = cls.byLevel[level];
         for (let k = 0; k < list.length; k++) {
           const b = list[k];
-          const first = b.members[0];
+          const first = b.members[b.from];
           if (fits ? !fits(first) : !fitsOne(work.resources, this.states[first].free)) {
-            full += b.members.length;
+            full += sizeOf(b);
             continue;
           }
           let score = 0;
@@ -634,13 +652,13 @@ export class NodeBuckets<S extends NodeRoom> {
             if (score !== score) score = -Infinity;
           }
           b.shared = true;
-          const members = b.members;
-          scored.push({ score, members });
-          if (scoreOf) scoreOf.setAll(members, score);
+          const { members, from } = b;
+          scored.push({ score, members, from });
+          if (scoreOf) scoreOf.setAll(members, score, from);
         }
       }
     }
-    scored.sort((x, y) => y.score - x.score || x.members[0] - y.members[0]);
+    scored.sort((x, y) => y.score - x.score || x.members[x.from] - y.members[y.from]);
     // Materialized a few nodes at a time, as reserving reaches them: most rankings are used only at
     // their head, and a kept ranking moves a re-scored node within what is materialized.
     const nodes: number[] = [];
@@ -673,12 +691,16 @@ export class NodeBuckets<S extends NodeRoom> {
       lists.length = 0;
       at.length = 0;
       heads.length = 0;
-      if (end - g > 8) lists.push(mergeAscending(scored.slice(g, end).map((x) => x.members)));
-      else for (let k = g; k < end; k++) lists.push(scored[k].members);
-      for (let k = 0; k < lists.length; k++) {
+      // Each list from its bucket's `from` on (a merged list from its start).
+      if (end - g > 8) {
+        lists.push(mergeAscending(scored.slice(g, end).map((x) => x.members.slice(x.from))));
         at.push(0);
-        heads.push(lists[k].length > 0 ? lists[k][0] : NONE);
-      }
+      } else
+        for (let k = g; k < end; k++) {
+          lists.push(scored[k].members);
+          at.push(scored[k].from);
+        }
+      for (let k = 0; k < lists.length; k++) heads.push(at[k] < lists[k].length ? lists[k][at[k]] : NONE);
       score = scored[g].score;
       g = end;
       advance();
