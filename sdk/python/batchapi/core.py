@@ -34,7 +34,7 @@ from ._steps import encode_arguments, param_env, step_results
 from .client import TERMINAL, Client, new_traceparent
 from .errors import BatchError, Conflict, InvalidTask, TaskFailed
 from .requirements import MAX_REQUIREMENT_CHARS, MAX_REQUIREMENTS, mixed_hashes, requirement_problem
-from .run import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
+from ._wire import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
 from .working_dir import upload as upload_working_dir
 
 if TYPE_CHECKING:

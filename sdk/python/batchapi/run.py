@@ -27,10 +27,9 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, List
 
-#: Exit code of a task whose result cannot be stored (not JSON, or over 64 KiB); never retried.
-RESULT_NOT_JSON_EXIT = 65
-#: The line before the traceback a failed task prints to stderr; `TaskFailed.traceback` is what follows the last one.
-TRACEBACK_MARKER = "----- batchapi: remote traceback -----"
+# Re-exported: the runner's exit code and marker, defined apart so that the client need not import this module.
+from ._wire import RESULT_NOT_JSON_EXIT as RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER as TRACEBACK_MARKER
+
 #: Largest result a node keeps without a blob store, in UTF-8 bytes of JSON. A node with one keeps
 #: larger results there (by reference) and says its bound in `BATCH_RESULT_MAX_BYTES`.
 MAX_RESULT_BYTES = 64 * 1024

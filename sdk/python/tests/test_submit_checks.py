@@ -216,6 +216,16 @@ def test_a_result_that_cannot_be_stored_ends_the_task_with_the_exit_code_never_r
     assert t.returns.job_body((kind, "d"))["retry"]["failFastOnExitCodes"] == [65]
 
 
+def test_the_runner_runs_once_as_main_without_a_warning(tmp_path: Any) -> None:
+    """`import batchapi` must not import `batchapi.run`: `-m` would run it a second time as
+    __main__ and print a RuntimeWarning into every task's stderr."""
+    p, result = run_task(t.square.job_body((3,))["env"], tmp_path, {"PYTHONWARNINGS": "error::RuntimeWarning"})
+    assert (p.returncode, result) == (0, 9), p.stderr
+    assert "RuntimeWarning" not in p.stderr
+    imported = subprocess.run([sys.executable, "-c", "import sys, batchapi; print('batchapi.run' in sys.modules)"], capture_output=True, text=True, timeout=60)
+    assert imported.stdout.strip() == "False", imported.stderr
+
+
 def test_a_node_with_a_blob_store_takes_a_result_up_to_its_bound(tmp_path: Any) -> None:
     """70 KiB is over what a node without a blob store keeps inline, under what one with it keeps."""
     env = t.returns.job_body(("big", str(tmp_path / "attempts")))["env"]
