@@ -75,6 +75,15 @@ export interface Placement {
   devices: number[][];
 }
 
+/** Appends one task of job `jobId` on `node` (its `devices`) to `placements`, into the last entry when that is the same job and node. */
+export function appendPlacement(placements: Placement[], jobId: string, node: string, devices: number[]): void {
+  const last = placements[placements.length - 1];
+  if (last && last.jobId === jobId && last.node === node) {
+    last.count++;
+    last.devices.push(devices);
+  } else placements.push({ jobId, node, count: 1, devices: [devices] });
+}
+
 /** A node record and its allocation as a cycle sees them. */
 export function toNodeSnapshot(n: NodeRecord, alloc?: NodeAllocation): NodeSnapshot {
   return {

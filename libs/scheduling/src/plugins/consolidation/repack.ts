@@ -37,7 +37,7 @@
 import { GPU_MILLI, type ResourceVector } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
 import { DEFAULT_FILTERS } from '../../framework/profile';
-import type { NodeSnapshot, PendingWork, Placement } from '../../snapshot';
+import { appendPlacement, type NodeSnapshot, type PendingWork, type Placement } from '../../snapshot';
 import type { RunningTask } from '../preemption';
 import { fitsOne, pickDevices } from '../resource-fit';
 import {
@@ -557,11 +557,7 @@ export function bestFitDecreasingPlacer(filters: readonly FilterPlugin[] = DEFAU
         for (const [key, v] of Object.entries(w.resources)) best.free[key] = (best.free[key] ?? 0) - v;
         const devices = pickDevices(best.devices, best.node.gpuCount, share) ?? [];
         for (const d of devices) best.devices[d] = (best.devices[d] ?? 0) + (share >= GPU_MILLI ? GPU_MILLI : share);
-        const last = out[out.length - 1];
-        if (last && last.jobId === w.jobId && last.node === best.node.name) {
-          last.count++;
-          last.devices.push(devices);
-        } else out.push({ jobId: w.jobId, node: best.node.name, count: 1, devices: [devices] });
+        appendPlacement(out, w.jobId, best.node.name, devices);
       }
     }
     return out;

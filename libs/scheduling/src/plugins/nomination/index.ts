@@ -18,7 +18,7 @@
 import { GPU_MILLI } from '@batchapi/api';
 import type { FilterPlugin } from '../../framework/extension-points';
 import type { QuotaLedger } from '../quota/ledger';
-import type { PendingWork, Placement } from '../../snapshot';
+import { appendPlacement, type PendingWork, type Placement } from '../../snapshot';
 import type { FillNode } from '../batch-fill';
 import { fitsOne, pickDevices } from '../resource-fit';
 
@@ -68,11 +68,7 @@ export function placeNominated(
         s.devices ??= {};
         for (const d of devices) s.devices[d] = (s.devices[d] ?? 0) + GPU_MILLI;
       }
-      const last = placements[placements.length - 1];
-      if (last && last.jobId === w.jobId && last.node === name) {
-        last.count++;
-        last.devices.push(devices);
-      } else placements.push({ jobId: w.jobId, node: name, count: 1, devices: [devices] });
+      appendPlacement(placements, w.jobId, name, devices);
       w.tasks--;
       placed++;
     }
@@ -124,13 +120,7 @@ function placeGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filter
   const tasks = w.tasks;
   w.tasks = 0;
   if (short) return 0;
-  for (const { s, devices } of taken) {
-    const last = placements[placements.length - 1];
-    if (last && last.jobId === w.jobId && last.node === s.node.name) {
-      last.count++;
-      last.devices.push(devices);
-    } else placements.push({ jobId: w.jobId, node: s.node.name, count: 1, devices: [devices] });
-  }
+  for (const { s, devices } of taken) appendPlacement(placements, w.jobId, s.node.name, devices);
   return tasks;
 }
 
