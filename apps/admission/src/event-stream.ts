@@ -49,11 +49,15 @@ export interface EventStreamOptions {
   /** Reads the view once, before the stream opens: an unknown or hidden record fails here, before any byte is sent. */
   read(): Promise<StreamSnapshot>;
   /**
-   * The view built from the keys under `prefixes` as mirrored; undefined while the record is
-   * absent. `deletedAt` is the revision of the latest delete under them since the stream opened
-   * (0 before any): a view a removal changed takes it as its revision when no key left is newer.
+   * The view built from the keys under `prefixes` as mirrored; undefined when the record is not
+   * among them (it left etcd since the first read: archived, or deleted). Then the stream calls
+   * `read` once more and sends what it gives (an archived record's final view), or ends with a
+   * `stream-closed` event carrying the error it threw. Its revision is the newest mod revision among the keys it was built from. A view
+   * that differs from the one the client holds but is no newer by that measure (a key left etcd,
+   * before or after the informers' listing) is sent with the newest revision the mirror has seen
+   * instead (the delete's, or the listing's).
    */
-  view(keys: ReadonlyMap<string, MirroredValue>, deletedAt: bigint): StreamSnapshot | undefined;
+  view(keys: ReadonlyMap<string, MirroredValue>): StreamSnapshot | undefined;
   /** Fewest milliseconds between two events built from changes. @default 100 */
   minIntervalMs?: number;
   /** Interval of the `: keepalive` comment, in milliseconds. @default 15000 */
@@ -183,6 +187,8 @@ export class EventStreams {
     // whose newest jobs were archived, an id from another stream), and a resuming client must
     // see the view as it is now. Later views go out only when newer than the last one sent.
     let sent = first.revision === resumeFrom ? resumeFrom : -1n;
+    /** The JSON of the view the client holds (or will, once the socket takes it): the first one, then each one written. */
+    let held = JSON.stringify(first.view);
     let closed = false;
     const informers: Informer[] = [];
     /** Set while the socket holds more than it wants (`write` returned false, no 'drain' yet). */
@@ -246,13 +252,22 @@ export class EventStreams {
       }
       if (s.revision > sent) {
         sent = s.revision;
-        write(`id: ${s.revision}\nevent: ${opts.event}\ndata: ${JSON.stringify(s.view)}\n\n`);
+        held = JSON.stringify(s.view);
+        write(`id: ${s.revision}\nevent: ${opts.event}\ndata: ${held}\n\n`);
       }
       if (s.terminal) close();
     };
     // The view of the mirrored keys, at most once per interval; the last change is always sent.
     const mirror = new Map<string, MirroredValue>();
-    let deletedAt = 0n;
+    /**
+     * The newest revision the mirror reflects: the informers' listings' and every event's. A view
+     * built from the mirror is the state at (at least) this revision, whatever its keys' own.
+     */
+    let seen = 0n;
+    const saw = (revision: string) => {
+      const r = BigInt(revision);
+      if (r > seen) seen = r;
+    };
     // No view until every prefix has been listed: a view of a job before its groups are in would
     // be sent with their revision's id, and the complete view, at the same revision, never after.
     const synced = new Set<string>();
@@ -265,25 +280,61 @@ export class EventStreams {
           timer = undefined;
           if (synced.size < opts.prefixes.length) return; // the last prefix's sync refreshes again
           lastAt = this.clock.monotonic();
-          const s = opts.view(mirror, deletedAt);
-          if (s) send(s);
+          const s = opts.view(mirror);
+          if (s) sendNewest(s);
+          else void reread();
         },
         Math.max(0, lastAt + minInterval - this.clock.monotonic()),
       );
     };
+    // A removal (seen as an event, or missing from a listing made after the first read) changes
+    // the view without raising its keys' revisions: such a view goes out with the mirror's
+    // revision, or the client would keep the old one until the next put.
+    const sendNewest = (s: StreamSnapshot) => {
+      if (s.revision <= sent && seen > sent && JSON.stringify(s.view) !== held) s.revision = seen;
+      send(s);
+    };
+    // The record left etcd (its end and its archiving can come in one refresh, or before the
+    // listing): without this the stream would stay open with nothing more to send.
+    let rereading = false;
+    const reread = async () => {
+      if (rereading || closed) return;
+      rereading = true;
+      try {
+        const s = await opts.read();
+        sendNewest(s);
+      } catch (err) {
+        endWith(err, 'the record left etcd and cannot be read now');
+      } finally {
+        rereading = false;
+      }
+    };
+    /** Says why the stream ends (a final `stream-closed` event, when the socket takes it), then ends it. */
+    const endWith = (err: unknown, what: string) => {
+      if (closed) return;
+      if (!blocked) {
+        const e =
+          err instanceof ApiError
+            ? err
+            : new ApiError(ErrorCode.Unavailable, `${what} (${(err as Error).message}); reconnect with Last-Event-ID to resume`, {
+                retryAfterSeconds: 1,
+              });
+        res.write(`event: stream-closed\ndata: ${JSON.stringify(e.toBody())}\n\n`);
+      }
+      close();
+    };
     const handlers = (prefix: string): InformerHandlers<unknown> => ({
-      onSync: (items) => {
+      onSync: (items, revision) => {
         for (const k of [...mirror.keys()]) if (k.startsWith(prefix)) mirror.delete(k);
         for (const kv of items) mirror.set(kv.key, { value: kv.value, modRevision: kv.modRevision });
+        saw(revision);
         synced.add(prefix);
         refresh();
       },
       onEvent: (ev) => {
         if (ev.type === 'put') mirror.set(ev.key, { value: ev.value, modRevision: ev.modRevision });
-        else {
-          mirror.delete(ev.key);
-          if (BigInt(ev.modRevision) > deletedAt) deletedAt = BigInt(ev.modRevision);
-        }
+        else mirror.delete(ev.key);
+        saw(ev.modRevision);
         refresh();
       },
     });
@@ -297,17 +348,7 @@ export class EventStreams {
       // The first view went out but the stream cannot follow the record (etcd did not answer the
       // watch's listing): say why, as the slow-consumer close does, so the client resumes after a
       // pause instead of seeing a stream that ended for no reason.
-      if (!closed && !blocked) {
-        const e = new ApiError(
-          ErrorCode.Unavailable,
-          `the stream cannot follow the record now (${(err as Error).message}); reconnect with Last-Event-ID to resume`,
-          {
-            retryAfterSeconds: 1,
-          },
-        );
-        res.write(`event: stream-closed\ndata: ${JSON.stringify(e.toBody())}\n\n`);
-      }
-      close();
+      endWith(err, 'the stream cannot follow the record now');
     }
     return done;
   }

@@ -359,21 +359,9 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return jobCounts(principal, items);
   }
 
-  /**
-   * Builds the counts from the mirrored `jobs/` keys (see EventStreams), for one stream. A job
-   * leaving etcd (archived, or deleted by retention) that changes what the caller sees takes
-   * the delete's revision when no job left is newer, so that the change is sent; another
-   * tenant's job leaving changes nothing the caller sees, and sends nothing.
-   */
-  countsView(principal: Principal): (keys: ReadonlyMap<string, MirroredValue>, deletedAt: bigint) => StreamSnapshot {
-    let last: string | undefined;
-    return (keys, deletedAt) => {
-      const s = jobCounts(principal, [...keys.values()] as Array<{ value: JobRecord; modRevision: string }>);
-      const text = JSON.stringify(s.view);
-      if (text !== last && deletedAt > s.revision) s.revision = deletedAt;
-      last = text;
-      return s;
-    };
+  /** Builds the counts from the mirrored `jobs/` keys (see EventStreams), for one stream. */
+  countsView(principal: Principal): (keys: ReadonlyMap<string, MirroredValue>) => StreamSnapshot {
+    return (keys) => jobCounts(principal, [...keys.values()] as Array<{ value: JobRecord; modRevision: string }>);
   }
 
   /**

@@ -57,9 +57,9 @@ export class NodesController extends ClusterStateController {
       read: async () => {
         const [nodes, allocs, cordons] = await Promise.all(prefixes.map((p) => store.listAll<unknown>(p)));
         const mirror = new Map([...nodes.items, ...allocs.items, ...cordons.items].map((kv): [string, MirroredValue] => [kv.key, kv]));
-        return mirroredFleet(store.keys, mirror, 0n);
+        return mirroredFleet(store.keys, mirror);
       },
-      view: (mirror, deletedAt) => mirroredFleet(store.keys, mirror, deletedAt),
+      view: (mirror) => mirroredFleet(store.keys, mirror),
     });
   }
 
@@ -114,13 +114,13 @@ function fleetView(fleet: Fleet): { nodes: NodeView[] } {
 
 /**
  * The nodes listing of a stream's mirrored `nodes/`, `alloc/` and `cordons/` keys; its revision is
- * the newest of theirs, or of the latest delete among them (an uncordon deletes its key).
+ * the newest of theirs (an uncordon deletes its key: EventStreams sends that change with the delete's revision).
  */
-function mirroredFleet(keys: Keys, mirror: ReadonlyMap<string, MirroredValue>, deletedAt: bigint): StreamSnapshot {
+function mirroredFleet(keys: Keys, mirror: ReadonlyMap<string, MirroredValue>): StreamSnapshot {
   const nodes: NodeRecord[] = [];
   const allocs: Array<{ key: string; value: NodeAllocation }> = [];
   const cordons: Cordon[] = [];
-  let revision = deletedAt;
+  let revision = 0n;
   for (const [key, { value, modRevision }] of mirror) {
     if (BigInt(modRevision) > revision) revision = BigInt(modRevision);
     if (key.startsWith(keys.nodes())) nodes.push(value as NodeRecord);

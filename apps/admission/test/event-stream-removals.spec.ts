@@ -1,0 +1,131 @@
+/**
+ * An event stream and the removals around its informers' start, over real HTTP against a real
+ * etcd, with the two interleavings made certain by wrapping the admission store's `inform` (its
+ * data is etcd's own; only when the stream's informer starts, or when its listing is handed
+ * over, is chosen):
+ *
+ * - a job leaves etcd after the first view was read but before the informer lists: the listing
+ *   lacks it, no key's revision moved, and the client must still get the smaller count;
+ * - the listing is handed over together with another tenant's delete (as when the watch's first
+ *   event arrives before the view is rebuilt): the caller's view did not change, so nothing is
+ *   sent — the next event is the one of the caller's own job leaving.
+ */
+import type { JobCountsView, JobRecord } from '@batchapi/api';
+import type { RunningService } from '@batchapi/runtime';
+import { EtcdStore, type InformerHandlers, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { startAdmission, TokenAuthenticator } from '../src';
+import { sseEvents } from './sse';
+import { teamTokens } from './tokens';
+
+let etcd: LocalEtcd;
+let store: EtcdStore;
+let admission: RunningService;
+/** Wraps the handlers of the next informer over `jobs/` (then is cleared), and runs `before` ahead of its start. */
+let nextJobsInformer: { before?: () => Promise<void>; wrap?: (h: InformerHandlers<unknown>) => InformerHandlers<unknown> } | undefined;
+
+const job = (id: string, tenant: string, phase: JobRecord['phase'] = 'Queued'): JobRecord => ({
+  id,
+  tenant,
+  queue: 'default',
+  phase,
+  createdAt: Date.now(),
+  spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
+  pending: [{ start: 0, end: 1, attempt: 1 }],
+  counts: { succeeded: 0, failed: 0, cancelled: 0 },
+});
+
+const remove = (id: string) => store.txn([], [{ delete: store.keys.job(id) }]);
+
+/** The next `jobs` event of the stream, or 'none' after `ms`. */
+async function nextWithin(events: AsyncGenerator<JobCountsView>, ms: number): Promise<JobCountsView | 'none'> {
+  let timer: NodeJS.Timeout | undefined;
+  const none = new Promise<'none'>((r) => {
+    timer = setTimeout(() => r('none'), ms);
+  });
+  const got = await Promise.race([events.next().then((r) => r.value as JobCountsView), none]);
+  clearTimeout(timer);
+  return got;
+}
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  store = new EtcdStore({ endpoints: etcd.endpoints });
+  admission = await startAdmission({ tokens: new TokenAuthenticator(teamTokens()), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' } });
+  const served = admission.ctx.store;
+  const inform = served.inform.bind(served);
+  served.inform = (async (prefix: string, handlers: InformerHandlers<unknown>, options?: Parameters<typeof inform>[2]) => {
+    const hook = prefix === served.keys.jobs() ? nextJobsInformer : undefined;
+    if (hook) nextJobsInformer = undefined;
+    await hook?.before?.();
+    return inform(prefix, hook?.wrap ? hook.wrap(handlers) : handlers, options);
+  }) as typeof served.inform;
+  await submitJob(store, job('a1', 'team-a'));
+  await submitJob(store, job('a2', 'team-a', 'Running'));
+});
+afterAll(async () => {
+  await admission?.close();
+  await store?.close();
+  await etcd?.stop();
+});
+
+it("sends the smaller count when one of the caller's jobs left etcd between the first view and the informer's listing", async () => {
+  await submitJob(store, job('a5', 'team-a', 'Succeeded'));
+  nextJobsInformer = { before: () => remove('a5').then(() => undefined) };
+  const abort = new AbortController();
+  const events = sseEvents<JobCountsView>(`${admission.url}/v1/jobs/events`, 'jobs', { authorization: 'Bearer token-a' }, abort.signal);
+  try {
+    // a1 Queued, a2 Running, a5 Succeeded: as read before the informer started
+    expect(await nextWithin(events, 10_000)).toEqual({ counts: { Queued: 1, Running: 1, Succeeded: 1 }, total: 3 });
+    // a5 left before the listing: no event carries its delete, and a1's and a2's revisions are older than a5's
+    expect(await nextWithin(events, 10_000)).toEqual({ counts: { Queued: 1, Running: 1 }, total: 2 });
+  } finally {
+    abort.abort();
+  }
+});
+
+it("sends nothing for another tenant's delete handed over with the listing, then the caller's own job leaving", async () => {
+  await submitJob(store, job('a9', 'team-a', 'Succeeded'));
+  await submitJob(store, job('b9', 'team-b', 'Succeeded'));
+  // The listing is held until the watch's first event (b9's delete) and then handed over with it.
+  let listedNow!: () => void;
+  const listed = new Promise<void>((r) => {
+    listedNow = r;
+  });
+  let firstEvent!: () => void;
+  const handedOver = new Promise<void>((r) => {
+    firstEvent = r;
+  });
+  nextJobsInformer = {
+    wrap: (h) => {
+      let held: Parameters<typeof h.onSync> | undefined;
+      return {
+        onSync: (...args) => {
+          held = args;
+          listedNow();
+        },
+        onEvent: (ev) => {
+          if (held) {
+            h.onSync(...held);
+            held = undefined;
+            firstEvent();
+          }
+          h.onEvent(ev);
+        },
+      };
+    },
+  };
+  const abort = new AbortController();
+  const events = sseEvents<JobCountsView>(`${admission.url}/v1/jobs/events`, 'jobs', { authorization: 'Bearer token-a' }, abort.signal);
+  try {
+    // a1 Queued, a2 Running, a9 Succeeded
+    expect(await nextWithin(events, 10_000)).toEqual({ counts: { Queued: 1, Running: 1, Succeeded: 1 }, total: 3 });
+    await listed; // b9 leaves after the listing: the watch's first event
+    await remove('b9');
+    await handedOver;
+    // team-a's counts did not change: the next event is a9's leaving, not the same counts again
+    await remove('a9');
+    expect(await nextWithin(events, 10_000)).toEqual({ counts: { Queued: 1, Running: 1 }, total: 2 });
+  } finally {
+    abort.abort();
+  }
+});
