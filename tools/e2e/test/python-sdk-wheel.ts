@@ -14,10 +14,17 @@ export const SDK = join(ROOT, 'sdk/python');
 /** Whether this machine's python3 can run the SDK (>= 3.10). */
 export const hasPython = spawnSync('python3', ['-c', 'import sys; sys.exit(sys.version_info < (3, 10))']).status === 0;
 
-/** Runs a program, throwing with its output when it fails. */
+/**
+ * Runs a program, throwing with its output when it fails. pytest's one-line summaries of what
+ * failed (`FAILED test - Error: message`, with `-rfE`) come first: a long output is often shown
+ * cut in the middle, and the exception is what its end says.
+ */
 export const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) => {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 400_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', ...env } });
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal}):\n${r.stderr}\n${r.stdout}`);
+  if (r.status !== 0) {
+    const failed = (r.stdout ?? '').split('\n').filter((l) => /^(FAILED|ERROR) /.test(l));
+    throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})${failed.length ? `:\n${failed.join('\n')}` : ''}\n\n${r.stderr}\n${r.stdout}`);
+  }
   return r;
 };
 

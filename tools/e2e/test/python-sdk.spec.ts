@@ -37,7 +37,7 @@ const python = (args: string[], cwd: string) => run(venvPython, args, cwd, { BAT
   });
 
   it('passes its pytest suite (unit, mypy --strict, and against the cluster) with nothing skipped', () => {
-    const r = python(['-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-rs', join(SDK, 'tests')], dir);
+    const r = python(['-m', 'pytest', '-q', '-p', 'no:cacheprovider', '-rfEs', join(SDK, 'tests')], dir);
     expect(r.stdout).toMatch(/\d+ passed/);
     // every test ran: none skipped for want of a cluster
     expect(r.stdout).not.toMatch(/skipped/);
