@@ -147,11 +147,18 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
   const outranked: PendingWork[] = [];
   if (ordered.some((w) => w.nominated?.length))
     pass.budget -= placeNominated(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, outranked);
-  // A gang whose hold gave way to higher-priority work ahead holds its room at its turn, when the pass did not place it.
+  // A gang whose hold gave way to higher-priority work ahead holds its room at its turn, when the
+  // pass did not place it. That hold is its reservation: it gets no backfill reservation besides
+  // (two would hold room for it twice, and take the slot of the next blocked work), unless there
+  // was nothing to hold (a nominated node gone or refused since).
   const holds = new Set(outranked);
   const place = (w: PendingWork, limit: number): PlaceStep => {
-    const step = pass.place(w, limit);
-    if (w.tasks > 0 && step.blocked && holds.delete(w)) pass.holdNominated(w);
+    const held = holds.has(w);
+    const step = pass.place(w, limit, !held);
+    if (held && w.tasks > 0 && step.blocked) {
+      holds.delete(w);
+      if (!pass.holdNominated(w) && step.placed === 0) pass.considerReservation(w);
+    }
     return step;
   };
   if (opts.policy !== 'first-fit' && opts.batchFill !== false)
@@ -353,15 +360,21 @@ class PlacementPass implements PassContext {
   /**
    * Places up to `limit` tasks of `w` (see `placeOn`); with backfill, work that placed nothing
    * and is not held back by quota or the task budget is considered for a reservation
-   * (PostFilter; work that requires a topology domain is held within one, see `planReservation`).
+   * (PostFilter; work that requires a topology domain is held within one, see `planReservation`)
+   * unless `reserve` is false. @param reserve @default true
    */
-  place(w: PendingWork, limit: number): PlaceStep {
+  place(w: PendingWork, limit: number, reserve = true): PlaceStep {
     const step = this.placeOn(w, limit);
-    if (this.backfill?.open() && step.placed === 0 && w.tasks > 0 && (w.gang ? w.tasks : 1) <= this.budget && !this.why.get(w)?.quotaLimited) {
+    if (reserve && step.placed === 0) this.considerReservation(w);
+    return step;
+  }
+
+  /** With backfill, blocked work `w` (not held back by quota or the task budget) is considered for a reservation. */
+  considerReservation(w: PendingWork): void {
+    if (this.backfill?.open() && w.tasks > 0 && (w.gang ? w.tasks : 1) <= this.budget && !this.why.get(w)?.quotaLimited) {
       const rooms = this.states.filter((s) => !this.profile.filters.some((f) => f.filter(w, s.node)));
       this.backfill.consider(w, rooms);
     }
-    return step;
   }
 
   /**
@@ -797,11 +810,14 @@ class PlacementPass implements PassContext {
 
   /**
    * Holds the room of gang `w`'s nominated nodes for the rest of the pass (`holdGang`): the free
-   * arrays, the node buckets and the change log are told, as for a reservation.
+   * arrays, the node buckets and the change log are told, as for a reservation. Returns whether
+   * it is a defragmentation's layout the pass holds for, whether or not a node has the room yet
+   * (false when a nominated node is gone or refused, or the gang is over the budget: `holdGang`).
    */
-  holdNominated(w: PendingWork): void {
+  holdNominated(w: PendingWork): boolean {
     this.byName ??= new Map(this.states.map((s) => [s.node.name, s]));
-    for (const s of holdGang(w, this.byName, this.profile.filters, this.budget) as NodeState[]) {
+    const held = holdGang(w, this.byName, this.profile.filters, this.budget) as NodeState[] | undefined;
+    for (const s of held ?? []) {
       for (const name in w.resources) {
         const free = this.freeArrays.get(name);
         if (free) free[s.index] = s.free[name];
@@ -809,6 +825,7 @@ class PlacementPass implements PassContext {
       this.moved(s);
       this.logChange(s.index);
     }
+    return held !== undefined;
   }
 
   /** Tells the node buckets that a node's room changed. */

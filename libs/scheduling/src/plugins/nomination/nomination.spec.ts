@@ -169,6 +169,47 @@ it('a gang whose hold gave way to higher-priority work holds its room at its tur
   }
 });
 
+describe('a gang whose hold gave way to higher-priority work, with backfill (EASY: one reservation a pass)', () => {
+  // The row above: x (8 cores, priority 5) on c; the gang, nominated [a, b], waits at its turn
+  // holding a's 4 cores (6 → 2). z (5 cores) is blocked behind it: a 2, b 3, c 0 free.
+  // Expected ends: a's 4 used cores at 1 s, b's 7 at 2 s, c's 2 at 3 s.
+  const nodes = [node('a', 10, 4), node('b', 10, 7), node('c', 10, 2)];
+  const releases = [
+    { node: 'a', at: 1000, resources: { cpu: 4000 }, count: 1 },
+    { node: 'b', at: 2000, resources: { cpu: 7000 }, count: 1 },
+    { node: 'c', at: 3000, resources: { cpu: 2000 }, count: 1 },
+  ];
+  const backfill = { maxReservations: 1, runtimeSeconds: () => 3600, now: 0, releases };
+  it.each([
+    {
+      name: "the hold is the gang's reservation: the one reservation goes to the next blocked work (z)",
+      jobs: [work('x', 8, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })],
+      reserved: ['z'],
+    },
+    {
+      // b cordoned (not among the nodes): no layout to hold any more, so the gang is reserved for as any blocked work.
+      name: 'a gang whose nominated node is gone gets a reservation as any blocked work',
+      jobs: [work('x', 8, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })],
+      without: 'b',
+      reserved: ['g'],
+    },
+  ])('$name', ({ jobs, without, reserved }) => {
+    const live = nodes.filter((n) => n.name !== without);
+    for (const nodeIndex of [true, false]) {
+      const res = placeTasks(jobs, live, { nodeIndex, backfill: { ...backfill, releases: releases.filter((r) => r.node !== without) } });
+      expect({
+        nodeIndex,
+        placed: res.placements.map((p) => `${p.jobId}→${p.node}×${p.count}`),
+        reserved: (res.reservations ?? []).map((r) => r.jobId),
+      }).toEqual({
+        nodeIndex,
+        placed: ['x→c×1'],
+        reserved,
+      });
+    }
+  });
+});
+
 describe('unusedNominations (a kept nomination is used up by a task bound there since)', () => {
   it.each([
     // nothing bound since the nominations: every entry offered
