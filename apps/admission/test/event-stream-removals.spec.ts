@@ -10,10 +10,11 @@
  *   event arrives before the view is rebuilt): the caller's view did not change, so nothing is
  *   sent — the next event is the one of the caller's own job leaving.
  */
-import type { JobCountsView, JobRecord } from '@batchapi/api';
+import type { JobCountsView } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type InformerHandlers, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { jobRecord } from './job-record';
 import { sseEvents } from './sse';
 import { teamTokens } from './tokens';
 
@@ -23,16 +24,7 @@ let admission: RunningService;
 /** Wraps the handlers of the next informer over `jobs/` (then is cleared), and runs `before` ahead of its start. */
 let nextJobsInformer: { before?: () => Promise<void>; wrap?: (h: InformerHandlers<unknown>) => InformerHandlers<unknown> } | undefined;
 
-const job = (id: string, tenant: string, phase: JobRecord['phase'] = 'Queued'): JobRecord => ({
-  id,
-  tenant,
-  queue: 'default',
-  phase,
-  createdAt: Date.now(),
-  spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: [{ start: 0, end: 1, attempt: 1 }],
-  counts: { succeeded: 0, failed: 0, cancelled: 0 },
-});
+const job = jobRecord;
 
 const remove = (id: string) => store.txn([], [{ delete: store.keys.job(id) }]);
 

@@ -8,10 +8,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { JobCountsView, JobRecord } from '@batchapi/api';
+import type { JobCountsView } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { jobRecord } from './job-record';
 import { sseEvents } from './sse';
 import { teamTokens } from './tokens';
 
@@ -22,16 +23,7 @@ let store: EtcdStore;
 let admission: RunningService;
 let consoleDir: string;
 
-const job = (id: string, tenant: string, phase: JobRecord['phase'] = 'Queued'): JobRecord => ({
-  id,
-  tenant,
-  queue: 'default',
-  phase,
-  createdAt: Date.now(),
-  spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: [{ start: 0, end: 1, attempt: 1 }],
-  counts: { succeeded: 0, failed: 0, cancelled: 0 },
-});
+const job = jobRecord;
 
 /** The `data` of each `jobs` event of a stream, in order, as they arrive. */
 function countEvents(token: string, signal: AbortSignal, lastEventId?: string): AsyncGenerator<JobCountsView> {

@@ -11,6 +11,8 @@ import { createDatabase, HistoryStore, type LocalPostgres, migrate, startPostgre
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { jobRecord } from './job-record';
+import { sseBlocks } from './sse';
 import { teamTokens } from './tokens';
 
 let etcd: LocalEtcd;
@@ -19,43 +21,24 @@ let history: HistoryStore;
 let store: EtcdStore;
 let admission: RunningService;
 
-const job = (id: string, phase: JobRecord['phase']): JobRecord => ({
-  id,
-  tenant: 'team-a',
-  queue: 'default',
-  phase,
-  createdAt: Date.now(),
-  ...(phase === 'Running' ? {} : { finishedAt: Date.now() }),
-  spec: { name: id, command: ['true'], env: {}, resources: { cpu: 100 }, tasks: 1, priority: 0, labels: {} },
-  pending: phase === 'Running' ? [{ start: 0, end: 1, attempt: 1 }] : [],
-  counts: { succeeded: phase === 'Succeeded' ? 1 : 0, failed: 0, cancelled: 0 },
-});
+const job = (id: string, phase: JobRecord['phase']) => jobRecord(id, 'team-a', phase);
 
 interface Block {
   event?: string;
   data: { phase?: string; error?: { code: string; id?: string } };
 }
 
-/** Reads the stream's blocks as they come; `ended` resolves with them all once the server ends it. */
+/** Reads the stream's events as they come; `ended` resolves with them all once the server ends it. */
 function follow(id: string): { next(): Promise<Block>; ended: Promise<Block[]> } {
   const got: Block[] = [];
   const waiting: Array<(b: Block) => void> = [];
   const ended = (async () => {
     const res = await fetch(`${admission.url}/v1/jobs/${id}/events`, { headers: { authorization: 'Bearer token-a' }, signal: AbortSignal.timeout(30_000) });
     expect(res.status).toBe(200);
-    const decoder = new TextDecoder();
-    let text = '';
-    for await (const chunk of res.body!) {
-      text += decoder.decode(chunk as Uint8Array, { stream: true });
-      let end: number;
-      while ((end = text.indexOf('\n\n')) >= 0) {
-        const raw = text.slice(0, end);
-        text = text.slice(end + 2);
-        if (raw.startsWith(':')) continue;
-        const b: Block = { event: /^event: (.*)$/m.exec(raw)?.[1], data: JSON.parse(/^data: (.*)$/m.exec(raw)![1]) };
-        got.push(b);
-        waiting.shift()?.(b);
-      }
+    for await (const b of sseBlocks(res.body!)) {
+      if (!b.event) continue; // a keep-alive comment
+      got.push(b as Block);
+      waiting.shift()?.(b as Block);
     }
     return got;
   })();
