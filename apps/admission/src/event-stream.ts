@@ -52,10 +52,12 @@ export interface EventStreamOptions {
    * The view built from the keys under `prefixes` as mirrored; undefined when the record is not
    * among them (it left etcd since the first read: archived, or deleted). Then the stream calls
    * `read` once more and sends what it gives (an archived record's final view), or ends with a
-   * `stream-closed` event carrying the error it threw. Its revision is the newest mod revision among the keys it was built from. A view
-   * that differs from the one the client holds but is no newer by that measure (a key left etcd,
-   * before or after the informers' listing) is sent with the newest revision the mirror has seen
-   * instead (the delete's, or the listing's).
+   * `stream-closed` event carrying the error it threw. Its revision is the newest mod revision
+   * among the keys it was built from. A view that differs from the one the client holds but is no
+   * newer by that measure (a key left etcd, before or after the informers' listing, or one
+   * prefix's informer is behind another's) is sent with the newest revision the mirror has seen
+   * (the delete's, or the listing's), or the last id sent + 1 when that is no newer: every change
+   * the client does not hold goes out, and ids only grow.
    */
   view(keys: ReadonlyMap<string, MirroredValue>): StreamSnapshot | undefined;
   /** Fewest milliseconds between two events built from changes. @default 100 */
@@ -187,8 +189,12 @@ export class EventStreams {
     // whose newest jobs were archived, an id from another stream), and a resuming client must
     // see the view as it is now. Later views go out only when newer than the last one sent.
     let sent = first.revision === resumeFrom ? resumeFrom : -1n;
-    /** The JSON of the view the client holds (or will, once the socket takes it): the first one, then each one written. */
-    let held = JSON.stringify(first.view);
+    /**
+     * The JSON of the view the client holds (or will, once the socket takes it): the first one,
+     * then each one written. Unknown for a client resuming at the first view's id: an id is the
+     * newest revision among a view's keys, and a removal since changes the view, not the id.
+     */
+    let held: string | undefined = sent === resumeFrom ? undefined : JSON.stringify(first.view);
     let closed = false;
     const informers: Informer[] = [];
     /** Set while the socket holds more than it wants (`write` returned false, no 'drain' yet). */
@@ -260,8 +266,8 @@ export class EventStreams {
     // The view of the mirrored keys, at most once per interval; the last change is always sent.
     const mirror = new Map<string, MirroredValue>();
     /**
-     * The newest revision the mirror reflects: the informers' listings' and every event's. A view
-     * built from the mirror is the state at (at least) this revision, whatever its keys' own.
+     * The newest revision the mirror has seen: the informers' listings' and every event's (each
+     * prefix has its own watch, so another prefix may still be behind it).
      */
     let seen = 0n;
     const saw = (revision: string) => {
@@ -288,10 +294,11 @@ export class EventStreams {
       );
     };
     // A removal (seen as an event, or missing from a listing made after the first read) changes
-    // the view without raising its keys' revisions: such a view goes out with the mirror's
-    // revision, or the client would keep the old one until the next put.
+    // the view without raising its keys' revisions, and so does a change one prefix's informer
+    // delivers after another's newer one: such a view goes out with the mirror's revision (or the
+    // next id when that is no newer), or the client would keep the old one until the next put.
     const sendNewest = (s: StreamSnapshot) => {
-      if (s.revision <= sent && seen > sent && JSON.stringify(s.view) !== held) s.revision = seen;
+      if (s.revision <= sent && JSON.stringify(s.view) !== held) s.revision = seen > sent ? seen : sent + 1n;
       send(s);
     };
     // The record left etcd (its end and its archiving can come in one refresh, or before the

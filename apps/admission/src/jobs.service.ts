@@ -753,8 +753,8 @@ function resultView(r: TaskResult): ResultView {
 
 /**
  * How many of `jobs` the principal may see are in each phase; the revision is the highest mod
- * revision among them (a removed job changes the counts without raising it: those counts go out
- * with the next change).
+ * revision among them (a removed job changes the counts without raising it: EventStreams sends
+ * such counts with a newer id).
  */
 function jobCounts(principal: Principal, jobs: ReadonlyArray<{ value: JobRecord; modRevision: string }>): StreamSnapshot {
   const counts: Record<string, number> = {};

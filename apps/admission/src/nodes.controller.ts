@@ -114,7 +114,7 @@ function fleetView(fleet: Fleet): { nodes: NodeView[] } {
 
 /**
  * The nodes listing of a stream's mirrored `nodes/`, `alloc/` and `cordons/` keys; its revision is
- * the newest of theirs (an uncordon deletes its key: EventStreams sends that change with the delete's revision).
+ * the newest of theirs (an uncordon deletes its key: EventStreams sends that change with a newer id).
  */
 function mirroredFleet(keys: Keys, mirror: ReadonlyMap<string, MirroredValue>): StreamSnapshot {
   const nodes: NodeRecord[] = [];

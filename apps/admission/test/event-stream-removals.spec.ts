@@ -8,14 +8,16 @@
  *   lacks it, no key's revision moved, and the client must still get the smaller count;
  * - the listing is handed over together with another tenant's delete (as when the watch's first
  *   event arrives before the view is rebuilt): the caller's view did not change, so nothing is
- *   sent — the next event is the one of the caller's own job leaving.
+ *   sent — the next event is the one of the caller's own job leaving;
+ * - a client resumes with the id of the view it holds, but an older job of its has left since:
+ *   the counts read now carry that same id (the newest job's revision), and must still be sent.
  */
 import type { JobCountsView } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
 import { EtcdStore, type InformerHandlers, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
 import { jobRecord } from './job-record';
-import { sseEvents } from './sse';
+import { nextWithin, sseEvents } from './sse';
 import { teamTokens } from './tokens';
 
 let etcd: LocalEtcd;
@@ -28,21 +30,10 @@ const job = jobRecord;
 
 const remove = (id: string) => store.txn([], [{ delete: store.keys.job(id) }]);
 
-/** The next `jobs` event of the stream, or 'none' after `ms`. */
-async function nextWithin(events: AsyncGenerator<JobCountsView>, ms: number): Promise<JobCountsView | 'none'> {
-  let timer: NodeJS.Timeout | undefined;
-  const none = new Promise<'none'>((r) => {
-    timer = setTimeout(() => r('none'), ms);
-  });
-  const got = await Promise.race([events.next().then((r) => r.value as JobCountsView), none]);
-  clearTimeout(timer);
-  return got;
-}
-
 beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
-  admission = await startAdmission({ tokens: new TokenAuthenticator(teamTokens()), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' } });
+  admission = await startAdmission({ tokens: new TokenAuthenticator(teamTokens('team-c')), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' } });
   const served = admission.ctx.store;
   const inform = served.inform.bind(served);
   served.inform = (async (prefix: string, handlers: InformerHandlers<unknown>, options?: Parameters<typeof inform>[2]) => {
@@ -117,6 +108,26 @@ it("sends nothing for another tenant's delete handed over with the listing, then
     // team-a's counts did not change: the next event is a9's leaving, not the same counts again
     await remove('a9');
     expect(await nextWithin(events, 10_000)).toEqual({ counts: { Queued: 1, Running: 1 }, total: 2 });
+  } finally {
+    abort.abort();
+  }
+});
+
+it('sends the counts to a client resuming at their id when one of its older jobs left since (the id did not move, the view did)', async () => {
+  await submitJob(store, job('c1', 'team-c'));
+  await submitJob(store, job('c2', 'team-c'));
+  // The client held {Queued: 2} at c2's revision, the newest of its jobs; c1 leaves while it is away.
+  const resumeAt = (await store.get(store.keys.job('c2')))!.modRevision;
+  await remove('c1');
+  const abort = new AbortController();
+  const events = sseEvents<JobCountsView>(
+    `${admission.url}/v1/jobs/events`,
+    'jobs',
+    { authorization: 'Bearer token-team-c', 'last-event-id': resumeAt },
+    abort.signal,
+  );
+  try {
+    expect(await nextWithin(events, 10_000)).toEqual({ counts: { Queued: 1 }, total: 1 });
   } finally {
     abort.abort();
   }

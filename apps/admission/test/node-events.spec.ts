@@ -2,18 +2,22 @@
  * `GET /v1/nodes/events` over real HTTP against a real etcd: the listing of `GET /v1/nodes` first
  * as it is, then at each change of a node's record, allocation or cordon — an uncordon, which
  * deletes the cordon's key, included. Each GPU device shows the milli-GPU its tasks hold.
- * Operators only: a tenant gets 403. The console's nodes page follows it.
+ * Operators only: a tenant gets 403. The console's nodes page follows it. Each prefix has its own
+ * watch: a change one of them delivers after another's newer one (held back here by wrapping the
+ * admission store's `inform`, with etcd's own events) is still sent.
  */
 import type { NodeAllocation, NodeRecord, NodeView } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
-import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type InformerHandlers, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
-import { sseEvents } from './sse';
+import { nextWithin, sseEvents } from './sse';
 import { teamTokens } from './tokens';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
 let admission: RunningService;
+/** While set, the events of the next informer over `alloc/` wait in `events` instead of reaching the stream; `listed` is called after its listing. */
+let heldAllocEvents: { events: Array<() => void>; listed: () => void } | undefined;
 
 const node = (name: string, gpus: number): NodeRecord => ({
   name,
@@ -42,6 +46,24 @@ beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
   admission = await startAdmission({ tokens: new TokenAuthenticator(teamTokens()), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' } });
+  const served = admission.ctx.store;
+  const inform = served.inform.bind(served);
+  served.inform = ((prefix: string, handlers: InformerHandlers<unknown>, options?: Parameters<typeof inform>[2]) => {
+    const held = prefix === served.keys.allocs() ? heldAllocEvents : undefined;
+    if (!held) return inform(prefix, handlers, options);
+    heldAllocEvents = undefined;
+    return inform(
+      prefix,
+      {
+        onSync: (items, revision) => {
+          handlers.onSync(items, revision);
+          held.listed();
+        },
+        onEvent: (ev) => held.events.push(() => handlers.onEvent(ev)),
+      },
+      options,
+    );
+  }) as typeof served.inform;
   await store.txn(
     [],
     [node('gpu-1', 2), node('cpu-1', 0)].map((n) => ({ put: store.keys.node(n.name), value: n })),
@@ -80,6 +102,31 @@ describe('GET /v1/nodes/events', () => {
     const uncordoned = (await events.next()).value as NodeView[];
     expect(uncordoned[0].cordon).toBeUndefined();
     abort.abort();
+  });
+
+  it("sends a change one prefix's watch delivers after another prefix's newer one", async () => {
+    expect((await operator('POST', '/v1/nodes/gpu-1/cordon', { reason: 'fan check' })).status).toBe(200);
+    const held: Array<() => void> = [];
+    const listed = new Promise<void>((r) => {
+      heldAllocEvents = { events: held, listed: r };
+    });
+    const abort = new AbortController();
+    const events = nodeEvents(abort.signal);
+    try {
+      expect(((await events.next()).value as NodeView[])[1].cordon).toMatchObject({ reason: 'fan check' });
+      await listed; // the allocation below comes as an event, not in the listing
+      // cpu-1's allocation (its event held back), then gpu-1's uncordon (newer): the uncordon goes out first.
+      await store.txn([], [{ put: store.keys.alloc('cpu-1'), value: { used: { cpu: 3000 }, devices: {} } }]);
+      expect((await operator('DELETE', '/v1/nodes/gpu-1/cordon')).status).toBe(200);
+      const uncordoned = (await events.next()).value as NodeView[];
+      expect([uncordoned[1].cordon, uncordoned[0].allocated.cpu]).toEqual([undefined, undefined]);
+      // The allocation's event comes now, older than the id already sent: it must still go out.
+      for (const deliver of held) deliver();
+      const allocated = await nextWithin(events, 10_000);
+      expect(allocated === 'none' ? allocated : allocated[0].allocated.cpu).toBe('3');
+    } finally {
+      abort.abort();
+    }
   });
 
   it('refuses a tenant (403)', async () => {

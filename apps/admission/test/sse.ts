@@ -29,3 +29,14 @@ export async function* sseEvents<T>(url: string, event: string, headers: Record<
   expect(res.headers.get('content-type')).toContain('text/event-stream');
   for await (const b of sseBlocks(res.body!)) if (b.event === event) yield b.data as T;
 }
+
+/** The next item of a stream's events, or 'none' when none came within `ms` (a lost event fails at once, not at the test's timeout). */
+export async function nextWithin<T>(events: AsyncGenerator<T>, ms: number): Promise<T | 'none'> {
+  let timer: NodeJS.Timeout | undefined;
+  const none = new Promise<'none'>((r) => {
+    timer = setTimeout(() => r('none'), ms);
+  });
+  const got = await Promise.race([events.next().then((r) => r.value as T), none]);
+  clearTimeout(timer);
+  return got;
+}

@@ -149,8 +149,8 @@ export function placeTasks(work: readonly PendingWork[], nodes: readonly NodeSna
     pass.budget -= placeNominated(ordered, pass.states, profile.filters, pass.ledger, pass.placements, pass.budget, outranked);
   // A gang whose hold gave way to higher-priority work ahead holds its room at its turn, when the
   // pass did not place it. That hold is its reservation: it gets no backfill reservation besides
-  // (two would hold room for it twice, and take the slot of the next blocked work), unless there
-  // was nothing to hold (a nominated node gone or refused since).
+  // (two would hold room for it twice, and take the slot of the next blocked work), unless it
+  // held nothing (the work ahead took its nodes' room, or a nominated node is gone).
   const holds = new Set(outranked);
   const place = (w: PendingWork, limit: number): PlaceStep => {
     const held = holds.has(w);
@@ -811,8 +811,9 @@ class PlacementPass implements PassContext {
   /**
    * Holds the room of gang `w`'s nominated nodes for the rest of the pass (`holdGang`): the free
    * arrays, the node buckets and the change log are told, as for a reservation. Returns whether
-   * it is a defragmentation's layout the pass holds for, whether or not a node has the room yet
-   * (false when a nominated node is gone or refused, or the gang is over the budget: `holdGang`).
+   * it held room on some node (false when none of its nodes had the room — the work ahead took it,
+   * or the stops have still to land — or it is no defragmentation's layout any more: a nominated
+   * node gone or refused, or the gang over the budget).
    */
   holdNominated(w: PendingWork): boolean {
     this.byName ??= new Map(this.states.map((s) => [s.node.name, s]));
@@ -825,7 +826,7 @@ class PlacementPass implements PassContext {
       this.moved(s);
       this.logChange(s.index);
     }
-    return held !== undefined;
+    return (held?.length ?? 0) > 0;
   }
 
   /** Tells the node buckets that a node's room changed. */

@@ -22,7 +22,7 @@ export const hasPython = spawnSync('python3', ['-c', 'import sys; sys.exit(sys.v
 export const run = (cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) => {
   const r = spawnSync(cmd, args, { cwd, encoding: 'utf8', timeout: 400_000, env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1', ...env } });
   if (r.status !== 0) {
-    const failed = (r.stdout ?? '').split('\n').filter((l) => /^(FAILED|ERROR) /.test(l));
+    const failed = (r.stdout ?? '').split('\n').filter((l) => /^(FAILED|ERROR) \S+\.py/.test(l));
     throw new Error(`${cmd} ${args.join(' ')} failed (${r.status ?? r.signal})${failed.length ? `:\n${failed.join('\n')}` : ''}\n\n${r.stderr}\n${r.stdout}`);
   }
   return r;

@@ -193,17 +193,38 @@ describe('a gang whose hold gave way to higher-priority work, with backfill (EAS
       without: 'b',
       reserved: ['g'],
     },
-  ])('$name', ({ jobs, without, reserved }) => {
-    const live = nodes.filter((n) => n.name !== without);
-    for (const nodeIndex of [true, false]) {
-      const res = placeTasks(jobs, live, { nodeIndex, backfill: { ...backfill, releases: releases.filter((r) => r.node !== without) } });
+    {
+      // x (6 cores) fits only a (6 free; b 3, c 0 after x is not there: c has 8): here c is full,
+      // so x takes a's whole room (6 → 0). The gang's hold takes nothing (a 0, b 3), so it is
+      // reserved for as any blocked work, and z is not.
+      name: 'a gang whose hold takes no room (the work ahead took it) gets a reservation as any blocked work',
+      jobs: [work('x', 6, 1, { priority: 5 }), work('g', 4, 2, { gang: true, nominated: ['a', 'b'] }), work('z', 5, 1, { createdAt: 1 })],
+      full: 'c',
+      reserved: ['g'],
+      placed: ['x→a×1'],
+    },
+  ])('$name', ({ jobs, without, full, reserved, placed }) => {
+    const live = nodes.filter((n) => n.name !== without).map((n) => (n.name === full ? { ...n, used: { cpu: 10_000 } } : n));
+    // With node buckets and scanning every node; without fair share and with it (one queue: the levels by priority).
+    for (const [nodeIndex, fair] of [
+      [true, false],
+      [false, false],
+      [true, true],
+    ]) {
+      const res = placeTasks(jobs, live, {
+        nodeIndex,
+        backfill: { ...backfill, releases: releases.filter((r) => r.node !== without) },
+        ...(fair ? { fairShare: { capacity: { cpu: 30_000 }, usage: new Map() } } : {}),
+      });
       expect({
         nodeIndex,
+        fair,
         placed: res.placements.map((p) => `${p.jobId}→${p.node}×${p.count}`),
         reserved: (res.reservations ?? []).map((r) => r.jobId),
       }).toEqual({
         nodeIndex,
-        placed: ['x→c×1'],
+        fair,
+        placed: placed ?? ['x→c×1'],
         reserved,
       });
     }
