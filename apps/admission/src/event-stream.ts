@@ -190,11 +190,12 @@ export class EventStreams {
     // see the view as it is now. Later views go out only when newer than the last one sent.
     let sent = first.revision === resumeFrom ? resumeFrom : -1n;
     /**
-     * The JSON of the view the client holds (or will, once the socket takes it): the first one,
-     * then each one written. Unknown for a client resuming at the first view's id: an id is the
-     * newest revision among a view's keys, and a removal since changes the view, not the id.
+     * The JSON of the view the client holds (or will, once the socket takes it): each one written,
+     * the first included. Unknown (undefined) for a client resuming at the first view's id, which
+     * is not sent: an id is the newest revision among a view's keys, and a removal since changes
+     * the view, not the id.
      */
-    let held: string | undefined = sent === resumeFrom ? undefined : JSON.stringify(first.view);
+    let held: string | undefined;
     let closed = false;
     const informers: Informer[] = [];
     /** Set while the socket holds more than it wants (`write` returned false, no 'drain' yet). */

@@ -817,8 +817,8 @@ class PlacementPass implements PassContext {
    */
   holdNominated(w: PendingWork): boolean {
     this.byName ??= new Map(this.states.map((s) => [s.node.name, s]));
-    const held = holdGang(w, this.byName, this.profile.filters, this.budget) as NodeState[] | undefined;
-    for (const s of held ?? []) {
+    const held = holdGang(w, this.byName, this.profile.filters, this.budget) as NodeState[];
+    for (const s of held) {
       for (const name in w.resources) {
         const free = this.freeArrays.get(name);
         if (free) free[s.index] = s.free[name];
@@ -826,7 +826,7 @@ class PlacementPass implements PassContext {
       this.moved(s);
       this.logChange(s.index);
     }
-    return (held?.length ?? 0) > 0;
+    return held.length > 0;
   }
 
   /** Tells the node buckets that a node's room changed. */

@@ -129,12 +129,12 @@ function placeGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filter
  * member, as `placeGang` holds it for a gang that waits — for a gang left to the pass because work
  * of a higher priority ahead could use its nodes (`outranked`), once the pass has placed that work
  * and not the gang: its nomination still counts against the work behind it (of no higher priority,
- * as a Kubernetes nomination). `w.tasks` is not changed. Returns the nodes whose room it took, or
- * undefined for a gang `placeGang` would leave to the pass (not a defragmentation's layout now).
+ * as a Kubernetes nomination). `w.tasks` is not changed. Returns the nodes whose room it took
+ * (none for a gang `placeGang` would leave to the pass).
  */
-export function holdGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filters: readonly FilterPlugin[], budget: number): FillNode[] | undefined {
+export function holdGang(w: PendingWork, byName: ReadonlyMap<string, FillNode>, filters: readonly FilterPlugin[], budget: number): FillNode[] {
   const states = gangNodes(w, byName, filters, budget);
-  return states ? takeRoom(w, states).taken.map((t) => t.s) : undefined;
+  return states ? takeRoom(w, states).taken.map((t) => t.s) : [];
 }
 
 /**
