@@ -14,8 +14,9 @@
  */
 import type { JobCountsView } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
-import { EtcdStore, type InformerHandlers, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd, submitJob } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { type InformerHook, hookInformers } from './informer-hook';
 import { jobRecord } from './job-record';
 import { nextWithin, sseEvents } from './sse';
 import { teamTokens } from './tokens';
@@ -23,8 +24,8 @@ import { teamTokens } from './tokens';
 let etcd: LocalEtcd;
 let store: EtcdStore;
 let admission: RunningService;
-/** Wraps the handlers of the next informer over `jobs/` (then is cleared), and runs `before` ahead of its start. */
-let nextJobsInformer: { before?: () => Promise<void>; wrap?: (h: InformerHandlers<unknown>) => InformerHandlers<unknown> } | undefined;
+/** Sets what happens to the next informer over `jobs/` (see `hookInformers`). */
+let nextJobsInformer: (hook: InformerHook) => void;
 
 const job = jobRecord;
 
@@ -34,14 +35,8 @@ beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
   admission = await startAdmission({ tokens: new TokenAuthenticator(teamTokens('team-c')), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' } });
-  const served = admission.ctx.store;
-  const inform = served.inform.bind(served);
-  served.inform = (async (prefix: string, handlers: InformerHandlers<unknown>, options?: Parameters<typeof inform>[2]) => {
-    const hook = prefix === served.keys.jobs() ? nextJobsInformer : undefined;
-    if (hook) nextJobsInformer = undefined;
-    await hook?.before?.();
-    return inform(prefix, hook?.wrap ? hook.wrap(handlers) : handlers, options);
-  }) as typeof served.inform;
+  const hook = hookInformers(admission.ctx.store);
+  nextJobsInformer = (h) => hook(admission.ctx.store.keys.jobs(), h);
   await submitJob(store, job('a1', 'team-a'));
   await submitJob(store, job('a2', 'team-a', 'Running'));
 });
@@ -53,7 +48,7 @@ afterAll(async () => {
 
 it("sends the smaller count when one of the caller's jobs left etcd between the first view and the informer's listing", async () => {
   await submitJob(store, job('a5', 'team-a', 'Succeeded'));
-  nextJobsInformer = { before: () => remove('a5').then(() => undefined) };
+  nextJobsInformer({ before: () => remove('a5').then(() => undefined) });
   const abort = new AbortController();
   const events = sseEvents<JobCountsView>(`${admission.url}/v1/jobs/events`, 'jobs', { authorization: 'Bearer token-a' }, abort.signal);
   try {
@@ -78,7 +73,7 @@ it("sends nothing for another tenant's delete handed over with the listing, then
   const handedOver = new Promise<void>((r) => {
     firstEvent = r;
   });
-  nextJobsInformer = {
+  nextJobsInformer({
     wrap: (h) => {
       let held: Parameters<typeof h.onSync> | undefined;
       return {
@@ -96,7 +91,8 @@ it("sends nothing for another tenant's delete handed over with the listing, then
         },
       };
     },
-  };
+  });
+
   const abort = new AbortController();
   const events = sseEvents<JobCountsView>(`${admission.url}/v1/jobs/events`, 'jobs', { authorization: 'Bearer token-a' }, abort.signal);
   try {

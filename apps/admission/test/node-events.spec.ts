@@ -8,16 +8,17 @@
  */
 import type { NodeAllocation, NodeRecord, NodeView } from '@batchapi/api';
 import type { RunningService } from '@batchapi/runtime';
-import { EtcdStore, type InformerHandlers, type LocalEtcd, startEtcd } from '@batchapi/store';
+import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
 import { startAdmission, TokenAuthenticator } from '../src';
+import { type InformerHook, hookInformers } from './informer-hook';
 import { nextWithin, sseEvents } from './sse';
 import { teamTokens } from './tokens';
 
 let etcd: LocalEtcd;
 let store: EtcdStore;
 let admission: RunningService;
-/** While set, the events of the next informer over `alloc/` wait in `events` instead of reaching the stream; `listed` is called after its listing. */
-let heldAllocEvents: { events: Array<() => void>; listed: () => void } | undefined;
+/** Sets what happens to the next informer over `alloc/` (see `hookInformers`). */
+let nextAllocInformer: (hook: InformerHook) => void;
 
 const node = (name: string, gpus: number): NodeRecord => ({
   name,
@@ -46,24 +47,8 @@ beforeAll(async () => {
   etcd = await startEtcd();
   store = new EtcdStore({ endpoints: etcd.endpoints });
   admission = await startAdmission({ tokens: new TokenAuthenticator(teamTokens()), config: { etcdEndpoints: etcd.endpoints, logLevel: 'error' } });
-  const served = admission.ctx.store;
-  const inform = served.inform.bind(served);
-  served.inform = ((prefix: string, handlers: InformerHandlers<unknown>, options?: Parameters<typeof inform>[2]) => {
-    const held = prefix === served.keys.allocs() ? heldAllocEvents : undefined;
-    if (!held) return inform(prefix, handlers, options);
-    heldAllocEvents = undefined;
-    return inform(
-      prefix,
-      {
-        onSync: (items, revision) => {
-          handlers.onSync(items, revision);
-          held.listed();
-        },
-        onEvent: (ev) => held.events.push(() => handlers.onEvent(ev)),
-      },
-      options,
-    );
-  }) as typeof served.inform;
+  const hook = hookInformers(admission.ctx.store);
+  nextAllocInformer = (h) => hook(admission.ctx.store.keys.allocs(), h);
   await store.txn(
     [],
     [node('gpu-1', 2), node('cpu-1', 0)].map((n) => ({ put: store.keys.node(n.name), value: n })),
@@ -106,9 +91,18 @@ describe('GET /v1/nodes/events', () => {
 
   it("sends a change one prefix's watch delivers after another prefix's newer one", async () => {
     expect((await operator('POST', '/v1/nodes/gpu-1/cordon', { reason: 'fan check' })).status).toBe(200);
+    // The allocations' informer: its listing reaches the stream (then `listed`), its events wait in `held`.
     const held: Array<() => void> = [];
     const listed = new Promise<void>((r) => {
-      heldAllocEvents = { events: held, listed: r };
+      nextAllocInformer({
+        wrap: (handlers) => ({
+          onSync: (items, revision) => {
+            handlers.onSync(items, revision);
+            r();
+          },
+          onEvent: (ev) => held.push(() => handlers.onEvent(ev)),
+        }),
+      });
     });
     const abort = new AbortController();
     const events = nodeEvents(abort.signal);
