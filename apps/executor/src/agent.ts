@@ -173,6 +173,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       dataDir: this.config.dataDir,
       nodeName: this.config.nodeName,
       isolation: this.config.isolation,
+      cpuLimit: this.config.cpuLimit,
       log: this.ctx.log,
       clock: this.clock,
     });
@@ -181,7 +182,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       this.config.backend === 'kubernetes'
         ? new KubernetesAttemptBackend(
             machine,
-            () => new KubernetesBackend({ ...kubernetesConfigFromEnv({}), ...this.config.kubernetes }, this.config.nodeName, this.ctx.log),
+            () => new KubernetesBackend({ ...kubernetesConfigFromEnv({}), cpuLimit: this.config.cpuLimit, ...this.config.kubernetes }, this.config.nodeName, this.ctx.log),
           )
         : machine;
     this.backend = backend;

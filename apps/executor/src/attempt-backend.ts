@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
 import type { Logger } from 'pino';
-import { AttemptLimits, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
+import { AttemptLimits, type CpuLimit, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import type { KubernetesBackend } from './kubernetes';
 import { ProcessGroupLedger } from './process-group-ledger';
 import { type attemptPaths, type ProcessExit, TaskProcess } from './task-process';
@@ -91,6 +91,8 @@ export interface ProcessBackendOptions {
   nodeName: string;
   /** `none` turns resource limits off; `auto` uses the best this machine offers. */
   isolation: 'auto' | 'none';
+  /** How an attempt's CPU request limits it (see `CpuLimit`). @default "soft" */
+  cpuLimit?: CpuLimit;
   log: Logger;
   /** What the wait for a previous executor's leftover processes is measured on. @default the machine's CLOCK_MONOTONIC */
   clock?: Pick<Clock, 'monotonic'>;
@@ -140,7 +142,7 @@ export class ProcessBackend implements AttemptBackend {
   }
 
   start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
-    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources, this.o.cgroupRoot);
+    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources, this.o.cgroupRoot, this.o.cpuLimit);
     let argv: string[];
     // Permission bits do not stop a task that runs as root: its working dir is then also mounted read-only for it alone.
     const command = b.workingDir && this.canMountReadOnly() ? readOnlyWorkDir(paths.workDir, b.command) : b.command;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, envEnum, envNumber, envString, parseEnv } from '@batchapi/runtime';
 import { CONTAINER_RUNTIME_LABEL } from '@batchapi/api';
 import { z } from 'zod';
+import type { CpuLimit } from './isolation';
 import type { KubernetesBackendConfig } from './kubernetes';
 import type { PipIndexOptions } from './python-env-cache';
 
@@ -34,6 +35,13 @@ export interface ExecutorConfig {
   nvidiaSmi: string;
   /** Resource limits of attempts (`BATCH_ISOLATION`): `auto` uses cgroups where writable, else rlimits. @default "auto" */
   isolation: 'auto' | 'none';
+  /**
+   * How an attempt's CPU request limits it (`BATCH_CPU_LIMIT`, see `CpuLimit`): `soft`, a cgroup
+   * weight in proportion to the request (it may use idle CPU beyond it; a Kubernetes pod gets a CPU
+   * request and no CPU limit); `hard`, a CFS quota of the request (a pod's CPU limit = its request).
+   * @default "soft"
+   */
+  cpuLimit: CpuLimit;
   /** Cap of each attempt's stdout and stderr file, in bytes (`BATCH_LOG_MAX_BYTES`); checked each second; past it the file rotates to `.1`. @default 67108864 */
   logMaxBytes: number;
   /** Most bytes of an ended attempt's log kept in the blob store, before compression (`BATCH_LOG_UPLOAD_MAX_BYTES`); the tail is kept. @default 8388608 (8 MiB) */
@@ -104,6 +112,10 @@ export const EXECUTOR_ENV = z.object({
   BATCH_ISOLATION: envEnum(['auto', 'none'], {
     default: 'auto',
     doc: 'Resource limits of attempts: `auto` uses cgroups where writable, else rlimits; `none` sets none.',
+  }),
+  BATCH_CPU_LIMIT: envEnum(['soft', 'hard'], {
+    default: 'soft',
+    doc: "How an attempt's CPU request limits it: `soft`, a cgroup weight in proportion to the request (it gets its request when the node is busy and may use idle CPU beyond it; a Kubernetes pod gets no CPU limit); `hard`, a CFS quota of exactly the request (a pod's CPU limit = its request).",
   }),
   BATCH_LOG_MAX_BYTES: envNumber({
     default: 64 * 1024 * 1024,
@@ -237,6 +249,7 @@ export function executorConfigFromEnv(env: NodeJS.ProcessEnv = process.env): Exe
     reportIntervalMs: e.BATCH_REPORT_INTERVAL_MS,
     nvidiaSmi: e.BATCH_NVIDIA_SMI,
     isolation: e.BATCH_ISOLATION,
+    cpuLimit: e.BATCH_CPU_LIMIT,
     logMaxBytes: e.BATCH_LOG_MAX_BYTES,
     logUploadMaxBytes: e.BATCH_LOG_UPLOAD_MAX_BYTES,
     resultMaxBytes: e.BATCH_RESULT_MAX_BYTES,

@@ -12,6 +12,36 @@ import type { NodeIsolation, ResourceVector } from '@batchapi/api';
 /** How attempts are limited on this machine. */
 export type IsolationKind = 'cgroup2' | 'cgroup1' | 'rlimit' | 'none';
 
+/**
+ * How an attempt's CPU request limits it in its cgroup:
+ * - `soft` — a weight (cgroup v2 `cpu.weight`, v1 `cpu.shares`) in proportion to the request: an
+ *   attempt gets at least its request when the node is busy and may use idle CPU beyond it, as a
+ *   Kubernetes container with a CPU request and no limit, a Nomad task by default, or an ECS task
+ *   on EC2. A task of 0.1 CPU starts its interpreter at full speed on an idle node, not at a tenth
+ *   of it (a Python task's start took 2.4 s instead of 0.3 s under a 100m quota);
+ * - `hard` — a CFS quota equal to the request (v2 `cpu.max`, v1 `cpu.cfs_quota_us`): never more,
+ *   even when the node is idle (Kubernetes' requests = limits).
+ * Memory is always a hard limit.
+ */
+export type CpuLimit = 'soft' | 'hard';
+
+/**
+ * The cgroup v1 `cpu.shares` of a CPU request (Kubernetes' conversion): 1,024 a core, at least 2.
+ *   shares = max(2, ⌊millicores × 1024 / 1000⌋)
+ */
+export function cpuShares(millicores: number): number {
+  return Math.max(2, Math.min(262_144, Math.floor((millicores * 1024) / 1000)));
+}
+
+/**
+ * The cgroup v2 `cpu.weight` of a CPU request: its `cpuShares` mapped onto 1–10,000 as the
+ * kubelet and runc map them (2 → 1, 1,024 → 39, 262,144 → 10,000).
+ *   weight = 1 + ⌊(shares − 2) × 9,999 / 262,142⌋
+ */
+export function cpuWeight(millicores: number): number {
+  return 1 + Math.floor(((cpuShares(millicores) - 2) * 9999) / 262_142);
+}
+
 const ROOT = '/sys/fs/cgroup';
 /** CFS period, microseconds. */
 const PERIOD_US = 100_000;
@@ -64,26 +94,31 @@ export class AttemptLimits {
     readonly name: string,
     readonly resources: ResourceVector,
     private readonly root = ROOT,
+    /** @default "soft" */
+    readonly cpuLimit: CpuLimit = 'soft',
   ) {}
 
   /** Creates the cgroup(s) and returns the argv that runs `command` inside the limits. */
   wrap(command: string[]): string[] {
     const memory = this.resources.memory;
-    const cpuQuota = this.resources.cpu ? Math.max(1000, Math.round((this.resources.cpu / 1000) * PERIOD_US)) : undefined;
+    const cpu = this.resources.cpu && this.resources.cpu > 0 ? this.resources.cpu : undefined;
+    const hard = this.cpuLimit === 'hard';
+    const cpuQuota = cpu && hard ? Math.max(1000, Math.round((cpu / 1000) * PERIOD_US)) : undefined;
     if (this.kind === 'cgroup2') {
       const parent = join(this.root, 'batchapi');
       const dir = join(parent, this.name);
       mkdirSync(dir, { recursive: true });
-      // a child group has memory.max and cpu.max only when its parent delegates those controllers
-      if ((memory && !existsSync(join(dir, 'memory.max'))) || (cpuQuota && !existsSync(join(dir, 'cpu.max')))) enableControllers(parent);
+      // a child group has memory.max and cpu.max / cpu.weight only when its parent delegates those controllers
+      if ((memory && !existsSync(join(dir, 'memory.max'))) || (cpu && !existsSync(join(dir, hard ? 'cpu.max' : 'cpu.weight')))) enableControllers(parent);
       if (memory) writeFileSync(join(dir, 'memory.max'), String(memory));
       if (cpuQuota) writeFileSync(join(dir, 'cpu.max'), `${cpuQuota} ${PERIOD_US}`);
+      else if (cpu) writeFileSync(join(dir, 'cpu.weight'), String(cpuWeight(cpu)));
       this.dirs.push(dir);
     } else if (this.kind === 'cgroup1') {
       const mem = join(this.root, 'memory', 'batchapi', this.name);
-      const cpu = join(this.root, 'cpu', 'batchapi', this.name);
+      const cpuDir = join(this.root, 'cpu', 'batchapi', this.name);
       mkdirSync(mem, { recursive: true });
-      mkdirSync(cpu, { recursive: true });
+      mkdirSync(cpuDir, { recursive: true });
       if (memory) {
         writeFileSync(join(mem, 'memory.limit_in_bytes'), String(memory));
         try {
@@ -93,10 +128,10 @@ export class AttemptLimits {
         }
       }
       if (cpuQuota) {
-        writeFileSync(join(cpu, 'cpu.cfs_period_us'), String(PERIOD_US));
-        writeFileSync(join(cpu, 'cpu.cfs_quota_us'), String(cpuQuota));
-      }
-      this.dirs.push(mem, cpu);
+        writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(PERIOD_US));
+        writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), String(cpuQuota));
+      } else if (cpu) writeFileSync(join(cpuDir, 'cpu.shares'), String(cpuShares(cpu)));
+      this.dirs.push(mem, cpuDir);
     } else if (this.kind === 'rlimit' && memory) {
       return ['prlimit', `--as=${memory}`, '--', ...command];
     } else {

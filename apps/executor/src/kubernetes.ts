@@ -20,6 +20,7 @@ import * as k8s from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { AttemptExit, RunningAttempt } from './attempt-backend';
 import type { attemptPaths } from './task-process';
+import type { CpuLimit } from './isolation';
 
 /** Settings of the Kubernetes backend. */
 export interface KubernetesBackendConfig {
@@ -35,6 +36,14 @@ export interface KubernetesBackendConfig {
   token?: string;
   /** The Kubernetes node this executor stands for (`BATCH_K8S_NODE`); unset: the whole cluster as one node. @default none */
   kubeNode?: string;
+  /** How a task's CPU request limits its pod (`BATCH_CPU_LIMIT`): `soft`, a CPU request and no CPU limit; `hard`, a CPU limit equal to the request. Memory and devices are always limits. @default "soft" */
+  cpuLimit?: CpuLimit;
+}
+
+/** A pod's requests as its limits when CPU is not limited (`CpuLimit` `soft`). */
+function withoutCpu(requests: Record<string, string>): Record<string, string> {
+  const { cpu: _cpu, ...rest } = requests;
+  return rest;
 }
 
 /** Labels of every task pod. */
@@ -252,7 +261,8 @@ export class KubernetesBackend {
             image: b.image ?? this.cfg.image,
             command: b.command,
             env: Object.entries(taskEnv).map(([k, value]) => ({ name: k, value })),
-            resources: { requests, limits: requests },
+            // Memory and devices are limits as well as requests; CPU only when its limit is `hard` (see `CpuLimit`).
+            resources: { requests, limits: this.cfg.cpuLimit === 'hard' ? requests : withoutCpu(requests) },
           },
         ],
       },

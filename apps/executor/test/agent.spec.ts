@@ -123,13 +123,21 @@ describe('limits and outcomes', () => {
       console.warn(`skipped: this machine gives no writable cgroups (isolation: ${ex.agent.isolation})`);
       return;
     }
-    await bind(tb, 'limit-node', 'where', ['cat', '/proc/self/cgroup'], 1, { resources: { cpu: 500, memory: 64 * 2 ** 20 } });
+    // Its own CPU group's weight and quota, read from inside: half a core weighs cpu.shares 512 (v1) or
+    // cpu.weight 1 + ⌊510 × 9,999 / 262,142⌋ = 20 (v2), with no quota (the default CPU limit is soft).
+    const v1 = ex.agent.isolation === 'cgroup1';
+    const cpuGroup = v1 ? `$(sed -n 's/^[0-9]*:cpu:\\(.*\\)$/\\1/p' /proc/self/cgroup)` : `$(sed -n 's/^0::\\(.*\\)$/\\1/p' /proc/self/cgroup)`;
+    const files = v1 ? ['cpu.shares', 'cpu.cfs_quota_us'] : ['cpu.weight', 'cpu.max'];
+    const script = `cat /proc/self/cgroup; g=/sys/fs/cgroup${v1 ? '/cpu' : ''}${cpuGroup}; ${files.map((f) => `echo "${f}=$(cat $g/${f})"`).join('; ')}`;
+    await bind(tb, 'limit-node', 'where', ['sh', '-c', script], 1, { resources: { cpu: 500, memory: 64 * 2 ** 20 } });
     await waitFor(
       () => status('where'),
       (x) => x?.state === 'Succeeded',
       { timeoutMs: 8000 },
     );
-    expect(readFileSync(attemptPaths(join(tb.dir, 'limit-node'), 'where', 0, 1).stdout, 'utf8')).toContain('/batchapi/limit-node-where-0-1');
+    const out = readFileSync(attemptPaths(join(tb.dir, 'limit-node'), 'where', 0, 1).stdout, 'utf8');
+    expect(out).toContain('/batchapi/limit-node-where-0-1');
+    expect(out).toContain(v1 ? 'cpu.shares=512\ncpu.cfs_quota_us=-1' : 'cpu.weight=20\ncpu.max=max 100000');
     // tail keeps all of a newline-free stream in memory: 300 MB against a 32 MiB limit
     await bind(tb, 'limit-node', 'hog', ['sh', '-c', 'head -c 300000000 /dev/zero | tail'], 1, { resources: { cpu: 500, memory: 32 * 2 ** 20 } });
     const t = await waitFor(

@@ -1,6 +1,7 @@
 /**
  * Limits on a cgroup v2 tree (a directory of this test's standing in for /sys/fs/cgroup): an
- * attempt's group gets memory.max and cpu.max, and the executor's `batchapi` group is asked to
+ * attempt's group gets memory.max and, by `CpuLimit`, cpu.weight (`soft`, the default) or cpu.max
+ * (`hard`) — on v1, cpu.shares or cpu.cfs_quota_us — and the executor's `batchapi` group is asked to
  * delegate the memory and cpu controllers to it; when the group cannot be made or limited, the
  * attempt is not run unlimited: it runs under address-space rlimits (prlimit) and the fallback is
  * logged.
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import type { Binding } from '@batchapi/api';
 import pino from 'pino';
 import { ProcessBackend } from '../src/attempt-backend';
-import { AttemptLimits, detectIsolation } from '../src/isolation';
+import { AttemptLimits, cpuShares, cpuWeight, detectIsolation } from '../src/isolation';
 import { attemptPaths } from '../src/task-process';
 
 let dir: string;
@@ -28,17 +29,58 @@ function fakeCgroup2Root(): string {
   return root;
 }
 
-it('limits an attempt by its own group: memory.max, cpu.max, and the controllers delegated by the parent', () => {
+it.each([
+  // shares = max(2, ⌊m × 1024 / 1000⌋), at most 262,144; weight = 1 + ⌊(shares − 2) × 9,999 / 262,142⌋
+  [1, 2, 1], //             1.024 → 2 (the least)
+  [100, 102, 4], //         102.4 → 102; 100 × 9,999 / 262,142 = 3.8
+  [1000, 1024, 39], //      a core: 1,022 × 9,999 / 262,142 = 38.98
+  [1500, 1536, 59], //      1,534 × 9,999 / 262,142 = 58.5
+  [256_000, 262_144, 10_000], // the most
+  [1_000_000, 262_144, 10_000], // capped
+])('a request of %i millicores weighs cpu.shares %i (cgroup v1), cpu.weight %i (v2)', (millicores, shares, weight) => {
+  expect(cpuShares(millicores)).toBe(shares);
+  expect(cpuWeight(millicores)).toBe(weight);
+});
+
+it('limits an attempt by its own group: memory.max, a cpu.weight of its request (soft, the default), and the controllers delegated by the parent', () => {
   const root = fakeCgroup2Root();
   expect(detectIsolation(root)).toBe('cgroup2');
-  // 1.5 CPUs = 150,000 µs of each 100,000 µs period; 256 MiB = 268,435,456 bytes
+  // 1.5 CPUs weigh 59 (see above); 256 MiB = 268,435,456 bytes
   const argv = new AttemptLimits('cgroup2', 'n-j-0-1', { cpu: 1500, memory: 268_435_456 }, root).wrap(['true']);
   const group = join(root, 'batchapi', 'n-j-0-1');
   expect(readFileSync(join(group, 'memory.max'), 'utf8')).toBe('268435456');
-  expect(readFileSync(join(group, 'cpu.max'), 'utf8')).toBe('150000 100000');
+  expect(readFileSync(join(group, 'cpu.weight'), 'utf8')).toBe('59');
+  // no quota: idle CPU is the attempt's to use
+  expect(existsSync(join(group, 'cpu.max'))).toBe(false);
   expect(existsSync(join(root, 'batchapi', 'cgroup.subtree_control'))).toBe(true);
   expect(argv.slice(0, 2)).toEqual(['sh', '-c']);
   expect(argv[2]).toContain(`echo $$ > '${group}/cgroup.procs'`);
+});
+
+it('limits an attempt to exactly its request with a hard CPU limit: cpu.max', () => {
+  const root = fakeCgroup2Root();
+  // 1.5 CPUs = 150,000 µs of each 100,000 µs period
+  new AttemptLimits('cgroup2', 'n-j-0-1', { cpu: 1500, memory: 268_435_456 }, root, 'hard').wrap(['true']);
+  const group = join(root, 'batchapi', 'n-j-0-1');
+  expect(readFileSync(join(group, 'cpu.max'), 'utf8')).toBe('150000 100000');
+  expect(existsSync(join(group, 'cpu.weight'))).toBe(false);
+});
+
+it.each([
+  ['soft', 'cpu.shares', '1536', 'cpu.cfs_quota_us'],
+  ['hard', 'cpu.cfs_quota_us', '150000', 'cpu.shares'],
+] as const)('on cgroup v1, a %s CPU limit writes %s = %s and no %s', (mode, file, value, absent) => {
+  const root = join(dir, 'cgroup1');
+  mkdirSync(join(root, 'memory'), { recursive: true });
+  mkdirSync(join(root, 'cpu'), { recursive: true });
+  writeFileSync(join(root, 'memory', 'memory.limit_in_bytes'), '9223372036854771712');
+  writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1');
+  expect(detectIsolation(root)).toBe('cgroup1');
+  new AttemptLimits('cgroup1', 'n-j-0-1', { cpu: 1500, memory: 268_435_456 }, root, mode).wrap(['true']);
+  const group = join(root, 'cpu', 'batchapi', 'n-j-0-1');
+  expect(readFileSync(join(group, file), 'utf8')).toBe(value);
+  expect(existsSync(join(group, absent))).toBe(false);
+  expect(readFileSync(join(root, 'memory', 'batchapi', 'n-j-0-1', 'memory.limit_in_bytes'), 'utf8')).toBe('268435456');
 });
 
 it('runs an attempt under rlimits, not unlimited, when its cgroup cannot be made', async () => {

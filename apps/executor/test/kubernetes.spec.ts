@@ -66,8 +66,10 @@ it("runs an attempt as a pod with the task's resources, env, selector and labels
   expect(c).toMatchObject({
     image: 'python:3.12',
     command: ['sh', '-c', 'exit 0'],
-    resources: { requests: { cpu: '1500m', memory: String(2 ** 30), 'nvidia.com/gpu': '1' } },
+    // CPU is a request only (`BATCH_CPU_LIMIT` soft, the default): the pod may use idle CPU; memory and GPUs are limits too
+    resources: { requests: { cpu: '1500m', memory: String(2 ** 30), 'nvidia.com/gpu': '1' }, limits: { memory: String(2 ** 30), 'nvidia.com/gpu': '1' } },
   });
+  expect(c.resources?.limits).toEqual({ memory: String(2 ** 30), 'nvidia.com/gpu': '1' });
   const env = Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]));
   expect(env).toMatchObject({ BATCH_JOB_ID: 'ok-job', BATCH_TASK_INDEX: '0', BATCH_ATTEMPT: '1', GREETING: 'hi' });
   expect(env.CUDA_VISIBLE_DEVICES).toBeUndefined();
@@ -80,6 +82,22 @@ it("runs an attempt as a pod with the task's resources, env, selector and labels
     { timeoutMs: 3000 },
   );
   expect(kube.deleted).toContain(pod.metadata.name);
+});
+
+it('gives a pod a CPU limit equal to its request when the CPU limit is hard (BATCH_CPU_LIMIT=hard)', async () => {
+  const hard = await startNode(tb, 'kube-hard', { backend: 'kubernetes', cpuLimit: 'hard', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', rewatchMs: 50, server: kube.url } });
+  try {
+    await bind(tb, 'kube-hard', 'hard-job', ['sh', '-c', 'exit 0'], 1, { resources: { cpu: 1500, memory: 2 ** 30 } });
+    await waitFor(
+      () => groupOf(tb, 'hard-job'),
+      (g) => g?.tasks[0].state === 'Succeeded',
+      { timeoutMs: 8000 },
+    );
+    const pod = kube.created.find((p) => p.metadata.name === podName('hard-job', 0, 1))!;
+    expect(pod.spec.containers[0].resources).toEqual({ requests: { cpu: '1500m', memory: String(2 ** 30) }, limits: { cpu: '1500m', memory: String(2 ** 30) } });
+  } finally {
+    await hard.close();
+  }
 });
 
 it.each([
