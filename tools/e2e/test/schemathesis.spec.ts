@@ -143,13 +143,15 @@ describe('schemathesis against the local cluster', () => {
     async () => {
       const [tenantsBefore, queuesBefore] = await Promise.all([store.listAll<Tenant>(store.keys.tenants()), store.listAll<Queue>(store.keys.queues())]);
       // Tenant routes first, with the tenant token; then the operator routes (which may delete the default queue).
-      // 80 examples an operation (100 for the operator's): ~6,300 cases in all. 120/150 gave 9,526 in
-      // 208 s, the suite's longest by far; the same seed's first 80 cover every operation and status
-      const tenantRun = schemathesis('tenant', ['--exclude-tag', 'operator'], 80);
-      const operatorRun = schemathesis('operator', ['--include-tag', 'operator'], 100);
+      // 50 examples an operation (60 for the operator's). 80/100 gave 7,347 cases in 274 s on a slow
+      // 2-core box, the suite's longest by far (the fuzzing phase: ~43 ms a case); the same seed at
+      // 50/60 answers the same 372 tenant and 66 operator route-status pairs, less one (a task's
+      // cancel answered 202, tested in the admission suites) plus one, in ~60% of the time.
+      const tenantRun = schemathesis('tenant', ['--exclude-tag', 'operator'], 50);
+      const operatorRun = schemathesis('operator', ['--include-tag', 'operator'], 60);
       const cases = tenantRun.cases + operatorRun.cases;
       console.log(`schemathesis: ${cases} generated cases in all (${tenantRun.cases} tenant, ${operatorRun.cases} operator)`);
-      expect(cases).toBeGreaterThanOrEqual(5000);
+      expect(cases).toBeGreaterThanOrEqual(4500); // 5,675 at this seed (4,568 tenant, 1,107 operator)
 
       // What accepted requests did, from the HAR of both runs.
       const accepted = {
