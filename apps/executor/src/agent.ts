@@ -182,7 +182,12 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
       this.config.backend === 'kubernetes'
         ? new KubernetesAttemptBackend(
             machine,
-            () => new KubernetesBackend({ ...kubernetesConfigFromEnv({}), cpuLimit: this.config.cpuLimit, ...this.config.kubernetes }, this.config.nodeName, this.ctx.log),
+            () =>
+              new KubernetesBackend(
+                { ...kubernetesConfigFromEnv({}), cpuLimit: this.config.cpuLimit, ...this.config.kubernetes },
+                this.config.nodeName,
+                this.ctx.log,
+              ),
           )
         : machine;
     this.backend = backend;

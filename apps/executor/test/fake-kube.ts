@@ -22,7 +22,7 @@ export interface FakePod {
       image: string;
       command: string[];
       env?: Array<{ name: string; value: string }>;
-      resources?: { requests?: Record<string, string> };
+      resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
     }>;
     activeDeadlineSeconds?: number;
     nodeSelector?: Record<string, string>;

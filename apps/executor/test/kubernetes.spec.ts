@@ -85,7 +85,11 @@ it("runs an attempt as a pod with the task's resources, env, selector and labels
 });
 
 it('gives a pod a CPU limit equal to its request when the CPU limit is hard (BATCH_CPU_LIMIT=hard)', async () => {
-  const hard = await startNode(tb, 'kube-hard', { backend: 'kubernetes', cpuLimit: 'hard', kubernetes: { namespace: 'tasks', image: 'busybox:1.36', rewatchMs: 50, server: kube.url } });
+  const hard = await startNode(tb, 'kube-hard', {
+    backend: 'kubernetes',
+    cpuLimit: 'hard',
+    kubernetes: { namespace: 'tasks', image: 'busybox:1.36', rewatchMs: 50, server: kube.url },
+  });
   try {
     await bind(tb, 'kube-hard', 'hard-job', ['sh', '-c', 'exit 0'], 1, { resources: { cpu: 1500, memory: 2 ** 30 } });
     await waitFor(
@@ -94,7 +98,10 @@ it('gives a pod a CPU limit equal to its request when the CPU limit is hard (BAT
       { timeoutMs: 8000 },
     );
     const pod = kube.created.find((p) => p.metadata.name === podName('hard-job', 0, 1))!;
-    expect(pod.spec.containers[0].resources).toEqual({ requests: { cpu: '1500m', memory: String(2 ** 30) }, limits: { cpu: '1500m', memory: String(2 ** 30) } });
+    expect(pod.spec.containers[0].resources).toEqual({
+      requests: { cpu: '1500m', memory: String(2 ** 30) },
+      limits: { cpu: '1500m', memory: String(2 ** 30) },
+    });
   } finally {
     await hard.close();
   }
