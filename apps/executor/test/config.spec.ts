@@ -16,6 +16,8 @@ it('defaults every setting when the environment is empty', () => {
     reportIntervalMs: 100,
     nvidiaSmi: 'nvidia-smi',
     isolation: 'auto',
+    // a task's CPU request is a cgroup weight: it may use idle CPU beyond it
+    cpuLimit: 'soft',
     logMaxBytes: 64 * 1024 * 1024,
     // with a blob store: 8 MiB of each ended attempt's log kept, results up to 64 MiB by reference
     logUploadMaxBytes: 8 * 1024 * 1024,
@@ -40,6 +42,7 @@ it('reads every variable', () => {
     BATCH_REPORT_INTERVAL_MS: '250',
     BATCH_NVIDIA_SMI: '/opt/nv/nvidia-smi',
     BATCH_ISOLATION: 'none',
+    BATCH_CPU_LIMIT: 'hard',
     BATCH_LOG_MAX_BYTES: '1024',
     BATCH_LOG_UPLOAD_MAX_BYTES: '2048',
     BATCH_RESULT_MAX_BYTES: '131072',
@@ -61,6 +64,7 @@ it('reads every variable', () => {
     reportIntervalMs: 250,
     nvidiaSmi: '/opt/nv/nvidia-smi',
     isolation: 'none',
+    cpuLimit: 'hard',
     logMaxBytes: 1024,
     logUploadMaxBytes: 2048,
     resultMaxBytes: 131072,
@@ -83,6 +87,7 @@ it.each([
   [{ BATCH_PIP_NO_INDEX: 'yes' }, 'BATCH_PIP_NO_INDEX must be one of "false", "true" (got "yes")'],
   [{ BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS: '0' }, 'BATCH_PYTHON_ENV_BUILD_TIMEOUT_SECONDS must be an integer ≥ 1 (got "0")'],
   [{ BATCH_ISOLATION: 'strict' }, 'BATCH_ISOLATION must be one of "auto", "none" (got "strict")'],
+  [{ BATCH_CPU_LIMIT: 'burst' }, 'BATCH_CPU_LIMIT must be one of "soft", "hard" (got "burst")'],
   [{ BATCH_EXECUTOR_BACKEND: 'k8s' }, 'BATCH_EXECUTOR_BACKEND must be one of "process", "kubernetes" (got "k8s")'],
   // a process node would run a job's command without its image: it may not claim a container runtime
   [
