@@ -7,8 +7,8 @@
 # children, and cgroup v2 refuses to enable them while processes sit in that cgroup ("no internal
 # processes"). So, as moby's docker-in-docker entry point does: move this container's processes into the
 # leaf cgroup `executor`, enable every available controller for the root's children, and again for
-# `batchapi`, the parent of one cgroup per attempt that the executor makes (memory.max, cpu.max).
-# Without it the attempt groups have no memory.max or cpu.max and attempts run without limits.
+# `batchapi`, the parent of one cgroup per attempt that the executor makes (memory.max, and cpu.weight or
+# cpu.max by BATCH_CPU_LIMIT). Without it the attempt groups have neither and attempts run without limits.
 #
 # Only inside a private cgroup namespace (/proc/self/cgroup says "0::/"): with the host's namespace the
 # root would be the node's. CGROUP_ROOT and SELF_CGROUP exist for the test (tools/ops/test/helm.spec.ts).

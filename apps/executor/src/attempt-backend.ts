@@ -152,7 +152,7 @@ export class ProcessBackend implements AttemptBackend {
       // the cgroup could not be made or limited (a controller not delegated): address-space rlimits instead, never no limit when prlimit exists
       limits.remove();
       const fallback: IsolationKind = this.rlimitAvailable() ? 'rlimit' : 'none';
-      argv = new AttemptLimits(fallback, limits.name, b.resources).wrap(command);
+      argv = new AttemptLimits(fallback, limits.name, b.resources, this.o.cgroupRoot, this.o.cpuLimit).wrap(command);
       this.o.log.warn({ err: (err as Error).message, job: b.jobId, index, fallback }, `could not set up the attempt's cgroup; limited by ${fallback} instead`);
     }
     const proc = new TaskProcess(argv, env, paths);

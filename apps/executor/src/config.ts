@@ -115,7 +115,7 @@ export const EXECUTOR_ENV = z.object({
   }),
   BATCH_CPU_LIMIT: envEnum(['soft', 'hard'], {
     default: 'soft',
-    doc: "How an attempt's CPU request limits it: `soft`, a cgroup weight in proportion to the request (it gets its request when the node is busy and may use idle CPU beyond it; a Kubernetes pod gets no CPU limit); `hard`, a CFS quota of exactly the request (a pod's CPU limit = its request).",
+    doc: "How an attempt's CPU request limits it: `soft`, a cgroup weight in proportion to the request (attempts share a busy node's CPU in proportion to their requests, and may use idle CPU beyond them; a Kubernetes pod gets no CPU limit); `hard`, a CFS quota of exactly the request (a pod's CPU limit = its request).",
   }),
   BATCH_LOG_MAX_BYTES: envNumber({
     default: 64 * 1024 * 1024,

@@ -14,8 +14,9 @@ export type IsolationKind = 'cgroup2' | 'cgroup1' | 'rlimit' | 'none';
 
 /**
  * How an attempt's CPU request limits it in its cgroup:
- * - `soft` — a weight (cgroup v2 `cpu.weight`, v1 `cpu.shares`) in proportion to the request: an
- *   attempt gets at least its request when the node is busy and may use idle CPU beyond it, as a
+ * - `soft` — a weight (cgroup v2 `cpu.weight`, v1 `cpu.shares`) in proportion to the request: on a
+ *   busy node attempts share the CPU their group gets in proportion to their requests (a task that
+ *   asks for none weighs the least), and an attempt may use idle CPU beyond its request, as a
  *   Kubernetes container with a CPU request and no limit, a Nomad task by default, or an ECS task
  *   on EC2. A task of 0.1 CPU starts its interpreter at full speed on an idle node, not at a tenth
  *   of it (a Python task's start took 2.4 s instead of 0.3 s under a 100m quota);
@@ -26,16 +27,18 @@ export type IsolationKind = 'cgroup2' | 'cgroup1' | 'rlimit' | 'none';
 export type CpuLimit = 'soft' | 'hard';
 
 /**
- * The cgroup v1 `cpu.shares` of a CPU request (Kubernetes' conversion): 1,024 a core, at least 2.
- *   shares = max(2, ⌊millicores × 1024 / 1000⌋)
+ * The cgroup v1 `cpu.shares` of a CPU request (the kubelet's `MilliCPUToShares`): 1,024 a core.
+ *   shares = min(262,144, max(2, ⌊millicores × 1024 / 1000⌋))
  */
 export function cpuShares(millicores: number): number {
   return Math.max(2, Math.min(262_144, Math.floor((millicores * 1024) / 1000)));
 }
 
 /**
- * The cgroup v2 `cpu.weight` of a CPU request: its `cpuShares` mapped onto 1–10,000 as the
- * kubelet and runc map them (2 → 1, 1,024 → 39, 262,144 → 10,000).
+ * The cgroup v2 `cpu.weight` of a CPU request: its `cpuShares` mapped linearly onto 1–10,000, as
+ * runc did before 1.3.2 (2 → 1, 1,024 → 39, 262,144 → 10,000; later runc maps log-quadratically,
+ * 1,024 → 100). Only the ratios between the attempts under one parent matter, and a linear map
+ * keeps them.
  *   weight = 1 + ⌊(shares − 2) × 9,999 / 262,142⌋
  */
 export function cpuWeight(millicores: number): number {
@@ -101,18 +104,22 @@ export class AttemptLimits {
   /** Creates the cgroup(s) and returns the argv that runs `command` inside the limits. */
   wrap(command: string[]): string[] {
     const memory = this.resources.memory;
-    const cpu = this.resources.cpu && this.resources.cpu > 0 ? this.resources.cpu : undefined;
+    const cpu = this.resources.cpu && this.resources.cpu > 0 ? this.resources.cpu : 0;
     const hard = this.cpuLimit === 'hard';
+    // Hard: a quota of the request (none when it asks for no CPU). Soft: always a weight — a task
+    // that asks for no CPU weighs the least (`cpuShares(0)`), not the kernel's default of a core.
     const cpuQuota = cpu && hard ? Math.max(1000, Math.round((cpu / 1000) * PERIOD_US)) : undefined;
+    const weighted = !hard;
     if (this.kind === 'cgroup2') {
       const parent = join(this.root, 'batchapi');
       const dir = join(parent, this.name);
       mkdirSync(dir, { recursive: true });
       // a child group has memory.max and cpu.max / cpu.weight only when its parent delegates those controllers
-      if ((memory && !existsSync(join(dir, 'memory.max'))) || (cpu && !existsSync(join(dir, hard ? 'cpu.max' : 'cpu.weight')))) enableControllers(parent);
+      const cpuFile = cpuQuota ? 'cpu.max' : weighted ? 'cpu.weight' : undefined;
+      if ((memory && !existsSync(join(dir, 'memory.max'))) || (cpuFile && !existsSync(join(dir, cpuFile)))) enableControllers(parent);
       if (memory) writeFileSync(join(dir, 'memory.max'), String(memory));
       if (cpuQuota) writeFileSync(join(dir, 'cpu.max'), `${cpuQuota} ${PERIOD_US}`);
-      else if (cpu) writeFileSync(join(dir, 'cpu.weight'), String(cpuWeight(cpu)));
+      else if (weighted) writeFileSync(join(dir, 'cpu.weight'), String(cpuWeight(cpu)));
       this.dirs.push(dir);
     } else if (this.kind === 'cgroup1') {
       const mem = join(this.root, 'memory', 'batchapi', this.name);
@@ -130,7 +137,7 @@ export class AttemptLimits {
       if (cpuQuota) {
         writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(PERIOD_US));
         writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), String(cpuQuota));
-      } else if (cpu) writeFileSync(join(cpuDir, 'cpu.shares'), String(cpuShares(cpu)));
+      } else if (weighted) writeFileSync(join(cpuDir, 'cpu.shares'), String(cpuShares(cpu)));
       this.dirs.push(mem, cpuDir);
     } else if (this.kind === 'rlimit' && memory) {
       return ['prlimit', `--as=${memory}`, '--', ...command];

@@ -126,7 +126,10 @@ describe('limits and outcomes', () => {
     // Its own CPU group's weight and quota, read from inside: half a core weighs cpu.shares 512 (v1) or
     // cpu.weight 1 + ⌊510 × 9,999 / 262,142⌋ = 20 (v2), with no quota (the default CPU limit is soft).
     const v1 = ex.agent.isolation === 'cgroup1';
-    const cpuGroup = v1 ? `$(sed -n 's/^[0-9]*:cpu:\\(.*\\)$/\\1/p' /proc/self/cgroup)` : `$(sed -n 's/^0::\\(.*\\)$/\\1/p' /proc/self/cgroup)`;
+    // v1: the line of the cpu controller, alone ("3:cpu:/…") or mounted with others ("3:cpu,cpuacct:/…")
+    const cpuGroup = v1
+      ? `$(sed -n 's/^[0-9]*:\\([^:]*,\\)\\{0,1\\}cpu\\(,[^:]*\\)\\{0,1\\}:\\(.*\\)$/\\3/p' /proc/self/cgroup)`
+      : `$(sed -n 's/^0::\\(.*\\)$/\\1/p' /proc/self/cgroup)`;
     const files = v1 ? ['cpu.shares', 'cpu.cfs_quota_us'] : ['cpu.weight', 'cpu.max'];
     const script = `cat /proc/self/cgroup; g=/sys/fs/cgroup${v1 ? '/cpu' : ''}${cpuGroup}; ${files.map((f) => `echo "${f}=$(cat $g/${f})"`).join('; ')}`;
     await bind(tb, 'limit-node', 'where', ['sh', '-c', script], 1, { resources: { cpu: 500, memory: 64 * 2 ** 20 } });

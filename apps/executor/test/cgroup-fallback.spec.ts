@@ -83,6 +83,41 @@ it.each([
   expect(readFileSync(join(root, 'memory', 'batchapi', 'n-j-0-1', 'memory.limit_in_bytes'), 'utf8')).toBe('268435456');
 });
 
+it.each([
+  // [setting, file written, value, file not written]: 1 CPU is 100,000 µs a 100,000 µs period, or weighs 39
+  ['hard', 'cpu.max', '100000 100000', 'cpu.weight'],
+  ['soft', 'cpu.weight', '39', 'cpu.max'],
+] as const)("the process backend's attempts follow BATCH_CPU_LIMIT=%s: %s = %s, no %s", async (cpuLimit, file, value, absent) => {
+  const root = fakeCgroup2Root();
+  const backend = new ProcessBackend({
+    dataDir: join(dir, 'data'),
+    nodeName: 'n',
+    isolation: 'auto',
+    cpuLimit,
+    log: pino({ level: 'silent' }),
+    cgroupRoot: root,
+  });
+  const binding = { jobId: 'j', node: 'n', start: 0, end: 1, attempt: 1, resources: { cpu: 1000, memory: 268_435_456 }, command: ['sh', '-c', 'echo ran'] };
+  const paths = attemptPaths(join(dir, 'data'), 'j', 0, 1);
+  const attempt = backend.start(binding as unknown as Binding, 0, { PATH: process.env.PATH ?? '/usr/bin:/bin' }, paths);
+  expect(await attempt.exited).toMatchObject({ exitCode: 0 });
+  const group = join(root, 'batchapi', 'n-j-0-1');
+  expect(readFileSync(join(group, file), 'utf8')).toBe(value);
+  expect(existsSync(join(group, absent))).toBe(false);
+  attempt.release();
+});
+
+it.each([
+  // a task that asks for no CPU weighs the least (shares 2, weight 1), not the kernel's default (a core: 1,024 / 100)
+  ['cgroup2', ['batchapi', 'n-j-0-1', 'cpu.weight'], '1'],
+  ['cgroup1', ['cpu', 'batchapi', 'n-j-0-1', 'cpu.shares'], '2'],
+] as const)('on %s, a soft CPU limit gives a task without a CPU request the least weight', (kind, path, value) => {
+  const root = join(dir, kind);
+  mkdirSync(join(root, 'cpu'), { recursive: true });
+  new AttemptLimits(kind, 'n-j-0-1', { memory: 268_435_456 }, root).wrap(['true']);
+  expect(readFileSync(join(root, ...path), 'utf8')).toBe(value);
+});
+
 it('runs an attempt under rlimits, not unlimited, when its cgroup cannot be made', async () => {
   const root = fakeCgroup2Root();
   // the executor's group is a file: every attempt's group under it fails to be made
