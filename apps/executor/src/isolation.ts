@@ -109,17 +109,16 @@ export class AttemptLimits {
     // Hard: a quota of the request (none when it asks for no CPU). Soft: always a weight — a task
     // that asks for no CPU weighs the least (`cpuShares(0)`), not the kernel's default of a core.
     const cpuQuota = cpu && hard ? Math.max(1000, Math.round((cpu / 1000) * PERIOD_US)) : undefined;
-    const weighted = !hard;
     if (this.kind === 'cgroup2') {
       const parent = join(this.root, 'batchapi');
       const dir = join(parent, this.name);
       mkdirSync(dir, { recursive: true });
       // a child group has memory.max and cpu.max / cpu.weight only when its parent delegates those controllers
-      const cpuFile = cpuQuota ? 'cpu.max' : weighted ? 'cpu.weight' : undefined;
+      const cpuFile = cpuQuota ? 'cpu.max' : hard ? undefined : 'cpu.weight';
       if ((memory && !existsSync(join(dir, 'memory.max'))) || (cpuFile && !existsSync(join(dir, cpuFile)))) enableControllers(parent);
       if (memory) writeFileSync(join(dir, 'memory.max'), String(memory));
       if (cpuQuota) writeFileSync(join(dir, 'cpu.max'), `${cpuQuota} ${PERIOD_US}`);
-      else if (weighted) writeFileSync(join(dir, 'cpu.weight'), String(cpuWeight(cpu)));
+      else if (!hard) writeFileSync(join(dir, 'cpu.weight'), String(cpuWeight(cpu)));
       this.dirs.push(dir);
     } else if (this.kind === 'cgroup1') {
       const mem = join(this.root, 'memory', 'batchapi', this.name);
@@ -137,7 +136,7 @@ export class AttemptLimits {
       if (cpuQuota) {
         writeFileSync(join(cpuDir, 'cpu.cfs_period_us'), String(PERIOD_US));
         writeFileSync(join(cpuDir, 'cpu.cfs_quota_us'), String(cpuQuota));
-      } else if (weighted) writeFileSync(join(cpuDir, 'cpu.shares'), String(cpuShares(cpu)));
+      } else if (!hard) writeFileSync(join(cpuDir, 'cpu.shares'), String(cpuShares(cpu)));
       this.dirs.push(mem, cpuDir);
     } else if (this.kind === 'rlimit' && memory) {
       return ['prlimit', `--as=${memory}`, '--', ...command];

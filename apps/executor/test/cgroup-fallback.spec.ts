@@ -29,6 +29,16 @@ function fakeCgroup2Root(): string {
   return root;
 }
 
+/** A directory that looks like a cgroup v1 root to `detectIsolation` (memory and cpu hierarchies with their limit files). */
+function fakeCgroup1Root(): string {
+  const root = join(dir, 'cgroup1');
+  mkdirSync(join(root, 'memory'), { recursive: true });
+  mkdirSync(join(root, 'cpu'), { recursive: true });
+  writeFileSync(join(root, 'memory', 'memory.limit_in_bytes'), '9223372036854771712');
+  writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1');
+  return root;
+}
+
 it.each([
   // shares = max(2, ⌊m × 1024 / 1000⌋), at most 262,144; weight = 1 + ⌊(shares − 2) × 9,999 / 262,142⌋
   [1, 2, 1], //             1.024 → 2 (the least)
@@ -70,11 +80,7 @@ it.each([
   ['soft', 'cpu.shares', '1536', 'cpu.cfs_quota_us'],
   ['hard', 'cpu.cfs_quota_us', '150000', 'cpu.shares'],
 ] as const)('on cgroup v1, a %s CPU limit writes %s = %s and no %s', (mode, file, value, absent) => {
-  const root = join(dir, 'cgroup1');
-  mkdirSync(join(root, 'memory'), { recursive: true });
-  mkdirSync(join(root, 'cpu'), { recursive: true });
-  writeFileSync(join(root, 'memory', 'memory.limit_in_bytes'), '9223372036854771712');
-  writeFileSync(join(root, 'cpu', 'cpu.cfs_quota_us'), '-1');
+  const root = fakeCgroup1Root();
   expect(detectIsolation(root)).toBe('cgroup1');
   new AttemptLimits('cgroup1', 'n-j-0-1', { cpu: 1500, memory: 268_435_456 }, root, mode).wrap(['true']);
   const group = join(root, 'cpu', 'batchapi', 'n-j-0-1');
@@ -112,8 +118,7 @@ it.each([
   ['cgroup2', ['batchapi', 'n-j-0-1', 'cpu.weight'], '1'],
   ['cgroup1', ['cpu', 'batchapi', 'n-j-0-1', 'cpu.shares'], '2'],
 ] as const)('on %s, a soft CPU limit gives a task without a CPU request the least weight', (kind, path, value) => {
-  const root = join(dir, kind);
-  mkdirSync(join(root, 'cpu'), { recursive: true });
+  const root = kind === 'cgroup2' ? fakeCgroup2Root() : fakeCgroup1Root();
   new AttemptLimits(kind, 'n-j-0-1', { memory: 268_435_456 }, root).wrap(['true']);
   expect(readFileSync(join(root, ...path), 'utf8')).toBe(value);
 });

@@ -92,11 +92,7 @@ it('gives a pod a CPU limit equal to its request when the CPU limit is hard (BAT
   });
   try {
     await bind(tb, 'kube-hard', 'hard-job', ['sh', '-c', 'exit 0'], 1, { resources: { cpu: 1500, memory: 2 ** 30 } });
-    await waitFor(
-      () => groupOf(tb, 'hard-job'),
-      (g) => g?.tasks[0].state === 'Succeeded',
-      { timeoutMs: 8000 },
-    );
+    expect(await outcome('hard-job')).toMatchObject({ state: 'Succeeded' });
     const pod = kube.created.find((p) => p.metadata.name === podName('hard-job', 0, 1))!;
     expect(pod.spec.containers[0].resources).toEqual({
       requests: { cpu: '1500m', memory: String(2 ** 30) },
