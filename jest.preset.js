@@ -7,6 +7,43 @@ module.exports = (name, dir) => ({
   rootDir: dir,
   testEnvironment: 'node',
   testTimeout: 60000,
+  // Each module gets these as parameters of its wrapper: looked up in the test's vm context instead,
+  // every use of a global goes through the context's interceptor (jestjs/jest#5163, nodejs/node#31658):
+  // `tasksThatFit` (Math, Number) ran 3 million times in 7.95 s here, against 0.16 s in plain Node, and
+  // the scheduling, simulation and bench suites took ~235 s of CI time, ~125 s with these. Only
+  // built-ins nothing replaces: never Date, performance, process or the timers, which jest's fake
+  // timers replace (a module holding the real one would not see the fake).
+  sandboxInjectedGlobals: [
+    'Math',
+    'Number',
+    'Object',
+    'Array',
+    'JSON',
+    'Map',
+    'Set',
+    'WeakMap',
+    'String',
+    'Symbol',
+    'Boolean',
+    'Reflect',
+    'Promise',
+    'Error',
+    'TypeError',
+    'RangeError',
+    'RegExp',
+    'BigInt',
+    'Buffer',
+    'ArrayBuffer',
+    'DataView',
+    'Uint8Array',
+    'Uint16Array',
+    'Uint32Array',
+    'Int32Array',
+    'Float64Array',
+    'parseInt',
+    'parseFloat',
+    'isNaN',
+  ],
   testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.spec.ts'],
   transform: {
     '^.+\\.(t|j|mj)s$': [
