@@ -6,7 +6,10 @@ import nx from '@nx/eslint-plugin';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
-const projects = ['apps/*/tsconfig.lib.json', 'libs/*/tsconfig.lib.json', 'tools/bench/tsconfig.lib.json', 'tools/ops/tsconfig.lib.json'];
+// The type-aware rules' programs: one for every production file but the console's (tsconfig.eslint.json),
+// and the console's own (DOM, bundler resolution). One program per package (~20) parsed @types/node,
+// the standard library and every dependency's types once each: 81 s of ESLint here, 44 s with two.
+const projects = ['tsconfig.eslint.json', 'apps/console/tsconfig.lib.json'];
 
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'sdk/**', 'deploy/**', 'examples/**', '**/*.d.ts', 'coverage/**'] },
