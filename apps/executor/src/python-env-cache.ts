@@ -1,8 +1,10 @@
 /**
  * The node's Python environments (issue 15, a job's `python`): one virtual environment per
  * requirements digest and node interpreter, built once — attempts that want one being built
- * wait for that one build — with `python3 -m venv --system-site-packages` and the venv's own
- * `pip install -r` from the index the operator configured (`BATCH_PIP_*`), under a deadline.
+ * wait for that one build — with `python3 -m venv --system-site-packages` and `pip install -r`
+ * into it from the index the operator configured (`BATCH_PIP_*`), under a deadline (see
+ * `buildCommands`: the interpreter's own pip when it has one; a venv's own pip took 7.6 s a build
+ * here, to install a pip that only the build uses).
  *
  * Layout, under `<dataDir>/python-envs/`: each build goes into `store/<key>-<nonce>/` and never
  * moves (a venv is not relocatable: pip writes its absolute path into the scripts it installs);
@@ -78,6 +80,53 @@ export interface Interpreter {
   version: string;
   /** `sys.executable`, resolved. */
   executable: string;
+  /**
+   * It can import `pip` from outside the user's site directory (what a venv of it with
+   * `--system-site-packages` sees): a build then runs that pip, not one installed into each venv.
+   * @default false
+   */
+  pip?: boolean;
+}
+
+/**
+ * Prints the interpreter's version, its resolved executable, and whether a venv made from it with
+ * `--system-site-packages` can import pip: pip is in a site directory of its base prefix (what
+ * such a venv adds to its path; not the user's site directory, not the packages of a venv the
+ * executor's `python3` may itself be).
+ */
+const INTERPRETER_PROBE = [
+  'import importlib.util, os, site, sys',
+  'print(sys.version.split()[0])',
+  'print(os.path.realpath(sys.executable))',
+  'spec = importlib.util.find_spec("pip")',
+  'dirs = [os.path.realpath(d) + os.sep for d in site.getsitepackages([sys.base_prefix])]',
+  'print(bool(spec and spec.origin and any(os.path.realpath(spec.origin).startswith(d) for d in dirs)))',
+].join('\n');
+
+/** A command a build runs: the program and its arguments. */
+export interface BuildCommand {
+  file: string;
+  args: string[];
+}
+
+/**
+ * The two commands that build venv `dir` for `requirementsFile`. Made with `--without-pip` when the
+ * interpreter has pip: `<dir>/bin/python -m pip` then runs that pip, which installs into the venv
+ * (it is `sys.prefix`); the venv is read-only once built, so a pip of its own would serve only the
+ * build — `ensurepip` installing it took 7.6 s of the build here, `--without-pip` 0.2 s. Without
+ * one, `venv` installs pip into the venv (`ensurepip`) and the same command runs it. Pure.
+ */
+export function buildCommands(
+  interpreter: Interpreter,
+  dir: string,
+  pip: PipIndexOptions,
+  requirementsFile: string,
+  requireHashes: boolean,
+): [BuildCommand, BuildCommand] {
+  return [
+    { file: interpreter.executable, args: ['-m', 'venv', '--system-site-packages', ...(interpreter.pip ? ['--without-pip'] : []), dir] },
+    { file: join(dir, 'bin', 'python'), args: ['-m', 'pip', ...pipInstallArgs(pip, requirementsFile, requireHashes)] },
+  ];
 }
 
 /** The key of an environment on this node: hex SHA-256 of the requirements digest and the interpreter. Pure. */
@@ -86,7 +135,7 @@ export function envKey(digest: string, interpreter: Interpreter): string {
 }
 
 /**
- * The arguments of `<venv>/bin/pip` that install `requirementsFile` from the node's index;
+ * The arguments of `pip` that install `requirementsFile` from the node's index;
  * `requireHashes` (the job's lines carry `--hash`) adds `--require-hashes`: pip then installs only
  * files whose hashes the lines list, every dependency included. Pure.
  */
@@ -246,21 +295,17 @@ export class PythonEnvCache {
   }
 
   private interpreterOf(): Promise<Interpreter> {
-    this.interpreter ??= this.run(
-      this.opts.python ?? 'python3',
-      ['-c', 'import os, sys; print(sys.version.split()[0]); print(os.path.realpath(sys.executable))'],
-      {
-        timeoutMs: 30_000,
-      },
-    ).then((r) => {
-      const [version, executable] = r.output.trim().split('\n');
+    this.interpreter ??= this.run(this.opts.python ?? 'python3', ['-c', INTERPRETER_PROBE], {
+      timeoutMs: 30_000,
+    }).then((r) => {
+      const [version, executable, pip] = r.output.trim().split('\n');
       if (r.code !== 0 || !version || !executable) {
         this.interpreter = undefined; // asked again by the next attempt
         throw new PythonEnvBuildError(
           `this node has no usable ${this.opts.python ?? 'python3'} to make python environments from: ${outputTail(r.output, 2048)}`,
         );
       }
-      return { version, executable };
+      return { version, executable, pip: pip === 'True' };
     });
     return this.interpreter;
   }
@@ -272,13 +317,12 @@ export class PythonEnvCache {
       mkdirSync(join(this.root, 'store'), { recursive: true });
       mkdirSync(join(this.root, 'envs'), { recursive: true });
       const deadline = started + this.opts.buildTimeoutMs;
-      const venv = await this.run(interpreter.executable, ['-m', 'venv', '--system-site-packages', dir], { timeoutMs: this.opts.buildTimeoutMs });
-      if (venv.code !== 0) throw this.failed('python3 -m venv', venv, env.digest);
       const file = join(dir, 'batch-requirements.txt');
+      const [makeVenv, install] = buildCommands(interpreter, dir, this.opts.pip, file, requirementsHashed(env.requirements));
+      const venv = await this.run(makeVenv.file, makeVenv.args, { timeoutMs: this.opts.buildTimeoutMs });
+      if (venv.code !== 0) throw this.failed('python3 -m venv', venv, env.digest);
       await writeFile(file, `${env.requirements.join('\n')}\n`);
-      const pip = await this.run(join(dir, 'bin', 'pip'), pipInstallArgs(this.opts.pip, file, requirementsHashed(env.requirements)), {
-        timeoutMs: Math.max(1, deadline - Date.now()),
-      });
+      const pip = await this.run(install.file, install.args, { timeoutMs: Math.max(1, deadline - Date.now()) });
       if (pip.code !== 0) throw this.failed('pip install', pip, env.digest);
       const bytes = await treeBytes(dir);
       await writeFile(join(dir, 'batch-env.json'), JSON.stringify({ digest: env.digest, python: interpreter.version, bytes }));

@@ -3,7 +3,7 @@
  * the node's settings, a task's environment in a venv, the end of pip's output. Then
  * `PythonEnvCache` with the real `python3 -m venv` and pip over a local wheel directory (no
  * index, no network): attempts wanting one environment share one build; a task in it imports
- * the package; a missing requirement fails with pip's own message; past the cap the least
+ * the package; the interpreter's pip builds it (and an interpreter without pip gets a venv's own); a missing requirement fails with pip's own message; past the cap the least
  * recently used environment not in use leaves the disk; a restarted cache finds what was built
  * and removes what a build cut short left. Eviction order itself is `planEviction`'s table
  * (working-dir-cache.spec.ts): one policy for both caches.
@@ -16,6 +16,7 @@ import { type PythonEnv, pythonEnvOf } from '@batchapi/api';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import {
+  buildCommands,
   envKey,
   outputTail,
   pipInstallArgs,
@@ -72,6 +73,26 @@ describe('pipInstallArgs', () => {
       '-r',
       'r.txt',
     ]);
+  });
+});
+
+describe('buildCommands', () => {
+  const install = ['install', '--no-input', '--disable-pip-version-check', '--only-binary', ':all:', '--no-index', '--find-links', '/w', '-r', '/e/r.txt'];
+  it.each([
+    // the interpreter's pip installs into the venv: no pip of its own (ensurepip) for a venv that is read-only once built
+    ['an interpreter with pip: the venv without one, built by that pip', true, ['-m', 'venv', '--system-site-packages', '--without-pip', '/e']],
+    ['an interpreter without pip: venv installs one into the venv, which builds it', false, ['-m', 'venv', '--system-site-packages', '/e']],
+  ])('%s', (_name, pip, venvArgs) => {
+    const [venv, installer] = buildCommands(
+      { version: '3.11.7', executable: '/usr/bin/python3.11', pip },
+      '/e',
+      { noIndex: true, findLinks: '/w' },
+      '/e/r.txt',
+      false,
+    );
+    expect(venv).toEqual({ file: '/usr/bin/python3.11', args: venvArgs });
+    // the venv's python either way: sys.prefix is the venv, so pip installs there
+    expect(installer).toEqual({ file: '/e/bin/python', args: ['-m', 'pip', ...install] });
   });
 });
 
@@ -173,6 +194,19 @@ describe('PythonEnvCache with real venvs and pip', () => {
     expect(d.dir).toBe(a.dir);
     expect(await counts(registry)).toEqual({ built: 1, cached: 3 });
     d.release();
+    // this machine's python3 has pip: the venv was made without one of its own, and that pip built it
+    expect(existsSync(join(a.dir, 'bin', 'pip'))).toBe(false);
+  });
+
+  it("an interpreter without pip (here a venv of the node's python3 made without pip or system packages) gets venvs with their own pip, which build them", async () => {
+    const bare = join(scratch, 'bare-python');
+    expect(spawnSync('python3', ['-m', 'venv', '--without-pip', bare]).status).toBe(0);
+    expect(spawnSync(join(bare, 'bin', 'python'), ['-c', 'import pip']).status).not.toBe(0);
+    const cache = new PythonEnvCache(options(join(scratch, 'n5'), { python: join(bare, 'bin', 'python') }), { now: () => 1 }, log, new Registry());
+    const lease = await cache.acquire(pythonEnvOf({ requirements: ['otherpkg==1.0'] }));
+    expect(runIn(lease.dir, 'import otherpkg; print(otherpkg.VALUE)').stdout.trim()).toBe('other');
+    expect(existsSync(join(lease.dir, 'bin', 'pip'))).toBe(true);
+    lease.release();
   });
 
   it("fails a missing requirement with pip's message, builds nothing, and leaves no files", async () => {
