@@ -10,12 +10,12 @@ module.exports = (name, dir) => ({
   // Each module gets these built-ins as parameters of its wrapper. Looked up in the test's vm context
   // instead, every use of a global goes through the context's interceptor (jestjs/jest#5163,
   // nodejs/node#31658): `tasksThatFit` (Math, Number) ran 3 million times in 7.95 s here, against
-  // 0.16 s in plain Node. Two rules for this list: never a global jest's fake timers replace (Date,
-  // performance, process, the timers: a module would keep the real one), and never a name some loaded
-  // module declares at its top level with const, let or class (a parameter of that name makes it a
-  // SyntaxError, "Identifier 'X' has already been declared": @pkgjs/parseargs declares Map, Set and
-  // WeakMap, undici and others Buffer, typebox's CommonJS build Array, Promise and Uint8Array,
-  // kubernetes-models JSON). Typebox's ESM build declares Number, but jest loads no .mjs of it.
+  // 0.16 s in plain Node. Two rules for this list: never a global jest's fake timers replace or patch
+  // (Date, performance, process, the timers: a module would keep the real one), and never a name some
+  // loaded module declares at its top level with const, let or class (a parameter of that name makes
+  // it a SyntaxError, "Identifier 'X' has already been declared": @pkgjs/parseargs declares Map, Set
+  // and WeakMap, undici and others Buffer, typebox Array, Promise and Uint8Array, kubernetes-models
+  // JSON). A `var` or a function of the name is legal beside the parameter (typebox's `Number`).
   sandboxInjectedGlobals: [
     'Math',
     'Number',

@@ -65,6 +65,8 @@ export interface PythonEnvCacheOptions {
   pip: PipIndexOptions;
   /** The interpreter environments are made from. @default "python3" (on the executor's PATH) */
   python?: string;
+  /** That interpreter as already known (its version, resolved executable and pip), instead of asking it. @default asked at the first build */
+  interpreter?: Interpreter;
 }
 
 /** An environment an attempt runs in, until it calls `release` (then it may be evicted). */
@@ -81,27 +83,11 @@ export interface Interpreter {
   /** `sys.executable`, resolved. */
   executable: string;
   /**
-   * It can import `pip` from outside the user's site directory (what a venv of it with
-   * `--system-site-packages` sees): a build then runs that pip, not one installed into each venv.
-   * @default false
+   * Its pip runs without the user's site directory (as a venv of it with `--system-site-packages`
+   * sees it): a build then runs that pip, not one installed into each venv. @default false
    */
   pip?: boolean;
 }
-
-/**
- * Prints the interpreter's version, its resolved executable, and whether a venv made from it with
- * `--system-site-packages` can import pip: pip is in a site directory of its base prefix (what
- * such a venv adds to its path; not the user's site directory, not the packages of a venv the
- * executor's `python3` may itself be).
- */
-const INTERPRETER_PROBE = [
-  'import importlib.util, os, site, sys',
-  'print(sys.version.split()[0])',
-  'print(os.path.realpath(sys.executable))',
-  'spec = importlib.util.find_spec("pip")',
-  'dirs = [os.path.realpath(d) + os.sep for d in site.getsitepackages([sys.base_prefix])]',
-  'print(bool(spec and spec.origin and any(os.path.realpath(spec.origin).startswith(d) for d in dirs)))',
-].join('\n');
 
 /** A command a build runs: the program and its arguments. */
 export interface BuildCommand {
@@ -112,9 +98,10 @@ export interface BuildCommand {
 /**
  * The two commands that build venv `dir` for `requirementsFile`. Made with `--without-pip` when the
  * interpreter has pip: `<dir>/bin/python -m pip` then runs that pip, which installs into the venv
- * (it is `sys.prefix`); the venv is read-only once built, so a pip of its own would serve only the
- * build — `ensurepip` installing it took 7.6 s of the build here, `--without-pip` 0.2 s. Without
- * one, `venv` installs pip into the venv (`ensurepip`) and the same command runs it. Pure.
+ * (it is `sys.prefix`) — `ensurepip` installing a pip into each venv took 7.6 s of a build here,
+ * `--without-pip` 0.2 s; the venv is read-only once built, and its `pip` is a script that runs the
+ * interpreter's (`pipScript`). Without one, `venv` installs pip into the venv (`ensurepip`) and the
+ * same command runs it. Pure.
  */
 export function buildCommands(
   interpreter: Interpreter,
@@ -125,13 +112,23 @@ export function buildCommands(
 ): [BuildCommand, BuildCommand] {
   return [
     { file: interpreter.executable, args: ['-m', 'venv', '--system-site-packages', ...(interpreter.pip ? ['--without-pip'] : []), dir] },
-    { file: join(dir, 'bin', 'python'), args: ['-m', 'pip', ...pipInstallArgs(pip, requirementsFile, requireHashes)] },
+    // -I: neither the executor's working directory nor the user's site directory on pip's path.
+    { file: join(dir, 'bin', 'python'), args: ['-I', '-m', 'pip', ...pipInstallArgs(pip, requirementsFile, requireHashes)] },
   ];
 }
 
 /** The key of an environment on this node: hex SHA-256 of the requirements digest and the interpreter. Pure. */
 export function envKey(digest: string, interpreter: Interpreter): string {
   return createHash('sha256').update(`${digest}\n${interpreter.version}\n${interpreter.executable}`).digest('hex');
+}
+
+/**
+ * The `bin/pip` of a venv made without pip (see `buildCommands`): the venv's python running the
+ * interpreter's pip, so `pip list` or `pip show` in a task describe the job's environment, not the
+ * node's. Pure.
+ */
+export function pipScript(dir: string): string {
+  return `#!/bin/sh\nexec '${join(dir, 'bin', 'python').replace(/'/g, "'\\''")}' -m pip "$@"\n`;
 }
 
 /**
@@ -294,18 +291,33 @@ export class PythonEnvCache {
     return this.entries.size;
   }
 
+  /**
+   * `interpreter` with whether its pip runs as a venv of it would run it: `-I -m pip --version` with
+   * the resolved executable, without the user's site directory (a venv leaves it out too) — run,
+   * not only found, since a distribution's pip may not run on another Python of the machine.
+   */
+  private async withPip(interpreter: Interpreter): Promise<Interpreter> {
+    const r = await this.run(interpreter.executable, ['-I', '-m', 'pip', '--version'], { timeoutMs: 30_000 });
+    return { ...interpreter, pip: r.code === 0 };
+  }
+
   private interpreterOf(): Promise<Interpreter> {
-    this.interpreter ??= this.run(this.opts.python ?? 'python3', ['-c', INTERPRETER_PROBE], {
-      timeoutMs: 30_000,
-    }).then((r) => {
-      const [version, executable, pip] = r.output.trim().split('\n');
+    if (this.opts.interpreter) return Promise.resolve(this.opts.interpreter);
+    this.interpreter ??= this.run(
+      this.opts.python ?? 'python3',
+      ['-c', 'import os, sys; print(sys.version.split()[0]); print(os.path.realpath(sys.executable))'],
+      {
+        timeoutMs: 30_000,
+      },
+    ).then((r) => {
+      const [version, executable] = r.output.trim().split('\n');
       if (r.code !== 0 || !version || !executable) {
         this.interpreter = undefined; // asked again by the next attempt
         throw new PythonEnvBuildError(
           `this node has no usable ${this.opts.python ?? 'python3'} to make python environments from: ${outputTail(r.output, 2048)}`,
         );
       }
-      return { version, executable, pip: pip === 'True' };
+      return this.withPip({ version, executable });
     });
     return this.interpreter;
   }
@@ -324,6 +336,7 @@ export class PythonEnvCache {
       await writeFile(file, `${env.requirements.join('\n')}\n`);
       const pip = await this.run(install.file, install.args, { timeoutMs: Math.max(1, deadline - Date.now()) });
       if (pip.code !== 0) throw this.failed('pip install', pip, env.digest);
+      if (interpreter.pip) for (const name of ['pip', 'pip3']) await writeFile(join(dir, 'bin', name), pipScript(dir), { mode: 0o755 });
       const bytes = await treeBytes(dir);
       await writeFile(join(dir, 'batch-env.json'), JSON.stringify({ digest: env.digest, python: interpreter.version, bytes }));
       // Shared by every job (of any tenant) with these requirements: no task may change it for the next.
@@ -363,7 +376,8 @@ export class PythonEnvCache {
   /** Runs a build step in a process group of its own (killed whole at the deadline), without the executor's Python settings. */
   private run(program: string, args: string[], o: { timeoutMs: number }): Promise<Ran> {
     const env: NodeJS.ProcessEnv = { ...process.env, PIP_NO_INPUT: '1' };
-    for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PIP_REQUIRE_VIRTUALENV']) delete env[k];
+    // Nor settings that would send pip's install elsewhere than the venv.
+    for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PIP_REQUIRE_VIRTUALENV', 'PIP_USER', 'PIP_TARGET', 'PIP_PREFIX']) delete env[k];
     return new Promise((resolve) => {
       let output = '';
       const keep = (chunk: Buffer) => {

@@ -9,7 +9,7 @@
  * (working-dir-cache.spec.ts): one policy for both caches.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { type PythonEnv, pythonEnvOf } from '@batchapi/api';
@@ -20,6 +20,7 @@ import {
   envKey,
   outputTail,
   pipInstallArgs,
+  pipScript,
   PythonEnvBuildError,
   PythonEnvCache,
   type PythonEnvCacheOptions,
@@ -77,7 +78,21 @@ describe('pipInstallArgs', () => {
 });
 
 describe('buildCommands', () => {
-  const install = ['install', '--no-input', '--disable-pip-version-check', '--only-binary', ':all:', '--no-index', '--find-links', '/w', '-r', '/e/r.txt'];
+  const install = [
+    '-I',
+    '-m',
+    'pip',
+    'install',
+    '--no-input',
+    '--disable-pip-version-check',
+    '--only-binary',
+    ':all:',
+    '--no-index',
+    '--find-links',
+    '/w',
+    '-r',
+    '/e/r.txt',
+  ];
   it.each([
     // the interpreter's pip installs into the venv: no pip of its own (ensurepip) for a venv that is read-only once built
     ['an interpreter with pip: the venv without one, built by that pip', true, ['-m', 'venv', '--system-site-packages', '--without-pip', '/e']],
@@ -92,7 +107,17 @@ describe('buildCommands', () => {
     );
     expect(venv).toEqual({ file: '/usr/bin/python3.11', args: venvArgs });
     // the venv's python either way: sys.prefix is the venv, so pip installs there
-    expect(installer).toEqual({ file: '/e/bin/python', args: ['-m', 'pip', ...install] });
+    expect(installer).toEqual({ file: '/e/bin/python', args: install });
+  });
+});
+
+describe('pipScript', () => {
+  it.each([
+    ['a plain directory', '/d/store/k-1', '#!/bin/sh\nexec \'/d/store/k-1/bin/python\' -m pip "$@"\n'],
+    // single quotes in the path closed, escaped and reopened: the shell reads the path as it is
+    ['a directory with a quote and a dollar', "/d/it's $HOME", "#!/bin/sh\nexec '/d/it'\\''s $HOME/bin/python' -m pip \"$@\"\n"],
+  ])('%s', (_name, dir, script) => {
+    expect(pipScript(dir)).toBe(script);
   });
 });
 
@@ -160,6 +185,8 @@ describe('PythonEnvCache with real venvs and pip', () => {
   });
   const counts = async (registry: Registry) =>
     Object.fromEntries(((await registry.getSingleMetric('batch_executor_python_envs_total')?.get())?.values ?? []).map((v) => [v.labels.outcome, v.value]));
+  /** What the venv's own site-packages hold. */
+  const sitePackages = (dir: string) => readdirSync(join(dir, 'lib')).flatMap((py) => readdirSync(join(dir, 'lib', py, 'site-packages')));
   /** Runs python3 from the venv the way a task does: by PATH. */
   const runIn = (dir: string, code: string) =>
     spawnSync('python3', ['-c', code], { env: venvEnv({ PATH: process.env.PATH ?? '/usr/bin:/bin' }, dir), encoding: 'utf8' });
@@ -194,18 +221,25 @@ describe('PythonEnvCache with real venvs and pip', () => {
     expect(d.dir).toBe(a.dir);
     expect(await counts(registry)).toEqual({ built: 1, cached: 3 });
     d.release();
-    // this machine's python3 has pip: the venv was made without one of its own, and that pip built it
-    expect(existsSync(join(a.dir, 'bin', 'pip'))).toBe(false);
+    // This machine's python3 has pip: the venv has no pip of its own, that pip installed into it,
+    // and the venv's `pip` (a script running the venv's python) describes the venv's packages.
+    expect(sitePackages(a.dir)).not.toContain('pip');
+    const listed = spawnSync('pip', ['list', '--format=freeze', '--disable-pip-version-check'], {
+      env: venvEnv({ PATH: process.env.PATH ?? '/usr/bin:/bin' }, a.dir),
+      encoding: 'utf8',
+    });
+    expect(listed.stdout.split('\n')).toContain('tinypkg==2.0');
   });
 
-  it("an interpreter without pip (here a venv of the node's python3 made without pip or system packages) gets venvs with their own pip, which build them", async () => {
-    const bare = join(scratch, 'bare-python');
-    expect(spawnSync('python3', ['-m', 'venv', '--without-pip', bare]).status).toBe(0);
-    expect(spawnSync(join(bare, 'bin', 'python'), ['-c', 'import pip']).status).not.toBe(0);
-    const cache = new PythonEnvCache(options(join(scratch, 'n5'), { python: join(bare, 'bin', 'python') }), { now: () => 1 }, log, new Registry());
+  it('an interpreter without pip gets venvs with their own pip (ensurepip), which build them', async () => {
+    const probe = 'import os, sys; print(sys.version.split()[0]); print(os.path.realpath(sys.executable))';
+    const [version, executable] = spawnSync('python3', ['-c', probe], { encoding: 'utf8' }).stdout.split('\n');
+    const cache = new PythonEnvCache(options(join(scratch, 'n5'), { interpreter: { version, executable, pip: false } }), { now: () => 1 }, log, new Registry());
     const lease = await cache.acquire(pythonEnvOf({ requirements: ['otherpkg==1.0'] }));
     expect(runIn(lease.dir, 'import otherpkg; print(otherpkg.VALUE)').stdout.trim()).toBe('other');
-    expect(existsSync(join(lease.dir, 'bin', 'pip'))).toBe(true);
+    // pip's own package in the venv, and its own bin/pip (not the script pipScript writes)
+    expect(sitePackages(lease.dir)).toContain('pip');
+    expect(readFileSync(join(lease.dir, 'bin', 'pip'), 'utf8')).not.toContain(' -m pip "$@"');
     lease.release();
   });
 
