@@ -3,7 +3,7 @@
  * AWS SDK v3: one object a blob, under `prefix`. Credentials come from the SDK's default chain
  * (environment, shared config, the instance or pod role) unless given.
  */
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import type * as S3 from '@aws-sdk/client-s3';
 import type { BlobInfo } from '@batchapi/history';
 import { type BlobContent, type BlobStore, MAX_BLOB_LIST, type StoredBlob } from './blob-store';
 import { BlobStoreUnavailableError } from './errors';
@@ -31,14 +31,21 @@ export interface S3BlobStoreOptions {
 /** `x-amz-meta-created-at`: when the blob was put, epoch ms. */
 const CREATED_AT = 'created-at';
 
+/** The S3 client, loaded when the first store is made: importing it took ~125 ms of every admission start, and most clusters keep blobs in PostgreSQL. */
+function sdk(): typeof S3 {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+  return require('@aws-sdk/client-s3') as typeof S3;
+}
+
 export class S3BlobStore implements BlobStore {
   readonly kind = 's3';
-  private readonly client: S3Client;
+  private readonly s3 = sdk();
+  private readonly client: S3.S3Client;
   private readonly prefix: string;
 
   constructor(private readonly o: S3BlobStoreOptions) {
     this.prefix = o.prefix ?? '';
-    this.client = new S3Client({
+    this.client = new this.s3.S3Client({
       region: o.region ?? 'us-east-1',
       ...(o.endpoint ? { endpoint: o.endpoint } : {}),
       forcePathStyle: o.forcePathStyle ?? o.endpoint !== undefined,
@@ -51,7 +58,7 @@ export class S3BlobStore implements BlobStore {
   async put(key: string, body: Buffer, content: BlobContent, now: number): Promise<void> {
     await this.call(`PutObject ${key}`, () =>
       this.client.send(
-        new PutObjectCommand({
+        new this.s3.PutObjectCommand({
           Bucket: this.o.bucket,
           Key: this.prefix + key,
           Body: body,
@@ -66,7 +73,7 @@ export class S3BlobStore implements BlobStore {
   async get(key: string): Promise<StoredBlob | undefined> {
     return this.call(`GetObject ${key}`, async () => {
       try {
-        const out = await this.client.send(new GetObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }));
+        const out = await this.client.send(new this.s3.GetObjectCommand({ Bucket: this.o.bucket, Key: this.prefix + key }));
         const body = Buffer.from(await out.Body!.transformToByteArray());
         return {
           info: {
@@ -79,7 +86,7 @@ export class S3BlobStore implements BlobStore {
           body,
         };
       } catch (err) {
-        if (err instanceof S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404)) return undefined;
+        if (err instanceof this.s3.S3ServiceException && (err.name === 'NoSuchKey' || err.$metadata.httpStatusCode === 404)) return undefined;
         throw err;
       }
     });
@@ -87,7 +94,7 @@ export class S3BlobStore implements BlobStore {
 
   async list(prefix: string, limit: number): Promise<BlobInfo[]> {
     const out = await this.call(`ListObjectsV2 ${prefix}`, () =>
-      this.client.send(new ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: this.prefix + prefix, MaxKeys: Math.min(limit, MAX_BLOB_LIST) })),
+      this.client.send(new this.s3.ListObjectsV2Command({ Bucket: this.o.bucket, Prefix: this.prefix + prefix, MaxKeys: Math.min(limit, MAX_BLOB_LIST) })),
     );
     return (out.Contents ?? []).map((o) => ({
       key: o.Key!.slice(this.prefix.length),

@@ -12,7 +12,6 @@
  * transaction: a failure leaves the schema as it was.
  */
 import { join } from 'node:path';
-import { runner } from 'node-pg-migrate';
 import pg from 'pg';
 import { asHistoryError } from './errors';
 
@@ -46,6 +45,8 @@ export async function migrate(url: string, opts: MigrateOptions = {}): Promise<s
   const log = opts.log ?? (() => undefined);
   try {
     await client.connect();
+    // Loaded here, not at start: every service that may use the history imported it (~70 ms a start).
+    const { runner } = await import('node-pg-migrate');
     const applied = await runner({
       dbClient: client,
       dir: MIGRATIONS_DIR,
