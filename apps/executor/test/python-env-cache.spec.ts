@@ -78,21 +78,8 @@ describe('pipInstallArgs', () => {
 });
 
 describe('buildCommands', () => {
-  const install = [
-    '-I',
-    '-m',
-    'pip',
-    'install',
-    '--no-input',
-    '--disable-pip-version-check',
-    '--only-binary',
-    ':all:',
-    '--no-index',
-    '--find-links',
-    '/w',
-    '-r',
-    '/e/r.txt',
-  ];
+  // pip's own arguments are pipInstallArgs' (its table above), after the venv's python's -I -m pip
+  const install = ['-I', '-m', 'pip', ...pipInstallArgs({ noIndex: true, findLinks: '/w' }, '/e/r.txt')];
   it.each([
     // the interpreter's pip installs into the venv: no pip of its own (ensurepip) for a venv that is read-only once built
     ['an interpreter with pip: the venv without one, built by that pip', true, ['-m', 'venv', '--system-site-packages', '--without-pip', '/e']],
