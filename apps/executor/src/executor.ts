@@ -3,6 +3,7 @@ import { type BlobSettings, openBlobStore } from '@batchapi/blobs';
 import { BLOBS, blobSettingsFromEnv, CLOCK, type Clock, runService, type RunningService, type ServiceConfig, systemClock } from '@batchapi/runtime';
 import { EXECUTOR_CONFIG, ExecutorAgent } from './agent';
 import { type ExecutorConfig, executorConfigFromEnv } from './config';
+import { loadKubernetesClient } from './kubernetes';
 import { LogsController } from './logs.controller';
 
 export interface ExecutorOptions {
@@ -25,6 +26,8 @@ export interface RunningExecutor extends RunningService {
 
 export async function startExecutor(opts: ExecutorOptions = {}): Promise<RunningExecutor> {
   const executor: ExecutorConfig = { ...executorConfigFromEnv(), ...opts.executor };
+  // Before the lease is granted: the client's (synchronous) load must not eat into its TTL.
+  if (executor.backend === 'kubernetes') loadKubernetesClient();
   const blobs = openBlobStore(opts.blobs ?? blobSettingsFromEnv());
   let agent: ExecutorAgent | undefined;
   const svc = await runService({

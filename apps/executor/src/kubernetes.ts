@@ -83,16 +83,20 @@ interface Watched {
 }
 
 /**
- * The Kubernetes client, loaded when the first backend is made: loading it took 0.9 s of every
+ * The Kubernetes client, loaded only by executors that run pods: loading it took 0.9 s of every
  * executor's start (of ~2.3 s), and most nodes run processes (`BATCH_EXECUTOR_BACKEND=process`).
+ *
+ * The load is synchronous and blocks the event loop, so an executor that runs pods calls this
+ * before it takes its process lease (`startExecutor`): a load after the grant could outlast the
+ * lease's TTL on a busy machine, and the executor would fence itself before it registered.
  */
-function client(): typeof k8s {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on first use, see above
+export function loadKubernetesClient(): typeof k8s {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, see above
   return require('@kubernetes/client-node') as typeof k8s;
 }
 
 export class KubernetesBackend {
-  private readonly k8s = client();
+  private readonly k8s = loadKubernetesClient();
   private readonly core: k8s.CoreV1Api;
   private readonly kc = new this.k8s.KubeConfig();
   private readonly watched = new Map<string, Watched>();
