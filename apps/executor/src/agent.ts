@@ -32,7 +32,7 @@ import { GroupRunner, type GroupRunnerContext } from './group-runner';
 import { type IsolationKind, isolationReport } from './isolation';
 import { KubernetesBackend } from './kubernetes';
 import { type ExecutorConfig, kubernetesConfigFromEnv } from './config';
-import { nodeRecord } from './inventory';
+import { detectGpus, nodeRecord } from './inventory';
 import { BlobKeeper, LOG_UPLOAD_TIMEOUT_MS } from './blob-keeper';
 import { WorkingDirCache } from './working-dir-cache';
 import { PythonEnvCache } from './python-env-cache';
@@ -213,7 +213,7 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     stopPreviousWatchdog(this.config.dataDir);
     this.startWatchdog(machine.ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
-    let node = nodeRecord(this.config, url, this.clock.now());
+    let node = nodeRecord(this.config, url, this.clock.now(), await detectGpus(this.config.nvidiaSmi));
     const inv = await backend.inventory();
     if (inv) node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
     // Pods get their limits from Kubernetes; processes from this machine's cgroups or rlimits.

@@ -3,7 +3,7 @@
  * `nvidia-smi`, tasks run with their index and devices, outcomes reported in one place,
  * and self-fencing that kills the tasks when the lease is gone.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAllocation, NodeRecord } from '@batchapi/api';
 import { attemptPaths, type RunningExecutor } from '../src';
@@ -29,6 +29,23 @@ it('registers GPUs from nvidia-smi (and none without it)', async () => {
     await plain.close();
   }
 });
+
+it('registers GPUs from an nvidia-smi slower than the lease TTL: the executor keeps its lease while it waits', async () => {
+  // nvidia-smi can take seconds on a GPU node (no persistence daemon); read synchronously, it once
+  // blocked the executor past its 5 s lease, which then lapsed before the node was registered.
+  const slowSmi = join(tb.dir, 'slow-nvidia-smi');
+  writeFileSync(slowSmi, `#!/bin/sh\nsleep 6\nexec ${tb.fakeSmi} "$@"\n`);
+  chmodSync(slowSmi, 0o755);
+  let fenced = false;
+  const ex = await startNode(tb, 'slow-smi-node', { nvidiaSmi: slowSmi }, { onFenced: () => (fenced = true) });
+  try {
+    const g = (await tb.store.get<NodeRecord>(tb.store.keys.node('slow-smi-node')))!.value;
+    expect(g.gpus.map((d) => d.uuid)).toEqual(['GPU-aaaa', 'GPU-bbbb']);
+    expect(fenced).toBe(false);
+  } finally {
+    await ex.close();
+  }
+}, 30_000);
 
 it('runs each task with its index and devices, records exit codes, releases the node and ends the job', async () => {
   const ex = await start('run-node', { nvidiaSmi: tb.fakeSmi });
