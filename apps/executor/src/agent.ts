@@ -213,7 +213,9 @@ export class ExecutorAgent implements OnApplicationBootstrap, OnApplicationShutd
     stopPreviousWatchdog(this.config.dataDir);
     this.startWatchdog(machine.ledgerFile);
     if (leftovers) this.ctx.log.warn({ leftovers }, 'killed task process groups left by a previous executor');
-    let node = nodeRecord(this.config, url, this.clock.now(), await detectGpus(this.config.nvidiaSmi));
+    // A Kubernetes cluster's GPUs come from its nodes (the inventory below), not from this machine.
+    const gpus = this.config.backend === 'kubernetes' ? [] : await detectGpus(this.config.nvidiaSmi);
+    let node = nodeRecord(this.config, url, this.clock.now(), gpus);
     const inv = await backend.inventory();
     if (inv) node = { ...node, capacity: inv.capacity, gpus: inv.gpus, labels: { ...this.config.labels, ...inv.labels } };
     // Pods get their limits from Kubernetes; processes from this machine's cgroups or rlimits.

@@ -107,7 +107,7 @@ export const EXECUTOR_ENV = z.object({
     type: 'path',
     default: 'nvidia-smi',
     blankIsUnset: true,
-    doc: 'The `nvidia-smi` binary that finds GPUs (on PATH unless a path).',
+    doc: 'The `nvidia-smi` binary that finds GPUs (on PATH unless a path); no answer within 10 s means no GPUs.',
   }),
   BATCH_ISOLATION: envEnum(['auto', 'none'], {
     default: 'auto',

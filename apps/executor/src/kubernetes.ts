@@ -89,6 +89,7 @@ interface Watched {
  * The load is synchronous and blocks the event loop, so an executor that runs pods calls this
  * before it takes its process lease (`startExecutor`): a load after the grant could outlast the
  * lease's TTL on a busy machine, and the executor would fence itself before it registered.
+ * Calls after the first return the loaded module (Node's module cache).
  */
 export function loadKubernetesClient(): typeof k8s {
   // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded on demand, see above

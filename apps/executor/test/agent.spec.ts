@@ -34,7 +34,7 @@ it('registers GPUs from an nvidia-smi slower than the lease TTL: the executor ke
   // nvidia-smi can take seconds on a GPU node (no persistence daemon); read synchronously, it once
   // blocked the executor past its 5 s lease, which then lapsed before the node was registered.
   const slowSmi = join(tb.dir, 'slow-nvidia-smi');
-  writeFileSync(slowSmi, `#!/bin/sh\nsleep 6\nexec ${tb.fakeSmi} "$@"\n`);
+  writeFileSync(slowSmi, `#!/bin/sh\nsleep 6\nexec "${tb.fakeSmi}" "$@"\n`);
   chmodSync(slowSmi, 0o755);
   let fenced = false;
   const ex = await startNode(tb, 'slow-smi-node', { nvidiaSmi: slowSmi }, { onFenced: () => (fenced = true) });
@@ -45,7 +45,7 @@ it('registers GPUs from an nvidia-smi slower than the lease TTL: the executor ke
   } finally {
     await ex.close();
   }
-}, 30_000);
+});
 
 it('runs each task with its index and devices, records exit codes, releases the node and ends the job', async () => {
   const ex = await start('run-node', { nvidiaSmi: tb.fakeSmi });

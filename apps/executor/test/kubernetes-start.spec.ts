@@ -40,4 +40,4 @@ it('registers although loading the client blocks for longer than the lease TTL: 
   // 4 CPUs, 8 GiB
   expect(node.capacity).toMatchObject({ cpu: 4000, memory: 8 * 2 ** 30 });
   expect(fenced).toBe(false);
-}, 30_000);
+});
