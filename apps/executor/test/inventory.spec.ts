@@ -51,10 +51,12 @@ it('finds none when it does not answer within the timeout, and kills its process
   // a wrapper whose child holds the output open, as a hung driver call would
   const hung = script('hung', `sleep 60 &\necho $! > ${JSON.stringify(pidFile)}\nwait`);
   const started = Date.now();
-  expect(await detectGpus(hung, 300)).toEqual([]);
+  // 5 s: time enough for the script to start its child on a loaded machine (the child's pid is read below)
+  expect(await detectGpus(hung, 5000)).toEqual([]);
   // answered at the timeout, not when the script would end (60 s)
   expect(Date.now() - started).toBeLessThan(30_000);
   const child = Number(readFileSync(pidFile, 'utf8'));
+  expect(child).toBeGreaterThan(1);
   expect(
     await waitFor(
       () => alive(child),
