@@ -58,6 +58,7 @@ import {
   type Informer,
   listGroups,
   listJobs,
+  listLiveResults,
   listResults,
   mirrorByName,
   loadSchedulerSettings,
@@ -455,9 +456,17 @@ export class JobsService implements OnApplicationBootstrap, OnApplicationShutdow
     return bytes.toString('utf8');
   }
 
-  /** A job's results: from etcd while it is live (or without history), else from history, every page. */
+  /**
+   * A job's results: from etcd while it is live (or without history), else from history, every
+   * page. A job found live may have been archived since (the archiver removes it with its results
+   * from etcd once history has them): then its results are read from history, not taken as none.
+   */
   private async taskResults(id: string, live: boolean): Promise<TaskResult[]> {
-    if (live || !this.history) return listResults(this.ctx.store, id);
+    if (!this.history) return listResults(this.ctx.store, id);
+    if (live) {
+      const results = await listLiveResults(this.ctx.store, id);
+      if (results) return results;
+    }
     const results: TaskResult[] = [];
     for (let cursor: string | undefined, first = true; first || cursor; first = false) {
       const page = (await this.fromHistory((h) => h.listResults(id, { cursor, limit: MAX_PAGE_SIZE })))!;

@@ -497,3 +497,16 @@ async function markTaskCancelled(store: EtcdStore, key: string, index: number): 
 export async function listResults(store: EtcdStore, jobId: string): Promise<TaskResult[]> {
   return (await store.listAll<TaskResult>(store.keys.resultsOf(jobId))).items.map((kv) => kv.value);
 }
+
+/**
+ * `listResults` of a job that is in etcd: the job record is read at the revision the results were
+ * read at, and `undefined` means the job was not there then. The archiver removes a job with its
+ * results in one transaction (after history has them), so a reader that found the job live a
+ * moment before does not take an archived job's missing results for an empty list: it reads
+ * history instead.
+ */
+export async function listLiveResults(store: EtcdStore, jobId: string): Promise<TaskResult[] | undefined> {
+  const { items, revision } = await store.listAll<TaskResult>(store.keys.resultsOf(jobId));
+  const [job] = await store.getMany<JobRecord>([store.keys.job(jobId)], revision);
+  return job ? items.map((kv) => kv.value) : undefined;
+}

@@ -2,10 +2,11 @@
  * `removeArchived` against a real etcd: archived jobs leave etcd with their groups and results,
  * many jobs a transaction; a job that changed after it was read stays (only it, not the jobs
  * packed beside it); a job with more groups than one transaction holds is removed in parts; a
- * lost fence removes nothing.
+ * lost fence removes nothing; a reader of a job's results tells a job archived since it was found
+ * from one that returned none (`listLiveResults`).
  */
 import type { GroupStatus, JobRecord, TaskResult } from '@batchapi/api';
-import { type ArchiveEntry, readArchiveBatch, removeArchived, type Versioned } from '@batchapi/store';
+import { type ArchiveEntry, listLiveResults, listResults, readArchiveBatch, removeArchived, type Versioned } from '@batchapi/store';
 import { type LeaderStore, queuedJob, startLeaderStore, stopLeaderStore } from './store-fixture';
 
 let s: LeaderStore;
@@ -123,4 +124,18 @@ it('lists many prefixes, one holding more keys than a page, each whole and in ke
   await s.store.txn([], [{ put: '/archive-test/lm/a/1', value: 1 }, ...[1, 2, 3, 4, 5].map((i) => ({ put: `/archive-test/lm/b/${i}`, value: i }))]);
   const lists = await s.store.listMany<number>(['/archive-test/lm/a/', '/archive-test/lm/b/', '/archive-test/lm/c/'], 2);
   expect(lists.map((l) => l.map((kv) => kv.value))).toEqual([[1], [1, 2, 3, 4, 5], []]);
+});
+
+it("listLiveResults reads a live job's results, and tells a job archived since from one that returned none", async () => {
+  await finishedJob('live-results', 2);
+  const none = await finishedJob('no-results');
+  await s.store.txn([], [{ delete: s.store.keys.result('no-results', 0) }]);
+  const gone = await finishedJob('archived-results', 2);
+  // a reader found 'archived-results' in etcd a moment ago; the archiver then removes it with its results
+  await removeArchived(s.store, s.leader.fence(), await readArchiveBatch(s.store, [gone]));
+  expect((await listLiveResults(s.store, 'live-results'))!.map((r) => r.value)).toEqual([0, 1]);
+  expect(await listLiveResults(s.store, none.value.id)).toEqual([]);
+  // the plain listing cannot tell the archived job from one without results: it reads none for both
+  expect(await listResults(s.store, 'archived-results')).toEqual([]);
+  expect(await listLiveResults(s.store, 'archived-results')).toBeUndefined();
 });
