@@ -503,7 +503,8 @@ export async function listResults(store: EtcdStore, jobId: string): Promise<Task
  * read at, and `undefined` means the job was not there then. The archiver removes a job with its
  * results in one transaction (after history has them), so a reader that found the job live a
  * moment before does not take an archived job's missing results for an empty list: it reads
- * history instead.
+ * history instead. (A job too large for one transaction, over ~125 groups and results, loses
+ * them in transactions of their own before its record goes: a read in between gets part of them.)
  */
 export async function listLiveResults(store: EtcdStore, jobId: string): Promise<TaskResult[] | undefined> {
   const { items, revision } = await store.listAll<TaskResult>(store.keys.resultsOf(jobId));
