@@ -3,6 +3,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cpus, totalmem } from 'node:os';
 import { type GpuDevice, GPU_MILLI, type NodeRecord, parseCpu, parseMemory } from '@batchapi/api';
 import type { ExecutorConfig } from './config';
+import { killGroup } from './task-process';
 
 /** How long `detectGpus` waits for `nvidia-smi`, in milliseconds. */
 export const NVIDIA_SMI_TIMEOUT_MS = 10_000;
@@ -43,11 +44,7 @@ export function detectGpus(nvidiaSmi: string, timeoutMs = NVIDIA_SMI_TIMEOUT_MS)
       resolve(gpus);
     };
     const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        /* gone already */
-      }
+      killGroup(child.pid!);
       child.stdout?.destroy();
       child.unref();
       settle([]);

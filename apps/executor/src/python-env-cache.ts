@@ -28,6 +28,7 @@ import type { Clock } from '@batchapi/runtime';
 import { Metric } from '@batchapi/telemetry';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
+import { killGroup } from './task-process';
 import { type CachedPackage, planEviction } from './working-dir-cache';
 
 /** Bytes of Python environments one node keeps by default (`BATCH_PYTHON_ENV_CACHE_BYTES`). @default 5368709120 (5 GiB) */
@@ -480,13 +481,4 @@ async function treeBytes(dir: string): Promise<number> {
     else total += (await lstat(p)).size;
   }
   return total;
-}
-
-/** SIGKILL to a build step's whole process group (pip's own children too). */
-function killGroup(pgid: number): void {
-  try {
-    process.kill(-pgid, 'SIGKILL');
-  } catch {
-    /* already gone */
-  }
 }

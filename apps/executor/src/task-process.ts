@@ -132,3 +132,12 @@ export class TaskProcess {
     }
   }
 }
+
+/** SIGKILL to process group `pgid` whole (a build step's or nvidia-smi's children too); a group already gone is no error. */
+export function killGroup(pgid: number): void {
+  try {
+    process.kill(-pgid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from '@batchapi/proc';
 import { detectGpus } from '../src';
+import { alive } from './harness';
 
 let dir: string;
 beforeAll(() => {
@@ -22,15 +23,6 @@ function script(name: string, body: string): string {
   chmodSync(p, 0o755);
   return p;
 }
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 
 it.each([
   ['lists the GPUs it prints', 'echo "0, NVIDIA H100 80GB HBM3, 81559, GPU-a"\necho "1, NVIDIA H100 80GB HBM3, 81559, GPU-b"', ['GPU-a', 'GPU-b']],
