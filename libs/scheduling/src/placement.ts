@@ -25,6 +25,7 @@ import {
   NodeBuckets,
   NodeScores,
   ranksBefore as before,
+  scoreBound,
   unionKeys,
 } from './framework/node-buckets';
 import { DEFAULT_FILTERS, DEFAULT_PROFILE, DEFAULT_SCORES, type Profile } from './framework/profile';
@@ -186,9 +187,29 @@ function emptyWhy(jobId: string, tasks: number): Unplaced {
 interface Candidates {
   nodes: number[];
   start: number;
-  more?(fits?: (i: number) => boolean): boolean;
+  more?(fits?: (i: number) => boolean, floor?: number): boolean;
   /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (see `BucketRanking.beforeNext`). */
   beforeNext?(score: number, i: number): boolean;
+  /**
+   * The score of each node of the ranking, appended or not (a node not appended yet has its
+   * bucket's, see `NodeBuckets.rank`), by node index (bin-pack only; NaN: not in the ranking):
+   * finds it again when its room changes; with `floor`, the reserve loop reads the score of the
+   * node it visits next.
+   */
+  scoreOf?: NodeScores;
+  /**
+   * Set while nodes of a kept ranking wait to be scored again (`Ranked.waiting`): no node they
+   * could rank before scores above it, so the reserve loop visits only nodes scored above it
+   * before they are scored (`PlacementPass.flush`). @default none
+   */
+  floor?: number;
+  /**
+   * The score, when it was given tasks, of the first node the last `reserve` on these candidates
+   * gave tasks to (where placement takes now): in a kept ranking, a changed node whose bound
+   * ranks below it waits (see `PlacementPass.rescore`). @default none: every changed node is
+   * scored again at once
+   */
+  lastScore?: number;
   /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
   dims?: Dim[];
   /** With node buckets, whether a node has room for one task on `dims`; counts the nodes it refuses in `PlacementPass.passedFull`. */
@@ -219,14 +240,15 @@ interface Ranked extends Candidates {
   refused: FilterRefusal[];
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
-  /**
-   * The score of each node of the ranking, appended or not (a node not appended yet has its
-   * bucket's, see `NodeBuckets.rank`), by node index (bin-pack only; NaN: not in the ranking):
-   * finds it again when its room changes.
-   */
-  scoreOf?: NodeScores;
-  /** The pass's change count (`PlacementPass.changes`) the scores reflect. */
+  /** The pass's change count (`PlacementPass.changes`) the scores reflect, but for the `waiting` nodes. */
   seen: number;
+  /** With node buckets: each node's bound (`BucketRanking.boundOf`); the scan's rankings compute it per node (`scoreBound`). */
+  boundOf?(i: number): number;
+  /**
+   * Changed nodes not scored again yet, in the order they were found (see `PlacementPass.rescore`):
+   * each stays where it ranked, and its bound (so its old score too) is at most `floor`. @default none
+   */
+  waiting?: Waiting;
   /** With node buckets: a re-scored node that ranks after the appended ones waits with those still to append (`BucketRanking.defer`). */
   defer?(i: number, score: number): void;
   /** With node buckets: a deferred node goes back into the appended head (`BucketRanking.undefer`). */
@@ -252,6 +274,40 @@ function rankIndex(list: readonly number[], start: number, end: number, scoreOf:
     else hi = mid;
   }
   return lo;
+}
+
+/** Nodes of a kept ranking waiting to be scored again (`Ranked.waiting`): each once, in the order they came. */
+class Waiting {
+  /** One bit per node index: whether it waits. */
+  private readonly bits: Uint32Array;
+  private list: number[] = [];
+  constructor(nodes: number) {
+    this.bits = new Uint32Array((nodes + 31) >>> 5);
+  }
+  add(i: number): void {
+    const bit = 1 << (i & 31);
+    if (this.bits[i >>> 5] & bit) return;
+    this.bits[i >>> 5] |= bit;
+    this.list.push(i);
+  }
+  /** The waiting nodes, in order; none wait afterwards. */
+  take(): number[] {
+    const out = this.list;
+    for (const i of out) this.bits[i >>> 5] &= ~(1 << (i & 31));
+    this.list = [];
+    return out;
+  }
+}
+
+/**
+ * Moves the visited nodes that stay (`list[start..write)`) to just before the unvisited ones
+ * (from `i` on) and returns where they start now (the reserve loop's compaction).
+ */
+function settle(list: number[], start: number, write: number, i: number): number {
+  const kept = write - start;
+  // Backwards: the target range ends at or after the source's end.
+  if (write !== i) for (let k = kept - 1; k >= 0; k--) list[i - kept + k] = list[start + k];
+  return i - kept;
 }
 
 /** Sets `xs[i]`, filling the slots before it first (an array written far past its end turns into a dictionary). */
@@ -449,6 +505,8 @@ class PlacementPass implements PassContext {
     // Domain (work that names a topology)
     let candidates: Candidates = ranked;
     if (w.topology) {
+      // Every candidate is read: the nodes waiting to be scored again take their places first.
+      if (ranked.floor !== undefined) this.flush(ranked, w);
       while (ranked.more?.());
       for (const d of this.profile.domains ?? []) {
         // A node's room is what the Reserve plugins would admit there (a reservation's held room, quota): a domain that only looks free is not chosen.
@@ -554,6 +612,10 @@ class PlacementPass implements PassContext {
         seen: this.changes,
         dims,
         fits: undefined,
+        boundOf: r.boundOf,
+        waiting: undefined,
+        floor: undefined,
+        lastScore: undefined,
       };
       if (!w.spread) setAt(this.rankedByShape, shape, ranked);
       return ranked;
@@ -587,6 +649,10 @@ class PlacementPass implements PassContext {
       const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
       for (const c of scored) scoreOf.set(c.i, c.score);
       ranked.scoreOf = scoreOf;
+      // Nodes not ranked: NaN, below nothing (never waiting).
+      const bounds = new Float64Array(this.states.length).fill(NaN);
+      for (const c of scored) bounds[c.i] = scoreBound(w, c.s.node, scores);
+      ranked.boundOf = (i) => bounds[i];
     }
     if (!w.spread) setAt(this.rankedByShape, shape, ranked);
     return ranked;
@@ -623,6 +689,16 @@ class PlacementPass implements PassContext {
    * them (`BucketRanking.defer`, appended or not): the ranking stays the one a scan of every node
    * keeps, and the head grows only as the reserve loop reads it (before, a node whose score fell
    * behind the run of empty nodes had the ranking append every node up to it).
+   *
+   * A changed node whose bound (`scoreBound`: the most it can score, so at least its old score)
+   * ranks below where the ranking last placed (`Ranked.lastScore`) is not scored now: it waits
+   * where it ranked (`Ranked.waiting`), and the reserve loop scores the waiting nodes before it
+   * visits a node scored at or below the highest of their bounds (`Ranked.floor`, `flush`). Until then nothing it visits
+   * could rank after them, so it visits what it would have visited with them scored: work without
+   * GPUs no longer scores, for each shape, every GPU node that GPU work changed (they rank below
+   * every CPU node with room). A waiting node scored when no task fits it any more keeps its old
+   * place (scored at once, it would keep the place of its last score that fit): placements are
+   * the same, and only the job that passes it full can differ — the same in both kinds of pass.
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
@@ -632,8 +708,7 @@ class PlacementPass implements PassContext {
     const seen = ranked.seen;
     ranked.seen = this.changes;
     const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
-    const { scores } = this.profile;
-    const list = ranked.nodes;
+    const last = ranked.lastScore;
     // Walking back from the newest change finds each changed node once. Nodes in lists below the
     // level of the CPU one task asks have less free CPU than that: they do not fit.
     for (let level = askLevel(w.resources.cpu ?? 0); level < CPU_LEVELS; level++)
@@ -645,46 +720,81 @@ class PlacementPass implements PassContext {
           for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
           if (!one) continue;
         } else if (!fitsOne(w.resources, this.states[i].free)) continue;
+        // Its bound below where the ranking places: so is its old score (a score it had); it waits.
+        // (Asked before the score, which is read from the ranking's own buffer.)
+        if (last !== undefined) {
+          const bound = ranked.boundOf!(i);
+          if (bound < last) {
+            ranked.waiting ??= new Waiting(this.states.length);
+            ranked.waiting.add(i);
+            if (!(bound <= ranked.floor!)) ranked.floor = bound;
+            continue;
+          }
+        }
         const old = scoreOf.get(i);
         if (Number.isNaN(old)) continue; // not in the ranking (refused, or full when ranked)
-        const s = this.states[i];
-        const fd = freeDeviceCount(s);
-        let score = 0;
-        for (const p of scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
-        if (score !== score) score = -Infinity; // NaN marks "not ranked" here: a plugin's NaN ranks last instead
-        if (score === old) continue;
-        let at = -1;
-        if (appended(ranked, old, i)) {
-          at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
-          if (list[at] !== i) continue; // left the ranking already (full for the shape)
-        }
-        if (!appended(ranked, score, i)) {
-          // It now ranks with the nodes not appended yet: it waits there (the head is not appended up to it).
-          if (at >= 0) {
-            list.copyWithin(at, at + 1);
-            list.length--;
-          }
-          ranked.defer!(i, score);
-          continue;
-        }
-        if (at < 0) {
-          // Not appended (in its bucket, or deferred): into the appended head; its bucket leaves it out from now on (its score is no longer the bucket's).
-          ranked.undefer!(i);
-          scoreOf.set(i, score);
-          list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
-          continue;
-        }
-        // Its new place (binary search on each side of it), then the nodes between shift by one.
-        if (before(score, i, old, i)) {
-          const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
-          for (; at > to; at--) list[at] = list[at - 1];
-        } else {
-          const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
-          for (; at < to; at++) list[at] = list[at + 1];
-        }
-        scoreOf.set(i, score);
-        list[at] = i;
+        this.rescoreNode(ranked, w, i, old);
       }
+  }
+
+  /**
+   * Scores the nodes of `ranked` that wait (see `rescore`) as `rescore` would, those that still
+   * take one task; the others keep their places. The reserve loop calls it with its visited nodes
+   * settled before the one it would visit next, whose score is at most `floor`: every waiting node
+   * goes after the visited ones.
+   */
+  private flush(ranked: Ranked, w: PendingWork): void {
+    const waiting = ranked.waiting!;
+    const scoreOf = ranked.scoreOf!;
+    for (const i of waiting.take()) {
+      if (!fitsOne(w.resources, this.states[i].free)) continue;
+      const old = scoreOf.get(i);
+      if (!Number.isNaN(old)) this.rescoreNode(ranked, w, i, old);
+    }
+    ranked.floor = undefined;
+  }
+
+  /** Scores node `i` of `ranked` (scored `old` there, and it takes one task) again, and moves it to its place (see `rescore`). */
+  private rescoreNode(ranked: Ranked, w: PendingWork, i: number, old: number): void {
+    const scoreOf = ranked.scoreOf!;
+    const list = ranked.nodes;
+    const s = this.states[i];
+    const fd = freeDeviceCount(s);
+    let score = 0;
+    for (const p of this.profile.scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
+    if (score !== score) score = -Infinity; // NaN marks "not ranked" here: a plugin's NaN ranks last instead
+    if (score === old) return;
+    let at = -1;
+    if (appended(ranked, old, i)) {
+      at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
+      if (list[at] !== i) return; // left the ranking already (full for the shape)
+    }
+    if (!appended(ranked, score, i)) {
+      // It now ranks with the nodes not appended yet: it waits there (the head is not appended up to it).
+      if (at >= 0) {
+        list.copyWithin(at, at + 1);
+        list.length--;
+      }
+      ranked.defer!(i, score);
+      return;
+    }
+    if (at < 0) {
+      // Not appended (in its bucket, or deferred): into the appended head; its bucket leaves it out from now on (its score is no longer the bucket's).
+      ranked.undefer!(i);
+      scoreOf.set(i, score);
+      list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
+      return;
+    }
+    // Its new place (binary search on each side of it), then the nodes between shift by one.
+    if (before(score, i, old, i)) {
+      const to = rankIndex(list, ranked.start, at, scoreOf, score, i);
+      for (; at > to; at--) list[at] = list[at - 1];
+    } else {
+      const to = rankIndex(list, at + 1, list.length, scoreOf, score, i) - 1;
+      for (; at < to; at++) list[at] = list[at + 1];
+    }
+    scoreOf.set(i, score);
+    list[at] = i;
   }
 
   /**
@@ -707,13 +817,32 @@ class PlacementPass implements PassContext {
     const fits = dims && !w.spread ? (candidates.fits ??= (n) => this.fitsOn(dims, n)) : undefined;
     this.passedFull = 0;
     let left = want;
+    /** The first node given tasks (its score is where this ranking places now, `Candidates.lastScore`). */
+    let first = -1;
     for (let progress = true; progress && left > 0; progress = progress && !!w.spread) {
       progress = false;
       // Visited nodes that stay are written from `start` on, then moved just before the unvisited ones.
       let write = candidates.start;
       let i = candidates.start;
-      for (; left > 0 && (i < list.length || !!candidates.more?.(fits)); i++) {
+      for (; left > 0; i++) {
+        // Nodes that wait to be scored again may rank at or below `floor`: they are scored before the
+        // loop visits a node there (see `PlacementPass.rescore`), and the loop goes on where it was.
+        if (i >= list.length && !candidates.more?.(fits, candidates.floor)) {
+          if (candidates.floor === undefined) break;
+          candidates.start = settle(list, candidates.start, write, i);
+          write = i;
+          this.flush(candidates as Ranked, w);
+          i--;
+          continue;
+        }
         const n = list[i];
+        if (candidates.floor !== undefined && !(candidates.scoreOf!.get(n) > candidates.floor)) {
+          candidates.start = settle(list, candidates.start, write, i);
+          write = i;
+          this.flush(candidates as Ranked, w);
+          i--;
+          continue;
+        }
         // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
         let one = true;
         if (dims) {
@@ -734,6 +863,7 @@ class PlacementPass implements PassContext {
           continue;
         }
         list[write++] = n;
+        if (first < 0) first = n;
         let p = this.placedBy[n] === call ? s.placement : undefined;
         if (!p) {
           // A copy of the devices sized to them (an empty array grown by push reserves 17 slots).
@@ -748,10 +878,7 @@ class PlacementPass implements PassContext {
         left -= reserved.length;
         progress = true;
       }
-      const kept = write - candidates.start;
-      // Backwards: the target range ends at or after the source's end.
-      if (write !== i) for (let k = kept - 1; k >= 0; k--) list[i - kept + k] = list[candidates.start + k];
-      candidates.start = i - kept;
+      candidates.start = settle(list, candidates.start, write, i);
       // The nodes before `start` left the ranking: now and then they leave the array too, so a ranking
       // kept all pass does not grow with every node it ever passed.
       if (candidates.start >= 1024 && 2 * candidates.start >= list.length) {
@@ -761,6 +888,7 @@ class PlacementPass implements PassContext {
       }
     }
     why.full += this.passedFull;
+    if (first >= 0 && candidates.scoreOf) candidates.lastScore = candidates.scoreOf.get(first);
     return mine;
   }
 

@@ -73,6 +73,15 @@ export interface ScorePlugin {
   score(work: PendingWork, node: NodeSnapshot, free: ResourceVector, freeDevices: number, devices?: Record<string, number>): number;
   /** The node label keys the score reads for this work (see `FilterPlugin.labelKeys`). @default every label */
   labelKeys?(work: PendingWork): readonly string[];
+  /**
+   * An upper bound of `score` for this work on this node, whatever its room, wherever one task of
+   * the work fits (as `score`, it depends on the node only through its `capacity`, `gpuCount`,
+   * `labels` and `taints`). A kept ranking re-scores a node whose room changed only when the
+   * pass could reach it: while the weighted sum of the bounds ranks it after the nodes placement
+   * is taking, it waits (see `PlacementPass.rescore`). A bound below a score the plugin can
+   * return breaks that: the plan would not be a scan's. @default Infinity (no bound: re-scored at once)
+   */
+  bound?(work: PendingWork, node: NodeSnapshot): number;
 }
 
 /** A node that passed Filter, in Score order, with how many tasks of the work fit there now. */

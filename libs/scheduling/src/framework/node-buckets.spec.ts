@@ -700,6 +700,80 @@ describe('placement through node buckets', () => {
     expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x3', 14, 34]]);
   });
 
+  it('a job whose tasks reach the waiting nodes has them scored where it stands, and goes on (a flush within one reserve puts a waiting node before one that ranked before it)', () => {
+    // Tiered: c0 (fast) scores 10 + its used share, s0 and s1 (slow) their used share (fuller first),
+    // bounded by 1. a0 (A: 1 core) takes c0 at 10: A now places at 10. y1, y2 (pool y: s1 only) take
+    // 2 of s1's 10 cores; for A, s1 (0 when ranked, bound 1) waits. b (A's shape, 6 tasks) fills c0
+    // (3), then would visit s0 (0, at the floor of 1): s1 is scored first, 2/10 = 0.2, and goes before
+    // s0: b's last 3 tasks go to s1, as a ranking made afresh puts them (with s1's old score: s0).
+    const tiered: ScorePlugin = {
+      name: 'Tiered',
+      weight: 1,
+      score: (_w, n, free) => (n.labels.tier === 'fast' ? 10 : 0) + ((n.capacity.cpu ?? 0) - (free.cpu ?? 0)) / (n.capacity.cpu ?? 1),
+      bound: (_w, n) => (n.labels.tier === 'fast' ? Infinity : 1),
+      labelKeys: () => ['tier'],
+    };
+    const nodes = [
+      nodeSnapshot('c0', { cpu: '4' }, { labels: { tier: 'fast' } }),
+      nodeSnapshot('s0', { cpu: '10' }, { labels: { tier: 'slow' } }),
+      nodeSnapshot('s1', { cpu: '10' }, { labels: { tier: 'slow', pool: 'y' } }),
+    ];
+    const work = [
+      pendingWork('a0', 1, { cpu: '1' }, { createdAt: 0 }),
+      pendingWork('y1', 1, { cpu: '1' }, { createdAt: 1, selector: { pool: 'y' } }),
+      pendingWork('y2', 1, { cpu: '1' }, { createdAt: 2, selector: { pool: 'y' } }),
+      pendingWork('b', 6, { cpu: '1' }, { createdAt: 3 }),
+    ];
+    const o: PlacementOptions = { batchFill: false, scores: [tiered] };
+    const indexed = placeTasks(work, nodes, o);
+    expect(indexed.placements.map((p) => `${p.jobId}@${p.node}×${p.count}`)).toEqual(['a0@c0×1', 'y1@s1×1', 'y2@s1×1', 'b@c0×3', 'b@s1×3']);
+    expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+    expect(indexed.placements).toEqual(rankedAfresh(work, nodes, o));
+  });
+
+  it.each([
+    // With the bounds, g0 ranks below c0 and c1 for A, so after each GPU job it waits, not scored: it
+    // is scored at A's ranking, when a8 finds c0 and c1 full, and for a9 after a8 took its room: 3.
+    ["with the plugins' bounds", true, 3],
+    // Without, A's next job scores it after each of the 4 GPU jobs: 1 + 4 + 1 (a9) = 6.
+    ['without bounds', false, 6],
+  ])(
+    'a changed node that cannot rank above where a kept ranking places waits, unscored, until placement comes down to it (%s)',
+    (_name, bounded, gpuScored) => {
+      // c0, c1: 4 cores; g0: 16 cores, 2 GPUs. A (1 core, 1 GiB) scores CPU nodes by MostAllocated (> 0)
+      // and g0 by the fragmentation gradient (at most 0: its bound). A's jobs a0–a7 fill c0 and c1
+      // between four GPU jobs on g0 (1/4 GPU each); a8 and a9 find only g0.
+      const nodes = [
+        nodeSnapshot('c0', { cpu: '4', memory: '16Gi' }),
+        nodeSnapshot('c1', { cpu: '4', memory: '16Gi' }),
+        nodeSnapshot('g0', { cpu: '16', memory: '64Gi', gpu: 2 }),
+      ];
+      const a = (k: number) => pendingWork(`a${k}`, 1, { cpu: '1', memory: '1Gi' }, { createdAt: 2 * k });
+      const g = (k: number) => pendingWork(`g${k}`, 1, { cpu: '1', memory: '2Gi', gpu: 0.25 }, { createdAt: 2 * k + 1 });
+      const work = [...Array.from({ length: 10 }, (_, k) => a(k)), ...Array.from({ length: 4 }, (_, k) => g(k))];
+      let scored = 0;
+      const scores = packingScores(requestShapes(work.map((w) => ({ resources: w.resources, count: w.tasks })))).map((p): ScorePlugin => ({
+        ...p,
+        ...(bounded ? {} : { bound: undefined }),
+        score: (w, n, free, fd, d) => {
+          if (p.name === 'FragmentationGradient' && n.name === 'g0' && !w.resources.gpu) scored++;
+          return p.score(w, n, free, fd, d);
+        },
+      }));
+      const o: PlacementOptions = { batchFill: false, scores };
+      const indexed = placeTasks(work, nodes, o);
+      expect(scored).toBe(gpuScored);
+      expect(indexed.placements.map((p) => `${p.jobId}@${p.node}`)).toEqual([
+        ...['a0', 'g0', 'a1', 'g1', 'a2', 'g2', 'a3', 'g3'].map((j) => `${j}@${j.startsWith('g') ? 'g0' : 'c0'}`),
+        ...['a4', 'a5', 'a6', 'a7'].map((j) => `${j}@c1`),
+        'a8@g0',
+        'a9@g0',
+      ]);
+      expect(indexed).toEqual(placeTasks(work, nodes, { ...o, nodeIndex: false }));
+      expect(indexed.placements).toEqual(rankedAfresh(work, nodes, o));
+    },
+  );
+
   it('indexed pass = scan = ranked afresh with a Score that rises and falls as room shrinks (ten clusters of 250–310 nodes, mostly empty)', () => {
     // Free CPU in half cores, modulo 3: a node's score goes 0, 2, 1, 0, 2, … as it fills, so a changed
     // node moves up into the appended head, down behind the nodes still to append, and back to the

@@ -66,9 +66,10 @@ export interface BucketRanking {
    * Appends the next nodes. With `fits`, for a caller that visits them next and drops a node
    * without room for one task (it stays full for the rest of the pass): the nodes before the first
    * that `fits` accepts are passed to `fits` and left out (it counts them), so a run of full nodes
-   * is not appended only to be dropped.
+   * is not appended only to be dropped. With `floor`, it stops before a node whose score is not
+   * above it (the caller has nodes waiting to be scored again that may rank there).
    */
-  more(fits?: (i: number) => boolean): boolean;
+  more(fits?: (i: number) => boolean, floor?: number): boolean;
   /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (true when none are left). */
   beforeNext(score: number, i: number): boolean;
   /**
@@ -85,6 +86,8 @@ export interface BucketRanking {
   full: number;
   /** With a score buffer (see `NodeBuckets.rank`): the score of each node ranked. */
   scoreOf?: NodeScores;
+  /** With a score buffer: node `i`'s `scoreBound` (by its class: the nodes of a class have one). */
+  boundOf?(i: number): number;
 }
 
 /**
@@ -336,6 +339,21 @@ export function freeDeviceCount(s: NodeRoom): number {
   let n = 0;
   for (let d = 0; d < s.node.gpuCount; d++) if (!s.devices[d]) n++;
   return n;
+}
+
+/**
+ * An upper bound of the summed `scores` of `work` on `node` at any room where one task fits: the
+ * weighted sum of the plugins' `bound`s, summed as the scores are (so it is not below their sum);
+ * Infinity when a plugin has none, has a negative weight, or gives NaN. A weight of 0 adds 0.
+ */
+export function scoreBound(work: PendingWork, node: NodeSnapshot, scores: readonly ScorePlugin[]): number {
+  let bound = 0;
+  for (const p of scores) {
+    if (p.weight === 0) continue;
+    if (!(p.weight > 0) || !p.bound) return Infinity;
+    bound += p.weight * p.bound(work, node);
+  }
+  return bound === bound ? bound : Infinity;
 }
 
 /** Order of a ranking: higher score first, then node index (= name order). */
@@ -629,6 +647,15 @@ export class NodeBuckets<S extends NodeRoom> {
     // A new buffer reads "not ranked" in every slot (see `NodeScores`): full nodes are neither
     // visited nor written one by one, and most nodes a shape meets late in a pass are full.
     const scoreOf = scoreBuffer ? new NodeScores(this.classNo, this.slotOf, base, scoreBuffer(passed)) : undefined;
+    // Each passing class's bound, for a kept ranking to tell which changed nodes can wait (see `scoreBound`).
+    let boundOf: ((i: number) => number) | undefined;
+    if (scoreOf) {
+      // Refused classes: NaN, below nothing (their nodes are not in the ranking: never waiting).
+      const bounds = new Float64Array(this.classes.length).fill(NaN);
+      for (const cls of this.classes) if (base[cls.no] >= 0) bounds[cls.no] = scoreBound(work, this.states[cls.first].node, scores);
+      const classNo = this.classNo;
+      boundOf = (i) => bounds[classNo[i]];
+    }
     // Levels of free CPU below the ask's hold only nodes without room for one task (see `cpuLevel`).
     const lowest = askLevel(work.resources.cpu ?? 0);
     for (const cls of this.classes) {
@@ -740,13 +767,15 @@ export class NodeBuckets<S extends NodeRoom> {
       scoreOf!.set(i, v);
       deferred.splice(deferredIndex(v, i), 0, i);
     };
-    const more = (fits?: (i: number) => boolean): boolean => {
+    const more = (fits?: (i: number) => boolean, floor?: number): boolean => {
       const was = nodes.length;
       while (nodes.length - was < APPEND) {
         let i: number;
-        if (deferredFirst()) i = deferred[ex++];
-        else {
-          if (!open()) break;
+        if (deferredFirst()) {
+          if (floor !== undefined && !(scoreOf!.get(deferred[ex]) > floor)) break;
+          i = deferred[ex++];
+        } else {
+          if (!open() || (floor !== undefined && !(score > floor))) break;
           i = head;
           const from = lists[cur];
           const next = ++at[cur];
@@ -776,6 +805,6 @@ export class NodeBuckets<S extends NodeRoom> {
       }
       return !open() || ranksBefore(v, i, score, head);
     };
-    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf } : {}) };
+    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf, boundOf } : {}) };
   }
 }

@@ -227,6 +227,10 @@ export function fragmentationGradient(shapes: readonly RequestShape[]): ScorePlu
       for (const d of picked) next[d] = (next[d] ?? 0) + (share >= MILLI ? MILLI : share);
       return -(fragmentationWith(shapes, cpuAfter, memoryAfter, next, node.gpuCount) - before) / MILLI;
     },
+    // Work without GPUs only takes CPU and memory: each shape's tasks that fit can only fall, so its
+    // unusable GPU only grows (every step of the sums is monotone in floating point too): at most 0.
+    // GPU work may lower fragmentation (filling a partly used device): no bound.
+    bound: (work, node) => (node.gpuCount === 0 || shapes.length === 0 || !((work.resources.gpu ?? 0) > 0) ? 0 : Infinity),
     labelKeys: () => [],
   };
 }
@@ -245,8 +249,15 @@ export function packingScores(shapes: readonly RequestShape[]): ScorePlugin[] {
       name: 'MostAllocated',
       weight: 1,
       score: (w, n, f, fd, d) => ((w.resources.gpu ?? 0) > 0 || n.gpuCount > 0 ? 0 : most.score(w, n, f, fd, d)),
+      bound: (w, n) => ((w.resources.gpu ?? 0) > 0 || n.gpuCount > 0 ? 0 : most.bound!(w, n)),
       labelKeys: () => [],
     },
-    { name: 'FragmentationGradient', weight: 1, score: (w, n, f, fd, d) => (w.spread ? 0 : fgd.score(w, n, f, fd, d)), labelKeys: () => [] },
+    {
+      name: 'FragmentationGradient',
+      weight: 1,
+      score: (w, n, f, fd, d) => (w.spread ? 0 : fgd.score(w, n, f, fd, d)),
+      bound: (w, n) => (w.spread ? 0 : fgd.bound!(w, n)),
+      labelKeys: () => [],
+    },
   ];
 }

@@ -17,5 +17,9 @@ export const GpuFragmentation: ScorePlugin = {
     if (freeDevices === node.gpuCount && wholeNeeded < node.gpuCount) return -0.25;
     return 0;
   },
+  // It reads the room only to tell a node with every device free: the larger of its two answers.
+  bound(work, node) {
+    return node.gpuCount > 0 && !((work.resources.gpu ?? 0) > 0) ? -0.5 : 0;
+  },
   labelKeys: () => [],
 };

@@ -8,10 +8,14 @@ import type { ScorePlugin } from '../../framework/extension-points';
 /** Per-resource weights of `MostAllocated`. @default cpu 1, memory 1, gpu 2 */
 export const DEFAULT_RESOURCE_WEIGHTS: Readonly<Record<string, number>> = { cpu: 1, memory: 1, gpu: 2 };
 
+/** `MostAllocated`'s bound (see `ScorePlugin.bound`): a score of 1, and room for rounding. */
+const BOUND = 1 + 2 ** -20;
+
 /**
  *   score = Σ_r w_r · (cap_r − free_r + ask_r) / cap_r  ÷  Σ_r w_r     over resources the task asks for and the node has
  */
 export function mostAllocated(weights: Record<string, number> = DEFAULT_RESOURCE_WEIGHTS): ScorePlugin {
+  const bounded = Object.values(weights).every((w) => w >= 0);
   return {
     name: 'MostAllocated',
     weight: 1,
@@ -30,6 +34,9 @@ export function mostAllocated(weights: Record<string, number> = DEFAULT_RESOURCE
       const packed = wsum ? sum / wsum : 0;
       return work.spread ? -packed : packed;
     },
+    // Where one task fits, each used share after it is at most 1, so is their mean with weights of
+    // no sign below 0 (a hair above for rounding); spreading: at most 0. A negative weight: none.
+    bound: (work) => (!bounded ? Infinity : work.spread ? 0 : BOUND),
     labelKeys: () => [],
   };
 }

@@ -266,21 +266,24 @@ export function domainScore(
   if (domains.size === 0) return undefined;
   // A node's domain is a function of these labels (the levels down to the one scored): nodes alike in them score alike (node buckets).
   const keys = levels.slice(0, level + 1).flatMap((l) => (l.label === undefined ? [] : [l.label]));
+  const score = (work: PendingWork, node: NodeSnapshot): number => {
+    if (work.topology || work.spread) return 0;
+    const key = domainOfNode.get(node.name);
+    if (key === undefined) return 1;
+    const d = domains.get(key)!;
+    let u = 0;
+    for (const [k, v] of Object.entries(work.resources)) {
+      const cap = d.capacity[k] ?? 0;
+      if (v > 0 && cap > 0) u = Math.max(u, (d.used[k] ?? 0) / cap);
+    }
+    return u;
+  };
   return {
     name: 'TopologyDomain',
     weight,
     labelKeys: () => keys,
-    score(work, node) {
-      if (work.topology || work.spread) return 0;
-      const key = domainOfNode.get(node.name);
-      if (key === undefined) return 1;
-      const d = domains.get(key)!;
-      let u = 0;
-      for (const [k, v] of Object.entries(work.resources)) {
-        const cap = d.capacity[k] ?? 0;
-        if (v > 0 && cap > 0) u = Math.max(u, (d.used[k] ?? 0) / cap);
-      }
-      return u;
-    },
+    score,
+    // The score reads no room: it is its own bound.
+    bound: score,
   };
 }
