@@ -263,10 +263,25 @@ function appended(ranked: Ranked, score: number, i: number): boolean {
   return !ranked.beforeNext || ranked.beforeNext(score, i);
 }
 
-/** Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored `score` is or would go. */
+/**
+ * Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored
+ * `score` is or would go. Galloping from `start` (each probe twice as far past the last, then a
+ * binary search within the last step): a node re-scored after taking work mostly goes near the front
+ * (in the single-task bench, 41% of inserts at the first two places, 2% past the 64th), whose
+ * scores the pass has just read, and each probe is a read of the ranking's scores by node.
+ */
 function rankIndex(list: readonly number[], start: number, end: number, scoreOf: NodeScores, score: number, i: number): number {
   let lo = start;
   let hi = end;
+  for (let step = 1; lo < end; step *= 2) {
+    const probe = Math.min(lo + step - 1, end - 1);
+    const m = list[probe];
+    if (!before(scoreOf.get(m), m, score, i)) {
+      hi = probe;
+      break;
+    }
+    lo = probe + 1;
+  }
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     const m = list[mid];
