@@ -566,11 +566,30 @@ describe('placement through node buckets', () => {
     return out;
   }
 
+  /**
+   * A Score with bounds of every kind beside the packing scores, so changed nodes wait and are
+   * scored at a bound: zone z0 scores 2 + its used CPU share (no bound); z1 its used share up to
+   * 0.5, its bound (reached: ties at the floor); z2 NaN (it ranks last), bound −Infinity.
+   */
+  const tiered: ScorePlugin = {
+    name: 'Tiered',
+    weight: 1,
+    labelKeys: () => ['zone'],
+    score: (_w, n, free) => {
+      const used = ((n.capacity.cpu ?? 0) - (free.cpu ?? 0)) / (n.capacity.cpu ?? 1);
+      return n.labels.zone === 'z0' ? 2 + used : n.labels.zone === 'z1' ? Math.min(used, 0.5) : NaN;
+    },
+    bound: (_w, n) => (n.labels.zone === 'z0' ? Infinity : n.labels.zone === 'z1' ? 0.5 : -Infinity),
+  };
   const rescoreVariants: Array<[string, (w: PendingWork[]) => PlacementOptions]> = [
     ['default profile', () => ({})],
     [
       'packing scores of the mix',
       (work: PendingWork[]) => ({ scores: packingScores(requestShapes(work.map((w) => ({ resources: w.resources, count: w.tasks })))) }),
+    ],
+    [
+      'packing scores and a bounded Score (ties at its bound, NaN, a bound of −Infinity)',
+      (work: PendingWork[]) => ({ scores: [...packingScores(requestShapes(work.map((w) => ({ resources: w.resources, count: w.tasks })))), tiered] }),
     ],
   ];
   it.each(rescoreVariants)(

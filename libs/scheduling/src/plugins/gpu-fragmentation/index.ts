@@ -17,9 +17,10 @@ export const GpuFragmentation: ScorePlugin = {
     if (freeDevices === node.gpuCount && wholeNeeded < node.gpuCount) return -0.25;
     return 0;
   },
-  // It reads the room only to tell a node with every device free: the larger of its two answers.
+  // It reads the room only to tell a node with every device free: the larger of its two answers
+  // (−0.5 exactly where the score gives it: work asking no GPU on a GPU node).
   bound(work, node) {
-    return node.gpuCount > 0 && !((work.resources.gpu ?? 0) > 0) ? -0.5 : 0;
+    return node.gpuCount > 0 && (work.resources.gpu ?? 0) === 0 ? -0.5 : 0;
   },
   labelKeys: () => [],
 };
