@@ -267,7 +267,7 @@ function appended(ranked: Ranked, score: number, i: number): boolean {
  * Index in `list` between `start` and `end` (sorted by `before` on `scoreOf`) where node `i` scored
  * `score` is or would go. Galloping from `start` (each probe twice as far past the last, then a
  * binary search within the last step): a node re-scored after taking work mostly goes near the front
- * (in the single-task bench, 41% of inserts at the first two places, 2% past the 64th), whose
+ * (in the single-task bench, 41% of inserts at the first two places, 4% past the 64th), whose
  * scores the pass has just read, and each probe is a read of the ranking's scores by node.
  */
 function rankIndex(list: readonly number[], start: number, end: number, scoreOf: NodeScores, score: number, i: number): number {
