@@ -4,6 +4,18 @@ import type { NodeSnapshot, PendingWork } from '@batchapi/scheduling';
 
 export const T0 = 1_800_000_000_000;
 
+/** mulberry32: numbers in [0, 1) from `seed`, the same on every run, so each random case is one fixed input. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 export function nodeRecord(name: string, cap: Record<string, string | number>, extra: Partial<NodeRecord> = {}): NodeRecord {
   const capacity = parseResources(cap);
   const gpus = Math.floor((capacity.gpu ?? 0) / 1000);

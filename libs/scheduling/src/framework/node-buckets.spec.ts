@@ -1,5 +1,5 @@
 import { CONTAINER_RUNTIME_LABEL, parseResources, type ResourceVector } from '@batchapi/api';
-import { nodeSnapshot, pendingWork } from '../../test/fixtures';
+import { nodeSnapshot, pendingWork, rng } from '../../test/fixtures';
 import {
   DEFAULT_FILTERS,
   DEFAULT_PROFILE,
@@ -399,18 +399,6 @@ describe('NodeBuckets', () => {
 });
 
 const REFUSED: Status = { code: 'Unschedulable', plugin: 'EvenHosts', reason: 'odd host' };
-
-/** mulberry32: seeded, so each case is one fixed snapshot. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * A random cluster (labels, taints, GPUs, room partly used, names out of creation order) and backlog.

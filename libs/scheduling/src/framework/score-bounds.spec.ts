@@ -1,5 +1,5 @@
 import { GPU_MILLI, parseResources, type ResourceVector } from '@batchapi/api';
-import { nodeSnapshot, pendingWork } from '../../test/fixtures';
+import { nodeSnapshot, pendingWork, rng } from '../../test/fixtures';
 import {
   domainScore,
   GpuFragmentation,
@@ -13,18 +13,6 @@ import {
   tasksThatFit,
 } from '../index';
 import { freeDeviceCount, scoreBound } from './node-buckets';
-
-/** mulberry32: seeded, so each case is one fixed set of rooms. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NODES: NodeSnapshot[] = [
   nodeSnapshot('cpu', { cpu: '32', memory: '128Gi' }, { labels: { rack: 'r0' } }),
