@@ -605,7 +605,9 @@ def _value(ref: JobRef[Any], view: Dict[str, Any], results: Dict[int, Any]) -> A
     elif reason.get("message"):
         message = reason["message"]
     else:
-        message = f"task {index} returned no result (see `batch logs {ref.job_id} --task {index} --stderr`)"
+        # What the task's last failed attempt says (its reason code and exit code), when it failed.
+        said = ", ".join(x for x in (str(code) if code else "", f"exit code {exit_code}" if exit_code is not None else "") if x)
+        message = f"task {index} returned no result{f' ({said})' if said else ''} (see `batch logs {ref.job_id} --task {index} --stderr`)"
     raise TaskFailed(ref.job_id, ref.index, view["phase"], code, exit_code, message, tb)
 
 
