@@ -842,8 +842,9 @@ class PlacementPass implements PassContext {
       for (; left > 0; i++) {
         // Nodes that wait to be scored again may rank at or below `floor`: they are scored before the
         // loop visits a node there (see `PlacementPass.rescore`), and the loop goes on where it was.
-        if (i >= list.length && !candidates.more?.(fits, candidates.floor)) {
-          if (candidates.floor === undefined) break;
+        if (i >= list.length && !candidates.more?.(fits, candidates.floor) && candidates.floor === undefined) break;
+        // At the floor: `more` stopped there (nothing appended), or the next node scores at or below it.
+        if (candidates.floor !== undefined && (i >= list.length || !(candidates.scoreOf!.get(list[i]) > candidates.floor))) {
           candidates.start = settle(list, candidates.start, write, i);
           write = i;
           this.flush(candidates as Ranked, w);
@@ -851,13 +852,6 @@ class PlacementPass implements PassContext {
           continue;
         }
         const n = list[i];
-        if (candidates.floor !== undefined && !(candidates.scoreOf!.get(n) > candidates.floor)) {
-          candidates.start = settle(list, candidates.start, write, i);
-          write = i;
-          this.flush(candidates as Ranked, w);
-          i--;
-          continue;
-        }
         // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
         let one = true;
         if (dims) {
