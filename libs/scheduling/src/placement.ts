@@ -23,6 +23,7 @@ import {
   freeDeviceCount,
   labelKeysOf,
   NodeBuckets,
+  nodeKinds,
   NodeScores,
   ranksBefore as before,
   scoreBound,
@@ -245,6 +246,16 @@ interface Ranked extends Candidates {
   /** With node buckets: each node's bound (`BucketRanking.boundOf`); the scan's rankings compute it per node (`scoreBound`). */
   boundOf?(i: number): number;
   /**
+   * With scores kept: by node kind (`PlacementPass.kinds`), the highest bound of a node of the kind
+   * the filters pass (NaN: none passes, its changes are not the ranking's).
+   */
+  kindBound?: Float64Array;
+  /**
+   * By node kind: −1, or the change count since which the kind's changed nodes wait unscored, the
+   * whole kind at once (its `kindBound` ranked below `lastScore`; see `PlacementPass.rescore`). @default none
+   */
+  pendingSince?: Float64Array;
+  /**
    * Changed nodes not scored again yet, in the order they were found (see `PlacementPass.rescore`):
    * each stays where it ranked, and its bound (so its old score too) is at most `floor`. @default none
    */
@@ -325,6 +336,11 @@ function settle(list: number[], start: number, write: number, i: number): number
   return i - kept;
 }
 
+/** Raises `bounds[k]` to `bound` when it is below (or NaN: no bound yet). */
+function raiseBound(bounds: Float64Array, k: number, bound: number): void {
+  if (!(bounds[k] >= bound)) bounds[k] = bound;
+}
+
 /** Sets `xs[i]`, filling the slots before it first (an array written far past its end turns into a dictionary). */
 function setAt<T>(xs: Array<T | undefined>, i: number, x: T): void {
   while (xs.length < i) xs.push(undefined);
@@ -353,15 +369,25 @@ class PlacementPass implements PassContext {
    * left (the fragmentation gradient, most-allocated), and a ranking of the empty cluster reused
    * for work submitted at one instant would place every task as if no other had been placed.
    * Walking back from the newest finds each such node once, however often it changed. One list per
-   * level of free CPU at the last change (`cpuLevel`): a shape skips the levels too low for one task.
+   * node kind (`kinds`) and level of free CPU at the last change (`cpuLevel`), list number
+   * kind × `CPU_LEVELS` + level: a shape skips the levels too low for one task, and a kind whose
+   * nodes its filters refuse or that cannot compete (see `rescore`) without visiting its nodes.
    */
   private changes = 0;
   private changedAt?: Float64Array;
   private changedPrev?: Int32Array;
   private changedNext?: Int32Array;
-  private changedLevel?: Uint8Array;
-  /** The newest node of each level's list; -1: none. */
-  private readonly newest = new Int32Array(CPU_LEVELS).fill(-1);
+  /** The list each changed node is in. */
+  private changedList?: Int32Array;
+  /** The newest node of each list; -1: none. */
+  private newest?: Int32Array;
+  /** By node kind: the change count of its newest change (0: none). */
+  private kindChanged?: Float64Array;
+  /** Node kinds (`nodeKinds`: capacity, GPU count and taints), made at first use. */
+  private kindsMade?: { of: Int32Array; count: number };
+  private get kinds(): { of: Int32Array; count: number } {
+    return (this.kindsMade ??= nodeKinds(this.states.map((s) => s.node)));
+  }
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
   /** Rank through node buckets (see `PlacementOptions.nodeIndex`). */
@@ -394,7 +420,7 @@ class PlacementPass implements PassContext {
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
       .map((n) => {
         const free: ResourceVector = {};
-        for (const [k, v] of Object.entries(n.capacity)) free[k] = v - (n.used[k] ?? 0);
+        for (const k in n.capacity) free[k] = n.capacity[k] - (n.used[k] ?? 0);
         return { node: n, free, devices: { ...n.devices }, index: 0 };
       });
     this.states.forEach((s, i) => (s.index = i));
@@ -613,6 +639,13 @@ class PlacementPass implements PassContext {
         return true;
       };
       const r = index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined, one);
+      const boundOf = r.boundOf;
+      let kindBound: Float64Array | undefined;
+      if (boundOf) {
+        kindBound = this.newKindBounds();
+        const kindOf = this.kinds.of;
+        for (const i of r.passing) raiseBound(kindBound, kindOf[i], boundOf(i));
+      }
       // Every field set here (none added later): the rankings the engine reads share one shape.
       ranked = {
         nodes: r.nodes,
@@ -627,7 +660,9 @@ class PlacementPass implements PassContext {
         seen: this.changes,
         dims,
         fits: undefined,
-        boundOf: r.boundOf,
+        boundOf,
+        kindBound,
+        pendingSince: kindBound && new Float64Array(kindBound.length).fill(-1),
         waiting: undefined,
         floor: undefined,
         lastScore: undefined,
@@ -638,6 +673,7 @@ class PlacementPass implements PassContext {
     const refused = new RefusalCounter();
     let full = 0;
     const scored: Array<{ s: NodeState; i: number; score: number }> = [];
+    const kindBound = keepScores ? this.newKindBounds() : undefined;
     for (let i = 0; i < this.states.length; i++) {
       const s = this.states[i];
       let status: Status | undefined;
@@ -646,6 +682,7 @@ class PlacementPass implements PassContext {
         refused.add(status);
         continue;
       }
+      if (kindBound) raiseBound(kindBound, this.kinds.of[i], scoreBound(w, s.node, scores));
       if (tasksThatFit(w.resources, s.free) === 0) {
         full++;
         continue;
@@ -668,9 +705,16 @@ class PlacementPass implements PassContext {
       const bounds = new Float64Array(this.states.length).fill(NaN);
       for (const c of scored) bounds[c.i] = scoreBound(w, c.s.node, scores);
       ranked.boundOf = (i) => bounds[i];
+      ranked.kindBound = kindBound;
+      ranked.pendingSince = new Float64Array(kindBound!.length).fill(-1);
     }
     if (!w.spread) setAt(this.rankedByShape, shape, ranked);
     return ranked;
+  }
+
+  /** A ranking's `kindBound`, before any kind is known to pass (NaN for each). */
+  private newKindBounds(): Float64Array {
+    return new Float64Array(this.kinds.count).fill(NaN);
   }
 
   /** Every node its own slot (`NodeScores.dense`): the scan's rankings. */
@@ -714,25 +758,58 @@ class PlacementPass implements PassContext {
    * every CPU node with room). A waiting node scored when no task fits it any more keeps its old
    * place (scored at once, it would keep the place of its last score that fit): placements are
    * the same, and only the job that passes it full can differ — the same in both kinds of pass.
+   *
+   * The change log is walked kind by kind (`kinds`): a kind with no change since, or whose nodes the
+   * filters all refuse, is skipped, and one whose highest bound (`Ranked.kindBound`) ranks below
+   * `lastScore` waits whole, unvisited (`Ranked.pendingSince`; the floor is that bound): in the
+   * single-task bench, CPU work no longer visits the GPU nodes GPU work changed, one by one, only to
+   * find each waits, nor GPU work the CPU nodes it does not rank.
    */
   private rescore(ranked: Ranked, w: PendingWork): void {
     const scoreOf = ranked.scoreOf;
     if (!scoreOf || ranked.seen === this.changes) return;
-    const when = this.changedAt!;
-    const prev = this.changedPrev!;
     const seen = ranked.seen;
     ranked.seen = this.changes;
-    const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
     const last = ranked.lastScore;
+    const kindBound = ranked.kindBound!;
+    const pending = ranked.pendingSince!;
+    const changed = this.kindChanged!;
+    for (let k = 0; k < kindBound.length; k++) {
+      const since = pending[k] >= 0 ? pending[k] : seen;
+      const bound = kindBound[k];
+      // Nothing changed since, or none of its nodes is the ranking's (NaN).
+      if (!(changed[k] > since) || bound !== bound) continue;
+      if (last !== undefined && bound < last) {
+        // The whole kind waits (no node of it can rank before where the ranking places).
+        pending[k] = since;
+        if (!(bound <= ranked.floor!)) ranked.floor = bound;
+        continue;
+      }
+      pending[k] = -1;
+      this.rescoreKind(ranked, w, k, since, last);
+    }
+  }
+
+  /**
+   * `rescore` for the nodes of kind `k` changed since change count `since`; with `last` (see
+   * `Ranked.lastScore`), a node whose bound ranks below it waits (`Ranked.waiting`) instead of being
+   * scored. @param last @default none: every node that takes one task is scored
+   */
+  private rescoreKind(ranked: Ranked, w: PendingWork, k: number, since: number, last: number | undefined): void {
+    const scoreOf = ranked.scoreOf!;
+    const when = this.changedAt!;
+    const prev = this.changedPrev!;
+    const newest = this.newest!;
+    const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
     // Walking back from the newest change finds each changed node once. Nodes in lists below the
     // level of the CPU one task asks have less free CPU than that: they do not fit.
-    for (let level = askLevel(w.resources.cpu ?? 0); level < CPU_LEVELS; level++)
-      for (let i = this.newest[level]; i >= 0 && when[i] > seen; i = prev[i]) {
+    for (let list = k * CPU_LEVELS + askLevel(w.resources.cpu ?? 0); list < (k + 1) * CPU_LEVELS; list++)
+      for (let i = newest[list]; i >= 0 && when[i] > since; i = prev[i]) {
         // A node without room for one task more stays where it is: the reserve loop drops it (full).
         // (Asked first: the free amounts are shared by every shape, its scores are not.)
         if (dims) {
           let one = true;
-          for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) one = false;
+          for (let d = 0; d < dims.length; d++) if (dims[d].free[i] / dims[d].amount < 1) one = false;
           if (!one) continue;
         } else if (!fitsOne(w.resources, this.states[i].free)) continue;
         // Its bound below where the ranking places: so is its old score (a score it had); it waits.
@@ -753,19 +830,26 @@ class PlacementPass implements PassContext {
   }
 
   /**
-   * Scores the nodes of `ranked` that wait (see `rescore`) as `rescore` would, those that still
-   * take one task; the others keep their places. The reserve loop calls it with its visited nodes
-   * settled before the one it would visit next, whose score is at most `floor`: every waiting node
-   * goes after the visited ones.
+   * Scores the nodes of `ranked` that wait (see `rescore`: nodes one by one, and whole kinds) as
+   * `rescore` would, those that still take one task; the others keep their places. The reserve
+   * loop calls it with its visited nodes settled before the one it would visit next, whose score
+   * is at most `floor`: every waiting node goes after the visited ones.
    */
   private flush(ranked: Ranked, w: PendingWork): void {
-    const waiting = ranked.waiting!;
     const scoreOf = ranked.scoreOf!;
-    for (const i of waiting.take()) {
-      if (!fitsOne(w.resources, this.states[i].free)) continue;
-      const old = scoreOf.get(i);
-      if (!Number.isNaN(old)) this.rescoreNode(ranked, w, i, old);
-    }
+    if (ranked.waiting)
+      for (const i of ranked.waiting.take()) {
+        if (!fitsOne(w.resources, this.states[i].free)) continue;
+        const old = scoreOf.get(i);
+        if (!Number.isNaN(old)) this.rescoreNode(ranked, w, i, old);
+      }
+    const pending = ranked.pendingSince!;
+    for (let k = 0; k < pending.length; k++)
+      if (pending[k] >= 0) {
+        const since = pending[k];
+        pending[k] = -1;
+        this.rescoreKind(ranked, w, k, since, undefined);
+      }
     ranked.floor = undefined;
   }
 
@@ -914,18 +998,21 @@ class PlacementPass implements PassContext {
     return true;
   }
 
-  /** Puts node `i` last in the change log's list of its free CPU now (see `changes`). */
+  /** Puts node `i` last in the change log's list of its kind and free CPU now (see `changes`). */
   private logChange(i: number): void {
     const n = this.states.length;
     const at = (this.changedAt ??= new Float64Array(n));
     const prev = (this.changedPrev ??= new Int32Array(n).fill(-1));
     const next = (this.changedNext ??= new Int32Array(n).fill(-1));
-    const levels = (this.changedLevel ??= new Uint8Array(n));
-    const newest = this.newest;
-    const level = cpuLevel(this.states[i].free.cpu ?? 0);
+    const lists = (this.changedList ??= new Int32Array(n));
+    const kinds = this.kinds;
+    const newest = (this.newest ??= new Int32Array(kinds.count * CPU_LEVELS).fill(-1));
+    const kind = kinds.of[i];
+    const list = kind * CPU_LEVELS + cpuLevel(this.states[i].free.cpu ?? 0);
+    (this.kindChanged ??= new Float64Array(kinds.count))[kind] = this.changes + 1;
     if (at[i] > 0) {
-      const was = levels[i];
-      if (newest[was] === i && was === level) {
+      const was = lists[i];
+      if (newest[was] === i && was === list) {
         at[i] = ++this.changes;
         return;
       }
@@ -935,11 +1022,11 @@ class PlacementPass implements PassContext {
       else newest[was] = prev[i];
     }
     at[i] = ++this.changes;
-    levels[i] = level;
-    prev[i] = newest[level];
+    lists[i] = list;
+    prev[i] = newest[list];
     next[i] = -1;
-    if (newest[level] >= 0) next[newest[level]] = i;
-    newest[level] = i;
+    if (newest[list] >= 0) next[newest[list]] = i;
+    newest[list] = i;
   }
 
   /** Nodes by name (made at the first `holdNominated`). */

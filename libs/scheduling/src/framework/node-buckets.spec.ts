@@ -18,7 +18,7 @@ import {
   requestShapes,
 } from '../index';
 import { fitsOne } from '../plugins/resource-fit';
-import { type BucketRanking, coversKeys, labelKeysOf, type NodeRoom, NodeBuckets, NodeScores, unionKeys } from './node-buckets';
+import { type BucketRanking, coversKeys, labelKeysOf, type NodeRoom, NodeBuckets, nodeKinds, NodeScores, unionKeys } from './node-buckets';
 
 /** A pass's view of a node: its snapshot, and its free room after `used`. */
 function room(n: NodeSnapshot): NodeRoom {
@@ -389,6 +389,22 @@ describe('NodeBuckets', () => {
     expect([names(refuseB, states), refuseB.full]).toEqual([['d'], 3]);
   });
 
+  it('gives nodes of one capacity, GPU count and taints one kind, whatever their labels, room or use', () => {
+    const taint = { key: 'dedicated', value: 'ml', effect: 'NoSchedule' as const };
+    const nodes = [
+      nodeSnapshot('a', { cpu: '4', memory: '16Gi' }, { labels: { zone: 'z0' } }), // kind 0
+      nodeSnapshot('b', { cpu: '4', memory: '16Gi' }, { labels: { zone: 'z1' }, used: { cpu: 1000 } }), // 0: labels and room do not count
+      nodeSnapshot('c', { cpu: '4', memory: '32Gi' }), // 1: another capacity
+      nodeSnapshot('d', { cpu: '4', memory: '16Gi', gpu: 2 }), // 2: GPUs
+      nodeSnapshot('e', { cpu: '4', memory: '16Gi' }, { taints: [taint] }), // 3: a taint
+      nodeSnapshot('f', { cpu: '4', memory: '16Gi' }, { taints: [taint] }), // 3
+      nodeSnapshot('g', { memory: '16Gi', cpu: '4' }), // 4: the same capacity, its keys in another order (classes compare them in order)
+    ];
+    const kinds = nodeKinds(nodes);
+    expect([...kinds.of]).toEqual([0, 0, 1, 2, 3, 3, 4]);
+    expect(kinds.count).toBe(5);
+  });
+
   it('tells GPU nodes apart by device use, not only by free GPU', () => {
     // Both have 1 GPU (1000 milli) free in total: g1 as one whole device, g2 as two halves. A whole-GPU
     // task fits only g1 by devices; the buckets differ, so a Score that reads devices sees each as it is.
@@ -539,7 +555,8 @@ describe('placement through node buckets', () => {
    * room the jobs before it left (their placements written into the nodes' used room and devices).
    */
   function rankedAfresh(work: readonly PendingWork[], nodes: readonly NodeSnapshot[], o: PlacementOptions): Placement[] {
-    const now = nodes.map((n) => ({ ...n, used: { ...n.used }, devices: { ...n.devices } }));
+    // In name order, as every pass sorts them: each pass's sort of the 1,300 nodes is then one run (a placement per job is this helper's cost).
+    const now = nodes.map((n) => ({ ...n, used: { ...n.used }, devices: { ...n.devices } })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const byName = new Map(now.map((n) => [n.name, n]));
     const out: Placement[] = [];
     for (const w of [...work].sort(DEFAULT_PROFILE.queueSort.compare)) {

@@ -88,6 +88,8 @@ export interface BucketRanking {
   scoreOf?: NodeScores;
   /** With a score buffer: node `i`'s `scoreBound` (by its class: the nodes of a class have one). */
   boundOf?(i: number): number;
+  /** The first node of each class the filters pass, in class order (with `boundOf`: each class's bound, see `nodeKinds`). */
+  passing: number[];
 }
 
 /**
@@ -332,6 +334,27 @@ function sameClass(cls: NodeClass, a: NodeSnapshot, b: NodeSnapshot, labelKeys: 
   } else if (!sameRecord(cls.labelKeys, a.labels, b.labels)) return false;
   for (let k = 0; k < a.taints.length; k++) if (JSON.stringify(a.taints[k]) !== JSON.stringify(b.taints[k])) return false;
   return true;
+}
+
+/**
+ * Node kinds: nodes with the same capacity (keys in order, values), GPU count and taints — what
+ * tells node classes apart but the labels, so every class of every index (`NodeBuckets`) lies
+ * within one kind. `of` gives each node's kind by index (0 to `count` − 1, in the order kinds are
+ * first met). A fleet has a few (two in the scheduling bench: CPU and GPU nodes).
+ */
+export function nodeKinds(nodes: readonly NodeSnapshot[]): { of: Int32Array; count: number } {
+  const of = new Int32Array(nodes.length);
+  const byKey = new Map<string, number>();
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i];
+    let key = String(n.gpuCount);
+    for (const k in n.capacity) key += `|${k}=${n.capacity[k]}`;
+    if (n.taints.length) key += `|${JSON.stringify(n.taints)}`;
+    let kind = byKey.get(key);
+    if (kind === undefined) byKey.set(key, (kind = byKey.size));
+    of[i] = kind;
+  }
+  return { of, count: byKey.size };
 }
 
 /** Wholly free devices of a node. */
@@ -631,6 +654,7 @@ export class NodeBuckets<S extends NodeRoom> {
     const scored: Array<{ score: number; members: number[]; from: number }> = [];
     // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
     const base = new Int32Array(this.classes.length);
+    const passing: number[] = [];
     let passed = 0;
     for (const cls of this.classes) {
       const rep = this.states[cls.first].node;
@@ -642,6 +666,7 @@ export class NodeBuckets<S extends NodeRoom> {
       } else {
         base[cls.no] = passed;
         passed += cls.size;
+        passing.push(cls.first);
       }
     }
     // A new buffer reads "not ranked" in every slot (see `NodeScores`): full nodes are neither
@@ -805,6 +830,6 @@ export class NodeBuckets<S extends NodeRoom> {
       }
       return !open() || ranksBefore(v, i, score, head);
     };
-    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, ...(scoreOf ? { scoreOf, boundOf } : {}) };
+    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, passing, ...(scoreOf ? { scoreOf, boundOf } : {}) };
   }
 }
