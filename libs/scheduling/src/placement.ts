@@ -336,6 +336,12 @@ function settle(list: number[], start: number, write: number, i: number): number
   return i - kept;
 }
 
+/** Whether one of `statuses` has `code` (a loop: no closure made per call, as `some` would). */
+function hasCode(statuses: readonly Status[], code: string): boolean {
+  for (let k = 0; k < statuses.length; k++) if (statuses[k].code === code) return true;
+  return false;
+}
+
 /** Raises `bounds[k]` to `bound` when it is below (or NaN: no bound yet). */
 function raiseBound(bounds: Float64Array, k: number, bound: number): void {
   if (!(bounds[k] >= bound)) bounds[k] = bound;
@@ -533,8 +539,8 @@ class PlacementPass implements PassContext {
       allowed = r.allowed;
       if (r.status) why.statuses.push(r.status);
     }
-    why.quotaLimited = why.statuses.some((s) => s.code === 'QuotaLimited');
-    if (why.statuses.some((s) => s.code === 'GangBlocked')) {
+    why.quotaLimited = hasCode(why.statuses, 'QuotaLimited');
+    if (hasCode(why.statuses, 'GangBlocked')) {
       why.gangBlocked = true;
       return { placed: 0, blocked: true };
     }
@@ -571,9 +577,10 @@ class PlacementPass implements PassContext {
       }
     }
     // Reserve
-    const mine = this.reserve(w, want, candidates, why);
+    const made = this.reserve(w, want, candidates, why);
+    const mine = this.mine;
     let placed = 0;
-    for (const p of mine) placed += p.count;
+    for (let k = 0; k < made; k++) placed += mine[k].count;
     // Permit
     for (const p of this.profile.permits) {
       const refused = p.permit(w, placed);
@@ -584,14 +591,14 @@ class PlacementPass implements PassContext {
       why.gangBlocked ||= refused.code === 'GangBlocked';
       return { placed: 0, blocked: true };
     }
-    for (const p of mine) this.placements.push(p);
+    for (let k = 0; k < made; k++) this.placements.push(mine[k]);
     this.budget -= placed;
     w.tasks -= placed;
     if (placed === 0 && !why.quotaLimited) setAt(this.noRoom, shape, this.keep(why));
     const step: PlaceStep = { placed, blocked: placed < want || want === 0 };
     if (this.charging && placed > 0) {
       let charged: ResourceVector = {};
-      for (const p of mine) charged = addResources(charged, chargeOf(w.resources, this.labelsOf(p.node)), p.count);
+      for (let k = 0; k < made; k++) charged = addResources(charged, chargeOf(w.resources, this.labelsOf(mine[k].node)), mine[k].count);
       step.charged = charged;
     }
     return step;
@@ -881,7 +888,10 @@ class PlacementPass implements PassContext {
       // Not appended (in its bucket, or deferred): into the appended head; its bucket leaves it out from now on (its score is no longer the bucket's).
       ranked.undefer!(i);
       scoreOf.set(i, score);
-      list.splice(rankIndex(list, ranked.start, list.length, scoreOf, score, i), 0, i);
+      // The nodes after its place shift by one (`splice` would make a list of the nodes it removed, none).
+      const to = rankIndex(list, ranked.start, list.length, scoreOf, score, i);
+      for (let k = list.length; k > to; k--) list[k] = list[k - 1];
+      list[to] = i;
       return;
     }
     // Its new place (binary search on each side of it), then the nodes between shift by one.
@@ -896,14 +906,19 @@ class PlacementPass implements PassContext {
     list[at] = i;
   }
 
+  /** The placements of the last `reserve` call, from 0 (one list the pass reuses, as `picks`: most calls make one). */
+  private readonly mine: Placement[] = [];
+
   /**
    * Packing fills the best node, then the next; spreading deals one task per node per round. A
    * node with no room for one task of a packing shape leaves `candidates` (moving its start).
-   * Returns the placements in the order their nodes were first given tasks.
+   * Returns how many placements it made: `mine` from 0, in the order their nodes were first given
+   * tasks (the next call writes over them).
    */
-  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): Placement[] {
+  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): number {
     const call = ++this.reserveCalls;
-    const mine: Placement[] = [];
+    const mine = this.mine;
+    let made = 0;
     this.takenCount = 0;
     const list = candidates.nodes;
     const states = this.states;
@@ -959,14 +974,14 @@ class PlacementPass implements PassContext {
         if (first < 0) first = n;
         let p = this.placedBy[n] === call ? s.placement : undefined;
         if (!p) {
-          // A copy of the devices sized to them (an empty array grown by push reserves 17 slots).
-          p = { jobId: w.jobId, node: s.node.name, count: reserved.length, devices: reserved.slice() };
-          mine.push(p);
+          p = { jobId: w.jobId, node: s.node.name, count: reserved.length, devices: reserved };
+          mine[made++] = p;
           this.placedBy[n] = call;
           s.placement = p;
         } else {
+          // A new list: the one it had is also what `giveBack` returns for the earlier reservation.
           p.count += reserved.length;
-          for (const d of reserved) p.devices.push(d);
+          p.devices = p.devices.concat(reserved);
         }
         left -= reserved.length;
         progress = true;
@@ -982,7 +997,7 @@ class PlacementPass implements PassContext {
     }
     why.full += this.passedFull;
     if (first >= 0 && candidates.scoreOf) candidates.lastScore = candidates.scoreOf.get(first);
-    return mine;
+    return made;
   }
 
   /** Nodes `fitsOn` refused in the current `reserve` call (left out of its ranking: full). */
@@ -1089,6 +1104,9 @@ class PlacementPass implements PassContext {
     this.takenCount = 0;
   }
 
+  /** The devices `reserveOn` picks, task by task (one list the pass reuses, written from 0: emptied by setting its length, it would give back its room). */
+  private readonly picks: number[][] = [];
+
   /**
    * Reserves up to `want` tasks of `w` on one node: each Reserve plugin admits its part, devices
    * are picked task by task, then the plugins take their part; records it to give back (`taken`).
@@ -1100,15 +1118,17 @@ class PlacementPass implements PassContext {
     if (want <= 0) return 0;
     const share = w.resources.gpu ?? 0;
     const each = share >= GPU_MILLI ? GPU_MILLI : share;
-    const devices: number[][] = [];
-    for (let k = 0; k < want; k++) {
+    const picks = this.picks;
+    let count = 0;
+    for (; count < want; count++) {
       const picked = pickDevices(s.devices, s.node.gpuCount, share);
       if (!picked) break;
       for (const d of picked) s.devices[d] = (s.devices[d] ?? 0) + each;
-      devices.push(picked);
+      picks[count] = picked;
     }
-    const count = devices.length;
     if (count === 0) return 0;
+    // Sized to them (a list grown by push from empty reserves 17 slots, and placements are kept).
+    const devices = picks.slice(0, count);
     const need = w.resources;
     for (const name in need) {
       s.free[name] = (s.free[name] ?? 0) - need[name] * count;
