@@ -99,7 +99,13 @@ export interface Unplaced {
   tasks: number;
   /** Nodes refused by each Filter status, most first. */
   filtered: FilterRefusal[];
-  /** Nodes that pass the filters but lack free room for one more task. */
+  /**
+   * Nodes that pass the filters but lack free room for one more task (or whose room a Reserve
+   * plugin holds back: a reservation's, quota per node), other than those the work was given tasks
+   * on in its last turn: counted when the pass ran out of nodes for it. When it did not (its quota,
+   * the task budget or its fair-share step stopped it first), the nodes that had no room when its
+   * request shape was first ranked in the pass.
+   */
   full: number;
   /** Set when the queue's quota stopped placement (a PreFilter or Reserve said `QuotaLimited`). */
   quotaLimited: boolean;
@@ -213,7 +219,7 @@ interface Candidates {
   lastScore?: number;
   /** With node buckets, the dimensions of the work's request (`PlacementPass.dimsOf`), kept with a shape's ranking. */
   dims?: Dim[];
-  /** With node buckets, whether a node has room for one task on `dims`; counts the nodes it refuses in `PlacementPass.passedFull`. */
+  /** With node buckets, whether a node has room for one task on `dims`. */
   fits?: (i: number) => boolean;
 }
 
@@ -241,6 +247,8 @@ interface Ranked extends Candidates {
   refused: FilterRefusal[];
   /** Nodes that passed the filters but had no room for one task when ranked. */
   full: number;
+  /** Nodes that pass the filters. */
+  passed: number;
   /** The pass's change count (`PlacementPass.changes`) the scores reflect, but for the `waiting` nodes. */
   seen: number;
   /** With node buckets: each node's bound (`BucketRanking.boundOf`); the scan's rankings compute it per node (`scoreBound`). */
@@ -340,6 +348,12 @@ function settle(list: number[], start: number, write: number, i: number): number
 function hasCode(statuses: readonly Status[], code: string): boolean {
   for (let k = 0; k < statuses.length; k++) if (statuses[k].code === code) return true;
   return false;
+}
+
+/** Whether node `n` has room for one task on `dims` (the reserve loop's check). */
+function fitsOn(dims: readonly Dim[], n: number): boolean {
+  for (let k = 0; k < dims.length; k++) if (dims[k].free[n] / dims[k].amount < 1) return false;
+  return true;
 }
 
 /** Raises `bounds[k]` to `bound` when it is below (or NaN: no bound yet). */
@@ -557,14 +571,19 @@ class PlacementPass implements PassContext {
       while (ranked.more?.());
       for (const d of this.profile.domains ?? []) {
         // A node's room is what the Reserve plugins would admit there (a reservation's held room, quota): a domain that only looks free is not chosen.
+        let room = 0;
         const choice = d.choose(
           w,
           want,
           candidates.nodes.slice(candidates.start).map((i) => {
             const c = this.states[i];
-            return { node: c.node, fit: this.admitted(w, c.node, tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount)) };
+            const fit = this.admitted(w, c.node, tasksOnNode(w.resources, c.free, c.devices, c.node.gpuCount));
+            if (fit > 0) room++;
+            return { node: c.node, fit };
           }),
         );
+        // Every node the filters pass and the ranking still holds was read: the others have no room.
+        why.full = ranked.passed - room;
         if (choice.status) {
           why.statuses.push(choice.status);
           why.gangBlocked ||= !!w.gang;
@@ -577,10 +596,12 @@ class PlacementPass implements PassContext {
       }
     }
     // Reserve
-    const made = this.reserve(w, want, candidates, why);
+    const made = this.reserve(w, want, candidates);
     const mine = this.mine;
     let placed = 0;
     for (let k = 0; k < made; k++) placed += mine[k].count;
+    // Short of `want`, the ranking ran out: every node it did not give tasks to has no room (see `Unplaced.full`).
+    if (candidates === ranked) why.full = placed < want ? ranked.passed - made : ranked.full;
     // Permit
     for (const p of this.profile.permits) {
       const refused = p.permit(w, placed);
@@ -651,7 +672,7 @@ class PlacementPass implements PassContext {
       if (boundOf) {
         kindBound = this.newKindBounds();
         const kindOf = this.kinds.of;
-        for (const i of r.passing) raiseBound(kindBound, kindOf[i], boundOf(i));
+        for (const i of r.firsts) raiseBound(kindBound, kindOf[i], boundOf(i));
       }
       // Every field set here (none added later): the rankings the engine reads share one shape.
       ranked = {
@@ -663,6 +684,7 @@ class PlacementPass implements PassContext {
         undefer: r.undefer,
         refused: r.refused,
         full: r.full,
+        passed: r.passed,
         scoreOf: r.scoreOf,
         seen: this.changes,
         dims,
@@ -703,7 +725,10 @@ class PlacementPass implements PassContext {
       scored.push({ s, i, score });
     }
     if (scores.length) scored.sort((x, y) => y.score - x.score || (x.s.node.name < y.s.node.name ? -1 : 1));
-    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refused.list(), full, seen: this.changes };
+    const refusals = refused.list();
+    let passed = this.states.length;
+    for (const r of refusals) passed -= r.nodes;
+    ranked = { nodes: scored.map((c) => c.i), start: 0, refused: refusals, full, passed, seen: this.changes };
     if (keepScores) {
       const scoreOf = NodeScores.dense(this.newScores(this.states.length), (this.denseMapping ??= NodeScores.denseMapping(this.states.length)));
       for (const c of scored) scoreOf.set(c.i, c.score);
@@ -764,7 +789,7 @@ class PlacementPass implements PassContext {
    * GPUs no longer scores, for each shape, every GPU node that GPU work changed (they rank below
    * every CPU node with room). A waiting node scored when no task fits it any more keeps its old
    * place (scored at once, it would keep the place of its last score that fit): placements are
-   * the same, and only the job that passes it full can differ — the same in both kinds of pass.
+   * the same.
    *
    * The change log is walked kind by kind (`kinds`): a kind with no change since, or whose nodes the
    * filters all refuse, is skipped, and one whose highest bound (`Ranked.kindBound`) ranks below
@@ -915,7 +940,7 @@ class PlacementPass implements PassContext {
    * Returns how many placements it made: `mine` from 0, in the order their nodes were first given
    * tasks (the next call writes over them).
    */
-  private reserve(w: PendingWork, want: number, candidates: Candidates, why: Unplaced): number {
+  private reserve(w: PendingWork, want: number, candidates: Candidates): number {
     const call = ++this.reserveCalls;
     const mine = this.mine;
     let made = 0;
@@ -926,10 +951,9 @@ class PlacementPass implements PassContext {
     // the loop below passes many nodes that became full and reads only these arrays for them.
     // Without, each node's `free` (the plain pass the equivalence tests compare with).
     const dims = this.indexed ? (candidates.dims ??= this.dimsOf(w)) : undefined;
-    // Packing drops a full node as it visits it, counted in `why.full`: the ranking leaves out the
-    // full nodes before the next that fits, counted the same (spreading keeps full nodes).
-    const fits = dims && !w.spread ? (candidates.fits ??= (n) => this.fitsOn(dims, n)) : undefined;
-    this.passedFull = 0;
+    // Packing drops a full node as it visits it: the ranking leaves out the full nodes before the
+    // next that fits (spreading keeps full nodes).
+    const fits = dims && !w.spread ? (candidates.fits ??= (n) => fitsOn(dims, n)) : undefined;
     let left = want;
     /** The first node given tasks (its score is where this ranking places now, `Candidates.lastScore`). */
     let first = -1;
@@ -957,7 +981,6 @@ class PlacementPass implements PassContext {
           for (const d of dims) if (d.free[n] / d.amount < 1) one = false;
         } else one = fitsOne(w.resources, states[n].free);
         if (!one) {
-          if (this.placedBy[n] !== call) why.full++;
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
           if (w.spread) list[write++] = n;
           continue;
@@ -966,7 +989,6 @@ class PlacementPass implements PassContext {
         const fit = Math.min(left, tasksThatFit(w.resources, s.free));
         const reserved = fit > 0 ? this.reserveOn(s, w, w.spread ? Math.min(1, fit) : fit) : 0;
         if (reserved === 0) {
-          if (this.placedBy[n] !== call) why.full++;
           if (w.spread || fit !== 0) list[write++] = n;
           continue;
         }
@@ -995,22 +1017,8 @@ class PlacementPass implements PassContext {
         candidates.start = 0;
       }
     }
-    why.full += this.passedFull;
     if (first >= 0 && candidates.scoreOf) candidates.lastScore = candidates.scoreOf.get(first);
     return made;
-  }
-
-  /** Nodes `fitsOn` refused in the current `reserve` call (left out of its ranking: full). */
-  private passedFull = 0;
-
-  /** Whether node `n` has room for one task on `dims` (the reserve loop's check); counts it in `passedFull` when not. */
-  private fitsOn(dims: readonly Dim[], n: number): boolean {
-    for (let k = 0; k < dims.length; k++)
-      if (dims[k].free[n] / dims[k].amount < 1) {
-        this.passedFull++;
-        return false;
-      }
-    return true;
   }
 
   /** Puts node `i` last in the change log's list of its kind and free CPU now (see `changes`). */

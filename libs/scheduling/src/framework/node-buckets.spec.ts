@@ -660,8 +660,8 @@ describe('placement through node buckets', () => {
     // appends n00–n31. j0 takes n00 (1 core), which falls to (2−1)/2 = 0.5, behind n32–n39 still to
     // append at 1: it waits with them and comes after them. Each job takes the next empty node:
     // j0–j39 fill n00–n39 in name order, then j40–j79 the second core of each, again in name order
-    // (all at 0.5), then j80 finds no room: it passes n39 full (the nodes before left the kept ranking
-    // when earlier jobs passed them full).
+    // (all at 0.5), then j80 finds no room: all 40 nodes are full (before, it counted 1, n39: the nodes
+    // before left the kept ranking when earlier jobs passed them full, and went uncounted).
     const roomLeft: ScorePlugin = { name: 'RoomLeft', weight: 1, score: (_w, n, free) => (free.cpu ?? 0) / (n.capacity.cpu ?? 1), labelKeys: () => [] };
     const nodes = Array.from({ length: 40 }, (_, k) => nodeSnapshot(`n${String(k).padStart(2, '0')}`, { cpu: '2' }));
     const work = Array.from({ length: 81 }, (_, i) => pendingWork(`j${i}`, 1, { cpu: '1' }, { createdAt: i }));
@@ -671,7 +671,7 @@ describe('placement through node buckets', () => {
     expect(indexed.placements).toEqual(rankedAfresh(work, nodes, o));
     const at = (k: number) => `n${String(k % 40).padStart(2, '0')}`;
     expect(indexed.placements.map((p) => `${p.jobId}@${p.node}`)).toEqual(Array.from({ length: 80 }, (_, i) => `j${i}@${at(i)}`));
-    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['j80', 1, 1]]);
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['j80', 1, 40]]);
   });
 
   it('a node deferred back to the score of the bucket it was ranked in is appended once (a full node counted once)', () => {
@@ -702,12 +702,13 @@ describe('placement through node buckets', () => {
     expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x4', 435, 1]]);
   });
 
-  it('a packing job passes over the full nodes before the next that fits, counted; a full node after it stays for the next job to count', () => {
+  it('a packing job passes over the full nodes before the next that fits; the job that runs out of nodes counts every full node, however many earlier jobs passed', () => {
     // 40 2-core nodes; n32, n33, n34 and n36 in zone z1. x1 takes n00 (X's ranking appends n00–n31).
     // y1 (2 cores in z1, 4 tasks) fills n32, n33, n34, n36. x2 (65 tasks) fills n00 (1), n01–n31 (62),
     // then reaches the nodes not appended: n32–n34 full, passed over, then n35 (2): done. x3 (20 tasks)
-    // passes the 33 nodes x2 filled and n36, full, and fills n37–n39 (6): 14 left, 34 full nodes.
-    // (Had x2 left out n36 too, x3 would count 33.)
+    // passes the 33 nodes x2 filled and n36, full, and fills n37–n39 (6): 14 left, and all 40 nodes
+    // are full, 37 of them not x3's. (Before, x3 counted only what it passed itself: 34, not n32–n34,
+    // which x2 passed; had x2 left out n36 too, 33.)
     const nodes = Array.from({ length: 40 }, (_, k) =>
       nodeSnapshot(`n${String(k).padStart(2, '0')}`, { cpu: '2' }, [32, 33, 34, 36].includes(k) ? { labels: { zone: 'z1' } } : {}),
     );
@@ -721,7 +722,7 @@ describe('placement through node buckets', () => {
     expect(indexed).toEqual(placeTasks(work, nodes, { batchFill: false, nodeIndex: false }));
     expect(indexed.placements.filter((p) => p.jobId === 'y1').map((p) => p.node)).toEqual(['n32', 'n33', 'n34', 'n36']);
     expect(indexed.placements.filter((p) => p.jobId === 'x3').map((p) => p.node)).toEqual(['n37', 'n38', 'n39']);
-    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x3', 14, 34]]);
+    expect(indexed.unplaced.map((u) => [u.jobId, u.tasks, u.full])).toEqual([['x3', 14, 37]]);
   });
 
   it('a job whose tasks reach the waiting nodes has them scored where it stands, and goes on (a flush within one reserve puts a waiting node before one that ranked before it)', () => {

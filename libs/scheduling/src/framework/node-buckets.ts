@@ -65,7 +65,7 @@ export interface BucketRanking {
   /**
    * Appends the next nodes. With `fits`, for a caller that visits them next and drops a node
    * without room for one task (it stays full for the rest of the pass): the nodes before the first
-   * that `fits` accepts are passed to `fits` and left out (it counts them), so a run of full nodes
+   * that `fits` accepts are passed to `fits` and left out, so a run of full nodes
    * is not appended only to be dropped. With `floor`, it stops before a node whose score is not
    * above it (the caller has nodes waiting to be scored again that may rank there).
    */
@@ -89,7 +89,9 @@ export interface BucketRanking {
   /** With a score buffer: node `i`'s `scoreBound` (by its class: the nodes of a class have one). */
   boundOf?(i: number): number;
   /** The first node of each class the filters pass, in class order (with `boundOf`: each class's bound, see `nodeKinds`). */
-  passing: number[];
+  firsts: number[];
+  /** Nodes that pass the filters. */
+  passed: number;
 }
 
 /**
@@ -654,7 +656,7 @@ export class NodeBuckets<S extends NodeRoom> {
     const scored: Array<{ score: number; members: number[]; from: number }> = [];
     // Classes in the order of their first node: each reason's first Status is the one a scan meets first.
     const base = new Int32Array(this.classes.length);
-    const passing: number[] = [];
+    const firsts: number[] = [];
     let passed = 0;
     for (const cls of this.classes) {
       const rep = this.states[cls.first].node;
@@ -666,7 +668,7 @@ export class NodeBuckets<S extends NodeRoom> {
       } else {
         base[cls.no] = passed;
         passed += cls.size;
-        passing.push(cls.first);
+        firsts.push(cls.first);
       }
     }
     // A new buffer reads "not ranked" in every slot (see `NodeScores`): full nodes are neither
@@ -830,6 +832,6 @@ export class NodeBuckets<S extends NodeRoom> {
       }
       return !open() || ranksBefore(v, i, score, head);
     };
-    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, passing, ...(scoreOf ? { scoreOf, boundOf } : {}) };
+    return { nodes, more, beforeNext, defer, undefer, refused: refused.list(), full, firsts, passed, ...(scoreOf ? { scoreOf, boundOf } : {}) };
   }
 }
