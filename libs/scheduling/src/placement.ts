@@ -894,7 +894,12 @@ class PlacementPass implements PassContext {
     let score = 0;
     for (const p of this.profile.scores) score += p.weight * p.score(w, s.node, s.free, fd, s.devices);
     if (score !== score) score = -Infinity; // NaN marks "not ranked" here: a plugin's NaN ranks last instead
-    if (score === old) return;
+    if (score === old) {
+      // Still at its old place; one its buckets have not appended yet left its bucket (it moved),
+      // and the buckets skip the nodes that left (`BucketRanking.more`): it waits there, deferred at that score.
+      if (!appended(ranked, old, i)) ranked.defer!(i, score);
+      return;
+    }
     let at = -1;
     if (appended(ranked, old, i)) {
       at = rankIndex(list, ranked.start, list.length, scoreOf, old, i);
