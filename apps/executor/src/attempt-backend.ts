@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Binding, GpuDevice, ResourceVector } from '@batchapi/api';
 import type { Clock } from '@batchapi/runtime';
 import type { Logger } from 'pino';
-import { AttemptLimits, type CpuLimit, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
+import { AttemptLimits, cgroupOwner, type CpuLimit, detectIsolation, type IsolationKind, sweepCgroups } from './isolation';
 import type { KubernetesBackend } from './kubernetes';
 import { ProcessGroupLedger } from './process-group-ledger';
 import { type attemptPaths, type ProcessExit, TaskProcess } from './task-process';
@@ -118,11 +118,14 @@ export class ProcessBackend implements AttemptBackend {
   private endedSinceCompaction = 0;
   /** Whether util-linux `prlimit` runs here (asked once, when a cgroup first fails). */
   private prlimit?: boolean;
+  /** The prefix of its attempts' cgroups (`cgroupOwner`): its sweep removes those, never another executor's of the same node name. */
+  private readonly cgroupPrefix: string;
 
   constructor(private readonly o: ProcessBackendOptions) {
     this.ledgerFile = join(o.dataDir, 'process-groups');
     this.ledger = new ProcessGroupLedger(this.ledgerFile, o.nodeName, undefined, o.clock);
     this.isolation = o.isolation === 'none' ? 'none' : detectIsolation(o.cgroupRoot);
+    this.cgroupPrefix = cgroupOwner(o.nodeName, o.dataDir);
   }
 
   /**
@@ -132,7 +135,7 @@ export class ProcessBackend implements AttemptBackend {
   async reclaim(): Promise<Reclaimed> {
     const recorded = this.ledger.hasRecords();
     const leftovers = await this.ledger.reapLeftovers();
-    sweepCgroups(this.isolation, this.o.nodeName);
+    sweepCgroups(this.isolation, this.cgroupPrefix, this.o.cgroupRoot);
     return { previousRan: recorded || leftovers > 0, leftovers };
   }
 
@@ -142,7 +145,7 @@ export class ProcessBackend implements AttemptBackend {
   }
 
   start(b: Binding, index: number, env: Record<string, string>, paths: ReturnType<typeof attemptPaths>): StartedAttempt {
-    const limits = new AttemptLimits(this.isolation, `${b.node}-${b.jobId}-${index}-${b.attempt}`, b.resources, this.o.cgroupRoot, this.o.cpuLimit);
+    const limits = new AttemptLimits(this.isolation, `${this.cgroupPrefix}-${b.jobId}-${index}-${b.attempt}`, b.resources, this.o.cgroupRoot, this.o.cpuLimit);
     let argv: string[];
     // Permission bits do not stop a task that runs as root: its working dir is then also mounted read-only for it alone.
     const command = b.workingDir && this.canMountReadOnly() ? readOnlyWorkDir(paths.workDir, b.command) : b.command;

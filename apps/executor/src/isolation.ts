@@ -5,8 +5,9 @@
  * prelude writes its own pid, then execs), and an OOM kill is read back from the cgroup.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { NodeIsolation, ResourceVector } from '@batchapi/api';
 
 /** How attempts are limited on this machine. */
@@ -196,14 +197,27 @@ function enableControllers(dir: string): void {
   }
 }
 
-/** Removes empty cgroups a previous executor of this node left behind. */
-export function sweepCgroups(kind: IsolationKind, node: string, root = ROOT): void {
+/**
+ * The prefix of the cgroups of one executor's attempts (`<owner>-<job>-<index>-<attempt>`): its
+ * node name and a digest of its data directory. The cgroup tree is the machine's, shared by every
+ * executor on it, and node names are not unique on a machine (every local cluster's first node is
+ * `local-0`): an attempt's group is empty from its creation until its task joins it, and another
+ * executor's `sweepCgroups` by node name alone removed it in that moment — the task then failed
+ * before its command ran (exit code 2, no traceback). A restart of the same executor (same node,
+ * same data directory) has the same owner, and sweeps what its predecessor left.
+ */
+export function cgroupOwner(node: string, dataDir: string): string {
+  return `${node}-${createHash('sha256').update(resolve(dataDir)).digest('hex').slice(0, 8)}`;
+}
+
+/** Removes empty cgroups a previous executor of the same `owner` (`cgroupOwner`) left behind; never another executor's. */
+export function sweepCgroups(kind: IsolationKind, owner: string, root = ROOT): void {
   const parents = kind === 'cgroup2' ? [join(root, 'batchapi')] : kind === 'cgroup1' ? [join(root, 'memory', 'batchapi'), join(root, 'cpu', 'batchapi')] : [];
   for (const parent of parents) {
     let names: string[];
     try {
       names = readdirSync(parent, { withFileTypes: true })
-        .filter((e) => e.isDirectory() && e.name.startsWith(`${node}-`))
+        .filter((e) => e.isDirectory() && e.name.startsWith(`${owner}-`))
         .map((e) => e.name);
     } catch {
       continue;

@@ -6,7 +6,7 @@
 import { chmodSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { NodeAllocation, NodeRecord } from '@batchapi/api';
-import { attemptPaths, type RunningExecutor } from '../src';
+import { attemptPaths, cgroupOwner, type RunningExecutor } from '../src';
 import { waitFor, waitUntil } from '@batchapi/proc';
 import { alive, bind, groupOf, jobOf, runLong, startNode, useTestbed } from './harness';
 
@@ -156,7 +156,7 @@ describe('limits and outcomes', () => {
       { timeoutMs: 8000 },
     );
     const out = readFileSync(attemptPaths(join(tb.dir, 'limit-node'), 'where', 0, 1).stdout, 'utf8');
-    expect(out).toContain('/batchapi/limit-node-where-0-1');
+    expect(out).toContain(`/batchapi/${cgroupOwner('limit-node', join(tb.dir, 'limit-node'))}-where-0-1`);
     expect(out).toContain(v1 ? 'cpu.shares=512\ncpu.cfs_quota_us=-1' : 'cpu.weight=20\ncpu.max=max 100000');
     // tail keeps all of a newline-free stream in memory: 300 MB against a 32 MiB limit
     await bind(tb, 'limit-node', 'hog', ['sh', '-c', 'head -c 300000000 /dev/zero | tail'], 1, { resources: { cpu: 500, memory: 32 * 2 ** 20 } });

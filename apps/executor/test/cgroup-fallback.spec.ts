@@ -6,13 +6,13 @@
  * attempt is not run unlimited: it runs under address-space rlimits (prlimit) and the fallback is
  * logged.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Binding } from '@batchapi/api';
 import pino from 'pino';
 import { ProcessBackend } from '../src/attempt-backend';
-import { AttemptLimits, cpuShares, cpuWeight, detectIsolation } from '../src/isolation';
+import { AttemptLimits, cgroupOwner, cpuShares, cpuWeight, detectIsolation } from '../src/isolation';
 import { attemptPaths } from '../src/task-process';
 
 let dir: string;
@@ -107,7 +107,7 @@ it.each([
   const paths = attemptPaths(join(dir, 'data'), 'j', 0, 1);
   const attempt = backend.start(binding as unknown as Binding, 0, { PATH: process.env.PATH ?? '/usr/bin:/bin' }, paths);
   expect(await attempt.exited).toMatchObject({ exitCode: 0 });
-  const group = join(root, 'batchapi', 'n-j-0-1');
+  const group = join(root, 'batchapi', `${cgroupOwner('n', join(dir, 'data'))}-j-0-1`);
   expect(readFileSync(join(group, file), 'utf8')).toBe(value);
   expect(existsSync(join(group, absent))).toBe(false);
   attempt.release();
@@ -139,4 +139,28 @@ it('runs an attempt under rlimits, not unlimited, when its cgroup cannot be made
   const warning = JSON.parse(lines.find((l) => l.includes("could not set up the attempt's cgroup"))!) as { fallback: string; msg: string };
   expect(warning).toMatchObject({ fallback: 'rlimit', msg: "could not set up the attempt's cgroup; limited by rlimit instead" });
   attempt.release();
+});
+
+it("an executor's start sweeps only its own attempts' cgroups, not those of another executor of the same node name on the machine", async () => {
+  // Every local cluster's first executor is node `local-0`, and the machine's cgroup tree is shared.
+  // Executor A starts an attempt: its group is made, and is empty until the task joins it (the
+  // files this test's tree keeps in it stand for a real group's control files, which rmdir ignores:
+  // taken out, the group is as rmdir finds it in that moment).
+  const root = fakeCgroup2Root();
+  const log = pino({ level: 'silent' });
+  const backend = (data: string) => new ProcessBackend({ dataDir: join(dir, data), nodeName: 'local-0', isolation: 'auto', log, cgroupRoot: root });
+  const a = backend('a');
+  const binding = { jobId: 'j', node: 'local-0', start: 0, end: 1, attempt: 1, resources: { cpu: 100, memory: 67_108_864 }, command: ['true'] };
+  const attempt = a.start(binding as unknown as Binding, 0, { PATH: process.env.PATH ?? '/usr/bin:/bin' }, attemptPaths(join(dir, 'a'), 'j', 0, 1));
+  await attempt.exited;
+  const [group] = readdirSync(join(root, 'batchapi'), { withFileTypes: true }).filter((e) => e.isDirectory());
+  const groupDir = join(root, 'batchapi', group.name);
+  for (const f of readdirSync(groupDir)) rmSync(join(groupDir, f));
+  // Another cluster's executor `local-0` (its own data dir) starts now: A's group stays, else A's
+  // task could not join it and failed with exit code 2 before its command ran.
+  await backend('b').reclaim();
+  expect(existsSync(groupDir)).toBe(true);
+  // A restarted (same node, same data dir) sweeps what it left.
+  await backend('a').reclaim();
+  expect(existsSync(groupDir)).toBe(false);
 });

@@ -7,7 +7,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { detectIsolation, sweepCgroups } from '@batchapi/executor';
+import { cgroupOwner, detectIsolation, sweepCgroups } from '@batchapi/executor';
 import { waitFor } from '@batchapi/proc';
 import { readyMemberUrl } from '@batchapi/runtime';
 import { EtcdStore, type LocalEtcd, startEtcd } from '@batchapi/store';
@@ -33,8 +33,8 @@ export class ProcessCluster {
   readonly procs = new Map<string, ChildProcess>();
   /** The base URL of each process that became ready, by name. */
   readonly urls = new Map<string, string>();
-  /** The nodes of the executors started: their attempts' cgroups are swept by `stop`. */
-  private readonly nodes = new Set<string>();
+  /** The executors started (`cgroupOwner` of node and data dir): their attempts' cgroups are swept by `stop`. */
+  private readonly cgroupOwners = new Set<string>();
 
   private constructor(
     readonly etcd: LocalEtcd,
@@ -81,7 +81,7 @@ export class ProcessCluster {
     });
     closeSync(log);
     this.procs.set(name, child);
-    if (env.BATCH_NODE_NAME) this.nodes.add(env.BATCH_NODE_NAME);
+    if (env.BATCH_NODE_NAME && env.BATCH_DATA_DIR) this.cgroupOwners.add(cgroupOwner(env.BATCH_NODE_NAME, env.BATCH_DATA_DIR));
     const exited = () => child.exitCode !== null || child.signalCode !== null;
     const url = await waitFor(
       () => (exited() ? undefined : readyMemberUrl(this.store, app, name, child.pid)),
@@ -102,7 +102,7 @@ export class ProcessCluster {
     // A killed executor cannot remove its attempts' cgroups; its restart would. Clean up for it.
     await new Promise((r) => setTimeout(r, 500));
     const kind = detectIsolation();
-    for (const node of this.nodes) sweepCgroups(kind, node);
+    for (const owner of this.cgroupOwners) sweepCgroups(kind, owner);
     await this.store.close();
     await this.etcd.stop();
     if (process.env.E2E_KEEP) console.log(`${this.o.name}: logs kept in ${this.dir}`);
