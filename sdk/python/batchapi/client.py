@@ -82,10 +82,12 @@ class Client:
         self._local.conn = None
 
     def request(self, method: str, path: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
-                traceparent: Optional[str] = None, parse: bool = True) -> Tuple[int, Any, Dict[str, str]]:
+                traceparent: Optional[str] = None, parse: bool = True, deadline: Optional[float] = None) -> Tuple[int, Any, Dict[str, str]]:
         """One call with retries of 429/503 (Retry-After, else backoff with jitter) and of a
         dropped keep-alive connection; raises the typed error of any other failure. A success's
-        body is parsed as JSON, or given as text with `parse=False`."""
+        body is parsed as JSON, or given as text with `parse=False`. With `deadline` (monotonic),
+        each read waits no longer than the time left, and nothing is retried past it: the last
+        failure is raised (a read cut by the deadline raises `TimeoutError`)."""
         raw_body = isinstance(body, (bytes, bytearray))
         data = None if body is None else bytes(body) if raw_body else json.dumps(body).encode()
         h = {"authorization": f"Bearer {self.token}", "accept": "application/json", "traceparent": traceparent or new_traceparent()}
@@ -96,17 +98,23 @@ class Client:
         while True:
             try:
                 conn = self._conn()
-                conn.request(method, path, body=data, headers=h)
-                res = conn.getresponse()
-                raw = res.read()
+                if deadline is not None:
+                    _set_timeout(conn, _read_timeout(self.timeout, deadline))
+                try:
+                    conn.request(method, path, body=data, headers=h)
+                    res = conn.getresponse()
+                    raw = res.read()
+                finally:
+                    if deadline is not None:
+                        _set_timeout(conn, self.timeout)  # the shared connection's own bound, for the next call
                 status = res.status
                 resp_headers = {k.lower(): v for k, v in res.getheaders()}
             except (ConnectionError, http.client.HTTPException, OSError):
                 self._drop()
-                if attempt >= self.retries:
+                if attempt >= self.retries or _passed(deadline):
                     raise
                 attempt += 1
-                time.sleep(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()))
+                _sleep_within(min(5.0, 0.1 * 2 ** attempt) * (0.5 + random.random()), deadline)
                 continue
             text = raw.decode("utf-8", "replace")
             if status < 400 and not parse:
@@ -119,9 +127,9 @@ class Client:
                 return status, parsed, resp_headers
             retry_after = _retry_after(resp_headers.get("retry-after"))
             err = error_from(status, parsed, retry_after)
-            if isinstance(err, (RateLimited, Unavailable)) and attempt < self.retries:
+            if isinstance(err, (RateLimited, Unavailable)) and attempt < self.retries and not _passed(deadline):
                 attempt += 1
-                time.sleep(retry_after if retry_after is not None else min(10.0, 0.2 * 2 ** attempt) * (0.5 + random.random()))
+                _sleep_within(retry_after if retry_after is not None else min(10.0, 0.2 * 2 ** attempt) * (0.5 + random.random()), deadline)
                 continue
             raise err
 
@@ -245,8 +253,11 @@ class Client:
 
     def wait_job(self, job_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         """Waits for the job's end on its event stream (resumed after a dropped connection),
-        falling back to polling if the stream is not available."""
-        return self._wait(f"/v1/jobs/{quote(job_id)}", timeout)
+        falling back to polling if the stream is not available, and returns its view.
+
+        `timeout` (seconds; default None: no limit) is a hard bound: `TimeoutError` naming the job
+        once it passes, even while the stream stays open sending keep-alives (see `_events`)."""
+        return self._wait(f"/v1/jobs/{quote(job_id)}", f"job {job_id}", timeout)
 
     # -- workflows -------------------------------------------------------------------------
 
@@ -268,11 +279,15 @@ class Client:
         return _obj(self.request("POST", f"/v1/workflows/{quote(wf_id)}/retry", {}, {"idempotency-key": key}, traceparent)[1])
 
     def wait_workflow(self, wf_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
-        return self._wait(f"/v1/workflows/{quote(wf_id)}", timeout)
+        """`wait_job` of a workflow run: its view once it ended; `TimeoutError` past `timeout` seconds."""
+        return self._wait(f"/v1/workflows/{quote(wf_id)}", f"workflow {wf_id}", timeout)
 
     # -- waiting ---------------------------------------------------------------------------
 
-    def _wait(self, path: str, timeout: Optional[float]) -> Dict[str, Any]:
+    def _wait(self, path: str, what: str, timeout: Optional[float]) -> Dict[str, Any]:
+        """The view of `path` once it is terminal. With `timeout`, `TimeoutError` (naming `what`)
+        at the deadline, give or take the few milliseconds of closing the stream (or of the
+        request in flight when polling, itself bounded by the time left)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         last_id: Optional[str] = None
         view: Optional[Dict[str, Any]] = None
@@ -292,25 +307,37 @@ class Client:
                 if empty:
                     _sleep_within(min(2.0, 0.1 * 2 ** (empty - 1)), deadline)
             except NotImplementedError:
-                return self._poll(path, deadline)
+                return self._poll(path, what, timeout, deadline)
             except (RateLimited, Unavailable) as e:
                 # A throttle refused the stream (429, 503): wait as it says, within the deadline, and
                 # resume from the last event id, as every other call honours Retry-After.
                 _sleep_within(e.retry_after if e.retry_after is not None else 1.0, deadline)
             except (ConnectionError, http.client.HTTPException, OSError):
-                time.sleep(0.2)  # resume from the last event id
-        raise TimeoutError(f"{path} did not end within {timeout} s (last phase {view and view.get('phase')})")
+                _sleep_within(0.2, deadline)  # resume from the last event id
+        raise _timed_out(what, timeout, view)
 
     def _events(self, path: str, last_id: Optional[str], deadline: Optional[float]) -> Iterator[Tuple[Optional[str], Dict[str, Any]]]:
-        """Server-sent events of a stream: (event id, view) pairs."""
+        """Server-sent events of a stream: (event id, view) pairs, until the server ends it or
+        `deadline` (monotonic) passes.
+
+        The server sends a `: keepalive` comment every 15 s, so a read that waits `idle` (the
+        per-request timeout + 20 s) for a line means the connection is gone. A keep-alive resets
+        that wait, so it cannot bound a wait with a deadline: each read also waits no longer than
+        the time left, and the deadline is checked after every line; at the deadline the stream
+        is closed and the iteration ends (the caller raises `TimeoutError`)."""
         cls = http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        remaining = None if deadline is None else max(0.1, deadline - time.monotonic())
-        conn = cls(self._host, self._port, timeout=min(self.timeout + 20, remaining) if remaining else self.timeout + 20)
+        idle = self.timeout + 20
+        conn = cls(self._host, self._port, timeout=_read_timeout(idle, deadline))
         try:
             headers = {"authorization": f"Bearer {self.token}", "accept": "text/event-stream", "traceparent": new_traceparent()}
             if last_id:
                 headers["last-event-id"] = last_id
             conn.request("GET", path, headers=headers)
+            # the socket the response reads, kept: `getresponse` drops the connection's own reference
+            # when the response closes the connection at its end (HTTP/1.0, `connection: close`)
+            sock = conn.sock
+            if deadline is not None and sock is not None:
+                sock.settimeout(_read_timeout(idle, deadline))  # the answer's head, within the time left too
             res = conn.getresponse()
             if res.status == 404 and path.endswith("/events"):
                 body = res.read().decode("utf-8", "replace")
@@ -329,7 +356,17 @@ class Client:
             event: Optional[str] = None
             data: List[str] = []
             while True:
-                raw = res.readline()
+                if deadline is not None:
+                    if time.monotonic() >= deadline:
+                        return
+                    if sock is not None:
+                        sock.settimeout(_read_timeout(idle, deadline))
+                try:
+                    raw = res.readline()
+                except TimeoutError:  # socket.timeout: the read waited as long as it may
+                    if deadline is not None and time.monotonic() >= deadline:
+                        return
+                    raise  # `idle` with no line: the connection is gone, the caller resumes
                 if not raw:
                     return
                 line = raw.decode("utf-8").rstrip("\r\n")
@@ -347,15 +384,22 @@ class Client:
         finally:
             conn.close()
 
-    def _poll(self, path: str, deadline: Optional[float]) -> Dict[str, Any]:
+    def _poll(self, path: str, what: str, timeout: Optional[float], deadline: Optional[float]) -> Dict[str, Any]:
+        """`_wait` against a server without event streams: GET `path` until terminal or `deadline`."""
         delay = 0.1
+        view: Optional[Dict[str, Any]] = None
         while deadline is None or time.monotonic() < deadline:
-            view = _obj(self.request("GET", path)[1])
+            try:
+                view = _obj(self.request("GET", path, deadline=deadline)[1])
+            except (OSError, http.client.HTTPException, RateLimited, Unavailable):
+                if not _passed(deadline):
+                    raise
+                break  # cut, or not retried, by the deadline: the wait's own TimeoutError below
             if view.get("phase") in TERMINAL:
                 return view
-            time.sleep(delay)
+            _sleep_within(delay, deadline)
             delay = min(2.0, delay * 1.5)
-        raise TimeoutError(f"{path} did not end in time")
+        raise _timed_out(what, timeout, view)
 
 
 def _query(params: Dict[str, Any]) -> str:
@@ -376,6 +420,36 @@ def _obj(value: Any) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise BatchError("http_error", f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+def _passed(deadline: Optional[float]) -> bool:
+    """Whether `deadline` (monotonic; None: none) has passed."""
+    return deadline is not None and time.monotonic() >= deadline
+
+
+def _read_timeout(idle: float, deadline: Optional[float]) -> float:
+    """How long one read may wait: `idle`, or the time left before `deadline` when that is
+    shorter (at least 1 ms: a socket timeout of 0 would make it non-blocking)."""
+    return idle if deadline is None else max(0.001, min(idle, deadline - time.monotonic()))
+
+
+def _set_timeout(conn: http.client.HTTPConnection, seconds: float) -> None:
+    """The read timeout of `conn`: of its socket when connected, else of the connect to come."""
+    conn.timeout = seconds
+    if conn.sock is not None:
+        try:
+            conn.sock.settimeout(seconds)
+        except OSError:
+            pass  # closed under it: the next call fails on it, drops it and connects again
+
+
+def _timed_out(what: str, timeout: Optional[float], view: Optional[Dict[str, Any]]) -> TimeoutError:
+    """The error of a wait whose `timeout` passed: names what it waited for, and its last phase seen."""
+    phase = view.get("phase") if view else None
+    kind, _, ident = what.partition(" ")
+    hint = f"; `batch why {ident}` says why it has not ended" if kind == "job" else ""
+    return TimeoutError(f"{what} did not end within {round(timeout or 0, 3):g} s" + (f" (last phase {phase})" if phase else "")
+                        + f": wait longer with a larger timeout{hint}")
 
 
 def _sleep_within(pause: float, deadline: Optional[float]) -> None:

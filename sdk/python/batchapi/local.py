@@ -76,7 +76,7 @@ class LocalClient(Client):
         self._working_dirs: Dict[str, str] = {}
 
     def request(self, method: str, path: str, body: Any = None, headers: Optional[Dict[str, str]] = None,
-                traceparent: Optional[str] = None, parse: bool = True) -> "tuple[int, Any, Dict[str, str]]":
+                traceparent: Optional[str] = None, parse: bool = True, deadline: Optional[float] = None) -> "tuple[int, Any, Dict[str, str]]":
         raise BatchError("local_mode", f"{method} {path.split('?')[0]} has no local answer: it needs a cluster (batchapi.init(local=False))")
 
     def has_working_dir(self, digest: str) -> bool:

@@ -4,7 +4,7 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator, List
+from typing import Any, Callable, Iterator, List, Optional
 
 import pytest
 
@@ -57,8 +57,8 @@ def test_get_of_a_list_applies_one_timeout_to_all_its_jobs(api: str) -> None:
     refs: List[JobRef[int]] = [JobRef({"id": "slow"}, 0), JobRef({"id": "other"}, 0)]
     with pytest.raises(TimeoutError) as e:
         batch.get(refs, timeout=TIMEOUT)
-    # the timeout was spent on the first job: the second is never waited for
-    assert "other" in str(e.value)
+    # the timeout was spent on the first job, cut at the deadline: the second is never waited for
+    assert "job slow did not end within 0.3 s" in str(e.value), str(e.value)
     assert not any("/other" in p for p in Api.seen), Api.seen
 
 
@@ -140,3 +140,107 @@ def test_waiting_backs_off_when_streams_end_with_no_view(monkeypatch: pytest.Mon
         assert pauses == [0.1, 0.2, 0.4]  # 0.1 × 2^(k − 1) after the k-th empty stream in a row
     finally:
         server.shutdown()
+
+
+class KeepalivesOnly(BaseHTTPRequestHandler):
+    """A job that never ends, streamed as the admission service streams it (event-stream.ts): HTTP/1.1,
+    chunked, the current view as `id:`/`event: job`/`data:`, then only a `: keepalive` comment every
+    `keepalive` seconds (15 s on the service), until the client goes away or `ends_after` seconds
+    passed (then the terminal view, and the stream ends)."""
+
+    protocol_version = "HTTP/1.1"
+    keepalive = 0.2
+    ends_after: Optional[float] = None
+    streams = 0
+    stop = threading.Event()
+    left = threading.Event()  # set when a write found the client gone
+
+    def do_GET(self) -> None:
+        if not self.path.endswith("/events"):
+            self.send_error(500)
+            return
+        KeepalivesOnly.streams += 1
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("transfer-encoding", "chunked")
+        self.end_headers()
+        job = self.path.split("/")[-2]
+        opened = time.monotonic()
+        try:
+            self._chunk(f"id: 7\nevent: job\ndata: {json.dumps({'id': job, 'phase': 'Running', 'tasks': 1})}\n\n")
+            while not KeepalivesOnly.stop.wait(self.keepalive):
+                if self.ends_after is not None and time.monotonic() - opened >= self.ends_after:
+                    self._chunk(f"id: 8\nevent: job\ndata: {json.dumps({'id': job, 'phase': 'Succeeded', 'tasks': 1})}\n\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                self._chunk(": keepalive\n\n")
+        except OSError:
+            KeepalivesOnly.left.set()
+        self.close_connection = True
+
+    def _chunk(self, text: str) -> None:
+        data = text.encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def log_message(self, *a: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def keepalives_only() -> Iterator[str]:
+    KeepalivesOnly.streams, KeepalivesOnly.ends_after = 0, None
+    KeepalivesOnly.stop, KeepalivesOnly.left = threading.Event(), threading.Event()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), KeepalivesOnly)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    previous = batch.core._default
+    batch.configure(f"http://127.0.0.1:{server.server_address[1]}", "tok", retries=0)
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    batch.core._default = previous
+    KeepalivesOnly.stop.set()  # ends a stream a regressed wait still holds, so its thread ends too
+    server.shutdown()
+    server.server_close()
+
+
+def _within(seconds: float, call: Callable[[], Any]) -> "tuple[float, Any]":
+    """`call()` in a thread: (seconds it took, what it returned or raised); fails the test, instead
+    of hanging it, when the call has not returned after `seconds`."""
+    out: List[Any] = []
+    started = time.monotonic()
+
+    def run() -> None:
+        try:
+            out.append(call())
+        except BaseException as e:  # noqa: BLE001 - handed to the test to assert on
+            out.append(e)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"still waiting after {seconds} s: the wait's timeout was not enforced"
+    return time.monotonic() - started, out[0]
+
+
+def test_get_raises_timeout_on_time_while_the_stream_sends_only_keepalives(keepalives_only: str) -> None:
+    # Seen in CI: `batch.get(ref, timeout=300)` on a job that never ended was still waiting when
+    # jest killed the run at 400 s: the stream's keep-alives (every 15 s) kept each read within
+    # its socket timeout, and the deadline was checked only between streams.
+    ref: JobRef[int] = JobRef({"id": "forever"}, 0)
+    took, raised = _within(3.0, lambda: batch.get(ref, timeout=1))
+    assert isinstance(raised, TimeoutError), raised
+    assert "job forever" in str(raised) and "1 s" in str(raised), str(raised)
+    assert 0.9 <= took <= 2.0, took  # the deadline, plus the slack of closing the stream (ms; 1 s spare for a busy machine)
+    assert KeepalivesOnly.streams == 1  # one stream, held (not reopened) until the deadline
+    assert KeepalivesOnly.left.wait(2.0), "the stream was not closed at the deadline"
+
+
+@pytest.mark.parametrize("timeout", [4.0, None])
+def test_keepalives_keep_one_stream_open_until_the_job_ends(keepalives_only: str, timeout: Optional[float]) -> None:
+    # A deadline bounds the reads, it does not cut the stream short; and without a timeout the
+    # wait goes on as long as the keep-alives come.
+    KeepalivesOnly.ends_after = 0.8
+    client = batch.Client(keepalives_only, "tok", retries=0)
+    took, view = _within(5.0, lambda: client.wait_job("ends", timeout=timeout))
+    assert isinstance(view, dict) and view["phase"] == "Succeeded", view
+    assert KeepalivesOnly.streams == 1
