@@ -389,9 +389,10 @@ class PlacementPass implements PassContext {
    * left (the fragmentation gradient, most-allocated), and a ranking of the empty cluster reused
    * for work submitted at one instant would place every task as if no other had been placed.
    * Walking back from the newest finds each such node once, however often it changed. One list per
-   * node kind (`kinds`) and level of free CPU at the last change (`cpuLevel`), list number
-   * kind × `CPU_LEVELS` + level: a shape skips the levels too low for one task, and a kind whose
-   * nodes its filters refuse or that cannot compete (see `rescore`) without visiting its nodes.
+   * node kind (`kinds`) and level (`cpuLevel`) of the kind's free `levelResource` at the last
+   * change, list number kind × `CPU_LEVELS` + level: a shape skips the levels too low for one task,
+   * and a kind whose nodes its filters refuse or that cannot compete (see `rescore`) without
+   * visiting its nodes.
    */
   private changes = 0;
   private changedAt?: Float64Array;
@@ -404,9 +405,18 @@ class PlacementPass implements PassContext {
   /** By node kind: the change count of its newest change (0: none). */
   private kindChanged?: Float64Array;
   /** Node kinds (`nodeKinds`: capacity, GPU count and taints), made at first use. */
-  private kindsMade?: { of: Int32Array; count: number };
-  private get kinds(): { of: Int32Array; count: number } {
+  private kindsMade?: { of: Int32Array; count: number; gpuCount: number[] };
+  private get kinds(): { of: Int32Array; count: number; gpuCount: number[] } {
     return (this.kindsMade ??= nodeKinds(this.states.map((s) => s.node)));
+  }
+
+  /**
+   * The resource whose free amount levels kind `k`'s change-log lists: GPU (milli) on nodes with
+   * GPUs — GPU work skips the nodes whose devices are taken, however much CPU they have left — else
+   * CPU (milli).
+   */
+  private levelResource(k: number): string {
+    return this.kinds.gpuCount[k] > 0 ? 'gpu' : 'cpu';
   }
   /** Report what placed tasks charge (with their nodes' GPU models) in each step (priced fair share). */
   charging = false;
@@ -834,8 +844,8 @@ class PlacementPass implements PassContext {
     const newest = this.newest!;
     const dims = this.indexed ? (ranked.dims ??= this.dimsOf(w)) : undefined;
     // Walking back from the newest change finds each changed node once. Nodes in lists below the
-    // level of the CPU one task asks have less free CPU than that: they do not fit.
-    for (let list = k * CPU_LEVELS + askLevel(w.resources.cpu ?? 0); list < (k + 1) * CPU_LEVELS; list++)
+    // level of what one task asks of the kind's `levelResource` have less of it free: they do not fit.
+    for (let list = k * CPU_LEVELS + askLevel(w.resources[this.levelResource(k)] ?? 0); list < (k + 1) * CPU_LEVELS; list++)
       for (let i = newest[list]; i >= 0 && when[i] > since; i = prev[i]) {
         // A node without room for one task more stays where it is: the reserve loop drops it (full).
         // (Asked first: the free amounts are shared by every shape, its scores are not.)
@@ -1036,7 +1046,7 @@ class PlacementPass implements PassContext {
     const kinds = this.kinds;
     const newest = (this.newest ??= new Int32Array(kinds.count * CPU_LEVELS).fill(-1));
     const kind = kinds.of[i];
-    const list = kind * CPU_LEVELS + cpuLevel(this.states[i].free.cpu ?? 0);
+    const list = kind * CPU_LEVELS + cpuLevel(this.states[i].free[this.levelResource(kind)] ?? 0);
     (this.kindChanged ??= new Float64Array(kinds.count))[kind] = this.changes + 1;
     if (at[i] > 0) {
       const was = lists[i];

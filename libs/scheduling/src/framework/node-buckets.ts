@@ -67,7 +67,10 @@ export interface BucketRanking {
    * without room for one task (it stays full for the rest of the pass): the nodes before the first
    * that `fits` accepts are passed to `fits` and left out, so a run of full nodes
    * is not appended only to be dropped. With `floor`, it stops before a node whose score is not
-   * above it (the caller has nodes waiting to be scored again that may rank there).
+   * above it (the caller has nodes waiting to be scored again that may rank there). With a score
+   * buffer (`scoreOf`), a node that moved since the ranking was made is not appended from its
+   * bucket: the caller scores every such node again, before asking for nodes at or below its old
+   * score, and places it (in `nodes`, or with `defer`, at its old score too) unless no task fits it.
    */
   more(fits?: (i: number) => boolean, floor?: number): boolean;
   /** Whether a node of `score` and index `i` ranks before every node `more` has still to append (true when none are left). */
@@ -342,10 +345,12 @@ function sameClass(cls: NodeClass, a: NodeSnapshot, b: NodeSnapshot, labelKeys: 
  * Node kinds: nodes with the same capacity (keys in order, values), GPU count and taints — what
  * tells node classes apart but the labels, so every class of every index (`NodeBuckets`) lies
  * within one kind. `of` gives each node's kind by index (0 to `count` − 1, in the order kinds are
- * first met). A fleet has a few (two in the scheduling bench: CPU and GPU nodes).
+ * first met), `gpuCount` each kind's GPU count. A fleet has a few (two in the scheduling bench: CPU
+ * and GPU nodes).
  */
-export function nodeKinds(nodes: readonly NodeSnapshot[]): { of: Int32Array; count: number } {
+export function nodeKinds(nodes: readonly NodeSnapshot[]): { of: Int32Array; count: number; gpuCount: number[] } {
   const of = new Int32Array(nodes.length);
+  const gpuCount: number[] = [];
   const byKey = new Map<string, number>();
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i];
@@ -353,10 +358,13 @@ export function nodeKinds(nodes: readonly NodeSnapshot[]): { of: Int32Array; cou
     for (const k in n.capacity) key += `|${k}=${n.capacity[k]}`;
     if (n.taints.length) key += `|${JSON.stringify(n.taints)}`;
     let kind = byKey.get(key);
-    if (kind === undefined) byKey.set(key, (kind = byKey.size));
+    if (kind === undefined) {
+      byKey.set(key, (kind = byKey.size));
+      gpuCount.push(n.gpuCount);
+    }
     of[i] = kind;
   }
-  return { of, count: byKey.size };
+  return { of, count: byKey.size, gpuCount };
 }
 
 /** Wholly free devices of a node. */
