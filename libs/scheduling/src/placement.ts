@@ -103,8 +103,9 @@ export interface Unplaced {
    * Nodes that pass the filters but lack free room for one more task (or whose room a Reserve
    * plugin holds back: a reservation's, quota per node), other than those the work was given tasks
    * on in its last turn: counted when the pass ran out of nodes for it. When it did not (its quota,
-   * the task budget or its fair-share step stopped it first), the nodes that had no room when its
-   * request shape was first ranked in the pass.
+   * the task budget or its fair-share step stopped it first), the nodes that had no room when the
+   * ranking of its request shape was made (once a pass, again after a gang gave room back). Work
+   * that names a topology: the nodes without such room when its domain was chosen.
    */
   full: number;
   /** Set when the queue's quota stopped placement (a PreFilter or Reserve said `QuotaLimited`). */
@@ -592,8 +593,9 @@ class PlacementPass implements PassContext {
             return { node: c.node, fit };
           }),
         );
-        // Every node the filters pass and the ranking still holds was read: the others have no room.
-        why.full = ranked.passed - room;
+        // Every node the filters pass and the ranking still holds was read (by the first domain
+        // plugin; a later one reads the domain chosen): the others have no room.
+        if (candidates === ranked) why.full = ranked.passed - room;
         if (choice.status) {
           why.statuses.push(choice.status);
           why.gangBlocked ||= !!w.gang;
