@@ -399,10 +399,14 @@ describe('NodeBuckets', () => {
       nodeSnapshot('e', { cpu: '4', memory: '16Gi' }, { taints: [taint] }), // 3: a taint
       nodeSnapshot('f', { cpu: '4', memory: '16Gi' }, { taints: [taint] }), // 3
       nodeSnapshot('g', { memory: '16Gi', cpu: '4' }), // 4: the same capacity, its keys in another order (classes compare them in order)
+      nodeSnapshot('h', { cpu: '4', memory: '16Gi' }), // 0
+      { ...nodeSnapshot('i', { cpu: '4' }), capacity: { cpu: NaN } }, // 5
+      { ...nodeSnapshot('j', { cpu: '4' }), capacity: { cpu: NaN } }, // 5: NaN is NaN's kind (one kind, not one a node)
     ];
     const kinds = nodeKinds(nodes);
-    expect([...kinds.of]).toEqual([0, 0, 1, 2, 3, 3, 4]);
-    expect(kinds.count).toBe(5);
+    expect([...kinds.of]).toEqual([0, 0, 1, 2, 3, 3, 4, 0, 5, 5]);
+    expect(kinds.count).toBe(6);
+    expect(kinds.gpuCount).toEqual([0, 0, 2, 0, 0, 0]);
   });
 
   it('tells GPU nodes apart by device use, not only by free GPU', () => {

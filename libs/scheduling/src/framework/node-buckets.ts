@@ -351,20 +351,51 @@ function sameClass(cls: NodeClass, a: NodeSnapshot, b: NodeSnapshot, labelKeys: 
 export function nodeKinds(nodes: readonly NodeSnapshot[]): { of: Int32Array; count: number; gpuCount: number[] } {
   const of = new Int32Array(nodes.length);
   const gpuCount: number[] = [];
-  const byKey = new Map<string, number>();
+  // Kinds by a hash of what tells them apart; a hit is compared with the kind's first node (as classes are).
+  const firsts: NodeSnapshot[] = [];
+  const capacityKeys: string[][] = [];
+  const byHash = new Map<number, number[]>();
+  const keyIds = new Map<string, number>();
   for (let i = 0; i < nodes.length; i++) {
     const n = nodes[i];
-    let key = String(n.gpuCount);
-    for (const k in n.capacity) key += `|${k}=${n.capacity[k]}`;
-    if (n.taints.length) key += `|${JSON.stringify(n.taints)}`;
-    let kind = byKey.get(key);
-    if (kind === undefined) {
-      byKey.set(key, (kind = byKey.size));
+    let h = n.gpuCount;
+    for (const k in n.capacity) {
+      let id = keyIds.get(k);
+      if (id === undefined) keyIds.set(k, (id = keyIds.size + 1));
+      h = (Math.imul(h, 31) + id + hashNumber(n.capacity[k])) | 0;
+    }
+    h = (Math.imul(h, 31) + n.taints.length) | 0;
+    const seen = byHash.get(h);
+    let kind = -1;
+    if (seen) for (let k = 0; k < seen.length && kind < 0; k++) if (sameKind(capacityKeys[seen[k]], firsts[seen[k]], n)) kind = seen[k];
+    if (kind < 0) {
+      kind = firsts.length;
+      firsts.push(n);
+      capacityKeys.push(Object.keys(n.capacity));
       gpuCount.push(n.gpuCount);
+      if (seen) seen.push(kind);
+      else byHash.set(h, [kind]);
     }
     of[i] = kind;
   }
-  return { of, count: byKey.size, gpuCount };
+  return { of, count: firsts.length, gpuCount };
+}
+
+/**
+ * Whether `b` is of the kind of `a` (`nodeKinds`; `keys`: `a`'s capacity keys, in order): `sameClass`
+ * but the labels, with NaN equal to NaN (nodes of a NaN capacity are one kind, not one each).
+ */
+function sameKind(keys: readonly string[], a: NodeSnapshot, b: NodeSnapshot): boolean {
+  if (a.gpuCount !== b.gpuCount || a.taints.length !== b.taints.length) return false;
+  let n = 0;
+  for (const k in b.capacity) {
+    const x = a.capacity[k];
+    const y = b.capacity[k];
+    if (keys[n++] !== k || (x !== y && (x === x || y === y))) return false;
+  }
+  if (n !== keys.length) return false;
+  for (let k = 0; k < a.taints.length; k++) if (JSON.stringify(a.taints[k]) !== JSON.stringify(b.taints[k])) return false;
+  return true;
 }
 
 /** Wholly free devices of a node. */
