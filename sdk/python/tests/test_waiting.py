@@ -227,10 +227,12 @@ def test_get_raises_timeout_on_time_while_the_stream_sends_only_keepalives(keepa
     # jest killed the run at 400 s: the stream's keep-alives (every 15 s) kept each read within
     # its socket timeout, and the deadline was checked only between streams.
     ref: JobRef[int] = JobRef({"id": "forever"}, 0)
-    took, raised = _within(3.0, lambda: batch.get(ref, timeout=1))
+    # Without the fix the wait never ends (keep-alives come every 0.2 s): a bound of several times
+    # the timeout tells the two apart without judging the speed of a busy CI machine.
+    took, raised = _within(8.0, lambda: batch.get(ref, timeout=1))
     assert isinstance(raised, TimeoutError), raised
     assert "job forever" in str(raised) and "1 s" in str(raised), str(raised)
-    assert 0.9 <= took <= 2.0, took  # the deadline, plus the slack of closing the stream (ms; 1 s spare for a busy machine)
+    assert took >= 0.9, took  # not before the deadline
     assert KeepalivesOnly.streams == 1  # one stream, held (not reopened) until the deadline
     assert KeepalivesOnly.left.wait(2.0), "the stream was not closed at the deadline"
 
