@@ -351,7 +351,7 @@ function hasCode(statuses: readonly Status[], code: string): boolean {
   return false;
 }
 
-/** Whether node `n` has room for one task on `dims` (the reserve loop's check). */
+/** Whether node `n` has room for one task on `dims`: `fitsOne` on the free arrays (the quotient `tasksThatFit` floors; below 1 is no task, NaN falls through as there). */
 function fitsOn(dims: readonly Dim[], n: number): boolean {
   for (let k = 0; k < dims.length; k++) if (dims[k].free[n] / dims[k].amount < 1) return false;
   return true;
@@ -672,12 +672,8 @@ class PlacementPass implements PassContext {
         this.indexKeys = index ? unionKeys(this.indexKeys, keys) : keys;
         this.index = index = new NodeBuckets(this.states, this.indexKeys, index);
       }
-      // Whether a node has room for one task, on the free arrays (`fitsOne` on its state, without reading it).
       const dims = this.dimsOf(w);
-      const one = (i: number): boolean => {
-        for (let k = 0; k < dims.length; k++) if (dims[k].free[i] / dims[k].amount < 1) return false;
-        return true;
-      };
+      const one = (i: number): boolean => fitsOn(dims, i);
       const r = index.rank(w, filters, scores, keepScores ? (size) => this.newScores(size) : undefined, one);
       const boundOf = r.boundOf;
       let kindBound: Float64Array | undefined;
@@ -851,11 +847,7 @@ class PlacementPass implements PassContext {
       for (let i = newest[list]; i >= 0 && when[i] > since; i = prev[i]) {
         // A node without room for one task more stays where it is: the reserve loop drops it (full).
         // (Asked first: the free amounts are shared by every shape, its scores are not.)
-        if (dims) {
-          let one = true;
-          for (let d = 0; d < dims.length; d++) if (dims[d].free[i] / dims[d].amount < 1) one = false;
-          if (!one) continue;
-        } else if (!fitsOne(w.resources, this.states[i].free)) continue;
+        if (dims ? !fitsOn(dims, i) : !fitsOne(w.resources, this.states[i].free)) continue;
         // Its bound below where the ranking places: so is its old score (a score it had); it waits.
         // (Asked before the score, which is read from the ranking's own buffer.)
         if (last !== undefined) {
@@ -992,12 +984,7 @@ class PlacementPass implements PassContext {
           continue;
         }
         const n = list[i];
-        // fitsOne on the arrays: the quotient tasksThatFit floors, below 1 is no task (NaN falls through, as there).
-        let one = true;
-        if (dims) {
-          for (const d of dims) if (d.free[n] / d.amount < 1) one = false;
-        } else one = fitsOne(w.resources, states[n].free);
-        if (!one) {
+        if (!(dims ? fitsOn(dims, n) : fitsOne(w.resources, states[n].free))) {
           // Full for this shape for the rest of the pass (a gang that gives room back clears the rankings).
           if (w.spread) list[write++] = n;
           continue;
