@@ -153,8 +153,9 @@ class Client:
         (`batchapi.working_dir.pack`); True when stored, False when the tenant already had it."""
         return self.request("PUT", f"/v1/blobs/working-dirs/{quote(digest)}", gz)[0] == 201
 
-    def get_job(self, job_id: str) -> Dict[str, Any]:
-        return _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}")[1])
+    def get_job(self, job_id: str, deadline: Optional[float] = None) -> Dict[str, Any]:
+        """GET /v1/jobs/{id}. With `deadline` (`time.monotonic()` seconds), the call ends by then (see `request`)."""
+        return _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}", deadline=deadline)[1])
 
     def cancel_job(self, job_id: str) -> Dict[str, Any]:
         return _obj(self.request("DELETE", f"/v1/jobs/{quote(job_id)}")[1])
@@ -177,8 +178,9 @@ class Client:
         key = idempotency_key or secrets.token_hex(16)
         return _obj(self.request("POST", f"/v1/jobs/{quote(job_id)}/resubmit", changes, {"idempotency-key": key})[1])
 
-    def results(self, job_id: str) -> List[Dict[str, Any]]:
-        rows: List[Dict[str, Any]] = _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}/results")[1])["results"]
+    def results(self, job_id: str, deadline: Optional[float] = None) -> List[Dict[str, Any]]:
+        """GET /v1/jobs/{id}/results: the tasks' results so far. With `deadline`, the call ends by then (see `request`)."""
+        rows: List[Dict[str, Any]] = _obj(self.request("GET", f"/v1/jobs/{quote(job_id)}/results", deadline=deadline)[1])["results"]
         return rows
 
     def list_jobs(self, *, state: Optional[str] = None, queue: Optional[str] = None, tenant: Optional[str] = None,

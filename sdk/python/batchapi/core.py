@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import http.client
 import difflib
 import inspect
 import json
@@ -32,7 +33,7 @@ from typing import Concatenate, ParamSpec
 
 from ._steps import encode_arguments, param_env, step_results
 from .client import TERMINAL, Client, new_traceparent
-from .errors import BatchError, Conflict, InvalidTask, TaskFailed
+from .errors import BatchError, Conflict, InvalidTask, RateLimited, TaskFailed, Unavailable
 from .requirements import MAX_REQUIREMENT_CHARS, MAX_REQUIREMENTS, mixed_hashes, requirement_problem
 from ._wire import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
 from .working_dir import upload as upload_working_dir
@@ -611,21 +612,30 @@ def _value(ref: JobRef[Any], view: Dict[str, Any], results: Dict[int, Any]) -> A
     raise TaskFailed(ref.job_id, ref.index, view["phase"], code, exit_code, message, tb)
 
 
-def _ready(refs: Sequence[JobRef[Any]]) -> List[bool]:
-    """Which references are ready now: the task has a result, or its job ended."""
+def _ready(refs: Sequence[JobRef[Any]], deadline: Optional[float]) -> List[bool]:
+    """Which references are ready now: the task has a result, or its job ended. Each request ends
+    by `deadline` (a read cut there raises `TimeoutError`)."""
     ended: Dict[str, bool] = {}
     have: Dict[str, set[int]] = {}
     for r in refs:
         if r.job_id not in ended:
-            ended[r.job_id] = client().get_job(r.job_id)["phase"] in TERMINAL
-            have[r.job_id] = set() if ended[r.job_id] else {int(x["index"]) for x in client().results(r.job_id)}
+            ended[r.job_id] = client().get_job(r.job_id, deadline)["phase"] in TERMINAL
+            have[r.job_id] = set() if ended[r.job_id] else {int(x["index"]) for x in client().results(r.job_id, deadline)}
     return [ended[r.job_id] or (r.index or 0) in have[r.job_id] for r in refs]
 
 
 def _wait_ready(refs: Sequence[JobRef[Any]], num_returns: int, deadline: Optional[float]) -> List[bool]:
+    """Polls until `num_returns` of `refs` are ready or `deadline` passed, whichever is first: a poll
+    cut by the deadline counts what the poll before it saw (a reference, once ready, stays so)."""
     delay = 0.05
+    ready = [False] * len(refs)
     while True:
-        ready = _ready(refs)
+        try:
+            ready = _ready(refs, deadline)
+        except (OSError, http.client.HTTPException, RateLimited, Unavailable):
+            if deadline is None or time.monotonic() < deadline:
+                raise
+            return ready  # cut, or not retried, by the deadline
         if sum(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
             return ready
         time.sleep(delay if deadline is None else max(0.0, min(delay, deadline - time.monotonic())))

@@ -135,7 +135,8 @@ class LocalClient(Client):
             raise NotFound("not_found", f"no job {job_id} in this local run", 404, id=job_id)
         return job
 
-    def get_job(self, job_id: str) -> Dict[str, Any]:
+    def get_job(self, job_id: str, deadline: Optional[float] = None) -> Dict[str, Any]:
+        """The job's view (in memory: `deadline` is never reached)."""
         with self._lock:
             return dict(self._job(job_id).view)
 
@@ -161,7 +162,8 @@ class LocalClient(Client):
             p.kill()
         return self.get_job(job_id)
 
-    def results(self, job_id: str) -> List[Dict[str, Any]]:
+    def results(self, job_id: str, deadline: Optional[float] = None) -> List[Dict[str, Any]]:
+        """The tasks' results so far (in memory: `deadline` is never reached)."""
         job = self._job(job_id)
         with self._lock:
             return [{"index": i, "value": v} for i, v in sorted(job.results.items())]

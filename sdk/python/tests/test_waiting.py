@@ -17,11 +17,15 @@ TIMEOUT = 0.3
 
 class Api(BaseHTTPRequestHandler):
     seen: List[str] = []
+    release = threading.Event()  # job `hung`'s requests answer when it is set (at the fixture's end), or after 20 s
 
     def do_GET(self) -> None:
         Api.seen.append(self.path)
         body: Any
-        if self.path.endswith("/events"):
+        if self.path.startswith("/v1/jobs/hung"):
+            Api.release.wait(20)  # a server that does not answer within the client's wait
+            status, body = 200, {"id": "hung", "phase": "Running", "tasks": 1}
+        elif self.path.endswith("/events"):
             status, body = 404, {"error": "no such route"}  # no stream: the SDK polls
         elif self.path == "/v1/jobs/slow":
             time.sleep(TIMEOUT * 2)  # ends after the whole get's timeout
@@ -35,7 +39,10 @@ class Api(BaseHTTPRequestHandler):
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        try:
+            self.wfile.write(data)
+        except OSError:
+            pass  # the client went away (job `hung`, cut at its deadline)
 
     def log_message(self, *a: Any) -> None:
         pass
@@ -45,11 +52,12 @@ class Api(BaseHTTPRequestHandler):
 def api() -> Iterator[str]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Api)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    Api.seen = []
+    Api.seen, Api.release = [], threading.Event()
     previous = batch.core._default
     batch.configure(f"http://127.0.0.1:{server.server_address[1]}", "tok", retries=0)
     yield ""
     batch.core._default = previous
+    Api.release.set()
     server.shutdown()
 
 
@@ -60,6 +68,22 @@ def test_get_of_a_list_applies_one_timeout_to_all_its_jobs(api: str) -> None:
     # the timeout was spent on the first job, cut at the deadline: the second is never waited for
     assert "job slow did not end within 0.3 s" in str(e.value), str(e.value)
     assert not any("/other" in p for p in Api.seen), Api.seen
+
+
+def test_wait_and_as_completed_end_at_their_timeout_while_a_poll_is_unanswered(api: str) -> None:
+    # `wait` and `as_completed` poll; a poll in flight at the deadline used to run on for up to the
+    # client's per-request timeout (30 s), here until the server answers after 20 s. Each poll's reads
+    # now end at the deadline, and the wait returns (or raises) what it knew by then.
+    ref: JobRef[int] = JobRef({"id": "hung"}, 0)
+    t0 = time.monotonic()
+    ready, rest = batch.wait([ref], timeout=TIMEOUT)
+    assert (ready, rest) == ([], [ref])
+    assert TIMEOUT <= time.monotonic() - t0 < 8, f"wait ended after {time.monotonic() - t0:.1f} s for a {TIMEOUT} s timeout"
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError) as e:
+        next(batch.as_completed([ref], timeout=TIMEOUT))
+    assert "1 of 1 references were not ready within 0.3 s" in str(e.value), str(e.value)
+    assert TIMEOUT <= time.monotonic() - t0 < 8, f"as_completed ended after {time.monotonic() - t0:.1f} s for a {TIMEOUT} s timeout"
 
 
 class Throttled(BaseHTTPRequestHandler):
