@@ -17,7 +17,7 @@ from .semaphores import delete_semaphore, get_semaphore, put_semaphore, semaphor
 from ._steps import Param
 from .templates import param, run_template, templates
 from .errors import (BatchError, Conflict, Forbidden, InvalidArgument, InvalidTask, NotFound, PayloadTooLarge, RateLimited, TaskFailed,
-                     Unauthenticated, Unavailable, Unprocessable, WorkflowNotRetryable)
+                     Unauthenticated, Unavailable, Unprocessable, WaitTimeout, WorkflowNotRetryable)
 
 #: `batch.list(state="Failed", label_selector="team=ml")`: every job selected, page after page.
 list = list_jobs  # noqa: A001 - the SDK's verb, like the CLI's `batch list`
@@ -26,5 +26,5 @@ __all__ = ["Client", "JobRef", "Ref", "StepRef", "Task", "TaskOptions", "Tolerat
            "configure", "delete_semaphore", "get", "get_async", "get_semaphore", "put_semaphore", "semaphores", "init", "list", "list_jobs", "logs",
            "read_requirements", "retry", "task", "tasks", "wait", "wait_async", "why", "workflow", "Param", "param", "run_template", "templates",
            "BatchError", "Conflict", "Forbidden", "InvalidArgument", "InvalidTask", "NotFound", "PayloadTooLarge", "RateLimited",
-           "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable", "WorkflowNotRetryable"]
+           "TaskFailed", "Unauthenticated", "Unavailable", "Unprocessable", "WaitTimeout", "WorkflowNotRetryable"]
 __version__ = "0.2.0"

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 from urllib.parse import urlencode, urlsplit, quote
 
-from .errors import BatchError, NotFound, RateLimited, Unavailable, error_from
+from .errors import BatchError, NotFound, RateLimited, Unavailable, WaitTimeout, error_from
 
 TERMINAL = {"Succeeded", "Failed", "Cancelled", "Rejected"}
 
@@ -445,13 +445,13 @@ def _set_timeout(conn: http.client.HTTPConnection, seconds: float) -> None:
             pass  # closed under it: the next call fails on it, drops it and connects again
 
 
-def _timed_out(what: str, timeout: Optional[float], view: Optional[Dict[str, Any]]) -> TimeoutError:
+def _timed_out(what: str, timeout: Optional[float], view: Optional[Dict[str, Any]]) -> WaitTimeout:
     """The error of a wait whose `timeout` passed: names what it waited for, and its last phase seen."""
     phase = view.get("phase") if view else None
     kind, _, ident = what.partition(" ")
     hint = f"; `batch why {ident}` says why it has not ended" if kind == "job" else ""
-    return TimeoutError(f"{what} did not end within {round(timeout or 0, 3):g} s" + (f" (last phase {phase})" if phase else "")
-                        + f": wait longer with a larger timeout{hint}")
+    return WaitTimeout(f"{what} did not end within {round(timeout or 0, 3):g} s" + (f" (last phase {phase})" if phase else "")
+                       + f": wait longer with a larger timeout{hint}", what, timeout, phase if isinstance(phase, str) else None)
 
 
 def _sleep_within(pause: float, deadline: Optional[float]) -> None:

@@ -32,8 +32,8 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Generic, Iter
 from typing import Concatenate, ParamSpec
 
 from ._steps import encode_arguments, param_env, step_results
-from .client import TERMINAL, Client, new_traceparent
-from .errors import BatchError, Conflict, InvalidTask, RateLimited, TaskFailed, Unavailable
+from .client import TERMINAL, Client, _timed_out, new_traceparent
+from .errors import BatchError, Conflict, InvalidTask, RateLimited, TaskFailed, Unavailable, WaitTimeout
 from .requirements import MAX_REQUIREMENT_CHARS, MAX_REQUIREMENTS, mixed_hashes, requirement_problem
 from ._wire import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
 from .working_dir import upload as upload_working_dir
@@ -534,12 +534,13 @@ def task(fn: Optional[Callable[P, R]] = None, **options: Any) -> Union[Task[P, R
 # -- waiting ---------------------------------------------------------------------------------
 
 
-def _remaining(deadline: Optional[float], what: str) -> Optional[float]:
+def _remaining(deadline: Optional[float], timeout: Optional[float], what: str) -> Optional[float]:
+    """Seconds left until `deadline` (None: no limit); `WaitTimeout` naming `what` when none are."""
     if deadline is None:
         return None
     left = deadline - time.monotonic()
     if left <= 0:
-        raise TimeoutError(f"{what} did not end in time")
+        raise WaitTimeout(f"{what} did not end within {round(timeout or 0, 3):g} s", what, timeout)
     return left
 
 
@@ -558,7 +559,7 @@ def get(ref: Workflow, timeout: Optional[float] = None) -> Dict[str, Any]: ...
 def get(ref: Union[JobRef[T], Sequence[JobRef[T]], Workflow], timeout: Optional[float] = None) -> Any:
     """Waits and returns the result (a list of results for a list of references, `[]` for
     none); raises `TaskFailed` (with the remote traceback) if a task did not succeed.
-    `timeout` (seconds) bounds the whole wait, however many jobs; `TimeoutError` past it."""
+    `timeout` (seconds) bounds the whole wait, however many jobs; `WaitTimeout` (a `TimeoutError`) past it."""
     if isinstance(ref, Workflow):
         return ref.wait(timeout)
     deadline = None if timeout is None else time.monotonic() + timeout
@@ -567,7 +568,10 @@ def get(ref: Union[JobRef[T], Sequence[JobRef[T]], Workflow], timeout: Optional[
     results: Dict[str, Dict[int, Any]] = {}
     for r in refs:
         if r.job_id not in views:
-            views[r.job_id] = client().wait_job(r.job_id, _remaining(deadline, f"job {r.job_id}"))
+            try:
+                views[r.job_id] = client().wait_job(r.job_id, _remaining(deadline, timeout, f"job {r.job_id}"))
+            except WaitTimeout as e:  # said with the whole wait's timeout, not the time that was left of it
+                raise _timed_out(e.what, timeout, {"phase": e.phase} if e.phase else None) from None
             results[r.job_id] = {x["index"]: x["value"] for x in client().results(r.job_id)}
     out = [_value(r, views[r.job_id], results[r.job_id]) for r in refs]
     return out[0] if isinstance(ref, JobRef) else out
@@ -660,13 +664,13 @@ def wait(refs: Sequence[JobRef[T]], num_returns: int = 1, timeout: Optional[floa
 
 def as_completed(refs: Sequence[JobRef[T]], timeout: Optional[float] = None) -> Iterator[JobRef[T]]:
     """The references in the order they become ready (then `get(ref)` does not wait);
-    `TimeoutError` if some are not ready within `timeout` seconds (over the whole iteration)."""
+    `WaitTimeout` (a `TimeoutError`) if some are not ready within `timeout` seconds (over the whole iteration)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     pending = list(refs)
     while pending:
         flags = _wait_ready(pending, 1, deadline)
         if not any(flags):
-            raise TimeoutError(f"{len(pending)} of {len(refs)} references were not ready within {timeout} s")
+            raise WaitTimeout(f"{len(pending)} of {len(refs)} references were not ready within {timeout} s", "references", timeout)
         yield from (r for r, ok in zip(pending, flags) if ok)
         pending = [r for r, ok in zip(pending, flags) if not ok]
 

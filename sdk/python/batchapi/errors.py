@@ -82,6 +82,19 @@ class InvalidTask(_CodedError, TypeError):
     """
 
 
+class WaitTimeout(TimeoutError):
+    """A wait's `timeout` passed before what it waited for ended: `what` names it ("job <id>",
+    "workflow <id>", or "references" for `as_completed`), `timeout` is the bound in seconds, and
+    `phase` the last phase seen (None when none was). A `TimeoutError`, so code that catches that
+    keeps working; catch this one to tell a wait's own deadline from a socket's timeout."""
+
+    def __init__(self, message: str, what: str, timeout: Optional[float], phase: Optional[str] = None):
+        super().__init__(message)
+        self.what = what
+        self.timeout = timeout
+        self.phase = phase
+
+
 class TaskFailed(Exception):
     """A task ended without success: `reason` (Error, OOMKilled, …), `exit_code`, the job's id,
     and `traceback`: the remote Python traceback the task printed (None when the task did not

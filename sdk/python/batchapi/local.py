@@ -29,7 +29,7 @@ from typing import Any, Dict, Iterator, List, Optional, Set
 
 from ._steps import step_results
 from .client import TERMINAL, Client
-from .errors import BatchError, Conflict, NotFound, TaskFailed
+from .errors import BatchError, Conflict, NotFound, TaskFailed, WaitTimeout
 
 #: Where `python` (the task option) defaults on a node; locally that means this interpreter.
 NODE_DEFAULT_PYTHON = "python3"
@@ -170,7 +170,7 @@ class LocalClient(Client):
 
     def wait_job(self, job_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
         if not self._job(job_id).done.wait(timeout):
-            raise TimeoutError(f"job {job_id} did not end within {timeout} s")
+            raise WaitTimeout(f"job {job_id} did not end within {timeout} s", f"job {job_id}", timeout, str(self._job(job_id).view["phase"]))
         return self.get_job(job_id)
 
     def list_tasks(self, job_id: str, *, state: Optional[str] = None, limit: Optional[int] = None, page_token: Optional[str] = None
@@ -334,7 +334,8 @@ class LocalClient(Client):
             while self._workflows[wf_id]["phase"] not in TERMINAL:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise TimeoutError(f"workflow {wf_id} did not end within {timeout} s")
+                    raise WaitTimeout(f"workflow {wf_id} did not end within {timeout} s", f"workflow {wf_id}", timeout,
+                                      str(self._workflows[wf_id]["phase"]))
                 self._lock.wait(left)
         return self.get_workflow(wf_id)
 

@@ -63,10 +63,11 @@ def api() -> Iterator[str]:
 
 def test_get_of_a_list_applies_one_timeout_to_all_its_jobs(api: str) -> None:
     refs: List[JobRef[int]] = [JobRef({"id": "slow"}, 0), JobRef({"id": "other"}, 0)]
-    with pytest.raises(TimeoutError) as e:
+    with pytest.raises(batch.WaitTimeout) as e:
         batch.get(refs, timeout=TIMEOUT)
     # the timeout was spent on the first job, cut at the deadline: the second is never waited for
     assert "job slow did not end within 0.3 s" in str(e.value), str(e.value)
+    assert isinstance(e.value, TimeoutError) and (e.value.what, e.value.timeout) == ("job slow", TIMEOUT)
     assert not any("/other" in p for p in Api.seen), Api.seen
 
 
@@ -80,9 +81,10 @@ def test_wait_and_as_completed_end_at_their_timeout_while_a_poll_is_unanswered(a
     assert (ready, rest) == ([], [ref])
     assert TIMEOUT <= time.monotonic() - t0 < 8, f"wait ended after {time.monotonic() - t0:.1f} s for a {TIMEOUT} s timeout"
     t0 = time.monotonic()
-    with pytest.raises(TimeoutError) as e:
+    with pytest.raises(batch.WaitTimeout) as e:
         next(batch.as_completed([ref], timeout=TIMEOUT))
     assert "1 of 1 references were not ready within 0.3 s" in str(e.value), str(e.value)
+    assert (e.value.what, e.value.timeout) == ("references", TIMEOUT)
     assert TIMEOUT <= time.monotonic() - t0 < 8, f"as_completed ended after {time.monotonic() - t0:.1f} s for a {TIMEOUT} s timeout"
 
 
@@ -254,8 +256,9 @@ def test_get_raises_timeout_on_time_while_the_stream_sends_only_keepalives(keepa
     # Without the fix the wait never ends (keep-alives come every 0.2 s): a bound of several times
     # the timeout tells the two apart without judging the speed of a busy CI machine.
     took, raised = _within(8.0, lambda: batch.get(ref, timeout=1))
-    assert isinstance(raised, TimeoutError), raised
+    assert isinstance(raised, batch.WaitTimeout), raised
     assert "job forever" in str(raised) and "1 s" in str(raised), str(raised)
+    assert (raised.what, raised.timeout, raised.phase) == ("job forever", 1, "Running")
     assert took >= 0.9, took  # not before the deadline
     assert KeepalivesOnly.streams == 1  # one stream, held (not reopened) until the deadline
     assert KeepalivesOnly.left.wait(2.0), "the stream was not closed at the deadline"
