@@ -49,6 +49,8 @@ export interface StoreOptions {
   onWatchStreamFault?: (err: Error) => void;
   /** TLS to etcd (`https://` endpoints): the CA that signed etcd's certificate, and this client's certificate and key (PEM) for etcd's client-cert auth. @default plain connections */
   tls?: { ca: Buffer; cert?: Buffer; key?: Buffer };
+  /** Largest answer read, in bytes: a read whose answer is larger asks for fewer keys (see `MAX_RESPONSE_BYTES`). @default MAX_RESPONSE_BYTES (64 MiB) */
+  maxResponseBytes?: number;
 }
 
 /** A decoded value with the revisions a compare-and-swap needs. */
@@ -237,6 +239,53 @@ export type CallSeam = <T>(call: SeamCall, send: () => Promise<T>) => Promise<T>
  */
 export const FLOW_CONTROL_WINDOW_BYTES = 8 * 1024 * 1024;
 
+/**
+ * Largest answer this client reads, in bytes (`grpc.max_receive_message_length`; grpc-js's default
+ * is 4 MiB, etcd's Go client's 2 GiB). A read whose answer would be larger asks for less: a page of
+ * fewer keys, a transaction of fewer ranges (`ResponseTooLargeError`, `fewerKeys`). So a listing of records
+ * near their size limit pages itself down instead of failing every time (a restart listing a few
+ * thousand workflows, ~1 KiB each, in one 5,000-key page got 5.2 MB, over the old 4 MiB, and every
+ * quota replica failed its start until the records went). @default 64 MiB
+ */
+export const MAX_RESPONSE_BYTES = 64 * 1024 * 1024;
+
+/**
+ * A read's answer was over `MAX_RESPONSE_BYTES`: the same request would fail again, so it is not
+ * re-sent; the store's reads ask for fewer keys instead (`fewerKeys`). Thrown to a caller only by a
+ * read of one key (never: etcd takes no value over its 1.5 MiB request limit). Nothing was written.
+ */
+export class ResponseTooLargeError extends StoreUnavailableError {
+  /**
+   * @param answerBytes - the answer's size as grpc-js reported it, in bytes (undefined: not said)
+   * @param limitBytes - the receive limit it was over, in bytes
+   */
+  constructor(
+    message: string,
+    cause: unknown,
+    readonly answerBytes: number | undefined,
+    readonly limitBytes: number,
+  ) {
+    super(message, cause);
+  }
+}
+
+/** Whether `err` is grpc-js refusing an answer over its receive limit (`RESOURCE_EXHAUSTED: Received message larger than max (A vs L)`). */
+export function isResponseTooLarge(err: unknown): boolean {
+  return err instanceof Error && /Received message larger than max/.test(err.message);
+}
+
+/**
+ * How many of `n` keys (or ranges) to ask for after an answer for `n` was too large: in
+ * proportion to the limit over the answer's size, with a fifth to spare, and at most half —
+ * so one refusal is mostly all it takes. (Each refusal counts against the member in etcd3's
+ * circuit, which shuts a member out for 5 s after 3 in a row, and resets its channels.)
+ *   fewer = max(1, floor(n × min(½, 0.8 × limit ÷ answer)))
+ */
+export function fewerKeys(n: number, err: ResponseTooLargeError): number {
+  const ratio = err.answerBytes ? (0.8 * err.limitBytes) / err.answerBytes : 0.5;
+  return Math.max(1, Math.floor(n * Math.min(0.5, ratio)));
+}
+
 /** The one connection a process has to etcd. */
 export class EtcdStore {
   readonly client: Etcd3;
@@ -292,6 +341,7 @@ export class EtcdStore {
         'grpc.keepalive_time_ms': 10_000,
         'grpc.keepalive_timeout_ms': 5_000,
         'grpc-node.flow_control_window': FLOW_CONTROL_WINDOW_BYTES,
+        'grpc.max_receive_message_length': this.options.maxResponseBytes ?? MAX_RESPONSE_BYTES,
       },
       faultHandling: { global: sendOnce as unknown as FaultPolicy, ...(ownCircuit ? {} : { host: () => sendOnce as unknown as FaultPolicy }) },
     });
@@ -315,6 +365,12 @@ export class EtcdStore {
         this.options.onCall?.(op, (performance.now() - started) / 1000, true);
         return out;
       } catch (err) {
+        if (!writes && isResponseTooLarge(err)) {
+          this.options.onCall?.(op, (performance.now() - started) / 1000, false);
+          const limit = this.options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
+          const said = /larger than max \((\d+) vs \d+\)/.exec((err as Error).message);
+          throw new ResponseTooLargeError(`the store's answer was over ${limit} bytes (${describeError(err)})`, err, said ? Number(said[1]) : undefined, limit);
+        }
         if (writes ? attempt < UNSENT_RETRIES && neverSent(err) : attempt < READ_RETRIES && err instanceof Error && isRecoverableError(err)) continue;
         this.options.onCall?.(op, (performance.now() - started) / 1000, false);
         if (writes && !certainlyNotApplied(err)) throw new OutcomeUnknownError(err);
@@ -329,17 +385,33 @@ export class EtcdStore {
     return res.kvs[0] ? decode<T>(res.kvs[0]) : undefined;
   }
 
-  /** Reads many keys at one revision: `revision`, or the current one when absent (`MAX_TXN_OPS` keys per request). */
+  /**
+   * Reads many keys: `MAX_TXN_OPS` keys per request (one read-only transaction), each request at
+   * `revision`, or at the current one when absent. A request whose answer is over
+   * `MAX_RESPONSE_BYTES` is read in pieces of fewer keys (`fewerKeys`), the later ones at the first's revision.
+   */
   async getMany<T>(keys: string[], revision?: string): Promise<Array<Versioned<T> | undefined>> {
     const out: Array<Versioned<T> | undefined> = [];
-    for (let i = 0; i < keys.length; i += MAX_TXN_OPS) {
-      const chunk = keys.slice(i, i + MAX_TXN_OPS);
+    for (let i = 0; i < keys.length; i += MAX_TXN_OPS) out.push(...(await this.getChunk<T>(keys.slice(i, i + MAX_TXN_OPS), revision)).values);
+    return out;
+  }
+
+  /** `getMany` of at most `MAX_TXN_OPS` keys in one transaction, in pieces of fewer keys while its answer is too large. */
+  private async getChunk<T>(chunk: string[], revision: string | undefined): Promise<{ values: Array<Versioned<T> | undefined>; revision: string }> {
+    try {
       const res = await this.call('range', () =>
         this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: Buffer.from(k), ...(revision ? { revision } : {}) } })) }),
       );
-      for (const r of res.responses) out.push(r.response_range.kvs[0] ? decode<T>(r.response_range.kvs[0]) : undefined);
+      return { values: res.responses.map((r) => (r.response_range.kvs[0] ? decode<T>(r.response_range.kvs[0]) : undefined)), revision: res.header.revision };
+    } catch (err) {
+      if (!(err instanceof ResponseTooLargeError) || chunk.length === 1) throw err;
+      // In pieces of fewer keys, the first at `revision`, the others at the first's.
+      const size = fewerKeys(chunk.length, err);
+      const first = await this.getChunk<T>(chunk.slice(0, size), revision);
+      const values = first.values;
+      for (let i = size; i < chunk.length; i += size) values.push(...(await this.getChunk<T>(chunk.slice(i, i + size), first.revision)).values);
+      return { values, revision: first.revision };
     }
-    return out;
   }
 
   /**
@@ -350,22 +422,40 @@ export class EtcdStore {
    */
   async listMany<T>(prefixes: readonly string[], pageSize = 1000): Promise<Array<Array<Versioned<T>>>> {
     const out: Array<Array<Versioned<T>>> = [];
-    for (let i = 0; i < prefixes.length; i += MAX_TXN_OPS) {
-      const chunk = prefixes.slice(i, i + MAX_TXN_OPS);
-      const res = await this.call('range', () =>
+    for (let i = 0; i < prefixes.length; i += MAX_TXN_OPS) out.push(...(await this.listChunk<T>(prefixes.slice(i, i + MAX_TXN_OPS), pageSize)));
+    return out;
+  }
+
+  /** `listMany` of at most `MAX_TXN_OPS` prefixes in one transaction; in pieces of fewer prefixes while its answer is too large (one prefix: `listAll`, which pages itself). */
+  private async listChunk<T>(chunk: readonly string[], pageSize: number): Promise<Array<Array<Versioned<T>>>> {
+    let res: RPC.ITxnResponse;
+    try {
+      res = await this.call('range', () =>
         this.client.kv.txn({ success: chunk.map((p) => ({ request_range: { key: Buffer.from(p), range_end: prefixEnd(p), limit: pageSize } })) }),
       );
-      for (let k = 0; k < chunk.length; k++) {
-        const r = res.responses[k].response_range;
-        out.push(r.more ? (await this.listAll<T>(chunk[k])).items : r.kvs.map((kv) => decode<T>(kv)));
-      }
+    } catch (err) {
+      if (!(err instanceof ResponseTooLargeError)) throw err;
+      if (chunk.length === 1) return [(await this.listAll<T>(chunk[0], pageSize)).items];
+      // In pieces of fewer prefixes; a piece of one is listed page by page at once (its transaction would hold the same range).
+      const size = fewerKeys(chunk.length, err);
+      const out: Array<Array<Versioned<T>>> = [];
+      for (let i = 0; i < chunk.length; i += size)
+        out.push(...(size === 1 ? [(await this.listAll<T>(chunk[i], pageSize)).items] : await this.listChunk<T>(chunk.slice(i, i + size), pageSize)));
+      return out;
+    }
+    const out: Array<Array<Versioned<T>>> = [];
+    for (let k = 0; k < chunk.length; k++) {
+      const r = res.responses[k].response_range;
+      out.push(r.more ? (await this.listAll<T>(chunk[k])).items : r.kvs.map((kv) => decode<T>(kv)));
     }
     return out;
   }
 
   /**
    * Lists keys under a prefix in key order (`descending`: the reverse), starting after
-   * `startAfter` in that order (exclusive), at most `limit` of them (0: all).
+   * `startAfter` in that order (exclusive), at most `limit` of them (0: all). A page whose answer
+   * would be over `MAX_RESPONSE_BYTES` comes back shorter, with `more` (a listing of all keys is
+   * then read page by page, at the first page's revision).
    */
   async list<T>(
     prefix: string,
@@ -380,8 +470,46 @@ export class EtcdStore {
           sort_target: 'Key' as const,
         }
       : { key: opts.startAfter ? Buffer.concat([Buffer.from(opts.startAfter), Buffer.from([0])]) : Buffer.from(prefix), range_end: prefixEnd(prefix) };
-    const res = await this.call('range', () => this.client.kv.range({ ...range, limit: opts.limit ?? 0 }), false, { read: { key: prefix, prefix: true } });
-    return { items: res.kvs.map((kv) => decode<T>(kv)), revision: res.header.revision, more: res.more };
+    const { res, limit } = await this.rangePage(range, opts.limit ?? 0, undefined, { read: { key: prefix, prefix: true } });
+    const items = res.kvs.map((kv) => decode<T>(kv));
+    if (!res.more || (opts.limit ?? 0) > 0) return { items, revision: res.header.revision, more: res.more };
+    // All keys were asked for and the answer was split: the rest, page by page, at the same revision.
+    for (let more = true, size = limit; more;) {
+      const last = Buffer.from(items[items.length - 1].key);
+      const next = opts.descending ? { ...range, range_end: last } : { ...range, key: Buffer.concat([last, Buffer.from([0])]) };
+      const page = await this.rangePage(next, size, res.header.revision);
+      items.push(...page.res.kvs.map((kv) => decode<T>(kv)));
+      more = page.res.more;
+      size = page.limit;
+    }
+    return { items, revision: res.header.revision, more: false };
+  }
+
+  /**
+   * One range of at most `limit` keys (0: all), at `revision` (absent: the current one), asking
+   * for fewer while the answer is over `MAX_RESPONSE_BYTES`: `fewerKeys` of the keys it held (the
+   * limit, or the range's count when that is less: a count-only read). Returns the answer and the
+   * limit it was read with (the next page's).
+   */
+  private async rangePage(
+    range: RPC.IRangeRequest,
+    limit: number,
+    revision?: string,
+    detail?: Pick<SeamCall, 'read'>,
+  ): Promise<{ res: RPC.IRangeResponse; limit: number }> {
+    for (;;) {
+      try {
+        const res = await this.call('range', () => this.client.kv.range({ ...range, limit, ...(revision ? { revision } : {}) }), false, detail);
+        return { res, limit };
+      } catch (err) {
+        if (!(err instanceof ResponseTooLargeError) || limit === 1) throw err;
+        // In proportion to the keys the answer held: the limit, or fewer when the range has fewer.
+        const keys = await this.call('range', () => this.client.kv.range({ ...range, count_only: true, ...(revision ? { revision } : {}) }), false);
+        const held = limit === 0 ? Number(keys.count) : Math.min(limit, Number(keys.count));
+        if (held <= 1) throw err;
+        limit = fewerKeys(held, err);
+      }
+    }
   }
 
   /** How many keys there are under a prefix (counted by etcd: no value is read). */
@@ -390,20 +518,24 @@ export class EtcdStore {
     return Number(res.count);
   }
 
-  /** Lists every key under a prefix, page by page, at the revision of the first page. */
+  /**
+   * Lists every key under a prefix, page by page, at the revision of the first page: `pageSize`
+   * keys a page, fewer while a page's answer would be over `MAX_RESPONSE_BYTES` (`fewerKeys`, kept
+   * for the pages after).
+   */
   async listAll<T>(prefix: string, pageSize = 5000): Promise<{ items: Array<Versioned<T>>; revision: string }> {
-    const items: Array<Versioned<T>> = [];
-    const first = await this.list<T>(prefix, { limit: pageSize });
-    items.push(...first.items);
-    let more = first.more;
-    while (more) {
-      const end = prefixEnd(prefix);
+    const end = prefixEnd(prefix);
+    const first = await this.rangePage({ key: Buffer.from(prefix), range_end: end }, pageSize, undefined, { read: { key: prefix, prefix: true } });
+    const revision = first.res.header.revision;
+    const items = first.res.kvs.map((kv) => decode<T>(kv));
+    for (let more = first.res.more, size = first.limit; more;) {
       const after = Buffer.concat([Buffer.from(items[items.length - 1].key), Buffer.from([0])]);
-      const res = await this.call('range', () => this.client.kv.range({ key: after, range_end: end, limit: pageSize, revision: first.revision }));
-      items.push(...res.kvs.map((kv) => decode<T>(kv)));
-      more = res.more;
+      const page = await this.rangePage({ key: after, range_end: end }, size, revision);
+      items.push(...page.res.kvs.map((kv) => decode<T>(kv)));
+      more = page.res.more;
+      size = page.limit;
     }
-    return { items, revision: first.revision };
+    return { items, revision };
   }
 
   /**

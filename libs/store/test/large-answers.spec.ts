@@ -1,0 +1,117 @@
+/**
+ * Reads whose answer is over the client's receive limit (`maxResponseBytes`) ask for fewer keys
+ * instead of failing: a page of all keys, a page of a few hundred, a transaction of many keys or
+ * prefixes, and an informer's first listing. Found by the nemesis at 200 submits/s for 10 minutes:
+ * a quota replica's start listed ~5,000 live workflows in one 5,000-key page of 5.2 MB, over
+ * grpc-js's 4 MiB default, and every restart failed the same way (`RESOURCE_EXHAUSTED: Received
+ * message larger than max`) while 73,000 accepted jobs waited. Here the limit is 256 KiB and the
+ * prefix holds 300 values of 4 KiB (1.2 MB), against a real etcd of one member: each refusal
+ * counts against the member in etcd3's circuit, which shuts it out for 5 s after 3 in a row, so
+ * a read that split by halves (or re-sent a refused request) would fail these tests.
+ */
+import { EtcdStore, type LocalEtcd, MAX_TXN_OPS, ResponseTooLargeError, startEtcd, type Versioned } from '@batchapi/store';
+
+const LIMIT = 256 * 1024;
+const VALUE = 'x'.repeat(4096);
+const KEYS = 300;
+const key = (p: string, i: number) => `/big/${p}/${String(i).padStart(4, '0')}`;
+
+let etcd: LocalEtcd;
+let store: EtcdStore;
+/** The store's calls since the test began, as `onCall` saw them. */
+let calls: Array<{ op: string; ok: boolean }>;
+
+beforeAll(async () => {
+  etcd = await startEtcd();
+  calls = [];
+  store = new EtcdStore({ endpoints: etcd.endpoints, maxResponseBytes: LIMIT, onCall: (op, _s, ok) => calls.push({ op, ok }) });
+  for (const p of ['a', 'b', 'c'])
+    for (let i = 0; i < KEYS; i += 50)
+      await store.txn(
+        [],
+        Array.from({ length: 50 }, (_, k) => ({ put: key(p, i + k), value: { i: i + k, pad: VALUE } })),
+      );
+});
+afterAll(async () => {
+  await store?.close();
+  await etcd?.stop();
+});
+beforeEach(() => {
+  calls = [];
+});
+
+const indices = (items: Array<Versioned<{ i: number }>>) => items.map((kv) => kv.value.i);
+const upTo = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+it('lists every key of a prefix whose answer is over the limit, page by page at one revision', async () => {
+  const { items, revision } = await store.listAll<{ i: number }>('/big/a/');
+  expect(indices(items)).toEqual(upTo(KEYS));
+  expect(new Set(items.map((kv) => kv.modRevision)).size).toBeGreaterThan(1); // written over several revisions…
+  expect(BigInt(revision)).toBeGreaterThanOrEqual(BigInt(items.at(-1)!.modRevision)); // …and read at one at or after them
+  // the first page (5,000 keys, 1.2 MB) was refused once, and the next asked for keys in proportion:
+  // 5,000 × 0.8 × 256 KiB ÷ ~1.2 MB ≈ 830 keys, still too many for 256 KiB, so refused again, then
+  // ≈ 830 × 0.8 × 262,144 ÷ ~3.4 MB… — at most a few refusals, never one re-sent as it was
+  const refused = calls.filter((c) => !c.ok).length;
+  expect(refused).toBeGreaterThan(0);
+  expect(refused).toBeLessThanOrEqual(3);
+});
+
+it('lists all keys with list() too, ascending and descending', async () => {
+  expect(indices((await store.list<{ i: number }>('/big/b/')).items)).toEqual(upTo(KEYS));
+  const down = await store.list<{ i: number }>('/big/b/', { descending: true });
+  expect([indices(down.items), down.more]).toEqual([upTo(KEYS).reverse(), false]);
+});
+
+it('gives a shorter page with `more` when a page of `limit` keys is over the limit, and the pages cover every key once', async () => {
+  const seen: number[] = [];
+  let after: string | undefined;
+  let pages = 0;
+  for (;;) {
+    const page = await store.list<{ i: number }>('/big/c/', { limit: 200, startAfter: after });
+    pages++;
+    seen.push(...indices(page.items));
+    if (!page.more) break;
+    expect(page.items.length).toBeLessThan(200); // 200 × 4 KiB = 800 KiB: split
+    after = page.items.at(-1)!.key;
+  }
+  expect(seen).toEqual(upTo(KEYS));
+  expect(pages).toBeGreaterThan(2);
+});
+
+it('reads many keys in transactions split while their answer is over the limit', async () => {
+  const keys = upTo(KEYS).map((i) => key('a', i));
+  expect(keys.length).toBeGreaterThan(2 * MAX_TXN_OPS); // three transactions of up to 128 keys, 512 KiB each
+  const got = await store.getMany<{ i: number }>([...keys, '/big/a/none']);
+  expect(got.map((kv) => kv?.value.i)).toEqual([...upTo(KEYS), undefined]);
+});
+
+it('lists many prefixes in a transaction split while its answer is over the limit', async () => {
+  const lists = await store.listMany<{ i: number }>(['/big/a/', '/big/none/', '/big/b/', '/big/c/'], 100);
+  expect(lists.map(indices)).toEqual([upTo(KEYS), [], upTo(KEYS), upTo(KEYS)]);
+});
+
+it('starts an informer over such a prefix', async () => {
+  let synced: number[] = [];
+  const informer = await store.inform<{ i: number }>('/big/b/', { onSync: (items) => (synced = indices(items)), onEvent: () => {} });
+  try {
+    expect(synced).toEqual(upTo(KEYS));
+  } finally {
+    await informer.stop();
+  }
+});
+
+it('throws ResponseTooLargeError, sent once, only for an answer that cannot be split (one value over the limit)', async () => {
+  // Never happens with etcd's own limits (it takes no value over 1.5 MiB, the client reads 64 MiB):
+  // here one 4 KiB value over a 1 KiB limit.
+  const failed: string[] = [];
+  const small = new EtcdStore({ endpoints: etcd.endpoints, maxResponseBytes: 1024, onCall: (op, _s, ok) => !ok && failed.push(op) });
+  try {
+    await expect(small.get('/big/a/0000')).rejects.toBeInstanceOf(ResponseTooLargeError);
+    expect(failed).toEqual(['range']); // not re-sent (a read that fails otherwise is, up to 3 times)
+    failed.length = 0;
+    await expect(small.list('/big/a/', { limit: 4 })).rejects.toBeInstanceOf(ResponseTooLargeError);
+    expect(failed).toEqual(['range', 'range']); // 4 keys, then 1 (4 × 0.8 × 1 KiB ÷ ~16 KiB rounds down to none: at least 1)
+  } finally {
+    await small.close();
+  }
+});
