@@ -16,7 +16,7 @@ import { NodesController } from './nodes.controller';
 import { OpenApiController } from './openapi.controller';
 import { QueuesController, TenantsController } from './queues.controller';
 import { JobsService } from './jobs.service';
-import { TokenAuthenticator } from './auth';
+import { TOKEN_EXPIRY_GAUGE, TokenAuthenticator, tokenExpiryGauge } from './auth';
 import { UsageController } from './usage.controller';
 import { SchedulerCalls } from './scheduler-calls';
 import { BACKLOG_GATE, BacklogGate, type BacklogLimits } from './archive-backlog';
@@ -70,9 +70,11 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
   const env = admissionConfigFromEnv();
   // A tokens file is watched: tokens are added and revoked by editing it, no restart (logged once the service logs).
   let log: RunningService['ctx']['log'] | undefined;
+  const clock = opts.clock ?? systemClock;
   const watched =
     typeof opts.tokens === 'string'
       ? TokenAuthenticator.watchFile(opts.tokens, {
+          now: () => clock.now(),
           onReload: (o) =>
             'reloaded' in o
               ? log?.info({ tokens: o.reloaded }, 'tokens file changed: tokens reloaded')
@@ -80,7 +82,6 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
         })
       : undefined;
   const auth = watched ?? (opts.tokens as TokenAuthenticator);
-  const clock = opts.clock ?? systemClock;
   const historyUrl = opts.historyUrl ?? env.historyUrl;
   // Read only: the quota service migrates the schema and writes.
   const history = historyUrl ? [{ provide: HISTORY, useValue: HistoryStore.connect(historyUrl) }] : [];
@@ -166,6 +167,7 @@ export async function startAdmission(opts: AdmissionOptions): Promise<RunningSer
         },
       },
       { provide: APP_GUARD, useClass: OverloadGuard },
+      { provide: TOKEN_EXPIRY_GAUGE, inject: [SERVICE], useFactory: (ctx: ServiceContext) => tokenExpiryGauge(auth, ctx.registry) },
     ],
   });
   log = svc.ctx.log;

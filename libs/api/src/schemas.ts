@@ -350,8 +350,17 @@ export const TokenEntrySchema = z.strictObject({
   sha256: z.string().regex(/^[0-9a-f]{64}$/),
   tenant: NameSchema,
   role: z.enum(['tenant', 'operator']),
+  /** When the token stops being accepted (RFC 3339 with an offset, e.g. `2027-03-01T00:00:00Z`): from then on it is refused with 401 `unauthenticated`. @default never */
+  expiresAt: z.iso.datetime({ offset: true }).optional(),
+  /** A name for people and metrics (who holds it, what it is for), never the token: it labels the token's expiry gauge and the log line of a refused expired token. @default the digest's first 12 hex digits */
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/)
+    .optional(),
 });
-export const TokensFileSchema = z.strictObject({ tokens: z.array(TokenEntrySchema) });
+/** Most tokens a tokens file holds (each request compares its digest with every one). */
+export const MAX_TOKENS = 10_000;
+export const TokensFileSchema = z.strictObject({ tokens: z.array(TokenEntrySchema).max(MAX_TOKENS) });
 export type TokensFile = z.infer<typeof TokensFileSchema>;
 
 /** Per-tenant submit throttles (token buckets shared by every admission replica). */

@@ -24,6 +24,8 @@ export const Metric = {
   admissionWhy: 'batch_admission_why_total',
   /** Reads (GET) and event streams refused by a limit, by limit. */
   admissionReadsRefused: 'batch_admission_reads_refused_total',
+  /** When each API token with an `expiresAt` expires (epoch seconds), by tenant, role and name. */
+  admissionTokenExpiry: 'batch_admission_token_expiry_timestamp_seconds',
   /** Event streams open on the replica. */
   admissionEventStreams: 'batch_admission_event_streams',
   /** Bytes event streams hold in their sockets' buffers, unread by their clients. */
