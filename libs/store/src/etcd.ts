@@ -269,6 +269,15 @@ export class ResponseTooLargeError extends StoreUnavailableError {
   }
 }
 
+/** Times a listing read at one revision starts again when etcd compacted that revision meanwhile. */
+export const COMPACTED_RESTARTS = 5;
+
+/** Whether `err` (or the error it wraps) is etcd refusing a read at a revision it compacted. */
+export function isCompacted(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) if (/required revision has been compacted/.test(e.message)) return true;
+  return false;
+}
+
 /** Whether `err` is grpc-js refusing an answer over its receive limit (`RESOURCE_EXHAUSTED: Received message larger than max (A vs L)`). */
 export function isResponseTooLarge(err: unknown): boolean {
   return err instanceof Error && /Received message larger than max/.test(err.message);
@@ -461,6 +470,14 @@ export class EtcdStore {
     prefix: string,
     opts: { limit?: number; startAfter?: string; descending?: boolean } = {},
   ): Promise<{ items: Array<Versioned<T>>; revision: string; more: boolean }> {
+    return this.restartedOnCompaction(() => this.listOnce<T>(prefix, opts));
+  }
+
+  /** `list`, once: a listing of all keys read in pages fails when etcd compacts its revision meanwhile. */
+  private async listOnce<T>(
+    prefix: string,
+    opts: { limit?: number; startAfter?: string; descending?: boolean },
+  ): Promise<{ items: Array<Versioned<T>>; revision: string; more: boolean }> {
     const range = opts.descending
       ? // keys in [prefix, startAfter), the highest first
         {
@@ -504,7 +521,7 @@ export class EtcdStore {
       } catch (err) {
         if (!(err instanceof ResponseTooLargeError) || limit === 1) throw err;
         // In proportion to the keys the answer held: the limit, or fewer when the range has fewer.
-        const keys = await this.call('range', () => this.client.kv.range({ ...range, count_only: true, ...(revision ? { revision } : {}) }), false);
+        const keys = await this.call('range', () => this.client.kv.range({ ...range, count_only: true, ...(revision ? { revision } : {}) }), false, detail);
         const held = limit === 0 ? Number(keys.count) : Math.min(limit, Number(keys.count));
         if (held <= 1) throw err;
         limit = fewerKeys(held, err);
@@ -524,6 +541,28 @@ export class EtcdStore {
    * for the pages after).
    */
   async listAll<T>(prefix: string, pageSize = 5000): Promise<{ items: Array<Versioned<T>>; revision: string }> {
+    return this.restartedOnCompaction(() => this.listAllOnce<T>(prefix, pageSize));
+  }
+
+  /**
+   * `fn` again from its start when etcd compacted the revision it read its later pages at
+   * (`required revision has been compacted`), up to `COMPACTED_RESTARTS` times, as a Kubernetes
+   * reflector lists again on 410 Gone: a listing of many pages takes longer than the time between
+   * two compactions. (The nemesis: a scheduler's start listing ~76,000 jobs failed this way and
+   * exited, again and again.)
+   */
+  private async restartedOnCompaction<R>(fn: () => Promise<R>): Promise<R> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (attempt >= COMPACTED_RESTARTS || !isCompacted(err)) throw err;
+      }
+    }
+  }
+
+  /** `listAll`, once at one revision. */
+  private async listAllOnce<T>(prefix: string, pageSize: number): Promise<{ items: Array<Versioned<T>>; revision: string }> {
     const end = prefixEnd(prefix);
     const first = await this.rangePage({ key: Buffer.from(prefix), range_end: end }, pageSize, undefined, { read: { key: prefix, prefix: true } });
     const revision = first.res.header.revision;
