@@ -27,6 +27,7 @@ import {
   type Watcher,
 } from 'etcd3';
 import type * as RPC from 'etcd3/lib/rpc';
+import { InterceptingCall, type Interceptor, status as GrpcStatus } from '@grpc/grpc-js';
 import { describeError, OutcomeUnknownError, StoreError, StoreUnavailableError } from './errors';
 import { Keys } from './keys';
 import { type LeaseAnswer, leaseAnswerOfTtl, LeaseFence, leaseLossVerdict, monotonicMs, RenewalOutcome } from './lease-fence';
@@ -269,6 +270,25 @@ export class ResponseTooLargeError extends StoreUnavailableError {
   }
 }
 
+/**
+ * grpc-js's own refusal of an answer over the receive limit, said as FAILED_PRECONDITION instead of
+ * RESOURCE_EXHAUSTED. etcd3 takes RESOURCE_EXHAUSTED for a fault of the member: it resets the
+ * member's channels (every watch on them resumes) and counts it in the member's circuit, which
+ * shuts the member out for 5 s after 3 in a row, while the member is fine and the read asks for
+ * less at once (`ResponseTooLargeError`). The message stays (`isResponseTooLarge`).
+ */
+const tooLargeIsNoMemberFault: Interceptor = (options, nextCall) =>
+  new InterceptingCall(nextCall(options), {
+    start(metadata, listener, next) {
+      next(metadata, {
+        onReceiveStatus(status, nextStatus) {
+          const tooLarge = status.code === GrpcStatus.RESOURCE_EXHAUSTED && /Received message larger than max/.test(status.details);
+          nextStatus(tooLarge ? { ...status, code: GrpcStatus.FAILED_PRECONDITION } : status);
+        },
+      });
+    },
+  });
+
 /** Times a listing read at one revision starts again when etcd compacted that revision meanwhile. */
 export const COMPACTED_RESTARTS = 5;
 
@@ -286,8 +306,7 @@ export function isResponseTooLarge(err: unknown): boolean {
 /**
  * How many of `n` keys (or ranges) to ask for after an answer for `n` was too large: in
  * proportion to the limit over the answer's size, with a fifth to spare, and at most half —
- * so one refusal is mostly all it takes. (Each refusal counts against the member in etcd3's
- * circuit, which shuts a member out for 5 s after 3 in a row, and resets its channels.)
+ * so one refusal is mostly all it takes.
  *   fewer = max(1, floor(n × min(½, 0.8 × limit ÷ answer)))
  */
 export function fewerKeys(n: number, err: ResponseTooLargeError): number {
@@ -334,7 +353,7 @@ export class EtcdStore {
       hosts,
       dialTimeout: timeout,
       ...(tls ? { credentials: { rootCertificate: tls.ca, ...(tls.cert ? { certChain: tls.cert } : {}), ...(tls.key ? { privateKey: tls.key } : {}) } } : {}),
-      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout }),
+      defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + timeout, interceptors: [tooLargeIsNoMemberFault] }),
       // A watch stream on a member that stopped answering (paused, partitioned) would otherwise
       // hang unnoticed: a ping every 10 s (etcd refuses pings closer than its 5 s
       // --grpc-keepalive-min-time) unanswered for 5 s closes the channel, and informers resume
@@ -374,6 +393,8 @@ export class EtcdStore {
         this.options.onCall?.(op, (performance.now() - started) / 1000, true);
         return out;
       } catch (err) {
+        // A write's answer over the limit (never seen: a write answers a header) was applied by etcd: only this client refused it.
+        if (writes && isResponseTooLarge(err)) throw new OutcomeUnknownError(err);
         if (!writes && isResponseTooLarge(err)) {
           this.options.onCall?.(op, (performance.now() - started) / 1000, false);
           const limit = this.options.maxResponseBytes ?? MAX_RESPONSE_BYTES;
@@ -415,18 +436,21 @@ export class EtcdStore {
     } catch (err) {
       if (!(err instanceof ResponseTooLargeError) || chunk.length === 1) throw err;
       // In pieces of fewer keys, the first at `revision`, the others at the first's.
+      // (An answer's header says the current revision, not the one asked for: `revision` when given.)
       const size = fewerKeys(chunk.length, err);
       const first = await this.getChunk<T>(chunk.slice(0, size), revision);
+      const at = revision ?? first.revision;
       const values = first.values;
-      for (let i = size; i < chunk.length; i += size) values.push(...(await this.getChunk<T>(chunk.slice(i, i + size), first.revision)).values);
-      return { values, revision: first.revision };
+      for (let i = size; i < chunk.length; i += size) values.push(...(await this.getChunk<T>(chunk.slice(i, i + size), at)).values);
+      return { values, revision: at };
     }
   }
 
   /**
    * Lists every key under each of many prefixes: `MAX_TXN_OPS` prefixes per request (one
    * read-only transaction, one revision), at most `pageSize` keys of a prefix in it; a prefix
-   * with more is listed whole on its own (`listAll`). Many small prefixes — the groups and results
+   * with more is listed whole on its own (`listAll`), and so are the prefixes of a request whose
+   * answer is over `MAX_RESPONSE_BYTES`, in requests of fewer prefixes (each at its own revision). Many small prefixes — the groups and results
    * of many jobs — cost a few requests instead of one each.
    */
   async listMany<T>(prefixes: readonly string[], pageSize = 1000): Promise<Array<Array<Versioned<T>>>> {
