@@ -91,8 +91,28 @@ describe('the tokens file', () => {
     expect([(err as ApiError).code, (err as ApiError).details.field]).toEqual(['invalid_argument', field]);
   });
 
+  it.each([
+    ['a digest given twice', [entry, { ...entry, tenant: 'b' }], 'tokens.1.sha256'],
+    [
+      'a name given twice',
+      [
+        { ...entry, name: 'ci' },
+        { sha256: digest('y'), tenant: 'a', role: 'tenant', name: 'ci' },
+      ],
+      'tokens.1.name',
+    ],
+  ])('refuses %s, naming the later entry', (_what, tokens, field) => {
+    let err: unknown;
+    try {
+      parseWith(TokensFileSchema, { tokens });
+    } catch (e) {
+      err = e;
+    }
+    expect([(err as ApiError).code, (err as ApiError).details.field]).toEqual(['invalid_argument', field]);
+  });
+
   it('holds at most 10,000 tokens', () => {
-    const many = (n: number) => ({ tokens: Array.from({ length: n }, () => entry) });
+    const many = (n: number) => ({ tokens: Array.from({ length: n }, (_, i) => ({ ...entry, sha256: digest(`t${i}`) })) });
     expect(() => parseWith(TokensFileSchema, many(10_000))).not.toThrow();
     expect(() => parseWith(TokensFileSchema, many(10_001))).toThrow(ApiError);
   });

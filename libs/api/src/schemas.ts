@@ -352,7 +352,7 @@ export const TokenEntrySchema = z.strictObject({
   role: z.enum(['tenant', 'operator']),
   /** When the token stops being accepted (RFC 3339 with an offset, e.g. `2027-03-01T00:00:00Z`): from then on it is refused with 401 `unauthenticated`. @default never */
   expiresAt: z.iso.datetime({ offset: true }).optional(),
-  /** A name for people and metrics (who holds it, what it is for), never the token: it labels the token's expiry gauge and the log line of a refused expired token. @default the digest's first 12 hex digits */
+  /** A name for people and metrics (who holds it, what it is for), never the token; unique in the file: it labels the token's expiry gauge. @default the digest's first 12 hex digits */
   name: z
     .string()
     .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/)
@@ -360,7 +360,29 @@ export const TokenEntrySchema = z.strictObject({
 });
 /** Most tokens a tokens file holds (each request compares its digest with every one). */
 export const MAX_TOKENS = 10_000;
-export const TokensFileSchema = z.strictObject({ tokens: z.array(TokenEntrySchema).max(MAX_TOKENS) });
+export const TokensFileSchema = z.strictObject({
+  tokens: z
+    .array(TokenEntrySchema)
+    .max(MAX_TOKENS)
+    .superRefine((tokens, ctx) => {
+      // A digest twice would make which entry speaks for it depend on the order of the lines; a name
+      // twice would fold two tokens' expiries into one series, hiding the earlier one.
+      const seen = { sha256: new Set<string>(), name: new Set<string>() };
+      tokens.forEach((t, i) => {
+        for (const field of ['sha256', 'name'] as const) {
+          const v = t[field];
+          if (v === undefined) continue;
+          if (seen[field].has(v))
+            ctx.addIssue({
+              code: 'custom',
+              path: [i, field],
+              message: `${field} ${field === 'name' ? v : 'of this token'} is already given by an earlier entry`,
+            });
+          seen[field].add(v);
+        }
+      });
+    }),
+});
 export type TokensFile = z.infer<typeof TokensFileSchema>;
 
 /** Per-tenant submit throttles (token buckets shared by every admission replica). */
