@@ -418,7 +418,8 @@ export class EtcdStore {
   /**
    * Reads many keys: `MAX_TXN_OPS` keys per request (one read-only transaction), each request at
    * `revision`, or at the current one when absent. A request whose answer is over
-   * `MAX_RESPONSE_BYTES` is read in pieces of fewer keys (`fewerKeys`), the later ones at the first's revision.
+   * `MAX_RESPONSE_BYTES` is read in pieces of fewer keys (`fewerKeys`), all at `revision`, or
+   * without one at the first piece's.
    */
   async getMany<T>(keys: string[], revision?: string): Promise<Array<Versioned<T> | undefined>> {
     const out: Array<Versioned<T> | undefined> = [];
