@@ -258,8 +258,9 @@ class Nemesis {
       this.every(500, async () => {
         const { store } = this.c;
         const [nodes, allocs] = await Promise.all([
-          store.list<NodeRecord>(store.keys.nodes(), { limit: 10_000 }),
-          store.list<NodeAllocation>(store.keys.allocs(), { limit: 10_000 }),
+          // Whole listings (a page may come back short: a sample must see every node and allocation).
+          store.listAll<NodeRecord>(store.keys.nodes()),
+          store.listAll<NodeAllocation>(store.keys.allocs()),
         ]).catch(() => [undefined, undefined]);
         if (!nodes || !allocs) return; // etcd unavailable: no sample
         const byName = new Map(allocs.items.map((a) => [a.key.slice(store.keys.allocs().length), a.value]));
