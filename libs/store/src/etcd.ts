@@ -516,15 +516,24 @@ export class EtcdStore {
     const items = res.kvs.map((kv) => decode<T>(kv));
     if (!res.more || (opts.limit ?? 0) > 0) return { items, revision: res.header.revision, more: res.more };
     // All keys were asked for and the answer was split: the rest, page by page, at the same revision.
-    for (let more = true, size = limit; more;) {
+    await this.readRestOfPages(range, items, limit, res.header.revision, !!opts.descending);
+    return { items, revision: res.header.revision, more: false };
+  }
+
+  /**
+   * The pages of `range` after `items` (its pages so far, in its order: `descending` or not), each
+   * of at most `size` keys (fewer while an answer is too large, see `rangePage`), at `revision`,
+   * appended to `items` until none is left.
+   */
+  private async readRestOfPages<T>(range: RPC.IRangeRequest, items: Array<Versioned<T>>, size: number, revision: string, descending: boolean): Promise<void> {
+    for (let more = true; more;) {
       const last = Buffer.from(items[items.length - 1].key);
-      const next = opts.descending ? { ...range, range_end: last } : { ...range, key: Buffer.concat([last, Buffer.from([0])]) };
-      const page = await this.rangePage(next, size, res.header.revision);
+      const next = descending ? { ...range, range_end: last } : { ...range, key: Buffer.concat([last, Buffer.from([0])]) };
+      const page = await this.rangePage(next, size, revision);
       items.push(...page.res.kvs.map((kv) => decode<T>(kv)));
       more = page.res.more;
       size = page.limit;
     }
-    return { items, revision: res.header.revision, more: false };
   }
 
   /**
@@ -588,17 +597,11 @@ export class EtcdStore {
 
   /** `listAll`, once at one revision. */
   private async listAllOnce<T>(prefix: string, pageSize: number): Promise<{ items: Array<Versioned<T>>; revision: string }> {
-    const end = prefixEnd(prefix);
-    const first = await this.rangePage({ key: Buffer.from(prefix), range_end: end }, pageSize, undefined, { read: { key: prefix, prefix: true } });
+    const range = { key: Buffer.from(prefix), range_end: prefixEnd(prefix) };
+    const first = await this.rangePage(range, pageSize, undefined, { read: { key: prefix, prefix: true } });
     const revision = first.res.header.revision;
     const items = first.res.kvs.map((kv) => decode<T>(kv));
-    for (let more = first.res.more, size = first.limit; more;) {
-      const after = Buffer.concat([Buffer.from(items[items.length - 1].key), Buffer.from([0])]);
-      const page = await this.rangePage({ key: after, range_end: end }, size, revision);
-      items.push(...page.res.kvs.map((kv) => decode<T>(kv)));
-      more = page.res.more;
-      size = page.limit;
-    }
+    if (first.res.more) await this.readRestOfPages(range, items, first.limit, revision, false);
     return { items, revision };
   }
 
