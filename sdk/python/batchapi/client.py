@@ -393,7 +393,7 @@ class Client:
         while deadline is None or time.monotonic() < deadline:
             try:
                 view = _obj(self.request("GET", path, deadline=deadline)[1])
-            except (OSError, http.client.HTTPException, RateLimited, Unavailable):
+            except POLL_ERRORS:
                 if not _passed(deadline):
                     raise
                 break  # cut, or not retried, by the deadline: the wait's own TimeoutError below
@@ -422,6 +422,11 @@ def _obj(value: Any) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise BatchError("http_error", f"expected a JSON object, got {type(value).__name__}")
     return value
+
+
+#: What a poll with a deadline raises when the deadline cut its read, or left no time to retry a
+#: refusal (429, 503) or a dropped connection; before the deadline these are the call's own errors.
+POLL_ERRORS = (OSError, http.client.HTTPException, RateLimited, Unavailable)
 
 
 def _passed(deadline: Optional[float]) -> bool:

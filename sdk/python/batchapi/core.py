@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import http.client
 import difflib
 import inspect
 import json
@@ -32,8 +31,8 @@ from typing import (TYPE_CHECKING, Any, Callable, Dict, Generator, Generic, Iter
 from typing import Concatenate, ParamSpec
 
 from ._steps import encode_arguments, param_env, step_results
-from .client import TERMINAL, Client, _timed_out, new_traceparent
-from .errors import BatchError, Conflict, InvalidTask, RateLimited, TaskFailed, Unavailable, WaitTimeout
+from .client import POLL_ERRORS, TERMINAL, Client, _passed, _timed_out, new_traceparent
+from .errors import BatchError, Conflict, InvalidTask, TaskFailed, WaitTimeout
 from .requirements import MAX_REQUIREMENT_CHARS, MAX_REQUIREMENTS, mixed_hashes, requirement_problem
 from ._wire import RESULT_NOT_JSON_EXIT, TRACEBACK_MARKER
 from .working_dir import upload as upload_working_dir
@@ -540,7 +539,7 @@ def _remaining(deadline: Optional[float], timeout: Optional[float], what: str) -
         return None
     left = deadline - time.monotonic()
     if left <= 0:
-        raise WaitTimeout(f"{what} did not end within {round(timeout or 0, 3):g} s", what, timeout)
+        raise _timed_out(what, timeout, None)
     return left
 
 
@@ -636,8 +635,8 @@ def _wait_ready(refs: Sequence[JobRef[Any]], num_returns: int, deadline: Optiona
     while True:
         try:
             ready = _ready(refs, deadline)
-        except (OSError, http.client.HTTPException, RateLimited, Unavailable):
-            if deadline is None or time.monotonic() < deadline:
+        except POLL_ERRORS:
+            if not _passed(deadline):
                 raise
             return ready  # cut, or not retried, by the deadline
         if sum(ready) >= num_returns or (deadline is not None and time.monotonic() >= deadline):
